@@ -1,0 +1,37 @@
+# hostplane build and test entry points. See README.md.
+SHELL := /bin/bash
+GO ?= go
+GOBIN_DIR := $(CURDIR)/.bin
+BIN := $(CURDIR)/bin
+export PATH := $(GOBIN_DIR):$(HOME)/go/bin:/usr/local/go/bin:$(PATH)
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/hostplane/hostplane/pkg/version.Version=$(VERSION)
+
+.PHONY: build run test test-deps lint bench generate clean
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./coordinator/cmd/... ./agent/cmd/...
+
+# Single-node coordinator on the embedded default; data dir reused across runs.
+run: build
+	$(BIN)/hostplane-coordinator run
+
+test-deps:
+	scripts/install-test-deps.sh
+
+lint:
+	gofmt -l . | (! grep .) || (echo "gofmt needed on the files above" >&2; exit 1)
+	$(GO) vet ./...
+	staticcheck ./...
+
+test: test-deps lint build
+	scripts/run-tests.sh
+
+bench: test-deps build
+	scripts/run-bench.sh
+
+generate:
+	$(GO) generate ./...
+
+clean:
+	rm -rf $(BIN) $(GOBIN_DIR)

@@ -1,0 +1,41 @@
+// Command hostplane-bench runs the whole-system benchmarks (make bench).
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/bench"
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	o := bench.Options{Out: os.Stdout}
+	self, _ := os.Executable()
+	root := &cobra.Command{
+		Use:          "hostplane-bench",
+		Short:        "Whole-system benchmarks against baselines measured in the same run",
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return bench.Run(context.Background(), o)
+		},
+	}
+	root.Flags().StringVar(&o.BinDir, "bin", filepath.Dir(self), "directory holding hostplane-coordinator")
+	root.Flags().IntVar(&o.Clients, "clients", 64, "concurrent clients")
+	root.Flags().DurationVar(&o.Duration, "duration", 15*time.Second, "length of each measured phase")
+	var addr, file string
+	bare := &cobra.Command{
+		Use: "bare-server", Short: "The bare net/http JSON baseline (started by the benchmark itself)", Hidden: true,
+		RunE: func(*cobra.Command, []string) error { return bench.ServeBare(addr, file) },
+	}
+	bare.Flags().StringVar(&addr, "addr", "127.0.0.1:0", "listen address")
+	bare.Flags().StringVar(&file, "file", "", "JSON payload to serve")
+	root.AddCommand(bare)
+	if err := root.Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,404 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/spf13/cobra"
+)
+
+func newAccountCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "account", Short: "Create and show customer accounts"}
+	var req api.AccountCreateRequest
+	create := &cobra.Command{
+		Use: "create", Short: "Create an account", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if req.Email == "" {
+				return usageError{"--email is required"}
+			}
+			acc, err := g.admin().CreateAccount(c.Context(), req)
+			if err != nil {
+				return err
+			}
+			return g.print(acc, func() { fmt.Printf("account %s created (%s)\n", acc.ID, acc.Email) })
+		},
+	}
+	create.Flags().StringVar(&req.Email, "email", "", "email address (required, unique)")
+	create.Flags().StringVar(&req.Name, "name", "", "display name (default: the email)")
+	create.Flags().StringVar(&req.Country, "country", "", "ISO 3166-1 alpha-2 country (default TR)")
+	show := &cobra.Command{
+		Use: "show ACCOUNT_ID|EMAIL", Short: "Show an account", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			acc, err := g.admin().Account(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(acc, func() {
+				fmt.Printf("id:       %s\nemail:    %s\nname:     %s\ncountry:  %s\ncreated:  %s\nbalance:  %s\n",
+					acc.ID, acc.Email, acc.Name, acc.Country, acc.CreatedAt.Format(time.RFC3339), money(acc.BalanceUsdCents))
+			})
+		},
+	}
+	cmd.AddCommand(create, show)
+	return cmd
+}
+
+func money(c int64) string {
+	sign := ""
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	return fmt.Sprintf("%s$%d.%02d", sign, c/100, c%100)
+}
+
+func newKeyCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Mint, list and revoke API keys"}
+	var req api.KeyCreateRequest
+	var scopes, cidrs string
+	var expires time.Duration
+	create := &cobra.Command{
+		Use: "create ACCOUNT_ID", Short: "Mint an API key (printed once)", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if scopes != "" {
+				req.Scopes = splitList(scopes)
+			}
+			if cidrs != "" {
+				req.AllowedCIDRs = splitList(cidrs)
+			}
+			if expires > 0 {
+				t := time.Now().Add(expires).UTC()
+				req.ExpiresAt = &t
+			}
+			k, err := g.admin().CreateKey(c.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return g.print(k, func() {
+				// Only the key goes to stdout, so KEY=$(hostplanectl key create …) works.
+				fmt.Fprintf(os.Stderr, "key %s for %s, scopes: %s\nThe key is shown only now; store it safely:\n", k.Info.ID, k.Info.AccountID, strings.Join(k.Info.Scopes, " "))
+				fmt.Println(k.Key)
+			})
+		},
+	}
+	create.Flags().StringVar(&req.Name, "name", "", "a label for the key")
+	create.Flags().StringVar(&scopes, "scopes", "", "comma-separated scopes (default: every scope except servers:destroy, hosting:destroy, orders:write)")
+	create.Flags().StringVar(&cidrs, "allow-ip", "", "comma-separated CIDRs the key may be used from (default: anywhere)")
+	create.Flags().DurationVar(&expires, "expires-in", 0, "expire the key after this long (e.g. 720h); 0 = never")
+	create.Flags().IntVar(&req.RateLimitPerMin, "rate-limit", 0, "requests per minute for this key (0 = coordinator default)")
+	list := &cobra.Command{
+		Use: "list ACCOUNT_ID", Short: "List an account's keys", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			keys, err := g.admin().Keys(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(keys, func() {
+				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tLAST USED\tUSES\tSTATE\tSCOPES")
+				for _, k := range keys {
+					fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%d\t%s\t%s\n", k.ID, k.Name, k.Prefix, tstr(k.LastUsedAt), k.UseCount, keyState(k), strings.Join(k.Scopes, ","))
+				}
+				tw.Flush()
+			})
+		},
+	}
+	revoke := &cobra.Command{
+		Use: "revoke KEY_ID", Short: "Revoke a key (takes effect at once)", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			k, err := g.admin().RevokeKey(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(k, func() { fmt.Printf("key %s revoked\n", k.ID) })
+		},
+	}
+	usage := &cobra.Command{
+		Use: "usage KEY_ID", Short: "Show a key's recent usage log", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			u, err := g.admin().KeyUsage(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(u, func() {
+				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "TIME\tMETHOD\tPATH\tSTATUS\tIP")
+				for _, e := range u {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), e.Method, e.Path, e.Status, e.IP)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	cmd.AddCommand(create, list, revoke, usage)
+	return cmd
+}
+
+func keyState(k api.KeyInfo) string {
+	switch {
+	case k.RevokedAt != nil:
+		return "revoked"
+	case k.ExpiresAt != nil && time.Now().After(*k.ExpiresAt):
+		return "expired"
+	}
+	return "active"
+}
+
+func tstr(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func newWalletCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "wallet", Short: "Credit customer wallets"}
+	var req api.WalletCreditRequest
+	var amount string
+	credit := &cobra.Command{
+		Use: "credit ACCOUNT_ID", Short: "Credit a deposit (fires wallet.deposit.received)", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			cents, err := parseMoney(amount)
+			if err != nil {
+				return usageError{"--amount: " + err.Error()}
+			}
+			req.AmountUsdCents = cents
+			tx, err := g.admin().CreditWallet(c.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return g.print(tx, func() {
+				fmt.Printf("credited %s (transaction %s); balance now %s\n", money(tx.AmountUsdCents), tx.ID, money(tx.BalanceAfterUsdCents))
+			})
+		},
+	}
+	credit.Flags().StringVar(&amount, "amount", "", "amount in USD, e.g. 25 or 25.50 (required)")
+	credit.Flags().StringVar(&req.Gateway, "gateway", "manual", "payment gateway that took the money")
+	credit.Flags().StringVar(&req.Description, "description", "", "shown on the transaction")
+	cmd.AddCommand(credit)
+	return cmd
+}
+
+// parseMoney turns "25", "25.5" or "25.50" into cents.
+func parseMoney(s string) (int64, error) {
+	if s == "" {
+		return 0, fmt.Errorf("required")
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	if len(frac) > 2 {
+		return 0, fmt.Errorf("at most two decimals")
+	}
+	for len(frac) < 2 {
+		frac += "0"
+	}
+	var cents int64
+	for _, ch := range whole + frac {
+		if ch < '0' || ch > '9' {
+			return 0, fmt.Errorf("%q is not an amount", s)
+		}
+		cents = cents*10 + int64(ch-'0')
+		if cents > 1e12 {
+			return 0, fmt.Errorf("too large")
+		}
+	}
+	return cents, nil
+}
+
+func newInvoiceCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "invoice", Short: "Issue and pay invoices"}
+	var lines []string
+	var req api.InvoiceIssueRequest
+	issue := &cobra.Command{
+		Use:     "issue ACCOUNT_ID",
+		Short:   "Issue an invoice (fires invoice.created, and invoice.paid with --pay-from-wallet)",
+		Example: `  hostplanectl invoice issue acc_… --line "VPS S1 (Jan)=12.00" --line "Backup add-on=2x1.50" --pay-from-wallet`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(lines) == 0 {
+				return usageError{"at least one --line DESCRIPTION=PRICE or DESCRIPTION=QTYxPRICE is required"}
+			}
+			for _, l := range lines {
+				desc, price, ok := strings.Cut(l, "=")
+				if !ok || desc == "" {
+					return usageError{fmt.Sprintf("--line %q: want DESCRIPTION=PRICE or DESCRIPTION=QTYxPRICE", l)}
+				}
+				qty := int64(1)
+				if q, p, ok := strings.Cut(price, "x"); ok {
+					if _, err := fmt.Sscanf(q, "%d", &qty); err != nil {
+						return usageError{fmt.Sprintf("--line %q: bad quantity", l)}
+					}
+					price = p
+				}
+				cents, err := parseMoney(price)
+				if err != nil {
+					return usageError{fmt.Sprintf("--line %q: %v", l, err)}
+				}
+				req.Lines = append(req.Lines, api.InvoiceLineRequest{Description: desc, Quantity: qty, UnitPriceUsdCents: cents})
+			}
+			inv, err := g.admin().IssueInvoice(c.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return g.print(inv, func() {
+				fmt.Printf("invoice %s (%s) issued: %s, %s\n", inv.Number, inv.ID, money(inv.TotalUsdCents), inv.Status)
+			})
+		},
+	}
+	issue.Flags().StringArrayVar(&lines, "line", nil, "line item DESCRIPTION=PRICE or DESCRIPTION=QTYxPRICE (repeatable)")
+	issue.Flags().IntVar(&req.DueDays, "due-days", 7, "days until due")
+	issue.Flags().BoolVar(&req.PayFromWallet, "pay-from-wallet", false, "pay at once from the wallet (fails if the balance is short)")
+	pay := &cobra.Command{
+		Use: "pay INVOICE_ID", Short: "Pay an unpaid invoice from the wallet", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			inv, err := g.admin().PayInvoice(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(inv, func() { fmt.Printf("invoice %s is %s\n", inv.Number, inv.Status) })
+		},
+	}
+	cmd.AddCommand(issue, pay)
+	return cmd
+}
+
+func newTicketCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "ticket", Short: "Staff side of support tickets"}
+	var req api.StaffReplyRequest
+	reply := &cobra.Command{
+		Use: "reply TICKET_ID", Short: "Post a staff reply (fires ticket.replied)", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if req.Body == "-" {
+				raw, err := io.ReadAll(os.Stdin)
+				if err != nil {
+					return err
+				}
+				req.Body = string(raw)
+			}
+			t, err := g.admin().StaffReply(c.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return g.print(t, func() { fmt.Printf("replied to ticket #%d (%s); status %s\n", t.Number, t.ID, t.Status) })
+		},
+	}
+	reply.Flags().StringVar(&req.Body, "body", "", "reply text, or - to read stdin (required)")
+	reply.Flags().StringVar(&req.StaffName, "as", "Support", "staff name shown to the customer")
+	status := &cobra.Command{
+		Use: "status TICKET_ID STATUS", Short: "Set a ticket's status (" + strings.Join(api.TicketStatuses, "|") + ")", Args: cobra.ExactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			t, err := g.admin().SetTicketStatus(c.Context(), args[0], args[1])
+			if err != nil {
+				return err
+			}
+			return g.print(t, func() { fmt.Printf("ticket #%d is %s\n", t.Number, t.Status) })
+		},
+	}
+	cmd.AddCommand(reply, status)
+	return cmd
+}
+
+func newClusterCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "cluster", Short: "Coordinator cluster membership, backup and restore"}
+	status := &cobra.Command{
+		Use: "status", Short: "Show Raft membership and this node's indexes", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			st, err := g.admin().ClusterStatus(c.Context())
+			if err != nil {
+				return err
+			}
+			return g.print(st, func() { printStatus(st) })
+		},
+	}
+	var joinAPI string
+	join := &cobra.Command{
+		Use: "join NODE_ID RAFT_ADDR", Short: "Add a coordinator (started with --bootstrap=false) as a voter", Args: cobra.ExactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			st, err := g.admin().ClusterJoin(c.Context(), args[0], args[1], joinAPI)
+			if err != nil {
+				return err
+			}
+			return g.print(st, func() { fmt.Printf("%s joined\n", args[0]); printStatus(st) })
+		},
+	}
+	join.Flags().StringVar(&joinAPI, "api-addr", "", "the new node's API address (optional: with a shared cluster secret the node registers it itself)")
+	remove := &cobra.Command{
+		Use: "remove NODE_ID", Short: "Remove a coordinator from the cluster", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			st, err := g.admin().ClusterRemove(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return g.print(st, func() { fmt.Printf("%s removed\n", args[0]); printStatus(st) })
+		},
+	}
+	backup := &cobra.Command{
+		Use: "backup FILE", Short: "Write a consistent copy of the replicated state to FILE", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			tmp := args[0] + ".partial"
+			f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+			if err != nil {
+				return err
+			}
+			if err := g.admin().Backup(c.Context(), f); err != nil {
+				f.Close()
+				os.Remove(tmp)
+				return err
+			}
+			if err := f.Sync(); err != nil {
+				f.Close()
+				return err
+			}
+			st, _ := f.Stat()
+			f.Close()
+			if err := os.Rename(tmp, args[0]); err != nil {
+				return err
+			}
+			out := map[string]any{"file": args[0], "bytes": st.Size()}
+			return g.print(out, func() { fmt.Printf("backup written to %s (%d bytes)\n", args[0], st.Size()) })
+		},
+	}
+	restore := &cobra.Command{
+		Use:   "restore FILE",
+		Short: "Replace the whole cluster's state with a backup (disaster recovery)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			f, err := os.Open(args[0])
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			st, err := g.admin().Restore(c.Context(), f)
+			if err != nil {
+				return err
+			}
+			return g.print(st, func() { fmt.Printf("restored %s\n", args[0]); printStatus(st) })
+		},
+	}
+	cmd.AddCommand(status, join, remove, backup, restore)
+	return cmd
+}
+
+func printStatus(st api.ClusterStatus) {
+	fmt.Printf("node %s: %s, leader %s, term %d, commit %d, applied %d, fsm %d bytes\n",
+		st.NodeID, st.State, st.LeaderID, st.Term, st.CommitIndex, st.AppliedIndex, st.FSMBytes)
+	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRAFT\tAPI\tSUFFRAGE\tLEADER")
+	for _, s := range st.Servers {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", s.ID, s.RaftAddr, s.APIAddr, s.Suffrage, s.Leader)
+	}
+	tw.Flush()
+}

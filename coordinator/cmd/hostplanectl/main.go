@@ -1,0 +1,67 @@
+// Command hostplanectl is the operator CLI for hostplane coordinators and agents.
+// It prints human text by default and stable JSON with --json; diagnostics go to
+// stderr; the exit code is 0 on success, 1 on a failed request, 2 on bad usage.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/spf13/cobra"
+)
+
+// globals are the flags every coordinator command shares.
+type globals struct {
+	socket string
+	json   bool
+}
+
+func main() {
+	g := &globals{}
+	root := &cobra.Command{
+		Use:           "hostplanectl",
+		Short:         "Operate hostplane coordinators and agents",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().StringVar(&g.socket, "socket", client.DefaultAdminSocket(), "coordinator admin socket (env HOSTPLANE_ADMIN_SOCKET)")
+	root.PersistentFlags().BoolVar(&g.json, "json", false, "print stable JSON instead of text")
+	root.AddCommand(newAccountCmd(g), newKeyCmd(g), newWalletCmd(g), newInvoiceCmd(g), newTicketCmd(g), newClusterCmd(g), newNodeCmd())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		var ae *api.Error
+		if errors.As(err, &ae) && ae.StatusCode == 400 {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func (g *globals) admin() *client.Admin { return client.NewAdmin(g.socket) }
+
+// print writes v as JSON with --json, else calls text.
+func (g *globals) print(v any, text func()) error {
+	if g.json {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text()
+	return nil
+}

@@ -1,0 +1,458 @@
+// Package bench runs whole-system benchmarks of the coordinator against named
+// baselines measured in the same run: committed writes/s of POST /v1/tickets on a
+// 3-node cluster vs etcd's put throughput on a 3-node cluster (both fsyncing, same
+// concurrency, real processes on loopback), and GET /v1/tickets vs a bare net/http
+// JSON handler.
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+)
+
+// Options configure a run.
+type Options struct {
+	BinDir   string        // where hostplane-coordinator is
+	Clients  int           // concurrent clients
+	Duration time.Duration // per measured phase
+	Out      io.Writer
+}
+
+// Result is one measured phase.
+type Result struct {
+	Name    string
+	OK      int64
+	Errors  int64
+	Elapsed time.Duration
+	P50     time.Duration
+	P99     time.Duration
+}
+
+// PerSec is successful requests per second.
+func (r Result) PerSec() float64 { return float64(r.OK) / r.Elapsed.Seconds() }
+
+func (r Result) String() string {
+	return fmt.Sprintf("%-44s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  (%d ok, %d errors, %.1fs)",
+		r.Name, r.PerSec(), ms(r.P50), ms(r.P99), r.OK, r.Errors, r.Elapsed.Seconds())
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// load runs fn from n goroutines for d and measures successes and latency.
+func load(name string, n int, d time.Duration, fn func(worker, i int) error) Result {
+	var ok, errs atomic.Int64
+	lat := make([][]time.Duration, n)
+	var wg sync.WaitGroup
+	start := time.Now()
+	stop := start.Add(d)
+	for w := 0; w < n; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; time.Now().Before(stop); i++ {
+				t0 := time.Now()
+				if err := fn(w, i); err != nil {
+					errs.Add(1)
+					continue
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+				ok.Add(1)
+			}
+		}(w)
+	}
+	wg.Wait()
+	var all []time.Duration
+	for _, l := range lat {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
+	r := Result{Name: name, OK: ok.Load(), Errors: errs.Load(), Elapsed: time.Since(start)}
+	if len(all) > 0 {
+		r.P50 = all[len(all)/2]
+		r.P99 = all[len(all)*99/100]
+	}
+	return r
+}
+
+func freePort() int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func httpClient(n int) *http.Client {
+	return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: n * 2, MaxConnsPerHost: n * 2}}
+}
+
+// procs tracks started processes so every one is killed at the end.
+type procs struct {
+	mu   sync.Mutex
+	list []*exec.Cmd
+}
+
+func (p *procs) start(logFile string, name string, args ...string) (*exec.Cmd, error) {
+	lf, err := os.Create(logFile)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(name, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	p.mu.Lock()
+	p.list = append(p.list, cmd)
+	p.mu.Unlock()
+	return cmd, nil
+}
+
+func (p *procs) killAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.list {
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		_, _ = c.Process.Wait()
+	}
+	p.list = nil
+}
+
+func waitHTTP(url string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode < 500 {
+				return nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("%s not up within %s", url, timeout)
+}
+
+// Run executes every phase and prints the comparison.
+func Run(ctx context.Context, o Options) error {
+	dir, err := os.MkdirTemp("", "hpbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p := &procs{}
+	defer p.killAll()
+	fmt.Fprintf(o.Out, "hostplane benchmark: %d concurrent clients, %s per phase, 3-node clusters on loopback, fsync on\n\n", o.Clients, o.Duration)
+
+	etcdRes, err := benchEtcd(ctx, p, dir, o)
+	if err != nil {
+		return fmt.Errorf("etcd baseline: %w", err)
+	}
+	fmt.Fprintln(o.Out, etcdRes)
+	p.killAll()
+
+	hp, err := startHostplane(ctx, p, dir, o)
+	if err != nil {
+		return fmt.Errorf("hostplane cluster: %w", err)
+	}
+	hc := httpClient(o.Clients)
+	body, _ := json.Marshal(api.TicketCreateRequest{Subject: "bench", Message: "benchmark ticket body", Priority: "low"})
+	post := func(base string) func(int, int) error {
+		return func(_, _ int) error {
+			req, _ := http.NewRequest("POST", base+"/v1/tickets", bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+hp.key)
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := hc.Do(req)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 201 {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		}
+	}
+	wr := load("hostplane POST /v1/tickets (to the leader)", o.Clients, o.Duration, post(hp.urls[hp.leader]))
+	fmt.Fprintln(o.Out, wr)
+	spread := load("hostplane POST /v1/tickets (spread, followers forward)", o.Clients, o.Duration, func(w, i int) error {
+		return post(hp.urls[(w+i)%3])(w, i)
+	})
+	fmt.Fprintln(o.Out, spread)
+
+	// Reads: a separate account with one page of tickets, GET /v1/tickets on the leader.
+	readKey, err := hp.readAccount(ctx)
+	if err != nil {
+		return err
+	}
+	get := func(url, key string) func(int, int) error {
+		return func(_, _ int) error {
+			req, _ := http.NewRequest("GET", url, nil)
+			if key != "" {
+				req.Header.Set("Authorization", "Bearer "+key)
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				return err
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				return fmt.Errorf("status %d", resp.StatusCode)
+			}
+			return nil
+		}
+	}
+	listURL := hp.urls[hp.leader] + "/v1/tickets?limit=20"
+	sample, err := fetch(listURL, readKey)
+	if err != nil {
+		return err
+	}
+	bareURL, err := startBare(p, dir, sample)
+	if err != nil {
+		return err
+	}
+	bare := load("bare net/http JSON handler (same body)", o.Clients, o.Duration, get(bareURL, ""))
+	fmt.Fprintln(o.Out, bare)
+	rd := load("hostplane GET /v1/tickets?limit=20 (leader)", o.Clients, o.Duration, get(listURL, readKey))
+	fmt.Fprintln(o.Out, rd)
+
+	fmt.Fprintf(o.Out, "\nwrites: hostplane/etcd = %.2fx (leader), %.2fx (spread)   aim >= 1.0x\n", wr.PerSec()/etcdRes.PerSec(), spread.PerSec()/etcdRes.PerSec())
+	fmt.Fprintf(o.Out, "reads:  hostplane/bare = %.2fx req/s, p99 %.2f ms vs %.2f ms   aim >= 0.5x\n", rd.PerSec()/bare.PerSec(), ms(rd.P99), ms(bare.P99))
+	return nil
+}
+
+func fetch(url, key string) ([]byte, error) {
+	req, _ := http.NewRequest("GET", url, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return nil, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, b)
+	}
+	return b, err
+}
+
+// startBare re-executes this binary as the bare JSON server (a separate process,
+// as the coordinator is) serving the same payload decoded and re-encoded per request.
+func startBare(p *procs, dir string, sample []byte) (string, error) {
+	f := filepath.Join(dir, "bare.json")
+	if err := os.WriteFile(f, sample, 0o600); err != nil {
+		return "", err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	port := freePort()
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	if _, err := p.start(filepath.Join(dir, "bare.log"), self, "bare-server", "--addr", addr, "--file", f); err != nil {
+		return "", err
+	}
+	url := "http://" + addr + "/"
+	return url, waitHTTP(url, 10*time.Second)
+}
+
+// ServeBare is the bare baseline: net/http + encoding/json of a fixed value.
+func ServeBare(addr, file string) error {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	var v api.Page[api.Ticket]
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	return http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(v)
+	}))
+}
+
+func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (Result, error) {
+	if _, err := exec.LookPath("etcd"); err != nil {
+		return Result{}, fmt.Errorf("etcd not installed (apt-get install etcd-server): %w", err)
+	}
+	type member struct{ name, peer, client string }
+	var ms []member
+	var initial []string
+	for i := 1; i <= 3; i++ {
+		m := member{fmt.Sprintf("e%d", i), fmt.Sprintf("http://127.0.0.1:%d", freePort()), fmt.Sprintf("http://127.0.0.1:%d", freePort())}
+		ms = append(ms, m)
+		initial = append(initial, m.name+"="+m.peer)
+	}
+	for _, m := range ms {
+		_, err := p.start(filepath.Join(dir, m.name+".log"), "etcd", "--name", m.name, "--data-dir", filepath.Join(dir, m.name),
+			"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
+			"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
+			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new", "--initial-cluster-token", "hpbench",
+			"--log-level", "error", "--logger", "zap")
+		if err != nil {
+			return Result{}, err
+		}
+	}
+	hc := httpClient(o.Clients)
+	// Find the leader through the JSON gateway.
+	var leaderURL string
+	deadline := time.Now().Add(30 * time.Second)
+	for leaderURL == "" && time.Now().Before(deadline) {
+		for _, m := range ms {
+			resp, err := hc.Post(m.client+"/v3/maintenance/status", "application/json", strings.NewReader("{}"))
+			if err != nil {
+				continue
+			}
+			var st struct {
+				Header struct {
+					MemberID string `json:"member_id"`
+				} `json:"header"`
+				Leader string `json:"leader"`
+			}
+			_ = json.NewDecoder(resp.Body).Decode(&st)
+			resp.Body.Close()
+			if st.Leader != "" && st.Leader == st.Header.MemberID {
+				leaderURL = m.client
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if leaderURL == "" {
+		return Result{}, fmt.Errorf("etcd cluster elected no leader (logs in %s)", dir)
+	}
+	val := base64.StdEncoding.EncodeToString([]byte(`{"subject":"bench","message":"benchmark ticket body","priority":"low"}`))
+	put := func(w, i int) error {
+		key := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("tickets/%d/%d", w, i)))
+		resp, err := hc.Post(leaderURL+"/v3/kv/put", "application/json", strings.NewReader(`{"key":"`+key+`","value":"`+val+`"}`))
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	if err := put(0, -1); err != nil {
+		return Result{}, fmt.Errorf("etcd put: %w", err)
+	}
+	return load("etcd 3.4 put via JSON gateway (to the leader)", o.Clients, o.Duration, put), nil
+}
+
+type hostplane struct {
+	urls    []string
+	sockets []string
+	leader  int
+	key     string
+}
+
+func startHostplane(ctx context.Context, p *procs, dir string, o Options) (*hostplane, error) {
+	bin := filepath.Join(o.BinDir, "hostplane-coordinator")
+	if _, err := os.Stat(bin); err != nil {
+		return nil, fmt.Errorf("%s missing: run make build: %w", bin, err)
+	}
+	hp := &hostplane{}
+	var raftAddrs []string
+	for i := 1; i <= 3; i++ {
+		data := filepath.Join(dir, fmt.Sprintf("hp%d", i))
+		api := fmt.Sprintf("127.0.0.1:%d", freePort())
+		raftAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
+		sock := filepath.Join(data, "admin.sock")
+		if err := os.MkdirAll(data, 0o700); err != nil {
+			return nil, err
+		}
+		_, err := p.start(filepath.Join(dir, fmt.Sprintf("hp%d.log", i)), bin, "run", "--node-id", fmt.Sprintf("hp%d", i),
+			"--data-dir", data, "--api-addr", api, "--raft-addr", raftAddr, "--bootstrap="+fmt.Sprint(i == 1),
+			"--bootstrap-account=false", "--cluster-secret", "bench-cluster-secret-0123456789", "--rate-limit", "100000000",
+			"--log-level", "warn")
+		if err != nil {
+			return nil, err
+		}
+		hp.urls = append(hp.urls, "http://"+api)
+		hp.sockets = append(hp.sockets, sock)
+		raftAddrs = append(raftAddrs, raftAddr)
+	}
+	for _, u := range hp.urls {
+		if err := waitHTTP(u+"/healthz", 20*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	adm := client.NewAdmin(hp.sockets[0])
+	if err := waitHTTP(hp.urls[0]+"/readyz", 20*time.Second); err != nil {
+		return nil, err
+	}
+	for i := 1; i < 3; i++ {
+		if _, err := adm.ClusterJoin(ctx, fmt.Sprintf("hp%d", i+1), raftAddrs[i], ""); err != nil {
+			return nil, fmt.Errorf("join hp%d: %w", i+1, err)
+		}
+	}
+	for _, u := range hp.urls {
+		if err := waitHTTP(u+"/readyz", 20*time.Second); err != nil {
+			return nil, err
+		}
+	}
+	st, err := adm.ClusterStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range hp.urls {
+		if st.LeaderID == fmt.Sprintf("hp%d", i+1) {
+			hp.leader = i
+		}
+	}
+	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: "bench@example.com"})
+	if err != nil {
+		return nil, err
+	}
+	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "bench"})
+	if err != nil {
+		return nil, err
+	}
+	hp.key = k.Key
+	// Every node must know every API address before the spread phase.
+	time.Sleep(2 * time.Second)
+	return hp, nil
+}
+
+func (hp *hostplane) readAccount(ctx context.Context) (string, error) {
+	adm := client.NewAdmin(hp.sockets[hp.leader])
+	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: "bench-reads@example.com"})
+	if err != nil {
+		return "", err
+	}
+	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "reads"})
+	if err != nil {
+		return "", err
+	}
+	c := client.New(hp.urls[hp.leader], k.Key)
+	for i := 0; i < 20; i++ {
+		if _, err := c.CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprint("read ticket ", i), Message: "m"}, ""); err != nil {
+			return "", err
+		}
+	}
+	return k.Key, nil
+}

@@ -1,0 +1,472 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// applyCtx carries one command through its handler. Handlers validate everything
+// before their first write: a business error must leave nothing behind, since the
+// batch's transaction commits the other commands.
+type applyCtx struct {
+	tx     *bolt.Tx
+	index  uint64
+	at     time.Time
+	env    *Envelope
+	events []store.Event
+}
+
+func (c *applyCtx) decode(v any) error {
+	if err := json.Unmarshal(c.env.Data, v); err != nil {
+		return fmt.Errorf("%w: decode command %d: %v", ErrInvalid, c.env.Type, err)
+	}
+	return nil
+}
+
+// emit queues an outbox event written in the same transaction as the change.
+func (c *applyCtx) emit(typ, accountID string, data any) error {
+	raw, err := json.Marshal(data)
+	if err != nil {
+		return err
+	}
+	c.events = append(c.events, store.Event{
+		ID:        ids.Derived("evt", c.at, c.index, uint16(len(c.events))),
+		Type:      typ,
+		AccountID: accountID,
+		CreatedAt: c.at,
+		Data:      raw,
+	})
+	return nil
+}
+
+type handlerFunc func(c *applyCtx) (any, error)
+
+// handlers is every command type this binary applies.
+var handlers = mergeHandlers(coreHandlers, webhookHandlers)
+
+func mergeHandlers(sets ...map[CommandType]handlerFunc) map[CommandType]handlerFunc {
+	out := map[CommandType]handlerFunc{}
+	for _, set := range sets {
+		for t, h := range set {
+			if _, dup := out[t]; dup {
+				panic(fmt.Sprintf("fsm: command type %d registered twice", t))
+			}
+			out[t] = h
+		}
+	}
+	return out
+}
+
+var coreHandlers = map[CommandType]handlerFunc{
+	CmdAccountCreate: applyAccountCreate,
+	CmdKeyCreate:     applyKeyCreate,
+	CmdKeyRevoke:     applyKeyRevoke,
+	CmdKeyUsage:      applyKeyUsage,
+	CmdWalletCredit:  applyWalletCredit,
+	CmdInvoiceIssue:  applyInvoiceIssue,
+	CmdInvoicePay:    applyInvoicePay,
+	CmdTicketCreate:  applyTicketCreate,
+	CmdTicketReply:   applyTicketReply,
+	CmdTicketClose:   applyTicketClose,
+	CmdTicketStatus:  applyTicketStatus,
+	CmdIdemExpire:    applyIdemExpire,
+	CmdNodeRegister:  applyNodeRegister,
+}
+
+func applyAccountCreate(c *applyCtx) (any, error) {
+	var p AccountCreate
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	email := strings.ToLower(p.Email)
+	if c.tx.Bucket(store.BucketEmails).Get([]byte(email)) != nil {
+		return nil, fmt.Errorf("%w: an account with email %q exists", ErrConflict, p.Email)
+	}
+	acc := api.Account{ID: p.ID, Email: p.Email, Name: p.Name, Country: p.Country, CreatedAt: c.at}
+	if err := store.PutJSON(c.tx, store.BucketAccounts, []byte(p.ID), acc); err != nil {
+		return nil, err
+	}
+	return acc, c.tx.Bucket(store.BucketEmails).Put([]byte(email), []byte(p.ID))
+}
+
+func getAccount(tx *bolt.Tx, id string) (api.Account, error) {
+	var acc api.Account
+	if err := store.GetJSON(tx, store.BucketAccounts, []byte(id), &acc); err != nil {
+		if err == store.ErrNotFound {
+			return acc, fmt.Errorf("account %s: %w", id, ErrNotFound)
+		}
+		return acc, err
+	}
+	return acc, nil
+}
+
+func applyKeyCreate(c *applyCtx) (any, error) {
+	var p KeyCreate
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	if _, err := getAccount(c.tx, p.AccountID); err != nil {
+		return nil, err
+	}
+	if c.tx.Bucket(store.BucketKeyHashes).Get([]byte(p.Hash)) != nil {
+		return nil, fmt.Errorf("%w: key hash collision", ErrConflict)
+	}
+	k := store.Key{KeyInfo: api.KeyInfo{
+		ID: p.ID, AccountID: p.AccountID, Name: p.Name, Prefix: p.Prefix, Scopes: p.Scopes,
+		ExpiresAt: p.ExpiresAt, AllowedCIDRs: p.AllowedCIDRs, RateLimitPerMin: p.RateLimitPerMin, CreatedAt: c.at,
+	}, Hash: p.Hash}
+	if err := store.PutJSON(c.tx, store.BucketKeys, []byte(p.ID), k); err != nil {
+		return nil, err
+	}
+	return k.KeyInfo, c.tx.Bucket(store.BucketKeyHashes).Put([]byte(p.Hash), []byte(p.ID))
+}
+
+func applyKeyRevoke(c *applyCtx) (any, error) {
+	var p KeyRevoke
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	var k store.Key
+	if err := store.GetJSON(c.tx, store.BucketKeys, []byte(p.ID), &k); err != nil {
+		if err == store.ErrNotFound {
+			return nil, fmt.Errorf("key %s: %w", p.ID, ErrNotFound)
+		}
+		return nil, err
+	}
+	if k.RevokedAt == nil {
+		at := c.at
+		k.RevokedAt = &at
+		if err := store.PutJSON(c.tx, store.BucketKeys, []byte(p.ID), k); err != nil {
+			return nil, err
+		}
+	}
+	return k.KeyInfo, nil
+}
+
+// maxAmount bounds any single money movement (USD 10 billion in cents), so sums
+// cannot overflow int64.
+const maxAmount = 1_000_000_000_000
+
+// keyUsageKeep is how many usage entries each key keeps.
+const keyUsageKeep = 200
+
+func applyKeyUsage(c *applyCtx) (any, error) {
+	var p KeyUsage
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	ub := c.tx.Bucket(store.BucketKeyUsage)
+	for _, kb := range p.Keys {
+		var k store.Key
+		if err := store.GetJSON(c.tx, store.BucketKeys, []byte(kb.KeyID), &k); err != nil {
+			continue // key removed since; its usage is moot
+		}
+		last := kb.LastUsedAt
+		if k.LastUsedAt == nil || last.After(*k.LastUsedAt) {
+			k.LastUsedAt = &last
+		}
+		k.UseCount += kb.Count
+		if err := store.PutJSON(c.tx, store.BucketKeys, []byte(kb.KeyID), k); err != nil {
+			return nil, err
+		}
+		seq, err := store.NextCounter(c.tx, "key_usage/"+kb.KeyID)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range kb.Entries {
+			key := append([]byte(kb.KeyID+"/"), store.OutboxKey(seq, 0)[:8]...)
+			seq++
+			if err := store.PutJSON(c.tx, store.BucketKeyUsage, key, api.KeyUsage{At: e.At, Method: e.Method, Path: e.Path, Status: e.Status, IP: e.IP}); err != nil {
+				return nil, err
+			}
+		}
+		if err := c.tx.Bucket(store.BucketCounters).Put([]byte("key_usage/"+kb.KeyID), store.OutboxKey(seq, 0)[:8]); err != nil {
+			return nil, err
+		}
+		// Prune to the newest keyUsageKeep entries.
+		prefix := []byte(kb.KeyID + "/")
+		n := 0
+		cur := ub.Cursor()
+		for k, _ := cur.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, _ = cur.Next() {
+			n++
+		}
+		for k, _ := cur.Seek(prefix); n > keyUsageKeep && k != nil && strings.HasPrefix(string(k), string(prefix)); k, _ = cur.Seek(prefix) {
+			if err := ub.Delete(k); err != nil {
+				return nil, err
+			}
+			n--
+		}
+	}
+	return nil, nil
+}
+
+func applyWalletCredit(c *applyCtx) (any, error) {
+	var p WalletCredit
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	if p.AmountUsdCents <= 0 || p.AmountUsdCents > maxAmount {
+		return nil, fmt.Errorf("%w: amount must be 1 to %d cents", ErrInvalid, maxAmount)
+	}
+	acc, err := getAccount(c.tx, p.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	acc.BalanceUsdCents += p.AmountUsdCents
+	tx := api.WalletTransaction{
+		ID: p.TxID, Type: api.TxDeposit, AmountUsdCents: p.AmountUsdCents, BalanceAfterUsdCents: acc.BalanceUsdCents,
+		Description: p.Description, Gateway: p.Gateway, CreatedAt: c.at,
+	}
+	if err := store.PutJSON(c.tx, store.BucketAccounts, []byte(acc.ID), acc); err != nil {
+		return nil, err
+	}
+	if err := store.PutJSON(c.tx, store.BucketWalletTx, store.OwnedKey(acc.ID, tx.ID), tx); err != nil {
+		return nil, err
+	}
+	return tx, c.emit("wallet.deposit.received", acc.ID, map[string]any{
+		"amountUsdCents": p.AmountUsdCents, "gateway": p.Gateway, "transactionId": tx.ID,
+	})
+}
+
+func applyInvoiceIssue(c *applyCtx) (any, error) {
+	var p InvoiceIssue
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	acc, err := getAccount(c.tx, p.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if len(p.Lines) == 0 {
+		return nil, fmt.Errorf("%w: an invoice needs at least one line", ErrInvalid)
+	}
+	inv := store.Invoice{AccountID: acc.ID, Invoice: api.Invoice{
+		ID: p.ID, Status: api.InvoiceUnpaid, Currency: "USD", CreatedAt: c.at, DueAt: p.DueAt, Payments: []api.Payment{},
+	}}
+	if len(p.Lines) > 100 {
+		return nil, fmt.Errorf("%w: at most 100 lines", ErrInvalid)
+	}
+	for _, l := range p.Lines {
+		if l.Quantity < 1 || l.Quantity > 10000 || l.UnitPriceUsdCents < 0 || l.UnitPriceUsdCents > 100_000_000 {
+			return nil, fmt.Errorf("%w: line quantity or price out of range", ErrInvalid)
+		}
+		amt := l.Quantity * l.UnitPriceUsdCents
+		inv.Lines = append(inv.Lines, api.InvoiceLine{Description: l.Description, Quantity: l.Quantity, UnitPriceUsdCents: l.UnitPriceUsdCents, AmountUsdCents: amt})
+		inv.TotalUsdCents += amt
+	}
+	if p.PayFromWallet && acc.BalanceUsdCents < inv.TotalUsdCents {
+		return nil, fmt.Errorf("%w: balance %d < total %d cents", ErrInsufficientFunds, acc.BalanceUsdCents, inv.TotalUsdCents)
+	}
+	n, err := store.NextCounter(c.tx, "invoice_number")
+	if err != nil {
+		return nil, err
+	}
+	inv.Number = fmt.Sprintf("INV-%06d", n)
+	if err := c.emit("invoice.created", acc.ID, map[string]any{
+		"invoiceId": inv.ID, "invoiceNumber": inv.Number, "status": inv.Status, "totalUsdCents": inv.TotalUsdCents, "currency": inv.Currency,
+	}); err != nil {
+		return nil, err
+	}
+	if p.PayFromWallet {
+		if err := payFromWallet(c, &acc, &inv, p.PaymentID, p.TxID); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.tx.Bucket(store.BucketInvoiceIDs).Put([]byte(inv.ID), []byte(acc.ID)); err != nil {
+		return nil, err
+	}
+	return inv.Invoice, store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv)
+}
+
+// payFromWallet debits the wallet and marks inv paid; the caller checked the balance.
+func payFromWallet(c *applyCtx, acc *api.Account, inv *store.Invoice, paymentID, txID string) error {
+	acc.BalanceUsdCents -= inv.TotalUsdCents
+	wtx := api.WalletTransaction{
+		ID: txID, Type: api.TxInvoicePayment, AmountUsdCents: -inv.TotalUsdCents, BalanceAfterUsdCents: acc.BalanceUsdCents,
+		Description: "payment of invoice " + inv.Number, InvoiceID: inv.ID, CreatedAt: c.at,
+	}
+	at := c.at
+	inv.Status = api.InvoicePaid
+	inv.PaidAt = &at
+	inv.Payments = append(inv.Payments, api.Payment{ID: paymentID, Method: "wallet", AmountUsdCents: inv.TotalUsdCents, TransactionID: txID, CreatedAt: c.at})
+	if err := store.PutJSON(c.tx, store.BucketAccounts, []byte(acc.ID), acc); err != nil {
+		return err
+	}
+	if err := store.PutJSON(c.tx, store.BucketWalletTx, store.OwnedKey(acc.ID, wtx.ID), wtx); err != nil {
+		return err
+	}
+	return c.emit("invoice.paid", acc.ID, map[string]any{
+		"invoiceId": inv.ID, "invoiceNumber": inv.Number, "totalUsdCents": inv.TotalUsdCents, "currency": inv.Currency,
+	})
+}
+
+func applyInvoicePay(c *applyCtx) (any, error) {
+	var p InvoicePay
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	accID := c.tx.Bucket(store.BucketInvoiceIDs).Get([]byte(p.InvoiceID))
+	if accID == nil {
+		return nil, fmt.Errorf("invoice %s: %w", p.InvoiceID, ErrNotFound)
+	}
+	var inv store.Invoice
+	if err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(string(accID), p.InvoiceID), &inv); err != nil {
+		return nil, err
+	}
+	if inv.Status == api.InvoicePaid {
+		return inv.Invoice, nil
+	}
+	acc, err := getAccount(c.tx, inv.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if acc.BalanceUsdCents < inv.TotalUsdCents {
+		return nil, fmt.Errorf("%w: balance %d < total %d cents", ErrInsufficientFunds, acc.BalanceUsdCents, inv.TotalUsdCents)
+	}
+	if err := payFromWallet(c, &acc, &inv, p.PaymentID, p.TxID); err != nil {
+		return nil, err
+	}
+	return inv.Invoice, store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv)
+}
+
+func applyTicketCreate(c *applyCtx) (any, error) {
+	var p TicketCreate
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	if _, err := getAccount(c.tx, p.AccountID); err != nil {
+		return nil, err
+	}
+	n, err := store.NextCounter(c.tx, "ticket_number")
+	if err != nil {
+		return nil, err
+	}
+	t := api.Ticket{
+		ID: p.ID, Number: int64(n), Subject: p.Subject, Status: api.TicketOpen, Priority: p.Priority,
+		Department: p.Department, CreatedAt: c.at, UpdatedAt: c.at,
+		Messages: []api.TicketMessage{{ID: p.MessageID, Author: "customer", Body: p.Message, CreatedAt: c.at}},
+	}
+	if err := store.PutJSON(c.tx, store.BucketTickets, store.OwnedKey(p.AccountID, t.ID), t); err != nil {
+		return nil, err
+	}
+	if err := c.tx.Bucket(store.BucketTicketIDs).Put([]byte(t.ID), []byte(p.AccountID)); err != nil {
+		return nil, err
+	}
+	return t, c.emit("ticket.created", p.AccountID, map[string]any{
+		"ticketId": t.ID, "ticketNumber": t.Number, "subject": t.Subject, "status": t.Status, "priority": t.Priority,
+	})
+}
+
+// loadTicket finds a ticket; a non-empty accountID restricts it to that account.
+func loadTicket(tx *bolt.Tx, ticketID, accountID string) (api.Ticket, string, error) {
+	var t api.Ticket
+	owner := tx.Bucket(store.BucketTicketIDs).Get([]byte(ticketID))
+	if owner == nil || (accountID != "" && string(owner) != accountID) {
+		return t, "", fmt.Errorf("ticket %s: %w", ticketID, ErrNotFound)
+	}
+	err := store.GetJSON(tx, store.BucketTickets, store.OwnedKey(string(owner), ticketID), &t)
+	return t, string(owner), err
+}
+
+func applyTicketReply(c *applyCtx) (any, error) {
+	var p TicketReply
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	t, owner, err := loadTicket(c.tx, p.TicketID, p.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	msg := api.TicketMessage{ID: p.MessageID, Author: "customer", Body: p.Body, CreatedAt: c.at}
+	if p.Staff {
+		msg.Author, msg.StaffName = "staff", p.StaffName
+		t.Status = api.TicketAnswered
+	} else {
+		t.Status = api.TicketCustomerReply // also re-opens a closed ticket
+	}
+	t.Messages = append(t.Messages, msg)
+	t.UpdatedAt = c.at
+	if err := store.PutJSON(c.tx, store.BucketTickets, store.OwnedKey(owner, t.ID), t); err != nil {
+		return nil, err
+	}
+	if p.Staff {
+		if err := c.emit("ticket.replied", owner, map[string]any{
+			"ticketId": t.ID, "ticketNumber": t.Number, "subject": t.Subject, "status": t.Status,
+		}); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+func applyTicketClose(c *applyCtx) (any, error) {
+	var p TicketClose
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	t, owner, err := loadTicket(c.tx, p.TicketID, p.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if t.Status == api.TicketClosed {
+		return t, nil
+	}
+	t.Status, t.UpdatedAt = api.TicketClosed, c.at
+	return t, store.PutJSON(c.tx, store.BucketTickets, store.OwnedKey(owner, t.ID), t)
+}
+
+func applyTicketStatus(c *applyCtx) (any, error) {
+	var p TicketStatus
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	t, owner, err := loadTicket(c.tx, p.TicketID, "")
+	if err != nil {
+		return nil, err
+	}
+	t.Status, t.UpdatedAt = p.Status, c.at
+	return t, store.PutJSON(c.tx, store.BucketTickets, store.OwnedKey(owner, t.ID), t)
+}
+
+func applyIdemExpire(c *applyCtx) (any, error) {
+	var p IdemExpire
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	b := c.tx.Bucket(store.BucketIdempotency)
+	var dead [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if p.Limit > 0 && len(dead) >= p.Limit {
+			return nil
+		}
+		var rec store.IdemRecord
+		if json.Unmarshal(v, &rec) == nil && !rec.ExpiresAt.After(c.at) {
+			dead = append(dead, append([]byte{}, k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range dead {
+		if err := b.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	return len(dead), nil
+}
+
+func applyNodeRegister(c *applyCtx) (any, error) {
+	var p NodeRegister
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	return nil, store.PutJSON(c.tx, store.BucketCluster, []byte(p.ID), store.ClusterNode(p))
+}

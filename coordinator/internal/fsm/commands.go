@@ -1,0 +1,209 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// CommandType numbers are append-only: never reuse or renumber one, since old log
+// entries and snapshots keep them forever.
+type CommandType uint16
+
+// Command types.
+const (
+	CmdAccountCreate CommandType = 1
+	CmdKeyCreate     CommandType = 2
+	CmdKeyRevoke     CommandType = 3
+	CmdKeyUsage      CommandType = 4
+	CmdWalletCredit  CommandType = 5
+	CmdInvoiceIssue  CommandType = 6
+	CmdInvoicePay    CommandType = 7
+	CmdTicketCreate  CommandType = 8
+	CmdTicketReply   CommandType = 9
+	CmdTicketClose   CommandType = 10
+	CmdTicketStatus  CommandType = 11
+	CmdIdemExpire    CommandType = 12
+	CmdNodeRegister  CommandType = 13
+)
+
+// Envelope is the record written to the Raft log: a typed, versioned payload and the
+// time it was proposed (the FSM never reads the clock).
+type Envelope struct {
+	Type    CommandType     `json:"t"`
+	Version uint8           `json:"v"`
+	At      time.Time       `json:"at"`
+	Data    json.RawMessage `json:"d"`
+	Idem    *IdemRequest    `json:"i,omitempty"`
+}
+
+// IdemRequest asks the FSM to store the command's response under an idempotency key
+// in the same transaction, or to return the stored one if the key was used already.
+type IdemRequest struct {
+	Scope     string    `json:"s"` // keyID/Idempotency-Key
+	ReqHash   string    `json:"h"`
+	Status    int       `json:"st"`
+	ExpiresAt time.Time `json:"exp"`
+}
+
+// NewEnvelope encodes a command payload.
+func NewEnvelope(t CommandType, at time.Time, payload any) (*Envelope, error) {
+	raw, err := json.Marshal(payload)
+	if err != nil {
+		return nil, fmt.Errorf("encode command %d: %w", t, err)
+	}
+	return &Envelope{Type: t, Version: 1, At: at.UTC(), Data: raw}, nil
+}
+
+// Encode serialises the envelope for raft.Apply.
+func (e *Envelope) Encode() ([]byte, error) { return json.Marshal(e) }
+
+// DecodeEnvelope parses a log entry.
+func DecodeEnvelope(b []byte) (*Envelope, error) {
+	var e Envelope
+	if err := json.Unmarshal(b, &e); err != nil {
+		return nil, fmt.Errorf("decode command envelope: %w", err)
+	}
+	if e.Type == 0 {
+		return nil, errors.New("decode command envelope: missing type")
+	}
+	return &e, nil
+}
+
+// Business errors returned (as values) by Apply. The HTTP layer maps them to statuses.
+var (
+	ErrNotFound          = errors.New("not found")
+	ErrConflict          = errors.New("conflict")
+	ErrInsufficientFunds = errors.New("insufficient wallet balance")
+	ErrInvalid           = errors.New("invalid")
+	ErrIdemMismatch      = errors.New("idempotency key reused with a different request")
+)
+
+// Payloads.
+
+// AccountCreate creates an account.
+type AccountCreate struct {
+	ID      string `json:"id"`
+	Email   string `json:"email"`
+	Name    string `json:"name"`
+	Country string `json:"country"`
+}
+
+// KeyCreate stores a new key (hash only).
+type KeyCreate struct {
+	ID              string     `json:"id"`
+	AccountID       string     `json:"account_id"`
+	Name            string     `json:"name"`
+	Hash            string     `json:"hash"`
+	Prefix          string     `json:"prefix"`
+	Scopes          []string   `json:"scopes"`
+	ExpiresAt       *time.Time `json:"expires_at,omitempty"`
+	AllowedCIDRs    []string   `json:"allowed_cidrs,omitempty"`
+	RateLimitPerMin int        `json:"rate_limit_per_min,omitempty"`
+}
+
+// KeyRevoke revokes a key.
+type KeyRevoke struct {
+	ID string `json:"id"`
+}
+
+// KeyUsage is a batch of usage records flushed by the leader.
+type KeyUsage struct {
+	Keys []KeyUsageBatch `json:"keys"`
+}
+
+// KeyUsageBatch is the usage of one key since the last flush.
+type KeyUsageBatch struct {
+	KeyID      string          `json:"key_id"`
+	LastUsedAt time.Time       `json:"last_used_at"`
+	Count      int64           `json:"count"`
+	Entries    []KeyUsageEntry `json:"entries"`
+}
+
+// KeyUsageEntry is one logged request.
+type KeyUsageEntry struct {
+	At     time.Time `json:"at"`
+	Method string    `json:"m"`
+	Path   string    `json:"p"`
+	Status int       `json:"s"`
+	IP     string    `json:"ip"`
+}
+
+// WalletCredit credits a deposit.
+type WalletCredit struct {
+	TxID           string `json:"tx_id"`
+	AccountID      string `json:"account_id"`
+	AmountUsdCents int64  `json:"amount_usd_cents"`
+	Gateway        string `json:"gateway"`
+	Description    string `json:"description"`
+}
+
+// InvoiceIssue issues an invoice, optionally paying it from the wallet.
+type InvoiceIssue struct {
+	ID            string           `json:"id"`
+	AccountID     string           `json:"account_id"`
+	Lines         []InvoiceLineReq `json:"lines"`
+	DueAt         time.Time        `json:"due_at"`
+	PayFromWallet bool             `json:"pay_from_wallet"`
+	PaymentID     string           `json:"payment_id"`
+	TxID          string           `json:"tx_id"`
+}
+
+// InvoiceLineReq is a line item of InvoiceIssue.
+type InvoiceLineReq struct {
+	Description       string `json:"description"`
+	Quantity          int64  `json:"quantity"`
+	UnitPriceUsdCents int64  `json:"unit_price_usd_cents"`
+}
+
+// InvoicePay pays an unpaid invoice from the wallet.
+type InvoicePay struct {
+	InvoiceID string `json:"invoice_id"`
+	PaymentID string `json:"payment_id"`
+	TxID      string `json:"tx_id"`
+}
+
+// TicketCreate opens a ticket.
+type TicketCreate struct {
+	ID         string `json:"id"`
+	AccountID  string `json:"account_id"`
+	MessageID  string `json:"message_id"`
+	Subject    string `json:"subject"`
+	Message    string `json:"message"`
+	Department string `json:"department"`
+	Priority   string `json:"priority"`
+}
+
+// TicketReply adds a message; AccountID is empty for staff replies (any account).
+type TicketReply struct {
+	TicketID  string `json:"ticket_id"`
+	AccountID string `json:"account_id,omitempty"`
+	MessageID string `json:"message_id"`
+	Staff     bool   `json:"staff"`
+	StaffName string `json:"staff_name,omitempty"`
+	Body      string `json:"body"`
+}
+
+// TicketClose closes a customer's ticket (idempotent).
+type TicketClose struct {
+	TicketID  string `json:"ticket_id"`
+	AccountID string `json:"account_id"`
+}
+
+// TicketStatus sets a ticket's status (staff).
+type TicketStatus struct {
+	TicketID string `json:"ticket_id"`
+	Status   string `json:"status"`
+}
+
+// IdemExpire removes idempotency records that expired before At.
+type IdemExpire struct {
+	Limit int `json:"limit"`
+}
+
+// NodeRegister records a coordinator's API address.
+type NodeRegister struct {
+	ID      string `json:"id"`
+	APIAddr string `json:"api_addr"`
+}

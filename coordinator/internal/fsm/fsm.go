@@ -1,0 +1,386 @@
+// Package fsm is hostplane's replicated state machine: it applies typed Raft commands
+// to a bbolt database, one write transaction per batch, storing the applied index in
+// the same transaction, and snapshots/restores by streaming a consistent bbolt copy.
+package fsm
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	bolt "go.etcd.io/bbolt"
+)
+
+// snapshotMagic starts every snapshot and backup stream.
+var snapshotMagic = []byte("HOSTPLANE-FSM-SNAPSHOT v1\n")
+
+// Result is what Apply returns for a command: a value or a business error.
+type Result struct {
+	Value any
+	Err   error
+	// Replayed is set when an idempotency record already held the response.
+	Replayed *store.IdemRecord
+}
+
+// FSM implements raft.FSM and raft.BatchingFSM over a bbolt file.
+type FSM struct {
+	path string
+	log  *slog.Logger
+
+	mu sync.RWMutex // write-locked only while a restore swaps the file
+	db *bolt.DB
+
+	// skipUpTo: log entries at or below it are already in the database (it survived
+	// a restart); Raft replays them after restoring its snapshot and they are skipped.
+	skipUpTo uint64
+	// startupSnapshotIndex is the Raft index of the snapshot Raft restores at start
+	// (0 if none); when the database already holds it, the restore is skipped.
+	startupSnapshotIndex uint64
+	starting             atomic.Bool
+	applied              atomic.Uint64
+
+	// OnApply, if set, is called after each batch commits (used by waiters in tests
+	// and by the outbox notifier). It must not block.
+	OnApply func(lastIndex uint64)
+}
+
+// Open opens (or creates) the FSM database at path.
+//
+// The database is written without fsync: durability lives in the Raft log and
+// snapshots (both fsynced), and the FSM can always be rebuilt from them. A marker
+// file exists while the database is open; finding it at start means the last run
+// did not close cleanly (a crash or power loss may have left the unsynced file
+// inconsistent), so the database is discarded and Raft rebuilds it from its
+// latest snapshot and the log.
+func Open(path string, log *slog.Logger) (*FSM, error) {
+	f := &FSM{path: path, log: log}
+	marker := f.path + ".open"
+	if _, err := os.Stat(marker); err == nil {
+		log.Warn("fsm database was not closed cleanly; rebuilding it from the raft snapshot and log", "path", path)
+		if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+			return nil, fmt.Errorf("discard fsm db: %w", err)
+		}
+	}
+	if err := writeFileSync(marker, bytes.NewReader([]byte("open\n"))); err != nil {
+		return nil, fmt.Errorf("fsm open marker: %w", err)
+	}
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return nil, err
+	}
+	if err := f.open(); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func (f *FSM) open() error {
+	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType, NoSync: true, NoFreelistSync: true})
+	if err != nil {
+		return fmt.Errorf("open fsm db %s: %w", f.path, err)
+	}
+	var applied uint64
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := store.CreateBuckets(tx); err != nil {
+			return err
+		}
+		applied = store.AppliedIndex(tx)
+		return nil
+	}); err != nil {
+		db.Close()
+		return fmt.Errorf("init fsm db: %w", err)
+	}
+	f.db = db
+	f.skipUpTo = applied
+	f.applied.Store(applied)
+	return nil
+}
+
+// PrepareStart tells the FSM the index of the snapshot Raft is about to restore in
+// NewRaft; call it before raft.NewRaft and FinishStart after.
+func (f *FSM) PrepareStart(snapshotIndex uint64) {
+	f.startupSnapshotIndex = snapshotIndex
+	f.starting.Store(true)
+}
+
+// FinishStart ends the start-up window in which a snapshot restore may be skipped.
+func (f *FSM) FinishStart() { f.starting.Store(false) }
+
+// Close syncs and closes the database and removes the open marker, so the next
+// start reuses it.
+func (f *FSM) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.db.Sync(); err != nil {
+		f.db.Close()
+		return fmt.Errorf("fsm sync: %w", err)
+	}
+	if err := f.db.Close(); err != nil {
+		return err
+	}
+	return os.Remove(f.path + ".open")
+}
+
+// AppliedIndex is the Raft index of the last applied command.
+func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
+
+// View runs fn in a read transaction.
+func (f *FSM) View(fn func(tx *bolt.Tx) error) error {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.db.View(fn)
+}
+
+// Size returns the database size in bytes.
+func (f *FSM) Size() int64 {
+	var n int64
+	_ = f.View(func(tx *bolt.Tx) error { n = tx.Size(); return nil })
+	return n
+}
+
+// Apply implements raft.FSM.
+func (f *FSM) Apply(l *raft.Log) any { return f.ApplyBatch([]*raft.Log{l})[0] }
+
+// ApplyBatch implements raft.BatchingFSM: the whole batch is one bbolt transaction,
+// so one fsync covers many commands.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	out := make([]any, len(logs))
+	if len(logs) == 0 {
+		return out
+	}
+	last := logs[len(logs)-1].Index
+	if last <= f.skipUpTo {
+		return out
+	}
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		for i, l := range logs {
+			if l.Index <= f.skipUpTo || l.Type != raft.LogCommand {
+				continue
+			}
+			out[i] = f.applyOne(tx, l)
+		}
+		return store.SetAppliedIndex(tx, last)
+	})
+	if err != nil {
+		// A storage failure leaves this replica unable to follow the log
+		// deterministically; stopping is the only safe answer.
+		panic(fmt.Sprintf("fsm: apply batch ending at %d: %v", last, err))
+	}
+	f.applied.Store(last)
+	if f.OnApply != nil {
+		f.OnApply(last)
+	}
+	return out
+}
+
+func (f *FSM) applyOne(tx *bolt.Tx, l *raft.Log) *Result {
+	env, err := DecodeEnvelope(l.Data)
+	if err != nil {
+		f.log.Error("skipping undecodable command", "index", l.Index, "err", err)
+		return &Result{Err: fmt.Errorf("%w: %v", ErrInvalid, err)}
+	}
+	h, ok := handlers[env.Type]
+	if !ok {
+		// A newer leader proposed a command this binary does not know; every replica
+		// of this version skips it the same way. Upgrade before using new features.
+		f.log.Error("unknown command type", "index", l.Index, "type", env.Type)
+		return &Result{Err: fmt.Errorf("%w: unknown command type %d", ErrInvalid, env.Type)}
+	}
+	var idemKey []byte
+	if env.Idem != nil {
+		idemKey = []byte(env.Idem.Scope)
+		var rec store.IdemRecord
+		if err := store.GetJSON(tx, store.BucketIdempotency, idemKey, &rec); err == nil {
+			if rec.ReqHash != env.Idem.ReqHash {
+				return &Result{Err: ErrIdemMismatch}
+			}
+			return &Result{Replayed: &rec}
+		}
+	}
+	c := &applyCtx{tx: tx, index: l.Index, at: env.At, env: env}
+	val, err := h(c)
+	if err != nil {
+		return &Result{Err: err}
+	}
+	for i, ev := range c.events {
+		if err := store.PutJSON(tx, store.BucketOutbox, store.OutboxKey(l.Index, uint16(i)), ev); err != nil {
+			return &Result{Err: err}
+		}
+	}
+	if idemKey != nil {
+		body, err := json.Marshal(val)
+		if err != nil {
+			return &Result{Err: err}
+		}
+		rec := store.IdemRecord{ReqHash: env.Idem.ReqHash, Status: env.Idem.Status, Body: body, ExpiresAt: env.Idem.ExpiresAt}
+		if err := store.PutJSON(tx, store.BucketIdempotency, idemKey, rec); err != nil {
+			return &Result{Err: err}
+		}
+	}
+	return &Result{Value: val}
+}
+
+// Snapshot implements raft.FSM: it opens a read transaction now (a consistent point)
+// and streams it later in Persist.
+func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	f.mu.RLock()
+	tx, err := f.db.Begin(false)
+	f.mu.RUnlock()
+	if err != nil {
+		return nil, fmt.Errorf("fsm snapshot: %w", err)
+	}
+	return &snapshot{tx: tx}, nil
+}
+
+type snapshot struct{ tx *bolt.Tx }
+
+func (s *snapshot) Persist(sink raft.SnapshotSink) error {
+	err := WriteSnapshot(s.tx, sink)
+	if err != nil {
+		sink.Cancel()
+		return err
+	}
+	return sink.Close()
+}
+
+func (s *snapshot) Release() { _ = s.tx.Rollback() }
+
+// WriteSnapshot writes the snapshot stream (magic + bbolt file) of tx to w.
+func WriteSnapshot(tx *bolt.Tx, w io.Writer) error {
+	if _, err := w.Write(snapshotMagic); err != nil {
+		return fmt.Errorf("write snapshot header: %w", err)
+	}
+	if _, err := tx.WriteTo(w); err != nil {
+		return fmt.Errorf("write snapshot: %w", err)
+	}
+	return nil
+}
+
+// Backup streams a consistent copy of the state (same format as a snapshot).
+func (f *FSM) Backup(w io.Writer) error {
+	return f.View(func(tx *bolt.Tx) error { return WriteSnapshot(tx, w) })
+}
+
+// Restore implements raft.FSM: it replaces the database with the snapshot's copy.
+// At start-up, when the database on disk already contains the snapshot (its applied
+// index is at or past the snapshot's), the copy is skipped and replay resumes after it.
+func (f *FSM) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	if f.starting.Load() && f.startupSnapshotIndex > 0 && f.applied.Load() >= f.startupSnapshotIndex {
+		f.log.Info("fsm already holds the snapshot; skipping restore",
+			"snapshot_index", f.startupSnapshotIndex, "applied_index", f.applied.Load())
+		_, _ = io.Copy(io.Discard, rc)
+		return nil
+	}
+	br := bufio.NewReaderSize(rc, 1<<20)
+	head := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(br, head); err != nil || !bytes.Equal(head, snapshotMagic) {
+		return errors.New("fsm restore: not a hostplane snapshot (bad header)")
+	}
+	tmp := f.path + ".restore"
+	if err := writeFileSync(tmp, br); err != nil {
+		return fmt.Errorf("fsm restore: %w", err)
+	}
+	// Check the copy opens as bbolt before replacing anything.
+	check, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("fsm restore: snapshot is not a valid database: %w", err)
+	}
+	check.Close()
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := f.db.Close(); err != nil {
+		return fmt.Errorf("fsm restore: close current db: %w", err)
+	}
+	if err := os.Rename(tmp, f.path); err != nil {
+		return fmt.Errorf("fsm restore: %w", err)
+	}
+	if err := f.open(); err != nil {
+		return err
+	}
+	restoredAt := uint64(0)
+	if f.starting.Load() {
+		// Raft told us which snapshot this is; entries after it follow.
+		restoredAt = f.startupSnapshotIndex
+	}
+	// Outside start-up the snapshot's Raft index is unknown here: record 0 so that a
+	// restart before the next apply restores it again rather than trusting the copy's
+	// own (foreign) applied index.
+	if err := f.db.Update(func(tx *bolt.Tx) error { return store.SetAppliedIndex(tx, restoredAt) }); err != nil {
+		return fmt.Errorf("fsm restore: %w", err)
+	}
+	f.skipUpTo = restoredAt
+	f.applied.Store(restoredAt)
+	return nil
+}
+
+// CheckSnapshot verifies that the file at path is a snapshot stream whose
+// database opens; a backup is checked before it replaces any state.
+func CheckSnapshot(path string) error {
+	fh, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer fh.Close()
+	head := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(fh, head); err != nil || !bytes.Equal(head, snapshotMagic) {
+		return errors.New("not a hostplane backup (bad header)")
+	}
+	tmp := path + ".check"
+	defer os.Remove(tmp)
+	if err := writeFileSync(tmp, fh); err != nil {
+		return err
+	}
+	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("backup database does not open: %w", err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(store.BucketMeta) == nil || tx.Bucket(store.BucketAccounts) == nil {
+			return errors.New("backup database lacks hostplane buckets")
+		}
+		return nil
+	})
+}
+
+func writeFileSync(path string, r io.Reader) error {
+	fh, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(fh, r); err != nil {
+		fh.Close()
+		os.Remove(path)
+		return err
+	}
+	if err := fh.Sync(); err != nil {
+		fh.Close()
+		os.Remove(path)
+		return err
+	}
+	return fh.Close()
+}

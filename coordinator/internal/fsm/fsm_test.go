@@ -1,0 +1,165 @@
+package fsm
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+func logOf(t *testing.T, idx uint64, typ CommandType, payload any) *raft.Log {
+	t.Helper()
+	env, err := NewEnvelope(typ, t0, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := env.Encode()
+	return &raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: b}
+}
+
+func balance(t *testing.T, f *FSM, acc string) int64 {
+	t.Helper()
+	var a api.Account
+	if err := f.View(func(tx *bolt.Tx) error { return store.GetJSON(tx, store.BucketAccounts, []byte(acc), &a) }); err != nil {
+		return -1
+	}
+	return a.BalanceUsdCents
+}
+
+func open(t *testing.T, path string) *FSM {
+	t.Helper()
+	f, err := Open(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestReplayAfterCleanCloseIsSkipped: Raft replays entries the database already
+// holds after a restart; they must not apply twice.
+func TestReplayAfterCleanCloseIsSkipped(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fsm.db")
+	f := open(t, path)
+	logs := []*raft.Log{
+		logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
+		logOf(t, 2, CmdWalletCredit, WalletCredit{TxID: "wtx_1", AccountID: "acc_1", AmountUsdCents: 100}),
+		logOf(t, 3, CmdWalletCredit, WalletCredit{TxID: "wtx_2", AccountID: "acc_1", AmountUsdCents: 100}),
+	}
+	res := f.ApplyBatch(logs)
+	if r := res[2].(*Result); r.Err != nil || balance(t, f, "acc_1") != 200 {
+		t.Fatalf("apply: %+v balance %d", r, balance(t, f, "acc_1"))
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	f = open(t, path)
+	defer f.Close()
+	f.ApplyBatch(logs) // Raft's replay after restart
+	f.ApplyBatch([]*raft.Log{logOf(t, 4, CmdWalletCredit, WalletCredit{TxID: "wtx_3", AccountID: "acc_1", AmountUsdCents: 50})})
+	if b := balance(t, f, "acc_1"); b != 250 || f.AppliedIndex() != 4 {
+		t.Fatalf("after replay: balance %d applied %d, want 250 and 4", b, f.AppliedIndex())
+	}
+}
+
+// TestUncleanCloseDiscardsDatabase: the unsynced database of a run that did not
+// close cleanly is dropped, to be rebuilt from the Raft snapshot and log.
+func TestUncleanCloseDiscardsDatabase(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fsm.db")
+	f := open(t, path)
+	f.ApplyBatch([]*raft.Log{logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"})})
+	f.db.Close() // a crash: the open marker stays
+	f = open(t, path)
+	defer f.Close()
+	if f.AppliedIndex() != 0 || balance(t, f, "acc_1") != -1 {
+		t.Fatalf("unclean database was reused: applied %d", f.AppliedIndex())
+	}
+}
+
+// TestSnapshotRestoreRoundTrip: a snapshot restored into an empty FSM gives the
+// same state; business errors write nothing.
+func TestSnapshotRestoreRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	a := open(t, filepath.Join(dir, "a.db"))
+	defer a.Close()
+	res := a.ApplyBatch([]*raft.Log{
+		logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
+		logOf(t, 2, CmdWalletCredit, WalletCredit{TxID: "wtx_1", AccountID: "acc_1", AmountUsdCents: 700}),
+		logOf(t, 3, CmdInvoiceIssue, InvoiceIssue{ID: "inv_1", AccountID: "acc_1", PayFromWallet: true, PaymentID: "pay_1", TxID: "wtx_2",
+			Lines: []InvoiceLineReq{{Description: "too much", Quantity: 1, UnitPriceUsdCents: 900}}}),
+		logOf(t, 4, CmdAccountCreate, AccountCreate{ID: "acc_2", Email: "A@x.io", Name: "dup", Country: "TR"}),
+	})
+	if r := res[2].(*Result); r.Err == nil {
+		t.Fatal("invoice over the balance was paid")
+	}
+	if r := res[3].(*Result); r.Err == nil {
+		t.Fatal("duplicate email accepted")
+	}
+	var buf bytes.Buffer
+	if err := a.Backup(&buf); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, filepath.Join(dir, "b.db"))
+	defer b.Close()
+	if err := b.Restore(io.NopCloser(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	if bal := balance(t, b, "acc_1"); bal != 700 {
+		t.Fatalf("restored balance %d, want 700", bal)
+	}
+	var n int
+	_ = b.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(store.BucketInvoices).Stats().KeyN
+		return nil
+	})
+	if n != 0 {
+		t.Fatalf("a failed invoice left %d records", n)
+	}
+	if err := b.Restore(io.NopCloser(bytes.NewReader([]byte("garbage")))); err == nil {
+		t.Fatal("garbage restored")
+	}
+	if bal := balance(t, b, "acc_1"); bal != 700 {
+		t.Fatalf("state changed by a failed restore: %d", bal)
+	}
+}
+
+func FuzzDecodeEnvelope(f *testing.F) {
+	env, _ := NewEnvelope(CmdTicketCreate, t0, TicketCreate{ID: "tkt_1"})
+	good, _ := env.Encode()
+	for _, s := range [][]byte{good, []byte(`{}`), []byte(`{"t":0}`), []byte(`{"t":99,"d":null}`), []byte(`[`)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := DecodeEnvelope(b)
+		if err == nil && e.Type == 0 {
+			t.Fatal("accepted an envelope without a type")
+		}
+	})
+}
+
+// FuzzApply feeds arbitrary command bytes through Apply: it must never panic, and
+// an undecodable command must leave the state as it was.
+func FuzzApply(f *testing.F) {
+	for typ := CmdAccountCreate; typ <= CmdNodeRegister; typ++ {
+		env, _ := NewEnvelope(typ, t0, map[string]any{"id": "x", "account_id": "acc_1", "amount_usd_cents": -5})
+		b, _ := env.Encode()
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		fs := open(t, filepath.Join(t.TempDir(), "f.db"))
+		defer fs.Close()
+		fs.ApplyBatch([]*raft.Log{logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"})})
+		fs.ApplyBatch([]*raft.Log{{Index: 2, Type: raft.LogCommand, Data: b}})
+		if bal := balance(t, fs, "acc_1"); bal < 0 {
+			t.Fatalf("balance went negative: %d", bal)
+		}
+	})
+}

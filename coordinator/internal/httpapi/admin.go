@@ -1,0 +1,524 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/auth"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// AdminHandler serves the operator API (unix socket; also mounted under /internal
+// for forwarding between coordinators). Writes on a follower are forwarded to the
+// leader; cluster status and backup answer locally.
+func (a *API) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	leader := func(h adminFunc) http.Handler { return a.adminWrap(h, true) }
+	local := func(h adminFunc) http.Handler { return a.adminWrap(h, false) }
+	mux.Handle("POST /admin/accounts", leader(a.adminCreateAccount))
+	mux.Handle("GET /admin/accounts/{id}", leader(a.adminGetAccount))
+	mux.Handle("POST /admin/accounts/{id}/keys", leader(a.adminCreateKey))
+	mux.Handle("GET /admin/accounts/{id}/keys", leader(a.adminListKeys))
+	mux.Handle("POST /admin/keys/{id}/revoke", leader(a.adminRevokeKey))
+	mux.Handle("GET /admin/keys/{id}/usage", leader(a.adminKeyUsage))
+	mux.Handle("POST /admin/accounts/{id}/wallet/credit", leader(a.adminWalletCredit))
+	mux.Handle("POST /admin/accounts/{id}/invoices", leader(a.adminIssueInvoice))
+	mux.Handle("POST /admin/invoices/{id}/pay", leader(a.adminPayInvoice))
+	mux.Handle("POST /admin/tickets/{id}/reply", leader(a.adminStaffReply))
+	mux.Handle("POST /admin/tickets/{id}/status", leader(a.adminTicketStatus))
+	mux.Handle("GET /admin/cluster/status", local(a.adminClusterStatus))
+	mux.Handle("POST /admin/cluster/join", leader(a.adminClusterJoin))
+	mux.Handle("POST /admin/cluster/remove", leader(a.adminClusterRemove))
+	mux.Handle("POST /admin/cluster/register", leader(a.adminClusterRegister))
+	mux.Handle("POST /admin/cluster/restore", leader(a.adminClusterRestore))
+	mux.HandleFunc("GET /admin/cluster/backup", a.adminClusterBackup)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, "", api.NewError(http.StatusNotFound, "route_not_found", "no such admin endpoint: "+r.Method+" "+r.URL.Path))
+	})
+	return mux
+}
+
+type adminFunc func(r *http.Request, body []byte, now time.Time) (int, any, error)
+
+func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rid := requestID(r)
+		w.Header().Set(headerRequestID, rid)
+		if needLeader && !a.node.IsLeader() {
+			a.forwardAdmin(w, r, rid)
+			return
+		}
+		if needLeader && !a.awaitLeaderReady(r.Context()) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
+			return
+		}
+		var body []byte
+		if r.Method == http.MethodPost && r.URL.Path != "/admin/cluster/restore" {
+			var err error
+			if body, err = readBody(w, r); err != nil {
+				ae, _ := toAPIError(err)
+				writeError(w, rid, ae)
+				return
+			}
+		}
+		status, out, err := h(r, body, a.now().UTC())
+		if err != nil {
+			ae, internal := toAPIError(err)
+			if internal {
+				a.log.Error("admin request failed", "request_id", rid, "path", r.URL.Path, "err", err)
+			}
+			writeError(w, rid, ae)
+			return
+		}
+		a.log.Info("admin", "request_id", rid, "method", r.Method, "path", r.URL.Path, "status", status)
+		writeJSON(w, status, out)
+	})
+}
+
+// forwardAdmin sends an admin write to the leader's /internal/admin mount.
+func (a *API) forwardAdmin(w http.ResponseWriter, r *http.Request, rid string) {
+	addr := a.LeaderAPIAddr()
+	if addr == "" || a.cfg.ClusterSecret == "" || r.Header.Get(headerForwardedBy) != "" {
+		w.Header().Set("Retry-After", "1")
+		msg := "this coordinator is not the leader and the leader is unknown; retry shortly"
+		if a.cfg.ClusterSecret == "" && addr != "" {
+			msg = "this coordinator is not the leader and has no cluster secret to forward with; run the command on the leader (" + addr + ")"
+		}
+		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "not_leader", msg))
+		return
+	}
+	r.URL.Path = "/internal" + r.URL.Path
+	a.fwd.proxy.ServeHTTP(w, r.WithContext(contextWith(r.Context(), &url.URL{Scheme: "http", Host: addr})))
+}
+
+func (a *API) adminApply(ctx context.Context, t fsm.CommandType, now time.Time, payload any) (any, error) {
+	env, err := fsm.NewEnvelope(t, now, payload)
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.apply(ctx, env)
+	if err != nil {
+		return nil, err
+	}
+	return res.Value, nil
+}
+
+// DecodeAccountCreate validates an admin account-create body.
+func DecodeAccountCreate(body []byte) (api.AccountCreateRequest, error) {
+	var req api.AccountCreateRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if err := text("email", req.Email, 3, 254); err != nil {
+		return req, err
+	}
+	if addr, err := mail.ParseAddress(req.Email); err != nil || addr.Address != req.Email {
+		return req, &httpError{status: 400, code: "invalid_field", msg: `field "email" is not a valid address`}
+	}
+	if req.Name == "" {
+		req.Name = req.Email
+	}
+	if err := text("name", req.Name, 1, 200); err != nil {
+		return req, err
+	}
+	if req.Country == "" {
+		req.Country = "TR"
+	}
+	if len(req.Country) != 2 || req.Country[0] < 'A' || req.Country[0] > 'Z' || req.Country[1] < 'A' || req.Country[1] > 'Z' {
+		return req, &httpError{status: 400, code: "invalid_field", msg: `field "country" must be an ISO 3166-1 alpha-2 code such as TR`}
+	}
+	return req, nil
+}
+
+func (a *API) adminCreateAccount(r *http.Request, body []byte, now time.Time) (int, any, error) {
+	req, err := DecodeAccountCreate(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	v, err := a.adminApply(r.Context(), fsm.CmdAccountCreate, now, fsm.AccountCreate{
+		ID: ids.New("acc", now), Email: req.Email, Name: req.Name, Country: req.Country,
+	})
+	return http.StatusCreated, v, err
+}
+
+func (a *API) adminGetAccount(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+	var acc api.Account
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		id := r.PathValue("id")
+		if !ids.Valid("acc", id) {
+			// Accept an email too, for operators.
+			if v := tx.Bucket(store.BucketEmails).Get([]byte(lower(id))); v != nil {
+				id = string(v)
+			}
+		}
+		return store.GetJSON(tx, store.BucketAccounts, []byte(id), &acc)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil, notFound("account")
+	}
+	return http.StatusOK, acc, err
+}
+
+func lower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if c >= 'A' && c <= 'Z' {
+			b[i] = c + 32
+		}
+	}
+	return string(b)
+}
+
+// DecodeKeyCreate validates an admin key-create body, filling defaults.
+func DecodeKeyCreate(body []byte, now time.Time) (api.KeyCreateRequest, error) {
+	var req api.KeyCreateRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.Name == "" {
+		req.Name = "default"
+	}
+	if err := text("name", req.Name, 1, 100); err != nil {
+		return req, err
+	}
+	if len(req.Scopes) == 0 {
+		req.Scopes = api.DefaultScopes()
+	}
+	seen := map[string]bool{}
+	for _, s := range req.Scopes {
+		if !api.IsScope(s) {
+			return req, &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("field \"scopes\": unknown scope %q", s)}
+		}
+		if seen[s] {
+			return req, &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("field \"scopes\": scope %q listed twice", s)}
+		}
+		seen[s] = true
+	}
+	if req.ExpiresAt != nil && !req.ExpiresAt.After(now) {
+		return req, &httpError{status: 400, code: "invalid_field", msg: `field "expires_at" must be in the future`}
+	}
+	if len(req.AllowedCIDRs) > 100 {
+		return req, &httpError{status: 400, code: "invalid_field", msg: `field "allowed_cidrs" takes at most 100 entries`}
+	}
+	if _, err := auth.ParseCIDRs(req.AllowedCIDRs); err != nil {
+		return req, &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("field \"allowed_cidrs\": %v", err)}
+	}
+	if req.RateLimitPerMin < 0 || req.RateLimitPerMin > 100_000_000 {
+		return req, &httpError{status: 400, code: "invalid_field", msg: `field "rate_limit_per_min" must be 0 (default) to 100000000`}
+	}
+	return req, nil
+}
+
+func (a *API) adminCreateKey(r *http.Request, body []byte, now time.Time) (int, any, error) {
+	req, err := DecodeKeyCreate(body, now)
+	if err != nil {
+		return 0, nil, err
+	}
+	plain, hash, prefix := auth.NewKey(a.cfg.KeyPrefix)
+	v, err := a.adminApply(r.Context(), fsm.CmdKeyCreate, now, fsm.KeyCreate{
+		ID: ids.New("key", now), AccountID: r.PathValue("id"), Name: req.Name, Hash: hash, Prefix: prefix,
+		Scopes: req.Scopes, ExpiresAt: req.ExpiresAt, AllowedCIDRs: req.AllowedCIDRs, RateLimitPerMin: req.RateLimitPerMin,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, api.KeyCreated{Key: plain, Info: v.(api.KeyInfo)}, nil
+}
+
+func (a *API) adminListKeys(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+	accID := r.PathValue("id")
+	out := []api.KeyInfo{}
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(store.BucketAccounts).Get([]byte(accID)) == nil {
+			return store.ErrNotFound
+		}
+		return tx.Bucket(store.BucketKeys).ForEach(func(k, v []byte) error {
+			var key store.Key
+			if err := store.GetJSON(tx, store.BucketKeys, k, &key); err != nil {
+				return err
+			}
+			if key.AccountID == accID {
+				out = append(out, key.KeyInfo)
+			}
+			return nil
+		})
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil, notFound("account")
+	}
+	return http.StatusOK, out, err
+}
+
+func (a *API) adminRevokeKey(r *http.Request, _ []byte, now time.Time) (int, any, error) {
+	v, err := a.adminApply(r.Context(), fsm.CmdKeyRevoke, now, fsm.KeyRevoke{ID: r.PathValue("id")})
+	return http.StatusOK, v, err
+}
+
+func (a *API) adminKeyUsage(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+	keyID := r.PathValue("id")
+	out := []api.KeyUsage{}
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(store.BucketKeys).Get([]byte(keyID)) == nil {
+			return store.ErrNotFound
+		}
+		items, _, err := store.ListOwned[api.KeyUsage](tx, store.BucketKeyUsage, keyID, 0, 200)
+		out = items
+		return err
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil, notFound("key")
+	}
+	return http.StatusOK, out, err
+}
+
+func (a *API) adminWalletCredit(r *http.Request, body []byte, now time.Time) (int, any, error) {
+	var req api.WalletCreditRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if req.AmountUsdCents <= 0 || req.AmountUsdCents > 100_000_000_00 {
+		return 0, nil, &httpError{status: 400, code: "invalid_field", msg: `field "amount_usd_cents" must be from 1 to 10000000000`}
+	}
+	if req.Gateway == "" {
+		req.Gateway = "manual"
+	}
+	if req.Description == "" {
+		req.Description = "wallet top-up"
+	}
+	if err := text("gateway", req.Gateway, 1, 40); err != nil {
+		return 0, nil, err
+	}
+	if err := text("description", req.Description, 1, 500); err != nil {
+		return 0, nil, err
+	}
+	v, err := a.adminApply(r.Context(), fsm.CmdWalletCredit, now, fsm.WalletCredit{
+		TxID: ids.New("wtx", now), AccountID: r.PathValue("id"), AmountUsdCents: req.AmountUsdCents,
+		Gateway: req.Gateway, Description: req.Description,
+	})
+	return http.StatusCreated, v, err
+}
+
+func (a *API) adminIssueInvoice(r *http.Request, body []byte, now time.Time) (int, any, error) {
+	var req api.InvoiceIssueRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if len(req.Lines) == 0 || len(req.Lines) > 100 {
+		return 0, nil, &httpError{status: 400, code: "invalid_field", msg: `field "lines" needs 1 to 100 items`}
+	}
+	var lines []fsm.InvoiceLineReq
+	for i, l := range req.Lines {
+		if err := text(fmt.Sprintf("lines[%d].description", i), l.Description, 1, 500); err != nil {
+			return 0, nil, err
+		}
+		if l.Quantity == 0 {
+			l.Quantity = 1
+		}
+		if l.Quantity < 1 || l.Quantity > 10000 || l.UnitPriceUsdCents < 0 || l.UnitPriceUsdCents > 100_000_000 {
+			return 0, nil, &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("lines[%d]: quantity must be 1-10000 and unit_price_usd_cents 0-100000000", i)}
+		}
+		lines = append(lines, fsm.InvoiceLineReq(l))
+	}
+	if req.DueDays == 0 {
+		req.DueDays = 7
+	}
+	if req.DueDays < 0 || req.DueDays > 365 {
+		return 0, nil, &httpError{status: 400, code: "invalid_field", msg: `field "due_days" must be 1-365`}
+	}
+	v, err := a.adminApply(r.Context(), fsm.CmdInvoiceIssue, now, fsm.InvoiceIssue{
+		ID: ids.New("inv", now), AccountID: r.PathValue("id"), Lines: lines, DueAt: now.AddDate(0, 0, req.DueDays),
+		PayFromWallet: req.PayFromWallet, PaymentID: ids.New("pay", now), TxID: ids.New("wtx", now),
+	})
+	return http.StatusCreated, v, err
+}
+
+func (a *API) adminPayInvoice(r *http.Request, _ []byte, now time.Time) (int, any, error) {
+	v, err := a.adminApply(r.Context(), fsm.CmdInvoicePay, now, fsm.InvoicePay{
+		InvoiceID: r.PathValue("id"), PaymentID: ids.New("pay", now), TxID: ids.New("wtx", now),
+	})
+	return http.StatusOK, v, err
+}
+
+func (a *API) adminStaffReply(r *http.Request, body []byte, now time.Time) (int, any, error) {
+	var req api.StaffReplyRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := text("body", req.Body, 1, maxMessage); err != nil {
+		return 0, nil, err
+	}
+	if req.StaffName == "" {
+		req.StaffName = "Support"
+	}
+	if err := text("staff_name", req.StaffName, 1, 100); err != nil {
+		return 0, nil, err
+	}
+	v, err := a.adminApply(r.Context(), fsm.CmdTicketReply, now, fsm.TicketReply{
+		TicketID: r.PathValue("id"), MessageID: ids.New("msg", now), Staff: true, StaffName: req.StaffName, Body: req.Body,
+	})
+	return http.StatusCreated, v, err
+}
+
+func (a *API) adminTicketStatus(r *http.Request, body []byte, now time.Time) (int, any, error) {
+	var req api.TicketStatusRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := oneOf("status", req.Status, api.TicketStatuses); err != nil {
+		return 0, nil, err
+	}
+	v, err := a.adminApply(r.Context(), fsm.CmdTicketStatus, now, fsm.TicketStatus{TicketID: r.PathValue("id"), Status: req.Status})
+	return http.StatusOK, v, err
+}
+
+// ClusterStatus describes the cluster as this node sees it.
+func (a *API) ClusterStatus() (api.ClusterStatus, error) {
+	rf := a.node.Raft
+	_, leaderID := rf.LeaderWithID()
+	st := api.ClusterStatus{
+		NodeID: a.cfg.NodeID, State: rf.State().String(), LeaderID: string(leaderID), Term: rf.CurrentTerm(),
+		LastIndex: rf.LastIndex(), CommitIndex: rf.CommitIndex(), AppliedIndex: rf.AppliedIndex(), FSMBytes: a.node.FSM.Size(),
+	}
+	cf := rf.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return st, err
+	}
+	nodes := map[string]string{}
+	_ = a.node.FSM.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(store.BucketCluster).ForEach(func(k, v []byte) error {
+			var n store.ClusterNode
+			if store.GetJSON(tx, store.BucketCluster, k, &n) == nil {
+				nodes[n.ID] = n.APIAddr
+			}
+			return nil
+		})
+	})
+	for _, s := range cf.Configuration().Servers {
+		st.Servers = append(st.Servers, api.ClusterServer{
+			ID: string(s.ID), RaftAddr: string(s.Address), APIAddr: nodes[string(s.ID)],
+			Suffrage: s.Suffrage.String(), Leader: s.ID == leaderID,
+		})
+	}
+	return st, nil
+}
+
+func (a *API) adminClusterStatus(_ *http.Request, _ []byte, _ time.Time) (int, any, error) {
+	st, err := a.ClusterStatus()
+	return http.StatusOK, st, err
+}
+
+func (a *API) adminClusterJoin(r *http.Request, body []byte, now time.Time) (int, any, error) {
+	var req api.ClusterJoinRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := validNodeID(req.ID); err != nil {
+		return 0, nil, err
+	}
+	if err := text("raft_addr", req.RaftAddr, 3, 255); err != nil {
+		return 0, nil, err
+	}
+	if req.APIAddr != "" {
+		if _, _, err := net.SplitHostPort(req.APIAddr); err != nil {
+			return 0, nil, &httpError{status: 400, code: "invalid_field", msg: `field "api_addr" must be host:port`}
+		}
+	}
+	if err := a.node.Raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, 30*time.Second).Error(); err != nil {
+		return 0, nil, fmt.Errorf("add voter %s: %w", req.ID, err)
+	}
+	if req.APIAddr != "" {
+		if _, err := a.adminApply(r.Context(), fsm.CmdNodeRegister, now, fsm.NodeRegister{ID: req.ID, APIAddr: req.APIAddr}); err != nil {
+			return 0, nil, err
+		}
+	}
+	st, err := a.ClusterStatus()
+	return http.StatusOK, st, err
+}
+
+func (a *API) adminClusterRegister(r *http.Request, body []byte, now time.Time) (int, any, error) {
+	var req api.ClusterRegisterRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := validNodeID(req.ID); err != nil {
+		return 0, nil, err
+	}
+	if _, _, err := net.SplitHostPort(req.APIAddr); err != nil {
+		return 0, nil, &httpError{status: 400, code: "invalid_field", msg: `field "api_addr" must be host:port`}
+	}
+	_, err := a.adminApply(r.Context(), fsm.CmdNodeRegister, now, fsm.NodeRegister{ID: req.ID, APIAddr: req.APIAddr})
+	return http.StatusOK, req, err
+}
+
+func (a *API) adminClusterRemove(_ *http.Request, body []byte, _ time.Time) (int, any, error) {
+	var req api.ClusterRemoveRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return 0, nil, err
+	}
+	if err := validNodeID(req.ID); err != nil {
+		return 0, nil, err
+	}
+	if err := a.node.Raft.RemoveServer(raft.ServerID(req.ID), 0, 30*time.Second).Error(); err != nil {
+		return 0, nil, fmt.Errorf("remove server %s: %w", req.ID, err)
+	}
+	st, err := a.ClusterStatus()
+	return http.StatusOK, st, err
+}
+
+func validNodeID(id string) error {
+	if len(id) < 1 || len(id) > 64 {
+		return &httpError{status: 400, code: "invalid_field", msg: `field "id" must be 1-64 characters of a-z, 0-9, '-', '_' and '.'`}
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "id" must be 1-64 characters of a-z, 0-9, '-', '_' and '.'`}
+		}
+	}
+	return nil
+}
+
+// adminClusterBackup streams a consistent copy of this node's state.
+func (a *API) adminClusterBackup(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/octet-stream")
+	w.Header().Set("X-Hostplane-Applied-Index", fmt.Sprint(a.node.FSM.AppliedIndex()))
+	if err := a.node.FSM.Backup(w); err != nil {
+		a.log.Error("backup failed", "err", err)
+	}
+}
+
+// adminClusterRestore installs a backup as the state of the whole cluster. The
+// backup's own record of coordinator API addresses belongs to the cluster it was
+// taken from, so this cluster's addresses are written back right after.
+func (a *API) adminClusterRestore(r *http.Request, _ []byte, now time.Time) (int, any, error) {
+	before, err := a.ClusterStatus()
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := a.node.Restore(io.LimitReader(r.Body, 64<<30)); err != nil {
+		return 0, nil, &httpError{status: 400, code: "restore_failed", msg: "restore failed: " + err.Error()}
+	}
+	for _, s := range before.Servers {
+		if s.APIAddr == "" {
+			continue
+		}
+		if _, err := a.adminApply(r.Context(), fsm.CmdNodeRegister, now, fsm.NodeRegister{ID: s.ID, APIAddr: s.APIAddr}); err != nil {
+			return 0, nil, fmt.Errorf("re-register %s after restore: %w", s.ID, err)
+		}
+	}
+	st, err := a.ClusterStatus()
+	return http.StatusOK, st, err
+}

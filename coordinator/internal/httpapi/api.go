@@ -1,0 +1,468 @@
+// Package httpapi serves hostplane's public /v1 API and the operator admin API: the
+// route table with each route's scope, authentication, rate limits, idempotency,
+// forwarding to the Raft leader, error mapping and the handlers.
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/auth"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
+	"github.com/hostplane/hostplane/coordinator/internal/ratelimit"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Config holds the API's settings.
+type Config struct {
+	NodeID           string
+	KeyPrefix        string        // "snc_"
+	DefaultRateLimit int           // requests per minute per key
+	IdempotencyTTL   time.Duration // 24h
+	ClusterSecret    string        // shared by coordinators; authenticates forwarded requests
+	ApplyTimeout     time.Duration
+}
+
+// API is the HTTP surface of one coordinator.
+type API struct {
+	cfg     Config
+	node    *raftnode.Node
+	log     *slog.Logger
+	now     func() time.Time
+	limiter *ratelimit.Limiter
+	metrics *Metrics
+	Usage   *UsageRecorder
+	fwd     *forwarder
+
+	// readyTerm is the Raft term in which this node, as leader, has applied every
+	// entry committed before it (a barrier). Until then its FSM may lag the
+	// previous leader's acknowledged writes, so it must not serve.
+	readyTerm atomic.Uint64
+
+	inflightMu sync.Mutex
+	inflight   map[string]struct{}
+
+	routes []Route
+}
+
+// Route is one public operation: the table drives registration, the scope check,
+// the OpenAPI coverage test and the scope-matrix test.
+type Route struct {
+	Method     string
+	Path       string // net/http pattern path, e.g. /v1/tickets/{id}
+	Scope      string
+	Idempotent bool // honours Idempotency-Key
+	handler    handlerFunc
+}
+
+type handlerFunc func(rq *request) (int, any, error)
+
+// request is one authenticated call.
+type request struct {
+	*http.Request
+	w        http.ResponseWriter
+	id       string
+	caller   *caller
+	idem     *fsm.IdemRequest
+	now      time.Time
+	body     []byte
+	clientIP string
+}
+
+type caller struct {
+	keyID     string
+	accountID string
+	scopes    []string
+	limit     int
+	cidrs     []string
+}
+
+// New builds the API. metrics may be nil.
+func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time, metrics *Metrics) *API {
+	if now == nil {
+		now = time.Now
+	}
+	if cfg.KeyPrefix == "" {
+		cfg.KeyPrefix = "snc_"
+	}
+	if cfg.DefaultRateLimit <= 0 {
+		cfg.DefaultRateLimit = 120
+	}
+	if cfg.IdempotencyTTL <= 0 {
+		cfg.IdempotencyTTL = 24 * time.Hour
+	}
+	if cfg.ApplyTimeout <= 0 {
+		cfg.ApplyTimeout = 10 * time.Second
+	}
+	a := &API{
+		cfg: cfg, node: node, log: log, now: now, limiter: ratelimit.New(now), metrics: metrics,
+		Usage: NewUsageRecorder(), inflight: map[string]struct{}{},
+	}
+	a.fwd = newForwarder(a)
+	a.routes = append(a.publicRoutes(), a.webhookRoutes()...)
+	return a
+}
+
+// Routes returns the public route table.
+func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
+
+func (a *API) publicRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/v1/account", Scope: api.ScopeAccountRead, handler: a.getAccount},
+		{Method: "GET", Path: "/v1/billing/wallet", Scope: api.ScopeBillingRead, handler: a.getWallet},
+		{Method: "GET", Path: "/v1/billing/wallet/transactions", Scope: api.ScopeBillingRead, handler: a.listTransactions},
+		{Method: "GET", Path: "/v1/billing/invoices", Scope: api.ScopeBillingRead, handler: a.listInvoices},
+		{Method: "GET", Path: "/v1/billing/invoices/{id}", Scope: api.ScopeBillingRead, handler: a.getInvoice},
+		{Method: "GET", Path: "/v1/tickets", Scope: api.ScopeTicketsRead, handler: a.listTickets},
+		{Method: "GET", Path: "/v1/tickets/{id}", Scope: api.ScopeTicketsRead, handler: a.getTicket},
+		{Method: "POST", Path: "/v1/tickets", Scope: api.ScopeTicketsWrite, Idempotent: true, handler: a.createTicket},
+		{Method: "POST", Path: "/v1/tickets/{id}/reply", Scope: api.ScopeTicketsWrite, Idempotent: true, handler: a.replyTicket},
+		{Method: "POST", Path: "/v1/tickets/{id}/close", Scope: api.ScopeTicketsWrite, handler: a.closeTicket},
+	}
+}
+
+// Handler returns the public listener's handler: /v1, /openapi.json, health,
+// metrics, and the cluster-internal admin mount.
+func (a *API) Handler(admin http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	for _, rt := range a.routes {
+		mux.Handle(rt.Method+" "+rt.Path, a.wrap(rt))
+	}
+	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, 200, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", a.readyz)
+	if a.metrics != nil {
+		mux.Handle("GET /metrics", a.metrics.Handler())
+	}
+	if admin != nil && a.cfg.ClusterSecret != "" {
+		mux.Handle("/internal/admin/", http.StripPrefix("/internal", a.requireClusterToken(admin)))
+	}
+	// Anything else under /v1 is a JSON 404 (or 405), not the mux's text page.
+	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, "", api.NewError(http.StatusNotFound, "route_not_found", "no such endpoint: "+r.Method+" "+r.URL.Path))
+	})
+	return a.instrument(mux)
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
+	_, leaderID := a.node.Raft.LeaderWithID()
+	applied, commit := a.node.Raft.AppliedIndex(), a.node.Raft.CommitIndex()
+	body := map[string]any{"leader_id": string(leaderID), "applied_index": applied, "commit_index": commit, "fsm_applied_index": a.node.FSM.AppliedIndex()}
+	if leaderID == "" {
+		body["status"] = "no leader"
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	if applied < commit {
+		body["status"] = "catching up"
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
+	body["status"] = "ready"
+	writeJSON(w, 200, body)
+}
+
+func (a *API) requireClusterToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.clusterTokenOK(r) {
+			writeError(w, "", api.NewError(http.StatusUnauthorized, "cluster_token", "missing or wrong cluster token"))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (a *API) clusterTokenOK(r *http.Request) bool {
+	tok := r.Header.Get(headerClusterToken)
+	return a.cfg.ClusterSecret != "" && tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.ClusterSecret)) == 1
+}
+
+// HeaderClusterToken carries the cluster secret between coordinators.
+const HeaderClusterToken = headerClusterToken
+
+const (
+	headerRequestID    = "X-Request-Id"
+	headerForwardedBy  = "X-Hostplane-Forwarded-By"
+	headerClusterToken = "X-Hostplane-Cluster-Token"
+	headerClientIP     = "X-Hostplane-Client-Ip"
+)
+
+// SetLeaderReady marks this node ready to serve as leader in term (after a barrier).
+func (a *API) SetLeaderReady(term uint64) { a.readyTerm.Store(term) }
+
+// LeaderReady reports whether this node leads and has applied all earlier entries.
+func (a *API) LeaderReady() bool {
+	return a.node.IsLeader() && a.readyTerm.Load() == a.node.Raft.CurrentTerm()
+}
+
+// awaitLeaderReady waits briefly for a fresh leader's barrier; false means "not
+// leader (any more)" or still not caught up after the wait.
+func (a *API) awaitLeaderReady(ctx context.Context) bool {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if a.LeaderReady() {
+			return true
+		}
+		if !a.node.IsLeader() || time.Now().After(deadline) || ctx.Err() != nil {
+			return false
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// wrap runs the middleware chain of a public route.
+func (a *API) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rid := requestID(r)
+		w.Header().Set(headerRequestID, rid)
+		if !a.node.IsLeader() {
+			a.fwd.forward(w, r, rid)
+			return
+		}
+		if !a.awaitLeaderReady(r.Context()) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
+			return
+		}
+		rq := &request{Request: r, w: w, id: rid, now: a.now().UTC(), clientIP: a.clientIP(r)}
+		status, body, err := a.serve(rt, rq)
+		if err != nil {
+			ae, internal := toAPIError(err)
+			if internal {
+				a.log.Error("request failed", "request_id", rid, "route", rt.Method+" "+rt.Path, "err", err)
+			}
+			if ae.StatusCode == http.StatusServiceUnavailable {
+				w.Header().Set("Retry-After", "1")
+			}
+			writeError(w, rid, ae)
+			status = ae.StatusCode
+		} else {
+			writeJSON(w, status, body)
+		}
+		if rq.caller != nil {
+			a.Usage.Record(rq.caller.keyID, fsm.KeyUsageEntry{At: rq.now, Method: r.Method, Path: r.URL.Path, Status: status, IP: rq.clientIP})
+		}
+	})
+}
+
+func (a *API) serve(rt Route, rq *request) (int, any, error) {
+	c, err := a.authenticate(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	rq.caller = c
+	d := a.limiter.Allow(c.keyID, c.limit)
+	h := rq.w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+	if !d.Allowed {
+		retry := int(d.Reset.Sub(rq.now).Seconds() + 0.999)
+		if retry < 1 {
+			retry = 1
+		}
+		h.Set("Retry-After", strconv.Itoa(retry))
+		return 0, nil, errf(http.StatusTooManyRequests, "rate_limited", "rate limit of %d requests per minute exceeded; retry after %d s", d.Limit, retry)
+	}
+	if !auth.IPAllowed(c.cidrs, rq.clientIP) {
+		return 0, nil, errf(http.StatusForbidden, "ip_not_allowed", "this API key may not be used from %s", rq.clientIP)
+	}
+	if !auth.HasScope(c.scopes, rt.Scope) {
+		return 0, nil, errf(http.StatusForbidden, "missing_scope", "this API key lacks the %q scope", rt.Scope)
+	}
+	if rq.Method == http.MethodPost || rq.Method == http.MethodPut || rq.Method == http.MethodPatch {
+		body, err := readBody(rq.w, rq.Request)
+		if err != nil {
+			return 0, nil, err
+		}
+		rq.body = body
+	}
+	if rt.Idempotent {
+		if key := rq.Header.Get("Idempotency-Key"); key != "" {
+			return a.withIdempotency(rt, rq, key)
+		}
+	}
+	return rt.handler(rq)
+}
+
+// authenticate resolves the presented key to a caller: 401 for missing, unknown,
+// revoked or expired keys.
+func (a *API) authenticate(rq *request) (*caller, error) {
+	key := auth.FromRequest(rq.Request)
+	if key == "" {
+		return nil, errf(http.StatusUnauthorized, "missing_api_key", "missing API key: send Authorization: Bearer <key> or X-API-Key")
+	}
+	if !auth.WellFormed(a.cfg.KeyPrefix, key) {
+		return nil, errf(http.StatusUnauthorized, "invalid_api_key", "invalid API key")
+	}
+	var k store.Key
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(store.BucketKeyHashes).Get([]byte(auth.Hash(key)))
+		if id == nil {
+			return store.ErrNotFound
+		}
+		return store.GetJSON(tx, store.BucketKeys, id, &k)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, errf(http.StatusUnauthorized, "invalid_api_key", "invalid API key")
+	} else if err != nil {
+		return nil, err
+	}
+	if k.RevokedAt != nil {
+		return nil, errf(http.StatusUnauthorized, "revoked_api_key", "this API key was revoked")
+	}
+	if k.ExpiresAt != nil && !rq.now.Before(*k.ExpiresAt) {
+		return nil, errf(http.StatusUnauthorized, "expired_api_key", "this API key expired at %s", k.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	limit := k.RateLimitPerMin
+	if limit <= 0 {
+		limit = a.cfg.DefaultRateLimit
+	}
+	return &caller{keyID: k.ID, accountID: k.AccountID, scopes: k.Scopes, limit: limit, cidrs: k.AllowedCIDRs}, nil
+}
+
+// withIdempotency implements Idempotency-Key: a stored response is replayed for the
+// same body, another body is a 422, a request still running is a 409. The record
+// is written by the FSM in the same command as the change.
+func (a *API) withIdempotency(rt Route, rq *request, key string) (int, any, error) {
+	if len(key) > 255 || !printableASCII(key) {
+		return 0, nil, badRequest("Idempotency-Key must be 1-255 printable ASCII characters")
+	}
+	scope := rq.caller.keyID + "/" + key
+	sum := sha256.Sum256([]byte(rq.Method + " " + rq.URL.Path + "\n" + string(rq.body)))
+	hash := hex.EncodeToString(sum[:])
+	var rec store.IdemRecord
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		return store.GetJSON(tx, store.BucketIdempotency, []byte(scope), &rec)
+	})
+	if err == nil && rec.ExpiresAt.After(rq.now) {
+		if rec.ReqHash != hash {
+			return 0, nil, fsm.ErrIdemMismatch
+		}
+		rq.w.Header().Set("Idempotent-Replayed", "true")
+		return rec.Status, json.RawMessage(rec.Body), nil
+	}
+	a.inflightMu.Lock()
+	if _, busy := a.inflight[scope]; busy {
+		a.inflightMu.Unlock()
+		return 0, nil, errf(http.StatusConflict, "idempotency_key_in_flight", "a request with this Idempotency-Key is still being processed")
+	}
+	a.inflight[scope] = struct{}{}
+	a.inflightMu.Unlock()
+	defer func() {
+		a.inflightMu.Lock()
+		delete(a.inflight, scope)
+		a.inflightMu.Unlock()
+	}()
+	rq.idem = &fsm.IdemRequest{Scope: scope, ReqHash: hash, ExpiresAt: rq.now.Add(a.cfg.IdempotencyTTL)}
+	return rt.handler(rq)
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return len(s) > 0
+}
+
+// propose commits a command and returns the response: the FSM's value with status,
+// or a response replayed from an idempotency record the FSM already held.
+func (a *API) propose(ctx context.Context, rq *request, t fsm.CommandType, payload any, status int) (int, any, error) {
+	env, err := fsm.NewEnvelope(t, rq.now, payload)
+	if err != nil {
+		return 0, nil, err
+	}
+	if rq.idem != nil {
+		idem := *rq.idem
+		idem.Status = status
+		env.Idem = &idem
+	}
+	res, err := a.apply(ctx, env)
+	if err != nil {
+		return 0, nil, err
+	}
+	if res.Replayed != nil {
+		rq.w.Header().Set("Idempotent-Replayed", "true")
+		return res.Replayed.Status, json.RawMessage(res.Replayed.Body), nil
+	}
+	return status, res.Value, nil
+}
+
+// apply proposes env and returns the FSM result, or its business error.
+func (a *API) apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.ApplyTimeout)
+	defer cancel()
+	start := time.Now()
+	res, err := a.node.Apply(ctx, env)
+	if a.metrics != nil {
+		a.metrics.applyLatency.Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res, nil
+}
+
+// Apply is apply for callers outside HTTP handlers (leader jobs).
+func (a *API) Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
+	return a.apply(ctx, env)
+}
+
+func (a *API) clientIP(r *http.Request) string {
+	if ip := r.Header.Get(headerClientIP); ip != "" && a.clusterTokenOK(r) {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func requestID(r *http.Request) string {
+	if id := r.Header.Get(headerRequestID); id != "" && len(id) <= 64 && printableASCII(id) {
+		return id
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return "req_" + hex.EncodeToString(b[:])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	if v == nil {
+		v = struct{}{}
+	}
+	enc := json.NewEncoder(w)
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, rid string, e *api.Error) {
+	e.RequestID = rid
+	writeJSON(w, e.StatusCode, e)
+}

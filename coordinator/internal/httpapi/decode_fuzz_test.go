@@ -1,0 +1,120 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+var decoderSeeds = []string{
+	`{"subject":"Need help","message":"hi","department":"technical","priority":"medium"}`,
+	`{"subject":1}`, `{"subject":"a","message":"b","extra":true}`, `{`, ``, `[]`, `null`, `"x"`,
+	`{"subject":"a","message":"b"} {"x":1}`, `{"subject":"\u0000","message":"b"}`, `{"body":"thanks"}`,
+	`{"email":"a@example.com","name":"A","country":"TR"}`, `{"scopes":["tickets:read"],"allowed_cidrs":["10.0.0.0/8"]}`,
+	`{"scopes":["nope"]}`, `{"expires_at":"2001-01-01T00:00:00Z"}`, `{"allowed_cidrs":["300.1.1.1/99"]}`,
+}
+
+// mustBeClientError asserts a decoder error is a 4xx httpError (never a panic or
+// a 500).
+func mustBeClientError(t *testing.T, err error) {
+	t.Helper()
+	var he *httpError
+	if !errors.As(err, &he) || he.status < 400 || he.status >= 500 || he.msg == "" {
+		t.Fatalf("decoder error is not a clear 4xx: %#v", err)
+	}
+}
+
+func FuzzDecodeTicketCreate(f *testing.F) {
+	for _, s := range decoderSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeTicketCreate(body)
+		if err != nil {
+			mustBeClientError(t, err)
+			return
+		}
+		if !utf8.ValidString(req.Subject) || req.Subject == "" || utf8.RuneCountInString(req.Subject) > maxSubject || req.Message == "" {
+			t.Fatalf("accepted invalid ticket: %+v", req)
+		}
+		if oneOf("priority", req.Priority, api.TicketPriorities) != nil || oneOf("department", req.Department, api.TicketDepartments) != nil {
+			t.Fatalf("accepted bad enum: %+v", req)
+		}
+	})
+}
+
+func FuzzDecodeTicketReply(f *testing.F) {
+	for _, s := range decoderSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeTicketReply(body)
+		if err != nil {
+			mustBeClientError(t, err)
+			return
+		}
+		if req.Body == "" || !utf8.ValidString(req.Body) {
+			t.Fatalf("accepted invalid reply: %+v", req)
+		}
+	})
+}
+
+func FuzzDecodeAccountCreate(f *testing.F) {
+	for _, s := range decoderSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeAccountCreate(body)
+		if err != nil {
+			mustBeClientError(t, err)
+			return
+		}
+		if req.Email == "" || len(req.Country) != 2 {
+			t.Fatalf("accepted invalid account: %+v", req)
+		}
+	})
+}
+
+func FuzzDecodeKeyCreate(f *testing.F) {
+	for _, s := range decoderSeeds {
+		f.Add([]byte(s))
+	}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeKeyCreate(body, now)
+		if err != nil {
+			mustBeClientError(t, err)
+			return
+		}
+		for _, s := range req.Scopes {
+			if !api.IsScope(s) {
+				t.Fatalf("accepted unknown scope %q", s)
+			}
+		}
+		if req.ExpiresAt != nil && !req.ExpiresAt.After(now) {
+			t.Fatal("accepted a past expiry")
+		}
+	})
+}
+
+func TestDecodeErrorsNameTheField(t *testing.T) {
+	cases := map[string]string{
+		`{"subject":1,"message":"m"}`:                  `field "subject" must be a string, not number`,
+		`{"subject":"s","message":"m","x":1}`:          `unknown field "x"`,
+		`{"subject":"","message":"m"}`:                 `field "subject" is required`,
+		`{"subject":"s","message":"m","priority":"p"}`: `field "priority" must be one of low, medium, high, urgent`,
+		`{"subject":"s"`:                               `malformed JSON: unexpected end of body`,
+		``:                                             `request body is required (a JSON object)`,
+	}
+	for body, want := range cases {
+		_, err := DecodeTicketCreate([]byte(body))
+		var he *httpError
+		if !errors.As(err, &he) || he.status != http.StatusBadRequest || he.msg != want {
+			t.Errorf("body %q: got %v, want 400 %q", body, err, want)
+		}
+	}
+}

@@ -1,0 +1,80 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// forwarder proxies /v1 (and admin) requests from a follower to the leader, so a
+// client reads its own writes whichever coordinator it calls.
+type forwarder struct {
+	a     *API
+	proxy *httputil.ReverseProxy
+}
+
+type ctxLeaderURL struct{}
+
+func newForwarder(a *API) *forwarder {
+	f := &forwarder{a: a}
+	f.proxy = &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			target := pr.In.Context().Value(ctxLeaderURL{}).(*url.URL)
+			pr.SetURL(target)
+			pr.Out.Host = target.Host
+			pr.Out.Header.Set(headerForwardedBy, a.cfg.NodeID)
+			if a.cfg.ClusterSecret != "" {
+				pr.Out.Header.Set(headerClusterToken, a.cfg.ClusterSecret)
+				pr.Out.Header.Set(headerClientIP, a.clientIP(pr.In))
+			}
+		},
+		Transport: &http.Transport{
+			MaxIdleConnsPerHost:   256,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 30 * time.Second,
+		},
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			a.log.Warn("forward to leader failed", "err", err, "path", r.URL.Path)
+			w.Header().Set("Retry-After", "1")
+			writeError(w, w.Header().Get(headerRequestID), api.NewError(http.StatusServiceUnavailable, "leader_unreachable", "the leader could not be reached; retry shortly"))
+		},
+	}
+	return f
+}
+
+// LeaderAPIAddr returns the leader's advertised API address, or "".
+func (a *API) LeaderAPIAddr() string {
+	_, id := a.node.Raft.LeaderWithID()
+	if id == "" {
+		return ""
+	}
+	var n store.ClusterNode
+	_ = a.node.FSM.View(func(tx *bolt.Tx) error {
+		return store.GetJSON(tx, store.BucketCluster, []byte(id), &n)
+	})
+	return n.APIAddr
+}
+
+func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, rid string) {
+	if r.Header.Get(headerForwardedBy) != "" {
+		// Forwarded to us but we are not the leader (any more): one hop only.
+		w.Header().Set("Retry-After", "1")
+		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
+		return
+	}
+	addr := f.a.LeaderAPIAddr()
+	if addr == "" {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "the cluster has no leader right now; retry shortly"))
+		return
+	}
+	u := &url.URL{Scheme: "http", Host: addr}
+	r.Header.Set(headerRequestID, rid)
+	ctx := r.Context()
+	f.proxy.ServeHTTP(w, r.WithContext(contextWith(ctx, u)))
+}

@@ -1,0 +1,109 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+const (
+	maxSubject = 200
+	maxMessage = 20000
+)
+
+func (a *API) listTickets(rq *request) (int, any, error) {
+	return listPage(a, rq, store.BucketTickets, func(t *api.Ticket) { t.Messages = nil })
+}
+
+func (a *API) getTicket(rq *request) (int, any, error) {
+	id := rq.PathValue("id")
+	if !ids.Valid("tkt", id) {
+		return 0, nil, notFound("ticket")
+	}
+	var t api.Ticket
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		return store.GetJSON(tx, store.BucketTickets, store.OwnedKey(rq.caller.accountID, id), &t)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil, notFound("ticket")
+	}
+	return http.StatusOK, t, err
+}
+
+// DecodeTicketCreate validates a POST /v1/tickets body (exported for fuzzing).
+func DecodeTicketCreate(body []byte) (api.TicketCreateRequest, error) {
+	var req api.TicketCreateRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.Department == "" {
+		req.Department = "technical"
+	}
+	if req.Priority == "" {
+		req.Priority = "medium"
+	}
+	for _, err := range []error{
+		text("subject", req.Subject, 1, maxSubject),
+		text("message", req.Message, 1, maxMessage),
+		oneOf("department", req.Department, api.TicketDepartments),
+		oneOf("priority", req.Priority, api.TicketPriorities),
+	} {
+		if err != nil {
+			return req, err
+		}
+	}
+	return req, nil
+}
+
+// DecodeTicketReply validates a POST /v1/tickets/:id/reply body.
+func DecodeTicketReply(body []byte) (api.TicketReplyRequest, error) {
+	var req api.TicketReplyRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	return req, text("body", req.Body, 1, maxMessage)
+}
+
+func (a *API) createTicket(rq *request) (int, any, error) {
+	req, err := DecodeTicketCreate(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.propose(rq.Context(), rq, fsm.CmdTicketCreate, fsm.TicketCreate{
+		ID: ids.New("tkt", rq.now), AccountID: rq.caller.accountID, MessageID: ids.New("msg", rq.now),
+		Subject: req.Subject, Message: req.Message, Department: req.Department, Priority: req.Priority,
+	}, http.StatusCreated)
+}
+
+func (a *API) replyTicket(rq *request) (int, any, error) {
+	id := rq.PathValue("id")
+	if !ids.Valid("tkt", id) {
+		return 0, nil, notFound("ticket")
+	}
+	req, err := DecodeTicketReply(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.propose(rq.Context(), rq, fsm.CmdTicketReply, fsm.TicketReply{
+		TicketID: id, AccountID: rq.caller.accountID, MessageID: ids.New("msg", rq.now), Body: req.Body,
+	}, http.StatusCreated)
+}
+
+func (a *API) closeTicket(rq *request) (int, any, error) {
+	id := rq.PathValue("id")
+	if !ids.Valid("tkt", id) {
+		return 0, nil, notFound("ticket")
+	}
+	if len(rq.body) > 0 {
+		var empty struct{}
+		if err := decodeStrict(rq.body, &empty); err != nil {
+			return 0, nil, err
+		}
+	}
+	return a.propose(rq.Context(), rq, fsm.CmdTicketClose, fsm.TicketClose{TicketID: id, AccountID: rq.caller.accountID}, http.StatusOK)
+}

@@ -1,0 +1,62 @@
+package httpapi
+
+import (
+	"context"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
+)
+
+// TestOpenAPIMatchesRoutes fails when a route is missing from /openapi.json, when
+// the document lists an operation the server does not serve, or when the scopes
+// disagree.
+func TestOpenAPIMatchesRoutes(t *testing.T) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(OpenAPI)
+	if err != nil {
+		t.Fatalf("openapi.json does not parse: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.json is not a valid OpenAPI 3 document: %v", err)
+	}
+	if doc.OpenAPI != "3.0.3" {
+		t.Fatalf("openapi version %q, want 3.0.3", doc.OpenAPI)
+	}
+	a := &API{}
+	a.routes = append(a.publicRoutes(), a.webhookRoutes()...)
+	served := map[string]string{}
+	for _, rt := range a.routes {
+		served[rt.Method+" "+strings.TrimPrefix(rt.Path, "/v1")] = rt.Scope
+	}
+	documented := map[string]string{}
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			scope, _ := op.Extensions["x-scope"].(string)
+			documented[method+" "+path] = scope
+			if op.Security == nil || len(*op.Security) == 0 {
+				t.Errorf("%s %s: no security requirement", method, path)
+			}
+		}
+	}
+	var problems []string
+	for k, scope := range served {
+		ds, ok := documented[k]
+		switch {
+		case !ok:
+			problems = append(problems, "served but not documented: "+k)
+		case ds != scope:
+			problems = append(problems, "scope differs for "+k+": served "+scope+", documented "+ds)
+		}
+	}
+	for k := range documented {
+		if _, ok := served[k]; !ok {
+			problems = append(problems, "documented but not served: "+k)
+		}
+	}
+	sort.Strings(problems)
+	for _, p := range problems {
+		t.Error(p)
+	}
+}

@@ -1,0 +1,64 @@
+// Package ids makes the sortable, prefixed identifiers hostplane hands out (acc_…, tkt_…).
+//
+// An id is a prefix, an underscore and 26 Crockford base32 characters: 48 bits of
+// milliseconds then 80 random bits, so ids of one kind sort by creation time. Ids
+// are made before a command is proposed, never inside the FSM.
+package ids
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"strings"
+	"time"
+)
+
+const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
+
+// New returns prefix_<26 chars> for time t with crypto-random entropy.
+func New(prefix string, t time.Time) string {
+	var b [16]byte
+	ms := uint64(t.UnixMilli())
+	binary.BigEndian.PutUint64(b[:8], ms<<16)
+	if _, err := rand.Read(b[6:]); err != nil {
+		panic("ids: crypto/rand failed: " + err.Error())
+	}
+	return prefix + "_" + encode(b)
+}
+
+// Derived returns a deterministic id from a time and two numbers (a Raft index and a
+// sequence within it), for ids the FSM itself must make, such as event ids.
+func Derived(prefix string, t time.Time, index uint64, seq uint16) string {
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], uint64(t.UnixMilli())<<16)
+	binary.BigEndian.PutUint64(b[6:14], index)
+	binary.BigEndian.PutUint16(b[14:], seq)
+	return prefix + "_" + encode(b)
+}
+
+func encode(b [16]byte) string {
+	hi := binary.BigEndian.Uint64(b[:8])
+	lo := binary.BigEndian.Uint64(b[8:])
+	var out [26]byte
+	// 128 bits as 26 base32 digits (130 bits; top 2 bits are zero).
+	for i := 25; i >= 0; i-- {
+		out[i] = alphabet[lo&31]
+		lo = lo>>5 | hi<<59
+		hi >>= 5
+	}
+	return string(out[:])
+}
+
+// Valid reports whether s looks like an id with the given prefix. Handlers check it
+// before using a path parameter as a key.
+func Valid(prefix, s string) bool {
+	rest, ok := strings.CutPrefix(s, prefix+"_")
+	if !ok || len(rest) != 26 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if !strings.ContainsRune(alphabet, rune(rest[i])) {
+			return false
+		}
+	}
+	return true
+}

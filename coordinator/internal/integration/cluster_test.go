@@ -1,0 +1,150 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// hasTicket reports whether node i's FSM holds the ticket.
+func hasTicket(c *testcluster.Cluster, i int, accountID, ticketID string) bool {
+	found := false
+	_ = c.Nodes[i].Server.Node.FSM.View(func(tx *bolt.Tx) error {
+		found = tx.Bucket(store.BucketTickets).Get(store.OwnedKey(accountID, ticketID)) != nil
+		return nil
+	})
+	return found
+}
+
+// TestLeaderKillLosesNoAcknowledgedWrite writes tickets through every node from
+// concurrent clients, kills the leader mid-stream, and checks that every write
+// that got a 2xx is on every node afterwards, including the killed node once it
+// restarts and catches up.
+func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c := testcluster.New(t, 3, testcluster.WithRateLimit(1_000_000))
+	acc, key := c.NewAccount("kill@example.com")
+
+	var (
+		mu      sync.Mutex
+		acked   []string
+		perNode [3]atomic.Int64
+		failed  atomic.Int64
+		stop    atomic.Bool
+		wg      sync.WaitGroup
+	)
+	ctx := context.Background()
+	for w := 0; w < 16; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := 0; !stop.Load(); n++ {
+				i := (w + n) % 3
+				if !c.Running(i) {
+					continue
+				}
+				cl := c.Client(i, key)
+				cl.HTTP.Timeout = 5 * time.Second
+				tk, err := cl.CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("w%d-%d", w, n), Message: "load"}, "")
+				if err != nil {
+					failed.Add(1)
+					var ae *api.Error
+					if errors.As(err, &ae) && ae.StatusCode != http.StatusServiceUnavailable {
+						t.Errorf("unexpected error status: %v", err)
+					}
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				perNode[i].Add(1)
+				mu.Lock()
+				acked = append(acked, tk.ID)
+				mu.Unlock()
+			}
+		}(w)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	victim := c.Leader()
+	if victim < 0 {
+		t.Fatal("no leader before the kill")
+	}
+	mu.Lock()
+	before := len(acked)
+	mu.Unlock()
+	c.Kill(victim)
+	time.Sleep(3 * time.Second)
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("acked %d writes (%d before the kill), %d failed during failover; per node %d/%d/%d",
+		len(acked), before, failed.Load(), perNode[0].Load(), perNode[1].Load(), perNode[2].Load())
+	if before == 0 || len(acked) <= before {
+		t.Fatalf("expected writes both before (%d) and after (%d) the kill", before, len(acked)-before)
+	}
+	for i := range perNode {
+		if perNode[i].Load() == 0 {
+			t.Errorf("no write succeeded through node %d", i)
+		}
+	}
+	c.WaitConverged(20 * time.Second)
+	for i := range c.Nodes {
+		if i == victim {
+			continue
+		}
+		for _, id := range acked {
+			if !hasTicket(c, i, acc.ID, id) {
+				t.Fatalf("acknowledged ticket %s missing on node %d", id, i)
+			}
+		}
+	}
+	c.Restart(victim)
+	c.WaitConverged(30 * time.Second)
+	for _, id := range acked {
+		if !hasTicket(c, victim, acc.ID, id) {
+			t.Fatalf("restarted node %d did not catch up: ticket %s missing", victim, id)
+		}
+	}
+	// The restarted node serves reads (forwarded to the leader) of its own writes.
+	p, err := c.Client(victim, key).Tickets(ctx, 1, 1)
+	if err != nil || p.Total != len(acked) {
+		t.Fatalf("list via restarted node: total %d, want %d (err %v)", p.Total, len(acked), err)
+	}
+}
+
+// TestFollowerForwardsAndReadsOwnWrites checks that a write through a follower is
+// visible in a read through another follower right after its 2xx.
+func TestFollowerForwardsAndReadsOwnWrites(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c := testcluster.New(t, 3)
+	_, key := c.NewAccount("fwd@example.com")
+	ld := c.Leader()
+	f1, f2 := (ld+1)%3, (ld+2)%3
+	ctx := context.Background()
+	for n := 0; n < 20; n++ {
+		tk, err := c.Client(f1, key).CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprint("fwd ", n), Message: "m"}, "")
+		if err != nil {
+			t.Fatalf("write via follower: %v", err)
+		}
+		got, err := c.Client(f2, key).Ticket(ctx, tk.ID)
+		if err != nil || got.ID != tk.ID {
+			t.Fatalf("read-your-write via other follower: %v", err)
+		}
+	}
+	// Admin writes through a follower's socket are forwarded too.
+	c.Retry503(func() error {
+		_, err := c.Admin(f1).CreateAccount(ctx, api.AccountCreateRequest{Email: "viafollower@example.com"})
+		return err
+	})
+}

@@ -1,0 +1,276 @@
+package integration
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// dump returns every bucket's contents except Raft bookkeeping (meta, cluster) and
+// API-key usage bookkeeping (keys, key_usage, usage counters), which the leader
+// writes on its own whenever a key is used.
+func dump(t *testing.T, s *server.Server) map[string]map[string]string {
+	t.Helper()
+	out := map[string]map[string]string{}
+	err := s.Node.FSM.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			for _, skip := range [][]byte{store.BucketMeta, store.BucketCluster, store.BucketKeys, store.BucketKeyUsage} {
+				if bytes.Equal(name, skip) {
+					return nil
+				}
+			}
+			m := map[string]string{}
+			out[string(name)] = m
+			return b.ForEach(func(k, v []byte) error {
+				if !bytes.HasPrefix(k, []byte("key_usage/")) {
+					m[string(k)] = string(v)
+				}
+				return nil
+			})
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sameState(t *testing.T, what string, a, b map[string]map[string]string) {
+	t.Helper()
+	for name, m := range a {
+		if len(m) != len(b[name]) {
+			t.Fatalf("%s: bucket %s has %d keys vs %d", what, name, len(m), len(b[name]))
+		}
+		for k, v := range m {
+			if b[name][k] != v {
+				t.Fatalf("%s: bucket %s key %q differs", what, name, k)
+			}
+		}
+	}
+}
+
+func populate(t *testing.T, c *testcluster.Cluster, n int) (api.Account, string) {
+	t.Helper()
+	ctx := context.Background()
+	acc, key := c.NewAccount(fmt.Sprintf("pop%d@example.com", time.Now().UnixNano()))
+	for i := 0; i < n; i++ {
+		c.Retry503(func() error {
+			_, err := c.Client(c.WaitLeader(10*time.Second), key).CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprint("t", i), Message: "m"}, fmt.Sprint("pop-", i))
+			return err
+		})
+		c.Retry503(func() error {
+			_, err := c.Admin(c.WaitLeader(10*time.Second)).CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 100})
+			return err
+		})
+	}
+	return acc, key
+}
+
+// TestBackupWipeRestore: a backup of a 3-node cluster restored into a freshly
+// made cluster gives the same state on every node.
+func TestBackupWipeRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two 3-node clusters")
+	}
+	ctx := context.Background()
+	src := testcluster.New(t, 3)
+	acc, key := populate(t, src, 25)
+	src.WaitConverged(10 * time.Second)
+	want := dump(t, src.Nodes[src.Leader()].Server)
+	file := filepath.Join(t.TempDir(), "backup.hpsnap")
+	f, err := os.Create(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Admin((src.Leader()+1)%3).Backup(ctx, f); err != nil { // from a follower
+		t.Fatal(err)
+	}
+	f.Close()
+	// Wipe: stop every node of the source; its data dirs are removed at cleanup.
+	for i := range src.Nodes {
+		src.Kill(i)
+	}
+
+	dst := testcluster.New(t, 3)
+	populate(t, dst, 3) // state that the restore must replace
+	in, _ := os.Open(file)
+	defer in.Close()
+	if _, err := dst.Admin(dst.Leader()).Restore(ctx, in); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	dst.WaitConverged(20 * time.Second)
+	for i := range dst.Nodes {
+		sameState(t, fmt.Sprint("node ", i), want, dump(t, dst.Nodes[i].Server))
+	}
+	// The restored account works through the API, and new writes apply on top.
+	ld := dst.Leader()
+	got, err := dst.Client(ld, key).Account(ctx)
+	if err != nil || got.ID != acc.ID || got.BalanceUsdCents != 2500 {
+		t.Fatalf("restored account: %+v %v", got, err)
+	}
+	if _, err := dst.Client((ld+1)%3, key).CreateTicket(ctx, api.TicketCreateRequest{Subject: "after", Message: "m"}, ""); err != nil {
+		t.Fatalf("write after restore: %v", err)
+	}
+	// A node restarted after the restore still holds it (and no more).
+	dst.Kill((ld + 2) % 3)
+	dst.Restart((ld + 2) % 3)
+	dst.WaitConverged(20 * time.Second)
+	if p, _ := dst.Client((ld+2)%3, key).Tickets(ctx, 1, 1); p.Total != 26 {
+		t.Fatalf("tickets after restart: %d, want 26", p.Total)
+	}
+	// A file that is not a backup is refused and changes nothing.
+	before := dump(t, dst.Nodes[dst.Leader()].Server)
+	if _, err := dst.Admin(dst.Leader()).Restore(ctx, bytes.NewReader([]byte("not a backup"))); err == nil {
+		t.Fatal("restore of garbage succeeded")
+	}
+	sameState(t, "after bad restore", before, dump(t, dst.Nodes[dst.Leader()].Server))
+}
+
+// TestRestartAppliesNothingTwice: the FSM database persists with its applied
+// index, so a restart (with or without a Raft snapshot) neither loses nor
+// re-applies a command; a wallet balance is the check.
+func TestRestartAppliesNothingTwice(t *testing.T) {
+	c := testcluster.New(t, 1)
+	ctx := context.Background()
+	acc, key := populate(t, c, 10)
+	check := func(stage string, want int64) {
+		t.Helper()
+		a, err := c.Client(0, key).Account(ctx)
+		if err != nil || a.BalanceUsdCents != want || a.ID != acc.ID {
+			t.Fatalf("%s: balance %d, want %d (err %v)", stage, a.BalanceUsdCents, want, err)
+		}
+	}
+	check("before restart", 1000)
+	c.Kill(0)
+	c.Restart(0)
+	c.WaitConverged(10 * time.Second)
+	check("after restart without snapshot", 1000)
+	if err := c.Nodes[0].Server.Node.Raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := c.Admin(0).CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 100}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Kill(0)
+	c.Restart(0)
+	c.WaitConverged(10 * time.Second)
+	check("after restart with snapshot + tail", 1500)
+	// Lose the FSM file: it is rebuilt from the snapshot and the log.
+	c.Kill(0)
+	if err := os.Remove(filepath.Join(c.Nodes[0].Cfg.DataDir, "raft", "fsm.db")); err != nil {
+		t.Fatal(err)
+	}
+	c.Restart(0)
+	c.WaitConverged(10 * time.Second)
+	check("after losing fsm.db", 1500)
+}
+
+// TestRaftMutualTLS runs the cluster's Raft traffic over mutual TLS and checks that
+// a peer with a certificate from another CA is refused.
+func TestRaftMutualTLS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	dir := t.TempDir()
+	caCert, caKey := newCA(t, "hostplane-test-ca")
+	files := map[int][3]string{}
+	for i := 0; i < 3; i++ {
+		files[i] = writeLeaf(t, dir, fmt.Sprintf("n%d", i+1), caCert, caKey)
+	}
+	caFile := writePEM(t, dir, "ca.pem", "CERTIFICATE", caCert.Raw)
+	c := testcluster.New(t, 3, func(i int, cfg *server.Config) {
+		cfg.RaftTLSCert, cfg.RaftTLSKey, cfg.RaftTLSCA = files[i][0], files[i][1], caFile
+	})
+	acc, _ := populate(t, c, 5)
+	c.WaitConverged(10 * time.Second)
+	for i := range c.Nodes {
+		var n int
+		_ = c.Nodes[i].Server.Node.FSM.View(func(tx *bolt.Tx) error {
+			n = len(mustList(tx, acc.ID))
+			return nil
+		})
+		if n != 5 {
+			t.Fatalf("node %d has %d tickets over TLS raft, want 5", i, n)
+		}
+	}
+	// A client with a certificate from a foreign CA cannot complete a handshake.
+	otherCA, otherKey := newCA(t, "evil-ca")
+	evil := writeLeaf(t, dir, "evil", otherCA, otherKey)
+	cert, err := tls.LoadX509KeyPair(evil[0], evil[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", c.Nodes[0].Server.RaftAddr(),
+		&tls.Config{Certificates: []tls.Certificate{cert}, InsecureSkipVerify: true, MinVersion: tls.VersionTLS13})
+	if err == nil {
+		// TLS 1.3 reports the server's rejection of the client cert on first read.
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		_, err = conn.Read(make([]byte, 1))
+		conn.Close()
+	}
+	if err == nil {
+		t.Fatal("a foreign-CA certificate was accepted by the raft listener")
+	}
+}
+
+func mustList(tx *bolt.Tx, accountID string) []api.Ticket {
+	items, _, _ := store.ListOwned[api.Ticket](tx, store.BucketTickets, accountID, 0, 1000)
+	return items
+}
+
+func newCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return cert, key
+}
+
+func writeLeaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey) [3]string {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	return [3]string{writePEM(t, dir, name+".pem", "CERTIFICATE", der), writePEM(t, dir, name+"-key.pem", "EC PRIVATE KEY", kder), ""}
+}
+
+func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -1,0 +1,264 @@
+// Package raftnode runs one coordinator's Raft member: the log and stable store in
+// raft-boltdb, file snapshots, a TCP (optionally mutual-TLS) transport, and the FSM.
+package raftnode
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+)
+
+// Config configures a Raft member.
+type Config struct {
+	ID            string
+	Dir           string // raft.db, snapshots/, fsm.db live here
+	BindAddr      string // host:port for Raft traffic
+	AdvertiseAddr string // what peers dial; defaults to the bound address
+	Bootstrap     bool   // form a single-node cluster if there is no state yet
+	TLS           *tls.Config
+
+	HeartbeatTimeout   time.Duration
+	ElectionTimeout    time.Duration
+	LeaderLeaseTimeout time.Duration
+	CommitTimeout      time.Duration
+	SnapshotThreshold  uint64
+	SnapshotInterval   time.Duration
+	TrailingLogs       uint64
+	MaxAppendEntries   int
+
+	Logger *slog.Logger
+}
+
+// Node is a running Raft member.
+type Node struct {
+	Raft      *raft.Raft
+	FSM       *fsm.FSM
+	ID        string
+	Addr      raft.ServerAddress
+	dir       string
+	logs      *raftboltdb.BoltStore
+	transport *raft.NetworkTransport
+	log       *slog.Logger
+}
+
+// Open starts the member. It does not wait for a leader.
+func Open(cfg Config) (*Node, error) {
+	lg := cfg.Logger
+	if lg == nil {
+		lg = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("raft dir: %w", err)
+	}
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.ID)
+	rc.Logger = newHCLogger(lg.With("component", "raft"))
+	rc.BatchApplyCh = true
+	rc.MaxAppendEntries = 256
+	if cfg.MaxAppendEntries > 0 {
+		rc.MaxAppendEntries = cfg.MaxAppendEntries
+	}
+	setDur(&rc.HeartbeatTimeout, cfg.HeartbeatTimeout)
+	setDur(&rc.ElectionTimeout, cfg.ElectionTimeout)
+	setDur(&rc.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout)
+	setDur(&rc.CommitTimeout, cfg.CommitTimeout)
+	setDur(&rc.SnapshotInterval, cfg.SnapshotInterval)
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+
+	f, err := fsm.Open(filepath.Join(cfg.Dir, "fsm.db"), lg.With("component", "fsm"))
+	if err != nil {
+		return nil, err
+	}
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("raft log store: %w", err)
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, rc.Logger)
+	if err != nil {
+		logs.Close()
+		f.Close()
+		return nil, fmt.Errorf("raft snapshot store: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.BindAddr)
+	if err != nil {
+		logs.Close()
+		f.Close()
+		return nil, fmt.Errorf("raft listen %s: %w", cfg.BindAddr, err)
+	}
+	adv := cfg.AdvertiseAddr
+	if adv == "" {
+		adv = ln.Addr().String()
+	}
+	advAddr, err := net.ResolveTCPAddr("tcp", adv)
+	if err != nil {
+		ln.Close()
+		logs.Close()
+		f.Close()
+		return nil, fmt.Errorf("raft advertise address %q: %w", adv, err)
+	}
+	stream := &streamLayer{Listener: ln, advertise: advAddr, tls: cfg.TLS}
+	if cfg.TLS != nil {
+		stream.Listener = tls.NewListener(ln, cfg.TLS)
+	}
+	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: rc.Logger,
+	})
+
+	// Tell the FSM which snapshot NewRaft will restore so it can skip the copy when
+	// its database already holds that state.
+	var snapIndex uint64
+	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
+		snapIndex = metas[0].Index
+	}
+	f.PrepareStart(snapIndex)
+	r, err := raft.NewRaft(rc, f, logs, logs, snaps, transport)
+	f.FinishStart()
+	if err != nil {
+		transport.Close()
+		logs.Close()
+		f.Close()
+		return nil, fmt.Errorf("start raft: %w", err)
+	}
+	n := &Node{Raft: r, FSM: f, ID: cfg.ID, dir: cfg.Dir, Addr: transport.LocalAddr(), logs: logs, transport: transport, log: lg}
+	if cfg.Bootstrap {
+		has, err := raft.HasExistingState(logs, logs, snaps)
+		if err != nil {
+			n.Close()
+			return nil, fmt.Errorf("raft state check: %w", err)
+		}
+		if !has {
+			fut := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}})
+			if err := fut.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+				n.Close()
+				return nil, fmt.Errorf("bootstrap: %w", err)
+			}
+		}
+	}
+	return n, nil
+}
+
+func setDur(dst *time.Duration, v time.Duration) {
+	if v > 0 {
+		*dst = v
+	}
+}
+
+// ErrNotLeader is returned by Apply on a node that is not the leader.
+var ErrNotLeader = errors.New("not the raft leader")
+
+// Apply proposes a command and waits until it is committed and applied here.
+func (n *Node) Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
+	data, err := env.Encode()
+	if err != nil {
+		return nil, err
+	}
+	timeout := 10 * time.Second
+	if dl, ok := ctx.Deadline(); ok {
+		timeout = time.Until(dl)
+	}
+	fut := n.Raft.Apply(data, timeout)
+	if err := fut.Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrRaftShutdown) {
+			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return nil, fmt.Errorf("raft apply: %w", err)
+	}
+	res, _ := fut.Response().(*fsm.Result)
+	if res == nil {
+		return &fsm.Result{}, nil
+	}
+	return res, nil
+}
+
+// IsLeader reports whether this node is the leader.
+func (n *Node) IsLeader() bool { return n.Raft.State() == raft.Leader }
+
+// Restore installs a backup as the cluster's state (leader only): the stream is
+// spooled to a file under the data directory, checked, and handed to Raft, which
+// replicates it to the followers as a snapshot.
+func (n *Node) Restore(r io.Reader) error {
+	f, err := os.CreateTemp(n.dir, "restore-*.hpsnap")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	size, err := io.Copy(f, r)
+	if err != nil {
+		return fmt.Errorf("read backup: %w", err)
+	}
+	if err := fsm.CheckSnapshot(f.Name()); err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
+	return n.Raft.Restore(meta, f, 5*time.Minute)
+}
+
+// Close shuts Raft down and closes the stores.
+func (n *Node) Close() error {
+	err := n.Raft.Shutdown().Error()
+	n.transport.Close()
+	n.logs.Close()
+	n.FSM.Close()
+	return err
+}
+
+// streamLayer is raft's transport over TCP, wrapped in TLS when configured.
+type streamLayer struct {
+	net.Listener
+	advertise net.Addr
+	tls       *tls.Config
+}
+
+func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout}
+	if s.tls != nil {
+		return tls.DialWithDialer(d, "tcp", string(addr), s.tls)
+	}
+	return d.Dial("tcp", string(addr))
+}
+
+// hcLogger adapts hclog (what raft speaks) to slog.
+func newHCLogger(l *slog.Logger) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{
+		Name:        "raft",
+		Level:       hclog.Info,
+		Output:      slogWriter{l},
+		JSONFormat:  false,
+		DisableTime: true,
+	})
+}
+
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	msg := string(p)
+	for len(msg) > 0 && msg[len(msg)-1] == '\n' {
+		msg = msg[:len(msg)-1]
+	}
+	w.l.Info(msg)
+	return len(p), nil
+}

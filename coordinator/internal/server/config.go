@@ -1,0 +1,210 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/spf13/pflag"
+)
+
+// Config is the coordinator's configuration. It is layered defaults → config file
+// (JSON, keys are flag names) → HOSTPLANE_* environment → flags, then validated.
+type Config struct {
+	NodeID            string
+	DataDir           string
+	APIAddr           string
+	APIAdvertise      string
+	RaftAddr          string
+	RaftAdvertise     string
+	Bootstrap         bool
+	BootstrapAccount  bool
+	BootstrapEmail    string
+	AdminSocket       string
+	ClusterSecret     string
+	ClusterSecretFile string
+	RaftTLSCert       string
+	RaftTLSKey        string
+	RaftTLSCA         string
+	KeyPrefix         string
+	RateLimit         int
+	LogLevel          string
+	LogFormat         string
+	HeartbeatTimeout  time.Duration
+	ElectionTimeout   time.Duration
+	SnapshotThreshold uint64
+	UsageFlush        time.Duration
+	Webhooks          WebhookConfig
+}
+
+// DefaultDataDir is where the embedded default keeps its data (see client.DefaultDataDir).
+func DefaultDataDir() string { return client.DefaultDataDir() }
+
+// Defaults returns the embedded single-node default.
+func Defaults() Config {
+	host, _ := os.Hostname()
+	id := sanitizeID(host)
+	if id == "" {
+		id = "node1"
+	}
+	return Config{
+		NodeID: id, DataDir: DefaultDataDir(), APIAddr: "127.0.0.1:8420", RaftAddr: "127.0.0.1:8421",
+		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
+		KeyPrefix: "snc_", RateLimit: 120, LogLevel: "info", LogFormat: "json",
+		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
+		UsageFlush: 2 * time.Second,
+	}
+}
+
+func sanitizeID(s string) string {
+	var b strings.Builder
+	for _, c := range strings.ToLower(s) {
+		if c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_' {
+			b.WriteRune(c)
+		}
+	}
+	out := b.String()
+	if len(out) > 64 {
+		out = out[:64]
+	}
+	return out
+}
+
+// BindFlags registers every setting as a flag bound to c.
+func BindFlags(fs *pflag.FlagSet, c *Config) {
+	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this coordinator's Raft server id (a-z0-9._-)")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for raft.db, fsm.db, snapshots and the admin socket")
+	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the public API (/v1, /metrics, /healthz)")
+	fs.StringVar(&c.APIAdvertise, "api-advertise", c.APIAdvertise, "API address other coordinators forward to (default: the bound api-addr)")
+	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft traffic")
+	fs.StringVar(&c.RaftAdvertise, "raft-advertise", c.RaftAdvertise, "Raft address peers dial (default: the bound raft-addr)")
+	fs.BoolVar(&c.Bootstrap, "bootstrap", c.Bootstrap, "form a single-node cluster when the data directory has no Raft state (false for nodes that will be joined)")
+	fs.BoolVar(&c.BootstrapAccount, "bootstrap-account", c.BootstrapAccount, "on the first start of a bootstrapped cluster, create an account and print its API key once")
+	fs.StringVar(&c.BootstrapEmail, "bootstrap-email", c.BootstrapEmail, "email of the bootstrap account")
+	fs.StringVar(&c.AdminSocket, "admin-socket", c.AdminSocket, "unix socket of the admin API (default: <data-dir>/admin.sock)")
+	fs.StringVar(&c.ClusterSecret, "cluster-secret", c.ClusterSecret, "secret shared by coordinators to forward admin requests and client IPs (prefer the env var or --cluster-secret-file)")
+	fs.StringVar(&c.ClusterSecretFile, "cluster-secret-file", c.ClusterSecretFile, "file holding the cluster secret")
+	fs.StringVar(&c.RaftTLSCert, "raft-tls-cert", c.RaftTLSCert, "PEM certificate for mutual TLS between coordinators (with --raft-tls-key and --raft-tls-ca)")
+	fs.StringVar(&c.RaftTLSKey, "raft-tls-key", c.RaftTLSKey, "PEM private key for Raft TLS")
+	fs.StringVar(&c.RaftTLSCA, "raft-tls-ca", c.RaftTLSCA, "PEM CA that signs every coordinator's Raft certificate")
+	fs.StringVar(&c.KeyPrefix, "key-prefix", c.KeyPrefix, "prefix of minted API keys (brand), e.g. snc_ or h444_")
+	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "default requests per minute per API key")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
+	fs.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", c.HeartbeatTimeout, "Raft heartbeat timeout")
+	fs.DurationVar(&c.ElectionTimeout, "raft-election-timeout", c.ElectionTimeout, "Raft election timeout")
+	fs.Uint64Var(&c.SnapshotThreshold, "raft-snapshot-threshold", c.SnapshotThreshold, "log entries between Raft snapshots")
+	fs.DurationVar(&c.UsageFlush, "usage-flush-interval", c.UsageFlush, "how often the leader writes batched API-key usage through Raft")
+	bindWebhookFlags(fs, &c.Webhooks)
+}
+
+// Load layers the config file named by --config, the environment and the flags
+// the user set explicitly over the defaults. fs must have been parsed.
+func Load(fs *pflag.FlagSet, configFile string) (Config, error) {
+	cfg := Defaults()
+	layer := pflag.NewFlagSet("layer", pflag.ContinueOnError)
+	BindFlags(layer, &cfg)
+	if configFile != "" {
+		raw, err := os.ReadFile(configFile)
+		if err != nil {
+			return cfg, fmt.Errorf("config file: %w", err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(raw, &m); err != nil {
+			return cfg, fmt.Errorf("config file %s: %w", configFile, err)
+		}
+		for k, v := range m {
+			if layer.Lookup(k) == nil {
+				return cfg, fmt.Errorf("config file %s: unknown setting %q", configFile, k)
+			}
+			if err := layer.Set(k, fmt.Sprint(v)); err != nil {
+				return cfg, fmt.Errorf("config file %s: %s: %w", configFile, k, err)
+			}
+		}
+	}
+	var envErr error
+	layer.VisitAll(func(f *pflag.Flag) {
+		env := "HOSTPLANE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok && envErr == nil {
+			if err := layer.Set(f.Name, v); err != nil {
+				envErr = fmt.Errorf("%s: %w", env, err)
+			}
+		}
+	})
+	if envErr != nil {
+		return cfg, envErr
+	}
+	var flagErr error
+	fs.Visit(func(f *pflag.Flag) {
+		if layer.Lookup(f.Name) != nil && flagErr == nil {
+			flagErr = layer.Set(f.Name, f.Value.String())
+		}
+	})
+	return cfg, flagErr
+}
+
+// Validate checks the configuration and fills derived defaults.
+func (c *Config) Validate() error {
+	var errs []error
+	if sanitizeID(c.NodeID) != c.NodeID || c.NodeID == "" {
+		errs = append(errs, fmt.Errorf("node-id %q: use 1-64 characters of a-z, 0-9, '.', '_' and '-'", c.NodeID))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data-dir is required"))
+	}
+	for name, addr := range map[string]string{"api-addr": c.APIAddr, "raft-addr": c.RaftAddr} {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, fmt.Errorf("%s %q: %v", name, addr, err))
+		}
+	}
+	tls := 0
+	for _, f := range []string{c.RaftTLSCert, c.RaftTLSKey, c.RaftTLSCA} {
+		if f != "" {
+			tls++
+		}
+	}
+	if tls != 0 && tls != 3 {
+		errs = append(errs, errors.New("raft-tls-cert, raft-tls-key and raft-tls-ca go together"))
+	}
+	if c.KeyPrefix == "" || len(c.KeyPrefix) > 16 || !strings.HasSuffix(c.KeyPrefix, "_") {
+		errs = append(errs, fmt.Errorf("key-prefix %q: 1-16 characters ending in '_'", c.KeyPrefix))
+	}
+	if c.RateLimit < 1 {
+		errs = append(errs, errors.New("rate-limit must be at least 1"))
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log-level %q: debug, info, warn or error", c.LogLevel))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log-format %q: json or text", c.LogFormat))
+	}
+	if c.ClusterSecretFile != "" {
+		raw, err := os.ReadFile(c.ClusterSecretFile)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("cluster-secret-file: %w", err))
+		} else {
+			c.ClusterSecret = strings.TrimSpace(string(raw))
+		}
+	}
+	if c.ClusterSecret != "" && len(c.ClusterSecret) < 16 {
+		errs = append(errs, errors.New("cluster secret must be at least 16 characters"))
+	}
+	if c.AdminSocket == "" {
+		c.AdminSocket = filepath.Join(c.DataDir, "admin.sock")
+	}
+	if c.UsageFlush <= 0 {
+		c.UsageFlush = 2 * time.Second
+	}
+	if err := c.Webhooks.validate(c.DataDir); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,351 @@
+// Package server assembles a coordinator: the Raft member, the public and admin
+// HTTP servers, and the loops that run only while this node is the leader.
+package server
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/auth"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Server is a running coordinator.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	out     io.Writer
+	Node    *raftnode.Node
+	API     *httpapi.API
+	apiLn   net.Listener
+	adminLn net.Listener
+	apiSrv  *http.Server
+	admSrv  *http.Server
+
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	closeMu sync.Mutex
+	closed  bool
+	apiAddr string
+}
+
+// NewLogger builds the slog logger the config asks for.
+func NewLogger(cfg Config, w io.Writer) *slog.Logger {
+	lvl := new(slog.LevelVar)
+	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: lvl}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// Start brings a coordinator up and returns once it listens. out receives the
+// human-facing start-up lines (API URL, bootstrap key); log receives the logs.
+func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if out == nil {
+		out = io.Discard
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	var tlsCfg *tls.Config
+	if cfg.RaftTLSCert != "" {
+		var err error
+		if tlsCfg, err = raftnode.LoadMutualTLS(cfg.RaftTLSCert, cfg.RaftTLSKey, cfg.RaftTLSCA); err != nil {
+			return nil, err
+		}
+	}
+	apiLn, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return nil, fmt.Errorf("api listen %s: %w", cfg.APIAddr, err)
+	}
+	s := &Server{cfg: cfg, log: log, out: out, apiLn: apiLn}
+	s.apiAddr = cfg.APIAdvertise
+	if s.apiAddr == "" {
+		s.apiAddr = apiLn.Addr().String()
+	}
+	node, err := raftnode.Open(raftnode.Config{
+		ID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, "raft"), BindAddr: cfg.RaftAddr, AdvertiseAddr: cfg.RaftAdvertise,
+		Bootstrap: cfg.Bootstrap, TLS: tlsCfg, HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
+		LeaderLeaseTimeout: cfg.HeartbeatTimeout / 2, SnapshotThreshold: cfg.SnapshotThreshold, Logger: log,
+	})
+	if err != nil {
+		apiLn.Close()
+		return nil, err
+	}
+	s.Node = node
+	metrics := httpapi.NewMetrics(func() float64 { return float64(node.FSM.Size()) }, func() float64 { return float64(node.FSM.AppliedIndex()) })
+	s.API = httpapi.New(httpapi.Config{
+		NodeID: cfg.NodeID, KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
+	}, node, log.With("component", "api"), nil, metrics)
+
+	_ = os.Remove(cfg.AdminSocket) // a stale socket from a crash
+	adminLn, err := net.Listen("unix", cfg.AdminSocket)
+	if err != nil {
+		apiLn.Close()
+		node.Close()
+		return nil, fmt.Errorf("admin socket %s: %w", cfg.AdminSocket, err)
+	}
+	_ = os.Chmod(cfg.AdminSocket, 0o600)
+	s.adminLn = adminLn
+	admin := s.API.AdminHandler()
+	s.apiSrv = &http.Server{Handler: s.API.Handler(admin), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	s.admSrv = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stop = cancel
+	s.wg.Add(4)
+	go func() { defer s.wg.Done(); s.registerLoop(ctx) }()
+	go func() { defer s.wg.Done(); _ = s.apiSrv.Serve(apiLn) }()
+	go func() { defer s.wg.Done(); _ = s.admSrv.Serve(adminLn) }()
+	go func() { defer s.wg.Done(); s.leaderLoop(ctx) }()
+	log.Info("coordinator started", "node_id", cfg.NodeID, "api", s.apiAddr, "raft", string(node.Addr), "data_dir", cfg.DataDir)
+	return s, nil
+}
+
+// APIURL is the base URL of the public API.
+func (s *Server) APIURL() string { return "http://" + s.apiAddr }
+
+// AdminSocket is the admin socket path.
+func (s *Server) AdminSocket() string { return s.cfg.AdminSocket }
+
+// RaftAddr is the advertised Raft address.
+func (s *Server) RaftAddr() string { return string(s.Node.Addr) }
+
+// Close stops everything; it is safe to call twice.
+func (s *Server) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.closeMu.Unlock()
+	s.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = s.apiSrv.Shutdown(ctx)
+	_ = s.admSrv.Shutdown(ctx)
+	s.wg.Wait()
+	err := s.Node.Close()
+	_ = os.Remove(s.cfg.AdminSocket)
+	return err
+}
+
+// Run starts a coordinator and blocks until ctx is cancelled.
+func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error {
+	s, err := Start(cfg, log, out)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "hostplane coordinator %s\n  API:          %s\n  admin socket: %s\n", cfg.NodeID, s.APIURL(), s.cfg.AdminSocket)
+	<-ctx.Done()
+	log.Info("shutting down")
+	return s.Close()
+}
+
+// leaderLoop starts the leader-only jobs on gaining leadership and stops them on
+// losing it.
+func (s *Server) leaderLoop(ctx context.Context) {
+	var stopJobs func()
+	start := func() func() {
+		jctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); s.runLeader(jctx) }()
+		return func() { cancel(); <-done }
+	}
+	defer func() {
+		if stopJobs != nil {
+			stopJobs()
+		}
+	}()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		leader := s.Node.IsLeader()
+		if leader && stopJobs == nil {
+			stopJobs = start()
+		} else if !leader && stopJobs != nil {
+			s.log.Info("lost leadership; stopping leader jobs")
+			stopJobs()
+			stopJobs = nil
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.Node.Raft.LeaderCh():
+		case <-tick.C:
+		}
+	}
+}
+
+func (s *Server) runLeader(ctx context.Context) {
+	s.log.Info("gained leadership; starting leader jobs")
+	term := s.Node.Raft.CurrentTerm()
+	if err := s.Node.Raft.Barrier(30 * time.Second).Error(); err != nil {
+		s.log.Warn("barrier after election failed", "err", err)
+		return
+	}
+	s.API.SetLeaderReady(term)
+	s.bootstrapAccount(ctx)
+	usage := time.NewTicker(s.cfg.UsageFlush)
+	defer usage.Stop()
+	sweep := time.NewTicker(10 * time.Minute)
+	defer sweep.Stop()
+	s.sweepIdempotency(ctx)
+	var jobs sync.WaitGroup
+	defer jobs.Wait()
+	for _, job := range s.webhookJobs() {
+		jobs.Add(1)
+		go func() { defer jobs.Done(); job(ctx) }()
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			s.flushUsage(context.Background())
+			return
+		case <-usage.C:
+			s.flushUsage(ctx)
+		case <-sweep.C:
+			s.sweepIdempotency(ctx)
+		}
+	}
+}
+
+func (s *Server) propose(ctx context.Context, t fsm.CommandType, payload any) (*fsm.Result, error) {
+	env, err := fsm.NewEnvelope(t, time.Now(), payload)
+	if err != nil {
+		return nil, err
+	}
+	return s.API.Apply(ctx, env)
+}
+
+// registerLoop makes sure the FSM holds this node's API address, which followers
+// need to forward requests to it when it leads. The leader writes it directly; a
+// follower asks the leader through the cluster-internal admin mount.
+func (s *Server) registerLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		var cur store.ClusterNode
+		_ = s.Node.FSM.View(func(tx *bolt.Tx) error {
+			return store.GetJSON(tx, store.BucketCluster, []byte(s.cfg.NodeID), &cur)
+		})
+		if cur.APIAddr != s.apiAddr {
+			if err := s.registerSelf(ctx); err != nil {
+				s.log.Debug("register api address: will retry", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Server) registerSelf(ctx context.Context) error {
+	if s.Node.IsLeader() {
+		_, err := s.propose(ctx, fsm.CmdNodeRegister, fsm.NodeRegister{ID: s.cfg.NodeID, APIAddr: s.apiAddr})
+		return err
+	}
+	leader := s.API.LeaderAPIAddr()
+	if leader == "" || s.cfg.ClusterSecret == "" {
+		return errors.New("leader API address or cluster secret unknown")
+	}
+	body, _ := json.Marshal(api.ClusterRegisterRequest{ID: s.cfg.NodeID, APIAddr: s.apiAddr})
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, "POST", "http://"+leader+"/internal/admin/cluster/register", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set(httpapi.HeaderClusterToken, s.cfg.ClusterSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("leader answered %s", resp.Status)
+	}
+	return nil
+}
+
+// bootstrapAccount creates the first account and prints its key, once: only on a
+// bootstrapped cluster whose FSM has no account yet.
+func (s *Server) bootstrapAccount(ctx context.Context) {
+	if !s.cfg.Bootstrap || !s.cfg.BootstrapAccount {
+		return
+	}
+	marker := filepath.Join(s.cfg.DataDir, "bootstrap-account-done")
+	if _, err := os.Stat(marker); err == nil {
+		return
+	}
+	empty := true
+	_ = s.Node.FSM.View(func(tx *bolt.Tx) error {
+		k, _ := tx.Bucket(store.BucketAccounts).Cursor().First()
+		empty = k == nil
+		return nil
+	})
+	if !empty {
+		_ = os.WriteFile(marker, []byte("1\n"), 0o600)
+		return
+	}
+	now := time.Now().UTC()
+	accID := ids.New("acc", now)
+	if _, err := s.propose(ctx, fsm.CmdAccountCreate, fsm.AccountCreate{ID: accID, Email: s.cfg.BootstrapEmail, Name: "Bootstrap admin", Country: "TR"}); err != nil {
+		s.log.Error("bootstrap account failed", "err", err)
+		return
+	}
+	plain, hash, prefix := auth.NewKey(s.cfg.KeyPrefix)
+	if _, err := s.propose(ctx, fsm.CmdKeyCreate, fsm.KeyCreate{ID: ids.New("key", now), AccountID: accID, Name: "bootstrap", Hash: hash, Prefix: prefix, Scopes: api.DefaultScopes()}); err != nil {
+		s.log.Error("bootstrap key failed", "err", err)
+		return
+	}
+	_ = os.WriteFile(marker, []byte("1\n"), 0o600)
+	s.log.Info("bootstrap account created", "account_id", accID, "key_prefix", prefix)
+	fmt.Fprintf(s.out, "\nBootstrap account %s (%s) created.\nIts API key, shown only this once:\n\n  %s\n\n", accID, s.cfg.BootstrapEmail, plain)
+}
+
+func (s *Server) flushUsage(ctx context.Context) {
+	u := s.API.Usage.Take()
+	if u == nil {
+		return
+	}
+	if _, err := s.propose(ctx, fsm.CmdKeyUsage, u); err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Warn("flush key usage failed", "err", err, "keys", len(u.Keys))
+	}
+}
+
+func (s *Server) sweepIdempotency(ctx context.Context) {
+	res, err := s.propose(ctx, fsm.CmdIdemExpire, fsm.IdemExpire{Limit: 10000})
+	if err != nil {
+		s.log.Warn("idempotency sweep failed", "err", err)
+		return
+	}
+	if n, _ := res.Value.(int); n > 0 {
+		s.log.Info("expired idempotency records removed", "count", n)
+	}
+}

@@ -1,0 +1,317 @@
+// Package testcluster starts real coordinators (Raft over loopback TCP, bbolt on
+// disk, the HTTP API and admin socket) inside a test process, and kills and
+// restarts them. Tests of replication, failover and forwarding build on it.
+package testcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+)
+
+// Node is one coordinator of the cluster; Server is nil while it is killed.
+type Node struct {
+	ID     string
+	Cfg    server.Config
+	Server *server.Server
+}
+
+// Cluster is a set of coordinators.
+type Cluster struct {
+	t      testing.TB
+	mu     sync.Mutex
+	Nodes  []*Node
+	Secret string
+	log    *slog.Logger
+}
+
+// Option adjusts every node's config before start.
+type Option func(i int, c *server.Config)
+
+// New starts n coordinators, joins them into one cluster and waits until every
+// node knows the leader. Everything is stopped and removed in t.Cleanup.
+func New(t testing.TB, n int, opts ...Option) *Cluster {
+	t.Helper()
+	base, err := os.MkdirTemp("", "hpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Cluster{t: t, Secret: "test-cluster-secret-0123456789", log: testLogger()}
+	t.Cleanup(func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, nd := range c.Nodes {
+			if nd.Server != nil {
+				_ = nd.Server.Close()
+				nd.Server = nil
+			}
+		}
+		os.RemoveAll(base)
+	})
+	for i := 0; i < n; i++ {
+		cfg := server.Defaults()
+		cfg.NodeID = fmt.Sprintf("n%d", i+1)
+		cfg.DataDir = filepath.Join(base, cfg.NodeID)
+		cfg.AdminSocket = filepath.Join(cfg.DataDir, "admin.sock")
+		cfg.APIAddr = freeAddr(t)
+		cfg.RaftAddr = freeAddr(t)
+		cfg.Bootstrap = i == 0
+		cfg.BootstrapAccount = false
+		cfg.ClusterSecret = c.Secret
+		cfg.HeartbeatTimeout = 500 * time.Millisecond
+		cfg.ElectionTimeout = 500 * time.Millisecond
+		cfg.UsageFlush = 200 * time.Millisecond
+		cfg.LogFormat = "text"
+		for _, o := range opts {
+			o(i, &cfg)
+		}
+		nd := &Node{ID: cfg.NodeID, Cfg: cfg}
+		c.Nodes = append(c.Nodes, nd)
+		c.start(nd)
+	}
+	c.WaitLeader(15 * time.Second)
+	for _, nd := range c.Nodes[1:] {
+		c.joinWithRetry(nd)
+	}
+	c.WaitConverged(20 * time.Second)
+	return c
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("HOSTPLANE_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func (c *Cluster) start(nd *Node) {
+	c.t.Helper()
+	var err error
+	// The port may be briefly held by the previous incarnation; retry.
+	for try := 0; try < 50; try++ {
+		nd.Server, err = server.Start(nd.Cfg, c.log.With("node", nd.ID), io.Discard)
+		if err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.t.Fatalf("start %s: %v", nd.ID, err)
+}
+
+func (c *Cluster) joinWithRetry(nd *Node) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		ld := c.WaitLeader(10 * time.Second)
+		_, err := c.Admin(ld).ClusterJoin(context.Background(), nd.ID, nd.Server.RaftAddr(), "")
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("join %s: %v", nd.ID, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// Leader returns the index of the current leader among running nodes, or -1.
+func (c *Cluster) Leader() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, nd := range c.Nodes {
+		if nd.Server != nil && nd.Server.Node.IsLeader() {
+			return i
+		}
+	}
+	return -1
+}
+
+// WaitLeader waits for a leader and returns its index.
+func (c *Cluster) WaitLeader(timeout time.Duration) int {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if i := c.Leader(); i >= 0 {
+			return i
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("no leader within %s", timeout)
+	return -1
+}
+
+// WaitConverged waits until every running node sees the same leader, every
+// member's API address is registered, and all have applied the leader's commit index.
+func (c *Cluster) WaitConverged(timeout time.Duration) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, why := c.converged()
+		if ok {
+			return
+		}
+		last = why
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.t.Fatalf("cluster did not converge within %s: %s", timeout, last)
+}
+
+func (c *Cluster) converged() (bool, string) {
+	ld := c.Leader()
+	if ld < 0 {
+		return false, "no leader"
+	}
+	if !c.Nodes[ld].Server.API.LeaderReady() {
+		return false, "leader has not applied its barrier yet"
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	lst, err := c.Nodes[ld].Server.API.ClusterStatus()
+	if err != nil {
+		return false, err.Error()
+	}
+	running := 0
+	for _, nd := range c.Nodes {
+		if nd.Server != nil {
+			running++
+		}
+	}
+	for _, s := range lst.Servers {
+		if s.APIAddr == "" && c.running(s.ID) {
+			return false, "api address of " + s.ID + " not registered"
+		}
+	}
+	for _, nd := range c.Nodes {
+		if nd.Server == nil {
+			continue
+		}
+		st, err := nd.Server.API.ClusterStatus()
+		if err != nil {
+			return false, err.Error()
+		}
+		if st.LeaderID != lst.NodeID {
+			return false, nd.ID + " sees leader " + st.LeaderID
+		}
+		if nd.Server.Node.FSM.AppliedIndex() < lst.CommitIndex {
+			return false, fmt.Sprintf("%s applied %d < commit %d", nd.ID, nd.Server.Node.FSM.AppliedIndex(), lst.CommitIndex)
+		}
+		if len(st.Servers) < running {
+			return false, nd.ID + " has fewer members than running nodes"
+		}
+	}
+	return true, ""
+}
+
+func (c *Cluster) running(id string) bool {
+	for _, nd := range c.Nodes {
+		if nd.ID == id {
+			return nd.Server != nil
+		}
+	}
+	return false
+}
+
+// Kill stops node i in-process (Raft shutdown, listeners closed), keeping its data.
+func (c *Cluster) Kill(i int) {
+	c.mu.Lock()
+	s := c.Nodes[i].Server
+	c.Nodes[i].Server = nil
+	c.mu.Unlock()
+	if s != nil {
+		_ = s.Close()
+	}
+}
+
+// Restart starts a killed node again on the same data directory and addresses.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	c.mu.Lock()
+	nd := c.Nodes[i]
+	c.mu.Unlock()
+	if nd.Server != nil {
+		c.t.Fatalf("restart %s: still running", nd.ID)
+	}
+	c.start(nd)
+}
+
+// Admin returns an admin client on node i's socket.
+func (c *Cluster) Admin(i int) *client.Admin {
+	return client.NewAdmin(c.Nodes[i].Cfg.AdminSocket)
+}
+
+// URL is node i's API base URL.
+func (c *Cluster) URL(i int) string { return "http://" + c.Nodes[i].Cfg.APIAddr }
+
+// Client returns a /v1 client on node i.
+func (c *Cluster) Client(i int, key string) *client.Client { return client.New(c.URL(i), key) }
+
+// NewAccount creates an account with a key of the given scopes (default scopes
+// when none) through the leader, returning the account and the key.
+func (c *Cluster) NewAccount(email string, scopes ...string) (api.Account, string) {
+	c.t.Helper()
+	ctx := context.Background()
+	var acc api.Account
+	c.Retry503(func() (err error) {
+		acc, err = c.Admin(c.WaitLeader(10*time.Second)).CreateAccount(ctx, api.AccountCreateRequest{Email: email})
+		return err
+	})
+	var k api.KeyCreated
+	c.Retry503(func() (err error) {
+		k, err = c.Admin(c.WaitLeader(10*time.Second)).CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "test", Scopes: scopes})
+		return err
+	})
+	return acc, k.Key
+}
+
+// Retry503 runs fn until it succeeds or fails with something other than a 503
+// (which the API answers while leadership changes, telling clients to retry);
+// it fails the test after 20 s or on another error.
+func (c *Cluster) Retry503(fn func() error) {
+	c.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.StatusCode != 503 || time.Now().After(deadline) {
+			c.t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WithRateLimit sets the default per-key rate limit (load tests need more than 120/min).
+func WithRateLimit(perMin int) Option {
+	return func(_ int, c *server.Config) { c.RateLimit = perMin }
+}
+
+// Running reports whether node i is up.
+func (c *Cluster) Running(i int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Nodes[i].Server != nil
+}

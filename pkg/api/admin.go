@@ -1,0 +1,122 @@
+package api
+
+import "time"
+
+// AccountCreateRequest is the admin body to create an account.
+type AccountCreateRequest struct {
+	Email   string `json:"email"`
+	Name    string `json:"name"`
+	Country string `json:"country"`
+}
+
+// KeyCreateRequest is the admin body to mint an API key. Empty Scopes means DefaultScopes.
+type KeyCreateRequest struct {
+	Name            string     `json:"name"`
+	Scopes          []string   `json:"scopes"`
+	ExpiresAt       *time.Time `json:"expires_at"`
+	AllowedCIDRs    []string   `json:"allowed_cidrs"`
+	RateLimitPerMin int        `json:"rate_limit_per_min"`
+}
+
+// KeyInfo describes a key without its secret.
+type KeyInfo struct {
+	ID              string     `json:"id"`
+	AccountID       string     `json:"account_id"`
+	Name            string     `json:"name"`
+	Prefix          string     `json:"prefix"`
+	Scopes          []string   `json:"scopes"`
+	ExpiresAt       *time.Time `json:"expires_at"`
+	AllowedCIDRs    []string   `json:"allowed_cidrs"`
+	RateLimitPerMin int        `json:"rate_limit_per_min"`
+	CreatedAt       time.Time  `json:"created_at"`
+	LastUsedAt      *time.Time `json:"last_used_at"`
+	UseCount        int64      `json:"use_count"`
+	RevokedAt       *time.Time `json:"revoked_at"`
+}
+
+// KeyCreated is returned once when a key is minted: Key is the only copy of the secret.
+type KeyCreated struct {
+	Key  string  `json:"key"`
+	Info KeyInfo `json:"info"`
+}
+
+// KeyUsage is one entry of a key's usage log.
+type KeyUsage struct {
+	At     time.Time `json:"at"`
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+	Status int       `json:"status"`
+	IP     string    `json:"ip"`
+}
+
+// WalletCreditRequest credits a deposit to an account's wallet.
+type WalletCreditRequest struct {
+	AmountUsdCents int64  `json:"amount_usd_cents"`
+	Gateway        string `json:"gateway"`
+	Description    string `json:"description"`
+}
+
+// InvoiceIssueRequest issues an invoice; PayFromWallet pays it at once when the balance allows.
+type InvoiceIssueRequest struct {
+	Lines         []InvoiceLineRequest `json:"lines"`
+	DueDays       int                  `json:"due_days"`
+	PayFromWallet bool                 `json:"pay_from_wallet"`
+}
+
+// InvoiceLineRequest is one requested line item.
+type InvoiceLineRequest struct {
+	Description       string `json:"description"`
+	Quantity          int64  `json:"quantity"`
+	UnitPriceUsdCents int64  `json:"unit_price_usd_cents"`
+}
+
+// StaffReplyRequest is a staff reply to a ticket.
+type StaffReplyRequest struct {
+	Body      string `json:"body"`
+	StaffName string `json:"staff_name"`
+}
+
+// TicketStatusRequest sets a ticket's status.
+type TicketStatusRequest struct {
+	Status string `json:"status"`
+}
+
+// ClusterJoinRequest adds a voter to the Raft cluster.
+type ClusterJoinRequest struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr,omitempty"`
+}
+
+// ClusterRegisterRequest records a coordinator's API address (sent by each node).
+type ClusterRegisterRequest struct {
+	ID      string `json:"id"`
+	APIAddr string `json:"api_addr"`
+}
+
+// ClusterRemoveRequest removes a server from the Raft cluster.
+type ClusterRemoveRequest struct {
+	ID string `json:"id"`
+}
+
+// ClusterServer is one member of the Raft configuration.
+type ClusterServer struct {
+	ID       string `json:"id"`
+	RaftAddr string `json:"raft_addr"`
+	APIAddr  string `json:"api_addr,omitempty"`
+	Suffrage string `json:"suffrage"`
+	Leader   bool   `json:"leader"`
+}
+
+// ClusterStatus is the view of the cluster from one node.
+type ClusterStatus struct {
+	NodeID       string          `json:"node_id"`
+	State        string          `json:"state"`
+	LeaderID     string          `json:"leader_id"`
+	Term         uint64          `json:"term"`
+	LastIndex    uint64          `json:"last_index"`
+	CommitIndex  uint64          `json:"commit_index"`
+	AppliedIndex uint64          `json:"applied_index"`
+	FSMBytes     int64           `json:"fsm_bytes"`
+	Servers      []ClusterServer `json:"servers"`
+}

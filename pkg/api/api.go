@@ -1,0 +1,218 @@
+// Package api holds the public wire types of the hostplane /v1 API and the admin API,
+// shared by the coordinator, the Go client and the CLI. Standard library only.
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	StatusCode int    `json:"statusCode"`
+	Err        string `json:"error"`
+	Message    string `json:"message"`
+	Code       string `json:"code,omitempty"`
+	RequestID  string `json:"request_id,omitempty"`
+}
+
+// Error implements error so clients can return the decoded body as-is.
+func (e *Error) Error() string {
+	if e.Code != "" {
+		return fmt.Sprintf("%d %s: %s (%s)", e.StatusCode, e.Err, e.Message, e.Code)
+	}
+	return fmt.Sprintf("%d %s: %s", e.StatusCode, e.Err, e.Message)
+}
+
+// NewError builds an error body with the reason phrase filled from the status.
+func NewError(status int, code, msg string) *Error {
+	return &Error{StatusCode: status, Err: http.StatusText(status), Message: msg, Code: code}
+}
+
+// Scope names exactly as SPEC.md lists them.
+const (
+	ScopeAccountRead    = "account:read"
+	ScopeServersRead    = "servers:read"
+	ScopeServersWrite   = "servers:write"
+	ScopeServersDestroy = "servers:destroy"
+	ScopeHostingRead    = "hosting:read"
+	ScopeHostingWrite   = "hosting:write"
+	ScopeHostingDestroy = "hosting:destroy"
+	ScopeDomainsRead    = "domains:read"
+	ScopeDomainsWrite   = "domains:write"
+	ScopeBillingRead    = "billing:read"
+	ScopeTicketsRead    = "tickets:read"
+	ScopeTicketsWrite   = "tickets:write"
+	ScopeWebhooksRead   = "webhooks:read"
+	ScopeWebhooksWrite  = "webhooks:write"
+	ScopeOrdersWrite    = "orders:write"
+)
+
+// AllScopes lists every scope in SPEC.md order.
+var AllScopes = []string{
+	ScopeAccountRead, ScopeServersRead, ScopeServersWrite, ScopeServersDestroy,
+	ScopeHostingRead, ScopeHostingWrite, ScopeHostingDestroy, ScopeDomainsRead, ScopeDomainsWrite,
+	ScopeBillingRead, ScopeTicketsRead, ScopeTicketsWrite, ScopeWebhooksRead, ScopeWebhooksWrite,
+	ScopeOrdersWrite,
+}
+
+// DefaultScopes is every scope except the destructive ones and orders:write.
+func DefaultScopes() []string {
+	out := make([]string, 0, len(AllScopes))
+	for _, s := range AllScopes {
+		switch s {
+		case ScopeServersDestroy, ScopeHostingDestroy, ScopeOrdersWrite:
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// IsScope reports whether s is a known scope.
+func IsScope(s string) bool {
+	for _, x := range AllScopes {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Account is the profile returned by GET /v1/account.
+type Account struct {
+	ID              string    `json:"id"`
+	Email           string    `json:"email"`
+	Name            string    `json:"name"`
+	Country         string    `json:"country"`
+	EmailVerified   bool      `json:"email_verified"`
+	CreatedAt       time.Time `json:"created_at"`
+	BalanceUsdCents int64     `json:"balance_usd_cents"`
+}
+
+// Wallet is the prepaid wallet state.
+type Wallet struct {
+	BalanceUsdCents int64     `json:"balance_usd_cents"`
+	Currency        string    `json:"currency"`
+	State           string    `json:"state"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
+// Wallet transaction types.
+const (
+	TxDeposit        = "deposit"
+	TxInvoicePayment = "invoice_payment"
+	TxRefund         = "refund"
+)
+
+// WalletTransaction is one movement of the wallet balance; amounts are signed.
+type WalletTransaction struct {
+	ID                   string    `json:"id"`
+	Type                 string    `json:"type"`
+	AmountUsdCents       int64     `json:"amount_usd_cents"`
+	BalanceAfterUsdCents int64     `json:"balance_after_usd_cents"`
+	Description          string    `json:"description"`
+	Gateway              string    `json:"gateway,omitempty"`
+	InvoiceID            string    `json:"invoice_id,omitempty"`
+	CreatedAt            time.Time `json:"created_at"`
+}
+
+// Invoice statuses.
+const (
+	InvoiceUnpaid = "unpaid"
+	InvoicePaid   = "paid"
+)
+
+// InvoiceLine is one line item.
+type InvoiceLine struct {
+	Description       string `json:"description"`
+	Quantity          int64  `json:"quantity"`
+	UnitPriceUsdCents int64  `json:"unit_price_usd_cents"`
+	AmountUsdCents    int64  `json:"amount_usd_cents"`
+}
+
+// Payment records how (part of) an invoice was paid.
+type Payment struct {
+	ID             string    `json:"id"`
+	Method         string    `json:"method"`
+	AmountUsdCents int64     `json:"amount_usd_cents"`
+	TransactionID  string    `json:"transaction_id,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// Invoice is a bill with its line items and payments.
+type Invoice struct {
+	ID            string        `json:"id"`
+	Number        string        `json:"number"`
+	Status        string        `json:"status"`
+	Currency      string        `json:"currency"`
+	TotalUsdCents int64         `json:"total_usd_cents"`
+	CreatedAt     time.Time     `json:"created_at"`
+	DueAt         time.Time     `json:"due_at"`
+	PaidAt        *time.Time    `json:"paid_at"`
+	Lines         []InvoiceLine `json:"lines"`
+	Payments      []Payment     `json:"payments"`
+}
+
+// Ticket statuses, priorities and departments.
+const (
+	TicketOpen          = "open"
+	TicketAnswered      = "answered"
+	TicketCustomerReply = "customer_reply"
+	TicketOnHold        = "on_hold"
+	TicketClosed        = "closed"
+)
+
+// TicketStatuses lists the statuses staff may set.
+var TicketStatuses = []string{TicketOpen, TicketAnswered, TicketCustomerReply, TicketOnHold, TicketClosed}
+
+// TicketPriorities lists valid priorities.
+var TicketPriorities = []string{"low", "medium", "high", "urgent"}
+
+// TicketDepartments lists valid departments.
+var TicketDepartments = []string{"technical", "billing", "sales", "general"}
+
+// TicketMessage is one message of a ticket thread.
+type TicketMessage struct {
+	ID        string    `json:"id"`
+	Author    string    `json:"author"` // customer | staff
+	StaffName string    `json:"staff_name,omitempty"`
+	Body      string    `json:"body"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Ticket is a support ticket; Messages is filled on detail reads only.
+type Ticket struct {
+	ID         string          `json:"id"`
+	Number     int64           `json:"number"`
+	Subject    string          `json:"subject"`
+	Status     string          `json:"status"`
+	Priority   string          `json:"priority"`
+	Department string          `json:"department"`
+	CreatedAt  time.Time       `json:"created_at"`
+	UpdatedAt  time.Time       `json:"updated_at"`
+	Messages   []TicketMessage `json:"messages,omitempty"`
+}
+
+// TicketCreateRequest is the body of POST /v1/tickets.
+type TicketCreateRequest struct {
+	Subject    string `json:"subject"`
+	Message    string `json:"message"`
+	Department string `json:"department"`
+	Priority   string `json:"priority"`
+}
+
+// TicketReplyRequest is the body of POST /v1/tickets/:id/reply.
+type TicketReplyRequest struct {
+	Body string `json:"body"`
+}
+
+// Page is the envelope of every list response.
+type Page[T any] struct {
+	Data     []T  `json:"data"`
+	Page     int  `json:"page"`
+	Limit    int  `json:"limit"`
+	Total    int  `json:"total"`
+	NextPage *int `json:"next_page"`
+}

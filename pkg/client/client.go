@@ -1,0 +1,265 @@
+// Package client is the Go client of hostplane: the public /v1 API (API keys) and
+// the operator admin API on a coordinator's unix socket. hostplanectl uses only it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// DefaultDataDir is $HOSTPLANE_DATA_DIR, else $XDG_DATA_HOME/hostplane, else
+// ./.hostplane: where `make run` keeps the coordinator's data.
+func DefaultDataDir() string {
+	if d := os.Getenv("HOSTPLANE_DATA_DIR"); d != "" {
+		return d
+	}
+	if x := os.Getenv("XDG_DATA_HOME"); x != "" {
+		return filepath.Join(x, "hostplane")
+	}
+	return ".hostplane"
+}
+
+// DefaultAdminSocket is $HOSTPLANE_ADMIN_SOCKET or admin.sock in DefaultDataDir.
+func DefaultAdminSocket() string {
+	if s := os.Getenv("HOSTPLANE_ADMIN_SOCKET"); s != "" {
+		return s
+	}
+	return filepath.Join(DefaultDataDir(), "admin.sock")
+}
+
+// Client calls the public /v1 API with an API key.
+type Client struct {
+	BaseURL string
+	Key     string
+	HTTP    *http.Client
+}
+
+// New returns a client for baseURL (e.g. http://127.0.0.1:8420).
+func New(baseURL, key string) *Client {
+	return &Client{BaseURL: baseURL, Key: key, HTTP: &http.Client{Timeout: 30 * time.Second}}
+}
+
+// Do sends a request and decodes a 2xx JSON body into out (if non-nil); a non-2xx
+// response is returned as *api.Error.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any, hdr http.Header) (*http.Response, error) {
+	return do(ctx, c.HTTP, c.BaseURL, method, path, body, out, func(r *http.Request) {
+		if c.Key != "" {
+			r.Header.Set("Authorization", "Bearer "+c.Key)
+		}
+		for k, v := range hdr {
+			r.Header[k] = v
+		}
+	})
+}
+
+// Account returns the caller's account.
+func (c *Client) Account(ctx context.Context) (api.Account, error) {
+	var a api.Account
+	_, err := c.Do(ctx, "GET", "/v1/account", nil, &a, nil)
+	return a, err
+}
+
+// CreateTicket opens a ticket; idemKey may be empty.
+func (c *Client) CreateTicket(ctx context.Context, req api.TicketCreateRequest, idemKey string) (api.Ticket, error) {
+	var t api.Ticket
+	h := http.Header{}
+	if idemKey != "" {
+		h.Set("Idempotency-Key", idemKey)
+	}
+	_, err := c.Do(ctx, "POST", "/v1/tickets", req, &t, h)
+	return t, err
+}
+
+// Ticket returns one ticket with its thread.
+func (c *Client) Ticket(ctx context.Context, id string) (api.Ticket, error) {
+	var t api.Ticket
+	_, err := c.Do(ctx, "GET", "/v1/tickets/"+url.PathEscape(id), nil, &t, nil)
+	return t, err
+}
+
+// Tickets lists tickets.
+func (c *Client) Tickets(ctx context.Context, page, limit int) (api.Page[api.Ticket], error) {
+	var p api.Page[api.Ticket]
+	_, err := c.Do(ctx, "GET", "/v1/tickets?page="+strconv.Itoa(page)+"&limit="+strconv.Itoa(limit), nil, &p, nil)
+	return p, err
+}
+
+func do(ctx context.Context, hc *http.Client, base, method, path string, body, out any, decorate func(*http.Request)) (*http.Response, error) {
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case io.Reader:
+		rd = b
+	default:
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	decorate(req)
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		var e api.Error
+		if json.Unmarshal(raw, &e) != nil || e.StatusCode == 0 {
+			e = *api.NewError(resp.StatusCode, "", string(bytes.TrimSpace(raw)))
+		}
+		return resp, &e
+	}
+	if w, ok := out.(io.Writer); ok {
+		_, err = io.Copy(w, resp.Body)
+		return resp, err
+	}
+	if out != nil {
+		if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+			return resp, fmt.Errorf("decode response: %w", err)
+		}
+	}
+	return resp, nil
+}
+
+// Admin calls a coordinator's admin API over its unix socket.
+type Admin struct {
+	Socket string
+	HTTP   *http.Client
+}
+
+// NewAdmin returns an admin client for the socket path.
+func NewAdmin(socket string) *Admin {
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}
+	return &Admin{Socket: socket, HTTP: &http.Client{Transport: tr, Timeout: 5 * time.Minute}}
+}
+
+// Do sends an admin request; out may be an io.Writer for streamed bodies.
+func (a *Admin) Do(ctx context.Context, method, path string, body, out any) error {
+	_, err := do(ctx, a.HTTP, "http://admin", method, path, body, out, func(*http.Request) {})
+	if err != nil {
+		if _, ok := err.(*api.Error); !ok {
+			return fmt.Errorf("admin socket %s: %w (is the coordinator running? set --socket or HOSTPLANE_ADMIN_SOCKET)", a.Socket, err)
+		}
+	}
+	return err
+}
+
+// CreateAccount creates an account.
+func (a *Admin) CreateAccount(ctx context.Context, req api.AccountCreateRequest) (api.Account, error) {
+	var out api.Account
+	return out, a.Do(ctx, "POST", "/admin/accounts", req, &out)
+}
+
+// Account returns an account by id or email.
+func (a *Admin) Account(ctx context.Context, idOrEmail string) (api.Account, error) {
+	var out api.Account
+	return out, a.Do(ctx, "GET", "/admin/accounts/"+url.PathEscape(idOrEmail), nil, &out)
+}
+
+// CreateKey mints a key for an account.
+func (a *Admin) CreateKey(ctx context.Context, accountID string, req api.KeyCreateRequest) (api.KeyCreated, error) {
+	var out api.KeyCreated
+	return out, a.Do(ctx, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/keys", req, &out)
+}
+
+// Keys lists an account's keys.
+func (a *Admin) Keys(ctx context.Context, accountID string) ([]api.KeyInfo, error) {
+	var out []api.KeyInfo
+	return out, a.Do(ctx, "GET", "/admin/accounts/"+url.PathEscape(accountID)+"/keys", nil, &out)
+}
+
+// RevokeKey revokes a key.
+func (a *Admin) RevokeKey(ctx context.Context, keyID string) (api.KeyInfo, error) {
+	var out api.KeyInfo
+	return out, a.Do(ctx, "POST", "/admin/keys/"+url.PathEscape(keyID)+"/revoke", nil, &out)
+}
+
+// KeyUsage returns a key's usage log, newest first.
+func (a *Admin) KeyUsage(ctx context.Context, keyID string) ([]api.KeyUsage, error) {
+	var out []api.KeyUsage
+	return out, a.Do(ctx, "GET", "/admin/keys/"+url.PathEscape(keyID)+"/usage", nil, &out)
+}
+
+// CreditWallet credits a deposit.
+func (a *Admin) CreditWallet(ctx context.Context, accountID string, req api.WalletCreditRequest) (api.WalletTransaction, error) {
+	var out api.WalletTransaction
+	return out, a.Do(ctx, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/wallet/credit", req, &out)
+}
+
+// IssueInvoice issues an invoice.
+func (a *Admin) IssueInvoice(ctx context.Context, accountID string, req api.InvoiceIssueRequest) (api.Invoice, error) {
+	var out api.Invoice
+	return out, a.Do(ctx, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/invoices", req, &out)
+}
+
+// PayInvoice pays an invoice from the wallet.
+func (a *Admin) PayInvoice(ctx context.Context, invoiceID string) (api.Invoice, error) {
+	var out api.Invoice
+	return out, a.Do(ctx, "POST", "/admin/invoices/"+url.PathEscape(invoiceID)+"/pay", nil, &out)
+}
+
+// StaffReply posts a staff reply.
+func (a *Admin) StaffReply(ctx context.Context, ticketID string, req api.StaffReplyRequest) (api.Ticket, error) {
+	var out api.Ticket
+	return out, a.Do(ctx, "POST", "/admin/tickets/"+url.PathEscape(ticketID)+"/reply", req, &out)
+}
+
+// SetTicketStatus changes a ticket's status.
+func (a *Admin) SetTicketStatus(ctx context.Context, ticketID, status string) (api.Ticket, error) {
+	var out api.Ticket
+	return out, a.Do(ctx, "POST", "/admin/tickets/"+url.PathEscape(ticketID)+"/status", api.TicketStatusRequest{Status: status}, &out)
+}
+
+// ClusterStatus returns the cluster as the socket's coordinator sees it.
+func (a *Admin) ClusterStatus(ctx context.Context) (api.ClusterStatus, error) {
+	var out api.ClusterStatus
+	return out, a.Do(ctx, "GET", "/admin/cluster/status", nil, &out)
+}
+
+// ClusterJoin adds a voter.
+// apiAddr may be empty: the node then registers its API address itself.
+func (a *Admin) ClusterJoin(ctx context.Context, id, raftAddr, apiAddr string) (api.ClusterStatus, error) {
+	var out api.ClusterStatus
+	return out, a.Do(ctx, "POST", "/admin/cluster/join", api.ClusterJoinRequest{ID: id, RaftAddr: raftAddr, APIAddr: apiAddr}, &out)
+}
+
+// ClusterRemove removes a server.
+func (a *Admin) ClusterRemove(ctx context.Context, id string) (api.ClusterStatus, error) {
+	var out api.ClusterStatus
+	return out, a.Do(ctx, "POST", "/admin/cluster/remove", api.ClusterRemoveRequest{ID: id}, &out)
+}
+
+// Backup streams a backup into w.
+func (a *Admin) Backup(ctx context.Context, w io.Writer) error {
+	return a.Do(ctx, "GET", "/admin/cluster/backup", nil, w)
+}
+
+// Restore installs a backup stream as the cluster's state.
+func (a *Admin) Restore(ctx context.Context, r io.Reader) (api.ClusterStatus, error) {
+	var out api.ClusterStatus
+	return out, a.Do(ctx, "POST", "/admin/cluster/restore", r, &out)
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install and start everything `make test` needs, idempotently: Go tools pinned
+# into .bin/, libvirtd + QEMU (started without systemd), and the tiny test guest.
+# Run as root on Debian 12. Quiet on success; says what failed otherwise.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+die() { echo "install-test-deps: $*" >&2; exit 1; }
+
+STATICCHECK_VERSION=v0.8.2
+mkdir -p .bin
+if ! .bin/staticcheck -version 2>/dev/null | grep -q "(${STATICCHECK_VERSION#v})"; then
+  GOBIN="$PWD/.bin" go install "honnef.co/go/tools/cmd/staticcheck@${STATICCHECK_VERSION}" \
+    || die "go install staticcheck@${STATICCHECK_VERSION} failed (needs the Go module proxy)"
+fi
+
+scripts/install-libvirt.sh
+scripts/start-libvirt.sh
+scripts/build-test-guest.sh

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Whole-system benchmarks: coordinator writes vs etcd and reads vs a bare handler
+# (real processes, same run), then the Go benchmarks. Figures are ratios against the
+# baseline of the same run; these machines are shared and noisy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.bin:$PATH"
+if ! command -v etcd >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends etcd-server >/dev/null \
+    || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends etcd-server >/dev/null; }
+fi
+bin/hostplane-bench --clients "${BENCH_CLIENTS:-64}" --duration "${BENCH_DURATION:-15s}"
+echo
+go test -run '^$' -bench . -benchtime "${BENCH_TIME:-1x}" ./coordinator/... ./agent/... 2>&1 | grep -vE '^(ok|PASS|\?)' || true
