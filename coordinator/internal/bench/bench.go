@@ -385,10 +385,17 @@ func startHostplane(ctx context.Context, p *procs, dir string, o Options) (*host
 		if err := os.MkdirAll(data, 0o700); err != nil {
 			return nil, err
 		}
-		_, err := p.start(filepath.Join(dir, fmt.Sprintf("hp%d.log", i)), bin, "run", "--node-id", fmt.Sprintf("hp%d", i),
-			"--data-dir", data, "--api-addr", api, "--raft-addr", raftAddr, "--bootstrap="+fmt.Sprint(i == 1),
+		args := []string{"run", "--node-id", fmt.Sprintf("hp%d", i),
+			"--data-dir", data, "--api-addr", api, "--raft-addr", raftAddr, "--bootstrap=" + fmt.Sprint(i == 1),
 			"--bootstrap-account=false", "--cluster-secret", "bench-cluster-secret-0123456789", "--rate-limit", "100000000",
-			"--log-level", "warn")
+			"--log-level", "warn"}
+		if pp := os.Getenv("BENCH_PPROF_BASE_PORT"); pp != "" {
+			// For profiling runs: node i serves pprof on BENCH_PPROF_BASE_PORT+i.
+			var base int
+			fmt.Sscan(pp, &base)
+			args = append(args, "--pprof-addr", fmt.Sprintf("127.0.0.1:%d", base+i))
+		}
+		_, err := p.start(filepath.Join(dir, fmt.Sprintf("hp%d.log", i)), bin, args...)
 		if err != nil {
 			return nil, err
 		}

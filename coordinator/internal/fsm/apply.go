@@ -353,7 +353,7 @@ func applyTicketCreate(c *applyCtx) (any, error) {
 		Department: p.Department, CreatedAt: c.at, UpdatedAt: c.at,
 		Messages: []api.TicketMessage{{ID: p.MessageID, Author: "customer", Body: p.Message, CreatedAt: c.at}},
 	}
-	if err := store.PutJSON(c.tx, store.BucketTickets, store.OwnedKey(p.AccountID, t.ID), t); err != nil {
+	if err := putTicket(c, p.AccountID, t); err != nil {
 		return nil, err
 	}
 	if err := c.tx.Bucket(store.BucketTicketIDs).Put([]byte(t.ID), []byte(p.AccountID)); err != nil {
@@ -362,6 +362,15 @@ func applyTicketCreate(c *applyCtx) (any, error) {
 	return t, c.emit("ticket.created", p.AccountID, map[string]any{
 		"ticketId": t.ID, "ticketNumber": t.Number, "subject": t.Subject, "status": t.Status, "priority": t.Priority,
 	})
+}
+
+// putTicket writes a ticket and its list view (the ticket without its thread).
+func putTicket(c *applyCtx, owner string, t api.Ticket) error {
+	if err := store.PutJSON(c.tx, store.BucketTickets, store.OwnedKey(owner, t.ID), t); err != nil {
+		return err
+	}
+	t.Messages = nil
+	return store.PutJSON(c.tx, store.BucketTicketList, store.OwnedKey(owner, t.ID), t)
 }
 
 // loadTicket finds a ticket; a non-empty accountID restricts it to that account.
@@ -393,7 +402,7 @@ func applyTicketReply(c *applyCtx) (any, error) {
 	}
 	t.Messages = append(t.Messages, msg)
 	t.UpdatedAt = c.at
-	if err := store.PutJSON(c.tx, store.BucketTickets, store.OwnedKey(owner, t.ID), t); err != nil {
+	if err := putTicket(c, owner, t); err != nil {
 		return nil, err
 	}
 	if p.Staff {
@@ -419,7 +428,7 @@ func applyTicketClose(c *applyCtx) (any, error) {
 		return t, nil
 	}
 	t.Status, t.UpdatedAt = api.TicketClosed, c.at
-	return t, store.PutJSON(c.tx, store.BucketTickets, store.OwnedKey(owner, t.ID), t)
+	return t, putTicket(c, owner, t)
 }
 
 func applyTicketStatus(c *applyCtx) (any, error) {
@@ -432,7 +441,7 @@ func applyTicketStatus(c *applyCtx) (any, error) {
 		return nil, err
 	}
 	t.Status, t.UpdatedAt = p.Status, c.at
-	return t, store.PutJSON(c.tx, store.BucketTickets, store.OwnedKey(owner, t.ID), t)
+	return t, putTicket(c, owner, t)
 }
 
 func applyIdemExpire(c *applyCtx) (any, error) {

@@ -49,6 +49,9 @@ type FSM struct {
 	startupSnapshotIndex uint64
 	starting             atomic.Bool
 	applied              atomic.Uint64
+	// keysVersion changes whenever an API key's authorising fields may have
+	// changed, so the API's key cache knows when to reload.
+	keysVersion atomic.Uint64
 
 	// OnApply, if set, is called after each batch commits (used by waiters in tests
 	// and by the outbox notifier). It must not block.
@@ -140,6 +143,10 @@ func (f *FSM) Close() error {
 	return os.Remove(f.path + ".open")
 }
 
+// KeysVersion changes whenever a command that creates or revokes a key applies,
+// or the state is restored.
+func (f *FSM) KeysVersion() uint64 { return f.keysVersion.Load() }
+
 // AppliedIndex is the Raft index of the last applied command.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
@@ -217,6 +224,9 @@ func (f *FSM) applyOne(tx *bolt.Tx, l *raft.Log) *Result {
 			}
 			return &Result{Replayed: &rec}
 		}
+	}
+	if env.Type == CmdKeyCreate || env.Type == CmdKeyRevoke {
+		f.keysVersion.Add(1)
 	}
 	c := &applyCtx{tx: tx, index: l.Index, at: env.At, env: env}
 	val, err := h(c)
@@ -334,6 +344,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	}
 	f.skipUpTo = restoredAt
 	f.applied.Store(restoredAt)
+	f.keysVersion.Add(1)
 	return nil
 }
 

@@ -54,6 +54,10 @@ type API struct {
 	// previous leader's acknowledged writes, so it must not serve.
 	readyTerm atomic.Uint64
 
+	// keyCache maps a key hash to its authorising record, tagged with the FSM's
+	// keys version; any key create/revoke/restore invalidates every entry.
+	keyCache sync.Map // string → *cachedKey
+
 	inflightMu sync.Mutex
 	inflight   map[string]struct{}
 
@@ -314,14 +318,7 @@ func (a *API) authenticate(rq *request) (*caller, error) {
 	if !auth.WellFormed(a.cfg.KeyPrefix, key) {
 		return nil, errf(http.StatusUnauthorized, "invalid_api_key", "invalid API key")
 	}
-	var k store.Key
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
-		id := tx.Bucket(store.BucketKeyHashes).Get([]byte(auth.Hash(key)))
-		if id == nil {
-			return store.ErrNotFound
-		}
-		return store.GetJSON(tx, store.BucketKeys, id, &k)
-	})
+	k, err := a.lookupKey(auth.Hash(key))
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, errf(http.StatusUnauthorized, "invalid_api_key", "invalid API key")
 	} else if err != nil {
@@ -338,6 +335,35 @@ func (a *API) authenticate(rq *request) (*caller, error) {
 		limit = a.cfg.DefaultRateLimit
 	}
 	return &caller{keyID: k.ID, accountID: k.AccountID, scopes: k.Scopes, limit: limit, cidrs: k.AllowedCIDRs}, nil
+}
+
+type cachedKey struct {
+	version uint64
+	key     store.Key
+}
+
+// lookupKey returns the stored key for a hash, from the cache while no key has
+// changed since it was read.
+func (a *API) lookupKey(hash string) (store.Key, error) {
+	ver := a.node.FSM.KeysVersion()
+	if v, ok := a.keyCache.Load(hash); ok {
+		if ck := v.(*cachedKey); ck.version == ver {
+			return ck.key, nil
+		}
+	}
+	var k store.Key
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		id := tx.Bucket(store.BucketKeyHashes).Get([]byte(hash))
+		if id == nil {
+			return store.ErrNotFound
+		}
+		return store.GetJSON(tx, store.BucketKeys, id, &k)
+	})
+	if err != nil {
+		return k, err
+	}
+	a.keyCache.Store(hash, &cachedKey{version: ver, key: k})
+	return k, nil
 }
 
 // withIdempotency implements Idempotency-Key: a stored response is replayed for the
@@ -452,9 +478,16 @@ func requestID(r *http.Request) string {
 	return "req_" + hex.EncodeToString(b[:])
 }
 
+// rawJSON is a response body that is already encoded.
+type rawJSON []byte
+
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
+	if raw, ok := v.(rawJSON); ok {
+		_, _ = w.Write(raw)
+		return
+	}
 	if v == nil {
 		v = struct{}{}
 	}

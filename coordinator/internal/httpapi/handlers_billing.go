@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
@@ -73,7 +74,48 @@ func listPage[T any](a *API, rq *request, bucket []byte, strip func(*T)) (int, a
 }
 
 func (a *API) listTransactions(rq *request) (int, any, error) {
-	return listPage[api.WalletTransaction](a, rq, store.BucketWalletTx, nil)
+	return a.listRaw(rq, store.BucketWalletTx)
+}
+
+// listRaw serves a page of a bucket whose values are exactly the API's JSON,
+// splicing the stored bytes into the page envelope without decoding them.
+func (a *API) listRaw(rq *request, bucket []byte) (int, any, error) {
+	page, limit, err := paging(rq.Request)
+	if err != nil {
+		return 0, nil, err
+	}
+	var items [][]byte
+	var total int
+	_ = a.node.FSM.View(func(tx *bolt.Tx) error {
+		items, total = store.ListOwnedRaw(tx, bucket, rq.caller.accountID, (page-1)*limit, limit)
+		return nil
+	})
+	n := 64
+	for _, it := range items {
+		n += len(it) + 1
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, `{"data":[`...)
+	for i, it := range items {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, it...)
+	}
+	buf = append(buf, `],"page":`...)
+	buf = strconv.AppendInt(buf, int64(page), 10)
+	buf = append(buf, `,"limit":`...)
+	buf = strconv.AppendInt(buf, int64(limit), 10)
+	buf = append(buf, `,"total":`...)
+	buf = strconv.AppendInt(buf, int64(total), 10)
+	buf = append(buf, `,"next_page":`...)
+	if page*limit < total {
+		buf = strconv.AppendInt(buf, int64(page+1), 10)
+	} else {
+		buf = append(buf, "null"...)
+	}
+	buf = append(buf, "}\n"...)
+	return http.StatusOK, rawJSON(buf), nil
 }
 
 func (a *API) listInvoices(rq *request) (int, any, error) {

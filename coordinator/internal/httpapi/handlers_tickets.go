@@ -17,7 +17,7 @@ const (
 )
 
 func (a *API) listTickets(rq *request) (int, any, error) {
-	return listPage(a, rq, store.BucketTickets, func(t *api.Ticket) { t.Messages = nil })
+	return a.listRaw(rq, store.BucketTicketList)
 }
 
 func (a *API) getTicket(rq *request) (int, any, error) {

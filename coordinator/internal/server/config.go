@@ -40,6 +40,7 @@ type Config struct {
 	ElectionTimeout   time.Duration
 	SnapshotThreshold uint64
 	UsageFlush        time.Duration
+	PprofAddr         string
 	Webhooks          WebhookConfig
 }
 
@@ -101,6 +102,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.DurationVar(&c.ElectionTimeout, "raft-election-timeout", c.ElectionTimeout, "Raft election timeout")
 	fs.Uint64Var(&c.SnapshotThreshold, "raft-snapshot-threshold", c.SnapshotThreshold, "log entries between Raft snapshots")
 	fs.DurationVar(&c.UsageFlush, "usage-flush-interval", c.UsageFlush, "how often the leader writes batched API-key usage through Raft")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof on this address (loopback only; empty = off)")
 	bindWebhookFlags(fs, &c.Webhooks)
 }
 
@@ -185,6 +187,12 @@ func (c *Config) Validate() error {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("log-format %q: json or text", c.LogFormat))
+	}
+	if c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			errs = append(errs, fmt.Errorf("pprof-addr %q: must be a loopback host:port", c.PprofAddr))
+		}
 	}
 	if c.ClusterSecretFile != "" {
 		raw, err := os.ReadFile(c.ClusterSecretFile)

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"sync"
@@ -40,11 +41,12 @@ type Server struct {
 	apiSrv  *http.Server
 	admSrv  *http.Server
 
-	stop    context.CancelFunc
-	wg      sync.WaitGroup
-	closeMu sync.Mutex
-	closed  bool
-	apiAddr string
+	stop     context.CancelFunc
+	wg       sync.WaitGroup
+	closeMu  sync.Mutex
+	closed   bool
+	apiAddr  string
+	pprofSrv *http.Server
 }
 
 // NewLogger builds the slog logger the config asks for.
@@ -120,9 +122,21 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	go func() { defer s.wg.Done(); _ = s.apiSrv.Serve(apiLn) }()
 	go func() { defer s.wg.Done(); _ = s.admSrv.Serve(adminLn) }()
 	go func() { defer s.wg.Done(); s.leaderLoop(ctx) }()
+	if cfg.PprofAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ps := &http.Server{Addr: cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		s.pprofSrv = ps
+		go func() { _ = ps.ListenAndServe() }()
+	}
 	log.Info("coordinator started", "node_id", cfg.NodeID, "api", s.apiAddr, "raft", string(node.Addr), "data_dir", cfg.DataDir)
 	return s, nil
 }
+
+// APIHandler is the public listener's handler (for in-process benchmarks).
+func (s *Server) APIHandler() http.Handler { return s.apiSrv.Handler }
 
 // APIURL is the base URL of the public API.
 func (s *Server) APIURL() string { return "http://" + s.apiAddr }
@@ -147,6 +161,9 @@ func (s *Server) Close() error {
 	defer cancel()
 	_ = s.apiSrv.Shutdown(ctx)
 	_ = s.admSrv.Shutdown(ctx)
+	if s.pprofSrv != nil {
+		_ = s.pprofSrv.Close()
+	}
 	s.wg.Wait()
 	err := s.Node.Close()
 	_ = os.Remove(s.cfg.AdminSocket)

@@ -30,6 +30,7 @@ var (
 	BucketInvoiceIDs  = []byte("invoice_ids") // invoiceID → accountID
 	BucketTickets     = []byte("tickets")     // accountID/ticketID → api.Ticket (with thread)
 	BucketTicketIDs   = []byte("ticket_ids")  // ticketID → accountID
+	BucketTicketList  = []byte("ticket_list") // accountID/ticketID → ticket without thread (list view, served raw)
 	BucketCounters    = []byte("counters")    // name → uint64
 	BucketIdempotency = []byte("idempotency") // keyID/<idempotency key> → IdemRecord
 	BucketOutbox      = []byte("outbox")      // <8-byte raft index><2-byte seq> → Event
@@ -39,7 +40,7 @@ var (
 // AllBuckets lists every bucket; CreateBuckets makes them.
 var AllBuckets = [][]byte{
 	BucketMeta, BucketAccounts, BucketEmails, BucketKeys, BucketKeyHashes, BucketKeyUsage,
-	BucketWalletTx, BucketInvoices, BucketInvoiceIDs, BucketTickets, BucketTicketIDs, BucketCounters,
+	BucketWalletTx, BucketInvoices, BucketInvoiceIDs, BucketTickets, BucketTicketIDs, BucketTicketList, BucketCounters,
 	BucketIdempotency, BucketOutbox, BucketCluster,
 }
 
@@ -185,6 +186,29 @@ func ListOwned[T any](tx *bolt.Tx, bucket []byte, accountID string, offset, limi
 		total++
 	}
 	return out, total, nil
+}
+
+// ListOwnedRaw is ListOwned without decoding: it returns copies of the stored
+// JSON values, for buckets that store exactly what the API returns.
+func ListOwnedRaw(tx *bolt.Tx, bucket []byte, accountID string, offset, limit int) ([][]byte, int) {
+	prefix := OwnedPrefix(accountID)
+	c := tx.Bucket(bucket).Cursor()
+	end := append(append([]byte{}, prefix...), 0xff)
+	var k, v []byte
+	if k, _ = c.Seek(end); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	total := 0
+	out := [][]byte{}
+	for ; k != nil && hasPrefix(k, prefix); k, v = c.Prev() {
+		if total >= offset && len(out) < limit {
+			out = append(out, append([]byte(nil), v...))
+		}
+		total++
+	}
+	return out, total
 }
 
 func hasPrefix(k, p []byte) bool {
