@@ -284,13 +284,14 @@ func (a *API) adminKeyUsage(r *http.Request, _ []byte, _ time.Time) (int, any, e
 	return http.StatusOK, out, err
 }
 
-func (a *API) adminWalletCredit(r *http.Request, body []byte, now time.Time) (int, any, error) {
+// DecodeWalletCredit validates an admin wallet-credit body, filling defaults.
+func DecodeWalletCredit(body []byte) (api.WalletCreditRequest, error) {
 	var req api.WalletCreditRequest
 	if err := decodeStrict(body, &req); err != nil {
-		return 0, nil, err
+		return req, err
 	}
-	if req.AmountUsdCents <= 0 || req.AmountUsdCents > 100_000_000_00 {
-		return 0, nil, &httpError{status: 400, code: "invalid_field", msg: `field "amount_usd_cents" must be from 1 to 10000000000`}
+	if req.AmountUsdCents <= 0 || req.AmountUsdCents > 1_000_000_000_000 {
+		return req, &httpError{status: 400, code: "invalid_field", msg: `field "amount_usd_cents" must be from 1 to 1000000000000`}
 	}
 	if req.Gateway == "" {
 		req.Gateway = "manual"
@@ -299,9 +300,14 @@ func (a *API) adminWalletCredit(r *http.Request, body []byte, now time.Time) (in
 		req.Description = "wallet top-up"
 	}
 	if err := text("gateway", req.Gateway, 1, 40); err != nil {
-		return 0, nil, err
+		return req, err
 	}
-	if err := text("description", req.Description, 1, 500); err != nil {
+	return req, text("description", req.Description, 1, 500)
+}
+
+func (a *API) adminWalletCredit(r *http.Request, body []byte, now time.Time) (int, any, error) {
+	req, err := DecodeWalletCredit(body)
+	if err != nil {
 		return 0, nil, err
 	}
 	v, err := a.adminApply(r.Context(), fsm.CmdWalletCredit, now, fsm.WalletCredit{
@@ -311,24 +317,25 @@ func (a *API) adminWalletCredit(r *http.Request, body []byte, now time.Time) (in
 	return http.StatusCreated, v, err
 }
 
-func (a *API) adminIssueInvoice(r *http.Request, body []byte, now time.Time) (int, any, error) {
+// DecodeInvoiceIssue validates an admin invoice body into FSM line items.
+func DecodeInvoiceIssue(body []byte) (api.InvoiceIssueRequest, []fsm.InvoiceLineReq, error) {
 	var req api.InvoiceIssueRequest
 	if err := decodeStrict(body, &req); err != nil {
-		return 0, nil, err
+		return req, nil, err
 	}
 	if len(req.Lines) == 0 || len(req.Lines) > 100 {
-		return 0, nil, &httpError{status: 400, code: "invalid_field", msg: `field "lines" needs 1 to 100 items`}
+		return req, nil, &httpError{status: 400, code: "invalid_field", msg: `field "lines" needs 1 to 100 items`}
 	}
 	var lines []fsm.InvoiceLineReq
 	for i, l := range req.Lines {
 		if err := text(fmt.Sprintf("lines[%d].description", i), l.Description, 1, 500); err != nil {
-			return 0, nil, err
+			return req, nil, err
 		}
 		if l.Quantity == 0 {
 			l.Quantity = 1
 		}
 		if l.Quantity < 1 || l.Quantity > 10000 || l.UnitPriceUsdCents < 0 || l.UnitPriceUsdCents > 100_000_000 {
-			return 0, nil, &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("lines[%d]: quantity must be 1-10000 and unit_price_usd_cents 0-100000000", i)}
+			return req, nil, &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("lines[%d]: quantity must be 1-10000 and unit_price_usd_cents 0-100000000", i)}
 		}
 		lines = append(lines, fsm.InvoiceLineReq(l))
 	}
@@ -336,7 +343,15 @@ func (a *API) adminIssueInvoice(r *http.Request, body []byte, now time.Time) (in
 		req.DueDays = 7
 	}
 	if req.DueDays < 0 || req.DueDays > 365 {
-		return 0, nil, &httpError{status: 400, code: "invalid_field", msg: `field "due_days" must be 1-365`}
+		return req, nil, &httpError{status: 400, code: "invalid_field", msg: `field "due_days" must be 1-365`}
+	}
+	return req, lines, nil
+}
+
+func (a *API) adminIssueInvoice(r *http.Request, body []byte, now time.Time) (int, any, error) {
+	req, lines, err := DecodeInvoiceIssue(body)
+	if err != nil {
+		return 0, nil, err
 	}
 	v, err := a.adminApply(r.Context(), fsm.CmdInvoiceIssue, now, fsm.InvoiceIssue{
 		ID: ids.New("inv", now), AccountID: r.PathValue("id"), Lines: lines, DueAt: now.AddDate(0, 0, req.DueDays),
@@ -352,18 +367,24 @@ func (a *API) adminPayInvoice(r *http.Request, _ []byte, now time.Time) (int, an
 	return http.StatusOK, v, err
 }
 
-func (a *API) adminStaffReply(r *http.Request, body []byte, now time.Time) (int, any, error) {
+// DecodeStaffReply validates a staff reply body.
+func DecodeStaffReply(body []byte) (api.StaffReplyRequest, error) {
 	var req api.StaffReplyRequest
 	if err := decodeStrict(body, &req); err != nil {
-		return 0, nil, err
+		return req, err
 	}
 	if err := text("body", req.Body, 1, maxMessage); err != nil {
-		return 0, nil, err
+		return req, err
 	}
 	if req.StaffName == "" {
 		req.StaffName = "Support"
 	}
-	if err := text("staff_name", req.StaffName, 1, 100); err != nil {
+	return req, text("staff_name", req.StaffName, 1, 100)
+}
+
+func (a *API) adminStaffReply(r *http.Request, body []byte, now time.Time) (int, any, error) {
+	req, err := DecodeStaffReply(body)
+	if err != nil {
 		return 0, nil, err
 	}
 	v, err := a.adminApply(r.Context(), fsm.CmdTicketReply, now, fsm.TicketReply{

@@ -118,3 +118,33 @@ func TestDecodeErrorsNameTheField(t *testing.T) {
 		}
 	}
 }
+
+func FuzzDecodeAdminBodies(f *testing.F) {
+	for _, s := range append(decoderSeeds, `{"amount_usd_cents":2500,"gateway":"card"}`, `{"amount_usd_cents":-1}`,
+		`{"lines":[{"description":"VPS","quantity":2,"unit_price_usd_cents":600}],"pay_from_wallet":true}`,
+		`{"lines":[{"description":"x","quantity":99999999999,"unit_price_usd_cents":99999999999}]}`,
+		`{"body":"fixed","staff_name":"Ayşe"}`, `{"status":"closed"}`, `{"id":"n2","raft_addr":"127.0.0.1:1"}`) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if w, err := DecodeWalletCredit(body); err != nil {
+			mustBeClientError(t, err)
+		} else if w.AmountUsdCents <= 0 || w.Gateway == "" {
+			t.Fatalf("accepted credit %+v", w)
+		}
+		if _, lines, err := DecodeInvoiceIssue(body); err != nil {
+			mustBeClientError(t, err)
+		} else {
+			for _, l := range lines {
+				if l.Quantity < 1 || l.Quantity*l.UnitPriceUsdCents < 0 {
+					t.Fatalf("accepted line %+v", l)
+				}
+			}
+		}
+		if r, err := DecodeStaffReply(body); err != nil {
+			mustBeClientError(t, err)
+		} else if r.Body == "" || r.StaffName == "" {
+			t.Fatalf("accepted reply %+v", r)
+		}
+	})
+}

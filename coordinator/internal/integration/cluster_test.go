@@ -148,3 +148,33 @@ func TestFollowerForwardsAndReadsOwnWrites(t *testing.T) {
 		return err
 	})
 }
+
+// TestClusterRemove removes a follower: the others keep serving and the removed
+// node no longer counts in the configuration.
+func TestClusterRemove(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c := testcluster.New(t, 3)
+	ctx := context.Background()
+	ld := c.Leader()
+	victim := (ld + 1) % 3
+	var st api.ClusterStatus
+	c.Retry503(func() (err error) {
+		st, err = c.Admin((ld+2)%3).ClusterRemove(ctx, c.Nodes[victim].ID) // through a follower: forwarded
+		return err
+	})
+	if len(st.Servers) != 2 {
+		t.Fatalf("after remove: %+v", st.Servers)
+	}
+	for _, s := range st.Servers {
+		if s.ID == c.Nodes[victim].ID {
+			t.Fatalf("%s still a member: %+v", s.ID, st.Servers)
+		}
+	}
+	c.Kill(victim)
+	_, key := c.NewAccount("after-remove@example.com")
+	if _, err := c.Client(c.Leader(), key).CreateTicket(ctx, api.TicketCreateRequest{Subject: "s", Message: "m"}, ""); err != nil {
+		t.Fatalf("write after remove: %v", err)
+	}
+}

@@ -1,0 +1,55 @@
+package server
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+// TestConfigLayering: defaults < file < environment < flags, and Validate names
+// the offending setting.
+func TestConfigLayering(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.json")
+	if err := os.WriteFile(file, []byte(`{"api-addr":"127.0.0.1:9001","rate-limit":50,"node-id":"fromfile","log-format":"text"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("HOSTPLANE_RATE_LIMIT", "70")
+	t.Setenv("HOSTPLANE_NODE_ID", "fromenv")
+	cfg := Defaults()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	BindFlags(fs, &cfg)
+	if err := fs.Parse([]string{"--node-id", "fromflag"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := Load(fs, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.APIAddr != "127.0.0.1:9001" || got.RateLimit != 70 || got.NodeID != "fromflag" || got.LogFormat != "text" || got.RaftAddr != Defaults().RaftAddr {
+		t.Fatalf("layering wrong: %+v", got)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatalf("valid config rejected: %v", err)
+	}
+	if got.AdminSocket != filepath.Join(got.DataDir, "admin.sock") {
+		t.Fatalf("admin socket default: %q", got.AdminSocket)
+	}
+
+	if err := os.WriteFile(file, []byte(`{"no-such-setting":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(fs, file); err == nil || !strings.Contains(err.Error(), "no-such-setting") {
+		t.Fatalf("unknown file setting: %v", err)
+	}
+	bad := Defaults()
+	bad.NodeID, bad.APIAddr, bad.RateLimit, bad.LogLevel, bad.RaftTLSCert, bad.PprofAddr = "Bad/Id", "nope", 0, "loud", "x.pem", "0.0.0.0:6060"
+	err = bad.Validate()
+	for _, want := range []string{"node-id", "api-addr", "rate-limit", "log-level", "raft-tls-cert", "pprof-addr"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate does not name %s: %v", want, err)
+		}
+	}
+}
