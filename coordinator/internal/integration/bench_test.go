@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
@@ -35,4 +36,29 @@ func BenchmarkGetTicketsHandler(b *testing.B) {
 			b.Fatalf("status %d: %s", w.Code, w.Body)
 		}
 	}
+}
+
+// BenchmarkCreateTicketHandler measures POST /v1/tickets in-process on a single
+// node (one Raft member: the fsync of the log dominates), run in parallel so
+// Raft can batch.
+func BenchmarkCreateTicketHandler(b *testing.B) {
+	c := testcluster.New(b, 1, testcluster.WithRateLimit(100_000_000))
+	_, key := c.NewAccount("bench@example.com")
+	h := c.Nodes[0].Server.APIHandler()
+	body := `{"subject":"bench","message":"benchmark ticket body","priority":"low"}`
+	b.ReportAllocs()
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest("POST", "/v1/tickets", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+key)
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, req)
+			if w.Code != http.StatusCreated {
+				b.Errorf("status %d: %s", w.Code, w.Body)
+				return
+			}
+		}
+	})
 }

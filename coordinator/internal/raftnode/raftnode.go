@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Config configures a Raft member.
@@ -86,7 +87,10 @@ func Open(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db")})
+	// The log store fsyncs every append (durability of acknowledged writes); not
+	// syncing the freelist keeps each commit's writes small.
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"),
+		BoltOptions: &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}})
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("raft log store: %w", err)
