@@ -1,9 +1,442 @@
 package main
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/spf13/cobra"
+)
+
+// nodeFlags are the flags every `hostplanectl node …` command shares.
+type nodeFlags struct {
+	socket string
+	json   bool
+	opID   string
+}
+
+func (f *nodeFlags) client() *client.NodeClient { return client.NodeNew(f.socket) }
+
+// id returns --op-id or a fresh random id, which is printed to stderr so the
+// operator can replay the same operation.
+func (f *nodeFlags) id() string {
+	if f.opID != "" {
+		return f.opID
+	}
+	id := client.NodeNewOpID()
+	fmt.Fprintln(os.Stderr, "operation id:", id)
+	return id
+}
+
+func (f *nodeFlags) emit(c *cobra.Command, v any, text func(w io.Writer)) error {
+	if f.json {
+		enc := json.NewEncoder(c.OutOrStdout())
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	text(c.OutOrStdout())
+	return nil
+}
+
+// nodeErr turns rejected input into a usage error (exit 2); other failures exit 1.
+func nodeErr(err error) error {
+	var ne *api.NodeError
+	if errors.As(err, &ne) && ne.Code == api.NodeErrInvalid {
+		return usageError{ne.Message}
+	}
+	return err
+}
+
+// opTo returns a function that prints an operation (also a failed one) on c's
+// output and returns its error.
+func (f *nodeFlags) opTo(c *cobra.Command) func(*api.NodeOperation, error) error {
+	return func(op *api.NodeOperation, err error) error {
+		if op == nil {
+			return nodeErr(err)
+		}
+		if perr := f.emit(c, op, func(w io.Writer) { printNodeOp(w, op) }); perr != nil {
+			return perr
+		}
+		return nodeErr(err)
+	}
+}
+
+func printNodeOp(w io.Writer, op *api.NodeOperation) {
+	extra := ""
+	if op.Result != nil && op.Result.PowerMethod != "" {
+		extra = " (" + op.Result.PowerMethod + ")"
+	}
+	replay := ""
+	if op.Replayed {
+		replay = ", recorded result"
+	}
+	fmt.Fprintf(w, "%s %s: %s%s [op %s%s]\n", op.Kind, op.Target, op.State, extra, op.ID, replay)
+	if op.Error != nil {
+		fmt.Fprintf(w, "  error (%s): %s\n", op.Error.Code, op.Error.Message)
+	}
+	r := op.Result
+	if r == nil {
+		return
+	}
+	if r.Message != "" {
+		fmt.Fprintf(w, "  %s\n", r.Message)
+	}
+	if r.VM != nil {
+		fmt.Fprintf(w, "  vm %s: %s, uuid %s, mac %s, disk %s\n", r.VM.Name, r.VM.State, r.VM.UUID, r.VM.MAC, r.VM.DiskVolume)
+	}
+	if r.Template != nil {
+		fmt.Fprintf(w, "  template %s: %s, %d bytes virtual, sha256 %s\n", r.Template.Name, r.Template.OSFamily, r.Template.SizeBytes, r.Template.SHA256)
+	}
+	if r.Snapshot != nil {
+		fmt.Fprintf(w, "  snapshot %s: %s, taken %s\n", r.Snapshot.Name, r.Snapshot.State, r.Snapshot.CreatedAt.Format(time.RFC3339))
+	}
+	if r.SnapshotsRemoved != nil {
+		fmt.Fprintf(w, "  snapshots removed: %d %s\n", len(r.SnapshotsRemoved), strings.Join(r.SnapshotsRemoved, " "))
+	}
+}
+
+// nodeReadSecret reads a password from a file ("-" for stdin), trimming one trailing newline.
+func nodeReadSecret(path string) (string, error) {
+	if path == "" {
+		return "", nil
+	}
+	var b []byte
+	var err error
+	if path == "-" {
+		b, err = io.ReadAll(io.LimitReader(os.Stdin, 4096))
+	} else {
+		b, err = os.ReadFile(path)
+	}
+	if err != nil {
+		return "", usageError{fmt.Sprintf("read password: %v", err)}
+	}
+	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
+}
+
+func nodeReadKeys(keys []string, files []string) ([]string, error) {
+	out := append([]string(nil), keys...)
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("read ssh key file: %v", err)}
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if line = strings.TrimSpace(line); line != "" && !strings.HasPrefix(line, "#") {
+				out = append(out, line)
+			}
+		}
+	}
+	return out, nil
+}
 
 // newNodeCmd returns `hostplanectl node …`, which talks to the local agent's socket.
-// Placeholder until the agent lands.
 func newNodeCmd() *cobra.Command {
-	return &cobra.Command{Use: "node", Short: "Operate the local hypervisor agent"}
+	f := &nodeFlags{}
+	cmd := &cobra.Command{Use: "node", Short: "Operate the local hypervisor agent (templates, VMs, stats)"}
+	cmd.PersistentFlags().StringVar(&f.socket, "socket", api.NodeDefaultSocket, "agent local API socket")
+	cmd.PersistentFlags().BoolVar(&f.json, "json", false, "print stable JSON instead of text")
+	cmd.PersistentFlags().StringVar(&f.opID, "op-id", "", "operation id, to replay an operation idempotently (default: a fresh random id)")
+	cmd.AddCommand(nodeTemplateCmd(f), nodeVMCmd(f), nodeStatsCmd(f), nodeOpCmd(f))
+	return cmd
+}
+
+func nodeTemplateCmd(f *nodeFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "template", Short: "Import, list and remove OS templates"}
+	var req api.NodeTemplateImportRequest
+	imp := &cobra.Command{
+		Use: "import NAME --image PATH --sha256 HEX", Short: "Import a base image (qcow2) as a template; the checksum is verified",
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			req.Name, req.OpID = args[0], f.id()
+			return f.opTo(c)(f.client().ImportTemplate(c.Context(), req))
+		},
+	}
+	imp.Flags().StringVar(&req.ImagePath, "image", "", "absolute path of the qcow2 base image (required)")
+	imp.Flags().StringVar(&req.SHA256, "sha256", "", "expected SHA-256 of the image (required)")
+	imp.Flags().StringVar(&req.OSFamily, "os-family", "linux", "OS family, e.g. debian, ubuntu, linux")
+	imp.Flags().StringVar(&req.KernelPath, "kernel", "", "kernel for direct-boot templates")
+	imp.Flags().StringVar(&req.InitrdPath, "initrd", "", "initrd for direct-boot templates")
+	imp.Flags().StringVar(&req.Cmdline, "cmdline", "", "kernel command line for direct-boot templates")
+	imp.Flags().BoolVar(&req.GuestAgent, "guest-agent", false, "the image runs the QEMU guest agent (enables password reset)")
+	list := &cobra.Command{
+		Use: "list", Short: "List templates", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ts, err := f.client().Templates(c.Context())
+			if err != nil {
+				return nodeErr(err)
+			}
+			return f.emit(c, ts, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tOS\tSIZE\tFILE\tGUEST-AGENT\tSHA256")
+				for _, t := range ts {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.16s…\n", t.Name, t.OSFamily, nodeBytes(t.SizeBytes), nodeBytes(t.FileBytes), t.GuestAgent, t.SHA256)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	rm := &cobra.Command{
+		Use: "remove NAME", Short: "Remove a template no VM uses", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return f.opTo(c)(f.client().RemoveTemplate(c.Context(), args[0], f.id()))
+		},
+	}
+	cmd.AddCommand(imp, list, rm)
+	return cmd
+}
+
+func nodeVMCmd(f *nodeFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "vm", Short: "Provision, power, snapshot, reinstall and terminate VMs"}
+
+	var preq api.NodeProvisionRequest
+	var pwFile string
+	var keys, keyFiles []string
+	prov := &cobra.Command{
+		Use: "provision NAME --template T", Short: "Create and start a VM", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			var err error
+			if preq.RootPassword, err = nodeReadSecret(pwFile); err != nil {
+				return err
+			}
+			if preq.SSHKeys, err = nodeReadKeys(keys, keyFiles); err != nil {
+				return err
+			}
+			preq.Name, preq.OpID = args[0], f.id()
+			return f.opTo(c)(f.client().Provision(c.Context(), preq))
+		},
+	}
+	prov.Flags().StringVar(&preq.Template, "template", "", "template name (required)")
+	prov.Flags().Uint32Var(&preq.Plan.VCPUs, "vcpus", 1, "virtual CPUs")
+	prov.Flags().Uint64Var(&preq.Plan.MemoryMiB, "memory-mib", 1024, "memory in MiB")
+	prov.Flags().Uint64Var(&preq.Plan.DiskGiB, "disk-gib", 20, "root disk size in GiB")
+	prov.Flags().StringVar(&preq.MAC, "mac", "", "MAC address (default: random 52:54:00:…)")
+	prov.Flags().StringVar(&preq.Network, "network", "", "user, network:NAME or bridge:NAME (default: the agent's)")
+	prov.Flags().StringVar(&preq.Hostname, "hostname", "", "guest hostname (default: the VM name)")
+	prov.Flags().StringVar(&preq.IPv4, "ipv4", "", "static IPv4 in CIDR form (default: DHCP)")
+	prov.Flags().StringVar(&preq.Gateway4, "gateway4", "", "IPv4 gateway for --ipv4")
+	prov.Flags().StringVar(&pwFile, "root-password-file", "", "file holding the root password ('-' for stdin); never pass it in argv")
+	prov.Flags().StringArrayVar(&keys, "ssh-key", nil, "authorized SSH public key (repeatable)")
+	prov.Flags().StringArrayVar(&keyFiles, "ssh-key-file", nil, "file of authorized SSH public keys (repeatable)")
+
+	list := &cobra.Command{
+		Use: "list", Short: "List VMs", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			vms, err := f.client().VMs(c.Context())
+			if err != nil {
+				return nodeErr(err)
+			}
+			return f.emit(c, vms, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSTATE\tTEMPLATE\tVCPUS\tMEMORY\tDISK\tMAC")
+				for _, v := range vms {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d MiB\t%d GiB\t%s\n", v.Name, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	show := &cobra.Command{
+		Use: "show NAME", Short: "Show a VM", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			v, err := f.client().VM(c.Context(), args[0])
+			if err != nil {
+				return nodeErr(err)
+			}
+			return f.emit(c, v, func(w io.Writer) {
+				fmt.Fprintf(w, "name:        %s\nuuid:        %s\nstate:       %s\ntemplate:    %s\nplan:        %d vCPU, %d MiB, %d GiB\nmac:         %s\nnetwork:     %s\nhostname:    %s\ndomain type: %s\ndisk:        %s\nseed:        %s\nconsole log: %s\ninstalled:   %s\ncreated:     %s\n",
+					v.Name, v.UUID, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC, v.Network, v.Hostname,
+					v.DomainType, v.DiskVolume, v.SeedVolume, v.ConsoleLog, v.InstalledAt.Format(time.RFC3339), v.CreatedAt.Format(time.RFC3339))
+			})
+		},
+	}
+	start := &cobra.Command{
+		Use: "start NAME", Short: "Start a VM (already running is success)", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return f.opTo(c)(f.client().Start(c.Context(), args[0], f.id()))
+		},
+	}
+	stopCmd := func(use, short string, call func(*client.NodeClient, context.Context, string, api.NodeStopRequest) (*api.NodeOperation, error)) *cobra.Command {
+		var grace time.Duration
+		var force bool
+		c := &cobra.Command{
+			Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1),
+			RunE: func(c *cobra.Command, args []string) error {
+				if grace < 0 || grace%time.Second != 0 {
+					return usageError{"--grace must be whole seconds, e.g. 60s"}
+				}
+				return f.opTo(c)(call(f.client(), c.Context(), args[0], api.NodeStopRequest{OpID: f.id(), GraceSeconds: int(grace / time.Second), Force: force}))
+			},
+		}
+		c.Flags().DurationVar(&grace, "grace", 0, "wait this long for the ACPI shutdown before forcing off (default: the agent's, 60s)")
+		c.Flags().BoolVar(&force, "force", false, "power off at once, without the ACPI request")
+		return c
+	}
+	stop := stopCmd("stop", "Stop a VM: ACPI shutdown, forced off after the grace", (*client.NodeClient).Stop)
+	reboot := stopCmd("reboot", "Reboot a VM: graceful stop (forced after the grace), then start", (*client.NodeClient).Reboot)
+
+	var rreq api.NodeReinstallRequest
+	var rpwFile string
+	var rkeys, rkeyFiles []string
+	reinstall := &cobra.Command{
+		Use: "reinstall NAME --template T", Short: "Replace the root disk with a fresh template copy (snapshots are removed)", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			var err error
+			if rreq.RootPassword, err = nodeReadSecret(rpwFile); err != nil {
+				return err
+			}
+			if rreq.SSHKeys, err = nodeReadKeys(rkeys, rkeyFiles); err != nil {
+				return err
+			}
+			rreq.OpID = f.id()
+			return f.opTo(c)(f.client().Reinstall(c.Context(), args[0], rreq))
+		},
+	}
+	reinstall.Flags().StringVar(&rreq.Template, "template", "", "template name (required)")
+	reinstall.Flags().StringVar(&rpwFile, "root-password-file", "", "file holding the new root password ('-' for stdin)")
+	reinstall.Flags().StringArrayVar(&rkeys, "ssh-key", nil, "authorized SSH public key (repeatable)")
+	reinstall.Flags().StringArrayVar(&rkeyFiles, "ssh-key-file", nil, "file of authorized SSH public keys (repeatable)")
+
+	terminate := &cobra.Command{
+		Use: "terminate NAME", Short: "Destroy a VM and delete its disk and seed", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			return f.opTo(c)(f.client().Terminate(c.Context(), args[0], f.id()))
+		},
+	}
+	var user, pwf string
+	pwreset := &cobra.Command{
+		Use: "password-reset NAME --password-file PATH", Short: "Set a password through the QEMU guest agent", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			pw, err := nodeReadSecret(pwf)
+			if err != nil {
+				return err
+			}
+			if pw == "" {
+				return usageError{"--password-file is required"}
+			}
+			return f.opTo(c)(f.client().ResetPassword(c.Context(), args[0], api.NodePasswordResetRequest{OpID: f.id(), User: user, Password: pw}))
+		},
+	}
+	pwreset.Flags().StringVar(&user, "user", "root", "guest user")
+	pwreset.Flags().StringVar(&pwf, "password-file", "", "file holding the new password ('-' for stdin)")
+
+	cmd.AddCommand(prov, list, show, start, stop, reboot, nodeSnapshotCmd(f), reinstall, terminate, pwreset)
+	return cmd
+}
+
+func nodeSnapshotCmd(f *nodeFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "snapshot", Short: "Create, list, delete and revert VM snapshots"}
+	var desc string
+	create := &cobra.Command{
+		Use: "create VM SNAPSHOT", Short: "Snapshot a VM (running: with memory)", Args: cobra.ExactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			return f.opTo(c)(f.client().CreateSnapshot(c.Context(), args[0], api.NodeSnapshotCreateRequest{OpID: f.id(), Name: args[1], Description: desc}))
+		},
+	}
+	create.Flags().StringVar(&desc, "description", "", "free text")
+	list := &cobra.Command{
+		Use: "list VM", Short: "List a VM's snapshots", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			snaps, err := f.client().Snapshots(c.Context(), args[0])
+			if err != nil {
+				return nodeErr(err)
+			}
+			return f.emit(c, snaps, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tSTATE\tCREATED\tVM-STATE\tCURRENT\tDESCRIPTION")
+				for _, s := range snaps {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, s.Description)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	del := &cobra.Command{
+		Use: "delete VM SNAPSHOT", Short: "Delete a snapshot", Args: cobra.ExactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			return f.opTo(c)(f.client().DeleteSnapshot(c.Context(), args[0], args[1], f.id()))
+		},
+	}
+	revert := &cobra.Command{
+		Use: "revert VM SNAPSHOT", Short: "Revert to a snapshot (the VM returns in the snapshot's power state)", Args: cobra.ExactArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			return f.opTo(c)(f.client().RevertSnapshot(c.Context(), args[0], args[1], f.id()))
+		},
+	}
+	cmd.AddCommand(create, list, del, revert)
+	return cmd
+}
+
+func nodeStatsCmd(f *nodeFlags) *cobra.Command {
+	return &cobra.Command{
+		Use: "stats [VM]", Short: "Host stats and recent per-VM samples", Args: cobra.MaximumNArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			vm := ""
+			if len(args) == 1 {
+				vm = args[0]
+			}
+			st, err := f.client().Stats(c.Context(), vm)
+			if err != nil {
+				return nodeErr(err)
+			}
+			return f.emit(c, st, func(w io.Writer) {
+				h := st.Host
+				fmt.Fprintf(w, "host: cpu %.1f%%, memory %s/%s, disk %s/%s, load %.2f %.2f %.2f\n",
+					h.CPUPercent, nodeBytes(h.MemoryUsed), nodeBytes(h.MemoryTotal), nodeBytes(h.DiskUsed), nodeBytes(h.DiskTotal), h.Load1, h.Load5, h.Load15)
+				names := make([]string, 0, len(st.VMs))
+				for n := range st.VMs {
+					names = append(names, n)
+				}
+				sort.Strings(names)
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "VM\tSTATE\tCPU%\tMEMORY\tDISK R/W B/s\tNET RX/TX B/s\tSAMPLES")
+				for _, n := range names {
+					ring := st.VMs[n]
+					if len(ring) == 0 {
+						continue
+					}
+					s := ring[len(ring)-1]
+					fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.0f/%.0f\t%.0f/%.0f\t%d\n", n, s.State, s.CPUPercent, nodeBytes(s.MemoryBytes),
+						s.DiskReadBps, s.DiskWriteBps, s.NetRxBps, s.NetTxBps, len(ring))
+				}
+				tw.Flush()
+			})
+		},
+	}
+}
+
+func nodeOpCmd(f *nodeFlags) *cobra.Command {
+	cmd := &cobra.Command{Use: "op", Short: "Inspect journaled operations"}
+	cmd.AddCommand(&cobra.Command{
+		Use: "show ID", Short: "Show an operation and its result", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			op, err := f.client().Operation(c.Context(), args[0])
+			if err != nil {
+				return nodeErr(err)
+			}
+			return f.emit(c, op, func(w io.Writer) { printNodeOp(w, op) })
+		},
+	})
+	return cmd
+}
+
+func nodeBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -1,0 +1,70 @@
+// Package agent wires the hostplane agent together and runs it.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/hostplane/hostplane/agent/internal/config"
+	"github.com/hostplane/hostplane/agent/internal/hypervisor"
+	"github.com/hostplane/hostplane/agent/internal/journal"
+	"github.com/hostplane/hostplane/agent/internal/localapi"
+	"github.com/hostplane/hostplane/agent/internal/ops"
+	"github.com/hostplane/hostplane/agent/internal/stats"
+	"github.com/hostplane/hostplane/agent/internal/validate"
+)
+
+// ResolveDomainType turns "auto" into kvm or qemu.
+func ResolveDomainType(t string) string {
+	if t == "auto" {
+		return hypervisor.DetectDomainType("/proc/cpuinfo", "/dev/kvm")
+	}
+	return t
+}
+
+// Run starts the agent and blocks until ctx ends: it opens the journal, connects to
+// libvirt, settles operations a crash left running, then serves the local API and
+// samples stats.
+func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	j, err := journal.Open(filepath.Join(cfg.DataDir, "journal.db"))
+	if err != nil {
+		return err
+	}
+	defer j.Close()
+	hv, err := hypervisor.NewLibvirt(ctx, hypervisor.LibvirtConfig{Socket: cfg.LibvirtSocket, PoolName: cfg.PoolName,
+		PoolPath: cfg.PoolPath, Log: log.With("subsystem", "libvirt")})
+	if err != nil {
+		return err
+	}
+	defer hv.Close()
+	if err := hv.EnsurePool(ctx); err != nil {
+		return err
+	}
+	domType := ResolveDomainType(cfg.DomainType)
+	log.Info("agent starting", "domain_type", domType, "pool", cfg.PoolName, "socket", cfg.Socket)
+	m := ops.New(ctx, ops.Config{DataDir: cfg.DataDir, DomainType: domType, Machine: cfg.Machine, Emulator: cfg.Emulator,
+		StopGrace: cfg.StopGrace, Network: cfg.Network, MinFreeBytes: cfg.MinFreeBytes, Limits: validate.DefaultLimits,
+		Failpoint: cfg.Failpoint}, hv, j, log.With("subsystem", "ops"), nil)
+	if err := m.Recover(ctx); err != nil {
+		return err
+	}
+	col := stats.New(hv, cfg.PoolPath, cfg.StatsRing, log.With("subsystem", "stats"), nil)
+	var wg sync.WaitGroup
+	defer wg.Wait() // the collector stops before libvirt and the journal close
+	sctx, stopStats := context.WithCancel(ctx)
+	defer stopStats()
+	wg.Add(1)
+	go func() { defer wg.Done(); col.Run(sctx, cfg.StatsInterval) }()
+	srv := localapi.New(m, col, log.With("subsystem", "localapi"))
+	return srv.Serve(ctx, cfg.Socket)
+}

@@ -1,0 +1,182 @@
+// Package hypervisor drives libvirt for the agent: domains, storage volumes,
+// snapshots and bulk stats, behind the small Hypervisor interface.
+package hypervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+)
+
+// Hypervisor is everything the agent asks of libvirt. Names are validated by the
+// caller; XML is built with libvirtxml. Lookups of missing objects return an error
+// wrapping ErrNotFound; deletes of missing objects succeed.
+type Hypervisor interface {
+	// Storage pool and volumes.
+	EnsurePool(ctx context.Context) error
+	PoolPath() string
+	PoolAvailable(ctx context.Context) (uint64, error)
+	RefreshPool(ctx context.Context) error
+	CreateOverlay(ctx context.Context, name, backingPath string, capacity uint64) (Volume, error)
+	CreateVolumeFromBytes(ctx context.Context, name string, data []byte) (Volume, error)
+	Volume(ctx context.Context, name string) (Volume, error)
+	DeleteVolume(ctx context.Context, name string) error
+	ListVolumes(ctx context.Context) ([]Volume, error)
+
+	// Domains.
+	DefineDomain(ctx context.Context, spec DomainSpec) (uuid string, err error)
+	DomainState(ctx context.Context, name string) (State, error)
+	DomainDisk(ctx context.Context, name string) (string, error) // path of vda
+	DomainUUID(ctx context.Context, name string) (string, error)
+	StartDomain(ctx context.Context, name string) error
+	ShutdownDomain(ctx context.Context, name string) error // ACPI power button
+	DestroyDomain(ctx context.Context, name string) error  // forced power off; nil if not running
+	UndefineDomain(ctx context.Context, name string) error // with snapshot metadata and NVRAM; nil if missing
+	ListDomains(ctx context.Context) ([]string, error)
+
+	// Snapshots.
+	CreateSnapshot(ctx context.Context, dom, name, description string) error
+	ListSnapshots(ctx context.Context, dom string) ([]Snapshot, error)
+	DeleteSnapshot(ctx context.Context, dom, name string, metadataOnly bool) error
+	RevertSnapshot(ctx context.Context, dom, name string) error
+
+	// Guest agent.
+	SetUserPassword(ctx context.Context, dom, user, password string) error
+
+	// Stats: one bulk call for every domain.
+	AllDomainStats(ctx context.Context) ([]DomainStats, error)
+}
+
+// State is a domain's power state.
+type State string
+
+// States as libvirt reports them.
+const (
+	StateNoState   State = "nostate"
+	StateRunning   State = "running"
+	StateBlocked   State = "blocked"
+	StatePaused    State = "paused"
+	StateShutdown  State = "shutdown" // shutting down
+	StateShutoff   State = "shutoff"
+	StateCrashed   State = "crashed"
+	StateSuspended State = "pmsuspended"
+	StateMissing   State = "missing" // not defined
+)
+
+// Active reports whether a domain in this state has a running QEMU process.
+func (s State) Active() bool {
+	return s != StateShutoff && s != StateMissing && s != StateCrashed && s != StateNoState
+}
+
+// Volume is a storage volume in the agent's pool.
+type Volume struct {
+	Name       string
+	Path       string
+	Capacity   uint64
+	Allocation uint64
+}
+
+// Snapshot is one snapshot of a domain.
+type Snapshot struct {
+	Name         string
+	Description  string
+	CreatedAt    time.Time
+	State        string
+	Current      bool
+	VMStateBytes uint64
+}
+
+// DomainStats is one domain's counters from the bulk stats call.
+type DomainStats struct {
+	Name           string
+	State          State
+	VCPUs          uint32
+	CPUTimeNs      uint64
+	MemoryBytes    uint64 // resident memory of the QEMU process when known, else current allocation
+	DiskReadBytes  uint64
+	DiskWriteBytes uint64
+	NetRxBytes     uint64
+	NetTxBytes     uint64
+}
+
+// DomainSpec is what a VM's domain is defined from.
+type DomainSpec struct {
+	Name       string
+	UUID       string // empty: libvirt assigns one
+	Type       string // kvm or qemu
+	Machine    string // e.g. pc
+	Emulator   string
+	VCPUs      uint32
+	MemoryMiB  uint64
+	Kernel     string // direct kernel boot when set
+	Initrd     string
+	Cmdline    string
+	DiskPath   string // qcow2 root disk (vda)
+	SeedPath   string // NoCloud ISO (read-only cdrom)
+	MAC        string
+	Network    string // user, network:NAME, bridge:NAME
+	ConsoleLog string
+	GuestAgent bool
+}
+
+// Error kinds; match with errors.Is.
+var (
+	ErrNotFound    = errors.New("not found")
+	ErrExists      = errors.New("already exists")
+	ErrNoSpace     = errors.New("not enough space in the storage pool")
+	ErrBusy        = errors.New("locked by another job, try again shortly")
+	ErrUnavailable = errors.New("libvirt is not reachable")
+	ErrGuestAgent  = errors.New("the QEMU guest agent is not responding")
+	ErrUnsupported = errors.New("not supported")
+	ErrInvalid     = errors.New("invalid request")
+	ErrHypervisor  = errors.New("hypervisor error (details in the agent log)")
+)
+
+// Error is a libvirt failure translated for operators. Error() is safe to show;
+// Detail keeps libvirt's own message for the log.
+type Error struct {
+	Op       string
+	Resource string
+	Kind     error
+	Detail   string
+	Code     uint32
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s %s: %s", e.Op, e.Resource, e.Kind) }
+
+// Unwrap lets errors.Is match the kind.
+func (e *Error) Unwrap() error { return e.Kind }
+
+// DetectDomainType returns "kvm" when the CPU advertises vmx or svm and the KVM
+// device opens read-write, "qemu" (TCG) otherwise. Nested setups that expose
+// /dev/kvm without VMX/SVM (e.g. kvm_pvm) cannot boot stock kernels, hence both checks.
+func DetectDomainType(cpuinfoPath, kvmPath string) string {
+	b, err := os.ReadFile(cpuinfoPath)
+	if err != nil {
+		return "qemu"
+	}
+	hasVirt := false
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "flags") {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if f == "vmx" || f == "svm" {
+				hasVirt = true
+			}
+		}
+		break
+	}
+	if !hasVirt {
+		return "qemu"
+	}
+	f, err := os.OpenFile(kvmPath, os.O_RDWR, 0)
+	if err != nil {
+		return "qemu"
+	}
+	f.Close()
+	return "kvm"
+}

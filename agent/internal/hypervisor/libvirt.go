@@ -1,0 +1,726 @@
+package hypervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
+	"libvirt.org/go/libvirtxml"
+)
+
+// LibvirtConfig configures the libvirt implementation.
+type LibvirtConfig struct {
+	Socket   string // libvirtd's unix socket
+	PoolName string // dedicated dir pool
+	PoolPath string
+	Log      *slog.Logger
+}
+
+// Libvirt implements Hypervisor over go-libvirt.
+type Libvirt struct {
+	cfg  LibvirtConfig
+	log  *slog.Logger
+	mu   sync.Mutex
+	lv   *libvirt.Libvirt
+	pool libvirt.StoragePool
+}
+
+// NewLibvirt connects to libvirtd. Close it when done.
+func NewLibvirt(ctx context.Context, cfg LibvirtConfig) (*Libvirt, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	l := &Libvirt{cfg: cfg, log: cfg.Log}
+	if _, err := l.conn(ctx); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Conn returns the underlying go-libvirt connection (benchmarks compare against it).
+func (l *Libvirt) Conn(ctx context.Context) (*libvirt.Libvirt, error) { return l.conn(ctx) }
+
+func (l *Libvirt) conn(ctx context.Context) (*libvirt.Libvirt, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lv != nil && l.lv.IsConnected() {
+		return l.lv, nil
+	}
+	lv := libvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(l.cfg.Socket), dialers.WithLocalTimeout(5*time.Second)))
+	if err := lv.ConnectToURI(libvirt.QEMUSystem); err != nil {
+		return nil, &Error{Op: "connect", Resource: l.cfg.Socket, Kind: ErrUnavailable, Detail: err.Error()}
+	}
+	l.lv = lv
+	return lv, nil
+}
+
+// Close disconnects.
+func (l *Libvirt) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.lv == nil {
+		return nil
+	}
+	err := l.lv.Disconnect()
+	l.lv = nil
+	return err
+}
+
+// translate maps a libvirt error to an operator message; the detail is logged.
+func (l *Libvirt) translate(op, res string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var herr *Error
+	if errors.As(err, &herr) {
+		return err
+	}
+	e := Translate(op, res, err)
+	level := slog.LevelWarn
+	if errors.Is(e, ErrNotFound) {
+		level = slog.LevelDebug // callers often probe for absence
+	}
+	l.log.Log(context.Background(), level, "libvirt call failed", "op", op, "resource", res, "code", e.(*Error).Code, "detail", e.(*Error).Detail)
+	return e
+}
+
+// Translate turns a go-libvirt error into an *Error with an operator-facing kind.
+func Translate(op, res string, err error) error {
+	e := &Error{Op: op, Resource: res, Kind: ErrHypervisor, Detail: err.Error()}
+	var le libvirt.Error
+	if errors.As(err, &le) {
+		e.Code = le.Code
+	}
+	msg := strings.ToLower(e.Detail)
+	switch libvirt.ErrorNumber(e.Code) {
+	case libvirt.ErrNoDomain, libvirt.ErrNoStorageVol, libvirt.ErrNoStoragePool, libvirt.ErrNoDomainSnapshot, libvirt.ErrNoNetwork:
+		e.Kind = ErrNotFound
+	case libvirt.ErrDomExist, libvirt.ErrStorageVolExist, libvirt.ErrNetworkExist:
+		e.Kind = ErrExists
+	case libvirt.ErrOperationTimeout, libvirt.ErrResourceBusy:
+		e.Kind = ErrBusy
+	case libvirt.ErrAgentUnresponsive, libvirt.ErrAgentUnsynced:
+		e.Kind = ErrGuestAgent
+	case libvirt.ErrOperationUnsupported, libvirt.ErrArgumentUnsupported, libvirt.ErrNoSupport:
+		e.Kind = ErrUnsupported
+	case libvirt.ErrXMLError, libvirt.ErrXMLDetail, libvirt.ErrInvalidArg, libvirt.ErrConfigUnsupported:
+		e.Kind = ErrInvalid
+	}
+	switch {
+	case strings.Contains(msg, "no space left") || strings.Contains(msg, "not enough space") || strings.Contains(msg, "disk quota"):
+		e.Kind = ErrNoSpace
+	case strings.Contains(msg, "already exists"):
+		e.Kind = ErrExists
+	case strings.Contains(msg, "cannot acquire state change lock") || strings.Contains(msg, "another job"):
+		e.Kind = ErrBusy
+	case strings.Contains(msg, "guest agent is not connected") || strings.Contains(msg, "guest agent not available"):
+		e.Kind = ErrGuestAgent
+	case errors.Is(err, os.ErrDeadlineExceeded) || strings.Contains(msg, "connection refused") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset"):
+		e.Kind = ErrUnavailable
+	}
+	return e
+}
+
+// ---- storage ----
+
+// PoolPath is the pool's directory.
+func (l *Libvirt) PoolPath() string { return l.cfg.PoolPath }
+
+// EnsurePool defines, builds and starts the agent's dir pool when needed.
+func (l *Libvirt) EnsurePool(ctx context.Context) error {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(l.cfg.PoolPath, 0o711); err != nil {
+		return fmt.Errorf("ensure pool %s: %w", l.cfg.PoolName, err)
+	}
+	pool, err := lv.StoragePoolLookupByName(l.cfg.PoolName)
+	if err != nil {
+		if !isNotFound(err) {
+			return l.translate("ensure pool", l.cfg.PoolName, err)
+		}
+		x, merr := (&libvirtxml.StoragePool{Type: "dir", Name: l.cfg.PoolName, Target: &libvirtxml.StoragePoolTarget{Path: l.cfg.PoolPath}}).Marshal()
+		if merr != nil {
+			return fmt.Errorf("ensure pool %s: %w", l.cfg.PoolName, merr)
+		}
+		pool, err = lv.StoragePoolDefineXML(x, 0)
+		if err != nil {
+			return l.translate("define pool", l.cfg.PoolName, err)
+		}
+	}
+	// A pool of this name pointing elsewhere would put volumes where nobody expects them.
+	if x, err := lv.StoragePoolGetXMLDesc(pool, 0); err == nil {
+		var px libvirtxml.StoragePool
+		if err := px.Unmarshal(x); err == nil {
+			path := ""
+			if px.Target != nil {
+				path = filepath.Clean(px.Target.Path)
+			}
+			if px.Type != "dir" || path != filepath.Clean(l.cfg.PoolPath) {
+				return fmt.Errorf("ensure pool %s: it exists as a %s pool at %q, not a dir pool at %q", l.cfg.PoolName, px.Type, path, l.cfg.PoolPath)
+			}
+		}
+	}
+	state, _, _, _, err := lv.StoragePoolGetInfo(pool)
+	if err != nil {
+		return l.translate("ensure pool", l.cfg.PoolName, err)
+	}
+	if libvirt.StoragePoolState(state) != libvirt.StoragePoolRunning {
+		if err := lv.StoragePoolCreate(pool, 0); err != nil {
+			return l.translate("start pool", l.cfg.PoolName, err)
+		}
+	}
+	_ = lv.StoragePoolSetAutostart(pool, 1)
+	l.mu.Lock()
+	l.pool = pool
+	l.mu.Unlock()
+	return nil
+}
+
+// RemovePool stops and undefines the pool (tests).
+func (l *Libvirt) RemovePool(ctx context.Context) error {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return err
+	}
+	pool, err := lv.StoragePoolLookupByName(l.cfg.PoolName)
+	if err != nil {
+		if isNotFound(err) {
+			return nil
+		}
+		return l.translate("remove pool", l.cfg.PoolName, err)
+	}
+	_ = lv.StoragePoolDestroy(pool)
+	if err := lv.StoragePoolUndefine(pool); err != nil && !isNotFound(err) {
+		return l.translate("remove pool", l.cfg.PoolName, err)
+	}
+	return nil
+}
+
+func (l *Libvirt) poolRef() libvirt.StoragePool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pool
+}
+
+// PoolAvailable returns the pool's free bytes.
+func (l *Libvirt) PoolAvailable(ctx context.Context) (uint64, error) {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return 0, err
+	}
+	_, _, _, avail, err := lv.StoragePoolGetInfo(l.poolRef())
+	if err != nil {
+		return 0, l.translate("pool info", l.cfg.PoolName, err)
+	}
+	return avail, nil
+}
+
+// RefreshPool rescans the pool directory (after files were placed in it directly).
+func (l *Libvirt) RefreshPool(ctx context.Context) error {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return err
+	}
+	return l.translate("refresh pool", l.cfg.PoolName, lv.StoragePoolRefresh(l.poolRef(), 0))
+}
+
+func (l *Libvirt) volInfo(lv *libvirt.Libvirt, v libvirt.StorageVol) (Volume, error) {
+	_, capacity, alloc, err := lv.StorageVolGetInfo(v)
+	if err != nil {
+		return Volume{}, l.translate("volume info", v.Name, err)
+	}
+	path, err := lv.StorageVolGetPath(v)
+	if err != nil {
+		return Volume{}, l.translate("volume path", v.Name, err)
+	}
+	return Volume{Name: v.Name, Path: path, Capacity: capacity, Allocation: alloc}, nil
+}
+
+// CreateOverlay creates a qcow2 volume backed by backingPath (qcow2), so it costs
+// the same whatever the template's size.
+func (l *Libvirt) CreateOverlay(ctx context.Context, name, backingPath string, capacity uint64) (Volume, error) {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return Volume{}, err
+	}
+	x, err := (&libvirtxml.StorageVolume{
+		Name:     name,
+		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: capacity},
+		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}},
+		BackingStore: &libvirtxml.StorageVolumeBackingStore{
+			Path: backingPath, Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"},
+		},
+	}).Marshal()
+	if err != nil {
+		return Volume{}, fmt.Errorf("create overlay %s: %w", name, err)
+	}
+	v, err := lv.StorageVolCreateXML(l.poolRef(), x, 0)
+	if err != nil {
+		return Volume{}, l.translate("create volume", name, err)
+	}
+	return l.volInfo(lv, v)
+}
+
+// CreateVolumeFromBytes creates a raw volume holding data (the seed ISO).
+func (l *Libvirt) CreateVolumeFromBytes(ctx context.Context, name string, data []byte) (Volume, error) {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return Volume{}, err
+	}
+	x, err := (&libvirtxml.StorageVolume{
+		Name:     name,
+		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(len(data))},
+		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}},
+	}).Marshal()
+	if err != nil {
+		return Volume{}, fmt.Errorf("create volume %s: %w", name, err)
+	}
+	v, err := lv.StorageVolCreateXML(l.poolRef(), x, 0)
+	if err != nil {
+		return Volume{}, l.translate("create volume", name, err)
+	}
+	if err := lv.StorageVolUpload(v, strings.NewReader(string(data)), 0, uint64(len(data)), 0); err != nil {
+		_ = lv.StorageVolDelete(v, 0)
+		return Volume{}, l.translate("upload volume", name, err)
+	}
+	return l.volInfo(lv, v)
+}
+
+// Volume looks up a volume by name.
+func (l *Libvirt) Volume(ctx context.Context, name string) (Volume, error) {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return Volume{}, err
+	}
+	v, err := lv.StorageVolLookupByName(l.poolRef(), name)
+	if err != nil {
+		return Volume{}, l.translate("volume", name, err)
+	}
+	return l.volInfo(lv, v)
+}
+
+// DeleteVolume deletes a volume; a missing volume is not an error.
+func (l *Libvirt) DeleteVolume(ctx context.Context, name string) error {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return err
+	}
+	v, err := lv.StorageVolLookupByName(l.poolRef(), name)
+	if err != nil {
+		if isNotFound(err) {
+			// The file may exist without libvirt knowing it (placed directly, no refresh yet).
+			if rerr := os.Remove(filepath.Join(l.cfg.PoolPath, name)); rerr != nil && !os.IsNotExist(rerr) {
+				return fmt.Errorf("delete volume %s: %w", name, rerr)
+			}
+			return nil
+		}
+		return l.translate("delete volume", name, err)
+	}
+	if err := lv.StorageVolDelete(v, 0); err != nil && !isNotFound(err) {
+		return l.translate("delete volume", name, err)
+	}
+	return nil
+}
+
+// ListVolumes lists the pool's volumes.
+func (l *Libvirt) ListVolumes(ctx context.Context) ([]Volume, error) {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := lv.StoragePoolRefresh(l.poolRef(), 0); err != nil {
+		return nil, l.translate("refresh pool", l.cfg.PoolName, err)
+	}
+	vols, _, err := lv.StoragePoolListAllVolumes(l.poolRef(), 1, 0)
+	if err != nil {
+		return nil, l.translate("list volumes", l.cfg.PoolName, err)
+	}
+	out := make([]Volume, 0, len(vols))
+	for _, v := range vols {
+		vi, err := l.volInfo(lv, v)
+		if err != nil {
+			continue
+		}
+		out = append(out, vi)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// ---- domains ----
+
+// DefineDomain defines (or redefines, keeping the UUID) a persistent domain.
+func (l *Libvirt) DefineDomain(ctx context.Context, spec DomainSpec) (string, error) {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	x, err := DomainXML(spec)
+	if err != nil {
+		return "", err
+	}
+	d, err := lv.DomainDefineXMLFlags(x, libvirt.DomainDefineValidate)
+	if err != nil {
+		return "", l.translate("define domain", spec.Name, err)
+	}
+	return uuidString(d.UUID), nil
+}
+
+func uuidString(u libvirt.UUID) string {
+	return fmt.Sprintf("%x-%x-%x-%x-%x", u[0:4], u[4:6], u[6:8], u[8:10], u[10:16])
+}
+
+func (l *Libvirt) lookup(ctx context.Context, op, name string) (*libvirt.Libvirt, libvirt.Domain, error) {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return nil, libvirt.Domain{}, err
+	}
+	d, err := lv.DomainLookupByName(name)
+	if err != nil {
+		return nil, libvirt.Domain{}, l.translate(op, name, err)
+	}
+	return lv, d, nil
+}
+
+var stateNames = map[libvirt.DomainState]State{
+	libvirt.DomainNostate: StateNoState, libvirt.DomainRunning: StateRunning, libvirt.DomainBlocked: StateBlocked,
+	libvirt.DomainPaused: StatePaused, libvirt.DomainShutdown: StateShutdown, libvirt.DomainShutoff: StateShutoff,
+	libvirt.DomainCrashed: StateCrashed, libvirt.DomainPmsuspended: StateSuspended,
+}
+
+// DomainState returns the power state, StateMissing when the domain is not defined.
+func (l *Libvirt) DomainState(ctx context.Context, name string) (State, error) {
+	lv, d, err := l.lookup(ctx, "domain state", name)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return StateMissing, nil
+		}
+		return "", err
+	}
+	st, _, err := lv.DomainGetState(d, 0)
+	if err != nil {
+		if isNotFound(err) {
+			return StateMissing, nil
+		}
+		return "", l.translate("domain state", name, err)
+	}
+	return stateNames[libvirt.DomainState(st)], nil
+}
+
+// DomainDisk returns the path of the domain's root disk (vda) from its persistent XML.
+func (l *Libvirt) DomainDisk(ctx context.Context, name string) (string, error) {
+	lv, d, err := l.lookup(ctx, "domain disk", name)
+	if err != nil {
+		return "", err
+	}
+	x, err := lv.DomainGetXMLDesc(d, libvirt.DomainXMLInactive)
+	if err != nil {
+		return "", l.translate("domain disk", name, err)
+	}
+	return ParseDomainDisk(x)
+}
+
+// DomainUUID returns a domain's UUID.
+func (l *Libvirt) DomainUUID(ctx context.Context, name string) (string, error) {
+	_, d, err := l.lookup(ctx, "domain uuid", name)
+	if err != nil {
+		return "", err
+	}
+	return uuidString(d.UUID), nil
+}
+
+// StartDomain starts a defined domain.
+func (l *Libvirt) StartDomain(ctx context.Context, name string) error {
+	lv, d, err := l.lookup(ctx, "start", name)
+	if err != nil {
+		return err
+	}
+	return l.translate("start", name, lv.DomainCreate(d))
+}
+
+// ShutdownDomain presses the ACPI power button.
+func (l *Libvirt) ShutdownDomain(ctx context.Context, name string) error {
+	lv, d, err := l.lookup(ctx, "shutdown", name)
+	if err != nil {
+		return err
+	}
+	return l.translate("shutdown", name, lv.DomainShutdownFlags(d, libvirt.DomainShutdownAcpiPowerBtn))
+}
+
+// DestroyDomain powers a domain off; not running or not defined is success.
+func (l *Libvirt) DestroyDomain(ctx context.Context, name string) error {
+	lv, d, err := l.lookup(ctx, "power off", name)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	err = lv.DomainDestroyFlags(d, 0)
+	if err != nil {
+		var le libvirt.Error
+		if errors.As(err, &le) && libvirt.ErrorNumber(le.Code) == libvirt.ErrOperationInvalid {
+			return nil // "domain is not running"
+		}
+		if isNotFound(err) {
+			return nil
+		}
+	}
+	return l.translate("power off", name, err)
+}
+
+// UndefineDomain removes the definition with snapshot metadata and NVRAM.
+func (l *Libvirt) UndefineDomain(ctx context.Context, name string) error {
+	lv, d, err := l.lookup(ctx, "undefine", name)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	err = lv.DomainUndefineFlags(d, libvirt.DomainUndefineSnapshotsMetadata|libvirt.DomainUndefineNvram|libvirt.DomainUndefineManagedSave|libvirt.DomainUndefineCheckpointsMetadata)
+	if err != nil && isNotFound(err) {
+		return nil
+	}
+	return l.translate("undefine", name, err)
+}
+
+// ListDomains lists every defined domain's name.
+func (l *Libvirt) ListDomains(ctx context.Context) ([]string, error) {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	doms, _, err := lv.ConnectListAllDomains(1, 0)
+	if err != nil {
+		return nil, l.translate("list domains", "", err)
+	}
+	out := make([]string, len(doms))
+	for i, d := range doms {
+		out[i] = d.Name
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// ---- snapshots ----
+
+// CreateSnapshot takes an internal snapshot of the root disk (with memory when running).
+// The read-only seed is excluded.
+func (l *Libvirt) CreateSnapshot(ctx context.Context, dom, name, description string) error {
+	lv, d, err := l.lookup(ctx, "snapshot create", dom)
+	if err != nil {
+		return err
+	}
+	x, err := lv.DomainGetXMLDesc(d, libvirt.DomainXMLInactive)
+	if err != nil {
+		return l.translate("snapshot create", dom, err)
+	}
+	var def libvirtxml.Domain
+	if err := def.Unmarshal(x); err != nil {
+		return fmt.Errorf("snapshot create %s: %w", dom, err)
+	}
+	snap := libvirtxml.DomainSnapshot{Name: name, Description: description, Disks: &libvirtxml.DomainSnapshotDisks{}}
+	if def.Devices != nil {
+		for _, disk := range def.Devices.Disks {
+			if disk.Target == nil {
+				continue
+			}
+			mode := "internal"
+			if disk.Device != "disk" || disk.ReadOnly != nil {
+				mode = "no"
+			}
+			snap.Disks.Disks = append(snap.Disks.Disks, libvirtxml.DomainSnapshotDisk{Name: disk.Target.Dev, Snapshot: mode})
+		}
+	}
+	sx, err := snap.Marshal()
+	if err != nil {
+		return fmt.Errorf("snapshot create %s: %w", dom, err)
+	}
+	_, err = lv.DomainSnapshotCreateXML(d, sx, 0)
+	return l.translate("snapshot create", dom+"/"+name, err)
+}
+
+// ListSnapshots lists a domain's snapshots, oldest first, with the saved VM state size.
+func (l *Libvirt) ListSnapshots(ctx context.Context, dom string) ([]Snapshot, error) {
+	lv, d, err := l.lookup(ctx, "snapshot list", dom)
+	if err != nil {
+		return nil, err
+	}
+	snaps, _, err := lv.DomainListAllSnapshots(d, 1, 0)
+	if err != nil {
+		return nil, l.translate("snapshot list", dom, err)
+	}
+	current := ""
+	if cur, err := lv.DomainSnapshotCurrent(d, 0); err == nil {
+		current = cur.Name
+	}
+	var sizes map[string]uint64
+	if x, err := lv.DomainGetXMLDesc(d, libvirt.DomainXMLInactive); err == nil {
+		if p, err := ParseDomainDisk(x); err == nil {
+			if infos, err := ReadQcow2Snapshots(p); err == nil {
+				sizes = map[string]uint64{}
+				for _, in := range infos {
+					sizes[in.Name] = in.VMStateSize
+				}
+			}
+		}
+	}
+	out := make([]Snapshot, 0, len(snaps))
+	for _, s := range snaps {
+		x, err := lv.DomainSnapshotGetXMLDesc(s, 0)
+		if err != nil {
+			return nil, l.translate("snapshot list", dom+"/"+s.Name, err)
+		}
+		var sx libvirtxml.DomainSnapshot
+		if err := sx.Unmarshal(x); err != nil {
+			return nil, fmt.Errorf("snapshot list %s: %w", dom, err)
+		}
+		secs, _ := strconv.ParseInt(sx.CreationTime, 10, 64)
+		out = append(out, Snapshot{Name: sx.Name, Description: sx.Description, CreatedAt: time.Unix(secs, 0).UTC(),
+			State: sx.State, Current: sx.Name == current, VMStateBytes: sizes[sx.Name]})
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.Before(out[j].CreatedAt) })
+	return out, nil
+}
+
+// DeleteSnapshot deletes one snapshot (data and metadata, or metadata only when
+// the disk is about to be discarded anyway).
+func (l *Libvirt) DeleteSnapshot(ctx context.Context, dom, name string, metadataOnly bool) error {
+	lv, d, err := l.lookup(ctx, "snapshot delete", dom)
+	if err != nil {
+		return err
+	}
+	s, err := lv.DomainSnapshotLookupByName(d, name, 0)
+	if err != nil {
+		return l.translate("snapshot delete", dom+"/"+name, err)
+	}
+	var flags libvirt.DomainSnapshotDeleteFlags
+	if metadataOnly {
+		flags = libvirt.DomainSnapshotDeleteMetadataOnly
+	}
+	return l.translate("snapshot delete", dom+"/"+name, lv.DomainSnapshotDelete(s, flags))
+}
+
+// RevertSnapshot reverts to a snapshot; the domain comes back in the snapshot's state.
+func (l *Libvirt) RevertSnapshot(ctx context.Context, dom, name string) error {
+	lv, d, err := l.lookup(ctx, "snapshot revert", dom)
+	if err != nil {
+		return err
+	}
+	s, err := lv.DomainSnapshotLookupByName(d, name, 0)
+	if err != nil {
+		return l.translate("snapshot revert", dom+"/"+name, err)
+	}
+	return l.translate("snapshot revert", dom+"/"+name, lv.DomainRevertToSnapshot(s, 0))
+}
+
+// SetUserPassword sets a guest user's password through the QEMU guest agent.
+func (l *Libvirt) SetUserPassword(ctx context.Context, dom, user, password string) error {
+	lv, d, err := l.lookup(ctx, "password reset", dom)
+	if err != nil {
+		return err
+	}
+	return l.translate("password reset", dom, lv.DomainSetUserPassword(d, libvirt.OptString{user}, libvirt.OptString{password}, 0))
+}
+
+// ---- stats ----
+
+// AllDomainStats returns every domain's counters from one ConnectGetAllDomainStats call.
+func (l *Libvirt) AllDomainStats(ctx context.Context) ([]DomainStats, error) {
+	lv, err := l.conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	which := libvirt.DomainStatsState | libvirt.DomainStatsCPUTotal | libvirt.DomainStatsBalloon |
+		libvirt.DomainStatsVCPU | libvirt.DomainStatsInterface | libvirt.DomainStatsBlock
+	recs, err := lv.ConnectGetAllDomainStats(nil, uint32(which), 0)
+	if err != nil {
+		return nil, l.translate("domain stats", "", err)
+	}
+	out := make([]DomainStats, 0, len(recs))
+	for _, r := range recs {
+		out = append(out, ParseStats(r.Dom.Name, r.Params))
+	}
+	return out, nil
+}
+
+// ParseStats folds libvirt's typed parameters into DomainStats.
+func ParseStats(name string, params []libvirt.TypedParam) DomainStats {
+	s := DomainStats{Name: name}
+	var rss, cur uint64
+	for _, p := range params {
+		v := paramUint(p.Value)
+		f := p.Field
+		switch {
+		case f == "state.state":
+			s.State = stateNames[libvirt.DomainState(v)]
+		case f == "cpu.time":
+			s.CPUTimeNs = v
+		case f == "vcpu.current":
+			s.VCPUs = uint32(v)
+		case f == "balloon.rss":
+			rss = v * 1024
+		case f == "balloon.current":
+			cur = v * 1024
+		case strings.HasPrefix(f, "block.") && strings.HasSuffix(f, ".rd.bytes"):
+			s.DiskReadBytes += v
+		case strings.HasPrefix(f, "block.") && strings.HasSuffix(f, ".wr.bytes"):
+			s.DiskWriteBytes += v
+		case strings.HasPrefix(f, "net.") && strings.HasSuffix(f, ".rx.bytes"):
+			s.NetRxBytes += v
+		case strings.HasPrefix(f, "net.") && strings.HasSuffix(f, ".tx.bytes"):
+			s.NetTxBytes += v
+		}
+	}
+	s.MemoryBytes = cur
+	if rss > 0 {
+		s.MemoryBytes = rss
+	}
+	return s
+}
+
+func paramUint(v libvirt.TypedParamValue) uint64 {
+	switch x := v.I.(type) {
+	case int32:
+		return uint64(max(x, 0))
+	case uint32:
+		return uint64(x)
+	case int64:
+		return uint64(max(x, 0))
+	case uint64:
+		return x
+	case float64:
+		return uint64(max(x, 0))
+	case int:
+		return uint64(max(x, 0))
+	}
+	return 0
+}
+
+func isNotFound(err error) bool {
+	var le libvirt.Error
+	if !errors.As(err, &le) {
+		return false
+	}
+	switch libvirt.ErrorNumber(le.Code) {
+	case libvirt.ErrNoDomain, libvirt.ErrNoStorageVol, libvirt.ErrNoStoragePool, libvirt.ErrNoDomainSnapshot, libvirt.ErrNoNetwork:
+		return true
+	}
+	return false
+}

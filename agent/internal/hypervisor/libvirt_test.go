@@ -1,0 +1,142 @@
+package hypervisor_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/agent/internal/hypervisor"
+	"github.com/hostplane/hostplane/agent/internal/testenv"
+)
+
+func TestLibvirtDomainBasics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a guest")
+	}
+	g := testenv.RequireGuest(t)
+	h, prefix := testenv.Hypervisor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	base := filepath.Join(h.PoolPath(), "base.qcow2")
+	b, _ := os.ReadFile(g.Disk)
+	if err := os.WriteFile(base, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.RefreshPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	disk, err := h.CreateOverlay(ctx, prefix+"-root.qcow2", base, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if disk.Capacity != 1<<30 {
+		t.Fatalf("capacity %d", disk.Capacity)
+	}
+	seedVol, err := h.CreateVolumeFromBytes(ctx, prefix+"-seed.iso", make([]byte, 4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.CreateOverlay(ctx, prefix+"-root.qcow2", base, 1<<30); !errors.Is(err, hypervisor.ErrExists) {
+		t.Fatalf("second create: want ErrExists, got %v", err)
+	}
+	logPath := filepath.Join(t.TempDir(), "console.log")
+	name := prefix + "-vm"
+	spec := hypervisor.DomainSpec{Name: name, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64",
+		VCPUs: 1, MemoryMiB: 128, Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline, DiskPath: disk.Path,
+		SeedPath: seedVol.Path, MAC: "52:54:00:aa:bb:01", Network: "user", ConsoleLog: logPath}
+	uuid, err := h.DefineDomain(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(uuid) != 36 {
+		t.Fatalf("uuid %q", uuid)
+	}
+	if st, _ := h.DomainState(ctx, name); st != hypervisor.StateShutoff {
+		t.Fatalf("state %s", st)
+	}
+	if p, err := h.DomainDisk(ctx, name); err != nil || p != disk.Path {
+		t.Fatalf("disk %q %v", p, err)
+	}
+	if err := h.StartDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testenv.WaitForLog(ctx, logPath, "GUEST-READY", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.CreateSnapshot(ctx, name, "s1", "first"); err != nil {
+		t.Fatal(err)
+	}
+	snaps, err := h.ListSnapshots(ctx, name)
+	if err != nil || len(snaps) != 1 || snaps[0].Name != "s1" || snaps[0].State != "running" || snaps[0].VMStateBytes == 0 || !snaps[0].Current {
+		t.Fatalf("snapshots %+v %v", snaps, err)
+	}
+	stats, err := h.AllDomainStats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, s := range stats {
+		if s.Name == name {
+			found = true
+			if s.State != hypervisor.StateRunning || s.CPUTimeNs == 0 || s.MemoryBytes == 0 {
+				t.Fatalf("stats %+v", s)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no stats for domain")
+	}
+	if err := h.SetUserPassword(ctx, name, "root", "x"); err == nil {
+		t.Fatal("password reset without guest agent succeeded")
+	} else if !errors.Is(err, hypervisor.ErrUnsupported) && !errors.Is(err, hypervisor.ErrGuestAgent) {
+		t.Fatalf("password reset: %v", err)
+	}
+	if err := h.ShutdownDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		st, _ := h.DomainState(ctx, name)
+		if st == hypervisor.StateShutoff {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("no shutdown")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(log), "clean-shutdown") {
+		t.Fatalf("no clean shutdown in %s", log)
+	}
+	if err := h.RevertSnapshot(ctx, name, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.DomainState(ctx, name); st != hypervisor.StateRunning {
+		t.Fatalf("after revert to running snapshot: %s", st)
+	}
+	if err := h.DestroyDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.DestroyDomain(ctx, name); err != nil {
+		t.Fatalf("second destroy: %v", err)
+	}
+	if err := h.UndefineDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.DomainState(ctx, name); st != hypervisor.StateMissing {
+		t.Fatalf("after undefine %s", st)
+	}
+	for _, v := range []string{disk.Name, seedVol.Name, disk.Name} {
+		if err := h.DeleteVolume(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := h.Volume(ctx, disk.Name); !errors.Is(err, hypervisor.ErrNotFound) {
+		t.Fatalf("volume after delete: %v", err)
+	}
+}

@@ -1,0 +1,142 @@
+package hypervisor
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+)
+
+func TestDomainXMLEscapes(t *testing.T) {
+	// Names are validated upstream; this shows libvirtxml escapes whatever reaches it.
+	spec := DomainSpec{Name: `x'"<>&]]>`, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64", VCPUs: 2, MemoryMiB: 256,
+		Kernel: "/k", Initrd: "/i", Cmdline: `console=ttyS0 a="<b>&c"`, DiskPath: "/p/d.qcow2", SeedPath: "/p/s.iso",
+		MAC: "52:54:00:00:00:01", Network: "bridge:br0", ConsoleLog: "/l/c.log", GuestAgent: true}
+	x, err := DomainXML(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(x); err != nil {
+		t.Fatalf("round trip: %v\n%s", err, x)
+	}
+	if d.Name != spec.Name || d.OS.Cmdline != spec.Cmdline || d.Type != "qemu" || d.VCPU.Value != 2 || d.Memory.Value != 256 {
+		t.Fatalf("round trip changed values: %+v", d)
+	}
+	if len(d.Devices.Disks) != 2 || d.Devices.Disks[1].Device != "cdrom" || d.Devices.Disks[1].ReadOnly == nil {
+		t.Fatalf("disks: %+v", d.Devices.Disks)
+	}
+	if d.Devices.Interfaces[0].Source.Bridge.Bridge != "br0" || len(d.Devices.Channels) != 1 {
+		t.Fatal("interface or guest agent channel missing")
+	}
+	if p, err := ParseDomainDisk(x); err != nil || p != "/p/d.qcow2" {
+		t.Fatalf("ParseDomainDisk: %q %v", p, err)
+	}
+	if _, err := DomainXML(DomainSpec{Name: "a", Network: "tap:x"}); err == nil {
+		t.Fatal("unknown network accepted")
+	}
+}
+
+func TestTranslate(t *testing.T) {
+	cases := []struct {
+		err  error
+		kind error
+	}{
+		{libvirt.Error{Code: uint32(libvirt.ErrNoDomain), Message: "Domain not found"}, ErrNotFound},
+		{libvirt.Error{Code: uint32(libvirt.ErrStorageVolExist), Message: "storage volume 'x' exists already"}, ErrExists},
+		{libvirt.Error{Code: uint32(libvirt.ErrOperationFailed), Message: "domain 'x' already exists with uuid"}, ErrExists},
+		{libvirt.Error{Code: uint32(libvirt.ErrOperationTimeout), Message: "Timed out during operation: cannot acquire state change lock (held by monitor=remoteDispatchDomainCreate)"}, ErrBusy},
+		{libvirt.Error{Code: uint32(libvirt.ErrInternalError), Message: "cannot write: No space left on device"}, ErrNoSpace},
+		{libvirt.Error{Code: uint32(libvirt.ErrAgentUnresponsive), Message: "Guest agent is not responding"}, ErrGuestAgent},
+		{libvirt.Error{Code: uint32(libvirt.ErrInternalError), Message: "something odd"}, ErrHypervisor},
+	}
+	for _, c := range cases {
+		e := Translate("op", "res", c.err)
+		if !errors.Is(e, c.kind) {
+			t.Errorf("Translate(%v) = %v, want %v", c.err, e, c.kind)
+		}
+		if strings.Contains(e.Error(), "remoteDispatch") {
+			t.Errorf("libvirt detail leaked into the message: %s", e)
+		}
+		var he *Error
+		if !errors.As(e, &he) || he.Detail == "" {
+			t.Errorf("detail not kept for the log: %#v", e)
+		}
+	}
+}
+
+func TestDetectDomainType(t *testing.T) {
+	dir := t.TempDir()
+	cpu := filepath.Join(dir, "cpuinfo")
+	kvm := filepath.Join(dir, "kvm")
+	os.WriteFile(kvm, nil, 0o600)
+	os.WriteFile(cpu, []byte("processor\t: 0\nflags\t\t: fpu sse2 hypervisor\n"), 0o600)
+	if got := DetectDomainType(cpu, kvm); got != "qemu" {
+		t.Errorf("no vmx/svm: %s", got)
+	}
+	os.WriteFile(cpu, []byte("flags\t\t: fpu vmx sse2\n"), 0o600)
+	if got := DetectDomainType(cpu, kvm); got != "kvm" {
+		t.Errorf("vmx + usable kvm: %s", got)
+	}
+	if got := DetectDomainType(cpu, filepath.Join(dir, "missing")); got != "qemu" {
+		t.Errorf("vmx without /dev/kvm: %s", got)
+	}
+}
+
+func TestParseStats(t *testing.T) {
+	p := func(f string, v any) libvirt.TypedParam {
+		return libvirt.TypedParam{Field: f, Value: libvirt.TypedParamValue{I: v}}
+	}
+	s := ParseStats("a", []libvirt.TypedParam{p("state.state", int32(1)), p("cpu.time", uint64(5e9)), p("balloon.current", uint64(1024)),
+		p("balloon.rss", uint64(2048)), p("block.0.rd.bytes", uint64(10)), p("block.1.rd.bytes", uint64(5)), p("block.0.wr.bytes", uint64(7)),
+		p("net.0.rx.bytes", uint64(100)), p("net.0.tx.bytes", uint64(50)), p("vcpu.current", uint32(2))})
+	if s.State != StateRunning || s.CPUTimeNs != 5e9 || s.MemoryBytes != 2048*1024 || s.DiskReadBytes != 15 || s.DiskWriteBytes != 7 || s.NetRxBytes != 100 || s.NetTxBytes != 50 || s.VCPUs != 2 {
+		t.Fatalf("%+v", s)
+	}
+}
+
+func qcow2WithSnapshots(names ...string) []byte {
+	var b bytes.Buffer
+	hdr := make([]byte, 72)
+	binary.BigEndian.PutUint32(hdr, qcow2Magic)
+	binary.BigEndian.PutUint32(hdr[60:], uint32(len(names)))
+	binary.BigEndian.PutUint64(hdr[64:], 512)
+	b.Write(hdr)
+	b.Write(make([]byte, 512-72))
+	for i, n := range names {
+		e := make([]byte, 40)
+		binary.BigEndian.PutUint16(e[12:], 1)
+		binary.BigEndian.PutUint16(e[14:], uint16(len(n)))
+		binary.BigEndian.PutUint32(e[16:], 1700000000)
+		binary.BigEndian.PutUint32(e[36:], 16)
+		extra := make([]byte, 16)
+		binary.BigEndian.PutUint64(extra, uint64(i+1)<<32)
+		rec := append(append(append(e, extra...), byte('1'+i)), n...)
+		for len(rec)%8 != 0 {
+			rec = append(rec, 0)
+		}
+		b.Write(rec)
+	}
+	return b.Bytes()
+}
+
+func TestParseQcow2Snapshots(t *testing.T) {
+	s, err := ParseQcow2Snapshots(bytes.NewReader(qcow2WithSnapshots("s1", "second")))
+	if err != nil || len(s) != 2 || s[0].Name != "s1" || s[1].Name != "second" || s[1].VMStateSize != 2<<32 || s[0].DateSec != 1700000000 {
+		t.Fatalf("%+v %v", s, err)
+	}
+}
+
+func FuzzParseQcow2Snapshots(f *testing.F) {
+	f.Add(qcow2WithSnapshots("s1"))
+	f.Add([]byte("QFI\xfb"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _ = ParseQcow2Snapshots(bytes.NewReader(b))
+	})
+}

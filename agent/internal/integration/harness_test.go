@@ -1,0 +1,273 @@
+// Package integration tests the agent end to end against the real libvirtd with the
+// real test guest (TCG), through its local API.
+package integration
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/agent/internal/agent"
+	"github.com/hostplane/hostplane/agent/internal/config"
+	"github.com/hostplane/hostplane/agent/internal/testenv"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+)
+
+const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHkLdvy1TyHQOhUjYZr36zB0sUeCCPdFHnB8WWf33Hlo test@hostplane"
+
+// env is one test's agent: its own data dir, pool and name prefix.
+type env struct {
+	t      testing.TB
+	prefix string
+	cfg    config.Config
+	guest  testenv.Guest
+	c      *client.NodeClient
+	stop   func()
+}
+
+func newEnv(t *testing.T) *env {
+	t.Helper()
+	testenv.RequireLibvirt(t)
+	g := testenv.RequireGuest(t)
+	prefix := testenv.Prefix()
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Socket = filepath.Join(dir, "agent.sock")
+	cfg.LibvirtSocket = testenv.LibvirtSocket()
+	cfg.PoolName = prefix + "-pool"
+	cfg.PoolPath = filepath.Join(dir, "pool")
+	cfg.StopGrace = 30 * time.Second
+	cfg.StatsInterval = 500 * time.Millisecond
+	cfg.MinFreeBytes = 64 << 20
+	testenv.Cleanup(t, prefix, cfg.PoolName)
+	return &env{t: t, prefix: prefix, cfg: cfg, guest: g}
+}
+
+func benchConfig(dir, prefix string) config.Config {
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(dir, "data")
+	cfg.Socket = filepath.Join(dir, "agent.sock")
+	cfg.LibvirtSocket = testenv.LibvirtSocket()
+	cfg.PoolName = prefix + "-pool"
+	cfg.PoolPath = filepath.Join(dir, "pool")
+	cfg.StatsInterval = time.Hour
+	cfg.MinFreeBytes = 64 << 20
+	return cfg
+}
+
+// startInProcess runs agent.Run in this process.
+func (e *env) startInProcess() {
+	e.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(1)
+	errc := make(chan error, 1)
+	go func() {
+		defer wg.Done()
+		errc <- agent.Run(ctx, e.cfg, testenv.Logger(e.t).With("agent", e.prefix))
+	}()
+	e.stop = func() { cancel(); wg.Wait() }
+	e.t.Cleanup(func() {
+		if e.stop != nil {
+			e.stop()
+		}
+	})
+	e.connect(errc)
+}
+
+func (e *env) connect(errc <-chan error) {
+	e.t.Helper()
+	e.c = client.NodeNew(e.cfg.Socket)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := e.c.Healthy(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case err := <-errc:
+			e.t.Fatalf("agent exited: %v", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("agent did not come up: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+var (
+	buildOnce sync.Once
+	agentBin  string
+	buildErr  error
+)
+
+// buildAgent builds the real agent binary once per test process.
+func buildAgent(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hostplane-agent-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		pkgCleanups = append(pkgCleanups, func() { os.RemoveAll(dir) }) // run by TestMain
+		agentBin = filepath.Join(dir, "hostplane-agent")
+		cmd := exec.Command("go", "build", "-o", agentBin, "./agent/cmd/hostplane-agent")
+		cmd.Dir = testenv.RepoRoot(t)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = errors.New(string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatalf("build agent: %v", buildErr)
+	}
+	return agentBin
+}
+
+// startProcess runs the agent binary; failpoint (may be empty) makes it kill itself.
+// It returns a channel closed when the process exits.
+func (e *env) startProcess(failpoint string) <-chan struct{} {
+	e.t.Helper()
+	bin := buildAgent(e.t)
+	cmd := exec.Command(bin,
+		"-data-dir", e.cfg.DataDir, "-socket", e.cfg.Socket, "-libvirt-socket", e.cfg.LibvirtSocket,
+		"-pool-name", e.cfg.PoolName, "-pool-path", e.cfg.PoolPath, "-stop-grace", e.cfg.StopGrace.String(),
+		"-stats-interval", "1s", "-min-free-bytes", "67108864", "-log-level", "debug")
+	cmd.Env = append(os.Environ(), "HOSTPLANE_AGENT_FAILPOINT="+failpoint)
+	logf, err := os.OpenFile(filepath.Join(filepath.Dir(e.cfg.Socket), "agent.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		e.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	errc := make(chan error, 1)
+	go func() { errc <- cmd.Wait(); logf.Close(); close(done) }()
+	e.stop = func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	}
+	e.t.Cleanup(func() { e.stop() })
+	e.connect(errc)
+	return done
+}
+
+func (e *env) agentLog() string {
+	b, _ := os.ReadFile(filepath.Join(filepath.Dir(e.cfg.Socket), "agent.log"))
+	return string(b)
+}
+
+func sha256File(t testing.TB, p string) string {
+	t.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// importTemplate imports the test guest as a template.
+func (e *env) importTemplate(ctx context.Context, name, disk, initrd string, guestAgent bool) api.NodeTemplate {
+	e.t.Helper()
+	op, err := e.c.ImportTemplate(ctx, api.NodeTemplateImportRequest{
+		OpID: e.prefix + "-import-" + name, Name: name, OSFamily: "linux", ImagePath: disk, SHA256: sha256File(e.t, disk),
+		KernelPath: e.guest.Kernel, InitrdPath: initrd, Cmdline: e.guest.Cmdline, GuestAgent: guestAgent})
+	if err != nil {
+		e.t.Fatalf("import template %s: %v", name, err)
+	}
+	return *op.Result.Template
+}
+
+func (e *env) provision(ctx context.Context, opID, name, template string) *api.NodeOperation {
+	e.t.Helper()
+	op, err := e.c.Provision(ctx, e.provisionReq(opID, name, template))
+	if err != nil {
+		e.t.Fatalf("provision %s: %v", name, err)
+	}
+	return op
+}
+
+func (e *env) provisionReq(opID, name, template string) api.NodeProvisionRequest {
+	return api.NodeProvisionRequest{OpID: opID, Name: name, Template: template,
+		Plan: api.NodePlan{VCPUs: 1, MemoryMiB: 128, DiskGiB: 1}, Network: "user",
+		RootPassword: "correct-horse-1", SSHKeys: []string{testKey}}
+}
+
+var readyRE = regexp.MustCompile(`GUEST-READY bootcount=(\d+) install-id=(\S*) uptime=`)
+
+// waitReady waits for the n-th complete GUEST-READY line and returns its bootcount and install-id.
+func waitReady(t *testing.T, ctx context.Context, consoleLog string, n int) (string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	for {
+		b, _ := os.ReadFile(consoleLog)
+		if m := readyRE.FindAllStringSubmatch(string(b), -1); len(m) >= n {
+			return m[n-1][1], m[n-1][2]
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("waiting for GUEST-READY #%d: %v\nconsole:\n%s", n, ctx.Err(), b)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// readGuestFile reads a file from a guest's qcow2 disk (works while it runs).
+func readGuestFile(t *testing.T, disk, path string) string {
+	t.Helper()
+	raw := filepath.Join(t.TempDir(), "disk.raw")
+	if out, err := exec.Command("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v %s", err, out)
+	}
+	defer os.Remove(raw)
+	out, err := exec.Command("debugfs", "-R", "cat "+path, raw).Output()
+	if err != nil {
+		t.Fatalf("debugfs: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func domainExists(name string) bool {
+	return exec.Command("virsh", "-q", "-c", "qemu:///system", "dominfo", name).Run() == nil
+}
+
+func poolFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range ents {
+		out = append(out, e.Name())
+	}
+	return out
+}

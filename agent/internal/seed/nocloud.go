@@ -1,0 +1,88 @@
+// Package seed builds cloud-init NoCloud seed images (an ISO 9660 volume labelled
+// "cidata") and SHA-512 crypt password hashes, entirely in Go.
+package seed
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Config is what a seed tells cloud-init. PasswordHash is a crypt hash; a plaintext
+// password never reaches this package's output.
+type Config struct {
+	InstanceID   string
+	Hostname     string
+	PasswordHash string   // "$6$…"; empty leaves the root password locked
+	SSHKeys      []string // validated authorized_keys lines
+	MAC          string
+	IPv4CIDR     string // empty: DHCP
+	Gateway4     string
+}
+
+// Files returns the NoCloud files: meta-data, user-data and network-config. Each is
+// YAML written as JSON (JSON is valid YAML), so no value can break the document.
+func Files(c Config) ([]File, error) {
+	meta := map[string]any{"instance-id": c.InstanceID, "local-hostname": c.Hostname}
+	root := map[string]any{"name": "root", "lock_passwd": c.PasswordHash == ""}
+	if c.PasswordHash != "" {
+		root["hashed_passwd"] = c.PasswordHash
+	}
+	if len(c.SSHKeys) > 0 {
+		root["ssh_authorized_keys"] = c.SSHKeys
+	}
+	user := map[string]any{
+		"hostname":          c.Hostname,
+		"preserve_hostname": false,
+		"disable_root":      false,
+		"ssh_pwauth":        c.PasswordHash != "",
+		"users":             []any{root},
+		"chpasswd":          map[string]any{"expire": false},
+	}
+	eth := map[string]any{"match": map[string]any{"macaddress": c.MAC}, "set-name": "eth0"}
+	if c.IPv4CIDR == "" {
+		eth["dhcp4"] = true
+	} else {
+		eth["dhcp4"] = false
+		eth["addresses"] = []string{c.IPv4CIDR}
+		if c.Gateway4 != "" {
+			eth["routes"] = []any{map[string]any{"to": "0.0.0.0/0", "via": c.Gateway4}}
+		}
+	}
+	network := map[string]any{"version": 2, "ethernets": map[string]any{"eth0": eth}}
+
+	enc := func(prefix string, v any) ([]byte, error) {
+		var b bytes.Buffer
+		b.WriteString(prefix)
+		e := json.NewEncoder(&b)
+		e.SetEscapeHTML(false)
+		e.SetIndent("", "  ")
+		if err := e.Encode(v); err != nil {
+			return nil, fmt.Errorf("seed: encode: %w", err)
+		}
+		return b.Bytes(), nil
+	}
+	m, err := enc("", meta)
+	if err != nil {
+		return nil, err
+	}
+	u, err := enc("#cloud-config\n", user)
+	if err != nil {
+		return nil, err
+	}
+	n, err := enc("", network)
+	if err != nil {
+		return nil, err
+	}
+	return []File{{"meta-data", m}, {"user-data", u}, {"network-config", n}}, nil
+}
+
+// Build returns a NoCloud seed ISO (label "cidata") for c.
+func Build(c Config, now time.Time) ([]byte, error) {
+	files, err := Files(c)
+	if err != nil {
+		return nil, err
+	}
+	return WriteISO("cidata", files, now)
+}

@@ -1,0 +1,169 @@
+// Package stats samples VM counters (one bulk libvirt call per cycle) and host
+// metrics (gopsutil) and keeps a short ring of samples per VM.
+package stats
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/shirou/gopsutil/v4/cpu"
+	"github.com/shirou/gopsutil/v4/disk"
+	"github.com/shirou/gopsutil/v4/load"
+	"github.com/shirou/gopsutil/v4/mem"
+
+	"github.com/hostplane/hostplane/agent/internal/hypervisor"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Source is the bulk stats call.
+type Source interface {
+	AllDomainStats(ctx context.Context) ([]hypervisor.DomainStats, error)
+}
+
+// Collector keeps the rings.
+type Collector struct {
+	src      Source
+	diskPath string
+	ringSize int
+	log      *slog.Logger
+	now      func() time.Time
+
+	mu   sync.RWMutex
+	vms  map[string]*ring
+	prev map[string]raw
+	host api.NodeHostStats
+}
+
+type raw struct {
+	t time.Time
+	s hypervisor.DomainStats
+}
+
+type ring struct {
+	buf  []api.NodeVMStats
+	next int
+	full bool
+}
+
+func (r *ring) add(s api.NodeVMStats) {
+	r.buf[r.next] = s
+	r.next = (r.next + 1) % len(r.buf)
+	if r.next == 0 {
+		r.full = true
+	}
+}
+
+func (r *ring) list() []api.NodeVMStats {
+	if !r.full {
+		return append([]api.NodeVMStats(nil), r.buf[:r.next]...)
+	}
+	return append(append([]api.NodeVMStats(nil), r.buf[r.next:]...), r.buf[:r.next]...)
+}
+
+// New returns a collector; diskPath is the filesystem reported as host disk.
+func New(src Source, diskPath string, ringSize int, log *slog.Logger, now func() time.Time) *Collector {
+	if now == nil {
+		now = time.Now
+	}
+	return &Collector{src: src, diskPath: diskPath, ringSize: ringSize, log: log, now: now,
+		vms: map[string]*ring{}, prev: map[string]raw{}}
+}
+
+// Run samples every interval until ctx ends.
+func (c *Collector) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if err := c.Cycle(ctx); err != nil {
+			c.log.Warn("stats cycle failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Cycle takes one sample of every domain and of the host.
+func (c *Collector) Cycle(ctx context.Context) error {
+	ds, err := c.src.AllDomainStats(ctx)
+	if err != nil {
+		return err
+	}
+	now := c.now()
+	host := c.hostSample(now)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.host = host
+	seen := make(map[string]bool, len(ds))
+	for _, d := range ds {
+		seen[d.Name] = true
+		s := api.NodeVMStats{Time: now, State: string(d.State), CPUTimeNs: d.CPUTimeNs, MemoryBytes: d.MemoryBytes,
+			DiskReadBytes: d.DiskReadBytes, DiskWriteBytes: d.DiskWriteBytes, NetRxBytes: d.NetRxBytes, NetTxBytes: d.NetTxBytes}
+		if p, ok := c.prev[d.Name]; ok {
+			dt := now.Sub(p.t).Seconds()
+			if dt > 0 {
+				s.CPUPercent = 100 * float64(sub(d.CPUTimeNs, p.s.CPUTimeNs)) / 1e9 / dt
+				s.DiskReadBps = float64(sub(d.DiskReadBytes, p.s.DiskReadBytes)) / dt
+				s.DiskWriteBps = float64(sub(d.DiskWriteBytes, p.s.DiskWriteBytes)) / dt
+				s.NetRxBps = float64(sub(d.NetRxBytes, p.s.NetRxBytes)) / dt
+				s.NetTxBps = float64(sub(d.NetTxBytes, p.s.NetTxBytes)) / dt
+			}
+		}
+		c.prev[d.Name] = raw{now, d}
+		r := c.vms[d.Name]
+		if r == nil {
+			r = &ring{buf: make([]api.NodeVMStats, c.ringSize)}
+			c.vms[d.Name] = r
+		}
+		r.add(s)
+	}
+	for n := range c.vms {
+		if !seen[n] {
+			delete(c.vms, n)
+			delete(c.prev, n)
+		}
+	}
+	return nil
+}
+
+// sub is a counter delta that treats a reset (e.g. a restarted QEMU) as zero.
+func sub(a, b uint64) uint64 {
+	if a < b {
+		return 0
+	}
+	return a - b
+}
+
+func (c *Collector) hostSample(now time.Time) api.NodeHostStats {
+	h := api.NodeHostStats{Time: now}
+	if p, err := cpu.Percent(0, false); err == nil && len(p) > 0 {
+		h.CPUPercent = p[0]
+	}
+	if v, err := mem.VirtualMemory(); err == nil {
+		h.MemoryTotal, h.MemoryUsed = v.Total, v.Used
+	}
+	if d, err := disk.Usage(c.diskPath); err == nil {
+		h.DiskTotal, h.DiskUsed = d.Total, d.Used
+	}
+	if l, err := load.Avg(); err == nil {
+		h.Load1, h.Load5, h.Load15 = l.Load1, l.Load5, l.Load15
+	}
+	return h
+}
+
+// Snapshot returns the host sample and the rings (only vm's when vm is set).
+func (c *Collector) Snapshot(vm string) api.NodeStats {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	out := api.NodeStats{Host: c.host, VMs: map[string][]api.NodeVMStats{}}
+	for n, r := range c.vms {
+		if vm == "" || n == vm {
+			out.VMs[n] = r.list()
+		}
+	}
+	return out
+}

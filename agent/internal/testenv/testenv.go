@@ -1,0 +1,186 @@
+// Package testenv finds the real libvirtd and the test guest for agent tests and
+// gives each test its own storage pool, names and cleanup.
+package testenv
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/agent/internal/hypervisor"
+)
+
+// Setup is the command that prepares a machine for these tests.
+const Setup = "scripts/install-libvirt.sh && scripts/start-libvirt.sh && scripts/build-test-guest.sh"
+
+// LibvirtSocket is libvirtd's socket (env HOSTPLANE_TEST_LIBVIRT_SOCK overrides).
+func LibvirtSocket() string {
+	if s := os.Getenv("HOSTPLANE_TEST_LIBVIRT_SOCK"); s != "" {
+		return s
+	}
+	return "/var/run/libvirt/libvirt-sock"
+}
+
+// RepoRoot returns the repository root (the directory holding go.mod).
+func RepoRoot(tb testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Dir(file)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			tb.Fatal("testenv: repository root not found")
+		}
+		dir = parent
+	}
+}
+
+// Guest is the test guest's files.
+type Guest struct {
+	Dir, Kernel, Initrd, InitrdNoACPI, Disk, DiskAlt, Cmdline string
+}
+
+// RequireGuest returns the test guest or fails the test with the setup command.
+func RequireGuest(tb testing.TB) Guest {
+	tb.Helper()
+	dir := os.Getenv("HOSTPLANE_TEST_GUEST_DIR")
+	if dir == "" {
+		dir = filepath.Join(RepoRoot(tb), ".cache", "test-guest")
+	}
+	g := Guest{Dir: dir, Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"),
+		InitrdNoACPI: filepath.Join(dir, "initrd-noacpi.img"), Disk: filepath.Join(dir, "disk.qcow2"),
+		DiskAlt: filepath.Join(dir, "disk-alt.qcow2")}
+	for _, f := range []string{g.Kernel, g.Initrd, g.InitrdNoACPI, g.Disk, g.DiskAlt} {
+		if _, err := os.Stat(f); err != nil {
+			tb.Fatalf("test guest missing (%v): run %s", err, Setup)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "cmdline"))
+	if err != nil {
+		tb.Fatalf("test guest cmdline missing: run %s", Setup)
+	}
+	g.Cmdline = strings.TrimSpace(string(b))
+	return g
+}
+
+// RequireLibvirt fails the test unless libvirtd answers on its socket.
+func RequireLibvirt(tb testing.TB) {
+	tb.Helper()
+	c, err := net.DialTimeout("unix", LibvirtSocket(), 2*time.Second)
+	if err != nil {
+		tb.Fatalf("libvirtd not reachable at %s (%v): run %s", LibvirtSocket(), err, Setup)
+	}
+	c.Close()
+}
+
+// Prefix returns a short unique name prefix for one test's domains and pool.
+func Prefix() string {
+	b := make([]byte, 3)
+	_, _ = rand.Read(b)
+	return "t" + hex.EncodeToString(b)
+}
+
+// Logger logs through t.
+func Logger(tb testing.TB) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ tb testing.TB }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.tb.Helper()
+	w.tb.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Cleanup removes every domain whose name starts with prefix, and the pool, on test end.
+// It talks to libvirt with virsh so it works even when the code under test is broken.
+func Cleanup(tb testing.TB, prefix, pool string) {
+	tb.Cleanup(func() {
+		out, _ := exec.Command("virsh", "-q", "-c", "qemu:///system", "list", "--all", "--name").Output()
+		for _, name := range strings.Fields(string(out)) {
+			if strings.HasPrefix(name, prefix) {
+				_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "destroy", name).Run()
+				_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "undefine", name, "--snapshots-metadata", "--nvram").Run()
+			}
+		}
+		if pool != "" {
+			_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "pool-destroy", pool).Run()
+			_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "pool-undefine", pool).Run()
+		}
+	})
+}
+
+// Hypervisor connects to libvirtd with a fresh pool under a temp dir; everything is
+// removed when the test ends.
+func Hypervisor(tb testing.TB) (*hypervisor.Libvirt, string) {
+	tb.Helper()
+	RequireLibvirt(tb)
+	prefix := Prefix()
+	dir := tb.TempDir()
+	pool := prefix + "-pool"
+	Cleanup(tb, prefix, pool)
+	h, err := hypervisor.NewLibvirt(context.Background(), hypervisor.LibvirtConfig{
+		Socket: LibvirtSocket(), PoolName: pool, PoolPath: filepath.Join(dir, "pool"), Log: Logger(tb)})
+	if err != nil {
+		tb.Fatalf("connect libvirt: %v: run %s", err, Setup)
+	}
+	tb.Cleanup(func() { h.Close() })
+	if err := h.EnsurePool(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return h, prefix
+}
+
+// HypervisorFor connects to an existing pool (one the agent under test created).
+func HypervisorFor(tb testing.TB, pool, path string) (*hypervisor.Libvirt, error) {
+	tb.Helper()
+	h, err := hypervisor.NewLibvirt(context.Background(), hypervisor.LibvirtConfig{
+		Socket: LibvirtSocket(), PoolName: pool, PoolPath: path, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		tb.Fatalf("connect libvirt: %v: run %s", err, Setup)
+	}
+	tb.Cleanup(func() { h.Close() })
+	if err := h.EnsurePool(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
+	return h, nil
+}
+
+// WaitForLog waits until the file contains n occurrences of substr.
+func WaitForLog(ctx context.Context, path, substr string, n int) (string, error) {
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Count(string(b), substr) >= n {
+			return string(b), nil
+		}
+		select {
+		case <-ctx.Done():
+			return string(b), ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+var readyRE = regexp.MustCompile(`GUEST-READY bootcount=(\d+) install-id=(\S*)`)
+
+// LastReady returns the bootcount and install-id of the last GUEST-READY line.
+func LastReady(log string) (bootcount, installID string) {
+	m := readyRE.FindAllStringSubmatch(log, -1)
+	if len(m) == 0 {
+		return "", ""
+	}
+	return m[len(m)-1][1], m[len(m)-1][2]
+}

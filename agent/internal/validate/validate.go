@@ -1,0 +1,254 @@
+// Package validate checks operator and customer input before the agent touches
+// libvirt, the storage pool or the journal.
+package validate
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+	"unicode/utf8"
+)
+
+// ErrInvalid marks every validation failure; callers map it to a 4xx.
+var ErrInvalid = errors.New("invalid input")
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Name checks a VM, snapshot or template name: 1–63 characters of [a-z0-9-],
+// starting with a letter or digit. Such names are safe in libvirt XML, file
+// names and volume names.
+func Name(kind, s string) error {
+	if s == "" {
+		return invalid("%s name is empty", kind)
+	}
+	if !nameRE.MatchString(s) {
+		return invalid("%s name %q must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit", kind, truncate(s))
+	}
+	return nil
+}
+
+// OpID checks an operation id: 1–64 characters of [A-Za-z0-9._-], not "." or "..".
+func OpID(s string) error {
+	if s == "" || len(s) > 64 {
+		return invalid("operation id must be 1-64 characters")
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return invalid("operation id %q may only contain A-Z, a-z, 0-9, '.', '_' and '-'", truncate(s))
+		}
+	}
+	if s == "." || s == ".." {
+		return invalid("operation id %q is reserved", s)
+	}
+	return nil
+}
+
+// Limits bound the sizes a plan may ask for.
+type Limits struct {
+	MaxVCPUs     uint32
+	MinMemoryMiB uint64
+	MaxMemoryMiB uint64
+	MaxDiskGiB   uint64
+}
+
+// DefaultLimits are generous bounds for a single node.
+var DefaultLimits = Limits{MaxVCPUs: 64, MinMemoryMiB: 64, MaxMemoryMiB: 1 << 20, MaxDiskGiB: 16384}
+
+// Plan checks vCPUs, memory and disk against the limits.
+func Plan(l Limits, vcpus uint32, memMiB, diskGiB uint64) error {
+	if vcpus < 1 || vcpus > l.MaxVCPUs {
+		return invalid("vcpus %d out of range 1-%d", vcpus, l.MaxVCPUs)
+	}
+	if memMiB < l.MinMemoryMiB || memMiB > l.MaxMemoryMiB {
+		return invalid("memory %d MiB out of range %d-%d MiB", memMiB, l.MinMemoryMiB, l.MaxMemoryMiB)
+	}
+	if diskGiB < 1 || diskGiB > l.MaxDiskGiB {
+		return invalid("disk %d GiB out of range 1-%d GiB", diskGiB, l.MaxDiskGiB)
+	}
+	return nil
+}
+
+// MAC checks a unicast MAC address in colon form and returns it lower-cased.
+func MAC(s string) (string, error) {
+	hw, err := net.ParseMAC(s)
+	if err != nil || len(hw) != 6 || len(s) != 17 || strings.Count(s, ":") != 5 {
+		return "", invalid("mac %q is not of the form 52:54:00:12:34:56", truncate(s))
+	}
+	if hw[0]&1 == 1 {
+		return "", invalid("mac %q is a multicast address", s)
+	}
+	return hw.String(), nil
+}
+
+// Network checks a network reference: "user", "network:NAME" or "bridge:NAME".
+func Network(s string) error {
+	if s == "user" {
+		return nil
+	}
+	kind, name, ok := strings.Cut(s, ":")
+	if !ok || (kind != "network" && kind != "bridge") {
+		return invalid("network %q must be user, network:NAME or bridge:NAME", truncate(s))
+	}
+	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`).MatchString(name) {
+		return invalid("network name %q must be 1-15 characters of A-Z, a-z, 0-9, '_', '.', '-'", truncate(name))
+	}
+	return nil
+}
+
+var labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// Hostname checks an RFC 1123 host name (lower case), at most 253 characters.
+func Hostname(s string) error {
+	if s == "" || len(s) > 253 {
+		return invalid("hostname must be 1-253 characters")
+	}
+	for _, l := range strings.Split(s, ".") {
+		if !labelRE.MatchString(l) {
+			return invalid("hostname %q: each label must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", truncate(s))
+		}
+	}
+	return nil
+}
+
+// Password checks a root password: 8–128 printable ASCII characters.
+func Password(s string) error {
+	if len(s) < 8 || len(s) > 128 {
+		return invalid("password must be 8-128 characters")
+	}
+	for _, r := range s {
+		if r < 0x20 || r > 0x7e {
+			return invalid("password may only contain printable ASCII characters")
+		}
+	}
+	return nil
+}
+
+var sshKeyTypes = map[string]bool{
+	"ssh-ed25519": true, "ssh-rsa": true,
+	"ecdsa-sha2-nistp256": true, "ecdsa-sha2-nistp384": true, "ecdsa-sha2-nistp521": true,
+	"sk-ssh-ed25519@openssh.com": true, "sk-ecdsa-sha2-nistp256@openssh.com": true,
+}
+
+// SSHKey checks one OpenSSH public key line ("TYPE BASE64 [COMMENT]") and returns it
+// normalised to a single line. Options before the type are rejected.
+func SSHKey(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if len(s) > 16384 {
+		return "", invalid("ssh key longer than 16384 bytes")
+	}
+	if !utf8.ValidString(s) || strings.ContainsAny(s, "\r\n\x00") {
+		return "", invalid("ssh key must be a single line of text")
+	}
+	fields := strings.Fields(s)
+	if len(fields) < 2 {
+		return "", invalid("ssh key %q is not of the form TYPE BASE64 [COMMENT]", truncate(s))
+	}
+	typ := fields[0]
+	if !sshKeyTypes[typ] {
+		return "", invalid("ssh key type %q not supported", truncate(typ))
+	}
+	blob, err := base64.StdEncoding.DecodeString(fields[1])
+	if err != nil {
+		return "", invalid("ssh key data is not valid base64")
+	}
+	if len(blob) < 4 {
+		return "", invalid("ssh key data too short")
+	}
+	n := binary.BigEndian.Uint32(blob)
+	if uint64(n) > uint64(len(blob)-4) || !bytes.Equal(blob[4:4+n], []byte(typ)) {
+		return "", invalid("ssh key data does not match its type %s", typ)
+	}
+	if len(blob) < 4+int(n)+16 {
+		return "", invalid("ssh key data too short for %s", typ)
+	}
+	comment := strings.Join(fields[2:], " ")
+	for _, r := range comment {
+		if r < 0x20 || r == 0x7f {
+			return "", invalid("ssh key comment contains control characters")
+		}
+	}
+	out := typ + " " + fields[1]
+	if comment != "" {
+		out += " " + comment
+	}
+	return out, nil
+}
+
+// SSHKeys checks at most 32 keys.
+func SSHKeys(keys []string) ([]string, error) {
+	if len(keys) > 32 {
+		return nil, invalid("at most 32 ssh keys")
+	}
+	out := make([]string, 0, len(keys))
+	for i, k := range keys {
+		n, err := SSHKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("ssh key %d: %w", i+1, err)
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// IPv4CIDR checks a static address like 192.0.2.10/24 and an optional gateway in its subnet.
+func IPv4CIDR(addr, gw string) error {
+	if addr == "" {
+		if gw != "" {
+			return invalid("gateway given without an address")
+		}
+		return nil
+	}
+	p, err := netip.ParsePrefix(addr)
+	if err != nil || !p.Addr().Is4() {
+		return invalid("ipv4 %q is not an IPv4 address in CIDR form", truncate(addr))
+	}
+	if gw != "" {
+		g, err := netip.ParseAddr(gw)
+		if err != nil || !g.Is4() || !p.Masked().Contains(g) {
+			return invalid("gateway %q is not an IPv4 address in %s", truncate(gw), p.Masked())
+		}
+	}
+	return nil
+}
+
+// Text checks free text (descriptions, OS family, kernel cmdline): printable, bounded.
+func Text(kind, s string, max int) error {
+	if len(s) > max {
+		return invalid("%s longer than %d bytes", kind, max)
+	}
+	if !utf8.ValidString(s) {
+		return invalid("%s is not valid UTF-8", kind)
+	}
+	for _, r := range s {
+		if r < 0x20 && r != '\t' || r == 0x7f {
+			return invalid("%s contains control characters", kind)
+		}
+	}
+	return nil
+}
+
+// SHA256Hex checks a lower- or upper-case hex SHA-256 digest and returns it lower-cased.
+func SHA256Hex(s string) (string, error) {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if len(s) != 64 || strings.Trim(s, "0123456789abcdef") != "" {
+		return "", invalid("sha256 must be 64 hex characters")
+	}
+	return s, nil
+}
+
+func truncate(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}

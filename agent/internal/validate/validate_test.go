@@ -1,0 +1,105 @@
+package validate
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestName(t *testing.T) {
+	good := []string{"a", "web-1", "0", strings.Repeat("a", 63), "a-"}
+	bad := []string{"", "-a", "A", "a/b", "..", "a.b", "a b", "a'b", `a"b`, "<a>", "a&b", strings.Repeat("a", 64), "ä", "a\x00", "a\n"}
+	for _, s := range good {
+		if err := Name("vm", s); err != nil {
+			t.Errorf("Name(%q) = %v", s, err)
+		}
+	}
+	for _, s := range bad {
+		if err := Name("vm", s); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Name(%q) accepted", s)
+		}
+	}
+}
+
+func TestPlan(t *testing.T) {
+	l := DefaultLimits
+	if err := Plan(l, 1, 128, 1); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][3]uint64{{0, 128, 1}, {65, 128, 1}, {1, 0, 1}, {1, 1 << 40, 1}, {1, 128, 0}, {1, 128, 1 << 20}} {
+		if err := Plan(l, uint32(c[0]), c[1], c[2]); !errors.Is(err, ErrInvalid) {
+			t.Errorf("Plan(%v) accepted", c)
+		}
+	}
+}
+
+func TestSSHKey(t *testing.T) {
+	ed := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHkLdvy1TyHQOhUjYZr36zB0sUeCCPdFHnB8WWf33Hlo me@host"
+	if got, err := SSHKey("  " + ed + "  "); err != nil || got != ed {
+		t.Fatalf("SSHKey = %q, %v", got, err)
+	}
+	bad := []string{"", "ssh-ed25519", "ssh-dss AAAAB3NzaC1kc3MAAACBAP", "ssh-ed25519 !!!", "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIHkLdvy1TyHQOhUjYZr36zB0sUeCCPdFHnB8WWf33Hlo",
+		ed + "\nssh-ed25519 AAAA", `from="1.2.3.4" ` + ed, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5", ed + " \x01"}
+	for _, k := range bad {
+		if _, err := SSHKey(k); !errors.Is(err, ErrInvalid) {
+			t.Errorf("SSHKey(%q) accepted", k)
+		}
+	}
+}
+
+func TestMisc(t *testing.T) {
+	if m, err := MAC("52:54:00:AB:cd:01"); err != nil || m != "52:54:00:ab:cd:01" {
+		t.Fatalf("MAC: %q %v", m, err)
+	}
+	for _, m := range []string{"01:00:5e:00:00:01", "52:54:00:ab:cd", "5254.00ab.cd01", "52-54-00-ab-cd-01"} {
+		if _, err := MAC(m); err == nil {
+			t.Errorf("MAC(%q) accepted", m)
+		}
+	}
+	for _, n := range []string{"user", "network:default", "bridge:br0"} {
+		if err := Network(n); err != nil {
+			t.Errorf("Network(%q): %v", n, err)
+		}
+	}
+	for _, n := range []string{"", "bridge:", "bridge:br0'/>", "tap:x", "network:" + strings.Repeat("a", 16)} {
+		if err := Network(n); err == nil {
+			t.Errorf("Network(%q) accepted", n)
+		}
+	}
+	if err := Hostname("web-1.example.com"); err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range []string{"", "-a", "a_b", "a..b", strings.Repeat("a", 64)} {
+		if err := Hostname(h); err == nil {
+			t.Errorf("Hostname(%q) accepted", h)
+		}
+	}
+	if err := IPv4CIDR("192.0.2.10/24", "192.0.2.1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := IPv4CIDR("192.0.2.10/24", "198.51.100.1"); err == nil {
+		t.Fatal("gateway outside the subnet accepted")
+	}
+	for _, id := range []string{"", ".", "..", "a/b", strings.Repeat("x", 65), "a b"} {
+		if err := OpID(id); err == nil {
+			t.Errorf("OpID(%q) accepted", id)
+		}
+	}
+	if _, err := SHA256Hex(strings.Repeat("A", 64)); err != nil {
+		t.Fatal(err)
+	}
+	if err := Password("short"); err == nil {
+		t.Fatal("short password accepted")
+	}
+}
+
+func FuzzSSHKey(f *testing.F) {
+	f.Add("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHkLdvy1TyHQOhUjYZr36zB0sUeCCPdFHnB8WWf33Hlo me@host")
+	f.Add("ssh-rsa AAAA")
+	f.Fuzz(func(t *testing.T, s string) {
+		out, err := SSHKey(s)
+		if err == nil && (strings.ContainsAny(out, "\n\r\x00") || !strings.HasPrefix(out, strings.Fields(out)[0])) {
+			t.Fatalf("accepted %q as %q", s, out)
+		}
+	})
+}

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Build the tiny real test guest used by hostplane's agent tests, from Debian packages
+# only (downloaded, not installed): a cloud kernel for direct kernel boot, a busybox
+# initramfs and small ext4 qcow2 base disks.
+#
+# The guest's /init mounts /dev/vda (formats it if blank), increments /bootcount,
+# appends to /boot.log, prints "GUEST-READY bootcount=N install-id=..." on the serial
+# console and (in initrd.img) runs busybox acpid so an ACPI power button writes
+# "clean-shutdown N" to /boot.log and powers off.
+#
+# Output ($OUT, default <repo>/.cache/test-guest):
+#   vmlinuz            kernel
+#   initrd.img         initramfs that honours ACPI shutdown
+#   initrd-noacpi.img  same init without acpid: ignores ACPI shutdown (forced-stop tests)
+#   disk.qcow2         base disk, install-id A
+#   disk-alt.qcow2     base disk, install-id B (reinstall onto another template)
+#   cmdline            kernel command line
+#   SHA256SUMS         checksums of the above
+# Idempotent: does nothing when every output file exists (FORCE=1 rebuilds).
+# Run as root (mknod). Quiet on success.
+set -euo pipefail
+
+die() { echo "build-test-guest: $*" >&2; exit 1; }
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${OUT:-$REPO/.cache/test-guest}
+FLAVOR=${FLAVOR:-cloud-amd64}
+DISK_SIZE=${DISK_SIZE:-32M}
+CMDLINE=${CMDLINE:-console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable no_timer_check i8042.noaux i8042.nopnp cryptomgr.notests}
+FILES="vmlinuz initrd.img initrd-noacpi.img disk.qcow2 disk-alt.qcow2 cmdline SHA256SUMS"
+
+if [ "${FORCE:-0}" != 1 ]; then
+  all=1
+  for f in $FILES; do [ -s "$OUT/$f" ] || all=0; done
+  [ "$all" = 1 ] && exit 0
+fi
+
+for c in apt-get apt-cache dpkg-deb qemu-img mkfs.ext4 gzip sha256sum; do
+  command -v "$c" >/dev/null || die "$c not found: run scripts/install-libvirt.sh first"
+done
+
+WORK=$(mktemp -d /tmp/hostplane-guest.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+mkdir -p "$WORK/debs" "$WORK/x" "$OUT"
+
+# 1. fetch packages (download only)
+KPKG=$(apt-cache depends "linux-image-$FLAVOR" 2>/dev/null | awk '/Depends: linux-image-/{print $2; exit}' || true)
+if [ -z "$KPKG" ]; then
+  apt-get update -q >/dev/null 2>&1 || die "apt-get update failed"
+  KPKG=$(apt-cache depends "linux-image-$FLAVOR" | awk '/Depends: linux-image-/{print $2; exit}')
+fi
+[ -n "$KPKG" ] || die "cannot resolve linux-image-$FLAVOR"
+( cd "$WORK/debs" && apt-get -q -o APT::Sandbox::User=root download "$KPKG" busybox-static >/dev/null 2>"$WORK/apt.err" ) \
+  || { cat "$WORK/apt.err" >&2; die "apt-get download failed"; }
+for d in "$WORK"/debs/*.deb; do dpkg-deb -x "$d" "$WORK/x"; done
+KVER=${KPKG#linux-image-}
+MODDIR=$WORK/x/lib/modules/$KVER/kernel
+
+# 2. initramfs root (two variants: with and without acpid)
+build_initrd() { # $1 = output file, $2 = 1 to run acpid
+  local R=$WORK/initramfs-$2
+  rm -rf "$R"
+  mkdir -p "$R/bin" "$R/dev" "$R/proc" "$R/sys" "$R/mnt" "$R/tmp" "$R/lib/modules" "$R/etc/acpi/PWRF"
+  cp "$WORK/x/bin/busybox" "$R/bin/busybox"
+  ln -s busybox "$R/bin/sh"
+  mknod -m 600 "$R/dev/console" c 5 1 2>/dev/null || true
+  local MODS="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk button evdev"
+  for m in $MODS; do
+    f=$(find "$MODDIR" -name "$m.ko*" | head -n1)
+    [ -n "$f" ] || die "module $m not found"
+    cp "$f" "$R/lib/modules/"
+  done
+  echo "$MODS" > "$R/lib/modules/order"
+  if [ "$2" = 1 ]; then ACPID='acpid -c /etc/acpi -l /tmp/acpid.log'; else ACPID='echo "GUEST-NOACPI acpid not started"'; fi
+  cat > "$R/init" <<EOS
+#!/bin/sh
+export PATH=/bin
+/bin/busybox --install -s /bin
+mount -t devtmpfs dev /dev
+exec </dev/console >/dev/console 2>&1
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+up() { cut -d' ' -f1 /proc/uptime; }
+echo "GUEST-INIT uptime=\$(up)"
+for m in \$(cat /lib/modules/order); do insmod /lib/modules/\$m.ko* || echo "insmod \$m failed"; done
+i=0; while [ ! -b /dev/vda ] && [ \$i -lt 500 ]; do usleep 10000; i=\$((i+1)); done
+magic=\$(dd if=/dev/vda bs=1 skip=1080 count=2 2>/dev/null | hexdump -e '1/2 "%04x"')
+if [ "\$magic" != "ef53" ]; then echo "GUEST-MKFS blank disk"; mke2fs -q -L guestroot /dev/vda; fi
+mount -t ext4 -o sync /dev/vda /mnt || { echo "GUEST-ERROR mount failed"; sleep 2; poweroff -f; }
+n=\$(cat /mnt/bootcount 2>/dev/null || echo 0); n=\$((n+1))
+echo "\$n" > /mnt/bootcount
+echo "boot \$n uptime=\$(up)" >> /mnt/boot.log
+sync
+cat > /etc/acpi/PWRF/00000080 <<'EOA'
+#!/bin/sh
+exec >/dev/console 2>&1
+echo "GUEST-SHUTDOWN acpi power button uptime=\$(cut -d' ' -f1 /proc/uptime)"
+echo "clean-shutdown \$(cat /mnt/bootcount)" >> /mnt/boot.log
+echo "clean-shutdown \$(cat /mnt/bootcount)"
+sync; umount /mnt || mount -o remount,ro /mnt; sync
+poweroff -f
+EOA
+chmod +x /etc/acpi/PWRF/00000080
+$ACPID
+echo "GUEST-READY bootcount=\$n install-id=\$(cat /mnt/install-id 2>/dev/null) uptime=\$(up)"
+while :; do sleep 3600; done
+EOS
+  chmod +x "$R/init"
+  ( cd "$R" && find . | "$R/bin/busybox" cpio -o -H newc 2>/dev/null ) | gzip -9 > "$1.tmp"
+  mv "$1.tmp" "$1"
+}
+build_initrd "$OUT/initrd.img" 1
+build_initrd "$OUT/initrd-noacpi.img" 0
+cp "$WORK/x/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
+
+# 3. base disks: ext4 with an install-id
+build_disk() { # $1 = output, $2 = install-id
+  local D=$WORK/diskroot
+  rm -rf "$D" "$WORK/disk.raw"; mkdir -p "$D"
+  echo "$2" > "$D/install-id"
+  mkfs.ext4 -q -F -L guestroot -O ^has_journal -d "$D" "$WORK/disk.raw" "$DISK_SIZE" >/dev/null
+  qemu-img convert -f raw -O qcow2 "$WORK/disk.raw" "$1.tmp"
+  mv "$1.tmp" "$1"
+}
+build_disk "$OUT/disk.qcow2" "a-$(date +%s%N)"
+build_disk "$OUT/disk-alt.qcow2" "b-$(date +%s%N)"
+printf '%s\n' "$CMDLINE" > "$OUT/cmdline"
+( cd "$OUT" && sha256sum vmlinuz initrd.img initrd-noacpi.img disk.qcow2 disk-alt.qcow2 > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS )
