@@ -1,6 +1,584 @@
 package fsm
 
-// Webhook commands use type numbers 20-39.
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Webhook commands use type numbers 20-39 (append-only).
+const (
+	CmdWebhookCreate       CommandType = 20
+	CmdWebhookUpdate       CommandType = 21
+	CmdWebhookDelete       CommandType = 22
+	CmdWebhookRotateSecret CommandType = 23
+	CmdWebhookAttempts     CommandType = 24
+	CmdWebhookRedeliver    CommandType = 25
+)
 
 // webhookHandlers are the webhook subscription and delivery commands.
-var webhookHandlers = map[CommandType]handlerFunc{}
+var webhookHandlers = map[CommandType]handlerFunc{
+	CmdWebhookCreate:       applyWebhookCreate,
+	CmdWebhookUpdate:       applyWebhookUpdate,
+	CmdWebhookDelete:       applyWebhookDelete,
+	CmdWebhookRotateSecret: applyWebhookRotate,
+	CmdWebhookAttempts:     applyWebhookAttempts,
+	CmdWebhookRedeliver:    applyWebhookRedeliver,
+}
+
+// WebhookCreate subscribes a URL. The secret arrives sealed.
+type WebhookCreate struct {
+	ID            string   `json:"id"`
+	AccountID     string   `json:"account_id"`
+	URL           string   `json:"url"`
+	Events        []string `json:"events"`
+	Description   string   `json:"description"`
+	SealedSecret  string   `json:"sealed_secret"`
+	SecretHint    string   `json:"secret_hint"`
+	MaxPerAccount int      `json:"max_per_account"` // 0: no cap
+}
+
+// WebhookUpdate changes a subscription; nil fields stay.
+type WebhookUpdate struct {
+	ID          string    `json:"id"`
+	AccountID   string    `json:"account_id"`
+	URL         *string   `json:"url,omitempty"`
+	Events      *[]string `json:"events,omitempty"`
+	Description *string   `json:"description,omitempty"`
+	Active      *bool     `json:"active,omitempty"`
+}
+
+// WebhookDelete removes a subscription with its deliveries and log.
+type WebhookDelete struct {
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+}
+
+// WebhookRotateSecret replaces the sealed secret; the old one stops at once.
+type WebhookRotateSecret struct {
+	ID           string `json:"id"`
+	AccountID    string `json:"account_id"`
+	SealedSecret string `json:"sealed_secret"`
+	SecretHint   string `json:"secret_hint"`
+}
+
+// WebhookRedeliver starts a new attempt chain for a past delivery.
+type WebhookRedeliver struct {
+	WebhookID  string `json:"webhook_id"`
+	AccountID  string `json:"account_id"`
+	DeliveryID string `json:"delivery_id"`
+}
+
+// WebhookAttempts is a batch of delivery attempts recorded by the leader's
+// dispatcher, with the outbox cursor it reached and retention settings.
+type WebhookAttempts struct {
+	Attempts []WebhookAttemptRecord `json:"attempts"`
+	// Cursor, if set, is the outbox key up to which every event has a delivery
+	// record for each matching subscription (or needed none).
+	Cursor []byte `json:"cursor,omitempty"`
+	// Keep is how many log entries (and terminal deliveries) each subscription keeps.
+	Keep int `json:"keep"`
+	// Outbox entries at or below Cursor created before PruneOutboxBefore are
+	// removed, at most PruneOutboxLimit per command.
+	PruneOutboxBefore time.Time `json:"prune_outbox_before"`
+	PruneOutboxLimit  int       `json:"prune_outbox_limit"`
+}
+
+// WebhookAttemptRecord is one HTTP attempt.
+type WebhookAttemptRecord struct {
+	ID            string       `json:"id"`
+	WebhookID     string       `json:"webhook_id"`
+	DeliveryID    string       `json:"delivery_id"`
+	Chain         int          `json:"chain"`
+	Number        int          `json:"n"`
+	At            time.Time    `json:"at"`
+	StatusCode    int          `json:"code"`
+	DurationMs    int64        `json:"ms"`
+	Error         string       `json:"err,omitempty"`
+	Response      string       `json:"resp,omitempty"`
+	Outcome       string       `json:"outcome"`
+	NextAttemptAt *time.Time   `json:"next,omitempty"`
+	Event         *store.Event `json:"event,omitempty"`  // set on the first attempt of chain 1
+	Reason        string       `json:"reason,omitempty"` // why the subscription was disabled
+}
+
+func webhookNotFound(id string) error { return fmt.Errorf("webhook %s: %w", id, ErrNotFound) }
+
+// loadOwnedWebhook loads a subscription of accountID.
+func loadOwnedWebhook(tx *bolt.Tx, id, accountID string) (store.Webhook, error) {
+	var w store.Webhook
+	if err := store.GetJSON(tx, store.BucketWebhooks, store.OwnedKey(accountID, id), &w); err != nil {
+		if err == store.ErrNotFound {
+			return w, webhookNotFound(id)
+		}
+		return w, err
+	}
+	return w, nil
+}
+
+func (c *applyCtx) bumpWebhookVersion(key []byte) error {
+	return store.PutWebhookMetaU64(c.tx, key, c.index)
+}
+
+func applyWebhookCreate(c *applyCtx) (any, error) {
+	var p WebhookCreate
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	if p.ID == "" || p.URL == "" || len(p.Events) == 0 || p.SealedSecret == "" {
+		return nil, fmt.Errorf("%w: webhook create needs id, url, events and a sealed secret", ErrInvalid)
+	}
+	if _, err := getAccount(c.tx, p.AccountID); err != nil {
+		return nil, err
+	}
+	if c.tx.Bucket(store.BucketWebhookIDs).Get([]byte(p.ID)) != nil {
+		return nil, fmt.Errorf("%w: webhook %s exists", ErrConflict, p.ID)
+	}
+	if p.MaxPerAccount > 0 {
+		n := 0
+		prefix := store.OwnedPrefix(p.AccountID)
+		cur := c.tx.Bucket(store.BucketWebhooks).Cursor()
+		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+			n++
+		}
+		if n >= p.MaxPerAccount {
+			return nil, fmt.Errorf("%w: this account already has %d webhook subscriptions, the maximum", ErrConflict, n)
+		}
+	}
+	w := store.Webhook{
+		ID: p.ID, AccountID: p.AccountID, URL: p.URL, Events: p.Events, Description: p.Description, Active: true,
+		SealedSecret: p.SealedSecret, SecretHint: p.SecretHint, ActiveSince: c.index, CreatedAt: c.at, UpdatedAt: c.at,
+	}
+	if err := store.PutJSON(c.tx, store.BucketWebhooks, store.OwnedKey(w.AccountID, w.ID), w); err != nil {
+		return nil, err
+	}
+	if err := c.tx.Bucket(store.BucketWebhookIDs).Put([]byte(w.ID), []byte(w.AccountID)); err != nil {
+		return nil, err
+	}
+	return w.Public(), c.bumpWebhookVersion(store.WebhookSubsVersionKey)
+}
+
+func applyWebhookUpdate(c *applyCtx) (any, error) {
+	var p WebhookUpdate
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	w, err := loadOwnedWebhook(c.tx, p.ID, p.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	if (p.URL != nil && *p.URL == "") || (p.Events != nil && len(*p.Events) == 0) {
+		return nil, fmt.Errorf("%w: url and events cannot be empty", ErrInvalid)
+	}
+	if p.URL != nil {
+		w.URL = *p.URL
+	}
+	if p.Events != nil {
+		w.Events = *p.Events
+	}
+	if p.Description != nil {
+		w.Description = *p.Description
+	}
+	if p.Active != nil && *p.Active != w.Active {
+		w.Active = *p.Active
+		if w.Active {
+			w.ActiveSince, w.DisabledReason = c.index, ""
+		} else {
+			w.DisabledReason = "paused"
+			if err := failPendingDeliveries(c, w.ID); err != nil {
+				return nil, err
+			}
+		}
+	}
+	w.UpdatedAt = c.at
+	if err := store.PutJSON(c.tx, store.BucketWebhooks, store.OwnedKey(w.AccountID, w.ID), w); err != nil {
+		return nil, err
+	}
+	return w.Public(), c.bumpWebhookVersion(store.WebhookSubsVersionKey)
+}
+
+// failPendingDeliveries marks every pending delivery of a subscription failed.
+func failPendingDeliveries(c *applyCtx, webhookID string) error {
+	prefix := []byte(webhookID + "/")
+	var keys [][]byte
+	cur := c.tx.Bucket(store.BucketWebhookPending).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		keys = append(keys, append([]byte{}, k...))
+	}
+	for _, k := range keys {
+		var d store.Delivery
+		if err := store.GetJSON(c.tx, store.BucketWebhookDeliveries, k, &d); err == nil && d.Status == api.DeliveryPending {
+			d.Status, d.NextAttemptAt, d.UpdatedAt = api.DeliveryFailed, nil, c.at
+			if err := store.PutJSON(c.tx, store.BucketWebhookDeliveries, k, d); err != nil {
+				return err
+			}
+		}
+		if err := c.tx.Bucket(store.BucketWebhookPending).Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func deletePrefix(tx *bolt.Tx, bucket, prefix []byte) error {
+	b := tx.Bucket(bucket)
+	var keys [][]byte
+	cur := b.Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		keys = append(keys, append([]byte{}, k...))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func applyWebhookDelete(c *applyCtx) (any, error) {
+	var p WebhookDelete
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	w, err := loadOwnedWebhook(c.tx, p.ID, p.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	prefix := []byte(w.ID + "/")
+	for _, b := range [][]byte{store.BucketWebhookDeliveries, store.BucketWebhookPending, store.BucketWebhookAttempts} {
+		if err := deletePrefix(c.tx, b, prefix); err != nil {
+			return nil, err
+		}
+	}
+	meta := c.tx.Bucket(store.BucketWebhookMeta)
+	for _, k := range counterKeys(w.ID) {
+		if err := meta.Delete(k); err != nil {
+			return nil, err
+		}
+	}
+	if err := c.tx.Bucket(store.BucketWebhooks).Delete(store.OwnedKey(w.AccountID, w.ID)); err != nil {
+		return nil, err
+	}
+	if err := c.tx.Bucket(store.BucketWebhookIDs).Delete([]byte(w.ID)); err != nil {
+		return nil, err
+	}
+	return nil, c.bumpWebhookVersion(store.WebhookSubsVersionKey)
+}
+
+func applyWebhookRotate(c *applyCtx) (any, error) {
+	var p WebhookRotateSecret
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	if p.SealedSecret == "" {
+		return nil, fmt.Errorf("%w: rotate needs a sealed secret", ErrInvalid)
+	}
+	w, err := loadOwnedWebhook(c.tx, p.ID, p.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	w.SealedSecret, w.SecretHint, w.UpdatedAt = p.SealedSecret, p.SecretHint, c.at
+	if err := store.PutJSON(c.tx, store.BucketWebhooks, store.OwnedKey(w.AccountID, w.ID), w); err != nil {
+		return nil, err
+	}
+	return w.Public(), c.bumpWebhookVersion(store.WebhookSubsVersionKey)
+}
+
+func applyWebhookRedeliver(c *applyCtx) (any, error) {
+	var p WebhookRedeliver
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	w, err := loadOwnedWebhook(c.tx, p.WebhookID, p.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	key := store.WebhookKey(w.ID, p.DeliveryID)
+	var d store.Delivery
+	if err := store.GetJSON(c.tx, store.BucketWebhookDeliveries, key, &d); err != nil {
+		if err == store.ErrNotFound {
+			return nil, fmt.Errorf("delivery %s: %w", p.DeliveryID, ErrNotFound)
+		}
+		return nil, err
+	}
+	if !w.Active {
+		return nil, fmt.Errorf("%w: webhook %s is paused or disabled; resume it (isActive: true) before redelivering", ErrConflict, w.ID)
+	}
+	at := c.at
+	d.Chain++
+	d.Status, d.Attempts, d.NextAttemptAt, d.UpdatedAt, d.ChainStart = api.DeliveryPending, 0, &at, c.at, time.Time{}
+	if err := store.PutJSON(c.tx, store.BucketWebhookDeliveries, key, d); err != nil {
+		return nil, err
+	}
+	if err := c.tx.Bucket(store.BucketWebhookPending).Put(key, []byte{}); err != nil {
+		return nil, err
+	}
+	return d.WebhookDelivery, c.bumpWebhookVersion(store.WebhookRedeliverVersionKey)
+}
+
+func counterKeys(webhookID string) [][]byte {
+	return [][]byte{[]byte("seq_att/" + webhookID), []byte("n_att/" + webhookID), []byte("n_dlv/" + webhookID)}
+}
+
+// attemptSub is one subscription's state while a batch of attempts applies:
+// the record is decoded only when an outcome needs it, and the counters are
+// read once and written once per batch.
+type attemptSub struct {
+	id, account     string
+	w               *store.Webhook
+	dirty           bool
+	seq, nAtt, nDlv uint64
+}
+
+func (s *attemptSub) load(tx *bolt.Tx) (*store.Webhook, error) {
+	if s.w == nil {
+		var w store.Webhook
+		if err := store.GetJSON(tx, store.BucketWebhooks, store.OwnedKey(s.account, s.id), &w); err != nil {
+			return nil, err
+		}
+		s.w = &w
+	}
+	return s.w, nil
+}
+
+func metaGet(tx *bolt.Tx, key string) uint64 {
+	v := tx.Bucket(store.BucketWebhookMeta).Get([]byte(key))
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
+}
+
+func metaPut(tx *bolt.Tx, key string, v uint64) error {
+	return tx.Bucket(store.BucketWebhookMeta).Put([]byte(key), binary.BigEndian.AppendUint64(nil, v))
+}
+
+func applyWebhookAttempts(c *applyCtx) (any, error) {
+	var p WebhookAttempts
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	if p.Keep <= 0 {
+		p.Keep = 1000
+	}
+	subs := map[string]*attemptSub{}
+	var order []*attemptSub
+	recorded := 0
+	for i := range p.Attempts {
+		r := &p.Attempts[i]
+		s, ok := subs[r.WebhookID]
+		if !ok {
+			if owner := store.WebhookOwner(c.tx, r.WebhookID); owner != "" {
+				s = &attemptSub{id: r.WebhookID, account: owner}
+				s.seq, s.nAtt, s.nDlv = metaGet(c.tx, "seq_att/"+s.id), metaGet(c.tx, "n_att/"+s.id), metaGet(c.tx, "n_dlv/"+s.id)
+				order = append(order, s)
+			}
+			subs[r.WebhookID] = s // nil: deleted since, its log went with it
+		}
+		if s == nil {
+			continue
+		}
+		ok, err := recordAttempt(c, s, r)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			recorded++
+		}
+		if r.Outcome == api.AttemptDisabled {
+			w, err := s.load(c.tx)
+			if err != nil {
+				return nil, err
+			}
+			if w.Active {
+				w.Active, w.UpdatedAt, w.DisabledReason = false, c.at, r.Reason
+				if w.DisabledReason == "" {
+					w.DisabledReason = "disabled after the receiver answered 410 Gone"
+				}
+				s.dirty = true
+				if err := failPendingDeliveries(c, w.ID); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	anyDirty := false
+	for _, s := range order {
+		if s.dirty {
+			anyDirty = true
+			if err := store.PutJSON(c.tx, store.BucketWebhooks, store.OwnedKey(s.account, s.id), s.w); err != nil {
+				return nil, err
+			}
+		}
+		if err := trimSub(c.tx, s, p.Keep); err != nil {
+			return nil, err
+		}
+	}
+	if anyDirty {
+		if err := c.bumpWebhookVersion(store.WebhookSubsVersionKey); err != nil {
+			return nil, err
+		}
+	}
+	cursor := store.WebhookCursor(c.tx)
+	if len(p.Cursor) == 10 && bytes.Compare(p.Cursor, cursor) > 0 {
+		cursor = p.Cursor
+		if err := c.tx.Bucket(store.BucketWebhookMeta).Put(store.WebhookCursorKey, p.Cursor); err != nil {
+			return nil, err
+		}
+	}
+	if cursor != nil && p.PruneOutboxLimit > 0 && !p.PruneOutboxBefore.IsZero() {
+		if err := pruneOutbox(c.tx, cursor, p.PruneOutboxBefore, p.PruneOutboxLimit); err != nil {
+			return nil, err
+		}
+	}
+	return recorded, nil
+}
+
+// trimSub prunes a subscription's log and terminal deliveries to keep entries
+// and stores its counters.
+func trimSub(tx *bolt.Tx, s *attemptSub, keep int) error {
+	if s.nAtt > uint64(keep) {
+		var removed int
+		if err := trimFrontCount(tx, store.BucketWebhookAttempts, s.id, int(s.nAtt)-keep, nil, &removed); err != nil {
+			return err
+		}
+		s.nAtt -= uint64(removed)
+	}
+	if s.nDlv > uint64(keep) {
+		pend := tx.Bucket(store.BucketWebhookPending)
+		skip := func(k []byte) bool { return pend.Get(k) != nil } // never drop a pending delivery
+		var removed int
+		if err := trimFrontCount(tx, store.BucketWebhookDeliveries, s.id, int(s.nDlv)-keep, skip, &removed); err != nil {
+			return err
+		}
+		s.nDlv -= uint64(removed)
+	}
+	for _, kv := range []struct {
+		k string
+		v uint64
+	}{{"seq_att/", s.seq}, {"n_att/", s.nAtt}, {"n_dlv/", s.nDlv}} {
+		if err := metaPut(tx, kv.k+s.id, kv.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordAttempt applies one attempt to its delivery and appends it to the log.
+func recordAttempt(c *applyCtx, s *attemptSub, r *WebhookAttemptRecord) (bool, error) {
+	key := store.WebhookKey(s.id, r.DeliveryID)
+	var d store.Delivery
+	err := store.GetJSON(c.tx, store.BucketWebhookDeliveries, key, &d)
+	switch {
+	case err == store.ErrNotFound:
+		if r.Event == nil {
+			return false, nil // pruned or unknown delivery: nothing to attach the attempt to
+		}
+		d = store.Delivery{WebhookDelivery: api.WebhookDelivery{
+			ID: r.DeliveryID, WebhookID: s.id, EventID: r.Event.ID, EventType: r.Event.Type,
+			Status: api.DeliveryPending, Chain: r.Chain, CreatedAt: c.at,
+		}, Event: *r.Event, ChainStart: r.At}
+		s.nDlv++
+	case err != nil:
+		return false, err
+	}
+	if r.Chain == d.Chain && d.Status == api.DeliveryPending && r.Number > d.Attempts {
+		d.Attempts, d.UpdatedAt = r.Number, c.at
+		if r.Number == 1 {
+			d.ChainStart = r.At
+		}
+		switch r.Outcome {
+		case api.AttemptSucceeded:
+			d.Status, d.NextAttemptAt = api.DeliverySucceeded, nil
+		case api.AttemptRetrying:
+			w, err := s.load(c.tx)
+			if err != nil {
+				return false, err
+			}
+			if w.Active && r.NextAttemptAt != nil {
+				next := *r.NextAttemptAt
+				d.NextAttemptAt = &next
+			} else {
+				d.Status, d.NextAttemptAt = api.DeliveryFailed, nil
+			}
+		default: // failed, disabled
+			d.Status, d.NextAttemptAt = api.DeliveryFailed, nil
+		}
+		pend := c.tx.Bucket(store.BucketWebhookPending)
+		if d.Status == api.DeliveryPending {
+			if err := pend.Put(key, []byte{}); err != nil {
+				return false, err
+			}
+		} else if pend.Get(key) != nil {
+			if err := pend.Delete(key); err != nil {
+				return false, err
+			}
+		}
+	}
+	if err := store.PutJSON(c.tx, store.BucketWebhookDeliveries, key, d); err != nil {
+		return false, err
+	}
+	s.seq++
+	entry := api.WebhookAttempt{
+		ID: r.ID, DeliveryID: r.DeliveryID, EventID: d.EventID, EventType: d.EventType, Attempt: r.Number, Chain: r.Chain,
+		AttemptedAt: r.At, StatusCode: r.StatusCode, DurationMs: r.DurationMs, Error: r.Error, ResponseBody: r.Response,
+		Outcome: r.Outcome, NextAttemptAt: r.NextAttemptAt,
+	}
+	if err := store.PutJSON(c.tx, store.BucketWebhookAttempts, store.WebhookAttemptKey(s.id, s.seq), entry); err != nil {
+		return false, err
+	}
+	s.nAtt++
+	return true, nil
+}
+
+// trimFrontCount deletes up to n of the oldest keys under webhookID/ (skipping
+// those skip reports), counting them in removed.
+func trimFrontCount(tx *bolt.Tx, bucket []byte, webhookID string, n int, skip func([]byte) bool, removed *int) error {
+	prefix := []byte(webhookID + "/")
+	b := tx.Bucket(bucket)
+	var keys [][]byte
+	cur := b.Cursor()
+	scanned := 0
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(keys) < n && scanned < n+1000; k, _ = cur.Next() {
+		scanned++
+		if skip != nil && skip(k) {
+			continue
+		}
+		keys = append(keys, append([]byte{}, k...))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	*removed = len(keys)
+	return nil
+}
+
+// pruneOutbox removes delivered-past outbox entries older than before.
+func pruneOutbox(tx *bolt.Tx, cursor []byte, before time.Time, limit int) error {
+	b := tx.Bucket(store.BucketOutbox)
+	var keys [][]byte
+	cur := b.Cursor()
+	for k, v := cur.First(); k != nil && len(keys) < limit && bytes.Compare(k, cursor) <= 0; k, v = cur.Next() {
+		var ev struct {
+			CreatedAt time.Time `json:"created_at"`
+		}
+		if json.Unmarshal(v, &ev) == nil && !ev.CreatedAt.Before(before) {
+			break
+		}
+		keys = append(keys, append([]byte{}, k...))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -58,6 +58,8 @@ type API struct {
 	// keys version; any key create/revoke/restore invalidates every entry.
 	keyCache sync.Map // string → *cachedKey
 
+	webhooks atomic.Pointer[WebhookDeps]
+
 	inflightMu sync.Mutex
 	inflight   map[string]struct{}
 

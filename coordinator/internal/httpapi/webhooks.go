@@ -1,4 +1,377 @@
 package httpapi
 
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/webhook"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+const (
+	maxWebhookDescription = 500
+	maxWebhookEvents      = 64
+)
+
+// WebhookDeps is what the webhook routes need beyond the API's own state.
+type WebhookDeps struct {
+	Sealer        *webhook.Sealer // seals new secrets under the KEK
+	Guard         *webhook.Guard  // SSRF rules for subscription URLs
+	MaxPerAccount int             // 0: no cap
+}
+
+// SetWebhookDeps installs the webhook routes' dependencies; until it is called
+// those routes answer 503.
+func (a *API) SetWebhookDeps(d *WebhookDeps) { a.webhooks.Store(d) }
+
+func (a *API) webhookDeps() (*WebhookDeps, error) {
+	if d := a.webhooks.Load(); d != nil {
+		return d, nil
+	}
+	return nil, errf(http.StatusServiceUnavailable, "webhooks_unavailable", "webhooks are starting on this coordinator; retry shortly")
+}
+
 // webhookRoutes are the /v1/webhooks operations.
-func (a *API) webhookRoutes() []Route { return nil }
+func (a *API) webhookRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/v1/webhooks", Scope: api.ScopeWebhooksRead, handler: a.listWebhooks},
+		{Method: "POST", Path: "/v1/webhooks", Scope: api.ScopeWebhooksWrite, Idempotent: true, handler: a.createWebhook},
+		{Method: "GET", Path: "/v1/webhooks/{id}", Scope: api.ScopeWebhooksRead, handler: a.getWebhook},
+		{Method: "PATCH", Path: "/v1/webhooks/{id}", Scope: api.ScopeWebhooksWrite, handler: a.updateWebhook},
+		{Method: "DELETE", Path: "/v1/webhooks/{id}", Scope: api.ScopeWebhooksWrite, handler: a.deleteWebhook},
+		{Method: "POST", Path: "/v1/webhooks/{id}/rotate-secret", Scope: api.ScopeWebhooksWrite, handler: a.rotateWebhookSecret},
+		{Method: "GET", Path: "/v1/webhooks/{id}/deliveries", Scope: api.ScopeWebhooksRead, handler: a.listWebhookDeliveries},
+		{Method: "POST", Path: "/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver", Scope: api.ScopeWebhooksWrite, Idempotent: true, handler: a.redeliverWebhook},
+	}
+}
+
+func invalidField(field, format string, args ...any) *httpError {
+	return &httpError{status: http.StatusBadRequest, code: "invalid_field", msg: fmt.Sprintf("field %q ", field) + fmt.Sprintf(format, args...)}
+}
+
+// normalizeEvents checks event names against the catalogue: ["*"] or known
+// names, duplicates removed.
+func normalizeEvents(evs []string) ([]string, error) {
+	if len(evs) == 0 {
+		return nil, invalidField("events", `must list at least one event, or ["*"] for all`)
+	}
+	if len(evs) > maxWebhookEvents {
+		return nil, invalidField("events", "lists more than %d entries", maxWebhookEvents)
+	}
+	seen := map[string]bool{}
+	out := make([]string, 0, len(evs))
+	all := false
+	for _, e := range evs {
+		switch {
+		case e == api.WebhookEventAll:
+			all = true
+		case api.IsWebhookEvent(e):
+			if !seen[e] {
+				seen[e] = true
+				out = append(out, e)
+			}
+		default:
+			shown := e
+			if len(shown) > 64 {
+				shown = shown[:64] + "…"
+			}
+			return nil, &httpError{status: http.StatusBadRequest, code: "unknown_event", msg: fmt.Sprintf(
+				"field \"events\": unknown event %q; valid events are \"*\" (all) and %s", strings.ToValidUTF8(shown, "?"), strings.Join(api.WebhookEventNames(), ", "))}
+		}
+	}
+	if all {
+		return []string{api.WebhookEventAll}, nil
+	}
+	return out, nil
+}
+
+func checkWebhookURL(g *webhook.Guard, raw string) error {
+	if err := text("url", raw, 1, webhook.MaxURLLength); err != nil {
+		return err
+	}
+	if _, err := g.ParseURL(raw); err != nil {
+		return urlRefused(err)
+	}
+	return nil
+}
+
+func urlRefused(err error) error {
+	return &httpError{status: http.StatusBadRequest, code: "webhook_url_refused", msg: "field \"url\": " + err.Error()}
+}
+
+// DecodeWebhookCreate validates a POST /v1/webhooks body. It checks the URL's
+// form with g but does no DNS; the handler resolves it afterwards.
+func DecodeWebhookCreate(body []byte, g *webhook.Guard) (api.WebhookCreateRequest, error) {
+	var req api.WebhookCreateRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if err := checkWebhookURL(g, req.URL); err != nil {
+		return req, err
+	}
+	evs, err := normalizeEvents(req.Events)
+	if err != nil {
+		return req, err
+	}
+	req.Events = evs
+	return req, text("description", req.Description, 0, maxWebhookDescription)
+}
+
+// DecodeWebhookUpdate validates a PATCH /v1/webhooks/:id body; isActive and
+// is_active are synonyms (IsActive holds the result).
+func DecodeWebhookUpdate(body []byte, g *webhook.Guard) (api.WebhookUpdateRequest, error) {
+	var req api.WebhookUpdateRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.IsActiveAlt != nil {
+		if req.IsActive != nil && *req.IsActive != *req.IsActiveAlt {
+			return req, badRequest("isActive and is_active disagree; send one of them")
+		}
+		req.IsActive, req.IsActiveAlt = req.IsActiveAlt, nil
+	}
+	if req.URL == nil && req.Events == nil && req.Description == nil && req.IsActive == nil {
+		return req, badRequest("nothing to change: send at least one of url, events, description, isActive")
+	}
+	if req.URL != nil {
+		if err := checkWebhookURL(g, *req.URL); err != nil {
+			return req, err
+		}
+	}
+	if req.Events != nil {
+		evs, err := normalizeEvents(*req.Events)
+		if err != nil {
+			return req, err
+		}
+		req.Events = &evs
+	}
+	if req.Description != nil {
+		if err := text("description", *req.Description, 0, maxWebhookDescription); err != nil {
+			return req, err
+		}
+	}
+	return req, nil
+}
+
+func webhookID(rq *request) (string, error) {
+	id := rq.PathValue("id")
+	if !ids.Valid("wh", id) {
+		return "", notFound("webhook")
+	}
+	return id, nil
+}
+
+func (a *API) loadWebhook(rq *request, id string) (store.Webhook, error) {
+	var w store.Webhook
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		return store.GetJSON(tx, store.BucketWebhooks, store.OwnedKey(rq.caller.accountID, id), &w)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return w, notFound("webhook")
+	}
+	return w, err
+}
+
+func (a *API) listWebhooks(rq *request) (int, any, error) {
+	page, limit, err := paging(rq.Request)
+	if err != nil {
+		return 0, nil, err
+	}
+	var items []store.Webhook
+	var total int
+	err = a.node.FSM.View(func(tx *bolt.Tx) error {
+		var err error
+		items, total, err = store.ListOwned[store.Webhook](tx, store.BucketWebhooks, rq.caller.accountID, (page-1)*limit, limit)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := api.Page[api.Webhook]{Data: make([]api.Webhook, 0, len(items)), Page: page, Limit: limit, Total: total}
+	for _, w := range items {
+		out.Data = append(out.Data, w.Public())
+	}
+	if page*limit < total {
+		next := page + 1
+		out.NextPage = &next
+	}
+	return http.StatusOK, out, nil
+}
+
+func (a *API) getWebhook(rq *request) (int, any, error) {
+	id, err := webhookID(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	w, err := a.loadWebhook(rq, id)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, w.Public(), nil
+}
+
+func (a *API) createWebhook(rq *request) (int, any, error) {
+	deps, err := a.webhookDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := DecodeWebhookCreate(rq.body, deps.Guard)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := deps.Guard.CheckURL(rq.Context(), req.URL); err != nil {
+		return 0, nil, urlRefused(err)
+	}
+	id := ids.New("wh", rq.now)
+	secret, hint := webhook.NewSecret()
+	sealed, err := deps.Sealer.Seal(id, secret)
+	if err != nil {
+		return 0, nil, err
+	}
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdWebhookCreate, fsm.WebhookCreate{
+		ID: id, AccountID: rq.caller.accountID, URL: req.URL, Events: req.Events, Description: req.Description,
+		SealedSecret: sealed, SecretHint: hint, MaxPerAccount: deps.MaxPerAccount,
+	}, http.StatusCreated)
+	if w, ok := v.(api.Webhook); ok && err == nil {
+		// The only time the secret leaves the coordinator; a replay of this
+		// request (Idempotency-Key) returns the masked form.
+		w.Secret = secret
+		v = w
+	}
+	return status, v, err
+}
+
+func (a *API) updateWebhook(rq *request) (int, any, error) {
+	deps, err := a.webhookDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := webhookID(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := DecodeWebhookUpdate(rq.body, deps.Guard)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, err := a.loadWebhook(rq, id); err != nil {
+		return 0, nil, err
+	}
+	if req.URL != nil {
+		if _, err := deps.Guard.CheckURL(rq.Context(), *req.URL); err != nil {
+			return 0, nil, urlRefused(err)
+		}
+	}
+	return a.propose(rq.Context(), rq, fsm.CmdWebhookUpdate, fsm.WebhookUpdate{
+		ID: id, AccountID: rq.caller.accountID, URL: req.URL, Events: req.Events, Description: req.Description, Active: req.IsActive,
+	}, http.StatusOK)
+}
+
+func (a *API) deleteWebhook(rq *request) (int, any, error) {
+	id, err := webhookID(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	if _, _, err := a.propose(rq.Context(), rq, fsm.CmdWebhookDelete, fsm.WebhookDelete{ID: id, AccountID: rq.caller.accountID}, http.StatusOK); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, map[string]any{"id": id, "deleted": true}, nil
+}
+
+func (a *API) rotateWebhookSecret(rq *request) (int, any, error) {
+	deps, err := a.webhookDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	id, err := webhookID(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(rq.body) > 0 {
+		var empty struct{}
+		if err := decodeStrict(rq.body, &empty); err != nil {
+			return 0, nil, err
+		}
+	}
+	if _, err := a.loadWebhook(rq, id); err != nil {
+		return 0, nil, err
+	}
+	secret, hint := webhook.NewSecret()
+	sealed, err := deps.Sealer.Seal(id, secret)
+	if err != nil {
+		return 0, nil, err
+	}
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdWebhookRotateSecret, fsm.WebhookRotateSecret{
+		ID: id, AccountID: rq.caller.accountID, SealedSecret: sealed, SecretHint: hint,
+	}, http.StatusOK)
+	if w, ok := v.(api.Webhook); ok && err == nil {
+		w.Secret = secret
+		v = w
+	}
+	return status, v, err
+}
+
+func (a *API) listWebhookDeliveries(rq *request) (int, any, error) {
+	id, err := webhookID(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	page, limit, err := paging(rq.Request)
+	if err != nil {
+		return 0, nil, err
+	}
+	var items []api.WebhookAttempt
+	var total int
+	err = a.node.FSM.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(store.BucketWebhooks).Get(store.OwnedKey(rq.caller.accountID, id)) == nil {
+			return notFound("webhook")
+		}
+		var err error
+		items, total, err = store.ListOwned[api.WebhookAttempt](tx, store.BucketWebhookAttempts, id, (page-1)*limit, limit)
+		if err != nil {
+			return err
+		}
+		for i := range items {
+			var d store.Delivery
+			if store.GetJSON(tx, store.BucketWebhookDeliveries, store.WebhookKey(id, items[i].DeliveryID), &d) == nil {
+				items[i].DeliveryStatus = d.Status
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := api.Page[api.WebhookAttempt]{Data: items, Page: page, Limit: limit, Total: total}
+	if page*limit < total {
+		next := page + 1
+		out.NextPage = &next
+	}
+	return http.StatusOK, out, nil
+}
+
+func (a *API) redeliverWebhook(rq *request) (int, any, error) {
+	id, err := webhookID(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	dlv := rq.PathValue("deliveryId")
+	if !ids.Valid("dlv", dlv) {
+		return 0, nil, notFound("delivery")
+	}
+	if len(rq.body) > 0 {
+		var empty struct{}
+		if err := decodeStrict(rq.body, &empty); err != nil {
+			return 0, nil, err
+		}
+	}
+	return a.propose(rq.Context(), rq, fsm.CmdWebhookRedeliver, fsm.WebhookRedeliver{
+		WebhookID: id, AccountID: rq.caller.accountID, DeliveryID: dlv,
+	}, http.StatusAccepted)
+}

@@ -59,7 +59,7 @@ func Defaults() Config {
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
 		KeyPrefix: "snc_", RateLimit: 120, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
-		UsageFlush: 2 * time.Second,
+		UsageFlush: 2 * time.Second, Webhooks: webhookDefaults(),
 	}
 }
 

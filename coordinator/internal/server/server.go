@@ -102,6 +102,11 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	s.API = httpapi.New(httpapi.Config{
 		NodeID: cfg.NodeID, KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
 	}, node, log.With("component", "api"), nil, metrics)
+	if err := s.initWebhooks(); err != nil {
+		apiLn.Close()
+		node.Close()
+		return nil, fmt.Errorf("webhooks: %w", err)
+	}
 
 	_ = os.Remove(cfg.AdminSocket) // a stale socket from a crash
 	adminLn, err := net.Listen("unix", cfg.AdminSocket)

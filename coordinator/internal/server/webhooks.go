@@ -2,16 +2,204 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/spf13/pflag"
 )
 
 // WebhookConfig holds the webhook dispatcher's settings.
-type WebhookConfig struct{}
+type WebhookConfig struct {
+	KEKFile         string
+	Brand           string
+	AllowHTTP       bool
+	AllowPrivate    bool
+	MaxPerAccount   int
+	KeepAttempts    int
+	AttemptTimeout  time.Duration
+	PerWebhook      int
+	MaxInFlight     int
+	FlushInterval   time.Duration
+	OutboxRetention time.Duration
+	RetryInitial    time.Duration
+	RetryMax        time.Duration
+	RetryWindow     time.Duration
 
-func bindWebhookFlags(fs *pflag.FlagSet, c *WebhookConfig) {}
+	// Set in code only (tests, benchmarks).
+	Clock     webhook.Clock             // default: the wall clock
+	TLSConfig *tls.Config               // client TLS for deliveries (e.g. a test CA)
+	Resolver  webhook.Resolver          // default: the system resolver
+	Observe   func(webhook.AttemptInfo) // called after every attempt
 
-func (c *WebhookConfig) validate(dataDir string) error { return nil }
+	rt *webhookRuntime // made by validate; shared by the copies of this config
+}
+
+// webhookRuntime is what the coordinator builds from WebhookConfig once.
+type webhookRuntime struct {
+	once   sync.Once
+	err    error
+	sealer *webhook.Sealer
+	guard  *webhook.Guard
+	disp   *webhook.Dispatcher
+}
+
+func webhookDefaults() WebhookConfig {
+	return WebhookConfig{
+		Brand: "Sunucu", MaxPerAccount: 20, KeepAttempts: 1000, AttemptTimeout: 10 * time.Second,
+		PerWebhook: 4, MaxInFlight: 512, FlushInterval: 50 * time.Millisecond, OutboxRetention: 72 * time.Hour,
+		RetryInitial: webhook.DefaultBackoff.Initial, RetryMax: webhook.DefaultBackoff.Max, RetryWindow: webhook.DefaultBackoff.Window,
+	}
+}
+
+// fillDefaults gives every zero setting its default.
+func (c *WebhookConfig) fillDefaults() {
+	d := webhookDefaults()
+	setStr := func(v *string, def string) {
+		if *v == "" {
+			*v = def
+		}
+	}
+	setInt := func(v *int, def int) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setDur := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	setStr(&c.Brand, d.Brand)
+	setInt(&c.MaxPerAccount, d.MaxPerAccount)
+	setInt(&c.KeepAttempts, d.KeepAttempts)
+	setInt(&c.PerWebhook, d.PerWebhook)
+	setInt(&c.MaxInFlight, d.MaxInFlight)
+	setDur(&c.AttemptTimeout, d.AttemptTimeout)
+	setDur(&c.FlushInterval, d.FlushInterval)
+	setDur(&c.OutboxRetention, d.OutboxRetention)
+	setDur(&c.RetryInitial, d.RetryInitial)
+	setDur(&c.RetryMax, d.RetryMax)
+	setDur(&c.RetryWindow, d.RetryWindow)
+}
+
+func bindWebhookFlags(fs *pflag.FlagSet, c *WebhookConfig) {
+	// Defaults() leaves Webhooks zero; fill it here so --help shows the defaults.
+	c.fillDefaults()
+	fs.StringVar(&c.KEKFile, "webhook-kek-file", c.KEKFile, "file with the 32-byte key-encryption key (64 hex characters) that seals webhook signing secrets (default <data-dir>/kek, generated with mode 0600 on first start if absent). Every coordinator of a cluster must be given the same file: copy it to each node before it joins")
+	fs.StringVar(&c.Brand, "webhook-signature-brand", c.Brand, "brand in the webhook header names: X-<brand>-Signature, X-<brand>-Event, X-<brand>-Delivery")
+	fs.BoolVar(&c.AllowHTTP, "webhook-allow-http", c.AllowHTTP, "DEVELOPMENT ONLY: allow http:// webhook URLs")
+	fs.BoolVar(&c.AllowPrivate, "webhook-allow-private", c.AllowPrivate, "DEVELOPMENT ONLY: allow webhook URLs on loopback, private (RFC 1918, CGNAT, ULA) and link-local addresses (metadata addresses stay refused)")
+	fs.IntVar(&c.MaxPerAccount, "webhook-max-per-account", c.MaxPerAccount, "maximum webhook subscriptions per account")
+	fs.IntVar(&c.KeepAttempts, "webhook-keep-attempts", c.KeepAttempts, "delivery-log entries (attempts) kept per subscription; older ones are pruned")
+	fs.DurationVar(&c.AttemptTimeout, "webhook-attempt-timeout", c.AttemptTimeout, "a delivery attempt fails unless a 2xx arrives within this time")
+	fs.IntVar(&c.PerWebhook, "webhook-concurrency-per-subscription", c.PerWebhook, "delivery attempts in flight per subscription, so one slow receiver cannot starve the others")
+	fs.IntVar(&c.MaxInFlight, "webhook-max-in-flight", c.MaxInFlight, "delivery attempts in flight in total")
+	fs.DurationVar(&c.FlushInterval, "webhook-flush-interval", c.FlushInterval, "how often the leader records batched delivery attempts through Raft")
+	fs.DurationVar(&c.OutboxRetention, "webhook-outbox-retention", c.OutboxRetention, "how long handled events stay in the outbox before they are pruned")
+	fs.DurationVar(&c.RetryInitial, "webhook-retry-initial", c.RetryInitial, "delay before the first retry; it doubles per failed attempt")
+	fs.DurationVar(&c.RetryMax, "webhook-retry-max", c.RetryMax, "longest delay between retries")
+	fs.DurationVar(&c.RetryWindow, "webhook-retry-window", c.RetryWindow, "a delivery is marked failed when its next retry would fall this long after its first attempt")
+}
+
+var brandRE = regexp.MustCompile(`^[A-Za-z0-9]{1,32}$`)
+
+func (c *WebhookConfig) validate(dataDir string) error {
+	c.fillDefaults() // zero fields (a Config built in code) take the defaults
+	var errs []error
+	if c.KEKFile == "" && dataDir != "" {
+		c.KEKFile = filepath.Join(dataDir, "kek")
+	}
+	if !brandRE.MatchString(c.Brand) {
+		errs = append(errs, fmt.Errorf("webhook-signature-brand %q: 1-32 letters and digits", c.Brand))
+	}
+	for name, v := range map[string]int{
+		"webhook-max-per-account": c.MaxPerAccount, "webhook-keep-attempts": c.KeepAttempts,
+		"webhook-concurrency-per-subscription": c.PerWebhook, "webhook-max-in-flight": c.MaxInFlight,
+	} {
+		if v < 1 {
+			errs = append(errs, fmt.Errorf("%s must be at least 1", name))
+		}
+	}
+	for name, v := range map[string]time.Duration{
+		"webhook-attempt-timeout": c.AttemptTimeout, "webhook-flush-interval": c.FlushInterval,
+		"webhook-outbox-retention": c.OutboxRetention, "webhook-retry-initial": c.RetryInitial,
+		"webhook-retry-max": c.RetryMax, "webhook-retry-window": c.RetryWindow,
+	} {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive", name))
+		}
+	}
+	if c.RetryMax < c.RetryInitial {
+		errs = append(errs, errors.New("webhook-retry-max must be at least webhook-retry-initial"))
+	}
+	c.rt = &webhookRuntime{}
+	return errors.Join(errs...)
+}
+
+// initWebhooks loads (or on first start creates) the KEK and installs the
+// webhook routes' dependencies. It runs once per start; later calls return the
+// first result.
+func (s *Server) initWebhooks() error {
+	c := &s.cfg.Webhooks
+	if c.rt == nil {
+		return errors.New("webhooks: config was not validated")
+	}
+	rt := c.rt
+	rt.once.Do(func() {
+		create := c.KEKFile == filepath.Join(s.cfg.DataDir, "kek")
+		kek, err := webhook.LoadOrCreateKEK(c.KEKFile, create)
+		if err != nil {
+			rt.err = err
+			return
+		}
+		if rt.sealer, err = webhook.NewSealer(kek); err != nil {
+			rt.err = err
+			return
+		}
+		rt.guard = &webhook.Guard{AllowHTTP: c.AllowHTTP, AllowPrivate: c.AllowPrivate, Resolver: c.Resolver}
+		if c.AllowHTTP || c.AllowPrivate {
+			s.log.Warn("webhook URL checks relaxed for development", "allow_http", c.AllowHTTP, "allow_private", c.AllowPrivate)
+		}
+		s.API.SetWebhookDeps(&httpapi.WebhookDeps{Sealer: rt.sealer, Guard: rt.guard, MaxPerAccount: c.MaxPerAccount})
+		client := rt.guard.Client(c.AttemptTimeout, c.TLSConfig, c.MaxInFlight)
+		rt.disp = webhook.New(webhook.Options{
+			Brand: c.Brand, AttemptTimeout: c.AttemptTimeout,
+			Backoff:    webhook.Backoff{Initial: c.RetryInitial, Max: c.RetryMax, Window: c.RetryWindow, Jitter: webhook.DefaultBackoff.Jitter},
+			PerWebhook: c.PerWebhook, MaxInFlight: c.MaxInFlight, FlushInterval: c.FlushInterval, Keep: c.KeepAttempts,
+			OutboxRetention: c.OutboxRetention,
+		}, s.Node.FSM, s.API.Apply, rt.sealer, client, c.Clock, s.log.With("component", "webhooks"))
+		rt.disp.Observe = c.Observe
+	})
+	return rt.err
+}
+
+// WebhookDispatcher returns the dispatcher (nil if the KEK cannot be loaded).
+func (s *Server) WebhookDispatcher() *webhook.Dispatcher {
+	if s.initWebhooks() != nil {
+		return nil
+	}
+	return s.cfg.Webhooks.rt.disp
+}
 
 // webhookJobs are the leader-only loops of the webhook dispatcher.
-func (s *Server) webhookJobs() []func(ctx context.Context) { return nil }
+func (s *Server) webhookJobs() []func(ctx context.Context) {
+	if err := s.initWebhooks(); err != nil {
+		s.log.Error("webhooks disabled: cannot load the key-encryption key", "err", err)
+		return nil
+	}
+	disp := s.cfg.Webhooks.rt.disp
+	return []func(ctx context.Context){
+		func(ctx context.Context) {
+			if err := disp.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				s.log.Error("webhook dispatcher stopped", "err", err)
+			}
+		},
+	}
+}

@@ -5,6 +5,8 @@ package testcluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -60,8 +62,16 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 		}
 		os.RemoveAll(base)
 	})
+	// Every coordinator of a cluster shares one key-encryption key.
+	kek := make([]byte, 32)
+	_, _ = rand.Read(kek)
+	kekFile := filepath.Join(base, "kek")
+	if err := os.WriteFile(kekFile, []byte(hex.EncodeToString(kek)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	for i := 0; i < n; i++ {
 		cfg := server.Defaults()
+		cfg.Webhooks.KEKFile = kekFile
 		cfg.NodeID = fmt.Sprintf("n%d", i+1)
 		cfg.DataDir = filepath.Join(base, cfg.NodeID)
 		cfg.AdminSocket = filepath.Join(cfg.DataDir, "admin.sock")

@@ -1,0 +1,268 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/auth"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
+	"github.com/hostplane/hostplane/coordinator/internal/webhook"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+type whAPI struct {
+	t    *testing.T
+	a    *API
+	srv  *httptest.Server
+	dir  string
+	node *raftnode.Node
+}
+
+type mapResolver map[string]string
+
+func (m mapResolver) LookupIPAddr(_ context.Context, host string) ([]net.IPAddr, error) {
+	if ip, ok := m[host]; ok {
+		return []net.IPAddr{{IP: net.ParseIP(ip)}}, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+}
+
+// newWHAPI starts a single-node Raft member with the API on an httptest server.
+func newWHAPI(t *testing.T) *whAPI {
+	t.Helper()
+	dir := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	node, err := raftnode.Open(raftnode.Config{ID: "n1", Dir: dir, BindAddr: addr, Bootstrap: true,
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { node.Close() })
+	deadline := time.Now().Add(10 * time.Second)
+	for !node.IsLeader() {
+		if time.Now().After(deadline) {
+			t.Fatal("no leader")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	a := New(Config{NodeID: "n1"}, node, slog.New(slog.DiscardHandler), nil, nil)
+	if err := node.Raft.Barrier(5 * time.Second).Error(); err != nil {
+		t.Fatal(err)
+	}
+	a.SetLeaderReady(node.Raft.CurrentTerm())
+	sealer, err := webhook.NewSealer(bytes.Repeat([]byte{7}, webhook.KEKSize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.SetWebhookDeps(&WebhookDeps{Sealer: sealer, MaxPerAccount: 3, Guard: &webhook.Guard{Resolver: mapResolver{
+		"hooks.example.com": "93.184.216.34", "internal.example.com": "10.9.8.7",
+	}}})
+	srv := httptest.NewServer(a.Handler(nil))
+	t.Cleanup(srv.Close)
+	return &whAPI{t: t, a: a, srv: srv, dir: dir, node: node}
+}
+
+// account makes an account and a key with the given scopes.
+func (w *whAPI) account(scopes ...string) (string, string) {
+	w.t.Helper()
+	now := time.Now()
+	acc := ids.New("acc", now)
+	w.apply(fsm.CmdAccountCreate, fsm.AccountCreate{ID: acc, Email: acc + "@example.com", Name: "x", Country: "TR"})
+	plain, hash, prefix := auth.NewKey("snc_")
+	w.apply(fsm.CmdKeyCreate, fsm.KeyCreate{ID: ids.New("key", now), AccountID: acc, Name: "k", Hash: hash, Prefix: prefix, Scopes: scopes})
+	return acc, plain
+}
+
+func (w *whAPI) apply(typ fsm.CommandType, p any) any {
+	w.t.Helper()
+	env, _ := fsm.NewEnvelope(typ, time.Now(), p)
+	res, err := w.a.Apply(context.Background(), env)
+	if err != nil {
+		w.t.Fatalf("apply %d: %v", typ, err)
+	}
+	return res.Value
+}
+
+func (w *whAPI) do(key, method, path, body string, hdr ...string) (int, map[string]any) {
+	w.t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, w.srv.URL+path, rd)
+	req.Header.Set("Authorization", "Bearer "+key)
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	_ = json.Unmarshal(raw, &out)
+	return resp.StatusCode, out
+}
+
+func TestWebhookEndpoints(t *testing.T) {
+	w := newWHAPI(t)
+	_, key := w.account(api.ScopeWebhooksRead, api.ScopeWebhooksWrite)
+	_, readOnly := w.account(api.ScopeWebhooksRead)
+	_, otherKey := w.account(api.ScopeWebhooksRead, api.ScopeWebhooksWrite)
+	_, noScope := w.account(api.ScopeTicketsRead)
+
+	body := `{"url":"https://hooks.example.com/a","events":["ticket.created","invoice.paid"],"description":"prod"}`
+	if st, e := w.do(readOnly, "POST", "/v1/webhooks", body); st != 403 {
+		t.Fatalf("create with webhooks:read only: %d %v", st, e)
+	}
+	if st, _ := w.do(noScope, "GET", "/v1/webhooks", ""); st != 403 {
+		t.Fatalf("list without webhooks:read: %d", st)
+	}
+	st, created := w.do(key, "POST", "/v1/webhooks", body)
+	if st != 201 {
+		t.Fatalf("create: %d %v", st, created)
+	}
+	id, _ := created["id"].(string)
+	secret, _ := created["secret"].(string)
+	if !ids.Valid("wh", id) || !strings.HasPrefix(secret, "whsec_") || len(secret) != 49 || created["isActive"] != true {
+		t.Fatalf("created %v", created)
+	}
+	st, got := w.do(key, "GET", "/v1/webhooks/"+id, "")
+	if st != 200 || got["secret"] == secret || !strings.HasSuffix(got["secret"].(string), secret[len(secret)-4:]) || !strings.Contains(got["secret"].(string), "•") {
+		t.Fatalf("get: %d %v", st, got)
+	}
+	if st, l := w.do(readOnly, "GET", "/v1/webhooks", ""); st != 200 || l["total"] != float64(0) {
+		t.Fatalf("another account's list: %d %v", st, l)
+	}
+	if st, l := w.do(key, "GET", "/v1/webhooks", ""); st != 200 || l["total"] != float64(1) || strings.Contains(toJSON(l), secret) {
+		t.Fatalf("list: %d %v", st, l)
+	}
+	// Another account sees a 404 everywhere.
+	for _, c := range [][2]string{{"GET", ""}, {"PATCH", `{"isActive":false}`}, {"DELETE", ""}} {
+		if st, _ := w.do(otherKey, c[0], "/v1/webhooks/"+id, c[1]); st != 404 {
+			t.Errorf("%s by another account: %d", c[0], st)
+		}
+	}
+	if st, _ := w.do(otherKey, "POST", "/v1/webhooks/"+id+"/rotate-secret", ""); st != 404 {
+		t.Errorf("rotate by another account: %d", st)
+	}
+	if st, _ := w.do(otherKey, "GET", "/v1/webhooks/"+id+"/deliveries", ""); st != 404 {
+		t.Errorf("deliveries by another account: %d", st)
+	}
+
+	// Bad input.
+	bad := []struct{ body, code, says string }{
+		{`{"url":"https://hooks.example.com/a","events":["ticket.opened"]}`, "unknown_event", "ticket.created, ticket.replied"},
+		{`{"url":"https://hooks.example.com/a","events":[]}`, "invalid_field", "events"},
+		{`{"url":"http://127.0.0.1","events":["*"]}`, "webhook_url_refused", "https"},
+		{`{"url":"https://10.0.0.1","events":["*"]}`, "webhook_url_refused", "RFC 1918"},
+		{`{"url":"https://169.254.169.254","events":["*"]}`, "webhook_url_refused", "metadata"},
+		{`{"url":"https://[::1]","events":["*"]}`, "webhook_url_refused", "loopback"},
+		{`{"url":"https://internal.example.com/h","events":["*"]}`, "webhook_url_refused", "10.9.8.7 is a private address"},
+		{`{"url":"https://hooks.example.com/a","events":["*"],"secret":"mine"}`, "unknown_field", "secret"},
+	}
+	for _, b := range bad {
+		st, e := w.do(key, "POST", "/v1/webhooks", b.body)
+		if st != 400 || e["code"] != b.code || !strings.Contains(e["message"].(string), b.says) {
+			t.Errorf("%s: %d %v", b.body, st, e)
+		}
+	}
+
+	// PATCH: pause with isActive, resume with is_active, disagreement is a 400.
+	if st, p := w.do(key, "PATCH", "/v1/webhooks/"+id, `{"isActive":false}`); st != 200 || p["isActive"] != false {
+		t.Fatalf("pause: %d %v", st, p)
+	}
+	if st, p := w.do(key, "PATCH", "/v1/webhooks/"+id, `{"is_active":true,"events":["*"]}`); st != 200 || p["isActive"] != true || toJSON(p["events"]) != `["*"]` {
+		t.Fatalf("resume: %d %v", st, p)
+	}
+	if st, _ := w.do(key, "PATCH", "/v1/webhooks/"+id, `{"isActive":true,"is_active":false}`); st != 400 {
+		t.Fatalf("disagreeing flags: %d", st)
+	}
+	if st, _ := w.do(key, "PATCH", "/v1/webhooks/"+id, `{}`); st != 400 {
+		t.Fatalf("empty patch: %d", st)
+	}
+	if st, e := w.do(key, "PATCH", "/v1/webhooks/"+id, `{"url":"https://169.254.169.254/"}`); st != 400 || e["code"] != "webhook_url_refused" {
+		t.Fatalf("patch to metadata: %d %v", st, e)
+	}
+
+	// Rotate: a new secret, once.
+	st, rot := w.do(key, "POST", "/v1/webhooks/"+id+"/rotate-secret", "")
+	newSecret, _ := rot["secret"].(string)
+	if st != 200 || !strings.HasPrefix(newSecret, "whsec_") || newSecret == secret {
+		t.Fatalf("rotate: %d %v", st, rot)
+	}
+
+	// Deliveries: empty log; unknown delivery is a 404; bad limit a 400.
+	if st, l := w.do(key, "GET", "/v1/webhooks/"+id+"/deliveries?limit=200", ""); st != 200 || l["total"] != float64(0) {
+		t.Fatalf("deliveries: %d %v", st, l)
+	}
+	if st, _ := w.do(key, "GET", "/v1/webhooks/"+id+"/deliveries?limit=201", ""); st != 400 {
+		t.Fatalf("limit 201: %d", st)
+	}
+	if st, _ := w.do(key, "POST", "/v1/webhooks/"+id+"/deliveries/"+ids.New("dlv", time.Now())+"/redeliver", ""); st != 404 {
+		t.Fatalf("redeliver unknown: %d", st)
+	}
+
+	// Idempotency-Key: the replay returns the masked form, never the secret.
+	st1, c1 := w.do(key, "POST", "/v1/webhooks", `{"url":"https://hooks.example.com/b","events":["*"]}`, "Idempotency-Key", "k1")
+	st2, c2 := w.do(key, "POST", "/v1/webhooks", `{"url":"https://hooks.example.com/b","events":["*"]}`, "Idempotency-Key", "k1")
+	if st1 != 201 || st2 != 201 || c1["id"] != c2["id"] || !strings.HasPrefix(c1["secret"].(string), "whsec_") || !strings.Contains(c2["secret"].(string), "•") {
+		t.Fatalf("idempotent create: %d %v / %d %v", st1, c1, st2, c2)
+	}
+	// The per-account cap (3 here).
+	if st, _ := w.do(key, "POST", "/v1/webhooks", `{"url":"https://hooks.example.com/c","events":["*"]}`); st != 201 {
+		t.Fatalf("third: %d", st)
+	}
+	if st, e := w.do(key, "POST", "/v1/webhooks", `{"url":"https://hooks.example.com/d","events":["*"]}`); st != 409 || !strings.Contains(e["message"].(string), "maximum") {
+		t.Fatalf("past the cap: %d %v", st, e)
+	}
+
+	// Delete.
+	if st, _ := w.do(key, "DELETE", "/v1/webhooks/"+id, ""); st != 200 {
+		t.Fatalf("delete: %d", st)
+	}
+	if st, _ := w.do(key, "GET", "/v1/webhooks/"+id, ""); st != 404 {
+		t.Fatalf("get after delete: %d", st)
+	}
+
+	// No plaintext secret in the Raft log or the FSM.
+	if err := w.node.Raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{secret, newSecret, c1["secret"].(string)} {
+		_ = filepath.Walk(w.dir, func(p string, info os.FileInfo, err error) error {
+			if err != nil || info.IsDir() {
+				return nil
+			}
+			raw, _ := os.ReadFile(p)
+			if bytes.Contains(raw, []byte(s)) {
+				t.Errorf("plaintext secret found in %s", p)
+			}
+			return nil
+		})
+	}
+}
+
+func toJSON(v any) string {
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,264 @@
+package clustertest
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/coordinator/internal/webhook"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// withWebhooks gives every node the same KEK file (as an operator must) and the
+// development flags the loopback receiver needs.
+func withWebhooks(kek string, tune func(*server.WebhookConfig)) testcluster.Option {
+	return func(_ int, c *server.Config) {
+		c.Webhooks.KEKFile = kek
+		c.Webhooks.AllowHTTP = true
+		c.Webhooks.AllowPrivate = true
+		c.Webhooks.FlushInterval = 20 * time.Millisecond
+		if tune != nil {
+			tune(&c.Webhooks)
+		}
+	}
+}
+
+func sharedKEK(t testing.TB) string {
+	p := filepath.Join(t.TempDir(), "kek")
+	if _, err := webhook.LoadOrCreateKEK(p, true); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sigOK checks X-Sunucu-Signature as SPEC.md describes it (own code).
+func sigOK(secret, header string, body []byte) bool {
+	var ts, v1 string
+	for _, p := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(p, "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			v1 = v
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
+		return false
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts + "." + string(body)))
+	return hmac.Equal([]byte(hex.EncodeToString(m.Sum(nil))), []byte(v1))
+}
+
+type hit struct {
+	sub      string
+	delivery string
+	event    string
+	typ      string
+	data     map[string]any
+	at       time.Time
+}
+
+// sink is a loopback receiver; subscription n posts to /h/<n>.
+type sink struct {
+	mu      sync.Mutex
+	secrets map[string]string
+	hits    []hit
+	bad     atomic.Int64
+	delay   time.Duration
+	srv     *httptest.Server
+}
+
+func newSink(t testing.TB, delay time.Duration) *sink {
+	s := &sink{secrets: map[string]string{}, delay: delay}
+	s.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		at := time.Now()
+		body, _ := io.ReadAll(r.Body)
+		sub := strings.TrimPrefix(r.URL.Path, "/h/")
+		s.mu.Lock()
+		secret := s.secrets[sub]
+		s.mu.Unlock()
+		if !sigOK(secret, r.Header.Get("X-Sunucu-Signature"), body) {
+			s.bad.Add(1)
+			w.WriteHeader(401)
+			return
+		}
+		var ev struct {
+			ID   string         `json:"id"`
+			Type string         `json:"type"`
+			Data map[string]any `json:"data"`
+		}
+		_ = json.Unmarshal(body, &ev)
+		if s.delay > 0 {
+			time.Sleep(s.delay)
+		}
+		s.mu.Lock()
+		s.hits = append(s.hits, hit{sub: sub, delivery: r.Header.Get("X-Sunucu-Delivery"), event: ev.ID, typ: ev.Type, data: ev.Data, at: at})
+		s.mu.Unlock()
+		w.WriteHeader(204)
+	}))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *sink) setSecret(sub, secret string) {
+	s.mu.Lock()
+	s.secrets[sub] = secret
+	s.mu.Unlock()
+}
+
+func (s *sink) snapshot() []hit {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]hit(nil), s.hits...)
+}
+
+func retry503(c *testcluster.Cluster, fn func() error) error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := fn()
+		var ae *api.Error
+		if err == nil || !errors.As(err, &ae) || ae.StatusCode != 503 || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestLeaderKilledWithDeliveriesInFlight: tickets are opened while the receiver
+// is slow, the leader is killed mid-stream, and every ticket.created event of a
+// ticket acknowledged (committed) before or after the kill reaches the receiver.
+// Duplicates are allowed and carry the same X-Sunucu-Delivery.
+func TestLeaderKilledWithDeliveriesInFlight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	kek := sharedKEK(t)
+	// Two attempts in flight per subscription and a slow receiver: deliveries
+	// queue up behind the commits, so many are in flight when the leader dies.
+	c := testcluster.New(t, 3, testcluster.WithRateLimit(1_000_000), withWebhooks(kek, func(w *server.WebhookConfig) { w.PerWebhook = 2 }))
+	rc := newSink(t, 40*time.Millisecond)
+	_, key := c.NewAccount("hooks@example.com")
+	ctx := context.Background()
+	ld := c.WaitLeader(10 * time.Second)
+	var wh api.Webhook
+	if err := retry503(c, func() (err error) {
+		wh, err = c.Client(ld, key).CreateWebhook(ctx, api.WebhookCreateRequest{URL: rc.srv.URL + "/h/0", Events: []string{"ticket.created"}}, "")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rc.setSecret("0", wh.Secret)
+
+	var (
+		mu    sync.Mutex
+		acked = map[string]bool{} // ticket ids committed
+		stop  atomic.Bool
+		wg    sync.WaitGroup
+		n     atomic.Int64
+	)
+	for w := 0; w < 8; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; !stop.Load(); i++ {
+				node := (w + i) % 3
+				if !c.Running(node) {
+					continue
+				}
+				cl := c.Client(node, key)
+				cl.HTTP.Timeout = 5 * time.Second
+				tk, err := cl.CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("w%d-%d", w, i), Message: "m"}, "")
+				if err == nil {
+					mu.Lock()
+					acked[tk.ID] = true
+					mu.Unlock()
+					n.Add(1)
+				} else {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}(w)
+	}
+	waitFor(t, "150 tickets before the kill", 20*time.Second, func() bool { return n.Load() >= 150 })
+	old := c.Leader()
+	inFlight := n.Load() - int64(len(rc.snapshot()))
+	c.Kill(old)
+	t.Logf("killed leader n%d with about %d deliveries not yet received", old+1, inFlight)
+	waitFor(t, "new leader", 15*time.Second, func() bool { l := c.Leader(); return l >= 0 && l != old })
+	waitFor(t, "150 tickets after the kill", 30*time.Second, func() bool { return n.Load() >= 300 })
+	stop.Store(true)
+	wg.Wait()
+
+	mu.Lock()
+	want := len(acked)
+	mu.Unlock()
+	waitFor(t, "every acknowledged ticket delivered", 60*time.Second, func() bool {
+		got := map[string]bool{}
+		for _, h := range rc.snapshot() {
+			if id, _ := h.data["ticketId"].(string); acked[id] {
+				got[id] = true
+			}
+		}
+		return len(got) == want
+	})
+	byEvent := map[string]string{}
+	dups := 0
+	for _, h := range rc.snapshot() {
+		if d, ok := byEvent[h.event]; ok {
+			dups++
+			if d != h.delivery {
+				t.Fatalf("event %s arrived under deliveries %s and %s", h.event, d, h.delivery)
+			}
+		}
+		byEvent[h.event] = h.delivery
+	}
+	if rc.bad.Load() != 0 {
+		t.Fatalf("%d requests with a bad signature", rc.bad.Load())
+	}
+	t.Logf("%d acknowledged tickets, all delivered; %d duplicate requests (same delivery id)", want, dups)
+}
+
+func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// countDeliveries counts succeeded delivery records in a node's FSM.
+func countDeliveries(s *server.Server) (succeeded int) {
+	_ = s.Node.FSM.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(store.BucketWebhookDeliveries).ForEach(func(_, v []byte) error {
+			if strings.Contains(string(v), `"status":"succeeded"`) {
+				succeeded++
+			}
+			return nil
+		})
+	})
+	return succeeded
+}

@@ -1,0 +1,828 @@
+// Package webhook delivers the platform's events to subscribers' URLs: a
+// leader-only dispatcher that reads the FSM's outbox, signs and POSTs each
+// (event, subscription) pair through an SSRF-guarded client, retries on a
+// back-off schedule driven by an injected clock, and records every attempt
+// through Raft in batches. It also seals signing secrets under the KEK.
+package webhook
+
+import (
+	"bytes"
+	"container/heap"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/version"
+	pkgwebhook "github.com/hostplane/hostplane/pkg/webhook"
+	bolt "go.etcd.io/bbolt"
+)
+
+// MaxResponseLog is how much of a receiver's response body the log keeps.
+const MaxResponseLog = 1024
+
+// Options tune the dispatcher. Zero values take the defaults noted.
+type Options struct {
+	Brand           string        // header brand: X-<Brand>-Signature; "Sunucu"
+	AttemptTimeout  time.Duration // 10 s: a 2xx must arrive within it
+	Backoff         Backoff       // DefaultBackoff
+	PerWebhook      int           // attempts in flight per subscription; 4
+	MaxInFlight     int           // attempts in flight in total; 512
+	FlushInterval   time.Duration // how often attempts are written through Raft; 50 ms
+	MaxBatch        int           // attempts per Raft command; 2000
+	Keep            int           // log entries kept per subscription; 1000
+	OutboxRetention time.Duration // delivered outbox entries are pruned after it; 72 h
+	PollInterval    time.Duration // how often the FSM's applied index is checked; 5 ms
+	MaxQueued       int           // fresh deliveries held in memory before reading pauses; 100000
+}
+
+func (o *Options) defaults() {
+	if o.Brand == "" {
+		o.Brand = "Sunucu"
+	}
+	if o.AttemptTimeout <= 0 {
+		o.AttemptTimeout = 10 * time.Second
+	}
+	if o.Backoff.Initial <= 0 {
+		o.Backoff = DefaultBackoff
+	}
+	if o.PerWebhook <= 0 {
+		o.PerWebhook = 4
+	}
+	if o.MaxInFlight <= 0 {
+		o.MaxInFlight = 512
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = 50 * time.Millisecond
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 2000
+	}
+	if o.Keep <= 0 {
+		o.Keep = 1000
+	}
+	if o.OutboxRetention <= 0 {
+		o.OutboxRetention = 72 * time.Hour
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 5 * time.Millisecond
+	}
+	if o.MaxQueued <= 0 {
+		o.MaxQueued = 100000
+	}
+}
+
+// State is the read side of the FSM.
+type State interface {
+	View(fn func(tx *bolt.Tx) error) error
+	AppliedIndex() uint64
+}
+
+// Applier proposes a command through Raft and waits for it to apply.
+type Applier func(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error)
+
+// Dispatcher delivers webhooks while its node leads. Run it once per term of
+// leadership; it keeps no state between runs beyond what the FSM holds.
+type Dispatcher struct {
+	opt    Options
+	state  State
+	apply  Applier
+	sealer *Sealer
+	client *http.Client
+	clock  Clock
+	log    *slog.Logger
+	rnd    func() float64
+
+	// Observe, if set, is called after each attempt (tests and benchmarks).
+	Observe func(AttemptInfo)
+
+	cur atomic.Pointer[run] // the running term, for Stats and tests
+}
+
+// Stats is a snapshot of the dispatcher's in-memory state.
+type Stats struct {
+	Running   bool
+	Busy      int64     // deliveries handed to workers and not finished
+	Scheduled int       // retries waiting for their time
+	NextDue   time.Time // earliest scheduled retry (zero if none)
+	Tracked   int       // deliveries owned in memory
+}
+
+// Stats reports the dispatcher's in-memory state.
+func (d *Dispatcher) Stats() Stats {
+	r := d.cur.Load()
+	if r == nil {
+		return Stats{}
+	}
+	st := Stats{Running: true, Busy: r.busy.Load()}
+	r.timers.mu.Lock()
+	st.Scheduled = len(r.timers.h)
+	if len(r.timers.h) > 0 {
+		st.NextDue = r.timers.h[0].due
+	}
+	r.timers.mu.Unlock()
+	r.mu.Lock()
+	st.Tracked = len(r.tracked)
+	r.mu.Unlock()
+	return st
+}
+
+// AttemptInfo describes one finished attempt to an observer.
+type AttemptInfo struct {
+	WebhookID, DeliveryID, EventID string
+	Number, Chain                  int
+	Outcome                        string
+	Start                          time.Time // wall clock
+}
+
+// New builds a dispatcher. client should come from Guard.Client.
+func New(opt Options, state State, apply Applier, sealer *Sealer, client *http.Client, clock Clock, log *slog.Logger) *Dispatcher {
+	opt.defaults()
+	if clock == nil {
+		clock = RealClock{}
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Dispatcher{opt: opt, state: state, apply: apply, sealer: sealer, client: client, clock: clock, log: log, rnd: rand.Float64}
+}
+
+// Options returns the effective options.
+func (d *Dispatcher) Options() Options { return d.opt }
+
+// sub is a subscription as the dispatcher uses it: secret unsealed.
+type sub struct {
+	w         store.Webhook
+	secret    string
+	unsealErr error
+}
+
+// prepared is an event with its delivery body encoded once.
+type prepared struct {
+	ev   store.Event
+	body []byte
+}
+
+type job struct {
+	webhookID  string
+	deliveryID string
+	ev         *prepared
+	chain      int
+	number     int // attempt number within the chain, 1-based
+	chainStart time.Time
+	first      bool   // first attempt of chain 1: the record carries the event
+	cursorKey  string // outbox key the cursor waits on ("" if none)
+	due        time.Time
+}
+
+type result struct {
+	job   *job
+	rec   *fsm.WebhookAttemptRecord // nil when the job was dropped
+	final bool                      // the chain ended (success, failure, disabled, dropped)
+	retry *job
+}
+
+// run is the state of one leadership term.
+type run struct {
+	d   *Dispatcher
+	ctx context.Context
+
+	subs   atomic.Pointer[map[string]*sub]
+	byAcct map[string][]string // accountID → webhook ids (scanner goroutine only)
+
+	subsVersion, redeliverVersion uint64
+	outboxPos                     []byte
+
+	tracker *cursorTracker
+	results chan result
+	sem     chan struct{}
+	queued  atomic.Int64
+	busy    atomic.Int64
+
+	mu      sync.Mutex
+	queues  map[string]*subQueue
+	tracked map[string]int // deliveryID → chain owned in memory
+
+	timers *timerQueue
+	wg     sync.WaitGroup
+}
+
+type subQueue struct {
+	jobs    []*job
+	running int
+}
+
+// Run delivers until ctx is cancelled (leadership lost). It returns ctx's error
+// or a fatal start-up error.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	r := &run{
+		d: d, ctx: ctx, tracker: newCursorTracker(), results: make(chan result, 8192),
+		sem: make(chan struct{}, d.opt.MaxInFlight), queues: map[string]*subQueue{}, tracked: map[string]int{},
+		timers: newTimerQueue(),
+	}
+	var cursor []byte
+	err := d.state.View(func(tx *bolt.Tx) error {
+		cursor = store.WebhookCursor(tx)
+		r.loadSubs(tx)
+		return r.scanPending(tx)
+	})
+	if err != nil {
+		return fmt.Errorf("webhook dispatcher start: %w", err)
+	}
+	r.outboxPos = cursor
+	r.tracker.last = cursor
+	d.cur.Store(r)
+	defer d.cur.CompareAndSwap(r, nil)
+	d.log.Info("webhook dispatcher started", "cursor", cursorString(cursor), "subscriptions", len(*r.subs.Load()), "pending", len(r.tracked))
+
+	recDone := make(chan struct{})
+	go func() { defer close(recDone); r.recorder() }()
+	r.wg.Add(1)
+	go func() { defer r.wg.Done(); r.scheduler() }()
+	r.poll()
+	r.wg.Wait()
+	close(r.results)
+	<-recDone
+	return ctx.Err()
+}
+
+func cursorString(k []byte) string {
+	if len(k) != 10 {
+		return "start"
+	}
+	return fmt.Sprintf("%d/%d", binary.BigEndian.Uint64(k), binary.BigEndian.Uint16(k[8:]))
+}
+
+func (r *run) loadSubs(tx *bolt.Tx) {
+	m := map[string]*sub{}
+	by := map[string][]string{}
+	_ = tx.Bucket(store.BucketWebhooks).ForEach(func(k, v []byte) error {
+		var w store.Webhook
+		if err := json.Unmarshal(v, &w); err != nil {
+			r.d.log.Error("undecodable webhook subscription", "key", string(k), "err", err)
+			return nil
+		}
+		s := &sub{w: w}
+		s.secret, s.unsealErr = r.d.sealer.Open(w.ID, w.SealedSecret)
+		if s.unsealErr != nil {
+			r.d.log.Error("webhook secret cannot be unsealed: is --webhook-kek-file the same on every coordinator?", "webhook_id", w.ID)
+		}
+		m[w.ID] = s
+		by[w.AccountID] = append(by[w.AccountID], w.ID)
+		return nil
+	})
+	r.subs.Store(&m)
+	r.byAcct = by
+	r.subsVersion = store.WebhookMetaU64(tx, store.WebhookSubsVersionKey)
+}
+
+// scanPending schedules every pending delivery the run does not own yet (at
+// start: all of them; later: new redeliver chains).
+func (r *run) scanPending(tx *bolt.Tx) error {
+	r.redeliverVersion = store.WebhookMetaU64(tx, store.WebhookRedeliverVersionKey)
+	deliveries := tx.Bucket(store.BucketWebhookDeliveries)
+	return tx.Bucket(store.BucketWebhookPending).ForEach(func(k, _ []byte) error {
+		var d store.Delivery
+		raw := deliveries.Get(k)
+		if raw == nil || json.Unmarshal(raw, &d) != nil || d.Status != api.DeliveryPending {
+			return nil
+		}
+		r.mu.Lock()
+		owned, ok := r.tracked[d.ID]
+		if ok && owned >= d.Chain {
+			r.mu.Unlock()
+			return nil
+		}
+		r.tracked[d.ID] = d.Chain
+		r.mu.Unlock()
+		j := &job{
+			webhookID: d.WebhookID, deliveryID: d.ID, ev: prepare(d.Event), chain: d.Chain,
+			number: d.Attempts + 1, chainStart: d.ChainStart,
+		}
+		if d.NextAttemptAt != nil {
+			j.due = *d.NextAttemptAt
+		}
+		r.timers.add(j)
+		return nil
+	})
+}
+
+func prepare(ev store.Event) *prepared {
+	body, _ := json.Marshal(struct {
+		ID        string          `json:"id"`
+		Type      string          `json:"type"`
+		CreatedAt time.Time       `json:"created_at"`
+		Data      json.RawMessage `json:"data"`
+	}{ev.ID, ev.Type, ev.CreatedAt.UTC(), ev.Data})
+	return &prepared{ev: ev, body: body}
+}
+
+// poll watches the FSM's applied index and reads what changed.
+func (r *run) poll() {
+	tick := time.NewTicker(r.d.opt.PollInterval)
+	defer tick.Stop()
+	var seen uint64
+	more := false
+	for {
+		if !more {
+			select {
+			case <-r.ctx.Done():
+				return
+			case <-tick.C:
+			}
+		} else if r.ctx.Err() != nil {
+			return
+		}
+		applied := r.d.state.AppliedIndex()
+		if applied == seen && !more {
+			continue
+		}
+		var err error
+		more, err = r.readChanges()
+		if err != nil {
+			r.d.log.Error("webhook dispatcher read failed", "err", err)
+			more = false
+			continue
+		}
+		seen = applied
+	}
+}
+
+const scanBatch = 1000
+
+// readChanges reloads subscriptions and redeliveries when they changed and reads
+// new outbox events; more is true when another batch is waiting.
+func (r *run) readChanges() (more bool, err error) {
+	err = r.d.state.View(func(tx *bolt.Tx) error {
+		if v := store.WebhookMetaU64(tx, store.WebhookSubsVersionKey); v != r.subsVersion {
+			r.loadSubs(tx)
+		}
+		if v := store.WebhookMetaU64(tx, store.WebhookRedeliverVersionKey); v != r.redeliverVersion {
+			if err := r.scanPending(tx); err != nil {
+				return err
+			}
+		}
+		if int(r.queued.Load()) >= r.d.opt.MaxQueued {
+			return nil // back-pressure: read on once receivers catch up
+		}
+		c := tx.Bucket(store.BucketOutbox).Cursor()
+		var k, v []byte
+		if r.outboxPos == nil {
+			k, v = c.First()
+		} else {
+			k, v = c.Seek(r.outboxPos)
+			if k != nil && bytes.Equal(k, r.outboxPos) {
+				k, v = c.Next()
+			}
+		}
+		n := 0
+		for ; k != nil; k, v = c.Next() {
+			if n >= scanBatch {
+				more = true
+				break
+			}
+			n++
+			var ev store.Event
+			if err := json.Unmarshal(v, &ev); err != nil {
+				r.d.log.Error("undecodable outbox entry", "key", cursorString(k), "err", err)
+			} else {
+				ev.Seq = append([]byte{}, k...)
+				r.fanOut(tx, &ev)
+			}
+			r.outboxPos = append(r.outboxPos[:0:0], k...)
+		}
+		return nil
+	})
+	return more, err
+}
+
+// fanOut makes one delivery per subscription that takes the event.
+func (r *run) fanOut(tx *bolt.Tx, ev *store.Event) {
+	subs := *r.subs.Load()
+	index := binary.BigEndian.Uint64(ev.Seq[:8])
+	deliveries := tx.Bucket(store.BucketWebhookDeliveries)
+	var jobs []*job
+	var p *prepared
+	for _, id := range r.byAcct[ev.AccountID] {
+		s := subs[id]
+		if s == nil || !s.w.Active || s.w.ActiveSince >= index || !s.w.Wants(ev.Type) {
+			continue
+		}
+		dlv := DeliveryID(ev.ID, s.w.ID, ev.CreatedAt)
+		if deliveries.Get(store.WebhookKey(s.w.ID, dlv)) != nil {
+			continue // a previous leader recorded it; pending ones were scheduled at start
+		}
+		if p == nil {
+			p = prepare(*ev)
+		}
+		jobs = append(jobs, &job{
+			webhookID: s.w.ID, deliveryID: dlv, ev: p, chain: 1, number: 1, first: true, cursorKey: string(ev.Seq),
+		})
+	}
+	r.tracker.add(string(ev.Seq), len(jobs))
+	for _, j := range jobs {
+		r.mu.Lock()
+		r.tracked[j.deliveryID] = 1
+		r.mu.Unlock()
+		r.queued.Add(1)
+		r.dispatch(j)
+	}
+}
+
+// dispatch queues j behind its subscription's in-flight attempts.
+func (r *run) dispatch(j *job) {
+	r.busy.Add(1)
+	r.mu.Lock()
+	q := r.queues[j.webhookID]
+	if q == nil {
+		q = &subQueue{}
+		r.queues[j.webhookID] = q
+	}
+	if q.running >= r.d.opt.PerWebhook {
+		q.jobs = append(q.jobs, j)
+		r.mu.Unlock()
+		return
+	}
+	q.running++
+	r.mu.Unlock()
+	r.wg.Add(1)
+	go r.worker(j.webhookID, q, j)
+}
+
+func (r *run) worker(webhookID string, q *subQueue, j *job) {
+	defer r.wg.Done()
+	for j != nil {
+		r.attempt(j)
+		r.busy.Add(-1)
+		r.mu.Lock()
+		if len(q.jobs) > 0 && r.ctx.Err() == nil {
+			j = q.jobs[0]
+			q.jobs[0] = nil
+			q.jobs = q.jobs[1:]
+		} else {
+			j = nil
+			q.running--
+			if q.running == 0 && len(q.jobs) == 0 {
+				delete(r.queues, webhookID)
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+func (r *run) send(res result) {
+	select {
+	case r.results <- res:
+	case <-r.ctx.Done():
+	}
+}
+
+// attempt makes one HTTP attempt of j and reports it.
+func (r *run) attempt(j *job) {
+	if j.first {
+		defer r.queued.Add(-1)
+	}
+	select {
+	case r.sem <- struct{}{}:
+	case <-r.ctx.Done():
+		return
+	}
+	defer func() { <-r.sem }()
+	s := (*r.subs.Load())[j.webhookID]
+	r.mu.Lock()
+	superseded := r.tracked[j.deliveryID] > j.chain
+	r.mu.Unlock()
+	if s == nil || !s.w.Active || superseded {
+		// Deleted, paused or disabled since (the FSM failed its pending
+		// deliveries), or replaced by a redeliver: drop without an attempt.
+		r.send(result{job: j, final: !superseded})
+		return
+	}
+	now := r.d.clock.Now()
+	if j.chainStart.IsZero() {
+		j.chainStart = now
+	}
+	rec := &fsm.WebhookAttemptRecord{
+		ID: ids.New("att", now), WebhookID: j.webhookID, DeliveryID: j.deliveryID, Chain: j.chain, Number: j.number, At: now.UTC(),
+	}
+	if j.first {
+		ev := j.ev.ev
+		rec.Event = &ev
+	}
+	start := time.Now()
+	code, respBody, gone, err := r.post(s, j, now)
+	rec.DurationMs = time.Since(start).Milliseconds()
+	rec.StatusCode, rec.Response = code, respBody
+	res := result{job: j, rec: rec}
+	switch {
+	case err == nil:
+		rec.Outcome, res.final = api.AttemptSucceeded, true
+	case gone:
+		rec.Outcome, res.final = api.AttemptDisabled, true
+		rec.Error = err.Error()
+		rec.Reason = "disabled after the receiver answered 410 Gone"
+	default:
+		rec.Error = err.Error()
+		if next, ok := r.d.opt.Backoff.Next(j.number, j.chainStart, now, r.d.rnd()); ok {
+			rec.Outcome = api.AttemptRetrying
+			nu := next.UTC()
+			rec.NextAttemptAt = &nu
+			res.retry = &job{
+				webhookID: j.webhookID, deliveryID: j.deliveryID, ev: j.ev, chain: j.chain, number: j.number + 1,
+				chainStart: j.chainStart, due: next,
+			}
+		} else {
+			rec.Outcome, res.final = api.AttemptFailed, true
+		}
+	}
+	if obs := r.d.Observe; obs != nil {
+		obs(AttemptInfo{WebhookID: j.webhookID, DeliveryID: j.deliveryID, EventID: j.ev.ev.ID, Number: j.number, Chain: j.chain, Outcome: rec.Outcome, Start: start})
+	}
+	if res.retry != nil {
+		r.timers.add(res.retry)
+	}
+	r.send(res)
+}
+
+// post sends one signed request. err is nil only for a 2xx; gone marks a 410.
+func (r *run) post(s *sub, j *job, now time.Time) (code int, body string, gone bool, err error) {
+	if s.unsealErr != nil {
+		return 0, "", false, errors.New("the signing secret is unavailable on the delivering coordinator (key-encryption key mismatch); the operator has been alerted")
+	}
+	ctx, cancel := context.WithTimeout(r.ctx, r.d.opt.AttemptTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.w.URL, bytes.NewReader(j.ev.body))
+	if err != nil {
+		return 0, "", false, fmt.Errorf("invalid url: %v", err)
+	}
+	brand := r.d.opt.Brand
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "hostplane-webhooks/"+version.Version)
+	req.Header.Set("X-"+brand+"-Signature", pkgwebhook.Sign(s.secret, now, j.ev.body))
+	req.Header.Set("X-"+brand+"-Event", j.ev.ev.Type)
+	req.Header.Set("X-"+brand+"-Delivery", j.deliveryID)
+	resp, err := r.d.client.Do(req)
+	if err != nil {
+		return 0, "", false, describeError(err, r.d.opt.AttemptTimeout)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, MaxResponseLog))
+	// Drain a little more so the connection can be reused; give up beyond that.
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	body = strings.ToValidUTF8(string(raw), "\uFFFD")
+	code = resp.StatusCode
+	switch {
+	case code >= 200 && code < 300:
+		return code, body, false, nil
+	case code == http.StatusGone:
+		return code, body, true, errors.New("receiver answered 410 Gone; the subscription was disabled")
+	case code >= 300 && code < 400:
+		loc := resp.Header.Get("Location")
+		if len(loc) > 200 {
+			loc = loc[:200] + "…"
+		}
+		return code, body, false, fmt.Errorf("receiver answered %d (redirect to %q); redirects are not followed", code, loc)
+	default:
+		return code, body, false, fmt.Errorf("receiver answered %d", code)
+	}
+}
+
+// describeError turns a transport error into the text the customer reads.
+func describeError(err error, timeout time.Duration) error {
+	var ne net.Error
+	switch {
+	case errors.Is(err, ErrForbiddenURL):
+		var msg string
+		for e := err; e != nil; e = errors.Unwrap(e) {
+			if strings.HasPrefix(e.Error(), ErrForbiddenURL.Error()) {
+				msg = e.Error() // the outermost one carries the reason
+				break
+			}
+		}
+		if msg == "" {
+			msg = err.Error()
+		}
+		return errors.New("blocked before connecting: " + msg)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &ne) && ne.Timeout():
+		return fmt.Errorf("no response within %s", timeout)
+	case errors.Is(err, context.Canceled):
+		return errors.New("attempt cancelled (coordinator leadership changed)")
+	}
+	msg := err.Error()
+	// url.Error repeats the method and URL; keep the cause.
+	if i := strings.LastIndex(msg, "\": "); i >= 0 {
+		msg = msg[i+3:]
+	}
+	return errors.New("connection failed: " + msg)
+}
+
+// recorder batches attempt records into Raft commands.
+func (r *run) recorder() {
+	tick := time.NewTicker(r.d.opt.FlushInterval)
+	defer tick.Stop()
+	var batch []fsm.WebhookAttemptRecord
+	var finals []*job
+	var lastCursor []byte = r.tracker.last
+	lastFlush := time.Now()
+	flush := func() {
+		cursor := r.tracker.advance()
+		cursorMoved := cursor != nil && !bytes.Equal(cursor, lastCursor)
+		if len(batch) == 0 && (!cursorMoved || time.Since(lastFlush) < time.Second) {
+			return
+		}
+		cmd := fsm.WebhookAttempts{
+			Attempts: batch, Keep: r.d.opt.Keep,
+			PruneOutboxBefore: r.d.clock.Now().Add(-r.d.opt.OutboxRetention).UTC(), PruneOutboxLimit: 1000,
+		}
+		if cursorMoved {
+			cmd.Cursor = cursor
+		}
+		for r.ctx.Err() == nil {
+			env, err := fsm.NewEnvelope(fsm.CmdWebhookAttempts, r.d.clock.Now(), cmd)
+			if err == nil {
+				_, err = r.d.apply(r.ctx, env)
+			}
+			if err == nil {
+				break
+			}
+			r.d.log.Warn("recording webhook attempts failed; retrying", "attempts", len(batch), "err", err)
+			select {
+			case <-r.ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		if r.ctx.Err() != nil {
+			return
+		}
+		lastFlush = time.Now()
+		if cursorMoved {
+			lastCursor = cursor
+		}
+		r.mu.Lock()
+		for _, j := range finals {
+			if r.tracked[j.deliveryID] == j.chain {
+				delete(r.tracked, j.deliveryID)
+			}
+		}
+		r.mu.Unlock()
+		batch, finals = batch[:0:0], finals[:0:0]
+	}
+	for {
+		select {
+		case res, ok := <-r.results:
+			if !ok {
+				return
+			}
+			if res.rec != nil {
+				batch = append(batch, *res.rec)
+			}
+			if res.final {
+				finals = append(finals, res.job)
+			}
+			if res.job.first && res.job.cursorKey != "" {
+				r.tracker.done(res.job.cursorKey)
+			}
+			if len(batch) >= r.d.opt.MaxBatch {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+// scheduler hands retries to dispatch when they fall due on the clock.
+func (r *run) scheduler() {
+	for {
+		r.busy.Add(1) // covers the hand-over from the heap to dispatch
+		j, wait := r.timers.next(r.d.clock.Now())
+		if j != nil {
+			r.dispatch(j)
+			r.busy.Add(-1)
+			continue
+		}
+		r.busy.Add(-1)
+		var due <-chan time.Time
+		if wait > 0 {
+			due = r.d.clock.After(wait)
+		}
+		select {
+		case <-r.ctx.Done():
+			return
+		case <-r.timers.wake:
+		case <-due:
+		}
+	}
+}
+
+// timerQueue is a min-heap of jobs by due time.
+type timerQueue struct {
+	mu   sync.Mutex
+	h    jobHeap
+	wake chan struct{}
+}
+
+func newTimerQueue() *timerQueue { return &timerQueue{wake: make(chan struct{}, 1)} }
+
+func (q *timerQueue) add(j *job) {
+	q.mu.Lock()
+	heap.Push(&q.h, j)
+	q.mu.Unlock()
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// next pops a due job, or returns how long until the earliest (0: none queued).
+func (q *timerQueue) next(now time.Time) (*job, time.Duration) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.h) == 0 {
+		return nil, 0
+	}
+	if !q.h[0].due.After(now) {
+		return heap.Pop(&q.h).(*job), 0
+	}
+	return nil, q.h[0].due.Sub(now)
+}
+
+type jobHeap []*job
+
+func (h jobHeap) Len() int           { return len(h) }
+func (h jobHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
+func (h jobHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *jobHeap) Push(x any)        { *h = append(*h, x.(*job)) }
+func (h *jobHeap) Pop() any {
+	old := *h
+	n := len(old)
+	j := old[n-1]
+	old[n-1] = nil
+	*h = old[:n-1]
+	return j
+}
+
+// cursorTracker computes the outbox cursor: the newest key at or below which
+// every event's first attempts have been recorded.
+type cursorTracker struct {
+	mu    sync.Mutex
+	q     []*evTrack
+	byKey map[string]*evTrack
+	last  []byte
+}
+
+type evTrack struct {
+	key       string
+	remaining int
+}
+
+func newCursorTracker() *cursorTracker { return &cursorTracker{byKey: map[string]*evTrack{}} }
+
+func (t *cursorTracker) add(key string, n int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e := &evTrack{key: key, remaining: n}
+	t.q = append(t.q, e)
+	if n > 0 {
+		t.byKey[key] = e
+	}
+}
+
+func (t *cursorTracker) done(key string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if e := t.byKey[key]; e != nil {
+		e.remaining--
+		if e.remaining <= 0 {
+			delete(t.byKey, key)
+		}
+	}
+}
+
+// advance pops finished events and returns the cursor (nil if none yet).
+func (t *cursorTracker) advance() []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	i := 0
+	for ; i < len(t.q) && t.q[i].remaining <= 0; i++ {
+		t.last = []byte(t.q[i].key)
+	}
+	if i > 0 {
+		t.q = append(t.q[:0:0], t.q[i:]...)
+	}
+	return t.last
+}

@@ -1,0 +1,139 @@
+package api
+
+import "time"
+
+// WebhookEventAll subscribes to every event in the catalogue.
+const WebhookEventAll = "*"
+
+// WebhookEventInfo describes one event of the catalogue.
+type WebhookEventInfo struct {
+	Name        string   `json:"name"`
+	Description string   `json:"description"`
+	Payload     []string `json:"payload"`
+	// Emitted is true when this build records the event; the others are part of
+	// the contract and start arriving when their feature lands.
+	Emitted bool `json:"emitted"`
+}
+
+// WebhookEvents is the event catalogue (SPEC.md, Webhook events), in SPEC order.
+var WebhookEvents = []WebhookEventInfo{
+	{Name: "server.created", Description: "A server finished provisioning.", Payload: []string{"serverId", "status", "label"}},
+	{Name: "server.power.changed", Description: "A power action ran.", Payload: []string{"serverId", "action"}},
+	{Name: "server.reinstalled", Description: "A reinstall ran.", Payload: []string{"serverId", "os", "osTemplate"}},
+	{Name: "server.terminated", Description: "A server was terminated.", Payload: []string{"serverId"}},
+	{Name: "server.suspended", Description: "A server was suspended (e.g. expiry).", Payload: []string{"serverId", "reason"}},
+	{Name: "server.ptr.changed", Description: "A reverse-DNS (PTR) record was set or cleared; ptr is null when cleared.", Payload: []string{"serverId", "ip", "ptr"}},
+	{Name: "hosting.created", Description: "A web-hosting account finished provisioning.", Payload: []string{"hostingId", "domain", "status"}},
+	{Name: "invoice.created", Description: "A new invoice was issued (any source: order, renewal, admin).", Payload: []string{"invoiceId", "invoiceNumber", "status", "totalUsdCents", "currency"}, Emitted: true},
+	{Name: "invoice.paid", Description: "An invoice transitioned to paid.", Payload: []string{"invoiceId", "invoiceNumber", "totalUsdCents", "currency"}, Emitted: true},
+	{Name: "wallet.deposit.received", Description: "A wallet top-up was credited.", Payload: []string{"amountUsdCents", "gateway", "transactionId"}, Emitted: true},
+	{Name: "domain.registered", Description: "A domain registration completed (post-payment).", Payload: []string{"domainId", "domain", "periodYears", "expiresAt"}},
+	{Name: "ticket.created", Description: "A support ticket was opened.", Payload: []string{"ticketId", "ticketNumber", "subject", "status", "priority"}, Emitted: true},
+	{Name: "ticket.replied", Description: "Support staff replied to your ticket.", Payload: []string{"ticketId", "ticketNumber", "subject", "status"}, Emitted: true},
+}
+
+// WebhookEventNames lists the catalogue's event names in order.
+func WebhookEventNames() []string {
+	out := make([]string, len(WebhookEvents))
+	for i, e := range WebhookEvents {
+		out[i] = e.Name
+	}
+	return out
+}
+
+// IsWebhookEvent reports whether name is in the catalogue.
+func IsWebhookEvent(name string) bool {
+	for _, e := range WebhookEvents {
+		if e.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Webhook is a subscription. Secret is masked except in the responses of create
+// and rotate-secret, which carry it once.
+type Webhook struct {
+	ID             string    `json:"id"`
+	URL            string    `json:"url"`
+	Events         []string  `json:"events"`
+	Description    string    `json:"description"`
+	IsActive       bool      `json:"isActive"`
+	Secret         string    `json:"secret"`
+	DisabledReason string    `json:"disabledReason,omitempty"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// WebhookCreateRequest is the body of POST /v1/webhooks.
+type WebhookCreateRequest struct {
+	URL         string   `json:"url"`
+	Events      []string `json:"events"`
+	Description string   `json:"description"`
+}
+
+// WebhookUpdateRequest is the body of PATCH /v1/webhooks/:id; absent fields stay.
+// is_active is accepted as a synonym of isActive.
+type WebhookUpdateRequest struct {
+	URL         *string   `json:"url,omitempty"`
+	Events      *[]string `json:"events,omitempty"`
+	Description *string   `json:"description,omitempty"`
+	IsActive    *bool     `json:"isActive,omitempty"`
+	IsActiveAlt *bool     `json:"is_active,omitempty"`
+}
+
+// Delivery statuses.
+const (
+	DeliveryPending   = "pending"
+	DeliverySucceeded = "succeeded"
+	DeliveryFailed    = "failed"
+)
+
+// Attempt outcomes.
+const (
+	AttemptSucceeded = "succeeded" // 2xx
+	AttemptRetrying  = "retrying"  // failed; another attempt is scheduled at next_attempt_at
+	AttemptFailed    = "failed"    // failed; the retry window is over, the delivery failed
+	AttemptDisabled  = "disabled"  // 410 Gone: the subscription was disabled
+)
+
+// WebhookDelivery is one (event, subscription) pair. Its id is stable across
+// retries and leader changes and is sent as X-Sunucu-Delivery.
+type WebhookDelivery struct {
+	ID            string     `json:"id"`
+	WebhookID     string     `json:"webhook_id"`
+	EventID       string     `json:"event_id"`
+	EventType     string     `json:"event_type"`
+	Status        string     `json:"status"`
+	Attempts      int        `json:"attempts"`
+	Chain         int        `json:"chain"` // 1 for the original chain, +1 per redeliver
+	NextAttemptAt *time.Time `json:"next_attempt_at"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+}
+
+// WebhookAttempt is one entry of a subscription's delivery log: one HTTP attempt.
+type WebhookAttempt struct {
+	ID             string     `json:"id"`
+	DeliveryID     string     `json:"delivery_id"`
+	EventID        string     `json:"event_id"`
+	EventType      string     `json:"event_type"`
+	Attempt        int        `json:"attempt"` // 1-based within the chain
+	Chain          int        `json:"chain"`
+	AttemptedAt    time.Time  `json:"attempted_at"`
+	StatusCode     int        `json:"status_code"` // 0 when no response arrived
+	DurationMs     int64      `json:"duration_ms"`
+	Error          string     `json:"error,omitempty"`
+	ResponseBody   string     `json:"response_body,omitempty"` // first 1 KiB
+	Outcome        string     `json:"outcome"`
+	NextAttemptAt  *time.Time `json:"next_attempt_at"`
+	DeliveryStatus string     `json:"delivery_status"` // the delivery's current status
+}
+
+// WebhookEventBody is the JSON body POSTed to the subscriber.
+type WebhookEventBody struct {
+	ID        string    `json:"id"`
+	Type      string    `json:"type"`
+	CreatedAt time.Time `json:"created_at"`
+	Data      any       `json:"data"`
+}
