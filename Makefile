@@ -14,7 +14,7 @@ build:
 
 # Single-node coordinator on the embedded default; data dir reused across runs.
 run: build
-	$(BIN)/hostplane-coordinator run --log-format text
+	scripts/run-local.sh
 
 test-deps:
 	scripts/install-test-deps.sh

@@ -1,0 +1,71 @@
+package auth
+
+import (
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestNewKeyShapeAndHash(t *testing.T) {
+	plain, hash, display := NewKey("snc_")
+	if !strings.HasPrefix(plain, "snc_") || len(plain) != len("snc_")+keyRandomChars || !WellFormed("snc_", plain) {
+		t.Fatalf("key %q", plain)
+	}
+	if hash != Hash(plain) || len(hash) != 64 || strings.Contains(hash, plain[4:]) {
+		t.Fatalf("hash %q", hash)
+	}
+	if display != plain[:12] {
+		t.Fatalf("display %q", display)
+	}
+	other, _, _ := NewKey("snc_")
+	if other == plain {
+		t.Fatal("two keys alike")
+	}
+	for _, bad := range []string{"", "snc_", "h444_" + plain[4:], plain[:20], plain + "!", "snc_" + strings.Repeat("a", 200)} {
+		if WellFormed("snc_", bad) {
+			t.Errorf("WellFormed(%q)", bad)
+		}
+	}
+}
+
+func TestFromRequest(t *testing.T) {
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Authorization", "Bearer  snc_x ")
+	if FromRequest(r) != "snc_x" {
+		t.Fatal("bearer")
+	}
+	r = httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("X-API-Key", "snc_y")
+	if FromRequest(r) != "snc_y" {
+		t.Fatal("x-api-key")
+	}
+	r.Header.Set("Authorization", "Basic abc")
+	if FromRequest(r) != "snc_y" {
+		t.Fatal("basic auth must not count as a key")
+	}
+}
+
+func TestIPAllowed(t *testing.T) {
+	cases := []struct {
+		list []string
+		ip   string
+		want bool
+	}{
+		{nil, "203.0.113.9", true},
+		{[]string{"10.0.0.0/8"}, "10.1.2.3", true},
+		{[]string{"10.0.0.0/8"}, "127.0.0.1", false},
+		{[]string{"192.0.2.7"}, "192.0.2.7", true},
+		{[]string{"192.0.2.7"}, "192.0.2.8", false},
+		{[]string{"2001:db8::/32"}, "2001:db8::1", true},
+		{[]string{"127.0.0.0/8"}, "::ffff:127.0.0.1", true},
+		{[]string{"10.0.0.0/8"}, "not-an-ip", false},
+	}
+	for _, c := range cases {
+		if got := IPAllowed(c.list, c.ip); got != c.want {
+			t.Errorf("IPAllowed(%v, %s) = %v", c.list, c.ip, got)
+		}
+	}
+	if _, err := ParseCIDRs([]string{"10.0.0.0/33"}); err == nil {
+		t.Fatal("bad CIDR accepted")
+	}
+}
