@@ -21,6 +21,9 @@ type applyCtx struct {
 	at     time.Time
 	env    *Envelope
 	events []store.Event
+	// seqBase is the number of events earlier commands of the same log entry
+	// (a batch) emitted, so event ids and outbox keys stay unique.
+	seqBase uint16
 }
 
 func (c *applyCtx) decode(v any) error {
@@ -37,7 +40,7 @@ func (c *applyCtx) emit(typ, accountID string, data any) error {
 		return err
 	}
 	c.events = append(c.events, store.Event{
-		ID:        ids.Derived("evt", c.at, c.index, uint16(len(c.events))),
+		ID:        ids.Derived("evt", c.at, c.index, c.seqBase+uint16(len(c.events))),
 		Type:      typ,
 		AccountID: accountID,
 		CreatedAt: c.at,
@@ -341,8 +344,8 @@ func applyTicketCreate(c *applyCtx) (any, error) {
 	if err := c.decode(&p); err != nil {
 		return nil, err
 	}
-	if _, err := getAccount(c.tx, p.AccountID); err != nil {
-		return nil, err
+	if c.tx.Bucket(store.BucketAccounts).Get([]byte(p.AccountID)) == nil {
+		return nil, fmt.Errorf("account %s: %w", p.AccountID, ErrNotFound)
 	}
 	n, err := store.NextCounter(c.tx, "ticket_number")
 	if err != nil {
@@ -359,9 +362,13 @@ func applyTicketCreate(c *applyCtx) (any, error) {
 	if err := c.tx.Bucket(store.BucketTicketIDs).Put([]byte(t.ID), []byte(p.AccountID)); err != nil {
 		return nil, err
 	}
-	return t, c.emit("ticket.created", p.AccountID, map[string]any{
-		"ticketId": t.ID, "ticketNumber": t.Number, "subject": t.Subject, "status": t.Status, "priority": t.Priority,
-	})
+	return t, c.emit("ticket.created", p.AccountID, struct {
+		TicketID     string `json:"ticketId"`
+		TicketNumber int64  `json:"ticketNumber"`
+		Subject      string `json:"subject"`
+		Status       string `json:"status"`
+		Priority     string `json:"priority"`
+	}{t.ID, t.Number, t.Subject, t.Status, t.Priority})
 }
 
 // putTicket writes a ticket and its list view (the ticket without its thread).

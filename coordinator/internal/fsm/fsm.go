@@ -201,17 +201,43 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	return out
 }
 
-func (f *FSM) applyOne(tx *bolt.Tx, l *raft.Log) *Result {
+func (f *FSM) applyOne(tx *bolt.Tx, l *raft.Log) any {
 	env, err := DecodeEnvelope(l.Data)
 	if err != nil {
 		f.log.Error("skipping undecodable command", "index", l.Index, "err", err)
 		return &Result{Err: fmt.Errorf("%w: %v", ErrInvalid, err)}
 	}
+	var seq uint16
+	if env.Type != CmdBatch {
+		return f.applyEnvelope(tx, l.Index, env, &seq)
+	}
+	// A group commit: many proposals in one log entry, applied in order, each
+	// with its own result, as if they were consecutive entries.
+	var subs []json.RawMessage
+	if err := json.Unmarshal(env.Data, &subs); err != nil {
+		f.log.Error("skipping undecodable batch", "index", l.Index, "err", err)
+		return &Result{Err: fmt.Errorf("%w: %v", ErrInvalid, err)}
+	}
+	out := make(BatchResult, len(subs))
+	for i, raw := range subs {
+		sub, err := DecodeEnvelope(raw)
+		if err != nil || sub.Type == CmdBatch {
+			out[i] = &Result{Err: fmt.Errorf("%w: bad command %d in batch", ErrInvalid, i)}
+			continue
+		}
+		out[i] = f.applyEnvelope(tx, l.Index, sub, &seq)
+	}
+	return out
+}
+
+// applyEnvelope applies one command; seq numbers the outbox events of the log
+// entry across the commands of a batch.
+func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint16) *Result {
 	h, ok := handlers[env.Type]
 	if !ok {
 		// A newer leader proposed a command this binary does not know; every replica
 		// of this version skips it the same way. Upgrade before using new features.
-		f.log.Error("unknown command type", "index", l.Index, "type", env.Type)
+		f.log.Error("unknown command type", "index", index, "type", env.Type)
 		return &Result{Err: fmt.Errorf("%w: unknown command type %d", ErrInvalid, env.Type)}
 	}
 	var idemKey []byte
@@ -228,16 +254,17 @@ func (f *FSM) applyOne(tx *bolt.Tx, l *raft.Log) *Result {
 	if env.Type == CmdKeyCreate || env.Type == CmdKeyRevoke {
 		f.keysVersion.Add(1)
 	}
-	c := &applyCtx{tx: tx, index: l.Index, at: env.At, env: env}
+	c := &applyCtx{tx: tx, index: index, at: env.At, env: env, seqBase: *seq}
 	val, err := h(c)
 	if err != nil {
 		return &Result{Err: err}
 	}
 	for i, ev := range c.events {
-		if err := store.PutJSON(tx, store.BucketOutbox, store.OutboxKey(l.Index, uint16(i)), ev); err != nil {
+		if err := store.PutJSON(tx, store.BucketOutbox, store.OutboxKey(index, *seq+uint16(i)), ev); err != nil {
 			return &Result{Err: err}
 		}
 	}
+	*seq += uint16(len(c.events))
 	if idemKey != nil {
 		body, err := json.Marshal(val)
 		if err != nil {
@@ -250,6 +277,9 @@ func (f *FSM) applyOne(tx *bolt.Tx, l *raft.Log) *Result {
 	}
 	return &Result{Value: val}
 }
+
+// BatchResult is the result of a CmdBatch log entry: one Result per command.
+type BatchResult []*Result
 
 // Snapshot implements raft.FSM: it opens a read transaction now (a consistent point)
 // and streams it later in Persist.

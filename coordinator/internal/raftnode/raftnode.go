@@ -50,6 +50,7 @@ type Node struct {
 	Addr      raft.ServerAddress
 	dir       string
 	logs      *raftboltdb.BoltStore
+	batch     *batcher
 	transport *raft.NetworkTransport
 	log       *slog.Logger
 }
@@ -142,6 +143,7 @@ func Open(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
 	n := &Node{Raft: r, FSM: f, ID: cfg.ID, dir: cfg.Dir, Addr: transport.LocalAddr(), logs: logs, transport: transport, log: lg}
+	n.batch = newBatcher(n, 2, 512)
 	if cfg.Bootstrap {
 		has, err := raft.HasExistingState(logs, logs, snaps)
 		if err != nil {
@@ -169,23 +171,21 @@ func setDur(dst *time.Duration, v time.Duration) {
 var ErrNotLeader = errors.New("not the raft leader")
 
 // Apply proposes a command and waits until it is committed and applied here.
+// Concurrent proposals are group-committed (see batcher).
 func (n *Node) Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
 	data, err := env.Encode()
 	if err != nil {
 		return nil, err
 	}
-	timeout := 10 * time.Second
-	if dl, ok := ctx.Deadline(); ok {
-		timeout = time.Until(dl)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
 	}
-	fut := n.Raft.Apply(data, timeout)
-	if err := fut.Error(); err != nil {
-		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrRaftShutdown) {
-			return nil, fmt.Errorf("%w: %v", ErrNotLeader, err)
-		}
-		return nil, fmt.Errorf("raft apply: %w", err)
+	res, err := n.batch.propose(ctx, data)
+	if err != nil {
+		return nil, err
 	}
-	res, _ := fut.Response().(*fsm.Result)
 	if res == nil {
 		return &fsm.Result{}, nil
 	}
@@ -221,6 +221,7 @@ func (n *Node) Restore(r io.Reader) error {
 
 // Close shuts Raft down and closes the stores.
 func (n *Node) Close() error {
+	n.batch.stop()
 	err := n.Raft.Shutdown().Error()
 	n.transport.Close()
 	n.logs.Close()
