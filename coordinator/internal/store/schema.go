@@ -163,36 +163,35 @@ func NextCounter(tx *bolt.Tx, name string) (uint64, error) {
 // ListOwned decodes the objects of one account in key (= creation) order, newest
 // first, returning one page and the total count.
 func ListOwned[T any](tx *bolt.Tx, bucket []byte, accountID string, offset, limit int) ([]T, int, error) {
-	prefix := OwnedPrefix(accountID)
-	c := tx.Bucket(bucket).Cursor()
-	// Seek past the prefix to walk it backwards (newest first).
-	end := append(append([]byte{}, prefix...), 0xff)
-	var k, v []byte
-	if k, _ = c.Seek(end); k == nil {
-		k, v = c.Last()
-	} else {
-		k, v = c.Prev()
-	}
-	total := 0
 	out := []T{}
-	for ; k != nil && hasPrefix(k, prefix); k, v = c.Prev() {
-		if total >= offset && len(out) < limit {
-			var item T
-			if err := json.Unmarshal(v, &item); err != nil {
-				return nil, 0, fmt.Errorf("decode %s/%s: %w", bucket, k, err)
-			}
-			out = append(out, item)
+	total, err := walkOwned(tx, bucket, accountID, offset, limit, func(k, v []byte) error {
+		var item T
+		if err := json.Unmarshal(v, &item); err != nil {
+			return fmt.Errorf("decode %s/%s: %w", bucket, k, err)
 		}
-		total++
-	}
-	return out, total, nil
+		out = append(out, item)
+		return nil
+	})
+	return out, total, err
 }
 
 // ListOwnedRaw is ListOwned without decoding: it returns copies of the stored
 // JSON values, for buckets that store exactly what the API returns.
 func ListOwnedRaw(tx *bolt.Tx, bucket []byte, accountID string, offset, limit int) ([][]byte, int) {
+	out := [][]byte{}
+	total, _ := walkOwned(tx, bucket, accountID, offset, limit, func(_, v []byte) error {
+		out = append(out, append([]byte(nil), v...))
+		return nil
+	})
+	return out, total
+}
+
+// walkOwned visits one page of an account's objects, newest first, and counts
+// them all.
+func walkOwned(tx *bolt.Tx, bucket []byte, accountID string, offset, limit int, visit func(k, v []byte) error) (int, error) {
 	prefix := OwnedPrefix(accountID)
 	c := tx.Bucket(bucket).Cursor()
+	// Seek past the prefix to walk it backwards.
 	end := append(append([]byte{}, prefix...), 0xff)
 	var k, v []byte
 	if k, _ = c.Seek(end); k == nil {
@@ -200,15 +199,17 @@ func ListOwnedRaw(tx *bolt.Tx, bucket []byte, accountID string, offset, limit in
 	} else {
 		k, v = c.Prev()
 	}
-	total := 0
-	out := [][]byte{}
+	total, taken := 0, 0
 	for ; k != nil && hasPrefix(k, prefix); k, v = c.Prev() {
-		if total >= offset && len(out) < limit {
-			out = append(out, append([]byte(nil), v...))
+		if total >= offset && taken < limit {
+			if err := visit(k, v); err != nil {
+				return 0, err
+			}
+			taken++
 		}
 		total++
 	}
-	return out, total
+	return total, nil
 }
 
 func hasPrefix(k, p []byte) bool {
