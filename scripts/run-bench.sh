@@ -11,4 +11,4 @@ if ! command -v etcd >/dev/null; then
 fi
 bin/hostplane-bench --clients "${BENCH_CLIENTS:-64}" --duration "${BENCH_DURATION:-15s}"
 echo
-go test -run '^$' -bench . -benchtime "${BENCH_TIME:-1x}" ./coordinator/... ./agent/... 2>&1 | grep -vE '^(ok|PASS|\?)' || true
+go test -run '^$' -bench . -benchtime "${BENCH_TIME:-5x}" -timeout 30m ./coordinator/... ./agent/... 2>&1 | grep -vE '^(ok|PASS|\?)' || true
