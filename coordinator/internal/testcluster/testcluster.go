@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,9 +26,10 @@ import (
 
 // Node is one coordinator of the cluster; Server is nil while it is killed.
 type Node struct {
-	ID     string
-	Cfg    server.Config
-	Server *server.Server
+	ID      string
+	Cfg     server.Config
+	Server  *server.Server
+	started bool
 }
 
 // Cluster is a set of coordinators.
@@ -118,11 +120,18 @@ func freeAddr(t testing.TB) string {
 func (c *Cluster) start(nd *Node) {
 	c.t.Helper()
 	var err error
-	// The port may be briefly held by the previous incarnation; retry.
+	// A restart may find its port briefly held by the previous incarnation, so
+	// it retries; a first start whose port was taken meanwhile by another
+	// process picks fresh ports instead.
 	for try := 0; try < 50; try++ {
 		nd.Server, err = server.Start(nd.Cfg, c.log.With("node", nd.ID), io.Discard)
 		if err == nil {
+			nd.started = true
 			return
+		}
+		if !nd.started && strings.Contains(err.Error(), "address already in use") {
+			nd.Cfg.APIAddr, nd.Cfg.RaftAddr = freeAddr(c.t), freeAddr(c.t)
+			continue
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
