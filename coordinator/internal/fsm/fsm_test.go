@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -209,5 +210,40 @@ func TestEnvelopeEncodeRoundTrip(t *testing.T) {
 	})
 	if len(seen) != 2 { // wallet.deposit.received + ticket.created
 		t.Fatalf("outbox holds %d events, want 2", len(seen))
+	}
+}
+
+// TestIdempotencyRecordsExpire: a command with an idempotency request stores its
+// response; the same key replays it; CmdIdemExpire (the leader's sweep) removes
+// records whose TTL passed, after which the key is free again.
+func TestIdempotencyRecordsExpire(t *testing.T) {
+	f := open(t, filepath.Join(t.TempDir(), "f.db"))
+	defer f.Close()
+	f.ApplyBatch([]*raft.Log{logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"})})
+	credit := func(idx uint64, at time.Time) *Result {
+		env, _ := NewEnvelope(CmdWalletCredit, at, WalletCredit{TxID: fmt.Sprint("wtx_", idx), AccountID: "acc_1", AmountUsdCents: 100})
+		env.Idem = &IdemRequest{Scope: "key_1/k", ReqHash: "h1", Status: 201, ExpiresAt: t0.Add(24 * time.Hour)}
+		b, _ := env.Encode()
+		return f.ApplyBatch([]*raft.Log{{Index: idx, Type: raft.LogCommand, Data: b}})[0].(*Result)
+	}
+	if r := credit(2, t0); r.Err != nil || r.Replayed != nil {
+		t.Fatalf("first: %+v", r)
+	}
+	if r := credit(3, t0.Add(time.Hour)); r.Replayed == nil || r.Replayed.Status != 201 || balance(t, f, "acc_1") != 100 {
+		t.Fatalf("replay: %+v balance %d", r, balance(t, f, "acc_1"))
+	}
+	sweep := func(idx uint64, at time.Time) int {
+		env, _ := NewEnvelope(CmdIdemExpire, at, IdemExpire{Limit: 100})
+		b, _ := env.Encode()
+		return f.ApplyBatch([]*raft.Log{{Index: idx, Type: raft.LogCommand, Data: b}})[0].(*Result).Value.(int)
+	}
+	if n := sweep(4, t0.Add(23*time.Hour)); n != 0 {
+		t.Fatalf("swept %d live records", n)
+	}
+	if n := sweep(5, t0.Add(24*time.Hour)); n != 1 {
+		t.Fatalf("swept %d expired records, want 1", n)
+	}
+	if r := credit(6, t0.Add(25*time.Hour)); r.Err != nil || r.Replayed != nil || balance(t, f, "acc_1") != 200 {
+		t.Fatalf("after expiry the key must be new: %+v balance %d", r, balance(t, f, "acc_1"))
 	}
 }
