@@ -13,6 +13,7 @@ if ! .bin/staticcheck -version 2>/dev/null | grep -q "(${STATICCHECK_VERSION#v})
     || die "go install staticcheck@${STATICCHECK_VERSION} failed (needs the Go module proxy)"
 fi
 
+scripts/install-protoc.sh
 scripts/install-libvirt.sh
 scripts/start-libvirt.sh
 scripts/build-test-guest.sh

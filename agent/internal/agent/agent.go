@@ -65,6 +65,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer stopStats()
 	wg.Add(1)
 	go func() { defer wg.Done(); col.Run(sctx, cfg.StatsInterval) }()
+	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg); err != nil {
+		return err
+	}
 	srv := localapi.New(m, col, log.With("subsystem", "localapi"))
 	return srv.Serve(ctx, cfg.Socket)
 }

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -32,6 +34,14 @@ type Config struct {
 	StatsInterval time.Duration `json:"stats_interval"`
 	StatsRing     int           `json:"stats_ring"` // samples kept per VM
 	LogLevel      string        `json:"log_level"`
+	// Coordinators are the coordinators' agent session addresses (host:port,
+	// UDP); empty: the agent runs without a coordinator session.
+	Coordinators []string `json:"coordinators,omitempty"`
+	// JoinToken enrols the node once (hostplanectl node token create); after
+	// that the node's certificate in DataDir/session is used.
+	JoinToken string `json:"join_token,omitempty"`
+	// NodeID names the node to the coordinators (default: the host name).
+	NodeID string `json:"node_id,omitempty"`
 	// Failpoint kills the process (SIGKILL) when an operation reaches the named step,
 	// e.g. "vm.reinstall:disk-swapped". Crash tests only.
 	Failpoint string `json:"failpoint,omitempty"`
@@ -101,11 +111,15 @@ func (c *Config) LoadEnv(getenv func(string) string) error {
 		"DATA_DIR": &c.DataDir, "SOCKET": &c.Socket, "LIBVIRT_SOCKET": &c.LibvirtSocket, "POOL_NAME": &c.PoolName,
 		"POOL_PATH": &c.PoolPath, "DOMAIN_TYPE": &c.DomainType, "MACHINE": &c.Machine, "EMULATOR": &c.Emulator,
 		"NETWORK": &c.Network, "LOG_LEVEL": &c.LogLevel, "FAILPOINT": &c.Failpoint,
+		"JOIN_TOKEN": &c.JoinToken, "NODE_ID": &c.NodeID,
 	}
 	for k, p := range str {
 		if v := getenv("HOSTPLANE_AGENT_" + k); v != "" {
 			*p = v
 		}
+	}
+	if v := getenv("HOSTPLANE_AGENT_COORDINATORS"); v != "" {
+		c.Coordinators = splitList(v)
 	}
 	dur := map[string]*time.Duration{"STOP_GRACE": &c.StopGrace, "STATS_INTERVAL": &c.StatsInterval}
 	for k, p := range dur {
@@ -143,6 +157,22 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "stats sampling interval")
 	fs.IntVar(&c.StatsRing, "stats-ring", c.StatsRing, "stats samples kept per VM")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.Func("coordinators", "comma-separated agent session addresses (host:port) of the coordinators; empty: no coordinator session (default "+strconv.Quote(strings.Join(c.Coordinators, ","))+")", func(v string) error {
+		c.Coordinators = splitList(v)
+		return nil
+	})
+	fs.StringVar(&c.JoinToken, "join-token", c.JoinToken, "join token for the first start (hostplanectl node token create); prefer HOSTPLANE_AGENT_JOIN_TOKEN")
+	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "node id the coordinators know this node by (default: the host name)")
+}
+
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // Validate checks the configuration.
@@ -169,6 +199,11 @@ func (c *Config) Validate() error {
 	}
 	if c.StatsRing < 1 || c.StatsRing > 10000 {
 		errs = append(errs, fmt.Errorf("stats ring %d out of range 1-10000", c.StatsRing))
+	}
+	for _, a := range c.Coordinators {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			errs = append(errs, fmt.Errorf("coordinator address %q: %v", a, err))
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -146,6 +146,7 @@ func newNodeCmd() *cobra.Command {
 	cmd.PersistentFlags().BoolVar(&f.json, "json", false, "print stable JSON instead of text")
 	cmd.PersistentFlags().StringVar(&f.opID, "op-id", "", "operation id, to replay an operation idempotently (default: a fresh random id)")
 	cmd.AddCommand(nodeTemplateCmd(f), nodeVMCmd(f), nodeStatsCmd(f), nodeOpCmd(f))
+	cmd.AddCommand(nodeClusterCmds(f)...)
 	return cmd
 }
 

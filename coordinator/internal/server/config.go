@@ -42,6 +42,7 @@ type Config struct {
 	UsageFlush        time.Duration
 	PprofAddr         string
 	Webhooks          WebhookConfig
+	Nodes             NodeConfig
 }
 
 // DefaultDataDir is where the embedded default keeps its data (see client.DefaultDataDir).
@@ -104,6 +105,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.DurationVar(&c.UsageFlush, "usage-flush-interval", c.UsageFlush, "how often the leader writes batched API-key usage through Raft")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof on this address (loopback only; empty = off)")
 	bindWebhookFlags(fs, &c.Webhooks)
+	bindNodeFlags(fs, &c.Nodes)
 }
 
 // Load layers the config file named by --config, the environment and the flags
@@ -212,6 +214,9 @@ func (c *Config) Validate() error {
 		c.UsageFlush = 2 * time.Second
 	}
 	if err := c.Webhooks.validate(c.DataDir); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Nodes.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -117,7 +117,13 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	}
 	_ = os.Chmod(cfg.AdminSocket, 0o600)
 	s.adminLn = adminLn
-	admin := s.API.AdminHandler()
+	if err := s.startNodes(); err != nil {
+		adminLn.Close()
+		apiLn.Close()
+		node.Close()
+		return nil, fmt.Errorf("agent sessions: %w", err)
+	}
+	admin := s.API.NodeAdmin(s.API.AdminHandler(), s.nodeAdminDeps())
 	s.apiSrv = &http.Server{Handler: s.API.Handler(admin), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	s.admSrv = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -170,6 +176,7 @@ func (s *Server) Close() error {
 		_ = s.pprofSrv.Close()
 	}
 	s.wg.Wait()
+	s.closeNodes()
 	err := s.Node.Close()
 	_ = os.Remove(s.cfg.AdminSocket)
 	return err
@@ -238,7 +245,7 @@ func (s *Server) runLeader(ctx context.Context) {
 	s.sweepIdempotency(ctx)
 	var jobs sync.WaitGroup
 	defer jobs.Wait()
-	for _, job := range s.webhookJobs() {
+	for _, job := range append(s.webhookJobs(), s.nodeJobs()...) {
 		jobs.Add(1)
 		go func() { defer jobs.Done(); job(ctx) }()
 	}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/spf13/cobra"
+)
+
+// nodeClusterCmds are the `hostplanectl node …` commands served by the
+// coordinators (join tokens, the node list, removal), as opposed to the agent's
+// local socket. They talk to the coordinator admin socket given by --admin-socket.
+func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
+	var adminSocket string
+	admin := func() *client.Admin { return client.NewAdmin(adminSocket) }
+	addSocket := func(c *cobra.Command) *cobra.Command {
+		c.Flags().StringVar(&adminSocket, "admin-socket", client.DefaultAdminSocket(), "coordinator admin socket (env HOSTPLANE_ADMIN_SOCKET)")
+		return c
+	}
+
+	token := &cobra.Command{Use: "token", Short: "Make join tokens that let a new node enrol with the coordinators"}
+	var ttl time.Duration
+	var req api.JoinTokenCreateRequest
+	create := &cobra.Command{
+		Use: "create", Short: "Make a single-use, expiring join token (printed once)", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			if ttl < time.Second || ttl > 7*24*time.Hour {
+				return usageError{"--ttl must be from 1s to 168h"}
+			}
+			req.TTLSeconds = int(ttl / time.Second)
+			t, err := admin().CreateJoinToken(c.Context(), req)
+			if err != nil {
+				return err
+			}
+			return f.emit(c, t, func(w io.Writer) {
+				fmt.Fprintf(w, "join token %s (expires %s), shown only this once:\n\n  %s\n\nStart the agent with --join-token (or HOSTPLANE_AGENT_JOIN_TOKEN) and --coordinators.\n",
+					t.ID, t.ExpiresAt.Format(time.RFC3339), t.Token)
+			})
+		},
+	}
+	create.Flags().DurationVar(&ttl, "ttl", time.Hour, "how long the token can be used (at most 168h)")
+	create.Flags().StringVar(&req.NodeID, "node-id", "", "only a node with this id may use the token")
+	create.Flags().StringVar(&req.Description, "description", "", "note kept with the token")
+	token.AddCommand(addSocket(create))
+
+	list := &cobra.Command{
+		Use: "list", Short: "List enrolled nodes with state, capacity and last seen (coordinator)", Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ns, err := admin().AgentNodes(c.Context())
+			if err != nil {
+				return err
+			}
+			return f.emit(c, ns, func(w io.Writer) {
+				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tSTATE\tVCPUS\tMEMORY\tDISK\tLAST SEEN\tVERSION")
+				for _, n := range ns {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes),
+						nodeBytes(n.Capacity.DiskBytes), lastSeen(n.LastSeenAt), n.SoftwareVersion)
+				}
+				tw.Flush()
+			})
+		},
+	}
+	show := &cobra.Command{
+		Use: "show NODE_ID", Short: "Show an enrolled node (coordinator)", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			n, err := admin().AgentNode(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return f.emit(c, n, func(w io.Writer) {
+				fmt.Fprintf(w, "id:            %s\nstate:         %s (since %s)\nconnected:     %v\nlast seen:     %s\nhostname:      %s\nroles:         %v\n",
+					n.ID, n.State, n.StateChangedAt.Format(time.RFC3339), n.Connected, lastSeen(n.LastSeenAt), n.Hostname, n.Roles)
+				fmt.Fprintf(w, "capacity:      %d vCPU, %s memory, %s disk\nversion:       %s (protocol %d)\nenrolled:      %s\ncert expires:  %s\n",
+					n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes), nodeBytes(n.Capacity.DiskBytes), n.SoftwareVersion, n.ProtocolVersion,
+					n.EnrolledAt.Format(time.RFC3339), n.CertNotAfter.Format(time.RFC3339))
+			})
+		},
+	}
+	remove := &cobra.Command{
+		Use: "remove NODE_ID", Short: "Revoke a node: its certificate is refused from now on", Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			n, err := admin().RemoveAgentNode(c.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			return f.emit(c, n, func(w io.Writer) { fmt.Fprintf(w, "node %s removed\n", n.ID) })
+		},
+	}
+	return []*cobra.Command{token, addSocket(list), addSocket(show), addSocket(remove)}
+}
+
+func lastSeen(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.Format(time.RFC3339)
+}

@@ -1,0 +1,161 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/session"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	pb "github.com/hostplane/hostplane/proto"
+	bolt "go.etcd.io/bbolt"
+)
+
+// NodeDeps is what the node admin routes need from the coordinator.
+type NodeDeps struct {
+	// EnsureCA returns the node CA's fingerprint, creating the CA on first use.
+	EnsureCA func(ctx context.Context) (string, error)
+	// Live returns a node's last ping and whether it holds a session to this coordinator.
+	Live func(nodeID string) (time.Time, bool)
+	// Disconnect closes a removed node's session.
+	Disconnect func(nodeID string)
+}
+
+// Join token lifetimes.
+const (
+	DefaultJoinTokenTTL = time.Hour
+	MaxJoinTokenTTL     = 7 * 24 * time.Hour
+)
+
+// NodeAdmin adds the agent node routes to an admin handler: join tokens, list,
+// show and remove. Every route runs on the leader (whose sessions give the live
+// last-seen times); followers forward.
+func (a *API) NodeAdmin(next http.Handler, deps NodeDeps) http.Handler {
+	mux := http.NewServeMux()
+	leader := func(h adminFunc) http.Handler { return a.adminWrap(h, true) }
+	mux.Handle("POST /admin/nodes/tokens", leader(func(r *http.Request, body []byte, now time.Time) (int, any, error) {
+		return a.adminCreateJoinToken(r, body, now, deps)
+	}))
+	mux.Handle("GET /admin/nodes", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+		return a.adminListNodes(deps)
+	}))
+	mux.Handle("GET /admin/nodes/{id}", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+		return a.adminGetNode(r.PathValue("id"), deps)
+	}))
+	mux.Handle("POST /admin/nodes/{id}/remove", leader(func(r *http.Request, _ []byte, now time.Time) (int, any, error) {
+		v, err := a.adminApply(r.Context(), fsm.CmdNodeRemove, now, fsm.NodeRemove{NodeID: r.PathValue("id")})
+		if err != nil {
+			return 0, nil, err
+		}
+		if deps.Disconnect != nil {
+			deps.Disconnect(r.PathValue("id"))
+		}
+		return http.StatusOK, v, nil
+	}))
+	mux.Handle("/", next)
+	return mux
+}
+
+// DecodeJoinTokenCreate validates a join-token request, filling the default TTL.
+func DecodeJoinTokenCreate(body []byte) (api.JoinTokenCreateRequest, error) {
+	var req api.JoinTokenCreateRequest
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.TTLSeconds == 0 {
+		req.TTLSeconds = int(DefaultJoinTokenTTL / time.Second)
+	}
+	if req.TTLSeconds < 1 || req.TTLSeconds > int(MaxJoinTokenTTL/time.Second) {
+		return req, &httpError{status: 400, code: "invalid_field", msg: `field "ttl_seconds" must be from 1 to 604800 (7 days)`}
+	}
+	if req.NodeID != "" && !session.ValidNodeID(req.NodeID) {
+		return req, &httpError{status: 400, code: "invalid_field", msg: `field "node_id": use 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit`}
+	}
+	return req, text("description", req.Description, 0, 200)
+}
+
+func randomToken(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic("httpapi: crypto/rand failed: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func (a *API) adminCreateJoinToken(r *http.Request, body []byte, now time.Time, deps NodeDeps) (int, any, error) {
+	req, err := DecodeJoinTokenCreate(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if deps.EnsureCA == nil {
+		return 0, nil, errf(http.StatusServiceUnavailable, "unavailable", "agent sessions are not set up on this coordinator")
+	}
+	fp, err := deps.EnsureCA(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	idb := make([]byte, 8)
+	_, _ = rand.Read(idb)
+	tok := pb.JoinToken{ID: "jt_" + hex.EncodeToString(idb), Secret: randomToken(32), CAFingerprint: fp}
+	exp := now.Add(time.Duration(req.TTLSeconds) * time.Second).UTC()
+	if _, err := a.adminApply(r.Context(), fsm.CmdNodeTokenCreate, now, fsm.NodeTokenCreate{
+		ID: tok.ID, Hash: pb.TokenSecretHash(tok.Secret), NodeID: req.NodeID, Description: req.Description, ExpiresAt: exp,
+	}); err != nil {
+		return 0, nil, err
+	}
+	a.log.Info("join token created", "token_id", tok.ID, "expires_at", exp, "node_id", req.NodeID)
+	return http.StatusCreated, api.JoinTokenCreated{ID: tok.ID, Token: tok.String(), ExpiresAt: exp, NodeID: req.NodeID, CAFingerprint: fp}, nil
+}
+
+func withLive(n store.AgentNode, deps NodeDeps) api.AgentNode {
+	out := n.AgentNode
+	if out.Roles == nil {
+		out.Roles = []string{}
+	}
+	if deps.Live != nil {
+		if seen, ok := deps.Live(n.ID); ok {
+			out.Connected = true
+			s := seen.UTC()
+			if out.LastSeenAt == nil || s.After(*out.LastSeenAt) {
+				out.LastSeenAt = &s
+			}
+		}
+	}
+	return out
+}
+
+func (a *API) adminListNodes(deps NodeDeps) (int, any, error) {
+	out := []api.AgentNode{}
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(store.BucketAgentNodes).ForEach(func(k, _ []byte) error {
+			var n store.AgentNode
+			if err := store.GetJSON(tx, store.BucketAgentNodes, k, &n); err != nil {
+				return err
+			}
+			out = append(out, withLive(n, deps))
+			return nil
+		})
+	})
+	return http.StatusOK, out, err
+}
+
+func (a *API) adminGetNode(id string, deps NodeDeps) (int, any, error) {
+	var n store.AgentNode
+	err := a.node.FSM.View(func(tx *bolt.Tx) (err error) { n, err = fsm.GetAgentNode(tx, id); return })
+	if errors.Is(err, fsm.ErrNotFound) {
+		return 0, nil, notFound("node " + id)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, withLive(n, deps), nil
+}

@@ -1,0 +1,503 @@
+package session_test
+
+import (
+	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	simOnce sync.Once
+	simBin  string
+	simErr  error
+)
+
+// buildSim builds the agent simulator (the real agent session code, no libvirt)
+// once per test binary: coordinator tests cannot import the agent's internal
+// packages, so they run it as a process.
+func buildSim(t testing.TB) string {
+	t.Helper()
+	simOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "hpsim")
+		if err != nil {
+			simErr = err
+			return
+		}
+		simBin = filepath.Join(dir, "hostplane-agent-sim")
+		cmd := exec.Command("go", "build", "-o", simBin, "./agent/cmd/hostplane-agent-sim")
+		cmd.Dir = "../../.."
+		if out, err := cmd.CombinedOutput(); err != nil {
+			simErr = fmt.Errorf("build agent simulator: %v\n%s", err, out)
+		}
+	})
+	if simErr != nil {
+		t.Fatal(simErr)
+	}
+	return simBin
+}
+
+func freeUDP(t testing.TB) string {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
+
+// agentOpts gives every coordinator an agent session listener with fast pings.
+func agentOpts(t testing.TB, ping, grace time.Duration) testcluster.Option {
+	return func(_ int, c *server.Config) {
+		c.Nodes.ListenAddr = freeUDP(t)
+		c.Nodes.PingInterval = ping
+		c.Nodes.Grace = grace
+		c.Nodes.CertTTL = time.Minute
+	}
+}
+
+type simEvent struct {
+	Node        string `json:"node"`
+	Kind        string `json:"kind"`
+	Coordinator string `json:"coordinator"`
+	Err         string `json:"err"`
+	T           int64  `json:"t"`
+}
+
+type simProc struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	events chan simEvent
+	done   chan struct{}
+	code   int
+	stderr *strings.Builder
+}
+
+func startSim(t testing.TB, args ...string) *simProc {
+	t.Helper()
+	cmd := exec.Command(buildSim(t), args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &simProc{t: t, cmd: cmd, events: make(chan simEvent, 100000), done: make(chan struct{}), stderr: &strings.Builder{}}
+	cmd.Stderr = &lockedWriter{b: p.stderr}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			var e simEvent
+			if json.Unmarshal(sc.Bytes(), &e) == nil {
+				p.events <- e
+			}
+		}
+		err := cmd.Wait()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			p.code = ee.ExitCode()
+		}
+		close(p.done)
+	}()
+	t.Cleanup(p.kill)
+	return p
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	b  *strings.Builder
+}
+
+func (w *lockedWriter) Write(b []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(b)
+}
+
+// wait returns the next event of kind, skipping others.
+func (p *simProc) wait(kind string, timeout time.Duration) simEvent {
+	p.t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case e := <-p.events:
+			if e.Kind == kind {
+				return e
+			}
+		case <-p.done:
+			// Drain what was printed before exiting.
+			for {
+				select {
+				case e := <-p.events:
+					if e.Kind == kind {
+						return e
+					}
+				default:
+					p.t.Fatalf("simulator exited (code %d) before %q; stderr:\n%s", p.code, kind, p.stderr.String())
+				}
+			}
+		case <-deadline:
+			p.t.Fatalf("no %q event within %s", kind, timeout)
+		}
+	}
+}
+
+func (p *simProc) exitCode(timeout time.Duration) int {
+	p.t.Helper()
+	select {
+	case <-p.done:
+		return p.code
+	case <-time.After(timeout):
+		p.t.Fatalf("simulator still running after %s", timeout)
+		return -1
+	}
+}
+
+func (p *simProc) kill() {
+	if p.cmd.Process != nil {
+		_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	}
+	<-p.done
+}
+
+func sessionAddrs(c *testcluster.Cluster, order ...int) string {
+	var out []string
+	for _, i := range order {
+		out = append(out, c.Nodes[i].Server.AgentSessionAddr())
+	}
+	return strings.Join(out, ",")
+}
+
+func leaderAdmin(c *testcluster.Cluster) int { return c.WaitLeader(10 * time.Second) }
+
+func newToken(t *testing.T, c *testcluster.Cluster, ttl time.Duration) api.JoinTokenCreated {
+	t.Helper()
+	var tok api.JoinTokenCreated
+	c.Retry503(func() (err error) {
+		tok, err = c.Admin(leaderAdmin(c)).CreateJoinToken(context.Background(), api.JoinTokenCreateRequest{TTLSeconds: int(ttl / time.Second)})
+		return err
+	})
+	return tok
+}
+
+func getNode(t *testing.T, c *testcluster.Cluster, id string) api.AgentNode {
+	t.Helper()
+	var n api.AgentNode
+	c.Retry503(func() (err error) {
+		n, err = c.Admin(leaderAdmin(c)).AgentNode(context.Background(), id)
+		return err
+	})
+	return n
+}
+
+func waitState(t *testing.T, c *testcluster.Cluster, id, state string, timeout time.Duration) (api.AgentNode, time.Duration) {
+	t.Helper()
+	start := time.Now()
+	for {
+		n := getNode(t, c, id)
+		// Ready also means the leader holds the session (registered just after
+		// the hello is recorded).
+		if n.State == state && (state != api.AgentNodeReady || n.Connected) {
+			return n, time.Since(start)
+		}
+		if time.Since(start) > timeout {
+			t.Fatalf("node %s is %s, not %s, after %s", id, n.State, state, timeout)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func otherIndex(c *testcluster.Cluster, not int) int {
+	for i := range c.Nodes {
+		if i != not && c.Running(i) {
+			return i
+		}
+	}
+	return -1
+}
+
+// TestAgentSessionEndToEnd runs real agent session code (the simulator) over
+// QUIC on loopback against a real 3-node coordinator cluster: enrolment through
+// a follower, the mutual-TLS session, liveness transitions with one Raft write
+// each, certificate renewal, refusals (used and expired tokens, another CA, a
+// removed node) and reconnection to a new leader after the leader is killed.
+func TestAgentSessionEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	buildSim(t)
+	const ping, grace = 150 * time.Millisecond, 1200 * time.Millisecond
+	c := testcluster.New(t, 3, agentOpts(t, ping, grace))
+	ld := c.WaitLeader(10 * time.Second)
+	fol := otherIndex(c, ld)
+	ctx := context.Background()
+	base := t.TempDir()
+	dirHV1 := filepath.Join(base, "hv-1")
+	// The follower first: it must send the agent to the leader.
+	addrs := sessionAddrs(c, fol, ld)
+	for i := range c.Nodes {
+		if i != fol && i != ld {
+			addrs += "," + sessionAddrs(c, i)
+		}
+	}
+
+	tok := newToken(t, c, time.Hour)
+	if !strings.HasPrefix(tok.Token, "hpj1.") || tok.CAFingerprint == "" {
+		t.Fatalf("token %+v", tok)
+	}
+
+	t.Run("enrol, session up, listed ready", func(t *testing.T) {
+		start := time.Now()
+		p := startSim(t, "-coordinators", addrs, "-token", tok.Token, "-node-id", "hv-1", "-dir", dirHV1)
+		p.wait("enrolled", 10*time.Second)
+		e := p.wait("connected", 10*time.Second)
+		if e.Coordinator != c.Nodes[ld].Server.AgentSessionAddr() {
+			t.Fatalf("connected to %s, want the leader %s", e.Coordinator, c.Nodes[ld].Server.AgentSessionAddr())
+		}
+		n, _ := waitState(t, c, "hv-1", api.AgentNodeReady, 5*time.Second)
+		if !n.Connected || n.Capacity.VCPUs != 8 || n.Capacity.MemoryBytes != 16<<30 || n.SoftwareVersion != "sim" || n.LastSeenAt == nil ||
+			n.ProtocolVersion == 0 || len(n.Roles) != 1 {
+			t.Fatalf("node %+v", n)
+		}
+		ns, err := c.Admin(ld).AgentNodes(ctx)
+		if err != nil || len(ns) != 1 || ns[0].ID != "hv-1" {
+			t.Fatalf("list: %v %+v", err, ns)
+		}
+		t.Logf("enrol → session up → ready in %s", time.Since(start).Round(time.Millisecond))
+
+		// Pings alone write nothing through Raft.
+		before := c.Nodes[ld].Server.Node.FSM.AppliedIndex()
+		time.Sleep(8 * ping)
+		if after := c.Nodes[ld].Server.Node.FSM.AppliedIndex(); after != before {
+			t.Fatalf("applied index moved %d → %d while the node only pinged", before, after)
+		}
+		if got := c.Nodes[ld].Server.AgentSessions().Pings(); got == 0 {
+			t.Fatal("no pings answered")
+		}
+
+		// Liveness: killed agent → unreachable after the grace period, one write.
+		tr := getNode(t, c, "hv-1").Transitions
+		idx := c.Nodes[ld].Server.Node.FSM.AppliedIndex()
+		p.kill()
+		n, took := waitState(t, c, "hv-1", api.AgentNodeUnreachable, 5*grace)
+		t.Logf("unreachable %s after the agent was killed (grace %s)", took.Round(time.Millisecond), grace)
+		time.Sleep(3 * ping)
+		if n2 := getNode(t, c, "hv-1"); n2.Transitions != tr+1 || n2.Connected {
+			t.Fatalf("transitions %d → %d (want one), connected %v", tr, n2.Transitions, n2.Connected)
+		}
+		if d := c.Nodes[ld].Server.Node.FSM.AppliedIndex() - idx; d != 1 {
+			t.Fatalf("%d raft entries for the ready → unreachable transition, want 1", d)
+		}
+		// Back: one more write (the hello), then quiet again.
+		idx = c.Nodes[ld].Server.Node.FSM.AppliedIndex()
+		p = startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dirHV1)
+		p.wait("connected", 10*time.Second)
+		n, _ = waitState(t, c, "hv-1", api.AgentNodeReady, 5*time.Second)
+		time.Sleep(4 * ping)
+		if n2 := getNode(t, c, "hv-1"); n2.Transitions != tr+2 {
+			t.Fatalf("transitions %d after coming back, want %d", n2.Transitions, tr+2)
+		}
+		if d := c.Nodes[ld].Server.Node.FSM.AppliedIndex() - idx; d != 1 {
+			t.Fatalf("%d raft entries for the unreachable → ready transition, want 1", d)
+		}
+		if !n.Connected {
+			t.Fatalf("back but not connected: %+v", n)
+		}
+		p.kill()
+	})
+
+	t.Run("no plaintext join token in any coordinator file", func(t *testing.T) {
+		secret := strings.Split(tok.Token, ".")[2]
+		for i := range c.Nodes {
+			_ = filepath.Walk(c.Nodes[i].Cfg.DataDir, func(path string, info os.FileInfo, err error) error {
+				if err != nil || info.IsDir() {
+					return nil
+				}
+				b, err := os.ReadFile(path)
+				if err == nil && (strings.Contains(string(b), secret) || strings.Contains(string(b), tok.Token)) {
+					t.Errorf("%s holds the join token's secret", path)
+				}
+				return nil
+			})
+		}
+	})
+
+	t.Run("token used twice refused", func(t *testing.T) {
+		p := startSim(t, "-coordinators", addrs, "-token", tok.Token, "-node-id", "hv-2", "-dir", filepath.Join(base, "hv-2"))
+		if code := p.exitCode(10 * time.Second); code != 3 {
+			t.Fatalf("exit %d, want 3 (token refused); stderr %s", code, p.stderr)
+		}
+	})
+
+	t.Run("expired token refused", func(t *testing.T) {
+		short := newToken(t, c, time.Second)
+		time.Sleep(1500 * time.Millisecond)
+		p := startSim(t, "-coordinators", addrs, "-token", short.Token, "-node-id", "hv-3", "-dir", filepath.Join(base, "hv-3"))
+		if code := p.exitCode(10 * time.Second); code != 3 {
+			t.Fatalf("exit %d, want 3 (token refused)", code)
+		}
+		if _, err := c.Admin(leaderAdmin(c)).AgentNode(ctx, "hv-3"); err == nil {
+			t.Fatal("hv-3 was recorded")
+		}
+	})
+
+	t.Run("certificate from another CA refused", func(t *testing.T) {
+		// The real CA (so the agent trusts the coordinator) but a node
+		// certificate for hv-1 signed by a CA the coordinators do not know.
+		dir := filepath.Join(base, "foreign")
+		foreignCreds(t, dirHV1, dir, "hv-1")
+		p := startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dir, "-log-level", "debug")
+		select {
+		case e := <-p.events:
+			if e.Kind == "connected" {
+				t.Fatalf("a certificate of another CA got a session: %+v", e)
+			}
+		case <-time.After(2 * time.Second):
+		}
+		p.kill()
+		if log := p.stderr.String(); !strings.Contains(log, "tls: unknown certificate authority") {
+			t.Fatalf("no TLS refusal in the agent's log:\n%s", log)
+		}
+	})
+
+	t.Run("certificate renewed over the session", func(t *testing.T) {
+		old := readCert(t, dirHV1)
+		// 50 s ahead of a 1-minute certificate: past two thirds of its life.
+		p := startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dirHV1, "-clock-skew", "50s")
+		p.wait("connected", 10*time.Second)
+		p.wait("renewed", 10*time.Second)
+		p.kill()
+		renewed := readCert(t, dirHV1)
+		ld := c.WaitLeader(10 * time.Second)
+		_ = c.Nodes[ld].Server.Node.FSM.View(func(tx *bolt.Tx) error {
+			n, err := fsm.GetAgentNode(tx, "hv-1")
+			// The leader checks later renewals against the renewed certificate,
+			// so exactly the file's certificate is current or (killed mid-way
+			// through a further renewal) previous.
+			if err != nil || (n.CertSerial != fmt.Sprintf("%x", renewed.SerialNumber.Bytes()) && n.PrevCertSerial != fmt.Sprintf("%x", renewed.SerialNumber.Bytes())) {
+				t.Errorf("fsm %+v, %v; file serial %x", n, err, renewed.SerialNumber.Bytes())
+			}
+			return nil
+		})
+		if renewed.SerialNumber.Cmp(old.SerialNumber) == 0 || !renewed.NotAfter.After(old.NotAfter) {
+			t.Fatalf("certificate not replaced: %s %s → %s %s", old.SerialNumber, old.NotAfter, renewed.SerialNumber, renewed.NotAfter)
+		}
+		// The new certificate opens a session (no skew this time).
+		p = startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dirHV1)
+		p.wait("connected", 10*time.Second)
+		if n := getNode(t, c, "hv-1"); !n.CertNotAfter.Equal(renewed.NotAfter.UTC()) {
+			t.Fatalf("fsm cert_not_after %s, file %s", n.CertNotAfter, renewed.NotAfter)
+		}
+		p.kill()
+	})
+
+	t.Run("reconnects to the new leader after the leader is killed", func(t *testing.T) {
+		p := startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dirHV1)
+		p.wait("connected", 10*time.Second)
+		old := c.WaitLeader(10 * time.Second)
+		start := time.Now()
+		c.Kill(old)
+		var e simEvent
+		for {
+			e = p.wait("connected", 20*time.Second)
+			nl := c.WaitLeader(10 * time.Second)
+			if e.Coordinator == c.Nodes[nl].Server.AgentSessionAddr() {
+				break
+			}
+		}
+		t.Logf("session back on the new leader %s %s after the old leader was killed", e.Coordinator, time.Since(start).Round(time.Millisecond))
+		waitState(t, c, "hv-1", api.AgentNodeReady, 5*time.Second)
+		if n := getNode(t, c, "hv-1"); !n.Connected {
+			t.Fatalf("node not connected to the new leader: %+v", n)
+		}
+		c.Restart(old)
+
+		// Removal: the live session is closed and the node is refused from then on.
+		t.Run("removed node refused", func(t *testing.T) {
+			var n api.AgentNode
+			c.Retry503(func() (err error) { n, err = c.Admin(leaderAdmin(c)).RemoveAgentNode(ctx, "hv-1"); return err })
+			if n.State != api.AgentNodeRemoved {
+				t.Fatalf("after remove: %+v", n)
+			}
+			if code := p.exitCode(10 * time.Second); code != 4 {
+				t.Fatalf("exit %d after removal, want 4 (refused); stderr %s", code, p.stderr)
+			}
+			p2 := startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dirHV1)
+			if code := p2.exitCode(10 * time.Second); code != 4 {
+				t.Fatalf("exit %d on reconnect after removal, want 4", code)
+			}
+		})
+	})
+}
+
+func readCert(t *testing.T, dir string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "node.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	cert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// foreignCreds writes into dst the CA of src and a key + certificate for
+// nodeID signed by a freshly made, unrelated CA.
+func foreignCreds(t *testing.T, src, dst, nodeID string) {
+	t.Helper()
+	if err := os.MkdirAll(dst, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := os.ReadFile(filepath.Join(src, "ca.crt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "evil CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	caCert, _ := x509.ParseCertificate(caDER)
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: nodeID}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	keyDER, _ := x509.MarshalPKCS8PrivateKey(key)
+	write := func(name, typ string, b []byte) {
+		if err := os.WriteFile(filepath.Join(dst, name), pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: b}), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("node.key", "PRIVATE KEY", keyDER)
+	write("node.crt", "CERTIFICATE", der)
+	if err := os.WriteFile(filepath.Join(dst, "ca.crt"), ca, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
