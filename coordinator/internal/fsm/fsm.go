@@ -244,7 +244,9 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 	if env.Idem != nil {
 		idemKey = []byte(env.Idem.Scope)
 		var rec store.IdemRecord
-		if err := store.GetJSON(tx, store.BucketIdempotency, idemKey, &rec); err == nil {
+		// A record past its TTL (by the command's own time) no longer counts, even
+		// before the sweep removes it.
+		if err := store.GetJSON(tx, store.BucketIdempotency, idemKey, &rec); err == nil && rec.ExpiresAt.After(env.At) {
 			if rec.ReqHash != env.Idem.ReqHash {
 				return &Result{Err: ErrIdemMismatch}
 			}

@@ -237,13 +237,17 @@ func TestIdempotencyRecordsExpire(t *testing.T) {
 		b, _ := env.Encode()
 		return f.ApplyBatch([]*raft.Log{{Index: idx, Type: raft.LogCommand, Data: b}})[0].(*Result).Value.(int)
 	}
+	// Past the TTL but not yet swept: the key is free (the command's time decides).
+	if r := credit(40, t0.Add(24*time.Hour+time.Minute)); r.Replayed != nil || balance(t, f, "acc_1") != 200 {
+		t.Fatalf("an expired record was replayed: %+v", r)
+	}
 	if n := sweep(4, t0.Add(23*time.Hour)); n != 0 {
 		t.Fatalf("swept %d live records", n)
 	}
 	if n := sweep(5, t0.Add(24*time.Hour)); n != 1 {
 		t.Fatalf("swept %d expired records, want 1", n)
 	}
-	if r := credit(6, t0.Add(25*time.Hour)); r.Err != nil || r.Replayed != nil || balance(t, f, "acc_1") != 200 {
+	if r := credit(6, t0.Add(25*time.Hour)); r.Err != nil || r.Replayed != nil || balance(t, f, "acc_1") != 300 {
 		t.Fatalf("after expiry the key must be new: %+v balance %d", r, balance(t, f, "acc_1"))
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -458,4 +459,40 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 	_ = fmt.Sprint()
 	_ = http.StatusOK
+}
+
+// TestIdempotencyKeysExpireThroughLeaderSweep: with a short TTL the leader's
+// sweep removes the record through Raft, after which the same key with another
+// body is a new request (201) instead of a 422.
+func TestIdempotencyKeysExpireThroughLeaderSweep(t *testing.T) {
+	c := testcluster.New(t, 1, func(_ int, cfg *server.Config) {
+		cfg.IdempotencyTTL, cfg.IdempotencySweep = time.Second, 200*time.Millisecond
+	})
+	cl := newAPIClient(t, c.URL(0))
+	_, key := c.NewAccount("ttl@example.com")
+	h := map[string]string{"Idempotency-Key": "short-lived"}
+	if r := cl.do("POST", "/v1/tickets", key, api.TicketCreateRequest{Subject: "one", Message: "m"}, h); r.status != 201 {
+		t.Fatalf("first: %d %s", r.status, r.body)
+	}
+	if r := cl.do("POST", "/v1/tickets", key, api.TicketCreateRequest{Subject: "two", Message: "m"}, h); r.status != 422 {
+		t.Fatalf("within the TTL: %d %s", r.status, r.body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := 0
+		_ = c.Nodes[0].Server.Node.FSM.View(func(tx *bolt.Tx) error {
+			n = tx.Bucket(store.BucketIdempotency).Stats().KeyN
+			return nil
+		})
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d idempotency records left after the TTL", n)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if r := cl.do("POST", "/v1/tickets", key, api.TicketCreateRequest{Subject: "two", Message: "m"}, h); r.status != 201 || r.header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("after expiry: %d %s", r.status, r.body)
+	}
 }

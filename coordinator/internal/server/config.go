@@ -40,6 +40,8 @@ type Config struct {
 	ElectionTimeout   time.Duration
 	SnapshotThreshold uint64
 	UsageFlush        time.Duration
+	IdempotencyTTL    time.Duration
+	IdempotencySweep  time.Duration
 	PprofAddr         string
 	Webhooks          WebhookConfig
 	Nodes             NodeConfig
@@ -60,7 +62,7 @@ func Defaults() Config {
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
 		KeyPrefix: "snc_", RateLimit: 120, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
-		UsageFlush: 2 * time.Second, Webhooks: webhookDefaults(),
+		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, Webhooks: webhookDefaults(),
 	}
 }
 
@@ -103,6 +105,8 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.DurationVar(&c.ElectionTimeout, "raft-election-timeout", c.ElectionTimeout, "Raft election timeout")
 	fs.Uint64Var(&c.SnapshotThreshold, "raft-snapshot-threshold", c.SnapshotThreshold, "log entries between Raft snapshots")
 	fs.DurationVar(&c.UsageFlush, "usage-flush-interval", c.UsageFlush, "how often the leader writes batched API-key usage through Raft")
+	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", c.IdempotencyTTL, "how long an Idempotency-Key's response is kept and replayed")
+	fs.DurationVar(&c.IdempotencySweep, "idempotency-sweep-interval", c.IdempotencySweep, "how often the leader removes expired idempotency records through Raft")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof on this address (loopback only; empty = off)")
 	bindWebhookFlags(fs, &c.Webhooks)
 	bindNodeFlags(fs, &c.Nodes)
@@ -209,6 +213,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AdminSocket == "" {
 		c.AdminSocket = filepath.Join(c.DataDir, "admin.sock")
+	}
+	if c.IdempotencyTTL < time.Second || c.IdempotencySweep < 100*time.Millisecond {
+		errs = append(errs, errors.New("idempotency-ttl must be at least 1s and idempotency-sweep-interval at least 100ms"))
 	}
 	if c.UsageFlush <= 0 {
 		c.UsageFlush = 2 * time.Second

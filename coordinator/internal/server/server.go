@@ -101,6 +101,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	metrics := httpapi.NewMetrics(func() float64 { return float64(node.FSM.Size()) }, func() float64 { return float64(node.FSM.AppliedIndex()) })
 	s.API = httpapi.New(httpapi.Config{
 		NodeID: cfg.NodeID, KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
+		IdempotencyTTL: cfg.IdempotencyTTL,
 	}, node, log.With("component", "api"), nil, metrics)
 	if err := s.initWebhooks(); err != nil {
 		apiLn.Close()
@@ -240,7 +241,7 @@ func (s *Server) runLeader(ctx context.Context) {
 	s.bootstrapAccount(ctx)
 	usage := time.NewTicker(s.cfg.UsageFlush)
 	defer usage.Stop()
-	sweep := time.NewTicker(10 * time.Minute)
+	sweep := time.NewTicker(s.cfg.IdempotencySweep)
 	defer sweep.Stop()
 	s.sweepIdempotency(ctx)
 	var jobs sync.WaitGroup
