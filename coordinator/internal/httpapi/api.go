@@ -177,6 +177,14 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}
+	if !a.node.IsLeader() && (a.LeaderAPIAddr() == "" || time.Since(a.node.Raft.LastContact()) > 5*time.Second) {
+		// A follower is ready only when it can forward to the leader and has
+		// heard from it lately (its commit index is then current).
+		body["status"] = "leader not reachable from this node yet"
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
 	if applied < commit {
 		body["status"] = "catching up"
 		w.Header().Set("Retry-After", "1")

@@ -3,6 +3,7 @@ package integration
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -196,8 +197,17 @@ func TestSIGKILLedLeaderProcess(t *testing.T) {
 		waitReady(t, "http://"+p.api)
 		c := client.New("http://"+p.api, k.Key)
 		for _, id := range acked {
-			if _, err := c.Ticket(ctx, id); err != nil {
-				t.Fatalf("node %d: acknowledged ticket %s: %v", i, id, err)
+			// A 503 (leadership still settling after the restart) is retried, as
+			// the API tells clients to.
+			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+				_, err := c.Ticket(ctx, id)
+				var ae *api.Error
+				if err == nil {
+					break
+				}
+				if !errors.As(err, &ae) || ae.StatusCode != 503 || time.Now().After(deadline) {
+					t.Fatalf("node %d: acknowledged ticket %s: %v", i, id, err)
+				}
 			}
 		}
 	}
