@@ -655,11 +655,15 @@ func (x *VM) GetDiskBytes() uint64 {
 	return 0
 }
 
-// Inventory is every VM the node holds and its state.
+// Inventory is every VM the node holds and its state. The agent sends it on a
+// stream it opens after the session comes up, and again when a VM's state or
+// the template set changes.
 type Inventory struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Vms           []*VM                  `protobuf:"bytes,1,rep,name=vms,proto3" json:"vms,omitempty"`
 	TakenAtUnixMs int64                  `protobuf:"varint,2,opt,name=taken_at_unix_ms,json=takenAtUnixMs,proto3" json:"taken_at_unix_ms,omitempty"`
+	// Added in protocol 1.2: the OS templates imported on the node.
+	Templates     []string `protobuf:"bytes,3,rep,name=templates,proto3" json:"templates,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -708,7 +712,18 @@ func (x *Inventory) GetTakenAtUnixMs() int64 {
 	return 0
 }
 
-// ActionAssign hands an action to the agent; params is the command's JSON body.
+func (x *Inventory) GetTemplates() []string {
+	if x != nil {
+		return x.Templates
+	}
+	return nil
+}
+
+// ActionAssign hands an action to the agent on a stream the coordinator opens;
+// params is the command's JSON body. The agent answers on the same stream with
+// ActionProgress frames and one ActionResult. An action id runs at most once on
+// a node: a re-sent id is answered from the agent's journal (or waits for the
+// run in progress).
 type ActionAssign struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	ActionId       string                 `protobuf:"bytes,1,opt,name=action_id,json=actionId,proto3" json:"action_id,omitempty"`
@@ -716,8 +731,14 @@ type ActionAssign struct {
 	Target         string                 `protobuf:"bytes,3,opt,name=target,proto3" json:"target,omitempty"`
 	Params         []byte                 `protobuf:"bytes,4,opt,name=params,proto3" json:"params,omitempty"`
 	DeadlineUnixMs int64                  `protobuf:"varint,5,opt,name=deadline_unix_ms,json=deadlineUnixMs,proto3" json:"deadline_unix_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Added in protocol 1.2. secret_params is a JSON object merged over params
+	// (a root password); it is never written to the Raft log, and a coordinator
+	// that re-sends an action after a leader change does not have it.
+	SecretParams []byte `protobuf:"bytes,6,opt,name=secret_params,json=secretParams,proto3" json:"secret_params,omitempty"`
+	// resend is set when the coordinator may have sent this action before.
+	Resend        bool `protobuf:"varint,7,opt,name=resend,proto3" json:"resend,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ActionAssign) Reset() {
@@ -783,6 +804,20 @@ func (x *ActionAssign) GetDeadlineUnixMs() int64 {
 		return x.DeadlineUnixMs
 	}
 	return 0
+}
+
+func (x *ActionAssign) GetSecretParams() []byte {
+	if x != nil {
+		return x.SecretParams
+	}
+	return nil
+}
+
+func (x *ActionAssign) GetResend() bool {
+	if x != nil {
+		return x.Resend
+	}
+	return false
 }
 
 type ActionProgress struct {
@@ -995,8 +1030,17 @@ type StatsSample struct {
 	NetTxBytes      uint64                 `protobuf:"varint,8,opt,name=net_tx_bytes,json=netTxBytes,proto3" json:"net_tx_bytes,omitempty"`
 	Last            bool                   `protobuf:"varint,9,opt,name=last,proto3" json:"last,omitempty"`
 	Error           string                 `protobuf:"bytes,10,opt,name=error,proto3" json:"error,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Added in protocol 1.2.
+	State        string  `protobuf:"bytes,11,opt,name=state,proto3" json:"state,omitempty"`
+	CpuTimeNs    uint64  `protobuf:"varint,12,opt,name=cpu_time_ns,json=cpuTimeNs,proto3" json:"cpu_time_ns,omitempty"`
+	DiskReadBps  float64 `protobuf:"fixed64,13,opt,name=disk_read_bps,json=diskReadBps,proto3" json:"disk_read_bps,omitempty"`
+	DiskWriteBps float64 `protobuf:"fixed64,14,opt,name=disk_write_bps,json=diskWriteBps,proto3" json:"disk_write_bps,omitempty"`
+	NetRxBps     float64 `protobuf:"fixed64,15,opt,name=net_rx_bps,json=netRxBps,proto3" json:"net_rx_bps,omitempty"`
+	NetTxBps     float64 `protobuf:"fixed64,16,opt,name=net_tx_bps,json=netTxBps,proto3" json:"net_tx_bps,omitempty"`
+	// error_code tells "not_found" (no such VM) from "unavailable".
+	ErrorCode     string `protobuf:"bytes,17,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StatsSample) Reset() {
@@ -1095,6 +1139,55 @@ func (x *StatsSample) GetLast() bool {
 func (x *StatsSample) GetError() string {
 	if x != nil {
 		return x.Error
+	}
+	return ""
+}
+
+func (x *StatsSample) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *StatsSample) GetCpuTimeNs() uint64 {
+	if x != nil {
+		return x.CpuTimeNs
+	}
+	return 0
+}
+
+func (x *StatsSample) GetDiskReadBps() float64 {
+	if x != nil {
+		return x.DiskReadBps
+	}
+	return 0
+}
+
+func (x *StatsSample) GetDiskWriteBps() float64 {
+	if x != nil {
+		return x.DiskWriteBps
+	}
+	return 0
+}
+
+func (x *StatsSample) GetNetRxBps() float64 {
+	if x != nil {
+		return x.NetRxBps
+	}
+	return 0
+}
+
+func (x *StatsSample) GetNetTxBps() float64 {
+	if x != nil {
+		return x.NetTxBps
+	}
+	return 0
+}
+
+func (x *StatsSample) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
 	}
 	return ""
 }
@@ -1536,16 +1629,19 @@ const file_hostplane_proto_rawDesc = "" +
 	"\x05vcpus\x18\x03 \x01(\rR\x05vcpus\x12!\n" +
 	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
-	"disk_bytes\x18\x05 \x01(\x04R\tdiskBytes\"^\n" +
+	"disk_bytes\x18\x05 \x01(\x04R\tdiskBytes\"|\n" +
 	"\tInventory\x12(\n" +
 	"\x03vms\x18\x01 \x03(\v2\x16.hostplane.agent.v1.VMR\x03vms\x12'\n" +
-	"\x10taken_at_unix_ms\x18\x02 \x01(\x03R\rtakenAtUnixMs\"\x9f\x01\n" +
+	"\x10taken_at_unix_ms\x18\x02 \x01(\x03R\rtakenAtUnixMs\x12\x1c\n" +
+	"\ttemplates\x18\x03 \x03(\tR\ttemplates\"\xdc\x01\n" +
 	"\fActionAssign\x12\x1b\n" +
 	"\taction_id\x18\x01 \x01(\tR\bactionId\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x16\n" +
 	"\x06target\x18\x03 \x01(\tR\x06target\x12\x16\n" +
 	"\x06params\x18\x04 \x01(\fR\x06params\x12(\n" +
-	"\x10deadline_unix_ms\x18\x05 \x01(\x03R\x0edeadlineUnixMs\"[\n" +
+	"\x10deadline_unix_ms\x18\x05 \x01(\x03R\x0edeadlineUnixMs\x12#\n" +
+	"\rsecret_params\x18\x06 \x01(\fR\fsecretParams\x12\x16\n" +
+	"\x06resend\x18\a \x01(\bR\x06resend\"[\n" +
 	"\x0eActionProgress\x12\x1b\n" +
 	"\taction_id\x18\x01 \x01(\tR\bactionId\x12\x18\n" +
 	"\apercent\x18\x02 \x01(\rR\apercent\x12\x12\n" +
@@ -1561,7 +1657,7 @@ const file_hostplane_proto_rawDesc = "" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x16\n" +
 	"\x06stream\x18\x02 \x01(\bR\x06stream\x12\x1f\n" +
 	"\vinterval_ms\x18\x03 \x01(\rR\n" +
-	"intervalMs\"\xd0\x02\n" +
+	"intervalMs\"\xab\x04\n" +
 	"\vStatsSample\x12\x16\n" +
 	"\x06target\x18\x01 \x01(\tR\x06target\x12\x1c\n" +
 	"\n" +
@@ -1577,7 +1673,17 @@ const file_hostplane_proto_rawDesc = "" +
 	"netTxBytes\x12\x12\n" +
 	"\x04last\x18\t \x01(\bR\x04last\x12\x14\n" +
 	"\x05error\x18\n" +
-	" \x01(\tR\x05error\"(\n" +
+	" \x01(\tR\x05error\x12\x14\n" +
+	"\x05state\x18\v \x01(\tR\x05state\x12\x1e\n" +
+	"\vcpu_time_ns\x18\f \x01(\x04R\tcpuTimeNs\x12\"\n" +
+	"\rdisk_read_bps\x18\r \x01(\x01R\vdiskReadBps\x12$\n" +
+	"\x0edisk_write_bps\x18\x0e \x01(\x01R\fdiskWriteBps\x12\x1c\n" +
+	"\n" +
+	"net_rx_bps\x18\x0f \x01(\x01R\bnetRxBps\x12\x1c\n" +
+	"\n" +
+	"net_tx_bps\x18\x10 \x01(\x01R\bnetTxBps\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x11 \x01(\tR\terrorCode\"(\n" +
 	"\x04Ping\x12 \n" +
 	"\fsent_unix_ms\x18\x01 \x01(\x03R\n" +
 	"sentUnixMs\"(\n" +

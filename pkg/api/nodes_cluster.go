@@ -36,6 +36,9 @@ type AgentNode struct {
 	RemovedAt    *time.Time `json:"removed_at,omitempty"`
 	// Transitions counts recorded state changes (one Raft write each).
 	Transitions uint64 `json:"transitions"`
+	// Cordoned: no new servers are placed on the node. Draining implies it.
+	Cordoned bool `json:"cordoned"`
+	Draining bool `json:"draining"`
 }
 
 // JoinTokenCreateRequest asks for a single-use node join token.

@@ -1,0 +1,218 @@
+package api
+
+import "time"
+
+// Server statuses.
+const (
+	ServerProvisioning = "provisioning" // the provisioning action has not finished
+	ServerRunning      = "running"
+	ServerStopped      = "stopped"
+	ServerError        = "error" // provisioning failed; only terminate is allowed
+	ServerTerminated   = "terminated"
+)
+
+// Action statuses.
+const (
+	ActionPending = "pending" // committed, not yet acknowledged by the node
+	ActionRunning = "running" // the node is working on it
+	ActionSuccess = "success"
+	ActionFailed  = "error"
+)
+
+// Action commands. The names are part of the API (action.command) and of the
+// coordinator↔agent contract (ActionAssign.command).
+const (
+	ActionServerProvision     = "server.provision"
+	ActionServerStart         = "server.start"
+	ActionServerStop          = "server.stop"
+	ActionServerReboot        = "server.reboot"
+	ActionServerReinstall     = "server.reinstall"
+	ActionServerTerminate     = "server.terminate"
+	ActionServerPasswordReset = "server.password_reset"
+	ActionSnapshotCreate      = "snapshot.create"
+	ActionSnapshotDelete      = "snapshot.delete"
+	ActionSnapshotRevert      = "snapshot.revert"
+)
+
+// ServerPlan is a server's size.
+type ServerPlan struct {
+	Slug      string `json:"slug"`
+	VCPUs     uint32 `json:"vcpus"`
+	MemoryMiB uint64 `json:"memory_mib"`
+	DiskGiB   uint64 `json:"disk_gib"`
+}
+
+// Server is what a customer sees of a server: no node, libvirt name, disk path
+// or provider detail (backbone-scrubbed).
+type Server struct {
+	ID         string     `json:"id"`
+	Label      string     `json:"label"`
+	Hostname   string     `json:"hostname"`
+	Status     string     `json:"status"`
+	Plan       ServerPlan `json:"plan"`
+	OSTemplate string     `json:"os_template"`
+	OS         string     `json:"os"`
+	IPv4       string     `json:"ipv4,omitempty"`
+	// ActionID is the mutating action in progress, if any.
+	ActionID     string     `json:"action_id,omitempty"`
+	CreatedAt    time.Time  `json:"created_at"`
+	UpdatedAt    time.Time  `json:"updated_at"`
+	TerminatedAt *time.Time `json:"terminated_at,omitempty"`
+}
+
+// ServerSnapshot is a restore point of a server's disk.
+type ServerSnapshot struct {
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	State       string    `json:"state"` // power state captured: running or stopped
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// ActionError says why an action failed.
+type ActionError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Action is long work on a resource, followed with GET /v1/actions/:id.
+type Action struct {
+	ID           string       `json:"id"`
+	Command      string       `json:"command"`
+	Status       string       `json:"status"`
+	Progress     int          `json:"progress"` // percent
+	ResourceType string       `json:"resource_type"`
+	ResourceID   string       `json:"resource_id"`
+	CreatedAt    time.Time    `json:"created_at"`
+	StartedAt    *time.Time   `json:"started_at,omitempty"`
+	FinishedAt   *time.Time   `json:"finished_at,omitempty"`
+	Error        *ActionError `json:"error,omitempty"`
+}
+
+// Finished reports whether the action reached success or error.
+func (a *Action) Finished() bool { return a.Status == ActionSuccess || a.Status == ActionFailed }
+
+// ActionAccepted is the body of every 202: the action to follow and, where the
+// request changed one, the server. RootPassword is set only by reinstall (and
+// admin server create); it is shown this once and never stored.
+type ActionAccepted struct {
+	Action       Action          `json:"action"`
+	Server       *Server         `json:"server,omitempty"`
+	Snapshot     *ServerSnapshot `json:"snapshot,omitempty"`
+	RootPassword string          `json:"root_password,omitempty"`
+}
+
+// ServerList is GET /v1/servers.
+type ServerList struct {
+	Data []Server `json:"data"`
+}
+
+// ServerSnapshotList is GET /v1/servers/:id/snapshots.
+type ServerSnapshotList struct {
+	Data []ServerSnapshot `json:"data"`
+}
+
+// PowerActions are the :action values of POST /v1/servers/:id/power/:action.
+var PowerActions = []string{"start", "stop", "reboot"}
+
+// SnapshotCreateRequest is POST /v1/servers/:id/snapshots.
+type SnapshotCreateRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+}
+
+// ReinstallRequest is POST /v1/servers/:id/reinstall. osTemplate names the
+// template; os is its family (checked against the template when given).
+type ReinstallRequest struct {
+	OSTemplate string   `json:"osTemplate"`
+	OS         string   `json:"os,omitempty"`
+	SSHKeys    []string `json:"ssh_keys,omitempty"`
+}
+
+// LabelRequest is PATCH /v1/servers/:id/label.
+type LabelRequest struct {
+	Label string `json:"label"`
+}
+
+// PasswordResetAccepted is the 202 of POST /v1/servers/:id/password-reset: the
+// new root password, shown once.
+type PasswordResetAccepted = ActionAccepted
+
+// ServerStats is one live sample of GET /v1/servers/:id/stats (and each SSE
+// event of ?stream=1).
+type ServerStats struct {
+	ServerID       string    `json:"server_id"`
+	Time           time.Time `json:"time"`
+	State          string    `json:"state"`
+	CPUPercent     float64   `json:"cpu_percent"`
+	MemoryBytes    uint64    `json:"memory_bytes"`
+	DiskReadBytes  uint64    `json:"disk_read_bytes"`
+	DiskWriteBytes uint64    `json:"disk_write_bytes"`
+	DiskReadBps    float64   `json:"disk_read_bps"`
+	DiskWriteBps   float64   `json:"disk_write_bps"`
+	NetRxBytes     uint64    `json:"net_rx_bytes"`
+	NetTxBytes     uint64    `json:"net_tx_bytes"`
+	NetRxBps       float64   `json:"net_rx_bps"`
+	NetTxBps       float64   `json:"net_tx_bps"`
+}
+
+// Admin (hostplanectl) types.
+
+// AdminServerCreateRequest places and provisions a server for an account.
+type AdminServerCreateRequest struct {
+	AccountID  string   `json:"account_id"`
+	Plan       string   `json:"plan"` // a plan slug (see AdminPlans)
+	Template   string   `json:"template"`
+	OS         string   `json:"os,omitempty"`
+	Label      string   `json:"label,omitempty"`
+	Hostname   string   `json:"hostname,omitempty"`
+	SSHKeys    []string `json:"ssh_keys,omitempty"`
+	NodeID     string   `json:"node_id,omitempty"` // pin to a node (must have room)
+	IPv4       string   `json:"ipv4,omitempty"`    // static address in CIDR form; empty: DHCP
+	Gateway4   string   `json:"gateway4,omitempty"`
+	Network    string   `json:"network,omitempty"` // agent network spec; empty: the agent's default
+	NoPassword bool     `json:"no_password,omitempty"`
+}
+
+// AdminServer is the operator's view of a server: the customer view plus where
+// it runs.
+type AdminServer struct {
+	Server
+	AccountID string `json:"account_id"`
+	NodeID    string `json:"node_id"`
+	VMName    string `json:"vm_name"`
+}
+
+// AdminServerCreated answers an admin server create.
+type AdminServerCreated struct {
+	Server       AdminServer `json:"server"`
+	Action       Action      `json:"action"`
+	RootPassword string      `json:"root_password,omitempty"`
+}
+
+// AdminNodeDetail is `hostplanectl node show`: the node, its scheduling state
+// and the servers on it.
+type AdminNodeDetail struct {
+	AgentNode
+	Used      AgentNodeCapacity `json:"used"`
+	Servers   []AdminServer     `json:"servers"`
+	Templates []string          `json:"templates"`
+}
+
+// DefaultPlans are the plan slugs an operator can place without configuring any.
+var DefaultPlans = []ServerPlan{
+	{Slug: "nano", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1},
+	{Slug: "small", VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25},
+	{Slug: "medium", VCPUs: 2, MemoryMiB: 4096, DiskGiB: 80},
+	{Slug: "large", VCPUs: 4, MemoryMiB: 8192, DiskGiB: 160},
+}
+
+// PlanBySlug finds a default plan.
+func PlanBySlug(slug string) (ServerPlan, bool) {
+	for _, p := range DefaultPlans {
+		if p.Slug == slug {
+			return p, true
+		}
+	}
+	return ServerPlan{}, false
+}
