@@ -52,7 +52,7 @@ func (c *applyCtx) emit(typ, accountID string, data any) error {
 type handlerFunc func(c *applyCtx) (any, error)
 
 // handlers is every command type this binary applies.
-var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers)
+var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers)
 
 func mergeHandlers(sets ...map[CommandType]handlerFunc) map[CommandType]handlerFunc {
 	out := map[CommandType]handlerFunc{}

@@ -59,6 +59,7 @@ type API struct {
 	keyCache sync.Map // string → *cachedKey
 
 	webhooks atomic.Pointer[WebhookDeps]
+	servers  atomic.Pointer[ServerDeps]
 
 	inflightMu sync.Mutex
 	inflight   map[string]struct{}
@@ -120,7 +121,7 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 		Usage: NewUsageRecorder(), inflight: map[string]struct{}{},
 	}
 	a.fwd = newForwarder(a)
-	a.routes = append(a.publicRoutes(), a.webhookRoutes()...)
+	a.routes = append(append(a.publicRoutes(), a.webhookRoutes()...), a.serverRoutes()...)
 	return a
 }
 

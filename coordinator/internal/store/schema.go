@@ -54,7 +54,7 @@ var ErrNotFound = errors.New("not found")
 
 // CreateBuckets makes every bucket and records the schema version.
 func CreateBuckets(tx *bolt.Tx) error {
-	for _, b := range append(append(append([][]byte{}, AllBuckets...), WebhookBuckets...), NodeBuckets...) {
+	for _, b := range append(append(append(append([][]byte{}, AllBuckets...), WebhookBuckets...), NodeBuckets...), ServerBuckets...) {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}

@@ -1,0 +1,536 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Server and action commands use type numbers 60-79 (append-only); node
+// scheduling (cordon, drain) is 48, in the node range.
+const (
+	CmdNodeSchedule    CommandType = 48
+	CmdServerCreate    CommandType = 60
+	CmdActionCreate    CommandType = 61
+	CmdActionProgress  CommandType = 62
+	CmdActionFinish    CommandType = 63
+	CmdServerLabel     CommandType = 64
+	CmdServerObserved  CommandType = 65
+	CmdActionsFinished CommandType = 66
+)
+
+var serverHandlers = map[CommandType]handlerFunc{
+	CmdNodeSchedule:    applyNodeSchedule,
+	CmdServerCreate:    applyServerCreate,
+	CmdActionCreate:    applyActionCreate,
+	CmdActionProgress:  applyActionProgress,
+	CmdActionFinish:    applyActionFinish,
+	CmdServerLabel:     applyServerLabel,
+	CmdServerObserved:  applyServerObserved,
+	CmdActionsFinished: applyActionsFinished,
+}
+
+// NodeSchedule cordons, uncordons or drains a node.
+type NodeSchedule struct {
+	NodeID   string `json:"node_id"`
+	Cordoned bool   `json:"cordoned"`
+	Draining bool   `json:"draining"`
+}
+
+// ServerCreate records a placed server and its provisioning action.
+type ServerCreate struct {
+	Server store.Server `json:"server"`
+	Action store.Action `json:"action"`
+}
+
+// ActionCreate commits a new action on a server. The proposer fills every id,
+// the deadline and the params; apply checks ownership and the one mutating
+// action per server rule.
+type ActionCreate struct {
+	Action store.Action `json:"action"`
+}
+
+// ActionProgress records that the node took the action (pending → running) or
+// reached a new step.
+type ActionProgress struct {
+	ID      string    `json:"id"`
+	At      time.Time `json:"at"`
+	Percent int       `json:"percent"`
+	Step    string    `json:"step,omitempty"`
+}
+
+// ActionFinish records an action's result and applies it to the server, with
+// the event, in one transaction. A second finish of the same action is a no-op.
+type ActionFinish struct {
+	ID           string          `json:"id"`
+	Success      bool            `json:"success"`
+	ErrorCode    string          `json:"error_code,omitempty"`
+	ErrorMessage string          `json:"error_message,omitempty"`
+	Result       json.RawMessage `json:"result,omitempty"` // the agent's api.NodeOpResult
+}
+
+// ActionsFinished is several results in one entry (deadline sweeps).
+type ActionsFinished struct {
+	Results []ActionFinish `json:"results"`
+}
+
+// ServerLabel renames a server.
+type ServerLabel struct {
+	AccountID string `json:"account_id"`
+	ServerID  string `json:"server_id"`
+	Label     string `json:"label"`
+}
+
+// ServerObserved records power states the node reported in its inventory that
+// differ from the recorded ones (a guest that shut itself down).
+type ServerObserved struct {
+	Changes []ServerPower `json:"changes"`
+}
+
+// ServerPower is one observed power state.
+type ServerPower struct {
+	ServerID   string `json:"server_id"`
+	PowerState string `json:"power_state"` // running or stopped
+}
+
+// ActionBusyError is the conflict of a second mutating action on a server.
+type ActionBusyError struct {
+	ServerID, ActionID, Command string
+}
+
+func (e *ActionBusyError) Error() string {
+	return fmt.Sprintf("server %s has action %s (%s) in progress; retry when it has finished", e.ServerID, e.ActionID, e.Command)
+}
+
+// Is makes an ActionBusyError an ErrConflict.
+func (e *ActionBusyError) Is(target error) bool { return target == ErrConflict }
+
+func serverNotFound(id string) error { return fmt.Errorf("server %s: %w", id, ErrNotFound) }
+
+// GetServer loads a server by id alone (leader jobs, admin).
+func GetServer(tx *bolt.Tx, id string) (store.Server, error) {
+	acc := tx.Bucket(store.BucketServerIDs).Get([]byte(id))
+	if acc == nil {
+		return store.Server{}, serverNotFound(id)
+	}
+	return GetOwnedServer(tx, string(acc), id)
+}
+
+// GetOwnedServer loads an account's server; another account's is not found.
+func GetOwnedServer(tx *bolt.Tx, accountID, id string) (store.Server, error) {
+	var s store.Server
+	if err := store.GetJSON(tx, store.BucketServers, store.OwnedKey(accountID, id), &s); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return s, serverNotFound(id)
+		}
+		return s, err
+	}
+	return s, nil
+}
+
+// GetAction loads an action.
+func GetAction(tx *bolt.Tx, id string) (store.Action, error) {
+	var a store.Action
+	if err := store.GetJSON(tx, store.BucketActions, []byte(id), &a); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return a, fmt.Errorf("action %s: %w", id, ErrNotFound)
+		}
+		return a, err
+	}
+	return a, nil
+}
+
+func putServer(tx *bolt.Tx, s store.Server) error {
+	return store.PutJSON(tx, store.BucketServers, store.OwnedKey(s.AccountID, s.ID), s)
+}
+
+func putAction(tx *bolt.Tx, a store.Action) error {
+	if err := store.PutJSON(tx, store.BucketActions, []byte(a.ID), a); err != nil {
+		return err
+	}
+	if a.Finished() {
+		return tx.Bucket(store.BucketOpenActions).Delete([]byte(a.ID))
+	}
+	return tx.Bucket(store.BucketOpenActions).Put([]byte(a.ID), []byte(a.NodeID))
+}
+
+func checkNewAction(a *store.Action) error {
+	if a.ID == "" || a.Command == "" || a.NodeID == "" || a.Target == "" || a.ResourceID == "" || a.Deadline.IsZero() {
+		return fmt.Errorf("%w: an action needs an id, a command, a node, a target, a resource and a deadline", ErrInvalid)
+	}
+	return nil
+}
+
+func applyNodeSchedule(c *applyCtx) (any, error) {
+	var p NodeSchedule
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	n, err := GetAgentNode(c.tx, p.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	n.Cordoned, n.Draining = p.Cordoned || p.Draining, p.Draining
+	return n.AgentNode, store.PutJSON(c.tx, store.BucketAgentNodes, []byte(n.ID), n)
+}
+
+func applyServerCreate(c *applyCtx) (any, error) {
+	var p ServerCreate
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	s, a := p.Server, p.Action
+	if s.ID == "" || s.AccountID == "" || s.NodeID == "" || s.VMName == "" {
+		return nil, fmt.Errorf("%w: a server needs an id, an account, a node and a vm name", ErrInvalid)
+	}
+	if err := checkNewAction(&a); err != nil {
+		return nil, err
+	}
+	if _, err := getAccount(c.tx, s.AccountID); err != nil {
+		return nil, err
+	}
+	n, err := GetAgentNode(c.tx, s.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	if n.State == api.AgentNodeRemoved || n.Cordoned {
+		return nil, fmt.Errorf("%w: node %s takes no new servers (%s)", ErrConflict, n.ID, map[bool]string{true: "cordoned", false: "removed"}[n.Cordoned])
+	}
+	if c.tx.Bucket(store.BucketServerIDs).Get([]byte(s.ID)) != nil {
+		return nil, fmt.Errorf("%w: server %s exists", ErrConflict, s.ID)
+	}
+	s.Status, s.CreatedAt, s.UpdatedAt, s.ActionID = api.ServerProvisioning, c.at, c.at, a.ID
+	a.Status, a.CreatedAt, a.AccountID, a.ResourceType, a.ResourceID = api.ActionPending, c.at, s.AccountID, "server", s.ID
+	a.Mutating = true
+	if err := putServer(c.tx, s); err != nil {
+		return nil, err
+	}
+	if err := c.tx.Bucket(store.BucketServerIDs).Put([]byte(s.ID), []byte(s.AccountID)); err != nil {
+		return nil, err
+	}
+	if err := c.tx.Bucket(store.BucketNodeServers).Put(store.NodeServerKey(s.NodeID, s.ID), nil); err != nil {
+		return nil, err
+	}
+	if err := putAction(c.tx, a); err != nil {
+		return nil, err
+	}
+	return api.AdminServerCreated{Server: s.Admin(), Action: a.Action}, nil
+}
+
+func applyActionCreate(c *applyCtx) (any, error) {
+	var p ActionCreate
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	a := p.Action
+	if err := checkNewAction(&a); err != nil {
+		return nil, err
+	}
+	s, err := GetOwnedServer(c.tx, a.AccountID, a.ResourceID)
+	if err != nil {
+		return nil, err
+	}
+	if c.tx.Bucket(store.BucketActions).Get([]byte(a.ID)) != nil {
+		return nil, fmt.Errorf("%w: action %s exists", ErrConflict, a.ID)
+	}
+	switch {
+	case s.Status == api.ServerTerminated:
+		return nil, fmt.Errorf("%w: server %s is terminated", ErrConflict, s.ID)
+	case s.Status == api.ServerError && a.Command != api.ActionServerTerminate:
+		return nil, fmt.Errorf("%w: server %s failed to provision; it can only be terminated", ErrConflict, s.ID)
+	}
+	if a.Mutating && s.ActionID != "" {
+		if cur, err := GetAction(c.tx, s.ActionID); err == nil && !cur.Finished() {
+			return nil, &ActionBusyError{ServerID: s.ID, ActionID: cur.ID, Command: cur.Command}
+		}
+	}
+	if a.NodeID != s.NodeID || a.Target != s.VMName {
+		return nil, fmt.Errorf("%w: action %s does not match server %s's node", ErrInvalid, a.ID, s.ID)
+	}
+	switch a.Command {
+	case api.ActionSnapshotCreate:
+		if a.Snapshot == nil || a.Snapshot.ID == "" {
+			return nil, fmt.Errorf("%w: snapshot.create needs the snapshot", ErrInvalid)
+		}
+		for _, sn := range s.Snapshots {
+			if sn.Name == a.Snapshot.Name {
+				return nil, fmt.Errorf("%w: server %s already has a snapshot named %q", ErrConflict, s.ID, sn.Name)
+			}
+		}
+	case api.ActionSnapshotDelete, api.ActionSnapshotRevert:
+		if !slices.ContainsFunc(s.Snapshots, func(sn api.ServerSnapshot) bool { return sn.ID == a.SnapshotID }) {
+			return nil, fmt.Errorf("snapshot %s: %w", a.SnapshotID, ErrNotFound)
+		}
+	}
+	a.Status, a.CreatedAt, a.ResourceType, a.Progress = api.ActionPending, c.at, "server", 0
+	a.StartedAt, a.FinishedAt, a.Error = nil, nil, nil
+	if a.Mutating {
+		s.ActionID = a.ID
+		s.UpdatedAt = c.at
+		if err := putServer(c.tx, s); err != nil {
+			return nil, err
+		}
+	}
+	if err := putAction(c.tx, a); err != nil {
+		return nil, err
+	}
+	out := api.ActionAccepted{Action: a.Action}
+	pub := s.Server
+	out.Server = &pub
+	if a.Snapshot != nil {
+		sn := *a.Snapshot
+		out.Snapshot = &sn
+	}
+	return out, nil
+}
+
+func applyActionProgress(c *applyCtx) (any, error) {
+	var p ActionProgress
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	a, err := GetAction(c.tx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if a.Finished() {
+		return a.Action, nil
+	}
+	if a.Status == api.ActionPending {
+		a.Status = api.ActionRunning
+		at := p.At
+		if at.IsZero() {
+			at = c.at
+		}
+		a.StartedAt = &at
+	}
+	if p.Percent > a.Progress && p.Percent < 100 {
+		a.Progress = p.Percent
+	}
+	if p.Step != "" {
+		a.Step = p.Step
+	}
+	return a.Action, putAction(c.tx, a)
+}
+
+func applyActionsFinished(c *applyCtx) (any, error) {
+	var p ActionsFinished
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	out := make([]api.Action, 0, len(p.Results))
+	for _, r := range p.Results {
+		a, err := finishAction(c, r)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func applyActionFinish(c *applyCtx) (any, error) {
+	var p ActionFinish
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	return finishAction(c, p)
+}
+
+// powerWord maps libvirt-ish states to the API's.
+func powerWord(state string) string {
+	switch state {
+	case "running", "paused", "blocked":
+		return api.ServerRunning
+	}
+	return api.ServerStopped
+}
+
+func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
+	a, err := GetAction(c.tx, p.ID)
+	if err != nil {
+		return api.Action{}, err
+	}
+	if a.Finished() {
+		return a.Action, nil // a late or repeated result: the first one stands
+	}
+	at := c.at
+	a.FinishedAt = &at
+	if a.StartedAt == nil {
+		a.StartedAt = &at
+	}
+	if p.Success {
+		a.Status, a.Progress = api.ActionSuccess, 100
+	} else {
+		code := p.ErrorCode
+		if code == "" {
+			code = "failed"
+		}
+		a.Status, a.Error = api.ActionFailed, &api.ActionError{Code: code, Message: p.ErrorMessage}
+	}
+	s, err := GetOwnedServer(c.tx, a.AccountID, a.ResourceID)
+	if err != nil {
+		return api.Action{}, err
+	}
+	if s.ActionID == a.ID {
+		s.ActionID = ""
+	}
+	s.UpdatedAt = c.at
+	var res api.NodeOpResult
+	if len(p.Result) > 0 {
+		_ = json.Unmarshal(p.Result, &res) // informational only
+	}
+	if err := applyResult(c, &s, &a, p.Success, &res); err != nil {
+		return api.Action{}, err
+	}
+	if err := putServer(c.tx, s); err != nil {
+		return api.Action{}, err
+	}
+	return a.Action, putAction(c.tx, a)
+}
+
+// applyResult changes the server as the finished action says and queues the
+// event, in the same transaction as the result.
+func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *api.NodeOpResult) error {
+	power := func(state, action string) error {
+		s.PowerState = state
+		if s.Status == api.ServerRunning || s.Status == api.ServerStopped {
+			s.Status = state
+		}
+		return c.emit("server.power.changed", s.AccountID, map[string]any{"serverId": s.ID, "action": action})
+	}
+	if !ok {
+		if a.Command == api.ActionServerProvision {
+			s.Status = api.ServerError
+		}
+		return nil
+	}
+	switch a.Command {
+	case api.ActionServerProvision:
+		s.Status, s.PowerState = api.ServerRunning, api.ServerRunning
+		return c.emit("server.created", s.AccountID, map[string]any{"serverId": s.ID, "status": s.Status, "label": s.Label})
+	case api.ActionServerStart:
+		return power(api.ServerRunning, "start")
+	case api.ActionServerStop:
+		return power(api.ServerStopped, "stop")
+	case api.ActionServerReboot:
+		return power(api.ServerRunning, "reboot")
+	case api.ActionServerReinstall:
+		s.Status, s.PowerState, s.Snapshots = api.ServerRunning, api.ServerRunning, nil
+		if t := a.Meta["os_template"]; t != "" {
+			s.OSTemplate = t
+		}
+		if o := a.Meta["os"]; o != "" {
+			s.OS = o
+		}
+		return c.emit("server.reinstalled", s.AccountID, map[string]any{"serverId": s.ID, "os": s.OS, "osTemplate": s.OSTemplate})
+	case api.ActionServerTerminate:
+		at := c.at
+		s.Status, s.PowerState, s.TerminatedAt, s.Snapshots = api.ServerTerminated, api.ServerStopped, &at, nil
+		if err := c.tx.Bucket(store.BucketNodeServers).Delete(store.NodeServerKey(s.NodeID, s.ID)); err != nil {
+			return err
+		}
+		return c.emit("server.terminated", s.AccountID, map[string]any{"serverId": s.ID})
+	case api.ActionSnapshotCreate:
+		if a.Snapshot != nil {
+			sn := *a.Snapshot
+			sn.CreatedAt = c.at
+			if res.Snapshot != nil {
+				sn.State = powerWord(res.Snapshot.State)
+			} else if sn.State == "" {
+				sn.State = s.PowerState
+			}
+			s.Snapshots = append(s.Snapshots, sn)
+		}
+	case api.ActionSnapshotDelete:
+		s.Snapshots = slices.DeleteFunc(s.Snapshots, func(sn api.ServerSnapshot) bool { return sn.ID == a.SnapshotID })
+	case api.ActionSnapshotRevert:
+		for _, sn := range s.Snapshots {
+			if sn.ID == a.SnapshotID && sn.State != "" {
+				s.PowerState = sn.State
+				if s.Status == api.ServerRunning || s.Status == api.ServerStopped {
+					s.Status = sn.State
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func applyServerLabel(c *applyCtx) (any, error) {
+	var p ServerLabel
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	s, err := GetOwnedServer(c.tx, p.AccountID, p.ServerID)
+	if err != nil {
+		return nil, err
+	}
+	if s.Status == api.ServerTerminated {
+		return nil, fmt.Errorf("%w: server %s is terminated", ErrConflict, s.ID)
+	}
+	s.Label, s.UpdatedAt = p.Label, c.at
+	return s.Server, putServer(c.tx, s)
+}
+
+func applyServerObserved(c *applyCtx) (any, error) {
+	var p ServerObserved
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	n := 0
+	for _, ch := range p.Changes {
+		s, err := GetServer(c.tx, ch.ServerID)
+		if err != nil || s.ActionID != "" || (s.Status != api.ServerRunning && s.Status != api.ServerStopped) {
+			continue // an action in progress owns the state
+		}
+		st := powerWord(ch.PowerState)
+		if s.PowerState == st {
+			continue
+		}
+		s.PowerState, s.Status, s.UpdatedAt = st, st, c.at
+		if err := putServer(c.tx, s); err != nil {
+			return nil, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// NodeServers lists the servers (not terminated) placed on a node.
+func NodeServers(tx *bolt.Tx, nodeID string) ([]store.Server, error) {
+	var out []store.Server
+	prefix := []byte(nodeID + "/")
+	cur := tx.Bucket(store.BucketNodeServers).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = cur.Next() {
+		s, err := GetServer(tx, string(k[len(prefix):]))
+		if err != nil {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// OpenActions lists the pending and running actions (the dispatcher's work).
+func OpenActions(tx *bolt.Tx) ([]store.Action, error) {
+	var out []store.Action
+	err := tx.Bucket(store.BucketOpenActions).ForEach(func(k, _ []byte) error {
+		a, err := GetAction(tx, string(k))
+		if err != nil {
+			return nil
+		}
+		out = append(out, a)
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,47 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// ErrNodeOffline is what ServerDeps.Stats returns when the server's node holds
+// no session with this coordinator.
+var ErrNodeOffline = errors.New("the server's host is offline")
+
+// ServerDeps is what the server and action routes need from the coordinator
+// beyond the FSM: the leader's action dispatcher and the agent sessions.
+type ServerDeps struct {
+	// ActionDeadline is how long a new action may wait for its node before it
+	// fails (it is stored in the action).
+	ActionDeadline time.Duration
+	// PutSecret hands secret params (a root password, as a JSON object) for an
+	// action to this leader's dispatcher BEFORE the action is proposed; they
+	// live only in memory. DropSecret forgets them when the proposal failed.
+	PutSecret  func(actionID string, secret []byte)
+	DropSecret func(actionID string)
+	// Kick wakes the dispatcher after an action was committed.
+	Kick func()
+	// Stats asks the node's agent for live stats of a VM: one sample, or with
+	// stream a sample per interval until ctx ends or fn returns an error.
+	// ErrNodeOffline when the node has no session.
+	Stats func(ctx context.Context, nodeID, vm string, stream bool, interval time.Duration, fn func(api.ServerStats) error) error
+	// NodeTemplates is the template list the node reported (ok=false when the
+	// node has not reported one to this coordinator).
+	NodeTemplates func(nodeID string) (templates []string, ok bool)
+}
+
+// SetServerDeps installs the server routes' dependencies; until it is called
+// the routes that need them answer 503.
+func (a *API) SetServerDeps(d *ServerDeps) { a.servers.Store(d) }
+
+func (a *API) serverDeps() (*ServerDeps, error) {
+	if d := a.servers.Load(); d != nil {
+		return d, nil
+	}
+	return nil, errf(http.StatusServiceUnavailable, "servers_unavailable", "server actions are starting on this coordinator; retry shortly")
+}
