@@ -1,0 +1,101 @@
+// Package placement chooses the node a new server runs on: a ready, connected,
+// uncordoned hypervisor with room for the plan (vCPU with an overcommit ratio,
+// memory and disk without) and the template, preferring the most free memory.
+package placement
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Candidate is a node as placement sees it.
+type Candidate struct {
+	Node api.AgentNode
+	// Used is what the node's servers (not terminated) take.
+	Used api.AgentNodeCapacity
+	// Connected: the node holds a live session with the leader.
+	Connected bool
+	// Templates the node reported; nil when it has not reported any yet.
+	Templates []string
+}
+
+// Policy holds the overcommit ratio for vCPUs (memory and disk are never
+// overcommitted).
+type Policy struct {
+	CPUOvercommit float64 // default 4
+}
+
+// Need is what a new server takes.
+func Need(p api.ServerPlan) api.AgentNodeCapacity {
+	return api.AgentNodeCapacity{VCPUs: p.VCPUs, MemoryBytes: p.MemoryMiB << 20, DiskBytes: p.DiskGiB << 30}
+}
+
+// Add sums capacities.
+func Add(a, b api.AgentNodeCapacity) api.AgentNodeCapacity {
+	return api.AgentNodeCapacity{VCPUs: a.VCPUs + b.VCPUs, MemoryBytes: a.MemoryBytes + b.MemoryBytes, DiskBytes: a.DiskBytes + b.DiskBytes}
+}
+
+// Choose returns the best node for plan and template, or an error that says
+// why each node was skipped.
+func Choose(cands []Candidate, plan api.ServerPlan, template string, pol Policy) (string, error) {
+	if pol.CPUOvercommit <= 0 {
+		pol.CPUOvercommit = 4
+	}
+	need := Need(plan)
+	type fit struct {
+		id   string
+		free uint64
+	}
+	var fits []fit
+	var why []string
+	for _, c := range cands {
+		n := c.Node
+		skip := func(format string, a ...any) { why = append(why, n.ID+": "+fmt.Sprintf(format, a...)) }
+		switch {
+		case n.State == api.AgentNodeRemoved:
+			continue
+		case !slices.Contains(n.Roles, "kvm"):
+			skip("not a kvm node")
+			continue
+		case n.Cordoned:
+			skip("cordoned")
+			continue
+		case n.State != api.AgentNodeReady || !c.Connected:
+			skip("%s", map[bool]string{true: "not connected", false: n.State}[n.State == api.AgentNodeReady])
+			continue
+		case c.Templates != nil && !slices.Contains(c.Templates, template):
+			skip("no template %q", template)
+			continue
+		}
+		after := Add(c.Used, need)
+		switch {
+		case float64(after.VCPUs) > float64(n.Capacity.VCPUs)*pol.CPUOvercommit:
+			skip("vcpus: %d used of %d (×%.1f overcommit)", c.Used.VCPUs, n.Capacity.VCPUs, pol.CPUOvercommit)
+			continue
+		case after.MemoryBytes > n.Capacity.MemoryBytes:
+			skip("memory: %d MiB free, %d MiB needed", (n.Capacity.MemoryBytes-min(c.Used.MemoryBytes, n.Capacity.MemoryBytes))>>20, need.MemoryBytes>>20)
+			continue
+		case after.DiskBytes > n.Capacity.DiskBytes:
+			skip("disk: %d GiB free, %d GiB needed", (n.Capacity.DiskBytes-min(c.Used.DiskBytes, n.Capacity.DiskBytes))>>30, need.DiskBytes>>30)
+			continue
+		}
+		fits = append(fits, fit{n.ID, n.Capacity.MemoryBytes - after.MemoryBytes})
+	}
+	if len(fits) == 0 {
+		if len(why) == 0 {
+			return "", fmt.Errorf("no node is enrolled")
+		}
+		return "", fmt.Errorf("no node has room: %s", strings.Join(why, "; "))
+	}
+	sort.SliceStable(fits, func(i, j int) bool {
+		if fits[i].free != fits[j].free {
+			return fits[i].free > fits[j].free
+		}
+		return fits[i].id < fits[j].id
+	})
+	return fits[0].id, nil
+}

@@ -1,0 +1,50 @@
+package placement
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+func node(id string, vcpus uint32, memMiB, diskGiB uint64) api.AgentNode {
+	return api.AgentNode{ID: id, State: api.AgentNodeReady, Roles: []string{"kvm"},
+		Capacity: api.AgentNodeCapacity{VCPUs: vcpus, MemoryBytes: memMiB << 20, DiskBytes: diskGiB << 30}}
+}
+
+func TestChoose(t *testing.T) {
+	small := api.ServerPlan{Slug: "small", VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25}
+	cordoned := node("c", 64, 1<<20, 1<<14)
+	cordoned.Cordoned = true
+	away := node("u", 64, 1<<20, 1<<14)
+	away.State = api.AgentNodeUnreachable
+	full := node("f", 64, 2048, 1000)
+	cands := []Candidate{
+		{Node: cordoned, Connected: true},
+		{Node: away, Connected: false},
+		{Node: full, Connected: true, Used: api.AgentNodeCapacity{MemoryBytes: 1536 << 20}},
+		{Node: node("a", 2, 4096, 100), Connected: true, Used: api.AgentNodeCapacity{MemoryBytes: 1024 << 20}},
+		{Node: node("b", 2, 8192, 100), Connected: true, Templates: []string{"other"}},
+		{Node: node("d", 2, 6144, 100), Connected: false},
+	}
+	got, err := Choose(cands, small, "debian-12", Policy{})
+	if err != nil || got != "a" {
+		t.Fatalf("Choose = %q, %v; want a (b lacks the template, c cordoned, u unreachable, f full, d not connected)", got, err)
+	}
+	cands[4].Templates = append(cands[4].Templates, "debian-12")
+	if got, _ := Choose(cands, small, "debian-12", Policy{}); got != "b" {
+		t.Fatalf("Choose = %q, want b (most free memory)", got)
+	}
+	// vCPU overcommit: 2 cores × 4 = 8 vCPUs.
+	cands = []Candidate{{Node: node("a", 2, 1<<20, 1<<14), Connected: true, Used: api.AgentNodeCapacity{VCPUs: 8}}}
+	_, err = Choose(cands, small, "t", Policy{})
+	if err == nil || !strings.Contains(err.Error(), "vcpus") {
+		t.Fatalf("want a vcpu refusal, got %v", err)
+	}
+	if got, err := Choose(cands, small, "t", Policy{CPUOvercommit: 5}); err != nil || got != "a" {
+		t.Fatalf("with ×5 overcommit: %q, %v", got, err)
+	}
+	if _, err := Choose(nil, small, "t", Policy{}); err == nil {
+		t.Fatal("no nodes: want an error")
+	}
+}

@@ -1,0 +1,71 @@
+package client
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// CreateServer places a server on a node with room and starts provisioning it.
+// The root password in the answer is shown only this once.
+func (a *Admin) CreateServer(ctx context.Context, req api.AdminServerCreateRequest) (api.AdminServerCreated, error) {
+	var out api.AdminServerCreated
+	err := a.Do(ctx, "POST", "/admin/servers", req, &out)
+	return out, err
+}
+
+// Servers lists servers, optionally of one account and/or on one node (a node
+// filter lists only servers not terminated).
+func (a *Admin) Servers(ctx context.Context, accountID, nodeID string) ([]api.AdminServer, error) {
+	q := url.Values{}
+	if accountID != "" {
+		q.Set("account", accountID)
+	}
+	if nodeID != "" {
+		q.Set("node", nodeID)
+	}
+	path := "/admin/servers"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out []api.AdminServer
+	err := a.Do(ctx, "GET", path, nil, &out)
+	return out, err
+}
+
+// Server shows one server with where it runs.
+func (a *Admin) Server(ctx context.Context, id string) (api.AdminServer, error) {
+	var out api.AdminServer
+	err := a.Do(ctx, "GET", "/admin/servers/"+url.PathEscape(id), nil, &out)
+	return out, err
+}
+
+// AgentNodeDetail shows a node with its scheduling state, usage and servers.
+func (a *Admin) AgentNodeDetail(ctx context.Context, id string) (api.AdminNodeDetail, error) {
+	var out api.AdminNodeDetail
+	err := a.Do(ctx, "GET", "/admin/nodes/"+url.PathEscape(id)+"/detail", nil, &out)
+	return out, err
+}
+
+func (a *Admin) schedule(ctx context.Context, id, verb string) (api.AdminNodeDetail, error) {
+	var out api.AdminNodeDetail
+	err := a.Do(ctx, "POST", "/admin/nodes/"+url.PathEscape(id)+"/"+verb, nil, &out)
+	return out, err
+}
+
+// CordonNode stops new placements on a node.
+func (a *Admin) CordonNode(ctx context.Context, id string) (api.AdminNodeDetail, error) {
+	return a.schedule(ctx, id, "cordon")
+}
+
+// UncordonNode lets placement use the node again (and ends a drain).
+func (a *Admin) UncordonNode(ctx context.Context, id string) (api.AdminNodeDetail, error) {
+	return a.schedule(ctx, id, "uncordon")
+}
+
+// DrainNode cordons the node and marks it draining; the answer lists the
+// servers still on it.
+func (a *Admin) DrainNode(ctx context.Context, id string) (api.AdminNodeDetail, error) {
+	return a.schedule(ctx, id, "drain")
+}
