@@ -65,7 +65,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer stopStats()
 	wg.Add(1)
 	go func() { defer wg.Done(); col.Run(sctx, cfg.StatsInterval) }()
-	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg); err != nil {
+	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg, m, col); err != nil {
 		return err
 	}
 	srv := localapi.New(m, col, log.With("subsystem", "localapi"))

@@ -10,8 +10,11 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/hostplane/hostplane/agent/internal/actions"
 	"github.com/hostplane/hostplane/agent/internal/config"
+	"github.com/hostplane/hostplane/agent/internal/ops"
 	"github.com/hostplane/hostplane/agent/internal/session"
+	"github.com/hostplane/hostplane/agent/internal/stats"
 	"github.com/hostplane/hostplane/pkg/version"
 	pb "github.com/hostplane/hostplane/proto"
 	"github.com/shirou/gopsutil/v4/disk"
@@ -51,7 +54,9 @@ func hostHello(cfg config.Config) func() *pb.Hello {
 
 // startSession runs the coordinator session in the background when coordinators
 // are configured. A session failure is logged; the local API keeps serving.
-func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *sync.WaitGroup) error {
+// The session serves the coordinator's actions and stats requests through an
+// actions.Executor over m and col, and reports the inventory.
+func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *sync.WaitGroup, m *ops.Manager, col *stats.Collector) error {
 	if len(cfg.Coordinators) == 0 {
 		return nil
 	}
@@ -59,9 +64,15 @@ func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *
 	if id == "" {
 		id = defaultNodeID()
 	}
+	// The executor tells the session when an action changed the inventory;
+	// the session exists only after the executor, hence the indirection.
+	var s *session.Agent
+	ex := actions.New(actions.Config{Manager: m, Stats: col, Log: log.With("subsystem", "actions"),
+		OnChange: func() { s.InventoryChanged() }})
 	s, err := session.New(session.Config{
 		Coordinators: cfg.Coordinators, JoinToken: cfg.JoinToken, NodeID: id,
 		Dir: filepath.Join(cfg.DataDir, "session"), Hello: hostHello(cfg), Log: log,
+		Handle: ex.Handle, Inventory: ex.Inventory,
 	})
 	if err != nil {
 		return err

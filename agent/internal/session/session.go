@@ -45,6 +45,21 @@ type Config struct {
 	Log          *slog.Logger
 	// OnEvent, if set, is called on every state change (tests, the simulator).
 	OnEvent func(Event)
+
+	// Handle, if set, serves every stream the coordinator opens on the
+	// session (actions, stats), each in its own goroutine: req is the stream's
+	// first frame and send writes a frame back. ctx ends when the coordinator
+	// abandons the stream or the session ends; the stream is closed when
+	// Handle returns. Without Handle such streams are refused.
+	Handle func(ctx context.Context, req *pb.Envelope, send func(*pb.Envelope) error)
+	// Inventory, if set, reports the node's VMs and templates. The session
+	// sends it on a stream of its own once it comes up, then again whenever it
+	// changed (checked every InventoryInterval and on InventoryChanged).
+	Inventory         func(ctx context.Context) (*pb.Inventory, error)
+	InventoryInterval time.Duration // default 5 s
+	// ProtocolVersion is what the agent claims in Hello (0: pb.ProtocolVersion);
+	// tests set an older minor version to check compatibility.
+	ProtocolVersion uint32
 }
 
 // Event is a state change of the session.
@@ -73,6 +88,8 @@ type Agent struct {
 	connected string // coordinator address while a session is up
 	hint      string // leader address from the last redirect
 	next      int    // next index into Coordinators
+
+	invKick chan struct{} // InventoryChanged → inventory loop (1 slot)
 }
 
 // New returns an agent session; Run drives it.
@@ -101,7 +118,13 @@ func New(cfg Config) (*Agent, error) {
 	if cfg.Hello == nil {
 		cfg.Hello = func() *pb.Hello { return &pb.Hello{} }
 	}
-	a := &Agent{cfg: cfg, log: cfg.Log}
+	if cfg.InventoryInterval <= 0 {
+		cfg.InventoryInterval = 5 * time.Second
+	}
+	if cfg.ProtocolVersion == 0 {
+		cfg.ProtocolVersion = pb.ProtocolVersion
+	}
+	a := &Agent{cfg: cfg, log: cfg.Log, invKick: make(chan struct{}, 1)}
 	creds, err := LoadCreds(cfg.Dir)
 	switch {
 	case err == nil:
@@ -248,6 +271,9 @@ func (a *Agent) quicConfig() *quic.Config {
 		HandshakeIdleTimeout: a.cfg.DialTimeout,
 		MaxIdleTimeout:       max(3*a.cfg.PingInterval, 5*time.Second),
 		KeepAlivePeriod:      a.cfg.PingInterval,
+		// The coordinator opens a stream per action and stats request.
+		MaxIncomingStreams:    maxIncomingStreams,
+		MaxIncomingUniStreams: -1,
 	}
 }
 
@@ -298,7 +324,7 @@ func (a *Agent) connect(ctx context.Context, addr string) (up bool, redirect str
 		return false, "", refused(fmt.Errorf("open control stream to %s: %w", addr, err))
 	}
 	h := a.cfg.Hello()
-	h.NodeId, h.ProtocolVersion = a.Creds().NodeID, pb.ProtocolVersion
+	h.NodeId, h.ProtocolVersion = a.Creds().NodeID, a.cfg.ProtocolVersion
 	if err := pb.WriteEnvelope(ctrl, &pb.Envelope{Seq: 1, Body: &pb.Envelope_Hello{Hello: h}}); err != nil {
 		return false, "", refused(err)
 	}
@@ -329,6 +355,15 @@ func (a *Agent) connect(ctx context.Context, addr string) (up bool, redirect str
 		a.mu.Unlock()
 		a.emit(Event{Kind: "disconnected", Coordinator: addr, Err: err})
 	}()
+	// Streams of this session live until it ends (ctx or the connection).
+	sctx, stopStreams := context.WithCancel(ctx)
+	defer stopStreams()
+	stopOnClose := context.AfterFunc(qc.Context(), stopStreams)
+	defer stopOnClose()
+	go a.serveStreams(sctx, qc)
+	if a.cfg.Inventory != nil {
+		go a.inventoryLoop(sctx, qc)
+	}
 	var seq uint64 = 1
 	for {
 		if err := a.sleep(ctx, interval); err != nil {

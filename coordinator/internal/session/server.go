@@ -63,6 +63,16 @@ type Config struct {
 	Backend      Backend
 	Log          *slog.Logger
 	Now          func() time.Time
+
+	// OnConnect, if set, is called once a node's session is accepted and
+	// registered (Call reaches it from then on).
+	OnConnect func(nodeID string)
+	// OnDisconnect, if set, is called when a node's current session ends (not
+	// when an older session is replaced by a newer one).
+	OnDisconnect func(nodeID string)
+	// OnInventory, if set, is called for every Inventory frame an agent sends
+	// on its inventory stream, in order, from one goroutine per session.
+	OnInventory func(nodeID string, inv *pb.Inventory)
 }
 
 // Server accepts agent sessions.
@@ -83,6 +93,7 @@ type Server struct {
 type conn struct {
 	nodeID   string
 	qc       *quic.Conn
+	protocol uint32       // the protocol version the agent said in Hello
 	lastSeen atomic.Int64 // unix nanoseconds
 }
 
@@ -106,7 +117,9 @@ func Listen(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Log, sessions: map[string]*conn{}, conns: map[*quic.Conn]struct{}{}}
 	ln, err := quic.ListenAddr(cfg.ListenAddr, s.tlsConfig(), &quic.Config{
 		MaxIdleTimeout: cfg.IdleTimeout, HandshakeIdleTimeout: 5 * time.Second,
-		MaxIncomingStreams: 16, MaxIncomingUniStreams: -1,
+		// Agents open the control stream, one inventory stream and short
+		// renewal streams; the coordinator opens the action and stats streams.
+		MaxIncomingStreams: 32, MaxIncomingUniStreams: -1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("agent session listen %s: %w", cfg.ListenAddr, err)
@@ -305,7 +318,7 @@ func (s *Server) handleSession(ctx context.Context, qc *quic.Conn, cert *x509.Ce
 		s.refuse(qc, CodeProtocol, "write hello ack")
 		return
 	}
-	c := &conn{nodeID: nodeID, qc: qc}
+	c := &conn{nodeID: nodeID, qc: qc, protocol: h.ProtocolVersion}
 	c.lastSeen.Store(s.cfg.Now().UnixNano())
 	s.mu.Lock()
 	old := s.sessions[nodeID]
@@ -315,18 +328,33 @@ func (s *Server) handleSession(ctx context.Context, qc *quic.Conn, cert *x509.Ce
 		_ = old.qc.CloseWithError(CodeReplaced, "replaced by a newer session")
 	}
 	log.Info("agent session up", "software_version", h.SoftwareVersion, "protocol", h.ProtocolVersion)
+	if s.cfg.OnConnect != nil {
+		s.cfg.OnConnect(nodeID)
+	}
 	defer func() {
 		s.mu.Lock()
-		if s.sessions[nodeID] == c {
+		current := s.sessions[nodeID] == c
+		if current {
 			delete(s.sessions, nodeID)
 		}
 		s.mu.Unlock()
 		log.Info("agent session down")
+		if current && s.cfg.OnDisconnect != nil {
+			s.cfg.OnDisconnect(nodeID)
+		}
 	}()
 	sctx, stop := context.WithCancel(qc.Context())
-	defer stop()
-	go s.acceptStreams(sctx, qc, nodeID, serial)
+	var streams sync.WaitGroup
+	streams.Add(1)
+	go func() {
+		defer streams.Done()
+		s.acceptStreams(sctx, qc, nodeID, serial, &streams)
+	}()
 	s.controlLoop(qc, ctrl, c)
+	// The session is over once its control stream is: stop serving its
+	// streams so no OnInventory call outlives OnDisconnect.
+	stop()
+	streams.Wait()
 }
 
 // awaitClose gives the agent time to read a redirect and close first.
@@ -370,8 +398,10 @@ func (s *Server) controlLoop(qc *quic.Conn, ctrl *quic.Stream, c *conn) {
 	}
 }
 
-// acceptStreams serves request streams (certificate renewal) of a session.
-func (s *Server) acceptStreams(ctx context.Context, qc *quic.Conn, nodeID, serial string) {
+// acceptStreams serves the streams a session's agent opens: request streams
+// (certificate renewal) one at a time, and long-lived inventory streams, each
+// in its own goroutine counted in wg.
+func (s *Server) acceptStreams(ctx context.Context, qc *quic.Conn, nodeID, serial string, wg *sync.WaitGroup) {
 	for {
 		st, err := qc.AcceptStream(ctx)
 		if err != nil {
@@ -380,13 +410,26 @@ func (s *Server) acceptStreams(ctx context.Context, qc *quic.Conn, nodeID, seria
 		// Requests are served one at a time: a renewal changes the serial the
 		// next one is checked against (the agent holds the new certificate).
 		func() {
-			defer st.Close()
+			handedOff := false
+			defer func() {
+				if !handedOff {
+					st.Close()
+				}
+			}()
 			_ = st.SetDeadline(time.Now().Add(exchangeTimeout))
-			env, err := pb.ReadEnvelope(st, 64<<10)
+			env, err := pb.ReadEnvelope(st, 0)
 			if err != nil {
+				st.CancelRead(0)
 				return
 			}
 			switch b := env.Body.(type) {
+			case *pb.Envelope_Inventory:
+				handedOff = true
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					s.serveInventory(ctx, st, nodeID, b.Inventory)
+				}()
 			case *pb.Envelope_RenewRequest:
 				rctx, cancel := context.WithTimeout(ctx, exchangeTimeout)
 				defer cancel()

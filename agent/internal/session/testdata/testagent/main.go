@@ -1,0 +1,127 @@
+// Command testagent runs the real agent session with scripted hooks, for the
+// coordinator's session tests (which cannot import agent packages). It prints
+// one JSON event per line on stdout and reads commands on stdin:
+//
+//	inv <name>=<state> ...   set the inventory's VMs and call InventoryChanged
+//
+// Handle: command "echo" answers a progress frame then a result carrying the
+// params; "block" answers a progress frame, then waits for its context to end
+// and prints {"kind":"cancelled","id":…}; a StatsRequest streams samples.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hostplane/hostplane/agent/internal/session"
+	pb "github.com/hostplane/hostplane/proto"
+)
+
+var outMu sync.Mutex
+
+func event(kind string, kv ...string) {
+	m := map[string]string{"kind": kind}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i]] = kv[i+1]
+	}
+	b, _ := json.Marshal(m)
+	outMu.Lock()
+	defer outMu.Unlock()
+	fmt.Println(string(b))
+}
+
+func main() {
+	coord := flag.String("coordinator", "", "session address")
+	token := flag.String("token", "", "join token")
+	node := flag.String("node", "node-1", "node id")
+	dir := flag.String("dir", "", "credentials directory")
+	proto := flag.Uint("protocol", 0, "protocol version to claim")
+	invEvery := flag.Duration("inventory-interval", 200*time.Millisecond, "inventory check interval")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var (
+		invMu sync.Mutex
+		inv   = &pb.Inventory{Templates: []string{"base"}}
+	)
+	var a *session.Agent
+	a, err := session.New(session.Config{
+		Coordinators: []string{*coord}, JoinToken: *token, NodeID: *node, Dir: *dir,
+		PingInterval: 200 * time.Millisecond, DialTimeout: 2 * time.Second,
+		ProtocolVersion: uint32(*proto), InventoryInterval: *invEvery,
+		Backoff: session.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
+		OnEvent: func(e session.Event) { event(e.Kind) },
+		Inventory: func(context.Context) (*pb.Inventory, error) {
+			invMu.Lock()
+			defer invMu.Unlock()
+			c := &pb.Inventory{Templates: inv.Templates, TakenAtUnixMs: time.Now().UnixMilli()}
+			c.Vms = append(c.Vms, inv.Vms...)
+			event("inventory_collected")
+			return c, nil
+		},
+		Handle: func(ctx context.Context, req *pb.Envelope, send func(*pb.Envelope) error) {
+			switch b := req.Body.(type) {
+			case *pb.Envelope_ActionAssign:
+				as := b.ActionAssign
+				_ = send(&pb.Envelope{Seq: 1, ReplyTo: req.Seq, Body: &pb.Envelope_ActionProgress{ActionProgress: &pb.ActionProgress{ActionId: as.ActionId, Step: "accepted"}}})
+				switch as.Command {
+				case "block":
+					event("blocking", "id", as.ActionId)
+					<-ctx.Done()
+					event("cancelled", "id", as.ActionId)
+				default:
+					_ = send(&pb.Envelope{Seq: 2, ReplyTo: req.Seq, Body: &pb.Envelope_ActionResult{ActionResult: &pb.ActionResult{ActionId: as.ActionId, Success: true, Result: as.Params}}})
+				}
+			case *pb.Envelope_StatsRequest:
+				for i := 0; ; i++ {
+					if err := send(&pb.Envelope{Seq: uint64(i + 1), ReplyTo: req.Seq, Body: &pb.Envelope_StatsSample{StatsSample: &pb.StatsSample{Target: b.StatsRequest.Target, CpuPercent: float64(i)}}}); err != nil {
+						return
+					}
+					select {
+					case <-ctx.Done():
+						event("cancelled", "id", "stats")
+						return
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+			}
+		},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	go func() {
+		sc := bufio.NewScanner(os.Stdin)
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) == 0 || f[0] != "inv" {
+				continue
+			}
+			var vms []*pb.VM
+			for _, kv := range f[1:] {
+				n, st, _ := strings.Cut(kv, "=")
+				vms = append(vms, &pb.VM{Name: n, State: st})
+			}
+			invMu.Lock()
+			inv = &pb.Inventory{Templates: inv.Templates, Vms: vms}
+			invMu.Unlock()
+			a.InventoryChanged()
+		}
+	}()
+	if err := a.Run(ctx); err != nil && ctx.Err() == nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+}
