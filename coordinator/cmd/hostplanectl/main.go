@@ -32,7 +32,7 @@ func main() {
 	}
 	root.PersistentFlags().StringVar(&g.socket, "socket", client.DefaultAdminSocket(), "coordinator admin socket (env HOSTPLANE_ADMIN_SOCKET)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print stable JSON instead of text")
-	root.AddCommand(newAccountCmd(g), newKeyCmd(g), newWalletCmd(g), newInvoiceCmd(g), newTicketCmd(g), newClusterCmd(g), newNodeCmd())
+	root.AddCommand(newAccountCmd(g), newKeyCmd(g), newWalletCmd(g), newInvoiceCmd(g), newTicketCmd(g), newClusterCmd(g), newNodeCmd(), newServerCmd(g))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

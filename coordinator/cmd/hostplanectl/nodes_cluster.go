@@ -78,6 +78,13 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 				fmt.Fprintf(w, "capacity:      %d vCPU, %s memory, %s disk\nversion:       %s (protocol %d)\nenrolled:      %s\ncert expires:  %s\n",
 					n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes), nodeBytes(n.Capacity.DiskBytes), n.SoftwareVersion, n.ProtocolVersion,
 					n.EnrolledAt.Format(time.RFC3339), n.CertNotAfter.Format(time.RFC3339))
+				sched := "schedulable"
+				if n.Draining {
+					sched = "draining (cordoned)"
+				} else if n.Cordoned {
+					sched = "cordoned"
+				}
+				fmt.Fprintf(w, "scheduling:    %s\n", sched)
 			})
 		},
 	}
@@ -91,7 +98,16 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 			return f.emit(c, n, func(w io.Writer) { fmt.Fprintf(w, "node %s removed\n", n.ID) })
 		},
 	}
-	return []*cobra.Command{token, addSocket(list), addSocket(show), addSocket(remove)}
+	sched := nodeScheduleCmds(f, addSocket, func(c *cobra.Command, verb, id string) (api.AdminNodeDetail, error) {
+		switch verb {
+		case "cordon":
+			return admin().CordonNode(c.Context(), id)
+		case "uncordon":
+			return admin().UncordonNode(c.Context(), id)
+		}
+		return admin().DrainNode(c.Context(), id)
+	})
+	return append([]*cobra.Command{token, addSocket(list), addSocket(show), addSocket(remove)}, sched...)
 }
 
 func lastSeen(t *time.Time) string {

@@ -36,6 +36,12 @@ type NodeConfig struct {
 	// Grace: a node with no ping for this long is recorded unreachable.
 	Grace   time.Duration
 	CertTTL time.Duration
+	// ActionDeadline: an action whose node stays away this long fails.
+	ActionDeadline time.Duration
+	// VMPrefix starts the libvirt name of every server this cluster places.
+	VMPrefix string
+	// CPUOvercommit is how many vCPUs placement sells per host CPU.
+	CPUOvercommit float64
 
 	// Set in code only (tests).
 	Now func() time.Time
@@ -44,7 +50,8 @@ type NodeConfig struct {
 }
 
 func nodeDefaults() NodeConfig {
-	return NodeConfig{PingInterval: 5 * time.Second, Grace: 30 * time.Second, CertTTL: 90 * 24 * time.Hour}
+	return NodeConfig{PingInterval: 5 * time.Second, Grace: 30 * time.Second, CertTTL: 90 * 24 * time.Hour,
+		ActionDeadline: 5 * time.Minute, VMPrefix: "hp-", CPUOvercommit: 4}
 }
 
 func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
@@ -52,11 +59,17 @@ func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
 	if c.PingInterval == 0 {
 		c.PingInterval, c.Grace, c.CertTTL = d.PingInterval, d.Grace, d.CertTTL
 	}
+	if c.ActionDeadline == 0 {
+		c.ActionDeadline, c.VMPrefix, c.CPUOvercommit = d.ActionDeadline, d.VMPrefix, d.CPUOvercommit
+	}
 	fs.StringVar(&c.ListenAddr, "agent-listen", c.ListenAddr, "UDP address (host:port) where agents hold their QUIC sessions, e.g. 0.0.0.0:8422; empty: no agent sessions")
 	fs.StringVar(&c.Advertise, "agent-advertise", c.Advertise, "agent session address other coordinators send agents to when this one leads (default: the bound agent-listen address)")
 	fs.DurationVar(&c.PingInterval, "agent-ping-interval", c.PingInterval, "how often agents ping their coordinator")
 	fs.DurationVar(&c.Grace, "agent-grace", c.Grace, "a node without a ping for this long is recorded unreachable")
 	fs.DurationVar(&c.CertTTL, "agent-cert-ttl", c.CertTTL, "lifetime of node certificates; agents renew them once two thirds of it has passed")
+	fs.DurationVar(&c.ActionDeadline, "action-deadline", c.ActionDeadline, "an action (power, snapshot, reinstall, …) whose node stays unreachable this long fails with a message saying so")
+	fs.StringVar(&c.VMPrefix, "vm-name-prefix", c.VMPrefix, "prefix of the libvirt domain name of every server placed by this cluster (a-z, 0-9, '-', at most 20 characters)")
+	fs.Float64Var(&c.CPUOvercommit, "cpu-overcommit", c.CPUOvercommit, "vCPUs placement may sell per host CPU (memory and disk are never overcommitted)")
 }
 
 func (c *NodeConfig) validate() error {
@@ -69,6 +82,15 @@ func (c *NodeConfig) validate() error {
 	}
 	if c.CertTTL <= 0 {
 		c.CertTTL = d.CertTTL
+	}
+	if c.ActionDeadline <= 0 {
+		c.ActionDeadline = d.ActionDeadline
+	}
+	if c.VMPrefix == "" {
+		c.VMPrefix = d.VMPrefix
+	}
+	if c.CPUOvercommit <= 0 {
+		c.CPUOvercommit = d.CPUOvercommit
 	}
 	c.rt = &nodeRuntime{}
 	var errs []error
@@ -83,6 +105,15 @@ func (c *NodeConfig) validate() error {
 	if c.CertTTL < time.Minute {
 		errs = append(errs, errors.New("agent-cert-ttl must be at least 1m"))
 	}
+	if c.ActionDeadline < time.Second {
+		errs = append(errs, errors.New("action-deadline must be at least 1s"))
+	}
+	if !httpapi.ValidVMPrefix(c.VMPrefix) {
+		errs = append(errs, fmt.Errorf("vm-name-prefix %q: use 1-20 characters of a-z, 0-9 and '-', starting with a letter or digit", c.VMPrefix))
+	}
+	if c.CPUOvercommit > 64 {
+		errs = append(errs, errors.New("cpu-overcommit must be at most 64"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -91,6 +122,7 @@ type nodeRuntime struct {
 	srv    *session.Server
 	cancel context.CancelFunc
 	done   chan struct{}
+	disp   *dispatcher
 
 	// leading is set while this coordinator's leader jobs run: sessions are
 	// accepted only then (not while a stepping-down or closing leader winds down).
@@ -116,12 +148,16 @@ func (s *Server) startNodes() error {
 	if c.rt == nil {
 		return errors.New("agent sessions: config was not validated")
 	}
+	c.rt.disp = newDispatcher(s)
+	s.API.SetServerDeps(c.rt.disp.serverDeps())
 	if c.ListenAddr == "" {
 		return nil
 	}
 	srv, err := session.Listen(session.Config{
 		ID: s.cfg.NodeID, ListenAddr: c.ListenAddr, PingInterval: c.PingInterval, IdleTimeout: c.Grace, Backend: nodeBackend{s},
 		Log: s.log.With("component", "agent-sessions"), Now: s.nodesNow,
+		OnInventory: c.rt.disp.onInventory,
+		OnConnect:   func(string) { c.rt.disp.Kick() },
 	})
 	if err != nil {
 		return err
@@ -190,7 +226,7 @@ func (s *Server) nodeJobs() []func(ctx context.Context) {
 	if s.AgentSessions() == nil {
 		return nil
 	}
-	return []func(ctx context.Context){s.livenessLoop}
+	return []func(ctx context.Context){s.livenessLoop, s.cfg.Nodes.rt.disp.run}
 }
 
 func (s *Server) sealer() (*webhook.Sealer, error) {

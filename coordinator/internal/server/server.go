@@ -124,7 +124,8 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		node.Close()
 		return nil, fmt.Errorf("agent sessions: %w", err)
 	}
-	admin := s.API.NodeAdmin(s.API.AdminHandler(), s.nodeAdminDeps())
+	admin := s.API.ServerAdmin(s.API.NodeAdmin(s.API.AdminHandler(), s.nodeAdminDeps()), httpapi.ServerAdminConfig{
+		VMPrefix: cfg.Nodes.VMPrefix, CPUOvercommit: cfg.Nodes.CPUOvercommit, Nodes: s.nodeAdminDeps()})
 	s.apiSrv = &http.Server{Handler: s.API.Handler(admin), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	s.admSrv = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())

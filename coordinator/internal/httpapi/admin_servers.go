@@ -1,0 +1,319 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/placement"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// ServerAdminConfig is the placement policy of admin server creation.
+type ServerAdminConfig struct {
+	// VMPrefix starts every libvirt domain name this cluster creates ("hp-").
+	VMPrefix      string
+	CPUOvercommit float64
+	Nodes         NodeDeps
+}
+
+var (
+	templateNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	hostnameRE     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+	vmPrefixRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,19}$`)
+	networkRE      = regexp.MustCompile(`^(user|network:[A-Za-z0-9_.-]{1,64}|bridge:[A-Za-z0-9_.-]{1,15})$`)
+)
+
+// ValidVMPrefix checks the --vm-name-prefix setting.
+func ValidVMPrefix(p string) bool { return vmPrefixRE.MatchString(p) }
+
+// GeneratePassword returns a random password of n letters and digits.
+func GeneratePassword(n int) string {
+	const chars = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+	b := make([]byte, n)
+	for i := range b {
+		v, err := rand.Int(rand.Reader, big.NewInt(int64(len(chars))))
+		if err != nil {
+			panic("httpapi: crypto/rand failed: " + err.Error())
+		}
+		b[i] = chars[v.Int64()]
+	}
+	return string(b)
+}
+
+// DecodeAdminServerCreate validates an admin server create request.
+func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.ServerPlan, error) {
+	var req api.AdminServerCreateRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, api.ServerPlan{}, err
+	}
+	field := func(name, format string, a ...any) error {
+		return &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("field %q ", name) + fmt.Sprintf(format, a...)}
+	}
+	if !ids.Valid("acc", req.AccountID) {
+		return req, api.ServerPlan{}, field("account_id", "must be an account id (acc_…)")
+	}
+	plan, ok := api.PlanBySlug(req.Plan)
+	if !ok {
+		slugs := make([]string, 0, len(api.DefaultPlans))
+		for _, p := range api.DefaultPlans {
+			slugs = append(slugs, p.Slug)
+		}
+		return req, plan, field("plan", "must be one of %s", strings.Join(slugs, ", "))
+	}
+	if !templateNameRE.MatchString(req.Template) {
+		return req, plan, field("template", "must be 1-63 characters of a-z, 0-9, '.', '_' and '-'")
+	}
+	if req.OS == "" {
+		req.OS, _, _ = strings.Cut(req.Template, "-")
+	}
+	if err := text("os", req.OS, 1, 32); err != nil {
+		return req, plan, err
+	}
+	if err := text("label", req.Label, 0, 64); err != nil {
+		return req, plan, err
+	}
+	if req.Hostname != "" && (len(req.Hostname) > 253 || !hostnameRE.MatchString(req.Hostname)) {
+		return req, plan, field("hostname", "must be a lower-case DNS name")
+	}
+	if len(req.SSHKeys) > 16 {
+		return req, plan, field("ssh_keys", "holds more than 16 keys")
+	}
+	for _, k := range req.SSHKeys {
+		if len(k) > 4096 || strings.ContainsAny(k, "\r\n") || !(strings.HasPrefix(k, "ssh-") || strings.HasPrefix(k, "ecdsa-") || strings.HasPrefix(k, "sk-")) {
+			return req, plan, field("ssh_keys", "must hold OpenSSH public keys (ssh-…, ecdsa-…, sk-…), one line each")
+		}
+	}
+	if req.NodeID != "" && !templateNameRE.MatchString(req.NodeID) {
+		return req, plan, field("node_id", "is not a node id")
+	}
+	if req.IPv4 != "" {
+		if p, err := netip.ParsePrefix(req.IPv4); err != nil || !p.Addr().Is4() {
+			return req, plan, field("ipv4", "must be an IPv4 address in CIDR form, e.g. 192.0.2.10/24")
+		}
+	}
+	if req.Gateway4 != "" {
+		if a, err := netip.ParseAddr(req.Gateway4); err != nil || !a.Is4() || req.IPv4 == "" {
+			return req, plan, field("gateway4", "must be an IPv4 address, and needs ipv4")
+		}
+	}
+	if req.Network != "" && !networkRE.MatchString(req.Network) {
+		return req, plan, field("network", `must be "user", "network:NAME" or "bridge:NAME"`)
+	}
+	return req, plan, nil
+}
+
+// ServerAdmin adds the admin server routes and node scheduling to an admin
+// handler. All run on the leader (placement needs its live sessions).
+func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler {
+	if cfg.VMPrefix == "" {
+		cfg.VMPrefix = "hp-"
+	}
+	mux := http.NewServeMux()
+	leader := func(h adminFunc) http.Handler { return a.adminWrap(h, true) }
+	mux.Handle("POST /admin/servers", leader(func(r *http.Request, body []byte, now time.Time) (int, any, error) {
+		return a.adminCreateServer(r, body, now, cfg)
+	}))
+	mux.Handle("GET /admin/servers", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+		return a.adminListServers(r.URL.Query().Get("account"), r.URL.Query().Get("node"))
+	}))
+	mux.Handle("GET /admin/servers/{id}", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+		var s store.Server
+		err := a.node.FSM.View(func(tx *bolt.Tx) (err error) { s, err = fsm.GetServer(tx, r.PathValue("id")); return })
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, s.Admin(), nil
+	}))
+	mux.Handle("GET /admin/nodes/{id}/detail", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+		return a.adminNodeDetail(r.PathValue("id"), cfg)
+	}))
+	for verb, sched := range map[string]fsm.NodeSchedule{
+		"cordon": {Cordoned: true}, "uncordon": {}, "drain": {Cordoned: true, Draining: true},
+	} {
+		mux.Handle("POST /admin/nodes/{id}/"+verb, leader(func(r *http.Request, _ []byte, now time.Time) (int, any, error) {
+			p := sched
+			p.NodeID = r.PathValue("id")
+			if _, err := a.adminApply(r.Context(), fsm.CmdNodeSchedule, now, p); err != nil {
+				return 0, nil, err
+			}
+			a.log.Info("node scheduling changed", "node", p.NodeID, "action", verb)
+			return a.adminNodeDetail(p.NodeID, cfg)
+		}))
+	}
+	mux.Handle("/", next)
+	return mux
+}
+
+func (a *API) adminListServers(accountID, nodeID string) (int, any, error) {
+	out := []api.AdminServer{}
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		if nodeID != "" {
+			ss, err := fsm.NodeServers(tx, nodeID)
+			for _, s := range ss {
+				if accountID == "" || s.AccountID == accountID {
+					out = append(out, s.Admin())
+				}
+			}
+			return err
+		}
+		return tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
+			var s store.Server
+			if err := json.Unmarshal(v, &s); err != nil {
+				return err
+			}
+			if accountID == "" || s.AccountID == accountID {
+				out = append(out, s.Admin())
+			}
+			return nil
+		})
+	})
+	return http.StatusOK, out, err
+}
+
+// used sums the plans of the servers on a node.
+func used(ss []store.Server) api.AgentNodeCapacity {
+	var u api.AgentNodeCapacity
+	for _, s := range ss {
+		u = placement.Add(u, placement.Need(s.Plan))
+	}
+	return u
+}
+
+func (a *API) adminNodeDetail(id string, cfg ServerAdminConfig) (int, any, error) {
+	var d api.AdminNodeDetail
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		n, err := fsm.GetAgentNode(tx, id)
+		if err != nil {
+			return err
+		}
+		ss, err := fsm.NodeServers(tx, id)
+		if err != nil {
+			return err
+		}
+		d.AgentNode = withLive(n, cfg.Nodes)
+		d.Used = used(ss)
+		d.Servers = make([]api.AdminServer, 0, len(ss))
+		for _, s := range ss {
+			d.Servers = append(d.Servers, s.Admin())
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	d.Templates = []string{}
+	if deps, err := a.serverDeps(); err == nil && deps.NodeTemplates != nil {
+		if t, ok := deps.NodeTemplates(id); ok {
+			d.Templates = t
+		}
+	}
+	return http.StatusOK, d, nil
+}
+
+func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg ServerAdminConfig) (int, any, error) {
+	deps, err := a.serverDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	req, plan, err := DecodeAdminServerCreate(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	var cands []placement.Candidate
+	err = a.node.FSM.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(store.BucketAccounts).Get([]byte(req.AccountID)) == nil {
+			return fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
+		}
+		return tx.Bucket(store.BucketAgentNodes).ForEach(func(k, _ []byte) error {
+			if req.NodeID != "" && string(k) != req.NodeID {
+				return nil
+			}
+			n, err := fsm.GetAgentNode(tx, string(k))
+			if err != nil {
+				return err
+			}
+			ss, err := fsm.NodeServers(tx, n.ID)
+			if err != nil {
+				return err
+			}
+			c := placement.Candidate{Node: withLive(n, cfg.Nodes), Used: used(ss)}
+			c.Connected = c.Node.Connected
+			if deps.NodeTemplates != nil {
+				if t, ok := deps.NodeTemplates(n.ID); ok {
+					c.Templates = t
+				}
+			}
+			cands = append(cands, c)
+			return nil
+		})
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if req.NodeID != "" && len(cands) == 0 {
+		return 0, nil, notFound("node " + req.NodeID)
+	}
+	nodeID, err := placement.Choose(cands, plan, req.Template, placement.Policy{CPUOvercommit: cfg.CPUOvercommit})
+	if err != nil {
+		return 0, nil, errf(http.StatusConflict, "no_capacity", "%s", err.Error())
+	}
+	srvID := ids.New("srv", now)
+	vm := cfg.VMPrefix + strings.ReplaceAll(srvID, "_", "-")
+	actID := ids.New("act", now)
+	params, err := json.Marshal(map[string]any{
+		"template": req.Template,
+		"plan":     api.NodePlan{VCPUs: plan.VCPUs, MemoryMiB: plan.MemoryMiB, DiskGiB: plan.DiskGiB},
+		"hostname": req.Hostname, "ssh_keys": req.SSHKeys, "ipv4": req.IPv4, "gateway4": req.Gateway4, "network": req.Network,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	password := ""
+	if !req.NoPassword {
+		password = GeneratePassword(20)
+		secret, _ := json.Marshal(map[string]string{"root_password": password})
+		deps.PutSecret(actID, secret)
+	}
+	label := req.Label
+	if label == "" {
+		label = req.Hostname
+	}
+	if label == "" {
+		label = srvID
+	}
+	s := store.Server{
+		Server: api.Server{ID: srvID, Label: label, Hostname: req.Hostname, Plan: plan, OSTemplate: req.Template, OS: req.OS,
+			IPv4: req.IPv4},
+		AccountID: req.AccountID, NodeID: nodeID, VMName: vm,
+	}
+	act := store.Action{
+		Action: api.Action{ID: actID, Command: api.ActionServerProvision, ResourceType: "server", ResourceID: srvID},
+		NodeID: nodeID, Target: vm, Params: params, NeedsSecret: !req.NoPassword, Mutating: true,
+		Deadline: now.Add(deps.ActionDeadline),
+	}
+	v, err := a.adminApply(r.Context(), fsm.CmdServerCreate, now, fsm.ServerCreate{Server: s, Action: act})
+	if err != nil {
+		deps.DropSecret(actID)
+		return 0, nil, err
+	}
+	deps.Kick()
+	out, ok := v.(api.AdminServerCreated)
+	if !ok {
+		return 0, nil, errors.New("admin server create: unexpected result")
+	}
+	out.RootPassword = password
+	a.log.Info("server placed", "server", srvID, "node", nodeID, "account", req.AccountID, "plan", plan.Slug, "template", req.Template, "action", actID)
+	return http.StatusCreated, out, nil
+}

@@ -1,0 +1,439 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/coordinator/internal/session"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	pb "github.com/hostplane/hostplane/proto"
+	bolt "go.etcd.io/bbolt"
+)
+
+// dispatcher hands committed actions to the agents. It runs on the leader:
+// each open action (pending or running in the FSM) whose node holds a session
+// here is sent on its own stream; progress and the result come back and are
+// recorded through Raft. A stream that breaks (agent restart, network cut,
+// leader change) leaves the action open, and it is sent again once the node is
+// back: the agent answers a known action id from its journal instead of
+// running it twice. An action whose node stays away past its deadline fails.
+type dispatcher struct {
+	s    *Server
+	kick chan struct{}
+
+	mu       sync.Mutex
+	secrets  map[string]secret             // action id → secret params, this leader only
+	inflight map[string]context.CancelFunc // action id → its stream
+	retryAt  map[string]time.Time          // action id → earliest next send after a failed one
+	inv      map[string]*nodeInventory     // node id → last inventory
+	stepAt   map[string]time.Time          // action id → last progress write
+	sent     map[string]int                // action id → sends by this leader
+	running  bool                          // the leader job is on
+}
+
+type secret struct {
+	data []byte
+	at   time.Time
+}
+
+type nodeInventory struct {
+	templates []string
+	vms       map[string]string // vm name → state
+	at        time.Time
+}
+
+func newDispatcher(s *Server) *dispatcher {
+	return &dispatcher{s: s, kick: make(chan struct{}, 1),
+		secrets: map[string]secret{}, inflight: map[string]context.CancelFunc{}, retryAt: map[string]time.Time{},
+		inv: map[string]*nodeInventory{}, stepAt: map[string]time.Time{}, sent: map[string]int{}}
+}
+
+// Kick wakes the dispatcher.
+func (d *dispatcher) Kick() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (d *dispatcher) putSecret(id string, b []byte) {
+	d.mu.Lock()
+	d.secrets[id] = secret{data: b, at: time.Now()}
+	d.mu.Unlock()
+}
+
+func (d *dispatcher) dropSecret(id string) {
+	d.mu.Lock()
+	delete(d.secrets, id)
+	d.mu.Unlock()
+}
+
+func (d *dispatcher) templates(nodeID string) ([]string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	inv := d.inv[nodeID]
+	if inv == nil {
+		return nil, false
+	}
+	return slices.Clone(inv.templates), true
+}
+
+// onInventory keeps the node's last inventory and reconciles power states the
+// node reports with the recorded ones (a guest that powered itself off).
+func (d *dispatcher) onInventory(nodeID string, in *pb.Inventory) {
+	inv := &nodeInventory{templates: slices.Clone(in.Templates), vms: map[string]string{}, at: time.Now()}
+	for _, vm := range in.Vms {
+		inv.vms[vm.Name] = vm.State
+	}
+	d.mu.Lock()
+	d.inv[nodeID] = inv
+	running := d.running
+	d.mu.Unlock()
+	if running {
+		go d.reconcile(nodeID, inv)
+	}
+}
+
+func (d *dispatcher) reconcile(nodeID string, inv *nodeInventory) {
+	var changes []fsm.ServerPower
+	_ = d.s.Node.FSM.View(func(tx *bolt.Tx) error {
+		ss, err := fsm.NodeServers(tx, nodeID)
+		for _, s := range ss {
+			st, ok := inv.vms[s.VMName]
+			if !ok || s.ActionID != "" || (s.Status != api.ServerRunning && s.Status != api.ServerStopped) {
+				continue
+			}
+			if w := powerWord(st); w != s.PowerState {
+				changes = append(changes, fsm.ServerPower{ServerID: s.ID, PowerState: w})
+			}
+		}
+		return err
+	})
+	if len(changes) == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := d.s.propose(ctx, fsm.CmdServerObserved, fsm.ServerObserved{Changes: changes}); err != nil {
+		d.s.log.Warn("record observed power states", "node", nodeID, "err", err)
+		return
+	}
+	for _, c := range changes {
+		d.s.log.Info("server power state observed", "server", c.ServerID, "power_state", c.PowerState)
+	}
+}
+
+func powerWord(state string) string {
+	switch state {
+	case "running", "paused", "blocked":
+		return api.ServerRunning
+	}
+	return api.ServerStopped
+}
+
+// run is the leader job.
+func (d *dispatcher) run(ctx context.Context) {
+	d.mu.Lock()
+	d.running = true
+	d.sent = map[string]int{}
+	d.mu.Unlock()
+	defer func() {
+		d.mu.Lock()
+		d.running = false
+		for _, cancel := range d.inflight {
+			cancel()
+		}
+		d.mu.Unlock()
+	}()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		d.scan(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.kick:
+		case <-tick.C:
+		}
+	}
+}
+
+func (d *dispatcher) connected(nodeID string) bool {
+	srv := d.s.AgentSessions()
+	if srv == nil {
+		return false
+	}
+	seen, ok := srv.Live(nodeID)
+	return ok && d.s.nodesNow().Sub(seen) <= d.s.cfg.Nodes.Grace
+}
+
+func (d *dispatcher) scan(ctx context.Context) {
+	var open []store.Action
+	_ = d.s.Node.FSM.View(func(tx *bolt.Tx) (err error) { open, err = fsm.OpenActions(tx); return })
+	now := d.s.nodesNow()
+	var expired []fsm.ActionFinish
+	openIDs := map[string]bool{}
+	for _, a := range open {
+		openIDs[a.ID] = true
+		d.mu.Lock()
+		_, busy := d.inflight[a.ID]
+		retry := d.retryAt[a.ID]
+		d.mu.Unlock()
+		if busy {
+			continue
+		}
+		if d.connected(a.NodeID) {
+			if now.Before(retry) {
+				continue
+			}
+			d.send(ctx, a)
+			continue
+		}
+		if now.After(a.Deadline) {
+			expired = append(expired, deadlineResult(a, d.s.cfg.Nodes.ActionDeadline))
+		}
+	}
+	if len(expired) > 0 {
+		if _, err := d.s.propose(ctx, fsm.CmdActionsFinished, fsm.ActionsFinished{Results: expired}); err != nil {
+			d.s.log.Warn("record expired actions; will retry", "actions", len(expired), "err", err)
+		} else {
+			for _, r := range expired {
+				d.s.log.Warn("action failed at its deadline: node away", "action", r.ID, "message", r.ErrorMessage)
+			}
+		}
+	}
+	// Forget what belongs to finished actions.
+	d.mu.Lock()
+	for id, sec := range d.secrets {
+		if !openIDs[id] && time.Since(sec.at) > time.Minute {
+			delete(d.secrets, id)
+		}
+	}
+	for id := range d.retryAt {
+		if !openIDs[id] {
+			delete(d.retryAt, id)
+		}
+	}
+	for id := range d.stepAt {
+		if !openIDs[id] {
+			delete(d.stepAt, id)
+		}
+	}
+	d.mu.Unlock()
+}
+
+func deadlineResult(a store.Action, deadline time.Duration) fsm.ActionFinish {
+	msg := fmt.Sprintf("the server's host did not take the action within %s (it is unreachable); nothing was changed — retry when the server is reachable again", deadline.Round(time.Second))
+	if a.Status == api.ActionRunning {
+		msg = fmt.Sprintf("the server's host stopped reporting while the action ran and did not come back within %s; its outcome is unknown — check the server's state", deadline.Round(time.Second))
+	}
+	return fsm.ActionFinish{ID: a.ID, ErrorCode: "node_unreachable", ErrorMessage: msg}
+}
+
+// agentParams builds the params the agent expects for a stored action.
+func agentParams(a store.Action) []byte {
+	switch a.Command {
+	case api.ActionSnapshotCreate, api.ActionSnapshotDelete, api.ActionSnapshotRevert:
+		p := map[string]string{"name": agentSnapshotName(a.SnapshotID)}
+		if a.Snapshot != nil {
+			if a.SnapshotID == "" {
+				p["name"] = agentSnapshotName(a.Snapshot.ID)
+			}
+			if a.Command == api.ActionSnapshotCreate && a.Snapshot.Description != "" {
+				p["description"] = a.Snapshot.Description
+			}
+		}
+		b, _ := json.Marshal(p)
+		return b
+	}
+	if len(a.Params) == 0 {
+		return []byte("{}")
+	}
+	return a.Params
+}
+
+// agentSnapshotName is the libvirt snapshot name of a snapshot id (the agent
+// allows a-z, 0-9 and '-').
+func agentSnapshotName(id string) string { return strings.ReplaceAll(id, "_", "-") }
+
+func (d *dispatcher) send(ctx context.Context, a store.Action) {
+	actx, cancel := context.WithCancel(ctx)
+	d.mu.Lock()
+	d.inflight[a.ID] = cancel
+	d.sent[a.ID]++
+	first := d.sent[a.ID] == 1
+	sec, haveSecret := d.secrets[a.ID]
+	d.mu.Unlock()
+	assign := &pb.ActionAssign{
+		ActionId: a.ID, Command: a.Command, Target: a.Target, Params: agentParams(a),
+		DeadlineUnixMs: a.Deadline.UnixMilli(),
+		// The action may have reached the agent before: from an earlier leader
+		// (it is running, or this leader never sent it and lacks its secret)
+		// or from this one.
+		Resend: !first || a.Status == api.ActionRunning || (a.NeedsSecret && !haveSecret),
+	}
+	if haveSecret {
+		assign.SecretParams = sec.data
+	}
+	go func() {
+		defer func() {
+			d.mu.Lock()
+			delete(d.inflight, a.ID)
+			d.mu.Unlock()
+			cancel()
+		}()
+		err := d.exchange(actx, a, assign)
+		if err == nil || actx.Err() != nil {
+			return
+		}
+		d.mu.Lock()
+		d.retryAt[a.ID] = time.Now().Add(time.Second)
+		d.mu.Unlock()
+		if errors.Is(err, session.ErrNotConnected) {
+			d.s.log.Debug("action not sent: node not connected", "action", a.ID, "node", a.NodeID)
+			return
+		}
+		d.s.log.Warn("action stream ended before its result; it will be sent again", "action", a.ID, "node", a.NodeID, "command", a.Command, "err", err)
+	}()
+}
+
+// exchange sends one action and records what comes back.
+func (d *dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.ActionAssign) error {
+	srv := d.s.AgentSessions()
+	if srv == nil {
+		return session.ErrNotConnected
+	}
+	d.s.log.Info("action sent", "action", a.ID, "node", a.NodeID, "command", a.Command, "resend", assign.Resend)
+	status := a.Status
+	var result *pb.ActionResult
+	err := srv.Call(ctx, a.NodeID, &pb.Envelope{Seq: 1, Body: &pb.Envelope_ActionAssign{ActionAssign: assign}}, func(env *pb.Envelope) (bool, error) {
+		switch b := env.Body.(type) {
+		case *pb.Envelope_ActionProgress:
+			p := b.ActionProgress
+			if p.ActionId != a.ID {
+				return false, fmt.Errorf("progress for %q on the stream of %s", p.ActionId, a.ID)
+			}
+			d.mu.Lock()
+			due := time.Since(d.stepAt[a.ID]) >= time.Second
+			if status == api.ActionPending || due {
+				d.stepAt[a.ID] = time.Now()
+			}
+			d.mu.Unlock()
+			if status == api.ActionPending || due {
+				// Recorded without holding up the result: a progress entry
+				// applied after the result is a no-op, and a lost one is
+				// superseded by the result.
+				status = api.ActionRunning
+				prog := fsm.ActionProgress{ID: a.ID, At: d.s.nodesNow().UTC(), Percent: int(min(p.Percent, 99)), Step: p.Step}
+				go func() {
+					pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+					defer cancel()
+					if _, err := d.s.propose(pctx, fsm.CmdActionProgress, prog); err != nil {
+						d.s.log.Debug("record action progress", "action", a.ID, "err", err)
+					}
+				}()
+			}
+			return false, nil
+		case *pb.Envelope_ActionResult:
+			if b.ActionResult.ActionId != a.ID {
+				return false, fmt.Errorf("result for %q on the stream of %s", b.ActionResult.ActionId, a.ID)
+			}
+			result = b.ActionResult
+			return true, nil
+		case *pb.Envelope_Error:
+			return false, fmt.Errorf("agent: %s: %s", b.Error.Code, b.Error.Message)
+		}
+		return false, nil // frames of a newer agent
+	})
+	if err != nil {
+		return err
+	}
+	fin := fsm.ActionFinish{ID: a.ID, Success: result.Success, Result: result.Result}
+	if !result.Success {
+		fin.ErrorCode = result.ErrorCode
+		if fin.ErrorCode == "" {
+			fin.ErrorCode = "failed"
+		}
+		fin.ErrorMessage = scrub(result.ErrorMessage, a)
+	}
+	// The result must be recorded even if this leader's job is being stopped:
+	// a bounded, independent context.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if _, err := d.s.propose(rctx, fsm.CmdActionFinish, fin); err != nil {
+		return fmt.Errorf("record result: %w", err)
+	}
+	d.dropSecret(a.ID)
+	d.s.log.Info("action finished", "action", a.ID, "node", a.NodeID, "command", a.Command, "success", result.Success, "error_code", fin.ErrorCode)
+	return nil
+}
+
+// scrub keeps backbone detail (node id, libvirt names) out of the message a
+// customer reads.
+func scrub(msg string, a store.Action) string {
+	if a.Target != "" {
+		msg = strings.ReplaceAll(msg, a.Target, a.ResourceID)
+	}
+	if a.NodeID != "" {
+		msg = strings.ReplaceAll(msg, a.NodeID, "the host")
+	}
+	if len(msg) > 500 {
+		msg = msg[:500] + "…"
+	}
+	return msg
+}
+
+// stats asks the node's agent for live stats of a VM.
+func (d *dispatcher) stats(ctx context.Context, nodeID, vm string, stream bool, interval time.Duration, fn func(api.ServerStats) error) error {
+	srv := d.s.AgentSessions()
+	if srv == nil || !d.connected(nodeID) {
+		return httpapi.ErrNodeOffline
+	}
+	req := &pb.StatsRequest{Target: vm, Stream: stream, IntervalMs: uint32(interval / time.Millisecond)}
+	err := srv.Call(ctx, nodeID, &pb.Envelope{Seq: 1, Body: &pb.Envelope_StatsRequest{StatsRequest: req}}, func(env *pb.Envelope) (bool, error) {
+		smp := env.GetStatsSample()
+		if smp == nil {
+			return false, nil
+		}
+		if smp.Error != "" || smp.ErrorCode != "" {
+			if smp.ErrorCode == "not_found" {
+				return true, fmt.Errorf("%w: the server's VM is not on its host", httpapi.ErrNodeOffline)
+			}
+			return true, fmt.Errorf("%w: %s", httpapi.ErrNodeOffline, smp.ErrorCode)
+		}
+		if err := fn(api.ServerStats{
+			Time: time.UnixMilli(smp.AtUnixMs).UTC(), State: powerWord(smp.State), CPUPercent: smp.CpuPercent,
+			MemoryBytes: smp.MemoryUsedBytes, DiskReadBytes: smp.DiskReadBytes, DiskWriteBytes: smp.DiskWriteBytes,
+			DiskReadBps: smp.DiskReadBps, DiskWriteBps: smp.DiskWriteBps, NetRxBytes: smp.NetRxBytes, NetTxBytes: smp.NetTxBytes,
+			NetRxBps: smp.NetRxBps, NetTxBps: smp.NetTxBps,
+		}); err != nil {
+			return true, err
+		}
+		return smp.Last || !stream, nil
+	})
+	if errors.Is(err, session.ErrNotConnected) {
+		return httpapi.ErrNodeOffline
+	}
+	return err
+}
+
+// serverDeps wires the dispatcher into the HTTP API.
+func (d *dispatcher) serverDeps() *httpapi.ServerDeps {
+	return &httpapi.ServerDeps{
+		ActionDeadline: d.s.cfg.Nodes.ActionDeadline,
+		PutSecret:      d.putSecret,
+		DropSecret:     d.dropSecret,
+		Kick:           d.Kick,
+		Stats:          d.stats,
+		NodeTemplates:  d.templates,
+	}
+}
