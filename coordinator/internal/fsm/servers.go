@@ -285,6 +285,10 @@ func applyActionCreate(c *applyCtx) (any, error) {
 	out.Server = &pub
 	if a.Snapshot != nil {
 		sn := *a.Snapshot
+		sn.CreatedAt = c.at // the request's time; the snapshot list shows when it was taken
+		if sn.State == "" {
+			sn.State = powerWord(s.PowerState)
+		}
 		out.Snapshot = &sn
 	}
 	return out, nil
