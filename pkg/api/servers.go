@@ -216,3 +216,24 @@ func PlanBySlug(slug string) (ServerPlan, bool) {
 	}
 	return ServerPlan{}, false
 }
+
+// PowerRequest is the optional body of POST /v1/servers/:id/power/:action.
+// Force and GraceSeconds apply to stop and reboot only: without force the guest
+// gets GraceSeconds (default: the node's) to shut down cleanly before it is cut.
+type PowerRequest struct {
+	Force        bool `json:"force,omitempty"`
+	GraceSeconds int  `json:"grace_seconds,omitempty"`
+}
+
+// ServerIP is one address of GET /v1/servers/:id/ips; PTR is null while no
+// reverse-DNS name is set.
+type ServerIP struct {
+	IP      string  `json:"ip"`
+	Version int     `json:"version"`
+	PTR     *string `json:"ptr"`
+}
+
+// ServerIPList is GET /v1/servers/:id/ips.
+type ServerIPList struct {
+	Data []ServerIP `json:"data"`
+}

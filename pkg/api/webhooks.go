@@ -17,10 +17,10 @@ type WebhookEventInfo struct {
 
 // WebhookEvents is the event catalogue (SPEC.md, Webhook events), in SPEC order.
 var WebhookEvents = []WebhookEventInfo{
-	{Name: "server.created", Description: "A server finished provisioning.", Payload: []string{"serverId", "status", "label"}},
-	{Name: "server.power.changed", Description: "A power action ran.", Payload: []string{"serverId", "action"}},
-	{Name: "server.reinstalled", Description: "A reinstall ran.", Payload: []string{"serverId", "os", "osTemplate"}},
-	{Name: "server.terminated", Description: "A server was terminated.", Payload: []string{"serverId"}},
+	{Name: "server.created", Description: "A server finished provisioning.", Payload: []string{"serverId", "status", "label"}, Emitted: true},
+	{Name: "server.power.changed", Description: "A power action ran.", Payload: []string{"serverId", "action"}, Emitted: true},
+	{Name: "server.reinstalled", Description: "A reinstall ran.", Payload: []string{"serverId", "os", "osTemplate"}, Emitted: true},
+	{Name: "server.terminated", Description: "A server was terminated.", Payload: []string{"serverId"}, Emitted: true},
 	{Name: "server.suspended", Description: "A server was suspended (e.g. expiry).", Payload: []string{"serverId", "reason"}},
 	{Name: "server.ptr.changed", Description: "A reverse-DNS (PTR) record was set or cleared; ptr is null when cleared.", Payload: []string{"serverId", "ip", "ptr"}},
 	{Name: "hosting.created", Description: "A web-hosting account finished provisioning.", Payload: []string{"hostingId", "domain", "status"}},

@@ -270,7 +270,7 @@ func (a *API) wrap(rt Route) http.Handler {
 			}
 			writeError(w, rid, ae)
 			status = ae.StatusCode
-		} else {
+		} else if _, streamed := body.(streamedBody); !streamed {
 			writeJSON(w, status, body)
 		}
 		if rq.caller != nil {

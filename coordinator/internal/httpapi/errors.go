@@ -48,6 +48,12 @@ func toAPIError(err error) (*api.Error, bool) {
 	if errors.As(err, &he) {
 		return api.NewError(he.status, he.code, he.msg), false
 	}
+	// A server's one-mutating-action rule: the message names the blocking
+	// action so the client can follow it (GET /v1/actions/:id).
+	var busy *fsm.ActionBusyError
+	if errors.As(err, &busy) {
+		return api.NewError(http.StatusConflict, "action_in_progress", userMessage(busy)), false
+	}
 	switch {
 	case errors.Is(err, fsm.ErrNotFound):
 		return api.NewError(http.StatusNotFound, "not_found", userMessage(err)), false

@@ -1,6 +1,153 @@
 package httpapi
 
+import (
+	"errors"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Id prefixes of the server routes. Server ids are made by the order / admin
+// create path; they must use serverIDPrefix.
+const (
+	serverIDPrefix   = "srv"
+	actionIDPrefix   = "act"
+	snapshotIDPrefix = "snp"
+)
+
 // serverRoutes are the /v1/servers and /v1/actions operations.
 func (a *API) serverRoutes() []Route {
-	return nil
+	return []Route{
+		{Method: "GET", Path: "/v1/servers", Scope: api.ScopeServersRead, handler: a.listServers},
+		{Method: "GET", Path: "/v1/servers/{id}", Scope: api.ScopeServersRead, handler: a.getServer},
+		{Method: "GET", Path: "/v1/servers/{id}/stats", Scope: api.ScopeServersRead, handler: a.serverStats},
+		{Method: "GET", Path: "/v1/servers/{id}/snapshots", Scope: api.ScopeServersRead, handler: a.listSnapshots},
+		{Method: "GET", Path: "/v1/servers/{id}/ips", Scope: api.ScopeServersRead, handler: a.listServerIPs},
+		{Method: "POST", Path: "/v1/servers/{id}/power/{action}", Scope: api.ScopeServersWrite, handler: a.powerServer},
+		{Method: "POST", Path: "/v1/servers/{id}/snapshots", Scope: api.ScopeServersWrite, Idempotent: true, handler: a.createSnapshot},
+		{Method: "DELETE", Path: "/v1/servers/{id}/snapshots/{snapshotId}", Scope: api.ScopeServersWrite, handler: a.deleteSnapshot},
+		// Not Idempotent on purpose: the new password is only in the live
+		// response, so a replayed one would say "accepted" without the
+		// password and the customer would be locked out. A retry makes a new
+		// password instead (the busy rule makes a duplicate a 409, not a race).
+		{Method: "POST", Path: "/v1/servers/{id}/password-reset", Scope: api.ScopeServersWrite, handler: a.resetServerPassword},
+		{Method: "PATCH", Path: "/v1/servers/{id}/label", Scope: api.ScopeServersWrite, handler: a.labelServer},
+		{Method: "POST", Path: "/v1/servers/{id}/reinstall", Scope: api.ScopeServersDestroy, Idempotent: true, handler: a.reinstallServer},
+		{Method: "POST", Path: "/v1/servers/{id}/snapshots/{snapshotId}/revert", Scope: api.ScopeServersDestroy, Idempotent: true, handler: a.revertSnapshot},
+		{Method: "DELETE", Path: "/v1/servers/{id}", Scope: api.ScopeServersDestroy, Idempotent: true, handler: a.terminateServer},
+		// Every action is a server action so far; another resource's actions
+		// will need the handler to check that resource's read scope.
+		{Method: "GET", Path: "/v1/actions/{id}", Scope: api.ScopeServersRead, handler: a.getAction},
+	}
+}
+
+// loadServer loads the caller's server named by the {id} path value; a
+// malformed id or another account's server is a 404.
+func (a *API) loadServer(rq *request) (store.Server, error) {
+	id := rq.PathValue("id")
+	if !ids.Valid(serverIDPrefix, id) {
+		return store.Server{}, notFound("server")
+	}
+	var s store.Server
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		var err error
+		s, err = fsm.GetOwnedServer(tx, rq.caller.accountID, id)
+		return err
+	})
+	if errors.Is(err, fsm.ErrNotFound) {
+		return s, notFound("server")
+	}
+	return s, err
+}
+
+// listServers pages the account's servers, newest first (ids sort by creation
+// time); terminated servers stay listed with status "terminated".
+func (a *API) listServers(rq *request) (int, any, error) {
+	page, limit, err := paging(rq.Request)
+	if err != nil {
+		return 0, nil, err
+	}
+	var items []store.Server
+	var total int
+	err = a.node.FSM.View(func(tx *bolt.Tx) error {
+		var err error
+		items, total, err = store.ListOwned[store.Server](tx, store.BucketServers, rq.caller.accountID, (page-1)*limit, limit)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := api.Page[api.Server]{Data: make([]api.Server, 0, len(items)), Page: page, Limit: limit, Total: total}
+	for _, s := range items {
+		out.Data = append(out.Data, s.Server) // the public view only
+	}
+	if page*limit < total {
+		next := page + 1
+		out.NextPage = &next
+	}
+	return http.StatusOK, out, nil
+}
+
+func (a *API) getServer(rq *request) (int, any, error) {
+	s, err := a.loadServer(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, s.Server, nil
+}
+
+func (a *API) listSnapshots(rq *request) (int, any, error) {
+	s, err := a.loadServer(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := api.ServerSnapshotList{Data: make([]api.ServerSnapshot, 0, len(s.Snapshots))}
+	// Newest first, like every other list.
+	for i := len(s.Snapshots) - 1; i >= 0; i-- {
+		out.Data = append(out.Data, s.Snapshots[i])
+	}
+	return http.StatusOK, out, nil
+}
+
+// listServerIPs lists the server's static address; a DHCP server (no
+// recorded address) has none to show.
+func (a *API) listServerIPs(rq *request) (int, any, error) {
+	s, err := a.loadServer(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := api.ServerIPList{Data: []api.ServerIP{}}
+	if s.Status != api.ServerTerminated {
+		addr, _, _ := strings.Cut(s.IPv4, "/")
+		if ip, err := netip.ParseAddr(addr); err == nil && ip.Is4() {
+			out.Data = append(out.Data, api.ServerIP{IP: ip.String(), Version: 4})
+		}
+	}
+	return http.StatusOK, out, nil
+}
+
+func (a *API) getAction(rq *request) (int, any, error) {
+	id := rq.PathValue("id")
+	if !ids.Valid(actionIDPrefix, id) {
+		return 0, nil, notFound("action")
+	}
+	var act store.Action
+	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+		var err error
+		act, err = fsm.GetAction(tx, id)
+		return err
+	})
+	if errors.Is(err, fsm.ErrNotFound) || err == nil && act.AccountID != rq.caller.accountID {
+		return 0, nil, notFound("action")
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, act.Action, nil
 }

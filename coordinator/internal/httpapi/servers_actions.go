@@ -1,0 +1,435 @@
+package httpapi
+
+import (
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"math/big"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+const (
+	maxSnapshotName        = 64
+	maxSnapshotDescription = 500
+	maxSnapshotsPerServer  = 10
+	maxServerLabel         = 64
+	maxTemplateName        = 63
+	maxOSName              = 32
+	maxSSHKeys             = 16
+	maxSSHKey              = 4096
+	maxGraceSeconds        = 600
+	passwordLength         = 20
+	// defaultActionDeadline applies when ServerDeps.ActionDeadline is unset.
+	defaultActionDeadline = 15 * time.Minute
+)
+
+// DecodePower validates the optional body of POST
+// /v1/servers/:id/power/:action; an empty body means the defaults.
+func DecodePower(action string, body []byte) (api.PowerRequest, error) {
+	var req api.PowerRequest
+	if err := oneOf("action", action, api.PowerActions); err != nil {
+		return req, badRequest("unknown power action %q: use one of %s", shorten(action), strings.Join(api.PowerActions, ", "))
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return req, nil
+	}
+	// Decode through pointers to tell an explicit value from an absent one.
+	var raw struct {
+		Force        *bool `json:"force"`
+		GraceSeconds *int  `json:"grace_seconds"`
+	}
+	if err := decodeStrict(body, &raw); err != nil {
+		return req, err
+	}
+	if action == "start" && (raw.Force != nil || raw.GraceSeconds != nil) {
+		return req, badRequest("start takes no options: force and grace_seconds apply to stop and reboot")
+	}
+	if raw.GraceSeconds != nil {
+		if *raw.GraceSeconds < 1 || *raw.GraceSeconds > maxGraceSeconds {
+			return req, invalidField("grace_seconds", "must be from 1 to %d", maxGraceSeconds)
+		}
+		req.GraceSeconds = *raw.GraceSeconds
+	}
+	if raw.Force != nil {
+		req.Force = *raw.Force
+	}
+	return req, nil
+}
+
+// DecodeSnapshotCreate validates a POST /v1/servers/:id/snapshots body.
+func DecodeSnapshotCreate(body []byte) (api.SnapshotCreateRequest, error) {
+	var req api.SnapshotCreateRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if err := text("name", req.Name, 1, maxSnapshotName); err != nil {
+		return req, err
+	}
+	if err := nameChars("name", req.Name); err != nil {
+		return req, err
+	}
+	return req, text("description", req.Description, 0, maxSnapshotDescription)
+}
+
+// nameChars allows letters, digits, space, '-', '_' and '.', with no space at
+// either end.
+func nameChars(field, s string) error {
+	for _, r := range s {
+		if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune(" -_.", r) {
+			return invalidField(field, "may hold only letters, digits, spaces, '-', '_' and '.'")
+		}
+	}
+	if strings.TrimSpace(s) != s {
+		return invalidField(field, "must not start or end with a space")
+	}
+	return nil
+}
+
+// DecodeReinstall validates a POST /v1/servers/:id/reinstall body. Whether the
+// server's node offers the template is checked by the handler.
+func DecodeReinstall(body []byte) (api.ReinstallRequest, error) {
+	var req api.ReinstallRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if err := templateName("osTemplate", req.OSTemplate); err != nil {
+		return req, err
+	}
+	if req.OS != "" {
+		if err := text("os", req.OS, 1, maxOSName); err != nil {
+			return req, err
+		}
+		if err := nameChars("os", req.OS); err != nil {
+			return req, err
+		}
+	}
+	if len(req.SSHKeys) > maxSSHKeys {
+		return req, invalidField("ssh_keys", "lists more than %d keys", maxSSHKeys)
+	}
+	for i, k := range req.SSHKeys {
+		field := "ssh_keys[" + strconv.Itoa(i) + "]"
+		if err := text(field, k, 1, maxSSHKey); err != nil {
+			return req, err
+		}
+		if strings.ContainsAny(k, "\r\n\t") {
+			return req, invalidField(field, "must be one line")
+		}
+		if !strings.HasPrefix(k, "ssh-") && !strings.HasPrefix(k, "ecdsa-") && !strings.HasPrefix(k, "sk-") {
+			return req, invalidField(field, "is not an OpenSSH public key (it must start with ssh-, ecdsa- or sk-)")
+		}
+	}
+	return req, nil
+}
+
+// templateName allows 1-63 characters of a-z, 0-9, '.', '_' and '-'.
+func templateName(field, s string) error {
+	if s == "" {
+		return invalidField(field, "is required")
+	}
+	if len(s) > maxTemplateName {
+		return invalidField(field, "must be at most %d characters", maxTemplateName)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return invalidField(field, "may hold only a-z, 0-9, '.', '_' and '-'")
+		}
+	}
+	return nil
+}
+
+// DecodeLabel validates a PATCH /v1/servers/:id/label body.
+func DecodeLabel(body []byte) (api.LabelRequest, error) {
+	var req api.LabelRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if err := text("label", req.Label, 1, maxServerLabel); err != nil {
+		return req, err
+	}
+	for _, r := range req.Label {
+		if !unicode.IsPrint(r) {
+			return req, invalidField("label", "may hold only printable characters")
+		}
+	}
+	return req, nil
+}
+
+// decodeNoBody accepts an empty body or an empty JSON object.
+func decodeNoBody(body []byte) error {
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	var empty struct{}
+	return decodeStrict(body, &empty)
+}
+
+func shorten(s string) string {
+	if len(s) > 32 {
+		s = s[:32] + "…"
+	}
+	return strings.ToValidUTF8(s, "?")
+}
+
+// newPassword makes a 20-character password of letters and digits from
+// crypto/rand, with at least one lower-case letter, upper-case letter and digit.
+func newPassword() (string, error) {
+	const chars = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+	max := big.NewInt(int64(len(chars)))
+	for {
+		b := make([]byte, passwordLength)
+		for i := range b {
+			n, err := rand.Int(rand.Reader, max)
+			if err != nil {
+				return "", fmt.Errorf("password: %w", err)
+			}
+			b[i] = chars[n.Int64()]
+		}
+		pw := string(b)
+		if strings.ContainsAny(pw, chars[:26]) && strings.ContainsAny(pw, chars[26:52]) && strings.ContainsAny(pw, chars[52:]) {
+			return pw, nil
+		}
+	}
+}
+
+// actionSpec is what one action route asks for.
+type actionSpec struct {
+	command    string
+	params     any
+	secret     map[string]string // handed to the dispatcher, never stored
+	snapshotID string
+	snapshot   *api.ServerSnapshot
+	meta       map[string]string
+}
+
+// startAction commits a new action on the server and wakes the dispatcher.
+// The secret, if any, goes to the dispatcher before the proposal (the node may
+// ask for it as soon as the entry commits) and is dropped if nothing was
+// committed. It returns the action id with the response.
+func (a *API) startAction(rq *request, deps *ServerDeps, s store.Server, spec actionSpec) (int, any, error) {
+	params := []byte("{}")
+	if spec.params != nil {
+		var err error
+		if params, err = json.Marshal(spec.params); err != nil {
+			return 0, nil, err
+		}
+	}
+	deadline := deps.ActionDeadline
+	if deadline <= 0 {
+		deadline = defaultActionDeadline
+	}
+	act := store.Action{
+		Action: api.Action{
+			ID: ids.New(actionIDPrefix, rq.now), Command: spec.command, ResourceType: "server", ResourceID: s.ID,
+		},
+		AccountID: rq.caller.accountID, NodeID: s.NodeID, Target: s.VMName, Params: params,
+		NeedsSecret: spec.secret != nil,
+		// Every server action is mutating: one at a time per server.
+		Mutating: true, Deadline: rq.now.Add(deadline),
+		SnapshotID: spec.snapshotID, Snapshot: spec.snapshot, Meta: spec.meta,
+	}
+	if spec.secret != nil {
+		sec, err := json.Marshal(spec.secret)
+		if err != nil {
+			return 0, nil, err
+		}
+		deps.PutSecret(act.ID, sec)
+	}
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdActionCreate, fsm.ActionCreate{Action: act}, http.StatusAccepted)
+	if err != nil {
+		if spec.secret != nil {
+			deps.DropSecret(act.ID)
+		}
+		return 0, nil, err
+	}
+	if _, ok := v.(api.ActionAccepted); !ok && spec.secret != nil {
+		// A replayed response (Idempotency-Key): our action was not created.
+		deps.DropSecret(act.ID)
+	}
+	deps.Kick()
+	return status, v, nil
+}
+
+// withPassword adds the password to a fresh 202; a replayed body stays as
+// stored (without it).
+func withPassword(v any, pw string) any {
+	if acc, ok := v.(api.ActionAccepted); ok {
+		acc.RootPassword = pw
+		return acc
+	}
+	return v
+}
+
+// serverAndDeps resolves the {id} server first (another account's, or a
+// malformed id, is a 404 before any body or availability error), then the
+// dispatcher dependencies.
+func (a *API) serverAndDeps(rq *request) (store.Server, *ServerDeps, error) {
+	s, err := a.loadServer(rq)
+	if err != nil {
+		return s, nil, err
+	}
+	deps, err := a.serverDeps()
+	return s, deps, err
+}
+
+func (a *API) powerServer(rq *request) (int, any, error) {
+	s, deps, err := a.serverAndDeps(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	action := rq.PathValue("action")
+	req, err := DecodePower(action, rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	cmd := map[string]string{"start": api.ActionServerStart, "stop": api.ActionServerStop, "reboot": api.ActionServerReboot}[action]
+	params := map[string]any{}
+	if req.Force {
+		params["force"] = true
+	}
+	if req.GraceSeconds > 0 {
+		params["grace_seconds"] = req.GraceSeconds
+	}
+	return a.startAction(rq, deps, s, actionSpec{command: cmd, params: params})
+}
+
+func (a *API) createSnapshot(rq *request) (int, any, error) {
+	s, deps, err := a.serverAndDeps(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := DecodeSnapshotCreate(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if len(s.Snapshots) >= maxSnapshotsPerServer {
+		return 0, nil, errf(http.StatusConflict, "snapshot_limit", "server %s has %d snapshots, the most it may keep; delete one first", s.ID, len(s.Snapshots))
+	}
+	id := ids.New(snapshotIDPrefix, rq.now)
+	params := map[string]string{"name": id}
+	if req.Description != "" {
+		params["description"] = req.Description
+	}
+	return a.startAction(rq, deps, s, actionSpec{
+		command: api.ActionSnapshotCreate, params: params, snapshotID: id,
+		snapshot: &api.ServerSnapshot{ID: id, Name: req.Name, Description: req.Description},
+	})
+}
+
+// snapshotAction starts snapshot.delete or snapshot.revert on an existing
+// snapshot.
+func (a *API) snapshotAction(rq *request, command string) (int, any, error) {
+	s, deps, err := a.serverAndDeps(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	sid := rq.PathValue("snapshotId")
+	if !ids.Valid(snapshotIDPrefix, sid) || !slices.ContainsFunc(s.Snapshots, func(sn api.ServerSnapshot) bool { return sn.ID == sid }) {
+		return 0, nil, notFound("snapshot")
+	}
+	if err := decodeNoBody(rq.body); err != nil {
+		return 0, nil, err
+	}
+	return a.startAction(rq, deps, s, actionSpec{command: command, params: map[string]string{"name": sid}, snapshotID: sid})
+}
+
+func (a *API) deleteSnapshot(rq *request) (int, any, error) {
+	return a.snapshotAction(rq, api.ActionSnapshotDelete)
+}
+
+func (a *API) revertSnapshot(rq *request) (int, any, error) {
+	return a.snapshotAction(rq, api.ActionSnapshotRevert)
+}
+
+func (a *API) resetServerPassword(rq *request) (int, any, error) {
+	s, deps, err := a.serverAndDeps(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := decodeNoBody(rq.body); err != nil {
+		return 0, nil, err
+	}
+	pw, err := newPassword()
+	if err != nil {
+		return 0, nil, err
+	}
+	status, v, err := a.startAction(rq, deps, s, actionSpec{
+		command: api.ActionServerPasswordReset, params: map[string]string{}, secret: map[string]string{"password": pw},
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return status, withPassword(v, pw), nil
+}
+
+func (a *API) reinstallServer(rq *request) (int, any, error) {
+	s, deps, err := a.serverAndDeps(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := DecodeReinstall(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if deps.NodeTemplates != nil {
+		// An unknown list (the node has not reported one) lets the agent decide.
+		if tpls, ok := deps.NodeTemplates(s.NodeID); ok && !slices.Contains(tpls, req.OSTemplate) {
+			return 0, nil, invalidField("osTemplate", "names template %q, which is not available for this server", req.OSTemplate)
+		}
+	}
+	// os: as given; else the server's, when the template stays; else the
+	// template's family, as the admin create derives it (debian-12 → debian).
+	osName := req.OS
+	if osName == "" {
+		osName = s.OS
+		if req.OSTemplate != s.OSTemplate || osName == "" {
+			osName, _, _ = strings.Cut(req.OSTemplate, "-")
+		}
+	}
+	params := map[string]any{"template": req.OSTemplate}
+	if len(req.SSHKeys) > 0 {
+		params["ssh_keys"] = req.SSHKeys
+	}
+	pw, err := newPassword()
+	if err != nil {
+		return 0, nil, err
+	}
+	status, v, err := a.startAction(rq, deps, s, actionSpec{
+		command: api.ActionServerReinstall, params: params, secret: map[string]string{"root_password": pw},
+		meta: map[string]string{"os_template": req.OSTemplate, "os": osName},
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return status, withPassword(v, pw), nil
+}
+
+func (a *API) terminateServer(rq *request) (int, any, error) {
+	s, deps, err := a.serverAndDeps(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.startAction(rq, deps, s, actionSpec{command: api.ActionServerTerminate})
+}
+
+func (a *API) labelServer(rq *request) (int, any, error) {
+	s, err := a.loadServer(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := DecodeLabel(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.propose(rq.Context(), rq, fsm.CmdServerLabel, fsm.ServerLabel{AccountID: rq.caller.accountID, ServerID: s.ID, Label: req.Label}, http.StatusOK)
+}

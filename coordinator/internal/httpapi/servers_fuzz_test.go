@@ -1,0 +1,118 @@
+package httpapi
+
+import (
+	"strings"
+	"testing"
+	"unicode"
+	"unicode/utf8"
+)
+
+var serverSeeds = []string{
+	``, `{}`, `null`, `[]`, `{`, `"x"`, `{"force":true}`, `{"force":"yes"}`, `{"grace_seconds":30}`, `{"grace_seconds":0}`,
+	`{"grace_seconds":601}`, `{"grace_seconds":1e3}`, `{"force":false,"grace_seconds":600}`, `{"hard":true}`,
+	`{"name":"before upgrade","description":"x"}`, `{"name":""}`, `{"name":"a/b"}`, `{"name":" lead"}`, `{"name":"ünïcode 1.0"}`,
+	`{"osTemplate":"debian-12"}`, `{"osTemplate":"Debian"}`, `{"osTemplate":"debian-12","os":"debian","ssh_keys":["ssh-ed25519 AAAA x"]}`,
+	`{"osTemplate":"debian-12","ssh_keys":["hello"]}`, `{"osTemplate":"debian-12","ssh_keys":["ssh-rsa a\nb"]}`,
+	`{"label":"web 1"}`, `{"label":""}`, `{"label":"a\u0000"}`, `{"label":"\u200b"}`, `{} {}`,
+}
+
+func FuzzDecodePower(f *testing.F) {
+	for _, s := range serverSeeds {
+		for _, action := range []string{"start", "stop", "reboot", "explode"} {
+			f.Add(action, []byte(s))
+		}
+	}
+	f.Fuzz(func(t *testing.T, action string, body []byte) {
+		req, err := DecodePower(action, body)
+		if err != nil {
+			mustBeClientError(t, err)
+			return
+		}
+		if action != "start" && action != "stop" && action != "reboot" {
+			t.Fatalf("accepted action %q", action)
+		}
+		if req.GraceSeconds < 0 || req.GraceSeconds > maxGraceSeconds || action == "start" && (req.Force || req.GraceSeconds != 0) {
+			t.Fatalf("accepted %s %+v", action, req)
+		}
+	})
+}
+
+func FuzzDecodeSnapshotCreate(f *testing.F) {
+	for _, s := range serverSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeSnapshotCreate(body)
+		if err != nil {
+			mustBeClientError(t, err)
+			return
+		}
+		n := utf8.RuneCountInString(req.Name)
+		if n < 1 || n > maxSnapshotName || strings.TrimSpace(req.Name) != req.Name || utf8.RuneCountInString(req.Description) > maxSnapshotDescription {
+			t.Fatalf("accepted %+v", req)
+		}
+		for _, r := range req.Name {
+			if !unicode.IsLetter(r) && !unicode.IsDigit(r) && !strings.ContainsRune(" -_.", r) {
+				t.Fatalf("accepted name %q", req.Name)
+			}
+		}
+	})
+}
+
+func FuzzDecodeReinstall(f *testing.F) {
+	for _, s := range serverSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeReinstall(body)
+		if err != nil {
+			mustBeClientError(t, err)
+			return
+		}
+		if templateName("osTemplate", req.OSTemplate) != nil || len(req.SSHKeys) > maxSSHKeys || utf8.RuneCountInString(req.OS) > maxOSName {
+			t.Fatalf("accepted %+v", req)
+		}
+		for _, k := range req.SSHKeys {
+			if strings.ContainsAny(k, "\r\n") || utf8.RuneCountInString(k) > maxSSHKey ||
+				!(strings.HasPrefix(k, "ssh-") || strings.HasPrefix(k, "ecdsa-") || strings.HasPrefix(k, "sk-")) {
+				t.Fatalf("accepted key %q", k)
+			}
+		}
+	})
+}
+
+func FuzzDecodeLabel(f *testing.F) {
+	for _, s := range serverSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodeLabel(body)
+		if err != nil {
+			mustBeClientError(t, err)
+			return
+		}
+		if n := utf8.RuneCountInString(req.Label); n < 1 || n > maxServerLabel || !utf8.ValidString(req.Label) {
+			t.Fatalf("accepted %q", req.Label)
+		}
+		for _, r := range req.Label {
+			if !unicode.IsPrint(r) {
+				t.Fatalf("accepted %q", req.Label)
+			}
+		}
+	})
+}
+
+func FuzzDecodeNoBody(f *testing.F) {
+	for _, s := range serverSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		if err := decodeNoBody(body); err != nil {
+			mustBeClientError(t, err)
+			return
+		}
+		if b := strings.TrimSpace(string(body)); b != "" && b != "null" && !strings.HasPrefix(b, "{") {
+			t.Fatalf("accepted %q", body)
+		}
+	})
+}

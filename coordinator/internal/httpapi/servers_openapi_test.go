@@ -1,0 +1,237 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// srvAPI is the webhook test harness (a single-node Raft member behind an
+// httptest server) with fake server dependencies, and a client that checks
+// every /v1 response against openapi.json.
+type srvAPI struct {
+	*whAPI
+	router routers.Router
+	doc    *openapi3.T
+
+	mu        sync.Mutex
+	secrets   map[string][]byte
+	kicks     int
+	templates []string // nil: the node reported none
+	stats     func(ctx context.Context, nodeID, vm string, stream bool, interval time.Duration, fn func(api.ServerStats) error) error
+}
+
+func newSrvAPI(t *testing.T) *srvAPI {
+	t.Helper()
+	s := &srvAPI{whAPI: newWHAPI(t), secrets: map[string][]byte{}, templates: []string{"debian-12", "ubuntu-24.04"}}
+	s.a.SetServerDeps(&ServerDeps{
+		ActionDeadline: time.Hour,
+		PutSecret: func(id string, b []byte) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.secrets[id] = append([]byte(nil), b...)
+		},
+		DropSecret: func(id string) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			delete(s.secrets, id)
+		},
+		Kick: func() {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			s.kicks++
+		},
+		Stats: func(ctx context.Context, nodeID, vm string, stream bool, interval time.Duration, fn func(api.ServerStats) error) error {
+			s.mu.Lock()
+			f := s.stats
+			s.mu.Unlock()
+			if f == nil {
+				return ErrNodeOffline
+			}
+			return f(ctx, nodeID, vm, stream, interval, fn)
+		},
+		NodeTemplates: func(string) ([]string, bool) {
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			return s.templates, s.templates != nil
+		},
+	})
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc.Servers = openapi3.Servers{{URL: s.srv.URL + "/v1"}}
+	if s.router, err = gorillamux.NewRouter(doc); err != nil {
+		t.Fatal(err)
+	}
+	s.doc = doc
+	// An enrolled node to place servers on.
+	s.apply(fsm.CmdNodeCAInit, fsm.NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
+	s.apply(fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: time.Now().Add(time.Hour)})
+	s.apply(fsm.CmdNodeEnrol, fsm.NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-secret-node", CertSerial: "s1", CertNotAfter: time.Now().Add(24 * time.Hour)})
+	return s
+}
+
+func (s *srvAPI) setStats(f func(ctx context.Context, nodeID, vm string, stream bool, interval time.Duration, fn func(api.ServerStats) error) error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stats = f
+}
+
+func (s *srvAPI) secret(id string) map[string]string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var m map[string]string
+	_ = json.Unmarshal(s.secrets[id], &m)
+	return m
+}
+
+// server places a provisioned (running) server for acc.
+func (s *srvAPI) server(acc string) string {
+	s.t.Helper()
+	now := time.Now()
+	id := ids.New("srv", now)
+	vm := "hp-vm-" + id[4:]
+	srv := store.Server{Server: api.Server{ID: id, Label: "web", Hostname: "web.example.com", OSTemplate: "debian-12", OS: "debian",
+		IPv4: "203.0.113.7/24", Plan: api.DefaultPlans[1]}, AccountID: acc, NodeID: "hv-secret-node", VMName: vm}
+	prov := store.Action{Action: api.Action{ID: ids.New("act", now), Command: api.ActionServerProvision, ResourceID: id},
+		NodeID: "hv-secret-node", Target: vm, Deadline: now.Add(time.Hour)}
+	s.apply(fsm.CmdServerCreate, fsm.ServerCreate{Server: srv, Action: prov})
+	s.finish(prov.ID, true)
+	return id
+}
+
+func (s *srvAPI) finish(actionID string, ok bool) {
+	s.t.Helper()
+	s.apply(fsm.CmdActionFinish, fsm.ActionFinish{ID: actionID, Success: ok})
+}
+
+type reply struct {
+	status int
+	header http.Header
+	body   []byte
+	m      map[string]any
+}
+
+func (r reply) code() string { c, _ := r.m["code"].(string); return c }
+func (r reply) msg() string  { c, _ := r.m["message"].(string); return c }
+
+// call sends a request and validates the answer against openapi.json.
+func (s *srvAPI) call(key, method, path, body string, hdr ...string) reply {
+	s.t.Helper()
+	req, _ := http.NewRequest(method, s.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := reply{status: resp.StatusCode, header: resp.Header, body: raw}
+	_ = json.Unmarshal(raw, &r.m)
+	s.validate(req, []byte(body), r, false)
+	return r
+}
+
+// validate checks a response against the document: status documented, body
+// matching the schema (skipBody for event streams, checked event by event).
+func (s *srvAPI) validate(req *http.Request, body []byte, r reply, skipBody bool) {
+	s.t.Helper()
+	vreq, _ := http.NewRequest(req.Method, req.URL.String(), bytes.NewReader(body))
+	vreq.Header = req.Header.Clone()
+	route, params, err := s.router.FindRoute(vreq)
+	if err != nil {
+		if r.status == http.StatusNotFound || r.status == http.StatusMethodNotAllowed {
+			return
+		}
+		s.t.Errorf("%s %s answered %d but is not in openapi.json: %v", req.Method, req.URL.Path, r.status, err)
+		return
+	}
+	in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: r.status, Header: r.header, Body: io.NopCloser(bytes.NewReader(r.body)),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, ExcludeResponseBody: skipBody},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		s.t.Errorf("%s %s → %d does not match openapi.json: %v\nbody: %.400s", req.Method, req.URL.Path, r.status, err, r.body)
+	}
+}
+
+// schema validates a JSON value against a named component schema.
+func (s *srvAPI) schema(name string, raw []byte) error {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	return s.doc.Components.Schemas[name].Value.VisitJSON(v)
+}
+
+// TestOpenAPIServerRoutes: every server route is documented with its scope and
+// a security requirement naming it (openapi_test.go covers the other tables).
+func TestOpenAPIServerRoutes(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a := &API{}
+	var problems []string
+	for _, rt := range a.serverRoutes() {
+		p := strings.TrimPrefix(rt.Path, "/v1")
+		item := doc.Paths.Find(p)
+		if item == nil || item.GetOperation(rt.Method) == nil {
+			problems = append(problems, "not documented: "+rt.Method+" "+p)
+			continue
+		}
+		op := item.GetOperation(rt.Method)
+		if sc, _ := op.Extensions["x-scope"].(string); sc != rt.Scope {
+			problems = append(problems, "scope of "+rt.Method+" "+p+": "+sc+" vs "+rt.Scope)
+		}
+		if op.Security == nil || len(*op.Security) != 2 || len((*op.Security)[0]["bearerAuth"]) != 1 || (*op.Security)[0]["bearerAuth"][0] != rt.Scope {
+			problems = append(problems, "security of "+rt.Method+" "+p)
+		}
+		hasIdem := false
+		for _, prm := range op.Parameters {
+			if prm.Ref == "#/components/parameters/IdempotencyKey" {
+				hasIdem = true
+			}
+		}
+		if hasIdem != rt.Idempotent {
+			problems = append(problems, "Idempotency-Key documented differently for "+rt.Method+" "+p)
+		}
+	}
+	// The PTR routes are not served yet and must not be documented.
+	if doc.Paths.Find("/servers/{id}/ips/{ip}/ptr") != nil {
+		problems = append(problems, "ptr routes documented but not served")
+	}
+	sort.Strings(problems)
+	for _, p := range problems {
+		t.Error(p)
+	}
+}
