@@ -1,0 +1,425 @@
+package integration
+
+import (
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+const actionTimeout = 2 * time.Minute
+
+// TestEndToEnd runs one 3-coordinator cluster with one real agent and drives
+// servers through the public API: the whole lifecycle, conflicting and foreign
+// requests, an agent crash and a leader crash in the middle of a reinstall.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts 3 coordinators, an agent and boots TCG guests")
+	}
+	w := newWorld(t, clusterOpts{n: 3})
+	t.Run("Lifecycle", w.testLifecycle)
+	t.Run("ConcurrentPowerAndForeignAccount", w.testConflictAndIsolation)
+	t.Run("AgentKilledDuringReinstall", w.testAgentKilled)
+	t.Run("LeaderKilledDuringReinstall", w.testLeaderKilled)
+}
+
+// testLifecycle: create → boot → reboot → snapshot → revert → reinstall → stop →
+// start → terminate; after each step libvirt agrees with the API, the guest's
+// own markers show the step happened, and the event reaches the webhook.
+func (w *world) testLifecycle(t *testing.T) {
+	created := w.createServer(t, "life")
+	id, vm := created.Server.ID, created.Server.VMName
+	console := w.agent.consoleLog(vm)
+	c := w.api(nil)
+	first := boots(console)[0]
+	if first.count != "1" || first.installID == "" {
+		t.Fatalf("first boot: %+v", first)
+	}
+	requireDomState(t, vm, "running")
+	r := c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id, nil)
+	var s api.Server
+	r.decode(t, &s)
+	if s.Plan.Slug != "nano" || s.OSTemplate != tplA || s.Label != "life" || s.ActionID != "" {
+		t.Fatalf("server after create: %+v", s)
+	}
+	if strings.Contains(string(r.body), vm) || strings.Contains(string(r.body), w.agent.id) {
+		t.Fatalf("customer view leaks the vm name or node: %s", r.body)
+	}
+	var list api.ServerList
+	c.expect(http.StatusOK, http.MethodGet, "/v1/servers", nil).decode(t, &list)
+	if !slices.ContainsFunc(list.Data, func(s api.Server) bool { return s.ID == id }) {
+		t.Fatalf("GET /v1/servers does not list %s: %+v", id, list.Data)
+	}
+	w.hooks.wait(t, "server.created", id, map[string]any{"status": nil, "label": "life"})
+
+	// Reboot: a second boot marker, counter 2.
+	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", nil)
+	if acc.Action.Command != api.ActionServerReboot || acc.Server == nil || acc.Server.ID != id {
+		t.Fatalf("reboot 202: %+v", acc)
+	}
+	c.waitSuccess(acc.Action.ID, actionTimeout)
+	if b := waitBoot(t, console, 2); b.count != "2" || b.installID != first.installID {
+		t.Fatalf("after reboot: %+v", b)
+	}
+	requireDomState(t, vm, "running")
+	if s := c.server(id); s.Status != api.ServerRunning || s.ActionID != "" {
+		t.Fatalf("after reboot: status %s action %q", s.Status, s.ActionID)
+	}
+	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "reboot"})
+
+	// Snapshot while running (disk counter 2).
+	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/snapshots", api.SnapshotCreateRequest{Name: "after-boot-2", Description: "e2e"})
+	if acc.Snapshot == nil || acc.Snapshot.ID == "" {
+		t.Fatalf("snapshot 202 without snapshot: %+v", acc)
+	}
+	snapID := acc.Snapshot.ID
+	c.waitSuccess(acc.Action.ID, actionTimeout)
+	var snaps api.ServerSnapshotList
+	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).decode(t, &snaps)
+	if len(snaps.Data) != 1 || snaps.Data[0].ID != snapID || snaps.Data[0].Name != "after-boot-2" {
+		t.Fatalf("snapshots after create: %+v", snaps.Data)
+	}
+	if ls := libvirtSnapshots(t, vm); len(ls) != 1 {
+		t.Fatalf("libvirt snapshots of %s: %v, want 1", vm, ls)
+	}
+
+	// Reboot again (counter 3), then revert: the disk goes back to 2.
+	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", nil)
+	c.waitSuccess(acc.Action.ID, actionTimeout)
+	waitBoot(t, console, 3)
+	disk := w.agent.diskPath(vm)
+	if got := readGuestFile(t, disk, "/bootcount"); got != "3" {
+		t.Fatalf("disk bootcount before revert: %s, want 3", got)
+	}
+	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/snapshots/"+snapID+"/revert", nil)
+	if acc.Action.Command != api.ActionSnapshotRevert {
+		t.Fatalf("revert 202: %+v", acc.Action)
+	}
+	c.waitSuccess(acc.Action.ID, actionTimeout)
+	if got := readGuestFile(t, disk, "/bootcount"); got != "2" {
+		t.Fatalf("disk bootcount after revert: %s, want 2 (the snapshot's)", got)
+	}
+	requireDomState(t, vm, "running") // it was running when snapshotted
+	if s := c.server(id); s.Status != api.ServerRunning {
+		t.Fatalf("after revert: status %s, libvirt running", s.Status)
+	}
+
+	// Reinstall from the other template: new install-id, counter reset, snapshots gone.
+	before := len(boots(console))
+	r = c.expect(http.StatusAccepted, http.MethodPost, "/v1/servers/"+id+"/reinstall", api.ReinstallRequest{OSTemplate: tplB})
+	r.decode(t, &acc)
+	if acc.RootPassword == "" || acc.Action.Command != api.ActionServerReinstall {
+		t.Fatalf("reinstall 202: want a root password and a reinstall action: %s", r)
+	}
+	c.waitSuccess(acc.Action.ID, actionTimeout)
+	b := waitBoot(t, console, before+1)
+	if b.count != "1" || b.installID == first.installID {
+		t.Fatalf("after reinstall: %+v (first install %s)", b, first.installID)
+	}
+	requireDomState(t, vm, "running")
+	if s := c.server(id); s.Status != api.ServerRunning || s.OSTemplate != tplB {
+		t.Fatalf("after reinstall: status %s template %s", s.Status, s.OSTemplate)
+	}
+	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).decode(t, &snaps)
+	if len(snaps.Data) != 0 {
+		t.Fatalf("API lists snapshots of the old disk after reinstall: %+v", snaps.Data)
+	}
+	if ls := libvirtSnapshots(t, vm); len(ls) != 0 {
+		t.Fatalf("libvirt snapshots after reinstall: %v", ls)
+	}
+	w.hooks.wait(t, "server.reinstalled", id, map[string]any{"osTemplate": tplB, "os": nil})
+
+	// Stop: graceful, shut off, status stopped.
+	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/stop", nil)
+	c.waitSuccess(acc.Action.ID, actionTimeout)
+	requireDomState(t, vm, "shut off")
+	if s := c.server(id); s.Status != api.ServerStopped {
+		t.Fatalf("after stop: status %s, libvirt shut off", s.Status)
+	}
+	if log := readFile(t, console); !strings.Contains(log, "clean-shutdown") {
+		t.Fatal("stop did not shut the guest down through ACPI (no clean-shutdown in its console)")
+	}
+	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "stop"})
+
+	// Start: it boots again.
+	n := len(boots(console))
+	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/start", nil)
+	c.waitSuccess(acc.Action.ID, actionTimeout)
+	waitBoot(t, console, n+1)
+	requireDomState(t, vm, "running")
+	if s := c.server(id); s.Status != api.ServerRunning {
+		t.Fatalf("after start: status %s", s.Status)
+	}
+	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "start"})
+
+	// Terminate: the domain is gone.
+	acc = c.accepted(http.MethodDelete, "/v1/servers/"+id, nil)
+	if acc.Action.Command != api.ActionServerTerminate {
+		t.Fatalf("terminate 202: %+v", acc.Action)
+	}
+	c.waitSuccess(acc.Action.ID, actionTimeout)
+	requireDomState(t, vm, "missing")
+	switch r := c.do(http.MethodGet, "/v1/servers/"+id, nil); r.status {
+	case http.StatusNotFound:
+	case http.StatusOK:
+		r.decode(t, &s)
+		if s.Status != api.ServerTerminated || s.TerminatedAt == nil {
+			t.Fatalf("after terminate: %+v", s)
+		}
+	default:
+		t.Fatalf("read after terminate: %s", r)
+	}
+	w.hooks.wait(t, "server.terminated", id, nil)
+	c.expect(http.StatusOK, http.MethodGet, "/v1/servers", nil).decode(t, &list)
+	for _, s := range list.Data {
+		if s.ID == id && s.Status != api.ServerTerminated {
+			t.Fatalf("list after terminate: %+v", s)
+		}
+	}
+}
+
+// testConflictAndIsolation: two power requests at once get one 202 and one 409;
+// another account sees 404 for the server on every route.
+func (w *world) testConflictAndIsolation(t *testing.T) {
+	created := w.createServer(t, "conflict")
+	id := created.Server.ID
+	c := w.api(nil)
+
+	// A snapshot to aim the foreign requests at.
+	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/snapshots", api.SnapshotCreateRequest{Name: "s1"})
+	snapID := acc.Snapshot.ID
+	c.waitSuccess(acc.Action.ID, actionTimeout)
+
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	replies := make([]reply, 2)
+	errs := make([]error, 2)
+	for i, verb := range []string{"reboot", "stop"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			replies[i], errs[i] = c.try(http.MethodPost, "/v1/servers/"+id+"/power/"+verb, nil)
+		}()
+	}
+	close(start)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	statuses := []int{replies[0].status, replies[1].status}
+	slices.Sort(statuses)
+	if statuses[0] != http.StatusAccepted || statuses[1] != http.StatusConflict {
+		t.Fatalf("two concurrent power requests: want one 202 and one 409, got\n%s\n%s", replies[0], replies[1])
+	}
+	var won api.ActionAccepted
+	for _, r := range replies {
+		if r.status == http.StatusConflict && r.code() != "action_in_progress" {
+			t.Errorf("409 code %q, want action_in_progress: %s", r.code(), r)
+		}
+		if r.status == http.StatusAccepted {
+			r.decode(t, &won)
+		}
+	}
+	c.waitSuccess(won.Action.ID, actionTimeout)
+
+	// Another account: 404 everywhere, indistinguishable from an unknown id.
+	o := newAPIClient(t, w.c.anyAlive(nil).url(), w.other)
+	unknown := o.do(http.MethodGet, "/v1/servers/srv_doesnotexist0000", nil)
+	if unknown.status != http.StatusNotFound {
+		t.Fatalf("unknown server id: %s", unknown)
+	}
+	routes := []struct {
+		method, path string
+		body         any
+	}{
+		{http.MethodGet, "/v1/servers/" + id, nil},
+		{http.MethodGet, "/v1/servers/" + id + "/stats", nil},
+		{http.MethodGet, "/v1/servers/" + id + "/snapshots", nil},
+		{http.MethodPost, "/v1/servers/" + id + "/snapshots", api.SnapshotCreateRequest{Name: "mine"}},
+		{http.MethodPost, "/v1/servers/" + id + "/snapshots/" + snapID + "/revert", nil},
+		{http.MethodDelete, "/v1/servers/" + id + "/snapshots/" + snapID, nil},
+		{http.MethodPost, "/v1/servers/" + id + "/power/start", nil},
+		{http.MethodPost, "/v1/servers/" + id + "/power/stop", nil},
+		{http.MethodPost, "/v1/servers/" + id + "/power/reboot", nil},
+		{http.MethodPost, "/v1/servers/" + id + "/reinstall", api.ReinstallRequest{OSTemplate: tplB}},
+		{http.MethodPatch, "/v1/servers/" + id + "/label", api.LabelRequest{Label: "stolen"}},
+		{http.MethodDelete, "/v1/servers/" + id, nil},
+		{http.MethodGet, "/v1/actions/" + won.Action.ID, nil},
+	}
+	for _, rt := range routes {
+		r := o.do(rt.method, rt.path, rt.body)
+		if r.status != http.StatusNotFound || r.code() != unknown.code() {
+			t.Errorf("another account: want 404 (%s) like an unknown id: %s", unknown.code(), r)
+		}
+	}
+	var list api.ServerList
+	o.expect(http.StatusOK, http.MethodGet, "/v1/servers", nil).decode(t, &list)
+	for _, s := range list.Data {
+		if s.ID == id {
+			t.Errorf("another account lists server %s", id)
+		}
+	}
+	// Nothing happened to the owner's server.
+	s := c.server(id)
+	if s.Label != "conflict" || s.ActionID != "" || s.Status == api.ServerTerminated {
+		t.Fatalf("owner's server after foreign requests: %+v", s)
+	}
+	var snaps api.ServerSnapshotList
+	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).decode(t, &snaps)
+	if len(snaps.Data) != 1 || snaps.Data[0].ID != snapID {
+		t.Fatalf("owner's snapshots after foreign requests: %+v", snaps.Data)
+	}
+}
+
+// testAgentKilled: the agent SIGKILLs itself right after a reinstall swapped the
+// disk; restarted, it finishes that reinstall without running it again and the
+// coordinators record the result.
+func (w *world) testAgentKilled(t *testing.T) {
+	created := w.createServer(t, "agentkill")
+	id, vm := created.Server.ID, created.Server.VMName
+	console := w.agent.consoleLog(vm)
+	old := boots(console)[0]
+	c := w.api(nil)
+
+	w.agent.stop()
+	w.agent.start("vm.reinstall:disk-swapped")
+	w.waitNodeReady(30 * time.Second)
+	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/reinstall", api.ReinstallRequest{OSTemplate: tplB})
+	w.agent.waitExit(time.Minute)
+	if !strings.Contains(readFile(t, w.agent.logPath()), "failpoint: killing the agent") {
+		t.Fatalf("agent exited but not at the failpoint; log:\n%s", tail(w.agent.logPath(), 30))
+	}
+	if a := c.waitActionOpen(acc.Action.ID); a.Finished() {
+		t.Fatalf("action finished while its agent was dead: %+v", a)
+	}
+
+	w.agent.start("")
+	w.waitNodeReady(30 * time.Second)
+	a := c.waitSuccess(acc.Action.ID, actionTimeout)
+	b := waitBoot(t, console, 2)
+	if b.count != "1" || b.installID == old.installID {
+		t.Fatalf("boot after the resumed reinstall: %+v (before: %+v)", b, old)
+	}
+	requireSingleInstall(t, console, old.installID)
+	if s := c.server(id); s.Status != api.ServerRunning || s.OSTemplate != tplB || s.ActionID != "" {
+		t.Fatalf("server after the resumed reinstall: %+v", s)
+	}
+	requireDomState(t, vm, "running")
+	w.hooks.wait(t, "server.reinstalled", id, map[string]any{"osTemplate": tplB})
+	t.Logf("reinstall %s resumed after an agent crash and recorded at %v", a.ID, a.FinishedAt)
+}
+
+// testLeaderKilled: the leader is SIGKILLed while a reinstall runs; the action
+// finishes exactly once and every coordinator, the killed one included once it
+// is back, reports its result.
+func (w *world) testLeaderKilled(t *testing.T) {
+	created := w.createServer(t, "leaderkill")
+	id, vm := created.Server.ID, created.Server.VMName
+	console := w.agent.consoleLog(vm)
+	old := boots(console)[0]
+
+	leader := w.c.leader()
+	follower := w.c.anyAlive(leader)
+	c := w.api(follower)
+	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/reinstall", api.ReinstallRequest{OSTemplate: tplB})
+	a := c.waitActionRunning(acc.Action.ID, 30*time.Second)
+	if a.Status != api.ActionRunning {
+		t.Fatalf("reinstall was not seen running before the leader kill: %+v", a)
+	}
+	leader.kill()
+	killed := time.Now()
+	newLeader := w.c.leader()
+	t.Logf("leader %s killed while the reinstall ran; %s leads after %s", leader.id, newLeader.id, time.Since(killed).Round(time.Millisecond))
+
+	a = c.waitSuccess(acc.Action.ID, actionTimeout)
+	b := waitBoot(t, console, 2)
+	if b.count != "1" || b.installID == old.installID {
+		t.Fatalf("boot after the reinstall: %+v (before: %+v)", b, old)
+	}
+	// One more action through the new leader: had the reinstall been dispatched
+	// again, it would have run before this one finished.
+	r := c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", nil)
+	c.waitSuccess(r.Action.ID, actionTimeout)
+	waitBoot(t, console, 3)
+	requireSingleInstall(t, console, old.installID)
+	if s := c.server(id); s.Status != api.ServerRunning || s.OSTemplate != tplB {
+		t.Fatalf("server after the reinstall across a leader kill: %+v", s)
+	}
+	w.waitNodeReady(30 * time.Second)
+
+	// The killed coordinator comes back and serves the recorded result.
+	w.c.restart(leader)
+	back := w.api(leader)
+	got := back.waitAction(acc.Action.ID, 30*time.Second)
+	if got.Status != api.ActionSuccess || got.FinishedAt == nil || !got.FinishedAt.Equal(*a.FinishedAt) {
+		t.Fatalf("restarted coordinator %s reports the reinstall as %+v, want %+v", leader.id, got, a)
+	}
+	w.hooks.wait(t, "server.reinstalled", id, map[string]any{"osTemplate": tplB})
+}
+
+// requireSingleInstall fails unless the console shows exactly one install after
+// oldInstall, and that install booted fresh (bootcount=1) exactly once: a second
+// run of the reinstall would either bring another install-id or reset the
+// counter again.
+func requireSingleInstall(t *testing.T, console, oldInstall string) {
+	t.Helper()
+	var installs []string
+	fresh := 0
+	for _, b := range boots(console) {
+		if b.installID == oldInstall {
+			continue
+		}
+		if !slices.Contains(installs, b.installID) {
+			installs = append(installs, b.installID)
+		}
+		if b.count == "1" {
+			fresh++
+		}
+	}
+	if len(installs) != 1 || fresh != 1 {
+		t.Fatalf("want exactly one reinstall booted fresh once; the console shows installs %v with %d fresh boots:\n%s",
+			installs, fresh, readFile(t, console))
+	}
+}
+
+// waitActionOpen reads an action that is expected to be still open.
+func (c *apiClient) waitActionOpen(id string) api.Action {
+	c.t.Helper()
+	r := c.retry503(http.MethodGet, "/v1/actions/"+id, nil, 20*time.Second)
+	if r.status != http.StatusOK {
+		c.t.Fatalf("read action: %s", r)
+	}
+	var a api.Action
+	r.decode(c.t, &a)
+	return a
+}
+
+// waitActionRunning polls an action until it leaves pending.
+func (c *apiClient) waitActionRunning(id string, timeout time.Duration) api.Action {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		a := c.waitActionOpen(id)
+		if a.Status != api.ActionPending || time.Now().After(deadline) {
+			return a
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}

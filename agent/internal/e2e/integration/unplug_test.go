@@ -1,0 +1,120 @@
+package integration
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// unplugDeadline is how long an action waits for its node in TestNodeUnplugged.
+const unplugDeadline = 8 * time.Second
+
+// TestNodeUnplugged pulls the agent (SIGKILL, no goodbye): stats answer 503
+// node_offline at once, a new action fails at its deadline, the node is shown
+// unreachable; the guest keeps running, and when the agent returns the node is
+// ready again, the expired action never runs and new actions work.
+func TestNodeUnplugged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a coordinator, an agent and boots a TCG guest")
+	}
+	w := newWorld(t, clusterOpts{n: 1, actionDeadline: unplugDeadline})
+	created := w.createServer(t, "unplug")
+	id, vm := created.Server.ID, created.Server.VMName
+	console := w.agent.consoleLog(vm)
+	c := w.api(nil)
+
+	// Stats flow while the node is there.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		r := c.do(http.MethodGet, "/v1/servers/"+id+"/stats", nil)
+		if r.status == http.StatusOK {
+			var st api.ServerStats
+			r.decode(t, &st)
+			if st.ServerID != id {
+				t.Fatalf("stats of another server: %s", r)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats of a running server on a connected node: %s", r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	w.agent.kill()
+	unplugged := time.Now()
+
+	// Stats: 503 node_offline, each answer quick, within the grace period.
+	for {
+		t0 := time.Now()
+		r := c.do(http.MethodGet, "/v1/servers/"+id+"/stats", nil)
+		if took := time.Since(t0); took > 3*time.Second {
+			t.Fatalf("stats took %s with the node gone; want a quick answer: %s", took, r)
+		}
+		// A call in flight when the session drops may answer 503
+		// stats_unavailable; once the node is known gone it is node_offline.
+		if r.status == http.StatusServiceUnavailable && r.code() == "node_offline" {
+			break
+		}
+		if r.status != http.StatusOK && r.status != http.StatusServiceUnavailable {
+			t.Fatalf("stats with the node gone: want 503 node_offline: %s", r)
+		}
+		if time.Since(unplugged) > agentGrace+3*time.Second {
+			t.Fatalf("stats not 503 node_offline %s after the agent was killed: %s", time.Since(unplugged).Round(time.Millisecond), r)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("stats 503 node_offline %s after the unplug", time.Since(unplugged).Round(time.Millisecond))
+
+	// A new action is accepted and fails at its deadline.
+	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", nil)
+	a := c.waitAction(acc.Action.ID, unplugDeadline+30*time.Second)
+	if a.Status != api.ActionFailed || a.Error == nil || a.Error.Code == "" || a.FinishedAt == nil {
+		t.Fatalf("reboot for an absent node: want status error with a code, got %+v (error %+v)", a, a.Error)
+	}
+	if waited := a.FinishedAt.Sub(a.CreatedAt); waited < unplugDeadline-time.Second || waited > unplugDeadline+5*time.Second {
+		t.Fatalf("reboot for an absent node failed after %s, want about the %s deadline (error %+v)", waited, unplugDeadline, a.Error)
+	}
+	t.Logf("reboot failed after %s: %s: %s", a.FinishedAt.Sub(a.CreatedAt).Round(time.Millisecond), a.Error.Code, a.Error.Message)
+
+	n := w.c.waitNode(w.agent.id, 10*time.Second, "unreachable", func(n api.AgentNode) bool {
+		return n.State == api.AgentNodeUnreachable && !n.Connected
+	})
+	t.Logf("node %s unreachable (state changed %s after the unplug)", n.ID, n.StateChangedAt.Sub(unplugged).Round(time.Millisecond))
+	// The guest does not depend on its agent.
+	requireDomState(t, vm, "running")
+	if s := c.server(id); s.ActionID != "" {
+		t.Fatalf("server still has an open action after it failed: %+v", s)
+	}
+
+	// Plugged back in.
+	w.agent.start("")
+	w.waitNodeReady(30 * time.Second)
+	deadline = time.Now().Add(15 * time.Second)
+	for {
+		r := c.do(http.MethodGet, "/v1/servers/"+id+"/stats", nil)
+		if r.status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stats after the node returned: %s", r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := c.waitActionOpen(acc.Action.ID); got.Status != api.ActionFailed {
+		t.Fatalf("the expired reboot changed after the node returned: %+v", got)
+	}
+	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", nil)
+	c.waitSuccess(acc.Action.ID, actionTimeout)
+	if b := waitBoot(t, console, 2); b.count != "2" {
+		t.Fatalf("after the one reboot that ran: %+v", b)
+	}
+	if bs := boots(console); len(bs) != 2 {
+		t.Fatalf("the guest booted %d times, want 2 (the expired reboot must not run late): %+v", len(bs), bs)
+	}
+	if s := c.server(id); s.Status != api.ServerRunning {
+		t.Fatalf("server after the node returned: %+v", s)
+	}
+}

@@ -1,0 +1,318 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/agent/internal/testenv"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// world is a cluster, one enrolled agent with the test templates, an account
+// with a key and a webhook receiver, and a second account for isolation checks.
+type world struct {
+	t       *testing.T
+	c       *cluster
+	agent   *agentProc
+	account string // owner of the servers
+	key     string
+	other   string // key of another account
+	hooks   *hookReceiver
+}
+
+// Templates the agent holds: two distinct disks of the test guest.
+const (
+	tplA = "guest-a"
+	tplB = "guest-b"
+)
+
+func newWorld(t *testing.T, opts clusterOpts) *world {
+	t.Helper()
+	testenv.RequireLibvirt(t)
+	testenv.RequireGuest(t)
+	w := &world{t: t, c: newCluster(t, opts)}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm := w.c.admin()
+	scopes := []string{api.ScopeAccountRead, api.ScopeServersRead, api.ScopeServersWrite, api.ScopeServersDestroy,
+		api.ScopeWebhooksRead, api.ScopeWebhooksWrite}
+	for i, email := range []string{"owner@example.com", "other@example.com"} {
+		acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: email})
+		if err != nil {
+			t.Fatalf("create account: %v", err)
+		}
+		k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Scopes: scopes})
+		if err != nil {
+			t.Fatalf("create key: %v", err)
+		}
+		if i == 0 {
+			w.account, w.key = acc.ID, k.Key
+		} else {
+			w.other = k.Key
+		}
+	}
+
+	tok, err := adm.CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "e2e"})
+	if err != nil {
+		t.Fatalf("create join token: %v", err)
+	}
+	w.agent = newAgent(t, w.c.agentAddrs(), tok.Token)
+	w.agent.start("")
+	w.waitNodeReady(30 * time.Second)
+	w.agent.importTemplate(tplA, w.agent.guest.Disk)
+	w.agent.importTemplate(tplB, w.agent.guest.DiskAlt)
+	// The coordinators learn the templates from the node's inventory.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := adm.AgentNodeDetail(ctx, w.agent.id)
+		if err == nil && slices.Contains(d.Templates, tplA) && slices.Contains(d.Templates, tplB) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node %s does not list templates %s, %s after 30s: %+v %v", w.agent.id, tplA, tplB, d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	w.hooks = newHookReceiver(t)
+	r := w.api(nil).expect(http.StatusCreated, http.MethodPost, "/v1/webhooks",
+		api.WebhookCreateRequest{URL: w.hooks.srv.URL + "/hook", Events: []string{api.WebhookEventAll}, Description: "e2e"})
+	_ = r
+	return w
+}
+
+// api is a client with the owner's key against p (nil: any live coordinator).
+func (w *world) api(p *coord) *apiClient {
+	if p == nil {
+		p = w.c.anyAlive(nil)
+	}
+	return newAPIClient(w.t, p.url(), w.key)
+}
+
+// waitNodeReady waits until the agent's node is ready and holds a session.
+func (w *world) waitNodeReady(timeout time.Duration) api.AgentNode {
+	w.t.Helper()
+	return w.c.waitNode(w.agent.id, timeout, "ready and connected", func(n api.AgentNode) bool {
+		return n.State == api.AgentNodeReady && n.Connected
+	})
+}
+
+// createServer places and provisions a nano server for the owner through the
+// admin API, waits until it runs and its guest printed its first boot marker.
+// The server is terminated (and its domain removed) when the test ends.
+func (w *world) createServer(t *testing.T, label string) api.AdminServerCreated {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	created, err := w.c.admin().CreateServer(ctx, api.AdminServerCreateRequest{AccountID: w.account, Plan: "nano",
+		Template: tplA, Label: label, Hostname: label})
+	if err != nil {
+		t.Fatalf("admin create server: %v", err)
+	}
+	if created.Server.VMName == "" || created.Server.NodeID != w.agent.id || created.Action.ID == "" {
+		t.Fatalf("admin create server: want node %s, a vm name and an action: %+v", w.agent.id, created)
+	}
+	vm := created.Server.VMName
+	testenv.Cleanup(t, vm, "") // after the API terminate below, if that failed
+	t.Cleanup(func() { w.terminateQuietly(created.Server.ID) })
+	c := w.api(nil)
+	c.waitSuccess(created.Action.ID, 2*time.Minute)
+	if s := c.server(created.Server.ID); s.Status != api.ServerRunning {
+		t.Fatalf("server after provisioning: status %s, want running", s.Status)
+	}
+	waitBoot(t, w.agent.consoleLog(vm), 1)
+	return created
+}
+
+// terminateQuietly terminates a server if it still exists (cleanup).
+func (w *world) terminateQuietly(id string) {
+	c := w.api(nil)
+	r, err := c.try(http.MethodDelete, "/v1/servers/"+id, nil)
+	if err != nil || r.status != http.StatusAccepted {
+		return
+	}
+	var acc api.ActionAccepted
+	if json.Unmarshal(r.body, &acc) == nil {
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			r, err := c.try(http.MethodGet, "/v1/actions/"+acc.Action.ID, nil)
+			var a api.Action
+			if err == nil && json.Unmarshal(r.body, &a) == nil && a.Finished() {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+}
+
+// Guest evidence.
+
+var readyRE = regexp.MustCompile(`GUEST-READY bootcount=(\d+) install-id=(\S*) uptime=`)
+
+// boot is one GUEST-READY line of a console log.
+type boot struct{ count, installID string }
+
+func boots(consoleLog string) []boot {
+	b, _ := os.ReadFile(consoleLog)
+	var out []boot
+	for _, m := range readyRE.FindAllStringSubmatch(string(b), -1) {
+		out = append(out, boot{m[1], m[2]})
+	}
+	return out
+}
+
+// waitBoot waits for the n-th boot marker of the guest and returns it.
+func waitBoot(t *testing.T, consoleLog string, n int) boot {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if bs := boots(consoleLog); len(bs) >= n {
+			return bs[n-1]
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(consoleLog)
+			t.Fatalf("guest boot #%d not seen in %s after 2m; console:\n%s", n, consoleLog, b)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// virsh runs a read-only virsh command against the system libvirtd.
+func virsh(args ...string) (string, error) {
+	out, err := exec.Command("virsh", append([]string{"-q", "-c", "qemu:///system"}, args...)...).CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
+
+// domState is libvirt's state of a domain ("running", "shut off"), or "missing".
+func domState(name string) string {
+	out, err := virsh("domstate", name)
+	if err != nil {
+		if _, err := virsh("dominfo", name); err != nil {
+			return "missing"
+		}
+		return "error: " + out
+	}
+	return out
+}
+
+// requireDomState fails unless the domain is in state (libvirt settles within
+// a few seconds after an action reports success, so it is polled briefly).
+func requireDomState(t *testing.T, name, state string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		got := domState(name)
+		if got == state {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("libvirt domain %s is %q, want %q", name, got, state)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// libvirtSnapshots lists a domain's snapshot names.
+func libvirtSnapshots(t *testing.T, name string) []string {
+	t.Helper()
+	out, err := virsh("snapshot-list", name, "--name")
+	if err != nil {
+		t.Fatalf("virsh snapshot-list %s: %v %s", name, err, out)
+	}
+	return strings.Fields(out)
+}
+
+// readGuestFile reads a file from a guest's qcow2 disk (works while it runs).
+func readGuestFile(t *testing.T, disk, path string) string {
+	t.Helper()
+	raw := filepath.Join(t.TempDir(), "disk.raw")
+	if out, err := exec.Command("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
+		t.Fatalf("qemu-img convert: %v %s", err, out)
+	}
+	defer os.Remove(raw)
+	out, err := exec.Command("debugfs", "-R", "cat "+path, raw).Output()
+	if err != nil {
+		t.Fatalf("debugfs: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// Webhooks.
+
+// hookEvent is one delivered webhook.
+type hookEvent struct {
+	ID   string         `json:"id"`
+	Type string         `json:"type"`
+	Data map[string]any `json:"data"`
+}
+
+// hookReceiver is the account's webhook endpoint.
+type hookReceiver struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	events []hookEvent
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var ev hookEvent
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
+			t.Errorf("webhook delivery is not JSON: %v", err)
+			rw.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		h.mu.Lock()
+		h.events = append(h.events, ev)
+		h.mu.Unlock()
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+// wait waits for an event of type typ about server id whose data has every
+// field of want (nil values: present, any value).
+func (h *hookReceiver) wait(t *testing.T, typ, serverID string, want map[string]any) hookEvent {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		h.mu.Lock()
+		evs := slices.Clone(h.events)
+		h.mu.Unlock()
+		for _, ev := range evs {
+			if ev.Type != typ || ev.Data["serverId"] != serverID {
+				continue
+			}
+			ok := true
+			for k, v := range want {
+				got, has := ev.Data[k]
+				if !has || (v != nil && got != v) {
+					ok = false
+				}
+			}
+			if ok {
+				return ev
+			}
+		}
+		if time.Now().After(deadline) {
+			var seen []string
+			for _, ev := range evs {
+				b, _ := json.Marshal(ev.Data)
+				seen = append(seen, ev.Type+" "+string(b))
+			}
+			t.Fatalf("no %s webhook for server %s with %v after 20s; received:\n%s", typ, serverID, want, strings.Join(seen, "\n"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
