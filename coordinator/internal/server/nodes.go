@@ -572,6 +572,8 @@ func (s *Server) sweepLiveness(ctx context.Context, srv *session.Server, since t
 				}
 				if connected && seen.After(last) {
 					last = seen
+				} else if gone := srv.LastSeen(n.ID); !connected && gone.After(last) {
+					last = gone // the session ended; its last ping still counts
 				}
 				if now.Sub(last) > grace {
 					changes = append(changes, fsm.NodeState{NodeID: n.ID, State: api.AgentNodeUnreachable, LastSeenAt: last.UTC()})

@@ -83,6 +83,9 @@ type Server struct {
 
 	mu       sync.Mutex
 	sessions map[string]*conn // nodeID → current session
+	// departed keeps the last ping of nodes whose session ended, so the
+	// liveness sweep records when a vanished node was last heard from.
+	departed map[string]time.Time
 	conns    map[*quic.Conn]struct{}
 	closed   bool
 	wg       sync.WaitGroup
@@ -114,7 +117,7 @@ func Listen(cfg Config) (*Server, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, log: cfg.Log, sessions: map[string]*conn{}, conns: map[*quic.Conn]struct{}{}}
+	s := &Server{cfg: cfg, log: cfg.Log, sessions: map[string]*conn{}, departed: map[string]time.Time{}, conns: map[*quic.Conn]struct{}{}}
 	ln, err := quic.ListenAddr(cfg.ListenAddr, s.tlsConfig(), &quic.Config{
 		MaxIdleTimeout: cfg.IdleTimeout, HandshakeIdleTimeout: 5 * time.Second,
 		// Agents open the control stream, one inventory stream and short
@@ -336,6 +339,7 @@ func (s *Server) handleSession(ctx context.Context, qc *quic.Conn, cert *x509.Ce
 		current := s.sessions[nodeID] == c
 		if current {
 			delete(s.sessions, nodeID)
+			s.departed[nodeID] = time.Unix(0, c.lastSeen.Load())
 		}
 		s.mu.Unlock()
 		log.Info("agent session down")
@@ -474,6 +478,17 @@ func (s *Server) Sessions() map[string]time.Time {
 		out[id] = time.Unix(0, c.lastSeen.Load())
 	}
 	return out
+}
+
+// LastSeen is the last ping of a node that held a session here, connected or
+// not (zero when it never did).
+func (s *Server) LastSeen(nodeID string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c := s.sessions[nodeID]; c != nil {
+		return time.Unix(0, c.lastSeen.Load())
+	}
+	return s.departed[nodeID]
 }
 
 // Pings is the number of pings answered (for benchmarks).
