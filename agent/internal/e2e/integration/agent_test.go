@@ -21,7 +21,7 @@ import (
 // agentProc is one hostplane-agent process with its own data dir and storage
 // pool; the data dir (journal, node certificate, console logs) survives restarts.
 type agentProc struct {
-	t                  *testing.T
+	t                  testing.TB
 	id, prefix         string
 	dir, data, socket  string
 	poolName, poolPath string
@@ -30,11 +30,12 @@ type agentProc struct {
 	cmd                *exec.Cmd
 	done               chan struct{}
 	guest              testenv.Guest
+	statsInterval      time.Duration // -stats-interval (default 1s)
 }
 
 // newAgent prepares (does not start) an agent enrolling with token. Its pool and
 // every domain named with its prefix are removed when the test ends.
-func newAgent(t *testing.T, coordinators []string, token string) *agentProc {
+func newAgent(t testing.TB, coordinators []string, token string) *agentProc {
 	t.Helper()
 	testenv.RequireLibvirt(t)
 	g := testenv.RequireGuest(t)
@@ -72,9 +73,13 @@ func (a *agentProc) start(failpoint string) {
 	if err != nil {
 		a.t.Fatal(err)
 	}
+	stats := a.statsInterval
+	if stats == 0 {
+		stats = time.Second
+	}
 	cmd := exec.Command(bins.agent,
 		"-data-dir", a.data, "-socket", a.socket, "-libvirt-socket", testenv.LibvirtSocket(),
-		"-pool-name", a.poolName, "-pool-path", a.poolPath, "-stop-grace", "30s", "-stats-interval", "1s",
+		"-pool-name", a.poolName, "-pool-path", a.poolPath, "-stop-grace", "30s", "-stats-interval", stats.String(),
 		"-min-free-bytes", "67108864", "-log-level", "debug",
 		"-coordinators", strings.Join(a.coordinators, ","), "-node-id", a.id)
 	// The token is only spent on the first start; later starts use the stored certificate.
@@ -184,7 +189,7 @@ func (a *agentProc) diskPath(vm string) string {
 	return filepath.Join(a.poolPath, v.DiskVolume)
 }
 
-func sha256File(t *testing.T, p string) string {
+func sha256File(t testing.TB, p string) string {
 	t.Helper()
 	f, err := os.Open(p)
 	if err != nil {

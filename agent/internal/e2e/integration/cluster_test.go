@@ -41,7 +41,7 @@ func (c *coord) admin() *client.Admin { return client.NewAdmin(filepath.Join(c.d
 
 // cluster is N coordinator processes forming one Raft cluster.
 type cluster struct {
-	t     *testing.T
+	t     testing.TB
 	dir   string
 	nodes []*coord
 }
@@ -50,12 +50,14 @@ type clusterOpts struct {
 	n int
 	// actionDeadline is passed as --action-deadline (0: the coordinator default).
 	actionDeadline time.Duration
+	// agentStats is the agent's -stats-interval (0: 1s).
+	agentStats time.Duration
 }
 
 // newCluster starts opts.n coordinators, joins them and waits until every one is
 // ready. Everything is killed and removed when the test ends (logs are kept and
 // their tails printed when it failed).
-func newCluster(t *testing.T, opts clusterOpts) *cluster {
+func newCluster(t testing.TB, opts clusterOpts) *cluster {
 	t.Helper()
 	requireBins(t)
 	dir, err := os.MkdirTemp("", "hp-e2e-cluster")
@@ -247,7 +249,7 @@ func (c *cluster) waitNode(id string, timeout time.Duration, what string, ok fun
 }
 
 // freeAddr returns a free 127.0.0.1 port for network (tcp or udp).
-func freeAddr(t *testing.T, network string) string {
+func freeAddr(t testing.TB, network string) string {
 	t.Helper()
 	if network == "udp" {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")

@@ -24,6 +24,7 @@ func TestEndToEnd(t *testing.T) {
 	w := newWorld(t, clusterOpts{n: 3})
 	t.Run("Lifecycle", w.testLifecycle)
 	t.Run("ConcurrentPowerAndForeignAccount", w.testConflictAndIsolation)
+	t.Run("Scheduling", w.testScheduling)
 	t.Run("AgentKilledDuringReinstall", w.testAgentKilled)
 	t.Run("LeaderKilledDuringReinstall", w.testLeaderKilled)
 }

@@ -68,7 +68,7 @@ func repoRoot() (string, error) {
 }
 
 // requireBins fails the test when TestMain could not build the binaries.
-func requireBins(t *testing.T) {
+func requireBins(t testing.TB) {
 	t.Helper()
 	if bins.err != nil {
 		t.Fatalf("building the binaries failed: %v", bins.err)

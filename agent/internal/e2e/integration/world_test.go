@@ -22,7 +22,7 @@ import (
 // world is a cluster, one enrolled agent with the test templates, an account
 // with a key and a webhook receiver, and a second account for isolation checks.
 type world struct {
-	t       *testing.T
+	t       testing.TB
 	c       *cluster
 	agent   *agentProc
 	account string // owner of the servers
@@ -37,7 +37,7 @@ const (
 	tplB = "guest-b"
 )
 
-func newWorld(t *testing.T, opts clusterOpts) *world {
+func newWorld(t testing.TB, opts clusterOpts) *world {
 	t.Helper()
 	testenv.RequireLibvirt(t)
 	testenv.RequireGuest(t)
@@ -68,6 +68,7 @@ func newWorld(t *testing.T, opts clusterOpts) *world {
 		t.Fatalf("create join token: %v", err)
 	}
 	w.agent = newAgent(t, w.c.agentAddrs(), tok.Token)
+	w.agent.statsInterval = opts.agentStats
 	w.agent.start("")
 	w.waitNodeReady(30 * time.Second)
 	w.agent.importTemplate(tplA, w.agent.guest.Disk)
@@ -110,7 +111,7 @@ func (w *world) waitNodeReady(timeout time.Duration) api.AgentNode {
 // createServer places and provisions a nano server for the owner through the
 // admin API, waits until it runs and its guest printed its first boot marker.
 // The server is terminated (and its domain removed) when the test ends.
-func (w *world) createServer(t *testing.T, label string) api.AdminServerCreated {
+func (w *world) createServer(t testing.TB, label string) api.AdminServerCreated {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -172,7 +173,7 @@ func boots(consoleLog string) []boot {
 }
 
 // waitBoot waits for the n-th boot marker of the guest and returns it.
-func waitBoot(t *testing.T, consoleLog string, n int) boot {
+func waitBoot(t testing.TB, consoleLog string, n int) boot {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
@@ -207,7 +208,7 @@ func domState(name string) string {
 
 // requireDomState fails unless the domain is in state (libvirt settles within
 // a few seconds after an action reports success, so it is polled briefly).
-func requireDomState(t *testing.T, name, state string) {
+func requireDomState(t testing.TB, name, state string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -223,7 +224,7 @@ func requireDomState(t *testing.T, name, state string) {
 }
 
 // libvirtSnapshots lists a domain's snapshot names.
-func libvirtSnapshots(t *testing.T, name string) []string {
+func libvirtSnapshots(t testing.TB, name string) []string {
 	t.Helper()
 	out, err := virsh("snapshot-list", name, "--name")
 	if err != nil {
@@ -233,7 +234,7 @@ func libvirtSnapshots(t *testing.T, name string) []string {
 }
 
 // readGuestFile reads a file from a guest's qcow2 disk (works while it runs).
-func readGuestFile(t *testing.T, disk, path string) string {
+func readGuestFile(t testing.TB, disk, path string) string {
 	t.Helper()
 	raw := filepath.Join(t.TempDir(), "disk.raw")
 	if out, err := exec.Command("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
@@ -263,7 +264,7 @@ type hookReceiver struct {
 	events []hookEvent
 }
 
-func newHookReceiver(t *testing.T) *hookReceiver {
+func newHookReceiver(t testing.TB) *hookReceiver {
 	h := &hookReceiver{}
 	h.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		var ev hookEvent
@@ -283,7 +284,7 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 
 // wait waits for an event of type typ about server id whose data has every
 // field of want (nil values: present, any value).
-func (h *hookReceiver) wait(t *testing.T, typ, serverID string, want map[string]any) hookEvent {
+func (h *hookReceiver) wait(t testing.TB, typ, serverID string, want map[string]any) hookEvent {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {

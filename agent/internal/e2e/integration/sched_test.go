@@ -1,0 +1,68 @@
+package integration
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// testScheduling: a cordoned node takes no new server (the placement error says
+// why), drain lists the servers still on the node, uncordon lets placement use
+// it again; a template the node does not hold is refused.
+func (w *world) testScheduling(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm := w.c.admin()
+	node := w.agent.id
+	d, err := adm.CordonNode(ctx, node)
+	if err != nil || !d.Cordoned || d.Draining {
+		t.Fatalf("cordon: %+v %v", d, err)
+	}
+	_, err = adm.CreateServer(ctx, api.AdminServerCreateRequest{AccountID: w.account, Plan: "nano", Template: tplA})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict || ae.Code != "no_capacity" || !strings.Contains(ae.Message, "cordoned") {
+		t.Fatalf("create on the only, cordoned node: want 409 no_capacity naming the cordon, got %v", err)
+	}
+	if n, err := adm.AgentNode(ctx, node); err != nil || !n.Cordoned {
+		t.Fatalf("node show after cordon: %+v %v", n, err)
+	}
+	if d, err = adm.UncordonNode(ctx, node); err != nil || d.Cordoned {
+		t.Fatalf("uncordon: %+v %v", d, err)
+	}
+	_, err = adm.CreateServer(ctx, api.AdminServerCreateRequest{AccountID: w.account, Plan: "nano", Template: "no-such-template"})
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict || !strings.Contains(ae.Message, "no-such-template") {
+		t.Fatalf("create with a template no node holds: want 409 naming it, got %v", err)
+	}
+	created := w.createServer(t, "sched")
+	d, err = adm.DrainNode(ctx, node)
+	if err != nil || !d.Draining || !d.Cordoned {
+		t.Fatalf("drain: %+v %v", d, err)
+	}
+	found := false
+	for _, s := range d.Servers {
+		found = found || s.ID == created.Server.ID
+	}
+	if !found || d.Used.VCPUs < 1 {
+		t.Fatalf("drain lists %d servers (used %+v), want %s among them", len(d.Servers), d.Used, created.Server.ID)
+	}
+	if _, err = adm.UncordonNode(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	// Terminated servers leave the node's list.
+	c := w.api(nil)
+	acc := c.accepted(http.MethodDelete, "/v1/servers/"+created.Server.ID, nil)
+	c.waitSuccess(acc.Action.ID, time.Minute)
+	if d, err = adm.AgentNodeDetail(ctx, node); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range d.Servers {
+		if s.ID == created.Server.ID {
+			t.Fatalf("terminated server %s still listed on node %s", s.ID, node)
+		}
+	}
+}
