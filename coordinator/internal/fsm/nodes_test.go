@@ -11,10 +11,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-func nodeBucketDump(t *testing.T, f *FSM) []byte {
+func nodeBucketDump(t *testing.T, f *FSM) []byte { return bucketDump(f, store.NodeBuckets...) }
+
+// bucketDump is every key and value of the buckets, in order (to compare replicas).
+func bucketDump(f *FSM, buckets ...[]byte) []byte {
 	var out bytes.Buffer
 	_ = f.View(func(tx *bolt.Tx) error {
-		for _, b := range store.NodeBuckets {
+		for _, b := range buckets {
 			_ = tx.Bucket(b).ForEach(func(k, v []byte) error {
 				out.Write(k)
 				out.Write(v)

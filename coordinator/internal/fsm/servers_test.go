@@ -29,18 +29,7 @@ func outboxTypes(t *testing.T, f *FSM) []string {
 }
 
 func serverDump(f *FSM) []byte {
-	var out bytes.Buffer
-	_ = f.View(func(tx *bolt.Tx) error {
-		for _, b := range append(store.ServerBuckets, store.BucketOutbox) {
-			_ = tx.Bucket(b).ForEach(func(k, v []byte) error {
-				out.Write(k)
-				out.Write(v)
-				return nil
-			})
-		}
-		return nil
-	})
-	return out.Bytes()
+	return bucketDump(f, append(store.ServerBuckets, store.BucketOutbox)...)
 }
 
 func TestServerActions(t *testing.T) {
