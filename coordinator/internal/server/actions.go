@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -386,11 +387,15 @@ func scrub(msg string, a store.Action) string {
 	if a.NodeID != "" {
 		msg = strings.ReplaceAll(msg, a.NodeID, "the host")
 	}
+	msg = hostPath.ReplaceAllString(msg, "${1}<path>")
 	if len(msg) > 500 {
-		msg = msg[:500] + "…"
+		msg = strings.ToValidUTF8(msg[:500], "") + "…"
 	}
 	return msg
 }
+
+// hostPath matches an absolute file path on the node (pool, data dir, disk).
+var hostPath = regexp.MustCompile(`(^|[\s"'(=:])/[^\s"'),;]+`)
 
 // stats asks the node's agent for live stats of a VM.
 func (d *dispatcher) stats(ctx context.Context, nodeID, vm string, stream bool, interval time.Duration, fn func(api.ServerStats) error) error {
