@@ -39,6 +39,8 @@ type dispatcher struct {
 	stepAt   map[string]time.Time          // action id → last progress write
 	sent     map[string]int                // action id → sends by this leader
 	running  bool                          // the leader job is on
+	// leadStart is when the job started: nodes get a whole deadline from then.
+	leadStart time.Time
 }
 
 type secret struct {
@@ -144,7 +146,7 @@ func powerWord(state string) string {
 // run is the leader job.
 func (d *dispatcher) run(ctx context.Context) {
 	d.mu.Lock()
-	d.running = true
+	d.running, d.leadStart = true, d.s.nodesNow()
 	d.sent = map[string]int{}
 	d.mu.Unlock()
 	defer func() {
@@ -199,7 +201,10 @@ func (d *dispatcher) scan(ctx context.Context) {
 			d.send(ctx, a)
 			continue
 		}
-		if now.After(a.Deadline) {
+		if now.After(a.Deadline) && (a.Status != api.ActionRunning || now.Sub(d.awaySince(a.NodeID)) > d.s.cfg.Nodes.ActionDeadline) {
+			// A pending action fails at its deadline; one the node already
+			// runs only once the node has been away a whole deadline (a long
+			// reinstall outlives a short network cut).
 			expired = append(expired, deadlineResult(a, d.s.cfg.Nodes.ActionDeadline))
 		}
 	}
@@ -232,10 +237,24 @@ func (d *dispatcher) scan(ctx context.Context) {
 	d.mu.Unlock()
 }
 
+// awaySince is when this leader last heard from the node (or when it started
+// leading, if never).
+func (d *dispatcher) awaySince(nodeID string) time.Time {
+	d.mu.Lock()
+	since := d.leadStart
+	d.mu.Unlock()
+	if srv := d.s.AgentSessions(); srv != nil {
+		if seen := srv.LastSeen(nodeID); seen.After(since) {
+			return seen
+		}
+	}
+	return since
+}
+
 func deadlineResult(a store.Action, deadline time.Duration) fsm.ActionFinish {
 	msg := fmt.Sprintf("the server's host did not take the action within %s (it is unreachable); nothing was changed — retry when the server is reachable again", deadline.Round(time.Second))
 	if a.Status == api.ActionRunning {
-		msg = fmt.Sprintf("the server's host stopped reporting while the action ran and did not come back within %s; its outcome is unknown — check the server's state", deadline.Round(time.Second))
+		msg = fmt.Sprintf("the server's host stopped reporting while the action ran and stayed away for %s; its outcome is unknown — check the server's state", deadline.Round(time.Second))
 	}
 	return fsm.ActionFinish{ID: a.ID, ErrorCode: "node_unreachable", ErrorMessage: msg}
 }
