@@ -233,6 +233,12 @@ type ServerIP struct {
 	PTR     *string `json:"ptr"`
 }
 
+// PTRRequest is PUT /v1/servers/:id/ips/:ip/ptr: the reverse-DNS name of the
+// address (a lower-case DNS name; a trailing dot is stripped).
+type PTRRequest struct {
+	Hostname string `json:"hostname"`
+}
+
 // ServerIPList is GET /v1/servers/:id/ips.
 type ServerIPList struct {
 	Data []ServerIP `json:"data"`

@@ -22,7 +22,7 @@ var WebhookEvents = []WebhookEventInfo{
 	{Name: "server.reinstalled", Description: "A reinstall ran.", Payload: []string{"serverId", "os", "osTemplate"}, Emitted: true},
 	{Name: "server.terminated", Description: "A server was terminated.", Payload: []string{"serverId"}, Emitted: true},
 	{Name: "server.suspended", Description: "A server was suspended (e.g. expiry).", Payload: []string{"serverId", "reason"}},
-	{Name: "server.ptr.changed", Description: "A reverse-DNS (PTR) record was set or cleared; ptr is null when cleared.", Payload: []string{"serverId", "ip", "ptr"}},
+	{Name: "server.ptr.changed", Description: "A reverse-DNS (PTR) record was set or cleared; ptr is null when cleared.", Payload: []string{"serverId", "ip", "ptr"}, Emitted: true},
 	{Name: "hosting.created", Description: "A web-hosting account finished provisioning.", Payload: []string{"hostingId", "domain", "status"}},
 	{Name: "invoice.created", Description: "A new invoice was issued (any source: order, renewal, admin).", Payload: []string{"invoiceId", "invoiceNumber", "status", "totalUsdCents", "currency"}, Emitted: true},
 	{Name: "invoice.paid", Description: "An invoice transitioned to paid.", Payload: []string{"invoiceId", "invoiceNumber", "totalUsdCents", "currency"}, Emitted: true},

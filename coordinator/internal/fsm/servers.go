@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
@@ -23,6 +26,7 @@ const (
 	CmdServerLabel     CommandType = 64
 	CmdServerObserved  CommandType = 65
 	CmdActionsFinished CommandType = 66
+	CmdServerPTR       CommandType = 67
 )
 
 var serverHandlers = map[CommandType]handlerFunc{
@@ -34,6 +38,7 @@ var serverHandlers = map[CommandType]handlerFunc{
 	CmdServerLabel:     applyServerLabel,
 	CmdServerObserved:  applyServerObserved,
 	CmdActionsFinished: applyActionsFinished,
+	CmdServerPTR:       applyServerPTR,
 }
 
 // NodeSchedule cordons, uncordons or drains a node.
@@ -85,6 +90,42 @@ type ServerLabel struct {
 	AccountID string `json:"account_id"`
 	ServerID  string `json:"server_id"`
 	Label     string `json:"label"`
+}
+
+// ServerPTR sets the reverse-DNS (PTR) name of one of a server's addresses;
+// an empty Hostname removes it. The proposer validates the hostname and sends
+// the address in canonical form (netip.Addr.String).
+type ServerPTR struct {
+	AccountID string `json:"account_id"`
+	ServerID  string `json:"server_id"`
+	IP        string `json:"ip"`
+	Hostname  string `json:"hostname,omitempty"`
+}
+
+// maxPTRHostname is the longest DNS name (without the trailing dot).
+const maxPTRHostname = 253
+
+// ServerAddrs are the server's addresses: today only the static IPv4 (stored
+// in CIDR form); a DHCP server has none.
+func ServerAddrs(s store.Server) []netip.Addr {
+	addr, _, _ := strings.Cut(s.IPv4, "/")
+	if ip, err := netip.ParseAddr(addr); err == nil && ip.Is4() {
+		return []netip.Addr{ip}
+	}
+	return nil
+}
+
+// ServerIPView is the public view of one of the server's addresses with its
+// PTR name (nil while unset).
+func ServerIPView(s store.Server, ip netip.Addr) api.ServerIP {
+	out := api.ServerIP{IP: ip.String(), Version: 4}
+	if ip.Is6() {
+		out.Version = 6
+	}
+	if h, ok := s.PTRs[out.IP]; ok && h != "" {
+		out.PTR = &h
+	}
+	return out
 }
 
 // ServerObserved records power states the node reported in its inventory that
@@ -443,6 +484,14 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 		if err := c.tx.Bucket(store.BucketNodeServers).Delete(store.NodeServerKey(s.NodeID, s.ID)); err != nil {
 			return err
 		}
+		// Its reverse-DNS names go with it: the provider's DNS follows the events.
+		ips := slices.Sorted(maps.Keys(s.PTRs))
+		for _, ip := range ips {
+			if err := c.emit("server.ptr.changed", s.AccountID, map[string]any{"serverId": s.ID, "ip": ip, "ptr": nil}); err != nil {
+				return err
+			}
+		}
+		s.PTRs = nil
 		return c.emit("server.terminated", s.AccountID, map[string]any{"serverId": s.ID})
 	case api.ActionSnapshotCreate:
 		if a.Snapshot != nil {
@@ -484,6 +533,52 @@ func applyServerLabel(c *applyCtx) (any, error) {
 	}
 	s.Label, s.UpdatedAt = p.Label, c.at
 	return s.Server, putServer(c.tx, s)
+}
+
+// applyServerPTR records a PTR name and emits server.ptr.changed when it
+// changes; a repeat of the current value (or removing an absent one) writes
+// nothing and emits nothing.
+func applyServerPTR(c *applyCtx) (any, error) {
+	var p ServerPTR
+	if err := c.decode(&p); err != nil {
+		return nil, err
+	}
+	if len(p.Hostname) > maxPTRHostname || strings.ContainsAny(p.Hostname, " \t\r\n/") {
+		return nil, fmt.Errorf("%w: hostname is not a DNS name", ErrInvalid)
+	}
+	s, err := GetOwnedServer(c.tx, p.AccountID, p.ServerID)
+	if err != nil {
+		return nil, err
+	}
+	if s.Status == api.ServerTerminated {
+		return nil, fmt.Errorf("%w: server %s is terminated", ErrConflict, s.ID)
+	}
+	ip, err := netip.ParseAddr(p.IP)
+	if err != nil || !slices.Contains(ServerAddrs(s), ip) {
+		return nil, fmt.Errorf("ip %q on server %s: %w", p.IP, s.ID, ErrNotFound)
+	}
+	key := ip.String()
+	if s.PTRs[key] == p.Hostname {
+		return ServerIPView(s, ip), nil // unchanged: no write, no event
+	}
+	var ptr any // null when removed
+	if p.Hostname == "" {
+		delete(s.PTRs, key)
+		if len(s.PTRs) == 0 {
+			s.PTRs = nil
+		}
+	} else {
+		if s.PTRs == nil {
+			s.PTRs = map[string]string{}
+		}
+		s.PTRs[key] = p.Hostname
+		ptr = p.Hostname
+	}
+	s.UpdatedAt = c.at
+	if err := c.emit("server.ptr.changed", s.AccountID, map[string]any{"serverId": s.ID, "ip": key, "ptr": ptr}); err != nil {
+		return nil, err
+	}
+	return ServerIPView(s, ip), putServer(c.tx, s)
 }
 
 func applyServerObserved(c *applyCtx) (any, error) {

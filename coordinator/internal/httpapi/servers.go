@@ -3,8 +3,6 @@ package httpapi
 import (
 	"errors"
 	"net/http"
-	"net/netip"
-	"strings"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
@@ -38,6 +36,9 @@ func (a *API) serverRoutes() []Route {
 		// password instead (the busy rule makes a duplicate a 409, not a race).
 		{Method: "POST", Path: "/v1/servers/{id}/password-reset", Scope: api.ScopeServersWrite, handler: a.resetServerPassword},
 		{Method: "PATCH", Path: "/v1/servers/{id}/label", Scope: api.ScopeServersWrite, handler: a.labelServer},
+		// An upsert: a repeat is naturally idempotent, no Idempotency-Key needed.
+		{Method: "PUT", Path: "/v1/servers/{id}/ips/{ip}/ptr", Scope: api.ScopeServersWrite, handler: a.setServerPTR},
+		{Method: "DELETE", Path: "/v1/servers/{id}/ips/{ip}/ptr", Scope: api.ScopeServersWrite, handler: a.deleteServerPTR},
 		{Method: "POST", Path: "/v1/servers/{id}/reinstall", Scope: api.ScopeServersDestroy, Idempotent: true, handler: a.reinstallServer},
 		{Method: "POST", Path: "/v1/servers/{id}/snapshots/{snapshotId}/revert", Scope: api.ScopeServersDestroy, Idempotent: true, handler: a.revertSnapshot},
 		{Method: "DELETE", Path: "/v1/servers/{id}", Scope: api.ScopeServersDestroy, Idempotent: true, handler: a.terminateServer},
@@ -115,8 +116,8 @@ func (a *API) listSnapshots(rq *request) (int, any, error) {
 	return http.StatusOK, out, nil
 }
 
-// listServerIPs lists the server's static address; a DHCP server (no
-// recorded address) has none to show.
+// listServerIPs lists the server's static address with its PTR name; a DHCP
+// server (no recorded address) has none to show.
 func (a *API) listServerIPs(rq *request) (int, any, error) {
 	s, err := a.loadServer(rq)
 	if err != nil {
@@ -124,9 +125,8 @@ func (a *API) listServerIPs(rq *request) (int, any, error) {
 	}
 	out := api.ServerIPList{Data: []api.ServerIP{}}
 	if s.Status != api.ServerTerminated {
-		addr, _, _ := strings.Cut(s.IPv4, "/")
-		if ip, err := netip.ParseAddr(addr); err == nil && ip.Is4() {
-			out.Data = append(out.Data, api.ServerIP{IP: ip.String(), Version: 4})
+		for _, ip := range fsm.ServerAddrs(s) {
+			out.Data = append(out.Data, fsm.ServerIPView(s, ip))
 		}
 	}
 	return http.StatusOK, out, nil

@@ -226,9 +226,9 @@ func TestOpenAPIServerRoutes(t *testing.T) {
 			problems = append(problems, "Idempotency-Key documented differently for "+rt.Method+" "+p)
 		}
 	}
-	// The PTR routes are not served yet and must not be documented.
-	if doc.Paths.Find("/servers/{id}/ips/{ip}/ptr") != nil {
-		problems = append(problems, "ptr routes documented but not served")
+	// The PTR routes are served and documented, both behind servers:write.
+	if item := doc.Paths.Find("/servers/{id}/ips/{ip}/ptr"); item == nil || item.Put == nil || item.Delete == nil {
+		problems = append(problems, "ptr routes not documented")
 	}
 	sort.Strings(problems)
 	for _, p := range problems {

@@ -29,6 +29,9 @@ type Server struct {
 	Snapshots []api.ServerSnapshot `json:"snapshots,omitempty"`
 	// PowerState is the last known libvirt-level state: running or stopped.
 	PowerState string `json:"power_state,omitempty"`
+	// PTRs are the reverse-DNS names set on the server's addresses: canonical
+	// IP → hostname (no trailing dot).
+	PTRs map[string]string `json:"ptrs,omitempty"`
 }
 
 // Admin is the operator view.

@@ -1,0 +1,153 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// ptrEvents are the data of the server.ptr.changed events in the outbox.
+func ptrEvents(t *testing.T, f *FSM) []string {
+	t.Helper()
+	var out []string
+	_ = f.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(store.BucketOutbox).ForEach(func(_, v []byte) error {
+			var e store.Event
+			if err := json.Unmarshal(v, &e); err != nil {
+				t.Fatal(err)
+			}
+			if e.Type == "server.ptr.changed" {
+				if e.AccountID != "acc_1" {
+					t.Errorf("event for account %q", e.AccountID)
+				}
+				out = append(out, string(e.Data))
+			}
+			return nil
+		})
+	})
+	return out
+}
+
+func TestServerPTR(t *testing.T) {
+	h := newWHHarness(t, 2)
+	h.must(CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@example.com"})
+	h.must(CmdAccountCreate, AccountCreate{ID: "acc_2", Email: "b@example.com"})
+	h.must(CmdNodeCAInit, NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
+	h.must(CmdNodeTokenCreate, NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: h.at.Add(time.Hour)})
+	h.must(CmdNodeEnrol, NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-1", CertSerial: "s1", CertNotAfter: h.at.Add(24 * time.Hour)})
+	deadline := h.at.Add(time.Hour)
+	srv := store.Server{Server: api.Server{ID: "srv_1", Label: "web", OSTemplate: "debian-12", OS: "debian", IPv4: "203.0.113.7/24"},
+		AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-srv-1"}
+	prov := store.Action{Action: api.Action{ID: "act_p", Command: api.ActionServerProvision, ResourceID: "srv_1"},
+		NodeID: "hv-1", Target: "hp-srv-1", Deadline: deadline}
+	h.must(CmdServerCreate, ServerCreate{Server: srv, Action: prov})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_p", Success: true})
+
+	get := func() (s store.Server) {
+		_ = h.fsms[0].View(func(tx *bolt.Tx) (err error) { s, err = GetServer(tx, "srv_1"); return })
+		return s
+	}
+	ptr := func(hostname string) api.ServerIP {
+		t.Helper()
+		return h.must(CmdServerPTR, ServerPTR{AccountID: "acc_1", ServerID: "srv_1", IP: "203.0.113.7", Hostname: hostname}).(api.ServerIP)
+	}
+	same := func(what string, f func()) {
+		t.Helper()
+		before := serverDump(h.fsms[0])
+		f()
+		if !bytes.Equal(before, serverDump(h.fsms[0])) {
+			t.Fatalf("%s changed state", what)
+		}
+	}
+
+	// Set: the view, the stored map and one event.
+	if v := ptr("mail.example.com"); v.IP != "203.0.113.7" || v.Version != 4 || v.PTR == nil || *v.PTR != "mail.example.com" {
+		t.Fatalf("set: %+v", v)
+	}
+	if s := get(); s.PTRs["203.0.113.7"] != "mail.example.com" || len(s.PTRs) != 1 {
+		t.Fatalf("stored: %+v", s.PTRs)
+	}
+	// An idempotent repeat answers the same and writes nothing (no event).
+	same("a repeated PTR", func() {
+		if v := ptr("mail.example.com"); v.PTR == nil || *v.PTR != "mail.example.com" {
+			t.Fatalf("repeat: %+v", v)
+		}
+	})
+	// Change, then remove (ptr null), then remove again (a no-op).
+	if v := ptr("smtp.example.org"); v.PTR == nil || *v.PTR != "smtp.example.org" {
+		t.Fatalf("change: %+v", v)
+	}
+	if v := ptr(""); v.PTR != nil || v.IP != "203.0.113.7" {
+		t.Fatalf("remove: %+v", v)
+	}
+	if s := get(); s.PTRs != nil {
+		t.Fatalf("after remove: %+v", s.PTRs)
+	}
+	same("removing an absent PTR", func() {
+		if v := ptr(""); v.PTR != nil {
+			t.Fatalf("remove again: %+v", v)
+		}
+	})
+
+	// Refusals commit nothing.
+	same("refused PTR commands", func() {
+		for _, c := range []struct {
+			p    ServerPTR
+			want error
+		}{
+			{ServerPTR{AccountID: "acc_2", ServerID: "srv_1", IP: "203.0.113.7", Hostname: "x.example.com"}, ErrNotFound},
+			{ServerPTR{AccountID: "acc_1", ServerID: "srv_9", IP: "203.0.113.7", Hostname: "x.example.com"}, ErrNotFound},
+			{ServerPTR{AccountID: "acc_1", ServerID: "srv_1", IP: "203.0.113.8", Hostname: "x.example.com"}, ErrNotFound},
+			{ServerPTR{AccountID: "acc_1", ServerID: "srv_1", IP: "203.0.113.7/24", Hostname: "x.example.com"}, ErrNotFound},
+			{ServerPTR{AccountID: "acc_1", ServerID: "srv_1", IP: "::ffff:203.0.113.7", Hostname: "x.example.com"}, ErrNotFound},
+			{ServerPTR{AccountID: "acc_1", ServerID: "srv_1", IP: "203.0.113.7", Hostname: "a b.example.com"}, ErrInvalid},
+		} {
+			if _, err := h.apply(CmdServerPTR, c.p); !errors.Is(err, c.want) {
+				t.Errorf("%+v: %v, want %v", c.p, err, c.want)
+			}
+		}
+	})
+
+	want := []string{
+		`{"ip":"203.0.113.7","ptr":"mail.example.com","serverId":"srv_1"}`,
+		`{"ip":"203.0.113.7","ptr":"smtp.example.org","serverId":"srv_1"}`,
+		`{"ip":"203.0.113.7","ptr":null,"serverId":"srv_1"}`,
+	}
+	for i, f := range h.fsms {
+		if got := ptrEvents(t, f); !slices.Equal(got, want) {
+			t.Fatalf("fsm %d events:\n%q\nwant\n%q", i, got, want)
+		}
+	}
+
+	// A terminated server takes no PTR.
+	ptr("mail.example.com")
+	h.must(CmdActionCreate, ActionCreate{Action: store.Action{Action: api.Action{ID: "act_t", Command: api.ActionServerTerminate, ResourceID: "srv_1"},
+		AccountID: "acc_1", NodeID: "hv-1", Target: "hp-srv-1", Deadline: deadline, Mutating: true}})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_t", Success: true})
+	// Terminating removes the name, and says so.
+	if got := ptrEvents(t, h.fsms[0]); len(got) != 5 || got[4] != `{"ip":"203.0.113.7","ptr":null,"serverId":"srv_1"}` {
+		t.Fatalf("events after terminate: %q", got)
+	}
+	same("a PTR on a terminated server", func() {
+		for _, host := range []string{"mail.example.com", "other.example.com", ""} {
+			if _, err := h.apply(CmdServerPTR, ServerPTR{AccountID: "acc_1", ServerID: "srv_1", IP: "203.0.113.7", Hostname: host}); !errors.Is(err, ErrConflict) {
+				t.Fatalf("terminated %q: %v", host, err)
+			}
+		}
+	})
+	if len(ptrEvents(t, h.fsms[0])) != 5 {
+		t.Fatal("events after termination")
+	}
+
+	// The replicas agree.
+	if !bytes.Equal(serverDump(h.fsms[0]), serverDump(h.fsms[1])) {
+		t.Fatal("replicas differ")
+	}
+}

@@ -1,0 +1,106 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Reverse DNS: PUT and DELETE /v1/servers/:id/ips/:ip/ptr. There is no DNS
+// server in the product yet: the name is recorded in the replicated state,
+// shown by GET /v1/servers/:id/ips and announced with server.ptr.changed so
+// the provider's DNS can follow.
+
+const (
+	maxDNSName  = 253
+	maxDNSLabel = 63
+)
+
+// DecodePTR validates a PUT /v1/servers/:id/ips/:ip/ptr body. The hostname is
+// returned without its trailing dot.
+func DecodePTR(body []byte) (api.PTRRequest, error) {
+	var req api.PTRRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	h, err := dnsName("hostname", req.Hostname)
+	req.Hostname = h
+	return req, err
+}
+
+// dnsName checks a lower-case DNS name of at least two labels: at most 253
+// characters, labels of 1-63 characters of a-z, 0-9 and '-' that neither start
+// nor end with '-'. One trailing dot is allowed and stripped.
+func dnsName(field, s string) (string, error) {
+	if s == "" {
+		return "", invalidField(field, "is required")
+	}
+	name := strings.TrimSuffix(s, ".")
+	if len(name) > maxDNSName {
+		return "", invalidField(field, "must be at most %d characters", maxDNSName)
+	}
+	labels := strings.Split(name, ".")
+	if len(labels) < 2 {
+		return "", invalidField(field, "must be a fully qualified name of at least two labels (e.g. mail.example.com)")
+	}
+	for _, l := range labels {
+		if l == "" || len(l) > maxDNSLabel {
+			return "", invalidField(field, "must have labels of 1 to %d characters between single dots", maxDNSLabel)
+		}
+		for i := 0; i < len(l); i++ {
+			if c := l[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return "", invalidField(field, "may hold only lower-case a-z, 0-9, '-' and '.'")
+			}
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return "", invalidField(field, "must not have a label starting or ending with '-'")
+		}
+	}
+	return name, nil
+}
+
+// serverAddr resolves the {ip} path value to one of the server's addresses; an
+// unparsable address or one the server does not have is a 404.
+func serverAddr(s store.Server, raw string) (netip.Addr, error) {
+	ip, err := netip.ParseAddr(raw)
+	if err != nil || ip.Zone() != "" || !slices.Contains(fsm.ServerAddrs(s), ip) {
+		return netip.Addr{}, notFound("ip")
+	}
+	return ip, nil
+}
+
+func (a *API) setServerPTR(rq *request) (int, any, error) {
+	s, err := a.loadServer(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	ip, err := serverAddr(s, rq.PathValue("ip"))
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := DecodePTR(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.propose(rq.Context(), rq, fsm.CmdServerPTR,
+		fsm.ServerPTR{AccountID: rq.caller.accountID, ServerID: s.ID, IP: ip.String(), Hostname: req.Hostname}, http.StatusOK)
+}
+
+func (a *API) deleteServerPTR(rq *request) (int, any, error) {
+	s, err := a.loadServer(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	ip, err := serverAddr(s, rq.PathValue("ip"))
+	if err != nil {
+		return 0, nil, err
+	}
+	// DELETE bodies are not read (see API.serve): nothing to validate.
+	return a.propose(rq.Context(), rq, fsm.CmdServerPTR,
+		fsm.ServerPTR{AccountID: rq.caller.accountID, ServerID: s.ID, IP: ip.String()}, http.StatusOK)
+}

@@ -1,0 +1,48 @@
+package httpapi
+
+import (
+	"strings"
+	"testing"
+)
+
+var ptrSeeds = []string{
+	`{"hostname":"mail.example.com"}`, `{"hostname":"mail.example.com."}`, `{"hostname":"a.b"}`, `{"hostname":"localhost"}`,
+	`{"hostname":"Mail.Example.com"}`, `{"hostname":"mail..example.com"}`, `{"hostname":"-a.example.com"}`, `{"hostname":"a-.example.com"}`,
+	`{"hostname":"."}`, `{"hostname":".."}`, `{"hostname":"a.b.."}`, `{"hostname":"bücher.example.com"}`, `{"hostname":"a_b.example.com"}`,
+	`{"hostname":"xn--bcher-kva.example.com"}`, `{"hostname":"1.2.3.4"}`, `{"hostname":"a\u0000.example.com"}`,
+	`{"hostname":"` + strings.Repeat("a", 63) + `.com"}`, `{"hostname":"` + strings.Repeat("a", 64) + `.com"}`,
+	`{"hostname":"` + strings.Repeat("a.", 126) + `b"}`, `{"hostname":"` + strings.Repeat("a.", 127) + `b"}`,
+	`{"hostname":"` + strings.Repeat("a.", 126) + `b."}`, `{"hostname":42}`, `{"hostname":null}`, `{"hostname":"a.com","ttl":1}`,
+}
+
+func FuzzDecodePTR(f *testing.F) {
+	for _, s := range append(ptrSeeds, serverSeeds...) {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := DecodePTR(body)
+		if err != nil {
+			mustBeClientError(t, err)
+			return
+		}
+		h := req.Hostname
+		if len(h) < 3 || len(h) > maxDNSName || strings.HasSuffix(h, ".") {
+			t.Fatalf("accepted %q", h)
+		}
+		labels := strings.Split(h, ".")
+		if len(labels) < 2 {
+			t.Fatalf("accepted a single label %q", h)
+		}
+		for _, l := range labels {
+			if l == "" || len(l) > maxDNSLabel || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") ||
+				strings.TrimLeft(l, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+				t.Fatalf("accepted label %q of %q", l, h)
+			}
+		}
+		// What passes is stable: decoding it again gives the same name.
+		again, err := DecodePTR([]byte(`{"hostname":"` + h + `"}`))
+		if err != nil || again.Hostname != h {
+			t.Fatalf("%q does not decode to itself: %q %v", h, again.Hostname, err)
+		}
+	})
+}
