@@ -38,6 +38,7 @@ type dispatcher struct {
 	inv      map[string]*nodeInventory     // node id → last inventory
 	stepAt   map[string]time.Time          // action id → last progress write
 	sent     map[string]int                // action id → sends by this leader
+	failed   map[string]int                // action id → streams that broke before a result
 	running  bool                          // the leader job is on
 	// leadStart is when the job started: nodes get a whole deadline from then.
 	leadStart time.Time
@@ -54,10 +55,14 @@ type nodeInventory struct {
 	at        time.Time
 }
 
+// maxBrokenSends is how many broken exchanges with a connected node an action
+// past its deadline gets before it fails.
+const maxBrokenSends = 5
+
 func newDispatcher(s *Server) *dispatcher {
 	return &dispatcher{s: s, kick: make(chan struct{}, 1),
 		secrets: map[string]secret{}, inflight: map[string]context.CancelFunc{}, retryAt: map[string]time.Time{},
-		inv: map[string]*nodeInventory{}, stepAt: map[string]time.Time{}, sent: map[string]int{}}
+		inv: map[string]*nodeInventory{}, stepAt: map[string]time.Time{}, sent: map[string]int{}, failed: map[string]int{}}
 }
 
 // Kick wakes the dispatcher.
@@ -147,7 +152,7 @@ func powerWord(state string) string {
 func (d *dispatcher) run(ctx context.Context) {
 	d.mu.Lock()
 	d.running, d.leadStart = true, d.s.nodesNow()
-	d.sent = map[string]int{}
+	d.sent, d.failed = map[string]int{}, map[string]int{}
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
@@ -198,6 +203,16 @@ func (d *dispatcher) scan(ctx context.Context) {
 			if now.Before(retry) {
 				continue
 			}
+			d.mu.Lock()
+			failed := d.failed[a.ID]
+			d.mu.Unlock()
+			if failed >= maxBrokenSends && now.After(a.Deadline) {
+				// The node is there but every exchange breaks (an agent that
+				// crashes on this action): stop at the deadline.
+				expired = append(expired, fsm.ActionFinish{ID: a.ID, ErrorCode: "node_error",
+					ErrorMessage: fmt.Sprintf("the server's host did not complete the action after %d attempts; check the server's state and retry", failed)})
+				continue
+			}
 			d.send(ctx, a)
 			continue
 		}
@@ -232,6 +247,12 @@ func (d *dispatcher) scan(ctx context.Context) {
 	for id := range d.stepAt {
 		if !openIDs[id] {
 			delete(d.stepAt, id)
+		}
+	}
+	for id := range d.sent {
+		if !openIDs[id] {
+			delete(d.sent, id)
+			delete(d.failed, id)
 		}
 	}
 	d.mu.Unlock()
@@ -317,6 +338,9 @@ func (d *dispatcher) send(ctx context.Context, a store.Action) {
 		}
 		d.mu.Lock()
 		d.retryAt[a.ID] = time.Now().Add(time.Second)
+		if !errors.Is(err, session.ErrNotConnected) {
+			d.failed[a.ID]++
+		}
 		d.mu.Unlock()
 		if errors.Is(err, session.ErrNotConnected) {
 			d.s.log.Debug("action not sent: node not connected", "action", a.ID, "node", a.NodeID)

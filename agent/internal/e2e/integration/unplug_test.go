@@ -2,6 +2,7 @@ package integration
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,4 +118,32 @@ func TestNodeUnplugged(t *testing.T) {
 	if s := c.server(id); s.Status != api.ServerRunning {
 		t.Fatalf("server after the node returned: %+v", s)
 	}
+
+	// A running action whose node then stays away a whole deadline fails with
+	// "outcome unknown"; the agent finishes (or undoes) the work when it comes
+	// back, and the server takes actions again.
+	w.agent.stop()
+	w.agent.start("vm.reinstall:disk-swapped")
+	w.waitNodeReady(30 * time.Second)
+	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/reinstall", api.ReinstallRequest{OSTemplate: tplB})
+	w.agent.waitExit(time.Minute)
+	gone := time.Now()
+	if a := c.waitActionOpen(acc.Action.ID); a.Status != api.ActionRunning {
+		t.Fatalf("reinstall when its agent died: want running, got %+v", a)
+	}
+	a = c.waitAction(acc.Action.ID, unplugDeadline+30*time.Second)
+	if a.Status != api.ActionFailed || a.Error == nil || a.Error.Code != "node_unreachable" || !strings.Contains(a.Error.Message, "outcome is unknown") {
+		t.Fatalf("running reinstall with its node away: want error node_unreachable, outcome unknown; got %+v (error %+v)", a, a.Error)
+	}
+	if away := a.FinishedAt.Sub(gone); away < unplugDeadline-time.Second {
+		t.Fatalf("running reinstall failed %s after its node went away, before the %s deadline", away, unplugDeadline)
+	}
+	w.agent.start("")
+	w.waitNodeReady(30 * time.Second)
+	if got := c.waitActionOpen(acc.Action.ID); got.Status != api.ActionFailed {
+		t.Fatalf("the failed reinstall changed after the node returned: %+v", got)
+	}
+	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", map[string]any{"force": true})
+	c.waitSuccess(acc.Action.ID, actionTimeout)
+	requireDomState(t, vm, "running")
 }
