@@ -41,6 +41,9 @@ func NewMetrics(fsmSize func() float64, appliedIndex func() float64) *Metrics {
 	return m
 }
 
+// Register adds series owned by other parts of the coordinator.
+func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
+
 // Handler serves /metrics.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

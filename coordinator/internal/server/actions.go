@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -42,6 +44,10 @@ type dispatcher struct {
 	running  bool                          // the leader job is on
 	// leadStart is when the job started: nodes get a whole deadline from then.
 	leadStart time.Time
+
+	sends    *prometheus.CounterVec
+	finished *prometheus.CounterVec
+	duration *prometheus.HistogramVec
 }
 
 type secret struct {
@@ -60,9 +66,40 @@ type nodeInventory struct {
 const maxBrokenSends = 5
 
 func newDispatcher(s *Server) *dispatcher {
-	return &dispatcher{s: s, kick: make(chan struct{}, 1),
+	d := &dispatcher{s: s, kick: make(chan struct{}, 1),
 		secrets: map[string]secret{}, inflight: map[string]context.CancelFunc{}, retryAt: map[string]time.Time{},
 		inv: map[string]*nodeInventory{}, stepAt: map[string]time.Time{}, sent: map[string]int{}, failed: map[string]int{}}
+	d.sends = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hostplane_action_sends_total", Help: "Actions handed to agents by this coordinator as leader; resend=true when the agent may have had it already.",
+	}, []string{"command", "resend"})
+	d.finished = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "hostplane_actions_finished_total", Help: "Action results recorded by this coordinator as leader, by command and status (deadline failures included).",
+	}, []string{"command", "status"})
+	d.duration = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "hostplane_action_exchange_duration_seconds", Help: "From sending an action to its agent to recording the result, by command.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
+	}, []string{"command"})
+	return d
+}
+
+// collectors are the dispatcher's Prometheus series, plus gauges read on scrape.
+func (d *dispatcher) collectors() []prometheus.Collector {
+	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hostplane_actions_open", Help: "Actions pending or running in the replicated state.",
+	}, func() float64 {
+		n := 0
+		_ = d.s.Node.FSM.View(func(tx *bolt.Tx) error { n = tx.Bucket(store.BucketOpenActions).Stats().KeyN; return nil })
+		return float64(n)
+	})
+	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hostplane_agent_sessions", Help: "Agent sessions held by this coordinator (only the leader holds any).",
+	}, func() float64 {
+		if srv := d.s.AgentSessions(); srv != nil {
+			return float64(len(srv.Sessions()))
+		}
+		return 0
+	})
+	return []prometheus.Collector{d.sends, d.finished, d.duration, open, sessions}
 }
 
 // Kick wakes the dispatcher.
@@ -228,7 +265,8 @@ func (d *dispatcher) scan(ctx context.Context) {
 			d.s.log.Warn("record expired actions; will retry", "actions", len(expired), "err", err)
 		} else {
 			for _, r := range expired {
-				d.s.log.Warn("action failed at its deadline: node away", "action", r.ID, "message", r.ErrorMessage)
+				d.finished.WithLabelValues(commandOf(open, r.ID), api.ActionFailed).Inc()
+				d.s.log.Warn("action failed at its deadline", "action", r.ID, "code", r.ErrorCode, "message", r.ErrorMessage)
 			}
 		}
 	}
@@ -270,6 +308,15 @@ func (d *dispatcher) awaySince(nodeID string) time.Time {
 		}
 	}
 	return since
+}
+
+func commandOf(as []store.Action, id string) string {
+	for _, a := range as {
+		if a.ID == id {
+			return a.Command
+		}
+	}
+	return ""
 }
 
 func deadlineResult(a store.Action, deadline time.Duration) fsm.ActionFinish {
@@ -357,6 +404,8 @@ func (d *dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 		return session.ErrNotConnected
 	}
 	d.s.log.Info("action sent", "action", a.ID, "node", a.NodeID, "command", a.Command, "resend", assign.Resend)
+	d.sends.WithLabelValues(a.Command, strconv.FormatBool(assign.Resend)).Inc()
+	sentAt := time.Now()
 	status := a.Status
 	var result *pb.ActionResult
 	err := srv.Call(ctx, a.NodeID, &pb.Envelope{Seq: 1, Body: &pb.Envelope_ActionAssign{ActionAssign: assign}}, func(env *pb.Envelope) (bool, error) {
@@ -417,6 +466,12 @@ func (d *dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 		return fmt.Errorf("record result: %w", err)
 	}
 	d.dropSecret(a.ID)
+	outcome := api.ActionSuccess
+	if !result.Success {
+		outcome = api.ActionFailed
+	}
+	d.finished.WithLabelValues(a.Command, outcome).Inc()
+	d.duration.WithLabelValues(a.Command).Observe(time.Since(sentAt).Seconds())
 	d.s.log.Info("action finished", "action", a.ID, "node", a.NodeID, "command", a.Command, "success", result.Success, "error_code", fin.ErrorCode)
 	return nil
 }

@@ -150,6 +150,9 @@ func (s *Server) startNodes() error {
 	}
 	c.rt.disp = newDispatcher(s)
 	s.API.SetServerDeps(c.rt.disp.serverDeps())
+	if s.metrics != nil {
+		s.metrics.Register(c.rt.disp.collectors()...)
+	}
 	if c.ListenAddr == "" {
 		return nil
 	}

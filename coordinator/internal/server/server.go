@@ -47,6 +47,7 @@ type Server struct {
 	closed   bool
 	apiAddr  string
 	pprofSrv *http.Server
+	metrics  *httpapi.Metrics
 }
 
 // NewLogger builds the slog logger the config asks for.
@@ -103,6 +104,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		NodeID: cfg.NodeID, KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
 		IdempotencyTTL: cfg.IdempotencyTTL,
 	}, node, log.With("component", "api"), nil, metrics)
+	s.metrics = metrics
 	if err := s.initWebhooks(); err != nil {
 		apiLn.Close()
 		node.Close()

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -182,6 +183,33 @@ func (w *world) testLifecycle(t *testing.T) {
 			t.Fatalf("list after terminate: %+v", s)
 		}
 	}
+
+	// The operator sees the work on the leader's /metrics.
+	metrics := getText(t, w.c.leader().url()+"/metrics")
+	for _, want := range []string{
+		`hostplane_actions_finished_total{command="server.reboot",status="success"}`,
+		`hostplane_actions_finished_total{command="server.terminate",status="success"}`,
+		`hostplane_action_sends_total{command="server.reinstall",resend="false"}`,
+		"hostplane_agent_sessions 1", "hostplane_actions_open 0",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("leader /metrics lacks %s", want)
+		}
+	}
+}
+
+func getText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", url, resp.StatusCode, err)
+	}
+	return string(b)
 }
 
 // testConflictAndIsolation: two power requests at once get one 202 and one 409;
