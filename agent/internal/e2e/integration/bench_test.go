@@ -24,7 +24,7 @@ import (
 // QUIC stream to the agent, the agent's journal writes (fsync), the libvirt
 // calls, the Raft commit of the result, and the client's polling (every 2 ms).
 //
-//	go test -run '^$' -bench RebootLatency -benchtime 30x ./agent/internal/e2e/integration/
+//	go test -run '^$' -bench RebootLatency -benchtime 24x ./agent/internal/e2e/integration/
 func BenchmarkRebootLatency(b *testing.B) {
 	// The agent samples stats every 10 s, its default: a stats query holds the
 	// domain's libvirt job and delays a destroy or start that meets it.
@@ -76,15 +76,40 @@ func BenchmarkRebootLatency(b *testing.B) {
 		}
 		return time.Since(start)
 	}
+	console := w.agent.consoleLog(vm)
+	booted := len(boots(console)) // boot markers so far; each reboot adds one
 	// One of each to warm connections and caches.
 	_, _ = viaAPI()
+	booted++
+	waitBoot(b, console, booted)
 	direct()
+	booted++
+	waitBoot(b, console, booted)
 	var apiD, directD, ctlD []time.Duration
 	b.ResetTimer()
+	// Each reboot meets a guest that finished booting (its console printed the
+	// boot marker) and idled a moment: how long a destroy takes depends on
+	// what QEMU is doing. The order alternates.
+	settle := func() {
+		b.StopTimer()
+		booted++
+		waitBoot(b, console, booted)
+		time.Sleep(200 * time.Millisecond)
+		b.StartTimer()
+	}
 	for i := 0; i < b.N; i++ {
-		total, ctl := viaAPI()
-		apiD, ctlD = append(apiD, total), append(ctlD, ctl)
-		directD = append(directD, direct())
+		if i%2 == 0 {
+			total, ctl := viaAPI()
+			apiD, ctlD = append(apiD, total), append(ctlD, ctl)
+			settle()
+			directD = append(directD, direct())
+		} else {
+			directD = append(directD, direct())
+			settle()
+			total, ctl := viaAPI()
+			apiD, ctlD = append(apiD, total), append(ctlD, ctl)
+		}
+		settle()
 	}
 	b.StopTimer()
 	p50 := func(d []time.Duration) float64 {
