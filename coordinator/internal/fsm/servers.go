@@ -328,7 +328,7 @@ func applyActionCreate(c *applyCtx) (any, error) {
 		sn := *a.Snapshot
 		sn.CreatedAt = c.at // the request's time; the snapshot list shows when it was taken
 		if sn.State == "" {
-			sn.State = powerWord(s.PowerState)
+			sn.State = PowerWord(s.PowerState)
 		}
 		out.Snapshot = &sn
 	}
@@ -391,8 +391,9 @@ func applyActionFinish(c *applyCtx) (any, error) {
 	return finishAction(c, p)
 }
 
-// powerWord maps libvirt-ish states to the API's.
-func powerWord(state string) string {
+// PowerWord maps a libvirt domain state to the API's power word: running or
+// stopped.
+func PowerWord(state string) string {
 	switch state {
 	case "running", "paused", "blocked":
 		return api.ServerRunning
@@ -498,7 +499,7 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 			sn := *a.Snapshot
 			sn.CreatedAt = c.at
 			if res.Snapshot != nil {
-				sn.State = powerWord(res.Snapshot.State)
+				sn.State = PowerWord(res.Snapshot.State)
 			} else if sn.State == "" {
 				sn.State = s.PowerState
 			}
@@ -592,7 +593,7 @@ func applyServerObserved(c *applyCtx) (any, error) {
 		if err != nil || s.ActionID != "" || (s.Status != api.ServerRunning && s.Status != api.ServerStopped) {
 			continue // an action in progress owns the state
 		}
-		st := powerWord(ch.PowerState)
+		st := PowerWord(ch.PowerState)
 		if s.PowerState == st {
 			continue
 		}

@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"net/http"
 	"net/netip"
 	"regexp"
@@ -15,6 +13,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/placement"
+	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
@@ -29,28 +28,13 @@ type ServerAdminConfig struct {
 }
 
 var (
-	templateNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-	hostnameRE     = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
-	vmPrefixRE     = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,19}$`)
-	networkRE      = regexp.MustCompile(`^(user|network:[A-Za-z0-9_.-]{1,64}|bridge:[A-Za-z0-9_.-]{1,15})$`)
+	hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
+	vmPrefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,19}$`)
+	networkRE  = regexp.MustCompile(`^(user|network:[A-Za-z0-9_.-]{1,64}|bridge:[A-Za-z0-9_.-]{1,15})$`)
 )
 
 // ValidVMPrefix checks the --vm-name-prefix setting.
 func ValidVMPrefix(p string) bool { return vmPrefixRE.MatchString(p) }
-
-// GeneratePassword returns a random password of n letters and digits.
-func GeneratePassword(n int) string {
-	const chars = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
-	b := make([]byte, n)
-	for i := range b {
-		v, err := rand.Int(rand.Reader, big.NewInt(int64(len(chars))))
-		if err != nil {
-			panic("httpapi: crypto/rand failed: " + err.Error())
-		}
-		b[i] = chars[v.Int64()]
-	}
-	return string(b)
-}
 
 // DecodeAdminServerCreate validates an admin server create request.
 func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.ServerPlan, error) {
@@ -72,8 +56,8 @@ func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.Ser
 		}
 		return req, plan, field("plan", "must be one of %s", strings.Join(slugs, ", "))
 	}
-	if !templateNameRE.MatchString(req.Template) {
-		return req, plan, field("template", "must be 1-63 characters of a-z, 0-9, '.', '_' and '-'")
+	if err := templateName("template", req.Template); err != nil {
+		return req, plan, err
 	}
 	if req.OS == "" {
 		req.OS, _, _ = strings.Cut(req.Template, "-")
@@ -87,15 +71,10 @@ func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.Ser
 	if req.Hostname != "" && (len(req.Hostname) > 253 || !hostnameRE.MatchString(req.Hostname)) {
 		return req, plan, field("hostname", "must be a lower-case DNS name")
 	}
-	if len(req.SSHKeys) > 16 {
-		return req, plan, field("ssh_keys", "holds more than 16 keys")
+	if err := sshKeys(req.SSHKeys); err != nil {
+		return req, plan, err
 	}
-	for _, k := range req.SSHKeys {
-		if len(k) > 4096 || strings.ContainsAny(k, "\r\n") || !(strings.HasPrefix(k, "ssh-") || strings.HasPrefix(k, "ecdsa-") || strings.HasPrefix(k, "sk-")) {
-			return req, plan, field("ssh_keys", "must hold OpenSSH public keys (ssh-…, ecdsa-…, sk-…), one line each")
-		}
-	}
-	if req.NodeID != "" && !templateNameRE.MatchString(req.NodeID) {
+	if req.NodeID != "" && !session.ValidNodeID(req.NodeID) {
 		return req, plan, field("node_id", "is not a node id")
 	}
 	if req.IPv4 != "" {
@@ -282,7 +261,9 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 	}
 	password := ""
 	if !req.NoPassword {
-		password = GeneratePassword(20)
+		if password, err = newPassword(); err != nil {
+			return 0, nil, err
+		}
 		secret, _ := json.Marshal(map[string]string{"root_password": password})
 		deps.PutSecret(actID, secret)
 	}

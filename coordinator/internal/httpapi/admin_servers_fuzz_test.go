@@ -27,7 +27,7 @@ func FuzzDecodeAdminServerCreate(f *testing.F) {
 		}
 		// What passes is safe to hand to the agent: names and specs without
 		// separators or control characters.
-		if _, ok := api.PlanBySlug(plan.Slug); !ok || !templateNameRE.MatchString(req.Template) {
+		if _, ok := api.PlanBySlug(plan.Slug); !ok || templateName("template", req.Template) != nil {
 			t.Fatalf("accepted plan %q template %q", plan.Slug, req.Template)
 		}
 		for _, k := range req.SSHKeys {

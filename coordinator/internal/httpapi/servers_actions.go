@@ -113,22 +113,27 @@ func DecodeReinstall(body []byte) (api.ReinstallRequest, error) {
 			return req, err
 		}
 	}
-	if len(req.SSHKeys) > maxSSHKeys {
-		return req, invalidField("ssh_keys", "lists more than %d keys", maxSSHKeys)
+	return req, sshKeys(req.SSHKeys)
+}
+
+// sshKeys checks the ssh_keys field: at most 16 one-line OpenSSH public keys.
+func sshKeys(keys []string) error {
+	if len(keys) > maxSSHKeys {
+		return invalidField("ssh_keys", "lists more than %d keys", maxSSHKeys)
 	}
-	for i, k := range req.SSHKeys {
+	for i, k := range keys {
 		field := "ssh_keys[" + strconv.Itoa(i) + "]"
 		if err := text(field, k, 1, maxSSHKey); err != nil {
-			return req, err
+			return err
 		}
 		if strings.ContainsAny(k, "\r\n\t") {
-			return req, invalidField(field, "must be one line")
+			return invalidField(field, "must be one line")
 		}
 		if !strings.HasPrefix(k, "ssh-") && !strings.HasPrefix(k, "ecdsa-") && !strings.HasPrefix(k, "sk-") {
-			return req, invalidField(field, "is not an OpenSSH public key (it must start with ssh-, ecdsa- or sk-)")
+			return invalidField(field, "is not an OpenSSH public key (it must start with ssh-, ecdsa- or sk-)")
 		}
 	}
-	return req, nil
+	return nil
 }
 
 // templateName allows 1-63 characters of a-z, 0-9, '.', '_' and '-'.

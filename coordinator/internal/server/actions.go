@@ -157,7 +157,7 @@ func (d *dispatcher) reconcile(nodeID string, inv *nodeInventory) {
 			if !ok || s.ActionID != "" || (s.Status != api.ServerRunning && s.Status != api.ServerStopped) {
 				continue
 			}
-			if w := powerWord(st); w != s.PowerState {
+			if w := fsm.PowerWord(st); w != s.PowerState {
 				changes = append(changes, fsm.ServerPower{ServerID: s.ID, PowerState: w})
 			}
 		}
@@ -175,14 +175,6 @@ func (d *dispatcher) reconcile(nodeID string, inv *nodeInventory) {
 	for _, c := range changes {
 		d.s.log.Info("server power state observed", "server", c.ServerID, "power_state", c.PowerState)
 	}
-}
-
-func powerWord(state string) string {
-	switch state {
-	case "running", "paused", "blocked":
-		return api.ServerRunning
-	}
-	return api.ServerStopped
 }
 
 // run is the leader job.
@@ -514,7 +506,7 @@ func (d *dispatcher) stats(ctx context.Context, nodeID, vm string, stream bool, 
 			return true, fmt.Errorf("%w: %s", httpapi.ErrNodeOffline, smp.ErrorCode)
 		}
 		if err := fn(api.ServerStats{
-			Time: time.UnixMilli(smp.AtUnixMs).UTC(), State: powerWord(smp.State), CPUPercent: smp.CpuPercent,
+			Time: time.UnixMilli(smp.AtUnixMs).UTC(), State: fsm.PowerWord(smp.State), CPUPercent: smp.CpuPercent,
 			MemoryBytes: smp.MemoryUsedBytes, DiskReadBytes: smp.DiskReadBytes, DiskWriteBytes: smp.DiskWriteBytes,
 			DiskReadBps: smp.DiskReadBps, DiskWriteBps: smp.DiskWriteBps, NetRxBytes: smp.NetRxBytes, NetTxBytes: smp.NetTxBytes,
 			NetRxBps: smp.NetRxBps, NetTxBps: smp.NetTxBps,
