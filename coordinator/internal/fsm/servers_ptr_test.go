@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"slices"
 	"testing"
@@ -17,31 +16,19 @@ import (
 func ptrEvents(t *testing.T, f *FSM) []string {
 	t.Helper()
 	var out []string
-	_ = f.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(store.BucketOutbox).ForEach(func(_, v []byte) error {
-			var e store.Event
-			if err := json.Unmarshal(v, &e); err != nil {
-				t.Fatal(err)
+	for _, e := range outboxEvents(t, f) {
+		if e.Type == "server.ptr.changed" {
+			if e.AccountID != "acc_1" {
+				t.Errorf("event for account %q", e.AccountID)
 			}
-			if e.Type == "server.ptr.changed" {
-				if e.AccountID != "acc_1" {
-					t.Errorf("event for account %q", e.AccountID)
-				}
-				out = append(out, string(e.Data))
-			}
-			return nil
-		})
-	})
+			out = append(out, string(e.Data))
+		}
+	}
 	return out
 }
 
 func TestServerPTR(t *testing.T) {
-	h := newWHHarness(t, 2)
-	h.must(CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@example.com"})
-	h.must(CmdAccountCreate, AccountCreate{ID: "acc_2", Email: "b@example.com"})
-	h.must(CmdNodeCAInit, NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
-	h.must(CmdNodeTokenCreate, NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: h.at.Add(time.Hour)})
-	h.must(CmdNodeEnrol, NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-1", CertSerial: "s1", CertNotAfter: h.at.Add(24 * time.Hour)})
+	h := newServerHarness(t)
 	deadline := h.at.Add(time.Hour)
 	srv := store.Server{Server: api.Server{ID: "srv_1", Label: "web", OSTemplate: "debian-12", OS: "debian", IPv4: "203.0.113.7/24"},
 		AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-srv-1"}

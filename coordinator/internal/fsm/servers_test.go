@@ -12,20 +12,41 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-func outboxTypes(t *testing.T, f *FSM) []string {
+// outboxEvents is every event in the outbox, in order.
+func outboxEvents(t *testing.T, f *FSM) []store.Event {
 	t.Helper()
-	var out []string
+	var out []store.Event
 	_ = f.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(store.BucketOutbox).ForEach(func(_, v []byte) error {
 			var e store.Event
 			if err := json.Unmarshal(v, &e); err != nil {
 				t.Fatal(err)
 			}
-			out = append(out, e.Type)
+			out = append(out, e)
 			return nil
 		})
 	})
 	return out
+}
+
+func outboxTypes(t *testing.T, f *FSM) []string {
+	var out []string
+	for _, e := range outboxEvents(t, f) {
+		out = append(out, e.Type)
+	}
+	return out
+}
+
+// newServerHarness is two replicas with accounts acc_1 and acc_2 and node hv-1
+// enrolled.
+func newServerHarness(t *testing.T) *whHarness {
+	h := newWHHarness(t, 2)
+	h.must(CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@example.com"})
+	h.must(CmdAccountCreate, AccountCreate{ID: "acc_2", Email: "b@example.com"})
+	h.must(CmdNodeCAInit, NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
+	h.must(CmdNodeTokenCreate, NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: h.at.Add(time.Hour)})
+	h.must(CmdNodeEnrol, NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-1", CertSerial: "s1", CertNotAfter: h.at.Add(24 * time.Hour)})
+	return h
 }
 
 func serverDump(f *FSM) []byte {
@@ -33,12 +54,7 @@ func serverDump(f *FSM) []byte {
 }
 
 func TestServerActions(t *testing.T) {
-	h := newWHHarness(t, 2)
-	h.must(CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@example.com"})
-	h.must(CmdAccountCreate, AccountCreate{ID: "acc_2", Email: "b@example.com"})
-	h.must(CmdNodeCAInit, NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
-	h.must(CmdNodeTokenCreate, NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: h.at.Add(time.Hour)})
-	h.must(CmdNodeEnrol, NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-1", CertSerial: "s1", CertNotAfter: h.at.Add(24 * time.Hour)})
+	h := newServerHarness(t)
 	deadline := h.at.Add(time.Hour)
 
 	srv := store.Server{Server: api.Server{ID: "srv_1", Label: "web", OSTemplate: "debian-12", OS: "debian"},
