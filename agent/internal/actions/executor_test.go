@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/agent/internal/hypervisor/hvfake"
 	"github.com/hostplane/hostplane/agent/internal/journal"
 	"github.com/hostplane/hostplane/agent/internal/ops"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -21,7 +22,7 @@ import (
 const rootPW = "plaintext-Root-Secret-42"
 
 type env struct {
-	hv      *fakeHV
+	hv      *hvfake.HV
 	m       *ops.Manager
 	ex      *Executor
 	changes atomic.Int32
@@ -45,7 +46,7 @@ func (s *fakeStats) Snapshot(vm string) api.NodeStats {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	e := &env{hv: newFakeHV(t), stats: &fakeStats{vms: map[string][]api.NodeVMStats{}}}
+	e := &env{hv: hvfake.New(t.TempDir()), stats: &fakeStats{vms: map[string][]api.NodeVMStats{}}}
 	dir := t.TempDir()
 	j, err := journal.Open(filepath.Join(dir, "j.db"))
 	if err != nil {
@@ -53,7 +54,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { j.Close() })
 	for _, name := range []string{"base", "ga"} {
-		base := filepath.Join(e.hv.pool, "tpl-"+name+".qcow2")
+		base := filepath.Join(e.hv.Pool, "tpl-"+name+".qcow2")
 		if err := j.PutTemplate(journal.Template{NodeTemplate: api.NodeTemplate{Name: name, OSFamily: "linux", SizeBytes: 32 << 20,
 			Volume: "tpl-" + name + ".qcow2", GuestAgent: name == "ga"}, BasePath: base}); err != nil {
 			t.Fatal(err)
@@ -125,7 +126,7 @@ func result(t *testing.T, frames []*pb.Envelope) (*pb.ActionResult, []string) {
 func TestProvisionProgressResultAndReplay(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	e.hv.startGate = make(chan struct{})
+	e.hv.StartGate = make(chan struct{})
 	var frames []*pb.Envelope
 	done := make(chan struct{})
 	go func() {
@@ -134,11 +135,11 @@ func TestProvisionProgressResultAndReplay(t *testing.T) {
 	}()
 	// Hold the start so the poller sees the journaled steps before it.
 	deadline := time.Now().Add(5 * time.Second)
-	for e.hv.count("StartDomain") == 0 && time.Now().Before(deadline) {
+	for e.hv.Count("StartDomain") == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(50 * time.Millisecond)
-	close(e.hv.startGate)
+	close(e.hv.StartGate)
 	<-done
 	res, steps := result(t, frames)
 	if !res.Success || res.ActionId != "act-1" || res.ErrorCode != "" {
@@ -167,10 +168,10 @@ func TestProvisionProgressResultAndReplay(t *testing.T) {
 	if !again.Success || string(again.Result) != string(res.Result) {
 		t.Fatalf("replayed %+v, want %s", again, res.Result)
 	}
-	if n := e.hv.count("StartDomain"); n != 1 {
+	if n := e.hv.Count("StartDomain"); n != 1 {
 		t.Fatalf("StartDomain ran %d times", n)
 	}
-	if n := e.hv.count("DefineDomain"); n != 1 {
+	if n := e.hv.Count("DefineDomain"); n != 1 {
 		t.Fatalf("DefineDomain ran %d times", n)
 	}
 	// The same id for another command is a conflict, not a run.
@@ -192,12 +193,12 @@ func TestProvisionProgressResultAndReplay(t *testing.T) {
 func TestResendWhileRunningWaitsForTheFirst(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
-	e.hv.startGate = make(chan struct{})
+	e.hv.StartGate = make(chan struct{})
 	first := make(chan []*pb.Envelope, 1)
 	go func() {
 		first <- e.call(t, ctx, assign("act-2", api.ActionServerProvision, "vm2", provParams, rootSecret, false))
 	}()
-	for e.hv.count("StartDomain") == 0 {
+	for e.hv.Count("StartDomain") == 0 {
 		time.Sleep(5 * time.Millisecond)
 	}
 	// The coordinator reconnected and re-sent, without the secret: it waits.
@@ -210,13 +211,13 @@ func TestResendWhileRunningWaitsForTheFirst(t *testing.T) {
 		t.Fatal("the re-send answered while the first run was still going")
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(e.hv.startGate)
+	close(e.hv.StartGate)
 	r1, _ := result(t, <-first)
 	r2, _ := result(t, <-second)
 	if !r1.Success || !r2.Success || string(r1.Result) != string(r2.Result) {
 		t.Fatalf("first %+v second %+v", r1, r2)
 	}
-	if n := e.hv.count("StartDomain"); n != 1 {
+	if n := e.hv.Count("StartDomain"); n != 1 {
 		t.Fatalf("StartDomain ran %d times", n)
 	}
 }
@@ -240,7 +241,7 @@ func TestSecretLostRunsNothing(t *testing.T) {
 			}
 		})
 	}
-	if n := e.hv.count("CreateOverlay") + e.hv.count("DefineDomain"); n != 0 {
+	if n := e.hv.Count("CreateOverlay") + e.hv.Count("DefineDomain"); n != 0 {
 		t.Fatalf("%d hypervisor calls", n)
 	}
 	// A first delivery with SSH keys and no password is a real request.
@@ -264,9 +265,9 @@ func TestSecretMergedAndNeverEchoed(t *testing.T) {
 	if !res.Success {
 		t.Fatalf("password reset %+v", res)
 	}
-	e.hv.mu.Lock()
-	got := strings.Join(e.hv.passwords, ",")
-	e.hv.mu.Unlock()
+	e.hv.Mu.Lock()
+	got := strings.Join(e.hv.Passwords, ",")
+	e.hv.Mu.Unlock()
 	if got != "admin:"+pw {
 		t.Fatalf("guest agent got %q", got)
 	}
@@ -313,7 +314,7 @@ func TestBadParamsGiveErrorResults(t *testing.T) {
 			}
 		})
 	}
-	if n := e.hv.count("CreateOverlay"); n != 0 {
+	if n := e.hv.Count("CreateOverlay"); n != 0 {
 		t.Fatalf("bad input reached the hypervisor %d times", n)
 	}
 }

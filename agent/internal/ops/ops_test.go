@@ -4,280 +4,19 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
+	"github.com/hostplane/hostplane/agent/internal/hypervisor/hvfake"
 	"github.com/hostplane/hostplane/agent/internal/journal"
 	"github.com/hostplane/hostplane/pkg/api"
 )
-
-// fakeHV is an in-memory Hypervisor for the manager's own logic (journal, undo,
-// replay, timing). The libvirt implementation is tested against real libvirtd.
-type fakeHV struct {
-	mu       sync.Mutex
-	pool     string
-	vols     map[string]hypervisor.Volume
-	doms     map[string]*fakeDom
-	fail     map[string]error // method → error to return once
-	calls    []string
-	acpiPoll int // polls after which an ACPI shutdown completes; <0: ignores ACPI
-}
-
-type fakeDom struct {
-	spec    hypervisor.DomainSpec
-	state   hypervisor.State
-	snaps   []string
-	pending int // polls until ACPI shutdown completes
-}
-
-func newFake(t *testing.T) *fakeHV {
-	return &fakeHV{pool: t.TempDir(), vols: map[string]hypervisor.Volume{}, doms: map[string]*fakeDom{}, fail: map[string]error{}, acpiPoll: 2}
-}
-
-func (f *fakeHV) call(name string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls = append(f.calls, name)
-	if err, ok := f.fail[name]; ok {
-		delete(f.fail, name)
-		return err
-	}
-	return nil
-}
-
-func (f *fakeHV) count(name string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n := 0
-	for _, c := range f.calls {
-		if c == name {
-			n++
-		}
-	}
-	return n
-}
-
-func (f *fakeHV) EnsurePool(context.Context) error { return nil }
-func (f *fakeHV) PoolPath() string                 { return f.pool }
-func (f *fakeHV) PoolAvailable(context.Context) (uint64, error) {
-	return 100 << 30, f.call("PoolAvailable")
-}
-func (f *fakeHV) RefreshPool(context.Context) error { return nil }
-func (f *fakeHV) CreateOverlay(_ context.Context, name, backing string, capacity uint64) (hypervisor.Volume, error) {
-	if err := f.call("CreateOverlay"); err != nil {
-		return hypervisor.Volume{}, err
-	}
-	return f.addVol(name, capacity)
-}
-func (f *fakeHV) addVol(name string, capacity uint64) (hypervisor.Volume, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if _, ok := f.vols[name]; ok {
-		return hypervisor.Volume{}, &hypervisor.Error{Op: "create volume", Resource: name, Kind: hypervisor.ErrExists}
-	}
-	v := hypervisor.Volume{Name: name, Path: filepath.Join(f.pool, name), Capacity: capacity}
-	f.vols[name] = v
-	return v, nil
-}
-func (f *fakeHV) CreateVolumeFromBytes(_ context.Context, name string, data []byte) (hypervisor.Volume, error) {
-	if err := f.call("CreateVolumeFromBytes"); err != nil {
-		return hypervisor.Volume{}, err
-	}
-	return f.addVol(name, uint64(len(data)))
-}
-func (f *fakeHV) Volume(_ context.Context, name string) (hypervisor.Volume, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	v, ok := f.vols[name]
-	if !ok {
-		return v, &hypervisor.Error{Op: "volume", Resource: name, Kind: hypervisor.ErrNotFound}
-	}
-	return v, nil
-}
-func (f *fakeHV) DeleteVolume(_ context.Context, name string) error {
-	if err := f.call("DeleteVolume"); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.vols, name)
-	return nil
-}
-func (f *fakeHV) ListVolumes(context.Context) ([]hypervisor.Volume, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []hypervisor.Volume
-	for _, v := range f.vols {
-		out = append(out, v)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out, nil
-}
-func (f *fakeHV) DefineDomain(_ context.Context, s hypervisor.DomainSpec) (string, error) {
-	if err := f.call("DefineDomain"); err != nil {
-		return "", err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d, ok := f.doms[s.Name]
-	if !ok {
-		d = &fakeDom{state: hypervisor.StateShutoff}
-		f.doms[s.Name] = d
-	}
-	if s.UUID == "" {
-		s.UUID = "00000000-0000-0000-0000-" + fmt.Sprintf("%012d", len(f.doms))
-	}
-	d.spec = s
-	return s.UUID, nil
-}
-func (f *fakeHV) dom(name string) (*fakeDom, error) {
-	d, ok := f.doms[name]
-	if !ok {
-		return nil, &hypervisor.Error{Op: "lookup", Resource: name, Kind: hypervisor.ErrNotFound}
-	}
-	return d, nil
-}
-func (f *fakeHV) DomainState(_ context.Context, name string) (hypervisor.State, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d, err := f.dom(name)
-	if err != nil {
-		return hypervisor.StateMissing, nil
-	}
-	if d.pending > 0 {
-		d.pending--
-		if d.pending == 0 {
-			d.state = hypervisor.StateShutoff
-		}
-	}
-	return d.state, nil
-}
-func (f *fakeHV) DomainDisk(_ context.Context, name string) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d, err := f.dom(name)
-	if err != nil {
-		return "", err
-	}
-	return d.spec.DiskPath, nil
-}
-func (f *fakeHV) DomainUUID(_ context.Context, name string) (string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d, err := f.dom(name)
-	if err != nil {
-		return "", err
-	}
-	return d.spec.UUID, nil
-}
-func (f *fakeHV) StartDomain(_ context.Context, name string) error {
-	if err := f.call("StartDomain"); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d, err := f.dom(name)
-	if err != nil {
-		return err
-	}
-	d.state, d.pending = hypervisor.StateRunning, 0
-	return nil
-}
-func (f *fakeHV) ShutdownDomain(_ context.Context, name string) error {
-	if err := f.call("ShutdownDomain"); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d, err := f.dom(name)
-	if err != nil {
-		return err
-	}
-	if f.acpiPoll >= 0 {
-		d.pending = f.acpiPoll + 1
-	}
-	return nil
-}
-func (f *fakeHV) DestroyDomain(_ context.Context, name string) error {
-	if err := f.call("DestroyDomain"); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if d, ok := f.doms[name]; ok {
-		d.state, d.pending = hypervisor.StateShutoff, 0
-	}
-	return nil
-}
-func (f *fakeHV) UndefineDomain(_ context.Context, name string) error {
-	if err := f.call("UndefineDomain"); err != nil {
-		return err
-	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	delete(f.doms, name)
-	return nil
-}
-func (f *fakeHV) ListDomains(context.Context) ([]string, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	var out []string
-	for n := range f.doms {
-		out = append(out, n)
-	}
-	return out, nil
-}
-func (f *fakeHV) CreateSnapshot(_ context.Context, dom, name, _ string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d, err := f.dom(dom)
-	if err != nil {
-		return err
-	}
-	d.snaps = append(d.snaps, name)
-	return nil
-}
-func (f *fakeHV) ListSnapshots(_ context.Context, dom string) ([]hypervisor.Snapshot, error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d, err := f.dom(dom)
-	if err != nil {
-		return nil, err
-	}
-	var out []hypervisor.Snapshot
-	for _, s := range d.snaps {
-		out = append(out, hypervisor.Snapshot{Name: s, State: "running"})
-	}
-	return out, nil
-}
-func (f *fakeHV) DeleteSnapshot(_ context.Context, dom, name string, _ bool) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	d, err := f.dom(dom)
-	if err != nil {
-		return err
-	}
-	for i, s := range d.snaps {
-		if s == name {
-			d.snaps = append(d.snaps[:i], d.snaps[i+1:]...)
-			return nil
-		}
-	}
-	return &hypervisor.Error{Op: "snapshot delete", Resource: name, Kind: hypervisor.ErrNotFound}
-}
-func (f *fakeHV) RevertSnapshot(context.Context, string, string) error { return nil }
-func (f *fakeHV) SetUserPassword(context.Context, string, string, string) error {
-	return f.call("SetUserPassword")
-}
-func (f *fakeHV) AllDomainStats(context.Context) ([]hypervisor.DomainStats, error) { return nil, nil }
 
 // fastClock runs timers 1000× faster so grace periods take milliseconds.
 type fastClock struct{}
@@ -285,7 +24,7 @@ type fastClock struct{}
 func (fastClock) Now() time.Time                         { return time.Now() }
 func (fastClock) After(d time.Duration) <-chan time.Time { return time.After(d / 1000) }
 
-func newManager(t *testing.T, hv *fakeHV) (*Manager, *journal.DB, string) {
+func newManager(t *testing.T, hv *hvfake.HV) (*Manager, *journal.DB, string) {
 	t.Helper()
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "j.db")
@@ -294,11 +33,11 @@ func newManager(t *testing.T, hv *fakeHV) (*Manager, *journal.DB, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { j.Close() })
-	base := filepath.Join(hv.pool, "tpl-base.qcow2")
+	base := filepath.Join(hv.Pool, "tpl-base.qcow2")
 	if err := j.PutTemplate(journal.Template{NodeTemplate: api.NodeTemplate{Name: "base", OSFamily: "linux", SizeBytes: 32 << 20, Volume: "tpl-base.qcow2"}, BasePath: base}); err != nil {
 		t.Fatal(err)
 	}
-	hv.vols["tpl-base.qcow2"] = hypervisor.Volume{Name: "tpl-base.qcow2", Path: base}
+	hv.Vols["tpl-base.qcow2"] = hypervisor.Volume{Name: "tpl-base.qcow2", Path: base}
 	m := New(context.Background(), Config{DataDir: dir, DomainType: "qemu", Machine: "pc", Emulator: "/bin/true",
 		StopGrace: 60 * time.Second, Network: "user", MinFreeBytes: 1 << 20, PollInterval: 100 * time.Millisecond},
 		hv, j, slog.New(slog.DiscardHandler), fastClock{})
@@ -312,7 +51,7 @@ func provReq(id, name string) api.NodeProvisionRequest {
 }
 
 func TestReplayConflictAndNoPlaintext(t *testing.T) {
-	hv := newFake(t)
+	hv := hvfake.New(t.TempDir())
 	m, j, dbPath := newManager(t, hv)
 	ctx := context.Background()
 	op, err := m.Provision(ctx, provReq("op1", "vm1"))
@@ -323,7 +62,7 @@ func TestReplayConflictAndNoPlaintext(t *testing.T) {
 	if err != nil || !again.Replayed || again.Result.VM.MAC != op.Result.VM.MAC {
 		t.Fatalf("replay: %+v %v", again, err)
 	}
-	if n := hv.count("StartDomain"); n != 1 {
+	if n := hv.Count("StartDomain"); n != 1 {
 		t.Fatalf("started %d times", n)
 	}
 	other := provReq("op1", "vm1")
@@ -352,16 +91,16 @@ func TestReplayConflictAndNoPlaintext(t *testing.T) {
 func TestProvisionUndoesEveryStep(t *testing.T) {
 	for _, step := range []string{"CreateOverlay", "CreateVolumeFromBytes", "DefineDomain", "StartDomain"} {
 		t.Run(step, func(t *testing.T) {
-			hv := newFake(t)
+			hv := hvfake.New(t.TempDir())
 			m, j, _ := newManager(t, hv)
-			hv.fail[step] = &hypervisor.Error{Op: step, Resource: "vm1", Kind: hypervisor.ErrNoSpace}
+			hv.Fail[step] = &hypervisor.Error{Op: step, Resource: "vm1", Kind: hypervisor.ErrNoSpace}
 			// A failed operation is an answer (journaled), not a call error.
 			op, err := m.Provision(context.Background(), provReq("op-"+step, "vm1"))
 			if err != nil || op.State != api.NodeOpFailed || op.Error.Code != api.NodeErrNoSpace {
 				t.Fatalf("%+v %v", op, err)
 			}
-			if len(hv.doms) != 0 || len(hv.vols) != 1 {
-				t.Fatalf("left behind: domains %v volumes %v", hv.doms, hv.vols)
+			if len(hv.Doms) != 0 || len(hv.Vols) != 1 {
+				t.Fatalf("left behind: domains %v volumes %v", hv.Doms, hv.Vols)
 			}
 			if vms, _ := j.VMs(); len(vms) != 0 {
 				t.Fatalf("registry: %+v", vms)
@@ -371,7 +110,7 @@ func TestProvisionUndoesEveryStep(t *testing.T) {
 }
 
 func TestConcurrentSameIDRunsOnce(t *testing.T) {
-	hv := newFake(t)
+	hv := hvfake.New(t.TempDir())
 	m, _, _ := newManager(t, hv)
 	var wg sync.WaitGroup
 	ops := make([]*api.NodeOperation, 8)
@@ -383,7 +122,7 @@ func TestConcurrentSameIDRunsOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if n := hv.count("DefineDomain"); n != 1 {
+	if n := hv.Count("DefineDomain"); n != 1 {
 		t.Fatalf("defined %d times", n)
 	}
 	replays := 0
@@ -401,14 +140,14 @@ func TestConcurrentSameIDRunsOnce(t *testing.T) {
 }
 
 func TestStopGracefulAndForced(t *testing.T) {
-	hv := newFake(t)
+	hv := hvfake.New(t.TempDir())
 	m, _, _ := newManager(t, hv)
 	ctx := context.Background()
 	if _, err := m.Provision(ctx, provReq("p", "vm1")); err != nil {
 		t.Fatal(err)
 	}
 	op, err := m.Stop(ctx, "vm1", api.NodeStopRequest{OpID: "s1"})
-	if err != nil || op.Result.PowerMethod != api.NodePowerGraceful || hv.count("DestroyDomain") != 0 {
+	if err != nil || op.Result.PowerMethod != api.NodePowerGraceful || hv.Count("DestroyDomain") != 0 {
 		t.Fatalf("graceful: %+v %v", op, err)
 	}
 	op, err = m.Stop(ctx, "vm1", api.NodeStopRequest{OpID: "s2"})
@@ -418,10 +157,10 @@ func TestStopGracefulAndForced(t *testing.T) {
 	if _, err := m.Start(ctx, "vm1", api.NodeOpRequest{OpID: "st"}); err != nil {
 		t.Fatal(err)
 	}
-	hv.acpiPoll = -1 // the guest ignores ACPI
+	hv.ACPIPoll = -1 // the guest ignores ACPI
 	start := time.Now()
 	op, err = m.Stop(ctx, "vm1", api.NodeStopRequest{OpID: "s3", GraceSeconds: 60})
-	if err != nil || op.Result.PowerMethod != api.NodePowerForced || hv.count("DestroyDomain") != 1 {
+	if err != nil || op.Result.PowerMethod != api.NodePowerForced || hv.Count("DestroyDomain") != 1 {
 		t.Fatalf("forced: %+v %v", op, err)
 	}
 	if el := time.Since(start); el < 60*time.Millisecond { // 60 s at the fake clock's 1000×
@@ -430,21 +169,21 @@ func TestStopGracefulAndForced(t *testing.T) {
 }
 
 func TestReinstallUndoBeforeSwap(t *testing.T) {
-	hv := newFake(t)
+	hv := hvfake.New(t.TempDir())
 	m, j, _ := newManager(t, hv)
 	ctx := context.Background()
 	if _, err := m.Provision(ctx, provReq("p", "vm1")); err != nil {
 		t.Fatal(err)
 	}
 	before, _ := j.GetVM("vm1")
-	hv.fail["DefineDomain"] = errors.New("boom")
+	hv.Fail["DefineDomain"] = errors.New("boom")
 	op, err := m.Reinstall(ctx, "vm1", api.NodeReinstallRequest{OpID: "r1", Template: "base"})
 	if err != nil || op.State != api.NodeOpFailed || op.Error.Code != api.NodeErrInternal {
 		t.Fatalf("%+v %v", op, err)
 	}
 	after, _ := j.GetVM("vm1")
-	if after.DiskVolume != before.DiskVolume || len(hv.vols) != 3 {
-		t.Fatalf("not undone: %s → %s, volumes %v", before.DiskVolume, after.DiskVolume, hv.vols)
+	if after.DiskVolume != before.DiskVolume || len(hv.Vols) != 3 {
+		t.Fatalf("not undone: %s → %s, volumes %v", before.DiskVolume, after.DiskVolume, hv.Vols)
 	}
 	if st, _ := hv.DomainState(ctx, "vm1"); st != hypervisor.StateRunning {
 		t.Fatalf("vm not restarted by the undo: %s", st)
@@ -454,13 +193,13 @@ func TestReinstallUndoBeforeSwap(t *testing.T) {
 	if err != nil || op.Result.VM.DiskVolume == before.DiskVolume {
 		t.Fatalf("%+v %v", op, err)
 	}
-	if _, ok := hv.vols[before.DiskVolume]; ok || len(hv.vols) != 3 {
-		t.Fatalf("volumes after reinstall: %v", hv.vols)
+	if _, ok := hv.Vols[before.DiskVolume]; ok || len(hv.Vols) != 3 {
+		t.Fatalf("volumes after reinstall: %v", hv.Vols)
 	}
 }
 
 func TestRecoverMarksInterrupted(t *testing.T) {
-	hv := newFake(t)
+	hv := hvfake.New(t.TempDir())
 	m, j, _ := newManager(t, hv)
 	ctx := context.Background()
 	if _, err := m.Provision(ctx, provReq("p", "vm1")); err != nil {
@@ -476,7 +215,7 @@ func TestRecoverMarksInterrupted(t *testing.T) {
 	if err != nil || op.State != api.NodeOpFailed || op.Error.Code != api.NodeErrInterrupted || !strings.Contains(op.Error.Message, "running") {
 		t.Fatalf("%+v %v", op, err)
 	}
-	if hv.count("ShutdownDomain")+hv.count("DestroyDomain") != 0 {
+	if hv.Count("ShutdownDomain")+hv.Count("DestroyDomain") != 0 {
 		t.Fatal("recovery re-ran the stop")
 	}
 }
