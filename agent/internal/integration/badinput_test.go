@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"net"
 	"net/http"
 	"os"
@@ -107,7 +108,7 @@ func TestBadInputCorpus(t *testing.T) {
 	if _, err := c.ImportTemplate(ctx, api.NodeTemplateImportRequest{OpID: e.prefix + "-ti2", Name: "t", OSFamily: "linux", ImagePath: e.guest.Disk, SHA256: "xyz"}); !errors.As(err, &ne) || ne.Code != api.NodeErrInvalid {
 		t.Errorf("template import with bad checksum format: %v", err)
 	}
-	if _, err := c.ImportTemplate(ctx, api.NodeTemplateImportRequest{OpID: e.prefix + "-ti3", Name: "guest", OSFamily: "linux", ImagePath: e.guest.Disk, SHA256: sha256File(t, e.guest.Disk)}); !errors.As(err, &ne) || ne.Code != api.NodeErrAlreadyExists {
+	if _, err := c.ImportTemplate(ctx, api.NodeTemplateImportRequest{OpID: e.prefix + "-ti3", Name: "guest", OSFamily: "linux", ImagePath: e.guest.Disk, SHA256: testenv.SHA256File(t, e.guest.Disk)}); !errors.As(err, &ne) || ne.Code != api.NodeErrAlreadyExists {
 		t.Errorf("template import of an existing name: %v", err)
 	}
 

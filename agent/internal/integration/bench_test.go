@@ -126,7 +126,7 @@ func BenchmarkProvisionOverlayVsFullCopy(b *testing.B) {
 	f := fixture(b, "provision", func(tb testing.TB) hvEnv {
 		e := newBenchEnv(tb)
 		if _, err := e.c.ImportTemplate(ctx, api.NodeTemplateImportRequest{OpID: e.prefix + "-imp", Name: "big", OSFamily: "linux",
-			ImagePath: base, SHA256: sha256File(tb, base)}); err != nil {
+			ImagePath: base, SHA256: testenv.SHA256File(tb, base)}); err != nil {
 			tb.Fatal(err)
 		}
 		hv, _ := testenv.HypervisorFor(tb, e.cfg.PoolName, e.cfg.PoolPath)
@@ -204,7 +204,7 @@ func BenchmarkStartAgentVsDirect(b *testing.B) {
 	f := fixture(b, "start", func(tb testing.TB) hvEnv {
 		e := newBenchEnv(tb)
 		if _, err := e.c.ImportTemplate(ctx, api.NodeTemplateImportRequest{OpID: e.prefix + "-imp", Name: "guest", OSFamily: "linux",
-			ImagePath: e.guest.Disk, SHA256: sha256File(tb, e.guest.Disk), KernelPath: e.guest.Kernel, InitrdPath: e.guest.Initrd, Cmdline: e.guest.Cmdline}); err != nil {
+			ImagePath: e.guest.Disk, SHA256: testenv.SHA256File(tb, e.guest.Disk), KernelPath: e.guest.Kernel, InitrdPath: e.guest.Initrd, Cmdline: e.guest.Cmdline}); err != nil {
 			tb.Fatal(err)
 		}
 		name := e.prefix + "-pw"

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -112,7 +113,7 @@ func TestCrashRecovery(t *testing.T) {
 	if len(roots) != 1 || roots[0] == oldDisk || roots[0] != op.Result.VM.DiskVolume {
 		t.Fatalf("root volumes after resumed reinstall: %v (old %s)", roots, oldDisk)
 	}
-	if got := readGuestFile(t, filepath.Join(e.cfg.PoolPath, roots[0]), "/bootcount"); got != "1" {
+	if got := testenv.ReadGuestFile(t, filepath.Join(e.cfg.PoolPath, roots[0]), "/bootcount"); got != "1" {
 		t.Fatalf("bootcount on new disk %s: reinstall ran twice?", got)
 	}
 

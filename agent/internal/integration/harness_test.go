@@ -4,15 +4,11 @@ package integration
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -179,25 +175,11 @@ func (e *env) agentLog() string {
 	return string(b)
 }
 
-func sha256File(t testing.TB, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
 // importTemplate imports the test guest as a template.
 func (e *env) importTemplate(ctx context.Context, name, disk, initrd string, guestAgent bool) api.NodeTemplate {
 	e.t.Helper()
 	op, err := e.c.ImportTemplate(ctx, api.NodeTemplateImportRequest{
-		OpID: e.prefix + "-import-" + name, Name: name, OSFamily: "linux", ImagePath: disk, SHA256: sha256File(e.t, disk),
+		OpID: e.prefix + "-import-" + name, Name: name, OSFamily: "linux", ImagePath: disk, SHA256: testenv.SHA256File(e.t, disk),
 		KernelPath: e.guest.Kernel, InitrdPath: initrd, Cmdline: e.guest.Cmdline, GuestAgent: guestAgent})
 	if err != nil {
 		e.t.Fatalf("import template %s: %v", name, err)
@@ -238,21 +220,6 @@ func waitReady(t *testing.T, ctx context.Context, consoleLog string, n int) (str
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-// readGuestFile reads a file from a guest's qcow2 disk (works while it runs).
-func readGuestFile(t *testing.T, disk, path string) string {
-	t.Helper()
-	raw := filepath.Join(t.TempDir(), "disk.raw")
-	if out, err := exec.Command("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img convert: %v %s", err, out)
-	}
-	defer os.Remove(raw)
-	out, err := exec.Command("debugfs", "-R", "cat "+path, raw).Output()
-	if err != nil {
-		t.Fatalf("debugfs: %v", err)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 func domainExists(name string) bool {

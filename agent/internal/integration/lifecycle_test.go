@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"errors"
+	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,7 +93,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("boot 3: bootcount=%s", bc)
 	}
 	diskPath := filepath.Join(e.cfg.PoolPath, vm.DiskVolume)
-	if got := readGuestFile(t, diskPath, "/bootcount"); got != "3" {
+	if got := testenv.ReadGuestFile(t, diskPath, "/bootcount"); got != "3" {
 		t.Fatalf("disk bootcount before revert: %s", got)
 	}
 
@@ -100,7 +101,7 @@ func TestLifecycle(t *testing.T) {
 	if err != nil || op.Result.VM.State != "running" {
 		t.Fatalf("revert: %+v %v", op, err)
 	}
-	if got := readGuestFile(t, diskPath, "/bootcount"); got != "2" {
+	if got := testenv.ReadGuestFile(t, diskPath, "/bootcount"); got != "2" {
 		t.Fatalf("disk bootcount after revert: %s, want 2", got)
 	}
 

@@ -5,7 +5,9 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -183,4 +185,34 @@ func LastReady(log string) (bootcount, installID string) {
 		return "", ""
 	}
 	return m[len(m)-1][1], m[len(m)-1][2]
+}
+
+// SHA256File is the hex SHA-256 of a file.
+func SHA256File(tb testing.TB, p string) string {
+	tb.Helper()
+	f, err := os.Open(p)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		tb.Fatal(err)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// ReadGuestFile reads a file from a guest's qcow2 disk (works while it runs).
+func ReadGuestFile(tb testing.TB, disk, path string) string {
+	tb.Helper()
+	raw := filepath.Join(tb.TempDir(), "disk.raw")
+	if out, err := exec.Command("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
+		tb.Fatalf("qemu-img convert: %v %s", err, out)
+	}
+	defer os.Remove(raw)
+	out, err := exec.Command("debugfs", "-R", "cat "+path, raw).Output()
+	if err != nil {
+		tb.Fatalf("debugfs: %v", err)
+	}
+	return strings.TrimSpace(string(out))
 }

@@ -2,9 +2,6 @@ package integration
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -168,7 +165,7 @@ func (a *agentProc) importTemplate(name, disk string) {
 	nc := a.node()
 	defer nc.Close()
 	_, err := nc.ImportTemplate(ctx, api.NodeTemplateImportRequest{
-		OpID: a.prefix + "-import-" + name, Name: name, OSFamily: "linux", ImagePath: disk, SHA256: sha256File(a.t, disk),
+		OpID: a.prefix + "-import-" + name, Name: name, OSFamily: "linux", ImagePath: disk, SHA256: testenv.SHA256File(a.t, disk),
 		KernelPath: a.guest.Kernel, InitrdPath: a.guest.Initrd, Cmdline: a.guest.Cmdline})
 	if err != nil {
 		a.t.Fatalf("import template %s: %v", name, err)
@@ -187,18 +184,4 @@ func (a *agentProc) diskPath(vm string) string {
 		a.t.Fatalf("agent local API: vm %s: %v", vm, err)
 	}
 	return filepath.Join(a.poolPath, v.DiskVolume)
-}
-
-func sha256File(t testing.TB, p string) string {
-	t.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		t.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
 }

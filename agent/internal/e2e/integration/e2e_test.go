@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"io"
 	"net/http"
 	"os"
@@ -95,7 +96,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	waitBoot(t, console, 3)
 	disk := w.agent.diskPath(vm)
-	if got := readGuestFile(t, disk, "/bootcount"); got != "3" {
+	if got := testenv.ReadGuestFile(t, disk, "/bootcount"); got != "3" {
 		t.Fatalf("disk bootcount before revert: %s, want 3", got)
 	}
 	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/snapshots/"+snapID+"/revert", nil)
@@ -103,7 +104,7 @@ func (w *world) testLifecycle(t *testing.T) {
 		t.Fatalf("revert 202: %+v", acc.Action)
 	}
 	c.waitSuccess(acc.Action.ID, actionTimeout)
-	if got := readGuestFile(t, disk, "/bootcount"); got != "2" {
+	if got := testenv.ReadGuestFile(t, disk, "/bootcount"); got != "2" {
 		t.Fatalf("disk bootcount after revert: %s, want 2 (the snapshot's)", got)
 	}
 	requireDomState(t, vm, "running") // it was running when snapshotted

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -231,21 +230,6 @@ func libvirtSnapshots(t testing.TB, name string) []string {
 		t.Fatalf("virsh snapshot-list %s: %v %s", name, err, out)
 	}
 	return strings.Fields(out)
-}
-
-// readGuestFile reads a file from a guest's qcow2 disk (works while it runs).
-func readGuestFile(t testing.TB, disk, path string) string {
-	t.Helper()
-	raw := filepath.Join(t.TempDir(), "disk.raw")
-	if out, err := exec.Command("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
-		t.Fatalf("qemu-img convert: %v %s", err, out)
-	}
-	defer os.Remove(raw)
-	out, err := exec.Command("debugfs", "-R", "cat "+path, raw).Output()
-	if err != nil {
-		t.Fatalf("debugfs: %v", err)
-	}
-	return strings.TrimSpace(string(out))
 }
 
 // Webhooks.
