@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/dispatch"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/session"
@@ -122,7 +123,7 @@ type nodeRuntime struct {
 	srv    *session.Server
 	cancel context.CancelFunc
 	done   chan struct{}
-	disp   *dispatcher
+	disp   *dispatch.Dispatcher
 
 	// leading is set while this coordinator's leader jobs run: sessions are
 	// accepted only then (not while a stepping-down or closing leader winds down).
@@ -148,10 +149,13 @@ func (s *Server) startNodes() error {
 	if c.rt == nil {
 		return errors.New("agent sessions: config was not validated")
 	}
-	c.rt.disp = newDispatcher(s)
-	s.API.SetServerDeps(c.rt.disp.serverDeps())
+	c.rt.disp = dispatch.New(dispatch.Deps{
+		FSM: s.Node.FSM, Propose: s.propose, Sessions: s.AgentSessions, Now: s.nodesNow,
+		Grace: c.Grace, ActionDeadline: c.ActionDeadline, Log: s.log,
+	})
+	s.API.SetServerDeps(c.rt.disp.ServerDeps())
 	if s.metrics != nil {
-		s.metrics.Register(c.rt.disp.collectors()...)
+		s.metrics.Register(c.rt.disp.Collectors()...)
 	}
 	if c.ListenAddr == "" {
 		return nil
@@ -159,7 +163,7 @@ func (s *Server) startNodes() error {
 	srv, err := session.Listen(session.Config{
 		ID: s.cfg.NodeID, ListenAddr: c.ListenAddr, PingInterval: c.PingInterval, IdleTimeout: c.Grace, Backend: nodeBackend{s},
 		Log: s.log.With("component", "agent-sessions"), Now: s.nodesNow,
-		OnInventory: c.rt.disp.onInventory,
+		OnInventory: c.rt.disp.OnInventory,
 		OnConnect:   func(string) { c.rt.disp.Kick() },
 	})
 	if err != nil {
@@ -229,7 +233,7 @@ func (s *Server) nodeJobs() []func(ctx context.Context) {
 	if s.AgentSessions() == nil {
 		return nil
 	}
-	return []func(ctx context.Context){s.livenessLoop, s.cfg.Nodes.rt.disp.run}
+	return []func(ctx context.Context){s.livenessLoop, s.cfg.Nodes.rt.disp.Run}
 }
 
 func (s *Server) sealer() (*webhook.Sealer, error) {

@@ -1,10 +1,18 @@
-package server
+// Package dispatch hands committed actions to the agents. It runs on the
+// leader: each open action (pending or running in the FSM) whose node holds a
+// session here is sent on its own stream; progress and the result come back and
+// are recorded through Raft. A stream that breaks (agent restart, network cut,
+// leader change) leaves the action open, and it is sent again once the node is
+// back: the agent answers a known action id from its journal instead of running
+// it twice. An action whose node stays away past its deadline fails.
+package dispatch
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,15 +30,26 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// dispatcher hands committed actions to the agents. It runs on the leader:
-// each open action (pending or running in the FSM) whose node holds a session
-// here is sent on its own stream; progress and the result come back and are
-// recorded through Raft. A stream that breaks (agent restart, network cut,
-// leader change) leaves the action open, and it is sent again once the node is
-// back: the agent answers a known action id from its journal instead of
-// running it twice. An action whose node stays away past its deadline fails.
-type dispatcher struct {
-	s    *Server
+// Deps is what the dispatcher needs from the coordinator that assembles it.
+type Deps struct {
+	// FSM is the replicated state the open actions are read from.
+	FSM *fsm.FSM
+	// Propose commits a command through Raft (on the leader).
+	Propose func(ctx context.Context, t fsm.CommandType, payload any) (*fsm.Result, error)
+	// Sessions is the agent session listener, or nil when there is none.
+	Sessions func() *session.Server
+	// Now is the clock of node liveness and action deadlines (default: the wall clock).
+	Now func() time.Time
+	// Grace: a session silent this long is dead.
+	Grace time.Duration
+	// ActionDeadline: an action whose node stays away this long fails.
+	ActionDeadline time.Duration
+	Log            *slog.Logger
+}
+
+// Dispatcher hands committed actions to the agents (see the package comment).
+type Dispatcher struct {
+	s    Deps // named s: the dispatcher's code reads d.s.X
 	kick chan struct{}
 
 	mu       sync.Mutex
@@ -65,8 +84,15 @@ type nodeInventory struct {
 // past its deadline gets before it fails.
 const maxBrokenSends = 5
 
-func newDispatcher(s *Server) *dispatcher {
-	d := &dispatcher{s: s, kick: make(chan struct{}, 1),
+// New returns a dispatcher; Run is its leader job.
+func New(deps Deps) *Dispatcher {
+	if deps.Now == nil {
+		deps.Now = time.Now
+	}
+	if deps.Log == nil {
+		deps.Log = slog.New(slog.DiscardHandler)
+	}
+	d := &Dispatcher{s: deps, kick: make(chan struct{}, 1),
 		secrets: map[string]secret{}, inflight: map[string]context.CancelFunc{}, retryAt: map[string]time.Time{},
 		inv: map[string]*nodeInventory{}, stepAt: map[string]time.Time{}, sent: map[string]int{}, failed: map[string]int{}}
 	d.sends = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -82,19 +108,19 @@ func newDispatcher(s *Server) *dispatcher {
 	return d
 }
 
-// collectors are the dispatcher's Prometheus series, plus gauges read on scrape.
-func (d *dispatcher) collectors() []prometheus.Collector {
+// Collectors are the dispatcher's Prometheus series, plus gauges read on scrape.
+func (d *Dispatcher) Collectors() []prometheus.Collector {
 	open := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hostplane_actions_open", Help: "Actions pending or running in the replicated state.",
 	}, func() float64 {
 		n := 0
-		_ = d.s.Node.FSM.View(func(tx *bolt.Tx) error { n = tx.Bucket(store.BucketOpenActions).Stats().KeyN; return nil })
+		_ = d.s.FSM.View(func(tx *bolt.Tx) error { n = tx.Bucket(store.BucketOpenActions).Stats().KeyN; return nil })
 		return float64(n)
 	})
 	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hostplane_agent_sessions", Help: "Agent sessions held by this coordinator (only the leader holds any).",
 	}, func() float64 {
-		if srv := d.s.AgentSessions(); srv != nil {
+		if srv := d.s.Sessions(); srv != nil {
 			return float64(len(srv.Sessions()))
 		}
 		return 0
@@ -103,26 +129,26 @@ func (d *dispatcher) collectors() []prometheus.Collector {
 }
 
 // Kick wakes the dispatcher.
-func (d *dispatcher) Kick() {
+func (d *Dispatcher) Kick() {
 	select {
 	case d.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (d *dispatcher) putSecret(id string, b []byte) {
+func (d *Dispatcher) putSecret(id string, b []byte) {
 	d.mu.Lock()
 	d.secrets[id] = secret{data: b, at: time.Now()}
 	d.mu.Unlock()
 }
 
-func (d *dispatcher) dropSecret(id string) {
+func (d *Dispatcher) dropSecret(id string) {
 	d.mu.Lock()
 	delete(d.secrets, id)
 	d.mu.Unlock()
 }
 
-func (d *dispatcher) templates(nodeID string) ([]string, bool) {
+func (d *Dispatcher) templates(nodeID string) ([]string, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	inv := d.inv[nodeID]
@@ -132,9 +158,9 @@ func (d *dispatcher) templates(nodeID string) ([]string, bool) {
 	return slices.Clone(inv.templates), true
 }
 
-// onInventory keeps the node's last inventory and reconciles power states the
+// OnInventory keeps the node's last inventory and reconciles power states the
 // node reports with the recorded ones (a guest that powered itself off).
-func (d *dispatcher) onInventory(nodeID string, in *pb.Inventory) {
+func (d *Dispatcher) OnInventory(nodeID string, in *pb.Inventory) {
 	inv := &nodeInventory{templates: slices.Clone(in.Templates), vms: map[string]string{}, at: time.Now()}
 	for _, vm := range in.Vms {
 		inv.vms[vm.Name] = vm.State
@@ -148,9 +174,9 @@ func (d *dispatcher) onInventory(nodeID string, in *pb.Inventory) {
 	}
 }
 
-func (d *dispatcher) reconcile(nodeID string, inv *nodeInventory) {
+func (d *Dispatcher) reconcile(nodeID string, inv *nodeInventory) {
 	var changes []fsm.ServerPower
-	_ = d.s.Node.FSM.View(func(tx *bolt.Tx) error {
+	_ = d.s.FSM.View(func(tx *bolt.Tx) error {
 		ss, err := fsm.NodeServers(tx, nodeID)
 		for _, s := range ss {
 			st, ok := inv.vms[s.VMName]
@@ -168,19 +194,19 @@ func (d *dispatcher) reconcile(nodeID string, inv *nodeInventory) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := d.s.propose(ctx, fsm.CmdServerObserved, fsm.ServerObserved{Changes: changes}); err != nil {
-		d.s.log.Warn("record observed power states", "node", nodeID, "err", err)
+	if _, err := d.s.Propose(ctx, fsm.CmdServerObserved, fsm.ServerObserved{Changes: changes}); err != nil {
+		d.s.Log.Warn("record observed power states", "node", nodeID, "err", err)
 		return
 	}
 	for _, c := range changes {
-		d.s.log.Info("server power state observed", "server", c.ServerID, "power_state", c.PowerState)
+		d.s.Log.Info("server power state observed", "server", c.ServerID, "power_state", c.PowerState)
 	}
 }
 
-// run is the leader job.
-func (d *dispatcher) run(ctx context.Context) {
+// Run is the leader job: it returns when ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) {
 	d.mu.Lock()
-	d.running, d.leadStart = true, d.s.nodesNow()
+	d.running, d.leadStart = true, d.s.Now()
 	d.sent, d.failed = map[string]int{}, map[string]int{}
 	d.mu.Unlock()
 	defer func() {
@@ -204,19 +230,19 @@ func (d *dispatcher) run(ctx context.Context) {
 	}
 }
 
-func (d *dispatcher) connected(nodeID string) bool {
-	srv := d.s.AgentSessions()
+func (d *Dispatcher) connected(nodeID string) bool {
+	srv := d.s.Sessions()
 	if srv == nil {
 		return false
 	}
 	seen, ok := srv.Live(nodeID)
-	return ok && d.s.nodesNow().Sub(seen) <= d.s.cfg.Nodes.Grace
+	return ok && d.s.Now().Sub(seen) <= d.s.Grace
 }
 
-func (d *dispatcher) scan(ctx context.Context) {
+func (d *Dispatcher) scan(ctx context.Context) {
 	var open []store.Action
-	_ = d.s.Node.FSM.View(func(tx *bolt.Tx) (err error) { open, err = fsm.OpenActions(tx); return })
-	now := d.s.nodesNow()
+	_ = d.s.FSM.View(func(tx *bolt.Tx) (err error) { open, err = fsm.OpenActions(tx); return })
+	now := d.s.Now()
 	var expired []fsm.ActionFinish
 	openIDs := map[string]bool{}
 	for _, a := range open {
@@ -245,20 +271,20 @@ func (d *dispatcher) scan(ctx context.Context) {
 			d.send(ctx, a)
 			continue
 		}
-		if now.After(a.Deadline) && (a.Status != api.ActionRunning || now.Sub(d.awaySince(a.NodeID)) > d.s.cfg.Nodes.ActionDeadline) {
+		if now.After(a.Deadline) && (a.Status != api.ActionRunning || now.Sub(d.awaySince(a.NodeID)) > d.s.ActionDeadline) {
 			// A pending action fails at its deadline; one the node already
 			// runs only once the node has been away a whole deadline (a long
 			// reinstall outlives a short network cut).
-			expired = append(expired, deadlineResult(a, d.s.cfg.Nodes.ActionDeadline))
+			expired = append(expired, deadlineResult(a, d.s.ActionDeadline))
 		}
 	}
 	if len(expired) > 0 {
-		if _, err := d.s.propose(ctx, fsm.CmdActionsFinished, fsm.ActionsFinished{Results: expired}); err != nil {
-			d.s.log.Warn("record expired actions; will retry", "actions", len(expired), "err", err)
+		if _, err := d.s.Propose(ctx, fsm.CmdActionsFinished, fsm.ActionsFinished{Results: expired}); err != nil {
+			d.s.Log.Warn("record expired actions; will retry", "actions", len(expired), "err", err)
 		} else {
 			for _, r := range expired {
 				d.finished.WithLabelValues(commandOf(open, r.ID), api.ActionFailed).Inc()
-				d.s.log.Warn("action failed at its deadline", "action", r.ID, "code", r.ErrorCode, "message", r.ErrorMessage)
+				d.s.Log.Warn("action failed at its deadline", "action", r.ID, "code", r.ErrorCode, "message", r.ErrorMessage)
 			}
 		}
 	}
@@ -290,11 +316,11 @@ func (d *dispatcher) scan(ctx context.Context) {
 
 // awaySince is when this leader last heard from the node (or when it started
 // leading, if never).
-func (d *dispatcher) awaySince(nodeID string) time.Time {
+func (d *Dispatcher) awaySince(nodeID string) time.Time {
 	d.mu.Lock()
 	since := d.leadStart
 	d.mu.Unlock()
-	if srv := d.s.AgentSessions(); srv != nil {
+	if srv := d.s.Sessions(); srv != nil {
 		if seen := srv.LastSeen(nodeID); seen.After(since) {
 			return seen
 		}
@@ -345,7 +371,7 @@ func agentParams(a store.Action) []byte {
 // allows a-z, 0-9 and '-').
 func agentSnapshotName(id string) string { return strings.ReplaceAll(id, "_", "-") }
 
-func (d *dispatcher) send(ctx context.Context, a store.Action) {
+func (d *Dispatcher) send(ctx context.Context, a store.Action) {
 	actx, cancel := context.WithCancel(ctx)
 	d.mu.Lock()
 	d.inflight[a.ID] = cancel
@@ -382,20 +408,20 @@ func (d *dispatcher) send(ctx context.Context, a store.Action) {
 		}
 		d.mu.Unlock()
 		if errors.Is(err, session.ErrNotConnected) {
-			d.s.log.Debug("action not sent: node not connected", "action", a.ID, "node", a.NodeID)
+			d.s.Log.Debug("action not sent: node not connected", "action", a.ID, "node", a.NodeID)
 			return
 		}
-		d.s.log.Warn("action stream ended before its result; it will be sent again", "action", a.ID, "node", a.NodeID, "command", a.Command, "err", err)
+		d.s.Log.Warn("action stream ended before its result; it will be sent again", "action", a.ID, "node", a.NodeID, "command", a.Command, "err", err)
 	}()
 }
 
 // exchange sends one action and records what comes back.
-func (d *dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.ActionAssign) error {
-	srv := d.s.AgentSessions()
+func (d *Dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.ActionAssign) error {
+	srv := d.s.Sessions()
 	if srv == nil {
 		return session.ErrNotConnected
 	}
-	d.s.log.Info("action sent", "action", a.ID, "node", a.NodeID, "command", a.Command, "resend", assign.Resend)
+	d.s.Log.Info("action sent", "action", a.ID, "node", a.NodeID, "command", a.Command, "resend", assign.Resend)
 	d.sends.WithLabelValues(a.Command, strconv.FormatBool(assign.Resend)).Inc()
 	sentAt := time.Now()
 	status := a.Status
@@ -418,12 +444,12 @@ func (d *dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 				// applied after the result is a no-op, and a lost one is
 				// superseded by the result.
 				status = api.ActionRunning
-				prog := fsm.ActionProgress{ID: a.ID, At: d.s.nodesNow().UTC(), Percent: int(min(p.Percent, 99)), Step: p.Step}
+				prog := fsm.ActionProgress{ID: a.ID, At: d.s.Now().UTC(), Percent: int(min(p.Percent, 99)), Step: p.Step}
 				go func() {
 					pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 					defer cancel()
-					if _, err := d.s.propose(pctx, fsm.CmdActionProgress, prog); err != nil {
-						d.s.log.Debug("record action progress", "action", a.ID, "err", err)
+					if _, err := d.s.Propose(pctx, fsm.CmdActionProgress, prog); err != nil {
+						d.s.Log.Debug("record action progress", "action", a.ID, "err", err)
 					}
 				}()
 			}
@@ -454,7 +480,7 @@ func (d *dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 	// a bounded, independent context.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := d.s.propose(rctx, fsm.CmdActionFinish, fin); err != nil {
+	if _, err := d.s.Propose(rctx, fsm.CmdActionFinish, fin); err != nil {
 		return fmt.Errorf("record result: %w", err)
 	}
 	d.dropSecret(a.ID)
@@ -464,7 +490,7 @@ func (d *dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 	}
 	d.finished.WithLabelValues(a.Command, outcome).Inc()
 	d.duration.WithLabelValues(a.Command).Observe(time.Since(sentAt).Seconds())
-	d.s.log.Info("action finished", "action", a.ID, "node", a.NodeID, "command", a.Command, "success", result.Success, "error_code", fin.ErrorCode)
+	d.s.Log.Info("action finished", "action", a.ID, "node", a.NodeID, "command", a.Command, "success", result.Success, "error_code", fin.ErrorCode)
 	return nil
 }
 
@@ -488,8 +514,8 @@ func scrub(msg string, a store.Action) string {
 var hostPath = regexp.MustCompile(`(^|[\s"'(=:])/[^\s"'),;]+`)
 
 // stats asks the node's agent for live stats of a VM.
-func (d *dispatcher) stats(ctx context.Context, nodeID, vm string, stream bool, interval time.Duration, fn func(api.ServerStats) error) error {
-	srv := d.s.AgentSessions()
+func (d *Dispatcher) stats(ctx context.Context, nodeID, vm string, stream bool, interval time.Duration, fn func(api.ServerStats) error) error {
+	srv := d.s.Sessions()
 	if srv == nil || !d.connected(nodeID) {
 		return httpapi.ErrNodeOffline
 	}
@@ -521,10 +547,10 @@ func (d *dispatcher) stats(ctx context.Context, nodeID, vm string, stream bool, 
 	return err
 }
 
-// serverDeps wires the dispatcher into the HTTP API.
-func (d *dispatcher) serverDeps() *httpapi.ServerDeps {
+// ServerDeps wires the dispatcher into the HTTP API.
+func (d *Dispatcher) ServerDeps() *httpapi.ServerDeps {
 	return &httpapi.ServerDeps{
-		ActionDeadline: d.s.cfg.Nodes.ActionDeadline,
+		ActionDeadline: d.s.ActionDeadline,
 		PutSecret:      d.putSecret,
 		DropSecret:     d.dropSecret,
 		Kick:           d.Kick,
