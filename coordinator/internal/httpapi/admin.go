@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
@@ -56,7 +55,7 @@ func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := requestID(r)
 		w.Header().Set(headerRequestID, rid)
-		if needLeader && !a.node.IsLeader() {
+		if needLeader && !a.raft.IsLeader() {
 			a.forwardAdmin(w, r, rid)
 			return
 		}
@@ -156,7 +155,7 @@ func (a *API) adminCreateAccount(r *http.Request, body []byte, now time.Time) (i
 
 func (a *API) adminGetAccount(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 	var acc api.Account
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		id := r.PathValue("id")
 		if !ids.Valid("acc", id) {
 			// Accept an email too, for operators.
@@ -241,7 +240,7 @@ func (a *API) adminCreateKey(r *http.Request, body []byte, now time.Time) (int, 
 func (a *API) adminListKeys(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 	accID := r.PathValue("id")
 	out := []api.KeyInfo{}
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(store.BucketAccounts).Get([]byte(accID)) == nil {
 			return store.ErrNotFound
 		}
@@ -270,7 +269,7 @@ func (a *API) adminRevokeKey(r *http.Request, _ []byte, now time.Time) (int, any
 func (a *API) adminKeyUsage(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 	keyID := r.PathValue("id")
 	out := []api.KeyUsage{}
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(store.BucketKeys).Get([]byte(keyID)) == nil {
 			return store.ErrNotFound
 		}
@@ -407,18 +406,17 @@ func (a *API) adminTicketStatus(r *http.Request, body []byte, now time.Time) (in
 
 // ClusterStatus describes the cluster as this node sees it.
 func (a *API) ClusterStatus() (api.ClusterStatus, error) {
-	rf := a.node.Raft
-	_, leaderID := rf.LeaderWithID()
+	rs := a.raft.Status()
 	st := api.ClusterStatus{
-		NodeID: a.cfg.NodeID, State: rf.State().String(), LeaderID: string(leaderID), Term: rf.CurrentTerm(),
-		LastIndex: rf.LastIndex(), CommitIndex: rf.CommitIndex(), AppliedIndex: rf.AppliedIndex(), FSMBytes: a.node.FSM.Size(),
+		NodeID: a.cfg.NodeID, State: rs.State, LeaderID: rs.LeaderID, Term: rs.Term,
+		LastIndex: rs.LastIndex, CommitIndex: rs.CommitIndex, AppliedIndex: rs.AppliedIndex, FSMBytes: a.state.Size(),
 	}
-	cf := rf.GetConfiguration()
-	if err := cf.Error(); err != nil {
+	members, err := a.raft.Servers()
+	if err != nil {
 		return st, err
 	}
 	nodes := map[string]string{}
-	_ = a.node.FSM.View(func(tx *bolt.Tx) error {
+	_ = a.state.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(store.BucketCluster).ForEach(func(k, v []byte) error {
 			var n store.ClusterNode
 			if store.GetJSON(tx, store.BucketCluster, k, &n) == nil {
@@ -427,10 +425,9 @@ func (a *API) ClusterStatus() (api.ClusterStatus, error) {
 			return nil
 		})
 	})
-	for _, s := range cf.Configuration().Servers {
+	for _, s := range members {
 		st.Servers = append(st.Servers, api.ClusterServer{
-			ID: string(s.ID), RaftAddr: string(s.Address), APIAddr: nodes[string(s.ID)],
-			Suffrage: s.Suffrage.String(), Leader: s.ID == leaderID,
+			ID: s.ID, RaftAddr: s.Address, APIAddr: nodes[s.ID], Suffrage: s.Suffrage, Leader: s.ID == rs.LeaderID,
 		})
 	}
 	return st, nil
@@ -457,8 +454,8 @@ func (a *API) adminClusterJoin(r *http.Request, body []byte, now time.Time) (int
 			return 0, nil, &httpError{status: 400, code: "invalid_field", msg: `field "api_addr" must be host:port`}
 		}
 	}
-	if err := a.node.Raft.AddVoter(raft.ServerID(req.ID), raft.ServerAddress(req.RaftAddr), 0, 30*time.Second).Error(); err != nil {
-		return 0, nil, fmt.Errorf("add voter %s: %w", req.ID, err)
+	if err := a.raft.Join(req.ID, req.RaftAddr); err != nil {
+		return 0, nil, err
 	}
 	if req.APIAddr != "" {
 		if _, err := a.adminApply(r.Context(), fsm.CmdNodeRegister, now, fsm.NodeRegister{ID: req.ID, APIAddr: req.APIAddr}); err != nil {
@@ -492,8 +489,8 @@ func (a *API) adminClusterRemove(_ *http.Request, body []byte, _ time.Time) (int
 	if err := validNodeID(req.ID); err != nil {
 		return 0, nil, err
 	}
-	if err := a.node.Raft.RemoveServer(raft.ServerID(req.ID), 0, 30*time.Second).Error(); err != nil {
-		return 0, nil, fmt.Errorf("remove server %s: %w", req.ID, err)
+	if err := a.raft.Remove(req.ID); err != nil {
+		return 0, nil, err
 	}
 	st, err := a.ClusterStatus()
 	return http.StatusOK, st, err
@@ -515,8 +512,8 @@ func validNodeID(id string) error {
 // adminClusterBackup streams a consistent copy of this node's state.
 func (a *API) adminClusterBackup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("X-Hostplane-Applied-Index", fmt.Sprint(a.node.FSM.AppliedIndex()))
-	if err := a.node.FSM.Backup(w); err != nil {
+	w.Header().Set("X-Hostplane-Applied-Index", fmt.Sprint(a.state.AppliedIndex()))
+	if err := a.state.Backup(w); err != nil {
 		a.log.Error("backup failed", "err", err)
 	}
 }
@@ -529,7 +526,7 @@ func (a *API) adminClusterRestore(r *http.Request, _ []byte, now time.Time) (int
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := a.node.Restore(io.LimitReader(r.Body, 64<<30)); err != nil {
+	if err := a.raft.Restore(io.LimitReader(r.Body, 64<<30)); err != nil {
 		return 0, nil, &httpError{status: 400, code: "restore_failed", msg: "restore failed: " + err.Error()}
 	}
 	for _, s := range before.Servers {

@@ -109,7 +109,7 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 	}))
 	mux.Handle("GET /admin/servers/{id}", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 		var s store.Server
-		err := a.node.FSM.View(func(tx *bolt.Tx) (err error) { s, err = fsm.GetServer(tx, r.PathValue("id")); return })
+		err := a.state.View(func(tx *bolt.Tx) (err error) { s, err = fsm.GetServer(tx, r.PathValue("id")); return })
 		if err != nil {
 			return 0, nil, err
 		}
@@ -137,7 +137,7 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 
 func (a *API) adminListServers(accountID, nodeID string) (int, any, error) {
 	out := []api.AdminServer{}
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		if nodeID != "" {
 			ss, err := fsm.NodeServers(tx, nodeID)
 			for _, s := range ss {
@@ -172,7 +172,7 @@ func used(ss []store.Server) api.AgentNodeCapacity {
 
 func (a *API) adminNodeDetail(id string, cfg ServerAdminConfig) (int, any, error) {
 	var d api.AdminNodeDetail
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		n, err := fsm.GetAgentNode(tx, id)
 		if err != nil {
 			return err
@@ -211,7 +211,7 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 		return 0, nil, err
 	}
 	var cands []placement.Candidate
-	err = a.node.FSM.View(func(tx *bolt.Tx) error {
+	err = a.state.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(store.BucketAccounts).Get([]byte(req.AccountID)) == nil {
 			return fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
 		}

@@ -41,7 +41,8 @@ type Config struct {
 // API is the HTTP surface of one coordinator.
 type API struct {
 	cfg     Config
-	node    *raftnode.Node
+	raft    raftnode.Cluster // consensus: apply, leadership, membership
+	state   *fsm.FSM         // the replicated state this node has applied
 	log     *slog.Logger
 	now     func() time.Time
 	limiter *ratelimit.Limiter
@@ -117,7 +118,7 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 		cfg.ApplyTimeout = 10 * time.Second
 	}
 	a := &API{
-		cfg: cfg, node: node, log: log, now: now, limiter: ratelimit.New(now), metrics: metrics,
+		cfg: cfg, raft: node, state: node.FSM, log: log, now: now, limiter: ratelimit.New(now), metrics: metrics,
 		Usage: NewUsageRecorder(), inflight: map[string]struct{}{},
 	}
 	a.fwd = newForwarder(a)
@@ -169,16 +170,16 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
-	_, leaderID := a.node.Raft.LeaderWithID()
-	applied, commit := a.node.Raft.AppliedIndex(), a.node.Raft.CommitIndex()
-	body := map[string]any{"leader_id": string(leaderID), "applied_index": applied, "commit_index": commit, "fsm_applied_index": a.node.FSM.AppliedIndex()}
+	st := a.raft.Status()
+	leaderID, applied, commit := st.LeaderID, st.AppliedIndex, st.CommitIndex
+	body := map[string]any{"leader_id": leaderID, "applied_index": applied, "commit_index": commit, "fsm_applied_index": a.state.AppliedIndex()}
 	if leaderID == "" {
 		body["status"] = "no leader"
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}
-	if !a.node.IsLeader() && (a.LeaderAPIAddr() == "" || time.Since(a.node.Raft.LastContact()) > 5*time.Second) {
+	if !a.raft.IsLeader() && (a.LeaderAPIAddr() == "" || time.Since(st.LastContact) > 5*time.Second) {
 		// A follower is ready only when it can forward to the leader and has
 		// heard from it lately (its commit index is then current).
 		body["status"] = "leader not reachable from this node yet"
@@ -226,7 +227,7 @@ func (a *API) SetLeaderReady(term uint64) { a.readyTerm.Store(term) }
 
 // LeaderReady reports whether this node leads and has applied all earlier entries.
 func (a *API) LeaderReady() bool {
-	return a.node.IsLeader() && a.readyTerm.Load() == a.node.Raft.CurrentTerm()
+	return a.raft.IsLeader() && a.readyTerm.Load() == a.raft.Term()
 }
 
 // awaitLeaderReady waits briefly for a fresh leader's barrier; false means "not
@@ -237,7 +238,7 @@ func (a *API) awaitLeaderReady(ctx context.Context) bool {
 		if a.LeaderReady() {
 			return true
 		}
-		if !a.node.IsLeader() || time.Now().After(deadline) || ctx.Err() != nil {
+		if !a.raft.IsLeader() || time.Now().After(deadline) || ctx.Err() != nil {
 			return false
 		}
 		time.Sleep(5 * time.Millisecond)
@@ -249,7 +250,7 @@ func (a *API) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := requestID(r)
 		w.Header().Set(headerRequestID, rid)
-		if !a.node.IsLeader() {
+		if !a.raft.IsLeader() {
 			a.fwd.forward(w, r, rid)
 			return
 		}
@@ -356,14 +357,14 @@ type cachedKey struct {
 // lookupKey returns the stored key for a hash, from the cache while no key has
 // changed since it was read.
 func (a *API) lookupKey(hash string) (store.Key, error) {
-	ver := a.node.FSM.KeysVersion()
+	ver := a.state.KeysVersion()
 	if v, ok := a.keyCache.Load(hash); ok {
 		if ck := v.(*cachedKey); ck.version == ver {
 			return ck.key, nil
 		}
 	}
 	var k store.Key
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		id := tx.Bucket(store.BucketKeyHashes).Get([]byte(hash))
 		if id == nil {
 			return store.ErrNotFound
@@ -388,7 +389,7 @@ func (a *API) withIdempotency(rt Route, rq *request, key string) (int, any, erro
 	sum := sha256.Sum256([]byte(rq.Method + " " + rq.URL.Path + "\n" + string(rq.body)))
 	hash := hex.EncodeToString(sum[:])
 	var rec store.IdemRecord
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		return store.GetJSON(tx, store.BucketIdempotency, []byte(scope), &rec)
 	})
 	if err == nil && rec.ExpiresAt.After(rq.now) {
@@ -451,7 +452,7 @@ func (a *API) apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error)
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.ApplyTimeout)
 	defer cancel()
 	start := time.Now()
-	res, err := a.node.Apply(ctx, env)
+	res, err := a.raft.Apply(ctx, env)
 	if a.metrics != nil {
 		a.metrics.applyLatency.Observe(time.Since(start).Seconds())
 	}

@@ -49,12 +49,12 @@ func newForwarder(a *API) *forwarder {
 
 // LeaderAPIAddr returns the leader's advertised API address, or "".
 func (a *API) LeaderAPIAddr() string {
-	_, id := a.node.Raft.LeaderWithID()
+	id := a.raft.LeaderID()
 	if id == "" {
 		return ""
 	}
 	var n store.ClusterNode
-	_ = a.node.FSM.View(func(tx *bolt.Tx) error {
+	_ = a.state.View(func(tx *bolt.Tx) error {
 		return store.GetJSON(tx, store.BucketCluster, []byte(id), &n)
 	})
 	return n.APIAddr

@@ -13,7 +13,7 @@ import (
 
 func (a *API) getAccount(rq *request) (int, any, error) {
 	var acc api.Account
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		return store.GetJSON(tx, store.BucketAccounts, []byte(rq.caller.accountID), &acc)
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -25,7 +25,7 @@ func (a *API) getAccount(rq *request) (int, any, error) {
 func (a *API) getWallet(rq *request) (int, any, error) {
 	var acc api.Account
 	var last []api.WalletTransaction
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		if err := store.GetJSON(tx, store.BucketAccounts, []byte(rq.caller.accountID), &acc); err != nil {
 			return err
 		}
@@ -52,7 +52,7 @@ func listPage[T any](a *API, rq *request, bucket []byte, strip func(*T)) (int, a
 	}
 	var items []T
 	var total int
-	err = a.node.FSM.View(func(tx *bolt.Tx) error {
+	err = a.state.View(func(tx *bolt.Tx) error {
 		var err error
 		items, total, err = store.ListOwned[T](tx, bucket, rq.caller.accountID, (page-1)*limit, limit)
 		return err
@@ -86,7 +86,7 @@ func (a *API) listRaw(rq *request, bucket []byte) (int, any, error) {
 	}
 	var items [][]byte
 	var total int
-	_ = a.node.FSM.View(func(tx *bolt.Tx) error {
+	_ = a.state.View(func(tx *bolt.Tx) error {
 		items, total = store.ListOwnedRaw(tx, bucket, rq.caller.accountID, (page-1)*limit, limit)
 		return nil
 	})
@@ -128,7 +128,7 @@ func (a *API) getInvoice(rq *request) (int, any, error) {
 		return 0, nil, notFound("invoice")
 	}
 	var inv store.Invoice
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		return store.GetJSON(tx, store.BucketInvoices, store.OwnedKey(rq.caller.accountID, id), &inv)
 	})
 	if errors.Is(err, store.ErrNotFound) {

@@ -26,7 +26,7 @@ func (a *API) getTicket(rq *request) (int, any, error) {
 		return 0, nil, notFound("ticket")
 	}
 	var t api.Ticket
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		return store.GetJSON(tx, store.BucketTickets, store.OwnedKey(rq.caller.accountID, id), &t)
 	})
 	if errors.Is(err, store.ErrNotFound) {

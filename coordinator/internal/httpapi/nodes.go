@@ -135,7 +135,7 @@ func withLive(n store.AgentNode, deps NodeDeps) api.AgentNode {
 
 func (a *API) adminListNodes(deps NodeDeps) (int, any, error) {
 	out := []api.AgentNode{}
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(store.BucketAgentNodes).ForEach(func(k, _ []byte) error {
 			var n store.AgentNode
 			if err := store.GetJSON(tx, store.BucketAgentNodes, k, &n); err != nil {
@@ -150,7 +150,7 @@ func (a *API) adminListNodes(deps NodeDeps) (int, any, error) {
 
 func (a *API) adminGetNode(id string, deps NodeDeps) (int, any, error) {
 	var n store.AgentNode
-	err := a.node.FSM.View(func(tx *bolt.Tx) (err error) { n, err = fsm.GetAgentNode(tx, id); return })
+	err := a.state.View(func(tx *bolt.Tx) (err error) { n, err = fsm.GetAgentNode(tx, id); return })
 	if errors.Is(err, fsm.ErrNotFound) {
 		return 0, nil, notFound("node " + id)
 	}

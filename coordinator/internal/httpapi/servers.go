@@ -56,7 +56,7 @@ func (a *API) loadServer(rq *request) (store.Server, error) {
 		return store.Server{}, notFound("server")
 	}
 	var s store.Server
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		var err error
 		s, err = fsm.GetOwnedServer(tx, rq.caller.accountID, id)
 		return err
@@ -76,7 +76,7 @@ func (a *API) listServers(rq *request) (int, any, error) {
 	}
 	var items []store.Server
 	var total int
-	err = a.node.FSM.View(func(tx *bolt.Tx) error {
+	err = a.state.View(func(tx *bolt.Tx) error {
 		var err error
 		items, total, err = store.ListOwned[store.Server](tx, store.BucketServers, rq.caller.accountID, (page-1)*limit, limit)
 		return err
@@ -138,7 +138,7 @@ func (a *API) getAction(rq *request) (int, any, error) {
 		return 0, nil, notFound("action")
 	}
 	var act store.Action
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		var err error
 		act, err = fsm.GetAction(tx, id)
 		return err

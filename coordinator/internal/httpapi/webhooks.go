@@ -169,7 +169,7 @@ func webhookID(rq *request) (string, error) {
 
 func (a *API) loadWebhook(rq *request, id string) (store.Webhook, error) {
 	var w store.Webhook
-	err := a.node.FSM.View(func(tx *bolt.Tx) error {
+	err := a.state.View(func(tx *bolt.Tx) error {
 		return store.GetJSON(tx, store.BucketWebhooks, store.OwnedKey(rq.caller.accountID, id), &w)
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -185,7 +185,7 @@ func (a *API) listWebhooks(rq *request) (int, any, error) {
 	}
 	var items []store.Webhook
 	var total int
-	err = a.node.FSM.View(func(tx *bolt.Tx) error {
+	err = a.state.View(func(tx *bolt.Tx) error {
 		var err error
 		items, total, err = store.ListOwned[store.Webhook](tx, store.BucketWebhooks, rq.caller.accountID, (page-1)*limit, limit)
 		return err
@@ -328,7 +328,7 @@ func (a *API) listWebhookDeliveries(rq *request) (int, any, error) {
 	}
 	var items []api.WebhookAttempt
 	var total int
-	err = a.node.FSM.View(func(tx *bolt.Tx) error {
+	err = a.state.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(store.BucketWebhooks).Get(store.OwnedKey(rq.caller.accountID, id)) == nil {
 			return notFound("webhook")
 		}

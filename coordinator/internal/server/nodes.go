@@ -362,8 +362,8 @@ func (b nodeBackend) Leader() (bool, string, string) {
 	if s.Node.IsLeader() && s.API.LeaderReady() && s.cfg.Nodes.rt.leading.Load() {
 		return true, s.cfg.NodeID, s.AgentSessionAddr()
 	}
-	_, id := s.Node.Raft.LeaderWithID()
-	if id == "" || string(id) == s.cfg.NodeID {
+	id := s.Node.LeaderID()
+	if id == "" || id == s.cfg.NodeID {
 		return false, "", "" // no leader, or this one winding down or not ready yet
 	}
 	var addr []byte
@@ -371,7 +371,7 @@ func (b nodeBackend) Leader() (bool, string, string) {
 		addr = append(addr, tx.Bucket(store.BucketSessionAddrs).Get([]byte(id))...)
 		return nil
 	})
-	return false, string(id), string(addr)
+	return false, id, string(addr)
 }
 
 func (b nodeBackend) node(id string) (store.AgentNode, error) {

@@ -227,7 +227,7 @@ func (s *Server) leaderLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-s.Node.Raft.LeaderCh():
+		case <-s.Node.LeaderCh():
 		case <-tick.C:
 		}
 	}
@@ -235,8 +235,8 @@ func (s *Server) leaderLoop(ctx context.Context) {
 
 func (s *Server) runLeader(ctx context.Context) {
 	s.log.Info("gained leadership; starting leader jobs")
-	term := s.Node.Raft.CurrentTerm()
-	if err := s.Node.Raft.Barrier(30 * time.Second).Error(); err != nil {
+	term := s.Node.Term()
+	if err := s.Node.Barrier(30 * time.Second); err != nil {
 		s.log.Warn("barrier after election failed", "err", err)
 		return
 	}

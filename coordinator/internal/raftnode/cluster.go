@@ -1,0 +1,122 @@
+package raftnode
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+)
+
+// Cluster is everything the HTTP layer and the leader jobs need of the Raft
+// member; *Node implements it. Code outside this package holds a Cluster, never
+// a *raft.Raft: a new need of the consensus layer becomes a method here (and on
+// Node), named for what it does for the coordinator.
+type Cluster interface {
+	Membership
+
+	// Apply proposes a command and waits until it is committed and applied here.
+	Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error)
+	// IsLeader reports whether this member is the leader.
+	IsLeader() bool
+	// LeaderID is the current leader's server id, or "" if there is none.
+	LeaderID() string
+	// Term is the current Raft term.
+	Term() uint64
+	// Status is this member's view of the Raft state.
+	Status() Status
+	// Barrier waits until every entry committed before it is applied here.
+	Barrier(timeout time.Duration) error
+	// LeaderCh signals gains and losses of leadership (one consumer only).
+	LeaderCh() <-chan bool
+	// Restore installs a backup as the cluster's state (leader only).
+	Restore(r io.Reader) error
+}
+
+// Membership changes and lists the coordinators in the Raft configuration.
+type Membership interface {
+	// Join adds a voter (leader only).
+	Join(id, raftAddr string) error
+	// Remove removes a member (leader only).
+	Remove(id string) error
+	// Servers lists the members of the latest configuration.
+	Servers() ([]Server, error)
+}
+
+// Status is one member's view of the Raft state.
+type Status struct {
+	State        string // Follower, Candidate, Leader, Shutdown
+	LeaderID     string
+	Term         uint64
+	LastIndex    uint64
+	CommitIndex  uint64
+	AppliedIndex uint64
+	LastContact  time.Time // last contact with the leader (followers)
+}
+
+// Server is one member of the Raft configuration.
+type Server struct {
+	ID       string
+	Address  string
+	Suffrage string // Voter, Nonvoter, Staging
+}
+
+var _ Cluster = (*Node)(nil)
+
+// membershipTimeout bounds a configuration change.
+const membershipTimeout = 30 * time.Second
+
+// Join adds a voter (leader only).
+func (n *Node) Join(id, raftAddr string) error {
+	if err := n.Raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, membershipTimeout).Error(); err != nil {
+		return fmt.Errorf("add voter %s: %w", id, err)
+	}
+	return nil
+}
+
+// Remove removes a member (leader only).
+func (n *Node) Remove(id string) error {
+	if err := n.Raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout).Error(); err != nil {
+		return fmt.Errorf("remove server %s: %w", id, err)
+	}
+	return nil
+}
+
+// Servers lists the members of the latest configuration.
+func (n *Node) Servers() ([]Server, error) {
+	cf := n.Raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, err
+	}
+	var out []Server
+	for _, s := range cf.Configuration().Servers {
+		out = append(out, Server{ID: string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String()})
+	}
+	return out, nil
+}
+
+// LeaderID is the current leader's server id, or "".
+func (n *Node) LeaderID() string {
+	_, id := n.Raft.LeaderWithID()
+	return string(id)
+}
+
+// Term is the current Raft term.
+func (n *Node) Term() uint64 { return n.Raft.CurrentTerm() }
+
+// Status is this member's view of the Raft state.
+func (n *Node) Status() Status {
+	return Status{
+		State: n.Raft.State().String(), LeaderID: n.LeaderID(), Term: n.Raft.CurrentTerm(),
+		LastIndex: n.Raft.LastIndex(), CommitIndex: n.Raft.CommitIndex(), AppliedIndex: n.Raft.AppliedIndex(),
+		LastContact: n.Raft.LastContact(),
+	}
+}
+
+// Barrier waits until every entry committed before it is applied here.
+func (n *Node) Barrier(timeout time.Duration) error { return n.Raft.Barrier(timeout).Error() }
+
+// LeaderCh signals gains and losses of leadership.
+func (n *Node) LeaderCh() <-chan bool { return n.Raft.LeaderCh() }
