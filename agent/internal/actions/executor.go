@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/ops"
-	"github.com/hostplane/hostplane/agent/internal/validate"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 	pb "github.com/hostplane/hostplane/proto"
 )
 

@@ -4,8 +4,8 @@ import (
 	"context"
 	"time"
 
-	"github.com/hostplane/hostplane/agent/internal/validate"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 	pb "github.com/hostplane/hostplane/proto"
 )
 

@@ -15,7 +15,7 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/localapi"
 	"github.com/hostplane/hostplane/agent/internal/ops"
 	"github.com/hostplane/hostplane/agent/internal/stats"
-	"github.com/hostplane/hostplane/agent/internal/validate"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // ResolveDomainType turns "auto" into kvm or qemu.

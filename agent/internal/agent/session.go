@@ -15,6 +15,7 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/ops"
 	"github.com/hostplane/hostplane/agent/internal/session"
 	"github.com/hostplane/hostplane/agent/internal/stats"
+	"github.com/hostplane/hostplane/pkg/validate"
 	"github.com/hostplane/hostplane/pkg/version"
 	pb "github.com/hostplane/hostplane/proto"
 	"github.com/shirou/gopsutil/v4/disk"
@@ -31,7 +32,7 @@ func defaultNodeID() string {
 			b.WriteRune(c)
 		}
 	}
-	if b.Len() == 0 || b.Len() > 63 {
+	if validate.NodeID(b.String()) != nil { // empty or too long
 		return "node"
 	}
 	return b.String()

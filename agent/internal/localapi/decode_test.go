@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hostplane/hostplane/agent/internal/validate"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 func TestDecode(t *testing.T) {

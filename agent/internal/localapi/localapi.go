@@ -18,8 +18,8 @@ import (
 
 	"github.com/hostplane/hostplane/agent/internal/ops"
 	"github.com/hostplane/hostplane/agent/internal/stats"
-	"github.com/hostplane/hostplane/agent/internal/validate"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // maxBody bounds request bodies; the largest legitimate one (32 SSH keys) is far smaller.

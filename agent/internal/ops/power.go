@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/hostplane/hostplane/agent/internal/validate"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // Start starts a VM; a running VM is success.

@@ -5,8 +5,8 @@ import (
 	"errors"
 
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
-	"github.com/hostplane/hostplane/agent/internal/validate"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 func snapView(s hypervisor.Snapshot) api.NodeSnapshot {

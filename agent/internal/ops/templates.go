@@ -13,8 +13,8 @@ import (
 	"strings"
 
 	"github.com/hostplane/hostplane/agent/internal/journal"
-	"github.com/hostplane/hostplane/agent/internal/validate"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 func templateVolName(name string) string { return "tpl-" + name + ".qcow2" }
@@ -55,7 +55,7 @@ func qcow2VirtualSize(path string) (uint64, error) {
 
 // ImportTemplate registers a template from local files, verifying the image checksum.
 func (m *Manager) ImportTemplate(ctx context.Context, req api.NodeTemplateImportRequest) (*api.NodeOperation, error) {
-	if err := validate.Name("template", req.Name); err != nil {
+	if err := validate.TemplateName(req.Name); err != nil {
 		return nil, err
 	}
 	if req.OSFamily == "" {
@@ -173,7 +173,7 @@ func (m *Manager) importTemplate(ctx context.Context, r *run, req api.NodeTempla
 
 // RemoveTemplate deletes a template that no VM uses.
 func (m *Manager) RemoveTemplate(ctx context.Context, name string, req api.NodeOpRequest) (*api.NodeOperation, error) {
-	if err := validate.Name("template", name); err != nil {
+	if err := validate.TemplateName(name); err != nil {
 		return nil, err
 	}
 	return m.do(ctx, spec{

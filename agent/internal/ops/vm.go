@@ -12,8 +12,8 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/journal"
 	"github.com/hostplane/hostplane/agent/internal/seed"
-	"github.com/hostplane/hostplane/agent/internal/validate"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 const gib = 1 << 30
@@ -86,7 +86,7 @@ func (m *Manager) validateProvision(req api.NodeProvisionRequest) (provisionInpu
 	if err := validate.Name("vm", req.Name); err != nil {
 		return in, err
 	}
-	if err := validate.Name("template", req.Template); err != nil {
+	if err := validate.TemplateName(req.Template); err != nil {
 		return in, err
 	}
 	if err := validate.Plan(m.cfg.Limits, req.Plan.VCPUs, req.Plan.MemoryMiB, req.Plan.DiskGiB); err != nil {
@@ -313,7 +313,7 @@ func (m *Manager) Reinstall(ctx context.Context, name string, req api.NodeReinst
 	if err := validate.Name("vm", name); err != nil {
 		return nil, err
 	}
-	if err := validate.Name("template", req.Template); err != nil {
+	if err := validate.TemplateName(req.Template); err != nil {
 		return nil, err
 	}
 	keys, err := validate.SSHKeys(req.SSHKeys)

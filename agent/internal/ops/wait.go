@@ -3,8 +3,8 @@ package ops
 import (
 	"context"
 
-	"github.com/hostplane/hostplane/agent/internal/validate"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // Wait blocks until operation id is no longer running in this process, then

@@ -16,6 +16,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -496,15 +497,10 @@ func (a *API) adminClusterRemove(_ *http.Request, body []byte, _ time.Time) (int
 	return http.StatusOK, st, err
 }
 
+// validNodeID checks a coordinator (Raft server) id with validate.CoordinatorID.
 func validNodeID(id string) error {
-	if len(id) < 1 || len(id) > 64 {
+	if validate.CoordinatorID(id) != nil {
 		return &httpError{status: 400, code: "invalid_field", msg: `field "id" must be 1-64 characters of a-z, 0-9, '-', '_' and '.'`}
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
-			return &httpError{status: 400, code: "invalid_field", msg: `field "id" must be 1-64 characters of a-z, 0-9, '-', '_' and '.'`}
-		}
 	}
 	return nil
 }

@@ -13,9 +13,9 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/placement"
-	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -28,7 +28,6 @@ type ServerAdminConfig struct {
 }
 
 var (
-	hostnameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$`)
 	vmPrefixRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,19}$`)
 	networkRE  = regexp.MustCompile(`^(user|network:[A-Za-z0-9_.-]{1,64}|bridge:[A-Za-z0-9_.-]{1,15})$`)
 )
@@ -68,13 +67,13 @@ func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.Ser
 	if err := text("label", req.Label, 0, 64); err != nil {
 		return req, plan, err
 	}
-	if req.Hostname != "" && (len(req.Hostname) > 253 || !hostnameRE.MatchString(req.Hostname)) {
+	if req.Hostname != "" && validate.Hostname(req.Hostname) != nil {
 		return req, plan, field("hostname", "must be a lower-case DNS name")
 	}
 	if err := sshKeys(req.SSHKeys); err != nil {
 		return req, plan, err
 	}
-	if req.NodeID != "" && !session.ValidNodeID(req.NodeID) {
+	if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
 		return req, plan, field("node_id", "is not a node id")
 	}
 	if req.IPv4 != "" {

@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
-	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 	pb "github.com/hostplane/hostplane/proto"
 	bolt "go.etcd.io/bbolt"
 )
@@ -77,7 +77,7 @@ func DecodeJoinTokenCreate(body []byte) (api.JoinTokenCreateRequest, error) {
 	if req.TTLSeconds < 1 || req.TTLSeconds > int(MaxJoinTokenTTL/time.Second) {
 		return req, &httpError{status: 400, code: "invalid_field", msg: `field "ttl_seconds" must be from 1 to 604800 (7 days)`}
 	}
-	if req.NodeID != "" && !session.ValidNodeID(req.NodeID) {
+	if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
 		return req, &httpError{status: 400, code: "invalid_field", msg: `field "node_id": use 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit`}
 	}
 	return req, text("description", req.Description, 0, 200)

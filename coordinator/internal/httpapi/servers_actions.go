@@ -16,6 +16,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 const (
@@ -23,7 +24,6 @@ const (
 	maxSnapshotDescription = 500
 	maxSnapshotsPerServer  = 10
 	maxServerLabel         = 64
-	maxTemplateName        = 63
 	maxOSName              = 32
 	maxSSHKeys             = 16
 	maxSSHKey              = 4096
@@ -116,7 +116,8 @@ func DecodeReinstall(body []byte) (api.ReinstallRequest, error) {
 	return req, sshKeys(req.SSHKeys)
 }
 
-// sshKeys checks the ssh_keys field: at most 16 one-line OpenSSH public keys.
+// sshKeys checks the ssh_keys field: at most 16 one-line OpenSSH public keys
+// (validate.SSHKeyLine; the agent checks each key in full).
 func sshKeys(keys []string) error {
 	if len(keys) > maxSSHKeys {
 		return invalidField("ssh_keys", "lists more than %d keys", maxSSHKeys)
@@ -126,29 +127,21 @@ func sshKeys(keys []string) error {
 		if err := text(field, k, 1, maxSSHKey); err != nil {
 			return err
 		}
-		if strings.ContainsAny(k, "\r\n\t") {
-			return invalidField(field, "must be one line")
-		}
-		if !strings.HasPrefix(k, "ssh-") && !strings.HasPrefix(k, "ecdsa-") && !strings.HasPrefix(k, "sk-") {
-			return invalidField(field, "is not an OpenSSH public key (it must start with ssh-, ecdsa- or sk-)")
+		if err := validate.SSHKeyLine(k, maxSSHKey); err != nil {
+			return invalidField(field, "%s", validate.Reason(err))
 		}
 	}
 	return nil
 }
 
-// templateName allows 1-63 characters of a-z, 0-9, '.', '_' and '-'.
+// templateName checks a template name with the rule the agent applies
+// (validate.TemplateName).
 func templateName(field, s string) error {
 	if s == "" {
 		return invalidField(field, "is required")
 	}
-	if len(s) > maxTemplateName {
-		return invalidField(field, "must be at most %d characters", maxTemplateName)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
-			return invalidField(field, "may hold only a-z, 0-9, '.', '_' and '-'")
-		}
+	if validate.TemplateName(s) != nil {
+		return invalidField(field, "must be 1-%d characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", validate.MaxTemplateName)
 	}
 	return nil
 }

@@ -278,6 +278,8 @@ func TestServerBadBodies(t *testing.T) {
 		{"POST", base + "/reinstall", `{}`, "osTemplate"},
 		{"POST", base + "/reinstall", `{"osTemplate":"Debian 12"}`, "osTemplate"},
 		{"POST", base + "/reinstall", `{"osTemplate":"centos-7"}`, "osTemplate"},
+		{"POST", base + "/reinstall", `{"osTemplate":"..hidden"}`, "osTemplate"},
+		{"POST", base + "/reinstall", `{"osTemplate":"-rf"}`, "osTemplate"},
 		{"POST", base + "/reinstall", `{"osTemplate":"debian-12","ssh_keys":["hello"]}`, "ssh_keys[0]"},
 		{"POST", base + "/reinstall", `{"osTemplate":"debian-12","ssh_keys":["ssh-ed25519 AAAA\nssh-rsa B"]}`, "ssh_keys[0]"},
 		{"POST", base + "/reinstall", `{"osTemplate":"debian-12","os":"x\u0000"}`, "os"},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/pkg/validate"
 	"github.com/spf13/pflag"
 )
 
@@ -160,7 +161,7 @@ func Load(fs *pflag.FlagSet, configFile string) (Config, error) {
 // Validate checks the configuration and fills derived defaults.
 func (c *Config) Validate() error {
 	var errs []error
-	if sanitizeID(c.NodeID) != c.NodeID || c.NodeID == "" {
+	if validate.CoordinatorID(c.NodeID) != nil {
 		errs = append(errs, fmt.Errorf("node-id %q: use 1-64 characters of a-z, 0-9, '.', '_' and '-'", c.NodeID))
 	}
 	if c.DataDir == "" {

@@ -12,9 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"regexp"
 	"time"
 
+	"github.com/hostplane/hostplane/pkg/validate"
 	pb "github.com/hostplane/hostplane/proto"
 )
 
@@ -102,11 +102,9 @@ func newSerial() (*big.Int, error) {
 // SerialString is the form serials take in the FSM.
 func SerialString(c *x509.Certificate) string { return hex.EncodeToString(c.SerialNumber.Bytes()) }
 
-var nodeIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-
 // ValidNodeID reports whether id is an acceptable node id (it is the
-// certificate's common name and a bbolt key).
-func ValidNodeID(id string) bool { return nodeIDRE.MatchString(id) }
+// certificate's common name and a bbolt key): validate.NodeID.
+func ValidNodeID(id string) bool { return validate.NodeID(id) == nil }
 
 // ParseNodeCSR checks a PKCS#10 request's signature and returns it with the
 // node id in its common name.

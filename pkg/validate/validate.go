@@ -1,5 +1,7 @@
-// Package validate checks operator and customer input before the agent touches
-// libvirt, the storage pool or the journal.
+// Package validate holds the input rules the coordinator and the agent share:
+// the coordinator applies them at the API edge (a 400 naming the field), the
+// agent again before it touches libvirt, the storage pool or the journal. A
+// rule written here is the only copy of it in the tree.
 package validate
 
 import (
@@ -24,7 +26,7 @@ func invalid(format string, a ...any) error {
 
 var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
-// Name checks a VM, snapshot or template name: 1–63 characters of [a-z0-9-],
+// Name checks a VM or snapshot name (templates: TemplateName): 1–63 characters of [a-z0-9-],
 // starting with a letter or digit. Such names are safe in libvirt XML, file
 // names and volume names.
 func Name(kind, s string) error {
@@ -33,6 +35,50 @@ func Name(kind, s string) error {
 	}
 	if !nameRE.MatchString(s) {
 		return invalid("%s name %q must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit", kind, truncate(s))
+	}
+	return nil
+}
+
+// MaxTemplateName is the longest template name.
+const MaxTemplateName = 63
+
+var templateRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// TemplateName checks an OS template name: 1-63 characters of a-z, 0-9, '.',
+// '_' and '-', starting with a letter or digit ("debian-12", "ubuntu-24.04").
+// The name becomes a libvirt volume name (tpl-NAME.qcow2) and a directory name
+// on the node: it holds no '/', is never "." or "..", and cannot start with '.'
+// (a hidden file) or '-' (an option to a tool it is passed to).
+func TemplateName(s string) error {
+	if !templateRE.MatchString(s) {
+		return invalid("template name %q must be 1-%d characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", truncate(s), MaxTemplateName)
+	}
+	return nil
+}
+
+// MaxNodeID is the longest agent node id.
+const MaxNodeID = 63
+
+var nodeIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// NodeID checks an agent node id: 1-63 characters of a-z, 0-9, '.', '_' and
+// '-', starting with a letter or digit. It is the common name of the node's
+// certificate and a key in the coordinators' state.
+func NodeID(s string) error {
+	if !nodeIDRE.MatchString(s) {
+		return invalid("node id %q must be 1-%d characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", truncate(s), MaxNodeID)
+	}
+	return nil
+}
+
+// MaxCoordinatorID is the longest coordinator (Raft server) id.
+const MaxCoordinatorID = 64
+
+// CoordinatorID checks a coordinator's Raft server id: 1-64 characters of
+// a-z, 0-9, '.', '_' and '-'.
+func CoordinatorID(s string) error {
+	if len(s) < 1 || len(s) > MaxCoordinatorID || strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789._-") != "" {
+		return invalid("coordinator id %q must be 1-%d characters of a-z, 0-9, '.', '_' and '-'", truncate(s), MaxCoordinatorID)
 	}
 	return nil
 }
@@ -107,10 +153,13 @@ func Network(s string) error {
 
 var labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
+// MaxHostname is the longest host name.
+const MaxHostname = 253
+
 // Hostname checks an RFC 1123 host name (lower case), at most 253 characters.
 func Hostname(s string) error {
-	if s == "" || len(s) > 253 {
-		return invalid("hostname must be 1-253 characters")
+	if s == "" || len(s) > MaxHostname {
+		return invalid("hostname must be 1-%d characters", MaxHostname)
 	}
 	for _, l := range strings.Split(s, ".") {
 		if !labelRE.MatchString(l) {
@@ -120,10 +169,17 @@ func Hostname(s string) error {
 	return nil
 }
 
-// Password checks a root password: 8–128 printable ASCII characters.
+// Password lengths: what a root password may be.
+const (
+	MinPassword = 8
+	MaxPassword = 128
+)
+
+// Password checks a root password: 8–128 printable ASCII characters. The
+// coordinator's generated passwords (20 letters and digits) pass it.
 func Password(s string) error {
-	if len(s) < 8 || len(s) > 128 {
-		return invalid("password must be 8-128 characters")
+	if len(s) < MinPassword || len(s) > MaxPassword {
+		return invalid("password must be %d-%d characters", MinPassword, MaxPassword)
 	}
 	for _, r := range s {
 		if r < 0x20 || r > 0x7e {
@@ -131,6 +187,28 @@ func Password(s string) error {
 		}
 	}
 	return nil
+}
+
+// SSHKeyTypePrefixes are how the OpenSSH public key types start.
+var SSHKeyTypePrefixes = []string{"ssh-", "ecdsa-", "sk-"}
+
+// SSHKeyLine is the shape check of one public key the coordinator applies at
+// the API edge: one line of at most max bytes that starts with an OpenSSH key
+// type prefix. The agent applies the full check (SSHKey) before it writes the
+// key into a guest.
+func SSHKeyLine(s string, max int) error {
+	if s == "" || len(s) > max {
+		return invalid("ssh key must be 1-%d characters", max)
+	}
+	if strings.ContainsAny(s, "\r\n\t") {
+		return invalid("ssh key must be one line")
+	}
+	for _, p := range SSHKeyTypePrefixes {
+		if strings.HasPrefix(s, p) {
+			return nil
+		}
+	}
+	return invalid("ssh key is not an OpenSSH public key (it must start with ssh-, ecdsa- or sk-)")
 }
 
 var sshKeyTypes = map[string]bool{
@@ -251,4 +329,10 @@ func truncate(s string) string {
 		return s[:80] + "…"
 	}
 	return s
+}
+
+// Reason is a validation error's message without the "invalid input: "
+// prefix, for callers that name the field themselves.
+func Reason(err error) string {
+	return strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": ")
 }

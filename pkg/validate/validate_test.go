@@ -103,3 +103,69 @@ func FuzzSSHKey(f *testing.F) {
 		}
 	})
 }
+
+// TestTemplateName: the one template rule of the coordinator and the agent.
+// It accepts the names operators use ("ubuntu-24.04") and refuses whatever
+// could escape the volume or directory it names.
+func TestTemplateName(t *testing.T) {
+	good := []string{"debian-12", "ubuntu-24.04", "alma_9", "0", strings.Repeat("a", 63), "a-", "a.."}
+	bad := []string{"", ".", "..", ".hidden", "-rf", "_x", "A", "Debian 12", "a/b", "../etc", "a\x00", "ä", strings.Repeat("a", 64)}
+	for _, s := range good {
+		if err := TemplateName(s); err != nil {
+			t.Errorf("TemplateName(%q) = %v", s, err)
+		}
+	}
+	for _, s := range bad {
+		if err := TemplateName(s); !errors.Is(err, ErrInvalid) {
+			t.Errorf("TemplateName(%q) accepted", s)
+		}
+	}
+}
+
+func TestNodeAndCoordinatorIDs(t *testing.T) {
+	for _, s := range []string{"hv-07", "node1.dc1", "a_b", strings.Repeat("n", 63)} {
+		if err := NodeID(s); err != nil {
+			t.Errorf("NodeID(%q) = %v", s, err)
+		}
+		if err := CoordinatorID(s); err != nil {
+			t.Errorf("CoordinatorID(%q) = %v", s, err)
+		}
+	}
+	for _, s := range []string{"", "-a", ".a", "A", "a b", "a/b", strings.Repeat("n", 64)} {
+		if err := NodeID(s); !errors.Is(err, ErrInvalid) {
+			t.Errorf("NodeID(%q) accepted", s)
+		}
+	}
+	// A coordinator id may be 64 characters and start with any allowed one.
+	for _, s := range []string{strings.Repeat("c", 64), "-a", ".a"} {
+		if err := CoordinatorID(s); err != nil {
+			t.Errorf("CoordinatorID(%q) = %v", s, err)
+		}
+	}
+	for _, s := range []string{"", "A", "a b", "a/b", strings.Repeat("c", 65)} {
+		if err := CoordinatorID(s); !errors.Is(err, ErrInvalid) {
+			t.Errorf("CoordinatorID(%q) accepted", s)
+		}
+	}
+}
+
+func TestSSHKeyLine(t *testing.T) {
+	for _, k := range []string{"ssh-ed25519 AAAA x", "ecdsa-sha2-nistp256 AAAA", "sk-ssh-ed25519@openssh.com AAAA"} {
+		if err := SSHKeyLine(k, 4096); err != nil {
+			t.Errorf("SSHKeyLine(%q) = %v", k, err)
+		}
+	}
+	for _, k := range []string{"", "hello", "ssh-rsa a\nb", "ssh-rsa a\tb", "ssh-rsa " + strings.Repeat("A", 4096)} {
+		if err := SSHKeyLine(k, 4096); !errors.Is(err, ErrInvalid) {
+			t.Errorf("SSHKeyLine(%q) accepted", k)
+		}
+	}
+	// Every key the full check accepts passes the shape check.
+	ed := "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHkLdvy1TyHQOhUjYZr36zB0sUeCCPdFHnB8WWf33Hlo me@host"
+	if _, err := SSHKey(ed); err != nil || SSHKeyLine(ed, 4096) != nil {
+		t.Fatalf("a valid key: SSHKey %v, SSHKeyLine %v", err, SSHKeyLine(ed, 4096))
+	}
+	if r := Reason(SSHKeyLine("hello", 10)); strings.Contains(r, ErrInvalid.Error()) || r == "" {
+		t.Fatalf("Reason kept the prefix: %q", r)
+	}
+}
