@@ -5,7 +5,6 @@ package actions
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/ops"
+	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 	pb "github.com/hostplane/hostplane/proto"
@@ -156,11 +156,7 @@ func fromOperation(op *api.NodeOperation) *pb.ActionResult {
 	} else if !res.Success {
 		res.ErrorCode, res.ErrorMessage = api.NodeErrInternal, "operation "+op.ID+" is "+op.State
 	}
-	if op.Result != nil {
-		if b, err := json.Marshal(op.Result); err == nil {
-			res.Result = b
-		}
-	}
+	res.Result = action.EncodeResult(op.Result)
 	return res
 }
 
@@ -175,7 +171,7 @@ func (e *Executor) action(ctx context.Context, seq uint64, a *pb.ActionAssign, s
 		r.fail(api.NodeErrInvalid, "action id: %v", err)
 		return
 	}
-	cmd, ok := commands[a.Command]
+	kind, ok := commands[a.Command]
 	if !ok {
 		r.fail(api.NodeErrUnsupported, "command %q is not supported by this agent", truncate(a.Command))
 		return
@@ -197,7 +193,7 @@ func (e *Executor) action(ctx context.Context, seq uint64, a *pb.ActionAssign, s
 	op, err := e.wait(ctx, r, a.ActionId)
 	switch {
 	case err == nil:
-		if op.Kind != cmd.kind || op.Target != a.Target {
+		if op.Kind != kind || op.Target != a.Target {
 			r.fail(api.NodeErrConflict, "action id %s was already used for %s %s", a.ActionId, op.Kind, op.Target)
 			return
 		}
@@ -211,12 +207,12 @@ func (e *Executor) action(ctx context.Context, seq uint64, a *pb.ActionAssign, s
 		return
 	}
 
-	p, err := decodeParams(a.Command, a.Params, a.SecretParams)
+	p, err := action.Decode(a.Command, a.Params, a.SecretParams)
 	if err != nil {
 		r.result(fromError(err))
 		return
 	}
-	if secret, needed := secretOf(p); needed && secret == "" && secretRequired(p, a.Resend) {
+	if secret, needed := p.Secret(); needed && secret == "" && secretRequired(p, a.Resend) {
 		log.Warn("action needs a secret the coordinator no longer has; not run")
 		r.fail(CodeSecretLost, "action %s never reached this node before the coordinator changed, and its secret (a password) was not kept; nothing was changed: submit the action again", a.ActionId)
 		return
@@ -258,11 +254,11 @@ func (e *Executor) action(ctx context.Context, seq uint64, a *pb.ActionAssign, s
 // run: a password reset always needs its password; a provision or reinstall
 // needs its root password unless it brings SSH keys and was never sent before
 // (a re-send without the secret comes from a coordinator that lost it).
-func secretRequired(p any, resend bool) bool {
+func secretRequired(p action.Params, resend bool) bool {
 	switch p := p.(type) {
-	case *provisionParams:
+	case *action.Provision:
 		return resend || len(p.SSHKeys) == 0
-	case *reinstallParams:
+	case *action.Reinstall:
 		return resend || len(p.SSHKeys) == 0
 	}
 	return true
@@ -317,40 +313,40 @@ func (e *Executor) follow(ctx context.Context, r *replier, id string, done <-cha
 }
 
 // run calls the ops manager for a decoded action.
-func (e *Executor) run(ctx context.Context, command, id, target string, p any) (*api.NodeOperation, error) {
+func (e *Executor) run(ctx context.Context, command, id, target string, p action.Params) (*api.NodeOperation, error) {
 	m := e.m
 	switch p := p.(type) {
-	case *provisionParams:
+	case *action.Provision:
 		if p.Name != "" && p.Name != target {
 			return nil, invalid("params name %q differs from the action's target %q", truncate(p.Name), target)
 		}
 		return m.Provision(ctx, api.NodeProvisionRequest{OpID: id, Name: target, Template: p.Template, Plan: p.Plan,
 			MAC: p.MAC, Network: p.Network, Hostname: p.Hostname, RootPassword: p.RootPassword, SSHKeys: p.SSHKeys,
 			IPv4: p.IPv4, Gateway4: p.Gateway4})
-	case *stopParams:
+	case *action.Power:
 		req := api.NodeStopRequest{OpID: id, GraceSeconds: p.GraceSeconds, Force: p.Force}
 		if command == api.ActionServerReboot {
 			return m.Reboot(ctx, target, req)
 		}
 		return m.Stop(ctx, target, req)
-	case *reinstallParams:
+	case *action.Reinstall:
 		return m.Reinstall(ctx, target, api.NodeReinstallRequest{OpID: id, Template: p.Template, RootPassword: p.RootPassword, SSHKeys: p.SSHKeys})
-	case *passwordParams:
+	case *action.PasswordReset:
 		return m.ResetPassword(ctx, target, api.NodePasswordResetRequest{OpID: id, User: p.User, Password: p.Password})
-	case *snapshotCreateParams:
+	case *action.SnapshotCreate:
 		return m.CreateSnapshot(ctx, target, api.NodeSnapshotCreateRequest{OpID: id, Name: p.Name, Description: p.Description})
-	case *snapshotParams:
+	case *action.Snapshot:
 		if command == api.ActionSnapshotDelete {
 			return m.DeleteSnapshot(ctx, target, p.Name, api.NodeOpRequest{OpID: id})
 		}
 		return m.RevertSnapshot(ctx, target, p.Name, api.NodeOpRequest{OpID: id})
-	case *noParams:
+	case *action.None:
 		if command == api.ActionServerTerminate {
 			return m.Terminate(ctx, target, api.NodeOpRequest{OpID: id})
 		}
 		return m.Start(ctx, target, api.NodeOpRequest{OpID: id})
 	}
-	return nil, errUnsupported
+	return nil, action.ErrUnsupported
 }
 
 // Inventory reports the node's VMs (name, state, plan) and templates (the

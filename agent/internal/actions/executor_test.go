@@ -363,30 +363,3 @@ func TestUnsupportedRequest(t *testing.T) {
 		t.Fatalf("%v", frames)
 	}
 }
-
-func FuzzDecodeParams(f *testing.F) {
-	f.Add(api.ActionServerProvision, []byte(provParams), []byte(rootSecret))
-	f.Add(api.ActionServerStop, []byte(`{"grace_seconds":5,"force":true}`), []byte(nil))
-	f.Add(api.ActionServerPasswordReset, []byte(`{"user":"root"}`), []byte(`{"password":"abcdefgh"}`))
-	f.Add(api.ActionSnapshotCreate, []byte(`{"name":"s1","description":"d"}`), []byte(`{}`))
-	f.Add(api.ActionServerStart, []byte(`{"a":1,"a":2}`), []byte(`{"root_password":1}`))
-	f.Add("nope", []byte(`{`), []byte(`}`))
-	f.Fuzz(func(t *testing.T, command string, params, secret []byte) {
-		p, err := decodeParams(command, params, secret)
-		if err != nil {
-			if p != nil {
-				t.Fatal("params and an error")
-			}
-			if len(secret) >= 8 && strings.Contains(err.Error(), string(secret)) {
-				t.Fatalf("secret_params echoed: %v", err)
-			}
-			return
-		}
-		if _, ok := commands[command]; !ok {
-			t.Fatalf("unknown command %q decoded", command)
-		}
-		if _, err := json.Marshal(p); err != nil {
-			t.Fatal(err)
-		}
-	})
-}

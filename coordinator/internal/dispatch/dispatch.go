@@ -9,7 +9,6 @@ package dispatch
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +23,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
 	"github.com/prometheus/client_golang/prometheus"
@@ -345,20 +345,26 @@ func deadlineResult(a store.Action, deadline time.Duration) fsm.ActionFinish {
 	return fsm.ActionFinish{ID: a.ID, ErrorCode: "node_unreachable", ErrorMessage: msg}
 }
 
-// agentParams builds the params the agent expects for a stored action.
+// agentParams builds the params the agent expects for a stored action. A
+// snapshot's params are made here from the stored snapshot (the agent names
+// it in its own alphabet); every other command's were encoded with the
+// action contract when the action was created.
 func agentParams(a store.Action) []byte {
 	switch a.Command {
 	case api.ActionSnapshotCreate, api.ActionSnapshotDelete, api.ActionSnapshotRevert:
-		p := map[string]string{"name": agentSnapshotName(a.SnapshotID)}
-		if a.Snapshot != nil {
-			if a.SnapshotID == "" {
-				p["name"] = agentSnapshotName(a.Snapshot.ID)
-			}
-			if a.Command == api.ActionSnapshotCreate && a.Snapshot.Description != "" {
-				p["description"] = a.Snapshot.Description
-			}
+		name := a.SnapshotID
+		if a.Snapshot != nil && name == "" {
+			name = a.Snapshot.ID
 		}
-		b, _ := json.Marshal(p)
+		var p action.Params = &action.Snapshot{Name: agentSnapshotName(name)}
+		if a.Command == api.ActionSnapshotCreate {
+			c := &action.SnapshotCreate{Name: agentSnapshotName(name)}
+			if a.Snapshot != nil {
+				c.Description = a.Snapshot.Description
+			}
+			p = c
+		}
+		b, _ := action.Encode(p)
 		return b
 	}
 	if len(a.Params) == 0 {

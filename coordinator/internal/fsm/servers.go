@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
 )
@@ -431,10 +432,7 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 		s.ActionID = ""
 	}
 	s.UpdatedAt = c.at
-	var res api.NodeOpResult
-	if len(p.Result) > 0 {
-		_ = json.Unmarshal(p.Result, &res) // informational only
-	}
+	res, _ := action.DecodeResult(p.Result) // informational only
 	if err := applyResult(c, &s, &a, p.Success, &res); err != nil {
 		return api.Action{}, err
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/placement"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 	bolt "go.etcd.io/bbolt"
@@ -250,10 +251,10 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 	srvID := ids.New("srv", now)
 	vm := cfg.VMPrefix + strings.ReplaceAll(srvID, "_", "-")
 	actID := ids.New("act", now)
-	params, err := json.Marshal(map[string]any{
-		"template": req.Template,
-		"plan":     api.NodePlan{VCPUs: plan.VCPUs, MemoryMiB: plan.MemoryMiB, DiskGiB: plan.DiskGiB},
-		"hostname": req.Hostname, "ssh_keys": req.SSHKeys, "ipv4": req.IPv4, "gateway4": req.Gateway4, "network": req.Network,
+	params, err := action.Encode(&action.Provision{
+		Template: req.Template,
+		Plan:     api.NodePlan{VCPUs: plan.VCPUs, MemoryMiB: plan.MemoryMiB, DiskGiB: plan.DiskGiB},
+		Hostname: req.Hostname, SSHKeys: req.SSHKeys, IPv4: req.IPv4, Gateway4: req.Gateway4, Network: req.Network,
 	})
 	if err != nil {
 		return 0, nil, err
@@ -263,7 +264,10 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 		if password, err = newPassword(); err != nil {
 			return 0, nil, err
 		}
-		secret, _ := json.Marshal(map[string]string{"root_password": password})
+		secret, err := action.EncodeSecret(api.ActionServerProvision, password)
+		if err != nil {
+			return 0, nil, err
+		}
 		deps.PutSecret(actID, secret)
 	}
 	label := req.Label

@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"crypto/rand"
-	"encoding/json"
 	"fmt"
 	"math/big"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
@@ -203,8 +203,8 @@ func newPassword() (string, error) {
 // actionSpec is what one action route asks for.
 type actionSpec struct {
 	command    string
-	params     any
-	secret     map[string]string // handed to the dispatcher, never stored
+	params     action.Params // nil: an empty object
+	secret     string        // the command's secret (action.Spec.SecretKey), handed to the dispatcher, never stored
 	snapshotID string
 	snapshot   *api.ServerSnapshot
 	meta       map[string]string
@@ -215,12 +215,9 @@ type actionSpec struct {
 // ask for it as soon as the entry commits) and is dropped if nothing was
 // committed. It returns the action id with the response.
 func (a *API) startAction(rq *request, deps *ServerDeps, s store.Server, spec actionSpec) (int, any, error) {
-	params := []byte("{}")
-	if spec.params != nil {
-		var err error
-		if params, err = json.Marshal(spec.params); err != nil {
-			return 0, nil, err
-		}
+	params, err := action.Encode(spec.params)
+	if err != nil {
+		return 0, nil, err
 	}
 	deadline := deps.ActionDeadline
 	if deadline <= 0 {
@@ -231,13 +228,13 @@ func (a *API) startAction(rq *request, deps *ServerDeps, s store.Server, spec ac
 			ID: ids.New(actionIDPrefix, rq.now), Command: spec.command, ResourceType: "server", ResourceID: s.ID,
 		},
 		AccountID: rq.caller.accountID, NodeID: s.NodeID, Target: s.VMName, Params: params,
-		NeedsSecret: spec.secret != nil,
+		NeedsSecret: spec.secret != "",
 		// Every server action is mutating: one at a time per server.
 		Mutating: true, Deadline: rq.now.Add(deadline),
 		SnapshotID: spec.snapshotID, Snapshot: spec.snapshot, Meta: spec.meta,
 	}
-	if spec.secret != nil {
-		sec, err := json.Marshal(spec.secret)
+	if spec.secret != "" {
+		sec, err := action.EncodeSecret(spec.command, spec.secret)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -245,12 +242,12 @@ func (a *API) startAction(rq *request, deps *ServerDeps, s store.Server, spec ac
 	}
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdActionCreate, fsm.ActionCreate{Action: act}, http.StatusAccepted)
 	if err != nil {
-		if spec.secret != nil {
+		if spec.secret != "" {
 			deps.DropSecret(act.ID)
 		}
 		return 0, nil, err
 	}
-	if _, ok := v.(api.ActionAccepted); !ok && spec.secret != nil {
+	if _, ok := v.(api.ActionAccepted); !ok && spec.secret != "" {
 		// A replayed response (Idempotency-Key): our action was not created.
 		deps.DropSecret(act.ID)
 	}
@@ -285,18 +282,15 @@ func (a *API) powerServer(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	action := rq.PathValue("action")
-	req, err := DecodePower(action, rq.body)
+	word := rq.PathValue("action")
+	req, err := DecodePower(word, rq.body)
 	if err != nil {
 		return 0, nil, err
 	}
-	cmd := map[string]string{"start": api.ActionServerStart, "stop": api.ActionServerStop, "reboot": api.ActionServerReboot}[action]
-	params := map[string]any{}
-	if req.Force {
-		params["force"] = true
-	}
-	if req.GraceSeconds > 0 {
-		params["grace_seconds"] = req.GraceSeconds
+	cmd := map[string]string{"start": api.ActionServerStart, "stop": api.ActionServerStop, "reboot": api.ActionServerReboot}[word]
+	var params action.Params = &action.None{}
+	if cmd != api.ActionServerStart {
+		params = &action.Power{Force: req.Force, GraceSeconds: req.GraceSeconds}
 	}
 	return a.startAction(rq, deps, s, actionSpec{command: cmd, params: params})
 }
@@ -314,12 +308,8 @@ func (a *API) createSnapshot(rq *request) (int, any, error) {
 		return 0, nil, errf(http.StatusConflict, "snapshot_limit", "server %s has %d snapshots, the most it may keep; delete one first", s.ID, len(s.Snapshots))
 	}
 	id := ids.New(snapshotIDPrefix, rq.now)
-	params := map[string]string{"name": id}
-	if req.Description != "" {
-		params["description"] = req.Description
-	}
 	return a.startAction(rq, deps, s, actionSpec{
-		command: api.ActionSnapshotCreate, params: params, snapshotID: id,
+		command: api.ActionSnapshotCreate, params: &action.SnapshotCreate{Name: id, Description: req.Description}, snapshotID: id,
 		snapshot: &api.ServerSnapshot{ID: id, Name: req.Name, Description: req.Description},
 	})
 }
@@ -338,7 +328,7 @@ func (a *API) snapshotAction(rq *request, command string) (int, any, error) {
 	if err := decodeNoBody(rq.body); err != nil {
 		return 0, nil, err
 	}
-	return a.startAction(rq, deps, s, actionSpec{command: command, params: map[string]string{"name": sid}, snapshotID: sid})
+	return a.startAction(rq, deps, s, actionSpec{command: command, params: &action.Snapshot{Name: sid}, snapshotID: sid})
 }
 
 func (a *API) deleteSnapshot(rq *request) (int, any, error) {
@@ -362,7 +352,7 @@ func (a *API) resetServerPassword(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	status, v, err := a.startAction(rq, deps, s, actionSpec{
-		command: api.ActionServerPasswordReset, params: map[string]string{}, secret: map[string]string{"password": pw},
+		command: api.ActionServerPasswordReset, params: &action.PasswordReset{}, secret: pw,
 	})
 	if err != nil {
 		return 0, nil, err
@@ -394,16 +384,13 @@ func (a *API) reinstallServer(rq *request) (int, any, error) {
 			osName, _, _ = strings.Cut(req.OSTemplate, "-")
 		}
 	}
-	params := map[string]any{"template": req.OSTemplate}
-	if len(req.SSHKeys) > 0 {
-		params["ssh_keys"] = req.SSHKeys
-	}
+	params := &action.Reinstall{Template: req.OSTemplate, SSHKeys: req.SSHKeys}
 	pw, err := newPassword()
 	if err != nil {
 		return 0, nil, err
 	}
 	status, v, err := a.startAction(rq, deps, s, actionSpec{
-		command: api.ActionServerReinstall, params: params, secret: map[string]string{"root_password": pw},
+		command: api.ActionServerReinstall, params: params, secret: pw,
 		meta: map[string]string{"os_template": req.OSTemplate, "os": osName},
 	})
 	if err != nil {

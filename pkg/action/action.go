@@ -1,0 +1,313 @@
+// Package action is the one typed contract of an action between a coordinator
+// and an agent: for each command (api.Action*), the params the coordinator
+// puts in ActionAssign.params (JSON), the one secret key it may put in
+// ActionAssign.secret_params (never in the Raft log), and the result the agent
+// sends back in ActionResult.result. The coordinator encodes these types; the
+// agent decodes them strictly (Decode). Neither side declares them again.
+//
+// Evolution rules, as for the envelope (proto/hostplane.proto): a key is only
+// ever added, never renamed, retyped or reused. An agent decodes params with
+// unknown keys refused, so a coordinator must not send a key an older agent
+// of the same protocol major does not know: a new key is either omitempty and
+// left empty for older agents (check session.ProtocolVersion), or it comes with
+// a new command.
+//
+// Version history (the protocol version is hostplanepb.ProtocolVersion):
+//
+//	1.0, 1.1 (100, 101): no actions over the session.
+//	1.2 (102): every command of Commands with the keys below; secret_params
+//	     holds root_password (provision, reinstall) or password
+//	     (password_reset); ActionAssign.resend; result is Result.
+//	     Agents built with this package also accept template names with '.'
+//	     and '_' (validate.TemplateName); an older 1.2 agent refuses them
+//	     with invalid_input, nothing else differs on the wire.
+package action
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
+)
+
+// MaxParams bounds params and secret_params (each), in bytes.
+const MaxParams = 256 << 10
+
+// Params is the params of one command. Fields are declared in the order of
+// their JSON keys, so an encoding is the same bytes as the sorted-map encoding
+// the coordinator wrote before this package existed (stored actions compare
+// equal).
+type Params interface {
+	// Secret returns the secret the params carry (merged in from
+	// secret_params) and whether the command takes one.
+	Secret() (value string, takes bool)
+}
+
+// Provision is the params of server.provision.
+type Provision struct {
+	Gateway4 string       `json:"gateway4,omitempty"`
+	Hostname string       `json:"hostname,omitempty"`
+	IPv4     string       `json:"ipv4,omitempty"`
+	MAC      string       `json:"mac,omitempty"`
+	Name     string       `json:"name,omitempty"` // if set, the action's target
+	Network  string       `json:"network,omitempty"`
+	Plan     api.NodePlan `json:"plan"`
+	// RootPassword comes in secret_params (key root_password), never in params
+	// the coordinator stores.
+	RootPassword string   `json:"root_password,omitempty"`
+	SSHKeys      []string `json:"ssh_keys,omitempty"`
+	Template     string   `json:"template"`
+}
+
+// None is the params of server.start and server.terminate: an empty object.
+type None struct{}
+
+// Power is the params of server.stop and server.reboot.
+type Power struct {
+	Force        bool `json:"force,omitempty"`
+	GraceSeconds int  `json:"grace_seconds,omitempty"`
+}
+
+// Reinstall is the params of server.reinstall.
+type Reinstall struct {
+	// RootPassword comes in secret_params (key root_password).
+	RootPassword string   `json:"root_password,omitempty"`
+	SSHKeys      []string `json:"ssh_keys,omitempty"`
+	Template     string   `json:"template"`
+}
+
+// PasswordReset is the params of server.password_reset.
+type PasswordReset struct {
+	// Password comes in secret_params (key password).
+	Password string `json:"password,omitempty"`
+	User     string `json:"user,omitempty"`
+}
+
+// SnapshotCreate is the params of snapshot.create.
+type SnapshotCreate struct {
+	Description string `json:"description,omitempty"`
+	Name        string `json:"name"`
+}
+
+// Snapshot is the params of snapshot.delete and snapshot.revert.
+type Snapshot struct {
+	Name string `json:"name"`
+}
+
+// Secret implements Params.
+func (p *Provision) Secret() (string, bool) { return p.RootPassword, true }
+
+// Secret implements Params.
+func (p *Reinstall) Secret() (string, bool) { return p.RootPassword, true }
+
+// Secret implements Params.
+func (p *PasswordReset) Secret() (string, bool) { return p.Password, true }
+
+// Secret implements Params.
+func (*None) Secret() (string, bool) { return "", false }
+
+// Secret implements Params.
+func (*Power) Secret() (string, bool) { return "", false }
+
+// Secret implements Params.
+func (*SnapshotCreate) Secret() (string, bool) { return "", false }
+
+// Secret implements Params.
+func (*Snapshot) Secret() (string, bool) { return "", false }
+
+// Secret keys: what secret_params may hold.
+const (
+	SecretRootPassword = "root_password"
+	SecretPassword     = "password"
+)
+
+// Spec is what the contract says of one command.
+type Spec struct {
+	// SecretKey is the one key secret_params may hold ("" for none).
+	SecretKey string
+	// New returns a pointer to an empty params value of the command.
+	New func() Params
+}
+
+// Commands is the catalogue of commands.
+var Commands = map[string]Spec{
+	api.ActionServerProvision:     {SecretKey: SecretRootPassword, New: func() Params { return &Provision{} }},
+	api.ActionServerStart:         {New: func() Params { return &None{} }},
+	api.ActionServerStop:          {New: func() Params { return &Power{} }},
+	api.ActionServerReboot:        {New: func() Params { return &Power{} }},
+	api.ActionServerReinstall:     {SecretKey: SecretRootPassword, New: func() Params { return &Reinstall{} }},
+	api.ActionServerTerminate:     {New: func() Params { return &None{} }},
+	api.ActionServerPasswordReset: {SecretKey: SecretPassword, New: func() Params { return &PasswordReset{} }},
+	api.ActionSnapshotCreate:      {New: func() Params { return &SnapshotCreate{} }},
+	api.ActionSnapshotDelete:      {New: func() Params { return &Snapshot{} }},
+	api.ActionSnapshotRevert:      {New: func() Params { return &Snapshot{} }},
+}
+
+// Encode is the params JSON of p (nil: an empty object).
+func Encode(p Params) ([]byte, error) {
+	if p == nil {
+		return []byte("{}"), nil
+	}
+	return json.Marshal(p)
+}
+
+// EncodeSecret is the secret_params JSON of command's secret value.
+func EncodeSecret(command, value string) ([]byte, error) {
+	spec, ok := Commands[command]
+	if !ok || spec.SecretKey == "" {
+		return nil, fmt.Errorf("%s takes no secret parameters", command)
+	}
+	return json.Marshal(map[string]string{spec.SecretKey: value})
+}
+
+// ErrUnsupported: the command is not in the catalogue.
+var ErrUnsupported = errors.New("unsupported command")
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", validate.ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+// Decode merges secret over params and decodes the result strictly into the
+// command's params type: a JSON object, no duplicate or unknown keys, nothing
+// after it. secret may only hold the command's secret key, as a JSON string.
+// Errors wrap validate.ErrInvalid (or are ErrUnsupported) and never carry a
+// secret's value.
+func Decode(command string, params, secret []byte) (Params, error) {
+	spec, ok := Commands[command]
+	if !ok {
+		return nil, ErrUnsupported
+	}
+	obj, err := decodeObject("params", params, false)
+	if err != nil {
+		return nil, err
+	}
+	sec, err := decodeObject("secret_params", secret, true)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range sec {
+		if k != spec.SecretKey {
+			if spec.SecretKey == "" {
+				return nil, invalid("%s takes no secret parameters", command)
+			}
+			return nil, invalid("%s takes only %q as a secret parameter", command, spec.SecretKey)
+		}
+		var s string
+		if err := json.Unmarshal(v, &s); err != nil {
+			return nil, invalid("secret parameter %q must be a string", k)
+		}
+		obj[k] = v
+	}
+	merged, err := json.Marshal(obj)
+	if err != nil {
+		return nil, invalid("params: %v", err)
+	}
+	p := spec.New()
+	dec := json.NewDecoder(bytes.NewReader(merged))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(p); err != nil {
+		// Type errors name the field, never its value; but a secret key with
+		// the wrong shape must not echo anything either.
+		return nil, invalid("params of %s: %v", command, redactJSONError(err))
+	}
+	return p, nil
+}
+
+// decodeObject parses a JSON object strictly: nothing after it, no duplicate
+// keys. Empty input is an empty object. what names the field in errors; when
+// secret is set, no part of the input appears in an error.
+func decodeObject(what string, b []byte, secret bool) (map[string]json.RawMessage, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return map[string]json.RawMessage{}, nil
+	}
+	if len(b) > MaxParams {
+		return nil, invalid("%s larger than %d bytes", what, MaxParams)
+	}
+	bad := func(err error) error {
+		if secret {
+			return invalid("%s is not a JSON object", what)
+		}
+		return invalid("%s is not a JSON object: %v", what, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, bad(err)
+	}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, bad(errors.New("does not start with {"))
+	}
+	out := map[string]json.RawMessage{}
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return nil, bad(err)
+		}
+		k, ok := kt.(string)
+		if !ok {
+			return nil, bad(errors.New("key is not a string"))
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, bad(err)
+		}
+		if _, dup := out[k]; dup {
+			if secret {
+				return nil, invalid("%s repeats a key", what)
+			}
+			return nil, invalid("%s repeats the key %q", what, k)
+		}
+		out[k] = v
+	}
+	if _, err := dec.Token(); err != nil { // the closing }
+		return nil, bad(err)
+	}
+	if _, err := dec.Token(); err == nil {
+		return nil, bad(errors.New("data after the object"))
+	}
+	return out, nil
+}
+
+// redactJSONError keeps what a caller needs (field and expected type) from a
+// decode error and drops anything that could quote the input.
+func redactJSONError(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %q must be %s, not %s", te.Field, te.Type, te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return "malformed JSON"
+	}
+	return err.Error() // unknown field "x": names the key only
+}
+
+// Result is ActionResult.result of every command: the finished operation's
+// result on the node (only the fields of its kind are set).
+type Result = api.NodeOpResult
+
+// EncodeResult is the ActionResult.result JSON of r (nil: none).
+func EncodeResult(r *Result) []byte {
+	if r == nil {
+		return nil
+	}
+	b, err := json.Marshal(r)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
+// DecodeResult reads ActionResult.result; empty input is an empty result. The
+// result is informational: keys it does not know (a newer agent) are ignored.
+func DecodeResult(b []byte) (Result, error) {
+	var r Result
+	if len(bytes.TrimSpace(b)) == 0 {
+		return r, nil
+	}
+	err := json.Unmarshal(b, &r)
+	return r, err
+}

@@ -1,0 +1,197 @@
+package action
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
+)
+
+const provParams = `{"template":"base","plan":{"vcpus":1,"memory_mib":128,"disk_gib":1}}`
+
+const rootSecret = `{"root_password":"s3cret-Root-pw"}`
+
+// agent12Keys are the params keys a running 1.2 agent knows, per command (its
+// private structs before this package). It refuses any other key, so the
+// contract may never send one: this list only grows with a protocol bump.
+var agent12Keys = map[string][]string{
+	api.ActionServerProvision:     {"gateway4", "hostname", "ipv4", "mac", "name", "network", "plan", "root_password", "ssh_keys", "template"},
+	api.ActionServerStart:         {},
+	api.ActionServerStop:          {"force", "grace_seconds"},
+	api.ActionServerReboot:        {"force", "grace_seconds"},
+	api.ActionServerReinstall:     {"root_password", "ssh_keys", "template"},
+	api.ActionServerTerminate:     {},
+	api.ActionServerPasswordReset: {"password", "user"},
+	api.ActionSnapshotCreate:      {"description", "name"},
+	api.ActionSnapshotDelete:      {"name"},
+	api.ActionSnapshotRevert:      {"name"},
+}
+
+var agent12Secrets = map[string]string{
+	api.ActionServerProvision: "root_password", api.ActionServerReinstall: "root_password", api.ActionServerPasswordReset: "password",
+}
+
+func jsonKeys(p Params) []string {
+	t := reflect.TypeOf(p).Elem()
+	keys := []string{}
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		keys = append(keys, name)
+	}
+	return keys
+}
+
+// TestContractIsWhatA12AgentExpects: the same commands, the same keys (in
+// sorted order, so stored params keep their bytes), the same secret keys.
+func TestContractIsWhatA12AgentExpects(t *testing.T) {
+	if len(Commands) != len(agent12Keys) {
+		t.Fatalf("%d commands, a 1.2 agent knows %d", len(Commands), len(agent12Keys))
+	}
+	for cmd, want := range agent12Keys {
+		spec, ok := Commands[cmd]
+		if !ok {
+			t.Fatalf("command %s missing", cmd)
+		}
+		got := jsonKeys(spec.New())
+		if !slices.Equal(got, want) {
+			t.Errorf("%s keys %v, a 1.2 agent knows %v", cmd, got, want)
+		}
+		if !slices.IsSorted(got) {
+			t.Errorf("%s: fields are not declared in key order: %v", cmd, got)
+		}
+		if spec.SecretKey != agent12Secrets[cmd] {
+			t.Errorf("%s secret key %q, want %q", cmd, spec.SecretKey, agent12Secrets[cmd])
+		}
+		_, takes := spec.New().Secret()
+		if takes != (spec.SecretKey != "") {
+			t.Errorf("%s: Secret says takes=%v, secret key %q", cmd, takes, spec.SecretKey)
+		}
+	}
+}
+
+// TestEncodeDecodeRoundTrip: what the coordinator encodes (params plus the
+// secret apart) the agent decodes to the same value.
+func TestEncodeDecodeRoundTrip(t *testing.T) {
+	cases := map[string]Params{
+		api.ActionServerProvision: &Provision{Template: "ubuntu-24.04", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 2048, DiskGiB: 20},
+			Hostname: "web1.example.com", SSHKeys: []string{"ssh-ed25519 AAAA x"}, IPv4: "192.0.2.10/24", Gateway4: "192.0.2.1", Network: "bridge:br0"},
+		api.ActionServerStop:          &Power{GraceSeconds: 30, Force: true},
+		api.ActionServerReinstall:     &Reinstall{Template: "debian-12", SSHKeys: []string{"ssh-ed25519 AAAA x"}},
+		api.ActionServerPasswordReset: &PasswordReset{},
+		api.ActionSnapshotCreate:      &SnapshotCreate{Name: "snp-01abc", Description: "before"},
+		api.ActionSnapshotRevert:      &Snapshot{Name: "snp-01abc"},
+		api.ActionServerStart:         &None{},
+	}
+	for cmd, p := range cases {
+		b, err := Encode(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sec []byte
+		if Commands[cmd].SecretKey != "" {
+			if sec, err = EncodeSecret(cmd, "s3cret-Root-pw"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := Decode(cmd, b, sec)
+		if err != nil {
+			t.Fatalf("%s: %s: %v", cmd, b, err)
+		}
+		if v, _ := got.Secret(); sec != nil && v != "s3cret-Root-pw" {
+			t.Fatalf("%s: secret not merged: %q", cmd, v)
+		}
+		if sec != nil { // compare the rest
+			reflect.ValueOf(got).Elem().FieldByName(map[bool]string{true: "Password", false: "RootPassword"}[cmd == api.ActionServerPasswordReset]).SetString("")
+		}
+		if !reflect.DeepEqual(got, p) {
+			t.Fatalf("%s: round trip %+v, want %+v", cmd, got, p)
+		}
+		// Declared in key order: the same bytes as a sorted map of the
+		// top-level keys (as the coordinator wrote them before).
+		var m map[string]json.RawMessage
+		_ = json.Unmarshal(b, &m)
+		if mb, _ := json.Marshal(m); string(mb) != string(b) {
+			t.Fatalf("%s: %s is not in key order (%s)", cmd, b, mb)
+		}
+	}
+	if _, err := EncodeSecret(api.ActionServerStart, "x"); err == nil {
+		t.Fatal("a secret for a command that takes none")
+	}
+	if b, _ := Encode(nil); string(b) != "{}" {
+		t.Fatalf("Encode(nil) = %s", b)
+	}
+}
+
+func TestDecodeRefuses(t *testing.T) {
+	for _, c := range []struct{ cmd, params, secret string }{
+		{api.ActionServerStart, `{"force":true}`, ""},
+		{api.ActionServerStop, `{"grace_seconds":"5"}`, ""},
+		{api.ActionServerStop, `{"force":true,"force":false}`, ""},
+		{api.ActionServerStop, `{} {}`, ""},
+		{api.ActionServerStop, `[]`, ""},
+		{api.ActionServerProvision, provParams, `{"password":"abcdefgh"}`},
+		{api.ActionServerStart, `{}`, `{"root_password":"abcdefgh"}`},
+		{api.ActionServerProvision, provParams, `{"root_password":1}`},
+		{api.ActionServerProvision, `{"template":"base","root_password":"x","root_password":"y"}`, ""},
+		{api.ActionServerProvision, strings.Repeat(" ", MaxParams) + `{}`, ""},
+	} {
+		if _, err := Decode(c.cmd, []byte(c.params), []byte(c.secret)); !errors.Is(err, validate.ErrInvalid) {
+			t.Errorf("Decode(%s, %.40q, %q) = %v, want invalid", c.cmd, c.params, c.secret, err)
+		}
+	}
+	if _, err := Decode("server.nope", nil, nil); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("unknown command: %v", err)
+	}
+}
+
+func TestResult(t *testing.T) {
+	r := &Result{PowerMethod: "acpi", SnapshotsRemoved: []string{"s1"}}
+	got, err := DecodeResult(EncodeResult(r))
+	if err != nil || !reflect.DeepEqual(&got, r) {
+		t.Fatalf("result round trip %+v %v", got, err)
+	}
+	if EncodeResult(nil) != nil {
+		t.Fatal("nil result encoded")
+	}
+	if got, err := DecodeResult(nil); err != nil || !reflect.DeepEqual(got, Result{}) {
+		t.Fatalf("empty result %+v %v", got, err)
+	}
+	if _, err := DecodeResult([]byte(`{"power_method":"acpi","added_later":1}`)); err != nil {
+		t.Fatalf("a newer agent's key: %v", err)
+	}
+}
+
+// FuzzDecode (was FuzzDecodeParams of the agent's actions package) feeds the
+// strict decoder every shape: an error never comes with params or quotes a
+// secret, and only catalogue commands decode.
+func FuzzDecode(f *testing.F) {
+	f.Add(api.ActionServerProvision, []byte(provParams), []byte(rootSecret))
+	f.Add(api.ActionServerStop, []byte(`{"grace_seconds":5,"force":true}`), []byte(nil))
+	f.Add(api.ActionServerPasswordReset, []byte(`{"user":"root"}`), []byte(`{"password":"abcdefgh"}`))
+	f.Add(api.ActionSnapshotCreate, []byte(`{"name":"s1","description":"d"}`), []byte(`{}`))
+	f.Add(api.ActionServerStart, []byte(`{"a":1,"a":2}`), []byte(`{"root_password":1}`))
+	f.Add("nope", []byte(`{`), []byte(`}`))
+	f.Fuzz(func(t *testing.T, command string, params, secret []byte) {
+		p, err := Decode(command, params, secret)
+		if err != nil {
+			if p != nil {
+				t.Fatal("params and an error")
+			}
+			if len(secret) >= 8 && strings.Contains(err.Error(), string(secret)) {
+				t.Fatalf("secret_params echoed: %v", err)
+			}
+			return
+		}
+		if _, ok := Commands[command]; !ok {
+			t.Fatalf("unknown command %q decoded", command)
+		}
+		if _, err := json.Marshal(p); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
