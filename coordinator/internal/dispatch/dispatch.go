@@ -27,7 +27,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
 	"github.com/prometheus/client_golang/prometheus"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Deps is what the dispatcher needs from the coordinator that assembles it.
@@ -114,7 +113,7 @@ func (d *Dispatcher) Collectors() []prometheus.Collector {
 		Name: "hostplane_actions_open", Help: "Actions pending or running in the replicated state.",
 	}, func() float64 {
 		n := 0
-		_ = d.s.FSM.View(func(tx *bolt.Tx) error { n = tx.Bucket(store.BucketOpenActions).Stats().KeyN; return nil })
+		_ = d.s.FSM.Read(func(r store.ReadTx) error { n = r.OpenActionCount(); return nil })
 		return float64(n)
 	})
 	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -176,8 +175,8 @@ func (d *Dispatcher) OnInventory(nodeID string, in *pb.Inventory) {
 
 func (d *Dispatcher) reconcile(nodeID string, inv *nodeInventory) {
 	var changes []fsm.ServerPower
-	_ = d.s.FSM.View(func(tx *bolt.Tx) error {
-		ss, err := fsm.NodeServers(tx, nodeID)
+	_ = d.s.FSM.Read(func(r store.ReadTx) error {
+		ss, err := r.NodeServers(nodeID)
 		for _, s := range ss {
 			st, ok := inv.vms[s.VMName]
 			if !ok || s.ActionID != "" || (s.Status != api.ServerRunning && s.Status != api.ServerStopped) {
@@ -241,7 +240,7 @@ func (d *Dispatcher) connected(nodeID string) bool {
 
 func (d *Dispatcher) scan(ctx context.Context) {
 	var open []store.Action
-	_ = d.s.FSM.View(func(tx *bolt.Tx) (err error) { open, err = fsm.OpenActions(tx); return })
+	_ = d.s.FSM.Read(func(r store.ReadTx) (err error) { open, err = r.OpenActions(); return })
 	now := d.s.Now()
 	var expired []fsm.ActionFinish
 	openIDs := map[string]bool{}

@@ -17,6 +17,7 @@ import (
 // batch's transaction commits the other commands.
 type applyCtx struct {
 	tx     *bolt.Tx
+	r      store.ReadTx // typed reads in the same transaction
 	index  uint64
 	at     time.Time
 	env    *Envelope

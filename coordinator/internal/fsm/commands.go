@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
 )
 
 // CommandType numbers are append-only: never reuse or renumber one, since old log
@@ -120,7 +122,7 @@ func DecodeEnvelope(b []byte) (*Envelope, error) {
 
 // Business errors returned (as values) by Apply. The HTTP layer maps them to statuses.
 var (
-	ErrNotFound          = errors.New("not found")
+	ErrNotFound          = store.ErrNotFound // the store's: a typed read's not-found is the API's 404
 	ErrConflict          = errors.New("conflict")
 	ErrInsufficientFunds = errors.New("insufficient wallet balance")
 	ErrInvalid           = errors.New("invalid")

@@ -157,6 +157,12 @@ func (f *FSM) View(fn func(tx *bolt.Tx) error) error {
 	return f.db.View(fn)
 }
 
+// Read runs fn in a read transaction with the store's typed accessors
+// (store.Reader).
+func (f *FSM) Read(fn func(r store.ReadTx) error) error {
+	return f.View(func(tx *bolt.Tx) error { return fn(store.Read(tx)) })
+}
+
 // Size returns the database size in bytes.
 func (f *FSM) Size() int64 {
 	var n int64
@@ -256,7 +262,7 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 	if env.Type == CmdKeyCreate || env.Type == CmdKeyRevoke {
 		f.keysVersion.Add(1)
 	}
-	c := &applyCtx{tx: tx, index: index, at: env.At, env: env, seqBase: *seq}
+	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq}
 	val, err := h(c)
 	if err != nil {
 		return &Result{Err: err}

@@ -6,7 +6,6 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Agent node commands use type numbers 40-59 (append-only). Every id, time,
@@ -110,20 +109,6 @@ type NodeSessionAddr struct {
 	Addr          string `json:"addr"`
 }
 
-func nodeNotFound(id string) error { return fmt.Errorf("node %s: %w", id, ErrNotFound) }
-
-// GetAgentNode loads a node record.
-func GetAgentNode(tx *bolt.Tx, id string) (store.AgentNode, error) {
-	var n store.AgentNode
-	if err := store.GetJSON(tx, store.BucketAgentNodes, []byte(id), &n); err != nil {
-		if err == store.ErrNotFound {
-			return n, nodeNotFound(id)
-		}
-		return n, err
-	}
-	return n, nil
-}
-
 func applyNodeCAInit(c *applyCtx) (any, error) {
 	var p NodeCAInit
 	if err := c.decode(&p); err != nil {
@@ -147,7 +132,7 @@ func applyNodeTokenCreate(c *applyCtx) (any, error) {
 	if p.ID == "" || p.Hash == "" || !p.ExpiresAt.After(c.at) {
 		return nil, fmt.Errorf("%w: join token needs an id, a hash and a future expiry", ErrInvalid)
 	}
-	if c.tx.Bucket(store.BucketNodeCA).Get(store.NodeCAKey) == nil {
+	if !c.r.NodeCAExists() {
 		return nil, fmt.Errorf("%w: no node ca", ErrInvalid)
 	}
 	if c.tx.Bucket(store.BucketJoinTokens).Get([]byte(p.ID)) != nil {
@@ -163,15 +148,15 @@ var ErrTokenRefused = fmt.Errorf("%w: join token refused (unknown, used, expired
 
 // CheckJoinToken is the enrolment check the proposer runs before signing and
 // apply runs again at the command's time.
-func CheckJoinToken(tx *bolt.Tx, id, hash, nodeID string, at time.Time) (store.JoinToken, error) {
-	var t store.JoinToken
-	if err := store.GetJSON(tx, store.BucketJoinTokens, []byte(id), &t); err != nil {
+func CheckJoinToken(r store.ReadTx, id, hash, nodeID string, at time.Time) (store.JoinToken, error) {
+	t, err := r.JoinToken(id)
+	if err != nil {
 		return t, ErrTokenRefused
 	}
 	if t.Hash != hash || t.UsedAt != nil || !at.Before(t.ExpiresAt) || (t.NodeID != "" && t.NodeID != nodeID) {
 		return t, ErrTokenRefused
 	}
-	if tx.Bucket(store.BucketAgentNodes).Get([]byte(nodeID)) != nil {
+	if r.AgentNodeExists(nodeID) {
 		return t, fmt.Errorf("%w: node %s is already enrolled (remove it and use a new node id)", ErrConflict, nodeID)
 	}
 	return t, nil
@@ -185,7 +170,7 @@ func applyNodeEnrol(c *applyCtx) (any, error) {
 	if p.NodeID == "" || p.CertSerial == "" {
 		return nil, fmt.Errorf("%w: enrol needs a node id and a certificate serial", ErrInvalid)
 	}
-	t, err := CheckJoinToken(c.tx, p.TokenID, p.TokenHash, p.NodeID, c.at)
+	t, err := CheckJoinToken(c.r, p.TokenID, p.TokenHash, p.NodeID, c.at)
 	if err != nil {
 		return nil, err
 	}
@@ -205,12 +190,12 @@ func applyNodeEnrol(c *applyCtx) (any, error) {
 // EnrolledWith returns the node a join token enrolled when the same node id,
 // token secret and key ask again (the first answer was lost), so the caller
 // can hand out the certificate it issued then. ok is false otherwise.
-func EnrolledWith(tx *bolt.Tx, tokenID, hash, nodeID, keyHash string) (store.AgentNode, bool) {
-	var t store.JoinToken
-	if err := store.GetJSON(tx, store.BucketJoinTokens, []byte(tokenID), &t); err != nil || t.Hash != hash || t.UsedAt == nil || t.UsedBy != nodeID {
+func EnrolledWith(r store.ReadTx, tokenID, hash, nodeID, keyHash string) (store.AgentNode, bool) {
+	t, err := r.JoinToken(tokenID)
+	if err != nil || t.Hash != hash || t.UsedAt == nil || t.UsedBy != nodeID {
 		return store.AgentNode{}, false
 	}
-	n, err := GetAgentNode(tx, nodeID)
+	n, err := r.AgentNode(nodeID)
 	if err != nil || n.TokenID != tokenID || n.KeyHash == "" || n.KeyHash != keyHash || n.State == api.AgentNodeRemoved || len(n.CertDER) == 0 {
 		return store.AgentNode{}, false
 	}
@@ -226,7 +211,7 @@ func CertAccepted(n store.AgentNode, serial string, at time.Time) bool {
 }
 
 func loadLiveNode(c *applyCtx, id string) (store.AgentNode, error) {
-	n, err := GetAgentNode(c.tx, id)
+	n, err := c.r.AgentNode(id)
 	if err != nil {
 		return n, err
 	}
@@ -282,7 +267,7 @@ func applyNodeState(c *applyCtx) (any, error) {
 			return nil, fmt.Errorf("%w: node %s twice in one state command", ErrInvalid, ch.NodeID)
 		}
 		seen[ch.NodeID] = true
-		n, err := GetAgentNode(c.tx, ch.NodeID)
+		n, err := c.r.AgentNode(ch.NodeID)
 		if err != nil {
 			return nil, err
 		}
@@ -330,7 +315,7 @@ func applyNodeRemove(c *applyCtx) (any, error) {
 	if err := c.decode(&p); err != nil {
 		return nil, err
 	}
-	n, err := GetAgentNode(c.tx, p.NodeID)
+	n, err := c.r.AgentNode(p.NodeID)
 	if err != nil {
 		return nil, err
 	}

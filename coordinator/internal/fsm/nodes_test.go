@@ -55,11 +55,11 @@ func TestNodeCommands(t *testing.T) {
 	}
 	// A retried enrolment (same token, node and key) is recognised; anything else is not.
 	_ = h.fsms[0].View(func(tx *bolt.Tx) error {
-		if n, ok := EnrolledWith(tx, "jt_1", "h1", "hv-1", "k1"); !ok || string(n.CertDER) != "\x09" {
+		if n, ok := EnrolledWith(store.Read(tx), "jt_1", "h1", "hv-1", "k1"); !ok || string(n.CertDER) != "\x09" {
 			t.Errorf("retry not recognised: %v %+v", ok, n)
 		}
 		for _, c := range [][4]string{{"jt_1", "h1", "hv-1", "k2"}, {"jt_1", "bad", "hv-1", "k1"}, {"jt_1", "h1", "hv-2", "k1"}} {
-			if _, ok := EnrolledWith(tx, c[0], c[1], c[2], c[3]); ok {
+			if _, ok := EnrolledWith(store.Read(tx), c[0], c[1], c[2], c[3]); ok {
 				t.Errorf("EnrolledWith%v accepted", c)
 			}
 		}
@@ -102,13 +102,13 @@ func TestNodeCommands(t *testing.T) {
 		t.Fatalf("renew from a foreign serial: %v", err)
 	}
 	var stored store.AgentNode
-	_ = h.fsms[0].View(func(tx *bolt.Tx) (err error) { stored, err = GetAgentNode(tx, "hv-1"); return })
+	_ = h.fsms[0].View(func(tx *bolt.Tx) (err error) { stored, err = store.Read(tx).AgentNode("hv-1"); return })
 	if !CertAccepted(stored, "s1", h.at) || !CertAccepted(stored, "s1b", h.at) || CertAccepted(stored, "s1", h.at.Add(25*time.Hour)) {
 		t.Fatalf("accepted serials wrong: %+v", stored)
 	}
 
 	h.must(CmdNodeRemove, NodeRemove{NodeID: "hv-1"})
-	_ = h.fsms[0].View(func(tx *bolt.Tx) (err error) { stored, err = GetAgentNode(tx, "hv-1"); return })
+	_ = h.fsms[0].View(func(tx *bolt.Tx) (err error) { stored, err = store.Read(tx).AgentNode("hv-1"); return })
 	if CertAccepted(stored, "s1b", h.at) || stored.State != api.AgentNodeRemoved {
 		t.Fatalf("removed node still accepted: %+v", stored)
 	}

@@ -153,41 +153,6 @@ func (e *ActionBusyError) Error() string {
 // Is makes an ActionBusyError an ErrConflict.
 func (e *ActionBusyError) Is(target error) bool { return target == ErrConflict }
 
-func serverNotFound(id string) error { return fmt.Errorf("server %s: %w", id, ErrNotFound) }
-
-// GetServer loads a server by id alone (leader jobs, admin).
-func GetServer(tx *bolt.Tx, id string) (store.Server, error) {
-	acc := tx.Bucket(store.BucketServerIDs).Get([]byte(id))
-	if acc == nil {
-		return store.Server{}, serverNotFound(id)
-	}
-	return GetOwnedServer(tx, string(acc), id)
-}
-
-// GetOwnedServer loads an account's server; another account's is not found.
-func GetOwnedServer(tx *bolt.Tx, accountID, id string) (store.Server, error) {
-	var s store.Server
-	if err := store.GetJSON(tx, store.BucketServers, store.OwnedKey(accountID, id), &s); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return s, serverNotFound(id)
-		}
-		return s, err
-	}
-	return s, nil
-}
-
-// GetAction loads an action.
-func GetAction(tx *bolt.Tx, id string) (store.Action, error) {
-	var a store.Action
-	if err := store.GetJSON(tx, store.BucketActions, []byte(id), &a); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return a, fmt.Errorf("action %s: %w", id, ErrNotFound)
-		}
-		return a, err
-	}
-	return a, nil
-}
-
 func putServer(tx *bolt.Tx, s store.Server) error {
 	return store.PutJSON(tx, store.BucketServers, store.OwnedKey(s.AccountID, s.ID), s)
 }
@@ -214,7 +179,7 @@ func applyNodeSchedule(c *applyCtx) (any, error) {
 	if err := c.decode(&p); err != nil {
 		return nil, err
 	}
-	n, err := GetAgentNode(c.tx, p.NodeID)
+	n, err := c.r.AgentNode(p.NodeID)
 	if err != nil {
 		return nil, err
 	}
@@ -237,7 +202,7 @@ func applyServerCreate(c *applyCtx) (any, error) {
 	if _, err := getAccount(c.tx, s.AccountID); err != nil {
 		return nil, err
 	}
-	n, err := GetAgentNode(c.tx, s.NodeID)
+	n, err := c.r.AgentNode(s.NodeID)
 	if err != nil {
 		return nil, err
 	}
@@ -274,7 +239,7 @@ func applyActionCreate(c *applyCtx) (any, error) {
 	if err := checkNewAction(&a); err != nil {
 		return nil, err
 	}
-	s, err := GetOwnedServer(c.tx, a.AccountID, a.ResourceID)
+	s, err := c.r.OwnedServer(a.AccountID, a.ResourceID)
 	if err != nil {
 		return nil, err
 	}
@@ -288,7 +253,7 @@ func applyActionCreate(c *applyCtx) (any, error) {
 		return nil, fmt.Errorf("%w: server %s failed to provision; it can only be terminated", ErrConflict, s.ID)
 	}
 	if a.Mutating && s.ActionID != "" {
-		if cur, err := GetAction(c.tx, s.ActionID); err == nil && !cur.Finished() {
+		if cur, err := c.r.Action(s.ActionID); err == nil && !cur.Finished() {
 			return nil, &ActionBusyError{ServerID: s.ID, ActionID: cur.ID, Command: cur.Command}
 		}
 	}
@@ -341,7 +306,7 @@ func applyActionProgress(c *applyCtx) (any, error) {
 	if err := c.decode(&p); err != nil {
 		return nil, err
 	}
-	a, err := GetAction(c.tx, p.ID)
+	a, err := c.r.Action(p.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -403,7 +368,7 @@ func PowerWord(state string) string {
 }
 
 func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
-	a, err := GetAction(c.tx, p.ID)
+	a, err := c.r.Action(p.ID)
 	if err != nil {
 		return api.Action{}, err
 	}
@@ -424,7 +389,7 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 		}
 		a.Status, a.Error = api.ActionFailed, &api.ActionError{Code: code, Message: p.ErrorMessage}
 	}
-	s, err := GetOwnedServer(c.tx, a.AccountID, a.ResourceID)
+	s, err := c.r.OwnedServer(a.AccountID, a.ResourceID)
 	if err != nil {
 		return api.Action{}, err
 	}
@@ -523,7 +488,7 @@ func applyServerLabel(c *applyCtx) (any, error) {
 	if err := c.decode(&p); err != nil {
 		return nil, err
 	}
-	s, err := GetOwnedServer(c.tx, p.AccountID, p.ServerID)
+	s, err := c.r.OwnedServer(p.AccountID, p.ServerID)
 	if err != nil {
 		return nil, err
 	}
@@ -545,7 +510,7 @@ func applyServerPTR(c *applyCtx) (any, error) {
 	if len(p.Hostname) > maxPTRHostname || strings.ContainsAny(p.Hostname, " \t\r\n/") {
 		return nil, fmt.Errorf("%w: hostname is not a DNS name", ErrInvalid)
 	}
-	s, err := GetOwnedServer(c.tx, p.AccountID, p.ServerID)
+	s, err := c.r.OwnedServer(p.AccountID, p.ServerID)
 	if err != nil {
 		return nil, err
 	}
@@ -587,7 +552,7 @@ func applyServerObserved(c *applyCtx) (any, error) {
 	}
 	n := 0
 	for _, ch := range p.Changes {
-		s, err := GetServer(c.tx, ch.ServerID)
+		s, err := c.r.Server(ch.ServerID)
 		if err != nil || s.ActionID != "" || (s.Status != api.ServerRunning && s.Status != api.ServerStopped) {
 			continue // an action in progress owns the state
 		}
@@ -602,33 +567,4 @@ func applyServerObserved(c *applyCtx) (any, error) {
 		n++
 	}
 	return n, nil
-}
-
-// NodeServers lists the servers (not terminated) placed on a node.
-func NodeServers(tx *bolt.Tx, nodeID string) ([]store.Server, error) {
-	var out []store.Server
-	prefix := []byte(nodeID + "/")
-	cur := tx.Bucket(store.BucketNodeServers).Cursor()
-	for k, _ := cur.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = cur.Next() {
-		s, err := GetServer(tx, string(k[len(prefix):]))
-		if err != nil {
-			continue
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-// OpenActions lists the pending and running actions (the dispatcher's work).
-func OpenActions(tx *bolt.Tx) ([]store.Action, error) {
-	var out []store.Action
-	err := tx.Bucket(store.BucketOpenActions).ForEach(func(k, _ []byte) error {
-		a, err := GetAction(tx, string(k))
-		if err != nil {
-			return nil
-		}
-		out = append(out, a)
-		return nil
-	})
-	return out, err
 }

@@ -38,7 +38,7 @@ func TestServerPTR(t *testing.T) {
 	h.must(CmdActionFinish, ActionFinish{ID: "act_p", Success: true})
 
 	get := func() (s store.Server) {
-		_ = h.fsms[0].View(func(tx *bolt.Tx) (err error) { s, err = GetServer(tx, "srv_1"); return })
+		_ = h.fsms[0].View(func(tx *bolt.Tx) (err error) { s, err = store.Read(tx).Server("srv_1"); return })
 		return s
 	}
 	ptr := func(hostname string) api.ServerIP {

@@ -103,7 +103,7 @@ func TestServerActions(t *testing.T) {
 	}
 	var s store.Server
 	get := func() store.Server {
-		_ = h.fsms[0].View(func(tx *bolt.Tx) (err error) { s, err = GetServer(tx, "srv_1"); return })
+		_ = h.fsms[0].View(func(tx *bolt.Tx) (err error) { s, err = store.Read(tx).Server("srv_1"); return })
 		return s
 	}
 	if s := get(); s.Status != api.ServerRunning || s.ActionID != "" {
@@ -184,10 +184,10 @@ func TestServerActions(t *testing.T) {
 	h.must(CmdActionCreate, ActionCreate{Action: act("act_t", api.ActionServerTerminate)})
 	h.must(CmdActionFinish, ActionFinish{ID: "act_t", Success: true})
 	_ = h.fsms[0].View(func(tx *bolt.Tx) error {
-		if ss, _ := NodeServers(tx, "hv-1"); len(ss) != 0 {
+		if ss, _ := store.Read(tx).NodeServers("hv-1"); len(ss) != 0 {
 			t.Errorf("terminated server still on the node: %+v", ss)
 		}
-		if open, _ := OpenActions(tx); len(open) != 0 {
+		if open, _ := store.Read(tx).OpenActions(); len(open) != 0 {
 			t.Errorf("open actions left: %+v", open)
 		}
 		return nil

@@ -374,7 +374,7 @@ func applyWebhookAttempts(c *applyCtx) (any, error) {
 		r := &p.Attempts[i]
 		s, ok := subs[r.WebhookID]
 		if !ok {
-			if owner := store.WebhookOwner(c.tx, r.WebhookID); owner != "" {
+			if owner := c.r.WebhookOwner(r.WebhookID); owner != "" {
 				s = &attemptSub{id: r.WebhookID, account: owner}
 				s.seq, s.nAtt, s.nDlv = metaGet(c.tx, "seq_att/"+s.id), metaGet(c.tx, "n_att/"+s.id), metaGet(c.tx, "n_dlv/"+s.id)
 				order = append(order, s)
@@ -425,7 +425,7 @@ func applyWebhookAttempts(c *applyCtx) (any, error) {
 			return nil, err
 		}
 	}
-	cursor := store.WebhookCursor(c.tx)
+	cursor := c.r.WebhookCursor()
 	if len(p.Cursor) == 10 && bytes.Compare(p.Cursor, cursor) > 0 {
 		cursor = p.Cursor
 		if err := c.tx.Bucket(store.BucketWebhookMeta).Put(store.WebhookCursorKey, p.Cursor); err != nil {

@@ -182,7 +182,7 @@ func TestWebhookCommands(t *testing.T) {
 		{ID: "att_g", WebhookID: "wh_2", DeliveryID: "dlv_g", Chain: 1, Number: 1, At: h.at, StatusCode: 410, Outcome: api.AttemptDisabled, Event: &ev},
 	}})
 	var w2 store.Webhook
-	_ = h.fsms[0].View(func(tx *bolt.Tx) error { w2, _ = store.GetWebhook(tx, "wh_2"); return nil })
+	_ = h.fsms[0].View(func(tx *bolt.Tx) error { w2, _ = store.Read(tx).WebhookByID("wh_2"); return nil })
 	if w2.Active || w2.DisabledReason == "" {
 		t.Fatalf("410 did not disable: %+v", w2)
 	}

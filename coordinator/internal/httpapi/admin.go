@@ -17,7 +17,6 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
-	bolt "go.etcd.io/bbolt"
 )
 
 // AdminHandler serves the operator API (unix socket; also mounted under /internal
@@ -156,15 +155,16 @@ func (a *API) adminCreateAccount(r *http.Request, body []byte, now time.Time) (i
 
 func (a *API) adminGetAccount(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 	var acc api.Account
-	err := a.state.View(func(tx *bolt.Tx) error {
+	err := a.state.Read(func(rt store.ReadTx) (err error) {
 		id := r.PathValue("id")
 		if !ids.Valid("acc", id) {
 			// Accept an email too, for operators.
-			if v := tx.Bucket(store.BucketEmails).Get([]byte(lower(id))); v != nil {
-				id = string(v)
+			if v := rt.AccountIDByEmail(lower(id)); v != "" {
+				id = v
 			}
 		}
-		return store.GetJSON(tx, store.BucketAccounts, []byte(id), &acc)
+		acc, err = rt.Account(id)
+		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, notFound("account")
@@ -240,21 +240,13 @@ func (a *API) adminCreateKey(r *http.Request, body []byte, now time.Time) (int, 
 
 func (a *API) adminListKeys(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 	accID := r.PathValue("id")
-	out := []api.KeyInfo{}
-	err := a.state.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(store.BucketAccounts).Get([]byte(accID)) == nil {
+	var out []api.KeyInfo
+	err := a.state.Read(func(r store.ReadTx) (err error) {
+		if !r.AccountExists(accID) {
 			return store.ErrNotFound
 		}
-		return tx.Bucket(store.BucketKeys).ForEach(func(k, v []byte) error {
-			var key store.Key
-			if err := store.GetJSON(tx, store.BucketKeys, k, &key); err != nil {
-				return err
-			}
-			if key.AccountID == accID {
-				out = append(out, key.KeyInfo)
-			}
-			return nil
-		})
+		out, err = r.AccountKeys(accID)
+		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, notFound("account")
@@ -270,12 +262,11 @@ func (a *API) adminRevokeKey(r *http.Request, _ []byte, now time.Time) (int, any
 func (a *API) adminKeyUsage(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 	keyID := r.PathValue("id")
 	out := []api.KeyUsage{}
-	err := a.state.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(store.BucketKeys).Get([]byte(keyID)) == nil {
+	err := a.state.Read(func(r store.ReadTx) (err error) {
+		if !r.KeyExists(keyID) {
 			return store.ErrNotFound
 		}
-		items, _, err := store.ListOwned[api.KeyUsage](tx, store.BucketKeyUsage, keyID, 0, 200)
-		out = items
+		out, err = r.KeyUsage(keyID, 200)
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
@@ -416,16 +407,8 @@ func (a *API) ClusterStatus() (api.ClusterStatus, error) {
 	if err != nil {
 		return st, err
 	}
-	nodes := map[string]string{}
-	_ = a.state.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(store.BucketCluster).ForEach(func(k, v []byte) error {
-			var n store.ClusterNode
-			if store.GetJSON(tx, store.BucketCluster, k, &n) == nil {
-				nodes[n.ID] = n.APIAddr
-			}
-			return nil
-		})
-	})
+	var nodes map[string]string
+	_ = a.state.Read(func(r store.ReadTx) error { nodes = r.ClusterAPIAddrs(); return nil })
 	for _, s := range members {
 		st.Servers = append(st.Servers, api.ClusterServer{
 			ID: s.ID, RaftAddr: s.Address, APIAddr: nodes[s.ID], Suffrage: s.Suffrage, Leader: s.ID == rs.LeaderID,

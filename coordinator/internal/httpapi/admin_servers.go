@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
-	bolt "go.etcd.io/bbolt"
 )
 
 // ServerAdminConfig is the placement policy of admin server creation.
@@ -109,7 +107,7 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 	}))
 	mux.Handle("GET /admin/servers/{id}", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 		var s store.Server
-		err := a.state.View(func(tx *bolt.Tx) (err error) { s, err = fsm.GetServer(tx, r.PathValue("id")); return })
+		err := a.state.Read(func(rt store.ReadTx) (err error) { s, err = rt.Server(r.PathValue("id")); return })
 		if err != nil {
 			return 0, nil, err
 		}
@@ -137,27 +135,20 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 
 func (a *API) adminListServers(accountID, nodeID string) (int, any, error) {
 	out := []api.AdminServer{}
-	err := a.state.View(func(tx *bolt.Tx) error {
+	var ss []store.Server
+	err := a.state.Read(func(r store.ReadTx) (err error) {
 		if nodeID != "" {
-			ss, err := fsm.NodeServers(tx, nodeID)
-			for _, s := range ss {
-				if accountID == "" || s.AccountID == accountID {
-					out = append(out, s.Admin())
-				}
-			}
-			return err
+			ss, err = r.NodeServers(nodeID)
+		} else {
+			ss, err = r.AllServers()
 		}
-		return tx.Bucket(store.BucketServers).ForEach(func(k, v []byte) error {
-			var s store.Server
-			if err := json.Unmarshal(v, &s); err != nil {
-				return err
-			}
-			if accountID == "" || s.AccountID == accountID {
-				out = append(out, s.Admin())
-			}
-			return nil
-		})
+		return err
 	})
+	for _, s := range ss {
+		if accountID == "" || s.AccountID == accountID {
+			out = append(out, s.Admin())
+		}
+	}
 	return http.StatusOK, out, err
 }
 
@@ -172,12 +163,12 @@ func used(ss []store.Server) api.AgentNodeCapacity {
 
 func (a *API) adminNodeDetail(id string, cfg ServerAdminConfig) (int, any, error) {
 	var d api.AdminNodeDetail
-	err := a.state.View(func(tx *bolt.Tx) error {
-		n, err := fsm.GetAgentNode(tx, id)
+	err := a.state.Read(func(r store.ReadTx) error {
+		n, err := r.AgentNode(id)
 		if err != nil {
 			return err
 		}
-		ss, err := fsm.NodeServers(tx, id)
+		ss, err := r.NodeServers(id)
 		if err != nil {
 			return err
 		}
@@ -211,19 +202,19 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 		return 0, nil, err
 	}
 	var cands []placement.Candidate
-	err = a.state.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(store.BucketAccounts).Get([]byte(req.AccountID)) == nil {
+	err = a.state.Read(func(r store.ReadTx) error {
+		if !r.AccountExists(req.AccountID) {
 			return fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
 		}
-		return tx.Bucket(store.BucketAgentNodes).ForEach(func(k, _ []byte) error {
-			if req.NodeID != "" && string(k) != req.NodeID {
-				return nil
+		nodes, err := r.AgentNodes()
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			if req.NodeID != "" && n.ID != req.NodeID {
+				continue
 			}
-			n, err := fsm.GetAgentNode(tx, string(k))
-			if err != nil {
-				return err
-			}
-			ss, err := fsm.NodeServers(tx, n.ID)
+			ss, err := r.NodeServers(n.ID)
 			if err != nil {
 				return err
 			}
@@ -235,8 +226,8 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 				}
 			}
 			cands = append(cands, c)
-			return nil
-		})
+		}
+		return nil
 	})
 	if err != nil {
 		return 0, nil, err

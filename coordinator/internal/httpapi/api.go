@@ -25,7 +25,6 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/ratelimit"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Config holds the API's settings.
@@ -364,13 +363,7 @@ func (a *API) lookupKey(hash string) (store.Key, error) {
 		}
 	}
 	var k store.Key
-	err := a.state.View(func(tx *bolt.Tx) error {
-		id := tx.Bucket(store.BucketKeyHashes).Get([]byte(hash))
-		if id == nil {
-			return store.ErrNotFound
-		}
-		return store.GetJSON(tx, store.BucketKeys, id, &k)
-	})
+	err := a.state.Read(func(r store.ReadTx) (err error) { k, err = r.KeyByHash(hash); return })
 	if err != nil {
 		return k, err
 	}
@@ -389,9 +382,7 @@ func (a *API) withIdempotency(rt Route, rq *request, key string) (int, any, erro
 	sum := sha256.Sum256([]byte(rq.Method + " " + rq.URL.Path + "\n" + string(rq.body)))
 	hash := hex.EncodeToString(sum[:])
 	var rec store.IdemRecord
-	err := a.state.View(func(tx *bolt.Tx) error {
-		return store.GetJSON(tx, store.BucketIdempotency, []byte(scope), &rec)
-	})
+	err := a.state.Read(func(r store.ReadTx) (err error) { rec, err = r.Idempotency(scope); return })
 	if err == nil && rec.ExpiresAt.After(rq.now) {
 		if rec.ReqHash != hash {
 			return 0, nil, fsm.ErrIdemMismatch

@@ -8,7 +8,6 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
-	bolt "go.etcd.io/bbolt"
 )
 
 // forwarder proxies /v1 (and admin) requests from a follower to the leader, so a
@@ -54,9 +53,7 @@ func (a *API) LeaderAPIAddr() string {
 		return ""
 	}
 	var n store.ClusterNode
-	_ = a.state.View(func(tx *bolt.Tx) error {
-		return store.GetJSON(tx, store.BucketCluster, []byte(id), &n)
-	})
+	_ = a.state.Read(func(r store.ReadTx) (err error) { n, err = r.ClusterNode(id); return })
 	return n.APIAddr
 }
 

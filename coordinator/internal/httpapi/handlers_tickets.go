@@ -1,14 +1,12 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
-	bolt "go.etcd.io/bbolt"
 )
 
 const (
@@ -17,7 +15,7 @@ const (
 )
 
 func (a *API) listTickets(rq *request) (int, any, error) {
-	return a.listRaw(rq, store.BucketTicketList)
+	return a.listRaw(rq, store.ReadTx.TicketListJSON)
 }
 
 func (a *API) getTicket(rq *request) (int, any, error) {
@@ -25,13 +23,7 @@ func (a *API) getTicket(rq *request) (int, any, error) {
 	if !ids.Valid("tkt", id) {
 		return 0, nil, notFound("ticket")
 	}
-	var t api.Ticket
-	err := a.state.View(func(tx *bolt.Tx) error {
-		return store.GetJSON(tx, store.BucketTickets, store.OwnedKey(rq.caller.accountID, id), &t)
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return 0, nil, notFound("ticket")
-	}
+	t, err := readOne(a, "ticket", func(r store.ReadTx) (api.Ticket, error) { return r.Ticket(rq.caller.accountID, id) })
 	return http.StatusOK, t, err
 }
 

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
-	"errors"
 	"net/http"
 	"time"
 
@@ -14,7 +13,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 	pb "github.com/hostplane/hostplane/proto"
-	bolt "go.etcd.io/bbolt"
 )
 
 // NodeDeps is what the node admin routes need from the coordinator.
@@ -135,25 +133,16 @@ func withLive(n store.AgentNode, deps NodeDeps) api.AgentNode {
 
 func (a *API) adminListNodes(deps NodeDeps) (int, any, error) {
 	out := []api.AgentNode{}
-	err := a.state.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(store.BucketAgentNodes).ForEach(func(k, _ []byte) error {
-			var n store.AgentNode
-			if err := store.GetJSON(tx, store.BucketAgentNodes, k, &n); err != nil {
-				return err
-			}
-			out = append(out, withLive(n, deps))
-			return nil
-		})
-	})
+	var nodes []store.AgentNode
+	err := a.state.Read(func(r store.ReadTx) (err error) { nodes, err = r.AgentNodes(); return })
+	for _, n := range nodes {
+		out = append(out, withLive(n, deps))
+	}
 	return http.StatusOK, out, err
 }
 
 func (a *API) adminGetNode(id string, deps NodeDeps) (int, any, error) {
-	var n store.AgentNode
-	err := a.state.View(func(tx *bolt.Tx) (err error) { n, err = fsm.GetAgentNode(tx, id); return })
-	if errors.Is(err, fsm.ErrNotFound) {
-		return 0, nil, notFound("node " + id)
-	}
+	n, err := readOne(a, "node "+id, func(r store.ReadTx) (store.AgentNode, error) { return r.AgentNode(id) })
 	if err != nil {
 		return 0, nil, err
 	}

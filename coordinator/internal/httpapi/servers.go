@@ -1,14 +1,12 @@
 package httpapi
 
 import (
-	"errors"
 	"net/http"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Id prefixes of the server routes. Server ids are made by the order / admin
@@ -55,44 +53,13 @@ func (a *API) loadServer(rq *request) (store.Server, error) {
 	if !ids.Valid(serverIDPrefix, id) {
 		return store.Server{}, notFound("server")
 	}
-	var s store.Server
-	err := a.state.View(func(tx *bolt.Tx) error {
-		var err error
-		s, err = fsm.GetOwnedServer(tx, rq.caller.accountID, id)
-		return err
-	})
-	if errors.Is(err, fsm.ErrNotFound) {
-		return s, notFound("server")
-	}
-	return s, err
+	return readOne(a, "server", func(r store.ReadTx) (store.Server, error) { return r.OwnedServer(rq.caller.accountID, id) })
 }
 
 // listServers pages the account's servers, newest first (ids sort by creation
 // time); terminated servers stay listed with status "terminated".
 func (a *API) listServers(rq *request) (int, any, error) {
-	page, limit, err := paging(rq.Request)
-	if err != nil {
-		return 0, nil, err
-	}
-	var items []store.Server
-	var total int
-	err = a.state.View(func(tx *bolt.Tx) error {
-		var err error
-		items, total, err = store.ListOwned[store.Server](tx, store.BucketServers, rq.caller.accountID, (page-1)*limit, limit)
-		return err
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	out := api.Page[api.Server]{Data: make([]api.Server, 0, len(items)), Page: page, Limit: limit, Total: total}
-	for _, s := range items {
-		out.Data = append(out.Data, s.Server) // the public view only
-	}
-	if page*limit < total {
-		next := page + 1
-		out.NextPage = &next
-	}
-	return http.StatusOK, out, nil
+	return listPage(a, rq, rq.caller.accountID, store.ReadTx.Servers, store.Server.Public)
 }
 
 func (a *API) getServer(rq *request) (int, any, error) {
@@ -137,13 +104,8 @@ func (a *API) getAction(rq *request) (int, any, error) {
 	if !ids.Valid(actionIDPrefix, id) {
 		return 0, nil, notFound("action")
 	}
-	var act store.Action
-	err := a.state.View(func(tx *bolt.Tx) error {
-		var err error
-		act, err = fsm.GetAction(tx, id)
-		return err
-	})
-	if errors.Is(err, fsm.ErrNotFound) || err == nil && act.AccountID != rq.caller.accountID {
+	act, err := readOne(a, "action", func(r store.ReadTx) (store.Action, error) { return r.Action(id) })
+	if err == nil && act.AccountID != rq.caller.accountID {
 		return 0, nil, notFound("action")
 	}
 	if err != nil {

@@ -82,7 +82,7 @@ func TestServerPTR(t *testing.T) {
 	want(s.call(key, "DELETE", ptr, ""), 200, unset)
 	events(ptrEvent(id, "mail.example.com"), ptrEvent(id, "smtp-1.mx.example.org"), ptrEvent(id, ""))
 	var stored store.Server
-	_ = s.node.FSM.View(func(tx *bolt.Tx) (err error) { stored, err = fsm.GetServer(tx, id); return })
+	_ = s.node.FSM.View(func(tx *bolt.Tx) (err error) { stored, err = store.Read(tx).Server(id); return })
 	if stored.PTRs != nil {
 		t.Fatalf("stored after delete: %+v", stored.PTRs)
 	}

@@ -11,7 +11,6 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/hostplane/hostplane/pkg/api"
-	bolt "go.etcd.io/bbolt"
 )
 
 const (
@@ -168,40 +167,11 @@ func webhookID(rq *request) (string, error) {
 }
 
 func (a *API) loadWebhook(rq *request, id string) (store.Webhook, error) {
-	var w store.Webhook
-	err := a.state.View(func(tx *bolt.Tx) error {
-		return store.GetJSON(tx, store.BucketWebhooks, store.OwnedKey(rq.caller.accountID, id), &w)
-	})
-	if errors.Is(err, store.ErrNotFound) {
-		return w, notFound("webhook")
-	}
-	return w, err
+	return readOne(a, "webhook", func(r store.ReadTx) (store.Webhook, error) { return r.Webhook(rq.caller.accountID, id) })
 }
 
 func (a *API) listWebhooks(rq *request) (int, any, error) {
-	page, limit, err := paging(rq.Request)
-	if err != nil {
-		return 0, nil, err
-	}
-	var items []store.Webhook
-	var total int
-	err = a.state.View(func(tx *bolt.Tx) error {
-		var err error
-		items, total, err = store.ListOwned[store.Webhook](tx, store.BucketWebhooks, rq.caller.accountID, (page-1)*limit, limit)
-		return err
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	out := api.Page[api.Webhook]{Data: make([]api.Webhook, 0, len(items)), Page: page, Limit: limit, Total: total}
-	for _, w := range items {
-		out.Data = append(out.Data, w.Public())
-	}
-	if page*limit < total {
-		next := page + 1
-		out.NextPage = &next
-	}
-	return http.StatusOK, out, nil
+	return listPage(a, rq, rq.caller.accountID, store.ReadTx.Webhooks, store.Webhook.Public)
 }
 
 func (a *API) getWebhook(rq *request) (int, any, error) {
@@ -322,38 +292,14 @@ func (a *API) listWebhookDeliveries(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	page, limit, err := paging(rq.Request)
-	if err != nil {
-		return 0, nil, err
+	log := func(r store.ReadTx, owner string, offset, limit int) ([]api.WebhookAttempt, int, error) {
+		return r.DeliveryLog(owner, id, offset, limit)
 	}
-	var items []api.WebhookAttempt
-	var total int
-	err = a.state.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(store.BucketWebhooks).Get(store.OwnedKey(rq.caller.accountID, id)) == nil {
-			return notFound("webhook")
-		}
-		var err error
-		items, total, err = store.ListOwned[api.WebhookAttempt](tx, store.BucketWebhookAttempts, id, (page-1)*limit, limit)
-		if err != nil {
-			return err
-		}
-		for i := range items {
-			var d store.Delivery
-			if store.GetJSON(tx, store.BucketWebhookDeliveries, store.WebhookKey(id, items[i].DeliveryID), &d) == nil {
-				items[i].DeliveryStatus = d.Status
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, nil, err
+	status, body, err := listPage(a, rq, rq.caller.accountID, log, same[api.WebhookAttempt])
+	if errors.Is(err, store.ErrNotFound) {
+		return 0, nil, notFound("webhook")
 	}
-	out := api.Page[api.WebhookAttempt]{Data: items, Page: page, Limit: limit, Total: total}
-	if page*limit < total {
-		next := page + 1
-		out.NextPage = &next
-	}
-	return http.StatusOK, out, nil
+	return status, body, err
 }
 
 func (a *API) redeliverWebhook(rq *request) (int, any, error) {

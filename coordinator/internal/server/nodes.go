@@ -23,7 +23,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
 	"github.com/spf13/pflag"
-	bolt "go.etcd.io/bbolt"
 )
 
 // NodeConfig holds the agent session settings.
@@ -249,7 +248,7 @@ func caSealID(fp string) string { return "node-ca/" + fp }
 // loadNodeCA returns the CA from the FSM, unsealed (nil, nil when there is none).
 func (s *Server) loadNodeCA() (*session.CA, error) {
 	var rec store.NodeCA
-	err := s.Node.FSM.View(func(tx *bolt.Tx) error { return store.GetJSON(tx, store.BucketNodeCA, store.NodeCAKey, &rec) })
+	err := s.Node.FSM.Read(func(r store.ReadTx) (err error) { rec, err = r.NodeCA(); return })
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
 	}
@@ -366,17 +365,14 @@ func (b nodeBackend) Leader() (bool, string, string) {
 	if id == "" || id == s.cfg.NodeID {
 		return false, "", "" // no leader, or this one winding down or not ready yet
 	}
-	var addr []byte
-	_ = s.Node.FSM.View(func(tx *bolt.Tx) error {
-		addr = append(addr, tx.Bucket(store.BucketSessionAddrs).Get([]byte(id))...)
-		return nil
-	})
-	return false, id, string(addr)
+	var addr string
+	_ = s.Node.FSM.Read(func(r store.ReadTx) error { addr = r.SessionAddr(id); return nil })
+	return false, id, addr
 }
 
 func (b nodeBackend) node(id string) (store.AgentNode, error) {
 	var n store.AgentNode
-	err := b.s.Node.FSM.View(func(tx *bolt.Tx) (err error) { n, err = fsm.GetAgentNode(tx, id); return })
+	err := b.s.Node.FSM.Read(func(r store.ReadTx) (err error) { n, err = r.AgentNode(id); return })
 	return n, err
 }
 
@@ -423,12 +419,12 @@ func (b nodeBackend) Enrol(ctx context.Context, in session.EnrolInput) *pb.Enrol
 	// of an enrolment that went through (same token, node and key) gets the
 	// certificate issued then.
 	var again *store.AgentNode
-	err = s.Node.FSM.View(func(tx *bolt.Tx) error {
-		if n, ok := fsm.EnrolledWith(tx, in.Token.ID, hash, in.NodeID, keyHash); ok {
+	err = s.Node.FSM.Read(func(r store.ReadTx) error {
+		if n, ok := fsm.EnrolledWith(r, in.Token.ID, hash, in.NodeID, keyHash); ok {
 			again = &n
 			return nil
 		}
-		_, err := fsm.CheckJoinToken(tx, in.Token.ID, hash, in.NodeID, now)
+		_, err := fsm.CheckJoinToken(r, in.Token.ID, hash, in.NodeID, now)
 		return err
 	})
 	if err != nil {
@@ -544,12 +540,9 @@ func (s *Server) livenessLoop(ctx context.Context) {
 
 func (s *Server) registerSessionAddr(ctx context.Context) error {
 	addr := s.AgentSessionAddr()
-	var cur []byte
-	_ = s.Node.FSM.View(func(tx *bolt.Tx) error {
-		cur = append(cur, tx.Bucket(store.BucketSessionAddrs).Get([]byte(s.cfg.NodeID))...)
-		return nil
-	})
-	if string(cur) == addr {
+	var cur string
+	_ = s.Node.FSM.Read(func(r store.ReadTx) error { cur = r.SessionAddr(s.cfg.NodeID); return nil })
+	if cur == addr {
 		return nil
 	}
 	_, err := s.propose(ctx, fsm.CmdNodeSessionAddr, fsm.NodeSessionAddr{CoordinatorID: s.cfg.NodeID, Addr: addr})
@@ -564,12 +557,8 @@ func (s *Server) sweepLiveness(ctx context.Context, srv *session.Server, since t
 	now := s.nodesNow()
 	live := srv.Sessions()
 	var changes []fsm.NodeState
-	_ = s.Node.FSM.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(store.BucketAgentNodes).ForEach(func(k, v []byte) error {
-			var n store.AgentNode
-			if err := store.GetJSON(tx, store.BucketAgentNodes, k, &n); err != nil {
-				return nil
-			}
+	_ = s.Node.FSM.Read(func(r store.ReadTx) error {
+		return r.ForEachAgentNode(func(n store.AgentNode) {
 			seen, connected := live[n.ID]
 			switch {
 			case n.State == api.AgentNodeReady:
@@ -590,7 +579,6 @@ func (s *Server) sweepLiveness(ctx context.Context, srv *session.Server, since t
 				// hello records ready itself).
 				changes = append(changes, fsm.NodeState{NodeID: n.ID, State: api.AgentNodeReady, LastSeenAt: seen.UTC()})
 			}
-			return nil
 		})
 	})
 	if len(changes) == 0 {

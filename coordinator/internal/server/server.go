@@ -26,7 +26,6 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Server is a running coordinator.
@@ -282,9 +281,7 @@ func (s *Server) registerLoop(ctx context.Context) {
 	defer t.Stop()
 	for {
 		var cur store.ClusterNode
-		_ = s.Node.FSM.View(func(tx *bolt.Tx) error {
-			return store.GetJSON(tx, store.BucketCluster, []byte(s.cfg.NodeID), &cur)
-		})
+		_ = s.Node.FSM.Read(func(r store.ReadTx) (err error) { cur, err = r.ClusterNode(s.cfg.NodeID); return })
 		if cur.APIAddr != s.apiAddr {
 			if err := s.registerSelf(ctx); err != nil {
 				s.log.Debug("register api address: will retry", "err", err)
@@ -337,11 +334,7 @@ func (s *Server) bootstrapAccount(ctx context.Context) {
 		return
 	}
 	empty := true
-	_ = s.Node.FSM.View(func(tx *bolt.Tx) error {
-		k, _ := tx.Bucket(store.BucketAccounts).Cursor().First()
-		empty = k == nil
-		return nil
-	})
+	_ = s.Node.FSM.Read(func(r store.ReadTx) error { empty = !r.AnyAccount(); return nil })
 	if !empty {
 		_ = os.WriteFile(marker, []byte("1\n"), 0o600)
 		return

@@ -23,8 +23,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
@@ -395,7 +395,7 @@ func TestAgentSessionEndToEnd(t *testing.T) {
 		renewed := readCert(t, dirHV1)
 		ld := c.WaitLeader(10 * time.Second)
 		_ = c.Nodes[ld].Server.Node.FSM.View(func(tx *bolt.Tx) error {
-			n, err := fsm.GetAgentNode(tx, "hv-1")
+			n, err := store.Read(tx).AgentNode("hv-1")
 			// The leader checks later renewals against the renewed certificate,
 			// so exactly the file's certificate is current or (killed mid-way
 			// through a further renewal) previous.

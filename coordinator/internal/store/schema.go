@@ -7,34 +7,81 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
-	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
 )
 
 // SchemaVersion is bumped when a bucket's layout changes incompatibly.
 const SchemaVersion = 1
 
-// Buckets. Keys of account-owned objects are "<accountID>/<objectID>" so that a
-// lookup with the caller's account id finds nothing of another account.
+// Buckets: every bucket of the FSM's database is declared here, and only here.
+// Keys of account-owned objects are "<accountID>/<objectID>" so that a lookup
+// with the caller's account id finds nothing of another account. The typed
+// records and the accessors that read them live in one file per domain
+// (accounts.go, billing.go, tickets.go, webhooks.go, servers.go, nodes.go,
+// cluster.go, idempotency.go, outbox.go); only the FSM writes.
 var (
-	BucketMeta        = []byte("meta")        // applied_index, schema_version
-	BucketAccounts    = []byte("accounts")    // accountID → api.Account
-	BucketEmails      = []byte("emails")      // lower(email) → accountID
-	BucketKeys        = []byte("keys")        // keyID → Key
-	BucketKeyHashes   = []byte("key_hashes")  // sha256 hex → keyID
-	BucketKeyUsage    = []byte("key_usage")   // keyID/<8-byte seq> → api.KeyUsage
-	BucketWalletTx    = []byte("wallet_tx")   // accountID/txID → api.WalletTransaction
-	BucketInvoices    = []byte("invoices")    // accountID/invoiceID → Invoice
-	BucketInvoiceIDs  = []byte("invoice_ids") // invoiceID → accountID
-	BucketTickets     = []byte("tickets")     // accountID/ticketID → api.Ticket (with thread)
-	BucketTicketIDs   = []byte("ticket_ids")  // ticketID → accountID
-	BucketTicketList  = []byte("ticket_list") // accountID/ticketID → ticket without thread (list view, served raw)
+	// Accounts and API keys (accounts.go).
+	BucketMeta      = []byte("meta")       // applied_index, schema_version
+	BucketAccounts  = []byte("accounts")   // accountID → api.Account
+	BucketEmails    = []byte("emails")     // lower(email) → accountID
+	BucketKeys      = []byte("keys")       // keyID → Key
+	BucketKeyHashes = []byte("key_hashes") // sha256 hex → keyID
+	BucketKeyUsage  = []byte("key_usage")  // keyID/<8-byte seq> → api.KeyUsage
+
+	// Billing (billing.go).
+	BucketWalletTx   = []byte("wallet_tx")   // accountID/txID → api.WalletTransaction
+	BucketInvoices   = []byte("invoices")    // accountID/invoiceID → Invoice
+	BucketInvoiceIDs = []byte("invoice_ids") // invoiceID → accountID
+
+	// Support tickets (tickets.go).
+	BucketTickets    = []byte("tickets")     // accountID/ticketID → api.Ticket (with thread)
+	BucketTicketIDs  = []byte("ticket_ids")  // ticketID → accountID
+	BucketTicketList = []byte("ticket_list") // accountID/ticketID → ticket without thread (list view, served raw)
+
+	// Bookkeeping (schema.go, idempotency.go, outbox.go, cluster.go).
 	BucketCounters    = []byte("counters")    // name → uint64
 	BucketIdempotency = []byte("idempotency") // keyID/<idempotency key> → IdemRecord
 	BucketOutbox      = []byte("outbox")      // <8-byte raft index><2-byte seq> → Event
-	BucketCluster     = []byte("cluster")     // nodeID → ClusterNode
+	BucketCluster     = []byte("cluster")     // coordinator ID → ClusterNode
+
+	// Webhooks (webhooks.go). Subscription and delivery keys start with the
+	// owner so a prefix scan lists one account's subscriptions or one
+	// subscription's deliveries.
+	BucketWebhooks          = []byte("webhooks")           // accountID/webhookID → Webhook
+	BucketWebhookIDs        = []byte("webhook_ids")        // webhookID → accountID
+	BucketWebhookDeliveries = []byte("webhook_deliveries") // webhookID/deliveryID → Delivery
+	BucketWebhookPending    = []byte("webhook_pending")    // webhookID/deliveryID → "" for deliveries awaiting an attempt
+	BucketWebhookAttempts   = []byte("webhook_attempts")   // webhookID/<8-byte seq> → api.WebhookAttempt (the delivery log)
+	BucketWebhookMeta       = []byte("webhook_meta")       // dispatcher cursor, change versions, per-subscription counters
+
+	// Agent nodes (nodes.go): the hypervisor/hosting nodes that enrol with a
+	// join token and hold a session to the leader. (Coordinators are in
+	// BucketCluster.)
+	BucketAgentNodes   = []byte("agent_nodes")   // nodeID → AgentNode
+	BucketJoinTokens   = []byte("join_tokens")   // tokenID → JoinToken (secret hash only)
+	BucketNodeCA       = []byte("node_ca")       // "ca" → NodeCA (key sealed with the KEK)
+	BucketSessionAddrs = []byte("session_addrs") // coordinator ID → agent session address (host:port)
+
+	// Servers and actions (servers.go).
+	BucketServers     = []byte("servers")      // accountID/serverID → Server
+	BucketServerIDs   = []byte("server_ids")   // serverID → accountID
+	BucketNodeServers = []byte("node_servers") // nodeID/serverID → nil (servers not terminated)
+	BucketActions     = []byte("actions")      // actionID → Action
+	BucketOpenActions = []byte("open_actions") // actionID → nodeID (pending or running: the dispatcher's work list)
+)
+
+// Bucket groups, for tests and tools that look at one domain.
+var (
+	// WebhookBuckets are the webhook subscription and delivery buckets.
+	WebhookBuckets = [][]byte{
+		BucketWebhooks, BucketWebhookIDs, BucketWebhookDeliveries, BucketWebhookPending,
+		BucketWebhookAttempts, BucketWebhookMeta,
+	}
+	// NodeBuckets are the agent-node buckets.
+	NodeBuckets = [][]byte{BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs}
+	// ServerBuckets are the server and action buckets.
+	ServerBuckets = [][]byte{BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions}
 )
 
 // AllBuckets lists every bucket; CreateBuckets makes them.
@@ -42,6 +89,9 @@ var AllBuckets = [][]byte{
 	BucketMeta, BucketAccounts, BucketEmails, BucketKeys, BucketKeyHashes, BucketKeyUsage,
 	BucketWalletTx, BucketInvoices, BucketInvoiceIDs, BucketTickets, BucketTicketIDs, BucketTicketList, BucketCounters,
 	BucketIdempotency, BucketOutbox, BucketCluster,
+	BucketWebhooks, BucketWebhookIDs, BucketWebhookDeliveries, BucketWebhookPending, BucketWebhookAttempts, BucketWebhookMeta,
+	BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs,
+	BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions,
 }
 
 var (
@@ -54,7 +104,7 @@ var ErrNotFound = errors.New("not found")
 
 // CreateBuckets makes every bucket and records the schema version.
 func CreateBuckets(tx *bolt.Tx) error {
-	for _, b := range append(append(append(append([][]byte{}, AllBuckets...), WebhookBuckets...), NodeBuckets...), ServerBuckets...) {
+	for _, b := range AllBuckets {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}
@@ -78,42 +128,6 @@ func AppliedIndex(tx *bolt.Tx) uint64 {
 // SetAppliedIndex records the applied index in the same transaction as the change.
 func SetAppliedIndex(tx *bolt.Tx, idx uint64) error {
 	return tx.Bucket(BucketMeta).Put(keyAppliedIndex, u64(idx))
-}
-
-// Key is a stored API key: the public info plus the hash of the secret.
-type Key struct {
-	api.KeyInfo
-	Hash string `json:"hash"`
-}
-
-// Invoice is a stored invoice with its owner.
-type Invoice struct {
-	api.Invoice
-	AccountID string `json:"account_id"`
-}
-
-// IdemRecord is a stored Idempotency-Key response.
-type IdemRecord struct {
-	ReqHash   string    `json:"req_hash"`
-	Status    int       `json:"status"`
-	Body      []byte    `json:"body"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// Event is an outbox entry: a webhook event written with the change it describes.
-type Event struct {
-	Seq       []byte          `json:"-"`
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	AccountID string          `json:"account_id"`
-	CreatedAt time.Time       `json:"created_at"`
-	Data      json.RawMessage `json:"data"`
-}
-
-// ClusterNode records a coordinator's API address so followers can forward to it.
-type ClusterNode struct {
-	ID      string `json:"id"`
-	APIAddr string `json:"api_addr"`
 }
 
 // OwnedKey is the "<account>/<object>" key of an account-owned object.
@@ -214,12 +228,4 @@ func walkOwned(tx *bolt.Tx, bucket []byte, accountID string, offset, limit int, 
 
 func hasPrefix(k, p []byte) bool {
 	return len(k) >= len(p) && string(k[:len(p)]) == string(p)
-}
-
-// OutboxKey orders outbox entries by Raft index then sequence within the command.
-func OutboxKey(index uint64, seq uint16) []byte {
-	b := make([]byte, 10)
-	binary.BigEndian.PutUint64(b, index)
-	binary.BigEndian.PutUint16(b[8:], seq)
-	return b
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"strings"
 	"time"
 
@@ -80,40 +81,99 @@ func WebhookAttemptKey(webhookID string, seq uint64) []byte {
 	return binary.BigEndian.AppendUint64(k, seq)
 }
 
+// PutWebhookMetaU64 writes an 8-byte value of BucketWebhookMeta.
+func PutWebhookMetaU64(tx *bolt.Tx, key []byte, v uint64) error {
+	return tx.Bucket(BucketWebhookMeta).Put(key, u64(v))
+}
+
 // WebhookOwner returns the account owning a subscription, or "".
-func WebhookOwner(tx *bolt.Tx, webhookID string) string {
-	return string(tx.Bucket(BucketWebhookIDs).Get([]byte(webhookID)))
+func (r ReadTx) WebhookOwner(webhookID string) string {
+	return string(r.value(BucketWebhookIDs, []byte(webhookID)))
 }
 
-// GetWebhook loads a subscription by id alone (any account).
-func GetWebhook(tx *bolt.Tx, webhookID string) (Webhook, error) {
-	var w Webhook
-	owner := WebhookOwner(tx, webhookID)
+// WebhookByID loads a subscription by id alone (any account).
+func (r ReadTx) WebhookByID(webhookID string) (Webhook, error) {
+	owner := r.WebhookOwner(webhookID)
 	if owner == "" {
-		return w, ErrNotFound
+		return Webhook{}, ErrNotFound
 	}
-	return w, GetJSON(tx, BucketWebhooks, OwnedKey(owner, webhookID), &w)
+	return r.Webhook(owner, webhookID)
 }
 
-// WebhookMetaU64 reads an 8-byte value of BucketWebhookMeta (0 if absent).
-func WebhookMetaU64(tx *bolt.Tx, key []byte) uint64 {
-	v := tx.Bucket(BucketWebhookMeta).Get(key)
+// Webhook loads an account's subscription; another account's is not found.
+func (r ReadTx) Webhook(accountID, webhookID string) (Webhook, error) {
+	var w Webhook
+	return w, r.get(BucketWebhooks, OwnedKey(accountID, webhookID), &w)
+}
+
+// Webhooks pages an account's subscriptions, newest first, with the total count.
+func (r ReadTx) Webhooks(accountID string, offset, limit int) ([]Webhook, int, error) {
+	return ListOwned[Webhook](r.tx, BucketWebhooks, accountID, offset, limit)
+}
+
+// ForEachWebhook visits every subscription of every account; an undecodable
+// record is visited with its key and the error.
+func (r ReadTx) ForEachWebhook(visit func(key string, w Webhook, err error)) {
+	_ = r.tx.Bucket(BucketWebhooks).ForEach(func(k, v []byte) error {
+		var w Webhook
+		err := json.Unmarshal(v, &w)
+		visit(string(k), w, err)
+		return nil
+	})
+}
+
+// DeliveryLog pages the attempt log of an account's subscription, newest first,
+// with the total count; each attempt carries its delivery's current status. A
+// subscription of another account is ErrNotFound.
+func (r ReadTx) DeliveryLog(accountID, webhookID string, offset, limit int) ([]api.WebhookAttempt, int, error) {
+	if !r.has(BucketWebhooks, OwnedKey(accountID, webhookID)) {
+		return nil, 0, ErrNotFound
+	}
+	items, total, err := ListOwned[api.WebhookAttempt](r.tx, BucketWebhookAttempts, webhookID, offset, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	for i := range items {
+		if d, err := r.Delivery(webhookID, items[i].DeliveryID); err == nil {
+			items[i].DeliveryStatus = d.Status
+		}
+	}
+	return items, total, nil
+}
+
+// Delivery loads a delivery of a subscription.
+func (r ReadTx) Delivery(webhookID, deliveryID string) (Delivery, error) {
+	var d Delivery
+	return d, r.get(BucketWebhookDeliveries, WebhookKey(webhookID, deliveryID), &d)
+}
+
+// DeliveryExists reports whether a delivery of a subscription was recorded.
+func (r ReadTx) DeliveryExists(webhookID, deliveryID string) bool {
+	return r.has(BucketWebhookDeliveries, WebhookKey(webhookID, deliveryID))
+}
+
+// ForEachPendingDelivery visits the deliveries awaiting an attempt
+// (undecodable or no longer pending records are skipped).
+func (r ReadTx) ForEachPendingDelivery(visit func(d Delivery) error) error {
+	deliveries := r.tx.Bucket(BucketWebhookDeliveries)
+	return r.tx.Bucket(BucketWebhookPending).ForEach(func(k, _ []byte) error {
+		var d Delivery
+		raw := deliveries.Get(k)
+		if raw == nil || json.Unmarshal(raw, &d) != nil || d.Status != api.DeliveryPending {
+			return nil
+		}
+		return visit(d)
+	})
+}
+
+// WebhookMeta reads an 8-byte value of BucketWebhookMeta (0 if absent).
+func (r ReadTx) WebhookMeta(key []byte) uint64 {
+	v := r.tx.Bucket(BucketWebhookMeta).Get(key)
 	if len(v) != 8 {
 		return 0
 	}
 	return binary.BigEndian.Uint64(v)
 }
 
-// PutWebhookMetaU64 writes an 8-byte value of BucketWebhookMeta.
-func PutWebhookMetaU64(tx *bolt.Tx, key []byte, v uint64) error {
-	return tx.Bucket(BucketWebhookMeta).Put(key, u64(v))
-}
-
 // WebhookCursor is the dispatcher's outbox cursor (nil before the first event).
-func WebhookCursor(tx *bolt.Tx) []byte {
-	v := tx.Bucket(BucketWebhookMeta).Get(WebhookCursorKey)
-	if v == nil {
-		return nil
-	}
-	return append([]byte{}, v...)
-}
+func (r ReadTx) WebhookCursor() []byte { return r.value(BucketWebhookMeta, WebhookCursorKey) }

@@ -29,7 +29,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/version"
 	pkgwebhook "github.com/hostplane/hostplane/pkg/webhook"
-	bolt "go.etcd.io/bbolt"
 )
 
 // MaxResponseLog is how much of a receiver's response body the log keeps.
@@ -86,9 +85,9 @@ func (o *Options) defaults() {
 	}
 }
 
-// State is the read side of the FSM.
+// State is the read side of the FSM (*fsm.FSM).
 type State interface {
-	View(fn func(tx *bolt.Tx) error) error
+	store.Reader
 	AppliedIndex() uint64
 }
 
@@ -235,8 +234,8 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		timers: newTimerQueue(),
 	}
 	var cursor []byte
-	err := d.state.View(func(tx *bolt.Tx) error {
-		cursor = store.WebhookCursor(tx)
+	err := d.state.Read(func(tx store.ReadTx) error {
+		cursor = tx.WebhookCursor()
 		r.loadSubs(tx)
 		return r.scanPending(tx)
 	})
@@ -267,14 +266,13 @@ func cursorString(k []byte) string {
 	return fmt.Sprintf("%d/%d", binary.BigEndian.Uint64(k), binary.BigEndian.Uint16(k[8:]))
 }
 
-func (r *run) loadSubs(tx *bolt.Tx) {
+func (r *run) loadSubs(tx store.ReadTx) {
 	m := map[string]*sub{}
 	by := map[string][]string{}
-	_ = tx.Bucket(store.BucketWebhooks).ForEach(func(k, v []byte) error {
-		var w store.Webhook
-		if err := json.Unmarshal(v, &w); err != nil {
-			r.d.log.Error("undecodable webhook subscription", "key", string(k), "err", err)
-			return nil
+	tx.ForEachWebhook(func(key string, w store.Webhook, err error) {
+		if err != nil {
+			r.d.log.Error("undecodable webhook subscription", "key", key, "err", err)
+			return
 		}
 		s := &sub{w: w}
 		s.secret, s.unsealErr = r.d.sealer.Open(w.ID, w.SealedSecret)
@@ -283,24 +281,17 @@ func (r *run) loadSubs(tx *bolt.Tx) {
 		}
 		m[w.ID] = s
 		by[w.AccountID] = append(by[w.AccountID], w.ID)
-		return nil
 	})
 	r.subs.Store(&m)
 	r.byAcct = by
-	r.subsVersion = store.WebhookMetaU64(tx, store.WebhookSubsVersionKey)
+	r.subsVersion = tx.WebhookMeta(store.WebhookSubsVersionKey)
 }
 
 // scanPending schedules every pending delivery the run does not own yet (at
 // start: all of them; later: new redeliver chains).
-func (r *run) scanPending(tx *bolt.Tx) error {
-	r.redeliverVersion = store.WebhookMetaU64(tx, store.WebhookRedeliverVersionKey)
-	deliveries := tx.Bucket(store.BucketWebhookDeliveries)
-	return tx.Bucket(store.BucketWebhookPending).ForEach(func(k, _ []byte) error {
-		var d store.Delivery
-		raw := deliveries.Get(k)
-		if raw == nil || json.Unmarshal(raw, &d) != nil || d.Status != api.DeliveryPending {
-			return nil
-		}
+func (r *run) scanPending(tx store.ReadTx) error {
+	r.redeliverVersion = tx.WebhookMeta(store.WebhookRedeliverVersionKey)
+	return tx.ForEachPendingDelivery(func(d store.Delivery) error {
 		r.mu.Lock()
 		owned, ok := r.tracked[d.ID]
 		if ok && owned >= d.Chain {
@@ -367,11 +358,11 @@ const scanBatch = 1000
 // readChanges reloads subscriptions and redeliveries when they changed and reads
 // new outbox events; more is true when another batch is waiting.
 func (r *run) readChanges() (more bool, err error) {
-	err = r.d.state.View(func(tx *bolt.Tx) error {
-		if v := store.WebhookMetaU64(tx, store.WebhookSubsVersionKey); v != r.subsVersion {
+	err = r.d.state.Read(func(tx store.ReadTx) error {
+		if v := tx.WebhookMeta(store.WebhookSubsVersionKey); v != r.subsVersion {
 			r.loadSubs(tx)
 		}
-		if v := store.WebhookMetaU64(tx, store.WebhookRedeliverVersionKey); v != r.redeliverVersion {
+		if v := tx.WebhookMeta(store.WebhookRedeliverVersionKey); v != r.redeliverVersion {
 			if err := r.scanPending(tx); err != nil {
 				return err
 			}
@@ -379,42 +370,23 @@ func (r *run) readChanges() (more bool, err error) {
 		if int(r.queued.Load()) >= r.d.opt.MaxQueued {
 			return nil // back-pressure: read on once receivers catch up
 		}
-		c := tx.Bucket(store.BucketOutbox).Cursor()
-		var k, v []byte
-		if r.outboxPos == nil {
-			k, v = c.First()
-		} else {
-			k, v = c.Seek(r.outboxPos)
-			if k != nil && bytes.Equal(k, r.outboxPos) {
-				k, v = c.Next()
-			}
-		}
-		n := 0
-		for ; k != nil; k, v = c.Next() {
-			if n >= scanBatch {
-				more = true
-				break
-			}
-			n++
-			var ev store.Event
-			if err := json.Unmarshal(v, &ev); err != nil {
-				r.d.log.Error("undecodable outbox entry", "key", cursorString(k), "err", err)
+		more = tx.ScanOutbox(r.outboxPos, scanBatch, func(ev store.Event, err error) {
+			if err != nil {
+				r.d.log.Error("undecodable outbox entry", "key", cursorString(ev.Seq), "err", err)
 			} else {
-				ev.Seq = append([]byte{}, k...)
 				r.fanOut(tx, &ev)
 			}
-			r.outboxPos = append(r.outboxPos[:0:0], k...)
-		}
+			r.outboxPos = ev.Seq
+		})
 		return nil
 	})
 	return more, err
 }
 
 // fanOut makes one delivery per subscription that takes the event.
-func (r *run) fanOut(tx *bolt.Tx, ev *store.Event) {
+func (r *run) fanOut(tx store.ReadTx, ev *store.Event) {
 	subs := *r.subs.Load()
 	index := binary.BigEndian.Uint64(ev.Seq[:8])
-	deliveries := tx.Bucket(store.BucketWebhookDeliveries)
 	var jobs []*job
 	var p *prepared
 	for _, id := range r.byAcct[ev.AccountID] {
@@ -423,7 +395,7 @@ func (r *run) fanOut(tx *bolt.Tx, ev *store.Event) {
 			continue
 		}
 		dlv := DeliveryID(ev.ID, s.w.ID, ev.CreatedAt)
-		if deliveries.Get(store.WebhookKey(s.w.ID, dlv)) != nil {
+		if tx.DeliveryExists(s.w.ID, dlv) {
 			continue // a previous leader recorded it; pending ones were scheduled at start
 		}
 		if p == nil {

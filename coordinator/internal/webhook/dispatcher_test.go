@@ -352,7 +352,7 @@ func TestGoneDisablesSubscription(t *testing.T) {
 	rc.waitFor(t, "attempt", 5*time.Second, func(r []received) bool { return len(r) == 1 })
 	waitUntil(t, "subscription disabled", 5*time.Second, func() bool {
 		var w store.Webhook
-		_ = node.f.View(func(tx *bolt.Tx) error { w, _ = store.GetWebhook(tx, whID); return nil })
+		_ = node.f.View(func(tx *bolt.Tx) error { w, _ = store.Read(tx).WebhookByID(whID); return nil })
 		return !w.Active && strings.Contains(w.DisabledReason, "410")
 	})
 	as := node.attempts(whID)
@@ -535,7 +535,7 @@ func TestCursorAndOutboxPruning(t *testing.T) {
 				n++
 				last = append([]byte{}, k...)
 			}
-			cursor = store.WebhookCursor(tx)
+			cursor = store.Read(tx).WebhookCursor()
 			return nil
 		})
 		return

@@ -6,18 +6,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// Agent node buckets: the hypervisor/hosting nodes that enrol with a join token
-// and hold a session to the leader. (Coordinators are in BucketCluster.)
-var (
-	BucketAgentNodes   = []byte("agent_nodes")   // nodeID → AgentNode
-	BucketJoinTokens   = []byte("join_tokens")   // tokenID → JoinToken (secret hash only)
-	BucketNodeCA       = []byte("node_ca")       // "ca" → NodeCA (key sealed with the KEK)
-	BucketSessionAddrs = []byte("session_addrs") // coordinator ID → agent session address (host:port)
-)
-
-// NodeBuckets are the agent-node buckets.
-var NodeBuckets = [][]byte{BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs}
-
 // NodeCAKey is the key of the one CA record in BucketNodeCA.
 var NodeCAKey = []byte("ca")
 
@@ -55,4 +43,49 @@ type AgentNode struct {
 	// gets the same certificate instead of a burnt token.
 	KeyHash string `json:"key_hash"`
 	CertDER []byte `json:"cert_der,omitempty"`
+}
+
+// AgentNode loads a node record.
+func (r ReadTx) AgentNode(id string) (AgentNode, error) {
+	var n AgentNode
+	return n, r.getNamed("node", id, BucketAgentNodes, []byte(id), &n)
+}
+
+// AgentNodeExists reports whether a node was ever enrolled under id (removed
+// nodes included).
+func (r ReadTx) AgentNodeExists(id string) bool { return r.has(BucketAgentNodes, []byte(id)) }
+
+// AgentNodes lists every node (removed ones included) in id order.
+func (r ReadTx) AgentNodes() ([]AgentNode, error) { return all[AgentNode](r, BucketAgentNodes) }
+
+// ForEachAgentNode visits every node (removed ones included) in id order,
+// skipping undecodable records.
+func (r ReadTx) ForEachAgentNode(visit func(n AgentNode)) error {
+	return r.tx.Bucket(BucketAgentNodes).ForEach(func(k, _ []byte) error {
+		if n, err := r.AgentNode(string(k)); err == nil {
+			visit(n)
+		}
+		return nil
+	})
+}
+
+// JoinToken loads a join token record (its secret's hash, never the secret).
+func (r ReadTx) JoinToken(id string) (JoinToken, error) {
+	var t JoinToken
+	return t, r.get(BucketJoinTokens, []byte(id), &t)
+}
+
+// NodeCA loads the coordinators' CA for agent certificates, or ErrNotFound
+// before it is made.
+func (r ReadTx) NodeCA() (NodeCA, error) {
+	var ca NodeCA
+	return ca, r.get(BucketNodeCA, NodeCAKey, &ca)
+}
+
+// NodeCAExists reports whether the CA was made.
+func (r ReadTx) NodeCAExists() bool { return r.has(BucketNodeCA, NodeCAKey) }
+
+// SessionAddr is the agent session address a coordinator recorded, or "".
+func (r ReadTx) SessionAddr(coordinatorID string) string {
+	return string(r.value(BucketSessionAddrs, []byte(coordinatorID)))
 }

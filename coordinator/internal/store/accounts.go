@@ -1,0 +1,63 @@
+package store
+
+import (
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Key is a stored API key: the public info plus the hash of the secret.
+type Key struct {
+	api.KeyInfo
+	Hash string `json:"hash"`
+}
+
+// Account loads an account.
+func (r ReadTx) Account(id string) (api.Account, error) {
+	var acc api.Account
+	return acc, r.getNamed("account", id, BucketAccounts, []byte(id), &acc)
+}
+
+// AccountExists reports whether an account exists.
+func (r ReadTx) AccountExists(id string) bool { return r.has(BucketAccounts, []byte(id)) }
+
+// AnyAccount reports whether there is at least one account.
+func (r ReadTx) AnyAccount() bool {
+	k, _ := r.tx.Bucket(BucketAccounts).Cursor().First()
+	return k != nil
+}
+
+// AccountIDByEmail returns the id of the account with a lower-cased email, or "".
+func (r ReadTx) AccountIDByEmail(lowerEmail string) string {
+	return string(r.value(BucketEmails, []byte(lowerEmail)))
+}
+
+// KeyByHash loads the key whose secret has the given sha256 hex hash.
+func (r ReadTx) KeyByHash(hash string) (Key, error) {
+	var k Key
+	id := r.value(BucketKeyHashes, []byte(hash))
+	if id == nil {
+		return k, ErrNotFound
+	}
+	return k, r.get(BucketKeys, id, &k)
+}
+
+// KeyExists reports whether a key exists (revoked or not).
+func (r ReadTx) KeyExists(id string) bool { return r.has(BucketKeys, []byte(id)) }
+
+// AccountKeys lists the keys of an account (public info, revoked ones included)
+// in key-id order.
+func (r ReadTx) AccountKeys(accountID string) ([]api.KeyInfo, error) {
+	keys, err := all[Key](r, BucketKeys)
+	out := []api.KeyInfo{}
+	for _, k := range keys {
+		if k.AccountID == accountID {
+			out = append(out, k.KeyInfo)
+		}
+	}
+	return out, err
+}
+
+// KeyUsage lists a key's most recent usage records, newest first, at most limit.
+func (r ReadTx) KeyUsage(keyID string, limit int) ([]api.KeyUsage, error) {
+	items, _, err := ListOwned[api.KeyUsage](r.tx, BucketKeyUsage, keyID, 0, limit)
+	return items, err
+}

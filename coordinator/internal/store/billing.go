@@ -1,0 +1,34 @@
+package store
+
+import (
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Invoice is a stored invoice with its owner.
+type Invoice struct {
+	api.Invoice
+	AccountID string `json:"account_id"`
+}
+
+// WalletTransactions pages an account's wallet transactions, newest first,
+// with the total count.
+func (r ReadTx) WalletTransactions(accountID string, offset, limit int) ([]api.WalletTransaction, int, error) {
+	return ListOwned[api.WalletTransaction](r.tx, BucketWalletTx, accountID, offset, limit)
+}
+
+// WalletTransactionsJSON is WalletTransactions as the stored JSON, which is the
+// API's form (served without decoding).
+func (r ReadTx) WalletTransactionsJSON(accountID string, offset, limit int) ([][]byte, int) {
+	return ListOwnedRaw(r.tx, BucketWalletTx, accountID, offset, limit)
+}
+
+// Invoices pages an account's invoices, newest first, with the total count.
+func (r ReadTx) Invoices(accountID string, offset, limit int) ([]api.Invoice, int, error) {
+	return ListOwned[api.Invoice](r.tx, BucketInvoices, accountID, offset, limit)
+}
+
+// Invoice loads an account's invoice; another account's is not found.
+func (r ReadTx) Invoice(accountID, id string) (Invoice, error) {
+	var inv Invoice
+	return inv, r.getNamed("invoice", id, BucketInvoices, OwnedKey(accountID, id), &inv)
+}

@@ -1,0 +1,53 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"time"
+)
+
+// Event is an outbox entry: a webhook event written with the change it describes.
+type Event struct {
+	Seq       []byte          `json:"-"`
+	ID        string          `json:"id"`
+	Type      string          `json:"type"`
+	AccountID string          `json:"account_id"`
+	CreatedAt time.Time       `json:"created_at"`
+	Data      json.RawMessage `json:"data"`
+}
+
+// OutboxKey orders outbox entries by Raft index then sequence within the command.
+func OutboxKey(index uint64, seq uint16) []byte {
+	b := make([]byte, 10)
+	binary.BigEndian.PutUint64(b, index)
+	binary.BigEndian.PutUint16(b[8:], seq)
+	return b
+}
+
+// ScanOutbox visits, in order, up to max outbox entries after the key after
+// (from the first when after is nil). Each event's Seq is a copy of its key; an
+// undecodable entry is visited with its error. more reports whether entries
+// remain past the last one visited.
+func (r ReadTx) ScanOutbox(after []byte, max int, visit func(ev Event, err error)) (more bool) {
+	c := r.tx.Bucket(BucketOutbox).Cursor()
+	var k, v []byte
+	if after == nil {
+		k, v = c.First()
+	} else {
+		k, v = c.Seek(after)
+		if k != nil && string(k) == string(after) {
+			k, v = c.Next()
+		}
+	}
+	for n := 0; k != nil; k, v = c.Next() {
+		if n >= max {
+			return true
+		}
+		n++
+		var ev Event
+		err := json.Unmarshal(v, &ev)
+		ev.Seq = append([]byte{}, k...)
+		visit(ev, err)
+	}
+	return false
+}

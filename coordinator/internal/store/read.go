@@ -1,0 +1,65 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Reader runs reads of the replicated state in one read-only transaction, so
+// that every read fn makes sees the same applied state; *fsm.FSM implements
+// it. Handlers and leader jobs read through a Reader and the typed accessors
+// of ReadTx, never through buckets.
+type Reader interface {
+	Read(fn func(r ReadTx) error) error
+}
+
+// ReadTx is one read-only transaction with a typed accessor per record (one
+// file per domain: accounts.go, billing.go, ...). It is valid only inside the
+// function it was handed to; values it returns are copies.
+type ReadTx struct{ tx *bolt.Tx }
+
+// Read wraps a bbolt transaction: the FSM's own (writers read through the same
+// accessors) or a View's.
+func Read(tx *bolt.Tx) ReadTx { return ReadTx{tx: tx} }
+
+// get decodes bucket[key] into v, or returns ErrNotFound.
+func (r ReadTx) get(bucket, key []byte, v any) error { return GetJSON(r.tx, bucket, key, v) }
+
+// getNamed is get with a not-found error naming the object ("server srv_x: not found").
+func (r ReadTx) getNamed(what, id string, bucket, key []byte, v any) error {
+	if err := r.get(bucket, key, v); err != nil {
+		if err == ErrNotFound {
+			return fmt.Errorf("%s %s: %w", what, id, ErrNotFound)
+		}
+		return err
+	}
+	return nil
+}
+
+// has reports whether bucket holds key.
+func (r ReadTx) has(bucket, key []byte) bool { return r.tx.Bucket(bucket).Get(key) != nil }
+
+// value returns a copy of bucket[key], or nil.
+func (r ReadTx) value(bucket, key []byte) []byte {
+	v := r.tx.Bucket(bucket).Get(key)
+	if v == nil {
+		return nil
+	}
+	return append([]byte{}, v...)
+}
+
+// all decodes every value of a bucket in key order.
+func all[T any](r ReadTx, bucket []byte) ([]T, error) {
+	var out []T
+	err := r.tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+		var item T
+		if err := json.Unmarshal(v, &item); err != nil {
+			return fmt.Errorf("decode %s/%s: %w", bucket, k, err)
+		}
+		out = append(out, item)
+		return nil
+	})
+	return out, err
+}

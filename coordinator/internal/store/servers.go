@@ -1,0 +1,118 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Server is a stored server: the customer view plus where it runs. Snapshots
+// are kept with it (a handful per server).
+type Server struct {
+	api.Server
+	AccountID string               `json:"account_id"`
+	NodeID    string               `json:"node_id"`
+	VMName    string               `json:"vm_name"`
+	Snapshots []api.ServerSnapshot `json:"snapshots,omitempty"`
+	// PowerState is the last known libvirt-level state: running or stopped.
+	PowerState string `json:"power_state,omitempty"`
+	// PTRs are the reverse-DNS names set on the server's addresses: canonical
+	// IP → hostname (no trailing dot).
+	PTRs map[string]string `json:"ptrs,omitempty"`
+}
+
+// Public is the customer view.
+func (s Server) Public() api.Server { return s.Server }
+
+// Admin is the operator view.
+func (s Server) Admin() api.AdminServer {
+	return api.AdminServer{Server: s.Server, AccountID: s.AccountID, NodeID: s.NodeID, VMName: s.VMName}
+}
+
+// Action is a stored action: the public view plus what the dispatcher needs.
+// Params never hold a secret (root passwords travel over the session only).
+type Action struct {
+	api.Action
+	AccountID string          `json:"account_id"`
+	NodeID    string          `json:"node_id"`
+	Target    string          `json:"target"` // the VM name on the node
+	Params    json.RawMessage `json:"params,omitempty"`
+	// NeedsSecret: the agent needs secret params only the accepting leader had.
+	NeedsSecret bool      `json:"needs_secret,omitempty"`
+	Mutating    bool      `json:"mutating"`
+	Deadline    time.Time `json:"deadline"`
+	Step        string    `json:"step,omitempty"`
+	// SnapshotID is the snapshot a snapshot.* action is about.
+	SnapshotID string `json:"snapshot_id,omitempty"`
+	// Snapshot is the restore point a snapshot.create records on success.
+	Snapshot *api.ServerSnapshot `json:"snapshot,omitempty"`
+	// Meta holds what the result applies to the server (os, os_template).
+	Meta map[string]string `json:"meta,omitempty"`
+}
+
+// NodeServerKey is the key of BucketNodeServers.
+func NodeServerKey(nodeID, serverID string) []byte { return []byte(nodeID + "/" + serverID) }
+
+// Server loads a server by id alone (leader jobs, admin).
+func (r ReadTx) Server(id string) (Server, error) {
+	acc := r.value(BucketServerIDs, []byte(id))
+	if acc == nil {
+		return Server{}, fmt.Errorf("server %s: %w", id, ErrNotFound)
+	}
+	return r.OwnedServer(string(acc), id)
+}
+
+// OwnedServer loads an account's server; another account's is not found.
+func (r ReadTx) OwnedServer(accountID, id string) (Server, error) {
+	var s Server
+	return s, r.getNamed("server", id, BucketServers, OwnedKey(accountID, id), &s)
+}
+
+// Servers pages an account's servers (terminated ones included), newest
+// first, with the total count.
+func (r ReadTx) Servers(accountID string, offset, limit int) ([]Server, int, error) {
+	return ListOwned[Server](r.tx, BucketServers, accountID, offset, limit)
+}
+
+// AllServers lists every server of every account (terminated ones included).
+func (r ReadTx) AllServers() ([]Server, error) { return all[Server](r, BucketServers) }
+
+// NodeServers lists the servers (not terminated) placed on a node.
+func (r ReadTx) NodeServers(nodeID string) ([]Server, error) {
+	var out []Server
+	prefix := []byte(nodeID + "/")
+	cur := r.tx.Bucket(BucketNodeServers).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = cur.Next() {
+		s, err := r.Server(string(k[len(prefix):]))
+		if err != nil {
+			continue
+		}
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// Action loads an action.
+func (r ReadTx) Action(id string) (Action, error) {
+	var a Action
+	return a, r.getNamed("action", id, BucketActions, []byte(id), &a)
+}
+
+// OpenActions lists the pending and running actions (the dispatcher's work).
+func (r ReadTx) OpenActions() ([]Action, error) {
+	var out []Action
+	err := r.tx.Bucket(BucketOpenActions).ForEach(func(k, _ []byte) error {
+		a, err := r.Action(string(k))
+		if err != nil {
+			return nil
+		}
+		out = append(out, a)
+		return nil
+	})
+	return out, err
+}
+
+// OpenActionCount counts the pending and running actions.
+func (r ReadTx) OpenActionCount() int { return r.tx.Bucket(BucketOpenActions).Stats().KeyN }
