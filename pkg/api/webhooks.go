@@ -15,21 +15,50 @@ type WebhookEventInfo struct {
 	Emitted bool `json:"emitted"`
 }
 
+// WebhookEvent is the name of an event of the catalogue. The coordinator emits
+// events only through a WebhookEvent parameter, and a test (fsm) refuses an
+// emit whose name is not one of the constants below; TestWebhookCatalogue
+// checks each constant has its catalogue entry.
+//
+// History: the catalogue's names are part of the public contract and are only
+// ever added. It was written whole with webhook delivery (the invoice, wallet
+// and ticket events emitted from the start); the server.* events are emitted
+// since the Servers API, server.ptr.changed since reverse DNS. server.suspended,
+// hosting.created and domain.registered are in the contract, not emitted yet.
+type WebhookEvent string
+
+// The events of the catalogue.
+const (
+	EventServerCreated         WebhookEvent = "server.created"
+	EventServerPowerChanged    WebhookEvent = "server.power.changed"
+	EventServerReinstalled     WebhookEvent = "server.reinstalled"
+	EventServerTerminated      WebhookEvent = "server.terminated"
+	EventServerSuspended       WebhookEvent = "server.suspended"
+	EventServerPTRChanged      WebhookEvent = "server.ptr.changed"
+	EventHostingCreated        WebhookEvent = "hosting.created"
+	EventInvoiceCreated        WebhookEvent = "invoice.created"
+	EventInvoicePaid           WebhookEvent = "invoice.paid"
+	EventWalletDepositReceived WebhookEvent = "wallet.deposit.received"
+	EventDomainRegistered      WebhookEvent = "domain.registered"
+	EventTicketCreated         WebhookEvent = "ticket.created"
+	EventTicketReplied         WebhookEvent = "ticket.replied"
+)
+
 // WebhookEvents is the event catalogue (SPEC.md, Webhook events), in SPEC order.
 var WebhookEvents = []WebhookEventInfo{
-	{Name: "server.created", Description: "A server finished provisioning.", Payload: []string{"serverId", "status", "label"}, Emitted: true},
-	{Name: "server.power.changed", Description: "A power action ran.", Payload: []string{"serverId", "action"}, Emitted: true},
-	{Name: "server.reinstalled", Description: "A reinstall ran.", Payload: []string{"serverId", "os", "osTemplate"}, Emitted: true},
-	{Name: "server.terminated", Description: "A server was terminated.", Payload: []string{"serverId"}, Emitted: true},
-	{Name: "server.suspended", Description: "A server was suspended (e.g. expiry).", Payload: []string{"serverId", "reason"}},
-	{Name: "server.ptr.changed", Description: "A reverse-DNS (PTR) record was set or cleared; ptr is null when cleared.", Payload: []string{"serverId", "ip", "ptr"}, Emitted: true},
-	{Name: "hosting.created", Description: "A web-hosting account finished provisioning.", Payload: []string{"hostingId", "domain", "status"}},
-	{Name: "invoice.created", Description: "A new invoice was issued (any source: order, renewal, admin).", Payload: []string{"invoiceId", "invoiceNumber", "status", "totalUsdCents", "currency"}, Emitted: true},
-	{Name: "invoice.paid", Description: "An invoice transitioned to paid.", Payload: []string{"invoiceId", "invoiceNumber", "totalUsdCents", "currency"}, Emitted: true},
-	{Name: "wallet.deposit.received", Description: "A wallet top-up was credited.", Payload: []string{"amountUsdCents", "gateway", "transactionId"}, Emitted: true},
-	{Name: "domain.registered", Description: "A domain registration completed (post-payment).", Payload: []string{"domainId", "domain", "periodYears", "expiresAt"}},
-	{Name: "ticket.created", Description: "A support ticket was opened.", Payload: []string{"ticketId", "ticketNumber", "subject", "status", "priority"}, Emitted: true},
-	{Name: "ticket.replied", Description: "Support staff replied to your ticket.", Payload: []string{"ticketId", "ticketNumber", "subject", "status"}, Emitted: true},
+	{Name: string(EventServerCreated), Description: "A server finished provisioning.", Payload: []string{"serverId", "status", "label"}, Emitted: true},
+	{Name: string(EventServerPowerChanged), Description: "A power action ran.", Payload: []string{"serverId", "action"}, Emitted: true},
+	{Name: string(EventServerReinstalled), Description: "A reinstall ran.", Payload: []string{"serverId", "os", "osTemplate"}, Emitted: true},
+	{Name: string(EventServerTerminated), Description: "A server was terminated.", Payload: []string{"serverId"}, Emitted: true},
+	{Name: string(EventServerSuspended), Description: "A server was suspended (e.g. expiry).", Payload: []string{"serverId", "reason"}},
+	{Name: string(EventServerPTRChanged), Description: "A reverse-DNS (PTR) record was set or cleared; ptr is null when cleared.", Payload: []string{"serverId", "ip", "ptr"}, Emitted: true},
+	{Name: string(EventHostingCreated), Description: "A web-hosting account finished provisioning.", Payload: []string{"hostingId", "domain", "status"}},
+	{Name: string(EventInvoiceCreated), Description: "A new invoice was issued (any source: order, renewal, admin).", Payload: []string{"invoiceId", "invoiceNumber", "status", "totalUsdCents", "currency"}, Emitted: true},
+	{Name: string(EventInvoicePaid), Description: "An invoice transitioned to paid.", Payload: []string{"invoiceId", "invoiceNumber", "totalUsdCents", "currency"}, Emitted: true},
+	{Name: string(EventWalletDepositReceived), Description: "A wallet top-up was credited.", Payload: []string{"amountUsdCents", "gateway", "transactionId"}, Emitted: true},
+	{Name: string(EventDomainRegistered), Description: "A domain registration completed (post-payment).", Payload: []string{"domainId", "domain", "periodYears", "expiresAt"}},
+	{Name: string(EventTicketCreated), Description: "A support ticket was opened.", Payload: []string{"ticketId", "ticketNumber", "subject", "status", "priority"}, Emitted: true},
+	{Name: string(EventTicketReplied), Description: "Support staff replied to your ticket.", Payload: []string{"ticketId", "ticketNumber", "subject", "status"}, Emitted: true},
 }
 
 // WebhookEventNames lists the catalogue's event names in order.

@@ -35,14 +35,14 @@ func (c *applyCtx) decode(v any) error {
 }
 
 // emit queues an outbox event written in the same transaction as the change.
-func (c *applyCtx) emit(typ, accountID string, data any) error {
+func (c *applyCtx) emit(typ api.WebhookEvent, accountID string, data any) error {
 	raw, err := json.Marshal(data)
 	if err != nil {
 		return err
 	}
 	c.events = append(c.events, store.Event{
 		ID:        ids.Derived("evt", c.at, c.index, c.seqBase+uint16(len(c.events))),
-		Type:      typ,
+		Type:      string(typ),
 		AccountID: accountID,
 		CreatedAt: c.at,
 		Data:      raw,
@@ -234,7 +234,7 @@ func applyWalletCredit(c *applyCtx) (any, error) {
 	if err := store.PutJSON(c.tx, store.BucketWalletTx, store.OwnedKey(acc.ID, tx.ID), tx); err != nil {
 		return nil, err
 	}
-	return tx, c.emit("wallet.deposit.received", acc.ID, map[string]any{
+	return tx, c.emit(api.EventWalletDepositReceived, acc.ID, map[string]any{
 		"amountUsdCents": p.AmountUsdCents, "gateway": p.Gateway, "transactionId": tx.ID,
 	})
 }
@@ -273,7 +273,7 @@ func applyInvoiceIssue(c *applyCtx) (any, error) {
 		return nil, err
 	}
 	inv.Number = fmt.Sprintf("INV-%06d", n)
-	if err := c.emit("invoice.created", acc.ID, map[string]any{
+	if err := c.emit(api.EventInvoiceCreated, acc.ID, map[string]any{
 		"invoiceId": inv.ID, "invoiceNumber": inv.Number, "status": inv.Status, "totalUsdCents": inv.TotalUsdCents, "currency": inv.Currency,
 	}); err != nil {
 		return nil, err
@@ -306,7 +306,7 @@ func payFromWallet(c *applyCtx, acc *api.Account, inv *store.Invoice, paymentID,
 	if err := store.PutJSON(c.tx, store.BucketWalletTx, store.OwnedKey(acc.ID, wtx.ID), wtx); err != nil {
 		return err
 	}
-	return c.emit("invoice.paid", acc.ID, map[string]any{
+	return c.emit(api.EventInvoicePaid, acc.ID, map[string]any{
 		"invoiceId": inv.ID, "invoiceNumber": inv.Number, "totalUsdCents": inv.TotalUsdCents, "currency": inv.Currency,
 	})
 }
@@ -363,7 +363,7 @@ func applyTicketCreate(c *applyCtx) (any, error) {
 	if err := c.tx.Bucket(store.BucketTicketIDs).Put([]byte(t.ID), []byte(p.AccountID)); err != nil {
 		return nil, err
 	}
-	return t, c.emit("ticket.created", p.AccountID, struct {
+	return t, c.emit(api.EventTicketCreated, p.AccountID, struct {
 		TicketID     string `json:"ticketId"`
 		TicketNumber int64  `json:"ticketNumber"`
 		Subject      string `json:"subject"`
@@ -414,7 +414,7 @@ func applyTicketReply(c *applyCtx) (any, error) {
 		return nil, err
 	}
 	if p.Staff {
-		if err := c.emit("ticket.replied", owner, map[string]any{
+		if err := c.emit(api.EventTicketReplied, owner, map[string]any{
 			"ticketId": t.ID, "ticketNumber": t.Number, "subject": t.Subject, "status": t.Status,
 		}); err != nil {
 			return nil, err

@@ -415,7 +415,7 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 		if s.Status == api.ServerRunning || s.Status == api.ServerStopped {
 			s.Status = state
 		}
-		return c.emit("server.power.changed", s.AccountID, map[string]any{"serverId": s.ID, "action": action})
+		return c.emit(api.EventServerPowerChanged, s.AccountID, map[string]any{"serverId": s.ID, "action": action})
 	}
 	if !ok {
 		if a.Command == api.ActionServerProvision {
@@ -426,7 +426,7 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 	switch a.Command {
 	case api.ActionServerProvision:
 		s.Status, s.PowerState = api.ServerRunning, api.ServerRunning
-		return c.emit("server.created", s.AccountID, map[string]any{"serverId": s.ID, "status": s.Status, "label": s.Label})
+		return c.emit(api.EventServerCreated, s.AccountID, map[string]any{"serverId": s.ID, "status": s.Status, "label": s.Label})
 	case api.ActionServerStart:
 		return power(api.ServerRunning, "start")
 	case api.ActionServerStop:
@@ -441,7 +441,7 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 		if o := a.Meta["os"]; o != "" {
 			s.OS = o
 		}
-		return c.emit("server.reinstalled", s.AccountID, map[string]any{"serverId": s.ID, "os": s.OS, "osTemplate": s.OSTemplate})
+		return c.emit(api.EventServerReinstalled, s.AccountID, map[string]any{"serverId": s.ID, "os": s.OS, "osTemplate": s.OSTemplate})
 	case api.ActionServerTerminate:
 		at := c.at
 		s.Status, s.PowerState, s.TerminatedAt, s.Snapshots = api.ServerTerminated, api.ServerStopped, &at, nil
@@ -451,12 +451,12 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 		// Its reverse-DNS names go with it: the provider's DNS follows the events.
 		ips := slices.Sorted(maps.Keys(s.PTRs))
 		for _, ip := range ips {
-			if err := c.emit("server.ptr.changed", s.AccountID, map[string]any{"serverId": s.ID, "ip": ip, "ptr": nil}); err != nil {
+			if err := c.emit(api.EventServerPTRChanged, s.AccountID, map[string]any{"serverId": s.ID, "ip": ip, "ptr": nil}); err != nil {
 				return err
 			}
 		}
 		s.PTRs = nil
-		return c.emit("server.terminated", s.AccountID, map[string]any{"serverId": s.ID})
+		return c.emit(api.EventServerTerminated, s.AccountID, map[string]any{"serverId": s.ID})
 	case api.ActionSnapshotCreate:
 		if a.Snapshot != nil {
 			sn := *a.Snapshot
@@ -539,7 +539,7 @@ func applyServerPTR(c *applyCtx) (any, error) {
 		ptr = p.Hostname
 	}
 	s.UpdatedAt = c.at
-	if err := c.emit("server.ptr.changed", s.AccountID, map[string]any{"serverId": s.ID, "ip": key, "ptr": ptr}); err != nil {
+	if err := c.emit(api.EventServerPTRChanged, s.AccountID, map[string]any{"serverId": s.ID, "ip": key, "ptr": ptr}); err != nil {
 		return nil, err
 	}
 	return ServerIPView(s, ip), putServer(c.tx, s)
