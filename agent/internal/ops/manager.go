@@ -19,24 +19,10 @@ import (
 
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/journal"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
-
-// Clock is the time source; tests may replace it.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-// SystemClock is the real clock.
-type SystemClock struct{}
-
-// Now returns time.Now.
-func (SystemClock) Now() time.Time { return time.Now() }
-
-// After returns time.After.
-func (SystemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Config is what the manager needs from the agent's configuration.
 type Config struct {
@@ -58,7 +44,7 @@ type Manager struct {
 	hv    hypervisor.Hypervisor
 	j     *journal.DB
 	log   *slog.Logger
-	clock Clock
+	clock clock.Clock
 	base  context.Context
 
 	mu      sync.Mutex
@@ -68,9 +54,9 @@ type Manager struct {
 
 // New returns a manager. base bounds the lifetime of running operations: they are
 // not cancelled when the requesting client goes away.
-func New(base context.Context, cfg Config, hv hypervisor.Hypervisor, j *journal.DB, log *slog.Logger, clock Clock) *Manager {
-	if clock == nil {
-		clock = SystemClock{}
+func New(base context.Context, cfg Config, hv hypervisor.Hypervisor, j *journal.DB, log *slog.Logger, clk clock.Clock) *Manager {
+	if clk == nil {
+		clk = clock.Real{}
 	}
 	if cfg.PollInterval == 0 {
 		cfg.PollInterval = 100 * time.Millisecond
@@ -78,7 +64,7 @@ func New(base context.Context, cfg Config, hv hypervisor.Hypervisor, j *journal.
 	if cfg.Limits == (validate.Limits{}) {
 		cfg.Limits = validate.DefaultLimits
 	}
-	return &Manager{cfg: cfg, hv: hv, j: j, log: log, clock: clock, base: base,
+	return &Manager{cfg: cfg, hv: hv, j: j, log: log, clock: clk, base: base,
 		running: map[string]chan struct{}{}, locks: map[string]chan struct{}{}}
 }
 

@@ -36,14 +36,3 @@ func (b Backoff) Delay(attempt int) time.Duration {
 	}
 	return d/2 + time.Duration(r()*float64(d/2))
 }
-
-// Clock is the time source the session waits on (injected in tests).
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/clock"
 	pb "github.com/hostplane/hostplane/proto"
 	"github.com/quic-go/quic-go"
 )
@@ -41,7 +42,7 @@ type Config struct {
 	Backoff      Backoff
 	DialTimeout  time.Duration // per coordinator (default 3 s)
 	PingInterval time.Duration // until the coordinator says otherwise (default 5 s)
-	Clock        Clock
+	Clock        clock.Clock   // the time source the session waits on (default: the wall clock)
 	Log          *slog.Logger
 	// OnEvent, if set, is called on every state change (tests, the simulator).
 	OnEvent func(Event)
@@ -101,7 +102,7 @@ func New(cfg Config) (*Agent, error) {
 		return nil, errors.New("agent session: no credentials directory")
 	}
 	if cfg.Clock == nil {
-		cfg.Clock = realClock{}
+		cfg.Clock = clock.Real{}
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)

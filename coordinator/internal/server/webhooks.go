@@ -12,6 +12,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/spf13/pflag"
 )
 
@@ -33,7 +34,7 @@ type WebhookConfig struct {
 	RetryWindow     time.Duration
 
 	// Set in code only (tests, benchmarks).
-	Clock     webhook.Clock             // default: the wall clock
+	Clock     clock.Clock               // default: the wall clock
 	TLSConfig *tls.Config               // client TLS for deliveries (e.g. a test CA)
 	Resolver  webhook.Resolver          // default: the system resolver
 	Observe   func(webhook.AttemptInfo) // called after every attempt

@@ -26,6 +26,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/version"
 	pkgwebhook "github.com/hostplane/hostplane/pkg/webhook"
@@ -102,7 +103,7 @@ type Dispatcher struct {
 	apply  Applier
 	sealer *Sealer
 	client *http.Client
-	clock  Clock
+	clock  clock.Clock
 	log    *slog.Logger
 	rnd    func() float64
 
@@ -149,15 +150,15 @@ type AttemptInfo struct {
 }
 
 // New builds a dispatcher. client should come from Guard.Client.
-func New(opt Options, state State, apply Applier, sealer *Sealer, client *http.Client, clock Clock, log *slog.Logger) *Dispatcher {
+func New(opt Options, state State, apply Applier, sealer *Sealer, client *http.Client, clk clock.Clock, log *slog.Logger) *Dispatcher {
 	opt.defaults()
-	if clock == nil {
-		clock = RealClock{}
+	if clk == nil {
+		clk = clock.Real{}
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Dispatcher{opt: opt, state: state, apply: apply, sealer: sealer, client: client, clock: clock, log: log, rnd: rand.Float64}
+	return &Dispatcher{opt: opt, state: state, apply: apply, sealer: sealer, client: client, clock: clk, log: log, rnd: rand.Float64}
 }
 
 // Options returns the effective options.

@@ -13,6 +13,8 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock"
+	"github.com/hostplane/hostplane/internal/clock/clocktest"
 	"github.com/hostplane/hostplane/pkg/api"
 	pkgwebhook "github.com/hostplane/hostplane/pkg/webhook"
 	bolt "go.etcd.io/bbolt"
@@ -54,7 +56,7 @@ func TestCoreEventsArriveSigned(t *testing.T) {
 	node := newTestNode(t, nil)
 	sealer := newTestSealer(t)
 	box := &secretBox{}
-	rc := newReceiver(t, true, RealClock{}, box.get)
+	rc := newReceiver(t, true, clock.Real{}, box.get)
 	acc := node.newAccount()
 	other := node.newAccount()
 	// https on loopback needs the private-address development flag, not http.
@@ -62,7 +64,7 @@ func TestCoreEventsArriveSigned(t *testing.T) {
 	whID, secret := node.subscribe(sealer, acc, rc.srv.URL+"/hooks")
 	box.set(secret)
 	otherID, _ := node.subscribe(sealer, other, rc.srv.URL+"/other", "invoice.paid")
-	start(t, node, sealer, guard, rc.tlsConfig(), RealClock{}, Options{})
+	start(t, node, sealer, guard, rc.tlsConfig(), clock.Real{}, Options{})
 
 	tkt := node.ticket(acc, "Disk full")
 	node.must(fsm.CmdTicketReply, fsm.TicketReply{TicketID: tkt, MessageID: ids.New("msg", time.Now()), Staff: true, StaffName: "Ayşe", Body: "fixed"})
@@ -161,7 +163,7 @@ func TestCoreEventsArriveSigned(t *testing.T) {
 }
 
 // quiesce waits until no attempt is running and no retry is due on the clock.
-func quiesce(t *testing.T, d *Dispatcher, clock *FakeClock) {
+func quiesce(t *testing.T, d *Dispatcher, clock *clocktest.Fake) {
 	t.Helper()
 	waitUntil(t, "dispatcher idle", 10*time.Second, func() bool {
 		st := d.Stats()
@@ -170,7 +172,7 @@ func quiesce(t *testing.T, d *Dispatcher, clock *FakeClock) {
 }
 
 // advanceToNextRetry moves the fake clock to the earliest scheduled retry.
-func advanceToNextRetry(t *testing.T, d *Dispatcher, clock *FakeClock) {
+func advanceToNextRetry(t *testing.T, d *Dispatcher, clock *clocktest.Fake) {
 	t.Helper()
 	quiesce(t, d, clock)
 	st := d.Stats()
@@ -183,7 +185,7 @@ func advanceToNextRetry(t *testing.T, d *Dispatcher, clock *FakeClock) {
 
 // stepUntil advances the fake clock one second at a time, letting the
 // dispatcher settle after each step, until cond holds.
-func stepUntil(t *testing.T, d *Dispatcher, clock *FakeClock, max time.Duration, cond func() bool) {
+func stepUntil(t *testing.T, d *Dispatcher, clock *clocktest.Fake, max time.Duration, cond func() bool) {
 	t.Helper()
 	for elapsed := time.Duration(0); !cond(); elapsed += time.Second {
 		if elapsed > max {
@@ -199,7 +201,7 @@ func stepUntil(t *testing.T, d *Dispatcher, clock *FakeClock, max time.Duration,
 // 1 m, 2 m, 4 m (±10 % jitter) on the injected clock; once it is up, every event
 // arrives, and repeated requests carry the same X-Sunucu-Delivery.
 func TestReceiverDownThenUp(t *testing.T) {
-	clock := NewFakeClock(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
+	clock := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
 	node := newTestNode(t, clock.Now)
 	sealer := newTestSealer(t)
 	box := &secretBox{}
@@ -293,7 +295,7 @@ func TestReceiverDownThenUp(t *testing.T) {
 // TestRetryWindowEndsInFailure: a receiver that never recovers gets about a
 // day of attempts, then the delivery is failed and nothing stays pending.
 func TestRetryWindowEndsInFailure(t *testing.T) {
-	clock := NewFakeClock(time.Date(2026, 6, 3, 0, 0, 0, 0, time.UTC))
+	clock := clocktest.NewFake(time.Date(2026, 6, 3, 0, 0, 0, 0, time.UTC))
 	node := newTestNode(t, clock.Now)
 	sealer := newTestSealer(t)
 	box := &secretBox{}
@@ -342,12 +344,12 @@ func TestGoneDisablesSubscription(t *testing.T) {
 	node := newTestNode(t, nil)
 	sealer := newTestSealer(t)
 	box := &secretBox{}
-	rc := newReceiver(t, false, RealClock{}, box.get)
+	rc := newReceiver(t, false, clock.Real{}, box.get)
 	rc.status = func(int, *http.Request) int { return http.StatusGone }
 	acc := node.newAccount()
 	whID, secret := node.subscribe(sealer, acc, rc.srv.URL)
 	box.set(secret)
-	start(t, node, sealer, devGuard, nil, RealClock{}, Options{})
+	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{})
 	node.ticket(acc, "t")
 	rc.waitFor(t, "attempt", 5*time.Second, func(r []received) bool { return len(r) == 1 })
 	waitUntil(t, "subscription disabled", 5*time.Second, func() bool {
@@ -372,13 +374,13 @@ func TestPausedAccumulatesNothing(t *testing.T) {
 	node := newTestNode(t, nil)
 	sealer := newTestSealer(t)
 	box := &secretBox{}
-	rc := newReceiver(t, false, RealClock{}, box.get)
+	rc := newReceiver(t, false, clock.Real{}, box.get)
 	acc := node.newAccount()
 	whID, secret := node.subscribe(sealer, acc, rc.srv.URL)
 	box.set(secret)
 	off, on := false, true
 	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &off})
-	start(t, node, sealer, devGuard, nil, RealClock{}, Options{})
+	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{})
 	for i := 0; i < 3; i++ {
 		node.ticket(acc, "while paused")
 	}
@@ -401,11 +403,11 @@ func TestRedeliver(t *testing.T) {
 	node := newTestNode(t, nil)
 	sealer := newTestSealer(t)
 	box := &secretBox{}
-	rc := newReceiver(t, false, RealClock{}, box.get)
+	rc := newReceiver(t, false, clock.Real{}, box.get)
 	acc := node.newAccount()
 	whID, secret := node.subscribe(sealer, acc, rc.srv.URL)
 	box.set(secret)
-	start(t, node, sealer, devGuard, nil, RealClock{}, Options{})
+	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{})
 	node.ticket(acc, "t")
 	first := rc.waitFor(t, "delivery", 5*time.Second, func(r []received) bool { return len(r) == 1 })[0]
 	waitUntil(t, "recorded", 5*time.Second, func() bool {
@@ -437,17 +439,17 @@ func TestSlowReceiverDoesNotStarveOthers(t *testing.T) {
 	node := newTestNode(t, nil)
 	sealer := newTestSealer(t)
 	box := &secretBox{}
-	slow := newReceiver(t, false, RealClock{}, box.get)
+	slow := newReceiver(t, false, clock.Real{}, box.get)
 	release := make(chan struct{})
 	var inSlow atomic.Int64
 	slow.status = func(int, *http.Request) int { inSlow.Add(1); <-release; return 200 }
-	fast := newReceiver(t, false, RealClock{}, box.get)
+	fast := newReceiver(t, false, clock.Real{}, box.get)
 	acc := node.newAccount()
 	_, s1 := node.subscribe(sealer, acc, slow.srv.URL)
 	_, s2 := node.subscribe(sealer, acc, fast.srv.URL)
 	box.set(s1, s2)
 	t.Cleanup(func() { close(release) })
-	start(t, node, sealer, devGuard, nil, RealClock{}, Options{PerWebhook: 2, MaxInFlight: 8, AttemptTimeout: 20 * time.Second})
+	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{PerWebhook: 2, MaxInFlight: 8, AttemptTimeout: 20 * time.Second})
 	for i := 0; i < 30; i++ {
 		node.ticket(acc, "t")
 	}
@@ -462,7 +464,7 @@ func TestSlowReceiverDoesNotStarveOthers(t *testing.T) {
 // TestResumesAfterLeaderChange: the dispatcher of a new term picks up pending
 // retries and events the previous term never saw, from the FSM alone.
 func TestResumesAfterLeaderChange(t *testing.T) {
-	clock := NewFakeClock(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
+	clock := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
 	node := newTestNode(t, clock.Now)
 	sealer := newTestSealer(t)
 	box := &secretBox{}
@@ -515,7 +517,7 @@ func TestResumesAfterLeaderChange(t *testing.T) {
 // TestCursorAndOutboxPruning: the cursor follows the delivered events and the
 // outbox is pruned once the retention passes.
 func TestCursorAndOutboxPruning(t *testing.T) {
-	clock := NewFakeClock(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
+	clock := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
 	node := newTestNode(t, clock.Now)
 	sealer := newTestSealer(t)
 	box := &secretBox{}

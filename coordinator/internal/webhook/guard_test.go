@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/internal/clock"
 )
 
 // fakeResolver answers from a map and counts lookups; it never touches DNS.
@@ -153,7 +155,7 @@ func TestSSRFFailedAttemptsSayWhy(t *testing.T) {
 	node := newTestNode(t, nil)
 	sealer := newTestSealer(t)
 	box := &secretBox{}
-	rc := newReceiver(t, false, RealClock{}, box.get)
+	rc := newReceiver(t, false, clock.Real{}, box.get)
 	rc.status = func(_ int, r *http.Request) int { return http.StatusFound }
 	rc.location = "https://10.0.0.1/steal"
 	acc := node.newAccount()
@@ -164,7 +166,7 @@ func TestSSRFFailedAttemptsSayWhy(t *testing.T) {
 	// Loopback is allowed for the local receiver; 10.0.0.7 is made forbidden by a
 	// guard that allows only loopback through a custom check below.
 	g := &loopbackOnlyGuard{Guard: Guard{AllowHTTP: true, Resolver: res}}
-	d := New(Options{FlushInterval: 10 * time.Millisecond, PollInterval: 2 * time.Millisecond}, node.f, node.Apply, sealer, g.client(), RealClock{}, testLog(t))
+	d := New(Options{FlushInterval: 10 * time.Millisecond, PollInterval: 2 * time.Millisecond}, node.f, node.Apply, sealer, g.client(), clock.Real{}, testLog(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d.Run(ctx) }()

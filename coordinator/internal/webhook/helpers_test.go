@@ -25,6 +25,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
 )
@@ -213,14 +214,14 @@ type receiver struct {
 	got      []received
 	secrets  func() []string // accepted secrets
 	status   func(n int, r *http.Request) int
-	clock    Clock
+	clock    clock.Clock
 	location string // sent as Location when set
 	srv      *httptest.Server
 	notify   chan struct{}
 }
 
-func newReceiver(t testing.TB, tlsOn bool, clock Clock, secrets func() []string) *receiver {
-	rc := &receiver{secrets: secrets, clock: clock, notify: make(chan struct{}, 1<<16)}
+func newReceiver(t testing.TB, tlsOn bool, clk clock.Clock, secrets func() []string) *receiver {
+	rc := &receiver{secrets: secrets, clock: clk, notify: make(chan struct{}, 1<<16)}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
 		rv := received{at: rc.clock.Now(), wall: time.Now(), body: body, header: r.Header.Clone(),
@@ -303,7 +304,7 @@ func (s *startedDispatcher) stop() {
 }
 
 // start runs a dispatcher for node until the test ends or stop is called.
-func start(t testing.TB, node *testNode, sealer *Sealer, guard *Guard, tlsCfg *tls.Config, clock Clock, opt Options) *startedDispatcher {
+func start(t testing.TB, node *testNode, sealer *Sealer, guard *Guard, tlsCfg *tls.Config, clk clock.Clock, opt Options) *startedDispatcher {
 	t.Helper()
 	if opt.FlushInterval == 0 {
 		opt.FlushInterval = 10 * time.Millisecond
@@ -314,7 +315,7 @@ func start(t testing.TB, node *testNode, sealer *Sealer, guard *Guard, tlsCfg *t
 	if opt.AttemptTimeout == 0 {
 		opt.AttemptTimeout = 5 * time.Second
 	}
-	d := New(opt, node.f, node.Apply, sealer, guard.Client(opt.AttemptTimeout, tlsCfg, 64), clock, testLog(t))
+	d := New(opt, node.f, node.Apply, sealer, guard.Client(opt.AttemptTimeout, tlsCfg, 64), clk, testLog(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &startedDispatcher{d: d, cancel: cancel, done: make(chan struct{})}
 	go func() { defer close(s.done); _ = d.Run(ctx) }()

@@ -1,0 +1,22 @@
+// Package clock is the one time-source abstraction of the coordinator and the
+// agent: code that waits or stamps times takes a Clock, so tests can run hours
+// of back-off in milliseconds (clocktest.Fake).
+package clock
+
+import "time"
+
+// Clock is a time source.
+type Clock interface {
+	Now() time.Time
+	// After delivers the time once d has passed.
+	After(d time.Duration) <-chan time.Time
+}
+
+// Real is the wall clock.
+type Real struct{}
+
+// Now implements Clock.
+func (Real) Now() time.Time { return time.Now() }
+
+// After implements Clock.
+func (Real) After(d time.Duration) <-chan time.Time { return time.After(d) }
