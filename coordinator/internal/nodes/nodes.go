@@ -1,0 +1,170 @@
+// Package nodes is a coordinator's side of its agent nodes: the CA that signs
+// node certificates (its key sealed under the key-encryption key), enrolment
+// with join tokens, certificate renewal, the authorisation of agent sessions,
+// and the leader's liveness sweep. It reads the replicated state through the
+// store's typed accessors and writes it through Raft commands.
+package nodes
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/session"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/webhook"
+	pb "github.com/hostplane/hostplane/proto"
+)
+
+// Config holds the agent session settings of one coordinator.
+type Config struct {
+	ID string // this coordinator's id
+	// ListenAddr is the UDP address agents dial (QUIC); empty: no agent sessions.
+	ListenAddr string
+	// Advertise is the address followers send agents to when this node leads
+	// (default: the bound address).
+	Advertise    string
+	PingInterval time.Duration
+	// Grace: a node with no ping for this long is recorded unreachable.
+	Grace   time.Duration
+	CertTTL time.Duration
+	Now     func() time.Time // default time.Now
+	Log     *slog.Logger
+}
+
+// Leadership is what the service asks of the Raft member (raftnode.Cluster).
+type Leadership interface {
+	IsLeader() bool
+	LeaderID() string
+}
+
+// Deps is what the service needs from the rest of the coordinator.
+type Deps struct {
+	State   store.Reader
+	Cluster Leadership
+	// Ready reports whether this leader has applied every entry committed
+	// before its term (it may serve).
+	Ready func() bool
+	// Apply proposes a command through Raft and returns its result.
+	Apply func(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error)
+	// Sealer opens and seals secrets under the key-encryption key.
+	Sealer func() (*webhook.Sealer, error)
+}
+
+// Service is the agent-node backend of one coordinator.
+type Service struct {
+	cfg  Config
+	deps Deps
+	log  *slog.Logger
+
+	srv    *session.Server
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	// leading is set while this coordinator's leader jobs run: sessions are
+	// accepted only then (not while a stepping-down or closing leader winds down).
+	leading atomic.Bool
+
+	mu         sync.Mutex
+	ca         *session.CA // unsealed CA, keyed by fingerprint
+	serverCert *tls.Certificate
+	certFP     string
+	certUntil  time.Time
+}
+
+// New builds the service; Listen opens the agent session listener.
+func New(cfg Config, deps Deps) *Service {
+	log := cfg.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Service{cfg: cfg, deps: deps, log: log}
+}
+
+func (s *Service) now() time.Time {
+	if s.cfg.Now != nil {
+		return s.cfg.Now()
+	}
+	return time.Now()
+}
+
+// propose commits a command stamped with the wall clock.
+func (s *Service) propose(ctx context.Context, t fsm.CommandType, payload any) (*fsm.Result, error) {
+	env, err := fsm.NewEnvelope(t, time.Now(), payload)
+	if err != nil {
+		return nil, err
+	}
+	return s.deps.Apply(ctx, env)
+}
+
+// Listen opens the agent session listener when ListenAddr is set; the hooks
+// (either may be nil) see sessions accepted and inventory frames.
+func (s *Service) Listen(onConnect func(nodeID string), onInventory func(nodeID string, inv *pb.Inventory)) error {
+	if s.cfg.ListenAddr == "" {
+		return nil
+	}
+	if s.srv != nil {
+		return errors.New("agent sessions: already listening")
+	}
+	srv, err := session.Listen(session.Config{
+		ID: s.cfg.ID, ListenAddr: s.cfg.ListenAddr, PingInterval: s.cfg.PingInterval, IdleTimeout: s.cfg.Grace, Backend: backend{s},
+		Log: s.log.With("component", "agent-sessions"), Now: s.now,
+		OnInventory: onInventory,
+		OnConnect:   onConnect,
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.srv, s.cancel, s.done = srv, cancel, make(chan struct{})
+	go func() { defer close(s.done); srv.Serve(ctx) }()
+	s.log.Info("agent sessions listening", "addr", srv.Addr())
+	return nil
+}
+
+// Close stops the listener and every session.
+func (s *Service) Close() {
+	if s.srv == nil {
+		return
+	}
+	s.cancel()
+	s.srv.Close()
+	<-s.done
+}
+
+// Sessions is the session listener (nil when ListenAddr is empty).
+func (s *Service) Sessions() *session.Server { return s.srv }
+
+// SessionAddr is the address agents dial, or "".
+func (s *Service) SessionAddr() string {
+	if s.srv == nil {
+		return ""
+	}
+	if s.cfg.Advertise != "" {
+		return s.cfg.Advertise
+	}
+	return s.srv.Addr()
+}
+
+// Live reports when a node last pinged this coordinator, if its session is
+// alive: a session silent for the grace period is dead (the QUIC connection
+// lingers until its idle timeout).
+func (s *Service) Live(id string) (time.Time, bool) {
+	if s.srv == nil {
+		return time.Time{}, false
+	}
+	seen, ok := s.srv.Live(id)
+	return seen, ok && s.now().Sub(seen) <= s.cfg.Grace
+}
+
+// Disconnect ends a node's session (the node was removed).
+func (s *Service) Disconnect(id string) {
+	if s.srv != nil {
+		s.srv.Disconnect(id, "node removed")
+	}
+}
