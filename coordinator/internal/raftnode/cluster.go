@@ -19,6 +19,10 @@ type Cluster interface {
 
 	// Apply proposes a command and waits until it is committed and applied here.
 	Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error)
+	// LinearizableRead returns once a local read is linearizable: this member is
+	// the leader, a quorum confirmed it after the call began, and the FSM has
+	// applied everything committed before. Concurrent calls share one round.
+	LinearizableRead(ctx context.Context) error
 	// IsLeader reports whether this member is the leader.
 	IsLeader() bool
 	// LeaderID is the current leader's server id, or "" if there is none.

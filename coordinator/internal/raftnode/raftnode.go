@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -51,6 +52,8 @@ type Node struct {
 	dir       string
 	logs      *raftboltdb.BoltStore
 	batch     *batcher
+	reads     *readBarrier
+	readTerm  atomic.Uint64 // the term whose first barrier this member has applied as leader
 	transport *raft.NetworkTransport
 	log       *slog.Logger
 }
@@ -144,6 +147,7 @@ func Open(cfg Config) (*Node, error) {
 	}
 	n := &Node{Raft: r, FSM: f, ID: cfg.ID, dir: cfg.Dir, Addr: transport.LocalAddr(), logs: logs, transport: transport, log: lg}
 	n.batch = newBatcher(n, 2, 512)
+	n.reads = newReadBarrier(n.confirmRead)
 	if cfg.Bootstrap {
 		has, err := raft.HasExistingState(logs, logs, snaps)
 		if err != nil {

@@ -1,0 +1,169 @@
+package raftnode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+)
+
+// readBarrier makes local reads on the leader linearizable, ReadIndex-style:
+// a confirmation round records the commit index, confirms with a quorum that
+// this member is still the leader (raft.VerifyLeader: a heartbeat round), and
+// waits until the FSM has applied every command up to the recorded index. A read
+// that passes a round started after it arrived sees every write acknowledged
+// before it arrived, by this leader or any earlier one, and no newer leader can
+// have acknowledged a write before the round's quorum answered.
+//
+// Rounds are shared, as etcd batches ReadIndex: one round runs at a time; reads
+// that arrive while it is in flight wait together for the next round, never
+// piggybacking on one that started before they arrived.
+type readBarrier struct {
+	confirm func() error // one confirmation round
+
+	mu      sync.Mutex
+	running bool
+	next    *readRound // the round that reads arriving now will join
+	rounds  uint64     // rounds started (for tests and metrics)
+}
+
+type readRound struct {
+	done chan struct{}
+	err  error
+}
+
+func newReadBarrier(confirm func() error) *readBarrier {
+	return &readBarrier{confirm: confirm}
+}
+
+// wait returns once a round that started after the call has confirmed
+// leadership and the FSM has caught up, or with that round's error.
+func (b *readBarrier) wait(ctx context.Context) error {
+	b.mu.Lock()
+	if b.next == nil {
+		b.next = &readRound{done: make(chan struct{})}
+	}
+	r := b.next
+	if !b.running {
+		// Nothing in flight: this read's round starts now.
+		b.running = true
+		b.next = nil
+		b.rounds++
+		go b.run(r)
+	}
+	b.mu.Unlock()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run performs r, then every round that gathered readers meanwhile, one at a time.
+func (b *readBarrier) run(r *readRound) {
+	for r != nil {
+		r.err = b.confirm()
+		close(r.done)
+		b.mu.Lock()
+		r = b.next
+		if r != nil {
+			b.next = nil
+			b.rounds++
+		} else {
+			b.running = false
+		}
+		b.mu.Unlock()
+	}
+}
+
+// Rounds is the number of confirmation rounds started so far.
+func (b *readBarrier) Rounds() uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.rounds
+}
+
+// readConfirmTimeout bounds one confirmation round.
+const readConfirmTimeout = 5 * time.Second
+
+// LinearizableRead returns once this member may serve a linearizable read from
+// its local FSM: it is the leader, a quorum confirmed that after the call began,
+// and the FSM has applied everything committed before the call began. Concurrent
+// callers share confirmation rounds. It fails with ErrNotLeader when leadership
+// is not (or no longer) held; the caller then must not serve the read.
+func (n *Node) LinearizableRead(ctx context.Context) error {
+	return n.reads.wait(ctx)
+}
+
+// ReadRounds is the number of leadership confirmation rounds run for reads.
+func (n *Node) ReadRounds() uint64 { return n.reads.Rounds() }
+
+// confirmRead is one confirmation round (see readBarrier).
+func (n *Node) confirmRead() error {
+	if n.Raft.State() != raft.Leader {
+		return fmt.Errorf("%w: read refused", ErrNotLeader)
+	}
+	term := n.Raft.CurrentTerm()
+	if n.readTerm.Load() != term {
+		// A new leader's commit index may not yet cover entries an earlier
+		// leader committed: commit one of its own term (a barrier) first.
+		if err := n.Raft.Barrier(readConfirmTimeout).Error(); err != nil {
+			return fmt.Errorf("%w: %v", ErrNotLeader, applyError(err))
+		}
+		n.readTerm.Store(term)
+	}
+	idx := n.Raft.CommitIndex()
+	if err := n.Raft.VerifyLeader().Error(); err != nil {
+		return fmt.Errorf("%w: leadership not confirmed: %v", ErrNotLeader, err)
+	}
+	if n.Raft.State() != raft.Leader || n.Raft.CurrentTerm() != term {
+		return fmt.Errorf("%w: leadership changed during the read", ErrNotLeader)
+	}
+	return n.waitApplied(idx, time.Now().Add(readConfirmTimeout))
+}
+
+// waitApplied waits until the FSM has applied every command with a Raft index
+// up to idx. The FSM only counts commands; Raft's own applied index counts every
+// entry but runs ahead of the FSM (entries are queued to it), so entries between
+// the two that are not commands (no-ops, barriers, configuration) are looked up
+// in the log and skipped.
+func (n *Node) waitApplied(idx uint64, deadline time.Time) error {
+	for sleep := 50 * time.Microsecond; ; {
+		fa := n.FSM.AppliedIndex()
+		if fa >= idx {
+			return nil
+		}
+		if n.Raft.AppliedIndex() >= idx && idx-fa <= 64 && !n.commandsBetween(fa+1, idx) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: the state machine did not reach index %d (at %d)", ErrNotLeader, idx, fa)
+		}
+		time.Sleep(sleep)
+		if sleep < 2*time.Millisecond {
+			sleep *= 2
+		}
+	}
+}
+
+// commandsBetween reports whether the log holds a command in [from, to]. An entry
+// missing from the log was compacted into a snapshot the FSM already holds.
+func (n *Node) commandsBetween(from, to uint64) bool {
+	var l raft.Log
+	for i := from; i <= to; i++ {
+		if err := n.logs.GetLog(i, &l); err != nil {
+			if errors.Is(err, raft.ErrLogNotFound) {
+				continue
+			}
+			return true
+		}
+		if l.Type == raft.LogCommand {
+			return true
+		}
+	}
+	return false
+}
