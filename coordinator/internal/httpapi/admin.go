@@ -64,6 +64,13 @@ func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 			writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
 			return
 		}
+		if needLeader && r.Method == http.MethodGet {
+			if ae := a.linearizableRead(r.Context()); ae != nil {
+				w.Header().Set("Retry-After", "1")
+				writeError(w, rid, ae)
+				return
+			}
+		}
 		var body []byte
 		if r.Method == http.MethodPost && r.URL.Path != "/admin/cluster/restore" {
 			var err error

@@ -249,13 +249,7 @@ func (a *API) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := requestID(r)
 		w.Header().Set(headerRequestID, rid)
-		if !a.raft.IsLeader() {
-			a.fwd.forward(w, r, rid)
-			return
-		}
-		if !a.awaitLeaderReady(r.Context()) {
-			w.Header().Set("Retry-After", "1")
-			writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
+		if !a.readGate(w, r, rid) {
 			return
 		}
 		rq := &request{Request: r, w: w, id: rid, now: a.now().UTC(), clientIP: a.clientIP(r)}
