@@ -15,26 +15,16 @@ import (
 )
 
 func main() {
-	cfg := config.Default()
 	fs := flag.NewFlagSet("hostplane-agent", flag.ExitOnError)
-	configFile := fs.String("config", "", "JSON config file (applied before HOSTPLANE_AGENT_* variables and flags)")
-	// Flags are parsed twice: first to find -config, then over file and env values.
-	cfg.RegisterFlags(fs)
+	configFile := fs.String("config", "", "JSON config file whose keys are the flag names below (snake_case keys of earlier releases work too); applied before HOSTPLANE_AGENT_<FLAG_NAME> variables and flags")
+	def := config.Default()
+	def.RegisterFlags(fs)
 	_ = fs.Parse(os.Args[1:])
-	if *configFile != "" {
-		if err := cfg.LoadFile(*configFile); err != nil {
-			fmt.Fprintln(os.Stderr, "hostplane-agent:", err)
-			os.Exit(2)
-		}
-	}
-	if err := cfg.LoadEnv(os.Getenv); err != nil {
+	cfg, err := config.Load(*configFile, os.Getenv, fs)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "hostplane-agent:", err)
 		os.Exit(2)
 	}
-	fs2 := flag.NewFlagSet("hostplane-agent", flag.ExitOnError)
-	fs2.String("config", *configFile, "")
-	cfg.RegisterFlags(fs2)
-	_ = fs2.Parse(os.Args[1:])
 
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))

@@ -1,20 +1,20 @@
 // Package config holds the agent's configuration: defaults, then an optional JSON
 // file, then HOSTPLANE_AGENT_* environment variables, then flags; then Validate.
+// The layering is the coordinator's (internal/conflayer): file keys are flag
+// names ("pool-name"), variables are HOSTPLANE_AGENT_<FLAG_NAME>. The
+// snake_case file keys of earlier releases ("pool_name") are still accepted.
 package config
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/conflayer"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -67,78 +67,38 @@ func Default() Config {
 	}
 }
 
-// LoadFile overlays a JSON config file onto c.
+// EnvPrefix starts the agent's environment variables (HOSTPLANE_AGENT_POOL_NAME).
+const EnvPrefix = "HOSTPLANE_AGENT_"
+
+// flags is c's settings as a flag set bound to c.
+func (c *Config) flags() conflayer.Flags {
+	fs := flag.NewFlagSet("layer", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	return conflayer.Std(fs)
+}
+
+// LoadFile overlays a JSON config file onto c. Keys are flag names; the
+// snake_case keys of earlier releases are aliases.
 func (c *Config) LoadFile(path string) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(b, &raw); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	// Durations are written as strings ("60s").
-	for _, k := range []string{"stop_grace", "stats_interval"} {
-		if v, ok := raw[k]; ok {
-			var s string
-			if err := json.Unmarshal(v, &s); err != nil {
-				return fmt.Errorf("config file %s: %s: want a duration string like \"60s\"", path, k)
-			}
-			d, err := time.ParseDuration(s)
-			if err != nil {
-				return fmt.Errorf("config file %s: %s: %w", path, k, err)
-			}
-			if k == "stop_grace" {
-				c.StopGrace = d
-			} else {
-				c.StatsInterval = d
-			}
-			delete(raw, k)
-		}
-	}
-	rest, _ := json.Marshal(raw)
-	dec := json.NewDecoder(bytes.NewReader(rest))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(c); err != nil {
-		return fmt.Errorf("config file %s: %w", path, err)
-	}
-	return nil
+	f := c.flags()
+	return conflayer.File(f, path, conflayer.SnakeAliases(f))
 }
 
 // LoadEnv overlays HOSTPLANE_AGENT_* variables.
 func (c *Config) LoadEnv(getenv func(string) string) error {
-	str := map[string]*string{
-		"DATA_DIR": &c.DataDir, "SOCKET": &c.Socket, "LIBVIRT_SOCKET": &c.LibvirtSocket, "POOL_NAME": &c.PoolName,
-		"POOL_PATH": &c.PoolPath, "DOMAIN_TYPE": &c.DomainType, "MACHINE": &c.Machine, "EMULATOR": &c.Emulator,
-		"NETWORK": &c.Network, "LOG_LEVEL": &c.LogLevel, "FAILPOINT": &c.Failpoint,
-		"JOIN_TOKEN": &c.JoinToken, "NODE_ID": &c.NodeID,
-	}
-	for k, p := range str {
-		if v := getenv("HOSTPLANE_AGENT_" + k); v != "" {
-			*p = v
-		}
-	}
-	if v := getenv("HOSTPLANE_AGENT_COORDINATORS"); v != "" {
-		c.Coordinators = splitList(v)
-	}
-	dur := map[string]*time.Duration{"STOP_GRACE": &c.StopGrace, "STATS_INTERVAL": &c.StatsInterval}
-	for k, p := range dur {
-		if v := getenv("HOSTPLANE_AGENT_" + k); v != "" {
-			d, err := time.ParseDuration(v)
-			if err != nil {
-				return fmt.Errorf("HOSTPLANE_AGENT_%s: %w", k, err)
-			}
-			*p = d
-		}
-	}
-	if v := getenv("HOSTPLANE_AGENT_STATS_RING"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("HOSTPLANE_AGENT_STATS_RING: %w", err)
-		}
-		c.StatsRing = n
-	}
-	return nil
+	return conflayer.Env(c.flags(), EnvPrefix, getenv)
+}
+
+// Load layers the config file (if any), the environment and the flags set on
+// the parsed command line fs over the defaults.
+func Load(configFile string, getenv func(string) string, fs *flag.FlagSet) (Config, error) {
+	c := Default()
+	f := c.flags()
+	err := conflayer.Load(f, conflayer.Layers{
+		File: configFile, Aliases: conflayer.SnakeAliases(f), EnvPrefix: EnvPrefix, Getenv: getenv,
+		CommandLine: conflayer.StdVisited(fs),
+	})
+	return c, err
 }
 
 // RegisterFlags binds every field to a flag on fs, with the current values as defaults.
@@ -157,12 +117,25 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "stats sampling interval")
 	fs.IntVar(&c.StatsRing, "stats-ring", c.StatsRing, "stats samples kept per VM")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
-	fs.Func("coordinators", "comma-separated agent session addresses (host:port) of the coordinators; empty: no coordinator session (default "+strconv.Quote(strings.Join(c.Coordinators, ","))+")", func(v string) error {
-		c.Coordinators = splitList(v)
-		return nil
-	})
+	fs.Var((*listValue)(&c.Coordinators), "coordinators", "comma-separated agent session addresses (host:port) of the coordinators; empty: no coordinator session")
 	fs.StringVar(&c.JoinToken, "join-token", c.JoinToken, "join token for the first start (hostplanectl node token create); prefer HOSTPLANE_AGENT_JOIN_TOKEN")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "node id the coordinators know this node by (default: the host name)")
+	fs.StringVar(&c.Failpoint, "failpoint", c.Failpoint, "crash tests only: kill the process when an operation reaches this step (kind:step)")
+}
+
+// listValue is a comma-separated list flag.
+type listValue []string
+
+func (l *listValue) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, ",")
+}
+
+func (l *listValue) Set(v string) error {
+	*l = splitList(v)
+	return nil
 }
 
 func splitList(v string) []string {

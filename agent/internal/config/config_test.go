@@ -42,3 +42,31 @@ func TestOrderAndValidate(t *testing.T) {
 		t.Fatalf("validate: %v", err)
 	}
 }
+
+// TestCoordinatorKeyStyleAndOldKeys: the file takes flag names as keys, as the
+// coordinator's does, and still the snake_case keys of earlier agent releases;
+// Load puts the command line last.
+func TestCoordinatorKeyStyleAndOldKeys(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "c.json")
+	os.WriteFile(f, []byte(`{"pool-name":"new","stop_grace":"5s","coordinators":["c1:8422","c2:8422"],"min-free-bytes":2147483648,"failpoint":"vm.reinstall:disk-swapped"}`), 0o600)
+	env := map[string]string{"HOSTPLANE_AGENT_STATS_RING": "9", "HOSTPLANE_AGENT_NODE_ID": "hv-1"}
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	fs.String("config", "", "")
+	def := Default()
+	def.RegisterFlags(fs)
+	if err := fs.Parse([]string{"-config", f, "-node-id", "hv-2", "-coordinators", "c3:8422"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(f, func(k string) string { return env[k] }, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PoolName != "new" || c.StopGrace != 5*time.Second || c.MinFreeBytes != 2<<30 || c.StatsRing != 9 || c.NodeID != "hv-2" ||
+		strings.Join(c.Coordinators, ",") != "c3:8422" || c.Failpoint != "vm.reinstall:disk-swapped" || c.DataDir != Default().DataDir {
+		t.Fatalf("%+v", c)
+	}
+	os.WriteFile(f, []byte(`{"pool-name":"a","pool_name":"b"}`), 0o600)
+	if _, err := Load(f, func(string) string { return "" }, flag.NewFlagSet("y", flag.ContinueOnError)); err == nil {
+		t.Fatal("a key given twice (new and old spelling) accepted")
+	}
+}

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -10,10 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/conflayer"
 	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/pkg/validate"
 	"github.com/spf13/pflag"
 )
+
+// EnvPrefix starts the coordinator's environment variables (HOSTPLANE_API_ADDR).
+const EnvPrefix = "HOSTPLANE_"
 
 // Config is the coordinator's configuration. It is layered defaults → config file
 // (JSON, keys are flag names) → HOSTPLANE_* environment → flags, then validated.
@@ -114,48 +117,16 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 }
 
 // Load layers the config file named by --config, the environment and the flags
-// the user set explicitly over the defaults. fs must have been parsed.
+// the user set explicitly over the defaults (conflayer: file keys are flag
+// names, variables are HOSTPLANE_<FLAG_NAME>). fs must have been parsed.
 func Load(fs *pflag.FlagSet, configFile string) (Config, error) {
 	cfg := Defaults()
 	layer := pflag.NewFlagSet("layer", pflag.ContinueOnError)
 	BindFlags(layer, &cfg)
-	if configFile != "" {
-		raw, err := os.ReadFile(configFile)
-		if err != nil {
-			return cfg, fmt.Errorf("config file: %w", err)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil {
-			return cfg, fmt.Errorf("config file %s: %w", configFile, err)
-		}
-		for k, v := range m {
-			if layer.Lookup(k) == nil {
-				return cfg, fmt.Errorf("config file %s: unknown setting %q", configFile, k)
-			}
-			if err := layer.Set(k, fmt.Sprint(v)); err != nil {
-				return cfg, fmt.Errorf("config file %s: %s: %w", configFile, k, err)
-			}
-		}
-	}
-	var envErr error
-	layer.VisitAll(func(f *pflag.Flag) {
-		env := "HOSTPLANE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
-		if v, ok := os.LookupEnv(env); ok && envErr == nil {
-			if err := layer.Set(f.Name, v); err != nil {
-				envErr = fmt.Errorf("%s: %w", env, err)
-			}
-		}
+	err := conflayer.Load(conflayer.Pflag(layer), conflayer.Layers{
+		File: configFile, EnvPrefix: EnvPrefix, CommandLine: conflayer.PflagVisited(fs),
 	})
-	if envErr != nil {
-		return cfg, envErr
-	}
-	var flagErr error
-	fs.Visit(func(f *pflag.Flag) {
-		if layer.Lookup(f.Name) != nil && flagErr == nil {
-			flagErr = layer.Set(f.Name, f.Value.String())
-		}
-	})
-	return cfg, flagErr
+	return cfg, err
 }
 
 // Validate checks the configuration and fills derived defaults.
