@@ -1,0 +1,294 @@
+package store
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// testDB is a real bbolt database with every bucket, filled by fill.
+func testDB(t *testing.T, fill func(tx *bolt.Tx) error) *bolt.DB {
+	t.Helper()
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := CreateBuckets(tx); err != nil {
+			return err
+		}
+		return fill(tx)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+func read(t *testing.T, db *bolt.DB, fn func(r ReadTx)) {
+	t.Helper()
+	if err := db.View(func(tx *bolt.Tx) error { fn(Read(tx)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func put(tx *bolt.Tx, bucket, key []byte, v any) error {
+	if v == nil {
+		return tx.Bucket(bucket).Put(key, []byte{})
+	}
+	return PutJSON(tx, bucket, key, v)
+}
+
+func TestAllBucketsAreCreatedAndDistinct(t *testing.T) {
+	db := testDB(t, func(*bolt.Tx) error { return nil })
+	seen := map[string]bool{}
+	_ = db.View(func(tx *bolt.Tx) error {
+		for _, b := range AllBuckets {
+			if seen[string(b)] {
+				t.Errorf("bucket %s declared twice", b)
+			}
+			seen[string(b)] = true
+			if tx.Bucket(b) == nil {
+				t.Errorf("bucket %s not created", b)
+			}
+		}
+		return tx.ForEach(func(name []byte, _ *bolt.Bucket) error {
+			if !seen[string(name)] {
+				t.Errorf("bucket %s created but not in AllBuckets", name)
+			}
+			return nil
+		})
+	})
+	for _, group := range [][][]byte{WebhookBuckets, NodeBuckets, ServerBuckets} {
+		for _, b := range group {
+			if !seen[string(b)] {
+				t.Errorf("bucket %s of a group is not in AllBuckets", b)
+			}
+		}
+	}
+	if len(AllBuckets) != 31 {
+		t.Errorf("AllBuckets has %d buckets, want 31 (update this test when a bucket is added)", len(AllBuckets))
+	}
+}
+
+func TestServersAreOwnedPagedAndIndexed(t *testing.T) {
+	srv := func(acc, id, node string) Server {
+		return Server{Server: api.Server{ID: id, Status: api.ServerRunning}, AccountID: acc, NodeID: node}
+	}
+	db := testDB(t, func(tx *bolt.Tx) error {
+		for _, s := range []Server{srv("acc_a", "srv_1", "hv-1"), srv("acc_a", "srv_2", "hv-2"), srv("acc_a", "srv_3", "hv-1"), srv("acc_b", "srv_4", "hv-1")} {
+			if err := put(tx, BucketServers, OwnedKey(s.AccountID, s.ID), s); err != nil {
+				return err
+			}
+			if err := tx.Bucket(BucketServerIDs).Put([]byte(s.ID), []byte(s.AccountID)); err != nil {
+				return err
+			}
+			if err := put(tx, BucketNodeServers, NodeServerKey(s.NodeID, s.ID), nil); err != nil {
+				return err
+			}
+		}
+		a := Action{Action: api.Action{ID: "act_1", ResourceID: "srv_1"}, NodeID: "hv-1"}
+		if err := put(tx, BucketActions, []byte(a.ID), a); err != nil {
+			return err
+		}
+		return tx.Bucket(BucketOpenActions).Put([]byte(a.ID), []byte(a.NodeID))
+	})
+	read(t, db, func(r ReadTx) {
+		if _, err := r.OwnedServer("acc_b", "srv_1"); !errors.Is(err, ErrNotFound) || err.Error() != "server srv_1: not found" {
+			t.Errorf("another account's server: err %v, want \"server srv_1: not found\"", err)
+		}
+		if s, err := r.Server("srv_4"); err != nil || s.AccountID != "acc_b" {
+			t.Errorf("Server(srv_4) = %+v, %v", s, err)
+		}
+		page, total, err := r.Servers("acc_a", 1, 1)
+		if err != nil || total != 3 || len(page) != 1 || page[0].ID != "srv_2" {
+			t.Errorf("Servers(acc_a, offset 1, limit 1) = %v, total %d, %v; want [srv_2] of 3 (newest first)", page, total, err)
+		}
+		on, _ := r.NodeServers("hv-1")
+		if len(on) != 3 || on[0].ID != "srv_1" || on[1].ID != "srv_3" || on[2].ID != "srv_4" {
+			t.Errorf("NodeServers(hv-1) = %v", on)
+		}
+		if on, _ := r.NodeServers("hv-"); len(on) != 0 {
+			t.Errorf("NodeServers(hv-) matched another node's servers: %v", on)
+		}
+		all, err := r.AllServers()
+		if err != nil || len(all) != 4 {
+			t.Errorf("AllServers = %d servers, %v", len(all), err)
+		}
+		open, err := r.OpenActions()
+		if err != nil || len(open) != 1 || open[0].ID != "act_1" || r.OpenActionCount() != 1 {
+			t.Errorf("OpenActions = %v, %v; count %d", open, err, r.OpenActionCount())
+		}
+		if _, err := r.Action("act_2"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Action(act_2): %v", err)
+		}
+	})
+}
+
+func TestAccountsAndKeys(t *testing.T) {
+	db := testDB(t, func(tx *bolt.Tx) error {
+		for _, id := range []string{"acc_a", "acc_b"} {
+			if err := put(tx, BucketAccounts, []byte(id), api.Account{ID: id}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(BucketEmails).Put([]byte("a@example.com"), []byte("acc_a")); err != nil {
+			return err
+		}
+		for _, k := range []Key{{KeyInfo: api.KeyInfo{ID: "key_1", AccountID: "acc_a"}, Hash: "h1"}, {KeyInfo: api.KeyInfo{ID: "key_2", AccountID: "acc_b"}, Hash: "h2"}} {
+			if err := put(tx, BucketKeys, []byte(k.ID), k); err != nil {
+				return err
+			}
+			if err := tx.Bucket(BucketKeyHashes).Put([]byte(k.Hash), []byte(k.ID)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	read(t, db, func(r ReadTx) {
+		if k, err := r.KeyByHash("h2"); err != nil || k.ID != "key_2" {
+			t.Errorf("KeyByHash(h2) = %+v, %v", k, err)
+		}
+		if _, err := r.KeyByHash("nope"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("KeyByHash(nope): %v", err)
+		}
+		if keys, err := r.AccountKeys("acc_a"); err != nil || len(keys) != 1 || keys[0].ID != "key_1" {
+			t.Errorf("AccountKeys(acc_a) = %v, %v", keys, err)
+		}
+		if id := r.AccountIDByEmail("a@example.com"); id != "acc_a" {
+			t.Errorf("AccountIDByEmail = %q", id)
+		}
+		if _, err := r.Account("acc_c"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("Account(acc_c): %v", err)
+		}
+		if !r.AnyAccount() || !r.AccountExists("acc_b") || r.KeyExists("key_3") {
+			t.Error("AnyAccount/AccountExists/KeyExists disagree with the data")
+		}
+	})
+	empty := testDB(t, func(*bolt.Tx) error { return nil })
+	read(t, empty, func(r ReadTx) {
+		if r.AnyAccount() {
+			t.Error("AnyAccount on an empty database")
+		}
+	})
+}
+
+func TestDeliveryLogIsOwnedAndCarriesTheDeliveryStatus(t *testing.T) {
+	db := testDB(t, func(tx *bolt.Tx) error {
+		if err := put(tx, BucketWebhooks, OwnedKey("acc_a", "wh_1"), Webhook{ID: "wh_1", AccountID: "acc_a"}); err != nil {
+			return err
+		}
+		if err := tx.Bucket(BucketWebhookIDs).Put([]byte("wh_1"), []byte("acc_a")); err != nil {
+			return err
+		}
+		for i, dlv := range []string{"dlv_1", "dlv_2"} {
+			if err := put(tx, BucketWebhookAttempts, WebhookAttemptKey("wh_1", uint64(i+1)), api.WebhookAttempt{ID: "att", DeliveryID: dlv}); err != nil {
+				return err
+			}
+		}
+		d := Delivery{WebhookDelivery: api.WebhookDelivery{ID: "dlv_1", WebhookID: "wh_1", Status: api.DeliveryPending}}
+		if err := put(tx, BucketWebhookDeliveries, WebhookKey("wh_1", "dlv_1"), d); err != nil {
+			return err
+		}
+		return put(tx, BucketWebhookPending, WebhookKey("wh_1", "dlv_1"), nil)
+	})
+	read(t, db, func(r ReadTx) {
+		if _, _, err := r.DeliveryLog("acc_b", "wh_1", 0, 10); !errors.Is(err, ErrNotFound) {
+			t.Errorf("another account's delivery log: %v, want ErrNotFound", err)
+		}
+		log, total, err := r.DeliveryLog("acc_a", "wh_1", 0, 10)
+		if err != nil || total != 2 || len(log) != 2 {
+			t.Fatalf("DeliveryLog = %v, %d, %v", log, total, err)
+		}
+		// Newest first; the pruned delivery has no status.
+		if log[0].DeliveryID != "dlv_2" || log[0].DeliveryStatus != "" || log[1].DeliveryStatus != api.DeliveryPending {
+			t.Errorf("DeliveryLog = %+v", log)
+		}
+		var pending []string
+		_ = r.ForEachPendingDelivery(func(d Delivery) error { pending = append(pending, d.ID); return nil })
+		if len(pending) != 1 || pending[0] != "dlv_1" {
+			t.Errorf("pending deliveries %v", pending)
+		}
+		if w, err := r.WebhookByID("wh_1"); err != nil || w.AccountID != "acc_a" {
+			t.Errorf("WebhookByID = %+v, %v", w, err)
+		}
+		if r.WebhookCursor() != nil || r.WebhookMeta(WebhookSubsVersionKey) != 0 {
+			t.Error("dispatcher state of a fresh database is not empty")
+		}
+	})
+}
+
+func TestScanOutboxResumesAfterTheCursor(t *testing.T) {
+	db := testDB(t, func(tx *bolt.Tx) error {
+		for i := uint64(1); i <= 5; i++ {
+			if err := put(tx, BucketOutbox, OutboxKey(i, 0), Event{ID: "evt", Type: "server.created"}); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(BucketOutbox).Put(OutboxKey(6, 0), []byte("{broken"))
+	})
+	read(t, db, func(r ReadTx) {
+		var seen []uint64
+		var bad int
+		visit := func(ev Event, err error) {
+			if err != nil {
+				bad++
+			}
+			seen = append(seen, uint64(ev.Seq[7]))
+		}
+		if more := r.ScanOutbox(nil, 2, visit); !more || len(seen) != 2 || seen[1] != 2 {
+			t.Fatalf("first batch %v, more %v", seen, more)
+		}
+		if more := r.ScanOutbox(OutboxKey(2, 0), 10, visit); more || len(seen) != 6 || seen[2] != 3 || bad != 1 {
+			t.Fatalf("second batch %v (bad %d), more %v", seen, bad, more)
+		}
+		// A cursor whose entry was pruned resumes at the next one.
+		seen = nil
+		r.ScanOutbox(append(OutboxKey(4, 0), 1), 10, visit)
+		if len(seen) != 2 || seen[0] != 5 {
+			t.Errorf("after a pruned cursor: %v", seen)
+		}
+	})
+}
+
+func TestNodesAndCluster(t *testing.T) {
+	db := testDB(t, func(tx *bolt.Tx) error {
+		for _, id := range []string{"hv-1", "hv-2"} {
+			if err := put(tx, BucketAgentNodes, []byte(id), AgentNode{AgentNode: api.AgentNode{ID: id}}); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(BucketAgentNodes).Put([]byte("hv-3"), []byte("{broken")); err != nil {
+			return err
+		}
+		if err := tx.Bucket(BucketSessionAddrs).Put([]byte("c1"), []byte("10.0.0.1:8422")); err != nil {
+			return err
+		}
+		return put(tx, BucketCluster, []byte("c1"), ClusterNode{ID: "c1", APIAddr: "10.0.0.1:8080"})
+	})
+	read(t, db, func(r ReadTx) {
+		if _, err := r.AgentNode("hv-9"); !errors.Is(err, ErrNotFound) || err.Error() != "node hv-9: not found" {
+			t.Errorf("AgentNode(hv-9): %v", err)
+		}
+		var ids []string
+		_ = r.ForEachAgentNode(func(n AgentNode) { ids = append(ids, n.ID) })
+		if len(ids) != 2 {
+			t.Errorf("ForEachAgentNode visited %v, want the two decodable nodes", ids)
+		}
+		if _, err := r.AgentNodes(); err == nil {
+			t.Error("AgentNodes hid an undecodable record")
+		}
+		if _, err := r.NodeCA(); !errors.Is(err, ErrNotFound) || r.NodeCAExists() {
+			t.Errorf("NodeCA before it is made: %v", err)
+		}
+		if a := r.SessionAddr("c1"); a != "10.0.0.1:8422" {
+			t.Errorf("SessionAddr = %q", a)
+		}
+		if m := r.ClusterAPIAddrs(); len(m) != 1 || m["c1"] != "10.0.0.1:8080" {
+			t.Errorf("ClusterAPIAddrs = %v", m)
+		}
+	})
+}
