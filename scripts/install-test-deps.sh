@@ -17,3 +17,9 @@ scripts/install-protoc.sh
 scripts/install-libvirt.sh
 scripts/start-libvirt.sh
 scripts/build-test-guest.sh
+
+# isoinfo (genisoimage): the seed tests read the NoCloud ISO with an independent reader.
+if ! dpkg-query -W -f='${Status}' genisoimage 2>/dev/null | grep -q "install ok installed"; then
+  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends genisoimage; } >/dev/null 2>&1 \
+    || die "apt-get install genisoimage failed"
+fi

@@ -573,7 +573,7 @@ func (l *Libvirt) ListSnapshots(ctx context.Context, dom string) ([]Snapshot, er
 	var sizes map[string]uint64
 	if x, err := lv.DomainGetXMLDesc(d, libvirt.DomainXMLInactive); err == nil {
 		if p, err := ParseDomainDisk(x); err == nil {
-			if infos, err := ReadQcow2Snapshots(p); err == nil {
+			if infos, err := ReadQcow2Snapshots(ctx, p); err == nil {
 				sizes = map[string]uint64{}
 				for _, in := range infos {
 					sizes[in.Name] = in.VMStateSize

@@ -1,10 +1,10 @@
 package hypervisor
 
 import (
-	"bytes"
-	"encoding/binary"
+	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -101,42 +101,48 @@ func TestParseStats(t *testing.T) {
 	}
 }
 
-func qcow2WithSnapshots(names ...string) []byte {
-	var b bytes.Buffer
-	hdr := make([]byte, 72)
-	binary.BigEndian.PutUint32(hdr, qcow2Magic)
-	binary.BigEndian.PutUint32(hdr[60:], uint32(len(names)))
-	binary.BigEndian.PutUint64(hdr[64:], 512)
-	b.Write(hdr)
-	b.Write(make([]byte, 512-72))
-	for i, n := range names {
-		e := make([]byte, 40)
-		binary.BigEndian.PutUint16(e[12:], 1)
-		binary.BigEndian.PutUint16(e[14:], uint16(len(n)))
-		binary.BigEndian.PutUint32(e[16:], 1700000000)
-		binary.BigEndian.PutUint32(e[36:], 16)
-		extra := make([]byte, 16)
-		binary.BigEndian.PutUint64(extra, uint64(i+1)<<32)
-		rec := append(append(append(e, extra...), byte('1'+i)), n...)
-		for len(rec)%8 != 0 {
-			rec = append(rec, 0)
-		}
-		b.Write(rec)
-	}
-	return b.Bytes()
-}
+// qemuImgInfo is `qemu-img info -U --output=json` of an image with two snapshots,
+// the second with 8 GiB of saved VM state.
+const qemuImgInfo = `{"snapshots": [
+ {"icount": 0, "vm-clock-nsec": 0, "name": "s1", "date-sec": 1700000000, "date-nsec": 0, "vm-clock-sec": 0, "id": "1", "vm-state-size": 4294967296},
+ {"icount": 0, "vm-clock-nsec": 0, "name": "second", "date-sec": 1700000001, "date-nsec": 0, "vm-clock-sec": 9, "id": "2", "vm-state-size": 8589934592}],
+ "virtual-size": 16777216, "filename": "/p/d.qcow2", "cluster-size": 65536, "format": "qcow2", "dirty-flag": false}`
 
 func TestParseQcow2Snapshots(t *testing.T) {
-	s, err := ParseQcow2Snapshots(bytes.NewReader(qcow2WithSnapshots("s1", "second")))
+	s, err := ParseQemuImgSnapshots([]byte(qemuImgInfo))
 	if err != nil || len(s) != 2 || s[0].Name != "s1" || s[1].Name != "second" || s[1].VMStateSize != 2<<32 || s[0].DateSec != 1700000000 {
 		t.Fatalf("%+v %v", s, err)
+	}
+	if _, err := ParseQemuImgSnapshots([]byte(`{"format": "raw"}`)); err == nil {
+		t.Fatal("a raw image was taken for qcow2")
+	}
+}
+
+// TestReadQcow2SnapshotsQemuImg runs the real qemu-img on an image with two
+// disk-only snapshots.
+func TestReadQcow2SnapshotsQemuImg(t *testing.T) {
+	if _, err := exec.LookPath("qemu-img"); err != nil {
+		t.Fatal("qemu-img not found: run scripts/install-libvirt.sh (qemu-utils)")
+	}
+	p := filepath.Join(t.TempDir(), "d.qcow2")
+	for _, args := range [][]string{{"create", "-q", "-f", "qcow2", p, "16M"}, {"snapshot", "-c", "s1", p}, {"snapshot", "-c", "second", p}} {
+		if out, err := exec.Command("qemu-img", args...).CombinedOutput(); err != nil {
+			t.Fatalf("qemu-img %v: %v %s", args, err, out)
+		}
+	}
+	s, err := ReadQcow2Snapshots(context.Background(), p)
+	if err != nil || len(s) != 2 || s[0].Name != "s1" || s[1].Name != "second" || s[0].VMStateSize != 0 || s[0].DateSec == 0 {
+		t.Fatalf("%+v %v", s, err)
+	}
+	if _, err := ReadQcow2Snapshots(context.Background(), filepath.Join(t.TempDir(), "missing.qcow2")); err == nil {
+		t.Fatal("no error for a missing image")
 	}
 }
 
 func FuzzParseQcow2Snapshots(f *testing.F) {
-	f.Add(qcow2WithSnapshots("s1"))
-	f.Add([]byte("QFI\xfb"))
+	f.Add([]byte(qemuImgInfo))
+	f.Add([]byte(`{"format":"qcow2","snapshots":[{}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _ = ParseQcow2Snapshots(bytes.NewReader(b))
+		_, _ = ParseQemuImgSnapshots(b)
 	})
 }

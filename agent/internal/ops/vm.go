@@ -147,7 +147,7 @@ func (m *Manager) checkSpace(ctx context.Context, what string) error {
 
 func (m *Manager) buildSeed(ctx context.Context, vol string, in provisionInput, instanceID string) (hypervisor.Volume, error) {
 	iso, err := seed.Build(seed.Config{InstanceID: instanceID, Hostname: in.Hostname, PasswordHash: in.PasswordHash,
-		SSHKeys: in.SSHKeys, MAC: in.MAC, IPv4CIDR: in.IPv4, Gateway4: in.Gateway4}, m.clock.Now())
+		SSHKeys: in.SSHKeys, MAC: in.MAC, IPv4CIDR: in.IPv4, Gateway4: in.Gateway4})
 	if err != nil {
 		return hypervisor.Volume{}, err
 	}

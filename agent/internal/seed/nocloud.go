@@ -6,7 +6,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"time"
 )
 
 // Config is what a seed tells cloud-init. PasswordHash is a crypt hash; a plaintext
@@ -79,10 +78,10 @@ func Files(c Config) ([]File, error) {
 }
 
 // Build returns a NoCloud seed ISO (label "cidata") for c.
-func Build(c Config, now time.Time) ([]byte, error) {
+func Build(c Config) ([]byte, error) {
 	files, err := Files(c)
 	if err != nil {
 		return nil, err
 	}
-	return WriteISO("cidata", files, now)
+	return WriteISO("cidata", files)
 }

@@ -1,13 +1,17 @@
 package seed
 
 import (
+	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/kdomanski/iso9660"
 )
 
 func TestSHA512CryptVectors(t *testing.T) {
@@ -66,11 +70,11 @@ func TestSeedReadBack(t *testing.T) {
 		IPv4CIDR:     "192.0.2.10/24",
 		Gateway4:     "192.0.2.1",
 	}
-	img, err := Build(c, time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	img, err := Build(c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	label, files, err := ReadISO(img)
+	label, files, err := readISO(img)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,11 +136,83 @@ func TestSeedReadBack(t *testing.T) {
 	}
 }
 
-func FuzzReadISO(f *testing.F) {
-	img, _ := WriteISO("cidata", []File{{"a", []byte("x")}}, time.Unix(0, 0))
-	f.Add(img)
-	f.Add(make([]byte, 40000))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		_, _, _ = ReadISO(b)
-	})
+// readISO reads back the volume label and root files of img with the library's
+// own reader (an independent check of what WriteISO wrote).
+func readISO(img []byte) (string, map[string][]byte, error) {
+	im, err := iso9660.OpenImage(bytes.NewReader(img))
+	if err != nil {
+		return "", nil, err
+	}
+	label, err := im.Label()
+	if err != nil {
+		return "", nil, err
+	}
+	root, err := im.RootDir()
+	if err != nil {
+		return "", nil, err
+	}
+	kids, err := root.GetChildren()
+	if err != nil {
+		return "", nil, err
+	}
+	files := map[string][]byte{}
+	for _, k := range kids {
+		b, err := io.ReadAll(k.Reader())
+		if err != nil {
+			return "", nil, err
+		}
+		files[k.Name()] = b
+	}
+	return label, files, nil
+}
+
+// TestSeedNamesAsLinuxReadsThem checks the image with isoinfo (genisoimage), an
+// independent ISO 9660 reader: the volume id is "cidata" and the root's file
+// identifiers are the lower-case NoCloud names with only the ";1" version suffix,
+// which Linux's isofs strips (map=normal, the default), so cloud-init finds
+// /meta-data, /user-data and /network-config on the mounted seed.
+func TestSeedNamesAsLinuxReadsThem(t *testing.T) {
+	if _, err := exec.LookPath("isoinfo"); err != nil {
+		t.Fatal("isoinfo not found: apt-get install genisoimage (scripts/install-test-deps.sh installs it)")
+	}
+	img, err := Build(Config{InstanceID: "i-1", Hostname: "h", MAC: "52:54:00:00:00:01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "seed.iso")
+	if err := os.WriteFile(p, img, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command("isoinfo", "-d", "-i", p).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "Volume id: cidata") {
+		t.Fatalf("isoinfo -d: %v\n%s", err, out)
+	}
+	out, err = exec.Command("isoinfo", "-f", "-i", p).CombinedOutput()
+	if err != nil {
+		t.Fatalf("isoinfo -f: %v\n%s", err, out)
+	}
+	got := strings.Fields(string(out))
+	sort.Strings(got)
+	want := []string{"/meta-data;1", "/network-config;1", "/user-data;1"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Fatalf("root files %q, want %q", got, want)
+	}
+	data, err := exec.Command("isoinfo", "-i", p, "-x", "/user-data;1").Output()
+	if err != nil || !strings.HasPrefix(string(data), "#cloud-config\n") {
+		t.Fatalf("isoinfo -x user-data: %v %q", err, data)
+	}
+}
+
+func TestWriteISORefusesNamesItWouldMangle(t *testing.T) {
+	for _, n := range []string{"", "User-Data", "a.b", "a;1", "a/b", strings.Repeat("x", 29)} {
+		if _, err := WriteISO("cidata", []File{{n, []byte("x")}}); err == nil {
+			t.Errorf("WriteISO accepted file name %q", n)
+		}
+	}
+	if _, err := WriteISO("cidata", []File{{"a", nil}, {"a", nil}}); err == nil {
+		t.Error("WriteISO accepted a duplicate name")
+	}
+	if _, err := WriteISO("", nil); err == nil {
+		t.Error("WriteISO accepted an empty label")
+	}
 }
