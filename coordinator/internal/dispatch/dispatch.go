@@ -31,8 +31,9 @@ import (
 
 // Deps is what the dispatcher needs from the coordinator that assembles it.
 type Deps struct {
-	// FSM is the replicated state the open actions are read from.
-	FSM *fsm.FSM
+	// State is the replicated state the open actions and servers are read
+	// from (the FSM), through the store's typed accessors.
+	State store.Reader
 	// Propose commits a command through Raft (on the leader).
 	Propose func(ctx context.Context, t fsm.CommandType, payload any) (*fsm.Result, error)
 	// Sessions is the agent session listener, or nil when there is none.
@@ -113,7 +114,7 @@ func (d *Dispatcher) Collectors() []prometheus.Collector {
 		Name: "hostplane_actions_open", Help: "Actions pending or running in the replicated state.",
 	}, func() float64 {
 		n := 0
-		_ = d.s.FSM.Read(func(r store.ReadTx) error { n = r.OpenActionCount(); return nil })
+		_ = d.s.State.Read(func(r store.ReadTx) error { n = r.OpenActionCount(); return nil })
 		return float64(n)
 	})
 	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -175,7 +176,7 @@ func (d *Dispatcher) OnInventory(nodeID string, in *pb.Inventory) {
 
 func (d *Dispatcher) reconcile(nodeID string, inv *nodeInventory) {
 	var changes []fsm.ServerPower
-	_ = d.s.FSM.Read(func(r store.ReadTx) error {
+	_ = d.s.State.Read(func(r store.ReadTx) error {
 		ss, err := r.NodeServers(nodeID)
 		for _, s := range ss {
 			st, ok := inv.vms[s.VMName]
@@ -240,7 +241,7 @@ func (d *Dispatcher) connected(nodeID string) bool {
 
 func (d *Dispatcher) scan(ctx context.Context) {
 	var open []store.Action
-	_ = d.s.FSM.Read(func(r store.ReadTx) (err error) { open, err = r.OpenActions(); return })
+	_ = d.s.State.Read(func(r store.ReadTx) (err error) { open, err = r.OpenActions(); return })
 	now := d.s.Now()
 	var expired []fsm.ActionFinish
 	openIDs := map[string]bool{}

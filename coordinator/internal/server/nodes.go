@@ -132,7 +132,7 @@ func (s *Server) startNodes() error {
 		Grace: c.Grace, CertTTL: c.CertTTL, Now: s.nodesNow, Log: s.log,
 	}, nodes.Deps{State: s.Node.FSM, Cluster: s.Node, Ready: s.API.LeaderReady, Apply: s.API.Apply, Sealer: s.sealer})
 	c.rt.disp = dispatch.New(dispatch.Deps{
-		FSM: s.Node.FSM, Propose: s.propose, Sessions: s.AgentSessions, Now: s.nodesNow,
+		State: s.Node.FSM, Propose: s.propose, Sessions: s.AgentSessions, Now: s.nodesNow,
 		Grace: c.Grace, ActionDeadline: c.ActionDeadline, Log: s.log,
 	})
 	s.API.SetServerDeps(c.rt.disp.ServerDeps())
