@@ -12,6 +12,7 @@ import (
 
 	"github.com/hostplane/hostplane/agent/internal/agent"
 	"github.com/hostplane/hostplane/agent/internal/config"
+	"github.com/hostplane/hostplane/internal/sysd"
 )
 
 func main() {
@@ -28,10 +29,19 @@ func main() {
 
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var h slog.Handler = slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})
+	switch {
+	case cfg.LogFormat == "text":
+		h = slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: level})
+	case cfg.LogFormat == "journal" && sysd.JournalAvailable():
+		h = sysd.NewJournalHandler("hostplane-agent", level)
+	}
+	log := slog.New(h)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := agent.Run(ctx, cfg, log); err != nil {
+	err = agent.Run(ctx, cfg, log)
+	sysd.Stopping(log)
+	if err != nil {
 		log.Error("agent stopped", "err", err)
 		os.Exit(1)
 	}

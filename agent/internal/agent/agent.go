@@ -69,5 +69,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	srv := localapi.New(m, col, log.With("subsystem", "localapi"))
+	wg.Add(1)
+	go func() { defer wg.Done(); notifySystemd(sctx, log, hv, cfg.Socket) }()
 	return srv.Serve(ctx, cfg.Socket)
 }

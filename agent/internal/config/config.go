@@ -34,6 +34,7 @@ type Config struct {
 	StatsInterval time.Duration `json:"stats_interval"`
 	StatsRing     int           `json:"stats_ring"` // samples kept per VM
 	LogLevel      string        `json:"log_level"`
+	LogFormat     string        `json:"log_format"` // json or text on stdout, or journal (native journald fields)
 	// Coordinators are the coordinators' agent session addresses (host:port,
 	// UDP); empty: the agent runs without a coordinator session.
 	Coordinators []string `json:"coordinators,omitempty"`
@@ -64,6 +65,7 @@ func Default() Config {
 		StatsInterval: 10 * time.Second,
 		StatsRing:     60,
 		LogLevel:      "info",
+		LogFormat:     "json",
 	}
 }
 
@@ -117,6 +119,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "stats sampling interval")
 	fs.IntVar(&c.StatsRing, "stats-ring", c.StatsRing, "stats samples kept per VM")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text on stdout, or journal (native journald entries, one field per attribute)")
 	fs.Var((*listValue)(&c.Coordinators), "coordinators", "comma-separated agent session addresses (host:port) of the coordinators; empty: no coordinator session")
 	fs.StringVar(&c.JoinToken, "join-token", c.JoinToken, "join token for the first start (hostplanectl node token create); prefer HOSTPLANE_AGENT_JOIN_TOKEN")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "node id the coordinators know this node by (default: the host name)")
@@ -182,6 +185,11 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		errs = append(errs, fmt.Errorf("log level %q must be debug, info, warn or error", c.LogLevel))
+	}
+	switch c.LogFormat {
+	case "json", "text", "journal":
+	default:
+		errs = append(errs, fmt.Errorf("log format %q must be json, text or journal", c.LogFormat))
 	}
 	return errors.Join(errs...)
 }

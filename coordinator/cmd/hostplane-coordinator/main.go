@@ -40,7 +40,7 @@ keys are the flag names below), then HOSTPLANE_<FLAG_NAME> environment variables
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return server.Run(ctx, c, server.NewLogger(c, os.Stderr), os.Stdout)
+			return server.Run(ctx, c, server.NewLogger(c, os.Stdout), os.Stdout)
 		},
 	}
 	run.Flags().StringVar(&configFile, "config", "", "JSON config file (keys are flag names)")

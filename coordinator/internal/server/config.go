@@ -104,7 +104,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.KeyPrefix, "key-prefix", c.KeyPrefix, "prefix of minted API keys (brand), e.g. snc_ or h444_")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "default requests per minute per API key")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text on stdout, or journal (native journald entries with one field per attribute: REQUEST_ID, ACTION_ID, NODE_ID…)")
 	fs.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", c.HeartbeatTimeout, "Raft heartbeat timeout")
 	fs.DurationVar(&c.ElectionTimeout, "raft-election-timeout", c.ElectionTimeout, "Raft election timeout")
 	fs.Uint64Var(&c.SnapshotThreshold, "raft-snapshot-threshold", c.SnapshotThreshold, "log entries between Raft snapshots")
@@ -163,8 +163,8 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("log-level %q: debug, info, warn or error", c.LogLevel))
 	}
-	if c.LogFormat != "json" && c.LogFormat != "text" {
-		errs = append(errs, fmt.Errorf("log-format %q: json or text", c.LogFormat))
+	if c.LogFormat != "json" && c.LogFormat != "text" && c.LogFormat != "journal" {
+		errs = append(errs, fmt.Errorf("log-format %q: json, text or journal", c.LogFormat))
 	}
 	if c.PprofAddr != "" {
 		host, _, err := net.SplitHostPort(c.PprofAddr)

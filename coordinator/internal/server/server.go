@@ -25,6 +25,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/sysd"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -49,13 +50,17 @@ type Server struct {
 	metrics  *httpapi.Metrics
 }
 
-// NewLogger builds the slog logger the config asks for.
+// NewLogger builds the slog logger the config asks for: JSON or text lines on w,
+// or native journald entries (falling back to JSON on w when there is no journal).
 func NewLogger(cfg Config, w io.Writer) *slog.Logger {
 	lvl := new(slog.LevelVar)
 	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: lvl}
-	if cfg.LogFormat == "text" {
+	switch {
+	case cfg.LogFormat == "text":
 		return slog.New(slog.NewTextHandler(w, opts))
+	case cfg.LogFormat == "journal" && sysd.JournalAvailable():
+		return slog.New(sysd.NewJournalHandler("hostplane-coordinator", lvl))
 	}
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
@@ -192,7 +197,15 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger, out io.Writer) error
 		return err
 	}
 	fmt.Fprintf(out, "hostplane coordinator %s\n  API:          %s\n  admin socket: %s\n", cfg.NodeID, s.APIURL(), s.cfg.AdminSocket)
+	sctx, stopNotify := context.WithCancel(ctx)
+	var notifiers sync.WaitGroup
+	notifiers.Add(2)
+	go func() { defer notifiers.Done(); s.notifyReady(sctx) }()
+	go func() { defer notifiers.Done(); sysd.Watchdog(sctx, log, (&progress{s: s}).check) }()
 	<-ctx.Done()
+	stopNotify()
+	notifiers.Wait()
+	sysd.Stopping(log)
 	log.Info("shutting down")
 	return s.Close()
 }
