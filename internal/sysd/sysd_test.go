@@ -92,7 +92,10 @@ func TestWatchdogOffWithoutWatchdogUsec(t *testing.T) {
 	listen(t)
 	t.Setenv("WATCHDOG_USEC", "")
 	done := make(chan struct{})
-	go func() { Watchdog(context.Background(), slog.Default(), func(context.Context) error { return nil }); close(done) }()
+	go func() {
+		Watchdog(context.Background(), slog.Default(), func(context.Context) error { return nil })
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(time.Second):
