@@ -7,7 +7,7 @@ export PATH := $(GOBIN_DIR):$(HOME)/go/bin:/usr/local/go/bin:$(PATH)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/hostplane/hostplane/pkg/version.Version=$(VERSION)
 
-.PHONY: build run test test-deps lint bench generate clean
+.PHONY: build run test test-deps lint bench generate clean packages
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./coordinator/cmd/... ./agent/cmd/...
@@ -30,8 +30,12 @@ test: test-deps lint build
 bench: test-deps build
 	scripts/run-bench.sh
 
+# .deb and .rpm of hostplane-coordinator and hostplane-agent (amd64) into dist/.
+packages:
+	scripts/build-packages.sh
+
 generate:
 	$(GO) generate ./...
 
 clean:
-	rm -rf $(BIN) $(GOBIN_DIR)
+	rm -rf $(BIN) $(GOBIN_DIR) build dist

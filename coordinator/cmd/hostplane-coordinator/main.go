@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/internal/clidocs"
 	"github.com/hostplane/hostplane/pkg/version"
 	"github.com/spf13/cobra"
 )
@@ -49,6 +50,7 @@ keys are the flag names below), then HOSTPLANE_<FLAG_NAME> environment variables
 		Use: "version", Short: "Print the version",
 		Run: func(*cobra.Command, []string) { fmt.Println(version.Version) },
 	})
+	root.AddCommand(clidocs.Command(root, "8"))
 	if err := root.Execute(); err != nil {
 		os.Exit(1)
 	}

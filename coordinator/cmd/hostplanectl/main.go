@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/hostplane/hostplane/internal/clidocs"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/spf13/cobra"
@@ -33,6 +34,7 @@ func main() {
 	root.PersistentFlags().StringVar(&g.socket, "socket", client.DefaultAdminSocket(), "coordinator admin socket (env HOSTPLANE_ADMIN_SOCKET)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print stable JSON instead of text")
 	root.AddCommand(newAccountCmd(g), newKeyCmd(g), newWalletCmd(g), newInvoiceCmd(g), newTicketCmd(g), newClusterCmd(g), newNodeCmd(), newServerCmd(g))
+	root.AddCommand(clidocs.Command(root, "1"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Build the hostplane-coordinator and hostplane-agent .deb and .rpm (amd64) into
+# dist/ with nfpm (pinned, installed into .bin/ by install-packaging-tools.sh).
+# The version comes from `git describe` (scripts/pkg-version.sh); binaries carry
+# the same string (hostplane-coordinator version).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PWD/.bin:/usr/local/go/bin:$PATH"
+scripts/install-packaging-tools.sh --nfpm-only
+
+VERSION=$(scripts/pkg-version.sh)
+export HOSTPLANE_PKG_VERSION="$VERSION"
+B=build/pkg
+rm -rf "$B"
+mkdir -p "$B/bin" dist
+LDFLAGS="-s -w -X github.com/hostplane/hostplane/pkg/version.Version=$VERSION"
+CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "$LDFLAGS" -o "$B/bin/" \
+  ./coordinator/cmd/hostplane-coordinator ./coordinator/cmd/hostplanectl ./agent/cmd/hostplane-agent
+
+"$B/bin/hostplanectl" gen-docs --man "$B/ctl/man" --completions "$B/ctl/completions"
+"$B/bin/hostplane-coordinator" gen-docs --man "$B/coordinator/man"
+mkdir -p "$B/agent/man"
+cp packaging/man/hostplane-agent.8 "$B/agent/man/"
+for pkg in coordinator agent; do
+  packaging/scripts/changelog.sh "hostplane-$pkg" "$VERSION" >"$B/$pkg/changelog"
+done
+find "$B" \( -name '*.[18]' -o -name changelog \) -exec gzip -9n {} +
+
+# nfpm expands no glob in "doc" entries (RPM %doc): list the man pages one by one.
+for pkg in coordinator agent; do
+  {
+    sed '/^contents:/q' "packaging/nfpm-$pkg.yaml"
+    dirs="$B/$pkg/man"; [ "$pkg" = coordinator ] && dirs="$dirs $B/ctl/man"
+    for m in $(find $dirs -name '*.gz' | sort); do
+      sec=${m%.gz}; sec=${sec##*.}
+      for t in deb rpm; do  # nfpm leaves "doc" entries out of the .deb
+        printf '  - src: %s\n    dst: /usr/share/man/man%s/%s\n    file_info: {mode: 0644}\n    packager: %s\n' "$m" "$sec" "${m##*/}" "$t"
+        [ "$t" = rpm ] && printf '    type: doc\n'
+      done
+    done
+    sed '1,/^contents:/d' "packaging/nfpm-$pkg.yaml"
+  } >"$B/nfpm-$pkg.yaml"
+done
+
+rm -f dist/hostplane-coordinator_* dist/hostplane-agent_* dist/hostplane-coordinator-[0-9]* dist/hostplane-agent-[0-9]*
+for pkg in coordinator agent; do
+  for fmt in deb rpm; do
+    nfpm package --config "$B/nfpm-$pkg.yaml" --packager "$fmt" --target dist/ >/dev/null || { echo "nfpm $pkg $fmt failed" >&2; exit 1; }
+  done
+done
+ls -l dist/
