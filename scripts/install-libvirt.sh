@@ -7,18 +7,8 @@ set -euo pipefail
 die() { echo "install-libvirt: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
-PKGS="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils e2fsprogs cpio gzip"
-missing=""
-for p in $PKGS; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  log=$(mktemp)
-  if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing; } >"$log" 2>&1; then
-    cat "$log" >&2; rm -f "$log"; die "apt-get install failed for:$missing"
-  fi
-  rm -f "$log"
-fi
+"$(dirname "$0")/apt-install-missing.sh" libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
+  qemu-utils e2fsprogs cpio gzip || die "could not install libvirtd and QEMU"
 
 mkdir -p /var/log/libvirt /var/run/libvirt
 getent group kvm >/dev/null || groupadd -r kvm

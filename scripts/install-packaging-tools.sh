@@ -15,15 +15,4 @@ fi
 
 [ "${1:-}" = "--nfpm-only" ] && exit 0
 [ "$(id -u)" -eq 0 ] || die "must run as root to install lintian, rpmlint and rpm"
-PKGS="lintian rpmlint rpm"
-missing=""
-for p in $PKGS; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
-done
-if [ -n "$missing" ]; then
-  log=$(mktemp)
-  if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing; } >"$log" 2>&1; then
-    cat "$log" >&2; rm -f "$log"; die "apt-get install failed for:$missing"
-  fi
-  rm -f "$log"
-fi
+scripts/apt-install-missing.sh lintian rpmlint rpm || die "could not install lintian, rpmlint and rpm"
