@@ -19,8 +19,15 @@ type settings struct {
 	List  string
 }
 
-func stdSet(s *settings) *flag.FlagSet {
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+// binder is what *flag.FlagSet and *pflag.FlagSet both offer.
+type binder interface {
+	StringVar(p *string, name, value, usage string)
+	IntVar(p *int, name string, value int, usage string)
+	DurationVar(p *time.Duration, name string, value time.Duration, usage string)
+	BoolVar(p *bool, name string, value bool, usage string)
+}
+
+func bind[F binder](fs F, s *settings) F {
 	fs.StringVar(&s.Name, "pool-name", s.Name, "")
 	fs.IntVar(&s.Count, "stats-ring", s.Count, "")
 	fs.DurationVar(&s.Wait, "stop-grace", s.Wait, "")
@@ -29,14 +36,12 @@ func stdSet(s *settings) *flag.FlagSet {
 	return fs
 }
 
+func stdSet(s *settings) *flag.FlagSet {
+	return bind(flag.NewFlagSet("t", flag.ContinueOnError), s)
+}
+
 func pflagSet(s *settings) *pflag.FlagSet {
-	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-	fs.StringVar(&s.Name, "pool-name", s.Name, "")
-	fs.IntVar(&s.Count, "stats-ring", s.Count, "")
-	fs.DurationVar(&s.Wait, "stop-grace", s.Wait, "")
-	fs.BoolVar(&s.On, "bootstrap", s.On, "")
-	fs.StringVar(&s.List, "coordinators", s.List, "")
-	return fs
+	return bind(pflag.NewFlagSet("t", pflag.ContinueOnError), s)
 }
 
 func writeFile(t *testing.T, body string) string {

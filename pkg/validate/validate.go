@@ -39,37 +39,33 @@ func Name(kind, s string) error {
 	return nil
 }
 
-// MaxTemplateName is the longest template name.
-const MaxTemplateName = 63
+// MaxTemplateName and MaxNodeID are the longest template name and node id.
+const (
+	MaxTemplateName = 63
+	MaxNodeID       = 63
+)
 
-var templateRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+// idRE is the rule of template names and node ids: 1-63 characters of a-z,
+// 0-9, '.', '_' and '-', starting with a letter or digit.
+var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+func checkID(what, s string) error {
+	if !idRE.MatchString(s) {
+		return invalid("%s %q must be 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", what, truncate(s))
+	}
+	return nil
+}
 
 // TemplateName checks an OS template name: 1-63 characters of a-z, 0-9, '.',
 // '_' and '-', starting with a letter or digit ("debian-12", "ubuntu-24.04").
 // The name becomes a libvirt volume name (tpl-NAME.qcow2) and a directory name
 // on the node: it holds no '/', is never "." or "..", and cannot start with '.'
 // (a hidden file) or '-' (an option to a tool it is passed to).
-func TemplateName(s string) error {
-	if !templateRE.MatchString(s) {
-		return invalid("template name %q must be 1-%d characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", truncate(s), MaxTemplateName)
-	}
-	return nil
-}
+func TemplateName(s string) error { return checkID("template name", s) }
 
-// MaxNodeID is the longest agent node id.
-const MaxNodeID = 63
-
-var nodeIDRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-
-// NodeID checks an agent node id: 1-63 characters of a-z, 0-9, '.', '_' and
-// '-', starting with a letter or digit. It is the common name of the node's
-// certificate and a key in the coordinators' state.
-func NodeID(s string) error {
-	if !nodeIDRE.MatchString(s) {
-		return invalid("node id %q must be 1-%d characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", truncate(s), MaxNodeID)
-	}
-	return nil
-}
+// NodeID checks an agent node id with the same rule. It is the common name of
+// the node's certificate and a key in the coordinators' state.
+func NodeID(s string) error { return checkID("node id", s) }
 
 // MaxCoordinatorID is the longest coordinator (Raft server) id.
 const MaxCoordinatorID = 64
