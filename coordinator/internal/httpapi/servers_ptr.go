@@ -74,12 +74,19 @@ func serverAddr(s store.Server, raw string) (netip.Addr, error) {
 	return ip, nil
 }
 
-func (a *API) setServerPTR(rq *request) (int, any, error) {
+// ptrTarget loads the caller's server and the address of it named by the
+// {ip} path value.
+func (a *API) ptrTarget(rq *request) (store.Server, netip.Addr, error) {
 	s, err := a.loadServer(rq)
 	if err != nil {
-		return 0, nil, err
+		return s, netip.Addr{}, err
 	}
 	ip, err := serverAddr(s, rq.PathValue("ip"))
+	return s, ip, err
+}
+
+func (a *API) setServerPTR(rq *request) (int, any, error) {
+	s, ip, err := a.ptrTarget(rq)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -92,11 +99,7 @@ func (a *API) setServerPTR(rq *request) (int, any, error) {
 }
 
 func (a *API) deleteServerPTR(rq *request) (int, any, error) {
-	s, err := a.loadServer(rq)
-	if err != nil {
-		return 0, nil, err
-	}
-	ip, err := serverAddr(s, rq.PathValue("ip"))
+	s, ip, err := a.ptrTarget(rq)
 	if err != nil {
 		return 0, nil, err
 	}

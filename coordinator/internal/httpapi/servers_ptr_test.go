@@ -2,7 +2,7 @@ package httpapi
 
 import (
 	"bytes"
-	"encoding/json"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -12,24 +12,22 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
-	bolt "go.etcd.io/bbolt"
 )
 
 // ptrEvents are the data of acc's server.ptr.changed events in the outbox.
 func (s *srvAPI) ptrEvents(acc string) []string {
 	s.t.Helper()
 	var out []string
-	_ = s.node.FSM.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(store.BucketOutbox).ForEach(func(_, v []byte) error {
-			var e store.Event
-			if err := json.Unmarshal(v, &e); err != nil {
+	_ = s.node.FSM.Read(func(r store.ReadTx) error {
+		r.ScanOutbox(nil, math.MaxInt, func(e store.Event, err error) {
+			if err != nil {
 				s.t.Fatal(err)
 			}
 			if e.Type == "server.ptr.changed" && e.AccountID == acc {
 				out = append(out, string(e.Data))
 			}
-			return nil
 		})
+		return nil
 	})
 	return out
 }
@@ -82,7 +80,7 @@ func TestServerPTR(t *testing.T) {
 	want(s.call(key, "DELETE", ptr, ""), 200, unset)
 	events(ptrEvent(id, "mail.example.com"), ptrEvent(id, "smtp-1.mx.example.org"), ptrEvent(id, ""))
 	var stored store.Server
-	_ = s.node.FSM.View(func(tx *bolt.Tx) (err error) { stored, err = store.Read(tx).Server(id); return })
+	_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { stored, err = r.Server(id); return })
 	if stored.PTRs != nil {
 		t.Fatalf("stored after delete: %+v", stored.PTRs)
 	}

@@ -164,7 +164,7 @@ func TestServerActionsBusyAndFlow(t *testing.T) {
 		t.Fatalf("stop: %s", r.body)
 	}
 	var stored store.Action
-	_ = s.node.FSM.View(func(tx *bolt.Tx) error { return store.GetJSON(tx, store.BucketActions, []byte(stop), &stored) })
+	_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { stored, err = r.Action(stop); return })
 	if string(stored.Params) != `{"grace_seconds":30}` || !stored.Mutating || stored.Target == "" || stored.Deadline.Before(time.Now().Add(50*time.Minute)) {
 		t.Fatalf("stored action: %+v", stored)
 	}
@@ -213,7 +213,7 @@ func TestServerActionsBusyAndFlow(t *testing.T) {
 	if !ids.Valid("snp", snapID) || snap["name"] != "v1.0 release" {
 		t.Fatalf("snapshot create: %s", r.body)
 	}
-	_ = s.node.FSM.View(func(tx *bolt.Tx) error { return store.GetJSON(tx, store.BucketActions, []byte(snapAct), &stored) })
+	_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { stored, err = r.Action(snapAct); return })
 	if string(stored.Params) != `{"description":"before the upgrade","name":"`+snapID+`"}` || stored.SnapshotID != snapID {
 		t.Fatalf("snapshot params: %s %+v", stored.Params, stored)
 	}
@@ -333,7 +333,7 @@ func TestServerPasswordsNeverStored(t *testing.T) {
 		t.Fatalf("replay: %d %s", r2.status, r2.body)
 	}
 	var stored store.Action
-	_ = s.node.FSM.View(func(tx *bolt.Tx) error { return store.GetJSON(tx, store.BucketActions, []byte(act), &stored) })
+	_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { stored, err = r.Action(act); return })
 	if !stored.NeedsSecret || stored.Meta["os_template"] != "ubuntu-24.04" || stored.Meta["os"] != "ubuntu" ||
 		string(stored.Params) != `{"ssh_keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx user@host"],"template":"ubuntu-24.04"}` {
 		t.Fatalf("stored reinstall: %+v %s", stored, stored.Params)

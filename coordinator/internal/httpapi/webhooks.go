@@ -199,18 +199,26 @@ func (a *API) createWebhook(rq *request) (int, any, error) {
 		return 0, nil, urlRefused(err)
 	}
 	id := ids.New("wh", rq.now)
+	return a.proposeWithSecret(rq, deps, id, fsm.CmdWebhookCreate, http.StatusCreated, func(sealed, hint string) any {
+		return fsm.WebhookCreate{
+			ID: id, AccountID: rq.caller.accountID, URL: req.URL, Events: req.Events, Description: req.Description,
+			SealedSecret: sealed, SecretHint: hint, MaxPerAccount: deps.MaxPerAccount,
+		}
+	})
+}
+
+// proposeWithSecret makes a new signing secret for subscription id, proposes
+// the command payload builds around its sealed form, and shows the secret in
+// the answer: the only time it leaves the coordinator (a replay of the request,
+// Idempotency-Key, returns the masked form).
+func (a *API) proposeWithSecret(rq *request, deps *WebhookDeps, id string, t fsm.CommandType, status int, payload func(sealed, hint string) any) (int, any, error) {
 	secret, hint := webhook.NewSecret()
 	sealed, err := deps.Sealer.Seal(id, secret)
 	if err != nil {
 		return 0, nil, err
 	}
-	status, v, err := a.propose(rq.Context(), rq, fsm.CmdWebhookCreate, fsm.WebhookCreate{
-		ID: id, AccountID: rq.caller.accountID, URL: req.URL, Events: req.Events, Description: req.Description,
-		SealedSecret: sealed, SecretHint: hint, MaxPerAccount: deps.MaxPerAccount,
-	}, http.StatusCreated)
+	status, v, err := a.propose(rq.Context(), rq, t, payload(sealed, hint), status)
 	if w, ok := v.(api.Webhook); ok && err == nil {
-		// The only time the secret leaves the coordinator; a replay of this
-		// request (Idempotency-Key) returns the masked form.
 		w.Secret = secret
 		v = w
 	}
@@ -272,19 +280,9 @@ func (a *API) rotateWebhookSecret(rq *request) (int, any, error) {
 	if _, err := a.loadWebhook(rq, id); err != nil {
 		return 0, nil, err
 	}
-	secret, hint := webhook.NewSecret()
-	sealed, err := deps.Sealer.Seal(id, secret)
-	if err != nil {
-		return 0, nil, err
-	}
-	status, v, err := a.propose(rq.Context(), rq, fsm.CmdWebhookRotateSecret, fsm.WebhookRotateSecret{
-		ID: id, AccountID: rq.caller.accountID, SealedSecret: sealed, SecretHint: hint,
-	}, http.StatusOK)
-	if w, ok := v.(api.Webhook); ok && err == nil {
-		w.Secret = secret
-		v = w
-	}
-	return status, v, err
+	return a.proposeWithSecret(rq, deps, id, fsm.CmdWebhookRotateSecret, http.StatusOK, func(sealed, hint string) any {
+		return fsm.WebhookRotateSecret{ID: id, AccountID: rq.caller.accountID, SealedSecret: sealed, SecretHint: hint}
+	})
 }
 
 func (a *API) listWebhookDeliveries(rq *request) (int, any, error) {
