@@ -55,6 +55,12 @@ func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := requestID(r)
 		w.Header().Set(headerRequestID, rid)
+		restore := r.URL.Path == "/admin/cluster/restore"
+		if restore {
+			// A backup may take longer than the body timeout to upload: it
+			// only has to keep arriving.
+			r.Body = &stallBody{ReadCloser: r.Body, rc: http.NewResponseController(w), d: a.cfg.Timeouts.Body}
+		}
 		if needLeader && !a.raft.IsLeader() {
 			a.forwardAdmin(w, r, rid)
 			return
@@ -72,7 +78,7 @@ func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 			}
 		}
 		var body []byte
-		if r.Method == http.MethodPost && r.URL.Path != "/admin/cluster/restore" {
+		if r.Method == http.MethodPost && !restore {
 			var err error
 			if body, err = readBody(w, r); err != nil {
 				ae, _ := toAPIError(err)
@@ -107,7 +113,7 @@ func (a *API) forwardAdmin(w http.ResponseWriter, r *http.Request, rid string) {
 		return
 	}
 	r.URL.Path = "/internal" + r.URL.Path
-	a.fwd.proxy.ServeHTTP(w, r.WithContext(contextWith(r.Context(), &url.URL{Scheme: "http", Host: addr})))
+	a.fwd.proxyTo(w, r, rid, &url.URL{Scheme: "http", Host: addr})
 }
 
 func (a *API) adminApply(ctx context.Context, t fsm.CommandType, now time.Time, payload any) (any, error) {
@@ -497,6 +503,9 @@ func validNodeID(id string) error {
 
 // adminClusterBackup streams a consistent copy of this node's state.
 func (a *API) adminClusterBackup(w http.ResponseWriter, r *http.Request) {
+	// A large state takes a while to stream: each write, not the whole, is bounded.
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	w = newStallWriter(w, a.cfg.Timeouts.Write)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("X-Hostplane-Applied-Index", fmt.Sprint(a.state.AppliedIndex()))
 	if err := a.state.Backup(w); err != nil {

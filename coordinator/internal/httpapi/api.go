@@ -35,6 +35,7 @@ type Config struct {
 	IdempotencyTTL   time.Duration // 24h
 	ClusterSecret    string        // shared by coordinators; authenticates forwarded requests
 	ApplyTimeout     time.Duration
+	Timeouts         Timeouts // the listeners' limits (zero: DefaultTimeouts)
 }
 
 // API is the HTTP surface of one coordinator.
@@ -115,6 +116,9 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 	}
 	if cfg.ApplyTimeout <= 0 {
 		cfg.ApplyTimeout = 10 * time.Second
+	}
+	if cfg.Timeouts == (Timeouts{}) {
+		cfg.Timeouts = DefaultTimeouts()
 	}
 	a := &API{
 		cfg: cfg, raft: node, state: node.FSM, log: log, now: now, limiter: ratelimit.New(now), metrics: metrics,

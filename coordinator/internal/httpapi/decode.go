@@ -22,6 +22,12 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, errf(http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than %d bytes", MaxBodyBytes)
 		}
+		if isTimeout(err) {
+			// The body stalled past its deadline: the connection cannot be
+			// reused (part of the body is still unread).
+			w.Header().Set("Connection", "close")
+			return nil, errf(http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time")
+		}
 		return nil, badRequest("could not read request body: %v", err)
 	}
 	return body, nil

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"io"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -72,6 +74,25 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, rid string) 
 	}
 	u := &url.URL{Scheme: "http", Host: addr}
 	r.Header.Set(headerRequestID, rid)
-	ctx := r.Context()
-	f.proxy.ServeHTTP(w, r.WithContext(contextWith(ctx, u)))
+	f.proxyTo(w, r, rid, u)
+}
+
+// proxyTo sends r to the leader at u. A body is read here first, within this
+// listener's body deadline (a stalled body is this node's 408, not a broken
+// proxy); the response (which may be a stream) must then only keep moving: each
+// write has the write timeout, not the whole response.
+func (f *forwarder) proxyTo(w http.ResponseWriter, r *http.Request, rid string, u *url.URL) {
+	if r.Body != nil && r.Body != http.NoBody {
+		if _, isStall := r.Body.(*stallBody); !isStall {
+			body, err := readBody(w, r)
+			if err != nil {
+				ae, _ := toAPIError(err)
+				writeError(w, rid, ae)
+				return
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		}
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	f.proxy.ServeHTTP(newStallWriter(w, f.a.cfg.Timeouts.Write), r.WithContext(contextWith(r.Context(), u)))
 }

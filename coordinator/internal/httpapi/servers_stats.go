@@ -127,6 +127,9 @@ func (a *API) serverStats(rq *request) (int, any, error) {
 func (a *API) streamStats(rq *request, deps *ServerDeps, s store.Server, interval time.Duration) (int, any, error) {
 	w := rq.w
 	rc := http.NewResponseController(w)
+	// The listener's per-request deadlines would end the stream: reading is
+	// over (a GET), and each event's write gets its own deadline below.
+	liftDeadlines(w)
 	var mu sync.Mutex // guards the writer and the flags: the timer writes too
 	started, done := false, false
 	// extend pushes the write deadline past the next event; the server's

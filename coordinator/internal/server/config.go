@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/internal/conflayer"
 	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -47,6 +48,7 @@ type Config struct {
 	IdempotencyTTL    time.Duration
 	IdempotencySweep  time.Duration
 	PprofAddr         string
+	HTTP              httpapi.Timeouts
 	Webhooks          WebhookConfig
 	Nodes             NodeConfig
 }
@@ -66,7 +68,7 @@ func Defaults() Config {
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
 		KeyPrefix: "snc_", RateLimit: 120, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
-		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, Webhooks: webhookDefaults(),
+		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
 	}
 }
 
@@ -112,6 +114,11 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", c.IdempotencyTTL, "how long an Idempotency-Key's response is kept and replayed")
 	fs.DurationVar(&c.IdempotencySweep, "idempotency-sweep-interval", c.IdempotencySweep, "how often the leader removes expired idempotency records through Raft")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof on this address (loopback only; empty = off)")
+	fs.DurationVar(&c.HTTP.ReadHeader, "http-header-timeout", c.HTTP.ReadHeader, "a client must send a request's line and headers within this time, or the connection is closed (API and admin listeners)")
+	fs.DurationVar(&c.HTTP.Body, "http-body-timeout", c.HTTP.Body, "a client must send a request's whole body within this time after its headers, or it gets a 408 and the connection is closed")
+	fs.DurationVar(&c.HTTP.Write, "http-write-timeout", c.HTTP.Write, "a response must be written within this time after the body was due (headers + http-body-timeout); a stream: each event")
+	fs.DurationVar(&c.HTTP.Idle, "http-idle-timeout", c.HTTP.Idle, "a keep-alive connection with no request is closed after this time")
+	fs.IntVar(&c.HTTP.MaxHeaderBytes, "http-max-header-bytes", c.HTTP.MaxHeaderBytes, "largest request line and headers accepted (431 beyond)")
 	bindWebhookFlags(fs, &c.Webhooks)
 	bindNodeFlags(fs, &c.Nodes)
 }
@@ -188,6 +195,14 @@ func (c *Config) Validate() error {
 	}
 	if c.IdempotencyTTL < time.Second || c.IdempotencySweep < 100*time.Millisecond {
 		errs = append(errs, errors.New("idempotency-ttl must be at least 1s and idempotency-sweep-interval at least 100ms"))
+	}
+	for name, d := range map[string]time.Duration{"http-header-timeout": c.HTTP.ReadHeader, "http-body-timeout": c.HTTP.Body, "http-write-timeout": c.HTTP.Write, "http-idle-timeout": c.HTTP.Idle} {
+		if d < 100*time.Millisecond || d > time.Hour {
+			errs = append(errs, fmt.Errorf("%s %s: must be from 100ms to 1h", name, d))
+		}
+	}
+	if c.HTTP.MaxHeaderBytes < 4<<10 || c.HTTP.MaxHeaderBytes > 1<<20 {
+		errs = append(errs, fmt.Errorf("http-max-header-bytes %d: must be from 4096 to 1048576", c.HTTP.MaxHeaderBytes))
 	}
 	if c.UsageFlush <= 0 {
 		c.UsageFlush = 2 * time.Second

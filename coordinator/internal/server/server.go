@@ -106,7 +106,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	metrics := httpapi.NewMetrics(func() float64 { return float64(node.FSM.Size()) }, func() float64 { return float64(node.FSM.AppliedIndex()) })
 	s.API = httpapi.New(httpapi.Config{
 		NodeID: cfg.NodeID, KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
-		IdempotencyTTL: cfg.IdempotencyTTL,
+		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP,
 	}, node, log.With("component", "api"), nil, metrics)
 	s.metrics = metrics
 	if err := s.initWebhooks(); err != nil {
@@ -132,8 +132,8 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	}
 	admin := s.API.ServerAdmin(s.API.NodeAdmin(s.API.AdminHandler(), s.nodeAdminDeps()), httpapi.ServerAdminConfig{
 		VMPrefix: cfg.Nodes.VMPrefix, CPUOvercommit: cfg.Nodes.CPUOvercommit, Nodes: s.nodeAdminDeps()})
-	s.apiSrv = &http.Server{Handler: s.API.Handler(admin), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
-	s.admSrv = &http.Server{Handler: admin, ReadHeaderTimeout: 10 * time.Second}
+	s.apiSrv = cfg.HTTP.Server(s.API.Handler(admin))
+	s.admSrv = cfg.HTTP.Server(admin)
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	s.wg.Add(4)

@@ -1,0 +1,136 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// shortTimeouts are far shorter than the streams below last.
+var shortTimeouts = Timeouts{ReadHeader: time.Second, Body: 300 * time.Millisecond, Write: 300 * time.Millisecond, Idle: time.Second, MaxHeaderBytes: 8 << 10}
+
+func serveWith(t *testing.T, to Timeouts, h http.Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := to.Server(h)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// TestStatsStreamOutlivesListenerDeadlines: the listener's body and write
+// deadlines (300 ms here) do not end a stats stream that runs for seconds.
+func TestStatsStreamOutlivesListenerDeadlines(t *testing.T) {
+	s := newSrvAPI(t)
+	acc, key := s.account(allServerScopes...)
+	id := s.server(acc)
+	base := serveWith(t, shortTimeouts, s.a.Handler(nil))
+	s.setStats(func(ctx context.Context, _, _ string, _ bool, _ time.Duration, fn func(api.ServerStats) error) error {
+		for {
+			if err := fn(api.ServerStats{Time: time.Now().UTC(), State: "running"}); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(400 * time.Millisecond):
+			}
+		}
+	})
+	req, _ := http.NewRequest("GET", base+"/v1/servers/"+id+"/stats?stream=1&interval=1", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	evs := readEvents(t, resp.Body, 5)
+	if len(evs) != 5 || evs[4].name != "stats" {
+		t.Fatalf("stream cut after %v: %+v", time.Since(start), evs)
+	}
+	if el := time.Since(start); el < 4*shortTimeouts.Write {
+		t.Fatalf("the stream took %v: it does not show the deadlines were lifted", el)
+	}
+
+	// The same listener still answers a body that stalls with a 408.
+	_, tkey := s.account(api.ScopeTicketsWrite)
+	conn, err := net.Dial("tcp", base[len("http://"):])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = io.WriteString(conn, "POST /v1/tickets HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+tkey+"\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\r\n{")
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp2, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp2.StatusCode != http.StatusRequestTimeout {
+		t.Fatalf("stalled body: %v %v", resp2, err)
+	}
+}
+
+// TestForwardedStreamOutlivesListenerDeadlines: a follower's forwarder passes
+// on a stream that lasts longer than its own listener's deadlines; each write
+// is bounded instead.
+func TestForwardedStreamOutlivesListenerDeadlines(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(200)
+		for i := 0; i < 5; i++ {
+			_, _ = io.WriteString(w, "event: stats\ndata: {}\n\n")
+			_ = http.NewResponseController(w).Flush()
+			select {
+			case <-time.After(250 * time.Millisecond):
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}))
+	defer up.Close()
+	a := &API{cfg: Config{NodeID: "n2", Timeouts: shortTimeouts}, log: slog.New(slog.DiscardHandler)}
+	f := newForwarder(a)
+	u, _ := url.Parse(up.URL)
+	base := serveWith(t, shortTimeouts, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.proxyTo(w, r, "req_1", u)
+	}))
+	resp, err := http.Get(base + "/v1/servers/x/stats?stream=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if evs := readEvents(t, resp.Body, 5); len(evs) != 5 {
+		t.Fatalf("forwarded stream cut: %+v", evs)
+	}
+}
+
+// TestHeaderLimitAndDefaults: headers beyond the limit are refused with 431;
+// the defaults bound a stalled body to at most 30 s.
+func TestHeaderLimitAndDefaults(t *testing.T) {
+	d := DefaultTimeouts()
+	if d.Body <= 0 || d.Body > 30*time.Second || d.ReadHeader <= 0 || d.ReadHeader > 30*time.Second || d.Write <= 0 || d.Idle <= 0 || d.MaxHeaderBytes <= 0 {
+		t.Fatalf("defaults: %+v", d)
+	}
+	base := serveWith(t, shortTimeouts, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	req, _ := http.NewRequest("GET", base+"/", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", 32<<10))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("32 KiB of headers with an 8 KiB limit: %d", resp.StatusCode)
+	}
+}

@@ -1,0 +1,191 @@
+package integration
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+)
+
+// stalled is a connection that sent part of a request and then nothing.
+type stalled struct {
+	opened time.Time
+	closed time.Time // when the server closed it (zero: still open)
+	status string    // the status line the server sent first, if any
+}
+
+// openStalled dials addr (network "tcp" or "unix") and sends prefix, then keeps
+// the connection open without sending more; a goroutine records what the server
+// answers and when it closes the connection.
+func openStalled(t *testing.T, network, addr, prefix string, wg *sync.WaitGroup) (*stalled, net.Conn) {
+	t.Helper()
+	conn, err := net.Dial(network, addr)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	st := &stalled{opened: time.Now()}
+	if _, err := io.WriteString(conn, prefix); err != nil {
+		t.Fatalf("write: %v", err)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		br := bufio.NewReader(conn)
+		line, _ := br.ReadString('\n')
+		st.status = strings.TrimSpace(line)
+		_, _ = io.Copy(io.Discard, br)
+		st.closed = time.Now()
+	}()
+	return st, conn
+}
+
+func partialHeaders(host string) string {
+	return "POST /v1/tickets HTTP/1.1\r\nHost: " + host + "\r\nContent-Type: application/json\r\n"
+}
+
+func partialBody(host, key string) string {
+	return "POST /v1/tickets HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + key +
+		"\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"subject\":\"s"
+}
+
+// TestStalledClientsDoNotStarveOthers: 500 connections that stall (250 in their
+// headers, 250 in their bodies) are held open while a normal client keeps
+// working with a p99 under 100 ms; every stalled connection is then ended by the
+// server within its bound: partial headers closed, partial bodies answered 408.
+func TestStalledClientsDoNotStarveOthers(t *testing.T) {
+	const bound = 6 * time.Second // header and body timeouts of this test
+	c := testcluster.New(t, 1, testcluster.WithRateLimit(1_000_000), func(_ int, cfg *server.Config) {
+		cfg.HTTP.ReadHeader, cfg.HTTP.Body = bound, bound
+	})
+	_, key := c.NewAccount("stall@example.com")
+	host := c.Nodes[0].Cfg.APIAddr
+
+	normal := &http.Client{Timeout: 10 * time.Second}
+	get := func() (time.Duration, error) {
+		req, _ := http.NewRequest("GET", c.URL(0)+"/v1/account", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		start := time.Now()
+		resp, err := normal.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return 0, fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return time.Since(start), nil
+	}
+	for i := 0; i < 20; i++ { // warm the connection and the key cache
+		if _, err := get(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	var wg sync.WaitGroup
+	var all []*stalled
+	var headers, bodies []*stalled
+	for i := 0; i < 250; i++ {
+		h, hc := openStalled(t, "tcp", host, partialHeaders(host), &wg)
+		b, bc := openStalled(t, "tcp", host, partialBody(host, key), &wg)
+		t.Cleanup(func() { hc.Close(); bc.Close() })
+		headers, bodies = append(headers, h), append(bodies, b)
+		all = append(all, h, b)
+	}
+	// The first stalled connection may be cut at opened+bound: measure before.
+	measureUntil := all[0].opened.Add(bound - time.Second)
+	var lat []time.Duration
+	for len(lat) < 300 && time.Now().Before(measureUntil) {
+		d, err := get()
+		if err != nil {
+			t.Fatalf("normal client while 500 connections stall: %v", err)
+		}
+		lat = append(lat, d)
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, s := range all {
+		if !s.closed.IsZero() && s.closed.Before(s.opened.Add(bound)) {
+			t.Fatalf("a stalled connection was ended after %v, before its bound: the measurement did not overlap 500 open stalls", s.closed.Sub(s.opened))
+		}
+	}
+	if len(lat) < 100 {
+		t.Fatalf("only %d requests fit in the %v window (the machine is too loaded to measure)", len(lat), bound)
+	}
+	slices.Sort(lat)
+	p50, p99 := lat[len(lat)/2], lat[(len(lat)*99)/100]
+	t.Logf("normal client with 500 stalled connections open: %d requests, p50 %v, p99 %v, max %v", len(lat), p50, p99, lat[len(lat)-1])
+	if p99 >= 100*time.Millisecond {
+		t.Errorf("p99 %v ≥ 100 ms", p99)
+	}
+
+	// Every stalled connection ends within the bound (plus scheduling slack).
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(bound + 15*time.Second):
+		t.Fatal("stalled connections still open long after the timeouts")
+	}
+	const slack = 5 * time.Second
+	for _, s := range headers {
+		if held := s.closed.Sub(s.opened); held > bound+slack || s.status != "" && !strings.HasPrefix(s.status, "HTTP/1.1 408") {
+			t.Fatalf("partial headers: held %v, answered %q", held, s.status)
+		}
+	}
+	for _, s := range bodies {
+		if held := s.closed.Sub(s.opened); held > bound+slack || !strings.HasPrefix(s.status, "HTTP/1.1 408") {
+			t.Fatalf("partial body: held %v, answered %q; want a 408 within %v", held, s.status, bound)
+		}
+	}
+	if _, err := get(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestStalledBodiesOnFollowerAndAdminSocket: the other listeners bound bodies
+// too: a follower that would forward answers a stalled body 408 itself, and so
+// does the admin socket.
+func TestStalledBodiesOnFollowerAndAdminSocket(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	const bound = 2 * time.Second
+	c := testcluster.New(t, 3, func(_ int, cfg *server.Config) {
+		cfg.HTTP.ReadHeader, cfg.HTTP.Body = bound, bound
+	})
+	_, key := c.NewAccount("stall2@example.com")
+	f := (c.Leader() + 1) % 3
+	host := c.Nodes[f].Cfg.APIAddr
+	var wg sync.WaitGroup
+	fw, fc := openStalled(t, "tcp", host, partialBody(host, key), &wg)
+	defer fc.Close()
+	adm, ac := openStalled(t, "unix", c.Nodes[f].Cfg.AdminSocket,
+		"POST /admin/accounts HTTP/1.1\r\nHost: admin\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\":", &wg)
+	defer ac.Close()
+	admHdr, ahc := openStalled(t, "unix", c.Nodes[f].Cfg.AdminSocket, "GET /admin/cluster/status HTTP/1.1\r\nHost: admin\r\n", &wg)
+	defer ahc.Close()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(bound + 10*time.Second):
+		t.Fatal("stalled connections still open long after the timeouts")
+	}
+	for what, s := range map[string]*stalled{"follower body": fw, "admin body": adm} {
+		if held := s.closed.Sub(s.opened); held < bound-100*time.Millisecond || held > bound+5*time.Second || !strings.HasPrefix(s.status, "HTTP/1.1 408") {
+			t.Errorf("%s: held %v, answered %q; want a 408 after %v", what, held, s.status, bound)
+		}
+	}
+	if held := admHdr.closed.Sub(admHdr.opened); held > bound+5*time.Second {
+		t.Errorf("admin partial headers held %v", held)
+	}
+}
