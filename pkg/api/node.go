@@ -71,6 +71,12 @@ const (
 	NodePowerStarted  = "started"  // start: the VM was started
 )
 
+// Reboot methods: how a running VM was rebooted. Both keep the QEMU process.
+const (
+	NodeRebootGuest = "guest-acpi" // the guest rebooted on the ACPI request within the grace (libvirt reset it after its shutdown)
+	NodeRebootReset = "reset"      // forced: a hardware reset, after the grace ran out or at once with force
+)
+
 // NodeOperation is one journaled operation and, once finished, its result.
 type NodeOperation struct {
 	ID         string        `json:"id"`
@@ -90,6 +96,7 @@ type NodeOpResult struct {
 	Template         *NodeTemplate `json:"template,omitempty"`
 	Snapshot         *NodeSnapshot `json:"snapshot,omitempty"`
 	PowerMethod      string        `json:"power_method,omitempty"`
+	RebootMethod     string        `json:"reboot_method,omitempty"` // reboot only: NodeReboot*
 	SnapshotsRemoved []string      `json:"snapshots_removed,omitempty"`
 	Message          string        `json:"message,omitempty"`
 }

@@ -29,9 +29,9 @@ const (
 	CodeExpired = "expired"
 )
 
-// StatsSource is the stats collector's read side.
+// StatsSource is the stats collector's read side; power states are current.
 type StatsSource interface {
-	Snapshot(vm string) api.NodeStats
+	Current(ctx context.Context, vm string) api.NodeStats
 }
 
 // Config configures an Executor.

@@ -34,7 +34,7 @@ type fakeStats struct {
 	vms map[string][]api.NodeVMStats
 }
 
-func (s *fakeStats) Snapshot(vm string) api.NodeStats {
+func (s *fakeStats) Current(_ context.Context, vm string) api.NodeStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := api.NodeStats{VMs: map[string][]api.NodeVMStats{}}

@@ -43,7 +43,7 @@ func (e *Executor) stats(ctx context.Context, seq uint64, req *pb.StatsRequest, 
 		defer t.Stop()
 	}
 	for {
-		s, final := e.sample(req.Target)
+		s, final := e.sample(ctx, req.Target)
 		if !req.Stream {
 			s.Last = true
 			_ = emit(s)
@@ -65,8 +65,8 @@ func (e *Executor) stats(ctx context.Context, seq uint64, req *pb.StatsRequest, 
 // is an error that will not change (no such VM); a VM the node holds but the
 // collector has not sampled yet gives an "unavailable" sample (a stream goes
 // on: the next tick may have one).
-func (e *Executor) sample(target string) (s *pb.StatsSample, final bool) {
-	snap := e.cfg.Stats.Snapshot(target)
+func (e *Executor) sample(ctx context.Context, target string) (s *pb.StatsSample, final bool) {
+	snap := e.cfg.Stats.Current(ctx, target)
 	if target == "" {
 		h := snap.Host
 		return &pb.StatsSample{AtUnixMs: h.Time.UnixMilli(), CpuPercent: h.CPUPercent, MemoryUsedBytes: h.MemoryUsed}, false

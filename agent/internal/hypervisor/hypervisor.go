@@ -34,6 +34,12 @@ type Hypervisor interface {
 	StartDomain(ctx context.Context, name string) error
 	ShutdownDomain(ctx context.Context, name string) error // ACPI power button
 	DestroyDomain(ctx context.Context, name string) error  // forced power off; nil if not running
+	// RebootDomain asks the guest to reboot through the ACPI power button with
+	// libvirt's guest-reboot semantics: once the guest has shut down, libvirt
+	// resets it inside the same QEMU process. The returned channel is closed when
+	// the domain resets (libvirt's reboot event); stop ends the watch and must be called.
+	RebootDomain(ctx context.Context, name string) (reset <-chan struct{}, stop func(), err error)
+	ResetDomain(ctx context.Context, name string) error    // hardware reset now; the QEMU process stays
 	UndefineDomain(ctx context.Context, name string) error // with snapshot metadata and NVRAM; nil if missing
 	ListDomains(ctx context.Context) ([]string, error)
 

@@ -462,6 +462,52 @@ func (l *Libvirt) ShutdownDomain(ctx context.Context, name string) error {
 	return l.translate("shutdown", name, lv.DomainShutdownFlags(d, libvirt.DomainShutdownAcpiPowerBtn))
 }
 
+// RebootDomain presses the ACPI power button with libvirt's reboot semantics
+// (virDomainReboot with VIR_DOMAIN_REBOOT_ACPI_POWER_BTN): when the guest has
+// shut down, libvirt issues a system reset to the same QEMU process instead of
+// letting it exit. The reset is seen as libvirt's reboot event for the domain,
+// which closes the returned channel. The watch is subscribed before the request,
+// so a fast guest cannot reset unseen.
+func (l *Libvirt) RebootDomain(ctx context.Context, name string) (<-chan struct{}, func(), error) {
+	lv, d, err := l.lookup(ctx, "reboot", name)
+	if err != nil {
+		return nil, nil, err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	events, err := lv.SubscribeEvents(wctx, libvirt.DomainEventIDReboot, libvirt.OptDomain{})
+	if err != nil {
+		cancel()
+		return nil, nil, l.translate("reboot", name, err)
+	}
+	reset, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		fired := false
+		for ev := range events { // read until closed: the library's sender blocks otherwise
+			if m, ok := ev.(*libvirt.DomainEventCallbackRebootMsg); ok && !fired && m.Msg.Dom.Name == name {
+				fired = true
+				close(reset)
+			}
+		}
+	}()
+	stop := func() { cancel(); <-done }
+	if err := lv.DomainReboot(d, libvirt.DomainRebootAcpiPowerBtn); err != nil {
+		stop()
+		return nil, nil, l.translate("reboot", name, err)
+	}
+	return reset, stop, nil
+}
+
+// ResetDomain resets the guest at once (virDomainReset, like pressing the reset
+// button); the QEMU process stays.
+func (l *Libvirt) ResetDomain(ctx context.Context, name string) error {
+	lv, d, err := l.lookup(ctx, "reset", name)
+	if err != nil {
+		return err
+	}
+	return l.translate("reset", name, lv.DomainReset(d, 0))
+}
+
 // DestroyDomain powers a domain off; not running or not defined is success.
 func (l *Libvirt) DestroyDomain(ctx context.Context, name string) error {
 	lv, d, err := l.lookup(ctx, "power off", name)

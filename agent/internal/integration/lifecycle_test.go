@@ -69,12 +69,19 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("boot 1: bootcount=%s install-id=%s", bc, idA)
 	}
 
+	pid := qemuPID(t, name)
 	op, err = c.Reboot(ctx, name, api.NodeStopRequest{OpID: e.prefix + "-reboot1"})
-	if err != nil || op.Result.PowerMethod != api.NodePowerGraceful {
+	if err != nil || op.Result.PowerMethod != api.NodePowerGraceful || op.Result.RebootMethod != api.NodeRebootGuest {
 		t.Fatalf("reboot: %+v %v", op, err)
 	}
 	if bc, _ := waitReady(t, ctx, vm.ConsoleLog, 2); bc != "2" {
 		t.Fatalf("boot 2: bootcount=%s", bc)
+	}
+	if !strings.Contains(readFile(t, vm.ConsoleLog), "clean-shutdown") {
+		t.Fatal("the guest did not shut down on the ACPI reboot request")
+	}
+	if got := qemuPID(t, name); got != pid {
+		t.Fatalf("reboot replaced the QEMU process: pid %d → %d", pid, got)
 	}
 
 	op, err = c.CreateSnapshot(ctx, name, api.NodeSnapshotCreateRequest{OpID: e.prefix + "-snap", Name: "s1", Description: "after boot 2"})

@@ -72,6 +72,10 @@ func TestForcedStopAndPasswordReset(t *testing.T) {
 	if vm, _ := c.VM(ctx, name); vm.State != "shutoff" {
 		t.Fatalf("state after forced stop: %s", vm.State)
 	}
+	// The next stats answer already says so, without waiting for a sample.
+	if st, err := c.Stats(ctx, name); err != nil || st.VMs[name][len(st.VMs[name])-1].State != "shutoff" {
+		t.Fatalf("stats right after the stop: %+v %v", st, err)
+	}
 	if strings.Contains(readFile(t, vm.ConsoleLog), "clean-shutdown") {
 		t.Fatal("guest without acpid shut down cleanly?")
 	}
@@ -82,11 +86,17 @@ func TestForcedStopAndPasswordReset(t *testing.T) {
 		t.Fatalf("reboot of stopped vm: %+v %v", op, err)
 	}
 	waitReady(t, ctx, vm.ConsoleLog, 2)
+	pid := qemuPID(t, name)
 	op, err = c.Reboot(ctx, name, api.NodeStopRequest{OpID: e.prefix + "-reboot1", GraceSeconds: 2})
-	if err != nil || op.Result.PowerMethod != api.NodePowerForced {
+	if err != nil || op.Result.PowerMethod != api.NodePowerForced || op.Result.RebootMethod != api.NodeRebootReset {
 		t.Fatalf("reboot of ACPI-deaf guest: %+v %v", op, err)
 	}
-	waitReady(t, ctx, vm.ConsoleLog, 3)
+	if bc, _ := waitReady(t, ctx, vm.ConsoleLog, 3); bc != "3" {
+		t.Fatalf("after the forced reset: bootcount=%s", bc)
+	}
+	if got := qemuPID(t, name); got != pid {
+		t.Fatalf("forced reset replaced the QEMU process: pid %d → %d", pid, got)
+	}
 	if op, err := c.Start(ctx, name, e.prefix+"-start"); err != nil || op.Result.PowerMethod != api.NodePowerAlready {
 		t.Fatalf("start of running vm: %+v %v", op, err)
 	}

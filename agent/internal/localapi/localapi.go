@@ -140,7 +140,7 @@ func (s *Server) routes() {
 			s.reply(w, nil, err)
 			return
 		}
-		st := s.stats.Snapshot("")
+		st := s.stats.Current(r.Context(), "")
 		for n := range st.VMs {
 			if !names[n] {
 				delete(st.VMs, n)
@@ -158,7 +158,7 @@ func (s *Server) routes() {
 			s.reply(w, nil, err)
 			return
 		}
-		st := s.stats.Snapshot(vm)
+		st := s.stats.Current(r.Context(), vm)
 		if len(st.VMs) == 0 {
 			s.reply(w, nil, &api.NodeError{Code: api.NodeErrNotFound, Message: "no stats for vm " + vm + " (unknown, or not sampled yet)"})
 			return

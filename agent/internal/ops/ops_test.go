@@ -219,3 +219,50 @@ func TestRecoverMarksInterrupted(t *testing.T) {
 		t.Fatal("recovery re-ran the stop")
 	}
 }
+
+// TestRebootKeepsTheProcess: reboot never stops and starts the domain; the
+// guest's ACPI reboot is used when it answers within the grace, a reset otherwise.
+func TestRebootKeepsTheProcess(t *testing.T) {
+	hv := hvfake.New(t.TempDir())
+	m, _, _ := newManager(t, hv)
+	ctx := context.Background()
+	if _, err := m.Provision(ctx, provReq("p", "vm1")); err != nil {
+		t.Fatal(err)
+	}
+	starts := hv.Count("StartDomain")
+	boots := func() int { hv.Mu.Lock(); defer hv.Mu.Unlock(); return hv.Doms["vm1"].Boots }
+
+	op, err := m.Reboot(ctx, "vm1", api.NodeStopRequest{OpID: "r1"})
+	if err != nil || op.Result.RebootMethod != api.NodeRebootGuest || op.Result.PowerMethod != api.NodePowerGraceful || boots() != 1 || hv.Count("ResetDomain") != 0 {
+		t.Fatalf("guest reboot: %+v %v (boots %d)", op, err, boots())
+	}
+
+	hv.ACPIPoll = -1 // the guest ignores ACPI
+	start := time.Now()
+	op, err = m.Reboot(ctx, "vm1", api.NodeStopRequest{OpID: "r2", GraceSeconds: 60})
+	if err != nil || op.Result.RebootMethod != api.NodeRebootReset || op.Result.PowerMethod != api.NodePowerForced || hv.Count("ResetDomain") != 1 || boots() != 2 {
+		t.Fatalf("forced reset: %+v %v", op, err)
+	}
+	if el := time.Since(start); el < 60*time.Millisecond { // 60 s at the fake clock's 1000×
+		t.Fatalf("reset after %s, before the grace", el)
+	}
+
+	op, err = m.Reboot(ctx, "vm1", api.NodeStopRequest{OpID: "r3", Force: true})
+	if err != nil || op.Result.RebootMethod != api.NodeRebootReset || hv.Count("RebootDomain") != 2 || hv.Count("ResetDomain") != 2 {
+		t.Fatalf("force: %+v %v", op, err)
+	}
+	if hv.Count("DestroyDomain") != 0 || hv.Count("StartDomain") != starts {
+		t.Fatalf("reboot stopped or started the domain: destroy %d, start %d (before %d)", hv.Count("DestroyDomain"), hv.Count("StartDomain"), starts)
+	}
+
+	if _, err := m.Stop(ctx, "vm1", api.NodeStopRequest{OpID: "s1", Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	op, err = m.Reboot(ctx, "vm1", api.NodeStopRequest{OpID: "r4"})
+	if err != nil || op.Result.PowerMethod != api.NodePowerStarted || op.Result.RebootMethod != "" {
+		t.Fatalf("reboot of a stopped vm: %+v %v", op, err)
+	}
+	if st, _ := hv.DomainState(ctx, "vm1"); st != hypervisor.StateRunning {
+		t.Fatalf("state %s", st)
+	}
+}

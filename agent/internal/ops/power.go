@@ -114,8 +114,10 @@ forced:
 	return api.NodePowerForced, nil
 }
 
-// Reboot stops (gracefully first, forced after the grace) and starts the VM again.
-// A stopped VM is simply started.
+// Reboot reboots a running VM inside its QEMU process: the guest is asked through
+// the ACPI power button (libvirt's guest reboot) and, if it has not reset within
+// the grace, it gets a hardware reset. Force resets at once. A stopped VM is
+// simply started.
 func (m *Manager) Reboot(ctx context.Context, name string, req api.NodeStopRequest) (*api.NodeOperation, error) {
 	if err := validate.Name("vm", name); err != nil {
 		return nil, err
@@ -128,21 +130,51 @@ func (m *Manager) Reboot(ctx context.Context, name string, req api.NodeStopReque
 		id: req.OpID, kind: api.NodeOpReboot, target: name, lock: "vm/" + name, input: req, stored: req,
 		precheck: func(context.Context) error { _, err := m.getVM(name); return err },
 		exec: func(ctx context.Context, r *run) (*api.NodeOpResult, error) {
-			method, err := m.stop(ctx, name, grace, req.Force)
+			st, err := m.hv.DomainState(ctx, name)
 			if err != nil {
 				return nil, err
 			}
-			if err := r.step("stopped"); err != nil {
+			if !st.Active() {
+				if err := m.hv.StartDomain(ctx, name); err != nil {
+					return nil, err
+				}
+				return &api.NodeOpResult{PowerMethod: api.NodePowerStarted, Message: "was stopped; started"}, nil
+			}
+			how, err := m.reboot(ctx, name, grace, req.Force)
+			if err != nil {
 				return nil, err
 			}
-			if err := m.hv.StartDomain(ctx, name); err != nil {
-				return nil, err
+			if how == api.NodeRebootGuest {
+				return &api.NodeOpResult{PowerMethod: api.NodePowerGraceful, RebootMethod: how,
+					Message: "rebooted: the guest restarted on the ACPI request (same QEMU process)"}, nil
 			}
-			msg := "rebooted: " + stopMessage(method, grace) + ", then started"
-			if method == api.NodePowerAlready {
-				method, msg = api.NodePowerStarted, "was stopped; started"
+			msg := fmt.Sprintf("rebooted: forced reset, the guest did not restart within %s of the ACPI request (same QEMU process)", grace)
+			if req.Force {
+				msg = "rebooted: forced reset (same QEMU process)"
 			}
-			return &api.NodeOpResult{PowerMethod: method, Message: msg}, nil
+			return &api.NodeOpResult{PowerMethod: api.NodePowerForced, RebootMethod: how, Message: msg}, nil
 		},
 	})
+}
+
+// reboot returns NodeRebootGuest or NodeRebootReset.
+func (m *Manager) reboot(ctx context.Context, name string, grace time.Duration, force bool) (string, error) {
+	if !force {
+		reset, stop, err := m.hv.RebootDomain(ctx, name)
+		if err != nil {
+			return "", err
+		}
+		defer stop()
+		select {
+		case <-reset:
+			return api.NodeRebootGuest, nil
+		case <-m.clock.After(grace):
+		case <-ctx.Done():
+			return "", ctx.Err()
+		}
+	}
+	if err := m.hv.ResetDomain(ctx, name); err != nil {
+		return "", err
+	}
+	return api.NodeRebootReset, nil
 }

@@ -93,6 +93,44 @@ func (c *Collector) Cycle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.record(ds)
+	return nil
+}
+
+// Current is Snapshot with current power states: one bulk call, and when a
+// domain's state differs from its last sample (it stopped, started or vanished
+// since the last cycle), that call's results are recorded as a sample now. So a
+// VM that stopped shows stopped in the next answer, not "running" until the next
+// cycle. If libvirt cannot be asked, the last samples are answered.
+func (c *Collector) Current(ctx context.Context, vm string) api.NodeStats {
+	if ds, err := c.src.AllDomainStats(ctx); err == nil && c.changed(ds) {
+		c.record(ds)
+	}
+	return c.Snapshot(vm)
+}
+
+// changed reports whether ds disagrees with the last samples about which
+// domains exist or their states.
+func (c *Collector) changed(ds []hypervisor.DomainStats) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if len(ds) != len(c.vms) {
+		return true
+	}
+	for _, d := range ds {
+		r := c.vms[d.Name]
+		if r == nil {
+			return true
+		}
+		if l := r.list(); len(l) == 0 || l[len(l)-1].State != string(d.State) {
+			return true
+		}
+	}
+	return false
+}
+
+// record adds one sample of every domain in ds (and of the host).
+func (c *Collector) record(ds []hypervisor.DomainStats) {
 	now := c.now()
 	host := c.hostSample(now)
 	c.mu.Lock()
@@ -127,7 +165,6 @@ func (c *Collector) Cycle(ctx context.Context) error {
 			delete(c.prev, n)
 		}
 	}
-	return nil
 }
 
 // sub is a counter delta that treats a reset (e.g. a restarted QEMU) as zero.

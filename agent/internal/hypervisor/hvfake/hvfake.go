@@ -38,6 +38,7 @@ type Dom struct {
 	Spec    hypervisor.DomainSpec
 	State   hypervisor.State
 	Snaps   []string
+	Boots   int // guest resets by RebootDomain and ResetDomain (the process stays)
 	pending int // polls until ACPI shutdown completes
 }
 
@@ -216,6 +217,39 @@ func (f *HV) ShutdownDomain(_ context.Context, name string) error {
 	if f.ACPIPoll >= 0 {
 		d.pending = f.ACPIPoll + 1
 	}
+	return nil
+}
+
+// RebootDomain resets a guest that honours ACPI (ACPIPoll >= 0) at once; a
+// guest that ignores ACPI never resets.
+func (f *HV) RebootDomain(_ context.Context, name string) (<-chan struct{}, func(), error) {
+	if err := f.call("RebootDomain"); err != nil {
+		return nil, nil, err
+	}
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	d, err := f.dom(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	reset := make(chan struct{})
+	if f.ACPIPoll >= 0 && d.State.Active() {
+		d.Boots++
+		close(reset)
+	}
+	return reset, func() {}, nil
+}
+func (f *HV) ResetDomain(_ context.Context, name string) error {
+	if err := f.call("ResetDomain"); err != nil {
+		return err
+	}
+	f.Mu.Lock()
+	defer f.Mu.Unlock()
+	d, err := f.dom(name)
+	if err != nil {
+		return err
+	}
+	d.Boots++
 	return nil
 }
 func (f *HV) DestroyDomain(_ context.Context, name string) error {
