@@ -165,11 +165,9 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 	if admin != nil && a.cfg.ClusterSecret != "" {
 		mux.Handle("/internal/admin/", http.StripPrefix("/internal", a.requireClusterToken(admin)))
 	}
-	// Anything else under /v1 is a JSON 404 (or 405), not the mux's text page.
-	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, "", api.NewError(http.StatusNotFound, "route_not_found", "no such endpoint: "+r.Method+" "+r.URL.Path))
-	})
-	return a.instrument(mux)
+	// Anything else is a JSON 404, or a 405 with Allow, not the mux's text page.
+	mux.HandleFunc("/", a.unrouted(mux))
+	return secureHeaders(a.instrument(mux))
 }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
@@ -283,18 +281,8 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	rq.caller = c
-	d := a.limiter.Allow(c.keyID, c.limit)
-	h := rq.w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
-	if !d.Allowed {
-		retry := int(d.Reset.Sub(rq.now).Seconds() + 0.999)
-		if retry < 1 {
-			retry = 1
-		}
-		h.Set("Retry-After", strconv.Itoa(retry))
-		return 0, nil, errf(http.StatusTooManyRequests, "rate_limited", "rate limit of %d requests per minute exceeded; retry after %d s", d.Limit, retry)
+	if err := a.rateLimit(rq, c); err != nil {
+		return 0, nil, err
 	}
 	if !auth.IPAllowed(c.cidrs, rq.clientIP) {
 		return 0, nil, errf(http.StatusForbidden, "ip_not_allowed", "this API key may not be used from %s", rq.clientIP)
@@ -315,6 +303,25 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 		}
 	}
 	return rt.handler(rq)
+}
+
+// rateLimit counts the request against the caller's key and sets the
+// X-RateLimit-* headers: a 429 with Retry-After beyond the limit.
+func (a *API) rateLimit(rq *request, c *caller) error {
+	d := a.limiter.Allow(c.keyID, c.limit)
+	h := rq.w.Header()
+	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+	if !d.Allowed {
+		retry := int(d.Reset.Sub(rq.now).Seconds() + 0.999)
+		if retry < 1 {
+			retry = 1
+		}
+		h.Set("Retry-After", strconv.Itoa(retry))
+		return errf(http.StatusTooManyRequests, "rate_limited", "rate limit of %d requests per minute exceeded; retry after %d s", d.Limit, retry)
+	}
+	return nil
 }
 
 // authenticate resolves the presented key to a caller: 401 for missing, unknown,
@@ -497,6 +504,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, rid string, e *api.Error) {
+	if rid == "" {
+		rid = w.Header().Get(headerRequestID)
+	}
 	e.RequestID = rid
+	if e.StatusCode == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="hostplane"`)
+	}
 	writeJSON(w, e.StatusCode, e)
 }

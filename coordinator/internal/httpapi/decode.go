@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -30,7 +31,26 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		}
 		return nil, badRequest("could not read request body: %v", err)
 	}
+	if len(body) > 0 && !jsonContentType(r.Header.Get("Content-Type")) {
+		return nil, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "request body must be JSON: send Content-Type: application/json (or none), not %q", r.Header.Get("Content-Type"))
+	}
 	return body, nil
+}
+
+// jsonContentType accepts no Content-Type (a body is JSON by default) and
+// application/json or any application/*+json, with parameters (charset=utf-8).
+func jsonContentType(ct string) bool {
+	if strings.TrimSpace(ct) == "" {
+		return true
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return false
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return false
+	}
+	return mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")
 }
 
 // decodeStrict decodes one JSON object into v: unknown fields, wrong types, trailing
@@ -38,6 +58,13 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("request body is required (a JSON object)")
+	}
+	if !utf8.Valid(body) {
+		// encoding/json would replace the bytes with U+FFFD and store that.
+		if path := invalidUTF8Path(body); path != "" {
+			return &httpError{status: http.StatusBadRequest, code: "invalid_field", msg: "field " + strconv.Quote(path) + " is not valid UTF-8"}
+		}
+		return badRequest("request body is not valid UTF-8")
 	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
@@ -89,12 +116,17 @@ func jsonKind(k string) string {
 }
 
 // text validates a user string: valid UTF-8, no control characters except \n \r \t,
-// length in runes within [min, max].
+// length in runes within [min, max]; a required one (min ≥ 1) must hold more
+// than white space.
 func text(field, s string, min, max int) error {
 	if !utf8.ValidString(s) {
 		return &httpError{status: 400, code: "invalid_field", msg: "field " + strconv.Quote(field) + " is not valid UTF-8"}
 	}
 	n := utf8.RuneCountInString(s)
+	if min >= 1 && strings.TrimSpace(s) == "" {
+		// Only spaces (or tabs, newlines) is as good as missing.
+		return &httpError{status: 400, code: "invalid_field", msg: "field " + strconv.Quote(field) + " is required"}
+	}
 	if n < min {
 		if min == 1 {
 			return &httpError{status: 400, code: "invalid_field", msg: "field " + strconv.Quote(field) + " is required"}
@@ -140,4 +172,89 @@ func paging(r *http.Request) (page, limit int, err error) {
 		page = n
 	}
 	return page, limit, nil
+}
+
+// invalidUTF8Path names the JSON value (or key) holding body's first invalid
+// UTF-8 byte as a path such as lines[2].description; "" when the bytes lie
+// outside any value or the JSON is malformed before them.
+func invalidUTF8Path(body []byte) string {
+	bad := int64(-1)
+	for i := 0; i < len(body); {
+		r, n := utf8.DecodeRune(body[i:])
+		if r == utf8.RuneError && n <= 1 {
+			bad = int64(i)
+			break
+		}
+		i += n
+	}
+	if bad < 0 {
+		return ""
+	}
+	type frame struct {
+		obj       bool
+		expectKey bool
+		key       string
+		idx       int
+	}
+	var stack []*frame
+	path := func() string {
+		var b strings.Builder
+		for _, f := range stack {
+			if f.obj {
+				if b.Len() > 0 {
+					b.WriteByte('.')
+				}
+				b.WriteString(f.key)
+			} else {
+				b.WriteString("[" + strconv.Itoa(f.idx) + "]")
+			}
+		}
+		if b.Len() == 0 {
+			return "(body)"
+		}
+		return b.String()
+	}
+	done := func() { // the value at the top of the stack is complete
+		if len(stack) == 0 {
+			return
+		}
+		if f := stack[len(stack)-1]; f.obj {
+			f.expectKey = true
+		} else {
+			f.idx++
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		end := dec.InputOffset()
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if s, ok := tok.(string); ok && top != nil && top.obj && top.expectKey {
+			top.key, top.expectKey = s, false
+			if end > bad {
+				return path() // the key itself
+			}
+			continue
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, &frame{obj: tok == json.Delim('{'), expectKey: true})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+			done()
+			continue
+		}
+		if end > bad {
+			return path()
+		}
+		done()
+	}
 }

@@ -39,8 +39,16 @@ func newForwarder(a *API) *forwarder {
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: 30 * time.Second,
 		},
+		// This node has set X-Request-Id and nosniff already (the same values);
+		// the leader's Cache-Control replaces this node's (proxyTo).
+		ModifyResponse: func(resp *http.Response) error {
+			resp.Header.Del(headerRequestID)
+			resp.Header.Del("X-Content-Type-Options")
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			a.log.Warn("forward to leader failed", "err", err, "path", r.URL.Path)
+			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("Retry-After", "1")
 			writeError(w, w.Header().Get(headerRequestID), api.NewError(http.StatusServiceUnavailable, "leader_unreachable", "the leader could not be reached; retry shortly"))
 		},
@@ -93,6 +101,7 @@ func (f *forwarder) proxyTo(w http.ResponseWriter, r *http.Request, rid string, 
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		}
 	}
+	w.Header().Del("Cache-Control")
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	f.proxy.ServeHTTP(newStallWriter(w, f.a.cfg.Timeouts.Write), r.WithContext(contextWith(r.Context(), u)))
 }

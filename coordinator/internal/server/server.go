@@ -133,7 +133,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	admin := s.API.ServerAdmin(s.API.NodeAdmin(s.API.AdminHandler(), s.nodeAdminDeps()), httpapi.ServerAdminConfig{
 		VMPrefix: cfg.Nodes.VMPrefix, CPUOvercommit: cfg.Nodes.CPUOvercommit, Nodes: s.nodeAdminDeps()})
 	s.apiSrv = cfg.HTTP.Server(s.API.Handler(admin))
-	s.admSrv = cfg.HTTP.Server(admin)
+	s.admSrv = cfg.HTTP.Server(httpapi.Secure(admin))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	s.wg.Add(4)

@@ -1,0 +1,79 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/hostplane/hostplane/coordinator/internal/auth"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Secure gives every response of h (the admin socket's handler) the headers
+// every API response carries; the public Handler has them already.
+func Secure(h http.Handler) http.Handler { return secureHeaders(h) }
+
+// secureHeaders gives every response, unrouted ones included, its X-Request-Id
+// and X-Content-Type-Options: nosniff; API responses (/v1, admin) are private to
+// an account and may carry a secret shown once (API keys, webhook secrets, root
+// passwords), so they are Cache-Control: no-store.
+func secureHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rid := requestID(r)
+		r.Header.Set(headerRequestID, rid) // the handlers and the forwarder reuse it
+		h := w.Header()
+		h.Set(headerRequestID, rid)
+		h.Set("X-Content-Type-Options", "nosniff")
+		if p := r.URL.Path; strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/admin/") || strings.HasPrefix(p, "/internal/") {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// probeMethods are the methods a 405's Allow can list.
+var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+
+// allowedMethods lists the methods mux serves on r's path (none: the path is
+// unknown).
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var out []string
+	for _, m := range probeMethods {
+		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
+		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+			out = append(out, m)
+			if m == http.MethodGet {
+				out = append(out, http.MethodHead)
+			}
+		}
+	}
+	return out
+}
+
+// unrouted answers what no route matched: 405 with Allow on a known path,
+// else 404. A /v1 call with a key is counted against that key's rate limit
+// (with its headers) like any other, so on a follower it goes to the leader.
+func (a *API) unrouted(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		rid := requestID(r)
+		if strings.HasPrefix(r.URL.Path, "/v1/") && auth.FromRequest(r) != "" {
+			if !a.raft.IsLeader() {
+				a.fwd.forward(w, r, rid)
+				return
+			}
+			rq := &request{Request: r, w: w, id: rid, now: a.now().UTC(), clientIP: a.clientIP(r)}
+			if c, err := a.authenticate(rq); err == nil {
+				if err := a.rateLimit(rq, c); err != nil {
+					ae, _ := toAPIError(err)
+					writeError(w, rid, ae)
+					return
+				}
+			}
+		}
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, rid, api.NewError(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allow, ", ")))
+			return
+		}
+		writeError(w, rid, api.NewError(http.StatusNotFound, "route_not_found", "no such endpoint: "+r.Method+" "+r.URL.Path))
+	}
+}

@@ -1,0 +1,151 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestStrictHTTP: invalid UTF-8 is a 400 naming the field, a non-JSON body a
+// 415, a known path with another method a 405 with Allow; every response
+// carries X-Request-Id and nosniff, keyed ones their rate-limit headers, API
+// responses no-store, a 401 WWW-Authenticate: Bearer; a required string of
+// white space is refused. Nothing is created by a refused request.
+func TestStrictHTTP(t *testing.T) {
+	s := newSrvAPI(t)
+	_, key := s.account(api.ScopeTicketsRead, api.ScopeTicketsWrite, api.ScopeWebhooksRead, api.ScopeWebhooksWrite)
+	tickets := func() int {
+		r := s.call(key, "GET", "/v1/tickets", "")
+		d, _ := r.m["data"].([]any)
+		return len(d)
+	}
+	before := tickets()
+	bad := []struct {
+		body, ct string
+		status   int
+		want     string
+	}{
+		{"{\"subject\":\"a\xffb\",\"message\":\"m\"}", "", 400, `field "subject" is not valid UTF-8`},
+		{"{\"subject\":\"s\",\"message\":\"\xc3\x28\"}", "application/json; charset=utf-8", 400, `field "message" is not valid UTF-8`},
+		{"{\"subject\":\"s\",\"message\":\"m\",\"x\xff\":1}", "", 400, "field \"x\ufffd\" is not valid UTF-8"},
+		{`{"subject":"s","message":"m"}`, "application/x-www-form-urlencoded", 415, "Content-Type"},
+		{`{"subject":"s","message":"m"}`, "text/plain", 415, "Content-Type"},
+		{`{"subject":"s","message":"m"}`, "application/json; charset=latin1", 415, "Content-Type"},
+		{`{"subject":"   ","message":"m"}`, "", 400, `field "subject" is required`},
+		{`{"subject":"s","message":" \n\t "}`, "", 400, `field "message" is required`},
+	}
+	for _, tc := range bad {
+		hdr := []string{"Content-Type", tc.ct}
+		r := s.call(key, "POST", "/v1/tickets", tc.body, hdr...)
+		if r.status != tc.status || !strings.Contains(r.msg(), tc.want) {
+			t.Errorf("body %q (%s): %d %s, want %d containing %s", tc.body, tc.ct, r.status, r.body, tc.status, tc.want)
+		}
+	}
+	// Nested fields are named by their path.
+	r := s.call(key, "POST", "/v1/webhooks", "{\"url\":\"https://hooks.example.com/a\",\"events\":[\"ticket.created\",\"x\xfe\"]}")
+	if r.status != 400 || !strings.Contains(r.msg(), `field "events[1]" is not valid UTF-8`) {
+		t.Errorf("nested invalid UTF-8: %d %s", r.status, r.body)
+	}
+	if n := tickets(); n != before {
+		t.Fatalf("refused bodies created tickets: %d → %d", before, n)
+	}
+	// No Content-Type (curl --data-binary without -H) is JSON; application/json too.
+	for _, ct := range []string{"", "application/json", "application/json; charset=UTF-8"} {
+		if r := s.call(key, "POST", "/v1/tickets", `{"subject":"ok","message":"m"}`, "Content-Type", ct); r.status != 201 {
+			t.Errorf("Content-Type %q: %d %s", ct, r.status, r.body)
+		}
+	}
+
+	// 405 with Allow on a known path, JSON and with the request id.
+	for path, allow := range map[string]string{"/v1/tickets": "GET, HEAD, POST", "/v1/webhooks/wh_x": "GET, HEAD, PATCH, DELETE", "/healthz": "GET, HEAD"} {
+		r := s.call(key, "PUT", path, "")
+		if r.status != 405 || r.header.Get("Allow") != allow || r.code() != "method_not_allowed" || r.header.Get("X-Request-Id") == "" {
+			t.Errorf("PUT %s: %d Allow %q %s", path, r.status, r.header.Get("Allow"), r.body)
+		}
+	}
+	// Unrouted 404s carry the request id too, and the key's rate-limit headers.
+	r = s.call(key, "GET", "/v1/nope", "")
+	if r.status != 404 || r.code() != "route_not_found" || r.header.Get("X-Request-Id") == "" || r.header.Get("X-RateLimit-Remaining") == "" {
+		t.Errorf("unrouted: %d %v %s", r.status, r.header, r.body)
+	}
+	if resp, err := http.Get(s.srv.URL + "/nope"); err != nil || resp.StatusCode != 404 || resp.Header.Get("X-Request-Id") == "" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Errorf("unrouted outside /v1: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+
+	// Every response: nosniff and a request id; /v1: no-store (secrets shown once).
+	r = s.call(key, "POST", "/v1/webhooks", `{"url":"https://hooks.example.com/a","events":["ticket.created"]}`)
+	if r.status != 201 || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("webhook create (carries the secret): %d Cache-Control %q", r.status, r.header.Get("Cache-Control"))
+	}
+	id, _ := r.m["id"].(string)
+	r = s.call(key, "POST", "/v1/webhooks/"+id+"/rotate-secret", "")
+	if r.status != 200 || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("rotate secret: %d Cache-Control %q %s", r.status, r.header.Get("Cache-Control"), r.body)
+	}
+	for _, p := range []string{"/v1/tickets", "/healthz", "/openapi.json", "/readyz"} {
+		resp, err := http.Get(s.srv.URL + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("X-Request-Id") == "" {
+			t.Errorf("GET %s: headers %v", p, resp.Header)
+		}
+	}
+	// A 401 says how to authenticate.
+	for _, k := range []string{"", "snc_wrong"} {
+		r := s.call(k, "GET", "/v1/tickets", "")
+		if r.status != 401 || !strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") {
+			t.Errorf("key %q: %d WWW-Authenticate %q", k, r.status, r.header.Get("WWW-Authenticate"))
+		}
+	}
+}
+
+func TestInvalidUTF8Path(t *testing.T) {
+	cases := map[string]string{
+		"\"\xff\"":                             "(body)",
+		"{\"a\":\"\xff\"}":                     "a",
+		"{\"a\":1,\"b\":{\"c\":[1,\"\xff\"]}}": "b.c[1]",
+		"{\"a\":[{\"x\":1},{\"y\":\"\xff\"}]}": "a[1].y",
+		"{\"\xff\":1}":                         "\ufffd",
+		"{\"a\":\"ok\"}":                       "",
+		"{\"a\":\"ok\" \xff}":                  "",
+	}
+	for body, want := range cases {
+		if got := invalidUTF8Path([]byte(body)); got != want {
+			t.Errorf("%q: %q, want %q", body, got, want)
+		}
+	}
+}
+
+// FuzzDecodeStrictUTF8: decodeStrict never accepts invalid UTF-8 (so nothing
+// is stored with U+FFFD in its place), and its refusal is a 4xx; the path finder
+// never panics and names nothing in valid input.
+func FuzzDecodeStrictUTF8(f *testing.F) {
+	for _, s := range append(decoderSeeds, "{\"subject\":\"a\xffb\",\"message\":\"m\"}", "{\"a\":[\"\xc3\x28\"]}", "{\"\xfe\":1}", "[\"x\",\xff]") {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		path := invalidUTF8Path(body)
+		var v any
+		err := decodeStrict(body, &v)
+		if !utf8.Valid(body) {
+			if err == nil {
+				t.Fatalf("accepted invalid UTF-8: %q", body)
+			}
+			mustBeClientError(t, err)
+			var he *httpError
+			if errors.As(err, &he) && path != "" && !strings.Contains(he.msg, "not valid UTF-8") {
+				t.Fatalf("%q: %v", body, err)
+			}
+		} else if path != "" {
+			t.Fatalf("valid UTF-8 %q: path %q", body, path)
+		}
+	})
+}
