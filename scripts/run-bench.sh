@@ -12,8 +12,8 @@ fi
 bin/hostplane-bench --clients "${BENCH_CLIENTS:-64}" --duration "${BENCH_DURATION:-15s}"
 echo
 # shellcheck disable=SC2046
-go test -run '^$' -bench . -benchtime "${BENCH_TIME:-5x}" -timeout 30m $(go list ./coordinator/... ./agent/... | grep -v '/e2e/integration$') 2>&1 | grep -vE '^(ok|PASS|\?)' || true
+go test -run '^$' -bench . -benchtime "${BENCH_TIME:-5x}" -timeout 30m $(go list ./coordinator/... ./agent/... | grep -v '/tests/e2e$') 2>&1 | grep -vE '^(ok|PASS|\?)' || true
 echo
 # End to end: a forced reboot through the API (3 coordinators, a real agent, a
 # real guest) against the same libvirt calls made directly, alternating.
-go test -run '^$' -bench RebootLatency -benchtime "${BENCH_REBOOTS:-24x}" -timeout 20m ./agent/internal/e2e/integration/ 2>&1 | grep -vE '^(ok|PASS|\?)' || true
+go test -run '^$' -bench RebootLatency -benchtime "${BENCH_REBOOTS:-24x}" -timeout 20m ./tests/e2e/ 2>&1 | grep -vE '^(ok|PASS|\?)' || true

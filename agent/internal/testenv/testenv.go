@@ -1,129 +1,39 @@
-// Package testenv finds the real libvirtd and the test guest for agent tests and
-// gives each test its own storage pool, names and cleanup.
+// Package testenv connects the agent's libvirt driver to the real libvirtd for
+// agent tests. Finding libvirtd and the test guest, names and cleanup are
+// tests/framework/testenv's (shared with the whole-system tests); the names are
+// re-exported here so agent tests need one import.
 package testenv
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/hex"
-	"io"
 	"log/slog"
-	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
-	"runtime"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
+	fenv "github.com/hostplane/hostplane/tests/framework/testenv"
 )
 
 // Setup is the command that prepares a machine for these tests.
-const Setup = "scripts/install-libvirt.sh && scripts/start-libvirt.sh && scripts/build-test-guest.sh"
-
-// LibvirtSocket is libvirtd's socket (env HOSTPLANE_TEST_LIBVIRT_SOCK overrides).
-func LibvirtSocket() string {
-	if s := os.Getenv("HOSTPLANE_TEST_LIBVIRT_SOCK"); s != "" {
-		return s
-	}
-	return "/var/run/libvirt/libvirt-sock"
-}
-
-// RepoRoot returns the repository root (the directory holding go.mod).
-func RepoRoot(tb testing.TB) string {
-	_, file, _, _ := runtime.Caller(0)
-	dir := filepath.Dir(file)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Fatal("testenv: repository root not found")
-		}
-		dir = parent
-	}
-}
+const Setup = fenv.Setup
 
 // Guest is the test guest's files.
-type Guest struct {
-	Dir, Kernel, Initrd, InitrdNoACPI, Disk, DiskAlt, Cmdline string
-}
+type Guest = fenv.Guest
 
-// RequireGuest returns the test guest or fails the test with the setup command.
-func RequireGuest(tb testing.TB) Guest {
-	tb.Helper()
-	dir := os.Getenv("HOSTPLANE_TEST_GUEST_DIR")
-	if dir == "" {
-		dir = filepath.Join(RepoRoot(tb), ".cache", "test-guest")
-	}
-	g := Guest{Dir: dir, Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"),
-		InitrdNoACPI: filepath.Join(dir, "initrd-noacpi.img"), Disk: filepath.Join(dir, "disk.qcow2"),
-		DiskAlt: filepath.Join(dir, "disk-alt.qcow2")}
-	for _, f := range []string{g.Kernel, g.Initrd, g.InitrdNoACPI, g.Disk, g.DiskAlt} {
-		if _, err := os.Stat(f); err != nil {
-			tb.Fatalf("test guest missing (%v): run %s", err, Setup)
-		}
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "cmdline"))
-	if err != nil {
-		tb.Fatalf("test guest cmdline missing: run %s", Setup)
-	}
-	g.Cmdline = strings.TrimSpace(string(b))
-	return g
-}
-
-// RequireLibvirt fails the test unless libvirtd answers on its socket.
-func RequireLibvirt(tb testing.TB) {
-	tb.Helper()
-	c, err := net.DialTimeout("unix", LibvirtSocket(), 2*time.Second)
-	if err != nil {
-		tb.Fatalf("libvirtd not reachable at %s (%v): run %s", LibvirtSocket(), err, Setup)
-	}
-	c.Close()
-}
-
-// Prefix returns a short unique name prefix for one test's domains and pool.
-func Prefix() string {
-	b := make([]byte, 3)
-	_, _ = rand.Read(b)
-	return "t" + hex.EncodeToString(b)
-}
-
-// Logger logs through t.
-func Logger(tb testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(tWriter{tb}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type tWriter struct{ tb testing.TB }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.tb.Helper()
-	w.tb.Log(strings.TrimRight(string(p), "\n"))
-	return len(p), nil
-}
-
-// Cleanup removes every domain whose name starts with prefix, and the pool, on test end.
-// It talks to libvirt with virsh so it works even when the code under test is broken.
-func Cleanup(tb testing.TB, prefix, pool string) {
-	tb.Cleanup(func() {
-		out, _ := exec.Command("virsh", "-q", "-c", "qemu:///system", "list", "--all", "--name").Output()
-		for _, name := range strings.Fields(string(out)) {
-			if strings.HasPrefix(name, prefix) {
-				_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "destroy", name).Run()
-				_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "undefine", name, "--snapshots-metadata", "--nvram").Run()
-			}
-		}
-		if pool != "" {
-			_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "pool-destroy", pool).Run()
-			_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "pool-undefine", pool).Run()
-		}
-	})
-}
+// Re-exported from tests/framework/testenv.
+var (
+	LibvirtSocket  = fenv.LibvirtSocket
+	RepoRoot       = fenv.RepoRoot
+	RequireGuest   = fenv.RequireGuest
+	RequireLibvirt = fenv.RequireLibvirt
+	Prefix         = fenv.Prefix
+	Logger         = fenv.Logger
+	Cleanup        = fenv.Cleanup
+	WaitForLog     = fenv.WaitForLog
+	LastReady      = fenv.LastReady
+	SHA256File     = fenv.SHA256File
+	ReadGuestFile  = fenv.ReadGuestFile
+)
 
 // Hypervisor connects to libvirtd with a fresh pool under a temp dir; everything is
 // removed when the test ends.
@@ -159,60 +69,4 @@ func HypervisorFor(tb testing.TB, pool, path string) (*hypervisor.Libvirt, error
 		tb.Fatal(err)
 	}
 	return h, nil
-}
-
-// WaitForLog waits until the file contains n occurrences of substr.
-func WaitForLog(ctx context.Context, path, substr string, n int) (string, error) {
-	for {
-		b, _ := os.ReadFile(path)
-		if strings.Count(string(b), substr) >= n {
-			return string(b), nil
-		}
-		select {
-		case <-ctx.Done():
-			return string(b), ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-var readyRE = regexp.MustCompile(`GUEST-READY bootcount=(\d+) install-id=(\S*)`)
-
-// LastReady returns the bootcount and install-id of the last GUEST-READY line.
-func LastReady(log string) (bootcount, installID string) {
-	m := readyRE.FindAllStringSubmatch(log, -1)
-	if len(m) == 0 {
-		return "", ""
-	}
-	return m[len(m)-1][1], m[len(m)-1][2]
-}
-
-// SHA256File is the hex SHA-256 of a file.
-func SHA256File(tb testing.TB, p string) string {
-	tb.Helper()
-	f, err := os.Open(p)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		tb.Fatal(err)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// ReadGuestFile reads a file from a guest's qcow2 disk (works while it runs).
-func ReadGuestFile(tb testing.TB, disk, path string) string {
-	tb.Helper()
-	raw := filepath.Join(tb.TempDir(), "disk.raw")
-	if out, err := exec.Command("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
-		tb.Fatalf("qemu-img convert: %v %s", err, out)
-	}
-	defer os.Remove(raw)
-	out, err := exec.Command("debugfs", "-R", "cat "+path, raw).Output()
-	if err != nil {
-		tb.Fatalf("debugfs: %v", err)
-	}
-	return strings.TrimSpace(string(out))
 }

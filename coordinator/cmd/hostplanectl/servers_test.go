@@ -20,7 +20,7 @@ func runServer(args ...string) error {
 
 // TestServerAndScheduleCLI checks the operator errors of `hostplanectl server
 // create` and `node cordon|uncordon|drain` against a real coordinator (the
-// successful paths run in agent/internal/e2e/integration with a real agent).
+// successful paths run in tests/e2e with a real agent).
 func TestServerAndScheduleCLI(t *testing.T) {
 	var ue usageError
 	for _, args := range [][]string{

@@ -26,6 +26,7 @@ import (
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // Options configure a run.
@@ -171,10 +172,11 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintln(o.Out, etcdRes)
 	p.killAll()
 
-	hp, err := startHostplane(ctx, p, dir, o)
+	hp, err := startHostplane(ctx, dir, o)
 	if err != nil {
 		return fmt.Errorf("hostplane cluster: %w", err)
 	}
+	defer hp.c.Close()
 	hc := httpClient(o.Clients)
 	body, _ := json.Marshal(api.TicketCreateRequest{Subject: "bench", Message: "benchmark ticket body", Priority: "low"})
 	post := func(base string) func(int, int) error {
@@ -364,79 +366,50 @@ func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (Result, er
 }
 
 type hostplane struct {
+	c       *framework.ProcessCluster
 	urls    []string
 	sockets []string
 	leader  int
 	key     string
 }
 
-func startHostplane(ctx context.Context, p *procs, dir string, o Options) (*hostplane, error) {
+func startHostplane(ctx context.Context, dir string, o Options) (*hostplane, error) {
 	bin := filepath.Join(o.BinDir, "hostplane-coordinator")
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s missing: run make build: %w", bin, err)
 	}
-	hp := &hostplane{}
-	var raftAddrs []string
-	for i := 1; i <= 3; i++ {
-		data := filepath.Join(dir, fmt.Sprintf("hp%d", i))
-		api := fmt.Sprintf("127.0.0.1:%d", freePort())
-		raftAddr := fmt.Sprintf("127.0.0.1:%d", freePort())
-		sock := filepath.Join(data, "admin.sock")
-		if err := os.MkdirAll(data, 0o700); err != nil {
-			return nil, err
-		}
-		args := []string{"run", "--node-id", fmt.Sprintf("hp%d", i),
-			"--data-dir", data, "--api-addr", api, "--raft-addr", raftAddr, "--bootstrap=" + fmt.Sprint(i == 1),
-			"--bootstrap-account=false", "--cluster-secret", "bench-cluster-secret-0123456789", "--rate-limit", "100000000",
-			"--log-level", "warn"}
-		if pp := os.Getenv("BENCH_PPROF_BASE_PORT"); pp != "" {
-			// For profiling runs: node i serves pprof on BENCH_PPROF_BASE_PORT+i.
-			var base int
-			fmt.Sscan(pp, &base)
-			args = append(args, "--pprof-addr", fmt.Sprintf("127.0.0.1:%d", base+i))
-		}
-		_, err := p.start(filepath.Join(dir, fmt.Sprintf("hp%d.log", i)), bin, args...)
-		if err != nil {
-			return nil, err
-		}
-		hp.urls = append(hp.urls, "http://"+api)
-		hp.sockets = append(hp.sockets, sock)
-		raftAddrs = append(raftAddrs, raftAddr)
-	}
-	for _, u := range hp.urls {
-		if err := waitHTTP(u+"/healthz", 20*time.Second); err != nil {
-			return nil, err
-		}
-	}
-	adm := client.NewAdmin(hp.sockets[0])
-	if err := waitHTTP(hp.urls[0]+"/readyz", 20*time.Second); err != nil {
-		return nil, err
-	}
-	for i := 1; i < 3; i++ {
-		if _, err := adm.ClusterJoin(ctx, fmt.Sprintf("hp%d", i+1), raftAddrs[i], ""); err != nil {
-			return nil, fmt.Errorf("join hp%d: %w", i+1, err)
-		}
-	}
-	for _, u := range hp.urls {
-		if err := waitHTTP(u+"/readyz", 20*time.Second); err != nil {
-			return nil, err
-		}
-	}
-	st, err := adm.ClusterStatus(ctx)
+	c, err := framework.StartProcessCluster(framework.ProcessOptions{N: 3, Bin: bin, Dir: dir, NodePrefix: "hp",
+		Secret: "bench-cluster-secret-0123456789", RateLimit: 100000000, LogLevel: "warn",
+		Extra: func(i int, _ *framework.CoordinatorProcess) []string {
+			if pp := os.Getenv("BENCH_PPROF_BASE_PORT"); pp != "" {
+				// For profiling runs: node i serves pprof on BENCH_PPROF_BASE_PORT+i.
+				var base int
+				fmt.Sscan(pp, &base)
+				return []string{"--pprof-addr", fmt.Sprintf("127.0.0.1:%d", base+i+1)}
+			}
+			return nil
+		}})
 	if err != nil {
 		return nil, err
 	}
-	for i := range hp.urls {
-		if st.LeaderID == fmt.Sprintf("hp%d", i+1) {
-			hp.leader = i
-		}
+	hp := &hostplane{c: c}
+	for _, n := range c.Nodes {
+		hp.urls = append(hp.urls, n.URL())
+		hp.sockets = append(hp.sockets, n.AdminSocket())
 	}
+	if hp.leader, err = c.LeaderIndex(20 * time.Second); err != nil {
+		c.Close()
+		return nil, err
+	}
+	adm := c.Admin(hp.leader)
 	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: "bench@example.com"})
 	if err != nil {
+		c.Close()
 		return nil, err
 	}
 	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "bench"})
 	if err != nil {
+		c.Close()
 		return nil, err
 	}
 	hp.key = k.Key

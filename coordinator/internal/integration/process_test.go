@@ -5,79 +5,21 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
 	bolt "go.etcd.io/bbolt"
 )
 
-// proc is a coordinator running as its own OS process.
-type proc struct {
-	id, data, api, raft string
-	cmd                 *exec.Cmd
-}
-
-func (p *proc) start(t *testing.T, bin string, bootstrap bool) {
-	t.Helper()
-	log, err := os.OpenFile(filepath.Join(p.data+".log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd = exec.Command(bin, "run", "--node-id", p.id, "--data-dir", p.data, "--api-addr", p.api, "--raft-addr", p.raft,
-		fmt.Sprintf("--bootstrap=%v", bootstrap), "--bootstrap-account=false", "--cluster-secret", "proc-test-secret-0123456789",
-		"--rate-limit", "1000000", "--raft-heartbeat-timeout", "500ms", "--raft-election-timeout", "500ms", "--log-format", "text")
-	p.cmd.Stdout, p.cmd.Stderr = log, log
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (p *proc) kill() {
-	if p.cmd != nil && p.cmd.Process != nil {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		_, _ = p.cmd.Process.Wait()
-		p.cmd = nil
-	}
-}
-
-func (p *proc) admin() *client.Admin { return client.NewAdmin(filepath.Join(p.data, "admin.sock")) }
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func waitReady(t *testing.T, url string) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if resp, err := http.Get(url + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("%s not ready", url)
-}
+func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
 
 // TestSIGKILLedLeaderProcess runs three coordinator processes, SIGKILLs the leader
 // during concurrent writes, and restarts it: nothing acknowledged is lost, and the
@@ -87,64 +29,21 @@ func TestSIGKILLedLeaderProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the coordinator and runs 3 processes")
 	}
-	dir, err := os.MkdirTemp("", "hpproc")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "hostplane-coordinator")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/hostplane/hostplane/coordinator/cmd/hostplane-coordinator").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	ps := make([]*proc, 3)
-	for i := range ps {
-		ps[i] = &proc{id: fmt.Sprintf("p%d", i+1), data: filepath.Join(dir, fmt.Sprintf("p%d", i+1)), api: freeAddr(t), raft: freeAddr(t)}
-	}
-	t.Cleanup(func() {
-		for _, p := range ps {
-			p.kill()
-		}
-		if !t.Failed() {
-			os.RemoveAll(dir)
-		} else {
-			t.Logf("logs kept in %s", dir)
-		}
-	})
-	for i, p := range ps {
-		p.start(t, bin, i == 0)
-	}
-	waitReady(t, "http://"+ps[0].api)
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), NodePrefix: "p",
+		Secret: "proc-test-secret-0123456789", RaftTimeout: 500 * time.Millisecond})
 	ctx := context.Background()
-	for _, p := range ps[1:] {
-		if _, err := ps[0].admin().ClusterJoin(ctx, p.id, p.raft, ""); err != nil {
-			t.Fatal(err)
-		}
-	}
-	leaderOf := func() int {
-		for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-			for i, p := range ps {
-				if p.cmd == nil {
-					continue
-				}
-				st, err := p.admin().ClusterStatus(ctx)
-				if err == nil && st.State == "Leader" {
-					return i
-				}
-			}
-		}
-		t.Fatal("no leader")
-		return -1
-	}
+	leaderOf := func() int { return c.WaitLeader(20 * time.Second) }
 	ld := leaderOf()
-	acc, err := ps[ld].admin().CreateAccount(ctx, api.AccountCreateRequest{Email: "proc@example.com"})
+	acc, err := c.Admin(ld).CreateAccount(ctx, api.AccountCreateRequest{Email: "proc@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := ps[ld].admin().CreateKey(ctx, acc.ID, api.KeyCreateRequest{})
+	k, err := c.Admin(ld).CreateKey(ctx, acc.ID, api.KeyCreateRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range ps {
-		waitReady(t, "http://"+p.api)
+	for i := range c.Nodes {
+		c.WaitReady(i, 30*time.Second)
 	}
 	var mu sync.Mutex
 	var acked []string
@@ -163,9 +62,9 @@ func TestSIGKILLedLeaderProcess(t *testing.T) {
 				if !alive[i].Load() {
 					continue
 				}
-				c := client.New("http://"+ps[i].api, k.Key)
-				c.HTTP.Timeout = 5 * time.Second
-				tk, err := c.CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("p%d-%d", w, n), Message: "m"}, "")
+				cl := c.Client(i, k.Key)
+				cl.HTTP.Timeout = 5 * time.Second
+				tk, err := cl.CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("p%d-%d", w, n), Message: "m"}, "")
 				if err != nil {
 					time.Sleep(20 * time.Millisecond)
 					continue
@@ -178,10 +77,9 @@ func TestSIGKILLedLeaderProcess(t *testing.T) {
 	}
 	time.Sleep(1500 * time.Millisecond)
 	alive[ld].Store(false)
-	ps[ld].kill()
+	c.Kill(ld)
 	time.Sleep(3 * time.Second)
-	ps[ld].start(t, bin, ld == 0)
-	waitReady(t, "http://"+ps[ld].api)
+	c.Restart(ld)
 	alive[ld].Store(true)
 	time.Sleep(time.Second)
 	stop.Store(true)
@@ -193,14 +91,14 @@ func TestSIGKILLedLeaderProcess(t *testing.T) {
 	}
 	// Every acknowledged ticket is readable through every node, including the
 	// restarted one; and the list total matches exactly (nothing applied twice).
-	for i, p := range ps {
-		waitReady(t, "http://"+p.api)
-		c := client.New("http://"+p.api, k.Key)
+	for i := range c.Nodes {
+		c.WaitReady(i, 30*time.Second)
+		cl := c.Client(i, k.Key)
 		for _, id := range acked {
 			// A 503 (leadership still settling after the restart) is retried, as
 			// the API tells clients to.
 			for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-				_, err := c.Ticket(ctx, id)
+				_, err := cl.Ticket(ctx, id)
 				var ae *api.Error
 				if err == nil {
 					break
@@ -211,17 +109,17 @@ func TestSIGKILLedLeaderProcess(t *testing.T) {
 			}
 		}
 	}
-	logs, _ := os.ReadFile(ps[ld].data + ".log")
+	logs, _ := os.ReadFile(c.Nodes[ld].LogPath())
 	if !strings.Contains(string(logs), "was not closed cleanly") {
 		t.Errorf("restarted node did not report rebuilding its FSM after SIGKILL")
 	}
 	// The restarted node's own state (a local backup, not forwarded) holds them all.
-	lst, err := ps[leaderOf()].admin().ClusterStatus(ctx)
+	lst, err := c.Admin(leaderOf()).ClusterStatus(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		st, err := ps[ld].admin().ClusterStatus(ctx)
+		st, err := c.Admin(ld).ClusterStatus(ctx)
 		if err == nil && st.AppliedIndex >= lst.CommitIndex {
 			break
 		}
@@ -230,10 +128,10 @@ func TestSIGKILLedLeaderProcess(t *testing.T) {
 		}
 	}
 	var snap bytes.Buffer
-	if err := ps[ld].admin().Backup(ctx, &snap); err != nil {
+	if err := c.Admin(ld).Backup(ctx, &snap); err != nil {
 		t.Fatal(err)
 	}
-	dbFile := filepath.Join(dir, "restarted.db")
+	dbFile := filepath.Join(t.TempDir(), "restarted.db")
 	raw := snap.Bytes()
 	if i := bytes.IndexByte(raw, '\n'); i > 0 {
 		raw = raw[i+1:]

@@ -1,17 +1,12 @@
 package session_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +15,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/session"
 	pb "github.com/hostplane/hostplane/proto"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // callsBackend is a coordinator without Raft: one CA, every node accepted.
@@ -53,95 +49,10 @@ func (b *callsBackend) Renew(_ context.Context, nodeID, _ string, csrDER []byte)
 	return c.DER, c.Serial, err
 }
 
-var (
-	testAgentOnce sync.Once
-	testAgentBin  string
-	testAgentErr  error
-)
-
 // buildTestAgent builds agent/internal/session/testdata/testagent: the real
 // agent session with scripted hooks (coordinator tests cannot import it).
 func buildTestAgent(t *testing.T) string {
-	t.Helper()
-	testAgentOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hptestagent")
-		if err != nil {
-			testAgentErr = err
-			return
-		}
-		testAgentBin = filepath.Join(dir, "testagent")
-		cmd := exec.Command("go", "build", "-race", "-o", testAgentBin, "./agent/internal/session/testdata/testagent")
-		cmd.Dir = "../../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			testAgentErr = fmt.Errorf("build test agent: %v\n%s", err, out)
-		}
-	})
-	if testAgentErr != nil {
-		t.Fatal(testAgentErr)
-	}
-	return testAgentBin
-}
-
-type testAgent struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	events chan map[string]string
-	stderr *lockedWriter
-}
-
-func startTestAgent(t *testing.T, args ...string) *testAgent {
-	t.Helper()
-	cmd := exec.Command(buildTestAgent(t), args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := &testAgent{t: t, cmd: cmd, stdin: stdin, events: make(chan map[string]string, 10000), stderr: &lockedWriter{b: &strings.Builder{}}}
-	cmd.Stderr = a.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var e map[string]string
-			if json.Unmarshal(sc.Bytes(), &e) == nil {
-				a.events <- e
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("test agent stderr:\n%s", a.stderr.b.String())
-		}
-	})
-	return a
-}
-
-// wait returns the next event of kind (with id, if set), skipping others.
-func (a *testAgent) wait(kind, id string, timeout time.Duration) {
-	a.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case e := <-a.events:
-			if e["kind"] == kind && (id == "" || e["id"] == id) {
-				return
-			}
-		case <-deadline:
-			a.t.Fatalf("no %q event (id %q) within %s", kind, id, timeout)
-		}
-	}
+	return framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{Race: true})
 }
 
 type callsFixture struct {
@@ -188,16 +99,16 @@ func newCallsFixture(t *testing.T) *callsFixture {
 	return f
 }
 
-func (f *callsFixture) agent(t *testing.T, node string, extra ...string) *testAgent {
+func (f *callsFixture) agent(t *testing.T, node string, extra ...string) *framework.Sim {
 	args := append([]string{"-coordinator", f.srv.Addr(), "-token", f.tok.String(), "-node", node, "-dir", t.TempDir()}, extra...)
-	a := startTestAgent(t, args...)
+	a := framework.StartSim(t, buildTestAgent(t), args...)
 	select {
 	case id := <-f.connected:
 		if id != node {
 			t.Fatalf("connected %q, want %q", id, node)
 		}
 	case <-time.After(30 * time.Second):
-		t.Fatalf("agent %s did not connect; stderr:\n%s", node, a.stderr.b.String())
+		t.Fatalf("agent %s did not connect; stderr:\n%s", node, a.Stderr.String())
 	}
 	return a
 }
@@ -281,7 +192,7 @@ func TestCallsOverLiveSession(t *testing.T) {
 		go func() {
 			errc <- f.srv.Call(cctx, "node-1", req, func(*pb.Envelope) (bool, error) { return false, nil })
 		}()
-		a.wait("blocking", "blk", 10*time.Second)
+		a.WaitID("blocking", "blk", 10*time.Second)
 		cancel()
 		select {
 		case err := <-errc:
@@ -291,7 +202,7 @@ func TestCallsOverLiveSession(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("call did not return on cancel")
 		}
-		a.wait("cancelled", "blk", 10*time.Second)
+		a.WaitID("cancelled", "blk", 10*time.Second)
 	})
 
 	t.Run("done early ends a stats stream", func(t *testing.T) {
@@ -307,7 +218,7 @@ func TestCallsOverLiveSession(t *testing.T) {
 		if err != nil || n != 3 {
 			t.Fatalf("stats: %v after %d", err, n)
 		}
-		a.wait("cancelled", "stats", 10*time.Second)
+		a.WaitID("cancelled", "stats", 10*time.Second)
 	})
 
 	t.Run("recv error", func(t *testing.T) {
@@ -330,12 +241,12 @@ func TestCallsOverLiveSession(t *testing.T) {
 		}
 		// Unchanged inventory is checked (every 200 ms) but not re-sent.
 		for range 4 {
-			a.wait("inventory_collected", "", 5*time.Second)
+			a.WaitID("inventory_collected", "", 5*time.Second)
 		}
 		if n := f.invCount.Load(); n != 1 {
 			t.Fatalf("%d inventory frames for an unchanged inventory", n)
 		}
-		if _, err := io.WriteString(a.stdin, "inv vm1=running vm2=shutoff\n"); err != nil {
+		if _, err := io.WriteString(a.Stdin, "inv vm1=running vm2=shutoff\n"); err != nil {
 			t.Fatal(err)
 		}
 		select {
@@ -349,7 +260,7 @@ func TestCallsOverLiveSession(t *testing.T) {
 	})
 
 	t.Run("disconnect", func(t *testing.T) {
-		_ = a.cmd.Process.Kill()
+		a.Kill()
 		select {
 		case id := <-f.disconnect:
 			if id != "node-1" {

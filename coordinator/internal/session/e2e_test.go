@@ -1,25 +1,18 @@
 package session_test
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"math/big"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -27,48 +20,18 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	bolt "go.etcd.io/bbolt"
 )
 
-var (
-	simOnce sync.Once
-	simBin  string
-	simErr  error
-)
+func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
 
 // buildSim builds the agent simulator (the real agent session code, no libvirt)
 // once per test binary: coordinator tests cannot import the agent's internal
 // packages, so they run it as a process.
-func buildSim(t testing.TB) string {
-	t.Helper()
-	simOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hpsim")
-		if err != nil {
-			simErr = err
-			return
-		}
-		simBin = filepath.Join(dir, "hostplane-agent-sim")
-		cmd := exec.Command("go", "build", "-o", simBin, "./agent/cmd/hostplane-agent-sim")
-		cmd.Dir = "../../.."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			simErr = fmt.Errorf("build agent simulator: %v\n%s", err, out)
-		}
-	})
-	if simErr != nil {
-		t.Fatal(simErr)
-	}
-	return simBin
-}
+func buildSim(t testing.TB) string { return framework.AgentSim(t) }
 
-func freeUDP(t testing.TB) string {
-	t.Helper()
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().String()
-}
+func freeUDP(t testing.TB) string { return framework.FreeAddr(t, "udp") }
 
 // agentOpts gives every coordinator an agent session listener with fast pings.
 func agentOpts(t testing.TB, ping, grace time.Duration) testcluster.Option {
@@ -80,109 +43,11 @@ func agentOpts(t testing.TB, ping, grace time.Duration) testcluster.Option {
 	}
 }
 
-type simEvent struct {
-	Node        string `json:"node"`
-	Kind        string `json:"kind"`
-	Coordinator string `json:"coordinator"`
-	Err         string `json:"err"`
-	T           int64  `json:"t"`
-}
+type simEvent = framework.Event
 
-type simProc struct {
-	t      testing.TB
-	cmd    *exec.Cmd
-	events chan simEvent
-	done   chan struct{}
-	code   int
-	stderr *strings.Builder
-}
-
-func startSim(t testing.TB, args ...string) *simProc {
+func startSim(t testing.TB, args ...string) *framework.Sim {
 	t.Helper()
-	cmd := exec.Command(buildSim(t), args...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &simProc{t: t, cmd: cmd, events: make(chan simEvent, 100000), done: make(chan struct{}), stderr: &strings.Builder{}}
-	cmd.Stderr = &lockedWriter{b: p.stderr}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			var e simEvent
-			if json.Unmarshal(sc.Bytes(), &e) == nil {
-				p.events <- e
-			}
-		}
-		err := cmd.Wait()
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			p.code = ee.ExitCode()
-		}
-		close(p.done)
-	}()
-	t.Cleanup(p.kill)
-	return p
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	b  *strings.Builder
-}
-
-func (w *lockedWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(b)
-}
-
-// wait returns the next event of kind, skipping others.
-func (p *simProc) wait(kind string, timeout time.Duration) simEvent {
-	p.t.Helper()
-	deadline := time.After(timeout)
-	for {
-		select {
-		case e := <-p.events:
-			if e.Kind == kind {
-				return e
-			}
-		case <-p.done:
-			// Drain what was printed before exiting.
-			for {
-				select {
-				case e := <-p.events:
-					if e.Kind == kind {
-						return e
-					}
-				default:
-					p.t.Fatalf("simulator exited (code %d) before %q; stderr:\n%s", p.code, kind, p.stderr.String())
-				}
-			}
-		case <-deadline:
-			p.t.Fatalf("no %q event within %s", kind, timeout)
-		}
-	}
-}
-
-func (p *simProc) exitCode(timeout time.Duration) int {
-	p.t.Helper()
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(timeout):
-		p.t.Fatalf("simulator still running after %s", timeout)
-		return -1
-	}
-}
-
-func (p *simProc) kill() {
-	if p.cmd.Process != nil {
-		_ = p.cmd.Process.Signal(syscall.SIGKILL)
-	}
-	<-p.done
+	return framework.StartSim(t, buildSim(t), args...)
 }
 
 func sessionAddrs(c *testcluster.Cluster, order ...int) string {
@@ -274,8 +139,8 @@ func TestAgentSessionEndToEnd(t *testing.T) {
 	t.Run("enrol, session up, listed ready", func(t *testing.T) {
 		start := time.Now()
 		p := startSim(t, "-coordinators", addrs, "-token", tok.Token, "-node-id", "hv-1", "-dir", dirHV1)
-		p.wait("enrolled", 10*time.Second)
-		e := p.wait("connected", 10*time.Second)
+		p.Wait("enrolled", 10*time.Second)
+		e := p.Wait("connected", 10*time.Second)
 		if e.Coordinator != c.Nodes[ld].Server.AgentSessionAddr() {
 			t.Fatalf("connected to %s, want the leader %s", e.Coordinator, c.Nodes[ld].Server.AgentSessionAddr())
 		}
@@ -303,7 +168,7 @@ func TestAgentSessionEndToEnd(t *testing.T) {
 		// Liveness: killed agent → unreachable after the grace period, one write.
 		tr := getNode(t, c, "hv-1").Transitions
 		idx := c.Nodes[ld].Server.Node.FSM.AppliedIndex()
-		p.kill()
+		p.Kill()
 		n, took := waitState(t, c, "hv-1", api.AgentNodeUnreachable, 5*grace)
 		t.Logf("unreachable %s after the agent was killed (grace %s)", took.Round(time.Millisecond), grace)
 		time.Sleep(3 * ping)
@@ -316,7 +181,7 @@ func TestAgentSessionEndToEnd(t *testing.T) {
 		// Back: one more write (the hello), then quiet again.
 		idx = c.Nodes[ld].Server.Node.FSM.AppliedIndex()
 		p = startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dirHV1)
-		p.wait("connected", 10*time.Second)
+		p.Wait("connected", 10*time.Second)
 		n, _ = waitState(t, c, "hv-1", api.AgentNodeReady, 5*time.Second)
 		time.Sleep(4 * ping)
 		if n2 := getNode(t, c, "hv-1"); n2.Transitions != tr+2 {
@@ -328,7 +193,7 @@ func TestAgentSessionEndToEnd(t *testing.T) {
 		if !n.Connected {
 			t.Fatalf("back but not connected: %+v", n)
 		}
-		p.kill()
+		p.Kill()
 	})
 
 	t.Run("no plaintext join token in any coordinator file", func(t *testing.T) {
@@ -349,8 +214,8 @@ func TestAgentSessionEndToEnd(t *testing.T) {
 
 	t.Run("token used twice refused", func(t *testing.T) {
 		p := startSim(t, "-coordinators", addrs, "-token", tok.Token, "-node-id", "hv-2", "-dir", filepath.Join(base, "hv-2"))
-		if code := p.exitCode(10 * time.Second); code != 3 {
-			t.Fatalf("exit %d, want 3 (token refused); stderr %s", code, p.stderr)
+		if code := p.ExitCode(10 * time.Second); code != 3 {
+			t.Fatalf("exit %d, want 3 (token refused); stderr %s", code, p.Stderr)
 		}
 	})
 
@@ -358,7 +223,7 @@ func TestAgentSessionEndToEnd(t *testing.T) {
 		short := newToken(t, c, time.Second)
 		time.Sleep(1500 * time.Millisecond)
 		p := startSim(t, "-coordinators", addrs, "-token", short.Token, "-node-id", "hv-3", "-dir", filepath.Join(base, "hv-3"))
-		if code := p.exitCode(10 * time.Second); code != 3 {
+		if code := p.ExitCode(10 * time.Second); code != 3 {
 			t.Fatalf("exit %d, want 3 (token refused)", code)
 		}
 		if _, err := c.Admin(leaderAdmin(c)).AgentNode(ctx, "hv-3"); err == nil {
@@ -373,14 +238,14 @@ func TestAgentSessionEndToEnd(t *testing.T) {
 		foreignCreds(t, dirHV1, dir, "hv-1")
 		p := startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dir, "-log-level", "debug")
 		select {
-		case e := <-p.events:
+		case e := <-p.Events:
 			if e.Kind == "connected" {
 				t.Fatalf("a certificate of another CA got a session: %+v", e)
 			}
 		case <-time.After(2 * time.Second):
 		}
-		p.kill()
-		if log := p.stderr.String(); !strings.Contains(log, "tls: unknown certificate authority") {
+		p.Kill()
+		if log := p.Stderr.String(); !strings.Contains(log, "tls: unknown certificate authority") {
 			t.Fatalf("no TLS refusal in the agent's log:\n%s", log)
 		}
 	})
@@ -389,9 +254,9 @@ func TestAgentSessionEndToEnd(t *testing.T) {
 		old := readCert(t, dirHV1)
 		// 50 s ahead of a 1-minute certificate: past two thirds of its life.
 		p := startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dirHV1, "-clock-skew", "50s")
-		p.wait("connected", 10*time.Second)
-		p.wait("renewed", 10*time.Second)
-		p.kill()
+		p.Wait("connected", 10*time.Second)
+		p.Wait("renewed", 10*time.Second)
+		p.Kill()
 		renewed := readCert(t, dirHV1)
 		ld := c.WaitLeader(10 * time.Second)
 		_ = c.Nodes[ld].Server.Node.FSM.View(func(tx *bolt.Tx) error {
@@ -409,22 +274,22 @@ func TestAgentSessionEndToEnd(t *testing.T) {
 		}
 		// The new certificate opens a session (no skew this time).
 		p = startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dirHV1)
-		p.wait("connected", 10*time.Second)
+		p.Wait("connected", 10*time.Second)
 		if n := getNode(t, c, "hv-1"); !n.CertNotAfter.Equal(renewed.NotAfter.UTC()) {
 			t.Fatalf("fsm cert_not_after %s, file %s", n.CertNotAfter, renewed.NotAfter)
 		}
-		p.kill()
+		p.Kill()
 	})
 
 	t.Run("reconnects to the new leader after the leader is killed", func(t *testing.T) {
 		p := startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dirHV1)
-		p.wait("connected", 10*time.Second)
+		p.Wait("connected", 10*time.Second)
 		old := c.WaitLeader(10 * time.Second)
 		start := time.Now()
 		c.Kill(old)
 		var e simEvent
 		for {
-			e = p.wait("connected", 20*time.Second)
+			e = p.Wait("connected", 20*time.Second)
 			nl := c.WaitLeader(10 * time.Second)
 			if e.Coordinator == c.Nodes[nl].Server.AgentSessionAddr() {
 				break
@@ -444,11 +309,11 @@ func TestAgentSessionEndToEnd(t *testing.T) {
 			if n.State != api.AgentNodeRemoved {
 				t.Fatalf("after remove: %+v", n)
 			}
-			if code := p.exitCode(10 * time.Second); code != 4 {
-				t.Fatalf("exit %d after removal, want 4 (refused); stderr %s", code, p.stderr)
+			if code := p.ExitCode(10 * time.Second); code != 4 {
+				t.Fatalf("exit %d after removal, want 4 (refused); stderr %s", code, p.Stderr)
 			}
 			p2 := startSim(t, "-coordinators", addrs, "-node-id", "hv-1", "-dir", dirHV1)
-			if code := p2.exitCode(10 * time.Second); code != 4 {
+			if code := p2.ExitCode(10 * time.Second); code != 4 {
 				t.Fatalf("exit %d on reconnect after removal, want 4", code)
 			}
 		})

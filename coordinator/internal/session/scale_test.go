@@ -121,7 +121,7 @@ func TestAgentSessionScale(t *testing.T) {
 	p := startSim(t, "-ramp", ramp.String(), "-coordinators", addrs, "-tokens-file", tf, "-node-id", "sim", "-dir", filepath.Join(dir, "nodes"), "-n", strconv.Itoa(n),
 		"-quiet", "-backoff-min", "200ms", "-backoff-max", "5s", "-dial-timeout", envDur("HOSTPLANE_SESSION_DIAL", 10*time.Second).String(), "-log-level", os.Getenv("HOSTPLANE_SESSION_SIM_LOG"))
 	if os.Getenv("HOSTPLANE_SESSION_SIM_LOG") != "" {
-		defer func() { t.Log(p.stderr.String()) }()
+		defer func() { t.Log(p.Stderr.String()) }()
 	}
 	waitConnected := func(what string, want int, timeout time.Duration) []time.Duration {
 		var at []time.Duration
@@ -134,13 +134,13 @@ func TestAgentSessionScale(t *testing.T) {
 			select {
 			case <-progress.C:
 				t.Logf("%s: %d of %d connected after %s", what, len(seen), want, time.Since(t0).Round(time.Second))
-			case e := <-p.events:
+			case e := <-p.Events:
 				if e.Kind == "connected" && !seen[e.Node] {
 					seen[e.Node] = true
 					at = append(at, time.UnixMilli(e.T).Sub(t0))
 				}
-			case <-p.done:
-				t.Fatalf("simulator exited: %s", p.stderr.String())
+			case <-p.Exited():
+				t.Fatalf("simulator exited: %s", p.Stderr.String())
 			case <-deadline:
 				t.Fatalf("%s: %d of %d connected after %s", what, len(seen), want, timeout)
 			}
@@ -202,8 +202,7 @@ func TestAgentSessionScale(t *testing.T) {
 	time.Sleep(2 * ping)
 	held := heapAndStacks()
 	gHeld := runtime.NumGoroutine()
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	<-p.done
+	p.Stop()
 	for deadline := time.Now().Add(time.Minute); len(nsrv.Sessions()) > 0 && time.Now().Before(deadline); {
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // Node is one coordinator of the cluster; Server is nil while it is killed.
@@ -32,7 +32,11 @@ type Node struct {
 	started bool
 }
 
-// Cluster is a set of coordinators.
+// Cluster is a set of coordinators in this process: the in-process
+// implementation of framework.Cluster (tests/framework has the one of OS
+// processes). It stays under coordinator/internal because it starts
+// server.Server and its tests reach into it (Nodes[i].Server), which Go's
+// internal rule keeps from tests/.
 type Cluster struct {
 	t      testing.TB
 	mu     sync.Mutex
@@ -108,14 +112,7 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+func freeAddr(t testing.TB) string { return framework.FreeAddr(t, "tcp") }
 
 func (c *Cluster) start(nd *Node) {
 	c.t.Helper()
@@ -274,6 +271,11 @@ func (c *Cluster) Restart(i int) {
 	}
 	c.start(nd)
 }
+
+var _ framework.Cluster = (*Cluster)(nil)
+
+// Len is the number of nodes, running or not.
+func (c *Cluster) Len() int { return len(c.Nodes) }
 
 // Admin returns an admin client on node i's socket.
 func (c *Cluster) Admin(i int) *client.Admin {

@@ -1,4 +1,4 @@
-package integration
+package e2e
 
 import (
 	"context"
@@ -14,16 +14,17 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
+	"github.com/hostplane/hostplane/tests/framework/testenv"
 )
 
 // world is a cluster, one enrolled agent with the test templates, an account
 // with a key and a webhook receiver, and a second account for isolation checks.
 type world struct {
 	t       testing.TB
-	c       *cluster
-	agent   *agentProc
+	c       *framework.ProcessCluster
+	agent   *framework.AgentProcess
 	account string // owner of the servers
 	key     string
 	other   string // key of another account
@@ -43,7 +44,7 @@ func newWorld(t testing.TB, opts clusterOpts) *world {
 	w := &world{t: t, c: newCluster(t, opts)}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	adm := w.c.admin()
+	adm := w.c.AnyAlive(nil).Admin()
 	scopes := []string{api.ScopeAccountRead, api.ScopeServersRead, api.ScopeServersWrite, api.ScopeServersDestroy,
 		api.ScopeWebhooksRead, api.ScopeWebhooksWrite}
 	for i, email := range []string{"owner@example.com", "other@example.com"} {
@@ -66,21 +67,21 @@ func newWorld(t testing.TB, opts clusterOpts) *world {
 	if err != nil {
 		t.Fatalf("create join token: %v", err)
 	}
-	w.agent = newAgent(t, w.c.agentAddrs(), tok.Token)
-	w.agent.statsInterval = opts.agentStats
-	w.agent.start("")
+	w.agent = framework.NewAgentProcess(t, framework.AgentBinary(t), w.c.AgentAddrs(), tok.Token)
+	w.agent.StatsInterval = opts.agentStats
+	w.agent.Start("")
 	w.waitNodeReady(30 * time.Second)
-	w.agent.importTemplate(tplA, w.agent.guest.Disk)
-	w.agent.importTemplate(tplB, w.agent.guest.DiskAlt)
+	w.agent.ImportTemplate(tplA, w.agent.Guest.Disk)
+	w.agent.ImportTemplate(tplB, w.agent.Guest.DiskAlt)
 	// The coordinators learn the templates from the node's inventory.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		d, err := adm.AgentNodeDetail(ctx, w.agent.id)
+		d, err := adm.AgentNodeDetail(ctx, w.agent.ID)
 		if err == nil && slices.Contains(d.Templates, tplA) && slices.Contains(d.Templates, tplB) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node %s does not list templates %s, %s after 30s: %+v %v", w.agent.id, tplA, tplB, d, err)
+			t.Fatalf("node %s does not list templates %s, %s after 30s: %+v %v", w.agent.ID, tplA, tplB, d, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -92,17 +93,17 @@ func newWorld(t testing.TB, opts clusterOpts) *world {
 }
 
 // api is a client with the owner's key against p (nil: any live coordinator).
-func (w *world) api(p *coord) *apiClient {
+func (w *world) api(p *framework.CoordinatorProcess) *apiClient {
 	if p == nil {
-		p = w.c.anyAlive(nil)
+		p = w.c.AnyAlive(nil)
 	}
-	return newAPIClient(w.t, p.url(), w.key)
+	return newAPIClient(w.t, p.URL(), w.key)
 }
 
 // waitNodeReady waits until the agent's node is ready and holds a session.
 func (w *world) waitNodeReady(timeout time.Duration) api.AgentNode {
 	w.t.Helper()
-	return w.c.waitNode(w.agent.id, timeout, "ready and connected", func(n api.AgentNode) bool {
+	return w.c.WaitNode(w.agent.ID, timeout, "ready and connected", func(n api.AgentNode) bool {
 		return n.State == api.AgentNodeReady && n.Connected
 	})
 }
@@ -114,13 +115,13 @@ func (w *world) createServer(t testing.TB, label string) api.AdminServerCreated 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	created, err := w.c.admin().CreateServer(ctx, api.AdminServerCreateRequest{AccountID: w.account, Plan: "nano",
+	created, err := w.c.AnyAlive(nil).Admin().CreateServer(ctx, api.AdminServerCreateRequest{AccountID: w.account, Plan: "nano",
 		Template: tplA, Label: label, Hostname: label})
 	if err != nil {
 		t.Fatalf("admin create server: %v", err)
 	}
-	if created.Server.VMName == "" || created.Server.NodeID != w.agent.id || created.Action.ID == "" {
-		t.Fatalf("admin create server: want node %s, a vm name and an action: %+v", w.agent.id, created)
+	if created.Server.VMName == "" || created.Server.NodeID != w.agent.ID || created.Action.ID == "" {
+		t.Fatalf("admin create server: want node %s, a vm name and an action: %+v", w.agent.ID, created)
 	}
 	vm := created.Server.VMName
 	testenv.Cleanup(t, vm, "") // after the API terminate below, if that failed
@@ -130,7 +131,7 @@ func (w *world) createServer(t testing.TB, label string) api.AdminServerCreated 
 	if s := c.server(created.Server.ID); s.Status != api.ServerRunning {
 		t.Fatalf("server after provisioning: status %s, want running", s.Status)
 	}
-	waitBoot(t, w.agent.consoleLog(vm), 1)
+	waitBoot(t, w.agent.ConsoleLog(vm), 1)
 	return created
 }
 

@@ -1,4 +1,4 @@
-package integration
+package e2e
 
 import (
 	"net/http"
@@ -23,7 +23,7 @@ func TestNodeUnplugged(t *testing.T) {
 	w := newWorld(t, clusterOpts{n: 1, actionDeadline: unplugDeadline})
 	created := w.createServer(t, "unplug")
 	id, vm := created.Server.ID, created.Server.VMName
-	console := w.agent.consoleLog(vm)
+	console := w.agent.ConsoleLog(vm)
 	c := w.api(nil)
 
 	// Stats flow while the node is there.
@@ -44,7 +44,7 @@ func TestNodeUnplugged(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
-	w.agent.kill()
+	w.agent.Kill()
 	unplugged := time.Now()
 
 	// Stats: 503 node_offline, each answer quick, within the grace period.
@@ -80,7 +80,7 @@ func TestNodeUnplugged(t *testing.T) {
 	}
 	t.Logf("reboot failed after %s: %s: %s", a.FinishedAt.Sub(a.CreatedAt).Round(time.Millisecond), a.Error.Code, a.Error.Message)
 
-	n := w.c.waitNode(w.agent.id, 10*time.Second, "unreachable", func(n api.AgentNode) bool {
+	n := w.c.WaitNode(w.agent.ID, 10*time.Second, "unreachable", func(n api.AgentNode) bool {
 		return n.State == api.AgentNodeUnreachable && !n.Connected
 	})
 	t.Logf("node %s unreachable (state changed %s after the unplug)", n.ID, n.StateChangedAt.Sub(unplugged).Round(time.Millisecond))
@@ -91,7 +91,7 @@ func TestNodeUnplugged(t *testing.T) {
 	}
 
 	// Plugged back in.
-	w.agent.start("")
+	w.agent.Start("")
 	w.waitNodeReady(30 * time.Second)
 	deadline = time.Now().Add(15 * time.Second)
 	for {
@@ -122,11 +122,11 @@ func TestNodeUnplugged(t *testing.T) {
 	// A running action whose node then stays away a whole deadline fails with
 	// "outcome unknown"; the agent finishes (or undoes) the work when it comes
 	// back, and the server takes actions again.
-	w.agent.stop()
-	w.agent.start("vm.reinstall:disk-swapped")
+	w.agent.Stop()
+	w.agent.Start("vm.reinstall:disk-swapped")
 	w.waitNodeReady(30 * time.Second)
 	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/reinstall", api.ReinstallRequest{OSTemplate: tplB})
-	w.agent.waitExit(time.Minute)
+	w.agent.WaitExit(time.Minute)
 	gone := time.Now()
 	if a := c.waitActionOpen(acc.Action.ID); a.Status != api.ActionRunning {
 		t.Fatalf("reinstall when its agent died: want running, got %+v", a)
@@ -138,7 +138,7 @@ func TestNodeUnplugged(t *testing.T) {
 	if away := a.FinishedAt.Sub(gone); away < unplugDeadline-time.Second {
 		t.Fatalf("running reinstall failed %s after its node went away, before the %s deadline", away, unplugDeadline)
 	}
-	w.agent.start("")
+	w.agent.Start("")
 	w.waitNodeReady(30 * time.Second)
 	if got := c.waitActionOpen(acc.Action.ID); got.Status != api.ActionFailed {
 		t.Fatalf("the failed reinstall changed after the node returned: %+v", got)

@@ -1,7 +1,7 @@
-package integration
+package e2e
 
 import (
-	"github.com/hostplane/hostplane/agent/internal/testenv"
+	"github.com/hostplane/hostplane/tests/framework/testenv"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 const actionTimeout = 2 * time.Minute
@@ -37,7 +38,7 @@ func TestEndToEnd(t *testing.T) {
 func (w *world) testLifecycle(t *testing.T) {
 	created := w.createServer(t, "life")
 	id, vm := created.Server.ID, created.Server.VMName
-	console := w.agent.consoleLog(vm)
+	console := w.agent.ConsoleLog(vm)
 	c := w.api(nil)
 	first := boots(console)[0]
 	if first.count != "1" || first.installID == "" {
@@ -50,7 +51,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	if s.Plan.Slug != "nano" || s.OSTemplate != tplA || s.Label != "life" || s.ActionID != "" {
 		t.Fatalf("server after create: %+v", s)
 	}
-	if strings.Contains(string(r.body), vm) || strings.Contains(string(r.body), w.agent.id) {
+	if strings.Contains(string(r.body), vm) || strings.Contains(string(r.body), w.agent.ID) {
 		t.Fatalf("customer view leaks the vm name or node: %s", r.body)
 	}
 	var list api.ServerList
@@ -95,7 +96,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", nil)
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	waitBoot(t, console, 3)
-	disk := w.agent.diskPath(vm)
+	disk := w.agent.DiskPath(vm)
 	if got := testenv.ReadGuestFile(t, disk, "/bootcount"); got != "3" {
 		t.Fatalf("disk bootcount before revert: %s, want 3", got)
 	}
@@ -186,7 +187,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	}
 
 	// The operator sees the work on the leader's /metrics.
-	metrics := getText(t, w.c.leader().url()+"/metrics")
+	metrics := getText(t, w.c.Leader().URL()+"/metrics")
 	for _, want := range []string{
 		`hostplane_actions_finished_total{command="server.reboot",status="success"}`,
 		`hostplane_actions_finished_total{command="server.terminate",status="success"}`,
@@ -261,7 +262,7 @@ func (w *world) testConflictAndIsolation(t *testing.T) {
 	c.waitSuccess(won.Action.ID, actionTimeout)
 
 	// Another account: 404 everywhere, indistinguishable from an unknown id.
-	o := newAPIClient(t, w.c.anyAlive(nil).url(), w.other)
+	o := newAPIClient(t, w.c.AnyAlive(nil).URL(), w.other)
 	unknown := o.do(http.MethodGet, "/v1/servers/srv_doesnotexist0000", nil)
 	if unknown.status != http.StatusNotFound {
 		t.Fatalf("unknown server id: %s", unknown)
@@ -315,23 +316,23 @@ func (w *world) testConflictAndIsolation(t *testing.T) {
 func (w *world) testAgentKilled(t *testing.T) {
 	created := w.createServer(t, "agentkill")
 	id, vm := created.Server.ID, created.Server.VMName
-	console := w.agent.consoleLog(vm)
+	console := w.agent.ConsoleLog(vm)
 	old := boots(console)[0]
 	c := w.api(nil)
 
-	w.agent.stop()
-	w.agent.start("vm.reinstall:disk-swapped")
+	w.agent.Stop()
+	w.agent.Start("vm.reinstall:disk-swapped")
 	w.waitNodeReady(30 * time.Second)
 	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/reinstall", api.ReinstallRequest{OSTemplate: tplB})
-	w.agent.waitExit(time.Minute)
-	if !strings.Contains(readFile(t, w.agent.logPath()), "failpoint: killing the agent") {
-		t.Fatalf("agent exited but not at the failpoint; log:\n%s", tail(w.agent.logPath(), 30))
+	w.agent.WaitExit(time.Minute)
+	if !strings.Contains(readFile(t, w.agent.LogPath()), "failpoint: killing the agent") {
+		t.Fatalf("agent exited but not at the failpoint; log:\n%s", framework.Tail(w.agent.LogPath(), 30))
 	}
 	if a := c.waitActionOpen(acc.Action.ID); a.Finished() {
 		t.Fatalf("action finished while its agent was dead: %+v", a)
 	}
 
-	w.agent.start("")
+	w.agent.Start("")
 	w.waitNodeReady(30 * time.Second)
 	a := c.waitSuccess(acc.Action.ID, actionTimeout)
 	b := waitBoot(t, console, 2)
@@ -353,21 +354,21 @@ func (w *world) testAgentKilled(t *testing.T) {
 func (w *world) testLeaderKilled(t *testing.T) {
 	created := w.createServer(t, "leaderkill")
 	id, vm := created.Server.ID, created.Server.VMName
-	console := w.agent.consoleLog(vm)
+	console := w.agent.ConsoleLog(vm)
 	old := boots(console)[0]
 
-	leader := w.c.leader()
-	follower := w.c.anyAlive(leader)
+	leader := w.c.Leader()
+	follower := w.c.AnyAlive(leader)
 	c := w.api(follower)
 	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/reinstall", api.ReinstallRequest{OSTemplate: tplB})
 	a := c.waitActionRunning(acc.Action.ID, 30*time.Second)
 	if a.Status != api.ActionRunning {
 		t.Fatalf("reinstall was not seen running before the leader kill: %+v", a)
 	}
-	leader.kill()
+	leader.Kill()
 	killed := time.Now()
-	newLeader := w.c.leader()
-	t.Logf("leader %s killed while the reinstall ran; %s leads after %s", leader.id, newLeader.id, time.Since(killed).Round(time.Millisecond))
+	newLeader := w.c.Leader()
+	t.Logf("leader %s killed while the reinstall ran; %s leads after %s", leader.ID, newLeader.ID, time.Since(killed).Round(time.Millisecond))
 
 	a = c.waitSuccess(acc.Action.ID, actionTimeout)
 	b := waitBoot(t, console, 2)
@@ -386,11 +387,13 @@ func (w *world) testLeaderKilled(t *testing.T) {
 	w.waitNodeReady(30 * time.Second)
 
 	// The killed coordinator comes back and serves the recorded result.
-	w.c.restart(leader)
+	if err := leader.Restart(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	back := w.api(leader)
 	got := back.waitAction(acc.Action.ID, 30*time.Second)
 	if got.Status != api.ActionSuccess || got.FinishedAt == nil || !got.FinishedAt.Equal(*a.FinishedAt) {
-		t.Fatalf("restarted coordinator %s reports the reinstall as %+v, want %+v", leader.id, got, a)
+		t.Fatalf("restarted coordinator %s reports the reinstall as %+v, want %+v", leader.ID, got, a)
 	}
 	w.hooks.wait(t, "server.reinstalled", id, map[string]any{"osTemplate": tplB})
 }

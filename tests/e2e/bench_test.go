@@ -1,14 +1,16 @@
-package integration
+package e2e
 
 import (
 	"context"
+	"github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework/testenv"
 )
 
 // BenchmarkRebootLatency measures a forced reboot end to end — POST
@@ -24,18 +26,19 @@ import (
 // QUIC stream to the agent, the agent's journal writes (fsync), the libvirt
 // calls, the Raft commit of the result, and the client's polling (every 2 ms).
 //
-//	go test -run '^$' -bench RebootLatency -benchtime 24x ./agent/internal/e2e/integration/
+//	go test -run '^$' -bench RebootLatency -benchtime 24x ./tests/e2e/
 func BenchmarkRebootLatency(b *testing.B) {
 	// The agent samples stats every 10 s, its default: a stats query holds the
 	// domain's libvirt job and delays a destroy or start that meets it.
 	w := newWorld(b, clusterOpts{n: 3, agentStats: 10 * time.Second})
 	created := w.createServer(b, "bench")
 	vm := created.Server.VMName
-	hv, err := testenv.HypervisorFor(b, w.agent.poolName, w.agent.poolPath)
-	if err != nil {
-		b.Fatal(err)
+	lv := libvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(testenv.LibvirtSocket()), dialers.WithLocalTimeout(5*time.Second)))
+	if err := lv.ConnectToURI(libvirt.QEMUSystem); err != nil {
+		b.Fatalf("connect libvirt: %v: run %s", err, testenv.Setup)
 	}
-	c := newAPIClient(b, w.c.leader().url(), w.key)
+	defer lv.Disconnect()
+	c := newAPIClient(b, w.c.Leader().URL(), w.key)
 	c.validateOff = true // the measured loop must not time the schema checks
 	ctx := context.Background()
 
@@ -54,7 +57,7 @@ func BenchmarkRebootLatency(b *testing.B) {
 				if a.Status != api.ActionSuccess {
 					b.Fatalf("reboot action ended %s: %+v", a.Status, a.Error)
 				}
-				op, err := w.agent.node().Operation(ctx, acc.Action.ID)
+				op, err := w.agent.Node().Operation(ctx, acc.Action.ID)
 				if err != nil || op.FinishedAt == nil {
 					b.Fatalf("agent operation %s: %v %+v", acc.Action.ID, err, op)
 				}
@@ -65,18 +68,26 @@ func BenchmarkRebootLatency(b *testing.B) {
 	}
 	direct := func() time.Duration {
 		start := time.Now()
-		if _, err := hv.DomainState(ctx, vm); err != nil {
+		// One lookup per call, as the agent's driver does.
+		lookup := func() libvirt.Domain {
+			d, err := lv.DomainLookupByName(vm)
+			if err != nil {
+				b.Fatal(err)
+			}
+			return d
+		}
+		if _, _, err := lv.DomainGetState(lookup(), 0); err != nil {
 			b.Fatal(err)
 		}
-		if err := hv.DestroyDomain(ctx, vm); err != nil {
+		if err := lv.DomainDestroyFlags(lookup(), 0); err != nil {
 			b.Fatal(err)
 		}
-		if err := hv.StartDomain(ctx, vm); err != nil {
+		if err := lv.DomainCreate(lookup()); err != nil {
 			b.Fatal(err)
 		}
 		return time.Since(start)
 	}
-	console := w.agent.consoleLog(vm)
+	console := w.agent.ConsoleLog(vm)
 	booted := len(boots(console)) // boot markers so far; each reboot adds one
 	// One of each to warm connections and caches.
 	_, _ = viaAPI()

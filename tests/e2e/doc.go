@@ -2,4 +2,4 @@
 // cluster, a real agent process enrolled over QUIC driving the real libvirtd with
 // the TCG test guest, everything driven through the public HTTP API and the admin
 // socket, with every /v1 response checked against /openapi.json.
-package integration
+package e2e

@@ -1,4 +1,4 @@
-package integration
+package e2e
 
 import (
 	"context"
@@ -17,8 +17,8 @@ import (
 func (w *world) testScheduling(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	adm := w.c.admin()
-	node := w.agent.id
+	adm := w.c.AnyAlive(nil).Admin()
+	node := w.agent.ID
 	d, err := adm.CordonNode(ctx, node)
 	if err != nil || !d.Cordoned || d.Draining {
 		t.Fatalf("cordon: %+v %v", d, err)

@@ -1,0 +1,205 @@
+package framework
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework/testenv"
+)
+
+// AgentProcess is one real hostplane-agent process against the real libvirtd,
+// with its own data directory and storage pool; the data directory (journal,
+// node certificate, console logs) survives restarts. It implements Agent.
+type AgentProcess struct {
+	ID, Prefix         string
+	Dir, Data, Socket  string
+	PoolName, PoolPath string
+	Coordinators       []string
+	Token              string
+	Bin                string
+	Guest              testenv.Guest
+	StatsInterval      time.Duration // -stats-interval (0: 1s)
+
+	t    testing.TB
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+var _ Agent = (*AgentProcess)(nil)
+
+// NewAgentProcess prepares (does not start) an agent of bin enrolling at the
+// coordinators' session addresses with token. It fails the test, saying how to
+// install them, unless libvirtd and the test guest are there. Its pool and every
+// domain named with its prefix are removed when the test ends.
+func NewAgentProcess(t testing.TB, bin string, coordinators []string, token string) *AgentProcess {
+	t.Helper()
+	testenv.RequireLibvirt(t)
+	g := testenv.RequireGuest(t)
+	prefix := testenv.Prefix()
+	dir, err := os.MkdirTemp("", "hp-agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &AgentProcess{t: t, ID: prefix + "-hv1", Prefix: prefix, Dir: dir, Data: filepath.Join(dir, "data"),
+		Socket: filepath.Join(dir, "agent.sock"), PoolName: prefix + "-pool", PoolPath: filepath.Join(dir, "pool"),
+		Coordinators: coordinators, Token: token, Bin: bin, Guest: g}
+	testenv.Cleanup(t, prefix, a.PoolName) // registered first: runs after the agent is stopped
+	t.Cleanup(func() {
+		a.Stop()
+		if t.Failed() {
+			t.Logf("--- tail of agent log (%s):\n%s", a.LogPath(), Tail(a.LogPath(), 40))
+			t.Logf("agent files kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	return a
+}
+
+// LogPath is the agent's log file (appended across restarts).
+func (a *AgentProcess) LogPath() string { return filepath.Join(a.Dir, "agent.log") }
+
+// Exited is closed when the current process exits.
+func (a *AgentProcess) Exited() <-chan struct{} { return a.done }
+
+// Running reports whether the agent process is up.
+func (a *AgentProcess) Running() bool { return a.cmd != nil }
+
+// Start runs the agent and waits until its local API is healthy; failpoint
+// ("KIND:STEP", may be empty) makes it SIGKILL itself when an operation reaches
+// that journal step.
+func (a *AgentProcess) Start(failpoint string) {
+	a.t.Helper()
+	if a.cmd != nil {
+		a.t.Fatal("agent already running")
+	}
+	logf, err := os.OpenFile(a.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	stats := a.StatsInterval
+	if stats == 0 {
+		stats = time.Second
+	}
+	cmd := exec.Command(a.Bin,
+		"-data-dir", a.Data, "-socket", a.Socket, "-libvirt-socket", testenv.LibvirtSocket(),
+		"-pool-name", a.PoolName, "-pool-path", a.PoolPath, "-stop-grace", "30s", "-stats-interval", stats.String(),
+		"-min-free-bytes", "67108864", "-log-level", "debug",
+		"-coordinators", strings.Join(a.Coordinators, ","), "-node-id", a.ID)
+	// The token is only spent on the first start; later starts use the stored certificate.
+	cmd.Env = append(os.Environ(), "HOSTPLANE_AGENT_JOIN_TOKEN="+a.Token, "HOSTPLANE_AGENT_FAILPOINT="+failpoint)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		a.t.Fatalf("start agent: %v", err)
+	}
+	a.cmd, a.done = cmd, make(chan struct{})
+	done := a.done
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	a.WaitHealthy(30 * time.Second)
+}
+
+// WaitHealthy waits until the agent's local API answers healthy.
+func (a *AgentProcess) WaitHealthy(timeout time.Duration) {
+	a.t.Helper()
+	nc := a.Node()
+	defer nc.Close()
+	deadline := time.Now().Add(timeout)
+	var err error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err = nc.Healthy(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-a.done:
+			a.t.Fatalf("agent exited while starting; log:\n%s", Tail(a.LogPath(), 30))
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	a.t.Fatalf("agent local API not healthy after %s: %v", timeout, err)
+}
+
+// Kill SIGKILLs the agent (a crash or a pulled plug) and waits for it.
+func (a *AgentProcess) Kill() {
+	if a.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+	<-a.done
+	a.cmd = nil
+}
+
+// Stop asks the agent to exit (SIGTERM), killing it after 15 s.
+func (a *AgentProcess) Stop() {
+	if a.cmd == nil {
+		return
+	}
+	_ = a.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+		<-a.done
+	}
+	a.cmd = nil
+}
+
+// WaitExit waits for the agent to exit by itself (a failpoint).
+func (a *AgentProcess) WaitExit(timeout time.Duration) {
+	a.t.Helper()
+	select {
+	case <-a.done:
+		a.cmd = nil
+	case <-time.After(timeout):
+		a.t.Fatalf("agent still running %s after the action was sent (failpoint not reached); log:\n%s", timeout, Tail(a.LogPath(), 30))
+	}
+}
+
+// Node is a client of the agent's local API.
+func (a *AgentProcess) Node() *client.NodeClient { return client.NodeNew(a.Socket) }
+
+// ConsoleLog is the serial console file of a VM the agent runs.
+func (a *AgentProcess) ConsoleLog(vm string) string {
+	return filepath.Join(a.Data, "console", vm+".log")
+}
+
+// ImportTemplate imports a test guest disk as a template through the local API.
+func (a *AgentProcess) ImportTemplate(name, disk string) {
+	a.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nc := a.Node()
+	defer nc.Close()
+	_, err := nc.ImportTemplate(ctx, api.NodeTemplateImportRequest{
+		OpID: a.Prefix + "-import-" + name, Name: name, OSFamily: "linux", ImagePath: disk, SHA256: testenv.SHA256File(a.t, disk),
+		KernelPath: a.Guest.Kernel, InitrdPath: a.Guest.Initrd, Cmdline: a.Guest.Cmdline})
+	if err != nil {
+		a.t.Fatalf("import template %s: %v", name, err)
+	}
+}
+
+// DiskPath is the path of a VM's current disk, from the agent's registry.
+func (a *AgentProcess) DiskPath(vm string) string {
+	a.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	nc := a.Node()
+	defer nc.Close()
+	v, err := nc.VM(ctx, vm)
+	if err != nil {
+		a.t.Fatalf("agent local API: vm %s: %v", vm, err)
+	}
+	return filepath.Join(a.PoolPath, v.DiskVolume)
+}

@@ -1,0 +1,474 @@
+package framework
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+)
+
+// CoordinatorProcess is one hostplane-coordinator OS process. Its data
+// directory and addresses survive restarts; its output goes to LogPath.
+type CoordinatorProcess struct {
+	ID, DataDir       string
+	APIAddr, RaftAddr string
+	AgentAddr         string   // agent session listener (UDP), empty without one
+	Bin               string   // the binary; RestartWith replaces it
+	Args              []string // arguments of `run`
+
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// URL is the API base URL.
+func (p *CoordinatorProcess) URL() string { return "http://" + p.APIAddr }
+
+// AdminSocket is the admin socket's path.
+func (p *CoordinatorProcess) AdminSocket() string { return filepath.Join(p.DataDir, "admin.sock") }
+
+// Admin is a client of the admin socket.
+func (p *CoordinatorProcess) Admin() *client.Admin { return client.NewAdmin(p.AdminSocket()) }
+
+// LogPath is the file holding the process's stdout and stderr (appended across restarts).
+func (p *CoordinatorProcess) LogPath() string { return p.DataDir + ".log" }
+
+// Alive reports whether the process was started and not killed or stopped.
+func (p *CoordinatorProcess) Alive() bool { return p.cmd != nil }
+
+// Exited is closed when the current process exits (nil before the first start).
+func (p *CoordinatorProcess) Exited() <-chan struct{} { return p.done }
+
+// Start starts the process (in its own process group).
+func (p *CoordinatorProcess) Start() error {
+	if p.cmd != nil {
+		return fmt.Errorf("coordinator %s already running", p.ID)
+	}
+	logf, err := os.OpenFile(p.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(p.Bin, p.Args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return fmt.Errorf("start coordinator %s: %w", p.ID, err)
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	done := p.done
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	return nil
+}
+
+func (p *CoordinatorProcess) signal(sig syscall.Signal) {
+	if p.cmd != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	}
+}
+
+// Kill SIGKILLs the process group and waits for it.
+func (p *CoordinatorProcess) Kill() {
+	if p.cmd == nil {
+		return
+	}
+	p.signal(syscall.SIGCONT) // a paused process must not linger
+	p.signal(syscall.SIGKILL)
+	<-p.done
+	p.cmd = nil
+}
+
+// Stop sends SIGTERM (a clean shutdown) and waits, killing it after 15 s.
+func (p *CoordinatorProcess) Stop() {
+	if p.cmd == nil {
+		return
+	}
+	p.signal(syscall.SIGCONT)
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(15 * time.Second):
+		p.signal(syscall.SIGKILL)
+		<-p.done
+	}
+	p.cmd = nil
+}
+
+// Pause freezes the process group (SIGSTOP): alive, but answering nothing.
+func (p *CoordinatorProcess) Pause() { p.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused process group (SIGCONT).
+func (p *CoordinatorProcess) Resume() { p.signal(syscall.SIGCONT) }
+
+// Restart kills the process, starts it again and waits until it is ready.
+func (p *CoordinatorProcess) Restart(timeout time.Duration) error {
+	return p.RestartWith(p.Bin, timeout)
+}
+
+// RestartWith kills the process and starts bin (another build, e.g. from
+// CoordinatorVersion) on the same data and addresses, waiting until it is ready.
+func (p *CoordinatorProcess) RestartWith(bin string, timeout time.Duration) error {
+	p.Kill()
+	p.Bin = bin
+	if err := p.Start(); err != nil {
+		return err
+	}
+	return p.WaitReady(timeout)
+}
+
+// WaitReady polls /readyz until it answers 200; it fails early when the
+// process exits.
+func (p *CoordinatorProcess) WaitReady(timeout time.Duration) error {
+	hc := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		if resp, err := hc.Get(p.URL() + "/readyz"); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("coordinator %s exited while starting; log:\n%s", p.ID, Tail(p.LogPath(), 30))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("coordinator %s not ready after %s (last: %s)", p.ID, timeout, last)
+}
+
+// ProcessOptions configure a ProcessCluster.
+type ProcessOptions struct {
+	N   int    // coordinators (default 3)
+	Bin string // hostplane-coordinator binary (required: Coordinator(t), or a build of its own)
+	// Dir holds the nodes' data directories, admin sockets and logs (default:
+	// t.TempDir(), or a fresh temporary directory removed by Close).
+	Dir        string
+	NodePrefix string // node ids are NodePrefix1…N (default "c")
+	Secret     string // cluster secret (default a fixed test value)
+	RateLimit  int    // --rate-limit per key and minute (default 1000000)
+	// RaftTimeout sets the Raft heartbeat and election timeouts (0: the
+	// coordinator's defaults); tests use 500ms to fail over in seconds.
+	RaftTimeout time.Duration
+	LogLevel    string // --log-level (empty: the default)
+	// Agents gives every node an agent session listener on a free UDP port
+	// with these liveness settings (0: the coordinator's defaults).
+	Agents                bool
+	AgentPing, AgentGrace time.Duration
+	// Webhooks shares one key-encryption key among the nodes (it also seals
+	// the node CA's key) and lets webhooks reach plain-HTTP loopback receivers
+	// retried after 1 s.
+	Webhooks bool
+	// Extra returns more `run` flags for node i.
+	Extra func(i int, p *CoordinatorProcess) []string
+}
+
+// ProcessCluster is N coordinator processes on loopback forming one Raft
+// cluster. It implements Cluster.
+type ProcessCluster struct {
+	Nodes []*CoordinatorProcess
+	Dir   string
+
+	tb       testing.TB // nil outside tests (the benchmark tool)
+	ownedDir bool
+}
+
+var _ Cluster = (*ProcessCluster)(nil)
+
+// NewProcessCluster starts a cluster for a test: everything is killed when the
+// test ends, and when it failed the tail of every node's log is printed.
+func NewProcessCluster(t testing.TB, o ProcessOptions) *ProcessCluster {
+	t.Helper()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+		// A Unix socket path has at most 107 bytes; long test names can exceed it.
+		if len(filepath.Join(o.Dir, "c99", "admin.sock")) > 100 {
+			o.Dir = ""
+		}
+	}
+	c, err := prepare(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.tb = t
+	t.Cleanup(func() {
+		c.Close()
+		if t.Failed() {
+			for _, p := range c.Nodes {
+				t.Logf("--- tail of coordinator %s log (%s):\n%s", p.ID, p.LogPath(), Tail(p.LogPath(), 40))
+			}
+		}
+	})
+	if err := c.start(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// StartProcessCluster starts a cluster outside a test (Close stops it).
+func StartProcessCluster(o ProcessOptions) (*ProcessCluster, error) {
+	c, err := prepare(o)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.start(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func prepare(o ProcessOptions) (*ProcessCluster, error) {
+	if o.Bin == "" {
+		return nil, errors.New("framework: ProcessOptions.Bin is required")
+	}
+	if o.N == 0 {
+		o.N = 3
+	}
+	if o.NodePrefix == "" {
+		o.NodePrefix = "c"
+	}
+	if o.Secret == "" {
+		o.Secret = "framework-cluster-secret-0123456789"
+	}
+	if o.RateLimit == 0 {
+		o.RateLimit = 1000000
+	}
+	c := &ProcessCluster{Dir: o.Dir}
+	if c.Dir == "" {
+		dir, err := os.MkdirTemp("", "hpfw")
+		if err != nil {
+			return nil, err
+		}
+		c.Dir, c.ownedDir = dir, true
+	} else if err := os.MkdirAll(c.Dir, 0o700); err != nil {
+		return nil, err
+	}
+	var kekFile string
+	if o.Webhooks {
+		kek := make([]byte, 32)
+		_, _ = rand.Read(kek)
+		kekFile = filepath.Join(c.Dir, "kek")
+		if err := os.WriteFile(kekFile, []byte(hex.EncodeToString(kek)), 0o600); err != nil {
+			return nil, err
+		}
+	}
+	for i := 0; i < o.N; i++ {
+		id := fmt.Sprintf("%s%d", o.NodePrefix, i+1)
+		p := &CoordinatorProcess{ID: id, DataDir: filepath.Join(c.Dir, id), Bin: o.Bin}
+		var err error
+		if p.APIAddr, err = freeAddr("tcp"); err != nil {
+			return nil, err
+		}
+		if p.RaftAddr, err = freeAddr("tcp"); err != nil {
+			return nil, err
+		}
+		p.Args = []string{"run", "--node-id", p.ID, "--data-dir", p.DataDir, "--api-addr", p.APIAddr, "--raft-addr", p.RaftAddr,
+			fmt.Sprintf("--bootstrap=%v", i == 0), "--bootstrap-account=false", "--cluster-secret", o.Secret,
+			"--rate-limit", fmt.Sprint(o.RateLimit), "--log-format", "text"}
+		if o.RaftTimeout > 0 {
+			p.Args = append(p.Args, "--raft-heartbeat-timeout", o.RaftTimeout.String(), "--raft-election-timeout", o.RaftTimeout.String())
+		}
+		if o.LogLevel != "" {
+			p.Args = append(p.Args, "--log-level", o.LogLevel)
+		}
+		if o.Agents {
+			if p.AgentAddr, err = freeAddr("udp"); err != nil {
+				return nil, err
+			}
+			p.Args = append(p.Args, "--agent-listen", p.AgentAddr)
+			if o.AgentPing > 0 {
+				p.Args = append(p.Args, "--agent-ping-interval", o.AgentPing.String())
+			}
+			if o.AgentGrace > 0 {
+				p.Args = append(p.Args, "--agent-grace", o.AgentGrace.String())
+			}
+		}
+		if o.Webhooks {
+			p.Args = append(p.Args, "--webhook-kek-file", kekFile, "--webhook-allow-http", "--webhook-allow-private",
+				"--webhook-retry-initial", "1s")
+		}
+		if o.Extra != nil {
+			p.Args = append(p.Args, o.Extra(i, p)...)
+		}
+		c.Nodes = append(c.Nodes, p)
+	}
+	return c, nil
+}
+
+// start starts every node, joins the others to the first and waits until all are ready.
+func (c *ProcessCluster) start() error {
+	for _, p := range c.Nodes {
+		if err := p.Start(); err != nil {
+			return err
+		}
+	}
+	if err := c.Nodes[0].WaitReady(30 * time.Second); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, p := range c.Nodes[1:] {
+		if _, err := c.Nodes[0].Admin().ClusterJoin(ctx, p.ID, p.RaftAddr, ""); err != nil {
+			return fmt.Errorf("join %s: %w", p.ID, err)
+		}
+	}
+	for _, p := range c.Nodes {
+		if err := p.WaitReady(30 * time.Second); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close kills every node and removes the directory the cluster created itself.
+func (c *ProcessCluster) Close() {
+	for _, p := range c.Nodes {
+		p.Kill()
+	}
+	if c.ownedDir {
+		os.RemoveAll(c.Dir)
+	}
+}
+
+func (c *ProcessCluster) fatalf(format string, args ...any) {
+	if c.tb == nil {
+		panic(fmt.Sprintf(format, args...))
+	}
+	c.tb.Helper()
+	c.tb.Fatalf(format, args...)
+}
+
+// Len is the number of nodes.
+func (c *ProcessCluster) Len() int { return len(c.Nodes) }
+
+// URL is node i's API base URL.
+func (c *ProcessCluster) URL(i int) string { return c.Nodes[i].URL() }
+
+// Admin is a client of node i's admin socket.
+func (c *ProcessCluster) Admin(i int) *client.Admin { return c.Nodes[i].Admin() }
+
+// Client is a /v1 client of node i.
+func (c *ProcessCluster) Client(i int, key string) *client.Client { return client.New(c.URL(i), key) }
+
+// Running reports whether node i's process is up.
+func (c *ProcessCluster) Running(i int) bool { return c.Nodes[i].Alive() }
+
+// Kill SIGKILLs node i.
+func (c *ProcessCluster) Kill(i int) { c.Nodes[i].Kill() }
+
+// Restart kills node i if needed, starts it again and waits until it is ready.
+func (c *ProcessCluster) Restart(i int) {
+	if err := c.Nodes[i].Restart(30 * time.Second); err != nil {
+		c.fatalf("%v", err)
+	}
+}
+
+// WaitReady waits until node i answers /readyz.
+func (c *ProcessCluster) WaitReady(i int, timeout time.Duration) {
+	if err := c.Nodes[i].WaitReady(timeout); err != nil {
+		c.fatalf("%v", err)
+	}
+}
+
+// LeaderIndex waits until a running node says it leads (admin cluster status)
+// and returns its index.
+func (c *ProcessCluster) LeaderIndex(timeout time.Duration) (int, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		for i, p := range c.Nodes {
+			if !p.Alive() {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			st, err := p.Admin().ClusterStatus(ctx)
+			cancel()
+			if err == nil && st.State == "Leader" {
+				return i, nil
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return -1, fmt.Errorf("no coordinator is leader after %s", timeout)
+}
+
+// WaitLeader is LeaderIndex failing the test.
+func (c *ProcessCluster) WaitLeader(timeout time.Duration) int {
+	i, err := c.LeaderIndex(timeout)
+	if err != nil {
+		c.fatalf("%v", err)
+	}
+	return i
+}
+
+// Leader is the leading node (waiting up to 20 s).
+func (c *ProcessCluster) Leader() *CoordinatorProcess { return c.Nodes[c.WaitLeader(20*time.Second)] }
+
+// AnyAlive returns a live node other than not (nil: any).
+func (c *ProcessCluster) AnyAlive(not *CoordinatorProcess) *CoordinatorProcess {
+	for _, p := range c.Nodes {
+		if p.Alive() && p != not {
+			return p
+		}
+	}
+	c.fatalf("no live coordinator")
+	return nil
+}
+
+// AgentAddrs lists every node's agent session address.
+func (c *ProcessCluster) AgentAddrs() []string {
+	var out []string
+	for _, p := range c.Nodes {
+		out = append(out, p.AgentAddr)
+	}
+	return out
+}
+
+// NewAccount creates an account and a key with scopes (none: the defaults)
+// through a live node's admin socket and returns the account and the key.
+func (c *ProcessCluster) NewAccount(ctx context.Context, email string, scopes ...string) (api.Account, string, error) {
+	adm := c.AnyAlive(nil).Admin()
+	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: email})
+	if err != nil {
+		return acc, "", err
+	}
+	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Scopes: scopes})
+	return acc, k.Key, err
+}
+
+// WaitNode polls a live node's admin node list until agent node id satisfies
+// ok (what says what was awaited), and returns it; it fails after timeout.
+func (c *ProcessCluster) WaitNode(id string, timeout time.Duration, what string, ok func(api.AgentNode) bool) api.AgentNode {
+	deadline := time.Now().Add(timeout)
+	var last api.AgentNode
+	var lastErr error
+	for time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		n, err := c.AnyAlive(nil).Admin().AgentNode(ctx, id)
+		cancel()
+		if err == nil {
+			last = n
+			if ok(n) {
+				return n
+			}
+		}
+		lastErr = err
+		time.Sleep(100 * time.Millisecond)
+	}
+	c.fatalf("node %s not %s after %s: last %+v (err %v)", id, what, timeout, last, lastErr)
+	return last
+}
