@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/config"
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
@@ -65,6 +66,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer stopStats()
 	wg.Add(1)
 	go func() { defer wg.Done(); col.Run(sctx, cfg.StatsInterval) }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		j.PruneEvery(sctx, cfg.JournalRetention, min(cfg.JournalRetention, time.Hour), time.Now, log.With("subsystem", "journal"))
+	}()
 	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg, m, col); err != nil {
 		return err
 	}

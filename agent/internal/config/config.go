@@ -33,8 +33,11 @@ type Config struct {
 	MinFreeBytes  uint64        `json:"min_free_bytes"` // refuse new disks below this pool free space
 	StatsInterval time.Duration `json:"stats_interval"`
 	StatsRing     int           `json:"stats_ring"` // samples kept per VM
-	LogLevel      string        `json:"log_level"`
-	LogFormat     string        `json:"log_format"` // json or text on stdout, or journal (native journald fields)
+	// JournalRetention is how long finished operations stay in the journal (and
+	// so replay their result); running ones are never pruned.
+	JournalRetention time.Duration `json:"journal_retention"`
+	LogLevel         string        `json:"log_level"`
+	LogFormat        string        `json:"log_format"` // json or text on stdout, or journal (native journald fields)
 	// Coordinators are the coordinators' agent session addresses (host:port,
 	// UDP); empty: the agent runs without a coordinator session.
 	Coordinators []string `json:"coordinators,omitempty"`
@@ -51,21 +54,22 @@ type Config struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		DataDir:       "/var/lib/hostplane/agent",
-		Socket:        api.NodeDefaultSocket,
-		LibvirtSocket: "/var/run/libvirt/libvirt-sock",
-		PoolName:      "hostplane",
-		PoolPath:      "/var/lib/hostplane/pool",
-		DomainType:    "auto",
-		Machine:       "pc",
-		Emulator:      "/usr/bin/qemu-system-x86_64",
-		StopGrace:     60 * time.Second,
-		Network:       "user",
-		MinFreeBytes:  1 << 30,
-		StatsInterval: 10 * time.Second,
-		StatsRing:     60,
-		LogLevel:      "info",
-		LogFormat:     "json",
+		DataDir:          "/var/lib/hostplane/agent",
+		Socket:           api.NodeDefaultSocket,
+		LibvirtSocket:    "/var/run/libvirt/libvirt-sock",
+		PoolName:         "hostplane",
+		PoolPath:         "/var/lib/hostplane/pool",
+		DomainType:       "auto",
+		Machine:          "pc",
+		Emulator:         "/usr/bin/qemu-system-x86_64",
+		StopGrace:        60 * time.Second,
+		Network:          "user",
+		MinFreeBytes:     1 << 30,
+		StatsInterval:    10 * time.Second,
+		StatsRing:        60,
+		JournalRetention: 7 * 24 * time.Hour,
+		LogLevel:         "info",
+		LogFormat:        "json",
 	}
 }
 
@@ -118,6 +122,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Uint64Var(&c.MinFreeBytes, "min-free-bytes", c.MinFreeBytes, "refuse to create disks when the pool has less free space")
 	fs.DurationVar(&c.StatsInterval, "stats-interval", c.StatsInterval, "stats sampling interval")
 	fs.IntVar(&c.StatsRing, "stats-ring", c.StatsRing, "stats samples kept per VM")
+	fs.DurationVar(&c.JournalRetention, "journal-retention", c.JournalRetention, "finished operations older than this are pruned from the journal (their ids no longer replay)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text on stdout, or journal (native journald entries, one field per attribute)")
 	fs.Var((*listValue)(&c.Coordinators), "coordinators", "comma-separated agent session addresses (host:port) of the coordinators; empty: no coordinator session")
@@ -175,6 +180,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StatsRing < 1 || c.StatsRing > 10000 {
 		errs = append(errs, fmt.Errorf("stats ring %d out of range 1-10000", c.StatsRing))
+	}
+	if c.JournalRetention < time.Minute {
+		errs = append(errs, fmt.Errorf("journal retention %s below 1m", c.JournalRetention))
 	}
 	for _, a := range c.Coordinators {
 		if _, _, err := net.SplitHostPort(a); err != nil {

@@ -5,6 +5,7 @@ package journal
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -12,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -238,6 +240,53 @@ func (j *DB) Running() ([]Record, error) {
 		})
 	})
 	return out, err
+}
+
+// Prune deletes the finished operations (succeeded or failed) that finished
+// before cutoff and returns how many; running operations are never deleted,
+// nor are records that do not decode (they are left for an operator to see).
+func (j *DB) Prune(cutoff time.Time) (int, error) {
+	n := 0
+	err := j.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketOps)
+		var old [][]byte
+		if err := b.ForEach(func(k, v []byte) error {
+			r, err := DecodeRecord(v)
+			if err == nil && r.State != api.NodeOpRunning && !r.FinishedAt.IsZero() && r.FinishedAt.Before(cutoff) {
+				old = append(old, append([]byte(nil), k...))
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(old)
+		return nil
+	})
+	return n, err
+}
+
+// PruneEvery prunes operations older than retention now and then every interval
+// until ctx ends.
+func (j *DB) PruneEvery(ctx context.Context, retention, interval time.Duration, now func() time.Time, log *slog.Logger) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		if n, err := j.Prune(now().Add(-retention)); err != nil {
+			log.Warn("journal prune failed", "err", err)
+		} else if n > 0 {
+			log.Info("journal pruned", "operations", n, "older_than", retention.String())
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // PutTemplate stores a template.
