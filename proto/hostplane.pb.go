@@ -720,7 +720,9 @@ func (x *Inventory) GetTemplates() []string {
 }
 
 // ActionAssign hands an action to the agent on a stream the coordinator opens;
-// params is the command's JSON body. The agent answers on the same stream with
+// params is the command's JSON body, typed per command in Go package
+// github.com/hostplane/hostplane/pkg/action (with its version history). The
+// agent answers on the same stream with
 // ActionProgress frames and one ActionResult. An action id runs at most once on
 // a node: a re-sent id is answered from the agent's journal (or waits for the
 // run in progress).
@@ -886,7 +888,7 @@ type ActionResult struct {
 	Success      bool                   `protobuf:"varint,2,opt,name=success,proto3" json:"success,omitempty"`
 	ErrorCode    string                 `protobuf:"bytes,3,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
 	ErrorMessage string                 `protobuf:"bytes,4,opt,name=error_message,json=errorMessage,proto3" json:"error_message,omitempty"`
-	// The command's JSON result.
+	// The command's JSON result (pkg/action.Result).
 	Result        []byte `protobuf:"bytes,5,opt,name=result,proto3" json:"result,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
