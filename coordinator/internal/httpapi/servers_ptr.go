@@ -9,6 +9,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // Reverse DNS: PUT and DELETE /v1/servers/:id/ips/:ip/ptr. There is no DNS
@@ -17,7 +18,7 @@ import (
 // the provider's DNS can follow.
 
 const (
-	maxDNSName  = 253
+	maxDNSName  = validate.MaxHostname
 	maxDNSLabel = 63
 )
 
@@ -41,25 +42,11 @@ func dnsName(field, s string) (string, error) {
 		return "", invalidField(field, "is required")
 	}
 	name := strings.TrimSuffix(s, ".")
-	if len(name) > maxDNSName {
-		return "", invalidField(field, "must be at most %d characters", maxDNSName)
+	if err := validate.Hostname(name); err != nil { // the host-name rule of server creation
+		return "", invalidField(field, "%s", validate.Reason(err))
 	}
-	labels := strings.Split(name, ".")
-	if len(labels) < 2 {
+	if !strings.Contains(name, ".") {
 		return "", invalidField(field, "must be a fully qualified name of at least two labels (e.g. mail.example.com)")
-	}
-	for _, l := range labels {
-		if l == "" || len(l) > maxDNSLabel {
-			return "", invalidField(field, "must have labels of 1 to %d characters between single dots", maxDNSLabel)
-		}
-		for i := 0; i < len(l); i++ {
-			if c := l[i]; !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				return "", invalidField(field, "may hold only lower-case a-z, 0-9, '-' and '.'")
-			}
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return "", invalidField(field, "must not have a label starting or ending with '-'")
-		}
 	}
 	return name, nil
 }
