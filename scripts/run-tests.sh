@@ -12,8 +12,8 @@ export PATH="$PWD/.bin:$PATH"
 
 mod=$(go list -m)
 HEAVY="
-$mod/coordinator/internal/integration
-$mod/agent/internal/integration
+$mod/coordinator/internal/clustertest
+$mod/agent/internal/libvirttest
 "
 all=$(go list ./...)
 heavy=$(for p in $all; do

@@ -1,6 +1,6 @@
-// Package integration tests the agent end to end against the real libvirtd with the
+// Package libvirttest tests the agent end to end against the real libvirtd with the
 // real test guest (TCG), through its local API.
-package integration
+package libvirttest
 
 import (
 	"context"

@@ -1,4 +1,0 @@
-// Package integration holds the coordinator's end-to-end tests: real Raft nodes on
-// loopback, the real HTTP API and admin socket, responses checked against
-// /openapi.json.
-package integration
