@@ -1,0 +1,185 @@
+package client
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// idem is the Idempotency-Key header (none when key is empty).
+func idem(key string) http.Header {
+	h := http.Header{}
+	if key != "" {
+		h.Set("Idempotency-Key", key)
+	}
+	return h
+}
+
+func pageQuery(page, limit int) string {
+	return "?page=" + strconv.Itoa(page) + "&limit=" + strconv.Itoa(limit)
+}
+
+func (c *Client) get(ctx context.Context, path string, out any) error {
+	_, err := c.Do(ctx, "GET", path, nil, out, nil)
+	return err
+}
+
+// Billing.
+
+// Wallet returns the account's prepaid balance.
+func (c *Client) Wallet(ctx context.Context) (api.Wallet, error) {
+	var w api.Wallet
+	return w, c.get(ctx, "/v1/billing/wallet", &w)
+}
+
+// WalletTransactions lists the wallet's credits and debits.
+func (c *Client) WalletTransactions(ctx context.Context, page, limit int) (api.Page[api.WalletTransaction], error) {
+	var p api.Page[api.WalletTransaction]
+	return p, c.get(ctx, "/v1/billing/wallet/transactions"+pageQuery(page, limit), &p)
+}
+
+// Invoices lists the account's invoices.
+func (c *Client) Invoices(ctx context.Context, page, limit int) (api.Page[api.Invoice], error) {
+	var p api.Page[api.Invoice]
+	return p, c.get(ctx, "/v1/billing/invoices"+pageQuery(page, limit), &p)
+}
+
+// Invoice returns one invoice with its lines.
+func (c *Client) Invoice(ctx context.Context, id string) (api.Invoice, error) {
+	var i api.Invoice
+	return i, c.get(ctx, "/v1/billing/invoices/"+url.PathEscape(id), &i)
+}
+
+// Tickets.
+
+// ReplyTicket adds the customer's message to a ticket; idemKey may be empty.
+func (c *Client) ReplyTicket(ctx context.Context, id string, req api.TicketReplyRequest, idemKey string) (api.Ticket, error) {
+	var t api.Ticket
+	_, err := c.Do(ctx, "POST", "/v1/tickets/"+url.PathEscape(id)+"/reply", req, &t, idem(idemKey))
+	return t, err
+}
+
+// CloseTicket closes a ticket.
+func (c *Client) CloseTicket(ctx context.Context, id string) (api.Ticket, error) {
+	var t api.Ticket
+	_, err := c.Do(ctx, "POST", "/v1/tickets/"+url.PathEscape(id)+"/close", nil, &t, nil)
+	return t, err
+}
+
+// Servers and actions. Every call that changes a server answers 202 with the
+// action to follow (Action, WaitAction).
+
+// Servers lists the account's servers.
+func (c *Client) Servers(ctx context.Context, page, limit int) (api.ServerList, error) {
+	var l api.ServerList
+	return l, c.get(ctx, "/v1/servers"+pageQuery(page, limit), &l)
+}
+
+// Server returns one server.
+func (c *Client) Server(ctx context.Context, id string) (api.Server, error) {
+	var s api.Server
+	return s, c.get(ctx, "/v1/servers/"+url.PathEscape(id), &s)
+}
+
+func (c *Client) serverPath(id string, rest ...string) string {
+	p := "/v1/servers/" + url.PathEscape(id)
+	for _, r := range rest {
+		p += "/" + url.PathEscape(r)
+	}
+	return p
+}
+
+func (c *Client) accepted(ctx context.Context, method, path string, body any, hdr http.Header) (api.ActionAccepted, error) {
+	var a api.ActionAccepted
+	_, err := c.Do(ctx, method, path, body, &a, hdr)
+	return a, err
+}
+
+// TerminateServer destroys a server and its disks; idemKey may be empty.
+func (c *Client) TerminateServer(ctx context.Context, id, idemKey string) (api.ActionAccepted, error) {
+	return c.accepted(ctx, "DELETE", c.serverPath(id), nil, idem(idemKey))
+}
+
+// ServerStats returns one live sample of the server's usage.
+func (c *Client) ServerStats(ctx context.Context, id string) (api.ServerStats, error) {
+	var s api.ServerStats
+	return s, c.get(ctx, c.serverPath(id, "stats"), &s)
+}
+
+// ServerSnapshots lists a server's snapshots.
+func (c *Client) ServerSnapshots(ctx context.Context, id string) (api.ServerSnapshotList, error) {
+	var l api.ServerSnapshotList
+	return l, c.get(ctx, c.serverPath(id, "snapshots"), &l)
+}
+
+// CreateServerSnapshot snapshots a server; idemKey may be empty.
+func (c *Client) CreateServerSnapshot(ctx context.Context, id string, req api.SnapshotCreateRequest, idemKey string) (api.ActionAccepted, error) {
+	return c.accepted(ctx, "POST", c.serverPath(id, "snapshots"), req, idem(idemKey))
+}
+
+// DeleteServerSnapshot deletes a snapshot.
+func (c *Client) DeleteServerSnapshot(ctx context.Context, id, snapshotID string) (api.ActionAccepted, error) {
+	return c.accepted(ctx, "DELETE", c.serverPath(id, "snapshots", snapshotID), nil, nil)
+}
+
+// RevertServerSnapshot returns a server's disk to a snapshot; idemKey may be empty.
+func (c *Client) RevertServerSnapshot(ctx context.Context, id, snapshotID, idemKey string) (api.ActionAccepted, error) {
+	return c.accepted(ctx, "POST", c.serverPath(id, "snapshots", snapshotID, "revert"), nil, idem(idemKey))
+}
+
+// PowerServer starts, stops or reboots a server (action: one of
+// api.PowerActions); req may be nil.
+func (c *Client) PowerServer(ctx context.Context, id, action string, req *api.PowerRequest) (api.ActionAccepted, error) {
+	var body any
+	if req != nil {
+		body = req
+	}
+	return c.accepted(ctx, "POST", c.serverPath(id, "power", action), body, nil)
+}
+
+// ResetServerPassword sets a new root password, returned this once.
+func (c *Client) ResetServerPassword(ctx context.Context, id string) (api.PasswordResetAccepted, error) {
+	return c.accepted(ctx, "POST", c.serverPath(id, "password-reset"), nil, nil)
+}
+
+// LabelServer renames a server.
+func (c *Client) LabelServer(ctx context.Context, id string, req api.LabelRequest) (api.Server, error) {
+	var s api.Server
+	_, err := c.Do(ctx, "PATCH", c.serverPath(id, "label"), req, &s, nil)
+	return s, err
+}
+
+// ReinstallServer reinstalls a server from a template (the new root password
+// is returned this once); idemKey may be empty.
+func (c *Client) ReinstallServer(ctx context.Context, id string, req api.ReinstallRequest, idemKey string) (api.ActionAccepted, error) {
+	return c.accepted(ctx, "POST", c.serverPath(id, "reinstall"), req, idem(idemKey))
+}
+
+// ServerIPs lists a server's addresses with their reverse-DNS names.
+func (c *Client) ServerIPs(ctx context.Context, id string) (api.ServerIPList, error) {
+	var l api.ServerIPList
+	return l, c.get(ctx, c.serverPath(id, "ips"), &l)
+}
+
+// SetServerPTR sets the reverse-DNS name of one of the server's addresses.
+func (c *Client) SetServerPTR(ctx context.Context, id, ip string, req api.PTRRequest) (api.ServerIP, error) {
+	var out api.ServerIP
+	_, err := c.Do(ctx, "PUT", c.serverPath(id, "ips", ip, "ptr"), req, &out, nil)
+	return out, err
+}
+
+// DeleteServerPTR removes the reverse-DNS name of one of the server's addresses.
+func (c *Client) DeleteServerPTR(ctx context.Context, id, ip string) (api.ServerIP, error) {
+	var out api.ServerIP
+	_, err := c.Do(ctx, "DELETE", c.serverPath(id, "ips", ip, "ptr"), nil, &out, nil)
+	return out, err
+}
+
+// Action returns an action (queued, running, success or failed).
+func (c *Client) Action(ctx context.Context, id string) (api.Action, error) {
+	var a api.Action
+	return a, c.get(ctx, "/v1/actions/"+url.PathEscape(id), &a)
+}
