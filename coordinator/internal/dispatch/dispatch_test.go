@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 func TestScrubKeepsBackboneOut(t *testing.T) {
@@ -52,5 +54,16 @@ func TestDeadlineResultSaysWhy(t *testing.T) {
 	r = deadlineResult(store.Action{Action: api.Action{ID: "act_1", Status: api.ActionRunning}}, time.Minute)
 	if !strings.Contains(r.ErrorMessage, "outcome is unknown") {
 		t.Fatalf("running: %+v", r)
+	}
+}
+
+// TestSnapshotNamesPassTheAgent: the name a snapshot id becomes on the node
+// passes the agent's rule (pkg/validate).
+func TestSnapshotNamesPassTheAgent(t *testing.T) {
+	for range 50 {
+		id := ids.New("snp", time.Now())
+		if err := validate.Name("snapshot", agentSnapshotName(id)); err != nil {
+			t.Fatalf("snapshot %s: %v", id, err)
+		}
 	}
 }
