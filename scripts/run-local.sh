@@ -2,8 +2,16 @@
 # `make run`: the embedded default — a single-node coordinator with its data
 # directory, plus a hypervisor agent on this machine when libvirtd is running.
 # Ctrl-C stops both. Data is reused on the next run.
+#
+# The agent's libvirt pool is named after the data directory
+# (hostplane-local-<hash of its path>), so runs from other checkouts or data
+# directories each get their own pool instead of finding one defined elsewhere.
+# If the agent fails, the coordinator keeps running and the script says what to do.
+# Environment: HOSTPLANE_DATA_DIR, HOSTPLANE_AGENT_LISTEN, HOSTPLANE_BIN (default bin),
+# and the coordinator's own HOSTPLANE_* settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BIN=${HOSTPLANE_BIN:-bin}
 
 DATA=${HOSTPLANE_DATA_DIR:-}
 if [ -z "$DATA" ]; then
@@ -11,6 +19,7 @@ if [ -z "$DATA" ]; then
 fi
 mkdir -p "$DATA"
 DATA=$(cd "$DATA" && pwd)
+POOL=hostplane-local-$(printf '%s' "$DATA" | sha256sum | cut -c1-12)
 
 pids=()
 cleanup() {
@@ -21,9 +30,21 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 AGENT_ADDR=${HOSTPLANE_AGENT_LISTEN:-127.0.0.1:8422}
-HOSTPLANE_DATA_DIR=$DATA bin/hostplane-coordinator run --log-format text --agent-listen "$AGENT_ADDR" &
-pids+=($!)
+HOSTPLANE_DATA_DIR=$DATA "$BIN/hostplane-coordinator" run --log-format text --agent-listen "$AGENT_ADDR" &
+coord=$!
+pids+=("$coord")
 
+agent_args=(--data-dir "$DATA/agent" --socket "$DATA/agent.sock" --pool-name "$POOL" --pool-path "$DATA/pool"
+  --log-level warn --coordinators "$AGENT_ADDR" --node-id local)
+agent_help() { # $1: what happened
+  echo "agent: $1 — the coordinator keeps running (Ctrl-C stops it)." >&2
+  echo "       Fix the cause named above, then start the agent by hand:" >&2
+  echo "       $BIN/hostplane-agent ${agent_args[*]}${2:+ --join-token \$(bin/hostplanectl node token create --admin-socket $DATA/admin.sock)}" >&2
+  echo "       A libvirt pool defined at another path: virsh pool-dumpxml $POOL shows it;" >&2
+  echo "       if nothing uses it, virsh pool-destroy $POOL; virsh pool-undefine $POOL." >&2
+}
+
+agent=
 if [ -S /var/run/libvirt/libvirt-sock ]; then
   # Wait for the coordinator, then enrol the local agent once (its certificate
   # is kept in $DATA/agent/session and reused on the next run).
@@ -31,20 +52,36 @@ if [ -S /var/run/libvirt/libvirt-sock ]; then
   if [ ! -f "$DATA/agent/session/node.crt" ]; then
     tok=
     for _ in $(seq 150); do # the coordinator elects itself within a few seconds
-      tok=$(bin/hostplanectl node token create --admin-socket "$DATA/admin.sock" --ttl 10m --json 2>/dev/null | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p') && [ -n "$tok" ] && break
+      tok=$("$BIN/hostplanectl" node token create --admin-socket "$DATA/admin.sock" --ttl 10m --json 2>/dev/null | sed -n 's/.*"token": *"\([^"]*\)".*/\1/p') && [ -n "$tok" ] && break
+      kill -0 "$coord" 2>/dev/null || break
       sleep 0.2
     done
-    if [ -z "$tok" ]; then echo "agent: could not make a join token (is the coordinator up? see its log above)" >&2; exit 1; fi
-    token=(--join-token "$tok")
+    [ -n "$tok" ] && token=(--join-token "$tok")
   fi
-  bin/hostplane-agent --data-dir "$DATA/agent" --socket "$DATA/agent.sock" \
-    --pool-name hostplane-local --pool-path "$DATA/pool" --log-level warn \
-    --coordinators "$AGENT_ADDR" --node-id local "${token[@]}" &
-  pids+=($!)
-  echo "agent: node 'local' joined the coordinator (bin/hostplanectl node list --admin-socket $DATA/admin.sock);"
-  echo "       import a template with bin/hostplanectl node --socket $DATA/agent.sock template import …, then"
-  echo "       bin/hostplanectl --socket $DATA/admin.sock server create --account ACCOUNT --plan nano --template NAME"
+  if [ -f "$DATA/agent/session/node.crt" ] || [ ${#token[@]} -gt 0 ]; then
+    "$BIN/hostplane-agent" "${agent_args[@]}" "${token[@]}" &
+    agent=$!
+    pids+=("$agent")
+    echo "agent: node 'local' joins the coordinator (pool $POOL at $DATA/pool; $BIN/hostplanectl node list --admin-socket $DATA/admin.sock);"
+    echo "       import a template with $BIN/hostplanectl node --socket $DATA/agent.sock template import …, then"
+    echo "       $BIN/hostplanectl --socket $DATA/admin.sock server create --account ACCOUNT --plan nano --template NAME"
+  elif kill -0 "$coord" 2>/dev/null; then
+    agent_help "not started: could not make a join token (see the coordinator's log above)" token
+  fi
 else
   echo "agent: not started — libvirtd is not running here (scripts/install-libvirt.sh && scripts/start-libvirt.sh, then make run again)"
 fi
-wait -n "${pids[@]}"
+
+# The coordinator's exit ends the run; the agent's only says so.
+while :; do
+  done_pid=
+  rc=0
+  wait -n -p done_pid "${pids[@]}" || rc=$?
+  if [ -n "$agent" ] && [ "$done_pid" = "$agent" ]; then
+    pids=("$coord")
+    agent=
+    agent_help "exited with status $rc" "$([ -f "$DATA/agent/session/node.crt" ] || echo token)"
+    continue
+  fi
+  exit "$rc"
+done

@@ -171,7 +171,9 @@ func (l *Libvirt) EnsurePool(ctx context.Context) error {
 				path = filepath.Clean(px.Target.Path)
 			}
 			if px.Type != "dir" || path != filepath.Clean(l.cfg.PoolPath) {
-				return fmt.Errorf("ensure pool %s: it exists as a %s pool at %q, not a dir pool at %q", l.cfg.PoolName, px.Type, path, l.cfg.PoolPath)
+				return fmt.Errorf("ensure pool %s: it exists as a %s pool at %q, not a dir pool at %q: another data directory's pool? "+
+					"Give this agent its own --pool-name, or, if nothing uses that pool: virsh pool-destroy %s; virsh pool-undefine %s",
+					l.cfg.PoolName, px.Type, path, l.cfg.PoolPath, l.cfg.PoolName, l.cfg.PoolName)
 			}
 		}
 	}

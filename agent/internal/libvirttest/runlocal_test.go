@@ -1,0 +1,190 @@
+package libvirttest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/agent/internal/testenv"
+	"github.com/hostplane/hostplane/pkg/client"
+)
+
+// TestRunLocalTwice is `make run` (scripts/run-local.sh) twice, from two data
+// directories, one after the other: each run's agent comes up with a pool of its
+// own at its data directory. Then a run whose pool name is already defined at
+// another path (as the fixed name "hostplane-local" was by an earlier run): only
+// the agent fails, the script says what to do, and the coordinator keeps serving.
+func TestRunLocalTwice(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the coordinator and the agent")
+	}
+	testenv.RequireLibvirt(t)
+	if _, err := os.Stat("/var/run/libvirt/libvirt-sock"); err != nil {
+		t.Fatalf("run-local.sh looks for libvirtd at /var/run/libvirt/libvirt-sock: %v (scripts/start-libvirt.sh)", err)
+	}
+	bin := buildAll(t)
+	prefix := testenv.Prefix()
+
+	for i, dir := range []string{t.TempDir(), t.TempDir()} {
+		pool := localPool(dir)
+		testenv.Cleanup(t, prefix, pool)
+		r := startRunLocal(t, bin, dir)
+		c := client.NodeNew(filepath.Join(dir, "agent.sock"))
+		waitFor(t, r, 60*time.Second, "the agent's local API", func() bool {
+			_, err := c.Templates(context.Background())
+			return err == nil
+		})
+		c.Close()
+		out, err := exec.Command("virsh", "-q", "-c", "qemu:///system", "pool-dumpxml", pool).Output()
+		if err != nil || !strings.Contains(string(out), "<path>"+filepath.Join(dir, "pool")+"</path>") {
+			t.Fatalf("run %d: pool %s is not at its data directory: %v\n%s", i+1, pool, err, out)
+		}
+		r.stop(t)
+	}
+
+	// The pool name this data directory gets is taken, at another path.
+	dir := t.TempDir()
+	pool := localPool(dir)
+	testenv.Cleanup(t, prefix, pool)
+	if _, err := testenv.HypervisorFor(t, pool, filepath.Join(t.TempDir(), "elsewhere")); err != nil {
+		t.Fatal(err)
+	}
+	r := startRunLocal(t, bin, dir)
+	waitFor(t, r, 60*time.Second, "the agent's failure message", func() bool {
+		return strings.Contains(r.output(), "the coordinator keeps running")
+	})
+	for _, want := range []string{"exists as a dir pool at", "virsh pool-undefine " + pool, "hostplane-agent --data-dir " + filepath.Join(dir, "agent")} {
+		if !strings.Contains(r.output(), want) {
+			t.Fatalf("the failure message does not say %q:\n%s", want, r.output())
+		}
+	}
+	time.Sleep(time.Second)
+	if r.exited() {
+		t.Fatalf("the agent's failure ended the run:\n%s", r.output())
+	}
+	out, err := exec.Command(filepath.Join(bin, "hostplanectl"), "node", "token", "create", "--admin-socket", filepath.Join(dir, "admin.sock"), "--ttl", "1m").CombinedOutput()
+	if err != nil {
+		t.Fatalf("the coordinator does not answer after the agent failed: %v %s\n%s", err, out, r.output())
+	}
+	r.stop(t)
+}
+
+// localPool is the pool name run-local.sh gives a data directory.
+func localPool(dir string) string {
+	sum := sha256.Sum256([]byte(dir))
+	return "hostplane-local-" + hex.EncodeToString(sum[:])[:12]
+}
+
+// buildAll builds the coordinator, hostplanectl and the agent into a temp dir.
+func buildAll(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./coordinator/cmd/...", "./agent/cmd/...")
+	cmd.Dir = testenv.RepoRoot(t)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return dir
+}
+
+type runLocal struct {
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  bytes.Buffer
+	done chan struct{}
+}
+
+func (r *runLocal) Write(p []byte) (int, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out.Write(p)
+}
+
+func (r *runLocal) output() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.out.String()
+}
+
+func (r *runLocal) exited() bool {
+	select {
+	case <-r.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop is Ctrl-C: the script stops the coordinator and the agent and exits.
+func (r *runLocal) stop(t *testing.T) {
+	t.Helper()
+	_ = r.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+		<-r.done
+		t.Fatalf("run-local.sh did not stop on SIGINT:\n%s", r.output())
+	}
+}
+
+// startRunLocal runs scripts/run-local.sh with its data dir and free loopback ports.
+func startRunLocal(t *testing.T, bin, dir string) *runLocal {
+	t.Helper()
+	r := &runLocal{done: make(chan struct{})}
+	r.cmd = exec.Command("bash", "scripts/run-local.sh")
+	r.cmd.Dir = testenv.RepoRoot(t)
+	r.cmd.Env = append(os.Environ(), "HOSTPLANE_BIN="+bin, "HOSTPLANE_DATA_DIR="+dir,
+		"HOSTPLANE_API_ADDR="+freeTCP(t), "HOSTPLANE_RAFT_ADDR="+freeTCP(t), "HOSTPLANE_METRICS_ADDR="+freeTCP(t),
+		"HOSTPLANE_AGENT_LISTEN="+freeUDP(t))
+	r.cmd.Stdout, r.cmd.Stderr = r, r
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = r.cmd.Wait(); close(r.done) }()
+	t.Cleanup(func() { // whatever happened, nothing of the run stays
+		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
+		<-r.done
+	})
+	return r
+}
+
+func waitFor(t *testing.T, r *runLocal, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !ok() {
+		if r.exited() || time.Now().After(deadline) {
+			t.Fatalf("waiting for %s (run exited: %v):\n%s", what, r.exited(), r.output())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func freeTCP(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func freeUDP(t *testing.T) string {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().String()
+}
