@@ -70,3 +70,15 @@ func TestCoordinatorKeyStyleAndOldKeys(t *testing.T) {
 		t.Fatal("a key given twice (new and old spelling) accepted")
 	}
 }
+
+// TestShippedConfigLoads: the agent.json the packages install uses keys this
+// build knows, and validates.
+func TestShippedConfigLoads(t *testing.T) {
+	c, err := Load("../../../packaging/config/agent.json", func(string) string { return "" }, flag.NewFlagSet("x", flag.ContinueOnError))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}

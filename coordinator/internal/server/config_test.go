@@ -53,3 +53,18 @@ func TestConfigLayering(t *testing.T) {
 		}
 	}
 }
+
+// TestShippedConfigLoads: the coordinator.json the packages install uses keys
+// this build knows, and validates.
+func TestShippedConfigLoads(t *testing.T) {
+	cfg := Defaults()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	BindFlags(fs, &cfg)
+	got, err := Load(fs, "../../../packaging/config/coordinator.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
