@@ -1,6 +1,10 @@
 package clocktest
 
 import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,5 +40,40 @@ func TestFakeFiresWaitersWhenDue(t *testing.T) {
 		}
 	default:
 		t.Fatal("did not fire when due")
+	}
+}
+
+// TestOnlyTestsImportTheFake: no non-test file of the module imports this
+// package, so the fake never reaches a daemon.
+func TestOnlyTestsImportTheFake(t *testing.T) {
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("module root not found at %s: %v", root, err)
+	}
+	const imp = `"github.com/hostplane/hostplane/internal/clock/clocktest"`
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") && p != root || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if strings.Contains(string(b), imp) {
+			t.Errorf("%s imports clocktest outside a test", p)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
