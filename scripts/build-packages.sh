@@ -13,8 +13,9 @@ export HOSTPLANE_PKG_VERSION="$VERSION"
 B=build/pkg
 rm -rf "$B"
 mkdir -p "$B/bin" dist
+# PIE (ASLR) without cgo: no shared library is loaded, only the ELF interpreter.
 LDFLAGS="-s -w -X github.com/hostplane/hostplane/pkg/version.Version=$VERSION"
-CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "$LDFLAGS" -o "$B/bin/" \
+CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -buildmode=pie -trimpath -ldflags "$LDFLAGS" -o "$B/bin/" \
   ./coordinator/cmd/hostplane-coordinator ./coordinator/cmd/hostplanectl ./agent/cmd/hostplane-agent
 
 "$B/bin/hostplanectl" gen-docs --man "$B/ctl/man" --completions "$B/ctl/completions"

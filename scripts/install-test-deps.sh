@@ -14,6 +14,7 @@ if ! .bin/staticcheck -version 2>/dev/null | grep -q "(${STATICCHECK_VERSION#v})
 fi
 
 scripts/install-protoc.sh
+scripts/install-packaging-tools.sh
 scripts/install-libvirt.sh
 scripts/start-libvirt.sh
 scripts/build-test-guest.sh
