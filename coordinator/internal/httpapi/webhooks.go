@@ -225,12 +225,19 @@ func (a *API) proposeWithSecret(rq *request, deps *WebhookDeps, id string, t fsm
 	return status, v, err
 }
 
-func (a *API) updateWebhook(rq *request) (int, any, error) {
+// webhookTarget is the webhook settings and the subscription id of the {id}
+// path value, for the routes that change a subscription.
+func (a *API) webhookTarget(rq *request) (*WebhookDeps, string, error) {
 	deps, err := a.webhookDeps()
 	if err != nil {
-		return 0, nil, err
+		return nil, "", err
 	}
 	id, err := webhookID(rq)
+	return deps, id, err
+}
+
+func (a *API) updateWebhook(rq *request) (int, any, error) {
+	deps, id, err := a.webhookTarget(rq)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -263,11 +270,7 @@ func (a *API) deleteWebhook(rq *request) (int, any, error) {
 }
 
 func (a *API) rotateWebhookSecret(rq *request) (int, any, error) {
-	deps, err := a.webhookDeps()
-	if err != nil {
-		return 0, nil, err
-	}
-	id, err := webhookID(rq)
+	deps, id, err := a.webhookTarget(rq)
 	if err != nil {
 		return 0, nil, err
 	}
