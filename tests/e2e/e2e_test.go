@@ -186,8 +186,8 @@ func (w *world) testLifecycle(t *testing.T) {
 		}
 	}
 
-	// The operator sees the work on the leader's /metrics.
-	metrics := getText(t, w.c.Leader().URL()+"/metrics")
+	// The operator sees the work on the leader's /metrics (its own listener).
+	metrics := getText(t, w.c.Leader().MetricsURL()+"/metrics")
 	for _, want := range []string{
 		`hostplane_actions_finished_total{command="server.reboot",status="success"}`,
 		`hostplane_actions_finished_total{command="server.terminate",status="success"}`,

@@ -24,6 +24,7 @@ type CoordinatorProcess struct {
 	ID, DataDir       string
 	APIAddr, RaftAddr string
 	AgentAddr         string   // agent session listener (UDP), empty without one
+	MetricsAddr       string   // the /metrics listener (--metrics-addr)
 	Bin               string   // the binary; RestartWith replaces it
 	Args              []string // arguments of `run`
 
@@ -33,6 +34,9 @@ type CoordinatorProcess struct {
 
 // URL is the API base URL.
 func (p *CoordinatorProcess) URL() string { return "http://" + p.APIAddr }
+
+// MetricsURL is the base URL of the /metrics listener.
+func (p *CoordinatorProcess) MetricsURL() string { return "http://" + p.MetricsAddr }
 
 // AdminSocket is the admin socket's path.
 func (p *CoordinatorProcess) AdminSocket() string { return filepath.Join(p.DataDir, "admin.sock") }
@@ -277,7 +281,12 @@ func prepare(o ProcessOptions) (*ProcessCluster, error) {
 		if p.RaftAddr, err = freeAddr("tcp"); err != nil {
 			return nil, err
 		}
+		// Each coordinator its own metrics port (the default is one per host).
+		if p.MetricsAddr, err = freeAddr("tcp"); err != nil {
+			return nil, err
+		}
 		p.Args = []string{"run", "--node-id", p.ID, "--data-dir", p.DataDir, "--api-addr", p.APIAddr, "--raft-addr", p.RaftAddr,
+			"--metrics-addr", p.MetricsAddr,
 			fmt.Sprintf("--bootstrap=%v", i == 0), "--bootstrap-account=false", "--cluster-secret", o.Secret,
 			"--rate-limit", fmt.Sprint(o.RateLimit), "--log-format", "text"}
 		if o.RaftTimeout > 0 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -443,7 +444,17 @@ func TestHealthReadyMetrics(t *testing.T) {
 		}
 	}
 	f.cl.do("GET", "/v1/account", f.keyA, nil, nil)
-	r := f.cl.do("GET", "/metrics", "", nil, nil)
+	// /metrics is not on the public listener but on its own (--metrics-addr).
+	if r := f.cl.do("GET", "/metrics", "", nil, nil); r.status != 404 {
+		t.Fatalf("public /metrics: %d", r.status)
+	}
+	mr, err := http.Get(f.c.MetricsURL(0) + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(mr.Body)
+	mr.Body.Close()
+	r := reply{status: mr.StatusCode, body: raw}
 	for _, want := range []string{
 		`hostplane_http_requests_total{method="GET",route="GET /v1/account",status="200"}`,
 		"hostplane_http_request_duration_seconds_bucket", "hostplane_raft_apply_duration_seconds_count", "hostplane_fsm_size_bytes",

@@ -148,7 +148,8 @@ func (a *API) publicRoutes() []Route {
 }
 
 // Handler returns the public listener's handler: /v1, /openapi.json, health,
-// metrics, and the cluster-internal admin mount.
+// and the cluster-internal admin mount. /metrics has a listener of its own
+// (MetricsHandler).
 func (a *API) Handler(admin http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range a.routes {
@@ -159,9 +160,6 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 		writeJSON(w, 200, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
-	if a.metrics != nil {
-		mux.Handle("GET /metrics", a.metrics.Handler())
-	}
 	if admin != nil && a.cfg.ClusterSecret != "" {
 		mux.Handle("/internal/admin/", http.StripPrefix("/internal", a.requireClusterToken(admin)))
 	}

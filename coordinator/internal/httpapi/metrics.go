@@ -49,6 +49,14 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 }
 
+// MetricsHandler is the metrics listener's handler: GET /metrics, with the
+// headers of every response; anything else is a 404.
+func (m *Metrics) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	return secureHeaders(mux)
+}
+
 type statusWriter struct {
 	http.ResponseWriter
 	status int

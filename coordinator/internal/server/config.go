@@ -48,6 +48,7 @@ type Config struct {
 	IdempotencyTTL    time.Duration
 	IdempotencySweep  time.Duration
 	PprofAddr         string
+	MetricsAddr       string
 	HTTP              httpapi.Timeouts
 	Webhooks          WebhookConfig
 	Nodes             NodeConfig
@@ -68,7 +69,7 @@ func Defaults() Config {
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
 		KeyPrefix: "snc_", RateLimit: 120, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
-		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
+		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
 	}
 }
 
@@ -90,7 +91,7 @@ func sanitizeID(s string) string {
 func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this coordinator's Raft server id (a-z0-9._-)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for raft.db, fsm.db, snapshots and the admin socket")
-	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the public API (/v1, /metrics, /healthz)")
+	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the public API (/v1, /healthz, /readyz, /openapi.json)")
 	fs.StringVar(&c.APIAdvertise, "api-advertise", c.APIAdvertise, "API address other coordinators forward to (default: the bound api-addr)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft traffic")
 	fs.StringVar(&c.RaftAdvertise, "raft-advertise", c.RaftAdvertise, "Raft address peers dial (default: the bound raft-addr)")
@@ -113,6 +114,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.DurationVar(&c.UsageFlush, "usage-flush-interval", c.UsageFlush, "how often the leader writes batched API-key usage through Raft")
 	fs.DurationVar(&c.IdempotencyTTL, "idempotency-ttl", c.IdempotencyTTL, "how long an Idempotency-Key's response is kept and replayed")
 	fs.DurationVar(&c.IdempotencySweep, "idempotency-sweep-interval", c.IdempotencySweep, "how often the leader removes expired idempotency records through Raft")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", c.MetricsAddr, "listen address of Prometheus /metrics, apart from the public API (empty = off); give each coordinator on one host its own")
 	fs.StringVar(&c.PprofAddr, "pprof-addr", c.PprofAddr, "serve net/http/pprof on this address (loopback only; empty = off)")
 	fs.DurationVar(&c.HTTP.ReadHeader, "http-header-timeout", c.HTTP.ReadHeader, "a client must send a request's line and headers within this time, or the connection is closed (API and admin listeners)")
 	fs.DurationVar(&c.HTTP.Body, "http-body-timeout", c.HTTP.Body, "a client must send a request's whole body within this time after its headers, or it gets a 408 and the connection is closed")
@@ -177,6 +179,11 @@ func (c *Config) Validate() error {
 		host, _, err := net.SplitHostPort(c.PprofAddr)
 		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
 			errs = append(errs, fmt.Errorf("pprof-addr %q: must be a loopback host:port", c.PprofAddr))
+		}
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("metrics-addr %q: %v (empty turns /metrics off)", c.MetricsAddr, err))
 		}
 	}
 	if c.ClusterSecretFile != "" {

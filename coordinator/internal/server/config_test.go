@@ -45,9 +45,9 @@ func TestConfigLayering(t *testing.T) {
 		t.Fatalf("unknown file setting: %v", err)
 	}
 	bad := Defaults()
-	bad.NodeID, bad.APIAddr, bad.RateLimit, bad.LogLevel, bad.RaftTLSCert, bad.PprofAddr = "Bad/Id", "nope", 0, "loud", "x.pem", "0.0.0.0:6060"
+	bad.NodeID, bad.APIAddr, bad.RateLimit, bad.LogLevel, bad.RaftTLSCert, bad.PprofAddr, bad.MetricsAddr = "Bad/Id", "nope", 0, "loud", "x.pem", "0.0.0.0:6060", "nohost"
 	err = bad.Validate()
-	for _, want := range []string{"node-id", "api-addr", "rate-limit", "log-level", "raft-tls-cert", "pprof-addr"} {
+	for _, want := range []string{"node-id", "api-addr", "rate-limit", "log-level", "raft-tls-cert", "pprof-addr", "metrics-addr"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate does not name %s: %v", want, err)
 		}

@@ -48,6 +48,8 @@ type Server struct {
 	apiAddr  string
 	pprofSrv *http.Server
 	metrics  *httpapi.Metrics
+	metSrv   *http.Server
+	metAddr  string
 }
 
 // NewLogger builds the slog logger the config asks for: JSON or text lines on w,
@@ -130,6 +132,16 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		node.Close()
 		return nil, fmt.Errorf("agent sessions: %w", err)
 	}
+	var metLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metLn, err = net.Listen("tcp", cfg.MetricsAddr); err != nil {
+			s.closeNodes()
+			adminLn.Close()
+			apiLn.Close()
+			node.Close()
+			return nil, fmt.Errorf("metrics listen %s: %w (give each coordinator its own --metrics-addr, or an empty one to turn /metrics off)", cfg.MetricsAddr, err)
+		}
+	}
 	admin := s.API.ServerAdmin(s.API.NodeAdmin(s.API.AdminHandler(), s.nodeAdminDeps()), httpapi.ServerAdminConfig{
 		VMPrefix: cfg.Nodes.VMPrefix, CPUOvercommit: cfg.Nodes.CPUOvercommit, Nodes: s.nodeAdminDeps()})
 	s.apiSrv = cfg.HTTP.Server(s.API.Handler(admin))
@@ -141,6 +153,11 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	go func() { defer s.wg.Done(); _ = s.apiSrv.Serve(apiLn) }()
 	go func() { defer s.wg.Done(); _ = s.admSrv.Serve(adminLn) }()
 	go func() { defer s.wg.Done(); s.leaderLoop(ctx) }()
+	if metLn != nil {
+		s.metAddr = metLn.Addr().String()
+		s.metSrv = cfg.HTTP.Server(metrics.MetricsHandler())
+		go func() { _ = s.metSrv.Serve(metLn) }()
+	}
 	if cfg.PprofAddr != "" {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -159,6 +176,14 @@ func (s *Server) APIHandler() http.Handler { return s.apiSrv.Handler }
 
 // APIURL is the base URL of the public API.
 func (s *Server) APIURL() string { return "http://" + s.apiAddr }
+
+// MetricsURL is the base URL of the metrics listener ("" when it is off).
+func (s *Server) MetricsURL() string {
+	if s.metAddr == "" {
+		return ""
+	}
+	return "http://" + s.metAddr
+}
 
 // AdminSocket is the admin socket path.
 func (s *Server) AdminSocket() string { return s.cfg.AdminSocket }
@@ -182,6 +207,9 @@ func (s *Server) Close() error {
 	_ = s.admSrv.Shutdown(ctx)
 	if s.pprofSrv != nil {
 		_ = s.pprofSrv.Close()
+	}
+	if s.metSrv != nil {
+		_ = s.metSrv.Close()
 	}
 	s.wg.Wait()
 	s.closeNodes()

@@ -83,6 +83,7 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 		cfg.AdminSocket = filepath.Join(cfg.DataDir, "admin.sock")
 		cfg.APIAddr = freeAddr(t)
 		cfg.RaftAddr = freeAddr(t)
+		cfg.MetricsAddr = freeAddr(t)
 		cfg.Bootstrap = i == 0
 		cfg.BootstrapAccount = false
 		cfg.ClusterSecret = c.Secret
@@ -127,7 +128,7 @@ func (c *Cluster) start(nd *Node) {
 			return
 		}
 		if !nd.started && strings.Contains(err.Error(), "address already in use") {
-			nd.Cfg.APIAddr, nd.Cfg.RaftAddr = freeAddr(c.t), freeAddr(c.t)
+			nd.Cfg.APIAddr, nd.Cfg.RaftAddr, nd.Cfg.MetricsAddr = freeAddr(c.t), freeAddr(c.t), freeAddr(c.t)
 			continue
 		}
 		time.Sleep(100 * time.Millisecond)
@@ -281,6 +282,9 @@ func (c *Cluster) Len() int { return len(c.Nodes) }
 func (c *Cluster) Admin(i int) *client.Admin {
 	return client.NewAdmin(c.Nodes[i].Cfg.AdminSocket)
 }
+
+// MetricsURL is node i's metrics listener base URL.
+func (c *Cluster) MetricsURL(i int) string { return "http://" + c.Nodes[i].Cfg.MetricsAddr }
 
 // URL is node i's API base URL.
 func (c *Cluster) URL(i int) string { return "http://" + c.Nodes[i].Cfg.APIAddr }
