@@ -12,6 +12,12 @@
 // left empty for older agents (check session.ProtocolVersion), or it comes with
 // a new command.
 //
+// Adding a command: its name in pkg/api (Action*), its params type and
+// Commands entry here (fields in key order, a Secret method), a protocol bump
+// with a line below, the route that encodes it on the coordinator, and its
+// case in the agent's executor (agent/internal/actions). A new key of an
+// existing command follows the evolution rules above.
+//
 // Version history (the protocol version is hostplanepb.ProtocolVersion):
 //
 //	1.0, 1.1 (100, 101): no actions over the session.
