@@ -16,6 +16,7 @@ import (
 
 	"github.com/hostplane/hostplane/internal/conflayer"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // Config is the agent's configuration.
@@ -183,6 +184,11 @@ func (c *Config) Validate() error {
 	}
 	if c.JournalRetention < time.Minute {
 		errs = append(errs, fmt.Errorf("journal retention %s below 1m", c.JournalRetention))
+	}
+	if c.NodeID != "" {
+		if err := validate.NodeID(c.NodeID); err != nil {
+			errs = append(errs, fmt.Errorf("node-id: %s", validate.Reason(err)))
+		}
 	}
 	for _, a := range c.Coordinators {
 		if _, _, err := net.SplitHostPort(a); err != nil {

@@ -82,3 +82,22 @@ func TestShippedConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestNodeIDUsesTheCoordinatorsRule: a node id the coordinators would refuse
+// at enrolment fails the agent's start instead.
+func TestNodeIDUsesTheCoordinatorsRule(t *testing.T) {
+	for _, id := range []string{"hv-1", "node1.dc1", "a_b", ""} {
+		c := Default()
+		c.NodeID = id
+		if err := c.Validate(); err != nil {
+			t.Errorf("node id %q refused: %v", id, err)
+		}
+	}
+	for _, id := range []string{"HV1", "-hv", "hv/1", strings.Repeat("n", 64)} {
+		c := Default()
+		c.NodeID = id
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "node-id") {
+			t.Errorf("node id %q: %v", id, err)
+		}
+	}
+}
