@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -348,7 +349,7 @@ func applyTicketCreate(c *applyCtx) (any, error) {
 	if c.tx.Bucket(store.BucketAccounts).Get([]byte(p.AccountID)) == nil {
 		return nil, fmt.Errorf("account %s: %w", p.AccountID, ErrNotFound)
 	}
-	n, err := store.NextCounter(c.tx, "ticket_number")
+	n, err := nextTicketNumber(c.tx, p.AccountID, p.PerAccountNumber)
 	if err != nil {
 		return nil, err
 	}
@@ -373,6 +374,38 @@ func applyTicketCreate(c *applyCtx) (any, error) {
 }
 
 // putTicket writes a ticket and its list view (the ticket without its thread).
+// nextTicketNumber is the number of an account's next ticket: from the
+// account's own counter, which starts after the highest number the account
+// already holds (tickets numbered from the old provider-wide sequence), so
+// numbers stay unique within the account; or, for old log entries, from the
+// provider-wide counter.
+func nextTicketNumber(tx *bolt.Tx, accountID string, perAccount bool) (uint64, error) {
+	if !perAccount {
+		return store.NextCounter(tx, "ticket_number")
+	}
+	name := "ticket_number/" + accountID
+	if tx.Bucket(store.BucketCounters).Get([]byte(name)) == nil {
+		var highest uint64
+		c := tx.Bucket(store.BucketTicketList).Cursor()
+		prefix := store.OwnedPrefix(accountID)
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			var t struct {
+				Number int64 `json:"number"`
+			}
+			if err := json.Unmarshal(v, &t); err != nil {
+				return 0, fmt.Errorf("decode ticket %s: %w", k, err)
+			}
+			if t.Number > 0 && uint64(t.Number) > highest {
+				highest = uint64(t.Number)
+			}
+		}
+		if err := store.SetCounter(tx, name, highest); err != nil {
+			return 0, err
+		}
+	}
+	return store.NextCounter(tx, name)
+}
+
 func putTicket(c *applyCtx, owner string, t api.Ticket) error {
 	if err := store.PutJSON(c.tx, store.BucketTickets, store.OwnedKey(owner, t.ID), t); err != nil {
 		return err

@@ -222,6 +222,11 @@ type TicketCreate struct {
 	Message    string `json:"message"`
 	Department string `json:"department"`
 	Priority   string `json:"priority"`
+	// PerAccountNumber numbers the ticket in its account's own sequence (1, 2,
+	// 3, … per account) instead of the provider-wide one, which told every
+	// customer the provider's ticket volume. Entries written before it was
+	// added (false) keep the provider-wide number when the log is replayed.
+	PerAccountNumber bool `json:"per_account_number,omitempty"`
 }
 
 // TicketReply adds a message; AccountID is empty for staff replies (any account).

@@ -69,6 +69,7 @@ func (a *API) createTicket(rq *request) (int, any, error) {
 	return a.propose(rq.Context(), rq, fsm.CmdTicketCreate, fsm.TicketCreate{
 		ID: ids.New("tkt", rq.now), AccountID: rq.caller.accountID, MessageID: ids.New("msg", rq.now),
 		Subject: req.Subject, Message: req.Message, Department: req.Department, Priority: req.Priority,
+		PerAccountNumber: true,
 	}, http.StatusCreated)
 }
 

@@ -174,6 +174,11 @@ func NextCounter(tx *bolt.Tx, name string) (uint64, error) {
 	return n, b.Put([]byte(name), u64(n))
 }
 
+// SetCounter sets a named counter (NextCounter then returns n+1).
+func SetCounter(tx *bolt.Tx, name string, n uint64) error {
+	return tx.Bucket(BucketCounters).Put([]byte(name), u64(n))
+}
+
 // ListOwned decodes the objects of one account in key (= creation) order, newest
 // first, returning one page and the total count.
 func ListOwned[T any](tx *bolt.Tx, bucket []byte, accountID string, offset, limit int) ([]T, int, error) {
