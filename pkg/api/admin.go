@@ -99,6 +99,12 @@ type ClusterRemoveRequest struct {
 	ID string `json:"id"`
 }
 
+// ClusterTransferLeadershipRequest hands the leadership to another voter: the
+// one named by To, or the most up-to-date one when To is empty.
+type ClusterTransferLeadershipRequest struct {
+	To string `json:"to,omitempty"`
+}
+
 // ClusterServer is one member of the Raft configuration.
 type ClusterServer struct {
 	ID       string `json:"id"`

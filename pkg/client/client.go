@@ -253,6 +253,13 @@ func (a *Admin) ClusterRemove(ctx context.Context, id string) (api.ClusterStatus
 	return out, a.Do(ctx, "POST", "/admin/cluster/remove", api.ClusterRemoveRequest{ID: id}, &out)
 }
 
+// ClusterTransferLeadership hands the leadership to the coordinator to, or to
+// the most up-to-date one when to is "", and returns the status afterwards.
+func (a *Admin) ClusterTransferLeadership(ctx context.Context, to string) (api.ClusterStatus, error) {
+	var out api.ClusterStatus
+	return out, a.Do(ctx, "POST", "/admin/cluster/transfer-leadership", api.ClusterTransferLeadershipRequest{To: to}, &out)
+}
+
 // Backup streams a backup into w.
 func (a *Admin) Backup(ctx context.Context, w io.Writer) error {
 	return a.Do(ctx, "GET", "/admin/cluster/backup", nil, w)

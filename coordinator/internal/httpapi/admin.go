@@ -14,6 +14,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -40,6 +41,7 @@ func (a *API) AdminHandler() http.Handler {
 	mux.Handle("GET /admin/cluster/status", local(a.adminClusterStatus))
 	mux.Handle("POST /admin/cluster/join", leader(a.adminClusterJoin))
 	mux.Handle("POST /admin/cluster/remove", leader(a.adminClusterRemove))
+	mux.Handle("POST /admin/cluster/transfer-leadership", leader(a.adminClusterTransferLeadership))
 	mux.Handle("POST /admin/cluster/register", leader(a.adminClusterRegister))
 	mux.Handle("POST /admin/cluster/restore", leader(a.adminClusterRestore))
 	mux.HandleFunc("GET /admin/cluster/backup", a.adminClusterBackup)
@@ -488,6 +490,39 @@ func (a *API) adminClusterRemove(_ *http.Request, body []byte, _ time.Time) (int
 	}
 	if err := a.raft.Remove(req.ID); err != nil {
 		return 0, nil, err
+	}
+	st, err := a.ClusterStatus()
+	return http.StatusOK, st, err
+}
+
+// DecodeTransferLeadership decodes and checks a transfer-leadership body: an
+// optional "to" coordinator id.
+func DecodeTransferLeadership(body []byte) (api.ClusterTransferLeadershipRequest, error) {
+	var req api.ClusterTransferLeadershipRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.To != "" && validate.CoordinatorID(req.To) != nil {
+		return req, &httpError{status: 400, code: "invalid_field", msg: `field "to" must be 1-64 characters of a-z, 0-9, '-', '_' and '.'`}
+	}
+	return req, nil
+}
+
+// adminClusterTransferLeadership hands the leadership to another voter (before
+// this leader is stopped for an upgrade) and answers with the status afterwards.
+func (a *API) adminClusterTransferLeadership(_ *http.Request, body []byte, _ time.Time) (int, any, error) {
+	req, err := DecodeTransferLeadership(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := a.raft.TransferLeadership(req.To); err != nil {
+		switch {
+		case errors.Is(err, raftnode.ErrNotVoter):
+			return 0, nil, &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf(`field "to": %q is not another voter of the cluster`, req.To)}
+		case errors.Is(err, raftnode.ErrNotLeader):
+			return 0, nil, err
+		}
+		return 0, nil, &httpError{status: 409, code: "leadership_transfer_failed", msg: err.Error()}
 	}
 	st, err := a.ClusterStatus()
 	return http.StatusOK, st, err

@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -47,6 +48,10 @@ type Membership interface {
 	Remove(id string) error
 	// Servers lists the members of the latest configuration.
 	Servers() ([]Server, error)
+	// TransferLeadership hands leadership to the voter named to, or to the most
+	// up-to-date voter when to is "" (leader only), and returns once a new leader
+	// took over or the transfer failed.
+	TransferLeadership(to string) error
 }
 
 // Status is one member's view of the Raft state.
@@ -99,6 +104,59 @@ func (n *Node) Servers() ([]Server, error) {
 		out = append(out, Server{ID: string(s.ID), Address: string(s.Address), Suffrage: s.Suffrage.String()})
 	}
 	return out, nil
+}
+
+// ErrNotVoter is returned by TransferLeadership for a target that is not another
+// voter of the cluster.
+var ErrNotVoter = errors.New("not another voter of the cluster")
+
+// TransferLeadership hands leadership to the voter named to, or to the most
+// up-to-date voter when to is "" (leader only). hashicorp/raft stops taking new
+// entries meanwhile and completes the future when the target has won an election
+// or the transfer timed out (one election timeout).
+func (n *Node) TransferLeadership(to string) error {
+	if to == "" {
+		if err := n.Raft.LeadershipTransfer().Error(); err != nil {
+			return fmt.Errorf("leadership transfer: %w", mapNotLeader(err))
+		}
+		return n.awaitOtherLeader()
+	}
+	servers, err := n.Servers()
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if s.ID == to && s.Suffrage == raft.Voter.String() && s.ID != n.ID {
+			if err := n.Raft.LeadershipTransferToServer(raft.ServerID(s.ID), raft.ServerAddress(s.Address)).Error(); err != nil {
+				return fmt.Errorf("leadership transfer to %s: %w", to, mapNotLeader(err))
+			}
+			return n.awaitOtherLeader()
+		}
+	}
+	return fmt.Errorf("leadership transfer to %q: %w", to, ErrNotVoter)
+}
+
+// awaitOtherLeader waits (up to membershipTimeout) until this member has heard
+// from the new leader, so that the caller's status names it.
+func (n *Node) awaitOtherLeader() error {
+	deadline := time.Now().Add(membershipTimeout)
+	for {
+		if id := n.LeaderID(); id != "" && id != n.ID {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return errors.New("leadership transfer: no new leader heard of")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// mapNotLeader turns raft's not-leader error into ErrNotLeader.
+func mapNotLeader(err error) error {
+	if errors.Is(err, raft.ErrNotLeader) {
+		return ErrNotLeader
+	}
+	return err
 }
 
 // LeaderID is the current leader's server id, or "".
