@@ -177,8 +177,19 @@ func (n *Node) Status() Status {
 	}
 }
 
-// Barrier waits until every entry committed before it is applied here.
-func (n *Node) Barrier(timeout time.Duration) error { return n.Raft.Barrier(timeout).Error() }
+// Barrier waits until every entry committed before it is applied here. On a
+// leader, a barrier that completes in the term it started in also serves the
+// read path (see confirmRead): that term's reads need not commit another.
+func (n *Node) Barrier(timeout time.Duration) error {
+	term := n.Raft.CurrentTerm()
+	if err := n.Raft.Barrier(timeout).Error(); err != nil {
+		return err
+	}
+	if n.Raft.State() == raft.Leader && n.Raft.CurrentTerm() == term {
+		n.readTerm.Store(term)
+	}
+	return nil
+}
 
 // LeaderCh signals gains and losses of leadership.
 func (n *Node) LeaderCh() <-chan bool { return n.Raft.LeaderCh() }
