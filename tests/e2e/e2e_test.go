@@ -1,7 +1,8 @@
 package e2e
 
 import (
-	"github.com/hostplane/hostplane/tests/framework/testenv"
+	"context"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
+	"github.com/hostplane/hostplane/tests/framework/testenv"
 )
 
 const actionTimeout = 2 * time.Minute
@@ -385,6 +387,7 @@ func (w *world) testLeaderKilled(t *testing.T) {
 		t.Fatalf("server after the reinstall across a leader kill: %+v", s)
 	}
 	w.waitNodeReady(30 * time.Second)
+	requireLeaderKnowsTemplates(t, w.c.Leader(), w.account, w.agent.ID)
 
 	// The killed coordinator comes back and serves the recorded result.
 	if err := leader.Restart(30 * time.Second); err != nil {
@@ -455,4 +458,33 @@ func readFile(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// requireLeaderKnowsTemplates: a leader (here, one elected after the agent's
+// session was with another coordinator) learns which node holds which template
+// from the whole inventory the agent sends on each new session, so node detail
+// lists the node's templates and placement refuses a template no node holds
+// (had the leader no inventory for the node, it would place the server there
+// and let the agent fail it).
+func requireLeaderKnowsTemplates(t *testing.T, leader *framework.CoordinatorProcess, account, node string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	adm := leader.Admin()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := adm.AgentNodeDetail(ctx, node)
+		if err == nil && slices.Contains(d.Templates, tplA) && slices.Contains(d.Templates, tplB) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("leader %s does not list templates %s, %s of node %s after 30s: %+v %v", leader.ID, tplA, tplB, node, d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	_, err := adm.CreateServer(ctx, api.AdminServerCreateRequest{AccountID: account, Plan: "nano", Template: "no-such-template", NodeID: node})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict || !strings.Contains(ae.Message, `no template "no-such-template"`) {
+		t.Fatalf("create on the new leader with a template node %s lacks: want 409 naming it, got %v", node, err)
+	}
 }
