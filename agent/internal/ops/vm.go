@@ -353,7 +353,39 @@ func (m *Manager) Reinstall(ctx context.Context, name string, req api.NodeReinst
 
 // reinstall is idempotent so a crashed run can be resumed: until the domain points at
 // the new disk everything is undoable; after that the old disk is only deleted.
-func (m *Manager) reinstall(ctx context.Context, r *run, name string, in reinstallInput) (res *api.NodeOpResult, err error) {
+func (m *Manager) reinstall(ctx context.Context, r *run, name string, in reinstallInput) (*api.NodeOpResult, error) {
+	p, err := m.reinstallPlan(r, name, in)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := m.hv.DomainDisk(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	if cur != filepath.Join(m.hv.PoolPath(), p.newDisk) {
+		if removed, err = m.swapDisk(ctx, r, p); err != nil {
+			return nil, err
+		}
+	} else if s := r.rec.Notes["snapshots_removed"]; s != "" { // resumed after the swap
+		removed = strings.Split(s, ",")
+	}
+	return m.finishReinstall(ctx, r, p, removed)
+}
+
+// reinstallPlan is what a reinstall run works with: the VM and template, the
+// new volume names (derived from the operation id, so a resumed run finds
+// them) and the old ones (noted on the first run).
+type reinstallPlan struct {
+	name             string
+	in               reinstallInput
+	vm               journal.VM
+	t                journal.Template
+	newDisk, newSeed string
+	oldDisk, oldSeed string
+}
+
+func (m *Manager) reinstallPlan(r *run, name string, in reinstallInput) (*reinstallPlan, error) {
 	vm, err := m.getVM(name)
 	if err != nil {
 		return nil, err
@@ -363,7 +395,7 @@ func (m *Manager) reinstall(ctx context.Context, r *run, name string, in reinsta
 		return nil, apiErr(api.NodeErrNotFound, "reinstall %s: unknown template %s", name, in.Template)
 	}
 	g := gen(r.rec.ID)
-	newDisk, newSeed := diskVolName(name, g), seedVolName(name, g)
+	p := &reinstallPlan{name: name, in: in, vm: vm, t: t, newDisk: diskVolName(name, g), newSeed: seedVolName(name, g)}
 	if r.rec.Notes["old_disk"] == "" { // first run: remember what is being replaced
 		if err := r.note("old_disk", vm.DiskVolume); err != nil {
 			return nil, err
@@ -372,69 +404,75 @@ func (m *Manager) reinstall(ctx context.Context, r *run, name string, in reinsta
 			return nil, err
 		}
 	}
-	oldDisk, oldSeed := r.rec.Notes["old_disk"], r.rec.Notes["old_seed"]
+	p.oldDisk, p.oldSeed = r.rec.Notes["old_disk"], r.rec.Notes["old_seed"]
+	return p, nil
+}
 
-	newDiskPath := filepath.Join(m.hv.PoolPath(), newDisk)
-	cur, err := m.hv.DomainDisk(ctx, name)
-	if err != nil {
-		return nil, err
-	}
-	swapped := cur == newDiskPath
-	var removed []string
-	if !swapped {
-		u := &undo{log: r.log}
-		fail := func(e error) (*api.NodeOpResult, error) { u.run(ctx); return nil, e }
-		for _, v := range []string{newDisk, newSeed} { // leftovers of a crashed attempt
-			if err := m.hv.DeleteVolume(ctx, v); err != nil {
-				return nil, err
-			}
-		}
-		u.add(func(ctx context.Context) error { return m.hv.DeleteVolume(ctx, newDisk) })
-		disk, err := m.hv.CreateOverlay(ctx, newDisk, t.BasePath, vm.Plan.DiskGiB*gib)
-		if err != nil {
-			return fail(err)
-		}
-		u.add(func(ctx context.Context) error { return m.hv.DeleteVolume(ctx, newSeed) })
-		pin := provisionInput{Name: name, Hostname: vm.Hostname, MAC: vm.MAC, PasswordHash: in.PasswordHash,
-			SSHKeys: in.SSHKeys, IPv4: vm.IPv4, Gateway4: vm.Gateway4}
-		sv, err := m.buildSeed(ctx, newSeed, pin, name+"-"+g)
-		if err != nil {
-			return fail(err)
-		}
-		if err := r.step("volumes-created"); err != nil {
-			return fail(err)
-		}
-		st, err := m.hv.DomainState(ctx, name)
-		if err != nil {
-			return fail(err)
-		}
-		if st.Active() {
-			u.add(func(ctx context.Context) error { return m.hv.StartDomain(ctx, name) })
-			if err := m.hv.DestroyDomain(ctx, name); err != nil {
-				return fail(err)
-			}
-		}
-		// Snapshot metadata refers to the old disk; its data goes with that disk.
-		snaps, err := m.hv.ListSnapshots(ctx, name)
-		if err != nil {
-			return fail(err)
-		}
-		for _, s := range snaps {
-			removed = append(removed, s.Name)
-		}
-		if err := r.note("snapshots_removed", strings.Join(removed, ",")); err != nil {
-			return fail(err)
-		}
-		if _, err := m.hv.DefineDomain(ctx, m.domainSpec(vm, t, disk.Path, sv.Path)); err != nil {
-			return fail(err)
-		}
-		// Committed: the domain boots from the new disk. No undo past this point.
-		if err := r.step("disk-swapped"); err != nil {
+// swapDisk creates the new disk and seed, powers the domain off and redefines
+// it on them (the commit point). A failure before the commit is undone: the new
+// volumes go and a running domain is started again. It returns the snapshots
+// whose metadata the rest of the reinstall drops.
+func (m *Manager) swapDisk(ctx context.Context, r *run, p *reinstallPlan) ([]string, error) {
+	name, vm := p.name, p.vm
+	u := &undo{log: r.log}
+	fail := func(e error) ([]string, error) { u.run(ctx); return nil, e }
+	for _, v := range []string{p.newDisk, p.newSeed} { // leftovers of a crashed attempt
+		if err := m.hv.DeleteVolume(ctx, v); err != nil {
 			return nil, err
 		}
-	} else if s := r.rec.Notes["snapshots_removed"]; s != "" {
-		removed = strings.Split(s, ",")
 	}
+	u.add(func(ctx context.Context) error { return m.hv.DeleteVolume(ctx, p.newDisk) })
+	disk, err := m.hv.CreateOverlay(ctx, p.newDisk, p.t.BasePath, vm.Plan.DiskGiB*gib)
+	if err != nil {
+		return fail(err)
+	}
+	u.add(func(ctx context.Context) error { return m.hv.DeleteVolume(ctx, p.newSeed) })
+	pin := provisionInput{Name: name, Hostname: vm.Hostname, MAC: vm.MAC, PasswordHash: p.in.PasswordHash,
+		SSHKeys: p.in.SSHKeys, IPv4: vm.IPv4, Gateway4: vm.Gateway4}
+	sv, err := m.buildSeed(ctx, p.newSeed, pin, name+"-"+gen(r.rec.ID))
+	if err != nil {
+		return fail(err)
+	}
+	if err := r.step("volumes-created"); err != nil {
+		return fail(err)
+	}
+	st, err := m.hv.DomainState(ctx, name)
+	if err != nil {
+		return fail(err)
+	}
+	if st.Active() {
+		u.add(func(ctx context.Context) error { return m.hv.StartDomain(ctx, name) })
+		if err := m.hv.DestroyDomain(ctx, name); err != nil {
+			return fail(err)
+		}
+	}
+	// Snapshot metadata refers to the old disk; its data goes with that disk.
+	snaps, err := m.hv.ListSnapshots(ctx, name)
+	if err != nil {
+		return fail(err)
+	}
+	var removed []string
+	for _, s := range snaps {
+		removed = append(removed, s.Name)
+	}
+	if err := r.note("snapshots_removed", strings.Join(removed, ",")); err != nil {
+		return fail(err)
+	}
+	if _, err := m.hv.DefineDomain(ctx, m.domainSpec(vm, p.t, disk.Path, sv.Path)); err != nil {
+		return fail(err)
+	}
+	// Committed: the domain boots from the new disk. No undo past this point.
+	if err := r.step("disk-swapped"); err != nil {
+		return nil, err
+	}
+	return removed, nil
+}
+
+// finishReinstall runs after the commit point and only moves forward: snapshot
+// metadata and the old volumes go, the registry records the new disk, and the
+// domain is started.
+func (m *Manager) finishReinstall(ctx context.Context, r *run, p *reinstallPlan, removed []string) (*api.NodeOpResult, error) {
+	name, vm := p.name, p.vm
 	snaps, err := m.hv.ListSnapshots(ctx, name)
 	if err != nil {
 		return nil, err
@@ -444,13 +482,13 @@ func (m *Manager) reinstall(ctx context.Context, r *run, name string, in reinsta
 			return nil, err
 		}
 	}
-	vm.Template, vm.DiskVolume, vm.SeedVolume = t.Name, newDisk, newSeed
-	vm.PasswordHash, vm.SSHKeys, vm.InstalledAt = in.PasswordHash, in.SSHKeys, m.clock.Now().UTC()
+	vm.Template, vm.DiskVolume, vm.SeedVolume = p.t.Name, p.newDisk, p.newSeed
+	vm.PasswordHash, vm.SSHKeys, vm.InstalledAt = p.in.PasswordHash, p.in.SSHKeys, m.clock.Now().UTC()
 	if err := m.j.PutVM(vm); err != nil {
 		return nil, fmt.Errorf("reinstall %s: registry: %w", name, err)
 	}
-	for _, v := range []string{oldDisk, oldSeed} {
-		if v != "" && v != newDisk && v != newSeed {
+	for _, v := range []string{p.oldDisk, p.oldSeed} {
+		if v != "" && v != p.newDisk && v != p.newSeed {
 			if err := m.hv.DeleteVolume(ctx, v); err != nil {
 				return nil, err
 			}

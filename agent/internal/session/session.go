@@ -312,31 +312,9 @@ func (a *Agent) connect(ctx context.Context, addr string) (up bool, redirect str
 		return false, "", fmt.Errorf("dial coordinator %s: %w", addr, err)
 	}
 	defer qc.CloseWithError(quic.ApplicationErrorCode(pb.CloseOK), "")
-	refused := func(err error) error {
-		if code, ok := closeCode(err); ok && code == pb.CloseRefused {
-			return fmt.Errorf("%w: %v", ErrRefused, err)
-		}
-		return err
-	}
-	octx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
-	ctrl, err := qc.OpenStreamSync(octx)
-	cancel()
+	ctrl, ack, err := a.hello(ctx, qc, addr)
 	if err != nil {
-		return false, "", refused(fmt.Errorf("open control stream to %s: %w", addr, err))
-	}
-	h := a.cfg.Hello()
-	h.NodeId, h.ProtocolVersion = a.Creds().NodeID, a.cfg.ProtocolVersion
-	if err := pb.WriteEnvelope(ctrl, &pb.Envelope{Seq: 1, Body: &pb.Envelope_Hello{Hello: h}}); err != nil {
-		return false, "", refused(err)
-	}
-	_ = ctrl.SetReadDeadline(time.Now().Add(max(a.cfg.DialTimeout, 10*time.Second)))
-	env, err := pb.ReadEnvelope(ctrl, 0)
-	if err != nil {
-		return false, "", refused(fmt.Errorf("read hello ack from %s: %w", addr, err))
-	}
-	ack := env.GetHelloAck()
-	if ack == nil {
-		return false, "", fmt.Errorf("coordinator %s answered hello with %T", addr, env.Body)
+		return false, "", err
 	}
 	if !ack.Accepted {
 		return false, ack.LeaderAddr, fmt.Errorf("coordinator %s: %s", addr, ack.Reason)
@@ -365,10 +343,52 @@ func (a *Agent) connect(ctx context.Context, addr string) (up bool, redirect str
 	if a.cfg.Inventory != nil {
 		go a.inventoryLoop(sctx, qc)
 	}
+	redirect, err = a.keepAlive(ctx, qc, ctrl, addr, interval)
+	return true, redirect, err
+}
+
+// refused marks an error the coordinator's CloseRefused caused as ErrRefused.
+func refused(err error) error {
+	if code, ok := closeCode(err); ok && code == pb.CloseRefused {
+		return fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	return err
+}
+
+// hello opens the control stream, sends Hello and reads the coordinator's
+// HelloAck (accepted, or refused with the leader's address).
+func (a *Agent) hello(ctx context.Context, qc *quic.Conn, addr string) (*quic.Stream, *pb.HelloAck, error) {
+	octx, cancel := context.WithTimeout(ctx, a.cfg.DialTimeout)
+	ctrl, err := qc.OpenStreamSync(octx)
+	cancel()
+	if err != nil {
+		return nil, nil, refused(fmt.Errorf("open control stream to %s: %w", addr, err))
+	}
+	h := a.cfg.Hello()
+	h.NodeId, h.ProtocolVersion = a.Creds().NodeID, a.cfg.ProtocolVersion
+	if err := pb.WriteEnvelope(ctrl, &pb.Envelope{Seq: 1, Body: &pb.Envelope_Hello{Hello: h}}); err != nil {
+		return nil, nil, refused(err)
+	}
+	_ = ctrl.SetReadDeadline(time.Now().Add(max(a.cfg.DialTimeout, 10*time.Second)))
+	env, err := pb.ReadEnvelope(ctrl, 0)
+	if err != nil {
+		return nil, nil, refused(fmt.Errorf("read hello ack from %s: %w", addr, err))
+	}
+	ack := env.GetHelloAck()
+	if ack == nil {
+		return nil, nil, fmt.Errorf("coordinator %s answered hello with %T", addr, env.Body)
+	}
+	return ctrl, ack, nil
+}
+
+// keepAlive pings every interval on the control stream (renewing the
+// certificate when due) until the session ends; a coordinator that stops being
+// the leader answers with a refused HelloAck naming the new one (redirect).
+func (a *Agent) keepAlive(ctx context.Context, qc *quic.Conn, ctrl *quic.Stream, addr string, interval time.Duration) (redirect string, err error) {
 	var seq uint64 = 1
 	for {
 		if err := a.sleep(ctx, interval); err != nil {
-			return true, "", err
+			return "", err
 		}
 		if c := a.Creds(); a.cfg.Clock.Now().After(c.RenewAt()) {
 			if err := a.renew(ctx, qc); err != nil {
@@ -377,16 +397,16 @@ func (a *Agent) connect(ctx context.Context, addr string) (up bool, redirect str
 		}
 		seq++
 		if err := pb.WriteEnvelope(ctrl, &pb.Envelope{Seq: seq, Body: &pb.Envelope_Ping{Ping: &pb.Ping{SentUnixMs: a.cfg.Clock.Now().UnixMilli()}}}); err != nil {
-			return true, "", refused(err)
+			return "", refused(err)
 		}
 		_ = ctrl.SetReadDeadline(time.Now().Add(3 * interval))
 		for {
 			env, err := pb.ReadEnvelope(ctrl, 0)
 			if err != nil {
-				return true, "", refused(fmt.Errorf("session with %s: %w", addr, err))
+				return "", refused(fmt.Errorf("session with %s: %w", addr, err))
 			}
 			if ack := env.GetHelloAck(); ack != nil && !ack.Accepted {
-				return true, ack.LeaderAddr, fmt.Errorf("coordinator %s: %s", addr, ack.Reason)
+				return ack.LeaderAddr, fmt.Errorf("coordinator %s: %s", addr, ack.Reason)
 			}
 			if env.GetPong() != nil && env.ReplyTo == seq {
 				break
