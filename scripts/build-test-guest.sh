@@ -6,17 +6,23 @@
 # The guest's /init mounts /dev/vda (formats it if blank), increments /bootcount,
 # appends to /boot.log, prints "GUEST-READY bootcount=N install-id=..." on the serial
 # console and (in initrd.img) runs busybox acpid so an ACPI power button writes
-# "clean-shutdown N" to /boot.log and powers off.
+# "clean-shutdown N" to /boot.log and powers off. initrd-ga.img also runs the
+# real QEMU guest agent (qemu-ga from Debian's qemu-guest-agent package, with the
+# shared libraries ldd names) on the virtio-serial port org.qemu.guest_agent.0,
+# with /etc/passwd, /etc/shadow and a chpasswd (busybox, SHA-512) so
+# guest-set-user-password works; it prints "GUEST-GA ..." on the console.
 #
 # Output ($OUT, default <repo>/.cache/test-guest):
 #   vmlinuz            kernel
 #   initrd.img         initramfs that honours ACPI shutdown
 #   initrd-noacpi.img  same init without acpid: ignores ACPI shutdown (forced-stop tests)
+#   initrd-ga.img      initrd.img plus qemu-ga (password-reset tests)
 #   disk.qcow2         base disk, install-id A
 #   disk-alt.qcow2     base disk, install-id B (reinstall onto another template)
 #   cmdline            kernel command line
 #   SHA256SUMS         checksums of the above
-# Idempotent: does nothing when every output file exists (FORCE=1 rebuilds).
+#   VERSION            what this script builds; a guest of another version is rebuilt
+# Idempotent: does nothing when every output file exists and VERSION matches (FORCE=1 rebuilds).
 # Run as root (mknod). Quiet on success.
 set -euo pipefail
 
@@ -26,15 +32,16 @@ OUT=${OUT:-$REPO/.cache/test-guest}
 FLAVOR=${FLAVOR:-cloud-amd64}
 DISK_SIZE=${DISK_SIZE:-32M}
 CMDLINE=${CMDLINE:-console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable no_timer_check i8042.noaux i8042.nopnp cryptomgr.notests}
-FILES="vmlinuz initrd.img initrd-noacpi.img disk.qcow2 disk-alt.qcow2 cmdline SHA256SUMS"
+FILES="vmlinuz initrd.img initrd-noacpi.img initrd-ga.img disk.qcow2 disk-alt.qcow2 cmdline SHA256SUMS VERSION"
+VERSION=2 # bump when the guest changes (2: initrd-ga.img with qemu-ga)
 
 if [ "${FORCE:-0}" != 1 ]; then
   all=1
   for f in $FILES; do [ -s "$OUT/$f" ] || all=0; done
-  [ "$all" = 1 ] && exit 0
+  [ "$all" = 1 ] && [ "$(cat "$OUT/VERSION")" = "$VERSION" ] && exit 0
 fi
 
-for c in apt-get apt-cache dpkg-deb qemu-img mkfs.ext4 gzip sha256sum; do
+for c in apt-get apt-cache dpkg-deb qemu-img mkfs.ext4 gzip sha256sum ldd; do
   command -v "$c" >/dev/null || die "$c not found: run scripts/install-libvirt.sh first"
 done
 
@@ -49,21 +56,56 @@ if [ -z "$KPKG" ]; then
   KPKG=$(apt-cache depends "linux-image-$FLAVOR" | awk '/Depends: linux-image-/{print $2; exit}')
 fi
 [ -n "$KPKG" ] || die "cannot resolve linux-image-$FLAVOR"
-( cd "$WORK/debs" && apt-get -q -o APT::Sandbox::User=root download "$KPKG" busybox-static >/dev/null 2>"$WORK/apt.err" ) \
+( cd "$WORK/debs" && apt-get -q -o APT::Sandbox::User=root download "$KPKG" busybox-static qemu-guest-agent >/dev/null 2>"$WORK/apt.err" ) \
   || { cat "$WORK/apt.err" >&2; die "apt-get download failed"; }
 for d in "$WORK"/debs/*.deb; do dpkg-deb -x "$d" "$WORK/x"; done
 KVER=${KPKG#linux-image-}
 MODDIR=$WORK/x/lib/modules/$KVER/kernel
 
 # 2. initramfs root (two variants: with and without acpid)
-build_initrd() { # $1 = output file, $2 = 1 to run acpid
-  local R=$WORK/initramfs-$2
+build_initrd() { # $1 = output file, $2 = 1 to run acpid, $3 = 1 to run qemu-ga
+  local R=$WORK/initramfs-$2-${3:-0}
   rm -rf "$R"
   mkdir -p "$R/bin" "$R/dev" "$R/proc" "$R/sys" "$R/mnt" "$R/tmp" "$R/lib/modules" "$R/etc/acpi/PWRF"
   cp "$WORK/x/bin/busybox" "$R/bin/busybox"
   ln -s busybox "$R/bin/sh"
   mknod -m 600 "$R/dev/console" c 5 1 2>/dev/null || true
   local MODS="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk button evdev"
+  local GA='true'
+  if [ "${3:-0}" = 1 ]; then
+    MODS="$MODS virtio_console"
+    mkdir -p "$R/usr/sbin" "$R/etc" "$R/root"
+    cp "$WORK/x/usr/sbin/qemu-ga" "$R/usr/sbin/qemu-ga"
+    # Its shared libraries as this host resolves them (the loader included).
+    for lib in $(ldd "$WORK/x/usr/sbin/qemu-ga" | awk '/=> \//{print $3} /^\t\/[^ ]*ld-linux/{print $1}'); do
+      mkdir -p "$R$(dirname "$lib")"
+      cp -L "$lib" "$R$lib"
+    done
+    [ -e "$R/lib64/ld-linux-x86-64.so.2" ] || die "qemu-ga: the loader was not copied (ldd output changed?)"
+    printf 'root:x:0:0:root:/root:/bin/sh\n' > "$R/etc/passwd"
+    printf 'root:x:0:\n' > "$R/etc/group"
+    printf 'root:*:19000:0:99999:7:::\n' > "$R/etc/shadow"
+    chmod 600 "$R/etc/shadow"
+    # qemu-ga runs "chpasswd" (with -e for a crypted password) from PATH, fed
+    # "user:password" lines. Debian's busybox-static has no chpasswd applet, so
+    # this one hashes with busybox mkpasswd (SHA-512) and rewrites /etc/shadow.
+    cat > "$R/usr/sbin/chpasswd" <<'EOC'
+#!/bin/sh
+enc=0; [ "$1" = "-e" ] && enc=1
+while IFS= read -r line || [ -n "$line" ]; do
+  user=${line%%:*}; pw=${line#*:}
+  if [ "$enc" = 1 ]; then hash=$pw; else hash=$(/bin/busybox mkpasswd -m sha512 "$pw") || exit 1; fi
+  grep -q "^$user:" /etc/shadow || { echo "chpasswd: unknown user $user" >&2; exit 1; }
+  awk -F: -v OFS=: -v u="$user" -v h="$hash" '$1 == u { $2 = h } 1' /etc/shadow > /etc/shadow.new || exit 1
+  mv /etc/shadow.new /etc/shadow || exit 1
+  line=
+done
+EOC
+    chmod +x "$R/usr/sbin/chpasswd"
+    GA='i=0; while ! ls /sys/class/virtio-ports/*/name >/dev/null 2>&1 && [ $i -lt 300 ]; do usleep 10000; i=$((i+1)); done
+ga=; for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = org.qemu.guest_agent.0 ] && ga=/dev/${p##*/}; done
+if [ -n "$ga" ]; then PATH=/usr/sbin:/bin qemu-ga -m virtio-serial -p "$ga" -t /tmp -f /tmp/qemu-ga.pid -l /tmp/qemu-ga.log & echo "GUEST-GA started on $ga"; else echo "GUEST-GA no org.qemu.guest_agent.0 port"; fi'
+  fi
   for m in $MODS; do
     f=$(find "$MODDIR" -name "$m.ko*" | head -n1)
     [ -n "$f" ] || die "module $m not found"
@@ -101,6 +143,7 @@ poweroff -f
 EOA
 chmod +x /etc/acpi/PWRF/00000080
 $ACPID
+$GA
 echo "GUEST-READY bootcount=\$n install-id=\$(cat /mnt/install-id 2>/dev/null) uptime=\$(up)"
 while :; do sleep 3600; done
 EOS
@@ -110,6 +153,7 @@ EOS
 }
 build_initrd "$OUT/initrd.img" 1
 build_initrd "$OUT/initrd-noacpi.img" 0
+build_initrd "$OUT/initrd-ga.img" 1 1
 cp "$WORK/x/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
 
 # 3. base disks: ext4 with an install-id
@@ -124,4 +168,5 @@ build_disk() { # $1 = output, $2 = install-id
 build_disk "$OUT/disk.qcow2" "a-$(date +%s%N)"
 build_disk "$OUT/disk-alt.qcow2" "b-$(date +%s%N)"
 printf '%s\n' "$CMDLINE" > "$OUT/cmdline"
-( cd "$OUT" && sha256sum vmlinuz initrd.img initrd-noacpi.img disk.qcow2 disk-alt.qcow2 > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS )
+( cd "$OUT" && sha256sum vmlinuz initrd.img initrd-noacpi.img initrd-ga.img disk.qcow2 disk-alt.qcow2 > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS )
+echo "$VERSION" > "$OUT/VERSION"

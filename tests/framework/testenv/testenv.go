@@ -64,6 +64,8 @@ func Root() (string, error) {
 // Guest is the test guest's files.
 type Guest struct {
 	Dir, Kernel, Initrd, InitrdNoACPI, Disk, DiskAlt, Cmdline string
+	// InitrdGA is Initrd plus the real qemu-ga on org.qemu.guest_agent.0.
+	InitrdGA string
 }
 
 // RequireGuest returns the test guest or fails the test with the setup command.
@@ -75,8 +77,8 @@ func RequireGuest(tb testing.TB) Guest {
 	}
 	g := Guest{Dir: dir, Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"),
 		InitrdNoACPI: filepath.Join(dir, "initrd-noacpi.img"), Disk: filepath.Join(dir, "disk.qcow2"),
-		DiskAlt: filepath.Join(dir, "disk-alt.qcow2")}
-	for _, f := range []string{g.Kernel, g.Initrd, g.InitrdNoACPI, g.Disk, g.DiskAlt} {
+		DiskAlt: filepath.Join(dir, "disk-alt.qcow2"), InitrdGA: filepath.Join(dir, "initrd-ga.img")}
+	for _, f := range []string{g.Kernel, g.Initrd, g.InitrdNoACPI, g.Disk, g.DiskAlt, g.InitrdGA} {
 		if _, err := os.Stat(f); err != nil {
 			tb.Fatalf("test guest missing (%v): run %s", err, Setup)
 		}

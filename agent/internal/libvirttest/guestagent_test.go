@@ -1,0 +1,119 @@
+package libvirttest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/agent/internal/seed"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestPasswordResetRealGuestAgent: a guest running the real qemu-ga (initrd-ga.img)
+// gets a new root password through the agent's password reset (libvirt →
+// guest-set-user-password → chpasswd in the guest), and the guest's /etc/shadow,
+// read back through the guest agent's file calls, holds a hash of exactly that
+// password. The journal keeps no plaintext.
+func TestPasswordResetRealGuestAgent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a guest")
+	}
+	e := newEnv(t)
+	e.startInProcess()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	e.importTemplate(ctx, "real-ga", e.guest.Disk, e.guest.InitrdGA, true)
+	name := e.prefix + "-ga"
+	vm := e.provision(ctx, e.prefix+"-prov", name, "real-ga").Result.VM
+	waitReady(t, ctx, vm.ConsoleLog, 1)
+	if log := readFile(t, vm.ConsoleLog); !strings.Contains(log, "GUEST-GA started") {
+		t.Fatalf("qemu-ga did not start in the guest:\n%s", log)
+	}
+	// libvirt routes agent calls once the guest's qemu-ga opened its port.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if _, err := agentCommand(name, `{"execute":"guest-ping"}`); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("guest agent never answered guest-ping: %v\nconsole:\n%s", err, readFile(t, vm.ConsoleLog))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	before := rootShadowHash(t, name)
+
+	const pw = "brand-new-Pass-42"
+	op, err := e.c.ResetPassword(ctx, name, api.NodePasswordResetRequest{OpID: e.prefix + "-pw", Password: pw})
+	if err != nil || op.State != api.NodeOpSucceeded {
+		t.Fatalf("password reset through the real guest agent: %+v %v", op, err)
+	}
+	after := rootShadowHash(t, name)
+	if after == before || !strings.HasPrefix(after, "$6$") {
+		t.Fatalf("root's shadow entry did not become a SHA-512 hash: before %q, after %q", before, after)
+	}
+	if got, err := seed.SHA512Crypt(pw, after); err != nil || got != after {
+		t.Fatalf("the new shadow hash %q is not of the password that was set (%q, %v)", after, got, err)
+	}
+	if got, _ := seed.SHA512Crypt("correct-horse-1", after); got == after {
+		t.Fatal("the shadow hash matches the old password")
+	}
+	if rec, err := e.c.Operation(ctx, e.prefix+"-pw"); err != nil || strings.Contains(string(mustJSON(rec)), pw) {
+		t.Fatalf("journal record leaks the password or is missing: %v", err)
+	}
+	if _, err := e.c.Terminate(ctx, name, e.prefix+"-term"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// agentCommand sends one QEMU guest agent command through libvirt.
+func agentCommand(dom, cmd string) (json.RawMessage, error) {
+	out, err := exec.Command("virsh", "-q", "-c", "qemu:///system", "qemu-agent-command", dom, "--timeout", "10", cmd).CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("qemu-agent-command %s: %v: %s", cmd, err, out)
+	}
+	var r struct {
+		Return json.RawMessage `json:"return"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil {
+		return nil, fmt.Errorf("qemu-agent-command %s: %v: %s", cmd, err, out)
+	}
+	return r.Return, nil
+}
+
+// rootShadowHash reads the guest's /etc/shadow with guest-file-open/read/close
+// and returns root's password field.
+func rootShadowHash(t *testing.T, dom string) string {
+	t.Helper()
+	h, err := agentCommand(dom, `{"execute":"guest-file-open","arguments":{"path":"/etc/shadow","mode":"r"}}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_, _ = agentCommand(dom, fmt.Sprintf(`{"execute":"guest-file-close","arguments":{"handle":%s}}`, h))
+	}()
+	r, err := agentCommand(dom, fmt.Sprintf(`{"execute":"guest-file-read","arguments":{"handle":%s,"count":65536}}`, h))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rd struct {
+		Buf string `json:"buf-b64"`
+	}
+	if err := json.Unmarshal(r, &rd); err != nil {
+		t.Fatal(err)
+	}
+	b, err := base64.StdEncoding.DecodeString(rd.Buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Split(line, ":"); len(f) > 1 && f[0] == "root" {
+			return f[1]
+		}
+	}
+	t.Fatalf("no root entry in the guest's /etc/shadow: %q", b)
+	return ""
+}
