@@ -27,6 +27,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/sysd"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/version"
 )
 
 // Server is a running coordinator.
@@ -167,7 +168,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		s.pprofSrv = ps
 		go func() { _ = ps.ListenAndServe() }()
 	}
-	log.Info("coordinator started", "node_id", cfg.NodeID, "api", s.apiAddr, "raft", string(node.Addr), "data_dir", cfg.DataDir)
+	log.Info("coordinator started", "version", version.Version, "node_id", cfg.NodeID, "api", s.apiAddr, "raft", string(node.Addr), "data_dir", cfg.DataDir)
 	return s, nil
 }
 
