@@ -14,6 +14,7 @@ mod=$(go list -m)
 HEAVY="
 $mod/coordinator/internal/clustertest
 $mod/agent/internal/libvirttest
+$mod/packaging/integration
 "
 all=$(go list ./...)
 heavy=$(for p in $all; do
