@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
-	"net/url"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
@@ -105,17 +104,17 @@ func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 // forwardAdmin sends an admin write to the leader's /internal/admin mount.
 func (a *API) forwardAdmin(w http.ResponseWriter, r *http.Request, rid string) {
 	addr := a.LeaderAPIAddr()
-	if addr == "" || a.cfg.ClusterSecret == "" || r.Header.Get(headerForwardedBy) != "" {
+	if addr == "" || !a.clusterAuth() || r.Header.Get(headerForwardedBy) != "" {
 		w.Header().Set("Retry-After", "1")
 		msg := "this coordinator is not the leader and the leader is unknown; retry shortly"
-		if a.cfg.ClusterSecret == "" && addr != "" {
+		if !a.clusterAuth() && addr != "" {
 			msg = "this coordinator is not the leader and has no cluster secret to forward with; run the command on the leader (" + addr + ")"
 		}
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "not_leader", msg))
 		return
 	}
 	r.URL.Path = "/internal" + r.URL.Path
-	a.fwd.proxyTo(w, r, rid, &url.URL{Scheme: "http", Host: addr})
+	a.fwd.proxyTo(w, r, rid, a.fwd.leaderURL(addr))
 }
 
 func (a *API) adminApply(ctx context.Context, t fsm.CommandType, now time.Time, payload any) (any, error) {

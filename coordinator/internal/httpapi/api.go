@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -33,9 +34,13 @@ type Config struct {
 	KeyPrefix        string        // "snc_"
 	DefaultRateLimit int           // requests per minute per key
 	IdempotencyTTL   time.Duration // 24h
-	ClusterSecret    string        // shared by coordinators; authenticates forwarded requests
-	ApplyTimeout     time.Duration
-	Timeouts         Timeouts // the listeners' limits (zero: DefaultTimeouts)
+	ClusterSecret    string        // shared by coordinators; authenticates forwarded requests over plain HTTP
+	// ClusterTLS (the Raft transport's mutual TLS, cluster CA) carries the
+	// forwarding between coordinators when set: a peer presenting a
+	// certificate of the cluster CA is a coordinator, no secret needed.
+	ClusterTLS   *tls.Config
+	ApplyTimeout time.Duration
+	Timeouts     Timeouts // the listeners' limits (zero: DefaultTimeouts)
 }
 
 // API is the HTTP surface of one coordinator.
@@ -160,7 +165,7 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 		writeJSON(w, 200, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
-	if admin != nil && a.cfg.ClusterSecret != "" {
+	if admin != nil && a.clusterAuth() {
 		mux.Handle("/internal/admin/", http.StripPrefix("/internal", a.requireClusterToken(admin)))
 	}
 	// Anything else is a JSON 404, or a 405 with Allow, not the mux's text page.
@@ -207,9 +212,17 @@ func (a *API) requireClusterToken(next http.Handler) http.Handler {
 }
 
 func (a *API) clusterTokenOK(r *http.Request) bool {
+	if a.cfg.ClusterTLS != nil && r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		// The handshake checked the chain against the cluster CA (SniffTLS).
+		return true
+	}
 	tok := r.Header.Get(headerClusterToken)
 	return a.cfg.ClusterSecret != "" && tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(a.cfg.ClusterSecret)) == 1
 }
+
+// clusterAuth reports whether coordinators can authenticate each other
+// (mutual TLS or the cluster secret), which forwarding admin calls needs.
+func (a *API) clusterAuth() bool { return a.cfg.ClusterTLS != nil || a.cfg.ClusterSecret != "" }
 
 // HeaderClusterToken carries the cluster secret between coordinators.
 const HeaderClusterToken = headerClusterToken

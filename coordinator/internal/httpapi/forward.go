@@ -15,30 +15,63 @@ import (
 // forwarder proxies /v1 (and admin) requests from a follower to the leader, so a
 // client reads its own writes whichever coordinator it calls.
 type forwarder struct {
-	a     *API
-	proxy *httputil.ReverseProxy
+	a         *API
+	proxy     *httputil.ReverseProxy
+	transport *http.Transport
+}
+
+// leaderURL is the base URL of the coordinator API at addr for cluster
+// traffic: https (mutual TLS) when the cluster has TLS, else http.
+func (f *forwarder) leaderURL(addr string) *url.URL {
+	if f.a.cfg.ClusterTLS != nil {
+		return &url.URL{Scheme: "https", Host: addr}
+	}
+	return &url.URL{Scheme: "http", Host: addr}
+}
+
+// ClusterClient is the HTTP client for calls to other coordinators' APIs, and
+// ClusterURL the leader's base URL for it ("" without a known leader).
+func (a *API) ClusterClient() *http.Client { return &http.Client{Transport: a.fwd.transport} }
+
+// ClusterURL is the leader's API base URL for cluster calls, "" when unknown.
+func (a *API) ClusterURL() string {
+	addr := a.LeaderAPIAddr()
+	if addr == "" {
+		return ""
+	}
+	return a.fwd.leaderURL(addr).String()
 }
 
 type ctxLeaderURL struct{}
 
 func newForwarder(a *API) *forwarder {
-	f := &forwarder{a: a}
+	// One transport for every forwarded request and cluster call: kept-alive
+	// connections (TLS ones too) are reused, not dialled per request.
+	f := &forwarder{a: a, transport: &http.Transport{
+		Proxy:                 nil,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+	}}
+	if a.cfg.ClusterTLS != nil {
+		f.transport.TLSClientConfig = a.cfg.ClusterTLS.Clone()
+	}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target := pr.In.Context().Value(ctxLeaderURL{}).(*url.URL)
 			pr.SetURL(target)
 			pr.Out.Host = target.Host
 			pr.Out.Header.Set(headerForwardedBy, a.cfg.NodeID)
-			if a.cfg.ClusterSecret != "" {
+			if a.cfg.ClusterTLS != nil {
+				// The client certificate vouches for this node.
+				pr.Out.Header.Set(headerClientIP, a.clientIP(pr.In))
+			} else if a.cfg.ClusterSecret != "" {
 				pr.Out.Header.Set(headerClusterToken, a.cfg.ClusterSecret)
 				pr.Out.Header.Set(headerClientIP, a.clientIP(pr.In))
 			}
 		},
-		Transport: &http.Transport{
-			MaxIdleConnsPerHost:   256,
-			IdleConnTimeout:       90 * time.Second,
-			ResponseHeaderTimeout: 30 * time.Second,
-		},
+		Transport: f.transport,
 		// This node has set X-Request-Id and nosniff already (the same values);
 		// the leader's Cache-Control replaces this node's (proxyTo).
 		ModifyResponse: func(resp *http.Response) error {
@@ -80,7 +113,7 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, rid string) 
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "the cluster has no leader right now; retry shortly"))
 		return
 	}
-	u := &url.URL{Scheme: "http", Host: addr}
+	u := f.leaderURL(addr)
 	r.Header.Set(headerRequestID, rid)
 	f.proxyTo(w, r, rid, u)
 }

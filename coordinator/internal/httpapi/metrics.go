@@ -17,6 +17,9 @@ type Metrics struct {
 	requests     *prometheus.CounterVec
 	latency      *prometheus.HistogramVec
 	applyLatency prometheus.Histogram
+	// clusterTLSConns counts mutual-TLS connections accepted from other
+	// coordinators (forwarding); with connection reuse it grows slowly.
+	clusterTLSConns prometheus.Counter
 }
 
 // NewMetrics registers the series; fsmSize and raftState are sampled on scrape.
@@ -33,7 +36,10 @@ func NewMetrics(fsmSize func() float64, appliedIndex func() float64) *Metrics {
 		Name: "hostplane_raft_apply_duration_seconds", Help: "Time from proposing a command to its commit and apply on the leader.",
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.applyLatency,
+	m.clusterTLSConns = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hostplane_cluster_tls_connections_total", Help: "Mutual-TLS connections accepted on the API listener from other coordinators (forwarding).",
+	})
+	m.reg.MustRegister(m.requests, m.latency, m.applyLatency, m.clusterTLSConns,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hostplane_fsm_size_bytes", Help: "Size of the FSM database."}, fsmSize),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hostplane_fsm_applied_index", Help: "Raft index of the last command applied to the FSM."}, appliedIndex),
 		collectors.NewGoCollector(),

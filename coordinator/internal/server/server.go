@@ -109,7 +109,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	metrics := httpapi.NewMetrics(func() float64 { return float64(node.FSM.Size()) }, func() float64 { return float64(node.FSM.AppliedIndex()) })
 	s.API = httpapi.New(httpapi.Config{
 		NodeID: cfg.NodeID, KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
-		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP,
+		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP, ClusterTLS: tlsCfg,
 	}, node, log.With("component", "api"), nil, metrics)
 	s.metrics = metrics
 	if err := s.initWebhooks(); err != nil {
@@ -145,6 +145,10 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	}
 	admin := s.API.ServerAdmin(s.API.NodeAdmin(s.API.AdminHandler(), s.nodeAdminDeps()), httpapi.ServerAdminConfig{
 		VMPrefix: cfg.Nodes.VMPrefix, CPUOvercommit: cfg.Nodes.CPUOvercommit, Nodes: s.nodeAdminDeps()})
+	if tlsCfg != nil {
+		// Coordinators forward to each other over mutual TLS on the API port.
+		apiLn = httpapi.SniffTLS(apiLn, tlsCfg.Clone(), cfg.HTTP.ReadHeader, metrics)
+	}
 	s.apiSrv = cfg.HTTP.Server(s.API.Handler(admin))
 	s.admSrv = cfg.HTTP.Server(httpapi.Secure(admin))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -342,19 +346,21 @@ func (s *Server) registerSelf(ctx context.Context) error {
 		_, err := s.propose(ctx, fsm.CmdNodeRegister, fsm.NodeRegister{ID: s.cfg.NodeID, APIAddr: s.apiAddr})
 		return err
 	}
-	leader := s.API.LeaderAPIAddr()
-	if leader == "" || s.cfg.ClusterSecret == "" {
-		return errors.New("leader API address or cluster secret unknown")
+	leader := s.API.ClusterURL()
+	if leader == "" || s.cfg.ClusterSecret == "" && s.cfg.RaftTLSCert == "" {
+		return errors.New("leader API address unknown, or neither cluster secret nor cluster TLS to authenticate with")
 	}
 	body, _ := json.Marshal(api.ClusterRegisterRequest{ID: s.cfg.NodeID, APIAddr: s.apiAddr})
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, "POST", "http://"+leader+"/internal/admin/cluster/register", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(rctx, "POST", leader+"/internal/admin/cluster/register", bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
-	req.Header.Set(httpapi.HeaderClusterToken, s.cfg.ClusterSecret)
-	resp, err := http.DefaultClient.Do(req)
+	if s.cfg.ClusterSecret != "" {
+		req.Header.Set(httpapi.HeaderClusterToken, s.cfg.ClusterSecret)
+	}
+	resp, err := s.API.ClusterClient().Do(req)
 	if err != nil {
 		return err
 	}
