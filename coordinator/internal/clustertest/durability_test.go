@@ -194,15 +194,7 @@ func TestRaftMutualTLS(t *testing.T) {
 		t.Skip("starts a 3-node cluster")
 	}
 	dir := t.TempDir()
-	caCert, caKey := newCA(t, "hostplane-test-ca")
-	files := map[int][3]string{}
-	for i := 0; i < 3; i++ {
-		files[i] = writeLeaf(t, dir, fmt.Sprintf("n%d", i+1), caCert, caKey)
-	}
-	caFile := writePEM(t, dir, "ca.pem", "CERTIFICATE", caCert.Raw)
-	c := testcluster.New(t, 3, func(i int, cfg *server.Config) {
-		cfg.RaftTLSCert, cfg.RaftTLSKey, cfg.RaftTLSCA = files[i][0], files[i][1], caFile
-	})
+	c := testcluster.New(t, 3, withClusterTLS(t, dir, 3))
 	acc, _ := populate(t, c, 5)
 	c.WaitConverged(10 * time.Second)
 	for i := range c.Nodes {
@@ -232,6 +224,21 @@ func TestRaftMutualTLS(t *testing.T) {
 	}
 	if err == nil {
 		t.Fatal("a foreign-CA certificate was accepted by the raft listener")
+	}
+}
+
+// withClusterTLS gives n nodes a certificate each from one test cluster CA
+// (files in dir) for Raft and forwarding over mutual TLS.
+func withClusterTLS(t *testing.T, dir string, n int) testcluster.Option {
+	t.Helper()
+	caCert, caKey := newCA(t, "hostplane-test-ca")
+	files := map[int][3]string{}
+	for i := 0; i < n; i++ {
+		files[i] = writeLeaf(t, dir, fmt.Sprintf("n%d", i+1), caCert, caKey)
+	}
+	caFile := writePEM(t, dir, "ca.pem", "CERTIFICATE", caCert.Raw)
+	return func(i int, cfg *server.Config) {
+		cfg.RaftTLSCert, cfg.RaftTLSKey, cfg.RaftTLSCA = files[i][0], files[i][1], caFile
 	}
 }
 

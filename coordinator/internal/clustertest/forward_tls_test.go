@@ -46,14 +46,7 @@ func TestForwardingOverMutualTLS(t *testing.T) {
 		t.Skip("starts a 3-node cluster")
 	}
 	dir := t.TempDir()
-	caCert, caKey := newCA(t, "hostplane-test-ca")
-	files := map[int][3]string{}
-	for i := 0; i < 3; i++ {
-		files[i] = writeLeaf(t, dir, fmt.Sprintf("n%d", i+1), caCert, caKey)
-	}
-	caFile := writePEM(t, dir, "ca.pem", "CERTIFICATE", caCert.Raw)
-	c := testcluster.New(t, 3, testcluster.WithRateLimit(1_000_000), func(i int, cfg *server.Config) {
-		cfg.RaftTLSCert, cfg.RaftTLSKey, cfg.RaftTLSCA = files[i][0], files[i][1], caFile
+	c := testcluster.New(t, 3, testcluster.WithRateLimit(1_000_000), withClusterTLS(t, dir, 3), func(_ int, cfg *server.Config) {
 		cfg.ClusterSecret = "" // only the certificates authenticate coordinators
 	})
 	_, key := c.NewAccount("tls@example.com")
