@@ -18,7 +18,7 @@ LDFLAGS="-s -w -X github.com/hostplane/hostplane/pkg/version.Version=$VERSION"
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -buildmode=pie -trimpath -ldflags "$LDFLAGS" -o "$B/bin/" \
   ./coordinator/cmd/hostplane-coordinator ./coordinator/cmd/hostplanectl ./agent/cmd/hostplane-agent
 
-"$B/bin/hostplanectl" gen-docs --man "$B/ctl/man" --completions "$B/ctl/completions"
+env -u HOSTPLANE_DATA_DIR -u XDG_DATA_HOME -u HOSTPLANE_ADMIN_SOCKET "$B/bin/hostplanectl" gen-docs --man "$B/ctl/man" --completions "$B/ctl/completions"
 "$B/bin/hostplane-coordinator" gen-docs --man "$B/coordinator/man"
 mkdir -p "$B/agent/man"
 cp packaging/man/hostplane-agent.8 "$B/agent/man/"

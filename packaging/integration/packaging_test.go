@@ -208,7 +208,7 @@ func installed(t *testing.T, pkg string) bool {
 	return strings.Contains(o, "installed") || strings.Contains(o, "config-files")
 }
 
-var leftovers = []string{"/etc/hostplane", "/var/lib/hostplane", "/run/hostplane/admin.sock", "/run/hostplane/agent.sock"}
+var leftovers = []string{"/etc/hostplane", "/var/lib/hostplane", "/run/hostplane/coordinator", "/run/hostplane/agent.sock"}
 
 // TestInstallRemovePurge installs both .debs on this machine, checks every file,
 // the user and the units, runs the installed daemons under a fake systemd notify

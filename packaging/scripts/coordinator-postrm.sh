@@ -15,7 +15,7 @@ case "$1" in
     rm -rf /etc/systemd/system/hostplane-coordinator.service.d
     rm -rf /var/lib/hostplane/coordinator
     rm -f /etc/hostplane/coordinator.json /etc/hostplane/coordinator.json.dpkg-* /etc/hostplane/cluster-secret
-    rm -f /run/hostplane/admin.sock
+    rm -rf /run/hostplane/coordinator
     rmdir /etc/hostplane /var/lib/hostplane /run/hostplane 2>/dev/null || true
     if getent passwd hostplane >/dev/null; then
       userdel hostplane >/dev/null 2>&1 || true

@@ -31,7 +31,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.PersistentFlags().StringVar(&g.socket, "socket", client.DefaultAdminSocket(), "coordinator admin socket (env HOSTPLANE_ADMIN_SOCKET)")
+	root.PersistentFlags().StringVar(&g.socket, "socket", defaultAdminSocket(), "coordinator admin socket (env HOSTPLANE_ADMIN_SOCKET)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print stable JSON instead of text")
 	root.AddCommand(newAccountCmd(g), newKeyCmd(g), newWalletCmd(g), newInvoiceCmd(g), newTicketCmd(g), newClusterCmd(g), newNodeCmd(), newServerCmd(g))
 	root.AddCommand(clidocs.Command(root, "1"))
@@ -49,6 +49,26 @@ func main() {
 		}
 		os.Exit(1)
 	}
+}
+
+// packagedAdminSocket is where the packaged coordinator (/etc/hostplane/coordinator.json)
+// puts its admin socket.
+const packagedAdminSocket = "/run/hostplane/coordinator/admin.sock"
+
+// defaultAdminSocket is client.DefaultAdminSocket, or the packaged coordinator's
+// socket when that one does not exist, HOSTPLANE_ADMIN_SOCKET is unset and the
+// packaged one does.
+func defaultAdminSocket() string {
+	def := client.DefaultAdminSocket()
+	if os.Getenv("HOSTPLANE_ADMIN_SOCKET") != "" {
+		return def
+	}
+	if _, err := os.Stat(def); err != nil {
+		if _, err := os.Stat(packagedAdminSocket); err == nil {
+			return packagedAdminSocket
+		}
+	}
+	return def
 }
 
 type usageError struct{ msg string }
