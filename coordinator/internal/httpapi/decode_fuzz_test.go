@@ -28,16 +28,25 @@ func mustBeClientError(t *testing.T, err error) {
 	}
 }
 
-func FuzzDecodeTicketCreate(f *testing.F) {
-	for _, s := range decoderSeeds {
+// fuzzDecoder seeds f with seeds and fuzzes decode: an error must be a clear
+// 4xx (mustBeClientError), and whatever decodes must pass check.
+func fuzzDecoder[T any](f *testing.F, seeds []string, decode func([]byte) (T, error), check func(t *testing.T, req T)) {
+	f.Helper()
+	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeTicketCreate(body)
+		req, err := decode(body)
 		if err != nil {
 			mustBeClientError(t, err)
 			return
 		}
+		check(t, req)
+	})
+}
+
+func FuzzDecodeTicketCreate(f *testing.F) {
+	fuzzDecoder(f, decoderSeeds, DecodeTicketCreate, func(t *testing.T, req api.TicketCreateRequest) {
 		if !utf8.ValidString(req.Subject) || req.Subject == "" || utf8.RuneCountInString(req.Subject) > maxSubject || req.Message == "" {
 			t.Fatalf("accepted invalid ticket: %+v", req)
 		}
@@ -48,15 +57,7 @@ func FuzzDecodeTicketCreate(f *testing.F) {
 }
 
 func FuzzDecodeTicketReply(f *testing.F) {
-	for _, s := range decoderSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeTicketReply(body)
-		if err != nil {
-			mustBeClientError(t, err)
-			return
-		}
+	fuzzDecoder(f, decoderSeeds, DecodeTicketReply, func(t *testing.T, req api.TicketReplyRequest) {
 		if req.Body == "" || !utf8.ValidString(req.Body) {
 			t.Fatalf("accepted invalid reply: %+v", req)
 		}
@@ -64,15 +65,7 @@ func FuzzDecodeTicketReply(f *testing.F) {
 }
 
 func FuzzDecodeAccountCreate(f *testing.F) {
-	for _, s := range decoderSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeAccountCreate(body)
-		if err != nil {
-			mustBeClientError(t, err)
-			return
-		}
+	fuzzDecoder(f, decoderSeeds, DecodeAccountCreate, func(t *testing.T, req api.AccountCreateRequest) {
 		if req.Email == "" || len(req.Country) != 2 {
 			t.Fatalf("accepted invalid account: %+v", req)
 		}
@@ -80,16 +73,9 @@ func FuzzDecodeAccountCreate(f *testing.F) {
 }
 
 func FuzzDecodeKeyCreate(f *testing.F) {
-	for _, s := range decoderSeeds {
-		f.Add([]byte(s))
-	}
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeKeyCreate(body, now)
-		if err != nil {
-			mustBeClientError(t, err)
-			return
-		}
+	decode := func(body []byte) (api.KeyCreateRequest, error) { return DecodeKeyCreate(body, now) }
+	fuzzDecoder(f, decoderSeeds, decode, func(t *testing.T, req api.KeyCreateRequest) {
 		for _, s := range req.Scopes {
 			if !api.IsScope(s) {
 				t.Fatalf("accepted unknown scope %q", s)

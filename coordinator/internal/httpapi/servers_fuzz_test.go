@@ -5,6 +5,8 @@ import (
 	"testing"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/hostplane/hostplane/pkg/api"
 )
 
 var serverSeeds = []string{
@@ -38,15 +40,7 @@ func FuzzDecodePower(f *testing.F) {
 }
 
 func FuzzDecodeSnapshotCreate(f *testing.F) {
-	for _, s := range serverSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeSnapshotCreate(body)
-		if err != nil {
-			mustBeClientError(t, err)
-			return
-		}
+	fuzzDecoder(f, serverSeeds, DecodeSnapshotCreate, func(t *testing.T, req api.SnapshotCreateRequest) {
 		n := utf8.RuneCountInString(req.Name)
 		if n < 1 || n > maxSnapshotName || strings.TrimSpace(req.Name) != req.Name || utf8.RuneCountInString(req.Description) > maxSnapshotDescription {
 			t.Fatalf("accepted %+v", req)
@@ -60,15 +54,7 @@ func FuzzDecodeSnapshotCreate(f *testing.F) {
 }
 
 func FuzzDecodeReinstall(f *testing.F) {
-	for _, s := range serverSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeReinstall(body)
-		if err != nil {
-			mustBeClientError(t, err)
-			return
-		}
+	fuzzDecoder(f, serverSeeds, DecodeReinstall, func(t *testing.T, req api.ReinstallRequest) {
 		if templateName("osTemplate", req.OSTemplate) != nil || len(req.SSHKeys) > maxSSHKeys || utf8.RuneCountInString(req.OS) > maxOSName {
 			t.Fatalf("accepted %+v", req)
 		}
@@ -82,15 +68,7 @@ func FuzzDecodeReinstall(f *testing.F) {
 }
 
 func FuzzDecodeLabel(f *testing.F) {
-	for _, s := range serverSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeLabel(body)
-		if err != nil {
-			mustBeClientError(t, err)
-			return
-		}
+	fuzzDecoder(f, serverSeeds, DecodeLabel, func(t *testing.T, req api.LabelRequest) {
 		if n := utf8.RuneCountInString(req.Label); n < 1 || n > maxServerLabel || !utf8.ValidString(req.Label) {
 			t.Fatalf("accepted %q", req.Label)
 		}
@@ -103,14 +81,8 @@ func FuzzDecodeLabel(f *testing.F) {
 }
 
 func FuzzDecodeNoBody(f *testing.F) {
-	for _, s := range serverSeeds {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		if err := decodeNoBody(body); err != nil {
-			mustBeClientError(t, err)
-			return
-		}
+	decode := func(body []byte) ([]byte, error) { return body, decodeNoBody(body) }
+	fuzzDecoder(f, serverSeeds, decode, func(t *testing.T, body []byte) {
 		if b := strings.TrimSpace(string(body)); b != "" && b != "null" && !strings.HasPrefix(b, "{") {
 			t.Fatalf("accepted %q", body)
 		}

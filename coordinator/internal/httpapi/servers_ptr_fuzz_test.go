@@ -3,6 +3,8 @@ package httpapi
 import (
 	"strings"
 	"testing"
+
+	"github.com/hostplane/hostplane/pkg/api"
 )
 
 var ptrSeeds = []string{
@@ -16,15 +18,7 @@ var ptrSeeds = []string{
 }
 
 func FuzzDecodePTR(f *testing.F) {
-	for _, s := range append(ptrSeeds, serverSeeds...) {
-		f.Add([]byte(s))
-	}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodePTR(body)
-		if err != nil {
-			mustBeClientError(t, err)
-			return
-		}
+	fuzzDecoder(f, append(ptrSeeds, serverSeeds...), DecodePTR, func(t *testing.T, req api.PTRRequest) {
 		h := req.Hostname
 		if len(h) < 3 || len(h) > maxDNSName || strings.HasSuffix(h, ".") {
 			t.Fatalf("accepted %q", h)

@@ -18,16 +18,9 @@ var webhookSeeds = []string{
 }
 
 func FuzzDecodeWebhookCreate(f *testing.F) {
-	for _, s := range webhookSeeds {
-		f.Add([]byte(s))
-	}
 	g := &webhook.Guard{}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeWebhookCreate(body, g)
-		if err != nil {
-			mustBeClientError(t, err)
-			return
-		}
+	decode := func(body []byte) (api.WebhookCreateRequest, error) { return DecodeWebhookCreate(body, g) }
+	fuzzDecoder(f, webhookSeeds, decode, func(t *testing.T, req api.WebhookCreateRequest) {
 		if _, err := g.ParseURL(req.URL); err != nil || !strings.HasPrefix(req.URL, "https:") {
 			t.Fatalf("accepted url %q", req.URL)
 		}
@@ -46,16 +39,9 @@ func FuzzDecodeWebhookCreate(f *testing.F) {
 }
 
 func FuzzDecodeWebhookUpdate(f *testing.F) {
-	for _, s := range webhookSeeds {
-		f.Add([]byte(s))
-	}
 	g := &webhook.Guard{}
-	f.Fuzz(func(t *testing.T, body []byte) {
-		req, err := DecodeWebhookUpdate(body, g)
-		if err != nil {
-			mustBeClientError(t, err)
-			return
-		}
+	decode := func(body []byte) (api.WebhookUpdateRequest, error) { return DecodeWebhookUpdate(body, g) }
+	fuzzDecoder(f, webhookSeeds, decode, func(t *testing.T, req api.WebhookUpdateRequest) {
 		if req.IsActiveAlt != nil {
 			t.Fatal("is_active not folded into isActive")
 		}
