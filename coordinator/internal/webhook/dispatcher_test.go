@@ -204,19 +204,8 @@ func TestReceiverDownThenUp(t *testing.T) {
 	clock := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
 	node := newTestNode(t, clock.Now)
 	sealer := newTestSealer(t)
-	box := &secretBox{}
-	rc := newReceiver(t, false, clock, box.get)
-	var down atomic.Bool
-	down.Store(true)
-	rc.status = func(int, *http.Request) int {
-		if down.Load() {
-			return http.StatusServiceUnavailable
-		}
-		return http.StatusNoContent
-	}
-	acc := node.newAccount()
-	whID, secret := node.subscribe(sealer, acc, rc.srv.URL)
-	box.set(secret)
+	rc, acc, whID := node.subscribedReceiver(sealer, clock)
+	down := rc.failWhileDown(http.StatusServiceUnavailable, http.StatusNoContent)
 	disp := start(t, node, sealer, devGuard, nil, clock, Options{})
 
 	const events = 20
@@ -298,12 +287,8 @@ func TestRetryWindowEndsInFailure(t *testing.T) {
 	clock := clocktest.NewFake(time.Date(2026, 6, 3, 0, 0, 0, 0, time.UTC))
 	node := newTestNode(t, clock.Now)
 	sealer := newTestSealer(t)
-	box := &secretBox{}
-	rc := newReceiver(t, false, clock, box.get)
+	rc, acc, whID := node.subscribedReceiver(sealer, clock)
 	rc.status = func(int, *http.Request) int { return http.StatusInternalServerError }
-	acc := node.newAccount()
-	whID, secret := node.subscribe(sealer, acc, rc.srv.URL)
-	box.set(secret)
 	disp := start(t, node, sealer, devGuard, nil, clock, Options{})
 	node.ticket(acc, "t")
 	rc.waitFor(t, "first attempt", 10*time.Second, func(r []received) bool { return len(r) == 1 })
@@ -343,12 +328,8 @@ func TestRetryWindowEndsInFailure(t *testing.T) {
 func TestGoneDisablesSubscription(t *testing.T) {
 	node := newTestNode(t, nil)
 	sealer := newTestSealer(t)
-	box := &secretBox{}
-	rc := newReceiver(t, false, clock.Real{}, box.get)
+	rc, acc, whID := node.subscribedReceiver(sealer, clock.Real{})
 	rc.status = func(int, *http.Request) int { return http.StatusGone }
-	acc := node.newAccount()
-	whID, secret := node.subscribe(sealer, acc, rc.srv.URL)
-	box.set(secret)
 	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{})
 	node.ticket(acc, "t")
 	rc.waitFor(t, "attempt", 5*time.Second, func(r []received) bool { return len(r) == 1 })
@@ -373,11 +354,7 @@ func TestGoneDisablesSubscription(t *testing.T) {
 func TestPausedAccumulatesNothing(t *testing.T) {
 	node := newTestNode(t, nil)
 	sealer := newTestSealer(t)
-	box := &secretBox{}
-	rc := newReceiver(t, false, clock.Real{}, box.get)
-	acc := node.newAccount()
-	whID, secret := node.subscribe(sealer, acc, rc.srv.URL)
-	box.set(secret)
+	rc, acc, whID := node.subscribedReceiver(sealer, clock.Real{})
 	off, on := false, true
 	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &off})
 	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{})
@@ -402,11 +379,7 @@ func TestPausedAccumulatesNothing(t *testing.T) {
 func TestRedeliver(t *testing.T) {
 	node := newTestNode(t, nil)
 	sealer := newTestSealer(t)
-	box := &secretBox{}
-	rc := newReceiver(t, false, clock.Real{}, box.get)
-	acc := node.newAccount()
-	whID, secret := node.subscribe(sealer, acc, rc.srv.URL)
-	box.set(secret)
+	rc, acc, whID := node.subscribedReceiver(sealer, clock.Real{})
 	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{})
 	node.ticket(acc, "t")
 	first := rc.waitFor(t, "delivery", 5*time.Second, func(r []received) bool { return len(r) == 1 })[0]
@@ -467,19 +440,8 @@ func TestResumesAfterLeaderChange(t *testing.T) {
 	clock := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
 	node := newTestNode(t, clock.Now)
 	sealer := newTestSealer(t)
-	box := &secretBox{}
-	rc := newReceiver(t, false, clock, box.get)
-	var down atomic.Bool
-	down.Store(true)
-	rc.status = func(int, *http.Request) int {
-		if down.Load() {
-			return 502
-		}
-		return 200
-	}
-	acc := node.newAccount()
-	whID, secret := node.subscribe(sealer, acc, rc.srv.URL)
-	box.set(secret)
+	rc, acc, whID := node.subscribedReceiver(sealer, clock)
+	down := rc.failWhileDown(502, 200)
 	first := start(t, node, sealer, devGuard, nil, clock, Options{})
 	for i := 0; i < 5; i++ {
 		node.ticket(acc, "before")
@@ -520,11 +482,7 @@ func TestCursorAndOutboxPruning(t *testing.T) {
 	clock := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
 	node := newTestNode(t, clock.Now)
 	sealer := newTestSealer(t)
-	box := &secretBox{}
-	rc := newReceiver(t, false, clock, box.get)
-	acc := node.newAccount()
-	whID, secret := node.subscribe(sealer, acc, rc.srv.URL)
-	box.set(secret)
+	rc, acc, whID := node.subscribedReceiver(sealer, clock)
 	start(t, node, sealer, devGuard, nil, clock, Options{OutboxRetention: time.Hour, Keep: 3})
 	for i := 0; i < 5; i++ {
 		node.ticket(acc, "t")

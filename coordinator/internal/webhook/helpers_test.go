@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,6 +96,19 @@ func (n *testNode) newAccount() string {
 	id := ids.New("acc", time.Now())
 	n.must(fsm.CmdAccountCreate, fsm.AccountCreate{ID: id, Email: id + "@example.com", Name: "T", Country: "TR"})
 	return id
+}
+
+// subscribedReceiver starts a plain-http receiver, creates an account and
+// subscribes it to every event at the receiver's URL; the receiver verifies
+// signatures with that subscription's secret.
+func (n *testNode) subscribedReceiver(sealer *Sealer, clk clock.Clock) (rc *receiver, acc, whID string) {
+	n.t.Helper()
+	box := &secretBox{}
+	rc = newReceiver(n.t, false, clk, box.get)
+	acc = n.newAccount()
+	whID, secret := n.subscribe(sealer, acc, rc.srv.URL)
+	box.set(secret)
+	return rc, acc, whID
 }
 
 // subscribe creates a subscription and returns its id and plaintext secret.
@@ -218,6 +232,20 @@ type receiver struct {
 	location string // sent as Location when set
 	srv      *httptest.Server
 	notify   chan struct{}
+}
+
+// failWhileDown makes rc answer failCode while the returned flag is set (it
+// starts set) and okCode once it is cleared.
+func (rc *receiver) failWhileDown(failCode, okCode int) *atomic.Bool {
+	down := &atomic.Bool{}
+	down.Store(true)
+	rc.status = func(int, *http.Request) int {
+		if down.Load() {
+			return failCode
+		}
+		return okCode
+	}
+	return down
 }
 
 func newReceiver(t testing.TB, tlsOn bool, clk clock.Clock, secrets func() []string) *receiver {
