@@ -53,6 +53,18 @@ func (c *applyCtx) emit(typ api.WebhookEvent, accountID string, data any) error 
 
 type handlerFunc func(c *applyCtx) (any, error)
 
+// typed adapts a handler of one command's payload type P: the command's data is
+// decoded into P once, here (a bad payload is ErrInvalid), before h runs.
+func typed[P any](h func(c *applyCtx, p P) (any, error)) handlerFunc {
+	return func(c *applyCtx) (any, error) {
+		var p P
+		if err := c.decode(&p); err != nil {
+			return nil, err
+		}
+		return h(c, p)
+	}
+}
+
 // handlers is every command type this binary applies.
 var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers)
 
@@ -70,26 +82,22 @@ func mergeHandlers(sets ...map[CommandType]handlerFunc) map[CommandType]handlerF
 }
 
 var coreHandlers = map[CommandType]handlerFunc{
-	CmdAccountCreate: applyAccountCreate,
-	CmdKeyCreate:     applyKeyCreate,
-	CmdKeyRevoke:     applyKeyRevoke,
-	CmdKeyUsage:      applyKeyUsage,
-	CmdWalletCredit:  applyWalletCredit,
-	CmdInvoiceIssue:  applyInvoiceIssue,
-	CmdInvoicePay:    applyInvoicePay,
-	CmdTicketCreate:  applyTicketCreate,
-	CmdTicketReply:   applyTicketReply,
-	CmdTicketClose:   applyTicketClose,
-	CmdTicketStatus:  applyTicketStatus,
-	CmdIdemExpire:    applyIdemExpire,
-	CmdNodeRegister:  applyNodeRegister,
+	CmdAccountCreate: typed(applyAccountCreate),
+	CmdKeyCreate:     typed(applyKeyCreate),
+	CmdKeyRevoke:     typed(applyKeyRevoke),
+	CmdKeyUsage:      typed(applyKeyUsage),
+	CmdWalletCredit:  typed(applyWalletCredit),
+	CmdInvoiceIssue:  typed(applyInvoiceIssue),
+	CmdInvoicePay:    typed(applyInvoicePay),
+	CmdTicketCreate:  typed(applyTicketCreate),
+	CmdTicketReply:   typed(applyTicketReply),
+	CmdTicketClose:   typed(applyTicketClose),
+	CmdTicketStatus:  typed(applyTicketStatus),
+	CmdIdemExpire:    typed(applyIdemExpire),
+	CmdNodeRegister:  typed(applyNodeRegister),
 }
 
-func applyAccountCreate(c *applyCtx) (any, error) {
-	var p AccountCreate
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyAccountCreate(c *applyCtx, p AccountCreate) (any, error) {
 	email := strings.ToLower(p.Email)
 	if c.tx.Bucket(store.BucketEmails).Get([]byte(email)) != nil {
 		return nil, fmt.Errorf("%w: an account with email %q exists", ErrConflict, p.Email)
@@ -112,11 +120,7 @@ func getAccount(tx *bolt.Tx, id string) (api.Account, error) {
 	return acc, nil
 }
 
-func applyKeyCreate(c *applyCtx) (any, error) {
-	var p KeyCreate
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyKeyCreate(c *applyCtx, p KeyCreate) (any, error) {
 	if _, err := getAccount(c.tx, p.AccountID); err != nil {
 		return nil, err
 	}
@@ -133,11 +137,7 @@ func applyKeyCreate(c *applyCtx) (any, error) {
 	return k.KeyInfo, c.tx.Bucket(store.BucketKeyHashes).Put([]byte(p.Hash), []byte(p.ID))
 }
 
-func applyKeyRevoke(c *applyCtx) (any, error) {
-	var p KeyRevoke
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyKeyRevoke(c *applyCtx, p KeyRevoke) (any, error) {
 	var k store.Key
 	if err := store.GetJSON(c.tx, store.BucketKeys, []byte(p.ID), &k); err != nil {
 		if err == store.ErrNotFound {
@@ -162,11 +162,7 @@ const maxAmount = 1_000_000_000_000
 // keyUsageKeep is how many usage entries each key keeps.
 const keyUsageKeep = 200
 
-func applyKeyUsage(c *applyCtx) (any, error) {
-	var p KeyUsage
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyKeyUsage(c *applyCtx, p KeyUsage) (any, error) {
 	ub := c.tx.Bucket(store.BucketKeyUsage)
 	for _, kb := range p.Keys {
 		var k store.Key
@@ -212,11 +208,7 @@ func applyKeyUsage(c *applyCtx) (any, error) {
 	return nil, nil
 }
 
-func applyWalletCredit(c *applyCtx) (any, error) {
-	var p WalletCredit
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyWalletCredit(c *applyCtx, p WalletCredit) (any, error) {
 	if p.AmountUsdCents <= 0 || p.AmountUsdCents > maxAmount {
 		return nil, fmt.Errorf("%w: amount must be 1 to %d cents", ErrInvalid, maxAmount)
 	}
@@ -240,11 +232,7 @@ func applyWalletCredit(c *applyCtx) (any, error) {
 	})
 }
 
-func applyInvoiceIssue(c *applyCtx) (any, error) {
-	var p InvoiceIssue
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyInvoiceIssue(c *applyCtx, p InvoiceIssue) (any, error) {
 	acc, err := getAccount(c.tx, p.AccountID)
 	if err != nil {
 		return nil, err
@@ -312,11 +300,7 @@ func payFromWallet(c *applyCtx, acc *api.Account, inv *store.Invoice, paymentID,
 	})
 }
 
-func applyInvoicePay(c *applyCtx) (any, error) {
-	var p InvoicePay
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyInvoicePay(c *applyCtx, p InvoicePay) (any, error) {
 	accID := c.tx.Bucket(store.BucketInvoiceIDs).Get([]byte(p.InvoiceID))
 	if accID == nil {
 		return nil, fmt.Errorf("invoice %s: %w", p.InvoiceID, ErrNotFound)
@@ -341,11 +325,7 @@ func applyInvoicePay(c *applyCtx) (any, error) {
 	return inv.Invoice, store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv)
 }
 
-func applyTicketCreate(c *applyCtx) (any, error) {
-	var p TicketCreate
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyTicketCreate(c *applyCtx, p TicketCreate) (any, error) {
 	if c.tx.Bucket(store.BucketAccounts).Get([]byte(p.AccountID)) == nil {
 		return nil, fmt.Errorf("account %s: %w", p.AccountID, ErrNotFound)
 	}
@@ -425,11 +405,7 @@ func loadTicket(tx *bolt.Tx, ticketID, accountID string) (api.Ticket, string, er
 	return t, string(owner), err
 }
 
-func applyTicketReply(c *applyCtx) (any, error) {
-	var p TicketReply
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyTicketReply(c *applyCtx, p TicketReply) (any, error) {
 	t, owner, err := loadTicket(c.tx, p.TicketID, p.AccountID)
 	if err != nil {
 		return nil, err
@@ -456,11 +432,7 @@ func applyTicketReply(c *applyCtx) (any, error) {
 	return t, nil
 }
 
-func applyTicketClose(c *applyCtx) (any, error) {
-	var p TicketClose
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyTicketClose(c *applyCtx, p TicketClose) (any, error) {
 	t, owner, err := loadTicket(c.tx, p.TicketID, p.AccountID)
 	if err != nil {
 		return nil, err
@@ -472,11 +444,7 @@ func applyTicketClose(c *applyCtx) (any, error) {
 	return t, putTicket(c, owner, t)
 }
 
-func applyTicketStatus(c *applyCtx) (any, error) {
-	var p TicketStatus
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyTicketStatus(c *applyCtx, p TicketStatus) (any, error) {
 	t, owner, err := loadTicket(c.tx, p.TicketID, "")
 	if err != nil {
 		return nil, err
@@ -485,11 +453,7 @@ func applyTicketStatus(c *applyCtx) (any, error) {
 	return t, putTicket(c, owner, t)
 }
 
-func applyIdemExpire(c *applyCtx) (any, error) {
-	var p IdemExpire
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyIdemExpire(c *applyCtx, p IdemExpire) (any, error) {
 	b := c.tx.Bucket(store.BucketIdempotency)
 	var dead [][]byte
 	err := b.ForEach(func(k, v []byte) error {
@@ -513,10 +477,6 @@ func applyIdemExpire(c *applyCtx) (any, error) {
 	return len(dead), nil
 }
 
-func applyNodeRegister(c *applyCtx) (any, error) {
-	var p NodeRegister
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyNodeRegister(c *applyCtx, p NodeRegister) (any, error) {
 	return nil, store.PutJSON(c.tx, store.BucketCluster, []byte(p.ID), store.ClusterNode(p))
 }

@@ -24,14 +24,14 @@ const (
 
 // nodeHandlers are the agent node commands.
 var nodeHandlers = map[CommandType]handlerFunc{
-	CmdNodeCAInit:      applyNodeCAInit,
-	CmdNodeTokenCreate: applyNodeTokenCreate,
-	CmdNodeEnrol:       applyNodeEnrol,
-	CmdNodeHello:       applyNodeHello,
-	CmdNodeState:       applyNodeState,
-	CmdNodeCertRenew:   applyNodeCertRenew,
-	CmdNodeRemove:      applyNodeRemove,
-	CmdNodeSessionAddr: applyNodeSessionAddr,
+	CmdNodeCAInit:      typed(applyNodeCAInit),
+	CmdNodeTokenCreate: typed(applyNodeTokenCreate),
+	CmdNodeEnrol:       typed(applyNodeEnrol),
+	CmdNodeHello:       typed(applyNodeHello),
+	CmdNodeState:       typed(applyNodeState),
+	CmdNodeCertRenew:   typed(applyNodeCertRenew),
+	CmdNodeRemove:      typed(applyNodeRemove),
+	CmdNodeSessionAddr: typed(applyNodeSessionAddr),
 }
 
 // NodeCAInit installs the agent CA; the first one wins (a second is a conflict,
@@ -109,11 +109,7 @@ type NodeSessionAddr struct {
 	Addr          string `json:"addr"`
 }
 
-func applyNodeCAInit(c *applyCtx) (any, error) {
-	var p NodeCAInit
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyNodeCAInit(c *applyCtx, p NodeCAInit) (any, error) {
 	if len(p.CertDER) == 0 || p.SealedKey == "" || p.Fingerprint == "" {
 		return nil, fmt.Errorf("%w: node ca needs a certificate, a sealed key and a fingerprint", ErrInvalid)
 	}
@@ -124,11 +120,7 @@ func applyNodeCAInit(c *applyCtx) (any, error) {
 	return ca.Fingerprint, store.PutJSON(c.tx, store.BucketNodeCA, store.NodeCAKey, ca)
 }
 
-func applyNodeTokenCreate(c *applyCtx) (any, error) {
-	var p NodeTokenCreate
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyNodeTokenCreate(c *applyCtx, p NodeTokenCreate) (any, error) {
 	if p.ID == "" || p.Hash == "" || !p.ExpiresAt.After(c.at) {
 		return nil, fmt.Errorf("%w: join token needs an id, a hash and a future expiry", ErrInvalid)
 	}
@@ -162,11 +154,7 @@ func CheckJoinToken(r store.ReadTx, id, hash, nodeID string, at time.Time) (stor
 	return t, nil
 }
 
-func applyNodeEnrol(c *applyCtx) (any, error) {
-	var p NodeEnrol
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyNodeEnrol(c *applyCtx, p NodeEnrol) (any, error) {
 	if p.NodeID == "" || p.CertSerial == "" {
 		return nil, fmt.Errorf("%w: enrol needs a node id and a certificate serial", ErrInvalid)
 	}
@@ -228,11 +216,7 @@ func (c *applyCtx) transition(n *store.AgentNode, state string) {
 	}
 }
 
-func applyNodeHello(c *applyCtx) (any, error) {
-	var p NodeHello
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyNodeHello(c *applyCtx, p NodeHello) (any, error) {
 	n, err := loadLiveNode(c, p.NodeID)
 	if err != nil {
 		return nil, err
@@ -251,11 +235,7 @@ func applyNodeHello(c *applyCtx) (any, error) {
 	return n.AgentNode, store.PutJSON(c.tx, store.BucketAgentNodes, []byte(n.ID), n)
 }
 
-func applyNodeState(c *applyCtx) (any, error) {
-	var p NodeStates
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyNodeState(c *applyCtx, p NodeStates) (any, error) {
 	// Validate everything before the first write.
 	nodes := make([]store.AgentNode, len(p.Changes))
 	seen := map[string]bool{}
@@ -292,11 +272,7 @@ func applyNodeState(c *applyCtx) (any, error) {
 	return out, nil
 }
 
-func applyNodeCertRenew(c *applyCtx) (any, error) {
-	var p NodeCertRenew
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyNodeCertRenew(c *applyCtx, p NodeCertRenew) (any, error) {
 	n, err := loadLiveNode(c, p.NodeID)
 	if err != nil {
 		return nil, err
@@ -310,11 +286,7 @@ func applyNodeCertRenew(c *applyCtx) (any, error) {
 	return n.AgentNode, store.PutJSON(c.tx, store.BucketAgentNodes, []byte(n.ID), n)
 }
 
-func applyNodeRemove(c *applyCtx) (any, error) {
-	var p NodeRemove
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyNodeRemove(c *applyCtx, p NodeRemove) (any, error) {
 	n, err := c.r.AgentNode(p.NodeID)
 	if err != nil {
 		return nil, err
@@ -328,11 +300,7 @@ func applyNodeRemove(c *applyCtx) (any, error) {
 	return n.AgentNode, store.PutJSON(c.tx, store.BucketAgentNodes, []byte(n.ID), n)
 }
 
-func applyNodeSessionAddr(c *applyCtx) (any, error) {
-	var p NodeSessionAddr
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyNodeSessionAddr(c *applyCtx, p NodeSessionAddr) (any, error) {
 	if p.CoordinatorID == "" || p.Addr == "" {
 		return nil, fmt.Errorf("%w: session address needs a coordinator id and an address", ErrInvalid)
 	}

@@ -31,15 +31,15 @@ const (
 )
 
 var serverHandlers = map[CommandType]handlerFunc{
-	CmdNodeSchedule:    applyNodeSchedule,
-	CmdServerCreate:    applyServerCreate,
-	CmdActionCreate:    applyActionCreate,
-	CmdActionProgress:  applyActionProgress,
-	CmdActionFinish:    applyActionFinish,
-	CmdServerLabel:     applyServerLabel,
-	CmdServerObserved:  applyServerObserved,
-	CmdActionsFinished: applyActionsFinished,
-	CmdServerPTR:       applyServerPTR,
+	CmdNodeSchedule:    typed(applyNodeSchedule),
+	CmdServerCreate:    typed(applyServerCreate),
+	CmdActionCreate:    typed(applyActionCreate),
+	CmdActionProgress:  typed(applyActionProgress),
+	CmdActionFinish:    typed(applyActionFinish),
+	CmdServerLabel:     typed(applyServerLabel),
+	CmdServerObserved:  typed(applyServerObserved),
+	CmdActionsFinished: typed(applyActionsFinished),
+	CmdServerPTR:       typed(applyServerPTR),
 }
 
 // NodeSchedule cordons, uncordons or drains a node.
@@ -174,11 +174,7 @@ func checkNewAction(a *store.Action) error {
 	return nil
 }
 
-func applyNodeSchedule(c *applyCtx) (any, error) {
-	var p NodeSchedule
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyNodeSchedule(c *applyCtx, p NodeSchedule) (any, error) {
 	n, err := c.r.AgentNode(p.NodeID)
 	if err != nil {
 		return nil, err
@@ -187,11 +183,7 @@ func applyNodeSchedule(c *applyCtx) (any, error) {
 	return n.AgentNode, store.PutJSON(c.tx, store.BucketAgentNodes, []byte(n.ID), n)
 }
 
-func applyServerCreate(c *applyCtx) (any, error) {
-	var p ServerCreate
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyServerCreate(c *applyCtx, p ServerCreate) (any, error) {
 	s, a := p.Server, p.Action
 	if s.ID == "" || s.AccountID == "" || s.NodeID == "" || s.VMName == "" {
 		return nil, fmt.Errorf("%w: a server needs an id, an account, a node and a vm name", ErrInvalid)
@@ -230,11 +222,7 @@ func applyServerCreate(c *applyCtx) (any, error) {
 	return api.AdminServerCreated{Server: s.Admin(), Action: a.Action}, nil
 }
 
-func applyActionCreate(c *applyCtx) (any, error) {
-	var p ActionCreate
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyActionCreate(c *applyCtx, p ActionCreate) (any, error) {
 	a := p.Action
 	if err := checkNewAction(&a); err != nil {
 		return nil, err
@@ -301,11 +289,7 @@ func applyActionCreate(c *applyCtx) (any, error) {
 	return out, nil
 }
 
-func applyActionProgress(c *applyCtx) (any, error) {
-	var p ActionProgress
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyActionProgress(c *applyCtx, p ActionProgress) (any, error) {
 	a, err := c.r.Action(p.ID)
 	if err != nil {
 		return nil, err
@@ -330,11 +314,7 @@ func applyActionProgress(c *applyCtx) (any, error) {
 	return a.Action, putAction(c.tx, a)
 }
 
-func applyActionsFinished(c *applyCtx) (any, error) {
-	var p ActionsFinished
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyActionsFinished(c *applyCtx, p ActionsFinished) (any, error) {
 	out := make([]api.Action, 0, len(p.Results))
 	for _, r := range p.Results {
 		a, err := finishAction(c, r)
@@ -349,11 +329,7 @@ func applyActionsFinished(c *applyCtx) (any, error) {
 	return out, nil
 }
 
-func applyActionFinish(c *applyCtx) (any, error) {
-	var p ActionFinish
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyActionFinish(c *applyCtx, p ActionFinish) (any, error) {
 	return finishAction(c, p)
 }
 
@@ -483,11 +459,7 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 	return nil
 }
 
-func applyServerLabel(c *applyCtx) (any, error) {
-	var p ServerLabel
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyServerLabel(c *applyCtx, p ServerLabel) (any, error) {
 	s, err := c.r.OwnedServer(p.AccountID, p.ServerID)
 	if err != nil {
 		return nil, err
@@ -502,11 +474,7 @@ func applyServerLabel(c *applyCtx) (any, error) {
 // applyServerPTR records a PTR name and emits server.ptr.changed when it
 // changes; a repeat of the current value (or removing an absent one) writes
 // nothing and emits nothing.
-func applyServerPTR(c *applyCtx) (any, error) {
-	var p ServerPTR
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyServerPTR(c *applyCtx, p ServerPTR) (any, error) {
 	if len(p.Hostname) > maxPTRHostname || strings.ContainsAny(p.Hostname, " \t\r\n/") {
 		return nil, fmt.Errorf("%w: hostname is not a DNS name", ErrInvalid)
 	}
@@ -545,11 +513,7 @@ func applyServerPTR(c *applyCtx) (any, error) {
 	return ServerIPView(s, ip), putServer(c.tx, s)
 }
 
-func applyServerObserved(c *applyCtx) (any, error) {
-	var p ServerObserved
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyServerObserved(c *applyCtx, p ServerObserved) (any, error) {
 	n := 0
 	for _, ch := range p.Changes {
 		s, err := c.r.Server(ch.ServerID)

@@ -24,12 +24,12 @@ const (
 
 // webhookHandlers are the webhook subscription and delivery commands.
 var webhookHandlers = map[CommandType]handlerFunc{
-	CmdWebhookCreate:       applyWebhookCreate,
-	CmdWebhookUpdate:       applyWebhookUpdate,
-	CmdWebhookDelete:       applyWebhookDelete,
-	CmdWebhookRotateSecret: applyWebhookRotate,
-	CmdWebhookAttempts:     applyWebhookAttempts,
-	CmdWebhookRedeliver:    applyWebhookRedeliver,
+	CmdWebhookCreate:       typed(applyWebhookCreate),
+	CmdWebhookUpdate:       typed(applyWebhookUpdate),
+	CmdWebhookDelete:       typed(applyWebhookDelete),
+	CmdWebhookRotateSecret: typed(applyWebhookRotate),
+	CmdWebhookAttempts:     typed(applyWebhookAttempts),
+	CmdWebhookRedeliver:    typed(applyWebhookRedeliver),
 }
 
 // WebhookCreate subscribes a URL. The secret arrives sealed.
@@ -126,11 +126,7 @@ func (c *applyCtx) bumpWebhookVersion(key []byte) error {
 	return store.PutWebhookMetaU64(c.tx, key, c.index)
 }
 
-func applyWebhookCreate(c *applyCtx) (any, error) {
-	var p WebhookCreate
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyWebhookCreate(c *applyCtx, p WebhookCreate) (any, error) {
 	if p.ID == "" || p.URL == "" || len(p.Events) == 0 || p.SealedSecret == "" {
 		return nil, fmt.Errorf("%w: webhook create needs id, url, events and a sealed secret", ErrInvalid)
 	}
@@ -164,11 +160,7 @@ func applyWebhookCreate(c *applyCtx) (any, error) {
 	return w.Public(), c.bumpWebhookVersion(store.WebhookSubsVersionKey)
 }
 
-func applyWebhookUpdate(c *applyCtx) (any, error) {
-	var p WebhookUpdate
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyWebhookUpdate(c *applyCtx, p WebhookUpdate) (any, error) {
 	w, err := loadOwnedWebhook(c.tx, p.ID, p.AccountID)
 	if err != nil {
 		return nil, err
@@ -241,11 +233,7 @@ func deletePrefix(tx *bolt.Tx, bucket, prefix []byte) error {
 	return nil
 }
 
-func applyWebhookDelete(c *applyCtx) (any, error) {
-	var p WebhookDelete
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyWebhookDelete(c *applyCtx, p WebhookDelete) (any, error) {
 	w, err := loadOwnedWebhook(c.tx, p.ID, p.AccountID)
 	if err != nil {
 		return nil, err
@@ -271,11 +259,7 @@ func applyWebhookDelete(c *applyCtx) (any, error) {
 	return nil, c.bumpWebhookVersion(store.WebhookSubsVersionKey)
 }
 
-func applyWebhookRotate(c *applyCtx) (any, error) {
-	var p WebhookRotateSecret
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyWebhookRotate(c *applyCtx, p WebhookRotateSecret) (any, error) {
 	if p.SealedSecret == "" {
 		return nil, fmt.Errorf("%w: rotate needs a sealed secret", ErrInvalid)
 	}
@@ -290,11 +274,7 @@ func applyWebhookRotate(c *applyCtx) (any, error) {
 	return w.Public(), c.bumpWebhookVersion(store.WebhookSubsVersionKey)
 }
 
-func applyWebhookRedeliver(c *applyCtx) (any, error) {
-	var p WebhookRedeliver
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyWebhookRedeliver(c *applyCtx, p WebhookRedeliver) (any, error) {
 	w, err := loadOwnedWebhook(c.tx, p.WebhookID, p.AccountID)
 	if err != nil {
 		return nil, err
@@ -359,11 +339,7 @@ func metaPut(tx *bolt.Tx, key string, v uint64) error {
 	return tx.Bucket(store.BucketWebhookMeta).Put([]byte(key), binary.BigEndian.AppendUint64(nil, v))
 }
 
-func applyWebhookAttempts(c *applyCtx) (any, error) {
-	var p WebhookAttempts
-	if err := c.decode(&p); err != nil {
-		return nil, err
-	}
+func applyWebhookAttempts(c *applyCtx, p WebhookAttempts) (any, error) {
 	if p.Keep <= 0 {
 		p.Keep = 1000
 	}
