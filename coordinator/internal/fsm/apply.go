@@ -469,10 +469,8 @@ func applyIdemExpire(c *applyCtx, p IdemExpire) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range dead {
-		if err := b.Delete(k); err != nil {
-			return nil, err
-		}
+	if err := deleteKeys(b, dead); err != nil {
+		return nil, err
 	}
 	return len(dead), nil
 }

@@ -225,12 +225,7 @@ func deletePrefix(tx *bolt.Tx, bucket, prefix []byte) error {
 	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
 		keys = append(keys, append([]byte{}, k...))
 	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteKeys(b, keys)
 }
 
 func applyWebhookDelete(c *applyCtx, p WebhookDelete) (any, error) {
@@ -528,12 +523,21 @@ func trimFrontCount(tx *bolt.Tx, bucket []byte, webhookID string, n int, skip fu
 		}
 		keys = append(keys, append([]byte{}, k...))
 	}
+	if err := deleteKeys(b, keys); err != nil {
+		return err
+	}
+	*removed = len(keys)
+	return nil
+}
+
+// deleteKeys deletes keys (collected first: a bbolt cursor must not see its
+// bucket change under it) from b.
+func deleteKeys(b *bolt.Bucket, keys [][]byte) error {
 	for _, k := range keys {
 		if err := b.Delete(k); err != nil {
 			return err
 		}
 	}
-	*removed = len(keys)
 	return nil
 }
 
@@ -551,10 +555,5 @@ func pruneOutbox(tx *bolt.Tx, cursor []byte, before time.Time, limit int) error 
 		}
 		keys = append(keys, append([]byte{}, k...))
 	}
-	for _, k := range keys {
-		if err := b.Delete(k); err != nil {
-			return err
-		}
-	}
-	return nil
+	return deleteKeys(b, keys)
 }
