@@ -16,8 +16,8 @@ import (
 // BenchmarkRebootLatency measures a forced reboot end to end — POST
 // /v1/servers/:id/power/reboot on the leader of a 3-coordinator cluster until
 // GET /v1/actions/:id says success — against the same libvirt calls made
-// directly with go-libvirt (domain state, destroy, create: what the agent's
-// forced reboot does) on the same VM, alternating, in the same run. It reports
+// directly with go-libvirt (domain state, reset: what the agent's forced
+// reboot does since it keeps the QEMU process) on the same VM, alternating, in the same run. It reports
 // the p50 of each and the p50 overhead; the aim is an overhead ≤ 20 ms. It also
 // reports the control plane's share of each API call: the end-to-end time minus
 // the agent's own operation (its journal records start and finish).
@@ -29,7 +29,7 @@ import (
 //	go test -run '^$' -bench RebootLatency -benchtime 24x ./tests/e2e/
 func BenchmarkRebootLatency(b *testing.B) {
 	// The agent samples stats every 10 s, its default: a stats query holds the
-	// domain's libvirt job and delays a destroy or start that meets it.
+	// domain's libvirt job and delays a reset that meets it.
 	w := newWorld(b, clusterOpts{n: 3, agentStats: 10 * time.Second})
 	created := w.createServer(b, "bench")
 	vm := created.Server.VMName
@@ -79,10 +79,7 @@ func BenchmarkRebootLatency(b *testing.B) {
 		if _, _, err := lv.DomainGetState(lookup(), 0); err != nil {
 			b.Fatal(err)
 		}
-		if err := lv.DomainDestroyFlags(lookup(), 0); err != nil {
-			b.Fatal(err)
-		}
-		if err := lv.DomainCreate(lookup()); err != nil {
+		if err := lv.DomainReset(lookup(), 0); err != nil {
 			b.Fatal(err)
 		}
 		return time.Since(start)
@@ -99,7 +96,7 @@ func BenchmarkRebootLatency(b *testing.B) {
 	var apiD, directD, ctlD []time.Duration
 	b.ResetTimer()
 	// Each reboot meets a guest that finished booting (its console printed the
-	// boot marker) and idled a moment: how long a destroy takes depends on
+	// boot marker) and idled a moment: how long a reset takes depends on
 	// what QEMU is doing. The order alternates.
 	settle := func() {
 		b.StopTimer()
