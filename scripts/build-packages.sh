@@ -2,7 +2,8 @@
 # Build the hostplane-coordinator and hostplane-agent .deb and .rpm (amd64) into
 # dist/ with nfpm (pinned, installed into .bin/ by install-packaging-tools.sh).
 # The version comes from `git describe` (scripts/pkg-version.sh); binaries carry
-# the same string (hostplane-coordinator version).
+# the same string (hostplane-coordinator version). HOSTPLANE_VERSION overrides the
+# version, DIST the output directory (the packaging tests build an upgrade with both).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.bin:/usr/local/go/bin:$PATH"
@@ -12,7 +13,8 @@ VERSION=$(scripts/pkg-version.sh)
 export HOSTPLANE_PKG_VERSION="$VERSION"
 B=build/pkg
 rm -rf "$B"
-mkdir -p "$B/bin" dist
+DIST=${DIST:-dist}
+mkdir -p "$B/bin" "$DIST"
 # PIE (ASLR) without cgo: no shared library is loaded, only the ELF interpreter.
 LDFLAGS="-s -w -X github.com/hostplane/hostplane/pkg/version.Version=$VERSION"
 CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -buildmode=pie -trimpath -ldflags "$LDFLAGS" -o "$B/bin/" \
@@ -43,10 +45,10 @@ for pkg in coordinator agent; do
   } >"$B/nfpm-$pkg.yaml"
 done
 
-rm -f dist/hostplane-coordinator_* dist/hostplane-agent_* dist/hostplane-coordinator-[0-9]* dist/hostplane-agent-[0-9]*
+rm -f "$DIST"/hostplane-coordinator_* "$DIST"/hostplane-agent_* "$DIST"/hostplane-coordinator-[0-9]* "$DIST"/hostplane-agent-[0-9]*
 for pkg in coordinator agent; do
   for fmt in deb rpm; do
-    nfpm package --config "$B/nfpm-$pkg.yaml" --packager "$fmt" --target dist/ >/dev/null || { echo "nfpm $pkg $fmt failed" >&2; exit 1; }
+    nfpm package --config "$B/nfpm-$pkg.yaml" --packager "$fmt" --target "$DIST/" >/dev/null || { echo "nfpm $pkg $fmt failed" >&2; exit 1; }
   done
 done
-ls -l dist/
+ls -l "$DIST/"

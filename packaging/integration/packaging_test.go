@@ -309,6 +309,7 @@ func TestInstallRemovePurge(t *testing.T) {
 	})
 	t.Run("coordinator notify", func(t *testing.T) { coordinatorNotify(t) })
 	t.Run("agent notify", func(t *testing.T) { agentNotify(t) })
+	t.Run("package upgrade", func(t *testing.T) { packageUpgrade(t, coord, agent, u.Uid) })
 
 	// remove keeps configuration, state and the user.
 	mustRun(t, "dpkg", "-r", "hostplane-agent", "hostplane-coordinator")
@@ -350,6 +351,55 @@ func TestInstallRemovePurge(t *testing.T) {
 	if o, _, _ := run(t, "getent", "group", "hostplane"); o != "" {
 		t.Errorf("hostplane group left after purge: %s", o)
 	}
+}
+
+// packageUpgrade installs a newer build over the installed one, as an operator
+// upgrades: the binaries report the new version, an edited conffile is kept, the
+// state directory and the user stay.
+func packageUpgrade(t *testing.T, coord, agent, uid string) {
+	old := mustRun(t, "dpkg-query", "-W", "-f=${Version}", "hostplane-coordinator")
+	newVersion := old + ".1" // sorts after old for dpkg
+	edited := `{"data-dir": "/var/lib/hostplane/coordinator", "admin-socket": "/run/hostplane/coordinator/admin.sock",
+ "bootstrap-account": false, "log-level": "debug"}
+`
+	if err := os.WriteFile("/etc/hostplane/coordinator.json", []byte(edited), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("/var/lib/hostplane/coordinator/marker", []byte("state"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dist := t.TempDir()
+	o, e, err := runEnv(t, []string{"HOSTPLANE_VERSION=" + newVersion, "DIST=" + dist}, "scripts/build-packages.sh")
+	if err != nil {
+		t.Fatalf("build %s: %v\n%s%s", newVersion, err, o, e)
+	}
+	nc, _ := filepath.Glob(filepath.Join(dist, "hostplane-coordinator_*_amd64.deb"))
+	na, _ := filepath.Glob(filepath.Join(dist, "hostplane-agent_*_amd64.deb"))
+	if len(nc) != 1 || len(na) != 1 {
+		t.Fatalf("upgrade build: %v %v", nc, na)
+	}
+	mustRun(t, "dpkg", "-i", nc[0])
+	mustRun(t, "dpkg", "-i", "--force-depends", na[0])
+	for _, p := range []string{"hostplane-coordinator", "hostplane-agent"} {
+		if v := mustRun(t, "dpkg-query", "-W", "-f=${Version}", p); v != newVersion {
+			t.Errorf("%s at %q after the upgrade, want %q", p, v, newVersion)
+		}
+	}
+	if v := strings.TrimSpace(mustRun(t, "/usr/sbin/hostplane-coordinator", "version")); v != newVersion {
+		t.Errorf("upgraded hostplane-coordinator reports %q, want %q", v, newVersion)
+	}
+	if b, _ := os.ReadFile("/etc/hostplane/coordinator.json"); string(b) != edited {
+		t.Errorf("the edited conffile was replaced on upgrade:\n%s", b)
+	}
+	if b, _ := os.ReadFile("/var/lib/hostplane/coordinator/marker"); string(b) != "state" {
+		t.Error("coordinator state lost on upgrade")
+	}
+	if u, err := user.Lookup("hostplane"); err != nil || u.Uid != uid {
+		t.Errorf("hostplane user after the upgrade: %v %v (uid was %s)", u, err, uid)
+	}
+	// Downgrading back keeps the files list checks below meaningful.
+	mustRun(t, "dpkg", "-i", coord)
+	mustRun(t, "dpkg", "-i", "--force-depends", agent)
 }
 
 // unmetDeps lists the .deb's Depends that are not installed.
