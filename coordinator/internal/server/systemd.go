@@ -70,6 +70,9 @@ func (p *progress) check(ctx context.Context) error {
 		return err
 	}
 	st := p.s.Node.Status()
+	if st.State == "Shutdown" {
+		return errors.New("raft has shut down")
+	}
 	if p.s.Node.IsLeader() {
 		timeout := time.Second
 		if dl, ok := ctx.Deadline(); ok {
