@@ -448,15 +448,15 @@ func (a *API) adminClusterJoin(r *http.Request, body []byte, now time.Time) (int
 		return 0, nil, err
 	}
 	if req.APIAddr != "" {
-		if _, _, err := net.SplitHostPort(req.APIAddr); err != nil {
-			return 0, nil, &httpError{status: 400, code: "invalid_field", msg: `field "api_addr" must be host:port`}
+		if err := validAPIAddr(req.APIAddr); err != nil {
+			return 0, nil, err
 		}
 	}
 	if err := a.raft.Join(req.ID, req.RaftAddr); err != nil {
 		return 0, nil, err
 	}
 	if req.APIAddr != "" {
-		if _, err := a.adminApply(r.Context(), fsm.CmdNodeRegister, now, fsm.NodeRegister{ID: req.ID, APIAddr: req.APIAddr}); err != nil {
+		if err := a.registerAPIAddr(r, now, req.ID, req.APIAddr); err != nil {
 			return 0, nil, err
 		}
 	}
@@ -472,11 +472,25 @@ func (a *API) adminClusterRegister(r *http.Request, body []byte, now time.Time) 
 	if err := validNodeID(req.ID); err != nil {
 		return 0, nil, err
 	}
-	if _, _, err := net.SplitHostPort(req.APIAddr); err != nil {
-		return 0, nil, &httpError{status: 400, code: "invalid_field", msg: `field "api_addr" must be host:port`}
+	if err := validAPIAddr(req.APIAddr); err != nil {
+		return 0, nil, err
 	}
-	_, err := a.adminApply(r.Context(), fsm.CmdNodeRegister, now, fsm.NodeRegister{ID: req.ID, APIAddr: req.APIAddr})
-	return http.StatusOK, req, err
+	return http.StatusOK, req, a.registerAPIAddr(r, now, req.ID, req.APIAddr)
+}
+
+// validAPIAddr checks the api_addr field of a join or register: host:port.
+func validAPIAddr(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return invalidField("api_addr", "must be host:port")
+	}
+	return nil
+}
+
+// registerAPIAddr records the API address of coordinator id in the FSM, where
+// every member finds it to forward to.
+func (a *API) registerAPIAddr(r *http.Request, now time.Time, id, addr string) error {
+	_, err := a.adminApply(r.Context(), fsm.CmdNodeRegister, now, fsm.NodeRegister{ID: id, APIAddr: addr})
+	return err
 }
 
 func (a *API) adminClusterRemove(_ *http.Request, body []byte, _ time.Time) (int, any, error) {

@@ -347,13 +347,19 @@ func (a *API) resetServerPassword(rq *request) (int, any, error) {
 	if err := decodeNoBody(rq.body); err != nil {
 		return 0, nil, err
 	}
+	return a.startWithPassword(rq, deps, s, actionSpec{command: api.ActionServerPasswordReset, params: &action.PasswordReset{}})
+}
+
+// startWithPassword starts an action that sets a new root password: a fresh
+// password rides in the action's sealed secret and is returned once, in this
+// response only.
+func (a *API) startWithPassword(rq *request, deps *ServerDeps, s store.Server, spec actionSpec) (int, any, error) {
 	pw, err := newPassword()
 	if err != nil {
 		return 0, nil, err
 	}
-	status, v, err := a.startAction(rq, deps, s, actionSpec{
-		command: api.ActionServerPasswordReset, params: &action.PasswordReset{}, secret: pw,
-	})
+	spec.secret = pw
+	status, v, err := a.startAction(rq, deps, s, spec)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -385,18 +391,10 @@ func (a *API) reinstallServer(rq *request) (int, any, error) {
 		}
 	}
 	params := &action.Reinstall{Template: req.OSTemplate, SSHKeys: req.SSHKeys}
-	pw, err := newPassword()
-	if err != nil {
-		return 0, nil, err
-	}
-	status, v, err := a.startAction(rq, deps, s, actionSpec{
-		command: api.ActionServerReinstall, params: params, secret: pw,
+	return a.startWithPassword(rq, deps, s, actionSpec{
+		command: api.ActionServerReinstall, params: params,
 		meta: map[string]string{"os_template": req.OSTemplate, "os": osName},
 	})
-	if err != nil {
-		return 0, nil, err
-	}
-	return status, withPassword(v, pw), nil
 }
 
 func (a *API) terminateServer(rq *request) (int, any, error) {
