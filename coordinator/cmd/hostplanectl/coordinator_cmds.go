@@ -33,16 +33,12 @@ func newAccountCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&req.Country, "country", "", "ISO 3166-1 alpha-2 country (default TR)")
 	show := &cobra.Command{
 		Use: "show ACCOUNT_ID|EMAIL", Short: "Show an account", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			acc, err := g.admin().Account(c.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(acc, func() {
-				fmt.Printf("id:       %s\nemail:    %s\nname:     %s\ncountry:  %s\ncreated:  %s\nbalance:  %s\n",
-					acc.ID, acc.Email, acc.Name, acc.Country, acc.CreatedAt.Format(time.RFC3339), money(acc.BalanceUsdCents))
-			})
-		},
+		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.Account, error) {
+			return g.admin().Account(c.Context(), args[0])
+		}, func(acc api.Account) {
+			fmt.Printf("id:       %s\nemail:    %s\nname:     %s\ncountry:  %s\ncreated:  %s\nbalance:  %s\n",
+				acc.ID, acc.Email, acc.Name, acc.Country, acc.CreatedAt.Format(time.RFC3339), money(acc.BalanceUsdCents))
+		}),
 	}
 	cmd.AddCommand(create, show)
 	return cmd
@@ -92,47 +88,35 @@ func newKeyCmd(g *globals) *cobra.Command {
 	create.Flags().IntVar(&req.RateLimitPerMin, "rate-limit", 0, "requests per minute for this key (0 = coordinator default)")
 	list := &cobra.Command{
 		Use: "list ACCOUNT_ID", Short: "List an account's keys", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			keys, err := g.admin().Keys(c.Context(), args[0])
-			if err != nil {
-				return err
+		RunE: adminRun(g, func(c *cobra.Command, args []string) ([]api.KeyInfo, error) {
+			return g.admin().Keys(c.Context(), args[0])
+		}, func(keys []api.KeyInfo) {
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tLAST USED\tUSES\tSTATE\tSCOPES")
+			for _, k := range keys {
+				fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%d\t%s\t%s\n", k.ID, k.Name, k.Prefix, tstr(k.LastUsedAt), k.UseCount, keyState(k), strings.Join(k.Scopes, ","))
 			}
-			return g.print(keys, func() {
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tLAST USED\tUSES\tSTATE\tSCOPES")
-				for _, k := range keys {
-					fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%d\t%s\t%s\n", k.ID, k.Name, k.Prefix, tstr(k.LastUsedAt), k.UseCount, keyState(k), strings.Join(k.Scopes, ","))
-				}
-				tw.Flush()
-			})
-		},
+			tw.Flush()
+		}),
 	}
 	revoke := &cobra.Command{
 		Use: "revoke KEY_ID", Short: "Revoke a key (takes effect at once)", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			k, err := g.admin().RevokeKey(c.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(k, func() { fmt.Printf("key %s revoked\n", k.ID) })
-		},
+		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.KeyInfo, error) {
+			return g.admin().RevokeKey(c.Context(), args[0])
+		}, func(k api.KeyInfo) { fmt.Printf("key %s revoked\n", k.ID) }),
 	}
 	usage := &cobra.Command{
 		Use: "usage KEY_ID", Short: "Show a key's recent usage log", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			u, err := g.admin().KeyUsage(c.Context(), args[0])
-			if err != nil {
-				return err
+		RunE: adminRun(g, func(c *cobra.Command, args []string) ([]api.KeyUsage, error) {
+			return g.admin().KeyUsage(c.Context(), args[0])
+		}, func(u []api.KeyUsage) {
+			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TIME\tMETHOD\tPATH\tSTATUS\tIP")
+			for _, e := range u {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), e.Method, e.Path, e.Status, e.IP)
 			}
-			return g.print(u, func() {
-				tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "TIME\tMETHOD\tPATH\tSTATUS\tIP")
-				for _, e := range u {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), e.Method, e.Path, e.Status, e.IP)
-				}
-				tw.Flush()
-			})
-		},
+			tw.Flush()
+		}),
 	}
 	cmd.AddCommand(create, list, revoke, usage)
 	return cmd
@@ -263,13 +247,9 @@ func newInvoiceCmd(g *globals) *cobra.Command {
 	issue.Flags().BoolVar(&req.PayFromWallet, "pay-from-wallet", false, "pay at once from the wallet (fails if the balance is short)")
 	pay := &cobra.Command{
 		Use: "pay INVOICE_ID", Short: "Pay an unpaid invoice from the wallet", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			inv, err := g.admin().PayInvoice(c.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			return g.print(inv, func() { fmt.Printf("invoice %s is %s\n", inv.Number, inv.Status) })
-		},
+		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.Invoice, error) {
+			return g.admin().PayInvoice(c.Context(), args[0])
+		}, func(inv api.Invoice) { fmt.Printf("invoice %s is %s\n", inv.Number, inv.Status) }),
 	}
 	cmd.AddCommand(issue, pay)
 	return cmd
@@ -299,13 +279,9 @@ func newTicketCmd(g *globals) *cobra.Command {
 	reply.Flags().StringVar(&req.StaffName, "as", "Support", "staff name shown to the customer")
 	status := &cobra.Command{
 		Use: "status TICKET_ID STATUS", Short: "Set a ticket's status (" + strings.Join(api.TicketStatuses, "|") + ")", Args: cobra.ExactArgs(2),
-		RunE: func(c *cobra.Command, args []string) error {
-			t, err := g.admin().SetTicketStatus(c.Context(), args[0], args[1])
-			if err != nil {
-				return err
-			}
-			return g.print(t, func() { fmt.Printf("ticket #%d is %s\n", t.Number, t.Status) })
-		},
+		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.Ticket, error) {
+			return g.admin().SetTicketStatus(c.Context(), args[0], args[1])
+		}, func(t api.Ticket) { fmt.Printf("ticket #%d is %s\n", t.Number, t.Status) }),
 	}
 	cmd.AddCommand(reply, status)
 	return cmd
@@ -315,13 +291,9 @@ func newClusterCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Coordinator cluster membership, backup and restore"}
 	status := &cobra.Command{
 		Use: "status", Short: "Show Raft membership and this node's indexes", Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			st, err := g.admin().ClusterStatus(c.Context())
-			if err != nil {
-				return err
-			}
-			return g.print(st, func() { printStatus(st) })
-		},
+		RunE: adminRun(g, func(c *cobra.Command, _ []string) (api.ClusterStatus, error) {
+			return g.admin().ClusterStatus(c.Context())
+		}, printStatus),
 	}
 	var joinAPI string
 	join := &cobra.Command{
@@ -354,13 +326,9 @@ up-to-date one. Writes pause for the hand-off (well under a second on a healthy
 cluster; clients get 503 with Retry-After meanwhile). Run it against any
 coordinator: the request is forwarded to the leader.`,
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			st, err := g.admin().ClusterTransferLeadership(c.Context(), transferTo)
-			if err != nil {
-				return err
-			}
-			return g.print(st, func() { fmt.Printf("leadership transferred to %s\n", st.LeaderID); printStatus(st) })
-		},
+		RunE: adminRun(g, func(c *cobra.Command, _ []string) (api.ClusterStatus, error) {
+			return g.admin().ClusterTransferLeadership(c.Context(), transferTo)
+		}, func(st api.ClusterStatus) { fmt.Printf("leadership transferred to %s\n", st.LeaderID); printStatus(st) }),
 	}
 	transfer.Flags().StringVar(&transferTo, "to", "", "coordinator id to hand the leadership to (default: the most up-to-date voter)")
 	backup := &cobra.Command{

@@ -77,6 +77,18 @@ func (u usageError) Error() string { return u.msg }
 
 func (g *globals) admin() *client.Admin { return client.NewAdmin(g.socket) }
 
+// adminRun is the RunE of a command that makes one call (on the coordinator
+// admin socket) and prints its result: as JSON with --json, else with text.
+func adminRun[T any](g *globals, call func(c *cobra.Command, args []string) (T, error), text func(T)) func(*cobra.Command, []string) error {
+	return func(c *cobra.Command, args []string) error {
+		v, err := call(c, args)
+		if err != nil {
+			return err
+		}
+		return g.print(v, func() { text(v) })
+	}
+}
+
 // print writes v as JSON with --json, else calls text.
 func (g *globals) print(v any, text func()) error {
 	if g.json {

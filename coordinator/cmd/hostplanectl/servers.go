@@ -59,32 +59,24 @@ func newServerCmd(g *globals) *cobra.Command {
 	var account, node string
 	list := &cobra.Command{
 		Use: "list", Short: "List servers (optionally of an account or on a node)", Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			ss, err := g.admin().Servers(c.Context(), account, node)
-			if err != nil {
-				return err
-			}
-			return g.print(ss, func() { printServers(ss) })
-		},
+		RunE: adminRun(g, func(c *cobra.Command, _ []string) ([]api.AdminServer, error) {
+			return g.admin().Servers(c.Context(), account, node)
+		}, func(ss []api.AdminServer) { printServers(ss) }),
 	}
 	list.Flags().StringVar(&account, "account", "", "only this account's servers")
 	list.Flags().StringVar(&node, "node", "", "only servers on this node (not terminated)")
 	show := &cobra.Command{
 		Use: "show SERVER_ID", Short: "Show a server and where it runs", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			s, err := g.admin().Server(c.Context(), args[0])
-			if err != nil {
-				return err
+		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.AdminServer, error) {
+			return g.admin().Server(c.Context(), args[0])
+		}, func(s api.AdminServer) {
+			fmt.Printf("id:        %s\nlabel:     %s\nstatus:    %s\naccount:   %s\nnode:      %s\nvm:        %s\nplan:      %s (%d vCPU, %d MiB, %d GiB)\ntemplate:  %s\ncreated:   %s\n",
+				s.ID, s.Label, s.Status, s.AccountID, s.NodeID, s.VMName, s.Plan.Slug, s.Plan.VCPUs, s.Plan.MemoryMiB, s.Plan.DiskGiB,
+				s.OSTemplate, s.CreatedAt.Format(time.RFC3339))
+			if s.ActionID != "" {
+				fmt.Printf("action:    %s (in progress)\n", s.ActionID)
 			}
-			return g.print(s, func() {
-				fmt.Printf("id:        %s\nlabel:     %s\nstatus:    %s\naccount:   %s\nnode:      %s\nvm:        %s\nplan:      %s (%d vCPU, %d MiB, %d GiB)\ntemplate:  %s\ncreated:   %s\n",
-					s.ID, s.Label, s.Status, s.AccountID, s.NodeID, s.VMName, s.Plan.Slug, s.Plan.VCPUs, s.Plan.MemoryMiB, s.Plan.DiskGiB,
-					s.OSTemplate, s.CreatedAt.Format(time.RFC3339))
-				if s.ActionID != "" {
-					fmt.Printf("action:    %s (in progress)\n", s.ActionID)
-				}
-			})
-		},
+		}),
 	}
 	cmd.AddCommand(create, list, show)
 	return cmd
