@@ -10,7 +10,9 @@
 # real QEMU guest agent (qemu-ga from Debian's qemu-guest-agent package, with the
 # shared libraries ldd names) on the virtio-serial port org.qemu.guest_agent.0,
 # with /etc/passwd, /etc/shadow and a chpasswd (busybox, SHA-512) so
-# guest-set-user-password works; it prints "GUEST-GA ..." on the console.
+# guest-set-user-password works; it prints "GUEST-GA ..." on the console. It
+# also mounts the NoCloud seed CD-ROM (iso9660, as cloud-init does) and prints
+# "GUEST-SEED files=... instance-id=... user-data=<first line>".
 #
 # Output ($OUT, default <repo>/.cache/test-guest):
 #   vmlinuz            kernel
@@ -33,7 +35,7 @@ FLAVOR=${FLAVOR:-cloud-amd64}
 DISK_SIZE=${DISK_SIZE:-32M}
 CMDLINE=${CMDLINE:-console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable no_timer_check i8042.noaux i8042.nopnp cryptomgr.notests}
 FILES="vmlinuz initrd.img initrd-noacpi.img initrd-ga.img disk.qcow2 disk-alt.qcow2 cmdline SHA256SUMS VERSION"
-VERSION=2 # bump when the guest changes (2: initrd-ga.img with qemu-ga)
+VERSION=3 # bump when the guest changes (2: initrd-ga.img with qemu-ga; 3: it also reads the seed ISO)
 
 if [ "${FORCE:-0}" != 1 ]; then
   all=1
@@ -73,7 +75,9 @@ build_initrd() { # $1 = output file, $2 = 1 to run acpid, $3 = 1 to run qemu-ga
   local MODS="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk button evdev"
   local GA='true'
   if [ "${3:-0}" = 1 ]; then
-    MODS="$MODS virtio_console"
+    # virtio_console for the agent's port; the IDE CD-ROM and isofs to read
+    # the NoCloud seed as cloud-init would (mount -t iso9660).
+    MODS="$MODS virtio_console scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs"
     mkdir -p "$R/usr/sbin" "$R/etc" "$R/root"
     cp "$WORK/x/usr/sbin/qemu-ga" "$R/usr/sbin/qemu-ga"
     # Its shared libraries as this host resolves them (the loader included).
@@ -102,7 +106,10 @@ while IFS= read -r line || [ -n "$line" ]; do
 done
 EOC
     chmod +x "$R/usr/sbin/chpasswd"
-    GA='i=0; while ! ls /sys/class/virtio-ports/*/name >/dev/null 2>&1 && [ $i -lt 300 ]; do usleep 10000; i=$((i+1)); done
+    GA='i=0; while [ ! -b /dev/sr0 ] && [ $i -lt 300 ]; do usleep 10000; i=$((i+1)); done
+mkdir -p /seed
+if mount -t iso9660 -o ro /dev/sr0 /seed; then echo "GUEST-SEED files=$(ls /seed | tr "\n" ,) instance-id=$(sed -n "s/.*\"instance-id\": *\"\([^\"]*\)\".*/\1/p" /seed/meta-data) user-data=$(head -n1 /seed/user-data)"; umount /seed; else echo "GUEST-SEED mount failed"; fi
+i=0; while ! ls /sys/class/virtio-ports/*/name >/dev/null 2>&1 && [ $i -lt 300 ]; do usleep 10000; i=$((i+1)); done
 ga=; for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = org.qemu.guest_agent.0 ] && ga=/dev/${p##*/}; done
 if [ -n "$ga" ]; then PATH=/usr/sbin:/bin qemu-ga -m virtio-serial -p "$ga" -t /tmp -f /tmp/qemu-ga.pid -l /tmp/qemu-ga.log & echo "GUEST-GA started on $ga"; else echo "GUEST-GA no org.qemu.guest_agent.0 port"; fi'
   fi

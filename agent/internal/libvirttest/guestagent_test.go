@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,9 @@ import (
 // gets a new root password through the agent's password reset (libvirt →
 // guest-set-user-password → chpasswd in the guest), and the guest's /etc/shadow,
 // read back through the guest agent's file calls, holds a hash of exactly that
-// password. The journal keeps no plaintext.
+// password. The journal keeps no plaintext. The same guest mounts its NoCloud
+// seed CD-ROM with Linux's isofs, as cloud-init does, and finds the three files
+// under their lower-case names.
 func TestPasswordResetRealGuestAgent(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots a guest")
@@ -31,8 +34,12 @@ func TestPasswordResetRealGuestAgent(t *testing.T) {
 	name := e.prefix + "-ga"
 	vm := e.provision(ctx, e.prefix+"-prov", name, "real-ga").Result.VM
 	waitReady(t, ctx, vm.ConsoleLog, 1)
-	if log := readFile(t, vm.ConsoleLog); !strings.Contains(log, "GUEST-GA started") {
+	log := readFile(t, vm.ConsoleLog)
+	if !strings.Contains(log, "GUEST-GA started") {
 		t.Fatalf("qemu-ga did not start in the guest:\n%s", log)
+	}
+	if m := seedRE.FindStringSubmatch(log); m == nil || m[1] == "" {
+		t.Fatalf("the guest did not read meta-data, network-config and user-data from the seed ISO:\n%s", log)
 	}
 	// libvirt routes agent calls once the guest's qemu-ga opened its port.
 	deadline := time.Now().Add(60 * time.Second)
@@ -68,6 +75,8 @@ func TestPasswordResetRealGuestAgent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+var seedRE = regexp.MustCompile(`GUEST-SEED files=meta-data,network-config,user-data, instance-id=(\S+) user-data=#cloud-config`)
 
 // agentCommand sends one QEMU guest agent command through libvirt.
 func agentCommand(dom, cmd string) (json.RawMessage, error) {
