@@ -39,7 +39,7 @@ func BenchmarkRebootLatency(b *testing.B) {
 	}
 	defer lv.Disconnect()
 	c := newAPIClient(b, w.c.Leader().URL(), w.key)
-	c.validateOff = true // the measured loop must not time the schema checks
+	c.api.Transport.SetValidation(false) // the measured loop must not time the schema checks
 	ctx := context.Background()
 
 	// viaAPI returns the client's end-to-end time and the control plane's part
@@ -51,7 +51,7 @@ func BenchmarkRebootLatency(b *testing.B) {
 		for {
 			r := c.do(http.MethodGet, "/v1/actions/"+acc.Action.ID, nil)
 			var a api.Action
-			r.decode(b, &a)
+			r.Decode(b, &a)
 			if a.Finished() {
 				total := time.Since(start)
 				if a.Status != api.ActionSuccess {

@@ -49,15 +49,15 @@ func (w *world) testLifecycle(t *testing.T) {
 	requireDomState(t, vm, "running")
 	r := c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id, nil)
 	var s api.Server
-	r.decode(t, &s)
+	r.Decode(t, &s)
 	if s.Plan.Slug != "nano" || s.OSTemplate != tplA || s.Label != "life" || s.ActionID != "" {
 		t.Fatalf("server after create: %+v", s)
 	}
-	if strings.Contains(string(r.body), vm) || strings.Contains(string(r.body), w.agent.ID) {
-		t.Fatalf("customer view leaks the vm name or node: %s", r.body)
+	if strings.Contains(string(r.Body), vm) || strings.Contains(string(r.Body), w.agent.ID) {
+		t.Fatalf("customer view leaks the vm name or node: %s", r.Body)
 	}
 	var list api.ServerList
-	c.expect(http.StatusOK, http.MethodGet, "/v1/servers", nil).decode(t, &list)
+	c.expect(http.StatusOK, http.MethodGet, "/v1/servers", nil).Decode(t, &list)
 	if !slices.ContainsFunc(list.Data, func(s api.Server) bool { return s.ID == id }) {
 		t.Fatalf("GET /v1/servers does not list %s: %+v", id, list.Data)
 	}
@@ -86,7 +86,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	snapID := acc.Snapshot.ID
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	var snaps api.ServerSnapshotList
-	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).decode(t, &snaps)
+	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).Decode(t, &snaps)
 	if len(snaps.Data) != 1 || snaps.Data[0].ID != snapID || snaps.Data[0].Name != "after-boot-2" {
 		t.Fatalf("snapshots after create: %+v", snaps.Data)
 	}
@@ -118,7 +118,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	// Reinstall from the other template: new install-id, counter reset, snapshots gone.
 	before := len(boots(console))
 	r = c.expect(http.StatusAccepted, http.MethodPost, "/v1/servers/"+id+"/reinstall", api.ReinstallRequest{OSTemplate: tplB})
-	r.decode(t, &acc)
+	r.Decode(t, &acc)
 	if acc.RootPassword == "" || acc.Action.Command != api.ActionServerReinstall {
 		t.Fatalf("reinstall 202: want a root password and a reinstall action: %s", r)
 	}
@@ -131,7 +131,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	if s := c.server(id); s.Status != api.ServerRunning || s.OSTemplate != tplB {
 		t.Fatalf("after reinstall: status %s template %s", s.Status, s.OSTemplate)
 	}
-	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).decode(t, &snaps)
+	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).Decode(t, &snaps)
 	if len(snaps.Data) != 0 {
 		t.Fatalf("API lists snapshots of the old disk after reinstall: %+v", snaps.Data)
 	}
@@ -170,10 +170,10 @@ func (w *world) testLifecycle(t *testing.T) {
 	}
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	requireDomState(t, vm, "missing")
-	switch r := c.do(http.MethodGet, "/v1/servers/"+id, nil); r.status {
+	switch r := c.do(http.MethodGet, "/v1/servers/"+id, nil); r.Status {
 	case http.StatusNotFound:
 	case http.StatusOK:
-		r.decode(t, &s)
+		r.Decode(t, &s)
 		if s.Status != api.ServerTerminated || s.TerminatedAt == nil {
 			t.Fatalf("after terminate: %+v", s)
 		}
@@ -181,7 +181,7 @@ func (w *world) testLifecycle(t *testing.T) {
 		t.Fatalf("read after terminate: %s", r)
 	}
 	w.hooks.wait(t, "server.terminated", id, nil)
-	c.expect(http.StatusOK, http.MethodGet, "/v1/servers", nil).decode(t, &list)
+	c.expect(http.StatusOK, http.MethodGet, "/v1/servers", nil).Decode(t, &list)
 	for _, s := range list.Data {
 		if s.ID == id && s.Status != api.ServerTerminated {
 			t.Fatalf("list after terminate: %+v", s)
@@ -247,18 +247,18 @@ func (w *world) testConflictAndIsolation(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	statuses := []int{replies[0].status, replies[1].status}
+	statuses := []int{replies[0].Status, replies[1].Status}
 	slices.Sort(statuses)
 	if statuses[0] != http.StatusAccepted || statuses[1] != http.StatusConflict {
 		t.Fatalf("two concurrent power requests: want one 202 and one 409, got\n%s\n%s", replies[0], replies[1])
 	}
 	var won api.ActionAccepted
 	for _, r := range replies {
-		if r.status == http.StatusConflict && r.code() != "action_in_progress" {
-			t.Errorf("409 code %q, want action_in_progress: %s", r.code(), r)
+		if r.Status == http.StatusConflict && r.Code() != "action_in_progress" {
+			t.Errorf("409 code %q, want action_in_progress: %s", r.Code(), r)
 		}
-		if r.status == http.StatusAccepted {
-			r.decode(t, &won)
+		if r.Status == http.StatusAccepted {
+			r.Decode(t, &won)
 		}
 	}
 	c.waitSuccess(won.Action.ID, actionTimeout)
@@ -266,7 +266,7 @@ func (w *world) testConflictAndIsolation(t *testing.T) {
 	// Another account: 404 everywhere, indistinguishable from an unknown id.
 	o := newAPIClient(t, w.c.AnyAlive(nil).URL(), w.other)
 	unknown := o.do(http.MethodGet, "/v1/servers/srv_doesnotexist0000", nil)
-	if unknown.status != http.StatusNotFound {
+	if unknown.Status != http.StatusNotFound {
 		t.Fatalf("unknown server id: %s", unknown)
 	}
 	routes := []struct {
@@ -289,12 +289,12 @@ func (w *world) testConflictAndIsolation(t *testing.T) {
 	}
 	for _, rt := range routes {
 		r := o.do(rt.method, rt.path, rt.body)
-		if r.status != http.StatusNotFound || r.code() != unknown.code() {
-			t.Errorf("another account: want 404 (%s) like an unknown id: %s", unknown.code(), r)
+		if r.Status != http.StatusNotFound || r.Code() != unknown.Code() {
+			t.Errorf("another account: want 404 (%s) like an unknown id: %s", unknown.Code(), r)
 		}
 	}
 	var list api.ServerList
-	o.expect(http.StatusOK, http.MethodGet, "/v1/servers", nil).decode(t, &list)
+	o.expect(http.StatusOK, http.MethodGet, "/v1/servers", nil).Decode(t, &list)
 	for _, s := range list.Data {
 		if s.ID == id {
 			t.Errorf("another account lists server %s", id)
@@ -306,7 +306,7 @@ func (w *world) testConflictAndIsolation(t *testing.T) {
 		t.Fatalf("owner's server after foreign requests: %+v", s)
 	}
 	var snaps api.ServerSnapshotList
-	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).decode(t, &snaps)
+	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).Decode(t, &snaps)
 	if len(snaps.Data) != 1 || snaps.Data[0].ID != snapID {
 		t.Fatalf("owner's snapshots after foreign requests: %+v", snaps.Data)
 	}
@@ -429,13 +429,7 @@ func requireSingleInstall(t *testing.T, console, oldInstall string) {
 // waitActionOpen reads an action that is expected to be still open.
 func (c *apiClient) waitActionOpen(id string) api.Action {
 	c.t.Helper()
-	r := c.retry503(http.MethodGet, "/v1/actions/"+id, nil, 20*time.Second)
-	if r.status != http.StatusOK {
-		c.t.Fatalf("read action: %s", r)
-	}
-	var a api.Action
-	r.decode(c.t, &a)
-	return a
+	return retry503(c, "read action "+id, func(ctx context.Context) (api.Action, error) { return c.cl.Action(ctx, id) })
 }
 
 // waitActionRunning polls an action until it leaves pending.

@@ -30,9 +30,9 @@ func TestNodeUnplugged(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		r := c.do(http.MethodGet, "/v1/servers/"+id+"/stats", nil)
-		if r.status == http.StatusOK {
+		if r.Status == http.StatusOK {
 			var st api.ServerStats
-			r.decode(t, &st)
+			r.Decode(t, &st)
 			if st.ServerID != id {
 				t.Fatalf("stats of another server: %s", r)
 			}
@@ -56,10 +56,10 @@ func TestNodeUnplugged(t *testing.T) {
 		}
 		// A call in flight when the session drops may answer 503
 		// stats_unavailable; once the node is known gone it is node_offline.
-		if r.status == http.StatusServiceUnavailable && r.code() == "node_offline" {
+		if r.Status == http.StatusServiceUnavailable && r.Code() == "node_offline" {
 			break
 		}
-		if r.status != http.StatusOK && r.status != http.StatusServiceUnavailable {
+		if r.Status != http.StatusOK && r.Status != http.StatusServiceUnavailable {
 			t.Fatalf("stats with the node gone: want 503 node_offline: %s", r)
 		}
 		if time.Since(unplugged) > agentGrace+3*time.Second {
@@ -96,7 +96,7 @@ func TestNodeUnplugged(t *testing.T) {
 	deadline = time.Now().Add(15 * time.Second)
 	for {
 		r := c.do(http.MethodGet, "/v1/servers/"+id+"/stats", nil)
-		if r.status == http.StatusOK {
+		if r.Status == http.StatusOK {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -139,16 +139,16 @@ func (w *world) createServer(t testing.TB, label string) api.AdminServerCreated 
 func (w *world) terminateQuietly(id string) {
 	c := w.api(nil)
 	r, err := c.try(http.MethodDelete, "/v1/servers/"+id, nil)
-	if err != nil || r.status != http.StatusAccepted {
+	if err != nil || r.Status != http.StatusAccepted {
 		return
 	}
 	var acc api.ActionAccepted
-	if json.Unmarshal(r.body, &acc) == nil {
+	if json.Unmarshal(r.Body, &acc) == nil {
 		deadline := time.Now().Add(time.Minute)
 		for time.Now().Before(deadline) {
 			r, err := c.try(http.MethodGet, "/v1/actions/"+acc.Action.ID, nil)
 			var a api.Action
-			if err == nil && json.Unmarshal(r.body, &a) == nil && a.Finished() {
+			if err == nil && json.Unmarshal(r.Body, &a) == nil && a.Finished() {
 				return
 			}
 			time.Sleep(200 * time.Millisecond)

@@ -16,6 +16,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -23,7 +24,7 @@ import (
 // and account B.
 type fixture struct {
 	c        *testcluster.Cluster
-	cl       *apiClient
+	cl       *framework.API
 	accA     api.Account
 	keyA     string
 	accB     api.Account
@@ -38,12 +39,12 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{c: c, cl: newAPIClient(t, c.URL(0))}
 	f.accA, f.keyA = c.NewAccount("a@example.com", api.AllScopes...)
 	f.accB, f.keyB = c.NewAccount("b@example.com", api.AllScopes...)
-	r := f.cl.do("POST", "/v1/tickets", f.keyA, api.TicketCreateRequest{Subject: "A's ticket", Message: "hello"}, nil)
-	if r.status != 201 {
-		t.Fatalf("create ticket: %d %s", r.status, r.body)
+	r := f.cl.Call(f.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "A's ticket", Message: "hello"}, nil)
+	if r.Status != 201 {
+		t.Fatalf("create ticket: %d %s", r.Status, r.Body)
 	}
 	var tk api.Ticket
-	r.decode(t, &tk)
+	r.Decode(t, &tk)
 	f.ticketA = tk.ID
 	ctx := context.Background()
 	if _, err := c.Admin(0).CreditWallet(ctx, f.accA.ID, api.WalletCreditRequest{AmountUsdCents: 5000, Gateway: "card"}); err != nil {
@@ -103,13 +104,13 @@ func TestScopeMatrix(t *testing.T) {
 	for _, rt := range routes {
 		path, body := f.concrete(rt.Path)
 		for _, s := range api.AllScopes {
-			r := f.cl.do(rt.Method, path, keys[s], body, nil)
+			r := f.cl.Call(keys[s], rt.Method, path, body, nil)
 			if s == rt.Scope {
-				if r.status == 401 || r.status == 403 || r.status >= 500 {
-					t.Errorf("%s %s with its scope %s: %d %s", rt.Method, rt.Path, s, r.status, r.body)
+				if r.Status == 401 || r.Status == 403 || r.Status >= 500 {
+					t.Errorf("%s %s with its scope %s: %d %s", rt.Method, rt.Path, s, r.Status, r.Body)
 				}
-			} else if r.status != 403 || r.code() != "missing_scope" || !strings.Contains(string(r.body), rt.Scope) {
-				t.Errorf("%s %s with scope %s: %d %s, want 403 missing_scope naming %s", rt.Method, rt.Path, s, r.status, r.body, rt.Scope)
+			} else if r.Status != 403 || r.Code() != "missing_scope" || !strings.Contains(string(r.Body), rt.Scope) {
+				t.Errorf("%s %s with scope %s: %d %s, want 403 missing_scope naming %s", rt.Method, rt.Path, s, r.Status, r.Body, rt.Scope)
 			}
 		}
 	}
@@ -120,21 +121,21 @@ func TestOtherAccountsResourcesAre404(t *testing.T) {
 	f := newFixture(t)
 	for _, rt := range f.c.Nodes[0].Server.API.Routes() {
 		path, body := f.concrete(rt.Path)
-		r := f.cl.do(rt.Method, path, f.keyB, body, nil)
+		r := f.cl.Call(f.keyB, rt.Method, path, body, nil)
 		if strings.Contains(rt.Path, "{") {
-			if r.status != 404 {
-				t.Errorf("B on A's %s %s: %d %s, want 404", rt.Method, path, r.status, r.body)
+			if r.Status != 404 {
+				t.Errorf("B on A's %s %s: %d %s, want 404", rt.Method, path, r.Status, r.Body)
 			}
 			continue
 		}
-		if strings.Contains(string(r.body), f.ticketA) || strings.Contains(string(r.body), f.invoiceA) || strings.Contains(string(r.body), f.accA.ID) {
-			t.Errorf("B's %s %s leaks A's data: %s", rt.Method, path, r.body)
+		if strings.Contains(string(r.Body), f.ticketA) || strings.Contains(string(r.Body), f.invoiceA) || strings.Contains(string(r.Body), f.accA.ID) {
+			t.Errorf("B's %s %s leaks A's data: %s", rt.Method, path, r.Body)
 		}
 	}
 	// Nothing B did touched A's ticket.
-	r := f.cl.do("GET", "/v1/tickets/"+f.ticketA, f.keyA, nil, nil)
+	r := f.cl.Call(f.keyA, "GET", "/v1/tickets/"+f.ticketA, nil, nil)
 	var tk api.Ticket
-	r.decode(t, &tk)
+	r.Decode(t, &tk)
 	if len(tk.Messages) != 1 || tk.Status != api.TicketOpen {
 		t.Fatalf("A's ticket changed by B: %+v", tk)
 	}
@@ -156,8 +157,8 @@ func TestKeyStatesAndAllowlist(t *testing.T) {
 	}
 	exp := time.Now().Add(1500 * time.Millisecond)
 	expiring := f.key(t, f.accA, api.KeyCreateRequest{ExpiresAt: &exp})
-	if r := f.cl.do("GET", "/v1/account", expiring, nil, nil); r.status != 200 {
-		t.Fatalf("key before expiry: %d", r.status)
+	if r := f.cl.Call(expiring, "GET", "/v1/account", nil, nil); r.Status != 200 {
+		t.Fatalf("key before expiry: %d", r.Status)
 	}
 	revoked := f.key(t, f.accA, api.KeyCreateRequest{})
 	info, _ := f.c.Admin(0).Keys(context.Background(), f.accA.ID)
@@ -181,14 +182,14 @@ func TestKeyStatesAndAllowlist(t *testing.T) {
 		code   string
 	}{"revoked", revoked, 401, "revoked_api_key"})
 	for _, tc := range cases {
-		r := f.cl.do("GET", "/v1/account", tc.key, nil, nil)
-		if r.status != tc.status || r.code() != tc.code {
-			t.Errorf("%s: %d %s, want %d %s", tc.name, r.status, r.body, tc.status, tc.code)
+		r := f.cl.Call(tc.key, "GET", "/v1/account", nil, nil)
+		if r.Status != tc.status || r.Code() != tc.code {
+			t.Errorf("%s: %d %s, want %d %s", tc.name, r.Status, r.Body, tc.status, tc.code)
 		}
 	}
 	// X-API-Key works like Bearer.
-	if r := f.cl.do("GET", "/v1/account", "", nil, map[string]string{"X-API-Key": f.keyA}); r.status != 200 {
-		t.Fatalf("X-API-Key: %d %s", r.status, r.body)
+	if r := f.cl.Call("", "GET", "/v1/account", nil, map[string]string{"X-API-Key": f.keyA}); r.Status != 200 {
+		t.Fatalf("X-API-Key: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -196,30 +197,30 @@ func TestRateLimit(t *testing.T) {
 	f := newFixture(t)
 	key := f.key(t, f.accA, api.KeyCreateRequest{RateLimitPerMin: 5})
 	for i := 0; i < 5; i++ {
-		r := f.cl.do("GET", "/v1/account", key, nil, nil)
-		if r.status != 200 || r.header.Get("X-RateLimit-Limit") != "5" || r.header.Get("X-RateLimit-Remaining") != strconv.Itoa(4-i) {
-			t.Fatalf("request %d: %d limit=%q remaining=%q", i, r.status, r.header.Get("X-RateLimit-Limit"), r.header.Get("X-RateLimit-Remaining"))
+		r := f.cl.Call(key, "GET", "/v1/account", nil, nil)
+		if r.Status != 200 || r.Header.Get("X-RateLimit-Limit") != "5" || r.Header.Get("X-RateLimit-Remaining") != strconv.Itoa(4-i) {
+			t.Fatalf("request %d: %d limit=%q remaining=%q", i, r.Status, r.Header.Get("X-RateLimit-Limit"), r.Header.Get("X-RateLimit-Remaining"))
 		}
-		reset, _ := strconv.ParseInt(r.header.Get("X-RateLimit-Reset"), 10, 64)
+		reset, _ := strconv.ParseInt(r.Header.Get("X-RateLimit-Reset"), 10, 64)
 		if d := time.Until(time.Unix(reset, 0)); d <= 0 || d > 61*time.Second {
 			t.Fatalf("X-RateLimit-Reset %d is %s away", reset, d)
 		}
 	}
-	r := f.cl.do("GET", "/v1/account", key, nil, nil)
-	retry, _ := strconv.Atoi(r.header.Get("Retry-After"))
-	if r.status != 429 || r.code() != "rate_limited" || retry < 1 || retry > 60 || r.header.Get("X-RateLimit-Remaining") != "0" {
-		t.Fatalf("6th request: %d %s Retry-After=%q", r.status, r.body, r.header.Get("Retry-After"))
+	r := f.cl.Call(key, "GET", "/v1/account", nil, nil)
+	retry, _ := strconv.Atoi(r.Header.Get("Retry-After"))
+	if r.Status != 429 || r.Code() != "rate_limited" || retry < 1 || retry > 60 || r.Header.Get("X-RateLimit-Remaining") != "0" {
+		t.Fatalf("6th request: %d %s Retry-After=%q", r.Status, r.Body, r.Header.Get("Retry-After"))
 	}
 	// Another key of the same account has its own budget.
-	if r := f.cl.do("GET", "/v1/account", f.keyA, nil, nil); r.status != 200 {
-		t.Fatalf("other key limited too: %d", r.status)
+	if r := f.cl.Call(f.keyA, "GET", "/v1/account", nil, nil); r.Status != 200 {
+		t.Fatalf("other key limited too: %d", r.Status)
 	}
 }
 
 func ticketCount(t *testing.T, f *fixture, key string) int {
 	t.Helper()
 	var p api.Page[api.Ticket]
-	f.cl.do("GET", "/v1/tickets?limit=1", key, nil, nil).decode(t, &p)
+	f.cl.Call(key, "GET", "/v1/tickets?limit=1", nil, nil).Decode(t, &p)
 	return p.Total
 }
 
@@ -228,22 +229,22 @@ func TestIdempotency(t *testing.T) {
 	before := ticketCount(t, f, f.keyA)
 	body := api.TicketCreateRequest{Subject: "idem", Message: "once"}
 	h := map[string]string{"Idempotency-Key": "order-42"}
-	first := f.cl.do("POST", "/v1/tickets", f.keyA, body, h)
-	second := f.cl.do("POST", "/v1/tickets", f.keyA, body, h)
-	if first.status != 201 || second.status != 201 || string(first.body) != string(second.body) || second.header.Get("Idempotent-Replayed") != "true" {
-		t.Fatalf("replay: %d %s / %d %s", first.status, first.body, second.status, second.body)
+	first := f.cl.Call(f.keyA, "POST", "/v1/tickets", body, h)
+	second := f.cl.Call(f.keyA, "POST", "/v1/tickets", body, h)
+	if first.Status != 201 || second.Status != 201 || string(first.Body) != string(second.Body) || second.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %d %s / %d %s", first.Status, first.Body, second.Status, second.Body)
 	}
-	other := f.cl.do("POST", "/v1/tickets", f.keyA, api.TicketCreateRequest{Subject: "idem", Message: "twice"}, h)
-	if other.status != 422 || other.code() != "idempotency_key_reused" {
-		t.Fatalf("mismatch: %d %s", other.status, other.body)
+	other := f.cl.Call(f.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "idem", Message: "twice"}, h)
+	if other.Status != 422 || other.Code() != "idempotency_key_reused" {
+		t.Fatalf("mismatch: %d %s", other.Status, other.Body)
 	}
 	if n := ticketCount(t, f, f.keyA); n != before+1 {
 		t.Fatalf("tickets %d, want %d", n, before+1)
 	}
 	// The same Idempotency-Key from another API key is a different request.
 	keyA2 := f.key(t, f.accA, api.KeyCreateRequest{})
-	if r := f.cl.do("POST", "/v1/tickets", keyA2, body, h); r.status != 201 || r.header.Get("Idempotent-Replayed") == "true" {
-		t.Fatalf("other key: %d %s", r.status, r.body)
+	if r := f.cl.Call(keyA2, "POST", "/v1/tickets", body, h); r.Status != 201 || r.Header.Get("Idempotent-Replayed") == "true" {
+		t.Fatalf("other key: %d %s", r.Status, r.Body)
 	}
 
 	// Concurrent identical requests: every answer is the one ticket, or a 409 while
@@ -257,16 +258,16 @@ func TestIdempotency(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r := f.cl.do("POST", "/v1/tickets", f.keyA, api.TicketCreateRequest{Subject: "race", Message: "m"}, map[string]string{"Idempotency-Key": "race-1"})
+			r := f.cl.Call(f.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "race", Message: "m"}, map[string]string{"Idempotency-Key": "race-1"})
 			mu.Lock()
 			defer mu.Unlock()
-			statuses[r.status]++
-			if r.status == 201 {
+			statuses[r.Status]++
+			if r.Status == 201 {
 				var tk api.Ticket
-				_ = json.Unmarshal(r.body, &tk)
+				_ = json.Unmarshal(r.Body, &tk)
 				ids[tk.ID]++
-			} else if r.status != 409 || r.code() != "idempotency_key_in_flight" {
-				t.Errorf("concurrent: %d %s", r.status, r.body)
+			} else if r.Status != 409 || r.Code() != "idempotency_key_in_flight" {
+				t.Errorf("concurrent: %d %s", r.Status, r.Body)
 			}
 		}()
 	}
@@ -299,21 +300,21 @@ func TestBadBodies(t *testing.T) {
 		{``, 400, "request body is required"},
 	}
 	for _, tc := range cases {
-		r := f.cl.do("POST", "/v1/tickets", f.keyA, tc.body, nil)
-		if r.status != tc.status || !strings.Contains(string(r.body), tc.want) {
-			t.Errorf("body %.40q: %d %s, want %d containing %s", tc.body, r.status, r.body, tc.status, tc.want)
+		r := f.cl.Call(f.keyA, "POST", "/v1/tickets", tc.body, nil)
+		if r.Status != tc.status || !strings.Contains(string(r.Body), tc.want) {
+			t.Errorf("body %.40q: %d %s, want %d containing %s", tc.body, r.Status, r.Body, tc.status, tc.want)
 		}
 	}
 	for _, q := range []string{"limit=0", "limit=201", "limit=x", "page=0", "page=-1"} {
-		if r := f.cl.do("GET", "/v1/tickets?"+q, f.keyA, nil, nil); r.status != 400 {
-			t.Errorf("?%s: %d, want 400", q, r.status)
+		if r := f.cl.Call(f.keyA, "GET", "/v1/tickets?"+q, nil, nil); r.Status != 400 {
+			t.Errorf("?%s: %d, want 400", q, r.Status)
 		}
 	}
 	if n := ticketCount(t, f, f.keyA); n != before {
 		t.Fatalf("bad bodies created tickets: %d → %d", before, n)
 	}
-	if r := f.cl.do("GET", "/v1/nope", f.keyA, nil, nil); r.status != 404 || r.code() != "route_not_found" {
-		t.Fatalf("unknown route: %d %s", r.status, r.body)
+	if r := f.cl.Call(f.keyA, "GET", "/v1/nope", nil, nil); r.Status != 404 || r.Code() != "route_not_found" {
+		t.Fatalf("unknown route: %d %s", r.Status, r.Body)
 	}
 }
 
@@ -323,42 +324,42 @@ func TestTourAndEvents(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
 	var acc api.Account
-	f.cl.do("GET", "/v1/account", f.keyA, nil, nil).decode(t, &acc)
+	f.cl.Call(f.keyA, "GET", "/v1/account", nil, nil).Decode(t, &acc)
 	if acc.ID != f.accA.ID || acc.Email != "a@example.com" || acc.BalanceUsdCents != 5000-1200 {
 		t.Fatalf("account: %+v", acc)
 	}
 	var w api.Wallet
-	f.cl.do("GET", "/v1/billing/wallet", f.keyA, nil, nil).decode(t, &w)
+	f.cl.Call(f.keyA, "GET", "/v1/billing/wallet", nil, nil).Decode(t, &w)
 	if w.BalanceUsdCents != 3800 || w.Currency != "USD" {
 		t.Fatalf("wallet: %+v", w)
 	}
 	var txs api.Page[api.WalletTransaction]
-	f.cl.do("GET", "/v1/billing/wallet/transactions", f.keyA, nil, nil).decode(t, &txs)
+	f.cl.Call(f.keyA, "GET", "/v1/billing/wallet/transactions", nil, nil).Decode(t, &txs)
 	if txs.Total != 2 || txs.Data[0].AmountUsdCents != -1200 || txs.Data[1].AmountUsdCents != 5000 {
 		t.Fatalf("transactions: %+v", txs)
 	}
 	var inv api.Invoice
-	f.cl.do("GET", "/v1/billing/invoices/"+f.invoiceA, f.keyA, nil, nil).decode(t, &inv)
+	f.cl.Call(f.keyA, "GET", "/v1/billing/invoices/"+f.invoiceA, nil, nil).Decode(t, &inv)
 	if inv.Status != api.InvoicePaid || inv.TotalUsdCents != 1200 || len(inv.Payments) != 1 || inv.PaidAt == nil {
 		t.Fatalf("invoice: %+v", inv)
 	}
 	// Customer reply, staff reply, close, re-open by reply.
-	if r := f.cl.do("POST", "/v1/tickets/"+f.ticketA+"/reply", f.keyA, api.TicketReplyRequest{Body: "any news?"}, nil); r.status != 201 {
-		t.Fatalf("reply: %d %s", r.status, r.body)
+	if r := f.cl.Call(f.keyA, "POST", "/v1/tickets/"+f.ticketA+"/reply", api.TicketReplyRequest{Body: "any news?"}, nil); r.Status != 201 {
+		t.Fatalf("reply: %d %s", r.Status, r.Body)
 	}
 	if _, err := f.c.Admin(0).StaffReply(ctx, f.ticketA, api.StaffReplyRequest{Body: "fixed", StaffName: "Ayşe"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ { // close is idempotent
 		var tk api.Ticket
-		r := f.cl.do("POST", "/v1/tickets/"+f.ticketA+"/close", f.keyA, nil, nil)
-		r.decode(t, &tk)
-		if r.status != 200 || tk.Status != api.TicketClosed {
-			t.Fatalf("close #%d: %d %s", i, r.status, r.body)
+		r := f.cl.Call(f.keyA, "POST", "/v1/tickets/"+f.ticketA+"/close", nil, nil)
+		r.Decode(t, &tk)
+		if r.Status != 200 || tk.Status != api.TicketClosed {
+			t.Fatalf("close #%d: %d %s", i, r.Status, r.Body)
 		}
 	}
 	var tk api.Ticket
-	f.cl.do("POST", "/v1/tickets/"+f.ticketA+"/reply", f.keyA, api.TicketReplyRequest{Body: "again"}, nil).decode(t, &tk)
+	f.cl.Call(f.keyA, "POST", "/v1/tickets/"+f.ticketA+"/reply", api.TicketReplyRequest{Body: "again"}, nil).Decode(t, &tk)
 	if tk.Status != api.TicketCustomerReply || len(tk.Messages) != 4 || tk.Messages[2].Author != "staff" || tk.Messages[2].StaffName != "Ayşe" {
 		t.Fatalf("thread: %+v", tk)
 	}
@@ -411,7 +412,7 @@ func TestUsageLogIsBatched(t *testing.T) {
 	}
 	idx := f.c.Nodes[0].Server.Node.Raft.LastIndex()
 	for i := 0; i < 30; i++ {
-		f.cl.do("GET", "/v1/account", k.Key, nil, nil)
+		f.cl.Call(k.Key, "GET", "/v1/account", nil, nil)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	var u []api.KeyUsage
@@ -439,14 +440,14 @@ func TestUsageLogIsBatched(t *testing.T) {
 func TestHealthReadyMetrics(t *testing.T) {
 	f := newFixture(t)
 	for _, p := range []string{"/healthz", "/readyz"} {
-		if r := f.cl.do("GET", p, "", nil, nil); r.status != 200 {
-			t.Fatalf("%s: %d %s", p, r.status, r.body)
+		if r := f.cl.Call("", "GET", p, nil, nil); r.Status != 200 {
+			t.Fatalf("%s: %d %s", p, r.Status, r.Body)
 		}
 	}
-	f.cl.do("GET", "/v1/account", f.keyA, nil, nil)
+	f.cl.Call(f.keyA, "GET", "/v1/account", nil, nil)
 	// /metrics is not on the public listener but on its own (--metrics-addr).
-	if r := f.cl.do("GET", "/metrics", "", nil, nil); r.status != 404 {
-		t.Fatalf("public /metrics: %d", r.status)
+	if r := f.cl.Call("", "GET", "/metrics", nil, nil); r.Status != 404 {
+		t.Fatalf("public /metrics: %d", r.Status)
 	}
 	mr, err := http.Get(f.c.MetricsURL(0) + "/metrics")
 	if err != nil {
@@ -454,17 +455,17 @@ func TestHealthReadyMetrics(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(mr.Body)
 	mr.Body.Close()
-	r := reply{status: mr.StatusCode, body: raw}
+	r := framework.Reply{Status: mr.StatusCode, Body: raw}
 	for _, want := range []string{
 		`hostplane_http_requests_total{method="GET",route="GET /v1/account",status="200"}`,
 		"hostplane_http_request_duration_seconds_bucket", "hostplane_raft_apply_duration_seconds_count", "hostplane_fsm_size_bytes",
 	} {
-		if !strings.Contains(string(r.body), want) {
+		if !strings.Contains(string(r.Body), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
 	var doc map[string]any
-	f.cl.do("GET", "/openapi.json", "", nil, nil).decode(t, &doc)
+	f.cl.Call("", "GET", "/openapi.json", nil, nil).Decode(t, &doc)
 	if doc["openapi"] != "3.0.3" {
 		t.Fatalf("/openapi.json: %v", doc["openapi"])
 	}
@@ -482,11 +483,11 @@ func TestIdempotencyKeysExpireThroughLeaderSweep(t *testing.T) {
 	cl := newAPIClient(t, c.URL(0))
 	_, key := c.NewAccount("ttl@example.com")
 	h := map[string]string{"Idempotency-Key": "short-lived"}
-	if r := cl.do("POST", "/v1/tickets", key, api.TicketCreateRequest{Subject: "one", Message: "m"}, h); r.status != 201 {
-		t.Fatalf("first: %d %s", r.status, r.body)
+	if r := cl.Call(key, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "one", Message: "m"}, h); r.Status != 201 {
+		t.Fatalf("first: %d %s", r.Status, r.Body)
 	}
-	if r := cl.do("POST", "/v1/tickets", key, api.TicketCreateRequest{Subject: "two", Message: "m"}, h); r.status != 422 {
-		t.Fatalf("within the TTL: %d %s", r.status, r.body)
+	if r := cl.Call(key, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "two", Message: "m"}, h); r.Status != 422 {
+		t.Fatalf("within the TTL: %d %s", r.Status, r.Body)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -503,7 +504,7 @@ func TestIdempotencyKeysExpireThroughLeaderSweep(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if r := cl.do("POST", "/v1/tickets", key, api.TicketCreateRequest{Subject: "two", Message: "m"}, h); r.status != 201 || r.header.Get("Idempotent-Replayed") != "" {
-		t.Fatalf("after expiry: %d %s", r.status, r.body)
+	if r := cl.Call(key, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "two", Message: "m"}, h); r.Status != 201 || r.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("after expiry: %d %s", r.Status, r.Body)
 	}
 }

@@ -57,9 +57,9 @@ func TestForwardingOverMutualTLS(t *testing.T) {
 	before := clusterTLSConns(t, c, ld)
 	for n := 0; n < 30; n++ {
 		cl := newAPIClient(t, c.URL([]int{f1, f2}[n%2]))
-		r := cl.do("POST", "/v1/tickets", key, api.TicketCreateRequest{Subject: fmt.Sprint("tls ", n), Message: "m"}, nil)
-		if r.status != 201 {
-			t.Fatalf("write via follower over mTLS: %d %s", r.status, r.body)
+		r := cl.Call(key, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: fmt.Sprint("tls ", n), Message: "m"}, nil)
+		if r.Status != 201 {
+			t.Fatalf("write via follower over mTLS: %d %s", r.Status, r.Body)
 		}
 	}
 	if grew := clusterTLSConns(t, c, ld) - before; grew > 4 {

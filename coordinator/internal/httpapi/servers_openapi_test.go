@@ -1,10 +1,8 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"sort"
 	"strings"
@@ -13,9 +11,6 @@ import (
 	"time"
 
 	"github.com/getkin/kin-openapi/openapi3"
-	"github.com/getkin/kin-openapi/openapi3filter"
-	"github.com/getkin/kin-openapi/routers"
-	"github.com/getkin/kin-openapi/routers/gorillamux"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
@@ -27,8 +22,7 @@ import (
 // every /v1 response against openapi.json.
 type srvAPI struct {
 	*whAPI
-	router routers.Router
-	doc    *openapi3.T
+	doc *openapi3.T
 
 	mu        sync.Mutex
 	secrets   map[string][]byte
@@ -75,10 +69,6 @@ func newSrvAPI(t *testing.T) *srvAPI {
 	loader := openapi3.NewLoader()
 	doc, err := loader.LoadFromData(OpenAPI)
 	if err != nil {
-		t.Fatal(err)
-	}
-	doc.Servers = openapi3.Servers{{URL: s.srv.URL + "/v1"}}
-	if s.router, err = gorillamux.NewRouter(doc); err != nil {
 		t.Fatal(err)
 	}
 	s.doc = doc
@@ -133,26 +123,13 @@ type reply struct {
 func (r reply) code() string { c, _ := r.m["code"].(string); return c }
 func (r reply) msg() string  { c, _ := r.m["message"].(string); return c }
 
-// call sends a request and validates the answer against openapi.json.
+// call sends a request through pkg/client; the answer is checked against
+// openapi.json (framework.ValidatingTransport).
 func (s *srvAPI) call(key, method, path, body string, hdr ...string) reply {
 	s.t.Helper()
-	req, _ := http.NewRequest(method, s.srv.URL+path, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+key)
-	if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := reply{status: resp.StatusCode, header: resp.Header, body: raw}
-	_ = json.Unmarshal(raw, &r.m)
-	s.validate(req, []byte(body), r, false)
+	fr := s.api.Call(key, method, path, rawBody(body), headers(hdr))
+	r := reply{status: fr.Status, header: fr.Header, body: fr.Body}
+	_ = json.Unmarshal(fr.Body, &r.m)
 	return r
 }
 
@@ -160,25 +137,7 @@ func (s *srvAPI) call(key, method, path, body string, hdr ...string) reply {
 // matching the schema (skipBody for event streams, checked event by event).
 func (s *srvAPI) validate(req *http.Request, body []byte, r reply, skipBody bool) {
 	s.t.Helper()
-	vreq, _ := http.NewRequest(req.Method, req.URL.String(), bytes.NewReader(body))
-	vreq.Header = req.Header.Clone()
-	route, params, err := s.router.FindRoute(vreq)
-	if err != nil {
-		if r.status == http.StatusNotFound || r.status == http.StatusMethodNotAllowed {
-			return
-		}
-		s.t.Errorf("%s %s answered %d but is not in openapi.json: %v", req.Method, req.URL.Path, r.status, err)
-		return
-	}
-	in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route,
-		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
-	out := &openapi3filter.ResponseValidationInput{
-		RequestValidationInput: in, Status: r.status, Header: r.header, Body: io.NopCloser(bytes.NewReader(r.body)),
-		Options: &openapi3filter.Options{IncludeResponseStatus: true, ExcludeResponseBody: skipBody},
-	}
-	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
-		s.t.Errorf("%s %s → %d does not match openapi.json: %v\nbody: %.400s", req.Method, req.URL.Path, r.status, err, r.body)
-	}
+	s.api.Transport.Check(req, body, r.status, r.header, r.body, skipBody)
 }
 
 // schema validates a JSON value against a named component schema.

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -21,6 +19,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 type whAPI struct {
@@ -29,6 +28,7 @@ type whAPI struct {
 	srv  *httptest.Server
 	dir  string
 	node *raftnode.Node
+	api  *framework.API // pkg/client, every /v1 answer checked against openapi.json
 }
 
 type mapResolver map[string]string
@@ -77,7 +77,7 @@ func newWHAPI(t *testing.T) *whAPI {
 	}}})
 	srv := httptest.NewServer(a.Handler(nil))
 	t.Cleanup(srv.Close)
-	return &whAPI{t: t, a: a, srv: srv, dir: dir, node: node}
+	return &whAPI{t: t, a: a, srv: srv, dir: dir, node: node, api: framework.NewAPI(t, srv.URL, OpenAPI)}
 }
 
 // account makes an account and a key with the given scopes.
@@ -101,26 +101,31 @@ func (w *whAPI) apply(typ fsm.CommandType, p any) any {
 	return res.Value
 }
 
+// do sends a request through pkg/client (the answer checked against
+// openapi.json) and returns the status and the decoded JSON body.
 func (w *whAPI) do(key, method, path, body string, hdr ...string) (int, map[string]any) {
 	w.t.Helper()
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, _ := http.NewRequest(method, w.srv.URL+path, rd)
-	req.Header.Set("Authorization", "Bearer "+key)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	r := w.api.Call(key, method, path, rawBody(body), headers(hdr))
 	var out map[string]any
-	raw, _ := io.ReadAll(resp.Body)
-	_ = json.Unmarshal(raw, &out)
-	return resp.StatusCode, out
+	_ = json.Unmarshal(r.Body, &out)
+	return r.Status, out
+}
+
+// rawBody is body as-is, or none when empty.
+func rawBody(body string) any {
+	if body == "" {
+		return nil
+	}
+	return body
+}
+
+// headers turns name, value pairs into a map.
+func headers(kv []string) map[string]string {
+	h := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h[kv[i]] = kv[i+1]
+	}
+	return h
 }
 
 func TestWebhookEndpoints(t *testing.T) {

@@ -1,0 +1,205 @@
+package framework
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+)
+
+// ValidatingTransport is an http.RoundTripper for pkg/client in tests: it checks
+// every /v1 response against the OpenAPI document (the status documented for
+// the route, the body matching its schema) and reports a mismatch with
+// t.Errorf (safe from any goroutine). A path the document lacks must answer
+// 404 or 405.
+type ValidatingTransport struct {
+	t      testing.TB
+	router routers.Router
+	next   http.RoundTripper
+	off    atomic.Bool
+}
+
+// NewValidatingTransport loads doc (the bytes of /openapi.json) for the API at base.
+func NewValidatingTransport(t testing.TB, doc []byte, base string) *ValidatingTransport {
+	t.Helper()
+	d, err := openapi3.NewLoader().LoadFromData(doc)
+	if err != nil {
+		t.Fatalf("openapi.json: %v", err)
+	}
+	d.Servers = openapi3.Servers{{URL: base + "/v1"}}
+	r, err := gorillamux.NewRouter(d)
+	if err != nil {
+		t.Fatalf("openapi.json router: %v", err)
+	}
+	return &ValidatingTransport{t: t, router: r, next: http.DefaultTransport}
+}
+
+// SetValidation turns the checks on or off (benchmarks time the API, not them).
+func (v *ValidatingTransport) SetValidation(on bool) { v.off.Store(!on) }
+
+type captureKey struct{}
+
+// RoundTrip sends the request, reads the whole answer, validates it and hands
+// it back unchanged; a Reply in the request's context (see API) receives it.
+func (v *ValidatingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	var reqBody []byte
+	if req.Body != nil {
+		reqBody, _ = io.ReadAll(req.Body)
+		req.Body.Close()
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	resp, err := v.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(raw))
+	// A redirect (the mux cleaning a path) is followed by the client; the answer
+	// it leads to is the one that counts.
+	redirect := resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Header.Get("Location") != ""
+	if strings.HasPrefix(req.URL.Path, "/v1/") && !v.off.Load() && !redirect && len(reqBody) < 1<<20 {
+		v.Check(req, reqBody, resp.StatusCode, resp.Header, raw, false)
+	}
+	if r, ok := req.Context().Value(captureKey{}).(*Reply); ok {
+		r.Status, r.Header, r.Body = resp.StatusCode, resp.Header, raw
+	}
+	return resp, nil
+}
+
+// Check validates one exchange: the request (method, URL, headers, body) and
+// the answer's status, headers and body (skipBody: the status only, for event
+// streams checked event by event).
+func (v *ValidatingTransport) Check(req *http.Request, body []byte, status int, hdr http.Header, raw []byte, skipBody bool) {
+	v.t.Helper()
+	vreq, _ := http.NewRequest(req.Method, req.URL.String(), bytes.NewReader(body))
+	vreq.Header = req.Header.Clone()
+	route, params, err := v.router.FindRoute(vreq)
+	if err != nil {
+		if status == http.StatusNotFound || status == http.StatusMethodNotAllowed {
+			return // an undocumented path must not be served; it was not
+		}
+		v.t.Errorf("%s %s answered %d but is not in openapi.json: %v", req.Method, req.URL.Path, status, err)
+		return
+	}
+	in := &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route,
+		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: status, Header: hdr, Body: io.NopCloser(bytes.NewReader(raw)),
+		Options: &openapi3filter.Options{IncludeResponseStatus: true, ExcludeResponseBody: skipBody},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		v.t.Errorf("%s %s → %d does not match openapi.json: %v\nbody: %.400s", req.Method, req.URL.Path, status, err, raw)
+	}
+}
+
+// API calls a coordinator's HTTP API through pkg/client with a
+// ValidatingTransport. Typed calls use Client(key); tests that assert on raw
+// answers (status, headers, error codes, malformed input) use Call, which goes
+// through client.Do as well.
+type API struct {
+	T         testing.TB
+	Base      string
+	Transport *ValidatingTransport
+}
+
+// NewAPI is an API for the coordinator at base, checked against doc (nil: the
+// /openapi.json that coordinator serves).
+func NewAPI(t testing.TB, base string, doc []byte) *API {
+	t.Helper()
+	if doc == nil {
+		resp, err := (&http.Client{Timeout: 15 * time.Second}).Get(base + "/openapi.json")
+		if err != nil {
+			t.Fatalf("GET %s/openapi.json: %v", base, err)
+		}
+		doc, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s/openapi.json: %s", base, resp.Status)
+		}
+	}
+	return &API{T: t, Base: base, Transport: NewValidatingTransport(t, doc, base)}
+}
+
+// Client is a pkg/client client with key (empty: none) whose every answer is validated.
+func (a *API) Client(key string) *client.Client {
+	c := client.New(a.Base, key)
+	c.HTTP = &http.Client{Timeout: 15 * time.Second, Transport: a.Transport}
+	return c
+}
+
+// Reply is one raw answer.
+type Reply struct {
+	Method, Path string
+	Status       int
+	Header       http.Header
+	Body         []byte
+}
+
+func (r Reply) String() string {
+	return fmt.Sprintf("%s %s → %d %.400s", r.Method, r.Path, r.Status, r.Body)
+}
+
+// Decode unmarshals the body, failing the test on error.
+func (r Reply) Decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.Body, v); err != nil {
+		t.Fatalf("decode %s: %v", r, err)
+	}
+}
+
+// Code is the error envelope's code.
+func (r Reply) Code() string {
+	var e api.Error
+	_ = json.Unmarshal(r.Body, &e)
+	return e.Code
+}
+
+// Try sends a request with key (empty: none) through client.Do: body is sent
+// as JSON, or as-is when it is a string or []byte; hdr adds headers. An HTTP
+// error status is a Reply, not an error; err is a transport failure.
+func (a *API) Try(key, method, path string, body any, hdr map[string]string) (Reply, error) {
+	r := &Reply{Method: method, Path: path}
+	switch b := body.(type) {
+	case string:
+		body = strings.NewReader(b)
+	case []byte:
+		body = bytes.NewReader(b)
+	}
+	h := http.Header{}
+	for k, v := range hdr {
+		h.Set(k, v)
+	}
+	ctx := context.WithValue(context.Background(), captureKey{}, r)
+	_, err := a.Client(key).Do(ctx, method, path, body, io.Discard, h)
+	if r.Header == nil { // no answer reached the transport
+		return *r, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	return *r, nil
+}
+
+// Call is Try failing the test on a transport error.
+func (a *API) Call(key, method, path string, body any, hdr map[string]string) Reply {
+	a.T.Helper()
+	r, err := a.Try(key, method, path, body, hdr)
+	if err != nil {
+		a.T.Fatal(err)
+	}
+	return r
+}
