@@ -87,16 +87,30 @@ func (c *apiClient) server(id string) api.Server {
 	return retry503(c, "read server "+id, func(ctx context.Context) (api.Server, error) { return c.cl.Server(ctx, id) })
 }
 
-// accepted sends an action request, requires 202 and returns its body.
-func (c *apiClient) accepted(method, path string, body any) api.ActionAccepted {
+// accept makes a typed call that starts an action, requires 202 and returns
+// its body.
+func (c *apiClient) accept(call func(context.Context, *client.Client) (api.ActionAccepted, error)) api.ActionAccepted {
 	c.t.Helper()
-	r := c.expect(http.StatusAccepted, method, path, body)
-	var acc api.ActionAccepted
-	r.Decode(c.t, &acc)
+	ctx, r := framework.Capture(context.Background())
+	acc, err := call(ctx, c.cl)
+	if err != nil || r.Status != http.StatusAccepted {
+		c.t.Fatalf("want 202: %s (%v)", r, err)
+	}
 	if acc.Action.ID == "" {
 		c.t.Fatalf("202 without an action id: %s", r)
 	}
 	return acc
+}
+
+// snapshots lists a server's snapshots (GET /v1/servers/{id}/snapshots, 200).
+func (c *apiClient) snapshots(id string) api.ServerSnapshotList {
+	c.t.Helper()
+	ctx, r := framework.Capture(context.Background())
+	l, err := c.cl.ServerSnapshots(ctx, id)
+	if err != nil || r.Status != http.StatusOK {
+		c.t.Fatalf("want 200: %s (%v)", r, err)
+	}
+	return l
 }
 
 // waitAction polls GET /v1/actions/{id} until the action finishes and returns it;

@@ -2,14 +2,15 @@ package e2e
 
 import (
 	"context"
-	"github.com/digitalocean/go-libvirt"
-	"github.com/digitalocean/go-libvirt/socket/dialers"
 	"net/http"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework/testenv"
 )
 
@@ -47,7 +48,9 @@ func BenchmarkRebootLatency(b *testing.B) {
 	// as the agent's journal timed it.
 	viaAPI := func() (time.Duration, time.Duration) {
 		start := time.Now()
-		acc := c.accepted(http.MethodPost, "/v1/servers/"+created.Server.ID+"/power/reboot", map[string]any{"force": true})
+		acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+			return cl.PowerServer(ctx, created.Server.ID, "reboot", &api.PowerRequest{Force: true})
+		})
 		for {
 			r := c.do(http.MethodGet, "/v1/actions/"+acc.Action.ID, nil)
 			var a api.Action

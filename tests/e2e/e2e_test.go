@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/testenv"
 )
@@ -64,7 +65,9 @@ func (w *world) testLifecycle(t *testing.T) {
 	w.hooks.wait(t, "server.created", id, map[string]any{"status": nil, "label": "life"})
 
 	// Reboot: a second boot marker, counter 2.
-	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", nil)
+	acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.PowerServer(ctx, id, "reboot", nil)
+	})
 	if acc.Action.Command != api.ActionServerReboot || acc.Server == nil || acc.Server.ID != id {
 		t.Fatalf("reboot 202: %+v", acc)
 	}
@@ -79,14 +82,16 @@ func (w *world) testLifecycle(t *testing.T) {
 	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "reboot"})
 
 	// Snapshot while running (disk counter 2).
-	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/snapshots", api.SnapshotCreateRequest{Name: "after-boot-2", Description: "e2e"})
+	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.CreateServerSnapshot(ctx, id, api.SnapshotCreateRequest{Name: "after-boot-2", Description: "e2e"}, "")
+	})
 	if acc.Snapshot == nil || acc.Snapshot.ID == "" {
 		t.Fatalf("snapshot 202 without snapshot: %+v", acc)
 	}
 	snapID := acc.Snapshot.ID
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	var snaps api.ServerSnapshotList
-	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).Decode(t, &snaps)
+	snaps = c.snapshots(id)
 	if len(snaps.Data) != 1 || snaps.Data[0].ID != snapID || snaps.Data[0].Name != "after-boot-2" {
 		t.Fatalf("snapshots after create: %+v", snaps.Data)
 	}
@@ -95,14 +100,18 @@ func (w *world) testLifecycle(t *testing.T) {
 	}
 
 	// Reboot again (counter 3), then revert: the disk goes back to 2.
-	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", nil)
+	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.PowerServer(ctx, id, "reboot", nil)
+	})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	waitBoot(t, console, 3)
 	disk := w.agent.DiskPath(vm)
 	if got := testenv.ReadGuestFile(t, disk, "/bootcount"); got != "3" {
 		t.Fatalf("disk bootcount before revert: %s, want 3", got)
 	}
-	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/snapshots/"+snapID+"/revert", nil)
+	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.RevertServerSnapshot(ctx, id, snapID, "")
+	})
 	if acc.Action.Command != api.ActionSnapshotRevert {
 		t.Fatalf("revert 202: %+v", acc.Action)
 	}
@@ -131,7 +140,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	if s := c.server(id); s.Status != api.ServerRunning || s.OSTemplate != tplB {
 		t.Fatalf("after reinstall: status %s template %s", s.Status, s.OSTemplate)
 	}
-	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).Decode(t, &snaps)
+	snaps = c.snapshots(id)
 	if len(snaps.Data) != 0 {
 		t.Fatalf("API lists snapshots of the old disk after reinstall: %+v", snaps.Data)
 	}
@@ -141,7 +150,9 @@ func (w *world) testLifecycle(t *testing.T) {
 	w.hooks.wait(t, "server.reinstalled", id, map[string]any{"osTemplate": tplB, "os": nil})
 
 	// Stop: graceful, shut off, status stopped.
-	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/stop", nil)
+	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.PowerServer(ctx, id, "stop", nil)
+	})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	requireDomState(t, vm, "shut off")
 	if s := c.server(id); s.Status != api.ServerStopped {
@@ -154,7 +165,9 @@ func (w *world) testLifecycle(t *testing.T) {
 
 	// Start: it boots again.
 	n := len(boots(console))
-	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/start", nil)
+	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.PowerServer(ctx, id, "start", nil)
+	})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	waitBoot(t, console, n+1)
 	requireDomState(t, vm, "running")
@@ -164,7 +177,9 @@ func (w *world) testLifecycle(t *testing.T) {
 	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "start"})
 
 	// Terminate: the domain is gone.
-	acc = c.accepted(http.MethodDelete, "/v1/servers/"+id, nil)
+	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.TerminateServer(ctx, id, "")
+	})
 	if acc.Action.Command != api.ActionServerTerminate {
 		t.Fatalf("terminate 202: %+v", acc.Action)
 	}
@@ -224,7 +239,9 @@ func (w *world) testConflictAndIsolation(t *testing.T) {
 	c := w.api(nil)
 
 	// A snapshot to aim the foreign requests at.
-	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/snapshots", api.SnapshotCreateRequest{Name: "s1"})
+	acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.CreateServerSnapshot(ctx, id, api.SnapshotCreateRequest{Name: "s1"}, "")
+	})
 	snapID := acc.Snapshot.ID
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 
@@ -306,7 +323,7 @@ func (w *world) testConflictAndIsolation(t *testing.T) {
 		t.Fatalf("owner's server after foreign requests: %+v", s)
 	}
 	var snaps api.ServerSnapshotList
-	c.expect(http.StatusOK, http.MethodGet, "/v1/servers/"+id+"/snapshots", nil).Decode(t, &snaps)
+	snaps = c.snapshots(id)
 	if len(snaps.Data) != 1 || snaps.Data[0].ID != snapID {
 		t.Fatalf("owner's snapshots after foreign requests: %+v", snaps.Data)
 	}
@@ -325,7 +342,9 @@ func (w *world) testAgentKilled(t *testing.T) {
 	w.agent.Stop()
 	w.agent.Start("vm.reinstall:disk-swapped")
 	w.waitNodeReady(30 * time.Second)
-	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/reinstall", api.ReinstallRequest{OSTemplate: tplB})
+	acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.ReinstallServer(ctx, id, api.ReinstallRequest{OSTemplate: tplB}, "")
+	})
 	w.agent.WaitExit(time.Minute)
 	if !strings.Contains(readFile(t, w.agent.LogPath()), "failpoint: killing the agent") {
 		t.Fatalf("agent exited but not at the failpoint; log:\n%s", framework.Tail(w.agent.LogPath(), 30))
@@ -362,7 +381,9 @@ func (w *world) testLeaderKilled(t *testing.T) {
 	leader := w.c.Leader()
 	follower := w.c.AnyAlive(leader)
 	c := w.api(follower)
-	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/reinstall", api.ReinstallRequest{OSTemplate: tplB})
+	acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.ReinstallServer(ctx, id, api.ReinstallRequest{OSTemplate: tplB}, "")
+	})
 	a := c.waitActionRunning(acc.Action.ID, 30*time.Second)
 	if a.Status != api.ActionRunning {
 		t.Fatalf("reinstall was not seen running before the leader kill: %+v", a)
@@ -379,7 +400,9 @@ func (w *world) testLeaderKilled(t *testing.T) {
 	}
 	// One more action through the new leader: had the reinstall been dispatched
 	// again, it would have run before this one finished.
-	r := c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", nil)
+	r := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.PowerServer(ctx, id, "reboot", nil)
+	})
 	c.waitSuccess(r.Action.ID, actionTimeout)
 	waitBoot(t, console, 3)
 	requireSingleInstall(t, console, old.installID)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 )
 
 // testScheduling: a cordoned node takes no new server (the placement error says
@@ -55,7 +56,9 @@ func (w *world) testScheduling(t *testing.T) {
 	}
 	// Terminated servers leave the node's list.
 	c := w.api(nil)
-	acc := c.accepted(http.MethodDelete, "/v1/servers/"+created.Server.ID, nil)
+	acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.TerminateServer(ctx, created.Server.ID, "")
+	})
 	c.waitSuccess(acc.Action.ID, time.Minute)
 	if d, err = adm.AgentNodeDetail(ctx, node); err != nil {
 		t.Fatal(err)

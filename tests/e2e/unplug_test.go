@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 )
 
 // unplugDeadline is how long an action waits for its node in TestNodeUnplugged.
@@ -70,7 +72,9 @@ func TestNodeUnplugged(t *testing.T) {
 	t.Logf("stats 503 node_offline %s after the unplug", time.Since(unplugged).Round(time.Millisecond))
 
 	// A new action is accepted and fails at its deadline.
-	acc := c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", nil)
+	acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.PowerServer(ctx, id, "reboot", nil)
+	})
 	a := c.waitAction(acc.Action.ID, unplugDeadline+30*time.Second)
 	if a.Status != api.ActionFailed || a.Error == nil || a.Error.Code == "" || a.FinishedAt == nil {
 		t.Fatalf("reboot for an absent node: want status error with a code, got %+v (error %+v)", a, a.Error)
@@ -107,7 +111,9 @@ func TestNodeUnplugged(t *testing.T) {
 	if got := c.waitActionOpen(acc.Action.ID); got.Status != api.ActionFailed {
 		t.Fatalf("the expired reboot changed after the node returned: %+v", got)
 	}
-	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", nil)
+	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.PowerServer(ctx, id, "reboot", nil)
+	})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	if b := waitBoot(t, console, 2); b.count != "2" {
 		t.Fatalf("after the one reboot that ran: %+v", b)
@@ -125,7 +131,9 @@ func TestNodeUnplugged(t *testing.T) {
 	w.agent.Stop()
 	w.agent.Start("vm.reinstall:disk-swapped")
 	w.waitNodeReady(30 * time.Second)
-	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/reinstall", api.ReinstallRequest{OSTemplate: tplB})
+	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.ReinstallServer(ctx, id, api.ReinstallRequest{OSTemplate: tplB}, "")
+	})
 	w.agent.WaitExit(time.Minute)
 	gone := time.Now()
 	if a := c.waitActionOpen(acc.Action.ID); a.Status != api.ActionRunning {
@@ -143,7 +151,9 @@ func TestNodeUnplugged(t *testing.T) {
 	if got := c.waitActionOpen(acc.Action.ID); got.Status != api.ActionFailed {
 		t.Fatalf("the failed reinstall changed after the node returned: %+v", got)
 	}
-	acc = c.accepted(http.MethodPost, "/v1/servers/"+id+"/power/reboot", map[string]any{"force": true})
+	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.PowerServer(ctx, id, "reboot", &api.PowerRequest{Force: true})
+	})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	requireDomState(t, vm, "running")
 }

@@ -78,6 +78,7 @@ func (v *ValidatingTransport) RoundTrip(req *http.Request) (*http.Response, erro
 		v.Check(req, reqBody, resp.StatusCode, resp.Header, raw, false)
 	}
 	if r, ok := req.Context().Value(captureKey{}).(*Reply); ok {
+		r.Method, r.Path = req.Method, req.URL.RequestURI()
 		r.Status, r.Header, r.Body = resp.StatusCode, resp.Header, raw
 	}
 	return resp, nil
@@ -171,11 +172,19 @@ func (r Reply) Code() string {
 	return e.Code
 }
 
+// Capture returns a context whose calls through a ValidatingTransport record
+// their raw answer in the returned Reply: a typed pkg/client call made with it
+// can still assert on the status and headers.
+func Capture(ctx context.Context) (context.Context, *Reply) {
+	r := &Reply{}
+	return context.WithValue(ctx, captureKey{}, r), r
+}
+
 // Try sends a request with key (empty: none) through client.Do: body is sent
 // as JSON, or as-is when it is a string or []byte; hdr adds headers. An HTTP
 // error status is a Reply, not an error; err is a transport failure.
 func (a *API) Try(key, method, path string, body any, hdr map[string]string) (Reply, error) {
-	r := &Reply{Method: method, Path: path}
+	ctx, r := Capture(context.Background())
 	switch b := body.(type) {
 	case string:
 		body = strings.NewReader(b)
@@ -186,10 +195,9 @@ func (a *API) Try(key, method, path string, body any, hdr map[string]string) (Re
 	for k, v := range hdr {
 		h.Set(k, v)
 	}
-	ctx := context.WithValue(context.Background(), captureKey{}, r)
 	_, err := a.Client(key).Do(ctx, method, path, body, io.Discard, h)
 	if r.Header == nil { // no answer reached the transport
-		return *r, fmt.Errorf("%s %s: %w", method, path, err)
+		return Reply{Method: method, Path: path}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	return *r, nil
 }
