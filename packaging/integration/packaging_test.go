@@ -165,6 +165,35 @@ func TestRpmlintClean(t *testing.T) {
 	}
 }
 
+// TestRpmInstallErase installs both RPMs into an empty root with rpm itself
+// (--nodeps: the root has no libvirt; --noscripts: it has no shell to run
+// scriptlets, which dpkg exercises in TestInstallRemovePurge), checks every listed
+// file, and erases them again.
+func TestRpmInstallErase(t *testing.T) {
+	need(t, "rpm")
+	packages(t)
+	r := t.TempDir()
+	mustRun(t, "rpm", "--root", r, "--initdb")
+	for name, f := range rpms {
+		mustRun(t, "rpm", "-i", "--root", r, "--nodeps", "--noscripts", f)
+		listed := strings.Fields(mustRun(t, "rpm", "-qlp", f))
+		for _, p := range listed {
+			if _, err := os.Lstat(filepath.Join(r, p)); err != nil {
+				t.Errorf("%s: %s not installed: %v", name, p, err)
+			}
+		}
+		if st, err := os.Stat(filepath.Join(r, "etc/hostplane/agent.json")); name == "hostplane-agent" && (err != nil || st.Mode().Perm() != 0o600) {
+			t.Errorf("agent.json from the RPM: %v %v (want 0600)", st, err)
+		}
+		mustRun(t, "rpm", "-e", "--root", r, "--noscripts", name)
+		for _, p := range listed {
+			if _, err := os.Lstat(filepath.Join(r, p)); err == nil {
+				t.Errorf("%s: %s left after rpm -e", name, p)
+			}
+		}
+	}
+}
+
 // exposure runs systemd-analyze security --offline=true on a unit file.
 func exposure(t *testing.T, unit string) float64 {
 	t.Helper()
