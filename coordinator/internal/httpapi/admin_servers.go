@@ -201,8 +201,61 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 	if err != nil {
 		return 0, nil, err
 	}
+	cands, err := a.placementCandidates(req, deps, cfg)
+	if err != nil {
+		return 0, nil, err
+	}
+	nodeID, err := placement.Choose(cands, plan, req.Template, placement.Policy{CPUOvercommit: cfg.CPUOvercommit})
+	if err != nil {
+		return 0, nil, errf(http.StatusConflict, "no_capacity", "%s", err.Error())
+	}
+	srvID := ids.New("srv", now)
+	vm := cfg.VMPrefix + strings.ReplaceAll(srvID, "_", "-")
+	actID := ids.New("act", now)
+	params, err := action.Encode(&action.Provision{
+		Template: req.Template,
+		Plan:     api.NodePlan{VCPUs: plan.VCPUs, MemoryMiB: plan.MemoryMiB, DiskGiB: plan.DiskGiB},
+		Hostname: req.Hostname, SSHKeys: req.SSHKeys, IPv4: req.IPv4, Gateway4: req.Gateway4, Network: req.Network,
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	password, err := provisionPassword(deps, actID, req.NoPassword)
+	if err != nil {
+		return 0, nil, err
+	}
+	s := store.Server{
+		Server: api.Server{ID: srvID, Label: serverLabel(req, srvID), Hostname: req.Hostname, Plan: plan, OSTemplate: req.Template, OS: req.OS,
+			IPv4: req.IPv4},
+		AccountID: req.AccountID, NodeID: nodeID, VMName: vm,
+	}
+	act := store.Action{
+		Action: api.Action{ID: actID, Command: api.ActionServerProvision, ResourceType: "server", ResourceID: srvID},
+		NodeID: nodeID, Target: vm, Params: params, NeedsSecret: !req.NoPassword, Mutating: true,
+		Deadline: now.Add(deps.ActionDeadline),
+	}
+	v, err := a.adminApply(r.Context(), fsm.CmdServerCreate, now, fsm.ServerCreate{Server: s, Action: act})
+	if err != nil {
+		deps.DropSecret(actID)
+		return 0, nil, err
+	}
+	deps.Kick()
+	out, ok := v.(api.AdminServerCreated)
+	if !ok {
+		return 0, nil, errors.New("admin server create: unexpected result")
+	}
+	out.RootPassword = password
+	a.log.Info("server placed", "server", srvID, "node", nodeID, "account", req.AccountID, "plan", plan.Slug, "template", req.Template, "action", actID)
+	return http.StatusCreated, out, nil
+}
+
+// placementCandidates lists the nodes a new server of req may go to (only
+// req.NodeID when it names one) with their live state, the resources their
+// servers use and the templates they report. The account must exist; a named
+// node that does not is a 404.
+func (a *API) placementCandidates(req api.AdminServerCreateRequest, deps *ServerDeps, cfg ServerAdminConfig) ([]placement.Candidate, error) {
 	var cands []placement.Candidate
-	err = a.state.Read(func(r store.ReadTx) error {
+	err := a.state.Read(func(r store.ReadTx) error {
 		if !r.AccountExists(req.AccountID) {
 			return fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
 		}
@@ -230,65 +283,41 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 		return nil
 	})
 	if err != nil {
-		return 0, nil, err
+		return nil, err
 	}
 	if req.NodeID != "" && len(cands) == 0 {
-		return 0, nil, notFound("node " + req.NodeID)
+		return nil, notFound("node " + req.NodeID)
 	}
-	nodeID, err := placement.Choose(cands, plan, req.Template, placement.Policy{CPUOvercommit: cfg.CPUOvercommit})
+	return cands, nil
+}
+
+// provisionPassword makes the new server's root password and hands it, sealed
+// for the provision action actID, to the dispatcher; with noPassword there is
+// none ("").
+func provisionPassword(deps *ServerDeps, actID string, noPassword bool) (string, error) {
+	if noPassword {
+		return "", nil
+	}
+	password, err := newPassword()
 	if err != nil {
-		return 0, nil, errf(http.StatusConflict, "no_capacity", "%s", err.Error())
+		return "", err
 	}
-	srvID := ids.New("srv", now)
-	vm := cfg.VMPrefix + strings.ReplaceAll(srvID, "_", "-")
-	actID := ids.New("act", now)
-	params, err := action.Encode(&action.Provision{
-		Template: req.Template,
-		Plan:     api.NodePlan{VCPUs: plan.VCPUs, MemoryMiB: plan.MemoryMiB, DiskGiB: plan.DiskGiB},
-		Hostname: req.Hostname, SSHKeys: req.SSHKeys, IPv4: req.IPv4, Gateway4: req.Gateway4, Network: req.Network,
-	})
+	secret, err := action.EncodeSecret(api.ActionServerProvision, password)
 	if err != nil {
-		return 0, nil, err
+		return "", err
 	}
-	password := ""
-	if !req.NoPassword {
-		if password, err = newPassword(); err != nil {
-			return 0, nil, err
-		}
-		secret, err := action.EncodeSecret(api.ActionServerProvision, password)
-		if err != nil {
-			return 0, nil, err
-		}
-		deps.PutSecret(actID, secret)
+	deps.PutSecret(actID, secret)
+	return password, nil
+}
+
+// serverLabel is the label a new server shows: the one asked for, else its
+// hostname, else its id.
+func serverLabel(req api.AdminServerCreateRequest, srvID string) string {
+	switch {
+	case req.Label != "":
+		return req.Label
+	case req.Hostname != "":
+		return req.Hostname
 	}
-	label := req.Label
-	if label == "" {
-		label = req.Hostname
-	}
-	if label == "" {
-		label = srvID
-	}
-	s := store.Server{
-		Server: api.Server{ID: srvID, Label: label, Hostname: req.Hostname, Plan: plan, OSTemplate: req.Template, OS: req.OS,
-			IPv4: req.IPv4},
-		AccountID: req.AccountID, NodeID: nodeID, VMName: vm,
-	}
-	act := store.Action{
-		Action: api.Action{ID: actID, Command: api.ActionServerProvision, ResourceType: "server", ResourceID: srvID},
-		NodeID: nodeID, Target: vm, Params: params, NeedsSecret: !req.NoPassword, Mutating: true,
-		Deadline: now.Add(deps.ActionDeadline),
-	}
-	v, err := a.adminApply(r.Context(), fsm.CmdServerCreate, now, fsm.ServerCreate{Server: s, Action: act})
-	if err != nil {
-		deps.DropSecret(actID)
-		return 0, nil, err
-	}
-	deps.Kick()
-	out, ok := v.(api.AdminServerCreated)
-	if !ok {
-		return 0, nil, errors.New("admin server create: unexpected result")
-	}
-	out.RootPassword = password
-	a.log.Info("server placed", "server", srvID, "node", nodeID, "account", req.AccountID, "plan", plan.Slug, "template", req.Template, "action", actID)
-	return http.StatusCreated, out, nil
+	return srvID
 }

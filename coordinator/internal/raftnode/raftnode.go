@@ -67,6 +67,44 @@ func Open(cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("raft dir: %w", err)
 	}
+	rc := raftConfig(cfg, lg)
+	f, err := fsm.Open(filepath.Join(cfg.Dir, "fsm.db"), lg.With("component", "fsm"))
+	if err != nil {
+		return nil, err
+	}
+	logs, snaps, err := openStores(cfg.Dir, rc.Logger)
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	transport, err := openTransport(cfg, rc.Logger)
+	if err != nil {
+		logs.Close()
+		f.Close()
+		return nil, err
+	}
+	r, err := startRaft(rc, f, logs, snaps, transport)
+	if err != nil {
+		transport.Close()
+		logs.Close()
+		f.Close()
+		return nil, err
+	}
+	n := &Node{Raft: r, FSM: f, ID: cfg.ID, dir: cfg.Dir, Addr: transport.LocalAddr(), logs: logs, transport: transport, log: lg}
+	n.batch = newBatcher(n, 2, 512)
+	n.reads = newReadBarrier(n.confirmRead)
+	if cfg.Bootstrap {
+		if err := bootstrapIfNew(r, logs, snaps, rc.LocalID, transport.LocalAddr()); err != nil {
+			n.Close()
+			return nil, err
+		}
+	}
+	return n, nil
+}
+
+// raftConfig is hashicorp/raft's default configuration with this node's id,
+// logger, batching and the timings cfg sets.
+func raftConfig(cfg Config, lg *slog.Logger) *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.ID)
 	rc.Logger = newHCLogger(lg.With("component", "raft"))
@@ -86,29 +124,32 @@ func Open(cfg Config) (*Node, error) {
 	if cfg.TrailingLogs > 0 {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
+	return rc
+}
 
-	f, err := fsm.Open(filepath.Join(cfg.Dir, "fsm.db"), lg.With("component", "fsm"))
-	if err != nil {
-		return nil, err
-	}
+// openStores opens the Raft log store (raft.db) and the snapshot store
+// (snapshots/) under dir.
+func openStores(dir string, logger hclog.Logger) (*raftboltdb.BoltStore, *raft.FileSnapshotStore, error) {
 	// The log store fsyncs every append (durability of acknowledged writes); not
 	// syncing the freelist keeps each commit's writes small.
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(cfg.Dir, "raft.db"),
+	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"),
 		BoltOptions: &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}})
 	if err != nil {
-		f.Close()
-		return nil, fmt.Errorf("raft log store: %w", err)
+		return nil, nil, fmt.Errorf("raft log store: %w", err)
 	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(cfg.Dir, "snapshots"), 2, rc.Logger)
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(dir, "snapshots"), 2, logger)
 	if err != nil {
 		logs.Close()
-		f.Close()
-		return nil, fmt.Errorf("raft snapshot store: %w", err)
+		return nil, nil, fmt.Errorf("raft snapshot store: %w", err)
 	}
+	return logs, snaps, nil
+}
+
+// openTransport listens on cfg.BindAddr (TLS when cfg.TLS is set) and
+// advertises cfg.AdvertiseAddr, or the listener's address.
+func openTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, error) {
 	ln, err := net.Listen("tcp", cfg.BindAddr)
 	if err != nil {
-		logs.Close()
-		f.Close()
 		return nil, fmt.Errorf("raft listen %s: %w", cfg.BindAddr, err)
 	}
 	adv := cfg.AdvertiseAddr
@@ -118,18 +159,19 @@ func Open(cfg Config) (*Node, error) {
 	advAddr, err := net.ResolveTCPAddr("tcp", adv)
 	if err != nil {
 		ln.Close()
-		logs.Close()
-		f.Close()
 		return nil, fmt.Errorf("raft advertise address %q: %w", adv, err)
 	}
 	stream := &streamLayer{Listener: ln, advertise: advAddr, tls: cfg.TLS}
 	if cfg.TLS != nil {
 		stream.Listener = tls.NewListener(ln, cfg.TLS)
 	}
-	transport := raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-		Stream: stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: rc.Logger,
-	})
+	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+		Stream: stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: logger,
+	}), nil
+}
 
+// startRaft starts Raft over the FSM and the stores.
+func startRaft(rc *raft.Config, f *fsm.FSM, logs *raftboltdb.BoltStore, snaps *raft.FileSnapshotStore, transport *raft.NetworkTransport) (*raft.Raft, error) {
 	// Tell the FSM which snapshot NewRaft will restore so it can skip the copy when
 	// its database already holds that state.
 	var snapIndex uint64
@@ -140,29 +182,26 @@ func Open(cfg Config) (*Node, error) {
 	r, err := raft.NewRaft(rc, f, logs, logs, snaps, transport)
 	f.FinishStart()
 	if err != nil {
-		transport.Close()
-		logs.Close()
-		f.Close()
 		return nil, fmt.Errorf("start raft: %w", err)
 	}
-	n := &Node{Raft: r, FSM: f, ID: cfg.ID, dir: cfg.Dir, Addr: transport.LocalAddr(), logs: logs, transport: transport, log: lg}
-	n.batch = newBatcher(n, 2, 512)
-	n.reads = newReadBarrier(n.confirmRead)
-	if cfg.Bootstrap {
-		has, err := raft.HasExistingState(logs, logs, snaps)
-		if err != nil {
-			n.Close()
-			return nil, fmt.Errorf("raft state check: %w", err)
-		}
-		if !has {
-			fut := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: rc.LocalID, Address: transport.LocalAddr()}}})
-			if err := fut.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
-				n.Close()
-				return nil, fmt.Errorf("bootstrap: %w", err)
-			}
-		}
+	return r, nil
+}
+
+// bootstrapIfNew makes a one-voter cluster of this node unless the stores
+// already hold Raft state (a restart, or a node that joined).
+func bootstrapIfNew(r *raft.Raft, logs *raftboltdb.BoltStore, snaps *raft.FileSnapshotStore, id raft.ServerID, addr raft.ServerAddress) error {
+	has, err := raft.HasExistingState(logs, logs, snaps)
+	if err != nil {
+		return fmt.Errorf("raft state check: %w", err)
 	}
-	return n, nil
+	if has {
+		return nil
+	}
+	fut := r.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{ID: id, Address: addr}}})
+	if err := fut.Error(); err != nil && !errors.Is(err, raft.ErrCantBootstrap) {
+		return fmt.Errorf("bootstrap: %w", err)
+	}
+	return nil
 }
 
 func setDur(dst *time.Duration, v time.Duration) {
