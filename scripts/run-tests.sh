@@ -4,8 +4,9 @@
 # real guests on a 2-core machine and timing-sensitive parts should not share
 # the CPU.
 #
-# Heavy, by rule: every package under tests/ (whole-system tests; the framework
-# itself has no tests of its own), plus the packages named in HEAVY below.
+# Heavy, by rule: every package under tests/ (whole-system tests) except the
+# framework itself (its test runs one coordinator and stays with the unit
+# tests), plus the packages named in HEAVY below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.bin:$PATH"

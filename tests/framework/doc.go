@@ -31,6 +31,7 @@
 //   - testenv: finding libvirtd and the test guest, per-test name prefixes and
 //     cleanup of domains and pools.
 //
-// Packages under tests/ (tests/e2e) are whole-system tests: scripts/run-tests.sh
-// runs each of them alone, after the unit tests.
+// Packages under tests/ (tests/e2e, tests/upgrade) are whole-system tests:
+// scripts/run-tests.sh runs each of them alone, after the unit tests. The
+// framework's own test (TestCoordinatorProcessControls) runs with the unit tests.
 package framework
