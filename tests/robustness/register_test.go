@@ -1,0 +1,406 @@
+package robustness
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+)
+
+// regInput is one register operation: a write of value, or a read.
+type regInput struct {
+	write bool
+	value int
+}
+
+// registerModel is a single register of ints (the webhook's description, "0"
+// when created); every write writes a value no other write uses.
+var registerModel = porcupine.Model{
+	Init: func() interface{} { return 0 },
+	Step: func(state, input, output interface{}) (bool, interface{}) {
+		in := input.(regInput)
+		if in.write {
+			return true, in.value
+		}
+		return output.(int) == state.(int), state
+	},
+	DescribeOperation: func(input, output interface{}) string {
+		in := input.(regInput)
+		if in.write {
+			return fmt.Sprintf("write(%d)", in.value)
+		}
+		return fmt.Sprintf("read() -> %d", output.(int))
+	},
+	DescribeState: func(state interface{}) string { return strconv.Itoa(state.(int)) },
+	DescribeOperationMetadata: func(info interface{}) string {
+		if info == nil {
+			return ""
+		}
+		return info.(string)
+	},
+}
+
+// pendingForever is the return time of a write whose outcome is unknown (it
+// timed out or failed without a definite answer): it may take effect at any
+// point after its call, as porcupine models crashed operations.
+const pendingForever = math.MaxInt64
+
+// recorder collects a history from concurrent clients on one monotonic clock.
+type recorder struct {
+	start time.Time
+	mu    sync.Mutex
+	ops   []porcupine.Operation
+}
+
+func newRecorder() *recorder { return &recorder{start: time.Now()} }
+
+func (r *recorder) now() int64 { return int64(time.Since(r.start)) }
+
+func (r *recorder) add(op porcupine.Operation) {
+	r.mu.Lock()
+	r.ops = append(r.ops, op)
+	r.mu.Unlock()
+}
+
+func (r *recorder) history() []porcupine.Operation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]porcupine.Operation(nil), r.ops...)
+}
+
+// fault is what happens to the leader during a run.
+type fault int
+
+const (
+	faultKill  fault = iota // SIGKILL, restarted 4 s later
+	faultPause              // SIGSTOP for 6 s, then SIGCONT
+)
+
+func (f fault) String() string { return [...]string{"kill", "pause"}[f] }
+
+// runStats describes a run for the log and the report.
+type runStats struct {
+	ops, reads, writes, unknownWrites, failedReads int
+	elapsed                                        time.Duration
+}
+
+// runRegister drives 16 clients against the register through all three
+// coordinator processes for dur, applying f to the leader at 5 s.
+func runRegister(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcupine.Operation, runStats) {
+	// 16 clients, 4 of which also write: a read pins the register to one value,
+	// but the order of concurrent writes no read tells apart is searched
+	// exhaustively, so porcupine's work grows as 2^(concurrent writes).
+	const clients, writers = 16, 4
+	rec := newRecorder()
+	var nextValue atomic.Int64
+	var nextClient atomic.Int64
+	nextClient.Store(clients)
+	var failedReads atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
+			clientID := i
+			for ctx.Err() == nil {
+				// Half the clients stay on one coordinator, half pick one per
+				// operation: together they go through all three.
+				p := c.procs[i%3]
+				if i%2 == 1 {
+					p = c.procs[rng.IntN(3)]
+				}
+				// Each request may wait 3 s: a client stuck on the paused
+				// coordinator gives up and tries again, so the requests still
+				// queued there when it resumes were sent late in the pause, after
+				// the new leader acknowledged writes.
+				rctx, rcancel := context.WithTimeout(context.Background(), 3*time.Second)
+				if i < writers && rng.IntN(2) == 0 {
+					v := int(nextValue.Add(1))
+					call := rec.now()
+					st, err := c.write(rctx, p, strconv.Itoa(v))
+					ret := rec.now()
+					op := porcupine.Operation{ClientId: clientID, Input: regInput{write: true, value: v}, Call: call, Output: 0, Return: ret, Metadata: p.id}
+					switch {
+					case err == nil && st == 200:
+						rec.add(op)
+					case st >= 400 && st < 500:
+						// A definite refusal: nothing was written.
+						t.Errorf("write refused: %v", err)
+					default:
+						// Timed out, connection lost or 5xx: it may have been
+						// committed. Pending until infinity; this client then
+						// carries on under a new id, as a crashed client would.
+						op.Return = pendingForever
+						op.Metadata = fmt.Sprintf("%s: unknown outcome (status %d, %v)", p.id, st, err)
+						rec.add(op)
+						clientID = int(nextClient.Add(1)) - 1
+						retryPause(ctx, st)
+					}
+				} else {
+					call := rec.now()
+					v, st, err := c.read(rctx, p, "")
+					ret := rec.now()
+					if err == nil && st == 200 {
+						n, perr := strconv.Atoi(v)
+						if perr != nil {
+							t.Errorf("register holds %q", v)
+						}
+						rec.add(porcupine.Operation{ClientId: clientID, Input: regInput{}, Call: call, Output: n, Return: ret, Metadata: p.id})
+					} else {
+						// A failed read constrains nothing; retry per the policy.
+						failedReads.Add(1)
+						retryPause(ctx, st)
+					}
+				}
+				rcancel()
+				// Think time: porcupine's search grows as 2^(operations in
+				// flight) wherever it has to backtrack, so clients pause a
+				// little between operations (about 3 in flight on average).
+				select {
+				case <-time.After(time.Duration(rng.IntN(30)) * time.Millisecond):
+				case <-ctx.Done():
+				}
+			}
+		}(i)
+	}
+
+	// The fault, twice: at 5 s, and again 3 s after the first one ended, each
+	// time to whichever coordinator leads then.
+	faultDone := make(chan struct{})
+	go func() {
+		defer close(faultDone)
+		next := 5 * time.Second
+		for round := 0; round < 2; round++ {
+			select {
+			case <-time.After(next - time.Duration(rec.now())):
+			case <-ctx.Done():
+				return
+			}
+			ld := c.leaderOrNone(5 * time.Second)
+			if ld < 0 {
+				t.Errorf("no leader to %s at %.1fs", f, time.Duration(rec.now()).Seconds())
+				return
+			}
+			p := c.procs[ld]
+			switch f {
+			case faultKill:
+				t.Logf("SIGKILL leader %s at %.1fs", p.id, time.Duration(rec.now()).Seconds())
+				p.kill()
+				time.Sleep(4 * time.Second)
+				t.Logf("restart %s at %.1fs", p.id, time.Duration(rec.now()).Seconds())
+				if err := p.startErr(false); err != nil {
+					t.Error(err)
+					return
+				}
+			case faultPause:
+				t.Logf("SIGSTOP leader %s at %.1fs", p.id, time.Duration(rec.now()).Seconds())
+				p.signal(syscall.SIGSTOP)
+				time.Sleep(6 * time.Second)
+				t.Logf("SIGCONT %s at %.1fs", p.id, time.Duration(rec.now()).Seconds())
+				p.signal(syscall.SIGCONT)
+			}
+			next = time.Duration(rec.now()) + 3*time.Second
+		}
+	}()
+	wg.Wait()
+	<-faultDone
+	// After the last request returned, no operation can still be running.
+	hist := rec.history()
+	var s runStats
+	s.ops = len(hist)
+	s.failedReads = int(failedReads.Load())
+	s.elapsed = time.Duration(rec.now())
+	for _, op := range hist {
+		if op.Input.(regInput).write {
+			s.writes++
+			if op.Return == pendingForever {
+				s.unknownWrites++
+			}
+		} else {
+			s.reads++
+		}
+	}
+	return hist, s
+}
+
+// retryPause follows the documented retry policy: wait Retry-After (1 s) after
+// a 503, a short moment after a network error.
+func retryPause(ctx context.Context, status int) {
+	d := 100 * time.Millisecond
+	if status == 503 {
+		d = time.Second
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+}
+
+// dropUnobserved removes writes of unknown outcome whose value no read
+// returned. That changes no verdict: such a write can always be linearized
+// last (its interval never ends), and in any linearization no read sits between
+// it and the next write, so without it the rest stays legal. It spares porcupine
+// from trying every place for each of them.
+func dropUnobserved(hist []porcupine.Operation) ([]porcupine.Operation, int) {
+	seen := map[int]bool{}
+	for _, op := range hist {
+		if !op.Input.(regInput).write {
+			seen[op.Output.(int)] = true
+		}
+	}
+	out := hist[:0:0]
+	for _, op := range hist {
+		if in := op.Input.(regInput); in.write && op.Return == pendingForever && !seen[in.value] {
+			continue
+		}
+		out = append(out, op)
+	}
+	return out, len(hist) - len(out)
+}
+
+// checkHistory fails the test unless hist is linearizable; an illegal history's
+// visualization is written to a file named in the failure.
+func checkHistory(t *testing.T, name string, hist []porcupine.Operation) {
+	t.Helper()
+	start := time.Now()
+	res := porcupine.CheckOperationsTimeout(registerModel, hist, 40*time.Second)
+	t.Logf("%s: porcupine checked %d operations in %s: %s", name, len(hist), time.Since(start).Round(time.Millisecond), res)
+	switch res {
+	case porcupine.Ok:
+	case porcupine.Illegal:
+		t.Errorf("%s: the history is NOT linearizable: %s", name, visualize(t, name, hist))
+	default:
+		t.Errorf("%s: porcupine could not decide within its timeout (%s)", name, res)
+	}
+}
+
+// visualize writes porcupine's visualization of hist and returns where.
+func visualize(t *testing.T, name string, hist []porcupine.Operation) string {
+	t.Helper()
+	_, info := porcupine.CheckOperationsVerbose(registerModel, hist, 40*time.Second)
+	dir := os.Getenv("HOSTPLANE_TEST_ARTIFACTS")
+	if dir == "" {
+		dir = os.TempDir()
+	}
+	path := filepath.Join(dir, fmt.Sprintf("hostplane-linearizability-%s-%d.html", name, time.Now().Unix()))
+	if err := porcupine.VisualizePath(registerModel, info, path); err != nil {
+		return fmt.Sprintf("(visualization failed: %v)", err)
+	}
+	return "visualization in " + path
+}
+
+// corrupt returns a copy of hist in which one read returns a value that was
+// overwritten before the read began: a write w1 completed, then a write w2 began
+// and completed, then the read began, and the read now returns w1's value.
+// ok is false if the history has no such triple.
+func corrupt(hist []porcupine.Operation) ([]porcupine.Operation, bool) {
+	for ri, r := range hist {
+		if r.Input.(regInput).write {
+			continue
+		}
+		for _, w2 := range hist {
+			in2 := w2.Input.(regInput)
+			if !in2.write || w2.Return == pendingForever || w2.Return >= r.Call {
+				continue
+			}
+			for _, w1 := range hist {
+				in1 := w1.Input.(regInput)
+				if !in1.write || w1.Return >= w2.Call || in1.value == r.Output.(int) {
+					continue
+				}
+				out := append([]porcupine.Operation(nil), hist...)
+				out[ri].Output = in1.value
+				out[ri].Metadata = fmt.Sprintf("CORRUPTED: really read %d", r.Output.(int))
+				return out, true
+			}
+		}
+	}
+	return nil, false
+}
+
+// testRegister is one porcupine run under fault f, then the corrupted copy.
+func testRegister(t *testing.T, name string, f fault) {
+	if testing.Short() {
+		t.Skip("runs three coordinator processes for 25 s")
+	}
+	start := time.Now()
+	c := newCluster(t, name)
+	hist, s := runRegister(t, c, f, 25*time.Second)
+	t.Logf("%s: %d operations (%d reads, %d writes of which %d unknown), %d failed reads, %.1fs of load",
+		name, s.ops, s.reads, s.writes, s.unknownWrites, s.failedReads, s.elapsed.Seconds())
+	if s.reads < 100 || s.writes-s.unknownWrites < 100 {
+		t.Fatalf("%s: too little happened to check (%d reads, %d acknowledged writes)", name, s.reads, s.writes-s.unknownWrites)
+	}
+	if dir := os.Getenv("HOSTPLANE_TEST_HISTORY_DIR"); dir != "" {
+		saveHistory(t, filepath.Join(dir, name+".jsonl"), hist)
+	}
+	hist, dropped := dropUnobserved(hist)
+	t.Logf("%s: %d writes of unknown outcome never observed, left out of the check", name, dropped)
+	checkHistory(t, name, hist)
+
+	// The checker bites: the same history with one read made stale is illegal.
+	bad, ok := corrupt(hist)
+	if !ok {
+		t.Fatalf("%s: no read to corrupt in the history", name)
+	}
+	cstart := time.Now()
+	res := porcupine.CheckOperationsTimeout(registerModel, bad, 40*time.Second)
+	t.Logf("%s: corrupted copy checked in %s: %s", name, time.Since(cstart).Round(time.Millisecond), res)
+	if res != porcupine.Illegal {
+		t.Errorf("%s: a history with a stale read was judged %s, want Illegal", name, res)
+	}
+	t.Logf("%s: whole run %.1fs", name, time.Since(start).Seconds())
+}
+
+// TestLinearizableRegisterLeaderKilled: 16 clients write and read one register
+// through all three coordinator processes while the leader is SIGKILLed and
+// restarted; the history must be linearizable.
+func TestLinearizableRegisterLeaderKilled(t *testing.T) {
+	testRegister(t, "kill", faultKill)
+}
+
+// TestLinearizableRegisterLeaderPaused: the same with the leader SIGSTOPped for
+// 6 s and resumed; reads queued on the paused leader must not be answered from
+// its old state.
+func TestLinearizableRegisterLeaderPaused(t *testing.T) {
+	testRegister(t, "pause", faultPause)
+}
+
+// saveHistory writes hist as JSON lines (for looking at a run offline).
+func saveHistory(t *testing.T, path string, hist []porcupine.Operation) {
+	f, err := os.Create(path)
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	defer f.Close()
+	enc := json.NewEncoder(f)
+	for _, op := range hist {
+		in := op.Input.(regInput)
+		_ = enc.Encode(savedOp{Client: op.ClientId, Write: in.write, Value: in.value, Output: op.Output.(int), Call: op.Call, Return: op.Return, Meta: fmt.Sprint(op.Metadata)})
+	}
+}
+
+type savedOp struct {
+	Client int    `json:"client"`
+	Write  bool   `json:"write"`
+	Value  int    `json:"value"`
+	Output int    `json:"output"`
+	Call   int64  `json:"call"`
+	Return int64  `json:"return"`
+	Meta   string `json:"meta"`
+}
