@@ -11,11 +11,11 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestPausedLeaderServesNoStaleRead: the leader is paused (SIGSTOP), a new leader
@@ -32,7 +32,7 @@ func TestPausedLeaderServesNoStaleRead(t *testing.T) {
 	ctx := context.Background()
 	// The race a stale leader would win is short: three rounds, each pausing
 	// whichever coordinator leads.
-	var op *proc
+	var op *framework.CoordinatorProcess
 	for round := 1; round <= 3; round++ {
 		op = pauseRound(t, c, round)
 		for _, p := range c.procs {
@@ -62,7 +62,7 @@ func TestPausedLeaderServesNoStaleRead(t *testing.T) {
 // pauseRound pauses the leader, writes after-N through the new one, queues
 // reads on the paused one, resumes it and checks every answer; it returns the
 // ex-leader.
-func pauseRound(t *testing.T, c *cluster, round int) *proc {
+func pauseRound(t *testing.T, c *cluster, round int) *framework.CoordinatorProcess {
 	start := time.Now()
 	ctx := context.Background()
 	before, after := fmt.Sprintf("before-%d", round), fmt.Sprintf("after-%d", round)
@@ -77,7 +77,7 @@ func pauseRound(t *testing.T, c *cluster, round int) *proc {
 	conns := make([]net.Conn, queued)
 	readers := make([]*bufio.Reader, queued)
 	for i := range conns {
-		cn, err := net.DialTimeout("tcp", op.api, 2*time.Second)
+		cn, err := net.DialTimeout("tcp", op.APIAddr, 2*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func pauseRound(t *testing.T, c *cluster, round int) *proc {
 			cn.Close()
 			continue
 		}
-		fmt.Fprintf(cn, "GET /v1/webhooks/%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", c.webhook, op.api, c.key)
+		fmt.Fprintf(cn, "GET /v1/webhooks/%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\n\r\n", c.webhook, op.APIAddr, c.key)
 		resp, err := http.ReadResponse(readers[i], nil)
 		if err != nil {
 			t.Fatal(err)
@@ -99,18 +99,16 @@ func pauseRound(t *testing.T, c *cluster, round int) *proc {
 			t.Fatalf("warm-up read: %d", resp.StatusCode)
 		}
 	}
-	if !op.signal(syscall.SIGSTOP) {
-		t.Fatal("could not pause the leader")
-	}
+	op.Pause()
 	paused := true
 	defer func() {
 		if paused {
-			op.signal(syscall.SIGCONT)
+			op.Resume()
 		}
 	}()
-	t.Logf("paused leader %s", op.id)
+	t.Logf("paused leader %s", op.ID)
 	nl := c.leader(map[int]bool{old: true}, 15*time.Second)
-	t.Logf("new leader %s after %.1fs", c.procs[nl].id, time.Since(start).Seconds())
+	t.Logf("new leader %s after %.1fs", c.procs[nl].ID, time.Since(start).Seconds())
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	st, err := c.write(wctx, c.procs[nl], after)
 	cancel()
@@ -122,7 +120,7 @@ func pauseRound(t *testing.T, c *cluster, round int) *proc {
 	// acknowledged: the kernel accepts new connections and buffers the requests.
 	for i := range conns {
 		if conns[i] == nil {
-			cn, err := net.DialTimeout("tcp", op.api, 2*time.Second)
+			cn, err := net.DialTimeout("tcp", op.APIAddr, 2*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -138,16 +136,16 @@ func pauseRound(t *testing.T, c *cluster, round int) *proc {
 			if j == pipelined-1 {
 				conn = "close"
 			}
-			fmt.Fprintf(&req, "GET /v1/webhooks/%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: %s\r\n\r\n", c.webhook, op.api, c.key, conn)
+			fmt.Fprintf(&req, "GET /v1/webhooks/%s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nConnection: %s\r\n\r\n", c.webhook, op.APIAddr, c.key, conn)
 		}
 		if _, err := io.WriteString(cn, req.String()); err != nil {
 			t.Fatal(err)
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	op.signal(syscall.SIGCONT)
+	op.Resume()
 	paused = false
-	t.Logf("resumed %s", op.id)
+	t.Logf("resumed %s", op.ID)
 
 	type answer struct {
 		how    string
@@ -216,7 +214,7 @@ func pauseRound(t *testing.T, c *cluster, round int) *proc {
 		}
 	}
 	t.Logf("round %d: %d reads answered by the resumed ex-leader %s: %d new value, %d refused (503), %d OLD; %.1fs",
-		round, total, op.id, fresh, refused, stale, time.Since(start).Seconds())
+		round, total, op.ID, fresh, refused, stale, time.Since(start).Seconds())
 	// It is a working member again: a read through it (forwarded now) shows
 	// the new value.
 	deadline := time.Now().Add(10 * time.Second)
@@ -226,7 +224,7 @@ func pauseRound(t *testing.T, c *cluster, round int) *proc {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("read through %s after the resume: %q %d %v", op.id, v, st, err)
+			t.Fatalf("read through %s after the resume: %q %d %v", op.ID, v, st, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

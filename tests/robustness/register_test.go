@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -133,7 +132,7 @@ func runRegister(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcup
 					call := rec.now()
 					st, err := c.write(rctx, p, strconv.Itoa(v))
 					ret := rec.now()
-					op := porcupine.Operation{ClientId: clientID, Input: regInput{write: true, value: v}, Call: call, Output: 0, Return: ret, Metadata: p.id}
+					op := porcupine.Operation{ClientId: clientID, Input: regInput{write: true, value: v}, Call: call, Output: 0, Return: ret, Metadata: p.ID}
 					switch {
 					case err == nil && st == 200:
 						rec.add(op)
@@ -145,7 +144,7 @@ func runRegister(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcup
 						// committed. Pending until infinity; this client then
 						// carries on under a new id, as a crashed client would.
 						op.Return = pendingForever
-						op.Metadata = fmt.Sprintf("%s: unknown outcome (status %d, %v)", p.id, st, err)
+						op.Metadata = fmt.Sprintf("%s: unknown outcome (status %d, %v)", p.ID, st, err)
 						rec.add(op)
 						clientID = int(nextClient.Add(1)) - 1
 						retryPause(ctx, st)
@@ -159,7 +158,7 @@ func runRegister(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcup
 						if perr != nil {
 							t.Errorf("register holds %q", v)
 						}
-						rec.add(porcupine.Operation{ClientId: clientID, Input: regInput{}, Call: call, Output: n, Return: ret, Metadata: p.id})
+						rec.add(porcupine.Operation{ClientId: clientID, Input: regInput{}, Call: call, Output: n, Return: ret, Metadata: p.ID})
 					} else {
 						// A failed read constrains nothing; retry per the policy.
 						failedReads.Add(1)
@@ -198,20 +197,20 @@ func runRegister(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcup
 			p := c.procs[ld]
 			switch f {
 			case faultKill:
-				t.Logf("SIGKILL leader %s at %.1fs", p.id, time.Duration(rec.now()).Seconds())
-				p.kill()
+				t.Logf("SIGKILL leader %s at %.1fs", p.ID, time.Duration(rec.now()).Seconds())
+				p.Kill()
 				time.Sleep(4 * time.Second)
-				t.Logf("restart %s at %.1fs", p.id, time.Duration(rec.now()).Seconds())
-				if err := p.startErr(false); err != nil {
+				t.Logf("restart %s at %.1fs", p.ID, time.Duration(rec.now()).Seconds())
+				if err := p.Start(); err != nil {
 					t.Error(err)
 					return
 				}
 			case faultPause:
-				t.Logf("SIGSTOP leader %s at %.1fs", p.id, time.Duration(rec.now()).Seconds())
-				p.signal(syscall.SIGSTOP)
+				t.Logf("SIGSTOP leader %s at %.1fs", p.ID, time.Duration(rec.now()).Seconds())
+				p.Pause()
 				time.Sleep(6 * time.Second)
-				t.Logf("SIGCONT %s at %.1fs", p.id, time.Duration(rec.now()).Seconds())
-				p.signal(syscall.SIGCONT)
+				t.Logf("SIGCONT %s at %.1fs", p.ID, time.Duration(rec.now()).Seconds())
+				p.Resume()
 			}
 			next = time.Duration(rec.now()) + 3*time.Second
 		}
