@@ -168,9 +168,9 @@ func runRegister(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcup
 				rcancel()
 				// Think time: porcupine's search grows as 2^(operations in
 				// flight) wherever it has to backtrack, so clients pause a
-				// little between operations (about 3 in flight on average).
+				// little between operations (0-40 ms; 2-3 in flight on average).
 				select {
-				case <-time.After(time.Duration(rng.IntN(30)) * time.Millisecond):
+				case <-time.After(time.Duration(rng.IntN(40)) * time.Millisecond):
 				case <-ctx.Done():
 				}
 			}
