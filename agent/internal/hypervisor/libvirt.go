@@ -260,22 +260,33 @@ func (l *Libvirt) CreateOverlay(ctx context.Context, name, backingPath string, c
 	if err != nil {
 		return Volume{}, err
 	}
-	x, err := (&libvirtxml.StorageVolume{
+	sv := &libvirtxml.StorageVolume{
 		Name:     name,
 		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: capacity},
 		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"}},
 		BackingStore: &libvirtxml.StorageVolumeBackingStore{
 			Path: backingPath, Format: &libvirtxml.StorageVolumeTargetFormat{Type: "qcow2"},
 		},
-	}).Marshal()
+	}
+	v, err := l.createVol(lv, "create overlay", sv)
 	if err != nil {
-		return Volume{}, fmt.Errorf("create overlay %s: %w", name, err)
+		return Volume{}, err
+	}
+	return l.volInfo(lv, v)
+}
+
+// createVol creates the volume sv in the pool; what names the operation in a
+// marshalling error.
+func (l *Libvirt) createVol(lv *libvirt.Libvirt, what string, sv *libvirtxml.StorageVolume) (libvirt.StorageVol, error) {
+	x, err := sv.Marshal()
+	if err != nil {
+		return libvirt.StorageVol{}, fmt.Errorf("%s %s: %w", what, sv.Name, err)
 	}
 	v, err := lv.StorageVolCreateXML(l.poolRef(), x, 0)
 	if err != nil {
-		return Volume{}, l.translate("create volume", name, err)
+		return libvirt.StorageVol{}, l.translate("create volume", sv.Name, err)
 	}
-	return l.volInfo(lv, v)
+	return v, nil
 }
 
 // CreateVolumeFromBytes creates a raw volume holding data (the seed ISO).
@@ -284,17 +295,14 @@ func (l *Libvirt) CreateVolumeFromBytes(ctx context.Context, name string, data [
 	if err != nil {
 		return Volume{}, err
 	}
-	x, err := (&libvirtxml.StorageVolume{
+	sv := &libvirtxml.StorageVolume{
 		Name:     name,
 		Capacity: &libvirtxml.StorageVolumeSize{Unit: "bytes", Value: uint64(len(data))},
 		Target:   &libvirtxml.StorageVolumeTarget{Format: &libvirtxml.StorageVolumeTargetFormat{Type: "raw"}},
-	}).Marshal()
-	if err != nil {
-		return Volume{}, fmt.Errorf("create volume %s: %w", name, err)
 	}
-	v, err := lv.StorageVolCreateXML(l.poolRef(), x, 0)
+	v, err := l.createVol(lv, "create volume", sv)
 	if err != nil {
-		return Volume{}, l.translate("create volume", name, err)
+		return Volume{}, err
 	}
 	if err := lv.StorageVolUpload(v, strings.NewReader(string(data)), 0, uint64(len(data)), 0); err != nil {
 		_ = lv.StorageVolDelete(v, 0)

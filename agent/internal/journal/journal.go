@@ -290,66 +290,30 @@ func (j *DB) PruneEvery(ctx context.Context, retention, interval time.Duration, 
 }
 
 // PutTemplate stores a template.
-func (j *DB) PutTemplate(t Template) error {
-	return j.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketTemplates), t.Name, t) })
-}
+func (j *DB) PutTemplate(t Template) error { return j.put(bucketTemplates, t.Name, t) }
 
 // DeleteTemplate removes a template record.
-func (j *DB) DeleteTemplate(name string) error {
-	return j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketTemplates).Delete([]byte(name)) })
-}
+func (j *DB) DeleteTemplate(name string) error { return j.delete(bucketTemplates, name) }
 
 // GetTemplate returns a template or ErrNotFound.
 func (j *DB) GetTemplate(name string) (Template, error) {
-	var t Template
-	err := getJSON(j.db, bucketTemplates, name, &t)
-	return t, err
+	return get[Template](j.db, bucketTemplates, name)
 }
 
 // Templates lists templates by name.
-func (j *DB) Templates() ([]Template, error) {
-	var out []Template
-	err := list(j.db, bucketTemplates, func(v []byte) error {
-		var t Template
-		if err := json.Unmarshal(v, &t); err != nil {
-			return err
-		}
-		out = append(out, t)
-		return nil
-	})
-	return out, err
-}
+func (j *DB) Templates() ([]Template, error) { return list[Template](j.db, bucketTemplates) }
 
 // PutVM stores a VM.
-func (j *DB) PutVM(v VM) error {
-	return j.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketVMs), v.Name, v) })
-}
+func (j *DB) PutVM(v VM) error { return j.put(bucketVMs, v.Name, v) }
 
 // DeleteVM removes a VM record.
-func (j *DB) DeleteVM(name string) error {
-	return j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketVMs).Delete([]byte(name)) })
-}
+func (j *DB) DeleteVM(name string) error { return j.delete(bucketVMs, name) }
 
 // GetVM returns a VM or ErrNotFound.
-func (j *DB) GetVM(name string) (VM, error) {
-	var v VM
-	err := getJSON(j.db, bucketVMs, name, &v)
-	return v, err
-}
+func (j *DB) GetVM(name string) (VM, error) { return get[VM](j.db, bucketVMs, name) }
 
 // VMs lists VMs by name.
-func (j *DB) VMs() ([]VM, error) {
-	var out []VM
-	err := list(j.db, bucketVMs, func(b []byte) error {
-		var v VM
-		if err := json.Unmarshal(b, &v); err != nil {
-			return err
-		}
-		out = append(out, v)
-		return nil
-	})
-	return out, err
-}
+func (j *DB) VMs() ([]VM, error) { return list[VM](j.db, bucketVMs) }
 
 // TemplateInUse reports the VMs whose disk is an overlay of the template.
 func (j *DB) TemplateInUse(name string) ([]string, error) {
@@ -374,18 +338,41 @@ func putJSON(b *bolt.Bucket, key string, v any) error {
 	return b.Put([]byte(key), data)
 }
 
-func getJSON(db *bolt.DB, bucket []byte, key string, v any) error {
-	return db.View(func(tx *bolt.Tx) error {
+// put stores v as JSON under key in bucket.
+func (j *DB) put(bucket []byte, key string, v any) error {
+	return j.db.Update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucket), key, v) })
+}
+
+// delete removes key from bucket.
+func (j *DB) delete(bucket []byte, key string) error {
+	return j.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Delete([]byte(key)) })
+}
+
+// get decodes the JSON record under key in bucket, or returns ErrNotFound.
+func get[T any](db *bolt.DB, bucket []byte, key string) (T, error) {
+	var v T
+	err := db.View(func(tx *bolt.Tx) error {
 		data := tx.Bucket(bucket).Get([]byte(key))
 		if data == nil {
 			return fmt.Errorf("%s %s: %w", bucket[:len(bucket)-1], key, ErrNotFound)
 		}
-		return json.Unmarshal(data, v)
+		return json.Unmarshal(data, &v)
 	})
+	return v, err
 }
 
-func list(db *bolt.DB, bucket []byte, fn func([]byte) error) error {
-	return db.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucket).ForEach(func(_, v []byte) error { return fn(v) })
+// list decodes every JSON record of bucket, in key order.
+func list[T any](db *bolt.DB, bucket []byte) ([]T, error) {
+	var out []T
+	err := db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucket).ForEach(func(_, b []byte) error {
+			var v T
+			if err := json.Unmarshal(b, &v); err != nil {
+				return err
+			}
+			out = append(out, v)
+			return nil
+		})
 	})
+	return out, err
 }

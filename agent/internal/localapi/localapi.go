@@ -90,31 +90,13 @@ func (s *Server) routes() {
 		ts, err := s.m.Templates()
 		s.reply(w, ts, err)
 	})
-	h("POST /v1/templates", func(w http.ResponseWriter, r *http.Request) {
-		var req api.NodeTemplateImportRequest
-		if s.decode(w, r, &req) {
-			op, err := s.m.ImportTemplate(r.Context(), req)
-			s.reply(w, op, err)
-		}
-	})
-	h("POST /v1/templates/{name}/remove", func(w http.ResponseWriter, r *http.Request) {
-		var req api.NodeOpRequest
-		if s.decode(w, r, &req) {
-			op, err := s.m.RemoveTemplate(r.Context(), r.PathValue("name"), req)
-			s.reply(w, op, err)
-		}
-	})
+	h("POST /v1/templates", createHandler(s, s.m.ImportTemplate))
+	h("POST /v1/templates/{name}/remove", opHandler(s, s.m.RemoveTemplate))
 	h("GET /v1/vms", func(w http.ResponseWriter, r *http.Request) {
 		vms, err := s.m.VMs(r.Context())
 		s.reply(w, vms, err)
 	})
-	h("POST /v1/vms", func(w http.ResponseWriter, r *http.Request) {
-		var req api.NodeProvisionRequest
-		if s.decode(w, r, &req) {
-			op, err := s.m.Provision(r.Context(), req)
-			s.reply(w, op, err)
-		}
-	})
+	h("POST /v1/vms", createHandler(s, s.m.Provision))
 	h("GET /v1/vms/{name}", func(w http.ResponseWriter, r *http.Request) {
 		vm, err := s.m.VM(r.Context(), r.PathValue("name"))
 		s.reply(w, vm, err)
@@ -171,6 +153,12 @@ func (s *Server) routes() {
 	})
 }
 
+// createHandler decodes the body into a T and runs fn (no path parameter).
+func createHandler[T any](s *Server, fn func(context.Context, T) (*api.NodeOperation, error)) http.HandlerFunc {
+	return opHandler(s, func(ctx context.Context, _ string, req T) (*api.NodeOperation, error) { return fn(ctx, req) })
+}
+
+// opHandler decodes the body into a T and runs fn on the path's {name}.
 func opHandler[T any](s *Server, fn func(context.Context, string, T) (*api.NodeOperation, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		var req T

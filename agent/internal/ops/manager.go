@@ -73,6 +73,23 @@ func apiErr(code, format string, a ...any) error {
 	return &api.NodeError{Code: code, Message: fmt.Sprintf(format, a...)}
 }
 
+// errorCodes maps the package errors to wire codes; the first match wins.
+var errorCodes = []struct {
+	code string
+	errs []error
+}{
+	{api.NodeErrInvalid, []error{validate.ErrInvalid}},
+	{api.NodeErrConflict, []error{journal.ErrInputMismatch}},
+	{api.NodeErrNotFound, []error{journal.ErrNotFound, hypervisor.ErrNotFound}},
+	{api.NodeErrAlreadyExists, []error{hypervisor.ErrExists}},
+	{api.NodeErrNoSpace, []error{hypervisor.ErrNoSpace}},
+	{api.NodeErrBusy, []error{hypervisor.ErrBusy}},
+	{api.NodeErrUnavailable, []error{hypervisor.ErrUnavailable, hypervisor.ErrGuestAgent}},
+	{api.NodeErrUnsupported, []error{hypervisor.ErrUnsupported}},
+	{api.NodeErrInvalid, []error{hypervisor.ErrInvalid}},
+	{api.NodeErrInterrupted, []error{context.Canceled, context.DeadlineExceeded}},
+}
+
 // Classify maps any error to the wire error.
 func Classify(err error) *api.NodeError {
 	var ne *api.NodeError
@@ -81,26 +98,13 @@ func Classify(err error) *api.NodeError {
 		return nil
 	case errors.As(err, &ne):
 		return ne
-	case errors.Is(err, validate.ErrInvalid):
-		return &api.NodeError{Code: api.NodeErrInvalid, Message: err.Error()}
-	case errors.Is(err, journal.ErrInputMismatch):
-		return &api.NodeError{Code: api.NodeErrConflict, Message: err.Error()}
-	case errors.Is(err, journal.ErrNotFound), errors.Is(err, hypervisor.ErrNotFound):
-		return &api.NodeError{Code: api.NodeErrNotFound, Message: err.Error()}
-	case errors.Is(err, hypervisor.ErrExists):
-		return &api.NodeError{Code: api.NodeErrAlreadyExists, Message: err.Error()}
-	case errors.Is(err, hypervisor.ErrNoSpace):
-		return &api.NodeError{Code: api.NodeErrNoSpace, Message: err.Error()}
-	case errors.Is(err, hypervisor.ErrBusy):
-		return &api.NodeError{Code: api.NodeErrBusy, Message: err.Error()}
-	case errors.Is(err, hypervisor.ErrUnavailable), errors.Is(err, hypervisor.ErrGuestAgent):
-		return &api.NodeError{Code: api.NodeErrUnavailable, Message: err.Error()}
-	case errors.Is(err, hypervisor.ErrUnsupported):
-		return &api.NodeError{Code: api.NodeErrUnsupported, Message: err.Error()}
-	case errors.Is(err, hypervisor.ErrInvalid):
-		return &api.NodeError{Code: api.NodeErrInvalid, Message: err.Error()}
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return &api.NodeError{Code: api.NodeErrInterrupted, Message: err.Error()}
+	}
+	for _, c := range errorCodes {
+		for _, target := range c.errs {
+			if errors.Is(err, target) {
+				return &api.NodeError{Code: c.code, Message: err.Error()}
+			}
+		}
 	}
 	return &api.NodeError{Code: api.NodeErrInternal, Message: err.Error()}
 }

@@ -44,6 +44,18 @@ func newManager(t *testing.T, hv *hvfake.HV) (*Manager, *journal.DB, string) {
 	return m, j, dbPath
 }
 
+// newWithVM1 is newManager over a fresh fake hypervisor with VM vm1 provisioned
+// (operation "p").
+func newWithVM1(t *testing.T) (*Manager, *journal.DB, *hvfake.HV) {
+	t.Helper()
+	hv := hvfake.New(t.TempDir())
+	m, j, _ := newManager(t, hv)
+	if _, err := m.Provision(context.Background(), provReq("p", "vm1")); err != nil {
+		t.Fatal(err)
+	}
+	return m, j, hv
+}
+
 const secret = "plaintext-Secret-42"
 
 func provReq(id, name string) api.NodeProvisionRequest {
@@ -140,12 +152,8 @@ func TestConcurrentSameIDRunsOnce(t *testing.T) {
 }
 
 func TestStopGracefulAndForced(t *testing.T) {
-	hv := hvfake.New(t.TempDir())
-	m, _, _ := newManager(t, hv)
+	m, _, hv := newWithVM1(t)
 	ctx := context.Background()
-	if _, err := m.Provision(ctx, provReq("p", "vm1")); err != nil {
-		t.Fatal(err)
-	}
 	op, err := m.Stop(ctx, "vm1", api.NodeStopRequest{OpID: "s1"})
 	if err != nil || op.Result.PowerMethod != api.NodePowerGraceful || hv.Count("DestroyDomain") != 0 {
 		t.Fatalf("graceful: %+v %v", op, err)
@@ -169,12 +177,8 @@ func TestStopGracefulAndForced(t *testing.T) {
 }
 
 func TestReinstallUndoBeforeSwap(t *testing.T) {
-	hv := hvfake.New(t.TempDir())
-	m, j, _ := newManager(t, hv)
+	m, j, hv := newWithVM1(t)
 	ctx := context.Background()
-	if _, err := m.Provision(ctx, provReq("p", "vm1")); err != nil {
-		t.Fatal(err)
-	}
 	before, _ := j.GetVM("vm1")
 	hv.Fail["DefineDomain"] = errors.New("boom")
 	op, err := m.Reinstall(ctx, "vm1", api.NodeReinstallRequest{OpID: "r1", Template: "base"})
@@ -199,12 +203,8 @@ func TestReinstallUndoBeforeSwap(t *testing.T) {
 }
 
 func TestRecoverMarksInterrupted(t *testing.T) {
-	hv := hvfake.New(t.TempDir())
-	m, j, _ := newManager(t, hv)
+	m, j, hv := newWithVM1(t)
 	ctx := context.Background()
-	if _, err := m.Provision(ctx, provReq("p", "vm1")); err != nil {
-		t.Fatal(err)
-	}
 	if _, _, err := j.Begin(journal.Record{ID: "stop-x", Kind: api.NodeOpStop, Target: "vm1", InputHash: "h", StartedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
@@ -223,12 +223,8 @@ func TestRecoverMarksInterrupted(t *testing.T) {
 // TestRebootKeepsTheProcess: reboot never stops and starts the domain; the
 // guest's ACPI reboot is used when it answers within the grace, a reset otherwise.
 func TestRebootKeepsTheProcess(t *testing.T) {
-	hv := hvfake.New(t.TempDir())
-	m, _, _ := newManager(t, hv)
+	m, _, hv := newWithVM1(t)
 	ctx := context.Background()
-	if _, err := m.Provision(ctx, provReq("p", "vm1")); err != nil {
-		t.Fatal(err)
-	}
 	starts := hv.Count("StartDomain")
 	boots := func() int { hv.Mu.Lock(); defer hv.Mu.Unlock(); return hv.Doms["vm1"].Boots }
 

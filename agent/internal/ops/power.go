@@ -14,23 +14,51 @@ func (m *Manager) Start(ctx context.Context, name string, req api.NodeOpRequest)
 	if err := validate.Name("vm", name); err != nil {
 		return nil, err
 	}
-	return m.do(ctx, spec{
-		id: req.OpID, kind: api.NodeOpStart, target: name, lock: "vm/" + name, input: req, stored: req,
-		precheck: func(context.Context) error { _, err := m.getVM(name); return err },
-		exec: func(ctx context.Context, r *run) (*api.NodeOpResult, error) {
-			st, err := m.hv.DomainState(ctx, name)
+	return m.do(ctx, m.vmSpec(api.NodeOpStart, name, req.OpID, req,
+		func(ctx context.Context) (*api.NodeOpResult, error) {
+			started, err := m.startIfStopped(ctx, name)
 			if err != nil {
 				return nil, err
 			}
-			if st.Active() {
+			if !started {
 				return &api.NodeOpResult{PowerMethod: api.NodePowerAlready, Message: "already running"}, nil
 			}
-			if err := m.hv.StartDomain(ctx, name); err != nil {
-				return nil, err
-			}
 			return &api.NodeOpResult{PowerMethod: api.NodePowerStarted, Message: "started"}, nil
-		},
-	})
+		}))
+}
+
+// vmSpec is the spec of a power operation of kind on the existing VM name;
+// input is the request, stored as it is (power requests hold no secret).
+func (m *Manager) vmSpec(kind, name, opID string, input any, exec func(ctx context.Context) (*api.NodeOpResult, error)) spec {
+	return spec{
+		id: opID, kind: kind, target: name, lock: "vm/" + name, input: input, stored: input,
+		precheck: func(context.Context) error { _, err := m.getVM(name); return err },
+		exec:     func(ctx context.Context, _ *run) (*api.NodeOpResult, error) { return exec(ctx) },
+	}
+}
+
+// startIfStopped starts the VM's domain unless it is running; started says
+// whether it had to.
+func (m *Manager) startIfStopped(ctx context.Context, name string) (started bool, err error) {
+	st, err := m.hv.DomainState(ctx, name)
+	if err != nil {
+		return false, err
+	}
+	if st.Active() {
+		return false, nil
+	}
+	if err := m.hv.StartDomain(ctx, name); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// stopGrace checks the VM name and then the grace of a stop or reboot request.
+func (m *Manager) stopGrace(name string, req api.NodeStopRequest) (time.Duration, error) {
+	if err := validate.Name("vm", name); err != nil {
+		return 0, err
+	}
+	return m.grace(req)
 }
 
 func (m *Manager) grace(req api.NodeStopRequest) (time.Duration, error) {
@@ -45,24 +73,18 @@ func (m *Manager) grace(req api.NodeStopRequest) (time.Duration, error) {
 
 // Stop shuts a VM down: ACPI power button, wait up to the grace, then force off.
 func (m *Manager) Stop(ctx context.Context, name string, req api.NodeStopRequest) (*api.NodeOperation, error) {
-	if err := validate.Name("vm", name); err != nil {
-		return nil, err
-	}
-	grace, err := m.grace(req)
+	grace, err := m.stopGrace(name, req)
 	if err != nil {
 		return nil, err
 	}
-	return m.do(ctx, spec{
-		id: req.OpID, kind: api.NodeOpStop, target: name, lock: "vm/" + name, input: req, stored: req,
-		precheck: func(context.Context) error { _, err := m.getVM(name); return err },
-		exec: func(ctx context.Context, r *run) (*api.NodeOpResult, error) {
+	return m.do(ctx, m.vmSpec(api.NodeOpStop, name, req.OpID, req,
+		func(ctx context.Context) (*api.NodeOpResult, error) {
 			method, err := m.stop(ctx, name, grace, req.Force)
 			if err != nil {
 				return nil, err
 			}
 			return &api.NodeOpResult{PowerMethod: method, Message: stopMessage(method, grace)}, nil
-		},
-	})
+		}))
 }
 
 func stopMessage(method string, grace time.Duration) string {
@@ -119,25 +141,17 @@ forced:
 // the grace, it gets a hardware reset. Force resets at once. A stopped VM is
 // simply started.
 func (m *Manager) Reboot(ctx context.Context, name string, req api.NodeStopRequest) (*api.NodeOperation, error) {
-	if err := validate.Name("vm", name); err != nil {
-		return nil, err
-	}
-	grace, err := m.grace(req)
+	grace, err := m.stopGrace(name, req)
 	if err != nil {
 		return nil, err
 	}
-	return m.do(ctx, spec{
-		id: req.OpID, kind: api.NodeOpReboot, target: name, lock: "vm/" + name, input: req, stored: req,
-		precheck: func(context.Context) error { _, err := m.getVM(name); return err },
-		exec: func(ctx context.Context, r *run) (*api.NodeOpResult, error) {
-			st, err := m.hv.DomainState(ctx, name)
+	return m.do(ctx, m.vmSpec(api.NodeOpReboot, name, req.OpID, req,
+		func(ctx context.Context) (*api.NodeOpResult, error) {
+			started, err := m.startIfStopped(ctx, name)
 			if err != nil {
 				return nil, err
 			}
-			if !st.Active() {
-				if err := m.hv.StartDomain(ctx, name); err != nil {
-					return nil, err
-				}
+			if started {
 				return &api.NodeOpResult{PowerMethod: api.NodePowerStarted, Message: "was stopped; started"}, nil
 			}
 			how, err := m.reboot(ctx, name, grace, req.Force)
@@ -153,8 +167,7 @@ func (m *Manager) Reboot(ctx context.Context, name string, req api.NodeStopReque
 				msg = "rebooted: forced reset (same QEMU process)"
 			}
 			return &api.NodeOpResult{PowerMethod: api.NodePowerForced, RebootMethod: how, Message: msg}, nil
-		},
-	})
+		}))
 }
 
 // reboot returns NodeRebootGuest or NodeRebootReset.

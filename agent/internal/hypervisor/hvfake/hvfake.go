@@ -110,13 +110,7 @@ func (f *HV) Volume(_ context.Context, name string) (hypervisor.Volume, error) {
 	return v, nil
 }
 func (f *HV) DeleteVolume(_ context.Context, name string) error {
-	if err := f.call("DeleteVolume"); err != nil {
-		return err
-	}
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	delete(f.Vols, name)
-	return nil
+	return f.mutate("DeleteVolume", func() { delete(f.Vols, name) })
 }
 func (f *HV) ListVolumes(context.Context) ([]hypervisor.Volume, error) {
 	f.Mu.Lock()
@@ -167,23 +161,41 @@ func (f *HV) DomainState(_ context.Context, name string) (hypervisor.State, erro
 	}
 	return d.State, nil
 }
-func (f *HV) DomainDisk(_ context.Context, name string) (string, error) {
+
+// onDom records the call op (none if op is empty) and, unless it is set to
+// fail, runs fn on the domain name under Mu.
+func (f *HV) onDom(op, name string, fn func(d *Dom) error) error {
+	if op != "" {
+		if err := f.call(op); err != nil {
+			return err
+		}
+	}
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
 	d, err := f.dom(name)
 	if err != nil {
-		return "", err
+		return err
 	}
-	return d.Spec.DiskPath, nil
+	return fn(d)
 }
-func (f *HV) DomainUUID(_ context.Context, name string) (string, error) {
+
+// mutate records the call op and, unless it is set to fail, runs fn under Mu.
+func (f *HV) mutate(op string, fn func()) error {
+	if err := f.call(op); err != nil {
+		return err
+	}
 	f.Mu.Lock()
 	defer f.Mu.Unlock()
-	d, err := f.dom(name)
-	if err != nil {
-		return "", err
-	}
-	return d.Spec.UUID, nil
+	fn()
+	return nil
+}
+func (f *HV) DomainDisk(_ context.Context, name string) (path string, err error) {
+	err = f.onDom("", name, func(d *Dom) error { path = d.Spec.DiskPath; return nil })
+	return path, err
+}
+func (f *HV) DomainUUID(_ context.Context, name string) (uuid string, err error) {
+	err = f.onDom("", name, func(d *Dom) error { uuid = d.Spec.UUID; return nil })
+	return uuid, err
 }
 func (f *HV) StartDomain(_ context.Context, name string) error {
 	if err := f.call("StartDomain"); err != nil {
@@ -195,82 +207,48 @@ func (f *HV) StartDomain(_ context.Context, name string) error {
 	if gate != nil {
 		<-gate
 	}
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	d, err := f.dom(name)
-	if err != nil {
-		return err
-	}
-	d.State, d.pending = hypervisor.StateRunning, 0
-	return nil
+	return f.onDom("", name, func(d *Dom) error {
+		d.State, d.pending = hypervisor.StateRunning, 0
+		return nil
+	})
 }
 func (f *HV) ShutdownDomain(_ context.Context, name string) error {
-	if err := f.call("ShutdownDomain"); err != nil {
-		return err
-	}
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	d, err := f.dom(name)
-	if err != nil {
-		return err
-	}
-	if f.ACPIPoll >= 0 {
-		d.pending = f.ACPIPoll + 1
-	}
-	return nil
+	return f.onDom("ShutdownDomain", name, func(d *Dom) error {
+		if f.ACPIPoll >= 0 {
+			d.pending = f.ACPIPoll + 1
+		}
+		return nil
+	})
 }
 
 // RebootDomain resets a guest that honours ACPI (ACPIPoll >= 0) at once; a
 // guest that ignores ACPI never resets.
 func (f *HV) RebootDomain(_ context.Context, name string) (<-chan struct{}, func(), error) {
-	if err := f.call("RebootDomain"); err != nil {
-		return nil, nil, err
-	}
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	d, err := f.dom(name)
+	reset := make(chan struct{})
+	err := f.onDom("RebootDomain", name, func(d *Dom) error {
+		if f.ACPIPoll >= 0 && d.State.Active() {
+			d.Boots++
+			close(reset)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, nil, err
-	}
-	reset := make(chan struct{})
-	if f.ACPIPoll >= 0 && d.State.Active() {
-		d.Boots++
-		close(reset)
 	}
 	return reset, func() {}, nil
 }
 func (f *HV) ResetDomain(_ context.Context, name string) error {
-	if err := f.call("ResetDomain"); err != nil {
-		return err
-	}
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	d, err := f.dom(name)
-	if err != nil {
-		return err
-	}
-	d.Boots++
-	return nil
+	return f.onDom("ResetDomain", name, func(d *Dom) error { d.Boots++; return nil })
 }
 func (f *HV) DestroyDomain(_ context.Context, name string) error {
-	if err := f.call("DestroyDomain"); err != nil {
-		return err
-	}
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	if d, ok := f.Doms[name]; ok {
-		d.State, d.pending = hypervisor.StateShutoff, 0
-	}
-	return nil
+	return f.mutate("DestroyDomain", func() {
+		if d, ok := f.Doms[name]; ok {
+			d.State, d.pending = hypervisor.StateShutoff, 0
+		}
+	})
 }
 func (f *HV) UndefineDomain(_ context.Context, name string) error {
-	if err := f.call("UndefineDomain"); err != nil {
-		return err
-	}
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	delete(f.Doms, name)
-	return nil
+	return f.mutate("UndefineDomain", func() { delete(f.Doms, name) })
 }
 func (f *HV) ListDomains(context.Context) ([]string, error) {
 	f.Mu.Lock()
@@ -282,51 +260,34 @@ func (f *HV) ListDomains(context.Context) ([]string, error) {
 	return out, nil
 }
 func (f *HV) CreateSnapshot(_ context.Context, dom, name, _ string) error {
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	d, err := f.dom(dom)
-	if err != nil {
-		return err
-	}
-	d.Snaps = append(d.Snaps, name)
-	return nil
+	return f.onDom("", dom, func(d *Dom) error { d.Snaps = append(d.Snaps, name); return nil })
 }
 func (f *HV) ListSnapshots(_ context.Context, dom string) ([]hypervisor.Snapshot, error) {
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	d, err := f.dom(dom)
+	var out []hypervisor.Snapshot
+	err := f.onDom("", dom, func(d *Dom) error {
+		for _, s := range d.Snaps {
+			out = append(out, hypervisor.Snapshot{Name: s, State: "running"})
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, err
-	}
-	var out []hypervisor.Snapshot
-	for _, s := range d.Snaps {
-		out = append(out, hypervisor.Snapshot{Name: s, State: "running"})
 	}
 	return out, nil
 }
 func (f *HV) DeleteSnapshot(_ context.Context, dom, name string, _ bool) error {
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	d, err := f.dom(dom)
-	if err != nil {
-		return err
-	}
-	for i, s := range d.Snaps {
-		if s == name {
-			d.Snaps = append(d.Snaps[:i], d.Snaps[i+1:]...)
-			return nil
+	return f.onDom("", dom, func(d *Dom) error {
+		for i, s := range d.Snaps {
+			if s == name {
+				d.Snaps = append(d.Snaps[:i], d.Snaps[i+1:]...)
+				return nil
+			}
 		}
-	}
-	return &hypervisor.Error{Op: "snapshot delete", Resource: name, Kind: hypervisor.ErrNotFound}
+		return &hypervisor.Error{Op: "snapshot delete", Resource: name, Kind: hypervisor.ErrNotFound}
+	})
 }
 func (f *HV) RevertSnapshot(context.Context, string, string) error { return nil }
 func (f *HV) SetUserPassword(_ context.Context, _ string, user, password string) error {
-	if err := f.call("SetUserPassword"); err != nil {
-		return err
-	}
-	f.Mu.Lock()
-	defer f.Mu.Unlock()
-	f.Passwords = append(f.Passwords, user+":"+password)
-	return nil
+	return f.mutate("SetUserPassword", func() { f.Passwords = append(f.Passwords, user+":"+password) })
 }
 func (f *HV) AllDomainStats(context.Context) ([]hypervisor.DomainStats, error) { return nil, nil }
