@@ -28,10 +28,7 @@ func mustJSON(v any) []byte {
 // TestBadInputCorpus sends hostile and malformed requests; each gets a clear error,
 // and afterwards no domain, volume, file or journal record exists.
 func TestBadInputCorpus(t *testing.T) {
-	e := newEnv(t)
-	e.startInProcess()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	e, ctx := newStartedEnv(t, time.Minute)
 	c := e.c
 	e.importTemplate(ctx, "guest", e.guest.Disk, e.guest.Initrd, false)
 	poolBefore := poolFiles(t, e.cfg.PoolPath)

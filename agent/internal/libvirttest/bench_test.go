@@ -71,7 +71,7 @@ func newBenchEnv(tb testing.TB) *env {
 	g := testenv.RequireGuest(tb)
 	prefix := testenv.Prefix()
 	e := &env{t: tb, prefix: prefix, guest: g}
-	e.cfg = benchConfig(tb.TempDir(), prefix)
+	e.cfg = agentConfig(tb.TempDir(), prefix)
 	testenv.Cleanup(tb, prefix, e.cfg.PoolName)
 	e.startInProcess()
 	return e
@@ -109,6 +109,14 @@ func bigTemplate(b *testing.B) string {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// reportP50s reports the medians of x and y as NAME-p50-ms and returns them.
+func reportP50s(b *testing.B, xName string, x []time.Duration, yName string, y []time.Duration) (time.Duration, time.Duration) {
+	px, py := p50(x), p50(y)
+	b.ReportMetric(ms(px), xName+"-p50-ms")
+	b.ReportMetric(ms(py), yName+"-p50-ms")
+	return px, py
+}
 
 func p50(ds []time.Duration) time.Duration {
 	s := append([]time.Duration(nil), ds...)
@@ -186,13 +194,9 @@ func BenchmarkProvisionOverlayVsFullCopy(b *testing.B) {
 		b.StartTimer()
 	}
 	b.StopTimer()
-	o, c := p50(overlay), p50(copyT)
-	b.ReportMetric(ms(o), "overlay-p50-ms")
-	b.ReportMetric(ms(c), "fullcopy-p50-ms")
+	o, c := reportP50s(b, "overlay", overlay, "fullcopy", copyT)
 	b.ReportMetric(float64(c)/float64(o), "speedup-x")
-	od, cd := p50(ovDisk), p50(cpDisk)
-	b.ReportMetric(ms(od), "disk-overlay-p50-ms")
-	b.ReportMetric(ms(cd), "disk-copy-p50-ms")
+	od, cd := reportP50s(b, "disk-overlay", ovDisk, "disk-copy", cpDisk)
 	b.ReportMetric(float64(cd)/float64(od), "disk-speedup-x")
 }
 
@@ -254,9 +258,7 @@ func BenchmarkStartAgentVsDirect(b *testing.B) {
 		b.StartTimer()
 	}
 	b.StopTimer()
-	a, d := p50(agentT), p50(directT)
-	b.ReportMetric(ms(a), "agent-p50-ms")
-	b.ReportMetric(ms(d), "direct-p50-ms")
+	a, d := reportP50s(b, "agent", agentT, "direct", directT)
 	b.ReportMetric(float64(a)/float64(d), "ratio-p50")
 }
 
@@ -275,7 +277,7 @@ func BenchmarkStatsCycle100Domains(b *testing.B) {
 		testenv.RequireLibvirt(tb)
 		g := testenv.RequireGuest(tb)
 		prefix := testenv.Prefix()
-		cfg := benchConfig(tb.TempDir(), prefix)
+		cfg := agentConfig(tb.TempDir(), prefix)
 		testenv.Cleanup(tb, prefix, cfg.PoolName)
 		hv, _ := testenv.HypervisorFor(tb, cfg.PoolName, cfg.PoolPath)
 		for i := range 100 {

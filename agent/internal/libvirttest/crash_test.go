@@ -63,14 +63,7 @@ func TestCrashRecovery(t *testing.T) {
 		!strings.Contains(ne.Message, "no VM exists") {
 		t.Fatalf("replay after early crash: %+v %v", op, err)
 	}
-	if domainExists(early) {
-		t.Fatal("domain defined after a rolled-back provision")
-	}
-	for _, f := range poolFiles(t, e.cfg.PoolPath) {
-		if strings.HasPrefix(f, early) {
-			t.Fatalf("volume %s left by a rolled-back provision", f)
-		}
-	}
+	e.requireGone(early, "a rolled-back provision")
 
 	// 2. Killed after the domain is defined: the restart completes the provision.
 	name := e.prefix + "-late"
@@ -126,12 +119,5 @@ func TestCrashRecovery(t *testing.T) {
 	if err != nil || op.State != api.NodeOpSucceeded || !op.Replayed {
 		t.Fatalf("replay after terminate crash: %+v %v", op, err)
 	}
-	if domainExists(name) {
-		t.Fatal("domain left after resumed terminate")
-	}
-	for _, f := range poolFiles(t, e.cfg.PoolPath) {
-		if strings.HasPrefix(f, name) {
-			t.Fatalf("volume %s left after resumed terminate", f)
-		}
-	}
+	e.requireGone(name, "resumed terminate")
 }

@@ -1,7 +1,6 @@
 package libvirttest
 
 import (
-	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -23,13 +22,7 @@ import (
 // seed CD-ROM with Linux's isofs, as cloud-init does, and finds the three files
 // under their lower-case names.
 func TestPasswordResetRealGuestAgent(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots a guest")
-	}
-	e := newEnv(t)
-	e.startInProcess()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	e, ctx := bootEnv(t, "boots a guest", 3*time.Minute)
 	e.importTemplate(ctx, "real-ga", e.guest.Disk, e.guest.InitrdGA, true)
 	name := e.prefix + "-ga"
 	vm := e.provision(ctx, e.prefix+"-prov", name, "real-ga").Result.VM

@@ -40,21 +40,37 @@ func newEnv(t *testing.T) *env {
 	testenv.RequireLibvirt(t)
 	g := testenv.RequireGuest(t)
 	prefix := testenv.Prefix()
-	dir := t.TempDir()
-	cfg := config.Default()
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.Socket = filepath.Join(dir, "agent.sock")
-	cfg.LibvirtSocket = testenv.LibvirtSocket()
-	cfg.PoolName = prefix + "-pool"
-	cfg.PoolPath = filepath.Join(dir, "pool")
+	cfg := agentConfig(t.TempDir(), prefix)
 	cfg.StopGrace = 30 * time.Second
 	cfg.StatsInterval = 500 * time.Millisecond
-	cfg.MinFreeBytes = 64 << 20
 	testenv.Cleanup(t, prefix, cfg.PoolName)
 	return &env{t: t, prefix: prefix, cfg: cfg, guest: g}
 }
 
-func benchConfig(dir, prefix string) config.Config {
+// newStartedEnv is newEnv with the agent running in this process and a context
+// that ends after timeout (or with the test).
+func newStartedEnv(t *testing.T, timeout time.Duration) (*env, context.Context) {
+	t.Helper()
+	e := newEnv(t)
+	e.startInProcess()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	return e, ctx
+}
+
+// bootEnv is newStartedEnv for a test that boots guests: skipped with -short
+// (why says what it boots).
+func bootEnv(t *testing.T, why string, timeout time.Duration) (*env, context.Context) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip(why)
+	}
+	return newStartedEnv(t, timeout)
+}
+
+// agentConfig is the agent's configuration for a test or benchmark under dir,
+// its pool named after prefix.
+func agentConfig(dir, prefix string) config.Config {
 	cfg := config.Default()
 	cfg.DataDir = filepath.Join(dir, "data")
 	cfg.Socket = filepath.Join(dir, "agent.sock")
@@ -229,7 +245,21 @@ func domainExists(name string) bool {
 	return exec.Command("virsh", "-q", "-c", "qemu:///system", "dominfo", name).Run() == nil
 }
 
-func poolFiles(t *testing.T, dir string) []string {
+// requireGone fails the test if the domain name is still defined or a pool
+// volume of it (a file named with the prefix name) is left; after says when.
+func (e *env) requireGone(name, after string) {
+	e.t.Helper()
+	if domainExists(name) {
+		e.t.Fatalf("domain %s still defined after %s", name, after)
+	}
+	for _, f := range poolFiles(e.t, e.cfg.PoolPath) {
+		if strings.HasPrefix(f, name) {
+			e.t.Fatalf("volume %s left after %s", f, after)
+		}
+	}
+}
+
+func poolFiles(t testing.TB, dir string) []string {
 	t.Helper()
 	ents, err := os.ReadDir(dir)
 	if err != nil {

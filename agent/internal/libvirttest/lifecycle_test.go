@@ -1,7 +1,6 @@
 package libvirttest
 
 import (
-	"context"
 	"errors"
 	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"os"
@@ -18,13 +17,7 @@ import (
 // revert → reinstall → graceful stop → terminate, checking the guest's own evidence
 // (boot counter, install-id, clean-shutdown) at every step.
 func TestLifecycle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots a guest four times")
-	}
-	e := newEnv(t)
-	e.startInProcess()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	e, ctx := bootEnv(t, "boots a guest four times", 5*time.Minute)
 	c := e.c
 
 	tplA := e.importTemplate(ctx, "guest-a", e.guest.Disk, e.guest.Initrd, false)
@@ -173,14 +166,7 @@ func TestLifecycle(t *testing.T) {
 	if err != nil || !op.Replayed || op.State != api.NodeOpSucceeded {
 		t.Fatalf("second terminate: %+v %v", op, err)
 	}
-	if domainExists(name) {
-		t.Fatal("domain still defined after terminate")
-	}
-	for _, f := range poolFiles(t, e.cfg.PoolPath) {
-		if strings.HasPrefix(f, name) {
-			t.Fatalf("volume %s left after terminate", f)
-		}
-	}
+	e.requireGone(name, "terminate")
 	if vms, _ := c.VMs(ctx); len(vms) != 0 {
 		t.Fatalf("vms after terminate: %+v", vms)
 	}

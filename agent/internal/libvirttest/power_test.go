@@ -1,7 +1,6 @@
 package libvirttest
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -14,13 +13,7 @@ import (
 // grace and the result says so; password reset without a guest agent is refused
 // clearly, and with a guest agent configured but not answering fails clearly too.
 func TestForcedStopAndPasswordReset(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots a guest")
-	}
-	e := newEnv(t)
-	e.startInProcess()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	e, ctx := bootEnv(t, "boots a guest", 3*time.Minute)
 	c := e.c
 	e.importTemplate(ctx, "noacpi", e.guest.Disk, e.guest.InitrdNoACPI, false)
 	e.importTemplate(ctx, "with-ga", e.guest.Disk, e.guest.InitrdNoACPI, true)

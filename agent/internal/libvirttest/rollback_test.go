@@ -1,7 +1,6 @@
 package libvirttest
 
 import (
-	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -14,10 +13,7 @@ import (
 // TestProvisionRollback: a provision that fails at its last step (start: the libvirt
 // network does not exist) undoes every earlier step — no domain, volume or seed.
 func TestProvisionRollback(t *testing.T) {
-	e := newEnv(t)
-	e.startInProcess()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	e, ctx := newStartedEnv(t, time.Minute)
 	e.importTemplate(ctx, "guest", e.guest.Disk, e.guest.Initrd, false)
 	before := poolFiles(t, e.cfg.PoolPath)
 

@@ -97,10 +97,7 @@ func (s *Server) routes() {
 		s.reply(w, vms, err)
 	})
 	h("POST /v1/vms", createHandler(s, s.m.Provision))
-	h("GET /v1/vms/{name}", func(w http.ResponseWriter, r *http.Request) {
-		vm, err := s.m.VM(r.Context(), r.PathValue("name"))
-		s.reply(w, vm, err)
-	})
+	h("GET /v1/vms/{name}", getHandler(s, s.m.VM))
 	h("POST /v1/vms/{name}/start", opHandler(s, s.m.Start))
 	h("POST /v1/vms/{name}/terminate", opHandler(s, s.m.Terminate))
 	h("POST /v1/vms/{name}/stop", opHandler(s, s.m.Stop))
@@ -108,10 +105,7 @@ func (s *Server) routes() {
 	h("POST /v1/vms/{name}/reinstall", opHandler(s, s.m.Reinstall))
 	h("POST /v1/vms/{name}/password-reset", opHandler(s, s.m.ResetPassword))
 	h("POST /v1/vms/{name}/snapshots", opHandler(s, s.m.CreateSnapshot))
-	h("GET /v1/vms/{name}/snapshots", func(w http.ResponseWriter, r *http.Request) {
-		snaps, err := s.m.Snapshots(r.Context(), r.PathValue("name"))
-		s.reply(w, snaps, err)
-	})
+	h("GET /v1/vms/{name}/snapshots", getHandler(s, s.m.Snapshots))
 	h("POST /v1/vms/{name}/snapshots/{snap}/delete", snapHandler(s, s.m.DeleteSnapshot))
 	h("POST /v1/vms/{name}/snapshots/{snap}/revert", snapHandler(s, s.m.RevertSnapshot))
 	// Stats cover the agent's own VMs only; other domains on the host are sampled
@@ -151,6 +145,14 @@ func (s *Server) routes() {
 		op, err := s.m.Operation(r.PathValue("id"))
 		s.reply(w, op, err)
 	})
+}
+
+// getHandler replies with what fn returns for the path's {name}.
+func getHandler[T any](s *Server, fn func(context.Context, string) (T, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		v, err := fn(r.Context(), r.PathValue("name"))
+		s.reply(w, v, err)
+	}
 }
 
 // createHandler decodes the body into a T and runs fn (no path parameter).
