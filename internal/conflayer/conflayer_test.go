@@ -61,33 +61,33 @@ func TestOneLayeringForBothFlagLibraries(t *testing.T) {
 	getenv := func(k string) string { return env[k] }
 	want := settings{Name: "file", Count: 7, Wait: 3 * time.Second, On: true, List: "a:1,b:2"}
 
-	s := settings{Name: "default", Count: 1}
+	// load parses args with cmd (which must succeed), layers them over
+	// defaults through into and compares with want.
+	load := func(lib string, cmdParse func([]string) error, args []string, into func(*settings) Flags, visited func() []Setting) {
+		t.Helper()
+		if err := cmdParse(args); err != nil {
+			t.Fatal(err)
+		}
+		got := settings{Name: "default", Count: 1}
+		if err := Load(into(&got), Layers{File: file, EnvPrefix: "HP_", Getenv: getenv, CommandLine: visited()}); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Fatalf("%s: %+v, want %+v", lib, got, want)
+		}
+	}
+
 	cmd := flag.NewFlagSet("cmd", flag.ContinueOnError)
 	cmd.String("config", "", "")
 	var scratch settings
 	stdSet(&scratch).VisitAll(func(f *flag.Flag) { cmd.Var(f.Value, f.Name, "") })
-	if err := cmd.Parse([]string{"-config", file, "-stop-grace", "3s"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := Load(Std(stdSet(&s)), Layers{File: file, EnvPrefix: "HP_", Getenv: getenv, CommandLine: StdVisited(cmd)}); err != nil {
-		t.Fatal(err)
-	}
-	if s != want {
-		t.Fatalf("std: %+v, want %+v", s, want)
-	}
+	load("std", cmd.Parse, []string{"-config", file, "-stop-grace", "3s"},
+		func(s *settings) Flags { return Std(stdSet(s)) }, func() []Setting { return StdVisited(cmd) })
 
-	p := settings{Name: "default", Count: 1}
 	pcmd := pflagSet(&settings{})
 	pcmd.String("config", "", "")
-	if err := pcmd.Parse([]string{"--config", file, "--stop-grace", "3s"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := Load(Pflag(pflagSet(&p)), Layers{File: file, EnvPrefix: "HP_", Getenv: getenv, CommandLine: PflagVisited(pcmd)}); err != nil {
-		t.Fatal(err)
-	}
-	if p != want {
-		t.Fatalf("pflag: %+v, want %+v", p, want)
-	}
+	load("pflag", pcmd.Parse, []string{"--config", file, "--stop-grace", "3s"},
+		func(s *settings) Flags { return Pflag(pflagSet(s)) }, func() []Setting { return PflagVisited(pcmd) })
 }
 
 func TestFileKeysAndValues(t *testing.T) {

@@ -1,7 +1,6 @@
 package libvirttest
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,13 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestRunLocalTwice is `make run` (scripts/run-local.sh) twice, from two data
@@ -99,22 +98,11 @@ func buildAll(t *testing.T) string {
 
 type runLocal struct {
 	cmd  *exec.Cmd
-	mu   sync.Mutex
-	out  bytes.Buffer
+	out  framework.SyncBuilder // the script's output so far
 	done chan struct{}
 }
 
-func (r *runLocal) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.out.Write(p)
-}
-
-func (r *runLocal) output() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.out.String()
-}
+func (r *runLocal) output() string { return r.out.String() }
 
 func (r *runLocal) exited() bool {
 	select {
@@ -147,7 +135,7 @@ func startRunLocal(t *testing.T, bin, dir string) *runLocal {
 	r.cmd.Env = append(os.Environ(), "HOSTPLANE_BIN="+bin, "HOSTPLANE_DATA_DIR="+dir,
 		"HOSTPLANE_API_ADDR="+freeTCP(t), "HOSTPLANE_RAFT_ADDR="+freeTCP(t), "HOSTPLANE_METRICS_ADDR="+freeTCP(t),
 		"HOSTPLANE_AGENT_LISTEN="+freeUDP(t))
-	r.cmd.Stdout, r.cmd.Stderr = r, r
+	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -44,23 +44,23 @@ func Hypervisor(tb testing.TB) (*hypervisor.Libvirt, string) {
 	dir := tb.TempDir()
 	pool := prefix + "-pool"
 	Cleanup(tb, prefix, pool)
-	h, err := hypervisor.NewLibvirt(context.Background(), hypervisor.LibvirtConfig{
+	h := connect(tb, hypervisor.LibvirtConfig{
 		Socket: LibvirtSocket(), PoolName: pool, PoolPath: filepath.Join(dir, "pool"), Log: Logger(tb)})
-	if err != nil {
-		tb.Fatalf("connect libvirt: %v: run %s", err, Setup)
-	}
-	tb.Cleanup(func() { h.Close() })
-	if err := h.EnsurePool(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
 	return h, prefix
 }
 
 // HypervisorFor connects to an existing pool (one the agent under test created).
 func HypervisorFor(tb testing.TB, pool, path string) (*hypervisor.Libvirt, error) {
 	tb.Helper()
-	h, err := hypervisor.NewLibvirt(context.Background(), hypervisor.LibvirtConfig{
+	h := connect(tb, hypervisor.LibvirtConfig{
 		Socket: LibvirtSocket(), PoolName: pool, PoolPath: path, Log: slog.New(slog.DiscardHandler)})
+	return h, nil
+}
+
+// connect opens cfg's libvirt connection and pool, closed when the test ends.
+func connect(tb testing.TB, cfg hypervisor.LibvirtConfig) *hypervisor.Libvirt {
+	tb.Helper()
+	h, err := hypervisor.NewLibvirt(context.Background(), cfg)
 	if err != nil {
 		tb.Fatalf("connect libvirt: %v: run %s", err, Setup)
 	}
@@ -68,5 +68,5 @@ func HypervisorFor(tb testing.TB, pool, path string) (*hypervisor.Libvirt, error
 	if err := h.EnsurePool(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	return h, nil
+	return h
 }
