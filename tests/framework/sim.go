@@ -11,18 +11,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/tests/framework/simevent"
 )
 
-// Event is one JSON line a simulated agent prints on stdout (hostplane-agent-sim
-// and the session tests' testagent print the same shape).
-type Event struct {
-	Node        string `json:"node"`
-	Kind        string `json:"kind"`
-	Coordinator string `json:"coordinator"`
-	ID          string `json:"id"`
-	Err         string `json:"err"`
-	T           int64  `json:"t"`
-}
+// Event is one JSON line a simulated agent prints on stdout.
+type Event = simevent.Event
 
 // Sim is a simulated agent process: the real agent session code (enrolment,
 // mutual-TLS QUIC sessions, pings, renewal, reconnects) without libvirt, run

@@ -10,7 +10,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/hostplane/hostplane/agent/internal/session"
 	pb "github.com/hostplane/hostplane/proto"
+	"github.com/hostplane/hostplane/tests/framework/simevent"
 )
 
 type skewClock struct{ skew time.Duration }
@@ -73,21 +73,16 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	var outMu sync.Mutex
-	out := bufio.NewWriter(os.Stdout)
+	out := simevent.NewPrinter(os.Stdout)
 	print := func(node string, e session.Event) {
 		if *quiet && e.Kind != "connected" && e.Kind != "refused" {
 			return
 		}
-		rec := map[string]any{"node": node, "kind": e.Kind, "coordinator": e.Coordinator, "t": time.Now().UnixMilli()}
+		rec := simevent.Event{Node: node, Kind: e.Kind, Coordinator: e.Coordinator}
 		if e.Err != nil {
-			rec["err"] = e.Err.Error()
+			rec.Err = e.Err.Error()
 		}
-		b, _ := json.Marshal(rec)
-		outMu.Lock()
-		out.Write(append(b, '\n'))
-		out.Flush()
-		outMu.Unlock()
+		out.Print(rec)
 	}
 	var wg sync.WaitGroup
 	errs := make([]error, *n)

@@ -12,7 +12,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -24,20 +23,13 @@ import (
 
 	"github.com/hostplane/hostplane/agent/internal/session"
 	pb "github.com/hostplane/hostplane/proto"
+	"github.com/hostplane/hostplane/tests/framework/simevent"
 )
 
-var outMu sync.Mutex
+var out = simevent.NewPrinter(os.Stdout)
 
-func event(kind string, kv ...string) {
-	m := map[string]string{"kind": kind}
-	for i := 0; i+1 < len(kv); i += 2 {
-		m[kv[i]] = kv[i+1]
-	}
-	b, _ := json.Marshal(m)
-	outMu.Lock()
-	defer outMu.Unlock()
-	fmt.Println(string(b))
-}
+// event prints one event line; id names the action or stream (may be empty).
+func event(kind, id string) { out.Print(simevent.Event{Kind: kind, ID: id}) }
 
 func main() {
 	coord := flag.String("coordinator", "", "session address")
@@ -61,13 +53,13 @@ func main() {
 		PingInterval: 200 * time.Millisecond, DialTimeout: 2 * time.Second,
 		ProtocolVersion: uint32(*proto), InventoryInterval: *invEvery,
 		Backoff: session.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
-		OnEvent: func(e session.Event) { event(e.Kind) },
+		OnEvent: func(e session.Event) { event(e.Kind, "") },
 		Inventory: func(context.Context) (*pb.Inventory, error) {
 			invMu.Lock()
 			defer invMu.Unlock()
 			c := &pb.Inventory{Templates: inv.Templates, TakenAtUnixMs: time.Now().UnixMilli()}
 			c.Vms = append(c.Vms, inv.Vms...)
-			event("inventory_collected")
+			event("inventory_collected", "")
 			return c, nil
 		},
 		Handle: func(ctx context.Context, req *pb.Envelope, send func(*pb.Envelope) error) {
@@ -77,9 +69,9 @@ func main() {
 				_ = send(&pb.Envelope{Seq: 1, ReplyTo: req.Seq, Body: &pb.Envelope_ActionProgress{ActionProgress: &pb.ActionProgress{ActionId: as.ActionId, Step: "accepted"}}})
 				switch as.Command {
 				case "block":
-					event("blocking", "id", as.ActionId)
+					event("blocking", as.ActionId)
 					<-ctx.Done()
-					event("cancelled", "id", as.ActionId)
+					event("cancelled", as.ActionId)
 				default:
 					_ = send(&pb.Envelope{Seq: 2, ReplyTo: req.Seq, Body: &pb.Envelope_ActionResult{ActionResult: &pb.ActionResult{ActionId: as.ActionId, Success: true, Result: as.Params}}})
 				}
@@ -90,7 +82,7 @@ func main() {
 					}
 					select {
 					case <-ctx.Done():
-						event("cancelled", "id", "stats")
+						event("cancelled", "stats")
 						return
 					case <-time.After(20 * time.Millisecond):
 					}
