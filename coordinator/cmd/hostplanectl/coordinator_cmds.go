@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -91,12 +90,11 @@ func newKeyCmd(g *globals) *cobra.Command {
 		RunE: adminRun(g, func(c *cobra.Command, args []string) ([]api.KeyInfo, error) {
 			return g.admin().Keys(c.Context(), args[0])
 		}, func(keys []api.KeyInfo) {
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tPREFIX\tLAST USED\tUSES\tSTATE\tSCOPES")
-			for _, k := range keys {
-				fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%d\t%s\t%s\n", k.ID, k.Name, k.Prefix, tstr(k.LastUsedAt), k.UseCount, keyState(k), strings.Join(k.Scopes, ","))
-			}
-			tw.Flush()
+			table(os.Stdout, "ID\tNAME\tPREFIX\tLAST USED\tUSES\tSTATE\tSCOPES", func(tw io.Writer) {
+				for _, k := range keys {
+					fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%d\t%s\t%s\n", k.ID, k.Name, k.Prefix, tstr(k.LastUsedAt), k.UseCount, keyState(k), strings.Join(k.Scopes, ","))
+				}
+			})
 		}),
 	}
 	revoke := &cobra.Command{
@@ -110,12 +108,11 @@ func newKeyCmd(g *globals) *cobra.Command {
 		RunE: adminRun(g, func(c *cobra.Command, args []string) ([]api.KeyUsage, error) {
 			return g.admin().KeyUsage(c.Context(), args[0])
 		}, func(u []api.KeyUsage) {
-			tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "TIME\tMETHOD\tPATH\tSTATUS\tIP")
-			for _, e := range u {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), e.Method, e.Path, e.Status, e.IP)
-			}
-			tw.Flush()
+			table(os.Stdout, "TIME\tMETHOD\tPATH\tSTATUS\tIP", func(tw io.Writer) {
+				for _, e := range u {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), e.Method, e.Path, e.Status, e.IP)
+				}
+			})
 		}),
 	}
 	cmd.AddCommand(create, list, revoke, usage)
@@ -381,10 +378,9 @@ coordinator: the request is forwarded to the leader.`,
 func printStatus(st api.ClusterStatus) {
 	fmt.Printf("node %s: %s, leader %s, term %d, commit %d, applied %d, fsm %d bytes\n",
 		st.NodeID, st.State, st.LeaderID, st.Term, st.CommitIndex, st.AppliedIndex, st.FSMBytes)
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tRAFT\tAPI\tSUFFRAGE\tLEADER")
-	for _, s := range st.Servers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", s.ID, s.RaftAddr, s.APIAddr, s.Suffrage, s.Leader)
-	}
-	tw.Flush()
+	table(os.Stdout, "ID\tRAFT\tAPI\tSUFFRAGE\tLEADER", func(tw io.Writer) {
+		for _, s := range st.Servers {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", s.ID, s.RaftAddr, s.APIAddr, s.Suffrage, s.Leader)
+		}
+	})
 }

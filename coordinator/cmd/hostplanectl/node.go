@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -176,12 +175,11 @@ func nodeTemplateCmd(f *nodeFlags) *cobra.Command {
 				return nodeErr(err)
 			}
 			return f.emit(c, ts, func(w io.Writer) {
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tOS\tSIZE\tFILE\tGUEST-AGENT\tSHA256")
-				for _, t := range ts {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.16s…\n", t.Name, t.OSFamily, nodeBytes(t.SizeBytes), nodeBytes(t.FileBytes), t.GuestAgent, t.SHA256)
-				}
-				tw.Flush()
+				table(w, "NAME\tOS\tSIZE\tFILE\tGUEST-AGENT\tSHA256", func(tw io.Writer) {
+					for _, t := range ts {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.16s…\n", t.Name, t.OSFamily, nodeBytes(t.SizeBytes), nodeBytes(t.FileBytes), t.GuestAgent, t.SHA256)
+					}
+				})
 			})
 		},
 	}
@@ -236,12 +234,11 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 				return nodeErr(err)
 			}
 			return f.emit(c, vms, func(w io.Writer) {
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSTATE\tTEMPLATE\tVCPUS\tMEMORY\tDISK\tMAC")
-				for _, v := range vms {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d MiB\t%d GiB\t%s\n", v.Name, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC)
-				}
-				tw.Flush()
+				table(w, "NAME\tSTATE\tTEMPLATE\tVCPUS\tMEMORY\tDISK\tMAC", func(tw io.Writer) {
+					for _, v := range vms {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d MiB\t%d GiB\t%s\n", v.Name, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC)
+					}
+				})
 			})
 		},
 	}
@@ -351,12 +348,11 @@ func nodeSnapshotCmd(f *nodeFlags) *cobra.Command {
 				return nodeErr(err)
 			}
 			return f.emit(c, snaps, func(w io.Writer) {
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tSTATE\tCREATED\tVM-STATE\tCURRENT\tDESCRIPTION")
-				for _, s := range snaps {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, s.Description)
-				}
-				tw.Flush()
+				table(w, "NAME\tSTATE\tCREATED\tVM-STATE\tCURRENT\tDESCRIPTION", func(tw io.Writer) {
+					for _, s := range snaps {
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, s.Description)
+					}
+				})
 			})
 		},
 	}
@@ -397,18 +393,17 @@ func nodeStatsCmd(f *nodeFlags) *cobra.Command {
 					names = append(names, n)
 				}
 				sort.Strings(names)
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "VM\tSTATE\tCPU%\tMEMORY\tDISK R/W B/s\tNET RX/TX B/s\tSAMPLES")
-				for _, n := range names {
-					ring := st.VMs[n]
-					if len(ring) == 0 {
-						continue
+				table(w, "VM\tSTATE\tCPU%\tMEMORY\tDISK R/W B/s\tNET RX/TX B/s\tSAMPLES", func(tw io.Writer) {
+					for _, n := range names {
+						ring := st.VMs[n]
+						if len(ring) == 0 {
+							continue
+						}
+						s := ring[len(ring)-1]
+						fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.0f/%.0f\t%.0f/%.0f\t%d\n", n, s.State, s.CPUPercent, nodeBytes(s.MemoryBytes),
+							s.DiskReadBps, s.DiskWriteBps, s.NetRxBps, s.NetTxBps, len(ring))
 					}
-					s := ring[len(ring)-1]
-					fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.0f/%.0f\t%.0f/%.0f\t%d\n", n, s.State, s.CPUPercent, nodeBytes(s.MemoryBytes),
-						s.DiskReadBps, s.DiskWriteBps, s.NetRxBps, s.NetTxBps, len(ring))
-				}
-				tw.Flush()
+				})
 			})
 		},
 	}

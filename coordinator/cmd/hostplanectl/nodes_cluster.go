@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"text/tabwriter"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -55,13 +54,12 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 				return err
 			}
 			return f.emit(c, ns, func(w io.Writer) {
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tSTATE\tVCPUS\tMEMORY\tDISK\tLAST SEEN\tVERSION")
-				for _, n := range ns {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes),
-						nodeBytes(n.Capacity.DiskBytes), lastSeen(n.LastSeenAt), n.SoftwareVersion)
-				}
-				tw.Flush()
+				table(w, "ID\tSTATE\tVCPUS\tMEMORY\tDISK\tLAST SEEN\tVERSION", func(tw io.Writer) {
+					for _, n := range ns {
+						fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes),
+							nodeBytes(n.Capacity.DiskBytes), lastSeen(n.LastSeenAt), n.SoftwareVersion)
+					}
+				})
 			})
 		},
 	}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -91,12 +90,11 @@ func planSlugs() string {
 }
 
 func printServers(ss []api.AdminServer) {
-	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tSTATUS\tNODE\tVM\tPLAN\tACCOUNT\tLABEL")
-	for _, s := range ss {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Status, s.NodeID, s.VMName, s.Plan.Slug, s.AccountID, s.Label)
-	}
-	tw.Flush()
+	table(os.Stdout, "ID\tSTATUS\tNODE\tVM\tPLAN\tACCOUNT\tLABEL", func(tw io.Writer) {
+		for _, s := range ss {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Status, s.NodeID, s.VMName, s.Plan.Slug, s.AccountID, s.Label)
+		}
+	})
 }
 
 // nodeScheduleCmds are `hostplanectl node cordon|uncordon|drain`.

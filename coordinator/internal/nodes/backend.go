@@ -21,13 +21,22 @@ type backend struct{ s *Service }
 
 const serverCertTTL = 30 * 24 * time.Hour
 
-func (b backend) Certificate() (*tls.Certificate, error) {
+// ca is the installed agent CA; before there is one, the error says missing.
+func (b backend) ca(missing string) (*session.CA, error) {
 	ca, err := b.s.loadCA()
 	if err != nil {
 		return nil, err
 	}
 	if ca == nil {
-		return nil, errors.New("no node ca yet: create a join token first")
+		return nil, errors.New(missing)
+	}
+	return ca, nil
+}
+
+func (b backend) Certificate() (*tls.Certificate, error) {
+	ca, err := b.ca("no node ca yet: create a join token first")
+	if err != nil {
+		return nil, err
 	}
 	s := b.s
 	s.mu.Lock()
@@ -44,12 +53,9 @@ func (b backend) Certificate() (*tls.Certificate, error) {
 }
 
 func (b backend) ClientCAs() (*x509.CertPool, error) {
-	ca, err := b.s.loadCA()
+	ca, err := b.ca("no node ca yet")
 	if err != nil {
 		return nil, err
-	}
-	if ca == nil {
-		return nil, errors.New("no node ca yet")
 	}
 	return ca.Pool(), nil
 }
