@@ -228,7 +228,9 @@ func TestRollingUpgrade(t *testing.T) {
 	agent := framework.NewAgentProcess(t, oldAgent, c.AgentAddrs(), tok.Token)
 	agent.Start("")
 	connected := func(n api.AgentNode) bool { return n.State == api.AgentNodeReady && n.Connected }
-	c.WaitNode(agent.ID, 30*time.Second, "ready and connected", connected)
+	if n := c.WaitNode(agent.ID, 30*time.Second, "ready and connected", connected); n.SoftwareVersion != "agent-old" {
+		t.Fatalf("node reports software version %q, want agent-old", n.SoftwareVersion)
+	}
 	agent.ImportTemplate(tpl, agent.Guest.Disk)
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		d, err := adm.AgentNodeDetail(ctx, agent.ID)
@@ -321,7 +323,7 @@ func TestRollingUpgrade(t *testing.T) {
 		if !logHas(p.LogPath(), "version=upgrade-new", 5*time.Second) {
 			t.Fatalf("%s does not log version=upgrade-new after the restart", p.ID)
 		}
-		// The agent follows by itself: the node is connected again.
+		// The agent follows by itself: it holds a session to the (new) leader again.
 		c.WaitNode(agent.ID, 30*time.Second, "connected after "+p.ID+" restarted", connected)
 		time.Sleep(time.Second) // load on the full cluster before the next step
 		st.longestWait = l.resetWindow()
@@ -356,12 +358,13 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 	agent.Bin = newAgent
 	agent.Start("")
-	n := c.WaitNode(agent.ID, 30*time.Second, "connected after the agent upgrade", connected)
+	// The new build's session says hello with its version: that, connected to the
+	// leader, is the upgraded agent back (not the old session's last state).
+	c.WaitNode(agent.ID, 30*time.Second, "connected as agent-new after the agent upgrade", func(n api.AgentNode) bool {
+		return connected(n) && n.SoftwareVersion == "agent-new"
+	})
 	agentDown := time.Since(t0)
 	steps = append(steps, stepResult{name: "agent " + agent.ID, down: agentDown, longestWait: l.resetWindow()})
-	if n.SoftwareVersion != "agent-new" {
-		t.Errorf("node reports software version %q after the upgrade, want agent-new", n.SoftwareVersion)
-	}
 	if s := domState(vm); s != "running" || boots(console) != bootsBefore {
 		t.Fatalf("guest after the agent upgrade: %s, boots %d → %d (want running, unchanged)", s, bootsBefore, boots(console))
 	}
