@@ -54,35 +54,24 @@ func (o *Options) defaults() {
 	if o.Brand == "" {
 		o.Brand = "Sunucu"
 	}
-	if o.AttemptTimeout <= 0 {
-		o.AttemptTimeout = 10 * time.Second
-	}
+	positiveOr(&o.AttemptTimeout, 10*time.Second)
 	if o.Backoff.Initial <= 0 {
 		o.Backoff = DefaultBackoff
 	}
-	if o.PerWebhook <= 0 {
-		o.PerWebhook = 4
-	}
-	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 512
-	}
-	if o.FlushInterval <= 0 {
-		o.FlushInterval = 50 * time.Millisecond
-	}
-	if o.MaxBatch <= 0 {
-		o.MaxBatch = 2000
-	}
-	if o.Keep <= 0 {
-		o.Keep = 1000
-	}
-	if o.OutboxRetention <= 0 {
-		o.OutboxRetention = 72 * time.Hour
-	}
-	if o.PollInterval <= 0 {
-		o.PollInterval = 5 * time.Millisecond
-	}
-	if o.MaxQueued <= 0 {
-		o.MaxQueued = 100000
+	positiveOr(&o.PerWebhook, 4)
+	positiveOr(&o.MaxInFlight, 512)
+	positiveOr(&o.FlushInterval, 50*time.Millisecond)
+	positiveOr(&o.MaxBatch, 2000)
+	positiveOr(&o.Keep, 1000)
+	positiveOr(&o.OutboxRetention, 72*time.Hour)
+	positiveOr(&o.PollInterval, 5*time.Millisecond)
+	positiveOr(&o.MaxQueued, 100000)
+}
+
+// positiveOr sets *v to def unless it is positive.
+func positiveOr[T int | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
 	}
 }
 
