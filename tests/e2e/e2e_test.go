@@ -322,8 +322,7 @@ func (w *world) testConflictAndIsolation(t *testing.T) {
 	if s.Label != "conflict" || s.ActionID != "" || s.Status == api.ServerTerminated {
 		t.Fatalf("owner's server after foreign requests: %+v", s)
 	}
-	var snaps api.ServerSnapshotList
-	snaps = c.snapshots(id)
+	snaps := c.snapshots(id)
 	if len(snaps.Data) != 1 || snaps.Data[0].ID != snapID {
 		t.Fatalf("owner's snapshots after foreign requests: %+v", snaps.Data)
 	}
