@@ -36,6 +36,7 @@ type cluster struct {
 	pc      *framework.ProcessCluster
 	procs   []*framework.CoordinatorProcess
 	key     string
+	account string
 	webhook string
 }
 
@@ -49,11 +50,11 @@ func newCluster(t *testing.T, name string) *cluster {
 	c := &cluster{t: t, pc: pc, procs: pc.Nodes}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	_, key, err := pc.NewAccount(ctx, name+"@example.com")
+	acc, key, err := pc.NewAccount(ctx, name+"@example.com")
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.key = key
+	c.key, c.account = key, acc.ID
 	ld := pc.WaitLeader(20 * time.Second)
 	wh, err := pc.Client(ld, c.key).CreateWebhook(ctx, api.WebhookCreateRequest{
 		URL: "https://93.184.216.34/hostplane-robustness", Events: []string{string(api.EventServerCreated)}, Description: "0",
@@ -126,12 +127,17 @@ var httpc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, Dis
 // read is GET /v1/webhooks/:id through p: the description, the status.
 // query is appended as is ("consistency=stale").
 func (c *cluster) read(ctx context.Context, p *framework.CoordinatorProcess, query string) (string, int, error) {
+	return c.readWith(ctx, p, c.key, query)
+}
+
+// readWith is read with another API key.
+func (c *cluster) readWith(ctx context.Context, p *framework.CoordinatorProcess, key, query string) (string, int, error) {
 	u := p.URL() + "/v1/webhooks/" + c.webhook
 	if query != "" {
 		u += "?" + query
 	}
 	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
-	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Authorization", "Bearer "+key)
 	resp, err := httpc.Do(req)
 	if err != nil {
 		return "", 0, err
