@@ -18,6 +18,12 @@ import (
 // before it arrived, by this leader or any earlier one, and no newer leader can
 // have acknowledged a write before the round's quorum answered.
 //
+// A caveat of hashicorp/raft's VerifyLeader: a follower's answer to a
+// heartbeat or append sent just before the round began (still in flight, or
+// buffered while this process was stopped) also counts as a vote. The window is
+// one round trip; the paused-leader tests in tests/robustness have not seen it
+// produce a stale read.
+//
 // Rounds are shared, as etcd batches ReadIndex: one round runs at a time; reads
 // that arrive while it is in flight wait together for the next round, never
 // piggybacking on one that started before they arrived.
