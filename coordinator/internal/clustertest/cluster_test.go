@@ -42,38 +42,22 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 		acked   []string
 		perNode [3]atomic.Int64
 		failed  atomic.Int64
-		stop    atomic.Bool
-		wg      sync.WaitGroup
 	)
 	ctx := context.Background()
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for n := 0; !stop.Load(); n++ {
-				i := (w + n) % 3
-				if !c.Running(i) {
-					continue
-				}
-				cl := c.Client(i, key)
-				cl.HTTP.Timeout = 5 * time.Second
-				tk, err := cl.CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("w%d-%d", w, n), Message: "load"}, "")
-				if err != nil {
-					failed.Add(1)
-					var ae *api.Error
-					if errors.As(err, &ae) && ae.StatusCode != http.StatusServiceUnavailable {
-						t.Errorf("unexpected error status: %v", err)
-					}
-					time.Sleep(20 * time.Millisecond)
-					continue
-				}
-				perNode[i].Add(1)
-				mu.Lock()
-				acked = append(acked, tk.ID)
-				mu.Unlock()
+	stop := c.TicketLoad(key, 16, "load", func(i int, tk api.Ticket, err error) {
+		if err != nil {
+			failed.Add(1)
+			var ae *api.Error
+			if errors.As(err, &ae) && ae.StatusCode != http.StatusServiceUnavailable {
+				t.Errorf("unexpected error status: %v", err)
 			}
-		}(w)
-	}
+			return
+		}
+		perNode[i].Add(1)
+		mu.Lock()
+		acked = append(acked, tk.ID)
+		mu.Unlock()
+	})
 	time.Sleep(1500 * time.Millisecond)
 	victim := c.Leader()
 	if victim < 0 {
@@ -84,8 +68,7 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 	mu.Unlock()
 	c.Kill(victim)
 	time.Sleep(3 * time.Second)
-	stop.Store(true)
-	wg.Wait()
+	stop()
 	t.Logf("acked %d writes (%d before the kill), %d failed during failover; per node %d/%d/%d",
 		len(acked), before, failed.Load(), perNode[0].Load(), perNode[1].Load(), perNode[2].Load())
 	if before == 0 || len(acked) <= before {

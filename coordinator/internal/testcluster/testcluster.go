@@ -340,3 +340,42 @@ func (c *Cluster) Running(i int) bool {
 	defer c.mu.Unlock()
 	return c.Nodes[i].Server != nil
 }
+
+// TicketLoad starts workers that create tickets with key through the running
+// members in turn (worker w's n-th ticket, subject "w<w>-<n>", goes to member
+// (w+n) mod the cluster size) until the returned stop is called; stop waits for
+// them. Each attempt's outcome goes to done; after a failed one the worker
+// pauses 20 ms.
+func (c *Cluster) TicketLoad(key string, workers int, message string, done func(member int, t api.Ticket, err error)) (stop func()) {
+	var (
+		halt sync.Once
+		quit = make(chan struct{})
+		wg   sync.WaitGroup
+	)
+	ctx := context.Background()
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				select {
+				case <-quit:
+					return
+				default:
+				}
+				i := (w + n) % len(c.Nodes)
+				if !c.Running(i) {
+					continue
+				}
+				cl := c.Client(i, key)
+				cl.HTTP.Timeout = 5 * time.Second
+				tk, err := cl.CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("w%d-%d", w, n), Message: message}, "")
+				done(i, tk, err)
+				if err != nil {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+		}(w)
+	}
+	return func() { halt.Do(func() { close(quit) }); wg.Wait() }
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -173,33 +172,16 @@ func TestLeaderKilledWithDeliveriesInFlight(t *testing.T) {
 	var (
 		mu    sync.Mutex
 		acked = map[string]bool{} // ticket ids committed
-		stop  atomic.Bool
-		wg    sync.WaitGroup
 		n     atomic.Int64
 	)
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for i := 0; !stop.Load(); i++ {
-				node := (w + i) % 3
-				if !c.Running(node) {
-					continue
-				}
-				cl := c.Client(node, key)
-				cl.HTTP.Timeout = 5 * time.Second
-				tk, err := cl.CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("w%d-%d", w, i), Message: "m"}, "")
-				if err == nil {
-					mu.Lock()
-					acked[tk.ID] = true
-					mu.Unlock()
-					n.Add(1)
-				} else {
-					time.Sleep(20 * time.Millisecond)
-				}
-			}
-		}(w)
-	}
+	stop := c.TicketLoad(key, 8, "m", func(_ int, tk api.Ticket, err error) {
+		if err == nil {
+			mu.Lock()
+			acked[tk.ID] = true
+			mu.Unlock()
+			n.Add(1)
+		}
+	})
 	waitFor(t, "150 tickets before the kill", 20*time.Second, func() bool { return n.Load() >= 150 })
 	old := c.Leader()
 	inFlight := n.Load() - int64(len(rc.snapshot()))
@@ -207,8 +189,7 @@ func TestLeaderKilledWithDeliveriesInFlight(t *testing.T) {
 	t.Logf("killed leader n%d with about %d deliveries not yet received", old+1, inFlight)
 	waitFor(t, "new leader", 15*time.Second, func() bool { l := c.Leader(); return l >= 0 && l != old })
 	waitFor(t, "150 tickets after the kill", 30*time.Second, func() bool { return n.Load() >= 300 })
-	stop.Store(true)
-	wg.Wait()
+	stop()
 
 	mu.Lock()
 	want := len(acked)
