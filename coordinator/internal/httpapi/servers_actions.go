@@ -277,13 +277,24 @@ func (a *API) serverAndDeps(rq *request) (store.Server, *ServerDeps, error) {
 	return s, deps, err
 }
 
-func (a *API) powerServer(rq *request) (int, any, error) {
+// serverDepsAndBody is serverAndDeps followed by decoding the body with decode
+// (so a body error never hides a 404 or a 503).
+func serverDepsAndBody[T any](a *API, rq *request, decode func([]byte) (T, error)) (store.Server, *ServerDeps, T, error) {
+	var req T
 	s, deps, err := a.serverAndDeps(rq)
 	if err != nil {
-		return 0, nil, err
+		return s, deps, req, err
 	}
+	req, err = decode(rq.body)
+	return s, deps, req, err
+}
+
+// noBody is decodeNoBody as a decoder for serverDepsAndBody.
+func noBody(body []byte) (struct{}, error) { return struct{}{}, decodeNoBody(body) }
+
+func (a *API) powerServer(rq *request) (int, any, error) {
 	word := rq.PathValue("action")
-	req, err := DecodePower(word, rq.body)
+	s, deps, req, err := serverDepsAndBody(a, rq, func(body []byte) (api.PowerRequest, error) { return DecodePower(word, body) })
 	if err != nil {
 		return 0, nil, err
 	}
@@ -296,11 +307,7 @@ func (a *API) powerServer(rq *request) (int, any, error) {
 }
 
 func (a *API) createSnapshot(rq *request) (int, any, error) {
-	s, deps, err := a.serverAndDeps(rq)
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := DecodeSnapshotCreate(rq.body)
+	s, deps, req, err := serverDepsAndBody(a, rq, DecodeSnapshotCreate)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -340,11 +347,8 @@ func (a *API) revertSnapshot(rq *request) (int, any, error) {
 }
 
 func (a *API) resetServerPassword(rq *request) (int, any, error) {
-	s, deps, err := a.serverAndDeps(rq)
+	s, deps, _, err := serverDepsAndBody(a, rq, noBody)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := decodeNoBody(rq.body); err != nil {
 		return 0, nil, err
 	}
 	return a.startWithPassword(rq, deps, s, actionSpec{command: api.ActionServerPasswordReset, params: &action.PasswordReset{}})
@@ -367,11 +371,7 @@ func (a *API) startWithPassword(rq *request, deps *ServerDeps, s store.Server, s
 }
 
 func (a *API) reinstallServer(rq *request) (int, any, error) {
-	s, deps, err := a.serverAndDeps(rq)
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := DecodeReinstall(rq.body)
+	s, deps, req, err := serverDepsAndBody(a, rq, DecodeReinstall)
 	if err != nil {
 		return 0, nil, err
 	}
