@@ -121,6 +121,29 @@ func nodeReadSecret(path string) (string, error) {
 	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
 }
 
+// credFlags are the root-password and SSH-key flags of vm provision and
+// reinstall.
+type credFlags struct {
+	pwFile         string
+	keys, keyFiles []string
+}
+
+func (cf *credFlags) add(c *cobra.Command, pwUsage string) {
+	c.Flags().StringVar(&cf.pwFile, "root-password-file", "", pwUsage)
+	c.Flags().StringArrayVar(&cf.keys, "ssh-key", nil, "authorized SSH public key (repeatable)")
+	c.Flags().StringArrayVar(&cf.keyFiles, "ssh-key-file", nil, "file of authorized SSH public keys (repeatable)")
+}
+
+// read returns the root password and the SSH keys the flags give.
+func (cf *credFlags) read() (string, []string, error) {
+	pw, err := nodeReadSecret(cf.pwFile)
+	if err != nil {
+		return "", nil, err
+	}
+	keys, err := nodeReadKeys(cf.keys, cf.keyFiles)
+	return pw, keys, err
+}
+
 func nodeReadKeys(keys []string, files []string) ([]string, error) {
 	out := append([]string(nil), keys...)
 	for _, f := range files {
@@ -197,16 +220,12 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "vm", Short: "Provision, power, snapshot, reinstall and terminate VMs"}
 
 	var preq api.NodeProvisionRequest
-	var pwFile string
-	var keys, keyFiles []string
+	var pcreds credFlags
 	prov := &cobra.Command{
 		Use: "provision NAME --template T", Short: "Create and start a VM", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			var err error
-			if preq.RootPassword, err = nodeReadSecret(pwFile); err != nil {
-				return err
-			}
-			if preq.SSHKeys, err = nodeReadKeys(keys, keyFiles); err != nil {
+			if preq.RootPassword, preq.SSHKeys, err = pcreds.read(); err != nil {
 				return err
 			}
 			preq.Name, preq.OpID = args[0], f.id()
@@ -222,9 +241,7 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 	prov.Flags().StringVar(&preq.Hostname, "hostname", "", "guest hostname (default: the VM name)")
 	prov.Flags().StringVar(&preq.IPv4, "ipv4", "", "static IPv4 in CIDR form (default: DHCP)")
 	prov.Flags().StringVar(&preq.Gateway4, "gateway4", "", "IPv4 gateway for --ipv4")
-	prov.Flags().StringVar(&pwFile, "root-password-file", "", "file holding the root password ('-' for stdin); never pass it in argv")
-	prov.Flags().StringArrayVar(&keys, "ssh-key", nil, "authorized SSH public key (repeatable)")
-	prov.Flags().StringArrayVar(&keyFiles, "ssh-key-file", nil, "file of authorized SSH public keys (repeatable)")
+	pcreds.add(prov, "file holding the root password ('-' for stdin); never pass it in argv")
 
 	list := &cobra.Command{
 		Use: "list", Short: "List VMs", Args: cobra.NoArgs,
@@ -282,16 +299,12 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 	reboot := stopCmd("reboot", "Reboot a VM: graceful stop (forced after the grace), then start", (*client.NodeClient).Reboot)
 
 	var rreq api.NodeReinstallRequest
-	var rpwFile string
-	var rkeys, rkeyFiles []string
+	var rcreds credFlags
 	reinstall := &cobra.Command{
 		Use: "reinstall NAME --template T", Short: "Replace the root disk with a fresh template copy (snapshots are removed)", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			var err error
-			if rreq.RootPassword, err = nodeReadSecret(rpwFile); err != nil {
-				return err
-			}
-			if rreq.SSHKeys, err = nodeReadKeys(rkeys, rkeyFiles); err != nil {
+			if rreq.RootPassword, rreq.SSHKeys, err = rcreds.read(); err != nil {
 				return err
 			}
 			rreq.OpID = f.id()
@@ -299,9 +312,7 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 		},
 	}
 	reinstall.Flags().StringVar(&rreq.Template, "template", "", "template name (required)")
-	reinstall.Flags().StringVar(&rpwFile, "root-password-file", "", "file holding the new root password ('-' for stdin)")
-	reinstall.Flags().StringArrayVar(&rkeys, "ssh-key", nil, "authorized SSH public key (repeatable)")
-	reinstall.Flags().StringArrayVar(&rkeyFiles, "ssh-key-file", nil, "file of authorized SSH public keys (repeatable)")
+	rcreds.add(reinstall, "file holding the new root password ('-' for stdin)")
 
 	terminate := &cobra.Command{
 		Use: "terminate NAME", Short: "Destroy a VM and delete its disk and seed", Args: cobra.ExactArgs(1),
