@@ -249,6 +249,18 @@ func TestInstallRemovePurge(t *testing.T) {
 		t.Fatal("dpkg -i needs root: run make test as root")
 	}
 	packages(t)
+	// One install test per host at a time (other worktrees run it too): wait for
+	// the host-wide lock rather than fail on their packages or purge them.
+	lock, err := os.OpenFile("/run/lock/hostplane-packaging-test.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lock.Close() }) // registered first: released after the purge below
+
 	for _, p := range []string{"hostplane-coordinator", "hostplane-agent"} {
 		if installed(t, p) {
 			t.Fatalf("%s is already installed on this machine; this test installs and purges it: dpkg --purge it first", p)
