@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${HOSTPLANE_VERSION:-}" ]; then echo "$HOSTPLANE_VERSION"; exit 0; fi
+git rev-parse HEAD >/dev/null 2>&1 || { echo "pkg-version: not a git checkout: set HOSTPLANE_VERSION" >&2; exit 1; }
 desc=$(git describe --tags --long --match 'v[0-9]*' --dirty 2>/dev/null || true)
 when=$(TZ=UTC git log -1 --format=%cd --date=format-local:%Y%m%d%H%M%S)
 hash=$(git rev-parse --short=7 HEAD)
