@@ -46,6 +46,19 @@ func (f *nodeFlags) emit(c *cobra.Command, v any, text func(w io.Writer)) error 
 	return nil
 }
 
+// nodeRun is the RunE of a node command that makes one call and prints its
+// result on c's output: as JSON with --json, else with text. Rejected input is
+// a usage error (nodeErr; the coordinator admin client never returns one).
+func nodeRun[T any](f *nodeFlags, call func(c *cobra.Command, args []string) (T, error), text func(w io.Writer, v T)) func(*cobra.Command, []string) error {
+	return func(c *cobra.Command, args []string) error {
+		v, err := call(c, args)
+		if err != nil {
+			return nodeErr(err)
+		}
+		return f.emit(c, v, func(w io.Writer) { text(w, v) })
+	}
+}
+
 // nodeErr turns rejected input into a usage error (exit 2); other failures exit 1.
 func nodeErr(err error) error {
 	var ne *api.NodeError
@@ -192,19 +205,15 @@ func nodeTemplateCmd(f *nodeFlags) *cobra.Command {
 	imp.Flags().BoolVar(&req.GuestAgent, "guest-agent", false, "the image runs the QEMU guest agent (enables password reset)")
 	list := &cobra.Command{
 		Use: "list", Short: "List templates", Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			ts, err := f.client().Templates(c.Context())
-			if err != nil {
-				return nodeErr(err)
-			}
-			return f.emit(c, ts, func(w io.Writer) {
-				table(w, "NAME\tOS\tSIZE\tFILE\tGUEST-AGENT\tSHA256", func(tw io.Writer) {
-					for _, t := range ts {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.16s…\n", t.Name, t.OSFamily, nodeBytes(t.SizeBytes), nodeBytes(t.FileBytes), t.GuestAgent, t.SHA256)
-					}
-				})
+		RunE: nodeRun(f, func(c *cobra.Command, _ []string) ([]api.NodeTemplate, error) {
+			return f.client().Templates(c.Context())
+		}, func(w io.Writer, ts []api.NodeTemplate) {
+			table(w, "NAME\tOS\tSIZE\tFILE\tGUEST-AGENT\tSHA256", func(tw io.Writer) {
+				for _, t := range ts {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.16s…\n", t.Name, t.OSFamily, nodeBytes(t.SizeBytes), nodeBytes(t.FileBytes), t.GuestAgent, t.SHA256)
+				}
 			})
-		},
+		}),
 	}
 	rm := &cobra.Command{
 		Use: "remove NAME", Short: "Remove a template no VM uses", Args: cobra.ExactArgs(1),
@@ -245,33 +254,25 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 
 	list := &cobra.Command{
 		Use: "list", Short: "List VMs", Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			vms, err := f.client().VMs(c.Context())
-			if err != nil {
-				return nodeErr(err)
-			}
-			return f.emit(c, vms, func(w io.Writer) {
-				table(w, "NAME\tSTATE\tTEMPLATE\tVCPUS\tMEMORY\tDISK\tMAC", func(tw io.Writer) {
-					for _, v := range vms {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d MiB\t%d GiB\t%s\n", v.Name, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC)
-					}
-				})
+		RunE: nodeRun(f, func(c *cobra.Command, _ []string) ([]api.NodeVM, error) {
+			return f.client().VMs(c.Context())
+		}, func(w io.Writer, vms []api.NodeVM) {
+			table(w, "NAME\tSTATE\tTEMPLATE\tVCPUS\tMEMORY\tDISK\tMAC", func(tw io.Writer) {
+				for _, v := range vms {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d MiB\t%d GiB\t%s\n", v.Name, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC)
+				}
 			})
-		},
+		}),
 	}
 	show := &cobra.Command{
 		Use: "show NAME", Short: "Show a VM", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			v, err := f.client().VM(c.Context(), args[0])
-			if err != nil {
-				return nodeErr(err)
-			}
-			return f.emit(c, v, func(w io.Writer) {
-				fmt.Fprintf(w, "name:        %s\nuuid:        %s\nstate:       %s\ntemplate:    %s\nplan:        %d vCPU, %d MiB, %d GiB\nmac:         %s\nnetwork:     %s\nhostname:    %s\ndomain type: %s\ndisk:        %s\nseed:        %s\nconsole log: %s\ninstalled:   %s\ncreated:     %s\n",
-					v.Name, v.UUID, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC, v.Network, v.Hostname,
-					v.DomainType, v.DiskVolume, v.SeedVolume, v.ConsoleLog, v.InstalledAt.Format(time.RFC3339), v.CreatedAt.Format(time.RFC3339))
-			})
-		},
+		RunE: nodeRun(f, func(c *cobra.Command, args []string) (*api.NodeVM, error) {
+			return f.client().VM(c.Context(), args[0])
+		}, func(w io.Writer, v *api.NodeVM) {
+			fmt.Fprintf(w, "name:        %s\nuuid:        %s\nstate:       %s\ntemplate:    %s\nplan:        %d vCPU, %d MiB, %d GiB\nmac:         %s\nnetwork:     %s\nhostname:    %s\ndomain type: %s\ndisk:        %s\nseed:        %s\nconsole log: %s\ninstalled:   %s\ncreated:     %s\n",
+				v.Name, v.UUID, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC, v.Network, v.Hostname,
+				v.DomainType, v.DiskVolume, v.SeedVolume, v.ConsoleLog, v.InstalledAt.Format(time.RFC3339), v.CreatedAt.Format(time.RFC3339))
+		}),
 	}
 	start := &cobra.Command{
 		Use: "start NAME", Short: "Start a VM (already running is success)", Args: cobra.ExactArgs(1),
@@ -353,19 +354,15 @@ func nodeSnapshotCmd(f *nodeFlags) *cobra.Command {
 	create.Flags().StringVar(&desc, "description", "", "free text")
 	list := &cobra.Command{
 		Use: "list VM", Short: "List a VM's snapshots", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			snaps, err := f.client().Snapshots(c.Context(), args[0])
-			if err != nil {
-				return nodeErr(err)
-			}
-			return f.emit(c, snaps, func(w io.Writer) {
-				table(w, "NAME\tSTATE\tCREATED\tVM-STATE\tCURRENT\tDESCRIPTION", func(tw io.Writer) {
-					for _, s := range snaps {
-						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, s.Description)
-					}
-				})
+		RunE: nodeRun(f, func(c *cobra.Command, args []string) ([]api.NodeSnapshot, error) {
+			return f.client().Snapshots(c.Context(), args[0])
+		}, func(w io.Writer, snaps []api.NodeSnapshot) {
+			table(w, "NAME\tSTATE\tCREATED\tVM-STATE\tCURRENT\tDESCRIPTION", func(tw io.Writer) {
+				for _, s := range snaps {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, s.Description)
+				}
 			})
-		},
+		}),
 	}
 	del := &cobra.Command{
 		Use: "delete VM SNAPSHOT", Short: "Delete a snapshot", Args: cobra.ExactArgs(2),
@@ -424,13 +421,9 @@ func nodeOpCmd(f *nodeFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "op", Short: "Inspect journaled operations"}
 	cmd.AddCommand(&cobra.Command{
 		Use: "show ID", Short: "Show an operation and its result", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			op, err := f.client().Operation(c.Context(), args[0])
-			if err != nil {
-				return nodeErr(err)
-			}
-			return f.emit(c, op, func(w io.Writer) { printNodeOp(w, op) })
-		},
+		RunE: nodeRun(f, func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+			return f.client().Operation(c.Context(), args[0])
+		}, func(w io.Writer, op *api.NodeOperation) { printNodeOp(w, op) }),
 	})
 	return cmd
 }
