@@ -53,6 +53,7 @@ type Node struct {
 	logs      *raftboltdb.BoltStore
 	batch     *batcher
 	reads     *readBarrier
+	stall     *stallWatch
 	readTerm  atomic.Uint64 // the term whose first barrier this member has applied as leader
 	transport *raft.NetworkTransport
 	log       *slog.Logger
@@ -93,6 +94,10 @@ func Open(cfg Config) (*Node, error) {
 	n := &Node{Raft: r, FSM: f, ID: cfg.ID, dir: cfg.Dir, Addr: transport.LocalAddr(), logs: logs, transport: transport, log: lg}
 	n.batch = newBatcher(n, 2, 512)
 	n.reads = newReadBarrier(n.confirmRead)
+	n.stall = newStallWatch(func(gap time.Duration) {
+		lg.Warn("this process did not run for a while; linearizable reads are confirmed through the Raft log for a moment",
+			"gap", gap.Round(time.Millisecond), "for", stallCaution)
+	})
 	if cfg.Bootstrap {
 		if err := bootstrapIfNew(r, logs, snaps, rc.LocalID, transport.LocalAddr()); err != nil {
 			n.Close()
@@ -265,6 +270,7 @@ func (n *Node) Restore(r io.Reader) error {
 // Close shuts Raft down and closes the stores.
 func (n *Node) Close() error {
 	n.batch.stop()
+	n.stall.stop()
 	err := n.Raft.Shutdown().Error()
 	n.transport.Close()
 	n.logs.Close()

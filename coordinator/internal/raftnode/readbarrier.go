@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -18,11 +19,15 @@ import (
 // before it arrived, by this leader or any earlier one, and no newer leader can
 // have acknowledged a write before the round's quorum answered.
 //
-// A caveat of hashicorp/raft's VerifyLeader: a follower's answer to a
-// heartbeat or append sent just before the round began (still in flight, or
-// buffered while this process was stopped) also counts as a vote. The window is
-// one round trip; the paused-leader tests in tests/robustness have not seen it
-// produce a stale read.
+// hashicorp/raft's VerifyLeader also counts a follower's answer to a heartbeat
+// or append sent before the round began. That answer can only be stale (given
+// before a newer leader was elected) if its round trip outlasted an election
+// timeout, and a leader that runs normally steps down by its lease before
+// then; but a leader whose process was stopped (SIGSTOP, a paused VM, a swap
+// storm) finds such answers buffered when it runs again. So after this process
+// has not run for a while (stallWatch), rounds confirm through the log instead
+// (raft.Barrier: an entry of this term committed by a quorum after the round
+// began) until stallCaution has passed.
 //
 // Rounds are shared, as etcd batches ReadIndex: one round runs at a time; reads
 // that arrive while it is in flight wait together for the next round, never
@@ -114,6 +119,17 @@ func (n *Node) confirmRead() error {
 		return fmt.Errorf("%w: read refused", ErrNotLeader)
 	}
 	term := n.Raft.CurrentTerm()
+	if n.stall.stalled() {
+		// Commit an entry of this term: only a leader a quorum still follows
+		// can, and Barrier returns once the FSM has applied everything before it.
+		if err := n.Raft.Barrier(readConfirmTimeout).Error(); err != nil {
+			return fmt.Errorf("%w: %v", ErrNotLeader, applyError(err))
+		}
+		if n.Raft.CurrentTerm() != term {
+			return fmt.Errorf("%w: leadership changed during the read", ErrNotLeader)
+		}
+		return nil
+	}
 	if n.readTerm.Load() != term {
 		// A new leader's commit index may not yet cover entries an earlier
 		// leader committed: commit one of its own term (a barrier) first.
@@ -173,3 +189,61 @@ func (n *Node) commandsBetween(from, to uint64) bool {
 	}
 	return false
 }
+
+// stallWatch notices that this process did not run for a while: a ticker that
+// finds its own tick late by more than stallThreshold (the monotonic clock
+// keeps counting while a process is stopped).
+type stallWatch struct {
+	start   time.Time
+	last    atomic.Int64 // monotonic ns since start of the latest tick
+	until   atomic.Int64 // reads confirm through the log until then
+	done    chan struct{}
+	onStall func(gap time.Duration)
+}
+
+const (
+	stallTick      = 10 * time.Millisecond
+	stallThreshold = 100 * time.Millisecond
+	stallCaution   = 3 * time.Second
+)
+
+func newStallWatch(onStall func(gap time.Duration)) *stallWatch {
+	s := &stallWatch{start: time.Now(), done: make(chan struct{}), onStall: onStall}
+	go s.run()
+	return s
+}
+
+func (s *stallWatch) now() int64 { return int64(time.Since(s.start)) }
+
+func (s *stallWatch) run() {
+	t := time.NewTicker(stallTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C:
+			s.tick()
+		case <-s.done:
+			return
+		}
+	}
+}
+
+func (s *stallWatch) tick() {
+	now := s.now()
+	if gap := time.Duration(now - s.last.Load()); gap > stallThreshold {
+		s.until.Store(now + int64(stallCaution))
+		if s.onStall != nil {
+			s.onStall(gap)
+		}
+	}
+	s.last.Store(now)
+}
+
+// stalled reports whether the process has (or may have) not run for a while
+// recently: the ticker is late now, or it was within stallCaution.
+func (s *stallWatch) stalled() bool {
+	now := s.now()
+	return time.Duration(now-s.last.Load()) > stallThreshold || now < s.until.Load()
+}
+
+func (s *stallWatch) stop() { close(s.done) }

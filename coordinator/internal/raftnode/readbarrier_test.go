@@ -120,3 +120,33 @@ func TestReadBarrierSharesRounds(t *testing.T) {
 	}
 	t.Logf("%d reads, %d rounds", readers*each, b.Rounds())
 }
+
+// TestStallWatch: a late tick (the process did not run) marks the process
+// stalled for stallCaution, and reports the gap once.
+func TestStallWatch(t *testing.T) {
+	var gaps []time.Duration
+	s := &stallWatch{start: time.Now(), done: make(chan struct{}), onStall: func(g time.Duration) { gaps = append(gaps, g) }}
+	s.tick()
+	if s.stalled() {
+		t.Fatal("stalled right after a tick")
+	}
+	s.last.Store(s.now() - int64(time.Second)) // the last tick was a second ago
+	if !s.stalled() {
+		t.Fatal("a tick 1 s late is not seen as a stall")
+	}
+	s.tick()
+	if !s.stalled() {
+		t.Fatal("not stalled within the caution period after a late tick")
+	}
+	if len(gaps) != 1 || gaps[0] < time.Second {
+		t.Fatalf("gaps reported: %v", gaps)
+	}
+	s.until.Store(s.now() - 1)
+	if s.stalled() {
+		t.Fatal("still stalled after the caution period")
+	}
+	s.tick()
+	if len(gaps) != 1 {
+		t.Fatalf("a tick on time reported a gap: %v", gaps)
+	}
+}
