@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -216,6 +217,11 @@ func pauseRound(t *testing.T, c *cluster, round int) *framework.CoordinatorProce
 	}
 	t.Logf("round %d: %d reads answered by the resumed ex-leader %s: %d new value, %d refused (503), %d OLD; %.1fs",
 		round, total, op.ID, fresh, refused, stale, time.Since(start).Seconds())
+	// It noticed that it had been stopped (and confirmed reads through the log
+	// for a moment), as its log says.
+	if lg, err := os.ReadFile(op.LogPath()); err != nil || !strings.Contains(string(lg), "did not run for a while") {
+		t.Errorf("the resumed ex-leader's log does not say it noticed the stop (%v)", err)
+	}
 	// It is a working member again: a read through it (forwarded now) shows
 	// the new value.
 	deadline := time.Now().Add(10 * time.Second)

@@ -94,9 +94,13 @@ func Open(cfg Config) (*Node, error) {
 	n := &Node{Raft: r, FSM: f, ID: cfg.ID, dir: cfg.Dir, Addr: transport.LocalAddr(), logs: logs, transport: transport, log: lg}
 	n.batch = newBatcher(n, 2, 512)
 	n.reads = newReadBarrier(n.confirmRead)
-	n.stall = newStallWatch(func(gap time.Duration) {
+	// A stall shorter than half an election timeout cannot make an answer
+	// outlast one (see readBarrier); after a longer one, answers buffered
+	// meanwhile are consumed within moments, so one election timeout of
+	// caution is ample.
+	n.stall = newStallWatch(rc.ElectionTimeout/2, rc.ElectionTimeout, func(gap, caution time.Duration) {
 		lg.Warn("this process did not run for a while; linearizable reads are confirmed through the Raft log for a moment",
-			"gap", gap.Round(time.Millisecond), "for", stallCaution)
+			"gap", gap.Round(time.Millisecond), "for", caution)
 	})
 	if cfg.Bootstrap {
 		if err := bootstrapIfNew(r, logs, snaps, rc.LocalID, transport.LocalAddr()); err != nil {

@@ -27,7 +27,7 @@ import (
 // storm) finds such answers buffered when it runs again. So after this process
 // has not run for a while (stallWatch), rounds confirm through the log instead
 // (raft.Barrier: an entry of this term committed by a quorum after the round
-// began) until stallCaution has passed.
+// began) for a while.
 //
 // Rounds are shared, as etcd batches ReadIndex: one round runs at a time; reads
 // that arrive while it is in flight wait together for the next round, never
@@ -191,24 +191,24 @@ func (n *Node) commandsBetween(from, to uint64) bool {
 }
 
 // stallWatch notices that this process did not run for a while: a ticker that
-// finds its own tick late by more than stallThreshold (the monotonic clock
-// keeps counting while a process is stopped).
+// finds its own tick late by more than threshold (the monotonic clock keeps
+// counting while a process is stopped).
 type stallWatch struct {
-	start   time.Time
-	last    atomic.Int64 // monotonic ns since start of the latest tick
-	until   atomic.Int64 // reads confirm through the log until then
-	done    chan struct{}
-	onStall func(gap time.Duration)
+	start     time.Time
+	threshold time.Duration
+	caution   time.Duration
+	last      atomic.Int64 // monotonic ns since start of the latest tick
+	until     atomic.Int64 // reads confirm through the log until then
+	done      chan struct{}
+	onStall   func(gap, caution time.Duration)
 }
 
-const (
-	stallTick      = 10 * time.Millisecond
-	stallThreshold = 100 * time.Millisecond
-	stallCaution   = 3 * time.Second
-)
+const stallTick = 10 * time.Millisecond
 
-func newStallWatch(onStall func(gap time.Duration)) *stallWatch {
-	s := &stallWatch{start: time.Now(), done: make(chan struct{}), onStall: onStall}
+// newStallWatch starts a watch: a tick late by more than threshold makes
+// stalled true for caution.
+func newStallWatch(threshold, caution time.Duration, onStall func(gap, caution time.Duration)) *stallWatch {
+	s := &stallWatch{start: time.Now(), threshold: threshold, caution: caution, done: make(chan struct{}), onStall: onStall}
 	go s.run()
 	return s
 }
@@ -230,20 +230,20 @@ func (s *stallWatch) run() {
 
 func (s *stallWatch) tick() {
 	now := s.now()
-	if gap := time.Duration(now - s.last.Load()); gap > stallThreshold {
-		s.until.Store(now + int64(stallCaution))
+	if gap := time.Duration(now - s.last.Load()); gap > s.threshold {
+		s.until.Store(now + int64(s.caution))
 		if s.onStall != nil {
-			s.onStall(gap)
+			s.onStall(gap, s.caution)
 		}
 	}
 	s.last.Store(now)
 }
 
 // stalled reports whether the process has (or may have) not run for a while
-// recently: the ticker is late now, or it was within stallCaution.
+// recently: the ticker is late now, or it was within the caution period.
 func (s *stallWatch) stalled() bool {
 	now := s.now()
-	return time.Duration(now-s.last.Load()) > stallThreshold || now < s.until.Load()
+	return time.Duration(now-s.last.Load()) > s.threshold || now < s.until.Load()
 }
 
 func (s *stallWatch) stop() { close(s.done) }

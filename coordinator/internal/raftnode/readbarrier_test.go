@@ -122,10 +122,11 @@ func TestReadBarrierSharesRounds(t *testing.T) {
 }
 
 // TestStallWatch: a late tick (the process did not run) marks the process
-// stalled for stallCaution, and reports the gap once.
+// stalled for the caution period, and reports the gap once.
 func TestStallWatch(t *testing.T) {
 	var gaps []time.Duration
-	s := &stallWatch{start: time.Now(), done: make(chan struct{}), onStall: func(g time.Duration) { gaps = append(gaps, g) }}
+	s := &stallWatch{start: time.Now(), threshold: 100 * time.Millisecond, caution: time.Second, done: make(chan struct{}),
+		onStall: func(g, _ time.Duration) { gaps = append(gaps, g) }}
 	s.tick()
 	if s.stalled() {
 		t.Fatal("stalled right after a tick")
