@@ -27,6 +27,24 @@ cp packaging/man/hostplane-agent.8 "$B/agent/man/"
 for pkg in coordinator agent; do
   packaging/scripts/changelog.sh "hostplane-$pkg" "$VERSION" >"$B/$pkg/changelog"
 done
+# The maintainer scripts (build/pkg/scripts/PKG-HOOK.sh, named in packaging/nfpm-*.yaml):
+# one text for both packages and every hook, packaging/scripts/maint.sh, with PKG and
+# HOOK set and only that hook's function kept (besides the shared ones).
+mkdir -p "$B/scripts"
+for pkg in coordinator agent; do
+  for hook in postinst prerm postrm; do
+    { printf '#!/bin/sh\n# hostplane-%s %s, generated from packaging/scripts/maint.sh.\nPKG=%s\nHOOK=%s\n' \
+        "$pkg" "$hook" "$pkg" "$hook"
+      awk -v hook="$hook" '
+        NR == 1 { next }
+        /^[a-z]+\(\) \{$/ { name = substr($0, 1, index($0, "(") - 1); infn = 1
+          keep = name == hook || name !~ /^(postinst|prerm|postrm)$/ }
+        !infn || keep { print }
+        infn && /^}$/ { infn = 0 }' packaging/scripts/maint.sh
+    } >"$B/scripts/$pkg-$hook.sh"
+    chmod 0755 "$B/scripts/$pkg-$hook.sh"
+  done
+done
 find "$B" \( -name '*.[18]' -o -name changelog \) -exec gzip -9n {} +
 
 # nfpm expands no glob in "doc" entries (RPM %doc): list the man pages one by one.
