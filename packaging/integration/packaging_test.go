@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 var (
@@ -557,22 +559,12 @@ func notifyLifecycle(t *testing.T, ns *notifySocket, cmd *exec.Cmd) {
 	}
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func coordinatorNotify(t *testing.T) {
 	ns := newNotifySocket(t)
 	dir := t.TempDir()
 	cmd, _ := daemon(t, ns, "/usr/sbin/hostplane-coordinator", "run", "--config", "/etc/hostplane/coordinator.json",
 		"--node-id", "pkgtest", "--data-dir", dir, "--admin-socket", filepath.Join(dir, "admin.sock"),
-		"--api-addr", freePort(t), "--raft-addr", freePort(t))
+		"--api-addr", framework.FreeAddr(t, "tcp"), "--raft-addr", framework.FreeAddr(t, "tcp"))
 	notifyLifecycle(t, ns, cmd)
 }
 

@@ -520,40 +520,37 @@ func (l *Libvirt) ResetDomain(ctx context.Context, name string) error {
 
 // DestroyDomain powers a domain off; not running or not defined is success.
 func (l *Libvirt) DestroyDomain(ctx context.Context, name string) error {
-	lv, d, err := l.lookup(ctx, "power off", name)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		return err
-	}
-	err = lv.DomainDestroyFlags(d, 0)
-	if err != nil {
+	return l.ifDefined(ctx, "power off", name, func(lv *libvirt.Libvirt, d libvirt.Domain) error {
+		err := lv.DomainDestroyFlags(d, 0)
 		var le libvirt.Error
 		if errors.As(err, &le) && libvirt.ErrorNumber(le.Code) == libvirt.ErrOperationInvalid {
 			return nil // "domain is not running"
 		}
-		if isNotFound(err) {
-			return nil
-		}
-	}
-	return l.translate("power off", name, err)
+		return err
+	})
 }
 
 // UndefineDomain removes the definition with snapshot metadata and NVRAM.
 func (l *Libvirt) UndefineDomain(ctx context.Context, name string) error {
-	lv, d, err := l.lookup(ctx, "undefine", name)
-	if err != nil {
-		if errors.Is(err, ErrNotFound) {
-			return nil
-		}
-		return err
-	}
-	err = lv.DomainUndefineFlags(d, libvirt.DomainUndefineSnapshotsMetadata|libvirt.DomainUndefineNvram|libvirt.DomainUndefineManagedSave|libvirt.DomainUndefineCheckpointsMetadata)
-	if err != nil && isNotFound(err) {
+	return l.ifDefined(ctx, "undefine", name, func(lv *libvirt.Libvirt, d libvirt.Domain) error {
+		return lv.DomainUndefineFlags(d, libvirt.DomainUndefineSnapshotsMetadata|libvirt.DomainUndefineNvram|libvirt.DomainUndefineManagedSave|libvirt.DomainUndefineCheckpointsMetadata)
+	})
+}
+
+// ifDefined runs call on the domain name; a domain that is not defined, or
+// vanishes meanwhile, is success.
+func (l *Libvirt) ifDefined(ctx context.Context, op, name string, call func(*libvirt.Libvirt, libvirt.Domain) error) error {
+	lv, d, err := l.lookup(ctx, op, name)
+	if errors.Is(err, ErrNotFound) {
 		return nil
 	}
-	return l.translate("undefine", name, err)
+	if err != nil {
+		return err
+	}
+	if err := call(lv, d); err != nil && !isNotFound(err) {
+		return l.translate(op, name, err)
+	}
+	return nil
 }
 
 // ListDomains lists every defined domain's name.

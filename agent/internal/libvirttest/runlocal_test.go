@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,8 +132,8 @@ func startRunLocal(t *testing.T, bin, dir string) *runLocal {
 	r.cmd = exec.Command("bash", "scripts/run-local.sh")
 	r.cmd.Dir = testenv.RepoRoot(t)
 	r.cmd.Env = append(os.Environ(), "HOSTPLANE_BIN="+bin, "HOSTPLANE_DATA_DIR="+dir,
-		"HOSTPLANE_API_ADDR="+freeTCP(t), "HOSTPLANE_RAFT_ADDR="+freeTCP(t), "HOSTPLANE_METRICS_ADDR="+freeTCP(t),
-		"HOSTPLANE_AGENT_LISTEN="+freeUDP(t))
+		"HOSTPLANE_API_ADDR="+framework.FreeAddr(t, "tcp"), "HOSTPLANE_RAFT_ADDR="+framework.FreeAddr(t, "tcp"), "HOSTPLANE_METRICS_ADDR="+framework.FreeAddr(t, "tcp"),
+		"HOSTPLANE_AGENT_LISTEN="+framework.FreeAddr(t, "udp"))
 	r.cmd.Stdout, r.cmd.Stderr = &r.out, &r.out
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := r.cmd.Start(); err != nil {
@@ -157,22 +156,4 @@ func waitFor(t *testing.T, r *runLocal, d time.Duration, what string, ok func() 
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-}
-
-func freeTCP(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-func freeUDP(t *testing.T) string {
-	c, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().String()
 }
