@@ -3,15 +3,9 @@ package clustertest
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -21,6 +15,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/internal/testpki"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
 )
@@ -208,8 +203,7 @@ func TestRaftMutualTLS(t *testing.T) {
 		}
 	}
 	// A client with a certificate from a foreign CA cannot complete a handshake.
-	otherCA, otherKey := newCA(t, "evil-ca")
-	evil := writeLeaf(t, dir, "evil", otherCA, otherKey)
+	evil := writeLeaf(t, dir, "evil", testpki.NewCA(t, "evil-ca", 24*time.Hour))
 	cert, err := tls.LoadX509KeyPair(evil[0], evil[1])
 	if err != nil {
 		t.Fatal(err)
@@ -231,12 +225,12 @@ func TestRaftMutualTLS(t *testing.T) {
 // (files in dir) for Raft and forwarding over mutual TLS.
 func withClusterTLS(t *testing.T, dir string, n int) testcluster.Option {
 	t.Helper()
-	caCert, caKey := newCA(t, "hostplane-test-ca")
+	ca := testpki.NewCA(t, "hostplane-test-ca", 24*time.Hour)
 	files := map[int][3]string{}
 	for i := 0; i < n; i++ {
-		files[i] = writeLeaf(t, dir, fmt.Sprintf("n%d", i+1), caCert, caKey)
+		files[i] = writeLeaf(t, dir, fmt.Sprintf("n%d", i+1), ca)
 	}
-	caFile := writePEM(t, dir, "ca.pem", "CERTIFICATE", caCert.Raw)
+	caFile := testpki.WritePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Cert.Raw)
 	return func(i int, cfg *server.Config) {
 		cfg.RaftTLSCert, cfg.RaftTLSKey, cfg.RaftTLSCA = files[i][0], files[i][1], caFile
 	}
@@ -247,38 +241,12 @@ func mustList(tx *bolt.Tx, accountID string) []api.Ticket {
 	return items
 }
 
-func newCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
+// writeLeaf writes a key and a server+client certificate for name signed by ca
+// into dir and returns their paths.
+func writeLeaf(t *testing.T, dir, name string, ca *testpki.CA) [3]string {
 	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: cn}, NotBefore: time.Now().Add(-time.Hour),
-		NotAfter: time.Now().Add(24 * time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, _ := x509.ParseCertificate(der)
-	return cert, key
-}
-
-func writeLeaf(t *testing.T, dir, name string, ca *x509.Certificate, caKey *ecdsa.PrivateKey) [3]string {
-	t.Helper()
-	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
+	der, key := ca.Leaf(t, name, 24*time.Hour, x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
 	kder, _ := x509.MarshalECPrivateKey(key)
-	return [3]string{writePEM(t, dir, name+".pem", "CERTIFICATE", der), writePEM(t, dir, name+"-key.pem", "EC PRIVATE KEY", kder), ""}
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	p := filepath.Join(dir, name)
-	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return [3]string{testpki.WritePEM(t, filepath.Join(dir, name+".pem"), "CERTIFICATE", der),
+		testpki.WritePEM(t, filepath.Join(dir, name+"-key.pem"), "EC PRIVATE KEY", kder), ""}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/internal/testpki"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -80,8 +81,7 @@ func TestForwardingOverMutualTLS(t *testing.T) {
 		t.Fatalf("plain-HTTP internal admin call: %d, want 401", resp.StatusCode)
 	}
 	// A certificate from another CA gets no TLS session on the API port.
-	otherCA, otherKey := newCA(t, "evil-ca")
-	evil := writeLeaf(t, dir, "evil", otherCA, otherKey)
+	evil := writeLeaf(t, dir, "evil", testpki.NewCA(t, "evil-ca", 24*time.Hour))
 	cert, err := tls.LoadX509KeyPair(evil[0], evil[1])
 	if err != nil {
 		t.Fatal(err)
