@@ -11,8 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -355,21 +353,7 @@ func TestServerPasswordsNeverStored(t *testing.T) {
 	pw4, _ := r4.m["root_password"].(string)
 	actionID(t, r4)
 
-	if err := s.node.Raft.Snapshot().Error(); err != nil {
-		t.Fatal(err)
-	}
-	for _, pw := range []string{pw1, pw3, pw4} {
-		_ = filepath.Walk(s.dir, func(p string, info os.FileInfo, err error) error {
-			if err != nil || info.IsDir() {
-				return nil
-			}
-			raw, _ := os.ReadFile(p)
-			if bytes.Contains(raw, []byte(pw)) {
-				t.Errorf("a password is stored in %s", p)
-			}
-			return nil
-		})
-	}
+	noPlaintextOnDisk(t, s.whAPI, "a password is stored in %s", pw1, pw3, pw4)
 }
 
 func TestServerPasswordShape(t *testing.T) {

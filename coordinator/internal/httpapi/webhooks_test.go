@@ -40,6 +40,27 @@ func (m mapResolver) LookupIPAddr(_ context.Context, host string) ([]net.IPAddr,
 	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }
 
+// noPlaintextOnDisk snapshots w's Raft state, then fails the test (errf names
+// the file) for every file under its data directory that holds one of secrets.
+func noPlaintextOnDisk(t *testing.T, w *whAPI, errf string, secrets ...string) {
+	t.Helper()
+	if err := w.node.Raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range secrets {
+		_ = filepath.Walk(w.dir, func(p string, info os.FileInfo, err error) error {
+			if err != nil || info.IsDir() {
+				return nil
+			}
+			raw, _ := os.ReadFile(p)
+			if bytes.Contains(raw, []byte(s)) {
+				t.Errorf(errf, p)
+			}
+			return nil
+		})
+	}
+}
+
 // newWHAPI starts a single-node Raft member with the API on an httptest server.
 func newWHAPI(t *testing.T) *whAPI {
 	t.Helper()
@@ -250,21 +271,7 @@ func TestWebhookEndpoints(t *testing.T) {
 	}
 
 	// No plaintext secret in the Raft log or the FSM.
-	if err := w.node.Raft.Snapshot().Error(); err != nil {
-		t.Fatal(err)
-	}
-	for _, s := range []string{secret, newSecret, c1["secret"].(string)} {
-		_ = filepath.Walk(w.dir, func(p string, info os.FileInfo, err error) error {
-			if err != nil || info.IsDir() {
-				return nil
-			}
-			raw, _ := os.ReadFile(p)
-			if bytes.Contains(raw, []byte(s)) {
-				t.Errorf("plaintext secret found in %s", p)
-			}
-			return nil
-		})
-	}
+	noPlaintextOnDisk(t, w, "plaintext secret found in %s", secret, newSecret, c1["secret"].(string))
 }
 
 func toJSON(v any) string {
