@@ -160,6 +160,15 @@ func applyWebhookCreate(c *applyCtx, p WebhookCreate) (any, error) {
 	return w.Public(), c.bumpWebhookVersion(store.WebhookSubsVersionKey)
 }
 
+// putWebhook stores a subscription, bumps the subscriptions version (the
+// dispatcher reloads) and answers with its public view.
+func putWebhook(c *applyCtx, w store.Webhook) (any, error) {
+	if err := store.PutJSON(c.tx, store.BucketWebhooks, store.OwnedKey(w.AccountID, w.ID), w); err != nil {
+		return nil, err
+	}
+	return w.Public(), c.bumpWebhookVersion(store.WebhookSubsVersionKey)
+}
+
 func applyWebhookUpdate(c *applyCtx, p WebhookUpdate) (any, error) {
 	w, err := loadOwnedWebhook(c.tx, p.ID, p.AccountID)
 	if err != nil {
@@ -189,10 +198,7 @@ func applyWebhookUpdate(c *applyCtx, p WebhookUpdate) (any, error) {
 		}
 	}
 	w.UpdatedAt = c.at
-	if err := store.PutJSON(c.tx, store.BucketWebhooks, store.OwnedKey(w.AccountID, w.ID), w); err != nil {
-		return nil, err
-	}
-	return w.Public(), c.bumpWebhookVersion(store.WebhookSubsVersionKey)
+	return putWebhook(c, w)
 }
 
 // failPendingDeliveries marks every pending delivery of a subscription failed.
@@ -263,10 +269,7 @@ func applyWebhookRotate(c *applyCtx, p WebhookRotateSecret) (any, error) {
 		return nil, err
 	}
 	w.SealedSecret, w.SecretHint, w.UpdatedAt = p.SealedSecret, p.SecretHint, c.at
-	if err := store.PutJSON(c.tx, store.BucketWebhooks, store.OwnedKey(w.AccountID, w.ID), w); err != nil {
-		return nil, err
-	}
-	return w.Public(), c.bumpWebhookVersion(store.WebhookSubsVersionKey)
+	return putWebhook(c, w)
 }
 
 func applyWebhookRedeliver(c *applyCtx, p WebhookRedeliver) (any, error) {
