@@ -655,32 +655,34 @@ func (l *Libvirt) ListSnapshots(ctx context.Context, dom string) ([]Snapshot, er
 // DeleteSnapshot deletes one snapshot (data and metadata, or metadata only when
 // the disk is about to be discarded anyway).
 func (l *Libvirt) DeleteSnapshot(ctx context.Context, dom, name string, metadataOnly bool) error {
-	lv, d, err := l.lookup(ctx, "snapshot delete", dom)
-	if err != nil {
-		return err
-	}
-	s, err := lv.DomainSnapshotLookupByName(d, name, 0)
-	if err != nil {
-		return l.translate("snapshot delete", dom+"/"+name, err)
-	}
 	var flags libvirt.DomainSnapshotDeleteFlags
 	if metadataOnly {
 		flags = libvirt.DomainSnapshotDeleteMetadataOnly
 	}
-	return l.translate("snapshot delete", dom+"/"+name, lv.DomainSnapshotDelete(s, flags))
+	return l.onSnapshot(ctx, "snapshot delete", dom, name, func(lv *libvirt.Libvirt, s libvirt.DomainSnapshot) error {
+		return lv.DomainSnapshotDelete(s, flags)
+	})
 }
 
 // RevertSnapshot reverts to a snapshot; the domain comes back in the snapshot's state.
 func (l *Libvirt) RevertSnapshot(ctx context.Context, dom, name string) error {
-	lv, d, err := l.lookup(ctx, "snapshot revert", dom)
+	return l.onSnapshot(ctx, "snapshot revert", dom, name, func(lv *libvirt.Libvirt, s libvirt.DomainSnapshot) error {
+		return lv.DomainRevertToSnapshot(s, 0)
+	})
+}
+
+// onSnapshot runs call on snapshot name of domain dom; errors are translated
+// for op on dom/name.
+func (l *Libvirt) onSnapshot(ctx context.Context, op, dom, name string, call func(*libvirt.Libvirt, libvirt.DomainSnapshot) error) error {
+	lv, d, err := l.lookup(ctx, op, dom)
 	if err != nil {
 		return err
 	}
 	s, err := lv.DomainSnapshotLookupByName(d, name, 0)
 	if err != nil {
-		return l.translate("snapshot revert", dom+"/"+name, err)
+		return l.translate(op, dom+"/"+name, err)
 	}
-	return l.translate("snapshot revert", dom+"/"+name, lv.DomainRevertToSnapshot(s, 0))
+	return l.translate(op, dom+"/"+name, call(lv, s))
 }
 
 // SetUserPassword sets a guest user's password through the QEMU guest agent.
