@@ -74,11 +74,7 @@ func (c *Client) Account(ctx context.Context) (api.Account, error) {
 // CreateTicket opens a ticket; idemKey may be empty.
 func (c *Client) CreateTicket(ctx context.Context, req api.TicketCreateRequest, idemKey string) (api.Ticket, error) {
 	var t api.Ticket
-	h := http.Header{}
-	if idemKey != "" {
-		h.Set("Idempotency-Key", idemKey)
-	}
-	_, err := c.Do(ctx, "POST", "/v1/tickets", req, &t, h)
+	_, err := c.Do(ctx, "POST", "/v1/tickets", req, &t, idem(idemKey))
 	return t, err
 }
 
@@ -168,96 +164,88 @@ func (a *Admin) Do(ctx context.Context, method, path string, body, out any) erro
 	return err
 }
 
+// adminCall makes one admin request and decodes its answer into a T.
+func adminCall[T any](ctx context.Context, a *Admin, method, path string, body any) (T, error) {
+	var out T
+	err := a.Do(ctx, method, path, body, &out)
+	return out, err
+}
+
 // CreateAccount creates an account.
 func (a *Admin) CreateAccount(ctx context.Context, req api.AccountCreateRequest) (api.Account, error) {
-	var out api.Account
-	return out, a.Do(ctx, "POST", "/admin/accounts", req, &out)
+	return adminCall[api.Account](ctx, a, "POST", "/admin/accounts", req)
 }
 
 // Account returns an account by id or email.
 func (a *Admin) Account(ctx context.Context, idOrEmail string) (api.Account, error) {
-	var out api.Account
-	return out, a.Do(ctx, "GET", "/admin/accounts/"+url.PathEscape(idOrEmail), nil, &out)
+	return adminCall[api.Account](ctx, a, "GET", "/admin/accounts/"+url.PathEscape(idOrEmail), nil)
 }
 
 // CreateKey mints a key for an account.
 func (a *Admin) CreateKey(ctx context.Context, accountID string, req api.KeyCreateRequest) (api.KeyCreated, error) {
-	var out api.KeyCreated
-	return out, a.Do(ctx, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/keys", req, &out)
+	return adminCall[api.KeyCreated](ctx, a, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/keys", req)
 }
 
 // Keys lists an account's keys.
 func (a *Admin) Keys(ctx context.Context, accountID string) ([]api.KeyInfo, error) {
-	var out []api.KeyInfo
-	return out, a.Do(ctx, "GET", "/admin/accounts/"+url.PathEscape(accountID)+"/keys", nil, &out)
+	return adminCall[[]api.KeyInfo](ctx, a, "GET", "/admin/accounts/"+url.PathEscape(accountID)+"/keys", nil)
 }
 
 // RevokeKey revokes a key.
 func (a *Admin) RevokeKey(ctx context.Context, keyID string) (api.KeyInfo, error) {
-	var out api.KeyInfo
-	return out, a.Do(ctx, "POST", "/admin/keys/"+url.PathEscape(keyID)+"/revoke", nil, &out)
+	return adminCall[api.KeyInfo](ctx, a, "POST", "/admin/keys/"+url.PathEscape(keyID)+"/revoke", nil)
 }
 
 // KeyUsage returns a key's usage log, newest first.
 func (a *Admin) KeyUsage(ctx context.Context, keyID string) ([]api.KeyUsage, error) {
-	var out []api.KeyUsage
-	return out, a.Do(ctx, "GET", "/admin/keys/"+url.PathEscape(keyID)+"/usage", nil, &out)
+	return adminCall[[]api.KeyUsage](ctx, a, "GET", "/admin/keys/"+url.PathEscape(keyID)+"/usage", nil)
 }
 
 // CreditWallet credits a deposit.
 func (a *Admin) CreditWallet(ctx context.Context, accountID string, req api.WalletCreditRequest) (api.WalletTransaction, error) {
-	var out api.WalletTransaction
-	return out, a.Do(ctx, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/wallet/credit", req, &out)
+	return adminCall[api.WalletTransaction](ctx, a, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/wallet/credit", req)
 }
 
 // IssueInvoice issues an invoice.
 func (a *Admin) IssueInvoice(ctx context.Context, accountID string, req api.InvoiceIssueRequest) (api.Invoice, error) {
-	var out api.Invoice
-	return out, a.Do(ctx, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/invoices", req, &out)
+	return adminCall[api.Invoice](ctx, a, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/invoices", req)
 }
 
 // PayInvoice pays an invoice from the wallet.
 func (a *Admin) PayInvoice(ctx context.Context, invoiceID string) (api.Invoice, error) {
-	var out api.Invoice
-	return out, a.Do(ctx, "POST", "/admin/invoices/"+url.PathEscape(invoiceID)+"/pay", nil, &out)
+	return adminCall[api.Invoice](ctx, a, "POST", "/admin/invoices/"+url.PathEscape(invoiceID)+"/pay", nil)
 }
 
 // StaffReply posts a staff reply.
 func (a *Admin) StaffReply(ctx context.Context, ticketID string, req api.StaffReplyRequest) (api.Ticket, error) {
-	var out api.Ticket
-	return out, a.Do(ctx, "POST", "/admin/tickets/"+url.PathEscape(ticketID)+"/reply", req, &out)
+	return adminCall[api.Ticket](ctx, a, "POST", "/admin/tickets/"+url.PathEscape(ticketID)+"/reply", req)
 }
 
 // SetTicketStatus changes a ticket's status.
 func (a *Admin) SetTicketStatus(ctx context.Context, ticketID, status string) (api.Ticket, error) {
-	var out api.Ticket
-	return out, a.Do(ctx, "POST", "/admin/tickets/"+url.PathEscape(ticketID)+"/status", api.TicketStatusRequest{Status: status}, &out)
+	return adminCall[api.Ticket](ctx, a, "POST", "/admin/tickets/"+url.PathEscape(ticketID)+"/status", api.TicketStatusRequest{Status: status})
 }
 
 // ClusterStatus returns the cluster as the socket's coordinator sees it.
 func (a *Admin) ClusterStatus(ctx context.Context) (api.ClusterStatus, error) {
-	var out api.ClusterStatus
-	return out, a.Do(ctx, "GET", "/admin/cluster/status", nil, &out)
+	return adminCall[api.ClusterStatus](ctx, a, "GET", "/admin/cluster/status", nil)
 }
 
 // ClusterJoin adds a voter.
 // apiAddr may be empty: the node then registers its API address itself.
 func (a *Admin) ClusterJoin(ctx context.Context, id, raftAddr, apiAddr string) (api.ClusterStatus, error) {
-	var out api.ClusterStatus
-	return out, a.Do(ctx, "POST", "/admin/cluster/join", api.ClusterJoinRequest{ID: id, RaftAddr: raftAddr, APIAddr: apiAddr}, &out)
+	return adminCall[api.ClusterStatus](ctx, a, "POST", "/admin/cluster/join", api.ClusterJoinRequest{ID: id, RaftAddr: raftAddr, APIAddr: apiAddr})
 }
 
 // ClusterRemove removes a server.
 func (a *Admin) ClusterRemove(ctx context.Context, id string) (api.ClusterStatus, error) {
-	var out api.ClusterStatus
-	return out, a.Do(ctx, "POST", "/admin/cluster/remove", api.ClusterRemoveRequest{ID: id}, &out)
+	return adminCall[api.ClusterStatus](ctx, a, "POST", "/admin/cluster/remove", api.ClusterRemoveRequest{ID: id})
 }
 
 // ClusterTransferLeadership hands the leadership to the coordinator to, or to
 // the most up-to-date one when to is "", and returns the status afterwards.
 func (a *Admin) ClusterTransferLeadership(ctx context.Context, to string) (api.ClusterStatus, error) {
-	var out api.ClusterStatus
-	return out, a.Do(ctx, "POST", "/admin/cluster/transfer-leadership", api.ClusterTransferLeadershipRequest{To: to}, &out)
+	return adminCall[api.ClusterStatus](ctx, a, "POST", "/admin/cluster/transfer-leadership", api.ClusterTransferLeadershipRequest{To: to})
 }
 
 // Backup streams a backup into w.
@@ -267,6 +255,5 @@ func (a *Admin) Backup(ctx context.Context, w io.Writer) error {
 
 // Restore installs a backup stream as the cluster's state.
 func (a *Admin) Restore(ctx context.Context, r io.Reader) (api.ClusterStatus, error) {
-	var out api.ClusterStatus
-	return out, a.Do(ctx, "POST", "/admin/cluster/restore", r, &out)
+	return adminCall[api.ClusterStatus](ctx, a, "POST", "/admin/cluster/restore", r)
 }

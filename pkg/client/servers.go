@@ -10,9 +10,7 @@ import (
 // CreateServer places a server on a node with room and starts provisioning it.
 // The root password in the answer is shown only this once.
 func (a *Admin) CreateServer(ctx context.Context, req api.AdminServerCreateRequest) (api.AdminServerCreated, error) {
-	var out api.AdminServerCreated
-	err := a.Do(ctx, "POST", "/admin/servers", req, &out)
-	return out, err
+	return adminCall[api.AdminServerCreated](ctx, a, "POST", "/admin/servers", req)
 }
 
 // Servers lists servers, optionally of one account and/or on one node (a node
@@ -29,29 +27,21 @@ func (a *Admin) Servers(ctx context.Context, accountID, nodeID string) ([]api.Ad
 	if len(q) > 0 {
 		path += "?" + q.Encode()
 	}
-	var out []api.AdminServer
-	err := a.Do(ctx, "GET", path, nil, &out)
-	return out, err
+	return adminCall[[]api.AdminServer](ctx, a, "GET", path, nil)
 }
 
 // Server shows one server with where it runs.
 func (a *Admin) Server(ctx context.Context, id string) (api.AdminServer, error) {
-	var out api.AdminServer
-	err := a.Do(ctx, "GET", "/admin/servers/"+url.PathEscape(id), nil, &out)
-	return out, err
+	return adminCall[api.AdminServer](ctx, a, "GET", "/admin/servers/"+url.PathEscape(id), nil)
 }
 
 // AgentNodeDetail shows a node with its scheduling state, usage and servers.
 func (a *Admin) AgentNodeDetail(ctx context.Context, id string) (api.AdminNodeDetail, error) {
-	var out api.AdminNodeDetail
-	err := a.Do(ctx, "GET", "/admin/nodes/"+url.PathEscape(id)+"/detail", nil, &out)
-	return out, err
+	return adminCall[api.AdminNodeDetail](ctx, a, "GET", "/admin/nodes/"+url.PathEscape(id)+"/detail", nil)
 }
 
 func (a *Admin) schedule(ctx context.Context, id, verb string) (api.AdminNodeDetail, error) {
-	var out api.AdminNodeDetail
-	err := a.Do(ctx, "POST", "/admin/nodes/"+url.PathEscape(id)+"/"+verb, nil, &out)
-	return out, err
+	return adminCall[api.AdminNodeDetail](ctx, a, "POST", "/admin/nodes/"+url.PathEscape(id)+"/"+verb, nil)
 }
 
 // CordonNode stops new placements on a node.

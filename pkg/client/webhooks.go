@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/http"
 	"net/url"
 	"strconv"
 
@@ -13,11 +12,7 @@ import (
 // idemKey may be empty.
 func (c *Client) CreateWebhook(ctx context.Context, req api.WebhookCreateRequest, idemKey string) (api.Webhook, error) {
 	var w api.Webhook
-	h := http.Header{}
-	if idemKey != "" {
-		h.Set("Idempotency-Key", idemKey)
-	}
-	_, err := c.Do(ctx, "POST", "/v1/webhooks", req, &w, h)
+	_, err := c.Do(ctx, "POST", "/v1/webhooks", req, &w, idem(idemKey))
 	return w, err
 }
 
