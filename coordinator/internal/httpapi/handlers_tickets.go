@@ -92,11 +92,8 @@ func (a *API) closeTicket(rq *request) (int, any, error) {
 	if !ids.Valid("tkt", id) {
 		return 0, nil, notFound("ticket")
 	}
-	if len(rq.body) > 0 {
-		var empty struct{}
-		if err := decodeStrict(rq.body, &empty); err != nil {
-			return 0, nil, err
-		}
+	if err := decodeEmptyObject(rq.body); err != nil {
+		return 0, nil, err
 	}
 	return a.propose(rq.Context(), rq, fsm.CmdTicketClose, fsm.TicketClose{TicketID: id, AccountID: rq.caller.accountID}, http.StatusOK)
 }

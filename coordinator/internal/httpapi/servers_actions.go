@@ -163,9 +163,18 @@ func DecodeLabel(body []byte) (api.LabelRequest, error) {
 	return req, nil
 }
 
-// decodeNoBody accepts an empty body or an empty JSON object.
+// decodeNoBody accepts an empty (or blank) body or an empty JSON object.
 func decodeNoBody(body []byte) error {
 	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	return decodeEmptyObject(body)
+}
+
+// decodeEmptyObject accepts no body at all or an empty JSON object (a blank
+// body is malformed here, as decodeStrict says).
+func decodeEmptyObject(body []byte) error {
+	if len(body) == 0 {
 		return nil
 	}
 	var empty struct{}

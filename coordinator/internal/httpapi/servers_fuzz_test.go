@@ -88,3 +88,12 @@ func FuzzDecodeNoBody(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeEmptyObject(f *testing.F) {
+	decode := func(body []byte) ([]byte, error) { return body, decodeEmptyObject(body) }
+	fuzzDecoder(f, append(serverSeeds, ` `, "\n"), decode, func(t *testing.T, body []byte) {
+		if len(body) > 0 && !strings.HasPrefix(strings.TrimSpace(string(body)), "{") && strings.TrimSpace(string(body)) != "null" {
+			t.Fatalf("accepted %q", body)
+		}
+	})
+}

@@ -274,11 +274,8 @@ func (a *API) rotateWebhookSecret(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if len(rq.body) > 0 {
-		var empty struct{}
-		if err := decodeStrict(rq.body, &empty); err != nil {
-			return 0, nil, err
-		}
+	if err := decodeEmptyObject(rq.body); err != nil {
+		return 0, nil, err
 	}
 	if _, err := a.loadWebhook(rq, id); err != nil {
 		return 0, nil, err
@@ -312,11 +309,8 @@ func (a *API) redeliverWebhook(rq *request) (int, any, error) {
 	if !ids.Valid("dlv", dlv) {
 		return 0, nil, notFound("delivery")
 	}
-	if len(rq.body) > 0 {
-		var empty struct{}
-		if err := decodeStrict(rq.body, &empty); err != nil {
-			return 0, nil, err
-		}
+	if err := decodeEmptyObject(rq.body); err != nil {
+		return 0, nil, err
 	}
 	return a.propose(rq.Context(), rq, fsm.CmdWebhookRedeliver, fsm.WebhookRedeliver{
 		WebhookID: id, AccountID: rq.caller.accountID, DeliveryID: dlv,
