@@ -19,11 +19,6 @@ func (ss *spanSet) search(x uint64) int {
 	return sort.Search(len(ss.s), func(i int) bool { return ss.s[i].hi >= x })
 }
 
-func (ss *spanSet) contains(x uint64) bool {
-	i := ss.search(x)
-	return i < len(ss.s) && ss.s[i].lo <= x
-}
-
 // add inserts x and reports whether it was absent.
 func (ss *spanSet) add(x uint64) bool {
 	i := ss.search(x)
