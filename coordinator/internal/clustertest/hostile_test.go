@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +22,11 @@ type stalled struct {
 	opened time.Time
 	closed time.Time // when the server closed it (zero: still open)
 	status string    // the status line the server sent first, if any
+
+	// closedNs is closed as unix nanoseconds, for reading while the
+	// connection's goroutine may still run (closed and status are read only
+	// after the WaitGroup is done).
+	closedNs atomic.Int64
 }
 
 // openStalled dials addr (network "tcp" or "unix") and sends prefix, then keeps
@@ -44,6 +50,7 @@ func openStalled(t *testing.T, network, addr, prefix string, wg *sync.WaitGroup)
 		st.status = strings.TrimSpace(line)
 		_, _ = io.Copy(io.Discard, br)
 		st.closed = time.Now()
+		st.closedNs.Store(st.closed.UnixNano())
 	}()
 	return st, conn
 }
@@ -113,8 +120,8 @@ func TestStalledClientsDoNotStarveOthers(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	for _, s := range all {
-		if !s.closed.IsZero() && s.closed.Before(s.opened.Add(bound)) {
-			t.Fatalf("a stalled connection was ended after %v, before its bound: the measurement did not overlap 500 open stalls", s.closed.Sub(s.opened))
+		if ns := s.closedNs.Load(); ns != 0 && time.Unix(0, ns).Before(s.opened.Add(bound)) {
+			t.Fatalf("a stalled connection was ended after %v, before its bound: the measurement did not overlap 500 open stalls", time.Unix(0, ns).Sub(s.opened))
 		}
 	}
 	if len(lat) < 100 {
