@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -109,7 +110,41 @@ func (p *CoordinatorProcess) Stop() {
 }
 
 // Pause freezes the process group (SIGSTOP): alive, but answering nothing.
-func (p *CoordinatorProcess) Pause() { p.signal(syscall.SIGSTOP) }
+//
+// It returns once every thread of the process is stopped: kill(2) only queues
+// SIGSTOP, and a thread still running could otherwise answer one more request
+// after Pause returned.
+func (p *CoordinatorProcess) Pause() {
+	p.signal(syscall.SIGSTOP)
+	if p.cmd == nil {
+		return
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !allThreadsStopped(p.cmd.Process.Pid) && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allThreadsStopped reports whether every thread of pid is in the stopped
+// state ("T" in /proc/PID/task/TID/stat); false if that cannot be read.
+func allThreadsStopped(pid int) bool {
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil || len(tasks) == 0 {
+		return false
+	}
+	for _, t := range tasks {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, t.Name()))
+		if err != nil {
+			return false
+		}
+		// The state follows the command name, which is in parentheses.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) || b[i+2] != 'T' {
+			return false
+		}
+	}
+	return true
+}
 
 // Resume continues a paused process group (SIGCONT).
 func (p *CoordinatorProcess) Resume() { p.signal(syscall.SIGCONT) }
