@@ -7,7 +7,7 @@ package hostplanepb
 
 // ProtocolVersion is major*100 + minor. Peers of the same major interoperate;
 // a minor bump only adds fields or message types.
-const ProtocolVersion uint32 = 102
+const ProtocolVersion uint32 = 103
 
 // ProtocolMajor returns the major part of a protocol version.
 func ProtocolMajor(v uint32) uint32 { return v / 100 }

@@ -27,6 +27,9 @@
 //	     Agents built with this package also accept template names with '.'
 //	     and '_' (validate.TemplateName); an older 1.2 agent refuses them
 //	     with invalid_input, nothing else differs on the wire.
+//	1.3 (103): server.provision gains bridge, gateway6, ipv6 and resolvers
+//	     (all omitempty). A coordinator sends them only to agents of 1.3 or
+//	     later; a 1.2 agent gets the 1.2 keys alone.
 package action
 
 import (
@@ -54,13 +57,28 @@ type Params interface {
 
 // Provision is the params of server.provision.
 type Provision struct {
-	Gateway4 string       `json:"gateway4,omitempty"`
-	Hostname string       `json:"hostname,omitempty"`
-	IPv4     string       `json:"ipv4,omitempty"`
-	MAC      string       `json:"mac,omitempty"`
-	Name     string       `json:"name,omitempty"` // if set, the action's target
-	Network  string       `json:"network,omitempty"`
-	Plan     api.NodePlan `json:"plan"`
+	// Bridge is the Linux bridge the guest's NIC joins, from the IP pool of
+	// its addresses (node configuration); empty: the libvirt Network below.
+	// With a bridge the agent applies libvirt's clean-traffic nwfilter with
+	// the guest's MAC and addresses.
+	Bridge   string `json:"bridge,omitempty"`
+	Gateway4 string `json:"gateway4,omitempty"`
+	// Gateway6 is the IPv6 default route of the guest (an address of the
+	// pool's gateway), empty for none.
+	Gateway6 string `json:"gateway6,omitempty"`
+	Hostname string `json:"hostname,omitempty"`
+	// IPv4 is the guest's address with its prefix length (CIDR form,
+	// 198.51.100.10/24).
+	IPv4 string `json:"ipv4,omitempty"`
+	// IPv6 is the guest's IPv6 address in CIDR form with the delegated
+	// prefix's length (2001:db8:0:5::1/64): the server owns the whole prefix.
+	IPv6    string       `json:"ipv6,omitempty"`
+	MAC     string       `json:"mac,omitempty"`
+	Name    string       `json:"name,omitempty"` // if set, the action's target
+	Network string       `json:"network,omitempty"`
+	Plan    api.NodePlan `json:"plan"`
+	// Resolvers are the DNS resolvers written into the guest's network-config.
+	Resolvers []string `json:"resolvers,omitempty"`
 	// RootPassword comes in secret_params (key root_password), never in params
 	// the coordinator stores.
 	RootPassword string   `json:"root_password,omitempty"`

@@ -33,6 +33,12 @@ var agent12Keys = map[string][]string{
 	api.ActionSnapshotRevert:      {"name"},
 }
 
+// added13 are the keys protocol 1.3 added (all omitempty, sent only to 1.3
+// agents).
+var added13 = map[string][]string{
+	api.ActionServerProvision: {"bridge", "gateway6", "ipv6", "resolvers"},
+}
+
 var agent12Secrets = map[string]string{
 	api.ActionServerProvision: "root_password", api.ActionServerReinstall: "root_password", api.ActionServerPasswordReset: "password",
 }
@@ -64,8 +70,19 @@ func TestContractIsWhatA12AgentExpects(t *testing.T) {
 			t.Fatalf("command %s missing", cmd)
 		}
 		got := jsonKeys(spec.New())
-		if !slices.Equal(got, want) {
-			t.Errorf("%s keys %v, a 1.2 agent knows %v", cmd, got, want)
+		known := slices.Sorted(slices.Values(append(slices.Clone(want), added13[cmd]...)))
+		if !slices.Equal(got, known) {
+			t.Errorf("%s keys %v, a 1.2 agent knows %v and 1.3 added %v", cmd, got, want, added13[cmd])
+		}
+		if len(added13[cmd]) > 0 && hostplanepb.ProtocolVersion < 103 {
+			t.Errorf("%s has 1.3 keys but the protocol is %d", cmd, hostplanepb.ProtocolVersion)
+		}
+		typ := reflect.TypeOf(spec.New()).Elem()
+		for i := range typ.NumField() {
+			name, opts, _ := strings.Cut(typ.Field(i).Tag.Get("json"), ",")
+			if slices.Contains(added13[cmd], name) && !strings.Contains(opts, "omitempty") {
+				t.Errorf("%s: 1.3 key %s is not omitempty, so a 1.2 agent would get it", cmd, name)
+			}
 		}
 		if !slices.IsSorted(got) {
 			t.Errorf("%s: fields are not declared in key order: %v", cmd, got)
