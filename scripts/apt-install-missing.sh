@@ -10,7 +10,7 @@ done
 [ -z "$missing" ] && exit 0
 log=$(mktemp)
 # shellcheck disable=SC2086
-if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing; } >"$log" 2>&1; then
+if ! { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -q --no-install-recommends $missing; } >"$log" 2>&1; then
   cat "$log" >&2; rm -f "$log"
   echo "apt-install-missing: apt-get install failed for:$missing" >&2
   exit 1

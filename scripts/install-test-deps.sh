@@ -24,3 +24,4 @@ if ! dpkg-query -W -f='${Status}' genisoimage 2>/dev/null | grep -q "install ok 
   { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends genisoimage; } >/dev/null 2>&1 \
     || die "apt-get install genisoimage failed"
 fi
+scripts/install-hosting.sh
