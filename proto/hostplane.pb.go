@@ -407,7 +407,10 @@ type Hello struct {
 	Capacity        *Capacity              `protobuf:"bytes,4,opt,name=capacity,proto3" json:"capacity,omitempty"`
 	SoftwareVersion string                 `protobuf:"bytes,5,opt,name=software_version,json=softwareVersion,proto3" json:"software_version,omitempty"`
 	// Added in protocol 1.1.
-	Hostname      string `protobuf:"bytes,6,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	Hostname string `protobuf:"bytes,6,opt,name=hostname,proto3" json:"hostname,omitempty"`
+	// Added in protocol 1.3: the base URL of the agent's browser console
+	// listener (https://host:port), empty when it serves none.
+	ConsoleUrl    string `protobuf:"bytes,7,opt,name=console_url,json=consoleUrl,proto3" json:"console_url,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -484,6 +487,13 @@ func (x *Hello) GetHostname() string {
 	return ""
 }
 
+func (x *Hello) GetConsoleUrl() string {
+	if x != nil {
+		return x.ConsoleUrl
+	}
+	return ""
+}
+
 // HelloAck answers Hello. A follower (or a coordinator that lost leadership)
 // answers accepted=false with the leader's session address when it knows it.
 type HelloAck struct {
@@ -496,8 +506,11 @@ type HelloAck struct {
 	Reason          string                 `protobuf:"bytes,6,opt,name=reason,proto3" json:"reason,omitempty"`
 	// How often the agent should ping, in milliseconds.
 	PingIntervalMs uint32 `protobuf:"varint,7,opt,name=ping_interval_ms,json=pingIntervalMs,proto3" json:"ping_interval_ms,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Added in protocol 1.3: the cluster's console public key (Ed25519, 32
+	// bytes); the agent accepts browser console tokens signed with it.
+	ConsoleKey    []byte `protobuf:"bytes,8,opt,name=console_key,json=consoleKey,proto3" json:"console_key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HelloAck) Reset() {
@@ -577,6 +590,13 @@ func (x *HelloAck) GetPingIntervalMs() uint32 {
 		return x.PingIntervalMs
 	}
 	return 0
+}
+
+func (x *HelloAck) GetConsoleKey() []byte {
+	if x != nil {
+		return x.ConsoleKey
+	}
+	return nil
 }
 
 type VM struct {
@@ -1608,14 +1628,16 @@ const file_hostplane_proto_rawDesc = "" +
 	"\x05vcpus\x18\x01 \x01(\rR\x05vcpus\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
-	"disk_bytes\x18\x03 \x01(\x04R\tdiskBytes\"\xe2\x01\n" +
+	"disk_bytes\x18\x03 \x01(\x04R\tdiskBytes\"\x83\x02\n" +
 	"\x05Hello\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12)\n" +
 	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\x12\x14\n" +
 	"\x05roles\x18\x03 \x03(\tR\x05roles\x128\n" +
 	"\bcapacity\x18\x04 \x01(\v2\x1c.hostplane.agent.v1.CapacityR\bcapacity\x12)\n" +
 	"\x10software_version\x18\x05 \x01(\tR\x0fsoftwareVersion\x12\x1a\n" +
-	"\bhostname\x18\x06 \x01(\tR\bhostname\"\xf8\x01\n" +
+	"\bhostname\x18\x06 \x01(\tR\bhostname\x12\x1f\n" +
+	"\vconsole_url\x18\a \x01(\tR\n" +
+	"consoleUrl\"\x99\x02\n" +
 	"\bHelloAck\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x1f\n" +
 	"\vleader_addr\x18\x02 \x01(\tR\n" +
@@ -1624,7 +1646,9 @@ const file_hostplane_proto_rawDesc = "" +
 	"\x0ecoordinator_id\x18\x04 \x01(\tR\rcoordinatorId\x12)\n" +
 	"\x10protocol_version\x18\x05 \x01(\rR\x0fprotocolVersion\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12(\n" +
-	"\x10ping_interval_ms\x18\a \x01(\rR\x0epingIntervalMs\"\x86\x01\n" +
+	"\x10ping_interval_ms\x18\a \x01(\rR\x0epingIntervalMs\x12\x1f\n" +
+	"\vconsole_key\x18\b \x01(\fR\n" +
+	"consoleKey\"\x86\x01\n" +
 	"\x02VM\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +

@@ -102,6 +102,10 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		return err
 	},
 	"listServerIPs": func(ctx context.Context, c *client.Client) error { _, err := c.ServerIPs(ctx, "srv_1"); return err },
+	"createServerConsole": func(ctx context.Context, c *client.Client) error {
+		_, err := c.ServerConsole(ctx, "srv_1")
+		return err
+	},
 	"setServerPTR": func(ctx context.Context, c *client.Client) error {
 		_, err := c.SetServerPTR(ctx, "srv_1", "192.0.2.1", api.PTRRequest{Hostname: "h.example"})
 		return err

@@ -33,6 +33,8 @@ func (a *API) serverRoutes() []Route {
 		// password and the customer would be locked out. A retry makes a new
 		// password instead (the busy rule makes a duplicate a 409, not a race).
 		{Method: "POST", Path: "/v1/servers/{id}/password-reset", Scope: api.ScopeServersWrite, handler: a.resetServerPassword},
+		// Not Idempotent: each call makes a new single-use console URL.
+		{Method: "POST", Path: "/v1/servers/{id}/console", Scope: api.ScopeServersWrite, handler: a.serverConsole},
 		{Method: "PATCH", Path: "/v1/servers/{id}/label", Scope: api.ScopeServersWrite, handler: a.labelServer},
 		// An upsert: a repeat is naturally idempotent, no Idempotency-Key needed.
 		{Method: "PUT", Path: "/v1/servers/{id}/ips/{ip}/ptr", Scope: api.ScopeServersWrite, handler: a.setServerPTR},

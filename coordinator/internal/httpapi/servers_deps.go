@@ -6,12 +6,17 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/consoletoken"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // ErrNodeOffline is what ServerDeps.Stats returns when the server's node holds
 // no session with this coordinator.
 var ErrNodeOffline = errors.New("the server's host is offline")
+
+// ErrNoConsole is what ServerDeps.Console returns when the node's agent serves
+// no browser console (an older agent, or its console listener is off).
+var ErrNoConsole = errors.New("the server's host serves no console")
 
 // ServerDeps is what the server and action routes need from the coordinator
 // beyond the FSM: the leader's action dispatcher and the agent sessions.
@@ -33,6 +38,11 @@ type ServerDeps struct {
 	// NodeTemplates is the template list the node reported (ok=false when the
 	// node has not reported one to this coordinator).
 	NodeTemplates func(nodeID string) (templates []string, ok bool)
+	// Console signs a browser console token for c and returns it with the
+	// base URL (https://host:port) of the console listener of c.Node's agent.
+	// ErrNodeOffline when the node holds no session here, ErrNoConsole when
+	// its agent serves no console.
+	Console func(c consoletoken.Claims) (base, token string, err error)
 }
 
 // SetServerDeps installs the server routes' dependencies; until it is called

@@ -35,6 +35,8 @@ type Config struct {
 	CertTTL time.Duration
 	Now     func() time.Time // default time.Now
 	Log     *slog.Logger
+	// ConsoleKey returns the console public key told to agents (nil: none).
+	ConsoleKey func() []byte
 }
 
 // Leadership is what the service asks of the Raft member (raftnode.Cluster).
@@ -116,6 +118,7 @@ func (s *Service) Listen(onConnect func(nodeID string), onInventory func(nodeID 
 		Log: s.log.With("component", "agent-sessions"), Now: s.now,
 		OnInventory: onInventory,
 		OnConnect:   onConnect,
+		ConsoleKey:  s.cfg.ConsoleKey,
 	})
 	if err != nil {
 		return err

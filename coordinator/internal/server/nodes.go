@@ -129,13 +129,15 @@ func (s *Server) startNodes() error {
 	}
 	c.rt.nodes = nodes.New(nodes.Config{
 		ID: s.cfg.NodeID, ListenAddr: c.ListenAddr, Advertise: c.Advertise, PingInterval: c.PingInterval,
-		Grace: c.Grace, CertTTL: c.CertTTL, Now: s.nodesNow, Log: s.log,
+		Grace: c.Grace, CertTTL: c.CertTTL, Now: s.nodesNow, Log: s.log, ConsoleKey: s.consolePublicKey,
 	}, nodes.Deps{State: s.Node.FSM, Cluster: s.Node, Ready: s.API.LeaderReady, Apply: s.API.Apply, Sealer: s.sealer})
 	c.rt.disp = dispatch.New(dispatch.Deps{
 		State: s.Node.FSM, Propose: s.propose, Sessions: s.AgentSessions, Now: s.nodesNow,
 		Grace: c.Grace, ActionDeadline: c.ActionDeadline, Log: s.log,
 	})
-	s.API.SetServerDeps(c.rt.disp.ServerDeps())
+	deps := c.rt.disp.ServerDeps()
+	deps.Console = s.console
+	s.API.SetServerDeps(deps)
 	if s.metrics != nil {
 		s.metrics.Register(c.rt.disp.Collectors()...)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/hostplane/hostplane/internal/clock"
+	"github.com/hostplane/hostplane/internal/consoletoken"
 	"github.com/spf13/pflag"
 )
 
@@ -49,6 +51,8 @@ type webhookRuntime struct {
 	sealer *webhook.Sealer
 	guard  *webhook.Guard
 	disp   *webhook.Dispatcher
+	// console is the browser console's signing key, derived from the KEK.
+	console ed25519.PrivateKey
 }
 
 func webhookDefaults() WebhookConfig {
@@ -161,6 +165,10 @@ func (s *Server) initWebhooks() error {
 			return
 		}
 		if rt.sealer, err = webhook.NewSealer(kek); err != nil {
+			rt.err = err
+			return
+		}
+		if rt.console, err = consoletoken.DeriveKey(kek); err != nil {
 			rt.err = err
 			return
 		}

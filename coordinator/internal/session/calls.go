@@ -108,6 +108,19 @@ func (s *Server) ProtocolVersion(nodeID string) (uint32, bool) {
 	return c.protocol, true
 }
 
+// ConsoleURL returns the console base URL the node's agent announced in the
+// Hello of its current session ("" when it serves none), and whether the node
+// holds a session here.
+func (s *Server) ConsoleURL(nodeID string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.sessions[nodeID]
+	if c == nil {
+		return "", false
+	}
+	return c.console, true
+}
+
 // serveInventory reads the Inventory frames of an agent's inventory stream
 // (first already read) until the stream or the session ends.
 func (s *Server) serveInventory(ctx context.Context, st *quic.Stream, nodeID string, first *pb.Inventory) {

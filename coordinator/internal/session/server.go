@@ -73,6 +73,9 @@ type Config struct {
 	// OnInventory, if set, is called for every Inventory frame an agent sends
 	// on its inventory stream, in order, from one goroutine per session.
 	OnInventory func(nodeID string, inv *pb.Inventory)
+	// ConsoleKey, if set, returns the cluster's console public key, told to
+	// every agent in its HelloAck (nil: none is told).
+	ConsoleKey func() []byte
 }
 
 // Server accepts agent sessions.
@@ -97,6 +100,7 @@ type conn struct {
 	nodeID   string
 	qc       *quic.Conn
 	protocol uint32       // the protocol version the agent said in Hello
+	console  string       // the agent's console base URL from Hello ("": none)
 	lastSeen atomic.Int64 // unix nanoseconds
 }
 
@@ -317,11 +321,14 @@ func (s *Server) handleSession(ctx context.Context, qc *quic.Conn, cert *x509.Ce
 		return
 	}
 	ack.Accepted = true
+	if s.cfg.ConsoleKey != nil {
+		ack.ConsoleKey = s.cfg.ConsoleKey()
+	}
 	if err := reply(); err != nil {
 		s.refuse(qc, CodeProtocol, "write hello ack")
 		return
 	}
-	c := &conn{nodeID: nodeID, qc: qc, protocol: h.ProtocolVersion}
+	c := &conn{nodeID: nodeID, qc: qc, protocol: h.ProtocolVersion, console: h.ConsoleUrl}
 	c.lastSeen.Store(s.cfg.Now().UnixNano())
 	s.mu.Lock()
 	old := s.sessions[nodeID]
