@@ -410,7 +410,10 @@ type Hello struct {
 	Hostname string `protobuf:"bytes,6,opt,name=hostname,proto3" json:"hostname,omitempty"`
 	// Added in protocol 1.3: the base URL of the agent's browser console
 	// listener (https://host:port), empty when it serves none.
-	ConsoleUrl    string `protobuf:"bytes,7,opt,name=console_url,json=consoleUrl,proto3" json:"console_url,omitempty"`
+	ConsoleUrl string `protobuf:"bytes,7,opt,name=console_url,json=consoleUrl,proto3" json:"console_url,omitempty"`
+	// Added in protocol 1.3: the Linux bridges guests may join on this node
+	// (agent --bridge), each checked to exist when the agent started.
+	Bridges       []string `protobuf:"bytes,8,rep,name=bridges,proto3" json:"bridges,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -492,6 +495,13 @@ func (x *Hello) GetConsoleUrl() string {
 		return x.ConsoleUrl
 	}
 	return ""
+}
+
+func (x *Hello) GetBridges() []string {
+	if x != nil {
+		return x.Bridges
+	}
+	return nil
 }
 
 // HelloAck answers Hello. A follower (or a coordinator that lost leadership)
@@ -1628,7 +1638,7 @@ const file_hostplane_proto_rawDesc = "" +
 	"\x05vcpus\x18\x01 \x01(\rR\x05vcpus\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
-	"disk_bytes\x18\x03 \x01(\x04R\tdiskBytes\"\x83\x02\n" +
+	"disk_bytes\x18\x03 \x01(\x04R\tdiskBytes\"\x9d\x02\n" +
 	"\x05Hello\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12)\n" +
 	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\x12\x14\n" +
@@ -1637,7 +1647,8 @@ const file_hostplane_proto_rawDesc = "" +
 	"\x10software_version\x18\x05 \x01(\tR\x0fsoftwareVersion\x12\x1a\n" +
 	"\bhostname\x18\x06 \x01(\tR\bhostname\x12\x1f\n" +
 	"\vconsole_url\x18\a \x01(\tR\n" +
-	"consoleUrl\"\x99\x02\n" +
+	"consoleUrl\x12\x18\n" +
+	"\abridges\x18\b \x03(\tR\abridges\"\x99\x02\n" +
 	"\bHelloAck\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x1f\n" +
 	"\vleader_addr\x18\x02 \x01(\tR\n" +

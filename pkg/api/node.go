@@ -155,6 +155,15 @@ type NodeProvisionRequest struct {
 	SSHKeys      []string `json:"ssh_keys,omitempty"`
 	IPv4         string   `json:"ipv4,omitempty"` // static address in CIDR form, e.g. 192.0.2.10/24; empty: DHCP
 	Gateway4     string   `json:"gateway4,omitempty"`
+	// Bridge is a Linux bridge of the node's configuration (agent --bridge) the
+	// guest's NIC joins, with libvirt's clean-traffic nwfilter and the
+	// addresses below as its parameters; it needs IPv4. Empty: Network.
+	Bridge string `json:"bridge,omitempty"`
+	// IPv6 is a static IPv6 address in CIDR form (2001:db8:0:5::1/64) and
+	// Gateway6 its default route (in the prefix or link-local).
+	IPv6      string   `json:"ipv6,omitempty"`
+	Gateway6  string   `json:"gateway6,omitempty"`
+	Resolvers []string `json:"resolvers,omitempty"` // DNS resolvers for the guest's network-config
 }
 
 // NodeStopRequest stops or reboots a VM: ACPI first, forced after the grace.

@@ -39,6 +39,9 @@ type AgentNode struct {
 	// Cordoned: no new servers are placed on the node. Draining implies it.
 	Cordoned bool `json:"cordoned"`
 	Draining bool `json:"draining"`
+	// Bridges are the Linux bridges guests may join on the node, as its agent
+	// reported them (protocol 1.3); placement by bridge reads them.
+	Bridges []string `json:"bridges,omitempty"`
 }
 
 // JoinTokenCreateRequest asks for a single-use node join token.

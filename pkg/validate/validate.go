@@ -141,8 +141,21 @@ func Network(s string) error {
 	if !ok || (kind != "network" && kind != "bridge") {
 		return invalid("network %q must be user, network:NAME or bridge:NAME", truncate(s))
 	}
-	if !regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`).MatchString(name) {
+	if !ifnameRE.MatchString(name) {
 		return invalid("network name %q must be 1-15 characters of A-Z, a-z, 0-9, '_', '.', '-'", truncate(name))
+	}
+	return nil
+}
+
+// ifnameRE is a Linux interface or libvirt network name we accept: 1-15
+// characters of A-Z, a-z, 0-9, '_', '.', '-', starting with a letter or digit.
+var ifnameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
+
+// Bridge checks a Linux bridge name (the interface a guest's NIC joins): the
+// rule of Network's names.
+func Bridge(s string) error {
+	if !ifnameRE.MatchString(s) {
+		return invalid("bridge %q must be 1-15 characters of A-Z, a-z, 0-9, '_', '.', '-', starting with a letter or digit", truncate(s))
 	}
 	return nil
 }
@@ -293,6 +306,52 @@ func IPv4CIDR(addr, gw string) error {
 		}
 	}
 	return nil
+}
+
+// IPv6CIDR checks a static IPv6 address in CIDR form (2001:db8:0:5::1/64, no
+// zone, not IPv4-mapped) and an optional gateway: an IPv6 address inside that
+// prefix or a link-local one (fe80::/10, the usual router address).
+func IPv6CIDR(addr, gw string) error {
+	if addr == "" {
+		if gw != "" {
+			return invalid("gateway6 given without an ipv6 address")
+		}
+		return nil
+	}
+	p, err := netip.ParsePrefix(addr)
+	if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "" || p.Bits() < 1 {
+		return invalid("ipv6 %q is not an IPv6 address in CIDR form", truncate(addr))
+	}
+	if a := p.Addr(); a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() {
+		return invalid("ipv6 %q is not a global unicast address", truncate(addr))
+	}
+	if gw != "" {
+		g, err := netip.ParseAddr(gw)
+		if err != nil || !g.Is6() || g.Is4In6() || g.Zone() != "" || !(p.Masked().Contains(g) || g.IsLinkLocalUnicast()) {
+			return invalid("gateway6 %q is not an IPv6 address in %s or link-local", truncate(gw), p.Masked())
+		}
+	}
+	return nil
+}
+
+// MaxResolvers is how many DNS resolvers a guest's network-config may name.
+const MaxResolvers = 8
+
+// Resolvers checks DNS resolver addresses (IPv4 or IPv6, no zone) and returns
+// them in canonical form.
+func Resolvers(rs []string) ([]string, error) {
+	if len(rs) > MaxResolvers {
+		return nil, invalid("at most %d resolvers", MaxResolvers)
+	}
+	out := make([]string, 0, len(rs))
+	for _, r := range rs {
+		a, err := netip.ParseAddr(r)
+		if err != nil || a.Zone() != "" || a.Is4In6() || a.IsUnspecified() || a.IsMulticast() {
+			return nil, invalid("resolver %q is not an IPv4 or IPv6 address", truncate(r))
+		}
+		out = append(out, a.String())
+	}
+	return out, nil
 }
 
 // Text checks free text (descriptions, OS family, kernel cmdline): printable, bounded.

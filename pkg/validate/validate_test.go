@@ -169,3 +169,39 @@ func TestSSHKeyLine(t *testing.T) {
 		t.Fatalf("Reason kept the prefix: %q", r)
 	}
 }
+
+func TestBridgeIPv6Resolvers(t *testing.T) {
+	for _, b := range []string{"br0", "br-public", "vmbr0.100", strings.Repeat("b", 15)} {
+		if err := Bridge(b); err != nil {
+			t.Errorf("Bridge(%q): %v", b, err)
+		}
+	}
+	for _, b := range []string{"", "-br", "br 0", "br/0", "br0'/>", strings.Repeat("b", 16)} {
+		if err := Bridge(b); err == nil {
+			t.Errorf("Bridge(%q) accepted", b)
+		}
+	}
+	good := [][2]string{{"2001:db8:0:5::1/64", ""}, {"2001:db8:0:5::1/64", "fe80::1"}, {"2001:db8:0:5::1/64", "2001:db8:0:5::fffe"}, {"2001:db8::10/128", ""}}
+	for _, g := range good {
+		if err := IPv6CIDR(g[0], g[1]); err != nil {
+			t.Errorf("IPv6CIDR(%q, %q): %v", g[0], g[1], err)
+		}
+	}
+	bad := [][2]string{{"", "fe80::1"}, {"2001:db8::1", ""}, {"198.51.100.1/24", ""}, {"::ffff:198.51.100.1/120", ""},
+		{"fe80::1/64", ""}, {"::1/128", ""}, {"ff02::1/64", ""}, {"2001:db8::1/0", ""}, {"2001:db8:0:5::1/64", "2001:db8:0:6::1"},
+		{"2001:db8:0:5::1/64", "198.51.100.1"}, {"2001:db8:0:5::1/64", "fe80::1%eth0"}, {"2001:db8:0:5::1%eth0/64", ""}}
+	for _, b := range bad {
+		if err := IPv6CIDR(b[0], b[1]); err == nil || !errors.Is(err, ErrInvalid) {
+			t.Errorf("IPv6CIDR(%q, %q) accepted", b[0], b[1])
+		}
+	}
+	rs, err := Resolvers([]string{"198.51.100.53", "2001:DB8::53"})
+	if err != nil || rs[0] != "198.51.100.53" || rs[1] != "2001:db8::53" {
+		t.Fatalf("Resolvers: %v %v", rs, err)
+	}
+	for _, r := range [][]string{{"dns.example"}, {"0.0.0.0"}, {"ff02::1"}, {"fe80::1%eth0"}, make([]string, MaxResolvers+1)} {
+		if _, err := Resolvers(r); err == nil {
+			t.Errorf("Resolvers(%q) accepted", r)
+		}
+	}
+}

@@ -322,7 +322,7 @@ func (e *Executor) run(ctx context.Context, command, id, target string, p action
 		}
 		return m.Provision(ctx, api.NodeProvisionRequest{OpID: id, Name: target, Template: p.Template, Plan: p.Plan,
 			MAC: p.MAC, Network: p.Network, Hostname: p.Hostname, RootPassword: p.RootPassword, SSHKeys: p.SSHKeys,
-			IPv4: p.IPv4, Gateway4: p.Gateway4})
+			IPv4: p.IPv4, Gateway4: p.Gateway4, Bridge: p.Bridge, IPv6: p.IPv6, Gateway6: p.Gateway6, Resolvers: p.Resolvers})
 	case *action.Power:
 		req := api.NodeStopRequest{OpID: id, GraceSeconds: p.GraceSeconds, Force: p.Force}
 		if command == api.ActionServerReboot {

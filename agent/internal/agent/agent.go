@@ -3,6 +3,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -51,10 +52,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := hv.EnsurePool(ctx); err != nil {
 		return err
 	}
+	if err := checkBridges(ctx, hv, cfg.Bridges); err != nil {
+		return err
+	}
 	domType := ResolveDomainType(cfg.DomainType)
-	log.Info("agent starting", "domain_type", domType, "pool", cfg.PoolName, "socket", cfg.Socket)
+	log.Info("agent starting", "domain_type", domType, "pool", cfg.PoolName, "socket", cfg.Socket, "bridges", cfg.Bridges)
 	m := ops.New(ctx, ops.Config{DataDir: cfg.DataDir, DomainType: domType, Machine: cfg.Machine, Emulator: cfg.Emulator,
-		StopGrace: cfg.StopGrace, Network: cfg.Network, MinFreeBytes: cfg.MinFreeBytes, Limits: validate.DefaultLimits,
+		StopGrace: cfg.StopGrace, Network: cfg.Network, Bridges: cfg.Bridges, MinFreeBytes: cfg.MinFreeBytes, Limits: validate.DefaultLimits,
 		Failpoint: cfg.Failpoint}, hv, j, log.With("subsystem", "ops"), nil)
 	if err := m.Recover(ctx); err != nil {
 		return err
@@ -78,4 +82,21 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	wg.Add(1)
 	go func() { defer wg.Done(); notifySystemd(sctx, log, hv, cfg.Socket) }()
 	return srv.Serve(ctx, cfg.Socket)
+}
+
+// checkBridges fails the start when a configured bridge is missing, or when
+// libvirt cannot filter the traffic of guests on them (no clean-traffic
+// nwfilter, no ebtables/iptables); each error says what to do.
+func checkBridges(ctx context.Context, hv *hypervisor.Libvirt, bridges []string) error {
+	if len(bridges) == 0 {
+		return nil
+	}
+	var errs []error
+	for _, b := range bridges {
+		errs = append(errs, hypervisor.CheckBridge(b))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return hv.EnsureTrafficFilters(ctx)
 }

@@ -49,7 +49,8 @@ func hostHello(cfg config.Config) func() *pb.Hello {
 			c.DiskBytes = du.Total
 		}
 		host, _ := os.Hostname()
-		return &pb.Hello{Roles: []string{"kvm"}, Capacity: c, SoftwareVersion: version.Version, Hostname: host}
+		return &pb.Hello{Roles: []string{"kvm"}, Capacity: c, SoftwareVersion: version.Version, Hostname: host,
+			Bridges: cfg.Bridges}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -47,6 +48,10 @@ type Config struct {
 	JoinToken string `json:"join_token,omitempty"`
 	// NodeID names the node to the coordinators (default: the host name).
 	NodeID string `json:"node_id,omitempty"`
+	// Bridges are the Linux bridges guests may join (a provision's bridge must
+	// be one of them); each must exist when the agent starts. They are
+	// reported to the coordinators, which place servers by bridge.
+	Bridges []string `json:"bridges,omitempty"`
 	// Failpoint kills the process (SIGKILL) when an operation reaches the named step,
 	// e.g. "vm.reinstall:disk-swapped". Crash tests only.
 	Failpoint string `json:"failpoint,omitempty"`
@@ -128,6 +133,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text on stdout, or journal (native journald entries, one field per attribute)")
 	fs.Var((*listValue)(&c.Coordinators), "coordinators", "comma-separated agent session addresses (host:port) of the coordinators; empty: no coordinator session")
 	fs.StringVar(&c.JoinToken, "join-token", c.JoinToken, "join token for the first start (hostplanectl node token create); prefer HOSTPLANE_AGENT_JOIN_TOKEN")
+	fs.Var((*addListValue)(&c.Bridges), "bridge", "a Linux bridge guests may join (repeatable, or comma-separated; each use adds to the list, also over the config file's list); it must exist at start")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "node id the coordinators know this node by (default: the host name)")
 	fs.StringVar(&c.Failpoint, "failpoint", c.Failpoint, "crash tests only: kill the process when an operation reaches this step (kind:step)")
 }
@@ -144,6 +150,26 @@ func (l *listValue) String() string {
 
 func (l *listValue) Set(v string) error {
 	*l = splitList(v)
+	return nil
+}
+
+// addListValue is a repeatable list flag: each Set adds its comma-separated
+// items, once each.
+type addListValue []string
+
+func (l *addListValue) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, ",")
+}
+
+func (l *addListValue) Set(v string) error {
+	for _, s := range splitList(v) {
+		if !slices.Contains(*l, s) {
+			*l = append(*l, s)
+		}
+	}
 	return nil
 }
 
@@ -188,6 +214,11 @@ func (c *Config) Validate() error {
 	if c.NodeID != "" {
 		if err := validate.NodeID(c.NodeID); err != nil {
 			errs = append(errs, fmt.Errorf("node-id: %s", validate.Reason(err)))
+		}
+	}
+	for _, b := range c.Bridges {
+		if err := validate.Bridge(b); err != nil {
+			errs = append(errs, fmt.Errorf("bridge: %s", validate.Reason(err)))
 		}
 	}
 	for _, a := range c.Coordinators {

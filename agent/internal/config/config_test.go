@@ -101,3 +101,28 @@ func TestNodeIDUsesTheCoordinatorsRule(t *testing.T) {
 		}
 	}
 }
+
+// TestBridgesRepeatable: --bridge adds a bridge each time (commas work too),
+// once each, and a bad name is refused naming the setting.
+func TestBridgesRepeatable(t *testing.T) {
+	fs := flag.NewFlagSet("x", flag.ContinueOnError)
+	def := Default()
+	def.RegisterFlags(fs)
+	if err := fs.Parse([]string{"-bridge", "br-public", "-bridge", "br-private,br-public"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load("", func(string) string { return "" }, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Bridges, " ") != "br-public br-private" {
+		t.Fatalf("bridges %q", c.Bridges)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.Bridges = append(c.Bridges, "br'/><x")
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "bridge") {
+		t.Fatalf("bad bridge name: %v", err)
+	}
+}

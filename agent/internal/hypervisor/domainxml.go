@@ -61,6 +61,12 @@ func DomainXML(spec DomainSpec) (string, error) {
 	default:
 		return "", fmt.Errorf("domain xml %s: unknown network %q", spec.Name, spec.Network)
 	}
+	if f := spec.Filter; f != nil {
+		iface.FilterRef = &libvirtxml.DomainInterfaceFilterRef{Filter: f.Name}
+		for _, p := range f.Params {
+			iface.FilterRef.Parameters = append(iface.FilterRef.Parameters, libvirtxml.DomainInterfaceFilterParam{Name: p.Name, Value: p.Value})
+		}
+	}
 	dev.Interfaces = append(dev.Interfaces, iface)
 	dev.Serials = append(dev.Serials, libvirtxml.DomainSerial{
 		Source: &libvirtxml.DomainChardevSource{File: &libvirtxml.DomainChardevSourceFile{Path: spec.ConsoleLog, Append: "on"}},

@@ -126,6 +126,10 @@ type DomainSpec struct {
 	Network    string // user, network:NAME, bridge:NAME
 	ConsoleLog string
 	GuestAgent bool
+
+	// Filter is the interface's nwfilter (TrafficFilter for a guest on a
+	// bridge with assigned addresses); nil: none.
+	Filter *InterfaceFilter
 }
 
 // Error kinds; match with errors.Is.

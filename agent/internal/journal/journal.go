@@ -117,6 +117,12 @@ type VM struct {
 	Gateway4     string       `json:"gateway4,omitempty"`
 	InstalledAt  time.Time    `json:"installed_at"`
 	CreatedAt    time.Time    `json:"created_at"`
+	// Bridge is set when the NIC is on that bridge with the traffic filter;
+	// IPv6, Gateway6 and Resolvers go into the seed as IPv4 does.
+	Bridge    string   `json:"bridge,omitempty"`
+	IPv6      string   `json:"ipv6,omitempty"`
+	Gateway6  string   `json:"gateway6,omitempty"`
+	Resolvers []string `json:"resolvers,omitempty"`
 }
 
 // DB is the open journal.

@@ -32,6 +32,7 @@ type Config struct {
 	Emulator     string
 	StopGrace    time.Duration
 	Network      string
+	Bridges      []string // Linux bridges guests may join (checked at start)
 	MinFreeBytes uint64
 	Limits       validate.Limits
 	Failpoint    string

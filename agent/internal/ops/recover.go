@@ -132,10 +132,7 @@ func (m *Manager) recoverProvision(ctx context.Context, r *run, in provisionInpu
 		vm, err := m.j.GetVM(in.Name)
 		if err != nil {
 			now := m.clock.Now().UTC()
-			vm = journal.VM{Name: in.Name, Template: in.Template, Plan: in.Plan, MAC: in.MAC, Network: in.Network,
-				Hostname: in.Hostname, DomainType: m.cfg.DomainType, DiskVolume: diskVol, SeedVolume: seedVol,
-				ConsoleLog: m.consoleLog(in.Name), PasswordHash: in.PasswordHash, SSHKeys: in.SSHKeys, IPv4: in.IPv4,
-				Gateway4: in.Gateway4, InstalledAt: now, CreatedAt: now}
+			vm = m.newVM(in, diskVol, seedVol, now)
 			if p, err := m.hv.DomainUUID(ctx, in.Name); err == nil {
 				vm.UUID = p
 			}

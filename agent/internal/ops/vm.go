@@ -5,9 +5,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/journal"
@@ -31,6 +34,19 @@ type provisionInput struct {
 	SSHKeys      []string     `json:"ssh_keys,omitempty"`
 	IPv4         string       `json:"ipv4,omitempty"`
 	Gateway4     string       `json:"gateway4,omitempty"`
+	Bridge       string       `json:"bridge,omitempty"`
+	IPv6         string       `json:"ipv6,omitempty"`
+	Gateway6     string       `json:"gateway6,omitempty"`
+	Resolvers    []string     `json:"resolvers,omitempty"`
+}
+
+// newVM is the journal record of a VM provisioned from in.
+func (m *Manager) newVM(in provisionInput, diskVol, seedVol string, now time.Time) journal.VM {
+	return journal.VM{Name: in.Name, Template: in.Template, Plan: in.Plan, MAC: in.MAC, Network: in.Network,
+		Hostname: in.Hostname, DomainType: m.cfg.DomainType, DiskVolume: diskVol, SeedVolume: seedVol,
+		ConsoleLog: m.consoleLog(in.Name), PasswordHash: in.PasswordHash, SSHKeys: in.SSHKeys, IPv4: in.IPv4,
+		Gateway4: in.Gateway4, Bridge: in.Bridge, IPv6: in.IPv6, Gateway6: in.Gateway6, Resolvers: in.Resolvers,
+		InstalledAt: now, CreatedAt: now}
 }
 
 func randomMAC() string {
@@ -79,7 +95,7 @@ func (m *Manager) Provision(ctx context.Context, req api.NodeProvisionRequest) (
 
 func (m *Manager) validateProvision(req api.NodeProvisionRequest) (provisionInput, error) {
 	in := provisionInput{Name: req.Name, Template: req.Template, Plan: req.Plan, Network: req.Network,
-		Hostname: req.Hostname, IPv4: req.IPv4, Gateway4: req.Gateway4}
+		Hostname: req.Hostname, IPv4: req.IPv4, Gateway4: req.Gateway4, IPv6: req.IPv6, Gateway6: req.Gateway6}
 	if err := validate.OpID(req.OpID); err != nil {
 		return in, err
 	}
@@ -101,6 +117,13 @@ func (m *Manager) validateProvision(req api.NodeProvisionRequest) (provisionInpu
 		}
 		in.MAC = mac
 	}
+	if req.Bridge != "" {
+		if err := m.checkBridge(req); err != nil {
+			return in, err
+		}
+		in.Bridge = req.Bridge
+		in.Network = "bridge:" + req.Bridge
+	}
 	if in.Network == "" {
 		in.Network = m.cfg.Network
 	}
@@ -115,6 +138,16 @@ func (m *Manager) validateProvision(req api.NodeProvisionRequest) (provisionInpu
 	}
 	if err := validate.IPv4CIDR(req.IPv4, req.Gateway4); err != nil {
 		return in, err
+	}
+	if err := validate.IPv6CIDR(req.IPv6, req.Gateway6); err != nil {
+		return in, err
+	}
+	rs, err := validate.Resolvers(req.Resolvers)
+	if err != nil {
+		return in, err
+	}
+	if len(rs) > 0 {
+		in.Resolvers = rs
 	}
 	keys, err := validate.SSHKeys(req.SSHKeys)
 	if err != nil {
@@ -134,6 +167,26 @@ func (m *Manager) validateProvision(req api.NodeProvisionRequest) (provisionInpu
 	return in, nil
 }
 
+// checkBridge checks a provision's bridge: a valid name, one of the node's
+// configured bridges, a network that does not name another one, and an IPv4
+// address for the traffic filter (without one, libvirt would learn the
+// guest's address from its first packet instead of enforcing the assigned one).
+func (m *Manager) checkBridge(req api.NodeProvisionRequest) error {
+	if err := validate.Bridge(req.Bridge); err != nil {
+		return err
+	}
+	if !slices.Contains(m.cfg.Bridges, req.Bridge) {
+		return apiErr(api.NodeErrInvalid, "provision %s: bridge %s is not configured on this node (agent --bridge)", req.Name, req.Bridge)
+	}
+	if req.Network != "" && req.Network != "bridge:"+req.Bridge {
+		return apiErr(api.NodeErrInvalid, "provision %s: network and bridge %s disagree; give one of them", req.Name, req.Bridge)
+	}
+	if req.IPv4 == "" {
+		return apiErr(api.NodeErrInvalid, "provision %s: a guest on bridge %s needs an ipv4 address for its traffic filter", req.Name, req.Bridge)
+	}
+	return nil
+}
+
 func (m *Manager) checkSpace(ctx context.Context, what string) error {
 	avail, err := m.hv.PoolAvailable(ctx)
 	if err != nil {
@@ -147,7 +200,8 @@ func (m *Manager) checkSpace(ctx context.Context, what string) error {
 
 func (m *Manager) buildSeed(ctx context.Context, vol string, in provisionInput, instanceID string) (hypervisor.Volume, error) {
 	iso, err := seed.Build(seed.Config{InstanceID: instanceID, Hostname: in.Hostname, PasswordHash: in.PasswordHash,
-		SSHKeys: in.SSHKeys, MAC: in.MAC, IPv4CIDR: in.IPv4, Gateway4: in.Gateway4})
+		SSHKeys: in.SSHKeys, MAC: in.MAC, IPv4CIDR: in.IPv4, Gateway4: in.Gateway4, IPv6CIDR: in.IPv6,
+		Gateway6: in.Gateway6, Resolvers: in.Resolvers})
 	if err != nil {
 		return hypervisor.Volume{}, err
 	}
@@ -159,8 +213,25 @@ func (m *Manager) domainSpec(vm journal.VM, t journal.Template, diskPath, seedPa
 		Name: vm.Name, UUID: vm.UUID, Type: m.cfg.DomainType, Machine: m.cfg.Machine, Emulator: m.cfg.Emulator,
 		VCPUs: vm.Plan.VCPUs, MemoryMiB: vm.Plan.MemoryMiB, Kernel: t.Kernel, Initrd: t.Initrd, Cmdline: t.Cmdline,
 		DiskPath: diskPath, SeedPath: seedPath, MAC: vm.MAC, Network: vm.Network, ConsoleLog: vm.ConsoleLog,
-		GuestAgent: t.GuestAgent,
+		GuestAgent: t.GuestAgent, Filter: trafficFilter(vm),
 	}
+}
+
+// trafficFilter is the nwfilter of a VM on a bridge of the node's
+// configuration: its MAC and its addresses only (nil for other networks). The
+// addresses were validated when the VM was provisioned.
+func trafficFilter(vm journal.VM) *hypervisor.InterfaceFilter {
+	if vm.Bridge == "" {
+		return nil
+	}
+	var v4, v6 []netip.Addr
+	if p, err := netip.ParsePrefix(vm.IPv4); err == nil {
+		v4 = append(v4, p.Addr())
+	}
+	if p, err := netip.ParsePrefix(vm.IPv6); err == nil {
+		v6 = append(v6, p.Addr())
+	}
+	return hypervisor.TrafficFilter(vm.MAC, v4, v6)
 }
 
 // provision creates everything; resume = true after a crash, when parts may exist.
@@ -178,10 +249,7 @@ func (m *Manager) provision(ctx context.Context, r *run, in provisionInput, resu
 	g := gen(r.rec.ID)
 	diskVol, seedVol := diskVolName(in.Name, g), seedVolName(in.Name, g)
 	now := m.clock.Now().UTC()
-	vm := journal.VM{Name: in.Name, Template: in.Template, Plan: in.Plan, MAC: in.MAC, Network: in.Network,
-		Hostname: in.Hostname, DomainType: m.cfg.DomainType, DiskVolume: diskVol, SeedVolume: seedVol,
-		ConsoleLog: m.consoleLog(in.Name), PasswordHash: in.PasswordHash, SSHKeys: in.SSHKeys, IPv4: in.IPv4,
-		Gateway4: in.Gateway4, InstalledAt: now, CreatedAt: now}
+	vm := m.newVM(in, diskVol, seedVol, now)
 
 	// Every step below registers its undo before the next one runs.
 	u.add(func(context.Context) error { return removeIfExists(vm.ConsoleLog) })
@@ -428,7 +496,8 @@ func (m *Manager) swapDisk(ctx context.Context, r *run, p *reinstallPlan) ([]str
 	}
 	u.add(func(ctx context.Context) error { return m.hv.DeleteVolume(ctx, p.newSeed) })
 	pin := provisionInput{Name: name, Hostname: vm.Hostname, MAC: vm.MAC, PasswordHash: p.in.PasswordHash,
-		SSHKeys: p.in.SSHKeys, IPv4: vm.IPv4, Gateway4: vm.Gateway4}
+		SSHKeys: p.in.SSHKeys, IPv4: vm.IPv4, Gateway4: vm.Gateway4, IPv6: vm.IPv6, Gateway6: vm.Gateway6,
+		Resolvers: vm.Resolvers}
 	sv, err := m.buildSeed(ctx, p.newSeed, pin, name+"-"+gen(r.rec.ID))
 	if err != nil {
 		return fail(err)

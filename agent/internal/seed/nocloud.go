@@ -18,6 +18,9 @@ type Config struct {
 	MAC          string
 	IPv4CIDR     string // empty: DHCP
 	Gateway4     string
+	IPv6CIDR     string // empty: none configured (the guest's defaults apply)
+	Gateway6     string
+	Resolvers    []string // nameservers; empty: none written
 }
 
 // Files returns the NoCloud files: meta-data, user-data and network-config. Each is
@@ -40,14 +43,34 @@ func Files(c Config) ([]File, error) {
 		"chpasswd":          map[string]any{"expire": false},
 	}
 	eth := map[string]any{"match": map[string]any{"macaddress": c.MAC}, "set-name": "eth0"}
+	var addrs []string
+	var routes []any
 	if c.IPv4CIDR == "" {
 		eth["dhcp4"] = true
 	} else {
 		eth["dhcp4"] = false
-		eth["addresses"] = []string{c.IPv4CIDR}
+		addrs = append(addrs, c.IPv4CIDR)
 		if c.Gateway4 != "" {
-			eth["routes"] = []any{map[string]any{"to": "0.0.0.0/0", "via": c.Gateway4}}
+			routes = append(routes, map[string]any{"to": "0.0.0.0/0", "via": c.Gateway4})
 		}
+	}
+	if c.IPv6CIDR != "" {
+		eth["dhcp6"] = false
+		addrs = append(addrs, c.IPv6CIDR)
+		if c.Gateway6 != "" {
+			// on-link: a gateway outside the prefix (a link-local router) is
+			// reachable directly on this link.
+			routes = append(routes, map[string]any{"to": "::/0", "via": c.Gateway6, "on-link": true})
+		}
+	}
+	if addrs != nil {
+		eth["addresses"] = addrs
+	}
+	if routes != nil {
+		eth["routes"] = routes
+	}
+	if len(c.Resolvers) > 0 {
+		eth["nameservers"] = map[string]any{"addresses": c.Resolvers}
 	}
 	network := map[string]any{"version": 2, "ethernets": map[string]any{"eth0": eth}}
 

@@ -6,6 +6,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // Agent node commands use type numbers 40-59 (append-only). Every id, time,
@@ -73,6 +74,8 @@ type NodeHello struct {
 	Capacity        api.AgentNodeCapacity `json:"capacity"`
 	SoftwareVersion string                `json:"software_version,omitempty"`
 	ProtocolVersion uint32                `json:"protocol_version"`
+	// Bridges (protocol 1.3) replace the node's list; a 1.2 agent sends none.
+	Bridges []string `json:"bridges,omitempty"`
 }
 
 // NodeStates records the liveness transitions (ready ↔ unreachable) one sweep
@@ -216,6 +219,9 @@ func (c *applyCtx) transition(n *store.AgentNode, state string) {
 	}
 }
 
+// maxNodeBridges bounds the bridges a node may report.
+const maxNodeBridges = 64
+
 func applyNodeHello(c *applyCtx, p NodeHello) (any, error) {
 	n, err := loadLiveNode(c, p.NodeID)
 	if err != nil {
@@ -227,7 +233,16 @@ func applyNodeHello(c *applyCtx, p NodeHello) (any, error) {
 	if p.Roles == nil {
 		p.Roles = []string{}
 	}
+	if len(p.Bridges) > maxNodeBridges {
+		return nil, fmt.Errorf("%w: node %s reports %d bridges, at most %d", ErrInvalid, p.NodeID, len(p.Bridges), maxNodeBridges)
+	}
+	for _, b := range p.Bridges {
+		if err := validate.Bridge(b); err != nil {
+			return nil, fmt.Errorf("%w: node %s: %s", ErrInvalid, p.NodeID, validate.Reason(err))
+		}
+	}
 	n.Hostname, n.Roles, n.Capacity = p.Hostname, p.Roles, p.Capacity
+	n.Bridges = p.Bridges
 	n.SoftwareVersion, n.ProtocolVersion = p.SoftwareVersion, p.ProtocolVersion
 	at := c.at
 	n.LastSeenAt = &at

@@ -3,6 +3,8 @@ package fsm
 import (
 	"bytes"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -76,8 +78,25 @@ func TestNodeCommands(t *testing.T) {
 		t.Fatalf("hello with a foreign serial: %v", err)
 	}
 	n = h.must(CmdNodeHello, hello).(api.AgentNode)
-	if n.State != api.AgentNodeReady || n.Transitions != 1 || n.Capacity.VCPUs != 4 {
+	if n.State != api.AgentNodeReady || n.Transitions != 1 || n.Capacity.VCPUs != 4 || n.Bridges != nil {
 		t.Fatalf("after hello %+v", n)
+	}
+	// Protocol 1.3: the node's bridges are stored on its record; a bad name
+	// is refused and changes nothing.
+	before13 := nodeBucketDump(t, h.fsms[0])
+	if _, err := h.apply(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, Bridges: []string{"br0", "br0'/>"}}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "bridge") {
+		t.Fatalf("bad bridge name: %v", err)
+	}
+	if !bytes.Equal(before13, nodeBucketDump(t, h.fsms[0])) {
+		t.Fatal("a refused hello changed the record")
+	}
+	hello13 := hello
+	hello13.Bridges, hello13.ProtocolVersion = []string{"br-public", "br-private"}, 103
+	if n = h.must(CmdNodeHello, hello13).(api.AgentNode); !slices.Equal(n.Bridges, hello13.Bridges) {
+		t.Fatalf("bridges after a 1.3 hello %+v", n)
+	}
+	if n = h.must(CmdNodeHello, hello).(api.AgentNode); n.Bridges != nil {
+		t.Fatalf("a hello without bridges kept %v", n.Bridges)
 	}
 	if _, err := h.apply(CmdNodeState, NodeStates{Changes: []NodeState{{NodeID: "hv-1", State: api.AgentNodeUnreachable}, {NodeID: "nope", State: api.AgentNodeUnreachable}}}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("state batch with an unknown node: %v", err)

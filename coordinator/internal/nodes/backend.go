@@ -170,12 +170,12 @@ func (b backend) Hello(ctx context.Context, nodeID, serial string, h *pb.Hello) 
 	}
 	p := fsm.NodeHello{NodeID: nodeID, CertSerial: serial, Hostname: h.Hostname, Roles: h.Roles,
 		Capacity:        api.AgentNodeCapacity{VCPUs: h.Capacity.GetVcpus(), MemoryBytes: h.Capacity.GetMemoryBytes(), DiskBytes: h.Capacity.GetDiskBytes()},
-		SoftwareVersion: h.SoftwareVersion, ProtocolVersion: h.ProtocolVersion}
+		SoftwareVersion: h.SoftwareVersion, ProtocolVersion: h.ProtocolVersion, Bridges: h.Bridges}
 	if p.Roles == nil {
 		p.Roles = []string{}
 	}
 	if n.State == api.AgentNodeReady && n.Hostname == p.Hostname && slices.Equal(n.Roles, p.Roles) && n.Capacity == p.Capacity &&
-		n.SoftwareVersion == p.SoftwareVersion && n.ProtocolVersion == p.ProtocolVersion {
+		n.SoftwareVersion == p.SoftwareVersion && n.ProtocolVersion == p.ProtocolVersion && slices.Equal(n.Bridges, p.Bridges) {
 		return nil // nothing new: no Raft write
 	}
 	_, err = b.s.propose(ctx, fsm.CmdNodeHello, p)
