@@ -16,6 +16,7 @@ HEAVY="
 $mod/coordinator/internal/clustertest
 $mod/agent/internal/libvirttest
 $mod/packaging/integration
+$mod/agent/internal/sitetls
 "
 all=$(go list ./...)
 heavy=$(for p in $all; do

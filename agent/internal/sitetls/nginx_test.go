@@ -1,0 +1,203 @@
+package sitetls
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// testNginx is a real nginx (Debian's) serving one rendered TLS block from a
+// directory of the test's own; stopped in cleanup.
+type testNginx struct {
+	dir, conf string
+	addr      string // the TLS listener
+	store     *Store
+	mode      Mode
+}
+
+func nginxBin(tb testing.TB) string {
+	tb.Helper()
+	p, err := exec.LookPath("nginx")
+	if err != nil {
+		tb.Fatal("nginx is not installed: run scripts/install-acme-test-deps.sh (apt-get install nginx libnginx-mod-http-lua)")
+	}
+	return p
+}
+
+func wwwDataGID(tb testing.TB) int {
+	tb.Helper()
+	g, err := user.LookupGroup("www-data")
+	if err != nil {
+		tb.Fatalf("group www-data: %v (it comes with Debian's base-passwd)", err)
+	}
+	gid, _ := strconv.Atoi(g.Gid)
+	return gid
+}
+
+func freePort(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// openDir makes dir and its parents up to the temp root traversable by the
+// nginx workers (www-data): t.TempDir is 0700.
+func openDir(tb testing.TB, dir string) {
+	tb.Helper()
+	for d := dir; d != os.TempDir() && d != "/" && d != "."; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func startNginx(tb testing.TB, mode Mode, extraHTTP string) *testNginx {
+	tb.Helper()
+	bin := nginxBin(tb)
+	if mode == ModeLua {
+		if _, err := os.Stat("/usr/lib/nginx/modules/ngx_http_lua_module.so"); err != nil {
+			tb.Fatal("nginx's lua module is not installed: run scripts/install-acme-test-deps.sh (apt-get install libnginx-mod-http-lua)")
+		}
+	}
+	dir := tb.TempDir()
+	openDir(tb, dir)
+	for _, d := range []string{"logs", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	n := &testNginx{dir: dir, conf: filepath.Join(dir, "nginx.conf"), addr: freePort(tb), mode: mode}
+	n.store = &Store{CertsDir: filepath.Join(dir, "certs"), GID: wwwDataGID(tb), CheckAddr: n.addr, CheckTimeout: 3 * time.Second}
+	if mode == ModeLua {
+		n.store.CtlSocket = filepath.Join(dir, "tls-ctl.sock")
+	}
+	if err := n.store.Prepare(); err != nil {
+		tb.Fatal(err)
+	}
+	block, err := Render(Conf{Mode: mode, Listen: n.addr, CertsDir: n.store.CertsDir, CtlSocket: n.store.CtlSocket, Body: "sni=$ssl_server_name host=$host"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tls.conf"), block, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	main := ""
+	if mode == ModeLua {
+		main = MainConf
+	}
+	conf := fmt.Sprintf(`%suser www-data;
+worker_processes 1;
+pid %[2]s/nginx.pid;
+error_log %[2]s/logs/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path %[2]s/tmp/body; fastcgi_temp_path %[2]s/tmp/fastcgi;
+  proxy_temp_path %[2]s/tmp/proxy; scgi_temp_path %[2]s/tmp/scgi; uwsgi_temp_path %[2]s/tmp/uwsgi;
+  include %[2]s/tls.conf;
+  %[3]s
+}
+`, main, dir, extraHTTP)
+	if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if out, err := n.cmd("-t", "-q").CombinedOutput(); err != nil {
+		tb.Fatalf("nginx -t: %v\n%s\n%s", err, out, conf)
+	}
+	if out, err := n.cmd().CombinedOutput(); err != nil {
+		tb.Fatalf("start nginx: %v\n%s", err, out)
+	}
+	tb.Cleanup(n.stop)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := net.Dial("tcp", n.addr)
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("nginx does not listen on %s: %s", n.addr, n.errorLog())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = bin
+	return n
+}
+
+func (n *testNginx) cmd(args ...string) *exec.Cmd {
+	a := append([]string{"-e", filepath.Join(n.dir, "logs", "error.log"), "-c", n.conf, "-p", n.dir + "/"}, args...)
+	return exec.Command("nginx", a...)
+}
+
+func (n *testNginx) pid() int {
+	b, err := os.ReadFile(filepath.Join(n.dir, "nginx.pid"))
+	if err != nil {
+		return 0
+	}
+	p, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return p
+}
+
+func (n *testNginx) stop() {
+	p := n.pid()
+	if p <= 0 {
+		return
+	}
+	_ = syscall.Kill(p, syscall.SIGQUIT)
+	for range 300 {
+		if syscall.Kill(p, 0) != nil {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	_ = syscall.Kill(p, syscall.SIGKILL)
+}
+
+func (n *testNginx) errorLog() string {
+	b, _ := os.ReadFile(filepath.Join(n.dir, "logs", "error.log"))
+	return string(b)
+}
+
+// workers lists the pids of the master's children: a reload replaces them.
+func (n *testNginx) workers(tb testing.TB) string {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.pid(), n.pid()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// reloads counts the reconfigurations nginx logged (a HUP logs "reconfiguring").
+func (n *testNginx) reloads() int { return strings.Count(n.errorLog(), "reconfiguring") }
+
+func (n *testNginx) served(tb testing.TB, sni string) string {
+	tb.Helper()
+	leaf, err := ServedLeaf(context.Background(), n.addr, sni, 3*time.Second)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return leaf.Subject.CommonName
+}
+
+func selfSigned(tb testing.TB, name string) (chain, key []byte) {
+	tb.Helper()
+	c, k, err := SelfSigned(name, time.Now(), 24*time.Hour)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return c, k
+}

@@ -1,0 +1,334 @@
+package sitetls
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/validate"
+)
+
+// Store keeps the certificates of the node's custom domains as
+// CertsDir/<name>.pem (chain then key, root:Group 0640: nginx's workers, not
+// its master, read them) and checks each change with a real handshake.
+type Store struct {
+	CertsDir string
+	// GID owns the files and the directory (www-data's); -1 leaves them.
+	GID int
+	// CheckAddr is where nginx's TLS server answers ("127.0.0.1:443").
+	CheckAddr string
+	// CtlSocket is nginx's cache invalidation socket (ModeLua; "" otherwise).
+	CtlSocket string
+	// CheckTimeout bounds the handshake check (5 s when zero).
+	CheckTimeout time.Duration
+
+	mu sync.Mutex // one change at a time: a rollback restores what this change replaced
+}
+
+// ErrCheck means the file was written but nginx did not serve it: the
+// previous state was put back.
+var ErrCheck = errors.New("tls handshake check failed")
+
+// Path is the file of a validated name.
+func (s *Store) Path(name string) string { return filepath.Join(s.CertsDir, name+".pem") }
+
+// checkName accepts only the canonical ASCII form validate.Domain returns,
+// and the node's default certificate.
+func checkName(name string) error {
+	if name == DefaultName {
+		return nil
+	}
+	ascii, err := validate.Domain(name)
+	if err != nil {
+		return err
+	}
+	if ascii != name {
+		return fmt.Errorf("%w: domain %q: give its ASCII form %q", validate.ErrInvalid, name, ascii)
+	}
+	return nil
+}
+
+// ParsePair checks a PEM chain and key for name: the key matches the leaf,
+// the leaf is valid now and covers name. It returns the leaf.
+func ParsePair(name string, chainPEM, keyPEM []byte, now time.Time) (*x509.Certificate, error) {
+	pair, err := tls.X509KeyPair(chainPEM, keyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate and key: %v", validate.ErrInvalid, err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("%w: certificate: %v", validate.ErrInvalid, err)
+	}
+	if name != DefaultName {
+		if err := leaf.VerifyHostname(name); err != nil {
+			return nil, fmt.Errorf("%w: certificate does not cover %s: %v", validate.ErrInvalid, name, err)
+		}
+	}
+	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return nil, fmt.Errorf("%w: certificate for %s is valid %s to %s, not now", validate.ErrInvalid, name,
+			leaf.NotBefore.Format(time.RFC3339), leaf.NotAfter.Format(time.RFC3339))
+	}
+	return leaf, nil
+}
+
+// bundle is the one file nginx reads: the chain, then the key (re-encoded
+// as PKCS#8, so nothing but PEM blocks we produced reaches nginx).
+func bundle(chainPEM []byte, key crypto.PrivateKey) ([]byte, error) {
+	var out bytes.Buffer
+	rest := chainPEM
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		if err := pem.Encode(&out, &pem.Block{Type: "CERTIFICATE", Bytes: b.Bytes}); err != nil {
+			return nil, err
+		}
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	if err := pem.Encode(&out, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+		return nil, err
+	}
+	return out.Bytes(), nil
+}
+
+// Attach installs (or replaces) name's certificate and checks that nginx
+// now serves it for SNI name; on failure the previous file is back (or none)
+// and the error wraps ErrCheck.
+func (s *Store) Attach(ctx context.Context, name string, chainPEM, keyPEM []byte) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	leaf, err := ParsePair(name, chainPEM, keyPEM, time.Now())
+	if err != nil {
+		return err
+	}
+	pair, _ := tls.X509KeyPair(chainPEM, keyPEM)
+	switch pair.PrivateKey.(type) {
+	case *ecdsa.PrivateKey, *rsa.PrivateKey, ed25519.PrivateKey:
+	default:
+		return fmt.Errorf("%w: unsupported key type %T", validate.ErrInvalid, pair.PrivateKey)
+	}
+	data, err := bundle(chainPEM, pair.PrivateKey)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	path := s.Path(name)
+	old, oldErr := os.ReadFile(path)
+	if oldErr != nil && !errors.Is(oldErr, os.ErrNotExist) {
+		return oldErr
+	}
+	if err := s.write(path, data); err != nil {
+		return err
+	}
+	if err := s.invalidate(ctx, name); err == nil {
+		err = s.check(ctx, name, leaf.Raw)
+		if err == nil {
+			return nil
+		}
+		s.rollback(ctx, name, path, old, oldErr == nil)
+		return err
+	} else {
+		s.rollback(ctx, name, path, old, oldErr == nil)
+		return fmt.Errorf("%w: %v", ErrCheck, err)
+	}
+}
+
+func (s *Store) rollback(ctx context.Context, name, path string, old []byte, had bool) {
+	if had {
+		_ = s.write(path, old)
+	} else {
+		_ = os.Remove(path)
+	}
+	_ = s.invalidate(ctx, name)
+}
+
+// Detach removes name's certificate; nginx stops serving it at once (the
+// next handshake finds no file).
+func (s *Store) Detach(ctx context.Context, name string) error {
+	if err := checkName(name); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := os.Remove(s.Path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := syncDir(s.CertsDir); err != nil {
+		return err
+	}
+	return s.invalidate(ctx, name)
+}
+
+// Has tells whether name has a certificate file.
+func (s *Store) Has(name string) bool {
+	if checkName(name) != nil {
+		return false
+	}
+	_, err := os.Stat(s.Path(name))
+	return err == nil
+}
+
+// write replaces path atomically: a temporary file in the same directory,
+// written, fsynced, renamed over, then the directory fsynced.
+func (s *Store) write(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o640); err != nil {
+		f.Close()
+		return err
+	}
+	if s.GID >= 0 {
+		if err := f.Chown(0, s.GID); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Prepare makes CertsDir (root:GID 0750) and the node's default certificate
+// (self-signed, for handshakes without a usable SNI) if it is missing.
+func (s *Store) Prepare() error {
+	if err := os.MkdirAll(s.CertsDir, 0o750); err != nil {
+		return err
+	}
+	if err := os.Chmod(s.CertsDir, 0o750); err != nil {
+		return err
+	}
+	if s.GID >= 0 {
+		if err := os.Chown(s.CertsDir, 0, s.GID); err != nil {
+			return err
+		}
+	}
+	if _, err := os.Stat(s.Path(DefaultName)); err == nil {
+		return nil
+	}
+	chain, key, err := SelfSigned("hostplane-default", time.Now(), 10*365*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	pair, err := tls.X509KeyPair(chain, key)
+	if err != nil {
+		return err
+	}
+	data, err := bundle(chain, pair.PrivateKey)
+	if err != nil {
+		return err
+	}
+	return s.write(s.Path(DefaultName), data)
+}
+
+// invalidate tells nginx's cache (ModeLua) that name changed.
+func (s *Store) invalidate(ctx context.Context, name string) error {
+	if s.CtlSocket == "" {
+		return nil
+	}
+	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", s.CtlSocket)
+	}}, Timeout: s.timeout()}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://nginx/invalidate?name="+name, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("nginx tls cache: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("nginx tls cache: invalidate %s: %s", name, strconv.Itoa(resp.StatusCode))
+	}
+	return nil
+}
+
+func (s *Store) timeout() time.Duration {
+	if s.CheckTimeout > 0 {
+		return s.CheckTimeout
+	}
+	return 5 * time.Second
+}
+
+// check does a TLS handshake with SNI name and compares the served leaf
+// with the one just written.
+func (s *Store) check(ctx context.Context, name string, want []byte) error {
+	got, err := ServedLeaf(ctx, s.CheckAddr, name, s.timeout())
+	if err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrCheck, name, err)
+	}
+	if !bytes.Equal(got.Raw, want) {
+		return fmt.Errorf("%w: %s: nginx served %q, not the new certificate", ErrCheck, name, got.Subject.CommonName)
+	}
+	return nil
+}
+
+// ServedLeaf handshakes with addr using SNI name and returns the leaf the
+// server presented (not verified: the caller compares it).
+func ServedLeaf(ctx context.Context, addr, name string, timeout time.Duration) (*x509.Certificate, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	d := tls.Dialer{Config: &tls.Config{ServerName: name, InsecureSkipVerify: true}} //nolint:gosec // compared by bytes
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	certs := c.(*tls.Conn).ConnectionState().PeerCertificates
+	if len(certs) == 0 {
+		return nil, errors.New("no certificate")
+	}
+	return certs[0], nil
+}
