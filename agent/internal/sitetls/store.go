@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
 
@@ -28,7 +29,8 @@ import (
 // its master, read them) and checks each change with a real handshake.
 type Store struct {
 	CertsDir string
-	// GID owns the files and the directory (www-data's); -1 leaves them.
+	// GID is the group of the directory, and so of the files (www-data's);
+	// -1 leaves it.
 	GID int
 	// CheckAddr is where nginx's TLS server answers ("127.0.0.1:443").
 	CheckAddr string
@@ -193,41 +195,15 @@ func (s *Store) Has(name string) bool {
 	return err == nil
 }
 
-// write replaces path atomically: a temporary file in the same directory,
-// written, fsynced, renamed over, then the directory fsynced.
+// write replaces path atomically (hosting.WriteFileAtomic: a temporary
+// file in the same directory, written, fsynced, renamed over), then fsyncs
+// the directory. The file's group is the directory's (set-group-ID, made by
+// Prepare), so nginx's workers can read it and nobody else.
 func (s *Store) write(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, ".tmp-"+filepath.Base(path)+"-")
-	if err != nil {
+	if err := hosting.WriteFileAtomic(path, data, 0o640); err != nil {
 		return err
 	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(0o640); err != nil {
-		f.Close()
-		return err
-	}
-	if s.GID >= 0 {
-		if err := f.Chown(0, s.GID); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return syncDir(filepath.Dir(path))
 }
 
 func syncDir(dir string) error {
@@ -239,19 +215,19 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// Prepare makes CertsDir (root:GID 0750) and the node's default certificate
+// Prepare makes CertsDir (root:GID 2750: files created in it get GID) and the node's default certificate
 // (self-signed, for handshakes without a usable SNI) if it is missing.
 func (s *Store) Prepare() error {
 	if err := os.MkdirAll(s.CertsDir, 0o750); err != nil {
-		return err
-	}
-	if err := os.Chmod(s.CertsDir, 0o750); err != nil {
 		return err
 	}
 	if s.GID >= 0 {
 		if err := os.Chown(s.CertsDir, 0, s.GID); err != nil {
 			return err
 		}
+	}
+	if err := os.Chmod(s.CertsDir, 0o750|os.ModeSetgid); err != nil {
+		return err
 	}
 	if _, err := os.Stat(s.Path(DefaultName)); err == nil {
 		return nil

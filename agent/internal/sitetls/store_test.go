@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,8 +71,8 @@ func TestAttachWithoutReload(t *testing.T) {
 				t.Fatalf("nginx reloaded: workers %s → %s, %d reloads", workers, n.workers(t), n.reloads())
 			}
 			st, err := os.Stat(n.store.Path("a.test"))
-			if err != nil || st.Mode().Perm() != 0o640 {
-				t.Fatalf("a.test.pem: %v %v", st.Mode(), err)
+			if err != nil || st.Mode().Perm() != 0o640 || int(st.Sys().(*syscall.Stat_t).Gid) != n.store.GID {
+				t.Fatalf("a.test.pem: %v %v; want 0640 root:www-data", st.Mode(), err)
 			}
 			ents, _ := os.ReadDir(n.store.CertsDir)
 			for _, e := range ents {
