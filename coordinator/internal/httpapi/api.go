@@ -71,6 +71,7 @@ type API struct {
 	inflight   map[string]struct{}
 
 	routes []Route
+	mounts []mount // extra handlers on the public listener (Mount)
 }
 
 // Route is one public operation: the table drives registration, the scope check,
@@ -80,7 +81,14 @@ type Route struct {
 	Path       string // net/http pattern path, e.g. /v1/tickets/{id}
 	Scope      string
 	Idempotent bool // honours Idempotency-Key
-	handler    handlerFunc
+	// SpendsMoney marks an order: its MCP tool answers a first call with a
+	// quote and a short-lived confirmation token, and only a second call
+	// with that token runs the operation.
+	SpendsMoney bool
+	// Quote is the operation ("METHOD /v1/path") that prices the same input
+	// without spending, for SpendsMoney routes that have one.
+	Quote   string
+	handler handlerFunc
 }
 
 type handlerFunc func(rq *request) (int, any, error)
@@ -161,6 +169,9 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 		mux.Handle(rt.Method+" "+rt.Path, a.wrap(rt))
 	}
 	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	for _, m := range a.mounts {
+		mux.Handle(m.pattern, m.handler)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, 200, map[string]string{"status": "ok"})
 	})

@@ -23,6 +23,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/sysd"
@@ -149,7 +150,18 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		// Coordinators forward to each other over mutual TLS on the API port.
 		apiLn = httpapi.SniffTLS(apiLn, tlsCfg.Clone(), cfg.HTTP.ReadHeader, metrics)
 	}
-	s.apiSrv = cfg.HTTP.Server(s.API.Handler(admin))
+	public, err := mcpserver.Attach(s.API, admin, mcpserver.HTTPOptions{}) // /v1 and /mcp
+	if err != nil {
+		s.closeNodes()
+		adminLn.Close()
+		apiLn.Close()
+		node.Close()
+		if metLn != nil {
+			metLn.Close()
+		}
+		return nil, fmt.Errorf("mcp tools: %w", err)
+	}
+	s.apiSrv = cfg.HTTP.Server(public)
 	s.admSrv = cfg.HTTP.Server(httpapi.Secure(admin))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel

@@ -1,0 +1,32 @@
+package mcpserver
+
+import (
+	"net/http"
+
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+)
+
+// FromRoutes is the route table as operations.
+func FromRoutes(routes []httpapi.Route) []Operation {
+	ops := make([]Operation, 0, len(routes))
+	for _, rt := range routes {
+		ops = append(ops, Operation{Method: rt.Method, Path: rt.Path, Scope: rt.Scope, Idempotent: rt.Idempotent,
+			SpendsMoney: rt.SpendsMoney, Quote: rt.Quote})
+	}
+	return ops
+}
+
+// Attach mounts /mcp on a's public listener, with one tool per route of a's
+// route table described by httpapi.OpenAPI, and returns the public handler
+// (a.Handler(admin)) through which every tool call is dispatched.
+func Attach(a *httpapi.API, admin http.Handler, opts HTTPOptions) (http.Handler, error) {
+	tools, err := Generate(httpapi.OpenAPI, FromRoutes(a.Routes()))
+	if err != nil {
+		return nil, err
+	}
+	var public http.Handler
+	late := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { public.ServeHTTP(w, r) })
+	a.Mount("/mcp", NewHTTPHandler(tools, a, HandlerDispatcher{Handler: late}, opts))
+	public = a.Handler(admin)
+	return public, nil
+}

@@ -1,0 +1,76 @@
+package mcpserver
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+)
+
+// HandlerDispatcher runs each call in-process through h, the public
+// listener's own handler (the /v1 router with its middleware): the same
+// authentication, scope check, rate limit, idempotency, audit, forwarding to
+// the leader and errors as a REST call, without a network hop.
+type HandlerDispatcher struct {
+	Handler http.Handler
+}
+
+// Dispatch implements Dispatcher.
+func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (*Response, error) {
+	var body *bytes.Reader
+	if c.Body != nil {
+		body = bytes.NewReader(c.Body)
+	} else {
+		body = bytes.NewReader(nil)
+	}
+	host := who.Host
+	if host == "" {
+		host = "localhost"
+	}
+	r, err := http.NewRequestWithContext(ctx, c.Method, "http://"+host+c.Path, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range c.Header {
+		r.Header[k] = v
+	}
+	if who.Authorization != "" {
+		r.Header.Set("Authorization", who.Authorization)
+	}
+	if who.RemoteAddr != "" {
+		r.RemoteAddr = who.RemoteAddr
+	}
+	if c.Body == nil {
+		r.Body = http.NoBody
+		r.ContentLength = 0
+	}
+	rec := &recorder{header: http.Header{}}
+	hd.Handler.ServeHTTP(rec, r)
+	if rec.status == 0 {
+		rec.status = http.StatusOK
+	}
+	return &Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}, nil
+}
+
+// recorder is the in-process http.ResponseWriter.
+type recorder struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (r *recorder) Header() http.Header { return r.header }
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+}
+
+func (r *recorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	return r.body.Write(p)
+}
+
+func (r *recorder) Flush() {}

@@ -1,0 +1,352 @@
+package mcpserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// bearer adds the key to every request of the MCP client.
+type bearer struct {
+	key  string
+	next http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.key)
+	return b.next.RoundTrip(r)
+}
+
+// mcpClient connects the Go SDK's client to node 0's /mcp with key.
+func mcpClient(t *testing.T, c *testcluster.Cluster, key string) *mcp.ClientSession {
+	t.Helper()
+	tr := &mcp.StreamableClientTransport{
+		Endpoint:   c.URL(0) + "/mcp",
+		HTTPClient: &http.Client{Transport: bearer{key: key, next: http.DefaultTransport}, Timeout: 30 * time.Second},
+	}
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "hp-e2e", Version: "1"}, nil).Connect(context.Background(), tr, nil)
+	if err != nil {
+		t.Fatalf("connect /mcp: %v", err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
+
+func listTools(t *testing.T, cs *mcp.ClientSession) map[string]*mcp.Tool {
+	t.Helper()
+	out := map[string]*mcp.Tool{}
+	for tool, err := range cs.Tools(context.Background(), nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[tool.Name] = tool
+	}
+	return out
+}
+
+func callTool(t *testing.T, cs *mcp.ClientSession, name string, args map[string]any) *mcp.CallToolResult {
+	t.Helper()
+	r, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: name, Arguments: args})
+	if err != nil {
+		t.Fatalf("call %s: %v", name, err)
+	}
+	return r
+}
+
+func resultText(t *testing.T, r *mcp.CallToolResult) string {
+	t.Helper()
+	if len(r.Content) != 1 {
+		t.Fatalf("content %+v", r.Content)
+	}
+	return r.Content[0].(*mcp.TextContent).Text
+}
+
+func decode(t *testing.T, s string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("not JSON: %v: %s", err, s)
+	}
+	return v
+}
+
+// rest sends one REST call to node 0 and returns its status and JSON body.
+func rest(t *testing.T, c *testcluster.Cluster, key, method, path, body string) (int, string) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, _ := http.NewRequest(method, c.URL(0)+path, rd)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw)
+}
+
+type docOp struct {
+	method, path, scope, name string
+}
+
+// documentedOps reads every operation of /openapi.json with the tool name
+// the naming rule gives it.
+func documentedOps(t *testing.T) []docOp {
+	t.Helper()
+	d, err := openapi3.NewLoader().LoadFromData(httpapi.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []docOp
+	for path, item := range d.Paths.Map() {
+		for method, op := range item.Operations() {
+			scope, _ := op.Extensions["x-scope"].(string)
+			o := mcpserver.Operation{Method: method, Path: "/v1" + path, Scope: scope}
+			out = append(out, docOp{method: method, path: "/v1" + path, scope: scope, name: mcpserver.ToolName(o, op.OperationID)})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+var readScopes = []string{api.ScopeAccountRead, api.ScopeBillingRead, api.ScopeTicketsRead, api.ScopeServersRead, api.ScopeWebhooksRead}
+
+// TestMCPEndToEnd runs the Go SDK's client against /mcp of a real coordinator.
+func TestMCPEndToEnd(t *testing.T) {
+	c := testcluster.New(t, 1)
+	acc, fullKey := c.NewAccount("mcp-full@example.com", api.AllScopes...)
+	ctx := context.Background()
+
+	t.Run("401 names the protected-resource metadata", func(t *testing.T) {
+		for _, auth := range []string{"", "Bearer snc_notakeyatall000000000000000000000000000000", "Basic Zm9vOmJhcg=="} {
+			req, _ := http.NewRequest("POST", c.URL(0)+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			if auth != "" {
+				req.Header.Set("Authorization", auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			want := `Bearer resource_metadata="` + c.URL(0) + `/.well-known/oauth-protected-resource"`
+			if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want {
+				t.Errorf("Authorization %q: %d, WWW-Authenticate %q; want 401 with %s", auth, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), want)
+			}
+			var e api.Error
+			if json.Unmarshal(raw, &e) != nil || e.Code == "" {
+				t.Errorf("401 body %s: want a JSON error with a code", raw)
+			}
+		}
+	})
+
+	t.Run("every /v1 operation is a tool, with its hints", func(t *testing.T) {
+		tools := listTools(t, mcpClient(t, c, fullKey))
+		ops := documentedOps(t)
+		if len(tools) != len(ops) {
+			t.Errorf("%d tools for %d documented operations", len(tools), len(ops))
+		}
+		for _, op := range ops {
+			tool := tools[op.name]
+			if tool == nil {
+				t.Errorf("%s %s: no tool %q", op.method, op.path, op.name)
+				continue
+			}
+			a := tool.Annotations
+			if a == nil {
+				t.Errorf("%s: no annotations", op.name)
+				continue
+			}
+			wantRO := op.method == "GET"
+			wantDestructive := op.method == "DELETE" || strings.HasSuffix(op.scope, ":destroy")
+			if a.ReadOnlyHint != wantRO {
+				t.Errorf("%s: readOnlyHint %v, want %v", op.name, a.ReadOnlyHint, wantRO)
+			}
+			if !wantRO && (a.DestructiveHint == nil || *a.DestructiveHint != wantDestructive) {
+				t.Errorf("%s: destructiveHint %v, want %v", op.name, a.DestructiveHint, wantDestructive)
+			}
+			in, _ := tool.InputSchema.(map[string]any)
+			if in["type"] != "object" || !strings.Contains(tool.Description, op.method+" "+op.path) {
+				t.Errorf("%s: input schema %v, description %q", op.name, in, tool.Description)
+			}
+		}
+	})
+
+	_, roKey := c.NewAccount("mcp-ro@example.com", readScopes...)
+	t.Run("a read-only key lists only read tools", func(t *testing.T) {
+		tools := listTools(t, mcpClient(t, c, roKey))
+		want := 0
+		for _, op := range documentedOps(t) {
+			if op.method == "GET" {
+				want++
+			}
+		}
+		if len(tools) != want {
+			t.Errorf("%d tools, want the %d read operations", len(tools), want)
+		}
+		for name, tool := range tools {
+			if !tool.Annotations.ReadOnlyHint {
+				t.Errorf("read-only key lists %s (not read-only)", name)
+			}
+		}
+	})
+
+	cs := mcpClient(t, c, fullKey)
+	t.Run("a tool call returns what the REST call returns", func(t *testing.T) {
+		st, created := rest(t, c, fullKey, "POST", "/v1/tickets", `{"subject":"Disk full","message":"help","department":"technical","priority":"high"}`)
+		if st != 201 {
+			t.Fatalf("create ticket: %d %s", st, created)
+		}
+		id := decode(t, created).(map[string]any)["id"].(string)
+		for _, tc := range []struct {
+			tool string
+			args map[string]any
+			path string
+		}{
+			{"get_ticket", map[string]any{"id": id}, "/v1/tickets/" + id},
+			{"list_tickets", map[string]any{"limit": 10}, "/v1/tickets?limit=10"},
+			{"get_account", nil, "/v1/account"},
+			{"get_wallet", nil, "/v1/billing/wallet"},
+		} {
+			r := callTool(t, cs, tc.tool, tc.args)
+			st, body := rest(t, c, fullKey, "GET", tc.path, "")
+			if r.IsError || st != 200 {
+				t.Fatalf("%s: tool error %v (%s), REST %d", tc.tool, r.IsError, resultText(t, r), st)
+			}
+			if got, want := decode(t, resultText(t, r)), decode(t, body); !reflect.DeepEqual(got, want) {
+				t.Errorf("%s: tool answered\n%s\nREST answered\n%s", tc.tool, resultText(t, r), body)
+			}
+			sc, _ := json.Marshal(r.StructuredContent)
+			if !reflect.DeepEqual(decode(t, string(sc)), decode(t, body)) {
+				t.Errorf("%s: structured content %s differs from REST %s", tc.tool, sc, body)
+			}
+		}
+	})
+
+	t.Run("writes go through idempotency and the audit log", func(t *testing.T) {
+		args := map[string]any{"idempotency_key": "mcp-idem-1",
+			"body": map[string]any{"subject": "From an agent", "message": "hello", "department": "billing", "priority": "low"}}
+		r1 := callTool(t, cs, "create_ticket", args)
+		r2 := callTool(t, cs, "create_ticket", args)
+		if r1.IsError || r2.IsError {
+			t.Fatalf("create_ticket: %s / %s", resultText(t, r1), resultText(t, r2))
+		}
+		id1 := decode(t, resultText(t, r1)).(map[string]any)["id"]
+		id2 := decode(t, resultText(t, r2)).(map[string]any)["id"]
+		if id1 != id2 || r1.Meta["hostplane/status"] != 201.0 {
+			t.Fatalf("idempotent retry made another ticket (%v, %v) or status %v", id1, id2, r1.Meta["hostplane/status"])
+		}
+		// Another body with the same key is the REST 422.
+		args["body"].(map[string]any)["subject"] = "Other"
+		if r := callTool(t, cs, "create_ticket", args); !r.IsError || r.Meta["hostplane/status"] != 422.0 {
+			t.Errorf("same key, other body: %s", resultText(t, r))
+		}
+		if st, _ := rest(t, c, fullKey, "GET", "/v1/tickets/"+id1.(string), ""); st != 200 {
+			t.Errorf("the ticket made through MCP is not readable over REST: %d", st)
+		}
+		keys, err := c.Admin(0).Keys(ctx, acc.ID)
+		if err != nil || len(keys) != 1 {
+			t.Fatalf("keys %v %v", keys, err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			usage, err := c.Admin(0).KeyUsage(ctx, keys[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, u := range usage {
+				if u.Method == "POST" && u.Path == "/v1/tickets" && u.Status == 201 {
+					n++
+				}
+			}
+			if n >= 3 { // one REST create, two MCP creates
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("key usage shows %d POST /v1/tickets 201s, want 3: %+v", n, usage)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+
+	t.Run("bad arguments are refused naming the field", func(t *testing.T) {
+		r := callTool(t, cs, "get_ticket", map[string]any{})
+		if !r.IsError || !strings.Contains(resultText(t, r), `\"id\"`) {
+			t.Errorf("missing id: %s", resultText(t, r))
+		}
+		r = callTool(t, cs, "get_ticket", map[string]any{"id": "tkt_x", "colour": "red"})
+		if !r.IsError || !strings.Contains(resultText(t, r), "colour") {
+			t.Errorf("unknown argument: %s", resultText(t, r))
+		}
+		r = callTool(t, cs, "create_ticket", map[string]any{"body": map[string]any{"subject": 5, "message": "m"}})
+		if !r.IsError || r.Meta["hostplane/status"] != 400.0 || !strings.Contains(resultText(t, r), "subject") {
+			t.Errorf("wrong body type: %s", resultText(t, r))
+		}
+	})
+
+	t.Run("a destructive tool without servers:destroy is refused", func(t *testing.T) {
+		_, key := c.NewAccount("mcp-nodestroy@example.com") // default scopes: no servers:destroy
+		ncs := mcpClient(t, c, key)
+		tools := listTools(t, ncs)
+		for _, name := range []string{"terminate_server", "reinstall_server", "revert_server_snapshot"} {
+			if tools[name] != nil {
+				t.Errorf("%s listed for a key without servers:destroy", name)
+			}
+		}
+		if tools["list_servers"] == nil || tools["create_ticket"] == nil {
+			t.Errorf("default-scope key misses list_servers/create_ticket: %d tools", len(tools))
+		}
+		r := callTool(t, ncs, "terminate_server", map[string]any{"id": "srv_doesnotexist"})
+		var e api.Error
+		_ = json.Unmarshal([]byte(resultText(t, r)), &e)
+		if !r.IsError || e.StatusCode != 403 || e.Code != "missing_scope" {
+			t.Errorf("terminate_server without the scope: %s", resultText(t, r))
+		}
+		// With the scope the same call reaches the handler (no such server).
+		r = callTool(t, cs, "terminate_server", map[string]any{"id": "srv_doesnotexist"})
+		if !r.IsError || r.Meta["hostplane/status"] != 404.0 {
+			t.Errorf("terminate_server with the scope: %s", resultText(t, r))
+		}
+	})
+}
+
+// TestMCPRateLimit: tool calls count against the key's REST rate limit.
+func TestMCPRateLimit(t *testing.T) {
+	c := testcluster.New(t, 1, testcluster.WithRateLimit(3))
+	_, key := c.NewAccount("mcp-rl@example.com", readScopes...)
+	cs := mcpClient(t, c, key)
+	var last *mcp.CallToolResult
+	for i := 0; i < 4; i++ {
+		last = callTool(t, cs, "get_account", nil)
+	}
+	if !last.IsError || last.Meta["hostplane/status"] != 429.0 || !strings.Contains(resultText(t, last), "rate_limited") {
+		t.Fatalf("4th call at 3/min: %s", resultText(t, last))
+	}
+	if st, _ := rest(t, c, key, "GET", "/v1/account", ""); st != 429 {
+		t.Fatalf("REST after the tool calls: %d, want 429 (one shared limit)", st)
+	}
+}

@@ -1,0 +1,242 @@
+package mcpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/auth"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	hpauth "github.com/hostplane/hostplane/coordinator/internal/auth"
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/version"
+)
+
+// Response is an operation's HTTP answer.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Dispatcher sends a tool's HTTP request as the caller and returns the answer.
+type Dispatcher interface {
+	Dispatch(ctx context.Context, c *Call, who Who) (*Response, error)
+}
+
+// Who is the caller of one tool call as the /mcp request presented it: its
+// credentials go on the dispatched request unchanged.
+type Who struct {
+	Authorization string // the /mcp request's Authorization header
+	RemoteAddr    string
+	Host          string
+	Caller        string // account id (confirmation tokens are bound to it)
+}
+
+// Options configure the MCP server.
+type Options struct {
+	// ConfirmTTL is how long an order's confirmation token is good for (5 min).
+	ConfirmTTL time.Duration
+	// CallTimeout bounds one dispatched operation (60 s).
+	CallTimeout time.Duration
+	Now         func() time.Time
+}
+
+// NewServer builds the MCP server of tools: one handler per generated tool,
+// each dispatching through d; tools/list is filtered to the scopes of the
+// caller when the request carries them (the /mcp handler's token info).
+func NewServer(tools *Tools, d Dispatcher, opts Options) *mcp.Server {
+	if opts.ConfirmTTL <= 0 {
+		opts.ConfirmTTL = 5 * time.Minute
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 60 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	s := mcp.NewServer(&mcp.Implementation{Name: "hostplane", Title: "hostplane API", Version: version.Version},
+		&mcp.ServerOptions{Instructions: "Each tool is one operation of the hostplane /v1 REST API, run with your API key's scopes, rate limit and idempotency. Tools that spend money answer a quote and a confirmation_token first; call again with the token only after the user approved the quote."})
+	h := &handlers{tools: tools, d: d, opts: opts, confirm: newConfirmations(opts.Now, opts.ConfirmTTL)}
+	for _, t := range tools.List {
+		s.AddTool(t.Def, h.tool(t))
+	}
+	s.AddReceivingMiddleware(filterTools(tools))
+	return s
+}
+
+// filterTools drops from tools/list every tool whose scope the caller lacks.
+func filterTools(tools *Tools) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			res, err := next(ctx, method, req)
+			if err != nil || method != "tools/list" {
+				return res, err
+			}
+			ti := req.GetExtra()
+			if ti == nil || ti.TokenInfo == nil {
+				return res, err
+			}
+			lr, ok := res.(*mcp.ListToolsResult)
+			if !ok {
+				return res, err
+			}
+			kept := lr.Tools[:0:0]
+			for _, def := range lr.Tools {
+				if t := tools.ByName(def.Name); t != nil && hpauth.HasScope(ti.TokenInfo.Scopes, t.Op.Scope) {
+					kept = append(kept, def)
+				}
+			}
+			out := *lr
+			out.Tools = kept
+			return &out, nil
+		}
+	}
+}
+
+type handlers struct {
+	tools   *Tools
+	d       Dispatcher
+	opts    Options
+	confirm *confirmations
+}
+
+func (h *handlers) tool(t *Tool) mcp.ToolHandler {
+	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+		ctx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
+		defer cancel()
+		who := whoFrom(req.Extra)
+		raw := []byte(req.Params.Arguments)
+		call, err := t.Build(raw)
+		if err != nil {
+			return errorResult(api.NewError(http.StatusBadRequest, "invalid_argument", err.Error())), nil
+		}
+		if t.Op.SpendsMoney {
+			res, proceed := h.confirmStep(ctx, t, raw, call, who)
+			if !proceed {
+				return res, nil
+			}
+		}
+		resp, err := h.d.Dispatch(ctx, call, who)
+		if err != nil {
+			return errorResult(api.NewError(http.StatusBadGateway, "dispatch_failed", err.Error())), nil
+		}
+		return result(t, resp), nil
+	}
+}
+
+func whoFrom(x *mcp.RequestExtra) Who {
+	var w Who
+	if x == nil {
+		return w
+	}
+	if x.Header != nil {
+		w.Authorization = x.Header.Get("Authorization")
+	}
+	if ti := x.TokenInfo; ti != nil {
+		w.Caller = ti.UserID
+		w.RemoteAddr, _ = ti.Extra["remote_addr"].(string)
+		w.Host, _ = ti.Extra["host"].(string)
+	}
+	return w
+}
+
+// result is the operation's answer as a tool result: the JSON body as text
+// (what the REST call returns), and as structured content when the tool
+// declares an output schema and the call succeeded.
+func result(t *Tool, resp *Response) *mcp.CallToolResult {
+	body := bytes.TrimSpace(resp.Body)
+	r := &mcp.CallToolResult{
+		Content: []mcp.Content{&mcp.TextContent{Text: string(body)}},
+		IsError: resp.Status >= 400,
+		Meta:    mcp.Meta{"hostplane/status": resp.Status},
+	}
+	if !r.IsError && t.Def.OutputSchema != nil && len(body) > 0 && body[0] == '{' && json.Valid(body) {
+		r.StructuredContent = json.RawMessage(body)
+	}
+	return r
+}
+
+func errorResult(e *api.Error) *mcp.CallToolResult {
+	raw, _ := json.Marshal(e)
+	return &mcp.CallToolResult{
+		Content: []mcp.Content{&mcp.TextContent{Text: string(raw)}},
+		IsError: true,
+		Meta:    mcp.Meta{"hostplane/status": e.StatusCode},
+	}
+}
+
+// Authenticator resolves a request's credentials (httpapi.API).
+type Authenticator interface {
+	Authenticate(r *http.Request) (httpapi.Caller, *api.Error)
+}
+
+// HTTPOptions configure the /mcp handler.
+type HTTPOptions struct {
+	Options
+	// ResourceMetadataPath is where the protected-resource metadata is served
+	// on this host (RFC 9728), named in the 401s' WWW-Authenticate.
+	ResourceMetadataPath string
+	// SessionTimeout closes idle sessions (30 min).
+	SessionTimeout time.Duration
+}
+
+// NewHTTPHandler serves the tools over Streamable HTTP (/mcp): the bearer is
+// authenticated by authn exactly as on /v1 (a 401 names the protected-resource
+// metadata), and each tool call is dispatched with the same bearer.
+func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOptions) http.Handler {
+	if opts.ResourceMetadataPath == "" {
+		opts.ResourceMetadataPath = "/.well-known/oauth-protected-resource"
+	}
+	if opts.SessionTimeout <= 0 {
+		opts.SessionTimeout = 30 * time.Minute
+	}
+	srv := NewServer(tools, d, opts.Options)
+	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
+		&mcp.StreamableHTTPOptions{SessionTimeout: opts.SessionTimeout})
+	verified := auth.RequireBearerToken(func(ctx context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
+		ti, _ := ctx.Value(tokenInfoKey{}).(*auth.TokenInfo)
+		if ti == nil {
+			return nil, auth.ErrInvalidToken
+		}
+		return ti, nil
+	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streamable)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fail := func(e *api.Error) {
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, baseURL(r)+opts.ResourceMetadataPath))
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(e.StatusCode)
+			e.RequestID = w.Header().Get("X-Request-Id")
+			_ = json.NewEncoder(w).Encode(e)
+		}
+		if f := strings.Fields(r.Header.Get("Authorization")); len(f) != 2 || !strings.EqualFold(f[0], "bearer") {
+			fail(api.NewError(http.StatusUnauthorized, "missing_api_key", "missing credentials: send Authorization: Bearer <API key or access token>"))
+			return
+		}
+		c, aerr := authn.Authenticate(r)
+		if aerr != nil {
+			fail(aerr)
+			return
+		}
+		ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: c.AccountID,
+			Extra: map[string]any{"remote_addr": r.RemoteAddr, "host": r.Host, "key_id": c.KeyID}}
+		verified.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
+	})
+}
+
+type tokenInfoKey struct{}
+
+// baseURL is the scheme and host the client called.
+func baseURL(r *http.Request) string {
+	scheme := "http"
+	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
