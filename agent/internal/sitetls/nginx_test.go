@@ -171,14 +171,22 @@ func (n *testNginx) errorLog() string {
 	return string(b)
 }
 
-// workers lists the pids of the master's children: a reload replaces them.
+// workers lists the pids of the master's children (a reload replaces
+// them), once the master has started its worker.
 func (n *testNginx) workers(tb testing.TB) string {
 	tb.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.pid(), n.pid()))
-	if err != nil {
-		tb.Fatal(err)
+	for range 500 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", n.pid(), n.pid()))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if w := strings.TrimSpace(string(b)); w != "" {
+			return w
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
-	return strings.TrimSpace(string(b))
+	tb.Fatal("nginx started no worker in 5 s")
+	return ""
 }
 
 // reloads counts the reconfigurations nginx logged (a HUP logs "reconfiguring").
