@@ -53,6 +53,9 @@ type Server struct {
 	OSTemplate string     `json:"os_template"`
 	OS         string     `json:"os"`
 	IPv4       string     `json:"ipv4,omitempty"`
+	// IPv6 is the server's IPv6 address with its delegated prefix's length
+	// (2001:db8:0:5::1/64): the whole prefix is routed to the server.
+	IPv6 string `json:"ipv6,omitempty"`
 	// ActionID is the mutating action in progress, if any.
 	ActionID     string     `json:"action_id,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
@@ -226,11 +229,35 @@ type PowerRequest struct {
 }
 
 // ServerIP is one address of GET /v1/servers/:id/ips; PTR is null while no
-// reverse-DNS name is set.
+// reverse-DNS name is set. Gateway is null for an address without one (a
+// static address given by hand without a gateway); Netmask is IPv4 only.
 type ServerIP struct {
 	IP      string  `json:"ip"`
 	Version int     `json:"version"`
 	PTR     *string `json:"ptr"`
+	// Primary: the address the server was created with in its family.
+	Primary bool    `json:"primary"`
+	Gateway *string `json:"gateway"`
+	Netmask *string `json:"netmask,omitempty"`
+	// Prefix is the prefix length: the network's for IPv4 (24), the
+	// delegated prefix's for IPv6 (64).
+	Prefix int `json:"prefix"`
+	// ZoneHosted: the reverse zone of the address is on the provider's DNS,
+	// so a PTR set here is served. False: the name is only recorded.
+	ZoneHosted bool `json:"zoneHosted"`
+}
+
+// ServerIPGroup is one server's addresses in GET /v1/servers/ips.
+type ServerIPGroup struct {
+	ServerID string     `json:"serverId"`
+	Label    string     `json:"label"`
+	IPs      []ServerIP `json:"ips"`
+}
+
+// AccountIPList is GET /v1/servers/ips: every address of the account's
+// servers (not terminated), grouped per server, newest server first.
+type AccountIPList struct {
+	Data []ServerIPGroup `json:"data"`
 }
 
 // PTRRequest is PUT /v1/servers/:id/ips/:ip/ptr: the reverse-DNS name of the

@@ -106,6 +106,7 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		_, err := c.ServerConsole(ctx, "srv_1")
 		return err
 	},
+	"listAccountIPs": func(ctx context.Context, c *client.Client) error { _, err := c.AccountIPs(ctx); return err },
 	"setServerPTR": func(ctx context.Context, c *client.Client) error {
 		_, err := c.SetServerPTR(ctx, "srv_1", "192.0.2.1", api.PTRRequest{Hostname: "h.example"})
 		return err

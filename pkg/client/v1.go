@@ -164,6 +164,13 @@ func (c *Client) ServerIPs(ctx context.Context, id string) (api.ServerIPList, er
 	return l, c.get(ctx, c.serverPath(id, "ips"), &l)
 }
 
+// AccountIPs lists every address of the account's servers (not terminated)
+// with its reverse-DNS name, grouped per server (GET /v1/servers/ips).
+func (c *Client) AccountIPs(ctx context.Context) (api.AccountIPList, error) {
+	var l api.AccountIPList
+	return l, c.get(ctx, "/v1/servers/ips", &l)
+}
+
 // SetServerPTR sets the reverse-DNS name of one of the server's addresses.
 func (c *Client) SetServerPTR(ctx context.Context, id, ip string, req api.PTRRequest) (api.ServerIP, error) {
 	var out api.ServerIP

@@ -26,6 +26,10 @@ type applyCtx struct {
 	// seqBase is the number of events earlier commands of the same log entry
 	// (a batch) emitted, so event ids and outbox keys stay unique.
 	seqBase uint16
+	// pools are the FSM's IP pool allocators; poolsTouched is set when this
+	// command changed one (ippools.go).
+	pools        *poolCache
+	poolsTouched bool
 }
 
 func (c *applyCtx) decode(v any) error {
@@ -66,7 +70,7 @@ func typed[P any](h func(c *applyCtx, p P) (any, error)) handlerFunc {
 }
 
 // handlers is every command type this binary applies.
-var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers)
+var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers)
 
 func mergeHandlers(sets ...map[CommandType]handlerFunc) map[CommandType]handlerFunc {
 	out := map[CommandType]handlerFunc{}

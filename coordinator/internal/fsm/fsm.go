@@ -53,6 +53,10 @@ type FSM struct {
 	// changed, so the API's key cache knows when to reload.
 	keysVersion atomic.Uint64
 
+	// pools holds one IP pool allocator per pool, rebuilt from the pool's
+	// bucket on first use after open or restore (ippools.go).
+	pools *poolCache
+
 	// OnApply, if set, is called after each batch commits (used by waiters in tests
 	// and by the outbox notifier). It must not block.
 	OnApply func(lastIndex uint64)
@@ -113,6 +117,7 @@ func (f *FSM) open() error {
 		return fmt.Errorf("init fsm db: %w", err)
 	}
 	f.db = db
+	f.pools = newPoolCache()
 	f.skipUpTo = applied
 	f.applied.Store(applied)
 	return nil
@@ -262,9 +267,14 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 	if env.Type == CmdKeyCreate || env.Type == CmdKeyRevoke {
 		f.keysVersion.Add(1)
 	}
-	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq}
+	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools}
 	val, err := h(c)
 	if err != nil {
+		if c.poolsTouched {
+			// The command's writes may be partly in the transaction; the
+			// allocators are rebuilt from it rather than trusted.
+			f.pools = newPoolCache()
+		}
 		return &Result{Err: err}
 	}
 	for i, ev := range c.events {

@@ -53,6 +53,9 @@ type NodeSchedule struct {
 type ServerCreate struct {
 	Server store.Server `json:"server"`
 	Action store.Action `json:"action"`
+	// Addresses, if set, allocates the server's addresses from IP pools in
+	// this command (ippools.go) and fills them into the provision params.
+	Addresses *AddrRequest `json:"addresses,omitempty"`
 }
 
 // ActionCreate commits a new action on a server. The proposer fills every id,
@@ -106,18 +109,36 @@ type ServerPTR struct {
 // maxPTRHostname is the longest DNS name (without the trailing dot).
 const maxPTRHostname = 253
 
-// ServerAddrs are the server's addresses: today only the static IPv4 (stored
-// in CIDR form); a DHCP server has none.
+// ServerAddrs are the server's addresses: its primary IPv4 (a static one
+// given by hand or its first pool address), then its other pool addresses
+// (an IPv6 prefix shows as the guest's address in it); a DHCP server has none.
 func ServerAddrs(s store.Server) []netip.Addr {
+	var out []netip.Addr
 	addr, _, _ := strings.Cut(s.IPv4, "/")
 	if ip, err := netip.ParseAddr(addr); err == nil && ip.Is4() {
-		return []netip.Addr{ip}
+		out = append(out, ip)
+	}
+	for _, ad := range s.Addrs {
+		if !slices.Contains(out, ad.Addr.Addr()) {
+			out = append(out, ad.Addr.Addr())
+		}
+	}
+	return out
+}
+
+// primaryIPv4 is the server's primary IPv4 address without its length, or
+// nil (the server.created payload's ipv4).
+func primaryIPv4(s store.Server) any {
+	addr, _, _ := strings.Cut(s.IPv4, "/")
+	if ip, err := netip.ParseAddr(addr); err == nil && ip.Is4() {
+		return ip.String()
 	}
 	return nil
 }
 
 // ServerIPView is the public view of one of the server's addresses with its
-// PTR name (nil while unset).
+// PTR name (nil while unset), gateway, netmask/prefix and whether it is the
+// primary of its family.
 func ServerIPView(s store.Server, ip netip.Addr) api.ServerIP {
 	out := api.ServerIP{IP: ip.String(), Version: 4}
 	if ip.Is6() {
@@ -126,7 +147,44 @@ func ServerIPView(s store.Server, ip netip.Addr) api.ServerIP {
 	if h, ok := s.PTRs[out.IP]; ok && h != "" {
 		out.PTR = &h
 	}
+	primary := true
+	for _, ad := range s.Addrs {
+		if ad.Addr.Addr() == ip {
+			out.Primary, out.Prefix = primary, ad.Addr.Bits()
+			if ad.Gateway != "" {
+				gw := ad.Gateway
+				out.Gateway = &gw
+			}
+			break
+		}
+		if ad.Addr.Addr().Is6() == ip.Is6() {
+			primary = false // an earlier address of the family is the primary
+		}
+	}
+	if out.Prefix == 0 && ip.Is4() {
+		// The static IPv4 given by hand (CIDR form), with its gateway.
+		if p, err := netip.ParsePrefix(s.IPv4); err == nil && p.Addr() == ip {
+			out.Primary, out.Prefix = true, p.Bits()
+		}
+	}
+	if ip.Is4() && out.Prefix > 0 {
+		mask := net4Mask(out.Prefix)
+		out.Netmask = &mask
+	}
+	// ZoneHosted (and, later, the PTR's sync state) is the reverse-DNS
+	// reconciler's to fill: it knows which reverse zones the provider's DNS
+	// hosts. Until then every name is only recorded.
+	out.ZoneHosted = false
 	return out
+}
+
+// net4Mask is the dotted netmask of an IPv4 prefix length.
+func net4Mask(bits int) string {
+	m := ^uint32(0) << (32 - bits)
+	if bits == 0 {
+		m = 0
+	}
+	return netip.AddrFrom4([4]byte{byte(m >> 24), byte(m >> 16), byte(m >> 8), byte(m)}).String()
 }
 
 // ServerObserved records power states the node reported in its inventory that
@@ -207,6 +265,17 @@ func applyServerCreate(c *applyCtx, p ServerCreate) (any, error) {
 	s.Status, s.CreatedAt, s.UpdatedAt, s.ActionID = api.ServerProvisioning, c.at, c.at, a.ID
 	a.Status, a.CreatedAt, a.AccountID, a.ResourceType, a.ResourceID = api.ActionPending, c.at, s.AccountID, "server", s.ID
 	a.Mutating = true
+	s.Addrs = nil
+	bridge, resolvers, err := allocateAddrs(c, p.Addresses, n.AgentNode, &s)
+	if err != nil {
+		return nil, err
+	}
+	if err := primaryAddrs(&s, &a, n.AgentNode, bridge, resolvers); err != nil {
+		return nil, err
+	}
+	if err := putAllocated(c, s); err != nil {
+		return nil, err
+	}
 	if err := putServer(c.tx, s); err != nil {
 		return nil, err
 	}
@@ -402,7 +471,7 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 	switch a.Command {
 	case api.ActionServerProvision:
 		s.Status, s.PowerState = api.ServerRunning, api.ServerRunning
-		return c.emit(api.EventServerCreated, s.AccountID, map[string]any{"serverId": s.ID, "status": s.Status, "label": s.Label})
+		return c.emit(api.EventServerCreated, s.AccountID, map[string]any{"serverId": s.ID, "status": s.Status, "label": s.Label, "ipv4": primaryIPv4(*s)})
 	case api.ActionServerStart:
 		return power(api.ServerRunning, "start")
 	case api.ActionServerStop:
@@ -432,6 +501,9 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 			}
 		}
 		s.PTRs = nil
+		if err := releaseAddrs(c, *s); err != nil {
+			return err
+		}
 		return c.emit(api.EventServerTerminated, s.AccountID, map[string]any{"serverId": s.ID})
 	case api.ActionSnapshotCreate:
 		if a.Snapshot != nil {

@@ -24,6 +24,9 @@ type ServerAdminConfig struct {
 	VMPrefix      string
 	CPUOvercommit float64
 	Nodes         NodeDeps
+	// PlanAddrs is how many pool addresses each plan's servers get (a plan
+	// not named gets DefaultPlanAddrs).
+	PlanAddrs map[string]PlanAddrs
 }
 
 var (
@@ -129,6 +132,7 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 			return a.adminNodeDetail(p.NodeID, cfg)
 		}))
 	}
+	a.ipPoolRoutes(mux, leader)
 	mux.Handle("/", next)
 	return mux
 }
@@ -201,10 +205,18 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 	if err != nil {
 		return 0, nil, err
 	}
-	cands, err := a.placementCandidates(req, deps, cfg)
+	cands, pools, err := a.placementCandidates(req, deps, cfg)
 	if err != nil {
 		return 0, nil, err
 	}
+	want, ok := cfg.PlanAddrs[plan.Slug]
+	if !ok {
+		want = DefaultPlanAddrs
+	}
+	if req.IPv4 != "" {
+		want.IPv4 = 0 // a static address given by hand
+	}
+	served := poolsFor(cands, pools, want)
 	nodeID, err := placement.Choose(cands, plan, req.Template, placement.Policy{CPUOvercommit: cfg.CPUOvercommit})
 	if err != nil {
 		return 0, nil, errf(http.StatusConflict, "no_capacity", "%s", err.Error())
@@ -234,7 +246,11 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 		NodeID: nodeID, Target: vm, Params: params, NeedsSecret: !req.NoPassword, Mutating: true,
 		Deadline: now.Add(deps.ActionDeadline),
 	}
-	v, err := a.adminApply(r.Context(), fsm.CmdServerCreate, now, fsm.ServerCreate{Server: s, Action: act})
+	create := fsm.ServerCreate{Server: s, Action: act}
+	if fam := served[nodeID]; len(fam[0])+len(fam[1]) > 0 {
+		create.Addresses = &fsm.AddrRequest{IPv4Pools: fam[0], IPv4: want.IPv4, IPv6Pools: fam[1], IPv6: want.IPv6}
+	}
+	v, err := a.adminApply(r.Context(), fsm.CmdServerCreate, now, create)
 	if err != nil {
 		deps.DropSecret(actID)
 		return 0, nil, err
@@ -253,11 +269,16 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 // req.NodeID when it names one) with their live state, the resources their
 // servers use and the templates they report. The account must exist; a named
 // node that does not is a 404.
-func (a *API) placementCandidates(req api.AdminServerCreateRequest, deps *ServerDeps, cfg ServerAdminConfig) ([]placement.Candidate, error) {
+func (a *API) placementCandidates(req api.AdminServerCreateRequest, deps *ServerDeps, cfg ServerAdminConfig) ([]placement.Candidate, []store.IPPool, error) {
 	var cands []placement.Candidate
+	var pools []store.IPPool
 	err := a.state.Read(func(r store.ReadTx) error {
 		if !r.AccountExists(req.AccountID) {
 			return fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
+		}
+		var err error
+		if pools, err = r.IPPools(); err != nil {
+			return err
 		}
 		nodes, err := r.AgentNodes()
 		if err != nil {
@@ -283,12 +304,12 @@ func (a *API) placementCandidates(req api.AdminServerCreateRequest, deps *Server
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if req.NodeID != "" && len(cands) == 0 {
-		return nil, notFound("node " + req.NodeID)
+		return nil, nil, notFound("node " + req.NodeID)
 	}
-	return cands, nil
+	return cands, pools, nil
 }
 
 // provisionPassword makes the new server's root password and hands it, sealed

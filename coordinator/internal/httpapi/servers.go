@@ -21,6 +21,7 @@ const (
 func (a *API) serverRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/v1/servers", Scope: api.ScopeServersRead, handler: a.listServers},
+		{Method: "GET", Path: "/v1/servers/ips", Scope: api.ScopeServersRead, handler: a.listAccountIPs},
 		{Method: "GET", Path: "/v1/servers/{id}", Scope: api.ScopeServersRead, handler: a.getServer},
 		{Method: "GET", Path: "/v1/servers/{id}/stats", Scope: api.ScopeServersRead, handler: a.serverStats},
 		{Method: "GET", Path: "/v1/servers/{id}/snapshots", Scope: api.ScopeServersRead, handler: a.listSnapshots},
@@ -97,6 +98,34 @@ func (a *API) listServerIPs(rq *request) (int, any, error) {
 		for _, ip := range fsm.ServerAddrs(s) {
 			out.Data = append(out.Data, fsm.ServerIPView(s, ip))
 		}
+	}
+	return http.StatusOK, out, nil
+}
+
+// maxAccountIPServers bounds GET /v1/servers/ips (servers, newest first).
+const maxAccountIPServers = 1000
+
+// listAccountIPs lists every address of the account's servers that are not
+// terminated, grouped per server, with PTR names (444host's all-ips).
+func (a *API) listAccountIPs(rq *request) (int, any, error) {
+	var ss []store.Server
+	err := a.state.Read(func(r store.ReadTx) (err error) {
+		ss, _, err = r.Servers(rq.caller.accountID, 0, maxAccountIPServers)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := api.AccountIPList{Data: []api.ServerIPGroup{}}
+	for _, s := range ss {
+		if s.Status == api.ServerTerminated {
+			continue
+		}
+		g := api.ServerIPGroup{ServerID: s.ID, Label: s.Label, IPs: []api.ServerIP{}}
+		for _, ip := range fsm.ServerAddrs(s) {
+			g.IPs = append(g.IPs, fsm.ServerIPView(s, ip))
+		}
+		out.Data = append(out.Data, g)
 	}
 	return http.StatusOK, out, nil
 }

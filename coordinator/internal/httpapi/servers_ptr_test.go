@@ -52,6 +52,7 @@ func TestServerPTR(t *testing.T) {
 			t.Fatalf("%d %s, want %d %s", r.status, r.body, status, body)
 		}
 	}
+	const view = `,"primary":true,"gateway":null,"netmask":"255.255.255.0","prefix":24,"zoneHosted":false`
 	ips := func(body string) {
 		t.Helper()
 		want(s.call(key, "GET", base+"/ips", ""), 200, `{"data":[`+body+`]}`)
@@ -62,8 +63,10 @@ func TestServerPTR(t *testing.T) {
 			t.Fatalf("events:\n%q\nwant\n%q", got, want)
 		}
 	}
-	set := `{"ip":"203.0.113.7","version":4,"ptr":"mail.example.com"}`
-	unset := `{"ip":"203.0.113.7","version":4,"ptr":null}`
+	// The address view adds primary, gateway, netmask/prefix and zoneHosted
+	// (issue 12's customer view) after the fields this test was written for.
+	set := `{"ip":"203.0.113.7","version":4,"ptr":"mail.example.com"` + view + `}`
+	unset := `{"ip":"203.0.113.7","version":4,"ptr":null` + view + `}`
 
 	ips(unset)
 	// Set (the trailing dot is dropped), then repeat without it: one event.
@@ -72,8 +75,8 @@ func TestServerPTR(t *testing.T) {
 	want(s.call(key, "PUT", ptr, `{"hostname":"mail.example.com"}`), 200, set)
 	events(ptrEvent(id, "mail.example.com"))
 	// Change.
-	want(s.call(key, "PUT", ptr, `{"hostname":"smtp-1.mx.example.org"}`), 200, `{"ip":"203.0.113.7","version":4,"ptr":"smtp-1.mx.example.org"}`)
-	ips(`{"ip":"203.0.113.7","version":4,"ptr":"smtp-1.mx.example.org"}`)
+	want(s.call(key, "PUT", ptr, `{"hostname":"smtp-1.mx.example.org"}`), 200, `{"ip":"203.0.113.7","version":4,"ptr":"smtp-1.mx.example.org"`+view+`}`)
+	ips(`{"ip":"203.0.113.7","version":4,"ptr":"smtp-1.mx.example.org"` + view + `}`)
 	// Delete, then delete again (a no-op 200 with no event).
 	want(s.call(key, "DELETE", ptr, ""), 200, unset)
 	ips(unset)
@@ -117,7 +120,7 @@ func TestServerPTR(t *testing.T) {
 	if len(long) != 253 {
 		t.Fatal(len(long))
 	}
-	want(s.call(key, "PUT", ptr, `{"hostname":"`+long+`."}`), 200, `{"ip":"203.0.113.7","version":4,"ptr":"`+long+`"}`)
+	want(s.call(key, "PUT", ptr, `{"hostname":"`+long+`."}`), 200, `{"ip":"203.0.113.7","version":4,"ptr":"`+long+`"`+view+`}`)
 	want(s.call(key, "PUT", ptr, `{"hostname":"mail.example.com"}`), 200, set)
 	if got := len(s.ptrEvents(acc)); got != n+2 {
 		t.Fatalf("%d events, want %d", got, n+2)

@@ -79,7 +79,7 @@ func TestServerReadsScrubbedAndPaged(t *testing.T) {
 		}
 	}
 	ips := s.call(key, "GET", "/v1/servers/"+made[0]+"/ips", "")
-	if ips.status != 200 || string(bytes.TrimSpace(ips.body)) != `{"data":[{"ip":"203.0.113.7","version":4,"ptr":null}]}` {
+	if ips.status != 200 || string(bytes.TrimSpace(ips.body)) != `{"data":[{"ip":"203.0.113.7","version":4,"ptr":null,"primary":true,"gateway":null,"netmask":"255.255.255.0","prefix":24,"zoneHosted":false}]}` {
 		t.Fatalf("ips: %d %s", ips.status, ips.body)
 	}
 	if sn := s.call(key, "GET", "/v1/servers/"+made[0]+"/snapshots", ""); sn.status != 200 || string(bytes.TrimSpace(sn.body)) != `{"data":[]}` {
@@ -127,6 +127,12 @@ func TestServerOtherAccount404(t *testing.T) {
 		if rt.Path == "/v1/servers" {
 			if r := s.call(other, "GET", path, ""); r.status != 200 || r.m["total"] != float64(0) {
 				t.Errorf("another account's list: %d %s", r.status, r.body)
+			}
+			continue
+		}
+		if rt.Path == "/v1/servers/ips" { // the caller's own addresses: none for the other account
+			if r := s.call(other, "GET", path, ""); r.status != 200 || string(bytes.TrimSpace(r.body)) != `{"data":[]}` {
+				t.Errorf("another account's addresses: %d %s", r.status, r.body)
 			}
 			continue
 		}

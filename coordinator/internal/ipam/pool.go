@@ -17,6 +17,8 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // DefaultPrefixLen is the length of the IPv6 prefix handed to each server
@@ -43,6 +45,12 @@ type Pool struct {
 	// PrefixLen is, for an IPv6 pool, the length of the prefix each server
 	// gets (DefaultPrefixLen when 0). It must be 0 for IPv4.
 	PrefixLen int `json:"prefixLen,omitempty"`
+	// Bridge is the Linux bridge on the nodes that the pool's addresses are
+	// reachable on: only nodes that report it get addresses of the pool.
+	// Empty: the node's default network (any node the pool is limited to).
+	Bridge string `json:"bridge,omitempty"`
+	// Resolvers are the DNS resolvers given to the pool's servers.
+	Resolvers []string `json:"resolvers,omitempty"`
 }
 
 // FieldError is a refused pool definition, naming the field: "name", "cidr",
@@ -62,6 +70,9 @@ var (
 	nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 	nodeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 )
+
+// maxResolvers bounds a pool's resolver list (glibc reads three).
+const maxResolvers = 8
 
 // maxSlotBits bounds the number of allocatable units in a pool (2^maxSlotBits)
 // so that offsets and counts fit in a uint64.
@@ -174,6 +185,20 @@ func (p Pool) layout() (*layout, *FieldError) {
 			return nil, fieldErr(field, "%q is listed twice", n)
 		}
 		seen[n] = true
+	}
+	if p.Bridge != "" {
+		if err := validate.Bridge(p.Bridge); err != nil {
+			return nil, fieldErr("bridge", "%s (a Linux interface name)", validate.Reason(err))
+		}
+	}
+	if len(p.Resolvers) > maxResolvers {
+		return nil, fieldErr("resolvers", "at most %d resolvers", maxResolvers)
+	}
+	for i, r := range p.Resolvers {
+		a, err := netip.ParseAddr(r)
+		if err != nil || a.Zone() != "" || a.String() != r {
+			return nil, fieldErr(fmt.Sprintf("resolvers[%d]", i), "%q is not an IP address in canonical form", r)
+		}
 	}
 	return l, nil
 }

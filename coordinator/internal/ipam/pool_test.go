@@ -51,6 +51,11 @@ func TestValidate(t *testing.T) {
 		{"v4 prefixLen", mod(ok4, func(p *Pool) { p.PrefixLen = 64 }), "prefixLen", "IPv6"},
 		{"v6 prefixLen short", mod(ok6, func(p *Pool) { p.PrefixLen = 48 }), "prefixLen", ""},
 		{"v6 prefixLen long", mod(ok6, func(p *Pool) { p.PrefixLen = 129 }), "prefixLen", ""},
+		{"bridge and resolvers", mod(ok4, func(p *Pool) { p.Bridge = "br-pub0"; p.Resolvers = []string{"198.51.100.53", "2001:db8::53"} }), "", ""},
+		{"bridge too long", mod(ok4, func(p *Pool) { p.Bridge = "br-0123456789abc" }), "bridge", "interface name"},
+		{"bridge bad", mod(ok4, func(p *Pool) { p.Bridge = "br 0" }), "bridge", "interface name"},
+		{"resolver bad", mod(ok4, func(p *Pool) { p.Resolvers = []string{"198.51.100.53", "dns.example"} }), "resolvers[1]", "not an IP"},
+		{"resolver not canonical", mod(ok6, func(p *Pool) { p.Resolvers = []string{"2001:DB8::53"} }), "resolvers[0]", "canonical"},
 		{"v6 too many", mod(ok6, func(p *Pool) { p.CIDR = "2001::/16"; p.Gateway = "fe80::1"; p.PrefixLen = 128 }), "prefixLen", "2^63"},
 	}
 	for _, c := range cases {

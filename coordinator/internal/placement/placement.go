@@ -21,6 +21,9 @@ type Candidate struct {
 	Connected bool
 	// Templates the node reported; nil when it has not reported any yet.
 	Templates []string
+	// Unfit, when set, says why the node cannot take the server for a reason
+	// outside this package (no IP pool on its bridges).
+	Unfit string
 }
 
 // Policy holds the overcommit ratio for vCPUs (memory and disk are never
@@ -69,6 +72,9 @@ func Choose(cands []Candidate, plan api.ServerPlan, template string, pol Policy)
 			continue
 		case c.Templates != nil && !slices.Contains(c.Templates, template):
 			skip("no template %q", template)
+			continue
+		case c.Unfit != "":
+			skip("%s", c.Unfit)
 			continue
 		}
 		after := Add(c.Used, need)

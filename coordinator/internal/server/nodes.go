@@ -32,6 +32,9 @@ type NodeConfig struct {
 	VMPrefix string
 	// CPUOvercommit is how many vCPUs placement sells per host CPU.
 	CPUOvercommit float64
+	// PlanAddresses says how many IP pool addresses each plan's servers get
+	// ("nano=1/0,large=2/1": IPv4 addresses / IPv6 prefixes; others 1/1).
+	PlanAddresses string
 
 	// Set in code only (tests).
 	Now func() time.Time
@@ -60,6 +63,7 @@ func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
 	fs.DurationVar(&c.ActionDeadline, "action-deadline", c.ActionDeadline, "an action (power, snapshot, reinstall, …) whose node stays unreachable this long fails with a message saying so")
 	fs.StringVar(&c.VMPrefix, "vm-name-prefix", c.VMPrefix, "prefix of the libvirt domain name of every server placed by this cluster (a-z, 0-9, '-', at most 20 characters)")
 	fs.Float64Var(&c.CPUOvercommit, "cpu-overcommit", c.CPUOvercommit, "vCPUs placement may sell per host CPU (memory and disk are never overcommitted)")
+	fs.StringVar(&c.PlanAddresses, "plan-addresses", c.PlanAddresses, "IP pool addresses per plan as PLAN=IPV4/IPV6 (IPv4 addresses / IPv6 prefixes), comma-separated, e.g. nano=1/0; a plan not named gets 1/1")
 }
 
 func (c *NodeConfig) validate() error {
@@ -97,6 +101,9 @@ func (c *NodeConfig) validate() error {
 	}
 	if c.ActionDeadline < time.Second {
 		errs = append(errs, errors.New("action-deadline must be at least 1s"))
+	}
+	if _, err := httpapi.ParsePlanAddresses(c.PlanAddresses); err != nil {
+		errs = append(errs, err)
 	}
 	if !httpapi.ValidVMPrefix(c.VMPrefix) {
 		errs = append(errs, fmt.Errorf("vm-name-prefix %q: use 1-20 characters of a-z, 0-9 and '-', starting with a letter or digit", c.VMPrefix))

@@ -144,8 +144,9 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 			return nil, fmt.Errorf("metrics listen %s: %w (give each coordinator its own --metrics-addr, or an empty one to turn /metrics off)", cfg.MetricsAddr, err)
 		}
 	}
+	planAddrs, _ := httpapi.ParsePlanAddresses(cfg.Nodes.PlanAddresses) // checked by Config.validate
 	admin := s.API.ServerAdmin(s.API.NodeAdmin(s.API.AdminHandler(), s.nodeAdminDeps()), httpapi.ServerAdminConfig{
-		VMPrefix: cfg.Nodes.VMPrefix, CPUOvercommit: cfg.Nodes.CPUOvercommit, Nodes: s.nodeAdminDeps()})
+		VMPrefix: cfg.Nodes.VMPrefix, CPUOvercommit: cfg.Nodes.CPUOvercommit, Nodes: s.nodeAdminDeps(), PlanAddrs: planAddrs})
 	if tlsCfg != nil {
 		// Coordinators forward to each other over mutual TLS on the API port.
 		apiLn = httpapi.SniffTLS(apiLn, tlsCfg.Clone(), cfg.HTTP.ReadHeader, metrics)

@@ -19,7 +19,7 @@ const SchemaVersion = 1
 // with the caller's account id finds nothing of another account. The typed
 // records and the accessors that read them live in one file per domain
 // (accounts.go, billing.go, tickets.go, webhooks.go, servers.go, nodes.go,
-// cluster.go, idempotency.go, outbox.go); only the FSM writes.
+// cluster.go, idempotency.go, outbox.go, ippools.go); only the FSM writes.
 var (
 	// Accounts and API keys (accounts.go).
 	BucketMeta      = []byte("meta")       // applied_index, schema_version
@@ -69,6 +69,11 @@ var (
 	BucketNodeServers = []byte("node_servers") // nodeID/serverID → nil (servers not terminated)
 	BucketActions     = []byte("actions")      // actionID → Action
 	BucketOpenActions = []byte("open_actions") // actionID → nodeID (pending or running: the dispatcher's work list)
+
+	// IP pools (ippools.go). A unit is an IPv4 address or an IPv6 prefix;
+	// its key is the pool name, a slash and the unit in CIDR form.
+	BucketIPPools = []byte("ip_pools") // pool name → IPPool
+	BucketIPUnits = []byte("ip_units") // pool/<unit CIDR> → IPUnit (allocated, reserved or quarantined)
 )
 
 // Bucket groups, for tests and tools that look at one domain.
@@ -82,6 +87,8 @@ var (
 	NodeBuckets = [][]byte{BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs}
 	// ServerBuckets are the server and action buckets.
 	ServerBuckets = [][]byte{BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions}
+	// IPPoolBuckets are the IP pool buckets.
+	IPPoolBuckets = [][]byte{BucketIPPools, BucketIPUnits}
 )
 
 // AllBuckets lists every bucket; CreateBuckets makes them.
@@ -92,6 +99,7 @@ var AllBuckets = [][]byte{
 	BucketWebhooks, BucketWebhookIDs, BucketWebhookDeliveries, BucketWebhookPending, BucketWebhookAttempts, BucketWebhookMeta,
 	BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs,
 	BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions,
+	BucketIPPools, BucketIPUnits,
 }
 
 var (

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -21,6 +22,22 @@ type Server struct {
 	// PTRs are the reverse-DNS names set on the server's addresses: canonical
 	// IP → hostname (no trailing dot).
 	PTRs map[string]string `json:"ptrs,omitempty"`
+	// Addrs are the addresses the server got from IP pools, in the order they
+	// were allocated (the first of each family is its primary). They stay
+	// recorded after termination; the units went back to their pools.
+	Addrs []ServerAddr `json:"addrs,omitempty"`
+}
+
+// ServerAddr is an address a server got from an IP pool.
+type ServerAddr struct {
+	Pool string `json:"pool"`
+	// Unit is what the pool handed out: an IPv4 /32 or an IPv6 prefix.
+	Unit netip.Prefix `json:"unit"`
+	// Addr is the guest's address with the length of its network: the pool's
+	// for IPv4 (198.51.100.10/24), the delegated prefix's for IPv6
+	// (2001:db8:0:5::1/64).
+	Addr    netip.Prefix `json:"addr"`
+	Gateway string       `json:"gateway,omitempty"`
 }
 
 // Public is the customer view.

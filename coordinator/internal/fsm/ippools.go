@@ -1,0 +1,430 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/hostplane/hostplane/coordinator/internal/ipam"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/action"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// IP pool commands use type numbers 80-89 (append-only). Addresses are
+// allocated inside CmdServerCreate (ServerCreate.Addresses) and released into
+// their pool's quarantine by the terminate result, so two servers never hold
+// one address whatever the concurrency or leader changes: the log orders every
+// allocation and each replica's allocator computes the same answer from it.
+const (
+	CmdIPPoolCreate CommandType = 80
+	CmdIPPoolRemove CommandType = 81
+	CmdIPReserve    CommandType = 82
+	CmdIPRelease    CommandType = 83
+)
+
+var ipPoolHandlers = map[CommandType]handlerFunc{
+	CmdIPPoolCreate: typed(applyIPPoolCreate),
+	CmdIPPoolRemove: typed(applyIPPoolRemove),
+	CmdIPReserve:    typed(applyIPReserve),
+	CmdIPRelease:    typed(applyIPRelease),
+}
+
+// IPPoolCreate defines a pool. Apply validates it (ipam) and checks it
+// against the pools already defined: a refusal is ErrInvalid wrapping the
+// *ipam.FieldError that names the field.
+type IPPoolCreate struct {
+	Pool store.IPPool `json:"pool"`
+}
+
+// IPPoolRemove removes a pool with no unit allocated or reserved (units in
+// quarantine go with it).
+type IPPoolRemove struct {
+	Name string `json:"name"`
+}
+
+// IPReserve reserves one unit of a pool by hand (the unit holding IP).
+type IPReserve struct {
+	Pool string `json:"pool"`
+	IP   string `json:"ip"`
+	Note string `json:"note,omitempty"`
+}
+
+// IPRelease frees a reserved or quarantined unit at once. A unit allocated to
+// a server is refused: terminating the server releases it.
+type IPRelease struct {
+	Pool string `json:"pool"`
+	IP   string `json:"ip"`
+}
+
+// AddrRequest asks CmdServerCreate to allocate the server's addresses: IPv4
+// addresses and IPv6 prefixes, each from the first pool of its list with a
+// free unit. The proposer lists only pools that serve the server's node.
+type AddrRequest struct {
+	IPv4Pools []string `json:"ipv4_pools,omitempty"`
+	IPv4      int      `json:"ipv4,omitempty"`
+	IPv6Pools []string `json:"ipv6_pools,omitempty"`
+	IPv6      int      `json:"ipv6,omitempty"`
+}
+
+// maxAddrsPerFamily bounds AddrRequest's counts.
+const maxAddrsPerFamily = 16
+
+// protocolBridged is the first agent protocol (1.3) whose server.provision
+// takes bridge, ipv6, gateway6 and resolvers.
+const protocolBridged = 103
+
+// poolCache holds one allocator per pool, built from the pool's bucket on
+// first use after the database was opened or restored. Only the apply path
+// uses it (Raft applies one batch at a time).
+type poolCache struct {
+	m map[string]*ipam.Allocator
+}
+
+func newPoolCache() *poolCache { return &poolCache{m: map[string]*ipam.Allocator{}} }
+
+// allocator returns the pool's definition and its allocator.
+func (c *applyCtx) allocator(name string) (store.IPPool, *ipam.Allocator, error) {
+	p, err := c.r.IPPool(name)
+	if err != nil {
+		return p, nil, err
+	}
+	if a, ok := c.pools.m[name]; ok {
+		return p, a, nil
+	}
+	units, err := c.r.IPUnits(name)
+	if err != nil {
+		return p, nil, err
+	}
+	a, err := ipam.New(p.Pool, store.IPState(units))
+	if err != nil {
+		return p, nil, err
+	}
+	c.pools.m[name] = a
+	return p, a, nil
+}
+
+// touch marks the cache as changed by this command: if the command fails, the
+// cache is dropped and rebuilt from the (unchanged) buckets.
+func (c *applyCtx) touch() { c.poolsTouched = true }
+
+// fieldError wraps an ipam field error as a refused command.
+func fieldError(err error) error {
+	var fe *ipam.FieldError
+	if errors.As(err, &fe) {
+		return fmt.Errorf("%w: %w", ErrInvalid, fe)
+	}
+	return fmt.Errorf("%w: %v", ErrInvalid, err)
+}
+
+func applyIPPoolCreate(c *applyCtx, p IPPoolCreate) (any, error) {
+	pool := p.Pool
+	if err := pool.Validate(); err != nil {
+		return nil, fieldError(err)
+	}
+	if pool.QuarantineSeconds < 0 {
+		return nil, fieldError(&ipam.FieldError{Field: "quarantineSeconds", Message: "must not be negative"})
+	}
+	existing, err := c.r.IPPools()
+	if err != nil {
+		return nil, err
+	}
+	defs := make([]ipam.Pool, 0, len(existing))
+	for _, e := range existing {
+		if e.Name == pool.Name {
+			return nil, fmt.Errorf("%w: ip pool %q exists", ErrConflict, pool.Name)
+		}
+		defs = append(defs, e.Pool)
+	}
+	if err := ipam.CheckAdd(defs, pool.Pool); err != nil {
+		return nil, fieldError(err)
+	}
+	pool.CreatedAt = c.at
+	delete(c.pools.m, pool.Name)
+	return pool, store.PutJSON(c.tx, store.BucketIPPools, []byte(pool.Name), pool)
+}
+
+func applyIPPoolRemove(c *applyCtx, p IPPoolRemove) (any, error) {
+	pool, err := c.r.IPPool(p.Name)
+	if err != nil {
+		return nil, err
+	}
+	units, err := c.r.IPUnits(p.Name)
+	if err != nil {
+		return nil, err
+	}
+	for _, u := range units {
+		switch {
+		case u.Until != nil:
+			// quarantined: goes with the pool
+		case u.ServerID != "":
+			return nil, fmt.Errorf("%w: ip pool %q has %s allocated to server %s; terminate its servers first", ErrConflict, p.Name, u.Prefix, u.ServerID)
+		default:
+			return nil, fmt.Errorf("%w: ip pool %q has %s reserved; release it first", ErrConflict, p.Name, u.Prefix)
+		}
+	}
+	b := c.tx.Bucket(store.BucketIPUnits)
+	for _, u := range units {
+		if err := b.Delete(store.IPUnitKey(p.Name, u.Prefix)); err != nil {
+			return nil, err
+		}
+	}
+	delete(c.pools.m, p.Name)
+	return pool, c.tx.Bucket(store.BucketIPPools).Delete([]byte(p.Name))
+}
+
+// poolIP parses the address of a reserve or release and loads its pool.
+func poolIP(c *applyCtx, pool, raw string) (store.IPPool, *ipam.Allocator, netip.Addr, error) {
+	ip, err := netip.ParseAddr(raw)
+	if err != nil || ip.Zone() != "" {
+		return store.IPPool{}, nil, ip, fieldError(&ipam.FieldError{Field: "ip", Message: fmt.Sprintf("%q is not an IP address", raw)})
+	}
+	p, a, err := c.allocator(pool)
+	return p, a, ip, err
+}
+
+// unitOf is the unit of the pool that holds ip.
+func unitOf(p store.IPPool, ip netip.Addr) netip.Prefix {
+	bits := 32
+	if ip.Is6() {
+		bits = p.PrefixLen
+		if bits == 0 {
+			bits = ipam.DefaultPrefixLen
+		}
+	}
+	u, _ := ip.Prefix(bits)
+	return u
+}
+
+// ipErr maps an allocator error on the ip field.
+func ipErr(err error) error {
+	switch {
+	case errors.Is(err, ipam.ErrNotInPool), errors.Is(err, ipam.ErrUnavailable):
+		return fieldError(&ipam.FieldError{Field: "ip", Message: strings.TrimPrefix(err.Error(), "ipam: ")})
+	case errors.Is(err, ipam.ErrInUse), errors.Is(err, ipam.ErrQuarantined), errors.Is(err, ipam.ErrNotAllocated):
+		return fmt.Errorf("%w: %s", ErrConflict, strings.TrimPrefix(err.Error(), "ipam: "))
+	}
+	return err
+}
+
+func applyIPReserve(c *applyCtx, p IPReserve) (any, error) {
+	pool, a, ip, err := poolIP(c, p.Pool, p.IP)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Reserve(ip, c.at); err != nil {
+		return nil, ipErr(err)
+	}
+	c.touch()
+	u := store.IPUnit{Prefix: unitOf(pool, ip), Reserved: true, Note: p.Note}
+	return u, store.PutJSON(c.tx, store.BucketIPUnits, store.IPUnitKey(pool.Name, u.Prefix), u)
+}
+
+func applyIPRelease(c *applyCtx, p IPRelease) (any, error) {
+	pool, a, ip, err := poolIP(c, p.Pool, p.IP)
+	if err != nil {
+		return nil, err
+	}
+	if !netip.MustParsePrefix(pool.CIDR).Contains(ip) {
+		return nil, ipErr(fmt.Errorf("%w: %s is not in pool %q (%s)", ipam.ErrNotInPool, ip, pool.Name, pool.CIDR))
+	}
+	key := store.IPUnitKey(pool.Name, unitOf(pool, ip))
+	var u store.IPUnit
+	if err := store.GetJSON(c.tx, store.BucketIPUnits, key, &u); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("%w: %s is neither reserved nor in quarantine in pool %q", ErrConflict, ip, pool.Name)
+		}
+		return nil, err
+	}
+	if u.Until == nil && u.ServerID != "" {
+		return nil, fmt.Errorf("%w: %s is allocated to server %s; terminating the server releases it", ErrConflict, u.Prefix, u.ServerID)
+	}
+	if u.Until != nil && !u.Until.After(c.at) {
+		// An ended quarantine: the allocator already counts it free.
+		return u, c.tx.Bucket(store.BucketIPUnits).Delete(key)
+	}
+	if err := a.Unreserve(ip); err != nil {
+		return nil, ipErr(err)
+	}
+	c.touch()
+	return u, c.tx.Bucket(store.BucketIPUnits).Delete(key)
+}
+
+// poolServes reports whether pool p may give addresses to servers on node n:
+// n is among its nodes (if it names any) and, if it names a bridge, n reports
+// that bridge.
+func poolServes(p store.IPPool, n api.AgentNode) bool {
+	if len(p.Nodes) > 0 && !slices.Contains(p.Nodes, n.ID) {
+		return false
+	}
+	return p.Bridge == "" || slices.Contains(n.Bridges, p.Bridge)
+}
+
+// PoolServes is poolServes for the proposer (placement).
+func PoolServes(p store.IPPool, n api.AgentNode) bool { return poolServes(p, n) }
+
+// allocateAddrs allocates the addresses req asks for the server on node n:
+// per family from the first listed pool with a free unit; the IPv6 pools
+// must share the bridge of the IPv4 pool used (a guest has one NIC). On error
+// nothing stays allocated.
+func allocateAddrs(c *applyCtx, req *AddrRequest, n api.AgentNode, s *store.Server) (bridge string, resolvers []string, err error) {
+	if req == nil {
+		return "", nil, nil
+	}
+	if req.IPv4 < 0 || req.IPv4 > maxAddrsPerFamily || req.IPv6 < 0 || req.IPv6 > maxAddrsPerFamily {
+		return "", nil, fmt.Errorf("%w: at most %d addresses per family", ErrInvalid, maxAddrsPerFamily)
+	}
+	type taken struct {
+		a  *ipam.Allocator
+		ip netip.Addr
+	}
+	var done []taken
+	defer func() {
+		if err != nil {
+			for _, t := range done {
+				_ = t.a.Unreserve(t.ip)
+			}
+		}
+	}()
+	bridgeSet := false
+	one := func(pools []string, v6 bool) error {
+		var why []string
+		for _, name := range pools {
+			pool, a, err := c.allocator(name)
+			if err != nil {
+				return err
+			}
+			if pool.IPv6() != v6 {
+				return fmt.Errorf("%w: ip pool %q is not an IPv%d pool", ErrInvalid, name, map[bool]int{false: 4, true: 6}[v6])
+			}
+			if !poolServes(pool, n) || (bridgeSet && pool.Bridge != bridge) {
+				why = append(why, fmt.Sprintf("%s: does not serve node %s", name, n.ID))
+				continue
+			}
+			unit, err := a.Allocate(c.at)
+			if errors.Is(err, ipam.ErrExhausted) {
+				why = append(why, name+": exhausted")
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			c.touch()
+			done = append(done, taken{a, unit.Addr()})
+			addr := store.ServerAddr{Pool: name, Unit: unit, Gateway: pool.Gateway}
+			if v6 {
+				addr.Addr = netip.PrefixFrom(unit.Addr().Next(), unit.Bits())
+			} else {
+				addr.Addr = netip.PrefixFrom(unit.Addr(), netip.MustParsePrefix(pool.CIDR).Bits())
+			}
+			s.Addrs = append(s.Addrs, addr)
+			if !bridgeSet {
+				bridge, resolvers, bridgeSet = pool.Bridge, pool.Resolvers, true
+			}
+			return nil
+		}
+		return fmt.Errorf("%w: no free IPv%d address for node %s (%s)", ErrConflict, map[bool]int{false: 4, true: 6}[v6], n.ID, strings.Join(why, "; "))
+	}
+	for i := 0; i < req.IPv4 && len(req.IPv4Pools) > 0; i++ {
+		if err := one(req.IPv4Pools, false); err != nil {
+			return "", nil, err
+		}
+	}
+	for i := 0; i < req.IPv6 && len(req.IPv6Pools) > 0; i++ {
+		if err := one(req.IPv6Pools, true); err != nil {
+			return "", nil, err
+		}
+	}
+	return bridge, resolvers, nil
+}
+
+// putAllocated records the server's pool units as allocated to it.
+func putAllocated(c *applyCtx, s store.Server) error {
+	for _, ad := range s.Addrs {
+		u := store.IPUnit{Prefix: ad.Unit, ServerID: s.ID, AccountID: s.AccountID}
+		if err := store.PutJSON(c.tx, store.BucketIPUnits, store.IPUnitKey(ad.Pool, ad.Unit), u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// primaryAddrs sets the server's primary IPv4 and IPv6 from its pool
+// addresses and fills them into its provision params (the 1.3 keys only for an
+// agent that speaks 1.3; an older one gets the bridge as its 1.2 network).
+func primaryAddrs(s *store.Server, a *store.Action, n api.AgentNode, bridge string, resolvers []string) error {
+	var v4, v6 *store.ServerAddr
+	for i := range s.Addrs {
+		ad := &s.Addrs[i]
+		if ad.Addr.Addr().Is4() && v4 == nil {
+			v4 = ad
+		} else if ad.Addr.Addr().Is6() && v6 == nil {
+			v6 = ad
+		}
+	}
+	if v4 == nil && v6 == nil {
+		return nil
+	}
+	params, err := action.Decode(api.ActionServerProvision, a.Params, nil)
+	if err != nil {
+		return fmt.Errorf("%w: provision params: %v", ErrInvalid, err)
+	}
+	pr := params.(*action.Provision)
+	if v4 != nil {
+		s.IPv4, pr.IPv4, pr.Gateway4 = v4.Addr.String(), v4.Addr.String(), v4.Gateway
+	}
+	if n.ProtocolVersion >= protocolBridged {
+		pr.Bridge, pr.Resolvers = bridge, resolvers
+		if v6 != nil {
+			s.IPv6, pr.IPv6 = v6.Addr.String(), v6.Addr.String()
+			pr.Gateway6 = v6.Gateway
+		}
+	} else if bridge != "" {
+		pr.Network = "bridge:" + bridge
+	}
+	if v6 != nil {
+		s.IPv6 = v6.Addr.String()
+	}
+	raw, err := action.Encode(pr)
+	if err != nil {
+		return err
+	}
+	a.Params = raw
+	return nil
+}
+
+// releaseAddrs returns a terminated server's pool units to their pools, each
+// into its pool's quarantine from the command's time. A unit whose pool or
+// record is gone (an operator freed it by hand) is skipped.
+func releaseAddrs(c *applyCtx, s store.Server) error {
+	for _, ad := range s.Addrs {
+		pool, a, err := c.allocator(ad.Pool)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		key := store.IPUnitKey(ad.Pool, ad.Unit)
+		var u store.IPUnit
+		if store.GetJSON(c.tx, store.BucketIPUnits, key, &u) != nil || u.ServerID != s.ID || u.Until != nil {
+			continue
+		}
+		q := pool.Quarantine()
+		if err := a.Release(ad.Unit.Addr(), c.at, q); err != nil {
+			if errors.Is(err, ipam.ErrNotAllocated) {
+				continue
+			}
+			return err
+		}
+		c.touch()
+		until := c.at.Add(q)
+		u.Until = &until
+		if err := store.PutJSON(c.tx, store.BucketIPUnits, key, u); err != nil {
+			return err
+		}
+	}
+	return nil
+}

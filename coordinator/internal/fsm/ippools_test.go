@@ -1,0 +1,292 @@
+package fsm
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/ipam"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/action"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+func ipDump(f *FSM) []byte {
+	return bucketDump(f, append(append([][]byte{}, store.IPPoolBuckets...), store.ServerBuckets...)...)
+}
+
+// wantField checks a refused command: ErrInvalid naming field.
+func wantField(t *testing.T, err error, field, msg string) {
+	t.Helper()
+	var fe *ipam.FieldError
+	if !errors.Is(err, ErrInvalid) || !errors.As(err, &fe) || fe.Field != field || !strings.Contains(fe.Message, msg) {
+		t.Fatalf("want ErrInvalid on field %q (%q), got %v", field, msg, err)
+	}
+}
+
+func pool4(name, cidr, gw string) store.IPPool {
+	return store.IPPool{Pool: ipam.Pool{Name: name, CIDR: cidr, Gateway: gw, Bridge: "br0", Resolvers: []string{"198.51.100.53"}}}
+}
+
+// ipHarness: accounts, node hv-1 (protocol 1.3, bridge br0) and pools pub4
+// (198.51.100.0/24) and pub6 (2001:db8::/48, /64 each).
+func ipHarness(t *testing.T) *whHarness {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103, Bridges: []string{"br0"}})
+	h.must(CmdIPPoolCreate, IPPoolCreate{Pool: pool4("pub4", "198.51.100.0/24", "198.51.100.1")})
+	h.must(CmdIPPoolCreate, IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: "pub6", CIDR: "2001:db8::/48", Gateway: "fe80::1", Bridge: "br0"}}})
+	return h
+}
+
+var bothFamilies = &AddrRequest{IPv4Pools: []string{"pub4"}, IPv4: 1, IPv6Pools: []string{"pub6"}, IPv6: 1}
+
+func placeServer(h *whHarness, id string, req *AddrRequest) (store.Server, error) {
+	params, _ := action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 1, MemoryMiB: 256, DiskGiB: 1}})
+	srv := store.Server{Server: api.Server{ID: id, Label: id}, AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-" + id}
+	act := store.Action{Action: api.Action{ID: "act_" + id, Command: api.ActionServerProvision, ResourceID: id},
+		NodeID: "hv-1", Target: "hp-" + id, Deadline: h.at.Add(time.Hour), Params: params}
+	_, err := h.apply(CmdServerCreate, ServerCreate{Server: srv, Action: act, Addresses: req})
+	if err != nil {
+		return store.Server{}, err
+	}
+	var s store.Server
+	_ = h.fsms[0].Read(func(r store.ReadTx) (err error) { s, err = r.Server(id); return })
+	return s, nil
+}
+
+func terminate(h *whHarness, id string) {
+	h.t.Helper()
+	h.must(CmdActionFinish, ActionFinish{ID: "act_" + id, Success: true})
+	h.must(CmdActionCreate, ActionCreate{Action: store.Action{Action: api.Action{ID: "act_t_" + id, Command: api.ActionServerTerminate, ResourceID: id},
+		AccountID: "acc_1", NodeID: "hv-1", Target: "hp-" + id, Deadline: h.at.Add(time.Hour), Mutating: true}})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_t_" + id, Success: true})
+}
+
+func provisionParams(t *testing.T, h *whHarness, id string) action.Provision {
+	t.Helper()
+	var a store.Action
+	_ = h.fsms[0].Read(func(r store.ReadTx) (err error) { a, err = r.Action("act_" + id); return })
+	var p action.Provision
+	if err := json.Unmarshal(a.Params, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestIPPoolRefusalsNameTheFieldAndChangeNothing(t *testing.T) {
+	h := ipHarness(t)
+	before := ipDump(h.fsms[0])
+	cases := []struct {
+		pool       store.IPPool
+		field, msg string
+	}{
+		{pool4("bad", "198.51.100.0/33", "198.51.100.1"), "cidr", "not a CIDR"},
+		{pool4("bad", "203.0.113.7/24", "203.0.113.1"), "cidr", "host bits"},
+		{pool4("bad", "203.0.113.0/24", "198.51.100.1"), "gateway", "outside"},
+		{pool4("bad", "198.51.100.128/25", "198.51.100.129"), "cidr", `overlaps pool "pub4"`},
+		{store.IPPool{Pool: ipam.Pool{Name: "bad", CIDR: "2001:db8:1::/32", Gateway: "fe80::1"}}, "cidr", "host bits"},
+		{store.IPPool{Pool: ipam.Pool{Name: "bad", CIDR: "2001:db8::/32", Gateway: "fe80::1"}}, "cidr", `overlaps pool "pub6"`},
+		{store.IPPool{Pool: ipam.Pool{Name: "bad", CIDR: "2001:db9::/48", Gateway: "fe80::1", PrefixLen: 40}}, "prefixLen", ""},
+		{pool4("Bad Name", "203.0.113.0/24", "203.0.113.1"), "name", ""},
+		{store.IPPool{Pool: ipam.Pool{Name: "bad", CIDR: "203.0.113.0/24", Gateway: "203.0.113.1", Bridge: "br with space"}}, "bridge", ""},
+		{store.IPPool{Pool: ipam.Pool{Name: "bad", CIDR: "203.0.113.0/24", Gateway: "203.0.113.1", Resolvers: []string{"x"}}}, "resolvers[0]", ""},
+	}
+	for _, c := range cases {
+		_, err := h.apply(CmdIPPoolCreate, IPPoolCreate{Pool: c.pool})
+		wantField(t, err, c.field, c.msg)
+	}
+	if _, err := h.apply(CmdIPPoolCreate, IPPoolCreate{Pool: pool4("pub4", "203.0.113.0/24", "203.0.113.1")}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a second pool named pub4: %v", err)
+	}
+	_, err := h.apply(CmdIPReserve, IPReserve{Pool: "pub4", IP: "203.0.113.9"})
+	wantField(t, err, "ip", "not in pool")
+	_, err = h.apply(CmdIPReserve, IPReserve{Pool: "pub4", IP: "198.51.100.1"})
+	wantField(t, err, "ip", "not allocatable")
+	_, err = h.apply(CmdIPReserve, IPReserve{Pool: "pub4", IP: "nope"})
+	wantField(t, err, "ip", "not an IP")
+	if _, err := h.apply(CmdIPReserve, IPReserve{Pool: "nope", IP: "198.51.100.9"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("reserve in a missing pool: %v", err)
+	}
+	if !bytes.Equal(before, ipDump(h.fsms[0])) {
+		t.Fatal("a refused command changed the pools")
+	}
+}
+
+func TestServerAddressesAllocatedReleasedAndQuarantined(t *testing.T) {
+	h := ipHarness(t)
+	s1, err := placeServer(h, "srv_1", bothFamilies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s1.IPv4 != "198.51.100.2/24" || s1.IPv6 != "2001:db8::1/64" || len(s1.Addrs) != 2 {
+		t.Fatalf("first server's addresses: %q %q %+v", s1.IPv4, s1.IPv6, s1.Addrs)
+	}
+	p := provisionParams(t, h, "srv_1")
+	if p.IPv4 != "198.51.100.2/24" || p.Gateway4 != "198.51.100.1" || p.Bridge != "br0" || p.IPv6 != "2001:db8::1/64" ||
+		p.Gateway6 != "fe80::1" || len(p.Resolvers) != 1 || p.Template != "debian-12" {
+		t.Fatalf("provision params: %+v", p)
+	}
+	s2, err := placeServer(h, "srv_2", bothFamilies)
+	if err != nil || s2.IPv4 != "198.51.100.3/24" || s2.IPv6 != "2001:db8:0:1::1/64" {
+		t.Fatalf("second server: %q %q %v", s2.IPv4, s2.IPv6, err)
+	}
+	// The customer view: primary, gateway, netmask/prefix.
+	v := ServerIPView(s2, s2.Addrs[0].Addr.Addr())
+	if !v.Primary || v.Gateway == nil || *v.Gateway != "198.51.100.1" || v.Netmask == nil || *v.Netmask != "255.255.255.0" || v.Prefix != 24 {
+		t.Fatalf("ipv4 view %+v", v)
+	}
+	v = ServerIPView(s2, s2.Addrs[1].Addr.Addr())
+	if !v.Primary || v.Version != 6 || v.Prefix != 64 || v.Netmask != nil || *v.Gateway != "fe80::1" {
+		t.Fatalf("ipv6 view %+v", v)
+	}
+
+	// Terminate srv_1: its units go into a 24 h quarantine from the
+	// command's time.
+	terminate(h, "srv_1")
+	termAt := h.at
+	if s3, err := placeServer(h, "srv_3", bothFamilies); err != nil || s3.IPv4 != "198.51.100.4/24" || s3.IPv6 != "2001:db8:0:2::1/64" {
+		t.Fatalf("inside the quarantine the released units are not reused: %q %q %v", s3.IPv4, s3.IPv6, err)
+	}
+	if _, err := h.apply(CmdIPReserve, IPReserve{Pool: "pub4", IP: "198.51.100.2"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("reserving a quarantined address: %v", err)
+	}
+	h.at = termAt.Add(24*time.Hour - 2*time.Second) // the next command is 1 s before the end
+	if s4, err := placeServer(h, "srv_4", bothFamilies); err != nil || s4.IPv4 != "198.51.100.5/24" {
+		t.Fatalf("1 s before the quarantine ends: %q %v", s4.IPv4, err)
+	}
+	h.at = termAt.Add(24 * time.Hour)
+	if s5, err := placeServer(h, "srv_5", bothFamilies); err != nil || s5.IPv4 != "198.51.100.2/24" || s5.IPv6 != "2001:db8::1/64" {
+		t.Fatalf("after the quarantine the lowest units come back: %q %q %v", s5.IPv4, s5.IPv6, err)
+	}
+	// Every replica computed the same thing.
+	if !bytes.Equal(ipDump(h.fsms[0]), ipDump(h.fsms[1])) {
+		t.Fatal("replicas differ")
+	}
+	// The server.created payload carries ipv4.
+	h.must(CmdActionFinish, ActionFinish{ID: "act_srv_2", Success: true})
+	evs := outboxEvents(t, h.fsms[0])
+	last := evs[len(evs)-1]
+	if last.Type != string(api.EventServerCreated) || !strings.Contains(string(last.Data), `"ipv4":"198.51.100.3"`) {
+		t.Fatalf("server.created: %s %s", last.Type, last.Data)
+	}
+}
+
+func TestIPReserveReleaseAndPoolRemove(t *testing.T) {
+	h := ipHarness(t)
+	h.must(CmdIPReserve, IPReserve{Pool: "pub4", IP: "198.51.100.2", Note: "router"})
+	h.must(CmdIPReserve, IPReserve{Pool: "pub6", IP: "2001:db8::42"}) // the whole first /64
+	s, err := placeServer(h, "srv_1", bothFamilies)
+	if err != nil || s.IPv4 != "198.51.100.3/24" || s.IPv6 != "2001:db8:0:1::1/64" {
+		t.Fatalf("allocation skips reservations: %q %q %v", s.IPv4, s.IPv6, err)
+	}
+	if _, err := h.apply(CmdIPRelease, IPRelease{Pool: "pub4", IP: "198.51.100.3"}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "srv_1") {
+		t.Fatalf("releasing a server's address by hand: %v", err)
+	}
+	if _, err := h.apply(CmdIPPoolRemove, IPPoolRemove{Name: "pub4"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("removing a pool in use: %v", err)
+	}
+	h.must(CmdIPRelease, IPRelease{Pool: "pub4", IP: "198.51.100.2"})
+	if _, err := h.apply(CmdIPRelease, IPRelease{Pool: "pub4", IP: "198.51.100.2"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("a second release: %v", err)
+	}
+	if s, _ := placeServer(h, "srv_2", bothFamilies); s.IPv4 != "198.51.100.2/24" {
+		t.Fatalf("a released reservation is free at once: %q", s.IPv4)
+	}
+	// Releasing a quarantined unit frees it at once (an operator's override).
+	terminate(h, "srv_2")
+	h.must(CmdIPRelease, IPRelease{Pool: "pub4", IP: "198.51.100.2"})
+	if s, _ := placeServer(h, "srv_3", bothFamilies); s.IPv4 != "198.51.100.2/24" {
+		t.Fatalf("after releasing its quarantine: %q", s.IPv4)
+	}
+	terminate(h, "srv_1")
+	terminate(h, "srv_3")
+	h.must(CmdIPRelease, IPRelease{Pool: "pub6", IP: "2001:db8::"})
+	// Only quarantined units left: the pool can go, and its units with it.
+	h.must(CmdIPPoolRemove, IPPoolRemove{Name: "pub4"})
+	if n := h.count(store.BucketIPUnits, "pub4/"); n != 0 {
+		t.Fatalf("%d units of a removed pool left", n)
+	}
+	if !bytes.Equal(ipDump(h.fsms[0]), ipDump(h.fsms[1])) {
+		t.Fatal("replicas differ")
+	}
+}
+
+func TestAddressPlacementRules(t *testing.T) {
+	h := ipHarness(t)
+	h.must(CmdIPPoolCreate, IPPoolCreate{Pool: pool4("tiny", "203.0.113.0/30", "203.0.113.1")}) // one free address: .2
+	tiny := &AddrRequest{IPv4Pools: []string{"tiny"}, IPv4: 1}
+	if s, err := placeServer(h, "srv_1", tiny); err != nil || s.IPv4 != "203.0.113.2/30" {
+		t.Fatalf("tiny pool: %q %v", s.IPv4, err)
+	}
+	before := ipDump(h.fsms[0])
+	_, err := placeServer(h, "srv_2", tiny)
+	if !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "exhausted") {
+		t.Fatalf("exhausted pool: %v", err)
+	}
+	if !bytes.Equal(before, ipDump(h.fsms[0])) {
+		t.Fatal("a refused placement changed state")
+	}
+	// The next pool of the list is used when the first is full.
+	if s, err := placeServer(h, "srv_2", &AddrRequest{IPv4Pools: []string{"tiny", "pub4"}, IPv4: 1}); err != nil || s.IPv4 != "198.51.100.2/24" {
+		t.Fatalf("fallback pool: %q %v", s.IPv4, err)
+	}
+	// A pool limited to other nodes, or whose bridge the node lacks, is not used.
+	h.must(CmdIPPoolCreate, IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: "other", CIDR: "203.0.113.64/26", Gateway: "203.0.113.65", Nodes: []string{"hv-9"}}}})
+	h.must(CmdIPPoolCreate, IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: "br1", CIDR: "203.0.113.128/26", Gateway: "203.0.113.129", Bridge: "br1"}}})
+	for _, name := range []string{"other", "br1"} {
+		if _, err := placeServer(h, "srv_x", &AddrRequest{IPv4Pools: []string{name}, IPv4: 1}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "does not serve") {
+			t.Fatalf("pool %s on hv-1: %v", name, err)
+		}
+	}
+	// An agent older than 1.3 gets the bridge as its 1.2 network and no 1.3 keys.
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 102, Bridges: []string{"br0"}})
+	s, err := placeServer(h, "srv_3", bothFamilies)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := provisionParams(t, h, "srv_3")
+	if p.Network != "bridge:br0" || p.Bridge != "" || p.IPv6 != "" || p.Gateway6 != "" || p.Resolvers != nil || p.IPv4 != s.IPv4 {
+		t.Fatalf("1.2 params: %+v", p)
+	}
+	// No addresses asked: today's behaviour.
+	if s, err := placeServer(h, "srv_4", nil); err != nil || s.IPv4 != "" || s.Addrs != nil {
+		t.Fatalf("no addresses: %+v %v", s, err)
+	}
+}
+
+// TestAllocatorsRebuiltOnReopen: a replica that restarts rebuilds its
+// allocators from the buckets and keeps agreeing with one that did not.
+func TestAllocatorsRebuiltOnReopen(t *testing.T) {
+	h := ipHarness(t)
+	for _, id := range []string{"srv_1", "srv_2", "srv_3"} {
+		if _, err := placeServer(h, id, bothFamilies); err != nil {
+			t.Fatal(err)
+		}
+	}
+	terminate(h, "srv_2")
+	f := h.fsms[1]
+	path := f.path
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	h.fsms[1] = g
+	s, err := placeServer(h, "srv_4", bothFamilies)
+	if err != nil || s.IPv4 != "198.51.100.5/24" {
+		t.Fatalf("after reopen: %q %v", s.IPv4, err)
+	}
+	var s4 store.Server
+	_ = g.View(func(tx *bolt.Tx) (err error) { s4, err = store.Read(tx).Server("srv_4"); return })
+	if s4.IPv4 != s.IPv4 || s4.IPv6 != s.IPv6 || !bytes.Equal(ipDump(h.fsms[0]), ipDump(g)) {
+		t.Fatalf("reopened replica allocated %q %q, the other %q %q", s4.IPv4, s4.IPv6, s.IPv4, s.IPv6)
+	}
+}
