@@ -17,6 +17,7 @@ $mod/coordinator/internal/clustertest
 $mod/agent/internal/libvirttest
 $mod/packaging/integration
 $mod/agent/internal/sitetls
+$mod/coordinator/internal/mcpserver/conformance
 "
 all=$(go list ./...)
 heavy=$(for p in $all; do
