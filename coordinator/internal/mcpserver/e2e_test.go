@@ -195,6 +195,23 @@ func TestMCPEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("the document alone gives the route table's operations (hostplane-mcp)", func(t *testing.T) {
+		fromDoc, err := mcpserver.OperationsFromDoc(httpapi.OpenAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		byKey := func(ops []mcpserver.Operation) map[string]mcpserver.Operation {
+			m := map[string]mcpserver.Operation{}
+			for _, o := range ops {
+				m[o.Key()] = o
+			}
+			return m
+		}
+		if got, want := byKey(fromDoc), byKey(mcpserver.FromRoutes(c.Nodes[0].Server.API.Routes())); !reflect.DeepEqual(got, want) {
+			t.Errorf("operations from openapi.json:\n%v\nfrom the route table:\n%v", got, want)
+		}
+	})
+
 	_, roKey := c.NewAccount("mcp-ro@example.com", readScopes...)
 	t.Run("a read-only key lists only read tools", func(t *testing.T) {
 		tools := listTools(t, mcpClient(t, c, roKey))
