@@ -3,8 +3,6 @@ package validate
 import (
 	"regexp"
 	"slices"
-	"strings"
-	"unicode/utf8"
 )
 
 // Hosting usernames: a Linux user, a MariaDB user and database, an SFTP login
@@ -33,55 +31,6 @@ func HostingUsername(s string) error {
 	}
 	if slices.Contains(reservedUsernames, s) {
 		return invalid("username %q is reserved", s)
-	}
-	return nil
-}
-
-// MaxHostingDomain is the longest domain a site answers to.
-const MaxHostingDomain = 253
-
-var allDigitsRE = regexp.MustCompile(`^[0-9]+$`)
-
-// HostingDomain checks a domain a hosting site answers to (field names it in
-// errors): lower-case ASCII (an internationalized name in its xn-- form), at
-// least two labels of 1-63 characters of a-z, 0-9 and '-' not starting or
-// ending with '-', at most 253 characters, no trailing dot, no wildcard, no IP
-// literal (the last label is not all digits). Only a name that passes reaches a
-// file name or an nginx lookup; nginx applies the same shape (hosting.HostRegex).
-func HostingDomain(field, s string) error {
-	switch {
-	case s == "":
-		return invalid("%s is empty", field)
-	case len(s) > MaxHostingDomain:
-		return invalid("%s must be at most %d characters", field, MaxHostingDomain)
-	case !utf8.ValidString(s):
-		return invalid("%s is not valid UTF-8", field)
-	}
-	for _, r := range s {
-		if r >= 0x80 {
-			return invalid("%s %q must be ASCII: write an internationalized name in its IDNA (xn--) form", field, truncate(s))
-		}
-		if r >= 'A' && r <= 'Z' {
-			return invalid("%s %q must be lower case", field, truncate(s))
-		}
-	}
-	if strings.HasSuffix(s, ".") {
-		return invalid("%s %q must not end with a dot", field, truncate(s))
-	}
-	if strings.Contains(s, "*") {
-		return invalid("%s %q: wildcards are not allowed", field, truncate(s))
-	}
-	labels := strings.Split(s, ".")
-	if len(labels) < 2 {
-		return invalid("%s %q must have at least two labels (example.com)", field, truncate(s))
-	}
-	for _, l := range labels {
-		if !labelRE.MatchString(l) {
-			return invalid("%s %q: each label must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", field, truncate(s))
-		}
-	}
-	if allDigitsRE.MatchString(labels[len(labels)-1]) {
-		return invalid("%s %q must be a domain name, not an IP address", field, truncate(s))
 	}
 	return nil
 }

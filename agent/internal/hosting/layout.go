@@ -24,7 +24,7 @@
 //	nginx/logs, nginx/tmp   nginx's logs and temp paths; nginx/nginx.pid
 //	hosts/<host>            symlink → ../sites/<user>: the host name routes to the
 //	                        account. <host> is always a validated lower-case DNS
-//	                        name (validate.HostingDomain); nginx maps $host through
+//	                        name (validate.Domain); nginx maps $host through
 //	                        the same rule (a regex map) before using it in a path,
 //	                        so a Host of "../x", "A.TEST" or junk never reaches the
 //	                        file system (421). Attaching a host is a symlink written

@@ -17,8 +17,8 @@ import (
 )
 
 // HostRegex is the rule nginx applies to $host before it becomes part of a
-// path: the shape of validate.HostingDomain (lower-case labels of a-z, 0-9 and
-// '-', at least two). nginx lower-cases $host and strips a port and a trailing
+// path: the shape of validate.Domain's ASCII form (lower-case labels of a-z,
+// 0-9 and '-', at least two; pkg/validate's fuzz test checks they agree). nginx lower-cases $host and strips a port and a trailing
 // dot; anything else that does not match gets 421.
 const HostRegex = `^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`
 
