@@ -99,6 +99,8 @@ type NodeOpResult struct {
 	RebootMethod     string        `json:"reboot_method,omitempty"` // reboot only: NodeReboot*
 	SnapshotsRemoved []string      `json:"snapshots_removed,omitempty"`
 	Message          string        `json:"message,omitempty"`
+	// Hosting is the account of a hosting action (protocol 1.3).
+	Hosting *NodeHostingAccount `json:"hosting,omitempty"`
 }
 
 // NodeTemplate is an OS template registered on the node.

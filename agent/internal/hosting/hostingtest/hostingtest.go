@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -88,4 +89,111 @@ func Ctx(tb testing.TB) context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	tb.Cleanup(cancel)
 	return ctx
+}
+
+// MariaDB starts a private mariadbd on a unix socket and a TCP port under
+// dir; it is shut down and its data removed when the test ends.
+func MariaDB(tb testing.TB, dir string, port int) (socket string) {
+	tb.Helper()
+	Need(tb, "mariadb-install-db", "mariadbd", "mariadb", "mariadb-admin")
+	m := filepath.Join(dir, "mysql")
+	if err := os.MkdirAll(m, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	Run(tb, "mariadb-install-db", "--no-defaults", "--datadir="+m+"/data", "--user=root",
+		"--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve", "--innodb-log-file-size=8M")
+	socket = filepath.Join(m, "mysqld.sock")
+	cmd := exec.Command("mariadbd", "--no-defaults", "--datadir="+m+"/data", "--socket="+socket,
+		fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1", "--user=root", "--pid-file="+m+"/mysqld.pid",
+		"--log-error="+m+"/error.log", "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M", "--skip-name-resolve",
+		"--performance-schema=OFF")
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if exec.Command("mariadb-admin", "--no-defaults", "--socket="+socket, "-uroot", "ping").Run() == nil {
+			return socket
+		}
+		select {
+		case <-done:
+			b, _ := os.ReadFile(m + "/error.log")
+			tb.Fatalf("mariadbd exited:\n%s", b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(m + "/error.log")
+			tb.Fatalf("mariadbd did not answer within 20 s:\n%s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// SSHD starts sshd on 127.0.0.1:port allowing only members of group, with
+// the hosting node's Match block (include) for them. It runs in a private
+// mount namespace with its own /run/sshd, so the host is untouched.
+func SSHD(tb testing.TB, dir string, port int, group, include string) {
+	tb.Helper()
+	Need(tb, "sshd", "ssh-keygen", "unshare")
+	d := filepath.Join(dir, "ssh")
+	if err := os.MkdirAll(d, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	Run(tb, "ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", filepath.Join(d, "ssh_host_ed25519_key"))
+	conf := fmt.Sprintf(`Port %d
+ListenAddress 127.0.0.1
+HostKey %s/ssh_host_ed25519_key
+PidFile %s/sshd.pid
+UsePAM no
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication no
+PermitRootLogin no
+AllowGroups %s
+Subsystem sftp internal-sftp
+Include %s
+`, port, d, d, group, include)
+	if err := os.WriteFile(filepath.Join(d, "sshd_config"), []byte(conf), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	sshd, _ := exec.LookPath("sshd")
+	if out, err := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-ec",
+		`mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -m 0755 /run/sshd && exec "$0" -t -f "$1"`, sshd,
+		filepath.Join(d, "sshd_config")).CombinedOutput(); err != nil {
+		tb.Fatalf("sshd -t: %v\n%s", err, out)
+	}
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "sh", "-ec",
+		`mount -t tmpfs -o mode=0755 tmpfs /run && mkdir -m 0755 /run/sshd && exec "$0" -D -e -f "$1"`, sshd,
+		filepath.Join(d, "sshd_config"))
+	logf, _ := os.Create(filepath.Join(d, "sshd.log"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	if err := WaitFile(filepath.Join(d, "sshd.pid"), 10*time.Second); err != nil {
+		b, _ := os.ReadFile(filepath.Join(d, "sshd.log"))
+		tb.Fatalf("sshd: %v\n%s", err, b)
+	}
 }

@@ -1,0 +1,237 @@
+package hosting
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"text/template"
+	"time"
+)
+
+var fpmBinRE = regexp.MustCompile(`php-fpm([5-9]\.[0-9]{1,2})$`)
+
+// PHPVersions lists the PHP-FPM versions installed (binaries matching glob,
+// php-fpmX.Y), sorted, with their binaries.
+func PHPVersions(glob string) (versions []string, bins map[string]string) {
+	bins = map[string]string{}
+	m, _ := filepath.Glob(glob)
+	for _, p := range m {
+		if sm := fpmBinRE.FindStringSubmatch(p); sm != nil {
+			if st, err := os.Stat(p); err == nil && st.Mode()&0o111 != 0 {
+				bins[sm[1]] = p
+				versions = append(versions, sm[1])
+			}
+		}
+	}
+	slices.Sort(versions)
+	return slices.Compact(versions), bins
+}
+
+var fpmGlobalTemplate = template.Must(template.New("php-fpm.conf").Parse(`; rendered by hostplane-agent (hosting role)
+[global]
+pid = {{.Dir}}/php-fpm.pid
+error_log = {{.Dir}}/error.log
+daemonize = yes
+process_control_timeout = 10s
+include = {{.Dir}}/pool.d/*.conf
+`))
+
+// PoolParams fill a pool's configuration; every value is checked before.
+type PoolParams struct {
+	User, Group, WebGroup  string
+	Socket                 string
+	Site                   string // Layout.Site(user)
+	MaxChildren            int
+	MemoryMiB              int
+	MaxExecutionSeconds    int
+	UploadMiB              int
+	RequestTerminateSecond int
+}
+
+var poolTemplate = template.Must(template.New("pool.conf").Parse(`; rendered by hostplane-agent (hosting role)
+[{{.User}}]
+user = {{.User}}
+group = {{.Group}}
+listen = {{.Socket}}
+listen.owner = {{.User}}
+listen.group = {{.WebGroup}}
+listen.mode = 0660
+pm = ondemand
+pm.max_children = {{.MaxChildren}}
+pm.process_idle_timeout = 10s
+request_terminate_timeout = {{.RequestTerminateSecond}}s
+chdir = /
+security.limit_extensions = .php
+php_admin_value[open_basedir] = {{.Site}}/public:{{.Site}}/private:{{.Site}}/tmp
+php_admin_value[upload_tmp_dir] = {{.Site}}/tmp
+php_admin_value[session.save_path] = {{.Site}}/tmp
+php_admin_value[sys_temp_dir] = {{.Site}}/tmp
+php_admin_value[memory_limit] = {{.MemoryMiB}}M
+php_admin_value[max_execution_time] = {{.MaxExecutionSeconds}}
+php_admin_value[upload_max_filesize] = {{.UploadMiB}}M
+php_admin_value[post_max_size] = {{.UploadMiB}}M
+php_admin_flag[allow_url_include] = off
+php_admin_flag[expose_php] = off
+`))
+
+// FPM runs one php-fpm master per PHP version, each with the pools of that
+// version (fpm/<version>/pool.d/<user>.conf). A master runs while it has a pool.
+type FPM struct {
+	L    Layout
+	Glob string // where the php-fpmX.Y binaries are (/usr/sbin/php-fpm*)
+}
+
+func (f *FPM) poolFile(version, user string) string {
+	return filepath.Join(f.L.FPMDir(version), "pool.d", user+".conf")
+}
+
+// PoolVersion is the version whose pool.d holds user's pool ("" if none).
+func (f *FPM) PoolVersion(user string) string {
+	m, _ := filepath.Glob(filepath.Join(f.L.Root, "fpm", "*", "pool.d", user+".conf"))
+	if len(m) == 0 {
+		return ""
+	}
+	return filepath.Base(filepath.Dir(filepath.Dir(m[0])))
+}
+
+// PutPool writes user's pool into version's master (removing it from any
+// other version) and applies both.
+func (f *FPM) PutPool(ctx context.Context, version string, p PoolParams) error {
+	var b strings.Builder
+	if err := poolTemplate.Execute(&b, p); err != nil {
+		return err
+	}
+	dir := filepath.Join(f.L.FPMDir(version), "pool.d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// A pool moving between versions leaves the old master first: both
+	// masters would bind the same socket path, and the old one's reload would
+	// unlink the new one's socket.
+	old := f.PoolVersion(p.User)
+	var oldConf []byte
+	if old != "" && old != version {
+		oldConf, _ = os.ReadFile(f.poolFile(old, p.User))
+		if err := os.Remove(f.poolFile(old, p.User)); err != nil {
+			return err
+		}
+		if err := f.apply(ctx, old); err != nil {
+			return err
+		}
+	}
+	if err := WriteFileAtomic(f.poolFile(version, p.User), []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	if err := f.apply(ctx, version); err != nil {
+		_ = os.Remove(f.poolFile(version, p.User))
+		_ = f.apply(ctx, version)
+		if oldConf != nil {
+			_ = WriteFileAtomic(f.poolFile(old, p.User), oldConf, 0o644)
+			_ = f.apply(ctx, old)
+		}
+		return err
+	}
+	return nil
+}
+
+// RemovePool removes user's pool from whichever master has it.
+func (f *FPM) RemovePool(ctx context.Context, user string) error {
+	v := f.PoolVersion(user)
+	if v == "" {
+		return nil
+	}
+	if err := os.Remove(f.poolFile(v, user)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return f.apply(ctx, v)
+}
+
+func (f *FPM) pidFile(version string) string {
+	return filepath.Join(f.L.FPMDir(version), "php-fpm.pid")
+}
+
+// apply makes version's master match its pool.d: started, reloaded (USR2,
+// after php-fpm -t) or stopped when no pool is left; it waits for every pool's
+// socket to appear.
+func (f *FPM) apply(ctx context.Context, version string) error {
+	_, bins := PHPVersions(f.Glob)
+	bin, ok := bins[version]
+	dir := f.L.FPMDir(version)
+	pools, _ := filepath.Glob(filepath.Join(dir, "pool.d", "*.conf"))
+	pid := pidAlive(f.pidFile(version))
+	if len(pools) == 0 {
+		return stopPID(pid, 10*time.Second)
+	}
+	if !ok {
+		return fmt.Errorf("php-fpm %s is not installed", version)
+	}
+	var b strings.Builder
+	if err := fpmGlobalTemplate.Execute(&b, struct{ Dir string }{dir}); err != nil {
+		return err
+	}
+	conf := filepath.Join(dir, "php-fpm.conf")
+	if err := WriteFileAtomic(conf, []byte(b.String()), 0o644); err != nil {
+		return err
+	}
+	if out, err := exec.CommandContext(ctx, bin, "-t", "-y", conf).CombinedOutput(); err != nil {
+		return fmt.Errorf("php-fpm%s -t refused the pools: %v: %s", version, err, strings.TrimSpace(string(out)))
+	}
+	if pid > 0 {
+		// USR2 re-executes the master in place; it keeps the sockets of the
+		// pools that stay.
+		if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
+			return err
+		}
+	} else {
+		if out, err := exec.CommandContext(ctx, bin, "-y", conf).CombinedOutput(); err != nil {
+			return fmt.Errorf("start php-fpm%s: %v: %s", version, err, strings.TrimSpace(string(out)))
+		}
+	}
+	// Every pool's socket must be there (a reload takes ~30 ms).
+	var socks []string
+	for _, p := range pools {
+		user := strings.TrimSuffix(filepath.Base(p), ".conf")
+		socks = append(socks, f.L.Socket(user))
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		missing := ""
+		for _, s := range socks {
+			if _, err := os.Stat(s); err != nil {
+				missing = s
+				break
+			}
+		}
+		if missing == "" && pidAlive(f.pidFile(version)) > 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			return fmt.Errorf("php-fpm%s: socket %s did not appear: %s", version, missing, tail(string(log), 400))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// StopAll stops every master (tests, and a node leaving the hosting role).
+func (f *FPM) StopAll() {
+	m, _ := filepath.Glob(filepath.Join(f.L.Root, "fpm", "*", "php-fpm.pid"))
+	for _, p := range m {
+		_ = stopPID(pidAlive(p), 10*time.Second)
+	}
+}
+
+func tail(s string, n int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > n {
+		return "…" + s[len(s)-n:]
+	}
+	return s
+}

@@ -1,0 +1,112 @@
+package hostingtest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+)
+
+// RemoveUsers deletes the Linux users (and their groups) whose names start
+// with prefix, and the group prefix+"sftp": the last cleanup of a test.
+func RemoveUsers(tb testing.TB, prefix string) {
+	tb.Cleanup(func() {
+		for _, file := range []string{"/etc/passwd", "/etc/group"} {
+			f, err := os.Open(file)
+			if err != nil {
+				continue
+			}
+			var names []string
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				if name, _, ok := strings.Cut(sc.Text(), ":"); ok && strings.HasPrefix(name, prefix) {
+					names = append(names, name)
+				}
+			}
+			f.Close()
+			for _, n := range names {
+				if file == "/etc/passwd" {
+					_ = exec.Command("userdel", n).Run()
+				} else {
+					_ = exec.Command("groupdel", n).Run()
+				}
+			}
+		}
+	})
+}
+
+// SFTP logs in with a password; the caller closes the client.
+func SFTP(addr, user, password string) (*sftp.Client, error) {
+	conn, err := ssh.Dial("tcp", addr, &ssh.ClientConfig{User: user, Auth: []ssh.AuthMethod{ssh.Password(password)},
+		HostKeyCallback: ssh.InsecureIgnoreHostKey(), Timeout: 10 * time.Second})
+	if err != nil {
+		return nil, err
+	}
+	c, err := sftp.NewClient(conn)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Put uploads a file over SFTP.
+func Put(c *sftp.Client, path, content string) error {
+	f, err := c.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.WriteString(f, content); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// Get fetches http://addr+path with Host host.
+func Get(tb testing.TB, addr, host, path string) (int, string) {
+	tb.Helper()
+	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+	req.Host = host
+	c := &http.Client{Timeout: 15 * time.Second}
+	res, err := c.Do(req)
+	if err != nil {
+		tb.Fatalf("GET %s%s: %v", host, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
+
+// DBLogin runs a query as user over TCP and returns its output or error.
+func DBLogin(port int, user, password, db, query string) (string, error) {
+	out, err := exec.Command("mariadb", "--no-defaults", "-h127.0.0.1", "-P"+strconv.Itoa(port), "-u"+user,
+		"-p"+password, db, "-N", "-B", "-e", query).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%v: %s", err, out)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
+
+// ProbePHP is an index.php that reports who runs it and tries what the query
+// asks: read (file_get_contents), sh (cat through a shell), db (a database
+// login with u and p on port).
+const ProbePHP = `<?php
+header('Content-Type: text/plain');
+echo "user=", posix_getpwuid(posix_geteuid())['name'], "\n";
+if (isset($_GET['read'])) { $r = @file_get_contents($_GET['read']); echo "read=", $r === false ? "DENIED" : "OK:" . $r, "\n"; }
+if (isset($_GET['sh'])) { echo "sh=", shell_exec('cat ' . escapeshellarg($_GET['sh']) . ' 2>&1'), "\n"; }
+if (isset($_GET['db'])) { mysqli_report(MYSQLI_REPORT_OFF);
+  $m = @mysqli_connect('127.0.0.1', $_GET['u'], $_GET['p'], $_GET['db'], (int)$_GET['port']);
+  echo "db=", $m ? "OK" : "DENIED:" . mysqli_connect_errno(), "\n"; }
+echo "php=", PHP_MAJOR_VERSION, ".", PHP_MINOR_VERSION, "\n";
+`

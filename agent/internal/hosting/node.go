@@ -1,0 +1,600 @@
+package hosting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/template"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
+)
+
+// Config configures a hosting node.
+type Config struct {
+	Root          string // Layout root (/var/lib/hostplane/hosting)
+	HTTPListen    string // nginx's HTTP address (0.0.0.0:80)
+	NginxBin      string // nginx
+	NginxConfDir  string // /etc/nginx (mime.types, fastcgi_params)
+	NginxWorkers  string // auto
+	WebUser       string // www-data: nginx workers' user and the docroots' group
+	FPMGlob       string // /usr/sbin/php-fpm*
+	MariaDBClient string // mariadb
+	MariaDBSocket string // /run/mysqld/mysqld.sock
+	SFTPGroup     string // hostplane-sftp: members are chrooted to sites/<user>
+	MailSpool     string // /var/mail
+}
+
+// DefaultConfig is the production layout on Debian.
+func DefaultConfig() Config {
+	return Config{Root: "/var/lib/hostplane/hosting", HTTPListen: "0.0.0.0:80", NginxBin: "nginx",
+		NginxConfDir: "/etc/nginx", NginxWorkers: "auto", WebUser: "www-data", FPMGlob: "/usr/sbin/php-fpm*",
+		MariaDBClient: "mariadb", MariaDBSocket: "/run/mysqld/mysqld.sock", SFTPGroup: "hostplane-sftp",
+		MailSpool: "/var/mail"}
+}
+
+// userComment marks the Linux users this package created (GECOS field).
+const userComment = "hostplane hosting account"
+
+// Node runs a hosting node's accounts.
+type Node struct {
+	cfg   Config
+	L     Layout
+	Nginx *Nginx
+	FPM   *FPM
+	DB    *MariaDB
+}
+
+// New returns a node; Start brings up its nginx.
+func New(cfg Config) (*Node, error) {
+	if !safeWordRE.MatchString(cfg.SFTPGroup) || !safeWordRE.MatchString(cfg.WebUser) {
+		return nil, fmt.Errorf("hosting: sftp group %q and web user %q must be plain names", cfg.SFTPGroup, cfg.WebUser)
+	}
+	if !safePathRE.MatchString(cfg.MailSpool) {
+		return nil, fmt.Errorf("hosting: mail spool %q must be an absolute path", cfg.MailSpool)
+	}
+	l := Layout{Root: cfg.Root}
+	n := &Node{cfg: cfg, L: l,
+		Nginx: &Nginx{L: l, Bin: cfg.NginxBin, Params: NginxParams{Root: cfg.Root, User: cfg.WebUser, Listen: cfg.HTTPListen,
+			ConfDir: cfg.NginxConfDir, Workers: cfg.NginxWorkers}},
+		FPM: &FPM{L: l, Glob: cfg.FPMGlob},
+		DB:  &MariaDB{Client: cfg.MariaDBClient, Socket: cfg.MariaDBSocket}}
+	return n, nil
+}
+
+// Start renders the layout, starts (or reloads) nginx, writes the sshd Match
+// block and makes the SFTP group.
+func (n *Node) Start(ctx context.Context) error {
+	if err := n.Nginx.Ensure(ctx); err != nil {
+		return err
+	}
+	if err := ensureGroup(ctx, n.cfg.SFTPGroup); err != nil {
+		return err
+	}
+	var b strings.Builder
+	if err := sftpTemplate.Execute(&b, struct{ Group, Sites string }{n.cfg.SFTPGroup, filepath.Join(n.L.Root, "sites")}); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(n.L.SFTPConf()), 0o755); err != nil {
+		return err
+	}
+	return WriteFileAtomic(n.L.SFTPConf(), []byte(b.String()), 0o644)
+}
+
+// Stop stops nginx and the PHP-FPM masters (tests; a node keeps them running
+// across agent restarts otherwise).
+func (n *Node) Stop() {
+	_ = n.Nginx.Stop()
+	n.FPM.StopAll()
+}
+
+var sftpTemplate = template.Must(template.New("sftp.conf").Parse(`# rendered by hostplane-agent (hosting role): include from sshd_config (at its end)
+Match Group {{.Group}}
+  ChrootDirectory {{.Sites}}/%u
+  ForceCommand internal-sftp -u 027
+  PasswordAuthentication yes
+  PermitTTY no
+  AllowTcpForwarding no
+  AllowAgentForwarding no
+  AllowStreamLocalForwarding no
+  X11Forwarding no
+  PermitTunnel no
+`))
+
+// PHPVersions are the PHP-FPM versions installed on the node.
+func (n *Node) PHPVersions() []string {
+	v, _ := PHPVersions(n.cfg.FPMGlob)
+	return v
+}
+
+// CreateInput is a new account as the journal keeps it: password hashes only.
+type CreateInput struct {
+	Username   string          `json:"username"`
+	Domain     string          `json:"domain"`
+	Plan       api.HostingPlan `json:"plan"`
+	PHPVersion string          `json:"php_version"`
+	// SFTPHash is the SHA-512 crypt hash of the SFTP password.
+	SFTPHash string `json:"sftp_hash"`
+	// DBHash is the mysql_native_password hash of the database password.
+	DBHash string `json:"db_hash"`
+}
+
+// account is accounts/<user>.json.
+type account struct {
+	Username   string          `json:"username"`
+	Domain     string          `json:"domain"`
+	Plan       api.HostingPlan `json:"plan"`
+	PHPVersion string          `json:"php_version"`
+	Suspended  bool            `json:"suspended"`
+}
+
+// ErrExists: the username, database or domain is taken by something that is
+// not this account.
+var ErrExists = errors.New("already exists")
+
+// ErrNotFound: no such account on this node.
+var ErrNotFound = errors.New("not found")
+
+func invalid(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", validate.ErrInvalid, fmt.Sprintf(format, a...))
+}
+
+// CheckPlan validates a plan's limits.
+func CheckPlan(p api.HostingPlan) error {
+	switch {
+	case p.PHPWorkers < 1 || p.PHPWorkers > 64:
+		return invalid("plan php_workers must be 1-64")
+	case p.PHPMemoryMiB < 16 || p.PHPMemoryMiB > 4096:
+		return invalid("plan php_memory_mib must be 16-4096")
+	case p.MaxExecutionSeconds < 1 || p.MaxExecutionSeconds > 3600:
+		return invalid("plan max_execution_seconds must be 1-3600")
+	case p.UploadMiB < 1 || p.UploadMiB > 4096:
+		return invalid("plan upload_mib must be 1-4096")
+	case p.DiskMiB < 1:
+		return invalid("plan disk_mib must be at least 1")
+	}
+	return nil
+}
+
+// Check validates a create input and that its PHP version is installed.
+func (n *Node) Check(in CreateInput) error {
+	if err := validate.HostingUsername(in.Username); err != nil {
+		return err
+	}
+	if d, err := validate.Domain(in.Domain); err != nil {
+		return err
+	} else if d != in.Domain {
+		return invalid("domain must be sent in its ASCII form %q", d)
+	}
+	if err := CheckPlan(in.Plan); err != nil {
+		return err
+	}
+	if err := n.CheckPHP(in.PHPVersion); err != nil {
+		return err
+	}
+	if !cryptHashRE.MatchString(in.SFTPHash) || !nativeHashRE.MatchString(in.DBHash) {
+		return invalid("password hashes are malformed")
+	}
+	return nil
+}
+
+// CheckPHP refuses a version that is not installed, listing those that are.
+func (n *Node) CheckPHP(v string) error {
+	if err := validate.PHPVersion(v); err != nil {
+		return err
+	}
+	if vs := n.PHPVersions(); !slices.Contains(vs, v) {
+		return invalid("php_version %s is not installed on this node; installed: %s", v, strings.Join(vs, ", "))
+	}
+	return nil
+}
+
+// Precheck refuses a create whose username, database or domain belongs to
+// something else; a partial account of the same username (a create resumed
+// after a crash) passes.
+func (n *Node) Precheck(ctx context.Context, in CreateInput) error {
+	if u, err := lookupUser(in.Username); err != nil {
+		return err
+	} else if u != nil && u.comment != userComment {
+		return fmt.Errorf("%w: a system user %s exists on the node", ErrExists, in.Username)
+	}
+	if a, err := n.load(in.Username); err == nil && a.Domain != in.Domain {
+		return fmt.Errorf("%w: account %s exists with domain %s", ErrExists, in.Username, a.Domain)
+	}
+	if owner := n.L.HostUser(in.Domain); owner != "" && owner != in.Username {
+		return fmt.Errorf("%w: domain %s is served by another account", ErrExists, in.Domain)
+	}
+	if _, err := os.Stat(n.L.Account(in.Username)); errors.Is(err, os.ErrNotExist) {
+		if u, _ := lookupUser(in.Username); u == nil {
+			if ok, err := n.DB.DatabaseExists(ctx, in.Username); err != nil {
+				return fmt.Errorf("database server: %w", err)
+			} else if ok {
+				return fmt.Errorf("%w: database %s exists on the node", ErrExists, in.Username)
+			}
+		}
+	}
+	return nil
+}
+
+func (n *Node) load(user string) (account, error) {
+	var a account
+	b, err := os.ReadFile(n.L.Account(user))
+	if errors.Is(err, os.ErrNotExist) {
+		return a, fmt.Errorf("%w: hosting account %s", ErrNotFound, user)
+	}
+	if err != nil {
+		return a, err
+	}
+	return a, json.Unmarshal(b, &a)
+}
+
+func (n *Node) save(a account) error {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(n.L.Account(a.Username), b, 0o600)
+}
+
+// View is the account as reported in results.
+func (n *Node) View(user string) (*api.NodeHostingAccount, error) {
+	a, err := n.load(user)
+	if err != nil {
+		return nil, err
+	}
+	return &api.NodeHostingAccount{Username: a.Username, Domain: a.Domain, Plan: a.Plan, PHPVersion: a.PHPVersion,
+		Suspended: a.Suspended, Database: a.Username, DiskBytes: duBytes(n.L.Site(a.Username))}, nil
+}
+
+// Accounts lists the usernames of the node's accounts.
+func (n *Node) Accounts() []string {
+	m, _ := filepath.Glob(filepath.Join(n.L.Root, "accounts", "*.json"))
+	var out []string
+	for _, p := range m {
+		out = append(out, strings.TrimSuffix(filepath.Base(p), ".json"))
+	}
+	slices.Sort(out)
+	return out
+}
+
+func duBytes(dir string) uint64 {
+	var total uint64
+	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				total += uint64(fi.Size())
+			}
+		}
+		return nil
+	})
+	return total
+}
+
+func (n *Node) pool(a account) PoolParams {
+	return PoolParams{User: a.Username, Group: a.Username, WebGroup: n.cfg.WebUser, Socket: n.L.Socket(a.Username),
+		Site: n.L.Site(a.Username), MaxChildren: a.Plan.PHPWorkers, MemoryMiB: a.Plan.PHPMemoryMiB,
+		MaxExecutionSeconds: a.Plan.MaxExecutionSeconds, UploadMiB: a.Plan.UploadMiB,
+		RequestTerminateSecond: a.Plan.MaxExecutionSeconds + 5}
+}
+
+// Step is called before each step of an operation with its name (the
+// journal's recovery point).
+type Step func(name string) error
+
+// Create makes the account: each step is idempotent, so a create resumed after
+// a crash runs them all again; on failure the steps that ran are undone in
+// reverse (the user, database and files this create made).
+func (n *Node) Create(ctx context.Context, in CreateInput, step Step) (res *api.NodeHostingAccount, err error) {
+	if err := n.Check(in); err != nil {
+		return nil, err
+	}
+	var undo []func()
+	defer func() {
+		if err != nil {
+			for i := len(undo) - 1; i >= 0; i-- {
+				undo[i]()
+			}
+		}
+	}()
+	u := in.Username
+	bg := context.WithoutCancel(ctx)
+	if err := step("user"); err != nil {
+		return nil, err
+	}
+	if err := ensureGroup(ctx, n.cfg.SFTPGroup); err != nil {
+		return nil, err
+	}
+	ent, err := lookupUser(u)
+	if err != nil {
+		return nil, err
+	}
+	if ent == nil {
+		if _, err := run(ctx, "", "useradd", "--home-dir", n.L.Site(u), "--no-create-home", "--shell", "/usr/sbin/nologin",
+			"--user-group", "--groups", n.cfg.SFTPGroup, "--comment", userComment, u); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { _ = n.removeUser(bg, u) })
+	}
+	if _, err := run(ctx, u+":"+in.SFTPHash+"\n", "chpasswd", "-e"); err != nil {
+		return nil, errors.New("setting the sftp password failed")
+	}
+	if err := step("files"); err != nil {
+		return nil, err
+	}
+	if err := n.makeDirs(u); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = os.RemoveAll(n.L.Site(u)) })
+	if err := step("database"); err != nil {
+		return nil, err
+	}
+	if err := n.DB.EnsureAccount(ctx, u, u, in.DBHash); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	undo = append(undo, func() { _ = n.DB.Drop(bg, u, u) })
+	a := account{Username: u, Domain: in.Domain, Plan: in.Plan, PHPVersion: in.PHPVersion}
+	if old, err := n.load(u); err == nil {
+		a.Suspended = old.Suspended
+	}
+	if err := n.save(a); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = os.Remove(n.L.Account(u)) })
+	if err := step("pool"); err != nil {
+		return nil, err
+	}
+	if !a.Suspended {
+		if err := n.FPM.PutPool(ctx, a.PHPVersion, n.pool(a)); err != nil {
+			return nil, err
+		}
+		undo = append(undo, func() { _ = n.FPM.RemovePool(bg, u) })
+	}
+	if err := step("site"); err != nil {
+		return nil, err
+	}
+	if err := n.L.SetHost(in.Domain, u); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = n.L.RemoveHost(in.Domain) })
+	return n.View(u)
+}
+
+// makeDirs makes the account's directories with their owners and modes.
+func (n *Node) makeDirs(u string) error {
+	ent, err := lookupUser(u)
+	if err != nil || ent == nil {
+		return fmt.Errorf("user %s: %v", u, err)
+	}
+	web, err := lookupGroupID(n.cfg.WebUser)
+	if err != nil {
+		return err
+	}
+	site := n.L.Site(u)
+	dirs := []struct {
+		path      string
+		uid, gid  int
+		mode      os.FileMode
+		setgidDir bool
+	}{
+		{site, 0, 0, 0o755, false},
+		{filepath.Join(site, "public"), ent.uid, web, 0o750, true},
+		{filepath.Join(site, "private"), ent.uid, ent.gid, 0o700, false},
+		{filepath.Join(site, "tmp"), ent.uid, ent.gid, 0o700, false},
+		{filepath.Join(site, "run"), 0, web, 0o750, false},
+	}
+	for _, d := range dirs {
+		if err := os.Mkdir(d.path, d.mode); err != nil && !errors.Is(err, os.ErrExist) {
+			return err
+		}
+		if err := os.Lchown(d.path, d.uid, d.gid); err != nil {
+			return err
+		}
+		m := d.mode
+		if d.setgidDir {
+			m |= os.ModeSetgid
+		}
+		if err := os.Chmod(d.path, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func lookupGroupID(name string) (int, error) {
+	g, err := userLookupGroup(name)
+	if err != nil {
+		return 0, fmt.Errorf("group %s: %w", name, err)
+	}
+	return g, nil
+}
+
+// Suspend: the site answers the suspension page, the pool stops, the
+// database user is locked and its connections ended, SFTP is refused (the
+// password is locked and the account's processes are ended). Idempotent.
+func (n *Node) Suspend(ctx context.Context, u string, step Step) (*api.NodeHostingAccount, error) {
+	a, err := n.load(u)
+	if err != nil {
+		return nil, err
+	}
+	a.Suspended = true
+	if err := n.save(a); err != nil {
+		return nil, err
+	}
+	if err := step("site"); err != nil {
+		return nil, err
+	}
+	if err := WriteFileAtomic(filepath.Join(n.L.Site(u), "suspended"), []byte("suspended\n"), 0o644); err != nil {
+		return nil, err
+	}
+	if err := step("sftp"); err != nil {
+		return nil, err
+	}
+	if _, err := run(ctx, "", "usermod", "--lock", u); err != nil {
+		return nil, err
+	}
+	if err := step("pool"); err != nil {
+		return nil, err
+	}
+	if err := n.FPM.RemovePool(ctx, u); err != nil {
+		return nil, err
+	}
+	if ent, _ := lookupUser(u); ent != nil {
+		killUserProcesses(ent.uid)
+	}
+	if err := step("database"); err != nil {
+		return nil, err
+	}
+	if err := n.DB.Lock(ctx, u, true); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	return n.View(u)
+}
+
+// Unsuspend restores what Suspend stopped. Idempotent.
+func (n *Node) Unsuspend(ctx context.Context, u string, step Step) (*api.NodeHostingAccount, error) {
+	a, err := n.load(u)
+	if err != nil {
+		return nil, err
+	}
+	if err := step("database"); err != nil {
+		return nil, err
+	}
+	if err := n.DB.Lock(ctx, u, false); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if err := step("pool"); err != nil {
+		return nil, err
+	}
+	if err := n.FPM.PutPool(ctx, a.PHPVersion, n.pool(a)); err != nil {
+		return nil, err
+	}
+	if err := step("sftp"); err != nil {
+		return nil, err
+	}
+	if _, err := run(ctx, "", "usermod", "--unlock", u); err != nil {
+		return nil, err
+	}
+	if err := step("site"); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(filepath.Join(n.L.Site(u), "suspended")); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	a.Suspended = false
+	if err := n.save(a); err != nil {
+		return nil, err
+	}
+	return n.View(u)
+}
+
+// SetPHP moves the account's pool to another installed PHP version.
+func (n *Node) SetPHP(ctx context.Context, u, version string, step Step) (*api.NodeHostingAccount, error) {
+	if err := n.CheckPHP(version); err != nil {
+		return nil, err
+	}
+	a, err := n.load(u)
+	if err != nil {
+		return nil, err
+	}
+	if err := step("pool"); err != nil {
+		return nil, err
+	}
+	a.PHPVersion = version
+	if !a.Suspended {
+		if err := n.FPM.PutPool(ctx, version, n.pool(a)); err != nil {
+			return nil, err
+		}
+	}
+	if err := n.save(a); err != nil {
+		return nil, err
+	}
+	return n.View(u)
+}
+
+// Delete removes the site (every host name pointing at the account, and their
+// certificates), the pool, the database and its user, the Linux user, its
+// files and mail spool. Idempotent; the username is free afterwards.
+func (n *Node) Delete(ctx context.Context, u string, step Step) (*api.NodeHostingAccount, error) {
+	if err := validate.HostingUsername(u); err != nil {
+		return nil, err
+	}
+	a, lerr := n.load(u)
+	ent, err := lookupUser(u)
+	if err != nil {
+		return nil, err
+	}
+	if lerr != nil && ent == nil {
+		return nil, lerr
+	}
+	if ent != nil && ent.comment != userComment {
+		return nil, fmt.Errorf("%w: %s is a system user, not a hosting account", ErrExists, u)
+	}
+	if err := step("site"); err != nil {
+		return nil, err
+	}
+	hosts, _ := os.ReadDir(n.L.HostsDir())
+	for _, h := range hosts {
+		if n.L.HostUser(h.Name()) == u && filepath.Base(filepath.Dir(mustReadlink(n.L.Host(h.Name())))) == "sites" {
+			if err := n.L.RemoveHost(h.Name()); err != nil {
+				return nil, err
+			}
+			_ = os.Remove(filepath.Join(n.L.CertsDir(), h.Name()+".pem"))
+		}
+	}
+	if a.Domain != "" {
+		_ = os.Remove(filepath.Join(n.L.CertsDir(), a.Domain+".pem"))
+	}
+	if err := step("pool"); err != nil {
+		return nil, err
+	}
+	if err := n.FPM.RemovePool(ctx, u); err != nil {
+		return nil, err
+	}
+	if err := step("database"); err != nil {
+		return nil, err
+	}
+	if err := n.DB.Drop(ctx, u, u); err != nil {
+		return nil, fmt.Errorf("database: %w", err)
+	}
+	if err := step("user"); err != nil {
+		return nil, err
+	}
+	if err := n.removeUser(ctx, u); err != nil {
+		return nil, err
+	}
+	if err := os.RemoveAll(n.L.Site(u)); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(filepath.Join(n.cfg.MailSpool, u)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if err := os.Remove(n.L.Account(u)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	return &api.NodeHostingAccount{Username: u, Domain: a.Domain, Plan: a.Plan, PHPVersion: a.PHPVersion, Deleted: true}, nil
+}
+
+func mustReadlink(p string) string {
+	t, _ := os.Readlink(p)
+	return t
+}
+
+// removeUser ends the user's processes and deletes it (and its group).
+func (n *Node) removeUser(ctx context.Context, u string) error {
+	ent, err := lookupUser(u)
+	if err != nil || ent == nil {
+		return err
+	}
+	if ent.comment != userComment {
+		return fmt.Errorf("%w: %s is not a hosting account", ErrExists, u)
+	}
+	killUserProcesses(ent.uid)
+	_, err = run(ctx, "", "userdel", u)
+	return err
+}
