@@ -30,6 +30,11 @@
 //	1.3 (103): server.provision gains bridge, gateway6, ipv6 and resolvers
 //	     (all omitempty). A coordinator sends them only to agents of 1.3 or
 //	     later; a 1.2 agent gets the 1.2 keys alone.
+//	     New commands for agents with the hosting role (an older agent
+//	     answers unsupported): hosting.create (secret_params holds
+//	     sftp_password and db_password), hosting.suspend, hosting.unsuspend,
+//	     hosting.delete (empty params), hosting.php; their result is
+//	     Result.hosting. The target is the account's username.
 package action
 
 import (
@@ -37,6 +42,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -121,6 +127,29 @@ type Snapshot struct {
 	Name string `json:"name"`
 }
 
+// HostingCreate is the params of hosting.create. The two passwords come in
+// secret_params (keys sftp_password and db_password), never in params the
+// coordinator stores.
+type HostingCreate struct {
+	DBPassword   string          `json:"db_password,omitempty"`
+	Domain       string          `json:"domain"`
+	PHPVersion   string          `json:"php_version"`
+	Plan         api.HostingPlan `json:"plan"`
+	SFTPPassword string          `json:"sftp_password,omitempty"`
+}
+
+// HostingPHP is the params of hosting.php.
+type HostingPHP struct {
+	PHPVersion string `json:"php_version"`
+}
+
+// Secret implements Params: the SFTP password (DBPassword is the second
+// secret key of the command).
+func (p *HostingCreate) Secret() (string, bool) { return p.SFTPPassword, true }
+
+// Secret implements Params.
+func (*HostingPHP) Secret() (string, bool) { return "", false }
+
 // Secret implements Params.
 func (p *Provision) Secret() (string, bool) { return p.RootPassword, true }
 
@@ -146,12 +175,17 @@ func (*Snapshot) Secret() (string, bool) { return "", false }
 const (
 	SecretRootPassword = "root_password"
 	SecretPassword     = "password"
+	SecretSFTPPassword = "sftp_password"
+	SecretDBPassword   = "db_password"
 )
 
 // Spec is what the contract says of one command.
 type Spec struct {
-	// SecretKey is the one key secret_params may hold ("" for none).
+	// SecretKey is the key secret_params holds ("" for none).
 	SecretKey string
+	// MoreSecretKeys are further keys secret_params may hold (a command with
+	// more than one secret).
+	MoreSecretKeys []string
 	// New returns a pointer to an empty params value of the command.
 	New func() Params
 }
@@ -168,6 +202,12 @@ var Commands = map[string]Spec{
 	api.ActionSnapshotCreate:      {New: func() Params { return &SnapshotCreate{} }},
 	api.ActionSnapshotDelete:      {New: func() Params { return &Snapshot{} }},
 	api.ActionSnapshotRevert:      {New: func() Params { return &Snapshot{} }},
+	api.ActionHostingCreate: {SecretKey: SecretSFTPPassword, MoreSecretKeys: []string{SecretDBPassword},
+		New: func() Params { return &HostingCreate{} }},
+	api.ActionHostingSuspend:   {New: func() Params { return &None{} }},
+	api.ActionHostingUnsuspend: {New: func() Params { return &None{} }},
+	api.ActionHostingDelete:    {New: func() Params { return &None{} }},
+	api.ActionHostingSetPHP:    {New: func() Params { return &HostingPHP{} }},
 }
 
 // Encode is the params JSON of p (nil: an empty object).
@@ -185,6 +225,21 @@ func EncodeSecret(command, value string) ([]byte, error) {
 		return nil, fmt.Errorf("%s takes no secret parameters", command)
 	}
 	return json.Marshal(map[string]string{spec.SecretKey: value})
+}
+
+// EncodeSecrets is the secret_params JSON of a command with several secret
+// keys (values by key).
+func EncodeSecrets(command string, values map[string]string) ([]byte, error) {
+	spec, ok := Commands[command]
+	if !ok || spec.SecretKey == "" {
+		return nil, fmt.Errorf("%s takes no secret parameters", command)
+	}
+	for k := range values {
+		if k != spec.SecretKey && !slices.Contains(spec.MoreSecretKeys, k) {
+			return nil, fmt.Errorf("%s takes no secret parameter %q", command, k)
+		}
+	}
+	return json.Marshal(values)
 }
 
 // ErrUnsupported: the command is not in the catalogue.
@@ -213,7 +268,7 @@ func Decode(command string, params, secret []byte) (Params, error) {
 		return nil, err
 	}
 	for k, v := range sec {
-		if k != spec.SecretKey {
+		if k != spec.SecretKey && !slices.Contains(spec.MoreSecretKeys, k) {
 			if spec.SecretKey == "" {
 				return nil, invalid("%s takes no secret parameters", command)
 			}

@@ -199,6 +199,9 @@ func FuzzDecode(f *testing.F) {
 	f.Add(api.ActionSnapshotCreate, []byte(`{"name":"s1","description":"d"}`), []byte(`{}`))
 	f.Add(api.ActionServerStart, []byte(`{"a":1,"a":2}`), []byte(`{"root_password":1}`))
 	f.Add("nope", []byte(`{`), []byte(`}`))
+	f.Add(api.ActionHostingCreate, []byte(`{"domain":"example.com","php_version":"8.2","plan":{"php_workers":1}}`),
+		[]byte(`{"sftp_password":"SftpPw1234567890","db_password":"DbPw1234567890ab"}`))
+	f.Add(api.ActionHostingSetPHP, []byte(`{"php_version":"8.2"}`), []byte(`{"db_password":"x"}`))
 	f.Fuzz(func(t *testing.T, command string, params, secret []byte) {
 		p, err := Decode(command, params, secret)
 		if err != nil {
@@ -217,4 +220,50 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// The hosting commands (1.3): keys in sorted order, both passwords only in
+// secret_params, nothing else accepted there.
+func TestHostingCommands(t *testing.T) {
+	if hostplanepb.ProtocolVersion < 103 {
+		t.Fatalf("hosting commands need protocol 1.3, have %d", hostplanepb.ProtocolVersion)
+	}
+	for _, cmd := range []string{api.ActionHostingCreate, api.ActionHostingSuspend, api.ActionHostingUnsuspend,
+		api.ActionHostingDelete, api.ActionHostingSetPHP} {
+		spec, ok := Commands[cmd]
+		if !ok {
+			t.Fatalf("%s missing", cmd)
+		}
+		if keys := jsonKeys(spec.New()); !slices.IsSorted(keys) {
+			t.Errorf("%s keys not sorted: %v", cmd, keys)
+		}
+	}
+	params := `{"domain":"example.com","php_version":"8.2","plan":{"php_workers":2,"php_memory_mib":64,"max_execution_seconds":30,"upload_mib":8,"disk_mib":100}}`
+	sec, err := EncodeSecrets(api.ActionHostingCreate, map[string]string{SecretSFTPPassword: "SftpPw1234567890", SecretDBPassword: "DbPw12345678901234"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Decode(api.ActionHostingCreate, []byte(params), sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := p.(*HostingCreate)
+	if hc.SFTPPassword != "SftpPw1234567890" || hc.DBPassword != "DbPw12345678901234" || hc.Domain != "example.com" || hc.Plan.PHPWorkers != 2 {
+		t.Fatalf("decoded %+v", hc)
+	}
+	if s, takes := hc.Secret(); !takes || s != "SftpPw1234567890" {
+		t.Fatalf("Secret() = %q %v", s, takes)
+	}
+	if _, err := EncodeSecrets(api.ActionHostingCreate, map[string]string{"root_password": "x"}); err == nil {
+		t.Fatal("EncodeSecrets accepted an unknown key")
+	}
+	if _, err := Decode(api.ActionHostingCreate, []byte(params), []byte(`{"root_password":"SftpPw1234567890"}`)); !errors.Is(err, validate.ErrInvalid) || strings.Contains(err.Error(), "SftpPw") {
+		t.Fatalf("unknown secret key: %v", err)
+	}
+	if _, err := Decode(api.ActionHostingSetPHP, []byte(`{"php_version":"8.2","x":1}`), nil); !errors.Is(err, validate.ErrInvalid) {
+		t.Fatalf("unknown key: %v", err)
+	}
+	if _, err := Decode(api.ActionHostingDelete, []byte(`{}`), []byte(`{"sftp_password":"x"}`)); !errors.Is(err, validate.ErrInvalid) {
+		t.Fatalf("secret on delete: %v", err)
+	}
 }
