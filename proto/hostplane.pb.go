@@ -693,7 +693,10 @@ type Inventory struct {
 	Vms           []*VM                  `protobuf:"bytes,1,rep,name=vms,proto3" json:"vms,omitempty"`
 	TakenAtUnixMs int64                  `protobuf:"varint,2,opt,name=taken_at_unix_ms,json=takenAtUnixMs,proto3" json:"taken_at_unix_ms,omitempty"`
 	// Added in protocol 1.2: the OS templates imported on the node.
-	Templates     []string `protobuf:"bytes,3,rep,name=templates,proto3" json:"templates,omitempty"`
+	Templates []string `protobuf:"bytes,3,rep,name=templates,proto3" json:"templates,omitempty"`
+	// Added in protocol 1.3: on a node with the hosting role, the PHP-FPM
+	// versions installed ("8.2"), sorted.
+	PhpVersions   []string `protobuf:"bytes,4,rep,name=php_versions,json=phpVersions,proto3" json:"php_versions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -745,6 +748,13 @@ func (x *Inventory) GetTakenAtUnixMs() int64 {
 func (x *Inventory) GetTemplates() []string {
 	if x != nil {
 		return x.Templates
+	}
+	return nil
+}
+
+func (x *Inventory) GetPhpVersions() []string {
+	if x != nil {
+		return x.PhpVersions
 	}
 	return nil
 }
@@ -1666,11 +1676,12 @@ const file_hostplane_proto_rawDesc = "" +
 	"\x05vcpus\x18\x03 \x01(\rR\x05vcpus\x12!\n" +
 	"\fmemory_bytes\x18\x04 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
-	"disk_bytes\x18\x05 \x01(\x04R\tdiskBytes\"|\n" +
+	"disk_bytes\x18\x05 \x01(\x04R\tdiskBytes\"\x9f\x01\n" +
 	"\tInventory\x12(\n" +
 	"\x03vms\x18\x01 \x03(\v2\x16.hostplane.agent.v1.VMR\x03vms\x12'\n" +
 	"\x10taken_at_unix_ms\x18\x02 \x01(\x03R\rtakenAtUnixMs\x12\x1c\n" +
-	"\ttemplates\x18\x03 \x03(\tR\ttemplates\"\xdc\x01\n" +
+	"\ttemplates\x18\x03 \x03(\tR\ttemplates\x12!\n" +
+	"\fphp_versions\x18\x04 \x03(\tR\vphpVersions\"\xdc\x01\n" +
 	"\fActionAssign\x12\x1b\n" +
 	"\taction_id\x18\x01 \x01(\tR\bactionId\x12\x18\n" +
 	"\acommand\x18\x02 \x01(\tR\acommand\x12\x16\n" +

@@ -15,6 +15,8 @@ mod=$(go list -m)
 HEAVY="
 $mod/coordinator/internal/clustertest
 $mod/agent/internal/libvirttest
+$mod/agent/internal/hosting
+$mod/agent/internal/hostinge2e
 $mod/packaging/integration
 $mod/agent/internal/sitetls
 $mod/coordinator/internal/mcpserver/conformance

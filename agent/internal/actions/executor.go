@@ -176,8 +176,12 @@ func (e *Executor) action(ctx context.Context, seq uint64, a *pb.ActionAssign, s
 		r.fail(api.NodeErrUnsupported, "command %q is not supported by this agent", truncate(a.Command))
 		return
 	}
-	if err := validate.Name("vm", a.Target); err != nil {
-		r.result(fromError(err))
+	targetErr := validate.Name("vm", a.Target)
+	if isHosting(a.Command) {
+		targetErr = validate.HostingUsername(a.Target)
+	}
+	if targetErr != nil {
+		r.result(fromError(targetErr))
 		return
 	}
 	r.progress("accepted")
@@ -315,6 +319,9 @@ func (e *Executor) follow(ctx context.Context, r *replier, id string, done <-cha
 // run calls the ops manager for a decoded action.
 func (e *Executor) run(ctx context.Context, command, id, target string, p action.Params) (*api.NodeOperation, error) {
 	m := e.m
+	if isHosting(command) {
+		return e.runHosting(ctx, command, id, target, p)
+	}
 	switch p := p.(type) {
 	case *action.Provision:
 		if p.Name != "" && p.Name != target {
@@ -349,6 +356,28 @@ func (e *Executor) run(ctx context.Context, command, id, target string, p action
 	return nil, action.ErrUnsupported
 }
 
+// runHosting calls the ops manager for a hosting action.
+func (e *Executor) runHosting(ctx context.Context, command, id, user string, p action.Params) (*api.NodeOperation, error) {
+	m := e.m
+	switch p := p.(type) {
+	case *action.HostingCreate:
+		return m.HostingCreate(ctx, ops.HostingCreateRequest{OpID: id, Username: user, Domain: p.Domain, PHPVersion: p.PHPVersion,
+			Plan: p.Plan, SFTPPassword: p.SFTPPassword, DBPassword: p.DBPassword})
+	case *action.HostingPHP:
+		return m.HostingSetPHP(ctx, user, p.PHPVersion, id)
+	case *action.None:
+		switch command {
+		case api.ActionHostingSuspend:
+			return m.HostingSuspend(ctx, user, api.NodeOpRequest{OpID: id})
+		case api.ActionHostingUnsuspend:
+			return m.HostingUnsuspend(ctx, user, api.NodeOpRequest{OpID: id})
+		case api.ActionHostingDelete:
+			return m.HostingDelete(ctx, user, api.NodeOpRequest{OpID: id})
+		}
+	}
+	return nil, action.ErrUnsupported
+}
+
 // Inventory reports the node's VMs (name, state, plan) and templates (the
 // session's Inventory hook).
 func (e *Executor) Inventory(ctx context.Context) (*pb.Inventory, error) {
@@ -367,6 +396,9 @@ func (e *Executor) Inventory(ctx context.Context) (*pb.Inventory, error) {
 	}
 	for _, t := range ts {
 		inv.Templates = append(inv.Templates, t.Name)
+	}
+	if h := e.m.Hosting(); h != nil {
+		inv.PhpVersions = h.PHPVersions()
 	}
 	slices.SortFunc(inv.Vms, func(x, y *pb.VM) int { return strings.Compare(x.Name, y.Name) })
 	slices.Sort(inv.Templates)

@@ -2,6 +2,7 @@ package actions
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -20,7 +21,16 @@ var commands = map[string]string{
 	api.ActionSnapshotCreate:      api.NodeOpSnapshotCreate,
 	api.ActionSnapshotDelete:      api.NodeOpSnapshotDelete,
 	api.ActionSnapshotRevert:      api.NodeOpSnapshotRevert,
+	api.ActionHostingCreate:       api.NodeOpHostingCreate,
+	api.ActionHostingSuspend:      api.NodeOpHostingSuspend,
+	api.ActionHostingUnsuspend:    api.NodeOpHostingUnsuspend,
+	api.ActionHostingDelete:       api.NodeOpHostingDelete,
+	api.ActionHostingSetPHP:       api.NodeOpHostingSetPHP,
 }
+
+// isHosting says whether a command targets a hosting account (its target is
+// a username) rather than a VM.
+func isHosting(command string) bool { return strings.HasPrefix(command, "hosting.") }
 
 func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", validate.ErrInvalid, fmt.Sprintf(format, a...))

@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/config"
+	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/journal"
 	"github.com/hostplane/hostplane/agent/internal/localapi"
 	"github.com/hostplane/hostplane/agent/internal/ops"
 	"github.com/hostplane/hostplane/agent/internal/stats"
+	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
 
@@ -43,25 +45,50 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	defer j.Close()
-	hv, err := hypervisor.NewLibvirt(ctx, hypervisor.LibvirtConfig{Socket: cfg.LibvirtSocket, PoolName: cfg.PoolName,
-		PoolPath: cfg.PoolPath, Log: log.With("subsystem", "libvirt")})
-	if err != nil {
-		return err
+	var (
+		hv  *hypervisor.Libvirt
+		hvi hypervisor.Hypervisor // nil without the kvm role
+	)
+	domType := ""
+	if cfg.HasRole(api.RoleKVM) {
+		hv, err = hypervisor.NewLibvirt(ctx, hypervisor.LibvirtConfig{Socket: cfg.LibvirtSocket, PoolName: cfg.PoolName,
+			PoolPath: cfg.PoolPath, Log: log.With("subsystem", "libvirt")})
+		if err != nil {
+			return err
+		}
+		defer hv.Close()
+		if err := hv.EnsurePool(ctx); err != nil {
+			return err
+		}
+		if err := checkBridges(ctx, hv, cfg.Bridges); err != nil {
+			return err
+		}
+		hvi = hv
+		domType = ResolveDomainType(cfg.DomainType)
 	}
-	defer hv.Close()
-	if err := hv.EnsurePool(ctx); err != nil {
-		return err
-	}
-	if err := checkBridges(ctx, hv, cfg.Bridges); err != nil {
-		return err
-	}
-	domType := ResolveDomainType(cfg.DomainType)
-	log.Info("agent starting", "domain_type", domType, "pool", cfg.PoolName, "socket", cfg.Socket, "bridges", cfg.Bridges)
+	log.Info("agent starting", "roles", cfg.Roles, "domain_type", domType, "pool", cfg.PoolName, "socket", cfg.Socket, "bridges", cfg.Bridges)
 	m := ops.New(ctx, ops.Config{DataDir: cfg.DataDir, DomainType: domType, Machine: cfg.Machine, Emulator: cfg.Emulator,
 		StopGrace: cfg.StopGrace, Network: cfg.Network, Bridges: cfg.Bridges, MinFreeBytes: cfg.MinFreeBytes, Limits: validate.DefaultLimits,
-		Failpoint: cfg.Failpoint}, hv, j, log.With("subsystem", "ops"), nil)
+		Failpoint: cfg.Failpoint}, hvi, j, log.With("subsystem", "ops"), nil)
+	if cfg.HasRole(api.RoleHosting) {
+		hc := hosting.DefaultConfig()
+		hc.Root, hc.HTTPListen, hc.MariaDBSocket = cfg.HostingRoot, cfg.HostingHTTPListen, cfg.HostingMariaDBSocket
+		hc.SFTPGroup, hc.FPMGlob = cfg.HostingSFTPGroup, cfg.HostingFPMGlob
+		node, err := hosting.New(hc)
+		if err != nil {
+			return fmt.Errorf("config: %w", err)
+		}
+		if err := node.Start(ctx); err != nil {
+			return fmt.Errorf("hosting role: %w", err)
+		}
+		log.Info("hosting role ready", "root", hc.Root, "http", hc.HTTPListen, "php_versions", node.PHPVersions())
+		m.SetHosting(node)
+	}
 	if err := m.Recover(ctx); err != nil {
 		return err
+	}
+	if hv == nil {
+		return runHostingOnly(ctx, cfg, log, j, m)
 	}
 	col := stats.New(hv, cfg.PoolPath, cfg.StatsRing, log.With("subsystem", "stats"), nil)
 	var wg sync.WaitGroup
@@ -100,3 +127,30 @@ func checkBridges(ctx context.Context, hv *hypervisor.Libvirt, bridges []string)
 	}
 	return hv.EnsureTrafficFilters(ctx)
 }
+
+// runHostingOnly serves a node without the kvm role: the journal pruner, the
+// coordinator session (hosting actions) and the local API; no libvirt, no
+// guest stats.
+func runHostingOnly(ctx context.Context, cfg config.Config, log *slog.Logger, j *journal.DB, m *ops.Manager) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		j.PruneEvery(sctx, cfg.JournalRetention, min(cfg.JournalRetention, time.Hour), time.Now, log.With("subsystem", "journal"))
+	}()
+	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg, m, nil); err != nil {
+		return err
+	}
+	srv := localapi.New(m, nil, log.With("subsystem", "localapi"))
+	wg.Add(1)
+	go func() { defer wg.Done(); notifySystemd(sctx, log, noDomains{}, cfg.Socket) }()
+	return srv.Serve(ctx, cfg.Socket)
+}
+
+// noDomains is the health check's domain lister on a node without libvirt.
+type noDomains struct{}
+
+func (noDomains) ListDomains(context.Context) ([]string, error) { return nil, nil }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -49,7 +50,7 @@ func hostHello(cfg config.Config) func() *pb.Hello {
 			c.DiskBytes = du.Total
 		}
 		host, _ := os.Hostname()
-		return &pb.Hello{Roles: []string{"kvm"}, Capacity: c, SoftwareVersion: version.Version, Hostname: host,
+		return &pb.Hello{Roles: slices.Clone(cfg.Roles), Capacity: c, SoftwareVersion: version.Version, Hostname: host,
 			Bridges: cfg.Bridges}
 	}
 }
@@ -69,7 +70,11 @@ func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *
 	// The executor tells the session when an action changed the inventory;
 	// the session exists only after the executor, hence the indirection.
 	var s *session.Agent
-	ex := actions.New(actions.Config{Manager: m, Stats: col, Log: log.With("subsystem", "actions"),
+	var src actions.StatsSource
+	if col != nil {
+		src = col
+	}
+	ex := actions.New(actions.Config{Manager: m, Stats: src, Log: log.With("subsystem", "actions"),
 		OnChange: func() { s.InventoryChanged() }})
 	s, err := session.New(session.Config{
 		Coordinators: cfg.Coordinators, JoinToken: cfg.JoinToken, NodeID: id,

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/internal/conflayer"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -52,6 +53,15 @@ type Config struct {
 	// be one of them); each must exist when the agent starts. They are
 	// reported to the coordinators, which place servers by bridge.
 	Bridges []string `json:"bridges,omitempty"`
+	// Roles are what the node does: kvm (guests on libvirt), hosting (web
+	// hosting accounts on nginx, PHP-FPM, MariaDB and sshd), or both.
+	Roles []string `json:"roles,omitempty"`
+	// Hosting role settings (see agent/internal/hosting for the layout).
+	HostingRoot          string `json:"hosting_root,omitempty"`
+	HostingHTTPListen    string `json:"hosting_http_listen,omitempty"`
+	HostingMariaDBSocket string `json:"hosting_mariadb_socket,omitempty"`
+	HostingSFTPGroup     string `json:"hosting_sftp_group,omitempty"`
+	HostingFPMGlob       string `json:"hosting_fpm_glob,omitempty"`
 	// Failpoint kills the process (SIGKILL) when an operation reaches the named step,
 	// e.g. "vm.reinstall:disk-swapped". Crash tests only.
 	Failpoint string `json:"failpoint,omitempty"`
@@ -60,22 +70,28 @@ type Config struct {
 // Default returns the built-in defaults.
 func Default() Config {
 	return Config{
-		DataDir:          "/var/lib/hostplane/agent",
-		Socket:           api.NodeDefaultSocket,
-		LibvirtSocket:    "/var/run/libvirt/libvirt-sock",
-		PoolName:         "hostplane",
-		PoolPath:         "/var/lib/hostplane/pool",
-		DomainType:       "auto",
-		Machine:          "pc",
-		Emulator:         "/usr/bin/qemu-system-x86_64",
-		StopGrace:        60 * time.Second,
-		Network:          "user",
-		MinFreeBytes:     1 << 30,
-		StatsInterval:    10 * time.Second,
-		StatsRing:        60,
-		JournalRetention: 7 * 24 * time.Hour,
-		LogLevel:         "info",
-		LogFormat:        "json",
+		DataDir:              "/var/lib/hostplane/agent",
+		Socket:               api.NodeDefaultSocket,
+		LibvirtSocket:        "/var/run/libvirt/libvirt-sock",
+		PoolName:             "hostplane",
+		PoolPath:             "/var/lib/hostplane/pool",
+		DomainType:           "auto",
+		Machine:              "pc",
+		Emulator:             "/usr/bin/qemu-system-x86_64",
+		StopGrace:            60 * time.Second,
+		Network:              "user",
+		MinFreeBytes:         1 << 30,
+		StatsInterval:        10 * time.Second,
+		StatsRing:            60,
+		JournalRetention:     7 * 24 * time.Hour,
+		LogLevel:             "info",
+		LogFormat:            "json",
+		Roles:                []string{"kvm"},
+		HostingRoot:          hosting.DefaultConfig().Root,
+		HostingHTTPListen:    hosting.DefaultConfig().HTTPListen,
+		HostingMariaDBSocket: hosting.DefaultConfig().MariaDBSocket,
+		HostingSFTPGroup:     hosting.DefaultConfig().SFTPGroup,
+		HostingFPMGlob:       hosting.DefaultConfig().FPMGlob,
 	}
 }
 
@@ -135,6 +151,12 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.JoinToken, "join-token", c.JoinToken, "join token for the first start (hostplanectl node token create); prefer HOSTPLANE_AGENT_JOIN_TOKEN")
 	fs.Var((*addListValue)(&c.Bridges), "bridge", "a Linux bridge guests may join (repeatable, or comma-separated; each use adds to the list, also over the config file's list); it must exist at start")
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "node id the coordinators know this node by (default: the host name)")
+	fs.Var((*listValue)(&c.Roles), "roles", "comma-separated roles of the node: kvm (guests on libvirt), hosting (web hosting accounts), or kvm,hosting")
+	fs.StringVar(&c.HostingRoot, "hosting-root", c.HostingRoot, "hosting role: root of the sites, nginx and PHP-FPM layout (every component root-owned, not group/world-writable: it holds the SFTP chroots)")
+	fs.StringVar(&c.HostingHTTPListen, "hosting-http-listen", c.HostingHTTPListen, "hosting role: nginx's HTTP listen address")
+	fs.StringVar(&c.HostingMariaDBSocket, "hosting-mariadb-socket", c.HostingMariaDBSocket, "hosting role: MariaDB's unix socket (root logs in over it by unix_socket authentication)")
+	fs.StringVar(&c.HostingSFTPGroup, "hosting-sftp-group", c.HostingSFTPGroup, "hosting role: the group of hosting users, chrooted to their home by HOSTING_ROOT/ssh/sftp.conf (include it from sshd_config)")
+	fs.StringVar(&c.HostingFPMGlob, "hosting-fpm-glob", c.HostingFPMGlob, "hosting role: where the php-fpmX.Y binaries are; their versions are offered")
 	fs.StringVar(&c.Failpoint, "failpoint", c.Failpoint, "crash tests only: kill the process when an operation reaches this step (kind:step)")
 }
 
@@ -183,6 +205,9 @@ func splitList(v string) []string {
 	return out
 }
 
+// HasRole says whether the node has a role.
+func (c *Config) HasRole(r string) bool { return slices.Contains(c.Roles, r) }
+
 // Validate checks the configuration.
 func (c *Config) Validate() error {
 	var errs []error
@@ -215,6 +240,17 @@ func (c *Config) Validate() error {
 		if err := validate.NodeID(c.NodeID); err != nil {
 			errs = append(errs, fmt.Errorf("node-id: %s", validate.Reason(err)))
 		}
+	}
+	if len(c.Roles) == 0 {
+		errs = append(errs, errors.New("roles: at least one of kvm and hosting"))
+	}
+	for _, r := range c.Roles {
+		if r != api.RoleKVM && r != api.RoleHosting {
+			errs = append(errs, fmt.Errorf("roles: %q must be kvm or hosting", r))
+		}
+	}
+	if c.HasRole(api.RoleHosting) && !filepath.IsAbs(c.HostingRoot) {
+		errs = append(errs, fmt.Errorf("hosting-root must be an absolute path, got %q", c.HostingRoot))
 	}
 	for _, b := range c.Bridges {
 		if err := validate.Bridge(b); err != nil {

@@ -33,7 +33,10 @@ type Server struct {
 	mux   *http.ServeMux
 }
 
-// New builds the handler.
+// noStats answers stats requests on a node without the kvm role.
+var noStats = &api.NodeError{Code: api.NodeErrUnsupported, Message: "this node does not have the kvm role: no guest stats"}
+
+// New builds the handler; st is nil on a node without the kvm role.
 func New(m *ops.Manager, st *stats.Collector, log *slog.Logger) *Server {
 	s := &Server{m: m, stats: st, log: log, mux: http.NewServeMux()}
 	s.routes()
@@ -111,6 +114,10 @@ func (s *Server) routes() {
 	// Stats cover the agent's own VMs only; other domains on the host are sampled
 	// by the same bulk call but not shown.
 	h("GET /v1/stats", func(w http.ResponseWriter, r *http.Request) {
+		if s.stats == nil {
+			s.reply(w, nil, noStats)
+			return
+		}
 		names, err := s.m.VMNames()
 		if err != nil {
 			s.reply(w, nil, err)
@@ -132,6 +139,10 @@ func (s *Server) routes() {
 		}
 		if _, err := s.m.VM(r.Context(), vm); err != nil {
 			s.reply(w, nil, err)
+			return
+		}
+		if s.stats == nil {
+			s.reply(w, nil, noStats)
 			return
 		}
 		st := s.stats.Current(r.Context(), vm)

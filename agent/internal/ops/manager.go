@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/journal"
 	"github.com/hostplane/hostplane/internal/clock"
@@ -51,6 +52,8 @@ type Manager struct {
 	mu      sync.Mutex
 	running map[string]chan struct{} // op id → closed when finished
 	locks   map[string]chan struct{} // resource → 1-slot semaphore
+
+	hosting *hosting.Node // the hosting role, or nil
 }
 
 // New returns a manager. base bounds the lifetime of running operations: they are
@@ -155,6 +158,9 @@ type spec struct {
 func (m *Manager) do(ctx context.Context, s spec) (*api.NodeOperation, error) {
 	if err := validate.OpID(s.id); err != nil {
 		return nil, err
+	}
+	if m.hv == nil && !isHostingKind(s.kind) {
+		return nil, apiErr(api.NodeErrUnsupported, "this node does not have the kvm role")
 	}
 	hash, err := m.j.InputHash(s.kind, s.target, s.input)
 	if err != nil {

@@ -42,6 +42,9 @@ func lockKey(rec journal.Record) string {
 	if rec.Kind == api.NodeOpTemplateImport || rec.Kind == api.NodeOpTemplateRemove {
 		return "template/" + rec.Target
 	}
+	if isHostingKind(rec.Kind) {
+		return hostingLock(rec.Target)
+	}
 	return "vm/" + rec.Target
 }
 
@@ -52,6 +55,9 @@ func interrupted(format string, a ...any) error {
 func (m *Manager) recoverOne(ctx context.Context, r *run) (*api.NodeOpResult, error) {
 	rec := r.rec
 	name := rec.Target
+	if isHostingKind(rec.Kind) {
+		return m.recoverHosting(ctx, r)
+	}
 	switch rec.Kind {
 	case api.NodeOpTerminate:
 		res, err := m.terminate(ctx, r, name)
