@@ -24,7 +24,14 @@
 #   cmdline            kernel command line
 #   SHA256SUMS         checksums of the above
 #   VERSION            what this script builds; a guest of another version is rebuilt
-# Idempotent: does nothing when every output file exists and VERSION matches (FORCE=1 rebuilds).
+#   net-vN/            the networked guest, version N (a new directory for each version, so a
+#                      running test keeps its files): vmlinuz, initrd.img (initrd-ga.img plus
+#                      virtio_net and guest-netcfg, built from scripts/guest-netcfg, which applies
+#                      the seed's network-config v2 and prints "GUEST-NET <if> inet|inet6 ADDR",
+#                      "GUEST-NET <if> route4|route6 via GW" and "GUEST-NET-READY"), disk.qcow2,
+#                      cmdline, SHA256SUMS, VERSION
+# Idempotent: does nothing when every output file exists and VERSION matches (FORCE=1 rebuilds);
+# the networked guest is built on its own when only it is missing.
 # Run as root (mknod). Quiet on success.
 set -euo pipefail
 
@@ -36,16 +43,26 @@ DISK_SIZE=${DISK_SIZE:-32M}
 CMDLINE=${CMDLINE:-console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable no_timer_check i8042.noaux i8042.nopnp cryptomgr.notests}
 FILES="vmlinuz initrd.img initrd-noacpi.img initrd-ga.img disk.qcow2 disk-alt.qcow2 cmdline SHA256SUMS VERSION"
 VERSION=3 # bump when the guest changes (2: initrd-ga.img with qemu-ga; 3: it also reads the seed ISO)
+NET_VERSION=1 # the networked guest's directory, net-v$NET_VERSION: bump when it changes
+NET_OUT=$OUT/net-v$NET_VERSION
+NET_FILES="vmlinuz initrd.img disk.qcow2 cmdline SHA256SUMS VERSION"
 
+complete() { # $1 = dir, $2 = files, $3 = version
+  local f
+  for f in $2; do [ -s "$1/$f" ] || return 1; done
+  [ "$(cat "$1/VERSION")" = "$3" ]
+}
+main_ok=0; net_ok=0
 if [ "${FORCE:-0}" != 1 ]; then
-  all=1
-  for f in $FILES; do [ -s "$OUT/$f" ] || all=0; done
-  [ "$all" = 1 ] && [ "$(cat "$OUT/VERSION")" = "$VERSION" ] && exit 0
+  complete "$OUT" "$FILES" "$VERSION" && main_ok=1
+  complete "$NET_OUT" "$NET_FILES" "net-$NET_VERSION" && net_ok=1
+  [ "$main_ok" = 1 ] && [ "$net_ok" = 1 ] && exit 0
 fi
 
 for c in apt-get apt-cache dpkg-deb qemu-img mkfs.ext4 gzip sha256sum ldd; do
   command -v "$c" >/dev/null || die "$c not found: run scripts/install-libvirt.sh first"
 done
+[ "$net_ok" = 1 ] || command -v go >/dev/null || die "go not found: the networked guest's guest-netcfg is built from scripts/guest-netcfg"
 
 WORK=$(mktemp -d /tmp/hostplane-guest.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
@@ -65,8 +82,8 @@ KVER=${KPKG#linux-image-}
 MODDIR=$WORK/x/lib/modules/$KVER/kernel
 
 # 2. initramfs root (two variants: with and without acpid)
-build_initrd() { # $1 = output file, $2 = 1 to run acpid, $3 = 1 to run qemu-ga
-  local R=$WORK/initramfs-$2-${3:-0}
+build_initrd() { # $1 = output file, $2 = 1 to run acpid, $3 = 1 to run qemu-ga, $4 = 1 for the network (with $3)
+  local R=$WORK/initramfs-$2-${3:-0}-${4:-0}
   rm -rf "$R"
   mkdir -p "$R/bin" "$R/dev" "$R/proc" "$R/sys" "$R/mnt" "$R/tmp" "$R/lib/modules" "$R/etc/acpi/PWRF"
   cp "$WORK/x/bin/busybox" "$R/bin/busybox"
@@ -78,6 +95,10 @@ build_initrd() { # $1 = output file, $2 = 1 to run acpid, $3 = 1 to run qemu-ga
     # virtio_console for the agent's port; the IDE CD-ROM and isofs to read
     # the NoCloud seed as cloud-init would (mount -t iso9660).
     MODS="$MODS virtio_console scsi_common scsi_mod libata ata_piix cdrom sr_mod isofs"
+    if [ "${4:-0}" = 1 ]; then
+      MODS="$MODS failover net_failover virtio_net"
+      cp "$WORK/guest-netcfg" "$R/bin/guest-netcfg"
+    fi
     mkdir -p "$R/usr/sbin" "$R/etc" "$R/root"
     cp "$WORK/x/usr/sbin/qemu-ga" "$R/usr/sbin/qemu-ga"
     # Its shared libraries as this host resolves them (the loader included).
@@ -108,7 +129,7 @@ EOC
     chmod +x "$R/usr/sbin/chpasswd"
     GA='i=0; while [ ! -b /dev/sr0 ] && [ $i -lt 300 ]; do usleep 10000; i=$((i+1)); done
 mkdir -p /seed
-if mount -t iso9660 -o ro /dev/sr0 /seed; then echo "GUEST-SEED files=$(ls /seed | tr "\n" ,) instance-id=$(sed -n "s/.*\"instance-id\": *\"\([^\"]*\)\".*/\1/p" /seed/meta-data) user-data=$(head -n1 /seed/user-data)"; umount /seed; else echo "GUEST-SEED mount failed"; fi
+if mount -t iso9660 -o ro /dev/sr0 /seed; then echo "GUEST-SEED files=$(ls /seed | tr "\n" ,) instance-id=$(sed -n "s/.*\"instance-id\": *\"\([^\"]*\)\".*/\1/p" /seed/meta-data) user-data=$(head -n1 /seed/user-data)"; if [ -x /bin/guest-netcfg ]; then i=0; while [ ! -e /sys/class/net/eth0 ] && ! ls /sys/class/net | grep -qv "^lo$" && [ $i -lt 300 ]; do usleep 10000; i=$((i+1)); done; /bin/guest-netcfg /seed/network-config; fi; umount /seed; else echo "GUEST-SEED mount failed"; fi
 i=0; while ! ls /sys/class/virtio-ports/*/name >/dev/null 2>&1 && [ $i -lt 300 ]; do usleep 10000; i=$((i+1)); done
 ga=; for p in /sys/class/virtio-ports/*; do [ "$(cat $p/name 2>/dev/null)" = org.qemu.guest_agent.0 ] && ga=/dev/${p##*/}; done
 if [ -n "$ga" ]; then PATH=/usr/sbin:/bin qemu-ga -m virtio-serial -p "$ga" -t /tmp -f /tmp/qemu-ga.pid -l /tmp/qemu-ga.log & echo "GUEST-GA started on $ga"; else echo "GUEST-GA no org.qemu.guest_agent.0 port"; fi'
@@ -158,11 +179,6 @@ EOS
   ( cd "$R" && find . | "$R/bin/busybox" cpio -o -H newc 2>/dev/null ) | gzip -9 > "$1.tmp"
   mv "$1.tmp" "$1"
 }
-build_initrd "$OUT/initrd.img" 1
-build_initrd "$OUT/initrd-noacpi.img" 0
-build_initrd "$OUT/initrd-ga.img" 1 1
-cp "$WORK/x/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
-
 # 3. base disks: ext4 with an install-id
 build_disk() { # $1 = output, $2 = install-id
   local D=$WORK/diskroot
@@ -172,8 +188,29 @@ build_disk() { # $1 = output, $2 = install-id
   qemu-img convert -f raw -O qcow2 "$WORK/disk.raw" "$1.tmp"
   mv "$1.tmp" "$1"
 }
-build_disk "$OUT/disk.qcow2" "a-$(date +%s%N)"
-build_disk "$OUT/disk-alt.qcow2" "b-$(date +%s%N)"
-printf '%s\n' "$CMDLINE" > "$OUT/cmdline"
-( cd "$OUT" && sha256sum vmlinuz initrd.img initrd-noacpi.img initrd-ga.img disk.qcow2 disk-alt.qcow2 > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS )
-echo "$VERSION" > "$OUT/VERSION"
+
+if [ "$main_ok" != 1 ]; then
+  build_initrd "$OUT/initrd.img" 1
+  build_initrd "$OUT/initrd-noacpi.img" 0
+  build_initrd "$OUT/initrd-ga.img" 1 1
+  cp "$WORK/x/boot/vmlinuz-$KVER" "$OUT/vmlinuz"
+  build_disk "$OUT/disk.qcow2" "a-$(date +%s%N)"
+  build_disk "$OUT/disk-alt.qcow2" "b-$(date +%s%N)"
+  printf '%s\n' "$CMDLINE" > "$OUT/cmdline"
+  ( cd "$OUT" && sha256sum vmlinuz initrd.img initrd-noacpi.img initrd-ga.img disk.qcow2 disk-alt.qcow2 > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS )
+  echo "$VERSION" > "$OUT/VERSION"
+fi
+
+# 4. the networked guest, in a directory of its own (a kernel of its own: its modules must match)
+if [ "$net_ok" != 1 ]; then
+  ( cd "$REPO" && CGO_ENABLED=0 go build -trimpath -ldflags=-s -o "$WORK/guest-netcfg" ./scripts/guest-netcfg ) \
+    || die "go build ./scripts/guest-netcfg failed"
+  mkdir -p "$NET_OUT"
+  rm -f "$NET_OUT/VERSION"
+  build_initrd "$NET_OUT/initrd.img" 1 1 1
+  cp "$WORK/x/boot/vmlinuz-$KVER" "$NET_OUT/vmlinuz"
+  build_disk "$NET_OUT/disk.qcow2" "n-$(date +%s%N)"
+  printf '%s\n' "$CMDLINE" > "$NET_OUT/cmdline"
+  ( cd "$NET_OUT" && sha256sum vmlinuz initrd.img disk.qcow2 > SHA256SUMS.tmp && mv SHA256SUMS.tmp SHA256SUMS )
+  echo "net-$NET_VERSION" > "$NET_OUT/VERSION"
+fi

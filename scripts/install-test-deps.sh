@@ -20,6 +20,7 @@ scripts/start-libvirt.sh
 scripts/build-test-guest.sh
 scripts/install-mcp-conformance.sh
 scripts/install-acme-test-deps.sh
+scripts/install-nwfilter.sh
 
 # isoinfo (genisoimage): the seed tests read the NoCloud ISO with an independent reader.
 if ! dpkg-query -W -f='${Status}' genisoimage 2>/dev/null | grep -q "install ok installed"; then

@@ -1,0 +1,214 @@
+package libvirttest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/agent/internal/testenv"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// netGuestDir is the networked test guest (scripts/build-test-guest.sh,
+// NET_VERSION): the guest applies its seed's network-config and prints its
+// addresses as GUEST-NET lines.
+const netGuestVersion = "net-1"
+
+func requireNetGuest(t *testing.T, g testenv.Guest) (dir string) {
+	t.Helper()
+	dir = filepath.Join(g.Dir, "net-v1")
+	b, err := os.ReadFile(filepath.Join(dir, "VERSION"))
+	if err != nil || strings.TrimSpace(string(b)) != netGuestVersion {
+		t.Fatalf("networked test guest %s missing or not %s (%v): run scripts/build-test-guest.sh", dir, netGuestVersion, err)
+	}
+	return dir
+}
+
+// bridgedGuest is one guest of the test and its assigned addresses.
+type bridgedGuest struct {
+	name, ip4, ip6 string // ip4/ip6 without the prefix length
+	console        string
+}
+
+// TestBridgedGuestsCleanTraffic: two guests on a test bridge (namespace,
+// bridge without a host address, veth; unreachable routes for the test ranges
+// in the root namespace) boot with the IPv4 and IPv6 addresses of their
+// provision, as their consoles show (the guest applies the seed's
+// network-config v2). The test namespace pings each on both. Then guest A
+// takes guest B's addresses (through the real qemu-ga: guest-exec) and pings
+// the namespace from them: none of its echo requests arrive there (the
+// namespace's InEchos counters), while the same pings from A's own addresses
+// did arrive just before, and B's from the same addresses arrive after.
+func TestBridgedGuestsCleanTraffic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots two guests")
+	}
+	testenv.RequireLibvirt(t)
+	g := testenv.RequireGuest(t)
+	netDir := requireNetGuest(t, g)
+	prefix := testenv.Prefix()
+	tn := newTestNet(t, prefix) // its cleanup runs after the guests'
+
+	e := &env{t: t, prefix: prefix, guest: g}
+	e.cfg = agentConfig(t.TempDir(), prefix)
+	e.cfg.Bridges = []string{tn.Bridge}
+	testenv.Cleanup(t, prefix, e.cfg.PoolName)
+	e.startInProcess()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	disk := filepath.Join(netDir, "disk.qcow2")
+	if _, err := e.c.ImportTemplate(ctx, api.NodeTemplateImportRequest{
+		OpID: prefix + "-import", Name: "net", OSFamily: "linux", ImagePath: disk, SHA256: testenv.SHA256File(t, disk),
+		KernelPath: filepath.Join(netDir, "vmlinuz"), InitrdPath: filepath.Join(netDir, "initrd.img"),
+		Cmdline: g.Cmdline, GuestAgent: true}); err != nil {
+		t.Fatalf("import the networked guest: %v", err)
+	}
+
+	guests := []*bridgedGuest{
+		{name: prefix + "-a", ip4: "198.51.100.10", ip6: "2001:db8:0:1::10"},
+		{name: prefix + "-b", ip4: "198.51.100.11", ip6: "2001:db8:0:1::11"},
+	}
+	for i, gu := range guests {
+		op, err := e.c.Provision(ctx, api.NodeProvisionRequest{OpID: fmt.Sprintf("%s-prov-%d", prefix, i), Name: gu.name,
+			Template: "net", Plan: api.NodePlan{VCPUs: 1, MemoryMiB: 128, DiskGiB: 1},
+			Bridge: tn.Bridge, IPv4: gu.ip4 + "/24", Gateway4: tn.Gateway4, IPv6: gu.ip6 + "/64", Gateway6: tn.Gateway6,
+			Resolvers: []string{tn.Gateway4, tn.Gateway6}})
+		if err != nil || op.State != api.NodeOpSucceeded {
+			t.Fatalf("provision %s on %s: %+v %v\nagent log:\n%s", gu.name, tn.Bridge, op, err, e.agentLog())
+		}
+		gu.console = op.Result.VM.ConsoleLog
+	}
+
+	// Each guest boots with its addresses and routes (read from its console).
+	for _, gu := range guests {
+		// guest-netcfg runs before GUEST-READY: one wait covers both.
+		log, err := testenv.WaitForLog(ctx, gu.console, "GUEST-READY", 1)
+		if err != nil || !strings.Contains(log, "GUEST-NET-READY") {
+			t.Fatalf("%s: no GUEST-NET-READY before GUEST-READY: %v\nconsole:\n%s", gu.name, err, log)
+		}
+		if strings.Contains(log, "GUEST-NET-ERROR") {
+			t.Fatalf("%s: network-config failed:\n%s", gu.name, log)
+		}
+		for _, want := range []string{
+			"GUEST-NET eth0 inet " + gu.ip4 + "/24", "GUEST-NET eth0 inet6 " + gu.ip6 + "/64",
+			"GUEST-NET eth0 route4 via " + tn.Gateway4, "GUEST-NET eth0 route6 via " + tn.Gateway6,
+			"GUEST-NET resolvers " + tn.Gateway4 + "," + tn.Gateway6,
+		} {
+			if !strings.Contains(log, want) {
+				t.Fatalf("%s's console lacks %q:\n%s", gu.name, want, log)
+			}
+		}
+	}
+
+	// The namespace reaches each guest on IPv4 and IPv6.
+	for _, gu := range guests {
+		for _, a := range []string{gu.ip4, gu.ip6} {
+			if ok, out := tn.ping(a, 5); !ok {
+				t.Fatalf("ping %s (%s) from the test namespace failed:\n%s\nconsole:\n%s", a, gu.name, out, readFile(t, gu.console))
+			}
+		}
+	}
+
+	a, b := guests[0], guests[1]
+	for _, gu := range guests {
+		waitGuestAgent(t, gu.name, gu.console)
+	}
+	pingNS := fmt.Sprintf("ping -c 3 -W 1 %s; ping6 -c 3 -W 1 %s", tn.Gateway4, tn.Gateway6)
+
+	// Control: A's pings from its own addresses arrive.
+	in4, in6 := tn.echoRequests()
+	out := guestExec(t, a.name, pingNS)
+	got4, got6 := tn.echoRequests()
+	if got4-in4 < 1 || got6-in6 < 1 {
+		t.Fatalf("A's pings from its own addresses did not arrive (v4 +%d, v6 +%d):\n%s", got4-in4, got6-in6, out)
+	}
+
+	// A switches to B's addresses and pings from them: nothing arrives.
+	in4, in6 = got4, got6
+	out = guestExec(t, a.name, fmt.Sprintf("ip addr del %s/24 dev eth0; ip addr add %s/24 dev eth0; "+
+		"ip -6 addr del %s/64 dev eth0; ip -6 addr add %s/64 dev eth0; ip addr show dev eth0; %s",
+		a.ip4, b.ip4, a.ip6, b.ip6, pingNS))
+	if !strings.Contains(out, "inet "+b.ip4+"/24") || !strings.Contains(out, "inet6 "+b.ip6+"/64") {
+		t.Fatalf("A did not take B's addresses:\n%s", out)
+	}
+	got4, got6 = tn.echoRequests()
+	if got4 != in4 || got6 != in6 {
+		t.Fatalf("A sent from B's addresses and %d IPv4 / %d IPv6 echo requests reached the namespace:\n%s", got4-in4, got6-in6, out)
+	}
+
+	// B, the owner of those addresses, still gets through (the counters work).
+	out = guestExec(t, b.name, pingNS)
+	got4, got6 = tn.echoRequests()
+	if got4-in4 < 1 || got6-in6 < 1 {
+		t.Fatalf("B's pings from its own addresses did not arrive (v4 +%d, v6 +%d):\n%s", got4-in4, got6-in6, out)
+	}
+	for _, gu := range guests {
+		if _, err := e.c.Terminate(ctx, gu.name, gu.name+"-term"); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// waitGuestAgent waits until the guest's qemu-ga answers through libvirt.
+func waitGuestAgent(t *testing.T, dom, console string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		_, err := agentCommand(dom, `{"execute":"guest-ping"}`)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: the guest agent never answered: %v\nconsole:\n%s", dom, err, readFile(t, console))
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+var execPID = regexp.MustCompile(`"pid":\s*(\d+)`)
+
+// guestExec runs a shell command in the guest through qemu-ga's guest-exec
+// and returns its output (stdout and stderr).
+func guestExec(t *testing.T, dom, script string) string {
+	t.Helper()
+	req, _ := json.Marshal(map[string]any{"execute": "guest-exec", "arguments": map[string]any{
+		"path": "/bin/sh", "arg": []string{"-c", script + " 2>&1"}, "capture-output": true}})
+	r, err := agentCommand(dom, string(req))
+	if err != nil {
+		t.Fatalf("guest-exec in %s: %v", dom, err)
+	}
+	m := execPID.FindStringSubmatch(string(r))
+	if m == nil {
+		t.Fatalf("guest-exec in %s: %s", dom, r)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		r, err := agentCommand(dom, fmt.Sprintf(`{"execute":"guest-exec-status","arguments":{"pid":%s}}`, m[1]))
+		if err != nil {
+			t.Fatalf("guest-exec-status in %s: %v", dom, err)
+		}
+		var st struct {
+			Exited bool   `json:"exited"`
+			Out    string `json:"out-data"`
+		}
+		if err := json.Unmarshal(r, &st); err != nil {
+			t.Fatalf("guest-exec-status in %s: %v: %s", dom, err, r)
+		}
+		if st.Exited {
+			b, _ := base64.StdEncoding.DecodeString(st.Out)
+			return string(b)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %q did not finish", dom, script)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
