@@ -53,8 +53,13 @@ type Conf struct {
 	CtlSocket string
 	// Body is served when SiteConf is empty (tests and benchmarks).
 	Body string
-	// CacheSize is the per-worker cache size in certificates (ModeLua).
+	// CacheSize is the per-worker cache size in certificates (ModeLua):
+	// about 9 KiB each (OpenSSL 3's parsed certificate and key), least
+	// recently used evicted; 4096 when zero.
 	CacheSize int
+	// SkipMap leaves out the $hp_sni map (and the lua cache's shared parts):
+	// another block rendered into the same http{} defines them.
+	SkipMap bool
 }
 
 var (
@@ -85,12 +90,18 @@ func (c Conf) check() error {
 const MainConf = "load_module /usr/lib/nginx/modules/ndk_http_module.so;\nload_module /usr/lib/nginx/modules/ngx_http_lua_module.so;\n"
 
 var confTemplate = template.Must(template.New("tls.conf").Parse(`# rendered by hostplane-agent (hosting role): TLS for every custom domain, one server block
+{{- if not .SkipMap}}
 # $ssl_server_name is raw client input: only a validated name becomes part of a path.
 map $ssl_server_name $hp_sni {
   "~{{.Regex}}" $ssl_server_name;
   default "{{.Default}}";
 }
-{{- if eq .Mode "lua"}}
+{{- end}}
+{{- if and (eq .Mode "lua") (not .SkipMap)}}
+# The certificate cache: each worker keeps the parsed chain and key of the
+# names it served (lrucache); an entry is tagged with the name's generation
+# in a shared dict, read before the file, which the agent bumps after it
+# replaces a file: an entry filled from the old file is never used again.
 lua_shared_dict hp_certs 1m;
 init_by_lua_block {
   hp_tls_lru = require("resty.lrucache").new({{.CacheSize}})
@@ -159,7 +170,7 @@ func Render(c Conf) ([]byte, error) {
 		c.Mode = ModeVariable
 	}
 	if c.CacheSize <= 0 {
-		c.CacheSize = 50000
+		c.CacheSize = 4096
 	}
 	if err := c.check(); err != nil {
 		return nil, err

@@ -64,76 +64,96 @@ func openDir(tb testing.TB, dir string) {
 	}
 }
 
+// nginxMain is the top of a test nginx.conf: one worker, paths under dir,
+// then http{} with the given includes.
+func nginxMain(mode Mode, dir, http string) string {
+	main := ""
+	if mode == ModeLua {
+		main = MainConf
+	}
+	return fmt.Sprintf(`%suser www-data;
+worker_processes 1;
+pid %[2]s/nginx.pid;
+error_log %[2]s/logs/error.log notice;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path %[2]s/tmp/body; fastcgi_temp_path %[2]s/tmp/fastcgi;
+  proxy_temp_path %[2]s/tmp/proxy; scgi_temp_path %[2]s/tmp/scgi; uwsgi_temp_path %[2]s/tmp/uwsgi;
+  %[3]s
+}
+`, main, dir, http)
+}
+
+func needLua(tb testing.TB) {
+	tb.Helper()
+	if _, err := os.Stat("/usr/lib/nginx/modules/ngx_http_lua_module.so"); err != nil {
+		tb.Fatal("nginx's lua module is not installed: run scripts/install-acme-test-deps.sh (apt-get install libnginx-mod-http-lua)")
+	}
+}
+
+// launch checks conf with nginx -t, starts nginx on it and waits until addr
+// accepts connections. The caller stops it (stop).
+func launch(dir, conf, addr string) (*testNginx, error) {
+	for _, d := range []string{"logs", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	n := &testNginx{dir: dir, conf: filepath.Join(dir, "nginx.conf"), addr: addr}
+	if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	if out, err := n.cmd("-t", "-q").CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("nginx -t: %v\n%s\n%s", err, out, conf)
+	}
+	if out, err := n.cmd().CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("start nginx: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return n, nil
+		}
+		if time.Now().After(deadline) {
+			n.stop()
+			return nil, fmt.Errorf("nginx does not listen on %s: %s", addr, n.errorLog())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func startNginx(tb testing.TB, mode Mode, extraHTTP string) *testNginx {
 	tb.Helper()
-	bin := nginxBin(tb)
+	nginxBin(tb)
 	if mode == ModeLua {
-		if _, err := os.Stat("/usr/lib/nginx/modules/ngx_http_lua_module.so"); err != nil {
-			tb.Fatal("nginx's lua module is not installed: run scripts/install-acme-test-deps.sh (apt-get install libnginx-mod-http-lua)")
-		}
+		needLua(tb)
 	}
 	dir := tb.TempDir()
 	openDir(tb, dir)
-	for _, d := range []string{"logs", "tmp"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	n := &testNginx{dir: dir, conf: filepath.Join(dir, "nginx.conf"), addr: freePort(tb), mode: mode}
-	n.store = &Store{CertsDir: filepath.Join(dir, "certs"), GID: wwwDataGID(tb), CheckAddr: n.addr, CheckTimeout: 3 * time.Second}
+	addr := freePort(tb)
+	store := &Store{CertsDir: filepath.Join(dir, "certs"), GID: wwwDataGID(tb), CheckAddr: addr, CheckTimeout: 3 * time.Second}
 	if mode == ModeLua {
-		n.store.CtlSocket = filepath.Join(dir, "tls-ctl.sock")
+		store.CtlSocket = filepath.Join(dir, "tls-ctl.sock")
 	}
-	if err := n.store.Prepare(); err != nil {
+	if err := store.Prepare(); err != nil {
 		tb.Fatal(err)
 	}
-	block, err := Render(Conf{Mode: mode, Listen: n.addr, CertsDir: n.store.CertsDir, CtlSocket: n.store.CtlSocket, Body: "sni=$ssl_server_name host=$host"})
+	block, err := Render(Conf{Mode: mode, Listen: addr, CertsDir: store.CertsDir, CtlSocket: store.CtlSocket, Body: "sni=$ssl_server_name host=$host"})
 	if err != nil {
 		tb.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(dir, "tls.conf"), block, 0o644); err != nil {
 		tb.Fatal(err)
 	}
-	main := ""
-	if mode == ModeLua {
-		main = MainConf
-	}
-	conf := fmt.Sprintf(`%suser www-data;
-worker_processes 1;
-pid %[2]s/nginx.pid;
-error_log %[2]s/logs/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path %[2]s/tmp/body; fastcgi_temp_path %[2]s/tmp/fastcgi;
-  proxy_temp_path %[2]s/tmp/proxy; scgi_temp_path %[2]s/tmp/scgi; uwsgi_temp_path %[2]s/tmp/uwsgi;
-  include %[2]s/tls.conf;
-  %[3]s
-}
-`, main, dir, extraHTTP)
-	if err := os.WriteFile(n.conf, []byte(conf), 0o644); err != nil {
+	n, err := launch(dir, nginxMain(mode, dir, "include "+dir+"/tls.conf;\n"+extraHTTP), addr)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	if out, err := n.cmd("-t", "-q").CombinedOutput(); err != nil {
-		tb.Fatalf("nginx -t: %v\n%s\n%s", err, out, conf)
-	}
-	if out, err := n.cmd().CombinedOutput(); err != nil {
-		tb.Fatalf("start nginx: %v\n%s", err, out)
-	}
 	tb.Cleanup(n.stop)
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err := net.Dial("tcp", n.addr)
-		if err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			tb.Fatalf("nginx does not listen on %s: %s", n.addr, n.errorLog())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	_ = bin
+	n.store, n.mode = store, mode
 	return n
 }
 
@@ -190,7 +210,7 @@ func (n *testNginx) workers(tb testing.TB) string {
 }
 
 // reloads counts the reconfigurations nginx logged (a HUP logs "reconfiguring").
-func (n *testNginx) reloads() int { return strings.Count(n.errorLog(), "reconfiguring") }
+func (n *testNginx) reloads() int { return strings.Count(n.errorLog(), "(SIGHUP) received") }
 
 func (n *testNginx) served(tb testing.TB, sni string) string {
 	tb.Helper()

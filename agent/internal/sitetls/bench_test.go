@@ -1,0 +1,448 @@
+package sitetls
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The hosting benchmarks of issue 13, side by side in one run (make bench):
+//
+//   - BenchmarkAttach: attaching a domain on a node that already serves
+//     HP_BENCH_SITES (10,000) domains, time until HTTPS serves it, and the
+//     nginx reloads it took, against a server block per domain + nginx -t +
+//     reload on the same nginx binary with the same sites
+//     (HP_BENCH_BASELINE_ATTACHES samples, 3: each costs tens of seconds).
+//   - BenchmarkHandshake: full TLS handshakes/s with a static certificate,
+//     with the variable path (read per handshake) and with the lua cache, on
+//     one nginx, one worker, alternating.
+//   - BenchmarkMemory: nginx's memory (PSS of master and worker) before and
+//     after 1,000 attaches, each handshaken once.
+//
+// The nginx processes and files of a run are kept for the whole process
+// (TestMain removes them), so the Go benchmark's repeated runs do not build
+// 10,000 sites again.
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	benchCleanup()
+	os.Exit(code)
+}
+
+var (
+	benchMu       sync.Mutex
+	benchCleanups []func()
+)
+
+func benchCleanup() {
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	for i := len(benchCleanups) - 1; i >= 0; i-- {
+		benchCleanups[i]()
+	}
+	benchCleanups = nil
+}
+
+func atExit(f func()) {
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	benchCleanups = append(benchCleanups, f)
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// benchDir is a directory nginx's workers can read, removed at exit.
+func benchDir(b *testing.B, name string) string {
+	b.Helper()
+	dir, err := os.MkdirTemp("", "hp-sitetls-bench-"+name+"-")
+	if err != nil {
+		b.Fatal(err)
+	}
+	atExit(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// benchNode is a node of n sites with certificates in the chosen mode.
+type benchNode struct {
+	*testNginx
+	names []string
+	next  atomic.Int64
+}
+
+var (
+	nodeOnce sync.Once
+	node     *benchNode
+	nodeErr  error
+)
+
+func siteName(i int) string { return fmt.Sprintf("d%d.bench.test", i) }
+
+// writeSites writes n certificates straight into the store (the domains a
+// node already serves; no check per file).
+func writeSites(s *Store, n int) error {
+	for i := range n {
+		c, k, err := SelfSigned(siteName(i), time.Now(), 24*time.Hour)
+		if err != nil {
+			return err
+		}
+		if err := s.write(s.Path(siteName(i)), append(c, k...)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func benchLuaNode(b *testing.B) *benchNode {
+	b.Helper()
+	nodeBin(b)
+	nodeOnce.Do(func() {
+		dir := benchDir(b, "node")
+		addr := freePort(b)
+		st := &Store{CertsDir: filepath.Join(dir, "certs"), GID: wwwDataGID(b), CheckAddr: addr,
+			CtlSocket: filepath.Join(dir, "tls-ctl.sock"), CheckTimeout: 5 * time.Second}
+		if nodeErr = st.Prepare(); nodeErr != nil {
+			return
+		}
+		sites := envInt("HP_BENCH_SITES", 10000)
+		if nodeErr = writeSites(st, sites); nodeErr != nil {
+			return
+		}
+		block, err := Render(Conf{Mode: ModeLua, Listen: addr, CertsDir: st.CertsDir, CtlSocket: st.CtlSocket, Body: "ok"})
+		if err != nil {
+			nodeErr = err
+			return
+		}
+		if nodeErr = os.WriteFile(filepath.Join(dir, "tls.conf"), block, 0o644); nodeErr != nil {
+			return
+		}
+		n, err := launch(dir, nginxMain(ModeLua, dir, "include "+dir+"/tls.conf;"), addr)
+		if err != nil {
+			nodeErr = err
+			return
+		}
+		atExit(n.stop)
+		n.store, n.mode = st, ModeLua
+		node = &benchNode{testNginx: n}
+		node.next.Store(int64(sites))
+	})
+	if nodeErr != nil {
+		b.Fatal(nodeErr)
+	}
+	return node
+}
+
+func nodeBin(b *testing.B) {
+	b.Helper()
+	nginxBin(b)
+	needLua(b)
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p)
+	return s[i]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// baseline: a server block per domain, nginx -t, reload (HUP); measured once.
+var (
+	baseOnce               sync.Once
+	baseP50, baseP99       time.Duration
+	baseReloads, baseSites int
+	baseErr                error
+)
+
+func measureBaseline(b *testing.B) {
+	b.Helper()
+	baseOnce.Do(func() {
+		sites := envInt("HP_BENCH_SITES", 10000)
+		samples := envInt("HP_BENCH_BASELINE_ATTACHES", 3)
+		dir := benchDir(b, "baseline")
+		addr := freePort(b)
+		st := &Store{CertsDir: filepath.Join(dir, "certs"), GID: wwwDataGID(b)}
+		if baseErr = st.Prepare(); baseErr != nil {
+			return
+		}
+		if baseErr = writeSites(st, sites); baseErr != nil {
+			return
+		}
+		block := func(name string) string {
+			p := st.Path(name)
+			return fmt.Sprintf("server { listen %s ssl; server_name %s; ssl_certificate %s; ssl_certificate_key %s; location / { return 200 \"ok\"; } }\n", addr, name, p, p)
+		}
+		var all strings.Builder
+		all.WriteString(block(siteName(0))) // the default server of the port
+		for i := 1; i < sites; i++ {
+			all.WriteString(block(siteName(i)))
+		}
+		if baseErr = os.WriteFile(filepath.Join(dir, "sites.conf"), []byte(all.String()), 0o644); baseErr != nil {
+			return
+		}
+		if baseErr = os.MkdirAll(filepath.Join(dir, "new.d"), 0o755); baseErr != nil {
+			return
+		}
+		n, err := launch(dir, nginxMain(ModeVariable, dir, "include "+dir+"/sites.conf;\n  include "+dir+"/new.d/*.conf;"), addr)
+		if err != nil {
+			baseErr = err
+			return
+		}
+		atExit(n.stop)
+		var d []time.Duration
+		for i := range samples {
+			name := fmt.Sprintf("base%d.bench.test", i)
+			c, k, err := SelfSigned(name, time.Now(), 24*time.Hour)
+			if err != nil {
+				baseErr = err
+				return
+			}
+			want := leafDER(b, c)
+			start := time.Now()
+			if err := st.write(st.Path(name), append(c, k...)); err != nil {
+				baseErr = err
+				return
+			}
+			if err := os.WriteFile(filepath.Join(dir, "new.d", name+".conf"), []byte(block(name)), 0o644); err != nil {
+				baseErr = err
+				return
+			}
+			if out, err := n.cmd("-t", "-q").CombinedOutput(); err != nil {
+				baseErr = fmt.Errorf("nginx -t: %v: %s", err, out)
+				return
+			}
+			if err := syscall.Kill(n.pid(), syscall.SIGHUP); err != nil {
+				baseErr = err
+				return
+			}
+			for {
+				leaf, err := ServedLeaf(context.Background(), addr, name, 5*time.Second)
+				if err == nil && bytes.Equal(leaf.Raw, want) {
+					break
+				}
+				if time.Since(start) > 10*time.Minute {
+					baseErr = fmt.Errorf("baseline: %s not served 10 min after the reload", name)
+					return
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			d = append(d, time.Since(start))
+		}
+		// Reloads: one HUP per attach, by construction (nginx logs each).
+		baseP50, baseP99, baseReloads, baseSites = percentile(d, 0.5), percentile(d, 0.99), samples, sites
+	})
+	if baseErr != nil {
+		b.Fatal(baseErr)
+	}
+}
+
+// BenchmarkAttach: HP_BENCH_ATTACHES (200) attaches per iteration on the
+// node of HP_BENCH_SITES sites, each timed from the call to a handshake with
+// that SNI that gets the new certificate (Attach's own check).
+func BenchmarkAttach(b *testing.B) {
+	n := benchLuaNode(b)
+	measureBaseline(b)
+	workers := n.workers(b)
+	per := envInt("HP_BENCH_ATTACHES", 200)
+	type pair struct{ c, k []byte }
+	ctx := context.Background()
+	var d []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		certs := make([]pair, per)
+		names := make([]string, per)
+		for j := range per {
+			names[j] = siteName(int(n.next.Add(1)))
+			c, k, err := SelfSigned(names[j], time.Now(), 24*time.Hour)
+			if err != nil {
+				b.Fatal(err)
+			}
+			certs[j] = pair{c, k}
+		}
+		b.StartTimer()
+		for j := range per {
+			start := time.Now()
+			if err := n.store.Attach(ctx, names[j], certs[j].c, certs[j].k); err != nil {
+				b.Fatal(err)
+			}
+			d = append(d, time.Since(start))
+		}
+	}
+	b.StopTimer()
+	if n.workers(b) != workers {
+		b.Fatalf("nginx's workers changed: %s → %s", workers, n.workers(b))
+	}
+	p50, p99 := percentile(d, 0.5), percentile(d, 0.99)
+	b.ReportMetric(ms(p50), "attach-p50-ms")
+	b.ReportMetric(ms(p99), "attach-p99-ms")
+	b.ReportMetric(float64(n.reloads()), "reloads")
+	b.ReportMetric(ms(baseP50), "baseline-p50-ms")
+	b.ReportMetric(ms(baseP99), "baseline-p99-ms")
+	b.ReportMetric(float64(baseReloads), "baseline-reloads")
+	b.ReportMetric(float64(baseP50)/float64(p50), "speedup-p50-x")
+	b.Logf("node of %d sites: attach p50 %.2f ms p99 %.2f ms over %d attaches, %d reloads; baseline (server block + nginx -t + reload, %d sites) p50 %.0f ms p99 %.0f ms, %d reloads; %.0fx faster at p50",
+		baseSites, ms(p50), ms(p99), len(d), n.reloads(), baseSites, ms(baseP50), ms(baseP99), baseReloads, float64(baseP50)/float64(p50))
+}
+
+// handshakeRate runs full TLS handshakes (no resumption) with SNI name
+// against addr from 4 goroutines for dur.
+func handshakeRate(b *testing.B, addr, name string, dur time.Duration) float64 {
+	b.Helper()
+	var count, fails atomic.Int64
+	deadline := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			cfg := &tls.Config{ServerName: name, InsecureSkipVerify: true} //nolint:gosec // a benchmark of handshakes
+			for time.Now().Before(deadline) {
+				c, err := tls.Dial("tcp", addr, cfg)
+				if err != nil {
+					fails.Add(1)
+					continue
+				}
+				c.Close()
+				count.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if fails.Load() > 0 {
+		b.Fatalf("%d handshakes with %s failed", fails.Load(), addr)
+	}
+	return float64(count.Load()) / dur.Seconds()
+}
+
+// BenchmarkHandshake: one nginx, one worker, three listeners (a static
+// certificate, the variable path, the lua cache) over the same files,
+// measured alternately HP_BENCH_HS_ROUNDS (1) times per iteration for HP_BENCH_HS_SECONDS
+// (3) each.
+func BenchmarkHandshake(b *testing.B) {
+	nodeBin(b)
+	dir := benchDir(b, "handshake")
+	st := &Store{CertsDir: filepath.Join(dir, "certs"), GID: wwwDataGID(b), CtlSocket: filepath.Join(dir, "tls-ctl.sock")}
+	if err := st.Prepare(); err != nil {
+		b.Fatal(err)
+	}
+	if err := writeSites(st, 100); err != nil {
+		b.Fatal(err)
+	}
+	static, variable, lua := freePort(b), freePort(b), freePort(b)
+	luaBlock, err := Render(Conf{Mode: ModeLua, Listen: lua, CertsDir: st.CertsDir, CtlSocket: st.CtlSocket, Body: "ok"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	varBlock, err := Render(Conf{Mode: ModeVariable, Listen: variable, CertsDir: st.CertsDir, Body: "ok", SkipMap: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Listeners are default_server: each its own port.
+	p := st.Path(siteName(1))
+	staticBlock := fmt.Sprintf("server { listen %s ssl; ssl_certificate %s; ssl_certificate_key %s; location / { return 200 \"ok\"; } }\n", static, p, p)
+	conf := string(luaBlock) + string(varBlock) + staticBlock
+	if err := os.WriteFile(filepath.Join(dir, "tls.conf"), []byte(conf), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	n, err := launch(dir, nginxMain(ModeLua, dir, "include "+dir+"/tls.conf;"), lua)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer n.stop()
+	rounds := envInt("HP_BENCH_HS_ROUNDS", 1)
+	dur := time.Duration(envInt("HP_BENCH_HS_SECONDS", 3)) * time.Second
+	name := siteName(1)
+	var rs, rv, rl float64
+	b.ResetTimer()
+	for range b.N {
+		for range rounds {
+			rs += handshakeRate(b, static, name, dur)
+			rv += handshakeRate(b, variable, name, dur)
+			rl += handshakeRate(b, lua, name, dur)
+		}
+	}
+	k := float64(b.N * rounds)
+	rs, rv, rl = rs/k, rv/k, rl/k
+	b.ReportMetric(rs, "static-hs/s")
+	b.ReportMetric(rv, "variable-hs/s")
+	b.ReportMetric(rl, "lua-hs/s")
+	b.ReportMetric(rv/rs, "variable/static")
+	b.ReportMetric(rl/rs, "lua/static")
+	b.Logf("full TLS handshakes/s, 1 nginx worker, 4 client goroutines: static %.0f, variable path %.0f (%.2fx), lua cache %.0f (%.2fx)", rs, rv, rv/rs, rl, rl/rs)
+}
+
+// pss is the proportional set size of nginx's master and workers, in KiB.
+func pss(b *testing.B, n *testNginx) int {
+	b.Helper()
+	pids := append([]string{strconv.Itoa(n.pid())}, strings.Fields(n.workers(b))...)
+	total := 0
+	for _, p := range pids {
+		data, err := os.ReadFile("/proc/" + p + "/smaps_rollup")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
+				v, _ := strconv.Atoi(f[1])
+				total += v
+			}
+		}
+	}
+	return total
+}
+
+// BenchmarkMemory: nginx's PSS before and after 1,000 attaches (each checked
+// by a handshake, so each certificate is in the lua cache), in both modes.
+func BenchmarkMemory(b *testing.B) {
+	nodeBin(b)
+	for _, mode := range modes {
+		b.Run(string(mode), func(b *testing.B) {
+			var growth float64
+			for range b.N {
+				n := startNginx(b, mode, "")
+				// Warm up: a few handshakes so the worker's lazy allocations happen before "before".
+				c, k := selfSigned(b, "warm.bench.test")
+				if err := n.store.Attach(context.Background(), "warm.bench.test", c, k); err != nil {
+					b.Fatal(err)
+				}
+				before := pss(b, n)
+				for i := range envInt("HP_BENCH_MEMORY_ATTACHES", 1000) {
+					c, k := selfSigned(b, siteName(i))
+					if err := n.store.Attach(context.Background(), siteName(i), c, k); err != nil {
+						b.Fatal(err)
+					}
+				}
+				after := pss(b, n)
+				growth = float64(after-before) / float64(before)
+				b.ReportMetric(float64(before), "before-KiB")
+				b.ReportMetric(float64(after), "after-KiB")
+				b.ReportMetric(100*growth, "growth-%")
+				b.Logf("%s: nginx PSS %d KiB before, %d KiB after 1,000 attaches (%+.1f%%)", mode, before, after, 100*growth)
+				n.stop()
+			}
+		})
+	}
+}
