@@ -84,8 +84,7 @@ func benchDir(b *testing.B, name string) string {
 // benchNode is a node of n sites with certificates in the chosen mode.
 type benchNode struct {
 	*testNginx
-	names []string
-	next  atomic.Int64
+	next atomic.Int64
 }
 
 var (
