@@ -21,6 +21,7 @@ scripts/build-test-guest.sh
 scripts/install-mcp-conformance.sh
 scripts/install-acme-test-deps.sh
 scripts/install-nwfilter.sh
+scripts/install-pdns.sh     # PowerDNS Authoritative + sqlite backend for the reverse-DNS tests
 
 # isoinfo (genisoimage): the seed tests read the NoCloud ISO with an independent reader.
 if ! dpkg-query -W -f='${Status}' genisoimage 2>/dev/null | grep -q "install ok installed"; then

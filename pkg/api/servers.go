@@ -242,9 +242,12 @@ type ServerIP struct {
 	// Prefix is the prefix length: the network's for IPv4 (24), the
 	// delegated prefix's for IPv6 (64).
 	Prefix int `json:"prefix"`
-	// ZoneHosted: the reverse zone of the address is on the provider's DNS,
-	// so a PTR set here is served. False: the name is only recorded.
+	// ZoneHosted: a reverse zone mapped by the operator holds the address,
+	// so PowerDNS serves its PTR; false: the name is only recorded.
 	ZoneHosted bool `json:"zoneHosted"`
+	// PTRSync says whether PowerDNS serves the recorded PTR (or its
+	// removal): synced, pending (PowerDNS not reached yet) or not_hosted.
+	PTRSync string `json:"ptrSync"`
 }
 
 // ServerIPGroup is one server's addresses in GET /v1/servers/ips.

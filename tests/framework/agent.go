@@ -146,13 +146,7 @@ func (a *AgentProcess) Stop() {
 	if a.cmd == nil {
 		return
 	}
-	_ = a.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-		<-a.done
-	}
+	terminate(a.cmd, a.done, 15*time.Second)
 	a.cmd = nil
 }
 

@@ -171,10 +171,9 @@ func ServerIPView(s store.Server, ip netip.Addr) api.ServerIP {
 		mask := net4Mask(out.Prefix)
 		out.Netmask = &mask
 	}
-	// ZoneHosted (and, later, the PTR's sync state) is the reverse-DNS
-	// reconciler's to fill: it knows which reverse zones the provider's DNS
-	// hosts. Until then every name is only recorded.
-	out.ZoneHosted = false
+	// ZoneHosted and PTRSync come from the mapped reverse zones
+	// (WithReverseDNS, rdns.go); without them every name is only recorded.
+	out.ZoneHosted, out.PTRSync = false, api.PTRNotHosted
 	return out
 }
 
@@ -493,14 +492,20 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 		if err := c.tx.Bucket(store.BucketNodeServers).Delete(store.NodeServerKey(s.NodeID, s.ID)); err != nil {
 			return err
 		}
-		// Its reverse-DNS names go with it: the provider's DNS follows the events.
+		// Its reverse-DNS names go with it: the provider's DNS follows the
+		// events, PowerDNS the state (the reconciler removes them).
+		if len(s.PTRs) > 0 {
+			if err := store.MarkRDNSChanged(c.tx, c.index); err != nil {
+				return err
+			}
+		}
 		ips := slices.Sorted(maps.Keys(s.PTRs))
 		for _, ip := range ips {
 			if err := c.emit(api.EventServerPTRChanged, s.AccountID, map[string]any{"serverId": s.ID, "ip": ip, "ptr": nil}); err != nil {
 				return err
 			}
 		}
-		s.PTRs = nil
+		s.PTRs, s.PTRAt = nil, nil
 		if err := releaseAddrs(c, *s); err != nil {
 			return err
 		}
@@ -563,7 +568,11 @@ func applyServerPTR(c *applyCtx, p ServerPTR) (any, error) {
 	}
 	key := ip.String()
 	if s.PTRs[key] == p.Hostname {
-		return ServerIPView(s, ip), nil // unchanged: no write, no event
+		zones, err := c.r.ReverseZones()
+		if err != nil {
+			return nil, err
+		}
+		return WithReverseDNS(ServerIPView(s, ip), s, ip, zones), nil // unchanged: no write, no event
 	}
 	var ptr any // null when removed
 	if p.Hostname == "" {
@@ -579,10 +588,21 @@ func applyServerPTR(c *applyCtx, p ServerPTR) (any, error) {
 		ptr = p.Hostname
 	}
 	s.UpdatedAt = c.at
+	if s.PTRAt == nil {
+		s.PTRAt = map[string]uint64{}
+	}
+	s.PTRAt[key] = c.index
+	if err := store.MarkRDNSChanged(c.tx, c.index); err != nil {
+		return nil, err
+	}
 	if err := c.emit(api.EventServerPTRChanged, s.AccountID, map[string]any{"serverId": s.ID, "ip": key, "ptr": ptr}); err != nil {
 		return nil, err
 	}
-	return ServerIPView(s, ip), putServer(c.tx, s)
+	zones, err := c.r.ReverseZones()
+	if err != nil {
+		return nil, err
+	}
+	return WithReverseDNS(ServerIPView(s, ip), s, ip, zones), putServer(c.tx, s)
 }
 
 func applyServerObserved(c *applyCtx, p ServerObserved) (any, error) {

@@ -93,13 +93,25 @@ func (a *API) listServerIPs(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	zones, err := a.reverseZones()
+	if err != nil {
+		return 0, nil, err
+	}
 	out := api.ServerIPList{Data: []api.ServerIP{}}
 	if s.Status != api.ServerTerminated {
-		for _, ip := range fsm.ServerAddrs(s) {
-			out.Data = append(out.Data, fsm.ServerIPView(s, ip))
-		}
+		out.Data = ipViews(s, zones)
 	}
 	return http.StatusOK, out, nil
+}
+
+// ipViews are the views of a server's addresses, with their reverse DNS
+// (zoneHosted, ptrSync) from the mapped reverse zones.
+func ipViews(s store.Server, zones []store.ReverseZone) []api.ServerIP {
+	out := []api.ServerIP{}
+	for _, ip := range fsm.ServerAddrs(s) {
+		out = append(out, fsm.WithReverseDNS(fsm.ServerIPView(s, ip), s, ip, zones))
+	}
+	return out
 }
 
 // maxAccountIPServers bounds GET /v1/servers/ips (servers, newest first).
@@ -109,8 +121,12 @@ const maxAccountIPServers = 1000
 // terminated, grouped per server, with PTR names (444host's all-ips).
 func (a *API) listAccountIPs(rq *request) (int, any, error) {
 	var ss []store.Server
+	var zones []store.ReverseZone
 	err := a.state.Read(func(r store.ReadTx) (err error) {
-		ss, _, err = r.Servers(rq.caller.accountID, 0, maxAccountIPServers)
+		if ss, _, err = r.Servers(rq.caller.accountID, 0, maxAccountIPServers); err != nil {
+			return err
+		}
+		zones, err = r.ReverseZones()
 		return err
 	})
 	if err != nil {
@@ -121,11 +137,7 @@ func (a *API) listAccountIPs(rq *request) (int, any, error) {
 		if s.Status == api.ServerTerminated {
 			continue
 		}
-		g := api.ServerIPGroup{ServerID: s.ID, Label: s.Label, IPs: []api.ServerIP{}}
-		for _, ip := range fsm.ServerAddrs(s) {
-			g.IPs = append(g.IPs, fsm.ServerIPView(s, ip))
-		}
-		out.Data = append(out.Data, g)
+		out.Data = append(out.Data, api.ServerIPGroup{ServerID: s.ID, Label: s.Label, IPs: ipViews(s, zones)})
 	}
 	return http.StatusOK, out, nil
 }

@@ -52,7 +52,7 @@ func TestServerPTR(t *testing.T) {
 			t.Fatalf("%d %s, want %d %s", r.status, r.body, status, body)
 		}
 	}
-	const view = `,"primary":true,"gateway":null,"netmask":"255.255.255.0","prefix":24,"zoneHosted":false`
+	const view = `,"primary":true,"gateway":null,"netmask":"255.255.255.0","prefix":24,"zoneHosted":false,"ptrSync":"not_hosted"`
 	ips := func(body string) {
 		t.Helper()
 		want(s.call(key, "GET", base+"/ips", ""), 200, `{"data":[`+body+`]}`)
@@ -63,8 +63,9 @@ func TestServerPTR(t *testing.T) {
 			t.Fatalf("events:\n%q\nwant\n%q", got, want)
 		}
 	}
-	// The address view adds primary, gateway, netmask/prefix and zoneHosted
-	// (issue 12's customer view) after the fields this test was written for.
+	// The address view adds primary, gateway, netmask/prefix, zoneHosted and
+	// ptrSync (issue 12's customer view) after the fields this test was
+	// written for.
 	set := `{"ip":"203.0.113.7","version":4,"ptr":"mail.example.com"` + view + `}`
 	unset := `{"ip":"203.0.113.7","version":4,"ptr":null` + view + `}`
 

@@ -79,7 +79,7 @@ func TestServerReadsScrubbedAndPaged(t *testing.T) {
 		}
 	}
 	ips := s.call(key, "GET", "/v1/servers/"+made[0]+"/ips", "")
-	if ips.status != 200 || string(bytes.TrimSpace(ips.body)) != `{"data":[{"ip":"203.0.113.7","version":4,"ptr":null,"primary":true,"gateway":null,"netmask":"255.255.255.0","prefix":24,"zoneHosted":false}]}` {
+	if ips.status != 200 || string(bytes.TrimSpace(ips.body)) != `{"data":[{"ip":"203.0.113.7","version":4,"ptr":null,"primary":true,"gateway":null,"netmask":"255.255.255.0","prefix":24,"zoneHosted":false,"ptrSync":"not_hosted"}]}` {
 		t.Fatalf("ips: %d %s", ips.status, ips.body)
 	}
 	if sn := s.call(key, "GET", "/v1/servers/"+made[0]+"/snapshots", ""); sn.status != 200 || string(bytes.TrimSpace(sn.body)) != `{"data":[]}` {

@@ -52,6 +52,7 @@ type Config struct {
 	HTTP              httpapi.Timeouts
 	Webhooks          WebhookConfig
 	Nodes             NodeConfig
+	RDNS              RDNSConfig
 }
 
 // DefaultDataDir is where the embedded default keeps its data (see client.DefaultDataDir).
@@ -70,6 +71,7 @@ func Defaults() Config {
 		KeyPrefix: "snc_", RateLimit: 120, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
+		RDNS: rdnsDefaults(),
 	}
 }
 
@@ -123,6 +125,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.HTTP.MaxHeaderBytes, "http-max-header-bytes", c.HTTP.MaxHeaderBytes, "largest request line and headers accepted (431 beyond)")
 	bindWebhookFlags(fs, &c.Webhooks)
 	bindNodeFlags(fs, &c.Nodes)
+	bindRDNSFlags(fs, &c.RDNS)
 }
 
 // Load layers the config file named by --config, the environment and the flags
@@ -218,6 +221,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Nodes.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.RDNS.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -145,7 +145,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		}
 	}
 	planAddrs, _ := httpapi.ParsePlanAddresses(cfg.Nodes.PlanAddresses) // checked by Config.validate
-	admin := s.API.ServerAdmin(s.API.NodeAdmin(s.API.AdminHandler(), s.nodeAdminDeps()), httpapi.ServerAdminConfig{
+	admin := s.API.ServerAdmin(s.API.NodeAdmin(s.API.ReverseZoneAdmin(s.API.AdminHandler()), s.nodeAdminDeps()), httpapi.ServerAdminConfig{
 		VMPrefix: cfg.Nodes.VMPrefix, CPUOvercommit: cfg.Nodes.CPUOvercommit, Nodes: s.nodeAdminDeps(), PlanAddrs: planAddrs})
 	if tlsCfg != nil {
 		// Coordinators forward to each other over mutual TLS on the API port.
@@ -307,7 +307,7 @@ func (s *Server) runLeader(ctx context.Context) {
 	s.sweepIdempotency(ctx)
 	var jobs sync.WaitGroup
 	defer jobs.Wait()
-	for _, job := range append(s.webhookJobs(), s.nodeJobs()...) {
+	for _, job := range append(append(s.webhookJobs(), s.nodeJobs()...), s.rdnsJobs()...) {
 		jobs.Add(1)
 		go func() { defer jobs.Done(); job(ctx) }()
 	}

@@ -69,8 +69,8 @@ func TestAllBucketsAreCreatedAndDistinct(t *testing.T) {
 			}
 		}
 	}
-	if len(AllBuckets) != 33 {
-		t.Errorf("AllBuckets has %d buckets, want 33 (update this test when a bucket is added)", len(AllBuckets))
+	if len(AllBuckets) != 34 {
+		t.Errorf("AllBuckets has %d buckets, want 34 (update this test when a bucket is added)", len(AllBuckets))
 	}
 }
 

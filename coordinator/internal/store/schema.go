@@ -19,7 +19,7 @@ const SchemaVersion = 1
 // with the caller's account id finds nothing of another account. The typed
 // records and the accessors that read them live in one file per domain
 // (accounts.go, billing.go, tickets.go, webhooks.go, servers.go, nodes.go,
-// cluster.go, idempotency.go, outbox.go, ippools.go); only the FSM writes.
+// cluster.go, idempotency.go, outbox.go, ippools.go, rdns.go); only the FSM writes.
 var (
 	// Accounts and API keys (accounts.go).
 	BucketMeta      = []byte("meta")       // applied_index, schema_version
@@ -74,6 +74,10 @@ var (
 	// its key is the pool name, a slash and the unit in CIDR form.
 	BucketIPPools = []byte("ip_pools") // pool name → IPPool
 	BucketIPUnits = []byte("ip_units") // pool/<unit CIDR> → IPUnit (allocated, reserved or quarantined)
+
+	// Reverse DNS (rdns.go). The index of the last change is the
+	// "rdns_changed" counter.
+	BucketReverseZones = []byte("reverse_zones") // zone name (no trailing dot) → ReverseZone
 )
 
 // Bucket groups, for tests and tools that look at one domain.
@@ -99,7 +103,7 @@ var AllBuckets = [][]byte{
 	BucketWebhooks, BucketWebhookIDs, BucketWebhookDeliveries, BucketWebhookPending, BucketWebhookAttempts, BucketWebhookMeta,
 	BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs,
 	BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions,
-	BucketIPPools, BucketIPUnits,
+	BucketIPPools, BucketIPUnits, BucketReverseZones,
 }
 
 var (

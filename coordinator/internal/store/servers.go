@@ -22,6 +22,10 @@ type Server struct {
 	// PTRs are the reverse-DNS names set on the server's addresses: canonical
 	// IP → hostname (no trailing dot).
 	PTRs map[string]string `json:"ptrs,omitempty"`
+	// PTRAt is the Raft index of the last change of each address's PTR
+	// (set or removed): the name is in PowerDNS once its zone's
+	// SyncedIndex reaches it.
+	PTRAt map[string]uint64 `json:"ptr_at,omitempty"`
 	// Addrs are the addresses the server got from IP pools, in the order they
 	// were allocated (the first of each family is its primary). They stay
 	// recorded after termination; the units went back to their pools.

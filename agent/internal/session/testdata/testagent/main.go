@@ -4,6 +4,9 @@
 //
 //	inv <name>=<state> ...   set the inventory's VMs and call InventoryChanged
 //
+// With -kvm the node reports the kvm role and some capacity, so the
+// coordinator places servers on it (their actions all succeed).
+//
 // Handle: command "echo" answers a progress frame then a result carrying the
 // params; "block" answers a progress frame, then waits for its context to end
 // and prints {"kind":"cancelled","id":…}; a StatsRequest streams samples.
@@ -38,6 +41,7 @@ func main() {
 	dir := flag.String("dir", "", "credentials directory")
 	proto := flag.Uint("protocol", 0, "protocol version to claim")
 	invEvery := flag.Duration("inventory-interval", 200*time.Millisecond, "inventory check interval")
+	kvm := flag.Bool("kvm", false, "report the kvm role with room for a few servers, so placement picks this node (every action succeeds)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -54,6 +58,12 @@ func main() {
 		ProtocolVersion: uint32(*proto), InventoryInterval: *invEvery,
 		Backoff: session.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		OnEvent: func(e session.Event) { event(e.Kind, "") },
+		Hello: func() *pb.Hello {
+			if !*kvm {
+				return &pb.Hello{}
+			}
+			return &pb.Hello{Roles: []string{"kvm"}, Capacity: &pb.Capacity{Vcpus: 16, MemoryBytes: 32 << 30, DiskBytes: 1 << 40}}
+		},
 		Inventory: func(context.Context) (*pb.Inventory, error) {
 			invMu.Lock()
 			defer invMu.Unlock()

@@ -1,0 +1,214 @@
+package fsm
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"regexp"
+
+	"github.com/hostplane/hostplane/coordinator/internal/rdns"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Reverse-DNS commands use type numbers 90-99 (append-only).
+const (
+	CmdReverseZoneAdd    CommandType = 90
+	CmdReverseZoneRemove CommandType = 91
+	CmdReverseZoneSynced CommandType = 92
+)
+
+var rdnsHandlers = map[CommandType]handlerFunc{
+	CmdReverseZoneAdd:    typed(applyReverseZoneAdd),
+	CmdReverseZoneRemove: typed(applyReverseZoneRemove),
+	CmdReverseZoneSynced: typed(applyReverseZoneSynced),
+}
+
+// ReverseZoneAdd maps a reverse zone. The proposer validates the name
+// (rdns.ParseZone); apply checks it again.
+type ReverseZoneAdd struct {
+	Zone string `json:"zone"`
+	Pool string `json:"pool,omitempty"`
+}
+
+// ReverseZoneRemove unmaps a reverse zone: it is marked removing until the
+// reconciler has deleted it from PowerDNS.
+type ReverseZoneRemove struct {
+	Zone string `json:"zone"`
+}
+
+// ReverseZoneSynced is the reconciler's record of one pass over PowerDNS,
+// one entry for every zone whose state changed. Sync state goes through
+// Raft (not the leader's memory) so that every coordinator shows it and a
+// new leader knows it; it is written sparingly: one entry per pass, only for
+// zones whose synced index or error changed, so an idle cluster writes
+// nothing and a burst of PTR changes costs one entry per pass.
+type ReverseZoneSynced struct {
+	Zones []ZoneSyncResult `json:"zones"`
+}
+
+// ZoneSyncResult is the outcome of one zone in a pass.
+type ZoneSyncResult struct {
+	Zone string `json:"zone"`
+	// Index: PowerDNS now serves the zone as the state stood at this index
+	// (when Error is empty).
+	Index uint64 `json:"index,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Deleted: a removing zone is gone from PowerDNS; drop the entry.
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// poolNameRE is the shape of an IP pool name (checked against the pools
+// once they are in the state).
+var poolNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// ValidPoolName reports whether s has the shape of an IP pool name.
+func ValidPoolName(s string) bool { return poolNameRE.MatchString(s) }
+
+// maxSyncError bounds a recorded PowerDNS error.
+const maxSyncError = 300
+
+func applyReverseZoneAdd(c *applyCtx, p ReverseZoneAdd) (any, error) {
+	z, err := rdns.ParseZone(p.Zone)
+	if err != nil || z.Name != p.Zone {
+		return nil, fmt.Errorf("%w: zone %q is not a canonical reverse zone", ErrInvalid, p.Zone)
+	}
+	if p.Pool != "" && !ValidPoolName(p.Pool) {
+		return nil, fmt.Errorf("%w: pool %q is not a pool name", ErrInvalid, p.Pool)
+	}
+	cur, err := c.r.ReverseZone(z.Name)
+	switch {
+	case err == nil && !cur.Removing:
+		return nil, fmt.Errorf("%w: reverse zone %s is mapped already", ErrConflict, z.Name)
+	case err != nil && !errors.Is(err, ErrNotFound):
+		return nil, err
+	}
+	rz := store.ReverseZone{
+		ReverseZone: api.ReverseZone{Zone: z.Name, Prefix: z.Prefix.String(), Pool: p.Pool, CreatedAt: c.at},
+		AddedIndex:  c.index,
+		// A zone being removed and mapped again keeps what PowerDNS has; the
+		// pass it triggers makes it whole again.
+		SyncedIndex: cur.SyncedIndex,
+	}
+	if err := putReverseZone(c.tx, rz); err != nil {
+		return nil, err
+	}
+	if err := store.MarkRDNSChanged(c.tx, c.index); err != nil {
+		return nil, err
+	}
+	return ReverseZoneView(rz, c.index), nil
+}
+
+func applyReverseZoneRemove(c *applyCtx, p ReverseZoneRemove) (any, error) {
+	rz, err := c.r.ReverseZone(p.Zone)
+	if err != nil {
+		return nil, err
+	}
+	if rz.Removing {
+		return ReverseZoneView(rz, c.r.RDNSChanged()), nil
+	}
+	rz.Removing = true
+	if err := putReverseZone(c.tx, rz); err != nil {
+		return nil, err
+	}
+	if err := store.MarkRDNSChanged(c.tx, c.index); err != nil {
+		return nil, err
+	}
+	return ReverseZoneView(rz, c.index), nil
+}
+
+func applyReverseZoneSynced(c *applyCtx, p ReverseZoneSynced) (any, error) {
+	n := 0
+	for _, res := range p.Zones {
+		rz, err := c.r.ReverseZone(res.Zone)
+		if err != nil {
+			continue // removed meanwhile
+		}
+		switch {
+		case res.Deleted:
+			if !rz.Removing {
+				continue // mapped again since the pass read it: keep it
+			}
+			if err := c.tx.Bucket(store.BucketReverseZones).Delete([]byte(rz.Zone)); err != nil {
+				return nil, err
+			}
+			n++
+			continue
+		case res.Error != "":
+			msg := res.Error
+			if len(msg) > maxSyncError {
+				msg = msg[:maxSyncError]
+			}
+			rz.LastError = msg
+		default:
+			if res.Index > c.index {
+				return nil, fmt.Errorf("%w: synced index %d is in the future", ErrInvalid, res.Index)
+			}
+			rz.SyncedIndex = max(rz.SyncedIndex, res.Index)
+			rz.LastError = ""
+			at := c.at
+			rz.SyncedAt = &at
+		}
+		if err := putReverseZone(c.tx, rz); err != nil {
+			return nil, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+func putReverseZone(tx *bolt.Tx, z store.ReverseZone) error {
+	return store.PutJSON(tx, store.BucketReverseZones, []byte(z.Zone), z)
+}
+
+// ReverseZoneView is the operator's view of a zone; changed is the index of
+// the last reverse-DNS change (store.ReadTx.RDNSChanged).
+func ReverseZoneView(z store.ReverseZone, changed uint64) api.ReverseZone {
+	out := z.ReverseZone
+	switch {
+	case z.Removing:
+		out.Status = api.ZoneRemoving
+	case z.SyncedIndex >= max(changed, z.AddedIndex):
+		out.Status = api.PTRSynced
+	default:
+		out.Status = api.PTRPending
+	}
+	return out
+}
+
+// LiveZones are the mapped zones (not being removed), parsed.
+func LiveZones(zs []store.ReverseZone) ([]rdns.Zone, map[string]store.ReverseZone) {
+	var out []rdns.Zone
+	byName := map[string]store.ReverseZone{}
+	for _, z := range zs {
+		if z.Removing {
+			continue
+		}
+		pz, err := rdns.ParseZone(z.Zone)
+		if err != nil {
+			continue
+		}
+		out = append(out, pz)
+		byName[pz.Name] = z
+	}
+	return out, byName
+}
+
+// WithReverseDNS adds whether a mapped zone hosts the address (zoneHosted)
+// and whether PowerDNS serves its current PTR (ptrSync) to an address view.
+// zones are every stored reverse zone.
+func WithReverseDNS(v api.ServerIP, s store.Server, ip netip.Addr, zones []store.ReverseZone) api.ServerIP {
+	live, byName := LiveZones(zones)
+	z, ok := rdns.Match(live, ip)
+	v.ZoneHosted, v.PTRSync = ok, api.PTRNotHosted
+	if ok {
+		rz := byName[z.Name]
+		if rz.SyncedIndex >= max(rz.AddedIndex, s.PTRAt[ip.String()]) {
+			v.PTRSync = api.PTRSynced
+		} else {
+			v.PTRSync = api.PTRPending
+		}
+	}
+	return v
+}

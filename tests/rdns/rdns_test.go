@@ -1,0 +1,313 @@
+// Package rdns tests reverse DNS end to end: a real three-coordinator
+// cluster with a simulated agent, and a real PowerDNS Authoritative that the
+// leader drives through its HTTP API, asked over DNS.
+package rdns
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
+	"github.com/miekg/dns"
+)
+
+func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
+
+// ptrName is the reverse name of an address (independent of the product's
+// code: miekg/dns computes it).
+func ptrName(t *testing.T, ip string) string {
+	t.Helper()
+	n, err := dns.ReverseAddr(ip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// ask queries the DNS server for name/typ; it returns the answer records'
+// data and the response code.
+func ask(t *testing.T, addr, name string, typ uint16) ([]string, int) {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, typ)
+	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
+	if err != nil {
+		t.Fatalf("DNS %s %s at %s: %v", dns.TypeToString[typ], name, addr, err)
+	}
+	var out []string
+	for _, rr := range r.Answer {
+		switch v := rr.(type) {
+		case *dns.PTR:
+			out = append(out, v.Ptr)
+		case *dns.SOA:
+			out = append(out, v.Ns)
+		case *dns.NS:
+			out = append(out, v.Ns)
+		}
+	}
+	return out, r.Rcode
+}
+
+// eventually polls cond every 100 ms until it holds or timeout passes.
+func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, s := cond()
+		if ok {
+			return
+		}
+		last = s
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s: not after %s (last: %s)", what, timeout, last)
+}
+
+type rig struct {
+	t     *testing.T
+	c     *framework.ProcessCluster
+	pdns  *framework.PowerDNS
+	acc   string
+	key   string
+	node  string
+	ctx   context.Context
+	admin *client.Admin
+}
+
+func newRig(t *testing.T) *rig {
+	p := framework.StartPowerDNS(t)
+	keyFile := filepath.Join(t.TempDir(), "pdns-key")
+	if err := os.WriteFile(keyFile, []byte(p.APIKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
+		RaftTimeout: 500 * time.Millisecond, LogLevel: "debug", Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
+		Extra: func(int, *framework.CoordinatorProcess) []string {
+			return []string{"--pdns-api-url", p.APIURL, "--pdns-api-key-file", keyFile, "--pdns-nameservers", "ns1.example.test,ns2.example.test",
+				"--pdns-ptr-ttl", "300", "--pdns-retry-max", "1s"}
+		}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	r := &rig{t: t, c: c, pdns: p, ctx: ctx, node: "rdns-node-1"}
+	r.admin = c.AnyAlive(nil).Admin()
+	acc, key, err := c.NewAccount(ctx, "rdns@example.com", api.ScopeServersRead, api.ScopeServersWrite, api.ScopeServersDestroy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.acc, r.key = acc.ID, key
+	tok, err := r.admin.CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "rdns"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The scripted agent: real sessions, every action succeeds, template "base".
+	framework.StartSim(t, framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{}),
+		"-coordinator", c.AgentAddrs()[0], "-token", tok.Token, "-node", r.node, "-dir", t.TempDir(), "-kvm")
+	c.WaitNode(r.node, 30*time.Second, "ready and connected", func(n api.AgentNode) bool {
+		return n.State == api.AgentNodeReady && n.Connected
+	})
+	return r
+}
+
+// api is the account's client against coordinator i.
+func (r *rig) api(i int) *client.Client { return r.c.Client(i, r.key) }
+
+func (r *rig) waitAction(id string) {
+	r.t.Helper()
+	eventually(r.t, 30*time.Second, "action "+id+" succeeds", func() (bool, string) {
+		a, err := r.api(0).Action(r.ctx, id)
+		return err == nil && a.Status == api.ActionSuccess, a.Status
+	})
+}
+
+func (r *rig) server(ipv4 string) string {
+	r.t.Helper()
+	created, err := r.admin.CreateServer(r.ctx, api.AdminServerCreateRequest{AccountID: r.acc, Plan: "nano", Template: "base",
+		IPv4: ipv4, NodeID: r.node, NoPassword: true})
+	if err != nil {
+		r.t.Fatalf("create server %s: %v", ipv4, err)
+	}
+	r.waitAction(created.Action.ID)
+	return created.Server.ID
+}
+
+// ipView is the address's item of GET /v1/servers/:id/ips on coordinator i.
+func (r *rig) ipView(i int, id, ip string) api.ServerIP {
+	r.t.Helper()
+	l, err := r.api(i).ServerIPs(r.ctx, id)
+	if err != nil {
+		r.t.Fatalf("ips of %s: %v", id, err)
+	}
+	for _, v := range l.Data {
+		if v.IP == ip {
+			return v
+		}
+	}
+	r.t.Fatalf("ips of %s: no %s in %+v", id, ip, l.Data)
+	return api.ServerIP{}
+}
+
+// waitPTR waits until PowerDNS answers want for ip ("" waits for NXDOMAIN).
+func (r *rig) waitPTR(ip, want string) {
+	r.t.Helper()
+	eventually(r.t, 20*time.Second, "PowerDNS answers PTR "+ip+" = "+want, func() (bool, string) {
+		got, rc := ask(r.t, r.pdns.DNSAddr, ptrName(r.t, ip), dns.TypePTR)
+		if want == "" {
+			return len(got) == 0 && rc == dns.RcodeNameError, strings.Join(got, ",") + " " + dns.RcodeToString[rc]
+		}
+		return len(got) == 1 && got[0] == want, strings.Join(got, ",") + " " + dns.RcodeToString[rc]
+	})
+}
+
+func (r *rig) waitSync(i int, id, ip, want string) {
+	r.t.Helper()
+	eventually(r.t, 20*time.Second, "ptrSync of "+ip+" on coordinator "+r.c.Nodes[i].ID+" is "+want, func() (bool, string) {
+		v := r.ipView(i, id, ip)
+		return v.PTRSync == want, v.PTRSync
+	})
+}
+
+// TestReverseDNSOnPowerDNS: mapped zones are created in PowerDNS with SOA and
+// NS; a PTR set through the API is served over DNS and shows synced on every
+// coordinator; with PowerDNS stopped a new PTR is recorded and shows pending,
+// and appears once PowerDNS is back; terminating a server removes its PTR; an
+// address outside every mapped zone is recorded only (zoneHosted false); an
+// unmapped zone is deleted from PowerDNS.
+func TestReverseDNSOnPowerDNS(t *testing.T) {
+	r := newRig(t)
+	const (
+		zone4 = "100.51.198.in-addr.arpa"
+		zone6 = "1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
+		ipA   = "198.51.100.10"
+		ipB   = "198.51.100.11"
+		ipOut = "203.0.113.5"
+	)
+	for _, z := range []string{zone4 + ".", strings.ToUpper(zone6)} { // any case, with or without the dot
+		if _, err := r.admin.AddReverseZone(r.ctx, api.ReverseZoneRequest{Zone: z}); err != nil {
+			t.Fatalf("add zone %s: %v", z, err)
+		}
+	}
+	// Refused with the field named, nothing stored.
+	for _, bad := range []api.ReverseZoneRequest{{Zone: "example.com"}, {Zone: "1.2.3.4.in-addr.arpa"}, {Zone: zone4, Pool: "No Such Pool!"}} {
+		_, err := r.admin.AddReverseZone(r.ctx, bad)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.StatusCode != 400 {
+			t.Errorf("add %+v: %v, want a 400", bad, err)
+		}
+	}
+	if _, err := r.admin.AddReverseZone(r.ctx, api.ReverseZoneRequest{Zone: zone4}); err == nil {
+		t.Error("mapping a zone twice was accepted")
+	}
+	// Both zones exist in PowerDNS with SOA and NS.
+	for _, z := range []string{zone4, zone6} {
+		eventually(t, 20*time.Second, "zone "+z+" served with SOA and NS", func() (bool, string) {
+			soa, rc := ask(t, r.pdns.DNSAddr, z+".", dns.TypeSOA)
+			ns, _ := ask(t, r.pdns.DNSAddr, z+".", dns.TypeNS)
+			return len(soa) == 1 && len(ns) == 2, strings.Join(append(soa, ns...), ",") + " " + dns.RcodeToString[rc]
+		})
+	}
+	eventually(t, 20*time.Second, "both zones synced", func() (bool, string) {
+		zs, err := r.admin.ReverseZones(r.ctx)
+		if err != nil || len(zs) != 2 {
+			return false, errString(err)
+		}
+		return zs[0].Status == api.PTRSynced && zs[1].Status == api.PTRSynced, zs[0].Status + "," + zs[1].Status
+	})
+
+	srvA, srvB, srvOut := r.server(ipA+"/24"), r.server(ipB+"/24"), r.server(ipOut+"/24")
+
+	// A PTR in a hosted zone: served over DNS, synced on every coordinator.
+	v, err := r.api(1).SetServerPTR(r.ctx, srvA, ipA, api.PTRRequest{Hostname: "vm-a.example.test."})
+	if err != nil || !v.ZoneHosted || v.PTR == nil || *v.PTR != "vm-a.example.test" {
+		t.Fatalf("set PTR of %s: %+v %v", ipA, v, err)
+	}
+	r.waitPTR(ipA, "vm-a.example.test.")
+	for i := range r.c.Nodes {
+		r.waitSync(i, srvA, ipA, api.PTRSynced)
+	}
+
+	// Outside every mapped zone: recorded, not hosted, nothing in PowerDNS.
+	v, err = r.api(0).SetServerPTR(r.ctx, srvOut, ipOut, api.PTRRequest{Hostname: "out.example.test"})
+	if err != nil || v.ZoneHosted || v.PTRSync != api.PTRNotHosted || v.PTR == nil {
+		t.Fatalf("set PTR outside the zones: %+v %v", v, err)
+	}
+	if got, rc := ask(t, r.pdns.DNSAddr, ptrName(t, ipOut), dns.TypePTR); len(got) != 0 || rc != dns.RcodeRefused {
+		t.Errorf("PTR outside the zones served: %v %s", got, dns.RcodeToString[rc])
+	}
+
+	// PowerDNS down: the PTR is recorded and pending; nothing is lost.
+	r.pdns.Stop()
+	v, err = r.api(2).SetServerPTR(r.ctx, srvB, ipB, api.PTRRequest{Hostname: "vm-b.example.test"})
+	if err != nil || !v.ZoneHosted || v.PTRSync != api.PTRPending {
+		t.Fatalf("set PTR with PowerDNS down: %+v %v", v, err)
+	}
+	eventually(t, 20*time.Second, "the zone shows PowerDNS's error", func() (bool, string) {
+		zs, err := r.admin.ReverseZones(r.ctx)
+		for _, z := range zs {
+			if z.Zone == zone4 {
+				return z.Status == api.PTRPending && z.LastError != "", z.Status + " " + z.LastError
+			}
+		}
+		return false, "zone missing " + errString(err)
+	})
+	time.Sleep(1500 * time.Millisecond) // a retry or two while it is down
+	if v := r.ipView(1, srvB, ipB); v.PTRSync != api.PTRPending {
+		t.Fatalf("PTR with PowerDNS down: %+v", v)
+	}
+	if v := r.ipView(0, srvA, ipA); v.PTRSync != api.PTRSynced {
+		t.Errorf("an unchanged PTR shows %s while PowerDNS is down, want synced", v.PTRSync)
+	}
+	r.pdns.Start()
+	r.waitPTR(ipB, "vm-b.example.test.")
+	r.waitSync(2, srvB, ipB, api.PTRSynced)
+	r.waitPTR(ipA, "vm-a.example.test.")
+
+	// Terminating a server removes its PTR from PowerDNS.
+	acc, err := r.api(0).TerminateServer(r.ctx, srvA, "rdns-terminate-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitAction(acc.Action.ID)
+	r.waitPTR(ipA, "")
+	r.waitPTR(ipB, "vm-b.example.test.")
+
+	// Deleting a PTR removes it.
+	if _, err := r.api(0).DeleteServerPTR(r.ctx, srvB, ipB); err != nil {
+		t.Fatal(err)
+	}
+	r.waitPTR(ipB, "")
+	r.waitSync(0, srvB, ipB, api.PTRSynced)
+
+	// Unmapping a zone deletes it from PowerDNS, then the entry goes.
+	if z, err := r.admin.RemoveReverseZone(r.ctx, zone6); err != nil || z.Status != api.ZoneRemoving {
+		t.Fatalf("remove zone: %+v %v", z, err)
+	}
+	eventually(t, 20*time.Second, "zone "+zone6+" gone from PowerDNS and the list", func() (bool, string) {
+		_, rc := ask(t, r.pdns.DNSAddr, zone6+".", dns.TypeSOA)
+		zs, err := r.admin.ReverseZones(r.ctx)
+		return rc == dns.RcodeRefused && err == nil && len(zs) == 1, dns.RcodeToString[rc]
+	})
+	if _, err := r.admin.RemoveReverseZone(r.ctx, zone6); err == nil {
+		t.Error("removing an unknown zone succeeded")
+	}
+	// The leader never logs the API key.
+	for _, p := range r.c.Nodes {
+		if b, _ := os.ReadFile(p.LogPath()); strings.Contains(string(b), r.pdns.APIKey) {
+			t.Errorf("coordinator %s logged the PowerDNS API key", p.ID)
+		}
+	}
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
