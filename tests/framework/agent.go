@@ -27,6 +27,7 @@ type AgentProcess struct {
 	Bin                string
 	Guest              testenv.Guest
 	StatsInterval      time.Duration // -stats-interval (0: 1s)
+	Bridges            []string      // one -bridge each (they must exist)
 
 	t    testing.TB
 	cmd  *exec.Cmd
@@ -94,6 +95,9 @@ func (a *AgentProcess) Start(failpoint string) {
 		"-pool-name", a.PoolName, "-pool-path", a.PoolPath, "-stop-grace", "30s", "-stats-interval", stats.String(),
 		"-min-free-bytes", "67108864", "-log-level", "debug",
 		"-coordinators", strings.Join(a.Coordinators, ","), "-node-id", a.ID)
+	for _, b := range a.Bridges {
+		cmd.Args = append(cmd.Args, "-bridge", b)
+	}
 	// The token is only spent on the first start; later starts use the stored certificate.
 	cmd.Env = append(os.Environ(), "HOSTPLANE_AGENT_JOIN_TOKEN="+a.Token, "HOSTPLANE_AGENT_FAILPOINT="+failpoint)
 	cmd.Stdout, cmd.Stderr = logf, logf

@@ -37,6 +37,9 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
+	if err := checkBridges(cfg.Bridges); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
@@ -60,8 +63,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if err := hv.EnsurePool(ctx); err != nil {
 			return err
 		}
-		if err := checkBridges(ctx, hv, cfg.Bridges); err != nil {
-			return err
+		if len(cfg.Bridges) > 0 {
+			if err := hv.EnsureTrafficFilters(ctx); err != nil {
+				return err
+			}
 		}
 		hvi = hv
 		domType = ResolveDomainType(cfg.DomainType)
@@ -111,13 +116,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return srv.Serve(ctx, cfg.Socket)
 }
 
-// checkBridges fails the start when a configured bridge is missing, or when
-// libvirt cannot filter the traffic of guests on them (no clean-traffic
-// nwfilter, no ebtables/iptables); each error says what to do.
-func checkBridges(ctx context.Context, hv *hypervisor.Libvirt, bridges []string) error {
-	if len(bridges) == 0 {
-		return nil
-	}
+// checkBridges fails the start, before anything is touched, when a
+// configured bridge is missing, naming each. Once libvirt is connected,
+// EnsureTrafficFilters fails it when libvirt cannot filter the guests on them
+// (no clean-traffic nwfilter, no ebtables/iptables), saying what to install.
+func checkBridges(bridges []string) error {
 	var errs []error
 	for _, b := range bridges {
 		errs = append(errs, hypervisor.CheckBridge(b))
@@ -125,7 +128,7 @@ func checkBridges(ctx context.Context, hv *hypervisor.Libvirt, bridges []string)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)
 	}
-	return hv.EnsureTrafficFilters(ctx)
+	return nil
 }
 
 // runHostingOnly serves a node without the kvm role: the journal pruner, the

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -66,6 +67,9 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 		}, func(w io.Writer, n api.AgentNode) {
 			fmt.Fprintf(w, "id:            %s\nstate:         %s (since %s)\nconnected:     %v\nlast seen:     %s\nhostname:      %s\nroles:         %v\n",
 				n.ID, n.State, n.StateChangedAt.Format(time.RFC3339), n.Connected, lastSeen(n.LastSeenAt), n.Hostname, n.Roles)
+			if len(n.Bridges) > 0 {
+				fmt.Fprintf(w, "bridges:       %s\n", strings.Join(n.Bridges, ", "))
+			}
 			fmt.Fprintf(w, "capacity:      %d vCPU, %s memory, %s disk\nversion:       %s (protocol %d)\nenrolled:      %s\ncert expires:  %s\n",
 				n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes), nodeBytes(n.Capacity.DiskBytes), n.SoftwareVersion, n.ProtocolVersion,
 				n.EnrolledAt.Format(time.RFC3339), n.CertNotAfter.Format(time.RFC3339))
