@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/hypervisor/hvfake"
 	"github.com/hostplane/hostplane/agent/internal/journal"
 	"github.com/hostplane/hostplane/agent/internal/ops"
@@ -61,7 +62,7 @@ func newEnv(t *testing.T) *env {
 		}
 	}
 	e.m = ops.New(context.Background(), ops.Config{DataDir: dir, DomainType: "qemu", Machine: "pc", Emulator: "/bin/true",
-		StopGrace: time.Second, Network: "user", MinFreeBytes: 1 << 20, PollInterval: 5 * time.Millisecond},
+		StopGrace: time.Second, Network: "user", Bridges: []string{"br-public"}, MinFreeBytes: 1 << 20, PollInterval: 5 * time.Millisecond},
 		e.hv, j, slog.New(slog.DiscardHandler), nil)
 	e.ex = New(Config{Manager: e.m, Stats: e.stats, PollInterval: 5 * time.Millisecond, OnChange: func() { e.changes.Add(1) }})
 	return e
@@ -361,5 +362,37 @@ func TestUnsupportedRequest(t *testing.T) {
 	frames := e.call(t, context.Background(), &pb.Envelope{Seq: 1, Body: &pb.Envelope_Ping{Ping: &pb.Ping{}}})
 	if len(frames) != 1 || frames[0].GetError().GetCode() != api.NodeErrUnsupported {
 		t.Fatalf("%v", frames)
+	}
+}
+
+// TestProvisionOnBridgeAction: the protocol 1.3 provision keys (bridge, ipv6,
+// gateway6, resolvers) reach the VM: its interface is on the bridge with the
+// traffic filter and its addresses; a bridge the node does not carry is
+// refused as invalid input, nothing defined.
+func TestProvisionOnBridgeAction(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	p := `{"template":"base","plan":{"vcpus":1,"memory_mib":128,"disk_gib":1},"mac":"52:54:00:00:00:07","bridge":"br-public",` +
+		`"ipv4":"198.51.100.10/24","gateway4":"198.51.100.1","ipv6":"2001:db8:0:5::1/64","gateway6":"fe80::1","resolvers":["2001:db8::53"]}`
+	if res, _ := result(t, e.call(t, ctx, assign("p-br", api.ActionServerProvision, "vmb", p, rootSecret, false))); !res.Success {
+		t.Fatalf("provision on a bridge: %+v", res)
+	}
+	e.hv.Mu.Lock()
+	spec := e.hv.Doms["vmb"].Spec
+	e.hv.Mu.Unlock()
+	want := []hypervisor.FilterParam{{Name: "IP", Value: "198.51.100.10"}, {Name: "IPV6", Value: "2001:db8:0:5::1"}, {Name: "IPV6", Value: "fe80::5054:ff:fe00:7"}}
+	if spec.Network != "bridge:br-public" || spec.Filter == nil || spec.Filter.Name != hypervisor.DualStackFilter || !slices.Equal(spec.Filter.Params, want) {
+		t.Fatalf("domain spec network %q filter %+v", spec.Network, spec.Filter)
+	}
+	bad := strings.Replace(p, `"bridge":"br-public"`, `"bridge":"br-elsewhere"`, 1)
+	res, _ := result(t, e.call(t, ctx, assign("p-br2", api.ActionServerProvision, "vmc", bad, rootSecret, false)))
+	if res.Success || res.ErrorCode != api.NodeErrInvalid || !strings.Contains(res.ErrorMessage, "br-elsewhere") {
+		t.Fatalf("unknown bridge: %+v", res)
+	}
+	e.hv.Mu.Lock()
+	_, defined := e.hv.Doms["vmc"]
+	e.hv.Mu.Unlock()
+	if defined {
+		t.Fatal("a refused provision defined a domain")
 	}
 }

@@ -45,7 +45,8 @@ type bridgedGuest struct {
 // takes guest B's addresses (through the real qemu-ga: guest-exec) and pings
 // the namespace from them: none of its echo requests arrive there (the
 // namespace's InEchos counters), while the same pings from A's own addresses
-// did arrive just before, and B's from the same addresses arrive after.
+// did arrive just before, and B's from the same addresses arrive after. Last,
+// B changes its MAC: its pings from its own addresses no longer arrive.
 func TestBridgedGuestsCleanTraffic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("boots two guests")
@@ -149,6 +150,18 @@ func TestBridgedGuestsCleanTraffic(t *testing.T) {
 	got4, got6 = tn.echoRequests()
 	if got4-in4 < 1 || got6-in6 < 1 {
 		t.Fatalf("B's pings from its own addresses did not arrive (v4 +%d, v6 +%d):\n%s", got4-in4, got6-in6, out)
+	}
+
+	// B with a MAC that is not its own: nothing it sends arrives either.
+	in4, in6 = got4, got6
+	const otherMAC = "52:54:00:de:ad:01"
+	out = guestExec(t, b.name, "ip link set eth0 address "+otherMAC+"; ip link show dev eth0; "+pingNS)
+	if !strings.Contains(out, "link/ether "+otherMAC) {
+		t.Fatalf("B did not take MAC %s:\n%s", otherMAC, out)
+	}
+	got4, got6 = tn.echoRequests()
+	if got4 != in4 || got6 != in6 {
+		t.Fatalf("B sent with MAC %s and %d IPv4 / %d IPv6 echo requests reached the namespace:\n%s", otherMAC, got4-in4, got6-in6, out)
 	}
 	for _, gu := range guests {
 		if _, err := e.c.Terminate(ctx, gu.name, gu.name+"-term"); err != nil {
