@@ -49,7 +49,12 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		_, err := c.UpdateWebhook(ctx, "wh_1", api.WebhookUpdateRequest{})
 		return err
 	},
-	"deleteWebhook": func(ctx context.Context, c *client.Client) error { return c.DeleteWebhook(ctx, "wh_1") },
+	"deleteWebhook":     func(ctx context.Context, c *client.Client) error { return c.DeleteWebhook(ctx, "wh_1") },
+	"listConnectedApps": func(ctx context.Context, c *client.Client) error { _, err := c.ConnectedApps(ctx); return err },
+	"revokeConnectedApp": func(ctx context.Context, c *client.Client) error {
+		_, err := c.RevokeConnectedApp(ctx, "app_1")
+		return err
+	},
 	"rotateWebhookSecret": func(ctx context.Context, c *client.Client) error {
 		_, err := c.RotateWebhookSecret(ctx, "wh_1")
 		return err

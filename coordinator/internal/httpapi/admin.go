@@ -44,6 +44,9 @@ func (a *API) AdminHandler() http.Handler {
 	mux.Handle("POST /admin/cluster/register", leader(a.adminClusterRegister))
 	mux.Handle("POST /admin/cluster/restore", leader(a.adminClusterRestore))
 	mux.HandleFunc("GET /admin/cluster/backup", a.adminClusterBackup)
+	mux.Handle("POST /admin/oauth/approve", leader(a.adminOAuthApprove))
+	mux.Handle("GET /admin/accounts/{id}/connected-apps", leader(a.adminListConnectedApps))
+	mux.Handle("POST /admin/connected-apps/{id}/revoke", leader(a.adminRevokeConnectedApp))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, "", api.NewError(http.StatusNotFound, "route_not_found", "no such admin endpoint: "+r.Method+" "+r.URL.Path))
 	})

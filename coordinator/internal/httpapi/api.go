@@ -16,12 +16,14 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/oauth"
 	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/ratelimit"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
@@ -41,6 +43,11 @@ type Config struct {
 	ClusterTLS   *tls.Config
 	ApplyTimeout time.Duration
 	Timeouts     Timeouts // the listeners' limits (zero: DefaultTimeouts)
+	// Issuer is the public base URL of the API (--public-url): the OAuth
+	// issuer and the base of the resource identifiers tokens are bound to.
+	Issuer string
+	// OAuthPollInterval is the device-code polling interval (0: 5 s).
+	OAuthPollInterval time.Duration
 }
 
 // API is the HTTP surface of one coordinator.
@@ -66,6 +73,7 @@ type API struct {
 
 	webhooks atomic.Pointer[WebhookDeps]
 	servers  atomic.Pointer[ServerDeps]
+	oauthRT  oauthRuntime
 
 	inflightMu sync.Mutex
 	inflight   map[string]struct{}
@@ -136,10 +144,17 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 	a := &API{
 		cfg: cfg, raft: node, state: node.FSM, log: log, now: now, limiter: ratelimit.New(now), metrics: metrics,
 		Usage: NewUsageRecorder(), inflight: map[string]struct{}{},
+		oauthRT: oauthRuntime{polls: map[string]*devicePoll{}, clients: map[string]cachedClient{}},
 	}
 	a.fwd = newForwarder(a)
-	a.routes = append(append(a.publicRoutes(), a.webhookRoutes()...), a.serverRoutes()...)
+	a.routes = a.allRoutes()
 	return a
+}
+
+// allRoutes is every domain's route table.
+func (a *API) allRoutes() []Route {
+	routes := append(append(a.publicRoutes(), a.webhookRoutes()...), a.serverRoutes()...)
+	return append(routes, a.oauthRoutes()...)
 }
 
 // Routes returns the public route table.
@@ -176,6 +191,7 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 		writeJSON(w, 200, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", a.readyz)
+	a.registerOAuth(mux)
 	if admin != nil && a.clusterAuth() {
 		mux.Handle("/internal/admin/", http.StripPrefix("/internal", a.requireClusterToken(admin)))
 	}
@@ -352,6 +368,9 @@ func (a *API) authenticate(rq *request) (*caller, error) {
 	key := auth.FromRequest(rq.Request)
 	if key == "" {
 		return nil, errf(http.StatusUnauthorized, "missing_api_key", "missing API key: send Authorization: Bearer <key> or X-API-Key")
+	}
+	if strings.HasPrefix(key, oauth.AccessPrefix(a.cfg.KeyPrefix)) || strings.HasPrefix(key, oauth.RefreshPrefix(a.cfg.KeyPrefix)) {
+		return a.authenticateToken(rq, key) // an OAuth access token (a refresh token is refused there)
 	}
 	if !auth.WellFormed(a.cfg.KeyPrefix, key) {
 		return nil, errf(http.StatusUnauthorized, "invalid_api_key", "invalid API key")
@@ -530,7 +549,7 @@ func writeError(w http.ResponseWriter, rid string, e *api.Error) {
 		rid = w.Header().Get(headerRequestID)
 	}
 	e.RequestID = rid
-	if e.StatusCode == http.StatusUnauthorized {
+	if e.StatusCode == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="hostplane"`)
 	}
 	writeJSON(w, e.StatusCode, e)

@@ -25,7 +25,7 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatalf("openapi version %q, want 3.0.3", doc.OpenAPI)
 	}
 	a := &API{}
-	a.routes = append(append(a.publicRoutes(), a.webhookRoutes()...), a.serverRoutes()...)
+	a.routes = a.allRoutes()
 	served := map[string]string{}
 	for _, rt := range a.routes {
 		served[rt.Method+" "+strings.TrimPrefix(rt.Path, "/v1")] = rt.Scope

@@ -23,6 +23,9 @@ type WebhookDeps struct {
 	Sealer        *webhook.Sealer // seals new secrets under the KEK
 	Guard         *webhook.Guard  // SSRF rules for subscription URLs
 	MaxPerAccount int             // 0: no cap
+	// Fetch is a client under the same SSRF rules for other outbound GETs
+	// (OAuth client ID metadata documents); nil: Guard.Client with defaults.
+	Fetch *http.Client
 }
 
 // SetWebhookDeps installs the webhook routes' dependencies; until it is called

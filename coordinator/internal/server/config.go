@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,6 +54,14 @@ type Config struct {
 	Webhooks          WebhookConfig
 	Nodes             NodeConfig
 	RDNS              RDNSConfig
+	// PublicURL is the base URL clients reach the API at (the OAuth issuer;
+	// tokens are bound to it). Empty: http://<api address>.
+	PublicURL string
+	// Clock, when set, replaces the wall clock of the API's requests (the
+	// command times the FSM computes expiries from). Tests only.
+	Clock func() time.Time
+	// OAuthPollInterval is the device-code polling interval (0: 5 s). Tests only.
+	OAuthPollInterval time.Duration
 }
 
 // DefaultDataDir is where the embedded default keeps its data (see client.DefaultDataDir).
@@ -107,6 +116,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.RaftTLSKey, "raft-tls-key", c.RaftTLSKey, "PEM private key for Raft TLS")
 	fs.StringVar(&c.RaftTLSCA, "raft-tls-ca", c.RaftTLSCA, "PEM CA that signs every coordinator's Raft certificate")
 	fs.StringVar(&c.KeyPrefix, "key-prefix", c.KeyPrefix, "prefix of minted API keys (brand), e.g. snc_ or h444_")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach the API at, e.g. https://api.example.com: the OAuth issuer and the audience of its tokens; the same on every coordinator (default: http://<api-addr>)")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "default requests per minute per API key")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text on stdout, or journal (native journald entries with one field per attribute: REQUEST_ID, ACTION_ID, NODE_ID…)")
@@ -166,6 +176,11 @@ func (c *Config) Validate() error {
 	}
 	if c.KeyPrefix == "" || len(c.KeyPrefix) > 16 || !strings.HasSuffix(c.KeyPrefix, "_") {
 		errs = append(errs, fmt.Errorf("key-prefix %q: 1-16 characters ending in '_'", c.KeyPrefix))
+	}
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.TrimSuffix(u.Path, "/") != "" {
+			errs = append(errs, fmt.Errorf("public-url %q: an http(s) URL with a host and no path, query or fragment", c.PublicURL))
+		}
 	}
 	if c.RateLimit < 1 {
 		errs = append(errs, errors.New("rate-limit must be at least 1"))

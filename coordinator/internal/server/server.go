@@ -16,6 +16,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,7 +112,8 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	s.API = httpapi.New(httpapi.Config{
 		NodeID: cfg.NodeID, KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
 		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP, ClusterTLS: tlsCfg,
-	}, node, log.With("component", "api"), nil, metrics)
+		Issuer: publicURL(cfg.PublicURL, s.apiAddr), OAuthPollInterval: cfg.OAuthPollInterval,
+	}, node, log.With("component", "api"), cfg.Clock, metrics)
 	s.metrics = metrics
 	if err := s.initWebhooks(); err != nil {
 		apiLn.Close()
@@ -435,4 +437,12 @@ func (s *Server) sweepIdempotency(ctx context.Context) {
 	if n, _ := res.Value.(int); n > 0 {
 		s.log.Info("expired idempotency records removed", "count", n)
 	}
+}
+
+// publicURL is the API's base URL: the configured one, or http://<api address>.
+func publicURL(configured, apiAddr string) string {
+	if configured != "" {
+		return strings.TrimSuffix(configured, "/")
+	}
+	return "http://" + apiAddr
 }

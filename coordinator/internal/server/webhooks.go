@@ -176,7 +176,8 @@ func (s *Server) initWebhooks() error {
 		if c.AllowHTTP || c.AllowPrivate {
 			s.log.Warn("webhook URL checks relaxed for development", "allow_http", c.AllowHTTP, "allow_private", c.AllowPrivate)
 		}
-		s.API.SetWebhookDeps(&httpapi.WebhookDeps{Sealer: rt.sealer, Guard: rt.guard, MaxPerAccount: c.MaxPerAccount})
+		s.API.SetWebhookDeps(&httpapi.WebhookDeps{Sealer: rt.sealer, Guard: rt.guard, MaxPerAccount: c.MaxPerAccount,
+			Fetch: rt.guard.Client(5*time.Second, c.TLSConfig, 4)})
 		client := rt.guard.Client(c.AttemptTimeout, c.TLSConfig, c.MaxInFlight)
 		rt.disp = webhook.New(webhook.Options{
 			Brand: c.Brand, AttemptTimeout: c.AttemptTimeout,

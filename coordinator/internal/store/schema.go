@@ -78,6 +78,17 @@ var (
 	// Reverse DNS (rdns.go). The index of the last change is the
 	// "rdns_changed" counter.
 	BucketReverseZones = []byte("reverse_zones") // zone name (no trailing dot) → ReverseZone
+	// OAuth (oauth.go): clients, pending device and authorization codes, grants
+	// (connected apps) and tokens. Codes and tokens are keyed by their SHA-256
+	// hash; no plaintext is stored.
+	BucketOAuthClients     = []byte("oauth_clients")      // clientID → OAuthClient (registered, RFC 7591)
+	BucketOAuthDevices     = []byte("oauth_devices")      // device-code hash → OAuthDevice
+	BucketOAuthUserCodes   = []byte("oauth_user_codes")   // user-code hash → device-code hash
+	BucketOAuthCodes       = []byte("oauth_codes")        // authorization-code hash → OAuthCode
+	BucketOAuthGrants      = []byte("oauth_grants")       // accountID/grantID → OAuthGrant
+	BucketOAuthGrantIDs    = []byte("oauth_grant_ids")    // grantID → accountID
+	BucketOAuthTokens      = []byte("oauth_tokens")       // token hash → OAuthToken
+	BucketOAuthGrantTokens = []byte("oauth_grant_tokens") // grantID/token hash → "" (a grant's tokens)
 )
 
 // Bucket groups, for tests and tools that look at one domain.
@@ -93,6 +104,11 @@ var (
 	ServerBuckets = [][]byte{BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions}
 	// IPPoolBuckets are the IP pool buckets.
 	IPPoolBuckets = [][]byte{BucketIPPools, BucketIPUnits}
+	// OAuthBuckets are the OAuth buckets.
+	OAuthBuckets = [][]byte{
+		BucketOAuthClients, BucketOAuthDevices, BucketOAuthUserCodes, BucketOAuthCodes,
+		BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
+	}
 )
 
 // AllBuckets lists every bucket; CreateBuckets makes them.
@@ -104,6 +120,8 @@ var AllBuckets = [][]byte{
 	BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs,
 	BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions,
 	BucketIPPools, BucketIPUnits, BucketReverseZones,
+	BucketOAuthClients, BucketOAuthDevices, BucketOAuthUserCodes, BucketOAuthCodes,
+	BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
 }
 
 var (

@@ -1,0 +1,444 @@
+package fsm
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// OAuth commands use type numbers 150-169 (append-only). Codes and tokens
+// arrive as SHA-256 hashes only; every expiry is computed from and compared
+// with the command's time (c.at), never a clock.
+const (
+	CmdOAuthClientRegister CommandType = 150
+	CmdOAuthDeviceStart    CommandType = 151
+	CmdOAuthDeviceDecide   CommandType = 152
+	CmdOAuthDeviceRedeem   CommandType = 153
+	CmdOAuthCodeCreate     CommandType = 154
+	CmdOAuthCodeRedeem     CommandType = 155
+	CmdOAuthRefresh        CommandType = 156
+	CmdOAuthRevoke         CommandType = 157
+)
+
+var oauthHandlers = map[CommandType]handlerFunc{
+	CmdOAuthClientRegister: typed(applyOAuthClientRegister),
+	CmdOAuthDeviceStart:    typed(applyOAuthDeviceStart),
+	CmdOAuthDeviceDecide:   typed(applyOAuthDeviceDecide),
+	CmdOAuthDeviceRedeem:   typed(applyOAuthDeviceRedeem),
+	CmdOAuthCodeCreate:     typed(applyOAuthCodeCreate),
+	CmdOAuthCodeRedeem:     typed(applyOAuthCodeRedeem),
+	CmdOAuthRefresh:        typed(applyOAuthRefresh),
+	CmdOAuthRevoke:         typed(applyOAuthRevoke),
+}
+
+// OAuthError is an OAuth refusal (RFC 6749 §5.2 error code) decided by the FSM.
+// Returned as an error it changed nothing; returned as the command's value
+// (*OAuthError) it did change state (a reused code or refresh token revoked its
+// grant) and the HTTP layer still refuses the request.
+type OAuthError struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+func (e *OAuthError) Error() string { return e.Code + ": " + e.Description }
+
+func oauthErr(code, format string, args ...any) *OAuthError {
+	return &OAuthError{Code: code, Description: fmt.Sprintf(format, args...)}
+}
+
+// OAuthClientRegister stores a registered client.
+type OAuthClientRegister struct {
+	Client store.OAuthClient `json:"client"`
+}
+
+// OAuthDeviceStart records a device authorization request.
+type OAuthDeviceStart struct {
+	ID           string        `json:"id"`
+	DeviceHash   string        `json:"device_hash"`
+	UserCodeHash string        `json:"user_code_hash"`
+	ClientID     string        `json:"client_id"`
+	ClientName   string        `json:"client_name"`
+	Scopes       []string      `json:"scopes"`
+	Resource     string        `json:"resource"`
+	Interval     int           `json:"interval"`
+	TTL          time.Duration `json:"ttl"`
+}
+
+// OAuthDeviceDecide approves or denies a pending device authorization for an
+// account; Scopes are what is granted (the caller checked they are at most the
+// approver's).
+type OAuthDeviceDecide struct {
+	UserCodeHash string   `json:"user_code_hash"`
+	Approve      bool     `json:"approve"`
+	AccountID    string   `json:"account_id"`
+	Scopes       []string `json:"scopes"`
+}
+
+// OAuthIssue is the token pair a redemption or refresh mints (hashes only).
+type OAuthIssue struct {
+	GrantID     string        `json:"grant_id"` // a new grant's id (redemptions)
+	AccessHash  string        `json:"access_hash"`
+	RefreshHash string        `json:"refresh_hash"`
+	AccessTTL   time.Duration `json:"access_ttl"`
+	RefreshTTL  time.Duration `json:"refresh_ttl"`
+}
+
+// OAuthDeviceRedeem exchanges an approved device code for tokens.
+type OAuthDeviceRedeem struct {
+	DeviceHash string     `json:"device_hash"`
+	ClientID   string     `json:"client_id"`
+	Issue      OAuthIssue `json:"issue"`
+}
+
+// OAuthCodeCreate records an approved authorization request's code.
+type OAuthCodeCreate struct {
+	CodeHash    string        `json:"code_hash"`
+	ClientID    string        `json:"client_id"`
+	ClientName  string        `json:"client_name"`
+	RedirectURI string        `json:"redirect_uri"`
+	Challenge   string        `json:"challenge"`
+	AccountID   string        `json:"account_id"`
+	Scopes      []string      `json:"scopes"`
+	Resource    string        `json:"resource"`
+	TTL         time.Duration `json:"ttl"`
+}
+
+// OAuthCodeRedeem exchanges an authorization code for tokens. Challenge is the
+// S256 of the presented code_verifier (the verifier itself stays out of the log).
+type OAuthCodeRedeem struct {
+	CodeHash    string     `json:"code_hash"`
+	ClientID    string     `json:"client_id"`
+	RedirectURI string     `json:"redirect_uri"`
+	Challenge   string     `json:"challenge"`
+	Resource    string     `json:"resource"` // "" when the request named none
+	Issue       OAuthIssue `json:"issue"`
+}
+
+// OAuthRefresh rotates a refresh token.
+type OAuthRefresh struct {
+	RefreshHash string     `json:"refresh_hash"`
+	ClientID    string     `json:"client_id"`
+	Resource    string     `json:"resource"` // "" when the request named none
+	Issue       OAuthIssue `json:"issue"`
+}
+
+// OAuthRevoke revokes a grant with all its tokens: by id (AccountID, when set,
+// must own it) or by one of its tokens' hash (unknown tokens are a no-op, RFC 7009).
+type OAuthRevoke struct {
+	GrantID   string `json:"grant_id,omitempty"`
+	AccountID string `json:"account_id,omitempty"`
+	TokenHash string `json:"token_hash,omitempty"`
+	ClientID  string `json:"client_id,omitempty"` // with TokenHash: the token must be this client's
+}
+
+// OAuthIssued is the value of a successful redemption or refresh.
+type OAuthIssued struct {
+	GrantID         string    `json:"grant_id"`
+	Scopes          []string  `json:"scopes"`
+	Resource        string    `json:"resource"`
+	AccessExpiresAt time.Time `json:"access_expires_at"`
+}
+
+func applyOAuthClientRegister(c *applyCtx, p OAuthClientRegister) (any, error) {
+	if p.Client.ID == "" {
+		return nil, fmt.Errorf("%w: client id missing", ErrInvalid)
+	}
+	if c.r.OAuthClientExists(p.Client.ID) {
+		return nil, fmt.Errorf("%w: client %s exists", ErrConflict, p.Client.ID)
+	}
+	cl := p.Client
+	cl.CreatedAt = c.at
+	return cl, store.PutJSON(c.tx, store.BucketOAuthClients, []byte(cl.ID), cl)
+}
+
+func applyOAuthDeviceStart(c *applyCtx, p OAuthDeviceStart) (any, error) {
+	if p.DeviceHash == "" || p.UserCodeHash == "" || p.TTL <= 0 {
+		return nil, fmt.Errorf("%w: device authorization without codes or lifetime", ErrInvalid)
+	}
+	if c.tx.Bucket(store.BucketOAuthDevices).Get([]byte(p.DeviceHash)) != nil || c.tx.Bucket(store.BucketOAuthUserCodes).Get([]byte(p.UserCodeHash)) != nil {
+		return nil, fmt.Errorf("%w: device or user code collision", ErrConflict)
+	}
+	d := store.OAuthDevice{
+		ID: p.ID, DeviceHash: p.DeviceHash, UserCodeHash: p.UserCodeHash, ClientID: p.ClientID, ClientName: p.ClientName,
+		Scopes: p.Scopes, Resource: p.Resource, Interval: p.Interval, CreatedAt: c.at, ExpiresAt: c.at.Add(p.TTL), Status: store.DevicePending,
+	}
+	pruneOAuthDevices(c)
+	if err := store.PutJSON(c.tx, store.BucketOAuthDevices, []byte(d.DeviceHash), d); err != nil {
+		return nil, err
+	}
+	return d, c.tx.Bucket(store.BucketOAuthUserCodes).Put([]byte(d.UserCodeHash), []byte(d.DeviceHash))
+}
+
+// pruneOAuthDevices removes device authorizations and codes that expired more
+// than a day before this command (a few per command, so no command runs long).
+func pruneOAuthDevices(c *applyCtx) {
+	cut := c.at.Add(-24 * time.Hour)
+	var dead, deadUser [][]byte
+	cur := c.tx.Bucket(store.BucketOAuthDevices).Cursor()
+	for k, v := cur.First(); k != nil && len(dead) < 16; k, v = cur.Next() {
+		var d store.OAuthDevice
+		if json.Unmarshal(v, &d) == nil && d.ExpiresAt.Before(cut) {
+			dead = append(dead, append([]byte{}, k...))
+			deadUser = append(deadUser, []byte(d.UserCodeHash))
+		}
+	}
+	_ = deleteKeys(c.tx.Bucket(store.BucketOAuthDevices), dead)
+	_ = deleteKeys(c.tx.Bucket(store.BucketOAuthUserCodes), deadUser)
+	var deadCodes [][]byte
+	cur = c.tx.Bucket(store.BucketOAuthCodes).Cursor()
+	for k, v := cur.First(); k != nil && len(deadCodes) < 16; k, v = cur.Next() {
+		var oc store.OAuthCode
+		if json.Unmarshal(v, &oc) == nil && oc.ExpiresAt.Before(cut) {
+			deadCodes = append(deadCodes, append([]byte{}, k...))
+		}
+	}
+	_ = deleteKeys(c.tx.Bucket(store.BucketOAuthCodes), deadCodes)
+}
+
+func applyOAuthDeviceDecide(c *applyCtx, p OAuthDeviceDecide) (any, error) {
+	d, err := c.r.OAuthDeviceByUserCode(p.UserCodeHash)
+	if err != nil {
+		return nil, oauthErr("invalid_user_code", "no device authorization has this user code")
+	}
+	if !c.at.Before(d.ExpiresAt) {
+		return nil, oauthErr("expired_token", "this user code expired at %s", d.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if d.Status != store.DevicePending {
+		return nil, oauthErr("invalid_user_code", "this user code was already %s", d.Status)
+	}
+	at := c.at
+	d.DecidedAt = &at
+	if p.Approve {
+		if !c.r.AccountExists(p.AccountID) {
+			return nil, fmt.Errorf("account %s: %w", p.AccountID, ErrNotFound)
+		}
+		d.Status, d.AccountID, d.Granted = store.DeviceApproved, p.AccountID, p.Scopes
+	} else {
+		d.Status = store.DeviceDenied
+	}
+	return d, store.PutJSON(c.tx, store.BucketOAuthDevices, []byte(d.DeviceHash), d)
+}
+
+func applyOAuthDeviceRedeem(c *applyCtx, p OAuthDeviceRedeem) (any, error) {
+	d, err := c.r.OAuthDevice(p.DeviceHash)
+	if err != nil || d.ClientID != p.ClientID {
+		return nil, oauthErr("invalid_grant", "unknown device_code for this client")
+	}
+	switch d.Status {
+	case store.DeviceDenied:
+		return nil, oauthErr("access_denied", "the authorization request was denied")
+	case store.DeviceRedeemed:
+		return nil, oauthErr("invalid_grant", "this device_code was already exchanged")
+	}
+	if !c.at.Before(d.ExpiresAt) {
+		return nil, oauthErr("expired_token", "the device_code expired; start a new device authorization")
+	}
+	if d.Status != store.DeviceApproved {
+		return nil, oauthErr("authorization_pending", "the user has not approved the request yet")
+	}
+	g := newGrant(c, p.Issue.GrantID, d.AccountID, d.ClientID, d.ClientName, d.Granted, d.Resource, api.GrantDeviceCode)
+	res, err := issueTokens(c, g, p.Issue)
+	if err != nil {
+		return nil, err
+	}
+	d.Status, d.GrantID = store.DeviceRedeemed, g.ID
+	if err := store.PutJSON(c.tx, store.BucketOAuthDevices, []byte(d.DeviceHash), d); err != nil {
+		return nil, err
+	}
+	return res, c.tx.Bucket(store.BucketOAuthUserCodes).Delete([]byte(d.UserCodeHash))
+}
+
+func applyOAuthCodeCreate(c *applyCtx, p OAuthCodeCreate) (any, error) {
+	if p.CodeHash == "" || p.Challenge == "" || p.TTL <= 0 {
+		return nil, fmt.Errorf("%w: authorization code without hash, challenge or lifetime", ErrInvalid)
+	}
+	if !c.r.AccountExists(p.AccountID) {
+		return nil, fmt.Errorf("account %s: %w", p.AccountID, ErrNotFound)
+	}
+	if c.tx.Bucket(store.BucketOAuthCodes).Get([]byte(p.CodeHash)) != nil {
+		return nil, fmt.Errorf("%w: authorization code collision", ErrConflict)
+	}
+	oc := store.OAuthCode{
+		ClientID: p.ClientID, ClientName: p.ClientName, RedirectURI: p.RedirectURI, Challenge: p.Challenge,
+		AccountID: p.AccountID, Scopes: p.Scopes, Resource: p.Resource, ExpiresAt: c.at.Add(p.TTL),
+	}
+	pruneOAuthDevices(c)
+	return nil, store.PutJSON(c.tx, store.BucketOAuthCodes, []byte(p.CodeHash), oc)
+}
+
+func applyOAuthCodeRedeem(c *applyCtx, p OAuthCodeRedeem) (any, error) {
+	oc, err := c.r.OAuthCode(p.CodeHash)
+	if err != nil || oc.ClientID != p.ClientID {
+		return nil, oauthErr("invalid_grant", "unknown authorization code for this client")
+	}
+	if oc.UsedAt != nil {
+		// A second use: whoever holds the code may have stolen it, so the
+		// tokens of its first use are revoked too (OAuth 2.1 §4.1.3).
+		if oc.GrantID != "" {
+			if err := revokeGrant(c, oc.GrantID); err != nil {
+				return nil, err
+			}
+		}
+		return oauthErr("invalid_grant", "this authorization code was already used; the tokens issued for it are revoked"), nil
+	}
+	if !c.at.Before(oc.ExpiresAt) {
+		return nil, oauthErr("invalid_grant", "the authorization code expired")
+	}
+	if oc.RedirectURI != p.RedirectURI {
+		return nil, oauthErr("invalid_grant", "redirect_uri does not match the authorization request")
+	}
+	if oc.Challenge != p.Challenge {
+		return nil, oauthErr("invalid_grant", "code_verifier does not match the code_challenge")
+	}
+	if p.Resource != "" && p.Resource != oc.Resource {
+		return nil, oauthErr("invalid_target", "resource %q is not the one the authorization was for", p.Resource)
+	}
+	g := newGrant(c, p.Issue.GrantID, oc.AccountID, oc.ClientID, oc.ClientName, oc.Scopes, oc.Resource, api.GrantAuthorizationCode)
+	res, err := issueTokens(c, g, p.Issue)
+	if err != nil {
+		return nil, err
+	}
+	at := c.at
+	oc.UsedAt, oc.GrantID = &at, g.ID
+	return res, store.PutJSON(c.tx, store.BucketOAuthCodes, []byte(p.CodeHash), oc)
+}
+
+func applyOAuthRefresh(c *applyCtx, p OAuthRefresh) (any, error) {
+	t, g, err := c.r.OAuthToken(p.RefreshHash)
+	if err != nil || t.Kind != "rt_" || g.ClientID != p.ClientID || g.RevokedAt != nil {
+		return nil, oauthErr("invalid_grant", "unknown, revoked or foreign refresh token")
+	}
+	if t.UsedAt != nil {
+		// Reuse of a rotated refresh token: the family is compromised.
+		if err := revokeGrant(c, g.ID); err != nil {
+			return nil, err
+		}
+		return oauthErr("invalid_grant", "this refresh token was already used; every token of this grant is revoked"), nil
+	}
+	if !c.at.Before(t.ExpiresAt) {
+		return nil, oauthErr("invalid_grant", "the refresh token expired")
+	}
+	if p.Resource != "" && p.Resource != g.Resource {
+		return nil, oauthErr("invalid_target", "resource %q is not the one this grant is for", p.Resource)
+	}
+	at := c.at
+	t.UsedAt = &at
+	if err := store.PutJSON(c.tx, store.BucketOAuthTokens, []byte(p.RefreshHash), t); err != nil {
+		return nil, err
+	}
+	g.RefreshedAt = &at
+	if err := pruneGrantTokens(c, g.ID); err != nil {
+		return nil, err
+	}
+	return issueTokens(c, g, p.Issue)
+}
+
+func applyOAuthRevoke(c *applyCtx, p OAuthRevoke) (any, error) {
+	id := p.GrantID
+	if p.TokenHash != "" {
+		_, g, err := c.r.OAuthToken(p.TokenHash)
+		if err != nil || (p.ClientID != "" && g.ClientID != p.ClientID) {
+			return nil, nil // RFC 7009 §2.2: an unknown token is no error
+		}
+		id = g.ID
+	}
+	g, err := c.r.OAuthGrant(id)
+	if err != nil || (p.AccountID != "" && g.AccountID != p.AccountID) {
+		return nil, fmt.Errorf("connected app %s: %w", id, ErrNotFound)
+	}
+	if err := revokeGrant(c, id); err != nil {
+		return nil, err
+	}
+	g, err = c.r.OAuthGrant(id)
+	return g.ConnectedApp, err
+}
+
+func newGrant(c *applyCtx, id, accountID, clientID, clientName string, scopes []string, resource, grantType string) store.OAuthGrant {
+	if scopes == nil {
+		scopes = []string{}
+	}
+	return store.OAuthGrant{AccountID: accountID, ConnectedApp: api.ConnectedApp{
+		ID: id, ClientID: clientID, ClientName: clientName, Scopes: slices.Clone(scopes), Resource: resource,
+		GrantType: grantType, CreatedAt: c.at,
+	}}
+}
+
+// issueTokens stores g and a new access/refresh pair of it.
+func issueTokens(c *applyCtx, g store.OAuthGrant, is OAuthIssue) (any, error) {
+	if g.ID == "" || is.AccessHash == "" || is.RefreshHash == "" || is.AccessTTL <= 0 || is.RefreshTTL <= 0 {
+		return nil, fmt.Errorf("%w: token issue without grant id, hashes or lifetimes", ErrInvalid)
+	}
+	tb := c.tx.Bucket(store.BucketOAuthTokens)
+	if tb.Get([]byte(is.AccessHash)) != nil || tb.Get([]byte(is.RefreshHash)) != nil {
+		return nil, fmt.Errorf("%w: token hash collision", ErrConflict)
+	}
+	if owner := c.tx.Bucket(store.BucketOAuthGrantIDs).Get([]byte(g.ID)); owner != nil && string(owner) != g.AccountID {
+		return nil, fmt.Errorf("%w: grant id collision", ErrConflict)
+	}
+	if err := store.PutJSON(c.tx, store.BucketOAuthGrants, store.OwnedKey(g.AccountID, g.ID), g); err != nil {
+		return nil, err
+	}
+	if err := c.tx.Bucket(store.BucketOAuthGrantIDs).Put([]byte(g.ID), []byte(g.AccountID)); err != nil {
+		return nil, err
+	}
+	access := store.OAuthToken{Kind: "at_", GrantID: g.ID, AccountID: g.AccountID, ExpiresAt: c.at.Add(is.AccessTTL)}
+	refresh := store.OAuthToken{Kind: "rt_", GrantID: g.ID, AccountID: g.AccountID, ExpiresAt: c.at.Add(is.RefreshTTL)}
+	for _, t := range []struct {
+		hash string
+		tok  store.OAuthToken
+	}{{is.AccessHash, access}, {is.RefreshHash, refresh}} {
+		if err := store.PutJSON(c.tx, store.BucketOAuthTokens, []byte(t.hash), t.tok); err != nil {
+			return nil, err
+		}
+		if err := c.tx.Bucket(store.BucketOAuthGrantTokens).Put(store.OwnedKey(g.ID, t.hash), []byte{}); err != nil {
+			return nil, err
+		}
+	}
+	return OAuthIssued{GrantID: g.ID, Scopes: g.Scopes, Resource: g.Resource, AccessExpiresAt: access.ExpiresAt}, nil
+}
+
+// revokeGrant marks a grant revoked and deletes every token of it.
+func revokeGrant(c *applyCtx, id string) error {
+	g, err := c.r.OAuthGrant(id)
+	if err != nil {
+		return nil
+	}
+	if g.RevokedAt == nil {
+		at := c.at
+		g.RevokedAt = &at
+		if err := store.PutJSON(c.tx, store.BucketOAuthGrants, store.OwnedKey(g.AccountID, g.ID), g); err != nil {
+			return err
+		}
+	}
+	for _, h := range c.r.OAuthGrantTokens(id) {
+		if err := c.tx.Bucket(store.BucketOAuthTokens).Delete([]byte(h)); err != nil {
+			return err
+		}
+		if err := c.tx.Bucket(store.BucketOAuthGrantTokens).Delete(store.OwnedKey(id, h)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// pruneGrantTokens deletes a grant's expired tokens (used refresh tokens stay
+// until they expire, so their reuse is still recognised).
+func pruneGrantTokens(c *applyCtx, id string) error {
+	for _, h := range c.r.OAuthGrantTokens(id) {
+		var t store.OAuthToken
+		if store.GetJSON(c.tx, store.BucketOAuthTokens, []byte(h), &t) == nil && t.ExpiresAt.After(c.at) {
+			continue
+		}
+		if err := c.tx.Bucket(store.BucketOAuthTokens).Delete([]byte(h)); err != nil {
+			return err
+		}
+		if err := c.tx.Bucket(store.BucketOAuthGrantTokens).Delete(store.OwnedKey(id, h)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

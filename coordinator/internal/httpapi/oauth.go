@@ -1,0 +1,537 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/oauth"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// OAuth 2.1 authorization server (README "Connecting AI tools: OAuth"): the
+// metadata documents, dynamic client registration, the device and
+// authorization-code grants, refresh rotation, revocation, and the bearer
+// check of access tokens (authenticateToken). State lives in the FSM as hashes
+// (fsm/oauth.go); what is kept here in memory (poll pacing, fetched client
+// metadata documents) is the leader's and starts afresh after a leader change.
+
+// oauthIPLimit is the per-minute budget of one client IP on the unauthenticated
+// OAuth endpoints (registration, device authorization, token, consent pages).
+const oauthIPLimit = 300
+
+type oauthRuntime struct {
+	mu      sync.Mutex
+	polls   map[string]*devicePoll // device-code hash → pacing
+	clients map[string]cachedClient
+	fetch   func(ctx context.Context, clientID string) (oauth.Client, *oauth.Error) // tests may replace it
+}
+
+type devicePoll struct {
+	last     time.Time
+	interval time.Duration
+}
+
+type cachedClient struct {
+	c   oauth.Client
+	exp time.Time
+}
+
+// Issuer is the authorization server's issuer URL and the base of every
+// resource identifier (--public-url).
+func (a *API) Issuer() string {
+	if a.cfg.Issuer != "" {
+		return strings.TrimSuffix(a.cfg.Issuer, "/")
+	}
+	return "http://127.0.0.1"
+}
+
+// ResourceMetadataURL is the RFC 9728 metadata URL of the resource at path
+// ("/mcp"), for the resource_metadata parameter of a 401's WWW-Authenticate.
+func (a *API) ResourceMetadataURL(path string) string {
+	return a.Issuer() + "/.well-known/oauth-protected-resource" + path
+}
+
+func (a *API) pollInterval() time.Duration {
+	if a.cfg.OAuthPollInterval > 0 {
+		return a.cfg.OAuthPollInterval
+	}
+	return oauth.PollInterval * time.Second
+}
+
+func (a *API) registerOAuth(mux *http.ServeMux) {
+	mux.HandleFunc("GET /.well-known/oauth-authorization-server", a.asMetadata)
+	mux.HandleFunc("GET /.well-known/oauth-protected-resource", a.resourceMetadata)
+	mux.HandleFunc("GET /.well-known/oauth-protected-resource/{rest...}", a.resourceMetadata)
+	mux.Handle("POST /oauth/register", a.oauthWrap(a.oauthRegister, false))
+	mux.Handle("POST /oauth/device_authorization", a.oauthWrap(a.oauthDeviceAuthorization, true))
+	mux.Handle("POST /oauth/token", a.oauthWrap(a.oauthToken, true))
+	mux.Handle("POST /oauth/revoke", a.oauthWrap(a.oauthRevokeToken, true))
+	mux.Handle("GET /oauth/authorize", a.pageWrap(a.authorizePage))
+	mux.Handle("POST /oauth/authorize", a.pageWrap(a.authorizeSubmit))
+	mux.Handle("GET /oauth/device", a.pageWrap(a.devicePage))
+	mux.Handle("POST /oauth/device", a.pageWrap(a.deviceSubmit))
+}
+
+func (a *API) asMetadata(w http.ResponseWriter, r *http.Request) {
+	iss := a.Issuer()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"issuer":                                         iss,
+		"authorization_endpoint":                         iss + "/oauth/authorize",
+		"token_endpoint":                                 iss + "/oauth/token",
+		"registration_endpoint":                          iss + "/oauth/register",
+		"revocation_endpoint":                            iss + "/oauth/revoke",
+		"device_authorization_endpoint":                  iss + "/oauth/device_authorization",
+		"response_types_supported":                       []string{"code"},
+		"response_modes_supported":                       []string{"query"},
+		"grant_types_supported":                          []string{oauth.GrantTypeAuthorizationCode, oauth.GrantTypeRefreshToken, oauth.GrantTypeDeviceCode},
+		"code_challenge_methods_supported":               []string{"S256"},
+		"token_endpoint_auth_methods_supported":          []string{"none"},
+		"revocation_endpoint_auth_methods_supported":     []string{"none"},
+		"scopes_supported":                               api.AllScopes,
+		"client_id_metadata_document_supported":          true,
+		"authorization_response_iss_parameter_supported": true,
+		"service_documentation":                          iss + "/openapi.json",
+	})
+}
+
+func (a *API) resourceMetadata(w http.ResponseWriter, r *http.Request) {
+	iss := a.Issuer()
+	resource := iss
+	if rest := r.PathValue("rest"); rest != "" {
+		var e *oauth.Error
+		if resource, e = oauth.ParseResource(iss, iss+"/"+rest); e != nil {
+			writeError(w, "", api.NewError(http.StatusNotFound, "route_not_found", "no protected resource /"+rest+" here"))
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"resource":                 resource,
+		"authorization_servers":    []string{iss},
+		"scopes_supported":         api.AllScopes,
+		"bearer_methods_supported": []string{"header"},
+		"resource_name":            "hostplane API",
+		"resource_documentation":   iss + "/openapi.json",
+	})
+}
+
+// oauthCall is one request to a form or JSON endpoint of the server.
+type oauthCall struct {
+	r    *http.Request
+	w    http.ResponseWriter
+	rid  string
+	now  time.Time
+	form url.Values // form endpoints
+	body []byte     // registration
+}
+
+type oauthFunc func(c *oauthCall) (int, any, *oauth.Error)
+
+// oauthWrap serves a protocol endpoint on the leader (a follower forwards):
+// per-IP limit, body limit and type, OAuth-style JSON errors, no-store.
+func (a *API) oauthWrap(h oauthFunc, form bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rid := requestID(r)
+		w.Header().Set(headerRequestID, rid)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Pragma", "no-cache")
+		if !a.readGate(w, r, rid) {
+			return
+		}
+		c := &oauthCall{r: r, w: w, rid: rid, now: a.now().UTC()}
+		status, out, e := a.oauthServe(c, h, form)
+		if e != nil {
+			if e.Status == 0 {
+				e.Status = http.StatusBadRequest
+			}
+			if e.Status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Basic realm="hostplane"`)
+			}
+			writeJSON(w, e.Status, e)
+			return
+		}
+		writeJSON(w, status, out)
+	})
+}
+
+func (a *API) oauthServe(c *oauthCall, h oauthFunc, form bool) (int, any, *oauth.Error) {
+	if d := a.limiter.Allow("oauth-ip:"+a.clientIP(c.r), oauthIPLimit); !d.Allowed {
+		return 0, nil, oauth.Errorf(http.StatusTooManyRequests, "slow_down", "too many OAuth requests from this address; retry in a minute")
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, 64<<10))
+	if err != nil {
+		return 0, nil, oauth.Errorf(http.StatusRequestEntityTooLarge, "invalid_request", "the request body is larger than 64 KiB or could not be read")
+	}
+	mt, _, _ := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
+	if form {
+		if mt != "application/x-www-form-urlencoded" {
+			return 0, nil, oauth.Errorf(http.StatusUnsupportedMediaType, "invalid_request", "send the parameters as Content-Type: application/x-www-form-urlencoded")
+		}
+		if c.r.URL.RawQuery != "" {
+			return 0, nil, oauth.Errorf(http.StatusBadRequest, "invalid_request", "parameters go in the form body, not the query string")
+		}
+		v, e := oauth.DecodeConsentForm(body)
+		if e != nil {
+			return 0, nil, e
+		}
+		c.form = v
+	} else {
+		if mt != "application/json" {
+			return 0, nil, oauth.Errorf(http.StatusUnsupportedMediaType, "invalid_client_metadata", "send the client metadata as Content-Type: application/json")
+		}
+		c.body = body
+	}
+	return h(c)
+}
+
+// oauthPropose commits an OAuth command and maps its refusals.
+func (a *API) oauthPropose(c *oauthCall, t fsm.CommandType, payload any) (any, *oauth.Error) {
+	env, err := fsm.NewEnvelope(t, c.now, payload)
+	if err != nil {
+		return nil, a.oauthInternal(c.rid, err)
+	}
+	res, err := a.apply(c.r.Context(), env)
+	var oe *fsm.OAuthError
+	switch {
+	case errors.As(err, &oe):
+		return nil, oauthRefusal(oe)
+	case err != nil:
+		if ae, internal := toAPIError(err); !internal {
+			return nil, oauth.Errorf(ae.StatusCode, "invalid_request", "%s", ae.Message)
+		}
+		return nil, a.oauthInternal(c.rid, err)
+	}
+	if oe, ok := res.Value.(*fsm.OAuthError); ok {
+		return nil, oauthRefusal(oe)
+	}
+	return res.Value, nil
+}
+
+func oauthRefusal(oe *fsm.OAuthError) *oauth.Error {
+	return &oauth.Error{Status: http.StatusBadRequest, Code: oe.Code, Description: oe.Description}
+}
+
+func (a *API) oauthInternal(rid string, err error) *oauth.Error {
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusServiceUnavailable {
+		return oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "%s", ae.Message)
+	}
+	if raftUnavailable(err) {
+		return oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "leadership is changing; retry shortly")
+	}
+	a.log.Error("oauth request failed", "request_id", rid, "err", err)
+	return oauth.Errorf(http.StatusInternalServerError, "server_error", "internal error (request %s)", rid)
+}
+
+func raftUnavailable(err error) bool {
+	ae, internal := toAPIError(err)
+	return !internal && ae.StatusCode == http.StatusServiceUnavailable
+}
+
+// client resolves a client_id: a registered client, or a client ID metadata
+// document fetched (under the webhook SSRF rules) from the https URL it is.
+func (a *API) client(ctx context.Context, id string) (oauth.Client, *oauth.Error) {
+	if oauth.IsMetadataURL(id) {
+		a.oauthRT.mu.Lock()
+		cc, ok := a.oauthRT.clients[id]
+		a.oauthRT.mu.Unlock()
+		if ok && time.Now().Before(cc.exp) {
+			return cc.c, nil
+		}
+		fetch := a.oauthRT.fetch
+		if fetch == nil {
+			fetch = a.fetchClientMetadata
+		}
+		c, e := fetch(ctx, id)
+		if e != nil {
+			return c, e
+		}
+		a.oauthRT.mu.Lock()
+		if len(a.oauthRT.clients) > 1000 {
+			clear(a.oauthRT.clients)
+		}
+		a.oauthRT.clients[id] = cachedClient{c: c, exp: time.Now().Add(5 * time.Minute)}
+		a.oauthRT.mu.Unlock()
+		return c, nil
+	}
+	var cl store.OAuthClient
+	err := a.state.Read(func(r store.ReadTx) (err error) { cl, err = r.OAuthClient(id); return })
+	if err != nil {
+		return oauth.Client{}, oauth.Errorf(http.StatusUnauthorized, "invalid_client", "unknown client_id; register at /oauth/register or use a client ID metadata document URL")
+	}
+	return oauth.Client{ID: cl.ID, Name: cl.Name, RedirectURIs: cl.RedirectURIs, GrantTypes: cl.GrantTypes}, nil
+}
+
+func (a *API) fetchClientMetadata(ctx context.Context, id string) (oauth.Client, *oauth.Error) {
+	deps, err := a.webhookDeps()
+	if err != nil || deps.Guard == nil {
+		return oauth.Client{}, oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "client metadata documents cannot be fetched yet; retry shortly")
+	}
+	refuse := func(why string) (oauth.Client, *oauth.Error) {
+		return oauth.Client{}, oauth.Errorf(http.StatusBadRequest, "invalid_client", "client metadata document %s: %s", id, why)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := deps.Guard.CheckURL(ctx, id); err != nil {
+		return refuse(err.Error())
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, id, nil)
+	if err != nil {
+		return refuse("not a URL")
+	}
+	req.Header.Set("Accept", "application/json")
+	hc := deps.Fetch
+	if hc == nil {
+		hc = deps.Guard.Client(5*time.Second, nil, 4)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return refuse("fetch failed: " + err.Error())
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return refuse("fetch answered " + resp.Status)
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, oauth.MaxMetadataDocument+1))
+	if err != nil {
+		return refuse("read failed")
+	}
+	return oauth.ParseMetadataDocument(id, body)
+}
+
+func (a *API) oauthRegister(c *oauthCall) (int, any, *oauth.Error) {
+	cl, reg, e := oauth.ParseRegistration(c.body)
+	if e != nil {
+		return 0, nil, e
+	}
+	id := ids.New("hpc", c.now)
+	if _, e := a.oauthPropose(c, fsm.CmdOAuthClientRegister, fsm.OAuthClientRegister{Client: store.OAuthClient{
+		ID: id, Name: cl.Name, RedirectURIs: cl.RedirectURIs, GrantTypes: cl.GrantTypes,
+	}}); e != nil {
+		return 0, nil, e
+	}
+	out := map[string]any{
+		"client_id":                  id,
+		"client_id_issued_at":        c.now.Unix(),
+		"client_name":                cl.Name,
+		"redirect_uris":              cl.RedirectURIs,
+		"grant_types":                cl.GrantTypes,
+		"response_types":             []string{"code"},
+		"token_endpoint_auth_method": "none",
+	}
+	if reg.Scope != "" {
+		out["scope"] = reg.Scope
+	}
+	return http.StatusCreated, out, nil
+}
+
+func (a *API) oauthDeviceAuthorization(c *oauthCall) (int, any, *oauth.Error) {
+	req, e := oauth.ParseDeviceRequest(c.form)
+	if e != nil {
+		return 0, nil, e
+	}
+	cl, e := a.client(c.r.Context(), req.ClientID)
+	if e != nil {
+		return 0, nil, e
+	}
+	if !cl.AllowsGrant(oauth.GrantTypeDeviceCode) && !oauth.IsMetadataURL(cl.ID) {
+		return 0, nil, oauth.Errorf(http.StatusBadRequest, "unauthorized_client", "this client did not register the device_code grant type")
+	}
+	resource, e := oauth.ParseResource(a.Issuer(), req.Resource)
+	if e != nil {
+		return 0, nil, e
+	}
+	device, deviceHash := oauth.NewDeviceCode(a.cfg.KeyPrefix)
+	user, userHash := oauth.NewUserCode()
+	interval := int(a.pollInterval() / time.Second)
+	if interval < 1 {
+		interval = 1
+	}
+	if _, e := a.oauthPropose(c, fsm.CmdOAuthDeviceStart, fsm.OAuthDeviceStart{
+		ID: ids.New("dev", c.now), DeviceHash: deviceHash, UserCodeHash: userHash, ClientID: cl.ID, ClientName: cl.Name,
+		Scopes: req.Scopes, Resource: resource, Interval: interval, TTL: oauth.DeviceCodeTTL,
+	}); e != nil {
+		return 0, nil, e
+	}
+	return http.StatusOK, map[string]any{
+		"device_code":      device,
+		"user_code":        user,
+		"verification_uri": a.Issuer() + "/oauth/device",
+		"expires_in":       int(oauth.DeviceCodeTTL / time.Second),
+		"interval":         interval,
+	}, nil
+}
+
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	RefreshToken string `json:"refresh_token"`
+	Scope        string `json:"scope"`
+	Resource     string `json:"resource"`
+}
+
+func (a *API) newIssue(grantID string) (fsm.OAuthIssue, string, string) {
+	access, ah := oauth.NewAccessToken(a.cfg.KeyPrefix)
+	refresh, rh := oauth.NewRefreshToken(a.cfg.KeyPrefix)
+	return fsm.OAuthIssue{GrantID: grantID, AccessHash: ah, RefreshHash: rh, AccessTTL: oauth.AccessTTL, RefreshTTL: oauth.RefreshTTL}, access, refresh
+}
+
+func (a *API) oauthToken(c *oauthCall) (int, any, *oauth.Error) {
+	req, e := oauth.ParseTokenRequest(c.form)
+	if e != nil {
+		return 0, nil, e
+	}
+	resource := ""
+	if req.Resource != "" {
+		if resource, e = oauth.ParseResource(a.Issuer(), req.Resource); e != nil {
+			return 0, nil, e
+		}
+	}
+	issue, access, refresh := a.newIssue(ids.New("app", c.now))
+	var payload any
+	var cmd fsm.CommandType
+	switch req.GrantType {
+	case oauth.GrantTypeDeviceCode:
+		if e := a.devicePending(c, req); e != nil {
+			return 0, nil, e
+		}
+		cmd, payload = fsm.CmdOAuthDeviceRedeem, fsm.OAuthDeviceRedeem{DeviceHash: oauth.Hash(req.DeviceCode), ClientID: req.ClientID, Issue: issue}
+	case oauth.GrantTypeAuthorizationCode:
+		cmd, payload = fsm.CmdOAuthCodeRedeem, fsm.OAuthCodeRedeem{
+			CodeHash: oauth.Hash(req.Code), ClientID: req.ClientID, RedirectURI: req.RedirectURI,
+			Challenge: oauth.ChallengeS256(req.CodeVerifier), Resource: resource, Issue: issue,
+		}
+	case oauth.GrantTypeRefreshToken:
+		if !oauth.WellFormedToken(oauth.RefreshPrefix(a.cfg.KeyPrefix), req.RefreshToken) {
+			return 0, nil, oauth.Errorf(http.StatusBadRequest, "invalid_grant", "parameter \"refresh_token\" is not a refresh token of this server")
+		}
+		issue.GrantID = ""
+		cmd, payload = fsm.CmdOAuthRefresh, fsm.OAuthRefresh{RefreshHash: oauth.Hash(req.RefreshToken), ClientID: req.ClientID, Resource: resource, Issue: issue}
+	}
+	v, e := a.oauthPropose(c, cmd, payload)
+	if e != nil {
+		return 0, nil, e
+	}
+	is, ok := v.(fsm.OAuthIssued)
+	if !ok {
+		return 0, nil, a.oauthInternal(c.rid, errors.New("token command returned no tokens"))
+	}
+	if cmd == fsm.CmdOAuthDeviceRedeem {
+		a.oauthRT.mu.Lock()
+		delete(a.oauthRT.polls, oauth.Hash(req.DeviceCode))
+		a.oauthRT.mu.Unlock()
+	}
+	return http.StatusOK, tokenResponse{
+		AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(is.AccessExpiresAt.Sub(c.now) / time.Second),
+		RefreshToken: refresh, Scope: strings.Join(is.Scopes, " "), Resource: is.Resource,
+	}, nil
+}
+
+// devicePending answers a device-code poll from the state without a Raft
+// write while the user has not decided: authorization_pending, slow_down
+// (polled faster than the interval; the interval grows by 5 s), expired_token,
+// access_denied. nil means "approved: redeem it".
+func (a *API) devicePending(c *oauthCall, req oauth.TokenRequest) *oauth.Error {
+	hash := oauth.Hash(req.DeviceCode)
+	var d store.OAuthDevice
+	err := a.state.Read(func(r store.ReadTx) (err error) { d, err = r.OAuthDevice(hash); return })
+	if err != nil || d.ClientID != req.ClientID {
+		return oauth.Errorf(http.StatusBadRequest, "invalid_grant", "unknown device_code for this client")
+	}
+	if d.Status == store.DeviceApproved || d.Status == store.DeviceRedeemed || d.Status == store.DeviceDenied {
+		return nil // the FSM answers (and expires) these
+	}
+	if !c.now.Before(d.ExpiresAt) {
+		return oauth.Errorf(http.StatusBadRequest, "expired_token", "the device_code expired; start a new device authorization")
+	}
+	a.oauthRT.mu.Lock()
+	defer a.oauthRT.mu.Unlock()
+	if len(a.oauthRT.polls) > 10000 {
+		clear(a.oauthRT.polls)
+	}
+	p := a.oauthRT.polls[hash]
+	if p == nil {
+		p = &devicePoll{interval: time.Duration(d.Interval) * time.Second}
+		a.oauthRT.polls[hash] = p
+	} else if c.now.Sub(p.last) < p.interval {
+		p.interval += oauth.SlowDownStep * time.Second
+		p.last = c.now
+		return oauth.Errorf(http.StatusBadRequest, "slow_down", "polling faster than every %d s; wait %d s between polls", d.Interval, int(p.interval/time.Second))
+	}
+	p.last = c.now
+	return oauth.Errorf(http.StatusBadRequest, "authorization_pending", "the user has not approved the request yet")
+}
+
+func (a *API) oauthRevokeToken(c *oauthCall) (int, any, *oauth.Error) {
+	req, e := oauth.ParseRevokeRequest(c.form)
+	if e != nil {
+		return 0, nil, e
+	}
+	if _, e := a.oauthPropose(c, fsm.CmdOAuthRevoke, fsm.OAuthRevoke{TokenHash: oauth.Hash(req.Token), ClientID: req.ClientID}); e != nil {
+		return 0, nil, e
+	}
+	return http.StatusOK, struct{}{}, nil
+}
+
+// authenticateToken resolves an OAuth access token to a caller: its grant's
+// account and scopes, if the token is live and its audience covers the path.
+func (a *API) authenticateToken(rq *request, tok string) (*caller, error) {
+	bad := func(code, msg string) error {
+		rq.w.Header().Set("WWW-Authenticate", `Bearer realm="hostplane", error="invalid_token", error_description="`+msg+`"`)
+		return errf(http.StatusUnauthorized, code, "%s", msg)
+	}
+	if !oauth.WellFormedToken(oauth.AccessPrefix(a.cfg.KeyPrefix), tok) {
+		return nil, bad("invalid_token", "invalid access token")
+	}
+	var t store.OAuthToken
+	var g store.OAuthGrant
+	err := a.state.Read(func(r store.ReadTx) (err error) { t, g, err = r.OAuthToken(oauth.Hash(tok)); return })
+	if errors.Is(err, store.ErrNotFound) || err == nil && (t.Kind != oauth.KindAccess || g.RevokedAt != nil) {
+		return nil, bad("invalid_token", "invalid or revoked access token")
+	} else if err != nil {
+		return nil, err
+	}
+	if !rq.now.Before(t.ExpiresAt) {
+		return nil, bad("expired_token", "this access token expired at "+t.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if !oauth.Covers(a.Issuer(), g.Resource, rq.URL.Path) {
+		return nil, bad("invalid_token", "this access token is for "+g.Resource+", not this resource")
+	}
+	return &caller{keyID: g.ID, accountID: g.AccountID, scopes: g.Scopes, limit: a.cfg.DefaultRateLimit}, nil
+}
+
+// Connected apps (/v1/account/connected-apps): the customer's grants.
+
+func (a *API) oauthRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/v1/account/connected-apps", Scope: api.ScopeAccountRead, handler: a.listConnectedApps},
+		{Method: "DELETE", Path: "/v1/account/connected-apps/{id}", Scope: api.ScopeAccountRead, handler: a.revokeConnectedApp},
+	}
+}
+
+func (a *API) listConnectedApps(rq *request) (int, any, error) {
+	var apps []api.ConnectedApp
+	err := a.state.Read(func(r store.ReadTx) (err error) { apps, err = r.ConnectedApps(rq.caller.accountID); return })
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, api.ConnectedAppList{Data: apps}, nil
+}
+
+func (a *API) revokeConnectedApp(rq *request) (int, any, error) {
+	id := rq.PathValue("id")
+	if !ids.Valid("app", id) {
+		return 0, nil, notFound("connected app")
+	}
+	return a.propose(rq.Context(), rq, fsm.CmdOAuthRevoke, fsm.OAuthRevoke{GrantID: id, AccountID: rq.caller.accountID}, http.StatusOK)
+}

@@ -1,0 +1,151 @@
+package store
+
+import (
+	"bytes"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// OAuthClient is a client registered through RFC 7591 (public: no secret).
+type OAuthClient struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	RedirectURIs []string  `json:"redirect_uris"`
+	GrantTypes   []string  `json:"grant_types"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// Device authorization states.
+const (
+	DevicePending  = "pending"
+	DeviceApproved = "approved"
+	DeviceDenied   = "denied"
+	DeviceRedeemed = "redeemed"
+)
+
+// OAuthDevice is a device authorization (RFC 8628), keyed by the device code's
+// hash; UserCodeHash finds it from the consent page.
+type OAuthDevice struct {
+	ID           string     `json:"id"`
+	DeviceHash   string     `json:"device_hash"`
+	UserCodeHash string     `json:"user_code_hash"`
+	ClientID     string     `json:"client_id"`
+	ClientName   string     `json:"client_name"`
+	Scopes       []string   `json:"scopes"` // asked; empty: whatever the approver holds
+	Resource     string     `json:"resource"`
+	Interval     int        `json:"interval"`
+	CreatedAt    time.Time  `json:"created_at"`
+	ExpiresAt    time.Time  `json:"expires_at"`
+	Status       string     `json:"status"`
+	AccountID    string     `json:"account_id,omitempty"`
+	Granted      []string   `json:"granted,omitempty"`
+	DecidedAt    *time.Time `json:"decided_at,omitempty"`
+	GrantID      string     `json:"grant_id,omitempty"`
+}
+
+// OAuthCode is an authorization code (keyed by its hash) with what was approved.
+type OAuthCode struct {
+	ClientID    string     `json:"client_id"`
+	ClientName  string     `json:"client_name"`
+	RedirectURI string     `json:"redirect_uri"`
+	Challenge   string     `json:"challenge"` // PKCE S256
+	AccountID   string     `json:"account_id"`
+	Scopes      []string   `json:"scopes"`
+	Resource    string     `json:"resource"`
+	ExpiresAt   time.Time  `json:"expires_at"`
+	UsedAt      *time.Time `json:"used_at,omitempty"`
+	GrantID     string     `json:"grant_id,omitempty"` // the grant its redemption created
+}
+
+// OAuthGrant is a connected app of an account; its tokens are its family.
+type OAuthGrant struct {
+	api.ConnectedApp
+	AccountID string `json:"account_id"`
+}
+
+// OAuthToken is an access or refresh token, keyed by its hash. A refresh token
+// is single use: UsedAt is set when it is rotated, and presenting it again
+// revokes its grant.
+type OAuthToken struct {
+	Kind      string     `json:"kind"` // "at_" or "rt_"
+	GrantID   string     `json:"grant_id"`
+	AccountID string     `json:"account_id"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	UsedAt    *time.Time `json:"used_at,omitempty"`
+}
+
+// OAuthClient loads a registered client.
+func (r ReadTx) OAuthClient(id string) (OAuthClient, error) {
+	var c OAuthClient
+	return c, r.getNamed("oauth client", id, BucketOAuthClients, []byte(id), &c)
+}
+
+// OAuthDevice loads a device authorization by the device code's hash.
+func (r ReadTx) OAuthDevice(deviceHash string) (OAuthDevice, error) {
+	var d OAuthDevice
+	return d, r.get(BucketOAuthDevices, []byte(deviceHash), &d)
+}
+
+// OAuthDeviceByUserCode loads a device authorization by the user code's hash.
+func (r ReadTx) OAuthDeviceByUserCode(userCodeHash string) (OAuthDevice, error) {
+	var d OAuthDevice
+	h := r.value(BucketOAuthUserCodes, []byte(userCodeHash))
+	if h == nil {
+		return d, ErrNotFound
+	}
+	return d, r.get(BucketOAuthDevices, h, &d)
+}
+
+// OAuthCode loads an authorization code by its hash.
+func (r ReadTx) OAuthCode(codeHash string) (OAuthCode, error) {
+	var c OAuthCode
+	return c, r.get(BucketOAuthCodes, []byte(codeHash), &c)
+}
+
+// OAuthToken loads a token and its grant by the token's hash.
+func (r ReadTx) OAuthToken(hash string) (OAuthToken, OAuthGrant, error) {
+	var t OAuthToken
+	var g OAuthGrant
+	if err := r.get(BucketOAuthTokens, []byte(hash), &t); err != nil {
+		return t, g, err
+	}
+	g, err := r.OAuthGrant(t.GrantID)
+	return t, g, err
+}
+
+// OAuthGrant loads a grant (connected app) by id.
+func (r ReadTx) OAuthGrant(id string) (OAuthGrant, error) {
+	var g OAuthGrant
+	owner := r.value(BucketOAuthGrantIDs, []byte(id))
+	if owner == nil {
+		return g, ErrNotFound
+	}
+	return g, r.getNamed("connected app", id, BucketOAuthGrants, OwnedKey(string(owner), id), &g)
+}
+
+// ConnectedApps lists an account's grants that are not revoked, newest first.
+func (r ReadTx) ConnectedApps(accountID string) ([]api.ConnectedApp, error) {
+	items, _, err := ListOwned[OAuthGrant](r.tx, BucketOAuthGrants, accountID, 0, 1<<30)
+	out := []api.ConnectedApp{}
+	for _, g := range items {
+		if g.RevokedAt == nil {
+			out = append(out, g.ConnectedApp)
+		}
+	}
+	return out, err
+}
+
+// OAuthGrantTokens returns the hashes of a grant's tokens.
+func (r ReadTx) OAuthGrantTokens(grantID string) []string {
+	var out []string
+	prefix := OwnedPrefix(grantID)
+	c := r.tx.Bucket(BucketOAuthGrantTokens).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		out = append(out, string(k[len(prefix):]))
+	}
+	return out
+}
+
+// OAuthClientExists reports whether a client is registered.
+func (r ReadTx) OAuthClientExists(id string) bool { return r.has(BucketOAuthClients, []byte(id)) }

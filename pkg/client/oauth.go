@@ -1,0 +1,37 @@
+package client
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// ConnectedApps lists the OAuth clients the account approved and has not revoked.
+func (c *Client) ConnectedApps(ctx context.Context) (api.ConnectedAppList, error) {
+	var l api.ConnectedAppList
+	return l, c.get(ctx, "/v1/account/connected-apps", &l)
+}
+
+// RevokeConnectedApp revokes a connected app and every token it holds.
+func (c *Client) RevokeConnectedApp(ctx context.Context, id string) (api.ConnectedApp, error) {
+	var app api.ConnectedApp
+	_, err := c.Do(ctx, "DELETE", "/v1/account/connected-apps/"+url.PathEscape(id), nil, &app, nil)
+	return app, err
+}
+
+// OAuthApprove approves (or, with Deny, denies) a device authorization for an
+// account, as a provider's own dashboard does after its own login.
+func (a *Admin) OAuthApprove(ctx context.Context, req api.OAuthApproveRequest) (api.OAuthApproval, error) {
+	return adminCall[api.OAuthApproval](ctx, a, "POST", "/admin/oauth/approve", req)
+}
+
+// ConnectedApps lists an account's connected apps.
+func (a *Admin) ConnectedApps(ctx context.Context, accountID string) (api.ConnectedAppList, error) {
+	return adminCall[api.ConnectedAppList](ctx, a, "GET", "/admin/accounts/"+url.PathEscape(accountID)+"/connected-apps", nil)
+}
+
+// RevokeConnectedApp revokes any account's connected app with its tokens.
+func (a *Admin) RevokeConnectedApp(ctx context.Context, id string) (api.ConnectedApp, error) {
+	return adminCall[api.ConnectedApp](ctx, a, "POST", "/admin/connected-apps/"+url.PathEscape(id)+"/revoke", nil)
+}
