@@ -30,9 +30,11 @@ func NewError(status int, code, msg string) *Error {
 	return &Error{StatusCode: status, Err: http.StatusText(status), Message: msg, Code: code}
 }
 
-// Scope names exactly as SPEC.md lists them.
+// Scope names exactly as SPEC.md lists them, plus account:write (revoking
+// connected OAuth apps: a change a read-only key must not make).
 const (
 	ScopeAccountRead    = "account:read"
+	ScopeAccountWrite   = "account:write"
 	ScopeServersRead    = "servers:read"
 	ScopeServersWrite   = "servers:write"
 	ScopeServersDestroy = "servers:destroy"
@@ -49,9 +51,9 @@ const (
 	ScopeOrdersWrite    = "orders:write"
 )
 
-// AllScopes lists every scope in SPEC.md order.
+// AllScopes lists every scope in SPEC.md order (account:write after account:read).
 var AllScopes = []string{
-	ScopeAccountRead, ScopeServersRead, ScopeServersWrite, ScopeServersDestroy,
+	ScopeAccountRead, ScopeAccountWrite, ScopeServersRead, ScopeServersWrite, ScopeServersDestroy,
 	ScopeHostingRead, ScopeHostingWrite, ScopeHostingDestroy, ScopeDomainsRead, ScopeDomainsWrite,
 	ScopeBillingRead, ScopeTicketsRead, ScopeTicketsWrite, ScopeWebhooksRead, ScopeWebhooksWrite,
 	ScopeOrdersWrite,

@@ -63,6 +63,8 @@ func newForwarder(a *API) *forwarder {
 			pr.SetURL(target)
 			pr.Out.Host = target.Host
 			pr.Out.Header.Set(headerForwardedBy, a.cfg.NodeID)
+			pr.Out.Header.Del(headerAudiencePath) // only this node may say it (forwardAudience)
+			forwardAudience(pr)
 			if a.cfg.ClusterTLS != nil {
 				// The client certificate vouches for this node.
 				pr.Out.Header.Set(headerClientIP, a.clientIP(pr.In))

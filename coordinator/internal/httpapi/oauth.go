@@ -6,6 +6,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
@@ -483,10 +484,44 @@ func (a *API) oauthRevokeToken(c *oauthCall) (int, any, *oauth.Error) {
 	return http.StatusOK, struct{}{}, nil
 }
 
+// headerAudiencePath carries, between coordinators, the path an in-process
+// request was made for (ViaResource), trusted only from a coordinator.
+const headerAudiencePath = "X-Hostplane-Audience-Path"
+
+type audienceKey struct{}
+
+// ViaResource marks an in-process request made on behalf of a call to path
+// (/mcp dispatching a tool call to its /v1 route): an OAuth token's audience
+// is checked against path instead of the request's own. Only code in this
+// process can set it; a forwarded request carries it to the leader.
+func ViaResource(ctx context.Context, path string) context.Context {
+	return context.WithValue(ctx, audienceKey{}, path)
+}
+
+func forwardAudience(pr *httputil.ProxyRequest) {
+	if p, ok := pr.In.Context().Value(audienceKey{}).(string); ok {
+		pr.Out.Header.Set(headerAudiencePath, p)
+	}
+}
+
+// audiencePath is the path an access token's audience must cover.
+func (a *API) audiencePath(r *http.Request) string {
+	if p, ok := r.Context().Value(audienceKey{}).(string); ok {
+		return p
+	}
+	if p := r.Header.Get(headerAudiencePath); p != "" && a.clusterTokenOK(r) {
+		return p
+	}
+	return r.URL.Path
+}
+
 // authenticateToken resolves an OAuth access token to a caller: its grant's
 // account and scopes, if the token is live and its audience covers the path.
 func (a *API) authenticateToken(rq *request, tok string) (*caller, error) {
 	bad := func(code, msg string) error {
+		if rq.w == nil {
+			return errf(http.StatusUnauthorized, code, "%s", msg)
+		}
 		rq.w.Header().Set("WWW-Authenticate", `Bearer realm="hostplane", error="invalid_token", error_description="`+msg+`"`)
 		return errf(http.StatusUnauthorized, code, "%s", msg)
 	}
@@ -504,7 +539,7 @@ func (a *API) authenticateToken(rq *request, tok string) (*caller, error) {
 	if !rq.now.Before(t.ExpiresAt) {
 		return nil, bad("expired_token", "this access token expired at "+t.ExpiresAt.UTC().Format(time.RFC3339))
 	}
-	if !oauth.Covers(a.Issuer(), g.Resource, rq.URL.Path) {
+	if !oauth.Covers(a.Issuer(), g.Resource, a.audiencePath(rq.Request)) {
 		return nil, bad("invalid_token", "this access token is for "+g.Resource+", not this resource")
 	}
 	return &caller{keyID: g.ID, accountID: g.AccountID, scopes: g.Scopes, limit: a.cfg.DefaultRateLimit}, nil
@@ -515,7 +550,7 @@ func (a *API) authenticateToken(rq *request, tok string) (*caller, error) {
 func (a *API) oauthRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/v1/account/connected-apps", Scope: api.ScopeAccountRead, handler: a.listConnectedApps},
-		{Method: "DELETE", Path: "/v1/account/connected-apps/{id}", Scope: api.ScopeAccountRead, handler: a.revokeConnectedApp},
+		{Method: "DELETE", Path: "/v1/account/connected-apps/{id}", Scope: api.ScopeAccountWrite, handler: a.revokeConnectedApp},
 	}
 }
 

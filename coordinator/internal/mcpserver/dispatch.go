@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 )
 
 // HandlerDispatcher runs each call in-process through h, the public
@@ -26,7 +28,8 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (*Re
 	if host == "" {
 		host = "localhost"
 	}
-	r, err := http.NewRequestWithContext(ctx, c.Method, "http://"+host+c.Path, body)
+	// An OAuth token's audience is /mcp's, not the /v1 route's.
+	r, err := http.NewRequestWithContext(httpapi.ViaResource(ctx, "/mcp"), c.Method, "http://"+host+c.Path, body)
 	if err != nil {
 		return nil, err
 	}
