@@ -29,3 +29,4 @@ if ! dpkg-query -W -f='${Status}' genisoimage 2>/dev/null | grep -q "install ok 
     || die "apt-get install genisoimage failed"
 fi
 scripts/install-hosting.sh
+scripts/install-novnc.sh

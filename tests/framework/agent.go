@@ -28,6 +28,9 @@ type AgentProcess struct {
 	Guest              testenv.Guest
 	StatsInterval      time.Duration // -stats-interval (0: 1s)
 	Bridges            []string      // one -bridge each (they must exist)
+	// ConsoleListen is passed as -console-listen when set (agents of older
+	// builds have no such flag).
+	ConsoleListen string
 
 	t    testing.TB
 	cmd  *exec.Cmd
@@ -97,6 +100,9 @@ func (a *AgentProcess) Start(failpoint string) {
 		"-coordinators", strings.Join(a.Coordinators, ","), "-node-id", a.ID)
 	for _, b := range a.Bridges {
 		cmd.Args = append(cmd.Args, "-bridge", b)
+	}
+	if a.ConsoleListen != "" {
+		cmd.Args = append(cmd.Args, "-console-listen", a.ConsoleListen)
 	}
 	// The token is only spent on the first start; later starts use the stored certificate.
 	cmd.Env = append(os.Environ(), "HOSTPLANE_AGENT_JOIN_TOKEN="+a.Token, "HOSTPLANE_AGENT_FAILPOINT="+failpoint)

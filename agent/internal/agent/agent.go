@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/config"
+	"github.com/hostplane/hostplane/agent/internal/console"
 	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/journal"
@@ -72,9 +73,20 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		domType = ResolveDomainType(cfg.DomainType)
 	}
 	log.Info("agent starting", "roles", cfg.Roles, "domain_type", domType, "pool", cfg.PoolName, "socket", cfg.Socket, "bridges", cfg.Bridges)
+	// The browser console (guests' screens: the kvm role only) is served
+	// once the session knows the node (its certificate and the coordinators'
+	// console key); a terminate closes the domain's open consoles.
+	ccfg := console.Config{Listen: cfg.ConsoleListen, URL: cfg.ConsoleURL, CertFile: cfg.ConsoleTLSCert,
+		KeyFile: cfg.ConsoleTLSKey, NoVNCDir: cfg.NoVNCDir, Log: log.With("subsystem", "console")}
+	if hv != nil {
+		ccfg.Displays = hv
+	} else {
+		ccfg.Listen = ""
+	}
+	cons := console.New(ccfg)
 	m := ops.New(ctx, ops.Config{DataDir: cfg.DataDir, DomainType: domType, Machine: cfg.Machine, Emulator: cfg.Emulator,
 		StopGrace: cfg.StopGrace, Network: cfg.Network, Bridges: cfg.Bridges, MinFreeBytes: cfg.MinFreeBytes, Limits: validate.DefaultLimits,
-		Failpoint: cfg.Failpoint}, hvi, j, log.With("subsystem", "ops"), nil)
+		Failpoint: cfg.Failpoint, OnTerminate: cons.CloseDomain}, hvi, j, log.With("subsystem", "ops"), nil)
 	if cfg.HasRole(api.RoleHosting) {
 		hc := hosting.DefaultConfig()
 		hc.Root, hc.HTTPListen, hc.MariaDBSocket = cfg.HostingRoot, cfg.HostingHTTPListen, cfg.HostingMariaDBSocket
@@ -107,7 +119,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer wg.Done()
 		j.PruneEvery(sctx, cfg.JournalRetention, min(cfg.JournalRetention, time.Hour), time.Now, log.With("subsystem", "journal"))
 	}()
-	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg, m, col); err != nil {
+	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg, m, col, cons); err != nil {
 		return err
 	}
 	srv := localapi.New(m, col, log.With("subsystem", "localapi"))
@@ -144,7 +156,7 @@ func runHostingOnly(ctx context.Context, cfg config.Config, log *slog.Logger, j 
 		defer wg.Done()
 		j.PruneEvery(sctx, cfg.JournalRetention, min(cfg.JournalRetention, time.Hour), time.Now, log.With("subsystem", "journal"))
 	}()
-	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg, m, nil); err != nil {
+	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg, m, nil, nil); err != nil {
 		return err
 	}
 	srv := localapi.New(m, nil, log.With("subsystem", "localapi"))

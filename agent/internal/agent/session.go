@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"log/slog"
 	"os"
@@ -13,9 +14,11 @@ import (
 
 	"github.com/hostplane/hostplane/agent/internal/actions"
 	"github.com/hostplane/hostplane/agent/internal/config"
+	"github.com/hostplane/hostplane/agent/internal/console"
 	"github.com/hostplane/hostplane/agent/internal/ops"
 	"github.com/hostplane/hostplane/agent/internal/session"
 	"github.com/hostplane/hostplane/agent/internal/stats"
+	"github.com/hostplane/hostplane/internal/consoletoken"
 	"github.com/hostplane/hostplane/pkg/validate"
 	"github.com/hostplane/hostplane/pkg/version"
 	pb "github.com/hostplane/hostplane/proto"
@@ -59,7 +62,7 @@ func hostHello(cfg config.Config) func() *pb.Hello {
 // are configured. A session failure is logged; the local API keeps serving.
 // The session serves the coordinator's actions and stats requests through an
 // actions.Executor over m and col, and reports the inventory.
-func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *sync.WaitGroup, m *ops.Manager, col *stats.Collector) error {
+func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *sync.WaitGroup, m *ops.Manager, col *stats.Collector, cons *console.Server) error {
 	if len(cfg.Coordinators) == 0 {
 		return nil
 	}
@@ -76,13 +79,40 @@ func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *
 	}
 	ex := actions.New(actions.Config{Manager: m, Stats: src, Log: log.With("subsystem", "actions"),
 		OnChange: func() { s.InventoryChanged() }})
+	// Console tokens are checked against the key the coordinators tell in
+	// their HelloAck; the console's URL goes into every Hello.
+	tokens := consoletoken.NewVerifier(id, nil)
+	hello := hostHello(cfg)
 	s, err := session.New(session.Config{
 		Coordinators: cfg.Coordinators, JoinToken: cfg.JoinToken, NodeID: id,
-		Dir: filepath.Join(cfg.DataDir, "session"), Hello: hostHello(cfg), Log: log,
+		Dir: filepath.Join(cfg.DataDir, "session"), Log: log,
+		Hello: func() *pb.Hello {
+			h := hello()
+			h.ConsoleUrl = cons.URL()
+			return h
+		},
+		OnConsoleKey: func(k []byte) {
+			if err := tokens.AddKey(k); err != nil {
+				log.Warn("console key from the coordinator refused", "err", err)
+			}
+		},
 		Handle: ex.Handle, Inventory: ex.Inventory,
 	})
 	if err != nil {
 		return err
+	}
+	nodeCert := func() (*tls.Certificate, error) {
+		c := s.Creds()
+		if c == nil {
+			return nil, errors.New("the node is not enrolled yet")
+		}
+		t := c.TLS()
+		return &t, nil
+	}
+	if err := cons.Start(ctx, nodeCert, tokens); err != nil {
+		// The agent's main work goes on; the coordinators answer console
+		// requests for this node with console_unavailable.
+		log.Error("browser console disabled", "err", err)
 	}
 	wg.Add(1)
 	go func() {

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -65,6 +66,15 @@ type Config struct {
 	// Failpoint kills the process (SIGKILL) when an operation reaches the named step,
 	// e.g. "vm.reinstall:disk-swapped". Crash tests only.
 	Failpoint string `json:"failpoint,omitempty"`
+	// ConsoleListen is the browser console's TCP address ("" turns it off);
+	// ConsoleURL the base URL browsers reach it at (default https://<listen>);
+	// ConsoleTLSCert/Key its certificate (default: the node certificate);
+	// NoVNCDir the noVNC client it serves.
+	ConsoleListen  string `json:"console_listen,omitempty"`
+	ConsoleURL     string `json:"console_url,omitempty"`
+	ConsoleTLSCert string `json:"console_tls_cert,omitempty"`
+	ConsoleTLSKey  string `json:"console_tls_key,omitempty"`
+	NoVNCDir       string `json:"novnc_dir,omitempty"`
 }
 
 // Default returns the built-in defaults.
@@ -92,6 +102,8 @@ func Default() Config {
 		HostingMariaDBSocket: hosting.DefaultConfig().MariaDBSocket,
 		HostingSFTPGroup:     hosting.DefaultConfig().SFTPGroup,
 		HostingFPMGlob:       hosting.DefaultConfig().FPMGlob,
+		ConsoleListen:        "127.0.0.1:8423",
+		NoVNCDir:             "/usr/share/novnc",
 	}
 }
 
@@ -157,6 +169,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HostingMariaDBSocket, "hosting-mariadb-socket", c.HostingMariaDBSocket, "hosting role: MariaDB's unix socket (root logs in over it by unix_socket authentication)")
 	fs.StringVar(&c.HostingSFTPGroup, "hosting-sftp-group", c.HostingSFTPGroup, "hosting role: the group of hosting users, chrooted to their home by HOSTING_ROOT/ssh/sftp.conf (include it from sshd_config)")
 	fs.StringVar(&c.HostingFPMGlob, "hosting-fpm-glob", c.HostingFPMGlob, "hosting role: where the php-fpmX.Y binaries are; their versions are offered")
+	fs.StringVar(&c.ConsoleListen, "console-listen", c.ConsoleListen, "browser console listener (HTTPS: noVNC and the WebSocket to guests' VNC displays, opened with single-use tokens from the coordinators); 0.0.0.0:8423 to serve browsers on other hosts, empty to turn it off")
+	fs.StringVar(&c.ConsoleURL, "console-url", c.ConsoleURL, "base URL browsers reach the console listener at, e.g. https://hv-01.example.com:8423 (default https://<console-listen>, with the host name for a wildcard address)")
+	fs.StringVar(&c.ConsoleTLSCert, "console-tls-cert", c.ConsoleTLSCert, "PEM certificate of the console listener (default: the node certificate from the coordinators' CA, which browsers do not trust by themselves)")
+	fs.StringVar(&c.ConsoleTLSKey, "console-tls-key", c.ConsoleTLSKey, "PEM private key for console-tls-cert")
+	fs.StringVar(&c.NoVNCDir, "novnc-dir", c.NoVNCDir, "directory of the noVNC client the console serves (Debian package novnc)")
 	fs.StringVar(&c.Failpoint, "failpoint", c.Failpoint, "crash tests only: kill the process when an operation reaches this step (kind:step)")
 }
 
@@ -261,6 +278,19 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(a); err != nil {
 			errs = append(errs, fmt.Errorf("coordinator address %q: %v", a, err))
 		}
+	}
+	if c.ConsoleListen != "" {
+		if _, _, err := net.SplitHostPort(c.ConsoleListen); err != nil {
+			errs = append(errs, fmt.Errorf("console-listen %q: %v", c.ConsoleListen, err))
+		}
+	}
+	if c.ConsoleURL != "" {
+		if u, err := url.Parse(c.ConsoleURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			errs = append(errs, fmt.Errorf("console-url %q: want https://host[:port]", c.ConsoleURL))
+		}
+	}
+	if (c.ConsoleTLSCert == "") != (c.ConsoleTLSKey == "") {
+		errs = append(errs, errors.New("console-tls-cert and console-tls-key go together"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -77,6 +77,13 @@ func DomainXML(spec DomainSpec) (string, error) {
 			Target: &libvirtxml.DomainChannelTarget{VirtIO: &libvirtxml.DomainChannelTargetVirtIO{Name: "org.qemu.guest_agent.0"}},
 		})
 	}
+	// The browser console: VNC on the host's loopback only, on a port libvirt
+	// picks; the agent's console listener bridges to it (no VNC password: only
+	// local processes can reach it, and the console token is the credential).
+	dev.Graphics = append(dev.Graphics, libvirtxml.DomainGraphic{VNC: &libvirtxml.DomainGraphicVNC{
+		AutoPort: "yes", Listen: vncListen,
+		Listeners: []libvirtxml.DomainGraphicListener{{Address: &libvirtxml.DomainGraphicListenerAddress{Address: vncListen}}},
+	}})
 	dev.MemBalloon = &libvirtxml.DomainMemBalloon{Model: "none"}
 	s, err := d.Marshal()
 	if err != nil {

@@ -38,6 +38,9 @@ type Config struct {
 	Limits       validate.Limits
 	Failpoint    string
 	PollInterval time.Duration // power state polling; default 100ms
+	// OnTerminate, if set, is called when a VM's terminate reaches its host
+	// side, before the domain is destroyed (the browser consoles close).
+	OnTerminate func(vm string)
 }
 
 // Manager runs operations.

@@ -622,6 +622,9 @@ func (m *Manager) terminate(ctx context.Context, r *run, name string) (*api.Node
 			return nil, err
 		}
 	}
+	if m.cfg.OnTerminate != nil {
+		m.cfg.OnTerminate(name)
+	}
 	if err := m.hv.DestroyDomain(ctx, name); err != nil {
 		return nil, err
 	}

@@ -58,6 +58,10 @@ type Config struct {
 	// changed (checked every InventoryInterval and on InventoryChanged).
 	Inventory         func(ctx context.Context) (*pb.Inventory, error)
 	InventoryInterval time.Duration // default 5 s
+	// OnConsoleKey, if set, is called with the console public key an
+	// accepting coordinator sends in its HelloAck (the browser console's
+	// tokens are signed with it).
+	OnConsoleKey func(key []byte)
 	// ProtocolVersion is what the agent claims in Hello (0: pb.ProtocolVersion);
 	// tests set an older minor version to check compatibility.
 	ProtocolVersion uint32
@@ -318,6 +322,9 @@ func (a *Agent) connect(ctx context.Context, addr string) (up bool, redirect str
 	}
 	if !ack.Accepted {
 		return false, ack.LeaderAddr, fmt.Errorf("coordinator %s: %s", addr, ack.Reason)
+	}
+	if len(ack.ConsoleKey) > 0 && a.cfg.OnConsoleKey != nil {
+		a.cfg.OnConsoleKey(ack.ConsoleKey)
 	}
 	interval := a.cfg.PingInterval
 	if ack.PingIntervalMs > 0 {

@@ -1,0 +1,305 @@
+package e2e
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/hostplane/hostplane/internal/consoletoken"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestConsole opens the browser console of a real guest through the public
+// API: the noVNC page is served by the guest's host, the WebSocket speaks RFB
+// 3.8 with the guest's QEMU display (handshake, then a framebuffer update), and
+// a reused, expired, forged or foreign token is refused; terminating the
+// server closes an open console.
+func TestConsole(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a coordinator, an agent and boots a TCG guest")
+	}
+	if _, err := os.Stat("/usr/share/novnc/vnc.html"); err != nil {
+		t.Fatalf("the noVNC client is not installed (/usr/share/novnc/vnc.html: %v): run scripts/install-novnc.sh (Debian package novnc)", err)
+	}
+	w := newWorld(t, clusterOpts{n: 1})
+	created := w.createServer(t, "console")
+	id, vm := created.Server.ID, created.Server.VMName
+	owner, other := w.api(nil), newAPIClient(t, w.c.AnyAlive(nil).URL(), w.other)
+	path := "/v1/servers/" + id + "/console"
+	httpc := consoleHTTPClient(t, w)
+
+	// Another account's server is a 404 and yields no URL.
+	if r := other.do(http.MethodPost, path, nil); r.Status != http.StatusNotFound || strings.Contains(string(r.Body), "token") {
+		t.Fatalf("another account's console: %d %s", r.Status, r.Body)
+	}
+
+	var con api.ServerConsole
+	owner.expect(http.StatusCreated, http.MethodPost, path, nil).Decode(t, &con)
+	if con.Protocol != "vnc" || time.Until(con.ExpiresAt) > 61*time.Second || time.Until(con.ExpiresAt) < 30*time.Second {
+		t.Fatalf("console: %+v", con)
+	}
+	// The noVNC page, from Debian's novnc package, on the host's console listener.
+	resp, err := httpc.Get(con.URL)
+	if err != nil {
+		t.Fatalf("GET %s: %v", con.URL, err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), "noVNC") {
+		t.Fatalf("noVNC page: %d %.200s", resp.StatusCode, page)
+	}
+	// noVNC connects to its page's host at the path in its query: the WebSocket URL.
+	u, _ := url.Parse(con.URL)
+	wsu, _ := url.Parse(con.WebSocketURL)
+	if q := u.Query().Get("path"); wsu == nil || wsu.Host != u.Host || q != strings.TrimPrefix(wsu.Path, "/")+"?"+wsu.RawQuery {
+		t.Fatalf("noVNC path %q does not lead to %s", q, con.WebSocketURL)
+	}
+
+	// The console: RFB through the WebSocket to the real guest's display.
+	start := time.Now()
+	rfb := dialConsole(t, httpc, con.WebSocketURL)
+	name, fb := rfbHandshake(t, rfb)
+	// QEMU names its display after the guest: this is the server's own domain.
+	if name != "QEMU ("+vm+")" {
+		t.Fatalf("the display is %q, want the server's domain %q", name, vm)
+	}
+	t.Logf("console: RFB 003.008 with %q, framebuffer update %dx%d (%d bytes) in %v", name, fb.w, fb.h, fb.bytes, time.Since(start).Round(time.Millisecond))
+	rfb.Close()
+
+	// The same URL a second time is refused before any WebSocket.
+	if status := refusedStatus(t, httpc, con.WebSocketURL); status != http.StatusForbidden {
+		t.Fatalf("second use of the console URL: %d, want 403", status)
+	}
+	// Tokens made outside the API: expired, for another node, signed with
+	// another key. The cluster's key comes from the coordinators' KEK file.
+	kek, err := os.ReadFile(filepath.Join(w.c.Dir, "kek"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := hex.DecodeString(strings.TrimSpace(string(kek)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := consoletoken.DeriveKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, _ := consoletoken.DeriveKey(make([]byte, 32))
+	base := con.WebSocketURL[:strings.Index(con.WebSocketURL, "?")]
+	claims := func(mod func(*consoletoken.Claims)) consoletoken.Claims {
+		c := consoletoken.Claims{ID: consoletoken.NewID(), Node: w.agent.ID, Server: id, VM: vm, Expires: time.Now().Add(time.Minute).UnixMilli()}
+		mod(&c)
+		return c
+	}
+	for _, tc := range []struct {
+		name string
+		key  ed25519.PrivateKey
+		c    consoletoken.Claims
+	}{
+		{"expired", key, claims(func(c *consoletoken.Claims) { c.Expires = time.Now().Add(-time.Second).UnixMilli() })},
+		{"another node", key, claims(func(c *consoletoken.Claims) { c.Node = "hv-elsewhere" })},
+		{"another key", forged, claims(func(*consoletoken.Claims) {})},
+	} {
+		tok, err := consoletoken.Sign(tc.key, tc.c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if status := refusedStatus(t, httpc, base+"?token="+url.QueryEscape(tok)); status != http.StatusForbidden {
+			t.Errorf("%s token: %d, want 403", tc.name, status)
+		}
+	}
+	// The control: a token signed with the cluster's key for this node opens.
+	good, _ := consoletoken.Sign(key, claims(func(*consoletoken.Claims) {}))
+	c2 := dialConsole(t, httpc, base+"?token="+url.QueryEscape(good))
+	rfbHandshake(t, c2)
+	c2.Close()
+
+	// Terminate closes an open console.
+	var con2 api.ServerConsole
+	owner.expect(http.StatusCreated, http.MethodPost, path, nil).Decode(t, &con2)
+	open := dialConsole(t, httpc, con2.WebSocketURL)
+	rfbHandshake(t, open)
+	closed := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, open)
+		closed <- err
+	}()
+	var acc api.ActionAccepted
+	owner.expect(http.StatusAccepted, http.MethodDelete, "/v1/servers/"+id, nil).Decode(t, &acc)
+	select {
+	case err := <-closed:
+		t.Logf("console closed on terminate (%v)", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the console stayed open 30 s after terminate")
+	}
+	owner.waitSuccess(acc.Action.ID, actionTimeout)
+	// The agent closed it itself before destroying the domain (not only
+	// because QEMU went away).
+	if log := readFile(t, w.agent.LogPath()); !strings.Contains(log, `"msg":"consoles closed: domain terminated","subsystem":"console","domain":"`+vm+`"`) {
+		t.Fatal("the agent did not log closing the console on terminate (consoles closed: domain terminated)")
+	}
+	if r := owner.do(http.MethodPost, path, nil); r.Status != http.StatusConflict {
+		t.Fatalf("console of a terminated server: %d %s", r.Status, r.Body)
+	}
+}
+
+// consoleHTTPClient trusts the node certificate the console listener serves
+// by default: signed by the cluster CA, naming the node (it carries no host
+// names, so the usual host name check is replaced by the node id).
+func consoleHTTPClient(t *testing.T, w *world) *http.Client {
+	t.Helper()
+	pem, err := os.ReadFile(filepath.Join(w.agent.Data, "session", "ca.crt"))
+	if err != nil {
+		t.Fatalf("the agent's CA certificate: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		t.Fatal("the agent's ca.crt holds no certificate")
+	}
+	node := w.agent.ID
+	verify := func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			return errors.New("no certificate")
+		}
+		leaf := cs.PeerCertificates[0]
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err != nil {
+			return err
+		}
+		if leaf.Subject.CommonName != node {
+			return fmt.Errorf("console certificate for %q, want node %q", leaf.Subject.CommonName, node)
+		}
+		return nil
+	}
+	return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{
+		InsecureSkipVerify: true, VerifyConnection: verify, // verified above, against the CA and the node id
+	}}}
+}
+
+func dialConsole(t *testing.T, hc *http.Client, wsURL string) net.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"binary"}})
+	if err != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		t.Fatalf("console websocket: %v (HTTP %d)", err, status)
+	}
+	if c.Subprotocol() != "binary" {
+		t.Fatalf("console subprotocol %q, want binary (noVNC asks for it)", c.Subprotocol())
+	}
+	c.SetReadLimit(16 << 20)
+	nc := websocket.NetConn(context.Background(), c, websocket.MessageBinary)
+	_ = nc.SetDeadline(time.Now().Add(30 * time.Second))
+	return nc
+}
+
+// refusedStatus dials a console URL that must be refused and returns the HTTP status.
+func refusedStatus(t *testing.T, hc *http.Client, wsURL string) int {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, wsURL, &websocket.DialOptions{HTTPClient: hc, Subprotocols: []string{"binary"}})
+	if err == nil {
+		c.CloseNow()
+		t.Fatalf("console %s opened", wsURL)
+	}
+	if resp == nil {
+		t.Fatalf("console %s: %v (no HTTP answer)", wsURL, err)
+	}
+	return resp.StatusCode
+}
+
+type fbUpdate struct{ w, h, bytes int }
+
+// rfbHandshake speaks RFB 3.8 (RFC 6143) as a client with no VNC password:
+// version, security None, init, then asks for the whole screen in raw
+// encoding and reads the first rectangle of the update. It returns the
+// desktop name (QEMU's guest name) and that rectangle.
+func rfbHandshake(t *testing.T, c net.Conn) (string, fbUpdate) {
+	t.Helper()
+	read := func(n int) []byte {
+		t.Helper()
+		b := make([]byte, n)
+		if _, err := io.ReadFull(c, b); err != nil {
+			t.Fatalf("rfb: read %d bytes: %v", n, err)
+		}
+		return b
+	}
+	write := func(b []byte) {
+		t.Helper()
+		if _, err := c.Write(b); err != nil {
+			t.Fatalf("rfb: write: %v", err)
+		}
+	}
+	if v := string(read(12)); v != "RFB 003.008\n" {
+		t.Fatalf("rfb banner %q, want RFB 003.008", v)
+	}
+	write([]byte("RFB 003.008\n"))
+	types := read(int(read(1)[0]))
+	if !strings.ContainsRune(string(types), 1) {
+		t.Fatalf("rfb security types %v: no None (1)", types)
+	}
+	write([]byte{1})
+	if r := binary.BigEndian.Uint32(read(4)); r != 0 {
+		t.Fatalf("rfb security result %d", r)
+	}
+	write([]byte{1}) // ClientInit: shared
+	init := read(24)
+	w, h := binary.BigEndian.Uint16(init[0:]), binary.BigEndian.Uint16(init[2:])
+	bpp := int(init[4])
+	name := string(read(int(binary.BigEndian.Uint32(init[20:]))))
+	if w == 0 || h == 0 || bpp == 0 {
+		t.Fatalf("rfb server init: %dx%d at %d bpp", w, h, bpp)
+	}
+	// SetEncodings [raw], then FramebufferUpdateRequest (not incremental) for the screen.
+	write([]byte{2, 0, 0, 1, 0, 0, 0, 0})
+	req := []byte{3, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+	binary.BigEndian.PutUint16(req[6:], w)
+	binary.BigEndian.PutUint16(req[8:], h)
+	write(req)
+	for {
+		msg := read(1)[0]
+		switch msg {
+		case 0: // FramebufferUpdate
+			n := binary.BigEndian.Uint16(read(3)[1:])
+			if n == 0 {
+				t.Fatal("rfb framebuffer update with no rectangle")
+			}
+			r := read(12)
+			rw, rh, enc := int(binary.BigEndian.Uint16(r[4:])), int(binary.BigEndian.Uint16(r[6:])), int32(binary.BigEndian.Uint32(r[8:]))
+			if enc != 0 || rw == 0 || rh == 0 {
+				t.Fatalf("rfb first rectangle %dx%d encoding %d, want raw pixels", rw, rh, enc)
+			}
+			px := read(rw * rh * bpp / 8)
+			return name, fbUpdate{w: rw, h: rh, bytes: len(px)}
+		case 2: // Bell
+		case 3: // ServerCutText
+			read(3)
+			read(int(binary.BigEndian.Uint32(read(4))))
+		default:
+			t.Fatalf("rfb: unexpected server message %d before the framebuffer update", msg)
+		}
+	}
+}
