@@ -127,6 +127,8 @@ func (r *rig) waitAction(id string) {
 	})
 }
 
+// server creates a server (ipv4 "": addresses from the pools) and waits
+// until it is provisioned.
 func (r *rig) server(ipv4 string) string {
 	r.t.Helper()
 	created, err := r.admin.CreateServer(r.ctx, api.AdminServerCreateRequest{AccountID: r.acc, Plan: "nano", Template: "base",
@@ -136,6 +138,27 @@ func (r *rig) server(ipv4 string) string {
 	}
 	r.waitAction(created.Action.ID)
 	return created.Server.ID
+}
+
+// addrs are the server's IPv4 and IPv6 addresses (from GET …/ips).
+func (r *rig) addrs(id string) (v4, v6 string) {
+	r.t.Helper()
+	l, err := r.api(0).ServerIPs(r.ctx, id)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	for _, v := range l.Data {
+		if v.Version == 4 && v4 == "" {
+			v4 = v.IP
+		}
+		if v.Version == 6 && v6 == "" {
+			v6 = v.IP
+		}
+	}
+	if v4 == "" || v6 == "" {
+		r.t.Fatalf("server %s has no IPv4 and IPv6 from the pools: %+v", id, l.Data)
+	}
+	return v4, v6
 }
 
 // ipView is the address's item of GET /v1/servers/:id/ips on coordinator i.
@@ -174,9 +197,10 @@ func (r *rig) waitSync(i int, id, ip, want string) {
 	})
 }
 
-// TestReverseDNSOnPowerDNS: mapped zones are created in PowerDNS with SOA and
-// NS; a PTR set through the API is served over DNS and shows synced on every
-// coordinator; with PowerDNS stopped a new PTR is recorded and shows pending,
+// TestReverseDNSOnPowerDNS: mapped zones (IPv4 and an IPv6 nibble zone, each
+// linked to the IP pool it serves) are created in PowerDNS with SOA and NS;
+// the PTRs of a server's pool addresses set through the API are served over
+// DNS and show synced on every coordinator; with PowerDNS stopped a new PTR is recorded and shows pending,
 // and appears once PowerDNS is back; terminating a server removes its PTR; an
 // address outside every mapped zone is recorded only (zoneHosted false); an
 // unmapped zone is deleted from PowerDNS.
@@ -185,21 +209,39 @@ func TestReverseDNSOnPowerDNS(t *testing.T) {
 	const (
 		zone4 = "100.51.198.in-addr.arpa"
 		zone6 = "1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
-		ipA   = "198.51.100.10"
-		ipB   = "198.51.100.11"
 		ipOut = "203.0.113.5"
 	)
-	for _, z := range []string{zone4 + ".", strings.ToUpper(zone6)} { // any case, with or without the dot
-		if _, err := r.admin.AddReverseZone(r.ctx, api.ReverseZoneRequest{Zone: z}); err != nil {
-			t.Fatalf("add zone %s: %v", z, err)
+	for _, p := range []api.IPPoolCreateRequest{
+		{Name: "pub4", CIDR: "198.51.100.0/24", Gateway: "198.51.100.1"},
+		{Name: "pub6", CIDR: "2001:db8:1::/48", Gateway: "fe80::1", PrefixLen: 64},
+	} {
+		if _, err := r.admin.CreateIPPool(r.ctx, p); err != nil {
+			t.Fatalf("create pool %s: %v", p.Name, err)
 		}
 	}
 	// Refused with the field named, nothing stored.
-	for _, bad := range []api.ReverseZoneRequest{{Zone: "example.com"}, {Zone: "1.2.3.4.in-addr.arpa"}, {Zone: zone4, Pool: "No Such Pool!"}} {
-		_, err := r.admin.AddReverseZone(r.ctx, bad)
+	for _, bad := range []struct {
+		req   api.ReverseZoneRequest
+		field string
+	}{
+		{api.ReverseZoneRequest{Zone: "example.com"}, `"zone"`},
+		{api.ReverseZoneRequest{Zone: "1.2.3.4.in-addr.arpa"}, `"zone"`},
+		{api.ReverseZoneRequest{Zone: zone4, Pool: "No Such Pool!"}, `"pool"`},
+		{api.ReverseZoneRequest{Zone: zone4, Pool: "nope"}, `"pool"`},
+		{api.ReverseZoneRequest{Zone: zone4, Pool: "pub6"}, `"pool"`}, // no address of the pool in the zone
+	} {
+		_, err := r.admin.AddReverseZone(r.ctx, bad.req)
 		var ae *api.Error
-		if !errors.As(err, &ae) || ae.StatusCode != 400 {
-			t.Errorf("add %+v: %v, want a 400", bad, err)
+		if !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, bad.field) {
+			t.Errorf("add %+v: %v, want a 400 naming %s", bad.req, err, bad.field)
+		}
+	}
+	if zs, err := r.admin.ReverseZones(r.ctx); err != nil || len(zs) != 0 {
+		t.Fatalf("refused zones stored: %+v %v", zs, err)
+	}
+	for _, z := range []api.ReverseZoneRequest{{Zone: zone4 + ".", Pool: "pub4"}, {Zone: strings.ToUpper(zone6), Pool: "pub6"}} { // any case, with or without the dot
+		if _, err := r.admin.AddReverseZone(r.ctx, z); err != nil {
+			t.Fatalf("add zone %s: %v", z.Zone, err)
 		}
 	}
 	if _, err := r.admin.AddReverseZone(r.ctx, api.ReverseZoneRequest{Zone: zone4}); err == nil {
@@ -221,16 +263,24 @@ func TestReverseDNSOnPowerDNS(t *testing.T) {
 		return zs[0].Status == api.PTRSynced && zs[1].Status == api.PTRSynced, zs[0].Status + "," + zs[1].Status
 	})
 
-	srvA, srvB, srvOut := r.server(ipA+"/24"), r.server(ipB+"/24"), r.server(ipOut+"/24")
+	srvA, srvB, srvOut := r.server(""), r.server(""), r.server(ipOut+"/24")
+	ipA, ip6A := r.addrs(srvA)
+	ipB, _ := r.addrs(srvB)
 
-	// A PTR in a hosted zone: served over DNS, synced on every coordinator.
+	// PTRs in hosted zones (IPv4 and the IPv6 nibble zone): served over
+	// DNS, synced on every coordinator.
 	v, err := r.api(1).SetServerPTR(r.ctx, srvA, ipA, api.PTRRequest{Hostname: "vm-a.example.test."})
 	if err != nil || !v.ZoneHosted || v.PTR == nil || *v.PTR != "vm-a.example.test" {
 		t.Fatalf("set PTR of %s: %+v %v", ipA, v, err)
 	}
+	if v, err := r.api(2).SetServerPTR(r.ctx, srvA, ip6A, api.PTRRequest{Hostname: "v6.vm-a.example.test"}); err != nil || !v.ZoneHosted {
+		t.Fatalf("set PTR of %s: %+v %v", ip6A, v, err)
+	}
 	r.waitPTR(ipA, "vm-a.example.test.")
+	r.waitPTR(ip6A, "v6.vm-a.example.test.")
 	for i := range r.c.Nodes {
 		r.waitSync(i, srvA, ipA, api.PTRSynced)
+		r.waitSync(i, srvA, ip6A, api.PTRSynced)
 	}
 
 	// Outside every mapped zone: recorded, not hosted, nothing in PowerDNS.
@@ -276,6 +326,7 @@ func TestReverseDNSOnPowerDNS(t *testing.T) {
 	}
 	r.waitAction(acc.Action.ID)
 	r.waitPTR(ipA, "")
+	r.waitPTR(ip6A, "")
 	r.waitPTR(ipB, "vm-b.example.test.")
 
 	// Deleting a PTR removes it.

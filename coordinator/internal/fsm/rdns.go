@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 
+	"github.com/hostplane/hostplane/coordinator/internal/ipam"
 	"github.com/hostplane/hostplane/coordinator/internal/rdns"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -25,8 +25,9 @@ var rdnsHandlers = map[CommandType]handlerFunc{
 	CmdReverseZoneSynced: typed(applyReverseZoneSynced),
 }
 
-// ReverseZoneAdd maps a reverse zone. The proposer validates the name
-// (rdns.ParseZone); apply checks it again.
+// ReverseZoneAdd maps a reverse zone, optionally linked to the IP pool it
+// serves (the pool must exist and overlap the zone). The proposer validates
+// the name (rdns.ParseZone); apply checks it again.
 type ReverseZoneAdd struct {
 	Zone string `json:"zone"`
 	Pool string `json:"pool,omitempty"`
@@ -59,12 +60,8 @@ type ZoneSyncResult struct {
 	Deleted bool `json:"deleted,omitempty"`
 }
 
-// poolNameRE is the shape of an IP pool name (checked against the pools
-// once they are in the state).
-var poolNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
-
 // ValidPoolName reports whether s has the shape of an IP pool name.
-func ValidPoolName(s string) bool { return poolNameRE.MatchString(s) }
+func ValidPoolName(s string) bool { return ipam.ValidName(s) }
 
 // maxSyncError bounds a recorded PowerDNS error.
 const maxSyncError = 300
@@ -76,6 +73,19 @@ func applyReverseZoneAdd(c *applyCtx, p ReverseZoneAdd) (any, error) {
 	}
 	if p.Pool != "" && !ValidPoolName(p.Pool) {
 		return nil, fmt.Errorf("%w: pool %q is not a pool name", ErrInvalid, p.Pool)
+	}
+	if p.Pool != "" {
+		// The pool must exist and share addresses with the zone. The link
+		// names the pool the zone serves; which zone hosts an address is
+		// still decided by the longest match, pool or not.
+		pool, err := c.r.IPPool(p.Pool)
+		if err != nil {
+			return nil, err
+		}
+		cidr, err := netip.ParsePrefix(pool.CIDR)
+		if err != nil || !cidr.Overlaps(z.Prefix) {
+			return nil, fmt.Errorf("%w: zone %s (%s) holds no address of ip pool %s (%s)", ErrInvalid, z.Name, z.Prefix, p.Pool, pool.CIDR)
+		}
 	}
 	cur, err := c.r.ReverseZone(z.Name)
 	switch {

@@ -74,6 +74,16 @@ func TestReverseZones(t *testing.T) {
 		t.Fatalf("refused zones stored: %+v", zs)
 	}
 
+	// The linked pool must exist and share addresses with the zone.
+	if _, err := h.apply(CmdReverseZoneAdd, ReverseZoneAdd{Zone: "51.198.in-addr.arpa", Pool: "v4-main"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("zone linked to a missing pool: %v", err)
+	}
+	h.must(CmdIPPoolCreate, IPPoolCreate{Pool: pool4("v4-main", "198.51.100.0/24", "198.51.100.1")})
+	h.must(CmdIPPoolCreate, IPPoolCreate{Pool: pool4("other", "203.0.113.0/24", "203.0.113.1")})
+	if _, err := h.apply(CmdReverseZoneAdd, ReverseZoneAdd{Zone: "51.198.in-addr.arpa", Pool: "other"}); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("zone linked to a pool outside it: %v", err)
+	}
+
 	// A /16 zone hosts the address; pending until the reconciler records a pass.
 	z16 := h.must(CmdReverseZoneAdd, ReverseZoneAdd{Zone: "51.198.in-addr.arpa", Pool: "v4-main"}).(api.ReverseZone)
 	if z16.Prefix != "198.51.0.0/16" || z16.Status != api.PTRPending || z16.Pool != "v4-main" {

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
@@ -29,7 +30,7 @@ func DecodeReverseZone(body []byte) (api.ReverseZoneRequest, error) {
 	}
 	req.Zone = z
 	if req.Pool != "" && !fsm.ValidPoolName(req.Pool) {
-		return req, invalidField("pool", "must be an IP pool name (1-63 characters of a-z, 0-9, '.', '_' and '-')")
+		return req, invalidField("pool", "must be an IP pool name (1-63 characters of a-z, 0-9 and '-', not starting with '-')")
 	}
 	return req, nil
 }
@@ -74,6 +75,12 @@ func (a *API) ReverseZoneAdmin(next http.Handler) http.Handler {
 			return 0, nil, err
 		}
 		v, err := a.adminApply(r.Context(), fsm.CmdReverseZoneAdd, now, fsm.ReverseZoneAdd{Zone: req.Zone, Pool: req.Pool})
+		if errors.Is(err, fsm.ErrNotFound) {
+			return 0, nil, invalidField("pool", "names no IP pool (hostplanectl ip-pool list)")
+		}
+		if errors.Is(err, fsm.ErrInvalid) {
+			return 0, nil, invalidField("pool", "%s", strings.TrimPrefix(err.Error(), fsm.ErrInvalid.Error()+": "))
+		}
 		if err != nil {
 			return 0, nil, err
 		}

@@ -71,6 +71,9 @@ var (
 	nodeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 )
 
+// ValidName reports whether s is a valid pool name.
+func ValidName(s string) bool { return nameRE.MatchString(s) }
+
 // maxResolvers bounds a pool's resolver list (glibc reads three).
 const maxResolvers = 8
 
