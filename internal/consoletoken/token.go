@@ -147,9 +147,28 @@ type Verifier struct {
 	node string
 	now  func() time.Time
 
-	mu   sync.Mutex
-	keys []ed25519.PublicKey // newest first
-	used map[string]int64    // token id → its expiry (unix ms)
+	mu     sync.Mutex
+	keys   []ed25519.PublicKey // newest first
+	used   map[string]int64    // token id → its expiry (unix ms)
+	record func(id string, exp int64) error
+}
+
+// SetRecorder makes the verifier call record with each token id it is about
+// to accept (under its lock, so calls are serial); an error refuses the token.
+// An agent writes them down so that a restart does not forget them.
+func (v *Verifier) SetRecorder(record func(id string, exp int64) error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.record = record
+}
+
+// Remember marks id used until exp (unix ms): ids an earlier process accepted.
+func (v *Verifier) Remember(id string, exp int64) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if exp > v.now().UnixMilli() {
+		v.used[id] = exp
+	}
 }
 
 // NewVerifier returns a verifier for tokens naming node (now: nil for the wall clock).
@@ -217,6 +236,11 @@ func (v *Verifier) Verify(tok string) (Claims, error) {
 	}
 	if _, seen := v.used[c.ID]; seen {
 		return Claims{}, ErrReused
+	}
+	if v.record != nil {
+		if err := v.record(c.ID, c.Expires); err != nil {
+			return Claims{}, fmt.Errorf("%w: its use cannot be recorded: %v", ErrRefused, err)
+		}
 	}
 	v.used[c.ID] = c.Expires
 	return c, nil

@@ -129,6 +129,36 @@ func TestConsole(t *testing.T) {
 	rfbHandshake(t, c2)
 	c2.Close()
 
+	// The agent restarts: once it holds a session again a fresh token opens,
+	// and the URL used before the restart is still refused.
+	w.agent.Stop()
+	w.agent.Start("")
+	fresh, _ := consoletoken.Sign(key, claims(func(*consoletoken.Claims) {}))
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, resp, err := websocket.Dial(ctx, base+"?token="+url.QueryEscape(fresh), &websocket.DialOptions{HTTPClient: httpc, Subprotocols: []string{"binary"}})
+		cancel()
+		if err == nil {
+			c.CloseNow()
+			break
+		}
+		// Refused while the restarted agent has no console key yet (403), or
+		// not listening yet.
+		if time.Now().After(deadline) {
+			t.Fatalf("a fresh token after the agent restarted: %v (%v)", err, resp)
+		}
+	}
+	if time.Until(con.ExpiresAt) < time.Second {
+		t.Fatalf("the first console URL expired before the restart check (%v): the test ran too slowly to tell reuse from expiry", con.ExpiresAt)
+	}
+	usedBefore := strings.Count(readFile(t, w.agent.LogPath()), "already used")
+	if status := refusedStatus(t, httpc, con.WebSocketURL); status != http.StatusForbidden {
+		t.Fatalf("the console URL used before the agent restarted: %d, want 403", status)
+	}
+	if strings.Count(readFile(t, w.agent.LogPath()), "already used") != usedBefore+1 {
+		t.Fatal("the URL used before the restart was not refused as already used")
+	}
+
 	// Terminate closes an open console.
 	var con2 api.ServerConsole
 	owner.expect(http.StatusCreated, http.MethodPost, path, nil).Decode(t, &con2)

@@ -109,7 +109,7 @@ func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *
 		t := c.TLS()
 		return &t, nil
 	}
-	if err := cons.Start(ctx, nodeCert, tokens); err != nil {
+	if err := startConsole(ctx, cfg, cons, nodeCert, tokens); err != nil {
 		// The agent's main work goes on; the coordinators answer console
 		// requests for this node with console_unavailable.
 		log.Error("browser console disabled", "err", err)
@@ -122,4 +122,18 @@ func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *
 		}
 	}()
 	return nil
+}
+
+// startConsole serves the browser console with the ids of used tokens kept in
+// the data directory (a token used before a restart stays refused).
+func startConsole(ctx context.Context, cfg config.Config, cons *console.Server, nodeCert func() (*tls.Certificate, error), tokens *consoletoken.Verifier) error {
+	if cons == nil || cfg.ConsoleListen == "" {
+		return nil
+	}
+	used, err := console.OpenUsedLog(filepath.Join(cfg.DataDir, "console-used"), tokens, nil)
+	if err != nil {
+		return err
+	}
+	context.AfterFunc(ctx, func() { _ = used.Close() })
+	return cons.Start(ctx, nodeCert, tokens)
 }
