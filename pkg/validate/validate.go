@@ -309,8 +309,9 @@ func IPv4CIDR(addr, gw string) error {
 }
 
 // IPv6CIDR checks a static IPv6 address in CIDR form (2001:db8:0:5::1/64, no
-// zone, not IPv4-mapped) and an optional gateway: an IPv6 address inside that
-// prefix or a link-local one (fe80::/10, the usual router address).
+// zone, not IPv4-mapped) and an optional gateway: a unicast IPv6 address, in
+// that prefix, elsewhere in the IP pool (2001:db8::1 for a server's /64 out
+// of 2001:db8::/48: the guest routes to it on-link) or link-local (fe80::1).
 func IPv6CIDR(addr, gw string) error {
 	if addr == "" {
 		if gw != "" {
@@ -327,8 +328,8 @@ func IPv6CIDR(addr, gw string) error {
 	}
 	if gw != "" {
 		g, err := netip.ParseAddr(gw)
-		if err != nil || !g.Is6() || g.Is4In6() || g.Zone() != "" || !(p.Masked().Contains(g) || g.IsLinkLocalUnicast()) {
-			return invalid("gateway6 %q is not an IPv6 address in %s or link-local", truncate(gw), p.Masked())
+		if err != nil || !g.Is6() || g.Is4In6() || g.Zone() != "" || g.IsUnspecified() || g.IsLoopback() || g.IsMulticast() {
+			return invalid("gateway6 %q is not a unicast IPv6 address", truncate(gw))
 		}
 	}
 	return nil

@@ -23,6 +23,8 @@ type clusterOpts struct {
 	actionDeadline time.Duration
 	// agentStats is the agent's -stats-interval (0: 1s).
 	agentStats time.Duration
+	// bridges are the agent's -bridge flags (they must exist).
+	bridges []string
 }
 
 // newCluster starts opts.n coordinator processes with agent listeners and

@@ -70,6 +70,7 @@ func newWorld(t testing.TB, opts clusterOpts) *world {
 	w.agent = framework.NewAgentProcess(t, framework.AgentBinary(t), w.c.AgentAddrs(), tok.Token)
 	w.agent.StatsInterval = opts.agentStats
 	w.agent.ConsoleListen = framework.FreeAddr(t, "tcp")
+	w.agent.Bridges = opts.bridges
 	w.agent.Start("")
 	w.waitNodeReady(30 * time.Second)
 	w.agent.ImportTemplate(tplA, w.agent.Guest.Disk)

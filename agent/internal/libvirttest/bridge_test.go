@@ -5,8 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -14,22 +12,8 @@ import (
 
 	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework/testnet"
 )
-
-// netGuestDir is the networked test guest (scripts/build-test-guest.sh,
-// NET_VERSION): the guest applies its seed's network-config and prints its
-// addresses as GUEST-NET lines.
-const netGuestVersion = "net-1"
-
-func requireNetGuest(t *testing.T, g testenv.Guest) (dir string) {
-	t.Helper()
-	dir = filepath.Join(g.Dir, "net-v1")
-	b, err := os.ReadFile(filepath.Join(dir, "VERSION"))
-	if err != nil || strings.TrimSpace(string(b)) != netGuestVersion {
-		t.Fatalf("networked test guest %s missing or not %s (%v): run scripts/build-test-guest.sh", dir, netGuestVersion, err)
-	}
-	return dir
-}
 
 // bridgedGuest is one guest of the test and its assigned addresses.
 type bridgedGuest struct {
@@ -53,9 +37,9 @@ func TestBridgedGuestsCleanTraffic(t *testing.T) {
 	}
 	testenv.RequireLibvirt(t)
 	g := testenv.RequireGuest(t)
-	netDir := requireNetGuest(t, g)
+	ng := testenv.RequireNetGuest(t)
 	prefix := testenv.Prefix()
-	tn := newTestNet(t, prefix) // its cleanup runs after the guests'
+	tn := testnet.New(t, prefix) // its cleanup runs after the guests'
 
 	e := &env{t: t, prefix: prefix, guest: g}
 	e.cfg = agentConfig(t.TempDir(), prefix)
@@ -65,23 +49,23 @@ func TestBridgedGuestsCleanTraffic(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	disk := filepath.Join(netDir, "disk.qcow2")
 	if _, err := e.c.ImportTemplate(ctx, api.NodeTemplateImportRequest{
-		OpID: prefix + "-import", Name: "net", OSFamily: "linux", ImagePath: disk, SHA256: testenv.SHA256File(t, disk),
-		KernelPath: filepath.Join(netDir, "vmlinuz"), InitrdPath: filepath.Join(netDir, "initrd.img"),
-		Cmdline: g.Cmdline, GuestAgent: true}); err != nil {
+		OpID: prefix + "-import", Name: "net", OSFamily: "linux", ImagePath: ng.Disk, SHA256: testenv.SHA256File(t, ng.Disk),
+		KernelPath: ng.Kernel, InitrdPath: ng.Initrd, Cmdline: ng.Cmdline, GuestAgent: true}); err != nil {
 		t.Fatalf("import the networked guest: %v", err)
 	}
 
 	guests := []*bridgedGuest{
-		{name: prefix + "-a", ip4: "198.51.100.10", ip6: "2001:db8:0:1::10"},
-		{name: prefix + "-b", ip4: "198.51.100.11", ip6: "2001:db8:0:1::11"},
+		// Each with its own /64 of the namespace's /48, as an IP pool
+		// delegates them; the gateway is outside it (on-link route).
+		{name: prefix + "-a", ip4: "198.51.100.10", ip6: "2001:db8:1:1::1"},
+		{name: prefix + "-b", ip4: "198.51.100.11", ip6: "2001:db8:1:2::1"},
 	}
 	for i, gu := range guests {
 		op, err := e.c.Provision(ctx, api.NodeProvisionRequest{OpID: fmt.Sprintf("%s-prov-%d", prefix, i), Name: gu.name,
 			Template: "net", Plan: api.NodePlan{VCPUs: 1, MemoryMiB: 128, DiskGiB: 1},
-			Bridge: tn.Bridge, IPv4: gu.ip4 + "/24", Gateway4: tn.Gateway4, IPv6: gu.ip6 + "/64", Gateway6: tn.Gateway6,
-			Resolvers: []string{tn.Gateway4, tn.Gateway6}})
+			Bridge: tn.Bridge, IPv4: gu.ip4 + "/24", Gateway4: testnet.Gateway4, IPv6: gu.ip6 + "/64", Gateway6: testnet.Gateway6,
+			Resolvers: []string{testnet.Gateway4, testnet.Gateway6}})
 		if err != nil || op.State != api.NodeOpSucceeded {
 			t.Fatalf("provision %s on %s: %+v %v\nagent log:\n%s", gu.name, tn.Bridge, op, err, e.agentLog())
 		}
@@ -100,8 +84,8 @@ func TestBridgedGuestsCleanTraffic(t *testing.T) {
 		}
 		for _, want := range []string{
 			"GUEST-NET eth0 inet " + gu.ip4 + "/24", "GUEST-NET eth0 inet6 " + gu.ip6 + "/64",
-			"GUEST-NET eth0 route4 via " + tn.Gateway4, "GUEST-NET eth0 route6 via " + tn.Gateway6,
-			"GUEST-NET resolvers " + tn.Gateway4 + "," + tn.Gateway6,
+			"GUEST-NET eth0 route4 via " + testnet.Gateway4, "GUEST-NET eth0 route6 via " + testnet.Gateway6,
+			"GUEST-NET resolvers " + testnet.Gateway4 + "," + testnet.Gateway6,
 		} {
 			if !strings.Contains(log, want) {
 				t.Fatalf("%s's console lacks %q:\n%s", gu.name, want, log)
@@ -112,7 +96,7 @@ func TestBridgedGuestsCleanTraffic(t *testing.T) {
 	// The namespace reaches each guest on IPv4 and IPv6.
 	for _, gu := range guests {
 		for _, a := range []string{gu.ip4, gu.ip6} {
-			if ok, out := tn.ping(a, 5); !ok {
+			if ok, out := tn.Ping(a, 5); !ok {
 				t.Fatalf("ping %s (%s) from the test namespace failed:\n%s\nconsole:\n%s", a, gu.name, out, readFile(t, gu.console))
 			}
 		}
@@ -122,12 +106,12 @@ func TestBridgedGuestsCleanTraffic(t *testing.T) {
 	for _, gu := range guests {
 		waitGuestAgent(t, gu.name, gu.console)
 	}
-	pingNS := fmt.Sprintf("ping -c 3 -W 1 %s; ping6 -c 3 -W 1 %s", tn.Gateway4, tn.Gateway6)
+	pingNS := fmt.Sprintf("ping -c 3 -W 1 %s; ping6 -c 3 -W 1 %s", testnet.Gateway4, testnet.Gateway6)
 
 	// Control: A's pings from its own addresses arrive.
-	in4, in6 := tn.echoRequests()
+	in4, in6 := tn.EchoRequests()
 	out := guestExec(t, a.name, pingNS)
-	got4, got6 := tn.echoRequests()
+	got4, got6 := tn.EchoRequests()
 	if got4-in4 < 1 || got6-in6 < 1 {
 		t.Fatalf("A's pings from its own addresses did not arrive (v4 +%d, v6 +%d):\n%s", got4-in4, got6-in6, out)
 	}
@@ -140,14 +124,14 @@ func TestBridgedGuestsCleanTraffic(t *testing.T) {
 	if !strings.Contains(out, "inet "+b.ip4+"/24") || !strings.Contains(out, "inet6 "+b.ip6+"/64") {
 		t.Fatalf("A did not take B's addresses:\n%s", out)
 	}
-	got4, got6 = tn.echoRequests()
+	got4, got6 = tn.EchoRequests()
 	if got4 != in4 || got6 != in6 {
 		t.Fatalf("A sent from B's addresses and %d IPv4 / %d IPv6 echo requests reached the namespace:\n%s", got4-in4, got6-in6, out)
 	}
 
 	// B, the owner of those addresses, still gets through (the counters work).
 	out = guestExec(t, b.name, pingNS)
-	got4, got6 = tn.echoRequests()
+	got4, got6 = tn.EchoRequests()
 	if got4-in4 < 1 || got6-in6 < 1 {
 		t.Fatalf("B's pings from its own addresses did not arrive (v4 +%d, v6 +%d):\n%s", got4-in4, got6-in6, out)
 	}
@@ -159,7 +143,7 @@ func TestBridgedGuestsCleanTraffic(t *testing.T) {
 	if !strings.Contains(out, "link/ether "+otherMAC) {
 		t.Fatalf("B did not take MAC %s:\n%s", otherMAC, out)
 	}
-	got4, got6 = tn.echoRequests()
+	got4, got6 = tn.EchoRequests()
 	if got4 != in4 || got6 != in6 {
 		t.Fatalf("B sent with MAC %s and %d IPv4 / %d IPv6 echo requests reached the namespace:\n%s", otherMAC, got4-in4, got6-in6, out)
 	}

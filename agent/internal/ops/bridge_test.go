@@ -91,7 +91,7 @@ func TestProvisionBridgeRefused(t *testing.T) {
 		{"other network", "disagree", func(r *api.NodeProvisionRequest) { r.Network = "bridge:br-x" }},
 		{"ipv6 not cidr", "ipv6", func(r *api.NodeProvisionRequest) { r.IPv6 = "2001:db8::1" }},
 		{"ipv6 is v4", "ipv6", func(r *api.NodeProvisionRequest) { r.IPv6 = "198.51.100.9/24" }},
-		{"gateway6 outside", "gateway6", func(r *api.NodeProvisionRequest) { r.Gateway6 = "2001:db9::1" }},
+		{"gateway6 multicast", "gateway6", func(r *api.NodeProvisionRequest) { r.Gateway6 = "ff02::2" }},
 		{"gateway6 alone", "gateway6", func(r *api.NodeProvisionRequest) { r.IPv6 = "" }},
 		{"bad resolver", "resolver", func(r *api.NodeProvisionRequest) { r.Resolvers = []string{"dns.example"} }},
 		{"resolver with zone", "resolver", func(r *api.NodeProvisionRequest) { r.Resolvers = []string{"fe80::1%eth0"} }},

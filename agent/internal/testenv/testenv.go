@@ -22,17 +22,19 @@ type Guest = fenv.Guest
 
 // Re-exported from tests/framework/testenv.
 var (
-	LibvirtSocket  = fenv.LibvirtSocket
-	RepoRoot       = fenv.RepoRoot
-	RequireGuest   = fenv.RequireGuest
-	RequireLibvirt = fenv.RequireLibvirt
-	Prefix         = fenv.Prefix
-	Logger         = fenv.Logger
-	Cleanup        = fenv.Cleanup
-	WaitForLog     = fenv.WaitForLog
-	LastReady      = fenv.LastReady
-	SHA256File     = fenv.SHA256File
-	ReadGuestFile  = fenv.ReadGuestFile
+	LibvirtSocket = fenv.LibvirtSocket
+	RepoRoot      = fenv.RepoRoot
+	RequireGuest  = fenv.RequireGuest
+	// RequireNetGuest is the networked test guest (tests/framework/testenv).
+	RequireNetGuest = fenv.RequireNetGuest
+	RequireLibvirt  = fenv.RequireLibvirt
+	Prefix          = fenv.Prefix
+	Logger          = fenv.Logger
+	Cleanup         = fenv.Cleanup
+	WaitForLog      = fenv.WaitForLog
+	LastReady       = fenv.LastReady
+	SHA256File      = fenv.SHA256File
+	ReadGuestFile   = fenv.ReadGuestFile
 )
 
 // Hypervisor connects to libvirtd with a fresh pool under a temp dir; everything is

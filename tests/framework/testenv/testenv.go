@@ -91,6 +91,40 @@ func RequireGuest(tb testing.TB) Guest {
 	return g
 }
 
+// NetGuestVersion is the networked test guest this tree uses: its files are
+// in <guest dir>/net-v1 (scripts/build-test-guest.sh, NET_VERSION).
+const NetGuestVersion = "net-1"
+
+// NetGuest is the networked test guest: the test guest with qemu-ga that also
+// applies its seed's network-config (virtio-net) and prints
+// "GUEST-NET <if> inet|inet6 ADDR", "GUEST-NET <if> route4|route6 via GW",
+// "GUEST-NET resolvers A,B" and "GUEST-NET-READY" before GUEST-READY.
+type NetGuest struct {
+	Dir, Kernel, Initrd, Disk, Cmdline string
+}
+
+// RequireNetGuest returns the networked test guest or fails the test with the
+// setup command.
+func RequireNetGuest(tb testing.TB) NetGuest {
+	tb.Helper()
+	dir := filepath.Join(RequireGuest(tb).Dir, "net-v1")
+	b, err := os.ReadFile(filepath.Join(dir, "VERSION"))
+	if err != nil || strings.TrimSpace(string(b)) != NetGuestVersion {
+		tb.Fatalf("networked test guest %s missing or not %s (%v): run %s", dir, NetGuestVersion, err, Setup)
+	}
+	g := NetGuest{Dir: dir, Kernel: filepath.Join(dir, "vmlinuz"), Initrd: filepath.Join(dir, "initrd.img"), Disk: filepath.Join(dir, "disk.qcow2")}
+	for _, f := range []string{g.Kernel, g.Initrd, g.Disk} {
+		if _, err := os.Stat(f); err != nil {
+			tb.Fatalf("networked test guest incomplete (%v): run %s", err, Setup)
+		}
+	}
+	if b, err = os.ReadFile(filepath.Join(dir, "cmdline")); err != nil {
+		tb.Fatalf("networked test guest cmdline missing: run %s", Setup)
+	}
+	g.Cmdline = strings.TrimSpace(string(b))
+	return g
+}
+
 // RequireLibvirt fails the test unless libvirtd answers on its socket.
 func RequireLibvirt(tb testing.TB) {
 	tb.Helper()

@@ -1,4 +1,10 @@
-package libvirttest
+// Package testnet builds a test network for tests that put real guests on a
+// Linux bridge: a network namespace standing for the outside world, a bridge
+// in the root namespace with no host address, and a veth pair joining them,
+// on documentation ranges only, with unreachable routes for those ranges in
+// the root namespace so that nothing leaves the machine. Everything is
+// removed when the test ends, also after a failure.
+package testnet
 
 import (
 	"os"
@@ -8,31 +14,39 @@ import (
 	"testing"
 )
 
-// The test network: documentation ranges that are not this host's (on these
+// The test ranges: documentation ranges that are not this host's (on these
 // machines 192.0.2.0/24 is the real network: never used here).
 const (
-	testNet4 = "198.51.100.0/24"
-	testNet6 = "2001:db8::/32"
+	Range4 = "198.51.100.0/24"
+	Range6 = "2001:db8::/32"
 )
 
-// testNet is one test's network: a namespace standing for the outside world
+// The namespace's addresses: the guests' gateways. IPv6 is a /48 as an IP
+// pool would be (each server gets its own /64 of it and reaches the gateway
+// on-link).
+const (
+	Gateway4 = "198.51.100.1"
+	CIDR4    = Gateway4 + "/24"
+	Gateway6 = "2001:db8:1::1"
+	CIDR6    = Gateway6 + "/48"
+)
+
+// Net is one test's network: a namespace standing for the outside world
 // (its veth holds the gateway addresses), a bridge in the root namespace with
 // no host address, and the veth pair joining them. Guests join the bridge.
 // The root namespace gets unreachable routes for the test ranges, so a packet
 // for them never leaves this machine.
-type testNet struct {
-	t                  *testing.T
-	NS, Bridge         string
-	hostVeth, nsVeth   string
-	removeRoutes       [][]string
-	removeNetnsDir     bool
-	Gateway4, Gateway6 string // the namespace's addresses (no prefix length)
-	CIDR4, CIDR6       string // the same with their prefix lengths
+type Net struct {
+	t                testing.TB
+	NS, Bridge       string
+	hostVeth, nsVeth string
+	removeRoutes     [][]string
+	removeNetnsDir   bool
 }
 
-// requireNetTools fails the test, saying how to install them, unless ip,
+// RequireTools fails the test, saying how to install them, unless ip,
 // ping, the firewall tools and libvirt's clean-traffic filter are present.
-func requireNetTools(t *testing.T) {
+func RequireTools(t testing.TB) {
 	t.Helper()
 	for _, c := range []string{"ip", "ping", "ebtables", "iptables", "ip6tables", "virsh"} {
 		if _, err := exec.LookPath(c); err != nil {
@@ -45,23 +59,22 @@ func requireNetTools(t *testing.T) {
 	}
 }
 
-// newTestNet builds the network with names from prefix (at most 7
+// New builds the network with names from prefix (at most 7
 // characters, as testenv.Prefix makes) and removes it when the test ends,
 // even after a failure: host-side veth first (a peer's removal after the
 // namespace's is asynchronous), then the bridge, the namespace and the routes
 // this test added. Register it before the guests' cleanup so it runs after.
-func newTestNet(t *testing.T, prefix string) *testNet {
+func New(t testing.TB, prefix string) *Net {
 	t.Helper()
-	requireNetTools(t)
-	n := &testNet{t: t, NS: prefix + "-ns", Bridge: prefix + "-br", hostVeth: prefix + "-vh", nsVeth: prefix + "-vn",
-		Gateway4: "198.51.100.1", Gateway6: "2001:db8:0:1::1", CIDR4: "198.51.100.1/24", CIDR6: "2001:db8:0:1::1/64"}
+	RequireTools(t)
+	n := &Net{t: t, NS: prefix + "-ns", Bridge: prefix + "-br", hostVeth: prefix + "-vh", nsVeth: prefix + "-vn"}
 	if _, err := os.Stat("/run/netns"); err != nil {
 		n.removeNetnsDir = true
 	}
 	t.Cleanup(n.remove)
 
 	// Nothing for the test ranges leaves the root namespace.
-	for _, r := range [][]string{{"-4", testNet4}, {"-6", testNet6}} {
+	for _, r := range [][]string{{"-4", Range4}, {"-6", Range6}} {
 		out, _ := exec.Command("ip", r[0], "route", "show", "exact", r[1]).Output()
 		switch {
 		case strings.HasPrefix(strings.TrimSpace(string(out)), "unreachable"):
@@ -72,8 +85,8 @@ func newTestNet(t *testing.T, prefix string) *testNet {
 			n.removeRoutes = append(n.removeRoutes, []string{r[0], "route", "del", "unreachable", r[1]})
 		}
 	}
-	if out, _ := exec.Command("ip", "-o", "addr", "show", "to", testNet4).Output(); strings.TrimSpace(string(out)) != "" {
-		t.Fatalf("a host interface holds an address in %s: %s", testNet4, out)
+	if out, _ := exec.Command("ip", "-o", "addr", "show", "to", Range4).Output(); strings.TrimSpace(string(out)) != "" {
+		t.Fatalf("a host interface holds an address in %s: %s", Range4, out)
 	}
 
 	n.ip("netns", "add", n.NS)
@@ -85,13 +98,13 @@ func newTestNet(t *testing.T, prefix string) *testNet {
 	n.ip("link", "set", n.hostVeth, "master", n.Bridge, "up")
 	n.ip("link", "set", n.nsVeth, "netns", n.NS)
 	n.ip("-n", n.NS, "link", "set", "lo", "up")
-	n.ip("-n", n.NS, "addr", "add", n.CIDR4, "dev", n.nsVeth)
-	n.ip("-n", n.NS, "-6", "addr", "add", n.CIDR6, "dev", n.nsVeth, "nodad")
+	n.ip("-n", n.NS, "addr", "add", CIDR4, "dev", n.nsVeth)
+	n.ip("-n", n.NS, "-6", "addr", "add", CIDR6, "dev", n.nsVeth, "nodad")
 	n.ip("-n", n.NS, "link", "set", n.nsVeth, "up")
 
 	// ip route get: the guests' addresses are unreachable from the root
 	// namespace (not sent to the default gateway), reachable only inside.
-	for _, a := range []string{"198.51.100.10", "2001:db8:0:1::10"} {
+	for _, a := range []string{"198.51.100.10", "2001:db8:1:1::1"} {
 		out, err := exec.Command("ip", "route", "get", a).CombinedOutput()
 		if !strings.Contains(string(out), "unreachable") && !(err != nil && strings.Contains(string(out), "No route to host")) {
 			t.Fatalf("ip route get %s in the root namespace: %s (want unreachable)", a, out)
@@ -104,14 +117,14 @@ func newTestNet(t *testing.T, prefix string) *testNet {
 	return n
 }
 
-func (n *testNet) ip(args ...string) {
+func (n *Net) ip(args ...string) {
 	n.t.Helper()
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 		n.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 }
 
-func (n *testNet) sysctl(key, v string) {
+func (n *Net) sysctl(key, v string) {
 	n.t.Helper()
 	if err := os.WriteFile("/proc/sys/"+strings.ReplaceAll(key, ".", "/"), []byte(v), 0o644); err != nil {
 		n.t.Fatalf("sysctl %s=%s: %v", key, v, err)
@@ -119,7 +132,7 @@ func (n *testNet) sysctl(key, v string) {
 }
 
 // remove deletes everything newTestNet made, whatever exists of it.
-func (n *testNet) remove() {
+func (n *Net) remove() {
 	for _, args := range [][]string{
 		{"link", "del", n.hostVeth},
 		{"link", "del", n.Bridge},
@@ -143,8 +156,8 @@ func (n *testNet) remove() {
 	}
 }
 
-// ping pings addr from the namespace: true once one of tries answers.
-func (n *testNet) ping(addr string, tries int) (bool, string) {
+// Ping pings addr from the namespace: true once one of tries answers.
+func (n *Net) Ping(addr string, tries int) (bool, string) {
 	var out []byte
 	for i := 0; i < tries; i++ {
 		var err error
@@ -156,9 +169,9 @@ func (n *testNet) ping(addr string, tries int) (bool, string) {
 	return false, string(out)
 }
 
-// echoRequests is how many ICMP (v4) and ICMPv6 echo requests the namespace
+// EchoRequests is how many ICMP (v4) and ICMPv6 echo requests the namespace
 // has received: what a guest's ping got through the bridge and its filter.
-func (n *testNet) echoRequests() (v4, v6 int) {
+func (n *Net) EchoRequests() (v4, v6 int) {
 	n.t.Helper()
 	snmp, err := exec.Command("ip", "netns", "exec", n.NS, "cat", "/proc/net/snmp", "/proc/net/snmp6").Output()
 	if err != nil {
