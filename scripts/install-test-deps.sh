@@ -18,6 +18,7 @@ scripts/install-packaging-tools.sh
 scripts/install-libvirt.sh
 scripts/start-libvirt.sh
 scripts/build-test-guest.sh
+scripts/install-chromium.sh
 scripts/install-mcp-conformance.sh
 scripts/install-acme-test-deps.sh
 scripts/install-nwfilter.sh

@@ -47,7 +47,9 @@ func (a *API) pageWrap(h pageFunc) http.Handler {
 		h0.Set(headerRequestID, rid)
 		h0.Set("Cache-Control", "no-store")
 		h0.Set("X-Frame-Options", "DENY")
-		h0.Set("Referrer-Policy", "no-referrer")
+		// same-origin, not no-referrer: with no-referrer Chromium sends Origin: null
+		// on the form posts, which the Origin check must refuse.
+		h0.Set("Referrer-Policy", "same-origin")
 		// form-action is left out: Chromium applies it to the redirect to the
 		// client's redirect_uri after the authorize form.
 		h0.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")

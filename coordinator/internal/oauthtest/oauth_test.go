@@ -278,6 +278,19 @@ func TestAuthorizationCodePKCE(t *testing.T) {
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("approval with a wrong CSRF token: %d, want 403", resp.StatusCode)
 	}
+	// A form posted from another site's page (its Origin) is refused before anything is read.
+	form.Set("csrf", csrf)
+	req, _ := http.NewRequest("POST", e.base+"/oauth/authorize", strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "https://evil.example")
+	resp, err = b.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" {
+		t.Fatalf("approval posted from another origin: %d, want 403", resp.StatusCode)
+	}
 	// A redirect_uri the client did not register is never redirected to.
 	status, _, _ := newBrowser(t).get(strings.Replace(cfg.AuthCodeURL("x", oauth2.S256ChallengeOption(verifier)), "127.0.0.1%3A9", "evil.example", 1))
 	if status != http.StatusBadRequest {
