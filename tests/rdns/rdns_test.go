@@ -79,8 +79,10 @@ type rig struct {
 	key   string
 	node  string
 	ctx   context.Context
-	admin *client.Admin
 }
+
+// adm is the admin API of a live coordinator.
+func (r *rig) adm() *client.Admin { return r.c.AnyAlive(nil).Admin() }
 
 func newRig(t *testing.T) *rig {
 	p := framework.StartPowerDNS(t)
@@ -97,13 +99,12 @@ func newRig(t *testing.T) *rig {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	r := &rig{t: t, c: c, pdns: p, ctx: ctx, node: "rdns-node-1"}
-	r.admin = c.AnyAlive(nil).Admin()
 	acc, key, err := c.NewAccount(ctx, "rdns@example.com", api.ScopeServersRead, api.ScopeServersWrite, api.ScopeServersDestroy)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.acc, r.key = acc.ID, key
-	tok, err := r.admin.CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "rdns"})
+	tok, err := r.adm().CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "rdns"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func (r *rig) waitAction(id string) {
 // until it is provisioned.
 func (r *rig) server(ipv4 string) string {
 	r.t.Helper()
-	created, err := r.admin.CreateServer(r.ctx, api.AdminServerCreateRequest{AccountID: r.acc, Plan: "nano", Template: "base",
+	created, err := r.adm().CreateServer(r.ctx, api.AdminServerCreateRequest{AccountID: r.acc, Plan: "nano", Template: "base",
 		IPv4: ipv4, NodeID: r.node, NoPassword: true})
 	if err != nil {
 		r.t.Fatalf("create server %s: %v", ipv4, err)
@@ -200,8 +201,9 @@ func (r *rig) waitSync(i int, id, ip, want string) {
 // TestReverseDNSOnPowerDNS: mapped zones (IPv4 and an IPv6 nibble zone, each
 // linked to the IP pool it serves) are created in PowerDNS with SOA and NS;
 // the PTRs of a server's pool addresses set through the API are served over
-// DNS and show synced on every coordinator; with PowerDNS stopped a new PTR is recorded and shows pending,
-// and appears once PowerDNS is back; terminating a server removes its PTR; an
+// DNS and show synced on every coordinator; with PowerDNS stopped a new PTR
+// is recorded and shows pending, and appears once PowerDNS is back (also when
+// the leader was killed meanwhile: the new one applies it); terminating a server removes its PTR; an
 // address outside every mapped zone is recorded only (zoneHosted false); an
 // unmapped zone is deleted from PowerDNS.
 func TestReverseDNSOnPowerDNS(t *testing.T) {
@@ -215,7 +217,7 @@ func TestReverseDNSOnPowerDNS(t *testing.T) {
 		{Name: "pub4", CIDR: "198.51.100.0/24", Gateway: "198.51.100.1"},
 		{Name: "pub6", CIDR: "2001:db8:1::/48", Gateway: "fe80::1", PrefixLen: 64},
 	} {
-		if _, err := r.admin.CreateIPPool(r.ctx, p); err != nil {
+		if _, err := r.adm().CreateIPPool(r.ctx, p); err != nil {
 			t.Fatalf("create pool %s: %v", p.Name, err)
 		}
 	}
@@ -230,21 +232,21 @@ func TestReverseDNSOnPowerDNS(t *testing.T) {
 		{api.ReverseZoneRequest{Zone: zone4, Pool: "nope"}, `"pool"`},
 		{api.ReverseZoneRequest{Zone: zone4, Pool: "pub6"}, `"pool"`}, // no address of the pool in the zone
 	} {
-		_, err := r.admin.AddReverseZone(r.ctx, bad.req)
+		_, err := r.adm().AddReverseZone(r.ctx, bad.req)
 		var ae *api.Error
 		if !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, bad.field) {
 			t.Errorf("add %+v: %v, want a 400 naming %s", bad.req, err, bad.field)
 		}
 	}
-	if zs, err := r.admin.ReverseZones(r.ctx); err != nil || len(zs) != 0 {
+	if zs, err := r.adm().ReverseZones(r.ctx); err != nil || len(zs) != 0 {
 		t.Fatalf("refused zones stored: %+v %v", zs, err)
 	}
 	for _, z := range []api.ReverseZoneRequest{{Zone: zone4 + ".", Pool: "pub4"}, {Zone: strings.ToUpper(zone6), Pool: "pub6"}} { // any case, with or without the dot
-		if _, err := r.admin.AddReverseZone(r.ctx, z); err != nil {
+		if _, err := r.adm().AddReverseZone(r.ctx, z); err != nil {
 			t.Fatalf("add zone %s: %v", z.Zone, err)
 		}
 	}
-	if _, err := r.admin.AddReverseZone(r.ctx, api.ReverseZoneRequest{Zone: zone4}); err == nil {
+	if _, err := r.adm().AddReverseZone(r.ctx, api.ReverseZoneRequest{Zone: zone4}); err == nil {
 		t.Error("mapping a zone twice was accepted")
 	}
 	// Both zones exist in PowerDNS with SOA and NS.
@@ -256,7 +258,7 @@ func TestReverseDNSOnPowerDNS(t *testing.T) {
 		})
 	}
 	eventually(t, 20*time.Second, "both zones synced", func() (bool, string) {
-		zs, err := r.admin.ReverseZones(r.ctx)
+		zs, err := r.adm().ReverseZones(r.ctx)
 		if err != nil || len(zs) != 2 {
 			return false, errString(err)
 		}
@@ -299,7 +301,7 @@ func TestReverseDNSOnPowerDNS(t *testing.T) {
 		t.Fatalf("set PTR with PowerDNS down: %+v %v", v, err)
 	}
 	eventually(t, 20*time.Second, "the zone shows PowerDNS's error", func() (bool, string) {
-		zs, err := r.admin.ReverseZones(r.ctx)
+		zs, err := r.adm().ReverseZones(r.ctx)
 		for _, z := range zs {
 			if z.Zone == zone4 {
 				return z.Status == api.PTRPending && z.LastError != "", z.Status + " " + z.LastError
@@ -337,17 +339,33 @@ func TestReverseDNSOnPowerDNS(t *testing.T) {
 	r.waitSync(0, srvB, ipB, api.PTRSynced)
 
 	// Unmapping a zone deletes it from PowerDNS, then the entry goes.
-	if z, err := r.admin.RemoveReverseZone(r.ctx, zone6); err != nil || z.Status != api.ZoneRemoving {
+	if z, err := r.adm().RemoveReverseZone(r.ctx, zone6); err != nil || z.Status != api.ZoneRemoving {
 		t.Fatalf("remove zone: %+v %v", z, err)
 	}
 	eventually(t, 20*time.Second, "zone "+zone6+" gone from PowerDNS and the list", func() (bool, string) {
 		_, rc := ask(t, r.pdns.DNSAddr, zone6+".", dns.TypeSOA)
-		zs, err := r.admin.ReverseZones(r.ctx)
+		zs, err := r.adm().ReverseZones(r.ctx)
 		return rc == dns.RcodeRefused && err == nil && len(zs) == 1, dns.RcodeToString[rc]
 	})
-	if _, err := r.admin.RemoveReverseZone(r.ctx, zone6); err == nil {
+	if _, err := r.adm().RemoveReverseZone(r.ctx, zone6); err == nil {
 		t.Error("removing an unknown zone succeeded")
 	}
+	// A leader change while PowerDNS is down loses nothing either: the new
+	// leader takes the pending PTR over.
+	r.pdns.Stop()
+	if v, err := r.api(0).SetServerPTR(r.ctx, srvB, ipB, api.PTRRequest{Hostname: "vm-b2.example.test"}); err != nil || v.PTRSync != api.PTRPending {
+		t.Fatalf("set PTR with PowerDNS down: %+v %v", v, err)
+	}
+	old := r.c.WaitLeader(20 * time.Second)
+	r.c.Kill(old)
+	if _, err := r.c.LeaderIndex(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r.pdns.Start()
+	r.waitPTR(ipB, "vm-b2.example.test.")
+	r.c.Restart(old)
+	r.waitSync(old, srvB, ipB, api.PTRSynced)
+
 	// The leader never logs the API key.
 	for _, p := range r.c.Nodes {
 		if b, _ := os.ReadFile(p.LogPath()); strings.Contains(string(b), r.pdns.APIKey) {
