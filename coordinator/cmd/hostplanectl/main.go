@@ -34,6 +34,7 @@ func main() {
 	root.PersistentFlags().StringVar(&g.socket, "socket", defaultAdminSocket(), "coordinator admin socket (env HOSTPLANE_ADMIN_SOCKET)")
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print stable JSON instead of text")
 	root.AddCommand(newAccountCmd(g), newKeyCmd(g), newWalletCmd(g), newInvoiceCmd(g), newTicketCmd(g), newClusterCmd(g), newNodeCmd(), newServerCmd(g), newIPPoolCmd(g), newReverseZoneCmd(g))
+	root.AddCommand(newOAuthCmd(g))
 	root.AddCommand(clidocs.Command(root, "1"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/spf13/cobra"
+)
+
+// newOAuthCmd is `hostplanectl oauth approve|deny|apps|revoke`: the operator's
+// side of OAuth, for a provider whose own dashboard signs the customer in and
+// approves a device's user code for them.
+func newOAuthCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "oauth",
+		Short: "Approve OAuth device codes for an account; list and revoke its connected apps",
+		Long: "A device (an MCP client, a CLI) shows a user code such as WDJB-MJHT. The customer approves it on\n" +
+			"the coordinator's /oauth/device page with an API key, or the provider's dashboard approves it for\n" +
+			"the signed-in account with `oauth approve`: the grant is at most the scopes the account's live API keys\n" +
+			"hold. Each approval is a connected app; revoking it revokes all of its tokens at once.",
+	}
+	var account, scopes string
+	approve := &cobra.Command{
+		Use: "approve USER_CODE --account ACCOUNT_ID [--scopes a,b]", Short: "Approve a device's user code for an account",
+		Args: cobra.ExactArgs(1),
+		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.OAuthApproval, error) {
+			if account == "" {
+				return api.OAuthApproval{}, usageError{"--account is required to approve"}
+			}
+			req := api.OAuthApproveRequest{UserCode: args[0], AccountID: account}
+			if scopes != "" {
+				req.Scopes = splitList(scopes)
+			}
+			return g.admin().OAuthApprove(c.Context(), req)
+		}, func(a api.OAuthApproval) {
+			fmt.Printf("%s approved for %s, scopes: %s\n", a.ClientName, a.AccountID, strings.Join(a.Scopes, " "))
+		}),
+	}
+	approve.Flags().StringVar(&account, "account", "", "the account the device acts for")
+	approve.Flags().StringVar(&scopes, "scopes", "", "comma-separated scopes to grant (default: those the device asked for, or all the account's keys hold)")
+	deny := &cobra.Command{
+		Use: "deny USER_CODE", Short: "Deny a device's user code (its polling gets access_denied)", Args: cobra.ExactArgs(1),
+		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.OAuthApproval, error) {
+			return g.admin().OAuthApprove(c.Context(), api.OAuthApproveRequest{UserCode: args[0], Deny: true})
+		}, func(a api.OAuthApproval) { fmt.Printf("%s denied\n", a.ClientName) }),
+	}
+	apps := &cobra.Command{
+		Use: "apps ACCOUNT_ID", Short: "List an account's connected apps", Args: cobra.ExactArgs(1),
+		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.ConnectedAppList, error) {
+			return g.admin().ConnectedApps(c.Context(), args[0])
+		}, func(l api.ConnectedAppList) {
+			table(os.Stdout, "ID\tCLIENT\tGRANT\tRESOURCE\tCREATED\tREFRESHED\tSCOPES", func(tw io.Writer) {
+				for _, a := range l.Data {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.ClientName, a.GrantType, a.Resource, tstr(&a.CreatedAt), tstr(a.RefreshedAt), strings.Join(a.Scopes, ","))
+				}
+			})
+		}),
+	}
+	revoke := &cobra.Command{
+		Use: "revoke APP_ID", Short: "Revoke a connected app and every token it holds (takes effect at once)", Args: cobra.ExactArgs(1),
+		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.ConnectedApp, error) {
+			return g.admin().RevokeConnectedApp(c.Context(), args[0])
+		}, func(a api.ConnectedApp) { fmt.Printf("connected app %s (%s) revoked\n", a.ID, a.ClientName) }),
+	}
+	cmd.AddCommand(approve, deny, apps, revoke)
+	return cmd
+}
