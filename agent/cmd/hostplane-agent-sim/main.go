@@ -47,6 +47,8 @@ func main() {
 	quiet := fs.Bool("quiet", false, "print only connected/refused events")
 	ramp := fs.Duration("ramp", 0, "start the simulated nodes evenly over this time instead of all at once")
 	logLevel := fs.String("log-level", "error", "agent log level")
+	bridges := fs.String("bridges", "", "comma-separated Linux bridges every simulated node reports (protocol 1.3)")
+	answer := fs.Bool("answer-actions", false, "answer every action with success at once (no guest is run); print an \"action\" event with its id")
 	_ = fs.Parse(os.Args[1:])
 	if *coords == "" || *dir == "" {
 		fmt.Fprintln(os.Stderr, "hostplane-agent-sim: -coordinators and -dir are required")
@@ -98,9 +100,14 @@ func main() {
 		a, err := session.New(session.Config{
 			Coordinators: strings.Split(*coords, ","), JoinToken: tok, NodeID: id, Dir: d,
 			Hello: func() *pb.Hello {
-				return &pb.Hello{Roles: []string{"kvm"}, SoftwareVersion: "sim", Hostname: id,
+				h := &pb.Hello{Roles: []string{"kvm"}, SoftwareVersion: "sim", Hostname: id,
 					Capacity: &pb.Capacity{Vcpus: 8, MemoryBytes: 16 << 30, DiskBytes: 200 << 30}}
+				if *bridges != "" {
+					h.Bridges = strings.Split(*bridges, ",")
+				}
+				return h
 			},
+			Handle:  answerActions(*answer, id, out),
 			Backoff: session.Backoff{Min: *backoffMin, Max: *backoffMax}, DialTimeout: *dialTimeout,
 			Clock: skewClock{*skew}, Log: log.With("node", id),
 			OnEvent: func(e session.Event) { print(id, e) },
@@ -136,5 +143,23 @@ func main() {
 			fmt.Fprintln(os.Stderr, "hostplane-agent-sim:", err)
 			os.Exit(1)
 		}
+	}
+}
+
+// answerActions is the simulated nodes' stream handler: with answer set,
+// every action succeeds at once (and is printed as an "action" event);
+// without it, streams are refused as before.
+func answerActions(answer bool, node string, out *simevent.Printer) func(ctx context.Context, req *pb.Envelope, send func(*pb.Envelope) error) {
+	if !answer {
+		return nil
+	}
+	return func(_ context.Context, req *pb.Envelope, send func(*pb.Envelope) error) {
+		as, ok := req.Body.(*pb.Envelope_ActionAssign)
+		if !ok {
+			return
+		}
+		id := as.ActionAssign.ActionId
+		out.Print(simevent.Event{Node: node, Kind: "action", ID: id})
+		_ = send(&pb.Envelope{Seq: 1, ReplyTo: req.Seq, Body: &pb.Envelope_ActionResult{ActionResult: &pb.ActionResult{ActionId: id, Success: true}}})
 	}
 }
