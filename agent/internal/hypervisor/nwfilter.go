@@ -34,16 +34,24 @@ import (
 // neighbour solicitations for addresses it does not own, but it cannot send
 // a packet from them. All IPv6 towards the guest is accepted
 // (allow-incoming-ipv6), as clean-traffic accepts all IPv4 towards it.
+//
+// IPv6OnlyFilter is for a guest without IPv4: the IPv6 rules above with
+// libvirt's no-mac-spoofing and no-other-l2-traffic, so it can send no IPv4
+// and no ARP at all (clean-traffic without an IP value would instead learn
+// the guest's address from its first packet).
 const (
 	CleanTrafficFilter = "clean-traffic"
 	DualStackFilter    = "hostplane-clean-traffic"
-	// dualStackUUID is fixed so that redefining the filter (each agent start)
+	IPv6OnlyFilter     = "hostplane-clean-traffic-ipv6"
+	// The UUIDs are fixed so that redefining a filter (each agent start)
 	// updates it instead of clashing with the copy already defined.
 	dualStackUUID = "6f3c1c7e-5b1a-4d2e-9b7a-2f0c8e1d4a10"
+	ipv6OnlyUUID  = "6f3c1c7e-5b1a-4d2e-9b7a-2f0c8e1d4a11"
 )
 
-// filtersNeeded are the libvirt filters DualStackFilter refers to.
-var filtersNeeded = []string{CleanTrafficFilter, "no-ipv6-spoofing", "allow-incoming-ipv6"}
+// filtersNeeded are the libvirt filters the agent's filters refer to.
+var filtersNeeded = []string{CleanTrafficFilter, "no-mac-spoofing", "no-ipv6-spoofing", "allow-incoming-ipv6",
+	"no-other-l2-traffic", "qemu-announce-self"}
 
 // InterfaceFilter is a filterref on a guest's interface.
 type InterfaceFilter struct {
@@ -55,7 +63,7 @@ type InterfaceFilter struct {
 type FilterParam struct{ Name, Value string }
 
 // TrafficFilter is the filter a bridged guest with MAC mac and the given
-// addresses gets (the addresses are checked by the caller; v6 may be empty).
+// addresses gets (the addresses are checked by the caller; at least one).
 // libvirt fills in the MAC parameter from the interface itself.
 func TrafficFilter(mac string, v4, v6 []netip.Addr) *InterfaceFilter {
 	f := &InterfaceFilter{Name: CleanTrafficFilter}
@@ -66,6 +74,9 @@ func TrafficFilter(mac string, v4, v6 []netip.Addr) *InterfaceFilter {
 		return f
 	}
 	f.Name = DualStackFilter
+	if len(v4) == 0 {
+		f.Name = IPv6OnlyFilter
+	}
 	for _, a := range v6 {
 		f.Params = append(f.Params, FilterParam{"IPV6", a.String()})
 	}
@@ -88,28 +99,43 @@ func LinkLocalEUI64(mac string) (netip.Addr, bool) {
 	return netip.AddrFrom16(b), true
 }
 
-// dualStackXML is DualStackFilter's definition. The rule order is by
-// priority: no-ipv6-spoofing's chain (-610) runs before the accept (-550), and
-// both before clean-traffic's ARP rules (-500) and its final drop (1000).
-func dualStackXML() (string, error) {
-	f := libvirtxml.NWFilter{
-		Name: DualStackFilter, UUID: dualStackUUID, Chain: "root",
-		Entries: []libvirtxml.NWFilterEntry{
-			{Ref: &libvirtxml.NWFilterRef{Filter: CleanTrafficFilter}},
-			{Ref: &libvirtxml.NWFilterRef{Filter: "no-ipv6-spoofing"}},
-			{Rule: &libvirtxml.NWFilterRule{Action: "accept", Direction: "out", Priority: -550,
-				MAC: &libvirtxml.NWFilterRuleMAC{ProtocolID: libvirtxml.NWFilterField{Str: "ipv6"}}}},
-			{Ref: &libvirtxml.NWFilterRef{Filter: "allow-incoming-ipv6"}},
-		},
+// agentFilters are the definitions of DualStackFilter and IPv6OnlyFilter.
+// The rule order is by priority: no-ipv6-spoofing's chain (-610) runs before
+// the accept (-550), and both before clean-traffic's ARP rules (-500) and the
+// final drop of no-other-l2-traffic (1000).
+func agentFilters() ([]string, error) {
+	ref := func(name string) libvirtxml.NWFilterEntry {
+		return libvirtxml.NWFilterEntry{Ref: &libvirtxml.NWFilterRef{Filter: name}}
 	}
-	return f.Marshal()
+	v6 := []libvirtxml.NWFilterEntry{
+		ref("no-ipv6-spoofing"),
+		{Rule: &libvirtxml.NWFilterRule{Action: "accept", Direction: "out", Priority: -550,
+			MAC: &libvirtxml.NWFilterRuleMAC{ProtocolID: libvirtxml.NWFilterField{Str: "ipv6"}}}},
+		ref("allow-incoming-ipv6"),
+	}
+	fs := []libvirtxml.NWFilter{
+		{Name: DualStackFilter, UUID: dualStackUUID, Chain: "root",
+			Entries: append([]libvirtxml.NWFilterEntry{ref(CleanTrafficFilter)}, v6...)},
+		{Name: IPv6OnlyFilter, UUID: ipv6OnlyUUID, Chain: "root",
+			Entries: append(append([]libvirtxml.NWFilterEntry{ref("no-mac-spoofing")}, v6...),
+				ref("no-other-l2-traffic"), ref("qemu-announce-self"))},
+	}
+	var out []string
+	for _, f := range fs {
+		x, err := f.Marshal()
+		if err != nil {
+			return nil, fmt.Errorf("nwfilter %s: %w", f.Name, err)
+		}
+		out = append(out, x)
+	}
+	return out, nil
 }
 
 // nwfilterHint says how to get libvirt's standard filters on Debian.
 const nwfilterHint = "install Debian's libvirt-daemon-config-nwfilter (scripts/install-nwfilter.sh does it and loads the filters into a running libvirtd)"
 
 // EnsureTrafficFilters checks that libvirt has the filters bridged guests
-// use and defines DualStackFilter (idempotent). It fails, saying what to
+// use and defines DualStackFilter and IPv6OnlyFilter (idempotent). It fails, saying what to
 // install, when libvirt's standard filters or the firewall tools nwfilter runs
 // (ebtables, iptables, ip6tables) are missing.
 func (l *Libvirt) EnsureTrafficFilters(ctx context.Context) error {
@@ -129,12 +155,14 @@ func (l *Libvirt) EnsureTrafficFilters(ctx context.Context) error {
 			return l.translate("look up nwfilter", name, err)
 		}
 	}
-	x, err := dualStackXML()
+	xs, err := agentFilters()
 	if err != nil {
-		return fmt.Errorf("nwfilter %s: %w", DualStackFilter, err)
+		return err
 	}
-	if _, err := lv.NwfilterDefineXML(x); err != nil {
-		return l.translate("define nwfilter", DualStackFilter, err)
+	for _, x := range xs {
+		if _, err := lv.NwfilterDefineXML(x); err != nil {
+			return l.translate("define nwfilter", "hostplane-clean-traffic*", err)
+		}
 	}
 	return nil
 }

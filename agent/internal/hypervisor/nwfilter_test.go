@@ -22,6 +22,8 @@ func TestTrafficFilterInDomainXML(t *testing.T) {
 		{"v4 only", []string{"198.51.100.10"}, nil, CleanTrafficFilter, []FilterParam{{"IP", "198.51.100.10"}}},
 		{"dual stack", []string{"198.51.100.10"}, []string{"2001:db8:0:5::1"}, DualStackFilter,
 			[]FilterParam{{"IP", "198.51.100.10"}, {"IPV6", "2001:db8:0:5::1"}, {"IPV6", "fe80::5054:ff:feab:cdef"}}},
+		{"v6 only", nil, []string{"2001:db8:0:5::1"}, IPv6OnlyFilter,
+			[]FilterParam{{"IPV6", "2001:db8:0:5::1"}, {"IPV6", "fe80::5054:ff:feab:cdef"}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -85,36 +87,50 @@ func TestLinkLocalEUI64(t *testing.T) {
 	}
 }
 
-// TestDualStackFilterXML: the agent's filter refers to libvirt's clean-traffic,
-// no-ipv6-spoofing and allow-incoming-ipv6, and accepts outgoing IPv6 only at
-// a priority after no-ipv6-spoofing's chain (-610) and before clean-traffic's
-// final drop (1000).
-func TestDualStackFilterXML(t *testing.T) {
-	x, err := dualStackXML()
+// TestAgentFiltersXML: the agent's filters refer to libvirt's standard ones
+// and accept outgoing IPv6 only at a priority after no-ipv6-spoofing's chain
+// (-610) and before the final drop (1000); the dual-stack one builds on
+// clean-traffic, the IPv6-only one ends with no-other-l2-traffic (no IPv4, no
+// ARP).
+func TestAgentFiltersXML(t *testing.T) {
+	xs, err := agentFilters()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f libvirtxml.NWFilter
-	if err := f.Unmarshal(x); err != nil {
-		t.Fatalf("%v\n%s", err, x)
+	want := map[string][]string{
+		DualStackFilter: {CleanTrafficFilter, "no-ipv6-spoofing", "allow-incoming-ipv6"},
+		IPv6OnlyFilter:  {"no-mac-spoofing", "no-ipv6-spoofing", "allow-incoming-ipv6", "no-other-l2-traffic", "qemu-announce-self"},
 	}
-	if f.Name != DualStackFilter || f.UUID != dualStackUUID || f.Chain != "root" {
-		t.Fatalf("%+v", f)
+	uuids := map[string]string{DualStackFilter: dualStackUUID, IPv6OnlyFilter: ipv6OnlyUUID}
+	if len(xs) != len(want) {
+		t.Fatalf("%d filters", len(xs))
 	}
-	var refs []string
-	accept := 0
-	for _, e := range f.Entries {
-		if e.Ref != nil {
-			refs = append(refs, e.Ref.Filter)
+	for _, x := range xs {
+		var f libvirtxml.NWFilter
+		if err := f.Unmarshal(x); err != nil {
+			t.Fatalf("%v\n%s", err, x)
 		}
-		if r := e.Rule; r != nil {
-			if r.Action != "accept" || r.Direction != "out" || r.MAC == nil || r.MAC.ProtocolID.Str != "ipv6" || r.Priority <= -610 || r.Priority >= 1000 {
-				t.Fatalf("rule %+v", r)
+		if f.UUID != uuids[f.Name] || f.Chain != "root" {
+			t.Fatalf("%+v", f)
+		}
+		var refs []string
+		accept := 0
+		for _, e := range f.Entries {
+			if e.Ref != nil {
+				refs = append(refs, e.Ref.Filter)
+				if !slices.Contains(filtersNeeded, e.Ref.Filter) {
+					t.Errorf("%s refers to %s, which EnsureTrafficFilters does not check", f.Name, e.Ref.Filter)
+				}
 			}
-			accept++
+			if r := e.Rule; r != nil {
+				if r.Action != "accept" || r.Direction != "out" || r.MAC == nil || r.MAC.ProtocolID.Str != "ipv6" || r.Priority <= -610 || r.Priority >= 1000 {
+					t.Fatalf("rule %+v", r)
+				}
+				accept++
+			}
 		}
-	}
-	if !slices.Equal(refs, filtersNeeded) || accept != 1 {
-		t.Fatalf("refs %v accept rules %d\n%s", refs, accept, x)
+		if !slices.Equal(refs, want[f.Name]) || accept != 1 {
+			t.Fatalf("%s: refs %v accept rules %d\n%s", f.Name, refs, accept, x)
+		}
 	}
 }

@@ -65,6 +65,16 @@ func TestProvisionOnBridge(t *testing.T) {
 		t.Fatalf("v4-only filter %+v", f)
 	}
 
+	// IPv6 only: the agent's IPv6-only filter (no IPv4 or ARP at all).
+	r = bridgedReq("p4", "vm4")
+	r.IPv4, r.Gateway4 = "", ""
+	if _, err := m.Provision(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	if f := hv.Doms["vm4"].Spec.Filter; f == nil || f.Name != hypervisor.IPv6OnlyFilter || len(f.Params) != 2 || f.Params[0] != (hypervisor.FilterParam{Name: "IPV6", Value: "2001:db8:0:5::1"}) {
+		t.Fatalf("v6-only filter %+v", f)
+	}
+
 	// No bridge: today's interface, no filter.
 	if _, err := m.Provision(ctx, provReq("p3", "vm3")); err != nil {
 		t.Fatal(err)
@@ -87,7 +97,7 @@ func TestProvisionBridgeRefused(t *testing.T) {
 	}{
 		{"unknown bridge", "not configured on this node", func(r *api.NodeProvisionRequest) { r.Bridge = "br-other" }},
 		{"bad bridge name", "bridge", func(r *api.NodeProvisionRequest) { r.Bridge = "br0'/><filterref" }},
-		{"no ipv4", "needs an ipv4", func(r *api.NodeProvisionRequest) { r.IPv4, r.Gateway4 = "", "" }},
+		{"no address", "needs an ipv4 or ipv6", func(r *api.NodeProvisionRequest) { r.IPv4, r.Gateway4, r.IPv6, r.Gateway6 = "", "", "", "" }},
 		{"other network", "disagree", func(r *api.NodeProvisionRequest) { r.Network = "bridge:br-x" }},
 		{"ipv6 not cidr", "ipv6", func(r *api.NodeProvisionRequest) { r.IPv6 = "2001:db8::1" }},
 		{"ipv6 is v4", "ipv6", func(r *api.NodeProvisionRequest) { r.IPv6 = "198.51.100.9/24" }},

@@ -168,9 +168,8 @@ func (m *Manager) validateProvision(req api.NodeProvisionRequest) (provisionInpu
 }
 
 // checkBridge checks a provision's bridge: a valid name, one of the node's
-// configured bridges, a network that does not name another one, and an IPv4
-// address for the traffic filter (without one, libvirt would learn the
-// guest's address from its first packet instead of enforcing the assigned one).
+// configured bridges, a network that does not name another one, and an
+// address for the traffic filter (without any, the guest could send nothing).
 func (m *Manager) checkBridge(req api.NodeProvisionRequest) error {
 	if err := validate.Bridge(req.Bridge); err != nil {
 		return err
@@ -181,8 +180,8 @@ func (m *Manager) checkBridge(req api.NodeProvisionRequest) error {
 	if req.Network != "" && req.Network != "bridge:"+req.Bridge {
 		return apiErr(api.NodeErrInvalid, "provision %s: network and bridge %s disagree; give one of them", req.Name, req.Bridge)
 	}
-	if req.IPv4 == "" {
-		return apiErr(api.NodeErrInvalid, "provision %s: a guest on bridge %s needs an ipv4 address for its traffic filter", req.Name, req.Bridge)
+	if req.IPv4 == "" && req.IPv6 == "" {
+		return apiErr(api.NodeErrInvalid, "provision %s: a guest on bridge %s needs an ipv4 or ipv6 address for its traffic filter", req.Name, req.Bridge)
 	}
 	return nil
 }

@@ -30,6 +30,9 @@ func TestNetworkConfigV2(t *testing.T) {
 				map[string]any{"to": "::/0", "via": "fe80::1", "on-link": true},
 			},
 			"nameservers": map[string]any{"addresses": []any{"198.51.100.53", "2001:db8::53"}}}},
+		{"ipv6 only", Config{MAC: mac, IPv6CIDR: "2001:db8:0:5::1/64", Gateway6: "2001:db8::1"}, map[string]any{
+			"match": match, "set-name": "eth0", "dhcp4": false, "dhcp6": false, "addresses": []any{"2001:db8:0:5::1/64"},
+			"routes": []any{map[string]any{"to": "::/0", "via": "2001:db8::1", "on-link": true}}}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

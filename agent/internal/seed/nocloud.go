@@ -16,7 +16,7 @@ type Config struct {
 	PasswordHash string   // "$6$…"; empty leaves the root password locked
 	SSHKeys      []string // validated authorized_keys lines
 	MAC          string
-	IPv4CIDR     string // empty: DHCP
+	IPv4CIDR     string // empty: DHCP, unless IPv6CIDR is set (IPv6 only)
 	Gateway4     string
 	IPv6CIDR     string // empty: none configured (the guest's defaults apply)
 	Gateway6     string
@@ -46,7 +46,8 @@ func Files(c Config) ([]File, error) {
 	var addrs []string
 	var routes []any
 	if c.IPv4CIDR == "" {
-		eth["dhcp4"] = true
+		// DHCP unless the guest is IPv6-only (a static IPv6 address alone).
+		eth["dhcp4"] = c.IPv6CIDR == ""
 	} else {
 		eth["dhcp4"] = false
 		addrs = append(addrs, c.IPv4CIDR)
