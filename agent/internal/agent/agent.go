@@ -18,6 +18,7 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/journal"
 	"github.com/hostplane/hostplane/agent/internal/localapi"
 	"github.com/hostplane/hostplane/agent/internal/ops"
+	"github.com/hostplane/hostplane/agent/internal/sitetls"
 	"github.com/hostplane/hostplane/agent/internal/stats"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -94,6 +95,14 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		node, err := hosting.New(hc)
 		if err != nil {
 			return fmt.Errorf("config: %w", err)
+		}
+		if cfg.HostingTLSListen != "" {
+			tn, err := sitetls.Setup(node.L, sitetls.Options{Listen: cfg.HostingTLSListen, Mode: sitetls.Mode(cfg.HostingTLSMode), WebUser: hc.WebUser})
+			if err != nil {
+				return fmt.Errorf("hosting role: tls: %w", err)
+			}
+			defer tn.Close()
+			log.Info("hosting tls ready", "listen", cfg.HostingTLSListen, "mode", tn.Mode)
 		}
 		if err := node.Start(ctx); err != nil {
 			return fmt.Errorf("hosting role: %w", err)

@@ -58,8 +58,12 @@ type Config struct {
 	// hosting accounts on nginx, PHP-FPM, MariaDB and sshd), or both.
 	Roles []string `json:"roles,omitempty"`
 	// Hosting role settings (see agent/internal/hosting for the layout).
-	HostingRoot          string `json:"hosting_root,omitempty"`
-	HostingHTTPListen    string `json:"hosting_http_listen,omitempty"`
+	HostingRoot       string `json:"hosting_root,omitempty"`
+	HostingHTTPListen string `json:"hosting_http_listen,omitempty"`
+	// HostingTLSListen is nginx's TLS address for custom domains ("" for none).
+	HostingTLSListen string `json:"hosting_tls_listen,omitempty"`
+	// HostingTLSMode is how nginx finds a handshake's certificate: lua (cache) or variable.
+	HostingTLSMode       string `json:"hosting_tls_mode,omitempty"`
 	HostingMariaDBSocket string `json:"hosting_mariadb_socket,omitempty"`
 	HostingSFTPGroup     string `json:"hosting_sftp_group,omitempty"`
 	HostingFPMGlob       string `json:"hosting_fpm_glob,omitempty"`
@@ -166,6 +170,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var((*listValue)(&c.Roles), "roles", "comma-separated roles of the node: kvm (guests on libvirt), hosting (web hosting accounts), or kvm,hosting")
 	fs.StringVar(&c.HostingRoot, "hosting-root", c.HostingRoot, "hosting role: root of the sites, nginx and PHP-FPM layout (every component root-owned, not group/world-writable: it holds the SFTP chroots)")
 	fs.StringVar(&c.HostingHTTPListen, "hosting-http-listen", c.HostingHTTPListen, "hosting role: nginx's HTTP listen address")
+	fs.StringVar(&c.HostingTLSListen, "hosting-tls-listen", c.HostingTLSListen, "hosting role: nginx's TLS listen address for custom domains (e.g. 0.0.0.0:443; empty: no TLS server block)")
+	fs.StringVar(&c.HostingTLSMode, "hosting-tls-mode", c.HostingTLSMode, "hosting role: how nginx finds a handshake's certificate: lua (per-worker cache, needs libnginx-mod-http-lua) or variable (file read per handshake); empty: lua when the module is installed")
 	fs.StringVar(&c.HostingMariaDBSocket, "hosting-mariadb-socket", c.HostingMariaDBSocket, "hosting role: MariaDB's unix socket (root logs in over it by unix_socket authentication)")
 	fs.StringVar(&c.HostingSFTPGroup, "hosting-sftp-group", c.HostingSFTPGroup, "hosting role: the group of hosting users, chrooted to their home by HOSTING_ROOT/ssh/sftp.conf (include it from sshd_config)")
 	fs.StringVar(&c.HostingFPMGlob, "hosting-fpm-glob", c.HostingFPMGlob, "hosting role: where the php-fpmX.Y binaries are; their versions are offered")

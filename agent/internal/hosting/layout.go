@@ -18,6 +18,7 @@
 //	nginx/tls.d/*.conf      HOOK: files included at http{} level; the TLS server
 //	                        block (listen :443 ssl, per-SNI certificate) goes here.
 //	                        It includes nginx/site.conf after its ssl_* lines.
+//	nginx/main.d/*.conf     HOOK: files included at the top level (load_module)
 //	nginx/http.d/*.conf     HOOK: files included inside the HTTP (:80) server block
 //	                        before the site logic (e.g. the ACME HTTP-01 location).
 //	nginx/pages/            fixed pages (suspended.html)
@@ -72,6 +73,9 @@ func (l Layout) SiteConf() string { return filepath.Join(l.Root, "nginx", "site.
 
 // TLSDir holds http{}-level includes: the TLS server block's hook.
 func (l Layout) TLSDir() string { return filepath.Join(l.Root, "nginx", "tls.d") }
+
+// MainDir holds top-level includes (load_module): the TLS part's hook.
+func (l Layout) MainDir() string { return filepath.Join(l.Root, "nginx", "main.d") }
 
 // HTTPDir holds includes of the HTTP server block.
 func (l Layout) HTTPDir() string { return filepath.Join(l.Root, "nginx", "http.d") }

@@ -35,6 +35,8 @@ type NginxParams struct {
 // NginxTemplate renders nginx.conf. Paths are quoted by construction: Root,
 // User, Listen and ConfDir are checked by (NginxParams).check.
 var NginxTemplate = template.Must(template.New("nginx.conf").Parse(`# rendered by hostplane-agent (hosting role); do not edit: changes are replaced
+# Hook: top-level parts (load_module of the TLS part's certificate cache).
+include {{.Root}}/nginx/main.d/*.conf;
 user {{.User}};
 worker_processes {{.Workers}};
 pid {{.Root}}/nginx/nginx.pid;
@@ -161,7 +163,7 @@ func (n *Nginx) Ensure(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, d := range []string{n.L.Root, n.L.NginxDir(), n.L.TLSDir(), n.L.HTTPDir(), n.L.HostsDir(),
+	for _, d := range []string{n.L.Root, n.L.NginxDir(), n.L.TLSDir(), n.L.HTTPDir(), n.L.MainDir(), n.L.HostsDir(),
 		filepath.Join(n.L.Root, "sites"), filepath.Join(n.L.Root, "fpm"), filepath.Join(n.L.NginxDir(), "pages"),
 		filepath.Join(n.L.NginxDir(), "logs"), filepath.Join(n.L.NginxDir(), "tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -197,6 +199,14 @@ func (n *Nginx) Apply(ctx context.Context, conf, site []byte) error {
 	running := n.PID() > 0
 	if errC == nil && errS == nil && bytes.Equal(oldConf, conf) && bytes.Equal(oldSite, site) && running {
 		return nil
+	}
+	// The hooks (tls.d: the TLS server block) include the live site.conf:
+	// on the first start there is none yet and nothing is served, so it is
+	// written before the check.
+	if errors.Is(errS, os.ErrNotExist) {
+		if err := WriteFileAtomic(n.L.SiteConf(), site, 0o644); err != nil {
+			return err
+		}
 	}
 	// The candidate nginx.conf includes the candidate site.conf.
 	candSite := n.L.SiteConf() + ".new"
