@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"net/http"
+	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/auth"
+	"github.com/hostplane/hostplane/coordinator/internal/oauth"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -28,8 +31,20 @@ type Caller struct {
 // Authenticate resolves r's credentials exactly as every /v1 route does (the
 // same key look-up, revocation and expiry rules): a *api.Error (401) when
 // they are missing or not valid.
+//
+// A follower authenticates from its own state, which may not hold a key the
+// leader created a moment ago: an unknown credential there is looked up again
+// for up to followerAuthWait while replication catches up.
 func (a *API) Authenticate(r *http.Request) (Caller, *api.Error) {
 	c, err := a.authenticate(&request{Request: r, now: a.now().UTC()})
+	for deadline := time.Now().Add(followerAuthWait); err != nil && a.unknownCredential(r, err) && !a.raft.IsLeader() && time.Now().Before(deadline); {
+		select {
+		case <-r.Context().Done():
+			return Caller{}, api.NewError(http.StatusServiceUnavailable, "canceled", "request canceled")
+		case <-time.After(25 * time.Millisecond):
+		}
+		c, err = a.authenticate(&request{Request: r, now: a.now().UTC()})
+	}
 	if err != nil {
 		ae, internal := toAPIError(err)
 		if internal {
@@ -38,4 +53,23 @@ func (a *API) Authenticate(r *http.Request) (Caller, *api.Error) {
 		return Caller{}, ae
 	}
 	return Caller{KeyID: c.keyID, AccountID: c.accountID, Scopes: append([]string(nil), c.scopes...)}, nil
+}
+
+// followerAuthWait bounds a follower's wait for a credential it does not know
+// yet (about a few heartbeats).
+const followerAuthWait = time.Second
+
+// unknownCredential: a well-formed API key or access token that this node's
+// state does not hold (or, for a token, holds revoked), not a malformed,
+// expired or revoked key.
+func (a *API) unknownCredential(r *http.Request, err error) bool {
+	ae, _ := toAPIError(err)
+	cred := auth.FromRequest(r)
+	switch ae.Code {
+	case "invalid_api_key":
+		return auth.WellFormed(a.cfg.KeyPrefix, cred)
+	case "invalid_token":
+		return oauth.WellFormedToken(oauth.AccessPrefix(a.cfg.KeyPrefix), cred)
+	}
+	return false
 }

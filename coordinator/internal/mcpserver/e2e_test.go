@@ -35,8 +35,14 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 // mcpClient connects the Go SDK's client to node 0's /mcp with key.
 func mcpClient(t *testing.T, c *testcluster.Cluster, key string) *mcp.ClientSession {
 	t.Helper()
+	return mcpClientOn(t, c, 0, key)
+}
+
+// mcpClientOn connects the Go SDK's client to node i's /mcp with key.
+func mcpClientOn(t *testing.T, c *testcluster.Cluster, i int, key string) *mcp.ClientSession {
+	t.Helper()
 	tr := &mcp.StreamableClientTransport{
-		Endpoint:   c.URL(0) + "/mcp",
+		Endpoint:   c.URL(i) + "/mcp",
 		HTTPClient: &http.Client{Transport: bearer{key: key, next: http.DefaultTransport}, Timeout: 30 * time.Second},
 	}
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "hp-e2e", Version: "1"}, nil).Connect(context.Background(), tr, nil)
@@ -365,5 +371,33 @@ func TestMCPRateLimit(t *testing.T) {
 	}
 	if st, _ := rest(t, c, key, "GET", "/v1/account", ""); st != 429 {
 		t.Fatalf("REST after the tool calls: %d, want 429 (one shared limit)", st)
+	}
+}
+
+// TestMCPOnFollower: /mcp on a follower serves the tools; each call's /v1
+// request is forwarded to the leader like a REST call to that follower, so a
+// write through a follower's /mcp is read back through another's.
+func TestMCPOnFollower(t *testing.T) {
+	c := testcluster.New(t, 3)
+	_, key := c.NewAccount("mcp-follower@example.com")
+	leader := c.WaitLeader(10 * time.Second)
+	f1, f2 := (leader+1)%3, (leader+2)%3
+	cs1, cs2 := mcpClientOn(t, c, f1, key), mcpClientOn(t, c, f2, key)
+	var created *mcp.CallToolResult
+	c.Retry503(func() error {
+		created = callTool(t, cs1, "create_ticket", map[string]any{"idempotency_key": "follower-1",
+			"body": map[string]any{"subject": "Via a follower", "message": "hello"}})
+		if created.IsError && created.Meta["hostplane/status"] == 503.0 {
+			return &api.Error{StatusCode: 503}
+		}
+		return nil
+	})
+	if created.IsError || created.Meta["hostplane/status"] != 201.0 {
+		t.Fatalf("create_ticket on follower %d: %s", f1, resultText(t, created))
+	}
+	id := decode(t, resultText(t, created)).(map[string]any)["id"].(string)
+	got := callTool(t, cs2, "get_ticket", map[string]any{"id": id})
+	if got.IsError || decode(t, resultText(t, got)).(map[string]any)["subject"] != "Via a follower" {
+		t.Fatalf("get_ticket on follower %d: %s", f2, resultText(t, got))
 	}
 }
