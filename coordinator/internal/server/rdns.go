@@ -126,11 +126,13 @@ func (c *RDNSConfig) nameservers() []string {
 	return out
 }
 
-// rdnsJobs is the leader's PowerDNS reconciler (none without --pdns-api-url).
+// rdnsJobs is the leader's PowerDNS reconciler. Without --pdns-api-url the
+// names are only recorded; an unmapped zone then has nothing to delete in
+// PowerDNS and its entry is dropped at once.
 func (s *Server) rdnsJobs() []func(ctx context.Context) {
 	c := s.cfg.RDNS
 	if c.APIURL == "" {
-		return nil
+		return []func(ctx context.Context){s.dropRemovedZones}
 	}
 	client := &rdns.Client{BaseURL: c.APIURL, ServerID: c.ServerID, Key: c.key, HTTP: &http.Client{Timeout: 15 * time.Second}}
 	r := &reconciler{s: s, c: client, cfg: c, log: s.log.With("component", "rdns")}
@@ -220,7 +222,11 @@ func (r *reconciler) pass(ctx context.Context) (uint64, error) {
 		res := fsm.ZoneSyncResult{Zone: z.Zone}
 		var err error
 		if z.Removing {
-			if err = r.c.DeleteZone(ctx, z.Zone+"."); err == nil {
+			var pz rdns.Zone
+			if pz, err = rdns.ParseZone(z.Zone); err == nil {
+				err = r.c.DeleteZone(ctx, pz.FQDN())
+			}
+			if err == nil {
 				res.Deleted = true
 				r.log.Info("reverse zone deleted from powerdns", "zone", z.Zone)
 			}
@@ -281,4 +287,33 @@ func Desired(zones []store.ReverseZone, servers []store.Server) map[string]rdns.
 		}
 	}
 	return out
+}
+
+// dropRemovedZones is the leader job without PowerDNS: unmapped zones are
+// dropped (nothing was published, nothing to delete).
+func (s *Server) dropRemovedZones(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		var gone []fsm.ZoneSyncResult
+		_ = s.Node.FSM.Read(func(rt store.ReadTx) error {
+			zs, err := rt.ReverseZones()
+			for _, z := range zs {
+				if z.Removing {
+					gone = append(gone, fsm.ZoneSyncResult{Zone: z.Zone, Deleted: true})
+				}
+			}
+			return err
+		})
+		if len(gone) > 0 {
+			if _, err := s.propose(ctx, fsm.CmdReverseZoneSynced, fsm.ReverseZoneSynced{Zones: gone}); err != nil && ctx.Err() == nil {
+				s.log.Warn("drop unmapped reverse zones", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+)
+
+// TestReverseZoneCLI maps, lists and unmaps reverse zones with `hostplanectl
+// reverse-zone` against a real coordinator without PowerDNS (the PowerDNS
+// side is tests/rdns): bad zones and pools are refused naming the field, and
+// an unmapped zone goes (nothing to delete in PowerDNS).
+func TestReverseZoneCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a coordinator")
+	}
+	c := testcluster.New(t, 1)
+	c.WaitConverged(10 * time.Second)
+	sock := c.Nodes[0].Cfg.AdminSocket
+	run := func(args ...string) error {
+		cmd := newReverseZoneCmd(&globals{socket: sock, json: true})
+		cmd.SetArgs(args)
+		cmd.SetOut(&strings.Builder{})
+		cmd.SetErr(&strings.Builder{})
+		return cmd.Execute()
+	}
+	adm := client.NewAdmin(sock)
+	ctx := context.Background()
+	list := func() []api.ReverseZone {
+		t.Helper()
+		zs, err := adm.ReverseZones(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return zs
+	}
+
+	if err := run("add", "100.51.198.IN-ADDR.ARPA."); err != nil {
+		t.Fatal(err)
+	}
+	if err := run("add", "8.b.d.0.1.0.0.2.ip6.arpa"); err != nil {
+		t.Fatal(err)
+	}
+	zs := list()
+	if len(zs) != 2 || zs[0].Zone != "100.51.198.in-addr.arpa" || zs[0].Prefix != "198.51.100.0/24" ||
+		zs[1].Zone != "8.b.d.0.1.0.0.2.ip6.arpa" || zs[1].Prefix != "2001:db8::/32" || zs[0].Status != api.PTRPending {
+		t.Fatalf("zones: %+v", zs)
+	}
+	var ae *api.Error
+	for _, c := range []struct {
+		args  []string
+		field string
+	}{
+		{[]string{"add", "example.com"}, `"zone"`},
+		{[]string{"add", "0/25.100.51.198.in-addr.arpa"}, `"zone"`},
+		{[]string{"add", "51.198.in-addr.arpa", "--pool", "missing"}, `"pool"`},
+		{[]string{"add", "51.198.in-addr.arpa", "--pool", "Bad_Pool"}, `"pool"`},
+	} {
+		if err := run(c.args...); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, c.field) {
+			t.Errorf("%v: want a 400 naming %s, got %v", c.args, c.field, err)
+		}
+	}
+	if err := run("add", "100.51.198.in-addr.arpa"); !errors.As(err, &ae) || ae.StatusCode != 409 {
+		t.Errorf("mapping twice: want 409, got %v", err)
+	}
+	if n := len(list()); n != 2 {
+		t.Fatalf("%d zones after refused adds, want 2", n)
+	}
+	if err := run("remove", "8.b.d.0.1.0.0.2.ip6.arpa."); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(list()) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("unmapped zone still listed: %+v", list())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := run("remove", "8.b.d.0.1.0.0.2.ip6.arpa"); !errors.As(err, &ae) || ae.StatusCode != 404 {
+		t.Errorf("removing an unknown zone: want 404, got %v", err)
+	}
+	if err := run("remove", "example.com"); !errors.As(err, &ae) || ae.StatusCode != 400 {
+		t.Errorf("removing a bad zone: want 400, got %v", err)
+	}
+}
