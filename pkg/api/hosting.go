@@ -1,5 +1,7 @@
 package api
 
+import "time"
+
 // Hosting actions (protocol 1.3): commands the coordinator sends to an agent
 // with the hosting role. The target is the account's username.
 const (
@@ -52,4 +54,117 @@ type NodeHostingAccount struct {
 	Database   string      `json:"database"`
 	DiskBytes  uint64      `json:"disk_bytes"`
 	Deleted    bool        `json:"deleted,omitempty"`
+}
+
+// Hosting account statuses.
+const (
+	HostingProvisioning = "provisioning"
+	HostingActive       = "active"
+	HostingSuspended    = "suspended"
+	HostingError        = "error"
+	HostingDeleted      = "deleted"
+)
+
+// HostingPlanInfo is a hosting plan of the catalogue: its slug and limits.
+type HostingPlanInfo struct {
+	Slug string `json:"slug"`
+	HostingPlan
+}
+
+// DefaultHostingPlans are the hosting plans an operator can place without
+// configuring any.
+var DefaultHostingPlans = []HostingPlanInfo{
+	{Slug: "hosting-starter", HostingPlan: HostingPlan{PHPWorkers: 4, PHPMemoryMiB: 128, MaxExecutionSeconds: 30, UploadMiB: 32, DiskMiB: 5120}},
+	{Slug: "hosting-pro", HostingPlan: HostingPlan{PHPWorkers: 8, PHPMemoryMiB: 256, MaxExecutionSeconds: 60, UploadMiB: 128, DiskMiB: 20480}},
+	{Slug: "hosting-business", HostingPlan: HostingPlan{PHPWorkers: 16, PHPMemoryMiB: 512, MaxExecutionSeconds: 120, UploadMiB: 256, DiskMiB: 51200}},
+}
+
+// HostingPlanBySlug finds a default hosting plan.
+func HostingPlanBySlug(slug string) (HostingPlanInfo, bool) {
+	for _, p := range DefaultHostingPlans {
+		if p.Slug == slug {
+			return p, true
+		}
+	}
+	return HostingPlanInfo{}, false
+}
+
+// HostingConnection is how the customer reaches the account: SFTP and the
+// database (never a password).
+type HostingConnection struct {
+	SFTPHost string `json:"sftp_host"`
+	SFTPPort int    `json:"sftp_port"`
+	SFTPUser string `json:"sftp_user"`
+	DBHost   string `json:"db_host"`
+	DBPort   int    `json:"db_port"`
+	DBName   string `json:"db_name"`
+	DBUser   string `json:"db_user"`
+}
+
+// HostingQuota is the plan's disk allowance and the usage the node last
+// reported.
+type HostingQuota struct {
+	DiskMiB       int    `json:"disk_mib"`
+	DiskUsedBytes uint64 `json:"disk_used_bytes"`
+}
+
+// HostingAccount is the customer view of a hosting account (never a password,
+// no node name).
+type HostingAccount struct {
+	ID         string            `json:"id"`
+	Username   string            `json:"username"`
+	Domain     string            `json:"domain"`
+	Plan       string            `json:"plan"`
+	Status     string            `json:"status"`
+	PHPVersion string            `json:"php_version"`
+	Limits     HostingPlan       `json:"limits"`
+	Quota      HostingQuota      `json:"quota"`
+	Connection HostingConnection `json:"connection"`
+	ActionID   string            `json:"action_id,omitempty"` // the action in progress
+	CreatedAt  time.Time         `json:"created_at"`
+	UpdatedAt  time.Time         `json:"updated_at"`
+}
+
+// HostingList is GET /v1/hosting.
+type HostingList struct {
+	Data []HostingAccount `json:"data"`
+}
+
+// HostingActionAccepted is the 202 of a hosting action.
+type HostingActionAccepted struct {
+	Action  Action          `json:"action"`
+	Hosting *HostingAccount `json:"hosting,omitempty"`
+}
+
+// HostingPHPRequest is PUT /v1/hosting/:id/php.
+type HostingPHPRequest struct {
+	PHPVersion string `json:"php_version"`
+}
+
+// AdminHostingCreateRequest is the operator's hosting create (hostplanectl
+// hosting create).
+type AdminHostingCreateRequest struct {
+	AccountID  string `json:"account_id"`
+	Plan       string `json:"plan"`
+	Domain     string `json:"domain"`
+	Username   string `json:"username"`
+	PHPVersion string `json:"php_version,omitempty"` // default: the node's newest
+	NodeID     string `json:"node_id,omitempty"`     // default: placed
+}
+
+// AdminHostingCreated answers an admin hosting create: the account, its
+// provisioning action and the two passwords, shown this once and never stored.
+type AdminHostingCreated struct {
+	Hosting      HostingAccount `json:"hosting"`
+	NodeID       string         `json:"node_id"`
+	Action       Action         `json:"action"`
+	SFTPPassword string         `json:"sftp_password,omitempty"`
+	DBPassword   string         `json:"db_password,omitempty"`
+}
+
+// AdminHostingAccount is the operator view of a hosting account.
+type AdminHostingAccount struct {
+	HostingAccount
+	AccountID string `json:"account_id"`
+	NodeID    string `json:"node_id"`
 }

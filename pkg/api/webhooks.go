@@ -24,7 +24,7 @@ type WebhookEventInfo struct {
 // ever added. It was written whole with webhook delivery (the invoice, wallet
 // and ticket events emitted from the start); the server.* events are emitted
 // since the Servers API, server.ptr.changed since reverse DNS. server.suspended,
-// hosting.created and domain.registered are in the contract, not emitted yet.
+// domain.registered is in the contract, not emitted yet.
 type WebhookEvent string
 
 // The events of the catalogue.
@@ -52,7 +52,7 @@ var WebhookEvents = []WebhookEventInfo{
 	{Name: string(EventServerTerminated), Description: "A server was terminated.", Payload: []string{"serverId"}, Emitted: true},
 	{Name: string(EventServerSuspended), Description: "A server was suspended (e.g. expiry).", Payload: []string{"serverId", "reason"}},
 	{Name: string(EventServerPTRChanged), Description: "A reverse-DNS (PTR) record was set or cleared; ptr is null when cleared.", Payload: []string{"serverId", "ip", "ptr"}, Emitted: true},
-	{Name: string(EventHostingCreated), Description: "A web-hosting account finished provisioning.", Payload: []string{"hostingId", "domain", "status"}},
+	{Name: string(EventHostingCreated), Description: "A web-hosting account finished provisioning.", Payload: []string{"hostingId", "username", "domain", "status"}, Emitted: true},
 	{Name: string(EventInvoiceCreated), Description: "A new invoice was issued (any source: order, renewal, admin).", Payload: []string{"invoiceId", "invoiceNumber", "status", "totalUsdCents", "currency"}, Emitted: true},
 	{Name: string(EventInvoicePaid), Description: "An invoice transitioned to paid.", Payload: []string{"invoiceId", "invoiceNumber", "totalUsdCents", "currency"}, Emitted: true},
 	{Name: string(EventWalletDepositReceived), Description: "A wallet top-up was credited.", Payload: []string{"amountUsdCents", "gateway", "transactionId"}, Emitted: true},

@@ -20,6 +20,27 @@ import (
 // operation this table lacks, and when a call sends another method or path
 // than the document says.
 var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
+	"listHosting": func(ctx context.Context, c *client.Client) error { _, err := c.Hosting(ctx); return err },
+	"getHosting": func(ctx context.Context, c *client.Client) error {
+		_, err := c.HostingAccount(ctx, "hst_1")
+		return err
+	},
+	"suspendHosting": func(ctx context.Context, c *client.Client) error {
+		_, err := c.SuspendHosting(ctx, "hst_1", "k")
+		return err
+	},
+	"unsuspendHosting": func(ctx context.Context, c *client.Client) error {
+		_, err := c.UnsuspendHosting(ctx, "hst_1", "k")
+		return err
+	},
+	"setHostingPHP": func(ctx context.Context, c *client.Client) error {
+		_, err := c.SetHostingPHP(ctx, "hst_1", "8.2", "k")
+		return err
+	},
+	"deleteHosting": func(ctx context.Context, c *client.Client) error {
+		_, err := c.DeleteHosting(ctx, "hst_1", "k")
+		return err
+	},
 	"getAccount": func(ctx context.Context, c *client.Client) error { _, err := c.Account(ctx); return err },
 	"getWallet":  func(ctx context.Context, c *client.Client) error { _, err := c.Wallet(ctx); return err },
 	"listWalletTransactions": func(ctx context.Context, c *client.Client) error {

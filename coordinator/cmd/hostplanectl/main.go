@@ -35,6 +35,7 @@ func main() {
 	root.PersistentFlags().BoolVar(&g.json, "json", false, "print stable JSON instead of text")
 	root.AddCommand(newAccountCmd(g), newKeyCmd(g), newWalletCmd(g), newInvoiceCmd(g), newTicketCmd(g), newClusterCmd(g), newNodeCmd(), newServerCmd(g), newIPPoolCmd(g), newReverseZoneCmd(g))
 	root.AddCommand(newOAuthCmd(g))
+	root.AddCommand(newHostingCmd(g))
 	root.AddCommand(clidocs.Command(root, "1"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -76,6 +76,7 @@ type secret struct {
 
 type nodeInventory struct {
 	templates []string
+	php       []string          // PHP-FPM versions of a hosting node
 	vms       map[string]string // vm name → state
 	at        time.Time
 }
@@ -148,6 +149,16 @@ func (d *Dispatcher) dropSecret(id string) {
 	d.mu.Unlock()
 }
 
+func (d *Dispatcher) phpVersions(nodeID string) ([]string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	inv := d.inv[nodeID]
+	if inv == nil || len(inv.php) == 0 {
+		return nil, false
+	}
+	return slices.Clone(inv.php), true
+}
+
 func (d *Dispatcher) templates(nodeID string) ([]string, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -161,7 +172,7 @@ func (d *Dispatcher) templates(nodeID string) ([]string, bool) {
 // OnInventory keeps the node's last inventory and reconciles power states the
 // node reports with the recorded ones (a guest that powered itself off).
 func (d *Dispatcher) OnInventory(nodeID string, in *pb.Inventory) {
-	inv := &nodeInventory{templates: slices.Clone(in.Templates), vms: map[string]string{}, at: time.Now()}
+	inv := &nodeInventory{templates: slices.Clone(in.Templates), php: slices.Clone(in.PhpVersions), vms: map[string]string{}, at: time.Now()}
 	for _, vm := range in.Vms {
 		inv.vms[vm.Name] = vm.State
 	}
@@ -556,11 +567,12 @@ func (d *Dispatcher) stats(ctx context.Context, nodeID, vm string, stream bool, 
 // ServerDeps wires the dispatcher into the HTTP API.
 func (d *Dispatcher) ServerDeps() *httpapi.ServerDeps {
 	return &httpapi.ServerDeps{
-		ActionDeadline: d.s.ActionDeadline,
-		PutSecret:      d.putSecret,
-		DropSecret:     d.dropSecret,
-		Kick:           d.Kick,
-		Stats:          d.stats,
-		NodeTemplates:  d.templates,
+		ActionDeadline:  d.s.ActionDeadline,
+		PutSecret:       d.putSecret,
+		DropSecret:      d.dropSecret,
+		Kick:            d.Kick,
+		Stats:           d.stats,
+		NodeTemplates:   d.templates,
+		NodePHPVersions: d.phpVersions,
 	}
 }

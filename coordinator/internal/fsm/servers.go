@@ -433,6 +433,13 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 		}
 		a.Status, a.Error = api.ActionFailed, &api.ActionError{Code: code, Message: p.ErrorMessage}
 	}
+	if a.ResourceType == ResourceHosting {
+		res, _ := action.DecodeResult(p.Result)
+		if err := finishHosting(c, &a, p.Success, &res); err != nil {
+			return api.Action{}, err
+		}
+		return a.Action, putAction(c.tx, a)
+	}
 	s, err := c.r.OwnedServer(a.AccountID, a.ResourceID)
 	if err != nil {
 		return api.Action{}, err

@@ -133,6 +133,7 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 		}))
 	}
 	a.ipPoolRoutes(mux, leader)
+	a.hostingAdminRoutes(mux, leader, cfg)
 	mux.Handle("/", next)
 	return mux
 }

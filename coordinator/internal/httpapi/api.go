@@ -154,7 +154,8 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 // allRoutes is every domain's route table.
 func (a *API) allRoutes() []Route {
 	routes := append(append(a.publicRoutes(), a.webhookRoutes()...), a.serverRoutes()...)
-	return append(routes, a.oauthRoutes()...)
+	routes = append(routes, a.oauthRoutes()...)
+	return append(routes, a.hostingRoutes()...)
 }
 
 // Routes returns the public route table.

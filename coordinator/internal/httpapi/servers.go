@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
@@ -148,7 +149,8 @@ func (a *API) getAction(rq *request) (int, any, error) {
 		return 0, nil, notFound("action")
 	}
 	act, err := readOne(a, "action", func(r store.ReadTx) (store.Action, error) { return r.Action(id) })
-	if err == nil && act.AccountID != rq.caller.accountID {
+	if err == nil && (act.AccountID != rq.caller.accountID ||
+		act.ResourceType == fsm.ResourceHosting && !slices.Contains(rq.caller.scopes, api.ScopeHostingRead)) {
 		return 0, nil, notFound("action")
 	}
 	if err != nil {

@@ -228,10 +228,6 @@ func (a *API) startAction(rq *request, deps *ServerDeps, s store.Server, spec ac
 	if err != nil {
 		return 0, nil, err
 	}
-	deadline := deps.ActionDeadline
-	if deadline <= 0 {
-		deadline = defaultActionDeadline
-	}
 	act := store.Action{
 		Action: api.Action{
 			ID: ids.New(actionIDPrefix, rq.now), Command: spec.command, ResourceType: "server", ResourceID: s.ID,
@@ -239,7 +235,7 @@ func (a *API) startAction(rq *request, deps *ServerDeps, s store.Server, spec ac
 		AccountID: rq.caller.accountID, NodeID: s.NodeID, Target: s.VMName, Params: params,
 		NeedsSecret: spec.secret != "",
 		// Every server action is mutating: one at a time per server.
-		Mutating: true, Deadline: rq.now.Add(deadline),
+		Mutating: true, Deadline: rq.now.Add(deps.actionDeadline()),
 		SnapshotID: spec.snapshotID, Snapshot: spec.snapshot, Meta: spec.meta,
 	}
 	if spec.secret != "" {

@@ -38,6 +38,9 @@ type ServerDeps struct {
 	// NodeTemplates is the template list the node reported (ok=false when the
 	// node has not reported one to this coordinator).
 	NodeTemplates func(nodeID string) (templates []string, ok bool)
+	// NodePHPVersions is the PHP-FPM versions a hosting node reported
+	// (ok=false when it has not reported any to this coordinator).
+	NodePHPVersions func(nodeID string) (versions []string, ok bool)
 	// Console signs a browser console token for c and returns it with the
 	// base URL (https://host:port) of the console listener of c.Node's agent.
 	// ErrNodeOffline when the node holds no session here, ErrNoConsole when
@@ -54,4 +57,12 @@ func (a *API) serverDeps() (*ServerDeps, error) {
 		return d, nil
 	}
 	return nil, errf(http.StatusServiceUnavailable, "servers_unavailable", "server actions are starting on this coordinator; retry shortly")
+}
+
+// actionDeadline is how long a new action may wait for its node.
+func (d *ServerDeps) actionDeadline() time.Duration {
+	if d.ActionDeadline <= 0 {
+		return defaultActionDeadline
+	}
+	return d.ActionDeadline
 }

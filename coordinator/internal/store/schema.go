@@ -19,7 +19,7 @@ const SchemaVersion = 1
 // with the caller's account id finds nothing of another account. The typed
 // records and the accessors that read them live in one file per domain
 // (accounts.go, billing.go, tickets.go, webhooks.go, servers.go, nodes.go,
-// cluster.go, idempotency.go, outbox.go, ippools.go, rdns.go); only the FSM writes.
+// cluster.go, idempotency.go, outbox.go, ippools.go, rdns.go, hosting.go); only the FSM writes.
 var (
 	// Accounts and API keys (accounts.go).
 	BucketMeta      = []byte("meta")       // applied_index, schema_version
@@ -89,6 +89,14 @@ var (
 	BucketOAuthGrantIDs    = []byte("oauth_grant_ids")    // grantID → accountID
 	BucketOAuthTokens      = []byte("oauth_tokens")       // token hash → OAuthToken
 	BucketOAuthGrantTokens = []byte("oauth_grant_tokens") // grantID/token hash → "" (a grant's tokens)
+
+	// Hosting accounts (hosting.go). Usernames and domains are unique among
+	// live accounts in the whole cluster.
+	BucketHosting          = []byte("hosting")           // accountID/hostingID → HostingAccount
+	BucketHostingIDs       = []byte("hosting_ids")       // hostingID → accountID
+	BucketHostingUsernames = []byte("hosting_usernames") // username → hostingID (live accounts)
+	BucketHostingDomains   = []byte("hosting_domains")   // domain → hostingID (live accounts)
+	BucketNodeHosting      = []byte("node_hosting")      // nodeID/hostingID → nil (live accounts)
 )
 
 // Bucket groups, for tests and tools that look at one domain.
@@ -109,6 +117,8 @@ var (
 		BucketOAuthClients, BucketOAuthDevices, BucketOAuthUserCodes, BucketOAuthCodes,
 		BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
 	}
+	// HostingBuckets are the hosting account buckets.
+	HostingBuckets = [][]byte{BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting}
 )
 
 // AllBuckets lists every bucket; CreateBuckets makes them.
@@ -122,6 +132,7 @@ var AllBuckets = [][]byte{
 	BucketIPPools, BucketIPUnits, BucketReverseZones,
 	BucketOAuthClients, BucketOAuthDevices, BucketOAuthUserCodes, BucketOAuthCodes,
 	BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
+	BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting,
 }
 
 var (

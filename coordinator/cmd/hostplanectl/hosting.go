@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/spf13/cobra"
+)
+
+func hostingPlanSlugs() string {
+	s := make([]string, 0, len(api.DefaultHostingPlans))
+	for _, p := range api.DefaultHostingPlans {
+		s = append(s, p.Slug)
+	}
+	return strings.Join(s, ", ")
+}
+
+// newHostingCmd is `hostplanectl hosting …`: operators create hosting
+// accounts for customers until customer ordering exists.
+func newHostingCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "hosting", Short: "Create web-hosting accounts for customers and list them"}
+	var req api.AdminHostingCreateRequest
+	create := &cobra.Command{
+		Use:   "create --account ACCOUNT_ID --plan SLUG --domain DOMAIN --username NAME",
+		Short: "Place a hosting account on a hosting node and provision it (the SFTP and database passwords are printed once)",
+		Args:  cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			switch {
+			case req.AccountID == "":
+				return usageError{"--account is required"}
+			case req.Plan == "":
+				return usageError{"--plan is required (" + hostingPlanSlugs() + ")"}
+			case req.Domain == "":
+				return usageError{"--domain is required"}
+			case req.Username == "":
+				return usageError{"--username is required (3-16 of a-z and 0-9, starting with a letter)"}
+			}
+			out, err := g.admin().CreateHosting(c.Context(), req)
+			if err != nil {
+				return err
+			}
+			return g.print(out, func() {
+				fmt.Printf("hosting account %s (%s, %s) placed on node %s with PHP %s; provisioning: action %s\n",
+					out.Hosting.ID, out.Hosting.Username, out.Hosting.Domain, out.NodeID, out.Hosting.PHPVersion, out.Action.ID)
+				fmt.Printf("SFTP:     %s@%s (port %d), password (shown only this once): %s\n",
+					out.Hosting.Connection.SFTPUser, out.Hosting.Connection.SFTPHost, out.Hosting.Connection.SFTPPort, out.SFTPPassword)
+				fmt.Printf("database: %s, user %s on %s, password (shown only this once): %s\n",
+					out.Hosting.Connection.DBName, out.Hosting.Connection.DBUser, out.Hosting.Connection.DBHost, out.DBPassword)
+			})
+		},
+	}
+	f := create.Flags()
+	f.StringVar(&req.AccountID, "account", "", "customer account id (acc_…)")
+	f.StringVar(&req.Plan, "plan", "", "hosting plan slug: "+hostingPlanSlugs())
+	f.StringVar(&req.Domain, "domain", "", "the site's domain (ASCII or internationalized; stored in its IDNA form)")
+	f.StringVar(&req.Username, "username", "", "Linux, SFTP and database user name: 3-16 of a-z and 0-9, starting with a letter")
+	f.StringVar(&req.PHPVersion, "php", "", "PHP version (default: the node's newest installed)")
+	f.StringVar(&req.NodeID, "node", "", "place on this hosting node")
+
+	var account string
+	list := &cobra.Command{
+		Use: "list", Short: "List hosting accounts (optionally of an account)", Args: cobra.NoArgs,
+		RunE: adminRun(g, func(c *cobra.Command, _ []string) ([]api.AdminHostingAccount, error) {
+			return g.admin().ListHosting(c.Context(), account)
+		}, func(hs []api.AdminHostingAccount) {
+			fmt.Printf("%-30s %-16s %-30s %-12s %-6s %-16s %s\n", "ID", "USERNAME", "DOMAIN", "STATUS", "PHP", "NODE", "ACCOUNT")
+			for _, h := range hs {
+				fmt.Printf("%-30s %-16s %-30s %-12s %-6s %-16s %s\n", h.ID, h.Username, h.Domain, h.Status, h.PHPVersion, h.NodeID, h.AccountID)
+			}
+		}),
+	}
+	list.Flags().StringVar(&account, "account", "", "only this account's hosting accounts")
+	cmd.AddCommand(create, list)
+	return cmd
+}

@@ -1,0 +1,226 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Hosting commands use type numbers 100-119 (append-only).
+const (
+	CmdHostingCreate CommandType = 100
+	CmdHostingAction CommandType = 101
+)
+
+var hostingHandlers = map[CommandType]handlerFunc{
+	CmdHostingCreate: typed(applyHostingCreate),
+	CmdHostingAction: typed(applyHostingAction),
+}
+
+// ResourceHosting is the resource type of hosting actions.
+const ResourceHosting = "hosting"
+
+// HostingCreate records a placed hosting account and its hosting.create
+// action (whose passwords travel in the dispatcher's secrets, never here).
+type HostingCreate struct {
+	Hosting store.HostingAccount `json:"hosting"`
+	Action  store.Action         `json:"action"`
+}
+
+// HostingAction commits suspend, unsuspend, php or delete on an account; the
+// one-mutating-action-per-account rule holds. PHPVersion is the version a
+// hosting.php action sets on success.
+type HostingAction struct {
+	Action     store.Action `json:"action"`
+	PHPVersion string       `json:"php_version,omitempty"`
+}
+
+func putHosting(tx *bolt.Tx, h store.HostingAccount) error {
+	return store.PutJSON(tx, store.BucketHosting, store.OwnedKey(h.AccountID, h.ID), h)
+}
+
+func applyHostingCreate(c *applyCtx, p HostingCreate) (any, error) {
+	h, a := p.Hosting, p.Action
+	if h.ID == "" || h.AccountID == "" || h.NodeID == "" || h.Username == "" || h.Domain == "" {
+		return nil, fmt.Errorf("%w: a hosting account needs an id, an account, a node, a username and a domain", ErrInvalid)
+	}
+	if err := checkNewAction(&a); err != nil {
+		return nil, err
+	}
+	if a.Command != api.ActionHostingCreate || a.Target != h.Username || a.NodeID != h.NodeID || a.ResourceID != h.ID {
+		return nil, fmt.Errorf("%w: the action does not create hosting account %s", ErrInvalid, h.ID)
+	}
+	if _, err := getAccount(c.tx, h.AccountID); err != nil {
+		return nil, err
+	}
+	n, err := c.r.AgentNode(h.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	if n.State == api.AgentNodeRemoved || n.Cordoned {
+		return nil, fmt.Errorf("%w: node %s takes no new hosting accounts", ErrConflict, n.ID)
+	}
+	if !slices.Contains(n.Roles, api.RoleHosting) {
+		return nil, fmt.Errorf("%w: node %s does not have the hosting role", ErrConflict, n.ID)
+	}
+	if c.tx.Bucket(store.BucketHostingIDs).Get([]byte(h.ID)) != nil {
+		return nil, fmt.Errorf("%w: hosting account %s exists", ErrConflict, h.ID)
+	}
+	if id := c.r.HostingUsernameTaken(h.Username); id != "" {
+		return nil, &FieldConflictError{Field: "username", Msg: fmt.Sprintf("username %s is taken", h.Username)}
+	}
+	if id := c.r.HostingDomainTaken(h.Domain); id != "" {
+		return nil, &FieldConflictError{Field: "domain", Msg: fmt.Sprintf("domain %s is already served by a hosting account", h.Domain)}
+	}
+	h.Status, h.CreatedAt, h.UpdatedAt, h.ActionID = api.HostingProvisioning, c.at, c.at, a.ID
+	a.Status, a.CreatedAt, a.AccountID, a.ResourceType = api.ActionPending, c.at, h.AccountID, ResourceHosting
+	a.Mutating = true
+	for _, kv := range []struct{ b, k, v []byte }{
+		{store.BucketHostingIDs, []byte(h.ID), []byte(h.AccountID)},
+		{store.BucketHostingUsernames, []byte(h.Username), []byte(h.ID)},
+		{store.BucketHostingDomains, []byte(h.Domain), []byte(h.ID)},
+		{store.BucketNodeHosting, store.NodeHostingKey(h.NodeID, h.ID), nil},
+	} {
+		if err := c.tx.Bucket(kv.b).Put(kv.k, kv.v); err != nil {
+			return nil, err
+		}
+	}
+	if err := putHosting(c.tx, h); err != nil {
+		return nil, err
+	}
+	if err := putAction(c.tx, a); err != nil {
+		return nil, err
+	}
+	return api.AdminHostingCreated{Hosting: h.HostingAccount, NodeID: h.NodeID, Action: a.Action}, nil
+}
+
+// FieldConflictError is a 409 about one request field (a username or domain
+// taken).
+type FieldConflictError struct{ Field, Msg string }
+
+func (e *FieldConflictError) Error() string { return e.Msg }
+
+// Is makes a FieldConflictError an ErrConflict.
+func (e *FieldConflictError) Is(target error) bool { return target == ErrConflict }
+
+func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
+	a := p.Action
+	if err := checkNewAction(&a); err != nil {
+		return nil, err
+	}
+	h, err := c.r.OwnedHostingAccount(a.AccountID, a.ResourceID)
+	if err != nil {
+		return nil, err
+	}
+	if c.tx.Bucket(store.BucketActions).Get([]byte(a.ID)) != nil {
+		return nil, fmt.Errorf("%w: action %s exists", ErrConflict, a.ID)
+	}
+	if a.NodeID != h.NodeID || a.Target != h.Username {
+		return nil, fmt.Errorf("%w: action %s does not match hosting account %s", ErrInvalid, a.ID, h.ID)
+	}
+	if h.ActionID != "" {
+		if cur, err := c.r.Action(h.ActionID); err == nil && !cur.Finished() {
+			return nil, &ActionBusyError{ServerID: h.ID, ActionID: cur.ID, Command: cur.Command}
+		}
+	}
+	switch {
+	case h.Status == api.HostingDeleted:
+		return nil, fmt.Errorf("%w: hosting account %s is deleted", ErrConflict, h.ID)
+	case h.Status == api.HostingError && a.Command != api.ActionHostingDelete:
+		return nil, fmt.Errorf("%w: hosting account %s failed to provision; it can only be deleted", ErrConflict, h.ID)
+	case a.Command == api.ActionHostingSuspend && h.Status == api.HostingSuspended:
+		return nil, fmt.Errorf("%w: hosting account %s is already suspended", ErrConflict, h.ID)
+	case a.Command == api.ActionHostingUnsuspend && h.Status != api.HostingSuspended:
+		return nil, fmt.Errorf("%w: hosting account %s is not suspended", ErrConflict, h.ID)
+	case a.Command == api.ActionHostingSetPHP && p.PHPVersion == "":
+		return nil, fmt.Errorf("%w: hosting.php needs the version", ErrInvalid)
+	}
+	switch a.Command {
+	case api.ActionHostingSuspend, api.ActionHostingUnsuspend, api.ActionHostingSetPHP, api.ActionHostingDelete:
+	default:
+		return nil, fmt.Errorf("%w: %s is not a hosting action", ErrInvalid, a.Command)
+	}
+	a.Status, a.CreatedAt, a.ResourceType, a.Progress, a.Mutating = api.ActionPending, c.at, ResourceHosting, 0, true
+	a.StartedAt, a.FinishedAt, a.Error = nil, nil, nil
+	if p.PHPVersion != "" {
+		a.Meta = map[string]string{"php_version": p.PHPVersion}
+	}
+	h.ActionID, h.UpdatedAt = a.ID, c.at
+	if err := putHosting(c.tx, h); err != nil {
+		return nil, err
+	}
+	if err := putAction(c.tx, a); err != nil {
+		return nil, err
+	}
+	pub := h.HostingAccount
+	return api.HostingActionAccepted{Action: a.Action, Hosting: &pub}, nil
+}
+
+// finishHosting applies a finished hosting action to its account and queues
+// the event, in the result's transaction.
+func finishHosting(c *applyCtx, a *store.Action, ok bool, res *api.NodeOpResult) error {
+	h, err := c.r.OwnedHostingAccount(a.AccountID, a.ResourceID)
+	if err != nil {
+		return err
+	}
+	if h.ActionID == a.ID {
+		h.ActionID = ""
+	}
+	h.UpdatedAt = c.at
+	if ok && res != nil && res.Hosting != nil {
+		h.Quota.DiskUsedBytes = res.Hosting.DiskBytes
+		if res.Hosting.PHPVersion != "" {
+			h.PHPVersion = res.Hosting.PHPVersion
+		}
+	}
+	switch {
+	case !ok && a.Command == api.ActionHostingCreate:
+		h.Status = api.HostingError
+	case !ok:
+	case a.Command == api.ActionHostingCreate:
+		h.Status = api.HostingActive
+		if err := c.emit(api.EventHostingCreated, h.AccountID, map[string]any{"hostingId": h.ID, "username": h.Username,
+			"domain": h.Domain, "status": h.Status}); err != nil {
+			return err
+		}
+	case a.Command == api.ActionHostingSuspend:
+		h.Status = api.HostingSuspended
+	case a.Command == api.ActionHostingUnsuspend:
+		h.Status = api.HostingActive
+	case a.Command == api.ActionHostingSetPHP:
+		if v := a.Meta["php_version"]; v != "" {
+			h.PHPVersion = v
+		}
+	case a.Command == api.ActionHostingDelete:
+		h.Status = api.HostingDeleted
+		if err := freeHosting(c.tx, h); err != nil {
+			return err
+		}
+	}
+	return putHosting(c.tx, h)
+}
+
+// freeHosting releases a deleted account's username, every domain indexed to
+// it and its node slot.
+func freeHosting(tx *bolt.Tx, h store.HostingAccount) error {
+	if err := tx.Bucket(store.BucketHostingUsernames).Delete([]byte(h.Username)); err != nil {
+		return err
+	}
+	var doms [][]byte
+	_ = tx.Bucket(store.BucketHostingDomains).ForEach(func(k, v []byte) error {
+		if bytes.Equal(v, []byte(h.ID)) {
+			doms = append(doms, bytes.Clone(k))
+		}
+		return nil
+	})
+	for _, d := range doms {
+		if err := tx.Bucket(store.BucketHostingDomains).Delete(d); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(store.BucketNodeHosting).Delete(store.NodeHostingKey(h.NodeID, h.ID))
+}

@@ -1,0 +1,356 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/action"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
+)
+
+const hostingIDPrefix = "hst"
+
+func (a *API) hostingRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/v1/hosting", Scope: api.ScopeHostingRead, handler: a.listHosting},
+		{Method: "GET", Path: "/v1/hosting/{id}", Scope: api.ScopeHostingRead, handler: a.getHosting},
+		{Method: "POST", Path: "/v1/hosting/{id}/suspend", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.suspendHosting},
+		{Method: "POST", Path: "/v1/hosting/{id}/unsuspend", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.unsuspendHosting},
+		{Method: "PUT", Path: "/v1/hosting/{id}/php", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.setHostingPHP},
+		{Method: "DELETE", Path: "/v1/hosting/{id}", Scope: api.ScopeHostingDestroy, Idempotent: true, handler: a.deleteHosting},
+	}
+}
+
+// hostingView is the customer view of a stored account: the SFTP host is the
+// account's own domain (no node name), the database is reached from the
+// account's PHP on the node.
+func hostingView(h store.HostingAccount) api.HostingAccount {
+	v := h.HostingAccount
+	v.Connection = api.HostingConnection{SFTPHost: h.Domain, SFTPPort: 22, SFTPUser: h.Username,
+		DBHost: "localhost", DBPort: 3306, DBName: h.Username, DBUser: h.Username}
+	v.Quota.DiskMiB = h.Limits.DiskMiB
+	return v
+}
+
+func (a *API) loadHosting(rq *request) (store.HostingAccount, error) {
+	id := rq.PathValue("id")
+	if !ids.Valid(hostingIDPrefix, id) {
+		return store.HostingAccount{}, notFound("hosting account")
+	}
+	return readOne(a, "hosting account", func(r store.ReadTx) (store.HostingAccount, error) {
+		return r.OwnedHostingAccount(rq.caller.accountID, id)
+	})
+}
+
+func (a *API) listHosting(rq *request) (int, any, error) {
+	var hs []store.HostingAccount
+	err := a.state.Read(func(r store.ReadTx) (err error) {
+		hs, _, err = r.HostingAccounts(rq.caller.accountID, 0, 0)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	out := api.HostingList{Data: make([]api.HostingAccount, 0, len(hs))}
+	for _, h := range hs {
+		out.Data = append(out.Data, hostingView(h))
+	}
+	return http.StatusOK, out, nil
+}
+
+func (a *API) getHosting(rq *request) (int, any, error) {
+	h, err := a.loadHosting(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, hostingView(h), nil
+}
+
+// DecodeHostingPHP validates a PUT /v1/hosting/:id/php body.
+func DecodeHostingPHP(body []byte) (api.HostingPHPRequest, error) {
+	var req api.HostingPHPRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.PHPVersion == "" {
+		return req, invalidField("php_version", "is required")
+	}
+	if validate.PHPVersion(req.PHPVersion) != nil {
+		return req, invalidField("php_version", "must be a PHP version such as 8.2")
+	}
+	return req, nil
+}
+
+// startHostingAction commits a hosting action and wakes the dispatcher.
+func (a *API) startHostingAction(rq *request, deps *ServerDeps, h store.HostingAccount, command string, params action.Params, php string) (int, any, error) {
+	enc, err := action.Encode(params)
+	if err != nil {
+		return 0, nil, err
+	}
+	act := store.Action{
+		Action:    api.Action{ID: ids.New(actionIDPrefix, rq.now), Command: command, ResourceType: fsm.ResourceHosting, ResourceID: h.ID},
+		AccountID: rq.caller.accountID, NodeID: h.NodeID, Target: h.Username, Params: enc, Mutating: true,
+		Deadline: rq.now.Add(deps.actionDeadline()),
+	}
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdHostingAction, fsm.HostingAction{Action: act, PHPVersion: php}, http.StatusAccepted)
+	if err != nil {
+		return 0, nil, err
+	}
+	if acc, ok := v.(api.HostingActionAccepted); ok && acc.Hosting != nil {
+		hv := hostingView(store.HostingAccount{HostingAccount: *acc.Hosting})
+		acc.Hosting = &hv
+		v = acc
+	}
+	deps.Kick()
+	return status, v, nil
+}
+
+// hostingAndDeps resolves the account (404 first), then the dispatcher.
+func (a *API) hostingAndDeps(rq *request) (store.HostingAccount, *ServerDeps, error) {
+	h, err := a.loadHosting(rq)
+	if err != nil {
+		return h, nil, err
+	}
+	deps, err := a.serverDeps()
+	return h, deps, err
+}
+
+func (a *API) simpleHostingAction(rq *request, command string) (int, any, error) {
+	h, deps, err := a.hostingAndDeps(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := decodeNoBody(rq.body); err != nil {
+		return 0, nil, err
+	}
+	return a.startHostingAction(rq, deps, h, command, &action.None{}, "")
+}
+
+func (a *API) suspendHosting(rq *request) (int, any, error) {
+	return a.simpleHostingAction(rq, api.ActionHostingSuspend)
+}
+
+func (a *API) unsuspendHosting(rq *request) (int, any, error) {
+	return a.simpleHostingAction(rq, api.ActionHostingUnsuspend)
+}
+
+func (a *API) deleteHosting(rq *request) (int, any, error) {
+	return a.simpleHostingAction(rq, api.ActionHostingDelete)
+}
+
+func (a *API) setHostingPHP(rq *request) (int, any, error) {
+	h, deps, err := a.hostingAndDeps(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := DecodeHostingPHP(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	if deps.NodePHPVersions != nil {
+		// An unknown list (the node has not reported one here) lets the agent
+		// decide; it refuses an uninstalled version the same way.
+		if vs, ok := deps.NodePHPVersions(h.NodeID); ok && !slices.Contains(vs, req.PHPVersion) {
+			return 0, nil, invalidField("php_version", "names PHP %s, which is not installed for this account; installed: %s", req.PHPVersion, strings.Join(vs, ", "))
+		}
+	}
+	return a.startHostingAction(rq, deps, h, api.ActionHostingSetPHP, &action.HostingPHP{PHPVersion: req.PHPVersion}, req.PHPVersion)
+}
+
+// DecodeAdminHostingCreate validates an admin hosting create request; every
+// error names its field.
+func DecodeAdminHostingCreate(body []byte) (api.AdminHostingCreateRequest, api.HostingPlanInfo, error) {
+	var req api.AdminHostingCreateRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, api.HostingPlanInfo{}, err
+	}
+	if !ids.Valid("acc", req.AccountID) {
+		return req, api.HostingPlanInfo{}, invalidField("account_id", "must be an account id (acc_…)")
+	}
+	plan, ok := api.HostingPlanBySlug(req.Plan)
+	if !ok {
+		slugs := make([]string, 0, len(api.DefaultHostingPlans))
+		for _, p := range api.DefaultHostingPlans {
+			slugs = append(slugs, p.Slug)
+		}
+		return req, plan, invalidField("plan", "must be one of %s", strings.Join(slugs, ", "))
+	}
+	d, err := validate.Domain(req.Domain)
+	if err != nil {
+		return req, plan, invalidField("domain", "%s", validate.Reason(err))
+	}
+	req.Domain = d
+	if err := validate.HostingUsername(req.Username); err != nil {
+		return req, plan, invalidField("username", "%s", validate.Reason(err))
+	}
+	if req.PHPVersion != "" && validate.PHPVersion(req.PHPVersion) != nil {
+		return req, plan, invalidField("php_version", "must be a PHP version such as 8.2")
+	}
+	if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
+		return req, plan, invalidField("node_id", "is not a node id")
+	}
+	return req, plan, nil
+}
+
+// hostingAdminRoutes adds the operator's hosting routes (leader only).
+func (a *API) hostingAdminRoutes(mux *http.ServeMux, leader func(adminFunc) http.Handler, cfg ServerAdminConfig) {
+	mux.Handle("POST /admin/hosting", leader(func(r *http.Request, body []byte, now time.Time) (int, any, error) {
+		return a.adminCreateHosting(r, body, now, cfg)
+	}))
+	mux.Handle("GET /admin/hosting", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+		var hs []store.HostingAccount
+		if err := a.state.Read(func(rt store.ReadTx) (err error) { hs, err = rt.AllHostingAccounts(); return }); err != nil {
+			return 0, nil, err
+		}
+		out := []api.AdminHostingAccount{}
+		for _, h := range hs {
+			if acc := r.URL.Query().Get("account"); acc == "" || acc == h.AccountID {
+				v := h.Admin()
+				v.HostingAccount = hostingView(h)
+				out = append(out, v)
+			}
+		}
+		return http.StatusOK, out, nil
+	}))
+}
+
+// adminCreateHosting places a hosting account on a connected hosting node
+// (the one holding the fewest accounts, or the one named) and starts its
+// hosting.create; the SFTP and database passwords ride in the action's
+// secret to the node and are returned here once.
+func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cfg ServerAdminConfig) (int, any, error) {
+	deps, err := a.serverDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	req, plan, err := DecodeAdminHostingCreate(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	nodeID, php, err := a.placeHosting(req, deps, cfg)
+	if err != nil {
+		return 0, nil, err
+	}
+	sftpPW, err := newPassword()
+	if err != nil {
+		return 0, nil, err
+	}
+	dbPW, err := newPassword()
+	if err != nil {
+		return 0, nil, err
+	}
+	hstID, actID := ids.New(hostingIDPrefix, now), ids.New(actionIDPrefix, now)
+	params, err := action.Encode(&action.HostingCreate{Domain: req.Domain, PHPVersion: php, Plan: plan.HostingPlan})
+	if err != nil {
+		return 0, nil, err
+	}
+	secret, err := action.EncodeSecrets(api.ActionHostingCreate, map[string]string{action.SecretSFTPPassword: sftpPW, action.SecretDBPassword: dbPW})
+	if err != nil {
+		return 0, nil, err
+	}
+	h := store.HostingAccount{
+		HostingAccount: api.HostingAccount{ID: hstID, Username: req.Username, Domain: req.Domain, Plan: plan.Slug,
+			PHPVersion: php, Limits: plan.HostingPlan},
+		AccountID: req.AccountID, NodeID: nodeID,
+	}
+	act := store.Action{
+		Action: api.Action{ID: actID, Command: api.ActionHostingCreate, ResourceType: fsm.ResourceHosting, ResourceID: hstID},
+		NodeID: nodeID, Target: req.Username, Params: params, NeedsSecret: true, Mutating: true,
+		Deadline: now.Add(deps.actionDeadline()),
+	}
+	deps.PutSecret(actID, secret)
+	v, err := a.adminApply(r.Context(), fsm.CmdHostingCreate, now, fsm.HostingCreate{Hosting: h, Action: act})
+	if err != nil {
+		deps.DropSecret(actID)
+		var fc *fsm.FieldConflictError
+		if errors.As(err, &fc) {
+			return 0, nil, errf(http.StatusConflict, "conflict", "field %q: %s", fc.Field, fc.Msg)
+		}
+		return 0, nil, err
+	}
+	deps.Kick()
+	out, ok := v.(api.AdminHostingCreated)
+	if !ok {
+		return 0, nil, errors.New("admin hosting create: unexpected result")
+	}
+	out.Hosting = hostingView(store.HostingAccount{HostingAccount: out.Hosting})
+	out.SFTPPassword, out.DBPassword = sftpPW, dbPW
+	a.log.Info("hosting account placed", "hosting", hstID, "node", nodeID, "account", req.AccountID, "plan", plan.Slug, "action", actID)
+	return http.StatusCreated, out, nil
+}
+
+// placeHosting picks the node and PHP version: connected, not cordoned
+// nodes with the hosting role (only req.NodeID when given) that offer the
+// version asked for (default: each node's newest); the fewest accounts wins.
+func (a *API) placeHosting(req api.AdminHostingCreateRequest, deps *ServerDeps, cfg ServerAdminConfig) (string, string, error) {
+	type cand struct {
+		id, php string
+		n       int
+	}
+	var cands []cand
+	var reasons []string
+	err := a.state.Read(func(r store.ReadTx) error {
+		if !r.AccountExists(req.AccountID) {
+			return fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
+		}
+		if r.HostingUsernameTaken(req.Username) != "" {
+			return errf(http.StatusConflict, "conflict", "field \"username\": username %s is taken", req.Username)
+		}
+		if r.HostingDomainTaken(req.Domain) != "" {
+			return errf(http.StatusConflict, "conflict", "field \"domain\": domain %s is already served by a hosting account", req.Domain)
+		}
+		nodes, err := r.AgentNodes()
+		if err != nil {
+			return err
+		}
+		for _, n := range nodes {
+			if req.NodeID != "" && n.ID != req.NodeID {
+				continue
+			}
+			live := withLive(n, cfg.Nodes)
+			if !slices.Contains(n.Roles, api.RoleHosting) || n.State == api.AgentNodeRemoved || n.Cordoned || !live.Connected {
+				reasons = append(reasons, n.ID+": not a connected, schedulable hosting node")
+				continue
+			}
+			var vs []string
+			if deps.NodePHPVersions != nil {
+				vs, _ = deps.NodePHPVersions(n.ID)
+			}
+			php := req.PHPVersion
+			switch {
+			case len(vs) == 0:
+				reasons = append(reasons, n.ID+": reported no PHP-FPM versions")
+				continue
+			case php == "":
+				php = vs[len(vs)-1]
+			case !slices.Contains(vs, php):
+				reasons = append(reasons, fmt.Sprintf("%s: PHP %s not installed (installed: %s)", n.ID, php, strings.Join(vs, ", ")))
+				continue
+			}
+			cands = append(cands, cand{id: n.ID, php: php, n: r.NodeHostingCount(n.ID)})
+		}
+		return nil
+	})
+	if err != nil {
+		return "", "", err
+	}
+	if req.NodeID != "" && len(cands) == 0 && len(reasons) == 0 {
+		return "", "", notFound("node " + req.NodeID)
+	}
+	if len(cands) == 0 {
+		if req.PHPVersion != "" && len(reasons) > 0 && strings.Contains(strings.Join(reasons, ""), "not installed") {
+			return "", "", invalidField("php_version", "%s", strings.Join(reasons, "; "))
+		}
+		return "", "", errf(http.StatusConflict, "no_capacity", "no hosting node can take the account: %s", strings.Join(append(reasons, "(none enrolled)")[:max(1, len(reasons))], "; "))
+	}
+	slices.SortStableFunc(cands, func(x, y cand) int { return x.n - y.n })
+	return cands[0].id, cands[0].php, nil
+}

@@ -1,0 +1,76 @@
+package store
+
+import (
+	"fmt"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// HostingAccount is a stored hosting account: the customer view plus where it
+// runs and its plan's limits. Passwords are never stored.
+type HostingAccount struct {
+	api.HostingAccount
+	AccountID string `json:"account_id"`
+	// NodeID is the hosting node; deleted accounts stay recorded (status
+	// deleted) with their username and domain free again.
+	NodeID string `json:"node_id"`
+}
+
+// Admin is the operator view: the customer view with the owner and node.
+func (h HostingAccount) Admin() api.AdminHostingAccount {
+	return api.AdminHostingAccount{HostingAccount: h.HostingAccount, AccountID: h.AccountID, NodeID: h.NodeID}
+}
+
+// NodeHostingKey is the key of BucketNodeHosting.
+func NodeHostingKey(nodeID, id string) []byte { return []byte(nodeID + "/" + id) }
+
+// HostingAccountByID loads a hosting account by id alone (leader jobs, admin).
+func (r ReadTx) HostingAccountByID(id string) (HostingAccount, error) {
+	acc := r.value(BucketHostingIDs, []byte(id))
+	if acc == nil {
+		return HostingAccount{}, fmt.Errorf("hosting account %s: %w", id, ErrNotFound)
+	}
+	return r.OwnedHostingAccount(string(acc), id)
+}
+
+// OwnedHostingAccount loads an account's hosting account; another account's
+// is not found.
+func (r ReadTx) OwnedHostingAccount(accountID, id string) (HostingAccount, error) {
+	var h HostingAccount
+	return h, r.getNamed("hosting account", id, BucketHosting, OwnedKey(accountID, id), &h)
+}
+
+// HostingAccounts pages an account's hosting accounts (deleted ones
+// included), newest first, with the total count.
+func (r ReadTx) HostingAccounts(accountID string, offset, limit int) ([]HostingAccount, int, error) {
+	return ListOwned[HostingAccount](r.tx, BucketHosting, accountID, offset, limit)
+}
+
+// AllHostingAccounts lists every hosting account of every account.
+func (r ReadTx) AllHostingAccounts() ([]HostingAccount, error) {
+	return all[HostingAccount](r, BucketHosting)
+}
+
+// HostingUsernameTaken returns the id of the live hosting account with this
+// username ("" if none).
+func (r ReadTx) HostingUsernameTaken(username string) string {
+	return string(r.value(BucketHostingUsernames, []byte(username)))
+}
+
+// HostingDomainTaken returns the id of the live hosting account serving this
+// domain ("" if none). Custom domains are indexed here too: a domain is
+// attached to at most one account in the cluster.
+func (r ReadTx) HostingDomainTaken(domain string) string {
+	return string(r.value(BucketHostingDomains, []byte(domain)))
+}
+
+// NodeHostingCount is how many live hosting accounts a node holds.
+func (r ReadTx) NodeHostingCount(nodeID string) int {
+	n := 0
+	prefix := []byte(nodeID + "/")
+	cur := r.tx.Bucket(BucketNodeHosting).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = cur.Next() {
+		n++
+	}
+	return n
+}

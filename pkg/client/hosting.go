@@ -1,0 +1,72 @@
+package client
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Hosting lists the account's web-hosting accounts (never passwords).
+func (c *Client) Hosting(ctx context.Context) (api.HostingList, error) {
+	var l api.HostingList
+	return l, c.get(ctx, "/v1/hosting", &l)
+}
+
+// HostingAccount returns one hosting account.
+func (c *Client) HostingAccount(ctx context.Context, id string) (api.HostingAccount, error) {
+	var h api.HostingAccount
+	return h, c.get(ctx, hostingPath(id), &h)
+}
+
+func hostingPath(id string, rest ...string) string {
+	p := "/v1/hosting/" + url.PathEscape(id)
+	for _, r := range rest {
+		p += "/" + url.PathEscape(r)
+	}
+	return p
+}
+
+func (c *Client) hostingAction(ctx context.Context, method, path string, body any, idemKey string) (api.HostingActionAccepted, error) {
+	var a api.HostingActionAccepted
+	_, err := c.Do(ctx, method, path, body, &a, idem(idemKey))
+	return a, err
+}
+
+// SuspendHosting suspends a hosting account; idemKey may be empty.
+func (c *Client) SuspendHosting(ctx context.Context, id, idemKey string) (api.HostingActionAccepted, error) {
+	return c.hostingAction(ctx, "POST", hostingPath(id, "suspend"), nil, idemKey)
+}
+
+// UnsuspendHosting restores a suspended hosting account; idemKey may be empty.
+func (c *Client) UnsuspendHosting(ctx context.Context, id, idemKey string) (api.HostingActionAccepted, error) {
+	return c.hostingAction(ctx, "POST", hostingPath(id, "unsuspend"), nil, idemKey)
+}
+
+// SetHostingPHP moves the account to another PHP version installed on its
+// node; idemKey may be empty.
+func (c *Client) SetHostingPHP(ctx context.Context, id, version, idemKey string) (api.HostingActionAccepted, error) {
+	return c.hostingAction(ctx, "PUT", hostingPath(id, "php"), api.HostingPHPRequest{PHPVersion: version}, idemKey)
+}
+
+// DeleteHosting deletes a hosting account and everything it has on its
+// node; idemKey may be empty.
+func (c *Client) DeleteHosting(ctx context.Context, id, idemKey string) (api.HostingActionAccepted, error) {
+	return c.hostingAction(ctx, "DELETE", hostingPath(id), nil, idemKey)
+}
+
+// CreateHosting places a hosting account (operator); the SFTP and database
+// passwords are in the answer only.
+func (a *Admin) CreateHosting(ctx context.Context, req api.AdminHostingCreateRequest) (api.AdminHostingCreated, error) {
+	return adminCall[api.AdminHostingCreated](ctx, a, "POST", "/admin/hosting", req)
+}
+
+// ListHosting lists every hosting account (operator), optionally of one
+// account.
+func (a *Admin) ListHosting(ctx context.Context, accountID string) ([]api.AdminHostingAccount, error) {
+	p := "/admin/hosting"
+	if accountID != "" {
+		p += "?account=" + url.QueryEscape(accountID)
+	}
+	return adminCall[[]api.AdminHostingAccount](ctx, a, "GET", p, nil)
+}
