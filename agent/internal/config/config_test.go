@@ -121,6 +121,21 @@ func TestBridgesRepeatable(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	// The file's key is the flag name, a JSON list; a flag adds to it.
+	f := filepath.Join(t.TempDir(), "agent.json")
+	if err := os.WriteFile(f, []byte(`{"bridge":["br-a","br-b"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs2 := flag.NewFlagSet("y", flag.ContinueOnError)
+	def2 := Default()
+	def2.RegisterFlags(fs2)
+	if err := fs2.Parse([]string{"-bridge", "br-c"}); err != nil {
+		t.Fatal(err)
+	}
+	fc, err := Load(f, func(string) string { return "" }, fs2)
+	if err != nil || strings.Join(fc.Bridges, " ") != "br-a br-b br-c" {
+		t.Fatalf("file + flag bridges %q %v", fc.Bridges, err)
+	}
 	c.Bridges = append(c.Bridges, "br'/><x")
 	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "bridge") {
 		t.Fatalf("bad bridge name: %v", err)
