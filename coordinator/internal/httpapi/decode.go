@@ -15,8 +15,21 @@ import (
 // MaxBodyBytes is the request body limit (SPEC: 1 MiB, 413 beyond).
 const MaxBodyBytes = 1 << 20
 
-// readBody reads the whole body within the limit.
+// readBody reads the whole JSON body within the limit.
 func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
+	body, err := readBodyAny(w, r)
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > 0 && !jsonContentType(r.Header.Get("Content-Type")) {
+		return nil, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "request body must be JSON: send Content-Type: application/json (or none), not %q", r.Header.Get("Content-Type"))
+	}
+	return body, nil
+}
+
+// readBodyAny reads the whole body of any type within the limit (the OAuth
+// forms are not JSON; the forwarder leaves the type to the leader).
+func readBodyAny(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
@@ -30,9 +43,6 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 			return nil, errf(http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time")
 		}
 		return nil, badRequest("could not read request body: %v", err)
-	}
-	if len(body) > 0 && !jsonContentType(r.Header.Get("Content-Type")) {
-		return nil, errf(http.StatusUnsupportedMediaType, "unsupported_media_type", "request body must be JSON: send Content-Type: application/json (or none), not %q", r.Header.Get("Content-Type"))
 	}
 	return body, nil
 }

@@ -127,7 +127,7 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, rid string) 
 func (f *forwarder) proxyTo(w http.ResponseWriter, r *http.Request, rid string, u *url.URL) {
 	if r.Body != nil && r.Body != http.NoBody {
 		if _, isStall := r.Body.(*stallBody); !isStall {
-			body, err := readBody(w, r)
+			body, err := readBodyAny(w, r) // the leader checks the type
 			if err != nil {
 				ae, _ := toAPIError(err)
 				writeError(w, rid, ae)

@@ -42,12 +42,18 @@ type env struct {
 
 func start(t *testing.T, opts ...testcluster.Option) *env {
 	t.Helper()
+	return startN(t, 1, opts...)
+}
+
+// startN starts n coordinators.
+func startN(t *testing.T, n int, opts ...testcluster.Option) *env {
+	t.Helper()
 	clk := &offsetClock{}
 	opts = append([]testcluster.Option{func(_ int, cfg *server.Config) {
 		cfg.Clock = clk.Now
 		cfg.OAuthPollInterval = time.Second
 	}}, opts...)
-	c := testcluster.New(t, 1, opts...)
+	c := testcluster.New(t, n, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	return &env{t: t, c: c, base: c.URL(0), clock: clk, ctx: ctx}
