@@ -169,8 +169,30 @@ func TestMCPEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("protocol versions up to 2025-11-25", func(t *testing.T) {
+		for asked, want := range map[string]string{"2026-07-28": "2025-11-25", "2025-11-25": "2025-11-25", "2025-06-18": "2025-06-18", "2024-11-05": "2024-11-05"} {
+			req, _ := http.NewRequest("POST", c.URL(0)+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"`+asked+`","capabilities":{},"clientInfo":{"name":"v","version":"1"}}}`))
+			req.Header.Set("Authorization", "Bearer "+fullKey)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Accept", "application/json, text/event-stream")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(raw), `"protocolVersion":"`+want+`"`) {
+				t.Errorf("initialize asking %s: %d %s; want %s", asked, resp.StatusCode, raw, want)
+			}
+		}
+	})
+
 	t.Run("every /v1 operation is a tool, with its hints", func(t *testing.T) {
-		tools := listTools(t, mcpClient(t, c, fullKey))
+		cs := mcpClient(t, c, fullKey)
+		if v := cs.InitializeResult().ProtocolVersion; v != "2025-11-25" {
+			t.Errorf("negotiated protocol version %q, want 2025-11-25", v)
+		}
+		tools := listTools(t, cs)
 		ops := documentedOps(t)
 		if len(tools) != len(ops) {
 			t.Errorf("%d tools for %d documented operations", len(tools), len(ops))

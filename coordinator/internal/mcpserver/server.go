@@ -48,6 +48,10 @@ type Options struct {
 	Now         func() time.Time
 }
 
+// ProtocolVersions are the MCP versions served, newest first (up to
+// 2025-11-25; the SDK knows later drafts, which stay off).
+var ProtocolVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"}
+
 // NewServer builds the MCP server of tools: one handler per generated tool,
 // each dispatching through d; tools/list is filtered to the scopes of the
 // caller when the request carries them (the /mcp handler's token info).
@@ -62,7 +66,7 @@ func NewServer(tools *Tools, d Dispatcher, opts Options) *mcp.Server {
 		opts.Now = time.Now
 	}
 	s := mcp.NewServer(&mcp.Implementation{Name: "hostplane", Title: "hostplane API", Version: version.Version},
-		&mcp.ServerOptions{Instructions: "Each tool is one operation of the hostplane /v1 REST API, run with your API key's scopes, rate limit and idempotency. Tools that spend money answer a quote and a confirmation_token first; call again with the token only after the user approved the quote."})
+		&mcp.ServerOptions{SupportedProtocolVersions: ProtocolVersions, Instructions: "Each tool is one operation of the hostplane /v1 REST API, run with your API key's scopes, rate limit and idempotency. Tools that spend money answer a quote and a confirmation_token first; call again with the token only after the user approved the quote."})
 	h := &handlers{tools: tools, d: d, opts: opts, confirm: newConfirmations(opts.Now, opts.ConfirmTTL)}
 	for _, t := range tools.List {
 		s.AddTool(t.Def, h.tool(t))
