@@ -136,7 +136,16 @@ func documentedOps(t *testing.T) []docOp {
 	return out
 }
 
-var readScopes = []string{api.ScopeAccountRead, api.ScopeBillingRead, api.ScopeTicketsRead, api.ScopeServersRead, api.ScopeWebhooksRead}
+// readScopes are every *:read scope: a read-only key.
+var readScopes = func() []string {
+	var out []string
+	for _, s := range api.AllScopes {
+		if strings.HasSuffix(s, ":read") {
+			out = append(out, s)
+		}
+	}
+	return out
+}()
 
 // TestMCPEndToEnd runs the Go SDK's client against /mcp of a real coordinator.
 func TestMCPEndToEnd(t *testing.T) {
