@@ -344,7 +344,7 @@ func (a *API) oauthDeviceAuthorization(c *oauthCall) (int, any, *oauth.Error) {
 	if e != nil {
 		return 0, nil, e
 	}
-	if !cl.AllowsGrant(oauth.GrantTypeDeviceCode) && !oauth.IsMetadataURL(cl.ID) {
+	if !cl.AllowsGrant(oauth.GrantTypeDeviceCode) {
 		return 0, nil, oauth.Errorf(http.StatusBadRequest, "unauthorized_client", "this client did not register the device_code grant type")
 	}
 	resource, e := oauth.ParseResource(a.Issuer(), req.Resource)

@@ -1,0 +1,118 @@
+package fsm
+
+import (
+	"errors"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestOAuthCommandsUseCommandTime: every OAuth expiry is computed from and
+// compared with the command's time, never the clock (t0 is far from now),
+// and two replicas applying the same entries end with the same state.
+func TestOAuthCommandsUseCommandTime(t *testing.T) {
+	dir := t.TempDir()
+	replicas := []*FSM{open(t, filepath.Join(dir, "a.db")), open(t, filepath.Join(dir, "b.db"))}
+	defer replicas[0].Close()
+	defer replicas[1].Close()
+	var idx uint64
+	apply := func(at time.Time, typ CommandType, p any) (any, error) {
+		t.Helper()
+		idx++
+		env, err := NewEnvelope(typ, at, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := env.Encode()
+		var out []*Result
+		for _, f := range replicas {
+			out = append(out, f.Apply(&raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: b}).(*Result))
+		}
+		if !reflect.DeepEqual(out[0].Value, out[1].Value) || (out[0].Err == nil) != (out[1].Err == nil) {
+			t.Fatalf("replicas disagree on %d: %#v / %#v", typ, out[0], out[1])
+		}
+		return out[0].Value, out[0].Err
+	}
+	code := func(err error) string {
+		var oe *OAuthError
+		if errors.As(err, &oe) {
+			return oe.Code
+		}
+		return ""
+	}
+	issue := func(grant, n string) OAuthIssue {
+		return OAuthIssue{GrantID: grant, AccessHash: "at" + n, RefreshHash: "rt" + n, AccessTTL: time.Hour, RefreshTTL: 90 * 24 * time.Hour}
+	}
+	if _, err := apply(t0, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "A", Country: "TR"}); err != nil {
+		t.Fatal(err)
+	}
+	// Device: pending until decided, expired 10 minutes after its command.
+	start := OAuthDeviceStart{ID: "dev_1", DeviceHash: "dh1", UserCodeHash: "uh1", ClientID: "hpc_1", ClientName: "CLI", Scopes: []string{"account:read"}, Resource: "https://api", Interval: 5, TTL: 10 * time.Minute}
+	if _, err := apply(t0, CmdOAuthDeviceStart, start); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apply(t0.Add(time.Minute), CmdOAuthDeviceRedeem, OAuthDeviceRedeem{DeviceHash: "dh1", ClientID: "hpc_1", Issue: issue("app_1", "1")}); code(err) != "authorization_pending" {
+		t.Fatalf("redeem before approval: %v", err)
+	}
+	if _, err := apply(t0.Add(2*time.Minute), CmdOAuthDeviceDecide, OAuthDeviceDecide{UserCodeHash: "uh1", Approve: true, AccountID: "acc_1", Scopes: []string{"account:read"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apply(t0.Add(10*time.Minute), CmdOAuthDeviceRedeem, OAuthDeviceRedeem{DeviceHash: "dh1", ClientID: "hpc_1", Issue: issue("app_1", "1")}); code(err) != "expired_token" {
+		t.Fatalf("redeem at expiry: %v, want expired_token", err)
+	}
+	v, err := apply(t0.Add(9*time.Minute), CmdOAuthDeviceRedeem, OAuthDeviceRedeem{DeviceHash: "dh1", ClientID: "hpc_1", Issue: issue("app_1", "1")})
+	if err != nil {
+		t.Fatalf("redeem within the lifetime by command time (the clock is %v later): %v", time.Since(t0).Round(time.Hour), err)
+	}
+	if is := v.(OAuthIssued); !is.AccessExpiresAt.Equal(t0.Add(9*time.Minute + time.Hour)) {
+		t.Fatalf("access expiry %v, want command time + 1h", is.AccessExpiresAt)
+	}
+	// Refresh rotates; reuse revokes the grant (a committed change returned as the value).
+	if _, err := apply(t0.Add(20*time.Minute), CmdOAuthRefresh, OAuthRefresh{RefreshHash: "rt1", ClientID: "hpc_1", Issue: issue("", "2")}); err != nil {
+		t.Fatal(err)
+	}
+	v, err = apply(t0.Add(21*time.Minute), CmdOAuthRefresh, OAuthRefresh{RefreshHash: "rt1", ClientID: "hpc_1", Issue: issue("", "3")})
+	if oe, ok := v.(*OAuthError); err != nil || !ok || oe.Code != "invalid_grant" {
+		t.Fatalf("reuse: %#v %v", v, err)
+	}
+	for _, f := range replicas {
+		_ = f.Read(func(r store.ReadTx) error {
+			g, err := r.OAuthGrant("app_1")
+			if err != nil || g.RevokedAt == nil || !g.RevokedAt.Equal(t0.Add(21*time.Minute)) || len(r.OAuthGrantTokens("app_1")) != 0 {
+				t.Errorf("after reuse: grant %+v %v, tokens %v", g, err, r.OAuthGrantTokens("app_1"))
+			}
+			if apps, _ := r.ConnectedApps("acc_1"); len(apps) != 0 {
+				t.Errorf("revoked grant still listed: %+v", apps)
+			}
+			return nil
+		})
+	}
+	// Codes: 5 minutes from their command; the challenge must match.
+	cc := OAuthCodeCreate{CodeHash: "ch1", ClientID: "hpc_2", ClientName: "App", RedirectURI: "https://a/cb", Challenge: "C", AccountID: "acc_1", Scopes: []string{"account:read"}, Resource: "https://api/mcp", TTL: 5 * time.Minute}
+	if _, err := apply(t0.Add(time.Hour), CmdOAuthCodeCreate, cc); err != nil {
+		t.Fatal(err)
+	}
+	redeem := OAuthCodeRedeem{CodeHash: "ch1", ClientID: "hpc_2", RedirectURI: "https://a/cb", Challenge: "C", Issue: issue("app_2", "4")}
+	wrong := redeem
+	wrong.Challenge = "D"
+	if _, err := apply(t0.Add(time.Hour+time.Minute), CmdOAuthCodeRedeem, wrong); code(err) != "invalid_grant" {
+		t.Fatalf("wrong challenge: %v", err)
+	}
+	late := redeem
+	if _, err := apply(t0.Add(time.Hour+5*time.Minute), CmdOAuthCodeRedeem, late); code(err) != "invalid_grant" {
+		t.Fatalf("at expiry: %v", err)
+	}
+	if v, err := apply(t0.Add(time.Hour+4*time.Minute), CmdOAuthCodeRedeem, redeem); err != nil || v.(OAuthIssued).Resource != "https://api/mcp" {
+		t.Fatalf("in time: %#v %v", v, err)
+	}
+	var apps []api.ConnectedApp
+	_ = replicas[1].Read(func(r store.ReadTx) (err error) { apps, err = r.ConnectedApps("acc_1"); return })
+	if len(apps) != 1 || apps[0].ID != "app_2" || apps[0].GrantType != api.GrantAuthorizationCode {
+		t.Fatalf("connected apps: %+v", apps)
+	}
+}
