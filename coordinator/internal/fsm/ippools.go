@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -76,23 +77,28 @@ const maxAddrsPerFamily = 16
 // takes bridge, ipv6, gateway6 and resolvers.
 const protocolBridged = 103
 
-// poolCache holds one allocator per pool, built from the pool's bucket on
-// first use after the database was opened or restored. Only the apply path
-// uses it (Raft applies one batch at a time).
+// poolCache holds one allocator per pool (with the pool's definition), built
+// from the pool's bucket on first use after the database was opened or
+// restored. Only the apply path uses it (Raft applies one batch at a time).
 type poolCache struct {
-	m map[string]*ipam.Allocator
+	m map[string]cachedPool
 }
 
-func newPoolCache() *poolCache { return &poolCache{m: map[string]*ipam.Allocator{}} }
+type cachedPool struct {
+	pool store.IPPool
+	a    *ipam.Allocator
+}
+
+func newPoolCache() *poolCache { return &poolCache{m: map[string]cachedPool{}} }
 
 // allocator returns the pool's definition and its allocator.
 func (c *applyCtx) allocator(name string) (store.IPPool, *ipam.Allocator, error) {
+	if cp, ok := c.pools.m[name]; ok {
+		return cp.pool, cp.a, nil
+	}
 	p, err := c.r.IPPool(name)
 	if err != nil {
 		return p, nil, err
-	}
-	if a, ok := c.pools.m[name]; ok {
-		return p, a, nil
 	}
 	units, err := c.r.IPUnits(name)
 	if err != nil {
@@ -102,7 +108,7 @@ func (c *applyCtx) allocator(name string) (store.IPPool, *ipam.Allocator, error)
 	if err != nil {
 		return p, nil, err
 	}
-	c.pools.m[name] = a
+	c.pools.m[name] = cachedPool{p, a}
 	return p, a, nil
 }
 
@@ -367,11 +373,12 @@ func primaryAddrs(s *store.Server, a *store.Action, n api.AgentNode, bridge stri
 	if v4 == nil && v6 == nil {
 		return nil
 	}
-	params, err := action.Decode(api.ActionServerProvision, a.Params, nil)
-	if err != nil {
+	// The proposer encoded these params from an action.Provision (checked
+	// then); they are read back into one, completed and encoded again.
+	var pr action.Provision
+	if err := json.Unmarshal(a.Params, &pr); err != nil {
 		return fmt.Errorf("%w: provision params: %v", ErrInvalid, err)
 	}
-	pr := params.(*action.Provision)
 	if v4 != nil {
 		s.IPv4, pr.IPv4, pr.Gateway4 = v4.Addr.String(), v4.Addr.String(), v4.Gateway
 	}
@@ -387,7 +394,7 @@ func primaryAddrs(s *store.Server, a *store.Action, n api.AgentNode, bridge stri
 	if v6 != nil {
 		s.IPv6 = v6.Addr.String()
 	}
-	raw, err := action.Encode(pr)
+	raw, err := action.Encode(&pr)
 	if err != nil {
 		return err
 	}

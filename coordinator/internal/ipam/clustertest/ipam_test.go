@@ -35,7 +35,7 @@ func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
 
 // cluster starts 3 coordinators that take agent sessions, and simulated nodes
 // reporting bridge br0 (with extra sim arguments).
-func cluster(t *testing.T, nodes int, opt testcluster.Option, simArgs ...string) *testcluster.Cluster {
+func cluster(t testing.TB, nodes int, opt testcluster.Option, simArgs ...string) *testcluster.Cluster {
 	t.Helper()
 	c := testcluster.New(t, 3, func(i int, cfg *server.Config) {
 		cfg.Nodes.ListenAddr = framework.FreeAddr(t, "udp")
@@ -52,10 +52,20 @@ func cluster(t *testing.T, nodes int, opt testcluster.Option, simArgs ...string)
 		}
 	})
 	c.WaitConverged(20 * time.Second)
+	startSims(t, c, nodes, "hv", append([]string{"-bridges", "br0"}, simArgs...)...)
+	waitNodes(t, c, nodes, 60*time.Second)
+	return c
+}
+
+// startSims enrols n simulated nodes named prefix-00001… with one process.
+func startSims(t testing.TB, c *testcluster.Cluster, nodes int, prefix string, simArgs ...string) {
+	t.Helper()
 	ctx := context.Background()
 	var addrs, tokens []string
 	for i := range c.Nodes {
-		addrs = append(addrs, c.Nodes[i].Server.AgentSessionAddr())
+		if c.Running(i) {
+			addrs = append(addrs, c.Nodes[i].Server.AgentSessionAddr())
+		}
 	}
 	for i := 0; i < nodes; i++ {
 		var tok api.JoinTokenCreated
@@ -70,16 +80,14 @@ func cluster(t *testing.T, nodes int, opt testcluster.Option, simArgs ...string)
 	if err := os.WriteFile(tf, []byte(strings.Join(tokens, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"-coordinators", strings.Join(addrs, ","), "-tokens-file", tf, "-node-id", "hv", "-dir", filepath.Join(dir, "nodes"),
-		"-n", strconv.Itoa(nodes), "-quiet", "-bridges", "br0", "-backoff-min", "50ms", "-backoff-max", "300ms"}, simArgs...)
+	args := append([]string{"-coordinators", strings.Join(addrs, ","), "-tokens-file", tf, "-node-id", prefix, "-dir", filepath.Join(dir, "nodes"),
+		"-n", strconv.Itoa(nodes), "-quiet", "-backoff-min", "50ms", "-backoff-max", "300ms"}, simArgs...)
 	sim := framework.StartSim(t, framework.AgentSim(t), args...)
 	t.Cleanup(sim.Stop)
-	waitNodes(t, c, nodes, 60*time.Second)
-	return c
 }
 
 // waitNodes waits until n nodes are ready and connected to the leader.
-func waitNodes(t *testing.T, c *testcluster.Cluster, n int, timeout time.Duration) {
+func waitNodes(t testing.TB, c *testcluster.Cluster, n int, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -91,7 +99,7 @@ func waitNodes(t *testing.T, c *testcluster.Cluster, n int, timeout time.Duratio
 				ok++
 			}
 		}
-		if err == nil && ok == n {
+		if err == nil && ok >= n {
 			return
 		}
 		last = fmt.Sprintf("%d of %d nodes ready and connected with br0 (%v)", ok, n, err)
@@ -103,6 +111,26 @@ func waitNodes(t *testing.T, c *testcluster.Cluster, n int, timeout time.Duratio
 // admins are one admin client per coordinator of a cluster, kept so that
 // their connections are reused.
 var admins sync.Map // *testcluster.Cluster → []*client.Admin
+
+// waitReady waits until n nodes (bridged or not) are ready and connected.
+func waitReady(t testing.TB, c *testcluster.Cluster, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		ns, err := c.Admin(c.WaitLeader(10 * time.Second)).AgentNodes(context.Background())
+		ok := 0
+		for _, nd := range ns {
+			if nd.State == api.AgentNodeReady && nd.Connected {
+				ok++
+			}
+		}
+		if err == nil && ok >= n {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d nodes ready and connected after %s", n, timeout)
+}
 
 // anyAdmin is the admin client of a running coordinator (followers forward).
 func anyAdmin(c *testcluster.Cluster) *client.Admin {
@@ -133,7 +161,7 @@ func retryable(err error) bool {
 	return ae.StatusCode == http.StatusServiceUnavailable || (ae.StatusCode == http.StatusConflict && ae.Code == "no_capacity")
 }
 
-func mustPools(t *testing.T, c *testcluster.Cluster, pools ...api.IPPoolCreateRequest) {
+func mustPools(t testing.TB, c *testcluster.Cluster, pools ...api.IPPoolCreateRequest) {
 	t.Helper()
 	for _, p := range pools {
 		c.Retry503(func() error { _, err := anyAdmin(c).CreateIPPool(context.Background(), p); return err })
