@@ -72,13 +72,13 @@ func eventually(t *testing.T, timeout time.Duration, what string, cond func() (b
 }
 
 type rig struct {
-	t     *testing.T
-	c     *framework.ProcessCluster
-	pdns  *framework.PowerDNS
-	acc   string
-	key   string
-	node  string
-	ctx   context.Context
+	t    *testing.T
+	c    *framework.ProcessCluster
+	pdns *framework.PowerDNS
+	acc  string
+	key  string
+	node string
+	ctx  context.Context
 }
 
 // adm is the admin API of a live coordinator.

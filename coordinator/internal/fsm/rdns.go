@@ -104,10 +104,12 @@ func applyReverseZoneAdd(c *applyCtx, p ReverseZoneAdd) (any, error) {
 	if err := putReverseZone(c.tx, rz); err != nil {
 		return nil, err
 	}
-	if err := store.MarkRDNSChanged(c.tx, c.index); err != nil {
+	// The zones it overlaps lose or gain addresses (longest match).
+	if err := rdnsChanged(c, z.Prefix); err != nil {
 		return nil, err
 	}
-	return ReverseZoneView(rz, c.index), nil
+	rz, err = c.r.ReverseZone(z.Name)
+	return ReverseZoneView(rz), err
 }
 
 func applyReverseZoneRemove(c *applyCtx, p ReverseZoneRemove) (any, error) {
@@ -116,16 +118,74 @@ func applyReverseZoneRemove(c *applyCtx, p ReverseZoneRemove) (any, error) {
 		return nil, err
 	}
 	if rz.Removing {
-		return ReverseZoneView(rz, c.r.RDNSChanged()), nil
+		return ReverseZoneView(rz), nil
 	}
 	rz.Removing = true
 	if err := putReverseZone(c.tx, rz); err != nil {
 		return nil, err
 	}
-	if err := store.MarkRDNSChanged(c.tx, c.index); err != nil {
+	pz, err := rdns.ParseZone(rz.Zone)
+	if err != nil {
+		return nil, fmt.Errorf("%w: stored zone %q: %v", ErrInvalid, rz.Zone, err)
+	}
+	if err := rdnsChanged(c, pz.Prefix); err != nil {
 		return nil, err
 	}
-	return ReverseZoneView(rz, c.index), nil
+	return ReverseZoneView(rz), nil
+}
+
+// rdnsChanged records that what PowerDNS should serve changed at this
+// index for the addresses of prefix (a zone mapped or unmapped): every
+// mapped zone overlapping it is marked changed (its ChangedIndex), so that
+// the reconciler syncs only those, and the global rdns_changed index wakes
+// the reconciler up.
+func rdnsChanged(c *applyCtx, prefix netip.Prefix) error {
+	return markZones(c, true, func(zones []rdns.Zone) []rdns.Zone {
+		var out []rdns.Zone
+		for _, z := range zones {
+			if z.Prefix.Overlaps(prefix) {
+				out = append(out, z)
+			}
+		}
+		return out
+	})
+}
+
+// rdnsAddrsChanged records that the PTRs of ips changed: the zone that
+// hosts each (the longest match) is marked changed.
+func rdnsAddrsChanged(c *applyCtx, ips ...netip.Addr) error {
+	return markZones(c, false, func(zones []rdns.Zone) []rdns.Zone {
+		var out []rdns.Zone
+		for _, ip := range ips {
+			if z, ok := rdns.Match(zones, ip); ok {
+				out = append(out, z)
+			}
+		}
+		return out
+	})
+}
+
+func markZones(c *applyCtx, remapped bool, pick func([]rdns.Zone) []rdns.Zone) error {
+	stored, err := c.r.ReverseZones()
+	if err != nil {
+		return err
+	}
+	live, byName := LiveZones(stored)
+	for _, z := range pick(live) {
+		rz := byName[z.Name]
+		if rz.ChangedIndex == c.index && (!remapped || rz.RemappedIndex == c.index) {
+			continue
+		}
+		rz.ChangedIndex = c.index
+		if remapped {
+			rz.RemappedIndex = c.index
+		}
+		byName[z.Name] = rz
+		if err := putReverseZone(c.tx, rz); err != nil {
+			return err
+		}
+	}
+	return store.MarkRDNSChanged(c.tx, c.index)
 }
 
 func applyReverseZoneSynced(c *applyCtx, p ReverseZoneSynced) (any, error) {
@@ -172,14 +232,13 @@ func putReverseZone(tx *bolt.Tx, z store.ReverseZone) error {
 	return store.PutJSON(tx, store.BucketReverseZones, []byte(z.Zone), z)
 }
 
-// ReverseZoneView is the operator's view of a zone; changed is the index of
-// the last reverse-DNS change (store.ReadTx.RDNSChanged).
-func ReverseZoneView(z store.ReverseZone, changed uint64) api.ReverseZone {
+// ReverseZoneView is the operator's view of a zone.
+func ReverseZoneView(z store.ReverseZone) api.ReverseZone {
 	out := z.ReverseZone
 	switch {
 	case z.Removing:
 		out.Status = api.ZoneRemoving
-	case z.SyncedIndex >= max(changed, z.AddedIndex):
+	case !z.Dirty():
 		out.Status = api.PTRSynced
 	default:
 		out.Status = api.PTRPending
@@ -214,7 +273,7 @@ func WithReverseDNS(v api.ServerIP, s store.Server, ip netip.Addr, zones []store
 	v.ZoneHosted, v.PTRSync = ok, api.PTRNotHosted
 	if ok {
 		rz := byName[z.Name]
-		if rz.SyncedIndex >= max(rz.AddedIndex, s.PTRAt[ip.String()]) {
+		if rz.SyncedIndex >= max(rz.AddedIndex, rz.RemappedIndex, s.PTRAt[ip.String()]) {
 			v.PTRSync = api.PTRSynced
 		} else {
 			v.PTRSync = api.PTRPending

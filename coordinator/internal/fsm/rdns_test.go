@@ -103,14 +103,14 @@ func TestReverseZones(t *testing.T) {
 	}
 	h.must(CmdReverseZoneSynced, ReverseZoneSynced{Zones: []ZoneSyncResult{{Zone: "51.198.in-addr.arpa", Error: "powerdns down"}}})
 	wantView(true, api.PTRPending)
-	_, zs, changed, _ := read()
-	if v := ReverseZoneView(zs[0], changed); v.Status != api.PTRPending || v.LastError != "powerdns down" {
+	_, zs, _, _ := read()
+	if v := ReverseZoneView(zs[0]); v.Status != api.PTRPending || v.LastError != "powerdns down" {
 		t.Fatalf("zone after a failed pass: %+v", v)
 	}
 	synced("51.198.in-addr.arpa")
 	wantView(true, api.PTRSynced)
-	_, zs, changed, _ = read()
-	if v := ReverseZoneView(zs[0], changed); v.Status != api.PTRSynced || v.LastError != "" || v.SyncedAt == nil {
+	_, zs, _, _ = read()
+	if v := ReverseZoneView(zs[0]); v.Status != api.PTRSynced || v.LastError != "" || v.SyncedAt == nil {
 		t.Fatalf("zone after a good pass: %+v", v)
 	}
 	// A synced index from the future is refused.
@@ -120,8 +120,36 @@ func TestReverseZones(t *testing.T) {
 	}
 
 	// A longer zone takes the address over (longest match): pending again.
+	// The /16 loses the address, so it has to be synced too; a zone of
+	// another range does not touch it.
+	zoneStatus := func(name string) string {
+		t.Helper()
+		_, zs, _, _ := read()
+		for _, z := range zs {
+			if z.Zone == name {
+				return ReverseZoneView(z).Status
+			}
+		}
+		t.Fatalf("no zone %s", name)
+		return ""
+	}
 	h.must(CmdReverseZoneAdd, ReverseZoneAdd{Zone: "100.51.198.in-addr.arpa"})
 	wantView(true, api.PTRPending)
+	synced("100.51.198.in-addr.arpa")
+	wantView(true, api.PTRSynced)
+	if st := zoneStatus("51.198.in-addr.arpa"); st != api.PTRPending {
+		t.Fatalf("the /16 after a /24 was mapped inside it: %s, want pending", st)
+	}
+	synced("51.198.in-addr.arpa")
+	h.must(CmdReverseZoneAdd, ReverseZoneAdd{Zone: "8.b.d.0.1.0.0.2.ip6.arpa"})
+	if a, b := zoneStatus("51.198.in-addr.arpa"), zoneStatus("100.51.198.in-addr.arpa"); a != api.PTRSynced || b != api.PTRSynced {
+		t.Fatalf("an IPv6 zone made the IPv4 zones %s, %s; want synced", a, b)
+	}
+	// A PTR change marks only the zone hosting the address.
+	ptr("mx.example.test")
+	if a, b := zoneStatus("51.198.in-addr.arpa"), zoneStatus("100.51.198.in-addr.arpa"); a != api.PTRSynced || b != api.PTRPending {
+		t.Fatalf("after a PTR change in the /24: /16 %s, /24 %s; want synced, pending", a, b)
+	}
 	synced("100.51.198.in-addr.arpa")
 	wantView(true, api.PTRSynced)
 
@@ -132,6 +160,10 @@ func TestReverseZones(t *testing.T) {
 	if rm.Status != api.ZoneRemoving {
 		t.Fatalf("removed zone: %+v", rm)
 	}
+	// The /16 hosts the address again: pending until it is synced.
+	wantView(true, api.PTRPending)
+	synced("51.198.in-addr.arpa")
+	wantView(true, api.PTRSynced)
 	if _, err := h.apply(CmdReverseZoneRemove, ReverseZoneRemove{Zone: "1.in-addr.arpa"}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("removing an unknown zone: %v", err)
 	}
@@ -140,12 +172,12 @@ func TestReverseZones(t *testing.T) {
 	}
 	h.must(CmdReverseZoneAdd, ReverseZoneAdd{Zone: "100.51.198.in-addr.arpa"})
 	h.must(CmdReverseZoneSynced, ReverseZoneSynced{Zones: []ZoneSyncResult{{Zone: "100.51.198.in-addr.arpa", Deleted: true}}})
-	if _, zs, _, _ := read(); len(zs) != 2 {
+	if _, zs, _, _ := read(); len(zs) != 3 {
 		t.Fatalf("a zone mapped again was dropped: %+v", zs)
 	}
 	h.must(CmdReverseZoneRemove, ReverseZoneRemove{Zone: "100.51.198.in-addr.arpa"})
 	h.must(CmdReverseZoneSynced, ReverseZoneSynced{Zones: []ZoneSyncResult{{Zone: "100.51.198.in-addr.arpa", Deleted: true}}})
-	if _, zs, _, _ := read(); len(zs) != 1 || zs[0].Zone != "51.198.in-addr.arpa" {
+	if _, zs, _, _ := read(); len(zs) != 2 || zs[0].Zone != "51.198.in-addr.arpa" {
 		t.Fatalf("zones after deletion: %+v", zs)
 	}
 

@@ -502,7 +502,13 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 		// Its reverse-DNS names go with it: the provider's DNS follows the
 		// events, PowerDNS the state (the reconciler removes them).
 		if len(s.PTRs) > 0 {
-			if err := store.MarkRDNSChanged(c.tx, c.index); err != nil {
+			var ips []netip.Addr
+			for ip := range s.PTRs {
+				if a, err := netip.ParseAddr(ip); err == nil {
+					ips = append(ips, a)
+				}
+			}
+			if err := rdnsAddrsChanged(c, ips...); err != nil {
 				return err
 			}
 		}
@@ -599,7 +605,7 @@ func applyServerPTR(c *applyCtx, p ServerPTR) (any, error) {
 		s.PTRAt = map[string]uint64{}
 	}
 	s.PTRAt[key] = c.index
-	if err := store.MarkRDNSChanged(c.tx, c.index); err != nil {
+	if err := rdnsAddrsChanged(c, ip); err != nil {
 		return nil, err
 	}
 	if err := c.emit(api.EventServerPTRChanged, s.AccountID, map[string]any{"serverId": s.ID, "ip": key, "ptr": ptr}); err != nil {

@@ -61,9 +61,8 @@ func (a *API) ReverseZoneAdmin(next http.Handler) http.Handler {
 		out := []api.ReverseZone{}
 		err := a.state.Read(func(r store.ReadTx) error {
 			zs, err := r.ReverseZones()
-			changed := r.RDNSChanged()
 			for _, z := range zs {
-				out = append(out, fsm.ReverseZoneView(z, changed))
+				out = append(out, fsm.ReverseZoneView(z))
 			}
 			return err
 		})

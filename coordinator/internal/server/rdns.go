@@ -149,14 +149,15 @@ type reconciler struct {
 	}
 }
 
-// run makes PowerDNS follow the state: a pass whenever reverse DNS changed
-// (checked every 250 ms, so a burst of changes is one pass), every Resync
-// anyway, and after a failure again with a doubling back-off up to RetryMax.
+// run makes PowerDNS follow the state: a pass over the changed zones
+// whenever reverse DNS changed (checked every 250 ms, so a burst of changes
+// is one pass), a full pass over every zone when it starts (a new leader)
+// and every Resync, and after a failure a full pass again with a doubling
+// back-off up to RetryMax.
 func (r *reconciler) run(ctx context.Context) {
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var done uint64 // the rdns_changed index the last good pass covered
-	first := true
 	nextFull := time.Now()
 	var retryAt time.Time
 	backoff := time.Duration(0)
@@ -164,13 +165,13 @@ func (r *reconciler) run(ctx context.Context) {
 		var changed uint64
 		_ = r.s.Node.FSM.Read(func(rt store.ReadTx) error { changed = rt.RDNSChanged(); return nil })
 		now := time.Now()
-		due := first || changed != done || !now.Before(nextFull)
+		full := !now.Before(nextFull)
+		due := full || changed != done
 		if backoff > 0 {
-			due = !now.Before(retryAt)
+			due, full = !now.Before(retryAt), true
 		}
 		if due {
-			first = false
-			covered, err := r.pass(ctx)
+			covered, err := r.pass(ctx, full)
 			switch {
 			case ctx.Err() != nil:
 				return
@@ -193,11 +194,11 @@ func (r *reconciler) run(ctx context.Context) {
 	}
 }
 
-// pass reconciles every zone from one consistent read of the state and
-// records the outcome through Raft (one entry, only for zones whose synced
-// index or error changed). It returns the rdns_changed index it covered, or
-// the first error.
-func (r *reconciler) pass(ctx context.Context) (uint64, error) {
+// pass reconciles the zones that changed (every zone when full) from one
+// consistent read of the state and records the outcome through Raft (one
+// entry, only for zones whose synced index or error changed). It returns the
+// rdns_changed index it covered, or the first error.
+func (r *reconciler) pass(ctx context.Context, full bool) (uint64, error) {
 	var (
 		zones   []store.ReverseZone
 		servers []store.Server
@@ -219,6 +220,9 @@ func (r *reconciler) pass(ctx context.Context) (uint64, error) {
 	var results []fsm.ZoneSyncResult
 	var firstErr error
 	for _, z := range zones {
+		if !full && !z.Removing && !z.Dirty() && z.LastError == "" {
+			continue // PowerDNS has it as it stands
+		}
 		res := fsm.ZoneSyncResult{Zone: z.Zone}
 		var err error
 		if z.Removing {
@@ -248,7 +252,7 @@ func (r *reconciler) pass(ctx context.Context) (uint64, error) {
 			}
 		case res.Deleted:
 			results = append(results, res)
-		case z.SyncedIndex < max(changed, z.AddedIndex) || z.LastError != "":
+		case z.Dirty() || z.LastError != "":
 			res.Index = applied
 			results = append(results, res)
 		}

@@ -16,9 +16,21 @@ type ReverseZone struct {
 	AddedIndex uint64 `json:"added_index"`
 	// SyncedIndex: PowerDNS serves this zone as the state stood at this index.
 	SyncedIndex uint64 `json:"synced_index,omitempty"`
+	// ChangedIndex is the Raft index of the last change of what the zone
+	// should serve (a PTR of an address in it, a terminated server's,
+	// a zone mapped or unmapped over it).
+	ChangedIndex uint64 `json:"changed_index,omitempty"`
+	// RemappedIndex is the Raft index of the last time a zone mapped or
+	// unmapped over this one moved addresses in or out of it: every PTR
+	// of the zone is pending until a sync newer than that.
+	RemappedIndex uint64 `json:"remapped_index,omitempty"`
 	// Removing: unmapped; the zone is deleted from PowerDNS, then this entry.
 	Removing bool `json:"removing,omitempty"`
 }
+
+// Dirty reports whether PowerDNS may not serve the zone as the state says:
+// a change (or the mapping itself) is newer than the last recorded sync.
+func (z ReverseZone) Dirty() bool { return z.SyncedIndex < max(z.ChangedIndex, z.AddedIndex) }
 
 // counterRDNSChanged is the BucketCounters key holding the Raft index of the
 // last change PowerDNS must follow (a PTR set or removed, a server with PTRs
