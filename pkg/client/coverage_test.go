@@ -21,6 +21,21 @@ import (
 // than the document says.
 var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 	"listHosting": func(ctx context.Context, c *client.Client) error { _, err := c.Hosting(ctx); return err },
+	"getCustomDomain": func(ctx context.Context, c *client.Client) error {
+		_, err := c.CustomDomain(ctx, "hst_1")
+		return err
+	},
+	"setCustomDomain": func(ctx context.Context, c *client.Client) error {
+		_, err := c.SetCustomDomain(ctx, "hst_1", "shop.example.com", "k")
+		return err
+	},
+	"verifyCustomDomain": func(ctx context.Context, c *client.Client) error {
+		_, err := c.VerifyCustomDomain(ctx, "hst_1")
+		return err
+	},
+	"deleteCustomDomain": func(ctx context.Context, c *client.Client) error {
+		return c.DeleteCustomDomain(ctx, "hst_1", "k")
+	},
 	"getHosting": func(ctx context.Context, c *client.Client) error {
 		_, err := c.HostingAccount(ctx, "hst_1")
 		return err

@@ -296,6 +296,30 @@ func (r *Resolver) Verify(ctx context.Context, e Expect) (Result, error) {
 	return res, nil
 }
 
+// Addresses resolves name's A and AAAA records through the recursive
+// resolver (the addresses of a hosting account's own domain: its node's).
+func (r *Resolver) Addresses(ctx context.Context, name string) (v4, v6 []netip.Addr) {
+	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		in, err := r.exchange(ctx, r.Addr, name, qt, true)
+		if err != nil {
+			continue
+		}
+		for _, rr := range in.Answer {
+			switch rr := rr.(type) {
+			case *dns.A:
+				if a, ok := netip.AddrFromSlice(rr.A.To4()); ok {
+					v4 = append(v4, a)
+				}
+			case *dns.AAAA:
+				if a, ok := netip.AddrFromSlice(rr.AAAA); ok {
+					v6 = append(v6, a)
+				}
+			}
+		}
+	}
+	return v4, v6
+}
+
 // checkAddrs: at least one A or AAAA, and every one of them the node's (an
 // address elsewhere would send the ACME validation and visitors there).
 func (r *Resolver) checkAddrs(ctx context.Context, servers []string, e Expect) []Problem {

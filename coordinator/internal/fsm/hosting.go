@@ -222,5 +222,8 @@ func freeHosting(tx *bolt.Tx, h store.HostingAccount) error {
 			return err
 		}
 	}
+	if err := tx.Bucket(store.BucketCustomDomains).Delete([]byte(h.ID)); err != nil { // its custom domain (customdomains.go)
+		return err
+	}
 	return tx.Bucket(store.BucketNodeHosting).Delete(store.NodeHostingKey(h.NodeID, h.ID))
 }

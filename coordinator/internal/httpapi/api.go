@@ -48,6 +48,11 @@ type Config struct {
 	Issuer string
 	// OAuthPollInterval is the device-code polling interval (0: 5 s).
 	OAuthPollInterval time.Duration
+	// DNSResolver is the recursive resolver custom-domain verification starts
+	// from (host:port; 127.0.0.1:53 when empty); DNSNSPort the port the
+	// domain's authoritative servers are asked on (53 when empty; tests).
+	DNSResolver string
+	DNSNSPort   string
 }
 
 // API is the HTTP surface of one coordinator.
@@ -155,7 +160,8 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 func (a *API) allRoutes() []Route {
 	routes := append(append(a.publicRoutes(), a.webhookRoutes()...), a.serverRoutes()...)
 	routes = append(routes, a.oauthRoutes()...)
-	return append(routes, a.hostingRoutes()...)
+	routes = append(routes, a.hostingRoutes()...)
+	return append(routes, a.customDomainRoutes()...)
 }
 
 // Routes returns the public route table.

@@ -62,6 +62,10 @@ type Config struct {
 	Clock func() time.Time
 	// OAuthPollInterval is the device-code polling interval (0: 5 s). Tests only.
 	OAuthPollInterval time.Duration
+	// DNSResolver is where custom-domain verification starts (host:port);
+	// DNSNSPort the authoritative servers' port (tests run theirs elsewhere).
+	DNSResolver string
+	DNSNSPort   string
 }
 
 // DefaultDataDir is where the embedded default keeps its data (see client.DefaultDataDir).
@@ -116,6 +120,8 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.RaftTLSKey, "raft-tls-key", c.RaftTLSKey, "PEM private key for Raft TLS")
 	fs.StringVar(&c.RaftTLSCA, "raft-tls-ca", c.RaftTLSCA, "PEM CA that signs every coordinator's Raft certificate")
 	fs.StringVar(&c.KeyPrefix, "key-prefix", c.KeyPrefix, "prefix of minted API keys (brand), e.g. snc_ or h444_")
+	fs.StringVar(&c.DNSResolver, "dns-resolver", c.DNSResolver, "recursive DNS resolver (host:port) custom-domain verification finds a domain's authoritative nameservers through; the records are then read from those (default 127.0.0.1:53)")
+	fs.StringVar(&c.DNSNSPort, "dns-ns-port", c.DNSNSPort, "port the authoritative nameservers are asked on during custom-domain verification (default 53; for test setups)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach the API at, e.g. https://api.example.com: the OAuth issuer and the audience of its tokens; the same on every coordinator (default: http://<api-addr>)")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "default requests per minute per API key")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")

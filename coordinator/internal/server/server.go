@@ -113,6 +113,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		NodeID: cfg.NodeID, KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
 		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP, ClusterTLS: tlsCfg,
 		Issuer: publicURL(cfg.PublicURL, s.apiAddr), OAuthPollInterval: cfg.OAuthPollInterval,
+		DNSResolver: cfg.DNSResolver, DNSNSPort: cfg.DNSNSPort,
 	}, node, log.With("component", "api"), cfg.Clock, metrics)
 	s.metrics = metrics
 	if err := s.initWebhooks(); err != nil {

@@ -1,0 +1,163 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/domains"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
+)
+
+func (a *API) customDomainRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/v1/hosting/{id}/custom-domain", Scope: api.ScopeHostingRead, handler: a.getCustomDomain},
+		{Method: "PUT", Path: "/v1/hosting/{id}/custom-domain", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.putCustomDomain},
+		{Method: "POST", Path: "/v1/hosting/{id}/custom-domain/verify", Scope: api.ScopeHostingWrite, handler: a.verifyCustomDomain},
+		{Method: "DELETE", Path: "/v1/hosting/{id}/custom-domain", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.deleteCustomDomain},
+	}
+}
+
+// DecodeCustomDomain validates a PUT /v1/hosting/:id/custom-domain body and
+// returns the domain's ASCII form.
+func DecodeCustomDomain(body []byte) (string, error) {
+	var req api.CustomDomainRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return "", err
+	}
+	if req.Domain == "" {
+		return "", invalidField("domain", "is required")
+	}
+	ascii, err := validate.Domain(req.Domain)
+	if err != nil {
+		return "", invalidField("domain", "%s", strings.TrimPrefix(validate.Reason(err), "domain "))
+	}
+	return ascii, nil
+}
+
+// resolver is the DNS verification's resolver (Config.DNSResolver).
+func (a *API) resolver() *domains.Resolver {
+	addr := a.cfg.DNSResolver
+	if addr == "" {
+		addr = "127.0.0.1:53"
+	}
+	return &domains.Resolver{Addr: addr, NSPort: a.cfg.DNSNSPort, Timeout: 2 * time.Second}
+}
+
+// expect is what the custom domain's DNS must say: the token, and the
+// addresses of the account's own domain (which points at its node) or a
+// CNAME to that domain.
+func (a *API) expect(ctx context.Context, h store.HostingAccount, domain, token string) domains.Expect {
+	e := domains.Expect{Domain: domain, Token: token, CNAME: h.Domain}
+	e.IPv4, e.IPv6 = a.resolver().Addresses(ctx, h.Domain)
+	return e
+}
+
+func records(rs []domains.Record) []api.DNSRecord {
+	out := make([]api.DNSRecord, len(rs))
+	for i, r := range rs {
+		out[i] = api.DNSRecord{Type: r.Type, Name: r.Name, Value: r.Value, Alternative: r.Alternative}
+	}
+	return out
+}
+
+func (a *API) getCustomDomain(rq *request) (int, any, error) {
+	h, err := a.loadHosting(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	d, err := readOne(a, "custom domain", func(r store.ReadTx) (store.CustomDomain, error) {
+		return r.CustomDomain(rq.caller.accountID, h.ID)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, d.CustomDomain, nil
+}
+
+func (a *API) putCustomDomain(rq *request) (int, any, error) {
+	h, err := a.loadHosting(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	domain, err := DecodeCustomDomain(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	token := "hpv-" + hex.EncodeToString(b)
+	// The same domain again keeps its token: read it first so the records agree.
+	if d, err := readOne(a, "custom domain", func(r store.ReadTx) (store.CustomDomain, error) {
+		return r.CustomDomain(rq.caller.accountID, h.ID)
+	}); err == nil && d.Domain == domain {
+		token = d.Token
+	}
+	ctx, cancel := context.WithTimeout(rq.Context(), 5*time.Second)
+	defer cancel()
+	recs := records(domains.Required(a.expect(ctx, h, domain, token)))
+	return a.propose(rq.Context(), rq, fsm.CmdCustomDomainSet, fsm.CustomDomainSet{HostingID: h.ID, AccountID: rq.caller.accountID,
+		Domain: domain, Token: token, Records: recs}, http.StatusOK)
+}
+
+// verifyCustomDomain checks the records at the domain's authoritative
+// nameservers; missing or wrong ones are a 422 naming each, and nothing
+// changes.
+func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
+	h, err := a.loadHosting(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := decodeNoBody(rq.body); err != nil {
+		return 0, nil, err
+	}
+	d, err := readOne(a, "custom domain", func(r store.ReadTx) (store.CustomDomain, error) {
+		return r.CustomDomain(rq.caller.accountID, h.ID)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	ctx, cancel := context.WithTimeout(rq.Context(), 15*time.Second)
+	defer cancel()
+	res, err := a.resolver().Verify(ctx, a.expect(ctx, h, d.Domain, d.Token))
+	if err != nil {
+		if errors.Is(err, domains.ErrNoNameserver) {
+			return 0, nil, &httpError{status: http.StatusUnprocessableEntity, code: "dns_unreachable",
+				msg: "cannot verify " + d.Domain + ": " + err.Error()}
+		}
+		return 0, nil, err
+	}
+	if !res.OK() {
+		return 0, nil, &httpError{status: http.StatusUnprocessableEntity, code: "dns_records_missing",
+			msg: "DNS of " + d.Domain + " is not ready: " + res.Message()}
+	}
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdCustomDomainVerified, fsm.CustomDomainVerified{HostingID: h.ID,
+		AccountID: rq.caller.accountID, Domain: d.Domain}, http.StatusOK)
+	if err != nil {
+		return status, v, err
+	}
+	if cd, ok := v.(api.CustomDomain); ok {
+		v = api.CustomDomainVerification{CustomDomain: cd, Nameservers: res.Nameservers}
+	}
+	return status, v, nil
+}
+
+func (a *API) deleteCustomDomain(rq *request) (int, any, error) {
+	h, err := a.loadHosting(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := decodeNoBody(rq.body); err != nil {
+		return 0, nil, err
+	}
+	status, _, err := a.propose(rq.Context(), rq, fsm.CmdCustomDomainDelete, fsm.CustomDomainDelete{HostingID: h.ID,
+		AccountID: rq.caller.accountID}, http.StatusNoContent)
+	return status, nil, err
+}

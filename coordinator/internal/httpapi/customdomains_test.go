@@ -1,0 +1,156 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/dnstest"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// hostingAccount makes an active hosting account of acc (domain: its own
+// domain) on a hosting node.
+func (s *srvAPI) hostingAccount(acc, user, domain string) string {
+	s.t.Helper()
+	now := time.Now()
+	if !s.nodeEnrolled("hv-web") {
+		caExists := false
+		_ = s.node.FSM.View(func(tx *bolt.Tx) error { caExists = store.Read(tx).NodeCAExists(); return nil })
+		if !caExists {
+			s.apply(fsm.CmdNodeCAInit, fsm.NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
+		}
+		s.apply(fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_web", Hash: "hw", ExpiresAt: now.Add(time.Hour)})
+		s.apply(fsm.CmdNodeEnrol, fsm.NodeEnrol{TokenID: "jt_web", TokenHash: "hw", NodeID: "hv-web", CertSerial: "sw", CertNotAfter: now.Add(24 * time.Hour)})
+		s.apply(fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-web", CertSerial: "sw", Roles: []string{api.RoleHosting}, ProtocolVersion: 103})
+	}
+	id := ids.New("hst", now)
+	h := store.HostingAccount{HostingAccount: api.HostingAccount{ID: id, Username: user, Domain: domain, Plan: "hosting-starter", PHPVersion: "8.2"},
+		AccountID: acc, NodeID: "hv-web"}
+	act := store.Action{Action: api.Action{ID: ids.New("act", now), Command: api.ActionHostingCreate, ResourceID: id},
+		NodeID: "hv-web", Target: user, Deadline: now.Add(time.Hour)}
+	s.apply(fsm.CmdHostingCreate, fsm.HostingCreate{Hosting: h, Action: act})
+	s.finish(act.ID, true)
+	return id
+}
+
+func (s *srvAPI) nodeEnrolled(id string) bool {
+	ok := false
+	_ = s.node.FSM.View(func(tx *bolt.Tx) error {
+		ok = store.Read(tx).AgentNodeExists(id)
+		return nil
+	})
+	return ok
+}
+
+// TestCustomDomainDNSVerification: attach a custom domain, get the records
+// to create, verify fails naming what is missing while the (test's own,
+// authoritative) DNS lacks them, succeeds once they are there; a domain
+// belongs to one account in the cluster (409); bad names are a 400 naming
+// the field with nothing stored; detach frees the name.
+func TestCustomDomainDNSVerification(t *testing.T) {
+	s := newSrvAPI(t)
+	dns := dnstest.Start(t, "example.test", "hosting.test")
+	dns.Add(t, "ada.hosting.test. 60 IN A 192.0.2.10") // the account's own domain: its node
+	s.a.cfg.DNSResolver, s.a.cfg.DNSNSPort = dns.Addr, dns.Port
+	scopes := []string{api.ScopeHostingRead, api.ScopeHostingWrite}
+	acc, key := s.account(scopes...)
+	hst := s.hostingAccount(acc, "ada", "ada.hosting.test")
+	base := "/v1/hosting/" + hst + "/custom-domain"
+
+	if r := s.call(key, "GET", base, ""); r.status != http.StatusNotFound {
+		t.Fatalf("no custom domain yet: %d %s", r.status, r.body)
+	}
+	for _, bad := range []string{`{"domain":"../evil"}`, `{"domain":"SHOP.example.test"}`, `{"domain":"*.example.test"}`,
+		`{"domain":"192.0.2.1"}`, `{"domain":"shop.example.test."}`, `{"domain":"shop.example.test\nx"}`, `{"domain":""}`, `{}`,
+		`{"domain":"shop.example.test","x":1}`} {
+		r := s.call(key, "PUT", base, bad)
+		if r.status != http.StatusBadRequest || (!strings.Contains(r.msg(), "domain") && !strings.Contains(r.msg(), "x")) {
+			t.Errorf("PUT %s: %d %s", bad, r.status, r.body)
+		}
+	}
+	if r := s.call(key, "GET", base, ""); r.status != http.StatusNotFound {
+		t.Fatalf("a refused PUT stored something: %d", r.status)
+	}
+
+	r := s.call(key, "PUT", base, `{"domain":"shop.example.test"}`)
+	if r.status != http.StatusOK || r.m["status"] != api.CustomDomainPendingDNS || r.m["domain"] != "shop.example.test" {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	recs, _ := r.m["records"].([]any)
+	var token string
+	got := map[string]string{}
+	for _, x := range recs {
+		m := x.(map[string]any)
+		got[m["type"].(string)] = m["name"].(string) + " " + m["value"].(string)
+		if m["type"] == "TXT" {
+			token = m["value"].(string)
+		}
+	}
+	if got["TXT"] != "_hostplane-verify.shop.example.test "+token || !strings.HasPrefix(token, "hpv-") ||
+		got["A"] != "shop.example.test 192.0.2.10" || got["CNAME"] != "shop.example.test ada.hosting.test" {
+		t.Fatalf("records %v", got)
+	}
+	// The same PUT again: the same token.
+	if r2 := s.call(key, "PUT", base, `{"domain":"shop.example.test"}`); r2.status != 200 || !strings.Contains(string(r2.body), token) {
+		t.Fatalf("PUT again: %d %s", r2.status, r2.body)
+	}
+
+	v := s.call(key, "POST", base+"/verify", "")
+	if v.status != http.StatusUnprocessableEntity || !strings.Contains(v.msg(), "TXT record _hostplane-verify.shop.example.test is missing") ||
+		!strings.Contains(v.msg(), "no A/AAAA record for shop.example.test") {
+		t.Fatalf("verify without records: %d %s", v.status, v.body)
+	}
+	dns.Add(t, `_hostplane-verify.shop.example.test. 60 IN TXT "`+token+`"`)
+	dns.Add(t, "shop.example.test. 60 IN A 198.51.100.9")
+	v = s.call(key, "POST", base+"/verify", "")
+	if v.status != http.StatusUnprocessableEntity || !strings.Contains(v.msg(), "A record shop.example.test points to 198.51.100.9, not 192.0.2.10") {
+		t.Fatalf("verify with a wrong A: %d %s", v.status, v.body)
+	}
+	dns.Remove("shop.example.test", "A")
+	dns.Add(t, "shop.example.test. 60 IN A 192.0.2.10")
+	v = s.call(key, "POST", base+"/verify", "")
+	if v.status != http.StatusOK || v.m["status"] != api.CustomDomainVerified || v.m["verified_at"] == nil {
+		t.Fatalf("verify: %d %s", v.status, v.body)
+	}
+
+	// Another account cannot take the name, nor anyone the account's own domain.
+	acc2, key2 := s.account(scopes...)
+	hst2 := s.hostingAccount(acc2, "bob", "bob.hosting.test")
+	for _, d := range []string{"shop.example.test", "ada.hosting.test"} {
+		if r := s.call(key2, "PUT", "/v1/hosting/"+hst2+"/custom-domain", `{"domain":"`+d+`"}`); r.status != http.StatusConflict {
+			t.Fatalf("second account takes %s: %d %s", d, r.status, r.body)
+		}
+	}
+	// Nor read or detach it.
+	if r := s.call(key2, "DELETE", base, ""); r.status != http.StatusNotFound {
+		t.Fatalf("other account's DELETE: %d", r.status)
+	}
+	if r := s.call(key, "DELETE", base, ""); r.status != http.StatusNoContent {
+		t.Fatalf("DELETE: %d %s", r.status, r.body)
+	}
+	if r := s.call(key2, "PUT", "/v1/hosting/"+hst2+"/custom-domain", `{"domain":"shop.example.test"}`); r.status != http.StatusOK {
+		t.Fatalf("detached name not free: %d %s", r.status, r.body)
+	}
+	// An internationalised name is stored in its ASCII form.
+	if r := s.call(key, "PUT", base, `{"domain":"bücher.example.test"}`); r.status != 200 || r.m["domain"] != "xn--bcher-kva.example.test" {
+		t.Fatalf("IDN: %d %s", r.status, r.body)
+	}
+}
+
+func FuzzDecodeCustomDomain(f *testing.F) {
+	for _, s := range []string{`{"domain":"shop.example.com"}`, `{"domain":"bücher.example"}`, `{"domain":"../x"}`, `{}`, `{"domain":1}`, `null`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		d, err := DecodeCustomDomain(body)
+		if err == nil && (d == "" || strings.Trim(d, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "") {
+			t.Fatalf("accepted %q as %q", body, d)
+		}
+	})
+}

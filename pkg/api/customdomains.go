@@ -1,0 +1,55 @@
+package api
+
+import "time"
+
+// Custom domain statuses: the domain is recorded and waits for its DNS
+// records (pending_dns), or they were found at its authoritative
+// nameservers (verified).
+const (
+	CustomDomainPendingDNS = "pending_dns"
+	CustomDomainVerified   = "verified"
+)
+
+// CustomDomainRequest attaches a domain to a hosting account
+// (PUT /v1/hosting/:id/custom-domain).
+type CustomDomainRequest struct {
+	Domain string `json:"domain"`
+}
+
+// DNSRecord is one record the customer must create at their DNS provider.
+type DNSRecord struct {
+	Type  string `json:"type"` // TXT, A, AAAA or CNAME
+	Name  string `json:"name"`
+	Value string `json:"value"`
+	// Alternative groups records of which one kind is enough: "address"
+	// (A/AAAA to the node) or "cname" (a CNAME to the account's domain).
+	Alternative string `json:"alternative,omitempty"`
+}
+
+// DNSProblem is one record found missing or wrong by a verification.
+type DNSProblem struct {
+	Type   string   `json:"type"`
+	Name   string   `json:"name"`
+	Want   string   `json:"want,omitempty"`
+	Found  []string `json:"found,omitempty"`
+	Reason string   `json:"reason"`
+}
+
+// CustomDomain is a hosting account's custom domain.
+type CustomDomain struct {
+	HostingID string `json:"hosting_id"`
+	// Domain is the ASCII (IDNA A-label) form of the name.
+	Domain string `json:"domain"`
+	Status string `json:"status"`
+	// Records are the DNS records to create: the ownership TXT and an
+	// address (A/AAAA) or a CNAME.
+	Records    []DNSRecord `json:"records"`
+	CreatedAt  time.Time   `json:"created_at"`
+	VerifiedAt *time.Time  `json:"verified_at,omitempty"`
+}
+
+// CustomDomainVerification is the answer of POST …/custom-domain/verify.
+type CustomDomainVerification struct {
+	CustomDomain
+	Nameservers []string `json:"nameservers,omitempty"`
+}

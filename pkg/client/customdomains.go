@@ -1,0 +1,36 @@
+package client
+
+import (
+	"context"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// CustomDomain returns a hosting account's custom domain and the DNS records
+// it needs.
+func (c *Client) CustomDomain(ctx context.Context, hostingID string) (api.CustomDomain, error) {
+	var d api.CustomDomain
+	return d, c.get(ctx, hostingPath(hostingID, "custom-domain"), &d)
+}
+
+// SetCustomDomain attaches domain to a hosting account and returns the DNS
+// records to create; idemKey may be empty.
+func (c *Client) SetCustomDomain(ctx context.Context, hostingID, domain, idemKey string) (api.CustomDomain, error) {
+	var d api.CustomDomain
+	_, err := c.Do(ctx, "PUT", hostingPath(hostingID, "custom-domain"), api.CustomDomainRequest{Domain: domain}, &d, idem(idemKey))
+	return d, err
+}
+
+// VerifyCustomDomain checks the custom domain's DNS records at its
+// authoritative nameservers (a 422 names each missing or wrong record).
+func (c *Client) VerifyCustomDomain(ctx context.Context, hostingID string) (api.CustomDomainVerification, error) {
+	var v api.CustomDomainVerification
+	_, err := c.Do(ctx, "POST", hostingPath(hostingID, "custom-domain", "verify"), nil, &v, nil)
+	return v, err
+}
+
+// DeleteCustomDomain detaches the custom domain; idemKey may be empty.
+func (c *Client) DeleteCustomDomain(ctx context.Context, hostingID, idemKey string) error {
+	_, err := c.Do(ctx, "DELETE", hostingPath(hostingID, "custom-domain"), nil, nil, idem(idemKey))
+	return err
+}
