@@ -14,11 +14,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 	"github.com/hostplane/hostplane/internal/consoletoken"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -128,6 +130,16 @@ func TestConsole(t *testing.T) {
 	c2 := dialConsole(t, httpc, base+"?token="+url.QueryEscape(good))
 	rfbHandshake(t, c2)
 	c2.Close()
+
+	// The same in a real browser: headless Chromium opens the console URL and
+	// noVNC connects (it puts the desktop name in the page's title).
+	var con3 api.ServerConsole
+	owner.expect(http.StatusCreated, http.MethodPost, path, nil).Decode(t, &con3)
+	title := browserConsole(t, con3.URL, vm)
+	if !strings.HasPrefix(title, "QEMU ("+vm+")") {
+		t.Fatalf("noVNC in Chromium: page title %q", title)
+	}
+	t.Logf("noVNC in headless Chromium connected: title %q", title)
 
 	// The agent restarts: once it holds a session again a fresh token opens,
 	// and the URL used before the restart is still refused.
@@ -331,5 +343,44 @@ func rfbHandshake(t *testing.T, c net.Conn) (string, fbUpdate) {
 		default:
 			t.Fatalf("rfb: unexpected server message %d before the framebuffer update", msg)
 		}
+	}
+}
+
+// browserConsole opens a console URL in headless Chromium and waits until
+// noVNC has connected, which it shows by putting the desktop name into the
+// page's title; it returns the title.
+func browserConsole(t *testing.T, pageURL, vm string) string {
+	t.Helper()
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Fatal("chromium is not installed: run scripts/install-chromium.sh (Debian's chromium package; `make test` runs it)")
+	}
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	// The console serves the node certificate, which names the node rather
+	// than 127.0.0.1: the TLS check is the RFB part's job above.
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
+		chromedp.UserDataDir(filepath.Join(home, "profile")), chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("ignore-certificate-errors", true))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx, chromedp.WithErrorf(t.Logf))
+	defer cancelBrowser()
+	if err := chromedp.Do(bctx, chromedp.Navigate(pageURL)); err != nil {
+		t.Fatalf("chromium: open the console page: %v", err)
+	}
+	var title string
+	for {
+		title, err = chromedp.Run(bctx, chromedp.Title())
+		if err == nil && strings.Contains(title, vm) {
+			return title
+		}
+		if ctx.Err() != nil {
+			status, _ := chromedp.Run(bctx, chromedp.Text(chromedp.CSS("#noVNC_status")))
+			t.Fatalf("noVNC did not connect in 60 s: title %q, status %q (%v)", title, status, err)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
