@@ -12,12 +12,55 @@ const (
 	CmdCustomDomainSet      CommandType = 120
 	CmdCustomDomainVerified CommandType = 121
 	CmdCustomDomainDelete   CommandType = 122
+	// CmdACMEAccountInit records the cluster's one ACME account (key sealed).
+	CmdACMEAccountInit CommandType = 123
+	// CmdACMEAccountRegistered records the account's URI at the server.
+	CmdACMEAccountRegistered CommandType = 124
 )
 
 var customDomainHandlers = map[CommandType]handlerFunc{
-	CmdCustomDomainSet:      typed(applyCustomDomainSet),
-	CmdCustomDomainVerified: typed(applyCustomDomainVerified),
-	CmdCustomDomainDelete:   typed(applyCustomDomainDelete),
+	CmdCustomDomainSet:       typed(applyCustomDomainSet),
+	CmdCustomDomainVerified:  typed(applyCustomDomainVerified),
+	CmdCustomDomainDelete:    typed(applyCustomDomainDelete),
+	CmdACMEAccountInit:       typed(applyACMEAccountInit),
+	CmdACMEAccountRegistered: typed(applyACMEAccountRegistered),
+}
+
+// ACMEAccountInit creates the cluster's ACME account record; a second one
+// is a conflict (the first stays: every leader uses the same key).
+type ACMEAccountInit struct {
+	Directory string `json:"directory"`
+	Email     string `json:"email,omitempty"`
+	SealedKey string `json:"sealed_key"`
+}
+
+// ACMEAccountRegistered sets the account's URI at the ACME server.
+type ACMEAccountRegistered struct {
+	SealedKey string `json:"sealed_key"` // which key registered (a stale leader's call changes nothing)
+	URI       string `json:"uri"`
+}
+
+func applyACMEAccountInit(c *applyCtx, p ACMEAccountInit) (any, error) {
+	if p.Directory == "" || p.SealedKey == "" {
+		return nil, fmt.Errorf("%w: an acme account needs a directory and a sealed key", ErrInvalid)
+	}
+	if cur, err := c.r.ACMEAccount(); err == nil {
+		return cur, fmt.Errorf("%w: the cluster has an acme account", ErrConflict)
+	}
+	a := store.ACMEAccount{Directory: p.Directory, Email: p.Email, SealedKey: p.SealedKey, CreatedAt: c.at}
+	return a, store.PutJSON(c.tx, store.BucketACME, store.ACMEAccountKey, a)
+}
+
+func applyACMEAccountRegistered(c *applyCtx, p ACMEAccountRegistered) (any, error) {
+	a, err := c.r.ACMEAccount()
+	if err != nil {
+		return nil, err
+	}
+	if a.SealedKey != p.SealedKey || p.URI == "" {
+		return nil, fmt.Errorf("%w: not the cluster's acme account", ErrConflict)
+	}
+	a.URI = p.URI
+	return a, store.PutJSON(c.tx, store.BucketACME, store.ACMEAccountKey, a)
 }
 
 // CustomDomainSet records (or replaces) a hosting account's custom domain.

@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -30,4 +31,26 @@ func (r ReadTx) CustomDomain(accountID, hostingID string) (CustomDomain, error) 
 		return CustomDomain{}, fmt.Errorf("custom domain of %s: %w", hostingID, ErrNotFound)
 	}
 	return d, nil
+}
+
+// BucketACME holds the cluster's one ACME account (ACMEAccountKey).
+var BucketACME = []byte("acme")
+
+// ACMEAccountKey is the key of the account record in BucketACME.
+var ACMEAccountKey = []byte("account")
+
+// ACMEAccount is the cluster's ACME account: its key sealed under the KEK
+// (webhook.Sealer, id "acme-account"), never in plain text.
+type ACMEAccount struct {
+	Directory string    `json:"directory"`
+	Email     string    `json:"email,omitempty"`
+	SealedKey string    `json:"sealed_key"`
+	URI       string    `json:"uri,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// ACMEAccount loads the cluster's ACME account.
+func (r ReadTx) ACMEAccount() (ACMEAccount, error) {
+	var a ACMEAccount
+	return a, r.getNamed("acme account", "cluster", BucketACME, ACMEAccountKey, &a)
 }

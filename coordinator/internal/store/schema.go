@@ -118,7 +118,7 @@ var (
 		BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
 	}
 	// HostingBuckets are the hosting account buckets.
-	HostingBuckets = [][]byte{BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting, BucketCustomDomains}
+	HostingBuckets = [][]byte{BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting, BucketCustomDomains, BucketACME}
 )
 
 // AllBuckets lists every bucket; CreateBuckets makes them.
@@ -133,7 +133,7 @@ var AllBuckets = [][]byte{
 	BucketOAuthClients, BucketOAuthDevices, BucketOAuthUserCodes, BucketOAuthCodes,
 	BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
 	BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting,
-	BucketCustomDomains,
+	BucketCustomDomains, BucketACME,
 }
 
 var (
