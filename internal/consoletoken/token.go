@@ -150,6 +150,7 @@ type Verifier struct {
 	mu     sync.Mutex
 	keys   []ed25519.PublicKey // newest first
 	used   map[string]int64    // token id → its expiry (unix ms)
+	pruned int64               // when expired ids were last dropped (unix ms)
 	record func(id string, exp int64) error
 }
 
@@ -223,9 +224,14 @@ func (v *Verifier) Verify(tok string) (Claims, error) {
 		return Claims{}, ErrNode
 	}
 	now := v.now().UnixMilli()
-	for id, exp := range v.used {
-		if exp <= now {
-			delete(v.used, id)
+	// Expired ids are dropped at most once a second: a lookup stays O(1)
+	// however many consoles were opened in the last minutes.
+	if now-v.pruned >= 1000 {
+		v.pruned = now
+		for id, exp := range v.used {
+			if exp <= now {
+				delete(v.used, id)
+			}
 		}
 	}
 	if c.Expires <= now {

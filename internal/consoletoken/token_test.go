@@ -151,3 +151,32 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkSign(b *testing.B) {
+	key := testKey(b, 1)
+	c := Claims{ID: NewID(), Node: "hv-01", Server: "srv_01m8rqr9s6504y1jeb404dsj44", VM: "hp-srv-01m8rqr9s6504y1jeb404dsj44", Expires: time.Now().Add(time.Minute).UnixMilli()}
+	for b.Loop() {
+		if _, err := Sign(key, c); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkVerify: what the agent spends on a console request before the
+// WebSocket (a fresh id each time, so each is accepted and remembered).
+func BenchmarkVerify(b *testing.B) {
+	key := testKey(b, 1)
+	v := NewVerifier("hv-01", nil)
+	_ = v.AddKey(key.Public().(ed25519.PublicKey))
+	exp := time.Now().Add(time.Minute).UnixMilli()
+	toks := make([]string, b.N)
+	for i := range toks {
+		toks[i] = sign(b, key, Claims{ID: NewID(), Node: "hv-01", Server: "srv_1", VM: "hp-srv-1", Expires: exp})
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := v.Verify(toks[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
