@@ -125,10 +125,8 @@ type HostingAccount struct {
 	UpdatedAt  time.Time         `json:"updated_at"`
 }
 
-// HostingList is GET /v1/hosting.
-type HostingList struct {
-	Data []HostingAccount `json:"data"`
-}
+// HostingList is GET /v1/hosting: a page of accounts, newest first.
+type HostingList = Page[HostingAccount]
 
 // HostingActionAccepted is the 202 of a hosting action.
 type HostingActionAccepted struct {

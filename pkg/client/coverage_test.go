@@ -20,7 +20,7 @@ import (
 // operation this table lacks, and when a call sends another method or path
 // than the document says.
 var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
-	"listHosting": func(ctx context.Context, c *client.Client) error { _, err := c.Hosting(ctx); return err },
+	"listHosting": func(ctx context.Context, c *client.Client) error { _, err := c.Hosting(ctx, 1, 20); return err },
 	"getCustomDomain": func(ctx context.Context, c *client.Client) error {
 		_, err := c.CustomDomain(ctx, "hst_1")
 		return err

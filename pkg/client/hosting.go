@@ -7,10 +7,11 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// Hosting lists the account's web-hosting accounts (never passwords).
-func (c *Client) Hosting(ctx context.Context) (api.HostingList, error) {
+// Hosting lists a page of the account's web-hosting accounts (never
+// passwords); page and limit 0 take the server's defaults.
+func (c *Client) Hosting(ctx context.Context, page, limit int) (api.HostingList, error) {
 	var l api.HostingList
-	return l, c.get(ctx, "/v1/hosting", &l)
+	return l, c.get(ctx, "/v1/hosting"+pageQuery(page, limit), &l)
 }
 
 // HostingAccount returns one hosting account.

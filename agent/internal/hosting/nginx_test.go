@@ -10,17 +10,17 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/hosting"
-	"github.com/hostplane/hostplane/agent/internal/hosting/hostingtest"
 	"github.com/hostplane/hostplane/tests/framework"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
 func startNginx(t *testing.T) (*hosting.Nginx, string) {
-	hostingtest.Need(t, "nginx")
-	root, _ := hostingtest.Root(t)
+	hostenv.Need(t, "nginx")
+	root, _ := hostenv.Root(t)
 	addr := framework.FreeAddr(t, "tcp")
 	n := &hosting.Nginx{L: hosting.Layout{Root: root}, Bin: "nginx",
 		Params: hosting.NginxParams{Root: root, User: "www-data", Listen: addr, ConfDir: "/etc/nginx", Workers: "1"}}
-	ctx := hostingtest.Ctx(t)
+	ctx := hostenv.Ctx(t)
 	if err := n.Ensure(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +121,7 @@ func TestNginxApplyChecksAndKeepsOldConfig(t *testing.T) {
 	n, addr := startNginx(t)
 	old, _ := os.ReadFile(n.L.NginxConf())
 	bad := strings.Replace(string(old), "server_tokens off;", "server_tokens off; no_such_directive on;", 1)
-	if err := n.Apply(hostingtest.Ctx(t), []byte(bad), nil); err == nil || !strings.Contains(err.Error(), "nginx -t") {
+	if err := n.Apply(hostenv.Ctx(t), []byte(bad), nil); err == nil || !strings.Contains(err.Error(), "nginx -t") {
 		t.Fatalf("bad config: %v", err)
 	}
 	if now, _ := os.ReadFile(n.L.NginxConf()); string(now) != string(old) {
@@ -131,7 +131,7 @@ func TestNginxApplyChecksAndKeepsOldConfig(t *testing.T) {
 		t.Fatalf("nginx not serving after a refused change: %d", code)
 	}
 	good := strings.Replace(string(old), "server_tokens off;", "server_tokens off; keepalive_timeout 30s;", 1)
-	if err := n.Apply(hostingtest.Ctx(t), []byte(good), nil); err != nil {
+	if err := n.Apply(hostenv.Ctx(t), []byte(good), nil); err != nil {
 		t.Fatal(err)
 	}
 	if now, _ := os.ReadFile(n.L.NginxConf()); string(now) != good {
@@ -155,7 +155,7 @@ func TestNginxParamsRefuseUnsafeValues(t *testing.T) {
 		{Root: "/srv/a", User: "www-data", Listen: "127.0.0.1:80", ConfDir: "/etc/$x"},
 	} {
 		n := &hosting.Nginx{L: hosting.Layout{Root: p.Root}, Bin: "nginx", Params: p}
-		if err := n.Ensure(hostingtest.Ctx(t)); err == nil {
+		if err := n.Ensure(hostenv.Ctx(t)); err == nil {
 			t.Errorf("%+v accepted", p)
 		}
 	}

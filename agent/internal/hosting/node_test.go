@@ -17,6 +17,7 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/seed"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
 var testPlan = api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 64, MaxExecutionSeconds: 30, UploadMiB: 8, DiskMiB: 100}
@@ -43,7 +44,7 @@ func (a acct) input(t *testing.T) hosting.CreateInput {
 
 func create(t *testing.T, e *hostingtest.Env, a acct) {
 	t.Helper()
-	ctx := hostingtest.Ctx(t)
+	ctx := hostenv.Ctx(t)
 	if err := e.Node.Precheck(ctx, a.input(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -69,24 +70,24 @@ func q(kv ...string) string {
 // from a second account → PHP version refusal → suspend → unsuspend → delete.
 func TestHostingAccountLifecycle(t *testing.T) {
 	e := hostingtest.NewNode(t)
-	ctx := hostingtest.Ctx(t)
+	ctx := hostenv.Ctx(t)
 	a, b := newAcct(e, "a"), newAcct(e, "b")
 	create(t, e, a)
 	create(t, e, b)
 
 	// Upload over SFTP into the chroot.
 	for _, x := range []acct{a, b} {
-		c, err := hostingtest.SFTP(e.SSHAddr, x.user, x.sftpPW)
+		c, err := hostenv.SFTP(e.SSHAddr, x.user, x.sftpPW)
 		if err != nil {
 			t.Fatalf("sftp %s: %v", x.user, err)
 		}
-		if err := hostingtest.Put(c, "/public/index.php", hostingtest.ProbePHP); err != nil {
+		if err := hostenv.Put(c, "/public/index.php", hostenv.ProbePHP); err != nil {
 			t.Fatal(err)
 		}
-		if err := hostingtest.Put(c, "/private/secret.txt", "secret of "+x.user); err != nil {
+		if err := hostenv.Put(c, "/private/secret.txt", "secret of "+x.user); err != nil {
 			t.Fatal(err)
 		}
-		if err := hostingtest.Put(c, "/public/page.txt", "page of "+x.user); err != nil {
+		if err := hostenv.Put(c, "/public/page.txt", "page of "+x.user); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := c.Create("/evil.txt"); err == nil {
@@ -98,11 +99,11 @@ func TestHostingAccountLifecycle(t *testing.T) {
 		c.Close()
 	}
 	// PHP runs as the account's user.
-	code, body := hostingtest.Get(t, e.HTTPAddr, a.domain, "/")
+	code, body := hostenv.Get(t, e.HTTPAddr, a.domain, "/")
 	if code != 200 || !strings.Contains(body, "user="+a.user+"\n") || !strings.Contains(body, "php=8.2") {
 		t.Fatalf("GET / of %s: %d %q", a.domain, code, body)
 	}
-	if code, body := hostingtest.Get(t, e.HTTPAddr, b.domain, "/page.txt"); code != 200 || body != "page of "+b.user {
+	if code, body := hostenv.Get(t, e.HTTPAddr, b.domain, "/page.txt"); code != 200 || body != "page of "+b.user {
 		t.Fatalf("static file of b: %d %q", code, body)
 	}
 
@@ -110,11 +111,11 @@ func TestHostingAccountLifecycle(t *testing.T) {
 	own := filepath.Join(e.Node.L.Site(a.user), "private", "secret.txt")
 	other := filepath.Join(e.Node.L.Site(b.user), "private", "secret.txt")
 	otherPub := filepath.Join(e.Node.L.Site(b.user), "public", "page.txt")
-	if _, body := hostingtest.Get(t, e.HTTPAddr, a.domain, q("read", own)); !strings.Contains(body, "read=OK:secret of "+a.user) {
+	if _, body := hostenv.Get(t, e.HTTPAddr, a.domain, q("read", own)); !strings.Contains(body, "read=OK:secret of "+a.user) {
 		t.Fatalf("a reading its own file: %q", body)
 	}
 	for _, f := range []string{other, otherPub, "/etc/shadow"} {
-		_, body := hostingtest.Get(t, e.HTTPAddr, a.domain, q("read", f, "sh", f))
+		_, body := hostenv.Get(t, e.HTTPAddr, a.domain, q("read", f, "sh", f))
 		if !strings.Contains(body, "read=DENIED") || strings.Contains(body, "secret of") || strings.Contains(body, "page of") ||
 			strings.Contains(body, "root:") {
 			t.Fatalf("a reading %s: %q", f, body)
@@ -122,14 +123,14 @@ func TestHostingAccountLifecycle(t *testing.T) {
 	}
 	// Isolation: a's PHP reaches its own database, not b's.
 	port := strconv.Itoa(e.DBPort)
-	if _, body := hostingtest.Get(t, e.HTTPAddr, a.domain, q("db", a.user, "u", a.user, "p", a.dbPW, "port", port)); !strings.Contains(body, "db=OK") {
+	if _, body := hostenv.Get(t, e.HTTPAddr, a.domain, q("db", a.user, "u", a.user, "p", a.dbPW, "port", port)); !strings.Contains(body, "db=OK") {
 		t.Fatalf("a's own database: %q", body)
 	}
-	if _, body := hostingtest.Get(t, e.HTTPAddr, a.domain, q("db", b.user, "u", a.user, "p", a.dbPW, "port", port)); !strings.Contains(body, "db=DENIED") {
+	if _, body := hostenv.Get(t, e.HTTPAddr, a.domain, q("db", b.user, "u", a.user, "p", a.dbPW, "port", port)); !strings.Contains(body, "db=DENIED") {
 		t.Fatalf("a reaching b's database: %q", body)
 	}
 	// Symlinks uploaded over SFTP to /etc/passwd or to b's file are not served.
-	c, err := hostingtest.SFTP(e.SSHAddr, a.user, a.sftpPW)
+	c, err := hostenv.SFTP(e.SSHAddr, a.user, a.sftpPW)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestHostingAccountLifecycle(t *testing.T) {
 		if err := c.Symlink(target, name); err != nil {
 			t.Fatalf("symlink %s: %v", name, err)
 		}
-		code, body := hostingtest.Get(t, e.HTTPAddr, a.domain, strings.TrimPrefix(name, "/public"))
+		code, body := hostenv.Get(t, e.HTTPAddr, a.domain, strings.TrimPrefix(name, "/public"))
 		if code == 200 || strings.Contains(body, "root:") || strings.Contains(body, "page of") {
 			t.Fatalf("symlink %s → %s served: %d %q", name, target, code, body)
 		}
@@ -154,7 +155,7 @@ func TestHostingAccountLifecycle(t *testing.T) {
 	}
 
 	// Suspend: site, SFTP and database refused; an open DB session ends.
-	if _, err := hostingtest.DBLogin(e.DBPort, a.user, a.dbPW, a.user, "SELECT CURRENT_USER()"); err != nil {
+	if _, err := hostenv.DBLogin(e.DBPort, a.user, a.dbPW, a.user, "SELECT CURRENT_USER()"); err != nil {
 		t.Fatal(err)
 	}
 	sleeper := exec.Command("mariadb", "--no-defaults", "-h127.0.0.1", "-P"+port, "-u"+a.user, "-p"+a.dbPW, a.user, "-e", "SELECT SLEEP(60)")
@@ -169,7 +170,7 @@ func TestHostingAccountLifecycle(t *testing.T) {
 			"SELECT COUNT(*) FROM information_schema.processlist WHERE user='"+a.user+"'").Output()
 		return strings.TrimSpace(string(out)) == "1"
 	})
-	sc, err := hostingtest.SFTP(e.SSHAddr, a.user, a.sftpPW) // an open SFTP session
+	sc, err := hostenv.SFTP(e.SSHAddr, a.user, a.sftpPW) // an open SFTP session
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,19 +179,19 @@ func TestHostingAccountLifecycle(t *testing.T) {
 	if err != nil || !v.Suspended {
 		t.Fatalf("suspend: %+v %v", v, err)
 	}
-	if code, body := hostingtest.Get(t, e.HTTPAddr, a.domain, "/"); code != 503 || !strings.Contains(body, "suspended") {
+	if code, body := hostenv.Get(t, e.HTTPAddr, a.domain, "/"); code != 503 || !strings.Contains(body, "suspended") {
 		t.Fatalf("suspended site: %d %q", code, body)
 	}
-	if code, _ := hostingtest.Get(t, e.HTTPAddr, a.domain, "/page.txt"); code != 503 {
+	if code, _ := hostenv.Get(t, e.HTTPAddr, a.domain, "/page.txt"); code != 503 {
 		t.Fatalf("suspended static file: %d", code)
 	}
-	if _, err := hostingtest.SFTP(e.SSHAddr, a.user, a.sftpPW); err == nil {
+	if _, err := hostenv.SFTP(e.SSHAddr, a.user, a.sftpPW); err == nil {
 		t.Fatal("sftp login of a suspended account succeeded")
 	}
 	if _, err := sc.Getwd(); err == nil {
 		t.Fatal("the open sftp session survived the suspension")
 	}
-	if out, err := hostingtest.DBLogin(e.DBPort, a.user, a.dbPW, a.user, "SELECT 1"); err == nil || !strings.Contains(out, "locked") {
+	if out, err := hostenv.DBLogin(e.DBPort, a.user, a.dbPW, a.user, "SELECT 1"); err == nil || !strings.Contains(out, "locked") {
 		t.Fatalf("database login of a suspended account: %q %v", out, err)
 	}
 	select {
@@ -202,7 +203,7 @@ func TestHostingAccountLifecycle(t *testing.T) {
 		t.Fatal("the pool's socket is still there")
 	}
 	// b is untouched.
-	if code, _ := hostingtest.Get(t, e.HTTPAddr, b.domain, "/"); code != 200 {
+	if code, _ := hostenv.Get(t, e.HTTPAddr, b.domain, "/"); code != 200 {
 		t.Fatalf("b while a is suspended: %d", code)
 	}
 
@@ -210,15 +211,15 @@ func TestHostingAccountLifecycle(t *testing.T) {
 	if v, err := e.Node.Unsuspend(ctx, a.user, noStep); err != nil || v.Suspended {
 		t.Fatalf("unsuspend: %+v %v", v, err)
 	}
-	if code, body := hostingtest.Get(t, e.HTTPAddr, a.domain, "/"); code != 200 || !strings.Contains(body, "user="+a.user) {
+	if code, body := hostenv.Get(t, e.HTTPAddr, a.domain, "/"); code != 200 || !strings.Contains(body, "user="+a.user) {
 		t.Fatalf("unsuspended site: %d %q", code, body)
 	}
-	if c, err := hostingtest.SFTP(e.SSHAddr, a.user, a.sftpPW); err != nil {
+	if c, err := hostenv.SFTP(e.SSHAddr, a.user, a.sftpPW); err != nil {
 		t.Fatalf("sftp after unsuspend: %v", err)
 	} else {
 		c.Close()
 	}
-	if _, err := hostingtest.DBLogin(e.DBPort, a.user, a.dbPW, a.user, "SELECT 1"); err != nil {
+	if _, err := hostenv.DBLogin(e.DBPort, a.user, a.dbPW, a.user, "SELECT 1"); err != nil {
 		t.Fatalf("database after unsuspend: %v", err)
 	}
 
@@ -233,7 +234,7 @@ func TestHostingAccountLifecycle(t *testing.T) {
 		t.Fatalf("delete: %+v %v", v, err)
 	}
 	assertGone(t, e, a)
-	if code, _ := hostingtest.Get(t, e.HTTPAddr, b.domain, "/"); code != 200 {
+	if code, _ := hostenv.Get(t, e.HTTPAddr, b.domain, "/"); code != 200 {
 		t.Fatalf("b after a's delete: %d", code)
 	}
 	if v, err := e.Node.Delete(ctx, a.user, noStep); !errors.Is(err, hosting.ErrNotFound) {
@@ -286,10 +287,10 @@ func assertGone(t *testing.T, e *hostingtest.Env, a acct) {
 	if err != nil || strings.TrimSpace(string(out)) != "0" {
 		t.Fatalf("database or database user left: %q %v", out, err)
 	}
-	if code, _ := hostingtest.Get(t, e.HTTPAddr, a.domain, "/"); code != 404 {
+	if code, _ := hostenv.Get(t, e.HTTPAddr, a.domain, "/"); code != 404 {
 		t.Fatalf("deleted site answers %d", code)
 	}
-	if _, err := hostingtest.SFTP(e.SSHAddr, a.user, a.sftpPW); err == nil {
+	if _, err := hostenv.SFTP(e.SSHAddr, a.user, a.sftpPW); err == nil {
 		t.Fatal("sftp login of a deleted account")
 	}
 }

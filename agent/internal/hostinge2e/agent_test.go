@@ -24,6 +24,7 @@ import (
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
 var plan = api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 64, MaxExecutionSeconds: 30, UploadMiB: 8, DiskMiB: 100}
@@ -113,18 +114,18 @@ func TestHostingActionsThroughTheExecutor(t *testing.T) {
 			t.Fatal("a password is in the journal file")
 		}
 	}
-	c, err := hostingtest.SFTP(e.SSHAddr, user, sftpPW)
+	c, err := hostenv.SFTP(e.SSHAddr, user, sftpPW)
 	if err != nil {
 		t.Fatalf("sftp: %v", err)
 	}
-	if err := hostingtest.Put(c, "/public/index.php", hostingtest.ProbePHP); err != nil {
+	if err := hostenv.Put(c, "/public/index.php", hostenv.ProbePHP); err != nil {
 		t.Fatal(err)
 	}
 	c.Close()
-	if code, body := hostingtest.Get(t, e.HTTPAddr, domain, "/"); code != 200 || !strings.Contains(body, "user="+user+"\n") {
+	if code, body := hostenv.Get(t, e.HTTPAddr, domain, "/"); code != 200 || !strings.Contains(body, "user="+user+"\n") {
 		t.Fatalf("site: %d %q", code, body)
 	}
-	if _, err := hostingtest.DBLogin(e.DBPort, user, dbPW, user, "SELECT 1"); err != nil {
+	if _, err := hostenv.DBLogin(e.DBPort, user, dbPW, user, "SELECT 1"); err != nil {
 		t.Fatal(err)
 	}
 
@@ -156,13 +157,13 @@ func TestHostingActionsThroughTheExecutor(t *testing.T) {
 	if v := hostingResult(t, call(t, ex, &pb.ActionAssign{ActionId: "act-susp-1", Command: api.ActionHostingSuspend, Target: user, Params: none})); !v.Suspended {
 		t.Fatalf("suspend: %+v", v)
 	}
-	if code, _ := hostingtest.Get(t, e.HTTPAddr, domain, "/"); code != 503 {
+	if code, _ := hostenv.Get(t, e.HTTPAddr, domain, "/"); code != 503 {
 		t.Fatalf("suspended site: %d", code)
 	}
 	if v := hostingResult(t, call(t, ex, &pb.ActionAssign{ActionId: "act-unsusp-1", Command: api.ActionHostingUnsuspend, Target: user, Params: none})); v.Suspended {
 		t.Fatalf("unsuspend: %+v", v)
 	}
-	if code, _ := hostingtest.Get(t, e.HTTPAddr, domain, "/"); code != 200 {
+	if code, _ := hostenv.Get(t, e.HTTPAddr, domain, "/"); code != 200 {
 		t.Fatalf("unsuspended site: %d", code)
 	}
 	if v := hostingResult(t, call(t, ex, &pb.ActionAssign{ActionId: "act-del-1", Command: api.ActionHostingDelete, Target: user, Params: none})); !v.Deleted {
@@ -171,7 +172,7 @@ func TestHostingActionsThroughTheExecutor(t *testing.T) {
 	if out, err := exec.Command("getent", "passwd", user).CombinedOutput(); err == nil {
 		t.Fatalf("user left: %s", out)
 	}
-	if code, _ := hostingtest.Get(t, e.HTTPAddr, domain, "/"); code != 404 {
+	if code, _ := hostenv.Get(t, e.HTTPAddr, domain, "/"); code != 404 {
 		t.Fatalf("deleted site: %d", code)
 	}
 	// Bad targets are refused before anything is journaled.
@@ -273,18 +274,18 @@ func TestHostingCreateCompletesAfterACrash(t *testing.T) {
 				t.Fatalf("re-send: %+v", v)
 			}
 			// The account works with the passwords given at creation.
-			if c, err := hostingtest.SFTP(e.SSHAddr, user, sftpPW); err != nil {
+			if c, err := hostenv.SFTP(e.SSHAddr, user, sftpPW); err != nil {
 				t.Fatalf("sftp after recovery: %v", err)
 			} else {
-				if err := hostingtest.Put(c, "/public/index.php", hostingtest.ProbePHP); err != nil {
+				if err := hostenv.Put(c, "/public/index.php", hostenv.ProbePHP); err != nil {
 					t.Fatal(err)
 				}
 				c.Close()
 			}
-			if code, body := hostingtest.Get(t, e.HTTPAddr, domain, "/"); code != 200 || !strings.Contains(body, "user="+user+"\n") {
+			if code, body := hostenv.Get(t, e.HTTPAddr, domain, "/"); code != 200 || !strings.Contains(body, "user="+user+"\n") {
 				t.Fatalf("site after recovery: %d %q", code, body)
 			}
-			if _, err := hostingtest.DBLogin(e.DBPort, user, dbPW, user, "SELECT 1"); err != nil {
+			if _, err := hostenv.DBLogin(e.DBPort, user, dbPW, user, "SELECT 1"); err != nil {
 				t.Fatalf("database after recovery: %v", err)
 			}
 			if _, err := e.Node.Delete(context.Background(), user, func(string) error { return nil }); err != nil {

@@ -51,19 +51,7 @@ func (a *API) loadHosting(rq *request) (store.HostingAccount, error) {
 }
 
 func (a *API) listHosting(rq *request) (int, any, error) {
-	var hs []store.HostingAccount
-	err := a.state.Read(func(r store.ReadTx) (err error) {
-		hs, _, err = r.HostingAccounts(rq.caller.accountID, 0, 0)
-		return err
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	out := api.HostingList{Data: make([]api.HostingAccount, 0, len(hs))}
-	for _, h := range hs {
-		out.Data = append(out.Data, hostingView(h))
-	}
-	return http.StatusOK, out, nil
+	return listPage(a, rq, rq.caller.accountID, store.ReadTx.HostingAccounts, hostingView)
 }
 
 func (a *API) getHosting(rq *request) (int, any, error) {

@@ -1,67 +1,53 @@
+// Package hostingtest runs a hosting node (the hosting package) on the real
+// servers of tests/framework/hostenv.
 package hostingtest
 
 import (
-	"net"
-	"strconv"
 	"testing"
 
 	"github.com/hostplane/hostplane/agent/internal/hosting"
-	"github.com/hostplane/hostplane/tests/framework"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
 // Env is a hosting node's real servers for one test.
 type Env struct {
-	Cfg      hosting.Config
-	Node     *hosting.Node
-	Prefix   string // user and group names of this test start with it
-	HTTPAddr string
-	SSHAddr  string
-	DBPort   int
+	*hostenv.Env
+	Cfg  hosting.Config
+	Node *hosting.Node
 }
 
-func port(tb testing.TB) (string, int) {
-	a := framework.FreeAddr(tb, "tcp")
-	_, p, _ := net.SplitHostPort(a)
-	n, _ := strconv.Atoi(p)
-	return a, n
-}
-
-// Config is a hosting configuration under a fresh test root with its own
-// MariaDB (started) and sshd (started once the node wrote its Match block, by
-// NewNode); the users and groups of the prefix are removed at the end.
+// Config is a hosting configuration on a fresh hostenv (MariaDB started).
 func Config(tb testing.TB) *Env {
-	Need(tb, "nginx", "php-fpm8.2", "useradd", "chpasswd", "usermod", "userdel", "groupadd")
-	root, prefix := Root(tb)
-	RemoveUsers(tb, prefix)
-	e := &Env{Prefix: prefix}
-	_, e.DBPort = port(tb)
-	e.HTTPAddr, _ = port(tb)
-	e.SSHAddr, _ = port(tb)
+	e := &Env{Env: hostenv.New(tb)}
 	cfg := hosting.DefaultConfig()
-	cfg.Root = root
+	cfg.Root = e.Root
 	cfg.HTTPListen = e.HTTPAddr
 	cfg.NginxWorkers = "1"
-	cfg.SFTPGroup = prefix + "sftp"
-	cfg.MailSpool = root + "/mail"
-	cfg.MariaDBSocket = MariaDB(tb, root, e.DBPort)
+	cfg.SFTPGroup = e.SFTPGroup
+	cfg.MailSpool = e.MailSpool
+	cfg.MariaDBSocket = e.DBSocket
 	e.Cfg = cfg
 	return e
 }
 
-// NewNode starts a hosting node (nginx) and sshd on the Env of Config.
+// NewNode starts a hosting node (nginx) and sshd.
 func NewNode(tb testing.TB) *Env {
 	e := Config(tb)
 	n, err := hosting.New(e.Cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := n.Start(Ctx(tb)); err != nil {
+	if err := n.Start(hostenv.Ctx(tb)); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(n.Stop)
 	e.Node = n
-	_, sp, _ := net.SplitHostPort(e.SSHAddr)
-	p, _ := strconv.Atoi(sp)
-	SSHD(tb, e.Cfg.Root, p, e.Cfg.SFTPGroup, n.L.SFTPConf())
+	e.StartSSHD(tb)
 	return e
 }
+
+// Need is hostenv.Need (kept for the packages that call it from here).
+func Need(tb testing.TB, progs ...string) { tb.Helper(); hostenv.Need(tb, progs...) }
+
+// Root is hostenv.Root (kept for the packages that call it from here).
+func Root(tb testing.TB) (root, prefix string) { tb.Helper(); return hostenv.Root(tb) }

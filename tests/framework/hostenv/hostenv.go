@@ -1,22 +1,27 @@
-// Package hostingtest starts the real servers of a hosting node for tests
-// (nginx through the hosting package, MariaDB, sshd) without systemd, each in
+// Package hostenv starts the real servers of a hosting node for tests
+// (MariaDB, sshd; nginx and PHP-FPM are the agent's) without systemd, each in
 // a per-test directory with per-test ports and name prefixes, and removes
-// everything afterwards. A missing program fails the test saying how to
-// install it.
-package hostingtest
+// everything afterwards; it also holds the clients the tests check a node
+// with (SFTP, HTTP with a Host, a database login). A missing program fails
+// the test saying how to install it.
+package hostenv
 
 import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // Install is how to install what these tests need.
@@ -195,5 +200,73 @@ Include %s
 	if err := WaitFile(filepath.Join(d, "sshd.pid"), 10*time.Second); err != nil {
 		b, _ := os.ReadFile(filepath.Join(d, "sshd.log"))
 		tb.Fatalf("sshd: %v\n%s", err, b)
+	}
+}
+
+// Env is a hosting node's test environment: a root, a name prefix, ports and
+// a running MariaDB.
+type Env struct {
+	Root      string
+	Prefix    string // user and group names of this test start with it
+	HTTPAddr  string // for nginx
+	SSHAddr   string // for sshd
+	DBPort    int
+	DBSocket  string
+	SFTPGroup string
+	MailSpool string
+}
+
+func port(tb testing.TB) (string, int) {
+	a := framework.FreeAddr(tb, "tcp")
+	_, p, _ := net.SplitHostPort(a)
+	n, _ := strconv.Atoi(p)
+	return a, n
+}
+
+// New makes a fresh root and prefix, picks ports and starts MariaDB; the
+// users and groups of the prefix are removed, and nginx and PHP-FPM masters
+// left running under the root are stopped, when the test ends.
+func New(tb testing.TB) *Env {
+	tb.Helper()
+	Need(tb, "nginx", "php-fpm8.2", "useradd", "chpasswd", "usermod", "userdel", "groupadd")
+	root, prefix := Root(tb)
+	RemoveUsers(tb, prefix)
+	tb.Cleanup(func() { StopDaemons(root) })
+	e := &Env{Root: root, Prefix: prefix, SFTPGroup: prefix + "sftp", MailSpool: filepath.Join(root, "mail")}
+	_, e.DBPort = port(tb)
+	e.HTTPAddr, _ = port(tb)
+	e.SSHAddr, _ = port(tb)
+	e.DBSocket = MariaDB(tb, root, e.DBPort)
+	return e
+}
+
+// StartSSHD starts sshd for the Env's SFTP group with the node's Match block
+// (root/ssh/sftp.conf, written by the hosting node).
+func (e *Env) StartSSHD(tb testing.TB) {
+	tb.Helper()
+	_, p, _ := net.SplitHostPort(e.SSHAddr)
+	n, _ := strconv.Atoi(p)
+	SSHD(tb, e.Root, n, e.SFTPGroup, filepath.Join(e.Root, "ssh", "sftp.conf"))
+}
+
+// StopDaemons stops nginx and the PHP-FPM masters whose pid files are under
+// root (a hosting node keeps them running across agent restarts).
+func StopDaemons(root string) {
+	pids, _ := filepath.Glob(filepath.Join(root, "fpm", "*", "php-fpm.pid"))
+	pids = append(pids, filepath.Join(root, "nginx", "nginx.pid"))
+	for _, f := range pids {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || pid <= 1 {
+			continue
+		}
+		_ = syscall.Kill(pid, syscall.SIGQUIT)
+		for i := 0; i < 250 && syscall.Kill(pid, 0) == nil; i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
 }

@@ -1,4 +1,4 @@
-package hostingtest
+package hostenv
 
 import (
 	"bufio"

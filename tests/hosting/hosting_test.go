@@ -1,0 +1,487 @@
+// Package hosting tests web hosting end to end: three coordinator processes,
+// a hostplane-agent process with the hosting role, and the real nginx,
+// PHP-FPM, MariaDB and sshd of its node, driven through /v1 and the admin API.
+package hosting
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
+)
+
+func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
+
+// agentProc is a hostplane-agent with only the hosting role.
+type agentProc struct {
+	t      *testing.T
+	bin    string
+	args   []string
+	env    []string
+	log    string
+	socket string
+	cmd    *exec.Cmd
+	done   chan struct{}
+}
+
+func (a *agentProc) start(failpoint string) {
+	a.t.Helper()
+	logf, err := os.OpenFile(a.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	cmd := exec.Command(a.bin, a.args...)
+	cmd.Env = append(append(os.Environ(), a.env...), "HOSTPLANE_AGENT_FAILPOINT="+failpoint)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	a.cmd, a.done = cmd, make(chan struct{})
+	done := a.done
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	nc := client.NodeNew(a.socket)
+	defer nc.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		err := nc.Healthy(ctx)
+		cancel()
+		if err == nil {
+			return
+		}
+		select {
+		case <-done:
+			a.t.Fatalf("agent exited while starting:\n%s", framework.Tail(a.log, 30))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			a.t.Fatalf("agent not healthy after 30 s: %v\n%s", err, framework.Tail(a.log, 30))
+		}
+	}
+}
+
+func (a *agentProc) stop() {
+	if a.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-a.done:
+	case <-time.After(15 * time.Second):
+		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
+		<-a.done
+	}
+	a.cmd = nil
+}
+
+func (a *agentProc) waitExit(timeout time.Duration) {
+	a.t.Helper()
+	select {
+	case <-a.done:
+		a.cmd = nil
+	case <-time.After(timeout):
+		a.t.Fatalf("agent did not die at its failpoint within %s:\n%s", timeout, framework.Tail(a.log, 30))
+	}
+}
+
+type hookReceiver struct {
+	mu     sync.Mutex
+	events []map[string]any
+	srv    *httptest.Server
+}
+
+func (h *hookReceiver) find(typ, key, val string) map[string]any {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, ev := range h.events {
+		if d, _ := ev["data"].(map[string]any); ev["type"] == typ && d[key] == val {
+			return d
+		}
+	}
+	return nil
+}
+
+type world struct {
+	t      *testing.T
+	env    *hostenv.Env
+	c      *framework.ProcessCluster
+	agent  *agentProc
+	nodeID string
+	acct   string
+	key    string
+	other  string
+	hooks  *hookReceiver
+}
+
+func newWorld(t *testing.T) *world {
+	env := hostenv.New(t)
+	w := &world{t: t, env: env, nodeID: env.Prefix + "-web1"}
+	w.c = framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
+		Secret: "hosting-e2e-cluster-secret-0123", RaftTimeout: 500 * time.Millisecond, LogLevel: "debug",
+		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	scopes := []string{api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeHostingDestroy, api.ScopeServersRead,
+		api.ScopeWebhooksRead, api.ScopeWebhooksWrite}
+	acc, key, err := w.c.NewAccount(ctx, env.Prefix+"-owner@example.com", scopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.acct, w.key = acc.ID, key
+	if _, w.other, err = w.c.NewAccount(ctx, env.Prefix+"-other@example.com", scopes...); err != nil {
+		t.Fatal(err)
+	}
+	w.hooks = &hookReceiver{}
+	w.hooks.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		var ev map[string]any
+		if json.NewDecoder(r.Body).Decode(&ev) == nil {
+			w.hooks.mu.Lock()
+			w.hooks.events = append(w.hooks.events, ev)
+			w.hooks.mu.Unlock()
+		}
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(w.hooks.srv.Close)
+	if _, err := w.client(0, w.key).CreateWebhook(ctx, api.WebhookCreateRequest{URL: w.hooks.srv.URL + "/hook", Events: []string{"*"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := w.c.AnyAlive(nil).Admin().CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "hosting e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := env.Root
+	w.agent = &agentProc{t: t, bin: framework.AgentBinary(t), log: filepath.Join(root, "agent.log"), socket: filepath.Join(root, "agent.sock"),
+		args: []string{"-roles", "hosting", "-data-dir", filepath.Join(root, "agent"), "-socket", filepath.Join(root, "agent.sock"),
+			"-hosting-root", root, "-hosting-http-listen", env.HTTPAddr, "-hosting-mariadb-socket", env.DBSocket,
+			"-hosting-sftp-group", env.SFTPGroup, "-coordinators", strings.Join(w.c.AgentAddrs(), ","), "-node-id", w.nodeID,
+			"-log-level", "debug", "-log-format", "text"},
+		env: []string{"HOSTPLANE_AGENT_JOIN_TOKEN=" + tok.Token}}
+	t.Cleanup(func() {
+		// nginx and PHP-FPM outlive the agent; hostenv stops them after this.
+		w.agent.stop()
+		if t.Failed() {
+			t.Logf("agent log:\n%s", framework.Tail(w.agent.log, 60))
+		}
+	})
+	w.agent.start("")
+	w.c.WaitNode(w.nodeID, 30*time.Second, "ready and connected with the hosting role", func(n api.AgentNode) bool {
+		return n.State == api.AgentNodeReady && n.Connected && slices.Contains(n.Roles, api.RoleHosting)
+	})
+	env.StartSSHD(t)
+	return w
+}
+
+func (w *world) client(i int, key string) *client.Client { return w.c.Client(i, key) }
+
+// create places an account through the admin API, retrying while the node's
+// inventory (its PHP versions) has not reached the leader yet.
+func (w *world) create(user, domain string) api.AdminHostingCreated {
+	w.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		out, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: w.acct,
+			Plan: "hosting-starter", Domain: domain, Username: user})
+		cancel()
+		if err == nil {
+			return out
+		}
+		if !strings.Contains(err.Error(), "no PHP-FPM versions") || time.Now().After(deadline) {
+			w.t.Fatalf("create %s: %v", user, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitAction follows an action through /v1 until it finished.
+func (w *world) waitAction(id string, timeout time.Duration) api.Action {
+	w.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		a, err := w.client(1, w.key).Action(ctx, id)
+		cancel()
+		if err == nil && a.Finished() {
+			return a
+		}
+		if time.Now().After(deadline) {
+			w.t.Fatalf("action %s not finished after %s: %+v %v", id, timeout, a, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (w *world) mustSucceed(id string) {
+	w.t.Helper()
+	if a := w.waitAction(id, 60*time.Second); a.Status != api.ActionSuccess {
+		w.t.Fatalf("action %s (%s) failed: %+v", id, a.Command, a.Error)
+	}
+}
+
+// rawGet is GET of a /v1 path with the owner's key: status, headers, body.
+func (w *world) rawGet(path string) (int, http.Header, string) {
+	w.t.Helper()
+	req, _ := http.NewRequest("GET", w.c.URL(2)+path, nil)
+	req.Header.Set("Authorization", "Bearer "+w.key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, res.Header, string(b)
+}
+
+func apiStatus(err error) int {
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return ae.StatusCode
+	}
+	return 0
+}
+
+// The product path on three coordinators: create (passwords once) → upload
+// index.php over SFTP → HTTP with that Host runs it as the account's user →
+// PHP version refusal → suspend (site, SFTP, database refused) → unsuspend →
+// delete (nothing left, username reusable); webhooks, isolation of another
+// API account, and bad input refused with nothing written.
+func TestHostingThroughTheAPI(t *testing.T) {
+	w := newWorld(t)
+	ctx := hostenv.Ctx(t)
+	adm := w.c.AnyAlive(nil).Admin()
+
+	// Bad input: refused naming the field, nothing written.
+	for field, vals := range map[string][]string{
+		"username": {"Root", "../x", "a;b", "a$b", "ab\nc", "root", strings.Repeat("a", 17), "ab\u0441d"},
+		"domain":   {"EXAMPLE.com", "example.com.", "../etc", "a;b.com", "*.example.com", "127.0.0.1", "ex\u0430mple.com", "a\nb.com"},
+	} {
+		for _, v := range vals {
+			req := api.AdminHostingCreateRequest{AccountID: w.acct, Plan: "hosting-starter", Domain: "ok-" + w.env.Prefix + ".test", Username: w.env.Prefix + "ok"}
+			if field == "username" {
+				req.Username = v
+			} else {
+				req.Domain = v
+			}
+			_, err := adm.CreateHosting(ctx, req)
+			if apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `"`+field+`"`) {
+				t.Errorf("%s %q: %v", field, v, err)
+			}
+		}
+	}
+	if hs, err := adm.ListHosting(ctx, ""); err != nil || len(hs) != 0 {
+		t.Fatalf("bad input wrote accounts: %+v %v", hs, err)
+	}
+
+	user, domain := w.env.Prefix+"w", "www-"+w.env.Prefix+".test"
+	created := w.create(user, domain)
+	if created.SFTPPassword == "" || created.DBPassword == "" || created.Hosting.Status != api.HostingProvisioning || created.NodeID != w.nodeID {
+		t.Fatalf("created %+v", created)
+	}
+	w.mustSucceed(created.Action.ID)
+	id := created.Hosting.ID
+
+	code, hdr, body := w.rawGet("/v1/hosting/" + id)
+	if code != 200 || hdr.Get("Cache-Control") != "no-store" {
+		t.Fatalf("GET hosting: %d %v", code, hdr)
+	}
+	if strings.Contains(body, created.SFTPPassword) || strings.Contains(body, created.DBPassword) || strings.Contains(body, w.nodeID) {
+		t.Fatalf("GET hosting shows a password or the node: %s", body)
+	}
+	var view api.HostingAccount
+	_ = json.Unmarshal([]byte(body), &view)
+	if view.Status != api.HostingActive || view.PHPVersion != "8.2" || view.Connection.SFTPUser != user || view.Connection.DBName != user ||
+		view.Limits.PHPWorkers != 4 {
+		t.Fatalf("hosting view %+v", view)
+	}
+	if _, _, list := w.rawGet("/v1/hosting"); !strings.Contains(list, id) || strings.Contains(list, created.DBPassword) {
+		t.Fatalf("list: %s", list)
+	}
+	if _, err := w.client(0, w.other).HostingAccount(ctx, id); apiStatus(err) != http.StatusNotFound {
+		t.Fatalf("another account reads it: %v", err)
+	}
+	if _, err := w.client(0, w.other).SuspendHosting(ctx, id, ""); apiStatus(err) != http.StatusNotFound {
+		t.Fatalf("another account suspends it: %v", err)
+	}
+	waitHook := func(typ string) map[string]any {
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			if d := w.hooks.find(typ, "hostingId", id); d != nil {
+				return d
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no %s webhook for %s", typ, id)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	if d := waitHook("hosting.created"); d["username"] != user || d["domain"] != domain || d["status"] != api.HostingActive {
+		t.Fatalf("hosting.created payload %v", d)
+	}
+
+	// SFTP with the password shown once; PHP runs as the account's user.
+	c, err := hostenv.SFTP(w.env.SSHAddr, user, created.SFTPPassword)
+	if err != nil {
+		t.Fatalf("sftp: %v", err)
+	}
+	if err := hostenv.Put(c, "/public/index.php", hostenv.ProbePHP); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if code, body := hostenv.Get(t, w.env.HTTPAddr, domain, "/"); code != 200 || !strings.Contains(body, "user="+user+"\n") {
+		t.Fatalf("site: %d %q", code, body)
+	}
+	if _, err := hostenv.DBLogin(w.env.DBPort, user, created.DBPassword, user, "SELECT CURRENT_USER()"); err != nil {
+		t.Fatalf("database: %v", err)
+	}
+
+	// PHP versions: a 400 lists the installed ones; an installed one moves the pool.
+	_, err = w.client(0, w.key).SetHostingPHP(ctx, id, "7.4", "")
+	if apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "php_version") || !strings.Contains(err.Error(), "installed: 8.2") {
+		t.Fatalf("php 7.4: %v", err)
+	}
+	acc, err := w.client(0, w.key).SetHostingPHP(ctx, id, "8.2", "php-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mustSucceed(acc.Action.ID)
+
+	// Suspend: site, SFTP and database refused.
+	acc, err = w.client(1, w.key).SuspendHosting(ctx, id, "susp-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mustSucceed(acc.Action.ID)
+	if code, _ := hostenv.Get(t, w.env.HTTPAddr, domain, "/"); code != 503 {
+		t.Fatalf("suspended site: %d", code)
+	}
+	if _, err := hostenv.SFTP(w.env.SSHAddr, user, created.SFTPPassword); err == nil {
+		t.Fatal("sftp of a suspended account")
+	}
+	if out, err := hostenv.DBLogin(w.env.DBPort, user, created.DBPassword, user, "SELECT 1"); err == nil || !strings.Contains(out, "locked") {
+		t.Fatalf("database of a suspended account: %q %v", out, err)
+	}
+	if h, _ := w.client(2, w.key).HostingAccount(ctx, id); h.Status != api.HostingSuspended {
+		t.Fatalf("status after suspend: %+v", h)
+	}
+	if _, err := w.client(0, w.key).SuspendHosting(ctx, id, ""); apiStatus(err) != http.StatusConflict {
+		t.Fatalf("second suspend: %v", err)
+	}
+	acc, err = w.client(2, w.key).UnsuspendHosting(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mustSucceed(acc.Action.ID)
+	if code, body := hostenv.Get(t, w.env.HTTPAddr, domain, "/"); code != 200 || !strings.Contains(body, "user="+user) {
+		t.Fatalf("unsuspended site: %d %q", code, body)
+	}
+	if c, err := hostenv.SFTP(w.env.SSHAddr, user, created.SFTPPassword); err != nil {
+		t.Fatalf("sftp after unsuspend: %v", err)
+	} else {
+		c.Close()
+	}
+
+	// Delete: nothing left on the node; the username is reusable.
+	acc, err = w.client(0, w.key).DeleteHosting(ctx, id, "del-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mustSucceed(acc.Action.ID)
+	assertGone(t, w, user, domain)
+	if h, _ := w.client(0, w.key).HostingAccount(ctx, id); h.Status != api.HostingDeleted {
+		t.Fatalf("status after delete: %+v", h)
+	}
+	again := w.create(user, domain)
+	w.mustSucceed(again.Action.ID)
+	acc, err = w.client(0, w.key).DeleteHosting(ctx, again.Hosting.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mustSucceed(acc.Action.ID)
+	assertGone(t, w, user, domain)
+
+	// The agent killed mid-create: on restart the action completes once.
+	w.agent.stop()
+	w.agent.start(api.NodeOpHostingCreate + ":database")
+	w.c.WaitNode(w.nodeID, 30*time.Second, "connected", func(n api.AgentNode) bool { return n.Connected })
+	cu, cd := w.env.Prefix+"k", "k-"+w.env.Prefix+".test"
+	crash := w.create(cu, cd)
+	w.agent.waitExit(60 * time.Second)
+	w.agent.start("")
+	w.mustSucceed(crash.Action.ID)
+	if _, err := hostenv.DBLogin(w.env.DBPort, cu, crash.DBPassword, cu, "SELECT 1"); err != nil {
+		t.Fatalf("database after the crash: %v", err)
+	}
+	c, err = hostenv.SFTP(w.env.SSHAddr, cu, crash.SFTPPassword)
+	if err != nil {
+		t.Fatalf("sftp after the crash: %v", err)
+	}
+	if err := hostenv.Put(c, "/public/index.php", hostenv.ProbePHP); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if code, body := hostenv.Get(t, w.env.HTTPAddr, cd, "/"); code != 200 || !strings.Contains(body, "user="+cu+"\n") {
+		t.Fatalf("site after the crash: %d %q", code, body)
+	}
+	started, resumed := 0, 0
+	for _, l := range strings.Split(readFile(t, w.agent.log), "\n") {
+		if strings.Contains(l, "op="+crash.Action.ID) && strings.Contains(l, `msg="operation started"`) {
+			started++
+		}
+		if strings.Contains(l, "op="+crash.Action.ID) && strings.Contains(l, `msg="operation succeeded"`) && strings.Contains(l, "recovery=true") {
+			resumed++
+		}
+	}
+	if started != 1 || resumed != 1 {
+		t.Fatalf("the create started %d times and was completed by recovery %d times (want 1 and 1)", started, resumed)
+	}
+}
+
+func readFile(t *testing.T, p string) string {
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func assertGone(t *testing.T, w *world, user, domain string) {
+	t.Helper()
+	if out, err := exec.Command("getent", "passwd", user).CombinedOutput(); err == nil {
+		t.Fatalf("user left: %s", out)
+	}
+	root := w.env.Root
+	for _, p := range []string{filepath.Join(root, "sites", user), filepath.Join(root, "hosts", domain), filepath.Join(root, "accounts", user+".json")} {
+		if _, err := os.Lstat(p); err == nil {
+			t.Fatalf("%s left", p)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(w.env.Root, "fpm", "*", "pool.d", user+".conf")); len(m) != 0 {
+		t.Fatalf("pool left: %v", m)
+	}
+	out, err := exec.Command("mariadb", "--no-defaults", "--socket="+w.env.DBSocket, "-uroot", "-N", "-B", "-e",
+		fmt.Sprintf("SELECT (SELECT COUNT(*) FROM information_schema.schemata WHERE schema_name='%s') + (SELECT COUNT(*) FROM mysql.user WHERE user='%s')", user, user)).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "0" {
+		t.Fatalf("database left: %q %v", out, err)
+	}
+	if code, _ := hostenv.Get(t, w.env.HTTPAddr, domain, "/"); code != 404 {
+		t.Fatalf("deleted site answers %d", code)
+	}
+}
