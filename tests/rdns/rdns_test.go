@@ -6,8 +6,11 @@ package rdns
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +184,7 @@ func (r *rig) ipView(i int, id, ip string) api.ServerIP {
 // waitPTR waits until PowerDNS answers want for ip ("" waits for NXDOMAIN).
 func (r *rig) waitPTR(ip, want string) {
 	r.t.Helper()
+	start := time.Now()
 	eventually(r.t, 20*time.Second, "PowerDNS answers PTR "+ip+" = "+want, func() (bool, string) {
 		got, rc := ask(r.t, r.pdns.DNSAddr, ptrName(r.t, ip), dns.TypePTR)
 		if want == "" {
@@ -188,6 +192,7 @@ func (r *rig) waitPTR(ip, want string) {
 		}
 		return len(got) == 1 && got[0] == want, strings.Join(got, ",") + " " + dns.RcodeToString[rc]
 	})
+	r.t.Logf("PowerDNS answered PTR %s = %q after %s", ip, want, time.Since(start).Round(time.Millisecond))
 }
 
 func (r *rig) waitSync(i int, id, ip, want string) {
@@ -366,12 +371,48 @@ func TestReverseDNSOnPowerDNS(t *testing.T) {
 	r.c.Restart(old)
 	r.waitSync(old, srvB, ipB, api.PTRSynced)
 
+	// The leader's /metrics counts the passes (failed ones while PowerDNS
+	// was down) and the changes made.
+	leader := r.c.Nodes[r.c.WaitLeader(20*time.Second)]
+	met := metrics(t, leader.MetricsURL())
+	for _, name := range []string{`hostplane_rdns_passes_total{result="ok"}`, `hostplane_rdns_passes_total{result="error"}`,
+		`hostplane_rdns_changes_total{change="replace"}`} {
+		if met[name] < 1 {
+			t.Errorf("leader %s /metrics: %s = %v, want at least 1", leader.ID, name, met[name])
+		}
+	}
+	if v, ok := met["hostplane_rdns_zones_pending"]; !ok || v != 0 {
+		t.Errorf("hostplane_rdns_zones_pending = %v (present %v), want 0", v, ok)
+	}
+
 	// The leader never logs the API key.
 	for _, p := range r.c.Nodes {
 		if b, _ := os.ReadFile(p.LogPath()); strings.Contains(string(b), r.pdns.APIKey) {
 			t.Errorf("coordinator %s logged the PowerDNS API key", p.ID)
 		}
 	}
+}
+
+// metrics reads a Prometheus text page into name{labels} → value.
+func metrics(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil && i > 0 {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }
 
 func errString(err error) string {

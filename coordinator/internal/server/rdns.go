@@ -12,11 +12,47 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/rdns"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 )
+
+// rdnsMetrics are the reconciler's Prometheus metrics on --metrics-addr.
+type rdnsMetrics struct {
+	passes   *prometheus.CounterVec // result: ok, error
+	changes  *prometheus.CounterVec // change: replace, delete, zone_create, zone_delete
+	duration prometheus.Histogram
+}
+
+func newRDNSMetrics(m *httpapi.Metrics, read func(func(store.ReadTx) error) error) *rdnsMetrics {
+	r := &rdnsMetrics{
+		passes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hostplane_rdns_passes_total",
+			Help: "Reconcile passes of the reverse zones against PowerDNS on this leader, by result."}, []string{"result"}),
+		changes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hostplane_rdns_changes_total",
+			Help: "Changes made in PowerDNS: PTR rrsets replaced or deleted, zones created or deleted."}, []string{"change"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hostplane_rdns_pass_duration_seconds",
+			Help: "Duration of a reconcile pass.", Buckets: prometheus.ExponentialBuckets(0.005, 2, 12)}),
+	}
+	pending := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hostplane_rdns_zones_pending",
+		Help: "Mapped reverse zones whose last change PowerDNS does not serve yet (or being removed)."}, func() float64 {
+		n := 0
+		_ = read(func(rt store.ReadTx) error {
+			zs, err := rt.ReverseZones()
+			for _, z := range zs {
+				if z.Removing || z.Dirty() {
+					n++
+				}
+			}
+			return err
+		})
+		return float64(n)
+	})
+	m.Register(r.passes, r.changes, r.duration, pending)
+	return r
+}
 
 // RDNSConfig is how the leader reaches PowerDNS Authoritative to serve the
 // PTR names of servers' addresses in the mapped reverse zones.
@@ -135,13 +171,14 @@ func (s *Server) rdnsJobs() []func(ctx context.Context) {
 		return []func(ctx context.Context){s.dropRemovedZones}
 	}
 	client := &rdns.Client{BaseURL: c.APIURL, ServerID: c.ServerID, Key: c.key, HTTP: &http.Client{Timeout: 15 * time.Second}}
-	r := &reconciler{s: s, c: client, cfg: c, log: s.log.With("component", "rdns")}
+	r := &reconciler{s: s, c: client, cfg: c, log: s.log.With("component", "rdns"), met: s.rdnsMet}
 	return []func(ctx context.Context){r.run}
 }
 
 type reconciler struct {
 	s   *Server
 	c   *rdns.Client
+	met *rdnsMetrics
 	cfg RDNSConfig
 	log interface {
 		Info(string, ...any)
@@ -171,7 +208,14 @@ func (r *reconciler) run(ctx context.Context) {
 			due, full = !now.Before(retryAt), true
 		}
 		if due {
+			start := time.Now()
 			covered, err := r.pass(ctx, full)
+			r.met.duration.Observe(time.Since(start).Seconds())
+			if err != nil && ctx.Err() == nil {
+				r.met.passes.WithLabelValues("error").Inc()
+			} else if err == nil {
+				r.met.passes.WithLabelValues("ok").Inc()
+			}
 			switch {
 			case ctx.Err() != nil:
 				return
@@ -231,12 +275,16 @@ func (r *reconciler) pass(ctx context.Context, full bool) (uint64, error) {
 				err = r.c.DeleteZone(ctx, pz.FQDN())
 			}
 			if err == nil {
+				r.met.changes.WithLabelValues("zone_delete").Inc()
 				res.Deleted = true
 				r.log.Info("reverse zone deleted from powerdns", "zone", z.Zone)
 			}
 		} else {
 			var st rdns.Stats
 			st, err = r.c.Sync(ctx, desired[z.Zone], rdns.Options{Nameservers: r.cfg.nameservers(), TTL: r.cfg.TTL})
+			if err == nil {
+				r.count(st)
+			}
 			if err == nil && (st.Created || st.Replaced > 0 || st.Delete > 0) {
 				r.log.Info("reverse zone synced to powerdns", "zone", z.Zone, "created", st.Created, "replaced", st.Replaced, "deleted", st.Delete)
 			}
@@ -266,6 +314,15 @@ func (r *reconciler) pass(ctx context.Context, full bool) (uint64, error) {
 		}
 	}
 	return changed, firstErr
+}
+
+// count adds what a successful Sync changed to the metrics.
+func (r *reconciler) count(st rdns.Stats) {
+	if st.Created {
+		r.met.changes.WithLabelValues("zone_create").Inc()
+	}
+	r.met.changes.WithLabelValues("replace").Add(float64(st.Replaced))
+	r.met.changes.WithLabelValues("delete").Add(float64(st.Delete))
 }
 
 // Desired is what PowerDNS should serve: for every mapped zone, the PTR of

@@ -53,6 +53,7 @@ type Server struct {
 	metrics  *httpapi.Metrics
 	metSrv   *http.Server
 	metAddr  string
+	rdnsMet  *rdnsMetrics
 }
 
 // NewLogger builds the slog logger the config asks for: JSON or text lines on w,
@@ -116,6 +117,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		DNSResolver: cfg.DNSResolver, DNSNSPort: cfg.DNSNSPort,
 	}, node, log.With("component", "api"), cfg.Clock, metrics)
 	s.metrics = metrics
+	s.rdnsMet = newRDNSMetrics(metrics, node.FSM.Read)
 	if err := s.initWebhooks(); err != nil {
 		apiLn.Close()
 		node.Close()
