@@ -24,6 +24,9 @@ func Attach(a *httpapi.API, admin http.Handler, opts HTTPOptions) (http.Handler,
 	if err != nil {
 		return nil, err
 	}
+	if opts.ResourceMetadataURL == "" {
+		opts.ResourceMetadataURL = a.ResourceMetadataURL("/mcp") // under --public-url
+	}
 	var public http.Handler
 	late := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { public.ServeHTTP(w, r) })
 	a.Mount("/mcp", NewHTTPHandler(tools, a, HandlerDispatcher{Handler: late}, opts))

@@ -167,7 +167,7 @@ func TestMCPEndToEnd(t *testing.T) {
 			}
 			raw, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			want := `Bearer resource_metadata="` + c.URL(0) + `/.well-known/oauth-protected-resource"`
+			want := `Bearer resource_metadata="` + c.URL(0) + `/.well-known/oauth-protected-resource/mcp"`
 			if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want {
 				t.Errorf("Authorization %q: %d, WWW-Authenticate %q; want 401 with %s", auth, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), want)
 			}
@@ -175,6 +175,24 @@ func TestMCPEndToEnd(t *testing.T) {
 			if json.Unmarshal(raw, &e) != nil || e.Code == "" {
 				t.Errorf("401 body %s: want a JSON error with a code", raw)
 			}
+		}
+	})
+
+	t.Run("the 401's resource_metadata describes /mcp", func(t *testing.T) {
+		resp, err := http.Get(c.URL(0) + "/.well-known/oauth-protected-resource/mcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var meta struct {
+			Resource             string   `json:"resource"`
+			AuthorizationServers []string `json:"authorization_servers"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&meta); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("metadata: %d %v", resp.StatusCode, err)
+		}
+		if meta.Resource != c.URL(0)+"/mcp" || len(meta.AuthorizationServers) == 0 {
+			t.Errorf("metadata %+v: want resource %s/mcp and an authorization server", meta, c.URL(0))
 		}
 	})
 

@@ -184,9 +184,10 @@ type Authenticator interface {
 // HTTPOptions configure the /mcp handler.
 type HTTPOptions struct {
 	Options
-	// ResourceMetadataPath is where the protected-resource metadata is served
-	// on this host (RFC 9728), named in the 401s' WWW-Authenticate.
-	ResourceMetadataPath string
+	// ResourceMetadataURL is the protected-resource metadata of /mcp (RFC
+	// 9728), named in the 401s' WWW-Authenticate; empty: the host called plus
+	// /.well-known/oauth-protected-resource/mcp.
+	ResourceMetadataURL string
 	// SessionTimeout closes idle sessions (30 min).
 	SessionTimeout time.Duration
 }
@@ -195,9 +196,6 @@ type HTTPOptions struct {
 // authenticated by authn exactly as on /v1 (a 401 names the protected-resource
 // metadata), and each tool call is dispatched with the same bearer.
 func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOptions) http.Handler {
-	if opts.ResourceMetadataPath == "" {
-		opts.ResourceMetadataPath = "/.well-known/oauth-protected-resource"
-	}
 	if opts.SessionTimeout <= 0 {
 		opts.SessionTimeout = 30 * time.Minute
 	}
@@ -213,7 +211,11 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streamable)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fail := func(e *api.Error) {
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, baseURL(r)+opts.ResourceMetadataPath))
+			meta := opts.ResourceMetadataURL
+			if meta == "" {
+				meta = baseURL(r) + "/.well-known/oauth-protected-resource/mcp"
+			}
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, meta))
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(e.StatusCode)
 			e.RequestID = w.Header().Get("X-Request-Id")
