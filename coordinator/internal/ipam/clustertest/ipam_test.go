@@ -192,7 +192,9 @@ func ipUnits(t *testing.T, c *testcluster.Cluster, i int) []byte {
 // servers, and that every replica holds the same allocations.
 func TestConcurrentPlacementsNeverShareAnAddress(t *testing.T) {
 	const total, workers, nodes = 1000, 12, 20
-	c := cluster(t, nodes, nil)
+	// The nodes answer every action at once: provisioning finishes, and the
+	// dispatcher's open-action list stays short across the leader change.
+	c := cluster(t, nodes, nil, "-answer-actions")
 	mustPools(t, c,
 		api.IPPoolCreateRequest{Name: "pub4", CIDR: "198.18.0.0/21", Gateway: "198.18.0.1", Bridge: "br0"},
 		api.IPPoolCreateRequest{Name: "pub6", CIDR: "2001:db8::/48", Gateway: "fe80::1", Bridge: "br0"},
