@@ -297,6 +297,22 @@ func TestHostingThroughTheAPI(t *testing.T) {
 	}
 	w.mustSucceed(created.Action.ID)
 	id := created.Hosting.ID
+	// No coordinator wrote a password anywhere (Raft log, snapshots, FSM,
+	// logs), nor the agent (journal, logs, node files).
+	for _, dir := range []string{filepath.Dir(w.c.Nodes[0].DataDir), w.env.Root} {
+		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			b, _ := os.ReadFile(path)
+			for _, pw := range []string{created.SFTPPassword, created.DBPassword} {
+				if strings.Contains(string(b), pw) {
+					t.Errorf("a password is in %s", path)
+				}
+			}
+			return nil
+		})
+	}
 
 	code, hdr, body := w.rawGet("/v1/hosting/" + id)
 	if code != 200 || hdr.Get("Cache-Control") != "no-store" {

@@ -124,7 +124,7 @@ func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
 	}
 	if h.ActionID != "" {
 		if cur, err := c.r.Action(h.ActionID); err == nil && !cur.Finished() {
-			return nil, &ActionBusyError{ServerID: h.ID, ActionID: cur.ID, Command: cur.Command}
+			return nil, &ActionBusyError{ServerID: h.ID, ActionID: cur.ID, Command: cur.Command, Resource: "hosting account"}
 		}
 	}
 	switch {

@@ -201,10 +201,16 @@ type ServerPower struct {
 // ActionBusyError is the conflict of a second mutating action on a server.
 type ActionBusyError struct {
 	ServerID, ActionID, Command string
+	// Resource names the kind of ServerID in the message ("" is "server").
+	Resource string
 }
 
 func (e *ActionBusyError) Error() string {
-	return fmt.Sprintf("server %s has action %s (%s) in progress; retry when it has finished", e.ServerID, e.ActionID, e.Command)
+	res := e.Resource
+	if res == "" {
+		res = "server"
+	}
+	return fmt.Sprintf("%s %s has action %s (%s) in progress; retry when it has finished", res, e.ServerID, e.ActionID, e.Command)
 }
 
 // Is makes an ActionBusyError an ErrConflict.
