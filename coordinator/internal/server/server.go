@@ -26,6 +26,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
+	"github.com/hostplane/hostplane/coordinator/internal/rdns/reconcile"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/sysd"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -53,7 +54,7 @@ type Server struct {
 	metrics  *httpapi.Metrics
 	metSrv   *http.Server
 	metAddr  string
-	rdnsMet  *rdnsMetrics
+	rdnsMet  *reconcile.Metrics
 }
 
 // NewLogger builds the slog logger the config asks for: JSON or text lines on w,
@@ -117,7 +118,8 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		DNSResolver: cfg.DNSResolver, DNSNSPort: cfg.DNSNSPort,
 	}, node, log.With("component", "api"), cfg.Clock, metrics)
 	s.metrics = metrics
-	s.rdnsMet = newRDNSMetrics(metrics, node.FSM.Read)
+	s.rdnsMet = reconcile.NewMetrics(node.FSM)
+	metrics.Register(s.rdnsMet.Collectors()...)
 	if err := s.initWebhooks(); err != nil {
 		apiLn.Close()
 		node.Close()
