@@ -22,6 +22,7 @@ const (
 	CmdOAuthCodeRedeem     CommandType = 155
 	CmdOAuthRefresh        CommandType = 156
 	CmdOAuthRevoke         CommandType = 157
+	CmdOAuthSweep          CommandType = 158
 )
 
 var oauthHandlers = map[CommandType]handlerFunc{
@@ -33,6 +34,7 @@ var oauthHandlers = map[CommandType]handlerFunc{
 	CmdOAuthCodeRedeem:     typed(applyOAuthCodeRedeem),
 	CmdOAuthRefresh:        typed(applyOAuthRefresh),
 	CmdOAuthRevoke:         typed(applyOAuthRevoke),
+	CmdOAuthSweep:          typed(applyOAuthSweep),
 }
 
 // OAuthError is an OAuth refusal (RFC 6749 §5.2 error code) decided by the FSM.
@@ -133,6 +135,12 @@ type OAuthRevoke struct {
 	AccountID string `json:"account_id,omitempty"`
 	TokenHash string `json:"token_hash,omitempty"`
 	ClientID  string `json:"client_id,omitempty"` // with TokenHash: the token must be this client's
+}
+
+// OAuthSweep removes up to Limit tokens expired by the command's time, and
+// the grants left without a token (nothing can use them any more).
+type OAuthSweep struct {
+	Limit int `json:"limit"`
 }
 
 // OAuthIssued is the value of a successful redemption or refresh.
@@ -441,4 +449,50 @@ func pruneGrantTokens(c *applyCtx, id string) error {
 		}
 	}
 	return nil
+}
+
+func applyOAuthSweep(c *applyCtx, p OAuthSweep) (any, error) {
+	type dead struct{ hash, grant string }
+	var gone []dead
+	err := c.tx.Bucket(store.BucketOAuthTokens).ForEach(func(k, v []byte) error {
+		if p.Limit > 0 && len(gone) >= p.Limit {
+			return nil
+		}
+		var t store.OAuthToken
+		if json.Unmarshal(v, &t) == nil && !c.at.Before(t.ExpiresAt) {
+			gone = append(gone, dead{string(k), t.GrantID})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	grants := map[string]bool{}
+	for _, d := range gone {
+		if err := c.tx.Bucket(store.BucketOAuthTokens).Delete([]byte(d.hash)); err != nil {
+			return nil, err
+		}
+		if err := c.tx.Bucket(store.BucketOAuthGrantTokens).Delete(store.OwnedKey(d.grant, d.hash)); err != nil {
+			return nil, err
+		}
+		grants[d.grant] = true
+	}
+	removed := 0
+	for id := range grants {
+		if len(c.r.OAuthGrantTokens(id)) > 0 {
+			continue
+		}
+		g, err := c.r.OAuthGrant(id)
+		if err != nil {
+			continue
+		}
+		if err := c.tx.Bucket(store.BucketOAuthGrants).Delete(store.OwnedKey(g.AccountID, id)); err != nil {
+			return nil, err
+		}
+		if err := c.tx.Bucket(store.BucketOAuthGrantIDs).Delete([]byte(id)); err != nil {
+			return nil, err
+		}
+		removed++
+	}
+	return map[string]int{"tokens": len(gone), "grants": removed}, nil
 }

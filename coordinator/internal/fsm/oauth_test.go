@@ -115,4 +115,21 @@ func TestOAuthCommandsUseCommandTime(t *testing.T) {
 	if len(apps) != 1 || apps[0].ID != "app_2" || apps[0].GrantType != api.GrantAuthorizationCode {
 		t.Fatalf("connected apps: %+v", apps)
 	}
+	// The sweep removes what expired by its command's time: nothing an hour
+	// after app_2's tokens were issued minus a second, the access token at the hour,
+	// everything (and the emptied grant) after the refresh token's 90 days.
+	issued := t0.Add(time.Hour + 4*time.Minute)
+	for _, c := range []struct {
+		at             time.Time
+		tokens, grants int
+	}{{issued.Add(time.Hour - time.Second), 0, 0}, {issued.Add(time.Hour), 1, 0}, {issued.Add(90 * 24 * time.Hour), 1, 1}} {
+		v, err := apply(c.at, CmdOAuthSweep, OAuthSweep{Limit: 100})
+		if n := v.(map[string]int); err != nil || n["tokens"] < c.tokens || n["grants"] != c.grants {
+			t.Fatalf("sweep at %v: %v %v, want %d tokens %d grants", c.at.Sub(issued), v, err, c.tokens, c.grants)
+		}
+	}
+	_ = replicas[0].Read(func(r store.ReadTx) (err error) { apps, err = r.ConnectedApps("acc_1"); return })
+	if len(apps) != 0 {
+		t.Fatalf("connected apps after every token expired: %+v", apps)
+	}
 }

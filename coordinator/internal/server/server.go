@@ -312,6 +312,7 @@ func (s *Server) runLeader(ctx context.Context) {
 	sweep := time.NewTicker(s.cfg.IdempotencySweep)
 	defer sweep.Stop()
 	s.sweepIdempotency(ctx)
+	s.sweepOAuth(ctx)
 	var jobs sync.WaitGroup
 	defer jobs.Wait()
 	for _, job := range append(append(s.webhookJobs(), s.nodeJobs()...), s.rdnsJobs()...) {
@@ -327,6 +328,7 @@ func (s *Server) runLeader(ctx context.Context) {
 			s.flushUsage(ctx)
 		case <-sweep.C:
 			s.sweepIdempotency(ctx)
+			s.sweepOAuth(ctx)
 		}
 	}
 }
@@ -441,6 +443,18 @@ func (s *Server) sweepIdempotency(ctx context.Context) {
 	}
 	if n, _ := res.Value.(int); n > 0 {
 		s.log.Info("expired idempotency records removed", "count", n)
+	}
+}
+
+// sweepOAuth removes expired OAuth tokens and the grants they leave empty.
+func (s *Server) sweepOAuth(ctx context.Context) {
+	res, err := s.propose(ctx, fsm.CmdOAuthSweep, fsm.OAuthSweep{Limit: 10000})
+	if err != nil {
+		s.log.Warn("oauth sweep failed", "err", err)
+		return
+	}
+	if n, _ := res.Value.(map[string]int); n["tokens"] > 0 {
+		s.log.Info("expired oauth tokens removed", "tokens", n["tokens"], "grants", n["grants"])
 	}
 }
 
