@@ -360,12 +360,20 @@ func (r *Resolver) checkAddrs(ctx context.Context, servers []string, e Expect) [
 		}
 	}
 	if have == 0 {
-		want := addrList(append(slices.Clone(e.IPv4), e.IPv6...))
-		if e.CNAME != "" {
-			want += ", or a CNAME to " + e.CNAME
+		addrs := addrList(append(slices.Clone(e.IPv4), e.IPv6...))
+		var reason, want string
+		switch {
+		case addrs != "" && e.CNAME != "":
+			want = addrs + ", or a CNAME to " + e.CNAME
+			reason = fmt.Sprintf("no A/AAAA record for %s: point it to %s", e.Domain, want)
+		case addrs != "":
+			want = addrs
+			reason = fmt.Sprintf("no A/AAAA record for %s: point it to %s", e.Domain, want)
+		default:
+			want = "a CNAME to " + e.CNAME
+			reason = fmt.Sprintf("no CNAME record for %s: create one to %s", e.Domain, e.CNAME)
 		}
-		probs = append(probs, Problem{Type: "A", Name: e.Domain, Want: want,
-			Reason: fmt.Sprintf("no A/AAAA record for %s: point it to %s", e.Domain, want)})
+		probs = append(probs, Problem{Type: "A", Name: e.Domain, Want: want, Reason: reason})
 	}
 	return probs
 }

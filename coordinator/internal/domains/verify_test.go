@@ -94,6 +94,14 @@ func TestVerifySteps(t *testing.T) {
 		t.Fatalf("CNAME to the target: %s", res.Message())
 	}
 
+	// Node addresses unknown (the account's domain does not resolve): only a
+	// CNAME can point there, and the message says so.
+	srv.Remove("shop.example.test", "CNAME")
+	eNone := e
+	eNone.IPv4, eNone.IPv6 = nil, nil
+	wantProblems(t, verify(t, srv, eNone), "no CNAME record for shop.example.test: create one to acc-1.sites.hostplane.test")
+	srv.Add(t, "shop.example.test. 60 IN CNAME acc-1.sites.hostplane.test.")
+
 	// The TXT removed again: no longer verified (no cache in between).
 	srv.Remove("_hostplane-verify.shop.example.test", "TXT")
 	wantProblems(t, verify(t, srv, e), "TXT record _hostplane-verify.shop.example.test is missing")
