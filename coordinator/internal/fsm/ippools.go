@@ -346,6 +346,42 @@ func allocateAddrs(c *applyCtx, req *AddrRequest, n api.AgentNode, s *store.Serv
 	return bridge, resolvers, nil
 }
 
+// claimStatic records a static IPv4 address given by hand (s.IPv4, CIDR form)
+// that lies inside a pool as allocated to the server, so no pool allocation
+// hands it out while the server holds it; one in use or in quarantine is a
+// conflict, the pool's network, broadcast or gateway address or an excluded
+// one is refused. An address outside every pool is the operator's business.
+func claimStatic(c *applyCtx, s *store.Server) error {
+	pfx, err := netip.ParsePrefix(s.IPv4)
+	if s.IPv4 == "" || err != nil {
+		return nil
+	}
+	ip := pfx.Addr()
+	pools, err := c.r.IPPools()
+	if err != nil {
+		return err
+	}
+	for _, p := range pools {
+		if !netip.MustParsePrefix(p.CIDR).Contains(ip) {
+			continue
+		}
+		_, a, err := c.allocator(p.Name)
+		if err != nil {
+			return err
+		}
+		if err := a.Reserve(ip, c.at); err != nil {
+			if errors.Is(err, ipam.ErrUnavailable) {
+				return fmt.Errorf("%w: ipv4 %s: %s", ErrInvalid, ip, strings.TrimPrefix(err.Error(), "ipam: "))
+			}
+			return fmt.Errorf("%w: ipv4 %s of pool %q: %s", ErrConflict, ip, p.Name, strings.TrimPrefix(err.Error(), "ipam: "))
+		}
+		c.touch()
+		s.Addrs = append(s.Addrs, store.ServerAddr{Pool: p.Name, Unit: netip.PrefixFrom(ip, 32), Addr: pfx})
+		return nil
+	}
+	return nil
+}
+
 // putAllocated records the server's pool units as allocated to it.
 func putAllocated(c *applyCtx, s store.Server) error {
 	for _, ad := range s.Addrs {
@@ -380,7 +416,10 @@ func primaryAddrs(s *store.Server, a *store.Action, n api.AgentNode, bridge stri
 		return fmt.Errorf("%w: provision params: %v", ErrInvalid, err)
 	}
 	if v4 != nil {
-		s.IPv4, pr.IPv4, pr.Gateway4 = v4.Addr.String(), v4.Addr.String(), v4.Gateway
+		s.IPv4, pr.IPv4 = v4.Addr.String(), v4.Addr.String()
+		if v4.Gateway != "" { // a static address claimed in a pool keeps the request's gateway
+			pr.Gateway4 = v4.Gateway
+		}
 	}
 	if n.ProtocolVersion >= protocolBridged {
 		pr.Bridge, pr.Resolvers = bridge, resolvers

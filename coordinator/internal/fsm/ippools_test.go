@@ -290,3 +290,47 @@ func TestAllocatorsRebuiltOnReopen(t *testing.T) {
 		t.Fatalf("reopened replica allocated %q %q, the other %q %q", s4.IPv4, s4.IPv6, s.IPv4, s.IPv6)
 	}
 }
+
+// TestStaticAddressInAPoolIsClaimed: an IPv4 address given by hand that lies
+// in a pool is recorded as the server's, so the pool never hands it out too,
+// and a second server cannot be given it.
+func TestStaticAddressInAPoolIsClaimed(t *testing.T) {
+	h := ipHarness(t)
+	h.must(CmdIPPoolCreate, IPPoolCreate{Pool: pool4("tiny", "203.0.113.0/30", "203.0.113.1")}) // one free address: .2
+	static := func(id, cidr string) (store.Server, error) {
+		params, _ := action.Encode(&action.Provision{Template: "debian-12", IPv4: cidr, Gateway4: "203.0.113.1"})
+		srv := store.Server{Server: api.Server{ID: id, Label: id, IPv4: cidr}, AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-" + id}
+		act := store.Action{Action: api.Action{ID: "act_" + id, Command: api.ActionServerProvision, ResourceID: id},
+			NodeID: "hv-1", Target: "hp-" + id, Deadline: h.at.Add(time.Hour), Params: params}
+		if _, err := h.apply(CmdServerCreate, ServerCreate{Server: srv, Action: act}); err != nil {
+			return store.Server{}, err
+		}
+		var s store.Server
+		_ = h.fsms[0].Read(func(r store.ReadTx) (err error) { s, err = r.Server(id); return })
+		return s, nil
+	}
+	s, err := static("srv_1", "203.0.113.2/30")
+	if err != nil || len(s.Addrs) != 1 || s.Addrs[0].Pool != "tiny" || provisionParams(t, h, "srv_1").Gateway4 != "203.0.113.1" {
+		t.Fatalf("static address in a pool: %+v %v", s, err)
+	}
+	if _, err := static("srv_2", "203.0.113.2/30"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("the same static address twice: %v", err)
+	}
+	if _, err := static("srv_3", "203.0.113.1/30"); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("the pool's gateway as a static address: %v", err)
+	}
+	if _, err := placeServer(h, "srv_4", &AddrRequest{IPv4Pools: []string{"tiny"}, IPv4: 1}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("the pool handed out a claimed address: %v", err)
+	}
+	if s, err := static("srv_5", "192.0.2.10/24"); err != nil || s.Addrs != nil {
+		t.Fatalf("a static address outside every pool: %+v %v", s, err)
+	}
+	// Terminated, it goes into the pool's quarantine like any other.
+	terminate(h, "srv_1")
+	if _, err := static("srv_6", "203.0.113.2/30"); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "quarantine") {
+		t.Fatalf("a quarantined static address: %v", err)
+	}
+	if !bytes.Equal(ipDump(h.fsms[0]), ipDump(h.fsms[1])) {
+		t.Fatal("replicas differ")
+	}
+}

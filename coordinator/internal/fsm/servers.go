@@ -271,6 +271,9 @@ func applyServerCreate(c *applyCtx, p ServerCreate) (any, error) {
 	a.Status, a.CreatedAt, a.AccountID, a.ResourceType, a.ResourceID = api.ActionPending, c.at, s.AccountID, "server", s.ID
 	a.Mutating = true
 	s.Addrs = nil
+	if err := claimStatic(c, &s); err != nil {
+		return nil, err
+	}
 	bridge, resolvers, err := allocateAddrs(c, p.Addresses, n.AgentNode, &s)
 	if err != nil {
 		return nil, err
