@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -424,9 +425,26 @@ func TestHostingThroughTheAPI(t *testing.T) {
 	if h, _ := w.client(0, w.key).HostingAccount(ctx, id); h.Status != api.HostingDeleted {
 		t.Fatalf("status after delete: %+v", h)
 	}
-	again := w.create(user, domain)
-	w.mustSucceed(again.Action.ID)
-	acc, err = w.client(0, w.key).DeleteHosting(ctx, again.Hosting.ID, "")
+	// Again, through hostplanectl: the passwords are printed once and work.
+	out, err := exec.Command(framework.Ctl(t), "--socket", w.c.Nodes[1].AdminSocket(), "hosting", "create", "--account", w.acct,
+		"--plan", "hosting-starter", "--domain", domain, "--username", user).CombinedOutput()
+	if err != nil {
+		t.Fatalf("hostplanectl hosting create: %v\n%s", err, out)
+	}
+	m := regexp.MustCompile(`hosting account (hst_\S+) .*action (act_\S+)\n(?s:.*)SFTP: .*shown only this once\): (\S+)\n.*shown only this once\): (\S+)\n`).FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("hostplanectl output:\n%s", out)
+	}
+	w.mustSucceed(m[2])
+	if c, err := hostenv.SFTP(w.env.SSHAddr, user, m[3]); err != nil {
+		t.Fatalf("sftp with the printed password: %v", err)
+	} else {
+		c.Close()
+	}
+	if _, err := hostenv.DBLogin(w.env.DBPort, user, m[4], user, "SELECT 1"); err != nil {
+		t.Fatalf("database with the printed password: %v", err)
+	}
+	acc, err = w.client(0, w.key).DeleteHosting(ctx, m[1], "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -220,6 +220,25 @@ func (f *FPM) apply(ctx context.Context, version string) error {
 	}
 }
 
+// EnsureRunning starts the master of every version that has pools but no
+// running master (after a reboot: the masters outlive agent restarts, not
+// the host's).
+func (f *FPM) EnsureRunning(ctx context.Context) error {
+	dirs, _ := filepath.Glob(filepath.Join(f.L.Root, "fpm", "*"))
+	var errs []error
+	for _, d := range dirs {
+		v := filepath.Base(d)
+		pools, _ := filepath.Glob(filepath.Join(d, "pool.d", "*.conf"))
+		if len(pools) == 0 || pidAlive(f.pidFile(v)) > 0 {
+			continue
+		}
+		if err := f.apply(ctx, v); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // StopAll stops every master (tests, and a node leaving the hosting role).
 func (f *FPM) StopAll() {
 	m, _ := filepath.Glob(filepath.Join(f.L.Root, "fpm", "*", "php-fpm.pid"))

@@ -68,10 +68,14 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Start renders the layout, starts (or reloads) nginx, writes the sshd Match
-// block and makes the SFTP group.
+// Start renders the layout, starts (or reloads) nginx, starts the PHP-FPM
+// masters that have pools and are not running, writes the sshd Match block
+// and makes the SFTP group.
 func (n *Node) Start(ctx context.Context) error {
 	if err := n.Nginx.Ensure(ctx); err != nil {
+		return err
+	}
+	if err := n.FPM.EnsureRunning(ctx); err != nil {
 		return err
 	}
 	if err := ensureGroup(ctx, n.cfg.SFTPGroup); err != nil {

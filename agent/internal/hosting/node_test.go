@@ -244,6 +244,15 @@ func TestHostingAccountLifecycle(t *testing.T) {
 	if _, err := e.Node.Delete(ctx, a.user, noStep); err != nil {
 		t.Fatal(err)
 	}
+	// After a host reboot (nginx and the PHP-FPM masters gone), Start brings
+	// the sites back.
+	e.Node.Stop()
+	if err := e.Node.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := hostenv.Get(t, e.HTTPAddr, b.domain, "/"); code != 200 || !strings.Contains(body, "user="+b.user+"\n") {
+		t.Fatalf("b after a restart of nginx and PHP-FPM: %d %q", code, body)
+	}
 	if _, err := e.Node.Delete(ctx, b.user, noStep); err != nil {
 		t.Fatal(err)
 	}
