@@ -250,6 +250,10 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 	prov.Flags().StringVar(&preq.Hostname, "hostname", "", "guest hostname (default: the VM name)")
 	prov.Flags().StringVar(&preq.IPv4, "ipv4", "", "static IPv4 in CIDR form (default: DHCP)")
 	prov.Flags().StringVar(&preq.Gateway4, "gateway4", "", "IPv4 gateway for --ipv4")
+	prov.Flags().StringVar(&preq.Bridge, "bridge", "", "a bridge of the agent's --bridge list: the NIC joins it with the clean-traffic filter on the guest's MAC and addresses (needs --ipv4 or --ipv6)")
+	prov.Flags().StringVar(&preq.IPv6, "ipv6", "", "static IPv6 in CIDR form (2001:db8:0:5::1/64)")
+	prov.Flags().StringVar(&preq.Gateway6, "gateway6", "", "IPv6 gateway for --ipv6 (in the prefix, elsewhere in the pool, or link-local)")
+	prov.Flags().StringArrayVar(&preq.Resolvers, "resolver", nil, "DNS resolver for the guest's network-config (repeatable)")
 	pcreds.add(prov, "file holding the root password ('-' for stdin); never pass it in argv")
 
 	list := &cobra.Command{

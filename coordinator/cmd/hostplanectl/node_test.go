@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -35,6 +37,10 @@ func fakeAgent(t *testing.T) (string, *[]string) {
 			Result: &api.NodeOpResult{PowerMethod: api.NodePowerForced, Message: "forced off"}})
 	})
 	mux.HandleFunc("POST /v1/vms", func(w http.ResponseWriter, r *http.Request) {
+		var req api.NodeProvisionRequest
+		_ = json.NewDecoder(r.Body).Decode(&req)
+		seen = append(seen, fmt.Sprintf("provision %s bridge=%s ipv4=%s ipv6=%s gateway6=%s resolvers=%s",
+			req.Name, req.Bridge, req.IPv4, req.IPv6, req.Gateway6, strings.Join(req.Resolvers, ",")))
 		reply(w, 400, api.NodeErrorResponse{Error: api.NodeError{Code: api.NodeErrInvalid, Message: "vm name \"a/b\" must be …"}})
 	})
 	mux.HandleFunc("POST /v1/vms/{name}/start", func(w http.ResponseWriter, r *http.Request) {
@@ -74,6 +80,12 @@ func TestNodeCLI(t *testing.T) {
 	var ue usageError
 	if !errors.As(err, &ue) {
 		t.Fatalf("invalid input: %v", err)
+	}
+	// The network flags reach the agent's provision request.
+	_, _ = runNode("--socket", sock, "vm", "provision", "vm2", "--template", "t", "--bridge", "br-pub", "--ipv4", "198.51.100.10/24",
+		"--ipv6", "2001:db8:0:5::1/64", "--gateway6", "fe80::1", "--resolver", "198.51.100.53", "--resolver", "2001:db8::53")
+	if want := "provision vm2 bridge=br-pub ipv4=198.51.100.10/24 ipv6=2001:db8:0:5::1/64 gateway6=fe80::1 resolvers=198.51.100.53,2001:db8::53"; !slices.Contains(*seen, want) {
+		t.Fatalf("provision request: %q, want %q", *seen, want)
 	}
 	// A failed operation prints its record and returns its error (exit 1).
 	out, err = runNode("--socket", sock, "vm", "start", "vm1", "--op-id", "x")
