@@ -14,6 +14,7 @@ export PATH="$PWD/.bin:$PATH"
 mod=$(go list -m)
 HEAVY="
 $mod/coordinator/internal/clustertest
+$mod/coordinator/internal/oauthtest
 $mod/coordinator/internal/ipam/clustertest
 $mod/agent/internal/libvirttest
 $mod/agent/internal/hosting

@@ -1,6 +1,9 @@
-// Package oauthtest tests the OAuth 2.1 authorization server through a real
-// coordinator (Raft, bbolt, the HTTP listener) with golang.org/x/oauth2 as the
-// client, and the consent page in a real headless Chromium.
+// Package oauthtest tests the OAuth 2.1 authorization server through real
+// coordinators (in-process: Raft, bbolt, the HTTP listener, with a clock the
+// test moves; and hostplane-coordinator processes through tests/framework)
+// with golang.org/x/oauth2 as the client, and the consent page in a real
+// headless Chromium. It starts clusters and a browser: a heavy package in
+// scripts/run-tests.sh.
 package oauthtest
 
 import (
