@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -332,5 +333,33 @@ func TestStaticAddressInAPoolIsClaimed(t *testing.T) {
 	}
 	if !bytes.Equal(ipDump(h.fsms[0]), ipDump(h.fsms[1])) {
 		t.Fatal("replicas differ")
+	}
+}
+
+// TestAllocatorsRebuiltOnRestore: a replica restored from another's snapshot
+// drops the allocators it had and allocates from the restored state.
+func TestAllocatorsRebuiltOnRestore(t *testing.T) {
+	h := ipHarness(t)
+	if _, err := placeServer(h, "srv_1", bothFamilies); err != nil {
+		t.Fatal(err)
+	}
+	var snap bytes.Buffer
+	if err := h.fsms[0].Backup(&snap); err != nil {
+		t.Fatal(err)
+	}
+	// Both replicas allocate more (and build allocators holding it)...
+	for _, id := range []string{"srv_2", "srv_3"} {
+		if _, err := placeServer(h, id, bothFamilies); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// ...then the second is restored to the snapshot taken before them.
+	if err := h.fsms[1].Restore(io.NopCloser(&snap)); err != nil {
+		t.Fatal(err)
+	}
+	h.fsms = h.fsms[1:]
+	s, err := placeServer(h, "srv_4", bothFamilies)
+	if err != nil || s.IPv4 != "198.51.100.3/24" || s.IPv6 != "2001:db8:0:1::1/64" {
+		t.Fatalf("after restore the next addresses follow the snapshot's state: %q %q %v", s.IPv4, s.IPv6, err)
 	}
 }
