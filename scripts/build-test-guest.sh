@@ -47,15 +47,15 @@ NET_VERSION=1 # the networked guest's directory, net-v$NET_VERSION: bump when it
 NET_OUT=$OUT/net-v$NET_VERSION
 NET_FILES="vmlinuz initrd.img disk.qcow2 cmdline SHA256SUMS VERSION"
 
-complete() { # $1 = dir, $2 = files, $3 = version
+built_ok() { # $1 = dir, $2 = files, $3 = version
   local f
   for f in $2; do [ -s "$1/$f" ] || return 1; done
   [ "$(cat "$1/VERSION")" = "$3" ]
 }
 main_ok=0; net_ok=0
 if [ "${FORCE:-0}" != 1 ]; then
-  complete "$OUT" "$FILES" "$VERSION" && main_ok=1
-  complete "$NET_OUT" "$NET_FILES" "net-$NET_VERSION" && net_ok=1
+  built_ok "$OUT" "$FILES" "$VERSION" && main_ok=1
+  built_ok "$NET_OUT" "$NET_FILES" "net-$NET_VERSION" && net_ok=1
   [ "$main_ok" = 1 ] && [ "$net_ok" = 1 ] && exit 0
 fi
 
