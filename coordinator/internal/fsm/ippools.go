@@ -157,6 +157,9 @@ func applyIPPoolRemove(c *applyCtx, p IPPoolRemove) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := poolLinkedZone(c, p.Name); err != nil {
+		return nil, err
+	}
 	units, err := c.r.IPUnits(p.Name)
 	if err != nil {
 		return nil, err

@@ -228,6 +228,20 @@ func applyReverseZoneSynced(c *applyCtx, p ReverseZoneSynced) (any, error) {
 	return n, nil
 }
 
+// poolLinkedZone refuses to remove a pool that a mapped reverse zone names.
+func poolLinkedZone(c *applyCtx, pool string) error {
+	zones, err := c.r.ReverseZones()
+	if err != nil {
+		return err
+	}
+	for _, z := range zones {
+		if z.Pool == pool && !z.Removing {
+			return fmt.Errorf("%w: reverse zone %s is linked to ip pool %q; unmap it first (hostplanectl reverse-zone remove %s)", ErrConflict, z.Zone, pool, z.Zone)
+		}
+	}
+	return nil
+}
+
 func putReverseZone(tx *bolt.Tx, z store.ReverseZone) error {
 	return store.PutJSON(tx, store.BucketReverseZones, []byte(z.Zone), z)
 }

@@ -86,6 +86,9 @@ func TestReverseZones(t *testing.T) {
 
 	// A /16 zone hosts the address; pending until the reconciler records a pass.
 	z16 := h.must(CmdReverseZoneAdd, ReverseZoneAdd{Zone: "51.198.in-addr.arpa", Pool: "v4-main"}).(api.ReverseZone)
+	if _, err := h.apply(CmdIPPoolRemove, IPPoolRemove{Name: "v4-main"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("removing a pool a zone is linked to: %v, want ErrConflict", err)
+	}
 	if z16.Prefix != "198.51.0.0/16" || z16.Status != api.PTRPending || z16.Pool != "v4-main" {
 		t.Fatalf("added zone: %+v", z16)
 	}

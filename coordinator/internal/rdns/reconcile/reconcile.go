@@ -283,6 +283,7 @@ func Desired(zones []store.ReverseZone, servers []store.Server) map[string]rdns.
 // dropped (nothing was published, nothing to delete).
 func DropRemoved(ctx context.Context, state store.Reader, apply Applier, log *slog.Logger) {
 	r := &Reconciler{state: state, apply: apply}
+	warned := false
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -292,6 +293,9 @@ func DropRemoved(ctx context.Context, state store.Reader, apply Applier, log *sl
 			for _, z := range zs {
 				if z.Removing {
 					gone = append(gone, fsm.ZoneSyncResult{Zone: z.Zone, Deleted: true})
+				} else if !warned {
+					warned = true
+					log.Warn("reverse zones are mapped but no PowerDNS is configured (--pdns-api-url): their PTR names are only recorded", "zone", z.Zone)
 				}
 			}
 			return err
