@@ -523,7 +523,8 @@ func (n *Node) SetPHP(ctx context.Context, u, version string, step Step) (*api.N
 
 // Delete removes the site (every host name pointing at the account, and their
 // certificates), the pool, the database and its user, the Linux user, its
-// files and mail spool. Idempotent; the username is free afterwards.
+// files and mail spool. Idempotent (an account with nothing on the node is
+// deleted at once, touching nothing); the username is free afterwards.
 func (n *Node) Delete(ctx context.Context, u string, step Step) (*api.NodeHostingAccount, error) {
 	if err := validate.HostingUsername(u); err != nil {
 		return nil, err
@@ -533,8 +534,12 @@ func (n *Node) Delete(ctx context.Context, u string, step Step) (*api.NodeHostin
 	if err != nil {
 		return nil, err
 	}
-	if lerr != nil && ent == nil {
-		return nil, lerr
+	if lerr != nil && (ent == nil || ent.comment != userComment) {
+		// Nothing of this account is on the node: a delete done before, or a
+		// create that failed before it made anything (the account is then in
+		// error and must be deletable). A system user or a database of that
+		// name is not ours and is not touched.
+		return &api.NodeHostingAccount{Username: u, Deleted: true}, nil
 	}
 	if ent != nil && ent.comment != userComment {
 		return nil, fmt.Errorf("%w: %s is a system user, not a hosting account", ErrExists, u)

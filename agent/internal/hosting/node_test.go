@@ -237,8 +237,24 @@ func TestHostingAccountLifecycle(t *testing.T) {
 	if code, _ := hostenv.Get(t, e.HTTPAddr, b.domain, "/"); code != 200 {
 		t.Fatalf("b after a's delete: %d", code)
 	}
-	if v, err := e.Node.Delete(ctx, a.user, noStep); !errors.Is(err, hosting.ErrNotFound) {
+	// A second delete (or one of an account whose create made nothing)
+	// succeeds and touches nothing, not even a system user of that name.
+	if v, err := e.Node.Delete(ctx, a.user, noStep); err != nil || !v.Deleted {
 		t.Fatalf("second delete: %+v %v", v, err)
+	}
+	if code, _ := hostenv.Get(t, e.HTTPAddr, b.domain, "/"); code != 200 {
+		t.Fatalf("b after a second delete of a: %d", code)
+	}
+	sys := e.Prefix + "sys"
+	hostenv.Run(t, "useradd", "--system", "--no-create-home", sys)
+	if _, err := e.Node.Delete(ctx, sys, noStep); err != nil {
+		t.Fatalf("delete of a name that is a system user: %v", err)
+	}
+	if _, err := exec.Command("getent", "passwd", sys).Output(); err != nil {
+		t.Fatal("the system user was removed")
+	}
+	if err := e.Node.Precheck(ctx, hosting.CreateInput{Username: sys, Domain: "sys-" + e.Prefix + ".test"}); !errors.Is(err, hosting.ErrExists) {
+		t.Fatalf("create over a system user: %v", err)
 	}
 	create(t, e, a) // the username is reusable
 	if _, err := e.Node.Delete(ctx, a.user, noStep); err != nil {
