@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -24,19 +25,11 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 	}
 	h := c.Nodes[0].Server.APIHandler()
 	post := func(sess, body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest("POST", "/mcp", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		if sess != "" {
-			req.Header.Set("Mcp-Session-Id", sess)
-			req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-		}
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
+		h.ServeHTTP(w, mcpserver.RPCRequest("/mcp", key, sess, body))
 		return w
 	}
-	w := post("", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`)
+	w := post("", mcpserver.InitializeBody)
 	sess := w.Header().Get("Mcp-Session-Id")
 	if sess == "" {
 		b.Fatalf("initialize: %d %s", w.Code, w.Body)

@@ -7,13 +7,13 @@ import (
 	"io"
 	"net/http"
 	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -62,23 +62,8 @@ func BenchmarkToolCallVsREST(b *testing.B) {
 
 	// Raw sessions: initialize, initialized, then tools/call POSTs.
 	rawSessions := make([]string, benchWorkers)
-	mcpPost := func(session, body string) (*http.Request, error) {
-		req, err := http.NewRequest("POST", c.URL(0)+"/mcp", strings.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		if session != "" {
-			req.Header.Set("Mcp-Session-Id", session)
-			req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-		}
-		return req, nil
-	}
 	for i := range rawSessions {
-		req, _ := mcpPost("", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"bench","version":"1"}}}`)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := hc.Do(req)
+		resp, err := hc.Do(mcpserver.RPCRequest(c.URL(0)+"/mcp", key, "", mcpserver.InitializeBody))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -88,20 +73,15 @@ func BenchmarkToolCallVsREST(b *testing.B) {
 		if resp.StatusCode != 200 || rawSessions[i] == "" {
 			b.Fatalf("initialize: %d, session %q", resp.StatusCode, rawSessions[i])
 		}
-		req, _ = mcpPost(rawSessions[i], `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
-		req.Header.Set("Authorization", "Bearer "+key)
-		if resp, err = hc.Do(req); err != nil || resp.StatusCode != http.StatusAccepted {
+		resp, err = hc.Do(mcpserver.RPCRequest(c.URL(0)+"/mcp", key, rawSessions[i], `{"jsonrpc":"2.0","method":"notifications/initialized"}`))
+		if err != nil || resp.StatusCode != http.StatusAccepted {
 			b.Fatalf("initialized: %v %v", err, resp)
 		}
 		resp.Body.Close()
 	}
 	callBody := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_ticket","arguments":{"id":"` + tk.ID + `"}}}`
 	raw := func(w int) error {
-		req, err := mcpPost(rawSessions[w], callBody)
-		if err != nil {
-			return err
-		}
-		return do(req, `"structuredContent":{"id":"`+tk.ID)
+		return do(mcpserver.RPCRequest(c.URL(0)+"/mcp", "", rawSessions[w], callBody), `"structuredContent":{"id":"`+tk.ID)
 	}
 
 	sessions := make([]*mcp.ClientSession, benchWorkers)

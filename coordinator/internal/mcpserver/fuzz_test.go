@@ -3,7 +3,6 @@ package mcpserver
 import (
 	"net/http"
 	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
@@ -39,19 +38,11 @@ func FuzzMCPBody(f *testing.F) {
 	}
 	h := NewHTTPHandler(ts, allowAll{}, &fakeAPI{}, HTTPOptions{})
 	post := func(sess, body string) *httptest.ResponseRecorder {
-		req := httptest.NewRequest("POST", "/mcp", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer snc_x")
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Accept", "application/json, text/event-stream")
-		if sess != "" {
-			req.Header.Set("Mcp-Session-Id", sess)
-			req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-		}
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
+		h.ServeHTTP(w, RPCRequest("/mcp", "snc_x", sess, body))
 		return w
 	}
-	w := post("", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"fuzz","version":"1"}}}`)
+	w := post("", InitializeBody)
 	sess := w.Header().Get("Mcp-Session-Id")
 	if w.Code != 200 || sess == "" {
 		f.Fatalf("initialize: %d %s", w.Code, w.Body)

@@ -1,0 +1,29 @@
+package mcpserver
+
+import (
+	"net/http"
+	"strings"
+)
+
+// InitializeBody is an initialize request for protocol 2025-11-25.
+const InitializeBody = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}`
+
+// RPCRequest is a JSON-RPC POST to url (an /mcp endpoint, or the path /mcp
+// for a handler called in-process) as MCP clients send it: on session sess
+// when set, with the bearer key when set.
+func RPCRequest(url, key, sess, body string) *http.Request {
+	req, err := http.NewRequest("POST", url, strings.NewReader(body))
+	if err != nil {
+		panic(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	if sess != "" {
+		req.Header.Set("Mcp-Session-Id", sess)
+		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
+	}
+	return req
+}
