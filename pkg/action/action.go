@@ -35,6 +35,9 @@
 //	     sftp_password and db_password), hosting.suspend, hosting.unsuspend,
 //	     hosting.delete (empty params), hosting.php; their result is
 //	     Result.hosting. The target is the account's username.
+//	     hosting.cert (domain, chain_pem; secret_params holds key_pem): a
+//	     custom domain's certificate installed on the node and the domain
+//	     routed to the account; hosting.uncert (domain) removes both.
 package action
 
 import (
@@ -138,6 +141,26 @@ type HostingCreate struct {
 	SFTPPassword string          `json:"sftp_password,omitempty"`
 }
 
+// HostingCert is the params of hosting.cert: the custom domain (ASCII form)
+// and its PEM chain, leaf first. The private key (PEM) comes in
+// secret_params (key key_pem).
+type HostingCert struct {
+	ChainPEM string `json:"chain_pem"`
+	Domain   string `json:"domain"`
+	KeyPEM   string `json:"key_pem,omitempty"`
+}
+
+// HostingUncert is the params of hosting.uncert: the custom domain to remove.
+type HostingUncert struct {
+	Domain string `json:"domain"`
+}
+
+// Secret implements Params: the private key.
+func (p *HostingCert) Secret() (string, bool) { return p.KeyPEM, true }
+
+// Secret implements Params.
+func (*HostingUncert) Secret() (string, bool) { return "", false }
+
 // HostingPHP is the params of hosting.php.
 type HostingPHP struct {
 	PHPVersion string `json:"php_version"`
@@ -177,6 +200,7 @@ const (
 	SecretPassword     = "password"
 	SecretSFTPPassword = "sftp_password"
 	SecretDBPassword   = "db_password"
+	SecretKeyPEM       = "key_pem"
 )
 
 // Spec is what the contract says of one command.
@@ -208,6 +232,8 @@ var Commands = map[string]Spec{
 	api.ActionHostingUnsuspend: {New: func() Params { return &None{} }},
 	api.ActionHostingDelete:    {New: func() Params { return &None{} }},
 	api.ActionHostingSetPHP:    {New: func() Params { return &HostingPHP{} }},
+	api.ActionHostingCert:      {SecretKey: SecretKeyPEM, New: func() Params { return &HostingCert{} }},
+	api.ActionHostingUncert:    {New: func() Params { return &HostingUncert{} }},
 }
 
 // Encode is the params JSON of p (nil: an empty object).

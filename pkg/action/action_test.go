@@ -267,3 +267,31 @@ func TestHostingCommands(t *testing.T) {
 		t.Fatalf("secret on delete: %v", err)
 	}
 }
+
+// hosting.cert carries the private key in secret_params only (key_pem);
+// hosting.uncert takes no secret.
+func TestHostingCertCommands(t *testing.T) {
+	for _, cmd := range []string{api.ActionHostingCert, api.ActionHostingUncert} {
+		if keys := jsonKeys(Commands[cmd].New()); !slices.IsSorted(keys) {
+			t.Errorf("%s keys not sorted: %v", cmd, keys)
+		}
+	}
+	params, _ := Encode(&HostingCert{Domain: "shop.example.com", ChainPEM: "-----BEGIN CERTIFICATE-----"})
+	if strings.Contains(string(params), "key_pem") {
+		t.Fatalf("params carry the key: %s", params)
+	}
+	sec, err := EncodeSecret(api.ActionHostingCert, "-----BEGIN PRIVATE KEY-----")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Decode(api.ActionHostingCert, params, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hc := p.(*HostingCert); hc.KeyPEM != "-----BEGIN PRIVATE KEY-----" || hc.Domain != "shop.example.com" {
+		t.Fatalf("decoded %+v", hc)
+	}
+	if _, err := Decode(api.ActionHostingUncert, []byte(`{"domain":"shop.example.com"}`), sec); !errors.Is(err, validate.ErrInvalid) {
+		t.Fatalf("uncert with a secret: %v", err)
+	}
+}

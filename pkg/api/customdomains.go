@@ -53,3 +53,14 @@ type CustomDomainVerification struct {
 	CustomDomain
 	Nameservers []string `json:"nameservers,omitempty"`
 }
+
+// hosting.cert (protocol 1.3, hosting role): install the certificate of a
+// custom domain of the account (target: its username) and route the domain
+// to it; the private key travels in secret_params only. hosting.uncert
+// removes both.
+const (
+	ActionHostingCert   = "hosting.cert"
+	NodeOpHostingCert   = "hosting.cert"
+	ActionHostingUncert = "hosting.uncert"
+	NodeOpHostingUncert = "hosting.uncert"
+)

@@ -365,6 +365,11 @@ func (e *Executor) runHosting(ctx context.Context, command, id, user string, p a
 			Plan: p.Plan, SFTPPassword: p.SFTPPassword, DBPassword: p.DBPassword})
 	case *action.HostingPHP:
 		return m.HostingSetPHP(ctx, user, p.PHPVersion, id)
+	case *action.HostingCert:
+		return m.HostingCert(ctx, ops.HostingCertRequest{OpID: id, Username: user, Domain: p.Domain,
+			ChainPEM: []byte(p.ChainPEM), KeyPEM: []byte(p.KeyPEM)})
+	case *action.HostingUncert:
+		return m.HostingCert(ctx, ops.HostingCertRequest{OpID: id, Username: user, Domain: p.Domain, Detach: true})
 	case *action.None:
 		switch command {
 		case api.ActionHostingSuspend:

@@ -26,6 +26,8 @@ var commands = map[string]string{
 	api.ActionHostingUnsuspend:    api.NodeOpHostingUnsuspend,
 	api.ActionHostingDelete:       api.NodeOpHostingDelete,
 	api.ActionHostingSetPHP:       api.NodeOpHostingSetPHP,
+	api.ActionHostingCert:         api.NodeOpHostingCert,
+	api.ActionHostingUncert:       api.NodeOpHostingUncert,
 }
 
 // isHosting says whether a command targets a hosting account (its target is

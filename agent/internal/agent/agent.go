@@ -103,6 +103,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			}
 			defer tn.Close()
 			log.Info("hosting tls ready", "listen", cfg.HostingTLSListen, "mode", tn.Mode)
+			m.SetSiteTLS(tn)
 		}
 		if err := node.Start(ctx); err != nil {
 			return fmt.Errorf("hosting role: %w", err)

@@ -198,6 +198,9 @@ func (m *Manager) recoverHosting(ctx context.Context, r *run) (*api.NodeOpResult
 		res *api.NodeOpResult
 		err error
 	)
+	if r.rec.Kind == api.NodeOpHostingCert || r.rec.Kind == api.NodeOpHostingUncert {
+		return m.recoverCert(ctx, r)
+	}
 	if r.rec.Kind == api.NodeOpHostingCreate {
 		var in hosting.CreateInput
 		if err := json.Unmarshal(r.rec.Input, &in); err != nil {
@@ -222,7 +225,8 @@ func (m *Manager) recoverHosting(ctx context.Context, r *run) (*api.NodeOpResult
 
 func isHostingKind(kind string) bool {
 	switch kind {
-	case api.NodeOpHostingCreate, api.NodeOpHostingSuspend, api.NodeOpHostingUnsuspend, api.NodeOpHostingDelete, api.NodeOpHostingSetPHP:
+	case api.NodeOpHostingCreate, api.NodeOpHostingSuspend, api.NodeOpHostingUnsuspend, api.NodeOpHostingDelete, api.NodeOpHostingSetPHP,
+		api.NodeOpHostingCert, api.NodeOpHostingUncert:
 		return true
 	}
 	return false

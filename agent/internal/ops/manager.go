@@ -20,6 +20,7 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/journal"
+	"github.com/hostplane/hostplane/agent/internal/sitetls"
 	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -57,6 +58,7 @@ type Manager struct {
 	locks   map[string]chan struct{} // resource → 1-slot semaphore
 
 	hosting *hosting.Node // the hosting role, or nil
+	siteTLS *sitetls.Node // the hosting role's TLS part, or nil
 }
 
 // New returns a manager. base bounds the lifetime of running operations: they are

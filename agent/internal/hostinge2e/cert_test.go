@@ -1,0 +1,164 @@
+package hostinge2e
+
+import (
+	"bytes"
+	"crypto/tls"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/agent/internal/actions"
+	"github.com/hostplane/hostplane/agent/internal/hosting"
+	"github.com/hostplane/hostplane/agent/internal/hosting/hostingtest"
+	"github.com/hostplane/hostplane/agent/internal/sitetls"
+	"github.com/hostplane/hostplane/pkg/action"
+	"github.com/hostplane/hostplane/pkg/api"
+	pb "github.com/hostplane/hostplane/proto"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
+)
+
+func certAssign(t *testing.T, id, user, domain string, chain, key []byte, detach bool) *pb.ActionAssign {
+	t.Helper()
+	var p action.Params = &action.HostingCert{Domain: domain, ChainPEM: string(chain)}
+	cmd := api.ActionHostingCert
+	if detach {
+		p, cmd = &action.HostingUncert{Domain: domain}, api.ActionHostingUncert
+	}
+	params, err := action.Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &pb.ActionAssign{ActionId: id, Command: cmd, Target: user, Params: params}
+	if key != nil {
+		if a.SecretParams, err = action.EncodeSecret(api.ActionHostingCert, string(key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return a
+}
+
+func masterChildren(t *testing.T, pidFile string) string {
+	t.Helper()
+	b, _ := os.ReadFile(pidFile)
+	pid := strings.TrimSpace(string(b))
+	c, err := os.ReadFile(fmt.Sprintf("/proc/%s/task/%s/children", pid, pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pid + ":" + strings.TrimSpace(string(c))
+}
+
+// TestHostingCertThroughTheExecutor: a custom domain's certificate sent as
+// hosting.cert (key in secret_params only) routes the domain to the account
+// and serves its site over HTTPS with that certificate, with no nginx
+// reload; the key never reaches the journal; a certificate of another name
+// is refused with nothing changed; detach removes the route and the
+// certificate.
+func TestHostingCertThroughTheExecutor(t *testing.T) {
+	e := hostingtest.Config(t)
+	n, err := hosting.New(e.Cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsAddr := l.Addr().String()
+	l.Close()
+	tn, err := sitetls.Setup(n.L, sitetls.Options{Listen: tlsAddr, WebUser: "www-data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.Close() })
+	if err := n.Start(hostenv.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	dir := filepath.Join(e.Cfg.Root, "agent")
+	m, j := newManager(t, dir, n, "")
+	defer j.Close()
+	m.SetSiteTLS(tn)
+	ex := actions.New(actions.Config{Manager: m, PollInterval: 20 * time.Millisecond})
+	uname, own := e.Prefix+"c", "c-"+e.Prefix+".test"
+	hostingResult(t, call(t, ex, createAssign(t, "act-c-create", uname, own, "SftpSecretPw1234567", "DbSecretPw123456789")))
+	// A page in the docroot, owned by the account as an SFTP upload would be.
+	u, err := user.Lookup(uname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	page := filepath.Join(n.L.Docroot(uname), "index.html")
+	if err := os.WriteFile(page, []byte("custom site of "+uname+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(page, uid, -1); err != nil {
+		t.Fatal(err)
+	}
+	before := masterChildren(t, n.L.NginxPID())
+
+	custom := "shop-" + e.Prefix + ".test"
+	chain, key, err := sitetls.SelfSigned(custom, time.Now(), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A certificate of another name: refused, nothing routed or written.
+	other, otherKey, _ := sitetls.SelfSigned("other-"+e.Prefix+".test", time.Now(), 24*time.Hour)
+	if r := call(t, ex, certAssign(t, "act-c-bad", uname, custom, other, otherKey, false)); r.Success || r.ErrorCode != api.NodeErrInvalid {
+		t.Fatalf("certificate of another name: %v %s %s", r.Success, r.ErrorCode, r.ErrorMessage)
+	}
+	if n.L.HostUser(custom) != "" || tn.Store.Has(custom) {
+		t.Fatal("a refused hosting.cert changed the node")
+	}
+
+	if r := call(t, ex, certAssign(t, "act-c-attach", uname, custom, chain, key, false)); !r.Success {
+		t.Fatalf("hosting.cert: %s %s", r.ErrorCode, r.ErrorMessage)
+	}
+	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: custom, InsecureSkipVerify: true}}} //nolint:gosec // self-signed
+	req, _ := http.NewRequest("GET", "https://"+tlsAddr+"/", nil)
+	req.Host = custom
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	leaf, _ := pem.Decode(chain)
+	if resp.StatusCode != 200 || string(body) != "custom site of "+uname+"\n" || !bytes.Equal(resp.TLS.PeerCertificates[0].Raw, leaf.Bytes) {
+		t.Fatalf("HTTPS %s: %d %q", custom, resp.StatusCode, body)
+	}
+	if after := masterChildren(t, n.L.NginxPID()); after != before {
+		t.Fatalf("nginx reloaded: %s → %s", before, after)
+	}
+	// A re-send without the secret is answered from the journal.
+	again := certAssign(t, "act-c-attach", uname, custom, chain, nil, false)
+	again.Resend = true
+	if r := call(t, ex, again); !r.Success {
+		t.Fatalf("re-send: %s %s", r.ErrorCode, r.ErrorMessage)
+	}
+	jb, _ := os.ReadFile(filepath.Join(dir, "journal.db"))
+	for _, line := range strings.Split(string(key), "\n") {
+		if len(line) > 20 && bytes.Contains(jb, []byte(line)) {
+			t.Fatal("the private key is in the journal")
+		}
+	}
+
+	if r := call(t, ex, certAssign(t, "act-c-detach", uname, custom, nil, nil, true)); !r.Success {
+		t.Fatalf("detach: %s %s", r.ErrorCode, r.ErrorMessage)
+	}
+	if n.L.HostUser(custom) != "" || tn.Store.Has(custom) {
+		t.Fatal("detach left the route or the certificate")
+	}
+	if _, err := sitetls.ServedLeaf(hostenv.Ctx(t), tlsAddr, custom, 2*time.Second); err == nil {
+		t.Fatal("a detached domain still gets a certificate")
+	}
+}
