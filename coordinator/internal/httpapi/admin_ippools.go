@@ -275,7 +275,7 @@ func poolsFor(cands []placement.Candidate, pools []store.IPPool, want PlanAddrs)
 			continue
 		}
 		for f, count := range []int{want.IPv4, want.IPv6} {
-			if count > 0 && have[f] && len(fam[f]) == 0 {
+			if count > 0 && have[f] && len(fam[f]) == 0 && cands[i].Unfit == "" {
 				cands[i].Unfit = fmt.Sprintf("no IPv%d pool on its bridges (%s)", 4+2*f, strings.Join(n.Bridges, ", "))
 			}
 		}
