@@ -110,7 +110,7 @@ func TestConsentPageInChromium(t *testing.T) {
 	if r.err != nil {
 		t.Fatalf("polling client: %v", r.err)
 	}
-	if a, err := bearer(e.base, r.tok.AccessToken).Account(e.ctx); err != nil || a.ID != acc.ID {
+	if a, err := bearerT(t, e.base, r.tok.AccessToken).Account(e.ctx); err != nil || a.ID != acc.ID {
 		t.Fatalf("API call with the browser-approved token: %+v %v", a, err)
 	}
 	if r.tok.Extra("scope") != "account:read tickets:read" {

@@ -56,13 +56,13 @@ func TestClientMetadataDocument(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, err := bearer(e.base, tok.AccessToken).Account(e.ctx); err != nil || got.ID != acc.ID {
+	if got, err := bearerT(t, e.base, tok.AccessToken).Account(e.ctx); err != nil || got.ID != acc.ID {
 		t.Fatalf("token of a metadata-document client: %+v %v", got, err)
 	}
 	if fetches.Load() < 1 {
 		t.Fatal("the document was never fetched")
 	}
-	apps, err := bearer(e.base, key).ConnectedApps(e.ctx)
+	apps, err := bearerT(t, e.base, key).ConnectedApps(e.ctx)
 	if err != nil || len(apps.Data) != 1 || apps.Data[0].ClientID != clientID || apps.Data[0].ClientName != "Metadata Doc Client" {
 		t.Fatalf("connected apps: %+v %v", apps, err)
 	}

@@ -61,7 +61,7 @@ func TestThreeCoordinators(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, i := range []int{f[1], leader} {
-		if got, err := bearer(e.c.URL(i), tok.AccessToken).Account(e.ctx); err != nil || got.ID != acc.ID {
+		if got, err := bearerT(t, e.c.URL(i), tok.AccessToken).Account(e.ctx); err != nil || got.ID != acc.ID {
 			t.Fatalf("token on node %d: %+v %v", i, got, err)
 		}
 	}

@@ -21,10 +21,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
 	"golang.org/x/oauth2"
 )
 
@@ -236,6 +238,12 @@ func (e *env) authorize(authURL, key string) url.Values {
 	return loc.Query()
 }
 
-func bearer(base, tok string) *client.Client { return client.New(base, tok) }
+// bearerT is a /v1 client with tok as its bearer whose every response is
+// checked against /openapi.json.
+func bearerT(t *testing.T, base, tok string) *client.Client {
+	cl := client.New(base, tok)
+	cl.HTTP = &http.Client{Transport: framework.NewValidatingTransport(t, httpapi.OpenAPI, base), Timeout: 30 * time.Second}
+	return cl
+}
 
 func regexpMust(re string) *regexp.Regexp { return regexp.MustCompile(re) }

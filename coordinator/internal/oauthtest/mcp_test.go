@@ -54,7 +54,7 @@ func TestTokenOnMCP(t *testing.T) {
 	if err != nil || r.IsError || len(r.Content) != 1 || !strings.Contains(r.Content[0].(*mcp.TextContent).Text, acc.ID) {
 		t.Fatalf("get_account with an /mcp token: %+v %v", r, err)
 	}
-	if _, err := bearer(e.base, mcpTok).Account(e.ctx); apiStatus(err) != 401 {
+	if _, err := bearerT(t, e.base, mcpTok).Account(e.ctx); apiStatus(err) != 401 {
 		t.Fatalf("/mcp token on /v1: %v, want 401", err)
 	}
 

@@ -97,20 +97,20 @@ func TestDeviceFlowEndToEnd(t *testing.T) {
 	}
 
 	// The token works as a bearer with the granted scopes only.
-	got, err := bearer(e.base, tok.AccessToken).Account(e.ctx)
+	got, err := bearerT(t, e.base, tok.AccessToken).Account(e.ctx)
 	if err != nil || got.ID != acc.ID {
 		t.Fatalf("GET /v1/account with the access token: %+v %v", got, err)
 	}
-	if _, err := bearer(e.base, tok.AccessToken).Tickets(e.ctx, 1, 10); err != nil {
+	if _, err := bearerT(t, e.base, tok.AccessToken).Tickets(e.ctx, 1, 10); err != nil {
 		t.Fatalf("GET /v1/tickets: %v", err)
 	}
-	if _, err := bearer(e.base, tok.AccessToken).CreateTicket(e.ctx, api.TicketCreateRequest{Subject: "s", Message: "m"}, ""); apiStatus(err) != 403 {
+	if _, err := bearerT(t, e.base, tok.AccessToken).CreateTicket(e.ctx, api.TicketCreateRequest{Subject: "s", Message: "m"}, ""); apiStatus(err) != 403 {
 		t.Fatalf("POST /v1/tickets without tickets:write: %v, want 403", err)
 	}
-	if _, err := bearer(e.base, tok.RefreshToken).Account(e.ctx); apiStatus(err) != 401 {
+	if _, err := bearerT(t, e.base, tok.RefreshToken).Account(e.ctx); apiStatus(err) != 401 {
 		t.Fatalf("a refresh token as bearer: %v, want 401", err)
 	}
-	apps, err := bearer(e.base, tok.AccessToken).ConnectedApps(e.ctx)
+	apps, err := bearerT(t, e.base, tok.AccessToken).ConnectedApps(e.ctx)
 	if err != nil || len(apps.Data) != 1 || apps.Data[0].ClientID != clientID || apps.Data[0].GrantType != "device_code" || apps.Data[0].Resource != e.base {
 		t.Fatalf("connected apps: %+v %v", apps, err)
 	}
@@ -123,7 +123,7 @@ func TestDeviceFlowEndToEnd(t *testing.T) {
 	if tok2.AccessToken == tok.AccessToken || tok2.RefreshToken == tok.RefreshToken || tok2.RefreshToken == "" {
 		t.Fatal("refresh did not rotate both tokens")
 	}
-	if _, err := bearer(e.base, tok2.AccessToken).Account(e.ctx); err != nil {
+	if _, err := bearerT(t, e.base, tok2.AccessToken).Account(e.ctx); err != nil {
 		t.Fatalf("rotated access token: %v", err)
 	}
 	// Reuse of the spent refresh token revokes the whole family.
@@ -132,7 +132,7 @@ func TestDeviceFlowEndToEnd(t *testing.T) {
 		t.Fatalf("reused refresh token: %v, want invalid_grant", err)
 	}
 	for name, at := range map[string]string{"first": tok.AccessToken, "rotated": tok2.AccessToken} {
-		if _, err := bearer(e.base, at).Account(e.ctx); apiStatus(err) != 401 {
+		if _, err := bearerT(t, e.base, at).Account(e.ctx); apiStatus(err) != 401 {
 			t.Errorf("%s access token after the family was revoked: %v, want 401", name, err)
 		}
 	}
@@ -225,14 +225,14 @@ func TestAuthorizationCodePKCE(t *testing.T) {
 	if tok.Extra("resource") != e.base+"/v1" || tok.Extra("scope") != "account:read tickets:read" {
 		t.Fatalf("token resource %v scope %v", tok.Extra("resource"), tok.Extra("scope"))
 	}
-	if got, err := bearer(e.base, tok.AccessToken).Account(e.ctx); err != nil || got.ID != acc.ID {
+	if got, err := bearerT(t, e.base, tok.AccessToken).Account(e.ctx); err != nil || got.ID != acc.ID {
 		t.Fatalf("GET /v1/account: %+v %v", got, err)
 	}
 	// The code is single use: a second exchange is refused and revokes what the first got.
 	if _, err := cfg.Exchange(e.ctx, code, oauth2.VerifierOption(verifier), v1); oauthCode(err) != "invalid_grant" {
 		t.Fatalf("reused code: %v, want invalid_grant", err)
 	}
-	if _, err := bearer(e.base, tok.AccessToken).Account(e.ctx); apiStatus(err) != 401 {
+	if _, err := bearerT(t, e.base, tok.AccessToken).Account(e.ctx); apiStatus(err) != 401 {
 		t.Fatalf("token of a reused code: %v, want 401", err)
 	}
 
@@ -243,7 +243,7 @@ func TestAuthorizationCodePKCE(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bearer(e.base, mcpTok.AccessToken).Account(e.ctx); apiStatus(err) != 401 {
+	if _, err := bearerT(t, e.base, mcpTok.AccessToken).Account(e.ctx); apiStatus(err) != 401 {
 		t.Fatalf("an /mcp token on /v1: %v, want 401", err)
 	}
 
@@ -321,7 +321,7 @@ func TestRevocation(t *testing.T) {
 	if status, out := e.postForm("/oauth/revoke", url.Values{"token": {tok.RefreshToken}, "client_id": {clientID}}); status != 200 {
 		t.Fatalf("revoke: %d %v", status, out)
 	}
-	if _, err := bearer(e.base, tok.AccessToken).Account(e.ctx); apiStatus(err) != 401 {
+	if _, err := bearerT(t, e.base, tok.AccessToken).Account(e.ctx); apiStatus(err) != 401 {
 		t.Fatalf("access token after revoking its refresh token: %v, want 401", err)
 	}
 	if _, err := cfg.TokenSource(e.ctx, &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token(); oauthCode(err) != "invalid_grant" {
@@ -332,22 +332,22 @@ func TestRevocation(t *testing.T) {
 	}
 
 	tok = e.deviceGrant(clientID, acc.ID, "")
-	apps, err := bearer(e.base, key).ConnectedApps(e.ctx)
+	apps, err := bearerT(t, e.base, key).ConnectedApps(e.ctx)
 	if err != nil || len(apps.Data) != 1 {
 		t.Fatalf("connected apps: %+v %v", apps, err)
 	}
 	id := apps.Data[0].ID
-	if _, err := bearer(e.base, otherKey).RevokeConnectedApp(e.ctx, id); apiStatus(err) != 404 {
+	if _, err := bearerT(t, e.base, otherKey).RevokeConnectedApp(e.ctx, id); apiStatus(err) != 404 {
 		t.Fatalf("another account revoking the app: %v, want 404", err)
 	}
-	if _, err := bearer(e.base, tok.AccessToken).Account(e.ctx); err != nil {
+	if _, err := bearerT(t, e.base, tok.AccessToken).Account(e.ctx); err != nil {
 		t.Fatalf("token after another account's attempt: %v", err)
 	}
-	app, err := bearer(e.base, key).RevokeConnectedApp(e.ctx, id)
+	app, err := bearerT(t, e.base, key).RevokeConnectedApp(e.ctx, id)
 	if err != nil || app.RevokedAt == nil {
 		t.Fatalf("revoke connected app: %+v %v", app, err)
 	}
-	if _, err := bearer(e.base, tok.AccessToken).Account(e.ctx); apiStatus(err) != 401 {
+	if _, err := bearerT(t, e.base, tok.AccessToken).Account(e.ctx); apiStatus(err) != 401 {
 		t.Fatalf("token of a revoked app: %v, want 401", err)
 	}
 
@@ -359,7 +359,7 @@ func TestRevocation(t *testing.T) {
 	if _, err := e.c.Admin(0).RevokeConnectedApp(e.ctx, apps.Data[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := bearer(e.base, tok.AccessToken).Account(e.ctx); apiStatus(err) != 401 {
+	if _, err := bearerT(t, e.base, tok.AccessToken).Account(e.ctx); apiStatus(err) != 401 {
 		t.Fatalf("token of an app the operator revoked: %v, want 401", err)
 	}
 	// An operator cannot grant more than the account's keys hold.

@@ -60,7 +60,7 @@ func TestCoordinatorProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range c.Nodes {
-		if got, err := bearer(c.URL(i), tok.AccessToken).Account(ctx); err != nil || got.ID != acc.ID {
+		if got, err := bearerT(t, c.URL(i), tok.AccessToken).Account(ctx); err != nil || got.ID != acc.ID {
 			t.Fatalf("token on coordinator %d: %+v %v", i, got, err)
 		}
 	}
@@ -71,7 +71,7 @@ func TestCoordinatorProcesses(t *testing.T) {
 	if _, err := cfg.TokenSource(ctx, &oauth2.Token{RefreshToken: tok.RefreshToken, Expiry: time.Now().Add(-time.Minute)}).Token(); oauthCode(err) != "invalid_grant" {
 		t.Fatalf("reused refresh token: %v", err)
 	}
-	if _, err := bearer(c.URL(f1), tok2.AccessToken).Account(ctx); apiStatus(err) != 401 {
+	if _, err := bearerT(t, c.URL(f1), tok2.AccessToken).Account(ctx); apiStatus(err) != 401 {
 		t.Fatalf("rotated token after reuse: %v, want 401", err)
 	}
 
