@@ -319,3 +319,39 @@ func assertGone(t *testing.T, e *hostingtest.Env, a acct) {
 		t.Fatal("sftp login of a deleted account")
 	}
 }
+
+// A create that fails part-way (here: PHP-FPM refuses the pool) undoes what
+// it did in reverse: no user, files, database or account record is left.
+func TestHostingCreateUndoneOnFailure(t *testing.T) {
+	e := hostingtest.NewNode(t)
+	fake := filepath.Join(e.Root, "fakebin")
+	if err := os.MkdirAll(fake, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// An "installed" PHP 9.9 whose php-fpm refuses every configuration.
+	if err := os.WriteFile(filepath.Join(fake, "php-fpm9.9"), []byte("#!/bin/sh\necho 'ERROR: refused by the test' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.Cfg
+	cfg.FPMGlob = filepath.Join(fake, "php-fpm*")
+	n, err := hosting.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAcct(e, "u")
+	in := a.input(t)
+	in.PHPVersion = "9.9"
+	ctx := hostenv.Ctx(t)
+	if err := n.Precheck(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	_, err = n.Create(ctx, in, func(s string) error { steps = append(steps, s); return nil })
+	if err == nil || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("create with a refusing php-fpm: %v", err)
+	}
+	if strings.Join(steps, ",") != "user,files,database,pool" {
+		t.Fatalf("steps %v: the failure was not at the pool", steps)
+	}
+	assertGone(t, e, a)
+}
