@@ -12,10 +12,10 @@ import (
 	"github.com/hostplane/hostplane/pkg/validate"
 )
 
-// Reverse DNS: PUT and DELETE /v1/servers/:id/ips/:ip/ptr. There is no DNS
-// server in the product yet: the name is recorded in the replicated state,
-// shown by GET /v1/servers/:id/ips and announced with server.ptr.changed so
-// the provider's DNS can follow.
+// Reverse DNS: PUT and DELETE /v1/servers/:id/ips/:ip/ptr. The name is
+// recorded in the replicated state, shown by GET /v1/servers/:id/ips and
+// announced with server.ptr.changed; when a mapped reverse zone holds the
+// address, the leader's reconciler (rdns/reconcile) makes PowerDNS serve it.
 
 const (
 	maxDNSName  = validate.MaxHostname

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseZone(t *testing.T) {
@@ -141,7 +142,12 @@ func FuzzDecodeZone(f *testing.F) {
 	f.Add([]byte(`{"name":"x.","rrsets":[{"name":"","type":"PTR"}]}`))
 	f.Add([]byte(`{}`))
 	f.Add([]byte(`[`))
+	f.Add([]byte(`{"error": "Name is out of zone"}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// PowerDNS's error text is shortened, valid UTF-8, whatever comes.
+		if m := apiMessage(b); len(m) > 200+len("…") || !utf8.ValidString(m) {
+			t.Fatalf("apiMessage gave %d bytes, valid UTF-8 %v", len(m), utf8.ValidString(m))
+		}
 		z, err := DecodeZone(b)
 		if err != nil {
 			if z.Name != "" || z.RRSets != nil {
