@@ -3,9 +3,14 @@ package mcpserver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
 	"net/http"
+	"runtime/debug"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // HandlerDispatcher runs each call in-process through h, the public
@@ -16,8 +21,24 @@ type HandlerDispatcher struct {
 	Handler http.Handler
 }
 
-// Dispatch implements Dispatcher.
-func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (*Response, error) {
+// Dispatch implements Dispatcher. A panic in the handler (net/http would
+// recover it per connection; here it would end the process) becomes a 500,
+// and http.ErrAbortHandler (a forwarded response cut off) an error.
+func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (resp *Response, err error) {
+	defer func() {
+		p := recover()
+		if p == nil {
+			return
+		}
+		resp = nil
+		if p == http.ErrAbortHandler {
+			err = errors.New("the operation's response was cut off; retry")
+			return
+		}
+		slog.Error("mcp: panic running "+c.Method+" "+c.Path, "panic", p, "stack", string(debug.Stack()))
+		raw, _ := json.Marshal(api.NewError(http.StatusInternalServerError, "internal_error", "internal error"))
+		resp = &Response{Status: http.StatusInternalServerError, Header: http.Header{}, Body: raw}
+	}()
 	var body *bytes.Reader
 	if c.Body != nil {
 		body = bytes.NewReader(c.Body)

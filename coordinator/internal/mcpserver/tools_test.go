@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -375,4 +376,18 @@ func names(ts *Tools) []string {
 		out = append(out, t.Def.Name)
 	}
 	return out
+}
+
+// TestDispatchRecoversPanics: a handler panic during an in-process call is a
+// 500 (not the end of the coordinator), a cut-off forwarded response an error.
+func TestDispatchRecoversPanics(t *testing.T) {
+	boom := HandlerDispatcher{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })}
+	resp, err := boom.Dispatch(context.Background(), &Call{Method: "GET", Path: "/v1/x", Header: http.Header{}}, Who{})
+	if err != nil || resp.Status != 500 || strings.Contains(string(resp.Body), "boom") {
+		t.Fatalf("panic: %v %+v", err, resp)
+	}
+	abort := HandlerDispatcher{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })}
+	if resp, err := abort.Dispatch(context.Background(), &Call{Method: "GET", Path: "/v1/x", Header: http.Header{}}, Who{}); err == nil || resp != nil {
+		t.Fatalf("abort: %v %+v", err, resp)
+	}
 }
