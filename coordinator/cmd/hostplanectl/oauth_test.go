@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -13,19 +14,22 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/spf13/cobra"
 )
+
+// execQuiet runs a command with args, its own output discarded.
+func execQuiet(cmd *cobra.Command, args ...string) error {
+	cmd.SetArgs(args)
+	cmd.SetOut(io.Discard)
+	cmd.SetErr(io.Discard)
+	return cmd.Execute()
+}
 
 // TestOAuthCLI: `hostplanectl oauth approve` approves a device's user code for
 // an account (the device's poll then gets tokens), `oauth apps` lists the
 // connected app and `oauth revoke` revokes it with its tokens.
 func TestOAuthCLI(t *testing.T) {
-	run := func(g *globals, args ...string) error {
-		cmd := newOAuthCmd(g)
-		cmd.SetArgs(args)
-		cmd.SetOut(&strings.Builder{})
-		cmd.SetErr(&strings.Builder{})
-		return cmd.Execute()
-	}
+	run := func(g *globals, args ...string) error { return execQuiet(newOAuthCmd(g), args...) }
 	var ue usageError
 	if err := run(&globals{}, "approve", "BCDF-GHJK"); !errors.As(err, &ue) {
 		t.Fatalf("approve without --account: %v, want a usage error", err)

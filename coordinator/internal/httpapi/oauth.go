@@ -206,7 +206,7 @@ func (a *API) oauthPropose(c *oauthCall, t fsm.CommandType, payload any) (any, *
 	case errors.As(err, &oe):
 		return nil, oauthRefusal(oe)
 	case err != nil:
-		if ae, internal := toAPIError(err); !internal {
+		if ae, internal := toAPIError(err); !internal && ae.StatusCode != http.StatusServiceUnavailable {
 			return nil, oauth.Errorf(ae.StatusCode, "invalid_request", "%s", ae.Message)
 		}
 		return nil, a.oauthInternal(c.rid, err)
@@ -221,21 +221,14 @@ func oauthRefusal(oe *fsm.OAuthError) *oauth.Error {
 	return &oauth.Error{Status: http.StatusBadRequest, Code: oe.Code, Description: oe.Description}
 }
 
+// oauthInternal maps an error that is no OAuth refusal: a 503 (leadership
+// changing) stays one, anything else is logged and a server_error.
 func (a *API) oauthInternal(rid string, err error) *oauth.Error {
-	var ae *api.Error
-	if errors.As(err, &ae) && ae.StatusCode == http.StatusServiceUnavailable {
+	if ae, internal := toAPIError(err); !internal && ae.StatusCode == http.StatusServiceUnavailable {
 		return oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "%s", ae.Message)
-	}
-	if raftUnavailable(err) {
-		return oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "leadership is changing; retry shortly")
 	}
 	a.log.Error("oauth request failed", "request_id", rid, "err", err)
 	return oauth.Errorf(http.StatusInternalServerError, "server_error", "internal error (request %s)", rid)
-}
-
-func raftUnavailable(err error) bool {
-	ae, internal := toAPIError(err)
-	return !internal && ae.StatusCode == http.StatusServiceUnavailable
 }
 
 // client resolves a client_id: a registered client, or a client ID metadata

@@ -10,6 +10,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -286,7 +287,7 @@ func (a *API) authorizeRequest(p *page, params url.Values) (oauth.AuthorizeReque
 		a.renderError(p.w, http.StatusBadRequest, ce.Description)
 		return req, cl, "", false
 	}
-	if !containsString(cl.RedirectURIs, req.RedirectURI) {
+	if !slices.Contains(cl.RedirectURIs, req.RedirectURI) {
 		a.renderError(p.w, http.StatusBadRequest, "redirect_uri is not one this client registered.")
 		return req, cl, "", false
 	}
@@ -302,15 +303,6 @@ func (a *API) authorizeRequest(p *page, params url.Values) (oauth.AuthorizeReque
 		return req, cl, "", false
 	}
 	return req, cl, resource, true
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (a *API) redirectBack(p *page, req oauth.AuthorizeRequest, q url.Values) {
