@@ -1,6 +1,7 @@
 package hosting_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
@@ -354,4 +355,68 @@ func TestHostingCreateUndoneOnFailure(t *testing.T) {
 		t.Fatalf("steps %v: the failure was not at the pool", steps)
 	}
 	assertGone(t, e, a)
+}
+
+// PUT php moves the pool between masters: with a second version installed
+// (here Debian's php-fpm8.2 also offered as "8.3"), the pool leaves the old
+// master (which stops, having no pool left) for the new one, and the site
+// keeps answering as the account's user.
+func TestHostingPHPMove(t *testing.T) {
+	e := hostingtest.NewNode(t)
+	bin := filepath.Join(e.Root, "phpbin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []string{"8.2", "8.3"} {
+		if err := os.Symlink("/usr/sbin/php-fpm8.2", filepath.Join(bin, "php-fpm"+v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := e.Cfg
+	cfg.FPMGlob = filepath.Join(bin, "php-fpm*")
+	n, err := hosting.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := hostenv.Ctx(t)
+	if vs := n.PHPVersions(); strings.Join(vs, ",") != "8.2,8.3" {
+		t.Fatalf("versions %v", vs)
+	}
+	a := newAcct(e, "m")
+	if _, err := n.Create(ctx, a.input(t), noStep); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = n.Delete(context.Background(), a.user, noStep) })
+	c, err := hostenv.SFTP(e.SSHAddr, a.user, a.sftpPW)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := hostenv.Put(c, "/public/index.php", hostenv.ProbePHP); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	pid := func(v string) string {
+		b, _ := os.ReadFile(filepath.Join(e.Root, "fpm", v, "php-fpm.pid"))
+		return strings.TrimSpace(string(b))
+	}
+	alive := func(v string) bool {
+		p := pid(v)
+		return p != "" && exec.Command("kill", "-0", p).Run() == nil
+	}
+	if !alive("8.2") || alive("8.3") {
+		t.Fatalf("before: 8.2 master alive %v, 8.3 alive %v", alive("8.2"), alive("8.3"))
+	}
+	v, err := n.SetPHP(ctx, a.user, "8.3", noStep)
+	if err != nil || v.PHPVersion != "8.3" {
+		t.Fatalf("SetPHP 8.3: %+v %v", v, err)
+	}
+	if code, body := hostenv.Get(t, e.HTTPAddr, a.domain, "/"); code != 200 || !strings.Contains(body, "user="+a.user+"\n") {
+		t.Fatalf("site on 8.3: %d %q", code, body)
+	}
+	if alive("8.2") || !alive("8.3") {
+		t.Fatalf("after: 8.2 master alive %v (it has no pool), 8.3 alive %v", alive("8.2"), alive("8.3"))
+	}
+	if m, _ := filepath.Glob(filepath.Join(e.Root, "fpm", "*", "pool.d", a.user+".conf")); len(m) != 1 || !strings.Contains(m[0], "/8.3/") {
+		t.Fatalf("pool files %v", m)
+	}
 }
