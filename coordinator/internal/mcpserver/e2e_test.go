@@ -316,6 +316,15 @@ func TestMCPEndToEnd(t *testing.T) {
 				t.Errorf("%s: structured content %s differs from REST %s", tc.tool, sc, body)
 			}
 		}
+		// An error is the REST error (each has its own request id).
+		r := callTool(t, cs, "get_ticket", map[string]any{"id": "tkt_doesnotexist"})
+		st, body := rest(t, c, fullKey, "GET", "/v1/tickets/tkt_doesnotexist", "")
+		got, want := decode(t, resultText(t, r)).(map[string]any), decode(t, body).(map[string]any)
+		delete(got, "request_id")
+		delete(want, "request_id")
+		if !r.IsError || st != 404 || r.Meta["hostplane/status"] != 404.0 || !reflect.DeepEqual(got, want) {
+			t.Errorf("get_ticket of no ticket: tool %v %s, REST %d %s", r.IsError, resultText(t, r), st, body)
+		}
 	})
 
 	t.Run("writes go through idempotency and the audit log", func(t *testing.T) {
