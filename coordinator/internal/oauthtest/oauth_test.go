@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/pkg/api"
 	"golang.org/x/oauth2"
 )
@@ -411,3 +412,24 @@ func TestRequestsRefused(t *testing.T) {
 }
 
 func regexpMatch(re, s string) bool { return regexpMust(re).MatchString(s) }
+
+// TestBrandPrefix: tokens carry the brand's key prefix (--key-prefix h444_):
+// h444_at_… and h444_rt_…, accepted as bearers of that brand.
+func TestBrandPrefix(t *testing.T) {
+	e := start(t, func(_ int, cfg *server.Config) { cfg.KeyPrefix = "h444_" })
+	acc, key := e.account("brand@example.com")
+	if !strings.HasPrefix(key, "h444_") {
+		t.Fatalf("key %.6s…", key)
+	}
+	clientID := e.register(map[string]any{"client_name": "CLI", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}})
+	tok := e.deviceGrant(clientID, acc.ID, "", "account:read")
+	if !strings.HasPrefix(tok.AccessToken, "h444_at_") || !strings.HasPrefix(tok.RefreshToken, "h444_rt_") {
+		t.Fatalf("tokens %.9s… %.9s…", tok.AccessToken, tok.RefreshToken)
+	}
+	if got, err := bearerT(t, e.base, tok.AccessToken).Account(e.ctx); err != nil || got.ID != acc.ID {
+		t.Fatalf("brand token: %+v %v", got, err)
+	}
+	if _, err := bearerT(t, e.base, "snc_at_"+strings.TrimPrefix(tok.AccessToken, "h444_at_")).Account(e.ctx); apiStatus(err) != 401 {
+		t.Fatalf("the token with another brand's prefix: %v, want 401", err)
+	}
+}
