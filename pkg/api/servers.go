@@ -200,6 +200,8 @@ type AdminNodeDetail struct {
 	Used      AgentNodeCapacity `json:"used"`
 	Servers   []AdminServer     `json:"servers"`
 	Templates []string          `json:"templates"`
+	// PHPVersions are the PHP-FPM versions a hosting node reported.
+	PHPVersions []string `json:"php_versions,omitempty"`
 }
 
 // DefaultPlans are the plan slugs an operator can place without configuring any.

@@ -187,6 +187,18 @@ func newWorld(t *testing.T) *world {
 		return n.State == api.AgentNodeReady && n.Connected && slices.Contains(n.Roles, api.RoleHosting)
 	})
 	env.StartSSHD(t)
+	// The node's installed PHP-FPM versions reach the coordinators (inventory).
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		d, err := w.c.AnyAlive(nil).Admin().AgentNodeDetail(ctx, w.nodeID)
+		if err == nil && slices.Contains(d.PHPVersions, "8.2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node detail lists no PHP 8.2 after 30 s: %+v %v", d.PHPVersions, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	return w
 }
 

@@ -193,6 +193,9 @@ func (a *API) adminNodeDetail(id string, cfg ServerAdminConfig) (int, any, error
 		if t, ok := deps.NodeTemplates(id); ok {
 			d.Templates = t
 		}
+		if deps.NodePHPVersions != nil {
+			d.PHPVersions, _ = deps.NodePHPVersions(id)
+		}
 	}
 	return http.StatusOK, d, nil
 }
