@@ -61,6 +61,9 @@ type Server struct {
 	CreatedAt    time.Time  `json:"created_at"`
 	UpdatedAt    time.Time  `json:"updated_at"`
 	TerminatedAt *time.Time `json:"terminated_at,omitempty"`
+	// PaidUntil is the end of the period paid for (servers bought with
+	// POST /v1/servers; none for servers an operator placed).
+	PaidUntil *time.Time `json:"paid_until,omitempty"`
 }
 
 // ServerSnapshot is a restore point of a server's disk.

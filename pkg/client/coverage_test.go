@@ -56,8 +56,13 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		_, err := c.DeleteHosting(ctx, "hst_1", "k")
 		return err
 	},
-	"getAccount": func(ctx context.Context, c *client.Client) error { _, err := c.Account(ctx); return err },
-	"getWallet":  func(ctx context.Context, c *client.Client) error { _, err := c.Wallet(ctx); return err },
+	"getAccount":   func(ctx context.Context, c *client.Client) error { _, err := c.Account(ctx); return err },
+	"listProducts": func(ctx context.Context, c *client.Client) error { _, err := c.Products(ctx); return err },
+	"orderServer": func(ctx context.Context, c *client.Client) error {
+		_, err := c.OrderServer(ctx, api.ServerOrderRequest{PlanSlug: "vps-2", Hostname: "web-1", OSTemplate: "debian-12"}, "k")
+		return err
+	},
+	"getWallet": func(ctx context.Context, c *client.Client) error { _, err := c.Wallet(ctx); return err },
 	"listWalletTransactions": func(ctx context.Context, c *client.Client) error {
 		_, err := c.WalletTransactions(ctx, 1, 20)
 		return err

@@ -70,7 +70,7 @@ func typed[P any](h func(c *applyCtx, p P) (any, error)) handlerFunc {
 }
 
 // handlers is every command type this binary applies.
-var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, customDomainHandlers)
+var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, customDomainHandlers, orderHandlers)
 
 func mergeHandlers(sets ...map[CommandType]handlerFunc) map[CommandType]handlerFunc {
 	out := map[CommandType]handlerFunc{}
@@ -261,25 +261,39 @@ func applyInvoiceIssue(c *applyCtx, p InvoiceIssue) (any, error) {
 	if p.PayFromWallet && acc.BalanceUsdCents < inv.TotalUsdCents {
 		return nil, fmt.Errorf("%w: balance %d < total %d cents", ErrInsufficientFunds, acc.BalanceUsdCents, inv.TotalUsdCents)
 	}
-	n, err := store.NextCounter(c.tx, "invoice_number")
-	if err != nil {
+	if err := recordInvoice(c, &acc, &inv, p.PayFromWallet, p.PaymentID, p.TxID, false); err != nil {
 		return nil, err
 	}
+	return inv.Invoice, nil
+}
+
+// recordInvoice numbers and stores a new invoice with its invoice.created
+// event and, with pay, pays it from the wallet (the caller checked the
+// balance). Numbers come from one gap-free counter per cluster: INV-000123,
+// or with yearNumber INV-2026-000123 (the year of the command's time).
+func recordInvoice(c *applyCtx, acc *api.Account, inv *store.Invoice, pay bool, paymentID, txID string, yearNumber bool) error {
+	n, err := store.NextCounter(c.tx, "invoice_number")
+	if err != nil {
+		return err
+	}
 	inv.Number = fmt.Sprintf("INV-%06d", n)
+	if yearNumber {
+		inv.Number = fmt.Sprintf("INV-%d-%06d", c.at.Year(), n)
+	}
 	if err := c.emit(api.EventInvoiceCreated, acc.ID, map[string]any{
 		"invoiceId": inv.ID, "invoiceNumber": inv.Number, "status": inv.Status, "totalUsdCents": inv.TotalUsdCents, "currency": inv.Currency,
 	}); err != nil {
-		return nil, err
+		return err
 	}
-	if p.PayFromWallet {
-		if err := payFromWallet(c, &acc, &inv, p.PaymentID, p.TxID); err != nil {
-			return nil, err
+	if pay {
+		if err := payFromWallet(c, acc, inv, paymentID, txID); err != nil {
+			return err
 		}
 	}
 	if err := c.tx.Bucket(store.BucketInvoiceIDs).Put([]byte(inv.ID), []byte(acc.ID)); err != nil {
-		return nil, err
+		return err
 	}
-	return inv.Invoice, store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv)
+	return store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), *inv)
 }
 
 // payFromWallet debits the wallet and marks inv paid; the caller checked the balance.

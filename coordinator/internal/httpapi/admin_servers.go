@@ -134,6 +134,8 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 	}
 	a.ipPoolRoutes(mux, leader)
 	a.hostingAdminRoutes(mux, leader, cfg)
+	a.catalogueAdminRoutes(mux, leader)
+	a.orderCfg.Store(&cfg)
 	mux.Handle("/", next)
 	return mux
 }
@@ -209,9 +211,36 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 	if err != nil {
 		return 0, nil, err
 	}
-	cands, pools, err := a.placementCandidates(req, deps, cfg)
+	create, password, err := a.prepareServerCreate(req, plan, deps, cfg, now)
 	if err != nil {
 		return 0, nil, err
+	}
+	actID := create.Action.ID
+	v, err := a.adminApply(r.Context(), fsm.CmdServerCreate, now, create)
+	if err != nil {
+		deps.DropSecret(actID)
+		return 0, nil, err
+	}
+	deps.Kick()
+	out, ok := v.(api.AdminServerCreated)
+	if !ok {
+		return 0, nil, errors.New("admin server create: unexpected result")
+	}
+	out.RootPassword = password
+	a.log.Info("server placed", "server", create.Server.ID, "node", create.Server.NodeID, "account", req.AccountID, "plan", plan.Slug, "template", req.Template, "action", actID)
+	return http.StatusCreated, out, nil
+}
+
+// prepareServerCreate places a new server of plan for req (the admin create
+// and the order share it): it chooses the node (409 no_capacity when none
+// fits), the IP pools the command allocates from, the ids, the provision
+// params, and the root password, which it hands sealed to the dispatcher
+// (the caller drops it with deps.DropSecret(create.Action.ID) when nothing
+// was committed). The password is never in the command.
+func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.ServerPlan, deps *ServerDeps, cfg ServerAdminConfig, now time.Time) (fsm.ServerCreate, string, error) {
+	cands, pools, err := a.placementCandidates(req, deps, cfg)
+	if err != nil {
+		return fsm.ServerCreate{}, "", err
 	}
 	want, ok := cfg.PlanAddrs[plan.Slug]
 	if !ok {
@@ -223,7 +252,7 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 	served := poolsFor(cands, pools, want)
 	nodeID, err := placement.Choose(cands, plan, req.Template, placement.Policy{CPUOvercommit: cfg.CPUOvercommit})
 	if err != nil {
-		return 0, nil, errf(http.StatusConflict, "no_capacity", "%s", err.Error())
+		return fsm.ServerCreate{}, "", errf(http.StatusConflict, "no_capacity", "%s", err.Error())
 	}
 	srvID := ids.New("srv", now)
 	vm := cfg.VMPrefix + strings.ReplaceAll(srvID, "_", "-")
@@ -234,11 +263,11 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 		Hostname: req.Hostname, SSHKeys: req.SSHKeys, IPv4: req.IPv4, Gateway4: req.Gateway4, Network: req.Network,
 	})
 	if err != nil {
-		return 0, nil, err
+		return fsm.ServerCreate{}, "", err
 	}
 	password, err := provisionPassword(deps, actID, req.NoPassword)
 	if err != nil {
-		return 0, nil, err
+		return fsm.ServerCreate{}, "", err
 	}
 	s := store.Server{
 		Server: api.Server{ID: srvID, Label: serverLabel(req, srvID), Hostname: req.Hostname, Plan: plan, OSTemplate: req.Template, OS: req.OS,
@@ -254,19 +283,7 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 	if fam := served[nodeID]; len(fam[0])+len(fam[1]) > 0 {
 		create.Addresses = &fsm.AddrRequest{IPv4Pools: fam[0], IPv4: want.IPv4, IPv6Pools: fam[1], IPv6: want.IPv6}
 	}
-	v, err := a.adminApply(r.Context(), fsm.CmdServerCreate, now, create)
-	if err != nil {
-		deps.DropSecret(actID)
-		return 0, nil, err
-	}
-	deps.Kick()
-	out, ok := v.(api.AdminServerCreated)
-	if !ok {
-		return 0, nil, errors.New("admin server create: unexpected result")
-	}
-	out.RootPassword = password
-	a.log.Info("server placed", "server", srvID, "node", nodeID, "account", req.AccountID, "plan", plan.Slug, "template", req.Template, "action", actID)
-	return http.StatusCreated, out, nil
+	return create, password, nil
 }
 
 // placementCandidates lists the nodes a new server of req may go to (only

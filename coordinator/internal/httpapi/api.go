@@ -78,6 +78,8 @@ type API struct {
 
 	webhooks atomic.Pointer[WebhookDeps]
 	servers  atomic.Pointer[ServerDeps]
+	// orderCfg is the placement policy orders use (ServerAdmin sets it).
+	orderCfg atomic.Pointer[ServerAdminConfig]
 	oauthRT  oauthRuntime
 
 	inflightMu sync.Mutex
@@ -161,6 +163,7 @@ func (a *API) allRoutes() []Route {
 	routes := append(append(a.publicRoutes(), a.webhookRoutes()...), a.serverRoutes()...)
 	routes = append(routes, a.oauthRoutes()...)
 	routes = append(routes, a.hostingRoutes()...)
+	routes = append(routes, a.orderRoutes()...)
 	return append(routes, a.customDomainRoutes()...)
 }
 

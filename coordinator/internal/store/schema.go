@@ -134,6 +134,7 @@ var AllBuckets = [][]byte{
 	BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
 	BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting,
 	BucketCustomDomains, BucketACME,
+	BucketProducts, BucketAccountPricing,
 }
 
 var (

@@ -30,6 +30,9 @@ type Server struct {
 	// were allocated (the first of each family is its primary). They stay
 	// recorded after termination; the units went back to their pools.
 	Addrs []ServerAddr `json:"addrs,omitempty"`
+	// MonthlyUsdCents is the price a bought server renews at (the account's
+	// effective price when it was ordered); 0 for servers an operator placed.
+	MonthlyUsdCents int64 `json:"monthly_usd_cents,omitempty"`
 }
 
 // ServerAddr is an address a server got from an IP pool.

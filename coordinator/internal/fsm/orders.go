@@ -1,0 +1,209 @@
+package fsm
+
+import (
+	"fmt"
+	"regexp"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Catalogue and order commands use type numbers 200-219 (append-only).
+const (
+	CmdProductPut     CommandType = 200
+	CmdProductRetire  CommandType = 201
+	CmdAccountPricing CommandType = 202
+	CmdServerOrder    CommandType = 203
+)
+
+var orderHandlers = map[CommandType]handlerFunc{
+	CmdProductPut:     typed(applyProductPut),
+	CmdProductRetire:  typed(applyProductRetire),
+	CmdAccountPricing: typed(applyAccountPricing),
+	CmdServerOrder:    typed(applyServerOrder),
+}
+
+// ProductPut creates (Create) or updates a product of the catalogue. An
+// update changes what new orders pay; running periods keep their price.
+type ProductPut struct {
+	Slug    string             `json:"slug"`
+	Create  bool               `json:"create"`
+	Product api.ProductRequest `json:"product"`
+}
+
+// ProductRetire stops a product from being ordered (idempotent).
+type ProductRetire struct {
+	Slug string `json:"slug"`
+}
+
+// AccountPricingSet sets an account's reseller pricing (the zero value: retail).
+type AccountPricingSet struct {
+	AccountID string             `json:"account_id"`
+	Pricing   api.AccountPricing `json:"pricing"`
+}
+
+// ServerOrder is a server bought from the wallet, in one command: the price
+// is the account's effective price of the product at apply time, the wallet
+// is debited for a paid invoice, the server is created and placed (Create,
+// as CmdServerCreate does) with its first month paid, and its provisioning
+// action opened. Nothing is written when any of it is refused.
+type ServerOrder struct {
+	PlanSlug  string       `json:"plan_slug"`
+	Create    ServerCreate `json:"create"`
+	InvoiceID string       `json:"invoice_id"`
+	PaymentID string       `json:"payment_id"`
+	TxID      string       `json:"tx_id"`
+}
+
+// ShortfallError refuses an order the wallet cannot pay; it is an
+// ErrInsufficientFunds that says by how much.
+type ShortfallError struct {
+	BalanceUsdCents, PriceUsdCents int64
+}
+
+func (e *ShortfallError) Error() string {
+	return fmt.Sprintf("insufficient wallet balance: the order costs %d cents, the wallet holds %d cents; the shortfall is %d cents",
+		e.PriceUsdCents, e.BalanceUsdCents, e.PriceUsdCents-e.BalanceUsdCents)
+}
+
+// Is makes a ShortfallError an ErrInsufficientFunds.
+func (e *ShortfallError) Is(target error) bool { return target == ErrInsufficientFunds }
+
+// ShortfallUsdCents is what the wallet lacks.
+func (e *ShortfallError) ShortfallUsdCents() int64 { return e.PriceUsdCents - e.BalanceUsdCents }
+
+// ProductSlugRE is a product slug.
+var ProductSlugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// CheckProduct validates a product (the HTTP layer says which field first).
+func CheckProduct(slug string, p api.ProductRequest) error {
+	switch {
+	case !ProductSlugRE.MatchString(slug):
+		return fmt.Errorf("%w: slug must be 1-63 lower-case letters, digits and dashes", ErrInvalid)
+	case p.Category != api.ProductVPS && p.Category != api.ProductHosting:
+		return fmt.Errorf("%w: category must be vps or hosting", ErrInvalid)
+	case p.RetailMonthlyUsdCents < 0 || p.RetailMonthlyUsdCents > maxProductPrice:
+		return fmt.Errorf("%w: retail_monthly_usd_cents must be 0 to %d", ErrInvalid, maxProductPrice)
+	case p.Category == api.ProductVPS && (p.Specs.VCPU == 0 || p.Specs.RAMMB == 0 || p.Specs.DiskGB == 0):
+		return fmt.Errorf("%w: a vps product needs specs.vcpu, specs.ram_mb and specs.disk_gb", ErrInvalid)
+	}
+	return nil
+}
+
+// maxProductPrice bounds a monthly price (USD 1 million).
+const maxProductPrice = 100_000_000
+
+func applyProductPut(c *applyCtx, p ProductPut) (any, error) {
+	if err := CheckProduct(p.Slug, p.Product); err != nil {
+		return nil, err
+	}
+	cur, err := c.r.Product(p.Slug)
+	exists := err == nil
+	switch {
+	case err != nil && err != store.ErrNotFound:
+		return nil, err
+	case p.Create && exists:
+		return nil, fmt.Errorf("%w: product %s exists", ErrConflict, p.Slug)
+	case !p.Create && !exists:
+		return nil, fmt.Errorf("product %s: %w", p.Slug, ErrNotFound)
+	}
+	out := api.AdminProduct{Slug: p.Slug, ProductRequest: p.Product, Retired: cur.Retired, CreatedAt: c.at, UpdatedAt: c.at}
+	if exists {
+		out.CreatedAt = cur.CreatedAt
+	}
+	return out, store.PutJSON(c.tx, store.BucketProducts, []byte(p.Slug), out)
+}
+
+func applyProductRetire(c *applyCtx, p ProductRetire) (any, error) {
+	cur, err := c.r.Product(p.Slug)
+	if err == store.ErrNotFound {
+		return nil, fmt.Errorf("product %s: %w", p.Slug, ErrNotFound)
+	} else if err != nil {
+		return nil, err
+	}
+	if cur.Retired {
+		return cur, nil
+	}
+	cur.Retired, cur.UpdatedAt = true, c.at
+	return cur, store.PutJSON(c.tx, store.BucketProducts, []byte(p.Slug), cur)
+}
+
+func applyAccountPricing(c *applyCtx, p AccountPricingSet) (any, error) {
+	if p.Pricing.DiscountPercent < 0 || p.Pricing.DiscountPercent > 100 {
+		return nil, fmt.Errorf("%w: discount_percent must be 0 to 100", ErrInvalid)
+	}
+	for slug, price := range p.Pricing.Prices {
+		if !ProductSlugRE.MatchString(slug) || price < 0 || price > maxProductPrice {
+			return nil, fmt.Errorf("%w: a price needs a product slug and 0 to %d cents", ErrInvalid, maxProductPrice)
+		}
+	}
+	if _, err := getAccount(c.tx, p.AccountID); err != nil {
+		return nil, err
+	}
+	return p.Pricing, store.PutJSON(c.tx, store.BucketAccountPricing, []byte(p.AccountID), p.Pricing)
+}
+
+// orderPrice is what accountID pays a month for the orderable product slug:
+// an unknown, retired or non-vps product is ErrInvalid naming plan_slug.
+func orderPrice(c *applyCtx, accountID, slug string) (api.AdminProduct, int64, error) {
+	prod, err := c.r.Product(slug)
+	if err == store.ErrNotFound {
+		return prod, 0, fmt.Errorf("%w: field \"plan_slug\": no product %q", ErrInvalid, slug)
+	} else if err != nil {
+		return prod, 0, err
+	}
+	if prod.Retired {
+		return prod, 0, fmt.Errorf("%w: field \"plan_slug\": product %q is retired and can no longer be ordered", ErrInvalid, slug)
+	}
+	if prod.Category != api.ProductVPS {
+		return prod, 0, fmt.Errorf("%w: field \"plan_slug\": product %q is not a server (category %s)", ErrInvalid, slug, prod.Category)
+	}
+	pricing, err := c.r.AccountPricing(accountID)
+	if err != nil {
+		return prod, 0, err
+	}
+	return prod, pricing.EffectivePrice(slug, prod.RetailMonthlyUsdCents), nil
+}
+
+func applyServerOrder(c *applyCtx, p ServerOrder) (any, error) {
+	s := &p.Create.Server
+	if p.InvoiceID == "" || p.PaymentID == "" || p.TxID == "" {
+		return nil, fmt.Errorf("%w: an order needs invoice, payment and transaction ids", ErrInvalid)
+	}
+	acc, err := getAccount(c.tx, s.AccountID)
+	if err != nil {
+		return nil, err
+	}
+	prod, price, err := orderPrice(c, acc.ID, p.PlanSlug)
+	if err != nil {
+		return nil, err
+	}
+	if acc.BalanceUsdCents < price {
+		return nil, &ShortfallError{BalanceUsdCents: acc.BalanceUsdCents, PriceUsdCents: price}
+	}
+	// Everything that can refuse the order is checked above or in the
+	// server create, which runs before any money moves.
+	until := c.at.AddDate(0, 1, 0)
+	s.Plan, s.PaidUntil, s.MonthlyUsdCents = prod.Plan(), &until, price
+	v, err := applyServerCreate(c, p.Create)
+	if err != nil {
+		return nil, err
+	}
+	created, ok := v.(api.AdminServerCreated)
+	if !ok {
+		return nil, fmt.Errorf("server order: unexpected server create result %T", v)
+	}
+	inv := store.Invoice{AccountID: acc.ID, Invoice: api.Invoice{
+		ID: p.InvoiceID, Status: api.InvoiceUnpaid, Currency: "USD", CreatedAt: c.at, DueAt: c.at, Payments: []api.Payment{},
+		Lines: []api.InvoiceLine{{
+			Description: fmt.Sprintf("%s (%s) server %s, %s to %s", prod.NameEn, prod.Slug, s.ID,
+				c.at.Format("2006-01-02"), until.Format("2006-01-02")),
+			Quantity: 1, UnitPriceUsdCents: price, AmountUsdCents: price,
+		}},
+		TotalUsdCents: price,
+	}}
+	if err := recordInvoice(c, &acc, &inv, true, p.PaymentID, p.TxID, true); err != nil {
+		return nil, err
+	}
+	return api.ServerOrder{Server: created.Server.Server, Action: created.Action, Invoice: inv.Invoice}, nil
+}

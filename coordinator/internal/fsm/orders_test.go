@@ -1,0 +1,108 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+func orderDump(f *FSM) []byte {
+	return bucketDump(f, append(store.ServerBuckets, store.BucketOutbox, store.BucketAccounts, store.BucketWalletTx,
+		store.BucketInvoices, store.BucketInvoiceIDs, store.BucketCounters, store.BucketProducts, store.BucketAccountPricing)...)
+}
+
+func testOrder(n int, slug string) ServerOrder {
+	srv := fmt.Sprintf("srv_%d", n)
+	return ServerOrder{PlanSlug: slug,
+		Create: ServerCreate{
+			Server: store.Server{Server: api.Server{ID: srv, Label: "web", OSTemplate: "debian-12", OS: "debian"},
+				AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-" + srv},
+			Action: store.Action{Action: api.Action{ID: fmt.Sprintf("act_%d", n), Command: api.ActionServerProvision, ResourceID: srv},
+				NodeID: "hv-1", Target: "hp-" + srv, Deadline: time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)},
+		},
+		InvoiceID: fmt.Sprintf("inv_%d", n), PaymentID: fmt.Sprintf("pay_%d", n), TxID: fmt.Sprintf("wtx_%d", n)}
+}
+
+// TestServerOrder: an order debits the account's effective price, issues a
+// paid invoice numbered INV-<year>-<n> with invoice.created and invoice.paid,
+// and creates the server with its first month paid; every refusal (unknown,
+// retired plan, short wallet, a server create refusal) changes nothing.
+func TestServerOrder(t *testing.T) {
+	h := newServerHarness(t)
+	vps := api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 2", RetailMonthlyUsdCents: 1200,
+		Specs: api.ProductSpecs{VCPU: 2, RAMMB: 4096, DiskGB: 60}}
+	h.must(CmdProductPut, ProductPut{Slug: "vps-2", Create: true, Product: vps})
+	if _, err := h.apply(CmdProductPut, ProductPut{Slug: "vps-2", Create: true, Product: vps}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second create: %v", err)
+	}
+	if _, err := h.apply(CmdProductPut, ProductPut{Slug: "nope", Product: vps}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("update of a missing product: %v", err)
+	}
+	h.must(CmdProductPut, ProductPut{Slug: "old-1", Create: true, Product: vps})
+	h.must(CmdProductRetire, ProductRetire{Slug: "old-1"})
+	h.must(CmdAccountPricing, AccountPricingSet{AccountID: "acc_1", Pricing: api.AccountPricing{DiscountPercent: 20}})
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 1000})
+
+	before := orderDump(h.fsms[0])
+	for name, o := range map[string]ServerOrder{"unknown plan": testOrder(1, "vps-9"), "retired plan": testOrder(1, "old-1")} {
+		if _, err := h.apply(CmdServerOrder, o); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), `"plan_slug"`) {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	bad := testOrder(1, "vps-2")
+	bad.Create.Server.NodeID = "hv-404"
+	if _, err := h.apply(CmdServerOrder, bad); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("order on a missing node: %v", err)
+	}
+	if !bytes.Equal(before, orderDump(h.fsms[0])) {
+		t.Fatal("a refused order changed the state")
+	}
+
+	v := h.must(CmdServerOrder, testOrder(1, "vps-2")).(api.ServerOrder)
+	if v.Invoice.TotalUsdCents != 960 || v.Invoice.Status != api.InvoicePaid || v.Invoice.Number != "INV-2026-000001" {
+		t.Fatalf("invoice %+v", v.Invoice)
+	}
+	want := h.at.AddDate(0, 1, 0)
+	if v.Server.PaidUntil == nil || !v.Server.PaidUntil.Equal(want) || v.Server.Plan.VCPUs != 2 || v.Server.Plan.MemoryMiB != 4096 || v.Server.Plan.Slug != "vps-2" {
+		t.Fatalf("server %+v, paid until %v, want %v", v.Server, v.Server.PaidUntil, want)
+	}
+	if b := balance(t, h.fsms[0], "acc_1"); b != 40 {
+		t.Fatalf("balance %d, want 40", b)
+	}
+	if got := outboxTypes(t, h.fsms[0]); strings.Join(got, ",") != "wallet.deposit.received,invoice.created,invoice.paid" {
+		t.Fatalf("events %v", got)
+	}
+
+	// A price change does not touch the running period; the wallet is short now.
+	vps.RetailMonthlyUsdCents = 100
+	h.must(CmdProductPut, ProductPut{Slug: "vps-2", Product: vps})
+	before = orderDump(h.fsms[0])
+	_, err := h.apply(CmdServerOrder, testOrder(2, "vps-2"))
+	var short *ShortfallError
+	if !errors.As(err, &short) || !errors.Is(err, ErrInsufficientFunds) || short.ShortfallUsdCents() != 40 {
+		t.Fatalf("order with 40 cents for 80: %v", err)
+	}
+	if !bytes.Equal(before, orderDump(h.fsms[0])) {
+		t.Fatal("a refused order changed the state")
+	}
+	// Its own price wins over the discount.
+	h.must(CmdAccountPricing, AccountPricingSet{AccountID: "acc_1", Pricing: api.AccountPricing{DiscountPercent: 20, Prices: map[string]int64{"vps-2": 40}}})
+	v2 := h.must(CmdServerOrder, testOrder(2, "vps-2")).(api.ServerOrder)
+	if v2.Invoice.TotalUsdCents != 40 || v2.Invoice.Number != "INV-2026-000002" || balance(t, h.fsms[0], "acc_1") != 0 {
+		t.Fatalf("second order %+v", v2.Invoice)
+	}
+	var s1 store.Server
+	_ = h.fsms[0].Read(func(r store.ReadTx) (err error) { s1, err = r.OwnedServer("acc_1", "srv_1"); return })
+	if s1.MonthlyUsdCents != 960 {
+		t.Fatalf("first server renews at %d, want 960", s1.MonthlyUsdCents)
+	}
+	if !bytes.Equal(orderDump(h.fsms[0]), orderDump(h.fsms[1])) {
+		t.Fatal("replicas differ")
+	}
+}

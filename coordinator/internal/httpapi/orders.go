@@ -1,0 +1,303 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
+)
+
+// orderRoutes are the catalogue and the orders.
+func (a *API) orderRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/v1/products", Scope: api.ScopeAccountRead, handler: a.listProducts},
+		// An order spends money: MCP asks for a double confirmation.
+		{Method: "POST", Path: "/v1/servers", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, handler: a.orderServer},
+	}
+}
+
+// listProducts is the orderable catalogue with the caller's own prices.
+func (a *API) listProducts(rq *request) (int, any, error) {
+	out := api.ProductList{Data: []api.Product{}}
+	err := a.state.Read(func(r store.ReadTx) error {
+		prods, err := r.Products()
+		if err != nil {
+			return err
+		}
+		pricing, err := r.AccountPricing(rq.caller.accountID)
+		if err != nil {
+			return err
+		}
+		for _, p := range prods {
+			if p.Retired {
+				continue
+			}
+			out.Data = append(out.Data, api.Product{
+				Slug: p.Slug, Category: p.Category, NameEn: p.NameEn, Names: p.Names,
+				RetailMonthlyUsdCents: p.RetailMonthlyUsdCents,
+				YourMonthlyUsdCents:   pricing.EffectivePrice(p.Slug, p.RetailMonthlyUsdCents),
+				Specs:                 p.Specs, Locations: p.Locations,
+			})
+		}
+		return nil
+	})
+	return http.StatusOK, out, err
+}
+
+// DecodeServerOrder validates POST /v1/servers; every refusal names its field.
+func DecodeServerOrder(body []byte) (api.ServerOrderRequest, error) {
+	var req api.ServerOrderRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.PlanSlug == "" {
+		return req, invalidField("plan_slug", "is required")
+	}
+	if !fsm.ProductSlugRE.MatchString(req.PlanSlug) {
+		return req, invalidField("plan_slug", "is not a product slug (GET /v1/products lists them)")
+	}
+	if err := text("label", req.Label, 0, 64); err != nil {
+		return req, err
+	}
+	if req.Hostname == "" {
+		return req, invalidField("hostname", "is required")
+	}
+	if validate.Hostname(req.Hostname) != nil {
+		return req, invalidField("hostname", "must be a lower-case DNS name")
+	}
+	if req.OSTemplate == "" {
+		return req, invalidField("os_template", "is required")
+	}
+	if err := templateName("os_template", req.OSTemplate); err != nil {
+		return req, err
+	}
+	if req.OSFamily != "" {
+		if err := nameChars("os_family", req.OSFamily); err != nil {
+			return req, err
+		}
+		if err := text("os_family", req.OSFamily, 1, 32); err != nil {
+			return req, err
+		}
+	}
+	if req.Location != "" {
+		if err := nameChars("location", req.Location); err != nil {
+			return req, err
+		}
+		if err := text("location", req.Location, 1, 64); err != nil {
+			return req, err
+		}
+	}
+	if err := sshKeys(req.SSHKeys); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// orderServer buys a server from the wallet: placement here (on the leader),
+// then one command that prices, debits, invoices, creates and opens the
+// provisioning action, or changes nothing.
+func (a *API) orderServer(rq *request) (int, any, error) {
+	req, err := DecodeServerOrder(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	deps, err := a.serverDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	cfg := a.orderCfg.Load()
+	if cfg == nil {
+		return 0, nil, errf(http.StatusServiceUnavailable, "servers_unavailable", "orders are starting on this coordinator; retry shortly")
+	}
+	prod, err := readOne(a, "product", func(r store.ReadTx) (api.AdminProduct, error) { return r.Product(req.PlanSlug) })
+	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) && he.status == http.StatusNotFound {
+			return 0, nil, invalidField("plan_slug", "names no product (GET /v1/products lists them)")
+		}
+		return 0, nil, err
+	}
+	switch {
+	case prod.Retired:
+		return 0, nil, invalidField("plan_slug", "names product %q, which is retired and can no longer be ordered", prod.Slug)
+	case prod.Category != api.ProductVPS:
+		return 0, nil, invalidField("plan_slug", "names a %s product; order it with POST /v1/hosting", prod.Category)
+	case req.Location != "" && len(prod.Locations) > 0 && !slices.Contains(prod.Locations, req.Location):
+		return 0, nil, invalidField("location", "must be one of %s for %s", strings.Join(prod.Locations, ", "), prod.Slug)
+	}
+	if deps.NodeTemplates != nil {
+		// The template must be on some node; placement picks one that has it.
+		if !a.templateKnown(deps, req.OSTemplate) {
+			return 0, nil, invalidField("os_template", "names template %q, which no node offers", req.OSTemplate)
+		}
+	}
+	osName := req.OSFamily
+	if osName == "" {
+		osName, _, _ = strings.Cut(req.OSTemplate, "-")
+	}
+	create, password, err := a.prepareServerCreate(api.AdminServerCreateRequest{
+		AccountID: rq.caller.accountID, Plan: prod.Slug, Template: req.OSTemplate, OS: osName,
+		Label: req.Label, Hostname: req.Hostname, SSHKeys: req.SSHKeys,
+	}, prod.Plan(), deps, *cfg, rq.now)
+	if err != nil {
+		return 0, nil, err
+	}
+	actID := create.Action.ID
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdServerOrder, fsm.ServerOrder{
+		PlanSlug: prod.Slug, Create: create,
+		InvoiceID: ids.New("inv", rq.now), PaymentID: ids.New("pay", rq.now), TxID: ids.New("wtx", rq.now),
+	}, http.StatusCreated)
+	if err != nil {
+		deps.DropSecret(actID)
+		var short *fsm.ShortfallError
+		if errors.As(err, &short) {
+			return 0, nil, errf(http.StatusPaymentRequired, "insufficient_funds", "%s; top up the wallet by at least %d cents", short.Error(), short.ShortfallUsdCents())
+		}
+		return 0, nil, err
+	}
+	deps.Kick()
+	out, ok := v.(api.ServerOrder)
+	if !ok {
+		// A replayed response (Idempotency-Key): the password was in the
+		// first response only, and our action was not created.
+		deps.DropSecret(actID)
+		return status, v, nil
+	}
+	out.RootPassword = password
+	a.log.Info("server ordered", "server", out.Server.ID, "account", rq.caller.accountID, "plan", prod.Slug,
+		"invoice", out.Invoice.Number, "amount_usd_cents", out.Invoice.TotalUsdCents, "action", actID)
+	return status, out, nil
+}
+
+// templateKnown reports whether some node offers template, or no node has
+// reported its list (then the agent decides).
+func (a *API) templateKnown(deps *ServerDeps, template string) bool {
+	var nodes []store.AgentNode
+	_ = a.state.Read(func(r store.ReadTx) (err error) { nodes, err = r.AgentNodes(); return })
+	reported := false
+	for _, n := range nodes {
+		if t, ok := deps.NodeTemplates(n.ID); ok {
+			reported = true
+			if slices.Contains(t, template) {
+				return true
+			}
+		}
+	}
+	return !reported
+}
+
+// catalogueAdminRoutes are `hostplanectl product` and `account pricing`.
+func (a *API) catalogueAdminRoutes(mux *http.ServeMux, leader func(adminFunc) http.Handler) {
+	mux.Handle("GET /admin/products", leader(func(_ *http.Request, _ []byte, _ time.Time) (int, any, error) {
+		var out []api.AdminProduct
+		err := a.state.Read(func(r store.ReadTx) (err error) { out, err = r.Products(); return })
+		return http.StatusOK, out, err
+	}))
+	put := func(create bool) adminFunc {
+		return func(r *http.Request, body []byte, now time.Time) (int, any, error) {
+			slug := r.PathValue("slug")
+			req, err := DecodeProduct(slug, body)
+			if err != nil {
+				return 0, nil, err
+			}
+			v, err := a.adminApply(r.Context(), fsm.CmdProductPut, now, fsm.ProductPut{Slug: slug, Create: create, Product: req})
+			if err != nil {
+				return 0, nil, err
+			}
+			if create {
+				return http.StatusCreated, v, nil
+			}
+			return http.StatusOK, v, nil
+		}
+	}
+	mux.Handle("POST /admin/products/{slug}", leader(put(true)))
+	mux.Handle("PUT /admin/products/{slug}", leader(put(false)))
+	mux.Handle("POST /admin/products/{slug}/retire", leader(func(r *http.Request, _ []byte, now time.Time) (int, any, error) {
+		v, err := a.adminApply(r.Context(), fsm.CmdProductRetire, now, fsm.ProductRetire{Slug: r.PathValue("slug")})
+		return http.StatusOK, v, err
+	}))
+	mux.Handle("GET /admin/accounts/{id}/pricing", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+		var out api.AccountPricing
+		err := a.state.Read(func(rt store.ReadTx) (err error) {
+			if !rt.AccountExists(r.PathValue("id")) {
+				return fmt.Errorf("account %s: %w", r.PathValue("id"), fsm.ErrNotFound)
+			}
+			out, err = rt.AccountPricing(r.PathValue("id"))
+			return err
+		})
+		return http.StatusOK, out, err
+	}))
+	mux.Handle("PUT /admin/accounts/{id}/pricing", leader(func(r *http.Request, body []byte, now time.Time) (int, any, error) {
+		req, err := DecodeAccountPricing(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := a.adminApply(r.Context(), fsm.CmdAccountPricing, now, fsm.AccountPricingSet{AccountID: r.PathValue("id"), Pricing: req})
+		return http.StatusOK, v, err
+	}))
+}
+
+// DecodeProduct validates a product create/update body for slug.
+func DecodeProduct(slug string, body []byte) (api.ProductRequest, error) {
+	var req api.ProductRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	switch {
+	case !fsm.ProductSlugRE.MatchString(slug):
+		return req, invalidField("slug", "must be 1-63 lower-case letters, digits and dashes")
+	case req.Category != api.ProductVPS && req.Category != api.ProductHosting:
+		return req, invalidField("category", "must be vps or hosting")
+	}
+	if err := text("name_en", req.NameEn, 1, 100); err != nil {
+		return req, err
+	}
+	for lang, name := range req.Names {
+		if err := text("names."+lang, name, 1, 100); err != nil || len(lang) < 2 || len(lang) > 8 {
+			return req, invalidField("names", "maps a language code (2-8 characters) to a name of 1-100 characters")
+		}
+	}
+	for _, l := range req.Locations {
+		if nameChars("locations", l) != nil || l == "" || len(l) > 64 {
+			return req, invalidField("locations", "are location names of 1-64 letters, digits, dots, dashes and underscores")
+		}
+	}
+	if err := fsm.CheckProduct(slug, req); err != nil {
+		return req, invalidField(productField(req), "%s", strings.TrimPrefix(err.Error(), fsm.ErrInvalid.Error()+": "))
+	}
+	return req, nil
+}
+
+// productField is the field CheckProduct refused (category and slug were
+// checked before it).
+func productField(req api.ProductRequest) string {
+	if req.RetailMonthlyUsdCents < 0 || req.RetailMonthlyUsdCents > 100_000_000 {
+		return "retail_monthly_usd_cents"
+	}
+	return "specs"
+}
+
+// DecodeAccountPricing validates `hostplanectl account pricing`.
+func DecodeAccountPricing(body []byte) (api.AccountPricing, error) {
+	var req api.AccountPricing
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.DiscountPercent < 0 || req.DiscountPercent > 100 {
+		return req, invalidField("discount_percent", "must be 0 to 100")
+	}
+	for slug, p := range req.Prices {
+		if !fsm.ProductSlugRE.MatchString(slug) || p < 0 || p > 100_000_000 {
+			return req, invalidField("prices_usd_cents", "maps product slugs to 0 to 100000000 cents")
+		}
+	}
+	return req, nil
+}

@@ -1,0 +1,47 @@
+package store
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Catalogue buckets.
+var (
+	BucketProducts       = []byte("products")        // slug → api.AdminProduct
+	BucketAccountPricing = []byte("account_pricing") // accountID → api.AccountPricing
+	// CatalogueBuckets are the catalogue buckets.
+	CatalogueBuckets = [][]byte{BucketProducts, BucketAccountPricing}
+)
+
+// Products lists the catalogue in slug order, retired products included.
+func (r ReadTx) Products() ([]api.AdminProduct, error) {
+	out := []api.AdminProduct{}
+	err := r.tx.Bucket(BucketProducts).ForEach(func(k, v []byte) error {
+		var p api.AdminProduct
+		if err := json.Unmarshal(v, &p); err != nil {
+			return fmt.Errorf("decode product %s: %w", k, err)
+		}
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
+// Product is one product by slug (ErrNotFound).
+func (r ReadTx) Product(slug string) (api.AdminProduct, error) {
+	var p api.AdminProduct
+	err := GetJSON(r.tx, BucketProducts, []byte(slug), &p)
+	return p, err
+}
+
+// AccountPricing is an account's reseller pricing (the zero value: retail).
+func (r ReadTx) AccountPricing(accountID string) (api.AccountPricing, error) {
+	var p api.AccountPricing
+	err := GetJSON(r.tx, BucketAccountPricing, []byte(accountID), &p)
+	if err == ErrNotFound {
+		return api.AccountPricing{}, nil
+	}
+	return p, err
+}

@@ -1,0 +1,53 @@
+package client
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Products lists the orderable catalogue with the caller's own prices.
+func (c *Client) Products(ctx context.Context) (api.ProductList, error) {
+	var out api.ProductList
+	_, err := c.Do(ctx, "GET", "/v1/products", nil, &out, nil)
+	return out, err
+}
+
+// OrderServer buys a server from the wallet. Send an idempotency key so a
+// retry cannot order twice; the root password is only in the first response.
+func (c *Client) OrderServer(ctx context.Context, req api.ServerOrderRequest, idemKey string) (api.ServerOrder, error) {
+	var out api.ServerOrder
+	_, err := c.Do(ctx, "POST", "/v1/servers", req, &out, idem(idemKey))
+	return out, err
+}
+
+// Products lists the catalogue, retired products included.
+func (a *Admin) Products(ctx context.Context) ([]api.AdminProduct, error) {
+	return adminCall[[]api.AdminProduct](ctx, a, "GET", "/admin/products", nil)
+}
+
+// CreateProduct adds a product to the catalogue.
+func (a *Admin) CreateProduct(ctx context.Context, slug string, req api.ProductRequest) (api.AdminProduct, error) {
+	return adminCall[api.AdminProduct](ctx, a, "POST", "/admin/products/"+url.PathEscape(slug), req)
+}
+
+// UpdateProduct replaces a product's details and price (new orders pay it).
+func (a *Admin) UpdateProduct(ctx context.Context, slug string, req api.ProductRequest) (api.AdminProduct, error) {
+	return adminCall[api.AdminProduct](ctx, a, "PUT", "/admin/products/"+url.PathEscape(slug), req)
+}
+
+// RetireProduct stops a product from being ordered.
+func (a *Admin) RetireProduct(ctx context.Context, slug string) (api.AdminProduct, error) {
+	return adminCall[api.AdminProduct](ctx, a, "POST", "/admin/products/"+url.PathEscape(slug)+"/retire", nil)
+}
+
+// AccountPricing returns an account's reseller pricing.
+func (a *Admin) AccountPricing(ctx context.Context, accountID string) (api.AccountPricing, error) {
+	return adminCall[api.AccountPricing](ctx, a, "GET", "/admin/accounts/"+url.PathEscape(accountID)+"/pricing", nil)
+}
+
+// SetAccountPricing sets an account's reseller pricing.
+func (a *Admin) SetAccountPricing(ctx context.Context, accountID string, p api.AccountPricing) (api.AccountPricing, error) {
+	return adminCall[api.AccountPricing](ctx, a, "PUT", "/admin/accounts/"+url.PathEscape(accountID)+"/pricing", p)
+}
