@@ -108,6 +108,15 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if err := node.Start(ctx); err != nil {
 			return fmt.Errorf("hosting role: %w", err)
 		}
+		if tn := m.SiteTLS(); tn != nil && tn.Changed() {
+			// The TLS includes changed (first start with TLS, another mode or
+			// listener) under a running nginx: one reload, rolled back on failure.
+			if err := node.Nginx.Reload(ctx); err != nil {
+				rerr := tn.Rollback()
+				_ = node.Nginx.Reload(ctx)
+				return fmt.Errorf("hosting role: tls: nginx refused the TLS configuration (previous one restored: %v): %w", rerr, err)
+			}
+		}
 		log.Info("hosting role ready", "root", hc.Root, "http", hc.HTTPListen, "php_versions", node.PHPVersions())
 		m.SetHosting(node)
 	}

@@ -17,6 +17,9 @@ import (
 // SetSiteTLS gives the manager the hosting role's TLS part (nil: none).
 func (m *Manager) SetSiteTLS(n *sitetls.Node) { m.siteTLS = n }
 
+// SiteTLS is the hosting role's TLS part, or nil.
+func (m *Manager) SiteTLS() *sitetls.Node { return m.siteTLS }
+
 // HostingCertRequest installs (or with Detach removes) a custom domain's
 // certificate; the key is in plain text here and never journaled.
 type HostingCertRequest struct {

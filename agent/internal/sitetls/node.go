@@ -1,6 +1,7 @@
 package sitetls
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -36,6 +37,29 @@ type Node struct {
 	Challenges *Challenges
 	Mode       Mode
 	srv        *http.Server
+	// previous holds, for each include Setup changed, what it replaced (nil:
+	// the file did not exist): nginx must reload to take the change, and a
+	// failed reload puts these back (Rollback).
+	previous map[string][]byte
+}
+
+// Changed tells whether Setup changed nginx's includes: a running nginx
+// needs one reload (a template change, not a domain) to take them.
+func (n *Node) Changed() bool { return len(n.previous) > 0 }
+
+// Rollback puts back the includes Setup replaced (after a failed reload).
+func (n *Node) Rollback() error {
+	var errs []error
+	for p, old := range n.previous {
+		if old == nil {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		errs = append(errs, hosting.WriteFileAtomic(p, old, 0o644))
+	}
+	return errors.Join(errs...)
 }
 
 // Setup renders the TLS server block (tls.d), the ACME location (http.d)
@@ -98,15 +122,27 @@ func Setup(l hosting.Layout, o Options) (*Node, error) {
 		filepath.Join(l.HTTPDir(), "hostplane-acme.conf"): acme,
 	}
 	mainConf := filepath.Join(l.MainDir(), "hostplane-lua.conf")
+	previous := map[string][]byte{}
 	if mode == ModeLua {
 		files[mainConf] = []byte(MainConf)
-	} else if err := os.Remove(mainConf); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+	} else if old, err := os.ReadFile(mainConf); err == nil {
+		if err := os.Remove(mainConf); err != nil {
+			return nil, err
+		}
+		previous[mainConf] = old
 	}
 	for p, b := range files {
+		old, err := os.ReadFile(p)
+		if err == nil && bytes.Equal(old, b) {
+			continue
+		}
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
 		if err := hosting.WriteFileAtomic(p, b, 0o644); err != nil {
 			return nil, err
 		}
+		previous[p] = old // nil when there was none
 	}
 	_ = os.Remove(sock)
 	ln, err := net.Listen("unix", sock)
@@ -122,7 +158,7 @@ func Setup(l hosting.Layout, o Options) (*Node, error) {
 		ln.Close()
 		return nil, err
 	}
-	n := &Node{Store: st, Challenges: &Challenges{}, Mode: mode}
+	n := &Node{Store: st, Challenges: &Challenges{}, Mode: mode, previous: previous}
 	n.srv = &http.Server{Handler: n.Challenges, ReadHeaderTimeout: 5 * time.Second}
 	go n.srv.Serve(ln) //nolint:errcheck // ends with Close
 	return n, nil

@@ -102,3 +102,71 @@ func readFile(p string) string {
 	b, _ := os.ReadFile(p)
 	return string(b)
 }
+
+// TestSetupChangedNeedsOneReload: TLS enabled under an nginx already
+// running (an agent restarted with --hosting-tls-listen) is taken by one
+// reload, which Changed asks for; the same Setup again changes nothing; a
+// Rollback puts the previous includes back.
+func TestSetupChangedNeedsOneReload(t *testing.T) {
+	hostingtest.Need(t, "nginx")
+	root, _ := hostingtest.Root(t)
+	l := hosting.Layout{Root: root}
+	httpAddr, tlsAddr := freePort(t), freePort(t)
+	ng := &hosting.Nginx{L: l, Bin: "nginx", Params: hosting.NginxParams{Root: root, User: "www-data", Listen: httpAddr,
+		ConfDir: "/etc/nginx", Workers: "1"}}
+	if err := ng.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ng.Stop() })
+	node, err := Setup(l, Options{Listen: tlsAddr, Mode: ModeVariable, WebUser: "www-data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Close()
+	if !node.Changed() {
+		t.Fatal("first Setup changed nothing")
+	}
+	if err := ng.Ensure(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ServedLeaf(context.Background(), tlsAddr, "x.example.test", time.Second); err == nil {
+		t.Fatal("TLS served before a reload: the test does not show the need")
+	}
+	if err := ng.Reload(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// The reload is asynchronous (a signal): the new listener comes up shortly.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		leaf, err := ServedLeaf(context.Background(), tlsAddr, "", time.Second)
+		if err == nil && leaf.Subject.CommonName == "hostplane-default" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the reload: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	again, err := Setup(l, Options{Listen: tlsAddr, Mode: ModeVariable, WebUser: "www-data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	again.Close()
+	if again.Changed() {
+		t.Fatal("the same Setup again changed the includes")
+	}
+	other, err := Setup(l, Options{Listen: freePort(t), Mode: ModeVariable, WebUser: "www-data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Close()
+	tlsConf := filepath.Join(l.TLSDir(), "hostplane-tls.conf")
+	if !other.Changed() || !strings.Contains(readFile(tlsConf), "listen "+strings.Split(tlsAddr, ":")[0]) {
+		t.Fatal("another listener did not change the TLS include")
+	}
+	if err := other.Rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(readFile(tlsConf), "listen "+tlsAddr+" ssl") {
+		t.Fatalf("rollback did not restore the include:\n%s", readFile(tlsConf))
+	}
+}
