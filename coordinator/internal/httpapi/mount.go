@@ -29,8 +29,9 @@ type Caller struct {
 }
 
 // Authenticate resolves r's credentials exactly as every /v1 route does (the
-// same key look-up, revocation and expiry rules): a *api.Error (401) when
-// they are missing or not valid.
+// same key look-up, revocation and expiry rules): a *api.Error, 401 when
+// they are missing or not valid, 403 from an address the key's allow-list
+// does not hold.
 //
 // A follower authenticates from its own state, which may not hold a key the
 // leader created a moment ago: an unknown credential there is looked up again
@@ -51,6 +52,9 @@ func (a *API) Authenticate(r *http.Request) (Caller, *api.Error) {
 			a.log.Error("authenticate", "err", err)
 		}
 		return Caller{}, ae
+	}
+	if ip := a.clientIP(r); !auth.IPAllowed(c.cidrs, ip) {
+		return Caller{}, api.NewError(http.StatusForbidden, "ip_not_allowed", "this API key may not be used from "+ip)
 	}
 	return Caller{KeyID: c.keyID, AccountID: c.accountID, Scopes: append([]string(nil), c.scopes...)}, nil
 }

@@ -178,6 +178,24 @@ func TestMCPEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("a key's IP allow-list applies to /mcp", func(t *testing.T) {
+		var k api.KeyCreated
+		c.Retry503(func() (err error) {
+			k, err = c.Admin(0).CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "office-only", Scopes: readScopes, AllowedCIDRs: []string{"10.0.0.0/8"}})
+			return err
+		})
+		req := mcpserver.RPCRequest(c.URL(0)+"/mcp", k.Key, "", mcpserver.InitializeBody)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 403 || !strings.Contains(string(raw), "ip_not_allowed") || resp.Header.Get("WWW-Authenticate") != "" {
+			t.Errorf("/mcp from 127.0.0.1 with a 10.0.0.0/8 key: %d %s (WWW-Authenticate %q)", resp.StatusCode, raw, resp.Header.Get("WWW-Authenticate"))
+		}
+	})
+
 	t.Run("the 401's resource_metadata describes /mcp", func(t *testing.T) {
 		resp, err := http.Get(c.URL(0) + "/.well-known/oauth-protected-resource/mcp")
 		if err != nil {
@@ -349,18 +367,24 @@ func TestMCPEndToEnd(t *testing.T) {
 			t.Errorf("the ticket made through MCP is not readable over REST: %d", st)
 		}
 		keys, err := c.Admin(0).Keys(ctx, acc.ID)
-		if err != nil || len(keys) != 1 {
-			t.Fatalf("keys %v %v", keys, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyID := ""
+		for _, k := range keys {
+			if k.Name == "test" { // fullKey, as testcluster names it
+				keyID = k.ID
+			}
 		}
 		deadline := time.Now().Add(10 * time.Second)
 		for {
-			usage, err := c.Admin(0).KeyUsage(ctx, keys[0].ID)
+			usage, err := c.Admin(0).KeyUsage(ctx, keyID)
 			if err != nil {
 				t.Fatal(err)
 			}
 			n := 0
 			for _, u := range usage {
-				if u.Method == "POST" && u.Path == "/v1/tickets" && u.Status == 201 {
+				if u.Method == "POST" && u.Path == "/v1/tickets" && u.Status == 201 && u.IP == "127.0.0.1" {
 					n++
 				}
 			}
@@ -368,7 +392,7 @@ func TestMCPEndToEnd(t *testing.T) {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("key usage shows %d POST /v1/tickets 201s, want 3: %+v", n, usage)
+				t.Fatalf("key usage shows %d POST /v1/tickets 201s from 127.0.0.1, want 3: %+v", n, usage)
 			}
 			time.Sleep(100 * time.Millisecond)
 		}

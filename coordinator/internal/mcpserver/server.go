@@ -215,7 +215,9 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			if meta == "" {
 				meta = baseURL(r) + "/.well-known/oauth-protected-resource/mcp"
 			}
-			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, meta))
+			if e.StatusCode == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, meta))
+			}
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(e.StatusCode)
 			e.RequestID = w.Header().Get("X-Request-Id")
