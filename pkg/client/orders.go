@@ -39,7 +39,7 @@ func (a *Admin) UpdateProduct(ctx context.Context, slug string, req api.ProductR
 
 // RetireProduct stops a product from being ordered.
 func (a *Admin) RetireProduct(ctx context.Context, slug string) (api.AdminProduct, error) {
-	return adminCall[api.AdminProduct](ctx, a, "POST", "/admin/products/"+url.PathEscape(slug)+"/retire", nil)
+	return adminCall[api.AdminProduct](ctx, a, "POST", "/admin/products/"+url.PathEscape(slug)+"/retire", struct{}{})
 }
 
 // AccountPricing returns an account's reseller pricing.

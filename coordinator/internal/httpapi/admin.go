@@ -82,7 +82,7 @@ func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 			}
 		}
 		var body []byte
-		if r.Method == http.MethodPost && !restore {
+		if (r.Method == http.MethodPost || r.Method == http.MethodPut) && !restore {
 			var err error
 			if body, err = readBody(w, r); err != nil {
 				ae, _ := toAPIError(err)

@@ -1,0 +1,259 @@
+// Package orders checks the money path of POST /v1/servers through /v1 on
+// three hostplane-coordinator processes (tests/framework) with a scripted
+// agent node (real sessions; every action succeeds): concurrent orders never
+// overdraw the wallet, an Idempotency-Key orders once, bad input changes
+// nothing.
+package orders
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+func TestMain(m *testing.M) { framework.Main(m) }
+
+const price = 900 // vps-t at 1200 retail, 25 % reseller discount
+
+type rig struct {
+	t   *testing.T
+	c   *framework.ProcessCluster
+	ctx context.Context
+	key string
+	acc string
+}
+
+func (r *rig) api(i int) *client.Client { return r.c.Client(i%r.c.Len(), r.key) }
+
+func newRig(t *testing.T) *rig {
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
+		RaftTimeout: 500 * time.Millisecond, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	acc, key, err := c.NewAccount(ctx, "orders@example.com", api.ScopeAccountRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeBillingRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, c: c, ctx: ctx, key: key, acc: acc.ID}
+	adm := c.AnyAlive(nil).Admin()
+	tok, err := adm.CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "orders"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	framework.StartSim(t, framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{}),
+		"-coordinator", c.AgentAddrs()[0], "-token", tok.Token, "-node", "orders-node-1", "-dir", t.TempDir(), "-kvm")
+	c.WaitNode("orders-node-1", 30*time.Second, "ready and connected", func(n api.AgentNode) bool {
+		return n.State == api.AgentNodeReady && n.Connected
+	})
+	spec := api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}
+	if _, err := adm.CreateProduct(ctx, "vps-t", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS T", RetailMonthlyUsdCents: 1200, Specs: spec}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateProduct(ctx, "old-t", api.ProductRequest{Category: api.ProductVPS, NameEn: "Old", RetailMonthlyUsdCents: 100, Specs: spec}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.RetireProduct(ctx, "old-t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.SetAccountPricing(ctx, acc.ID, api.AccountPricing{DiscountPercent: 25}); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func (r *rig) credit(cents int64) {
+	r.t.Helper()
+	if _, err := r.c.AnyAlive(nil).Admin().CreditWallet(r.ctx, r.acc, api.WalletCreditRequest{AmountUsdCents: cents, Gateway: "test"}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) balance() int64 {
+	r.t.Helper()
+	w, err := r.api(0).Wallet(r.ctx)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return w.BalanceUsdCents
+}
+
+func (r *rig) servers() []api.Server {
+	r.t.Helper()
+	l, err := r.api(1).Servers(r.ctx, 1, 100)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return l.Data
+}
+
+func order(n int) api.ServerOrderRequest {
+	return api.ServerOrderRequest{PlanSlug: "vps-t", Label: fmt.Sprintf("web-%d", n), Hostname: fmt.Sprintf("web-%d", n), OSTemplate: "base"}
+}
+
+func status(err error) (int, string) {
+	var ae *api.Error
+	if err == nil {
+		return 201, ""
+	}
+	if errors.As(err, &ae) {
+		return ae.StatusCode, ae.Message
+	}
+	return -1, err.Error()
+}
+
+func TestServerOrders(t *testing.T) {
+	r := newRig(t)
+
+	// The catalogue shows the retail and the account's own price, not the retired product.
+	prods, err := r.api(2).Products(r.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(prods.Data) != 1 || prods.Data[0].Slug != "vps-t" || prods.Data[0].RetailMonthlyUsdCents != 1200 || prods.Data[0].YourMonthlyUsdCents != price {
+		t.Fatalf("products %+v", prods.Data)
+	}
+
+	// Bad input is refused naming the field, and changes nothing.
+	r.credit(price)
+	for _, tc := range []struct {
+		req   api.ServerOrderRequest
+		field string
+	}{
+		{api.ServerOrderRequest{Hostname: "a", OSTemplate: "base"}, "plan_slug"},
+		{api.ServerOrderRequest{PlanSlug: "vps-9", Hostname: "a", OSTemplate: "base"}, "plan_slug"},
+		{api.ServerOrderRequest{PlanSlug: "old-t", Hostname: "a", OSTemplate: "base"}, "plan_slug"},
+		{api.ServerOrderRequest{PlanSlug: "vps-t", OSTemplate: "base"}, "hostname"},
+		{api.ServerOrderRequest{PlanSlug: "vps-t", Hostname: "Not A Host", OSTemplate: "base"}, "hostname"},
+		{api.ServerOrderRequest{PlanSlug: "vps-t", Hostname: "a"}, "os_template"},
+		{api.ServerOrderRequest{PlanSlug: "vps-t", Hostname: "a", OSTemplate: "windows-11"}, "os_template"},
+		{api.ServerOrderRequest{PlanSlug: "vps-t", Hostname: "a", OSTemplate: "base", SSHKeys: []string{"a\nb"}}, "ssh_keys[0]"},
+	} {
+		_, err := r.api(0).OrderServer(r.ctx, tc.req, "")
+		if st, msg := status(err); st != http.StatusBadRequest || !strings.Contains(msg, `"`+tc.field+`"`) {
+			t.Errorf("%+v: %d %s, want 400 naming %q", tc.req, st, msg, tc.field)
+		}
+	}
+	if b, n := r.balance(), len(r.servers()); b != price || n != 0 {
+		t.Fatalf("after refused orders: balance %d, %d servers", b, n)
+	}
+
+	// 200 concurrent orders (spread over the three coordinators) against a
+	// wallet that pays exactly 10: 10 servers, 10 paid invoices, balance 0.
+	r.credit(9 * price)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	codes := map[int]int{}
+	passwords := map[string]bool{}
+	for i := 0; i < 200; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, err := r.api(i).OrderServer(r.ctx, order(i), "")
+			st, msg := status(err)
+			mu.Lock()
+			defer mu.Unlock()
+			codes[st]++
+			switch st {
+			case 201:
+				if o.RootPassword == "" || passwords[o.RootPassword] || o.Invoice.TotalUsdCents != price || o.Invoice.Status != api.InvoicePaid || o.Server.PaidUntil == nil {
+					t.Errorf("order %d: %+v", i, o)
+				}
+				passwords[o.RootPassword] = true
+			case http.StatusPaymentRequired:
+				if !strings.Contains(msg, "shortfall") {
+					t.Errorf("402 without the shortfall: %s", msg)
+				}
+			default:
+				t.Errorf("order %d: %d %s", i, st, msg)
+			}
+		}()
+	}
+	wg.Wait()
+	if codes[201] != 10 || codes[402] != 190 {
+		t.Fatalf("status counts %v, want 10×201 and 190×402", codes)
+	}
+	if b := r.balance(); b != 0 {
+		t.Fatalf("balance %d after 10 orders, want 0", b)
+	}
+	if n := len(r.servers()); n != 10 {
+		t.Fatalf("%d servers, want 10", n)
+	}
+	invs, err := r.api(2).Invoices(r.ctx, 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	numbers := map[string]bool{}
+	for _, inv := range invs.Data {
+		if inv.Status != api.InvoicePaid || inv.TotalUsdCents != price || !strings.HasPrefix(inv.Number, fmt.Sprintf("INV-%d-", time.Now().UTC().Year())) {
+			t.Errorf("invoice %+v", inv)
+		}
+		numbers[inv.Number] = true
+	}
+	if invs.Total != 10 || len(numbers) != 10 {
+		t.Fatalf("%d invoices with %d numbers, want 10", invs.Total, len(numbers))
+	}
+	for i := 1; i <= 10; i++ { // gap-free: the cluster's first ten numbers
+		if n := fmt.Sprintf("INV-%d-%06d", time.Now().UTC().Year(), i); !numbers[n] {
+			t.Errorf("invoice number %s missing from %v", n, numbers)
+		}
+	}
+
+	// One Idempotency-Key sent 20 times at once orders once.
+	r.credit(price)
+	ids := map[string]int{}
+	codes = map[int]int{}
+	for i := 0; i < 20; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, err := r.api(i).OrderServer(r.ctx, order(1000), "order-once")
+			st, msg := status(err)
+			mu.Lock()
+			defer mu.Unlock()
+			codes[st]++
+			switch st {
+			case 201:
+				ids[o.Server.ID]++
+			case http.StatusConflict:
+				if !strings.Contains(msg, "Idempotency-Key") {
+					t.Errorf("409: %s", msg)
+				}
+			default:
+				t.Errorf("idempotent order: %d %s", st, msg)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(ids) != 1 {
+		t.Fatalf("one key ordered servers %v (statuses %v)", ids, codes)
+	}
+	again, err := r.api(0).OrderServer(r.ctx, order(1000), "order-once")
+	if err != nil || ids[again.Server.ID] == 0 || again.RootPassword != "" {
+		t.Fatalf("retry after the burst: %+v %v (want the same server, no password)", again, err)
+	}
+	if b, n := r.balance(), len(r.servers()); b != 0 || n != 11 {
+		t.Fatalf("after the idempotent burst: balance %d, %d servers", b, n)
+	}
+
+	// The provisioning action was opened: the node provisions the server.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a, err := r.api(0).Action(r.ctx, again.Action.ID)
+		if err == nil && a.Status == api.ActionSuccess {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("provisioning action %s: %+v %v", again.Action.ID, a, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
