@@ -46,6 +46,27 @@ type CustomDomain struct {
 	Records    []DNSRecord `json:"records"`
 	CreatedAt  time.Time   `json:"created_at"`
 	VerifiedAt *time.Time  `json:"verified_at,omitempty"`
+	// Certificate is the domain's certificate once one was ordered.
+	Certificate *CertificateStatus `json:"certificate,omitempty"`
+}
+
+// Certificate statuses of a custom domain: an order is under way (pending),
+// the node serves the certificate (issued), or the last order failed and is
+// retried at retry_at (failed, with the reason).
+const (
+	CertificatePending = "pending"
+	CertificateIssued  = "issued"
+	CertificateFailed  = "failed"
+)
+
+// CertificateStatus is what a customer sees of a custom domain's
+// certificate (never its key).
+type CertificateStatus struct {
+	Status   string     `json:"status"`
+	Reason   string     `json:"reason,omitempty"`
+	NotAfter *time.Time `json:"not_after,omitempty"`
+	RenewAt  *time.Time `json:"renew_at,omitempty"`
+	RetryAt  *time.Time `json:"retry_at,omitempty"`
 }
 
 // CustomDomainVerification is the answer of POST …/custom-domain/verify.

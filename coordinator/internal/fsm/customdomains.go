@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"fmt"
+	"strings"
+	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -24,6 +26,10 @@ var customDomainHandlers = map[CommandType]handlerFunc{
 	CmdCustomDomainDelete:    typed(applyCustomDomainDelete),
 	CmdACMEAccountInit:       typed(applyACMEAccountInit),
 	CmdACMEAccountRegistered: typed(applyACMEAccountRegistered),
+	CmdCertOrderStart:        typed(applyCertOrderStart),
+	CmdCertIssued:            typed(applyCertIssued),
+	CmdCertFailed:            typed(applyCertFailed),
+	CmdCertRetry:             typed(applyCertRetry),
 }
 
 // ACMEAccountInit creates the cluster's ACME account record; a second one
@@ -172,4 +178,193 @@ func applyCustomDomainDelete(c *applyCtx, p CustomDomainDelete) (any, error) {
 		return nil, err
 	}
 	return nil, nil
+}
+
+// Certificate commands of custom domains (the leader's certificate job).
+const (
+	// CmdCertOrderStart records an order's intent before any ACME call.
+	CmdCertOrderStart CommandType = 125
+	// CmdCertIssued records the certificate (key sealed) of the order.
+	CmdCertIssued CommandType = 126
+	// CmdCertFailed records a failed order and when to try again.
+	CmdCertFailed CommandType = 127
+	// CmdCertRetry asks for a new order now (POST …/ssl/retry).
+	CmdCertRetry CommandType = 128
+)
+
+// CertOrderStart records that the leader orders a certificate for Domain
+// (OrderID: its own name for the order) until Until at the latest. Another
+// order of the domain still in flight is a conflict.
+type CertOrderStart struct {
+	HostingID string    `json:"hosting_id"`
+	Domain    string    `json:"domain"`
+	OrderID   string    `json:"order_id"`
+	Until     time.Time `json:"until"`
+}
+
+// CertIssued records the certificate the order OrderID obtained.
+type CertIssued struct {
+	HostingID string    `json:"hosting_id"`
+	Domain    string    `json:"domain"`
+	OrderID   string    `json:"order_id"`
+	Chain     string    `json:"chain"`
+	SealedKey string    `json:"sealed_key"`
+	NotAfter  time.Time `json:"not_after"`
+	RenewAt   time.Time `json:"renew_at"`
+}
+
+// CertFailed records that the order OrderID failed (Reason: the ACME
+// server's or the node's error, no secret) and is tried again at RetryAt
+// (certissue.RetryAfter of the failures, computed by the proposer).
+type CertFailed struct {
+	HostingID string    `json:"hosting_id"`
+	Domain    string    `json:"domain"`
+	OrderID   string    `json:"order_id"`
+	Reason    string    `json:"reason"`
+	RetryAt   time.Time `json:"retry_at"`
+}
+
+// CertRetry makes a failed certificate due now. The proposer checked
+// certissue.ManualRetryAllowed against the name's failures.
+type CertRetry struct {
+	HostingID string `json:"hosting_id"`
+	AccountID string `json:"account_id"`
+}
+
+// maxCertReason bounds the failure reason kept and shown.
+const maxCertReason = 500
+
+// certDomain loads the verified custom domain of hostingID, if it still is
+// domain.
+func (c *applyCtx) certDomain(hostingID, domain string) (store.CustomDomain, error) {
+	var d store.CustomDomain
+	if err := store.GetJSON(c.tx, store.BucketCustomDomains, []byte(hostingID), &d); err != nil {
+		return d, err
+	}
+	if d.Domain != domain {
+		return d, fmt.Errorf("%w: the custom domain of %s is no longer %s", ErrConflict, hostingID, domain)
+	}
+	if d.Status != api.CustomDomainVerified {
+		return d, fmt.Errorf("%w: custom domain %s is not verified", ErrConflict, domain)
+	}
+	if d.Cert == nil {
+		d.Cert = &store.CertState{}
+	}
+	return d, nil
+}
+
+func (c *applyCtx) putCert(d store.CustomDomain) (any, error) {
+	d.Certificate = certStatus(d.Cert)
+	return d.CustomDomain, store.PutJSON(c.tx, store.BucketCustomDomains, []byte(d.HostingID), d)
+}
+
+// certStatus is the customer's view of a certificate state.
+func certStatus(s *store.CertState) *api.CertificateStatus {
+	if s == nil {
+		return nil
+	}
+	t := func(v time.Time) *time.Time {
+		if v.IsZero() {
+			return nil
+		}
+		return &v
+	}
+	st := &api.CertificateStatus{NotAfter: t(s.NotAfter), RenewAt: t(s.RenewAt)}
+	switch {
+	case s.OrderID != "":
+		st.Status = api.CertificatePending
+	case s.Failures > 0:
+		st.Status, st.Reason, st.RetryAt = api.CertificateFailed, s.LastError, t(s.RetryAt)
+	case s.Chain != "":
+		st.Status = api.CertificateIssued
+	default:
+		st.Status = api.CertificatePending
+	}
+	return st
+}
+
+func applyCertOrderStart(c *applyCtx, p CertOrderStart) (any, error) {
+	if p.OrderID == "" || !p.Until.After(c.at) {
+		return nil, fmt.Errorf("%w: an order needs an id and an end in the future", ErrInvalid)
+	}
+	d, err := c.certDomain(p.HostingID, p.Domain)
+	if err != nil {
+		return nil, err
+	}
+	if s := d.Cert; s.OrderID != "" && s.OrderID != p.OrderID && c.at.Before(s.OrderUntil) {
+		return d.CustomDomain, fmt.Errorf("%w: order %s of %s is in flight until %s", ErrConflict, s.OrderID, p.Domain, s.OrderUntil.Format(time.RFC3339))
+	}
+	d.Cert.OrderID, d.Cert.OrderAt, d.Cert.OrderUntil = p.OrderID, c.at, p.Until
+	return c.putCert(d)
+}
+
+// orderOf loads the domain whose order in flight is orderID.
+func (c *applyCtx) orderOf(hostingID, domain, orderID string) (store.CustomDomain, error) {
+	d, err := c.certDomain(hostingID, domain)
+	if err != nil {
+		return d, err
+	}
+	if d.Cert.OrderID == "" || d.Cert.OrderID != orderID {
+		return d, fmt.Errorf("%w: order %s of %s is not the one in flight", ErrConflict, orderID, domain)
+	}
+	d.Cert.OrderID, d.Cert.OrderAt, d.Cert.OrderUntil = "", time.Time{}, time.Time{}
+	return d, nil
+}
+
+func applyCertIssued(c *applyCtx, p CertIssued) (any, error) {
+	if p.Chain == "" || p.SealedKey == "" || p.NotAfter.IsZero() {
+		return nil, fmt.Errorf("%w: an issued certificate needs a chain, a sealed key and not_after", ErrInvalid)
+	}
+	if strings.Contains(p.SealedKey, "PRIVATE KEY") || strings.Contains(p.Chain, "PRIVATE KEY") {
+		return nil, fmt.Errorf("%w: a certificate's key is recorded sealed only", ErrInvalid)
+	}
+	d, err := c.orderOf(p.HostingID, p.Domain, p.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	s := d.Cert
+	s.Chain, s.SealedKey, s.NotAfter, s.RenewAt, s.IssuedAt = p.Chain, p.SealedKey, p.NotAfter, p.RenewAt, c.at
+	s.Failures, s.FailedAt, s.LastError, s.RetryAt = 0, nil, "", time.Time{}
+	return c.putCert(d)
+}
+
+func applyCertFailed(c *applyCtx, p CertFailed) (any, error) {
+	d, err := c.orderOf(p.HostingID, p.Domain, p.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	s := d.Cert
+	reason := strings.ToValidUTF8(p.Reason, "?")
+	if len(reason) > maxCertReason {
+		reason = strings.ToValidUTF8(reason[:maxCertReason], "") + "…"
+	}
+	var recent []time.Time
+	for _, f := range s.FailedAt {
+		if f.After(c.at.Add(-time.Hour)) {
+			recent = append(recent, f)
+		}
+	}
+	s.Failures, s.FailedAt, s.LastError, s.RetryAt = s.Failures+1, append(recent, c.at), reason, p.RetryAt
+	return c.putCert(d)
+}
+
+func applyCertRetry(c *applyCtx, p CertRetry) (any, error) {
+	if _, err := c.liveHosting(p.AccountID, p.HostingID); err != nil {
+		return nil, err
+	}
+	d, err := c.r.CustomDomain(p.AccountID, p.HostingID)
+	if err != nil {
+		return nil, err
+	}
+	if d.Status != api.CustomDomainVerified {
+		return nil, fmt.Errorf("%w: custom domain %s is not verified", ErrConflict, d.Domain)
+	}
+	if d.Cert != nil && d.Cert.OrderID == "" {
+		d.Cert.RetryAt = c.at
+		if d.Cert.Failures == 0 {
+			d.Cert.RenewAt = c.at // an issued certificate is renewed now
+		}
+		return c.putCert(d)
+	}
+	return d.CustomDomain, nil // nothing ordered yet, or an order is under way
 }

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -75,4 +76,113 @@ func TestCustomDomains(t *testing.T) {
 	if a, b := bucketDump(h.fsms[0], store.BucketCustomDomains, store.BucketHostingDomains), bucketDump(h.fsms[1], store.BucketCustomDomains, store.BucketHostingDomains); string(a) != string(b) {
 		t.Fatal("replicas differ")
 	}
+}
+
+// A custom domain's certificate in the FSM: the order intent is recorded
+// before any ACME call and a second order of the name is refused while it is
+// in flight (a new leader takes it over only after its end); only the order
+// in flight records its result; a key in plain text is refused; a failure
+// counts with its back-off and reason, an issue clears them; a retry makes
+// the certificate due now; the replicas agree.
+func TestCustomDomainCertificate(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: 103})
+	a := store.HostingAccount{HostingAccount: api.HostingAccount{ID: "hst_a", Username: "ada", Domain: "ada.example", Plan: "p", PHPVersion: "8.2"},
+		AccountID: "acc_1", NodeID: "hv-1"}
+	h.must(CmdHostingCreate, HostingCreate{Hosting: a, Action: store.Action{Action: api.Action{ID: "act_a",
+		Command: api.ActionHostingCreate, ResourceID: "hst_a"}, NodeID: "hv-1", Target: "ada", Deadline: h.at.Add(time.Hour), NeedsSecret: true}})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_a", Success: true})
+	h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example", Token: "t1"})
+
+	start := func(id string) (any, error) {
+		return h.apply(CmdCertOrderStart, CertOrderStart{HostingID: "hst_a", Domain: "shop.example", OrderID: id, Until: h.at.Add(5 * time.Minute)})
+	}
+	if _, err := start("o1"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("order of an unverified domain: %v", err)
+	}
+	h.must(CmdCustomDomainVerified, CustomDomainVerified{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example"})
+	if _, err := h.apply(CmdCertOrderStart, CertOrderStart{HostingID: "hst_a", Domain: "other.example", OrderID: "o1", Until: h.at.Add(time.Minute)}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("order of a name not the account's: %v", err)
+	}
+	out, err := start("o1")
+	if err != nil || out.(api.CustomDomain).Certificate.Status != api.CertificatePending {
+		t.Fatalf("start: %+v %v", out, err)
+	}
+	if _, err := start("o2"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("second order while one is in flight: %v", err)
+	}
+	if _, err := start("o1"); err != nil {
+		t.Fatalf("the same order again: %v", err)
+	}
+
+	retryAt := h.at.Add(time.Hour)
+	fail := func(id string) (any, error) {
+		return h.apply(CmdCertFailed, CertFailed{HostingID: "hst_a", Domain: "shop.example", OrderID: id,
+			Reason: "urn:ietf:params:acme:error:connection: " + strings.Repeat("x", 2000), RetryAt: retryAt})
+	}
+	if _, err := fail("o2"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("failure of an order not in flight: %v", err)
+	}
+	out, err = fail("o1")
+	c := out.(api.CustomDomain).Certificate
+	if err != nil || c.Status != api.CertificateFailed || c.RetryAt == nil || !c.RetryAt.Equal(retryAt) ||
+		!strings.HasPrefix(c.Reason, "urn:ietf:params:acme:error:connection") || len(c.Reason) > maxCertReason+len("…") {
+		t.Fatalf("failed: %+v %v", c, err)
+	}
+	if _, err := fail("o1"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("the failure recorded twice: %v", err)
+	}
+	h.must(CmdCertRetry, CertRetry{HostingID: "hst_a", AccountID: "acc_1"})
+	d := customDomainOf(t, h, "hst_a")
+	if d.Cert.Failures != 1 || len(d.Cert.FailedAt) != 1 || !d.Cert.RetryAt.Equal(h.at) {
+		t.Fatalf("retry: %+v", d.Cert)
+	}
+	if _, err := h.apply(CmdCertRetry, CertRetry{HostingID: "hst_a", AccountID: "acc_2"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("retry by another account: %v", err)
+	}
+
+	// A leader dies with order o2 in flight: the next leader waits for its end.
+	h.must(CmdCertOrderStart, CertOrderStart{HostingID: "hst_a", Domain: "shop.example", OrderID: "o2", Until: h.at.Add(time.Minute)})
+	if _, err := start("o3"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("takeover before the order's end: %v", err)
+	}
+	h.at = h.at.Add(2 * time.Minute)
+	if _, err := start("o3"); err != nil {
+		t.Fatalf("takeover after the order's end: %v", err)
+	}
+	issued := CertIssued{HostingID: "hst_a", Domain: "shop.example", OrderID: "o3", Chain: "-----BEGIN CERTIFICATE-----\n…",
+		SealedKey: "-----BEGIN EC PRIVATE KEY-----\n…", NotAfter: h.at.Add(90 * 24 * time.Hour), RenewAt: h.at.Add(60 * 24 * time.Hour)}
+	if _, err := h.apply(CmdCertIssued, issued); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("plain-text key recorded: %v", err)
+	}
+	issued.SealedKey = "v1:sealed"
+	issued.OrderID = "o2"
+	if _, err := h.apply(CmdCertIssued, issued); !errors.Is(err, ErrConflict) {
+		t.Fatalf("the dead leader's order recorded its result: %v", err)
+	}
+	issued.OrderID = "o3"
+	c = h.must(CmdCertIssued, issued).(api.CustomDomain).Certificate
+	if c.Status != api.CertificateIssued || c.NotAfter == nil || !c.NotAfter.Equal(issued.NotAfter) || c.Reason != "" || c.RetryAt != nil {
+		t.Fatalf("issued: %+v", c)
+	}
+	d = customDomainOf(t, h, "hst_a")
+	if d.Cert.Failures != 0 || d.Cert.FailedAt != nil || d.Cert.SealedKey != "v1:sealed" {
+		t.Fatalf("issued state: %+v", d.Cert)
+	}
+	if a, b := bucketDump(h.fsms[0], store.BucketCustomDomains), bucketDump(h.fsms[1], store.BucketCustomDomains); string(a) != string(b) {
+		t.Fatal("replicas differ")
+	}
+}
+
+func customDomainOf(t *testing.T, h *whHarness, id string) store.CustomDomain {
+	t.Helper()
+	var d store.CustomDomain
+	if err := h.fsms[0].Read(func(r store.ReadTx) error {
+		var err error
+		d, err = r.CustomDomain("acc_1", id)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -19,6 +19,31 @@ type CustomDomain struct {
 	api.CustomDomain
 	AccountID string `json:"account_id"`
 	Token     string `json:"token"`
+	// Cert is the certificate state the leader's certificate job keeps.
+	Cert *CertState `json:"cert,omitempty"`
+}
+
+// CertState is a custom domain's certificate: the order in flight (recorded
+// before any ACME call, so a new leader does not order twice while it runs),
+// the issued certificate (its key sealed under the KEK, never in plain
+// text), and the failures of the name with the back-off's next try.
+type CertState struct {
+	// OrderID names the order in flight; OrderUntil is when a leader that
+	// did not record it may take it over (its leader died with it).
+	OrderID    string    `json:"order_id,omitempty"`
+	OrderAt    time.Time `json:"order_at,omitempty"`
+	OrderUntil time.Time `json:"order_until,omitempty"`
+
+	Chain     string    `json:"chain,omitempty"`      // PEM, leaf first (public)
+	SealedKey string    `json:"sealed_key,omitempty"` // webhook.Sealer, id "cert:<domain>"
+	NotAfter  time.Time `json:"not_after,omitempty"`
+	RenewAt   time.Time `json:"renew_at,omitempty"`
+	IssuedAt  time.Time `json:"issued_at,omitempty"`
+
+	Failures  int         `json:"failures,omitempty"`   // in a row
+	FailedAt  []time.Time `json:"failed_at,omitempty"`  // within the last hour
+	LastError string      `json:"last_error,omitempty"` // shown as the reason
+	RetryAt   time.Time   `json:"retry_at,omitempty"`
 }
 
 // CustomDomain loads the custom domain of an account's hosting account.
