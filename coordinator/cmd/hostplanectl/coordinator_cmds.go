@@ -39,7 +39,7 @@ func newAccountCmd(g *globals) *cobra.Command {
 				acc.ID, acc.Email, acc.Name, acc.Country, acc.CreatedAt.Format(time.RFC3339), money(acc.BalanceUsdCents))
 		}),
 	}
-	cmd.AddCommand(create, show)
+	cmd.AddCommand(create, show, newPricingCmd(g))
 	return cmd
 }
 

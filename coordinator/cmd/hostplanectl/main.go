@@ -36,6 +36,7 @@ func main() {
 	root.AddCommand(newAccountCmd(g), newKeyCmd(g), newWalletCmd(g), newInvoiceCmd(g), newTicketCmd(g), newClusterCmd(g), newNodeCmd(), newServerCmd(g), newIPPoolCmd(g), newReverseZoneCmd(g))
 	root.AddCommand(newOAuthCmd(g))
 	root.AddCommand(newHostingCmd(g))
+	root.AddCommand(newProductCmd(g))
 	root.AddCommand(clidocs.Command(root, "1"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/spf13/cobra"
+)
+
+// TestProductCLI drives `hostplanectl product` and `account pricing` against
+// a real coordinator: refusals name the field and change nothing; create,
+// update, retire and pricing reach the catalogue.
+func TestProductCLI(t *testing.T) {
+	run := func(newCmd func(*globals) *cobra.Command, g *globals, args ...string) error {
+		cmd := newCmd(g)
+		cmd.SetArgs(args)
+		cmd.SetOut(&strings.Builder{})
+		cmd.SetErr(&strings.Builder{})
+		return cmd.Execute()
+	}
+	product, account := newProductCmd, newAccountCmd
+	var ue usageError
+	for _, args := range [][]string{
+		{"create", "vps-2", "--name", "VPS 2", "--price", "1200"},
+		{"create", "vps-2", "--category", "vps", "--price", "1200"},
+		{"create", "vps-2", "--category", "vps", "--name", "VPS 2"},
+		{"create", "vps-2", "--category", "vps", "--name", "VPS 2", "--price", "1", "--name-in", "tr"},
+	} {
+		if err := run(product, &globals{}, args...); !errors.As(err, &ue) {
+			t.Fatalf("%v: want a usage error, got %v", args, err)
+		}
+	}
+	if testing.Short() {
+		return
+	}
+	c := testcluster.New(t, 1)
+	c.WaitConverged(10 * time.Second)
+	g := &globals{socket: c.Nodes[0].Cfg.AdminSocket, json: true}
+	adm := client.NewAdmin(g.socket)
+	ctx := context.Background()
+	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: "reseller@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	var ae *api.Error
+	for _, tc := range []struct {
+		args  []string
+		field string
+	}{
+		{[]string{"create", "VPS", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "1", "--ram-mb", "1", "--disk-gb", "1"}, `"slug"`},
+		{[]string{"create", "vps-2", "--category", "vds", "--name", "x", "--price", "1"}, `"category"`},
+		{[]string{"create", "vps-2", "--category", "vps", "--name", "x", "--price", "-1", "--vcpu", "1", "--ram-mb", "1", "--disk-gb", "1"}, `"retail_monthly_usd_cents"`},
+		{[]string{"create", "vps-2", "--category", "vps", "--name", "x", "--price", "1"}, `"specs"`},
+	} {
+		if err := run(product, g, tc.args...); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, tc.field) {
+			t.Fatalf("%v: %v, want a 400 naming %s", tc.args, err, tc.field)
+		}
+	}
+	if ps, err := adm.Products(ctx); err != nil || len(ps) != 0 {
+		t.Fatalf("refusals left products %+v (%v)", ps, err)
+	}
+	if err := run(product, g, "create", "vps-2", "--category", "vps", "--name", "VPS 2", "--name-in", "tr=VPS 2 TR", "--price", "1200",
+		"--vcpu", "2", "--ram-mb", "4096", "--disk-gb", "60", "--locations", "ist-1,ams-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(product, g, "update", "vps-2", "--category", "vps", "--name", "VPS 2", "--price", "1500",
+		"--vcpu", "2", "--ram-mb", "4096", "--disk-gb", "80"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(product, g, "retire", "vps-2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(product, g, "update", "nope", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "1", "--ram-mb", "1", "--disk-gb", "1"); !errors.As(err, &ae) || ae.StatusCode != 404 {
+		t.Fatalf("update of a missing product: %v", err)
+	}
+	ps, err := adm.Products(ctx)
+	if err != nil || len(ps) != 1 || ps[0].RetailMonthlyUsdCents != 1500 || ps[0].Specs.DiskGB != 80 || !ps[0].Retired || ps[0].Names != nil {
+		t.Fatalf("products %+v (%v)", ps, err)
+	}
+	if err := run(account, g, "pricing", acc.ID, "--discount", "101"); !errors.As(err, &ae) || !strings.Contains(ae.Message, `"discount_percent"`) {
+		t.Fatalf("discount 101: %v", err)
+	}
+	if err := run(account, g, "pricing", acc.ID, "--discount", "20", "--price", "vps-2=900"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(account, g, "pricing", acc.ID); err != nil {
+		t.Fatal(err)
+	}
+	p, err := adm.AccountPricing(ctx, acc.ID)
+	if err != nil || p.DiscountPercent != 20 || p.Prices["vps-2"] != 900 {
+		t.Fatalf("pricing %+v (%v)", p, err)
+	}
+}
