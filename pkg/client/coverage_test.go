@@ -33,6 +33,10 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		_, err := c.VerifyCustomDomain(ctx, "hst_1")
 		return err
 	},
+	"retryCertificate": func(ctx context.Context, c *client.Client) error {
+		_, err := c.RetryCertificate(ctx, "hst_1")
+		return err
+	},
 	"deleteCustomDomain": func(ctx context.Context, c *client.Client) error {
 		return c.DeleteCustomDomain(ctx, "hst_1", "k")
 	},

@@ -34,3 +34,11 @@ func (c *Client) DeleteCustomDomain(ctx context.Context, hostingID, idemKey stri
 	_, err := c.Do(ctx, "DELETE", hostingPath(hostingID, "custom-domain"), nil, nil, idem(idemKey))
 	return err
 }
+
+// RetryCertificate asks for the custom domain's certificate now (a failed
+// order again, or an issued certificate renewed).
+func (c *Client) RetryCertificate(ctx context.Context, hostingID string) (api.CustomDomain, error) {
+	var d api.CustomDomain
+	_, err := c.Do(ctx, "POST", hostingPath(hostingID, "ssl", "retry"), nil, &d, nil)
+	return d, err
+}

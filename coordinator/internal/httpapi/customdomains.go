@@ -12,6 +12,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/domains"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/certissue"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
@@ -22,6 +23,7 @@ func (a *API) customDomainRoutes() []Route {
 		{Method: "PUT", Path: "/v1/hosting/{id}/custom-domain", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.putCustomDomain},
 		{Method: "POST", Path: "/v1/hosting/{id}/custom-domain/verify", Scope: api.ScopeHostingWrite, handler: a.verifyCustomDomain},
 		{Method: "DELETE", Path: "/v1/hosting/{id}/custom-domain", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.deleteCustomDomain},
+		{Method: "POST", Path: "/v1/hosting/{id}/ssl/retry", Scope: api.ScopeHostingWrite, handler: a.retryCertificate},
 	}
 }
 
@@ -160,4 +162,35 @@ func (a *API) deleteCustomDomain(rq *request) (int, any, error) {
 	status, _, err := a.propose(rq.Context(), rq, fsm.CmdCustomDomainDelete, fsm.CustomDomainDelete{HostingID: h.ID,
 		AccountID: rq.caller.accountID}, http.StatusNoContent)
 	return status, nil, err
+}
+
+// retryCertificate makes the custom domain's certificate due now (a failed
+// order is tried again, an issued certificate renewed) unless the name's
+// failed validations of the last hour leave no room under Let's Encrypt's
+// limit (429 saying from when).
+func (a *API) retryCertificate(rq *request) (int, any, error) {
+	h, err := a.loadHosting(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := decodeNoBody(rq.body); err != nil {
+		return 0, nil, err
+	}
+	d, err := readOne(a, "custom domain", func(r store.ReadTx) (store.CustomDomain, error) {
+		return r.CustomDomain(rq.caller.accountID, h.ID)
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if d.Status != api.CustomDomainVerified {
+		return 0, nil, &httpError{status: http.StatusConflict, code: "conflict",
+			msg: "custom domain " + d.Domain + " is not verified yet: POST /v1/hosting/" + h.ID + "/custom-domain/verify first"}
+	}
+	if d.Cert != nil {
+		if ok, from := certissue.ManualRetryAllowed(d.Cert.FailedAt, time.Now()); !ok {
+			return 0, nil, &httpError{status: http.StatusTooManyRequests, code: "retry_limited",
+				msg: "the certificate of " + d.Domain + " failed validation too often in the last hour; retry after " + from.UTC().Format(time.RFC3339)}
+		}
+	}
+	return a.propose(rq.Context(), rq, fsm.CmdCertRetry, fsm.CertRetry{HostingID: h.ID, AccountID: rq.caller.accountID}, http.StatusOK)
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -153,4 +154,52 @@ func FuzzDecodeCustomDomain(f *testing.F) {
 			t.Fatalf("accepted %q as %q", body, d)
 		}
 	})
+}
+
+// TestCertificateRetry: POST …/ssl/retry needs a verified domain (409), is
+// refused with 429 retry_limited once the name failed validation 4 times in
+// the last hour, and otherwise makes a failed certificate due now, shown in
+// the custom domain's certificate status; another account's hosting is a 404.
+func TestCertificateRetry(t *testing.T) {
+	s := newSrvAPI(t)
+	acc, key := s.account(api.ScopeHostingRead, api.ScopeHostingWrite)
+	hst := s.hostingAccount(acc, "ada", "ada.hosting.test")
+	retry := "/v1/hosting/" + hst + "/ssl/retry"
+	if r := s.call(key, "POST", retry, ""); r.status != http.StatusNotFound {
+		t.Fatalf("retry without a custom domain: %d %s", r.status, r.body)
+	}
+	s.apply(fsm.CmdCustomDomainSet, fsm.CustomDomainSet{HostingID: hst, AccountID: acc, Domain: "shop.example.test", Token: "t",
+		Records: []api.DNSRecord{{Type: "TXT", Name: "_hostplane-verify.shop.example.test", Value: "t"}}})
+	if r := s.call(key, "POST", retry, ""); r.status != http.StatusConflict || !strings.Contains(string(r.body), "verify") {
+		t.Fatalf("retry of an unverified domain: %d %s", r.status, r.body)
+	}
+	s.apply(fsm.CmdCustomDomainVerified, fsm.CustomDomainVerified{HostingID: hst, AccountID: acc, Domain: "shop.example.test"})
+	fail := func(order string) {
+		s.apply(fsm.CmdCertOrderStart, fsm.CertOrderStart{HostingID: hst, Domain: "shop.example.test", OrderID: order, Until: time.Now().Add(time.Hour)})
+		s.apply(fsm.CmdCertFailed, fsm.CertFailed{HostingID: hst, Domain: "shop.example.test", OrderID: order,
+			Reason: "urn:ietf:params:acme:error:connection: no answer", RetryAt: time.Now().Add(time.Hour)})
+	}
+	fail("o1")
+	r := s.call(key, "POST", retry, "")
+	if r.status != http.StatusOK {
+		t.Fatalf("retry: %d %s", r.status, r.body)
+	}
+	c, _ := r.m["certificate"].(map[string]any)
+	at, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(c["retry_at"]))
+	if c["status"] != api.CertificateFailed || !strings.Contains(fmt.Sprint(c["reason"]), "connection") || time.Until(at) > time.Minute {
+		t.Fatalf("certificate after the retry: %v", c)
+	}
+	if r := s.call(key, "GET", "/v1/hosting/"+hst+"/custom-domain", ""); !strings.Contains(string(r.body), `"certificate"`) || strings.Contains(string(r.body), "sealed") {
+		t.Fatalf("custom domain: %s", r.body)
+	}
+	for _, o := range []string{"o2", "o3", "o4"} {
+		fail(o)
+	}
+	if r := s.call(key, "POST", retry, ""); r.status != http.StatusTooManyRequests || !strings.Contains(string(r.body), "retry_limited") {
+		t.Fatalf("retry after 4 failures in an hour: %d %s", r.status, r.body)
+	}
+	_, key2 := s.account(api.ScopeHostingWrite)
+	if r := s.call(key2, "POST", retry, ""); r.status != http.StatusNotFound {
+		t.Fatalf("another account's retry: %d %s", r.status, r.body)
+	}
 }
