@@ -79,3 +79,9 @@ func (r ReadTx) ACMEAccount() (ACMEAccount, error) {
 	var a ACMEAccount
 	return a, r.getNamed("acme account", "cluster", BucketACME, ACMEAccountKey, &a)
 }
+
+// CustomDomains lists every custom domain (the leader's certificate job
+// reads them), in hosting id order.
+func (r ReadTx) CustomDomains() ([]CustomDomain, error) {
+	return all[CustomDomain](r, BucketCustomDomains)
+}

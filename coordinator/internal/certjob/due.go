@@ -1,0 +1,85 @@
+// Package certjob is the leader's certificate job for custom domains: which
+// verified domains need an ACME order now (a first certificate, a renewal at
+// its renewal time, a retry after the back-off, or the takeover of an order
+// whose leader died with it), within Let's Encrypt's limits.
+package certjob
+
+import (
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/certissue"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Reason says why a domain is due.
+type Reason string
+
+// Why a certificate is ordered.
+const (
+	ReasonNew      Reason = "new"      // no certificate yet
+	ReasonRenew    Reason = "renew"    // the renewal time came
+	ReasonRetry    Reason = "retry"    // the back-off after a failure ended
+	ReasonTakeover Reason = "takeover" // an order's leader died with it
+)
+
+// Order is a domain due for an order.
+type Order struct {
+	Domain store.CustomDomain
+	Reason Reason
+}
+
+// Waiting is a domain held back by the weekly limit of its registered
+// domain, until Until.
+type Waiting struct {
+	Domain string
+	Until  time.Time
+}
+
+// Due returns the verified custom domains that need an order at now, and
+// those that would but whose registered domain got CertsPerDomainPerWeek
+// certificates in the last 7 days (counted from the issue times the cluster
+// knows: the latest certificate of each of its names).
+func Due(domains []store.CustomDomain, now time.Time) ([]Order, []Waiting) {
+	issued := map[string][]time.Time{}
+	for _, d := range domains {
+		if d.Cert != nil && !d.Cert.IssuedAt.IsZero() {
+			reg := certissue.RegisteredDomain(d.Domain)
+			issued[reg] = append(issued[reg], d.Cert.IssuedAt)
+		}
+	}
+	var due []Order
+	var waiting []Waiting
+	for _, d := range domains {
+		r, ok := reason(d, now)
+		if !ok {
+			continue
+		}
+		// A takeover is a new order too (the dead leader's may have issued).
+		if allowed, from := certissue.IssueAllowed(issued[certissue.RegisteredDomain(d.Domain)], now); !allowed {
+			waiting = append(waiting, Waiting{Domain: d.Domain, Until: from})
+			continue
+		}
+		due = append(due, Order{Domain: d, Reason: r})
+	}
+	return due, waiting
+}
+
+func reason(d store.CustomDomain, now time.Time) (Reason, bool) {
+	if d.Status != api.CustomDomainVerified {
+		return "", false
+	}
+	s := d.Cert
+	switch {
+	case s == nil:
+		return ReasonNew, true
+	case s.OrderID != "":
+		return ReasonTakeover, !now.Before(s.OrderUntil)
+	case s.Failures > 0:
+		return ReasonRetry, !now.Before(s.RetryAt)
+	case s.Chain == "":
+		return ReasonNew, true
+	default:
+		return ReasonRenew, !now.Before(s.RenewAt)
+	}
+}
