@@ -3,7 +3,9 @@ package fsm
 import (
 	"fmt"
 	"regexp"
+	"strings"
 
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -184,7 +186,7 @@ func applyServerOrder(c *applyCtx, p ServerOrder) (any, error) {
 	// Everything that can refuse the order is checked above or in the
 	// server create, which runs before any money moves.
 	until := c.at.AddDate(0, 1, 0)
-	s.Plan, s.PaidUntil, s.MonthlyUsdCents = prod.Plan(), &until, price
+	s.Plan, s.PaidUntil, s.MonthlyUsdCents, s.InvoiceID = prod.Plan(), &until, price, p.InvoiceID
 	v, err := applyServerCreate(c, p.Create)
 	if err != nil {
 		return nil, err
@@ -206,4 +208,60 @@ func applyServerOrder(c *applyCtx, p ServerOrder) (any, error) {
 		return nil, err
 	}
 	return api.ServerOrder{Server: created.Server.Server, Action: created.Action, Invoice: inv.Invoice}, nil
+}
+
+// refundOrder returns a bought server's order to the wallet when its
+// provisioning failed, in the command that records the failure: a refund
+// transaction, the invoice's credit (a negative wallet payment) and the
+// action's message saying so. A server without an order, or an invoice
+// credited already, is left alone.
+func refundOrder(c *applyCtx, s *store.Server, a *store.Action) error {
+	if s.InvoiceID == "" {
+		return nil
+	}
+	var inv store.Invoice
+	if err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(s.AccountID, s.InvoiceID), &inv); err != nil {
+		return err
+	}
+	var net int64
+	for _, pay := range inv.Payments {
+		net += pay.AmountUsdCents
+	}
+	if inv.Status != api.InvoicePaid || net <= 0 {
+		return nil
+	}
+	acc, err := getAccount(c.tx, s.AccountID)
+	if err != nil {
+		return err
+	}
+	acc.BalanceUsdCents += net
+	// A time-ordered id of this entry (the wallet history lists by id):
+	// derived, so every replica makes the same one, and probed past any
+	// refund of the same entry (several failures in one batch).
+	var txID string
+	for seq := uint16(0x8000); ; seq++ {
+		txID = ids.Derived("wtx", c.at, c.index, seq)
+		if c.tx.Bucket(store.BucketWalletTx).Get(store.OwnedKey(acc.ID, txID)) == nil {
+			break
+		}
+	}
+	wtx := api.WalletTransaction{
+		ID: txID, Type: api.TxRefund, AmountUsdCents: net, BalanceAfterUsdCents: acc.BalanceUsdCents,
+		Description: fmt.Sprintf("refund of invoice %s: server %s failed to provision", inv.Number, s.ID), InvoiceID: inv.ID, CreatedAt: c.at,
+	}
+	inv.Payments = append(inv.Payments, api.Payment{ID: txID, Method: "wallet", AmountUsdCents: -net, TransactionID: txID, CreatedAt: c.at})
+	if err := store.PutJSON(c.tx, store.BucketAccounts, []byte(acc.ID), acc); err != nil {
+		return err
+	}
+	if err := store.PutJSON(c.tx, store.BucketWalletTx, store.OwnedKey(acc.ID, wtx.ID), wtx); err != nil {
+		return err
+	}
+	if err := store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv); err != nil {
+		return err
+	}
+	s.PaidUntil = nil
+	if a.Error != nil {
+		a.Error.Message = strings.TrimSpace(a.Error.Message + fmt.Sprintf(" (the order's %d cents were refunded to the wallet)", net))
+	}
+	return nil
 }

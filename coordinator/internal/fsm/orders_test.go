@@ -106,3 +106,67 @@ func TestServerOrder(t *testing.T) {
 		t.Fatal("replicas differ")
 	}
 }
+
+// TestServerOrderRefund: a bought server whose provisioning fails is refunded
+// in the command that records the failure (refund transaction, the invoice's
+// credit, the action's message saying so), once.
+func TestServerOrderRefund(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdProductPut, ProductPut{Slug: "vps-2", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 2",
+		RetailMonthlyUsdCents: 1200, Specs: api.ProductSpecs{VCPU: 2, RAMMB: 4096, DiskGB: 60}}})
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 3000})
+	h.must(CmdServerOrder, testOrder(1, "vps-2"))
+	h.must(CmdServerOrder, testOrder(2, "vps-2"))
+	if b := balance(t, h.fsms[0], "acc_1"); b != 3000-2*1200 {
+		t.Fatalf("balance %d", b)
+	}
+	// Both fail in one entry (a deadline sweep): each is refunded once.
+	fail := func(id string) ActionFinish {
+		return ActionFinish{ID: id, ErrorCode: "template_missing", ErrorMessage: "the node has no template debian-12"}
+	}
+	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_1"), fail("act_2")}})
+	if b := balance(t, h.fsms[0], "acc_1"); b != 3000 {
+		t.Fatalf("balance %d after the refunds, want 3000", b)
+	}
+	again := orderDump(h.fsms[0])
+	h.must(CmdActionFinish, fail("act_1"))
+	if !bytes.Equal(again, orderDump(h.fsms[0])) {
+		t.Fatal("a repeated failure changed the state")
+	}
+	_ = h.fsms[0].Read(func(r store.ReadTx) error {
+		s, err := r.OwnedServer("acc_1", "srv_1")
+		if err != nil || s.Status != api.ServerError || s.PaidUntil != nil {
+			t.Fatalf("server %+v %v", s, err)
+		}
+		a, err := r.Action("act_1")
+		if err != nil || !strings.Contains(a.Error.Message, "1200 cents were refunded") {
+			t.Fatalf("action %+v %v", a, err)
+		}
+		txs, _, err := r.WalletTransactions("acc_1", 0, 10)
+		if err != nil || len(txs) != 5 {
+			t.Fatalf("transactions %+v %v", txs, err)
+		}
+		refunds := 0
+		for _, tx := range txs {
+			if tx.Type == api.TxRefund && tx.AmountUsdCents == 1200 {
+				refunds++
+			}
+		}
+		if refunds != 2 {
+			t.Fatalf("transactions: %+v", txs)
+		}
+		invs, _, err := r.Invoices("acc_1", 0, 10)
+		if err != nil || len(invs) != 2 {
+			t.Fatalf("invoices %+v %v", invs, err)
+		}
+		for _, inv := range invs {
+			if len(inv.Payments) != 2 || inv.Payments[1].AmountUsdCents != -1200 {
+				t.Fatalf("invoice %+v", inv)
+			}
+		}
+		return nil
+	})
+	if !bytes.Equal(orderDump(h.fsms[0]), orderDump(h.fsms[1])) {
+		t.Fatal("replicas differ")
+	}
+}

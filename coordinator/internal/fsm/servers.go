@@ -480,6 +480,7 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 	if !ok {
 		if a.Command == api.ActionServerProvision {
 			s.Status = api.ServerError
+			return refundOrder(c, s, a)
 		}
 		return nil
 	}

@@ -33,6 +33,9 @@ type Server struct {
 	// MonthlyUsdCents is the price a bought server renews at (the account's
 	// effective price when it was ordered); 0 for servers an operator placed.
 	MonthlyUsdCents int64 `json:"monthly_usd_cents,omitempty"`
+	// InvoiceID is the paid invoice of the order that bought the server: a
+	// failed provisioning refunds it.
+	InvoiceID string `json:"invoice_id,omitempty"`
 }
 
 // ServerAddr is an address a server got from an IP pool.
