@@ -5,124 +5,21 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/acmetest"
 	"github.com/hostplane/hostplane/internal/certissue"
 	"github.com/hostplane/hostplane/internal/dnstest"
 )
-
-// repoFile finds path (".bin/pebble") in the repository above this package.
-func repoFile(tb testing.TB, path string) string {
-	tb.Helper()
-	dir, _ := os.Getwd()
-	for d := dir; d != "/"; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
-			p := filepath.Join(d, path)
-			if _, err := os.Stat(p); err != nil {
-				tb.Fatalf("%s is missing: run scripts/install-acme-test-deps.sh (pebble %s)", p, "v2.10.1")
-			}
-			return p
-		}
-	}
-	tb.Fatal("repository root not found")
-	return ""
-}
-
-type pebble struct {
-	dir, mgmt string
-	client    *http.Client // trusts pebble's own TLS (its minica)
-}
-
-// startPebble runs pebble (the ACME test server) validating HTTP-01 on
-// httpPort of the addresses dns (the test's authoritative server) gives.
-func startPebble(t *testing.T, dns, httpPort string, shortLived time.Duration) *pebble {
-	t.Helper()
-	bin := repoFile(t, ".bin/pebble")
-	certs := repoFile(t, ".bin/pebble-certs")
-	dir := t.TempDir()
-	listen, mgmt := freePort(t), freePort(t)
-	var port int
-	fmt.Sscan(httpPort, &port)
-	cfg := map[string]any{"pebble": map[string]any{
-		"listenAddress": listen, "managementListenAddress": mgmt,
-		"certificate": certs + "/localhost/cert.pem", "privateKey": certs + "/localhost/key.pem",
-		"httpPort": port, "tlsPort": 0, "ocspResponderURL": "", "externalAccountBindingRequired": false,
-		"retryAfter": map[string]int{"authz": 1, "order": 1}, "keyAlgorithm": "ecdsa",
-		"profiles": map[string]any{
-			"default":    map[string]any{"description": "default", "validityPeriod": 7776000},
-			"shortlived": map[string]any{"description": "short-lived", "validityPeriod": int(shortLived.Seconds())},
-		},
-	}}
-	b, _ := json.Marshal(cfg)
-	if err := os.WriteFile(filepath.Join(dir, "pebble.json"), b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logf, _ := os.Create(filepath.Join(dir, "pebble.log"))
-	cmd := exec.Command(bin, "-config", filepath.Join(dir, "pebble.json"), "-dnsserver", dns)
-	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		logf.Close()
-		if t.Failed() {
-			out, _ := os.ReadFile(filepath.Join(dir, "pebble.log"))
-			t.Logf("pebble log:\n%s", out)
-		}
-	})
-	roots := x509.NewCertPool()
-	ca, err := os.ReadFile(certs + "/pebble.minica.pem")
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots.AppendCertsFromPEM(ca)
-	p := &pebble{dir: "https://" + listen + "/dir", mgmt: "https://" + mgmt,
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := p.client.Get(p.dir)
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pebble does not answer: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return p
-}
-
-// root is pebble's issuing root for this run (it makes a new one each start).
-func (p *pebble) root(t *testing.T) *x509.CertPool {
-	t.Helper()
-	resp, err := p.client.Get(p.mgmt + "/roots/0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		t.Fatalf("pebble root: %s", b)
-	}
-	return pool
-}
 
 // presenter hands tokens to the node's challenge responder, as the
 // coordinator does over the agent's session.
@@ -171,13 +68,13 @@ func TestACMEPebble(t *testing.T) {
 	dns.Add(t, "shop.example.test. 60 IN A 127.0.0.1")
 	_, httpPort, _ := net.SplitHostPort(httpAddr)
 	life := 40 * time.Second // an order takes about 6 s (lego polls)
-	pb := startPebble(t, dns.Addr, httpPort, life)
+	pb := acmetest.Start(t, dns.Addr, httpPort, life)
 
 	key, err := certissue.NewAccountKey()
 	if err != nil {
 		t.Fatal(err)
 	}
-	iss, err := certissue.New(certissue.Config{DirectoryURL: pb.dir, HTTPClient: pb.client, Profile: "shortlived"},
+	iss, err := certissue.New(certissue.Config{DirectoryURL: pb.Dir, HTTPClient: pb.Client, Profile: "shortlived"},
 		certissue.Account{Email: "ops@hostplane.test", KeyPEM: key}, presenter{ch})
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +88,7 @@ func TestACMEPebble(t *testing.T) {
 	if err := n.store.Attach(ctx, "shop.example.test", first.ChainPEM, first.KeyPEM); err != nil {
 		t.Fatal(err)
 	}
-	roots := pb.root(t)
+	roots := pb.Root(t)
 	get := func() *x509.Certificate {
 		t.Helper()
 		cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{

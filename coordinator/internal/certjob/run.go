@@ -1,0 +1,129 @@
+package certjob
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/webhook"
+	"github.com/hostplane/hostplane/internal/certissue"
+)
+
+// OrderTimeout bounds one order: past it, another leader may take it over.
+const OrderTimeout = 10 * time.Minute
+
+// State is what an order needs of the replicated state.
+type State interface {
+	Propose(ctx context.Context, t fsm.CommandType, payload any) error
+}
+
+// Node is the hosting node's side of an order, over the agent's session:
+// the HTTP-01 tokens of the domain's account's node, and the install of the
+// certificate (hosting.cert, key in secret_params only).
+type Node interface {
+	Present(ctx context.Context, hostingID, domain, token, keyAuth string) error
+	CleanUp(ctx context.Context, hostingID, domain, token string) error
+	Install(ctx context.Context, hostingID, domain string, chainPEM, keyPEM []byte) error
+}
+
+// Runner runs the orders Due returns, as the leader.
+type Runner struct {
+	State   State
+	Node    Node
+	Sealer  *webhook.Sealer
+	Config  certissue.Config
+	Account certissue.Account
+	Now     func() time.Time
+}
+
+// SealID is the associated data a domain's certificate key is sealed under.
+func SealID(domain string) string { return "cert:" + domain }
+
+type presenter struct {
+	n         Node
+	hostingID string
+}
+
+func (p presenter) Present(ctx context.Context, domain, token, keyAuth string) error {
+	return p.n.Present(ctx, p.hostingID, domain, token, keyAuth)
+}
+
+func (p presenter) CleanUp(ctx context.Context, domain, token, _ string) error {
+	return p.n.CleanUp(ctx, p.hostingID, domain, token)
+}
+
+// ErrInFlight is returned when another order of the domain is in flight.
+var ErrInFlight = errors.New("certjob: an order of the domain is in flight")
+
+// Run orders the certificate of o: the intent is recorded through Raft
+// first (a conflict means another leader's order runs: ErrInFlight), then
+// the ACME order with HTTP-01 through the node, the certificate recorded
+// with its key sealed, and installed on the node. A failure is recorded
+// with the back-off's next try and returned.
+func (r *Runner) Run(ctx context.Context, o Order) error {
+	d := o.Domain
+	var idb [8]byte
+	_, _ = rand.Read(idb[:])
+	orderID := "ord_" + hex.EncodeToString(idb[:])
+	now := r.Now()
+	if err := r.State.Propose(ctx, fsm.CmdCertOrderStart, fsm.CertOrderStart{HostingID: d.HostingID, Domain: d.Domain,
+		OrderID: orderID, Until: now.Add(OrderTimeout)}); err != nil {
+		if errors.Is(err, fsm.ErrConflict) {
+			return fmt.Errorf("%w: %v", ErrInFlight, err)
+		}
+		return err
+	}
+	issued, err := r.obtain(ctx, d)
+	if err != nil {
+		failures := 1
+		if d.Cert != nil {
+			failures = d.Cert.Failures + 1
+		}
+		at := r.Now()
+		if perr := r.State.Propose(ctx, fsm.CmdCertFailed, fsm.CertFailed{HostingID: d.HostingID, Domain: d.Domain,
+			OrderID: orderID, Reason: err.Error(), RetryAt: certissue.RetryAfter(failures, at)}); perr != nil {
+			return errors.Join(err, perr)
+		}
+		return err
+	}
+	sealed, err := r.Sealer.Seal(SealID(d.Domain), string(issued.KeyPEM))
+	if err != nil {
+		return err
+	}
+	if err := r.State.Propose(ctx, fsm.CmdCertIssued, fsm.CertIssued{HostingID: d.HostingID, Domain: d.Domain, OrderID: orderID,
+		Chain: string(issued.ChainPEM), SealedKey: sealed, NotAfter: issued.Leaf.NotAfter, RenewAt: issued.renewAt}); err != nil {
+		return err
+	}
+	return r.Node.Install(ctx, d.HostingID, d.Domain, issued.ChainPEM, issued.KeyPEM)
+}
+
+type obtained struct {
+	*certissue.Issued
+	renewAt time.Time
+}
+
+func (r *Runner) obtain(ctx context.Context, d store.CustomDomain) (*obtained, error) {
+	iss, err := certissue.New(r.Config, r.Account, presenter{n: r.Node, hostingID: d.HostingID})
+	if err != nil {
+		return nil, err
+	}
+	var replaces *x509.Certificate
+	if d.Cert != nil && d.Cert.Chain != "" {
+		if b, _ := pem.Decode([]byte(d.Cert.Chain)); b != nil {
+			replaces, _ = x509.ParseCertificate(b.Bytes)
+		}
+	}
+	res, err := iss.Obtain(ctx, d.Domain, replaces)
+	if err != nil {
+		return nil, err
+	}
+	at, _ := iss.RenewAt(ctx, res.Leaf, r.Now())
+	return &obtained{Issued: res, renewAt: at}, nil
+}

@@ -1,0 +1,139 @@
+// Package acmetest runs pebble (github.com/letsencrypt/pebble/v2, the ACME
+// test server, installed by scripts/install-acme-test-deps.sh into .bin)
+// for the tests that order certificates.
+package acmetest
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// PebbleVersion is the pebble the scripts install.
+const PebbleVersion = "v2.10.1"
+
+// RepoFile finds path (".bin/pebble") in the repository above the test's
+// package; a missing file fails the test saying how to install it.
+func RepoFile(tb testing.TB, path string) string {
+	tb.Helper()
+	dir, _ := os.Getwd()
+	for d := dir; d != "/"; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			p := filepath.Join(d, path)
+			if _, err := os.Stat(p); err != nil {
+				tb.Fatalf("%s is missing: run scripts/install-acme-test-deps.sh (pebble %s)", p, PebbleVersion)
+			}
+			return p
+		}
+	}
+	tb.Fatal("repository root not found")
+	return ""
+}
+
+// Pebble is a running pebble.
+type Pebble struct {
+	Dir    string       // the ACME directory URL
+	Mgmt   string       // the management API's base URL
+	Client *http.Client // trusts pebble's own TLS (its minica)
+}
+
+func freePort(tb testing.TB) string {
+	tb.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Start runs pebble validating HTTP-01 on httpPort of the addresses dns
+// (the test's authoritative server) gives, with a "shortlived" profile of
+// that lifetime (the default profile: 90 days), until the test ends (its
+// log is shown if the test failed).
+func Start(t *testing.T, dns, httpPort string, shortLived time.Duration) *Pebble {
+	t.Helper()
+	bin := RepoFile(t, ".bin/pebble")
+	certs := RepoFile(t, ".bin/pebble-certs")
+	dir := t.TempDir()
+	listen, mgmt := freePort(t), freePort(t)
+	var port int
+	fmt.Sscan(httpPort, &port)
+	cfg := map[string]any{"pebble": map[string]any{
+		"listenAddress": listen, "managementListenAddress": mgmt,
+		"certificate": certs + "/localhost/cert.pem", "privateKey": certs + "/localhost/key.pem",
+		"httpPort": port, "tlsPort": 0, "ocspResponderURL": "", "externalAccountBindingRequired": false,
+		"retryAfter": map[string]int{"authz": 1, "order": 1}, "keyAlgorithm": "ecdsa",
+		"profiles": map[string]any{
+			"default":    map[string]any{"description": "default", "validityPeriod": 7776000},
+			"shortlived": map[string]any{"description": "short-lived", "validityPeriod": int(shortLived.Seconds())},
+		},
+	}}
+	b, _ := json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, "pebble.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	logf, _ := os.Create(filepath.Join(dir, "pebble.log"))
+	cmd := exec.Command(bin, "-config", filepath.Join(dir, "pebble.json"), "-dnsserver", dns)
+	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		logf.Close()
+		if t.Failed() {
+			out, _ := os.ReadFile(filepath.Join(dir, "pebble.log"))
+			t.Logf("pebble log:\n%s", out)
+		}
+	})
+	roots := x509.NewCertPool()
+	ca, err := os.ReadFile(certs + "/pebble.minica.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots.AppendCertsFromPEM(ca)
+	p := &Pebble{Dir: "https://" + listen + "/dir", Mgmt: "https://" + mgmt,
+		Client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		resp, err := p.Client.Get(p.Dir)
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pebble does not answer: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return p
+}
+
+// Root is pebble's issuing root for this run (it makes a new one each start).
+func (p *Pebble) Root(t *testing.T) *x509.CertPool {
+	t.Helper()
+	resp, err := p.Client.Get(p.Mgmt + "/roots/0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("pebble root: %s", b)
+	}
+	return pool
+}
