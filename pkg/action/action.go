@@ -38,6 +38,9 @@
 //	     hosting.cert (domain, chain_pem; secret_params holds key_pem): a
 //	     custom domain's certificate installed on the node and the domain
 //	     routed to the account; hosting.uncert (domain) removes both.
+//	     hosting.challenge (token, key_authorization, remove): an HTTP-01
+//	     key authorization served by the node's responder during an ACME
+//	     order (public, no secret_params), or forgotten with remove.
 package action
 
 import (
@@ -150,6 +153,18 @@ type HostingCert struct {
 	KeyPEM   string `json:"key_pem,omitempty"`
 }
 
+// HostingChallenge is the params of hosting.challenge: an ACME HTTP-01
+// token and its key authorization (public: the node serves it to anyone
+// at /.well-known/acme-challenge/<token>); Remove forgets the token.
+type HostingChallenge struct {
+	KeyAuthorization string `json:"key_authorization,omitempty"`
+	Remove           bool   `json:"remove,omitempty"`
+	Token            string `json:"token"`
+}
+
+// Secret implements Params.
+func (*HostingChallenge) Secret() (string, bool) { return "", false }
+
 // HostingUncert is the params of hosting.uncert: the custom domain to remove.
 type HostingUncert struct {
 	Domain string `json:"domain"`
@@ -234,6 +249,7 @@ var Commands = map[string]Spec{
 	api.ActionHostingSetPHP:    {New: func() Params { return &HostingPHP{} }},
 	api.ActionHostingCert:      {SecretKey: SecretKeyPEM, New: func() Params { return &HostingCert{} }},
 	api.ActionHostingUncert:    {New: func() Params { return &HostingUncert{} }},
+	api.ActionHostingChallenge: {New: func() Params { return &HostingChallenge{} }},
 }
 
 // Encode is the params JSON of p (nil: an empty object).

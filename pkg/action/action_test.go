@@ -271,7 +271,7 @@ func TestHostingCommands(t *testing.T) {
 // hosting.cert carries the private key in secret_params only (key_pem);
 // hosting.uncert takes no secret.
 func TestHostingCertCommands(t *testing.T) {
-	for _, cmd := range []string{api.ActionHostingCert, api.ActionHostingUncert} {
+	for _, cmd := range []string{api.ActionHostingCert, api.ActionHostingUncert, api.ActionHostingChallenge} {
 		if keys := jsonKeys(Commands[cmd].New()); !slices.IsSorted(keys) {
 			t.Errorf("%s keys not sorted: %v", cmd, keys)
 		}
@@ -293,5 +293,24 @@ func TestHostingCertCommands(t *testing.T) {
 	}
 	if _, err := Decode(api.ActionHostingUncert, []byte(`{"domain":"shop.example.com"}`), sec); !errors.Is(err, validate.ErrInvalid) {
 		t.Fatalf("uncert with a secret: %v", err)
+	}
+}
+
+// hosting.challenge carries the token and key authorization in params (they
+// are public) and takes no secret.
+func TestHostingChallengeCommand(t *testing.T) {
+	params, _ := Encode(&HostingChallenge{Token: "tok", KeyAuthorization: "tok.thumb"})
+	if string(params) != `{"key_authorization":"tok.thumb","token":"tok"}` {
+		t.Fatalf("params: %s", params)
+	}
+	p, err := Decode(api.ActionHostingChallenge, params, nil)
+	if err != nil || p.(*HostingChallenge).KeyAuthorization != "tok.thumb" {
+		t.Fatalf("decoded %+v %v", p, err)
+	}
+	if _, err := Decode(api.ActionHostingChallenge, params, []byte(`{"key_pem":"x"}`)); !errors.Is(err, validate.ErrInvalid) {
+		t.Fatalf("challenge with a secret: %v", err)
+	}
+	if _, err := Decode(api.ActionHostingChallenge, []byte(`{"token":"tok","path":"../x"}`), nil); !errors.Is(err, validate.ErrInvalid) {
+		t.Fatalf("unknown key: %v", err)
 	}
 }

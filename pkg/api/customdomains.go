@@ -85,3 +85,12 @@ const (
 	ActionHostingUncert = "hosting.uncert"
 	NodeOpHostingUncert = "hosting.uncert"
 )
+
+// hosting.challenge (protocol 1.3, hosting role): an HTTP-01 key
+// authorization the node's responder serves for the account's custom domain
+// while an ACME order validates it (remove: forget it). Not journaled: it
+// lives in the agent's memory and a re-send does the same.
+const (
+	ActionHostingChallenge = "hosting.challenge"
+	NodeOpHostingChallenge = "hosting.challenge"
+)

@@ -368,6 +368,8 @@ func (e *Executor) runHosting(ctx context.Context, command, id, user string, p a
 	case *action.HostingCert:
 		return m.HostingCert(ctx, ops.HostingCertRequest{OpID: id, Username: user, Domain: p.Domain,
 			ChainPEM: []byte(p.ChainPEM), KeyPEM: []byte(p.KeyPEM)})
+	case *action.HostingChallenge:
+		return m.HostingChallenge(ctx, id, user, p.Token, p.KeyAuthorization, p.Remove)
 	case *action.HostingUncert:
 		return m.HostingCert(ctx, ops.HostingCertRequest{OpID: id, Username: user, Domain: p.Domain, Detach: true})
 	case *action.None:

@@ -28,6 +28,7 @@ var commands = map[string]string{
 	api.ActionHostingSetPHP:       api.NodeOpHostingSetPHP,
 	api.ActionHostingCert:         api.NodeOpHostingCert,
 	api.ActionHostingUncert:       api.NodeOpHostingUncert,
+	api.ActionHostingChallenge:    api.NodeOpHostingChallenge,
 }
 
 // isHosting says whether a command targets a hosting account (its target is

@@ -152,6 +152,44 @@ func TestHostingCertThroughTheExecutor(t *testing.T) {
 		}
 	}
 
+	// hosting.challenge: the key authorization is served through nginx's
+	// /.well-known/acme-challenge/ for the account's custom domain, and
+	// forgotten with remove; a bad token is refused.
+	token := "tok_" + strings.Repeat("A", 30)
+	challenge := func(id, tok string, remove bool) *pb.ActionAssign {
+		params, err := action.Encode(&action.HostingChallenge{Token: tok, KeyAuthorization: tok + ".thumbprint_0123456789abcdefghij", Remove: remove})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &pb.ActionAssign{ActionId: id, Command: api.ActionHostingChallenge, Target: uname, Params: params}
+	}
+	getToken := func() (int, string) {
+		req, _ := http.NewRequest("GET", "http://"+e.HTTPAddr+"/.well-known/acme-challenge/"+token, nil)
+		req.Host = custom
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if r := call(t, ex, challenge("act-c-chal", token, false)); !r.Success {
+		t.Fatalf("hosting.challenge: %s %s", r.ErrorCode, r.ErrorMessage)
+	}
+	if code, body := getToken(); code != 200 || body != token+".thumbprint_0123456789abcdefghij" {
+		t.Fatalf("challenge through nginx: %d %q", code, body)
+	}
+	if r := call(t, ex, challenge("act-c-chal-bad", "../x", false)); r.Success || r.ErrorCode != api.NodeErrInvalid {
+		t.Fatalf("bad token: %v %s", r.Success, r.ErrorCode)
+	}
+	if r := call(t, ex, challenge("act-c-unchal", token, true)); !r.Success {
+		t.Fatalf("hosting.challenge remove: %s %s", r.ErrorCode, r.ErrorMessage)
+	}
+	if code, _ := getToken(); code != 404 {
+		t.Fatalf("removed challenge still served: %d", code)
+	}
+
 	if r := call(t, ex, certAssign(t, "act-c-detach", uname, custom, nil, nil, true)); !r.Success {
 		t.Fatalf("detach: %s %s", r.ErrorCode, r.ErrorMessage)
 	}

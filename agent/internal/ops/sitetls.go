@@ -132,3 +132,32 @@ func (m *Manager) recoverCert(ctx context.Context, r *run) (*api.NodeOpResult, e
 	}
 	return res, err
 }
+
+// HostingChallenge (hosting.challenge) puts an ACME HTTP-01 key
+// authorization in the node's responder for the account's custom domain
+// order, or with remove forgets the token. It is not journaled: the token
+// lives in memory only, is public and doing it again changes nothing.
+func (m *Manager) HostingChallenge(_ context.Context, id, username, token, keyAuth string, remove bool) (*api.NodeOperation, error) {
+	if err := m.needHosting(); err != nil {
+		return nil, err
+	}
+	if m.siteTLS == nil {
+		return nil, apiErr(api.NodeErrUnsupported, "this hosting node has no TLS listener (--hosting-tls-listen)")
+	}
+	if err := validate.HostingUsername(username); err != nil {
+		return nil, err
+	}
+	if _, err := m.hosting.View(username); err != nil {
+		return nil, hostingErr(err)
+	}
+	msg := "acme challenge served"
+	if remove {
+		m.siteTLS.Challenges.Delete(token)
+		msg = "acme challenge removed"
+	} else if err := m.siteTLS.Challenges.Put(token, keyAuth); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	return &api.NodeOperation{ID: id, Kind: api.NodeOpHostingChallenge, Target: username, State: api.NodeOpSucceeded,
+		StartedAt: now, FinishedAt: &now, Result: &api.NodeOpResult{Message: msg}}, nil
+}
