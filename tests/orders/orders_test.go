@@ -25,7 +25,7 @@ func TestMain(m *testing.M) { framework.Main(m) }
 const price = 900 // vps-t at 1200 retail, 25 % reseller discount
 
 type rig struct {
-	t   *testing.T
+	t   testing.TB
 	c   *framework.ProcessCluster
 	ctx context.Context
 	key string
@@ -34,12 +34,12 @@ type rig struct {
 
 func (r *rig) api(i int) *client.Client { return r.c.Client(i%r.c.Len(), r.key) }
 
-func newRig(t *testing.T) *rig {
+func newRig(t testing.TB) *rig {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
 		RaftTimeout: 500 * time.Millisecond, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	acc, key, err := c.NewAccount(ctx, "orders@example.com", api.ScopeAccountRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeBillingRead)
+	acc, key, err := c.NewAccount(ctx, "orders@example.com", api.ScopeAccountRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeBillingRead, api.ScopeTicketsWrite)
 	if err != nil {
 		t.Fatal(err)
 	}
