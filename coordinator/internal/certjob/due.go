@@ -21,6 +21,7 @@ const (
 	ReasonRenew    Reason = "renew"    // the renewal time came
 	ReasonRetry    Reason = "retry"    // the back-off after a failure ended
 	ReasonTakeover Reason = "takeover" // an order's leader died with it
+	ReasonInstall  Reason = "install"  // issued, the node has not taken it yet
 )
 
 // Order is a domain due for an order.
@@ -55,6 +56,10 @@ func Due(domains []store.CustomDomain, now time.Time) ([]Order, []Waiting) {
 		if !ok {
 			continue
 		}
+		if r == ReasonInstall { // no new order
+			due = append(due, Order{Domain: d, Reason: r})
+			continue
+		}
 		// A takeover is a new order too (the dead leader's may have issued).
 		if allowed, from := certissue.IssueAllowed(issued[certissue.RegisteredDomain(d.Domain)], now); !allowed {
 			waiting = append(waiting, Waiting{Domain: d.Domain, Until: from})
@@ -79,6 +84,10 @@ func reason(d store.CustomDomain, now time.Time) (Reason, bool) {
 		return ReasonRetry, !now.Before(s.RetryAt)
 	case s.Chain == "":
 		return ReasonNew, true
+	case s.InstalledAt.IsZero() && !now.Before(s.RenewAt):
+		return ReasonRenew, true
+	case s.InstalledAt.IsZero():
+		return ReasonInstall, !now.Before(s.RetryAt)
 	default:
 		return ReasonRenew, !now.Before(s.RenewAt)
 	}

@@ -16,6 +16,8 @@ func domain(name, status string, s *store.CertState) store.CustomDomain {
 
 // Which domains are due: unverified never; no certificate: new; an order in
 // flight only after its end (takeover); a failure only after its back-off;
+// an issued certificate the node did not take: installed again (no order)
+// after its back-off;
 // an issued certificate at its renewal time; a registered domain with 50
 // certificates in the last 7 days waits until the oldest leaves the window,
 // a takeover included (a new order too), while another registered domain
@@ -23,7 +25,8 @@ func domain(name, status string, s *store.CertState) store.CustomDomain {
 func TestDue(t *testing.T) {
 	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 	cert := func(renew time.Time) *store.CertState {
-		return &store.CertState{Chain: "pem", SealedKey: "v1.x", RenewAt: renew, IssuedAt: now.Add(-30 * 24 * time.Hour)}
+		return &store.CertState{Chain: "pem", SealedKey: "v1.x", RenewAt: renew, IssuedAt: now.Add(-30 * 24 * time.Hour),
+			InstalledAt: now.Add(-30 * 24 * time.Hour)}
 	}
 	ds := []store.CustomDomain{
 		domain("pending.example.com", api.CustomDomainPendingDNS, nil),
@@ -34,6 +37,10 @@ func TestDue(t *testing.T) {
 		domain("retry.example.com", api.CustomDomainVerified, &store.CertState{Failures: 2, RetryAt: now}),
 		domain("fresh.example.com", api.CustomDomainVerified, cert(now.Add(time.Hour))),
 		domain("renew.example.com", api.CustomDomainVerified, cert(now.Add(-time.Hour))),
+		domain("install.example.com", api.CustomDomainVerified, &store.CertState{Chain: "pem", SealedKey: "v1.x", RenewAt: now.Add(time.Hour),
+			InstallError: "node away", RetryAt: now}),
+		domain("install-later.example.com", api.CustomDomainVerified, &store.CertState{Chain: "pem", SealedKey: "v1.x", RenewAt: now.Add(time.Hour),
+			InstallError: "node away", RetryAt: now.Add(time.Second)}),
 	}
 	due, waiting := Due(ds, now)
 	got := map[string]Reason{}
@@ -41,7 +48,7 @@ func TestDue(t *testing.T) {
 		got[o.Domain.Domain] = o.Reason
 	}
 	want := map[string]Reason{"new.example.com": ReasonNew, "dead.example.com": ReasonTakeover,
-		"retry.example.com": ReasonRetry, "renew.example.com": ReasonRenew}
+		"retry.example.com": ReasonRetry, "renew.example.com": ReasonRenew, "install.example.com": ReasonInstall}
 	if !reflect.DeepEqual(got, want) || len(waiting) != 0 {
 		t.Fatalf("due %v waiting %v, want %v", got, waiting, want)
 	}

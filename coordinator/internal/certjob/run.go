@@ -66,9 +66,17 @@ var ErrInFlight = errors.New("certjob: an order of the domain is in flight")
 // first (a conflict means another leader's order runs: ErrInFlight), then
 // the ACME order with HTTP-01 through the node, the certificate recorded
 // with its key sealed, and installed on the node. A failure is recorded
-// with the back-off's next try and returned.
+// with the back-off's next try and returned. An Order of ReasonInstall only
+// installs the recorded certificate.
 func (r *Runner) Run(ctx context.Context, o Order) error {
 	d := o.Domain
+	if o.Reason == ReasonInstall {
+		key, err := r.Sealer.Open(SealID(d.Domain), d.Cert.SealedKey)
+		if err != nil {
+			return fmt.Errorf("certificate key of %s cannot be unsealed (is the KEK file the same on every coordinator?): %w", d.Domain, err)
+		}
+		return r.install(ctx, d, []byte(d.Cert.Chain), []byte(key))
+	}
 	var idb [8]byte
 	_, _ = rand.Read(idb[:])
 	orderID := "ord_" + hex.EncodeToString(idb[:])
@@ -101,7 +109,21 @@ func (r *Runner) Run(ctx context.Context, o Order) error {
 		Chain: string(issued.ChainPEM), SealedKey: sealed, NotAfter: issued.Leaf.NotAfter, RenewAt: issued.renewAt}); err != nil {
 		return err
 	}
-	return r.Node.Install(ctx, d.HostingID, d.Domain, issued.ChainPEM, issued.KeyPEM)
+	return r.install(ctx, d, issued.ChainPEM, issued.KeyPEM)
+}
+
+// install hands the certificate to the node and records the outcome (a
+// failure is retried with the same certificate after the first back-off).
+func (r *Runner) install(ctx context.Context, d store.CustomDomain, chain, key []byte) error {
+	ierr := r.Node.Install(ctx, d.HostingID, d.Domain, chain, key)
+	rec := fsm.CertInstalled{HostingID: d.HostingID, Domain: d.Domain, Chain: string(chain)}
+	if ierr != nil {
+		rec.Error, rec.RetryAt = ierr.Error(), certissue.RetryAfter(1, r.Now())
+	}
+	if err := r.State.Propose(ctx, fsm.CmdCertInstalled, rec); err != nil {
+		return errors.Join(ierr, err)
+	}
+	return ierr
 }
 
 type obtained struct {

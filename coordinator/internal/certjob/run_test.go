@@ -73,6 +73,7 @@ type node struct {
 	presented int
 	installed map[string][]byte // domain → chain
 	keys      map[string][]byte
+	failOnce  bool // the next Install fails
 }
 
 func (n *node) Present(_ context.Context, _, _, token, keyAuth string) error {
@@ -93,6 +94,10 @@ func (n *node) CleanUp(_ context.Context, _, _, token string) error {
 func (n *node) Install(_ context.Context, _, domain string, chain, key []byte) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.failOnce {
+		n.failOnce = false
+		return fmt.Errorf("hosting.cert on hv-1: node not connected")
+	}
 	n.installed[domain], n.keys[domain] = chain, key
 	return nil
 }
@@ -115,7 +120,9 @@ func (n *node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // status issued with not_after and a renewal time before it, and the node
 // got chain and key; nothing is due after it. An order of a domain whose
 // DNS does not point at the node fails, recorded with the reason and the
-// back-off's next try, and is not due before it.
+// back-off's next try, and is not due before it. A certificate the node
+// did not take shows failed with the reason and is installed again, without
+// a new order, after the back-off.
 func TestRunAgainstPebble(t *testing.T) {
 	dns := dnstest.Start(t, "example.test")
 	dns.Add(t, "shop.example.test. 60 IN A 127.0.0.1")
@@ -172,6 +179,7 @@ func TestRunAgainstPebble(t *testing.T) {
 		Config:  certissue.Config{DirectoryURL: pb.Dir, HTTPClient: pb.Client},
 		Account: certissue.Account{KeyPEM: accKey}}
 
+	nd.failOnce = true
 	due, _ := Due(st.domains(t), time.Now())
 	if len(due) != 2 {
 		t.Fatalf("due: %+v", due)
@@ -182,14 +190,38 @@ func TestRunAgainstPebble(t *testing.T) {
 		err := r.Run(ctx, o)
 		switch o.Domain.Domain {
 		case "shop.example.test":
-			if err != nil {
-				t.Fatalf("order of shop.example.test: %v", err)
+			if err == nil || !strings.Contains(err.Error(), "node not connected") {
+				t.Fatalf("order of shop.example.test with the node away: %v", err)
 			}
 		case "broken.example.test":
 			if err == nil {
 				t.Fatal("order of a domain whose address is not the node's succeeded")
 			}
 		}
+	}
+
+	// The node did not take it: failed with the reason, installed again
+	// (no new order) after the back-off.
+	var shop store.CustomDomain
+	for _, d := range st.domains(t) {
+		if d.Domain == "shop.example.test" {
+			shop = d
+		}
+	}
+	if c := shop.Certificate; c == nil || c.Status != api.CertificateFailed || !strings.Contains(c.Reason, "node not connected") || c.RetryAt == nil {
+		t.Fatalf("install failure: %+v", c)
+	}
+	later := shop.Certificate.RetryAt.Add(time.Second)
+	due, _ = Due(st.domains(t), later)
+	if len(due) != 1 || due[0].Reason != ReasonInstall || due[0].Domain.Domain != "shop.example.test" {
+		t.Fatalf("due after the install's back-off: %+v", due)
+	}
+	presented := nd.presented
+	if err := r.Run(ctx, due[0]); err != nil {
+		t.Fatal(err)
+	}
+	if nd.presented != presented {
+		t.Fatal("a re-install ordered again")
 	}
 
 	byName := map[string]store.CustomDomain{}

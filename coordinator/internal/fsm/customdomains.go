@@ -30,6 +30,7 @@ var customDomainHandlers = map[CommandType]handlerFunc{
 	CmdCertIssued:            typed(applyCertIssued),
 	CmdCertFailed:            typed(applyCertFailed),
 	CmdCertRetry:             typed(applyCertRetry),
+	CmdCertInstalled:         typed(applyCertInstalled),
 }
 
 // ACMEAccountInit creates the cluster's ACME account record; a second one
@@ -190,6 +191,8 @@ const (
 	CmdCertFailed CommandType = 127
 	// CmdCertRetry asks for a new order now (POST …/ssl/retry).
 	CmdCertRetry CommandType = 128
+	// CmdCertInstalled records whether the node took the certificate.
+	CmdCertInstalled CommandType = 129
 )
 
 // CertOrderStart records that the leader orders a certificate for Domain
@@ -275,7 +278,9 @@ func certStatus(s *store.CertState) *api.CertificateStatus {
 		st.Status = api.CertificatePending
 	case s.Failures > 0:
 		st.Status, st.Reason, st.RetryAt = api.CertificateFailed, s.LastError, t(s.RetryAt)
-	case s.Chain != "":
+	case s.InstallError != "":
+		st.Status, st.Reason, st.RetryAt = api.CertificateFailed, "installing on the hosting node: "+s.InstallError, t(s.RetryAt)
+	case s.Chain != "" && !s.InstalledAt.IsZero():
 		st.Status = api.CertificateIssued
 	default:
 		st.Status = api.CertificatePending
@@ -325,6 +330,7 @@ func applyCertIssued(c *applyCtx, p CertIssued) (any, error) {
 	s := d.Cert
 	s.Chain, s.SealedKey, s.NotAfter, s.RenewAt, s.IssuedAt = p.Chain, p.SealedKey, p.NotAfter, p.RenewAt, c.at
 	s.Failures, s.FailedAt, s.LastError, s.RetryAt = 0, nil, "", time.Time{}
+	s.InstalledAt, s.InstallError = time.Time{}, ""
 	return c.putCert(d)
 }
 
@@ -334,10 +340,7 @@ func applyCertFailed(c *applyCtx, p CertFailed) (any, error) {
 		return nil, err
 	}
 	s := d.Cert
-	reason := strings.ToValidUTF8(p.Reason, "?")
-	if len(reason) > maxCertReason {
-		reason = strings.ToValidUTF8(reason[:maxCertReason], "") + "…"
-	}
+	reason := boundReason(p.Reason)
 	var recent []time.Time
 	for _, f := range s.FailedAt {
 		if f.After(c.at.Add(-time.Hour)) {
@@ -367,4 +370,41 @@ func applyCertRetry(c *applyCtx, p CertRetry) (any, error) {
 		return c.putCert(d)
 	}
 	return d.CustomDomain, nil // nothing ordered yet, or an order is under way
+}
+
+// CertInstalled records that the node took the certificate whose chain is
+// Chain (Error empty), or why not (retried at RetryAt with the same
+// certificate). A result for another chain than the current one changes
+// nothing.
+type CertInstalled struct {
+	HostingID string    `json:"hosting_id"`
+	Domain    string    `json:"domain"`
+	Chain     string    `json:"chain"`
+	Error     string    `json:"error,omitempty"`
+	RetryAt   time.Time `json:"retry_at,omitempty"`
+}
+
+func applyCertInstalled(c *applyCtx, p CertInstalled) (any, error) {
+	d, err := c.certDomain(p.HostingID, p.Domain)
+	if err != nil {
+		return nil, err
+	}
+	s := d.Cert
+	if s.Chain == "" || s.Chain != p.Chain {
+		return nil, fmt.Errorf("%w: not the current certificate of %s", ErrConflict, p.Domain)
+	}
+	if p.Error == "" {
+		s.InstalledAt, s.InstallError, s.RetryAt = c.at, "", time.Time{}
+	} else {
+		s.InstallError, s.RetryAt = boundReason(p.Error), p.RetryAt
+	}
+	return c.putCert(d)
+}
+
+func boundReason(r string) string {
+	r = strings.ToValidUTF8(r, "?")
+	if len(r) > maxCertReason {
+		r = strings.ToValidUTF8(r[:maxCertReason], "") + "…"
+	}
+	return r
 }

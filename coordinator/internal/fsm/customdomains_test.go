@@ -162,8 +162,22 @@ func TestCustomDomainCertificate(t *testing.T) {
 	}
 	issued.OrderID = "o3"
 	c = h.must(CmdCertIssued, issued).(api.CustomDomain).Certificate
-	if c.Status != api.CertificateIssued || c.NotAfter == nil || !c.NotAfter.Equal(issued.NotAfter) || c.Reason != "" || c.RetryAt != nil {
-		t.Fatalf("issued: %+v", c)
+	if c.Status != api.CertificatePending || c.NotAfter == nil || !c.NotAfter.Equal(issued.NotAfter) || c.Reason != "" || c.RetryAt != nil {
+		t.Fatalf("issued, not installed yet: %+v", c)
+	}
+	// The node's answer: for another chain nothing; an error is shown with
+	// its retry time; success makes it issued.
+	if _, err := h.apply(CmdCertInstalled, CertInstalled{HostingID: "hst_a", Domain: "shop.example", Chain: "other"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("installed for another chain: %v", err)
+	}
+	c = h.must(CmdCertInstalled, CertInstalled{HostingID: "hst_a", Domain: "shop.example", Chain: issued.Chain,
+		Error: "handshake check failed", RetryAt: h.at.Add(time.Minute)}).(api.CustomDomain).Certificate
+	if c.Status != api.CertificateFailed || !strings.Contains(c.Reason, "installing on the hosting node: handshake check failed") || c.RetryAt == nil {
+		t.Fatalf("install failed: %+v", c)
+	}
+	c = h.must(CmdCertInstalled, CertInstalled{HostingID: "hst_a", Domain: "shop.example", Chain: issued.Chain}).(api.CustomDomain).Certificate
+	if c.Status != api.CertificateIssued || c.Reason != "" || c.RetryAt != nil {
+		t.Fatalf("installed: %+v", c)
 	}
 	d = customDomainOf(t, h, "hst_a")
 	if d.Cert.Failures != 0 || d.Cert.FailedAt != nil || d.Cert.SealedKey != "v1:sealed" {

@@ -39,6 +39,10 @@ type CertState struct {
 	NotAfter  time.Time `json:"not_after,omitempty"`
 	RenewAt   time.Time `json:"renew_at,omitempty"`
 	IssuedAt  time.Time `json:"issued_at,omitempty"`
+	// InstalledAt is when the node took the certificate (hosting.cert);
+	// InstallError why it did not (retried at RetryAt, without a new order).
+	InstalledAt  time.Time `json:"installed_at,omitempty"`
+	InstallError string    `json:"install_error,omitempty"`
 
 	Failures  int         `json:"failures,omitempty"`   // in a row
 	FailedAt  []time.Time `json:"failed_at,omitempty"`  // within the last hour
