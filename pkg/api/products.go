@@ -96,3 +96,14 @@ type ServerOrder struct {
 	Invoice      Invoice `json:"invoice"`
 	RootPassword string  `json:"root_password,omitempty"`
 }
+
+// ServerQuote answers POST /v1/servers/quote: what the same order would cost
+// now, without ordering.
+type ServerQuote struct {
+	PlanSlug              string `json:"plan_slug"`
+	RetailMonthlyUsdCents int64  `json:"retail_monthly_usd_cents"`
+	YourMonthlyUsdCents   int64  `json:"your_monthly_usd_cents"`
+	BalanceUsdCents       int64  `json:"balance_usd_cents"`
+	// ShortfallUsdCents is what the wallet lacks (0: it can pay).
+	ShortfallUsdCents int64 `json:"shortfall_usd_cents"`
+}

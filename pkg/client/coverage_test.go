@@ -62,6 +62,10 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 	},
 	"getAccount":   func(ctx context.Context, c *client.Client) error { _, err := c.Account(ctx); return err },
 	"listProducts": func(ctx context.Context, c *client.Client) error { _, err := c.Products(ctx); return err },
+	"quoteServer": func(ctx context.Context, c *client.Client) error {
+		_, err := c.QuoteServer(ctx, api.ServerOrderRequest{PlanSlug: "vps-2", Hostname: "web-1", OSTemplate: "debian-12"})
+		return err
+	},
 	"orderServer": func(ctx context.Context, c *client.Client) error {
 		_, err := c.OrderServer(ctx, api.ServerOrderRequest{PlanSlug: "vps-2", Hostname: "web-1", OSTemplate: "debian-12"}, "k")
 		return err

@@ -51,3 +51,10 @@ func (a *Admin) AccountPricing(ctx context.Context, accountID string) (api.Accou
 func (a *Admin) SetAccountPricing(ctx context.Context, accountID string, p api.AccountPricing) (api.AccountPricing, error) {
 	return adminCall[api.AccountPricing](ctx, a, "PUT", "/admin/accounts/"+url.PathEscape(accountID)+"/pricing", p)
 }
+
+// QuoteServer prices an order body without ordering.
+func (c *Client) QuoteServer(ctx context.Context, req api.ServerOrderRequest) (api.ServerQuote, error) {
+	var out api.ServerQuote
+	_, err := c.Do(ctx, "POST", "/v1/servers/quote", req, &out, nil)
+	return out, err
+}

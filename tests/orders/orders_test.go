@@ -145,6 +145,13 @@ func TestServerOrders(t *testing.T) {
 	if b, n := r.balance(), len(r.servers()); b != price || n != 0 {
 		t.Fatalf("after refused orders: balance %d, %d servers", b, n)
 	}
+	// The quote prices the same body without ordering.
+	if q, err := r.api(1).QuoteServer(r.ctx, order(0)); err != nil || q.YourMonthlyUsdCents != price || q.RetailMonthlyUsdCents != 1200 || q.BalanceUsdCents != price || q.ShortfallUsdCents != 0 {
+		t.Fatalf("quote %+v %v", q, err)
+	}
+	if _, err := r.api(1).QuoteServer(r.ctx, api.ServerOrderRequest{PlanSlug: "old-t", Hostname: "a", OSTemplate: "base"}); err == nil {
+		t.Fatal("a retired plan was quoted")
+	}
 
 	// 200 concurrent orders (spread over the three coordinators) against a
 	// wallet that pays exactly 10: 10 servers, 10 paid invoices, balance 0.
@@ -183,6 +190,9 @@ func TestServerOrders(t *testing.T) {
 	}
 	if b := r.balance(); b != 0 {
 		t.Fatalf("balance %d after 10 orders, want 0", b)
+	}
+	if q, err := r.api(2).QuoteServer(r.ctx, order(0)); err != nil || q.ShortfallUsdCents != price {
+		t.Fatalf("quote with an empty wallet %+v %v", q, err)
 	}
 	if n := len(r.servers()); n != 10 {
 		t.Fatalf("%d servers, want 10", n)

@@ -20,7 +20,9 @@ func (a *API) orderRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/v1/products", Scope: api.ScopeAccountRead, handler: a.listProducts},
 		// An order spends money: MCP asks for a double confirmation.
-		{Method: "POST", Path: "/v1/servers", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, handler: a.orderServer},
+		{Method: "POST", Path: "/v1/servers", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/servers/quote", handler: a.orderServer},
+		// The price of the same body, without ordering (MCP shows it before the confirmation).
+		{Method: "POST", Path: "/v1/servers/quote", Scope: api.ScopeOrdersWrite, handler: a.quoteServer},
 	}
 }
 
@@ -117,21 +119,9 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 	if cfg == nil {
 		return 0, nil, errf(http.StatusServiceUnavailable, "servers_unavailable", "orders are starting on this coordinator; retry shortly")
 	}
-	prod, err := readOne(a, "product", func(r store.ReadTx) (api.AdminProduct, error) { return r.Product(req.PlanSlug) })
+	prod, err := a.orderableProduct(req)
 	if err != nil {
-		var he *httpError
-		if errors.As(err, &he) && he.status == http.StatusNotFound {
-			return 0, nil, invalidField("plan_slug", "names no product (GET /v1/products lists them)")
-		}
 		return 0, nil, err
-	}
-	switch {
-	case prod.Retired:
-		return 0, nil, invalidField("plan_slug", "names product %q, which is retired and can no longer be ordered", prod.Slug)
-	case prod.Category != api.ProductVPS:
-		return 0, nil, invalidField("plan_slug", "names a %s product; order it with POST /v1/hosting", prod.Category)
-	case req.Location != "" && len(prod.Locations) > 0 && !slices.Contains(prod.Locations, req.Location):
-		return 0, nil, invalidField("location", "must be one of %s for %s", strings.Join(prod.Locations, ", "), prod.Slug)
 	}
 	if deps.NodeTemplates != nil {
 		// The template must be on some node; placement picks one that has it.
@@ -300,4 +290,55 @@ func DecodeAccountPricing(body []byte) (api.AccountPricing, error) {
 		}
 	}
 	return req, nil
+}
+
+// orderableProduct is the product req orders: 400 naming plan_slug when it
+// is unknown, retired or not a server, or location when it is not sold there.
+func (a *API) orderableProduct(req api.ServerOrderRequest) (api.AdminProduct, error) {
+	prod, err := readOne(a, "product", func(r store.ReadTx) (api.AdminProduct, error) { return r.Product(req.PlanSlug) })
+	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) && he.status == http.StatusNotFound {
+			return prod, invalidField("plan_slug", "names no product (GET /v1/products lists them)")
+		}
+		return prod, err
+	}
+	switch {
+	case prod.Retired:
+		return prod, invalidField("plan_slug", "names product %q, which is retired and can no longer be ordered", prod.Slug)
+	case prod.Category != api.ProductVPS:
+		return prod, invalidField("plan_slug", "names a %s product; order it with POST /v1/hosting", prod.Category)
+	case req.Location != "" && len(prod.Locations) > 0 && !slices.Contains(prod.Locations, req.Location):
+		return prod, invalidField("location", "must be one of %s for %s", strings.Join(prod.Locations, ", "), prod.Slug)
+	}
+	return prod, nil
+}
+
+// quoteServer prices an order body without ordering: the caller's price now
+// and what the wallet lacks.
+func (a *API) quoteServer(rq *request) (int, any, error) {
+	req, err := DecodeServerOrder(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	prod, err := a.orderableProduct(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := api.ServerQuote{PlanSlug: prod.Slug, RetailMonthlyUsdCents: prod.RetailMonthlyUsdCents}
+	err = a.state.Read(func(r store.ReadTx) error {
+		pricing, err := r.AccountPricing(rq.caller.accountID)
+		if err != nil {
+			return err
+		}
+		acc, err := r.Account(rq.caller.accountID)
+		if err != nil {
+			return err
+		}
+		out.YourMonthlyUsdCents = pricing.EffectivePrice(prod.Slug, prod.RetailMonthlyUsdCents)
+		out.BalanceUsdCents = acc.BalanceUsdCents
+		out.ShortfallUsdCents = max(0, out.YourMonthlyUsdCents-acc.BalanceUsdCents)
+		return nil
+	})
+	return http.StatusOK, out, err
 }
