@@ -132,12 +132,25 @@ type world struct {
 	hooks  *hookReceiver
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { return newWorldWith(t, worldOptions{}) }
+
+// worldOptions adds flags to the coordinators and the agent of a world.
+type worldOptions struct {
+	coordinatorArgs func(env *hostenv.Env) []string
+	agentArgs       []string
+}
+
+func newWorldWith(t *testing.T, o worldOptions) *world {
 	env := hostenv.New(t)
 	w := &world{t: t, env: env, nodeID: env.Prefix + "-web1"}
+	var extra func(int, *framework.CoordinatorProcess) []string
+	if o.coordinatorArgs != nil {
+		args := o.coordinatorArgs(env)
+		extra = func(int, *framework.CoordinatorProcess) []string { return args }
+	}
 	w.c = framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
 		Secret: "hosting-e2e-cluster-secret-0123", RaftTimeout: 500 * time.Millisecond, LogLevel: "debug",
-		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true})
+		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true, Extra: extra})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	scopes := []string{api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeHostingDestroy, api.ScopeServersRead,
@@ -175,6 +188,7 @@ func newWorld(t *testing.T) *world {
 			"-hosting-sftp-group", env.SFTPGroup, "-coordinators", strings.Join(w.c.AgentAddrs(), ","), "-node-id", w.nodeID,
 			"-log-level", "debug", "-log-format", "text"},
 		env: []string{"HOSTPLANE_AGENT_JOIN_TOKEN=" + tok.Token}}
+	w.agent.args = append(w.agent.args, o.agentArgs...)
 	t.Cleanup(func() {
 		// nginx and PHP-FPM outlive the agent; hostenv stops them after this.
 		w.agent.stop()

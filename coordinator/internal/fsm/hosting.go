@@ -140,7 +140,8 @@ func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
 		return nil, fmt.Errorf("%w: hosting.php needs the version", ErrInvalid)
 	}
 	switch a.Command {
-	case api.ActionHostingSuspend, api.ActionHostingUnsuspend, api.ActionHostingSetPHP, api.ActionHostingDelete:
+	case api.ActionHostingSuspend, api.ActionHostingUnsuspend, api.ActionHostingSetPHP, api.ActionHostingDelete,
+		api.ActionHostingChallenge, api.ActionHostingCert, api.ActionHostingUncert:
 	default:
 		return nil, fmt.Errorf("%w: %s is not a hosting action", ErrInvalid, a.Command)
 	}

@@ -54,6 +54,7 @@ type Config struct {
 	Webhooks          WebhookConfig
 	Nodes             NodeConfig
 	RDNS              RDNSConfig
+	ACME              ACMEConfig
 	// PublicURL is the base URL clients reach the API at (the OAuth issuer;
 	// tokens are bound to it). Empty: http://<api address>.
 	PublicURL string
@@ -85,6 +86,7 @@ func Defaults() Config {
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
 		RDNS: rdnsDefaults(),
+		ACME: acmeDefaults(),
 	}
 }
 
@@ -142,6 +144,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	bindWebhookFlags(fs, &c.Webhooks)
 	bindNodeFlags(fs, &c.Nodes)
 	bindRDNSFlags(fs, &c.RDNS)
+	bindACMEFlags(fs, &c.ACME)
 }
 
 // Load layers the config file named by --config, the environment and the flags
@@ -245,6 +248,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.RDNS.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.ACME.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -1,0 +1,144 @@
+package hosting
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/internal/acmetest"
+	"github.com/hostplane/hostplane/internal/dnstest"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
+)
+
+// TestCustomDomainCertificate: three coordinator processes ordering from
+// pebble (a real ACME server) and a hosting agent process on real nginx:
+// a custom domain attached through /v1 is verified against the test's own
+// authoritative DNS, then the leader orders its certificate (HTTP-01
+// answered by the node through nginx), the hosting.cert action installs it,
+// the custom domain shows certificate issued with not_after, and an HTTPS
+// request with that SNI gets a chain to pebble's root and the account's
+// site. ssl/retry on an issued certificate renews it (a new certificate).
+func TestCustomDomainCertificate(t *testing.T) {
+	dns := dnstest.Start(t, "certs.test")
+	var pb *acmetest.Pebble
+	tlsAddr := freeAddr(t)
+	w := newWorldWith(t, worldOptions{
+		coordinatorArgs: func(env *hostenv.Env) []string {
+			_, port, _ := net.SplitHostPort(env.HTTPAddr)
+			pb = acmetest.Start(t, dns.Addr, port, 90*24*time.Hour) // no short-lived certificates here
+			return []string{"--acme-directory", pb.Dir, "--acme-ca-file", acmetest.RepoFile(t, ".bin/pebble-certs/pebble.minica.pem"),
+				"--acme-interval", "300ms", "--dns-resolver", dns.Addr, "--dns-ns-port", dns.Port}
+		},
+		agentArgs: []string{"-hosting-tls-listen", tlsAddr},
+	})
+	ctx := hostenv.Ctx(t)
+	start := time.Now()
+	user, own := w.env.Prefix+"c", "own-"+w.env.Prefix+".certs.test"
+	created := w.create(user, own)
+	w.mustSucceed(created.Action.ID)
+	id := created.Hosting.ID
+	dns.Add(t, own+". 60 IN A 127.0.0.1")
+
+	custom := "shop-" + w.env.Prefix + ".certs.test"
+	cl := w.client(1, w.key)
+	d, err := cl.SetCustomDomain(ctx, id, custom, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.VerifyCustomDomain(ctx, id); apiStatus(err) != http.StatusUnprocessableEntity {
+		t.Fatalf("verify before the DNS records: %v", err)
+	}
+	for _, r := range d.Records {
+		switch {
+		case r.Type == "TXT":
+			dns.Add(t, r.Name+". 60 IN TXT \""+r.Value+"\"")
+		case r.Type == "A" || r.Type == "AAAA":
+			dns.Add(t, r.Name+". 60 IN "+r.Type+" "+r.Value)
+		}
+	}
+	if v, err := cl.VerifyCustomDomain(ctx, id); err != nil || v.Status != api.CustomDomainVerified {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+
+	// The leader orders and installs it.
+	issued := waitCert(t, w, id, func(c *api.CertificateStatus) bool { return c != nil && c.Status == api.CertificateIssued }, 40*time.Second)
+	if issued.NotAfter == nil || issued.NotAfter.Before(time.Now().Add(24*time.Hour)) {
+		t.Fatalf("issued: %+v", issued)
+	}
+	t.Logf("certificate issued and installed %.1f s after the account was created", time.Since(start).Seconds())
+
+	// HTTPS with that SNI: a chain to pebble's root, and the account's site.
+	roots := pb.Root(t)
+	https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: custom, RootCAs: roots}}}
+	req, _ := http.NewRequest("GET", "https://"+tlsAddr+"/", nil)
+	req.Host = custom
+	resp, err := https.Do(req)
+	if err != nil {
+		t.Fatalf("HTTPS %s verified against pebble's root: %v", custom, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	plain, _ := http.NewRequest("GET", "http://"+w.env.HTTPAddr+"/", nil)
+	plain.Host = own
+	presp, err := http.DefaultClient.Do(plain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pbody, _ := io.ReadAll(presp.Body)
+	presp.Body.Close()
+	if resp.StatusCode != presp.StatusCode || string(body) != string(pbody) {
+		t.Fatalf("HTTPS %s is not the account's site: %d %q, own domain %d %q", custom, resp.StatusCode, body, presp.StatusCode, pbody)
+	}
+	first := resp.TLS.PeerCertificates[0].SerialNumber.String()
+
+	// ssl/retry renews it now: another certificate is served.
+	if c, err := cl.RetryCertificate(ctx, id); err != nil || c.Certificate == nil {
+		t.Fatalf("retry: %+v %v", c, err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := https.Do(req.Clone(context.Background()))
+		if err == nil {
+			resp.Body.Close()
+			if resp.TLS.PeerCertificates[0].SerialNumber.String() != first {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewed certificate served 30 s after ssl/retry: %v", err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// waitCert polls the custom domain through /v1 until ok holds.
+func waitCert(t *testing.T, w *world, id string, ok func(*api.CertificateStatus) bool, timeout time.Duration) *api.CertificateStatus {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		d, err := w.client(2, w.key).CustomDomain(ctx, id)
+		cancel()
+		if err == nil && ok(d.Certificate) {
+			return d.Certificate
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("certificate of %s after %s: %+v %v", id, timeout, d.Certificate, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
