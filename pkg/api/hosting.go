@@ -123,6 +123,16 @@ type HostingAccount struct {
 	ActionID   string            `json:"action_id,omitempty"` // the action in progress
 	CreatedAt  time.Time         `json:"created_at"`
 	UpdatedAt  time.Time         `json:"updated_at"`
+	// CustomDomain is the account's custom domain with its certificate
+	// status (GET /v1/hosting/:id only; never stored with the account).
+	CustomDomain *HostingCustomDomain `json:"custom_domain,omitempty"`
+}
+
+// HostingCustomDomain is the custom domain as the hosting detail shows it.
+type HostingCustomDomain struct {
+	Domain      string             `json:"domain"`
+	Status      string             `json:"status"`
+	Certificate *CertificateStatus `json:"certificate,omitempty"`
 }
 
 // HostingList is GET /v1/hosting: a page of accounts, newest first.

@@ -192,6 +192,10 @@ func TestCertificateRetry(t *testing.T) {
 	if r := s.call(key, "GET", "/v1/hosting/"+hst+"/custom-domain", ""); !strings.Contains(string(r.body), `"certificate"`) || strings.Contains(string(r.body), "sealed") {
 		t.Fatalf("custom domain: %s", r.body)
 	}
+	// The hosting detail shows the custom domain and its certificate.
+	if r := s.call(key, "GET", "/v1/hosting/"+hst, ""); r.status != 200 || !strings.Contains(string(r.body), `"custom_domain":{"domain":"shop.example.test","status":"verified","certificate":{"status":"failed"`) {
+		t.Fatalf("hosting detail: %d %s", r.status, r.body)
+	}
 	for _, o := range []string{"o2", "o3", "o4"} {
 		fail(o)
 	}

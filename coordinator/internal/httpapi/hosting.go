@@ -59,7 +59,13 @@ func (a *API) getHosting(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, hostingView(h), nil
+	v := hostingView(h)
+	if d, err := readOne(a, "custom domain", func(r store.ReadTx) (store.CustomDomain, error) {
+		return r.CustomDomain(rq.caller.accountID, h.ID)
+	}); err == nil {
+		v.CustomDomain = &api.HostingCustomDomain{Domain: d.Domain, Status: d.Status, Certificate: d.Certificate}
+	}
+	return http.StatusOK, v, nil
 }
 
 // DecodeHostingPHP validates a PUT /v1/hosting/:id/php body.
