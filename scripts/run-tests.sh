@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Run the whole suite: unit tests (with -race) in parallel, then the heavy
-# packages one at a time, since they start Raft clusters of processes and boot
-# real guests on a 2-core machine and timing-sensitive parts should not share
-# the CPU.
+# packages in two lanes (below), since they start Raft clusters of processes
+# and boot real guests on a 2-core machine.
 #
 # Heavy, by rule: every package under tests/ (whole-system tests) except the
 # framework itself (its test runs one coordinator and stays with the unit
@@ -33,10 +32,38 @@ heavy=$(for p in $all; do
   esac
 done)
 units=$(grep -vxF -f <(echo "$heavy") <<<"$all")
+# Heavy packages run in two lanes at once, each lane one package at a time:
+# the packages that boot real guests (or drive libvirtd) share one lane so no
+# two of them boot guests together; every other heavy package (process
+# clusters, nginx/PHP-FPM/MariaDB/PowerDNS, pebble, Chromium) runs in the
+# other. Each package's output is printed whole when it ends.
+GUESTS="
+$mod/agent/internal/libvirttest
+$mod/tests/e2e
+$mod/tests/upgrade
+$mod/packaging/integration
+"
+guests=$(grep -xF -f <(echo "$GUESTS") <<<"$heavy" || true)
+others=$(grep -vxF -f <(echo "$GUESTS") <<<"$heavy" || true)
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+lane() { # lane NAME PKG...: 0 when every package passed
+  local name=$1 rc=0 i=0 p
+  shift
+  for p in "$@"; do
+    i=$((i + 1))
+    if go test -race -count=1 -timeout 15m "$p" >"$logs/$name.$i" 2>&1; then :; else rc=1; fi
+    cat "$logs/$name.$i"
+  done
+  return $rc
+}
 status=0
 # shellcheck disable=SC2086
 go test -race -count=1 -timeout 15m $units || status=1
-for p in $heavy; do
-  go test -race -count=1 -timeout 15m "$p" || status=1
-done
+# shellcheck disable=SC2086
+lane guests $guests &
+g=$!
+# shellcheck disable=SC2086
+lane others $others || status=1
+wait $g || status=1
 exit $status

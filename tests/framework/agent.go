@@ -29,7 +29,9 @@ type AgentProcess struct {
 	StatsInterval      time.Duration // -stats-interval (0: 1s)
 	Bridges            []string      // one -bridge each (they must exist)
 	// ConsoleListen is passed as -console-listen when set (agents of older
-	// builds have no such flag).
+	// builds have no such flag). NewAgentProcess sets a free loopback port,
+	// so agents of tests running at the same time never both take the
+	// default 127.0.0.1:8423.
 	ConsoleListen string
 
 	t    testing.TB
@@ -54,7 +56,7 @@ func NewAgentProcess(t testing.TB, bin string, coordinators []string, token stri
 	}
 	a := &AgentProcess{t: t, ID: prefix + "-hv1", Prefix: prefix, Dir: dir, Data: filepath.Join(dir, "data"),
 		Socket: filepath.Join(dir, "agent.sock"), PoolName: prefix + "-pool", PoolPath: filepath.Join(dir, "pool"),
-		Coordinators: coordinators, Token: token, Bin: bin, Guest: g}
+		Coordinators: coordinators, Token: token, Bin: bin, Guest: g, ConsoleListen: FreeAddr(t, "tcp")}
 	testenv.Cleanup(t, prefix, a.PoolName) // registered first: runs after the agent is stopped
 	t.Cleanup(func() {
 		a.Stop()
