@@ -297,8 +297,12 @@ func prepare(o ProcessOptions) (*ProcessCluster, error) {
 	} else if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, err
 	}
+	// One key-encryption key for every coordinator (as deployed: README,
+	// --webhook-kek-file): the agent CA key is sealed under it, so without a
+	// shared KEK only the coordinator that created the CA can serve agent
+	// sessions, and agents cannot reach any later leader.
 	var kekFile string
-	if o.Webhooks {
+	if o.Webhooks || o.Agents {
 		kek := make([]byte, 32)
 		_, _ = rand.Read(kek)
 		kekFile = filepath.Join(c.Dir, "kek")
@@ -342,8 +346,11 @@ func prepare(o ProcessOptions) (*ProcessCluster, error) {
 				p.Args = append(p.Args, "--agent-grace", o.AgentGrace.String())
 			}
 		}
+		if kekFile != "" {
+			p.Args = append(p.Args, "--webhook-kek-file", kekFile)
+		}
 		if o.Webhooks {
-			p.Args = append(p.Args, "--webhook-kek-file", kekFile, "--webhook-allow-http", "--webhook-allow-private",
+			p.Args = append(p.Args, "--webhook-allow-http", "--webhook-allow-private",
 				"--webhook-retry-initial", "1s")
 		}
 		if o.Extra != nil {
