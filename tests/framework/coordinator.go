@@ -206,7 +206,11 @@ type ProcessOptions struct {
 	LogLevel    string // --log-level (empty: the default)
 	// Agents gives every node an agent session listener on a free UDP port
 	// with these liveness settings (0: the coordinator's defaults).
-	Agents                bool
+	Agents bool
+	// SeparateKEKs leaves every node its own key-encryption key even with
+	// Agents or Webhooks (a misconfigured cluster: the node CA sealed by
+	// one coordinator cannot be opened by the others).
+	SeparateKEKs          bool
 	AgentPing, AgentGrace time.Duration
 	// Webhooks shares one key-encryption key among the nodes (it also seals
 	// the node CA's key) and lets webhooks reach plain-HTTP loopback receivers
@@ -302,7 +306,7 @@ func prepare(o ProcessOptions) (*ProcessCluster, error) {
 	// shared KEK only the coordinator that created the CA can serve agent
 	// sessions, and agents cannot reach any later leader.
 	var kekFile string
-	if o.Webhooks || o.Agents {
+	if (o.Webhooks || o.Agents) && !o.SeparateKEKs {
 		kek := make([]byte, 32)
 		_, _ = rand.Read(kek)
 		kekFile = filepath.Join(c.Dir, "kek")

@@ -70,3 +70,37 @@ func TestAgentBackOnNewLeaderAfterKill(t *testing.T) {
 		t.Fatalf("node %s back on the new leader after %s (state %s, connected %v), want under %s", node, took.Round(time.Millisecond), last.State, last.Connected, bound)
 	}
 }
+
+// TestSeparateKEKsAreLogged: coordinators started without a shared
+// --webhook-kek-file cannot open the node CA another coordinator sealed. An
+// agent sees only "tls: internal error"; the coordinator must say why in its
+// log, naming the flag to fix.
+func TestSeparateKEKsAreLogged(t *testing.T) {
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 2, Bin: framework.Coordinator(t),
+		RaftTimeout: 500 * time.Millisecond, Agents: true, SeparateKEKs: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	leader := c.WaitLeader(10 * time.Second)
+	tok, err := c.Admin(leader).CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "separate keks"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	follower := c.Nodes[1-leader]
+	tf := filepath.Join(t.TempDir(), "tokens")
+	if err := os.WriteFile(tf, []byte(tok.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sim := framework.StartSim(t, framework.AgentSim(t), "-coordinators", follower.AgentAddr, "-tokens-file", tf,
+		"-node-id", "separate-keks-1", "-dir", t.TempDir(), "-quiet", "-dial-timeout", "1s", "-backoff-min", "100ms", "-backoff-max", "1s")
+	t.Cleanup(sim.Stop)
+	const want = "every coordinator needs the same --webhook-kek-file"
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		b, _ := os.ReadFile(follower.LogPath())
+		if strings.Contains(string(b), "cannot load the node CA") && strings.Contains(string(b), want) {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("coordinator %s never logged why agents' handshakes fail (want %q); log tail:\n%s", follower.ID, want, framework.Tail(follower.LogPath(), 20))
+}

@@ -37,7 +37,7 @@ func (s *Service) loadCA() (*session.CA, error) {
 	}
 	keyText, err := sl.Open(caSealID(rec.Fingerprint), rec.SealedKey)
 	if err != nil {
-		return nil, fmt.Errorf("unseal node ca key: %w", err)
+		return nil, fmt.Errorf("unseal node ca key (every coordinator needs the same --webhook-kek-file): %w", err)
 	}
 	ca, err := session.LoadCA(rec.CertDER, []byte(keyText))
 	if err != nil {

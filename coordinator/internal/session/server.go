@@ -94,6 +94,8 @@ type Server struct {
 	wg       sync.WaitGroup
 
 	pings atomic.Uint64
+	// tlsFailLogged is when logTLSFailure last logged (unix nanoseconds).
+	tlsFailLogged atomic.Int64
 }
 
 type conn struct {
@@ -145,6 +147,7 @@ func (s *Server) tlsConfig() *tls.Config {
 		GetConfigForClient: func(hi *tls.ClientHelloInfo) (*tls.Config, error) {
 			cert, err := s.cfg.Backend.Certificate()
 			if err != nil {
+				s.logTLSFailure(err)
 				return nil, err
 			}
 			c := &tls.Config{MinVersion: tls.VersionTLS13, Certificates: []tls.Certificate{*cert}}
@@ -153,6 +156,7 @@ func (s *Server) tlsConfig() *tls.Config {
 				case pb.ALPNSession:
 					pool, err := s.cfg.Backend.ClientCAs()
 					if err != nil {
+						s.logTLSFailure(err)
 						return nil, err
 					}
 					c.NextProtos, c.ClientAuth, c.ClientCAs = []string{pb.ALPNSession}, tls.RequireAndVerifyClientCert, pool
@@ -165,6 +169,19 @@ func (s *Server) tlsConfig() *tls.Config {
 			return nil, errors.New("agent session: no supported application protocol")
 		},
 	}
+}
+
+// logTLSFailure logs, at most every 30 s, that this coordinator cannot serve
+// agents' handshakes: the agent only sees "tls: internal error", and the usual
+// cause (a node CA sealed under another coordinator's key) is a configuration
+// error the operator must see here.
+func (s *Server) logTLSFailure(err error) {
+	now := time.Now().UnixNano()
+	last := s.tlsFailLogged.Load()
+	if last != 0 && now-last < int64(30*time.Second) || !s.tlsFailLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Error("agent handshakes refused: this coordinator cannot load the node CA", "err", err)
 }
 
 // Serve accepts connections until ctx ends or Close.
