@@ -7,12 +7,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// BucketCustomDomains holds each hosting account's custom domain: hostingID →
-// CustomDomain. The name itself is indexed in BucketHostingDomains (domain →
-// hostingID) with the accounts' own domains, so a name is attached to at
-// most one account in the cluster.
-var BucketCustomDomains = []byte("custom_domains")
-
 // CustomDomain is a stored custom domain: the customer view plus its owner
 // and the ownership token (public: the customer publishes it in DNS).
 type CustomDomain struct {
@@ -61,9 +55,6 @@ func (r ReadTx) CustomDomain(accountID, hostingID string) (CustomDomain, error) 
 	}
 	return d, nil
 }
-
-// BucketACME holds the cluster's one ACME account (ACMEAccountKey).
-var BucketACME = []byte("acme")
 
 // ACMEAccountKey is the key of the account record in BucketACME.
 var ACMEAccountKey = []byte("account")

@@ -7,14 +7,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// Catalogue buckets.
-var (
-	BucketProducts       = []byte("products")        // slug → api.AdminProduct
-	BucketAccountPricing = []byte("account_pricing") // accountID → api.AccountPricing
-	// CatalogueBuckets are the catalogue buckets.
-	CatalogueBuckets = [][]byte{BucketProducts, BucketAccountPricing}
-)
-
 // Products lists the catalogue in slug order, retired products included.
 func (r ReadTx) Products() ([]api.AdminProduct, error) {
 	out := []api.AdminProduct{}

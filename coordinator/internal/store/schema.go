@@ -97,6 +97,15 @@ var (
 	BucketHostingUsernames = []byte("hosting_usernames") // username → hostingID (live accounts)
 	BucketHostingDomains   = []byte("hosting_domains")   // domain → hostingID (live accounts)
 	BucketNodeHosting      = []byte("node_hosting")      // nodeID/hostingID → nil (live accounts)
+	// Custom domains (customdomains.go): hostingID → CustomDomain. The name
+	// itself is indexed in BucketHostingDomains (domain → hostingID) with the
+	// accounts' own domains, so a name is attached to at most one account.
+	BucketCustomDomains = []byte("custom_domains")
+	BucketACME          = []byte("acme") // ACMEAccountKey → the cluster's one ACME account
+
+	// Catalogue (products.go).
+	BucketProducts       = []byte("products")        // slug → api.AdminProduct
+	BucketAccountPricing = []byte("account_pricing") // accountID → api.AccountPricing
 )
 
 // Bucket groups, for tests and tools that look at one domain.
@@ -117,6 +126,8 @@ var (
 		BucketOAuthClients, BucketOAuthDevices, BucketOAuthUserCodes, BucketOAuthCodes,
 		BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
 	}
+	// CatalogueBuckets are the catalogue buckets.
+	CatalogueBuckets = [][]byte{BucketProducts, BucketAccountPricing}
 	// HostingBuckets are the hosting account buckets.
 	HostingBuckets = [][]byte{BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting, BucketCustomDomains, BucketACME}
 )
