@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -45,6 +46,7 @@ type Pebble struct {
 	Dir    string       // the ACME directory URL
 	Mgmt   string       // the management API's base URL
 	Client *http.Client // trusts pebble's own TLS (its minica)
+	Log    string       // pebble's log file
 }
 
 func freePort(tb testing.TB) string {
@@ -106,7 +108,7 @@ func Start(t *testing.T, dns, httpPort string, shortLived time.Duration) *Pebble
 		t.Fatal(err)
 	}
 	roots.AppendCertsFromPEM(ca)
-	p := &Pebble{Dir: "https://" + listen + "/dir", Mgmt: "https://" + mgmt,
+	p := &Pebble{Dir: "https://" + listen + "/dir", Mgmt: "https://" + mgmt, Log: filepath.Join(dir, "pebble.log"),
 		Client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}}
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		resp, err := p.Client.Get(p.Dir)
@@ -136,4 +138,21 @@ func (p *Pebble) Root(t *testing.T) *x509.CertPool {
 		t.Fatalf("pebble root: %s", b)
 	}
 	return pool
+}
+
+// Issued lists the certificates pebble issued so far, one line of its log
+// each ("Issued certificate serial S for order O").
+func (p *Pebble) Issued(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(p.Log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if i := strings.Index(l, "Issued certificate serial "); i >= 0 {
+			out = append(out, l[i:])
+		}
+	}
+	return out
 }

@@ -160,6 +160,7 @@ type Issued struct {
 	KeyPEM   []byte
 	Leaf     *x509.Certificate
 	CertURL  string
+	OrderURL string // the ACME order that issued it (ObtainOrder)
 }
 
 // Obtain orders a certificate for domain (validated: the ASCII form

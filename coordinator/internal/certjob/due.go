@@ -42,6 +42,15 @@ type Waiting struct {
 // certificates in the last 7 days (counted from the issue times the cluster
 // knows: the latest certificate of each of its names).
 func Due(domains []store.CustomDomain, now time.Time) ([]Order, []Waiting) {
+	return DueFor(domains, now, "")
+}
+
+// DueFor is Due for the leadership owner (Runner.Owner): an order in flight
+// that another leadership started is taken over at once (its leader lost
+// the lead; the order is resumed by its recorded URL, with its recorded
+// key, so both finishing it still issue one certificate), an order of its
+// own only past its OrderUntil.
+func DueFor(domains []store.CustomDomain, now time.Time, owner string) ([]Order, []Waiting) {
 	issued := map[string][]time.Time{}
 	for _, d := range domains {
 		if d.Cert != nil && !d.Cert.IssuedAt.IsZero() {
@@ -52,15 +61,15 @@ func Due(domains []store.CustomDomain, now time.Time) ([]Order, []Waiting) {
 	var due []Order
 	var waiting []Waiting
 	for _, d := range domains {
-		r, ok := reason(d, now)
+		r, ok := reason(d, now, owner)
 		if !ok {
 			continue
 		}
-		if r == ReasonInstall { // no new order
+		if r == ReasonInstall || (r == ReasonTakeover && d.Cert.OrderURL != "") { // no new order
 			due = append(due, Order{Domain: d, Reason: r})
 			continue
 		}
-		// A takeover is a new order too (the dead leader's may have issued).
+		// A takeover before the order's URL was recorded orders anew.
 		if allowed, from := certissue.IssueAllowed(issued[certissue.RegisteredDomain(d.Domain)], now); !allowed {
 			waiting = append(waiting, Waiting{Domain: d.Domain, Until: from})
 			continue
@@ -70,7 +79,7 @@ func Due(domains []store.CustomDomain, now time.Time) ([]Order, []Waiting) {
 	return due, waiting
 }
 
-func reason(d store.CustomDomain, now time.Time) (Reason, bool) {
+func reason(d store.CustomDomain, now time.Time, owner string) (Reason, bool) {
 	if d.Status != api.CustomDomainVerified {
 		return "", false
 	}
@@ -79,7 +88,7 @@ func reason(d store.CustomDomain, now time.Time) (Reason, bool) {
 	case s == nil:
 		return ReasonNew, true
 	case s.OrderID != "":
-		return ReasonTakeover, !now.Before(s.OrderUntil)
+		return ReasonTakeover, !now.Before(s.OrderUntil) || (owner != "" && s.OrderOwner != owner)
 	case s.Failures > 0:
 		return ReasonRetry, !now.Before(s.RetryAt)
 	case s.Chain == "":

@@ -41,6 +41,17 @@ type Runner struct {
 	Config  certissue.Config
 	Account certissue.Account
 	Now     func() time.Time
+	// Owner names this leadership's run of the job (a fresh random name
+	// each time a coordinator becomes leader): orders it records carry it,
+	// and DueFor hands it another leadership's orders at once.
+	Owner string
+}
+
+// NewOwner names a leadership's run of the job.
+func NewOwner() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "lead_" + hex.EncodeToString(b[:])
 }
 
 // SealID is the associated data a domain's certificate key is sealed under.
@@ -77,19 +88,52 @@ func (r *Runner) Run(ctx context.Context, o Order) error {
 		}
 		return r.install(ctx, d, []byte(d.Cert.Chain), []byte(key))
 	}
-	var idb [8]byte
-	_, _ = rand.Read(idb[:])
-	orderID := "ord_" + hex.EncodeToString(idb[:])
+	// The certificate key is made and recorded (sealed) with the order's
+	// intent, before the ACME order exists: whoever finishes the order
+	// finalizes it with this key. A takeover keeps the order's name, URL
+	// and key, and resumes it.
+	var orderID, sealed, orderURL string
+	var keyPEM []byte
+	if o.Reason == ReasonTakeover && d.Cert != nil && d.Cert.OrderID != "" && d.Cert.OrderKey != "" {
+		key, err := r.Sealer.Open(SealID(d.Domain), d.Cert.OrderKey)
+		if err != nil {
+			return fmt.Errorf("certificate key of the order of %s cannot be unsealed (is the KEK file the same on every coordinator?): %w", d.Domain, err)
+		}
+		orderID, sealed, orderURL, keyPEM = d.Cert.OrderID, d.Cert.OrderKey, d.Cert.OrderURL, []byte(key)
+	} else {
+		var idb [8]byte
+		_, _ = rand.Read(idb[:])
+		orderID = "ord_" + hex.EncodeToString(idb[:])
+		if o.Reason == ReasonTakeover && d.Cert != nil && d.Cert.OrderID != "" {
+			orderID = d.Cert.OrderID // recorded before keys were: taken over, ordered anew
+		}
+		var err error
+		if keyPEM, err = certissue.NewCertKey(); err != nil {
+			return err
+		}
+		if sealed, err = r.Sealer.Seal(SealID(d.Domain), string(keyPEM)); err != nil {
+			return err
+		}
+	}
 	now := r.Now()
 	if err := r.State.Propose(ctx, fsm.CmdCertOrderStart, fsm.CertOrderStart{HostingID: d.HostingID, Domain: d.Domain,
-		OrderID: orderID, Until: now.Add(OrderTimeout)}); err != nil {
+		OrderID: orderID, Until: now.Add(OrderTimeout), Owner: r.Owner, SealedKey: sealed}); err != nil {
 		if errors.Is(err, fsm.ErrConflict) {
 			return fmt.Errorf("%w: %v", ErrInFlight, err)
 		}
 		return err
 	}
-	issued, err := r.obtain(ctx, d)
+	created := func(ctx context.Context, url, note string) error {
+		return r.State.Propose(ctx, fsm.CmdCertOrderStart, fsm.CertOrderStart{HostingID: d.HostingID, Domain: d.Domain,
+			OrderID: orderID, Until: r.Now().Add(OrderTimeout), Owner: r.Owner, OrderURL: url, Note: note})
+	}
+	issued, err := r.obtain(ctx, d, keyPEM, orderURL, created)
 	if err != nil {
+		if ctx.Err() != nil {
+			// The lead is lost (or the job stops): the order stays recorded
+			// for the next leader to resume.
+			return err
+		}
 		failures := 1
 		if d.Cert != nil {
 			failures = d.Cert.Failures + 1
@@ -99,10 +143,6 @@ func (r *Runner) Run(ctx context.Context, o Order) error {
 			OrderID: orderID, Reason: err.Error(), RetryAt: certissue.RetryAfter(failures, at)}); perr != nil {
 			return errors.Join(err, perr)
 		}
-		return err
-	}
-	sealed, err := r.Sealer.Seal(SealID(d.Domain), string(issued.KeyPEM))
-	if err != nil {
 		return err
 	}
 	if err := r.State.Propose(ctx, fsm.CmdCertIssued, fsm.CertIssued{HostingID: d.HostingID, Domain: d.Domain, OrderID: orderID,
@@ -131,7 +171,7 @@ type obtained struct {
 	renewAt time.Time
 }
 
-func (r *Runner) obtain(ctx context.Context, d store.CustomDomain) (*obtained, error) {
+func (r *Runner) obtain(ctx context.Context, d store.CustomDomain, keyPEM []byte, orderURL string, created certissue.OrderCreated) (*obtained, error) {
 	iss, err := certissue.New(r.Config, r.Account, presenter{n: r.Node, hostingID: d.HostingID})
 	if err != nil {
 		return nil, err
@@ -142,7 +182,7 @@ func (r *Runner) obtain(ctx context.Context, d store.CustomDomain) (*obtained, e
 			replaces, _ = x509.ParseCertificate(b.Bytes)
 		}
 	}
-	res, err := iss.Obtain(ctx, d.Domain, replaces)
+	res, err := iss.ObtainOrder(ctx, d.Domain, keyPEM, orderURL, replaces, created)
 	if err != nil {
 		return nil, err
 	}

@@ -74,6 +74,7 @@ type node struct {
 	installed map[string][]byte // domain → chain
 	keys      map[string][]byte
 	failOnce  bool // the next Install fails
+	onPresent func() error
 }
 
 func (n *node) Present(_ context.Context, _, _, token, keyAuth string) error {
@@ -81,6 +82,12 @@ func (n *node) Present(_ context.Context, _, _, token, keyAuth string) error {
 	defer n.mu.Unlock()
 	n.tokens[token] = keyAuth
 	n.presented++
+	if f := n.onPresent; f != nil {
+		n.onPresent = nil
+		n.mu.Unlock()
+		defer n.mu.Lock()
+		return f()
+	}
 	return nil
 }
 
@@ -113,20 +120,15 @@ func (n *node) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, ka)
 }
 
-// TestRunAgainstPebble: a verified custom domain is due; its order is
-// recorded before the ACME call, pebble (a real ACME server) validates
-// HTTP-01 against the node's responder and issues; the state then holds the
-// chain with the key sealed (no PEM key anywhere in the FSM file), the
-// status issued with not_after and a renewal time before it, and the node
-// got chain and key; nothing is due after it. An order of a domain whose
-// DNS does not point at the node fails, recorded with the reason and the
-// back-off's next try, and is not due before it. A certificate the node
-// did not take shows failed with the reason and is installed again, without
-// a new order, after the back-off.
-func TestRunAgainstPebble(t *testing.T) {
+// rig is a real pebble validating HTTP-01 against node's responder, the
+// test's DNS (records) and a real FSM with one verified custom domain per
+// name (<name>.example.test, hosting account hst_<i>, user<i>).
+func rig(t *testing.T, records []string, names ...string) (*node, *acmetest.Pebble, *fsmState, string) {
+	t.Helper()
 	dns := dnstest.Start(t, "example.test")
-	dns.Add(t, "shop.example.test. 60 IN A 127.0.0.1")
-	dns.Add(t, "broken.example.test. 60 IN A 127.0.0.2")
+	for _, r := range records {
+		dns.Add(t, r)
+	}
 	nd := &node{tokens: map[string]string{}, installed: map[string][]byte{}, keys: map[string][]byte{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -151,7 +153,7 @@ func TestRunAgainstPebble(t *testing.T) {
 	st.must(t, fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: now.Add(time.Hour)})
 	st.must(t, fsm.CmdNodeEnrol, fsm.NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-1", CertSerial: "s1", CertNotAfter: now.Add(24 * time.Hour)})
 	st.must(t, fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{api.RoleHosting}, ProtocolVersion: 103})
-	for i, name := range []string{"shop", "broken"} {
+	for i, name := range names {
 		id, user := fmt.Sprintf("hst_%d", i), fmt.Sprintf("user%d", i)
 		h := store.HostingAccount{HostingAccount: api.HostingAccount{ID: id, Username: user, Domain: user + ".hosting.test", Plan: "p", PHPVersion: "8.2"},
 			AccountID: "acc_1", NodeID: "hv-1"}
@@ -162,7 +164,13 @@ func TestRunAgainstPebble(t *testing.T) {
 		st.must(t, fsm.CmdCustomDomainSet, fsm.CustomDomainSet{HostingID: id, AccountID: "acc_1", Domain: domain, Token: "t" + id})
 		st.must(t, fsm.CmdCustomDomainVerified, fsm.CustomDomainVerified{HostingID: id, AccountID: "acc_1", Domain: domain})
 	}
+	return nd, pb, st, dbPath
+}
 
+// runners makes the sealer and the Runners (one per leadership owner) of
+// a rig.
+func runners(t *testing.T, nd *node, pb *acmetest.Pebble, st *fsmState) (*webhook.Sealer, func(owner string) *Runner) {
+	t.Helper()
 	kek := make([]byte, webhook.KEKSize)
 	for i := range kek {
 		kek[i] = byte(i * 5)
@@ -175,9 +183,29 @@ func TestRunAgainstPebble(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Runner{State: st, Node: nd, Sealer: sealer, Now: time.Now,
-		Config:  certissue.Config{DirectoryURL: pb.Dir, HTTPClient: pb.Client},
-		Account: certissue.Account{KeyPEM: accKey}}
+	return sealer, func(owner string) *Runner {
+		return &Runner{State: st, Node: nd, Sealer: sealer, Now: time.Now, Owner: owner,
+			Config:  certissue.Config{DirectoryURL: pb.Dir, HTTPClient: pb.Client},
+			Account: certissue.Account{KeyPEM: accKey}}
+	}
+}
+
+// TestRunAgainstPebble: a verified custom domain is due; its order is
+// recorded before the ACME call, pebble (a real ACME server) validates
+// HTTP-01 against the node's responder and issues; the state then holds the
+// chain with the key sealed (no PEM key anywhere in the FSM file), the
+// status issued with not_after and a renewal time before it, and the node
+// got chain and key; nothing is due after it. An order of a domain whose
+// DNS does not point at the node fails, recorded with the reason and the
+// back-off's next try, and is not due before it. A certificate the node
+// did not take shows failed with the reason and is installed again, without
+// a new order, after the back-off.
+func TestRunAgainstPebble(t *testing.T) {
+	nd, pb, st, dbPath := rig(t, []string{"shop.example.test. 60 IN A 127.0.0.1", "broken.example.test. 60 IN A 127.0.0.2"}, "shop", "broken")
+	f := st.f
+
+	sealer, newRunner := runners(t, nd, pb, st)
+	r := newRunner("")
 
 	nd.failOnce = true
 	due, _ := Due(st.domains(t), time.Now())

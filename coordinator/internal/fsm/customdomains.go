@@ -203,6 +203,15 @@ type CertOrderStart struct {
 	Domain    string    `json:"domain"`
 	OrderID   string    `json:"order_id"`
 	Until     time.Time `json:"until"`
+	// Owner names the leadership running the order; SealedKey the
+	// certificate key (sealed) it is finalized with. Proposed again with
+	// the same OrderID: by the owner with OrderURL once the ACME order
+	// exists (Note: why a recorded order was not resumed), or by a new
+	// leader taking the order over (Owner changes; URL and key are kept).
+	Owner     string `json:"owner,omitempty"`
+	SealedKey string `json:"sealed_key,omitempty"`
+	OrderURL  string `json:"order_url,omitempty"`
+	Note      string `json:"note,omitempty"`
 }
 
 // CertIssued records the certificate the order OrderID obtained.
@@ -275,7 +284,7 @@ func certStatus(s *store.CertState) *api.CertificateStatus {
 	st := &api.CertificateStatus{NotAfter: t(s.NotAfter), RenewAt: t(s.RenewAt)}
 	switch {
 	case s.OrderID != "":
-		st.Status = api.CertificatePending
+		st.Status, st.Reason = api.CertificatePending, s.OrderNote
 	case s.Failures > 0:
 		st.Status, st.Reason, st.RetryAt = api.CertificateFailed, s.LastError, t(s.RetryAt)
 	case s.InstallError != "":
@@ -296,10 +305,28 @@ func applyCertOrderStart(c *applyCtx, p CertOrderStart) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s := d.Cert; s.OrderID != "" && s.OrderID != p.OrderID && c.at.Before(s.OrderUntil) {
+	if strings.Contains(p.SealedKey, "PRIVATE KEY") {
+		return nil, fmt.Errorf("%w: a certificate's key is recorded sealed only", ErrInvalid)
+	}
+	s := d.Cert
+	if s.OrderID != "" && s.OrderID != p.OrderID && c.at.Before(s.OrderUntil) {
 		return d.CustomDomain, fmt.Errorf("%w: order %s of %s is in flight until %s", ErrConflict, s.OrderID, p.Domain, s.OrderUntil.Format(time.RFC3339))
 	}
-	d.Cert.OrderID, d.Cert.OrderAt, d.Cert.OrderUntil = p.OrderID, c.at, p.Until
+	if s.OrderID == p.OrderID && p.OrderURL != "" && s.OrderOwner != p.Owner {
+		// The order was taken over: its former leader's ACME order is
+		// left unanswered.
+		return d.CustomDomain, fmt.Errorf("%w: order %s of %s was taken over", ErrConflict, p.OrderID, p.Domain)
+	}
+	if s.OrderID != p.OrderID {
+		s.OrderAt, s.OrderURL, s.OrderKey, s.OrderNote = c.at, "", "", ""
+	}
+	s.OrderID, s.OrderUntil, s.OrderOwner = p.OrderID, p.Until, p.Owner
+	if p.SealedKey != "" {
+		s.OrderKey = p.SealedKey
+	}
+	if p.OrderURL != "" {
+		s.OrderURL, s.OrderNote = p.OrderURL, boundReason(p.Note)
+	}
 	return c.putCert(d)
 }
 
@@ -313,6 +340,7 @@ func (c *applyCtx) orderOf(hostingID, domain, orderID string) (store.CustomDomai
 		return d, fmt.Errorf("%w: order %s of %s is not the one in flight", ErrConflict, orderID, domain)
 	}
 	d.Cert.OrderID, d.Cert.OrderAt, d.Cert.OrderUntil = "", time.Time{}, time.Time{}
+	d.Cert.OrderURL, d.Cert.OrderKey, d.Cert.OrderOwner, d.Cert.OrderNote = "", "", "", ""
 	return d, nil
 }
 

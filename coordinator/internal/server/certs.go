@@ -89,8 +89,9 @@ func (s *Server) certLoop(ctx context.Context) {
 	log := s.log.With("component", "certjob")
 	tick := time.NewTicker(s.cfg.ACME.Interval)
 	defer tick.Stop()
+	owner := certjob.NewOwner() // this leadership's run: it takes over the orders of the ones before
 	for {
-		s.certPass(ctx, log)
+		s.certPass(ctx, log, owner)
 		select {
 		case <-ctx.Done():
 			return
@@ -114,13 +115,13 @@ func (c certState) ACMEAccount() (store.ACMEAccount, error) {
 	return a, err
 }
 
-func (s *Server) certPass(ctx context.Context, log *slog.Logger) {
+func (s *Server) certPass(ctx context.Context, log *slog.Logger, owner string) {
 	var ds []store.CustomDomain
 	if err := s.Node.FSM.Read(func(r store.ReadTx) (err error) { ds, err = r.CustomDomains(); return }); err != nil {
 		log.Warn("reading custom domains", "err", err)
 		return
 	}
-	due, waiting := certjob.Due(ds, time.Now())
+	due, waiting := certjob.DueFor(ds, time.Now(), owner)
 	for _, w := range waiting {
 		log.Info("certificate held back by the weekly limit of its registered domain", "domain", w.Domain, "until", w.Until)
 	}
@@ -158,7 +159,7 @@ func (s *Server) certPass(ctx context.Context, log *slog.Logger) {
 			return
 		}
 	}
-	r := &certjob.Runner{State: st, Node: &sessionNode{s: s}, Sealer: sealer, Config: cfg, Account: acc, Now: time.Now}
+	r := &certjob.Runner{State: st, Node: &sessionNode{s: s}, Sealer: sealer, Config: cfg, Account: acc, Now: time.Now, Owner: owner}
 	for _, o := range due {
 		if ctx.Err() != nil {
 			return

@@ -27,6 +27,15 @@ type CertState struct {
 	OrderID    string    `json:"order_id,omitempty"`
 	OrderAt    time.Time `json:"order_at,omitempty"`
 	OrderUntil time.Time `json:"order_until,omitempty"`
+	// OrderURL is the ACME order's URL once created (a leader taking the
+	// order over resumes it: one certificate per order); OrderKey the
+	// certificate key it is finalized with, sealed like SealedKey;
+	// OrderOwner the leadership that runs it (another leader's order is
+	// taken over at once); OrderNote why a recorded order was not resumed.
+	OrderURL   string `json:"order_url,omitempty"`
+	OrderKey   string `json:"order_key,omitempty"`
+	OrderOwner string `json:"order_owner,omitempty"`
+	OrderNote  string `json:"order_note,omitempty"`
 
 	Chain     string    `json:"chain,omitempty"`      // PEM, leaf first (public)
 	SealedKey string    `json:"sealed_key,omitempty"` // webhook.Sealer, id "cert:<domain>"
