@@ -23,7 +23,8 @@ type WebhookEventInfo struct {
 // History: the catalogue's names are part of the public contract and are only
 // ever added. It was written whole with webhook delivery (the invoice, wallet
 // and ticket events emitted from the start); the server.* events are emitted
-// since the Servers API, server.ptr.changed since reverse DNS. server.suspended,
+// since the Servers API, server.ptr.changed since reverse DNS, server.suspended
+// since renewals (the renewal sweep's suspension for non-payment).
 // domain.registered is in the contract, not emitted yet.
 type WebhookEvent string
 
@@ -50,7 +51,7 @@ var WebhookEvents = []WebhookEventInfo{
 	{Name: string(EventServerPowerChanged), Description: "A power action ran.", Payload: []string{"serverId", "action"}, Emitted: true},
 	{Name: string(EventServerReinstalled), Description: "A reinstall ran.", Payload: []string{"serverId", "os", "osTemplate"}, Emitted: true},
 	{Name: string(EventServerTerminated), Description: "A server was terminated.", Payload: []string{"serverId"}, Emitted: true},
-	{Name: string(EventServerSuspended), Description: "A server was suspended (e.g. expiry).", Payload: []string{"serverId", "reason"}},
+	{Name: string(EventServerSuspended), Description: "A server was suspended (e.g. expiry).", Payload: []string{"serverId", "reason"}, Emitted: true},
 	{Name: string(EventServerPTRChanged), Description: "A reverse-DNS (PTR) record was set or cleared; ptr is null when cleared.", Payload: []string{"serverId", "ip", "ptr"}, Emitted: true},
 	{Name: string(EventHostingCreated), Description: "A web-hosting account finished provisioning.", Payload: []string{"hostingId", "username", "domain", "status"}, Emitted: true},
 	{Name: string(EventInvoiceCreated), Description: "A new invoice was issued (any source: order, renewal, admin).", Payload: []string{"invoiceId", "invoiceNumber", "status", "totalUsdCents", "currency"}, Emitted: true},

@@ -70,7 +70,7 @@ func typed[P any](h func(c *applyCtx, p P) (any, error)) handlerFunc {
 }
 
 // handlers is every command type this binary applies.
-var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, customDomainHandlers, orderHandlers)
+var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, customDomainHandlers, orderHandlers, renewalHandlers)
 
 func mergeHandlers(sets ...map[CommandType]handlerFunc) map[CommandType]handlerFunc {
 	out := map[CommandType]handlerFunc{}
@@ -231,6 +231,10 @@ func applyWalletCredit(c *applyCtx, p WalletCredit) (any, error) {
 	if err := store.PutJSON(c.tx, store.BucketWalletTx, store.OwnedKey(acc.ID, tx.ID), tx); err != nil {
 		return nil, err
 	}
+	// A top-up pays the renewals whose non-payment suspended a server.
+	if err := payOverdueRenewals(c, &acc); err != nil {
+		return nil, err
+	}
 	return tx, c.emit(api.EventWalletDepositReceived, acc.ID, map[string]any{
 		"amountUsdCents": p.AmountUsdCents, "gateway": p.Gateway, "transactionId": tx.ID,
 	})
@@ -338,6 +342,9 @@ func applyInvoicePay(c *applyCtx, p InvoicePay) (any, error) {
 		return nil, fmt.Errorf("%w: balance %d < total %d cents", ErrInsufficientFunds, acc.BalanceUsdCents, inv.TotalUsdCents)
 	}
 	if err := payFromWallet(c, &acc, &inv, p.PaymentID, p.TxID); err != nil {
+		return nil, err
+	}
+	if err := settleServerInvoice(c, inv); err != nil {
 		return nil, err
 	}
 	return inv.Invoice, store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv)

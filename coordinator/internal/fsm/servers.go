@@ -317,6 +317,10 @@ func applyActionCreate(c *applyCtx, p ActionCreate) (any, error) {
 	case s.Status == api.ServerError && a.Command != api.ActionServerTerminate:
 		return nil, fmt.Errorf("%w: server %s failed to provision; it can only be terminated", ErrConflict, s.ID)
 	}
+	if s.Suspension != nil && a.Command != api.ActionServerStop && a.Command != api.ActionServerTerminate &&
+		a.Command != api.ActionSnapshotCreate && a.Command != api.ActionSnapshotDelete {
+		return nil, &SuspendedError{ServerID: s.ID, Reason: s.Suspension.Reason}
+	}
 	if a.Mutating && s.ActionID != "" {
 		if cur, err := c.r.Action(s.ActionID); err == nil && !cur.Finished() {
 			return nil, &ActionBusyError{ServerID: s.ID, ActionID: cur.ID, Command: cur.Command}

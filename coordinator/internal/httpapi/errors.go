@@ -54,6 +54,11 @@ func toAPIError(err error) (*api.Error, bool) {
 	if errors.As(err, &busy) {
 		return api.NewError(http.StatusConflict, "action_in_progress", userMessage(busy)), false
 	}
+	// A suspended server refuses power-on, saying why.
+	var susp *fsm.SuspendedError
+	if errors.As(err, &susp) {
+		return api.NewError(http.StatusConflict, "suspended", userMessage(susp)), false
+	}
 	switch {
 	case errors.Is(err, fsm.ErrNotFound):
 		return api.NewError(http.StatusNotFound, "not_found", userMessage(err)), false

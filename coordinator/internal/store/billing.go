@@ -8,6 +8,9 @@ import (
 type Invoice struct {
 	api.Invoice
 	AccountID string `json:"account_id"`
+	// ServerID is the server a renewal invoice renews (its payment extends
+	// the server's paid_until to the renewal's period end).
+	ServerID string `json:"server_id,omitempty"`
 }
 
 // WalletTransactions pages an account's wallet transactions, newest first,

@@ -36,6 +36,31 @@ type Server struct {
 	// InvoiceID is the paid invoice of the order that bought the server: a
 	// failed provisioning refunds it.
 	InvoiceID string `json:"invoice_id,omitempty"`
+	// Renewal is the renewal invoice issued for the period starting at
+	// PaidUntil (one per period: the sweep issues none while it matches).
+	Renewal *Renewal `json:"renewal,omitempty"`
+	// Suspension is set while the server is suspended: it is stopped and
+	// refuses power-on (409 suspended) until it is lifted.
+	Suspension *Suspension `json:"suspension,omitempty"`
+}
+
+// Renewal is the invoice of one renewal period of a server.
+type Renewal struct {
+	InvoiceID   string    `json:"invoice_id"`
+	PeriodStart time.Time `json:"period_start"`
+	PeriodEnd   time.Time `json:"period_end"`
+}
+
+// SuspendNonPayment is the Suspension.By of the renewal sweep's suspensions,
+// the only ones a payment lifts.
+const SuspendNonPayment = "non_payment"
+
+// Suspension says why and since when a server is suspended.
+type Suspension struct {
+	By        string    `json:"by"` // non_payment (the renewal sweep) or operator
+	Reason    string    `json:"reason"`
+	InvoiceID string    `json:"invoice_id,omitempty"`
+	At        time.Time `json:"at"`
 }
 
 // ServerAddr is an address a server got from an IP pool.
