@@ -142,7 +142,13 @@ func (p *Pebble) Root(t *testing.T) *x509.CertPool {
 
 // Issued lists the certificates pebble issued so far, one line of its log
 // each ("Issued certificate serial S for order O").
-func (p *Pebble) Issued(t *testing.T) []string {
+func (p *Pebble) Issued(t *testing.T) []string { return p.logged(t, "Issued certificate serial ") }
+
+// Orders lists the orders pebble was asked for so far, one line of its log
+// each ("Added order "ID" to the db").
+func (p *Pebble) Orders(t *testing.T) []string { return p.logged(t, "Added order ") }
+
+func (p *Pebble) logged(t *testing.T, marker string) []string {
 	t.Helper()
 	b, err := os.ReadFile(p.Log)
 	if err != nil {
@@ -150,7 +156,7 @@ func (p *Pebble) Issued(t *testing.T) []string {
 	}
 	var out []string
 	for _, l := range strings.Split(string(b), "\n") {
-		if i := strings.Index(l, "Issued certificate serial "); i >= 0 {
+		if i := strings.Index(l, marker); i >= 0 {
 			out = append(out, l[i:])
 		}
 	}

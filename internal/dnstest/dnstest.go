@@ -25,6 +25,12 @@ type Server struct {
 	rrs   map[string][]dns.RR // by lower-case fqdn owner
 	udp   *dns.Server
 	tcp   *dns.Server
+	holds map[string]*hold // by lower-case fqdn
+}
+
+type hold struct {
+	arrived, released chan struct{}
+	once              sync.Once
 }
 
 // Start serves zones (each gets an SOA, and NS ns1.<zone> at 127.0.0.1) until
@@ -95,6 +101,31 @@ func (s *Server) Remove(name, typ string) {
 	s.rrs[k] = kept
 }
 
+// Hold makes the queries of name wait (the record is there, the answer
+// late): arrived is closed when the first one comes, release lets them all
+// be answered (and ends the hold; also at the test's end).
+func (s *Server) Hold(t testing.TB, name string) (arrived <-chan struct{}, release func()) {
+	h := &hold{arrived: make(chan struct{}), released: make(chan struct{})}
+	k := dns.Fqdn(strings.ToLower(name))
+	s.mu.Lock()
+	if s.holds == nil {
+		s.holds = map[string]*hold{}
+	}
+	s.holds[k] = h
+	s.mu.Unlock()
+	var once sync.Once
+	release = func() {
+		once.Do(func() {
+			s.mu.Lock()
+			delete(s.holds, k)
+			s.mu.Unlock()
+			close(h.released)
+		})
+	}
+	t.Cleanup(release)
+	return h.arrived, release
+}
+
 func (s *Server) zoneOf(name string) string {
 	best := ""
 	for _, z := range s.zones {
@@ -115,6 +146,13 @@ func (s *Server) serve(w dns.ResponseWriter, req *dns.Msg) {
 	}
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
+	s.mu.Lock()
+	h := s.holds[name]
+	s.mu.Unlock()
+	if h != nil {
+		h.once.Do(func() { close(h.arrived) })
+		<-h.released
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	zone := s.zoneOf(name)

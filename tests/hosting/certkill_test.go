@@ -1,0 +1,119 @@
+package hosting
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/internal/acmetest"
+	"github.com/hostplane/hostplane/internal/dnstest"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
+)
+
+// TestLeaderKilledDuringACMEOrder: three coordinator processes, pebble and a
+// hosting agent on real nginx. The leader orders the certificate of a
+// verified custom domain; while pebble validates the HTTP-01 challenge (its
+// DNS lookup of the name held by the test's DNS) the leader is SIGKILLed.
+// The next leader finishes that very order: pebble got one order and issued
+// exactly one certificate for the name, and it is served over HTTPS with that SNI, chaining to
+// pebble's root. (Before orders were resumed by their URL, the next leader
+// waited 10 minutes and ordered again.)
+func TestLeaderKilledDuringACMEOrder(t *testing.T) {
+	dns := dnstest.Start(t, "kill.test")
+	var pb *acmetest.Pebble
+	tlsAddr := freeAddr(t)
+	w := newWorldWith(t, worldOptions{
+		coordinatorArgs: func(env *hostenv.Env) []string {
+			_, port, _ := net.SplitHostPort(env.HTTPAddr)
+			pb = acmetest.Start(t, dns.Addr, port, 90*24*time.Hour)
+			return []string{"--acme-directory", pb.Dir, "--acme-ca-file", acmetest.RepoFile(t, ".bin/pebble-certs/pebble.minica.pem"),
+				"--acme-interval", "300ms", "--dns-resolver", dns.Addr, "--dns-ns-port", dns.Port}
+		},
+		agentArgs: []string{"-hosting-tls-listen", tlsAddr},
+	})
+	ctx := hostenv.Ctx(t)
+	user, own := w.env.Prefix+"k", "own-"+w.env.Prefix+".kill.test"
+	created := w.create(user, own)
+	w.mustSucceed(created.Action.ID)
+	id := created.Hosting.ID
+	dns.Add(t, own+". 60 IN A 127.0.0.1")
+
+	custom := "shop-" + w.env.Prefix + ".kill.test"
+	leader := w.c.WaitLeader(20 * time.Second)
+	cl := w.client((leader+1)%3, w.key)
+	d, err := cl.SetCustomDomain(ctx, id, custom, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range d.Records {
+		switch {
+		case r.Type == "TXT":
+			dns.Add(t, r.Name+". 60 IN TXT \""+r.Value+"\"")
+		case r.Type == "A" || r.Type == "AAAA":
+			dns.Add(t, r.Name+". 60 IN "+r.Type+" "+r.Value)
+		}
+	}
+	if v, err := cl.VerifyCustomDomain(ctx, id); err != nil || v.Status != api.CustomDomainVerified {
+		t.Fatalf("verify: %+v %v", v, err)
+	}
+	// From now on pebble's lookup of the name waits: the order is created,
+	// its challenge answered on the node and being validated.
+	arrived, release := dns.Hold(t, custom)
+	select {
+	case <-arrived:
+	case <-time.After(30 * time.Second):
+		t.Fatal("pebble did not validate the challenge within 30 s of the verification")
+	}
+	killed := time.Now()
+	w.c.Kill(leader)
+	release()
+	t.Logf("leader %d SIGKILLed while pebble validated the HTTP-01 challenge of %s", leader, custom)
+
+	alive := (leader + 1) % 3
+	deadline := time.Now().Add(40 * time.Second)
+	var cert *api.CertificateStatus
+	for {
+		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		d, err := w.client(alive, w.key).CustomDomain(cctx, id)
+		cancel()
+		if err == nil && d.Certificate != nil && d.Certificate.Status == api.CertificateIssued {
+			cert = d.Certificate
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no certificate issued and installed 40 s after the leader was killed: %+v %v", d.Certificate, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("certificate issued and installed %.1f s after the leader was killed (not_after %s)", time.Since(killed).Seconds(), cert.NotAfter)
+
+	https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: custom, RootCAs: pb.Root(t)}}}
+	req, _ := http.NewRequest("GET", "https://"+tlsAddr+"/", nil)
+	req.Host = custom
+	resp, err := https.Do(req)
+	if err != nil {
+		t.Fatalf("HTTPS %s verified against pebble's root: %v", custom, err)
+	}
+	resp.Body.Close()
+	served := resp.TLS.PeerCertificates[0].SerialNumber
+
+	// Another pass or two of the job: still one certificate.
+	time.Sleep(2 * time.Second)
+	issued, orders := pb.Issued(t), pb.Orders(t)
+	if len(issued) != 1 {
+		t.Fatalf("pebble issued %d certificates for %s, want exactly 1: %q", len(issued), custom, issued)
+	}
+	if len(orders) != 1 {
+		t.Fatalf("pebble got %d orders, want the one the killed leader created (resumed by the next): %q", len(orders), orders)
+	}
+	if want := fmt.Sprintf("%x", served); !strings.Contains(issued[0], "serial "+want+" ") {
+		t.Fatalf("served serial %s is not the one pebble issued: %s", want, issued[0])
+	}
+	t.Logf("pebble: %s; %s; served serial %x", orders[0], issued[0], served)
+}
