@@ -21,6 +21,7 @@ $mod/agent/internal/hostinge2e
 $mod/packaging/integration
 $mod/agent/internal/sitetls
 $mod/coordinator/internal/certjob
+$mod/coordinator/internal/renewal
 $mod/coordinator/internal/mcpserver/conformance
 "
 all=$(go list ./...)

@@ -10,6 +10,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Renewal commands use type numbers 220-229 (append-only).
@@ -89,7 +90,8 @@ func RenewalDue(s store.Server, p RenewalPolicy, now time.Time) bool {
 	return !now.Before(s.PaidUntil.AddDate(0, 0, -p.InvoiceDays)) || s.Suspension != nil
 }
 
-func checkPolicy(p RenewalPolicy) error {
+// CheckRenewalPolicy validates renewal settings.
+func CheckRenewalPolicy(p RenewalPolicy) error {
 	switch {
 	case p.InvoiceDays < 0 || p.InvoiceDays > 60:
 		return fmt.Errorf("%w: invoice_days must be 0 to 60", ErrInvalid)
@@ -136,7 +138,7 @@ func (g *sweepIDs) payment(accountID string) (string, string) {
 }
 
 func applyRenewalSweep(c *applyCtx, p RenewalSweep) (any, error) {
-	if err := checkPolicy(p.Policy); err != nil {
+	if err := CheckRenewalPolicy(p.Policy); err != nil {
 		return nil, err
 	}
 	if len(p.Servers) > MaxRenewalBatch {
@@ -389,4 +391,66 @@ func payOverdueRenewals(c *applyCtx, acc *api.Account) error {
 		}
 	}
 	return nil
+}
+
+// RenewalCandidates lists the servers a sweep at now would change (the
+// leader's hint; the FSM decides again): a renewal window opened without
+// the period's invoice, an unpaid invoice past its due date that the wallet
+// covers or that reached the suspension or termination day, or a suspended
+// server still running.
+func RenewalCandidates(tx *bolt.Tx, p RenewalPolicy, now time.Time) ([]ServiceRef, error) {
+	r := store.Read(tx)
+	var out []ServiceRef
+	balances := map[string]int64{}
+	cur := tx.Bucket(store.BucketServers).Cursor()
+	for k, v := cur.First(); k != nil; k, v = cur.Next() {
+		if !bytes.Contains(v, []byte(`"paid_until"`)) {
+			continue
+		}
+		var s store.Server
+		if err := json.Unmarshal(v, &s); err != nil {
+			return nil, fmt.Errorf("decode server %s: %w", k, err)
+		}
+		if s.PaidUntil == nil || s.Status == api.ServerTerminated || s.Status == api.ServerError {
+			continue
+		}
+		due := *s.PaidUntil
+		issued := s.Renewal != nil && s.Renewal.PeriodStart.Equal(due)
+		want := false
+		switch {
+		case !issued:
+			want = !now.Before(due.AddDate(0, 0, -p.InvoiceDays))
+		case !now.Before(due):
+			var inv store.Invoice
+			if err := store.GetJSON(tx, store.BucketInvoices, store.OwnedKey(s.AccountID, s.Renewal.InvoiceID), &inv); err != nil {
+				return nil, err
+			}
+			if inv.Status == api.InvoicePaid {
+				break
+			}
+			bal, ok := balances[s.AccountID]
+			if !ok {
+				acc, err := getAccount(tx, s.AccountID)
+				if err != nil {
+					return nil, err
+				}
+				bal, balances[s.AccountID] = acc.BalanceUsdCents, acc.BalanceUsdCents
+			}
+			want = bal >= inv.TotalUsdCents ||
+				(s.Suspension == nil && !now.Before(due.AddDate(0, 0, p.SuspendDays))) ||
+				(p.TerminateDays > 0 && !now.Before(due.AddDate(0, 0, p.TerminateDays)) && s.ActionID == "")
+			if p.TerminateDays > 0 && !now.Before(due.AddDate(0, 0, p.TerminateDays)) && s.ActionID != "" {
+				a, err := r.Action(s.ActionID)
+				want = want || err != nil || a.Finished()
+			}
+		}
+		if !want && s.Suspension != nil && s.Status == api.ServerRunning {
+			a, err := r.Action(s.ActionID)
+			want = s.ActionID == "" || err != nil || a.Finished()
+		}
+		if want {
+			out = append(out, ServiceRef{AccountID: s.AccountID, ServerID: s.ID})
+		}
+	}
+	return out, nil
 }

@@ -55,6 +55,7 @@ type Config struct {
 	Nodes             NodeConfig
 	RDNS              RDNSConfig
 	ACME              ACMEConfig
+	Renewals          RenewalConfig
 	// PublicURL is the base URL clients reach the API at (the OAuth issuer;
 	// tokens are bound to it). Empty: http://<api address>.
 	PublicURL string
@@ -85,8 +86,9 @@ func Defaults() Config {
 		KeyPrefix: "snc_", RateLimit: 120, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
-		RDNS: rdnsDefaults(),
-		ACME: acmeDefaults(),
+		RDNS:     rdnsDefaults(),
+		ACME:     acmeDefaults(),
+		Renewals: renewalDefaults(),
 	}
 }
 
@@ -145,6 +147,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	bindNodeFlags(fs, &c.Nodes)
 	bindRDNSFlags(fs, &c.RDNS)
 	bindACMEFlags(fs, &c.ACME)
+	bindRenewalFlags(fs, &c.Renewals)
 }
 
 // Load layers the config file named by --config, the environment and the flags
@@ -251,6 +254,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.ACME.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Renewals.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

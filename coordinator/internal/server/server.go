@@ -315,7 +315,7 @@ func (s *Server) runLeader(ctx context.Context) {
 	s.sweepOAuth(ctx)
 	var jobs sync.WaitGroup
 	defer jobs.Wait()
-	for _, job := range append(append(append(s.webhookJobs(), s.nodeJobs()...), s.rdnsJobs()...), s.certJobs()...) {
+	for _, job := range append(append(append(s.webhookJobs(), s.nodeJobs()...), s.rdnsJobs()...), append(s.certJobs(), s.renewalJobs()...)...) {
 		jobs.Add(1)
 		go func() { defer jobs.Done(); job(ctx) }()
 	}
