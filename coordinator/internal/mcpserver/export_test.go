@@ -27,3 +27,13 @@ func RPCRequest(url, key, sess, body string) *http.Request {
 	}
 	return req
 }
+
+// SetFastCalls turns the plain tools/call fast path on or off (on by default)
+// for every /mcp handler of the process; it returns the previous setting.
+func SetFastCalls(on bool) bool { return !fastOff.Swap(!on) }
+
+// DecodeFast exposes the fast path's JSON-RPC decoder.
+var DecodeFast = decodeFast
+
+// FastServed is how many calls the fast path answered so far.
+func FastServed() int64 { return fastServed.Load() }

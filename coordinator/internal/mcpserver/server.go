@@ -56,6 +56,11 @@ var ProtocolVersions = []string{"2025-11-25", "2025-06-18", "2025-03-26", "2024-
 // each dispatching through d; tools/list is filtered to the scopes of the
 // caller when the request carries them (the /mcp handler's token info).
 func NewServer(tools *Tools, d Dispatcher, opts Options) *mcp.Server {
+	s, _ := newServer(tools, d, opts)
+	return s
+}
+
+func newServer(tools *Tools, d Dispatcher, opts Options) (*mcp.Server, *handlers) {
 	if opts.ConfirmTTL <= 0 {
 		opts.ConfirmTTL = 5 * time.Minute
 	}
@@ -72,7 +77,7 @@ func NewServer(tools *Tools, d Dispatcher, opts Options) *mcp.Server {
 		s.AddTool(t.Def, h.tool(t))
 	}
 	s.AddReceivingMiddleware(filterTools(tools))
-	return s
+	return s, h
 }
 
 // filterTools drops from tools/list every tool whose scope the caller lacks.
@@ -199,7 +204,9 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 	if opts.SessionTimeout <= 0 {
 		opts.SessionTimeout = 30 * time.Minute
 	}
-	srv := NewServer(tools, d, opts.Options)
+	srv, h := newServer(tools, d, opts.Options)
+	fast := newFastCalls(h, tools)
+	srv.AddReceivingMiddleware(fast.middleware)
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
 		&mcp.StreamableHTTPOptions{SessionTimeout: opts.SessionTimeout})
 	verified := auth.RequireBearerToken(func(ctx context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
@@ -234,6 +241,9 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		}
 		ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: c.AccountID,
 			Extra: map[string]any{"remote_addr": r.RemoteAddr, "host": r.Host, "key_id": c.KeyID}}
+		if !fastOff.Load() && fast.serve(w, r, ti) {
+			return
+		}
 		verified.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
 	})
 }
