@@ -14,8 +14,10 @@ import (
 // BenchmarkServerCostInProcess measures what one call costs the coordinator
 // alone, through its public handler without a network or a client: rest is
 // GET /v1/tickets/{id}; mcp the get_ticket tools/call POST on an initialized
-// /mcp session (which runs that same request in-process); ping a JSON-RPC
-// ping on the session, the SDK's floor for one message.
+// /mcp session (which runs that same request in-process), answered by the
+// fast path; mcp_sdkpath the same POST with the fast path off (the SDK's
+// transport); ping a JSON-RPC ping on the session, the SDK's floor for one
+// message.
 func BenchmarkServerCostInProcess(b *testing.B) {
 	c := testcluster.New(b, 1, testcluster.WithRateLimit(100_000_000))
 	_, key := c.NewAccount("bench-inproc@example.com", api.AllScopes...)
@@ -49,6 +51,16 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 		}
 	})
 	b.Run("mcp", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			w := post(sess, call)
+			if w.Code != 200 || !strings.Contains(w.Body.String(), "structuredContent") {
+				b.Fatal(w.Code, w.Body.String())
+			}
+		}
+	})
+	b.Run("mcp_sdkpath", func(b *testing.B) {
+		defer mcpserver.SetFastCalls(mcpserver.SetFastCalls(false))
 		b.ReportAllocs()
 		for i := 0; i < b.N; i++ {
 			w := post(sess, call)

@@ -25,7 +25,10 @@ import (
 //   - rest: a keep-alive net/http client;
 //   - mcp: a tools/call JSON-RPC POST to /mcp on an initialized session,
 //     sent and read with the same plain net/http client (what the server
-//     costs, the client being as cheap as REST's);
+//     costs, the client being as cheap as REST's), which the fast path
+//     answers;
+//   - mcp_sdkpath: the same POSTs with the fast path off (the SDK's
+//     transport answers them, as before the fast path);
 //   - sdk: the Go SDK's client CallTool (client and server in this process,
 //     so its client's JSON-RPC work is counted too).
 //
@@ -108,13 +111,16 @@ func BenchmarkToolCallVsREST(b *testing.B) {
 	}
 
 	type kind struct {
-		name string
-		call func(w int) error
-		lat  []time.Duration // sequential calls
-		n    int             // concurrent calls
-		took time.Duration   // their time
+		name    string
+		call    func(w int) error
+		sdkPath bool            // fast path off
+		lat     []time.Duration // sequential calls
+		n       int             // concurrent calls
+		took    time.Duration   // their time
 	}
-	kinds := []*kind{{name: "rest", call: rest}, {name: "mcp", call: raw}, {name: "sdk", call: sdk}}
+	kinds := []*kind{{name: "rest", call: rest}, {name: "mcp", call: raw}, {name: "mcp_sdkpath", call: raw, sdkPath: true},
+		{name: "sdk", call: sdk}}
+	defer mcpserver.SetFastCalls(true)
 	// phase runs benchCalls calls from workers clients; it returns the
 	// elapsed time and appends each call's latency to lat.
 	phase := func(workers int, lat *[]time.Duration, call func(w int) error) time.Duration {
@@ -143,14 +149,17 @@ func BenchmarkToolCallVsREST(b *testing.B) {
 		return time.Since(start)
 	}
 	for _, k := range kinds { // warm connections, sessions, the key cache
+		mcpserver.SetFastCalls(!k.sdkPath)
 		phase(benchWorkers, new([]time.Duration), k.call)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		for _, k := range kinds {
+			mcpserver.SetFastCalls(!k.sdkPath)
 			phase(1, &k.lat, k.call)
 		}
 		for _, k := range kinds {
+			mcpserver.SetFastCalls(!k.sdkPath)
 			var lat []time.Duration
 			k.took += phase(benchWorkers, &lat, k.call)
 			k.n += len(lat)
