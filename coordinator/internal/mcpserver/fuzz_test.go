@@ -37,22 +37,7 @@ func FuzzMCPBody(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	ts, err := Generate([]byte(standInDoc), standInOps)
-	if err != nil {
-		f.Fatal(err)
-	}
-	h := NewHTTPHandler(ts, allowAll{}, &fakeAPI{}, HTTPOptions{})
-	post := func(sess, body string) *httptest.ResponseRecorder {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, RPCRequest("/mcp", "snc_x", sess, body))
-		return w
-	}
-	w := post("", InitializeBody)
-	sess := w.Header().Get("Mcp-Session-Id")
-	if w.Code != 200 || sess == "" {
-		f.Fatalf("initialize: %d %s", w.Code, w.Body)
-	}
-	post(sess, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	post, sess := standInSession(f)
 	f.Fuzz(func(t *testing.T, body string) {
 		if w := post(sess, body); w.Code >= 500 {
 			t.Fatalf("body %q: %d %s", body, w.Code, w.Body)
@@ -83,22 +68,7 @@ func FuzzFastPathMatchesSDK(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	ts, err := Generate([]byte(standInDoc), standInOps)
-	if err != nil {
-		f.Fatal(err)
-	}
-	h := NewHTTPHandler(ts, allowAll{}, &fakeAPI{}, HTTPOptions{})
-	post := func(sess, body string) *httptest.ResponseRecorder {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, RPCRequest("/mcp", "snc_x", sess, body))
-		return w
-	}
-	w := post("", InitializeBody)
-	sess := w.Header().Get("Mcp-Session-Id")
-	if w.Code != 200 || sess == "" {
-		f.Fatalf("initialize: %d %s", w.Code, w.Body)
-	}
-	post(sess, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	post, sess := standInSession(f)
 	token := regexp.MustCompile(`mcpc_[0-9a-f]+`)
 	seen := func(w *httptest.ResponseRecorder) string {
 		return fmt.Sprintf("%d %q %q %q\n%s", w.Code, w.Header().Get("Content-Type"), w.Header().Get("Cache-Control"),
@@ -170,4 +140,26 @@ func FuzzDecodeFast(f *testing.F) {
 			t.Fatalf("accepted %q: id %s", body, id)
 		}
 	})
+}
+
+// standInSession is an initialized /mcp session of the stand-in tools and
+// how to post to it in-process.
+func standInSession(f *testing.F) (post func(sess, body string) *httptest.ResponseRecorder, sess string) {
+	ts, err := Generate([]byte(standInDoc), standInOps)
+	if err != nil {
+		f.Fatal(err)
+	}
+	h := NewHTTPHandler(ts, allowAll{}, &fakeAPI{}, HTTPOptions{})
+	post = func(sess, body string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, RPCRequest("/mcp", "snc_x", sess, body))
+		return w
+	}
+	w := post("", InitializeBody)
+	sess = w.Header().Get("Mcp-Session-Id")
+	if w.Code != 200 || sess == "" {
+		f.Fatalf("initialize: %d %s", w.Code, w.Body)
+	}
+	post(sess, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	return post, sess
 }
