@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
@@ -121,5 +122,23 @@ func TestFastPathMatchesSDK(t *testing.T) {
 				t.Errorf("answer lacks %q:\n%s", tc.want, fast)
 			}
 		})
+	}
+
+	// A session ended by DELETE is not served any more: the SDK answers 404.
+	del := post(key, sess, "", func(r *http.Request) { r.Method = http.MethodDelete })
+	if del.Code != http.StatusNoContent {
+		t.Fatalf("DELETE session: %d %s", del.Code, del.Body)
+	}
+	n := mcpserver.FastServed()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		w := post(key, sess, call("30", `{"id":"`+tk.ID+`"}`), nil)
+		if w.Code == http.StatusNotFound && mcpserver.FastServed() == n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("call on a deleted session: %d %s (fast path answered %d)", w.Code, w.Body, mcpserver.FastServed()-n)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
