@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -274,63 +275,44 @@ func poolServes(p store.IPPool, n api.AgentNode) bool {
 // PoolServes is poolServes for the proposer (placement).
 func PoolServes(p store.IPPool, n api.AgentNode) bool { return poolServes(p, n) }
 
-// allocateAddrs allocates the addresses req asks for the server on node n:
-// per family from the first listed pool with a free unit; the IPv6 pools
-// must share the bridge of the IPv4 pool used (a guest has one NIC). On error
-// nothing stays allocated.
-func allocateAddrs(c *applyCtx, req *AddrRequest, n api.AgentNode, s *store.Server) (bridge string, resolvers []string, err error) {
+// walkAddrs picks the pool of each address req asks for a server on node n,
+// the way CmdServerCreate allocates them: per family (IPv4 first), for each
+// address the first listed pool that serves n (and, once a pool was used,
+// shares its bridge: a guest has one NIC) for which take finds a free unit.
+// pool loads a pool by name; take reports false when the pool is exhausted.
+// The error (ErrConflict) names, per pool, why it gave none.
+func walkAddrs(req *AddrRequest, n api.AgentNode, pool func(string) (store.IPPool, error), take func(store.IPPool) (bool, error)) (bridge string, resolvers []string, err error) {
 	if req == nil {
 		return "", nil, nil
 	}
 	if req.IPv4 < 0 || req.IPv4 > maxAddrsPerFamily || req.IPv6 < 0 || req.IPv6 > maxAddrsPerFamily {
 		return "", nil, fmt.Errorf("%w: at most %d addresses per family", ErrInvalid, maxAddrsPerFamily)
 	}
-	type taken struct {
-		a  *ipam.Allocator
-		ip netip.Addr
-	}
-	var done []taken
-	defer func() {
-		if err != nil {
-			for _, t := range done {
-				_ = t.a.Unreserve(t.ip)
-			}
-		}
-	}()
 	bridgeSet := false
 	one := func(pools []string, v6 bool) error {
 		var why []string
 		for _, name := range pools {
-			pool, a, err := c.allocator(name)
+			p, err := pool(name)
 			if err != nil {
 				return err
 			}
-			if pool.IPv6() != v6 {
+			if p.IPv6() != v6 {
 				return fmt.Errorf("%w: ip pool %q is not an IPv%d pool", ErrInvalid, name, map[bool]int{false: 4, true: 6}[v6])
 			}
-			if !poolServes(pool, n) || (bridgeSet && pool.Bridge != bridge) {
+			if !poolServes(p, n) || (bridgeSet && p.Bridge != bridge) {
 				why = append(why, fmt.Sprintf("%s: does not serve node %s", name, n.ID))
 				continue
 			}
-			unit, err := a.Allocate(c.at)
-			if errors.Is(err, ipam.ErrExhausted) {
-				why = append(why, name+": exhausted")
-				continue
-			}
+			ok, err := take(p)
 			if err != nil {
 				return err
 			}
-			c.touch()
-			done = append(done, taken{a, unit.Addr()})
-			addr := store.ServerAddr{Pool: name, Unit: unit, Gateway: pool.Gateway}
-			if v6 {
-				addr.Addr = netip.PrefixFrom(unit.Addr().Next(), unit.Bits())
-			} else {
-				addr.Addr = netip.PrefixFrom(unit.Addr(), netip.MustParsePrefix(pool.CIDR).Bits())
+			if !ok {
+				why = append(why, name+": exhausted")
+				continue
 			}
-			s.Addrs = append(s.Addrs, addr)
 			if !bridgeSet {
-				bridge, resolvers, bridgeSet = pool.Bridge, pool.Resolvers, true
+				bridge, resolvers, bridgeSet = p.Bridge, p.Resolvers, true
 			}
 			return nil
 		}
@@ -347,6 +329,72 @@ func allocateAddrs(c *applyCtx, req *AddrRequest, n api.AgentNode, s *store.Serv
 		}
 	}
 	return bridge, resolvers, nil
+}
+
+// AddrsFit reports whether CmdServerCreate could allocate the addresses req
+// asks for a server on node n if pools had free[name] free units each (the
+// proposer's check, so placement prefers nodes whose pools can serve the
+// plan; the command's own allocation stays authoritative). The error is the
+// one the command would return.
+func AddrsFit(req *AddrRequest, n api.AgentNode, pools map[string]store.IPPool, free map[string]uint64) error {
+	left := maps.Clone(free)
+	_, _, err := walkAddrs(req, n, func(name string) (store.IPPool, error) {
+		p, ok := pools[name]
+		if !ok {
+			return p, fmt.Errorf("ip pool %s: %w", name, ErrNotFound)
+		}
+		return p, nil
+	}, func(p store.IPPool) (bool, error) {
+		if left[p.Name] == 0 {
+			return false, nil
+		}
+		left[p.Name]--
+		return true, nil
+	})
+	return err
+}
+
+// allocateAddrs allocates the addresses req asks for the server on node n
+// (walkAddrs picks the pools). On error nothing stays allocated.
+func allocateAddrs(c *applyCtx, req *AddrRequest, n api.AgentNode, s *store.Server) (bridge string, resolvers []string, err error) {
+	type taken struct {
+		a  *ipam.Allocator
+		ip netip.Addr
+	}
+	var done []taken
+	defer func() {
+		if err != nil {
+			for _, t := range done {
+				_ = t.a.Unreserve(t.ip)
+			}
+		}
+	}()
+	return walkAddrs(req, n, func(name string) (store.IPPool, error) {
+		p, _, err := c.allocator(name)
+		return p, err
+	}, func(pool store.IPPool) (bool, error) {
+		_, a, err := c.allocator(pool.Name)
+		if err != nil {
+			return false, err
+		}
+		unit, err := a.Allocate(c.at)
+		if errors.Is(err, ipam.ErrExhausted) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		c.touch()
+		done = append(done, taken{a, unit.Addr()})
+		addr := store.ServerAddr{Pool: pool.Name, Unit: unit, Gateway: pool.Gateway}
+		if pool.IPv6() {
+			addr.Addr = netip.PrefixFrom(unit.Addr().Next(), unit.Bits())
+		} else {
+			addr.Addr = netip.PrefixFrom(unit.Addr(), netip.MustParsePrefix(pool.CIDR).Bits())
+		}
+		s.Addrs = append(s.Addrs, addr)
+		return true, nil
+	})
 }
 
 // claimStatic records a static IPv4 address given by hand (s.IPv4, CIDR form)

@@ -363,3 +363,84 @@ func TestAllocatorsRebuiltOnRestore(t *testing.T) {
 		t.Fatalf("after restore the next addresses follow the snapshot's state: %q %q %v", s.IPv4, s.IPv6, err)
 	}
 }
+
+// TestAddrsFitAgreesWithTheCommand: the proposer's check (free counts read
+// with IPPoolFree) says what CmdServerCreate then does, with the same error:
+// a node whose pool is full does not fit, one whose pool on another bridge
+// has room does; an ended quarantine counts as free; the command stays
+// authoritative and a refused create changes nothing.
+func TestAddrsFitAgreesWithTheCommand(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103, Bridges: []string{"br0"}})
+	a := pool4("fa", "203.0.113.0/30", "203.0.113.1") // one address: .2, on br0
+	a.QuarantineSeconds = 60
+	b := pool4("fb", "203.0.113.4/30", "203.0.113.5") // one address: .6, on br1
+	b.Bridge = "br1"
+	h.must(CmdIPPoolCreate, IPPoolCreate{Pool: a})
+	h.must(CmdIPPoolCreate, IPPoolCreate{Pool: b})
+	pools := map[string]store.IPPool{"fa": a, "fb": b}
+	hv1 := api.AgentNode{ID: "hv-1", Bridges: []string{"br0"}}
+	hv2 := api.AgentNode{ID: "hv-2", Bridges: []string{"br1"}}
+	req := func(n api.AgentNode) *AddrRequest {
+		if n.ID == "hv-1" {
+			return &AddrRequest{IPv4Pools: []string{"fa"}, IPv4: 1}
+		}
+		return &AddrRequest{IPv4Pools: []string{"fb"}, IPv4: 1}
+	}
+	free := func(at time.Time) map[string]uint64 {
+		t.Helper()
+		out := map[string]uint64{}
+		_ = h.fsms[0].Read(func(r store.ReadTx) error {
+			for name, p := range pools {
+				n, err := r.IPPoolFree(p, at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[name] = n
+			}
+			return nil
+		})
+		return out
+	}
+	if f := free(h.at); f["fa"] != 1 || f["fb"] != 1 {
+		t.Fatalf("free before: %v", f)
+	}
+	if err := AddrsFit(req(hv1), hv1, pools, free(h.at)); err != nil {
+		t.Fatalf("hv-1 with fa empty: %v", err)
+	}
+	// Two addresses from a pool of one do not fit.
+	if err := AddrsFit(&AddrRequest{IPv4Pools: []string{"fa"}, IPv4: 2}, hv1, pools, free(h.at)); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "fa: exhausted") {
+		t.Fatalf("two from a pool of one: %v", err)
+	}
+	if _, err := placeServer(h, "srv_1", req(hv1)); err != nil {
+		t.Fatal(err)
+	}
+	f := free(h.at)
+	if f["fa"] != 0 || f["fb"] != 1 {
+		t.Fatalf("free after one placement: %v", f)
+	}
+	fitErr := AddrsFit(req(hv1), hv1, pools, f)
+	if !errors.Is(fitErr, ErrConflict) || !strings.Contains(fitErr.Error(), "fa: exhausted") {
+		t.Fatalf("hv-1 with fa full: %v", fitErr)
+	}
+	if err := AddrsFit(req(hv2), hv2, pools, f); err != nil {
+		t.Fatalf("hv-2 with fb free: %v", err)
+	}
+	// The command refuses what the check refused, with the same words, and
+	// changes nothing.
+	before := ipDump(h.fsms[0])
+	if _, err := placeServer(h, "srv_2", req(hv1)); err == nil || err.Error() != fitErr.Error() {
+		t.Fatalf("command: %v; check: %v", err, fitErr)
+	}
+	if !bytes.Equal(before, ipDump(h.fsms[0])) {
+		t.Fatal("a refused placement changed state")
+	}
+	// Terminated: in quarantine for 60 s, then free again.
+	terminate(h, "srv_1")
+	if f := free(h.at); f["fa"] != 0 {
+		t.Fatalf("fa in quarantine counts %d free", f["fa"])
+	}
+	if f := free(h.at.Add(61 * time.Second)); f["fa"] != 1 {
+		t.Fatalf("fa after its quarantine counts %d free", f["fa"])
+	}
+}

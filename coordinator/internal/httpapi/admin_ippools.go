@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -281,6 +282,45 @@ func poolsFor(cands []placement.Candidate, pools []store.IPPool, want PlanAddrs)
 		}
 	}
 	return out
+}
+
+// markExhausted marks the candidates whose pools cannot give the addresses
+// their request asks (pool exhausted, counted at now), so placement picks a
+// node whose pools can; CmdServerCreate's allocation stays authoritative.
+func (a *API) markExhausted(cands []placement.Candidate, pools []store.IPPool, reqs map[string]*fsm.AddrRequest, now time.Time) error {
+	if len(reqs) == 0 {
+		return nil
+	}
+	byName := make(map[string]store.IPPool, len(pools))
+	for _, p := range pools {
+		byName[p.Name] = p
+	}
+	free := map[string]uint64{}
+	return a.state.Read(func(r store.ReadTx) error {
+		for i := range cands {
+			req := reqs[cands[i].Node.ID]
+			if req == nil || cands[i].Unfit != "" {
+				continue
+			}
+			for _, name := range append(slices.Clone(req.IPv4Pools), req.IPv6Pools...) {
+				if _, done := free[name]; done {
+					continue
+				}
+				n, err := r.IPPoolFree(byName[name], now)
+				if err != nil {
+					return err
+				}
+				free[name] = n
+			}
+			if err := fsm.AddrsFit(req, cands[i].Node, byName, free); err != nil {
+				if !errors.Is(err, fsm.ErrConflict) {
+					return err
+				}
+				cands[i].Unfit = strings.TrimPrefix(err.Error(), fsm.ErrConflict.Error()+": ")
+			}
+		}
+		return nil
+	})
 }
 
 func b2i(b bool) int {

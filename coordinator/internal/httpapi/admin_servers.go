@@ -250,6 +250,15 @@ func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.Ser
 		want.IPv4 = 0 // a static address given by hand
 	}
 	served := poolsFor(cands, pools, want)
+	reqs := map[string]*fsm.AddrRequest{}
+	for id, fam := range served {
+		if len(fam[0])+len(fam[1]) > 0 {
+			reqs[id] = &fsm.AddrRequest{IPv4Pools: fam[0], IPv4: want.IPv4, IPv6Pools: fam[1], IPv6: want.IPv6}
+		}
+	}
+	if err := a.markExhausted(cands, pools, reqs, now); err != nil {
+		return fsm.ServerCreate{}, "", err
+	}
 	nodeID, err := placement.Choose(cands, plan, req.Template, placement.Policy{CPUOvercommit: cfg.CPUOvercommit})
 	if err != nil {
 		return fsm.ServerCreate{}, "", errf(http.StatusConflict, "no_capacity", "%s", err.Error())
@@ -280,9 +289,7 @@ func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.Ser
 		Deadline: now.Add(deps.ActionDeadline),
 	}
 	create := fsm.ServerCreate{Server: s, Action: act}
-	if fam := served[nodeID]; len(fam[0])+len(fam[1]) > 0 {
-		create.Addresses = &fsm.AddrRequest{IPv4Pools: fam[0], IPv4: want.IPv4, IPv6Pools: fam[1], IPv6: want.IPv6}
-	}
+	create.Addresses = reqs[nodeID]
 	return create, password, nil
 }
 

@@ -99,3 +99,33 @@ func (r ReadTx) IPPoolHasUnits(pool string) bool {
 	k, _ := r.tx.Bucket(BucketIPUnits).Cursor().Seek(prefix)
 	return k != nil && bytes.HasPrefix(k, prefix)
 }
+
+// IPPoolFree counts the pool's free units at now, as ipam's Usage does
+// (a quarantine that ends at or before now counts as free), reading the keys
+// of its stored units and decoding only those in quarantine.
+func (r ReadTx) IPPoolFree(p IPPool, now time.Time) (uint64, error) {
+	a, err := ipam.New(p.Pool, ipam.State{})
+	if err != nil {
+		return 0, err
+	}
+	total := a.Usage(now).Total
+	var taken uint64
+	prefix := IPUnitPrefix(p.Name)
+	c := r.tx.Bucket(BucketIPUnits).Cursor()
+	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+		if bytes.Contains(v, []byte(`"until"`)) {
+			var u IPUnit
+			if err := json.Unmarshal(v, &u); err != nil {
+				return 0, fmt.Errorf("decode %s/%s: %w", BucketIPUnits, k, err)
+			}
+			if u.Until != nil && !u.Until.After(now) {
+				continue
+			}
+		}
+		taken++
+	}
+	if taken >= total {
+		return 0, nil
+	}
+	return total - taken, nil
+}

@@ -37,6 +37,15 @@ func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
 // reporting bridge br0 (with extra sim arguments).
 func cluster(t testing.TB, nodes int, opt testcluster.Option, simArgs ...string) *testcluster.Cluster {
 	t.Helper()
+	c := coordinators(t, opt)
+	startSims(t, c, nodes, "hv", append([]string{"-bridges", "br0"}, simArgs...)...)
+	waitNodes(t, c, nodes, 60*time.Second)
+	return c
+}
+
+// coordinators starts 3 coordinators that take agent sessions.
+func coordinators(t testing.TB, opt testcluster.Option) *testcluster.Cluster {
+	t.Helper()
 	c := testcluster.New(t, 3, func(i int, cfg *server.Config) {
 		cfg.Nodes.ListenAddr = framework.FreeAddr(t, "udp")
 		cfg.Nodes.PingInterval = time.Second
@@ -52,8 +61,6 @@ func cluster(t testing.TB, nodes int, opt testcluster.Option, simArgs ...string)
 		}
 	})
 	c.WaitConverged(20 * time.Second)
-	startSims(t, c, nodes, "hv", append([]string{"-bridges", "br0"}, simArgs...)...)
-	waitNodes(t, c, nodes, 60*time.Second)
 	return c
 }
 
@@ -414,4 +421,66 @@ func waitStatus(t *testing.T, c *testcluster.Cluster, id, status string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	t.Fatalf("server %s: want %s, have %q (%v)", id, status, s.Status, err)
+}
+
+// TestPlacementFallsBackToANodeWithFreeAddresses: two nodes on two bridges
+// (hva on br0, hvb on br1) with one IPv4 pool each. With br0's pool full (its
+// one address reserved by hand) a server goes to hvb, which placement would
+// otherwise not pick (equal room, hva sorts first), with hvb's address; with
+// both pools full the create is a 409 naming both exhausted pools and
+// changes nothing.
+func TestPlacementFallsBackToANodeWithFreeAddresses(t *testing.T) {
+	c := coordinators(t, nil)
+	startSims(t, c, 1, "hva", "-bridges", "br0", "-answer-actions")
+	startSims(t, c, 1, "hvb", "-bridges", "br1", "-answer-actions")
+	waitReady(t, c, 2, 60*time.Second)
+	ctx := context.Background()
+	mustPools(t, c,
+		api.IPPoolCreateRequest{Name: "fa", CIDR: "198.18.0.0/30", Gateway: "198.18.0.1", Bridge: "br0"}, // one address: .2
+		api.IPPoolCreateRequest{Name: "fb", CIDR: "198.18.0.4/30", Gateway: "198.18.0.5", Bridge: "br1"}, // one address: .6
+	)
+	c.Retry503(func() error {
+		_, err := anyAdmin(c).ReserveIP(ctx, "fa", api.IPReserveRequest{IP: "198.18.0.2", Note: "full"})
+		return err
+	})
+	acc, _ := c.NewAccount("ipam-fallback@example.com")
+	create := func() (api.AdminServerCreated, error) {
+		var out api.AdminServerCreated
+		var err error
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			out, err = anyAdmin(c).CreateServer(ctx, api.AdminServerCreateRequest{AccountID: acc.ID, Plan: "nano", Template: "debian-12", NoPassword: true})
+			var ae *api.Error
+			if err == nil || (errors.As(err, &ae) && ae.StatusCode != http.StatusServiceUnavailable) || time.Now().After(deadline) {
+				return out, err
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	out, err := create()
+	if err != nil {
+		t.Fatalf("create with br0's pool full: %v", err)
+	}
+	if out.Server.NodeID != "hvb" || out.Server.IPv4 != "198.18.0.6/30" {
+		t.Fatalf("server on %s with %q; want hvb with 198.18.0.6/30 from pool fb", out.Server.NodeID, out.Server.IPv4)
+	}
+	waitStatus(t, c, out.Server.ID, api.ServerRunning)
+
+	ld := c.WaitLeader(10 * time.Second)
+	units := ipUnits(t, c, ld)
+	_, err = create()
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict ||
+		!strings.Contains(ae.Message, "fa: exhausted") || !strings.Contains(ae.Message, "fb: exhausted") {
+		t.Fatalf("create with both pools full: want a 409 naming fa and fb exhausted, got %v", err)
+	}
+	t.Logf("both full: %d %s: %s", ae.StatusCode, ae.Code, ae.Message)
+	if !bytes.Equal(units, ipUnits(t, c, ld)) {
+		t.Fatal("the refused create changed the pools' allocations")
+	}
+	var ss []api.AdminServer
+	c.Retry503(func() (err error) { ss, err = anyAdmin(c).Servers(ctx, acc.ID, ""); return err })
+	if len(ss) != 1 {
+		t.Fatalf("%d servers after the refused create, want 1", len(ss))
+	}
 }
