@@ -263,9 +263,14 @@ type ServerIPGroup struct {
 }
 
 // AccountIPList is GET /v1/servers/ips: every address of the account's
-// servers (not terminated), grouped per server, newest server first.
+// servers (not terminated), grouped per server, newest server first, one
+// page of servers (Page, Limit, Total and NextPage as in Page).
 type AccountIPList struct {
-	Data []ServerIPGroup `json:"data"`
+	Data     []ServerIPGroup `json:"data"`
+	Page     int             `json:"page"`
+	Limit    int             `json:"limit"`
+	Total    int             `json:"total"`
+	NextPage *int            `json:"next_page"`
 }
 
 // PTRRequest is PUT /v1/servers/:id/ips/:ip/ptr: the reverse-DNS name of the

@@ -160,7 +160,10 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		_, err := c.ServerConsole(ctx, "srv_1")
 		return err
 	},
-	"listAccountIPs": func(ctx context.Context, c *client.Client) error { _, err := c.AccountIPs(ctx); return err },
+	"listAccountIPs": func(ctx context.Context, c *client.Client) error {
+		_, err := c.AccountIPsPage(ctx, 1, 20)
+		return err
+	},
 	"setServerPTR": func(ctx context.Context, c *client.Client) error {
 		_, err := c.SetServerPTR(ctx, "srv_1", "192.0.2.1", api.PTRRequest{Hostname: "h.example"})
 		return err

@@ -165,10 +165,31 @@ func (c *Client) ServerIPs(ctx context.Context, id string) (api.ServerIPList, er
 }
 
 // AccountIPs lists every address of the account's servers (not terminated)
-// with its reverse-DNS name, grouped per server (GET /v1/servers/ips).
+// with its reverse-DNS name, grouped per server (GET /v1/servers/ips, every
+// page; the result holds them all, with the last page's counts).
 func (c *Client) AccountIPs(ctx context.Context) (api.AccountIPList, error) {
+	var all api.AccountIPList
+	for page := 1; ; {
+		l, err := c.AccountIPsPage(ctx, page, 200)
+		if err != nil {
+			return all, err
+		}
+		data := append(all.Data, l.Data...)
+		all, all.Data = l, data
+		if l.NextPage == nil || *l.NextPage <= page {
+			if all.Data == nil {
+				all.Data = []api.ServerIPGroup{}
+			}
+			return all, nil
+		}
+		page = *l.NextPage
+	}
+}
+
+// AccountIPsPage is one page of AccountIPs (page from 1, limit 1-200).
+func (c *Client) AccountIPsPage(ctx context.Context, page, limit int) (api.AccountIPList, error) {
 	var l api.AccountIPList
-	return l, c.get(ctx, "/v1/servers/ips", &l)
+	return l, c.get(ctx, "/v1/servers/ips"+pageQuery(page, limit), &l)
 }
 
 // SetServerPTR sets the reverse-DNS name of one of the server's addresses.

@@ -115,32 +115,25 @@ func ipViews(s store.Server, zones []store.ReverseZone) []api.ServerIP {
 	return out
 }
 
-// maxAccountIPServers bounds GET /v1/servers/ips (servers, newest first).
-const maxAccountIPServers = 1000
-
-// listAccountIPs lists every address of the account's servers that are not
-// terminated, grouped per server, with PTR names (444host's all-ips).
+// listAccountIPs pages every address of the account's servers that are not
+// terminated, grouped per server, newest server first, with PTR names
+// (444host's all-ips); page and limit as for GET /v1/servers.
 func (a *API) listAccountIPs(rq *request) (int, any, error) {
-	var ss []store.Server
-	var zones []store.ReverseZone
-	err := a.state.Read(func(r store.ReadTx) (err error) {
-		if ss, _, err = r.Servers(rq.caller.accountID, 0, maxAccountIPServers); err != nil {
-			return err
+	return listPage(a, rq, rq.caller.accountID, func(r store.ReadTx, owner string, offset, limit int) ([]api.ServerIPGroup, int, error) {
+		ss, total, err := r.LiveServers(owner, offset, limit)
+		if err != nil {
+			return nil, 0, err
 		}
-		zones, err = r.ReverseZones()
-		return err
-	})
-	if err != nil {
-		return 0, nil, err
-	}
-	out := api.AccountIPList{Data: []api.ServerIPGroup{}}
-	for _, s := range ss {
-		if s.Status == api.ServerTerminated {
-			continue
+		zones, err := r.ReverseZones()
+		if err != nil {
+			return nil, 0, err
 		}
-		out.Data = append(out.Data, api.ServerIPGroup{ServerID: s.ID, Label: s.Label, IPs: ipViews(s, zones)})
-	}
-	return http.StatusOK, out, nil
+		out := make([]api.ServerIPGroup, 0, len(ss))
+		for _, s := range ss {
+			out = append(out, api.ServerIPGroup{ServerID: s.ID, Label: s.Label, IPs: ipViews(s, zones)})
+		}
+		return out, total, nil
+	}, same[api.ServerIPGroup])
 }
 
 func (a *API) getAction(rq *request) (int, any, error) {

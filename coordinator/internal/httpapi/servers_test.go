@@ -587,3 +587,54 @@ func TestForwarderStreamsEvents(t *testing.T) {
 		t.Fatalf("the forwarder held the event back: %+v", evs)
 	}
 }
+
+// TestAccountIPsPaged: GET /v1/servers/ips pages the account's servers that
+// are not terminated like GET /v1/servers (page, limit, total, next_page),
+// newest first; a terminated server is neither listed nor counted; a bad
+// limit is a 400 naming it.
+func TestAccountIPsPaged(t *testing.T) {
+	s := newSrvAPI(t)
+	acc, key := s.account(allServerScopes...)
+	var made []string
+	for i := 0; i < 4; i++ {
+		made = append(made, s.server(acc))
+		time.Sleep(2 * time.Millisecond) // distinct id timestamps
+	}
+	term := actionID(t, s.call(key, "DELETE", "/v1/servers/"+made[1], "", "Idempotency-Key", "term-ips"))
+	s.finish(term, true)
+	ids := func(r reply) []string {
+		var out []string
+		for _, g := range r.m["data"].([]any) {
+			out = append(out, g.(map[string]any)["serverId"].(string))
+		}
+		return out
+	}
+	r1 := s.call(key, "GET", "/v1/servers/ips?limit=2", "")
+	if r1.status != 200 || r1.m["total"] != float64(3) || r1.m["page"] != float64(1) || r1.m["limit"] != float64(2) || r1.m["next_page"] != float64(2) {
+		t.Fatalf("page 1: %d %s", r1.status, r1.body)
+	}
+	if got := ids(r1); len(got) != 2 || got[0] != made[3] || got[1] != made[2] {
+		t.Fatalf("page 1 holds %v, want %v then %v", got, made[3], made[2])
+	}
+	if ips := r1.m["data"].([]any)[0].(map[string]any)["ips"].([]any); len(ips) != 1 || ips[0].(map[string]any)["ip"] != "203.0.113.7" {
+		t.Fatalf("page 1 addresses: %s", r1.body)
+	}
+	r2 := s.call(key, "GET", "/v1/servers/ips?limit=2&page=2", "")
+	if got := ids(r2); r2.status != 200 || len(got) != 1 || got[0] != made[0] || r2.m["next_page"] != nil {
+		t.Fatalf("page 2 (the terminated %s left out): %d %s", made[1], r2.status, r2.body)
+	}
+	if r := s.call(key, "GET", "/v1/servers/ips", ""); r.m["total"] != float64(3) || len(ids(r)) != 3 || r.m["limit"] != float64(50) {
+		t.Fatalf("default page: %s", r.body)
+	}
+	for _, q := range []string{"limit=201", "limit=0", "page=0", "page=x"} {
+		r := s.call(key, "GET", "/v1/servers/ips?"+q, "")
+		if name, _, _ := strings.Cut(q, "="); r.status != 400 || !strings.Contains(r.msg(), name) {
+			t.Errorf("%s: %d %s", q, r.status, r.body)
+		}
+	}
+	// The client walks every page.
+	all, err := s.api.Client(key).AccountIPs(context.Background())
+	if err != nil || len(all.Data) != 3 || all.Data[0].ServerID != made[3] || all.Data[2].ServerID != made[0] || all.Total != 3 {
+		t.Fatalf("client AccountIPs: %+v %v", all, err)
+	}
+}

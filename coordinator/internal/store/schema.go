@@ -262,6 +262,12 @@ func ListOwnedRaw(tx *bolt.Tx, bucket []byte, accountID string, offset, limit in
 // walkOwned visits one page of an account's objects, newest first, and counts
 // them all.
 func walkOwned(tx *bolt.Tx, bucket []byte, accountID string, offset, limit int, visit func(k, v []byte) error) (int, error) {
+	return walkOwnedIf(tx, bucket, accountID, offset, limit, nil, visit)
+}
+
+// walkOwnedIf is walkOwned over the objects keep accepts (all with a nil
+// keep): it pages and counts only those.
+func walkOwnedIf(tx *bolt.Tx, bucket []byte, accountID string, offset, limit int, keep func(v []byte) (bool, error), visit func(k, v []byte) error) (int, error) {
 	prefix := OwnedPrefix(accountID)
 	c := tx.Bucket(bucket).Cursor()
 	// Seek past the prefix to walk it backwards.
@@ -274,6 +280,15 @@ func walkOwned(tx *bolt.Tx, bucket []byte, accountID string, offset, limit int, 
 	}
 	total, taken := 0, 0
 	for ; k != nil && hasPrefix(k, prefix); k, v = c.Prev() {
+		if keep != nil {
+			ok, err := keep(v)
+			if err != nil {
+				return 0, fmt.Errorf("decode %s/%s: %w", bucket, k, err)
+			}
+			if !ok {
+				continue
+			}
+		}
 		if total >= offset && taken < limit {
 			if err := visit(k, v); err != nil {
 				return 0, err
