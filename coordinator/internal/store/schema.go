@@ -236,8 +236,13 @@ func SetCounter(tx *bolt.Tx, name string, n uint64) error {
 // ListOwned decodes the objects of one account in key (= creation) order, newest
 // first, returning one page and the total count.
 func ListOwned[T any](tx *bolt.Tx, bucket []byte, accountID string, offset, limit int) ([]T, int, error) {
+	return listOwnedIf[T](tx, bucket, accountID, offset, limit, nil)
+}
+
+// listOwnedIf is ListOwned over the objects keep accepts (walkOwnedIf).
+func listOwnedIf[T any](tx *bolt.Tx, bucket []byte, accountID string, offset, limit int, keep func(v []byte) (bool, error)) ([]T, int, error) {
 	out := []T{}
-	total, err := walkOwned(tx, bucket, accountID, offset, limit, func(k, v []byte) error {
+	total, err := walkOwnedIf(tx, bucket, accountID, offset, limit, keep, func(k, v []byte) error {
 		var item T
 		if err := json.Unmarshal(v, &item); err != nil {
 			return fmt.Errorf("decode %s/%s: %w", bucket, k, err)

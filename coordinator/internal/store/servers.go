@@ -131,22 +131,13 @@ func (r ReadTx) Servers(accountID string, offset, limit int) ([]Server, int, err
 // LiveServers pages the account's servers that are not terminated, newest
 // first, with their total count.
 func (r ReadTx) LiveServers(accountID string, offset, limit int) ([]Server, int, error) {
-	out := []Server{}
-	total, err := walkOwnedIf(r.tx, BucketServers, accountID, offset, limit, func(v []byte) (bool, error) {
+	return listOwnedIf[Server](r.tx, BucketServers, accountID, offset, limit, func(v []byte) (bool, error) {
 		var st struct {
 			Status string `json:"status"`
 		}
 		err := json.Unmarshal(v, &st)
 		return st.Status != api.ServerTerminated, err
-	}, func(k, v []byte) error {
-		var s Server
-		if err := json.Unmarshal(v, &s); err != nil {
-			return fmt.Errorf("decode %s/%s: %w", BucketServers, k, err)
-		}
-		out = append(out, s)
-		return nil
 	})
-	return out, total, err
 }
 
 // AllServers lists every server of every account (terminated ones included).
