@@ -32,6 +32,8 @@ type Job struct {
 type Stats struct {
 	Candidates int
 	Entries    int
+	// Listed is how long listing the candidates took.
+	Listed time.Duration
 	fsm.RenewalSweepResult
 }
 
@@ -39,6 +41,7 @@ type Stats struct {
 func (j *Job) Sweep(ctx context.Context) (Stats, error) {
 	var st Stats
 	now := j.Now()
+	began := time.Now()
 	var refs []fsm.ServiceRef
 	if err := j.View(func(tx *bolt.Tx) (err error) {
 		refs, err = fsm.RenewalCandidates(tx, j.Policy, now)
@@ -46,7 +49,7 @@ func (j *Job) Sweep(ctx context.Context) (Stats, error) {
 	}); err != nil {
 		return st, err
 	}
-	st.Candidates = len(refs)
+	st.Candidates, st.Listed = len(refs), time.Since(began)
 	batch := j.Batch
 	if batch <= 0 || batch > fsm.MaxRenewalBatch {
 		batch = fsm.MaxRenewalBatch
