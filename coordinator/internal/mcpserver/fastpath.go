@@ -90,19 +90,6 @@ func (f *fastCalls) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	}
 }
 
-// fastRequest is the one JSON-RPC shape served here.
-type fastRequest struct {
-	JSONRPC string          `json:"jsonrpc"`
-	ID      json.RawMessage `json:"id"`
-	Method  string          `json:"method"`
-	Params  json.RawMessage `json:"params"`
-}
-
-type fastParams struct {
-	Name      string          `json:"name"`
-	Arguments json.RawMessage `json:"arguments"`
-}
-
 var (
 	fastTopKeys    = []string{"jsonrpc", "id", "method", "params"}
 	fastParamKeys  = []string{"name", "arguments"}
@@ -112,9 +99,16 @@ var (
 	fastVersionHdr = http.CanonicalHeaderKey("Mcp-Protocol-Version")
 )
 
+// fastParams are a plain tools/call's parameters.
+type fastParams struct {
+	Name      string
+	Arguments json.RawMessage // nil when absent
+}
+
 // decodeFast reads body as one tools/call request of the plain shape: exact
-// (case-sensitive) keys, jsonrpc "2.0", an integer or simple string id, and
-// params with only name and arguments. ok false: not that shape (the SDK
+// (case-sensitive) keys, jsonrpc "2.0" and method "tools/call" spelled
+// without escapes, an integer or simple string id, and params with only a
+// name (without escapes) and arguments. ok false: not that shape (the SDK
 // answers it, errors included).
 func decodeFast(body []byte) (id json.RawMessage, p fastParams, ok bool) {
 	if !utf8.Valid(body) {
@@ -124,27 +118,23 @@ func decodeFast(body []byte) (id json.RawMessage, p fastParams, ok bool) {
 	if err := json.Unmarshal(body, &top); err != nil || !onlyKeys(top, fastTopKeys) {
 		return nil, p, false
 	}
-	var r fastRequest
-	if err := json.Unmarshal(body, &r); err != nil || r.JSONRPC != "2.0" || r.Method != "tools/call" {
+	if string(top["jsonrpc"]) != `"2.0"` || string(top["method"]) != `"tools/call"` {
 		return nil, p, false
 	}
-	if string(top["jsonrpc"]) != `"2.0"` || string(top["method"]) != `"tools/call"` {
-		return nil, p, false // escapes or spacing the SDK may read otherwise
-	}
-	id = bytes.TrimSpace(r.ID)
+	id = top["id"]
 	if !fastNumericID.Match(id) && !fastStringID.Match(id) {
 		return nil, p, false
 	}
 	var params map[string]json.RawMessage
-	if err := json.Unmarshal(r.Params, &params); err != nil || params == nil || !onlyKeys(params, fastParamKeys) {
+	if err := json.Unmarshal(top["params"], &params); err != nil || params == nil || !onlyKeys(params, fastParamKeys) {
 		return nil, p, false
 	}
-	if err := json.Unmarshal(r.Params, &p); err != nil || p.Name == "" {
+	n := params["name"]
+	if len(n) < 3 || n[0] != '"' || n[len(n)-1] != '"' || bytes.IndexByte(n, '\\') >= 0 {
 		return nil, p, false
 	}
-	if n := bytes.TrimSpace(params["name"]); len(n) < 2 || bytes.IndexByte(n, '\\') >= 0 {
-		return nil, p, false
-	}
+	p.Name = string(n[1 : len(n)-1])
+	p.Arguments = params["arguments"]
 	return id, p, true
 }
 
@@ -220,8 +210,9 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, ti *auth.Token
 	buf = append(buf, "event: message\ndata: "...)
 	buf = append(buf, data...)
 	buf = append(buf, "\n\n"...)
+	// The whole stream is this one event: written at once, without the
+	// SDK's flush (net/http sends it with a Content-Length, not chunked).
 	_, _ = w.Write(buf)
-	_ = http.NewResponseController(w).Flush()
 	fastServed.Add(1)
 	return true
 }
