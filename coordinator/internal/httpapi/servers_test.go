@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -636,5 +637,44 @@ func TestAccountIPsPaged(t *testing.T) {
 	all, err := s.api.Client(key).AccountIPs(context.Background())
 	if err != nil || len(all.Data) != 3 || all.Data[0].ServerID != made[3] || all.Data[2].ServerID != made[0] || all.Total != 3 {
 		t.Fatalf("client AccountIPs: %+v %v", all, err)
+	}
+}
+
+// TestSuspendedServerRefusesPowerOn: a server the renewal sweep suspended
+// for non-payment answers start, reboot and reinstall with 409 suspended
+// naming the unpaid invoice, and nothing is committed; stop still works.
+func TestSuspendedServerRefusesPowerOn(t *testing.T) {
+	s := newSrvAPI(t)
+	acc, key := s.account(allServerScopes...)
+	now := time.Now()
+	id := ids.New("srv", now)
+	vm := "hp-vm-" + id[4:]
+	paid := now.Add(-time.Hour)
+	srv := store.Server{Server: api.Server{ID: id, Label: "web", Hostname: "web.example.com", OSTemplate: "debian-12", OS: "debian",
+		Plan: api.DefaultPlans[1], PaidUntil: &paid}, AccountID: acc, NodeID: "hv-secret-node", VMName: vm, MonthlyUsdCents: 500}
+	prov := store.Action{Action: api.Action{ID: ids.New("act", now), Command: api.ActionServerProvision, ResourceID: id},
+		NodeID: "hv-secret-node", Target: vm, Deadline: now.Add(time.Hour)}
+	s.apply(fsm.CmdServerCreate, fsm.ServerCreate{Server: srv, Action: prov})
+	s.finish(prov.ID, true)
+	s.apply(fsm.CmdRenewalSweep, fsm.RenewalSweep{Policy: fsm.RenewalPolicy{InvoiceDays: 7}, Servers: []fsm.ServiceRef{{AccountID: acc, ServerID: id}}})
+	var stored store.Server
+	_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { stored, err = r.OwnedServer(acc, id); return })
+	if stored.Suspension == nil {
+		t.Fatalf("not suspended: %+v", stored)
+	}
+	s.finish(stored.ActionID, true) // the sweep's stop
+	before := s.actionCount()
+	base := "/v1/servers/" + id
+	for _, c := range [][2]string{{base + "/power/start", ""}, {base + "/power/reboot", ""}, {base + "/reinstall", `{"osTemplate":"debian-12"}`}} {
+		r := s.call(key, "POST", c[0], c[1])
+		if r.status != 409 || r.code() != "suspended" || !strings.Contains(r.msg(), "unpaid") {
+			t.Fatalf("POST %s of a suspended server: %d %s", c[0], r.status, r.body)
+		}
+	}
+	if s.actionCount() != before {
+		t.Fatal("a refused power-on committed an action")
+	}
+	if r := s.call(key, "POST", base+"/power/stop", ""); r.status != 202 {
+		t.Fatalf("stop of a suspended server: %d %s", r.status, r.body)
 	}
 }
