@@ -13,6 +13,7 @@ import (
 	"github.com/hostplane/hostplane/internal/acmetest"
 	"github.com/hostplane/hostplane/internal/dnstest"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
@@ -22,7 +23,8 @@ import (
 // DNS lookup of the name held by the test's DNS) the leader is SIGKILLed.
 // The next leader finishes that very order: pebble got one order and issued
 // exactly one certificate for the name, and it is served over HTTPS with that SNI, chaining to
-// pebble's root. (Before orders were resumed by their URL, the next leader
+// pebble's root. Then the hosting agent is killed mid-attach of the renewed
+// certificate: restarted, the install completes once. (Before orders were resumed by their URL, the next leader
 // waited 10 minutes and ordered again.)
 func TestLeaderKilledDuringACMEOrder(t *testing.T) {
 	dns := dnstest.Start(t, "kill.test")
@@ -116,6 +118,49 @@ func TestLeaderKilledDuringACMEOrder(t *testing.T) {
 		t.Fatalf("served serial %x is not the one pebble issued: %s", served, issued[0])
 	}
 	t.Logf("pebble: %s; %s; served serial %x", orders[0], issued[0], served)
+
+	// The agent killed mid-attach (hosting.cert, after routing the domain,
+	// before installing the certificate): restarted, the install completes
+	// once — the action sent again is answered "interrupted" from the
+	// journal (the key is never journaled) and the coordinator sends it once
+	// more with the key. The renewed certificate is served; no new order.
+	w.agent.stop()
+	w.agent.start(api.NodeOpHostingCert + ":routed")
+	w.c.WaitNode(w.nodeID, 30*time.Second, "connected", func(n api.AgentNode) bool { return n.Connected })
+	if _, err := w.client(alive, w.key).RetryCertificate(ctx, id); err != nil {
+		t.Fatalf("ssl/retry: %v", err)
+	}
+	w.agent.waitExit(40 * time.Second)
+	w.agent.start("")
+	deadline = time.Now().Add(40 * time.Second)
+	for {
+		resp, err := https.Do(req.Clone(context.Background()))
+		if err == nil {
+			resp.Body.Close()
+			if resp.TLS.PeerCertificates[0].SerialNumber.Cmp(served) != 0 {
+				served = resp.TLS.PeerCertificates[0].SerialNumber
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			d, derr := w.client(alive, w.key).CustomDomain(cctx, id)
+			cancel()
+			t.Fatalf("the renewed certificate is not served 40 s after the agent restarted mid-attach: %v; certificate %+v %v; pebble %q\n%s",
+				err, d.Certificate, derr, pb.Issued(t), framework.Tail(w.agent.log, 30))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	issued, orders = pb.Issued(t), pb.Orders(t)
+	if len(issued) != 2 || len(orders) != 2 || !sameSerial(issued[1], served) {
+		t.Fatalf("after the renewal with the agent killed mid-attach, pebble has %d orders and %d certificates (want 2 and 2, the second served as %x): %q", len(orders), len(issued), served, issued)
+	}
+	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if d, err := w.client(alive, w.key).CustomDomain(cctx, id); err != nil || d.Certificate == nil || d.Certificate.Status != api.CertificateIssued {
+		t.Fatalf("status after the agent restarted mid-attach: %+v %v", d, err)
+	}
 }
 
 // sameSerial tells whether pebble's log line "Issued certificate serial S

@@ -86,11 +86,13 @@ func (m *Manager) HostingCert(ctx context.Context, req HostingCertRequest) (*api
 			return hostingErr(err)
 		},
 		exec: func(ctx context.Context, r *run) (*api.NodeOpResult, error) {
-			return m.certRun(ctx, req)
+			return m.certRun(ctx, r, req)
 		}})
 }
 
-func (m *Manager) certRun(ctx context.Context, req HostingCertRequest) (*api.NodeOpResult, error) {
+// certRun does it; r (nil when recovering a detach) journals the step
+// "routed" between routing the domain and installing its certificate.
+func (m *Manager) certRun(ctx context.Context, r *run, req HostingCertRequest) (*api.NodeOpResult, error) {
 	st, l := m.siteTLS.Store, m.hosting.L
 	if req.Detach {
 		if l.HostUser(req.Domain) == req.Username {
@@ -105,6 +107,11 @@ func (m *Manager) certRun(ctx context.Context, req HostingCertRequest) (*api.Nod
 	}
 	if err := l.SetHost(req.Domain, req.Username); err != nil {
 		return nil, err
+	}
+	if r != nil {
+		if err := r.step("routed"); err != nil {
+			return nil, err
+		}
 	}
 	if err := st.Attach(ctx, req.Domain, req.ChainPEM, req.KeyPEM); err != nil {
 		if errors.Is(err, validate.ErrInvalid) {
@@ -126,7 +133,7 @@ func (m *Manager) recoverCert(ctx context.Context, r *run) (*api.NodeOpResult, e
 	if !in.Detach || m.siteTLS == nil {
 		return nil, interrupted("hosting.cert %s for %s interrupted by an agent restart; send it again", in.Domain, r.rec.Target)
 	}
-	res, err := m.certRun(ctx, HostingCertRequest{Username: r.rec.Target, Domain: in.Domain, Detach: true})
+	res, err := m.certRun(ctx, nil, HostingCertRequest{Username: r.rec.Target, Domain: in.Domain, Detach: true})
 	if res != nil {
 		res.Message = "resumed after an agent restart; " + res.Message
 	}

@@ -221,6 +221,9 @@ func (n *sessionNode) do(ctx context.Context, hostingID, command string, p actio
 			msg := "failed"
 			if cur.Error != nil {
 				msg = cur.Error.Code + ": " + cur.Error.Message
+				if cur.Error.Code == api.NodeErrInterrupted {
+					return fmt.Errorf("%s on node %s: %s: %w", command, h.NodeID, msg, errInterrupted)
+				}
 			}
 			return fmt.Errorf("%s on node %s: %s", command, h.NodeID, msg)
 		}
@@ -245,5 +248,16 @@ func (n *sessionNode) Install(ctx context.Context, hostingID, domain string, cha
 	if err != nil {
 		return err
 	}
-	return n.do(ctx, hostingID, api.ActionHostingCert, &action.HostingCert{Domain: domain, ChainPEM: string(chain)}, secret)
+	p := &action.HostingCert{Domain: domain, ChainPEM: string(chain)}
+	err = n.do(ctx, hostingID, api.ActionHostingCert, p, secret)
+	if errors.Is(err, errInterrupted) {
+		// The agent restarted during the install (its journal answers the
+		// action sent again "interrupted": the key is never journaled), so
+		// it is sent once more, with the key, as a new action.
+		err = n.do(ctx, hostingID, api.ActionHostingCert, p, secret)
+	}
+	return err
 }
+
+// errInterrupted: the node's agent restarted while it ran the action.
+var errInterrupted = errors.New("interrupted by an agent restart")
