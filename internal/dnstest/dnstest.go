@@ -37,15 +37,26 @@ type hold struct {
 // the test ends.
 func Start(t testing.TB, zones ...string) *Server {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, port, _ := net.SplitHostPort(pc.LocalAddr().String())
-	ln, err := net.Listen("tcp", "127.0.0.1:"+port)
-	if err != nil {
+	// UDP and TCP on one port number: the UDP port comes from the kernel and
+	// another process may hold the same TCP port, so try a few ports.
+	var (
+		pc   net.PacketConn
+		ln   net.Listener
+		port string
+		err  error
+	)
+	for try := 0; ; try++ {
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		_, port, _ = net.SplitHostPort(pc.LocalAddr().String())
+		if ln, err = net.Listen("tcp", "127.0.0.1:"+port); err == nil {
+			break
+		}
 		pc.Close()
-		t.Fatal(err)
+		if try == 20 {
+			t.Fatal(err)
+		}
 	}
 	s := &Server{Addr: pc.LocalAddr().String(), Port: port, rrs: map[string][]dns.RR{}}
 	for _, z := range zones {
