@@ -117,6 +117,21 @@ func TestLintianClean(t *testing.T) {
 	for name, f := range debs {
 		o, e, err := run(t, "lintian", "--pedantic", "--display-info", "--fail-on", "error,warning,info,pedantic", f)
 		e = strings.ReplaceAll(e, "running with root privileges is not recommended!\n", "")
+		// The spelling override covers byte runs that come and go from build
+		// to build (packaging/lintian): a build without any is not a finding.
+		var kept []string
+		dropped := false
+		for _, l := range strings.Split(o, "\n") {
+			if strings.Contains(l, "unused-override spelling-error-in-binary") {
+				dropped = true
+				continue
+			}
+			kept = append(kept, l)
+		}
+		o = strings.Join(kept, "\n")
+		if err != nil && dropped && strings.TrimSpace(o+e) == "" {
+			err = nil // lintian's exit status came from the line left out
+		}
 		if err != nil || strings.TrimSpace(o+e) != "" {
 			t.Errorf("lintian %s: %v\n%s%s", name, err, o, e)
 		}
