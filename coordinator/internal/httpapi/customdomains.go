@@ -109,20 +109,27 @@ func (a *API) putCustomDomain(rq *request) (int, any, error) {
 		Domain: domain, Token: token, Records: recs}, http.StatusOK)
 }
 
-// verifyCustomDomain checks the records at the domain's authoritative
-// nameservers; missing or wrong ones are a 422 naming each, and nothing
-// changes.
-func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
+// loadCustomDomain reads the caller's hosting account and its custom domain
+// for a POST that takes no body.
+func (a *API) loadCustomDomain(rq *request) (store.HostingAccount, store.CustomDomain, error) {
 	h, err := a.loadHosting(rq)
 	if err != nil {
-		return 0, nil, err
+		return h, store.CustomDomain{}, err
 	}
 	if err := decodeNoBody(rq.body); err != nil {
-		return 0, nil, err
+		return h, store.CustomDomain{}, err
 	}
 	d, err := readOne(a, "custom domain", func(r store.ReadTx) (store.CustomDomain, error) {
 		return r.CustomDomain(rq.caller.accountID, h.ID)
 	})
+	return h, d, err
+}
+
+// verifyCustomDomain checks the records at the domain's authoritative
+// nameservers; missing or wrong ones are a 422 naming each, and nothing
+// changes.
+func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
+	h, d, err := a.loadCustomDomain(rq)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -169,16 +176,7 @@ func (a *API) deleteCustomDomain(rq *request) (int, any, error) {
 // failed validations of the last hour leave no room under Let's Encrypt's
 // limit (429 saying from when).
 func (a *API) retryCertificate(rq *request) (int, any, error) {
-	h, err := a.loadHosting(rq)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := decodeNoBody(rq.body); err != nil {
-		return 0, nil, err
-	}
-	d, err := readOne(a, "custom domain", func(r store.ReadTx) (store.CustomDomain, error) {
-		return r.CustomDomain(rq.caller.accountID, h.ID)
-	})
+	h, d, err := a.loadCustomDomain(rq)
 	if err != nil {
 		return 0, nil, err
 	}
