@@ -1,0 +1,250 @@
+package framework
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/tests/eppd"
+)
+
+// PkgEPPD is the EPP test registry's binary.
+const PkgEPPD = "./tests/eppd/cmd/eppd"
+
+// EPPDOptions configure StartEPPD.
+type EPPDOptions struct {
+	// TLDs offered (default: "test").
+	TLDs []string
+	// Clients are the registrar accounts, clID → password (default: the
+	// one account EPPDClientID / EPPDPassword).
+	Clients map[string]string
+}
+
+// The default registrar account of StartEPPD.
+const (
+	EPPDClientID = "hp-test"
+	EPPDPassword = "hp-test-pw1"
+)
+
+// EPPD is a running tests/eppd registry process: EPP over TLS on Addr
+// (loopback), failure injection on AdminURL. Objects live in DataDir and
+// survive Restart; the process is stopped and DataDir removed when the test
+// ends.
+type EPPD struct {
+	Addr     string
+	AdminURL string
+	DataDir  string
+	// CertFile is the registry's self-signed certificate (PEM), generated
+	// on first start; TLSConfig trusts it.
+	CertFile string
+	Clients  map[string]string
+	TLDs     []string
+
+	t    testing.TB
+	bin  string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// StartEPPD builds tests/eppd/cmd/eppd (once per test binary; call
+// framework.Main from TestMain to remove it) and starts it on free loopback
+// ports; it fails the test if the registry does not come up.
+func StartEPPD(t testing.TB, o EPPDOptions) *EPPD {
+	t.Helper()
+	if len(o.TLDs) == 0 {
+		o.TLDs = []string{"test"}
+	}
+	if len(o.Clients) == 0 {
+		o.Clients = map[string]string{EPPDClientID: EPPDPassword}
+	}
+	dir, err := os.MkdirTemp("", "hp-eppd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &EPPD{t: t, bin: Binary(t, PkgEPPD, BuildOptions{}), dir: dir, DataDir: filepath.Join(dir, "data"),
+		Addr: FreeAddr(t, "tcp"), Clients: o.Clients, TLDs: o.TLDs}
+	e.CertFile = filepath.Join(e.DataDir, "cert.pem")
+	e.AdminURL = "http://" + FreeAddr(t, "tcp")
+	t.Cleanup(func() {
+		e.Stop()
+		if t.Failed() {
+			t.Logf("--- tail of eppd log (%s):\n%s", e.LogPath(), Tail(e.LogPath(), 40))
+			t.Logf("eppd files kept in %s", dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+	e.Start()
+	return e
+}
+
+// LogPath is the registry's log (appended across restarts).
+func (e *EPPD) LogPath() string { return filepath.Join(e.dir, "eppd.log") }
+
+// Start starts the registry process (after Stop or Kill) and waits until it
+// serves.
+func (e *EPPD) Start() {
+	e.t.Helper()
+	if e.cmd != nil {
+		e.t.Fatal("eppd already running")
+	}
+	logf, err := os.OpenFile(e.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	args := []string{"-addr", e.Addr, "-admin", e.AdminURL[len("http://"):], "-data-dir", e.DataDir, "-v"}
+	for _, tld := range e.TLDs {
+		args = append(args, "-tld", tld)
+	}
+	ids := make([]string, 0, len(e.Clients))
+	for id := range e.Clients {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		args = append(args, "-client", id+":"+e.Clients[id])
+	}
+	cmd := exec.Command(e.bin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		e.t.Fatalf("start eppd: %v", err)
+	}
+	e.cmd, e.done = cmd, make(chan struct{})
+	done := e.done
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(e.AdminURL + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-done:
+			e.cmd = nil
+			e.t.Fatalf("eppd exited while starting; log:\n%s", Tail(e.LogPath(), 30))
+		case <-time.After(30 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("eppd not serving after 20s: %v; log:\n%s", err, Tail(e.LogPath(), 30))
+		}
+	}
+}
+
+// Stop stops the registry gracefully (SIGTERM; SIGKILL after 10 s).
+func (e *EPPD) Stop() {
+	if e.cmd == nil {
+		return
+	}
+	terminate(e.cmd, e.done, 10*time.Second)
+	e.cmd = nil
+}
+
+// Kill SIGKILLs the registry (a crash) and waits for it.
+func (e *EPPD) Kill() {
+	if e.cmd == nil {
+		return
+	}
+	_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
+	<-e.done
+	e.cmd = nil
+}
+
+// Restart stops the registry gracefully and starts it again on the same
+// addresses and data.
+func (e *EPPD) Restart() {
+	e.t.Helper()
+	e.Stop()
+	e.Start()
+}
+
+// TLSConfig trusts the registry's certificate.
+func (e *EPPD) TLSConfig() *tls.Config {
+	e.t.Helper()
+	pemBytes, err := os.ReadFile(e.CertFile)
+	if err != nil {
+		e.t.Fatalf("eppd certificate: %v", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		e.t.Fatalf("eppd certificate %s holds no certificate", e.CertFile)
+	}
+	return &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}
+
+// admin posts to the failure injection endpoint (see eppd.Server.Admin).
+func (e *EPPD) admin(method, path string, q url.Values) eppd.AdminState {
+	e.t.Helper()
+	u := e.AdminURL + path
+	if len(q) > 0 {
+		u += "?" + q.Encode()
+	}
+	req, _ := http.NewRequest(method, u, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("eppd admin %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("eppd admin %s %s: %s %s", method, path, resp.Status, b)
+	}
+	var st eppd.AdminState
+	if err := json.Unmarshal(b, &st); err != nil {
+		e.t.Fatalf("eppd admin %s %s: %v", method, path, err)
+	}
+	return st
+}
+
+// Stats returns the registry's counters and pending faults.
+func (e *EPPD) Stats() eppd.AdminState { return e.admin("GET", "/stats", nil) }
+
+// Down makes the registry refuse connections and closes every session.
+func (e *EPPD) Down() { e.admin("POST", "/down", nil) }
+
+// Up makes the registry accept connections again.
+func (e *EPPD) Up() { e.admin("POST", "/up", nil) }
+
+// FailNext answers the next n commands (after login) with code (2400 when
+// 0), without applying them.
+func (e *EPPD) FailNext(n, code int) {
+	q := url.Values{"n": {fmt.Sprint(n)}}
+	if code != 0 {
+		q.Set("code", fmt.Sprint(code))
+	}
+	e.admin("POST", "/fail", q)
+}
+
+// DropNext closes the connection on the next n commands: before applying
+// them (after=false), or after applying them without answering (after=true).
+func (e *EPPD) DropNext(n int, after bool) {
+	when := "before"
+	if after {
+		when = "after"
+	}
+	e.admin("POST", "/drop", url.Values{"n": {fmt.Sprint(n)}, "when": {when}})
+}
+
+// DelayNext delays the next n commands' answers by d.
+func (e *EPPD) DelayNext(n int, d time.Duration) {
+	e.admin("POST", "/delay", url.Values{"n": {fmt.Sprint(n)}, "d": {d.String()}})
+}
+
+// Reset clears every pending fault.
+func (e *EPPD) Reset() { e.admin("POST", "/reset", nil) }
