@@ -491,7 +491,9 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 	switch a.Command {
 	case api.ActionServerProvision:
 		s.Status, s.PowerState = api.ServerRunning, api.ServerRunning
-		return c.emit(api.EventServerCreated, s.AccountID, map[string]any{"serverId": s.ID, "status": s.Status, "label": s.Label, "ipv4": primaryIPv4(*s)})
+		return c.emit(api.EventServerCreated, s.AccountID, map[string]any{"serverId": s.ID, "status": s.Status, "label": s.Label, "ipv4": primaryIPv4(*s),
+			// 444host's vps.created also carries these; the sunucu brand leaves them out (pkg/brand).
+			"hostname": s.Hostname, "planSlug": s.Plan.Slug})
 	case api.ActionServerStart:
 		return power(api.ServerRunning, "start")
 	case api.ActionServerStop:

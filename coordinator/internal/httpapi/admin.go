@@ -16,6 +16,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
 
@@ -199,8 +200,14 @@ func lower(s string) string {
 	return string(b)
 }
 
-// DecodeKeyCreate validates an admin key-create body, filling defaults.
+// DecodeKeyCreate validates an admin key-create body, filling defaults
+// (scopes in the default brand's names).
 func DecodeKeyCreate(body []byte, now time.Time) (api.KeyCreateRequest, error) {
+	return DecodeBrandKeyCreate(nil, body, now)
+}
+
+// DecodeBrandKeyCreate is DecodeKeyCreate with scopes in b's names.
+func DecodeBrandKeyCreate(b *brand.Brand, body []byte, now time.Time) (api.KeyCreateRequest, error) {
 	var req api.KeyCreateRequest
 	if err := decodeStrict(body, &req); err != nil {
 		return req, err
@@ -212,11 +219,11 @@ func DecodeKeyCreate(body []byte, now time.Time) (api.KeyCreateRequest, error) {
 		return req, err
 	}
 	if len(req.Scopes) == 0 {
-		req.Scopes = api.DefaultScopes()
+		req.Scopes = b.DefaultScopes()
 	}
 	seen := map[string]bool{}
 	for _, s := range req.Scopes {
-		if !api.IsScope(s) {
+		if !b.IsScope(s) {
 			return req, &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("field \"scopes\": unknown scope %q", s)}
 		}
 		if seen[s] {
@@ -240,7 +247,7 @@ func DecodeKeyCreate(body []byte, now time.Time) (api.KeyCreateRequest, error) {
 }
 
 func (a *API) adminCreateKey(r *http.Request, body []byte, now time.Time) (int, any, error) {
-	req, err := DecodeKeyCreate(body, now)
+	req, err := DecodeBrandKeyCreate(a.brand, body, now)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -28,12 +28,16 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/ratelimit"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
 )
 
 // Config holds the API's settings.
 type Config struct {
-	NodeID           string
-	KeyPrefix        string        // "snc_"
+	NodeID string
+	// Brand is the public dialect (nil: sunucu): paths, scopes, event
+	// names and payload fields, the OpenAPI document, the key prefix's default.
+	Brand            *brand.Brand
+	KeyPrefix        string        // "snc_" (empty: the brand's)
 	DefaultRateLimit int           // requests per minute per key
 	IdempotencyTTL   time.Duration // 24h
 	ClusterSecret    string        // shared by coordinators; authenticates forwarded requests over plain HTTP
@@ -85,8 +89,10 @@ type API struct {
 	inflightMu sync.Mutex
 	inflight   map[string]struct{}
 
-	routes []Route
-	mounts []mount // extra handlers on the public listener (Mount)
+	routes  []Route
+	mounts  []mount // extra handlers on the public listener (Mount)
+	brand   *brand.Brand
+	openapi []byte // the brand's OpenAPI document
 }
 
 // Route is one public operation: the table drives registration, the scope check,
@@ -133,8 +139,9 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 	if now == nil {
 		now = time.Now
 	}
+	cfg.Brand = brand.Of(cfg.Brand)
 	if cfg.KeyPrefix == "" {
-		cfg.KeyPrefix = "snc_"
+		cfg.KeyPrefix = cfg.Brand.KeyPrefix
 	}
 	if cfg.DefaultRateLimit <= 0 {
 		cfg.DefaultRateLimit = 120
@@ -154,7 +161,13 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 		oauthRT: oauthRuntime{polls: map[string]*devicePoll{}, clients: map[string]cachedClient{}},
 	}
 	a.fwd = newForwarder(a)
-	a.routes = a.allRoutes()
+	a.brand = cfg.Brand
+	a.routes = BrandRoutes(cfg.Brand, a.allRoutes())
+	doc, err := BrandOpenAPI(cfg.Brand, OpenAPI)
+	if err != nil {
+		panic("httpapi: the embedded openapi.json: " + err.Error()) // a test keeps it valid
+	}
+	a.openapi = doc
 	return a
 }
 
@@ -167,8 +180,14 @@ func (a *API) allRoutes() []Route {
 	return append(routes, a.customDomainRoutes()...)
 }
 
-// Routes returns the public route table.
+// Routes returns the public route table, in the brand's names.
 func (a *API) Routes() []Route { return append([]Route(nil), a.routes...) }
+
+// Brand is the dialect the API speaks.
+func (a *API) Brand() *brand.Brand { return a.brand }
+
+// OpenAPI returns the brand's OpenAPI document (served as /openapi.json).
+func (a *API) OpenAPI() []byte { return a.openapi }
 
 func (a *API) publicRoutes() []Route {
 	return []Route{
@@ -193,7 +212,7 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 	for _, rt := range a.routes {
 		mux.Handle(rt.Method+" "+rt.Path, a.wrap(rt))
 	}
-	mux.HandleFunc("GET /openapi.json", serveOpenAPI)
+	mux.HandleFunc("GET /openapi.json", a.serveOpenAPI)
 	for _, m := range a.mounts {
 		mux.Handle(m.pattern, m.handler)
 	}

@@ -98,7 +98,7 @@ func (a *API) asMetadata(w http.ResponseWriter, r *http.Request) {
 		"code_challenge_methods_supported":               []string{"S256"},
 		"token_endpoint_auth_methods_supported":          []string{"none"},
 		"revocation_endpoint_auth_methods_supported":     []string{"none"},
-		"scopes_supported":                               api.AllScopes,
+		"scopes_supported":                               a.brand.AllScopes(),
 		"client_id_metadata_document_supported":          true,
 		"authorization_response_iss_parameter_supported": true,
 		"service_documentation":                          iss + "/openapi.json",
@@ -118,7 +118,7 @@ func (a *API) resourceMetadata(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"resource":                 resource,
 		"authorization_servers":    []string{iss},
-		"scopes_supported":         api.AllScopes,
+		"scopes_supported":         a.brand.AllScopes(),
 		"bearer_methods_supported": []string{"header"},
 		"resource_name":            "hostplane API",
 		"resource_documentation":   iss + "/openapi.json",
@@ -328,8 +328,22 @@ func (a *API) oauthRegister(c *oauthCall) (int, any, *oauth.Error) {
 	return http.StatusCreated, out, nil
 }
 
+// brandScopes refuses a scope of another brand (oauth.ParseScope knows every
+// brand's names).
+func (a *API) brandScopes(scopes []string) *oauth.Error {
+	for _, s := range scopes {
+		if !a.brand.IsScope(s) {
+			return oauth.Errorf(http.StatusBadRequest, "invalid_scope", "scope %q is not a scope of this API (see /openapi.json)", s)
+		}
+	}
+	return nil
+}
+
 func (a *API) oauthDeviceAuthorization(c *oauthCall) (int, any, *oauth.Error) {
 	req, e := oauth.ParseDeviceRequest(c.form)
+	if e == nil {
+		e = a.brandScopes(req.Scopes)
+	}
 	if e != nil {
 		return 0, nil, e
 	}

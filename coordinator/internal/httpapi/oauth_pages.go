@@ -278,6 +278,9 @@ func (a *API) pagePropose(p *page, t fsm.CommandType, payload any) (any, string)
 // errors may be sent to the redirect URI: until then they are shown here.
 func (a *API) authorizeRequest(p *page, params url.Values) (oauth.AuthorizeRequest, oauth.Client, string, bool) {
 	req, e := oauth.ParseAuthorizeRequest(params)
+	if e == nil {
+		e = a.brandScopes(req.Scopes)
+	}
 	if req.ClientID == "" || req.RedirectURI == "" {
 		a.renderError(p.w, http.StatusBadRequest, e.Description)
 		return req, oauth.Client{}, "", false
@@ -424,7 +427,7 @@ func (a *API) adminOAuthApprove(r *http.Request, body []byte, now time.Time) (in
 		}
 		scopes := req.Scopes
 		for _, s := range scopes {
-			if !api.IsScope(s) {
+			if !a.brand.IsScope(s) {
 				return 0, nil, badRequest("scopes: %q is not a scope", s)
 			}
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
 )
 
 const (
@@ -59,7 +60,7 @@ func invalidField(field, format string, args ...any) *httpError {
 
 // normalizeEvents checks event names against the catalogue: ["*"] or known
 // names, duplicates removed.
-func normalizeEvents(evs []string) ([]string, error) {
+func normalizeEvents(b *brand.Brand, evs []string) ([]string, error) {
 	if len(evs) == 0 {
 		return nil, invalidField("events", `must list at least one event, or ["*"] for all`)
 	}
@@ -73,7 +74,7 @@ func normalizeEvents(evs []string) ([]string, error) {
 		switch {
 		case e == api.WebhookEventAll:
 			all = true
-		case api.IsWebhookEvent(e):
+		case b.Event(b.CanonicalEvent(e)) == e && api.IsWebhookEvent(b.CanonicalEvent(e)):
 			if !seen[e] {
 				seen[e] = true
 				out = append(out, e)
@@ -84,7 +85,7 @@ func normalizeEvents(evs []string) ([]string, error) {
 				shown = shown[:64] + "…"
 			}
 			return nil, &httpError{status: http.StatusBadRequest, code: "unknown_event", msg: fmt.Sprintf(
-				"field \"events\": unknown event %q; valid events are \"*\" (all) and %s", strings.ToValidUTF8(shown, "?"), strings.Join(api.WebhookEventNames(), ", "))}
+				"field \"events\": unknown event %q; valid events are \"*\" (all) and %s", strings.ToValidUTF8(shown, "?"), strings.Join(brandEventNames(b), ", "))}
 		}
 	}
 	if all {
@@ -110,6 +111,20 @@ func urlRefused(err error) error {
 // DecodeWebhookCreate validates a POST /v1/webhooks body. It checks the URL's
 // form with g but does no DNS; the handler resolves it afterwards.
 func DecodeWebhookCreate(body []byte, g *webhook.Guard) (api.WebhookCreateRequest, error) {
+	return DecodeBrandWebhookCreate(nil, body, g)
+}
+
+// brandEventNames is the event catalogue in b's names.
+func brandEventNames(b *brand.Brand) []string {
+	names := api.WebhookEventNames()
+	for i, n := range names {
+		names[i] = b.Event(n)
+	}
+	return names
+}
+
+// DecodeBrandWebhookCreate is DecodeWebhookCreate with event names in b's.
+func DecodeBrandWebhookCreate(b *brand.Brand, body []byte, g *webhook.Guard) (api.WebhookCreateRequest, error) {
 	var req api.WebhookCreateRequest
 	if err := decodeStrict(body, &req); err != nil {
 		return req, err
@@ -117,7 +132,7 @@ func DecodeWebhookCreate(body []byte, g *webhook.Guard) (api.WebhookCreateReques
 	if err := checkWebhookURL(g, req.URL); err != nil {
 		return req, err
 	}
-	evs, err := normalizeEvents(req.Events)
+	evs, err := normalizeEvents(b, req.Events)
 	if err != nil {
 		return req, err
 	}
@@ -128,6 +143,11 @@ func DecodeWebhookCreate(body []byte, g *webhook.Guard) (api.WebhookCreateReques
 // DecodeWebhookUpdate validates a PATCH /v1/webhooks/:id body; isActive and
 // is_active are synonyms (IsActive holds the result).
 func DecodeWebhookUpdate(body []byte, g *webhook.Guard) (api.WebhookUpdateRequest, error) {
+	return DecodeBrandWebhookUpdate(nil, body, g)
+}
+
+// DecodeBrandWebhookUpdate is DecodeWebhookUpdate with event names in b's.
+func DecodeBrandWebhookUpdate(b *brand.Brand, body []byte, g *webhook.Guard) (api.WebhookUpdateRequest, error) {
 	var req api.WebhookUpdateRequest
 	if err := decodeStrict(body, &req); err != nil {
 		return req, err
@@ -147,7 +167,7 @@ func DecodeWebhookUpdate(body []byte, g *webhook.Guard) (api.WebhookUpdateReques
 		}
 	}
 	if req.Events != nil {
-		evs, err := normalizeEvents(*req.Events)
+		evs, err := normalizeEvents(b, *req.Events)
 		if err != nil {
 			return req, err
 		}
@@ -194,7 +214,7 @@ func (a *API) createWebhook(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	req, err := DecodeWebhookCreate(rq.body, deps.Guard)
+	req, err := DecodeBrandWebhookCreate(a.brand, rq.body, deps.Guard)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -244,7 +264,7 @@ func (a *API) updateWebhook(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	req, err := DecodeWebhookUpdate(rq.body, deps.Guard)
+	req, err := DecodeBrandWebhookUpdate(a.brand, rq.body, deps.Guard)
 	if err != nil {
 		return 0, nil, err
 	}

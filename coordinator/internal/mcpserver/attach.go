@@ -17,10 +17,10 @@ func FromRoutes(routes []httpapi.Route) []Operation {
 }
 
 // Attach mounts /mcp on a's public listener, with one tool per route of a's
-// route table described by httpapi.OpenAPI, and returns the public handler
+// route table described by a.OpenAPI() (the brand's document), and returns the public handler
 // (a.Handler(admin)) through which every tool call is dispatched.
 func Attach(a *httpapi.API, admin http.Handler, opts HTTPOptions) (http.Handler, error) {
-	tools, err := Generate(httpapi.OpenAPI, FromRoutes(a.Routes()))
+	tools, err := Generate(a.OpenAPI(), FromRoutes(a.Routes()))
 	if err != nil {
 		return nil, err
 	}

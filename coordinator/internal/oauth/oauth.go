@@ -19,7 +19,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
-	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
 )
 
 // Lifetimes. SPEC.md: refresh tokens are single use and live 90 days.
@@ -203,7 +203,7 @@ func Param(form url.Values, name string, required bool) (string, *Error) {
 func ParseScope(s string) ([]string, *Error) {
 	var out []string
 	for _, f := range strings.Fields(s) {
-		if !api.IsScope(f) {
+		if !brand.IsAnyScope(f) {
 			return nil, Errorf(http.StatusBadRequest, "invalid_scope", "scope %q is not a hostplane scope (see GET /v1/scopes or /openapi.json)", f)
 		}
 		if !slices.Contains(out, f) {
@@ -213,16 +213,9 @@ func ParseScope(s string) ([]string, *Error) {
 	return CanonicalScopes(out), nil
 }
 
-// CanonicalScopes sorts scopes in api.AllScopes order.
-func CanonicalScopes(in []string) []string {
-	out := []string{}
-	for _, s := range api.AllScopes {
-		if slices.Contains(in, s) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
+// CanonicalScopes sorts scopes in api.AllScopes order (each brand's names
+// in the place of the canonical name; see brand.SortScopes).
+func CanonicalScopes(in []string) []string { return brand.SortScopes(in) }
 
 // Missing returns the scopes of want that have lacks.
 func Missing(want, have []string) []string {

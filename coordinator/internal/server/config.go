@@ -12,6 +12,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/internal/conflayer"
+	"github.com/hostplane/hostplane/pkg/brand"
 	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/pkg/validate"
 	"github.com/spf13/pflag"
@@ -38,6 +39,10 @@ type Config struct {
 	RaftTLSCert       string
 	RaftTLSKey        string
 	RaftTLSCA         string
+	// Brand is the public dialect: sunucu (default) or 444host. It sets the
+	// defaults of KeyPrefix and Webhooks.Brand; every coordinator of a
+	// cluster must be given the same.
+	Brand             string
 	KeyPrefix         string
 	RateLimit         int
 	LogLevel          string
@@ -83,7 +88,7 @@ func Defaults() Config {
 	return Config{
 		NodeID: id, DataDir: DefaultDataDir(), APIAddr: "127.0.0.1:8420", RaftAddr: "127.0.0.1:8421",
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
-		KeyPrefix: "snc_", RateLimit: 120, LogLevel: "info", LogFormat: "json",
+		Brand: brand.Default, RateLimit: 120, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
 		RDNS:     rdnsDefaults(),
@@ -123,7 +128,8 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.RaftTLSCert, "raft-tls-cert", c.RaftTLSCert, "PEM certificate for mutual TLS between coordinators (with --raft-tls-key and --raft-tls-ca)")
 	fs.StringVar(&c.RaftTLSKey, "raft-tls-key", c.RaftTLSKey, "PEM private key for Raft TLS")
 	fs.StringVar(&c.RaftTLSCA, "raft-tls-ca", c.RaftTLSCA, "PEM CA that signs every coordinator's Raft certificate")
-	fs.StringVar(&c.KeyPrefix, "key-prefix", c.KeyPrefix, "prefix of minted API keys (brand), e.g. snc_ or h444_")
+	fs.StringVar(&c.Brand, "brand", c.Brand, "public dialect: "+strings.Join(brand.Names(), " or ")+" (paths, scopes, key and token prefixes, webhook events, payload fields and headers, /openapi.json, MCP tool names); the same on every coordinator of a cluster")
+	fs.StringVar(&c.KeyPrefix, "key-prefix", c.KeyPrefix, "prefix of minted API keys (default: the brand's, snc_ or h444_)")
 	fs.StringVar(&c.DNSResolver, "dns-resolver", c.DNSResolver, "recursive DNS resolver (host:port) custom-domain verification finds a domain's authoritative nameservers through; the records are then read from those (default 127.0.0.1:53)")
 	fs.StringVar(&c.DNSNSPort, "dns-ns-port", c.DNSNSPort, "port the authoritative nameservers are asked on during custom-domain verification (default 53; for test setups)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach the API at, e.g. https://api.example.com: the OAuth issuer and the audience of its tokens; the same on every coordinator (default: http://<api-addr>)")
@@ -185,6 +191,18 @@ func (c *Config) Validate() error {
 	}
 	if tls != 0 && tls != 3 {
 		errs = append(errs, errors.New("raft-tls-cert, raft-tls-key and raft-tls-ca go together"))
+	}
+	b, err := brand.Get(c.Brand)
+	if err != nil {
+		errs = append(errs, err)
+		b = brand.MustGet(brand.Default)
+	}
+	c.Brand = b.Name
+	if c.KeyPrefix == "" {
+		c.KeyPrefix = b.KeyPrefix
+	}
+	if c.Webhooks.Brand == "" {
+		c.Webhooks.Brand = b.Header
 	}
 	if c.KeyPrefix == "" || len(c.KeyPrefix) > 16 || !strings.HasSuffix(c.KeyPrefix, "_") {
 		errs = append(errs, fmt.Errorf("key-prefix %q: 1-16 characters ending in '_'", c.KeyPrefix))

@@ -30,6 +30,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/sysd"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
 	"github.com/hostplane/hostplane/pkg/version"
 )
 
@@ -112,7 +113,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	s.Node = node
 	metrics := httpapi.NewMetrics(func() float64 { return float64(node.FSM.Size()) }, func() float64 { return float64(node.FSM.AppliedIndex()) })
 	s.API = httpapi.New(httpapi.Config{
-		NodeID: cfg.NodeID, KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
+		NodeID: cfg.NodeID, Brand: s.brand(), KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
 		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP, ClusterTLS: tlsCfg,
 		Issuer: publicURL(cfg.PublicURL, s.apiAddr), OAuthPollInterval: cfg.OAuthPollInterval,
 		DNSResolver: cfg.DNSResolver, DNSNSPort: cfg.DNSNSPort,
@@ -416,7 +417,7 @@ func (s *Server) bootstrapAccount(ctx context.Context) {
 		return
 	}
 	plain, hash, prefix := auth.NewKey(s.cfg.KeyPrefix)
-	if _, err := s.propose(ctx, fsm.CmdKeyCreate, fsm.KeyCreate{ID: ids.New("key", now), AccountID: accID, Name: "bootstrap", Hash: hash, Prefix: prefix, Scopes: api.DefaultScopes()}); err != nil {
+	if _, err := s.propose(ctx, fsm.CmdKeyCreate, fsm.KeyCreate{ID: ids.New("key", now), AccountID: accID, Name: "bootstrap", Hash: hash, Prefix: prefix, Scopes: s.brand().DefaultScopes()}); err != nil {
 		s.log.Error("bootstrap key failed", "err", err)
 		return
 	}
@@ -464,4 +465,14 @@ func publicURL(configured, apiAddr string) string {
 		return strings.TrimSuffix(configured, "/")
 	}
 	return "http://" + apiAddr
+}
+
+// brand is the configured dialect (the default when the name is not valid:
+// Validate refuses that).
+func (s *Server) brand() *brand.Brand {
+	b, err := brand.Get(s.cfg.Brand)
+	if err != nil {
+		return brand.Of(nil)
+	}
+	return b
 }

@@ -57,7 +57,7 @@ type webhookRuntime struct {
 
 func webhookDefaults() WebhookConfig {
 	return WebhookConfig{
-		Brand: "Sunucu", MaxPerAccount: 20, KeepAttempts: 1000, AttemptTimeout: 10 * time.Second,
+		MaxPerAccount: 20, KeepAttempts: 1000, AttemptTimeout: 10 * time.Second,
 		PerWebhook: 4, MaxInFlight: 512, FlushInterval: 50 * time.Millisecond, OutboxRetention: 72 * time.Hour,
 		RetryInitial: webhook.DefaultBackoff.Initial, RetryMax: webhook.DefaultBackoff.Max, RetryWindow: webhook.DefaultBackoff.Window,
 	}
@@ -66,11 +66,6 @@ func webhookDefaults() WebhookConfig {
 // fillDefaults gives every zero setting its default.
 func (c *WebhookConfig) fillDefaults() {
 	d := webhookDefaults()
-	setStr := func(v *string, def string) {
-		if *v == "" {
-			*v = def
-		}
-	}
 	setInt := func(v *int, def int) {
 		if *v == 0 {
 			*v = def
@@ -81,7 +76,6 @@ func (c *WebhookConfig) fillDefaults() {
 			*v = def
 		}
 	}
-	setStr(&c.Brand, d.Brand)
 	setInt(&c.MaxPerAccount, d.MaxPerAccount)
 	setInt(&c.KeepAttempts, d.KeepAttempts)
 	setInt(&c.PerWebhook, d.PerWebhook)
@@ -98,7 +92,7 @@ func bindWebhookFlags(fs *pflag.FlagSet, c *WebhookConfig) {
 	// Defaults() leaves Webhooks zero; fill it here so --help shows the defaults.
 	c.fillDefaults()
 	fs.StringVar(&c.KEKFile, "webhook-kek-file", c.KEKFile, "file with the 32-byte key-encryption key (64 hex characters) that seals webhook signing secrets (default <data-dir>/kek, generated with mode 0600 on first start if absent). Every coordinator of a cluster must be given the same file: copy it to each node before it joins")
-	fs.StringVar(&c.Brand, "webhook-signature-brand", c.Brand, "brand in the webhook header names: X-<brand>-Signature, X-<brand>-Event, X-<brand>-Delivery")
+	fs.StringVar(&c.Brand, "webhook-signature-brand", c.Brand, "brand in the webhook header names: X-<brand>-Signature, X-<brand>-Event, X-<brand>-Delivery (default: the --brand's, Sunucu or 444host)")
 	fs.BoolVar(&c.AllowHTTP, "webhook-allow-http", c.AllowHTTP, "DEVELOPMENT ONLY: allow http:// webhook URLs")
 	fs.BoolVar(&c.AllowPrivate, "webhook-allow-private", c.AllowPrivate, "DEVELOPMENT ONLY: allow webhook URLs on loopback, private (RFC 1918, CGNAT, ULA) and link-local addresses (metadata addresses stay refused)")
 	fs.IntVar(&c.MaxPerAccount, "webhook-max-per-account", c.MaxPerAccount, "maximum webhook subscriptions per account")
@@ -180,7 +174,7 @@ func (s *Server) initWebhooks() error {
 			Fetch: rt.guard.Client(5*time.Second, c.TLSConfig, 4)})
 		client := rt.guard.Client(c.AttemptTimeout, c.TLSConfig, c.MaxInFlight)
 		rt.disp = webhook.New(webhook.Options{
-			Brand: c.Brand, AttemptTimeout: c.AttemptTimeout,
+			Brand: c.Brand, Dialect: s.brand(), AttemptTimeout: c.AttemptTimeout,
 			Backoff:    webhook.Backoff{Initial: c.RetryInitial, Max: c.RetryMax, Window: c.RetryWindow, Jitter: webhook.DefaultBackoff.Jitter},
 			PerWebhook: c.PerWebhook, MaxInFlight: c.MaxInFlight, FlushInterval: c.FlushInterval, Keep: c.KeepAttempts,
 			OutboxRetention: c.OutboxRetention,

@@ -28,6 +28,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
 	"github.com/hostplane/hostplane/pkg/version"
 	pkgwebhook "github.com/hostplane/hostplane/pkg/webhook"
 )
@@ -37,7 +38,10 @@ const MaxResponseLog = 1024
 
 // Options tune the dispatcher. Zero values take the defaults noted.
 type Options struct {
-	Brand           string        // header brand: X-<Brand>-Signature; "Sunucu"
+	Brand string // header brand: X-<Brand>-Signature; "Sunucu"
+	// Dialect renames each event's type and payload fields into the
+	// brand's names before it is matched, signed and sent (nil: sunucu).
+	Dialect         *brand.Brand
 	AttemptTimeout  time.Duration // 10 s: a 2xx must arrive within it
 	Backoff         Backoff       // DefaultBackoff
 	PerWebhook      int           // attempts in flight per subscription; 4
@@ -291,7 +295,7 @@ func (r *run) scanPending(tx store.ReadTx) error {
 		r.tracked[d.ID] = d.Chain
 		r.mu.Unlock()
 		j := &job{
-			webhookID: d.WebhookID, deliveryID: d.ID, ev: prepare(d.Event), chain: d.Chain,
+			webhookID: d.WebhookID, deliveryID: d.ID, ev: prepare(r.d.opt.Dialect, d.Event), chain: d.Chain,
 			number: d.Attempts + 1, chainStart: d.ChainStart,
 		}
 		if d.NextAttemptAt != nil {
@@ -302,7 +306,12 @@ func (r *run) scanPending(tx store.ReadTx) error {
 	})
 }
 
-func prepare(ev store.Event) *prepared {
+// prepare renames ev into the dialect's names and encodes its body. The
+// rename is idempotent: an event recorded already renamed (a delivery's
+// event, redelivered) comes out the same.
+func prepare(b *brand.Brand, ev store.Event) *prepared {
+	ev.Data = b.EventData(ev.Type, ev.Data)
+	ev.Type = b.Event(ev.Type)
 	body, _ := json.Marshal(struct {
 		ID        string          `json:"id"`
 		Type      string          `json:"type"`
@@ -379,9 +388,10 @@ func (r *run) fanOut(tx store.ReadTx, ev *store.Event) {
 	index := binary.BigEndian.Uint64(ev.Seq[:8])
 	var jobs []*job
 	var p *prepared
+	typ := r.d.opt.Dialect.Event(ev.Type)
 	for _, id := range r.byAcct[ev.AccountID] {
 		s := subs[id]
-		if s == nil || !s.w.Active || s.w.ActiveSince >= index || !s.w.Wants(ev.Type) {
+		if s == nil || !s.w.Active || s.w.ActiveSince >= index || !s.w.Wants(typ) {
 			continue
 		}
 		dlv := DeliveryID(ev.ID, s.w.ID, ev.CreatedAt)
@@ -389,7 +399,7 @@ func (r *run) fanOut(tx store.ReadTx, ev *store.Event) {
 			continue // a previous leader recorded it; pending ones were scheduled at start
 		}
 		if p == nil {
-			p = prepare(*ev)
+			p = prepare(r.d.opt.Dialect, *ev)
 		}
 		jobs = append(jobs, &job{
 			webhookID: s.w.ID, deliveryID: dlv, ev: p, chain: 1, number: 1, first: true, cursorKey: string(ev.Seq),
