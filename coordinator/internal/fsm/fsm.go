@@ -54,8 +54,10 @@ type FSM struct {
 	keysVersion atomic.Uint64
 
 	// pools holds one IP pool allocator per pool, rebuilt from the pool's
-	// bucket on first use after open or restore (ippools.go).
-	pools *poolCache
+	// records on first use after open or restore (ippools.go). poolMu is
+	// held while a batch applies and while PoolsFree reads them.
+	pools  *poolCache
+	poolMu sync.Mutex
 
 	// OnApply, if set, is called after each batch commits (used by waiters in tests
 	// and by the outbox notifier). It must not block.
@@ -191,6 +193,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
+	f.poolMu.Lock()
 	err := f.db.Update(func(tx *bolt.Tx) error {
 		for i, l := range logs {
 			if l.Index <= f.skipUpTo || l.Type != raft.LogCommand {
@@ -200,6 +203,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 		return store.SetAppliedIndex(tx, last)
 	})
+	f.poolMu.Unlock()
 	if err != nil {
 		// A storage failure leaves this replica unable to follow the log
 		// deterministically; stopping is the only safe answer.

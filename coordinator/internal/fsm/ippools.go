@@ -8,11 +8,13 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/ipam"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
 )
 
 // IP pool commands use type numbers 80-89 (append-only). Addresses are
@@ -94,23 +96,60 @@ func newPoolCache() *poolCache { return &poolCache{m: map[string]cachedPool{}} }
 
 // allocator returns the pool's definition and its allocator.
 func (c *applyCtx) allocator(name string) (store.IPPool, *ipam.Allocator, error) {
-	if cp, ok := c.pools.m[name]; ok {
+	return c.pools.get(c.r, name)
+}
+
+// get returns the pool's definition and its allocator, built from r on first
+// use.
+func (pc *poolCache) get(r store.ReadTx, name string) (store.IPPool, *ipam.Allocator, error) {
+	if cp, ok := pc.m[name]; ok {
 		return cp.pool, cp.a, nil
 	}
-	p, err := c.r.IPPool(name)
+	p, err := r.IPPool(name)
 	if err != nil {
 		return p, nil, err
 	}
-	units, err := c.r.IPUnits(name)
+	st, err := r.IPPoolState(name)
 	if err != nil {
 		return p, nil, err
 	}
-	a, err := ipam.New(p.Pool, store.IPState(units))
+	a, err := ipam.New(p.Pool, st)
 	if err != nil {
 		return p, nil, err
 	}
-	c.pools.m[name] = cachedPool{p, a}
+	pc.m[name] = cachedPool{p, a}
 	return p, a, nil
+}
+
+// PoolsFree counts the free units of the named pools at now (a quarantine
+// that ends at or before now counts as free) from the allocators the apply
+// path keeps, so the proposer's check reads no unit records. A pool that does
+// not exist counts 0. It waits for a batch being applied to finish.
+func (f *FSM) PoolsFree(names []string, now time.Time) (map[string]uint64, error) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	f.poolMu.Lock()
+	defer f.poolMu.Unlock()
+	out := make(map[string]uint64, len(names))
+	err := f.db.View(func(tx *bolt.Tx) error {
+		r := store.Read(tx)
+		for _, name := range names {
+			if _, done := out[name]; done {
+				continue
+			}
+			_, a, err := f.pools.get(r, name)
+			if errors.Is(err, ErrNotFound) {
+				out[name] = 0
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out[name] = a.Usage(now).Free
+		}
+		return nil
+	})
+	return out, err
 }
 
 // touch marks the cache as changed by this command: if the command fails, the
@@ -161,17 +200,18 @@ func applyIPPoolRemove(c *applyCtx, p IPPoolRemove) (any, error) {
 	if err := poolLinkedZone(c, p.Name); err != nil {
 		return nil, err
 	}
-	units, err := c.r.IPUnits(p.Name)
+	if srv, unit, ok, err := firstAlloc(c.r, p.Name, nil); err != nil || ok {
+		if err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: ip pool %q has %s allocated to server %s; terminate its servers first", ErrConflict, p.Name, unit, srv)
+	}
+	units, err := c.r.IPUnitRecords(p.Name)
 	if err != nil {
 		return nil, err
 	}
 	for _, u := range units {
-		switch {
-		case u.Until != nil:
-			// quarantined: goes with the pool
-		case u.ServerID != "":
-			return nil, fmt.Errorf("%w: ip pool %q has %s allocated to server %s; terminate its servers first", ErrConflict, p.Name, u.Prefix, u.ServerID)
-		default:
+		if u.Until == nil { // quarantined units go with the pool
 			return nil, fmt.Errorf("%w: ip pool %q has %s reserved; release it first", ErrConflict, p.Name, u.Prefix)
 		}
 	}
@@ -183,6 +223,25 @@ func applyIPPoolRemove(c *applyCtx, p IPPoolRemove) (any, error) {
 	}
 	delete(c.pools.m, p.Name)
 	return pool, c.tx.Bucket(store.BucketIPPools).Delete([]byte(p.Name))
+}
+
+// firstAlloc finds the first server (in id order) holding a unit of the
+// pool, or, with unit set, the server holding that unit.
+func firstAlloc(r store.ReadTx, pool string, unit *netip.Prefix) (srv string, u netip.Prefix, ok bool, err error) {
+	errFound := errors.New("found")
+	err = r.IPAllocs(pool, func(serverID string, a store.IPAlloc) error {
+		for _, x := range a.Units {
+			if unit == nil || x == *unit {
+				srv, u, ok = serverID, x, true
+				return errFound
+			}
+		}
+		return nil
+	})
+	if ok {
+		err = nil
+	}
+	return srv, u, ok, err
 }
 
 // poolIP parses the address of a reserve or release and loads its pool.
@@ -240,16 +299,21 @@ func applyIPRelease(c *applyCtx, p IPRelease) (any, error) {
 	if !netip.MustParsePrefix(pool.CIDR).Contains(ip) {
 		return nil, ipErr(fmt.Errorf("%w: %s is not in pool %q (%s)", ipam.ErrNotInPool, ip, pool.Name, pool.CIDR))
 	}
-	key := store.IPUnitKey(pool.Name, unitOf(pool, ip))
+	unit := unitOf(pool, ip)
+	key := store.IPUnitKey(pool.Name, unit)
 	var u store.IPUnit
 	if err := store.GetJSON(c.tx, store.BucketIPUnits, key, &u); err != nil {
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("%w: %s is neither reserved nor in quarantine in pool %q", ErrConflict, ip, pool.Name)
+		if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
 		}
-		return nil, err
-	}
-	if u.Until == nil && u.ServerID != "" {
-		return nil, fmt.Errorf("%w: %s is allocated to server %s; terminating the server releases it", ErrConflict, u.Prefix, u.ServerID)
+		// Not reserved nor quarantined: allocated to a server, or free.
+		if srv, _, ok, err := firstAlloc(c.r, pool.Name, &unit); err != nil || ok {
+			if err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: %s is allocated to server %s; terminating the server releases it", ErrConflict, unit, srv)
+		}
+		return nil, fmt.Errorf("%w: %s is neither reserved nor in quarantine in pool %q", ErrConflict, ip, pool.Name)
 	}
 	if u.Until != nil && !u.Until.After(c.at) {
 		// An ended quarantine: the allocator already counts it free.
@@ -433,11 +497,27 @@ func claimStatic(c *applyCtx, s *store.Server) error {
 	return nil
 }
 
-// putAllocated records the server's pool units as allocated to it.
+// putAllocated records the server's pool units as allocated to it: one
+// record per pool (store.IPAlloc). A unit taken again after its quarantine
+// ended loses its quarantine record.
 func putAllocated(c *applyCtx, s store.Server) error {
+	var pools []string
+	byPool := map[string]*store.IPAlloc{}
+	units := c.tx.Bucket(store.BucketIPUnits)
 	for _, ad := range s.Addrs {
-		u := store.IPUnit{Prefix: ad.Unit, ServerID: s.ID, AccountID: s.AccountID}
-		if err := store.PutJSON(c.tx, store.BucketIPUnits, store.IPUnitKey(ad.Pool, ad.Unit), u); err != nil {
+		a := byPool[ad.Pool]
+		if a == nil {
+			a = &store.IPAlloc{AccountID: s.AccountID}
+			byPool[ad.Pool] = a
+			pools = append(pools, ad.Pool)
+		}
+		a.Units = append(a.Units, ad.Unit)
+		if err := units.Delete(store.IPUnitKey(ad.Pool, ad.Unit)); err != nil {
+			return err
+		}
+	}
+	for _, pool := range pools {
+		if err := store.PutJSON(c.tx, store.BucketIPAllocs, store.IPAllocKey(pool, s.ID), byPool[pool]); err != nil {
 			return err
 		}
 	}
@@ -493,9 +573,11 @@ func primaryAddrs(s *store.Server, a *store.Action, n api.AgentNode, bridge stri
 }
 
 // releaseAddrs returns a terminated server's pool units to their pools, each
-// into its pool's quarantine from the command's time. A unit whose pool or
-// record is gone (an operator freed it by hand) is skipped.
+// into its pool's quarantine from the command's time: the server's
+// allocation records go, a quarantine record per unit comes. A unit whose
+// pool or allocation record is gone is skipped.
 func releaseAddrs(c *applyCtx, s store.Server) error {
+	allocs := c.tx.Bucket(store.BucketIPAllocs)
 	for _, ad := range s.Addrs {
 		pool, a, err := c.allocator(ad.Pool)
 		if errors.Is(err, ErrNotFound) {
@@ -504,9 +586,13 @@ func releaseAddrs(c *applyCtx, s store.Server) error {
 		if err != nil {
 			return err
 		}
-		key := store.IPUnitKey(ad.Pool, ad.Unit)
-		var u store.IPUnit
-		if store.GetJSON(c.tx, store.BucketIPUnits, key, &u) != nil || u.ServerID != s.ID || u.Until != nil {
+		key := store.IPAllocKey(ad.Pool, s.ID)
+		var rec store.IPAlloc
+		if store.GetJSON(c.tx, store.BucketIPAllocs, key, &rec) != nil {
+			continue
+		}
+		i := slices.Index(rec.Units, ad.Unit)
+		if i < 0 {
 			continue
 		}
 		q := pool.Quarantine()
@@ -517,9 +603,17 @@ func releaseAddrs(c *applyCtx, s store.Server) error {
 			return err
 		}
 		c.touch()
+		if rec.Units = slices.Delete(rec.Units, i, i+1); len(rec.Units) == 0 {
+			err = allocs.Delete(key)
+		} else {
+			err = store.PutJSON(c.tx, store.BucketIPAllocs, key, rec)
+		}
+		if err != nil {
+			return err
+		}
 		until := c.at.Add(q)
-		u.Until = &until
-		if err := store.PutJSON(c.tx, store.BucketIPUnits, key, u); err != nil {
+		u := store.IPUnit{Prefix: ad.Unit, ServerID: s.ID, AccountID: rec.AccountID, Until: &until}
+		if err := store.PutJSON(c.tx, store.BucketIPUnits, store.IPUnitKey(ad.Pool, ad.Unit), u); err != nil {
 			return err
 		}
 	}

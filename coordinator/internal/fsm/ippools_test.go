@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"io"
@@ -209,7 +210,7 @@ func TestIPReserveReleaseAndPoolRemove(t *testing.T) {
 	h.must(CmdIPRelease, IPRelease{Pool: "pub6", IP: "2001:db8::"})
 	// Only quarantined units left: the pool can go, and its units with it.
 	h.must(CmdIPPoolRemove, IPPoolRemove{Name: "pub4"})
-	if n := h.count(store.BucketIPUnits, "pub4/"); n != 0 {
+	if n := h.count(store.BucketIPUnits, "pub4/") + h.count(store.BucketIPAllocs, "pub4/"); n != 0 {
 		t.Fatalf("%d units of a removed pool left", n)
 	}
 	if !bytes.Equal(ipDump(h.fsms[0]), ipDump(h.fsms[1])) {
@@ -365,7 +366,7 @@ func TestAllocatorsRebuiltOnRestore(t *testing.T) {
 }
 
 // TestAddrsFitAgreesWithTheCommand: the proposer's check (free counts read
-// with IPPoolFree) says what CmdServerCreate then does, with the same error:
+// with PoolsFree) says what CmdServerCreate then does, with the same error:
 // a node whose pool is full does not fit, one whose pool on another bridge
 // has room does; an ended quarantine counts as free; the command stays
 // authoritative and a refused create changes nothing.
@@ -389,17 +390,10 @@ func TestAddrsFitAgreesWithTheCommand(t *testing.T) {
 	}
 	free := func(at time.Time) map[string]uint64 {
 		t.Helper()
-		out := map[string]uint64{}
-		_ = h.fsms[0].Read(func(r store.ReadTx) error {
-			for name, p := range pools {
-				n, err := r.IPPoolFree(p, at)
-				if err != nil {
-					t.Fatal(err)
-				}
-				out[name] = n
-			}
-			return nil
-		})
+		out, err := h.fsms[0].PoolsFree([]string{"fa", "fb"}, at)
+		if err != nil {
+			t.Fatal(err)
+		}
 		return out
 	}
 	if f := free(h.at); f["fa"] != 1 || f["fb"] != 1 {
@@ -442,5 +436,143 @@ func TestAddrsFitAgreesWithTheCommand(t *testing.T) {
 	}
 	if f := free(h.at.Add(61 * time.Second)); f["fa"] != 1 {
 		t.Fatalf("fa after its quarantine counts %d free", f["fa"])
+	}
+}
+
+// toSchemaV1 rewrites f's IP pool state in place as a coordinator before
+// schema version 2 stored it: one ip_units record per allocated unit
+// (IPUnit with the server and account, no ip_allocs), schema_version 1.
+func toSchemaV1(t *testing.T, f *FSM) {
+	t.Helper()
+	err := f.db.Update(func(tx *bolt.Tx) error {
+		allocs := tx.Bucket(store.BucketIPAllocs)
+		var keys [][]byte
+		err := allocs.ForEach(func(k, v []byte) error {
+			var a store.IPAlloc
+			if err := json.Unmarshal(v, &a); err != nil {
+				return err
+			}
+			pool, srv, _ := strings.Cut(string(k), "/")
+			for _, u := range a.Units {
+				rec := store.IPUnit{Prefix: u, ServerID: srv, AccountID: a.AccountID}
+				if err := store.PutJSON(tx, store.BucketIPUnits, store.IPUnitKey(pool, u), rec); err != nil {
+					return err
+				}
+			}
+			keys = append(keys, bytes.Clone(k))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := allocs.Delete(k); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(store.BucketMeta).Put([]byte("schema_version"), []byte{0, 0, 0, 0, 0, 0, 0, 1})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestOldIPUnitsMigratedOnOpenAndRestore: a database written before
+// ip_allocs (every allocated unit its own ip_units record) opens, and a
+// snapshot of one restores, into the same state a coordinator that always
+// ran this version holds; both then allocate, quarantine and refuse as it
+// does.
+func TestOldIPUnitsMigratedOnOpenAndRestore(t *testing.T) {
+	h := ipHarness(t)
+	h.fsms = append(h.fsms, newWHHarness(t, 1).fsms...) // a third replica
+	h.must(CmdIPPoolCreate, IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: "pub4b", CIDR: "203.0.113.0/24", Gateway: "203.0.113.1", Bridge: "br0"}}})
+	h.must(CmdIPReserve, IPReserve{Pool: "pub4", IP: "198.51.100.2", Note: "router"})
+	for _, id := range []string{"srv_1", "srv_2", "srv_3"} {
+		if _, err := placeServer(h, id, bothFamilies); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two addresses from one pool and one from another: three units, two
+	// records.
+	if s, err := placeServer(h, "srv_4", &AddrRequest{IPv4Pools: []string{"pub4"}, IPv4: 2, IPv6Pools: []string{"pub6"}, IPv6: 1}); err != nil || len(s.Addrs) != 3 {
+		t.Fatalf("srv_4: %+v %v", s.Addrs, err)
+	}
+	if _, err := placeServer(h, "srv_5", &AddrRequest{IPv4Pools: []string{"pub4b"}, IPv4: 1}); err != nil {
+		t.Fatal(err)
+	}
+	terminate(h, "srv_2")
+	want := ipDump(h.fsms[0])
+	if n := h.count(store.BucketIPAllocs, ""); n != 7 {
+		t.Fatalf("%d ip_allocs records, want 7 (srv_1, srv_3, srv_4: 2 each, srv_5: 1, terminated srv_2: none)", n)
+	}
+
+	// Replica 1 becomes a version-1 database; its snapshot is a version-1
+	// snapshot.
+	toSchemaV1(t, h.fsms[1])
+	old := ipDump(h.fsms[1])
+	if bytes.Equal(old, want) || !bytes.Contains(old, []byte(`pub4/198.51.100.3/32{"prefix":"198.51.100.3/32","server_id":"srv_1","account_id":"acc_1"}`)) {
+		t.Fatalf("the version-1 state is not the old layout:\n%s", old)
+	}
+	var snap bytes.Buffer
+	if err := h.fsms[1].Backup(&snap); err != nil {
+		t.Fatal(err)
+	}
+
+	// Opened: migrated.
+	path := h.fsms[1].path
+	if err := h.fsms[1].Close(); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { g.Close() })
+	h.fsms[1] = g
+	if got := ipDump(g); !bytes.Equal(got, want) {
+		t.Fatalf("migrated on open:\n%s\nwant:\n%s", got, want)
+	}
+	// Restored from the version-1 snapshot (replica 2 had built its
+	// allocators): migrated.
+	if err := h.fsms[2].Restore(io.NopCloser(&snap)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ipDump(h.fsms[2]); !bytes.Equal(got, want) {
+		t.Fatalf("migrated on restore:\n%s\nwant:\n%s", got, want)
+	}
+	var v uint64
+	_ = h.fsms[2].View(func(tx *bolt.Tx) error {
+		v = binary.BigEndian.Uint64(tx.Bucket(store.BucketMeta).Get([]byte("schema_version")))
+		return nil
+	})
+	if v != store.SchemaVersion {
+		t.Fatalf("schema_version after migration: %d", v)
+	}
+
+	// All three go on alike: the next addresses skip the reserved, the
+	// allocated and the quarantined units.
+	s, err := placeServer(h, "srv_6", bothFamilies)
+	if err != nil || s.IPv4 != "198.51.100.8/24" || s.IPv6 != "2001:db8:0:4::1/64" {
+		t.Fatalf("after migration: %q %q %v", s.IPv4, s.IPv6, err)
+	}
+	if _, err := h.apply(CmdIPRelease, IPRelease{Pool: "pub4", IP: "198.51.100.3"}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "srv_1") {
+		t.Fatalf("releasing a migrated server's address by hand: %v", err)
+	}
+	if _, err := h.apply(CmdIPReserve, IPReserve{Pool: "pub4", IP: "198.51.100.4"}); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "quarantine") {
+		t.Fatalf("reserving srv_2's quarantined address: %v", err)
+	}
+	terminate(h, "srv_4") // its migrated record goes, its three units into quarantine
+	if n := h.count(store.BucketIPAllocs, "pub4/srv_4"); n != 0 {
+		t.Fatalf("srv_4 keeps %d pub4 records after terminate", n)
+	}
+	for i := 1; i < len(h.fsms); i++ {
+		if !bytes.Equal(ipDump(h.fsms[0]), ipDump(h.fsms[i])) {
+			t.Fatalf("replica %d differs after migration", i)
+		}
+	}
+	free, err := h.fsms[2].PoolsFree([]string{"pub4", "pub4b"}, h.at)
+	if err != nil || free["pub4"] != 253-7 || free["pub4b"] != 252 {
+		// pub4: .2 reserved, .3-.7 allocated or quarantined, .8 srv_6
+		t.Fatalf("free after migration: %v %v", free, err)
 	}
 }

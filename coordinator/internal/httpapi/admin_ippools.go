@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -295,32 +294,30 @@ func (a *API) markExhausted(cands []placement.Candidate, pools []store.IPPool, r
 	for _, p := range pools {
 		byName[p.Name] = p
 	}
-	free := map[string]uint64{}
-	return a.state.Read(func(r store.ReadTx) error {
-		for i := range cands {
-			req := reqs[cands[i].Node.ID]
-			if req == nil || cands[i].Unfit != "" {
-				continue
-			}
-			for _, name := range append(slices.Clone(req.IPv4Pools), req.IPv6Pools...) {
-				if _, done := free[name]; done {
-					continue
-				}
-				n, err := r.IPPoolFree(byName[name], now)
-				if err != nil {
-					return err
-				}
-				free[name] = n
-			}
-			if err := fsm.AddrsFit(req, cands[i].Node, byName, free); err != nil {
-				if !errors.Is(err, fsm.ErrConflict) {
-					return err
-				}
-				cands[i].Unfit = strings.TrimPrefix(err.Error(), fsm.ErrConflict.Error()+": ")
-			}
+	var names []string
+	for i := range cands {
+		if req := reqs[cands[i].Node.ID]; req != nil && cands[i].Unfit == "" {
+			names = append(append(names, req.IPv4Pools...), req.IPv6Pools...)
 		}
-		return nil
-	})
+	}
+	// Counted by the FSM's allocators: no unit record is read.
+	free, err := a.state.PoolsFree(names, now)
+	if err != nil {
+		return err
+	}
+	for i := range cands {
+		req := reqs[cands[i].Node.ID]
+		if req == nil || cands[i].Unfit != "" {
+			continue
+		}
+		if err := fsm.AddrsFit(req, cands[i].Node, byName, free); err != nil {
+			if !errors.Is(err, fsm.ErrConflict) {
+				return err
+			}
+			cands[i].Unfit = strings.TrimPrefix(err.Error(), fsm.ErrConflict.Error()+": ")
+		}
+	}
+	return nil
 }
 
 func b2i(b bool) int {

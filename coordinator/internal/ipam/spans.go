@@ -30,8 +30,7 @@ func (ss *spanSet) add(x uint64) bool {
 	right := i < n && ss.s[i].lo == x+1
 	switch {
 	case left && right:
-		ss.s[i-1].hi = ss.s[i].hi
-		ss.s = slices.Delete(ss.s, i, i+1)
+		ss.join(i)
 	case left:
 		ss.s[i-1].hi = x
 	case right:
@@ -40,6 +39,31 @@ func (ss *spanSet) add(x uint64) bool {
 		ss.s = slices.Insert(ss.s, i, span{x, x})
 	}
 	return true
+}
+
+// join merges runs i-1 and i (x filled the gap between them), moving the
+// shorter side of the slice: allocations take the lowest free offset, so
+// the runs they join are at the front and the join costs O(1) instead of
+// moving every run after them.
+func (ss *spanSet) join(i int) {
+	if i-1 < len(ss.s)-i-1 {
+		ss.s[i].lo = ss.s[i-1].lo
+		copy(ss.s[1:i], ss.s[:i-1])
+		ss.s = ss.s[1:]
+		return
+	}
+	ss.s[i-1].hi = ss.s[i].hi
+	ss.s = slices.Delete(ss.s, i, i+1)
+}
+
+// drop deletes run i, moving the shorter side of the slice.
+func (ss *spanSet) drop(i int) {
+	if i < len(ss.s)-i-1 {
+		copy(ss.s[1:i+1], ss.s[:i])
+		ss.s = ss.s[1:]
+		return
+	}
+	ss.s = slices.Delete(ss.s, i, i+1)
 }
 
 // remove deletes x and reports whether it was present.
@@ -51,7 +75,7 @@ func (ss *spanSet) remove(x uint64) bool {
 	sp := ss.s[i]
 	switch {
 	case sp.lo == sp.hi:
-		ss.s = slices.Delete(ss.s, i, i+1)
+		ss.drop(i)
 	case x == sp.lo:
 		ss.s[i].lo++
 	case x == sp.hi:

@@ -11,8 +11,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// SchemaVersion is bumped when a bucket's layout changes incompatibly.
-const SchemaVersion = 1
+// SchemaVersion is bumped when a bucket's layout changes incompatibly;
+// CreateBuckets migrates a database written with an older version.
+//
+//	2: the units allocated to servers moved from ip_units (one record per
+//	   unit) to ip_allocs (one record per server and pool).
+const SchemaVersion = 2
 
 // Buckets: every bucket of the FSM's database is declared here, and only here.
 // Keys of account-owned objects are "<accountID>/<objectID>" so that a lookup
@@ -70,10 +74,15 @@ var (
 	BucketActions     = []byte("actions")      // actionID → Action
 	BucketOpenActions = []byte("open_actions") // actionID → nodeID (pending or running: the dispatcher's work list)
 
-	// IP pools (ippools.go). A unit is an IPv4 address or an IPv6 prefix;
-	// its key is the pool name, a slash and the unit in CIDR form.
-	BucketIPPools = []byte("ip_pools") // pool name → IPPool
-	BucketIPUnits = []byte("ip_units") // pool/<unit CIDR> → IPUnit (allocated, reserved or quarantined)
+	// IP pools (ippools.go). A unit is an IPv4 address or an IPv6 prefix.
+	// The units a server holds are one record per server and pool, so a
+	// placing command adds one key per pool at the end of the pool's range
+	// (server ids sort by time) instead of one key per unit scattered over
+	// it; reserved and quarantined units keep a record each, keyed by the
+	// pool name, a slash and the unit in CIDR form.
+	BucketIPPools  = []byte("ip_pools")  // pool name → IPPool
+	BucketIPUnits  = []byte("ip_units")  // pool/<unit CIDR> → IPUnit (reserved or quarantined)
+	BucketIPAllocs = []byte("ip_allocs") // pool/serverID → IPAlloc (the units allocated to the server)
 
 	// Reverse DNS (rdns.go). The index of the last change is the
 	// "rdns_changed" counter.
@@ -120,7 +129,7 @@ var (
 	// ServerBuckets are the server and action buckets.
 	ServerBuckets = [][]byte{BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions}
 	// IPPoolBuckets are the IP pool buckets.
-	IPPoolBuckets = [][]byte{BucketIPPools, BucketIPUnits}
+	IPPoolBuckets = [][]byte{BucketIPPools, BucketIPUnits, BucketIPAllocs}
 	// OAuthBuckets are the OAuth buckets.
 	OAuthBuckets = [][]byte{
 		BucketOAuthClients, BucketOAuthDevices, BucketOAuthUserCodes, BucketOAuthCodes,
@@ -140,7 +149,7 @@ var AllBuckets = [][]byte{
 	BucketWebhooks, BucketWebhookIDs, BucketWebhookDeliveries, BucketWebhookPending, BucketWebhookAttempts, BucketWebhookMeta,
 	BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs,
 	BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions,
-	BucketIPPools, BucketIPUnits, BucketReverseZones,
+	BucketIPPools, BucketIPUnits, BucketIPAllocs, BucketReverseZones,
 	BucketOAuthClients, BucketOAuthDevices, BucketOAuthUserCodes, BucketOAuthCodes,
 	BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
 	BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting,
@@ -156,14 +165,34 @@ var (
 // ErrNotFound is returned by getters when the object is absent.
 var ErrNotFound = errors.New("not found")
 
-// CreateBuckets makes every bucket and records the schema version.
+// CreateBuckets makes every bucket, migrates a database written with an
+// older schema version and records the current one. Every replica migrates
+// the same state to the same result, so replicas stay byte-identical.
 func CreateBuckets(tx *bolt.Tx) error {
 	for _, b := range AllBuckets {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return fmt.Errorf("create bucket %s: %w", b, err)
 		}
 	}
+	from := schemaVersion(tx)
+	if from > SchemaVersion {
+		return fmt.Errorf("database schema version %d is newer than this binary's (%d)", from, SchemaVersion)
+	}
+	if from < 2 {
+		if err := migrateIPAllocs(tx); err != nil {
+			return fmt.Errorf("migrate ip_units to ip_allocs: %w", err)
+		}
+	}
 	return tx.Bucket(BucketMeta).Put(keySchemaVersion, u64(SchemaVersion))
+}
+
+// schemaVersion is the schema version recorded in the database (0 if none).
+func schemaVersion(tx *bolt.Tx) uint64 {
+	v := tx.Bucket(BucketMeta).Get(keySchemaVersion)
+	if len(v) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(v)
 }
 
 // AppliedIndex returns the Raft index of the last command applied to this database.

@@ -175,16 +175,24 @@ func mustPools(t testing.TB, c *testcluster.Cluster, pools ...api.IPPoolCreateRe
 	}
 }
 
-// ipUnits is the ip_units bucket of coordinator i.
+// ipUnits is the ip_units and ip_allocs buckets of coordinator i: every
+// unit that is not free.
 func ipUnits(t *testing.T, c *testcluster.Cluster, i int) []byte {
 	t.Helper()
 	var out bytes.Buffer
 	err := c.Nodes[i].Server.Node.FSM.View(func(tx *bolt.Tx) error {
-		return tx.Bucket(store.BucketIPUnits).ForEach(func(k, v []byte) error {
-			out.Write(k)
-			out.Write(v)
-			return nil
-		})
+		for _, b := range [][]byte{store.BucketIPUnits, store.BucketIPAllocs} {
+			out.Write(b)
+			err := tx.Bucket(b).ForEach(func(k, v []byte) error {
+				out.Write(k)
+				out.Write(v)
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
