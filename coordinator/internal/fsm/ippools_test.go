@@ -261,6 +261,22 @@ func TestAddressPlacementRules(t *testing.T) {
 	}
 }
 
+// reopen closes replica i and opens its database again (a restart).
+func reopen(h *whHarness, i int) *FSM {
+	h.t.Helper()
+	path := h.fsms[i].path
+	if err := h.fsms[i].Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	g, err := Open(path, slog.New(slog.DiscardHandler))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { g.Close() })
+	h.fsms[i] = g
+	return g
+}
+
 // TestAllocatorsRebuiltOnReopen: a replica that restarts rebuilds its
 // allocators from the buckets and keeps agreeing with one that did not.
 func TestAllocatorsRebuiltOnReopen(t *testing.T) {
@@ -271,17 +287,7 @@ func TestAllocatorsRebuiltOnReopen(t *testing.T) {
 		}
 	}
 	terminate(h, "srv_2")
-	f := h.fsms[1]
-	path := f.path
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	g, err := Open(path, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	h.fsms[1] = g
+	g := reopen(h, 1)
 	s, err := placeServer(h, "srv_4", bothFamilies)
 	if err != nil || s.IPv4 != "198.51.100.5/24" {
 		t.Fatalf("after reopen: %q %v", s.IPv4, err)
@@ -519,16 +525,7 @@ func TestOldIPUnitsMigratedOnOpenAndRestore(t *testing.T) {
 	}
 
 	// Opened: migrated.
-	path := h.fsms[1].path
-	if err := h.fsms[1].Close(); err != nil {
-		t.Fatal(err)
-	}
-	g, err := Open(path, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { g.Close() })
-	h.fsms[1] = g
+	g := reopen(h, 1)
 	if got := ipDump(g); !bytes.Equal(got, want) {
 		t.Fatalf("migrated on open:\n%s\nwant:\n%s", got, want)
 	}
