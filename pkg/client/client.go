@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
 )
 
 // DefaultDataDir is $HOSTPLANE_DATA_DIR, else $XDG_DATA_HOME/hostplane, else
@@ -44,6 +45,18 @@ type Client struct {
 	BaseURL string
 	Key     string
 	HTTP    *http.Client
+	// Brand is the dialect of the coordinator called (nil: sunucu): every
+	// path the client's methods build in sunucu's names (/v1/servers…) is
+	// sent in the brand's (/v1/vps…). Scope and event names the caller
+	// passes are sent as given.
+	Brand *brand.Brand
+}
+
+// NewBrand returns a client for a coordinator speaking brand b.
+func NewBrand(baseURL, key string, b *brand.Brand) *Client {
+	c := New(baseURL, key)
+	c.Brand = b
+	return c
 }
 
 // New returns a client for baseURL (e.g. http://127.0.0.1:8420).
@@ -54,7 +67,7 @@ func New(baseURL, key string) *Client {
 // Do sends a request and decodes a 2xx JSON body into out (if non-nil); a non-2xx
 // response is returned as *api.Error.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any, hdr http.Header) (*http.Response, error) {
-	return do(ctx, c.HTTP, c.BaseURL, method, path, body, out, func(r *http.Request) {
+	return do(ctx, c.HTTP, c.BaseURL, method, c.Brand.Path(path), body, out, func(r *http.Request) {
 		if c.Key != "" {
 			r.Header.Set("Authorization", "Bearer "+c.Key)
 		}

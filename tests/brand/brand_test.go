@@ -1,0 +1,571 @@
+// Package brand tests one coordinator build serving both brands: a
+// coordinator process run with --brand 444host answers the 444host seed's
+// examples (API v1.4) under its paths, scopes, key prefix, events, payload
+// fields and webhook headers, validated against the /openapi.json it serves,
+// and a sunucu coordinator refuses 444host's names (and the reverse).
+package brand
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/oauth2"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
+
+// hit is one webhook delivery as received.
+type hit struct {
+	header http.Header
+	body   []byte
+	typ    string
+	data   map[string]any
+}
+
+// receiver is a loopback webhook endpoint that keeps every delivery.
+type receiver struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	hits []hit
+}
+
+func newReceiver(t *testing.T) *receiver {
+	r := &receiver{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		var ev struct {
+			Type string         `json:"type"`
+			Data map[string]any `json:"data"`
+		}
+		_ = json.Unmarshal(body, &ev)
+		r.mu.Lock()
+		r.hits = append(r.hits, hit{header: req.Header.Clone(), body: body, typ: ev.Type, data: ev.Data})
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// wait returns the first delivery of event typ whose data matches match.
+func (r *receiver) wait(t *testing.T, typ string, match func(map[string]any) bool) hit {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		r.mu.Lock()
+		for _, h := range r.hits {
+			if h.typ == typ && match(h.data) {
+				r.mu.Unlock()
+				return h
+			}
+		}
+		r.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var got []string
+	for _, h := range r.hits {
+		got = append(got, h.typ+" "+string(h.body))
+	}
+	t.Fatalf("no %s delivery within 30 s; received:\n%s", typ, strings.Join(got, "\n"))
+	return hit{}
+}
+
+// sigOK checks the signature as the 444host seed describes it, with no
+// hostplane code: X-444host-Signature: t=<ts>,v1=HMAC-SHA256(secret, "<ts>." + body).
+func sigOK(secret, header string, body []byte) bool {
+	var ts, v1 string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(part, "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			v1 = v
+		}
+	}
+	if _, err := strconv.ParseInt(ts, 10, 64); err != nil || v1 == "" {
+		return false
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts + "." + string(body)))
+	want := hex.EncodeToString(m.Sum(nil))
+	return hmac.Equal([]byte(want), []byte(v1))
+}
+
+func keys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// has fails unless obj has every field.
+func has(t *testing.T, what string, obj map[string]any, fields ...string) {
+	t.Helper()
+	for _, f := range fields {
+		if _, ok := obj[f]; !ok {
+			t.Errorf("%s: no field %q (fields: %v)", what, f, keys(obj))
+		}
+	}
+}
+
+func start(t *testing.T, brandName string, agents bool) *framework.ProcessCluster {
+	return framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: framework.Coordinator(t),
+		Agents: agents, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true,
+		Extra: func(int, *framework.CoordinatorProcess) []string { return []string{"--brand", brandName} }})
+}
+
+// TestSeed444host runs the 444host seed's examples against a coordinator
+// process started with --brand 444host (and a scripted agent for the VPS
+// part), every answer validated against the /openapi.json it serves.
+func TestSeed444host(t *testing.T) {
+	c := start(t, "444host", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	adm := c.Admin(0)
+
+	// Keys are minted h444_… with 444host scopes; sunucu's scope names are refused.
+	scopes := []string{"account:read", "vps:read", "vps:write", "vps:destroy", "orders:write", "billing:read",
+		"tickets:read", "tickets:write", "webhooks:read", "webhooks:write"}
+	acc, key, err := c.NewAccount(ctx, "you@example.com", scopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(key, "h444_") {
+		t.Fatalf("minted key %.9s…, want h444_…", key)
+	}
+	if _, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Scopes: []string{"servers:read"}}); err == nil || !strings.Contains(err.Error(), `unknown scope "servers:read"`) {
+		t.Errorf("a key with sunucu's servers:read: %v, want 400 unknown scope", err)
+	}
+	dflt, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{})
+	if err != nil || !strings.HasPrefix(dflt.Key, "h444_") || !slices.Contains(dflt.Info.Scopes, "vps:write") || slices.Contains(dflt.Info.Scopes, "vps:destroy") {
+		t.Errorf("default key: %v %.9s %v, want h444_ with vps:read/write and no vps:destroy", err, dflt.Key, dflt.Info.Scopes)
+	}
+
+	// The catalogue and node the seed's order needs.
+	tok, err := adm.CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "brand"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	framework.StartSim(t, framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{}),
+		"-coordinator", c.AgentAddrs()[0], "-token", tok.Token, "-node", "brand-node-1", "-dir", t.TempDir(), "-kvm")
+	c.WaitNode("brand-node-1", 30*time.Second, "ready and connected", func(n api.AgentNode) bool {
+		return n.State == api.AgentNodeReady && n.Connected
+	})
+	if _, err := adm.CreateIPPool(ctx, api.IPPoolCreateRequest{Name: "pub4", CIDR: "46.31.78.0/24", Gateway: "46.31.78.1"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreateProduct(ctx, "vps-2", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 2", RetailMonthlyUsdCents: 1200,
+		Specs: api.ProductSpecs{VCPU: 2, RAMMB: 4096, DiskGB: 60}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.SetAccountPricing(ctx, acc.ID, api.AccountPricing{DiscountPercent: 20}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 1250, Gateway: "test"}); err != nil {
+		t.Fatal(err)
+	}
+
+	a := framework.NewAPI(t, c.URL(0), nil) // validated against the served (444host) document
+	call := func(method, path string, body any, want int, hdr ...string) framework.Reply {
+		t.Helper()
+		h := map[string]string{}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			h[hdr[i]] = hdr[i+1]
+		}
+		r, err := a.Try(key, method, path, body, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Status != want {
+			t.Fatalf("%s: want %d", r, want)
+		}
+		return r
+	}
+	obj := func(r framework.Reply) map[string]any {
+		t.Helper()
+		var m map[string]any
+		r.Decode(t, &m)
+		return m
+	}
+
+	// Webhooks first, so every event below is delivered: the seed's example
+	// subscription, and one for every event.
+	recv := newReceiver(t)
+	call("POST", "/v1/webhooks", map[string]any{"url": recv.srv.URL + "/x", "events": []string{"server.created"}}, 400)
+	seedHook := obj(call("POST", "/v1/webhooks", map[string]any{"url": recv.srv.URL + "/hooks/444host", "events": []string{"vps.power.changed", "ticket.replied"}}, 201))
+	all := obj(call("POST", "/v1/webhooks", map[string]any{"url": recv.srv.URL + "/all", "events": []string{"*"}}, 201))
+	secret, _ := all["secret"].(string)
+	if !strings.HasPrefix(secret, "whsec_") {
+		t.Fatalf("create webhook: secret %q", secret)
+	}
+	if ev, _ := seedHook["events"].([]any); len(ev) != 2 || ev[0] != "vps.power.changed" {
+		t.Errorf("subscription events %v", seedHook["events"])
+	}
+
+	// Account.
+	account := obj(call("GET", "/v1/account", nil, 200))
+	has(t, "GET /v1/account", account, "id", "email", "email_verified", "balance_usd_cents", "created_at")
+	if account["email"] != "you@example.com" || account["balance_usd_cents"] != float64(1250) {
+		t.Errorf("account %v", account)
+	}
+
+	// Catalogue: retail 1200, the reseller's own 960.
+	var prods struct {
+		Data []map[string]any `json:"data"`
+	}
+	call("GET", "/v1/products", nil, 200).Decode(t, &prods)
+	if len(prods.Data) != 1 {
+		t.Fatalf("products %v", prods.Data)
+	}
+	p := prods.Data[0]
+	spec, _ := p["specs"].(map[string]any)
+	if p["slug"] != "vps-2" || p["category"] != "vps" || p["name_en"] != "VPS 2" || p["retail_monthly_usd_cents"] != float64(1200) ||
+		p["your_monthly_usd_cents"] != float64(960) || spec["vcpu"] != float64(2) || spec["ram_mb"] != float64(4096) || spec["disk_gb"] != float64(60) {
+		t.Errorf("product %v", p)
+	}
+
+	// POST /v1/vps: the seed's order (the scripted node has the template "base").
+	order := map[string]any{"plan_slug": "vps-2", "label": "web-1", "hostname": "web-1", "os_family": "ubuntu", "os_template": "base"}
+	ord := obj(call("POST", "/v1/vps", order, 201, "Idempotency-Key", "order-web-1"))
+	srv, _ := ord["server"].(map[string]any)
+	id, _ := srv["id"].(string)
+	if id == "" || ord["root_password"] == "" || ord["root_password"] == nil {
+		t.Fatalf("order: %v", ord)
+	}
+	if again := obj(call("POST", "/v1/vps", order, 201, "Idempotency-Key", "order-web-1")); again["server"].(map[string]any)["id"] != id {
+		t.Errorf("retried order made another server: %v", again["server"])
+	}
+	created := recv.wait(t, "vps.created", func(d map[string]any) bool { return d["vpsId"] == id })
+	if got := strings.Join(keys(created.data), ","); got != "hostname,ipv4,label,planSlug,status,vpsId" {
+		t.Errorf("vps.created payload fields %s, want the seed's vpsId, label, hostname, planSlug, status, ipv4", got)
+	}
+	if created.data["hostname"] != "web-1" || created.data["planSlug"] != "vps-2" || created.data["label"] != "web-1" || created.data["status"] != "running" {
+		t.Errorf("vps.created %s", created.body)
+	}
+	ip, _ := created.data["ipv4"].(string)
+	if !strings.HasPrefix(ip, "46.31.78.") {
+		t.Fatalf("vps.created ipv4 %q", ip)
+	}
+	if !sigOK(secret, created.header.Get("X-444host-Signature"), created.body) {
+		t.Errorf("X-444host-Signature %q does not verify as the seed describes", created.header.Get("X-444host-Signature"))
+	}
+	if created.header.Get("X-444host-Event") != "vps.created" || created.header.Get("X-444host-Delivery") == "" {
+		t.Errorf("delivery headers %v", created.header)
+	}
+	for h := range created.header {
+		if strings.HasPrefix(strings.ToLower(h), "x-sunucu") {
+			t.Errorf("delivery carries sunucu header %s", h)
+		}
+	}
+
+	// VPS reads.
+	var list struct {
+		Data []map[string]any `json:"data"`
+	}
+	call("GET", "/v1/vps", nil, 200).Decode(t, &list)
+	if len(list.Data) != 1 || list.Data[0]["id"] != id {
+		t.Errorf("GET /v1/vps: %v", list.Data)
+	}
+	detail := obj(call("GET", "/v1/vps/"+id, nil, 200))
+	has(t, "GET /v1/vps/:id", detail, "id", "label", "hostname", "status", "plan", "ipv4")
+	if detail["status"] != "running" || detail["ipv4"] != ip+"/24" {
+		t.Errorf("GET /v1/vps/:id: %v", detail)
+	}
+	if r, err := a.Try(key, "GET", "/v1/vps/"+id+"/stats", nil, nil); err != nil || (r.Status != 200 && r.Status != 503) {
+		t.Errorf("GET /v1/vps/:id/stats: %v %v", r, err)
+	}
+	var ips struct {
+		Data []map[string]any `json:"data"`
+	}
+	call("GET", "/v1/vps/"+id+"/ips", nil, 200).Decode(t, &ips)
+	if len(ips.Data) != 1 {
+		t.Fatalf("GET /v1/vps/:id/ips: %v", ips.Data)
+	}
+	has(t, "GET /v1/vps/:id/ips", ips.Data[0], "ip", "primary", "gateway", "netmask", "ptr", "zoneHosted")
+	if e := ips.Data[0]; e["ip"] != ip || e["primary"] != true || e["gateway"] != "46.31.78.1" || e["netmask"] != "255.255.255.0" || e["ptr"] != nil || e["zoneHosted"] != false {
+		t.Errorf("GET /v1/vps/:id/ips: %v", e)
+	}
+
+	// Reverse DNS: set, listed on the server and in all-ips, cleared; events.
+	call("PUT", "/v1/vps/"+id+"/ips/"+ip+"/ptr", map[string]any{"hostname": "mail.example.com"}, 200)
+	call("GET", "/v1/vps/"+id+"/ips", nil, 200).Decode(t, &ips)
+	if ips.Data[0]["ptr"] != "mail.example.com" {
+		t.Errorf("ptr after PUT: %v", ips.Data[0])
+	}
+	var allIPs struct {
+		Data []map[string]any `json:"data"`
+	}
+	call("GET", "/v1/vps/all-ips", nil, 200).Decode(t, &allIPs)
+	if len(allIPs.Data) != 1 || allIPs.Data[0]["label"] != "web-1" || len(allIPs.Data[0]["ips"].([]any)) != 1 ||
+		allIPs.Data[0]["ips"].([]any)[0].(map[string]any)["ptr"] != "mail.example.com" {
+		t.Errorf("GET /v1/vps/all-ips: %v", allIPs.Data)
+	}
+	set := recv.wait(t, "vps.ptr.changed", func(d map[string]any) bool { return d["ptr"] == "mail.example.com" })
+	if got := strings.Join(keys(set.data), ","); got != "ip,ptr,vpsId" || set.data["vpsId"] != id || set.data["ip"] != ip {
+		t.Errorf("vps.ptr.changed %s", set.body)
+	}
+	call("DELETE", "/v1/vps/"+id+"/ips/"+ip+"/ptr", nil, 200)
+	recv.wait(t, "vps.ptr.changed", func(d map[string]any) bool { _, ok := d["ptr"]; return ok && d["ptr"] == nil && d["vpsId"] == id })
+
+	// Power, label, reinstall: each an action; its event carries vpsId.
+	waitAction := func(r framework.Reply) {
+		t.Helper()
+		var acc api.ActionAccepted
+		r.Decode(t, &acc)
+		aid := acc.Action.ID
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			var act api.Action
+			call("GET", "/v1/actions/"+aid, nil, 200).Decode(t, &act)
+			if act.Finished() {
+				if act.Status != api.ActionSuccess {
+					t.Fatalf("action %s: %+v", aid, act)
+				}
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("action %s did not finish", aid)
+	}
+	waitAction(call("POST", "/v1/vps/"+id+"/power/reboot", nil, 202))
+	power := recv.wait(t, "vps.power.changed", func(d map[string]any) bool { return d["vpsId"] == id && d["action"] == "reboot" })
+	if got := strings.Join(keys(power.data), ","); got != "action,vpsId" {
+		t.Errorf("vps.power.changed %s", power.body)
+	}
+	if label := obj(call("PATCH", "/v1/vps/"+id+"/label", map[string]any{"label": "web-prod-1"}, 200)); label["label"] != "web-prod-1" {
+		t.Errorf("PATCH label: %v", label)
+	}
+	waitAction(call("POST", "/v1/vps/"+id+"/reinstall", map[string]any{"os": "ubuntu", "osTemplate": "base"}, 202, "Idempotency-Key", "reinstall-1"))
+	re := recv.wait(t, "vps.reinstalled", func(d map[string]any) bool { return d["vpsId"] == id })
+	if got := strings.Join(keys(re.data), ","); got != "os,osTemplate,vpsId" || re.data["osTemplate"] != "base" {
+		t.Errorf("vps.reinstalled %s", re.body)
+	}
+
+	// Billing: the order's paid invoice, the wallet after the 960 debit.
+	var invs struct {
+		Data []map[string]any `json:"data"`
+	}
+	call("GET", "/v1/billing/invoices", nil, 200).Decode(t, &invs)
+	if len(invs.Data) != 1 || invs.Data[0]["status"] != "paid" || invs.Data[0]["total_usd_cents"] != float64(960) {
+		t.Fatalf("invoices %v", invs.Data)
+	}
+	call("GET", "/v1/billing/invoices/"+invs.Data[0]["id"].(string), nil, 200)
+	if w := obj(call("GET", "/v1/billing/wallet", nil, 200)); w["balance_usd_cents"] != float64(290) {
+		t.Errorf("wallet %v, want 1250 - 960 = 290", w)
+	}
+	call("GET", "/v1/billing/wallet/transactions?limit=200", nil, 200)
+	recv.wait(t, "invoice.paid", func(d map[string]any) bool { return d["totalUsdCents"] == float64(960) })
+
+	// Tickets: open (the seed's body), staff reply (ticket.replied to the
+	// seed's subscription), customer reply, close.
+	tk := obj(call("POST", "/v1/tickets", map[string]any{"subject": "Mail deliverability", "message": "Our PTR record is set but…", "priority": "medium", "department": "technical"}, 201, "Idempotency-Key", "t-1"))
+	tid, _ := tk["id"].(string)
+	recv.wait(t, "ticket.created", func(d map[string]any) bool { return d["ticketId"] == tid && d["priority"] == "medium" })
+	if _, err := adm.StaffReply(ctx, tid, api.StaffReplyRequest{Body: "Check the zone.", StaffName: "Support"}); err != nil {
+		t.Fatal(err)
+	}
+	replied := recv.wait(t, "ticket.replied", func(d map[string]any) bool { return d["ticketId"] == tid })
+	if replied.header.Get("X-444host-Event") != "ticket.replied" {
+		t.Errorf("ticket.replied headers %v", replied.header)
+	}
+	call("POST", "/v1/tickets/"+tid+"/reply", map[string]any{"body": "Thanks — that fixed it."}, 201)
+	call("POST", "/v1/tickets/"+tid+"/close", nil, 200)
+	call("GET", "/v1/tickets/"+tid, nil, 200)
+	call("GET", "/v1/tickets", nil, 200)
+
+	// Webhook management: masked secret, pause (is_active), delivery log in
+	// 444host's names, rotate, redeliver, delete.
+	hid, _ := all["id"].(string)
+	if g := obj(call("GET", "/v1/webhooks/"+hid, nil, 200)); g["secret"] == secret {
+		t.Error("GET /v1/webhooks/:id shows the secret")
+	}
+	call("GET", "/v1/webhooks", nil, 200)
+	var dl struct {
+		Data []map[string]any `json:"data"`
+	}
+	call("GET", "/v1/webhooks/"+hid+"/deliveries?limit=200", nil, 200).Decode(t, &dl)
+	var firstDelivery string
+	for _, d := range dl.Data {
+		typ, _ := d["event_type"].(string)
+		if strings.HasPrefix(typ, "server.") {
+			t.Errorf("delivery log names %s", typ)
+		}
+		if typ == "vps.created" {
+			firstDelivery, _ = d["delivery_id"].(string)
+		}
+	}
+	if firstDelivery == "" {
+		t.Fatalf("no vps.created in the delivery log: %v", dl.Data)
+	}
+	n := len(recv.hits)
+	call("POST", "/v1/webhooks/"+hid+"/deliveries/"+firstDelivery+"/redeliver", nil, 202)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		recv.mu.Lock()
+		var again *hit
+		for _, h := range recv.hits[n:] {
+			if h.typ == "vps.created" {
+				again = &h
+			}
+		}
+		recv.mu.Unlock()
+		if again != nil {
+			if again.data["vpsId"] != id || again.data["serverId"] != nil || !sigOK(secret, again.header.Get("X-444host-Signature"), again.body) {
+				t.Errorf("redelivered %s", again.body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redeliver: no second vps.created")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	// pkg/client with the brand option: its methods (written with sunucu's
+	// paths) reach 444host's, every answer validated; without it they 404.
+	cl := a.Client(key)
+	cl.Brand = brand.MustGet(brand.H444)
+	if sl, err := cl.Servers(ctx, 1, 10); err != nil || len(sl.Data) != 1 || sl.Data[0].ID != id {
+		t.Errorf("client Servers: %v %+v", err, sl)
+	}
+	if sv, err := cl.Server(ctx, id); err != nil || sv.Label != "web-prod-1" {
+		t.Errorf("client Server: %v %+v", err, sv)
+	}
+	if l, err := cl.AccountIPs(ctx); err != nil || len(l.Data) != 1 || l.Data[0].ServerID != id {
+		t.Errorf("client AccountIPs: %v %+v", err, l)
+	}
+	if l, err := cl.ServerIPs(ctx, id); err != nil || len(l.Data) != 1 || l.Data[0].IP != ip {
+		t.Errorf("client ServerIPs: %v %+v", err, l)
+	}
+	if q, err := cl.QuoteServer(ctx, api.ServerOrderRequest{PlanSlug: "vps-2", Label: "q", Hostname: "q", OSTemplate: "base"}); err != nil || q.YourMonthlyUsdCents != 960 {
+		t.Errorf("client QuoteServer: %v %+v", err, q)
+	}
+	var ae *api.Error
+	if _, err := a.Client(key).Servers(ctx, 1, 10); !errors.As(err, &ae) || ae.StatusCode != 404 {
+		t.Errorf("a sunucu client on 444host: %v, want 404", err)
+	}
+
+	// Terminate.
+	waitAction(call("DELETE", "/v1/vps/"+id, nil, 202, "Idempotency-Key", "term-1"))
+	recv.wait(t, "vps.terminated", func(d map[string]any) bool { return d["vpsId"] == id && len(d) == 1 })
+	if r := obj(call("POST", "/v1/webhooks/"+hid+"/rotate-secret", nil, 200)); !strings.HasPrefix(r["secret"].(string), "whsec_") {
+		t.Errorf("rotate: %v", r)
+	}
+	if p := obj(call("PATCH", "/v1/webhooks/"+hid, map[string]any{"is_active": false}, 200)); p["isActive"] != false {
+		t.Errorf("PATCH is_active false: %v", p)
+	}
+
+	// Every delivery used 444host's names.
+	recv.mu.Lock()
+	for _, h := range recv.hits {
+		if strings.HasPrefix(h.typ, "server.") || h.data["serverId"] != nil {
+			t.Errorf("delivery in sunucu's names: %s", h.body)
+		}
+	}
+	recv.mu.Unlock()
+
+	// sunucu's names are not served here.
+	for _, p := range []string{"/v1/servers", "/v1/servers/ips", "/v1/servers/" + id, "/v1/servers/" + id + "/ips"} {
+		if r, _ := a.Try(key, "GET", p, nil, nil); r.Status != 404 {
+			t.Errorf("GET %s on a 444host coordinator: %d, want 404", p, r.Status)
+		}
+	}
+	if r, _ := a.Try("snc_"+strings.TrimPrefix(key, "h444_"), "GET", "/v1/account", nil, nil); r.Status != 401 {
+		t.Errorf("an snc_ key: %d, want 401", r.Status)
+	}
+
+	// MCP: tool names follow the brand.
+	names := mcpTools(t, ctx, c.URL(0), key)
+	for _, want := range []string{"list_vps", "get_vps", "order_vps", "quote_vps", "set_vps_ptr", "power_vps", "reinstall_vps", "terminate_vps"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("MCP tools/list has no %s: %v", want, names)
+		}
+	}
+	for _, n := range names {
+		if strings.Contains(n, "server") {
+			t.Errorf("MCP tool %s keeps sunucu's name", n)
+		}
+	}
+}
+
+func mcpTools(t *testing.T, ctx context.Context, base, key string) []string {
+	t.Helper()
+	hc := oauth2.NewClient(ctx, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: key}))
+	hc.Timeout = 30 * time.Second
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "brand-test", Version: "1"}, nil).Connect(ctx, &mcp.StreamableClientTransport{Endpoint: base + "/mcp", HTTPClient: hc}, nil)
+	if err != nil {
+		t.Fatalf("connect %s/mcp: %v", base, err)
+	}
+	defer cs.Close()
+	var names []string
+	for tl, err := range cs.Tools(ctx, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, tl.Name)
+	}
+	return names
+}
+
+// TestSunucuRefuses444host: the default brand serves sunucu's names and
+// refuses 444host's.
+func TestSunucuRefuses444host(t *testing.T) {
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: framework.Coordinator(t), Webhooks: true})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	acc, key, err := c.NewAccount(ctx, "s@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(key, "snc_") {
+		t.Fatalf("minted key %.8s…, want snc_…", key)
+	}
+	if _, err := c.Admin(0).CreateKey(ctx, acc.ID, api.KeyCreateRequest{Scopes: []string{"vps:read"}}); err == nil || !strings.Contains(err.Error(), `unknown scope "vps:read"`) {
+		t.Errorf("a key with 444host's vps:read: %v, want 400 unknown scope", err)
+	}
+	a := framework.NewAPI(t, c.URL(0), nil)
+	for _, p := range []string{"/v1/vps", "/v1/vps/all-ips", "/v1/vps/srv_x"} {
+		if r, _ := a.Try(key, "GET", p, nil, nil); r.Status != 404 {
+			t.Errorf("GET %s on a sunucu coordinator: %d, want 404", p, r.Status)
+		}
+	}
+	if r, _ := a.Try(key, "GET", "/v1/servers/ips", nil, nil); r.Status != 200 {
+		t.Errorf("GET /v1/servers/ips: %v", r)
+	}
+	r, _ := a.Try(key, "POST", "/v1/webhooks", map[string]any{"url": "https://example.com/h", "events": []string{"vps.created"}}, nil)
+	if r.Status != 400 || r.Code() != "unknown_event" || !strings.Contains(string(r.Body), "server.created") {
+		t.Errorf("subscribing to vps.created: %v", r)
+	}
+	if r, _ := a.Try("h444_"+strings.TrimPrefix(key, "snc_"), "GET", "/v1/account", nil, nil); r.Status != 401 {
+		t.Errorf("an h444_ key: %d, want 401", r.Status)
+	}
+	names := mcpTools(t, ctx, c.URL(0), key)
+	if !slices.Contains(names, "list_servers") || slices.Contains(names, "list_vps") {
+		t.Errorf("sunucu MCP tools: %v", names)
+	}
+}
