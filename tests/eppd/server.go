@@ -344,19 +344,11 @@ type session struct {
 	clID    string // set by login
 	privacy bool   // the client logged in with the privacy extension
 	fails   int    // failed logins
-
-	mu     sync.Mutex
-	killed bool
 }
 
-// kill closes the connection; a command in flight finishes first (its
-// answer write fails).
-func (ss *session) kill() {
-	ss.mu.Lock()
-	ss.killed = true
-	ss.mu.Unlock()
-	ss.raw.Close()
-}
+// kill closes the connection; a command in flight still completes in the
+// database (its answer's write fails).
+func (ss *session) kill() { ss.raw.Close() }
 
 func (ss *session) serve() {
 	s := ss.srv

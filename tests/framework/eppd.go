@@ -29,6 +29,9 @@ type EPPDOptions struct {
 	// Clients are the registrar accounts, clID → password (default: the
 	// one account EPPDClientID / EPPDPassword).
 	Clients map[string]string
+	// IdleTimeout closes sessions idle this long (0: the registry's 10
+	// minutes).
+	IdleTimeout time.Duration
 }
 
 // The default registrar account of StartEPPD.
@@ -50,6 +53,7 @@ type EPPD struct {
 	CertFile string
 	Clients  map[string]string
 	TLDs     []string
+	idle     time.Duration
 
 	t    testing.TB
 	bin  string
@@ -74,7 +78,7 @@ func StartEPPD(t testing.TB, o EPPDOptions) *EPPD {
 		t.Fatal(err)
 	}
 	e := &EPPD{t: t, bin: Binary(t, PkgEPPD, BuildOptions{}), dir: dir, DataDir: filepath.Join(dir, "data"),
-		Addr: FreeAddr(t, "tcp"), Clients: o.Clients, TLDs: o.TLDs}
+		Addr: FreeAddr(t, "tcp"), Clients: o.Clients, TLDs: o.TLDs, idle: o.IdleTimeout}
 	e.CertFile = filepath.Join(e.DataDir, "cert.pem")
 	e.AdminURL = "http://" + FreeAddr(t, "tcp")
 	t.Cleanup(func() {
@@ -107,6 +111,9 @@ func (e *EPPD) Start() {
 	args := []string{"-addr", e.Addr, "-admin", e.AdminURL[len("http://"):], "-data-dir", e.DataDir, "-v"}
 	for _, tld := range e.TLDs {
 		args = append(args, "-tld", tld)
+	}
+	if e.idle > 0 {
+		args = append(args, "-idle-timeout", e.idle.String())
 	}
 	ids := make([]string, 0, len(e.Clients))
 	for id := range e.Clients {

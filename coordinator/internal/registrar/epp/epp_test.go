@@ -351,3 +351,35 @@ func TestLoginRefused(t *testing.T) {
 	_, err := c.Check(ctxT(t), "x.test")
 	mustKind(t, err, registrar.KindRefused, 2200)
 }
+
+// The keep-alive holds a session the registry would close when idle; without
+// it, the closed session is replaced before the next command, which is not
+// lost to it.
+func TestKeepAliveAndIdleClose(t *testing.T) {
+	r := framework.StartEPPD(t, framework.EPPDOptions{Clients: map[string]string{idA: pwA}, IdleTimeout: time.Second})
+	ctx := ctxT(t)
+	for _, tc := range []struct {
+		name      string
+		keepAlive time.Duration
+		conns     int
+	}{{"keep-alive", 300 * time.Millisecond, 1}, {"none", -1, 2}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := epp.New(epp.Config{Addr: r.Addr, TLS: r.TLSConfig(), ClientID: idA, Password: pwA, KeepAlive: tc.keepAlive})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			before := r.Stats().Connections
+			if _, err := c.Check(ctx, "idle.test"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(2500 * time.Millisecond)
+			if _, err := c.CreateContact(ctx, registrar.ContactRequest{ClTRID: "idle-" + tc.name, Contact: contact("idle-" + tc.name)}); err != nil {
+				t.Fatalf("command after %s idle: %v", "2.5s", err)
+			}
+			if got := r.Stats().Connections - before; got != tc.conns {
+				t.Fatalf("%d connections, want %d", got, tc.conns)
+			}
+		})
+	}
+}

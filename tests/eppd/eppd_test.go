@@ -1,0 +1,312 @@
+package eppd
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/internal/eppxml"
+)
+
+// These tests speak raw EPP frames to the server in-process (the client in
+// coordinator/internal/registrar/epp is tested against the binary).
+
+const testID, testPW = "reg-a", "secret-a1"
+
+func freeAddr(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+type running struct {
+	srv    *Server
+	cfg    Config
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, mod func(*Config)) *running {
+	t.Helper()
+	cfg := Config{Addr: freeAddr(t), AdminAddr: freeAddr(t), DataDir: t.TempDir(), TLDs: []string{"test"},
+		Clients: map[string]string{testID: testPW}}
+	if mod != nil {
+		mod(&cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cfg: cfg, cancel: cancel, done: make(chan error, 1)}
+	ready := make(chan *Server, 1)
+	go func() { r.done <- Run(ctx, cfg, func(s *Server) { ready <- s }) }()
+	select {
+	case r.srv = <-ready:
+	case err := <-r.done:
+		t.Fatalf("Run: %v", err)
+	}
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	r.cancel()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		r.done <- nil
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return 10s after its context ended")
+	}
+}
+
+type conn struct {
+	t  *testing.T
+	tc *tls.Conn
+	n  int
+}
+
+func (r *running) dial(t *testing.T) *conn {
+	t.Helper()
+	pemBytes, err := os.ReadFile(filepath.Join(r.cfg.DataDir, "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	tc, err := tls.Dial("tcp", r.cfg.Addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tc.Close() })
+	c := &conn{t: t, tc: tc}
+	if g := c.read(); g.Greeting == nil {
+		t.Fatal("no greeting")
+	}
+	return c
+}
+
+func (c *conn) write(b []byte) {
+	c.t.Helper()
+	if err := eppxml.WriteFrame(c.tc, b); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *conn) read() *eppxml.EPP {
+	c.t.Helper()
+	c.tc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	f, err := eppxml.ReadFrame(c.tc, eppxml.MaxFrame)
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	e, err := eppxml.Unmarshal(f)
+	if err != nil {
+		c.t.Fatalf("answer does not decode: %v\n%s", err, f)
+	}
+	return e
+}
+
+// cmd sends a command and returns the answer's result code and reason.
+func (c *conn) cmd(cmd *eppxml.Command) (int, string, *eppxml.Response) {
+	c.t.Helper()
+	if cmd.ClTRID == "" {
+		c.n++
+		cmd.ClTRID = fmt.Sprintf("t-%d", c.n)
+	}
+	b, err := eppxml.Marshal(&eppxml.EPP{Command: cmd})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.write(b)
+	e := c.read()
+	if e.Response == nil {
+		c.t.Fatal("answer is not a response")
+	}
+	res := e.Response.Results[0]
+	reason := ""
+	if len(res.ExtValue) > 0 {
+		reason = res.ExtValue[0].Reason
+	}
+	if e.Response.TrID.ClTRID != cmd.ClTRID {
+		c.t.Fatalf("answer for clTRID %q, sent %q", e.Response.TrID.ClTRID, cmd.ClTRID)
+	}
+	return res.Code, reason, e.Response
+}
+
+func (c *conn) login(id, pw string) int {
+	code, _, _ := c.cmd(&eppxml.Command{Login: &eppxml.Login{ClID: id, PW: pw, Options: eppxml.Options{Version: "1.0", Lang: "en"},
+		Svcs: eppxml.LoginSvc{ObjURI: []string{eppxml.NSDomain, eppxml.NSContact}}}})
+	return code
+}
+
+// closed reports whether the server closed the connection.
+func (c *conn) closed() bool {
+	c.tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.tc.Read(make([]byte, 1))
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, net.ErrClosed)
+}
+
+func create(name string) *eppxml.Command {
+	return &eppxml.Command{Create: &eppxml.CreateCmd{Domain: &eppxml.DomainCreate{Name: name, Period: &eppxml.Period{Unit: "y", Value: 1},
+		AuthInfo: eppxml.AuthInfo{PW: "auth-code-1"}}}}
+}
+
+func TestSessionRules(t *testing.T) {
+	r := start(t, nil)
+	c := r.dial(t)
+	if code, _, _ := c.cmd(create("a.test")); code != eppxml.CodeUseError {
+		t.Fatalf("command before login: %d, want 2002", code)
+	}
+	c.write([]byte("<epp><not-xml"))
+	if e := c.read(); e.Response.Results[0].Code != eppxml.CodeSyntax {
+		t.Fatalf("bad XML: %d, want 2001", e.Response.Results[0].Code)
+	}
+	c.write([]byte(`<?xml version="1.0"?><epp xmlns="urn:ietf:params:xml:ns:epp-1.0"><hello/></epp>`))
+	if e := c.read(); e.Greeting == nil || e.Greeting.SvcMenu.SvcExtension.ExtURI[0] != eppxml.NSPrivacy {
+		t.Fatal("hello not answered with a greeting offering the privacy extension")
+	}
+	for i := 1; i <= 3; i++ {
+		code := c.login(testID, "wrong-pw")
+		if want := map[bool]int{true: eppxml.CodeAuthClosing, false: eppxml.CodeAuthentication}[i == 3]; code != want {
+			t.Fatalf("failed login %d: %d, want %d", i, code, want)
+		}
+	}
+	if !c.closed() {
+		t.Fatal("connection open after 2501")
+	}
+
+	c = r.dial(t)
+	if code := c.login(testID, testPW); code != eppxml.CodeOK {
+		t.Fatalf("login: %d", code)
+	}
+	if code := c.login(testID, testPW); code != eppxml.CodeUseError {
+		t.Fatalf("second login: %d, want 2002", code)
+	}
+	if code, _, _ := c.cmd(&eppxml.Command{Logout: &eppxml.Empty{}}); code != eppxml.CodeBye || !c.closed() {
+		t.Fatalf("logout: %d, or the connection stayed open", code)
+	}
+
+	// A frame longer than the limit closes the connection.
+	c = r.dial(t)
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], eppxml.MaxFrame+100)
+	c.tc.Write(hdr[:])
+	if !c.closed() {
+		t.Fatal("connection open after an oversized frame header")
+	}
+}
+
+func TestNamesAndPolicy(t *testing.T) {
+	r := start(t, func(c *Config) { c.TLDs = []string{"test", "co.test"} })
+	c := r.dial(t)
+	c.login(testID, testPW)
+	for _, tc := range []struct {
+		name string
+		code int
+	}{
+		{"ok.test", 1000}, {"OK.test", 2302}, {"x.co.test", 1000}, {"x.y.test", 2306}, {"x.com", 2306},
+		{"-a.test", 2005}, {"a-.test", 2005}, {"a_b.test", 2005}, {"ab--c.test", 2005}, {"xn--abc.test", 2005},
+		{"xn--bcher-kva.test", 1000}, {"bücher.test", 2005}, {strings.Repeat("a", 64) + ".test", 2005}, {"", 2005},
+	} {
+		code, reason, _ := c.cmd(create(tc.name))
+		if code != tc.code {
+			t.Errorf("create %q: %d (%s), want %d", tc.name, code, reason, tc.code)
+		}
+		if code >= 2000 && reason == "" {
+			t.Errorf("create %q: refused without a reason", tc.name)
+		}
+	}
+	d := create("p.test")
+	d.Create.Domain.Period.Value = 11
+	if code, _, _ := c.cmd(d); code != eppxml.CodeValueRange {
+		t.Errorf("11 years: %d, want 2004", code)
+	}
+	d = create("p.test")
+	d.Create.Domain.Registrant = "nobody"
+	if code, _, _ := c.cmd(d); code != eppxml.CodeNotExist {
+		t.Errorf("unknown registrant: %d, want 2303", code)
+	}
+	code, _, resp := c.cmd(&eppxml.Command{Check: &eppxml.CheckCmd{Domain: &eppxml.DomainNames{Names: []string{"ok.test", "free.test", "x.com"}}}})
+	cd := resp.ResData.DomainChk.CD
+	if code != 1000 || cd[0].Name.Avail || !cd[1].Name.Avail || cd[2].Name.Avail || cd[2].Reason != "TLD not offered" {
+		t.Fatalf("check: %d %+v", code, cd)
+	}
+}
+
+// Down refuses connections and closes sessions; up serves again; a
+// shutdown answers the command in flight first and frees the port.
+func TestDownUpAndShutdown(t *testing.T) {
+	r := start(t, nil)
+	admin := func(path string) {
+		resp, err := http.Post("http://"+r.cfg.AdminAddr+path, "", nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("admin %s: %v %v", path, resp, err)
+		}
+		resp.Body.Close()
+	}
+	c := r.dial(t)
+	c.login(testID, testPW)
+	admin("/down")
+	if !c.closed() {
+		t.Fatal("session open after down")
+	}
+	if _, err := net.DialTimeout("tcp", r.cfg.Addr, time.Second); !errors.Is(err, syscall.ECONNREFUSED) {
+		t.Fatalf("dial while down: %v, want connection refused", err)
+	}
+	admin("/up")
+	c = r.dial(t)
+	c.login(testID, testPW)
+
+	admin("/delay?n=1&d=500ms")
+	b, _ := eppxml.Marshal(&eppxml.EPP{Command: create("late.test")})
+	c.write(b)
+	time.Sleep(100 * time.Millisecond)
+	r.cancel()
+	if e := c.read(); e.Response.Results[0].Code != eppxml.CodeOK {
+		t.Fatalf("command in flight at shutdown: %d", e.Response.Results[0].Code)
+	}
+	r.stop(t)
+	ln, err := net.Listen("tcp", r.cfg.Addr)
+	if err != nil {
+		t.Fatalf("port still taken after shutdown: %v", err)
+	}
+	ln.Close()
+	if _, err := net.DialTimeout("tcp", r.cfg.AdminAddr, time.Second); err == nil {
+		t.Fatal("admin endpoint still up after shutdown")
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	ok := Config{Addr: "127.0.0.1:700", DataDir: "/x", TLDs: []string{"test"}, Clients: map[string]string{"reg-a": "secret-1"}}
+	if err := ok.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for field, mod := range map[string]func(*Config){
+		"admin":  func(c *Config) { c.AdminAddr = "0.0.0.0:8000" },
+		"tld":    func(c *Config) { c.TLDs = []string{".test"} },
+		"client": func(c *Config) { c.Clients = map[string]string{"reg-a": "short"} },
+		"cert":   func(c *Config) { c.CertFile = "c.pem" },
+		"addr":   func(c *Config) { c.Addr = "" },
+	} {
+		c := ok
+		mod(&c)
+		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), field) {
+			t.Errorf("%s: %v, want an error naming it", field, err)
+		}
+	}
+}
