@@ -34,17 +34,22 @@ type KeyInfo struct {
 	RevokedAt       *time.Time `json:"revoked_at"`
 }
 
-// KeyCreated is returned once when a key is minted: Key is the only copy of the secret.
+// KeyCreated is returned once when a key is minted: Key is the only copy of the
+// secret. An idempotent replay of a customer's mint (POST /v1/account/api-keys
+// with the same Idempotency-Key) has no Key: the secret is never stored.
 type KeyCreated struct {
-	Key  string  `json:"key"`
+	Key  string  `json:"key,omitempty"`
 	Info KeyInfo `json:"info"`
 }
 
-// KeyUsage is one entry of a key's usage log.
+// KeyUsage is one entry of a key's usage log: Path is the path requested,
+// Route the route's template (/v1/servers/{id}; empty in entries logged before
+// it was recorded).
 type KeyUsage struct {
 	At     time.Time `json:"at"`
 	Method string    `json:"method"`
 	Path   string    `json:"path"`
+	Route  string    `json:"route,omitempty"`
 	Status int       `json:"status"`
 	IP     string    `json:"ip"`
 }

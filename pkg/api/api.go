@@ -49,6 +49,10 @@ const (
 	ScopeWebhooksRead   = "webhooks:read"
 	ScopeWebhooksWrite  = "webhooks:write"
 	ScopeOrdersWrite    = "orders:write"
+	// ScopeKeysWrite mints and revokes the account's own API keys
+	// (/v1/account/api-keys). Default keys do not carry it: a key leaked
+	// with the defaults cannot mint itself a successor or revoke the others.
+	ScopeKeysWrite = "keys:write"
 )
 
 // AllScopes lists every scope in SPEC.md order (account:write after account:read).
@@ -56,15 +60,15 @@ var AllScopes = []string{
 	ScopeAccountRead, ScopeAccountWrite, ScopeServersRead, ScopeServersWrite, ScopeServersDestroy,
 	ScopeHostingRead, ScopeHostingWrite, ScopeHostingDestroy, ScopeDomainsRead, ScopeDomainsWrite,
 	ScopeBillingRead, ScopeTicketsRead, ScopeTicketsWrite, ScopeWebhooksRead, ScopeWebhooksWrite,
-	ScopeOrdersWrite,
+	ScopeOrdersWrite, ScopeKeysWrite,
 }
 
-// DefaultScopes is every scope except the destructive ones and orders:write.
+// DefaultScopes is every scope except the destructive ones, orders:write and keys:write.
 func DefaultScopes() []string {
 	out := make([]string, 0, len(AllScopes))
 	for _, s := range AllScopes {
 		switch s {
-		case ScopeServersDestroy, ScopeHostingDestroy, ScopeOrdersWrite:
+		case ScopeServersDestroy, ScopeHostingDestroy, ScopeOrdersWrite, ScopeKeysWrite:
 			continue
 		}
 		out = append(out, s)

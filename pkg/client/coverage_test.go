@@ -172,7 +172,18 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		_, err := c.DeleteServerPTR(ctx, "srv_1", "192.0.2.1")
 		return err
 	},
-	"getAction": func(ctx context.Context, c *client.Client) error { _, err := c.Action(ctx, "act_1"); return err },
+	"getAction":   func(ctx context.Context, c *client.Client) error { _, err := c.Action(ctx, "act_1"); return err },
+	"listScopes":  func(ctx context.Context, c *client.Client) error { _, err := c.Scopes(ctx); return err },
+	"listApiKeys": func(ctx context.Context, c *client.Client) error { _, err := c.APIKeys(ctx); return err },
+	"listApiKeyUsage": func(ctx context.Context, c *client.Client) error {
+		_, err := c.APIKeyUsage(ctx, "key_1", 1, 20)
+		return err
+	},
+	"createApiKey": func(ctx context.Context, c *client.Client) error {
+		_, err := c.CreateAPIKey(ctx, api.APIKeyCreateRequest{Name: "ci", Scopes: []string{api.ScopeServersRead}}, "k")
+		return err
+	},
+	"revokeApiKey": func(ctx context.Context, c *client.Client) error { _, err := c.RevokeAPIKey(ctx, "key_1"); return err },
 }
 
 type operation struct {

@@ -81,7 +81,7 @@ func newKeyCmd(g *globals) *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&req.Name, "name", "", "a label for the key")
-	create.Flags().StringVar(&scopes, "scopes", "", "comma-separated scopes (default: every scope except servers:destroy, hosting:destroy, orders:write)")
+	create.Flags().StringVar(&scopes, "scopes", "", "comma-separated scopes (default: every scope except servers:destroy, hosting:destroy, orders:write, keys:write)")
 	create.Flags().StringVar(&cidrs, "allow-ip", "", "comma-separated CIDRs the key may be used from (default: anywhere)")
 	create.Flags().DurationVar(&expires, "expires-in", 0, "expire the key after this long (e.g. 720h); 0 = never")
 	create.Flags().IntVar(&req.RateLimitPerMin, "rate-limit", 0, "requests per minute for this key (0 = coordinator default)")

@@ -28,6 +28,21 @@ func TestNoPlaintextAPIKeyOnDisk(t *testing.T) {
 		})
 		keys = append(keys, k.Key)
 	}
+	// Keys the customer mints (POST /v1/account/api-keys), one of them with an
+	// Idempotency-Key whose stored answer must not hold the secret either.
+	var mgr api.KeyCreated
+	c.Retry503(func() (err error) {
+		mgr, err = c.Admin(c.Leader()).CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "manager", Scopes: []string{api.ScopeAccountRead, api.ScopeKeysWrite}})
+		return err
+	})
+	keys = append(keys, mgr.Key)
+	for _, idem := range []string{"", "mint-1"} {
+		k, err := c.Client(c.Leader(), mgr.Key).CreateAPIKey(ctx, api.APIKeyCreateRequest{Name: "minted", Scopes: []string{api.ScopeAccountRead}}, idem)
+		if err != nil || k.Key == "" {
+			t.Fatalf("mint: %+v %v", k, err)
+		}
+		keys = append(keys, k.Key)
+	}
 	for _, k := range keys {
 		if _, err := c.Client(c.Leader(), k).Account(ctx); err != nil {
 			t.Fatal(err)

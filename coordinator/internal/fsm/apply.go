@@ -70,7 +70,7 @@ func typed[P any](h func(c *applyCtx, p P) (any, error)) handlerFunc {
 }
 
 // handlers is every command type this binary applies.
-var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, customDomainHandlers, orderHandlers, renewalHandlers)
+var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, customDomainHandlers, orderHandlers, renewalHandlers, accountKeyHandlers)
 
 func mergeHandlers(sets ...map[CommandType]handlerFunc) map[CommandType]handlerFunc {
 	out := map[CommandType]handlerFunc{}
@@ -188,7 +188,7 @@ func applyKeyUsage(c *applyCtx, p KeyUsage) (any, error) {
 		for _, e := range kb.Entries {
 			key := append([]byte(kb.KeyID+"/"), store.OutboxKey(seq, 0)[:8]...)
 			seq++
-			if err := store.PutJSON(c.tx, store.BucketKeyUsage, key, api.KeyUsage{At: e.At, Method: e.Method, Path: e.Path, Status: e.Status, IP: e.IP}); err != nil {
+			if err := store.PutJSON(c.tx, store.BucketKeyUsage, key, api.KeyUsage{At: e.At, Method: e.Method, Path: e.Path, Route: e.Route, Status: e.Status, IP: e.IP}); err != nil {
 				return nil, err
 			}
 		}

@@ -175,6 +175,7 @@ type KeyUsageEntry struct {
 	At     time.Time `json:"at"`
 	Method string    `json:"m"`
 	Path   string    `json:"p"`
+	Route  string    `json:"r,omitempty"` // the route's template: /v1/servers/{id}
 	Status int       `json:"s"`
 	IP     string    `json:"ip"`
 }

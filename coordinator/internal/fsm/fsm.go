@@ -268,7 +268,7 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 			return &Result{Replayed: &rec}
 		}
 	}
-	if env.Type == CmdKeyCreate || env.Type == CmdKeyRevoke {
+	if env.Type == CmdKeyCreate || env.Type == CmdKeyRevoke || env.Type == CmdAccountKeyCreate || env.Type == CmdAccountKeyRevoke {
 		f.keysVersion.Add(1)
 	}
 	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools}

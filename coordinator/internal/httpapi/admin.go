@@ -221,24 +221,8 @@ func DecodeBrandKeyCreate(b *brand.Brand, body []byte, now time.Time) (api.KeyCr
 	if len(req.Scopes) == 0 {
 		req.Scopes = b.DefaultScopes()
 	}
-	seen := map[string]bool{}
-	for _, s := range req.Scopes {
-		if !b.IsScope(s) {
-			return req, &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("field \"scopes\": unknown scope %q", s)}
-		}
-		if seen[s] {
-			return req, &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("field \"scopes\": scope %q listed twice", s)}
-		}
-		seen[s] = true
-	}
-	if req.ExpiresAt != nil && !req.ExpiresAt.After(now) {
-		return req, &httpError{status: 400, code: "invalid_field", msg: `field "expires_at" must be in the future`}
-	}
-	if len(req.AllowedCIDRs) > 100 {
-		return req, &httpError{status: 400, code: "invalid_field", msg: `field "allowed_cidrs" takes at most 100 entries`}
-	}
-	if _, err := auth.ParseCIDRs(req.AllowedCIDRs); err != nil {
-		return req, &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("field \"allowed_cidrs\": %v", err)}
+	if err := checkKeyFields(b, req.Scopes, req.ExpiresAt, req.AllowedCIDRs, now); err != nil {
+		return req, err
 	}
 	if req.RateLimitPerMin < 0 || req.RateLimitPerMin > 100_000_000 {
 		return req, &httpError{status: 400, code: "invalid_field", msg: `field "rate_limit_per_min" must be 0 (default) to 100000000`}

@@ -98,9 +98,12 @@ type API struct {
 // Route is one public operation: the table drives registration, the scope check,
 // the OpenAPI coverage test and the scope-matrix test.
 type Route struct {
-	Method     string
-	Path       string // net/http pattern path, e.g. /v1/tickets/{id}
-	Scope      string
+	Method string
+	Path   string // net/http pattern path, e.g. /v1/tickets/{id}
+	Scope  string
+	// Public marks a route served without a key (GET /v1/scopes): no
+	// authentication, rate limit or usage log, and no Scope.
+	Public     bool
 	Idempotent bool // honours Idempotency-Key
 	// SpendsMoney marks an order: its MCP tool answers a first call with a
 	// quote and a short-lived confirmation token, and only a second call
@@ -132,6 +135,7 @@ type caller struct {
 	scopes    []string
 	limit     int
 	cidrs     []string
+	token     bool // an OAuth access token (keyID is its grant), not an API key
 }
 
 // New builds the API. metrics may be nil.
@@ -177,6 +181,7 @@ func (a *API) allRoutes() []Route {
 	routes = append(routes, a.oauthRoutes()...)
 	routes = append(routes, a.hostingRoutes()...)
 	routes = append(routes, a.orderRoutes()...)
+	routes = append(routes, a.apiKeyRoutes()...)
 	return append(routes, a.customDomainRoutes()...)
 }
 
@@ -318,7 +323,7 @@ func (a *API) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := requestID(r)
 		w.Header().Set(headerRequestID, rid)
-		if !a.readGate(w, r, rid) {
+		if !rt.Public && !a.readGate(w, r, rid) {
 			return
 		}
 		rq := &request{Request: r, w: w, id: rid, now: a.now().UTC(), clientIP: a.clientIP(r)}
@@ -337,12 +342,15 @@ func (a *API) wrap(rt Route) http.Handler {
 			writeJSON(w, status, body)
 		}
 		if rq.caller != nil {
-			a.Usage.Record(rq.caller.keyID, fsm.KeyUsageEntry{At: rq.now, Method: r.Method, Path: r.URL.Path, Status: status, IP: rq.clientIP})
+			a.Usage.Record(rq.caller.keyID, fsm.KeyUsageEntry{At: rq.now, Method: r.Method, Path: r.URL.Path, Route: rt.Path, Status: status, IP: rq.clientIP})
 		}
 	})
 }
 
 func (a *API) serve(rt Route, rq *request) (int, any, error) {
+	if rt.Public {
+		return rt.handler(rq)
+	}
 	c, err := a.authenticate(rq)
 	if err != nil {
 		return 0, nil, err

@@ -68,6 +68,8 @@ func toAPIError(err error) (*api.Error, bool) {
 		return api.NewError(http.StatusConflict, "insufficient_funds", userMessage(err)), false
 	case errors.Is(err, fsm.ErrIdemMismatch):
 		return api.NewError(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request body in the last 24 hours"), false
+	case errors.Is(err, fsm.ErrKeyEscalation):
+		return api.NewError(http.StatusForbidden, "key_escalation", userMessage(err)), false
 	case errors.Is(err, fsm.ErrInvalid):
 		return api.NewError(http.StatusBadRequest, "invalid_request", userMessage(err)), false
 	case errors.Is(err, raftnode.ErrNotLeader):

@@ -549,7 +549,7 @@ func (a *API) authenticateToken(rq *request, tok string) (*caller, error) {
 	if !oauth.Covers(a.Issuer(), g.Resource, a.audiencePath(rq.Request)) {
 		return nil, bad("invalid_token", "this access token is for "+g.Resource+", not this resource")
 	}
-	return &caller{keyID: g.ID, accountID: g.AccountID, scopes: g.Scopes, limit: a.cfg.DefaultRateLimit}, nil
+	return &caller{keyID: g.ID, accountID: g.AccountID, scopes: g.Scopes, limit: a.cfg.DefaultRateLimit, token: true}, nil
 }
 
 // Connected apps (/v1/account/connected-apps): the customer's grants.

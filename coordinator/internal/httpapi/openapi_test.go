@@ -27,15 +27,26 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	a := &API{}
 	a.routes = a.allRoutes()
 	served := map[string]string{}
+	public := map[string]bool{}
 	for _, rt := range a.routes {
 		served[rt.Method+" "+strings.TrimPrefix(rt.Path, "/v1")] = rt.Scope
+		public[rt.Method+" "+strings.TrimPrefix(rt.Path, "/v1")] = rt.Public
+		if rt.Public != (rt.Scope == "") {
+			t.Errorf("%s %s: a route has a scope or is public (Public %v, Scope %q)", rt.Method, rt.Path, rt.Public, rt.Scope)
+		}
 	}
 	documented := map[string]string{}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			scope, _ := op.Extensions["x-scope"].(string)
 			documented[method+" "+path] = scope
-			if op.Security == nil || len(*op.Security) == 0 {
+			switch {
+			case public[method+" "+path]:
+				// A route served without a key says so: an empty security list.
+				if op.Security == nil || len(*op.Security) != 0 {
+					t.Errorf("%s %s: served without a key, but the document does not say security: []", method, path)
+				}
+			case op.Security == nil || len(*op.Security) == 0:
 				t.Errorf("%s %s: no security requirement", method, path)
 			}
 		}

@@ -98,7 +98,7 @@ func filterTools(tools *Tools) mcp.Middleware {
 			}
 			kept := lr.Tools[:0:0]
 			for _, def := range lr.Tools {
-				if t := tools.ByName(def.Name); t != nil && hpauth.HasScope(ti.TokenInfo.Scopes, t.Op.Scope) {
+				if t := tools.ByName(def.Name); t != nil && (t.Op.Scope == "" || hpauth.HasScope(ti.TokenInfo.Scopes, t.Op.Scope)) {
 					kept = append(kept, def)
 				}
 			}

@@ -240,7 +240,11 @@ func describe(op Operation, o *openapi3.Operation) string {
 	if d := strings.TrimSpace(o.Description); d != "" {
 		b.WriteString("\n\n" + d)
 	}
-	fmt.Fprintf(&b, "\n\nREST: %s %s (scope %s).", op.Method, op.Path, op.Scope)
+	if op.Scope == "" {
+		fmt.Fprintf(&b, "\n\nREST: %s %s (no key needed).", op.Method, op.Path)
+	} else {
+		fmt.Fprintf(&b, "\n\nREST: %s %s (scope %s).", op.Method, op.Path, op.Scope)
+	}
 	if op.SpendsMoney {
 		b.WriteString(" Spends money: the first call answers a quote and a confirmation_token; call again with the same arguments and the token once the user approved.")
 	}

@@ -61,3 +61,16 @@ func (r ReadTx) KeyUsage(keyID string, limit int) ([]api.KeyUsage, error) {
 	items, _, err := ListOwned[api.KeyUsage](r.tx, BucketKeyUsage, keyID, 0, limit)
 	return items, err
 }
+
+// Key loads a key's public info (never its hash).
+func (r ReadTx) Key(id string) (api.KeyInfo, error) {
+	var k Key
+	err := r.getNamed("API key", id, BucketKeys, []byte(id), &k)
+	return k.KeyInfo, err
+}
+
+// KeyUsagePage is one page of a key's usage log, newest first, and the number
+// of entries kept.
+func (r ReadTx) KeyUsagePage(keyID string, offset, limit int) ([]api.KeyUsage, int, error) {
+	return ListOwned[api.KeyUsage](r.tx, BucketKeyUsage, keyID, offset, limit)
+}

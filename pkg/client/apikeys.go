@@ -1,0 +1,42 @@
+package client
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Scopes lists every scope with its description (no key needed).
+func (c *Client) Scopes(ctx context.Context) (api.ScopeList, error) {
+	var l api.ScopeList
+	return l, c.get(ctx, "/v1/scopes", &l)
+}
+
+// APIKeys lists the account's API keys (revoked ones included), without secrets.
+func (c *Client) APIKeys(ctx context.Context) (api.KeyList, error) {
+	var l api.KeyList
+	return l, c.get(ctx, "/v1/account/api-keys", &l)
+}
+
+// APIKeyUsage returns one page of a key's usage log, newest first.
+func (c *Client) APIKeyUsage(ctx context.Context, id string, page, limit int) (api.Page[api.KeyUsage], error) {
+	var p api.Page[api.KeyUsage]
+	return p, c.get(ctx, "/v1/account/api-keys/"+url.PathEscape(id)+"/usage"+pageQuery(page, limit), &p)
+}
+
+// CreateAPIKey mints a key for the account (keys:write); the returned Key is
+// the only copy of the secret (empty when idemKey replays an earlier mint).
+// idemKey may be empty.
+func (c *Client) CreateAPIKey(ctx context.Context, req api.APIKeyCreateRequest, idemKey string) (api.KeyCreated, error) {
+	var k api.KeyCreated
+	_, err := c.Do(ctx, "POST", "/v1/account/api-keys", req, &k, idem(idemKey))
+	return k, err
+}
+
+// RevokeAPIKey revokes one of the account's keys (keys:write).
+func (c *Client) RevokeAPIKey(ctx context.Context, id string) (api.KeyInfo, error) {
+	var k api.KeyInfo
+	_, err := c.Do(ctx, "DELETE", "/v1/account/api-keys/"+url.PathEscape(id), nil, &k, nil)
+	return k, err
+}
