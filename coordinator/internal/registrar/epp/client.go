@@ -156,8 +156,16 @@ func (s *session) close() {
 	<-s.done
 }
 
+// Reasons of transport failures, safe to show a customer (the cause, with
+// addresses, is in Err for the logs).
+const (
+	reasonUnreachable = "the registry could not be reached"
+	reasonBadAnswer   = "the registry's answer could not be read"
+	reasonNoAnswer    = "no answer from the registry; the change may have been applied"
+)
+
 func unavailable(op, object string, err error) *registrar.Error {
-	return &registrar.Error{Kind: registrar.KindUnavailable, Op: op, Object: object, Err: err}
+	return &registrar.Error{Kind: registrar.KindUnavailable, Op: op, Object: object, Reason: reasonUnreachable, Err: err}
 }
 
 // connect opens and logs in a session.
@@ -310,11 +318,11 @@ func (c *Client) exchange(ctx context.Context, op, object string, cmd *eppxml.Co
 			if (!sent || !mutating) && !fresh && attempt == 0 && ctx.Err() == nil {
 				continue // a stale connection: nothing reached the registry, or it was a query
 			}
-			kind := registrar.KindUnavailable
+			kind, reason := registrar.KindUnavailable, reasonUnreachable
 			if sent && mutating {
-				kind = registrar.KindUnknown
+				kind, reason = registrar.KindUnknown, reasonNoAnswer
 			}
-			return nil, &registrar.Error{Kind: kind, Op: op, Object: object, ClTRID: cmd.ClTRID, Err: err}
+			return nil, &registrar.Error{Kind: kind, Op: op, Object: object, ClTRID: cmd.ClTRID, Reason: reason, Err: err}
 		}
 		if code := resp.Results[0].Code; code == eppxml.CodeFailedClosing || code == eppxml.CodeAuthClosing || code == eppxml.CodeSessionLimit {
 			c.dropSession(eppxml.Message(code))

@@ -303,9 +303,9 @@ func TestFailureInjection(t *testing.T) {
 	// Down: connections refused; the change is definitely not applied.
 	r.Down()
 	_, err = a.SetNameservers(ctx, registrar.NameserversRequest{ClTRID: "fi-ns", Name: "flaky.test", Nameservers: []string{"ns1.x.test"}})
-	mustKind(t, err, registrar.KindUnavailable, 0)
-	if !registrar.Definite(err) {
-		t.Fatalf("registry down: not definite: %v", err)
+	re := mustKind(t, err, registrar.KindUnavailable, 0)
+	if !registrar.Definite(err) || re.Reason != "the registry could not be reached" {
+		t.Fatalf("registry down: definite %v, reason %q: %v", registrar.Definite(err), re.Reason, err)
 	}
 	_, err = a.Check(ctx, "any.test")
 	mustKind(t, err, registrar.KindUnavailable, 0)
@@ -329,7 +329,9 @@ func TestFailureInjection(t *testing.T) {
 	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
 	_, err = a.Renew(short, registrar.RenewRequest{ClTRID: "fi-renew", Name: "flaky.test", Years: 1, CurrentExpiry: d.Expires})
 	cancel()
-	mustKind(t, err, registrar.KindUnknown, 0)
+	if re := mustKind(t, err, registrar.KindUnknown, 0); re.Reason != "no answer from the registry; the change may have been applied" {
+		t.Fatalf("reason %q", re.Reason)
+	}
 	time.Sleep(1500 * time.Millisecond)
 	ren, err := a.Renew(ctx, registrar.RenewRequest{ClTRID: "fi-renew", Name: "flaky.test", Years: 1, CurrentExpiry: d.Expires})
 	if err != nil || !ren.Expires.Equal(d.Expires.AddDate(1, 0, 0)) {

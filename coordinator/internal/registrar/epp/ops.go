@@ -26,6 +26,11 @@ func normNames(in []string) []string {
 	return out
 }
 
+// badAnswer is a success answer missing what the command returns.
+func badAnswer(op, object, what string) error {
+	return &registrar.Error{Kind: registrar.KindUnavailable, Op: op, Object: object, Reason: reasonBadAnswer, Err: errors.New(what)}
+}
+
 // local is a request refused before anything is sent.
 func local(op, object string, code int, format string, a ...any) error {
 	return &registrar.Error{Kind: registrar.KindRefused, Op: op, Object: object, Code: code,
@@ -81,7 +86,7 @@ func (c *Client) Check(ctx context.Context, names ...string) ([]registrar.CheckR
 // checkResults reads a domain:check answer for names, in their order.
 func checkResults(resp *eppxml.Response, names []string) ([]registrar.CheckResult, error) {
 	if resp.ResData == nil || resp.ResData.DomainChk == nil {
-		return nil, unavailable("domain:check", strings.Join(names, ","), errors.New("answer has no domain:chkData"))
+		return nil, badAnswer("domain:check", strings.Join(names, ","), "answer has no domain:chkData")
 	}
 	by := map[string]registrar.CheckResult{}
 	for _, cd := range resp.ResData.DomainChk.CD {
@@ -92,7 +97,7 @@ func checkResults(resp *eppxml.Response, names []string) ([]registrar.CheckResul
 	for _, n := range names {
 		r, ok := by[n]
 		if !ok {
-			return nil, unavailable("domain:check", n, errors.New("answer does not mention the name"))
+			return nil, badAnswer("domain:check", n, "answer does not mention the name")
 		}
 		if !r.Available && r.Reason == "" {
 			r.Reason = "not available"
@@ -217,7 +222,7 @@ func (c *Client) Info(ctx context.Context, name string) (registrar.Domain, error
 // domainInfo reads a domain:info answer.
 func domainInfo(resp *eppxml.Response, name string) (registrar.Domain, error) {
 	if resp.ResData == nil || resp.ResData.DomainInf == nil {
-		return registrar.Domain{}, unavailable("domain:info", name, errors.New("answer has no domain:infData"))
+		return registrar.Domain{}, badAnswer("domain:info", name, "answer has no domain:infData")
 	}
 	inf := resp.ResData.DomainInf
 	d := registrar.Domain{Name: normName(inf.Name), ROID: strings.TrimSpace(inf.ROID), Sponsor: strings.TrimSpace(inf.ClID),
@@ -423,7 +428,7 @@ func (c *Client) ContactInfo(ctx context.Context, id string) (registrar.Contact,
 
 func contactInfo(resp *eppxml.Response, id string) (registrar.Contact, error) {
 	if resp.ResData == nil || resp.ResData.ContactInf == nil {
-		return registrar.Contact{}, unavailable("contact:info", id, errors.New("answer has no contact:infData"))
+		return registrar.Contact{}, badAnswer("contact:info", id, "answer has no contact:infData")
 	}
 	inf := resp.ResData.ContactInf
 	out := registrar.Contact{ID: strings.TrimSpace(inf.ID), Voice: strings.TrimSpace(inf.Voice), Email: strings.TrimSpace(inf.Email)}
@@ -456,7 +461,7 @@ func pollMessage(resp *eppxml.Response) (*registrar.Message, error) {
 	}
 	q := resp.MsgQ
 	if q == nil || q.ID == "" {
-		return nil, unavailable("poll", "req", errors.New("answer has no msgQ"))
+		return nil, badAnswer("poll", "req", "answer has no msgQ")
 	}
 	m := &registrar.Message{ID: strings.TrimSpace(q.ID), Queued: parseTime(q.QDate), Text: strings.TrimSpace(q.Msg), Count: q.Count}
 	if rd := resp.ResData; rd != nil && rd.DomainTrn != nil {
