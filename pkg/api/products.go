@@ -2,7 +2,7 @@ package api
 
 import "time"
 
-// Product categories.
+// Product categories (and ProductDomain, domains.go).
 const (
 	ProductVPS     = "vps"
 	ProductHosting = "hosting"
@@ -29,6 +29,11 @@ type Product struct {
 	Specs                 ProductSpecs      `json:"specs"`
 	// Locations are the node groups it can be ordered in (empty: any).
 	Locations []string `json:"locations,omitempty"`
+	// Tld, RetailYearlyUsdCents and YourYearlyUsdCents are a domain
+	// product's: the top-level domain and a year's registration price.
+	Tld                  string `json:"tld,omitempty"`
+	RetailYearlyUsdCents int64  `json:"retail_yearly_usd_cents,omitempty"`
+	YourYearlyUsdCents   int64  `json:"your_yearly_usd_cents,omitempty"`
 }
 
 // ProductList is GET /v1/products.
@@ -58,6 +63,10 @@ type ProductRequest struct {
 	RetailMonthlyUsdCents int64             `json:"retail_monthly_usd_cents"`
 	Specs                 ProductSpecs      `json:"specs"`
 	Locations             []string          `json:"locations,omitempty"`
+	// Tld is a domain product's top-level domain (ASCII, "com", "com.tr");
+	// RetailYearlyUsdCents its price for a year.
+	Tld                  string `json:"tld,omitempty"`
+	RetailYearlyUsdCents int64  `json:"retail_yearly_usd_cents,omitempty"`
 }
 
 // AccountPricing is an account's reseller pricing: a discount off every retail

@@ -25,7 +25,8 @@ type WebhookEventInfo struct {
 // and ticket events emitted from the start); the server.* events are emitted
 // since the Servers API, server.ptr.changed since reverse DNS, server.suspended
 // since renewals (the renewal sweep's suspension for non-payment).
-// domain.registered is in the contract, not emitted yet.
+// domain.registered is emitted since domain registration, which added
+// domain.renewed and domain.expiring (the renewal job's reminders).
 type WebhookEvent string
 
 // The events of the catalogue.
@@ -41,6 +42,8 @@ const (
 	EventInvoicePaid           WebhookEvent = "invoice.paid"
 	EventWalletDepositReceived WebhookEvent = "wallet.deposit.received"
 	EventDomainRegistered      WebhookEvent = "domain.registered"
+	EventDomainRenewed         WebhookEvent = "domain.renewed"
+	EventDomainExpiring        WebhookEvent = "domain.expiring"
 	EventTicketCreated         WebhookEvent = "ticket.created"
 	EventTicketReplied         WebhookEvent = "ticket.replied"
 )
@@ -57,7 +60,9 @@ var WebhookEvents = []WebhookEventInfo{
 	{Name: string(EventInvoiceCreated), Description: "A new invoice was issued (any source: order, renewal, admin).", Payload: []string{"invoiceId", "invoiceNumber", "status", "totalUsdCents", "currency"}, Emitted: true},
 	{Name: string(EventInvoicePaid), Description: "An invoice transitioned to paid.", Payload: []string{"invoiceId", "invoiceNumber", "totalUsdCents", "currency"}, Emitted: true},
 	{Name: string(EventWalletDepositReceived), Description: "A wallet top-up was credited.", Payload: []string{"amountUsdCents", "gateway", "transactionId"}, Emitted: true},
-	{Name: string(EventDomainRegistered), Description: "A domain registration completed (post-payment).", Payload: []string{"domainId", "domain", "periodYears", "expiresAt"}},
+	{Name: string(EventDomainRegistered), Description: "A domain registration completed (post-payment).", Payload: []string{"domainId", "domain", "periodYears", "expiresAt"}, Emitted: true},
+	{Name: string(EventDomainRenewed), Description: "A domain was renewed at the registry (paid from the wallet).", Payload: []string{"domainId", "domain", "periodYears", "expiresAt"}, Emitted: true},
+	{Name: string(EventDomainExpiring), Description: "A domain expires soon and will not be renewed (auto-renew off, or the wallet cannot pay).", Payload: []string{"domainId", "domain", "expiresAt", "daysLeft", "autoRenew", "reason"}, Emitted: true},
 	{Name: string(EventTicketCreated), Description: "A support ticket was opened.", Payload: []string{"ticketId", "ticketNumber", "subject", "status", "priority"}, Emitted: true},
 	{Name: string(EventTicketReplied), Description: "Support staff replied to your ticket.", Payload: []string{"ticketId", "ticketNumber", "subject", "status"}, Emitted: true},
 }

@@ -20,6 +20,23 @@ import (
 // operation this table lacks, and when a call sends another method or path
 // than the document says.
 var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
+	"listDomains": func(ctx context.Context, c *client.Client) error { _, err := c.Domains(ctx, 1, 20); return err },
+	"getDomain": func(ctx context.Context, c *client.Client) error {
+		_, err := c.Domain(ctx, "dom_1")
+		return err
+	},
+	"checkDomain": func(ctx context.Context, c *client.Client) error {
+		_, err := c.CheckDomain(ctx, "example.com")
+		return err
+	},
+	"registerDomain": func(ctx context.Context, c *client.Client) error {
+		_, err := c.RegisterDomain(ctx, api.DomainOrderRequest{Name: "example.com"}, "k")
+		return err
+	},
+	"updateDomain": func(ctx context.Context, c *client.Client) error {
+		_, err := c.UpdateDomain(ctx, "dom_1", api.DomainUpdateRequest{Nameservers: []string{"ns1.example.net", "ns2.example.net"}}, "k")
+		return err
+	},
 	"listHosting": func(ctx context.Context, c *client.Client) error { _, err := c.Hosting(ctx, 1, 20); return err },
 	"getCustomDomain": func(ctx context.Context, c *client.Client) error {
 		_, err := c.CustomDomain(ctx, "hst_1")

@@ -74,6 +74,10 @@ func (e *ShortfallError) Is(target error) bool { return target == ErrInsufficien
 // ShortfallUsdCents is what the wallet lacks.
 func (e *ShortfallError) ShortfallUsdCents() int64 { return e.PriceUsdCents - e.BalanceUsdCents }
 
+// TldRE is an offered top-level domain in ASCII: one or two LDH labels
+// (com, com.tr, xn--p1ai), the last not all digits.
+var TldRE = regexp.MustCompile(`^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)?[a-z]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
 // ProductSlugRE is a product slug.
 var ProductSlugRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 
@@ -82,8 +86,14 @@ func CheckProduct(slug string, p api.ProductRequest) error {
 	switch {
 	case !ProductSlugRE.MatchString(slug):
 		return fmt.Errorf("%w: slug must be 1-63 lower-case letters, digits and dashes", ErrInvalid)
-	case p.Category != api.ProductVPS && p.Category != api.ProductHosting:
-		return fmt.Errorf("%w: category must be vps or hosting", ErrInvalid)
+	case p.Category != api.ProductVPS && p.Category != api.ProductHosting && p.Category != api.ProductDomain:
+		return fmt.Errorf("%w: category must be vps, hosting or domain", ErrInvalid)
+	case p.Category == api.ProductDomain && !TldRE.MatchString(p.Tld):
+		return fmt.Errorf("%w: tld: a domain product needs its top-level domain in ASCII (com, com.tr, xn--…)", ErrInvalid)
+	case p.Category != api.ProductDomain && (p.Tld != "" || p.RetailYearlyUsdCents != 0):
+		return fmt.Errorf("%w: tld: only a domain product has a tld and a yearly price", ErrInvalid)
+	case p.RetailYearlyUsdCents < 0 || p.RetailYearlyUsdCents > maxProductPrice:
+		return fmt.Errorf("%w: retail_yearly_usd_cents must be 0 to %d", ErrInvalid, maxProductPrice)
 	case p.RetailMonthlyUsdCents < 0 || p.RetailMonthlyUsdCents > maxProductPrice:
 		return fmt.Errorf("%w: retail_monthly_usd_cents must be 0 to %d", ErrInvalid, maxProductPrice)
 	case p.Category == api.ProductVPS && (p.Specs.VCPU == 0 || p.Specs.RAMMB == 0 || p.Specs.DiskGB == 0):
@@ -219,20 +229,36 @@ func refundOrder(c *applyCtx, s *store.Server, a *store.Action) error {
 	if s.InvoiceID == "" {
 		return nil
 	}
-	var inv store.Invoice
-	if err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(s.AccountID, s.InvoiceID), &inv); err != nil {
+	net, err := refundInvoice(c, s.AccountID, s.InvoiceID, "server "+s.ID+" failed to provision")
+	if err != nil || net == 0 {
 		return err
+	}
+	s.PaidUntil = nil
+	if a.Error != nil {
+		a.Error.Message = strings.TrimSpace(a.Error.Message + fmt.Sprintf(" (the order's %d cents were refunded to the wallet)", net))
+	}
+	return nil
+}
+
+// refundInvoice returns what a paid invoice took from the wallet, once: a
+// refund transaction (its description ends with why) and the invoice's
+// credit (a negative wallet payment). It returns the cents refunded, 0 when
+// the invoice is unpaid or credited already.
+func refundInvoice(c *applyCtx, accountID, invoiceID, why string) (int64, error) {
+	var inv store.Invoice
+	if err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(accountID, invoiceID), &inv); err != nil {
+		return 0, err
 	}
 	var net int64
 	for _, pay := range inv.Payments {
 		net += pay.AmountUsdCents
 	}
 	if inv.Status != api.InvoicePaid || net <= 0 {
-		return nil
+		return 0, nil
 	}
-	acc, err := getAccount(c.tx, s.AccountID)
+	acc, err := getAccount(c.tx, accountID)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	acc.BalanceUsdCents += net
 	// A time-ordered id of this entry (the wallet history lists by id):
@@ -247,21 +273,14 @@ func refundOrder(c *applyCtx, s *store.Server, a *store.Action) error {
 	}
 	wtx := api.WalletTransaction{
 		ID: txID, Type: api.TxRefund, AmountUsdCents: net, BalanceAfterUsdCents: acc.BalanceUsdCents,
-		Description: fmt.Sprintf("refund of invoice %s: server %s failed to provision", inv.Number, s.ID), InvoiceID: inv.ID, CreatedAt: c.at,
+		Description: fmt.Sprintf("refund of invoice %s: %s", inv.Number, why), InvoiceID: inv.ID, CreatedAt: c.at,
 	}
 	inv.Payments = append(inv.Payments, api.Payment{ID: txID, Method: "wallet", AmountUsdCents: -net, TransactionID: txID, CreatedAt: c.at})
 	if err := store.PutJSON(c.tx, store.BucketAccounts, []byte(acc.ID), acc); err != nil {
-		return err
+		return 0, err
 	}
 	if err := store.PutJSON(c.tx, store.BucketWalletTx, store.OwnedKey(acc.ID, wtx.ID), wtx); err != nil {
-		return err
+		return 0, err
 	}
-	if err := store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv); err != nil {
-		return err
-	}
-	s.PaidUntil = nil
-	if a.Error != nil {
-		a.Error.Message = strings.TrimSpace(a.Error.Message + fmt.Sprintf(" (the order's %d cents were refunded to the wallet)", net))
-	}
-	return nil
+	return net, store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv)
 }

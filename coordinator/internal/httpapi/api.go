@@ -82,6 +82,8 @@ type API struct {
 
 	webhooks atomic.Pointer[WebhookDeps]
 	servers  atomic.Pointer[ServerDeps]
+	// domainReg is the registered-domain routes' registry (SetDomainDeps).
+	domainReg atomic.Pointer[DomainDeps]
 	// orderCfg is the placement policy orders use (ServerAdmin sets it).
 	orderCfg atomic.Pointer[ServerAdminConfig]
 	oauthRT  oauthRuntime
@@ -182,6 +184,7 @@ func (a *API) allRoutes() []Route {
 	routes = append(routes, a.hostingRoutes()...)
 	routes = append(routes, a.orderRoutes()...)
 	routes = append(routes, a.apiKeyRoutes()...)
+	routes = append(routes, a.domainRegRoutes()...)
 	return append(routes, a.customDomainRoutes()...)
 }
 

@@ -48,6 +48,11 @@ func (a *API) listProducts(rq *request) (int, any, error) {
 				YourMonthlyUsdCents:   pricing.EffectivePrice(p.Slug, p.RetailMonthlyUsdCents),
 				Specs:                 p.Specs, Locations: p.Locations,
 			})
+			if p.Category == api.ProductDomain {
+				d := &out.Data[len(out.Data)-1]
+				d.Tld, d.RetailYearlyUsdCents = p.Tld, p.RetailYearlyUsdCents
+				d.YourYearlyUsdCents = pricing.EffectivePrice(p.Slug, p.RetailYearlyUsdCents)
+			}
 		}
 		return nil
 	})
@@ -244,8 +249,12 @@ func DecodeProduct(slug string, body []byte) (api.ProductRequest, error) {
 	switch {
 	case !fsm.ProductSlugRE.MatchString(slug):
 		return req, invalidField("slug", "must be 1-63 lower-case letters, digits and dashes")
-	case req.Category != api.ProductVPS && req.Category != api.ProductHosting:
-		return req, invalidField("category", "must be vps or hosting")
+	case req.Category != api.ProductVPS && req.Category != api.ProductHosting && req.Category != api.ProductDomain:
+		return req, invalidField("category", "must be vps, hosting or domain")
+	case req.Category == api.ProductDomain && !fsm.TldRE.MatchString(req.Tld):
+		return req, invalidField("tld", "must be the top-level domain in lower-case ASCII (com, com.tr, xn--p1ai)")
+	case req.Category != api.ProductDomain && req.Tld != "":
+		return req, invalidField("tld", "is only for domain products")
 	}
 	if err := text("name_en", req.NameEn, 1, 100); err != nil {
 		return req, err
@@ -271,6 +280,9 @@ func DecodeProduct(slug string, body []byte) (api.ProductRequest, error) {
 func productField(req api.ProductRequest) string {
 	if req.RetailMonthlyUsdCents < 0 || req.RetailMonthlyUsdCents > 100_000_000 {
 		return "retail_monthly_usd_cents"
+	}
+	if req.Category == api.ProductDomain || req.RetailYearlyUsdCents != 0 {
+		return "retail_yearly_usd_cents"
 	}
 	return "specs"
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -26,6 +27,11 @@ type Job struct {
 	View  func(func(*bolt.Tx) error) error
 	Apply func(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error)
 	Log   *slog.Logger
+	// Domains, when set, also sweeps registered domains (fsm.DomainSweep):
+	// auto-renewing ones are paid and their renewal opened for the
+	// registry driver (KickDomains wakes it), the others reminded.
+	Domains     *fsm.DomainPolicy
+	KickDomains func()
 }
 
 // Stats is what one sweep did.
@@ -35,6 +41,8 @@ type Stats struct {
 	// Listed is how long listing the candidates took.
 	Listed time.Duration
 	fsm.RenewalSweepResult
+	// Domains is what the domain sweep did.
+	Domains fsm.DomainSweepResult
 }
 
 // Sweep runs one pass at j.Now().
@@ -77,7 +85,50 @@ func (j *Job) Sweep(ctx context.Context) (Stats, error) {
 		}
 		refs = refs[n:]
 	}
+	if j.Domains != nil {
+		if err := j.sweepDomains(ctx, now, &st); err != nil {
+			return st, err
+		}
+	}
 	return st, nil
+}
+
+// sweepDomains proposes the registered domains due a renewal, a reminder or
+// their expiry at now.
+func (j *Job) sweepDomains(ctx context.Context, now time.Time, st *Stats) error {
+	var due []string
+	if err := j.View(func(tx *bolt.Tx) (err error) {
+		due, err = fsm.DomainRenewalCandidates(store.Read(tx), *j.Domains, now)
+		return err
+	}); err != nil {
+		return err
+	}
+	for len(due) > 0 {
+		n := min(fsm.MaxRenewalBatch, len(due))
+		env, err := fsm.NewEnvelope(fsm.CmdDomainSweep, now, fsm.DomainSweep{Policy: *j.Domains, Domains: due[:n]})
+		if err != nil {
+			return err
+		}
+		res, err := j.Apply(ctx, env)
+		if err != nil {
+			return err
+		}
+		st.Entries++
+		if res.Err != nil {
+			return fmt.Errorf("domain sweep: %w", res.Err)
+		}
+		if r, ok := res.Value.(fsm.DomainSweepResult); ok {
+			st.Domains.Renewing += r.Renewing
+			st.Domains.Reminded += r.Reminded
+			st.Domains.Expired += r.Expired
+			st.Domains.Unpayable += r.Unpayable
+		}
+		due = due[n:]
+	}
+	if st.Domains.Renewing > 0 && j.KickDomains != nil {
+		j.KickDomains()
+	}
+	return nil
 }
 
 // Run sweeps every Interval until ctx ends (the leadership is lost).
@@ -91,7 +142,8 @@ func (j *Job) Run(ctx context.Context, kick func()) {
 			j.Log.Warn("renewal sweep failed; will retry", "err", err)
 		case st.Entries > 0:
 			j.Log.Info("renewal sweep", "servers", st.Candidates, "entries", st.Entries, "invoiced", st.Invoiced,
-				"paid", st.Paid, "suspended", st.Suspended, "stopped", st.Stopped, "terminating", st.Terminating)
+				"paid", st.Paid, "suspended", st.Suspended, "stopped", st.Stopped, "terminating", st.Terminating,
+				"domains_renewing", st.Domains.Renewing, "domains_reminded", st.Domains.Reminded, "domains_expired", st.Domains.Expired)
 			if (st.Stopped > 0 || st.Terminating > 0) && kick != nil {
 				kick()
 			}

@@ -61,6 +61,7 @@ type Config struct {
 	RDNS              RDNSConfig
 	ACME              ACMEConfig
 	Renewals          RenewalConfig
+	DomainReg         DomainRegConfig
 	// PublicURL is the base URL clients reach the API at (the OAuth issuer;
 	// tokens are bound to it). Empty: http://<api address>.
 	PublicURL string
@@ -91,9 +92,10 @@ func Defaults() Config {
 		Brand: brand.Default, RateLimit: 120, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
-		RDNS:     rdnsDefaults(),
-		ACME:     acmeDefaults(),
-		Renewals: renewalDefaults(),
+		RDNS:      rdnsDefaults(),
+		ACME:      acmeDefaults(),
+		Renewals:  renewalDefaults(),
+		DomainReg: domainRegDefaults(),
 	}
 }
 
@@ -154,6 +156,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	bindRDNSFlags(fs, &c.RDNS)
 	bindACMEFlags(fs, &c.ACME)
 	bindRenewalFlags(fs, &c.Renewals)
+	bindDomainRegFlags(fs, &c.DomainReg)
 }
 
 // Load layers the config file named by --config, the environment and the flags
@@ -275,6 +278,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Renewals.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.DomainReg.validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

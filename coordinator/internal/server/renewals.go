@@ -61,5 +61,9 @@ func (s *Server) renewalJobs() []func(ctx context.Context) {
 	}
 	j := &renewal.Job{Policy: s.cfg.Renewals.policy(), Interval: every, Now: now,
 		View: s.Node.FSM.View, Apply: s.API.Apply, Log: s.log.With("component", "renewals")}
+	if s.domainDriver != nil {
+		pol := s.cfg.DomainReg.policy()
+		j.Domains, j.KickDomains = &pol, s.domainDriver.Kick
+	}
 	return []func(ctx context.Context){func(ctx context.Context) { j.Run(ctx, kick) }}
 }

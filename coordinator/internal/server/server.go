@@ -21,12 +21,14 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
+	"github.com/hostplane/hostplane/coordinator/internal/domainreg"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/rdns/reconcile"
+	"github.com/hostplane/hostplane/coordinator/internal/registrar"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/sysd"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -56,6 +58,9 @@ type Server struct {
 	metSrv   *http.Server
 	metAddr  string
 	rdnsMet  *reconcile.Metrics
+
+	domainRegistry registrar.Registrar
+	domainDriver   *domainreg.Driver
 }
 
 // NewLogger builds the slog logger the config asks for: JSON or text lines on w,
@@ -125,6 +130,11 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		apiLn.Close()
 		node.Close()
 		return nil, fmt.Errorf("webhooks: %w", err)
+	}
+	if err := s.startDomainReg(); err != nil {
+		apiLn.Close()
+		node.Close()
+		return nil, err
 	}
 
 	_ = os.Remove(cfg.AdminSocket) // a stale socket from a crash
@@ -239,6 +249,9 @@ func (s *Server) Close() error {
 	}
 	s.wg.Wait()
 	s.closeNodes()
+	if s.domainRegistry != nil {
+		_ = s.domainRegistry.Close()
+	}
 	err := s.Node.Close()
 	_ = os.Remove(s.cfg.AdminSocket)
 	return err
@@ -316,7 +329,7 @@ func (s *Server) runLeader(ctx context.Context) {
 	s.sweepOAuth(ctx)
 	var jobs sync.WaitGroup
 	defer jobs.Wait()
-	for _, job := range append(append(append(s.webhookJobs(), s.nodeJobs()...), s.rdnsJobs()...), append(s.certJobs(), s.renewalJobs()...)...) {
+	for _, job := range append(append(append(s.webhookJobs(), s.nodeJobs()...), s.rdnsJobs()...), append(append(s.certJobs(), s.renewalJobs()...), s.domainRegJobs()...)...) {
 		jobs.Add(1)
 		go func() { defer jobs.Done(); job(ctx) }()
 	}

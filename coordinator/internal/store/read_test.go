@@ -62,15 +62,15 @@ func TestAllBucketsAreCreatedAndDistinct(t *testing.T) {
 			return nil
 		})
 	})
-	for _, group := range [][][]byte{WebhookBuckets, NodeBuckets, ServerBuckets, IPPoolBuckets, OAuthBuckets, HostingBuckets, CatalogueBuckets} {
+	for _, group := range [][][]byte{WebhookBuckets, NodeBuckets, ServerBuckets, IPPoolBuckets, OAuthBuckets, HostingBuckets, CatalogueBuckets, RegDomainBuckets} {
 		for _, b := range group {
 			if !seen[string(b)] {
 				t.Errorf("bucket %s of a group is not in AllBuckets", b)
 			}
 		}
 	}
-	if len(AllBuckets) != 35+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets) {
-		t.Errorf("AllBuckets has %d buckets, want %d (update this test when a bucket is added)", len(AllBuckets), 35+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets))
+	if len(AllBuckets) != 35+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets)+len(RegDomainBuckets) {
+		t.Errorf("AllBuckets has %d buckets, want %d (update this test when a bucket is added)", len(AllBuckets), 35+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets)+len(RegDomainBuckets))
 	}
 }
 

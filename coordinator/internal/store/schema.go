@@ -23,7 +23,8 @@ const SchemaVersion = 2
 // with the caller's account id finds nothing of another account. The typed
 // records and the accessors that read them live in one file per domain
 // (accounts.go, billing.go, tickets.go, webhooks.go, servers.go, nodes.go,
-// cluster.go, idempotency.go, outbox.go, ippools.go, rdns.go, hosting.go); only the FSM writes.
+// cluster.go, idempotency.go, outbox.go, ippools.go, rdns.go, hosting.go,
+// domainreg.go); only the FSM writes.
 var (
 	// Accounts and API keys (accounts.go).
 	BucketMeta      = []byte("meta")       // applied_index, schema_version
@@ -115,6 +116,14 @@ var (
 	// Catalogue (products.go).
 	BucketProducts       = []byte("products")        // slug → api.AdminProduct
 	BucketAccountPricing = []byte("account_pricing") // accountID → api.AccountPricing
+
+	// Registered domains (domainreg.go). A name is held by at most one
+	// domain that is registering or registered; the open registry
+	// operations are the leader's work list.
+	BucketRegDomains     = []byte("reg_domains")      // accountID/domainID → RegDomain
+	BucketRegDomainIDs   = []byte("reg_domain_ids")   // domainID → accountID
+	BucketRegDomainNames = []byte("reg_domain_names") // ASCII name → domainID (registering, active or expired)
+	BucketRegDomainOps   = []byte("reg_domain_ops")   // domainID → "" (a registry operation is open)
 )
 
 // Bucket groups, for tests and tools that look at one domain.
@@ -139,6 +148,8 @@ var (
 	CatalogueBuckets = [][]byte{BucketProducts, BucketAccountPricing}
 	// HostingBuckets are the hosting account buckets.
 	HostingBuckets = [][]byte{BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting, BucketCustomDomains, BucketACME}
+	// RegDomainBuckets are the registered-domain buckets.
+	RegDomainBuckets = [][]byte{BucketRegDomains, BucketRegDomainIDs, BucketRegDomainNames, BucketRegDomainOps}
 )
 
 // AllBuckets lists every bucket; CreateBuckets makes them.
@@ -155,6 +166,7 @@ var AllBuckets = [][]byte{
 	BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting,
 	BucketCustomDomains, BucketACME,
 	BucketProducts, BucketAccountPricing,
+	BucketRegDomains, BucketRegDomainIDs, BucketRegDomainNames, BucketRegDomainOps,
 }
 
 var (

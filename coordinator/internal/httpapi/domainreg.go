@@ -1,0 +1,471 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/registrar"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
+	"golang.org/x/net/idna"
+)
+
+// DomainDeps is what the registered-domain routes need beyond the state:
+// the registry (for availability checks; the leader's domainreg driver
+// makes every change) and the driver's kick.
+type DomainDeps struct {
+	Registrar registrar.Registrar
+	// Kick wakes the leader's driver after an operation was recorded.
+	Kick func()
+	// Wait is how long POST and PATCH wait for the registry's answer
+	// before answering 202 with the operation pending (0: 15 s).
+	Wait time.Duration
+}
+
+// SetDomainDeps enables the registered-domain routes.
+func (a *API) SetDomainDeps(d *DomainDeps) { a.domainReg.Store(d) }
+
+func (a *API) domainDeps() (*DomainDeps, error) {
+	d := a.domainReg.Load()
+	if d == nil || d.Registrar == nil {
+		return nil, errf(http.StatusServiceUnavailable, "domains_unavailable", "domain registration is not configured on this provider (no registrar)")
+	}
+	return d, nil
+}
+
+const regDomainIDPrefix = "dom"
+
+// domainRegRoutes are the /v1/domains operations (registered domains; the
+// custom domains of hosting accounts are customdomains.go's).
+func (a *API) domainRegRoutes() []Route {
+	return []Route{
+		{Method: "GET", Path: "/v1/domains", Scope: api.ScopeDomainsRead, handler: a.listDomains},
+		// A registration spends money: MCP asks for a double confirmation.
+		{Method: "POST", Path: "/v1/domains", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, handler: a.orderDomain},
+		{Method: "GET", Path: "/v1/domains/check", Scope: api.ScopeDomainsRead, handler: a.checkDomain},
+		{Method: "GET", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsRead, handler: a.getDomain},
+		{Method: "PATCH", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsWrite, Idempotent: true, handler: a.updateDomain},
+	}
+}
+
+func regDomainView(d store.RegDomain) api.Domain { return d.Domain }
+
+func (a *API) listDomains(rq *request) (int, any, error) {
+	return listPage(a, rq, rq.caller.accountID, store.ReadTx.RegDomains, regDomainView)
+}
+
+func (a *API) loadRegDomain(rq *request) (store.RegDomain, error) {
+	id := rq.PathValue("id")
+	if !ids.Valid(regDomainIDPrefix, id) {
+		return store.RegDomain{}, notFound("domain")
+	}
+	return readOne(a, "domain", func(r store.ReadTx) (store.RegDomain, error) {
+		return r.OwnedRegDomain(rq.caller.accountID, id)
+	})
+}
+
+func (a *API) getDomain(rq *request) (int, any, error) {
+	d, err := a.loadRegDomain(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, d.Domain, nil
+}
+
+// Contact and nameserver limits (EPP: RFC 5733 postal info, RFC 5731 hosts).
+const (
+	minNameservers = 2
+	maxNameservers = 13
+)
+
+var (
+	voiceRE = regexp.MustCompile(`^\+[0-9]{1,3}\.[0-9]{1,14}$`)
+	emailRE = regexp.MustCompile(`^[A-Za-z0-9.!#$%&'*+/=?^_{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}$`)
+	ccRE    = regexp.MustCompile(`^[A-Z]{2}$`)
+)
+
+// asciiText checks an EPP "int" postal field: printable ASCII (the
+// registry's international form), min to max characters.
+func asciiText(field, s string, min, max int) error {
+	if err := text(field, s, min, max); err != nil {
+		return err
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return invalidField(field, "must be printable ASCII (the registry's international postal form)")
+		}
+	}
+	return nil
+}
+
+func domainContact(c api.DomainContact) error {
+	if err := asciiText("contact.name", c.Name, 1, 255); err != nil {
+		return err
+	}
+	if err := asciiText("contact.org", c.Org, 0, 255); err != nil {
+		return err
+	}
+	if len(c.Street) < 1 || len(c.Street) > 3 {
+		return invalidField("contact.street", "must have 1 to 3 lines")
+	}
+	for i, l := range c.Street {
+		if err := asciiText(fmt.Sprintf("contact.street[%d]", i), l, 1, 255); err != nil {
+			return err
+		}
+	}
+	if err := asciiText("contact.city", c.City, 1, 255); err != nil {
+		return err
+	}
+	if err := asciiText("contact.sp", c.SP, 0, 255); err != nil {
+		return err
+	}
+	if err := asciiText("contact.pc", c.PC, 0, 16); err != nil {
+		return err
+	}
+	if !ccRE.MatchString(c.CC) {
+		return invalidField("contact.cc", "must be an ISO 3166 two-letter country code in upper case (TR, DE)")
+	}
+	if c.Voice != "" && !voiceRE.MatchString(c.Voice) {
+		return invalidField("contact.voice", "must be +CC.NUMBER (+90.2125550000)")
+	}
+	if c.Email == "" {
+		return invalidField("contact.email", "is required")
+	}
+	if len(c.Email) > 254 || !emailRE.MatchString(c.Email) || strings.Contains(c.Email, "..") {
+		return invalidField("contact.email", "must be an email address")
+	}
+	if _, err := validate.Domain(strings.ToLower(c.Email[strings.IndexByte(c.Email, '@')+1:])); err != nil {
+		return invalidField("contact.email", "must be an email address with a domain name")
+	}
+	return nil
+}
+
+// domainNameservers checks a delegation: 2 to 13 distinct host names.
+func domainNameservers(ns []string) ([]string, error) {
+	if len(ns) < minNameservers || len(ns) > maxNameservers {
+		return nil, invalidField("nameservers", "must list %d to %d host names", minNameservers, maxNameservers)
+	}
+	out := make([]string, 0, len(ns))
+	for i, n := range ns {
+		h, err := validate.Domain(lowerASCII(strings.TrimSuffix(n, ".")))
+		if err != nil {
+			return nil, invalidField(fmt.Sprintf("nameservers[%d]", i), "%s", validate.Reason(err))
+		}
+		if slices.Contains(out, h) {
+			return nil, invalidField(fmt.Sprintf("nameservers[%d]", i), "repeats %s", h)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// lowerASCII lower-cases A-Z only (IDNA refuses other upper case).
+func lowerASCII(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'A' && r <= 'Z' {
+			return r + 'a' - 'A'
+		}
+		return r
+	}, s)
+}
+
+// DecodeDomainOrder validates POST /v1/domains (everything but whether the
+// TLD is offered, which needs the catalogue); every refusal names its field.
+func DecodeDomainOrder(body []byte) (api.DomainOrderRequest, error) {
+	var req api.DomainOrderRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.Name == "" {
+		return req, invalidField("name", "is required")
+	}
+	if _, err := validate.Domain(lowerASCII(req.Name)); err != nil {
+		return req, invalidField("name", "%s", validate.Reason(err))
+	}
+	if req.Years == 0 {
+		req.Years = 1
+	}
+	if req.Years < 1 || req.Years > fsm.MaxDomainYears {
+		return req, invalidField("years", "must be 1 to %d", fsm.MaxDomainYears)
+	}
+	if req.Nameservers != nil {
+		ns, err := domainNameservers(req.Nameservers)
+		if err != nil {
+			return req, err
+		}
+		req.Nameservers = ns
+	}
+	if err := domainContact(req.Contact); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// DecodeDomainUpdate validates PATCH /v1/domains/{id}.
+func DecodeDomainUpdate(body []byte) (api.DomainUpdateRequest, error) {
+	var req api.DomainUpdateRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.AutoRenew == nil && req.TransferLock == nil && req.WhoisPrivacy == nil && req.Nameservers == nil {
+		return req, badRequest("nothing to change: send auto_renew, transfer_lock, whois_privacy or nameservers")
+	}
+	if req.Nameservers != nil {
+		ns, err := domainNameservers(req.Nameservers)
+		if err != nil {
+			return req, err
+		}
+		req.Nameservers = ns
+	}
+	return req, nil
+}
+
+// offeredName resolves a name to register: its ASCII and Unicode forms and
+// the domain product of its TLD, or a 400 naming field: the TLD is not
+// offered, or the name is not exactly one label under it.
+func (a *API) offeredName(field, name string) (ascii, unicode string, prod api.AdminProduct, err error) {
+	ascii, err = validate.Domain(lowerASCII(name))
+	if err != nil {
+		return "", "", prod, invalidField(field, "%s", validate.Reason(err))
+	}
+	var prods []api.AdminProduct
+	if err := a.state.Read(func(r store.ReadTx) (err error) { prods, err = r.Products(); return }); err != nil {
+		return "", "", prod, err
+	}
+	var offered []string
+	for _, p := range prods {
+		if p.Category != api.ProductDomain || p.Retired {
+			continue
+		}
+		offered = append(offered, "."+p.Tld)
+		if strings.HasSuffix(ascii, "."+p.Tld) && len(p.Tld) > len(prod.Tld) {
+			prod = p
+		}
+	}
+	if prod.Slug == "" {
+		slices.Sort(offered)
+		list := strings.Join(offered, ", ")
+		if list == "" {
+			list = "none"
+		}
+		return "", "", prod, invalidField(field, "is under a TLD this provider does not offer (offered: %s)", list)
+	}
+	label := strings.TrimSuffix(ascii, "."+prod.Tld)
+	if strings.Contains(label, ".") {
+		return "", "", prod, invalidField(field, "must be one label under .%s (register %s, not a subdomain of it)", prod.Tld, label[strings.LastIndexByte(label, '.')+1:]+"."+prod.Tld)
+	}
+	unicode = ascii
+	if strings.Contains(ascii, "xn--") {
+		if u, err := idna.ToUnicode(ascii); err == nil {
+			unicode = u
+		}
+	}
+	if unicode == ascii {
+		unicode = ""
+	}
+	return ascii, unicode, prod, nil
+}
+
+// contactID is the registrant's contact object id at the registry (EPP
+// clIDType: 3-16 characters), derived from the domain id.
+func contactID(domainID string) string {
+	sum := sha256.Sum256([]byte(domainID))
+	return "hp" + hex.EncodeToString(sum[:7])
+}
+
+// orderDomain buys a registration from the wallet: the registry is asked
+// whether the name is free (nothing is charged when it is not, or cannot be
+// asked), then one command debits the wallet and records the registration
+// as registering; the leader's driver registers it (exactly once, by the
+// order's transaction ids) and ends it: active with domain.registered, or
+// failed with the order refunded.
+func (a *API) orderDomain(rq *request) (int, any, error) {
+	deps, err := a.domainDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := DecodeDomainOrder(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	ascii, unicode, prod, err := a.offeredName("name", req.Name)
+	if err != nil {
+		return 0, nil, err
+	}
+	if taken, err := readOne(a, "domain", func(r store.ReadTx) (string, error) { return r.RegDomainNameTaken(ascii), nil }); err != nil {
+		return 0, nil, err
+	} else if taken != "" {
+		return 0, nil, errf(http.StatusConflict, "domain_unavailable", "%s is not available: it is registered here already; nothing was charged", ascii)
+	}
+	if res, err := a.registryCheck(rq.Context(), deps, ascii); err != nil {
+		return 0, nil, err
+	} else if !res.Available {
+		return 0, nil, errf(http.StatusConflict, "domain_unavailable", "%s is not available (%s); nothing was charged", ascii, res.Reason)
+	}
+	id := ids.New(regDomainIDPrefix, rq.now)
+	autoRenew := true
+	if req.AutoRenew != nil {
+		autoRenew = *req.AutoRenew
+	}
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainOrder, fsm.DomainOrder{
+		ID: id, AccountID: rq.caller.accountID, Name: ascii, UnicodeName: unicode, Tld: prod.Tld, ProductSlug: prod.Slug,
+		Years: req.Years, Nameservers: req.Nameservers, Contact: req.Contact, ContactID: contactID(id),
+		AutoRenew: autoRenew, WhoisPrivacy: req.WhoisPrivacy, ClTRID: fsm.DomainClTRID(id),
+		InvoiceID: ids.New("inv", rq.now), PaymentID: ids.New("pay", rq.now), TxID: ids.New("wtx", rq.now),
+	}, http.StatusAccepted)
+	if err != nil {
+		var short *fsm.ShortfallError
+		if errors.As(err, &short) {
+			return 0, nil, errf(http.StatusPaymentRequired, "insufficient_funds", "%s; top up the wallet by at least %d cents", short.Error(), short.ShortfallUsdCents())
+		}
+		return 0, nil, err
+	}
+	if _, ok := v.(api.Domain); !ok {
+		return status, v, nil // a replayed response (Idempotency-Key)
+	}
+	a.log.Info("domain ordered", "domain", id, "name", ascii, "account", rq.caller.accountID, "years", req.Years)
+	d, done := a.waitDomainOp(rq.Context(), deps, rq.caller.accountID, id, id)
+	switch {
+	case !done:
+		return http.StatusAccepted, d.Domain, nil
+	case d.Status == api.DomainFailed:
+		return 0, nil, errf(http.StatusConflict, "registration_failed", "domain %s (%s): %s", ascii, id, d.StatusReason)
+	}
+	return http.StatusCreated, d.Domain, nil
+}
+
+// registryCheck asks the registry whether name is free: a 503 when it
+// cannot be asked.
+func (a *API) registryCheck(ctx context.Context, deps *DomainDeps, name string) (registrar.CheckResult, error) {
+	cctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	res, err := deps.Registrar.Check(cctx, name)
+	if err != nil || len(res) != 1 {
+		a.log.Warn("registry check failed", "name", name, "err", err)
+		return registrar.CheckResult{}, errf(http.StatusServiceUnavailable, "registry_unavailable", "the registry could not be asked whether %s is available; nothing was charged; retry shortly", name)
+	}
+	if !res[0].Available && res[0].Reason == "" {
+		res[0].Reason = "taken"
+	}
+	return res[0], nil
+}
+
+// waitDomainOp kicks the driver and waits (DomainDeps.Wait at most) until
+// operation opID of the domain has ended; done is false when it has not.
+func (a *API) waitDomainOp(ctx context.Context, deps *DomainDeps, accountID, domainID, opID string) (store.RegDomain, bool) {
+	if deps.Kick != nil {
+		deps.Kick()
+	}
+	wait := deps.Wait
+	if wait <= 0 {
+		wait = 15 * time.Second
+	}
+	deadline := time.Now().Add(wait)
+	var d store.RegDomain
+	for {
+		err := a.state.Read(func(r store.ReadTx) (err error) { d, err = r.OwnedRegDomain(accountID, domainID); return })
+		if err == nil && (d.Op == nil || d.Op.ID != opID) {
+			return d, true
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return d, false
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// updateDomain applies auto_renew at once and records a change of the
+// registry settings as pending; the leader's driver pushes it and commits
+// it, or rolls it back with the reason. The answer is the domain after the
+// push (200: change applied), or with the change still pending (202); a
+// failed push is a 409 change_failed with the reason.
+func (a *API) updateDomain(rq *request) (int, any, error) {
+	cur, err := a.loadRegDomain(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := DecodeDomainUpdate(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	registry := req.Nameservers != nil || req.TransferLock != nil || req.WhoisPrivacy != nil
+	var deps *DomainDeps
+	if registry {
+		if deps, err = a.domainDeps(); err != nil {
+			return 0, nil, err
+		}
+	}
+	chID := ids.New("dch", rq.now)
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainChange, fsm.DomainChange{
+		DomainID: cur.ID, AccountID: rq.caller.accountID, ChangeID: chID, ClTRID: fsm.DomainClTRID(chID),
+		AutoRenew: req.AutoRenew, TransferLock: req.TransferLock, WhoisPrivacy: req.WhoisPrivacy, Nameservers: req.Nameservers,
+	}, http.StatusOK)
+	if err != nil {
+		if errors.Is(err, fsm.ErrConflict) {
+			return 0, nil, errf(http.StatusConflict, "change_pending", "%s", userMessage(err))
+		}
+		return 0, nil, err
+	}
+	dv, ok := v.(api.Domain)
+	if !ok || dv.Change == nil || dv.Change.ID != chID {
+		return status, v, nil // nothing for the registry, or a replay
+	}
+	d, done := a.waitDomainOp(rq.Context(), deps, rq.caller.accountID, cur.ID, chID)
+	switch {
+	case !done:
+		return http.StatusAccepted, d.Domain, nil
+	case d.Change != nil && d.Change.ID == chID && d.Change.Status == api.ChangeFailed:
+		return 0, nil, errf(http.StatusConflict, "change_failed", "the change of domain %s was rolled back (change %s): %s", d.Name, chID, d.Change.Reason)
+	}
+	return http.StatusOK, d.Domain, nil
+}
+
+// checkDomain asks the registry whether ?name= can be registered, with the
+// caller's yearly price when its TLD is offered.
+func (a *API) checkDomain(rq *request) (int, any, error) {
+	deps, err := a.domainDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	name := rq.URL.Query().Get("name")
+	if name == "" {
+		return 0, nil, &httpError{status: http.StatusBadRequest, code: "invalid_query", msg: `query parameter "name" is required`}
+	}
+	ascii, unicode, prod, err := a.offeredName("name", name)
+	if err != nil {
+		var he *httpError
+		if errors.As(err, &he) {
+			he.code, he.msg = "invalid_query", strings.Replace(he.msg, `field "name"`, `query parameter "name"`, 1)
+		}
+		return 0, nil, err
+	}
+	out := api.DomainCheck{Name: ascii, UnicodeName: unicode, Tld: prod.Tld}
+	err = a.state.Read(func(r store.ReadTx) error {
+		pricing, err := r.AccountPricing(rq.caller.accountID)
+		out.YearlyUsdCents = pricing.EffectivePrice(prod.Slug, prod.RetailYearlyUsdCents)
+		if r.RegDomainNameTaken(ascii) != "" {
+			out.Reason = "registered"
+		}
+		return err
+	})
+	if err != nil || out.Reason != "" {
+		return http.StatusOK, out, err
+	}
+	res, err := a.registryCheck(rq.Context(), deps, ascii)
+	if err != nil {
+		return 0, nil, err
+	}
+	out.Available, out.Reason = res.Available, res.Reason
+	return http.StatusOK, out, nil
+}

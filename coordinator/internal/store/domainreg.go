@@ -1,0 +1,102 @@
+package store
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Registry operation kinds (RegDomainOp.Kind).
+const (
+	RegOpRegister = "register"
+	RegOpChange   = "change"
+	RegOpRenew    = "renew"
+)
+
+// RegDomain is a stored registered domain: the customer view plus its owner,
+// its registrant and the registry operation in flight.
+type RegDomain struct {
+	api.Domain
+	AccountID string `json:"account_id"`
+	// Tld is the offered top-level domain the name is under; ProductSlug
+	// its catalogue product.
+	Tld         string            `json:"tld"`
+	ProductSlug string            `json:"product_slug"`
+	Contact     api.DomainContact `json:"contact"`
+	// ContactID is the registrant's contact object at the registry.
+	ContactID string `json:"contact_id"`
+	// Op is the registry operation in flight (at most one): recorded
+	// through Raft before the registry is called, ended by a second
+	// command; a new leader drives an open one to its end.
+	Op *RegDomainOp `json:"op,omitempty"`
+	// Reminders are the expiry reminders sent, "<expiry date>/<days>".
+	Reminders []string `json:"reminders,omitempty"`
+}
+
+// RegDomainOp is one registry operation. ClTRID is the base of the client
+// transaction ids of its registry calls (each call adds a suffix): derived
+// from the operation's id, so whichever leader repeats a call repeats its
+// ClTRID and the registry applies it at most once.
+type RegDomainOp struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"`
+	ClTRID    string    `json:"cl_trid"`
+	StartedAt time.Time `json:"started_at"`
+	// Years and InvoiceID are a registration's or a renewal's (the invoice
+	// is refunded when the registry refuses).
+	Years     int    `json:"years,omitempty"`
+	InvoiceID string `json:"invoice_id,omitempty"`
+	// CurrentExpiry is the expiry a renewal extends.
+	CurrentExpiry *time.Time `json:"current_expiry,omitempty"`
+	// Nameservers, TransferLock and WhoisPrivacy are a change's new
+	// values (nil: unchanged).
+	Nameservers  []string `json:"nameservers,omitempty"`
+	TransferLock *bool    `json:"transfer_lock,omitempty"`
+	WhoisPrivacy *bool    `json:"whois_privacy,omitempty"`
+}
+
+// RegDomainByID loads a registered domain by id alone (leader jobs, admin).
+func (r ReadTx) RegDomainByID(id string) (RegDomain, error) {
+	acc := r.value(BucketRegDomainIDs, []byte(id))
+	if acc == nil {
+		return RegDomain{}, fmt.Errorf("domain %s: %w", id, ErrNotFound)
+	}
+	return r.OwnedRegDomain(string(acc), id)
+}
+
+// OwnedRegDomain loads an account's domain; another account's is not found.
+func (r ReadTx) OwnedRegDomain(accountID, id string) (RegDomain, error) {
+	var d RegDomain
+	return d, r.getNamed("domain", id, BucketRegDomains, OwnedKey(accountID, id), &d)
+}
+
+// RegDomains pages an account's domains (failed registrations included),
+// newest first, with the total count.
+func (r ReadTx) RegDomains(accountID string, offset, limit int) ([]RegDomain, int, error) {
+	return ListOwned[RegDomain](r.tx, BucketRegDomains, accountID, offset, limit)
+}
+
+// AllRegDomains lists every domain of every account.
+func (r ReadTx) AllRegDomains() ([]RegDomain, error) {
+	return all[RegDomain](r, BucketRegDomains)
+}
+
+// RegDomainNameTaken returns the id of the domain holding name ("" if none).
+func (r ReadTx) RegDomainNameTaken(name string) string {
+	return string(r.value(BucketRegDomainNames, []byte(name)))
+}
+
+// OpenRegDomainOps lists the domains with a registry operation in flight.
+func (r ReadTx) OpenRegDomainOps() ([]RegDomain, error) {
+	var out []RegDomain
+	err := r.tx.Bucket(BucketRegDomainOps).ForEach(func(k, _ []byte) error {
+		d, err := r.RegDomainByID(string(k))
+		if err != nil {
+			return err
+		}
+		out = append(out, d)
+		return nil
+	})
+	return out, err
+}

@@ -1,0 +1,107 @@
+package api
+
+import "time"
+
+// ProductDomain is the catalogue category of a registrable top-level domain:
+// its Tld and RetailYearlyUsdCents (a year's registration or renewal).
+const ProductDomain = "domain"
+
+// Domain statuses.
+const (
+	DomainRegistering = "registering" // paid, the registry is being asked
+	DomainActive      = "active"      // registered
+	DomainFailed      = "failed"      // the registry refused; the order was refunded
+	DomainExpired     = "expired"     // past its expiry without renewal
+)
+
+// Domain change statuses: a PATCH of a registry setting is pending until the
+// registry answered, then applied, or failed (nothing changed) with a reason.
+const (
+	ChangePending = "pending"
+	ChangeApplied = "applied"
+	ChangeFailed  = "failed"
+)
+
+// Domain is a registered domain (GET /v1/domains/{id}).
+type Domain struct {
+	ID string `json:"id"`
+	// Name is the ASCII form (A-labels); UnicodeName the Unicode form of an
+	// internationalised name.
+	Name        string `json:"name"`
+	UnicodeName string `json:"unicode_name,omitempty"`
+	Status      string `json:"status"`
+	// StatusReason says why a registration failed.
+	StatusReason string     `json:"status_reason,omitempty"`
+	PeriodYears  int        `json:"period_years"`
+	Nameservers  []string   `json:"nameservers"`
+	AutoRenew    bool       `json:"auto_renew"`
+	TransferLock bool       `json:"transfer_lock"`
+	WhoisPrivacy bool       `json:"whois_privacy"`
+	CreatedAt    time.Time  `json:"created_at"`
+	ExpiresAt    *time.Time `json:"expires_at"`
+	// YearlyUsdCents is what a year's renewal costs (the price it was bought at).
+	YearlyUsdCents int64 `json:"yearly_usd_cents"`
+	// InvoiceID is the registration's invoice.
+	InvoiceID string `json:"invoice_id,omitempty"`
+	// Change is the latest change of a registry setting (nameservers,
+	// transfer lock, WHOIS privacy): pending while the registry is asked,
+	// then applied or failed with the reason.
+	Change *DomainChange `json:"change,omitempty"`
+}
+
+// DomainChange is one PATCH of a domain's registry settings.
+type DomainChange struct {
+	ID           string     `json:"id"`
+	Status       string     `json:"status"`
+	Reason       string     `json:"reason,omitempty"`
+	Nameservers  []string   `json:"nameservers,omitempty"`
+	TransferLock *bool      `json:"transfer_lock,omitempty"`
+	WhoisPrivacy *bool      `json:"whois_privacy,omitempty"`
+	RequestedAt  time.Time  `json:"requested_at"`
+	FinishedAt   *time.Time `json:"finished_at,omitempty"`
+}
+
+// DomainContact is the registrant of a registration (ASCII postal info, as
+// EPP's "int" postal info requires).
+type DomainContact struct {
+	Name   string   `json:"name"`
+	Org    string   `json:"org,omitempty"`
+	Street []string `json:"street"`
+	City   string   `json:"city"`
+	SP     string   `json:"sp,omitempty"`
+	PC     string   `json:"pc,omitempty"`
+	CC     string   `json:"cc"`
+	Voice  string   `json:"voice,omitempty"`
+	Email  string   `json:"email"`
+}
+
+// DomainOrderRequest is POST /v1/domains: a registration bought from the wallet.
+type DomainOrderRequest struct {
+	Name         string        `json:"name"`
+	Years        int           `json:"years"`
+	Nameservers  []string      `json:"nameservers,omitempty"`
+	Contact      DomainContact `json:"contact"`
+	AutoRenew    *bool         `json:"auto_renew,omitempty"`
+	WhoisPrivacy bool          `json:"whois_privacy,omitempty"`
+}
+
+// DomainUpdateRequest is PATCH /v1/domains/{id}; absent fields are unchanged.
+// auto_renew is applied at once (it is ours); the others are pushed to the
+// registry and rolled back if the push fails.
+type DomainUpdateRequest struct {
+	AutoRenew    *bool    `json:"auto_renew,omitempty"`
+	TransferLock *bool    `json:"transfer_lock,omitempty"`
+	WhoisPrivacy *bool    `json:"whois_privacy,omitempty"`
+	Nameservers  []string `json:"nameservers,omitempty"`
+}
+
+// DomainCheck answers GET /v1/domains/check?name=: the registry's answer
+// and, when the TLD is offered, the caller's yearly price.
+type DomainCheck struct {
+	Name           string `json:"name"`
+	UnicodeName    string `json:"unicode_name,omitempty"`
+	Available      bool   `json:"available"`
+	Reason         string `json:"reason,omitempty"`
+	Tld            string `json:"tld"`
+	YearlyUsdCents int64  `json:"yearly_usd_cents"`
+}

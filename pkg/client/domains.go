@@ -1,0 +1,47 @@
+package client
+
+import (
+	"context"
+	"net/url"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// Registered domains (/v1/domains).
+
+// Domains lists the account's registered domains.
+func (c *Client) Domains(ctx context.Context, page, limit int) (api.Page[api.Domain], error) {
+	var p api.Page[api.Domain]
+	return p, c.get(ctx, "/v1/domains"+pageQuery(page, limit), &p)
+}
+
+// Domain returns one domain with its latest change.
+func (c *Client) Domain(ctx context.Context, id string) (api.Domain, error) {
+	var d api.Domain
+	return d, c.get(ctx, "/v1/domains/"+url.PathEscape(id), &d)
+}
+
+// CheckDomain asks the registry whether name can be registered, with the
+// caller's yearly price.
+func (c *Client) CheckDomain(ctx context.Context, name string) (api.DomainCheck, error) {
+	var out api.DomainCheck
+	return out, c.get(ctx, "/v1/domains/check?name="+url.QueryEscape(name), &out)
+}
+
+// RegisterDomain buys a registration from the wallet. The domain comes back
+// active when the registry answered in time, else registering (follow it
+// with Domain). Send an idempotency key so a retry cannot order twice.
+func (c *Client) RegisterDomain(ctx context.Context, req api.DomainOrderRequest, idemKey string) (api.Domain, error) {
+	var out api.Domain
+	_, err := c.Do(ctx, "POST", "/v1/domains", req, &out, idem(idemKey))
+	return out, err
+}
+
+// UpdateDomain changes auto-renew, transfer lock, WHOIS privacy or
+// nameservers; the domain comes back with the change applied, or pending
+// when the registry has not answered yet (a refused change is an error).
+func (c *Client) UpdateDomain(ctx context.Context, id string, req api.DomainUpdateRequest, idemKey string) (api.Domain, error) {
+	var out api.Domain
+	_, err := c.Do(ctx, "PATCH", "/v1/domains/"+url.PathEscape(id), req, &out, idem(idemKey))
+	return out, err
+}
