@@ -356,6 +356,9 @@ func (ss *session) sponsored(tx *bolt.Tx, name string) (*domainRec, error) {
 	if d.ClID != ss.clID {
 		return nil, refuse(eppxml.CodeAuthorization, "domain %s is sponsored by another registrar", name)
 	}
+	if d.Pending != nil {
+		return nil, refuse(eppxml.CodePendingTransfer, "a transfer of %s is pending", name)
+	}
 	return d, nil
 }
 
@@ -393,7 +396,11 @@ func (ss *session) domainInfo(tx *bolt.Tx, q *eppxml.DomainInfo) (answer, error)
 	if err != nil {
 		return answer{}, err
 	}
-	inf := &eppxml.DomainInfData{Name: d.Name, ROID: d.ROID, Status: statusList(d.Status), Registrant: d.Registrant,
+	st := d.Status
+	if d.Pending != nil {
+		st = append(slices.Clone(st), "pendingTransfer")
+	}
+	inf := &eppxml.DomainInfData{Name: d.Name, ROID: d.ROID, Status: statusList(st), Registrant: d.Registrant,
 		Contacts: d.Contacts, NS: eppxml.HostAttrs(d.NS), ClID: d.ClID, CrID: d.CrID, CrDate: fmtTime(d.CrDate),
 		UpID: d.UpID, UpDate: fmtTime(d.UpDate), ExDate: fmtTime(d.ExDate), TrDate: fmtTime(d.TrDate)}
 	if d.ClID == ss.clID || (q.AuthInfo != nil && q.AuthInfo.PW == d.AuthPW) {
@@ -546,70 +553,6 @@ func (ss *session) domainRenew(tx *bolt.Tx, r *eppxml.DomainRenew) (answer, erro
 		return answer{}, err
 	}
 	return answer{resData: &eppxml.ResData{DomainRen: &eppxml.DomainRenData{Name: d.Name, ExDate: fmtTime(d.ExDate)}}}, nil
-}
-
-// domainTransfer completes a correct transfer request at once
-// (serverApproved) and tells the losing registrar through its poll queue.
-// No transfer is ever left pending, so approve, reject and cancel answer
-// 2301.
-func (ss *session) domainTransfer(tx *bolt.Tx, op string, t *eppxml.DomainTransfer) (answer, error) {
-	switch op {
-	case "request":
-	case "approve", "reject", "cancel":
-		if _, err := getDomain(tx, lower(t.Name)); err != nil {
-			return answer{}, err
-		}
-		return answer{}, refuse(eppxml.CodeNotPendingTransfer, "no transfer of %s is pending", lower(t.Name))
-	default:
-		return answer{}, refuse(eppxml.CodeValueSyntax, "transfer op %q", op)
-	}
-	d, err := getDomain(tx, lower(t.Name))
-	if err != nil {
-		return answer{}, err
-	}
-	if d.ClID == ss.clID {
-		return answer{}, refuse(eppxml.CodeNotTransferable, "domain %s is already sponsored by you", d.Name)
-	}
-	if t.AuthInfo == nil || t.AuthInfo.PW == "" || t.AuthInfo.PW != d.AuthPW {
-		return answer{}, refuse(eppxml.CodeInvalidAuthInfo, "wrong auth code for %s", d.Name)
-	}
-	if slices.Contains(d.Status, "clientTransferProhibited") {
-		return answer{}, refuse(eppxml.CodeStatusProhibits, "clientTransferProhibited is set on %s", d.Name)
-	}
-	n, err := years(t.Period, 1)
-	if err != nil {
-		return answer{}, err
-	}
-	now := ss.srv.nowSec()
-	losing := d.ClID
-	d.ClID, d.UpID, d.UpDate, d.TrDate = ss.clID, ss.clID, now, now
-	d.ExDate = d.ExDate.AddDate(n, 0, 0)
-	d.AuthPW = newAuthCode() // the old code moved the domain once; it is spent
-	trn := &eppxml.DomainTrnData{Name: d.Name, TrStatus: "serverApproved", ReID: ss.clID, ReDate: fmtTime(now),
-		AcID: losing, AcDate: fmtTime(now), ExDate: fmtTime(d.ExDate)}
-	d.LastTrn = trn
-	if err := putJSON(tx, bucketDomains, d.Name, d); err != nil {
-		return answer{}, err
-	}
-	if err := queuePoll(tx, losing, pollRec{QDate: now, Msg: "Transfer approved.", Trn: trn}); err != nil {
-		return answer{}, err
-	}
-	return answer{resData: &eppxml.ResData{DomainTrn: trn}}, nil
-}
-
-func (ss *session) transferQuery(tx *bolt.Tx, t *eppxml.DomainTransfer) (answer, error) {
-	d, err := getDomain(tx, lower(t.Name))
-	if err != nil {
-		return answer{}, err
-	}
-	trn := d.LastTrn
-	if trn == nil {
-		return answer{}, refuse(eppxml.CodeNotPendingTransfer, "%s has never been transferred", d.Name)
-	}
-	if d.ClID != ss.clID && trn.AcID != ss.clID && (t.AuthInfo == nil || t.AuthInfo.PW != d.AuthPW) {
-		return answer{}, refuse(eppxml.CodeAuthorization, "not a party to the transfer of %s", d.Name)
-	}
-	return answer{resData: &eppxml.ResData{DomainTrn: trn}}, nil
 }
 
 var clientStatuses = []string{"clientDeleteProhibited", "clientHold", "clientRenewProhibited", "clientTransferProhibited", "clientUpdateProhibited"}

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/internal/eppxml"
+	"github.com/hostplane/hostplane/internal/testpki"
 )
 
 // These tests speak raw EPP frames to the server in-process (the client in
@@ -308,5 +309,112 @@ func TestConfigValidate(t *testing.T) {
 		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), field) {
 			t.Errorf("%s: %v, want an error naming it", field, err)
 		}
+	}
+}
+
+func TestTransferOps(t *testing.T) {
+	r := start(t, func(c *Config) {
+		c.TransferPending = time.Hour
+		c.Clients = map[string]string{testID: testPW, "reg-b": "secret-b1"}
+	})
+	a, b := r.dial(t), r.dial(t)
+	a.login(testID, testPW)
+	b.login("reg-b", "secret-b1")
+	if code, _, _ := a.cmd(create("t.test")); code != 1000 {
+		t.Fatal(code)
+	}
+	op := func(c *conn, op string, auth string) (int, string) {
+		dt := &eppxml.DomainTransfer{Name: "t.test"}
+		if auth != "" {
+			dt.AuthInfo = &eppxml.AuthInfo{PW: auth}
+		}
+		code, _, resp := c.cmd(&eppxml.Command{Transfer: &eppxml.TransferCmd{Op: op, Domain: dt}})
+		st := ""
+		if resp.ResData != nil && resp.ResData.DomainTrn != nil {
+			st = resp.ResData.DomainTrn.TrStatus
+		}
+		return code, st
+	}
+	poll := func(c *conn) string {
+		code, _, resp := c.cmd(&eppxml.Command{Poll: &eppxml.Poll{Op: "req"}})
+		if code != eppxml.CodeAckToDequeue {
+			t.Fatalf("poll: %d", code)
+		}
+		c.cmd(&eppxml.Command{Poll: &eppxml.Poll{Op: "ack", MsgID: resp.MsgQ.ID}})
+		return resp.ResData.DomainTrn.TrStatus
+	}
+	sponsor := func() string {
+		_, _, resp := a.cmd(&eppxml.Command{Info: &eppxml.InfoCmd{Domain: &eppxml.DomainInfo{Name: eppxml.HostsName{Name: "t.test"}}}})
+		return resp.ResData.DomainInf.ClID
+	}
+	if code, st := op(b, "request", "auth-code-1"); code != eppxml.CodePending || st != "pending" {
+		t.Fatalf("request: %d %s", code, st)
+	}
+	if poll(a) != "pending" {
+		t.Fatal("loser not told of the request")
+	}
+	if code, _ := op(b, "request", "auth-code-1"); code != eppxml.CodePendingTransfer {
+		t.Fatalf("second request: %d, want 2300", code)
+	}
+	if code, _ := op(b, "approve", ""); code != eppxml.CodeAuthorization {
+		t.Fatalf("approve by the gainer: %d, want 2201", code)
+	}
+	if code, st := op(a, "reject", ""); code != 1000 || st != "clientRejected" || poll(b) != "clientRejected" || sponsor() != testID {
+		t.Fatalf("reject: %d %s", code, st)
+	}
+	op(b, "request", "auth-code-1")
+	poll(a)
+	if code, st := op(b, "cancel", ""); code != 1000 || st != "clientCancelled" || poll(a) != "clientCancelled" {
+		t.Fatalf("cancel: %d %s", code, st)
+	}
+	op(b, "request", "auth-code-1")
+	poll(a)
+	if code, st := op(a, "approve", ""); code != 1000 || st != "clientApproved" || poll(b) != "clientApproved" || sponsor() != "reg-b" {
+		t.Fatalf("approve: %d %s, sponsor %s", code, st, sponsor())
+	}
+	if code, st := op(b, "query", ""); code != 1000 || st != "clientApproved" {
+		t.Fatalf("query: %d %s", code, st)
+	}
+	if code, _ := op(b, "reject", ""); code != eppxml.CodeNotPendingTransfer {
+		t.Fatalf("reject with nothing pending: %d, want 2301", code)
+	}
+}
+
+// With a client CA, only clients presenting a certificate it signed get a
+// greeting (RFC 5734 mutual authentication).
+func TestClientCertificates(t *testing.T) {
+	ca, foreign := testpki.NewCA(t, "registrars", time.Hour), testpki.NewCA(t, "other", time.Hour)
+	caFile := testpki.WritePEM(t, filepath.Join(t.TempDir(), "ca.pem"), "CERTIFICATE", ca.Cert.Raw)
+	r := start(t, func(c *Config) { c.ClientCAFile = caFile })
+	pemBytes, err := os.ReadFile(filepath.Join(r.cfg.DataDir, "cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	greeted := func(signer *testpki.CA) bool {
+		cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
+		if signer != nil {
+			der, key := signer.Leaf(t, "reg-a", time.Hour, x509.ExtKeyUsageClientAuth)
+			cfg.Certificates = []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}
+		}
+		tc, err := tls.Dial("tcp", r.cfg.Addr, cfg)
+		if err != nil {
+			return false
+		}
+		defer tc.Close()
+		tc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		f, err := eppxml.ReadFrame(tc, eppxml.MaxFrame)
+		if err != nil {
+			return false
+		}
+		e, err := eppxml.Unmarshal(f)
+		return err == nil && e.Greeting != nil
+	}
+	if !greeted(ca) {
+		t.Fatal("a client with a certificate of the client CA got no greeting")
+	}
+	if greeted(nil) || greeted(foreign) {
+		t.Fatal("a client without a certificate of the client CA got a greeting")
 	}
 }

@@ -51,6 +51,10 @@ type Config struct {
 	TLDs []string
 	// Clients maps registrar ids (clID) to passwords.
 	Clients map[string]string
+	// TransferPending is how long a transfer request waits for the losing
+	// registrar before the registry approves it (0: transfers complete at
+	// once).
+	TransferPending time.Duration
 	// IdleTimeout closes a session silent for this long (0: 10 minutes).
 	IdleTimeout time.Duration
 	// Logger receives one line per command (never passwords or auth codes).
@@ -178,6 +182,12 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		}
 		return err
 	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	defer stopSweep()
+	if cfg.TransferPending > 0 {
+		s.wg.Add(1)
+		go s.approveDue(sweepCtx, min(cfg.TransferPending/4+time.Millisecond, time.Second))
+	}
 	s.log.Info("eppd listening", "addr", cfg.Addr, "admin", cfg.AdminAddr, "tlds", strings.Join(cfg.TLDs, ","))
 	if ready != nil {
 		ready(s)
@@ -189,6 +199,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 		admin.Shutdown(sctx)
 		cancel()
 	}
+	stopSweep()
 	s.mu.Lock()
 	s.closing = true
 	ln := s.ln

@@ -39,6 +39,14 @@ type domainRec struct {
 	AuthPW     string                 `json:"auth_pw"`
 	Privacy    bool                   `json:"privacy,omitempty"`
 	LastTrn    *eppxml.DomainTrnData  `json:"last_trn,omitempty"`
+	Pending    *pendingTrn            `json:"pending,omitempty"`
+}
+
+// pendingTrn is a transfer awaiting the losing registrar (or Due).
+type pendingTrn struct {
+	Trn   eppxml.DomainTrnData `json:"trn"`
+	Years int                  `json:"years"`
+	Due   time.Time            `json:"due"`
 }
 
 type contactRec struct {

@@ -32,6 +32,9 @@ type EPPDOptions struct {
 	// IdleTimeout closes sessions idle this long (0: the registry's 10
 	// minutes).
 	IdleTimeout time.Duration
+	// TransferPending keeps transfer requests pending this long for the
+	// losing registrar before the registry approves them (0: at once).
+	TransferPending time.Duration
 }
 
 // The default registrar account of StartEPPD.
@@ -54,6 +57,7 @@ type EPPD struct {
 	Clients  map[string]string
 	TLDs     []string
 	idle     time.Duration
+	trWait   time.Duration
 
 	t    testing.TB
 	bin  string
@@ -78,7 +82,7 @@ func StartEPPD(t testing.TB, o EPPDOptions) *EPPD {
 		t.Fatal(err)
 	}
 	e := &EPPD{t: t, bin: Binary(t, PkgEPPD, BuildOptions{}), dir: dir, DataDir: filepath.Join(dir, "data"),
-		Addr: FreeAddr(t, "tcp"), Clients: o.Clients, TLDs: o.TLDs, idle: o.IdleTimeout}
+		Addr: FreeAddr(t, "tcp"), Clients: o.Clients, TLDs: o.TLDs, idle: o.IdleTimeout, trWait: o.TransferPending}
 	e.CertFile = filepath.Join(e.DataDir, "cert.pem")
 	e.AdminURL = "http://" + FreeAddr(t, "tcp")
 	t.Cleanup(func() {
@@ -114,6 +118,9 @@ func (e *EPPD) Start() {
 	}
 	if e.idle > 0 {
 		args = append(args, "-idle-timeout", e.idle.String())
+	}
+	if e.trWait > 0 {
+		args = append(args, "-transfer-pending", e.trWait.String())
 	}
 	ids := make([]string, 0, len(e.Clients))
 	for id := range e.Clients {

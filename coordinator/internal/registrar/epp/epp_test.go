@@ -385,3 +385,53 @@ func TestKeepAliveAndIdleClose(t *testing.T) {
 		})
 	}
 }
+
+// A registry that keeps transfers pending answers the request with a
+// pending result; the losing registrar sees pendingTransfer and a poll
+// message, cannot change the domain meanwhile, and the registry approves the
+// transfer when its time has passed, telling both.
+func TestPendingTransfer(t *testing.T) {
+	r := framework.StartEPPD(t, framework.EPPDOptions{Clients: map[string]string{idA: pwA, idB: pwB}, TransferPending: time.Second})
+	a, b := dial(t, r, idA, pwA), dial(t, r, idB, pwB)
+	ctx := ctxT(t)
+	d, err := a.Register(ctx, registrar.RegisterRequest{ClTRID: "pt-create", Name: "moving.test", Years: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := b.Transfer(ctx, registrar.TransferRequest{ClTRID: "pt-transfer", Name: "moving.test", AuthCode: d.AuthCode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !tr.Pending || tr.Status != "pending" {
+		t.Fatalf("transfer request: %+v, want pending", tr)
+	}
+	if info, _ := a.Info(ctx, "moving.test"); !slices.Contains(info.Status, "pendingTransfer") || info.Sponsor != idA {
+		t.Fatalf("while pending: %+v", info)
+	}
+	_, err = a.SetLock(ctx, registrar.LockRequest{ClTRID: "pt-lock", Name: "moving.test", Locked: true})
+	mustKind(t, err, registrar.KindRefused, 2300)
+	if m, err := a.Poll(ctx); err != nil || m == nil || m.TransferStatus != "pending" || m.Domain != "moving.test" {
+		t.Fatalf("loser's poll: %+v, %v", m, err)
+	} else if err := a.Ack(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		info, err := b.Info(ctx, "moving.test")
+		if err == nil && info.Sponsor == idB {
+			if !info.Expires.Equal(d.Expires.AddDate(1, 0, 0)) || slices.Contains(info.Status, "pendingTransfer") {
+				t.Fatalf("after approval: %+v", info)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("transfer not approved 10s after a 1s wait: %+v, %v", info, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, c := range []*epp.Client{a, b} {
+		if m, err := c.Poll(ctx); err != nil || m == nil || m.TransferStatus != "serverApproved" {
+			t.Fatalf("poll after approval: %+v, %v", m, err)
+		}
+	}
+}

@@ -36,6 +36,7 @@ func main() {
 	fs.StringVar(&cfg.ClientCAFile, "client-ca", "", "require client certificates signed by these CAs (PEM)")
 	fs.Var(&tlds, "tld", "an offered TLD without the dot (repeatable)")
 	fs.Var(&clients, "client", "a registrar account as clID:password (repeatable)")
+	fs.DurationVar(&cfg.TransferPending, "transfer-pending", 0, "keep transfer requests pending this long for the losing registrar, then approve (0: complete at once)")
 	fs.DurationVar(&cfg.IdleTimeout, "idle-timeout", 10*time.Minute, "close sessions idle this long")
 	verbose := fs.Bool("v", false, "log every command")
 	fs.Parse(os.Args[1:])
