@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,7 +27,9 @@ import (
 //     (HP_BENCH_BASELINE_ATTACHES samples, 3: each costs tens of seconds).
 //   - BenchmarkHandshake: full TLS handshakes/s with a static certificate,
 //     with the variable path (read per handshake) and with the lua cache, on
-//     one nginx, one worker, alternating.
+//     one nginx, one worker, alternating, for three spreads of SNIs over the
+//     node's HP_BENCH_HS_NAMES (1,000) names: one name, Zipf (s = 1) and
+//     uniform; with the nginx worker's CPU time per handshake.
 //   - BenchmarkMemory: nginx's memory (PSS of master and worker) before and
 //     after 1,000 attaches, each handshaken once.
 //
@@ -96,14 +99,22 @@ var (
 func siteName(i int) string { return fmt.Sprintf("d%d.bench.test", i) }
 
 // writeSites writes n certificates straight into the store (the domains a
-// node already serves; no check per file).
+// node already serves; no check per file), in the form Attach writes.
 func writeSites(s *Store, n int) error {
 	for i := range n {
 		c, k, err := SelfSigned(siteName(i), time.Now(), 24*time.Hour)
 		if err != nil {
 			return err
 		}
-		if err := s.write(s.Path(siteName(i)), append(c, k...)); err != nil {
+		pair, err := tls.X509KeyPair(c, k)
+		if err != nil {
+			return err
+		}
+		data, err := bundle(c, pair.PrivateKey)
+		if err != nil {
+			return err
+		}
+		if err := s.write(s.Path(siteName(i)), data); err != nil {
 			return err
 		}
 	}
@@ -116,8 +127,7 @@ func benchLuaNode(b *testing.B) *benchNode {
 	nodeOnce.Do(func() {
 		dir := benchDir(b, "node")
 		addr := freePort(b)
-		st := &Store{CertsDir: filepath.Join(dir, "certs"), GID: wwwDataGID(b), CheckAddr: addr,
-			CtlSocket: filepath.Join(dir, "tls-ctl.sock"), CheckTimeout: 5 * time.Second}
+		st := &Store{CertsDir: filepath.Join(dir, "certs"), GID: wwwDataGID(b), CheckAddr: addr, CheckTimeout: 5 * time.Second}
 		if nodeErr = st.Prepare(); nodeErr != nil {
 			return
 		}
@@ -125,7 +135,7 @@ func benchLuaNode(b *testing.B) *benchNode {
 		if nodeErr = writeSites(st, sites); nodeErr != nil {
 			return
 		}
-		block, err := Render(Conf{Mode: ModeLua, Listen: addr, CertsDir: st.CertsDir, CtlSocket: st.CtlSocket, Body: "ok"})
+		block, err := Render(Conf{Mode: ModeLua, Listen: addr, CertsDir: st.CertsDir, Body: "ok"})
 		if err != nil {
 			nodeErr = err
 			return
@@ -306,19 +316,61 @@ func BenchmarkAttach(b *testing.B) {
 		baseSites, ms(p50), ms(p99), len(d), n.reloads(), baseSites, ms(baseP50), ms(baseP99), baseReloads, float64(baseP50)/float64(p50))
 }
 
-// handshakeRate runs full TLS handshakes (no resumption) with SNI name
-// against addr from 4 goroutines for dur.
-func handshakeRate(b *testing.B, addr, name string, dur time.Duration) float64 {
+// spread picks the SNI of each handshake among the node's names.
+type spread struct {
+	label string
+	pick  func(r *mrand.Rand) string
+}
+
+// spreads: one name (all cache hits once warm), Zipf with s = 1 over names
+// (a few popular sites and a long tail), uniform over names.
+func spreads(names int) []spread {
+	cum := make([]float64, names)
+	total := 0.0
+	for i := range names {
+		total += 1 / float64(i+1)
+		cum[i] = total
+	}
+	return []spread{
+		{"one", func(*mrand.Rand) string { return siteName(1) }},
+		{fmt.Sprintf("zipf%d", names), func(r *mrand.Rand) string {
+			i, _ := slices.BinarySearch(cum, r.Float64()*total)
+			return siteName(min(i, names-1))
+		}},
+		{fmt.Sprintf("uniform%d", names), func(r *mrand.Rand) string { return siteName(r.IntN(names)) }},
+	}
+}
+
+// cpuNS is a process's CPU time so far (schedstat), in ns.
+func cpuNS(b *testing.B, pid string) float64 {
+	b.Helper()
+	data, err := os.ReadFile("/proc/" + pid + "/schedstat")
+	if err != nil {
+		b.Fatal(err)
+	}
+	v, err := strconv.ParseFloat(strings.Fields(string(data))[0], 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return v
+}
+
+// handshakeRate runs full TLS handshakes (no resumption) with SNIs from
+// sp against addr from 4 goroutines for dur, and returns the handshakes/s
+// and the nginx worker's CPU time per handshake (µs).
+func handshakeRate(b *testing.B, addr, worker string, sp spread, dur time.Duration) (rate, cpuUS float64) {
 	b.Helper()
 	var count, fails atomic.Int64
+	cpu0 := cpuNS(b, worker)
 	deadline := time.Now().Add(dur)
 	var wg sync.WaitGroup
-	for range 4 {
+	for g := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cfg := &tls.Config{ServerName: name, InsecureSkipVerify: true} //nolint:gosec // a benchmark of handshakes
+			r := mrand.New(mrand.NewPCG(uint64(g), uint64(time.Now().UnixNano())))
 			for time.Now().Before(deadline) {
+				cfg := &tls.Config{ServerName: sp.pick(r), InsecureSkipVerify: true} //nolint:gosec // a benchmark of handshakes
 				c, err := tls.Dial("tcp", addr, cfg)
 				if err != nil {
 					fails.Add(1)
@@ -333,25 +385,28 @@ func handshakeRate(b *testing.B, addr, name string, dur time.Duration) float64 {
 	if fails.Load() > 0 {
 		b.Fatalf("%d handshakes with %s failed", fails.Load(), addr)
 	}
-	return float64(count.Load()) / dur.Seconds()
+	return float64(count.Load()) / dur.Seconds(), (cpuNS(b, worker) - cpu0) / 1e3 / float64(max(count.Load(), 1))
 }
 
 // BenchmarkHandshake: one nginx, one worker, three listeners (a static
-// certificate, the variable path, the lua cache) over the same files,
-// measured alternately HP_BENCH_HS_ROUNDS (1) times per iteration for HP_BENCH_HS_SECONDS
-// (3) each.
+// certificate, the variable path, the lua cache of DefaultCacheSize) over
+// the same HP_BENCH_HS_NAMES (1,000) files, measured alternately
+// HP_BENCH_HS_ROUNDS (1) times per iteration for HP_BENCH_HS_SECONDS (3)
+// each, for each spread of SNIs. The static listener has one certificate,
+// whatever the SNI: the cost of TLS alone.
 func BenchmarkHandshake(b *testing.B) {
 	nodeBin(b)
 	dir := benchDir(b, "handshake")
-	st := &Store{CertsDir: filepath.Join(dir, "certs"), GID: wwwDataGID(b), CtlSocket: filepath.Join(dir, "tls-ctl.sock")}
+	st := &Store{CertsDir: filepath.Join(dir, "certs"), GID: wwwDataGID(b)}
 	if err := st.Prepare(); err != nil {
 		b.Fatal(err)
 	}
-	if err := writeSites(st, 100); err != nil {
+	names := envInt("HP_BENCH_HS_NAMES", 1000)
+	if err := writeSites(st, names); err != nil {
 		b.Fatal(err)
 	}
 	static, variable, lua := freePort(b), freePort(b), freePort(b)
-	luaBlock, err := Render(Conf{Mode: ModeLua, Listen: lua, CertsDir: st.CertsDir, CtlSocket: st.CtlSocket, Body: "ok"})
+	luaBlock, err := Render(Conf{Mode: ModeLua, Listen: lua, CertsDir: st.CertsDir, Body: "ok"})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -371,26 +426,38 @@ func BenchmarkHandshake(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer n.stop()
+	worker := n.workers(b)
 	rounds := envInt("HP_BENCH_HS_ROUNDS", 1)
 	dur := time.Duration(envInt("HP_BENCH_HS_SECONDS", 3)) * time.Second
-	name := siteName(1)
-	var rs, rv, rl float64
+	type sums struct{ rs, rv, rl, cs, cv, cl float64 }
+	sps := spreads(names)
+	res := make([]sums, len(sps))
 	b.ResetTimer()
 	for range b.N {
 		for range rounds {
-			rs += handshakeRate(b, static, name, dur)
-			rv += handshakeRate(b, variable, name, dur)
-			rl += handshakeRate(b, lua, name, dur)
+			for i, sp := range sps {
+				r := &res[i]
+				v, c := handshakeRate(b, static, worker, sp, dur)
+				r.rs, r.cs = r.rs+v, r.cs+c
+				v, c = handshakeRate(b, variable, worker, sp, dur)
+				r.rv, r.cv = r.rv+v, r.cv+c
+				v, c = handshakeRate(b, lua, worker, sp, dur)
+				r.rl, r.cl = r.rl+v, r.cl+c
+			}
 		}
 	}
+	b.StopTimer()
 	k := float64(b.N * rounds)
-	rs, rv, rl = rs/k, rv/k, rl/k
-	b.ReportMetric(rs, "static-hs/s")
-	b.ReportMetric(rv, "variable-hs/s")
-	b.ReportMetric(rl, "lua-hs/s")
-	b.ReportMetric(rv/rs, "variable/static")
-	b.ReportMetric(rl/rs, "lua/static")
-	b.Logf("full TLS handshakes/s, 1 nginx worker, 4 client goroutines: static %.0f, variable path %.0f (%.2fx), lua cache %.0f (%.2fx)", rs, rv, rv/rs, rl, rl/rs)
+	for i, sp := range sps {
+		r := res[i]
+		rs, rv, rl, cs, cv, cl := r.rs/k, r.rv/k, r.rl/k, r.cs/k, r.cv/k, r.cl/k
+		b.ReportMetric(rs, sp.label+"-static-hs/s")
+		b.ReportMetric(rv/rs, sp.label+"-variable/static")
+		b.ReportMetric(rl/rs, sp.label+"-lua/static")
+		b.ReportMetric(cs/cl, sp.label+"-lua/static-cpu")
+		b.Logf("%s: full TLS handshakes/s, 1 nginx worker, 4 client goroutines: static %.0f, variable path %.0f (%.2fx), lua cache %.0f (%.2fx); worker CPU per handshake static %.0f µs, variable %.0f µs (%.2fx), lua %.0f µs (%.2fx)",
+			sp.label, rs, rv, rv/rs, rl, rl/rs, cs, cv, cs/cv, cl, cs/cl)
+	}
 }
 
 // pss is the proportional set size of nginx's master and workers, in KiB.

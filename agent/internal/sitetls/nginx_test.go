@@ -127,6 +127,12 @@ func launch(dir, conf, addr string) (*testNginx, error) {
 
 func startNginx(tb testing.TB, mode Mode, extraHTTP string) *testNginx {
 	tb.Helper()
+	return startNginxCache(tb, mode, extraHTTP, 0)
+}
+
+// startNginxCache is startNginx with the lua cache's size (0: the default).
+func startNginxCache(tb testing.TB, mode Mode, extraHTTP string, cacheSize int) *testNginx {
+	tb.Helper()
 	nginxBin(tb)
 	if mode == ModeLua {
 		needLua(tb)
@@ -135,13 +141,10 @@ func startNginx(tb testing.TB, mode Mode, extraHTTP string) *testNginx {
 	openDir(tb, dir)
 	addr := freePort(tb)
 	store := &Store{CertsDir: filepath.Join(dir, "certs"), GID: wwwDataGID(tb), CheckAddr: addr, CheckTimeout: 3 * time.Second}
-	if mode == ModeLua {
-		store.CtlSocket = filepath.Join(dir, "tls-ctl.sock")
-	}
 	if err := store.Prepare(); err != nil {
 		tb.Fatal(err)
 	}
-	block, err := Render(Conf{Mode: mode, Listen: addr, CertsDir: store.CertsDir, CtlSocket: store.CtlSocket, Body: "sni=$ssl_server_name host=$host"})
+	block, err := Render(Conf{Mode: mode, Listen: addr, CertsDir: store.CertsDir, Body: "sni=$ssl_server_name host=$host", CacheSize: cacheSize})
 	if err != nil {
 		tb.Fatal(err)
 	}

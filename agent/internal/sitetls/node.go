@@ -96,14 +96,10 @@ func Setup(l hosting.Layout, o Options) (*Node, error) {
 		return nil, err
 	}
 	st := &Store{CertsDir: l.CertsDir(), GID: gid, CheckAddr: check}
-	if mode == ModeLua {
-		// nginx's master creates it as root: only root reaches it.
-		st.CtlSocket = filepath.Join(l.NginxDir(), "tls-ctl.sock")
-	}
 	if err := st.Prepare(); err != nil {
 		return nil, err
 	}
-	block, err := Render(Conf{Mode: mode, Listen: o.Listen, CertsDir: st.CertsDir, SiteConf: l.SiteConf(), CtlSocket: st.CtlSocket})
+	block, err := Render(Conf{Mode: mode, Listen: o.Listen, CertsDir: st.CertsDir, SiteConf: l.SiteConf()})
 	if err != nil {
 		return nil, err
 	}

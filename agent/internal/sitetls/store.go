@@ -12,11 +12,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"time"
 
@@ -34,8 +31,6 @@ type Store struct {
 	GID int
 	// CheckAddr is where nginx's TLS server answers ("127.0.0.1:443").
 	CheckAddr string
-	// CtlSocket is nginx's cache invalidation socket (ModeLua; "" otherwise).
-	CtlSocket string
 	// CheckTimeout bounds the handshake check (5 s when zero).
 	CheckTimeout time.Duration
 
@@ -88,8 +83,12 @@ func ParsePair(name string, chainPEM, keyPEM []byte, now time.Time) (*x509.Certi
 	return leaf, nil
 }
 
-// bundle is the one file nginx reads: the chain, then the key (re-encoded
-// as PKCS#8, so nothing but PEM blocks we produced reaches nginx).
+// bundle is the one file nginx reads: the chain, then the key, re-encoded
+// so nothing but PEM blocks we produced reaches nginx. ECDSA keys are
+// written as SEC 1 ("EC PRIVATE KEY", with the curve) and RSA keys as
+// PKCS #1: the lua cache builds those through libcrypto's direct parsers,
+// which on OpenSSL 3.0 take ~20 us against ~0.6 ms for PKCS #8 through its
+// decoders. Ed25519 stays PKCS #8 (its only form).
 func bundle(chainPEM []byte, key crypto.PrivateKey) ([]byte, error) {
 	var out bytes.Buffer
 	rest := chainPEM
@@ -106,11 +105,24 @@ func bundle(chainPEM []byte, key crypto.PrivateKey) ([]byte, error) {
 			return nil, err
 		}
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
+	var kb *pem.Block
+	switch k := key.(type) {
+	case *ecdsa.PrivateKey:
+		der, err := x509.MarshalECPrivateKey(k)
+		if err != nil {
+			return nil, err
+		}
+		kb = &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
+	case *rsa.PrivateKey:
+		kb = &pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)}
+	default:
+		der, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			return nil, err
+		}
+		kb = &pem.Block{Type: "PRIVATE KEY", Bytes: der}
 	}
-	if err := pem.Encode(&out, &pem.Block{Type: "PRIVATE KEY", Bytes: der}); err != nil {
+	if err := pem.Encode(&out, kb); err != nil {
 		return nil, err
 	}
 	return out.Bytes(), nil
@@ -147,31 +159,24 @@ func (s *Store) Attach(ctx context.Context, name string, chainPEM, keyPEM []byte
 	if err := s.write(path, data); err != nil {
 		return err
 	}
-	if err := s.invalidate(ctx, name); err == nil {
-		err = s.check(ctx, name, leaf.Raw)
-		if err == nil {
-			return nil
-		}
-		s.rollback(ctx, name, path, old, oldErr == nil)
+	if err := s.check(ctx, name, leaf.Raw); err != nil {
+		s.rollback(path, old, oldErr == nil)
 		return err
-	} else {
-		s.rollback(ctx, name, path, old, oldErr == nil)
-		return fmt.Errorf("%w: %v", ErrCheck, err)
 	}
+	return nil
 }
 
-func (s *Store) rollback(ctx context.Context, name, path string, old []byte, had bool) {
+func (s *Store) rollback(path string, old []byte, had bool) {
 	if had {
 		_ = s.write(path, old)
 	} else {
 		_ = os.Remove(path)
 	}
-	_ = s.invalidate(ctx, name)
 }
 
 // Detach removes name's certificate; nginx stops serving it at once (the
 // next handshake finds no file).
-func (s *Store) Detach(ctx context.Context, name string) error {
+func (s *Store) Detach(_ context.Context, name string) error {
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -180,10 +185,7 @@ func (s *Store) Detach(ctx context.Context, name string) error {
 	if err := os.Remove(s.Path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := syncDir(s.CertsDir); err != nil {
-		return err
-	}
-	return s.invalidate(ctx, name)
+	return syncDir(s.CertsDir)
 }
 
 // Has tells whether name has a certificate file.
@@ -245,30 +247,6 @@ func (s *Store) Prepare() error {
 		return err
 	}
 	return s.write(s.Path(DefaultName), data)
-}
-
-// invalidate tells nginx's cache (ModeLua) that name changed.
-func (s *Store) invalidate(ctx context.Context, name string) error {
-	if s.CtlSocket == "" {
-		return nil
-	}
-	c := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", s.CtlSocket)
-	}}, Timeout: s.timeout()}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://nginx/invalidate?name="+name, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("nginx tls cache: %w", err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("nginx tls cache: invalidate %s: %s", name, strconv.Itoa(resp.StatusCode))
-	}
-	return nil
 }
 
 func (s *Store) timeout() time.Duration {

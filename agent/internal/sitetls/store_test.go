@@ -153,7 +153,7 @@ func TestAttachRollback(t *testing.T) {
 			before, _ := os.ReadFile(n.store.Path("a.test"))
 			// The check goes to a server that is not this nginx.
 			other := tlsServer(t)
-			bad := &Store{CertsDir: n.store.CertsDir, GID: n.store.GID, CtlSocket: n.store.CtlSocket, CheckAddr: other, CheckTimeout: time.Second}
+			bad := &Store{CertsDir: n.store.CertsDir, GID: n.store.GID, CheckAddr: other, CheckTimeout: time.Second}
 			c2, k2 := selfSigned(t, "a.test")
 			if err := bad.Attach(ctx, "a.test", c2, k2); !errors.Is(err, ErrCheck) {
 				t.Fatalf("attach checked against the wrong server: %v", err)

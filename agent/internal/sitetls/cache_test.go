@@ -1,0 +1,138 @@
+package sitetls
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// testCA is a root and an intermediate issuing leaves, as an ACME CA does
+// (the chain a node serves is leaf + intermediate).
+type testCA struct {
+	key  crypto.Signer
+	cert *x509.Certificate
+	der  []byte
+}
+
+func newTestCA(t *testing.T) *testCA {
+	t.Helper()
+	rootKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "hp test root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	rootDER, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &rootKey.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := x509.ParseCertificate(rootDER)
+	interKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tpl.SerialNumber, tpl.Subject = big.NewInt(2), pkix.Name{CommonName: "hp test intermediate"}
+	interDER, err := x509.CreateCertificate(rand.Reader, tpl, root, &interKey.PublicKey, rootKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inter, _ := x509.ParseCertificate(interDER)
+	return &testCA{key: interKey, cert: inter, der: interDER}
+}
+
+// issue returns name's chain (leaf, intermediate) and key as PEM.
+func (ca *testCA) issue(t *testing.T, name string, key crypto.Signer) (chainPEM, keyPEM []byte) {
+	t.Helper()
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 100))
+	tpl := &x509.Certificate{SerialNumber: serial, Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, ca.cert, key.Public(), ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chainPEM = append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.der})...)
+	return chainPEM, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+// TestLuaCacheBounded: with a per-worker cache of 2 entries, 6 names with
+// ECDSA, RSA and Ed25519 keys, all chained through one intermediate, are
+// each served their own leaf and the intermediate, round after round while
+// they are evicted and read again; a renewal of a cached name is served at
+// once. Each key reaches nginx in the form its fast parser reads.
+func TestLuaCacheBounded(t *testing.T) {
+	n := startNginxCache(t, ModeLua, "", 2)
+	ca := newTestCA(t)
+	ctx := context.Background()
+	ec := func() crypto.Signer { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
+	ec384 := func() crypto.Signer { k, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader); return k }
+	rsaKey := func() crypto.Signer { k, _ := rsa.GenerateKey(rand.Reader, 2048); return k }
+	edKey := func() crypto.Signer { _, k, _ := ed25519.GenerateKey(rand.Reader); return k }
+	sites := []struct {
+		name, block string
+		key         func() crypto.Signer
+	}{
+		{"ec1.test", "EC PRIVATE KEY", ec}, {"ec2.test", "EC PRIVATE KEY", ec}, {"ec3.test", "EC PRIVATE KEY", ec384},
+		{"rsa.test", "RSA PRIVATE KEY", rsaKey}, {"ed.test", "PRIVATE KEY", edKey}, {"ec4.test", "EC PRIVATE KEY", ec},
+	}
+	leaves := map[string][]byte{}
+	for _, s := range sites {
+		c, k := ca.issue(t, s.name, s.key())
+		if err := n.store.Attach(ctx, s.name, c, k); err != nil {
+			t.Fatalf("attach %s: %v\n%s", s.name, err, n.errorLog())
+		}
+		leaves[s.name] = leafDER(t, c)
+		file, err := os.ReadFile(n.store.Path(s.name))
+		if err != nil || !strings.Contains(string(file), "-----BEGIN "+s.block+"-----") {
+			t.Fatalf("%s: the file's key is not a %s block (%v)", s.name, s.block, err)
+		}
+	}
+	served := func(name string) (leaf, inter []byte) {
+		t.Helper()
+		d := tls.Dialer{Config: &tls.Config{ServerName: name, InsecureSkipVerify: true}} //nolint:gosec // compared by bytes
+		c, err := d.DialContext(ctx, "tcp", n.addr)
+		if err != nil {
+			t.Fatalf("SNI %s: %v\n%s", name, err, n.errorLog())
+		}
+		defer c.Close()
+		pc := c.(*tls.Conn).ConnectionState().PeerCertificates
+		if len(pc) != 2 {
+			t.Fatalf("SNI %s: %d certificates served, want leaf + intermediate", name, len(pc))
+		}
+		return pc[0].Raw, pc[1].Raw
+	}
+	for round := range 3 {
+		for _, s := range sites {
+			leaf, inter := served(s.name)
+			if !bytes.Equal(leaf, leaves[s.name]) || !bytes.Equal(inter, ca.der) {
+				t.Fatalf("round %d: SNI %s was not served its own chain", round, s.name)
+			}
+		}
+	}
+	// ec4.test was handshaken last, so it is in the cache: a renewal is
+	// served on the next handshake.
+	c, k := ca.issue(t, "ec4.test", ec())
+	if err := n.store.Attach(ctx, "ec4.test", c, k); err != nil {
+		t.Fatal(err)
+	}
+	if leaf, _ := served("ec4.test"); !bytes.Equal(leaf, leafDER(t, c)) {
+		t.Fatal("the renewed ec4.test is not served")
+	}
+	if strings.Contains(n.errorLog(), "[error]") || strings.Contains(n.errorLog(), "[alert]") {
+		t.Fatalf("nginx logged errors:\n%s", n.errorLog())
+	}
+}
