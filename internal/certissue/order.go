@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/go-acme/lego/v5/acme"
@@ -33,6 +35,37 @@ func NewCertKey() ([]byte, error) {
 // recorded never issues a certificate.
 type OrderCreated func(ctx context.Context, orderURL, note string) error
 
+// ErrResumeOrder marks an error after which the order is to be resumed by
+// its URL, not placed again (which could issue a second certificate): the
+// order was finalized (or found processing or valid), so the CA issues or
+// issued its certificate; or the recorded order could not be fetched for
+// another reason than the server refusing it (a network error, a 5xx, a
+// rate limit).
+var ErrResumeOrder = errors.New("acme: the order is to be resumed")
+
+// resumeError reads as err and is also ErrResumeOrder.
+type resumeError struct{ err error }
+
+func (e resumeError) Error() string   { return e.err.Error() }
+func (e resumeError) Unwrap() []error { return []error{e.err, ErrResumeOrder} }
+
+// refused tells whether the ACME server answered a request with a client
+// error other than a rate limit: it does not know or will not serve that
+// order. A 4xx without a problem document (pebble's 404 for an unknown
+// order) reaches here only as lego's "<status> :: <method> :: …" text.
+func refused(err error) bool {
+	status := 0
+	var p *acme.ProblemDetails
+	if errors.As(err, &p) {
+		status = p.HTTPStatus
+	} else if m := bareStatusRE.FindStringSubmatch(err.Error()); m != nil {
+		status, _ = strconv.Atoi(m[1])
+	}
+	return status >= 400 && status < 500 && status != http.StatusTooManyRequests
+}
+
+var bareStatusRE = regexp.MustCompile(`^([0-9]{3}) ::`)
+
 // orderPoll is how often an order or authorization in progress is fetched.
 const orderPoll = 300 * time.Millisecond
 
@@ -42,6 +75,10 @@ const orderPoll = 300 * time.Millisecond
 // finalized with keyPEM's CSR, awaited, its certificate downloaded), else
 // through a new order announced to created first. A leader that took over
 // another's order thus finishes that very order: one certificate per order.
+// An error once the order is finalized, or while fetching the recorded
+// order (other than the server refusing it), is also ErrResumeOrder; not an
+// order that turned invalid or was finalized with another key (it cannot
+// give this key a certificate).
 func (i *Issuer) ObtainOrder(ctx context.Context, domain string, keyPEM []byte, orderURL string, replaces *x509.Certificate, created OrderCreated) (*Issued, error) {
 	if ascii, err := validate.Domain(domain); err != nil || ascii != domain {
 		return nil, fmt.Errorf("%w: acme: domain %q is not a validated ASCII domain", validate.ErrInvalid, domain)
@@ -67,6 +104,8 @@ func (i *Issuer) ObtainOrder(ctx context.Context, domain string, keyPEM []byte, 
 	if orderURL != "" {
 		o, gerr := core.Orders.Get(ctx, orderURL)
 		switch {
+		case gerr != nil && ctx.Err() == nil && !refused(gerr):
+			return nil, resumeError{fmt.Errorf("acme: the recorded order %s of %s: %w", orderURL, domain, gerr)}
 		case gerr != nil:
 			note = fmt.Sprintf("the recorded ACME order %s cannot be fetched (%v): ordered anew", orderURL, gerr)
 		case o.Status == acme.StatusInvalid:
@@ -102,6 +141,13 @@ func (i *Issuer) ObtainOrder(ctx context.Context, domain string, keyPEM []byte, 
 		}
 	}
 	loc := ord.Location
+	finalized := false
+	fail := func(err error) error {
+		if finalized {
+			return resumeError{err}
+		}
+		return err
+	}
 	for {
 		switch ord.Status {
 		case acme.StatusPending:
@@ -114,20 +160,23 @@ func (i *Issuer) ObtainOrder(ctx context.Context, domain string, keyPEM []byte, 
 				return nil, err
 			}
 			// Another leader may have finalized it meanwhile: the order is
-			// fetched again either way.
+			// fetched again either way. From here on the CA may issue.
+			finalized = true
 			_, _ = core.Orders.UpdateForCSR(ctx, ord.Finalize, csr)
 		case acme.StatusProcessing:
+			finalized = true
 			if err := sleep(ctx, orderPoll); err != nil {
-				return nil, err
+				return nil, fail(err)
 			}
 		case acme.StatusValid:
+			finalized = true
 			raw, err := core.Certificates.Get(ctx, ord.Certificate, true)
 			if err != nil {
-				return nil, fmt.Errorf("acme: certificate of %s (%s): %w", domain, ord.Certificate, err)
+				return nil, fail(fmt.Errorf("acme: certificate of %s (%s): %w", domain, ord.Certificate, err))
 			}
 			certs, err := certcrypto.ParsePEMBundle(raw.Cert)
 			if err != nil {
-				return nil, fmt.Errorf("acme: certificate for %s: %w", domain, err)
+				return nil, fail(fmt.Errorf("acme: certificate for %s: %w", domain, err))
 			}
 			if !samePublicKey(certs[0], key) {
 				return nil, fmt.Errorf("acme: order %s of %s was finalized with another key than the recorded one", loc, domain)
@@ -138,7 +187,7 @@ func (i *Issuer) ObtainOrder(ctx context.Context, domain string, keyPEM []byte, 
 		}
 		o, err := core.Orders.Get(ctx, loc)
 		if err != nil {
-			return nil, fmt.Errorf("acme: order %s of %s: %w", loc, domain, err)
+			return nil, fail(fmt.Errorf("acme: order %s of %s: %w", loc, domain, err))
 		}
 		ord = o
 		ord.Location = loc

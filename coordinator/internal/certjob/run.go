@@ -139,8 +139,12 @@ func (r *Runner) Run(ctx context.Context, o Order) error {
 			failures = d.Cert.Failures + 1
 		}
 		at := r.Now()
+		// Once the order is finalized the CA issues its certificate (and a
+		// recorded order that could not be fetched may be so): the order
+		// stays recorded and the retry resumes it by its URL.
 		if perr := r.State.Propose(ctx, fsm.CmdCertFailed, fsm.CertFailed{HostingID: d.HostingID, Domain: d.Domain,
-			OrderID: orderID, Reason: err.Error(), RetryAt: certissue.RetryAfter(failures, at)}); perr != nil {
+			OrderID: orderID, Reason: err.Error(), RetryAt: certissue.RetryAfter(failures, at),
+			KeepOrder: errors.Is(err, certissue.ErrResumeOrder)}); perr != nil {
 			return errors.Join(err, perr)
 		}
 		return err

@@ -228,12 +228,17 @@ type CertIssued struct {
 // CertFailed records that the order OrderID failed (Reason: the ACME
 // server's or the node's error, no secret) and is tried again at RetryAt
 // (certissue.RetryAfter of the failures, computed by the proposer).
+// KeepOrder (certissue.ErrResumeOrder: the order was finalized, so the CA
+// issues its certificate, or could not be fetched) keeps the order
+// recorded, its URL and key, in flight until RetryAt: the retry resumes it
+// by its URL and fetches that certificate instead of ordering a second one.
 type CertFailed struct {
 	HostingID string    `json:"hosting_id"`
 	Domain    string    `json:"domain"`
 	OrderID   string    `json:"order_id"`
 	Reason    string    `json:"reason"`
 	RetryAt   time.Time `json:"retry_at"`
+	KeepOrder bool      `json:"keep_order,omitempty"`
 }
 
 // CertRetry makes a failed certificate due now. The proposer checked
@@ -363,12 +368,30 @@ func applyCertIssued(c *applyCtx, p CertIssued) (any, error) {
 }
 
 func applyCertFailed(c *applyCtx, p CertFailed) (any, error) {
-	d, err := c.orderOf(p.HostingID, p.Domain, p.OrderID)
+	var d store.CustomDomain
+	var err error
+	if p.KeepOrder {
+		d, err = c.certDomain(p.HostingID, p.Domain)
+		if err == nil && (d.Cert.OrderID == "" || d.Cert.OrderID != p.OrderID) {
+			err = fmt.Errorf("%w: order %s of %s is not the one in flight", ErrConflict, p.OrderID, p.Domain)
+		}
+		if err == nil && d.Cert.OrderURL == "" {
+			err = fmt.Errorf("%w: order %s of %s has no recorded URL to resume", ErrConflict, p.OrderID, p.Domain)
+		}
+	} else {
+		d, err = c.orderOf(p.HostingID, p.Domain, p.OrderID)
+	}
 	if err != nil {
 		return nil, err
 	}
 	s := d.Cert
 	reason := boundReason(p.Reason)
+	if p.KeepOrder {
+		// The order stays in flight, taken over (resumed by its URL) at
+		// RetryAt by whoever leads then.
+		s.OrderUntil = p.RetryAt
+		s.OrderNote = boundReason("the order is resumed at " + p.RetryAt.UTC().Format(time.RFC3339) + " after: " + p.Reason)
+	}
 	var recent []time.Time
 	for _, f := range s.FailedAt {
 		if f.After(c.at.Add(-time.Hour)) {

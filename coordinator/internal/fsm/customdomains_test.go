@@ -84,7 +84,9 @@ func TestCustomDomains(t *testing.T) {
 // in flight records its result; a key in plain text is refused; a failure
 // counts with its back-off and reason, an issue clears them; a retry makes
 // the certificate due now; the replicas agree.
-func TestCustomDomainCertificate(t *testing.T) {
+// shopHarness is a hosting account hst_a on node hv-1 with the custom
+// domain shop.example set (not verified).
+func shopHarness(t *testing.T) *whHarness {
 	h := newServerHarness(t)
 	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: 103})
 	a := store.HostingAccount{HostingAccount: api.HostingAccount{ID: "hst_a", Username: "ada", Domain: "ada.example", Plan: "p", PHPVersion: "8.2"},
@@ -93,6 +95,11 @@ func TestCustomDomainCertificate(t *testing.T) {
 		Command: api.ActionHostingCreate, ResourceID: "hst_a"}, NodeID: "hv-1", Target: "ada", Deadline: h.at.Add(time.Hour), NeedsSecret: true}})
 	h.must(CmdActionFinish, ActionFinish{ID: "act_a", Success: true})
 	h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example", Token: "t1"})
+	return h
+}
+
+func TestCustomDomainCertificate(t *testing.T) {
+	h := shopHarness(t)
 
 	start := func(id string) (any, error) {
 		return h.apply(CmdCertOrderStart, CertOrderStart{HostingID: "hst_a", Domain: "shop.example", OrderID: id, Until: h.at.Add(5 * time.Minute)})
@@ -182,6 +189,52 @@ func TestCustomDomainCertificate(t *testing.T) {
 	d = customDomainOf(t, h, "hst_a")
 	if d.Cert.Failures != 0 || d.Cert.FailedAt != nil || d.Cert.SealedKey != "v1:sealed" {
 		t.Fatalf("issued state: %+v", d.Cert)
+	}
+	if a, b := bucketDump(h.fsms[0], store.BucketCustomDomains), bucketDump(h.fsms[1], store.BucketCustomDomains); string(a) != string(b) {
+		t.Fatal("replicas differ")
+	}
+}
+
+// TestCertFailedKeepsTheOrder: a failure after the order was finalized
+// (KeepOrder) keeps the order, its URL and sealed key, in flight until the
+// retry time, failures counted, the status pending with why; only the order
+// in flight, and only one with a recorded URL, can be kept; the certificate
+// of the resumed order then clears it. Replicas stay identical.
+func TestCertFailedKeepsTheOrder(t *testing.T) {
+	h := shopHarness(t)
+	h.must(CmdCustomDomainVerified, CustomDomainVerified{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example"})
+	h.must(CmdCertOrderStart, CertOrderStart{HostingID: "hst_a", Domain: "shop.example", OrderID: "o1", Until: h.at.Add(10 * time.Minute),
+		Owner: "lead_a", SealedKey: "v1:sealed"})
+	retryAt := h.at.Add(time.Minute)
+	keep := func(id string) (any, error) {
+		return h.apply(CmdCertFailed, CertFailed{HostingID: "hst_a", Domain: "shop.example", OrderID: id,
+			Reason: "acme: certificate of shop.example: connection reset", RetryAt: retryAt, KeepOrder: true})
+	}
+	if _, err := keep("o1"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("an order without a URL kept: %v", err)
+	}
+	h.must(CmdCertOrderStart, CertOrderStart{HostingID: "hst_a", Domain: "shop.example", OrderID: "o1", Until: h.at.Add(10 * time.Minute),
+		Owner: "lead_a", OrderURL: "https://ca.test/order/1"})
+	if _, err := keep("o2"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("an order not in flight kept: %v", err)
+	}
+	out, err := keep("o1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := out.(api.CustomDomain).Certificate
+	if c.Status != api.CertificatePending || !strings.Contains(c.Reason, "resumed at") || !strings.Contains(c.Reason, "connection reset") {
+		t.Fatalf("status of the kept order: %+v", c)
+	}
+	d := customDomainOf(t, h, "hst_a")
+	if s := d.Cert; s.OrderID != "o1" || s.OrderURL != "https://ca.test/order/1" || s.OrderKey != "v1:sealed" || s.OrderOwner != "lead_a" ||
+		!s.OrderUntil.Equal(retryAt) || s.Failures != 1 || !s.RetryAt.Equal(retryAt) {
+		t.Fatalf("kept order: %+v", s)
+	}
+	h.must(CmdCertIssued, CertIssued{HostingID: "hst_a", Domain: "shop.example", OrderID: "o1", Chain: "-----BEGIN CERTIFICATE-----\n…",
+		SealedKey: "v1:sealed", NotAfter: h.at.Add(90 * 24 * time.Hour), RenewAt: h.at.Add(60 * 24 * time.Hour)})
+	if s := customDomainOf(t, h, "hst_a").Cert; s.OrderID != "" || s.OrderURL != "" || s.Failures != 0 {
+		t.Fatalf("after the resumed order's certificate: %+v", s)
 	}
 	if a, b := bucketDump(h.fsms[0], store.BucketCustomDomains), bucketDump(h.fsms[1], store.BucketCustomDomains); string(a) != string(b) {
 		t.Fatal("replicas differ")
