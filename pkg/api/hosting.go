@@ -121,8 +121,11 @@ type HostingAccount struct {
 	Quota      HostingQuota      `json:"quota"`
 	Connection HostingConnection `json:"connection"`
 	ActionID   string            `json:"action_id,omitempty"` // the action in progress
-	CreatedAt  time.Time         `json:"created_at"`
-	UpdatedAt  time.Time         `json:"updated_at"`
+	// PaidUntil is the end of the period paid for (accounts bought with
+	// POST /v1/hosting; absent for accounts an operator placed).
+	PaidUntil *time.Time `json:"paid_until,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	UpdatedAt time.Time  `json:"updated_at"`
 	// CustomDomain is the account's custom domain with its certificate
 	// status (GET /v1/hosting/:id only; never stored with the account).
 	CustomDomain *HostingCustomDomain `json:"custom_domain,omitempty"`
@@ -175,4 +178,25 @@ type AdminHostingAccount struct {
 	HostingAccount
 	AccountID string `json:"account_id"`
 	NodeID    string `json:"node_id"`
+}
+
+// HostingOrderRequest is POST /v1/hosting: a hosting account bought from the
+// wallet (plan_slug is a hosting product of GET /v1/products).
+type HostingOrderRequest struct {
+	PlanSlug   string `json:"plan_slug"`
+	Domain     string `json:"domain"`
+	Username   string `json:"username"`
+	PHPVersion string `json:"php_version,omitempty"`
+	Location   string `json:"location,omitempty"`
+}
+
+// HostingOrder answers POST /v1/hosting: the account, its provisioning
+// action, the paid invoice and the SFTP and database passwords (only in this
+// response).
+type HostingOrder struct {
+	Hosting      HostingAccount `json:"hosting"`
+	Action       Action         `json:"action"`
+	Invoice      Invoice        `json:"invoice"`
+	SFTPPassword string         `json:"sftp_password,omitempty"`
+	DBPassword   string         `json:"db_password,omitempty"`
 }

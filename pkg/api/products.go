@@ -15,6 +15,9 @@ type ProductSpecs struct {
 	RAMMB     uint64 `json:"ram_mb"`
 	DiskGB    uint64 `json:"disk_gb"`
 	TrafficGB uint64 `json:"traffic_gb,omitempty"`
+	// Hosting is a hosting product's quotas (PHP workers and memory, limits,
+	// disk).
+	Hosting *HostingPlan `json:"hosting,omitempty"`
 }
 
 // Product is an orderable plan as a customer sees it (GET /v1/products):
@@ -106,8 +109,8 @@ type ServerOrder struct {
 	RootPassword string  `json:"root_password,omitempty"`
 }
 
-// ServerQuote answers POST /v1/servers/quote: what the same order would cost
-// now, without ordering.
+// ServerQuote answers POST /v1/servers/quote and POST /v1/hosting/quote:
+// what the same order would cost now, without ordering.
 type ServerQuote struct {
 	PlanSlug              string `json:"plan_slug"`
 	RetailMonthlyUsdCents int64  `json:"retail_monthly_usd_cents"`

@@ -24,8 +24,9 @@ type WebhookEventInfo struct {
 // ever added. It was written whole with webhook delivery (the invoice, wallet
 // and ticket events emitted from the start); the server.* events are emitted
 // since the Servers API, server.ptr.changed since reverse DNS, server.suspended
-// since renewals (the renewal sweep's suspension for non-payment).
-// domain.registered is emitted since domain registration, which added
+// since renewals (the renewal sweep's suspension for non-payment);
+// server.unsuspended, hosting.suspended and hosting.unsuspended since hosting
+// orders. domain.registered is emitted since domain registration, which added
 // domain.renewed and domain.expiring (the renewal job's reminders).
 type WebhookEvent string
 
@@ -37,7 +38,10 @@ const (
 	EventServerTerminated      WebhookEvent = "server.terminated"
 	EventServerSuspended       WebhookEvent = "server.suspended"
 	EventServerPTRChanged      WebhookEvent = "server.ptr.changed"
+	EventServerUnsuspended     WebhookEvent = "server.unsuspended"
 	EventHostingCreated        WebhookEvent = "hosting.created"
+	EventHostingSuspended      WebhookEvent = "hosting.suspended"
+	EventHostingUnsuspended    WebhookEvent = "hosting.unsuspended"
 	EventInvoiceCreated        WebhookEvent = "invoice.created"
 	EventInvoicePaid           WebhookEvent = "invoice.paid"
 	EventWalletDepositReceived WebhookEvent = "wallet.deposit.received"
@@ -56,7 +60,10 @@ var WebhookEvents = []WebhookEventInfo{
 	{Name: string(EventServerTerminated), Description: "A server was terminated.", Payload: []string{"serverId"}, Emitted: true},
 	{Name: string(EventServerSuspended), Description: "A server was suspended (e.g. expiry).", Payload: []string{"serverId", "reason"}, Emitted: true},
 	{Name: string(EventServerPTRChanged), Description: "A reverse-DNS (PTR) record was set or cleared; ptr is null when cleared.", Payload: []string{"serverId", "ip", "ptr"}, Emitted: true},
+	{Name: string(EventServerUnsuspended), Description: "A server's suspension was lifted (its renewal paid, or an operator).", Payload: []string{"serverId"}, Emitted: true},
 	{Name: string(EventHostingCreated), Description: "A web-hosting account finished provisioning.", Payload: []string{"hostingId", "username", "domain", "status"}, Emitted: true},
+	{Name: string(EventHostingSuspended), Description: "A web-hosting account was suspended (e.g. expiry).", Payload: []string{"hostingId", "domain", "reason"}, Emitted: true},
+	{Name: string(EventHostingUnsuspended), Description: "A web-hosting account's suspension was lifted (its renewal paid, or an operator).", Payload: []string{"hostingId", "domain"}, Emitted: true},
 	{Name: string(EventInvoiceCreated), Description: "A new invoice was issued (any source: order, renewal, admin).", Payload: []string{"invoiceId", "invoiceNumber", "status", "totalUsdCents", "currency"}, Emitted: true},
 	{Name: string(EventInvoicePaid), Description: "An invoice transitioned to paid.", Payload: []string{"invoiceId", "invoiceNumber", "totalUsdCents", "currency"}, Emitted: true},
 	{Name: string(EventWalletDepositReceived), Description: "A wallet top-up was credited.", Payload: []string{"amountUsdCents", "gateway", "transactionId"}, Emitted: true},

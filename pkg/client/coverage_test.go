@@ -87,6 +87,14 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		_, err := c.OrderServer(ctx, api.ServerOrderRequest{PlanSlug: "vps-2", Hostname: "web-1", OSTemplate: "debian-12"}, "k")
 		return err
 	},
+	"quoteHosting": func(ctx context.Context, c *client.Client) error {
+		_, err := c.QuoteHosting(ctx, api.HostingOrderRequest{PlanSlug: "web-1", Domain: "shop.example.com", Username: "shop"})
+		return err
+	},
+	"orderHosting": func(ctx context.Context, c *client.Client) error {
+		_, err := c.OrderHosting(ctx, api.HostingOrderRequest{PlanSlug: "web-1", Domain: "shop.example.com", Username: "shop"}, "k")
+		return err
+	},
 	"getWallet": func(ctx context.Context, c *client.Client) error { _, err := c.Wallet(ctx); return err },
 	"listWalletTransactions": func(ctx context.Context, c *client.Client) error {
 		_, err := c.WalletTransactions(ctx, 1, 20)

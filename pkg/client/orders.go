@@ -58,3 +58,18 @@ func (c *Client) QuoteServer(ctx context.Context, req api.ServerOrderRequest) (a
 	_, err := c.Do(ctx, "POST", "/v1/servers/quote", req, &out, nil)
 	return out, err
 }
+
+// OrderHosting buys a hosting account from the wallet (POST /v1/hosting); an
+// idemKey makes a retry safe. The passwords are in the first answer only.
+func (c *Client) OrderHosting(ctx context.Context, req api.HostingOrderRequest, idemKey string) (api.HostingOrder, error) {
+	var out api.HostingOrder
+	_, err := c.Do(ctx, "POST", "/v1/hosting", req, &out, idem(idemKey))
+	return out, err
+}
+
+// QuoteHosting prices a hosting order without ordering.
+func (c *Client) QuoteHosting(ctx context.Context, req api.HostingOrderRequest) (api.ServerQuote, error) {
+	var out api.ServerQuote
+	_, err := c.Do(ctx, "POST", "/v1/hosting/quote", req, &out, nil)
+	return out, err
+}

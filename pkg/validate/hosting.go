@@ -3,6 +3,8 @@ package validate
 import (
 	"regexp"
 	"slices"
+
+	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // Hosting usernames: a Linux user, a MariaDB user and database, an SFTP login
@@ -62,3 +64,21 @@ func PHPVersion(s string) error {
 }
 
 var phpVersionRE = regexp.MustCompile(`^[5-9]\.[0-9]{1,2}$`)
+
+// HostingPlan checks a hosting plan's limits (a product's specs.hosting, an
+// account's plan on the node); errors name the limit.
+func HostingPlan(p api.HostingPlan) error {
+	switch {
+	case p.PHPWorkers < 1 || p.PHPWorkers > 64:
+		return invalid("php_workers must be 1-64")
+	case p.PHPMemoryMiB < 16 || p.PHPMemoryMiB > 4096:
+		return invalid("php_memory_mib must be 16-4096")
+	case p.MaxExecutionSeconds < 1 || p.MaxExecutionSeconds > 3600:
+		return invalid("max_execution_seconds must be 1-3600")
+	case p.UploadMiB < 1 || p.UploadMiB > 4096:
+		return invalid("upload_mib must be 1-4096")
+	case p.DiskMiB < 1:
+		return invalid("disk_mib must be at least 1")
+	}
+	return nil
+}

@@ -1,8 +1,9 @@
-// Package orders checks the money path of POST /v1/servers through /v1 on
-// three hostplane-coordinator processes (tests/framework) with a scripted
-// agent node (real sessions; every action succeeds): concurrent orders never
+// Package orders checks the money path of POST /v1/servers and POST
+// /v1/hosting through /v1 on three hostplane-coordinator processes
+// (tests/framework) with a scripted agent node (real sessions; every action
+// succeeds but a hosting.create for a fail- domain): concurrent orders never
 // overdraw the wallet, an Idempotency-Key orders once, bad input changes
-// nothing.
+// nothing, a failed provisioning is refunded.
 package orders
 
 import (
@@ -39,7 +40,7 @@ func newRig(t testing.TB) *rig {
 		RaftTimeout: 500 * time.Millisecond, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	acc, key, err := c.NewAccount(ctx, "orders@example.com", api.ScopeAccountRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeBillingRead, api.ScopeTicketsWrite)
+	acc, key, err := c.NewAccount(ctx, "orders@example.com", api.ScopeAccountRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeBillingRead, api.ScopeTicketsWrite, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeServersDestroy, api.ScopeHostingDestroy)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func newRig(t testing.TB) *rig {
 		t.Fatal(err)
 	}
 	framework.StartSim(t, framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{}),
-		"-coordinator", c.AgentAddrs()[0], "-token", tok.Token, "-node", "orders-node-1", "-dir", t.TempDir(), "-kvm")
+		"-coordinator", c.AgentAddrs()[0], "-token", tok.Token, "-node", "orders-node-1", "-dir", t.TempDir(), "-kvm", "-hosting")
 	c.WaitNode("orders-node-1", 30*time.Second, "ready and connected", func(n api.AgentNode) bool {
 		return n.State == api.AgentNodeReady && n.Connected
 	})

@@ -149,19 +149,10 @@ func invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", validate.ErrInvalid, fmt.Sprintf(format, a...))
 }
 
-// CheckPlan validates a plan's limits.
+// CheckPlan validates a plan's limits (validate.HostingPlan).
 func CheckPlan(p api.HostingPlan) error {
-	switch {
-	case p.PHPWorkers < 1 || p.PHPWorkers > 64:
-		return invalid("plan php_workers must be 1-64")
-	case p.PHPMemoryMiB < 16 || p.PHPMemoryMiB > 4096:
-		return invalid("plan php_memory_mib must be 16-4096")
-	case p.MaxExecutionSeconds < 1 || p.MaxExecutionSeconds > 3600:
-		return invalid("plan max_execution_seconds must be 1-3600")
-	case p.UploadMiB < 1 || p.UploadMiB > 4096:
-		return invalid("plan upload_mib must be 1-4096")
-	case p.DiskMiB < 1:
-		return invalid("plan disk_mib must be at least 1")
+	if err := validate.HostingPlan(p); err != nil {
+		return invalid("plan %s", validate.Reason(err))
 	}
 	return nil
 }

@@ -18,12 +18,13 @@ func newProductCmd(g *globals) *cobra.Command {
 	put := func(create bool) *cobra.Command {
 		var req api.ProductRequest
 		var names []string
+		var quota api.HostingPlan
 		verb, short := "update", "Replace a product's details and price (new orders pay it; running periods keep theirs)"
 		if create {
 			verb, short = "create", "Add a product to the catalogue"
 		}
 		c := &cobra.Command{
-			Use:   verb + " SLUG --category vps|hosting --name NAME --price CENTS [--vcpu N --ram-mb N --disk-gb N]",
+			Use:   verb + " SLUG --category vps|hosting --name NAME --price CENTS [--vcpu N --ram-mb N --disk-gb N] [--php-workers N --disk-mib N …]",
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(c *cobra.Command, args []string) error {
@@ -39,6 +40,9 @@ func newProductCmd(g *globals) *cobra.Command {
 						req.Names = map[string]string{}
 					}
 					req.Names[lang] = name
+				}
+				if req.Category == api.ProductHosting {
+					req.Specs.Hosting = &quota
 				}
 				call := g.admin().UpdateProduct
 				if create {
@@ -60,6 +64,11 @@ func newProductCmd(g *globals) *cobra.Command {
 		f.Uint64Var(&req.Specs.RAMMB, "ram-mb", 0, "memory in MiB (vps)")
 		f.Uint64Var(&req.Specs.DiskGB, "disk-gb", 0, "disk in GiB")
 		f.Uint64Var(&req.Specs.TrafficGB, "traffic-gb", 0, "monthly traffic in GB (0: unmetered)")
+		f.IntVar(&quota.PHPWorkers, "php-workers", 4, "PHP-FPM workers (hosting)")
+		f.IntVar(&quota.PHPMemoryMiB, "php-memory-mib", 128, "PHP memory_limit in MiB (hosting)")
+		f.IntVar(&quota.MaxExecutionSeconds, "max-execution-seconds", 30, "PHP max_execution_time (hosting)")
+		f.IntVar(&quota.UploadMiB, "upload-mib", 32, "upload size limit in MiB (hosting)")
+		f.IntVar(&quota.DiskMiB, "disk-mib", 5120, "disk allowance in MiB (hosting)")
 		f.StringSliceVar(&req.Locations, "locations", nil, "locations it can be ordered in (comma-separated; default anywhere)")
 		return c
 	}

@@ -344,7 +344,7 @@ func applyInvoicePay(c *applyCtx, p InvoicePay) (any, error) {
 	if err := payFromWallet(c, &acc, &inv, p.PaymentID, p.TxID); err != nil {
 		return nil, err
 	}
-	if err := settleServerInvoice(c, inv); err != nil {
+	if err := settleServiceInvoice(c, inv); err != nil {
 		return nil, err
 	}
 	return inv.Invoice, store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv)

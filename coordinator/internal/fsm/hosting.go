@@ -134,6 +134,8 @@ func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
 		return nil, fmt.Errorf("%w: hosting account %s failed to provision; it can only be deleted", ErrConflict, h.ID)
 	case a.Command == api.ActionHostingSuspend && h.Status == api.HostingSuspended:
 		return nil, fmt.Errorf("%w: hosting account %s is already suspended", ErrConflict, h.ID)
+	case a.Command == api.ActionHostingUnsuspend && h.Suspension != nil:
+		return nil, &SuspendedError{ServerID: h.ID, Reason: h.Suspension.Reason, Resource: "hosting account"}
 	case a.Command == api.ActionHostingUnsuspend && h.Status != api.HostingSuspended:
 		return nil, fmt.Errorf("%w: hosting account %s is not suspended", ErrConflict, h.ID)
 	case a.Command == api.ActionHostingSetPHP && p.PHPVersion == "":
@@ -181,6 +183,9 @@ func finishHosting(c *applyCtx, a *store.Action, ok bool, res *api.NodeOpResult)
 	switch {
 	case !ok && a.Command == api.ActionHostingCreate:
 		h.Status = api.HostingError
+		if err := refundHostingOrder(c, &h, a); err != nil {
+			return err
+		}
 	case !ok:
 	case a.Command == api.ActionHostingCreate:
 		h.Status = api.HostingActive

@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // Catalogue and order commands use type numbers 200-219 (append-only).
@@ -23,6 +25,7 @@ var orderHandlers = map[CommandType]handlerFunc{
 	CmdProductRetire:  typed(applyProductRetire),
 	CmdAccountPricing: typed(applyAccountPricing),
 	CmdServerOrder:    typed(applyServerOrder),
+	CmdHostingOrder:   typed(applyHostingOrder),
 }
 
 // ProductPut creates (Create) or updates a product of the catalogue. An
@@ -98,6 +101,12 @@ func CheckProduct(slug string, p api.ProductRequest) error {
 		return fmt.Errorf("%w: retail_monthly_usd_cents must be 0 to %d", ErrInvalid, maxProductPrice)
 	case p.Category == api.ProductVPS && (p.Specs.VCPU == 0 || p.Specs.RAMMB == 0 || p.Specs.DiskGB == 0):
 		return fmt.Errorf("%w: a vps product needs specs.vcpu, specs.ram_mb and specs.disk_gb", ErrInvalid)
+	case p.Category == api.ProductHosting && p.Specs.Hosting == nil:
+		return fmt.Errorf("%w: a hosting product needs specs.hosting (its quotas)", ErrInvalid)
+	case p.Category == api.ProductHosting:
+		if err := validate.HostingPlan(*p.Specs.Hosting); err != nil {
+			return fmt.Errorf("%w: specs.hosting.%s", ErrInvalid, validate.Reason(err))
+		}
 	}
 	return nil
 }
@@ -155,9 +164,10 @@ func applyAccountPricing(c *applyCtx, p AccountPricingSet) (any, error) {
 	return p.Pricing, store.PutJSON(c.tx, store.BucketAccountPricing, []byte(p.AccountID), p.Pricing)
 }
 
-// orderPrice is what accountID pays a month for the orderable product slug:
-// an unknown, retired or non-vps product is ErrInvalid naming plan_slug.
-func orderPrice(c *applyCtx, accountID, slug string) (api.AdminProduct, int64, error) {
+// orderPrice is what accountID pays a month for the orderable product slug
+// of category: an unknown or retired product, or one of another category,
+// is ErrInvalid naming plan_slug.
+func orderPrice(c *applyCtx, accountID, slug, category string) (api.AdminProduct, int64, error) {
 	prod, err := c.r.Product(slug)
 	if err == store.ErrNotFound {
 		return prod, 0, fmt.Errorf("%w: field \"plan_slug\": no product %q", ErrInvalid, slug)
@@ -167,8 +177,8 @@ func orderPrice(c *applyCtx, accountID, slug string) (api.AdminProduct, int64, e
 	if prod.Retired {
 		return prod, 0, fmt.Errorf("%w: field \"plan_slug\": product %q is retired and can no longer be ordered", ErrInvalid, slug)
 	}
-	if prod.Category != api.ProductVPS {
-		return prod, 0, fmt.Errorf("%w: field \"plan_slug\": product %q is not a server (category %s)", ErrInvalid, slug, prod.Category)
+	if prod.Category != category {
+		return prod, 0, fmt.Errorf("%w: field \"plan_slug\": product %q is not a %s product (category %s)", ErrInvalid, slug, category, prod.Category)
 	}
 	pricing, err := c.r.AccountPricing(accountID)
 	if err != nil {
@@ -177,73 +187,117 @@ func orderPrice(c *applyCtx, accountID, slug string) (api.AdminProduct, int64, e
 	return prod, pricing.EffectivePrice(slug, prod.RetailMonthlyUsdCents), nil
 }
 
-func applyServerOrder(c *applyCtx, p ServerOrder) (any, error) {
-	s := &p.Create.Server
-	if p.InvoiceID == "" || p.PaymentID == "" || p.TxID == "" {
-		return nil, fmt.Errorf("%w: an order needs invoice, payment and transaction ids", ErrInvalid)
+// OrderCharge is the money of one order command: the product bought and
+// the ids of its paid invoice, the invoice's wallet payment and the wallet
+// transaction.
+type OrderCharge struct {
+	PlanSlug  string `json:"plan_slug"`
+	InvoiceID string `json:"invoice_id"`
+	PaymentID string `json:"payment_id"`
+	TxID      string `json:"tx_id"`
+}
+
+func (p ServerOrder) charge() OrderCharge {
+	return OrderCharge{PlanSlug: p.PlanSlug, InvoiceID: p.InvoiceID, PaymentID: p.PaymentID, TxID: p.TxID}
+}
+
+// OrderedService is what an order's create step made: the invoice line's
+// description of the service bought.
+type OrderedService struct {
+	Line string
+}
+
+// applyOrder is the money path every order command shares, in its one
+// command: the account's effective price of o.PlanSlug (of category) now,
+// a ShortfallError when the wallet cannot pay it, then create (which
+// records the service with its first period, paid until until, and may
+// still refuse: nothing is written then), then the paid invoice
+// (invoice.created, invoice.paid) debited from the wallet.
+func applyOrder(c *applyCtx, accountID, category string, o OrderCharge,
+	create func(prod api.AdminProduct, price int64, until time.Time) (OrderedService, error)) (store.Invoice, error) {
+	if o.InvoiceID == "" || o.PaymentID == "" || o.TxID == "" {
+		return store.Invoice{}, fmt.Errorf("%w: an order needs invoice, payment and transaction ids", ErrInvalid)
 	}
-	acc, err := getAccount(c.tx, s.AccountID)
+	acc, err := getAccount(c.tx, accountID)
 	if err != nil {
-		return nil, err
+		return store.Invoice{}, err
 	}
-	prod, price, err := orderPrice(c, acc.ID, p.PlanSlug)
+	prod, price, err := orderPrice(c, acc.ID, o.PlanSlug, category)
 	if err != nil {
-		return nil, err
+		return store.Invoice{}, err
 	}
 	if acc.BalanceUsdCents < price {
-		return nil, &ShortfallError{BalanceUsdCents: acc.BalanceUsdCents, PriceUsdCents: price}
+		return store.Invoice{}, &ShortfallError{BalanceUsdCents: acc.BalanceUsdCents, PriceUsdCents: price}
 	}
-	// Everything that can refuse the order is checked above or in the
-	// server create, which runs before any money moves.
+	// Everything that can refuse the order is checked above or in create,
+	// which runs before any money moves.
 	until := c.at.AddDate(0, 1, 0)
-	s.Plan, s.PaidUntil, s.MonthlyUsdCents, s.InvoiceID = prod.Plan(), &until, price, p.InvoiceID
-	v, err := applyServerCreate(c, p.Create)
+	svc, err := create(prod, price, until)
 	if err != nil {
-		return nil, err
-	}
-	created, ok := v.(api.AdminServerCreated)
-	if !ok {
-		return nil, fmt.Errorf("server order: unexpected server create result %T", v)
+		return store.Invoice{}, err
 	}
 	inv := store.Invoice{AccountID: acc.ID, Invoice: api.Invoice{
-		ID: p.InvoiceID, Status: api.InvoiceUnpaid, Currency: "USD", CreatedAt: c.at, DueAt: c.at, Payments: []api.Payment{},
+		ID: o.InvoiceID, Status: api.InvoiceUnpaid, Currency: "USD", CreatedAt: c.at, DueAt: c.at, Payments: []api.Payment{},
 		Lines: []api.InvoiceLine{{
-			Description: fmt.Sprintf("%s (%s) server %s, %s to %s", prod.NameEn, prod.Slug, s.ID,
+			Description: fmt.Sprintf("%s (%s) %s, %s to %s", prod.NameEn, prod.Slug, svc.Line,
 				c.at.Format("2006-01-02"), until.Format("2006-01-02")),
 			Quantity: 1, UnitPriceUsdCents: price, AmountUsdCents: price,
 		}},
 		TotalUsdCents: price,
 	}}
-	if err := recordInvoice(c, &acc, &inv, true, p.PaymentID, p.TxID, true); err != nil {
+	return inv, recordInvoice(c, &acc, &inv, true, o.PaymentID, o.TxID, true)
+}
+
+func applyServerOrder(c *applyCtx, p ServerOrder) (any, error) {
+	s := &p.Create.Server
+	var created api.AdminServerCreated
+	inv, err := applyOrder(c, s.AccountID, api.ProductVPS, p.charge(), func(prod api.AdminProduct, price int64, until time.Time) (OrderedService, error) {
+		s.Plan, s.PaidUntil, s.MonthlyUsdCents, s.InvoiceID = prod.Plan(), &until, price, p.InvoiceID
+		v, err := applyServerCreate(c, p.Create)
+		if err != nil {
+			return OrderedService{}, err
+		}
+		var ok bool
+		if created, ok = v.(api.AdminServerCreated); !ok {
+			return OrderedService{}, fmt.Errorf("server order: unexpected server create result %T", v)
+		}
+		return OrderedService{Line: "server " + s.ID}, nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	return api.ServerOrder{Server: created.Server.Server, Action: created.Action, Invoice: inv.Invoice}, nil
 }
 
 // refundOrder returns a bought server's order to the wallet when its
-// provisioning failed, in the command that records the failure: a refund
-// transaction, the invoice's credit (a negative wallet payment) and the
-// action's message saying so. A server without an order, or an invoice
-// credited already, is left alone.
+// provisioning failed, in the command that records the failure.
 func refundOrder(c *applyCtx, s *store.Server, a *store.Action) error {
-	if s.InvoiceID == "" {
+	return refundFailedOrder(c, s.AccountID, s.InvoiceID, "server "+s.ID, &s.PaidUntil, a)
+}
+
+// refundFailedOrder refunds the order invoice of a service (what) whose
+// provisioning failed (see refundInvoice), clears its paid_until and says so
+// in the failed action's message. A service without an order (invoiceID
+// "") is left alone.
+func refundFailedOrder(c *applyCtx, accountID, invoiceID, what string, paidUntil **time.Time, a *store.Action) error {
+	if invoiceID == "" {
 		return nil
 	}
-	net, err := refundInvoice(c, s.AccountID, s.InvoiceID, "server "+s.ID+" failed to provision")
+	net, err := refundInvoice(c, accountID, invoiceID, what+" failed to provision")
 	if err != nil || net == 0 {
 		return err
 	}
-	s.PaidUntil = nil
+	*paidUntil = nil
 	if a.Error != nil {
 		a.Error.Message = strings.TrimSpace(a.Error.Message + fmt.Sprintf(" (the order's %d cents were refunded to the wallet)", net))
 	}
 	return nil
 }
 
-// refundInvoice returns what a paid invoice took from the wallet, once: a
-// refund transaction (its description ends with why) and the invoice's
-// credit (a negative wallet payment). It returns the cents refunded, 0 when
-// the invoice is unpaid or credited already.
+// refundInvoice credits back to the wallet what it paid for the account's
+// invoice, once: a refund transaction (why says what for) and the
+// invoice's credit (a negative wallet payment). It returns the cents
+// refunded, 0 when the invoice is unpaid or credited already.
 func refundInvoice(c *applyCtx, accountID, invoiceID, why string) (int64, error) {
 	var inv store.Invoice
 	if err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(accountID, invoiceID), &inv); err != nil {

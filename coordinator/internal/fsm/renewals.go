@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
@@ -52,10 +53,11 @@ type RenewalSweep struct {
 	Servers []ServiceRef  `json:"servers"`
 }
 
-// ServiceRef names an account's server.
+// ServiceRef names an account's server or (HostingID) hosting account.
 type ServiceRef struct {
 	AccountID string `json:"a"`
 	ServerID  string `json:"s"`
+	HostingID string `json:"h,omitempty"`
 }
 
 // RenewalSweepResult counts what a sweep did.
@@ -72,10 +74,16 @@ type RenewalSweepResult struct {
 type SuspendedError struct {
 	ServerID string
 	Reason   string
+	// Resource is what is suspended ("" is a server; "hosting account").
+	Resource string
 }
 
 func (e *SuspendedError) Error() string {
-	return fmt.Sprintf("server %s is suspended: %s", e.ServerID, e.Reason)
+	what := e.Resource
+	if what == "" {
+		what = "server"
+	}
+	return fmt.Sprintf("%s %s is suspended: %s", what, e.ServerID, e.Reason)
 }
 
 // Is makes a SuspendedError an ErrConflict.
@@ -147,40 +155,114 @@ func applyRenewalSweep(c *applyCtx, p RenewalSweep) (any, error) {
 	var res RenewalSweepResult
 	g := &sweepIDs{c: c}
 	for _, ref := range p.Servers {
-		s, err := c.r.OwnedServer(ref.AccountID, ref.ServerID)
+		b, err := loadBilled(c, ref)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // gone: nothing to renew
 		} else if err != nil {
 			return nil, err
 		}
-		if err := renewOne(c, g, p.Policy, &s, &res); err != nil {
+		if err := renewOne(c, g, p.Policy, b, &res); err != nil {
 			return nil, err
 		}
 	}
 	return res, nil
 }
 
-// renewOne takes one server through whatever step is due at c.at.
-func renewOne(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *store.Server, res *RenewalSweepResult) error {
-	if s.PaidUntil == nil || s.Status == api.ServerError || terminating(c, s) {
+// billed is the renewal lifecycle's view of a bought service, a server or a
+// hosting account: pointers into the stored record, which put writes back.
+type billed struct {
+	ref        ServiceRef
+	what       string // "server srv_…" or "hosting account hst_…"
+	slug       string
+	monthly    int64
+	paidUntil  **time.Time
+	renewal    **store.Renewal
+	suspension **store.Suspension
+	actionID   *string
+	updatedAt  *time.Time
+	// gone: terminated, deleted or failed; nothing to renew.
+	gone bool
+	// serving: running or active, so a suspension still has to stop it;
+	// resumable: suspended by the provider and waiting for its unsuspend
+	// action (hosting; a server stays stopped until its owner starts it).
+	serving, suspendedOnNode, resumable bool
+	// The actions that suspend, resume and terminate it, their params, and
+	// where they run.
+	suspendCmd, resumeCmd, terminateCmd string
+	suspendParams                       json.RawMessage
+	resourceType, nodeID, target        string
+	payload                             map[string]any
+	// setResume records that a lifted suspension still has to be undone on
+	// the node (hosting); nil for servers.
+	setResume func(bool)
+	put       func() error
+}
+
+func billedServer(c *applyCtx, s *store.Server) *billed {
+	return &billed{
+		ref: ServiceRef{AccountID: s.AccountID, ServerID: s.ID}, what: "server " + s.ID, slug: s.Plan.Slug, monthly: s.MonthlyUsdCents,
+		paidUntil: &s.PaidUntil, renewal: &s.Renewal, suspension: &s.Suspension, actionID: &s.ActionID, updatedAt: &s.UpdatedAt,
+		gone:       s.Status == api.ServerTerminated || s.Status == api.ServerError,
+		serving:    s.Status == api.ServerRunning,
+		suspendCmd: api.ActionServerStop, terminateCmd: api.ActionServerTerminate, suspendParams: json.RawMessage(`{"force":true}`),
+		resourceType: "server", nodeID: s.NodeID, target: s.VMName,
+		payload: map[string]any{"serverId": s.ID},
+		put:     func() error { return putServer(c.tx, *s) },
+	}
+}
+
+func billedHosting(c *applyCtx, h *store.HostingAccount) *billed {
+	return &billed{
+		ref: ServiceRef{AccountID: h.AccountID, HostingID: h.ID}, what: "hosting account " + h.ID, slug: h.Plan, monthly: h.MonthlyUsdCents,
+		paidUntil: &h.PaidUntil, renewal: &h.Renewal, suspension: &h.Suspension, actionID: &h.ActionID, updatedAt: &h.UpdatedAt,
+		gone:    h.Status == api.HostingDeleted || h.Status == api.HostingError,
+		serving: h.Status == api.HostingActive, suspendedOnNode: h.Status == api.HostingSuspended,
+		resumable:  h.Resume && h.Status == api.HostingSuspended,
+		suspendCmd: api.ActionHostingSuspend, resumeCmd: api.ActionHostingUnsuspend, terminateCmd: api.ActionHostingDelete,
+		suspendParams: json.RawMessage(`{}`), resourceType: ResourceHosting, nodeID: h.NodeID, target: h.Username,
+		payload:   map[string]any{"hostingId": h.ID, "domain": h.Domain},
+		setResume: func(v bool) { h.Resume = v },
+		put:       func() error { return putHosting(c.tx, *h) },
+	}
+}
+
+// loadBilled loads the service ref names (store.ErrNotFound when gone).
+func loadBilled(c *applyCtx, ref ServiceRef) (*billed, error) {
+	if ref.HostingID != "" {
+		h, err := c.r.OwnedHostingAccount(ref.AccountID, ref.HostingID)
+		if err != nil {
+			return nil, err
+		}
+		return billedHosting(c, &h), nil
+	}
+	s, err := c.r.OwnedServer(ref.AccountID, ref.ServerID)
+	if err != nil {
+		return nil, err
+	}
+	return billedServer(c, &s), nil
+}
+
+// renewOne takes one service through whatever step is due at c.at.
+func renewOne(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed, res *RenewalSweepResult) error {
+	if *s.paidUntil == nil || s.gone || terminating(c, s) {
 		return nil
 	}
 	changed := false
-	due := *s.PaidUntil
-	if (s.Renewal == nil || !s.Renewal.PeriodStart.Equal(due)) && !c.at.Before(due.AddDate(0, 0, -p.InvoiceDays)) {
+	due := **s.paidUntil
+	if (*s.renewal == nil || !(*s.renewal).PeriodStart.Equal(due)) && !c.at.Before(due.AddDate(0, 0, -p.InvoiceDays)) {
 		if err := issueRenewal(c, g, s); err != nil {
 			return err
 		}
 		res.Invoiced++
 		changed = true
 	}
-	if s.Renewal != nil && s.Renewal.PeriodStart.Equal(due) && !c.at.Before(due) {
+	if *s.renewal != nil && (*s.renewal).PeriodStart.Equal(due) && !c.at.Before(due) {
 		inv, err := renewalInvoice(c, s)
 		if err != nil {
 			return err
 		}
 		if inv.Status != api.InvoicePaid {
-			acc, err := getAccount(c.tx, s.AccountID)
+			acc, err := getAccount(c.tx, s.ref.AccountID)
 			if err != nil {
 				return err
 			}
@@ -193,22 +275,24 @@ func renewOne(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *store.Server, res *R
 				if err := store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv); err != nil {
 					return err
 				}
-				settleRenewal(c, s, inv)
+				if _, err := settleRenewal(c, g, s, inv); err != nil {
+					return err
+				}
 				res.Paid++
 				changed = true
-			case s.Suspension == nil && !c.at.Before(due.AddDate(0, 0, p.SuspendDays)):
-				s.Suspension = &store.Suspension{
+			case *s.suspension == nil && !c.at.Before(due.AddDate(0, 0, p.SuspendDays)):
+				*s.suspension = &store.Suspension{
 					By: store.SuspendNonPayment, InvoiceID: inv.ID, At: c.at,
 					Reason: fmt.Sprintf("invoice %s (%d cents) is unpaid since %s; paying it lifts the suspension", inv.Number, inv.TotalUsdCents, due.Format("2006-01-02")),
 				}
-				if err := c.emit(api.EventServerSuspended, s.AccountID, map[string]any{"serverId": s.ID, "reason": s.Suspension.Reason}); err != nil {
+				if err := s.emitSuspended(c, true, (*s.suspension).Reason); err != nil {
 					return err
 				}
 				res.Suspended++
 				changed = true
 			}
-			if p.TerminateDays > 0 && !c.at.Before(due.AddDate(0, 0, p.TerminateDays)) && s.PaidUntil.Equal(due) {
-				ok, err := openSweepAction(c, g, p, s, api.ActionServerTerminate, json.RawMessage(`{}`))
+			if p.TerminateDays > 0 && !c.at.Before(due.AddDate(0, 0, p.TerminateDays)) && (*s.paidUntil).Equal(due) {
+				ok, err := openSweepAction(c, g, p, s, s.terminateCmd, json.RawMessage(`{}`))
 				if err != nil {
 					return err
 				}
@@ -219,46 +303,81 @@ func renewOne(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *store.Server, res *R
 			}
 		}
 	}
-	// A suspended server is stopped through the normal stop action (again
-	// on a later sweep if another action held it).
-	if s.Suspension != nil && s.Status == api.ServerRunning && !actionBusy(c, s) {
-		ok, err := openSweepAction(c, g, p, s, api.ActionServerStop, json.RawMessage(`{"force":true}`))
-		if err != nil {
-			return err
-		}
-		if ok {
-			res.Stopped++
-			changed = true
-		}
+	// A suspended service is stopped through its normal action (again on a
+	// later sweep if another action held it); a lifted one waiting to be
+	// resumed is resumed the same way.
+	ok, err := driveSuspension(c, g, p, s)
+	if err != nil {
+		return err
 	}
-	if !changed {
+	if ok {
+		res.Stopped++
+	}
+	if !changed && !ok {
 		return nil
 	}
-	s.UpdatedAt = c.at
-	return putServer(c.tx, *s)
+	*s.updatedAt = c.at
+	return s.put()
 }
 
-func actionBusy(c *applyCtx, s *store.Server) bool {
-	if s.ActionID == "" {
+// driveSuspension opens the action a suspension (or its lifting) still
+// needs: the stop or hosting.suspend of a suspended service still serving,
+// the hosting.unsuspend of one whose suspension was lifted.
+func driveSuspension(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed) (bool, error) {
+	switch {
+	case actionBusy(c, s):
+		return false, nil
+	case *s.suspension != nil && s.serving:
+		return openSweepAction(c, g, p, s, s.suspendCmd, s.suspendParams)
+	case *s.suspension == nil && s.resumable:
+		s.setResume(false)
+		return openSweepAction(c, g, p, s, s.resumeCmd, json.RawMessage(`{}`))
+	}
+	return false, nil
+}
+
+// emitSuspended queues the service's suspended (with the reason) or
+// unsuspended event.
+func (s *billed) emitSuspended(c *applyCtx, suspended bool, reason string) error {
+	payload := map[string]any{}
+	for k, v := range s.payload {
+		payload[k] = v
+	}
+	if suspended {
+		payload["reason"] = reason
+	}
+	switch {
+	case s.ref.HostingID != "" && suspended:
+		return c.emit(api.EventHostingSuspended, s.ref.AccountID, payload)
+	case s.ref.HostingID != "":
+		return c.emit(api.EventHostingUnsuspended, s.ref.AccountID, payload)
+	case suspended:
+		return c.emit(api.EventServerSuspended, s.ref.AccountID, payload)
+	}
+	return c.emit(api.EventServerUnsuspended, s.ref.AccountID, payload)
+}
+
+func actionBusy(c *applyCtx, s *billed) bool {
+	if *s.actionID == "" {
 		return false
 	}
-	cur, err := c.r.Action(s.ActionID)
+	cur, err := c.r.Action(*s.actionID)
 	return err == nil && !cur.Finished()
 }
 
-// terminating: the server is terminated or its terminate action runs (its
+// terminating: the service is gone or its terminate action runs (its
 // renewal is no longer paid).
-func terminating(c *applyCtx, s *store.Server) bool {
-	if s.Status == api.ServerTerminated {
+func terminating(c *applyCtx, s *billed) bool {
+	if s.gone {
 		return true
 	}
-	cur, err := c.r.Action(s.ActionID)
-	return s.ActionID != "" && err == nil && !cur.Finished() && cur.Command == api.ActionServerTerminate
+	cur, err := c.r.Action(*s.actionID)
+	return *s.actionID != "" && err == nil && !cur.Finished() && cur.Command == s.terminateCmd
 }
 
-// openSweepAction opens a stop or terminate action on s unless another
-// action is in flight (a later sweep tries again).
-func openSweepAction(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *store.Server, command string, params json.RawMessage) (bool, error) {
+// openSweepAction opens a stop, suspend, unsuspend or terminate action on s
+// unless another action is in flight (a later sweep tries again).
+func openSweepAction(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed, command string, params json.RawMessage) (bool, error) {
 	if actionBusy(c, s) {
 		return false, nil
 	}
@@ -266,110 +385,129 @@ func openSweepAction(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *store.Server,
 	if deadline <= 0 {
 		deadline = 10 * time.Minute
 	}
+	id := s.ref.ServerID + s.ref.HostingID
 	a := store.Action{
 		Action: api.Action{
-			ID: g.next("act"), Command: command, Status: api.ActionPending, ResourceType: "server", ResourceID: s.ID, CreatedAt: c.at,
+			ID: g.next("act"), Command: command, Status: api.ActionPending, ResourceType: s.resourceType, ResourceID: id, CreatedAt: c.at,
 		},
-		AccountID: s.AccountID, NodeID: s.NodeID, Target: s.VMName, Params: params, Mutating: true, Deadline: c.at.Add(deadline),
+		AccountID: s.ref.AccountID, NodeID: s.nodeID, Target: s.target, Params: params, Mutating: true, Deadline: c.at.Add(deadline),
 	}
-	s.ActionID = a.ID
+	*s.actionID = a.ID
 	return true, putAction(c.tx, a)
 }
 
-func renewalInvoice(c *applyCtx, s *store.Server) (store.Invoice, error) {
+func renewalInvoice(c *applyCtx, s *billed) (store.Invoice, error) {
 	var inv store.Invoice
-	err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(s.AccountID, s.Renewal.InvoiceID), &inv)
+	err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(s.ref.AccountID, (*s.renewal).InvoiceID), &inv)
 	return inv, err
 }
 
 // issueRenewal issues the unpaid invoice of the period starting at
-// s.PaidUntil, due then, at the price the server renews at.
-func issueRenewal(c *applyCtx, g *sweepIDs, s *store.Server) error {
-	acc, err := getAccount(c.tx, s.AccountID)
+// paid_until, due then, at the price the service renews at.
+func issueRenewal(c *applyCtx, g *sweepIDs, s *billed) error {
+	acc, err := getAccount(c.tx, s.ref.AccountID)
 	if err != nil {
 		return err
 	}
-	start := *s.PaidUntil
+	start := **s.paidUntil
 	end := start.AddDate(0, 1, 0)
-	inv := store.Invoice{AccountID: acc.ID, ServerID: s.ID, Invoice: api.Invoice{
+	inv := store.Invoice{AccountID: acc.ID, ServerID: s.ref.ServerID, HostingID: s.ref.HostingID, Invoice: api.Invoice{
 		ID: g.next("inv"), Status: api.InvoiceUnpaid, Currency: "USD", CreatedAt: c.at, DueAt: start, Payments: []api.Payment{},
 		Lines: []api.InvoiceLine{{
-			Description: fmt.Sprintf("renewal of server %s (%s), %s to %s", s.ID, s.Plan.Slug,
+			Description: fmt.Sprintf("renewal of %s (%s), %s to %s", s.what, s.slug,
 				start.Format("2006-01-02"), end.Format("2006-01-02")),
-			Quantity: 1, UnitPriceUsdCents: s.MonthlyUsdCents, AmountUsdCents: s.MonthlyUsdCents,
+			Quantity: 1, UnitPriceUsdCents: s.monthly, AmountUsdCents: s.monthly,
 		}},
-		TotalUsdCents: s.MonthlyUsdCents,
+		TotalUsdCents: s.monthly,
 	}}
 	if err := recordInvoice(c, &acc, &inv, false, "", "", true); err != nil {
 		return err
 	}
-	s.Renewal = &store.Renewal{InvoiceID: inv.ID, PeriodStart: start, PeriodEnd: end}
+	*s.renewal = &store.Renewal{InvoiceID: inv.ID, PeriodStart: start, PeriodEnd: end}
 	return nil
 }
 
-// settleRenewal applies a paid renewal invoice to its server: paid_until
+// settleRenewal applies a paid renewal invoice to its service: paid_until
 // moves to the period's end (once: only while it is the period's start) and
-// a suspension for non-payment is lifted. The caller writes s when it says
-// it changed it.
-func settleRenewal(c *applyCtx, s *store.Server, inv store.Invoice) bool {
-	if s.Renewal == nil || s.Renewal.InvoiceID != inv.ID || s.PaidUntil == nil || !s.PaidUntil.Equal(s.Renewal.PeriodStart) {
-		return false
+// a suspension for non-payment is lifted (its unsuspended event; a
+// suspended hosting account gets its hosting.unsuspend). The caller writes
+// s when it says it changed it.
+func settleRenewal(c *applyCtx, g *sweepIDs, s *billed, inv store.Invoice) (bool, error) {
+	r := *s.renewal
+	if r == nil || r.InvoiceID != inv.ID || *s.paidUntil == nil || !(*s.paidUntil).Equal(r.PeriodStart) {
+		return false, nil
 	}
-	end := s.Renewal.PeriodEnd
-	s.PaidUntil = &end
-	if s.Suspension != nil && s.Suspension.By == store.SuspendNonPayment {
-		s.Suspension = nil
+	end := r.PeriodEnd
+	*s.paidUntil = &end
+	*s.updatedAt = c.at
+	if *s.suspension == nil || (*s.suspension).By != store.SuspendNonPayment {
+		return true, nil
 	}
-	s.UpdatedAt = c.at
-	return true
+	*s.suspension = nil
+	if err := s.emitSuspended(c, false, ""); err != nil {
+		return true, err
+	}
+	if s.setResume != nil {
+		// The node undoes what reached it: an account suspended there, or
+		// whose suspend action is still running, is resumed once it can be.
+		cur, err := c.r.Action(*s.actionID)
+		suspending := *s.actionID != "" && err == nil && !cur.Finished() && cur.Command == s.suspendCmd
+		if s.suspendedOnNode || suspending {
+			s.setResume(true)
+			s.resumable = s.suspendedOnNode
+			if _, err := driveSuspension(c, g, RenewalPolicy{}, s); err != nil {
+				return true, err
+			}
+		}
+	}
+	return true, nil
 }
 
-// settleServerInvoice applies a renewal invoice just paid outside the sweep
-// (POST /v1/invoices/:id/pay, an operator's payment) to its server.
-func settleServerInvoice(c *applyCtx, inv store.Invoice) error {
-	if inv.ServerID == "" {
+// settleServiceInvoice applies a renewal invoice just paid outside the
+// sweep (POST /v1/invoices/:id/pay, an operator's payment) to its service.
+func settleServiceInvoice(c *applyCtx, inv store.Invoice) error {
+	if inv.ServerID == "" && inv.HostingID == "" {
 		return nil
 	}
-	s, err := c.r.OwnedServer(inv.AccountID, inv.ServerID)
+	s, err := loadBilled(c, ServiceRef{AccountID: inv.AccountID, ServerID: inv.ServerID, HostingID: inv.HostingID})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil
 	} else if err != nil {
 		return err
 	}
-	if !settleRenewal(c, &s, inv) {
-		return nil
+	ok, err := settleRenewal(c, &sweepIDs{c: c, seq: 0x6000}, s, inv)
+	if err != nil || !ok {
+		return err
 	}
-	return putServer(c.tx, s)
+	return s.put()
 }
 
 // payOverdueRenewals pays, after a wallet top-up, the unpaid renewal
-// invoices of the account's servers suspended for non-payment, oldest
+// invoices of the account's services suspended for non-payment, oldest
 // suspension first, while the balance covers them; each lifts its
-// server's suspension.
+// service's suspension.
 func payOverdueRenewals(c *applyCtx, acc *api.Account) error {
 	prefix := store.OwnedPrefix(acc.ID)
-	var suspended []store.Server
-	cur := c.tx.Bucket(store.BucketServers).Cursor()
-	for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
-		if !bytes.Contains(v, []byte(`"suspension"`)) {
-			continue
-		}
-		var s store.Server
-		if err := json.Unmarshal(v, &s); err != nil {
-			return fmt.Errorf("decode server %s: %w", k, err)
-		}
-		if s.Suspension != nil && s.Suspension.By == store.SuspendNonPayment && s.Renewal != nil && !terminating(c, &s) {
-			suspended = append(suspended, s)
-		}
-	}
-	for i := range suspended {
-		for j := i; j > 0 && suspended[j].Suspension.At.Before(suspended[j-1].Suspension.At); j-- {
-			suspended[j], suspended[j-1] = suspended[j-1], suspended[j]
+	var suspended []*billed
+	for _, bucket := range [][]byte{store.BucketServers, store.BucketHosting} {
+		cur := c.tx.Bucket(bucket).Cursor()
+		for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+			if !bytes.Contains(v, []byte(`"suspension"`)) {
+				continue
+			}
+			b, err := decodeBilled(c, bucket, k, v)
+			if err != nil {
+				return err
+			}
+			if s := *b.suspension; s != nil && s.By == store.SuspendNonPayment && *b.renewal != nil && !terminating(c, b) {
+				suspended = append(suspended, b)
+			}
 		}
 	}
+	slices.SortStableFunc(suspended, func(x, y *billed) int { return (*x.suspension).At.Compare((*y.suspension).At) })
 	g := &sweepIDs{c: c, seq: 0x4000}
 	for _, s := range suspended {
-		inv, err := renewalInvoice(c, &s)
+		inv, err := renewalInvoice(c, s)
 		if err != nil {
 			return err
 		}
@@ -383,74 +521,100 @@ func payOverdueRenewals(c *applyCtx, acc *api.Account) error {
 		if err := store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv); err != nil {
 			return err
 		}
-		if !settleRenewal(c, &s, inv) {
+		if ok, err := settleRenewal(c, g, s, inv); err != nil {
+			return err
+		} else if !ok {
 			continue
 		}
-		if err := putServer(c.tx, s); err != nil {
+		if err := s.put(); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// RenewalCandidates lists the servers a sweep at now would change (the
-// leader's hint; the FSM decides again): a renewal window opened without
-// the period's invoice, an unpaid invoice past its due date that the wallet
-// covers or that reached the suspension or termination day, or a suspended
-// server still running.
+// decodeBilled decodes a stored server or hosting account of bucket.
+func decodeBilled(c *applyCtx, bucket, k, v []byte) (*billed, error) {
+	if bytes.Equal(bucket, store.BucketHosting) {
+		var h store.HostingAccount
+		if err := json.Unmarshal(v, &h); err != nil {
+			return nil, fmt.Errorf("decode hosting account %s: %w", k, err)
+		}
+		return billedHosting(c, &h), nil
+	}
+	var s store.Server
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, fmt.Errorf("decode server %s: %w", k, err)
+	}
+	return billedServer(c, &s), nil
+}
+
+// RenewalCandidates lists the services (servers and hosting accounts) a
+// sweep at now would change (the leader's hint; the FSM decides again): a
+// renewal window opened without the period's invoice, an unpaid invoice
+// past its due date that the wallet covers or that reached the suspension
+// or termination day, a suspended service still serving, or a lifted one
+// still to resume.
 func RenewalCandidates(tx *bolt.Tx, p RenewalPolicy, now time.Time) ([]ServiceRef, error) {
-	r := store.Read(tx)
+	c := &applyCtx{tx: tx, r: store.Read(tx)}
 	var out []ServiceRef
 	balances := map[string]int64{}
-	cur := tx.Bucket(store.BucketServers).Cursor()
-	for k, v := cur.First(); k != nil; k, v = cur.Next() {
-		if !bytes.Contains(v, []byte(`"paid_until"`)) {
-			continue
-		}
-		var s store.Server
-		if err := json.Unmarshal(v, &s); err != nil {
-			return nil, fmt.Errorf("decode server %s: %w", k, err)
-		}
-		if s.PaidUntil == nil || s.Status == api.ServerTerminated || s.Status == api.ServerError {
-			continue
-		}
-		due := *s.PaidUntil
-		issued := s.Renewal != nil && s.Renewal.PeriodStart.Equal(due)
-		want := false
-		switch {
-		case !issued:
-			want = !now.Before(due.AddDate(0, 0, -p.InvoiceDays))
-		case !now.Before(due):
-			var inv store.Invoice
-			if err := store.GetJSON(tx, store.BucketInvoices, store.OwnedKey(s.AccountID, s.Renewal.InvoiceID), &inv); err != nil {
+	for _, bucket := range [][]byte{store.BucketServers, store.BucketHosting} {
+		cur := tx.Bucket(bucket).Cursor()
+		for k, v := cur.First(); k != nil; k, v = cur.Next() {
+			if !bytes.Contains(v, []byte(`"paid_until"`)) {
+				continue
+			}
+			s, err := decodeBilled(c, bucket, k, v)
+			if err != nil {
 				return nil, err
 			}
-			if inv.Status == api.InvoicePaid {
-				break
+			want, err := renewalWanted(c, s, p, now, balances)
+			if err != nil {
+				return nil, err
 			}
-			bal, ok := balances[s.AccountID]
-			if !ok {
-				acc, err := getAccount(tx, s.AccountID)
-				if err != nil {
-					return nil, err
-				}
-				bal, balances[s.AccountID] = acc.BalanceUsdCents, acc.BalanceUsdCents
+			if want {
+				out = append(out, s.ref)
 			}
-			want = bal >= inv.TotalUsdCents ||
-				(s.Suspension == nil && !now.Before(due.AddDate(0, 0, p.SuspendDays))) ||
-				(p.TerminateDays > 0 && !now.Before(due.AddDate(0, 0, p.TerminateDays)) && s.ActionID == "")
-			if p.TerminateDays > 0 && !now.Before(due.AddDate(0, 0, p.TerminateDays)) && s.ActionID != "" {
-				a, err := r.Action(s.ActionID)
-				want = want || err != nil || a.Finished()
-			}
-		}
-		if !want && s.Suspension != nil && s.Status == api.ServerRunning {
-			a, err := r.Action(s.ActionID)
-			want = s.ActionID == "" || err != nil || a.Finished()
-		}
-		if want {
-			out = append(out, ServiceRef{AccountID: s.AccountID, ServerID: s.ID})
 		}
 	}
 	return out, nil
+}
+
+// renewalWanted reports whether a sweep at now would change s.
+func renewalWanted(c *applyCtx, s *billed, p RenewalPolicy, now time.Time, balances map[string]int64) (bool, error) {
+	if *s.paidUntil == nil || s.gone {
+		return false, nil
+	}
+	due := **s.paidUntil
+	issued := *s.renewal != nil && (*s.renewal).PeriodStart.Equal(due)
+	want := false
+	switch {
+	case !issued:
+		want = !now.Before(due.AddDate(0, 0, -p.InvoiceDays))
+	case !now.Before(due):
+		inv, err := renewalInvoice(c, s)
+		if err != nil {
+			return false, err
+		}
+		if inv.Status == api.InvoicePaid {
+			break
+		}
+		bal, ok := balances[s.ref.AccountID]
+		if !ok {
+			acc, err := getAccount(c.tx, s.ref.AccountID)
+			if err != nil {
+				return false, err
+			}
+			bal, balances[s.ref.AccountID] = acc.BalanceUsdCents, acc.BalanceUsdCents
+		}
+		terminate := p.TerminateDays > 0 && !now.Before(due.AddDate(0, 0, p.TerminateDays))
+		want = bal >= inv.TotalUsdCents ||
+			(*s.suspension == nil && !now.Before(due.AddDate(0, 0, p.SuspendDays))) ||
+			(terminate && !actionBusy(c, s))
+	}
+	if !want && !actionBusy(c, s) {
+		want = (*s.suspension != nil && s.serving) || (*s.suspension == nil && s.resumable)
+	}
+	return want, nil
 }

@@ -177,21 +177,107 @@ func DecodeAdminHostingCreate(body []byte) (api.AdminHostingCreateRequest, api.H
 		}
 		return req, plan, invalidField("plan", "must be one of %s", strings.Join(slugs, ", "))
 	}
-	d, err := validate.Domain(req.Domain)
+	d, err := hostingFields(req.Domain, req.Username, req.PHPVersion)
 	if err != nil {
-		return req, plan, invalidField("domain", "%s", validate.Reason(err))
+		return req, plan, err
 	}
 	req.Domain = d
-	if err := validate.HostingUsername(req.Username); err != nil {
-		return req, plan, invalidField("username", "%s", validate.Reason(err))
-	}
-	if req.PHPVersion != "" && validate.PHPVersion(req.PHPVersion) != nil {
-		return req, plan, invalidField("php_version", "must be a PHP version such as 8.2")
-	}
 	if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
 		return req, plan, invalidField("node_id", "is not a node id")
 	}
 	return req, plan, nil
+}
+
+// hostingFields checks the domain, username and optional PHP version of a
+// new hosting account (each error names its field) and returns the domain
+// in its canonical form.
+func hostingFields(domain, username, php string) (string, error) {
+	d, err := validate.Domain(domain)
+	if err != nil {
+		return "", invalidField("domain", "%s", validate.Reason(err))
+	}
+	if err := validate.HostingUsername(username); err != nil {
+		return "", invalidField("username", "%s", validate.Reason(err))
+	}
+	if php != "" && validate.PHPVersion(php) != nil {
+		return "", invalidField("php_version", "must be a PHP version such as 8.2")
+	}
+	return d, nil
+}
+
+// DecodeHostingOrder validates POST /v1/hosting; every refusal names its
+// field.
+func DecodeHostingOrder(body []byte) (api.HostingOrderRequest, error) {
+	var req api.HostingOrderRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if err := orderPlanSlug(req.PlanSlug); err != nil {
+		return req, err
+	}
+	d, err := hostingFields(req.Domain, req.Username, req.PHPVersion)
+	if err != nil {
+		return req, err
+	}
+	req.Domain = d
+	if err := orderLocation(req.Location); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// orderHosting buys a hosting account from the wallet: placement here (on
+// the leader), then one command that prices, debits, invoices, creates the
+// account with the product's quotas and opens its hosting.create, or
+// changes nothing.
+func (a *API) orderHosting(rq *request) (int, any, error) {
+	req, err := DecodeHostingOrder(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	deps, cfg, prod, err := a.orderStart(req.PlanSlug, api.ProductHosting, req.Location)
+	if err != nil {
+		return 0, nil, err
+	}
+	create, sftpPW, dbPW, err := a.prepareHostingCreate(api.AdminHostingCreateRequest{
+		AccountID: rq.caller.accountID, Plan: prod.Slug, Domain: req.Domain, Username: req.Username, PHPVersion: req.PHPVersion,
+	}, api.HostingPlanInfo{Slug: prod.Slug, HostingPlan: fsm.HostingPlanOf(prod)}, deps, cfg, rq.now)
+	if err != nil {
+		return 0, nil, err
+	}
+	status, v, fresh, err := a.proposeOrder(rq, deps, fsm.CmdHostingOrder, create.Action.ID, func(o fsm.OrderCharge) any {
+		return fsm.HostingOrder{OrderCharge: o, Create: create}
+	}, prod.Slug)
+	if err != nil || !fresh {
+		return status, v, hostingConflict(err)
+	}
+	out, ok := v.(api.HostingOrder)
+	if !ok {
+		return 0, nil, fmt.Errorf("hosting order: unexpected result %T", v)
+	}
+	out.Hosting = hostingView(store.HostingAccount{HostingAccount: out.Hosting})
+	out.SFTPPassword, out.DBPassword = sftpPW, dbPW
+	a.log.Info("hosting ordered", "hosting", out.Hosting.ID, "account", rq.caller.accountID, "plan", prod.Slug,
+		"invoice", out.Invoice.Number, "amount_usd_cents", out.Invoice.TotalUsdCents, "action", create.Action.ID)
+	return status, out, nil
+}
+
+// quoteHosting prices a hosting order body without ordering.
+func (a *API) quoteHosting(rq *request) (int, any, error) {
+	req, err := DecodeHostingOrder(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.quote(rq, req.PlanSlug, api.ProductHosting, req.Location)
+}
+
+// hostingConflict is a taken username or domain as a 409 naming the field.
+func hostingConflict(err error) error {
+	var fc *fsm.FieldConflictError
+	if errors.As(err, &fc) {
+		return errf(http.StatusConflict, "conflict", "field %q: %s", fc.Field, fc.Msg)
+	}
+	return err
 }
 
 // hostingAdminRoutes adds the operator's hosting routes (leader only).
@@ -229,26 +315,51 @@ func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cf
 	if err != nil {
 		return 0, nil, err
 	}
-	nodeID, php, err := a.placeHosting(req, deps, cfg)
+	create, sftpPW, dbPW, err := a.prepareHostingCreate(req, plan, deps, cfg, now)
 	if err != nil {
 		return 0, nil, err
+	}
+	v, err := a.adminApply(r.Context(), fsm.CmdHostingCreate, now, create)
+	if err != nil {
+		deps.DropSecret(create.Action.ID)
+		return 0, nil, hostingConflict(err)
+	}
+	deps.Kick()
+	out, ok := v.(api.AdminHostingCreated)
+	if !ok {
+		return 0, nil, errors.New("admin hosting create: unexpected result")
+	}
+	out.Hosting = hostingView(store.HostingAccount{HostingAccount: out.Hosting})
+	out.SFTPPassword, out.DBPassword = sftpPW, dbPW
+	a.log.Info("hosting account placed", "hosting", create.Hosting.ID, "node", create.Hosting.NodeID, "account", req.AccountID, "plan", plan.Slug, "action", create.Action.ID)
+	return http.StatusCreated, out, nil
+}
+
+// prepareHostingCreate places a new hosting account (placeHosting) and makes
+// its create command; the SFTP and database passwords ride in the action's
+// secret to the node, put in the dispatcher here (the caller drops it when
+// the command is refused) and returned to be shown once.
+func (a *API) prepareHostingCreate(req api.AdminHostingCreateRequest, plan api.HostingPlanInfo, deps *ServerDeps, cfg ServerAdminConfig, now time.Time) (fsm.HostingCreate, string, string, error) {
+	nodeID, php, err := a.placeHosting(req, deps, cfg)
+	if err != nil {
+		return fsm.HostingCreate{}, "", "", err
 	}
 	sftpPW, err := newPassword()
 	if err != nil {
-		return 0, nil, err
+		return fsm.HostingCreate{}, "", "", err
 	}
 	dbPW, err := newPassword()
 	if err != nil {
-		return 0, nil, err
+		return fsm.HostingCreate{}, "", "", err
 	}
 	hstID, actID := ids.New(hostingIDPrefix, now), ids.New(actionIDPrefix, now)
 	params, err := action.Encode(&action.HostingCreate{Domain: req.Domain, PHPVersion: php, Plan: plan.HostingPlan})
 	if err != nil {
-		return 0, nil, err
+		return fsm.HostingCreate{}, "", "", err
 	}
 	secret, err := action.EncodeSecrets(api.ActionHostingCreate, map[string]string{action.SecretSFTPPassword: sftpPW, action.SecretDBPassword: dbPW})
 	if err != nil {
-		return 0, nil, err
+		return fsm.HostingCreate{}, "", "", err
 	}
 	h := store.HostingAccount{
 		HostingAccount: api.HostingAccount{ID: hstID, Username: req.Username, Domain: req.Domain, Plan: plan.Slug,
@@ -261,24 +372,7 @@ func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cf
 		Deadline: now.Add(deps.actionDeadline()),
 	}
 	deps.PutSecret(actID, secret)
-	v, err := a.adminApply(r.Context(), fsm.CmdHostingCreate, now, fsm.HostingCreate{Hosting: h, Action: act})
-	if err != nil {
-		deps.DropSecret(actID)
-		var fc *fsm.FieldConflictError
-		if errors.As(err, &fc) {
-			return 0, nil, errf(http.StatusConflict, "conflict", "field %q: %s", fc.Field, fc.Msg)
-		}
-		return 0, nil, err
-	}
-	deps.Kick()
-	out, ok := v.(api.AdminHostingCreated)
-	if !ok {
-		return 0, nil, errors.New("admin hosting create: unexpected result")
-	}
-	out.Hosting = hostingView(store.HostingAccount{HostingAccount: out.Hosting})
-	out.SFTPPassword, out.DBPassword = sftpPW, dbPW
-	a.log.Info("hosting account placed", "hosting", hstID, "node", nodeID, "account", req.AccountID, "plan", plan.Slug, "action", actID)
-	return http.StatusCreated, out, nil
+	return fsm.HostingCreate{Hosting: h, Action: act}, sftpPW, dbPW, nil
 }
 
 // placeHosting picks the node and PHP version: connected, not cordoned

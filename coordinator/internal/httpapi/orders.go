@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -23,6 +24,8 @@ func (a *API) orderRoutes() []Route {
 		{Method: "POST", Path: "/v1/servers", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/servers/quote", handler: a.orderServer},
 		// The price of the same body, without ordering (MCP shows it before the confirmation).
 		{Method: "POST", Path: "/v1/servers/quote", Scope: api.ScopeOrdersWrite, handler: a.quoteServer},
+		{Method: "POST", Path: "/v1/hosting", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/hosting/quote", handler: a.orderHosting},
+		{Method: "POST", Path: "/v1/hosting/quote", Scope: api.ScopeOrdersWrite, handler: a.quoteHosting},
 	}
 }
 
@@ -65,11 +68,8 @@ func DecodeServerOrder(body []byte) (api.ServerOrderRequest, error) {
 	if err := decodeStrict(body, &req); err != nil {
 		return req, err
 	}
-	if req.PlanSlug == "" {
-		return req, invalidField("plan_slug", "is required")
-	}
-	if !fsm.ProductSlugRE.MatchString(req.PlanSlug) {
-		return req, invalidField("plan_slug", "is not a product slug (GET /v1/products lists them)")
+	if err := orderPlanSlug(req.PlanSlug); err != nil {
+		return req, err
 	}
 	if err := text("label", req.Label, 0, 64); err != nil {
 		return req, err
@@ -94,18 +94,50 @@ func DecodeServerOrder(body []byte) (api.ServerOrderRequest, error) {
 			return req, err
 		}
 	}
-	if req.Location != "" {
-		if err := nameChars("location", req.Location); err != nil {
-			return req, err
-		}
-		if err := text("location", req.Location, 1, 64); err != nil {
-			return req, err
-		}
+	if err := orderLocation(req.Location); err != nil {
+		return req, err
 	}
 	if err := sshKeys(req.SSHKeys); err != nil {
 		return req, err
 	}
 	return req, nil
+}
+
+// orderPlanSlug checks an order body's plan_slug.
+func orderPlanSlug(slug string) error {
+	if slug == "" {
+		return invalidField("plan_slug", "is required")
+	}
+	if !fsm.ProductSlugRE.MatchString(slug) {
+		return invalidField("plan_slug", "is not a product slug (GET /v1/products lists them)")
+	}
+	return nil
+}
+
+// orderLocation checks an order body's optional location.
+func orderLocation(location string) error {
+	if location == "" {
+		return nil
+	}
+	if err := nameChars("location", location); err != nil {
+		return err
+	}
+	return text("location", location, 1, 64)
+}
+
+// orderStart is what an order handler needs before placing: the
+// dispatcher, the placement settings and the orderable product of category.
+func (a *API) orderStart(slug, category, location string) (*ServerDeps, ServerAdminConfig, api.AdminProduct, error) {
+	deps, err := a.serverDeps()
+	if err != nil {
+		return nil, ServerAdminConfig{}, api.AdminProduct{}, err
+	}
+	cfg := a.orderCfg.Load()
+	if cfg == nil {
+		return nil, ServerAdminConfig{}, api.AdminProduct{}, errf(http.StatusServiceUnavailable, "servers_unavailable", "orders are starting on this coordinator; retry shortly")
+	}
+	prod, err := a.orderableProduct(slug, category, location)
+	return deps, *cfg, prod, err
 }
 
 // orderServer buys a server from the wallet: placement here (on the leader),
@@ -116,15 +148,7 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	deps, err := a.serverDeps()
-	if err != nil {
-		return 0, nil, err
-	}
-	cfg := a.orderCfg.Load()
-	if cfg == nil {
-		return 0, nil, errf(http.StatusServiceUnavailable, "servers_unavailable", "orders are starting on this coordinator; retry shortly")
-	}
-	prod, err := a.orderableProduct(req)
+	deps, cfg, prod, err := a.orderStart(req.PlanSlug, api.ProductVPS, req.Location)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -141,35 +165,57 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 	create, password, err := a.prepareServerCreate(api.AdminServerCreateRequest{
 		AccountID: rq.caller.accountID, Plan: prod.Slug, Template: req.OSTemplate, OS: osName,
 		Label: req.Label, Hostname: req.Hostname, SSHKeys: req.SSHKeys,
-	}, prod.Plan(), deps, *cfg, rq.now)
+	}, prod.Plan(), deps, cfg, rq.now)
 	if err != nil {
 		return 0, nil, err
 	}
-	actID := create.Action.ID
-	status, v, err := a.propose(rq.Context(), rq, fsm.CmdServerOrder, fsm.ServerOrder{
-		PlanSlug: prod.Slug, Create: create,
-		InvoiceID: ids.New("inv", rq.now), PaymentID: ids.New("pay", rq.now), TxID: ids.New("wtx", rq.now),
-	}, http.StatusCreated)
-	if err != nil {
-		deps.DropSecret(actID)
-		var short *fsm.ShortfallError
-		if errors.As(err, &short) {
-			return 0, nil, errf(http.StatusPaymentRequired, "insufficient_funds", "%s; top up the wallet by at least %d cents", short.Error(), short.ShortfallUsdCents())
-		}
-		return 0, nil, err
+	status, v, fresh, err := a.proposeOrder(rq, deps, fsm.CmdServerOrder, create.Action.ID, func(o fsm.OrderCharge) any {
+		return fsm.ServerOrder{PlanSlug: o.PlanSlug, Create: create, InvoiceID: o.InvoiceID, PaymentID: o.PaymentID, TxID: o.TxID}
+	}, prod.Slug)
+	if err != nil || !fresh {
+		return status, v, err
 	}
-	deps.Kick()
 	out, ok := v.(api.ServerOrder)
 	if !ok {
-		// A replayed response (Idempotency-Key): the password was in the
-		// first response only, and our action was not created.
-		deps.DropSecret(actID)
-		return status, v, nil
+		return 0, nil, fmt.Errorf("server order: unexpected result %T", v)
 	}
 	out.RootPassword = password
 	a.log.Info("server ordered", "server", out.Server.ID, "account", rq.caller.accountID, "plan", prod.Slug,
-		"invoice", out.Invoice.Number, "amount_usd_cents", out.Invoice.TotalUsdCents, "action", actID)
+		"invoice", out.Invoice.Number, "amount_usd_cents", out.Invoice.TotalUsdCents, "action", create.Action.ID)
 	return status, out, nil
+}
+
+// proposeOrder proposes an order command (payload makes it from the
+// order's new money ids) whose provisioning action actID has its secret in
+// the dispatcher: a refusal drops the secret and maps a shortfall to 402
+// naming it; a replayed answer (Idempotency-Key) drops it too, since our
+// action was not created, and is returned as it is with fresh false (the
+// passwords were in the first answer only). Domain orders may use it with
+// an empty actID.
+func (a *API) proposeOrder(rq *request, deps *ServerDeps, t fsm.CommandType, actID string, payload func(fsm.OrderCharge) any, planSlug string) (int, any, bool, error) {
+	drop := func() {
+		if actID != "" && deps != nil {
+			deps.DropSecret(actID)
+		}
+	}
+	o := fsm.OrderCharge{PlanSlug: planSlug, InvoiceID: ids.New("inv", rq.now), PaymentID: ids.New("pay", rq.now), TxID: ids.New("wtx", rq.now)}
+	status, v, err := a.propose(rq.Context(), rq, t, payload(o), http.StatusCreated)
+	if err != nil {
+		drop()
+		var short *fsm.ShortfallError
+		if errors.As(err, &short) {
+			return 0, nil, false, errf(http.StatusPaymentRequired, "insufficient_funds", "%s; top up the wallet by at least %d cents", short.Error(), short.ShortfallUsdCents())
+		}
+		return 0, nil, false, err
+	}
+	if deps != nil {
+		deps.Kick()
+	}
+	if _, replayed := v.(json.RawMessage); replayed {
+		drop()
+		return status, v, false, nil
+	}
+	return status, v, true, nil
 }
 
 // templateKnown reports whether some node offers template, or no node has
@@ -284,6 +330,9 @@ func productField(req api.ProductRequest) string {
 	if req.Category == api.ProductDomain || req.RetailYearlyUsdCents != 0 {
 		return "retail_yearly_usd_cents"
 	}
+	if req.Category == api.ProductHosting {
+		return "specs.hosting"
+	}
 	return "specs"
 }
 
@@ -304,10 +353,11 @@ func DecodeAccountPricing(body []byte) (api.AccountPricing, error) {
 	return req, nil
 }
 
-// orderableProduct is the product req orders: 400 naming plan_slug when it
-// is unknown, retired or not a server, or location when it is not sold there.
-func (a *API) orderableProduct(req api.ServerOrderRequest) (api.AdminProduct, error) {
-	prod, err := readOne(a, "product", func(r store.ReadTx) (api.AdminProduct, error) { return r.Product(req.PlanSlug) })
+// orderableProduct is the product an order of category names: 400 naming
+// plan_slug when it is unknown, retired or of another category, or location
+// when it is not sold there.
+func (a *API) orderableProduct(slug, category, location string) (api.AdminProduct, error) {
+	prod, err := readOne(a, "product", func(r store.ReadTx) (api.AdminProduct, error) { return r.Product(slug) })
 	if err != nil {
 		var he *httpError
 		if errors.As(err, &he) && he.status == http.StatusNotFound {
@@ -315,12 +365,13 @@ func (a *API) orderableProduct(req api.ServerOrderRequest) (api.AdminProduct, er
 		}
 		return prod, err
 	}
+	orderRoute := map[string]string{api.ProductVPS: "POST /v1/servers", api.ProductHosting: "POST /v1/hosting", api.ProductDomain: "POST /v1/domains"}
 	switch {
 	case prod.Retired:
 		return prod, invalidField("plan_slug", "names product %q, which is retired and can no longer be ordered", prod.Slug)
-	case prod.Category != api.ProductVPS:
-		return prod, invalidField("plan_slug", "names a %s product; order it with POST /v1/hosting", prod.Category)
-	case req.Location != "" && len(prod.Locations) > 0 && !slices.Contains(prod.Locations, req.Location):
+	case prod.Category != category:
+		return prod, invalidField("plan_slug", "names a %s product; order it with %s", prod.Category, orderRoute[prod.Category])
+	case location != "" && len(prod.Locations) > 0 && !slices.Contains(prod.Locations, location):
 		return prod, invalidField("location", "must be one of %s for %s", strings.Join(prod.Locations, ", "), prod.Slug)
 	}
 	return prod, nil
@@ -333,7 +384,12 @@ func (a *API) quoteServer(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	prod, err := a.orderableProduct(req)
+	return a.quote(rq, req.PlanSlug, api.ProductVPS, req.Location)
+}
+
+// quote is the price of an order of the product slug of category.
+func (a *API) quote(rq *request, slug, category, location string) (int, any, error) {
+	prod, err := a.orderableProduct(slug, category, location)
 	if err != nil {
 		return 0, nil, err
 	}

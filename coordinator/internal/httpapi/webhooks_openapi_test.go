@@ -8,7 +8,7 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// TestOpenAPIWebhookCatalogue keeps the catalogue in /openapi.json (all 13
+// TestOpenAPIWebhookCatalogue keeps the catalogue in /openapi.json (all 16
 // events, and which are emitted so far) equal to api.WebhookEvents.
 func TestOpenAPIWebhookCatalogue(t *testing.T) {
 	var doc struct {
@@ -27,7 +27,7 @@ func TestOpenAPIWebhookCatalogue(t *testing.T) {
 			emitted = append(emitted, e.Name)
 		}
 	}
-	if len(api.WebhookEvents) != 15 || !reflect.DeepEqual(doc.Emitted, emitted) {
+	if len(api.WebhookEvents) != 18 || !reflect.DeepEqual(doc.Emitted, emitted) {
 		t.Fatalf("catalogue %d events, emitted %v vs %v", len(api.WebhookEvents), doc.Emitted, emitted)
 	}
 }

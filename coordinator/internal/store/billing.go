@@ -11,6 +11,8 @@ type Invoice struct {
 	// ServerID is the server a renewal invoice renews (its payment extends
 	// the server's paid_until to the renewal's period end).
 	ServerID string `json:"server_id,omitempty"`
+	// HostingID is the hosting account a renewal invoice renews.
+	HostingID string `json:"hosting_id,omitempty"`
 }
 
 // WalletTransactions pages an account's wallet transactions, newest first,

@@ -14,6 +14,15 @@ type HostingAccount struct {
 	// NodeID is the hosting node; deleted accounts stay recorded (status
 	// deleted) with their username and domain free again.
 	NodeID string `json:"node_id"`
+	// MonthlyUsdCents, InvoiceID, Renewal and Suspension are a bought
+	// account's billing, as on Server.
+	MonthlyUsdCents int64       `json:"monthly_usd_cents,omitempty"`
+	InvoiceID       string      `json:"invoice_id,omitempty"`
+	Renewal         *Renewal    `json:"renewal,omitempty"`
+	Suspension      *Suspension `json:"suspension,omitempty"`
+	// Resume is set while a lifted non-payment suspension still has to be
+	// undone on the node (its hosting.unsuspend not opened yet).
+	Resume bool `json:"resume,omitempty"`
 }
 
 // Admin is the operator view: the customer view with the owner and node.

@@ -5,7 +5,10 @@
 //	inv <name>=<state> ...   set the inventory's VMs and call InventoryChanged
 //
 // With -kvm the node reports the kvm role and some capacity, so the
-// coordinator places servers on it (their actions all succeed).
+// coordinator places servers on it (their actions all succeed). With
+// -hosting it also reports the hosting role and PHP 8.2, so hosting accounts
+// are placed on it; a hosting.create for a domain starting with "fail-"
+// fails, the others succeed.
 //
 // Handle: command "echo" answers a progress frame then a result carrying the
 // params; "block" answers a progress frame, then waits for its context to end
@@ -15,6 +18,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"os"
@@ -42,6 +46,7 @@ func main() {
 	proto := flag.Uint("protocol", 0, "protocol version to claim")
 	invEvery := flag.Duration("inventory-interval", 200*time.Millisecond, "inventory check interval")
 	kvm := flag.Bool("kvm", false, "report the kvm role with room for a few servers, so placement picks this node (every action succeeds)")
+	hosting := flag.Bool("hosting", false, "also report the hosting role with PHP 8.2; a hosting.create for a domain starting with fail- fails (php_missing)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -59,15 +64,22 @@ func main() {
 		Backoff: session.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		OnEvent: func(e session.Event) { event(e.Kind, "") },
 		Hello: func() *pb.Hello {
-			if !*kvm {
-				return &pb.Hello{}
+			h := &pb.Hello{}
+			if *kvm {
+				h = &pb.Hello{Roles: []string{"kvm"}, Capacity: &pb.Capacity{Vcpus: 16, MemoryBytes: 32 << 30, DiskBytes: 1 << 40}}
 			}
-			return &pb.Hello{Roles: []string{"kvm"}, Capacity: &pb.Capacity{Vcpus: 16, MemoryBytes: 32 << 30, DiskBytes: 1 << 40}}
+			if *hosting {
+				h.Roles = append(h.Roles, "hosting")
+			}
+			return h
 		},
 		Inventory: func(context.Context) (*pb.Inventory, error) {
 			invMu.Lock()
 			defer invMu.Unlock()
 			c := &pb.Inventory{Templates: inv.Templates, TakenAtUnixMs: time.Now().UnixMilli()}
+			if *hosting {
+				c.PhpVersions = []string{"8.2"}
+			}
 			c.Vms = append(c.Vms, inv.Vms...)
 			event("inventory_collected", "")
 			return c, nil
@@ -82,6 +94,17 @@ func main() {
 					event("blocking", as.ActionId)
 					<-ctx.Done()
 					event("cancelled", as.ActionId)
+				case "hosting.create":
+					var p struct {
+						Domain string `json:"domain"`
+					}
+					_ = json.Unmarshal(as.Params, &p)
+					res := &pb.ActionResult{ActionId: as.ActionId, Success: true, Result: as.Params}
+					if strings.HasPrefix(p.Domain, "fail-") {
+						res = &pb.ActionResult{ActionId: as.ActionId, ErrorCode: "php_missing", ErrorMessage: "PHP-FPM 8.2 is not installed on this node"}
+					}
+					event("hosting_create", as.ActionId)
+					_ = send(&pb.Envelope{Seq: 2, ReplyTo: req.Seq, Body: &pb.Envelope_ActionResult{ActionResult: res}})
 				default:
 					_ = send(&pb.Envelope{Seq: 2, ReplyTo: req.Seq, Body: &pb.Envelope_ActionResult{ActionResult: &pb.ActionResult{ActionId: as.ActionId, Success: true, Result: as.Params}}})
 				}

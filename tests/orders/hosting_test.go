@@ -1,0 +1,173 @@
+package orders
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+const hostingPrice = 450 // web-t at 600 retail, 25 % reseller discount
+
+var webQuota = api.HostingPlan{PHPWorkers: 3, PHPMemoryMiB: 96, MaxExecutionSeconds: 20, UploadMiB: 16, DiskMiB: 2048}
+
+func hostingOrder(user string) api.HostingOrderRequest {
+	return api.HostingOrderRequest{PlanSlug: "web-t", Domain: user + ".example.com", Username: user}
+}
+
+// waitHosting polls the account until ok says it is done.
+func (r *rig) waitHosting(id, what string, ok func(api.HostingAccount) bool) api.HostingAccount {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		h, err := r.api(2).HostingAccount(r.ctx, id)
+		if err == nil && ok(h) {
+			return h
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("hosting account %s not %s: %+v %v", id, what, h, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestHostingOrders: a customer buys hosting from the catalogue and the
+// wallet through any coordinator: bad input is a 400 naming the field with
+// nothing charged, the quote prices it, one order debits the reseller price
+// once (an Idempotency-Key retry answers the same account without the
+// passwords), a taken username is a 409 naming it with nothing charged, a
+// short wallet is a 402 naming the shortfall, and an account whose
+// hosting.create fails on the node is refunded (balance restored, the
+// action says so, the invoice credited).
+func TestHostingOrders(t *testing.T) {
+	r := newRig(t)
+	adm := r.c.AnyAlive(nil).Admin()
+	if _, err := adm.CreateProduct(r.ctx, "web-t", api.ProductRequest{Category: api.ProductHosting, NameEn: "Web T", RetailMonthlyUsdCents: 600,
+		Specs: api.ProductSpecs{Hosting: &webQuota}}); err != nil {
+		t.Fatal(err)
+	}
+	// A hosting product without its quotas is refused naming the field.
+	_, err := adm.CreateProduct(r.ctx, "web-x", api.ProductRequest{Category: api.ProductHosting, NameEn: "Web X", RetailMonthlyUsdCents: 600})
+	if st, msg := status(err); st != http.StatusBadRequest || !strings.Contains(msg, `"specs.hosting"`) {
+		t.Fatalf("a hosting product without quotas: %d %s", st, msg)
+	}
+	r.credit(hostingPrice + 100)
+	for _, tc := range []struct {
+		req   api.HostingOrderRequest
+		field string
+	}{
+		{api.HostingOrderRequest{Domain: "a.example.com", Username: "alice"}, "plan_slug"},
+		{api.HostingOrderRequest{PlanSlug: "vps-t", Domain: "a.example.com", Username: "alice"}, "plan_slug"},
+		{api.HostingOrderRequest{PlanSlug: "web-9", Domain: "a.example.com", Username: "alice"}, "plan_slug"},
+		{api.HostingOrderRequest{PlanSlug: "web-t", Domain: "not a domain", Username: "alice"}, "domain"},
+		{api.HostingOrderRequest{PlanSlug: "web-t", Domain: "a.example.com", Username: "root"}, "username"},
+		{api.HostingOrderRequest{PlanSlug: "web-t", Domain: "a.example.com", Username: "alice", PHPVersion: "eight"}, "php_version"},
+		{api.HostingOrderRequest{PlanSlug: "web-t", Domain: "a.example.com", Username: "alice", PHPVersion: "7.4"}, "php_version"},
+	} {
+		_, err := r.api(0).OrderHosting(r.ctx, tc.req, "")
+		if st, msg := status(err); st != http.StatusBadRequest || !strings.Contains(msg, `"`+tc.field+`"`) {
+			t.Errorf("%+v: %d %s, want 400 naming %q", tc.req, st, msg, tc.field)
+		}
+	}
+	hosting := func() []api.HostingAccount {
+		t.Helper()
+		l, err := r.api(1).Hosting(r.ctx, 1, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Data
+	}
+	if b, n := r.balance(), len(hosting()); b != hostingPrice+100 || n != 0 {
+		t.Fatalf("after refused orders: balance %d, %d accounts", b, n)
+	}
+	if q, err := r.api(1).QuoteHosting(r.ctx, hostingOrder("shop")); err != nil || q.YourMonthlyUsdCents != hostingPrice || q.RetailMonthlyUsdCents != 600 || q.ShortfallUsdCents != 0 {
+		t.Fatalf("quote %+v %v", q, err)
+	}
+
+	// One order, its Idempotency-Key retried on another coordinator.
+	o, err := r.api(0).OrderHosting(r.ctx, hostingOrder("shop"), "hosting-once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.SFTPPassword == "" || o.DBPassword == "" || o.Invoice.TotalUsdCents != hostingPrice || o.Invoice.Status != api.InvoicePaid ||
+		o.Hosting.Limits != webQuota || o.Hosting.PaidUntil == nil || o.Hosting.Connection.SFTPUser != "shop" {
+		t.Fatalf("order %+v", o)
+	}
+	again, err := r.api(1).OrderHosting(r.ctx, hostingOrder("shop"), "hosting-once")
+	if err != nil || again.Hosting.ID != o.Hosting.ID || again.SFTPPassword != "" || again.DBPassword != "" {
+		t.Fatalf("retry: %+v %v (want the same account, no passwords)", again, err)
+	}
+	if b := r.balance(); b != 100 {
+		t.Fatalf("balance %d after one order, want 100", b)
+	}
+	h := r.waitHosting(o.Hosting.ID, "active", func(h api.HostingAccount) bool { return h.Status == api.HostingActive })
+	if h.PaidUntil == nil || !h.PaidUntil.Equal(*o.Hosting.PaidUntil) || h.Plan != "web-t" {
+		t.Fatalf("account %+v", h)
+	}
+
+	// A taken username changes nothing; neither does a short wallet.
+	r.credit(hostingPrice)
+	dup := hostingOrder("shop")
+	dup.Domain = "other.example.com"
+	_, err = r.api(2).OrderHosting(r.ctx, dup, "")
+	if st, msg := status(err); st != http.StatusConflict || !strings.Contains(msg, `"username"`) {
+		t.Fatalf("a taken username: %d %s", st, msg)
+	}
+	if b := r.balance(); b != hostingPrice+100 {
+		t.Fatalf("balance %d after a refused order", b)
+	}
+
+	// hosting.create fails on the node: charged, then refunded.
+	f, err := r.api(1).OrderHosting(r.ctx, api.HostingOrderRequest{PlanSlug: "web-t", Domain: "fail-1.example.com", Username: "failer"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := r.balance(); b != 100 && b != hostingPrice+100 {
+		t.Fatalf("balance %d right after the order", b)
+	}
+	fh := r.waitHosting(f.Hosting.ID, "failed", func(h api.HostingAccount) bool { return h.Status == api.HostingError })
+	if fh.PaidUntil != nil {
+		t.Fatalf("failed account still paid: %+v", fh)
+	}
+	if b := r.balance(); b != hostingPrice+100 {
+		t.Fatalf("balance %d after the refund, want %d", b, hostingPrice+100)
+	}
+	act, err := r.api(0).Action(r.ctx, f.Action.ID)
+	if err != nil || act.Status != api.ActionFailed || act.Error == nil || !strings.Contains(act.Error.Message, "450 cents were refunded") {
+		t.Fatalf("failed action %+v %v", act, err)
+	}
+	inv, err := r.api(2).Invoice(r.ctx, f.Invoice.ID)
+	if err != nil || len(inv.Payments) != 2 || inv.Payments[1].AmountUsdCents != -hostingPrice {
+		t.Fatalf("refunded invoice %+v %v", inv, err)
+	}
+	txs, err := r.api(0).WalletTransactions(r.ctx, 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refunds := 0
+	for _, tx := range txs.Data {
+		if tx.Type == api.TxRefund {
+			refunds++
+			if tx.AmountUsdCents != hostingPrice || tx.InvoiceID != f.Invoice.ID {
+				t.Errorf("refund %+v", tx)
+			}
+		}
+	}
+	if refunds != 1 {
+		t.Fatalf("%d refunds in %+v", refunds, txs.Data)
+	}
+
+	// Two accounts left to pay for, one order's worth in the wallet.
+	if _, err := r.api(0).OrderHosting(r.ctx, hostingOrder("blog"), ""); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.api(0).OrderHosting(r.ctx, hostingOrder("wiki"), "")
+	if st, msg := status(err); st != http.StatusPaymentRequired || !strings.Contains(msg, "shortfall is 350 cents") {
+		t.Fatalf("a short wallet: %d %s", st, msg)
+	}
+	if b, n := r.balance(), len(hosting()); b != 100 || n != 3 {
+		t.Fatalf("balance %d, %d accounts (shop, failer, blog)", b, n)
+	}
+}
