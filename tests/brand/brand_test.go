@@ -569,3 +569,103 @@ func TestSunucuRefuses444host(t *testing.T) {
 		t.Errorf("sunucu MCP tools: %v", names)
 	}
 }
+
+// TestMixedBrandsRefused: every coordinator of a cluster must run the same
+// brand. The first leader records its brand in the replicated state; a
+// coordinator restarted with another --brand refuses to serve (/readyz and
+// /v1 answer 503 brand_mismatch naming both brands), hands leadership away
+// when it is elected, and serves again once restarted with the cluster's.
+func TestMixedBrandsRefused(t *testing.T) {
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, key, err := c.NewAccount(ctx, "mixed@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader := c.WaitLeader(20 * time.Second)
+	odd := c.Nodes[(leader+1)%3]
+	args := append([]string(nil), odd.Args...)
+	odd.Kill()
+	odd.Args = append(odd.Args, "--brand", "444host")
+	if err := odd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	get := func(url, key string) (int, string) {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if key != "" {
+			req.Header.Set("Authorization", "Bearer "+key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	refused := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			code, body := get(odd.URL()+"/readyz", "")
+			if code == 503 && strings.Contains(body, "runs --brand 444host but the cluster's brand is sunucu") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: /readyz of %s: %d %s, want 503 brand mismatch", what, odd.ID, code, body)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if code, body := get(odd.URL()+"/v1/account", key); code != 503 || !strings.Contains(body, `"code":"brand_mismatch"`) {
+			t.Errorf("%s: GET /v1/account on %s: %d %s, want 503 brand_mismatch", what, odd.ID, code, body)
+		}
+	}
+	refused("follower")
+
+	// Elected, it refuses too and hands leadership to a coordinator of the
+	// cluster's brand; the cluster keeps serving.
+	// (The transfer may report failure: the new leader hands leadership on
+	// at once. Its log says whether it was elected.)
+	for try := 0; try < 5 && !strings.Contains(framework.Tail(odd.LogPath(), 400), "refusing to serve"); try++ {
+		l, err := c.LeaderIndex(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Nodes[l].Admin().ClusterTransferLeadership(ctx, odd.ID); err != nil {
+			t.Logf("transfer to %s: %v", odd.ID, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	if log := framework.Tail(odd.LogPath(), 400); !strings.Contains(log, "refusing to serve") || !strings.Contains(log, "the cluster's brand is sunucu, not 444host") {
+		t.Fatalf("%s was never elected and refused (log tail:\n%s)", odd.ID, framework.Tail(odd.LogPath(), 30))
+	}
+	refused("after its election")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		l, err := c.LeaderIndex(10 * time.Second)
+		if err == nil && c.Nodes[l] != odd {
+			if code, body := get(c.URL(l)+"/v1/account", key); code == 200 {
+				break
+			} else if time.Now().After(deadline) {
+				t.Fatalf("leader %s: %d %s", c.Nodes[l].ID, code, body)
+			}
+		} else if time.Now().After(deadline) {
+			t.Fatalf("the 444host coordinator kept the leadership (%v)", err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	// Restarted with the cluster's brand, it serves again.
+	odd.Kill()
+	odd.Args = args
+	if err := odd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := odd.WaitReady(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(odd.URL()+"/v1/account", key); code != 200 {
+		t.Errorf("after the restart with --brand sunucu: %d %s", code, body)
+	}
+}

@@ -95,6 +95,19 @@ type API struct {
 	mounts  []mount // extra handlers on the public listener (Mount)
 	brand   *brand.Brand
 	openapi []byte // the brand's OpenAPI document
+	// brandMismatch, when set, says why this coordinator's brand is not the
+	// cluster's: /readyz and every /v1 call answer 503 with it.
+	brandMismatch atomic.Pointer[string]
+}
+
+// SetBrandMismatch makes the API refuse to serve with msg (a coordinator
+// started with another --brand than its cluster's); "" serves again.
+func (a *API) SetBrandMismatch(msg string) {
+	if msg == "" {
+		a.brandMismatch.Store(nil)
+		return
+	}
+	a.brandMismatch.Store(&msg)
 }
 
 // Route is one public operation: the table drives registration, the scope check,
@@ -241,6 +254,11 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	st := a.raft.Status()
 	leaderID, applied, commit := st.LeaderID, st.AppliedIndex, st.CommitIndex
 	body := map[string]any{"leader_id": leaderID, "applied_index": applied, "commit_index": commit, "fsm_applied_index": a.state.AppliedIndex()}
+	if msg := a.brandMismatch.Load(); msg != nil {
+		body["status"] = *msg
+		writeJSON(w, http.StatusServiceUnavailable, body)
+		return
+	}
 	if leaderID == "" {
 		body["status"] = "no leader"
 		w.Header().Set("Retry-After", "1")
@@ -326,6 +344,11 @@ func (a *API) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := requestID(r)
 		w.Header().Set(headerRequestID, rid)
+		if msg := a.brandMismatch.Load(); msg != nil {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "brand_mismatch", *msg))
+			return
+		}
 		if !rt.Public && !a.readGate(w, r, rid) {
 			return
 		}

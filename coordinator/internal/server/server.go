@@ -184,8 +184,9 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	s.admSrv = cfg.HTTP.Server(httpapi.Secure(admin))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	s.wg.Add(4)
+	s.wg.Add(5)
 	go func() { defer s.wg.Done(); s.registerLoop(ctx) }()
+	go func() { defer s.wg.Done(); s.watchBrand(ctx) }()
 	go func() { defer s.wg.Done(); _ = s.apiSrv.Serve(apiLn) }()
 	go func() { defer s.wg.Done(); _ = s.admSrv.Serve(adminLn) }()
 	go func() { defer s.wg.Done(); s.leaderLoop(ctx) }()
@@ -318,6 +319,9 @@ func (s *Server) runLeader(ctx context.Context) {
 	if err := s.Node.Barrier(30 * time.Second); err != nil {
 		s.log.Warn("barrier after election failed", "err", err)
 		return
+	}
+	if !s.recordBrand(ctx) {
+		return // not serving: the cluster has another brand
 	}
 	s.API.SetLeaderReady(term)
 	s.bootstrapAccount(ctx)
@@ -488,4 +492,48 @@ func (s *Server) brand() *brand.Brand {
 		return brand.Of(nil)
 	}
 	return b
+}
+
+// recordBrand records this coordinator's brand as the cluster's (the first
+// leader's) or checks it against the recorded one. On a mismatch the API
+// refuses to serve and leadership is handed to another coordinator; false
+// means "do not run the leader jobs".
+func (s *Server) recordBrand(ctx context.Context) bool {
+	_, err := s.propose(ctx, fsm.CmdClusterBrand, fsm.ClusterBrand{Brand: s.brand().Name})
+	if err == nil {
+		return true
+	}
+	if !errors.Is(err, fsm.ErrConflict) {
+		s.log.Warn("recording the cluster's brand failed; will retry on the next leadership", "err", err)
+		return true
+	}
+	msg := "brand mismatch: this coordinator runs --brand " + s.brand().Name + " but " + strings.TrimPrefix(err.Error(), fsm.ErrConflict.Error()+": ")
+	s.API.SetBrandMismatch(msg)
+	s.log.Error("refusing to serve", "reason", msg)
+	if err := s.Node.TransferLeadership(""); err != nil {
+		s.log.Warn("handing leadership away after the brand mismatch failed", "err", err)
+	}
+	return false
+}
+
+// watchBrand compares the cluster's recorded brand with this coordinator's
+// as the state replicates, so a follower started with another --brand
+// refuses to serve too (and serves again once restarted right).
+func (s *Server) watchBrand(ctx context.Context) {
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		var have string
+		_ = s.Node.FSM.Read(func(r store.ReadTx) error { have = r.ClusterBrand(); return nil })
+		if have != "" && have != s.brand().Name {
+			s.API.SetBrandMismatch("brand mismatch: this coordinator runs --brand " + s.brand().Name + " but the cluster's brand is " + have + " (every coordinator needs --brand " + have + ")")
+		} else if have == s.brand().Name {
+			s.API.SetBrandMismatch("")
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
