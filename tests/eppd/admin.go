@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // takeFault consumes the failure injection that applies to the next
@@ -55,6 +58,8 @@ func (s *Server) takeFault() fault {
 //	POST /down                         close the listener and every session: connections are refused
 //	POST /up                           listen again
 //	POST /reset                        clear every pending fault (does not bring the registry up)
+//	GET  /domains/{name}               the registry's record of a domain (AdminDomain; no auth code)
+//	GET  /transactions                 every recorded transform command (AdminTransaction), by clID and clTRID
 func (s *Server) Admin() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
@@ -130,6 +135,8 @@ func (s *Server) Admin() http.Handler {
 		}
 		s.adminState(w, r)
 	})
+	mux.HandleFunc("GET /domains/{name}", s.adminDomain)
+	mux.HandleFunc("GET /transactions", s.adminTransactions)
 	mux.HandleFunc("POST /reset", func(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		s.faults = faults{}
@@ -160,4 +167,64 @@ func (s *Server) adminState(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(st)
+}
+
+// AdminDomain is the registry's record of a domain, as the admin endpoint
+// shows it to tests (the auth code left out).
+type AdminDomain struct {
+	Name    string    `json:"name"`
+	Status  []string  `json:"status,omitempty"`
+	NS      []string  `json:"ns,omitempty"`
+	ClID    string    `json:"cl_id"`
+	ExDate  time.Time `json:"ex_date"`
+	Privacy bool      `json:"privacy,omitempty"`
+}
+
+func (s *Server) adminDomain(w http.ResponseWriter, r *http.Request) {
+	var rec domainRec
+	var found bool
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		found, err = getJSON(tx, bucketDomains, r.PathValue("name"), &rec)
+		return err
+	})
+	switch {
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	case !found:
+		http.Error(w, "no such domain", http.StatusNotFound)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(AdminDomain{Name: rec.Name, Status: rec.Status, NS: rec.NS, ClID: rec.ClID, ExDate: rec.ExDate, Privacy: rec.Privacy})
+}
+
+// AdminTransaction is one recorded transform command: applied once, its
+// answer replayed to a repeat of the same clTRID.
+type AdminTransaction struct {
+	ClID   string `json:"cl_id"`
+	ClTRID string `json:"cl_trid"`
+	Verb   string `json:"verb"`
+	Object string `json:"object"`
+}
+
+func (s *Server) adminTransactions(w http.ResponseWriter, r *http.Request) {
+	out := []AdminTransaction{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketTRIDs).ForEach(func(k, v []byte) error {
+			var rec tridRec
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return err
+			}
+			clID, clTRID, _ := strings.Cut(string(k), "\x00")
+			out = append(out, AdminTransaction{ClID: clID, ClTRID: clTRID, Verb: rec.Verb, Object: rec.Object})
+			return nil
+		})
+	})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(out)
 }

@@ -262,3 +262,43 @@ func (e *EPPD) DelayNext(n int, d time.Duration) {
 
 // Reset clears every pending fault.
 func (e *EPPD) Reset() { e.admin("POST", "/reset", nil) }
+
+// Domain is the registry's own record of a domain (nil when it has none).
+func (e *EPPD) Domain(name string) *eppd.AdminDomain {
+	e.t.Helper()
+	resp, err := http.Get(e.AdminURL + "/domains/" + url.PathEscape(name))
+	if err != nil {
+		e.t.Fatalf("eppd admin domain %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound {
+		return nil
+	}
+	var d eppd.AdminDomain
+	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil || resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("eppd admin domain %s: %s %v", name, resp.Status, err)
+	}
+	return &d
+}
+
+// Transactions lists every transform command the registry applied (each
+// clTRID once), optionally only those of verb on object ("" matches any).
+func (e *EPPD) Transactions(verb, object string) []eppd.AdminTransaction {
+	e.t.Helper()
+	resp, err := http.Get(e.AdminURL + "/transactions")
+	if err != nil {
+		e.t.Fatalf("eppd admin transactions: %v", err)
+	}
+	defer resp.Body.Close()
+	var all []eppd.AdminTransaction
+	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil || resp.StatusCode != http.StatusOK {
+		e.t.Fatalf("eppd admin transactions: %s %v", resp.Status, err)
+	}
+	var out []eppd.AdminTransaction
+	for _, t := range all {
+		if (verb == "" || t.Verb == verb) && (object == "" || t.Object == object) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
