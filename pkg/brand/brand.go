@@ -57,6 +57,10 @@ type Brand struct {
 	// hidden lists, per canonical event, payload fields this brand does not
 	// deliver (the FSM records the union of what the brands deliver).
 	hidden map[string][]string
+	// documented lists, per canonical event, payload fields the brand
+	// delivers beyond the catalogue's list (api.WebhookEvents), for its
+	// documentation.
+	documented map[string][]string
 	// words renames words of operationIds (camel case), in order.
 	words [][2]string
 
@@ -81,7 +85,9 @@ var brands = map[string]*Brand{
 		scopes:   map[string]string{"servers": "vps"},
 		events:   map[string]string{"server": "vps"},
 		fields:   map[string]string{"serverId": "vpsId"},
-		words:    [][2]string{{"Servers", "Vps"}, {"Server", "Vps"}},
+		// The seed's vps.created: vpsId, label, hostname, planSlug, status, ipv4.
+		documented: map[string][]string{"server.created": {"hostname", "planSlug", "ipv4"}},
+		words:      [][2]string{{"Servers", "Vps"}, {"Server", "Vps"}},
 	},
 }
 
@@ -209,12 +215,13 @@ func (b *Brand) Field(f string) string {
 }
 
 // EventFields renames the payload field list of a canonical event, leaving
-// out the fields the brand does not deliver.
+// out the fields the brand does not deliver and adding those it documents
+// beyond the catalogue's.
 func (b *Brand) EventFields(event string, fields []string) []string {
 	b = Of(b)
 	out := make([]string, 0, len(fields))
-	for _, f := range fields {
-		if !b.hides(event, f) {
+	for _, f := range append(append([]string(nil), fields...), b.documented[event]...) {
+		if !b.hides(event, f) && !slices.Contains(out, b.Field(f)) {
 			out = append(out, b.Field(f))
 		}
 	}

@@ -76,6 +76,7 @@ func (r *receiver) wait(t *testing.T, typ string, match func(map[string]any) boo
 		for _, h := range r.hits {
 			if h.typ == typ && match(h.data) {
 				r.mu.Unlock()
+				t.Logf("webhook delivered: X-444host-Event: %s, X-444host-Signature: %.24s…, body %s", h.header.Get("X-444host-Event"), h.header.Get("X-444host-Signature"), h.body)
 				return h
 			}
 		}
@@ -201,6 +202,7 @@ func TestSeed444host(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		t.Logf("%s %s → %d %.160s", method, path, r.Status, strings.TrimSpace(string(r.Body)))
 		if r.Status != want {
 			t.Fatalf("%s: want %d", r, want)
 		}

@@ -102,6 +102,9 @@ func TestBrandOpenAPIRenamesEveryOperation(t *testing.T) {
 		if err := json.Unmarshal(raw, &d); err != nil || len(d.Events) != len(api.WebhookEvents) {
 			t.Fatalf("%s: x-webhook-events: %v (%d)", name, err, len(d.Events))
 		}
+		if e := d.Events[0]; e.Name != "vps.created" || strings.Join(e.Payload, ",") != "vpsId,status,label,hostname,planSlug,ipv4" {
+			t.Errorf("%s: %+v, want the seed's vps.created payload", name, e)
+		}
 		for i, e := range d.Events {
 			c := api.WebhookEvents[i]
 			if e.Name != b.Event(c.Name) || strings.Join(e.Payload, ",") != strings.Join(b.EventFields(c.Name, c.Payload), ",") {
