@@ -51,7 +51,7 @@ func newRig(t testing.TB) *rig {
 		t.Fatal(err)
 	}
 	framework.StartSim(t, framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{}),
-		"-coordinator", c.AgentAddrs()[0], "-token", tok.Token, "-node", "orders-node-1", "-dir", t.TempDir(), "-kvm", "-hosting")
+		"-coordinator", strings.Join(c.AgentAddrs(), ","), "-token", tok.Token, "-node", "orders-node-1", "-dir", t.TempDir(), "-kvm", "-hosting")
 	c.WaitNode("orders-node-1", 30*time.Second, "ready and connected", func(n api.AgentNode) bool {
 		return n.State == api.AgentNodeReady && n.Connected
 	})

@@ -39,7 +39,7 @@ var out = simevent.NewPrinter(os.Stdout)
 func event(kind, id string) { out.Print(simevent.Event{Kind: kind, ID: id}) }
 
 func main() {
-	coord := flag.String("coordinator", "", "session address")
+	coord := flag.String("coordinator", "", "session address (comma-separated: several coordinators, tried in turn)")
 	token := flag.String("token", "", "join token")
 	node := flag.String("node", "node-1", "node id")
 	dir := flag.String("dir", "", "credentials directory")
@@ -58,7 +58,7 @@ func main() {
 	)
 	var a *session.Agent
 	a, err := session.New(session.Config{
-		Coordinators: []string{*coord}, JoinToken: *token, NodeID: *node, Dir: *dir,
+		Coordinators: strings.Split(*coord, ","), JoinToken: *token, NodeID: *node, Dir: *dir,
 		PingInterval: 200 * time.Millisecond, DialTimeout: 2 * time.Second,
 		ProtocolVersion: uint32(*proto), InventoryInterval: *invEvery,
 		Backoff: session.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
