@@ -1,14 +1,19 @@
 package oauthtest
 
 import (
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
+	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
 	"golang.org/x/oauth2"
 )
 
@@ -431,5 +436,50 @@ func TestBrandPrefix(t *testing.T) {
 	}
 	if _, err := bearerT(t, e.base, "snc_at_"+strings.TrimPrefix(tok.AccessToken, "h444_at_")).Account(e.ctx); apiStatus(err) != 401 {
 		t.Fatalf("the token with another brand's prefix: %v, want 401", err)
+	}
+}
+
+// TestBrand444host: with --brand 444host (no --key-prefix) keys are h444_…,
+// tokens h444_at_…/h444_rt_…, the metadata lists 444host's scopes, a token
+// asked for vps:read carries it and reads /v1/vps, and sunucu's
+// servers:read is an invalid_scope.
+func TestBrand444host(t *testing.T) {
+	e := start(t, func(_ int, cfg *server.Config) { cfg.Brand = "444host"; cfg.KeyPrefix = "" })
+	acc, key := e.account("brand444@example.com", "account:read", "vps:read")
+	if !strings.HasPrefix(key, "h444_") {
+		t.Fatalf("key %.6s…", key)
+	}
+	resp, err := http.Get(e.base + "/.well-known/oauth-authorization-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, meta := decode(t, resp)
+	supported := fmt.Sprint(meta["scopes_supported"])
+	if !strings.Contains(supported, "vps:read") || strings.Contains(supported, "servers:") {
+		t.Errorf("scopes_supported %s", supported)
+	}
+	clientID := e.register(map[string]any{"client_name": "CLI", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}})
+	status, out := e.postForm("/oauth/device_authorization", url.Values{"client_id": {clientID}, "scope": {"servers:read"}})
+	if status != 400 || out["error"] != "invalid_scope" {
+		t.Errorf("device authorization for servers:read: %d %v, want 400 invalid_scope", status, out)
+	}
+	tok := e.deviceGrant(clientID, acc.ID, "", "vps:read")
+	if !strings.HasPrefix(tok.AccessToken, "h444_at_") || !strings.HasPrefix(tok.RefreshToken, "h444_rt_") {
+		t.Fatalf("tokens %.9s… %.9s…", tok.AccessToken, tok.RefreshToken)
+	}
+	if sc, _ := tok.Extra("scope").(string); sc != "vps:read" {
+		t.Errorf("token scope %q, want vps:read", sc)
+	}
+	doc, err := httpapi.BrandOpenAPI(brand.MustGet(brand.H444), httpapi.OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := client.NewBrand(e.base, tok.AccessToken, brand.MustGet(brand.H444)) // checked against 444host's document
+	c.HTTP = &http.Client{Transport: framework.NewValidatingTransport(t, doc, e.base), Timeout: 30 * time.Second}
+	if _, err := c.Servers(e.ctx, 1, 10); err != nil {
+		t.Errorf("GET /v1/vps with the token: %v", err)
+	}
+	if _, err := c.Account(e.ctx); apiStatus(err) != 403 {
+		t.Errorf("GET /v1/account with a vps:read token: %v, want 403", err)
 	}
 }
