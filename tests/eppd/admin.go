@@ -4,15 +4,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/eppxml"
 	bolt "go.etcd.io/bbolt"
 )
 
-// takeFault consumes the failure injection that applies to the next
-// command.
+// fault is what injection does to one command.
 type fault struct {
 	failCode   int
 	dropBefore bool
@@ -20,30 +21,61 @@ type fault struct {
 	delay      time.Duration
 }
 
-func (s *Server) takeFault() fault {
+// takeFault consumes the failure injection that applies to the next
+// command, of verb.
+func (s *Server) takeFault(verb string) fault {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := &s.faults
 	var out fault
-	if f.delayN > 0 {
-		f.delayN--
-		out.delay = f.delay
+	if f.delay.take(verb) {
+		out.delay = f.delayBy
 	}
 	switch {
-	case f.failN > 0:
-		f.failN--
+	case f.fail.take(verb):
 		out.failCode = f.failCode
-	case f.dropBefore > 0:
-		f.dropBefore--
+	case f.dropBefore.take(verb):
 		out.dropBefore = true
-	case f.dropAfter > 0:
-		f.dropAfter--
+	case f.dropAfter.take(verb):
 		out.dropAfter = true
 	}
 	if out != (fault{}) {
 		s.stats.Injected++
 	}
 	return out
+}
+
+// Verbs are the command names faults can be limited to.
+var Verbs = []string{"domain:check", "domain:info", "domain:create", "domain:renew", "domain:transfer", "domain:update",
+	"domain:delete", "contact:check", "contact:info", "contact:create", "contact:update", "contact:delete", "poll"}
+
+// verbOf names a command for Verbs ("" for login, logout).
+func verbOf(c *eppxml.Command) string {
+	obj := func(domain bool) string {
+		if domain {
+			return "domain:"
+		}
+		return "contact:"
+	}
+	switch {
+	case c.Check != nil:
+		return obj(c.Check.Domain != nil) + "check"
+	case c.Info != nil:
+		return obj(c.Info.Domain != nil) + "info"
+	case c.Create != nil:
+		return obj(c.Create.Domain != nil) + "create"
+	case c.Renew != nil:
+		return "domain:renew"
+	case c.Transfer != nil:
+		return "domain:transfer"
+	case c.Update != nil:
+		return obj(c.Update.Domain != nil) + "update"
+	case c.Delete != nil:
+		return obj(c.Delete.Domain != nil) + "delete"
+	case c.Poll != nil:
+		return "poll"
+	}
+	return ""
 }
 
 // Admin is the failure injection and inspection endpoint (loopback only,
@@ -55,6 +87,8 @@ func (s *Server) takeFault() fault {
 //	POST /drop?n=N&when=before|after   close the connection on the next N commands: before applying
 //	                                   them, or after applying them without answering
 //	POST /delay?n=N&d=2s               delay the next N commands' answers by d
+//	                                   (each of fail, drop, delay takes &verb=domain:update to count
+//	                                   only commands of that verb, one of Verbs)
 //	POST /down                         close the listener and every session: connections are refused
 //	POST /up                           listen again
 //	POST /reset                        clear every pending fault (does not bring the registry up)
@@ -64,13 +98,18 @@ func (s *Server) Admin() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /stats", s.adminState)
-	n := func(w http.ResponseWriter, r *http.Request) (int, bool) {
+	n := func(w http.ResponseWriter, r *http.Request) (counted, bool) {
 		v, err := strconv.Atoi(r.URL.Query().Get("n"))
 		if err != nil || v < 0 {
 			http.Error(w, "n: a count >= 0 is required", http.StatusBadRequest)
-			return 0, false
+			return counted{}, false
 		}
-		return v, true
+		verb := r.URL.Query().Get("verb")
+		if verb != "" && !slices.Contains(Verbs, verb) {
+			http.Error(w, "verb: one of "+strings.Join(Verbs, ", "), http.StatusBadRequest)
+			return counted{}, false
+		}
+		return counted{n: v, verb: verb}, true
 	}
 	mux.HandleFunc("POST /fail", func(w http.ResponseWriter, r *http.Request) {
 		v, ok := n(w, r)
@@ -86,7 +125,7 @@ func (s *Server) Admin() http.Handler {
 			}
 		}
 		s.mu.Lock()
-		s.faults.failN, s.faults.failCode = v, code
+		s.faults.fail, s.faults.failCode = v, code
 		s.mu.Unlock()
 		s.adminState(w, r)
 	})
@@ -120,7 +159,7 @@ func (s *Server) Admin() http.Handler {
 			return
 		}
 		s.mu.Lock()
-		s.faults.delayN, s.faults.delay = v, d
+		s.faults.delay, s.faults.delayBy = v, d
 		s.mu.Unlock()
 		s.adminState(w, r)
 	})
@@ -149,20 +188,26 @@ func (s *Server) Admin() http.Handler {
 // AdminState is what the admin endpoint answers.
 type AdminState struct {
 	Stats
-	FailNext   int    `json:"fail_next"`
-	FailCode   int    `json:"fail_code,omitempty"`
-	DropBefore int    `json:"drop_before"`
-	DropAfter  int    `json:"drop_after"`
-	DelayNext  int    `json:"delay_next"`
-	Delay      string `json:"delay,omitempty"`
+	FailNext     int    `json:"fail_next"`
+	FailOn       string `json:"fail_on,omitempty"` // the verb the faults count, if limited
+	FailCode     int    `json:"fail_code,omitempty"`
+	DropBefore   int    `json:"drop_before"`
+	DropBeforeOn string `json:"drop_before_on,omitempty"`
+	DropAfter    int    `json:"drop_after"`
+	DropAfterOn  string `json:"drop_after_on,omitempty"`
+	DelayNext    int    `json:"delay_next"`
+	DelayOn      string `json:"delay_on,omitempty"`
+	Delay        string `json:"delay,omitempty"`
 }
 
 func (s *Server) adminState(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
-	st := AdminState{Stats: s.stats, FailNext: s.faults.failN, FailCode: s.faults.failCode, DropBefore: s.faults.dropBefore,
-		DropAfter: s.faults.dropAfter, DelayNext: s.faults.delayN}
-	if s.faults.delay > 0 {
-		st.Delay = s.faults.delay.String()
+	f := s.faults
+	st := AdminState{Stats: s.stats, FailNext: f.fail.n, FailOn: f.fail.verb, FailCode: f.failCode,
+		DropBefore: f.dropBefore.n, DropBeforeOn: f.dropBefore.verb, DropAfter: f.dropAfter.n, DropAfterOn: f.dropAfter.verb,
+		DelayNext: f.delay.n, DelayOn: f.delay.verb}
+	if f.delayBy > 0 {
+		st.Delay = f.delayBy.String()
 	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")

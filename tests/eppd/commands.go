@@ -87,7 +87,7 @@ func (ss *session) handle(frame []byte) ([]byte, bool) {
 	if c.Logout != nil {
 		return ss.reply(answer{code: eppxml.CodeBye}, c.ClTRID), false
 	}
-	f := s.takeFault()
+	f := s.takeFault(verbOf(c))
 	if f.delay > 0 {
 		time.Sleep(f.delay)
 	}

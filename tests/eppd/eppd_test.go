@@ -260,8 +260,25 @@ func TestDownUpAndShutdown(t *testing.T) {
 		}
 		resp.Body.Close()
 	}
+	resp, err := http.Post("http://"+r.cfg.AdminAddr+"/fail?n=1&verb=domain:nope", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 400 || !strings.HasPrefix(string(body), "verb:") {
+		t.Fatalf("unknown verb: %d %s", resp.StatusCode, body)
+	}
 	c := r.dial(t)
 	c.login(testID, testPW)
+	// A fault limited to a verb leaves other commands alone.
+	admin("/fail?n=1&verb=domain:create")
+	if code, _, _ := c.cmd(&eppxml.Command{Check: &eppxml.CheckCmd{Domain: &eppxml.DomainNames{Names: []string{"v.test"}}}}); code != 1000 {
+		t.Fatalf("check with a create fault pending: %d", code)
+	}
+	if code, _, _ := c.cmd(create("v.test")); code != eppxml.CodeFailed {
+		t.Fatalf("create with a create fault pending: %d, want 2400", code)
+	}
 	admin("/down")
 	if !c.closed() {
 		t.Fatal("session open after down")

@@ -128,13 +128,30 @@ type Stats struct {
 	Down        bool `json:"down"`
 }
 
-// faults is the failure injection state, changed through the admin endpoint.
+// faults is the failure injection state, changed through the admin
+// endpoint. Each kind applies to the next n commands, or to the next n
+// commands of one verb ("domain:update") when verb is set.
 type faults struct {
-	failN, failCode int           // answer the next failN commands with failCode, not applied
-	dropBefore      int           // close the connection on the next n commands, not applied
-	dropAfter       int           // apply the next n commands, then close without answering
-	delayN          int           // delay the next n commands' answers by delay
-	delay           time.Duration //
+	fail       counted // answered failCode, not applied
+	failCode   int
+	dropBefore counted // connection closed, not applied
+	dropAfter  counted // applied, connection closed before the answer
+	delay      counted // answered delayBy late
+	delayBy    time.Duration
+}
+
+type counted struct {
+	n    int
+	verb string
+}
+
+// take consumes one of c if it applies to verb.
+func (c *counted) take(verb string) bool {
+	if c.n > 0 && (c.verb == "" || c.verb == verb) {
+		c.n--
+		return true
+	}
+	return false
 }
 
 // Run starts the registry and serves until ctx ends, then shuts down: no

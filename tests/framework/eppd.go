@@ -237,8 +237,12 @@ func (e *EPPD) Up() { e.admin("POST", "/up", nil) }
 
 // FailNext answers the next n commands (after login) with code (2400 when
 // 0), without applying them.
-func (e *EPPD) FailNext(n, code int) {
-	q := url.Values{"n": {fmt.Sprint(n)}}
+func (e *EPPD) FailNext(n, code int) { e.FailNextOn("", n, code) }
+
+// FailNextOn is FailNext counting only commands of verb ("domain:update",
+// one of eppd.Verbs; "" for any).
+func (e *EPPD) FailNextOn(verb string, n, code int) {
+	q := url.Values{"n": {fmt.Sprint(n)}, "verb": {verb}}
 	if code != 0 {
 		q.Set("code", fmt.Sprint(code))
 	}
@@ -247,17 +251,23 @@ func (e *EPPD) FailNext(n, code int) {
 
 // DropNext closes the connection on the next n commands: before applying
 // them (after=false), or after applying them without answering (after=true).
-func (e *EPPD) DropNext(n int, after bool) {
+func (e *EPPD) DropNext(n int, after bool) { e.DropNextOn("", n, after) }
+
+// DropNextOn is DropNext counting only commands of verb.
+func (e *EPPD) DropNextOn(verb string, n int, after bool) {
 	when := "before"
 	if after {
 		when = "after"
 	}
-	e.admin("POST", "/drop", url.Values{"n": {fmt.Sprint(n)}, "when": {when}})
+	e.admin("POST", "/drop", url.Values{"n": {fmt.Sprint(n)}, "when": {when}, "verb": {verb}})
 }
 
 // DelayNext delays the next n commands' answers by d.
-func (e *EPPD) DelayNext(n int, d time.Duration) {
-	e.admin("POST", "/delay", url.Values{"n": {fmt.Sprint(n)}, "d": {d.String()}})
+func (e *EPPD) DelayNext(n int, d time.Duration) { e.DelayNextOn("", n, d) }
+
+// DelayNextOn is DelayNext counting only commands of verb.
+func (e *EPPD) DelayNextOn(verb string, n int, d time.Duration) {
+	e.admin("POST", "/delay", url.Values{"n": {fmt.Sprint(n)}, "d": {d.String()}, "verb": {verb}})
 }
 
 // Reset clears every pending fault.

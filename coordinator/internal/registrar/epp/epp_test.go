@@ -254,6 +254,23 @@ func TestClTRIDAppliedOnce(t *testing.T) {
 		t.Fatalf("applied %d, replayed %d; want 1 and 1", after.Applied-before.Applied, after.Replayed-before.Replayed)
 	}
 
+	// A name server change whose answer was lost: the repeat finds the
+	// delegation already as asked and sends nothing; one update applied.
+	before = r.Stats()
+	r.DropNextOn("domain:update", 1, true)
+	nsReq := registrar.NameserversRequest{ClTRID: "dom-1-ns", Name: "once.test", Nameservers: []string{"ns1.once.test", "ns2.once.test"}}
+	_, err = a.SetNameservers(ctx, nsReq)
+	mustKind(t, err, registrar.KindUnknown, 0)
+	if tx, err := a.SetNameservers(ctx, nsReq); err != nil || tx.ClTRID != "dom-1-ns" {
+		t.Fatalf("repeat of the name server change: %+v, %v", tx, err)
+	}
+	if info, _ := a.Info(ctx, "once.test"); !slices.Equal(info.Nameservers, nsReq.Nameservers) {
+		t.Fatalf("name servers %v", info.Nameservers)
+	}
+	if st := r.Stats(); st.Applied-before.Applied != 1 || st.Injected-before.Injected != 1 {
+		t.Fatalf("applied %d, injected %d; want 1 and 1", st.Applied-before.Applied, st.Injected-before.Injected)
+	}
+
 	// The same clTRID for another command is refused, not applied.
 	_, err = a.Delete(ctx, registrar.DeleteRequest{ClTRID: "dom-1-renew", Name: "once.test"})
 	mustKind(t, err, registrar.KindRefused, 2306)
