@@ -29,7 +29,7 @@ func Attach(a *httpapi.API, admin http.Handler, opts HTTPOptions) (http.Handler,
 	}
 	var public http.Handler
 	late := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { public.ServeHTTP(w, r) })
-	a.Mount("/mcp", NewHTTPHandler(tools, a, HandlerDispatcher{Handler: late}, opts))
+	a.Mount("/mcp", NewHTTPHandler(tools, a, HandlerDispatcher{Handler: late, Routes: a.RouteHandlers()}, opts))
 	public = a.Handler(admin)
 	return public, nil
 }

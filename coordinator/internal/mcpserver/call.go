@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Call is the HTTP request a tool call stands for.
@@ -17,6 +18,10 @@ type Call struct {
 	Path   string // escaped path and query: /v1/tickets/tkt_1?page=2
 	Body   []byte // JSON, nil without a body
 	Header http.Header
+	// Route is the operation ("METHOD /v1/path" pattern) the call runs, and
+	// PathValues its path parameters (wire name, value), unescaped.
+	Route      string
+	PathValues [][2]string
 }
 
 // ArgError is a tool argument the operation cannot take; Field names it.
@@ -35,24 +40,45 @@ func (e *ArgError) Error() string {
 // decodeArgs reads a call's arguments: a JSON object (or nothing), every key
 // one of the tool's arguments.
 func (t *Tool) decodeArgs(raw []byte) (map[string]json.RawMessage, error) {
-	args := map[string]json.RawMessage{}
+	args := make(map[string]json.RawMessage, len(t.argNames))
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 		return args, nil
 	}
-	if err := json.Unmarshal(raw, &args); err != nil {
-		return nil, &ArgError{Msg: "arguments must be a JSON object: " + err.Error()}
-	}
-	names := make([]string, 0, len(args))
-	for k := range args {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		if !t.argNames[k] {
-			return nil, &ArgError{Field: k, Msg: "unknown argument; this tool takes " + strings.Join(t.ArgNames(), ", ")}
+	// An object of valid UTF-8 with plain keys, each once, is read in place
+	// (what json.Unmarshal makes of it too); anything else through
+	// json.Unmarshal (its errors, U+FFFD for bad bytes in a key, and the
+	// last of a repeated key).
+	plain := utf8.Valid(raw) && json.Valid(raw) && eachMember(raw, func(key, val []byte) bool {
+		if _, dup := args[string(key)]; dup {
+			return false
+		}
+		args[string(key)] = val
+		return true
+	})
+	if !plain {
+		clear(args)
+		if err := json.Unmarshal(raw, &args); err != nil {
+			return nil, &ArgError{Msg: "arguments must be a JSON object: " + err.Error()}
 		}
 	}
+	if err := t.unknownArg(args); err != nil {
+		return nil, err
+	}
 	return args, nil
+}
+
+// unknownArg names the first argument (sorted) the tool does not take.
+func (t *Tool) unknownArg(args map[string]json.RawMessage) error {
+	unknown := ""
+	for k := range args {
+		if !t.argNames[k] && (unknown == "" || k < unknown) {
+			unknown = k
+		}
+	}
+	if unknown != "" {
+		return &ArgError{Field: unknown, Msg: "unknown argument; this tool takes " + strings.Join(t.ArgNames(), ", ")}
+	}
+	return nil
 }
 
 // ArgNames lists the tool's arguments, sorted.
@@ -74,9 +100,9 @@ func (t *Tool) Build(raw []byte) (*Call, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Call{Method: t.Op.Method, Header: http.Header{}}
+	c := &Call{Method: t.Op.Method, Header: make(http.Header, 3), Route: t.Op.Key()}
 	path := t.Op.Path
-	q := url.Values{}
+	var q url.Values
 	for _, p := range t.params {
 		v, ok := args[p.name]
 		if !ok || string(v) == "null" {
@@ -95,7 +121,11 @@ func (t *Tool) Build(raw []byte) (*Call, error) {
 				return nil, &ArgError{Field: p.name, Msg: "must be a non-empty path segment"}
 			}
 			path = strings.Replace(path, "{"+p.wire+"}", url.PathEscape(s), 1)
+			c.PathValues = append(c.PathValues, [2]string{p.wire, s})
 		case "query":
+			if q == nil {
+				q = url.Values{}
+			}
 			q.Set(p.wire, s)
 		case "header":
 			if strings.ContainsAny(s, "\r\n\x00") {
@@ -116,14 +146,21 @@ func (t *Tool) Build(raw []byte) (*Call, error) {
 		}
 	}
 	if c.Body != nil {
-		c.Header.Set("Content-Type", "application/json")
+		c.Header["Content-Type"] = jsonOnly
 	}
-	c.Header.Set("Accept", "application/json")
+	c.Header["Accept"] = jsonOnly
 	return c, nil
 }
 
+// jsonOnly is the header value application/json (shared: a header's values
+// are replaced, never written in place).
+var jsonOnly = []string{"application/json"}
+
 // scalar renders a JSON string, number or boolean as the parameter's text.
 func scalar(v json.RawMessage) (string, error) {
+	if s, ok := plainString(v); ok {
+		return s, nil
+	}
 	var x any
 	d := json.NewDecoder(bytes.NewReader(v))
 	d.UseNumber()
@@ -139,4 +176,23 @@ func scalar(v json.RawMessage) (string, error) {
 		return strconv.FormatBool(x), nil
 	}
 	return "", fmt.Errorf("must be a string, number or boolean")
+}
+
+// plainString is the JSON string v when it is written without escapes: the
+// bytes between the quotes, all printable or beyond ASCII, valid UTF-8 (what
+// the decoder makes of it too).
+func plainString(v []byte) (string, bool) {
+	if len(v) < 2 || v[0] != '"' || v[len(v)-1] != '"' {
+		return "", false
+	}
+	in := v[1 : len(v)-1]
+	for _, c := range in {
+		if c < 0x20 || c == '"' || c == '\\' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
 }

@@ -13,12 +13,15 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// HandlerDispatcher runs each call in-process through h, the public
-// listener's own handler (the /v1 router with its middleware): the same
-// authentication, scope check, rate limit, idempotency, audit, forwarding to
-// the leader and errors as a REST call, without a network hop.
+// HandlerDispatcher runs each call in-process: through Routes[c.Route], the
+// handler of the call's own route as the public listener runs it once
+// routed (httpapi's RouteHandlers), else through Handler, the public
+// listener's own handler (the /v1 router with its middleware). Either way
+// the same authentication, scope check, rate limit, idempotency, audit,
+// forwarding to the leader and errors as a REST call, without a network hop.
 type HandlerDispatcher struct {
 	Handler http.Handler
+	Routes  map[string]http.Handler
 }
 
 // Dispatch implements Dispatcher. A panic in the handler (net/http would
@@ -54,11 +57,11 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (res
 	if err != nil {
 		return nil, err
 	}
-	for k, v := range c.Header {
-		r.Header[k] = v
+	if c.Header != nil {
+		r.Header = c.Header // the call's own, used once
 	}
 	if who.Authorization != "" {
-		r.Header.Set("Authorization", who.Authorization)
+		r.Header["Authorization"] = []string{who.Authorization}
 	}
 	if who.RemoteAddr != "" {
 		r.RemoteAddr = who.RemoteAddr
@@ -67,8 +70,15 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (res
 		r.Body = http.NoBody
 		r.ContentLength = 0
 	}
-	rec := &recorder{header: http.Header{}}
-	hd.Handler.ServeHTTP(rec, r)
+	rec := &recorder{header: make(http.Header, 8)}
+	if h := hd.Routes[c.Route]; h != nil && c.Route != "" {
+		for _, pv := range c.PathValues {
+			r.SetPathValue(pv[0], pv[1])
+		}
+		h.ServeHTTP(rec, r)
+	} else {
+		hd.Handler.ServeHTTP(rec, r)
+	}
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}

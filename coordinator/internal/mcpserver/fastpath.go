@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -17,8 +16,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 )
 
 // fastCalls answers the plain case of tools/call, the hot one, without the
@@ -45,6 +45,12 @@ var fastServed atomic.Int64
 // proves it is still open there and keeps its idle timeout running as if
 // every call had gone through it.
 const fastTouch = 30 * time.Second
+
+var (
+	noCache     = []string{"no-cache, no-transform"}
+	eventStream = []string{"text/event-stream"}
+	keepAlive   = []string{"keep-alive"}
+)
 
 // fastMaxBody: bigger bodies go to the SDK.
 const fastMaxBody = 1 << 20
@@ -93,8 +99,6 @@ func (f *fastCalls) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 var (
 	fastTopKeys    = []string{"jsonrpc", "id", "method", "params"}
 	fastParamKeys  = []string{"name", "arguments"}
-	fastNumericID  = regexp.MustCompile(`^(0|-?[1-9][0-9]{0,14})$`)
-	fastStringID   = regexp.MustCompile(`^"[A-Za-z0-9._:-]{0,64}"$`)
 	fastSessionHdr = http.CanonicalHeaderKey("Mcp-Session-Id")
 	fastVersionHdr = http.CanonicalHeaderKey("Mcp-Protocol-Version")
 )
@@ -106,55 +110,163 @@ type fastParams struct {
 }
 
 // decodeFast reads body as one tools/call request of the plain shape: exact
-// (case-sensitive) keys, jsonrpc "2.0" and method "tools/call" spelled
-// without escapes, an integer or simple string id, and params with only a
-// name (without escapes) and arguments. ok false: not that shape (the SDK
-// answers it, errors included).
+// (case-sensitive) keys written without escapes and each at most once,
+// jsonrpc "2.0" and method "tools/call" spelled without escapes, an integer
+// or simple string id, and params with only a name (without escapes) and
+// arguments. ok false: not that shape (the SDK answers it, errors included).
+// It reads the members in place (no maps): the body is valid JSON, checked
+// first, so a value's end is found by matching brackets and quotes.
 func decodeFast(body []byte) (id json.RawMessage, p fastParams, ok bool) {
-	if !utf8.Valid(body) {
+	if !utf8.Valid(body) || !json.Valid(body) {
 		return nil, p, false
 	}
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(body, &top); err != nil || !onlyKeys(top, fastTopKeys) {
+	var top [4][]byte // jsonrpc, id, method, params
+	if !members(body, fastTopKeys, top[:]) {
 		return nil, p, false
 	}
-	if string(top["jsonrpc"]) != `"2.0"` || string(top["method"]) != `"tools/call"` {
+	if string(top[0]) != `"2.0"` || string(top[2]) != `"tools/call"` {
 		return nil, p, false
 	}
-	id = top["id"]
-	if !fastNumericID.Match(id) && !fastStringID.Match(id) {
+	id = top[1]
+	if !plainID(id) {
 		return nil, p, false
 	}
-	var params map[string]json.RawMessage
-	if err := json.Unmarshal(top["params"], &params); err != nil || params == nil || !onlyKeys(params, fastParamKeys) {
+	var params [2][]byte // name, arguments
+	if top[3] == nil || !members(top[3], fastParamKeys, params[:]) {
 		return nil, p, false
 	}
-	n := params["name"]
+	n := params[0]
 	if len(n) < 3 || n[0] != '"' || n[len(n)-1] != '"' || bytes.IndexByte(n, '\\') >= 0 {
 		return nil, p, false
 	}
 	p.Name = string(n[1 : len(n)-1])
-	p.Arguments = params["arguments"]
+	if params[1] != nil {
+		p.Arguments = json.RawMessage(params[1])
+	}
 	return id, p, true
 }
 
-func onlyKeys(m map[string]json.RawMessage, allowed []string) bool {
-	for k := range m {
-		if !slices.Contains(allowed, k) {
+// members reads the JSON object obj (valid JSON) into vals, the raw value of
+// each key of keys by position: false when obj is not an object, or a key is
+// not one of keys, is written with an escape or comes twice.
+func members(obj []byte, keys []string, vals [][]byte) bool {
+	return eachMember(obj, func(key, val []byte) bool {
+		for j, name := range keys {
+			if string(key) == name && vals[j] == nil {
+				vals[j] = val
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// eachMember calls fn with each key (without its quotes) and raw value of
+// the JSON object obj, which must be valid JSON: false when obj is not an
+// object, a key is written with an escape, or fn answers false.
+func eachMember(obj []byte, fn func(key, val []byte) bool) bool {
+	i := skipSpace(obj, 0)
+	if i >= len(obj) || obj[i] != '{' {
+		return false
+	}
+	i = skipSpace(obj, i+1)
+	if i < len(obj) && obj[i] == '}' {
+		return true
+	}
+	for i < len(obj) {
+		if obj[i] != '"' {
+			return false
+		}
+		end := stringEnd(obj, i)
+		key := obj[i+1 : end-1]
+		if bytes.IndexByte(key, '\\') >= 0 {
+			return false
+		}
+		i = skipSpace(obj, end)
+		if i >= len(obj) || obj[i] != ':' {
+			return false
+		}
+		i = skipSpace(obj, i+1)
+		if i >= len(obj) {
+			return false
+		}
+		end = valueEnd(obj, i)
+		if !fn(key, obj[i:end]) {
+			return false
+		}
+		i = skipSpace(obj, end)
+		if i >= len(obj) {
+			return false
+		}
+		switch obj[i] {
+		case '}':
+			return true
+		case ',':
+			i = skipSpace(obj, i+1)
+		default:
 			return false
 		}
 	}
-	return true
+	return false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// stringEnd is the index after the string starting at b[i] ('"').
+func stringEnd(b []byte, i int) int {
+	for i++; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i + 1
+		}
+	}
+	return len(b)
+}
+
+// valueEnd is the index after the JSON value starting at b[i] (b valid).
+func valueEnd(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return stringEnd(b, i)
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = stringEnd(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return len(b)
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\t' && b[i] != '\n' && b[i] != '\r' {
+		i++
+	}
+	return i
 }
 
 // serve answers r when it is a plain tools/call (true), else leaves w
 // untouched and r readable again and returns false.
-func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, ti *auth.TokenInfo) bool {
+func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Caller) bool {
 	if r.Method != http.MethodPost || len(r.Header.Values("Last-Event-ID")) > 0 {
 		return false
 	}
-	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != "application/json" {
-		return false
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" { // the usual spelling needs no parsing
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
+			return false
+		}
 	}
 	if j, s := accepts(r.Header.Values("Accept")); !j || !s {
 		return false
@@ -173,13 +285,13 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, ti *auth.Token
 	f.mu.Lock()
 	fs := f.sessions[r.Header.Get(fastSessionHdr)]
 	f.mu.Unlock()
-	if fs == nil || ti == nil || fs.userID != ti.UserID || time.Since(time.Unix(0, fs.touched.Load())) > fastTouch {
+	if fs == nil || fs.userID != c.AccountID || time.Since(time.Unix(0, fs.touched.Load())) > fastTouch {
 		return false
 	}
 	if r.ContentLength < 0 || r.ContentLength > fastMaxBody {
 		return false
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, fastMaxBody+1))
+	body, err := readBody(r)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if err != nil || len(body) > fastMaxBody {
 		return false
@@ -192,29 +304,51 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, ti *auth.Token
 	if t == nil {
 		return false
 	}
-	res, err := f.h.tool(t)(r.Context(), &mcp.CallToolRequest{Session: fs.ss,
-		Params: &mcp.CallToolParamsRaw{Name: p.Name, Arguments: p.Arguments},
-		Extra:  &mcp.RequestExtra{TokenInfo: ti, Header: r.Header}})
-	if err != nil || res == nil {
+	// The Who the SDK's path makes of the same request (whoFrom).
+	res := f.h.run(r.Context(), t, p.Arguments, Who{Authorization: r.Header.Get("Authorization"),
+		RemoteAddr: r.RemoteAddr, Host: r.Host, Caller: c.AccountID})
+	if res == nil {
 		return false // never: the handler answers errors as results; the SDK would run it again
 	}
-	data, err := encodeResponse(id, res)
+	bp := eventBufs.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= maxPooledBuf {
+			*bp = (*bp)[:0]
+			eventBufs.Put(bp)
+		}
+	}()
+	buf, err := appendEvent((*bp)[:0], id, res)
+	*bp = buf
 	if err != nil {
 		return false
 	}
-	hd := w.Header()
-	hd.Set("Cache-Control", "no-cache, no-transform")
-	hd.Set("Content-Type", "text/event-stream")
-	hd.Set("Connection", "keep-alive")
-	buf := make([]byte, 0, len(data)+len("event: message\ndata: \n\n"))
-	buf = append(buf, "event: message\ndata: "...)
-	buf = append(buf, data...)
-	buf = append(buf, "\n\n"...)
+	hd := w.Header() // the SDK's headers (shared values: replaced, never written in place)
+	hd["Cache-Control"] = noCache
+	hd["Content-Type"] = eventStream
+	hd["Connection"] = keepAlive
 	// The whole stream is this one event: written at once, without the
 	// SDK's flush (net/http sends it with a Content-Length, not chunked).
 	_, _ = w.Write(buf)
 	fastServed.Add(1)
 	return true
+}
+
+// readBody reads r's body, up to fastMaxBody+1 bytes, into a buffer of its
+// announced length when it has one.
+func readBody(r *http.Request) ([]byte, error) {
+	if r.ContentLength > 0 && r.ContentLength <= fastMaxBody {
+		body := make([]byte, r.ContentLength, r.ContentLength+1)
+		n, err := io.ReadFull(r.Body, body)
+		body = body[:n]
+		if err != nil {
+			return body, err
+		}
+		// A body longer than announced (not from net/http's server, which
+		// cuts it at Content-Length) is read whole, as io.ReadAll would.
+		rest, err := io.ReadAll(io.LimitReader(r.Body, fastMaxBody+1-int64(n)))
+		return append(body, rest...), err
+	}
+	return io.ReadAll(io.LimitReader(r.Body, fastMaxBody+1))
 }
 
 // encodeResponse is the JSON-RPC response as the SDK encodes it (HTML
@@ -249,7 +383,9 @@ func marshalNoHTML(v any) ([]byte, error) {
 // accepts is the SDK's reading of Accept for POSTs.
 func accepts(values []string) (jsonOK, streamOK bool) {
 	for _, value := range values {
-		for _, raw := range strings.Split(value, ",") {
+		for rest, more := value, true; more; {
+			var raw string
+			raw, rest, more = strings.Cut(rest, ",")
 			base, _, _ := strings.Cut(strings.TrimSpace(raw), ";")
 			switch strings.ToLower(strings.TrimSpace(base)) {
 			case "application/json", "application/*":

@@ -7,8 +7,11 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -113,6 +116,13 @@ func FuzzDecodeFast(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		id, p, ok := decodeFast([]byte(body))
+		oid, op, ook := decodeFastMaps([]byte(body))
+		if ok && (!ook || string(id) != string(oid) || p.Name != op.Name || string(p.Arguments) != string(op.Arguments) || (p.Arguments == nil) != (op.Arguments == nil)) {
+			t.Fatalf("%q: decoded (%s, %q, %q, %v), the map decoding (%s, %q, %q, %v)", body, id, p.Name, p.Arguments, ok, oid, op.Name, op.Arguments, ook)
+		}
+		if ook && !ok && !strings.Contains(body, `\\`) && !duplicateKeys(body) {
+			t.Fatalf("%q: refused; the map decoding took it", body)
+		}
 		if !ok {
 			return
 		}
@@ -162,4 +172,83 @@ func standInSession(f *testing.F) (post func(sess, body string) *httptest.Respon
 	}
 	post(sess, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 	return post, sess
+}
+
+// decodeFastMaps is the former decodeFast (through maps), which decodeFast
+// must agree with: decodeFast only refuses besides the bodies with a key
+// written with an escape or given twice.
+func decodeFastMaps(body []byte) (id json.RawMessage, p fastParams, ok bool) {
+	onlyKeys := func(m map[string]json.RawMessage, allowed []string) bool {
+		for k := range m {
+			if !slices.Contains(allowed, k) {
+				return false
+			}
+		}
+		return true
+	}
+	if !utf8.Valid(body) {
+		return nil, p, false
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil || !onlyKeys(top, fastTopKeys) {
+		return nil, p, false
+	}
+	if string(top["jsonrpc"]) != `"2.0"` || string(top["method"]) != `"tools/call"` {
+		return nil, p, false
+	}
+	id = top["id"]
+	if !regexp.MustCompile(`^(0|-?[1-9][0-9]{0,14})$`).Match(id) && !regexp.MustCompile(`^"[A-Za-z0-9._:-]{0,64}"$`).Match(id) {
+		return nil, p, false
+	}
+	var params map[string]json.RawMessage
+	if err := json.Unmarshal(top["params"], &params); err != nil || params == nil || !onlyKeys(params, fastParamKeys) {
+		return nil, p, false
+	}
+	n := params["name"]
+	if len(n) < 3 || n[0] != '"' || n[len(n)-1] != '"' || bytes.IndexByte(n, '\\') >= 0 {
+		return nil, p, false
+	}
+	p.Name = string(n[1 : len(n)-1])
+	p.Arguments = params["arguments"]
+	return id, p, true
+}
+
+// duplicateKeys: some object of the JSON text s has a key twice.
+func duplicateKeys(s string) bool {
+	d := json.NewDecoder(strings.NewReader(s))
+	var stack []map[string]bool
+	expectKey := func() bool { return len(stack) > 0 && stack[len(stack)-1] != nil }
+	var inObj []bool
+	key := true
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return false
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{':
+				stack = append(stack, map[string]bool{})
+				inObj = append(inObj, true)
+				key = true
+				continue
+			case '[':
+				stack = append(stack, nil)
+				inObj = append(inObj, false)
+			case '}', ']':
+				stack, inObj = stack[:len(stack)-1], inObj[:len(inObj)-1]
+			}
+		case string:
+			if expectKey() && key {
+				if stack[len(stack)-1][v] {
+					return true
+				}
+				stack[len(stack)-1][v] = true
+				key = false
+				continue
+			}
+		}
+		key = len(inObj) > 0 && inObj[len(inObj)-1]
+	}
 }

@@ -118,26 +118,30 @@ type handlers struct {
 
 func (h *handlers) tool(t *Tool) mcp.ToolHandler {
 	return func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
-		ctx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
-		defer cancel()
-		who := whoFrom(req.Extra)
-		raw := []byte(req.Params.Arguments)
-		call, err := t.Build(raw)
-		if err != nil {
-			return errorResult(api.NewError(http.StatusBadRequest, "invalid_argument", err.Error())), nil
-		}
-		if t.Op.SpendsMoney {
-			res, proceed := h.confirmStep(ctx, t, raw, call, who)
-			if !proceed {
-				return res, nil
-			}
-		}
-		resp, err := h.d.Dispatch(ctx, call, who)
-		if err != nil {
-			return errorResult(api.NewError(http.StatusBadGateway, "dispatch_failed", err.Error())), nil
-		}
-		return result(t, resp), nil
+		return h.run(ctx, t, []byte(req.Params.Arguments), whoFrom(req.Extra)), nil
 	}
+}
+
+// run is one call of tool t with the raw arguments, as who: the tool
+// handler's work, on the SDK's path and on the fast path alike.
+func (h *handlers) run(ctx context.Context, t *Tool, raw []byte, who Who) *mcp.CallToolResult {
+	ctx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
+	defer cancel()
+	call, err := t.Build(raw)
+	if err != nil {
+		return errorResult(api.NewError(http.StatusBadRequest, "invalid_argument", err.Error()))
+	}
+	if t.Op.SpendsMoney {
+		res, proceed := h.confirmStep(ctx, t, raw, call, who)
+		if !proceed {
+			return res
+		}
+	}
+	resp, err := h.d.Dispatch(ctx, call, who)
+	if err != nil {
+		return errorResult(api.NewError(http.StatusBadGateway, "dispatch_failed", err.Error()))
+	}
+	return result(t, resp)
 }
 
 func whoFrom(x *mcp.RequestExtra) Who {
@@ -167,10 +171,17 @@ func result(t *Tool, resp *Response) *mcp.CallToolResult {
 		Meta:    mcp.Meta{"hostplane/status": resp.Status},
 	}
 	if !r.IsError && t.Def.OutputSchema != nil && len(body) > 0 && body[0] == '{' && json.Valid(body) {
-		r.StructuredContent = json.RawMessage(body)
+		r.StructuredContent = validJSON(body)
 	}
 	return r
 }
+
+// validJSON is structured content checked to be valid JSON: it encodes as
+// json.RawMessage does, and the fast path's encoding need not check it again.
+type validJSON []byte
+
+// MarshalJSON is json.RawMessage's.
+func (v validJSON) MarshalJSON() ([]byte, error) { return v, nil }
 
 func errorResult(e *api.Error) *mcp.CallToolResult {
 	raw, _ := json.Marshal(e)
@@ -239,11 +250,11 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			fail(aerr)
 			return
 		}
-		ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: c.AccountID,
-			Extra: map[string]any{"remote_addr": r.RemoteAddr, "host": r.Host, "key_id": c.KeyID}}
-		if !fastOff.Load() && fast.serve(w, r, ti) {
+		if !fastOff.Load() && fast.serve(w, r, c) {
 			return
 		}
+		ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: c.AccountID,
+			Extra: map[string]any{"remote_addr": r.RemoteAddr, "host": r.Host, "key_id": c.KeyID}}
 		verified.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
 	})
 }

@@ -1,9 +1,11 @@
 package mcpserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -390,4 +392,54 @@ func TestDispatchRecoversPanics(t *testing.T) {
 	if resp, err := abort.Dispatch(context.Background(), &Call{Method: "GET", Path: "/v1/x", Header: http.Header{}}, Who{}); err == nil || resp != nil {
 		t.Fatalf("abort: %v %+v", err, resp)
 	}
+}
+
+// FuzzDecodeArgsMatches: the arguments read in place are what json.Unmarshal
+// makes of them (the former decoding), errors included, and a parameter's
+// text is what the JSON decoder reads.
+func FuzzDecodeArgsMatches(f *testing.F) {
+	for _, s := range []string{`{"id":"1"}`, `{"id":"a","limit":3}`, `{"id":"1","id":"2"}`, `{"i\u0064":"1"}`, `{"colour":"red"}`,
+		` { "id" : "x" , "limit" : null } `, `[1]`, `null`, ``, `{"id":"\u00e9\ud83d"}`, `{"id":"é<>"}`, `{"id":true}`, `{"id":-1.5e3}`} {
+		f.Add(s)
+	}
+	ts, err := Generate([]byte(standInDoc), standInOps)
+	if err != nil {
+		f.Fatal(err)
+	}
+	get := ts.ByName("get_widget")
+	f.Fuzz(func(t *testing.T, raw string) {
+		got, gerr := get.decodeArgs([]byte(raw))
+		want := map[string]json.RawMessage{}
+		var werr error
+		if s := strings.TrimSpace(raw); s != "" && s != "null" {
+			if err := json.Unmarshal([]byte(raw), &want); err != nil {
+				werr = &ArgError{Msg: "arguments must be a JSON object: " + err.Error()}
+			} else {
+				werr = get.unknownArg(want)
+			}
+		}
+		if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {
+			t.Fatalf("%q: error %v, json.Unmarshal's way %v", raw, gerr, werr)
+		}
+		if gerr == nil && fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("%q: %s, json.Unmarshal's way %s", raw, got, want)
+		}
+		for _, v := range got {
+			s, err := scalar(v)
+			var x any
+			d := json.NewDecoder(bytes.NewReader(v))
+			d.UseNumber()
+			derr := d.Decode(&x)
+			ws := fmt.Sprint(x)
+			if str, ok := x.(string); ok {
+				ws = str
+			}
+			if derr == nil && err == nil && s != ws {
+				t.Fatalf("%s: %q, the decoder's %q", v, s, ws)
+			}
+			if (derr != nil) && err == nil {
+				t.Fatalf("%s: read %q, the decoder failed: %v", v, s, derr)
+			}
+		}
+	})
 }

@@ -1,0 +1,265 @@
+package mcpserver
+
+import (
+	"encoding/json"
+	"strconv"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The fast path's answer is one SSE message event holding the JSON-RPC
+// response. appendEvent writes the bytes the SDK's encoding produces
+// (encodeResponse: the result through the SDK's MarshalJSON, HTML characters
+// escaped inside it, the envelope without) straight into one buffer, for the
+// results the tool handlers make: a text content, _meta of int and bool
+// values, structured content as raw JSON (validJSON or json.RawMessage),
+// isError. Any other result is
+// encoded by encodeResponse itself. TestAppendEventMatches and
+// FuzzAppendEventMatches hold the two to the same bytes.
+
+const (
+	eventHead = "event: message\ndata: "
+	eventTail = "\n\n"
+)
+
+// appendEvent appends the SSE event answering id with res.
+func appendEvent(dst []byte, id json.RawMessage, res *mcp.CallToolResult) ([]byte, error) {
+	if out, ok := appendEventFast(dst, id, res); ok {
+		return out, nil
+	}
+	data, err := encodeResponse(id, res)
+	if err != nil {
+		return dst, err
+	}
+	dst = append(dst, eventHead...)
+	dst = append(dst, data...)
+	return append(dst, eventTail...), nil
+}
+
+// appendEventFast is appendEvent for the shapes it knows (ok), else dst
+// unchanged and false.
+func appendEventFast(dst []byte, id json.RawMessage, res *mcp.CallToolResult) ([]byte, bool) {
+	if res == nil || len(res.Content) != 1 || res.InputRequests != nil || len(res.Meta) > 4 || !plainID(id) {
+		return dst, false
+	}
+	tc, ok := res.Content[0].(*mcp.TextContent)
+	if !ok || tc == nil || len(tc.Meta) > 0 || tc.Annotations != nil {
+		return dst, false
+	}
+	var structured []byte
+	switch sc := res.StructuredContent.(type) {
+	case nil:
+	case validJSON: // checked by result
+		structured = sc
+	case json.RawMessage:
+		if sc == nil || !json.Valid(sc) {
+			return dst, false
+		}
+		structured = sc
+	default:
+		return dst, false
+	}
+	var keys [4]string
+	n := 0
+	for k, v := range res.Meta {
+		switch v.(type) {
+		case int, bool:
+		default:
+			return dst, false
+		}
+		if !plainKey(k) {
+			return dst, false
+		}
+		keys[n] = k
+		n++
+	}
+	for i := 1; i < n; i++ { // insertion sort: encoding/json sorts map keys
+		for j := i; j > 0 && keys[j] < keys[j-1]; j-- {
+			keys[j], keys[j-1] = keys[j-1], keys[j]
+		}
+	}
+	dst = append(dst, eventHead...)
+	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
+	dst = append(dst, id...)
+	dst = append(dst, `,"result":{`...)
+	if n > 0 {
+		dst = append(dst, `"_meta":{`...)
+		for i, k := range keys[:n] {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, '"')
+			dst = append(dst, k...)
+			dst = append(dst, `":`...)
+			switch v := res.Meta[k].(type) {
+			case int:
+				dst = strconv.AppendInt(dst, int64(v), 10)
+			case bool:
+				dst = strconv.AppendBool(dst, v)
+			}
+		}
+		dst = append(dst, "},"...)
+	}
+	dst = append(dst, `"content":[{"type":"text","text":`...)
+	dst = appendJSONString(dst, tc.Text)
+	dst = append(dst, "}]"...)
+	if structured != nil {
+		dst = append(dst, `,"structuredContent":`...)
+		dst = appendCompactHTML(dst, structured)
+	}
+	if res.IsError {
+		dst = append(dst, `,"isError":true`...)
+	}
+	dst = append(dst, "}}"...)
+	return append(dst, eventTail...), true
+}
+
+// plainID: an id the fast path answers, which encodes as itself: an
+// integer of at most 15 digits without leading zeros (0|-?[1-9][0-9]{0,14})
+// or a string of at most 64 of [A-Za-z0-9._:-].
+func plainID(id []byte) bool {
+	if len(id) >= 2 && id[0] == '"' && id[len(id)-1] == '"' {
+		if len(id) > 66 {
+			return false
+		}
+		for _, c := range id[1 : len(id)-1] {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
+				return false
+			}
+		}
+		return true
+	}
+	if string(id) == "0" {
+		return true
+	}
+	if len(id) > 0 && id[0] == '-' {
+		id = id[1:]
+	}
+	if len(id) == 0 || len(id) > 15 || id[0] < '1' || id[0] > '9' {
+		return false
+	}
+	for _, c := range id {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainKey: a key of letters, digits and _/.:- that needs no escaping.
+func plainKey(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '/' || c == '.' || c == ':' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString is encoding/json's string encoding with HTML escaping
+// (json.Marshal's): \" \\ \b \f \n \r \t, other controls and < > & as
+// \u00XX, U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
+func appendJSONString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}
+
+// appendCompactHTML is encoding/json's encoding of valid JSON src as a
+// json.RawMessage (json.Compact with HTML escaping): whitespace between
+// tokens dropped, < > & and U+2028/U+2029 escaped.
+func appendCompactHTML(dst, src []byte) []byte {
+	inString, escaped := false, false
+	start := 0
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		if !inString {
+			switch c {
+			case ' ', '\t', '\n', '\r':
+				dst = append(dst, src[start:i]...)
+				start = i + 1
+			case '"':
+				inString = true
+			}
+			continue
+		}
+		switch {
+		case escaped:
+			escaped = false
+		case c == '\\':
+			escaped = true
+		case c == '"':
+			inString = false
+		case c == '<' || c == '>' || c == '&':
+			dst = append(dst, src[start:i]...)
+			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			start = i + 1
+		case c == 0xE2 && i+2 < len(src) && src[i+1] == 0x80 && src[i+2]&^1 == 0xA8:
+			dst = append(dst, src[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[src[i+2]&0xF])
+			i += 2
+			start = i + 1
+		}
+	}
+	return append(dst, src[start:]...)
+}
+
+// eventBufs recycles the fast path's answer buffers (net/http copies what
+// Write is given before it returns).
+var eventBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// maxPooledBuf: bigger buffers are left to the garbage collector.
+const maxPooledBuf = 64 << 10

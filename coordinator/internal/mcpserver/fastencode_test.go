@@ -1,0 +1,108 @@
+package mcpserver
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// sdkEvent is the event as the generic encoding writes it (the SDK's
+// MarshalJSON for the result): the bytes appendEvent must produce.
+func sdkEvent(t testing.TB, id string, res *mcp.CallToolResult) string {
+	data, err := encodeResponse(json.RawMessage(id), res)
+	if err != nil {
+		t.Fatalf("encodeResponse: %v", err)
+	}
+	return eventHead + string(data) + eventTail
+}
+
+func checkEvent(t testing.TB, id string, res *mcp.CallToolResult, wantFast bool) {
+	t.Helper()
+	want := sdkEvent(t, id, res)
+	got, ok := appendEventFast([]byte("keep:"), json.RawMessage(id), res)
+	if ok != wantFast {
+		t.Fatalf("fast encoding used: %v, want %v (%s)", ok, wantFast, want)
+	}
+	if !ok {
+		if string(got) != "keep:" {
+			t.Fatalf("refused, yet wrote %q", got)
+		}
+		got, _ = appendEvent([]byte("keep:"), json.RawMessage(id), res)
+	}
+	if string(got) != "keep:"+want {
+		t.Fatalf("appendEvent:\n%s\nthe SDK's encoding:\n%s", got, "keep:"+want)
+	}
+}
+
+// TestAppendEventMatches: the fast encoding of the results the tool handlers
+// make is byte for byte the SDK's, HTML characters, controls, U+2028,
+// invalid UTF-8 and spaced structured content included; other shapes fall
+// back to the SDK's encoding.
+func TestAppendEventMatches(t *testing.T) {
+	body := []byte("{\"id\": \"tkt_1\",\n \"subject\":\"<b>&\\\"é\u2028\u2029\\u003c</b>\", \"n\":[1, 2 ,{}]}\n")
+	ok := result(&Tool{Def: &mcp.Tool{OutputSchema: map[string]any{"type": "object"}}}, &Response{Status: 200, Body: body})
+	if _, valid := ok.StructuredContent.(validJSON); !valid {
+		t.Fatalf("the test result's structured content is %T, want validJSON", ok.StructuredContent)
+	}
+	notFound := result(&Tool{Def: &mcp.Tool{}}, &Response{Status: 404, Body: []byte(`{"error":{"code":"not_found","message":"no <such> ticket & \u2028"}}` + "\n")})
+	quote := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: `{"confirmation_required":true}`}},
+		Meta: mcp.Meta{"hostplane/status": 202, "hostplane/confirmation_required": true}}
+	raw := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "x"}}, StructuredContent: json.RawMessage(" {\"a\" : \"<\"} ")}
+	weird := &mcp.CallToolResult{Content: []mcp.Content{&mcp.TextContent{Text: "a\x00\x1f\x7f\b\f\n\r\t\xff\xfe z \xe2\x80 \U0001F600"}}}
+	for name, res := range map[string]*mcp.CallToolResult{"ok": ok, "404": notFound, "quote": quote, "controls": weird, "raw structured": raw,
+		"error result": errorResult(api.NewError(400, "invalid_argument", `bad "argument" <x>`))} {
+		for _, id := range []string{"2", "-17", `"a-1"`, `""`, "0"} {
+			t.Run(name+" id "+id, func(t *testing.T) { checkEvent(t, id, res, true) })
+		}
+	}
+	// Shapes the fast encoding leaves to the SDK's.
+	for name, res := range map[string]*mcp.CallToolResult{
+		"no content":     {Meta: mcp.Meta{"hostplane/status": 200}},
+		"two contents":   {Content: []mcp.Content{&mcp.TextContent{Text: "a"}, &mcp.TextContent{Text: "b"}}},
+		"content meta":   {Content: []mcp.Content{&mcp.TextContent{Text: "a", Meta: mcp.Meta{"x": 1}}}},
+		"string meta":    {Content: []mcp.Content{&mcp.TextContent{Text: "a"}}, Meta: mcp.Meta{"x": "y"}},
+		"html meta key":  {Content: []mcp.Content{&mcp.TextContent{Text: "a"}}, Meta: mcp.Meta{"<x>": 1}},
+		"typed content":  {Content: []mcp.Content{&mcp.TextContent{Text: "a"}}, StructuredContent: map[string]any{"a": 1}},
+		"image content":  {Content: []mcp.Content{&mcp.ImageContent{Data: []byte("x"), MIMEType: "image/png"}}},
+		"bad structured": {Content: []mcp.Content{&mcp.TextContent{Text: "a"}}, StructuredContent: json.RawMessage(`{"a":`)},
+	} {
+		t.Run("fallback "+name, func(t *testing.T) {
+			if name == "bad structured" {
+				if _, ok := appendEventFast(nil, json.RawMessage("1"), res); ok {
+					t.Fatal("fast encoding took invalid structured content")
+				}
+				if _, err := appendEvent(nil, json.RawMessage("1"), res); err == nil {
+					t.Fatal("invalid structured content encoded")
+				}
+				return
+			}
+			checkEvent(t, "1", res, false)
+		})
+	}
+	if _, ok := appendEventFast(nil, json.RawMessage("1.5"), quote); ok {
+		t.Fatal("fast encoding took an id the fast decoder refuses")
+	}
+}
+
+// FuzzAppendEventMatches: for any operation answer (status, body) and id,
+// the fast encoding of the tool's result is the SDK's bytes.
+func FuzzAppendEventMatches(f *testing.F) {
+	f.Add(200, []byte(`{"id":"tkt_1","s":"<&>"}`), "2", true)
+	f.Add(404, []byte(`{"error":{"message":"x"}}`), `"a"`, false)
+	f.Add(200, []byte("[1,2]\n"), "7", true)
+	f.Add(500, []byte("\xff\u2028 not json"), "0", true)
+	f.Fuzz(func(t *testing.T, status int, body []byte, id string, schema bool) {
+		if !plainID(json.RawMessage(id)) {
+			return
+		}
+		tool := &Tool{Def: &mcp.Tool{}}
+		if schema {
+			tool.Def.OutputSchema = map[string]any{"type": "object"}
+		}
+		res := result(tool, &Response{Status: status, Body: body})
+		checkEvent(t, id, res, true)
+	})
+}
