@@ -22,6 +22,7 @@ $mod/packaging/integration
 $mod/agent/internal/sitetls
 $mod/coordinator/internal/certjob
 $mod/coordinator/internal/renewal
+$mod/coordinator/internal/domainreg
 $mod/coordinator/internal/mcpserver/conformance
 "
 all=$(go list ./...)

@@ -105,3 +105,19 @@ type DomainCheck struct {
 	Tld            string `json:"tld"`
 	YearlyUsdCents int64  `json:"yearly_usd_cents"`
 }
+
+// AdminDomain is the operator's view of a domain: the customer view, the
+// owner and the registry operation in flight (hostplanectl domain).
+type AdminDomain struct {
+	Domain
+	AccountID string         `json:"account_id"`
+	Op        *AdminDomainOp `json:"op,omitempty"`
+}
+
+// AdminDomainOp is a registry operation recorded and not ended yet.
+type AdminDomainOp struct {
+	ID        string    `json:"id"`
+	Kind      string    `json:"kind"` // register, change, renew
+	ClTRID    string    `json:"cl_trid"`
+	StartedAt time.Time `json:"started_at"`
+}

@@ -45,3 +45,18 @@ func (c *Client) UpdateDomain(ctx context.Context, id string, req api.DomainUpda
 	_, err := c.Do(ctx, "PATCH", "/v1/domains/"+url.PathEscape(id), req, &out, idem(idemKey))
 	return out, err
 }
+
+// Domains lists the registered domains of every account, or of one
+// (operator; the registry operation in flight included).
+func (a *Admin) Domains(ctx context.Context, accountID string) ([]api.AdminDomain, error) {
+	path := "/admin/domains"
+	if accountID != "" {
+		path += "?account=" + url.QueryEscape(accountID)
+	}
+	return adminCall[[]api.AdminDomain](ctx, a, "GET", path, nil)
+}
+
+// Domain returns one registered domain (operator).
+func (a *Admin) Domain(ctx context.Context, id string) (api.AdminDomain, error) {
+	return adminCall[api.AdminDomain](ctx, a, "GET", "/admin/domains/"+url.PathEscape(id), nil)
+}

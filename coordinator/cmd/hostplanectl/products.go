@@ -28,8 +28,15 @@ func newProductCmd(g *globals) *cobra.Command {
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(c *cobra.Command, args []string) error {
-				if req.Category == "" || req.NameEn == "" || !c.Flags().Changed("price") {
+				if req.Category == api.ProductDomain {
+					if req.Tld == "" || !c.Flags().Changed("yearly-price") {
+						return usageError{"a domain product needs --tld and --yearly-price"}
+					}
+				} else if req.Category == "" || req.NameEn == "" || !c.Flags().Changed("price") {
 					return usageError{"--category, --name and --price are required"}
+				}
+				if req.NameEn == "" {
+					req.NameEn = "." + req.Tld
 				}
 				for _, n := range names {
 					lang, name, ok := strings.Cut(n, "=")
@@ -56,7 +63,9 @@ func newProductCmd(g *globals) *cobra.Command {
 			},
 		}
 		f := c.Flags()
-		f.StringVar(&req.Category, "category", "", "vps or hosting")
+		f.StringVar(&req.Category, "category", "", "vps, hosting or domain")
+		f.StringVar(&req.Tld, "tld", "", "domain: the top-level domain offered, in ASCII (com, com.tr, xn--p1ai)")
+		f.Int64Var(&req.RetailYearlyUsdCents, "yearly-price", 0, "domain: a year's registration or renewal in USD cents (1299 = $12.99)")
 		f.StringVar(&req.NameEn, "name", "", "English name (VPS 2)")
 		f.StringArrayVar(&names, "name-in", nil, "name in another language as LANG=NAME (repeatable)")
 		f.Int64Var(&req.RetailMonthlyUsdCents, "price", 0, "monthly retail price in USD cents (1200 = $12.00)")
@@ -96,6 +105,9 @@ func newProductCmd(g *globals) *cobra.Command {
 }
 
 func productLine(p api.AdminProduct) string {
+	if p.Category == api.ProductDomain {
+		return fmt.Sprintf("domain .%s, %s a year", p.Tld, usd(p.RetailYearlyUsdCents))
+	}
 	return fmt.Sprintf("%s %s, %s a month, %d vCPU, %d MiB, %d GiB", p.Category, p.NameEn, usd(p.RetailMonthlyUsdCents), p.Specs.VCPU, p.Specs.RAMMB, p.Specs.DiskGB)
 }
 

@@ -469,3 +469,34 @@ func (a *API) checkDomain(rq *request) (int, any, error) {
 	out.Available, out.Reason = res.Available, res.Reason
 	return http.StatusOK, out, nil
 }
+
+// adminDomainView is the operator's view of a stored domain.
+func adminDomainView(d store.RegDomain) api.AdminDomain {
+	out := api.AdminDomain{Domain: d.Domain, AccountID: d.AccountID}
+	if d.Op != nil {
+		out.Op = &api.AdminDomainOp{ID: d.Op.ID, Kind: d.Op.Kind, ClTRID: d.Op.ClTRID, StartedAt: d.Op.StartedAt}
+	}
+	return out
+}
+
+// domainRegAdminRoutes are `hostplanectl domain list|show`.
+func (a *API) domainRegAdminRoutes(mux *http.ServeMux, leader func(adminFunc) http.Handler) {
+	mux.Handle("GET /admin/domains", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+		acc := r.URL.Query().Get("account")
+		out := []api.AdminDomain{}
+		err := a.state.Read(func(rt store.ReadTx) error {
+			all, err := rt.AllRegDomains()
+			for _, d := range all {
+				if acc == "" || d.AccountID == acc {
+					out = append(out, adminDomainView(d))
+				}
+			}
+			return err
+		})
+		return http.StatusOK, out, err
+	}))
+	mux.Handle("GET /admin/domains/{id}", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
+		d, err := readOne(a, "domain", func(rt store.ReadTx) (store.RegDomain, error) { return rt.RegDomainByID(r.PathValue("id")) })
+		return http.StatusOK, adminDomainView(d), err
+	}))
+}
