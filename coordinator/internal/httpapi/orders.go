@@ -370,7 +370,7 @@ func (a *API) orderableProduct(slug, category, location string) (api.AdminProduc
 	case prod.Retired:
 		return prod, invalidField("plan_slug", "names product %q, which is retired and can no longer be ordered", prod.Slug)
 	case prod.Category != category:
-		return prod, invalidField("plan_slug", "names a %s product; order it with %s", prod.Category, orderRoute[prod.Category])
+		return prod, invalidField("plan_slug", "names a %s product; order it with %s", prod.Category, a.brand.Operation(orderRoute[prod.Category]))
 	case location != "" && len(prod.Locations) > 0 && !slices.Contains(prod.Locations, location):
 		return prod, invalidField("location", "must be one of %s for %s", strings.Join(prod.Locations, ", "), prod.Slug)
 	}
