@@ -3,6 +3,7 @@ package orders
 import (
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,5 +170,57 @@ func TestHostingOrders(t *testing.T) {
 	}
 	if b, n := r.balance(), len(hosting()); b != 100 || n != 3 {
 		t.Fatalf("balance %d, %d accounts (shop, failer, blog)", b, n)
+	}
+}
+
+// TestLastSlotOrders: 8 orders at once for a plan the node has room for
+// once (20 GiB of its 32): one is answered 201 and charged, the 7 others
+// 409 no_capacity with nothing charged, whether placement refused them or
+// (placed on the same slot before the first applied) the FSM's re-check.
+func TestLastSlotOrders(t *testing.T) {
+	r := newRig(t)
+	const big = 2000
+	if _, err := r.c.AnyAlive(nil).Admin().CreateProduct(r.ctx, "big-t", api.ProductRequest{Category: api.ProductVPS, NameEn: "Big T",
+		RetailMonthlyUsdCents: big, Specs: api.ProductSpecs{VCPU: 4, RAMMB: 20 << 10, DiskGB: 10}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 8
+	const charge = big * 3 / 4 // the rig's 25 % reseller discount
+	r.credit(n * charge)
+	leader := r.c.WaitLeader(10 * time.Second)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	codes := map[int]int{}
+	atApply := 0
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req := order(i)
+			req.PlanSlug = "big-t"
+			_, err := r.c.Client(leader, r.key).OrderServer(r.ctx, req, "")
+			st, msg := status(err)
+			mu.Lock()
+			defer mu.Unlock()
+			codes[st]++
+			switch {
+			case st == http.StatusConflict && strings.Contains(msg, "no room left"):
+				atApply++
+			case st == http.StatusConflict && strings.Contains(msg, "no node has room"):
+			case st != 201:
+				t.Errorf("order %d: %d %s", i, st, msg)
+			}
+		}()
+	}
+	wg.Wait()
+	t.Logf("statuses %v; %d refused by the re-check at apply time", codes, atApply)
+	if codes[201] != 1 || codes[409] != n-1 {
+		t.Fatalf("statuses %v, want one 201 and %d × 409", codes, n-1)
+	}
+	if b := r.balance(); b != (n-1)*charge {
+		t.Fatalf("balance %d, want %d (one charge)", b, (n-1)*charge)
+	}
+	if s := r.servers(); len(s) != 1 || s[0].Plan.Slug != "big-t" {
+		t.Fatalf("servers %+v", s)
 	}
 }

@@ -170,3 +170,42 @@ func TestServerOrderRefund(t *testing.T) {
 		t.Fatal("replicas differ")
 	}
 }
+
+// TestOrderCapacityAtApply: two orders the proposer placed on the same last
+// slot of a node: the first lands, the second is refused at apply time with
+// a NoCapacityError (409 no_capacity) and charges nothing; a terminated
+// server's room is free again.
+func TestOrderCapacityAtApply(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103,
+		Capacity: api.AgentNodeCapacity{VCPUs: 4, MemoryBytes: 6 << 30, DiskBytes: 100 << 30}})
+	h.must(CmdProductPut, ProductPut{Slug: "big-1", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "Big",
+		RetailMonthlyUsdCents: 1000, Specs: api.ProductSpecs{VCPU: 2, RAMMB: 4096, DiskGB: 40}}})
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
+	o1, o2 := testOrder(1, "big-1"), testOrder(2, "big-1")
+	o1.Create.CPUOvercommit, o2.Create.CPUOvercommit = 4, 4
+	h.must(CmdServerOrder, o1)
+	before := orderDump(h.fsms[0])
+	_, err := h.apply(CmdServerOrder, o2)
+	var full *NoCapacityError
+	if !errors.As(err, &full) || !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "memory") {
+		t.Fatalf("second order on the last slot: %v", err)
+	}
+	if !bytes.Equal(before, orderDump(h.fsms[0])) || balance(t, h.fsms[0], "acc_1") != 4000 {
+		t.Fatal("the refused order changed the state")
+	}
+	// Without the field (an entry from before the check) it is applied as it was.
+	o3 := testOrder(3, "big-1")
+	h.must(CmdServerOrder, o3)
+	// Terminated servers free their room.
+	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{{ID: "act_1", Success: true}, {ID: "act_3", Success: true}}})
+	for _, srv := range []string{"srv_1", "srv_3"} {
+		h.must(CmdActionCreate, ActionCreate{Action: store.Action{Action: api.Action{ID: "act_t" + srv, Command: api.ActionServerTerminate, ResourceID: srv},
+			AccountID: "acc_1", NodeID: "hv-1", Target: "hp-" + srv, Deadline: h.at.Add(time.Hour)}})
+		h.must(CmdActionFinish, ActionFinish{ID: "act_t" + srv, Success: true})
+	}
+	h.must(CmdServerOrder, o2)
+	if !bytes.Equal(orderDump(h.fsms[0]), orderDump(h.fsms[1])) {
+		t.Fatal("replicas differ")
+	}
+}

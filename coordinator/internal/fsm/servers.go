@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/placement"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -56,6 +58,11 @@ type ServerCreate struct {
 	// Addresses, if set, allocates the server's addresses from IP pools in
 	// this command (ippools.go) and fills them into the provision params.
 	Addresses *AddrRequest `json:"addresses,omitempty"`
+	// CPUOvercommit, when set, has the node's room checked again at apply
+	// time with this vCPU overcommit (placement.Policy): two creates placed
+	// on the same last slot by the proposer cannot both land. Entries
+	// written before the check have 0 and are applied as they were.
+	CPUOvercommit float64 `json:"cpu_overcommit,omitempty"`
 }
 
 // ActionCreate commits a new action on a server. The proposer fills every id,
@@ -266,6 +273,11 @@ func applyServerCreate(c *applyCtx, p ServerCreate) (any, error) {
 	}
 	if c.tx.Bucket(store.BucketServerIDs).Get([]byte(s.ID)) != nil {
 		return nil, fmt.Errorf("%w: server %s exists", ErrConflict, s.ID)
+	}
+	if p.CPUOvercommit > 0 {
+		if err := checkNodeRoom(c, n.AgentNode, s.Plan, p.CPUOvercommit); err != nil {
+			return nil, err
+		}
 	}
 	s.Status, s.CreatedAt, s.UpdatedAt, s.ActionID = api.ServerProvisioning, c.at, c.at, a.ID
 	a.Status, a.CreatedAt, a.AccountID, a.ResourceType, a.ResourceID = api.ActionPending, c.at, s.AccountID, "server", s.ID
@@ -652,4 +664,42 @@ func applyServerObserved(c *applyCtx, p ServerObserved) (any, error) {
 		n++
 	}
 	return n, nil
+}
+
+// NoCapacityError refuses a server its node has no room for at apply time
+// (the API's 409 no_capacity); it is an ErrConflict.
+type NoCapacityError struct{ NodeID, Why string }
+
+func (e *NoCapacityError) Error() string {
+	return fmt.Sprintf("node %s has no room left for the server: %s", e.NodeID, e.Why)
+}
+
+// Is makes a NoCapacityError an ErrConflict.
+func (e *NoCapacityError) Is(target error) bool { return target == ErrConflict }
+
+// checkNodeRoom checks that the node's servers (those not terminated) and
+// a new one of plan fit its capacity, vCPUs overcommitted by overcommit,
+// as placement.Choose decides.
+func checkNodeRoom(c *applyCtx, n api.AgentNode, plan api.ServerPlan, overcommit float64) error {
+	var used api.AgentNodeCapacity
+	prefix := []byte(n.ID + "/")
+	cur := c.tx.Bucket(store.BucketNodeServers).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		var other struct {
+			Plan api.ServerPlan `json:"plan"`
+		}
+		id := k[len(prefix):]
+		acc := c.tx.Bucket(store.BucketServerIDs).Get(id)
+		if acc == nil {
+			continue
+		}
+		if err := store.GetJSON(c.tx, store.BucketServers, store.OwnedKey(string(acc), string(id)), &other); err != nil {
+			return err
+		}
+		used = placement.Add(used, placement.Need(other.Plan))
+	}
+	if why := placement.Room(n.Capacity, used, placement.Need(plan), overcommit); why != "" {
+		return &NoCapacityError{NodeID: n.ID, Why: why}
+	}
+	return nil
 }

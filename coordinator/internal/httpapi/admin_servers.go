@@ -289,7 +289,11 @@ func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.Ser
 		NodeID: nodeID, Target: vm, Params: params, NeedsSecret: !req.NoPassword, Mutating: true,
 		Deadline: now.Add(deps.ActionDeadline),
 	}
-	create := fsm.ServerCreate{Server: s, Action: act}
+	overcommit := cfg.CPUOvercommit
+	if overcommit <= 0 {
+		overcommit = placement.DefaultCPUOvercommit
+	}
+	create := fsm.ServerCreate{Server: s, Action: act, CPUOvercommit: overcommit}
 	create.Addresses = reqs[nodeID]
 	return create, password, nil
 }

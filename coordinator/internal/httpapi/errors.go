@@ -54,6 +54,11 @@ func toAPIError(err error) (*api.Error, bool) {
 	if errors.As(err, &busy) {
 		return api.NewError(http.StatusConflict, "action_in_progress", userMessage(busy)), false
 	}
+	// A node that filled up between placement and apply.
+	var full *fsm.NoCapacityError
+	if errors.As(err, &full) {
+		return api.NewError(http.StatusConflict, "no_capacity", userMessage(full)), false
+	}
 	// A suspended server refuses power-on, saying why.
 	var susp *fsm.SuspendedError
 	if errors.As(err, &susp) {

@@ -29,8 +29,11 @@ type Candidate struct {
 // Policy holds the overcommit ratio for vCPUs (memory and disk are never
 // overcommitted).
 type Policy struct {
-	CPUOvercommit float64 // default 4
+	CPUOvercommit float64 // default DefaultCPUOvercommit
 }
+
+// DefaultCPUOvercommit is the vCPU overcommit of a Policy without one.
+const DefaultCPUOvercommit = 4
 
 // Need is what a new server takes.
 func Need(p api.ServerPlan) api.AgentNodeCapacity {
@@ -42,11 +45,26 @@ func Add(a, b api.AgentNodeCapacity) api.AgentNodeCapacity {
 	return api.AgentNodeCapacity{VCPUs: a.VCPUs + b.VCPUs, MemoryBytes: a.MemoryBytes + b.MemoryBytes, DiskBytes: a.DiskBytes + b.DiskBytes}
 }
 
+// Room says why a node of capacity, its servers using used, has no room
+// for need with vCPUs overcommitted by overcommit ("" when it fits).
+func Room(capacity, used, need api.AgentNodeCapacity, overcommit float64) string {
+	after := Add(used, need)
+	switch {
+	case float64(after.VCPUs) > float64(capacity.VCPUs)*overcommit:
+		return fmt.Sprintf("vcpus: %d used of %d (×%.1f overcommit)", used.VCPUs, capacity.VCPUs, overcommit)
+	case after.MemoryBytes > capacity.MemoryBytes:
+		return fmt.Sprintf("memory: %d MiB free, %d MiB needed", (capacity.MemoryBytes-min(used.MemoryBytes, capacity.MemoryBytes))>>20, need.MemoryBytes>>20)
+	case after.DiskBytes > capacity.DiskBytes:
+		return fmt.Sprintf("disk: %d GiB free, %d GiB needed", (capacity.DiskBytes-min(used.DiskBytes, capacity.DiskBytes))>>30, need.DiskBytes>>30)
+	}
+	return ""
+}
+
 // Choose returns the best node for plan and template, or an error that says
 // why each node was skipped.
 func Choose(cands []Candidate, plan api.ServerPlan, template string, pol Policy) (string, error) {
 	if pol.CPUOvercommit <= 0 {
-		pol.CPUOvercommit = 4
+		pol.CPUOvercommit = DefaultCPUOvercommit
 	}
 	need := Need(plan)
 	type fit struct {
@@ -77,18 +95,11 @@ func Choose(cands []Candidate, plan api.ServerPlan, template string, pol Policy)
 			skip("%s", c.Unfit)
 			continue
 		}
-		after := Add(c.Used, need)
-		switch {
-		case float64(after.VCPUs) > float64(n.Capacity.VCPUs)*pol.CPUOvercommit:
-			skip("vcpus: %d used of %d (×%.1f overcommit)", c.Used.VCPUs, n.Capacity.VCPUs, pol.CPUOvercommit)
-			continue
-		case after.MemoryBytes > n.Capacity.MemoryBytes:
-			skip("memory: %d MiB free, %d MiB needed", (n.Capacity.MemoryBytes-min(c.Used.MemoryBytes, n.Capacity.MemoryBytes))>>20, need.MemoryBytes>>20)
-			continue
-		case after.DiskBytes > n.Capacity.DiskBytes:
-			skip("disk: %d GiB free, %d GiB needed", (n.Capacity.DiskBytes-min(c.Used.DiskBytes, n.Capacity.DiskBytes))>>30, need.DiskBytes>>30)
+		if why := Room(n.Capacity, c.Used, need, pol.CPUOvercommit); why != "" {
+			skip("%s", why)
 			continue
 		}
+		after := Add(c.Used, need)
 		fits = append(fits, fit{n.ID, n.Capacity.MemoryBytes - after.MemoryBytes})
 	}
 	if len(fits) == 0 {
