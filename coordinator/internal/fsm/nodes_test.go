@@ -140,3 +140,33 @@ func TestNodeCommands(t *testing.T) {
 		t.Fatal("replicas differ")
 	}
 }
+
+// TestKEKMark: the first recorded KEK fingerprint wins on every replica; the
+// same one again is a no-op, another one a conflict that changes nothing, and
+// a malformed one is refused.
+func TestKEKMark(t *testing.T) {
+	h := newWHHarness(t, 2)
+	fp := strings.Repeat("ab", 16)
+	for _, bad := range []KEKMarkSet{{Fingerprint: "", By: "c1"}, {Fingerprint: strings.Repeat("AB", 16), By: "c1"}, {Fingerprint: fp[:30], By: "c1"}, {Fingerprint: fp}} {
+		if _, err := h.apply(CmdKEKMark, bad); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("%+v: %v, want ErrInvalid", bad, err)
+		}
+	}
+	h.must(CmdKEKMark, KEKMarkSet{Fingerprint: fp, By: "c1"})
+	h.must(CmdKEKMark, KEKMarkSet{Fingerprint: fp, By: "c2"})
+	if _, err := h.apply(CmdKEKMark, KEKMarkSet{Fingerprint: strings.Repeat("cd", 16), By: "c3"}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("another fingerprint: %v, want ErrConflict", err)
+	}
+	for i, f := range h.fsms {
+		_ = f.View(func(tx *bolt.Tx) error {
+			m, err := store.Read(tx).KEKMark()
+			if err != nil || m.Fingerprint != fp || m.RecordedBy != "c1" {
+				t.Errorf("replica %d: mark %+v, %v; want %s recorded by c1", i, m, err, fp)
+			}
+			return nil
+		})
+	}
+	if !bytes.Equal(nodeBucketDump(t, h.fsms[0]), nodeBucketDump(t, h.fsms[1])) {
+		t.Fatal("replicas differ")
+	}
+}

@@ -70,6 +70,8 @@ type API struct {
 	metrics *Metrics
 	Usage   *UsageRecorder
 	fwd     *forwarder
+	// kekState is the key-encryption key check /readyz reports (nil: none).
+	kekState func() string
 
 	// readyTerm is the Raft term in which this node, as leader, has applied every
 	// entry committed before it (a barrier). Until then its FSM may lag the
@@ -250,10 +252,19 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 	return secureHeaders(a.instrument(mux))
 }
 
+// SetKEKState gives /readyz the coordinator's key-encryption key check
+// ("matches", "differs" or "unrecorded"); call it before serving.
+func (a *API) SetKEKState(f func() string) { a.kekState = f }
+
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	st := a.raft.Status()
 	leaderID, applied, commit := st.LeaderID, st.AppliedIndex, st.CommitIndex
 	body := map[string]any{"leader_id": leaderID, "applied_index": applied, "commit_index": commit, "fsm_applied_index": a.state.AppliedIndex()}
+	if a.kekState != nil {
+		// Readiness does not depend on it (the API works), but an operator
+		// sees a coordinator started with another --webhook-kek-file.
+		body["kek"] = a.kekState()
+	}
 	if msg := a.brandMismatch.Load(); msg != nil {
 		body["status"] = *msg
 		writeJSON(w, http.StatusServiceUnavailable, body)

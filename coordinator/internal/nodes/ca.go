@@ -11,6 +11,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 )
 
 // caSealID binds the sealed CA key to its certificate.
@@ -87,4 +88,11 @@ func publicKeyHash(pub any) (string, error) {
 	}
 	sum := sha256.Sum256(der)
 	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
+}
+
+// CAKeyOpens reports whether sl (this coordinator's key-encryption key) opens
+// the node CA's sealed key, i.e. whether it is the KEK the CA was sealed under.
+func CAKeyOpens(sl *webhook.Sealer, rec store.NodeCA) bool {
+	_, err := sl.Open(caSealID(rec.Fingerprint), rec.SealedKey)
+	return err == nil
 }

@@ -58,6 +58,7 @@ type Server struct {
 	metSrv   *http.Server
 	metAddr  string
 	rdnsMet  *reconcile.Metrics
+	kek      *kekCheck
 
 	domainRegistry registrar.Registrar
 	domainDriver   *domainreg.Driver
@@ -131,6 +132,9 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		node.Close()
 		return nil, fmt.Errorf("webhooks: %w", err)
 	}
+	s.kek = newKEKCheck(s)
+	metrics.Register(s.kek.collector())
+	s.API.SetKEKState(s.kek.State)
 	if err := s.startDomainReg(); err != nil {
 		apiLn.Close()
 		node.Close()
@@ -184,9 +188,10 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	s.admSrv = cfg.HTTP.Server(httpapi.Secure(admin))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	s.wg.Add(5)
+	s.wg.Add(6)
 	go func() { defer s.wg.Done(); s.registerLoop(ctx) }()
 	go func() { defer s.wg.Done(); s.watchBrand(ctx) }()
+	go func() { defer s.wg.Done(); s.kek.run(ctx) }()
 	go func() { defer s.wg.Done(); _ = s.apiSrv.Serve(apiLn) }()
 	go func() { defer s.wg.Done(); _ = s.admSrv.Serve(adminLn) }()
 	go func() { defer s.wg.Done(); s.leaderLoop(ctx) }()

@@ -18,6 +18,19 @@ type NodeCA struct {
 	CreatedAt   time.Time `json:"created_at"`
 }
 
+// KEKMarkKey is the key of the KEK fingerprint record in BucketNodeCA.
+var KEKMarkKey = []byte("kek")
+
+// KEKMark records which key-encryption key seals the cluster's secrets (the
+// node CA's key, webhook secrets): an HMAC of a fixed label under the KEK,
+// never the key. The first leader records it; every coordinator compares its
+// own --webhook-kek-file against it.
+type KEKMark struct {
+	Fingerprint string    `json:"fingerprint"`
+	RecordedBy  string    `json:"recorded_by"` // the coordinator that recorded it
+	RecordedAt  time.Time `json:"recorded_at"`
+}
+
 // JoinToken is a stored single-use join token: the hash of its secret, never the secret.
 type JoinToken struct {
 	ID          string     `json:"id"`
@@ -84,6 +97,12 @@ func (r ReadTx) NodeCA() (NodeCA, error) {
 
 // NodeCAExists reports whether the CA was made.
 func (r ReadTx) NodeCAExists() bool { return r.has(BucketNodeCA, NodeCAKey) }
+
+// KEKMark loads the recorded KEK fingerprint, or ErrNotFound before one is recorded.
+func (r ReadTx) KEKMark() (KEKMark, error) {
+	var m KEKMark
+	return m, r.get(BucketNodeCA, KEKMarkKey, &m)
+}
 
 // SessionAddr is the agent session address a coordinator recorded, or "".
 func (r ReadTx) SessionAddr(coordinatorID string) string {

@@ -65,7 +65,7 @@ var (
 	// BucketCluster.)
 	BucketAgentNodes   = []byte("agent_nodes")   // nodeID → AgentNode
 	BucketJoinTokens   = []byte("join_tokens")   // tokenID → JoinToken (secret hash only)
-	BucketNodeCA       = []byte("node_ca")       // "ca" → NodeCA (key sealed with the KEK)
+	BucketNodeCA       = []byte("node_ca")       // "ca" → NodeCA (key sealed with the KEK); "kek" → KEKMark
 	BucketSessionAddrs = []byte("session_addrs") // coordinator ID → agent session address (host:port)
 
 	// Servers and actions (servers.go).

@@ -3,7 +3,9 @@ package webhook
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -23,7 +25,10 @@ const sealedPrefix = "v1."
 // Sealer encrypts webhook secrets under the coordinators' key-encryption key with
 // AES-256-GCM. The subscription id is authenticated with the ciphertext, so a
 // sealed secret cannot be moved to another subscription.
-type Sealer struct{ aead cipher.AEAD }
+type Sealer struct {
+	aead cipher.AEAD
+	fp   string
+}
 
 // NewSealer returns a Sealer for a 32-byte key.
 func NewSealer(kek []byte) (*Sealer, error) {
@@ -38,8 +43,18 @@ func NewSealer(kek []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("webhook kek: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	mac := hmac.New(sha256.New, kek)
+	mac.Write([]byte(kekFingerprintLabel))
+	return &Sealer{aead: aead, fp: hex.EncodeToString(mac.Sum(nil)[:16])}, nil
 }
+
+// kekFingerprintLabel is what the KEK fingerprint authenticates.
+const kekFingerprintLabel = "hostplane key-encryption key fingerprint v1"
+
+// Fingerprint identifies the key-encryption key without revealing it: the
+// first 16 bytes of HMAC-SHA256(KEK, a fixed label), in hex. Coordinators
+// compare fingerprints to find one started with another --webhook-kek-file.
+func (s *Sealer) Fingerprint() string { return s.fp }
 
 func aad(webhookID string) []byte { return []byte("hostplane webhook secret " + webhookID) }
 
