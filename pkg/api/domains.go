@@ -121,3 +121,19 @@ type AdminDomainOp struct {
 	ClTRID    string    `json:"cl_trid"`
 	StartedAt time.Time `json:"started_at"`
 }
+
+// DomainQuote answers POST /v1/domains/quote: what the same registration
+// would cost now, and whether the registry would take the name, without
+// ordering.
+type DomainQuote struct {
+	Name              string `json:"name"`
+	UnicodeName       string `json:"unicode_name,omitempty"`
+	Tld               string `json:"tld"`
+	Years             int    `json:"years"`
+	Available         bool   `json:"available"`
+	Reason            string `json:"reason,omitempty"`
+	YearlyUsdCents    int64  `json:"yearly_usd_cents"`
+	TotalUsdCents     int64  `json:"total_usd_cents"`
+	BalanceUsdCents   int64  `json:"balance_usd_cents"`
+	ShortfallUsdCents int64  `json:"shortfall_usd_cents"`
+}

@@ -33,6 +33,10 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		_, err := c.RegisterDomain(ctx, api.DomainOrderRequest{Name: "example.com"}, "k")
 		return err
 	},
+	"quoteDomain": func(ctx context.Context, c *client.Client) error {
+		_, err := c.QuoteDomain(ctx, api.DomainOrderRequest{Name: "example.com"})
+		return err
+	},
 	"updateDomain": func(ctx context.Context, c *client.Client) error {
 		_, err := c.UpdateDomain(ctx, "dom_1", api.DomainUpdateRequest{Nameservers: []string{"ns1.example.net", "ns2.example.net"}}, "k")
 		return err

@@ -60,3 +60,10 @@ func (a *Admin) Domains(ctx context.Context, accountID string) ([]api.AdminDomai
 func (a *Admin) Domain(ctx context.Context, id string) (api.AdminDomain, error) {
 	return adminCall[api.AdminDomain](ctx, a, "GET", "/admin/domains/"+url.PathEscape(id), nil)
 }
+
+// QuoteDomain prices a registration body without ordering.
+func (c *Client) QuoteDomain(ctx context.Context, req api.DomainOrderRequest) (api.DomainQuote, error) {
+	var out api.DomainQuote
+	_, err := c.Do(ctx, "POST", "/v1/domains/quote", req, &out, nil)
+	return out, err
+}

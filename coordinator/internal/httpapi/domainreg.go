@@ -52,7 +52,9 @@ func (a *API) domainRegRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/v1/domains", Scope: api.ScopeDomainsRead, handler: a.listDomains},
 		// A registration spends money: MCP asks for a double confirmation.
-		{Method: "POST", Path: "/v1/domains", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, handler: a.orderDomain},
+		{Method: "POST", Path: "/v1/domains", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/domains/quote", handler: a.orderDomain},
+		// The price and availability of the same body, without ordering (MCP shows it before the confirmation).
+		{Method: "POST", Path: "/v1/domains/quote", Scope: api.ScopeOrdersWrite, handler: a.quoteDomain},
 		{Method: "GET", Path: "/v1/domains/check", Scope: api.ScopeDomainsRead, handler: a.checkDomain},
 		{Method: "GET", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsRead, handler: a.getDomain},
 		{Method: "PATCH", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsWrite, Idempotent: true, handler: a.updateDomain},
@@ -451,16 +453,12 @@ func (a *API) checkDomain(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	out := api.DomainCheck{Name: ascii, UnicodeName: unicode, Tld: prod.Tld}
-	err = a.state.Read(func(r store.ReadTx) error {
-		pricing, err := r.AccountPricing(rq.caller.accountID)
-		out.YearlyUsdCents = pricing.EffectivePrice(prod.Slug, prod.RetailYearlyUsdCents)
-		if r.RegDomainNameTaken(ascii) != "" {
-			out.Reason = "registered"
-		}
-		return err
-	})
-	if err != nil || out.Reason != "" {
-		return http.StatusOK, out, err
+	var taken bool
+	if out.YearlyUsdCents, _, taken, err = a.domainTerms(rq, prod, ascii); err != nil {
+		return 0, nil, err
+	} else if taken {
+		out.Reason = "registered"
+		return http.StatusOK, out, nil
 	}
 	res, err := a.registryCheck(rq.Context(), deps, ascii)
 	if err != nil {
@@ -499,4 +497,57 @@ func (a *API) domainRegAdminRoutes(mux *http.ServeMux, leader func(adminFunc) ht
 		d, err := readOne(a, "domain", func(rt store.ReadTx) (store.RegDomain, error) { return rt.RegDomainByID(r.PathValue("id")) })
 		return http.StatusOK, adminDomainView(d), err
 	}))
+}
+
+// domainTerms is what the caller pays a year under prod's TLD, the wallet's
+// balance, and whether name is held here already.
+func (a *API) domainTerms(rq *request, prod api.AdminProduct, name string) (yearly, balance int64, taken bool, err error) {
+	err = a.state.Read(func(r store.ReadTx) error {
+		pricing, err := r.AccountPricing(rq.caller.accountID)
+		if err != nil {
+			return err
+		}
+		acc, err := r.Account(rq.caller.accountID)
+		if err != nil {
+			return err
+		}
+		yearly, balance = pricing.EffectivePrice(prod.Slug, prod.RetailYearlyUsdCents), acc.BalanceUsdCents
+		taken = r.RegDomainNameTaken(name) != ""
+		return nil
+	})
+	return yearly, balance, taken, err
+}
+
+// quoteDomain prices a registration body without ordering: the caller's
+// price for the years, what the wallet lacks, and the registry's answer.
+func (a *API) quoteDomain(rq *request) (int, any, error) {
+	deps, err := a.domainDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	req, err := DecodeDomainOrder(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	ascii, unicode, prod, err := a.offeredName("name", req.Name)
+	if err != nil {
+		return 0, nil, err
+	}
+	out := api.DomainQuote{Name: ascii, UnicodeName: unicode, Tld: prod.Tld, Years: req.Years}
+	var taken bool
+	if out.YearlyUsdCents, out.BalanceUsdCents, taken, err = a.domainTerms(rq, prod, ascii); err != nil {
+		return 0, nil, err
+	}
+	out.TotalUsdCents = out.YearlyUsdCents * int64(req.Years)
+	out.ShortfallUsdCents = max(0, out.TotalUsdCents-out.BalanceUsdCents)
+	if taken {
+		out.Reason = "registered"
+		return http.StatusOK, out, nil
+	}
+	res, err := a.registryCheck(rq.Context(), deps, ascii)
+	if err != nil {
+		return 0, nil, err
+	}
+	out.Available, out.Reason = res.Available, res.Reason
+	return http.StatusOK, out, nil
 }

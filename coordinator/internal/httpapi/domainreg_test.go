@@ -88,6 +88,13 @@ func TestDomainRoutes(t *testing.T) {
 	if r := s.call(key, "GET", "/v1/domains/check?name=ada.example", ""); r.status != 400 || !strings.Contains(r.msg(), `"name"`) {
 		t.Fatalf("check outside the TLDs: %d %s", r.status, r.body)
 	}
+	r = s.call(key, "POST", "/v1/domains/quote", `{"name":"ada.test","years":3,`+testContact+`}`)
+	if r.status != 200 || r.m["available"] != true || r.m["total_usd_cents"] != float64(3000) || r.m["shortfall_usd_cents"] != float64(500) {
+		t.Fatalf("quote: %d %s", r.status, r.body)
+	}
+	if b := s.balance(acc); b != 2500 {
+		t.Fatalf("a quote charged: balance %d", b)
+	}
 	r = s.call(key, "POST", "/v1/domains", `{"name":"ada.test","years":2,"nameservers":["ns1.example.net","NS2.example.net"],`+testContact+`}`, "Idempotency-Key", "reg-1")
 	if r.status != http.StatusCreated || r.m["status"] != api.DomainActive || r.m["expires_at"] == nil {
 		t.Fatalf("register: %d %s", r.status, r.body)
