@@ -24,27 +24,10 @@ import (
 // request with that SNI gets a chain to pebble's root and the account's
 // site. ssl/retry on an issued certificate renews it (a new certificate).
 func TestCustomDomainCertificate(t *testing.T) {
-	dns := dnstest.Start(t, "certs.test")
-	var pb *acmetest.Pebble
-	tlsAddr := freeAddr(t)
-	w := newWorldWith(t, worldOptions{
-		coordinatorArgs: func(env *hostenv.Env) []string {
-			_, port, _ := net.SplitHostPort(env.HTTPAddr)
-			pb = acmetest.Start(t, dns.Addr, port, 90*24*time.Hour) // no short-lived certificates here
-			return []string{"--acme-directory", pb.Dir, "--acme-ca-file", acmetest.RepoFile(t, ".bin/pebble-certs/pebble.minica.pem"),
-				"--acme-interval", "300ms", "--dns-resolver", dns.Addr, "--dns-ns-port", dns.Port}
-		},
-		agentArgs: []string{"-hosting-tls-listen", tlsAddr},
-	})
+	w, dns, pb, tlsAddr := newACMEWorld(t, "certs.test")
 	ctx := hostenv.Ctx(t)
 	start := time.Now()
-	user, own := w.env.Prefix+"c", "own-"+w.env.Prefix+".certs.test"
-	created := w.create(user, own)
-	w.mustSucceed(created.Action.ID)
-	id := created.Hosting.ID
-	dns.Add(t, own+". 60 IN A 127.0.0.1")
-
-	custom := "shop-" + w.env.Prefix + ".certs.test"
+	id, own, custom := newSite(t, w, dns, "c", "certs.test")
 	cl := w.client(1, w.key)
 	d, err := cl.SetCustomDomain(ctx, id, custom, "")
 	if err != nil {
@@ -53,14 +36,7 @@ func TestCustomDomainCertificate(t *testing.T) {
 	if _, err := cl.VerifyCustomDomain(ctx, id); apiStatus(err) != http.StatusUnprocessableEntity {
 		t.Fatalf("verify before the DNS records: %v", err)
 	}
-	for _, r := range d.Records {
-		switch {
-		case r.Type == "TXT":
-			dns.Add(t, r.Name+". 60 IN TXT \""+r.Value+"\"")
-		case r.Type == "A" || r.Type == "AAAA":
-			dns.Add(t, r.Name+". 60 IN "+r.Type+" "+r.Value)
-		}
-	}
+	publish(t, dns, d.Records)
 	if v, err := cl.VerifyCustomDomain(ctx, id); err != nil || v.Status != api.CustomDomainVerified {
 		t.Fatalf("verify: %+v %v", v, err)
 	}
@@ -113,6 +89,51 @@ func TestCustomDomainCertificate(t *testing.T) {
 			t.Fatalf("no renewed certificate served 30 s after ssl/retry: %v", err)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// newACMEWorld is a world whose coordinators order certificates from pebble
+// (a real ACME server; no short-lived certificates) validated through the
+// test's own authoritative DNS for zone, and whose agent serves HTTPS on
+// tlsAddr.
+func newACMEWorld(t *testing.T, zone string) (w *world, dns *dnstest.Server, pb *acmetest.Pebble, tlsAddr string) {
+	t.Helper()
+	dns = dnstest.Start(t, zone)
+	tlsAddr = freeAddr(t)
+	w = newWorldWith(t, worldOptions{
+		coordinatorArgs: func(env *hostenv.Env) []string {
+			_, port, _ := net.SplitHostPort(env.HTTPAddr)
+			pb = acmetest.Start(t, dns.Addr, port, 90*24*time.Hour)
+			return []string{"--acme-directory", pb.Dir, "--acme-ca-file", acmetest.RepoFile(t, ".bin/pebble-certs/pebble.minica.pem"),
+				"--acme-interval", "300ms", "--dns-resolver", dns.Addr, "--dns-ns-port", dns.Port}
+		},
+		agentArgs: []string{"-hosting-tls-listen", tlsAddr},
+	})
+	return w, dns, pb, tlsAddr
+}
+
+// newSite creates a hosting account (user Prefix+suffix) whose own domain
+// own-Prefix.zone resolves to the node, and names the custom domain
+// shop-Prefix.zone the test attaches to it.
+func newSite(t *testing.T, w *world, dns *dnstest.Server, suffix, zone string) (id, own, custom string) {
+	t.Helper()
+	own = "own-" + w.env.Prefix + "." + zone
+	created := w.create(w.env.Prefix+suffix, own)
+	w.mustSucceed(created.Action.ID)
+	dns.Add(t, own+". 60 IN A 127.0.0.1")
+	return created.Hosting.ID, own, "shop-" + w.env.Prefix + "." + zone
+}
+
+// publish adds a custom domain's ownership TXT and address records to dns.
+func publish(t *testing.T, dns *dnstest.Server, records []api.DNSRecord) {
+	t.Helper()
+	for _, r := range records {
+		switch {
+		case r.Type == "TXT":
+			dns.Add(t, r.Name+". 60 IN TXT \""+r.Value+"\"")
+		case r.Type == "A" || r.Type == "AAAA":
+			dns.Add(t, r.Name+". 60 IN "+r.Type+" "+r.Value)
+		}
 	}
 }
 

@@ -4,14 +4,11 @@ import (
 	"context"
 	"crypto/tls"
 	"math/big"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/internal/acmetest"
-	"github.com/hostplane/hostplane/internal/dnstest"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
@@ -27,40 +24,17 @@ import (
 // certificate: restarted, the install completes once. (Before orders were resumed by their URL, the next leader
 // waited 10 minutes and ordered again.)
 func TestLeaderKilledDuringACMEOrder(t *testing.T) {
-	dns := dnstest.Start(t, "kill.test")
-	var pb *acmetest.Pebble
-	tlsAddr := freeAddr(t)
-	w := newWorldWith(t, worldOptions{
-		coordinatorArgs: func(env *hostenv.Env) []string {
-			_, port, _ := net.SplitHostPort(env.HTTPAddr)
-			pb = acmetest.Start(t, dns.Addr, port, 90*24*time.Hour)
-			return []string{"--acme-directory", pb.Dir, "--acme-ca-file", acmetest.RepoFile(t, ".bin/pebble-certs/pebble.minica.pem"),
-				"--acme-interval", "300ms", "--dns-resolver", dns.Addr, "--dns-ns-port", dns.Port}
-		},
-		agentArgs: []string{"-hosting-tls-listen", tlsAddr},
-	})
+	w, dns, pb, tlsAddr := newACMEWorld(t, "kill.test")
 	ctx := hostenv.Ctx(t)
-	user, own := w.env.Prefix+"k", "own-"+w.env.Prefix+".kill.test"
-	created := w.create(user, own)
-	w.mustSucceed(created.Action.ID)
-	id := created.Hosting.ID
-	dns.Add(t, own+". 60 IN A 127.0.0.1")
+	id, _, custom := newSite(t, w, dns, "k", "kill.test")
 
-	custom := "shop-" + w.env.Prefix + ".kill.test"
 	leader := w.c.WaitLeader(20 * time.Second)
 	cl := w.client((leader+1)%3, w.key)
 	d, err := cl.SetCustomDomain(ctx, id, custom, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range d.Records {
-		switch {
-		case r.Type == "TXT":
-			dns.Add(t, r.Name+". 60 IN TXT \""+r.Value+"\"")
-		case r.Type == "A" || r.Type == "AAAA":
-			dns.Add(t, r.Name+". 60 IN "+r.Type+" "+r.Value)
-		}
-	}
+	publish(t, dns, d.Records)
 	if v, err := cl.VerifyCustomDomain(ctx, id); err != nil || v.Status != api.CustomDomainVerified {
 		t.Fatalf("verify: %+v %v", v, err)
 	}
