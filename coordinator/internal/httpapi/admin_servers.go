@@ -217,19 +217,32 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 		return 0, nil, err
 	}
 	actID := create.Action.ID
-	v, err := a.adminApply(r.Context(), fsm.CmdServerCreate, now, create)
+	out, err := applyPlaced[api.AdminServerCreated](a, r, deps, fsm.CmdServerCreate, now, create, actID, "admin server create")
 	if err != nil {
-		deps.DropSecret(actID)
 		return 0, nil, err
-	}
-	deps.Kick()
-	out, ok := v.(api.AdminServerCreated)
-	if !ok {
-		return 0, nil, errors.New("admin server create: unexpected result")
 	}
 	out.RootPassword = password
 	a.log.Info("server placed", "server", create.Server.ID, "node", create.Server.NodeID, "account", req.AccountID, "plan", plan.Slug, "template", req.Template, "action", actID)
 	return http.StatusCreated, out, nil
+}
+
+// applyPlaced proposes an operator's create command whose action secret
+// (passwords) the dispatcher already holds: refused, the secret is dropped;
+// committed, the dispatcher is kicked and the result must be a T (what names
+// the operation in the error otherwise).
+func applyPlaced[T any](a *API, r *http.Request, deps *ServerDeps, t fsm.CommandType, now time.Time, cmd any, actionID, what string) (T, error) {
+	var out T
+	v, err := a.adminApply(r.Context(), t, now, cmd)
+	if err != nil {
+		deps.DropSecret(actionID)
+		return out, err
+	}
+	deps.Kick()
+	out, ok := v.(T)
+	if !ok {
+		return out, errors.New(what + ": unexpected result")
+	}
+	return out, nil
 }
 
 // prepareServerCreate places a new server of plan for req (the admin create

@@ -109,12 +109,7 @@ func (a *API) startHostingAction(rq *request, deps *ServerDeps, h store.HostingA
 
 // hostingAndDeps resolves the account (404 first), then the dispatcher.
 func (a *API) hostingAndDeps(rq *request) (store.HostingAccount, *ServerDeps, error) {
-	h, err := a.loadHosting(rq)
-	if err != nil {
-		return h, nil, err
-	}
-	deps, err := a.serverDeps()
-	return h, deps, err
+	return withDeps(a, rq, a.loadHosting)
 }
 
 func (a *API) simpleHostingAction(rq *request, command string) (int, any, error) {
@@ -319,15 +314,9 @@ func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cf
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.adminApply(r.Context(), fsm.CmdHostingCreate, now, create)
+	out, err := applyPlaced[api.AdminHostingCreated](a, r, deps, fsm.CmdHostingCreate, now, create, create.Action.ID, "admin hosting create")
 	if err != nil {
-		deps.DropSecret(create.Action.ID)
 		return 0, nil, hostingConflict(err)
-	}
-	deps.Kick()
-	out, ok := v.(api.AdminHostingCreated)
-	if !ok {
-		return 0, nil, errors.New("admin hosting create: unexpected result")
 	}
 	out.Hosting = hostingView(store.HostingAccount{HostingAccount: out.Hosting})
 	out.SFTPPassword, out.DBPassword = sftpPW, dbPW

@@ -274,12 +274,18 @@ func withPassword(v any, pw string) any {
 // malformed id, is a 404 before any body or availability error), then the
 // dispatcher dependencies.
 func (a *API) serverAndDeps(rq *request) (store.Server, *ServerDeps, error) {
-	s, err := a.loadServer(rq)
+	return withDeps(a, rq, a.loadServer)
+}
+
+// withDeps resolves the request's object with load first (its 404 before a
+// 503 of the dispatcher), then the dispatcher dependencies.
+func withDeps[T any](a *API, rq *request, load func(*request) (T, error)) (T, *ServerDeps, error) {
+	v, err := load(rq)
 	if err != nil {
-		return s, nil, err
+		return v, nil, err
 	}
 	deps, err := a.serverDeps()
-	return s, deps, err
+	return v, deps, err
 }
 
 // serverDepsAndBody is serverAndDeps followed by decoding the body with decode
