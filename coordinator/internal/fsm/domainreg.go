@@ -276,6 +276,14 @@ func applyDomainOpDone(c *applyCtx, p DomainOpDone) (any, error) {
 			return nil, err
 		}
 		d.StatusReason = fmt.Sprintf("the last renewal failed: %s (its %d cents were refunded to the wallet)", p.Reason, net)
+		// The sweep tries this period again tomorrow, not at every pass.
+		d.Reminders = append(d.Reminders, renewFailedKey(*d.ExpiresAt, c.at))
+		if err := c.emit(api.EventDomainExpiring, d.AccountID, map[string]any{
+			"domainId": d.ID, "domain": d.Name, "expiresAt": *d.ExpiresAt, "daysLeft": int(d.ExpiresAt.Sub(c.at).Hours() / 24),
+			"autoRenew": d.AutoRenew, "reason": "the registry did not renew the domain: " + p.Reason,
+		}); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("%w: unknown domain operation %q", ErrInvalid, op.Kind)
 	}
@@ -326,6 +334,12 @@ func applyDomainChange(c *applyCtx, p DomainChange) (any, error) {
 	return d.Domain, putRegDomain(c, d)
 }
 
+// renewFailedKey records a renewal of the period ending exp that failed on
+// the day of at.
+func renewFailedKey(exp, at time.Time) string {
+	return exp.Format("2006-01-02") + "/renew-failed/" + at.Format("2006-01-02")
+}
+
 // DomainRenewalCandidates lists the domains a sweep at now may act on:
 // registered ones within reach of renewal, a reminder or expiry, with no
 // registry operation open.
@@ -372,6 +386,9 @@ func applyDomainSweep(c *applyCtx, p DomainSweep) (any, error) {
 			d.Status = api.DomainExpired
 			res.Expired++
 		case d.AutoRenew && !c.at.Before(exp.AddDate(0, 0, -p.Policy.RenewDays)):
+			if slices.Contains(d.Reminders, renewFailedKey(exp, c.at)) {
+				continue // the registry refused this period's renewal today
+			}
 			acc, err := getAccount(c.tx, d.AccountID)
 			if err != nil {
 				return nil, err
@@ -405,11 +422,13 @@ func applyDomainSweep(c *applyCtx, p DomainSweep) (any, error) {
 			if err := recordInvoice(c, &acc, &inv, true, ids.Derived("pay", c.at, c.index, seq+1), ids.Derived("wtx", c.at, c.index, seq+2), true); err != nil {
 				return nil, err
 			}
-			// The renewal's transaction ids derive from the domain and the
-			// expiry it extends: a renewal of the same period has the same
-			// ones, whichever leader asks.
+			// The renewal's transaction id derives from the domain, the
+			// expiry it extends and the day of the attempt (recorded here,
+			// repeated by whichever leader drives it); the registry renews a
+			// period once whatever the id, as it checks the current expiry.
 			if err := openDomainOp(c, &d, store.RegDomainOp{ID: opID, Kind: store.RegOpRenew,
-				ClTRID: d.ID + "-renew-" + exp.Format("20060102"), StartedAt: c.at, Years: 1, InvoiceID: inv.ID, CurrentExpiry: &exp}); err != nil {
+				ClTRID: d.ID + "-renew-" + exp.Format("20060102") + "-" + c.at.Format("20060102"), StartedAt: c.at, Years: 1,
+				InvoiceID: inv.ID, CurrentExpiry: &exp}); err != nil {
 				return nil, err
 			}
 			res.Renewing++

@@ -206,12 +206,25 @@ func TestDomainSweep(t *testing.T) {
 		t.Fatalf("29 days before: %+v, balance %d", r, balance(t, h.fsms[0], "acc_1"))
 	}
 	d := getRegDomain(t, h.fsms[0], "dom_1")
-	if d.Op == nil || d.Op.Kind != store.RegOpRenew || d.Op.ClTRID != "dom_1-renew-"+exp.Format("20060102") {
+	if d.Op == nil || d.Op.Kind != store.RegOpRenew || d.Op.ClTRID != "dom_1-renew-"+exp.Format("20060102")+"-"+exp.AddDate(0, 0, -29).Format("20060102") {
 		t.Fatalf("renewal op %+v", d.Op)
 	}
 	if r := sweep(exp.AddDate(0, 0, -28)); r != (DomainSweepResult{}) {
 		t.Fatalf("a second sweep: %+v", r)
 	}
+	// The registry refuses: refunded, a reminder with the reason, and no
+	// second try the same day.
+	h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: d.Op.ID, Reason: "object status prohibits operation (2304)"})
+	if b := balance(t, h.fsms[0], "acc_1"); b != 1000 {
+		t.Fatalf("balance %d after the refused renewal, want 1000", b)
+	}
+	if r := sweep(exp.AddDate(0, 0, -28).Add(time.Hour)); r != (DomainSweepResult{}) {
+		t.Fatalf("a sweep the same day: %+v", r)
+	}
+	if r := sweep(exp.AddDate(0, 0, -27)); r.Renewing != 1 {
+		t.Fatalf("the next day: %+v", r)
+	}
+	d = getRegDomain(t, h.fsms[0], "dom_1")
 	next := exp.AddDate(1, 0, 0)
 	h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: d.Op.ID, OK: true, Expires: &next})
 	if d := getRegDomain(t, h.fsms[0], "dom_1"); !d.ExpiresAt.Equal(next) {
@@ -236,7 +249,7 @@ func TestDomainSweep(t *testing.T) {
 			kinds = append(kinds, e.Type)
 		}
 	}
-	if strings.Join(kinds, ",") != "domain.registered,domain.registered,domain.expiring,domain.renewed,domain.expiring,domain.expiring" {
+	if strings.Join(kinds, ",") != "domain.registered,domain.registered,domain.expiring,domain.expiring,domain.renewed,domain.expiring,domain.expiring" {
 		t.Fatalf("domain events %v", kinds)
 	}
 	if !bytes.Equal(domainDump(h.fsms[0]), domainDump(h.fsms[1])) {
