@@ -499,7 +499,8 @@ func claimStatic(c *applyCtx, s *store.Server) error {
 
 // putAllocated records the server's pool units as allocated to it: one
 // record per pool (store.IPAlloc). A unit taken again after its quarantine
-// ended loses its quarantine record.
+// ended loses its quarantine record (the allocator names those units, so
+// no other unit's record is looked up).
 func putAllocated(c *applyCtx, s store.Server) error {
 	var pools []string
 	byPool := map[string]*store.IPAlloc{}
@@ -512,6 +513,13 @@ func putAllocated(c *applyCtx, s store.Server) error {
 			pools = append(pools, ad.Pool)
 		}
 		a.Units = append(a.Units, ad.Unit)
+		_, alloc, err := c.allocator(ad.Pool)
+		if err != nil {
+			return err
+		}
+		if !alloc.Ended(ad.Unit.Addr()) {
+			continue // no quarantine record to look for
+		}
 		if err := units.Delete(store.IPUnitKey(ad.Pool, ad.Unit)); err != nil {
 			return err
 		}

@@ -161,6 +161,7 @@ func TestServerAddressesAllocatedReleasedAndQuarantined(t *testing.T) {
 	if s4, err := placeServer(h, "srv_4", bothFamilies); err != nil || s4.IPv4 != "198.51.100.5/24" {
 		t.Fatalf("1 s before the quarantine ends: %q %v", s4.IPv4, err)
 	}
+	reopen(h, 1) // one replica loads the quarantine from its records, the other kept it
 	h.at = termAt.Add(24 * time.Hour)
 	if s5, err := placeServer(h, "srv_5", bothFamilies); err != nil || s5.IPv4 != "198.51.100.2/24" || s5.IPv6 != "2001:db8::1/64" {
 		t.Fatalf("after the quarantine the lowest units come back: %q %q %v", s5.IPv4, s5.IPv6, err)
@@ -168,6 +169,15 @@ func TestServerAddressesAllocatedReleasedAndQuarantined(t *testing.T) {
 	// Every replica computed the same thing.
 	if !bytes.Equal(ipDump(h.fsms[0]), ipDump(h.fsms[1])) {
 		t.Fatal("replicas differ")
+	}
+	// Taken again, the units lost their quarantine records, and the state
+	// loads again.
+	if n := h.count(store.BucketIPUnits, "pub4/198.51.100.2/32") + h.count(store.BucketIPUnits, "pub6/2001:db8::/64"); n != 0 {
+		t.Fatalf("%d quarantine records left for units allocated again", n)
+	}
+	reopen(h, 0)
+	if s6, err := placeServer(h, "srv_6", bothFamilies); err != nil || s6.IPv4 != "198.51.100.6/24" {
+		t.Fatalf("after reopening: %q %v", s6.IPv4, err)
 	}
 	// The server.created payload carries ipv4.
 	h.must(CmdActionFinish, ActionFinish{ID: "act_srv_2", Success: true})

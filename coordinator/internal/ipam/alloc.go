@@ -63,6 +63,10 @@ type Allocator struct {
 	used    map[uint64]struct{} // allocated or reserved
 	quar    map[uint64]time.Time
 	expiry  expiryHeap
+	// ended holds the units whose quarantine ended (since New) and that
+	// were not taken again since: the ones whose stored quarantine record
+	// may still be there (Ended).
+	ended map[uint64]struct{}
 }
 
 // New validates the pool and loads its state. A state entry outside the
@@ -74,10 +78,11 @@ func New(p Pool, st State) (*Allocator, error) {
 		return nil, ferr
 	}
 	a := &Allocator{
-		pool: p,
-		l:    l,
-		used: make(map[uint64]struct{}, len(st.Used)),
-		quar: make(map[uint64]time.Time, len(st.Quarantined)),
+		pool:  p,
+		l:     l,
+		used:  make(map[uint64]struct{}, len(st.Used)),
+		quar:  make(map[uint64]time.Time, len(st.Quarantined)),
+		ended: map[uint64]struct{}{},
 	}
 	var runs []span
 	if !l.v6 {
@@ -155,6 +160,7 @@ func (a *Allocator) expire(now time.Time) {
 		if until, ok := a.quar[e.off]; ok && until.Equal(e.until) {
 			delete(a.quar, e.off)
 			a.blocked.remove(e.off)
+			a.ended[e.off] = struct{}{}
 		}
 	}
 }
@@ -172,6 +178,21 @@ func (a *Allocator) Allocate(now time.Time) (netip.Prefix, error) {
 	a.blocked.add(o)
 	a.used[o] = struct{}{}
 	return a.unit(o), nil
+}
+
+// Ended reports whether the unit holding ip had a quarantine that ended
+// since New and has not been asked about since: a store that keeps a record
+// per quarantined unit deletes it when the unit is taken again, and asks
+// only for the units Ended names (a unit it does not name has no such
+// record, unless the store removed it already).
+func (a *Allocator) Ended(ip netip.Addr) bool {
+	o, err := a.lookup(ip)
+	if err != nil {
+		return false
+	}
+	_, ok := a.ended[o]
+	delete(a.ended, o)
+	return ok
 }
 
 // Release returns the unit holding ip, which must be in use, to the pool
