@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/ipam"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -55,9 +56,12 @@ type FSM struct {
 
 	// pools holds one IP pool allocator per pool, rebuilt from the pool's
 	// records on first use after open or restore (ippools.go). poolMu is
-	// held while a batch applies and while PoolsFree reads them.
-	pools  *poolCache
-	poolMu sync.Mutex
+	// held while a batch applies and while PoolsFree builds one; usage is
+	// what PoolsFree reads: the allocators' usage after the last batch.
+	pools   *poolCache
+	poolMu  sync.Mutex
+	usageMu sync.RWMutex
+	usage   map[string]*ipam.Snapshot
 
 	// OnApply, if set, is called after each batch commits (used by waiters in tests
 	// and by the outbox notifier). It must not block.
@@ -120,6 +124,9 @@ func (f *FSM) open() error {
 	}
 	f.db = db
 	f.pools = newPoolCache()
+	f.usageMu.Lock()
+	f.usage = nil
+	f.usageMu.Unlock()
 	f.skipUpTo = applied
 	f.applied.Store(applied)
 	return nil
@@ -203,6 +210,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 		return store.SetAppliedIndex(tx, last)
 	})
+	if err == nil {
+		f.publishPools()
+	}
 	f.poolMu.Unlock()
 	if err != nil {
 		// A storage failure leaves this replica unable to follow the log

@@ -122,21 +122,34 @@ func (pc *poolCache) get(r store.ReadTx, name string) (store.IPPool, *ipam.Alloc
 }
 
 // PoolsFree counts the free units of the named pools at now (a quarantine
-// that ends at or before now counts as free) from the allocators the apply
-// path keeps, so the proposer's check reads no unit records. A pool that does
-// not exist counts 0. It waits for a batch being applied to finish.
+// that ends at or before now counts as free) as the allocators the apply
+// path keeps held them after the last applied batch, so the proposer's check
+// reads no unit records and does not wait for a batch being applied. A pool
+// that does not exist counts 0; one whose allocator was not built yet is
+// built from the database.
 func (f *FSM) PoolsFree(names []string, now time.Time) (map[string]uint64, error) {
+	f.usageMu.RLock()
+	usage := f.usage
+	f.usageMu.RUnlock()
+	out := make(map[string]uint64, len(names))
+	var missing []string
+	for _, name := range names {
+		if s, ok := usage[name]; ok {
+			out[name] = s.Free(now)
+		} else {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) == 0 {
+		return out, nil
+	}
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	f.poolMu.Lock()
 	defer f.poolMu.Unlock()
-	out := make(map[string]uint64, len(names))
 	err := f.db.View(func(tx *bolt.Tx) error {
 		r := store.Read(tx)
-		for _, name := range names {
-			if _, done := out[name]; done {
-				continue
-			}
+		for _, name := range missing {
 			_, a, err := f.pools.get(r, name)
 			if errors.Is(err, ErrNotFound) {
 				out[name] = 0
@@ -149,7 +162,23 @@ func (f *FSM) PoolsFree(names []string, now time.Time) (map[string]uint64, error
 		}
 		return nil
 	})
+	f.publishPools()
 	return out, err
+}
+
+// publishPools makes the allocators' usage readable by PoolsFree: called
+// with poolMu held, after a batch applied or an allocator was built.
+func (f *FSM) publishPools() {
+	f.usageMu.RLock()
+	prev := f.usage
+	f.usageMu.RUnlock()
+	next := make(map[string]*ipam.Snapshot, len(f.pools.m))
+	for name, cp := range f.pools.m {
+		next[name] = cp.a.Snapshot(prev[name])
+	}
+	f.usageMu.Lock()
+	f.usage = next
+	f.usageMu.Unlock()
 }
 
 // touch marks the cache as changed by this command: if the command fails, the

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -582,4 +583,67 @@ func TestOldIPUnitsMigratedOnOpenAndRestore(t *testing.T) {
 		// pub4: .2 reserved, .3-.7 allocated or quarantined, .8 srv_6
 		t.Fatalf("free after migration: %v %v", free, err)
 	}
+}
+
+// TestPoolsFreeDoesNotWaitForABatch: the proposer's free count is read
+// from what the last applied batch left, while placements apply
+// concurrently (run with -race), and not held up by a batch being applied.
+func TestPoolsFreeDoesNotWaitForABatch(t *testing.T) {
+	h := ipHarness(t)
+	f := h.fsms[0]
+	free := func() uint64 {
+		t.Helper()
+		n, err := f.PoolsFree([]string{"pub4"}, h.at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n["pub4"]
+	}
+	if n := free(); n != 253 {
+		t.Fatalf("an empty /24 counts %d free", n)
+	}
+	done := make(chan struct{})
+	counts := make(chan uint64, 1)
+	go func() {
+		defer close(counts)
+		last := uint64(253)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			n, err := f.PoolsFree([]string{"pub4"}, time.Date(2026, 6, 3, 10, 0, 0, 0, time.UTC))
+			if err != nil || n["pub4"] > last {
+				counts <- n["pub4"] // a count that went up, or an error
+				return
+			}
+			last = n["pub4"]
+		}
+	}()
+	for i := 0; i < 40; i++ {
+		if _, err := placeServer(h, fmt.Sprintf("srv_%d", i), bothFamilies); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	if n, bad := <-counts; bad {
+		t.Fatalf("a concurrent reader saw the free count go up to %d", n)
+	}
+	if n := free(); n != 253-40 {
+		t.Fatalf("after 40 placements %d free", n)
+	}
+	// A batch being applied holds the allocators; the count is still read.
+	f.poolMu.Lock()
+	got := make(chan uint64, 1)
+	go func() { n, _ := f.PoolsFree([]string{"pub4"}, h.at); got <- n["pub4"] }()
+	select {
+	case n := <-got:
+		if n != 253-40 {
+			t.Errorf("during a batch %d free", n)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("PoolsFree waited for the batch being applied")
+	}
+	f.poolMu.Unlock()
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sort"
 	"time"
 )
 
@@ -67,6 +68,8 @@ type Allocator struct {
 	// were not taken again since: the ones whose stored quarantine record
 	// may still be there (Ended).
 	ended map[uint64]struct{}
+	// quarGen changes whenever quar does (Snapshot reuses the ends).
+	quarGen uint64
 }
 
 // New validates the pool and loads its state. A state entry outside the
@@ -159,6 +162,7 @@ func (a *Allocator) expire(now time.Time) {
 		e := heap.Pop(&a.expiry).(expiry)
 		if until, ok := a.quar[e.off]; ok && until.Equal(e.until) {
 			delete(a.quar, e.off)
+			a.quarGen++
 			a.blocked.remove(e.off)
 			a.ended[e.off] = struct{}{}
 		}
@@ -217,6 +221,7 @@ func (a *Allocator) Release(ip netip.Addr, now time.Time, quarantine time.Durati
 	}
 	until := now.Add(quarantine)
 	a.quar[o] = until
+	a.quarGen++
 	heap.Push(&a.expiry, expiry{until, o})
 	return nil
 }
@@ -253,6 +258,7 @@ func (a *Allocator) Unreserve(ip netip.Addr) error {
 		delete(a.used, o)
 	} else if _, ok := a.quar[o]; ok {
 		delete(a.quar, o) // its expiry entry is skipped when popped
+		a.quarGen++
 	} else {
 		return fmt.Errorf("%w: %s", ErrNotAllocated, a.unit(o))
 	}
@@ -271,6 +277,40 @@ func (a *Allocator) Usage(now time.Time) Usage {
 	}
 	u.Free = u.Total - u.Used - u.Quarantined
 	return u
+}
+
+// Snapshot is a pool's usage as a reader without the allocator counts it:
+// the counts that do not depend on the time and the ends of the
+// quarantines, sorted. It is not changed once made.
+type Snapshot struct {
+	Total, Used    uint64
+	QuarantineEnds []time.Time
+	owner          *Allocator
+	quarGen        uint64
+}
+
+// Free is Usage(now).Free as it was when the snapshot was made.
+func (s *Snapshot) Free(now time.Time) uint64 {
+	// Ends after now are quarantined; the others are over.
+	ended := sort.Search(len(s.QuarantineEnds), func(i int) bool { return s.QuarantineEnds[i].After(now) })
+	return s.Total - s.Used - uint64(len(s.QuarantineEnds)-ended)
+}
+
+// Snapshot returns the pool's usage for readers; prev, a snapshot of this
+// allocator made earlier (or nil), lends its quarantine ends when they have
+// not changed since, so a snapshot after allocations alone costs O(1).
+func (a *Allocator) Snapshot(prev *Snapshot) *Snapshot {
+	s := &Snapshot{Total: a.l.size() - a.static, Used: uint64(len(a.used)), owner: a, quarGen: a.quarGen}
+	if prev != nil && prev.owner == a && prev.quarGen == a.quarGen {
+		s.QuarantineEnds = prev.QuarantineEnds
+		return s
+	}
+	s.QuarantineEnds = make([]time.Time, 0, len(a.quar))
+	for _, until := range a.quar {
+		s.QuarantineEnds = append(s.QuarantineEnds, until)
+	}
+	slices.SortFunc(s.QuarantineEnds, time.Time.Compare)
+	return s
 }
 
 // State returns the allocation state in canonical form (sorted by address),

@@ -296,6 +296,7 @@ func TestNeverTwice(t *testing.T) {
 			return int(seed>>33) % n
 		}
 		now := t0
+		var snap *Snapshot
 		for step := 0; step < 20000; step++ {
 			now = now.Add(time.Duration(rnd(600)) * time.Second)
 			switch r := rnd(10); {
@@ -335,6 +336,14 @@ func TestNeverTwice(t *testing.T) {
 					quar[victim] = now.Add(DefaultQuarantine)
 				case q > 0:
 					quar[victim] = now.Add(q)
+				}
+			}
+			// A snapshot (made now, or lent the previous one's quarantines)
+			// counts the same free units as Usage, now and later.
+			snap = a.Snapshot(snap)
+			for _, later := range []time.Duration{0, time.Hour, 25 * time.Hour} {
+				if got, want := snap.Free(now.Add(later)), a.Usage(now.Add(later)).Free; got != want {
+					t.Fatalf("step %d: snapshot counts %d free at +%v, Usage %d", step, got, later, want)
 				}
 			}
 			if step%1000 == 0 {
