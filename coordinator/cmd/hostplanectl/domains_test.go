@@ -15,18 +15,21 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// runCmd runs the command newCmd makes with args, its output discarded.
+func runCmd(newCmd func(*globals) *cobra.Command, g *globals, args ...string) error {
+	cmd := newCmd(g)
+	cmd.SetArgs(args)
+	cmd.SetOut(&strings.Builder{})
+	cmd.SetErr(&strings.Builder{})
+	return cmd.Execute()
+}
+
 // TestDomainCLI: `hostplanectl product create --category domain` offers a
 // TLD (refusals name the field), and `hostplanectl domain list|show` show a
 // registered domain with its owner (a coordinator with an in-memory
 // registry).
 func TestDomainCLI(t *testing.T) {
-	run := func(newCmd func(*globals) *cobra.Command, g *globals, args ...string) error {
-		cmd := newCmd(g)
-		cmd.SetArgs(args)
-		cmd.SetOut(&strings.Builder{})
-		cmd.SetErr(&strings.Builder{})
-		return cmd.Execute()
-	}
+	run := runCmd
 	var ue usageError
 	if err := run(newProductCmd, &globals{}, "create", "domain-test", "--category", "domain", "--tld", "test"); !errors.As(err, &ue) {
 		t.Fatalf("a domain product without --yearly-price: %v", err)

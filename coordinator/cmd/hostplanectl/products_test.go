@@ -10,20 +10,13 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
-	"github.com/spf13/cobra"
 )
 
 // TestProductCLI drives `hostplanectl product` and `account pricing` against
 // a real coordinator: refusals name the field and change nothing; create,
 // update, retire and pricing reach the catalogue.
 func TestProductCLI(t *testing.T) {
-	run := func(newCmd func(*globals) *cobra.Command, g *globals, args ...string) error {
-		cmd := newCmd(g)
-		cmd.SetArgs(args)
-		cmd.SetOut(&strings.Builder{})
-		cmd.SetErr(&strings.Builder{})
-		return cmd.Execute()
-	}
+	run := runCmd
 	product, account := newProductCmd, newAccountCmd
 	var ue usageError
 	for _, args := range [][]string{
