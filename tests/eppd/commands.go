@@ -277,20 +277,29 @@ func (ss *session) transform(c *eppxml.Command, verb, object string, fn func(tx 
 		return nil
 	}
 	code := 0
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		if done, err := lookup(tx); done || err != nil {
-			return err
-		}
-		a, err := fn(tx)
-		if errors.As(err, &refusal) {
-			return errRefused // nothing fn wrote is kept
-		}
-		if err != nil {
-			return err
-		}
-		code = max(a.code, eppxml.CodeOK)
-		return record(tx, a)
+	// A repeat is answered from a read transaction (no write, no fsync);
+	// the write transaction looks again, for a repeat racing the first.
+	var done bool
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		done, err = lookup(tx)
+		return err
 	})
+	if err == nil && !done {
+		err = s.db.Update(func(tx *bolt.Tx) error {
+			if done, err := lookup(tx); done || err != nil {
+				return err
+			}
+			a, err := fn(tx)
+			if errors.As(err, &refusal) {
+				return errRefused // nothing fn wrote is kept
+			}
+			if err != nil {
+				return err
+			}
+			code = max(a.code, eppxml.CodeOK)
+			return record(tx, a)
+		})
+	}
 	if errors.Is(err, errRefused) {
 		code = refusal.code
 		err = s.db.Update(func(tx *bolt.Tx) error {

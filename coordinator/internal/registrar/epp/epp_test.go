@@ -23,12 +23,12 @@ const (
 	idB, pwB = "reg-b", "secret-b1"
 )
 
-func startRegistry(t *testing.T) *framework.EPPD {
+func startRegistry(t testing.TB) *framework.EPPD {
 	return framework.StartEPPD(t, framework.EPPDOptions{TLDs: []string{"test", "example"},
 		Clients: map[string]string{idA: pwA, idB: pwB}})
 }
 
-func dial(t *testing.T, r *framework.EPPD, id, pw string) *epp.Client {
+func dial(t testing.TB, r *framework.EPPD, id, pw string) *epp.Client {
 	t.Helper()
 	c, err := epp.New(epp.Config{Addr: r.Addr, TLS: r.TLSConfig(), ClientID: id, Password: pw,
 		DialTimeout: 5 * time.Second, CommandTimeout: 10 * time.Second})
