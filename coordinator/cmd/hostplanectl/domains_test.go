@@ -17,11 +17,7 @@ import (
 
 // runCmd runs the command newCmd makes with args, its output discarded.
 func runCmd(newCmd func(*globals) *cobra.Command, g *globals, args ...string) error {
-	cmd := newCmd(g)
-	cmd.SetArgs(args)
-	cmd.SetOut(&strings.Builder{})
-	cmd.SetErr(&strings.Builder{})
-	return cmd.Execute()
+	return execQuiet(newCmd(g), args...)
 }
 
 // TestDomainCLI: `hostplanectl product create --category domain` offers a

@@ -5,41 +5,24 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/pkg/client"
 )
 
 // TestIPPoolCLI drives `hostplanectl ip-pool` against a real coordinator:
 // refused definitions name the field and change nothing; reserve, release,
 // show and remove act on the pool.
 func TestIPPoolCLI(t *testing.T) {
-	run := func(g *globals, args ...string) error {
-		cmd := newIPPoolCmd(g)
-		cmd.SetArgs(args)
-		cmd.SetOut(&strings.Builder{})
-		cmd.SetErr(&strings.Builder{})
-		return cmd.Execute()
-	}
-	var ue usageError
-	for _, args := range [][]string{
-		{"create", "p", "--gateway", "198.51.100.1"},
-		{"create", "p", "--cidr", "198.51.100.0/24"},
-		{"create", "p", "--cidr", "198.51.100.0/24", "--gateway", "198.51.100.1", "--quarantine", "-1s"},
-	} {
-		if err := run(&globals{}, args...); !errors.As(err, &ue) {
-			t.Fatalf("%v: want a usage error, got %v", args, err)
-		}
-	}
+	run := func(g *globals, args ...string) error { return execQuiet(newIPPoolCmd(g), args...) }
+	wantUsageErrors(t, func(args ...string) error { return run(&globals{}, args...) },
+		[]string{"create", "p", "--gateway", "198.51.100.1"},
+		[]string{"create", "p", "--cidr", "198.51.100.0/24"},
+		[]string{"create", "p", "--cidr", "198.51.100.0/24", "--gateway", "198.51.100.1", "--quarantine", "-1s"},
+	)
 	if testing.Short() {
 		return
 	}
-	c := testcluster.New(t, 1)
-	c.WaitConverged(10 * time.Second)
-	g := &globals{socket: c.Nodes[0].Cfg.AdminSocket, json: true}
-	adm := client.NewAdmin(g.socket)
+	_, g, adm := cliCluster(t)
 	ctx := context.Background()
 
 	if err := run(g, "create", "pub4", "--cidr", "198.51.100.0/24", "--gateway", "198.51.100.1", "--exclude", "198.51.100.250/31",

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -17,9 +16,8 @@ func TestNodeClusterCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a coordinator")
 	}
-	c := testcluster.New(t, 1)
-	c.WaitConverged(10 * time.Second)
-	sock := c.Nodes[0].Cfg.AdminSocket
+	_, g, _ := cliCluster(t)
+	sock := g.socket
 
 	out, err := runNode("--json", "token", "create", "--admin-socket", sock, "--ttl", "10m", "--node-id", "hv-9")
 	var tok api.JoinTokenCreated

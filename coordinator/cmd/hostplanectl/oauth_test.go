@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -14,16 +13,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
-	"github.com/spf13/cobra"
 )
-
-// execQuiet runs a command with args, its own output discarded.
-func execQuiet(cmd *cobra.Command, args ...string) error {
-	cmd.SetArgs(args)
-	cmd.SetOut(io.Discard)
-	cmd.SetErr(io.Discard)
-	return cmd.Execute()
-}
 
 // TestOAuthCLI: `hostplanectl oauth approve` approves a device's user code for
 // an account (the device's poll then gets tokens), `oauth apps` lists the

@@ -5,11 +5,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/pkg/client"
 )
 
 // TestProductCLI drives `hostplanectl product` and `account pricing` against
@@ -18,24 +15,16 @@ import (
 func TestProductCLI(t *testing.T) {
 	run := runCmd
 	product, account := newProductCmd, newAccountCmd
-	var ue usageError
-	for _, args := range [][]string{
-		{"create", "vps-2", "--name", "VPS 2", "--price", "1200"},
-		{"create", "vps-2", "--category", "vps", "--price", "1200"},
-		{"create", "vps-2", "--category", "vps", "--name", "VPS 2"},
-		{"create", "vps-2", "--category", "vps", "--name", "VPS 2", "--price", "1", "--name-in", "tr"},
-	} {
-		if err := run(product, &globals{}, args...); !errors.As(err, &ue) {
-			t.Fatalf("%v: want a usage error, got %v", args, err)
-		}
-	}
+	wantUsageErrors(t, func(args ...string) error { return run(product, &globals{}, args...) },
+		[]string{"create", "vps-2", "--name", "VPS 2", "--price", "1200"},
+		[]string{"create", "vps-2", "--category", "vps", "--price", "1200"},
+		[]string{"create", "vps-2", "--category", "vps", "--name", "VPS 2"},
+		[]string{"create", "vps-2", "--category", "vps", "--name", "VPS 2", "--price", "1", "--name-in", "tr"},
+	)
 	if testing.Short() {
 		return
 	}
-	c := testcluster.New(t, 1)
-	c.WaitConverged(10 * time.Second)
-	g := &globals{socket: c.Nodes[0].Cfg.AdminSocket, json: true}
-	adm := client.NewAdmin(g.socket)
+	_, g, adm := cliCluster(t)
 	ctx := context.Background()
 	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: "reseller@example.com"})
 	if err != nil {

@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/pkg/client"
 )
 
 // TestReverseZoneCLI maps, lists and unmaps reverse zones with `hostplanectl
@@ -20,17 +18,8 @@ func TestReverseZoneCLI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a coordinator")
 	}
-	c := testcluster.New(t, 1)
-	c.WaitConverged(10 * time.Second)
-	sock := c.Nodes[0].Cfg.AdminSocket
-	run := func(args ...string) error {
-		cmd := newReverseZoneCmd(&globals{socket: sock, json: true})
-		cmd.SetArgs(args)
-		cmd.SetOut(&strings.Builder{})
-		cmd.SetErr(&strings.Builder{})
-		return cmd.Execute()
-	}
-	adm := client.NewAdmin(sock)
+	_, g, adm := cliCluster(t)
+	run := func(args ...string) error { return execQuiet(newReverseZoneCmd(g), args...) }
 	ctx := context.Background()
 	list := func() []api.ReverseZone {
 		t.Helper()

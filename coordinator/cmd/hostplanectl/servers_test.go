@@ -4,40 +4,26 @@ import (
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-func runServer(args ...string) error {
-	cmd := newServerCmd(&globals{})
-	cmd.SetArgs(args)
-	cmd.SetOut(&strings.Builder{})
-	cmd.SetErr(&strings.Builder{})
-	return cmd.Execute()
-}
+func runServer(args ...string) error { return execQuiet(newServerCmd(&globals{}), args...) }
 
 // TestServerAndScheduleCLI checks the operator errors of `hostplanectl server
 // create` and `node cordon|uncordon|drain` against a real coordinator (the
 // successful paths run in tests/e2e with a real agent).
 func TestServerAndScheduleCLI(t *testing.T) {
-	var ue usageError
-	for _, args := range [][]string{
-		{"create", "--plan", "nano", "--template", "t"},
-		{"create", "--account", "acc_x", "--template", "t"},
-		{"create", "--account", "acc_x", "--plan", "nano"},
-	} {
-		if err := runServer(args...); !errors.As(err, &ue) {
-			t.Fatalf("%v: want a usage error, got %v", args, err)
-		}
-	}
+	wantUsageErrors(t, runServer,
+		[]string{"create", "--plan", "nano", "--template", "t"},
+		[]string{"create", "--account", "acc_x", "--template", "t"},
+		[]string{"create", "--account", "acc_x", "--plan", "nano"},
+	)
 	if testing.Short() {
 		return
 	}
-	c := testcluster.New(t, 1)
-	c.WaitConverged(10 * time.Second)
-	sock := c.Nodes[0].Cfg.AdminSocket
+	_, cg, _ := cliCluster(t)
+	sock := cg.socket
 	var ae *api.Error
 	g := &globals{socket: sock} // --socket is a root flag
 
