@@ -25,30 +25,20 @@ func newHostingCmd(g *globals) *cobra.Command {
 		Use:   "create --account ACCOUNT_ID --plan SLUG --domain DOMAIN --username NAME",
 		Short: "Place a hosting account on a hosting node and provision it (the SFTP and database passwords are printed once)",
 		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			switch {
-			case req.AccountID == "":
-				return usageError{"--account is required"}
-			case req.Plan == "":
-				return usageError{"--plan is required (" + hostingPlanSlugs() + ")"}
-			case req.Domain == "":
-				return usageError{"--domain is required"}
-			case req.Username == "":
-				return usageError{"--username is required (3-16 of a-z and 0-9, starting with a letter)"}
+		RunE: adminRun(g, func(c *cobra.Command, _ []string) (api.AdminHostingCreated, error) {
+			if err := requireFlags(flagReq{"account", req.AccountID, ""}, flagReq{"plan", req.Plan, hostingPlanSlugs()},
+				flagReq{"domain", req.Domain, ""}, flagReq{"username", req.Username, "3-16 of a-z and 0-9, starting with a letter"}); err != nil {
+				return api.AdminHostingCreated{}, err
 			}
-			out, err := g.admin().CreateHosting(c.Context(), req)
-			if err != nil {
-				return err
-			}
-			return g.print(out, func() {
-				fmt.Printf("hosting account %s (%s, %s) placed on node %s with PHP %s; provisioning: action %s\n",
-					out.Hosting.ID, out.Hosting.Username, out.Hosting.Domain, out.NodeID, out.Hosting.PHPVersion, out.Action.ID)
-				fmt.Printf("SFTP:     %s@%s (port %d), password (shown only this once): %s\n",
-					out.Hosting.Connection.SFTPUser, out.Hosting.Connection.SFTPHost, out.Hosting.Connection.SFTPPort, out.SFTPPassword)
-				fmt.Printf("database: %s, user %s on %s, password (shown only this once): %s\n",
-					out.Hosting.Connection.DBName, out.Hosting.Connection.DBUser, out.Hosting.Connection.DBHost, out.DBPassword)
-			})
-		},
+			return g.admin().CreateHosting(c.Context(), req)
+		}, func(out api.AdminHostingCreated) {
+			fmt.Printf("hosting account %s (%s, %s) placed on node %s with PHP %s; provisioning: action %s\n",
+				out.Hosting.ID, out.Hosting.Username, out.Hosting.Domain, out.NodeID, out.Hosting.PHPVersion, out.Action.ID)
+			fmt.Printf("SFTP:     %s@%s (port %d), password (shown only this once): %s\n",
+				out.Hosting.Connection.SFTPUser, out.Hosting.Connection.SFTPHost, out.Hosting.Connection.SFTPPort, out.SFTPPassword)
+			fmt.Printf("database: %s, user %s on %s, password (shown only this once): %s\n",
+				out.Hosting.Connection.DBName, out.Hosting.Connection.DBUser, out.Hosting.Connection.DBHost, out.DBPassword)
+		}),
 	}
 	f := create.Flags()
 	f.StringVar(&req.AccountID, "account", "", "customer account id (acc_…)")

@@ -21,23 +21,18 @@ func newIPPoolCmd(g *globals) *cobra.Command {
 		Use:   "create NAME --cidr CIDR --gateway IP",
 		Short: "Define an IPv4 pool (one address per server) or an IPv6 pool (one prefix per server)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
+		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.IPPool, error) {
 			req.Name = args[0]
-			switch {
-			case req.CIDR == "":
-				return usageError{"--cidr is required (203.0.113.0/24 or 2001:db8::/48)"}
-			case req.Gateway == "":
-				return usageError{"--gateway is required (an address inside the pool; fe80::1 for IPv6 is fine)"}
-			case quarantine < 0 || quarantine%time.Second != 0:
-				return usageError{"--quarantine must be a positive number of whole seconds (24h, 90m)"}
+			if err := requireFlags(flagReq{"cidr", req.CIDR, "203.0.113.0/24 or 2001:db8::/48"},
+				flagReq{"gateway", req.Gateway, "an address inside the pool; fe80::1 for IPv6 is fine"}); err != nil {
+				return api.IPPool{}, err
+			}
+			if quarantine < 0 || quarantine%time.Second != 0 {
+				return api.IPPool{}, usageError{"--quarantine must be a positive number of whole seconds (24h, 90m)"}
 			}
 			req.QuarantineSeconds = int64(quarantine / time.Second)
-			p, err := g.admin().CreateIPPool(c.Context(), req)
-			if err != nil {
-				return err
-			}
-			return g.print(p, func() { fmt.Printf("ip pool %s created: %s\n", p.Name, usageLine(p)) })
-		},
+			return g.admin().CreateIPPool(c.Context(), req)
+		}, func(p api.IPPool) { fmt.Printf("ip pool %s created: %s\n", p.Name, usageLine(p)) }),
 	}
 	f := create.Flags()
 	f.StringVar(&req.CIDR, "cidr", "", "the pool's network (203.0.113.0/24, 2001:db8::/48)")

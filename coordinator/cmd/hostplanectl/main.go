@@ -93,6 +93,25 @@ func adminRun[T any](g *globals, call func(c *cobra.Command, args []string) (T, 
 	}
 }
 
+// flagReq is one required flag: its name, the value given, and a hint shown
+// when it is missing.
+type flagReq struct{ name, value, hint string }
+
+// requireFlags is the usage error "--NAME is required (HINT)" of the first
+// flag, in order, given no value; nil when every one has a value.
+func requireFlags(reqs ...flagReq) error {
+	for _, r := range reqs {
+		if r.value != "" {
+			continue
+		}
+		if r.hint == "" {
+			return usageError{"--" + r.name + " is required"}
+		}
+		return usageError{"--" + r.name + " is required (" + r.hint + ")"}
+	}
+	return nil
+}
+
 // print writes v as JSON with --json, else calls text.
 func (g *globals) print(v any, text func()) error {
 	if g.json {

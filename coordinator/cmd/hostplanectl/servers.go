@@ -20,26 +20,18 @@ func newServerCmd(g *globals) *cobra.Command {
 		Use:   "create --account ACCOUNT_ID --plan SLUG --template NAME",
 		Short: "Place a server on a node with room and provision it (the root password is printed once)",
 		Args:  cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			switch {
-			case req.AccountID == "":
-				return usageError{"--account is required"}
-			case req.Plan == "":
-				return usageError{"--plan is required (" + planSlugs() + ")"}
-			case req.Template == "":
-				return usageError{"--template is required (an OS template imported on the nodes)"}
+		RunE: adminRun(g, func(c *cobra.Command, _ []string) (api.AdminServerCreated, error) {
+			if err := requireFlags(flagReq{"account", req.AccountID, ""}, flagReq{"plan", req.Plan, planSlugs()},
+				flagReq{"template", req.Template, "an OS template imported on the nodes"}); err != nil {
+				return api.AdminServerCreated{}, err
 			}
-			out, err := g.admin().CreateServer(c.Context(), req)
-			if err != nil {
-				return err
+			return g.admin().CreateServer(c.Context(), req)
+		}, func(out api.AdminServerCreated) {
+			fmt.Printf("server %s placed on node %s (vm %s); provisioning: action %s\n", out.Server.ID, out.Server.NodeID, out.Server.VMName, out.Action.ID)
+			if out.RootPassword != "" {
+				fmt.Printf("root password (shown only this once): %s\n", out.RootPassword)
 			}
-			return g.print(out, func() {
-				fmt.Printf("server %s placed on node %s (vm %s); provisioning: action %s\n", out.Server.ID, out.Server.NodeID, out.Server.VMName, out.Action.ID)
-				if out.RootPassword != "" {
-					fmt.Printf("root password (shown only this once): %s\n", out.RootPassword)
-				}
-			})
-		},
+		}),
 	}
 	f := create.Flags()
 	f.StringVar(&req.AccountID, "account", "", "customer account id (acc_…)")
