@@ -435,3 +435,24 @@ func TestClientCertificates(t *testing.T) {
 		t.Fatal("a client without a certificate of the client CA got a greeting")
 	}
 }
+
+// A certificate given by -cert/-key is served, and none is generated.
+func TestGivenCertificate(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "given.pem"), filepath.Join(dir, "given.key")
+	if err := selfSigned(certFile, keyFile, "127.0.0.1:1"); err != nil {
+		t.Fatal(err)
+	}
+	r := start(t, func(c *Config) { c.CertFile, c.KeyFile = certFile, keyFile })
+	if _, err := os.Stat(filepath.Join(r.cfg.DataDir, "cert.pem")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a certificate was generated although one was given: %v", err)
+	}
+	pemBytes, _ := os.ReadFile(certFile)
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pemBytes)
+	tc, err := tls.Dial("tcp", r.cfg.Addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if err != nil {
+		t.Fatalf("the given certificate is not served: %v", err)
+	}
+	tc.Close()
+}
