@@ -128,6 +128,9 @@ type WalletTransaction struct {
 const (
 	InvoiceUnpaid = "unpaid"
 	InvoicePaid   = "paid"
+	// InvoiceVoid is an unpaid renewal invoice of a service deleted before
+	// it was paid: it can no longer be paid.
+	InvoiceVoid = "void"
 )
 
 // InvoiceLine is one line item.

@@ -119,3 +119,20 @@ type ServerQuote struct {
 	// ShortfallUsdCents is what the wallet lacks (0: it can pay).
 	ShortfallUsdCents int64 `json:"shortfall_usd_cents"`
 }
+
+// AdminSuspendRequest is an operator's suspension of a server or hosting
+// account (`hostplanectl server|hosting suspend ID --reason …`).
+type AdminSuspendRequest struct {
+	Reason string `json:"reason"`
+}
+
+// AdminSuspension answers an operator's suspend or unsuspend: the
+// suspension now and the action that applies it on the node, if one was
+// opened.
+type AdminSuspension struct {
+	Suspended bool       `json:"suspended"`
+	By        string     `json:"by,omitempty"` // operator or non_payment
+	Reason    string     `json:"reason,omitempty"`
+	Since     *time.Time `json:"since,omitempty"`
+	ActionID  string     `json:"action_id,omitempty"`
+}

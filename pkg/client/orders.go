@@ -73,3 +73,15 @@ func (c *Client) QuoteHosting(ctx context.Context, req api.HostingOrderRequest) 
 	_, err := c.Do(ctx, "POST", "/v1/hosting/quote", req, &out, nil)
 	return out, err
 }
+
+// Suspend suspends a server ("servers") or hosting account ("hosting") as an
+// operator, with the reason the customer is shown.
+func (a *Admin) Suspend(ctx context.Context, kind, id, reason string) (api.AdminSuspension, error) {
+	return adminCall[api.AdminSuspension](ctx, a, "POST", "/admin/"+kind+"/"+url.PathEscape(id)+"/suspend", api.AdminSuspendRequest{Reason: reason})
+}
+
+// Unsuspend lifts an operator's suspension of a server ("servers") or
+// hosting account ("hosting").
+func (a *Admin) Unsuspend(ctx context.Context, kind, id string) (api.AdminSuspension, error) {
+	return adminCall[api.AdminSuspension](ctx, a, "POST", "/admin/"+kind+"/"+url.PathEscape(id)+"/unsuspend", nil)
+}

@@ -62,5 +62,6 @@ func newHostingCmd(g *globals) *cobra.Command {
 	}
 	list.Flags().StringVar(&account, "account", "", "only this account's hosting accounts")
 	cmd.AddCommand(create, list)
+	cmd.AddCommand(suspendCmds(g, "hosting", "hosting account")...)
 	return cmd
 }

@@ -70,6 +70,7 @@ func newServerCmd(g *globals) *cobra.Command {
 		}),
 	}
 	cmd.AddCommand(create, list, show)
+	cmd.AddCommand(suspendCmds(g, "servers", "server")...)
 	return cmd
 }
 

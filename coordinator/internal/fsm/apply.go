@@ -334,6 +334,9 @@ func applyInvoicePay(c *applyCtx, p InvoicePay) (any, error) {
 	if inv.Status == api.InvoicePaid {
 		return inv.Invoice, nil
 	}
+	if inv.Status == api.InvoiceVoid {
+		return nil, fmt.Errorf("%w: invoice %s is void (its service was deleted)", ErrConflict, inv.Number)
+	}
 	acc, err := getAccount(c.tx, inv.AccountID)
 	if err != nil {
 		return nil, err

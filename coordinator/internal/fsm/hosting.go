@@ -206,6 +206,9 @@ func finishHosting(c *applyCtx, a *store.Action, ok bool, res *api.NodeOpResult)
 		if err := freeHosting(c.tx, h); err != nil {
 			return err
 		}
+		if err := closeBilling(c, billedHosting(c, &h)); err != nil {
+			return err
+		}
 	}
 	return putHosting(c.tx, h)
 }

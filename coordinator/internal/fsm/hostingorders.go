@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
@@ -11,7 +12,8 @@ import (
 // Order commands after the first ones (issue 14) use type numbers 340-359
 // (append-only).
 const (
-	CmdHostingOrder CommandType = 340
+	CmdHostingOrder   CommandType = 340
+	CmdServiceSuspend CommandType = 341
 )
 
 // HostingOrder is a hosting account bought from the wallet, in one command:
@@ -58,4 +60,133 @@ func applyHostingOrder(c *applyCtx, p HostingOrder) (any, error) {
 // when its hosting.create failed, in the command that records the failure.
 func refundHostingOrder(c *applyCtx, h *store.HostingAccount, a *store.Action) error {
 	return refundFailedOrder(c, h.AccountID, h.InvoiceID, "hosting account "+h.ID, &h.PaidUntil, a)
+}
+
+// closeBilling ends a bought service's billing when it is deleted (a
+// customer's DELETE, an operator, or the renewal sweep's termination), in
+// the command recording the deletion. The refund policy: the unused whole
+// days of the period paid for are credited back to the wallet, pro rata to
+// what that period cost (refunded through its invoice: a refund
+// transaction and the invoice's credit); an unpaid renewal invoice becomes
+// void. paid_until is cleared, so nothing renews.
+func closeBilling(c *applyCtx, s *billed) error {
+	if *s.paidUntil == nil {
+		return nil
+	}
+	until := **s.paidUntil
+	*s.paidUntil = nil
+	periodInvoice, start := "", until.AddDate(0, -1, 0)
+	if r := *s.renewal; r != nil {
+		inv, err := renewalInvoice(c, s)
+		if err != nil {
+			return err
+		}
+		switch {
+		case inv.Status == api.InvoiceUnpaid:
+			inv.Status = api.InvoiceVoid
+			if err := store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(inv.AccountID, inv.ID), inv); err != nil {
+				return err
+			}
+		case inv.Status == api.InvoicePaid && r.PeriodEnd.Equal(until):
+			periodInvoice, start = inv.ID, r.PeriodStart
+		}
+	}
+	if periodInvoice == "" {
+		periodInvoice = s.orderInvoice
+	}
+	const day = 24 * time.Hour
+	unused, period := int64(until.Sub(c.at)/day), int64((until.Sub(start)+day/2)/day)
+	if periodInvoice == "" || unused <= 0 || period <= 0 {
+		return nil
+	}
+	var inv store.Invoice
+	if err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(s.ref.AccountID, periodInvoice), &inv); err != nil {
+		return err
+	}
+	amount := inv.TotalUsdCents * min(unused, period) / period
+	if amount <= 0 {
+		return nil
+	}
+	_, err := refundInvoiceUpTo(c, s.ref.AccountID, periodInvoice, amount,
+		fmt.Sprintf("%s deleted with %d of the period's %d days unused", s.what, unused, period))
+	return err
+}
+
+// ServiceSuspend is an operator's suspension (Suspend) or unsuspension of a
+// server or hosting account, paid for or not. A suspension stops a running
+// server (a forced server.stop) or suspends a hosting account on its node
+// (hosting.suspend), fires server.suspended / hosting.suspended with the
+// reason, and refuses the customer's power-on (409 suspended); a payment
+// does not lift it. Unsuspending lifts an operator's suspension
+// (server.unsuspended / hosting.unsuspended; a hosting account is
+// unsuspended on its node); one for non-payment is lifted by paying.
+type ServiceSuspend struct {
+	Ref     ServiceRef `json:"ref"`
+	Suspend bool       `json:"suspend"`
+	Reason  string     `json:"reason,omitempty"`
+	// ActionDeadlineSeconds is the deadline of the action opened (0: 10
+	// minutes).
+	ActionDeadlineSeconds int `json:"action_deadline_seconds,omitempty"`
+}
+
+// ServiceSuspended answers a ServiceSuspend: the suspension now (nil when
+// lifted) and the action opened, if any.
+type ServiceSuspended struct {
+	Suspension *store.Suspension `json:"suspension"`
+	ActionID   string            `json:"action_id,omitempty"`
+}
+
+func applyServiceSuspend(c *applyCtx, p ServiceSuspend) (any, error) {
+	if (p.Ref.ServerID == "") == (p.Ref.HostingID == "") {
+		return nil, fmt.Errorf("%w: name a server or a hosting account", ErrInvalid)
+	}
+	if p.Suspend && (p.Reason == "" || len(p.Reason) > 500) {
+		return nil, fmt.Errorf("%w: reason: a suspension needs a reason of 1-500 characters", ErrInvalid)
+	}
+	s, err := loadBilled(c, p.Ref)
+	if err != nil {
+		return nil, err
+	}
+	if s.gone {
+		return nil, fmt.Errorf("%w: %s is deleted or failed", ErrConflict, s.what)
+	}
+	g := &sweepIDs{c: c, seq: 0x2000}
+	cur := *s.suspension
+	switch {
+	case p.Suspend && cur != nil && cur.By == store.SuspendOperator:
+		return ServiceSuspended{Suspension: cur}, nil // already
+	case p.Suspend:
+		if s.serving && actionBusy(c, s) {
+			return nil, &ActionBusyError{ServerID: s.ref.ServerID + s.ref.HostingID, ActionID: *s.actionID, Command: "the current action", Resource: s.what}
+		}
+		susp := &store.Suspension{By: store.SuspendOperator, Reason: p.Reason, At: c.at}
+		if cur != nil {
+			susp.InvoiceID = cur.InvoiceID // an unpaid renewal still owed
+		}
+		*s.suspension = susp
+		if s.setResume != nil {
+			s.setResume(false)
+		}
+		if err := s.emitSuspended(c, true, p.Reason); err != nil {
+			return nil, err
+		}
+		if _, err := driveSuspension(c, g, RenewalPolicy{ActionDeadlineSeconds: p.ActionDeadlineSeconds}, s); err != nil {
+			return nil, err
+		}
+	case cur == nil:
+		return nil, fmt.Errorf("%w: %s is not suspended", ErrConflict, s.what)
+	case cur.By != store.SuspendOperator:
+		return nil, &SuspendedError{ServerID: s.ref.ServerID + s.ref.HostingID, Reason: cur.Reason + " (an operator cannot lift a suspension for non-payment)",
+			Resource: strings.TrimSuffix(s.what, " "+s.ref.ServerID+s.ref.HostingID)}
+	default:
+		if err := liftSuspension(c, g, s); err != nil {
+			return nil, err
+		}
+	}
+	*s.updatedAt = c.at
+	out := ServiceSuspended{Suspension: *s.suspension}
+	if a, err := c.r.Action(*s.actionID); err == nil && !a.Finished() && a.CreatedAt.Equal(c.at) {
+		out.ActionID = a.ID
+	}
+	return out, s.put()
 }

@@ -26,6 +26,7 @@ var orderHandlers = map[CommandType]handlerFunc{
 	CmdAccountPricing: typed(applyAccountPricing),
 	CmdServerOrder:    typed(applyServerOrder),
 	CmdHostingOrder:   typed(applyHostingOrder),
+	CmdServiceSuspend: typed(applyServiceSuspend),
 }
 
 // ProductPut creates (Create) or updates a product of the catalogue. An
@@ -299,6 +300,12 @@ func refundFailedOrder(c *applyCtx, accountID, invoiceID, what string, paidUntil
 // invoice's credit (a negative wallet payment). It returns the cents
 // refunded, 0 when the invoice is unpaid or credited already.
 func refundInvoice(c *applyCtx, accountID, invoiceID, why string) (int64, error) {
+	return refundInvoiceUpTo(c, accountID, invoiceID, 0, why)
+}
+
+// refundInvoiceUpTo is refundInvoice of at most limit cents (0: all that
+// is left to refund).
+func refundInvoiceUpTo(c *applyCtx, accountID, invoiceID string, limit int64, why string) (int64, error) {
 	var inv store.Invoice
 	if err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(accountID, invoiceID), &inv); err != nil {
 		return 0, err
@@ -309,6 +316,9 @@ func refundInvoice(c *applyCtx, accountID, invoiceID, why string) (int64, error)
 	}
 	if inv.Status != api.InvoicePaid || net <= 0 {
 		return 0, nil
+	}
+	if limit > 0 {
+		net = min(net, limit)
 	}
 	acc, err := getAccount(c.tx, accountID)
 	if err != nil {

@@ -171,15 +171,17 @@ func applyRenewalSweep(c *applyCtx, p RenewalSweep) (any, error) {
 // billed is the renewal lifecycle's view of a bought service, a server or a
 // hosting account: pointers into the stored record, which put writes back.
 type billed struct {
-	ref        ServiceRef
-	what       string // "server srv_…" or "hosting account hst_…"
-	slug       string
-	monthly    int64
-	paidUntil  **time.Time
-	renewal    **store.Renewal
-	suspension **store.Suspension
-	actionID   *string
-	updatedAt  *time.Time
+	ref  ServiceRef
+	what string // "server srv_…" or "hosting account hst_…"
+	// orderInvoice is the paid invoice of the order that bought it.
+	orderInvoice string
+	slug         string
+	monthly      int64
+	paidUntil    **time.Time
+	renewal      **store.Renewal
+	suspension   **store.Suspension
+	actionID     *string
+	updatedAt    *time.Time
 	// gone: terminated, deleted or failed; nothing to renew.
 	gone bool
 	// serving: running or active, so a suspension still has to stop it;
@@ -200,7 +202,7 @@ type billed struct {
 
 func billedServer(c *applyCtx, s *store.Server) *billed {
 	return &billed{
-		ref: ServiceRef{AccountID: s.AccountID, ServerID: s.ID}, what: "server " + s.ID, slug: s.Plan.Slug, monthly: s.MonthlyUsdCents,
+		ref: ServiceRef{AccountID: s.AccountID, ServerID: s.ID}, what: "server " + s.ID, orderInvoice: s.InvoiceID, slug: s.Plan.Slug, monthly: s.MonthlyUsdCents,
 		paidUntil: &s.PaidUntil, renewal: &s.Renewal, suspension: &s.Suspension, actionID: &s.ActionID, updatedAt: &s.UpdatedAt,
 		gone:       s.Status == api.ServerTerminated || s.Status == api.ServerError,
 		serving:    s.Status == api.ServerRunning,
@@ -213,7 +215,7 @@ func billedServer(c *applyCtx, s *store.Server) *billed {
 
 func billedHosting(c *applyCtx, h *store.HostingAccount) *billed {
 	return &billed{
-		ref: ServiceRef{AccountID: h.AccountID, HostingID: h.ID}, what: "hosting account " + h.ID, slug: h.Plan, monthly: h.MonthlyUsdCents,
+		ref: ServiceRef{AccountID: h.AccountID, HostingID: h.ID}, what: "hosting account " + h.ID, orderInvoice: h.InvoiceID, slug: h.Plan, monthly: h.MonthlyUsdCents,
 		paidUntil: &h.PaidUntil, renewal: &h.Renewal, suspension: &h.Suspension, actionID: &h.ActionID, updatedAt: &h.UpdatedAt,
 		gone:    h.Status == api.HostingDeleted || h.Status == api.HostingError,
 		serving: h.Status == api.HostingActive, suspendedOnNode: h.Status == api.HostingSuspended,
@@ -443,24 +445,31 @@ func settleRenewal(c *applyCtx, g *sweepIDs, s *billed, inv store.Invoice) (bool
 	if *s.suspension == nil || (*s.suspension).By != store.SuspendNonPayment {
 		return true, nil
 	}
+	return true, liftSuspension(c, g, s)
+}
+
+// liftSuspension lifts s's suspension (the caller checked who set it) with
+// its unsuspended event; on a hosting account the node undoes what reached
+// it: an account suspended there, or whose suspend action is still
+// running, gets its hosting.unsuspend once it can.
+func liftSuspension(c *applyCtx, g *sweepIDs, s *billed) error {
 	*s.suspension = nil
 	if err := s.emitSuspended(c, false, ""); err != nil {
-		return true, err
+		return err
 	}
-	if s.setResume != nil {
-		// The node undoes what reached it: an account suspended there, or
-		// whose suspend action is still running, is resumed once it can be.
-		cur, err := c.r.Action(*s.actionID)
-		suspending := *s.actionID != "" && err == nil && !cur.Finished() && cur.Command == s.suspendCmd
-		if s.suspendedOnNode || suspending {
-			s.setResume(true)
-			s.resumable = s.suspendedOnNode
-			if _, err := driveSuspension(c, g, RenewalPolicy{}, s); err != nil {
-				return true, err
-			}
+	if s.setResume == nil {
+		return nil
+	}
+	cur, err := c.r.Action(*s.actionID)
+	suspending := *s.actionID != "" && err == nil && !cur.Finished() && cur.Command == s.suspendCmd
+	if s.suspendedOnNode || suspending {
+		s.setResume(true)
+		s.resumable = s.suspendedOnNode
+		if _, err := driveSuspension(c, g, RenewalPolicy{}, s); err != nil {
+			return err
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // settleServiceInvoice applies a renewal invoice just paid outside the

@@ -550,6 +550,9 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 		if err := releaseAddrs(c, *s); err != nil {
 			return err
 		}
+		if err := closeBilling(c, billedServer(c, s)); err != nil {
+			return err
+		}
 		return c.emit(api.EventServerTerminated, s.AccountID, map[string]any{"serverId": s.ID})
 	case api.ActionSnapshotCreate:
 		if a.Snapshot != nil {

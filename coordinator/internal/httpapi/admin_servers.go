@@ -134,6 +134,7 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 	}
 	a.ipPoolRoutes(mux, leader)
 	a.hostingAdminRoutes(mux, leader, cfg)
+	a.suspendAdminRoutes(mux, leader)
 	a.catalogueAdminRoutes(mux, leader)
 	a.domainRegAdminRoutes(mux, leader)
 	a.orderCfg.Store(&cfg)

@@ -74,3 +74,12 @@ func FuzzDecodeHostingOrder(f *testing.F) {
 		}
 	})
 }
+
+func FuzzDecodeAdminSuspend(f *testing.F) {
+	seeds := []string{`{"reason":"abuse report 42"}`, `{"reason":""}`, `{"reason":"a\nb"}`, `{"reason":"   "}`, `{"reason":1}`, `{`, ``, `null`}
+	fuzzDecoder(f, seeds, DecodeAdminSuspend, func(t *testing.T, req api.AdminSuspendRequest) {
+		if req.Reason == "" || len(req.Reason) > 500 || strings.ContainsAny(req.Reason, "\r\n") {
+			t.Fatalf("accepted %+v", req)
+		}
+	})
+}

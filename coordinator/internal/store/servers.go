@@ -55,6 +55,10 @@ type Renewal struct {
 // the only ones a payment lifts.
 const SuspendNonPayment = "non_payment"
 
+// SuspendOperator is the Suspension.By of an operator's suspension, which
+// only an operator lifts.
+const SuspendOperator = "operator"
+
 // Suspension says why and since when a server is suspended.
 type Suspension struct {
 	By        string    `json:"by"` // non_payment (the renewal sweep) or operator

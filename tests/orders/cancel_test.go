@@ -1,0 +1,136 @@
+package orders
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// waitAction polls an action until it finishes and requires success.
+func (r *rig) waitAction(id string) {
+	r.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		a, err := r.api(0).Action(r.ctx, id)
+		if err == nil && a.Status == api.ActionSuccess {
+			return
+		}
+		if err == nil && a.Status == api.ActionFailed || time.Now().After(deadline) {
+			r.t.Fatalf("action %s: %+v %v", id, a, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// refundDue is the README's refund policy for a service paid until
+// paidUntil and deleted now: the unused whole days of the month paid for,
+// pro rata to price.
+func refundDue(price int64, paidUntil time.Time) int64 {
+	const day = 24 * time.Hour
+	period := int64((paidUntil.Sub(paidUntil.AddDate(0, -1, 0)) + day/2) / day)
+	unused := int64(time.Until(paidUntil) / day)
+	return price * unused / period
+}
+
+// TestCancelAndSuspend, as a customer and an operator see it: an
+// operator's suspension stops the server and the customer's start is a 409
+// suspended with the reason, until the operator lifts it; the customer's
+// DELETE of a bought server and of a bought hosting account refunds the
+// unused whole days of the month to the wallet (the README's policy), once;
+// an operator-suspended hosting account refuses the customer's unsuspend.
+func TestCancelAndSuspend(t *testing.T) {
+	r := newRig(t)
+	adm := r.c.AnyAlive(nil).Admin()
+	if _, err := adm.CreateProduct(r.ctx, "web-t", api.ProductRequest{Category: api.ProductHosting, NameEn: "Web T", RetailMonthlyUsdCents: 600,
+		Specs: api.ProductSpecs{Hosting: &webQuota}}); err != nil {
+		t.Fatal(err)
+	}
+	r.credit(price + hostingPrice)
+	o, err := r.api(0).OrderServer(r.ctx, order(1), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitAction(o.Action.ID)
+
+	// Operator suspension.
+	if _, err := adm.Suspend(r.ctx, "servers", o.Server.ID, ""); err == nil {
+		t.Fatal("a suspension without a reason was accepted")
+	} else if st, msg := status(err); st != http.StatusBadRequest || !strings.Contains(msg, `"reason"`) {
+		t.Fatalf("no reason: %d %s", st, msg)
+	}
+	s, err := adm.Suspend(r.ctx, "servers", o.Server.ID, "abuse report 42")
+	if err != nil || !s.Suspended || s.By != "operator" || s.ActionID == "" {
+		t.Fatalf("suspend: %+v %v", s, err)
+	}
+	r.waitAction(s.ActionID)
+	_, err = r.api(1).PowerServer(r.ctx, o.Server.ID, "start", nil)
+	if st, msg := status(err); st != http.StatusConflict || !strings.Contains(msg, "abuse report 42") {
+		t.Fatalf("start while suspended: %d %s", st, msg)
+	}
+	if s, err := adm.Unsuspend(r.ctx, "servers", o.Server.ID); err != nil || s.Suspended {
+		t.Fatalf("unsuspend: %+v %v", s, err)
+	}
+	if _, err := adm.Unsuspend(r.ctx, "servers", o.Server.ID); err == nil {
+		t.Fatal("a second unsuspend was accepted")
+	}
+	acc, err := r.api(1).PowerServer(r.ctx, o.Server.ID, "start", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitAction(acc.Action.ID)
+
+	// The customer deletes it: the unused days come back.
+	before := r.balance()
+	want := refundDue(price, *o.Server.PaidUntil)
+	del, err := r.api(2).TerminateServer(r.ctx, o.Server.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitAction(del.Action.ID)
+	if got := r.balance() - before; got != want || want <= 0 {
+		t.Fatalf("refund on deletion %d, want %d", got, want)
+	}
+
+	// A hosting account: operator suspension, then the customer deletes it.
+	h, err := r.api(0).OrderHosting(r.ctx, hostingOrder("shop"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitAction(h.Action.ID)
+	hs, err := adm.Suspend(r.ctx, "hosting", h.Hosting.ID, "unpaid domain")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitAction(hs.ActionID)
+	r.waitHosting(h.Hosting.ID, "suspended", func(h api.HostingAccount) bool { return h.Status == api.HostingSuspended })
+	_, err = r.api(1).UnsuspendHosting(r.ctx, h.Hosting.ID, "")
+	if st, msg := status(err); st != http.StatusConflict || !strings.Contains(msg, "unpaid domain") {
+		t.Fatalf("the customer's unsuspend: %d %s", st, msg)
+	}
+	before = r.balance()
+	want = refundDue(hostingPrice, *h.Hosting.PaidUntil)
+	hd, err := r.api(2).DeleteHosting(r.ctx, h.Hosting.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.waitAction(hd.Action.ID)
+	if got := r.balance() - before; got != want || want <= 0 {
+		t.Fatalf("refund on hosting deletion %d, want %d", got, want)
+	}
+	txs, err := r.api(0).WalletTransactions(r.ctx, 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refunds := map[string]int{}
+	for _, tx := range txs.Data {
+		if tx.Type == api.TxRefund {
+			refunds[tx.InvoiceID]++
+		}
+	}
+	if len(refunds) != 2 || refunds[o.Invoice.ID] != 1 || refunds[h.Invoice.ID] != 1 {
+		t.Fatalf("refunds %v (want one per deleted service)", refunds)
+	}
+}
