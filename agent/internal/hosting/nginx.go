@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"text/template"
 	"time"
+
+	"github.com/hostplane/hostplane/internal/atomicfile"
 )
 
 // HostRegex is the rule nginx applies to $host before it becomes part of a
@@ -312,39 +314,9 @@ func stopPID(pid int, grace time.Duration) error {
 }
 
 // WriteFileAtomic writes b to a temporary file beside path, fsyncs it and
-// renames it over path.
+// renames it over path (atomicfile.Write).
 func WriteFileAtomic(path string, b []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			_ = os.Remove(tmp)
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	ok = true
-	return nil
+	return atomicfile.Write(path, b, mode)
 }
 
 // SetHost points a host name at an account (hosts/<host> → ../sites/<user>)

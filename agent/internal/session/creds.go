@@ -15,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/hostplane/hostplane/internal/atomicfile"
 )
 
 // Creds are the node's certificate, its key and the coordinators' CA.
@@ -106,7 +108,7 @@ func (c *Creds) Save(dir string) error {
 		name, typ string
 		der       []byte
 	}{{caFile, "CERTIFICATE", c.CA.Raw}, {keyFile + ".new", "PRIVATE KEY", keyDER}, {certFile + ".new", "CERTIFICATE", c.Cert.Raw}} {
-		if err := writeAtomic(filepath.Join(dir, f.name), pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der})); err != nil {
+		if err := atomicfile.Write(filepath.Join(dir, f.name), pem.EncodeToMemory(&pem.Block{Type: f.typ, Bytes: f.der}), 0o600); err != nil {
 			return fmt.Errorf("save node credentials: %w", err)
 		}
 	}
@@ -117,26 +119,6 @@ func (c *Creds) Save(dir string) error {
 		return fmt.Errorf("save node credentials: %w", err)
 	}
 	return nil
-}
-
-func writeAtomic(path string, b []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }
 
 // newKeyAndCSR makes a fresh key and a CSR naming nodeID.

@@ -1,0 +1,46 @@
+// Package atomicfile replaces files atomically (a temporary file beside the
+// target, fsynced, then renamed over it), for the agent's configuration,
+// credentials and state files.
+package atomicfile
+
+import (
+	"os"
+	"path/filepath"
+)
+
+// Write writes b to a temporary file beside path (mode applied before the
+// rename), fsyncs it and renames it over path: a reader sees the old content
+// or the new, never a part; the temporary file is removed on failure.
+func Write(path string, b []byte, mode os.FileMode) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			_ = os.Remove(tmp)
+		}
+	}()
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Chmod(mode); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	ok = true
+	return nil
+}
