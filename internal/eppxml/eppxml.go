@@ -2,6 +2,7 @@
 // length prefix) and the XML of the RFC 5730 envelope with the RFC 5731
 // domain and RFC 5733 contact mappings, shared by the client
 // (coordinator/internal/registrar/epp) and the test registry (tests/eppd).
+// RFC 5732 host objects are covered as far as check and create.
 //
 // Marshalled XML declares each object namespace as the default namespace of
 // its element (<check xmlns="urn:ietf:params:xml:ns:domain-1.0">) rather
@@ -39,6 +40,10 @@ const (
 	// documentation).
 	NSPrivacy = "urn:hostplane:params:xml:ns:privacy-1.0"
 )
+
+// A host:check answer has domain:chkData's shape (cd, name avail, reason)
+// and host:creData a subset of domain:creData's (name, crDate); the types
+// are shared.
 
 // MaxFrame is the largest frame either side accepts (1 MiB); RFC 5734 sets
 // no limit, and EPP messages are a few kilobytes.
@@ -163,6 +168,7 @@ type Poll struct {
 type CheckCmd struct {
 	Domain  *DomainNames `xml:"urn:ietf:params:xml:ns:domain-1.0 check"`
 	Contact *ContactIDs  `xml:"urn:ietf:params:xml:ns:contact-1.0 check"`
+	Host    *DomainNames `xml:"urn:ietf:params:xml:ns:host-1.0 check"`
 }
 
 // InfoCmd is <info>.
@@ -181,6 +187,14 @@ type TransferCmd struct {
 type CreateCmd struct {
 	Domain  *DomainCreate  `xml:"urn:ietf:params:xml:ns:domain-1.0 create"`
 	Contact *ContactCreate `xml:"urn:ietf:params:xml:ns:contact-1.0 create"`
+	Host    *HostCreate    `xml:"urn:ietf:params:xml:ns:host-1.0 create"`
+}
+
+// HostCreate is host:create (RFC 5732): a name server object, with glue
+// addresses when it is under a domain of the registry.
+type HostCreate struct {
+	Name string     `xml:"name"`
+	Addr []HostAddr `xml:"addr"`
 }
 
 // DeleteCmd is <delete>.
@@ -448,6 +462,8 @@ type ResData struct {
 	ContactChk *ContactChkData `xml:"urn:ietf:params:xml:ns:contact-1.0 chkData"`
 	ContactInf *ContactInfData `xml:"urn:ietf:params:xml:ns:contact-1.0 infData"`
 	ContactCre *ContactCreData `xml:"urn:ietf:params:xml:ns:contact-1.0 creData"`
+	HostChk    *DomainChkData  `xml:"urn:ietf:params:xml:ns:host-1.0 chkData"`
+	HostCre    *DomainCreData  `xml:"urn:ietf:params:xml:ns:host-1.0 creData"`
 }
 
 // DomainChkData is domain:chkData.

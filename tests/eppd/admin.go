@@ -47,7 +47,7 @@ func (s *Server) takeFault(verb string) fault {
 
 // Verbs are the command names faults can be limited to.
 var Verbs = []string{"domain:check", "domain:info", "domain:create", "domain:renew", "domain:transfer", "domain:update",
-	"domain:delete", "contact:check", "contact:info", "contact:create", "contact:update", "contact:delete", "poll"}
+	"domain:delete", "contact:check", "contact:info", "contact:create", "contact:update", "contact:delete", "host:check", "host:create", "poll"}
 
 // verbOf names a command for Verbs ("" for login, logout).
 func verbOf(c *eppxml.Command) string {
@@ -58,6 +58,10 @@ func verbOf(c *eppxml.Command) string {
 		return "contact:"
 	}
 	switch {
+	case c.Check != nil && c.Check.Host != nil:
+		return "host:check"
+	case c.Create != nil && c.Create.Host != nil:
+		return "host:create"
 	case c.Check != nil:
 		return obj(c.Check.Domain != nil) + "check"
 	case c.Info != nil:
@@ -244,13 +248,15 @@ func (s *Server) adminDomain(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(AdminDomain{Name: rec.Name, Status: rec.Status, NS: rec.NS, ClID: rec.ClID, ExDate: rec.ExDate, Privacy: rec.Privacy})
 }
 
-// AdminTransaction is one recorded transform command: applied once, its
-// answer replayed to a repeat of the same clTRID.
+// AdminTransaction is one recorded transform command: answered once (Code:
+// 1xxx applied, 2xxx refused), that answer replayed to a repeat of the same
+// clTRID.
 type AdminTransaction struct {
 	ClID   string `json:"cl_id"`
 	ClTRID string `json:"cl_trid"`
 	Verb   string `json:"verb"`
 	Object string `json:"object"`
+	Code   int    `json:"code"`
 }
 
 func (s *Server) adminTransactions(w http.ResponseWriter, r *http.Request) {
@@ -262,7 +268,11 @@ func (s *Server) adminTransactions(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 			clID, clTRID, _ := strings.Cut(string(k), "\x00")
-			out = append(out, AdminTransaction{ClID: clID, ClTRID: clTRID, Verb: rec.Verb, Object: rec.Object})
+			t := AdminTransaction{ClID: clID, ClTRID: clTRID, Verb: rec.Verb, Object: rec.Object}
+			if e, err := eppxml.Unmarshal(rec.Response); err == nil && e.Response != nil && len(e.Response.Results) > 0 {
+				t.Code = e.Response.Results[0].Code
+			}
+			out = append(out, t)
 			return nil
 		})
 	})

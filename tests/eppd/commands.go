@@ -127,7 +127,7 @@ func (ss *session) login(c *eppxml.Command) ([]byte, bool) {
 		return ss.reply(answer{code: eppxml.CodeUnimplOption, reason: "password change is not supported"}, c.ClTRID), true
 	}
 	for _, u := range l.Svcs.ObjURI {
-		if u != eppxml.NSDomain && u != eppxml.NSContact {
+		if u != eppxml.NSDomain && u != eppxml.NSContact && u != eppxml.NSHost {
 			return ss.reply(answer{code: eppxml.CodeUnimplService, reason: "object " + u + " is not offered"}, c.ClTRID), true
 		}
 	}
@@ -149,6 +149,12 @@ func (ss *session) dispatch(c *eppxml.Command) []byte {
 	switch {
 	case c.Check != nil && c.Check.Domain != nil:
 		return ss.query(c, "domain:check", func(tx *bolt.Tx) (answer, error) { return ss.domainCheck(tx, c.Check.Domain.Names) })
+	case c.Check != nil && c.Check.Host != nil:
+		return ss.query(c, "host:check", func(tx *bolt.Tx) (answer, error) { return ss.hostCheck(tx, c.Check.Host.Names) })
+	case c.Create != nil && c.Create.Host != nil:
+		return ss.transform(c, "host:create", lower(c.Create.Host.Name), func(tx *bolt.Tx) (answer, error) {
+			return ss.hostCreate(tx, c.Create.Host)
+		})
 	case c.Check != nil && c.Check.Contact != nil:
 		return ss.query(c, "contact:check", func(tx *bolt.Tx) (answer, error) { return ss.contactCheck(tx, c.Check.Contact.IDs) })
 	case c.Info != nil && c.Info.Domain != nil:
@@ -372,21 +378,33 @@ func (ss *session) sponsored(tx *bolt.Tx, name string) (*domainRec, error) {
 }
 
 func (ss *session) domainCheck(tx *bolt.Tx, names []string) (answer, error) {
+	cd, err := checkNames(tx, bucketDomains, names, func(n string) string {
+		if e := ss.srv.registrable(n); e != nil {
+			return e.reason
+		}
+		return ""
+	})
+	return answer{resData: &eppxml.ResData{DomainChk: cd}}, err
+}
+
+// checkNames answers a domain or host check: each name is unavailable with
+// why's reason, or when bucket holds it ("In use").
+func checkNames(tx *bolt.Tx, bucket []byte, names []string, why func(string) string) (*eppxml.DomainChkData, error) {
 	if len(names) == 0 || len(names) > 50 {
-		return answer{}, refuse(eppxml.CodeValueRange, "check 1-50 names, got %d", len(names))
+		return nil, refuse(eppxml.CodeValueRange, "check 1-50 names, got %d", len(names))
 	}
 	out := &eppxml.DomainChkData{}
 	for _, n := range names {
 		n = lower(n)
 		cd := eppxml.DomainCD{Name: eppxml.CheckName{Name: n, Avail: true}}
-		if e := ss.srv.registrable(n); e != nil {
-			cd.Name.Avail, cd.Reason = false, e.reason
-		} else if tx.Bucket(bucketDomains).Get([]byte(n)) != nil {
+		if r := why(n); r != "" {
+			cd.Name.Avail, cd.Reason = false, r
+		} else if tx.Bucket(bucket).Get([]byte(n)) != nil {
 			cd.Name.Avail, cd.Reason = false, "In use"
 		}
 		out.CD = append(out.CD, cd)
 	}
-	return answer{resData: &eppxml.ResData{DomainChk: out}}, nil
+	return out, nil
 }
 
 func statusList(st []string) []eppxml.Status {
@@ -410,7 +428,7 @@ func (ss *session) domainInfo(tx *bolt.Tx, q *eppxml.DomainInfo) (answer, error)
 		st = append(slices.Clone(st), "pendingTransfer")
 	}
 	inf := &eppxml.DomainInfData{Name: d.Name, ROID: d.ROID, Status: statusList(st), Registrant: d.Registrant,
-		Contacts: d.Contacts, NS: eppxml.HostAttrs(d.NS), ClID: d.ClID, CrID: d.CrID, CrDate: fmtTime(d.CrDate),
+		Contacts: d.Contacts, NS: nsOut(d), ClID: d.ClID, CrID: d.CrID, CrDate: fmtTime(d.CrDate),
 		UpID: d.UpID, UpDate: fmtTime(d.UpDate), ExDate: fmtTime(d.ExDate), TrDate: fmtTime(d.TrDate)}
 	if d.ClID == ss.clID || (q.AuthInfo != nil && q.AuthInfo.PW == d.AuthPW) {
 		inf.AuthInfo = &eppxml.AuthInfo{PW: d.AuthPW}
@@ -509,6 +527,9 @@ func (ss *session) domainCreate(tx *bolt.Tx, c *eppxml.DomainCreate, ext *eppxml
 		return answer{}, refuse(eppxml.CodeExists, "domain %s is registered", name)
 	}
 	ns := lowerAll(c.NS.Names())
+	if err := checkHostObjs(tx, c.NS); err != nil {
+		return answer{}, err
+	}
 	if err := ss.checkNS(ns); err != nil {
 		return answer{}, err
 	}
@@ -523,7 +544,7 @@ func (ss *session) domainCreate(tx *bolt.Tx, c *eppxml.DomainCreate, ext *eppxml
 		return answer{}, err
 	}
 	now := ss.srv.nowSec()
-	d := domainRec{Name: name, ROID: fmt.Sprintf("D%d-EPPD", seq), Registrant: c.Registrant, Contacts: c.Contacts, NS: ns,
+	d := domainRec{Name: name, ROID: fmt.Sprintf("D%d-EPPD", seq), Registrant: c.Registrant, Contacts: c.Contacts, NS: ns, HostObj: c.NS != nil && len(c.NS.HostObj) > 0,
 		ClID: ss.clID, CrID: ss.clID, CrDate: now, ExDate: now.AddDate(n, 0, 0), AuthPW: c.AuthInfo.PW}
 	if ext != nil && ext.PrivacyCreate != nil {
 		d.Privacy = ext.PrivacyCreate.Enabled
@@ -609,6 +630,16 @@ func (ss *session) domainUpdate(tx *bolt.Tx, u *eppxml.DomainUpdate, ext *eppxml
 			return answer{}, refuse(eppxml.CodePolicy, "name server %s is not delegated", h)
 		}
 		d.NS = slices.Delete(d.NS, i, i+1)
+	}
+	if err := checkHostObjs(tx, add.NS); err != nil {
+		return answer{}, err
+	}
+	if add.NS != nil && len(add.NS.Names()) > 0 {
+		if objs := len(add.NS.HostObj) > 0; len(d.NS) == 0 {
+			d.HostObj = objs
+		} else if objs != d.HostObj || (objs && len(add.NS.HostAttr) > 0) {
+			return answer{}, refuse(eppxml.CodePolicy, "a domain's name servers are all host objects or all host attributes")
+		}
 	}
 	for _, h := range lowerAll(add.NS.Names()) {
 		if slices.Contains(d.NS, h) {

@@ -456,3 +456,52 @@ func TestGivenCertificate(t *testing.T) {
 	}
 	tc.Close()
 }
+
+func TestHostObjectRules(t *testing.T) {
+	r := start(t, nil)
+	c := r.dial(t)
+	c.login(testID, testPW)
+	d := create("h.test")
+	d.Create.Domain.NS = &eppxml.NS{HostObj: []string{"ns1.other.example"}}
+	if code, _, _ := c.cmd(d); code != eppxml.CodeNotExist {
+		t.Fatalf("hostObj without the host object: %d, want 2303", code)
+	}
+	hc := func(name string, addrs ...eppxml.HostAddr) int {
+		code, _, _ := c.cmd(&eppxml.Command{Create: &eppxml.CreateCmd{Host: &eppxml.HostCreate{Name: name, Addr: addrs}}})
+		return code
+	}
+	if code := hc("ns1.other.example"); code != 1000 {
+		t.Fatalf("host:create: %d", code)
+	}
+	if code := hc("ns1.other.example"); code != eppxml.CodeExists {
+		t.Fatalf("host:create again (another clTRID): %d, want 2302", code)
+	}
+	if code := hc("ns2.other.example", eppxml.HostAddr{IP: "v4", Addr: "192.0.2.1"}); code != eppxml.CodePolicy {
+		t.Fatalf("glue outside the registry: %d, want 2306", code)
+	}
+	if code, _, _ := c.cmd(d); code != eppxml.CodeNotExist {
+		t.Fatalf("the same clTRID again: %d, want the recorded 2303", code)
+	}
+	d.ClTRID = ""
+	if code, _, _ := c.cmd(d); code != 1000 {
+		t.Fatalf("hostObj with the host object: %d", code)
+	}
+	if code := hc("ns1.h.test"); code != eppxml.CodeParamMissing {
+		t.Fatalf("in-bailiwick host without glue: %d, want 2003", code)
+	}
+	if code := hc("ns1.h.test", eppxml.HostAddr{IP: "v6", Addr: "192.0.2.1"}); code != eppxml.CodeValueSyntax {
+		t.Fatalf("a v4 address marked v6: %d, want 2005", code)
+	}
+	if code := hc("ns1.h.test", eppxml.HostAddr{IP: "v4", Addr: "192.0.2.1"}, eppxml.HostAddr{IP: "v6", Addr: "2001:db8::1"}); code != 1000 {
+		t.Fatalf("in-bailiwick host with glue: %d", code)
+	}
+	mixed := &eppxml.Command{Update: &eppxml.UpdateCmd{Domain: &eppxml.DomainUpdate{Name: "h.test",
+		Add: &eppxml.DomainAddRem{NS: eppxml.HostAttrs([]string{"ns9.x.example"})}}}}
+	if code, _, _ := c.cmd(mixed); code != eppxml.CodePolicy {
+		t.Fatalf("hostAttr added to a hostObj delegation: %d, want 2306", code)
+	}
+	_, _, resp := c.cmd(&eppxml.Command{Info: &eppxml.InfoCmd{Domain: &eppxml.DomainInfo{Name: eppxml.HostsName{Name: "h.test"}}}})
+	if ns := resp.ResData.DomainInf.NS; ns == nil || len(ns.HostObj) != 1 || len(ns.HostAttr) != 0 {
+		t.Fatalf("info shows the delegation as %+v, want hostObj", ns)
+	}
+}

@@ -47,6 +47,8 @@ func FuzzHandle(f *testing.F) {
 		{Create: &eppxml.CreateCmd{Contact: &eppxml.ContactCreate{ID: "c-1", Email: "a@b.test", AuthInfo: eppxml.AuthInfo{PW: "x"},
 			PostalInfo: []eppxml.PostalInfo{{Type: "int", Name: "A", Addr: eppxml.Addr{City: "X", CC: "GB"}}}}}},
 		{Poll: &eppxml.Poll{Op: "req"}},
+		{Check: &eppxml.CheckCmd{Host: &eppxml.DomainNames{Names: []string{"ns1.seed.test"}}}},
+		{Create: &eppxml.CreateCmd{Host: &eppxml.HostCreate{Name: "ns1.seed.test", Addr: []eppxml.HostAddr{{IP: "v4", Addr: "192.0.2.1"}}}}},
 		{Delete: &eppxml.DeleteCmd{Domain: &eppxml.DomainName{Name: "seed.test"}}},
 	} {
 		c.ClTRID = "seed-1"

@@ -439,7 +439,7 @@ func (s *Server) greeting() *eppxml.EPP {
 		SvDate: s.now().UTC().Format(time.RFC3339),
 		SvcMenu: eppxml.SvcMenu{
 			Version: []string{"1.0"}, Lang: []string{"en"},
-			ObjURI:       []string{eppxml.NSDomain, eppxml.NSContact},
+			ObjURI:       []string{eppxml.NSDomain, eppxml.NSContact, eppxml.NSHost},
 			SvcExtension: &eppxml.SvcExtension{ExtURI: []string{eppxml.NSPrivacy}},
 		},
 		DCP: eppxml.DCP{Inner: "<access><all/></access><statement><purpose><admin/><prov/></purpose>" +

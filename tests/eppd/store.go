@@ -20,7 +20,17 @@ var (
 	bucketTRIDs    = []byte("trids")    // clID NUL clTRID → tridRec
 	bucketPoll     = []byte("poll")     // clID NUL big-endian id → pollRec
 	bucketMeta     = []byte("meta")     // sequence for svTRIDs, ROIDs, message ids
+	bucketHosts    = []byte("hosts")    // host object name → hostRec
 )
+
+// hostRec is an RFC 5732 host object.
+type hostRec struct {
+	Name   string            `json:"name"`
+	ROID   string            `json:"roid"`
+	Addrs  []eppxml.HostAddr `json:"addrs,omitempty"`
+	ClID   string            `json:"cl_id"`
+	CrDate time.Time         `json:"cr_date"`
+}
 
 type domainRec struct {
 	Name       string                 `json:"name"`
@@ -40,6 +50,7 @@ type domainRec struct {
 	Privacy    bool                   `json:"privacy,omitempty"`
 	LastTrn    *eppxml.DomainTrnData  `json:"last_trn,omitempty"`
 	Pending    *pendingTrn            `json:"pending,omitempty"`
+	HostObj    bool                   `json:"host_obj,omitempty"` // NS are host objects, not attributes
 }
 
 // pendingTrn is a transfer awaiting the losing registrar (or Due).
@@ -82,7 +93,7 @@ func openStore(path string) (*bolt.DB, error) {
 		return nil, fmt.Errorf("open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketDomains, bucketContacts, bucketTRIDs, bucketPoll, bucketMeta} {
+		for _, b := range [][]byte{bucketDomains, bucketContacts, bucketTRIDs, bucketPoll, bucketMeta, bucketHosts} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -291,8 +291,9 @@ func (e *EPPD) Domain(name string) *eppd.AdminDomain {
 	return &d
 }
 
-// Transactions lists every transform command the registry applied (each
-// clTRID once), optionally only those of verb on object ("" matches any).
+// Transactions lists every transform command the registry answered (each
+// clTRID once; Code 1xxx applied, 2xxx refused), optionally only those of
+// verb on object ("" matches any).
 func (e *EPPD) Transactions(verb, object string) []eppd.AdminTransaction {
 	e.t.Helper()
 	resp, err := http.Get(e.AdminURL + "/transactions")

@@ -61,6 +61,13 @@ type Config struct {
 	// KeepAlive sends <hello> on a session idle this long (default 2
 	// minutes; negative: never). Registries close idle sessions.
 	KeepAlive time.Duration
+	// HostObjects delegates with RFC 5732 host objects (<domain:hostObj>)
+	// instead of host attributes, for registries that require them: a name
+	// server is created as a host object (host:check, host:create) before a
+	// domain uses it. A name server under a domain of the same registry
+	// needs glue addresses, which the Registrar interface does not carry:
+	// the registry refuses it.
+	HostObjects bool
 	// Logger receives session events (never passwords or auth codes).
 	Logger *slog.Logger
 }
@@ -209,6 +216,14 @@ func (c *Client) connect(ctx context.Context) (*session, error) {
 	}
 	login := &eppxml.Login{ClID: c.cfg.ClientID, PW: c.cfg.Password, Options: eppxml.Options{Version: "1.0", Lang: "en"},
 		Svcs: eppxml.LoginSvc{ObjURI: []string{eppxml.NSDomain, eppxml.NSContact}}}
+	if c.cfg.HostObjects {
+		if !slices.Contains(menu.ObjURI, eppxml.NSHost) {
+			s.close()
+			return nil, &registrar.Error{Kind: registrar.KindRefused, Op: "greeting", Object: c.cfg.Addr,
+				Reason: "the client is configured for host objects and the registry does not offer the host mapping"}
+		}
+		login.Svcs.ObjURI = append(login.Svcs.ObjURI, eppxml.NSHost)
+	}
 	if menu.SvcExtension != nil && slices.Contains(menu.SvcExtension.ExtURI, eppxml.NSPrivacy) {
 		s.privacy = true
 		login.Svcs.SvcExtension = &eppxml.SvcExtension{ExtURI: []string{eppxml.NSPrivacy}}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -450,5 +451,53 @@ func TestPendingTransfer(t *testing.T) {
 		if m, err := c.Poll(ctx); err != nil || m == nil || m.TransferStatus != "serverApproved" {
 			t.Fatalf("poll after approval: %+v, %v", m, err)
 		}
+	}
+}
+
+// With HostObjects, name servers are created as RFC 5732 host objects and
+// delegated with hostObj; a repeat creates nothing twice; a name server
+// under a domain of the registry needs glue the interface does not carry,
+// and is refused with the registry's reason.
+func TestHostObjects(t *testing.T) {
+	r := startRegistry(t)
+	c, err := epp.New(epp.Config{Addr: r.Addr, TLS: r.TLSConfig(), ClientID: idA, Password: pwA, HostObjects: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := ctxT(t)
+	req := registrar.RegisterRequest{ClTRID: "ho-create", Name: "hosted.test", Years: 1, Nameservers: []string{"ns1.dns.example", "ns2.dns.example"}}
+	if _, err := c.Register(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	before := r.Stats()
+	if _, err := c.Register(ctx, req); err != nil {
+		t.Fatalf("repeat: %v", err)
+	}
+	if st := r.Stats(); st.Applied != before.Applied {
+		t.Fatalf("a repeat applied %d commands", st.Applied-before.Applied)
+	}
+	if _, err := c.SetNameservers(ctx, registrar.NameserversRequest{ClTRID: "ho-ns", Name: "hosted.test",
+		Nameservers: []string{"ns2.dns.example", "ns3.dns.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(ctx, "hosted.test")
+	if err != nil || !slices.Equal(info.Nameservers, []string{"ns2.dns.example", "ns3.dns.example"}) {
+		t.Fatalf("info %+v, %v", info, err)
+	}
+	var hosts []string
+	for _, tx := range r.Transactions("host:create", "") {
+		if tx.Code == 1000 {
+			hosts = append(hosts, tx.Object)
+		}
+	}
+	slices.Sort(hosts)
+	if !slices.Equal(hosts, []string{"ns1.dns.example", "ns2.dns.example", "ns3.dns.example"}) {
+		t.Fatalf("host objects created: %v", hosts)
+	}
+	_, err = c.SetNameservers(ctx, registrar.NameserversRequest{ClTRID: "ho-glue", Name: "hosted.test",
+		Nameservers: []string{"ns1.hosted.test", "ns2.dns.example"}})
+	if re := mustKind(t, err, registrar.KindRefused, 2003); re.Op != "domain:update" || !strings.Contains(re.Reason, "glue") {
+		t.Fatalf("in-bailiwick name server: %v", err)
 	}
 }

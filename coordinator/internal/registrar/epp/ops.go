@@ -3,6 +3,8 @@ package epp
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
@@ -64,6 +66,45 @@ func newAuthCode() string {
 	return rand.Text()[:20] + "-9a"
 }
 
+// delegation is names as host objects or attributes (Config.HostObjects).
+func (c *Client) delegation(names []string) *eppxml.NS {
+	if c.cfg.HostObjects && len(names) > 0 {
+		return &eppxml.NS{HostObj: names}
+	}
+	return eppxml.HostAttrs(names)
+}
+
+// ensureHosts creates the host objects among names that do not exist yet
+// (Config.HostObjects), each under a clTRID derived from the caller's and
+// the host name, so a repeat of the caller's command repeats the same
+// creations.
+func (c *Client) ensureHosts(ctx context.Context, op, object, clTRID string, names []string) error {
+	if !c.cfg.HostObjects || len(names) == 0 {
+		return nil
+	}
+	resp, err := c.exchange(ctx, "host:check", strings.Join(names, ","), &eppxml.Command{
+		Check: &eppxml.CheckCmd{Host: &eppxml.DomainNames{Names: names}}, ClTRID: c.queryID()}, false)
+	if err != nil {
+		return err
+	}
+	if resp.ResData == nil || resp.ResData.HostChk == nil {
+		return badAnswer("host:check", strings.Join(names, ","), "answer has no host:chkData")
+	}
+	for _, cd := range resp.ResData.HostChk.CD {
+		h := normName(cd.Name.Name)
+		if !cd.Name.Avail || !slices.Contains(names, h) {
+			continue // exists (ours or another registrar's: both can be delegated to)
+		}
+		sum := sha256.Sum256([]byte(clTRID + "\x00" + h))
+		_, err := c.exchange(ctx, "host:create", h, &eppxml.Command{Create: &eppxml.CreateCmd{Host: &eppxml.HostCreate{Name: h}},
+			ClTRID: "hh-" + hex.EncodeToString(sum[:12])}, true)
+		if err != nil && registrar.KindOf(err) != registrar.KindExists {
+			return retag(err, op, object)
+		}
+	}
+	return nil
+}
+
 // Check implements registrar.Registrar.
 func (c *Client) Check(ctx context.Context, names ...string) ([]registrar.CheckResult, error) {
 	ns := normNames(names)
@@ -122,7 +163,10 @@ func (c *Client) Register(ctx context.Context, req registrar.RegisterRequest) (r
 		auth = newAuthCode()
 	}
 	ns := normNames(req.Nameservers)
-	cr := &eppxml.DomainCreate{Name: name, Period: &eppxml.Period{Unit: "y", Value: req.Years}, NS: eppxml.HostAttrs(ns),
+	if err := c.ensureHosts(ctx, op, name, req.ClTRID, ns); err != nil {
+		return registrar.Domain{}, err
+	}
+	cr := &eppxml.DomainCreate{Name: name, Period: &eppxml.Period{Unit: "y", Value: req.Years}, NS: c.delegation(ns),
 		AuthInfo: eppxml.AuthInfo{PW: auth}}
 	ct := req.Contacts
 	if ct.Registrant != "" {
@@ -294,12 +338,15 @@ func (c *Client) SetNameservers(ctx context.Context, req registrar.NameserversRe
 	if len(add) == 0 && len(rem) == 0 {
 		return registrar.Tx{ClTRID: req.ClTRID}, nil
 	}
+	if err := c.ensureHosts(ctx, op, name, req.ClTRID, add); err != nil {
+		return registrar.Tx{}, err
+	}
 	u := &eppxml.DomainUpdate{Name: name}
 	if len(add) > 0 {
-		u.Add = &eppxml.DomainAddRem{NS: eppxml.HostAttrs(add)}
+		u.Add = &eppxml.DomainAddRem{NS: c.delegation(add)}
 	}
 	if len(rem) > 0 {
-		u.Rem = &eppxml.DomainAddRem{NS: eppxml.HostAttrs(rem)}
+		u.Rem = &eppxml.DomainAddRem{NS: c.delegation(rem)}
 	}
 	return c.update(ctx, req.ClTRID, u, nil)
 }
