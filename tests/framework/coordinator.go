@@ -207,14 +207,13 @@ type ProcessOptions struct {
 	// Agents gives every node an agent session listener on a free UDP port
 	// with these liveness settings (0: the coordinator's defaults).
 	Agents bool
-	// SeparateKEKs leaves every node its own key-encryption key even with
-	// Agents or Webhooks (a misconfigured cluster: the node CA sealed by
-	// one coordinator cannot be opened by the others).
+	// SeparateKEKs leaves every node its own key-encryption key (a
+	// misconfigured cluster: the node CA sealed by one coordinator cannot be
+	// opened by the others); by default the nodes share one.
 	SeparateKEKs          bool
 	AgentPing, AgentGrace time.Duration
-	// Webhooks shares one key-encryption key among the nodes (it also seals
-	// the node CA's key) and lets webhooks reach plain-HTTP loopback receivers
-	// retried after 1 s.
+	// Webhooks lets webhooks reach plain-HTTP loopback receivers, retried
+	// after 1 s (the nodes share one key-encryption key in any case).
 	Webhooks bool
 	// Extra returns more `run` flags for node i.
 	Extra func(i int, p *CoordinatorProcess) []string
@@ -304,9 +303,10 @@ func prepare(o ProcessOptions) (*ProcessCluster, error) {
 	// One key-encryption key for every coordinator (as deployed: README,
 	// --webhook-kek-file): the agent CA key is sealed under it, so without a
 	// shared KEK only the coordinator that created the CA can serve agent
-	// sessions, and agents cannot reach any later leader.
+	// sessions, and agents cannot reach any later leader; and every
+	// coordinator but the first would log that its KEK differs.
 	var kekFile string
-	if (o.Webhooks || o.Agents) && !o.SeparateKEKs {
+	if !o.SeparateKEKs {
 		kek := make([]byte, 32)
 		_, _ = rand.Read(kek)
 		kekFile = filepath.Join(c.Dir, "kek")

@@ -31,7 +31,7 @@ func TestKEKMismatchReported(t *testing.T) {
 	other := filepath.Join(t.TempDir(), "other-kek")
 	writeKEK(t, other)
 	pc := framework.NewProcessCluster(t, framework.ProcessOptions{
-		Bin: coordinatorBin(t), NodePrefix: "k", Agents: true, // Agents: one shared KEK file (Dir/kek)
+		Bin: coordinatorBin(t), NodePrefix: "k", Agents: true, // the nodes share one KEK file (Dir/kek)
 		Extra: func(i int, p *framework.CoordinatorProcess) []string {
 			if i == 2 {
 				return []string{"--webhook-kek-file", other} // the last --webhook-kek-file wins
