@@ -35,9 +35,12 @@ type rig struct {
 
 func (r *rig) api(i int) *client.Client { return r.c.Client(i%r.c.Len(), r.key) }
 
-func newRig(t testing.TB) *rig {
+// newRig starts the cluster (each coordinator with the extra flags), the
+// scripted agent node and the catalogue.
+func newRig(t testing.TB, extra ...string) *rig {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
-		RaftTimeout: 500 * time.Millisecond, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second})
+		RaftTimeout: 500 * time.Millisecond, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
+		Extra: func(int, *framework.CoordinatorProcess) []string { return extra }})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	acc, key, err := c.NewAccount(ctx, "orders@example.com", api.ScopeAccountRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeBillingRead, api.ScopeTicketsWrite, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeServersWrite, api.ScopeServersDestroy, api.ScopeHostingDestroy)

@@ -68,6 +68,10 @@ type Config struct {
 	// Clock, when set, replaces the wall clock of the API's requests (the
 	// command times the FSM computes expiries from). Tests only.
 	Clock func() time.Time
+	// TestClockFile (hidden flag --test-clock-file, tests only, refused
+	// without HOSTPLANE_TEST_CLOCK_OPT_IN) sets Clock to the wall clock
+	// moved by the duration the file holds.
+	TestClockFile string
 	// OAuthPollInterval is the device-code polling interval (0: 5 s). Tests only.
 	OAuthPollInterval time.Duration
 	// DNSResolver is where custom-domain verification starts (host:port);
@@ -157,6 +161,8 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	bindACMEFlags(fs, &c.ACME)
 	bindRenewalFlags(fs, &c.Renewals)
 	bindDomainRegFlags(fs, &c.DomainReg)
+	fs.StringVar(&c.TestClockFile, "test-clock-file", c.TestClockFile, "TESTS ONLY (needs "+TestClockOptIn+"="+TestClockOptInValue+"): move this coordinator's clock by the duration the file holds, read again when it changes")
+	_ = fs.MarkHidden("test-clock-file")
 }
 
 // Load layers the config file named by --config, the environment and the flags
@@ -276,6 +282,13 @@ func (c *Config) Validate() error {
 	}
 	if err := c.ACME.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.TestClockFile != "" {
+		if tc, err := newTestClock(c.TestClockFile); err != nil {
+			errs = append(errs, err)
+		} else if c.Clock == nil {
+			c.Clock = tc.Now
+		}
 	}
 	if err := c.Renewals.validate(); err != nil {
 		errs = append(errs, err)

@@ -1,0 +1,168 @@
+package orders
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+)
+
+// TestRenewalsThroughProcesses: renewals on three coordinator processes
+// whose clock the test moves (--test-clock-file, tests only), the leader's
+// renewal job sweeping every 200 ms, the scripted agent answering the
+// stops: two bought servers get their renewal invoices 7 days before
+// paid_until (one each), the wallet pays one on the due date; the leader is
+// SIGKILLed; 3 days after the due date the new leader suspends the unpaid
+// one (stopped by the agent, start refused 409 suspended); a top-up pays it
+// and lifts the suspension (start works again). One invoice per server and
+// period throughout: 4 invoices, no payment twice.
+func TestRenewalsThroughProcesses(t *testing.T) {
+	t.Setenv("HOSTPLANE_TEST_CLOCK_OPT_IN", "this-is-a-test") // server.TestClockOptIn
+	clock := filepath.Join(t.TempDir(), "clock")
+	setClock := func(off time.Duration) {
+		t.Helper()
+		tmp := clock + ".tmp"
+		if err := os.WriteFile(tmp, []byte(off.String()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, clock); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setClock(0)
+	r := newRig(t, "--test-clock-file", clock, "--renewal-interval", "200ms", "--renewal-invoice-days", "7", "--suspend-after-days", "3")
+	r.credit(3 * price)
+	var srv [2]api.ServerOrder
+	for i := range srv {
+		o, err := r.api(i).OrderServer(r.ctx, order(i), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.waitAction(o.Action.ID)
+		srv[i] = o
+	}
+	due := *srv[1].Server.PaidUntil // the later of the two
+	at := func(d time.Time) { setClock(time.Until(d)) }
+	// Read from the leader (one of the three is killed on the way).
+	cl := func() *client.Client { return r.c.Client(r.c.WaitLeader(20*time.Second), r.key) }
+	invoices := func() []api.Invoice {
+		t.Helper()
+		l, err := cl().Invoices(r.ctx, 1, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Data
+	}
+	servers := func() []api.Server {
+		t.Helper()
+		l, err := cl().Servers(r.ctx, 1, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l.Data
+	}
+	balance := func() int64 {
+		t.Helper()
+		w, err := cl().Wallet(r.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return w.BalanceUsdCents
+	}
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for !ok() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 30 s", what)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	unpaid := func() int {
+		n := 0
+		for _, inv := range invoices() {
+			if inv.Status == api.InvoiceUnpaid {
+				n++
+			}
+		}
+		return n
+	}
+
+	// 7 days before: the two renewal invoices, once each.
+	at(due.AddDate(0, 0, -7).Add(time.Hour))
+	waitFor("two renewal invoices", func() bool { return len(invoices()) == 4 })
+	time.Sleep(time.Second) // five more sweeps
+	if n := len(invoices()); n != 4 || unpaid() != 2 {
+		t.Fatalf("%d invoices, %d unpaid; want 4 and 2", n, unpaid())
+	}
+
+	// The due date: the wallet (one renewal's worth) pays one.
+	at(due.Add(time.Hour))
+	waitFor("one renewal paid", func() bool { return unpaid() == 1 })
+	if b := balance(); b != 0 {
+		t.Fatalf("balance %d after the renewal, want 0", b)
+	}
+
+	// The leader dies; the new one suspends the unpaid server 3 days on.
+	r.c.Kill(r.c.WaitLeader(10 * time.Second))
+	at(due.AddDate(0, 0, 3).Add(time.Hour))
+	var suspended api.Server
+	waitFor("the unpaid server suspended and stopped", func() bool {
+		for _, s := range servers() {
+			if s.Status == api.ServerStopped {
+				suspended = s
+				return true
+			}
+		}
+		return false
+	})
+	_, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil)
+	if st, msg := status(err); st != http.StatusConflict || !strings.Contains(msg, "unpaid") {
+		t.Fatalf("start of the suspended server: %d %s", st, msg)
+	}
+	for _, s := range servers() {
+		if s.ID != suspended.ID && (s.Status != api.ServerRunning || !s.PaidUntil.After(due.AddDate(0, 0, 20))) {
+			t.Fatalf("the paid server %+v", s)
+		}
+	}
+
+	// A top-up pays the renewal and lifts the suspension, once.
+	r.credit(price)
+	waitFor("the renewal paid by the top-up", func() bool { return unpaid() == 0 })
+	acc, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil)
+	if err != nil {
+		t.Fatalf("start after the top-up: %v", err)
+	}
+	waitFor("the start after the top-up", func() bool {
+		a, err := cl().Action(r.ctx, acc.Action.ID)
+		return err == nil && a.Status == api.ActionSuccess
+	})
+	time.Sleep(time.Second)
+	if n, b := len(invoices()), balance(); n != 4 || b != 0 {
+		t.Fatalf("%d invoices, balance %d at the end; want 4 and 0", n, b)
+	}
+	txs, err := cl().WalletTransactions(r.ctx, 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	paid := map[string]int{}
+	for _, tx := range txs.Data {
+		if tx.Type == api.TxInvoicePayment {
+			paid[tx.InvoiceID]++
+		}
+	}
+	if len(paid) != 4 {
+		t.Fatalf("payments %v, want one for each of 4 invoices", paid)
+	}
+	for inv, n := range paid {
+		if n != 1 {
+			t.Fatalf("invoice %s paid %d times", inv, n)
+		}
+	}
+}
