@@ -8,6 +8,20 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
+// reqPlan is what a create decoder answers: the request and its plan.
+type reqPlan[R, P any] struct {
+	req  R
+	plan P
+}
+
+// withPlan adapts a create decoder to fuzzDecoder's one-value form.
+func withPlan[R, P any](decode func([]byte) (R, P, error)) func([]byte) (reqPlan[R, P], error) {
+	return func(body []byte) (reqPlan[R, P], error) {
+		req, plan, err := decode(body)
+		return reqPlan[R, P]{req, plan}, err
+	}
+}
+
 func FuzzDecodeAdminServerCreate(f *testing.F) {
 	seeds := []string{
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"nano","template":"debian-12"}`,
@@ -17,15 +31,7 @@ func FuzzDecodeAdminServerCreate(f *testing.F) {
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"nano","template":"t","ssh_keys":["ssh-rsa a\nb"]}`,
 		`{`, ``, `null`, `[]`,
 	}
-	type decoded struct {
-		req  api.AdminServerCreateRequest
-		plan api.ServerPlan
-	}
-	decode := func(body []byte) (decoded, error) {
-		req, plan, err := DecodeAdminServerCreate(body)
-		return decoded{req, plan}, err
-	}
-	fuzzDecoder(f, seeds, decode, func(t *testing.T, d decoded) {
+	fuzzDecoder(f, seeds, withPlan(DecodeAdminServerCreate), func(t *testing.T, d reqPlan[api.AdminServerCreateRequest, api.ServerPlan]) {
 		req, plan := d.req, d.plan
 		// What passes is safe to hand to the agent: names and specs without
 		// separators or control characters.

@@ -16,15 +16,7 @@ func FuzzDecodeAdminHostingCreate(f *testing.F) {
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"../etc","username":"a;b"}`,
 		`{"domain":"a.com\n"}`, `{"username":"$x"}`, `{`, ``, `null`, `[]`,
 	}
-	type decoded struct {
-		req  api.AdminHostingCreateRequest
-		plan api.HostingPlanInfo
-	}
-	decode := func(body []byte) (decoded, error) {
-		req, plan, err := DecodeAdminHostingCreate(body)
-		return decoded{req, plan}, err
-	}
-	fuzzDecoder(f, seeds, decode, func(t *testing.T, d decoded) {
+	fuzzDecoder(f, seeds, withPlan(DecodeAdminHostingCreate), func(t *testing.T, d reqPlan[api.AdminHostingCreateRequest, api.HostingPlanInfo]) {
 		req := d.req
 		// What passes may reach a shell argument, an nginx lookup, SQL and a path.
 		if validate.HostingUsername(req.Username) != nil {
