@@ -31,7 +31,7 @@
 //
 //   - KindUnavailable: the registry was not reached or could not process
 //     the command (connection refused, TLS failure, EPP 2400 command failed,
-//     2500–2502 session closed); the change was NOT applied. Retry later
+//     2500 and 2502 session closed); the change was NOT applied. Retry later
 //     with the same ClTRID, or roll back.
 //   - KindUnknown: the command was sent but no answer came (connection
 //     dropped, deadline passed while waiting). The change may or may not be

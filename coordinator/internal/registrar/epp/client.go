@@ -15,8 +15,8 @@
 //
 // Outcomes map to registrar.Error kinds:
 //   - not connected, TLS or login failure (other than a refused password),
-//     a broken connection before the command was written, EPP 2400 and
-//     2500–2502: KindUnavailable;
+//     a broken connection before the command was written, EPP 2400, 2500
+//     and 2502: KindUnavailable (2501, a refused password, is KindRefused);
 //   - a mutating command written whose answer never came (connection lost,
 //     deadline): KindUnknown; a query in that case is retried once on a new
 //     connection, then KindUnavailable;
