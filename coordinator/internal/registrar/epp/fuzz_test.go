@@ -68,3 +68,16 @@ func FuzzDecodeResponse(f *testing.F) {
 		}
 	})
 }
+
+func TestKindFor(t *testing.T) {
+	for code, want := range map[int]registrar.Kind{
+		2302: registrar.KindExists, 2303: registrar.KindNotFound,
+		2400: registrar.KindUnavailable, 2500: registrar.KindUnavailable, 2502: registrar.KindUnavailable,
+		2501: registrar.KindRefused, 2200: registrar.KindRefused, 2202: registrar.KindRefused, 2304: registrar.KindRefused,
+		2306: registrar.KindRefused, 2005: registrar.KindRefused, 2104: registrar.KindRefused,
+	} {
+		if got := kindFor(code); got != want {
+			t.Errorf("code %d: %v, want %v", code, got, want)
+		}
+	}
+}
