@@ -121,7 +121,7 @@ type Server struct {
 type Stats struct {
 	Connections int  `json:"connections"` // accepted since start
 	Sessions    int  `json:"sessions"`    // open now
-	Commands    int  `json:"commands"`    // commands answered or dropped
+	Commands    int  `json:"commands"`    // commands processed after login (not those an injected fault failed or dropped first)
 	Applied     int  `json:"applied"`     // transform commands applied (repeats not counted)
 	Replayed    int  `json:"replayed"`    // transform commands answered from the clTRID record
 	Injected    int  `json:"injected"`    // commands failed, dropped or delayed by injection
