@@ -8,10 +8,11 @@ const ProductDomain = "domain"
 
 // Domain statuses.
 const (
-	DomainRegistering = "registering" // paid, the registry is being asked
-	DomainActive      = "active"      // registered
-	DomainFailed      = "failed"      // the registry refused; the order was refunded
-	DomainExpired     = "expired"     // past its expiry without renewal
+	DomainRegistering  = "registering"  // paid, the registry is being asked
+	DomainTransferring = "transferring" // paid, the transfer is asked of the registry
+	DomainActive       = "active"       // registered
+	DomainFailed       = "failed"       // the registry refused; the order was refunded
+	DomainExpired      = "expired"      // past its expiry without renewal
 )
 
 // Domain change statuses: a PATCH of a registry setting is pending until the
@@ -83,6 +84,16 @@ type DomainOrderRequest struct {
 	Contact      DomainContact `json:"contact"`
 	AutoRenew    *bool         `json:"auto_renew,omitempty"`
 	WhoisPrivacy bool          `json:"whois_privacy,omitempty"`
+}
+
+// DomainTransferRequest is POST /v1/domains/transfer: a domain registered
+// elsewhere moved here with its auth code (the transfer secret), paid from
+// the wallet for one year (added to its expiry).
+type DomainTransferRequest struct {
+	Name      string        `json:"name"`
+	AuthCode  string        `json:"auth_code"`
+	Contact   DomainContact `json:"contact"`
+	AutoRenew *bool         `json:"auto_renew,omitempty"`
 }
 
 // DomainUpdateRequest is PATCH /v1/domains/{id}; absent fields are unchanged.

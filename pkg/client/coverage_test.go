@@ -33,6 +33,10 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		_, err := c.RegisterDomain(ctx, api.DomainOrderRequest{Name: "example.com"}, "k")
 		return err
 	},
+	"transferDomain": func(ctx context.Context, c *client.Client) error {
+		_, err := c.TransferDomain(ctx, api.DomainTransferRequest{Name: "example.com", AuthCode: "x"}, "k")
+		return err
+	},
 	"quoteDomain": func(ctx context.Context, c *client.Client) error {
 		_, err := c.QuoteDomain(ctx, api.DomainOrderRequest{Name: "example.com"})
 		return err

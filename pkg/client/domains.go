@@ -67,3 +67,11 @@ func (c *Client) QuoteDomain(ctx context.Context, req api.DomainOrderRequest) (a
 	_, err := c.Do(ctx, "POST", "/v1/domains/quote", req, &out, nil)
 	return out, err
 }
+
+// TransferDomain moves a domain registered elsewhere here with its auth
+// code, paid from the wallet for one year.
+func (c *Client) TransferDomain(ctx context.Context, req api.DomainTransferRequest, idemKey string) (api.Domain, error) {
+	var out api.Domain
+	_, err := c.Do(ctx, "POST", "/v1/domains/transfer", req, &out, idem(idemKey))
+	return out, err
+}

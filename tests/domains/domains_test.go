@@ -46,8 +46,16 @@ type rig struct {
 
 func failpointFile(p *framework.CoordinatorProcess) string { return p.DataDir + ".failpoint" }
 
-func newRig(t *testing.T) *rig {
-	reg := framework.StartEPPD(t, framework.EPPDOptions{TLDs: []string{"test"}})
+// newRig starts the registry (with more registrar accounts, clID → password,
+// besides the coordinators') and three coordinators using it.
+func newRig(t *testing.T, others ...map[string]string) *rig {
+	clients := map[string]string{framework.EPPDClientID: framework.EPPDPassword}
+	for _, o := range others {
+		for id, pw := range o {
+			clients[id] = pw
+		}
+	}
+	reg := framework.StartEPPD(t, framework.EPPDOptions{TLDs: []string{"test"}, Clients: clients})
 	pw := filepath.Join(t.TempDir(), "epp-password")
 	if err := os.WriteFile(pw, []byte(framework.EPPDPassword+"\n"), 0o600); err != nil {
 		t.Fatal(err)

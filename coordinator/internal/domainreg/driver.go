@@ -56,6 +56,11 @@ type Driver struct {
 	// Failpoint, if set, is called at each Step*; a crash test's hook
 	// kills the process there.
 	Failpoint func(step string)
+	// OpenAuthCode unseals a transfer's auth code (SealAuthCodeID of the
+	// domain); ClientID is this registrar's account at the registry (a
+	// pending transfer is done once the registry names it the sponsor).
+	OpenAuthCode func(id, sealed string) (string, error)
+	ClientID     string
 
 	once sync.Once
 	kick chan struct{}
@@ -91,6 +96,7 @@ func (d *Driver) Run(ctx context.Context) {
 	runStart := d.Now()
 	var mu sync.Mutex
 	inflight := map[string]bool{}
+	later := map[string]time.Time{} // op id → when a pending transfer is asked again
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	tick := time.NewTicker(time.Second)
@@ -102,8 +108,11 @@ func (d *Driver) Run(ctx context.Context) {
 		}
 		for _, dom := range open {
 			mu.Lock()
-			busy := inflight[dom.ID]
-			inflight[dom.ID] = true
+			retry, wasPending := later[dom.Op.ID]
+			busy := inflight[dom.ID] || time.Now().Before(retry)
+			if !busy {
+				inflight[dom.ID] = true
+			}
 			mu.Unlock()
 			if busy {
 				continue
@@ -114,8 +123,14 @@ func (d *Driver) Run(ctx context.Context) {
 				defer func() { mu.Lock(); delete(inflight, dom.ID); mu.Unlock() }()
 				// An operation recorded before this leadership began may
 				// have been sent by the previous leader.
-				inherited := dom.Op.StartedAt.Before(runStart)
-				if err := d.drive(ctx, dom, inherited); err != nil && ctx.Err() == nil {
+				inherited := dom.Op.StartedAt.Before(runStart) || wasPending
+				err := d.drive(ctx, dom, inherited)
+				switch {
+				case errors.Is(err, errTransferPending):
+					mu.Lock()
+					later[dom.Op.ID] = time.Now().Add(d.RetryMax)
+					mu.Unlock()
+				case err != nil && ctx.Err() == nil:
 					d.Log.Warn("domain operation not ended; will retry", "domain", dom.ID, "op", dom.Op.ID, "kind", dom.Op.Kind, "err", err)
 				}
 			}()
@@ -152,6 +167,8 @@ func (d *Driver) drive(ctx context.Context, dom store.RegDomain, inherited bool)
 		out, err = d.change(ctx, c, dom, op)
 	case store.RegOpRenew:
 		out, err = d.renew(ctx, c, dom, op)
+	case store.RegOpTransfer:
+		out, err = d.transfer(ctx, c, dom, op)
 	default:
 		out = outcome{reason: "unknown operation " + op.Kind}
 	}
@@ -369,4 +386,59 @@ func (d *Driver) change(ctx context.Context, c *caller, dom store.RegDomain, op 
 		return outcome{reason: r}, nil
 	}
 	return outcome{ok: true}, nil
+}
+
+// SealAuthCodeID is the associated data a domain's transfer auth code is
+// sealed under.
+func SealAuthCodeID(domainID string) string { return "domain-auth-code:" + domainID }
+
+// errTransferPending keeps a transfer open while the losing registrar or the
+// registry has not completed it.
+var errTransferPending = errors.New("the transfer is pending at the registry")
+
+// transfer asks the registry to move the domain here (one year added). A
+// transfer the registry completes later stays open; each later drive first
+// asks the registry whether this registrar sponsors the domain now.
+func (d *Driver) transfer(ctx context.Context, c *caller, dom store.RegDomain, op store.RegDomainOp) (outcome, error) {
+	// A transfer asked before (pending, or by another leader) may be done:
+	// the registry then names this registrar the sponsor.
+	if c.inherited && d.ClientID != "" {
+		if info, err := d.Registrar.Info(ctx, dom.Name); err == nil && info.Sponsor == d.ClientID && !info.Expires.IsZero() {
+			exp := info.Expires.UTC()
+			return outcome{ok: true, expires: &exp}, nil
+		}
+	}
+	if d.OpenAuthCode == nil {
+		return outcome{reason: "transfer: this coordinator cannot open auth codes (no key-encryption key)"}, nil
+	}
+	code, err := d.OpenAuthCode(SealAuthCodeID(dom.ID), op.SealedAuthCode)
+	if err != nil {
+		return outcome{}, fmt.Errorf("the auth code of %s cannot be unsealed (is the KEK file the same on every coordinator?): %w", dom.ID, err)
+	}
+	var got registrar.TransferResult
+	err = c.call(ctx, "transfer", func(ctx context.Context) (err error) {
+		got, err = d.Registrar.Transfer(ctx, registrar.TransferRequest{ClTRID: op.ClTRID + "-t", Name: dom.Name, AuthCode: code, Years: 1})
+		return err
+	})
+	if err != nil {
+		return gaveUp(err)
+	}
+	switch got.Status {
+	case "clientRejected", "clientCancelled", "serverCancelled":
+		return outcome{reason: "transfer: the registry answered " + got.Status}, nil
+	case "pending":
+		return outcome{}, errTransferPending
+	}
+	if got.Pending {
+		return outcome{}, errTransferPending
+	}
+	exp := got.Expires.UTC()
+	if exp.IsZero() {
+		info, err := d.Registrar.Info(ctx, dom.Name)
+		if err != nil {
+			return outcome{}, err
+		}
+		exp = info.Expires.UTC()
+	}
+	return outcome{ok: true, expires: &exp}, nil
 }

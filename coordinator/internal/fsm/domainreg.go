@@ -59,6 +59,10 @@ type DomainOrder struct {
 	InvoiceID    string            `json:"invoice_id"`
 	PaymentID    string            `json:"payment_id"`
 	TxID         string            `json:"tx_id"`
+	// Transfer moves a domain registered elsewhere here (one year, added
+	// to its expiry by the registry) with its auth code, sealed.
+	Transfer       bool   `json:"transfer,omitempty"`
+	SealedAuthCode string `json:"sealed_auth_code,omitempty"`
 }
 
 // DomainOpDone ends a domain's registry operation OpID: OK commits it
@@ -176,10 +180,17 @@ func applyDomainOrder(c *applyCtx, p DomainOrder) (any, error) {
 	if acc.BalanceUsdCents < price {
 		return nil, &ShortfallError{BalanceUsdCents: acc.BalanceUsdCents, PriceUsdCents: price}
 	}
+	what, status, kind := "registration", api.DomainRegistering, store.RegOpRegister
+	if p.Transfer {
+		if p.SealedAuthCode == "" || p.Years != 1 {
+			return nil, fmt.Errorf("%w: a transfer needs its sealed auth code and one year", ErrInvalid)
+		}
+		what, status, kind = "transfer", api.DomainTransferring, store.RegOpTransfer
+	}
 	inv := store.Invoice{AccountID: acc.ID, Invoice: api.Invoice{
 		ID: p.InvoiceID, Status: api.InvoiceUnpaid, Currency: "USD", CreatedAt: c.at, DueAt: c.at, Payments: []api.Payment{},
 		Lines: []api.InvoiceLine{{
-			Description: fmt.Sprintf("Domain registration %s (%s), %d year(s)", p.Name, p.ID, p.Years),
+			Description: fmt.Sprintf("Domain %s %s (%s), %d year(s)", what, p.Name, p.ID, p.Years),
 			Quantity:    int64(p.Years), UnitPriceUsdCents: yearly, AmountUsdCents: price,
 		}},
 		TotalUsdCents: price,
@@ -193,14 +204,14 @@ func applyDomainOrder(c *applyCtx, p DomainOrder) (any, error) {
 	}
 	d := store.RegDomain{
 		Domain: api.Domain{
-			ID: p.ID, Name: p.Name, UnicodeName: p.UnicodeName, Status: api.DomainRegistering, PeriodYears: p.Years,
+			ID: p.ID, Name: p.Name, UnicodeName: p.UnicodeName, Status: status, PeriodYears: p.Years,
 			Nameservers: ns, AutoRenew: p.AutoRenew, WhoisPrivacy: p.WhoisPrivacy, CreatedAt: c.at,
 			YearlyUsdCents: yearly, InvoiceID: p.InvoiceID,
 		},
 		AccountID: acc.ID, Tld: p.Tld, ProductSlug: p.ProductSlug, Contact: p.Contact, ContactID: p.ContactID,
 	}
-	if err := openDomainOp(c, &d, store.RegDomainOp{ID: p.ID, Kind: store.RegOpRegister, ClTRID: p.ClTRID, StartedAt: c.at,
-		Years: p.Years, InvoiceID: p.InvoiceID}); err != nil {
+	if err := openDomainOp(c, &d, store.RegDomainOp{ID: p.ID, Kind: kind, ClTRID: p.ClTRID, StartedAt: c.at,
+		Years: p.Years, InvoiceID: p.InvoiceID, SealedAuthCode: p.SealedAuthCode}); err != nil {
 		return nil, err
 	}
 	if err := c.tx.Bucket(store.BucketRegDomainIDs).Put([]byte(d.ID), []byte(acc.ID)); err != nil {
@@ -221,30 +232,32 @@ func applyDomainOpDone(c *applyCtx, p DomainOpDone) (any, error) {
 		return d.Domain, nil // ended already
 	}
 	op := *d.Op
-	if p.OK && (op.Kind == store.RegOpRegister || op.Kind == store.RegOpRenew) && (p.Expires == nil || p.Expires.IsZero()) {
-		return nil, fmt.Errorf("%w: a registration or renewal needs the registry's expiry", ErrInvalid)
+	if p.OK && op.Kind != store.RegOpChange && (p.Expires == nil || p.Expires.IsZero()) {
+		return nil, fmt.Errorf("%w: a registration, transfer or renewal needs the registry's expiry", ErrInvalid)
 	}
 	at := c.at
 	switch {
-	case (op.Kind == store.RegOpRegister || op.Kind == store.RegOpRenew) && p.OK:
+	case op.Kind != store.RegOpChange && p.OK:
 		exp := p.Expires.UTC()
 		d.Status, d.ExpiresAt, d.StatusReason = api.DomainActive, &exp, ""
 		payload := map[string]any{"domainId": d.ID, "domain": d.Name, "periodYears": op.Years, "expiresAt": exp}
-		if op.Kind == store.RegOpRenew {
+		switch op.Kind {
+		case store.RegOpRenew:
 			err = c.emit(api.EventDomainRenewed, d.AccountID, payload)
-		} else {
+		case store.RegOpRegister:
 			err = c.emit(api.EventDomainRegistered, d.AccountID, payload)
 		}
 		if err != nil {
 			return nil, err
 		}
-	case op.Kind == store.RegOpRegister:
-		net, err := refundInvoice(c, d.AccountID, op.InvoiceID, "the registry did not register "+d.Name)
+	case op.Kind == store.RegOpRegister || op.Kind == store.RegOpTransfer:
+		verb := map[string]string{store.RegOpRegister: "register", store.RegOpTransfer: "transfer"}[op.Kind]
+		net, err := refundInvoice(c, d.AccountID, op.InvoiceID, "the registry did not "+verb+" "+d.Name)
 		if err != nil {
 			return nil, err
 		}
 		d.Status = api.DomainFailed
-		d.StatusReason = fmt.Sprintf("the registry did not register the domain: %s (the order's %d cents were refunded to the wallet)", p.Reason, net)
+		d.StatusReason = fmt.Sprintf("the registry did not %s the domain: %s (the order's %d cents were refunded to the wallet)", verb, p.Reason, net)
 		if c.r.RegDomainNameTaken(d.Name) == d.ID {
 			if err := c.tx.Bucket(store.BucketRegDomainNames).Delete([]byte(d.Name)); err != nil {
 				return nil, err

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/domainreg"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/registrar"
@@ -28,6 +29,9 @@ type DomainDeps struct {
 	Registrar registrar.Registrar
 	// Kick wakes the leader's driver after an operation was recorded.
 	Kick func()
+	// SealAuthCode seals a transfer's auth code under id before it is
+	// recorded (nil: transfers are refused).
+	SealAuthCode func(id, code string) (string, error)
 	// Wait is how long POST and PATCH wait for the registry's answer
 	// before answering 202 with the operation pending (0: 10 s; with the
 	// registry check's 10 s it stays inside a follower's 30 s forwarding).
@@ -56,6 +60,7 @@ func (a *API) domainRegRoutes() []Route {
 		{Method: "POST", Path: "/v1/domains", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/domains/quote", handler: a.orderDomain},
 		// The price and availability of the same body, without ordering (MCP shows it before the confirmation).
 		{Method: "POST", Path: "/v1/domains/quote", Scope: api.ScopeOrdersWrite, handler: a.quoteDomain},
+		{Method: "POST", Path: "/v1/domains/transfer", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, handler: a.transferDomain},
 		{Method: "GET", Path: "/v1/domains/check", Scope: api.ScopeDomainsRead, handler: a.checkDomain},
 		{Method: "GET", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsRead, handler: a.getDomain},
 		{Method: "PATCH", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsWrite, Idempotent: true, handler: a.updateDomain},
@@ -551,4 +556,96 @@ func (a *API) quoteDomain(rq *request) (int, any, error) {
 	}
 	out.Available, out.Reason = res.Available, res.Reason
 	return http.StatusOK, out, nil
+}
+
+// DecodeDomainTransfer validates POST /v1/domains/transfer (everything but
+// whether the TLD is offered).
+func DecodeDomainTransfer(body []byte) (api.DomainTransferRequest, error) {
+	var req api.DomainTransferRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.Name == "" {
+		return req, invalidField("name", "is required")
+	}
+	if _, err := validate.Domain(lowerASCII(req.Name)); err != nil {
+		return req, invalidField("name", "%s", validate.Reason(err))
+	}
+	if req.AuthCode == "" {
+		return req, invalidField("auth_code", "is required (the transfer secret the current registrar gives)")
+	}
+	if len(req.AuthCode) > 64 || !printableASCII(req.AuthCode) {
+		return req, invalidField("auth_code", "must be 1-64 printable ASCII characters without spaces")
+	}
+	if err := domainContact(req.Contact); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// transferDomain moves a domain registered elsewhere here with its auth
+// code: the registry must know the name (nothing charged otherwise), then
+// one command debits a year and records the transfer with the auth code
+// sealed; the leader's driver asks the registry and ends it (active with
+// the registry's new expiry, or failed and refunded with the reason).
+func (a *API) transferDomain(rq *request) (int, any, error) {
+	deps, err := a.domainDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	if deps.SealAuthCode == nil {
+		return 0, nil, errf(http.StatusServiceUnavailable, "domains_unavailable", "transfers need the coordinators' key-encryption key (--webhook-kek-file)")
+	}
+	req, err := DecodeDomainTransfer(rq.body)
+	if err != nil {
+		return 0, nil, err
+	}
+	ascii, unicode, prod, err := a.offeredName("name", req.Name)
+	if err != nil {
+		return 0, nil, err
+	}
+	if taken, err := readOne(a, "domain", func(r store.ReadTx) (string, error) { return r.RegDomainNameTaken(ascii), nil }); err != nil {
+		return 0, nil, err
+	} else if taken != "" {
+		return 0, nil, errf(http.StatusConflict, "domain_unavailable", "%s is registered here already; nothing was charged", ascii)
+	}
+	if res, err := a.registryCheck(rq.Context(), deps, ascii); err != nil {
+		return 0, nil, err
+	} else if res.Available {
+		return 0, nil, errf(http.StatusConflict, "domain_not_registered", "%s is not registered anywhere, so there is nothing to transfer (register it with POST /v1/domains); nothing was charged", ascii)
+	}
+	id := ids.New(regDomainIDPrefix, rq.now)
+	sealed, err := deps.SealAuthCode(domainreg.SealAuthCodeID(id), req.AuthCode)
+	if err != nil {
+		return 0, nil, err
+	}
+	autoRenew := true
+	if req.AutoRenew != nil {
+		autoRenew = *req.AutoRenew
+	}
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainOrder, fsm.DomainOrder{
+		ID: id, AccountID: rq.caller.accountID, Name: ascii, UnicodeName: unicode, Tld: prod.Tld, ProductSlug: prod.Slug,
+		Years: 1, Contact: req.Contact, ContactID: contactID(id), AutoRenew: autoRenew, ClTRID: fsm.DomainClTRID(id),
+		InvoiceID: ids.New("inv", rq.now), PaymentID: ids.New("pay", rq.now), TxID: ids.New("wtx", rq.now),
+		Transfer: true, SealedAuthCode: sealed,
+	}, http.StatusAccepted)
+	if err != nil {
+		var short *fsm.ShortfallError
+		if errors.As(err, &short) {
+			return 0, nil, errf(http.StatusPaymentRequired, "insufficient_funds", "%s; top up the wallet by at least %d cents", short.Error(), short.ShortfallUsdCents())
+		}
+		return 0, nil, err
+	}
+	if _, ok := v.(api.Domain); !ok {
+		return status, v, nil // a replayed response (Idempotency-Key)
+	}
+	a.log.Info("domain transfer ordered", "domain", id, "name", ascii, "account", rq.caller.accountID)
+	d, done := a.waitDomainOp(rq.Context(), deps, rq.caller.accountID, id, id)
+	switch {
+	case !done:
+		return http.StatusAccepted, d.Domain, nil
+	case d.Status == api.DomainFailed:
+		return 0, nil, errf(http.StatusConflict, "transfer_failed", "domain %s (%s): %s", ascii, id, d.StatusReason)
+	}
+	return http.StatusCreated, d.Domain, nil
 }

@@ -1,9 +1,12 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/registrar"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
@@ -31,7 +35,12 @@ func domainAPI(t *testing.T) (*srvAPI, *registrar.Memory) {
 	done := make(chan struct{})
 	go func() { defer close(done); d.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	s.a.SetDomainDeps(&DomainDeps{Registrar: reg, Kick: d.Kick, Wait: 5 * time.Second})
+	sealer, err := webhook.NewSealer(make([]byte, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.OpenAuthCode, d.ClientID = sealer.Open, "memory"
+	s.a.SetDomainDeps(&DomainDeps{Registrar: reg, Kick: d.Kick, Wait: 5 * time.Second, SealAuthCode: sealer.Seal})
 	for _, tld := range []string{"test", "com.tr", "xn--p1ai"} {
 		s.apply(fsm.CmdProductPut, fsm.ProductPut{Slug: "domain-" + strings.NewReplacer(".", "-").Replace(tld), Create: true,
 			Product: api.ProductRequest{Category: api.ProductDomain, NameEn: "." + tld, Tld: tld, RetailYearlyUsdCents: 1000}})
@@ -200,6 +209,67 @@ func (r raceRegistrar) Check(ctx context.Context, names ...string) ([]registrar.
 		_, _ = r.Memory.Register(ctx, registrar.RegisterRequest{ClTRID: "other-" + n, Name: n, Years: 1})
 	}
 	return out, err
+}
+
+// TestDomainTransfer: a domain registered elsewhere moves here with its auth
+// code, paid for a year that the registry adds to its expiry; a wrong code
+// is refused by the registry and refunded; a name the registry does not know
+// is a 409 with nothing charged; the auth code is never stored in the clear.
+func TestDomainTransfer(t *testing.T) {
+	s, reg := domainAPI(t)
+	acc, key := s.account(api.ScopeDomainsRead, api.ScopeOrdersWrite)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 1000})
+	ctx := context.Background()
+	elsewhere, err := reg.Register(ctx, registrar.RegisterRequest{ClTRID: "other-1", Name: "moved.test", Years: 1, AuthCode: "s3cret-Code-42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := func(name, code string) string {
+		return `{"name":"` + name + `","auth_code":"` + code + `",` + testContact + `}`
+	}
+	for b, field := range map[string]string{body("moved.test", ""): "auth_code", body("moved.test", "a b"): "auth_code", body("moved.example", "x"): "name"} {
+		if r := s.call(key, "POST", "/v1/domains/transfer", b); r.status != 400 || !strings.Contains(r.msg(), `"`+field+`"`) {
+			t.Errorf("POST %s: %d %s", b, r.status, r.body)
+		}
+	}
+	if r := s.call(key, "POST", "/v1/domains/transfer", body("nowhere.test", "x1")); r.status != 409 || r.code() != "domain_not_registered" {
+		t.Fatalf("transfer of an unregistered name: %d %s", r.status, r.body)
+	}
+	r := s.call(key, "POST", "/v1/domains/transfer", body("moved.test", "wrong-code"))
+	if r.status != 409 || r.code() != "transfer_failed" || !strings.Contains(r.msg(), "invalid authorization") || !strings.Contains(r.msg(), "refunded") {
+		t.Fatalf("wrong auth code: %d %s", r.status, r.body)
+	}
+	if b := s.balance(acc); b != 1000 {
+		t.Fatalf("balance %d after the refused transfer", b)
+	}
+	r = s.call(key, "POST", "/v1/domains/transfer", body("moved.test", "s3cret-Code-42"))
+	if r.status != 201 || r.m["status"] != api.DomainActive {
+		t.Fatalf("transfer: %d %s", r.status, r.body)
+	}
+	exp, _ := time.Parse(time.RFC3339Nano, r.m["expires_at"].(string))
+	if !exp.Equal(elsewhere.Expires.AddDate(1, 0, 0)) || s.balance(acc) != 0 {
+		t.Fatalf("expiry %v (registered elsewhere until %v), balance %d", exp, elsewhere.Expires, s.balance(acc))
+	}
+	// Neither the replicated state nor the Raft log holds a code in the clear.
+	for _, f := range []string{"fsm.db", "raft.db"} {
+		raw, err := os.ReadFile(filepath.Join(s.dir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte("s3cret-Code-42")) || bytes.Contains(raw, []byte("wrong-code")) {
+			t.Fatalf("%s holds an auth code in the clear", f)
+		}
+	}
+}
+
+func FuzzDecodeDomainTransfer(f *testing.F) {
+	seeds := []string{`{"name":"a.test","auth_code":"x1",` + testContact + `}`, `{"name":"a.test","auth_code":"",` + testContact + `}`,
+		`{"name":"a.test","auth_code":"a b"}`, `{`, ``, `null`}
+	fuzzDecoder(f, seeds, DecodeDomainTransfer, func(t *testing.T, req api.DomainTransferRequest) {
+		if _, err := validate.Domain(lowerASCII(req.Name)); err != nil || req.AuthCode == "" || !printableASCII(req.AuthCode) || len(req.AuthCode) > 64 {
+			t.Fatalf("accepted %+v", req)
+		}
+	})
 }
 
 func FuzzDecodeDomainOrder(f *testing.F) {

@@ -130,8 +130,15 @@ func (s *Server) startDomainReg() error {
 	}
 	s.domainRegistry = reg
 	s.domainDriver = &domainreg.Driver{Registrar: reg, State: s.Node.FSM, Apply: s.API.Apply, Now: s.now(),
-		Log: s.log.With("component", "domains"), Failpoint: failpoint(s.cfg.DomainReg.FailpointFile, s.log)}
-	s.API.SetDomainDeps(&httpapi.DomainDeps{Registrar: reg, Kick: s.domainDriver.Kick})
+		Log: s.log.With("component", "domains"), Failpoint: failpoint(s.cfg.DomainReg.FailpointFile, s.log),
+		ClientID: s.cfg.DomainReg.EPPClientID}
+	deps := &httpapi.DomainDeps{Registrar: reg, Kick: s.domainDriver.Kick}
+	if rt := s.cfg.Webhooks.rt; rt != nil && rt.sealer != nil {
+		// Transfer auth codes are sealed with the coordinators' KEK, as
+		// webhook secrets are: never in Raft in the clear.
+		s.domainDriver.OpenAuthCode, deps.SealAuthCode = rt.sealer.Open, rt.sealer.Seal
+	}
+	s.API.SetDomainDeps(deps)
 	return nil
 }
 

@@ -12,6 +12,7 @@ const (
 	RegOpRegister = "register"
 	RegOpChange   = "change"
 	RegOpRenew    = "renew"
+	RegOpTransfer = "transfer"
 )
 
 // RegDomain is a stored registered domain: the customer view plus its owner,
@@ -47,6 +48,9 @@ type RegDomainOp struct {
 	// is refunded when the registry refuses).
 	Years     int    `json:"years,omitempty"`
 	InvoiceID string `json:"invoice_id,omitempty"`
+	// SealedAuthCode is a transfer's auth code, sealed with the
+	// coordinators' key-encryption key (never stored in the clear).
+	SealedAuthCode string `json:"sealed_auth_code,omitempty"`
 	// CurrentExpiry is the expiry a renewal extends.
 	CurrentExpiry *time.Time `json:"current_expiry,omitempty"`
 	// Nameservers, TransferLock and WhoisPrivacy are a change's new
