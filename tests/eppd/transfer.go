@@ -71,7 +71,8 @@ func (ss *session) domainTransfer(tx *bolt.Tx, op string, t *eppxml.DomainTransf
 		return answer{}, err
 	}
 	wait := ss.srv.cfg.TransferPending
-	d.Pending = &pendingTrn{Years: n, Due: now.Add(wait), Trn: eppxml.DomainTrnData{Name: d.Name, TrStatus: "pending",
+	// Due from the exact clock: now is truncated to the second for display.
+	d.Pending = &pendingTrn{Years: n, Due: ss.srv.now().UTC().Add(wait), Trn: eppxml.DomainTrnData{Name: d.Name, TrStatus: "pending",
 		ReID: ss.clID, ReDate: fmtTime(now), AcID: d.ClID, AcDate: fmtTime(now.Add(wait)), ExDate: fmtTime(d.ExDate.AddDate(n, 0, 0))}}
 	if wait <= 0 {
 		trn, err := completeTransfer(tx, d, "serverApproved", now, d.ClID)
@@ -143,7 +144,7 @@ func (s *Server) approveDue(ctx context.Context, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		now := s.nowSec()
+		now := s.now().UTC()
 		var due []string
 		err := s.db.View(func(tx *bolt.Tx) error {
 			return tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
@@ -164,7 +165,7 @@ func (s *Server) approveDue(ctx context.Context, every time.Duration) {
 					if err != nil || d.Pending == nil || d.Pending.Due.After(now) {
 						continue // deleted, or acted on since
 					}
-					if _, err := completeTransfer(tx, d, "serverApproved", now, d.Pending.Trn.ReID, d.Pending.Trn.AcID); err != nil {
+					if _, err := completeTransfer(tx, d, "serverApproved", now.Truncate(time.Second), d.Pending.Trn.ReID, d.Pending.Trn.AcID); err != nil {
 						return err
 					}
 					s.log.Info("transfer approved by the registry", "domain", name, "to", d.ClID)

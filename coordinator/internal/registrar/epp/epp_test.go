@@ -409,7 +409,7 @@ func TestKeepAliveAndIdleClose(t *testing.T) {
 // message, cannot change the domain meanwhile, and the registry approves the
 // transfer when its time has passed, telling both.
 func TestPendingTransfer(t *testing.T) {
-	r := framework.StartEPPD(t, framework.EPPDOptions{Clients: map[string]string{idA: pwA, idB: pwB}, TransferPending: time.Second})
+	r := framework.StartEPPD(t, framework.EPPDOptions{Clients: map[string]string{idA: pwA, idB: pwB}, TransferPending: 3 * time.Second})
 	a, b := dial(t, r, idA, pwA), dial(t, r, idB, pwB)
 	ctx := ctxT(t)
 	d, err := a.Register(ctx, registrar.RegisterRequest{ClTRID: "pt-create", Name: "moving.test", Years: 1})
@@ -443,7 +443,7 @@ func TestPendingTransfer(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("transfer not approved 10s after a 1s wait: %+v, %v", info, err)
+			t.Fatalf("transfer not approved 10s after a 3s wait: %+v, %v", info, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
