@@ -376,7 +376,7 @@ func TestLoginRefused(t *testing.T) {
 // it, the closed session is replaced before the next command, which is not
 // lost to it.
 func TestKeepAliveAndIdleClose(t *testing.T) {
-	r := framework.StartEPPD(t, framework.EPPDOptions{Clients: map[string]string{idA: pwA}, IdleTimeout: time.Second})
+	r := framework.StartEPPD(t, framework.EPPDOptions{Clients: map[string]string{idA: pwA}, IdleTimeout: 2 * time.Second})
 	ctx := ctxT(t)
 	for _, tc := range []struct {
 		name      string
@@ -393,9 +393,9 @@ func TestKeepAliveAndIdleClose(t *testing.T) {
 			if _, err := c.Check(ctx, "idle.test"); err != nil {
 				t.Fatal(err)
 			}
-			time.Sleep(2500 * time.Millisecond)
+			time.Sleep(3 * time.Second)
 			if _, err := c.CreateContact(ctx, registrar.ContactRequest{ClTRID: "idle-" + tc.name, Contact: contact("idle-" + tc.name)}); err != nil {
-				t.Fatalf("command after %s idle: %v", "2.5s", err)
+				t.Fatalf("command after 3s idle: %v", err)
 			}
 			if got := r.Stats().Connections - before; got != tc.conns {
 				t.Fatalf("%d connections, want %d", got, tc.conns)
