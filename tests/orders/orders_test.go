@@ -40,10 +40,10 @@ func (r *rig) api(i int) *client.Client { return r.c.Client(i%r.c.Len(), r.key) 
 func newRig(t testing.TB, extra ...string) *rig {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
 		RaftTimeout: 500 * time.Millisecond, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
-		Extra: func(int, *framework.CoordinatorProcess) []string { return extra }})
+		Webhooks: true, Extra: func(int, *framework.CoordinatorProcess) []string { return extra }})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	acc, key, err := c.NewAccount(ctx, "orders@example.com", api.ScopeAccountRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeBillingRead, api.ScopeTicketsWrite, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeServersWrite, api.ScopeServersDestroy, api.ScopeHostingDestroy)
+	acc, key, err := c.NewAccount(ctx, "orders@example.com", api.ScopeAccountRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeBillingRead, api.ScopeTicketsWrite, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeServersWrite, api.ScopeServersDestroy, api.ScopeHostingDestroy, api.ScopeWebhooksWrite, api.ScopeWebhooksRead)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,6 +72,22 @@ func newRig(t testing.TB, extra ...string) *rig {
 		t.Fatal(err)
 	}
 	return r
+}
+
+// hooks subscribes a new loopback receiver to the account's events; it
+// returns the receiver and the subscription's id.
+func (r *rig) hooks(events ...api.WebhookEvent) (*framework.WebhookReceiver, string) {
+	r.t.Helper()
+	rc := framework.NewWebhookReceiver(r.t)
+	names := make([]string, len(events))
+	for i, e := range events {
+		names[i] = string(e)
+	}
+	w, err := r.api(0).CreateWebhook(r.ctx, api.WebhookCreateRequest{URL: rc.URL + "/hook", Events: names}, "")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return rc, w.ID
 }
 
 func (r *rig) credit(cents int64) {

@@ -20,7 +20,10 @@ import (
 // SIGKILLed; 3 days after the due date the new leader suspends the unpaid
 // one (stopped by the agent, start refused 409 suspended); a top-up pays it
 // and lifts the suspension (start works again). One invoice per server and
-// period throughout: 4 invoices, no payment twice.
+// period throughout: 4 invoices, no payment twice. A loopback webhook
+// receiver gets server.suspended and server.unsuspended exactly once each,
+// for that server, though a second leader is SIGKILLed between the two (once
+// the suspension's delivery is recorded) and the first killed node restarted.
 func TestRenewalsThroughProcesses(t *testing.T) {
 	t.Setenv("HOSTPLANE_TEST_CLOCK_OPT_IN", "this-is-a-test") // server.TestClockOptIn
 	clock := filepath.Join(t.TempDir(), "clock")
@@ -36,6 +39,7 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 	}
 	setClock(0)
 	r := newRig(t, "--test-clock-file", clock, "--renewal-interval", "200ms", "--renewal-invoice-days", "7", "--suspend-after-days", "3")
+	hooks, hookID := r.hooks(api.EventServerSuspended, api.EventServerUnsuspended)
 	r.credit(3 * price)
 	var srv [2]api.ServerOrder
 	for i := range srv {
@@ -110,7 +114,8 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 	}
 
 	// The leader dies; the new one suspends the unpaid server 3 days on.
-	r.c.Kill(r.c.WaitLeader(10 * time.Second))
+	first := r.c.WaitLeader(10 * time.Second)
+	r.c.Kill(first)
 	at(due.AddDate(0, 0, 3).Add(time.Hour))
 	var suspended api.Server
 	waitFor("the unpaid server suspended and stopped", func() bool {
@@ -132,8 +137,44 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 		}
 	}
 
-	// A top-up pays the renewal and lifts the suspension, once.
-	r.credit(price)
+	// server.suspended delivered and its delivery recorded; the first
+	// killed node back, then this leader killed too.
+	delivered := func(typ api.WebhookEvent) int {
+		t.Helper()
+		n := 0
+		for _, d := range hooks.Deliveries(string(typ)) {
+			if d.Data["serverId"] != suspended.ID {
+				t.Fatalf("%s delivery for another server: %s", typ, d.Body)
+			}
+			n++
+		}
+		return n
+	}
+	waitFor("server.suspended delivered", func() bool { return delivered(api.EventServerSuspended) == 1 })
+	waitFor("server.suspended delivery recorded", func() bool {
+		l, err := cl().WebhookDeliveries(r.ctx, hookID, 1, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range l.Data {
+			if a.EventType == string(api.EventServerSuspended) && a.DeliveryStatus == api.DeliverySucceeded {
+				return true
+			}
+		}
+		return false
+	})
+	r.c.Restart(first)
+	r.c.Kill(r.c.WaitLeader(10 * time.Second))
+
+	// A top-up (retried while the election runs: 503 changes nothing) pays
+	// the renewal and lifts the suspension, once.
+	waitFor("the top-up", func() bool {
+		_, err := r.c.Admin(r.c.WaitLeader(20*time.Second)).CreditWallet(r.ctx, r.acc, api.WalletCreditRequest{AmountUsdCents: price, Gateway: "test"})
+		if st, msg := status(err); st != http.StatusCreated && st != http.StatusServiceUnavailable {
+			t.Fatalf("top-up: %d %s", st, msg)
+		}
+		return err == nil
+	})
 	waitFor("the renewal paid by the top-up", func() bool { return unpaid() == 0 })
 	acc, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil)
 	if err != nil {
@@ -159,6 +200,11 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 	}
 	if len(paid) != 4 {
 		t.Fatalf("payments %v, want one for each of 4 invoices", paid)
+	}
+	waitFor("server.unsuspended delivered", func() bool { return delivered(api.EventServerUnsuspended) >= 1 })
+	time.Sleep(2 * time.Second) // a repeat would come within the 1 s retry
+	if s, u := delivered(api.EventServerSuspended), delivered(api.EventServerUnsuspended); s != 1 || u != 1 {
+		t.Fatalf("deliveries: server.suspended %d, server.unsuspended %d; want 1 and 1: %+v", s, u, hooks.Deliveries(""))
 	}
 	for inv, n := range paid {
 		if n != 1 {
