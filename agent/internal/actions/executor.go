@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/ops"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -48,7 +49,7 @@ type Config struct {
 	// LockWait bounds how long an action waits for its resource when the
 	// action has no deadline (default 10 minutes).
 	LockWait time.Duration
-	Now      func() time.Time
+	Clock    clock.Clock // deadlines and inventory stamps (default: the wall clock)
 }
 
 // Executor serves the streams the coordinator opens on the session.
@@ -69,8 +70,8 @@ func New(cfg Config) *Executor {
 	if cfg.LockWait <= 0 {
 		cfg.LockWait = 10 * time.Minute
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -221,7 +222,7 @@ func (e *Executor) action(ctx context.Context, seq uint64, a *pb.ActionAssign, s
 		r.fail(CodeSecretLost, "action %s never reached this node before the coordinator changed, and its secret (a password) was not kept; nothing was changed: submit the action again", a.ActionId)
 		return
 	}
-	if a.DeadlineUnixMs > 0 && e.cfg.Now().UnixMilli() > a.DeadlineUnixMs {
+	if a.DeadlineUnixMs > 0 && e.cfg.Clock.Now().UnixMilli() > a.DeadlineUnixMs {
 		r.fail(CodeExpired, "action %s reached the node after its deadline; it was not started", a.ActionId)
 		return
 	}
@@ -396,7 +397,7 @@ func (e *Executor) Inventory(ctx context.Context) (*pb.Inventory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inventory: %w", err)
 	}
-	inv := &pb.Inventory{TakenAtUnixMs: e.cfg.Now().UnixMilli()}
+	inv := &pb.Inventory{TakenAtUnixMs: e.cfg.Clock.Now().UnixMilli()}
 	for _, v := range vms {
 		inv.Vms = append(inv.Vms, &pb.VM{Name: v.Name, State: v.State, Vcpus: v.Plan.VCPUs,
 			MemoryBytes: v.Plan.MemoryMiB << 20, DiskBytes: v.Plan.DiskGiB << 30})

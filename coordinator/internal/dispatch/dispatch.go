@@ -23,6 +23,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
@@ -38,8 +39,8 @@ type Deps struct {
 	Propose func(ctx context.Context, t fsm.CommandType, payload any) (*fsm.Result, error)
 	// Sessions is the agent session listener, or nil when there is none.
 	Sessions func() *session.Server
-	// Now is the clock of node liveness and action deadlines (default: the wall clock).
-	Now func() time.Time
+	// Clock is the clock of node liveness and action deadlines (default: the wall clock).
+	Clock clock.Clock
 	// Grace: a session silent this long is dead.
 	Grace time.Duration
 	// ActionDeadline: an action whose node stays away this long fails.
@@ -87,8 +88,8 @@ const maxBrokenSends = 5
 
 // New returns a dispatcher; Run is its leader job.
 func New(deps Deps) *Dispatcher {
-	if deps.Now == nil {
-		deps.Now = time.Now
+	if deps.Clock == nil {
+		deps.Clock = clock.Real{}
 	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
@@ -217,7 +218,7 @@ func (d *Dispatcher) reconcile(nodeID string, inv *nodeInventory) {
 // Run is the leader job: it returns when ctx ends.
 func (d *Dispatcher) Run(ctx context.Context) {
 	d.mu.Lock()
-	d.running, d.leadStart = true, d.s.Now()
+	d.running, d.leadStart = true, d.s.Clock.Now()
 	d.sent, d.failed = map[string]int{}, map[string]int{}
 	d.mu.Unlock()
 	defer func() {
@@ -247,13 +248,13 @@ func (d *Dispatcher) connected(nodeID string) bool {
 		return false
 	}
 	seen, ok := srv.Live(nodeID)
-	return ok && d.s.Now().Sub(seen) <= d.s.Grace
+	return ok && d.s.Clock.Now().Sub(seen) <= d.s.Grace
 }
 
 func (d *Dispatcher) scan(ctx context.Context) {
 	var open []store.Action
 	_ = d.s.State.Read(func(r store.ReadTx) (err error) { open, err = r.OpenActions(); return })
-	now := d.s.Now()
+	now := d.s.Clock.Now()
 	var expired []fsm.ActionFinish
 	openIDs := map[string]bool{}
 	for _, a := range open {
@@ -461,7 +462,7 @@ func (d *Dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 				// applied after the result is a no-op, and a lost one is
 				// superseded by the result.
 				status = api.ActionRunning
-				prog := fsm.ActionProgress{ID: a.ID, At: d.s.Now().UTC(), Percent: int(min(p.Percent, 99)), Step: p.Step}
+				prog := fsm.ActionProgress{ID: a.ID, At: d.s.Clock.Now().UTC(), Percent: int(min(p.Percent, 99)), Step: p.Step}
 				go func() {
 					pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 					defer cancel()

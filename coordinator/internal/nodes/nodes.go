@@ -18,6 +18,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
+	"github.com/hostplane/hostplane/internal/clock"
 	pb "github.com/hostplane/hostplane/proto"
 )
 
@@ -33,7 +34,7 @@ type Config struct {
 	// Grace: a node with no ping for this long is recorded unreachable.
 	Grace   time.Duration
 	CertTTL time.Duration
-	Now     func() time.Time // default time.Now
+	Clock   clock.Clock // default: the wall clock
 	Log     *slog.Logger
 	// ConsoleKey returns the console public key told to agents (nil: none).
 	ConsoleKey func() []byte
@@ -85,15 +86,13 @@ func New(cfg Config, deps Deps) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
+	}
 	return &Service{cfg: cfg, deps: deps, log: log}
 }
 
-func (s *Service) now() time.Time {
-	if s.cfg.Now != nil {
-		return s.cfg.Now()
-	}
-	return time.Now()
-}
+func (s *Service) now() time.Time { return s.cfg.Clock.Now() }
 
 // propose commits a command stamped with the wall clock.
 func (s *Service) propose(ctx context.Context, t fsm.CommandType, payload any) (*fsm.Result, error) {
@@ -115,7 +114,7 @@ func (s *Service) Listen(onConnect func(nodeID string), onInventory func(nodeID 
 	}
 	srv, err := session.Listen(session.Config{
 		ID: s.cfg.ID, ListenAddr: s.cfg.ListenAddr, PingInterval: s.cfg.PingInterval, IdleTimeout: s.cfg.Grace, Backend: backend{s},
-		Log: s.log.With("component", "agent-sessions"), Now: s.now,
+		Log: s.log.With("component", "agent-sessions"), Clock: s.cfg.Clock,
 		OnInventory: onInventory,
 		OnConnect:   onConnect,
 		ConsoleKey:  s.cfg.ConsoleKey,

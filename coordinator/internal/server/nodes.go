@@ -12,6 +12,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/nodes"
 	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/spf13/pflag"
 )
 
@@ -36,8 +37,9 @@ type NodeConfig struct {
 	// ("nano=1/0,large=2/1": IPv4 addresses / IPv6 prefixes; others 1/1).
 	PlanAddresses string
 
-	// Set in code only (tests).
-	Now func() time.Time
+	// Set in code only (tests): the clock of node liveness, certificates and
+	// action deadlines (nil: the wall clock).
+	Clock clock.Clock
 
 	rt *nodeRuntime // made by validate, one per start
 }
@@ -120,13 +122,6 @@ type nodeRuntime struct {
 	disp  *dispatch.Dispatcher
 }
 
-func (s *Server) nodesNow() time.Time {
-	if s.cfg.Nodes.Now != nil {
-		return s.cfg.Nodes.Now()
-	}
-	return time.Now()
-}
-
 // startNodes builds the node backend and the action dispatcher and opens the
 // agent session listener when configured.
 func (s *Server) startNodes() error {
@@ -136,10 +131,10 @@ func (s *Server) startNodes() error {
 	}
 	c.rt.nodes = nodes.New(nodes.Config{
 		ID: s.cfg.NodeID, ListenAddr: c.ListenAddr, Advertise: c.Advertise, PingInterval: c.PingInterval,
-		Grace: c.Grace, CertTTL: c.CertTTL, Now: s.nodesNow, Log: s.log, ConsoleKey: s.consolePublicKey,
+		Grace: c.Grace, CertTTL: c.CertTTL, Clock: c.Clock, Log: s.log, ConsoleKey: s.consolePublicKey,
 	}, nodes.Deps{State: s.Node.FSM, Cluster: s.Node, Ready: s.API.LeaderReady, Apply: s.API.Apply, Sealer: s.sealer})
 	c.rt.disp = dispatch.New(dispatch.Deps{
-		State: s.Node.FSM, Propose: s.propose, Sessions: s.AgentSessions, Now: s.nodesNow,
+		State: s.Node.FSM, Propose: s.propose, Sessions: s.AgentSessions, Clock: c.Clock,
 		Grace: c.Grace, ActionDeadline: c.ActionDeadline, Log: s.log,
 	})
 	deps := c.rt.disp.ServerDeps()

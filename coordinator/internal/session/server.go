@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/clock"
 	pb "github.com/hostplane/hostplane/proto"
 	"github.com/quic-go/quic-go"
 )
@@ -62,7 +63,7 @@ type Config struct {
 	IdleTimeout  time.Duration // QUIC idle timeout (default 3 × PingInterval, at least 5 s)
 	Backend      Backend
 	Log          *slog.Logger
-	Now          func() time.Time
+	Clock        clock.Clock // liveness stamps (default: the wall clock)
 
 	// OnConnect, if set, is called once a node's session is accepted and
 	// registered (Call reaches it from then on).
@@ -117,8 +118,8 @@ func Listen(cfg Config) (*Server, error) {
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = max(3*cfg.PingInterval, 5*time.Second)
 	}
-	if cfg.Now == nil {
-		cfg.Now = time.Now
+	if cfg.Clock == nil {
+		cfg.Clock = clock.Real{}
 	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -346,7 +347,7 @@ func (s *Server) handleSession(ctx context.Context, qc *quic.Conn, cert *x509.Ce
 		return
 	}
 	c := &conn{nodeID: nodeID, qc: qc, protocol: h.ProtocolVersion, console: h.ConsoleUrl}
-	c.lastSeen.Store(s.cfg.Now().UnixNano())
+	c.lastSeen.Store(s.cfg.Clock.Now().UnixNano())
 	s.mu.Lock()
 	old := s.sessions[nodeID]
 	s.sessions[nodeID] = c
@@ -405,7 +406,7 @@ func (s *Server) controlLoop(qc *quic.Conn, ctrl *quic.Stream, c *conn) {
 			}
 			return
 		}
-		c.lastSeen.Store(s.cfg.Now().UnixNano())
+		c.lastSeen.Store(s.cfg.Clock.Now().UnixNano())
 		seq++
 		switch b := env.Body.(type) {
 		case *pb.Envelope_Ping:
