@@ -44,10 +44,7 @@ func refundDue(price int64, paidUntil time.Time) int64 {
 func TestCancelAndSuspend(t *testing.T) {
 	r := newRig(t)
 	adm := r.c.AnyAlive(nil).Admin()
-	if _, err := adm.CreateProduct(r.ctx, "web-t", api.ProductRequest{Category: api.ProductHosting, NameEn: "Web T", RetailMonthlyUsdCents: 600,
-		Specs: api.ProductSpecs{Hosting: &webQuota}}); err != nil {
-		t.Fatal(err)
-	}
+	r.hostingProduct()
 	r.credit(price + hostingPrice)
 	o, err := r.api(0).OrderServer(r.ctx, order(1), "")
 	if err != nil {

@@ -18,6 +18,15 @@ func hostingOrder(user string) api.HostingOrderRequest {
 	return api.HostingOrderRequest{PlanSlug: "web-t", Domain: user + ".example.com", Username: user}
 }
 
+// hostingProduct creates the web-t hosting product (600 retail, webQuota).
+func (r *rig) hostingProduct() {
+	r.t.Helper()
+	if _, err := r.c.AnyAlive(nil).Admin().CreateProduct(r.ctx, "web-t", api.ProductRequest{Category: api.ProductHosting, NameEn: "Web T",
+		RetailMonthlyUsdCents: 600, Specs: api.ProductSpecs{Hosting: &webQuota}}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
 // waitHosting polls the account until ok says it is done.
 func (r *rig) waitHosting(id, what string, ok func(api.HostingAccount) bool) api.HostingAccount {
 	r.t.Helper()
@@ -45,10 +54,7 @@ func (r *rig) waitHosting(id, what string, ok func(api.HostingAccount) bool) api
 func TestHostingOrders(t *testing.T) {
 	r := newRig(t)
 	adm := r.c.AnyAlive(nil).Admin()
-	if _, err := adm.CreateProduct(r.ctx, "web-t", api.ProductRequest{Category: api.ProductHosting, NameEn: "Web T", RetailMonthlyUsdCents: 600,
-		Specs: api.ProductSpecs{Hosting: &webQuota}}); err != nil {
-		t.Fatal(err)
-	}
+	r.hostingProduct()
 	// A hosting product without its quotas is refused naming the field.
 	_, err := adm.CreateProduct(r.ctx, "web-x", api.ProductRequest{Category: api.ProductHosting, NameEn: "Web X", RetailMonthlyUsdCents: 600})
 	if st, msg := status(err); st != http.StatusBadRequest || !strings.Contains(msg, `"specs.hosting"`) {

@@ -13,15 +13,53 @@ import (
 )
 
 // TestOrderThroughMCPNeedsConfirmation orders a server with the order_server
-// tool (POST /v1/servers) through /mcp of a follower, with the Go SDK's
-// client, on the same processes and wallet as the REST orders: the first call
+// tool (POST /v1/servers) and then hosting with the order_hosting tool (POST
+// /v1/hosting) through /mcp of a follower, with the Go SDK's client, on the
+// same processes and wallet as the REST orders. For each tool: the first call
 // answers the quote and a confirmation token and charges nothing; the token
 // with other arguments, a made-up token and no token at all charge nothing;
-// the token with the quoted arguments orders exactly once (one server, one
+// the token with the quoted arguments orders exactly once (one service, one
 // invoice, one wallet payment of the price); the spent token is refused.
 func TestOrderThroughMCPNeedsConfirmation(t *testing.T) {
 	r := newRig(t)
-	r.credit(2 * price) // enough for two: a second charge would show
+	r.hostingProduct()
+	r.credit(2*price + 2*hostingPrice) // enough for two of each: a second charge would show
+	cs := r.mcpSession()
+
+	r.mcpConfirmedOnce(cs, mcpOrder{tool: "order_server", price: price, retail: 1200,
+		body:      map[string]any{"plan_slug": "vps-t", "label": "mcp-1", "hostname": "mcp-1", "os_template": "base"},
+		other:     map[string]any{"plan_slug": "vps-t", "label": "mcp-2", "hostname": "mcp-2", "os_template": "base"},
+		reordered: map[string]any{"os_template": "base", "hostname": "mcp-1", "label": "mcp-1", "plan_slug": "vps-t"},
+		services:  func() int { return len(r.servers()) },
+		ordered: func(o map[string]any) bool {
+			srv, _ := o["server"].(map[string]any)
+			return srv != nil && srv["hostname"] == "mcp-1"
+		}})
+
+	r.mcpConfirmedOnce(cs, mcpOrder{tool: "order_hosting", price: hostingPrice, retail: 600,
+		body:      map[string]any{"plan_slug": "web-t", "domain": "mcp.example.com", "username": "mcpshop"},
+		other:     map[string]any{"plan_slug": "web-t", "domain": "mcp2.example.com", "username": "mcpshop2"},
+		reordered: map[string]any{"username": "mcpshop", "plan_slug": "web-t", "domain": "mcp.example.com"},
+		services: func() int {
+			l, err := r.api(1).Hosting(r.ctx, 1, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return len(l.Data)
+		},
+		ordered: func(o map[string]any) bool {
+			h, _ := o["hosting"].(map[string]any)
+			sftp, _ := o["sftp_password"].(string)
+			db, _ := o["db_password"].(string)
+			return h != nil && h["domain"] == "mcp.example.com" && sftp != "" && db != ""
+		}})
+}
+
+// mcpSession connects the Go SDK's MCP client to /mcp of a follower with the
+// rig's API key as the bearer.
+func (r *rig) mcpSession() *mcp.ClientSession {
+	t := r.t
+	t.Helper()
 	leader, err := r.c.LeaderIndex(20 * time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -34,27 +72,47 @@ func TestOrderThroughMCPNeedsConfirmation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("connect %s/mcp: %v", r.c.URL(node), err)
 	}
-	defer cs.Close()
+	t.Cleanup(func() { cs.Close() })
+	return cs
+}
 
+// mcpOrder is one order tool as mcpConfirmedOnce drives it: the quoted
+// arguments (body), other arguments, the quoted ones with their keys in
+// another order, the price and retail price, how many services of its kind
+// the account has, and whether a confirmed order's answer is the one asked.
+type mcpOrder struct {
+	tool                   string
+	price, retail          int64
+	body, other, reordered map[string]any
+	services               func() int
+	ordered                func(map[string]any) bool
+}
+
+// mcpConfirmedOnce checks the tool's double confirmation: nothing charged
+// until the token comes back with the quoted arguments, then exactly one
+// charge, and the spent token refused.
+func (r *rig) mcpConfirmedOnce(cs *mcp.ClientSession, o mcpOrder) {
+	t := r.t
+	t.Helper()
 	var tool *mcp.Tool
 	for tl, err := range cs.Tools(r.ctx, nil) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if tl.Name == "order_server" {
+		if tl.Name == o.tool {
 			tool = tl
 		}
 	}
 	if tool == nil {
-		t.Fatal("tools/list has no order_server")
+		t.Fatalf("tools/list has no %s", o.tool)
 	}
 	if props, _ := tool.InputSchema.(map[string]any)["properties"].(map[string]any); props["confirmation_token"] == nil {
-		t.Fatalf("order_server takes no confirmation_token: %v", tool.InputSchema)
+		t.Fatalf("%s takes no confirmation_token: %v", o.tool, tool.InputSchema)
 	}
 
 	// charged is what the account was charged so far: wallet payments,
-	// invoices, servers.
-	type charged struct{ payments, paid, invoices, servers int64 }
+	// invoices, services of the tool's kind, and the balance.
+	type charged struct{ payments, paid, invoices, services, balance int64 }
 	state := func() charged {
 		t.Helper()
 		var c charged
@@ -73,72 +131,74 @@ func TestOrderThroughMCPNeedsConfirmation(t *testing.T) {
 			t.Fatal(err)
 		}
 		c.invoices = int64(invs.Total)
-		c.servers = int64(len(r.servers()))
+		c.services = int64(o.services())
+		c.balance = r.balance()
 		return c
 	}
-	nothing := charged{}
+	nothing := state()
 	call := func(args map[string]any) (map[string]any, *mcp.CallToolResult) {
 		t.Helper()
-		res, err := cs.CallTool(r.ctx, &mcp.CallToolParams{Name: "order_server", Arguments: args})
+		res, err := cs.CallTool(r.ctx, &mcp.CallToolParams{Name: o.tool, Arguments: args})
 		if err != nil {
-			t.Fatalf("order_server %v: %v", args, err)
+			t.Fatalf("%s %v: %v", o.tool, args, err)
 		}
 		if len(res.Content) != 1 {
-			t.Fatalf("order_server %v: content %+v", args, res.Content)
+			t.Fatalf("%s %v: content %+v", o.tool, args, res.Content)
 		}
 		var m map[string]any
 		if err := json.Unmarshal([]byte(res.Content[0].(*mcp.TextContent).Text), &m); err != nil {
-			t.Fatalf("order_server %v: %v", args, err)
+			t.Fatalf("%s %v: %v", o.tool, args, err)
 		}
 		return m, res
 	}
-	body := map[string]any{"plan_slug": "vps-t", "label": "mcp-1", "hostname": "mcp-1", "os_template": "base"}
 
 	// 1. Without a token: the quote and a token, nothing charged.
-	quote, res := call(map[string]any{"body": body})
+	quote, res := call(map[string]any{"body": o.body})
 	q, _ := quote["quote"].(map[string]any)
 	tok, _ := quote["confirmation_token"].(string)
-	if res.IsError || quote["confirmation_required"] != true || tok == "" || q["your_monthly_usd_cents"] != float64(price) ||
-		q["retail_monthly_usd_cents"] != 1200.0 || q["balance_usd_cents"] != float64(2*price) || q["shortfall_usd_cents"] != 0.0 {
-		t.Fatalf("first call: %v", quote)
+	if res.IsError || quote["confirmation_required"] != true || tok == "" || q["your_monthly_usd_cents"] != float64(o.price) ||
+		q["retail_monthly_usd_cents"] != float64(o.retail) || q["balance_usd_cents"] != float64(nothing.balance) || q["shortfall_usd_cents"] != 0.0 {
+		t.Fatalf("%s first call: %v", o.tool, quote)
 	}
 	if msg, _ := quote["message"].(string); !strings.Contains(msg, "nothing was charged") {
-		t.Errorf("the quote's message does not say nothing was charged: %q", quote["message"])
+		t.Errorf("%s: the quote's message does not say nothing was charged: %q", o.tool, quote["message"])
 	}
-	if got := state(); got != nothing || r.balance() != 2*price {
-		t.Fatalf("after the quote: %+v, balance %d; want nothing charged", got, r.balance())
+	if got := state(); got != nothing {
+		t.Fatalf("%s after the quote: %+v; want nothing charged (%+v)", o.tool, got, nothing)
 	}
 
 	// 2. Refusals: other arguments with the token, a made-up token; nothing charged.
-	other := map[string]any{"plan_slug": "vps-t", "label": "mcp-2", "hostname": "mcp-2", "os_template": "base"}
-	if m, res := call(map[string]any{"body": other, "confirmation_token": tok}); !res.IsError || !strings.Contains(m["message"].(string), "arguments differ") {
-		t.Fatalf("the token with other arguments: %v", m)
+	if m, res := call(map[string]any{"body": o.other, "confirmation_token": tok}); !res.IsError || !strings.Contains(m["message"].(string), "arguments differ") {
+		t.Fatalf("%s: the token with other arguments: %v", o.tool, m)
 	}
-	if m, res := call(map[string]any{"body": body, "confirmation_token": "mcpc_" + strings.Repeat("0", 36)}); !res.IsError || m["code"] != "confirmation_invalid" {
-		t.Fatalf("a made-up token: %v", m)
+	if m, res := call(map[string]any{"body": o.body, "confirmation_token": "mcpc_" + strings.Repeat("0", 36)}); !res.IsError || m["code"] != "confirmation_invalid" {
+		t.Fatalf("%s: a made-up token: %v", o.tool, m)
 	}
-	if got := state(); got != nothing || r.balance() != 2*price {
-		t.Fatalf("after refused confirmations: %+v, balance %d; want nothing charged", got, r.balance())
+	if got := state(); got != nothing {
+		t.Fatalf("%s after refused confirmations: %+v; want nothing charged (%+v)", o.tool, got, nothing)
 	}
 
 	// 3. The token with the quoted arguments (keys in another order): one order.
-	reordered := map[string]any{"os_template": "base", "hostname": "mcp-1", "label": "mcp-1", "plan_slug": "vps-t"}
-	o, res := call(map[string]any{"confirmation_token": tok, "body": reordered})
-	srv, _ := o["server"].(map[string]any)
-	inv, _ := o["invoice"].(map[string]any)
-	if res.IsError || srv == nil || srv["hostname"] != "mcp-1" || inv["total_usd_cents"] != float64(price) || inv["status"] != api.InvoicePaid {
-		t.Fatalf("confirmed order: %v", o)
+	m, res := call(map[string]any{"confirmation_token": tok, "body": o.reordered})
+	inv, _ := m["invoice"].(map[string]any)
+	if res.IsError || !o.ordered(m) || inv["total_usd_cents"] != float64(o.price) || inv["status"] != api.InvoicePaid {
+		t.Fatalf("%s confirmed order: %v", o.tool, m)
 	}
-	once := charged{payments: 1, paid: price, invoices: 1, servers: 1}
-	if got := state(); got != once || r.balance() != price {
-		t.Fatalf("after the confirmed order: %+v, balance %d; want %+v, balance %d", got, r.balance(), once, price)
+	once := nothing
+	once.payments++
+	once.paid += o.price
+	once.invoices++
+	once.services++
+	once.balance -= o.price
+	if got := state(); got != once {
+		t.Fatalf("%s after the confirmed order: %+v; want %+v", o.tool, got, once)
 	}
 
 	// 4. The spent token again: refused, still one charge.
-	if m, res := call(map[string]any{"body": body, "confirmation_token": tok}); !res.IsError || !strings.Contains(m["message"].(string), "already used") {
-		t.Fatalf("the spent token: %v", m)
+	if m, res := call(map[string]any{"body": o.body, "confirmation_token": tok}); !res.IsError || !strings.Contains(m["message"].(string), "already used") {
+		t.Fatalf("%s: the spent token: %v", o.tool, m)
 	}
-	if got := state(); got != once || r.balance() != price {
-		t.Fatalf("after reusing the token: %+v, balance %d; want %+v", got, r.balance(), once)
+	if got := state(); got != once {
+		t.Fatalf("%s after reusing the token: %+v; want %+v", o.tool, got, once)
 	}
 }
