@@ -48,7 +48,10 @@ func failpointFile(p *framework.CoordinatorProcess) string { return p.DataDir + 
 
 // newRig starts the registry (with more registrar accounts, clID → password,
 // besides the coordinators') and three coordinators using it.
-func newRig(t *testing.T, others ...map[string]string) *rig {
+func newRig(t *testing.T, others ...map[string]string) *rig { return newRigFlags(t, nil, others...) }
+
+// newRigFlags is newRig with extra coordinator flags.
+func newRigFlags(t *testing.T, flags []string, others ...map[string]string) *rig {
 	clients := map[string]string{framework.EPPDClientID: framework.EPPDPassword}
 	for _, o := range others {
 		for id, pw := range o {
@@ -62,8 +65,8 @@ func newRig(t *testing.T, others ...map[string]string) *rig {
 	}
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
 		Webhooks: true, Extra: func(i int, p *framework.CoordinatorProcess) []string {
-			return []string{"--registrar-epp-addr", reg.Addr, "--registrar-epp-client-id", framework.EPPDClientID,
-				"--registrar-epp-password-file", pw, "--registrar-epp-ca-file", reg.CertFile, "--failpoint-file", failpointFile(p)}
+			return append([]string{"--registrar-epp-addr", reg.Addr, "--registrar-epp-client-id", framework.EPPDClientID,
+				"--registrar-epp-password-file", pw, "--registrar-epp-ca-file", reg.CertFile, "--failpoint-file", failpointFile(p)}, flags...)
 		}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)

@@ -2,14 +2,13 @@ package orders
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestRenewalsThroughProcesses: renewals on three coordinator processes
@@ -25,19 +24,7 @@ import (
 // for that server, though a second leader is SIGKILLed between the two (once
 // the suspension's delivery is recorded) and the first killed node restarted.
 func TestRenewalsThroughProcesses(t *testing.T) {
-	t.Setenv("HOSTPLANE_TEST_CLOCK_OPT_IN", "this-is-a-test") // server.TestClockOptIn
-	clock := filepath.Join(t.TempDir(), "clock")
-	setClock := func(off time.Duration) {
-		t.Helper()
-		tmp := clock + ".tmp"
-		if err := os.WriteFile(tmp, []byte(off.String()+"\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, clock); err != nil {
-			t.Fatal(err)
-		}
-	}
-	setClock(0)
+	clock, setClock := framework.TestClock(t)
 	r := newRig(t, "--test-clock-file", clock, "--renewal-interval", "200ms", "--renewal-invoice-days", "7", "--suspend-after-days", "3")
 	hooks, hookID := r.hooks(api.EventServerSuspended, api.EventServerUnsuspended)
 	r.credit(3 * price)
