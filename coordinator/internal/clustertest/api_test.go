@@ -39,14 +39,13 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{c: c, cl: newAPIClient(t, c.URL(0))}
 	f.accA, f.keyA = c.NewAccount("a@example.com", api.AllScopes...)
 	f.accB, f.keyB = c.NewAccount("b@example.com", api.AllScopes...)
-	r := f.cl.Call(f.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "A's ticket", Message: "hello"}, nil)
-	if r.Status != 201 {
-		t.Fatalf("create ticket: %d %s", r.Status, r.Body)
-	}
-	var tk api.Ticket
-	r.Decode(t, &tk)
-	f.ticketA = tk.ID
 	ctx := context.Background()
+	cctx, r := framework.Capture(ctx)
+	tk, err := f.cl.Client(f.keyA).CreateTicket(cctx, api.TicketCreateRequest{Subject: "A's ticket", Message: "hello"}, "")
+	if err != nil || r.Status != 201 {
+		t.Fatalf("create ticket: %d %s (%v)", r.Status, r.Body, err)
+	}
+	f.ticketA = tk.ID
 	if _, err := c.Admin(0).CreditWallet(ctx, f.accA.ID, api.WalletCreditRequest{AmountUsdCents: 5000, Gateway: "card"}); err != nil {
 		t.Fatal(err)
 	}
@@ -140,9 +139,10 @@ func TestOtherAccountsResourcesAre404(t *testing.T) {
 		}
 	}
 	// Nothing B did touched A's ticket.
-	r := f.cl.Call(f.keyA, "GET", "/v1/tickets/"+f.ticketA, nil, nil)
-	var tk api.Ticket
-	r.Decode(t, &tk)
+	tk, err := f.cl.Client(f.keyA).Ticket(context.Background(), f.ticketA)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(tk.Messages) != 1 || tk.Status != api.TicketOpen {
 		t.Fatalf("A's ticket changed by B: %+v", tk)
 	}
@@ -164,8 +164,8 @@ func TestKeyStatesAndAllowlist(t *testing.T) {
 	}
 	exp := time.Now().Add(1500 * time.Millisecond)
 	expiring := f.key(t, f.accA, api.KeyCreateRequest{ExpiresAt: &exp})
-	if r := f.cl.Call(expiring, "GET", "/v1/account", nil, nil); r.Status != 200 {
-		t.Fatalf("key before expiry: %d", r.Status)
+	if _, err := f.cl.Client(expiring).Account(context.Background()); err != nil {
+		t.Fatalf("key before expiry: %v", err)
 	}
 	revoked := f.key(t, f.accA, api.KeyCreateRequest{})
 	info, _ := f.c.Admin(0).Keys(context.Background(), f.accA.ID)
@@ -219,15 +219,17 @@ func TestRateLimit(t *testing.T) {
 		t.Fatalf("6th request: %d %s Retry-After=%q", r.Status, r.Body, r.Header.Get("Retry-After"))
 	}
 	// Another key of the same account has its own budget.
-	if r := f.cl.Call(f.keyA, "GET", "/v1/account", nil, nil); r.Status != 200 {
-		t.Fatalf("other key limited too: %d", r.Status)
+	if _, err := f.cl.Client(f.keyA).Account(context.Background()); err != nil {
+		t.Fatalf("other key limited too: %v", err)
 	}
 }
 
 func ticketCount(t *testing.T, f *fixture, key string) int {
 	t.Helper()
-	var p api.Page[api.Ticket]
-	f.cl.Call(key, "GET", "/v1/tickets?limit=1", nil, nil).Decode(t, &p)
+	p, err := f.cl.Client(key).Tickets(context.Background(), 1, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return p.Total
 }
 
@@ -330,43 +332,54 @@ func TestBadBodies(t *testing.T) {
 func TestTourAndEvents(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	var acc api.Account
-	f.cl.Call(f.keyA, "GET", "/v1/account", nil, nil).Decode(t, &acc)
+	cl := f.cl.Client(f.keyA)
+	acc, err := cl.Account(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if acc.ID != f.accA.ID || acc.Email != "a@example.com" || acc.BalanceUsdCents != 5000-1200 {
 		t.Fatalf("account: %+v", acc)
 	}
-	var w api.Wallet
-	f.cl.Call(f.keyA, "GET", "/v1/billing/wallet", nil, nil).Decode(t, &w)
+	w, err := cl.Wallet(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if w.BalanceUsdCents != 3800 || w.Currency != "USD" {
 		t.Fatalf("wallet: %+v", w)
 	}
-	var txs api.Page[api.WalletTransaction]
-	f.cl.Call(f.keyA, "GET", "/v1/billing/wallet/transactions", nil, nil).Decode(t, &txs)
+	txs, err := cl.WalletTransactions(ctx, 1, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if txs.Total != 2 || txs.Data[0].AmountUsdCents != -1200 || txs.Data[1].AmountUsdCents != 5000 {
 		t.Fatalf("transactions: %+v", txs)
 	}
-	var inv api.Invoice
-	f.cl.Call(f.keyA, "GET", "/v1/billing/invoices/"+f.invoiceA, nil, nil).Decode(t, &inv)
+	inv, err := cl.Invoice(ctx, f.invoiceA)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if inv.Status != api.InvoicePaid || inv.TotalUsdCents != 1200 || len(inv.Payments) != 1 || inv.PaidAt == nil {
 		t.Fatalf("invoice: %+v", inv)
 	}
 	// Customer reply, staff reply, close, re-open by reply.
-	if r := f.cl.Call(f.keyA, "POST", "/v1/tickets/"+f.ticketA+"/reply", api.TicketReplyRequest{Body: "any news?"}, nil); r.Status != 201 {
-		t.Fatalf("reply: %d %s", r.Status, r.Body)
+	rctx, reply := framework.Capture(ctx)
+	if _, err := cl.ReplyTicket(rctx, f.ticketA, api.TicketReplyRequest{Body: "any news?"}, ""); err != nil || reply.Status != 201 {
+		t.Fatalf("reply: %d %s (%v)", reply.Status, reply.Body, err)
 	}
 	if _, err := f.c.Admin(0).StaffReply(ctx, f.ticketA, api.StaffReplyRequest{Body: "fixed", StaffName: "Ayşe"}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 2; i++ { // close is idempotent
-		var tk api.Ticket
-		r := f.cl.Call(f.keyA, "POST", "/v1/tickets/"+f.ticketA+"/close", nil, nil)
-		r.Decode(t, &tk)
-		if r.Status != 200 || tk.Status != api.TicketClosed {
-			t.Fatalf("close #%d: %d %s", i, r.Status, r.Body)
+		cctx, r := framework.Capture(ctx)
+		tk, err := cl.CloseTicket(cctx, f.ticketA)
+		if err != nil || r.Status != 200 || tk.Status != api.TicketClosed {
+			t.Fatalf("close #%d: %d %s (%v)", i, r.Status, r.Body, err)
 		}
 	}
-	var tk api.Ticket
-	f.cl.Call(f.keyA, "POST", "/v1/tickets/"+f.ticketA+"/reply", api.TicketReplyRequest{Body: "again"}, nil).Decode(t, &tk)
+	tk, err := cl.ReplyTicket(ctx, f.ticketA, api.TicketReplyRequest{Body: "again"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if tk.Status != api.TicketCustomerReply || len(tk.Messages) != 4 || tk.Messages[2].Author != "staff" || tk.Messages[2].StaffName != "Ayşe" {
 		t.Fatalf("thread: %+v", tk)
 	}
@@ -419,7 +432,7 @@ func TestUsageLogIsBatched(t *testing.T) {
 	}
 	idx := f.c.Nodes[0].Server.Node.Raft.LastIndex()
 	for i := 0; i < 30; i++ {
-		f.cl.Call(k.Key, "GET", "/v1/account", nil, nil)
+		_, _ = f.cl.Client(k.Key).Account(ctx)
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	var u []api.KeyUsage
@@ -451,7 +464,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 			t.Fatalf("%s: %d %s", p, r.Status, r.Body)
 		}
 	}
-	f.cl.Call(f.keyA, "GET", "/v1/account", nil, nil)
+	_, _ = f.cl.Client(f.keyA).Account(context.Background())
 	// /metrics is not on the public listener but on its own (--metrics-addr).
 	if r := f.cl.Call("", "GET", "/metrics", nil, nil); r.Status != 404 {
 		t.Fatalf("public /metrics: %d", r.Status)
@@ -489,12 +502,17 @@ func TestIdempotencyKeysExpireThroughLeaderSweep(t *testing.T) {
 	})
 	cl := newAPIClient(t, c.URL(0))
 	_, key := c.NewAccount("ttl@example.com")
-	h := map[string]string{"Idempotency-Key": "short-lived"}
-	if r := cl.Call(key, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "one", Message: "m"}, h); r.Status != 201 {
-		t.Fatalf("first: %d %s", r.Status, r.Body)
+	// create opens a ticket under one Idempotency-Key and returns the raw answer.
+	create := func(subject string) (framework.Reply, error) {
+		ctx, r := framework.Capture(t.Context())
+		_, err := cl.Client(key).CreateTicket(ctx, api.TicketCreateRequest{Subject: subject, Message: "m"}, "short-lived")
+		return *r, err
 	}
-	if r := cl.Call(key, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "two", Message: "m"}, h); r.Status != 422 {
-		t.Fatalf("within the TTL: %d %s", r.Status, r.Body)
+	if r, err := create("one"); err != nil || r.Status != 201 {
+		t.Fatalf("first: %d %s (%v)", r.Status, r.Body, err)
+	}
+	if r, err := create("two"); r.Status != 422 {
+		t.Fatalf("within the TTL: %d %s (%v)", r.Status, r.Body, err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -511,7 +529,7 @@ func TestIdempotencyKeysExpireThroughLeaderSweep(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if r := cl.Call(key, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "two", Message: "m"}, h); r.Status != 201 || r.Header.Get("Idempotent-Replayed") != "" {
-		t.Fatalf("after expiry: %d %s", r.Status, r.Body)
+	if r, err := create("two"); err != nil || r.Status != 201 || r.Header.Get("Idempotent-Replayed") != "" {
+		t.Fatalf("after expiry: %d %s (%v)", r.Status, r.Body, err)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/internal/testpki"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // clusterTLSConns reads hostplane_cluster_tls_connections_total from node i.
@@ -65,12 +66,13 @@ func TestForwardingOverMutualTLS(t *testing.T) {
 			cl := newAPIClient(t, c.URL([]int{f1, f2}[n%2]))
 			deadline := time.Now().Add(20 * time.Second)
 			for {
-				r := cl.Call(key, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: fmt.Sprint("tls ", round, " ", n), Message: "m"}, nil)
-				if r.Status == 201 {
+				ctx, r := framework.Capture(t.Context())
+				_, err := cl.Client(key).CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprint("tls ", round, " ", n), Message: "m"}, "")
+				if err == nil && r.Status == 201 {
 					break
 				}
 				if r.Status != 503 || time.Now().After(deadline) {
-					t.Fatalf("write via follower over mTLS: %d %s", r.Status, r.Body)
+					t.Fatalf("write via follower over mTLS: %d %s (%v)", r.Status, r.Body, err)
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
