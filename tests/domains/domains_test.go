@@ -144,6 +144,18 @@ func (r *rig) registry(name string) eppd.AdminDomain {
 	return *d
 }
 
+// registered registers name for a year; the registration must succeed.
+func (r *rig) registered(name string) api.Domain {
+	r.t.Helper()
+	rep := r.register(name, 1, nil)
+	if rep.Status != 201 {
+		r.t.Fatalf("register %s: %s", name, rep)
+	}
+	var d api.Domain
+	rep.Decode(r.t, &d)
+	return d
+}
+
 func (r *rig) register(name string, years int, hdr map[string]string) framework.Reply {
 	r.t.Helper()
 	return r.call(-1, "POST", "/v1/domains", fmt.Sprintf(`{"name":%q,"years":%d,"nameservers":["ns1.example.net","ns2.example.net"],%s}`, name, years, contact), hdr)
@@ -284,12 +296,7 @@ func TestDomainLifecycle(t *testing.T) {
 func TestLeaderKilledBetweenCallAndCommit(t *testing.T) {
 	r := newRig(t)
 	r.credit(2 * yearly)
-	rep := r.register("kill.test", 1, nil)
-	if rep.Status != 201 {
-		t.Fatalf("register: %s", rep)
-	}
-	var d api.Domain
-	rep.Decode(t, &d)
+	d := r.registered("kill.test")
 
 	var restart []int
 	kill := func(what string, send func(i int)) {

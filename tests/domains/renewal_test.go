@@ -63,14 +63,7 @@ func TestDomainRenewalsThroughProcesses(t *testing.T) {
 		t.Fatalf("webhook: %s", rep)
 	}
 	r.credit(3 * yearly)
-	var auto, manual api.Domain
-	for name, d := range map[string]*api.Domain{"auto.test": &auto, "manual.test": &manual} {
-		rep := r.register(name, 1, nil)
-		if rep.Status != 201 {
-			t.Fatalf("register %s: %s", name, rep)
-		}
-		rep.Decode(t, d)
-	}
+	auto, manual := r.registered("auto.test"), r.registered("manual.test")
 	if !auto.AutoRenew {
 		t.Fatalf("auto-renew is off by default: %+v", auto)
 	}
