@@ -42,6 +42,10 @@ type Brand struct {
 	KeyPrefix string
 	// Site is the brand's public domain, used in generated documentation.
 	Site string
+	// KeyEnv is the environment variable the brand's documentation names for
+	// the API key of a local (stdio) MCP server: SUNUCU_API_KEY,
+	// H444_API_KEY. hostplane-mcp reads it when HOSTPLANE_API_KEY is unset.
+	KeyEnv string
 
 	// segments renames the path segment right after /v1/ (canonical →
 	// brand); paths renames whole canonical paths first (a route whose brand
@@ -73,13 +77,13 @@ type reverse struct {
 
 var brands = map[string]*Brand{
 	Sunucu: {
-		Name: Sunucu, Header: "Sunucu", KeyPrefix: "snc_", Site: "sunucu.com",
+		Name: Sunucu, Header: "Sunucu", KeyPrefix: "snc_", Site: "sunucu.com", KeyEnv: "SUNUCU_API_KEY",
 		// server.created carries hostname and planSlug for 444host; sunucu's
 		// payload stays serverId, status, label and ipv4 as it always was.
 		hidden: map[string][]string{"server.created": {"hostname", "planSlug"}},
 	},
 	H444: {
-		Name: H444, Header: "444host", KeyPrefix: "h444_", Site: "444host.com",
+		Name: H444, Header: "444host", KeyPrefix: "h444_", Site: "444host.com", KeyEnv: "H444_API_KEY",
 		segments: map[string]string{"servers": "vps"},
 		paths:    map[string]string{"/v1/servers/ips": "/v1/vps/all-ips"},
 		scopes:   map[string]string{"servers": "vps"},

@@ -1,6 +1,8 @@
 // Command hostplane-mcp serves the hostplane API to a local MCP client over
 // stdio (as an MCP client's "command" server). It reads the API key from
-// HOSTPLANE_API_KEY and the API's base URL from HOSTPLANE_API_URL (default
+// HOSTPLANE_API_KEY (or, when that is unset, from the brand's variable the
+// brands' documentation names: SUNUCU_API_KEY or H444_API_KEY) and the API's
+// base URL from HOSTPLANE_API_URL (default
 // http://127.0.0.1:8420; use https:// for a remote coordinator, with
 // HOSTPLANE_CA_FILE for a private CA), fetches that API's /openapi.json and
 // serves one tool per operation, generated the same way as the coordinator's
@@ -24,6 +26,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
+	"github.com/hostplane/hostplane/pkg/brand"
 	"github.com/hostplane/hostplane/pkg/client"
 )
 
@@ -38,9 +41,9 @@ func main() {
 
 // run serves MCP on in/out until the client closes it or ctx ends.
 func run(ctx context.Context, getenv func(string) string, in io.ReadCloser, out io.WriteCloser) error {
-	key := strings.TrimSpace(getenv("HOSTPLANE_API_KEY"))
-	if key == "" {
-		return fmt.Errorf("HOSTPLANE_API_KEY is not set: export the API key the tools should act with")
+	key, err := apiKey(getenv)
+	if err != nil {
+		return err
 	}
 	base := strings.TrimSuffix(getenv("HOSTPLANE_API_URL"), "/")
 	if base == "" {
@@ -80,4 +83,32 @@ func run(ctx context.Context, getenv func(string) string, in io.ReadCloser, out 
 	}
 	srv := mcpserver.NewServer(tools, mcpserver.ClientDispatcher{Client: c}, mcpserver.Options{})
 	return srv.Run(ctx, &mcp.IOTransport{Reader: in, Writer: out})
+}
+
+// apiKey is the key in HOSTPLANE_API_KEY or, when that is unset, in a
+// brand's own variable (SUNUCU_API_KEY, H444_API_KEY: what each brand's
+// documentation tells its customers to export). Two brand variables naming
+// different keys are refused rather than one picked silently.
+func apiKey(getenv func(string) string) (string, error) {
+	if k := strings.TrimSpace(getenv("HOSTPLANE_API_KEY")); k != "" {
+		return k, nil
+	}
+	var key, from string
+	vars := []string{"HOSTPLANE_API_KEY"}
+	for _, n := range brand.Names() {
+		v := brand.MustGet(n).KeyEnv
+		vars = append(vars, v)
+		k := strings.TrimSpace(getenv(v))
+		if k == "" {
+			continue
+		}
+		if key != "" && k != key {
+			return "", fmt.Errorf("%s and %s hold different keys: set one of them (or HOSTPLANE_API_KEY)", from, v)
+		}
+		key, from = k, v
+	}
+	if key == "" {
+		return "", fmt.Errorf("no API key: export %s with the API key the tools should act with", strings.Join(vars, " or "))
+	}
+	return key, nil
 }

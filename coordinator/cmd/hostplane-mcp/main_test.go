@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -20,8 +21,10 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
+	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
 )
 
 // TestStdio runs hostplane-mcp's server over pipes, as an MCP client runs it,
@@ -41,14 +44,7 @@ func TestStdio(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srvIn, cliOut := io.Pipe()
-	cliIn, srvOut := io.Pipe()
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, srvIn, srvOut) }()
-	cs, err := mcp.NewClient(&mcp.Implementation{Name: "stdio-test"}, nil).Connect(ctx, &mcp.IOTransport{Reader: cliIn, Writer: cliOut}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cs, done := connect(t, ctx, env)
 
 	ops, err := mcpserver.OperationsFromDoc(httpapi.OpenAPI)
 	if err != nil {
@@ -106,6 +102,79 @@ func TestStdio(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Error("run did not return after the client closed")
+	}
+}
+
+// connect runs hostplane-mcp's server over pipes with the environment env
+// and connects an MCP client to it; done receives run's result.
+func connect(t *testing.T, ctx context.Context, env map[string]string) (cs *mcp.ClientSession, done chan error) {
+	t.Helper()
+	srvIn, cliOut := io.Pipe()
+	cliIn, srvOut := io.Pipe()
+	done = make(chan error, 1)
+	go func() { done <- run(ctx, func(k string) string { return env[k] }, srvIn, srvOut) }()
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "stdio-test"}, nil).Connect(ctx, &mcp.IOTransport{Reader: cliIn, Writer: cliOut}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cs, done
+}
+
+// TestStdioBrandKey: against a 444host coordinator, the key exported as the
+// 444host documentation says (H444_API_KEY, no HOSTPLANE_API_KEY) is the one
+// the tools act with, and the tools carry 444host's names.
+func TestStdioBrandKey(t *testing.T) {
+	c := testcluster.New(t, 1, func(_ int, cfg *server.Config) {
+		cfg.Brand, cfg.KeyPrefix, cfg.Webhooks.Brand = brand.H444, "", ""
+	})
+	_, key := c.NewAccount("h444-stdio@example.com")
+	if !strings.HasPrefix(key, "h444_") {
+		t.Fatalf("key %.9s…, want h444_…", key)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cs, _ := connect(t, ctx, map[string]string{"H444_API_KEY": key, "HOSTPLANE_API_URL": c.URL(0)})
+	defer cs.Close()
+	var names []string
+	for tl, err := range cs.Tools(ctx, nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		names = append(names, tl.Name)
+	}
+	if !slices.Contains(names, "list_vps") || slices.Contains(names, "list_servers") {
+		t.Errorf("tools over stdio on 444host: %v", names)
+	}
+	r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "get_account", Arguments: map[string]any{}})
+	if err != nil || r.IsError || !strings.Contains(r.Content[0].(*mcp.TextContent).Text, "h444-stdio@example.com") {
+		t.Fatalf("get_account with the key from H444_API_KEY: %v %+v", err, r)
+	}
+}
+
+// TestAPIKeyVariables: HOSTPLANE_API_KEY first, then a brand's variable;
+// two brand variables with different keys, or none, are refused naming them.
+func TestAPIKeyVariables(t *testing.T) {
+	for _, tc := range []struct {
+		env       map[string]string
+		key, fail string
+	}{
+		{map[string]string{"HOSTPLANE_API_KEY": "snc_a", "H444_API_KEY": "h444_b"}, "snc_a", ""},
+		{map[string]string{"H444_API_KEY": " h444_b\n"}, "h444_b", ""},
+		{map[string]string{"SUNUCU_API_KEY": "snc_c"}, "snc_c", ""},
+		{map[string]string{"SUNUCU_API_KEY": "k", "H444_API_KEY": "k"}, "k", ""},
+		{map[string]string{"SUNUCU_API_KEY": "snc_c", "H444_API_KEY": "h444_b"}, "", "SUNUCU_API_KEY and H444_API_KEY hold different keys"},
+		{map[string]string{}, "", "export HOSTPLANE_API_KEY or SUNUCU_API_KEY or H444_API_KEY"},
+	} {
+		key, err := apiKey(func(k string) string { return tc.env[k] })
+		if tc.fail != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.fail) {
+				t.Errorf("%v: %q %v, want an error with %q", tc.env, key, err, tc.fail)
+			}
+			continue
+		}
+		if err != nil || key != tc.key {
+			t.Errorf("%v: %q %v, want %q", tc.env, key, err, tc.key)
+		}
 	}
 }
 
