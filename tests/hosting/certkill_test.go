@@ -98,14 +98,14 @@ func TestLeaderKilledDuringACMEOrder(t *testing.T) {
 	// once — the action sent again is answered "interrupted" from the
 	// journal (the key is never journaled) and the coordinator sends it once
 	// more with the key. The renewed certificate is served; no new order.
-	w.agent.stop()
-	w.agent.start(api.NodeOpHostingCert + ":routed")
+	w.agent.Stop()
+	w.agent.Start(api.NodeOpHostingCert + ":routed")
 	w.c.WaitNode(w.nodeID, 30*time.Second, "connected", func(n api.AgentNode) bool { return n.Connected })
 	if _, err := w.client(alive, w.key).RetryCertificate(ctx, id); err != nil {
 		t.Fatalf("ssl/retry: %v", err)
 	}
-	w.agent.waitExit(40 * time.Second)
-	w.agent.start("")
+	w.agent.WaitExit(40 * time.Second)
+	w.agent.Start("")
 	// 100 s: the coordinator sends the install again at once when the agent
 	// answers "interrupted" (about 4 s in passing runs); one run of six did
 	// not see the renewed certificate within 40 s, unexplained, and the
@@ -126,7 +126,7 @@ func TestLeaderKilledDuringACMEOrder(t *testing.T) {
 			d, derr := w.client(alive, w.key).CustomDomain(cctx, id)
 			cancel()
 			t.Fatalf("the renewed certificate is not served 100 s after the agent restarted mid-attach: %v; certificate %+v %v; pebble %q\n%s",
-				err, d.Certificate, derr, pb.Issued(t), framework.Tail(w.agent.log, 30))
+				err, d.Certificate, derr, pb.Issued(t), framework.Tail(w.agent.Log, 30))
 		}
 		time.Sleep(200 * time.Millisecond)
 	}

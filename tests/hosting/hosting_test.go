@@ -15,10 +15,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -29,79 +27,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
-
-// agentProc is a hostplane-agent with only the hosting role.
-type agentProc struct {
-	t      *testing.T
-	bin    string
-	args   []string
-	env    []string
-	log    string
-	socket string
-	cmd    *exec.Cmd
-	done   chan struct{}
-}
-
-func (a *agentProc) start(failpoint string) {
-	a.t.Helper()
-	logf, err := os.OpenFile(a.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	cmd := exec.Command(a.bin, a.args...)
-	cmd.Env = append(append(os.Environ(), a.env...), "HOSTPLANE_AGENT_FAILPOINT="+failpoint)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		a.t.Fatal(err)
-	}
-	a.cmd, a.done = cmd, make(chan struct{})
-	done := a.done
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	nc := client.NodeNew(a.socket)
-	defer nc.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := nc.Healthy(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case <-done:
-			a.t.Fatalf("agent exited while starting:\n%s", framework.Tail(a.log, 30))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("agent not healthy after 30 s: %v\n%s", err, framework.Tail(a.log, 30))
-		}
-	}
-}
-
-func (a *agentProc) stop() {
-	if a.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-		<-a.done
-	}
-	a.cmd = nil
-}
-
-func (a *agentProc) waitExit(timeout time.Duration) {
-	a.t.Helper()
-	select {
-	case <-a.done:
-		a.cmd = nil
-	case <-time.After(timeout):
-		a.t.Fatalf("agent did not die at its failpoint within %s:\n%s", timeout, framework.Tail(a.log, 30))
-	}
-}
 
 type hookReceiver struct {
 	mu     sync.Mutex
@@ -124,7 +49,7 @@ type world struct {
 	t      *testing.T
 	env    *hostenv.Env
 	c      *framework.ProcessCluster
-	agent  *agentProc
+	agent  *hostenv.Agent
 	nodeID string
 	acct   string
 	key    string
@@ -177,42 +102,7 @@ func newWorldWith(t *testing.T, o worldOptions) *world {
 	if _, err := w.client(0, w.key).CreateWebhook(ctx, api.WebhookCreateRequest{URL: w.hooks.srv.URL + "/hook", Events: []string{"*"}}, ""); err != nil {
 		t.Fatal(err)
 	}
-	tok, err := w.c.AnyAlive(nil).Admin().CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "hosting e2e"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := env.Root
-	w.agent = &agentProc{t: t, bin: framework.AgentBinary(t), log: filepath.Join(root, "agent.log"), socket: filepath.Join(root, "agent.sock"),
-		args: []string{"-roles", "hosting", "-data-dir", filepath.Join(root, "agent"), "-socket", filepath.Join(root, "agent.sock"),
-			"-hosting-root", root, "-hosting-http-listen", env.HTTPAddr, "-hosting-mariadb-socket", env.DBSocket,
-			"-hosting-sftp-group", env.SFTPGroup, "-coordinators", strings.Join(w.c.AgentAddrs(), ","), "-node-id", w.nodeID,
-			"-log-level", "debug", "-log-format", "text"},
-		env: []string{"HOSTPLANE_AGENT_JOIN_TOKEN=" + tok.Token}}
-	w.agent.args = append(w.agent.args, o.agentArgs...)
-	t.Cleanup(func() {
-		// nginx and PHP-FPM outlive the agent; hostenv stops them after this.
-		w.agent.stop()
-		if t.Failed() {
-			t.Logf("agent log:\n%s", framework.Tail(w.agent.log, 60))
-		}
-	})
-	w.agent.start("")
-	w.c.WaitNode(w.nodeID, 30*time.Second, "ready and connected with the hosting role", func(n api.AgentNode) bool {
-		return n.State == api.AgentNodeReady && n.Connected && slices.Contains(n.Roles, api.RoleHosting)
-	})
-	env.StartSSHD(t)
-	// The node's installed PHP-FPM versions reach the coordinators (inventory).
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		d, err := w.c.AnyAlive(nil).Admin().AgentNodeDetail(ctx, w.nodeID)
-		if err == nil && slices.Contains(d.PHPVersions, "8.2") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("node detail lists no PHP 8.2 after 30 s: %+v %v", d.PHPVersions, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	w.agent = env.JoinAgent(t, w.c, w.nodeID, o.agentArgs...)
 	return w
 }
 
@@ -478,13 +368,13 @@ func TestHostingThroughTheAPI(t *testing.T) {
 	assertGone(t, w, user, domain)
 
 	// The agent killed mid-create: on restart the action completes once.
-	w.agent.stop()
-	w.agent.start(api.NodeOpHostingCreate + ":database")
+	w.agent.Stop()
+	w.agent.Start(api.NodeOpHostingCreate + ":database")
 	w.c.WaitNode(w.nodeID, 30*time.Second, "connected", func(n api.AgentNode) bool { return n.Connected })
 	cu, cd := w.env.Prefix+"k", "k-"+w.env.Prefix+".test"
 	crash := w.create(cu, cd)
-	w.agent.waitExit(60 * time.Second)
-	w.agent.start("")
+	w.agent.WaitExit(60 * time.Second)
+	w.agent.Start("")
 	w.mustSucceed(crash.Action.ID)
 	if _, err := hostenv.DBLogin(w.env.DBPort, cu, crash.DBPassword, cu, "SELECT 1"); err != nil {
 		t.Fatalf("database after the crash: %v", err)
@@ -501,7 +391,7 @@ func TestHostingThroughTheAPI(t *testing.T) {
 		t.Fatalf("site after the crash: %d %q", code, body)
 	}
 	started, resumed := 0, 0
-	for _, l := range strings.Split(readFile(t, w.agent.log), "\n") {
+	for _, l := range strings.Split(readFile(t, w.agent.Log), "\n") {
 		if strings.Contains(l, "op="+crash.Action.ID) && strings.Contains(l, `msg="operation started"`) {
 			started++
 		}
