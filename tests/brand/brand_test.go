@@ -134,6 +134,62 @@ func has(t *testing.T, what string, obj map[string]any, fields ...string) {
 	}
 }
 
+// seedAPI makes the seed's requests with one key, each answer validated
+// against the coordinator's /openapi.json and logged.
+type seedAPI struct {
+	t   *testing.T
+	a   *framework.API
+	key string
+}
+
+// call makes the request (hdr: header name, value, …) and fails the test
+// unless it answers want.
+func (s seedAPI) call(method, path string, body any, want int, hdr ...string) framework.Reply {
+	s.t.Helper()
+	h := map[string]string{}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		h[hdr[i]] = hdr[i+1]
+	}
+	r, err := s.a.Try(s.key, method, path, body, h)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Logf("%s %s → %d %.160s", method, path, r.Status, strings.TrimSpace(string(r.Body)))
+	if r.Status != want {
+		s.t.Fatalf("%s: want %d", r, want)
+	}
+	return r
+}
+
+// obj decodes a JSON object answer.
+func (s seedAPI) obj(r framework.Reply) map[string]any {
+	s.t.Helper()
+	var m map[string]any
+	r.Decode(s.t, &m)
+	return m
+}
+
+// waitAction follows the action an answer accepted until it succeeded.
+func (s seedAPI) waitAction(r framework.Reply) {
+	s.t.Helper()
+	var acc api.ActionAccepted
+	r.Decode(s.t, &acc)
+	aid := acc.Action.ID
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		var act api.Action
+		s.call("GET", "/v1/actions/"+aid, nil, 200).Decode(s.t, &act)
+		if act.Finished() {
+			if act.Status != api.ActionSuccess {
+				s.t.Fatalf("action %s: %+v", aid, act)
+			}
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	s.t.Fatalf("action %s did not finish", aid)
+}
+
 func start(t *testing.T, brandName string, agents bool) *framework.ProcessCluster {
 	return framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: framework.Coordinator(t),
 		Agents: agents, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true,
@@ -192,28 +248,8 @@ func TestSeed444host(t *testing.T) {
 	}
 
 	a := framework.NewAPI(t, c.URL(0), nil) // validated against the served (444host) document
-	call := func(method, path string, body any, want int, hdr ...string) framework.Reply {
-		t.Helper()
-		h := map[string]string{}
-		for i := 0; i+1 < len(hdr); i += 2 {
-			h[hdr[i]] = hdr[i+1]
-		}
-		r, err := a.Try(key, method, path, body, h)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("%s %s → %d %.160s", method, path, r.Status, strings.TrimSpace(string(r.Body)))
-		if r.Status != want {
-			t.Fatalf("%s: want %d", r, want)
-		}
-		return r
-	}
-	obj := func(r framework.Reply) map[string]any {
-		t.Helper()
-		var m map[string]any
-		r.Decode(t, &m)
-		return m
-	}
+	sa := seedAPI{t: t, a: a, key: key}
+	call, obj := sa.call, sa.obj
 
 	// Webhooks first, so every event below is delivered: the seed's example
 	// subscription, and one for every event.
@@ -335,25 +371,7 @@ func TestSeed444host(t *testing.T) {
 	recv.wait(t, "vps.ptr.changed", func(d map[string]any) bool { _, ok := d["ptr"]; return ok && d["ptr"] == nil && d["vpsId"] == id })
 
 	// Power, label, reinstall: each an action; its event carries vpsId.
-	waitAction := func(r framework.Reply) {
-		t.Helper()
-		var acc api.ActionAccepted
-		r.Decode(t, &acc)
-		aid := acc.Action.ID
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			var act api.Action
-			call("GET", "/v1/actions/"+aid, nil, 200).Decode(t, &act)
-			if act.Finished() {
-				if act.Status != api.ActionSuccess {
-					t.Fatalf("action %s: %+v", aid, act)
-				}
-				return
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("action %s did not finish", aid)
-	}
+	waitAction := sa.waitAction
 	waitAction(call("POST", "/v1/vps/"+id+"/power/reboot", nil, 202))
 	power := recv.wait(t, "vps.power.changed", func(d map[string]any) bool { return d["vpsId"] == id && d["action"] == "reboot" })
 	if got := strings.Join(keys(power.data), ","); got != "action,vpsId" {
