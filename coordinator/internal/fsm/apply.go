@@ -302,7 +302,27 @@ func recordInvoice(c *applyCtx, acc *api.Account, inv *store.Invoice, pay bool, 
 
 // payFromWallet debits the wallet and marks inv paid; the caller checked the balance.
 func payFromWallet(c *applyCtx, acc *api.Account, inv *store.Invoice, paymentID, txID string) error {
+	if err := store.PutJSON(c.tx, store.BucketAccounts, []byte(acc.ID), debitedAccount(acc, inv)); err != nil {
+		return err
+	}
+	return recordWalletPayment(c, acc, inv, paymentID, txID)
+}
+
+// debitWallet is payFromWallet leaving the account's write to the caller
+// (a renewal sweep writes each account once).
+func debitWallet(c *applyCtx, acc *api.Account, inv *store.Invoice, paymentID, txID string) error {
+	debitedAccount(acc, inv)
+	return recordWalletPayment(c, acc, inv, paymentID, txID)
+}
+
+func debitedAccount(acc *api.Account, inv *store.Invoice) *api.Account {
 	acc.BalanceUsdCents -= inv.TotalUsdCents
+	return acc
+}
+
+// recordWalletPayment records a debit of acc (already applied to it): the
+// wallet transaction, the invoice marked paid, its event.
+func recordWalletPayment(c *applyCtx, acc *api.Account, inv *store.Invoice, paymentID, txID string) error {
 	wtx := api.WalletTransaction{
 		ID: txID, Type: api.TxInvoicePayment, AmountUsdCents: -inv.TotalUsdCents, BalanceAfterUsdCents: acc.BalanceUsdCents,
 		Description: "payment of invoice " + inv.Number, InvoiceID: inv.ID, CreatedAt: c.at,
@@ -311,9 +331,6 @@ func payFromWallet(c *applyCtx, acc *api.Account, inv *store.Invoice, paymentID,
 	inv.Status = api.InvoicePaid
 	inv.PaidAt = &at
 	inv.Payments = append(inv.Payments, api.Payment{ID: paymentID, Method: "wallet", AmountUsdCents: inv.TotalUsdCents, TransactionID: txID, CreatedAt: c.at})
-	if err := store.PutJSON(c.tx, store.BucketAccounts, []byte(acc.ID), acc); err != nil {
-		return err
-	}
 	if err := store.PutJSON(c.tx, store.BucketWalletTx, store.OwnedKey(acc.ID, wtx.ID), wtx); err != nil {
 		return err
 	}

@@ -118,6 +118,52 @@ func CheckRenewalPolicy(p RenewalPolicy) error {
 type sweepIDs struct {
 	c   *applyCtx
 	seq uint16
+	// accounts, when set (a RenewalSweep), holds the accounts the sweep
+	// read, each decoded once; the ones it debited (dirty, in the order
+	// first debited) are written once by flushAccounts instead of after
+	// every payment.
+	accounts map[string]*api.Account
+	dirty    []string
+}
+
+// account is the account id, read once per sweep when g caches accounts.
+func (g *sweepIDs) account(id string) (*api.Account, error) {
+	if g.accounts == nil {
+		acc, err := getAccount(g.c.tx, id)
+		return &acc, err
+	}
+	if acc, ok := g.accounts[id]; ok {
+		return acc, nil
+	}
+	acc, err := getAccount(g.c.tx, id)
+	if err != nil {
+		return nil, err
+	}
+	g.accounts[id] = &acc
+	return &acc, nil
+}
+
+// debit pays inv from acc's wallet; the account itself is written now, or
+// by flushAccounts when g caches accounts.
+func (g *sweepIDs) debit(acc *api.Account, inv *store.Invoice, paymentID, txID string) error {
+	if g.accounts == nil {
+		return payFromWallet(g.c, acc, inv, paymentID, txID)
+	}
+	if !slices.Contains(g.dirty, acc.ID) {
+		g.dirty = append(g.dirty, acc.ID)
+	}
+	return debitWallet(g.c, acc, inv, paymentID, txID)
+}
+
+// flushAccounts writes the accounts the sweep debited.
+func (g *sweepIDs) flushAccounts() error {
+	for _, id := range g.dirty {
+		if err := store.PutJSON(g.c.tx, store.BucketAccounts, []byte(id), g.accounts[id]); err != nil {
+			return err
+		}
+	}
+	g.dirty = nil
+	return nil
 }
 
 // next is a new invoice ("inv") or action ("act") id, probed past ids taken
@@ -153,19 +199,20 @@ func applyRenewalSweep(c *applyCtx, p RenewalSweep) (any, error) {
 		return nil, fmt.Errorf("%w: at most %d servers per sweep", ErrInvalid, MaxRenewalBatch)
 	}
 	var res RenewalSweepResult
-	g := &sweepIDs{c: c}
+	g := &sweepIDs{c: c, accounts: map[string]*api.Account{}}
 	for _, ref := range p.Servers {
 		b, err := loadBilled(c, ref)
 		if errors.Is(err, store.ErrNotFound) {
 			continue // gone: nothing to renew
 		} else if err != nil {
-			return nil, err
+			return nil, errors.Join(err, g.flushAccounts())
 		}
+		b.memoAction = true
 		if err := renewOne(c, g, p.Policy, b, &res); err != nil {
-			return nil, err
+			return nil, errors.Join(err, g.flushAccounts())
 		}
 	}
-	return res, nil
+	return res, g.flushAccounts()
 }
 
 // billed is the renewal lifecycle's view of a bought service, a server or a
@@ -198,6 +245,31 @@ type billed struct {
 	// the node (hosting); nil for servers.
 	setResume func(bool)
 	put       func() error
+	// issued is the renewal invoice this command just issued (read back
+	// without decoding it).
+	issued *store.Invoice
+	// memoAction: the service's current action is read once (a sweep, where
+	// only the sweep itself writes actions); act is that read.
+	memoAction bool
+	act        *memoAct
+}
+
+type memoAct struct {
+	id  string
+	a   store.Action
+	err error
+}
+
+// action reads the service's current action.
+func (s *billed) action(c *applyCtx) (store.Action, error) {
+	if !s.memoAction {
+		return c.r.Action(*s.actionID)
+	}
+	if s.act == nil || s.act.id != *s.actionID {
+		a, err := c.r.Action(*s.actionID)
+		s.act = &memoAct{id: *s.actionID, a: a, err: err}
+	}
+	return s.act.a, s.act.err
 }
 
 func billedServer(c *applyCtx, s *store.Server) *billed {
@@ -264,14 +336,14 @@ func renewOne(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed, res *Renewal
 			return err
 		}
 		if inv.Status != api.InvoicePaid {
-			acc, err := getAccount(c.tx, s.ref.AccountID)
+			acc, err := g.account(s.ref.AccountID)
 			if err != nil {
 				return err
 			}
 			switch {
 			case acc.BalanceUsdCents >= inv.TotalUsdCents:
 				pid, tid := g.payment(acc.ID)
-				if err := payFromWallet(c, &acc, &inv, pid, tid); err != nil {
+				if err := g.debit(acc, &inv, pid, tid); err != nil {
 					return err
 				}
 				if err := store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv); err != nil {
@@ -363,7 +435,7 @@ func actionBusy(c *applyCtx, s *billed) bool {
 	if *s.actionID == "" {
 		return false
 	}
-	cur, err := c.r.Action(*s.actionID)
+	cur, err := s.action(c)
 	return err == nil && !cur.Finished()
 }
 
@@ -373,7 +445,7 @@ func terminating(c *applyCtx, s *billed) bool {
 	if s.gone {
 		return true
 	}
-	cur, err := c.r.Action(*s.actionID)
+	cur, err := s.action(c)
 	return *s.actionID != "" && err == nil && !cur.Finished() && cur.Command == s.terminateCmd
 }
 
@@ -395,10 +467,16 @@ func openSweepAction(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed, comma
 		AccountID: s.ref.AccountID, NodeID: s.nodeID, Target: s.target, Params: params, Mutating: true, Deadline: c.at.Add(deadline),
 	}
 	*s.actionID = a.ID
+	if s.memoAction {
+		s.act = &memoAct{id: a.ID, a: a}
+	}
 	return true, putAction(c.tx, a)
 }
 
 func renewalInvoice(c *applyCtx, s *billed) (store.Invoice, error) {
+	if s.issued != nil && s.issued.ID == (*s.renewal).InvoiceID {
+		return *s.issued, nil
+	}
 	var inv store.Invoice
 	err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(s.ref.AccountID, (*s.renewal).InvoiceID), &inv)
 	return inv, err
@@ -407,7 +485,7 @@ func renewalInvoice(c *applyCtx, s *billed) (store.Invoice, error) {
 // issueRenewal issues the unpaid invoice of the period starting at
 // paid_until, due then, at the price the service renews at.
 func issueRenewal(c *applyCtx, g *sweepIDs, s *billed) error {
-	acc, err := getAccount(c.tx, s.ref.AccountID)
+	acc, err := g.account(s.ref.AccountID)
 	if err != nil {
 		return err
 	}
@@ -422,10 +500,11 @@ func issueRenewal(c *applyCtx, g *sweepIDs, s *billed) error {
 		}},
 		TotalUsdCents: s.monthly,
 	}}
-	if err := recordInvoice(c, &acc, &inv, false, "", "", true); err != nil {
+	if err := recordInvoice(c, acc, &inv, false, "", "", true); err != nil {
 		return err
 	}
 	*s.renewal = &store.Renewal{InvoiceID: inv.ID, PeriodStart: start, PeriodEnd: end}
+	s.issued = &inv
 	return nil
 }
 
