@@ -276,6 +276,15 @@ func applyInvoiceIssue(c *applyCtx, p InvoiceIssue) (any, error) {
 // balance). Numbers come from one gap-free counter per cluster: INV-000123,
 // or with yearNumber INV-2026-000123 (the year of the command's time).
 func recordInvoice(c *applyCtx, acc *api.Account, inv *store.Invoice, pay bool, paymentID, txID string, yearNumber bool) error {
+	if err := numberInvoice(c, acc, inv, pay, paymentID, txID, yearNumber); err != nil {
+		return err
+	}
+	return store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), *inv)
+}
+
+// numberInvoice is recordInvoice but for the invoice's own record, which
+// the caller writes (a renewal sweep writes it once, after paying it).
+func numberInvoice(c *applyCtx, acc *api.Account, inv *store.Invoice, pay bool, paymentID, txID string, yearNumber bool) error {
 	n, err := store.NextCounter(c.tx, "invoice_number")
 	if err != nil {
 		return err
@@ -294,10 +303,7 @@ func recordInvoice(c *applyCtx, acc *api.Account, inv *store.Invoice, pay bool, 
 			return err
 		}
 	}
-	if err := c.tx.Bucket(store.BucketInvoiceIDs).Put([]byte(inv.ID), []byte(acc.ID)); err != nil {
-		return err
-	}
-	return store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), *inv)
+	return c.tx.Bucket(store.BucketInvoiceIDs).Put([]byte(inv.ID), []byte(acc.ID))
 }
 
 // payFromWallet debits the wallet and marks inv paid; the caller checked the balance.

@@ -246,8 +246,10 @@ type billed struct {
 	setResume func(bool)
 	put       func() error
 	// issued is the renewal invoice this command just issued (read back
-	// without decoding it).
-	issued *store.Invoice
+	// without decoding it); unwritten until renewOne writes it, once, after
+	// it paid it or not.
+	issued    *store.Invoice
+	unwritten bool
 	// memoAction: the service's current action is read once (a sweep, where
 	// only the sweep itself writes actions); act is that read.
 	memoAction bool
@@ -349,6 +351,7 @@ func renewOne(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed, res *Renewal
 				if err := store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv); err != nil {
 					return err
 				}
+				s.unwritten = false
 				if _, err := settleRenewal(c, g, s, inv); err != nil {
 					return err
 				}
@@ -386,6 +389,12 @@ func renewOne(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed, res *Renewal
 	}
 	if ok {
 		res.Stopped++
+	}
+	if s.unwritten {
+		if err := store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(s.issued.AccountID, s.issued.ID), *s.issued); err != nil {
+			return err
+		}
+		s.unwritten = false
 	}
 	if !changed && !ok {
 		return nil
@@ -500,11 +509,11 @@ func issueRenewal(c *applyCtx, g *sweepIDs, s *billed) error {
 		}},
 		TotalUsdCents: s.monthly,
 	}}
-	if err := recordInvoice(c, acc, &inv, false, "", "", true); err != nil {
+	if err := numberInvoice(c, acc, &inv, false, "", "", true); err != nil {
 		return err
 	}
 	*s.renewal = &store.Renewal{InvoiceID: inv.ID, PeriodStart: start, PeriodEnd: end}
-	s.issued = &inv
+	s.issued, s.unwritten = &inv, true
 	return nil
 }
 
