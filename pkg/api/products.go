@@ -136,3 +136,17 @@ type AdminSuspension struct {
 	Since     *time.Time `json:"since,omitempty"`
 	ActionID  string     `json:"action_id,omitempty"`
 }
+
+// OSTemplate is one installable OS template (GET /v1/os-templates): Name is
+// what os_template takes; Family and Version are Name split at its first
+// hyphen.
+type OSTemplate struct {
+	Name    string `json:"name"`
+	Family  string `json:"family"`
+	Version string `json:"version"`
+}
+
+// OSTemplateList is GET /v1/os-templates.
+type OSTemplateList struct {
+	Data []OSTemplate `json:"data"`
+}

@@ -85,8 +85,9 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		_, err := c.DeleteHosting(ctx, "hst_1", "k")
 		return err
 	},
-	"getAccount":   func(ctx context.Context, c *client.Client) error { _, err := c.Account(ctx); return err },
-	"listProducts": func(ctx context.Context, c *client.Client) error { _, err := c.Products(ctx); return err },
+	"getAccount":      func(ctx context.Context, c *client.Client) error { _, err := c.Account(ctx); return err },
+	"listProducts":    func(ctx context.Context, c *client.Client) error { _, err := c.Products(ctx); return err },
+	"listOSTemplates": func(ctx context.Context, c *client.Client) error { _, err := c.OSTemplates(ctx); return err },
 	"quoteServer": func(ctx context.Context, c *client.Client) error {
 		_, err := c.QuoteServer(ctx, api.ServerOrderRequest{PlanSlug: "vps-2", Hostname: "web-1", OSTemplate: "debian-12"})
 		return err

@@ -14,6 +14,13 @@ func (c *Client) Products(ctx context.Context) (api.ProductList, error) {
 	return out, err
 }
 
+// OSTemplates lists the installable OS templates (servers:read).
+func (c *Client) OSTemplates(ctx context.Context) (api.OSTemplateList, error) {
+	var out api.OSTemplateList
+	_, err := c.Do(ctx, "GET", "/v1/os-templates", nil, &out, nil)
+	return out, err
+}
+
 // OrderServer buys a server from the wallet. Send an idempotency key so a
 // retry cannot order twice; the root password is only in the first response.
 func (c *Client) OrderServer(ctx context.Context, req api.ServerOrderRequest, idemKey string) (api.ServerOrder, error) {

@@ -141,6 +141,12 @@ func TestServerOrders(t *testing.T) {
 	if len(prods.Data) != 1 || prods.Data[0].Slug != "vps-t" || prods.Data[0].RetailMonthlyUsdCents != 1200 || prods.Data[0].YourMonthlyUsdCents != price {
 		t.Fatalf("products %+v", prods.Data)
 	}
+	// The templates that can be ordered: the one the node reported (asked of
+	// a follower; the leader holds the nodes' reports).
+	tpls, err := r.api(r.c.WaitLeader(20*time.Second)+1).OSTemplates(r.ctx)
+	if err != nil || len(tpls.Data) != 1 || tpls.Data[0] != (api.OSTemplate{Name: "base", Family: "base"}) {
+		t.Fatalf("os templates %+v %v", tpls.Data, err)
+	}
 
 	// Bad input is refused naming the field, and changes nothing.
 	r.credit(price)

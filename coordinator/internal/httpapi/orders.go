@@ -20,6 +20,7 @@ import (
 func (a *API) orderRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/v1/products", Scope: api.ScopeAccountRead, handler: a.listProducts},
+		{Method: "GET", Path: "/v1/os-templates", Scope: api.ScopeServersRead, handler: a.listOSTemplates},
 		// An order spends money: MCP asks for a double confirmation.
 		{Method: "POST", Path: "/v1/servers", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/servers/quote", handler: a.orderServer},
 		// The price of the same body, without ordering (MCP shows it before the confirmation).
@@ -216,6 +217,35 @@ func (a *API) proposeOrder(rq *request, deps *ServerDeps, t fsm.CommandType, act
 		return status, v, false, nil
 	}
 	return status, v, true, nil
+}
+
+// listOSTemplates lists the templates the nodes reported (to this
+// coordinator: the leader unless the read asked for stale consistency), each
+// once, sorted by name.
+func (a *API) listOSTemplates(rq *request) (int, any, error) {
+	out := api.OSTemplateList{Data: []api.OSTemplate{}}
+	deps, err := a.serverDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	if deps.NodeTemplates == nil {
+		return http.StatusOK, out, nil
+	}
+	var nodes []store.AgentNode
+	if err := a.state.Read(func(r store.ReadTx) (err error) { nodes, err = r.AgentNodes(); return }); err != nil {
+		return 0, nil, err
+	}
+	var names []string
+	for _, n := range nodes {
+		t, _ := deps.NodeTemplates(n.ID)
+		names = append(names, t...)
+	}
+	slices.Sort(names)
+	for _, name := range slices.Compact(names) {
+		family, version, _ := strings.Cut(name, "-")
+		out.Data = append(out.Data, api.OSTemplate{Name: name, Family: family, Version: version})
+	}
+	return http.StatusOK, out, nil
 }
 
 // templateKnown reports whether some node offers template, or no node has
