@@ -142,6 +142,17 @@ type seedAPI struct {
 	key string
 }
 
+// newSeedAPI credits the account's wallet with cents (the seed's example
+// balance) and returns the caller of the seed's requests with key,
+// validated against the document c serves.
+func newSeedAPI(t *testing.T, ctx context.Context, c *framework.ProcessCluster, accountID, key string, cents int64) seedAPI {
+	t.Helper()
+	if _, err := c.Admin(0).CreditWallet(ctx, accountID, api.WalletCreditRequest{AmountUsdCents: cents, Gateway: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	return seedAPI{t: t, a: framework.NewAPI(t, c.URL(0), nil), key: key}
+}
+
 // call makes the request (hdr: header name, value, …) and fails the test
 // unless it answers want.
 func (s seedAPI) call(method, path string, body any, want int, hdr ...string) framework.Reply {
@@ -243,12 +254,8 @@ func TestSeed444host(t *testing.T) {
 	if _, err := adm.SetAccountPricing(ctx, acc.ID, api.AccountPricing{DiscountPercent: 20}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adm.CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 1250, Gateway: "test"}); err != nil {
-		t.Fatal(err)
-	}
-
-	a := framework.NewAPI(t, c.URL(0), nil) // validated against the served (444host) document
-	sa := seedAPI{t: t, a: a, key: key}
+	sa := newSeedAPI(t, ctx, c, acc.ID, key, 1250)
+	a := sa.a
 	call, obj := sa.call, sa.obj
 
 	// Webhooks first, so every event below is delivered: the seed's example

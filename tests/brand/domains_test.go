@@ -45,11 +45,7 @@ func TestSeed444hostDomains(t *testing.T) {
 	if !strings.HasPrefix(key, "h444_") {
 		t.Fatalf("minted key %.9s…, want h444_…", key)
 	}
-	if _, err := adm.CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 1250, Gateway: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	a := framework.NewAPI(t, c.URL(0), nil) // validated against the served (444host) document
-	sa := seedAPI{t: t, a: a, key: key}
+	sa := newSeedAPI(t, ctx, c, acc.ID, key, 1250)
 	call, obj := sa.call, sa.obj
 	recv := newReceiver(t)
 	hook := obj(call("POST", "/v1/webhooks", map[string]any{"url": recv.srv.URL + "/hooks/444host", "events": []string{"domain.registered"}}, 201))

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
@@ -39,11 +38,8 @@ func TestSeed444hostHosting(t *testing.T) {
 			MaxExecutionSeconds: 30, UploadMiB: 16, DiskMiB: 1024}}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := adm.CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 1250, Gateway: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	a := framework.NewAPI(t, c.URL(0), nil) // validated against the served (444host) document
-	sa := seedAPI{t: t, a: a, key: key}
+	sa := newSeedAPI(t, ctx, c, acc.ID, key, 1250)
+	a := sa.a
 	call, obj := sa.call, sa.obj
 
 	recv := newReceiver(t)
