@@ -143,7 +143,7 @@ func TestServerOrders(t *testing.T) {
 	}
 	// The templates that can be ordered: the one the node reported (asked of
 	// a follower; the leader holds the nodes' reports).
-	tpls, err := r.api(r.c.WaitLeader(20*time.Second)+1).OSTemplates(r.ctx)
+	tpls, err := r.api(r.c.WaitLeader(20*time.Second) + 1).OSTemplates(r.ctx)
 	if err != nil || len(tpls.Data) != 1 || tpls.Data[0] != (api.OSTemplate{Name: "base", Family: "base"}) {
 		t.Fatalf("os templates %+v %v", tpls.Data, err)
 	}
