@@ -65,16 +65,6 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 		}
 		return w.BalanceUsdCents
 	}
-	waitFor := func(what string, ok func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: not within 30 s", what)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
 	unpaid := func() int {
 		n := 0
 		for _, inv := range invoices() {
@@ -87,7 +77,7 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 
 	// 7 days before: the two renewal invoices, once each.
 	at(due.AddDate(0, 0, -7).Add(time.Hour))
-	waitFor("two renewal invoices", func() bool { return len(invoices()) == 4 })
+	waitFor(t, "two renewal invoices", func() bool { return len(invoices()) == 4 })
 	time.Sleep(time.Second) // five more sweeps
 	if n := len(invoices()); n != 4 || unpaid() != 2 {
 		t.Fatalf("%d invoices, %d unpaid; want 4 and 2", n, unpaid())
@@ -95,7 +85,7 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 
 	// The due date: the wallet (one renewal's worth) pays one.
 	at(due.Add(time.Hour))
-	waitFor("one renewal paid", func() bool { return unpaid() == 1 })
+	waitFor(t, "one renewal paid", func() bool { return unpaid() == 1 })
 	if b := balance(); b != 0 {
 		t.Fatalf("balance %d after the renewal, want 0", b)
 	}
@@ -105,7 +95,7 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 	r.c.Kill(first)
 	at(due.AddDate(0, 0, 3).Add(time.Hour))
 	var suspended api.Server
-	waitFor("the unpaid server suspended and stopped", func() bool {
+	waitFor(t, "the unpaid server suspended and stopped", func() bool {
 		for _, s := range servers() {
 			if s.Status == api.ServerStopped {
 				suspended = s
@@ -126,19 +116,9 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 
 	// server.suspended delivered and its delivery recorded; the first
 	// killed node back, then this leader killed too.
-	delivered := func(typ api.WebhookEvent) int {
-		t.Helper()
-		n := 0
-		for _, d := range hooks.Deliveries(string(typ)) {
-			if d.Data["serverId"] != suspended.ID {
-				t.Fatalf("%s delivery for another server: %s", typ, d.Body)
-			}
-			n++
-		}
-		return n
-	}
-	waitFor("server.suspended delivered", func() bool { return delivered(api.EventServerSuspended) == 1 })
-	waitFor("server.suspended delivery recorded", func() bool {
+	delivered := func(typ api.WebhookEvent) int { t.Helper(); return deliveries(t, hooks, typ, "serverId", suspended.ID) }
+	waitFor(t, "server.suspended delivered", func() bool { return delivered(api.EventServerSuspended) == 1 })
+	waitFor(t, "server.suspended delivery recorded", func() bool {
 		l, err := cl().WebhookDeliveries(r.ctx, hookID, 1, 100)
 		if err != nil {
 			t.Fatal(err)
@@ -155,19 +135,19 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 
 	// A top-up (retried while the election runs: 503 changes nothing) pays
 	// the renewal and lifts the suspension, once.
-	waitFor("the top-up", func() bool {
+	waitFor(t, "the top-up", func() bool {
 		_, err := r.c.Admin(r.c.WaitLeader(20*time.Second)).CreditWallet(r.ctx, r.acc, api.WalletCreditRequest{AmountUsdCents: price, Gateway: "test"})
 		if st, msg := status(err); st != http.StatusCreated && st != http.StatusServiceUnavailable {
 			t.Fatalf("top-up: %d %s", st, msg)
 		}
 		return err == nil
 	})
-	waitFor("the renewal paid by the top-up", func() bool { return unpaid() == 0 })
+	waitFor(t, "the renewal paid by the top-up", func() bool { return unpaid() == 0 })
 	acc, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil)
 	if err != nil {
 		t.Fatalf("start after the top-up: %v", err)
 	}
-	waitFor("the start after the top-up", func() bool {
+	waitFor(t, "the start after the top-up", func() bool {
 		a, err := cl().Action(r.ctx, acc.Action.ID)
 		return err == nil && a.Status == api.ActionSuccess
 	})
@@ -188,7 +168,7 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 	if len(paid) != 4 {
 		t.Fatalf("payments %v, want one for each of 4 invoices", paid)
 	}
-	waitFor("server.unsuspended delivered", func() bool { return delivered(api.EventServerUnsuspended) >= 1 })
+	waitFor(t, "server.unsuspended delivered", func() bool { return delivered(api.EventServerUnsuspended) >= 1 })
 	time.Sleep(2 * time.Second) // a repeat would come within the 1 s retry
 	if s, u := delivered(api.EventServerSuspended), delivered(api.EventServerUnsuspended); s != 1 || u != 1 {
 		t.Fatalf("deliveries: server.suspended %d, server.unsuspended %d; want 1 and 1: %+v", s, u, hooks.Deliveries(""))
@@ -198,4 +178,65 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 			t.Fatalf("invoice %s paid %d times", inv, n)
 		}
 	}
+}
+
+// TestHostingRenewalWebhooks: a hosting account bought with the wallet's
+// last cents is not renewed (nothing left to pay with); 3 days after its due
+// date the leader suspends it (status suspended) and a loopback receiver
+// gets hosting.suspended once; a top-up pays the renewal, the account is
+// active again and hosting.unsuspended arrives once. Both for that account.
+func TestHostingRenewalWebhooks(t *testing.T) {
+	clock, setClock := framework.TestClock(t)
+	r := newRig(t, "--test-clock-file", clock, "--renewal-interval", "200ms", "--renewal-invoice-days", "7", "--suspend-after-days", "3")
+	r.hostingProduct()
+	hooks, _ := r.hooks(api.EventHostingSuspended, api.EventHostingUnsuspended)
+	r.credit(hostingPrice)
+	o, err := r.api(0).OrderHosting(r.ctx, hostingOrder("renew"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := o.Hosting.ID
+	r.waitHosting(id, "active", func(h api.HostingAccount) bool { return h.Status == api.HostingActive })
+	delivered := func(typ api.WebhookEvent) int { t.Helper(); return deliveries(t, hooks, typ, "hostingId", id) }
+
+	setClock(time.Until(o.Hosting.PaidUntil.AddDate(0, 0, 3).Add(time.Hour)))
+	r.waitHosting(id, "suspended", func(h api.HostingAccount) bool { return h.Status == api.HostingSuspended })
+	waitFor(t, "hosting.suspended delivered", func() bool { return delivered(api.EventHostingSuspended) >= 1 })
+
+	r.credit(hostingPrice)
+	r.waitHosting(id, "active after the top-up", func(h api.HostingAccount) bool { return h.Status == api.HostingActive })
+	waitFor(t, "hosting.unsuspended delivered", func() bool { return delivered(api.EventHostingUnsuspended) >= 1 })
+	time.Sleep(2 * time.Second) // a repeat would come within the 1 s retry
+	if s, u := delivered(api.EventHostingSuspended), delivered(api.EventHostingUnsuspended); s != 1 || u != 1 {
+		t.Fatalf("deliveries: hosting.suspended %d, hosting.unsuspended %d; want 1 and 1: %+v", s, u, hooks.Deliveries(""))
+	}
+	if b := r.balance(); b != 0 {
+		t.Fatalf("balance %d at the end, want 0 (the renewal paid once)", b)
+	}
+}
+
+// waitFor polls ok every 100 ms for up to 30 s.
+func waitFor(t testing.TB, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30 s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// deliveries counts the receiver's deliveries of typ; each must carry
+// data[key] == id.
+func deliveries(t testing.TB, hooks *framework.WebhookReceiver, typ api.WebhookEvent, key, id string) int {
+	t.Helper()
+	n := 0
+	for _, d := range hooks.Deliveries(string(typ)) {
+		if d.Data[key] != id {
+			t.Fatalf("%s delivery for another %s: %s", typ, key, d.Body)
+		}
+		n++
+	}
+	return n
 }
