@@ -251,7 +251,9 @@ type billed struct {
 	issued    *store.Invoice
 	unwritten bool
 	// memoAction: the service's current action is read once (a sweep, where
-	// only the sweep itself writes actions); act is that read.
+	// only the sweep itself writes actions), and only its command and
+	// status, which is all actionBusy and terminating look at; act is that
+	// read.
 	memoAction bool
 	act        *memoAct
 }
@@ -262,14 +264,25 @@ type memoAct struct {
 	err error
 }
 
-// action reads the service's current action.
+// action reads the service's current action (with memoAction, only its
+// id, command and status).
 func (s *billed) action(c *applyCtx) (store.Action, error) {
 	if !s.memoAction {
 		return c.r.Action(*s.actionID)
 	}
 	if s.act == nil || s.act.id != *s.actionID {
-		a, err := c.r.Action(*s.actionID)
-		s.act = &memoAct{id: *s.actionID, a: a, err: err}
+		s.act = &memoAct{id: *s.actionID}
+		var brief struct {
+			Command string `json:"command"`
+			Status  string `json:"status"`
+		}
+		if v := c.tx.Bucket(store.BucketActions).Get([]byte(*s.actionID)); v == nil {
+			s.act.err = store.ErrNotFound
+		} else if err := json.Unmarshal(v, &brief); err != nil {
+			s.act.err = fmt.Errorf("decode action %s: %w", *s.actionID, err)
+		} else {
+			s.act.a.ID, s.act.a.Command, s.act.a.Status = *s.actionID, brief.Command, brief.Status
+		}
 	}
 	return s.act.a, s.act.err
 }
