@@ -44,7 +44,9 @@ func (a *API) SetDomainDeps(d *DomainDeps) { a.domainReg.Store(d) }
 func (a *API) domainDeps() (*DomainDeps, error) {
 	d := a.domainReg.Load()
 	if d == nil || d.Registrar == nil {
-		return nil, errf(http.StatusServiceUnavailable, "domains_unavailable", "domain registration is not configured on this provider (no registrar)")
+		// Not a 503: nothing will change until an operator configures a
+		// registrar, so a client must not be told to retry.
+		return nil, errf(http.StatusNotFound, "domains_not_offered", "this provider does not sell domains (no registrar is configured)")
 	}
 	return d, nil
 }
@@ -594,7 +596,7 @@ func (a *API) transferDomain(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	if deps.SealAuthCode == nil {
-		return 0, nil, errf(http.StatusServiceUnavailable, "domains_unavailable", "transfers need the coordinators' key-encryption key (--webhook-kek-file)")
+		return 0, nil, errf(http.StatusNotFound, "domains_not_offered", "this provider does not take domain transfers (they need the coordinators' key-encryption key, --webhook-kek-file)")
 	}
 	req, err := DecodeDomainTransfer(rq.body)
 	if err != nil {

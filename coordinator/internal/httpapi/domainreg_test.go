@@ -310,3 +310,29 @@ func FuzzDecodeDomainUpdate(f *testing.F) {
 		}
 	})
 }
+
+// TestDomainsNotOffered: a provider without a registrar answers the routes that
+// need one with 404 domains_not_offered (documented; not a 503, which tells
+// clients to retry), charges nothing, and still lists the account's domains.
+func TestDomainsNotOffered(t *testing.T) {
+	s := newSrvAPI(t)
+	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 2500})
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/v1/domains", `{"name":"ada.test","years":1,` + testContact + `}`},
+		{"POST", "/v1/domains/quote", `{"name":"ada.test","years":1,` + testContact + `}`},
+		{"GET", "/v1/domains/check?name=ada.test", ""},
+		{"POST", "/v1/domains/transfer", `{"name":"ada.test","auth_code":"Xy12-ab!cd",` + testContact + `}`},
+	} {
+		r := s.call(key, c.method, c.path, c.body)
+		if r.status != http.StatusNotFound || r.code() != "domains_not_offered" {
+			t.Errorf("%s %s without a registrar: %d %s, want 404 domains_not_offered", c.method, c.path, r.status, r.body)
+		}
+	}
+	if b := s.balance(acc); b != 2500 {
+		t.Fatalf("balance %d after refused orders, want 2500", b)
+	}
+	if r := s.call(key, "GET", "/v1/domains", ""); r.status != 200 {
+		t.Fatalf("list without a registrar: %d %s", r.status, r.body)
+	}
+}

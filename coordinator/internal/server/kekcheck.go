@@ -77,6 +77,36 @@ func (k *kekCheck) run(ctx context.Context) {
 	}
 }
 
+// recordAsLeader records this coordinator's KEK fingerprint when it has just
+// become leader and none is recorded, so the one Raft entry is written with the
+// leader's other start-up entries rather than at the next tick up to 2 s later
+// (a write nobody asked for, in the middle of whatever the cluster is doing).
+// It only proposes; checkOnce, on the loop goroutine, reports the state. A
+// leader whose KEK cannot open the node CA records nothing (as in checkOnce).
+func (k *kekCheck) recordAsLeader(ctx context.Context) {
+	sl := k.s.cfg.Webhooks.rt.sealer
+	if sl == nil {
+		return
+	}
+	var markErr, caErr error
+	var ca store.NodeCA
+	_ = k.s.Node.FSM.Read(func(r store.ReadTx) error {
+		_, markErr = r.KEKMark()
+		ca, caErr = r.NodeCA()
+		return nil
+	})
+	if !errors.Is(markErr, store.ErrNotFound) || (caErr == nil && !nodes.CAKeyOpens(sl, ca)) {
+		return
+	}
+	k.propose(ctx, sl.Fingerprint())
+}
+
+func (k *kekCheck) propose(ctx context.Context, fingerprint string) {
+	if _, err := k.s.propose(ctx, fsm.CmdKEKMark, fsm.KEKMarkSet{Fingerprint: fingerprint, By: k.s.cfg.NodeID}); err != nil && !errors.Is(err, fsm.ErrConflict) {
+		k.s.log.Debug("record the key-encryption key's fingerprint: will retry", "err", err)
+	}
+}
+
 func (k *kekCheck) checkOnce(ctx context.Context) {
 	sl := k.s.cfg.Webhooks.rt.sealer
 	if sl == nil {
@@ -108,9 +138,7 @@ func (k *kekCheck) checkOnce(ctx context.Context) {
 		// The first leader records its KEK, unless the node CA says the
 		// cluster's secrets are sealed under another one (then it is the odd
 		// one out and reports it above).
-		if _, err := k.s.propose(ctx, fsm.CmdKEKMark, fsm.KEKMarkSet{Fingerprint: mine, By: k.s.cfg.NodeID}); err != nil && !errors.Is(err, fsm.ErrConflict) {
-			k.s.log.Debug("record the key-encryption key's fingerprint: will retry", "err", err)
-		}
+		k.propose(ctx, mine)
 	}
 	prev := k.State()
 	k.state.Store(state)

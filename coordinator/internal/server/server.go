@@ -328,6 +328,7 @@ func (s *Server) runLeader(ctx context.Context) {
 	if !s.recordBrand(ctx) {
 		return // not serving: the cluster has another brand
 	}
+	s.kek.recordAsLeader(ctx)
 	s.API.SetLeaderReady(term)
 	s.bootstrapAccount(ctx)
 	usage := time.NewTicker(s.cfg.UsageFlush)
