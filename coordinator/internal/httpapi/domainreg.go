@@ -313,10 +313,8 @@ func (a *API) orderDomain(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if taken, err := readOne(a, "domain", func(r store.ReadTx) (string, error) { return r.RegDomainNameTaken(ascii), nil }); err != nil {
+	if err := a.notHeldHere(ascii, "is not available: it is registered here already"); err != nil {
 		return 0, nil, err
-	} else if taken != "" {
-		return 0, nil, errf(http.StatusConflict, "domain_unavailable", "%s is not available: it is registered here already; nothing was charged", ascii)
 	}
 	if res, err := a.registryCheck(rq.Context(), deps, ascii); err != nil {
 		return 0, nil, err
@@ -324,33 +322,53 @@ func (a *API) orderDomain(rq *request) (int, any, error) {
 		return 0, nil, errf(http.StatusConflict, "domain_unavailable", "%s is not available (%s); nothing was charged", ascii, res.Reason)
 	}
 	id := ids.New(regDomainIDPrefix, rq.now)
-	autoRenew := true
-	if req.AutoRenew != nil {
-		autoRenew = *req.AutoRenew
-	}
-	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainOrder, fsm.DomainOrder{
+	return a.placeDomainOrder(rq, deps, fsm.DomainOrder{
 		ID: id, AccountID: rq.caller.accountID, Name: ascii, UnicodeName: unicode, Tld: prod.Tld, ProductSlug: prod.Slug,
-		Years: req.Years, Nameservers: req.Nameservers, Contact: req.Contact, ContactID: contactID(id),
-		AutoRenew: autoRenew, WhoisPrivacy: req.WhoisPrivacy, ClTRID: fsm.DomainClTRID(id),
-		InvoiceID: ids.New("inv", rq.now), PaymentID: ids.New("pay", rq.now), TxID: ids.New("wtx", rq.now),
-	}, http.StatusAccepted)
+		Years: req.Years, Nameservers: req.Nameservers, Contact: req.Contact, AutoRenew: autoRenewOr(req.AutoRenew),
+		WhoisPrivacy: req.WhoisPrivacy,
+	}, "registration_failed")
+}
+
+// autoRenewOr is a request's auto_renew, on when left out.
+func autoRenewOr(v *bool) bool { return v == nil || *v }
+
+// notHeldHere refuses (409 domain_unavailable, nothing charged) a name a
+// domain of this provider holds already.
+func (a *API) notHeldHere(ascii, why string) error {
+	taken, err := readOne(a, "domain", func(r store.ReadTx) (string, error) { return r.RegDomainNameTaken(ascii), nil })
 	if err != nil {
-		var short *fsm.ShortfallError
-		if errors.As(err, &short) {
-			return 0, nil, errf(http.StatusPaymentRequired, "insufficient_funds", "%s; top up the wallet by at least %d cents", short.Error(), short.ShortfallUsdCents())
-		}
-		return 0, nil, err
+		return err
+	}
+	if taken != "" {
+		return errf(http.StatusConflict, "domain_unavailable", "%s %s; nothing was charged", ascii, why)
+	}
+	return nil
+}
+
+// placeDomainOrder proposes o (a registration or a transfer-in; its
+// contact, transaction and money ids are made here) as one command that
+// debits the wallet (402 naming the shortfall), then waits for the leader's
+// driver to end it: 201 with the domain, 202 while the registry has not
+// answered, 409 failCode with the registry's reason when it refused (the
+// order is refunded). A replayed answer (Idempotency-Key) is returned as it
+// was stored.
+func (a *API) placeDomainOrder(rq *request, deps *DomainDeps, o fsm.DomainOrder, failCode string) (int, any, error) {
+	o.ContactID, o.ClTRID = contactID(o.ID), fsm.DomainClTRID(o.ID)
+	o.InvoiceID, o.PaymentID, o.TxID = ids.New("inv", rq.now), ids.New("pay", rq.now), ids.New("wtx", rq.now)
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainOrder, o, http.StatusAccepted)
+	if err != nil {
+		return 0, nil, shortfall(err)
 	}
 	if _, ok := v.(api.Domain); !ok {
 		return status, v, nil // a replayed response (Idempotency-Key)
 	}
-	a.log.Info("domain ordered", "domain", id, "name", ascii, "account", rq.caller.accountID, "years", req.Years)
-	d, done := a.waitDomainOp(rq.Context(), deps, rq.caller.accountID, id, id)
+	a.log.Info("domain ordered", "domain", o.ID, "name", o.Name, "account", o.AccountID, "years", o.Years, "transfer", o.Transfer)
+	d, done := a.waitDomainOp(rq.Context(), deps, o.AccountID, o.ID, o.ID)
 	switch {
 	case !done:
 		return http.StatusAccepted, d.Domain, nil
 	case d.Status == api.DomainFailed:
-		return 0, nil, errf(http.StatusConflict, "registration_failed", "domain %s (%s): %s", ascii, id, d.StatusReason)
+		return 0, nil, errf(http.StatusConflict, failCode, "domain %s (%s): %s", o.Name, o.ID, d.StatusReason)
 	}
 	return http.StatusCreated, d.Domain, nil
 }
@@ -606,10 +624,8 @@ func (a *API) transferDomain(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if taken, err := readOne(a, "domain", func(r store.ReadTx) (string, error) { return r.RegDomainNameTaken(ascii), nil }); err != nil {
+	if err := a.notHeldHere(ascii, "is registered here already"); err != nil {
 		return 0, nil, err
-	} else if taken != "" {
-		return 0, nil, errf(http.StatusConflict, "domain_unavailable", "%s is registered here already; nothing was charged", ascii)
 	}
 	if res, err := a.registryCheck(rq.Context(), deps, ascii); err != nil {
 		return 0, nil, err
@@ -621,33 +637,8 @@ func (a *API) transferDomain(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	autoRenew := true
-	if req.AutoRenew != nil {
-		autoRenew = *req.AutoRenew
-	}
-	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainOrder, fsm.DomainOrder{
+	return a.placeDomainOrder(rq, deps, fsm.DomainOrder{
 		ID: id, AccountID: rq.caller.accountID, Name: ascii, UnicodeName: unicode, Tld: prod.Tld, ProductSlug: prod.Slug,
-		Years: 1, Contact: req.Contact, ContactID: contactID(id), AutoRenew: autoRenew, ClTRID: fsm.DomainClTRID(id),
-		InvoiceID: ids.New("inv", rq.now), PaymentID: ids.New("pay", rq.now), TxID: ids.New("wtx", rq.now),
-		Transfer: true, SealedAuthCode: sealed,
-	}, http.StatusAccepted)
-	if err != nil {
-		var short *fsm.ShortfallError
-		if errors.As(err, &short) {
-			return 0, nil, errf(http.StatusPaymentRequired, "insufficient_funds", "%s; top up the wallet by at least %d cents", short.Error(), short.ShortfallUsdCents())
-		}
-		return 0, nil, err
-	}
-	if _, ok := v.(api.Domain); !ok {
-		return status, v, nil // a replayed response (Idempotency-Key)
-	}
-	a.log.Info("domain transfer ordered", "domain", id, "name", ascii, "account", rq.caller.accountID)
-	d, done := a.waitDomainOp(rq.Context(), deps, rq.caller.accountID, id, id)
-	switch {
-	case !done:
-		return http.StatusAccepted, d.Domain, nil
-	case d.Status == api.DomainFailed:
-		return 0, nil, errf(http.StatusConflict, "transfer_failed", "domain %s (%s): %s", ascii, id, d.StatusReason)
-	}
-	return http.StatusCreated, d.Domain, nil
+		Years: 1, Contact: req.Contact, AutoRenew: autoRenewOr(req.AutoRenew), Transfer: true, SealedAuthCode: sealed,
+	}, "transfer_failed")
 }

@@ -191,8 +191,7 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 // the dispatcher: a refusal drops the secret and maps a shortfall to 402
 // naming it; a replayed answer (Idempotency-Key) drops it too, since our
 // action was not created, and is returned as it is with fresh false (the
-// passwords were in the first answer only). Domain orders may use it with
-// an empty actID.
+// passwords were in the first answer only).
 func (a *API) proposeOrder(rq *request, deps *ServerDeps, t fsm.CommandType, actID string, payload func(fsm.OrderCharge) any, planSlug string) (int, any, bool, error) {
 	drop := func() {
 		if actID != "" && deps != nil {
@@ -203,11 +202,7 @@ func (a *API) proposeOrder(rq *request, deps *ServerDeps, t fsm.CommandType, act
 	status, v, err := a.propose(rq.Context(), rq, t, payload(o), http.StatusCreated)
 	if err != nil {
 		drop()
-		var short *fsm.ShortfallError
-		if errors.As(err, &short) {
-			return 0, nil, false, errf(http.StatusPaymentRequired, "insufficient_funds", "%s; top up the wallet by at least %d cents", short.Error(), short.ShortfallUsdCents())
-		}
-		return 0, nil, false, err
+		return 0, nil, false, shortfall(err)
 	}
 	if deps != nil {
 		deps.Kick()
@@ -217,6 +212,16 @@ func (a *API) proposeOrder(rq *request, deps *ServerDeps, t fsm.CommandType, act
 		return status, v, false, nil
 	}
 	return status, v, true, nil
+}
+
+// shortfall maps a wallet shortfall refusing an order to 402
+// insufficient_funds naming the amount to top up; other errors pass.
+func shortfall(err error) error {
+	var short *fsm.ShortfallError
+	if errors.As(err, &short) {
+		return errf(http.StatusPaymentRequired, "insufficient_funds", "%s; top up the wallet by at least %d cents", short.Error(), short.ShortfallUsdCents())
+	}
+	return err
 }
 
 // listOSTemplates lists the templates the nodes reported (to this
