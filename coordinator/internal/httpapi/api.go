@@ -258,8 +258,12 @@ func (a *API) SetKEKState(f func() string) { a.kekState = f }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	st := a.raft.Status()
-	leaderID, applied, commit := st.LeaderID, st.AppliedIndex, st.CommitIndex
-	body := map[string]any{"leader_id": leaderID, "applied_index": applied, "commit_index": commit, "fsm_applied_index": a.state.AppliedIndex()}
+	// Caught up is judged by the FSM's applied index, the state every read is
+	// served from: Raft's own applied index is set after it hands a batch to
+	// the FSM, so for an instant after a write was acknowledged it can still be
+	// one behind the commit index (a fully caught-up node answered 503).
+	leaderID, commit, fsmApplied := st.LeaderID, st.CommitIndex, a.state.AppliedIndex()
+	body := map[string]any{"leader_id": leaderID, "applied_index": st.AppliedIndex, "commit_index": commit, "fsm_applied_index": fsmApplied}
 	if a.kekState != nil {
 		// Readiness does not depend on it (the API works), but an operator
 		// sees a coordinator started with another --webhook-kek-file.
@@ -284,7 +288,7 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}
-	if applied < commit {
+	if fsmApplied < commit {
 		body["status"] = "catching up"
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, body)
