@@ -51,6 +51,14 @@ func (p *CoordinatorProcess) LogPath() string { return p.DataDir + ".log" }
 // Alive reports whether the process was started and not killed or stopped.
 func (p *CoordinatorProcess) Alive() bool { return p.cmd != nil }
 
+// Pid is the current process's id (0 when not running).
+func (p *CoordinatorProcess) Pid() int {
+	if p.cmd == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
 // Exited is closed when the current process exits (nil before the first start).
 func (p *CoordinatorProcess) Exited() <-chan struct{} { return p.done }
 

@@ -49,17 +49,39 @@ type Result struct {
 	Elapsed time.Duration
 	P50     time.Duration
 	P99     time.Duration
+	// ServerCPU is the CPU time (user + system) the server processes used
+	// during the phase: all three cluster members, or the bare server.
+	ServerCPU time.Duration
+}
+
+// CPUPerOp is the server processes' CPU time per successful request.
+func (r Result) CPUPerOp() time.Duration {
+	if r.OK == 0 {
+		return 0
+	}
+	return r.ServerCPU / time.Duration(r.OK)
 }
 
 // PerSec is successful requests per second.
 func (r Result) PerSec() float64 { return float64(r.OK) / r.Elapsed.Seconds() }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%-44s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  (%d ok, %d errors, %.1fs)",
-		r.Name, r.PerSec(), ms(r.P50), ms(r.P99), r.OK, r.Errors, r.Elapsed.Seconds())
+	return fmt.Sprintf("%-44s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %6.0f µs/op  (%d ok, %d errors, %.1fs)",
+		r.Name, r.PerSec(), ms(r.P50), ms(r.P99), us(r.CPUPerOp()), r.OK, r.Errors, r.Elapsed.Seconds())
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// cpuRatio is how many times more server CPU per request a costs than b
+// (0 when either is unmeasured).
+func cpuRatio(a, b Result) float64 {
+	if b.CPUPerOp() == 0 {
+		return 0
+	}
+	return float64(a.CPUPerOp()) / float64(b.CPUPerOp())
+}
 
 // load runs fn from n goroutines for d and measures successes and latency.
 func load(name string, n int, d time.Duration, fn func(worker, i int) error) Result {
@@ -201,11 +223,16 @@ func Run(ctx context.Context, o Options) error {
 			return nil
 		}
 	}
-	wr := load("hostplane POST /v1/tickets (to the leader)", o.Clients, o.Duration, post(hp.urls[hp.leader]))
+	wait := profilePhase("leader-writes", 3, o.Duration)
+	wr := measured("hostplane POST /v1/tickets (to the leader)", hp.pids(), o.Clients, o.Duration, post(hp.urls[hp.leader]))
+	wait()
 	fmt.Fprintln(o.Out, wr)
-	spread := load("hostplane POST /v1/tickets (spread, followers forward)", o.Clients, o.Duration, func(w, i int) error {
+	fmt.Fprintf(o.Out, "(the leader is node %d)\n", hp.leader)
+	wait = profilePhase("spread-writes", 3, o.Duration)
+	spread := measured("hostplane POST /v1/tickets (spread, followers forward)", hp.pids(), o.Clients, o.Duration, func(w, i int) error {
 		return post(hp.urls[(w+i)%3])(w, i)
 	})
+	wait()
 	fmt.Fprintln(o.Out, spread)
 
 	// Reads: a separate account with one page of tickets, GET /v1/tickets on the leader.
@@ -236,17 +263,19 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	bareURL, err := startBare(p, dir, sample)
+	bareURL, barePid, err := startBare(p, dir, sample)
 	if err != nil {
 		return err
 	}
-	bare := load("bare net/http JSON handler (same body)", o.Clients, o.Duration, get(bareURL, ""))
+	bare := measured("bare net/http JSON handler (same body)", []int{barePid}, o.Clients, o.Duration, get(bareURL, ""))
 	fmt.Fprintln(o.Out, bare)
-	rd, stale := benchReads(o, get, listURL, readKey)
+	rd, stale := benchReads(o, hp.pids(), get, listURL, readKey)
 
 	fmt.Fprintf(o.Out, "\nwrites: hostplane leader / etcd JSON gateway = %.2fx   aim >= 1.0x\n", wr.PerSec()/etcdRes.PerSec())
 	fmt.Fprintf(o.Out, "        hostplane leader / etcd Go client    = %.2fx   aim >= 0.8x\n", wr.PerSec()/etcdNative.PerSec())
 	fmt.Fprintf(o.Out, "        hostplane spread / hostplane leader  = %.2fx   aim >= 0.9x\n", spread.PerSec()/wr.PerSec())
+	fmt.Fprintf(o.Out, "        server CPU per write: leader / etcd JSON gateway = %.2fx, leader / etcd Go client = %.2fx, spread / leader = %.2fx\n",
+		cpuRatio(wr, etcdRes), cpuRatio(wr, etcdNative), cpuRatio(spread, wr))
 	printReadRatios(o, bare, rd, stale)
 	return nil
 }
@@ -268,22 +297,23 @@ func fetch(url, key string) ([]byte, error) {
 
 // startBare re-executes this binary as the bare JSON server (a separate process,
 // as the coordinator is) serving the same payload decoded and re-encoded per request.
-func startBare(p *procs, dir string, sample []byte) (string, error) {
+func startBare(p *procs, dir string, sample []byte) (string, int, error) {
 	f := filepath.Join(dir, "bare.json")
 	if err := os.WriteFile(f, sample, 0o600); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	self, err := os.Executable()
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
 	port := freePort()
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	if _, err := p.start(filepath.Join(dir, "bare.log"), self, "bare-server", "--addr", addr, "--file", f); err != nil {
-		return "", err
+	cmd, err := p.start(filepath.Join(dir, "bare.log"), self, "bare-server", "--addr", addr, "--file", f)
+	if err != nil {
+		return "", 0, err
 	}
 	url := "http://" + addr + "/"
-	return url, waitHTTP(url, 10*time.Second)
+	return url, cmd.Process.Pid, waitHTTP(url, 10*time.Second)
 }
 
 // ServeBare is the bare baseline: net/http + encoding/json of a fixed value.
@@ -310,21 +340,23 @@ func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (native, ga
 	}
 	type member struct{ name, peer, client string }
 	var ms []member
-	var initial []string
+	var pids []int
+	var initialPeers []string
 	for i := 1; i <= 3; i++ {
 		m := member{fmt.Sprintf("e%d", i), fmt.Sprintf("http://127.0.0.1:%d", freePort()), fmt.Sprintf("http://127.0.0.1:%d", freePort())}
 		ms = append(ms, m)
-		initial = append(initial, m.name+"="+m.peer)
+		initialPeers = append(initialPeers, m.name+"="+m.peer)
 	}
 	for _, m := range ms {
-		_, err := p.start(filepath.Join(dir, m.name+".log"), "etcd", "--name", m.name, "--data-dir", filepath.Join(dir, m.name),
+		cmd, err := p.start(filepath.Join(dir, m.name+".log"), "etcd", "--name", m.name, "--data-dir", filepath.Join(dir, m.name),
 			"--listen-peer-urls", m.peer, "--initial-advertise-peer-urls", m.peer,
 			"--listen-client-urls", m.client, "--advertise-client-urls", m.client,
-			"--initial-cluster", strings.Join(initial, ","), "--initial-cluster-state", "new", "--initial-cluster-token", "hpbench",
+			"--initial-cluster", strings.Join(initialPeers, ","), "--initial-cluster-state", "new", "--initial-cluster-token", "hpbench",
 			"--log-level", "error", "--logger", "zap")
 		if err != nil {
 			return native, gateway, err
 		}
+		pids = append(pids, cmd.Process.Pid)
 	}
 	hc := httpClient(o.Clients)
 	// Find the leader through the JSON gateway.
@@ -387,8 +419,8 @@ func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (native, ga
 	if err := nput(0, -1); err != nil {
 		return native, gateway, fmt.Errorf("etcd Go client put: %w", err)
 	}
-	native = load("etcd 3.4 put via Go client (gRPC, to the leader)", o.Clients, o.Duration, nput)
-	gateway = load("etcd 3.4 put via JSON gateway (to the leader)", o.Clients, o.Duration, put)
+	native = measured("etcd 3.4 put via Go client (gRPC, to the leader)", pids, o.Clients, o.Duration, nput)
+	gateway = measured("etcd 3.4 put via JSON gateway (to the leader)", pids, o.Clients, o.Duration, put)
 	return native, gateway, nil
 }
 
@@ -443,6 +475,15 @@ func startHostplane(ctx context.Context, dir string, o Options) (*hostplane, err
 	// Every node must know every API address before the spread phase.
 	time.Sleep(2 * time.Second)
 	return hp, nil
+}
+
+// pids are the cluster members' process ids.
+func (hp *hostplane) pids() []int {
+	var out []int
+	for _, n := range hp.c.Nodes {
+		out = append(out, n.Pid())
+	}
+	return out
 }
 
 func (hp *hostplane) readAccount(ctx context.Context) (string, error) {

@@ -1,0 +1,99 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// clockTick is the unit of utime and stime in /proc/<pid>/stat (USER_HZ, 100
+// on every Linux architecture Go supports).
+const clockTick = 10 * time.Millisecond
+
+// procCPU is the CPU time (user + system) the processes have used so far; a
+// process that is gone counts 0.
+func procCPU(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// The command name (field 2) is in parentheses and may hold spaces:
+		// the fields counted here start after its closing one.
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 13 {
+			continue
+		}
+		// After the name: state(3) … utime(14) stime(15), so indexes 11 and 12.
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * clockTick
+	}
+	return total
+}
+
+// measured runs load while counting the CPU time the server processes (pids)
+// spend: on this shared machine CPU per operation is steadier than the wall
+// clock rate, which other work on the machine moves.
+func measured(name string, pids []int, n int, d time.Duration, fn func(worker, i int) error) Result {
+	before := procCPU(pids)
+	r := load(name, n, d, fn)
+	r.ServerCPU = procCPU(pids) - before
+	return r
+}
+
+// profilePhase, in a profiling run (BENCH_PPROF_BASE_PORT set: node i serves
+// pprof on that port + i + 1), saves a CPU profile of every node over most of
+// a phase of length d as BENCH_PROFILE_DIR/<tag>-node<i>.pprof; it returns at
+// once and the returned wait blocks until the profiles are written.
+func profilePhase(tag string, nodes int, d time.Duration) (wait func()) {
+	pp := os.Getenv("BENCH_PPROF_BASE_PORT")
+	if pp == "" {
+		return func() {}
+	}
+	var base int
+	fmt.Sscan(pp, &base)
+	out := os.Getenv("BENCH_PROFILE_DIR")
+	if out == "" {
+		out = "."
+	}
+	secs := int((d - time.Second) / time.Second)
+	if secs < 1 {
+		secs = 1
+	}
+	done := make(chan struct{}, nodes)
+	for i := 0; i < nodes; i++ {
+		go func(i int) {
+			defer func() { done <- struct{}{} }()
+			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", base+i+1, secs))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "profile:", err)
+				return
+			}
+			defer resp.Body.Close()
+			f, err := os.Create(filepath.Join(out, fmt.Sprintf("%s-node%d.pprof", tag, i)))
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "profile:", err)
+				return
+			}
+			defer f.Close()
+			_, _ = io.Copy(f, resp.Body)
+		}(i)
+	}
+	return func() {
+		for i := 0; i < nodes; i++ {
+			<-done
+		}
+	}
+}
