@@ -7,20 +7,13 @@ package brand
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,85 +27,18 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
 
-// hit is one webhook delivery as received.
-type hit struct {
-	header http.Header
-	body   []byte
-	typ    string
-	data   map[string]any
-}
-
-// receiver is a loopback webhook endpoint that keeps every delivery.
-type receiver struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	hits []hit
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		var ev struct {
-			Type string         `json:"type"`
-			Data map[string]any `json:"data"`
-		}
-		_ = json.Unmarshal(body, &ev)
-		r.mu.Lock()
-		r.hits = append(r.hits, hit{header: req.Header.Clone(), body: body, typ: ev.Type, data: ev.Data})
-		r.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-// wait returns the first delivery of event typ whose data matches match.
-func (r *receiver) wait(t *testing.T, typ string, match func(map[string]any) bool) hit {
+// waitHook is recv.Wait (30 s) with the delivery's 444host headers logged.
+func waitHook(t *testing.T, recv *framework.WebhookReceiver, typ string, match func(map[string]any) bool) framework.WebhookDelivery {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		r.mu.Lock()
-		for _, h := range r.hits {
-			if h.typ == typ && match(h.data) {
-				r.mu.Unlock()
-				t.Logf("webhook delivered: X-444host-Event: %s, X-444host-Signature: %.24s…, body %s", h.header.Get("X-444host-Event"), h.header.Get("X-444host-Signature"), h.body)
-				return h
-			}
-		}
-		r.mu.Unlock()
-		time.Sleep(50 * time.Millisecond)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var got []string
-	for _, h := range r.hits {
-		got = append(got, h.typ+" "+string(h.body))
-	}
-	t.Fatalf("no %s delivery within 30 s; received:\n%s", typ, strings.Join(got, "\n"))
-	return hit{}
+	h := recv.Wait(t, typ, 30*time.Second, match)
+	t.Logf("webhook delivered: X-444host-Event: %s, X-444host-Signature: %.24s…, body %s", h.Header.Get("X-444host-Event"), h.Header.Get("X-444host-Signature"), h.Body)
+	return h
 }
 
 // sigOK checks the signature as the 444host seed describes it, with no
 // hostplane code: X-444host-Signature: t=<ts>,v1=HMAC-SHA256(secret, "<ts>." + body).
 func sigOK(secret, header string, body []byte) bool {
-	var ts, v1 string
-	for _, part := range strings.Split(header, ",") {
-		k, v, _ := strings.Cut(part, "=")
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			v1 = v
-		}
-	}
-	if _, err := strconv.ParseInt(ts, 10, 64); err != nil || v1 == "" {
-		return false
-	}
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(ts + "." + string(body)))
-	want := hex.EncodeToString(m.Sum(nil))
-	return hmac.Equal([]byte(want), []byte(v1))
+	return framework.WebhookSignatureOK(secret, header, body, 0)
 }
 
 func keys(m map[string]any) []string {
@@ -260,10 +186,10 @@ func TestSeed444host(t *testing.T) {
 
 	// Webhooks first, so every event below is delivered: the seed's example
 	// subscription, and one for every event.
-	recv := newReceiver(t)
-	call("POST", "/v1/webhooks", map[string]any{"url": recv.srv.URL + "/x", "events": []string{"server.created"}}, 400)
-	seedHook := obj(call("POST", "/v1/webhooks", map[string]any{"url": recv.srv.URL + "/hooks/444host", "events": []string{"vps.power.changed", "ticket.replied"}}, 201))
-	all := obj(call("POST", "/v1/webhooks", map[string]any{"url": recv.srv.URL + "/all", "events": []string{"*"}}, 201))
+	recv := framework.NewWebhookReceiver(t)
+	call("POST", "/v1/webhooks", map[string]any{"url": recv.URL + "/x", "events": []string{"server.created"}}, 400)
+	seedHook := obj(call("POST", "/v1/webhooks", map[string]any{"url": recv.URL + "/hooks/444host", "events": []string{"vps.power.changed", "ticket.replied"}}, 201))
+	all := obj(call("POST", "/v1/webhooks", map[string]any{"url": recv.URL + "/all", "events": []string{"*"}}, 201))
 	secret, _ := all["secret"].(string)
 	if !strings.HasPrefix(secret, "whsec_") {
 		t.Fatalf("create webhook: secret %q", secret)
@@ -305,24 +231,24 @@ func TestSeed444host(t *testing.T) {
 	if again := obj(call("POST", "/v1/vps", order, 201, "Idempotency-Key", "order-web-1")); again["server"].(map[string]any)["id"] != id {
 		t.Errorf("retried order made another server: %v", again["server"])
 	}
-	created := recv.wait(t, "vps.created", func(d map[string]any) bool { return d["vpsId"] == id })
-	if got := strings.Join(keys(created.data), ","); got != "hostname,ipv4,label,planSlug,status,vpsId" {
+	created := waitHook(t, recv, "vps.created", func(d map[string]any) bool { return d["vpsId"] == id })
+	if got := strings.Join(keys(created.Data), ","); got != "hostname,ipv4,label,planSlug,status,vpsId" {
 		t.Errorf("vps.created payload fields %s, want the seed's vpsId, label, hostname, planSlug, status, ipv4", got)
 	}
-	if created.data["hostname"] != "web-1" || created.data["planSlug"] != "vps-2" || created.data["label"] != "web-1" || created.data["status"] != "running" {
-		t.Errorf("vps.created %s", created.body)
+	if created.Data["hostname"] != "web-1" || created.Data["planSlug"] != "vps-2" || created.Data["label"] != "web-1" || created.Data["status"] != "running" {
+		t.Errorf("vps.created %s", created.Body)
 	}
-	ip, _ := created.data["ipv4"].(string)
+	ip, _ := created.Data["ipv4"].(string)
 	if !strings.HasPrefix(ip, "46.31.78.") {
 		t.Fatalf("vps.created ipv4 %q", ip)
 	}
-	if !sigOK(secret, created.header.Get("X-444host-Signature"), created.body) {
-		t.Errorf("X-444host-Signature %q does not verify as the seed describes", created.header.Get("X-444host-Signature"))
+	if !sigOK(secret, created.Header.Get("X-444host-Signature"), created.Body) {
+		t.Errorf("X-444host-Signature %q does not verify as the seed describes", created.Header.Get("X-444host-Signature"))
 	}
-	if created.header.Get("X-444host-Event") != "vps.created" || created.header.Get("X-444host-Delivery") == "" {
-		t.Errorf("delivery headers %v", created.header)
+	if created.Header.Get("X-444host-Event") != "vps.created" || created.Header.Get("X-444host-Delivery") == "" {
+		t.Errorf("delivery headers %v", created.Header)
 	}
-	for h := range created.header {
+	for h := range created.Header {
 		if strings.HasPrefix(strings.ToLower(h), "x-sunucu") {
 			t.Errorf("delivery carries sunucu header %s", h)
 		}
@@ -370,27 +296,27 @@ func TestSeed444host(t *testing.T) {
 		allIPs.Data[0]["ips"].([]any)[0].(map[string]any)["ptr"] != "mail.example.com" {
 		t.Errorf("GET /v1/vps/all-ips: %v", allIPs.Data)
 	}
-	set := recv.wait(t, "vps.ptr.changed", func(d map[string]any) bool { return d["ptr"] == "mail.example.com" })
-	if got := strings.Join(keys(set.data), ","); got != "ip,ptr,vpsId" || set.data["vpsId"] != id || set.data["ip"] != ip {
-		t.Errorf("vps.ptr.changed %s", set.body)
+	set := waitHook(t, recv, "vps.ptr.changed", func(d map[string]any) bool { return d["ptr"] == "mail.example.com" })
+	if got := strings.Join(keys(set.Data), ","); got != "ip,ptr,vpsId" || set.Data["vpsId"] != id || set.Data["ip"] != ip {
+		t.Errorf("vps.ptr.changed %s", set.Body)
 	}
 	call("DELETE", "/v1/vps/"+id+"/ips/"+ip+"/ptr", nil, 200)
-	recv.wait(t, "vps.ptr.changed", func(d map[string]any) bool { _, ok := d["ptr"]; return ok && d["ptr"] == nil && d["vpsId"] == id })
+	waitHook(t, recv, "vps.ptr.changed", func(d map[string]any) bool { _, ok := d["ptr"]; return ok && d["ptr"] == nil && d["vpsId"] == id })
 
 	// Power, label, reinstall: each an action; its event carries vpsId.
 	waitAction := sa.waitAction
 	waitAction(call("POST", "/v1/vps/"+id+"/power/reboot", nil, 202))
-	power := recv.wait(t, "vps.power.changed", func(d map[string]any) bool { return d["vpsId"] == id && d["action"] == "reboot" })
-	if got := strings.Join(keys(power.data), ","); got != "action,vpsId" {
-		t.Errorf("vps.power.changed %s", power.body)
+	power := waitHook(t, recv, "vps.power.changed", func(d map[string]any) bool { return d["vpsId"] == id && d["action"] == "reboot" })
+	if got := strings.Join(keys(power.Data), ","); got != "action,vpsId" {
+		t.Errorf("vps.power.changed %s", power.Body)
 	}
 	if label := obj(call("PATCH", "/v1/vps/"+id+"/label", map[string]any{"label": "web-prod-1"}, 200)); label["label"] != "web-prod-1" {
 		t.Errorf("PATCH label: %v", label)
 	}
 	waitAction(call("POST", "/v1/vps/"+id+"/reinstall", map[string]any{"os": "ubuntu", "osTemplate": "base"}, 202, "Idempotency-Key", "reinstall-1"))
-	re := recv.wait(t, "vps.reinstalled", func(d map[string]any) bool { return d["vpsId"] == id })
-	if got := strings.Join(keys(re.data), ","); got != "os,osTemplate,vpsId" || re.data["osTemplate"] != "base" {
-		t.Errorf("vps.reinstalled %s", re.body)
+	re := waitHook(t, recv, "vps.reinstalled", func(d map[string]any) bool { return d["vpsId"] == id })
+	if got := strings.Join(keys(re.Data), ","); got != "os,osTemplate,vpsId" || re.Data["osTemplate"] != "base" {
+		t.Errorf("vps.reinstalled %s", re.Body)
 	}
 
 	// Billing: the order's paid invoice, the wallet after the 960 debit.
@@ -406,19 +332,19 @@ func TestSeed444host(t *testing.T) {
 		t.Errorf("wallet %v, want 1250 - 960 = 290", w)
 	}
 	call("GET", "/v1/billing/wallet/transactions?limit=200", nil, 200)
-	recv.wait(t, "invoice.paid", func(d map[string]any) bool { return d["totalUsdCents"] == float64(960) })
+	waitHook(t, recv, "invoice.paid", func(d map[string]any) bool { return d["totalUsdCents"] == float64(960) })
 
 	// Tickets: open (the seed's body), staff reply (ticket.replied to the
 	// seed's subscription), customer reply, close.
 	tk := obj(call("POST", "/v1/tickets", map[string]any{"subject": "Mail deliverability", "message": "Our PTR record is set but…", "priority": "medium", "department": "technical"}, 201, "Idempotency-Key", "t-1"))
 	tid, _ := tk["id"].(string)
-	recv.wait(t, "ticket.created", func(d map[string]any) bool { return d["ticketId"] == tid && d["priority"] == "medium" })
+	waitHook(t, recv, "ticket.created", func(d map[string]any) bool { return d["ticketId"] == tid && d["priority"] == "medium" })
 	if _, err := adm.StaffReply(ctx, tid, api.StaffReplyRequest{Body: "Check the zone.", StaffName: "Support"}); err != nil {
 		t.Fatal(err)
 	}
-	replied := recv.wait(t, "ticket.replied", func(d map[string]any) bool { return d["ticketId"] == tid })
-	if replied.header.Get("X-444host-Event") != "ticket.replied" {
-		t.Errorf("ticket.replied headers %v", replied.header)
+	replied := waitHook(t, recv, "ticket.replied", func(d map[string]any) bool { return d["ticketId"] == tid })
+	if replied.Header.Get("X-444host-Event") != "ticket.replied" {
+		t.Errorf("ticket.replied headers %v", replied.Header)
 	}
 	call("POST", "/v1/tickets/"+tid+"/reply", map[string]any{"body": "Thanks — that fixed it."}, 201)
 	call("POST", "/v1/tickets/"+tid+"/close", nil, 200)
@@ -449,21 +375,19 @@ func TestSeed444host(t *testing.T) {
 	if firstDelivery == "" {
 		t.Fatalf("no vps.created in the delivery log: %v", dl.Data)
 	}
-	n := len(recv.hits)
+	n := len(recv.Deliveries(""))
 	call("POST", "/v1/webhooks/"+hid+"/deliveries/"+firstDelivery+"/redeliver", nil, 202)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		recv.mu.Lock()
-		var again *hit
-		for _, h := range recv.hits[n:] {
-			if h.typ == "vps.created" {
+		var again *framework.WebhookDelivery
+		for _, h := range recv.Deliveries("")[n:] {
+			if h.Type == "vps.created" {
 				again = &h
 			}
 		}
-		recv.mu.Unlock()
 		if again != nil {
-			if again.data["vpsId"] != id || again.data["serverId"] != nil || !sigOK(secret, again.header.Get("X-444host-Signature"), again.body) {
-				t.Errorf("redelivered %s", again.body)
+			if again.Data["vpsId"] != id || again.Data["serverId"] != nil || !sigOK(secret, again.Header.Get("X-444host-Signature"), again.Body) {
+				t.Errorf("redelivered %s", again.Body)
 			}
 			break
 		}
@@ -499,7 +423,7 @@ func TestSeed444host(t *testing.T) {
 
 	// Terminate.
 	waitAction(call("DELETE", "/v1/vps/"+id, nil, 202, "Idempotency-Key", "term-1"))
-	recv.wait(t, "vps.terminated", func(d map[string]any) bool { return d["vpsId"] == id && len(d) == 1 })
+	waitHook(t, recv, "vps.terminated", func(d map[string]any) bool { return d["vpsId"] == id && len(d) == 1 })
 	if r := obj(call("POST", "/v1/webhooks/"+hid+"/rotate-secret", nil, 200)); !strings.HasPrefix(r["secret"].(string), "whsec_") {
 		t.Errorf("rotate: %v", r)
 	}
@@ -508,13 +432,11 @@ func TestSeed444host(t *testing.T) {
 	}
 
 	// Every delivery used 444host's names.
-	recv.mu.Lock()
-	for _, h := range recv.hits {
-		if strings.HasPrefix(h.typ, "server.") || h.data["serverId"] != nil {
-			t.Errorf("delivery in sunucu's names: %s", h.body)
+	for _, h := range recv.Deliveries("") {
+		if strings.HasPrefix(h.Type, "server.") || h.Data["serverId"] != nil {
+			t.Errorf("delivery in sunucu's names: %s", h.Body)
 		}
 	}
-	recv.mu.Unlock()
 
 	// sunucu's names are not served here.
 	for _, p := range []string{"/v1/servers", "/v1/servers/ips", "/v1/servers/" + id, "/v1/servers/" + id + "/ips"} {

@@ -47,16 +47,16 @@ func TestSeed444hostDomains(t *testing.T) {
 	}
 	sa := newSeedAPI(t, ctx, c, acc.ID, key, 1250)
 	call, obj := sa.call, sa.obj
-	recv := newReceiver(t)
-	hook := obj(call("POST", "/v1/webhooks", map[string]any{"url": recv.srv.URL + "/hooks/444host", "events": []string{"domain.registered"}}, 201))
+	recv := framework.NewWebhookReceiver(t)
+	hook := obj(call("POST", "/v1/webhooks", map[string]any{"url": recv.URL + "/hooks/444host", "events": []string{"domain.registered"}}, 201))
 	secret, _ := hook["secret"].(string)
 
 	reg1 := obj(call("POST", "/v1/domains", map[string]any{"name": "example.test", "years": 1, "nameservers": []string{"ns1.hosting.net", "ns2.hosting.net"},
 		"contact": map[string]any{"name": "Jane Doe", "street": []string{"1 Main St"}, "city": "London", "cc": "GB", "email": "you@example.com"}}, 201))
 	id, _ := reg1["id"].(string)
-	ev := recv.wait(t, "domain.registered", func(d map[string]any) bool { return d["domainId"] == id })
-	if ev.data["domain"] != "example.test" || ev.header.Get("X-444host-Event") != "domain.registered" || !sigOK(secret, ev.header.Get("X-444host-Signature"), ev.body) {
-		t.Errorf("domain.registered delivery %v %s", ev.header, ev.body)
+	ev := waitHook(t, recv, "domain.registered", func(d map[string]any) bool { return d["domainId"] == id })
+	if ev.Data["domain"] != "example.test" || ev.Header.Get("X-444host-Event") != "domain.registered" || !sigOK(secret, ev.Header.Get("X-444host-Signature"), ev.Body) {
+		t.Errorf("domain.registered delivery %v %s", ev.Header, ev.Body)
 	}
 
 	// GET /v1/domains: status, nameservers and expiry.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
@@ -42,8 +43,8 @@ func TestSeed444hostHosting(t *testing.T) {
 	a := sa.a
 	call, obj := sa.call, sa.obj
 
-	recv := newReceiver(t)
-	hook := obj(call("POST", "/v1/webhooks", map[string]any{"url": recv.srv.URL + "/hooks/444host", "events": []string{"hosting.created", "invoice.paid"}}, 201))
+	recv := framework.NewWebhookReceiver(t)
+	hook := obj(call("POST", "/v1/webhooks", map[string]any{"url": recv.URL + "/hooks/444host", "events": []string{"hosting.created", "invoice.paid"}}, 201))
 	secret, _ := hook["secret"].(string)
 
 	// POST /v1/hosting: the seed's order (its username made this test's, so
@@ -85,15 +86,15 @@ func TestSeed444hostHosting(t *testing.T) {
 	}
 	settled("active")
 
-	created := recv.wait(t, "hosting.created", func(d map[string]any) bool { return d["hostingId"] == id })
-	if got := strings.Join(keys(created.data), ","); got != "domain,hostingId,status,username" ||
-		created.data["username"] != user || created.data["domain"] != "example.com" || created.data["status"] != "active" {
-		t.Errorf("hosting.created %s, want the seed's hostingId, username, domain, status", created.body)
+	created := waitHook(t, recv, "hosting.created", func(d map[string]any) bool { return d["hostingId"] == id })
+	if got := strings.Join(keys(created.Data), ","); got != "domain,hostingId,status,username" ||
+		created.Data["username"] != user || created.Data["domain"] != "example.com" || created.Data["status"] != "active" {
+		t.Errorf("hosting.created %s, want the seed's hostingId, username, domain, status", created.Body)
 	}
-	if created.header.Get("X-444host-Event") != "hosting.created" || !sigOK(secret, created.header.Get("X-444host-Signature"), created.body) {
-		t.Errorf("hosting.created delivery headers %v", created.header)
+	if created.Header.Get("X-444host-Event") != "hosting.created" || !sigOK(secret, created.Header.Get("X-444host-Signature"), created.Body) {
+		t.Errorf("hosting.created delivery headers %v", created.Header)
 	}
-	recv.wait(t, "invoice.paid", func(d map[string]any) bool { return d["totalUsdCents"] == float64(500) })
+	waitHook(t, recv, "invoice.paid", func(d map[string]any) bool { return d["totalUsdCents"] == float64(500) })
 	if w := obj(call("GET", "/v1/billing/wallet", nil, 200)); w["balance_usd_cents"] != float64(750) {
 		t.Errorf("wallet %v, want 1250 - 500 = 750 (one debit for the retried order)", w)
 	}

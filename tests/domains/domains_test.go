@@ -13,9 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -170,8 +168,8 @@ func (r *rig) register(name string, years int, hdr map[string]string) framework.
 // exactly what it pays.
 func TestDomainLifecycle(t *testing.T) {
 	r := newRig(t)
-	hooks := newReceiver(t)
-	if rep := r.call(-1, "POST", "/v1/webhooks", fmt.Sprintf(`{"url":%q,"events":["domain.registered"]}`, hooks.srv.URL), nil); rep.Status != 201 {
+	hooks := framework.NewWebhookReceiver(t)
+	if rep := r.call(-1, "POST", "/v1/webhooks", fmt.Sprintf(`{"url":%q,"events":["domain.registered"]}`, hooks.URL), nil); rep.Status != 201 {
 		t.Fatalf("webhook: %s", rep)
 	}
 	r.credit(3 * yearly)
@@ -213,7 +211,7 @@ func TestDomainLifecycle(t *testing.T) {
 	if !onReg.ExDate.Equal(*d.ExpiresAt) || strings.Join(onReg.NS, ",") != "ns1.example.net,ns2.example.net" {
 		t.Fatalf("registry %+v, ours %+v", onReg, d)
 	}
-	ev := hooks.wait(t, "domain.registered", func(m map[string]any) bool { return m["domainId"] == d.ID })
+	ev := hooks.Wait(t, "domain.registered", 30*time.Second, func(m map[string]any) bool { return m["domainId"] == d.ID }).Data
 	evExp, _ := time.Parse(time.RFC3339Nano, fmt.Sprint(ev["expiresAt"]))
 	if ev["domain"] != "ada.test" || ev["periodYears"] != float64(2) || !evExp.Equal(*d.ExpiresAt) || len(ev) != 4 {
 		t.Fatalf("domain.registered payload %v", ev)
@@ -391,53 +389,4 @@ func TestLeaderKilledBetweenCallAndCommit(t *testing.T) {
 	if txs := r.reg.Transactions("domain:create", "kill2.test"); len(txs) != 1 {
 		t.Fatalf("registry transactions creating kill2.test: %+v", txs)
 	}
-}
-
-// receiver is a loopback webhook endpoint that keeps every delivery.
-type receiver struct {
-	srv  *httptest.Server
-	mu   sync.Mutex
-	hits []struct {
-		typ  string
-		data map[string]any
-	}
-}
-
-func newReceiver(t *testing.T) *receiver {
-	r := &receiver{}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		var ev struct {
-			Type string         `json:"type"`
-			Data map[string]any `json:"data"`
-		}
-		_ = json.Unmarshal(body, &ev)
-		r.mu.Lock()
-		r.hits = append(r.hits, struct {
-			typ  string
-			data map[string]any
-		}{ev.Type, ev.Data})
-		r.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *receiver) wait(t *testing.T, typ string, match func(map[string]any) bool) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		r.mu.Lock()
-		for _, h := range r.hits {
-			if h.typ == typ && match(h.data) {
-				r.mu.Unlock()
-				return h.data
-			}
-		}
-		r.mu.Unlock()
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("no %s delivery within 30 s", typ)
-	return nil
 }

@@ -11,12 +11,10 @@ import (
 )
 
 // count is how many deliveries of typ for domain id the receiver got.
-func (r *receiver) count(typ, id string) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+func count(r *framework.WebhookReceiver, typ, id string) int {
 	n := 0
-	for _, h := range r.hits {
-		if h.typ == typ && h.data["domainId"] == id {
+	for _, h := range r.Deliveries(typ) {
+		if h.Data["domainId"] == id {
 			n++
 		}
 	}
@@ -58,8 +56,8 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 func TestDomainRenewalsThroughProcesses(t *testing.T) {
 	clock, setClock := framework.TestClock(t)
 	r := newRigFlags(t, []string{"--test-clock-file", clock, "--renewal-interval", "200ms", "--domain-renew-days", "30", "--domain-reminder-days", "45"})
-	hooks := newReceiver(t)
-	if rep := r.call(-1, "POST", "/v1/webhooks", fmt.Sprintf(`{"url":%q,"events":["domain.renewed","domain.expiring"]}`, hooks.srv.URL), nil); rep.Status != 201 {
+	hooks := framework.NewWebhookReceiver(t)
+	if rep := r.call(-1, "POST", "/v1/webhooks", fmt.Sprintf(`{"url":%q,"events":["domain.renewed","domain.expiring"]}`, hooks.URL), nil); rep.Status != 201 {
 		t.Fatalf("webhook: %s", rep)
 	}
 	r.credit(3 * yearly)
@@ -78,7 +76,7 @@ func TestDomainRenewalsThroughProcesses(t *testing.T) {
 	// 40 days before expiry: the 45-day reminder of manual.test; nothing
 	// renewed yet.
 	setClock(time.Until(exp.AddDate(0, 0, -40)))
-	waitFor(t, "the reminder of manual.test", func() bool { return hooks.count("domain.expiring", manual.ID) == 1 })
+	waitFor(t, "the reminder of manual.test", func() bool { return count(hooks, "domain.expiring", manual.ID) == 1 })
 	if b := r.balance(); b != yearly || r.applied("domain:renew", "auto.test") != 0 {
 		t.Fatalf("renewed 40 days before expiry (renewal window 30 days): balance %d", b)
 	}
@@ -106,7 +104,7 @@ func TestDomainRenewalsThroughProcesses(t *testing.T) {
 		d := r.domain(auto.ID)
 		return d.ExpiresAt != nil && d.ExpiresAt.Equal(want) && d.Status == api.DomainActive
 	})
-	waitFor(t, "one domain.renewed", func() bool { return hooks.count("domain.renewed", auto.ID) == 1 })
+	waitFor(t, "one domain.renewed", func() bool { return count(hooks, "domain.renewed", auto.ID) == 1 })
 	time.Sleep(2 * time.Second) // ten more sweeps, on the new leader
 
 	if got := r.registry("auto.test").ExDate; !got.Equal(want) {
@@ -127,10 +125,10 @@ func TestDomainRenewalsThroughProcesses(t *testing.T) {
 	if b := r.balance(); b != 0 {
 		t.Fatalf("balance %d after one renewal, want 0", b)
 	}
-	if n, m := hooks.count("domain.renewed", auto.ID), hooks.count("domain.expiring", manual.ID); n != 1 || m != 1 {
+	if n, m := count(hooks, "domain.renewed", auto.ID), count(hooks, "domain.expiring", manual.ID); n != 1 || m != 1 {
 		t.Fatalf("%d domain.renewed, %d domain.expiring; want one each", n, m)
 	}
-	if n := hooks.count("domain.expiring", auto.ID) + hooks.count("domain.renewed", manual.ID); n != 0 {
+	if n := count(hooks, "domain.expiring", auto.ID) + count(hooks, "domain.renewed", manual.ID); n != 0 {
 		t.Fatalf("%d stray events", n)
 	}
 	var txs api.Page[api.WalletTransaction]

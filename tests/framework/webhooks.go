@@ -1,22 +1,29 @@
 package framework
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // WebhookDelivery is one request a WebhookReceiver answered: the event's
-// type and id from the body (the dispatcher's JSON), its data, and the raw
-// body.
+// type and id from the body (the dispatcher's JSON), its data, the raw body
+// and the request's headers.
 type WebhookDelivery struct {
-	Type string
-	ID   string
-	Data map[string]any
-	Body []byte
+	Type   string
+	ID     string
+	Data   map[string]any
+	Body   []byte
+	Header http.Header
 }
 
 // WebhookReceiver is a loopback HTTP endpoint (plain HTTP: the cluster needs
@@ -41,7 +48,7 @@ func NewWebhookReceiver(t testing.TB) *WebhookReceiver {
 		}
 		_ = json.Unmarshal(body, &ev)
 		r.mu.Lock()
-		r.all = append(r.all, WebhookDelivery{Type: ev.Type, ID: ev.ID, Data: ev.Data, Body: body})
+		r.all = append(r.all, WebhookDelivery{Type: ev.Type, ID: ev.ID, Data: ev.Data, Body: body, Header: req.Header.Clone()})
 		r.mu.Unlock()
 		w.WriteHeader(http.StatusNoContent)
 	}))
@@ -62,4 +69,52 @@ func (r *WebhookReceiver) Deliveries(typ string) []WebhookDelivery {
 		}
 	}
 	return out
+}
+
+// Wait returns the first delivery of event type typ whose data satisfies
+// match, failing t (with every delivery received) when none came within.
+func (r *WebhookReceiver) Wait(t testing.TB, typ string, within time.Duration, match func(data map[string]any) bool) WebhookDelivery {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		for _, d := range r.Deliveries(typ) {
+			if match(d.Data) {
+				return d
+			}
+		}
+		if time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	var got []string
+	for _, d := range r.Deliveries("") {
+		got = append(got, d.Type+" "+string(d.Body))
+	}
+	t.Fatalf("no %s delivery within %s; received:\n%s", typ, within, strings.Join(got, "\n"))
+	return WebhookDelivery{}
+}
+
+// WebhookSignatureOK checks a delivery's signature header as SPEC.md (and the
+// 444host seed) describe it, with no hostplane code: "t=<unix seconds>,v1=<hex
+// HMAC-SHA256(secret, "<t>." + body)>". With maxSkew > 0 the timestamp must
+// also be within maxSkew of now.
+func WebhookSignatureOK(secret, header string, body []byte, maxSkew time.Duration) bool {
+	var ts, v1 string
+	for _, part := range strings.Split(header, ",") {
+		k, v, _ := strings.Cut(part, "=")
+		switch k {
+		case "t":
+			ts = v
+		case "v1":
+			v1 = v
+		}
+	}
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil || v1 == "" || (maxSkew > 0 && time.Since(time.Unix(sec, 0)).Abs() > maxSkew) {
+		return false
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts + "." + string(body)))
+	return hmac.Equal([]byte(hex.EncodeToString(m.Sum(nil))), []byte(v1))
 }

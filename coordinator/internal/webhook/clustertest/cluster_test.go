@@ -2,16 +2,12 @@ package clustertest
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +19,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -46,27 +43,6 @@ func sharedKEK(t testing.TB) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-// sigOK checks X-Sunucu-Signature as SPEC.md describes it (own code).
-func sigOK(secret, header string, body []byte) bool {
-	var ts, v1 string
-	for _, p := range strings.Split(header, ",") {
-		k, v, _ := strings.Cut(p, "=")
-		switch k {
-		case "t":
-			ts = v
-		case "v1":
-			v1 = v
-		}
-	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil || time.Since(time.Unix(sec, 0)).Abs() > 5*time.Minute {
-		return false
-	}
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(ts + "." + string(body)))
-	return hmac.Equal([]byte(hex.EncodeToString(m.Sum(nil))), []byte(v1))
 }
 
 type hit struct {
@@ -97,7 +73,7 @@ func newSink(t testing.TB, delay time.Duration) *sink {
 		s.mu.Lock()
 		secret := s.secrets[sub]
 		s.mu.Unlock()
-		if !sigOK(secret, r.Header.Get("X-Sunucu-Signature"), body) {
+		if !framework.WebhookSignatureOK(secret, r.Header.Get("X-Sunucu-Signature"), body, 5*time.Minute) {
 			s.bad.Add(1)
 			w.WriteHeader(401)
 			return
