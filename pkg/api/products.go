@@ -138,12 +138,31 @@ type AdminSuspension struct {
 }
 
 // OSTemplate is one installable OS template (GET /v1/os-templates): Name is
-// what os_template takes; Family and Version are Name split at its first
-// hyphen.
+// what os_template takes; Family and Version are the operator's label
+// (`hostplanectl template label`), or else Name split at its first hyphen;
+// DisplayName is the label's, when it has one.
 type OSTemplate struct {
-	Name    string `json:"name"`
-	Family  string `json:"family"`
-	Version string `json:"version"`
+	Name        string `json:"name"`
+	Family      string `json:"family"`
+	Version     string `json:"version"`
+	DisplayName string `json:"display_name,omitempty"`
+}
+
+// OSTemplateLabelRequest is `hostplanectl template label NAME`
+// (PUT /admin/os-templates/{name}): what customers see of a template. An
+// empty family or version falls back to the name split at its first hyphen.
+type OSTemplateLabelRequest struct {
+	Family      string `json:"family,omitempty"`
+	Version     string `json:"version,omitempty"`
+	DisplayName string `json:"display_name,omitempty"`
+}
+
+// OSTemplateLabel is an operator's label of one template (GET
+// /admin/os-templates lists them, whether or not a node holds it now).
+type OSTemplateLabel struct {
+	Name string `json:"name"`
+	OSTemplateLabelRequest
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // OSTemplateList is GET /v1/os-templates.

@@ -92,3 +92,19 @@ func (a *Admin) Suspend(ctx context.Context, kind, id, reason string) (api.Admin
 func (a *Admin) Unsuspend(ctx context.Context, kind, id string) (api.AdminSuspension, error) {
 	return adminCall[api.AdminSuspension](ctx, a, "POST", "/admin/"+kind+"/"+url.PathEscape(id)+"/unsuspend", nil)
 }
+
+// OSTemplateLabels lists the operators' template labels.
+func (a *Admin) OSTemplateLabels(ctx context.Context) ([]api.OSTemplateLabel, error) {
+	return adminCall[[]api.OSTemplateLabel](ctx, a, "GET", "/admin/os-templates", nil)
+}
+
+// LabelOSTemplate sets the family, version and display name customers see
+// of a template (GET /v1/os-templates); empty fields fall back to the name.
+func (a *Admin) LabelOSTemplate(ctx context.Context, name string, req api.OSTemplateLabelRequest) (api.OSTemplateLabel, error) {
+	return adminCall[api.OSTemplateLabel](ctx, a, "PUT", "/admin/os-templates/"+url.PathEscape(name), req)
+}
+
+// UnlabelOSTemplate removes a template's label and returns it.
+func (a *Admin) UnlabelOSTemplate(ctx context.Context, name string) (api.OSTemplateLabel, error) {
+	return adminCall[api.OSTemplateLabel](ctx, a, "DELETE", "/admin/os-templates/"+url.PathEscape(name), nil)
+}

@@ -37,6 +37,7 @@ func main() {
 	root.AddCommand(newOAuthCmd(g))
 	root.AddCommand(newHostingCmd(g))
 	root.AddCommand(newProductCmd(g))
+	root.AddCommand(newTemplateCmd(g))
 	root.AddCommand(newDomainCmd(g))
 	root.AddCommand(clidocs.Command(root, "1"))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

@@ -136,6 +136,7 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 	a.hostingAdminRoutes(mux, leader, cfg)
 	a.suspendAdminRoutes(mux, leader)
 	a.catalogueAdminRoutes(mux, leader)
+	a.templateAdminRoutes(mux, leader)
 	a.domainRegAdminRoutes(mux, leader)
 	a.orderCfg.Store(&cfg)
 	mux.Handle("/", next)

@@ -161,7 +161,7 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 	}
 	osName := req.OSFamily
 	if osName == "" {
-		osName, _, _ = strings.Cut(req.OSTemplate, "-")
+		osName = a.templateFamily(req.OSTemplate)
 	}
 	create, password, err := a.prepareServerCreate(api.AdminServerCreateRequest{
 		AccountID: rq.caller.accountID, Plan: prod.Slug, Template: req.OSTemplate, OS: osName,
@@ -237,7 +237,14 @@ func (a *API) listOSTemplates(rq *request) (int, any, error) {
 		return http.StatusOK, out, nil
 	}
 	var nodes []store.AgentNode
-	if err := a.state.Read(func(r store.ReadTx) (err error) { nodes, err = r.AgentNodes(); return }); err != nil {
+	var labels []api.OSTemplateLabel
+	if err := a.state.Read(func(r store.ReadTx) (err error) {
+		if nodes, err = r.AgentNodes(); err != nil {
+			return err
+		}
+		labels, err = r.OSTemplateLabels()
+		return err
+	}); err != nil {
 		return 0, nil, err
 	}
 	var names []string
@@ -247,10 +254,70 @@ func (a *API) listOSTemplates(rq *request) (int, any, error) {
 	}
 	slices.Sort(names)
 	for _, name := range slices.Compact(names) {
-		family, version, _ := strings.Cut(name, "-")
-		out.Data = append(out.Data, api.OSTemplate{Name: name, Family: family, Version: version})
+		var label api.OSTemplateLabel
+		if i, ok := slices.BinarySearchFunc(labels, name, func(l api.OSTemplateLabel, n string) int { return strings.Compare(l.Name, n) }); ok {
+			label = labels[i]
+		}
+		out.Data = append(out.Data, fsm.TemplateView(name, label))
 	}
 	return http.StatusOK, out, nil
+}
+
+// templateFamily is the OS family of template: its operator label's, or
+// the name before its first hyphen.
+func (a *API) templateFamily(template string) string {
+	var label api.OSTemplateLabel
+	_ = a.state.Read(func(r store.ReadTx) (err error) { label, err = r.OSTemplateLabel(template); return })
+	return fsm.TemplateView(template, label).Family
+}
+
+// templateAdminRoutes are `hostplanectl template list|label|unlabel`: the
+// operators' labels of the templates their nodes hold.
+func (a *API) templateAdminRoutes(mux *http.ServeMux, leader func(adminFunc) http.Handler) {
+	mux.Handle("GET /admin/os-templates", leader(func(_ *http.Request, _ []byte, _ time.Time) (int, any, error) {
+		var out []api.OSTemplateLabel
+		err := a.state.Read(func(r store.ReadTx) (err error) { out, err = r.OSTemplateLabels(); return })
+		return http.StatusOK, out, err
+	}))
+	mux.Handle("PUT /admin/os-templates/{name}", leader(func(r *http.Request, body []byte, now time.Time) (int, any, error) {
+		req, err := DecodeOSTemplateLabel(r.PathValue("name"), body)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := a.adminApply(r.Context(), fsm.CmdOSTemplateLabel, now, fsm.OSTemplateLabelSet{Name: r.PathValue("name"), Label: req})
+		if err != nil {
+			return 0, nil, err
+		}
+		a.log.Info("template labelled", "template", r.PathValue("name"), "family", req.Family, "version", req.Version)
+		return http.StatusOK, v, nil
+	}))
+	mux.Handle("DELETE /admin/os-templates/{name}", leader(func(r *http.Request, _ []byte, now time.Time) (int, any, error) {
+		if err := templateName("name", r.PathValue("name")); err != nil {
+			return 0, nil, err
+		}
+		v, err := a.adminApply(r.Context(), fsm.CmdOSTemplateUnlabel, now, fsm.OSTemplateUnlabel{Name: r.PathValue("name")})
+		if errors.Is(err, fsm.ErrNotFound) {
+			return 0, nil, notFound("template label")
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		a.log.Info("template unlabelled", "template", r.PathValue("name"))
+		return http.StatusOK, v, nil
+	}))
+}
+
+// DecodeOSTemplateLabel validates a template label body for the template
+// name; every refusal names its field.
+func DecodeOSTemplateLabel(name string, body []byte) (api.OSTemplateLabelRequest, error) {
+	var req api.OSTemplateLabelRequest
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if field, reason := fsm.CheckOSTemplateLabel(name, req); field != "" {
+		return req, invalidField(field, "%s", reason)
+	}
+	return req, nil
 }
 
 // templateKnown reports whether some node offers template, or no node has

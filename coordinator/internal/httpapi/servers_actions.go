@@ -393,12 +393,13 @@ func (a *API) reinstallServer(rq *request) (int, any, error) {
 		}
 	}
 	// os: as given; else the server's, when the template stays; else the
-	// template's family, as the admin create derives it (debian-12 → debian).
+	// template's family: its operator label's, else as the admin create
+	// derives it (debian-12 → debian).
 	osName := req.OS
 	if osName == "" {
 		osName = s.OS
 		if req.OSTemplate != s.OSTemplate || osName == "" {
-			osName, _, _ = strings.Cut(req.OSTemplate, "-")
+			osName = a.templateFamily(req.OSTemplate)
 		}
 	}
 	params := &action.Reinstall{Template: req.OSTemplate, SSHKeys: req.SSHKeys}

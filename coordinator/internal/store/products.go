@@ -37,3 +37,19 @@ func (r ReadTx) AccountPricing(accountID string) (api.AccountPricing, error) {
 	}
 	return p, err
 }
+
+// OSTemplateLabels lists the operators' template labels in name order.
+func (r ReadTx) OSTemplateLabels() ([]api.OSTemplateLabel, error) {
+	out, err := all[api.OSTemplateLabel](r, BucketOSTemplates)
+	if out == nil {
+		out = []api.OSTemplateLabel{}
+	}
+	return out, err
+}
+
+// OSTemplateLabel is one template's label (ErrNotFound).
+func (r ReadTx) OSTemplateLabel(name string) (api.OSTemplateLabel, error) {
+	var l api.OSTemplateLabel
+	err := GetJSON(r.tx, BucketOSTemplates, []byte(name), &l)
+	return l, err
+}

@@ -116,6 +116,7 @@ var (
 	// Catalogue (products.go).
 	BucketProducts       = []byte("products")        // slug → api.AdminProduct
 	BucketAccountPricing = []byte("account_pricing") // accountID → api.AccountPricing
+	BucketOSTemplates    = []byte("os_templates")    // template name → api.OSTemplateLabel (operator labels)
 
 	// Registered domains (domainreg.go). A name is held by at most one
 	// domain that is registering or registered; the open registry
@@ -145,7 +146,7 @@ var (
 		BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
 	}
 	// CatalogueBuckets are the catalogue buckets.
-	CatalogueBuckets = [][]byte{BucketProducts, BucketAccountPricing}
+	CatalogueBuckets = [][]byte{BucketProducts, BucketAccountPricing, BucketOSTemplates}
 	// HostingBuckets are the hosting account buckets.
 	HostingBuckets = [][]byte{BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting, BucketCustomDomains, BucketACME}
 	// RegDomainBuckets are the registered-domain buckets.
@@ -165,7 +166,7 @@ var AllBuckets = [][]byte{
 	BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
 	BucketHosting, BucketHostingIDs, BucketHostingUsernames, BucketHostingDomains, BucketNodeHosting,
 	BucketCustomDomains, BucketACME,
-	BucketProducts, BucketAccountPricing,
+	BucketProducts, BucketAccountPricing, BucketOSTemplates,
 	BucketRegDomains, BucketRegDomainIDs, BucketRegDomainNames, BucketRegDomainOps,
 }
 

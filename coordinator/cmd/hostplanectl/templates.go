@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/spf13/cobra"
+)
+
+// newTemplateCmd is `hostplanectl template …`: the operators' labels of the
+// OS templates their nodes hold (what GET /v1/os-templates shows).
+func newTemplateCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "template", Short: "Label the OS templates the nodes hold (family, version, display name) for customers"}
+	var req api.OSTemplateLabelRequest
+	label := &cobra.Command{
+		Use:   "label NAME [--family F] [--version V] [--display-name TEXT]",
+		Short: "Set what customers see of a template (an unset family or version falls back to the name split at its first hyphen)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, args []string) error {
+			if req == (api.OSTemplateLabelRequest{}) {
+				return usageError{"give at least one of --family, --version and --display-name"}
+			}
+			l, err := g.admin().LabelOSTemplate(c.Context(), args[0], req)
+			if err != nil {
+				return err
+			}
+			return g.print(l, func() { fmt.Printf("template %s labelled: %s\n", l.Name, templateLine(l)) })
+		},
+	}
+	label.Flags().StringVar(&req.Family, "family", "", "OS family (ubuntu)")
+	label.Flags().StringVar(&req.Version, "version", "", "OS version (24.04)")
+	label.Flags().StringVar(&req.DisplayName, "display-name", "", "name shown to customers (Ubuntu 24.04 LTS)")
+	unlabel := &cobra.Command{
+		Use: "unlabel NAME", Short: "Remove a template's label (it falls back to its name)", Args: cobra.ExactArgs(1),
+		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.OSTemplateLabel, error) {
+			return g.admin().UnlabelOSTemplate(c.Context(), args[0])
+		}, func(l api.OSTemplateLabel) { fmt.Printf("template %s unlabelled\n", l.Name) }),
+	}
+	list := &cobra.Command{
+		Use: "list", Short: "List the template labels (whether or not a node holds the template now)", Args: cobra.NoArgs,
+		RunE: adminRun(g, func(c *cobra.Command, _ []string) ([]api.OSTemplateLabel, error) {
+			return g.admin().OSTemplateLabels(c.Context())
+		}, func(ls []api.OSTemplateLabel) {
+			table(os.Stdout, "NAME\tFAMILY\tVERSION\tDISPLAY_NAME", func(tw io.Writer) {
+				for _, l := range ls {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Name, dash(l.Family), dash(l.Version), dash(l.DisplayName))
+				}
+			})
+		}),
+	}
+	cmd.AddCommand(label, unlabel, list)
+	return cmd
+}
+
+func templateLine(l api.OSTemplateLabel) string {
+	return fmt.Sprintf("family %s, version %s, display name %s", dash(l.Family), dash(l.Version), dash(l.DisplayName))
+}
