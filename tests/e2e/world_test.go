@@ -4,13 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,7 +26,7 @@ type world struct {
 	account string // owner of the servers
 	key     string
 	other   string // key of another account
-	hooks   *hookReceiver
+	hooks   hookReceiver
 }
 
 // Templates the agent holds: two distinct disks of the test guest.
@@ -87,9 +85,9 @@ func newWorld(t testing.TB, opts clusterOpts) *world {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	w.hooks = newHookReceiver(t)
+	w.hooks = hookReceiver{framework.NewWebhookReceiver(t)}
 	r := w.api(nil).expect(http.StatusCreated, http.MethodPost, "/v1/webhooks",
-		api.WebhookCreateRequest{URL: w.hooks.srv.URL + "/hook", Events: []string{api.WebhookEventAll}, Description: "e2e"})
+		api.WebhookCreateRequest{URL: w.hooks.URL + "/hook", Events: []string{api.WebhookEventAll}, Description: "e2e"})
 	_ = r
 	return w
 }
@@ -237,70 +235,22 @@ func libvirtSnapshots(t testing.TB, name string) []string {
 
 // Webhooks.
 
-// hookEvent is one delivered webhook.
-type hookEvent struct {
-	ID   string         `json:"id"`
-	Type string         `json:"type"`
-	Data map[string]any `json:"data"`
-}
-
 // hookReceiver is the account's webhook endpoint.
-type hookReceiver struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	events []hookEvent
-}
-
-func newHookReceiver(t testing.TB) *hookReceiver {
-	h := &hookReceiver{}
-	h.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-		var ev hookEvent
-		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
-			t.Errorf("webhook delivery is not JSON: %v", err)
-			rw.WriteHeader(http.StatusBadRequest)
-			return
-		}
-		h.mu.Lock()
-		h.events = append(h.events, ev)
-		h.mu.Unlock()
-		rw.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(h.srv.Close)
-	return h
-}
+type hookReceiver struct{ *framework.WebhookReceiver }
 
 // wait waits for an event of type typ about server id whose data has every
 // field of want (nil values: present, any value).
-func (h *hookReceiver) wait(t testing.TB, typ, serverID string, want map[string]any) hookEvent {
+func (h hookReceiver) wait(t testing.TB, typ, serverID string, want map[string]any) framework.WebhookDelivery {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		h.mu.Lock()
-		evs := slices.Clone(h.events)
-		h.mu.Unlock()
-		for _, ev := range evs {
-			if ev.Type != typ || ev.Data["serverId"] != serverID {
-				continue
-			}
-			ok := true
-			for k, v := range want {
-				got, has := ev.Data[k]
-				if !has || (v != nil && got != v) {
-					ok = false
-				}
-			}
-			if ok {
-				return ev
+	return h.Wait(t, typ, 20*time.Second, func(d map[string]any) bool {
+		if d["serverId"] != serverID {
+			return false
+		}
+		for k, v := range want {
+			if got, has := d[k]; !has || (v != nil && got != v) {
+				return false
 			}
 		}
-		if time.Now().After(deadline) {
-			var seen []string
-			for _, ev := range evs {
-				b, _ := json.Marshal(ev.Data)
-				seen = append(seen, ev.Type+" "+string(b))
-			}
-			t.Fatalf("no %s webhook for server %s with %v after 20s; received:\n%s", typ, serverID, want, strings.Join(seen, "\n"))
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return true
+	})
 }

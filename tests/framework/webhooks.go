@@ -27,8 +27,9 @@ type WebhookDelivery struct {
 }
 
 // WebhookReceiver is a loopback HTTP endpoint (plain HTTP: the cluster needs
-// ProcessOptions.Webhooks) that answers every delivery 204 and keeps it.
-// Closed when the test ends.
+// ProcessOptions.Webhooks) that answers every delivery 204 and keeps it; a
+// delivery whose body is not JSON fails the test (answered 400). Closed when
+// the test ends.
 type WebhookReceiver struct {
 	URL string
 	srv *httptest.Server
@@ -46,7 +47,11 @@ func NewWebhookReceiver(t testing.TB) *WebhookReceiver {
 			ID   string         `json:"id"`
 			Data map[string]any `json:"data"`
 		}
-		_ = json.Unmarshal(body, &ev)
+		if err := json.Unmarshal(body, &ev); err != nil {
+			t.Errorf("webhook delivery is not JSON: %v: %.200s", err, body)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
 		r.mu.Lock()
 		r.all = append(r.all, WebhookDelivery{Type: ev.Type, ID: ev.ID, Data: ev.Data, Body: body, Header: req.Header.Clone()})
 		r.mu.Unlock()
