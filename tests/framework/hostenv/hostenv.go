@@ -112,20 +112,7 @@ func MariaDB(tb testing.TB, dir string, port int) (socket string) {
 		fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1", "--user=root", "--pid-file="+m+"/mysqld.pid",
 		"--log-error="+m+"/error.log", "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M", "--skip-name-resolve",
 		"--performance-schema=OFF")
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	tb.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	done := startDaemon(tb, cmd, nil, 20*time.Second)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if exec.Command("mariadb-admin", "--no-defaults", "--socket="+socket, "-uroot", "ping").Run() == nil {
@@ -143,6 +130,34 @@ func MariaDB(tb testing.TB, dir string, port int) (socket string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// startDaemon starts cmd and stops it when the test ends (SIGTERM, SIGKILL
+// after grace); logf, when not nil, is closed once cmd has exited. The
+// channel is closed when cmd exits.
+func startDaemon(tb testing.TB, cmd *exec.Cmd, logf *os.File, grace time.Duration) <-chan struct{} {
+	tb.Helper()
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		if logf != nil {
+			logf.Close()
+		}
+		close(done)
+	}()
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(grace):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	return done
 }
 
 // SSHD starts sshd on 127.0.0.1:port allowing only members of group, with
@@ -183,20 +198,7 @@ Include %s
 		filepath.Join(d, "sshd_config"))
 	logf, _ := os.Create(filepath.Join(d, "sshd.log"))
 	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		tb.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
-	tb.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
+	startDaemon(tb, cmd, logf, 10*time.Second)
 	if err := WaitFile(filepath.Join(d, "sshd.pid"), 10*time.Second); err != nil {
 		b, _ := os.ReadFile(filepath.Join(d, "sshd.log"))
 		tb.Fatalf("sshd: %v\n%s", err, b)
