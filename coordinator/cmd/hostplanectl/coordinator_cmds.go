@@ -30,15 +30,12 @@ func newAccountCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&req.Email, "email", "", "email address (required, unique)")
 	create.Flags().StringVar(&req.Name, "name", "", "display name (default: the email)")
 	create.Flags().StringVar(&req.Country, "country", "", "ISO 3166-1 alpha-2 country (default TR)")
-	show := &cobra.Command{
-		Use: "show ACCOUNT_ID|EMAIL", Short: "Show an account", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.Account, error) {
-			return g.admin().Account(c.Context(), args[0])
-		}, func(acc api.Account) {
-			fmt.Printf("id:       %s\nemail:    %s\nname:     %s\ncountry:  %s\ncreated:  %s\nbalance:  %s\n",
-				acc.ID, acc.Email, acc.Name, acc.Country, acc.CreatedAt.Format(time.RFC3339), money(acc.BalanceUsdCents))
-		}),
-	}
+	show := adminCmd(g, "show ACCOUNT_ID|EMAIL", "Show an account", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.Account, error) {
+		return g.admin().Account(c.Context(), args[0])
+	}, func(acc api.Account) {
+		fmt.Printf("id:       %s\nemail:    %s\nname:     %s\ncountry:  %s\ncreated:  %s\nbalance:  %s\n",
+			acc.ID, acc.Email, acc.Name, acc.Country, acc.CreatedAt.Format(time.RFC3339), money(acc.BalanceUsdCents))
+	})
 	cmd.AddCommand(create, show, newPricingCmd(g))
 	return cmd
 }
@@ -85,36 +82,23 @@ func newKeyCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&cidrs, "allow-ip", "", "comma-separated CIDRs the key may be used from (default: anywhere)")
 	create.Flags().DurationVar(&expires, "expires-in", 0, "expire the key after this long (e.g. 720h); 0 = never")
 	create.Flags().IntVar(&req.RateLimitPerMin, "rate-limit", 0, "requests per minute for this key (0 = coordinator default)")
-	list := &cobra.Command{
-		Use: "list ACCOUNT_ID", Short: "List an account's keys", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) ([]api.KeyInfo, error) {
-			return g.admin().Keys(c.Context(), args[0])
-		}, func(keys []api.KeyInfo) {
-			table(os.Stdout, "ID\tNAME\tPREFIX\tLAST USED\tUSES\tSTATE\tSCOPES", func(tw io.Writer) {
-				for _, k := range keys {
-					fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%d\t%s\t%s\n", k.ID, k.Name, k.Prefix, tstr(k.LastUsedAt), k.UseCount, keyState(k), strings.Join(k.Scopes, ","))
-				}
-			})
-		}),
-	}
-	revoke := &cobra.Command{
-		Use: "revoke KEY_ID", Short: "Revoke a key (takes effect at once)", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.KeyInfo, error) {
-			return g.admin().RevokeKey(c.Context(), args[0])
-		}, func(k api.KeyInfo) { fmt.Printf("key %s revoked\n", k.ID) }),
-	}
-	usage := &cobra.Command{
-		Use: "usage KEY_ID", Short: "Show a key's recent usage log", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) ([]api.KeyUsage, error) {
-			return g.admin().KeyUsage(c.Context(), args[0])
-		}, func(u []api.KeyUsage) {
-			table(os.Stdout, "TIME\tMETHOD\tPATH\tSTATUS\tIP", func(tw io.Writer) {
-				for _, e := range u {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), e.Method, e.Path, e.Status, e.IP)
-				}
-			})
-		}),
-	}
+	list := adminCmd(g, "list ACCOUNT_ID", "List an account's keys", cobra.ExactArgs(1), func(c *cobra.Command, args []string) ([]api.KeyInfo, error) {
+		return g.admin().Keys(c.Context(), args[0])
+	}, func(keys []api.KeyInfo) {
+		table(os.Stdout, "ID\tNAME\tPREFIX\tLAST USED\tUSES\tSTATE\tSCOPES", keys, func(tw io.Writer, k api.KeyInfo) {
+			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%d\t%s\t%s\n", k.ID, k.Name, k.Prefix, tstr(k.LastUsedAt), k.UseCount, keyState(k), strings.Join(k.Scopes, ","))
+		})
+	})
+	revoke := adminCmd(g, "revoke KEY_ID", "Revoke a key (takes effect at once)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.KeyInfo, error) {
+		return g.admin().RevokeKey(c.Context(), args[0])
+	}, func(k api.KeyInfo) { fmt.Printf("key %s revoked\n", k.ID) })
+	usage := adminCmd(g, "usage KEY_ID", "Show a key's recent usage log", cobra.ExactArgs(1), func(c *cobra.Command, args []string) ([]api.KeyUsage, error) {
+		return g.admin().KeyUsage(c.Context(), args[0])
+	}, func(u []api.KeyUsage) {
+		table(os.Stdout, "TIME\tMETHOD\tPATH\tSTATUS\tIP", u, func(tw io.Writer, e api.KeyUsage) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), e.Method, e.Path, e.Status, e.IP)
+		})
+	})
 	cmd.AddCommand(create, list, revoke, usage)
 	return cmd
 }
@@ -242,12 +226,9 @@ func newInvoiceCmd(g *globals) *cobra.Command {
 	issue.Flags().StringArrayVar(&lines, "line", nil, "line item DESCRIPTION=PRICE or DESCRIPTION=QTYxPRICE (repeatable)")
 	issue.Flags().IntVar(&req.DueDays, "due-days", 7, "days until due")
 	issue.Flags().BoolVar(&req.PayFromWallet, "pay-from-wallet", false, "pay at once from the wallet (fails if the balance is short)")
-	pay := &cobra.Command{
-		Use: "pay INVOICE_ID", Short: "Pay an unpaid invoice from the wallet", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.Invoice, error) {
-			return g.admin().PayInvoice(c.Context(), args[0])
-		}, func(inv api.Invoice) { fmt.Printf("invoice %s is %s\n", inv.Number, inv.Status) }),
-	}
+	pay := adminCmd(g, "pay INVOICE_ID", "Pay an unpaid invoice from the wallet", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.Invoice, error) {
+		return g.admin().PayInvoice(c.Context(), args[0])
+	}, func(inv api.Invoice) { fmt.Printf("invoice %s is %s\n", inv.Number, inv.Status) })
 	cmd.AddCommand(issue, pay)
 	return cmd
 }
@@ -274,24 +255,18 @@ func newTicketCmd(g *globals) *cobra.Command {
 	}
 	reply.Flags().StringVar(&req.Body, "body", "", "reply text, or - to read stdin (required)")
 	reply.Flags().StringVar(&req.StaffName, "as", "Support", "staff name shown to the customer")
-	status := &cobra.Command{
-		Use: "status TICKET_ID STATUS", Short: "Set a ticket's status (" + strings.Join(api.TicketStatuses, "|") + ")", Args: cobra.ExactArgs(2),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.Ticket, error) {
-			return g.admin().SetTicketStatus(c.Context(), args[0], args[1])
-		}, func(t api.Ticket) { fmt.Printf("ticket #%d is %s\n", t.Number, t.Status) }),
-	}
+	status := adminCmd(g, "status TICKET_ID STATUS", "Set a ticket's status ("+strings.Join(api.TicketStatuses, "|")+")", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (api.Ticket, error) {
+		return g.admin().SetTicketStatus(c.Context(), args[0], args[1])
+	}, func(t api.Ticket) { fmt.Printf("ticket #%d is %s\n", t.Number, t.Status) })
 	cmd.AddCommand(reply, status)
 	return cmd
 }
 
 func newClusterCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Coordinator cluster membership, backup and restore"}
-	status := &cobra.Command{
-		Use: "status", Short: "Show Raft membership and this node's indexes", Args: cobra.NoArgs,
-		RunE: adminRun(g, func(c *cobra.Command, _ []string) (api.ClusterStatus, error) {
-			return g.admin().ClusterStatus(c.Context())
-		}, printStatus),
-	}
+	status := adminCmd(g, "status", "Show Raft membership and this node's indexes", cobra.NoArgs, func(c *cobra.Command, _ []string) (api.ClusterStatus, error) {
+		return g.admin().ClusterStatus(c.Context())
+	}, printStatus)
 	var joinAPI string
 	join := &cobra.Command{
 		Use: "join NODE_ID RAFT_ADDR", Short: "Add a coordinator (started with --bootstrap=false) as a voter", Args: cobra.ExactArgs(2),
@@ -378,9 +353,7 @@ coordinator: the request is forwarded to the leader.`,
 func printStatus(st api.ClusterStatus) {
 	fmt.Printf("node %s: %s, leader %s, term %d, commit %d, applied %d, fsm %d bytes\n",
 		st.NodeID, st.State, st.LeaderID, st.Term, st.CommitIndex, st.AppliedIndex, st.FSMBytes)
-	table(os.Stdout, "ID\tRAFT\tAPI\tSUFFRAGE\tLEADER", func(tw io.Writer) {
-		for _, s := range st.Servers {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", s.ID, s.RaftAddr, s.APIAddr, s.Suffrage, s.Leader)
-		}
+	table(os.Stdout, "ID\tRAFT\tAPI\tSUFFRAGE\tLEADER", st.Servers, func(tw io.Writer, s api.ClusterServer) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", s.ID, s.RaftAddr, s.APIAddr, s.Suffrage, s.Leader)
 	})
 }

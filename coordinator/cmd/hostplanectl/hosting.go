@@ -21,25 +21,20 @@ func hostingPlanSlugs() string {
 func newHostingCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "hosting", Short: "Create web-hosting accounts for customers and list them"}
 	var req api.AdminHostingCreateRequest
-	create := &cobra.Command{
-		Use:   "create --account ACCOUNT_ID --plan SLUG --domain DOMAIN --username NAME",
-		Short: "Place a hosting account on a hosting node and provision it (the SFTP and database passwords are printed once)",
-		Args:  cobra.NoArgs,
-		RunE: adminRun(g, func(c *cobra.Command, _ []string) (api.AdminHostingCreated, error) {
-			if err := requireFlags(flagReq{"account", req.AccountID, ""}, flagReq{"plan", req.Plan, hostingPlanSlugs()},
-				flagReq{"domain", req.Domain, ""}, flagReq{"username", req.Username, "3-16 of a-z and 0-9, starting with a letter"}); err != nil {
-				return api.AdminHostingCreated{}, err
-			}
-			return g.admin().CreateHosting(c.Context(), req)
-		}, func(out api.AdminHostingCreated) {
-			fmt.Printf("hosting account %s (%s, %s) placed on node %s with PHP %s; provisioning: action %s\n",
-				out.Hosting.ID, out.Hosting.Username, out.Hosting.Domain, out.NodeID, out.Hosting.PHPVersion, out.Action.ID)
-			fmt.Printf("SFTP:     %s@%s (port %d), password (shown only this once): %s\n",
-				out.Hosting.Connection.SFTPUser, out.Hosting.Connection.SFTPHost, out.Hosting.Connection.SFTPPort, out.SFTPPassword)
-			fmt.Printf("database: %s, user %s on %s, password (shown only this once): %s\n",
-				out.Hosting.Connection.DBName, out.Hosting.Connection.DBUser, out.Hosting.Connection.DBHost, out.DBPassword)
-		}),
-	}
+	create := adminCmd(g, "create --account ACCOUNT_ID --plan SLUG --domain DOMAIN --username NAME", "Place a hosting account on a hosting node and provision it (the SFTP and database passwords are printed once)", cobra.NoArgs, func(c *cobra.Command, _ []string) (api.AdminHostingCreated, error) {
+		if err := requireFlags(flagReq{"account", req.AccountID, ""}, flagReq{"plan", req.Plan, hostingPlanSlugs()},
+			flagReq{"domain", req.Domain, ""}, flagReq{"username", req.Username, "3-16 of a-z and 0-9, starting with a letter"}); err != nil {
+			return api.AdminHostingCreated{}, err
+		}
+		return g.admin().CreateHosting(c.Context(), req)
+	}, func(out api.AdminHostingCreated) {
+		fmt.Printf("hosting account %s (%s, %s) placed on node %s with PHP %s; provisioning: action %s\n",
+			out.Hosting.ID, out.Hosting.Username, out.Hosting.Domain, out.NodeID, out.Hosting.PHPVersion, out.Action.ID)
+		fmt.Printf("SFTP:     %s@%s (port %d), password (shown only this once): %s\n",
+			out.Hosting.Connection.SFTPUser, out.Hosting.Connection.SFTPHost, out.Hosting.Connection.SFTPPort, out.SFTPPassword)
+		fmt.Printf("database: %s, user %s on %s, password (shown only this once): %s\n",
+			out.Hosting.Connection.DBName, out.Hosting.Connection.DBUser, out.Hosting.Connection.DBHost, out.DBPassword)
+	})
 	f := create.Flags()
 	f.StringVar(&req.AccountID, "account", "", "customer account id (acc_…)")
 	f.StringVar(&req.Plan, "plan", "", "hosting plan slug: "+hostingPlanSlugs())
@@ -49,17 +44,14 @@ func newHostingCmd(g *globals) *cobra.Command {
 	f.StringVar(&req.NodeID, "node", "", "place on this hosting node")
 
 	var account string
-	list := &cobra.Command{
-		Use: "list", Short: "List hosting accounts (optionally of an account)", Args: cobra.NoArgs,
-		RunE: adminRun(g, func(c *cobra.Command, _ []string) ([]api.AdminHostingAccount, error) {
-			return g.admin().ListHosting(c.Context(), account)
-		}, func(hs []api.AdminHostingAccount) {
-			fmt.Printf("%-30s %-16s %-30s %-12s %-6s %-16s %s\n", "ID", "USERNAME", "DOMAIN", "STATUS", "PHP", "NODE", "ACCOUNT")
-			for _, h := range hs {
-				fmt.Printf("%-30s %-16s %-30s %-12s %-6s %-16s %s\n", h.ID, h.Username, h.Domain, h.Status, h.PHPVersion, h.NodeID, h.AccountID)
-			}
-		}),
-	}
+	list := adminCmd(g, "list", "List hosting accounts (optionally of an account)", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.AdminHostingAccount, error) {
+		return g.admin().ListHosting(c.Context(), account)
+	}, func(hs []api.AdminHostingAccount) {
+		fmt.Printf("%-30s %-16s %-30s %-12s %-6s %-16s %s\n", "ID", "USERNAME", "DOMAIN", "STATUS", "PHP", "NODE", "ACCOUNT")
+		for _, h := range hs {
+			fmt.Printf("%-30s %-16s %-30s %-12s %-6s %-16s %s\n", h.ID, h.Username, h.Domain, h.Status, h.PHPVersion, h.NodeID, h.AccountID)
+		}
+	})
 	list.Flags().StringVar(&account, "account", "", "only this account's hosting accounts")
 	cmd.AddCommand(create, list)
 	cmd.AddCommand(suspendCmds(g, "hosting", "hosting account")...)

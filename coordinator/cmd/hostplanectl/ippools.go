@@ -17,23 +17,18 @@ func newIPPoolCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "ip-pool", Short: "Manage the IP pools servers get their addresses from"}
 	var req api.IPPoolCreateRequest
 	var quarantine time.Duration
-	create := &cobra.Command{
-		Use:   "create NAME --cidr CIDR --gateway IP",
-		Short: "Define an IPv4 pool (one address per server) or an IPv6 pool (one prefix per server)",
-		Args:  cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.IPPool, error) {
-			req.Name = args[0]
-			if err := requireFlags(flagReq{"cidr", req.CIDR, "203.0.113.0/24 or 2001:db8::/48"},
-				flagReq{"gateway", req.Gateway, "an address inside the pool; fe80::1 for IPv6 is fine"}); err != nil {
-				return api.IPPool{}, err
-			}
-			if quarantine < 0 || quarantine%time.Second != 0 {
-				return api.IPPool{}, usageError{"--quarantine must be a positive number of whole seconds (24h, 90m)"}
-			}
-			req.QuarantineSeconds = int64(quarantine / time.Second)
-			return g.admin().CreateIPPool(c.Context(), req)
-		}, func(p api.IPPool) { fmt.Printf("ip pool %s created: %s\n", p.Name, usageLine(p)) }),
-	}
+	create := adminCmd(g, "create NAME --cidr CIDR --gateway IP", "Define an IPv4 pool (one address per server) or an IPv6 pool (one prefix per server)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.IPPool, error) {
+		req.Name = args[0]
+		if err := requireFlags(flagReq{"cidr", req.CIDR, "203.0.113.0/24 or 2001:db8::/48"},
+			flagReq{"gateway", req.Gateway, "an address inside the pool; fe80::1 for IPv6 is fine"}); err != nil {
+			return api.IPPool{}, err
+		}
+		if quarantine < 0 || quarantine%time.Second != 0 {
+			return api.IPPool{}, usageError{"--quarantine must be a positive number of whole seconds (24h, 90m)"}
+		}
+		req.QuarantineSeconds = int64(quarantine / time.Second)
+		return g.admin().CreateIPPool(c.Context(), req)
+	}, func(p api.IPPool) { fmt.Printf("ip pool %s created: %s\n", p.Name, usageLine(p)) })
 	f := create.Flags()
 	f.StringVar(&req.CIDR, "cidr", "", "the pool's network (203.0.113.0/24, 2001:db8::/48)")
 	f.StringVar(&req.Gateway, "gateway", "", "the servers' default gateway")
@@ -44,62 +39,43 @@ func newIPPoolCmd(g *globals) *cobra.Command {
 	f.IntVar(&req.PrefixLen, "prefix-len", 0, "IPv6 pools: length of each server's prefix (default 64)")
 	f.DurationVar(&quarantine, "quarantine", 0, "how long a released address is kept from reuse (default 24h)")
 
-	list := &cobra.Command{
-		Use: "list", Short: "List the pools with their usage", Args: cobra.NoArgs,
-		RunE: adminRun(g, func(c *cobra.Command, _ []string) ([]api.IPPool, error) {
-			return g.admin().IPPools(c.Context())
-		}, func(ps []api.IPPool) {
-			table(os.Stdout, "NAME\tCIDR\tGATEWAY\tBRIDGE\tNODES\tUSED\tRESERVED\tQUARANTINED\tFREE\tTOTAL", func(tw io.Writer) {
-				for _, p := range ps {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", p.Name, poolCIDR(p), p.Gateway, dash(p.Bridge),
-						dash(strings.Join(p.Nodes, ",")), p.Usage.Used, p.Usage.Reserved, p.Usage.Quarantined, p.Usage.Free, p.Usage.Total)
-				}
-			})
-		}),
-	}
-	show := &cobra.Command{
-		Use: "show NAME", Short: "Show a pool, its usage and every address in use, reserved or in quarantine", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.IPPoolDetail, error) {
-			return g.admin().IPPool(c.Context(), args[0])
-		}, func(p api.IPPoolDetail) {
-			fmt.Printf("name:        %s\ncidr:        %s\ngateway:     %s\nbridge:      %s\nnodes:       %s\nresolvers:   %s\nexclude:     %s\nquarantine:  %s\nusage:       %s\n",
-				p.Name, poolCIDR(p.IPPool), p.Gateway, dash(p.Bridge), dash(strings.Join(p.Nodes, ", ")), dash(strings.Join(p.Resolvers, ", ")),
-				dash(strings.Join(p.Exclude, ", ")), time.Duration(p.QuarantineSeconds)*time.Second, usageLine(p.IPPool))
-			if len(p.Addresses) == 0 {
-				return
+	list := adminCmd(g, "list", "List the pools with their usage", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.IPPool, error) {
+		return g.admin().IPPools(c.Context())
+	}, func(ps []api.IPPool) {
+		table(os.Stdout, "NAME\tCIDR\tGATEWAY\tBRIDGE\tNODES\tUSED\tRESERVED\tQUARANTINED\tFREE\tTOTAL", ps, func(tw io.Writer, p api.IPPool) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", p.Name, poolCIDR(p), p.Gateway, dash(p.Bridge),
+				dash(strings.Join(p.Nodes, ",")), p.Usage.Used, p.Usage.Reserved, p.Usage.Quarantined, p.Usage.Free, p.Usage.Total)
+		})
+	})
+	show := adminCmd(g, "show NAME", "Show a pool, its usage and every address in use, reserved or in quarantine", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.IPPoolDetail, error) {
+		return g.admin().IPPool(c.Context(), args[0])
+	}, func(p api.IPPoolDetail) {
+		fmt.Printf("name:        %s\ncidr:        %s\ngateway:     %s\nbridge:      %s\nnodes:       %s\nresolvers:   %s\nexclude:     %s\nquarantine:  %s\nusage:       %s\n",
+			p.Name, poolCIDR(p.IPPool), p.Gateway, dash(p.Bridge), dash(strings.Join(p.Nodes, ", ")), dash(strings.Join(p.Resolvers, ", ")),
+			dash(strings.Join(p.Exclude, ", ")), time.Duration(p.QuarantineSeconds)*time.Second, usageLine(p.IPPool))
+		if len(p.Addresses) == 0 {
+			return
+		}
+		fmt.Println()
+		table(os.Stdout, "ADDRESS\tSTATUS\tSERVER\tACCOUNT\tUNTIL\tNOTE", p.Addresses, func(tw io.Writer, a api.IPPoolAddress) {
+			until := "-"
+			if a.Until != nil {
+				until = a.Until.UTC().Format(time.RFC3339)
 			}
-			fmt.Println()
-			table(os.Stdout, "ADDRESS\tSTATUS\tSERVER\tACCOUNT\tUNTIL\tNOTE", func(tw io.Writer) {
-				for _, a := range p.Addresses {
-					until := "-"
-					if a.Until != nil {
-						until = a.Until.UTC().Format(time.RFC3339)
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Prefix, a.Status, dash(a.ServerID), dash(a.AccountID), until, dash(a.Note))
-				}
-			})
-		}),
-	}
-	remove := &cobra.Command{
-		Use: "remove NAME", Short: "Remove a pool with no address allocated or reserved", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.IPPool, error) {
-			return g.admin().RemoveIPPool(c.Context(), args[0])
-		}, func(p api.IPPool) { fmt.Printf("ip pool %s removed\n", p.Name) }),
-	}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Prefix, a.Status, dash(a.ServerID), dash(a.AccountID), until, dash(a.Note))
+		})
+	})
+	remove := adminCmd(g, "remove NAME", "Remove a pool with no address allocated or reserved", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.IPPool, error) {
+		return g.admin().RemoveIPPool(c.Context(), args[0])
+	}, func(p api.IPPool) { fmt.Printf("ip pool %s removed\n", p.Name) })
 	var note string
-	reserve := &cobra.Command{
-		Use: "reserve NAME IP", Short: "Reserve an address of the pool (never allocated to a server)", Args: cobra.ExactArgs(2),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.IPPoolAddress, error) {
-			return g.admin().ReserveIP(c.Context(), args[0], api.IPReserveRequest{IP: args[1], Note: note})
-		}, func(a api.IPPoolAddress) { fmt.Printf("%s reserved\n", a.Prefix) }),
-	}
+	reserve := adminCmd(g, "reserve NAME IP", "Reserve an address of the pool (never allocated to a server)", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (api.IPPoolAddress, error) {
+		return g.admin().ReserveIP(c.Context(), args[0], api.IPReserveRequest{IP: args[1], Note: note})
+	}, func(a api.IPPoolAddress) { fmt.Printf("%s reserved\n", a.Prefix) })
 	reserve.Flags().StringVar(&note, "note", "", "why it is reserved")
-	release := &cobra.Command{
-		Use: "release NAME IP", Short: "Free a reserved address, or end an address's quarantine now", Args: cobra.ExactArgs(2),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.IPPoolAddress, error) {
-			return g.admin().ReleaseIP(c.Context(), args[0], args[1])
-		}, func(a api.IPPoolAddress) { fmt.Printf("%s released\n", a.Prefix) }),
-	}
+	release := adminCmd(g, "release NAME IP", "Free a reserved address, or end an address's quarantine now", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (api.IPPoolAddress, error) {
+		return g.admin().ReleaseIP(c.Context(), args[0], args[1])
+	}, func(a api.IPPoolAddress) { fmt.Printf("%s released\n", a.Prefix) })
 	cmd.AddCommand(create, list, show, remove, reserve, release)
 	return cmd
 }

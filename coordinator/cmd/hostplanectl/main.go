@@ -94,6 +94,12 @@ func adminRun[T any](g *globals, call func(c *cobra.Command, args []string) (T, 
 	}
 }
 
+// adminCmd is the command use (short help, positional args) that runs
+// adminRun(g, call, text): most admin commands are just this.
+func adminCmd[T any](g *globals, use, short string, args cobra.PositionalArgs, call func(c *cobra.Command, args []string) (T, error), text func(T)) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: args, RunE: adminRun(g, call, text)}
+}
+
 // flagReq is one required flag: its name, the value given, and a hint shown
 // when it is missing.
 type flagReq struct{ name, value, hint string }

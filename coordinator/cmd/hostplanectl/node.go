@@ -208,10 +208,8 @@ func nodeTemplateCmd(f *nodeFlags) *cobra.Command {
 		RunE: nodeRun(f, func(c *cobra.Command, _ []string) ([]api.NodeTemplate, error) {
 			return f.client().Templates(c.Context())
 		}, func(w io.Writer, ts []api.NodeTemplate) {
-			table(w, "NAME\tOS\tSIZE\tFILE\tGUEST-AGENT\tSHA256", func(tw io.Writer) {
-				for _, t := range ts {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.16s…\n", t.Name, t.OSFamily, nodeBytes(t.SizeBytes), nodeBytes(t.FileBytes), t.GuestAgent, t.SHA256)
-				}
+			table(w, "NAME\tOS\tSIZE\tFILE\tGUEST-AGENT\tSHA256", ts, func(tw io.Writer, t api.NodeTemplate) {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.16s…\n", t.Name, t.OSFamily, nodeBytes(t.SizeBytes), nodeBytes(t.FileBytes), t.GuestAgent, t.SHA256)
 			})
 		}),
 	}
@@ -261,10 +259,8 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 		RunE: nodeRun(f, func(c *cobra.Command, _ []string) ([]api.NodeVM, error) {
 			return f.client().VMs(c.Context())
 		}, func(w io.Writer, vms []api.NodeVM) {
-			table(w, "NAME\tSTATE\tTEMPLATE\tVCPUS\tMEMORY\tDISK\tMAC", func(tw io.Writer) {
-				for _, v := range vms {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d MiB\t%d GiB\t%s\n", v.Name, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC)
-				}
+			table(w, "NAME\tSTATE\tTEMPLATE\tVCPUS\tMEMORY\tDISK\tMAC", vms, func(tw io.Writer, v api.NodeVM) {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d MiB\t%d GiB\t%s\n", v.Name, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC)
 			})
 		}),
 	}
@@ -361,10 +357,8 @@ func nodeSnapshotCmd(f *nodeFlags) *cobra.Command {
 		RunE: nodeRun(f, func(c *cobra.Command, args []string) ([]api.NodeSnapshot, error) {
 			return f.client().Snapshots(c.Context(), args[0])
 		}, func(w io.Writer, snaps []api.NodeSnapshot) {
-			table(w, "NAME\tSTATE\tCREATED\tVM-STATE\tCURRENT\tDESCRIPTION", func(tw io.Writer) {
-				for _, s := range snaps {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, s.Description)
-				}
+			table(w, "NAME\tSTATE\tCREATED\tVM-STATE\tCURRENT\tDESCRIPTION", snaps, func(tw io.Writer, s api.NodeSnapshot) {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, s.Description)
 			})
 		}),
 	}
@@ -405,16 +399,14 @@ func nodeStatsCmd(f *nodeFlags) *cobra.Command {
 					names = append(names, n)
 				}
 				sort.Strings(names)
-				table(w, "VM\tSTATE\tCPU%\tMEMORY\tDISK R/W B/s\tNET RX/TX B/s\tSAMPLES", func(tw io.Writer) {
-					for _, n := range names {
-						ring := st.VMs[n]
-						if len(ring) == 0 {
-							continue
-						}
-						s := ring[len(ring)-1]
-						fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.0f/%.0f\t%.0f/%.0f\t%d\n", n, s.State, s.CPUPercent, nodeBytes(s.MemoryBytes),
-							s.DiskReadBps, s.DiskWriteBps, s.NetRxBps, s.NetTxBps, len(ring))
+				table(w, "VM\tSTATE\tCPU%\tMEMORY\tDISK R/W B/s\tNET RX/TX B/s\tSAMPLES", names, func(tw io.Writer, n string) {
+					ring := st.VMs[n]
+					if len(ring) == 0 {
+						return
 					}
+					s := ring[len(ring)-1]
+					fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.0f/%.0f\t%.0f/%.0f\t%d\n", n, s.State, s.CPUPercent, nodeBytes(s.MemoryBytes),
+						s.DiskReadBps, s.DiskWriteBps, s.NetRxBps, s.NetTxBps, len(ring))
 				})
 			})
 		},

@@ -52,11 +52,9 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 		RunE: nodeRun(f, func(c *cobra.Command, _ []string) ([]api.AgentNode, error) {
 			return admin().AgentNodes(c.Context())
 		}, func(w io.Writer, ns []api.AgentNode) {
-			table(w, "ID\tSTATE\tVCPUS\tMEMORY\tDISK\tLAST SEEN\tVERSION", func(tw io.Writer) {
-				for _, n := range ns {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes),
-						nodeBytes(n.Capacity.DiskBytes), lastSeen(n.LastSeenAt), n.SoftwareVersion)
-				}
+			table(w, "ID\tSTATE\tVCPUS\tMEMORY\tDISK\tLAST SEEN\tVERSION", ns, func(tw io.Writer, n api.AgentNode) {
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes),
+					nodeBytes(n.Capacity.DiskBytes), lastSeen(n.LastSeenAt), n.SoftwareVersion)
 			})
 		}),
 	}

@@ -23,48 +23,33 @@ func newOAuthCmd(g *globals) *cobra.Command {
 			"hold. Each approval is a connected app; revoking it revokes all of its tokens at once.",
 	}
 	var account, scopes string
-	approve := &cobra.Command{
-		Use: "approve USER_CODE --account ACCOUNT_ID [--scopes a,b]", Short: "Approve a device's user code for an account",
-		Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.OAuthApproval, error) {
-			if account == "" {
-				return api.OAuthApproval{}, usageError{"--account is required to approve"}
-			}
-			req := api.OAuthApproveRequest{UserCode: args[0], AccountID: account}
-			if scopes != "" {
-				req.Scopes = splitList(scopes)
-			}
-			return g.admin().OAuthApprove(c.Context(), req)
-		}, func(a api.OAuthApproval) {
-			fmt.Printf("%s approved for %s, scopes: %s\n", a.ClientName, a.AccountID, strings.Join(a.Scopes, " "))
-		}),
-	}
+	approve := adminCmd(g, "approve USER_CODE --account ACCOUNT_ID [--scopes a,b]", "Approve a device's user code for an account", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.OAuthApproval, error) {
+		if account == "" {
+			return api.OAuthApproval{}, usageError{"--account is required to approve"}
+		}
+		req := api.OAuthApproveRequest{UserCode: args[0], AccountID: account}
+		if scopes != "" {
+			req.Scopes = splitList(scopes)
+		}
+		return g.admin().OAuthApprove(c.Context(), req)
+	}, func(a api.OAuthApproval) {
+		fmt.Printf("%s approved for %s, scopes: %s\n", a.ClientName, a.AccountID, strings.Join(a.Scopes, " "))
+	})
 	approve.Flags().StringVar(&account, "account", "", "the account the device acts for")
 	approve.Flags().StringVar(&scopes, "scopes", "", "comma-separated scopes to grant (default: those the device asked for, or all the account's keys hold)")
-	deny := &cobra.Command{
-		Use: "deny USER_CODE", Short: "Deny a device's user code (its polling gets access_denied)", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.OAuthApproval, error) {
-			return g.admin().OAuthApprove(c.Context(), api.OAuthApproveRequest{UserCode: args[0], Deny: true})
-		}, func(a api.OAuthApproval) { fmt.Printf("%s denied\n", a.ClientName) }),
-	}
-	apps := &cobra.Command{
-		Use: "apps ACCOUNT_ID", Short: "List an account's connected apps", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.ConnectedAppList, error) {
-			return g.admin().ConnectedApps(c.Context(), args[0])
-		}, func(l api.ConnectedAppList) {
-			table(os.Stdout, "ID\tCLIENT\tGRANT\tRESOURCE\tCREATED\tREFRESHED\tSCOPES", func(tw io.Writer) {
-				for _, a := range l.Data {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.ClientName, a.GrantType, a.Resource, tstr(&a.CreatedAt), tstr(a.RefreshedAt), strings.Join(a.Scopes, ","))
-				}
-			})
-		}),
-	}
-	revoke := &cobra.Command{
-		Use: "revoke APP_ID", Short: "Revoke a connected app and every token it holds (takes effect at once)", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.ConnectedApp, error) {
-			return g.admin().RevokeConnectedApp(c.Context(), args[0])
-		}, func(a api.ConnectedApp) { fmt.Printf("connected app %s (%s) revoked\n", a.ID, a.ClientName) }),
-	}
+	deny := adminCmd(g, "deny USER_CODE", "Deny a device's user code (its polling gets access_denied)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.OAuthApproval, error) {
+		return g.admin().OAuthApprove(c.Context(), api.OAuthApproveRequest{UserCode: args[0], Deny: true})
+	}, func(a api.OAuthApproval) { fmt.Printf("%s denied\n", a.ClientName) })
+	apps := adminCmd(g, "apps ACCOUNT_ID", "List an account's connected apps", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.ConnectedAppList, error) {
+		return g.admin().ConnectedApps(c.Context(), args[0])
+	}, func(l api.ConnectedAppList) {
+		table(os.Stdout, "ID\tCLIENT\tGRANT\tRESOURCE\tCREATED\tREFRESHED\tSCOPES", l.Data, func(tw io.Writer, a api.ConnectedApp) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.ClientName, a.GrantType, a.Resource, tstr(&a.CreatedAt), tstr(a.RefreshedAt), strings.Join(a.Scopes, ","))
+		})
+	})
+	revoke := adminCmd(g, "revoke APP_ID", "Revoke a connected app and every token it holds (takes effect at once)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.ConnectedApp, error) {
+		return g.admin().RevokeConnectedApp(c.Context(), args[0])
+	}, func(a api.ConnectedApp) { fmt.Printf("connected app %s (%s) revoked\n", a.ID, a.ClientName) })
 	cmd.AddCommand(approve, deny, apps, revoke)
 	return cmd
 }

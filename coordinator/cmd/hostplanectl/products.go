@@ -81,25 +81,17 @@ func newProductCmd(g *globals) *cobra.Command {
 		f.StringSliceVar(&req.Locations, "locations", nil, "locations it can be ordered in (comma-separated; default anywhere)")
 		return c
 	}
-	retire := &cobra.Command{
-		Use: "retire SLUG", Short: "Stop a product from being ordered (running services keep renewing at their price)", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.AdminProduct, error) {
-			return g.admin().RetireProduct(c.Context(), args[0])
-		}, func(p api.AdminProduct) { fmt.Printf("product %s retired\n", p.Slug) }),
-	}
-	list := &cobra.Command{
-		Use: "list", Short: "List the catalogue, retired products included", Args: cobra.NoArgs,
-		RunE: adminRun(g, func(c *cobra.Command, _ []string) ([]api.AdminProduct, error) {
-			return g.admin().Products(c.Context())
-		}, func(ps []api.AdminProduct) {
-			table(os.Stdout, "SLUG\tCATEGORY\tNAME\tMONTHLY\tVCPU\tRAM_MB\tDISK_GB\tLOCATIONS\tRETIRED", func(tw io.Writer) {
-				for _, p := range ps {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%t\n", p.Slug, p.Category, p.NameEn, usd(p.RetailMonthlyUsdCents),
-						p.Specs.VCPU, p.Specs.RAMMB, p.Specs.DiskGB, dash(strings.Join(p.Locations, ",")), p.Retired)
-				}
-			})
-		}),
-	}
+	retire := adminCmd(g, "retire SLUG", "Stop a product from being ordered (running services keep renewing at their price)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AdminProduct, error) {
+		return g.admin().RetireProduct(c.Context(), args[0])
+	}, func(p api.AdminProduct) { fmt.Printf("product %s retired\n", p.Slug) })
+	list := adminCmd(g, "list", "List the catalogue, retired products included", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.AdminProduct, error) {
+		return g.admin().Products(c.Context())
+	}, func(ps []api.AdminProduct) {
+		table(os.Stdout, "SLUG\tCATEGORY\tNAME\tMONTHLY\tVCPU\tRAM_MB\tDISK_GB\tLOCATIONS\tRETIRED", ps, func(tw io.Writer, p api.AdminProduct) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%t\n", p.Slug, p.Category, p.NameEn, usd(p.RetailMonthlyUsdCents),
+				p.Specs.VCPU, p.Specs.RAMMB, p.Specs.DiskGB, dash(strings.Join(p.Locations, ",")), p.Retired)
+		})
+	})
 	cmd.AddCommand(put(true), put(false), retire, list)
 	return cmd
 }

@@ -21,41 +21,30 @@ func newReverseZoneCmd(g *globals) *cobra.Command {
 			"zone is hostplane's: PTR records put there by hand are removed.",
 	}
 	var pool string
-	add := &cobra.Command{
-		Use: "add ZONE [--pool NAME]", Short: "Map a reverse zone", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.ReverseZone, error) {
-			return g.admin().AddReverseZone(c.Context(), api.ReverseZoneRequest{Zone: args[0], Pool: pool})
-		}, func(z api.ReverseZone) {
-			fmt.Printf("reverse zone %s (%s) mapped; %s\n", z.Zone, z.Prefix, z.Status)
-		}),
-	}
+	add := adminCmd(g, "add ZONE [--pool NAME]", "Map a reverse zone", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.ReverseZone, error) {
+		return g.admin().AddReverseZone(c.Context(), api.ReverseZoneRequest{Zone: args[0], Pool: pool})
+	}, func(z api.ReverseZone) {
+		fmt.Printf("reverse zone %s (%s) mapped; %s\n", z.Zone, z.Prefix, z.Status)
+	})
 	add.Flags().StringVar(&pool, "pool", "", "the IP pool whose addresses the zone serves")
-	list := &cobra.Command{
-		Use: "list", Short: "List the mapped reverse zones and whether PowerDNS serves them as recorded", Args: cobra.NoArgs,
-		RunE: adminRun(g, func(c *cobra.Command, _ []string) ([]api.ReverseZone, error) {
-			return g.admin().ReverseZones(c.Context())
-		}, printReverseZones),
-	}
-	remove := &cobra.Command{
-		Use: "remove ZONE", Short: "Unmap a reverse zone (the leader deletes it from PowerDNS)", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.ReverseZone, error) {
-			return g.admin().RemoveReverseZone(c.Context(), args[0])
-		}, func(z api.ReverseZone) {
-			fmt.Printf("reverse zone %s unmapped; %s\n", z.Zone, z.Status)
-		}),
-	}
+	list := adminCmd(g, "list", "List the mapped reverse zones and whether PowerDNS serves them as recorded", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.ReverseZone, error) {
+		return g.admin().ReverseZones(c.Context())
+	}, printReverseZones)
+	remove := adminCmd(g, "remove ZONE", "Unmap a reverse zone (the leader deletes it from PowerDNS)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.ReverseZone, error) {
+		return g.admin().RemoveReverseZone(c.Context(), args[0])
+	}, func(z api.ReverseZone) {
+		fmt.Printf("reverse zone %s unmapped; %s\n", z.Zone, z.Status)
+	})
 	cmd.AddCommand(add, list, remove)
 	return cmd
 }
 
 func printReverseZones(zs []api.ReverseZone) {
-	table(os.Stdout, "ZONE\tPREFIX\tPOOL\tSTATUS\tLAST ERROR", func(tw io.Writer) {
-		for _, z := range zs {
-			pool := z.Pool
-			if pool == "" {
-				pool = "-"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", z.Zone, z.Prefix, pool, z.Status, z.LastError)
+	table(os.Stdout, "ZONE\tPREFIX\tPOOL\tSTATUS\tLAST ERROR", zs, func(tw io.Writer, z api.ReverseZone) {
+		pool := z.Pool
+		if pool == "" {
+			pool = "-"
 		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", z.Zone, z.Prefix, pool, z.Status, z.LastError)
 	})
 }

@@ -16,23 +16,18 @@ import (
 func newServerCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "server", Short: "Place servers for customers and show where servers run"}
 	var req api.AdminServerCreateRequest
-	create := &cobra.Command{
-		Use:   "create --account ACCOUNT_ID --plan SLUG --template NAME",
-		Short: "Place a server on a node with room and provision it (the root password is printed once)",
-		Args:  cobra.NoArgs,
-		RunE: adminRun(g, func(c *cobra.Command, _ []string) (api.AdminServerCreated, error) {
-			if err := requireFlags(flagReq{"account", req.AccountID, ""}, flagReq{"plan", req.Plan, planSlugs()},
-				flagReq{"template", req.Template, "an OS template imported on the nodes"}); err != nil {
-				return api.AdminServerCreated{}, err
-			}
-			return g.admin().CreateServer(c.Context(), req)
-		}, func(out api.AdminServerCreated) {
-			fmt.Printf("server %s placed on node %s (vm %s); provisioning: action %s\n", out.Server.ID, out.Server.NodeID, out.Server.VMName, out.Action.ID)
-			if out.RootPassword != "" {
-				fmt.Printf("root password (shown only this once): %s\n", out.RootPassword)
-			}
-		}),
-	}
+	create := adminCmd(g, "create --account ACCOUNT_ID --plan SLUG --template NAME", "Place a server on a node with room and provision it (the root password is printed once)", cobra.NoArgs, func(c *cobra.Command, _ []string) (api.AdminServerCreated, error) {
+		if err := requireFlags(flagReq{"account", req.AccountID, ""}, flagReq{"plan", req.Plan, planSlugs()},
+			flagReq{"template", req.Template, "an OS template imported on the nodes"}); err != nil {
+			return api.AdminServerCreated{}, err
+		}
+		return g.admin().CreateServer(c.Context(), req)
+	}, func(out api.AdminServerCreated) {
+		fmt.Printf("server %s placed on node %s (vm %s); provisioning: action %s\n", out.Server.ID, out.Server.NodeID, out.Server.VMName, out.Action.ID)
+		if out.RootPassword != "" {
+			fmt.Printf("root password (shown only this once): %s\n", out.RootPassword)
+		}
+	})
 	f := create.Flags()
 	f.StringVar(&req.AccountID, "account", "", "customer account id (acc_…)")
 	f.StringVar(&req.Plan, "plan", "", "plan slug: "+planSlugs())
@@ -48,27 +43,21 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.BoolVar(&req.NoPassword, "no-password", false, "set no root password (SSH keys only)")
 
 	var account, node string
-	list := &cobra.Command{
-		Use: "list", Short: "List servers (optionally of an account or on a node)", Args: cobra.NoArgs,
-		RunE: adminRun(g, func(c *cobra.Command, _ []string) ([]api.AdminServer, error) {
-			return g.admin().Servers(c.Context(), account, node)
-		}, func(ss []api.AdminServer) { printServers(ss) }),
-	}
+	list := adminCmd(g, "list", "List servers (optionally of an account or on a node)", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.AdminServer, error) {
+		return g.admin().Servers(c.Context(), account, node)
+	}, func(ss []api.AdminServer) { printServers(ss) })
 	list.Flags().StringVar(&account, "account", "", "only this account's servers")
 	list.Flags().StringVar(&node, "node", "", "only servers on this node (not terminated)")
-	show := &cobra.Command{
-		Use: "show SERVER_ID", Short: "Show a server and where it runs", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.AdminServer, error) {
-			return g.admin().Server(c.Context(), args[0])
-		}, func(s api.AdminServer) {
-			fmt.Printf("id:        %s\nlabel:     %s\nstatus:    %s\naccount:   %s\nnode:      %s\nvm:        %s\nplan:      %s (%d vCPU, %d MiB, %d GiB)\ntemplate:  %s\ncreated:   %s\n",
-				s.ID, s.Label, s.Status, s.AccountID, s.NodeID, s.VMName, s.Plan.Slug, s.Plan.VCPUs, s.Plan.MemoryMiB, s.Plan.DiskGiB,
-				s.OSTemplate, s.CreatedAt.Format(time.RFC3339))
-			if s.ActionID != "" {
-				fmt.Printf("action:    %s (in progress)\n", s.ActionID)
-			}
-		}),
-	}
+	show := adminCmd(g, "show SERVER_ID", "Show a server and where it runs", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AdminServer, error) {
+		return g.admin().Server(c.Context(), args[0])
+	}, func(s api.AdminServer) {
+		fmt.Printf("id:        %s\nlabel:     %s\nstatus:    %s\naccount:   %s\nnode:      %s\nvm:        %s\nplan:      %s (%d vCPU, %d MiB, %d GiB)\ntemplate:  %s\ncreated:   %s\n",
+			s.ID, s.Label, s.Status, s.AccountID, s.NodeID, s.VMName, s.Plan.Slug, s.Plan.VCPUs, s.Plan.MemoryMiB, s.Plan.DiskGiB,
+			s.OSTemplate, s.CreatedAt.Format(time.RFC3339))
+		if s.ActionID != "" {
+			fmt.Printf("action:    %s (in progress)\n", s.ActionID)
+		}
+	})
 	cmd.AddCommand(create, list, show)
 	cmd.AddCommand(suspendCmds(g, "servers", "server")...)
 	return cmd
@@ -83,10 +72,8 @@ func planSlugs() string {
 }
 
 func printServers(ss []api.AdminServer) {
-	table(os.Stdout, "ID\tSTATUS\tNODE\tVM\tPLAN\tACCOUNT\tLABEL", func(tw io.Writer) {
-		for _, s := range ss {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Status, s.NodeID, s.VMName, s.Plan.Slug, s.AccountID, s.Label)
-		}
+	table(os.Stdout, "ID\tSTATUS\tNODE\tVM\tPLAN\tACCOUNT\tLABEL", ss, func(tw io.Writer, s api.AdminServer) {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Status, s.NodeID, s.VMName, s.Plan.Slug, s.AccountID, s.Label)
 	})
 }
 

@@ -32,24 +32,16 @@ func newTemplateCmd(g *globals) *cobra.Command {
 	label.Flags().StringVar(&req.Family, "family", "", "OS family (ubuntu)")
 	label.Flags().StringVar(&req.Version, "version", "", "OS version (24.04)")
 	label.Flags().StringVar(&req.DisplayName, "display-name", "", "name shown to customers (Ubuntu 24.04 LTS)")
-	unlabel := &cobra.Command{
-		Use: "unlabel NAME", Short: "Remove a template's label (it falls back to its name)", Args: cobra.ExactArgs(1),
-		RunE: adminRun(g, func(c *cobra.Command, args []string) (api.OSTemplateLabel, error) {
-			return g.admin().UnlabelOSTemplate(c.Context(), args[0])
-		}, func(l api.OSTemplateLabel) { fmt.Printf("template %s unlabelled\n", l.Name) }),
-	}
-	list := &cobra.Command{
-		Use: "list", Short: "List the template labels (whether or not a node holds the template now)", Args: cobra.NoArgs,
-		RunE: adminRun(g, func(c *cobra.Command, _ []string) ([]api.OSTemplateLabel, error) {
-			return g.admin().OSTemplateLabels(c.Context())
-		}, func(ls []api.OSTemplateLabel) {
-			table(os.Stdout, "NAME\tFAMILY\tVERSION\tDISPLAY_NAME", func(tw io.Writer) {
-				for _, l := range ls {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Name, dash(l.Family), dash(l.Version), dash(l.DisplayName))
-				}
-			})
-		}),
-	}
+	unlabel := adminCmd(g, "unlabel NAME", "Remove a template's label (it falls back to its name)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.OSTemplateLabel, error) {
+		return g.admin().UnlabelOSTemplate(c.Context(), args[0])
+	}, func(l api.OSTemplateLabel) { fmt.Printf("template %s unlabelled\n", l.Name) })
+	list := adminCmd(g, "list", "List the template labels (whether or not a node holds the template now)", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.OSTemplateLabel, error) {
+		return g.admin().OSTemplateLabels(c.Context())
+	}, func(ls []api.OSTemplateLabel) {
+		table(os.Stdout, "NAME\tFAMILY\tVERSION\tDISPLAY_NAME", ls, func(tw io.Writer, l api.OSTemplateLabel) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Name, dash(l.Family), dash(l.Version), dash(l.DisplayName))
+		})
+	})
 	cmd.AddCommand(label, unlabel, list)
 	return cmd
 }
