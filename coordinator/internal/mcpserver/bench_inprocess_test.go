@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
@@ -17,7 +18,8 @@ import (
 // /mcp session (which runs that same request in-process), answered by the
 // fast path; mcp_sdkpath the same POST with the fast path off (the SDK's
 // transport); ping a JSON-RPC ping on the session, the SDK's floor for one
-// message.
+// message. Each reports the process's CPU time per call (cpu_µs/call): the
+// coordinator's, the client being only the request's construction.
 func BenchmarkServerCostInProcess(b *testing.B) {
 	c := testcluster.New(b, 1, testcluster.WithRateLimit(100_000_000))
 	_, key := c.NewAccount("bench-inproc@example.com", api.AllScopes...)
@@ -40,6 +42,7 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 	call := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_ticket","arguments":{"id":"` + tk.ID + `"}}}`
 	b.Run("rest", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b, processCPU(b))
 		for i := 0; i < b.N; i++ {
 			req := httptest.NewRequest("GET", "/v1/tickets/"+tk.ID, nil)
 			req.Header.Set("Authorization", "Bearer "+key)
@@ -52,6 +55,7 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 	})
 	b.Run("mcp", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b, processCPU(b))
 		for i := 0; i < b.N; i++ {
 			w := post(sess, call)
 			if w.Code != 200 || !strings.Contains(w.Body.String(), "structuredContent") {
@@ -62,6 +66,7 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 	b.Run("mcp_sdkpath", func(b *testing.B) {
 		defer mcpserver.SetFastCalls(mcpserver.SetFastCalls(false))
 		b.ReportAllocs()
+		defer reportCPU(b, processCPU(b))
 		for i := 0; i < b.N; i++ {
 			w := post(sess, call)
 			if w.Code != 200 || !strings.Contains(w.Body.String(), "structuredContent") {
@@ -71,6 +76,7 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 	})
 	b.Run("ping", func(b *testing.B) {
 		b.ReportAllocs()
+		defer reportCPU(b, processCPU(b))
 		for i := 0; i < b.N; i++ {
 			w := post(sess, `{"jsonrpc":"2.0","id":3,"method":"ping"}`)
 			if w.Code != 200 {
@@ -78,4 +84,9 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 			}
 		}
 	})
+}
+
+// reportCPU reports the process's CPU time per iteration since cpu0.
+func reportCPU(b *testing.B, cpu0 time.Duration) {
+	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu_µs/call")
 }

@@ -100,7 +100,7 @@ func (t *Tool) Build(raw []byte) (*Call, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Call{Method: t.Op.Method, Header: make(http.Header, 3), Route: t.Op.Key()}
+	c := &Call{Method: t.Op.Method, Header: make(http.Header, 3), Route: t.route}
 	path := t.Op.Path
 	var q url.Values
 	for _, p := range t.params {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
@@ -42,11 +43,9 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (res
 		raw, _ := json.Marshal(api.NewError(http.StatusInternalServerError, "internal_error", "internal error"))
 		resp = &Response{Status: http.StatusInternalServerError, Header: http.Header{}, Body: raw}
 	}()
-	var body *bytes.Reader
+	var body io.Reader // none: NoBody, below
 	if c.Body != nil {
 		body = bytes.NewReader(c.Body)
-	} else {
-		body = bytes.NewReader(nil)
 	}
 	host := who.Host
 	if host == "" {
@@ -62,6 +61,9 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (res
 	}
 	if who.Authorization != "" {
 		r.Header["Authorization"] = []string{who.Authorization}
+	}
+	if who.RequestID != "" {
+		r.Header[requestIDHeader] = []string{who.RequestID}
 	}
 	if who.RemoteAddr != "" {
 		r.RemoteAddr = who.RemoteAddr

@@ -1,6 +1,7 @@
 package mcpserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 	"sync"
@@ -80,10 +81,7 @@ func appendEventFast(dst []byte, id json.RawMessage, res *mcp.CallToolResult) ([
 			keys[j], keys[j-1] = keys[j-1], keys[j]
 		}
 	}
-	dst = append(dst, eventHead...)
-	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
-	dst = append(dst, id...)
-	dst = append(dst, `,"result":{`...)
+	dst = appendHead(dst, id)
 	if n > 0 {
 		dst = append(dst, `"_meta":{`...)
 		for i, k := range keys[:n] {
@@ -102,18 +100,53 @@ func appendEventFast(dst []byte, id json.RawMessage, res *mcp.CallToolResult) ([
 		}
 		dst = append(dst, "},"...)
 	}
+	return appendTail(dst, tc.Text, structured, res.IsError), true
+}
+
+// appendResultEvent is appendEvent(dst, id, result(t, resp)) written
+// straight from the operation's answer, without building the result (nor
+// copying the body into its text): ok false, dst unchanged, for an id
+// appendEventFast refuses too. TestAppendResultEventMatches and
+// FuzzAppendEventMatches hold it to appendEvent's bytes.
+func appendResultEvent(dst []byte, id json.RawMessage, t *Tool, resp *Response) ([]byte, bool) {
+	if !plainID(id) {
+		return dst, false
+	}
+	body, isError := bytes.TrimSpace(resp.Body), resp.Status >= 400
+	var structured []byte
+	if structuredBody(t, body, isError) {
+		structured = body
+	}
+	dst = appendHead(dst, id)
+	dst = append(dst, `"_meta":{"`+metaStatus+`":`...)
+	dst = strconv.AppendInt(dst, int64(resp.Status), 10)
+	dst = append(dst, "},"...)
+	return appendTail(dst, body, structured, isError), true
+}
+
+// appendHead starts the event answering id, up to the result's first member.
+func appendHead(dst []byte, id json.RawMessage) []byte {
+	dst = append(dst, eventHead...)
+	dst = append(dst, `{"jsonrpc":"2.0","id":`...)
+	dst = append(dst, id...)
+	return append(dst, `,"result":{`...)
+}
+
+// appendTail ends the event: the text content, the structured content (raw
+// valid JSON, nil without) and isError.
+func appendTail[S string | []byte](dst []byte, text S, structured []byte, isError bool) []byte {
 	dst = append(dst, `"content":[{"type":"text","text":`...)
-	dst = appendJSONString(dst, tc.Text)
+	dst = appendJSONString(dst, text)
 	dst = append(dst, "}]"...)
 	if structured != nil {
 		dst = append(dst, `,"structuredContent":`...)
 		dst = appendCompactHTML(dst, structured)
 	}
-	if res.IsError {
+	if isError {
 		dst = append(dst, `,"isError":true`...)
 	}
 	dst = append(dst, "}}"...)
-	return append(dst, eventTail...), true
+	return append(dst, eventTail...)
 }
 
 // plainID: an id the fast path answers, which encodes as itself: an
@@ -167,7 +200,7 @@ const hexDigits = "0123456789abcdef"
 // appendJSONString is encoding/json's string encoding with HTML escaping
 // (json.Marshal's): \" \\ \b \f \n \r \t, other controls and < > & as
 // \u00XX, U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
-func appendJSONString(dst []byte, s string) []byte {
+func appendJSONString[S string | []byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
 	start := 0
 	for i := 0; i < len(s); {
@@ -197,7 +230,8 @@ func appendJSONString(dst []byte, s string) []byte {
 			start = i
 			continue
 		}
-		c, size := utf8.DecodeRuneInString(s[i:])
+		var r [utf8.UTFMax]byte
+		c, size := utf8.DecodeRune(r[:copy(r[:], s[i:])])
 		if c == utf8.RuneError && size == 1 {
 			dst = append(dst, s[start:i]...)
 			dst = append(dst, `\ufffd`...)

@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"encoding/json"
+	"net"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -104,5 +105,64 @@ func FuzzAppendEventMatches(f *testing.F) {
 		}
 		res := result(tool, &Response{Status: status, Body: body})
 		checkEvent(t, id, res, true)
+		checkResultEvent(t, id, tool, &Response{Status: status, Body: body})
 	})
+}
+
+// TestAppendResultEventMatches: the event written straight from an
+// operation's answer is appendEvent's of result(t, resp), for successes
+// with and without an output schema, errors, bodies that are not objects or
+// not JSON, HTML characters and spacing; ids the fast decoder refuses are
+// refused.
+func TestAppendResultEventMatches(t *testing.T) {
+	schema := &Tool{Def: &mcp.Tool{OutputSchema: map[string]any{"type": "object"}}}
+	plain := &Tool{Def: &mcp.Tool{}}
+	for name, resp := range map[string]*Response{
+		"ok":         {Status: 200, Body: []byte("{\"id\": \"tkt_1\",\n \"s\":\"<b>&\\\"é\u2028\\u003c</b>\"}\n")},
+		"created":    {Status: 201, Body: []byte(`{"id":"x"}`)},
+		"404":        {Status: 404, Body: []byte(`{"error":{"code":"not_found","message":"no <such> ticket"}}` + "\n")},
+		"array":      {Status: 200, Body: []byte("[1, 2]\n")},
+		"not json":   {Status: 200, Body: []byte("{\"a\": \xff")},
+		"empty":      {Status: 204},
+		"big status": {Status: 1 << 40, Body: []byte("{}")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, tool := range []*Tool{schema, plain} {
+				for _, id := range []string{"2", `"a-1"`, "0"} {
+					checkResultEvent(t, id, tool, resp)
+				}
+			}
+		})
+	}
+	if got, ok := appendResultEvent([]byte("keep"), json.RawMessage("1.5"), schema, &Response{Status: 200, Body: []byte("{}")}); ok || string(got) != "keep" {
+		t.Fatalf("id 1.5: %q %v", got, ok)
+	}
+}
+
+func checkResultEvent(t testing.TB, id string, tool *Tool, resp *Response) {
+	t.Helper()
+	want, err := appendEvent([]byte("keep:"), json.RawMessage(id), result(tool, resp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, ok := appendResultEvent([]byte("keep:"), json.RawMessage(id), tool, resp)
+	if !ok || string(got) != string(want) {
+		t.Fatalf("appendResultEvent (ok %v):\n%s\nappendEvent of the result:\n%s", ok, got, want)
+	}
+}
+
+// TestLoopbackAddr: the fast path's test of its listener's address is the
+// SDK's test of the address's text.
+func TestLoopbackAddr(t *testing.T) {
+	for _, a := range []net.Addr{
+		&net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 80}, &net.TCPAddr{IP: net.IPv4(127, 9, 8, 7).To4(), Port: 1},
+		&net.TCPAddr{IP: net.ParseIP("::1"), Port: 443}, &net.TCPAddr{IP: net.ParseIP("::1"), Zone: "lo"},
+		&net.TCPAddr{IP: net.ParseIP("::ffff:127.0.0.1")}, &net.TCPAddr{IP: net.ParseIP("10.0.0.1"), Port: 8080},
+		&net.TCPAddr{IP: net.ParseIP("fe80::1"), Zone: "eth0"}, &net.TCPAddr{}, &net.TCPAddr{IP: net.IPv6zero},
+		&net.UnixAddr{Name: "/run/x.sock", Net: "unix"},
+	} {
+		if got, want := loopbackAddr(a), isLoopback(a.String()); got != want {
+			t.Errorf("%v: loopbackAddr %v, isLoopback(String()) %v", a, got, want)
+		}
+	}
 }

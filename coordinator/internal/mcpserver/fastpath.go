@@ -279,7 +279,7 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Call
 	if v := r.Header.Get(fastVersionHdr); v == "" || !slices.Contains(ProtocolVersions, v) {
 		return false
 	}
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la != nil && isLoopback(la.String()) && !isLoopback(r.Host) {
+	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la != nil && loopbackAddr(la) && !isLoopback(r.Host) {
 		return false // the SDK's DNS rebinding protection answers
 	}
 	f.mu.Lock()
@@ -305,9 +305,9 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Call
 		return false
 	}
 	// The Who the SDK's path makes of the same request (whoFrom).
-	res := f.h.run(r.Context(), t, p.Arguments, Who{Authorization: r.Header.Get("Authorization"),
-		RemoteAddr: r.RemoteAddr, Host: r.Host, Caller: c.AccountID})
-	if res == nil {
+	resp, res := f.h.runOp(r.Context(), t, p.Arguments, Who{Authorization: r.Header.Get("Authorization"),
+		RemoteAddr: r.RemoteAddr, Host: r.Host, Caller: c.AccountID, RequestID: r.Header.Get(requestIDHeader)})
+	if resp == nil && res == nil {
 		return false // never: the handler answers errors as results; the SDK would run it again
 	}
 	bp := eventBufs.Get().(*[]byte)
@@ -317,7 +317,16 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Call
 			eventBufs.Put(bp)
 		}
 	}()
-	buf, err := appendEvent((*bp)[:0], id, res)
+	var buf []byte
+	if resp != nil {
+		buf, ok = appendResultEvent((*bp)[:0], id, t, resp)
+		if !ok { // never: decodeFast took only plain ids
+			res = result(t, resp)
+		}
+	}
+	if res != nil {
+		buf, err = appendEvent((*bp)[:0], id, res)
+	}
 	*bp = buf
 	if err != nil {
 		return false
@@ -398,6 +407,14 @@ func accepts(values []string) (jsonOK, streamOK bool) {
 		}
 	}
 	return jsonOK, streamOK
+}
+
+// loopbackAddr is isLoopback(a.String()), without formatting a TCP address.
+func loopbackAddr(a net.Addr) bool {
+	if t, ok := a.(*net.TCPAddr); ok && t != nil {
+		return t.AddrPort().Addr().Unmap().IsLoopback()
+	}
+	return isLoopback(a.String())
 }
 
 // isLoopback is the SDK's test of a host (with or without port).

@@ -37,6 +37,10 @@ type Who struct {
 	RemoteAddr    string
 	Host          string
 	Caller        string // account id (confirmation tokens are bound to it)
+	// RequestID is the /mcp request's X-Request-Id (the public listener's,
+	// set before /mcp runs): an operation dispatched in-process runs under
+	// it, so a tool error's request_id names the /mcp request.
+	RequestID string
 }
 
 // Options configure the MCP server.
@@ -125,23 +129,34 @@ func (h *handlers) tool(t *Tool) mcp.ToolHandler {
 // run is one call of tool t with the raw arguments, as who: the tool
 // handler's work, on the SDK's path and on the fast path alike.
 func (h *handlers) run(ctx context.Context, t *Tool, raw []byte, who Who) *mcp.CallToolResult {
+	resp, res := h.runOp(ctx, t, raw, who)
+	if res == nil {
+		res = result(t, resp)
+	}
+	return res
+}
+
+// runOp is run up to the operation's answer: either the answer resp, whose
+// result is result(t, resp) (the fast path encodes it without building it),
+// or res, the result itself (bad arguments, a quote, a failed dispatch).
+func (h *handlers) runOp(ctx context.Context, t *Tool, raw []byte, who Who) (resp *Response, res *mcp.CallToolResult) {
 	ctx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
 	defer cancel()
 	call, err := t.Build(raw)
 	if err != nil {
-		return errorResult(api.NewError(http.StatusBadRequest, "invalid_argument", err.Error()))
+		return nil, errorResult(api.NewError(http.StatusBadRequest, "invalid_argument", err.Error()))
 	}
 	if t.Op.SpendsMoney {
 		res, proceed := h.confirmStep(ctx, t, raw, call, who)
 		if !proceed {
-			return res
+			return nil, res
 		}
 	}
-	resp, err := h.d.Dispatch(ctx, call, who)
+	resp, err = h.d.Dispatch(ctx, call, who)
 	if err != nil {
-		return errorResult(api.NewError(http.StatusBadGateway, "dispatch_failed", err.Error()))
+		return nil, errorResult(api.NewError(http.StatusBadGateway, "dispatch_failed", err.Error()))
 	}
-	return result(t, resp)
+	return resp, nil
 }
 
 func whoFrom(x *mcp.RequestExtra) Who {
@@ -151,6 +166,7 @@ func whoFrom(x *mcp.RequestExtra) Who {
 	}
 	if x.Header != nil {
 		w.Authorization = x.Header.Get("Authorization")
+		w.RequestID = x.Header.Get(requestIDHeader)
 	}
 	if ti := x.TokenInfo; ti != nil {
 		w.Caller = ti.UserID
@@ -168,12 +184,22 @@ func result(t *Tool, resp *Response) *mcp.CallToolResult {
 	r := &mcp.CallToolResult{
 		Content: []mcp.Content{&mcp.TextContent{Text: string(body)}},
 		IsError: resp.Status >= 400,
-		Meta:    mcp.Meta{"hostplane/status": resp.Status},
+		Meta:    mcp.Meta{metaStatus: resp.Status},
 	}
-	if !r.IsError && t.Def.OutputSchema != nil && len(body) > 0 && body[0] == '{' && json.Valid(body) {
+	if structuredBody(t, body, r.IsError) {
 		r.StructuredContent = validJSON(body)
 	}
 	return r
+}
+
+// metaStatus is the _meta key of the operation's HTTP status.
+const metaStatus = "hostplane/status"
+
+// structuredBody: the (trimmed) body of a successful answer is also the
+// result's structured content (the tool declares an output schema and the
+// body is a valid JSON object).
+func structuredBody(t *Tool, body []byte, isError bool) bool {
+	return !isError && t.Def.OutputSchema != nil && len(body) > 0 && body[0] == '{' && json.Valid(body)
 }
 
 // validJSON is structured content checked to be valid JSON: it encodes as
@@ -260,6 +286,9 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 }
 
 type tokenInfoKey struct{}
+
+// requestIDHeader is the public listener's request id header.
+var requestIDHeader = http.CanonicalHeaderKey("X-Request-Id")
 
 // baseURL is the scheme and host the client called.
 func baseURL(r *http.Request) string {

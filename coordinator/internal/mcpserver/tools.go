@@ -62,6 +62,7 @@ type param struct {
 type Tool struct {
 	Def      *mcp.Tool
 	Op       Operation
+	route    string // Op.Key()
 	params   []param
 	argNames map[string]bool
 	hasBody  bool
@@ -135,7 +136,7 @@ func newTool(op Operation, item *openapi3.PathItem, o *openapi3.Operation) (*Too
 	if !toolNameRE.MatchString(name) {
 		return nil, fmt.Errorf("tool name %q is not valid", name)
 	}
-	t := &Tool{Op: op, argNames: map[string]bool{}}
+	t := &Tool{Op: op, route: op.Key(), argNames: map[string]bool{}}
 	props := map[string]any{}
 	var required []string
 	add := func(name string, schema map[string]any, req bool) error {
