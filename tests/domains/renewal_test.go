@@ -35,13 +35,7 @@ func (r *rig) applied(verb, object string) int {
 
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(45 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 45 s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	framework.WaitFor(t, what, 45*time.Second, 100*time.Millisecond, ok)
 }
 
 // TestDomainRenewalsThroughProcesses: three coordinator processes whose

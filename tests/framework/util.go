@@ -114,3 +114,16 @@ func terminate(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) {
 		<-done
 	}
 }
+
+// WaitFor polls ok every interval until it holds, failing t ("WHAT: not
+// within D") when it still does not after within.
+func WaitFor(t testing.TB, what string, within, interval time.Duration, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, within)
+		}
+		time.Sleep(interval)
+	}
+}

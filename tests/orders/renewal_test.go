@@ -218,13 +218,7 @@ func TestHostingRenewalWebhooks(t *testing.T) {
 // waitFor polls ok every 100 ms for up to 30 s.
 func waitFor(t testing.TB, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 30 s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	framework.WaitFor(t, what, 30*time.Second, 100*time.Millisecond, ok)
 }
 
 // deliveries counts the receiver's deliveries of typ; each must carry

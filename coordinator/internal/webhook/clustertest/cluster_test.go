@@ -198,13 +198,7 @@ func TestLeaderKilledWithDeliveriesInFlight(t *testing.T) {
 
 func waitFor(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	framework.WaitFor(t, what, timeout, 20*time.Millisecond, cond)
 }
 
 // countDeliveries counts succeeded delivery records in a node's FSM.
