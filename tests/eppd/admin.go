@@ -2,8 +2,10 @@ package eppd
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -115,57 +117,53 @@ func (s *Server) Admin() http.Handler {
 		}
 		return counted{n: v, verb: verb}, true
 	}
-	mux.HandleFunc("POST /fail", func(w http.ResponseWriter, r *http.Request) {
-		v, ok := n(w, r)
-		if !ok {
-			return
-		}
-		code := 2400
-		if c := r.URL.Query().Get("code"); c != "" {
-			var err error
-			if code, err = strconv.Atoi(c); err != nil || code < 2000 || code > 2502 {
-				http.Error(w, "code: an EPP error code 2000-2502", http.StatusBadRequest)
+	// fault is POST path: n (and verb) as every fault takes them, then set
+	// with them under the lock; set's error (nothing set) answers 400.
+	fault := func(path string, set func(q url.Values, v counted) error) {
+		mux.HandleFunc("POST "+path, func(w http.ResponseWriter, r *http.Request) {
+			v, ok := n(w, r)
+			if !ok {
 				return
 			}
+			s.mu.Lock()
+			err := set(r.URL.Query(), v)
+			s.mu.Unlock()
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			s.adminState(w, r)
+		})
+	}
+	fault("/fail", func(q url.Values, v counted) error {
+		code := 2400
+		if c := q.Get("code"); c != "" {
+			var err error
+			if code, err = strconv.Atoi(c); err != nil || code < 2000 || code > 2502 {
+				return errors.New("code: an EPP error code 2000-2502")
+			}
 		}
-		s.mu.Lock()
 		s.faults.fail, s.faults.failCode = v, code
-		s.mu.Unlock()
-		s.adminState(w, r)
+		return nil
 	})
-	mux.HandleFunc("POST /drop", func(w http.ResponseWriter, r *http.Request) {
-		v, ok := n(w, r)
-		if !ok {
-			return
-		}
-		s.mu.Lock()
-		switch r.URL.Query().Get("when") {
+	fault("/drop", func(q url.Values, v counted) error {
+		switch q.Get("when") {
 		case "before", "":
 			s.faults.dropBefore = v
 		case "after":
 			s.faults.dropAfter = v
 		default:
-			s.mu.Unlock()
-			http.Error(w, "when: before or after", http.StatusBadRequest)
-			return
+			return errors.New("when: before or after")
 		}
-		s.mu.Unlock()
-		s.adminState(w, r)
+		return nil
 	})
-	mux.HandleFunc("POST /delay", func(w http.ResponseWriter, r *http.Request) {
-		v, ok := n(w, r)
-		if !ok {
-			return
-		}
-		d, err := time.ParseDuration(r.URL.Query().Get("d"))
+	fault("/delay", func(q url.Values, v counted) error {
+		d, err := time.ParseDuration(q.Get("d"))
 		if err != nil || d < 0 {
-			http.Error(w, "d: a duration such as 2s", http.StatusBadRequest)
-			return
+			return errors.New("d: a duration such as 2s")
 		}
-		s.mu.Lock()
 		s.faults.delay, s.faults.delayBy = v, d
-		s.mu.Unlock()
-		s.adminState(w, r)
+		return nil
 	})
 	mux.HandleFunc("POST /down", func(w http.ResponseWriter, r *http.Request) {
 		s.setDown(true)
