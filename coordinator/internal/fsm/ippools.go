@@ -12,6 +12,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/ipam"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/plainjson"
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
@@ -72,6 +73,44 @@ type AddrRequest struct {
 	IPv6Pools []string `json:"ipv6_pools,omitempty"`
 	IPv6      int      `json:"ipv6,omitempty"`
 }
+
+type addrRequestJSON AddrRequest
+
+// UnmarshalJSON is json.Unmarshal into the struct. It reads the proposer's
+// encoding (keys in field order, plain strings, no whitespace) without
+// reflection, and anything else through encoding/json
+// (TestAddrRequestDecodesAsEncodingJSON, FuzzAddrRequestDecodesAsEncodingJSON).
+func (r *AddrRequest) UnmarshalJSON(b []byte) error {
+	if fast, ok := readAddrRequest(b); ok {
+		*r = fast
+		return nil
+	}
+	return json.Unmarshal(b, (*addrRequestJSON)(r))
+}
+
+// readAddrRequest reads b in the plain subset with keys in field order (ok
+// false: anything else).
+func readAddrRequest(b []byte) (AddrRequest, bool) {
+	var out AddrRequest
+	rd := plainjson.NewReader(b)
+	ok := rd.Object(addrRequestKeys, func(i int) (ok bool) {
+		switch i {
+		case 0:
+			out.IPv4Pools, ok = rd.Strings()
+		case 1:
+			out.IPv4, ok = rd.Int()
+		case 2:
+			out.IPv6Pools, ok = rd.Strings()
+		default:
+			out.IPv6, ok = rd.Int()
+		}
+		return ok
+	})
+	return out, ok && rd.End()
+}
+
+// addrRequestKeys are AddrRequest's JSON keys in field order.
+var addrRequestKeys = []string{"ipv4_pools", "ipv4", "ipv6_pools", "ipv6"}
 
 // maxAddrsPerFamily bounds AddrRequest's counts.
 const maxAddrsPerFamily = 16
@@ -554,7 +593,7 @@ func putAllocated(c *applyCtx, s store.Server) error {
 		}
 	}
 	for _, pool := range pools {
-		if err := store.PutJSON(c.tx, store.BucketIPAllocs, store.IPAllocKey(pool, s.ID), byPool[pool]); err != nil {
+		if err := store.PutIPAlloc(c.tx, pool, s.ID, *byPool[pool]); err != nil {
 			return err
 		}
 	}
@@ -579,9 +618,12 @@ func primaryAddrs(s *store.Server, a *store.Action, n api.AgentNode, bridge stri
 	}
 	// The proposer encoded these params from an action.Provision (checked
 	// then); they are read back into one, completed and encoded again.
-	var pr action.Provision
-	if err := json.Unmarshal(a.Params, &pr); err != nil {
-		return fmt.Errorf("%w: provision params: %v", ErrInvalid, err)
+	pr, ok := readProvision(a.Params)
+	if !ok {
+		pr = action.Provision{}
+		if err := json.Unmarshal(a.Params, &pr); err != nil {
+			return fmt.Errorf("%w: provision params: %v", ErrInvalid, err)
+		}
 	}
 	if v4 != nil {
 		s.IPv4, pr.IPv4 = v4.Addr.String(), v4.Addr.String()
@@ -600,6 +642,10 @@ func primaryAddrs(s *store.Server, a *store.Action, n api.AgentNode, bridge stri
 	}
 	if v6 != nil {
 		s.IPv6 = v6.Addr.String()
+	}
+	if raw, ok := appendProvision(&pr); ok {
+		a.Params = raw
+		return nil
 	}
 	raw, err := action.Encode(&pr)
 	if err != nil {
@@ -643,7 +689,7 @@ func releaseAddrs(c *applyCtx, s store.Server) error {
 		if rec.Units = slices.Delete(rec.Units, i, i+1); len(rec.Units) == 0 {
 			err = allocs.Delete(key)
 		} else {
-			err = store.PutJSON(c.tx, store.BucketIPAllocs, key, rec)
+			err = store.PutIPAlloc(c.tx, ad.Pool, s.ID, rec)
 		}
 		if err != nil {
 			return err

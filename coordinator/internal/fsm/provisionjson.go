@@ -1,0 +1,131 @@
+package fsm
+
+import (
+	"strconv"
+
+	"github.com/hostplane/hostplane/internal/plainjson"
+	"github.com/hostplane/hostplane/pkg/action"
+)
+
+// A placing command with addresses reads the proposer's provision params
+// into an action.Provision, fills in the addresses and writes them back
+// (primaryAddrs). readProvision and appendProvision do that for the plain
+// JSON the proposer writes without reflection: readProvision reads what
+// json.Unmarshal reads (or gives up), appendProvision writes what json.Marshal
+// writes (or gives up), so the action record is byte for byte what
+// encoding/json made of it before (TestProvisionCodecMatchesEncodingJSON and
+// its fuzzers).
+
+// provisionKeys are action.Provision's JSON keys in field order.
+var provisionKeys = [...]string{"bridge", "gateway4", "gateway6", "hostname", "ipv4", "ipv6", "mac", "name", "network", "plan", "resolvers", "root_password", "ssh_keys", "template"}
+
+// readProvision reads params in the plain subset with keys in field order.
+func readProvision(b []byte) (action.Provision, bool) {
+	var pr action.Provision
+	rd := plainjson.NewReader(b)
+	ok := rd.Object(provisionKeys[:], func(i int) (ok bool) {
+		switch key := provisionKeys[i]; key {
+		case "plan":
+			var vcpus uint64
+			return rd.Object(nodePlanKeys, func(i int) (ok bool) {
+				switch i {
+				case 0:
+					vcpus, ok = rd.Uint(32)
+					pr.Plan.VCPUs = uint32(vcpus)
+				case 1:
+					pr.Plan.MemoryMiB, ok = rd.Uint(64)
+				default:
+					pr.Plan.DiskGiB, ok = rd.Uint(64)
+				}
+				return ok
+			})
+		case "resolvers":
+			pr.Resolvers, ok = rd.Strings()
+		case "ssh_keys":
+			pr.SSHKeys, ok = rd.Strings()
+		default:
+			*provisionString(&pr, key), ok = rd.String()
+		}
+		return ok
+	})
+	return pr, ok && rd.End()
+}
+
+// nodePlanKeys are api.NodePlan's JSON keys in field order.
+var nodePlanKeys = []string{"vcpus", "memory_mib", "disk_gib"}
+
+// provisionString is the string field of key.
+func provisionString(pr *action.Provision, key string) *string {
+	switch key {
+	case "bridge":
+		return &pr.Bridge
+	case "gateway4":
+		return &pr.Gateway4
+	case "gateway6":
+		return &pr.Gateway6
+	case "hostname":
+		return &pr.Hostname
+	case "ipv4":
+		return &pr.IPv4
+	case "ipv6":
+		return &pr.IPv6
+	case "mac":
+		return &pr.MAC
+	case "name":
+		return &pr.Name
+	case "network":
+		return &pr.Network
+	case "root_password":
+		return &pr.RootPassword
+	}
+	return &pr.Template
+}
+
+// appendProvision writes json.Marshal(pr) (ok false if a string needs an
+// escape).
+func appendProvision(pr *action.Provision) ([]byte, bool) {
+	b := make([]byte, 0, 256)
+	b = append(b, '{')
+	for _, key := range provisionKeys {
+		switch key {
+		case "plan":
+			b = append(b, `"plan":{"vcpus":`...)
+			b = strconv.AppendUint(b, uint64(pr.Plan.VCPUs), 10)
+			b = append(b, `,"memory_mib":`...)
+			b = strconv.AppendUint(b, pr.Plan.MemoryMiB, 10)
+			b = append(b, `,"disk_gib":`...)
+			b = strconv.AppendUint(b, pr.Plan.DiskGiB, 10)
+			b = append(b, "},"...)
+		case "resolvers", "ssh_keys":
+			list := pr.Resolvers
+			if key == "ssh_keys" {
+				list = pr.SSHKeys
+			}
+			if len(list) == 0 {
+				continue
+			}
+			b = append(plainjson.AppendKey(b, key), '[')
+			for i, s := range list {
+				if !plainjson.Plain(s) {
+					return nil, false
+				}
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = plainjson.AppendString(b, s)
+			}
+			b = append(b, "],"...)
+		default:
+			s := *provisionString(pr, key)
+			if s == "" && key != "template" {
+				continue
+			}
+			if !plainjson.Plain(s) {
+				return nil, false
+			}
+			b = append(plainjson.AppendString(plainjson.AppendKey(b, key), s), ',')
+		}
+	}
+	b[len(b)-1] = '}' // template is always written, so a ',' is last
+	return b, true
+}

@@ -1,0 +1,175 @@
+// Package plainjson reads and writes the plain subset of JSON that
+// encoding/json produces for records of ASCII strings and integers, without
+// reflection: hot apply paths use it to write exactly the bytes json.Marshal
+// writes and to read exactly the values json.Unmarshal reads, and fall back
+// to encoding/json for anything outside the subset (a string needing an
+// escape, whitespace, keys out of order, null, a float…). Each user holds its
+// codec to encoding/json's bytes and values with a fuzz test.
+package plainjson
+
+import "strconv"
+
+// Plain reports whether json.Marshal writes s as '"' + s + '"': printable
+// ASCII without '"', '\\' or the characters it escapes for HTML ('<', '>',
+// '&').
+func Plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
+}
+
+// AppendString appends s as a JSON string; s must be Plain.
+func AppendString(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
+// AppendKey appends "key": (key must be Plain).
+func AppendKey(dst []byte, key string) []byte {
+	dst = AppendString(dst, key)
+	return append(dst, ':')
+}
+
+// Reader reads one JSON object in the plain subset: no whitespace, keys and
+// strings of printable ASCII without escapes, integers without sign, fraction
+// or exponent (except a minus for Int), arrays of strings. Any other input
+// makes a read fail (ok false); the caller then decodes with encoding/json.
+type Reader struct {
+	b []byte
+	i int
+}
+
+// NewReader reads b.
+func NewReader(b []byte) *Reader { return &Reader{b: b} }
+
+// Object reads an object whose keys are among keys, each at most once and
+// in that order (as encoding/json writes a struct's fields), calling value(i)
+// to read the value of keys[i]. Any other key, a repeated one or one out of
+// order fails it.
+func (r *Reader) Object(keys []string, value func(i int) bool) bool {
+	if !r.byte('{') {
+		return false
+	}
+	if r.byte('}') {
+		return true
+	}
+	next := 0
+	for {
+		key, ok := r.String()
+		if !ok || !r.byte(':') {
+			return false
+		}
+		i := next
+		for i < len(keys) && keys[i] != key {
+			i++
+		}
+		if i == len(keys) || !value(i) {
+			return false
+		}
+		next = i + 1
+		if r.byte('}') {
+			return true
+		}
+		if !r.byte(',') {
+			return false
+		}
+	}
+}
+
+// String reads a string without escapes or non-printable characters.
+func (r *Reader) String() (string, bool) {
+	if !r.byte('"') {
+		return "", false
+	}
+	start := r.i
+	for r.i < len(r.b) {
+		c := r.b[r.i]
+		if c == '"' {
+			s := string(r.b[start:r.i])
+			r.i++
+			return s, true
+		}
+		if c < 0x20 || c > 0x7e || c == '\\' {
+			return "", false
+		}
+		r.i++
+	}
+	return "", false
+}
+
+// Uint reads a non-negative integer that fits in bits bits.
+func (r *Reader) Uint(bits int) (uint64, bool) {
+	start := r.i
+	if !r.digits() {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(string(r.b[start:r.i]), 10, bits)
+	return n, err == nil
+}
+
+// Int reads an integer that fits in an int.
+func (r *Reader) Int() (int, bool) {
+	start := r.i
+	if r.i < len(r.b) && r.b[r.i] == '-' {
+		r.i++
+	}
+	if !r.digits() {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(r.b[start:r.i]), 10, strconv.IntSize)
+	return int(n), err == nil
+}
+
+// digits consumes 0 or [1-9][0-9]*, not followed by a fraction or exponent.
+func (r *Reader) digits() bool {
+	start := r.i
+	for r.i < len(r.b) && r.b[r.i] >= '0' && r.b[r.i] <= '9' {
+		r.i++
+	}
+	n := r.i - start
+	if n == 0 || n > 20 || (n > 1 && r.b[start] == '0') {
+		return false
+	}
+	return r.i == len(r.b) || (r.b[r.i] != '.' && r.b[r.i] != 'e' && r.b[r.i] != 'E')
+}
+
+// Strings reads an array of strings ([] is an empty, non-nil slice, as
+// encoding/json makes it).
+func (r *Reader) Strings() ([]string, bool) {
+	if !r.byte('[') {
+		return nil, false
+	}
+	out := []string{}
+	if r.byte(']') {
+		return out, true
+	}
+	for {
+		s, ok := r.String()
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+		if r.byte(']') {
+			return out, true
+		}
+		if !r.byte(',') {
+			return nil, false
+		}
+	}
+}
+
+// End reports whether the whole input was read.
+func (r *Reader) End() bool { return r.i == len(r.b) }
+
+func (r *Reader) byte(c byte) bool {
+	if r.i < len(r.b) && r.b[r.i] == c {
+		r.i++
+		return true
+	}
+	return false
+}
