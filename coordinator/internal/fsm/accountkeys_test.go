@@ -23,12 +23,7 @@ func TestAccountKeyChecksAtCommit(t *testing.T) {
 	apply := func(typ CommandType, at time.Time, p any) *Result {
 		t.Helper()
 		idx++
-		env, err := NewEnvelope(typ, at, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := env.Encode()
-		return f.ApplyBatch([]*raft.Log{{Index: idx, Type: raft.LogCommand, Data: b}})[0].(*Result)
+		return f.ApplyBatch([]*raft.Log{logAt(t, idx, typ, at, p)})[0].(*Result)
 	}
 	exp := t0.Add(48 * time.Hour)
 	for _, acc := range []string{"acc_a", "acc_b"} {
@@ -118,9 +113,7 @@ func TestAccountKeyLimit(t *testing.T) {
 	idx := uint64(0)
 	apply := func(typ CommandType, p any) *Result {
 		idx++
-		env, _ := NewEnvelope(typ, t0, p)
-		b, _ := env.Encode()
-		return f.ApplyBatch([]*raft.Log{{Index: idx, Type: raft.LogCommand, Data: b}})[0].(*Result)
+		return f.ApplyBatch([]*raft.Log{logOf(t, idx, typ, p)})[0].(*Result)
 	}
 	apply(CmdAccountCreate, AccountCreate{ID: "acc_a", Email: "a@x.io", Name: "a", Country: "TR"})
 	apply(CmdKeyCreate, KeyCreate{ID: "key_m", AccountID: "acc_a", Hash: "hm", Prefix: "p", Scopes: []string{api.ScopeKeysWrite}})

@@ -49,8 +49,7 @@ func openOps(t *testing.T, f *FSM) int {
 // a repeated end changes nothing.
 func TestDomainOrderAndEnd(t *testing.T) {
 	h := newServerHarness(t)
-	h.must(CmdProductPut, ProductPut{Slug: "domain-test", Create: true, Product: api.ProductRequest{Category: api.ProductDomain,
-		NameEn: ".test", Tld: "test", RetailYearlyUsdCents: 1000}})
+	h.putDomainTest()
 	if _, err := h.apply(CmdProductPut, ProductPut{Slug: "bad-1", Create: true, Product: api.ProductRequest{Category: api.ProductDomain, NameEn: "x", Tld: "-x"}}); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("domain product with a bad tld: %v", err)
 	}
@@ -127,9 +126,7 @@ func TestDomainOrderAndEnd(t *testing.T) {
 	if taken != "" {
 		t.Fatalf("the failed name is still held by %s", taken)
 	}
-	if !bytes.Equal(domainDump(h.fsms[0]), domainDump(h.fsms[1])) {
-		t.Fatal("replicas differ")
-	}
+	h.replicasSame(domainDump)
 }
 
 // TestDomainChange: auto_renew is applied at once; registry settings are
@@ -137,7 +134,7 @@ func TestDomainOrderAndEnd(t *testing.T) {
 // the reason kept, the settings unchanged); a second change waits.
 func TestDomainChange(t *testing.T) {
 	h := newServerHarness(t)
-	h.must(CmdProductPut, ProductPut{Slug: "domain-test", Create: true, Product: api.ProductRequest{Category: api.ProductDomain, NameEn: ".test", Tld: "test", RetailYearlyUsdCents: 1000}})
+	h.putDomainTest()
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 1000})
 	h.must(CmdDomainOrder, testDomainOrder("dom_1", "a.test", 1))
 	exp := h.at.AddDate(1, 0, 0)
@@ -170,9 +167,7 @@ func TestDomainChange(t *testing.T) {
 	if d.Change.Status != api.ChangeApplied || d.Nameservers[0] != "ns1.other.net" || !d.TransferLock || d.Change.FinishedAt == nil {
 		t.Fatalf("applied %+v %+v", d, d.Change)
 	}
-	if !bytes.Equal(domainDump(h.fsms[0]), domainDump(h.fsms[1])) {
-		t.Fatal("replicas differ")
-	}
+	h.replicasSame(domainDump)
 }
 
 // TestDomainSweep: an auto-renewing domain is paid RenewDays before expiry
@@ -181,7 +176,7 @@ func TestDomainChange(t *testing.T) {
 // domain.expiring per reminder day; an unpayable renewal one reminder.
 func TestDomainSweep(t *testing.T) {
 	h := newServerHarness(t)
-	h.must(CmdProductPut, ProductPut{Slug: "domain-test", Create: true, Product: api.ProductRequest{Category: api.ProductDomain, NameEn: ".test", Tld: "test", RetailYearlyUsdCents: 1000}})
+	h.putDomainTest()
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 3000})
 	for _, id := range []string{"dom_1", "dom_2"} {
 		h.must(CmdDomainOrder, testDomainOrder(id, id[4:]+".test", 1))
@@ -252,7 +247,5 @@ func TestDomainSweep(t *testing.T) {
 	if strings.Join(kinds, ",") != "domain.registered,domain.registered,domain.expiring,domain.expiring,domain.renewed,domain.expiring,domain.expiring" {
 		t.Fatalf("domain events %v", kinds)
 	}
-	if !bytes.Equal(domainDump(h.fsms[0]), domainDump(h.fsms[1])) {
-		t.Fatal("replicas differ")
-	}
+	h.replicasSame(domainDump)
 }

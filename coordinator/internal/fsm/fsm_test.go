@@ -17,9 +17,17 @@ import (
 
 var t0 = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
+// logOf is the Raft entry idx holding command typ with payload at t0.
 func logOf(t *testing.T, idx uint64, typ CommandType, payload any) *raft.Log {
 	t.Helper()
-	env, err := NewEnvelope(typ, t0, payload)
+	return logAt(t, idx, typ, t0, payload)
+}
+
+// logAt is the Raft entry idx holding command typ with payload, applied as
+// of at (the command's time).
+func logAt(t testing.TB, idx uint64, typ CommandType, at time.Time, payload any) *raft.Log {
+	t.Helper()
+	env, err := NewEnvelope(typ, at, payload)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,8 +56,7 @@ func TestHostingOrder(t *testing.T) {
 	}
 	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
 		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
-	h.must(CmdProductPut, ProductPut{Slug: "vps-2", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 2",
-		RetailMonthlyUsdCents: 1200, Specs: api.ProductSpecs{VCPU: 2, RAMMB: 4096, DiskGB: 60}}})
+	h.putVPS2(1200)
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 700})
 
 	before := hostingOrderDump(h.fsms[0])
@@ -124,9 +123,7 @@ func TestHostingOrder(t *testing.T) {
 		}
 		return nil
 	})
-	if !bytes.Equal(hostingOrderDump(h.fsms[0]), hostingOrderDump(h.fsms[1])) {
-		t.Fatal("replicas differ")
-	}
+	h.replicasSame(hostingOrderDump)
 }
 
 // TestHostingRenewal: the renewal sweep renews a bought hosting account like
@@ -234,7 +231,5 @@ func TestHostingRenewal(t *testing.T) {
 	if a = hostingAt(t, h, "hst_1"); a.Status != api.HostingDeleted || cands(due3.AddDate(0, 0, 40)) != 0 {
 		t.Fatalf("after termination: %+v", a)
 	}
-	if !bytes.Equal(hostingOrderDump(h.fsms[0]), hostingOrderDump(h.fsms[1])) {
-		t.Fatal("replicas differ")
-	}
+	h.replicasSame(hostingOrderDump)
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -24,14 +23,10 @@ func TestOAuthCommandsUseCommandTime(t *testing.T) {
 	apply := func(at time.Time, typ CommandType, p any) (any, error) {
 		t.Helper()
 		idx++
-		env, err := NewEnvelope(typ, at, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := env.Encode()
+		l := logAt(t, idx, typ, at, p)
 		var out []*Result
 		for _, f := range replicas {
-			out = append(out, f.Apply(&raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: b}).(*Result))
+			out = append(out, f.Apply(l).(*Result))
 		}
 		if !reflect.DeepEqual(out[0].Value, out[1].Value) || (out[0].Err == nil) != (out[1].Err == nil) {
 			t.Fatalf("replicas disagree on %d: %#v / %#v", typ, out[0], out[1])

@@ -102,9 +102,7 @@ func TestServerOrder(t *testing.T) {
 	if s1.MonthlyUsdCents != 960 {
 		t.Fatalf("first server renews at %d, want 960", s1.MonthlyUsdCents)
 	}
-	if !bytes.Equal(orderDump(h.fsms[0]), orderDump(h.fsms[1])) {
-		t.Fatal("replicas differ")
-	}
+	h.replicasSame(orderDump)
 }
 
 // TestServerOrderRefund: a bought server whose provisioning fails is refunded
@@ -112,8 +110,7 @@ func TestServerOrder(t *testing.T) {
 // credit, the action's message saying so), once.
 func TestServerOrderRefund(t *testing.T) {
 	h := newServerHarness(t)
-	h.must(CmdProductPut, ProductPut{Slug: "vps-2", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 2",
-		RetailMonthlyUsdCents: 1200, Specs: api.ProductSpecs{VCPU: 2, RAMMB: 4096, DiskGB: 60}}})
+	h.putVPS2(1200)
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 3000})
 	h.must(CmdServerOrder, testOrder(1, "vps-2"))
 	h.must(CmdServerOrder, testOrder(2, "vps-2"))
@@ -166,9 +163,7 @@ func TestServerOrderRefund(t *testing.T) {
 		}
 		return nil
 	})
-	if !bytes.Equal(orderDump(h.fsms[0]), orderDump(h.fsms[1])) {
-		t.Fatal("replicas differ")
-	}
+	h.replicasSame(orderDump)
 }
 
 // TestOrderCapacityAtApply: two orders the proposer placed on the same last
@@ -205,7 +200,5 @@ func TestOrderCapacityAtApply(t *testing.T) {
 		h.must(CmdActionFinish, ActionFinish{ID: "act_t" + srv, Success: true})
 	}
 	h.must(CmdServerOrder, o2)
-	if !bytes.Equal(orderDump(h.fsms[0]), orderDump(h.fsms[1])) {
-		t.Fatal("replicas differ")
-	}
+	h.replicasSame(orderDump)
 }

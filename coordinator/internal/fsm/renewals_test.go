@@ -50,8 +50,7 @@ func sweepAt(h *whHarness, at time.Time, p RenewalPolicy, srv ...string) Renewal
 // byte-identical.
 func TestRenewalLifecycle(t *testing.T) {
 	h := newServerHarness(t)
-	h.must(CmdProductPut, ProductPut{Slug: "vps-2", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 2",
-		RetailMonthlyUsdCents: 1200, Specs: api.ProductSpecs{VCPU: 2, RAMMB: 4096, DiskGB: 60}}})
+	h.putVPS2(1200)
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 2400})
 	h.must(CmdServerOrder, testOrder(1, "vps-2"))
 	h.must(CmdServerOrder, testOrder(2, "vps-2"))
@@ -162,9 +161,7 @@ func TestRenewalLifecycle(t *testing.T) {
 	if s := renewalServer(t, h, "srv_1"); !s.PaidUntil.Equal(due2.AddDate(0, 1, 0)) || balance(t, h.fsms[0], "acc_1") != 300 {
 		t.Fatalf("paid until %v, balance %d", s.PaidUntil, balance(t, h.fsms[0], "acc_1"))
 	}
-	if !bytes.Equal(orderDump(h.fsms[0]), orderDump(h.fsms[1])) {
-		t.Fatal("replicas differ")
-	}
+	h.replicasSame(orderDump)
 }
 
 // TestRenewalPaidByInvoicePay: paying the renewal invoice (POST

@@ -209,7 +209,5 @@ func TestServerActions(t *testing.T) {
 			t.Fatalf("outbox %v, want %v", got, want)
 		}
 	}
-	if !bytes.Equal(serverDump(h.fsms[0]), serverDump(h.fsms[1])) {
-		t.Fatal("replicas differ")
-	}
+	h.replicasSame(serverDump)
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
@@ -39,20 +38,39 @@ func newWHHarness(t *testing.T, n int) *whHarness {
 func (h *whHarness) apply(typ CommandType, p any) (any, error) {
 	h.t.Helper()
 	h.at = h.at.Add(time.Second)
-	env, err := NewEnvelope(typ, h.at, p)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	data, _ := env.Encode()
 	h.idx++
+	l := logAt(h.t, h.idx, typ, h.at, p)
 	var first *Result
 	for _, f := range h.fsms {
-		r := f.Apply(&raft.Log{Index: h.idx, Type: raft.LogCommand, Data: data}).(*Result)
+		r := f.Apply(l).(*Result)
 		if first == nil {
 			first = r
 		}
 	}
 	return first.Value, first.Err
+}
+
+// replicasSame fails the test unless dump reads the same bytes from the
+// first two replicas.
+func (h *whHarness) replicasSame(dump func(*FSM) []byte) {
+	h.t.Helper()
+	if !bytes.Equal(dump(h.fsms[0]), dump(h.fsms[1])) {
+		h.t.Fatal("replicas differ")
+	}
+}
+
+// putVPS2 puts the product vps-2 (2 vCPU, 4096 MB, 60 GB) at monthly cents.
+func (h *whHarness) putVPS2(monthly int64) {
+	h.t.Helper()
+	h.must(CmdProductPut, ProductPut{Slug: "vps-2", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 2",
+		RetailMonthlyUsdCents: monthly, Specs: api.ProductSpecs{VCPU: 2, RAMMB: 4096, DiskGB: 60}}})
+}
+
+// putDomainTest puts the product domain-test: .test at 1000 cents a year.
+func (h *whHarness) putDomainTest() {
+	h.t.Helper()
+	h.must(CmdProductPut, ProductPut{Slug: "domain-test", Create: true, Product: api.ProductRequest{Category: api.ProductDomain,
+		NameEn: ".test", Tld: "test", RetailYearlyUsdCents: 1000}})
 }
 
 func (h *whHarness) must(typ CommandType, p any) any {
