@@ -26,6 +26,7 @@ func main() {
 	root.Flags().StringVar(&o.BinDir, "bin", filepath.Dir(self), "directory holding hostplane-coordinator")
 	root.Flags().IntVar(&o.Clients, "clients", 64, "concurrent clients")
 	root.Flags().DurationVar(&o.Duration, "duration", 15*time.Second, "length of each measured phase")
+	root.Flags().BoolVar(&o.WritesOnly, "writes-only", false, "stop after the write phases (etcd, then hostplane to the leader and spread)")
 	var addr, file string
 	bare := &cobra.Command{
 		Use: "bare-server", Short: "The bare net/http JSON baseline (started by the benchmark itself)", Hidden: true,

@@ -39,6 +39,9 @@ type Options struct {
 	Clients  int           // concurrent clients
 	Duration time.Duration // per measured phase
 	Out      io.Writer
+	// WritesOnly stops after the write phases (etcd and hostplane), for
+	// quicker A/B runs of the write path.
+	WritesOnly bool
 }
 
 // Result is one measured phase.
@@ -234,6 +237,10 @@ func Run(ctx context.Context, o Options) error {
 	})
 	wait()
 	fmt.Fprintln(o.Out, spread)
+	if o.WritesOnly {
+		printWriteRatios(o, wr, spread, etcdRes, etcdNative)
+		return nil
+	}
 
 	// Reads: a separate account with one page of tickets, GET /v1/tickets on the leader.
 	readKey, err := hp.readAccount(ctx)
@@ -271,13 +278,17 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintln(o.Out, bare)
 	rd, stale := benchReads(o, hp.pids(), get, listURL, readKey)
 
+	printWriteRatios(o, wr, spread, etcdRes, etcdNative)
+	printReadRatios(o, bare, rd, stale)
+	return nil
+}
+
+func printWriteRatios(o Options, wr, spread, etcdRes, etcdNative Result) {
 	fmt.Fprintf(o.Out, "\nwrites: hostplane leader / etcd JSON gateway = %.2fx   aim >= 1.0x\n", wr.PerSec()/etcdRes.PerSec())
 	fmt.Fprintf(o.Out, "        hostplane leader / etcd Go client    = %.2fx   aim >= 0.8x\n", wr.PerSec()/etcdNative.PerSec())
 	fmt.Fprintf(o.Out, "        hostplane spread / hostplane leader  = %.2fx   aim >= 0.9x\n", spread.PerSec()/wr.PerSec())
 	fmt.Fprintf(o.Out, "        server CPU per write: leader / etcd JSON gateway = %.2fx, leader / etcd Go client = %.2fx, spread / leader = %.2fx\n",
 		cpuRatio(wr, etcdRes), cpuRatio(wr, etcdNative), cpuRatio(spread, wr))
-	printReadRatios(o, bare, rd, stale)
-	return nil
 }
 
 func fetch(url, key string) ([]byte, error) {

@@ -2,10 +2,12 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -150,6 +152,49 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		e, err := DecodeEnvelope(b)
 		if err == nil && e.Type == 0 {
 			t.Fatal("accepted an envelope without a type")
+		}
+	})
+}
+
+// FuzzDecodeBatchFast: whatever the one-pass batch decoding accepts, the
+// general path (entry, array, each command) decodes to the same commands, and a
+// command it refuses is one the general path refuses too.
+func FuzzDecodeBatchFast(f *testing.F) {
+	a, _ := NewEnvelope(CmdTicketCreate, t0, TicketCreate{ID: "tkt_1", Subject: `quo"te`})
+	a.Idem = &IdemRequest{Scope: "k/1", ReqHash: "h", Status: 201, ExpiresAt: t0}
+	b, _ := NewEnvelope(CmdWalletCredit, t0.Add(time.Second), WalletCredit{TxID: "wtx_1", AccountID: "acc_1", AmountUsdCents: 5})
+	ea, _ := a.Encode()
+	eb, _ := b.Encode()
+	for _, s := range [][]byte{
+		EncodeBatch(t0, [][]byte{ea, eb}), EncodeBatch(t0, [][]byte{ea, []byte("null"), []byte(`{"t":0}`), []byte(`{"t":14,"d":[]}`)}),
+		EncodeBatch(t0, nil), []byte(`{"t":14,"v":1,"d":null}`), []byte(`{"t":14,"v":1,"d":[],"t":8}`), []byte(`{"t":14,"v":1,"d":[5]}`), ea,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast, ok := decodeBatchFast(data)
+		if !ok {
+			return
+		}
+		env, err := DecodeEnvelope(data)
+		if err != nil || env.Type != CmdBatch {
+			t.Fatalf("fast path took an entry the general path reads as %+v, %v", env, err)
+		}
+		var subs []json.RawMessage
+		if err := json.Unmarshal(env.Data, &subs); err != nil || len(subs) != len(fast) {
+			t.Fatalf("general path: %d commands, %v; fast path %d", len(subs), err, len(fast))
+		}
+		for i, raw := range subs {
+			sub, err := DecodeEnvelope(raw)
+			if err != nil {
+				if fast[i].Type != 0 {
+					t.Fatalf("command %d: general path refuses it (%v), fast path has type %d", i, err, fast[i].Type)
+				}
+				continue
+			}
+			if !reflect.DeepEqual(*sub, fast[i]) {
+				t.Fatalf("command %d: general %+v, fast %+v", i, *sub, fast[i])
+			}
 		}
 	})
 }

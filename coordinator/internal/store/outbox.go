@@ -29,6 +29,15 @@ func OutboxKey(index uint64, seq uint16) []byte {
 // undecodable entry is visited with its error. more reports whether entries
 // remain past the last one visited.
 func (r ReadTx) ScanOutbox(after []byte, max int, visit func(ev Event, err error)) (more bool) {
+	return r.ScanOutboxFor(after, max, nil, visit)
+}
+
+// ScanOutboxFor is ScanOutbox that first reads only each entry's account and
+// asks want (nil: every account is wanted): an entry of an account it does not
+// want is visited with only Seq and AccountID set, its other fields left
+// undecoded. A reader with no subscriber for most accounts then skips most of
+// the decoding.
+func (r ReadTx) ScanOutboxFor(after []byte, max int, want func(accountID string) bool, visit func(ev Event, err error)) (more bool) {
 	c := r.tx.Bucket(BucketOutbox).Cursor()
 	var k, v []byte
 	if after == nil {
@@ -44,6 +53,15 @@ func (r ReadTx) ScanOutbox(after []byte, max int, visit func(ev Event, err error
 			return true
 		}
 		n++
+		if want != nil {
+			var acct struct {
+				AccountID string `json:"account_id"`
+			}
+			if json.Unmarshal(v, &acct) == nil && !want(acct.AccountID) {
+				visit(Event{Seq: append([]byte{}, k...), AccountID: acct.AccountID}, nil)
+				continue
+			}
+		}
 		var ev Event
 		err := json.Unmarshal(v, &ev)
 		ev.Seq = append([]byte{}, k...)

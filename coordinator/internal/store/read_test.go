@@ -1,9 +1,12 @@
 package store
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
@@ -250,6 +253,46 @@ func TestScanOutboxResumesAfterTheCursor(t *testing.T) {
 		r.ScanOutbox(append(OutboxKey(4, 0), 1), 10, visit)
 		if len(seen) != 2 || seen[0] != 5 {
 			t.Errorf("after a pruned cursor: %v", seen)
+		}
+	})
+}
+
+// An entry of an account the reader does not want is visited with its key and
+// account only; a wanted one is decoded whole; a broken one still reports its
+// error.
+func TestScanOutboxForDecodesOnlyWantedAccounts(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	db := testDB(t, func(tx *bolt.Tx) error {
+		for i, acct := range []string{"acc_a", "acc_b", "acc_a"} {
+			ev := Event{ID: fmt.Sprint("evt_", i), Type: "ticket.created", AccountID: acct, CreatedAt: at, Data: json.RawMessage(`{"n":1}`)}
+			if err := put(tx, BucketOutbox, OutboxKey(uint64(i+1), 0), ev); err != nil {
+				return err
+			}
+		}
+		return tx.Bucket(BucketOutbox).Put(OutboxKey(4, 0), []byte("{broken"))
+	})
+	read(t, db, func(r ReadTx) {
+		var got []Event
+		var errs int
+		more := r.ScanOutboxFor(nil, 10, func(acct string) bool { return acct == "acc_b" }, func(ev Event, err error) {
+			if err != nil {
+				errs++
+			}
+			got = append(got, ev)
+		})
+		if more || len(got) != 4 || errs != 1 {
+			t.Fatalf("visited %d entries (%d errors), more %v", len(got), errs, more)
+		}
+		for i, ev := range got[:3] {
+			if ev.Seq[7] != byte(i+1) {
+				t.Errorf("entry %d: seq %v", i, ev.Seq)
+			}
+		}
+		if a := got[0]; a.AccountID != "acc_a" || a.ID != "" || a.Data != nil || !a.CreatedAt.IsZero() {
+			t.Errorf("unwanted entry decoded beyond its account: %+v", a)
+		}
+		if b := got[1]; b.AccountID != "acc_b" || b.ID != "evt_1" || b.Type != "ticket.created" || !b.CreatedAt.Equal(at) || string(b.Data) != `{"n":1}` {
+			t.Errorf("wanted entry: %+v", b)
 		}
 	})
 }

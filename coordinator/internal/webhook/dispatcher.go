@@ -369,7 +369,10 @@ func (r *run) readChanges() (more bool, err error) {
 		if int(r.queued.Load()) >= r.d.opt.MaxQueued {
 			return nil // back-pressure: read on once receivers catch up
 		}
-		more = tx.ScanOutbox(r.outboxPos, scanBatch, func(ev store.Event, err error) {
+		// fanOut needs more than the account only for an account with a
+		// subscription.
+		wanted := func(accountID string) bool { return len(r.byAcct[accountID]) > 0 }
+		more = tx.ScanOutboxFor(r.outboxPos, scanBatch, wanted, func(ev store.Event, err error) {
 			if err != nil {
 				r.d.log.Error("undecodable outbox entry", "key", cursorString(ev.Seq), "err", err)
 			} else {
