@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
@@ -74,6 +75,9 @@ func newForwarder(a *API) *forwarder {
 			}
 		},
 		Transport: f.transport,
+		// Without a pool the proxy allocates a 32 KiB copy buffer per
+		// response: most of a follower's garbage when it forwards writes.
+		BufferPool: copyBuffers{},
 		// This node has set X-Request-Id and nosniff already (the same values);
 		// the leader's Cache-Control replaces this node's (proxyTo).
 		ModifyResponse: func(resp *http.Response) error {
@@ -89,6 +93,20 @@ func newForwarder(a *API) *forwarder {
 		},
 	}
 	return f
+}
+
+// copyBuffers lends the proxy its 32 KiB response copy buffers.
+type copyBuffers struct{}
+
+var copyBufferPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (copyBuffers) Get() []byte { return *copyBufferPool.Get().(*[]byte) }
+
+func (copyBuffers) Put(b []byte) {
+	if cap(b) == 32<<10 {
+		b = b[:cap(b)]
+		copyBufferPool.Put(&b)
+	}
 }
 
 // LeaderAPIAddr returns the leader's advertised API address, or "".
