@@ -29,14 +29,10 @@ func (c *Client) APIKeyUsage(ctx context.Context, id string, page, limit int) (a
 // the only copy of the secret (empty when idemKey replays an earlier mint).
 // idemKey may be empty.
 func (c *Client) CreateAPIKey(ctx context.Context, req api.APIKeyCreateRequest, idemKey string) (api.KeyCreated, error) {
-	var k api.KeyCreated
-	_, err := c.Do(ctx, "POST", "/v1/account/api-keys", req, &k, idem(idemKey))
-	return k, err
+	return call[api.KeyCreated](ctx, c, "POST", "/v1/account/api-keys", req, idem(idemKey))
 }
 
 // RevokeAPIKey revokes one of the account's keys (keys:write).
 func (c *Client) RevokeAPIKey(ctx context.Context, id string) (api.KeyInfo, error) {
-	var k api.KeyInfo
-	_, err := c.Do(ctx, "DELETE", "/v1/account/api-keys/"+url.PathEscape(id), nil, &k, nil)
-	return k, err
+	return call[api.KeyInfo](ctx, c, "DELETE", "/v1/account/api-keys/"+url.PathEscape(id), nil, nil)
 }

@@ -79,30 +79,22 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any, hdr
 
 // Account returns the caller's account.
 func (c *Client) Account(ctx context.Context) (api.Account, error) {
-	var a api.Account
-	_, err := c.Do(ctx, "GET", "/v1/account", nil, &a, nil)
-	return a, err
+	return call[api.Account](ctx, c, "GET", "/v1/account", nil, nil)
 }
 
 // CreateTicket opens a ticket; idemKey may be empty.
 func (c *Client) CreateTicket(ctx context.Context, req api.TicketCreateRequest, idemKey string) (api.Ticket, error) {
-	var t api.Ticket
-	_, err := c.Do(ctx, "POST", "/v1/tickets", req, &t, idem(idemKey))
-	return t, err
+	return call[api.Ticket](ctx, c, "POST", "/v1/tickets", req, idem(idemKey))
 }
 
 // Ticket returns one ticket with its thread.
 func (c *Client) Ticket(ctx context.Context, id string) (api.Ticket, error) {
-	var t api.Ticket
-	_, err := c.Do(ctx, "GET", "/v1/tickets/"+url.PathEscape(id), nil, &t, nil)
-	return t, err
+	return call[api.Ticket](ctx, c, "GET", "/v1/tickets/"+url.PathEscape(id), nil, nil)
 }
 
 // Tickets lists tickets.
 func (c *Client) Tickets(ctx context.Context, page, limit int) (api.Page[api.Ticket], error) {
-	var p api.Page[api.Ticket]
-	_, err := c.Do(ctx, "GET", "/v1/tickets?page="+strconv.Itoa(page)+"&limit="+strconv.Itoa(limit), nil, &p, nil)
-	return p, err
+	return call[api.Page[api.Ticket]](ctx, c, "GET", "/v1/tickets?page="+strconv.Itoa(page)+"&limit="+strconv.Itoa(limit), nil, nil)
 }
 
 func do(ctx context.Context, hc *http.Client, base, method, path string, body, out any, decorate func(*http.Request)) (*http.Response, error) {
@@ -175,6 +167,13 @@ func (a *Admin) Do(ctx context.Context, method, path string, body, out any) erro
 		}
 	}
 	return err
+}
+
+// call is c.Do decoding the answer into a T.
+func call[T any](ctx context.Context, c *Client, method, path string, body any, hdr http.Header) (T, error) {
+	var out T
+	_, err := c.Do(ctx, method, path, body, &out, hdr)
+	return out, err
 }
 
 // adminCall makes one admin request and decodes its answer into a T.

@@ -16,17 +16,13 @@ func (c *Client) CustomDomain(ctx context.Context, hostingID string) (api.Custom
 // SetCustomDomain attaches domain to a hosting account and returns the DNS
 // records to create; idemKey may be empty.
 func (c *Client) SetCustomDomain(ctx context.Context, hostingID, domain, idemKey string) (api.CustomDomain, error) {
-	var d api.CustomDomain
-	_, err := c.Do(ctx, "PUT", hostingPath(hostingID, "custom-domain"), api.CustomDomainRequest{Domain: domain}, &d, idem(idemKey))
-	return d, err
+	return call[api.CustomDomain](ctx, c, "PUT", hostingPath(hostingID, "custom-domain"), api.CustomDomainRequest{Domain: domain}, idem(idemKey))
 }
 
 // VerifyCustomDomain checks the custom domain's DNS records at its
 // authoritative nameservers (a 422 names each missing or wrong record).
 func (c *Client) VerifyCustomDomain(ctx context.Context, hostingID string) (api.CustomDomainVerification, error) {
-	var v api.CustomDomainVerification
-	_, err := c.Do(ctx, "POST", hostingPath(hostingID, "custom-domain", "verify"), nil, &v, nil)
-	return v, err
+	return call[api.CustomDomainVerification](ctx, c, "POST", hostingPath(hostingID, "custom-domain", "verify"), nil, nil)
 }
 
 // DeleteCustomDomain detaches the custom domain; idemKey may be empty.
@@ -38,7 +34,5 @@ func (c *Client) DeleteCustomDomain(ctx context.Context, hostingID, idemKey stri
 // RetryCertificate asks for the custom domain's certificate now (a failed
 // order again, or an issued certificate renewed).
 func (c *Client) RetryCertificate(ctx context.Context, hostingID string) (api.CustomDomain, error) {
-	var d api.CustomDomain
-	_, err := c.Do(ctx, "POST", hostingPath(hostingID, "ssl", "retry"), nil, &d, nil)
-	return d, err
+	return call[api.CustomDomain](ctx, c, "POST", hostingPath(hostingID, "ssl", "retry"), nil, nil)
 }

@@ -32,18 +32,14 @@ func (c *Client) CheckDomain(ctx context.Context, name string) (api.DomainCheck,
 // active when the registry answered in time, else registering (follow it
 // with Domain). Send an idempotency key so a retry cannot order twice.
 func (c *Client) RegisterDomain(ctx context.Context, req api.DomainOrderRequest, idemKey string) (api.Domain, error) {
-	var out api.Domain
-	_, err := c.Do(ctx, "POST", "/v1/domains", req, &out, idem(idemKey))
-	return out, err
+	return call[api.Domain](ctx, c, "POST", "/v1/domains", req, idem(idemKey))
 }
 
 // UpdateDomain changes auto-renew, transfer lock, WHOIS privacy or
 // nameservers; the domain comes back with the change applied, or pending
 // when the registry has not answered yet (a refused change is an error).
 func (c *Client) UpdateDomain(ctx context.Context, id string, req api.DomainUpdateRequest, idemKey string) (api.Domain, error) {
-	var out api.Domain
-	_, err := c.Do(ctx, "PATCH", "/v1/domains/"+url.PathEscape(id), req, &out, idem(idemKey))
-	return out, err
+	return call[api.Domain](ctx, c, "PATCH", "/v1/domains/"+url.PathEscape(id), req, idem(idemKey))
 }
 
 // Domains lists the registered domains of every account, or of one
@@ -63,15 +59,11 @@ func (a *Admin) Domain(ctx context.Context, id string) (api.AdminDomain, error) 
 
 // QuoteDomain prices a registration body without ordering.
 func (c *Client) QuoteDomain(ctx context.Context, req api.DomainOrderRequest) (api.DomainQuote, error) {
-	var out api.DomainQuote
-	_, err := c.Do(ctx, "POST", "/v1/domains/quote", req, &out, nil)
-	return out, err
+	return call[api.DomainQuote](ctx, c, "POST", "/v1/domains/quote", req, nil)
 }
 
 // TransferDomain moves a domain registered elsewhere here with its auth
 // code, paid from the wallet for one year.
 func (c *Client) TransferDomain(ctx context.Context, req api.DomainTransferRequest, idemKey string) (api.Domain, error) {
-	var out api.Domain
-	_, err := c.Do(ctx, "POST", "/v1/domains/transfer", req, &out, idem(idemKey))
-	return out, err
+	return call[api.Domain](ctx, c, "POST", "/v1/domains/transfer", req, idem(idemKey))
 }

@@ -29,9 +29,7 @@ func hostingPath(id string, rest ...string) string {
 }
 
 func (c *Client) hostingAction(ctx context.Context, method, path string, body any, idemKey string) (api.HostingActionAccepted, error) {
-	var a api.HostingActionAccepted
-	_, err := c.Do(ctx, method, path, body, &a, idem(idemKey))
-	return a, err
+	return call[api.HostingActionAccepted](ctx, c, method, path, body, idem(idemKey))
 }
 
 // SuspendHosting suspends a hosting account; idemKey may be empty.

@@ -15,9 +15,7 @@ func (c *Client) ConnectedApps(ctx context.Context) (api.ConnectedAppList, error
 
 // RevokeConnectedApp revokes a connected app and every token it holds.
 func (c *Client) RevokeConnectedApp(ctx context.Context, id string) (api.ConnectedApp, error) {
-	var app api.ConnectedApp
-	_, err := c.Do(ctx, "DELETE", "/v1/account/connected-apps/"+url.PathEscape(id), nil, &app, nil)
-	return app, err
+	return call[api.ConnectedApp](ctx, c, "DELETE", "/v1/account/connected-apps/"+url.PathEscape(id), nil, nil)
 }
 
 // OAuthApprove approves (or, with Deny, denies) a device authorization for an

@@ -9,24 +9,18 @@ import (
 
 // Products lists the orderable catalogue with the caller's own prices.
 func (c *Client) Products(ctx context.Context) (api.ProductList, error) {
-	var out api.ProductList
-	_, err := c.Do(ctx, "GET", "/v1/products", nil, &out, nil)
-	return out, err
+	return call[api.ProductList](ctx, c, "GET", "/v1/products", nil, nil)
 }
 
 // OSTemplates lists the installable OS templates (servers:read).
 func (c *Client) OSTemplates(ctx context.Context) (api.OSTemplateList, error) {
-	var out api.OSTemplateList
-	_, err := c.Do(ctx, "GET", "/v1/os-templates", nil, &out, nil)
-	return out, err
+	return call[api.OSTemplateList](ctx, c, "GET", "/v1/os-templates", nil, nil)
 }
 
 // OrderServer buys a server from the wallet. Send an idempotency key so a
 // retry cannot order twice; the root password is only in the first response.
 func (c *Client) OrderServer(ctx context.Context, req api.ServerOrderRequest, idemKey string) (api.ServerOrder, error) {
-	var out api.ServerOrder
-	_, err := c.Do(ctx, "POST", "/v1/servers", req, &out, idem(idemKey))
-	return out, err
+	return call[api.ServerOrder](ctx, c, "POST", "/v1/servers", req, idem(idemKey))
 }
 
 // Products lists the catalogue, retired products included.
@@ -61,24 +55,18 @@ func (a *Admin) SetAccountPricing(ctx context.Context, accountID string, p api.A
 
 // QuoteServer prices an order body without ordering.
 func (c *Client) QuoteServer(ctx context.Context, req api.ServerOrderRequest) (api.ServerQuote, error) {
-	var out api.ServerQuote
-	_, err := c.Do(ctx, "POST", "/v1/servers/quote", req, &out, nil)
-	return out, err
+	return call[api.ServerQuote](ctx, c, "POST", "/v1/servers/quote", req, nil)
 }
 
 // OrderHosting buys a hosting account from the wallet (POST /v1/hosting); an
 // idemKey makes a retry safe. The passwords are in the first answer only.
 func (c *Client) OrderHosting(ctx context.Context, req api.HostingOrderRequest, idemKey string) (api.HostingOrder, error) {
-	var out api.HostingOrder
-	_, err := c.Do(ctx, "POST", "/v1/hosting", req, &out, idem(idemKey))
-	return out, err
+	return call[api.HostingOrder](ctx, c, "POST", "/v1/hosting", req, idem(idemKey))
 }
 
 // QuoteHosting prices a hosting order without ordering.
 func (c *Client) QuoteHosting(ctx context.Context, req api.HostingOrderRequest) (api.ServerQuote, error) {
-	var out api.ServerQuote
-	_, err := c.Do(ctx, "POST", "/v1/hosting/quote", req, &out, nil)
-	return out, err
+	return call[api.ServerQuote](ctx, c, "POST", "/v1/hosting/quote", req, nil)
 }
 
 // Suspend suspends a server ("servers") or hosting account ("hosting") as an

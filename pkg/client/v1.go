@@ -57,16 +57,12 @@ func (c *Client) Invoice(ctx context.Context, id string) (api.Invoice, error) {
 
 // ReplyTicket adds the customer's message to a ticket; idemKey may be empty.
 func (c *Client) ReplyTicket(ctx context.Context, id string, req api.TicketReplyRequest, idemKey string) (api.Ticket, error) {
-	var t api.Ticket
-	_, err := c.Do(ctx, "POST", "/v1/tickets/"+url.PathEscape(id)+"/reply", req, &t, idem(idemKey))
-	return t, err
+	return call[api.Ticket](ctx, c, "POST", "/v1/tickets/"+url.PathEscape(id)+"/reply", req, idem(idemKey))
 }
 
 // CloseTicket closes a ticket.
 func (c *Client) CloseTicket(ctx context.Context, id string) (api.Ticket, error) {
-	var t api.Ticket
-	_, err := c.Do(ctx, "POST", "/v1/tickets/"+url.PathEscape(id)+"/close", nil, &t, nil)
-	return t, err
+	return call[api.Ticket](ctx, c, "POST", "/v1/tickets/"+url.PathEscape(id)+"/close", nil, nil)
 }
 
 // Servers and actions. Every call that changes a server answers 202 with the
@@ -93,9 +89,7 @@ func (c *Client) serverPath(id string, rest ...string) string {
 }
 
 func (c *Client) accepted(ctx context.Context, method, path string, body any, hdr http.Header) (api.ActionAccepted, error) {
-	var a api.ActionAccepted
-	_, err := c.Do(ctx, method, path, body, &a, hdr)
-	return a, err
+	return call[api.ActionAccepted](ctx, c, method, path, body, hdr)
 }
 
 // TerminateServer destroys a server and its disks; idemKey may be empty.
@@ -147,9 +141,7 @@ func (c *Client) ResetServerPassword(ctx context.Context, id string) (api.Passwo
 
 // LabelServer renames a server.
 func (c *Client) LabelServer(ctx context.Context, id string, req api.LabelRequest) (api.Server, error) {
-	var s api.Server
-	_, err := c.Do(ctx, "PATCH", c.serverPath(id, "label"), req, &s, nil)
-	return s, err
+	return call[api.Server](ctx, c, "PATCH", c.serverPath(id, "label"), req, nil)
 }
 
 // ReinstallServer reinstalls a server from a template (the new root password
@@ -194,16 +186,12 @@ func (c *Client) AccountIPsPage(ctx context.Context, page, limit int) (api.Accou
 
 // SetServerPTR sets the reverse-DNS name of one of the server's addresses.
 func (c *Client) SetServerPTR(ctx context.Context, id, ip string, req api.PTRRequest) (api.ServerIP, error) {
-	var out api.ServerIP
-	_, err := c.Do(ctx, "PUT", c.serverPath(id, "ips", ip, "ptr"), req, &out, nil)
-	return out, err
+	return call[api.ServerIP](ctx, c, "PUT", c.serverPath(id, "ips", ip, "ptr"), req, nil)
 }
 
 // DeleteServerPTR removes the reverse-DNS name of one of the server's addresses.
 func (c *Client) DeleteServerPTR(ctx context.Context, id, ip string) (api.ServerIP, error) {
-	var out api.ServerIP
-	_, err := c.Do(ctx, "DELETE", c.serverPath(id, "ips", ip, "ptr"), nil, &out, nil)
-	return out, err
+	return call[api.ServerIP](ctx, c, "DELETE", c.serverPath(id, "ips", ip, "ptr"), nil, nil)
 }
 
 // Action returns an action (queued, running, success or failed).

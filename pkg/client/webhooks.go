@@ -11,30 +11,22 @@ import (
 // CreateWebhook subscribes a URL; the returned Secret is the only copy of it.
 // idemKey may be empty.
 func (c *Client) CreateWebhook(ctx context.Context, req api.WebhookCreateRequest, idemKey string) (api.Webhook, error) {
-	var w api.Webhook
-	_, err := c.Do(ctx, "POST", "/v1/webhooks", req, &w, idem(idemKey))
-	return w, err
+	return call[api.Webhook](ctx, c, "POST", "/v1/webhooks", req, idem(idemKey))
 }
 
 // Webhooks lists subscriptions (secrets masked).
 func (c *Client) Webhooks(ctx context.Context, page, limit int) (api.Page[api.Webhook], error) {
-	var p api.Page[api.Webhook]
-	_, err := c.Do(ctx, "GET", "/v1/webhooks?page="+strconv.Itoa(page)+"&limit="+strconv.Itoa(limit), nil, &p, nil)
-	return p, err
+	return call[api.Page[api.Webhook]](ctx, c, "GET", "/v1/webhooks?page="+strconv.Itoa(page)+"&limit="+strconv.Itoa(limit), nil, nil)
 }
 
 // Webhook returns one subscription (secret masked).
 func (c *Client) Webhook(ctx context.Context, id string) (api.Webhook, error) {
-	var w api.Webhook
-	_, err := c.Do(ctx, "GET", "/v1/webhooks/"+url.PathEscape(id), nil, &w, nil)
-	return w, err
+	return call[api.Webhook](ctx, c, "GET", "/v1/webhooks/"+url.PathEscape(id), nil, nil)
 }
 
 // UpdateWebhook changes a subscription; nil fields stay.
 func (c *Client) UpdateWebhook(ctx context.Context, id string, req api.WebhookUpdateRequest) (api.Webhook, error) {
-	var w api.Webhook
-	_, err := c.Do(ctx, "PATCH", "/v1/webhooks/"+url.PathEscape(id), req, &w, nil)
-	return w, err
+	return call[api.Webhook](ctx, c, "PATCH", "/v1/webhooks/"+url.PathEscape(id), req, nil)
 }
 
 // DeleteWebhook removes a subscription with its delivery log.
@@ -45,21 +37,15 @@ func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
 
 // RotateWebhookSecret issues a new secret (returned once); the old one stops at once.
 func (c *Client) RotateWebhookSecret(ctx context.Context, id string) (api.Webhook, error) {
-	var w api.Webhook
-	_, err := c.Do(ctx, "POST", "/v1/webhooks/"+url.PathEscape(id)+"/rotate-secret", nil, &w, nil)
-	return w, err
+	return call[api.Webhook](ctx, c, "POST", "/v1/webhooks/"+url.PathEscape(id)+"/rotate-secret", nil, nil)
 }
 
 // WebhookDeliveries returns a page of the subscription's delivery log, newest first.
 func (c *Client) WebhookDeliveries(ctx context.Context, id string, page, limit int) (api.Page[api.WebhookAttempt], error) {
-	var p api.Page[api.WebhookAttempt]
-	_, err := c.Do(ctx, "GET", "/v1/webhooks/"+url.PathEscape(id)+"/deliveries?page="+strconv.Itoa(page)+"&limit="+strconv.Itoa(limit), nil, &p, nil)
-	return p, err
+	return call[api.Page[api.WebhookAttempt]](ctx, c, "GET", "/v1/webhooks/"+url.PathEscape(id)+"/deliveries?page="+strconv.Itoa(page)+"&limit="+strconv.Itoa(limit), nil, nil)
 }
 
 // RedeliverWebhook re-queues a past delivery as a new attempt chain.
 func (c *Client) RedeliverWebhook(ctx context.Context, id, deliveryID string) (api.WebhookDelivery, error) {
-	var d api.WebhookDelivery
-	_, err := c.Do(ctx, "POST", "/v1/webhooks/"+url.PathEscape(id)+"/deliveries/"+url.PathEscape(deliveryID)+"/redeliver", nil, &d, nil)
-	return d, err
+	return call[api.WebhookDelivery](ctx, c, "POST", "/v1/webhooks/"+url.PathEscape(id)+"/deliveries/"+url.PathEscape(deliveryID)+"/redeliver", nil, nil)
 }
