@@ -6,12 +6,24 @@ package atomicfile
 import (
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // Write writes b to a temporary file beside path (mode applied before the
 // rename), fsyncs it and renames it over path: a reader sees the old content
 // or the new, never a part; the temporary file is removed on failure.
 func Write(path string, b []byte, mode os.FileMode) error {
+	return write(path, b, mode, time.Time{})
+}
+
+// WriteStamped is Write with the new file's access and modification times
+// set to mtime before the rename: a reader never sees the new content with
+// another mtime.
+func WriteStamped(path string, b []byte, mode os.FileMode, mtime time.Time) error {
+	return write(path, b, mode, mtime)
+}
+
+func write(path string, b []byte, mode os.FileMode, mtime time.Time) error {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
@@ -37,6 +49,11 @@ func Write(path string, b []byte, mode os.FileMode) error {
 	}
 	if err := f.Close(); err != nil {
 		return err
+	}
+	if !mtime.IsZero() {
+		if err := os.Chtimes(tmp, mtime, mtime); err != nil {
+			return err
+		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // TestWrite: the file is replaced with the new content and mode, and no
@@ -33,5 +34,22 @@ func TestWrite(t *testing.T) {
 	}
 	if es, _ := os.ReadDir(dir); len(es) != 1 {
 		t.Fatalf("%d entries after a failed write, want 1", len(es))
+	}
+}
+
+// TestWriteStamped: the replaced file has the new content and exactly the
+// given modification time, to the nanosecond.
+func TestWriteStamped(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "c.pem")
+	want := time.Unix(1_900_000_000, 123_456_789)
+	if err := WriteStamped(p, []byte("new"), 0o640, want); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(p); string(b) != "new" || !st.ModTime().Equal(want) {
+		t.Fatalf("content %q mtime %v, want new and %v", b, st.ModTime(), want)
 	}
 }

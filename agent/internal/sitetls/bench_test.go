@@ -33,6 +33,8 @@ import (
 //   - BenchmarkMemory: nginx's memory (PSS of master and worker) before and
 //     after 1,000 attaches, each handshaken once.
 //
+// HP_BENCH_CACHE_SIZE sets the lua cache's size in both (DefaultCacheSize).
+//
 // The nginx processes and files of a run are kept for the whole process
 // (TestMain removes them), so the Go benchmark's repeated runs do not build
 // 10,000 sites again.
@@ -406,7 +408,7 @@ func BenchmarkHandshake(b *testing.B) {
 		b.Fatal(err)
 	}
 	static, variable, lua := freePort(b), freePort(b), freePort(b)
-	luaBlock, err := Render(Conf{Mode: ModeLua, Listen: lua, CertsDir: st.CertsDir, Body: "ok"})
+	luaBlock, err := Render(Conf{Mode: ModeLua, Listen: lua, CertsDir: st.CertsDir, Body: "ok", CacheSize: envInt("HP_BENCH_CACHE_SIZE", 0)})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -460,24 +462,39 @@ func BenchmarkHandshake(b *testing.B) {
 	}
 }
 
-// pss is the proportional set size of nginx's master and workers, in KiB.
-func pss(b *testing.B, n *testNginx) int {
+// mem is nginx's memory (master and workers, KiB) by three measures:
+// PSS (shared pages divided among every process mapping them, so it moves
+// when other processes on the machine map the same libraries), RSS (shared
+// pages counted in full in each process) and USS (pages private to one
+// process: the heaps, what a cache grows).
+type mem struct{ pss, rss, uss int }
+
+func memOf(b *testing.B, n *testNginx) mem {
 	b.Helper()
 	pids := append([]string{strconv.Itoa(n.pid())}, strings.Fields(n.workers(b))...)
-	total := 0
+	var m mem
 	for _, p := range pids {
 		data, err := os.ReadFile("/proc/" + p + "/smaps_rollup")
 		if err != nil {
 			b.Fatal(err)
 		}
 		for _, line := range strings.Split(string(data), "\n") {
-			if f := strings.Fields(line); len(f) >= 2 && f[0] == "Pss:" {
-				v, _ := strconv.Atoi(f[1])
-				total += v
+			f := strings.Fields(line)
+			if len(f) < 2 {
+				continue
+			}
+			v, _ := strconv.Atoi(f[1])
+			switch f[0] {
+			case "Pss:":
+				m.pss += v
+			case "Rss:":
+				m.rss += v
+			case "Private_Clean:", "Private_Dirty:":
+				m.uss += v
 			}
 		}
 	}
-	return total
+	return m
 }
 
 // BenchmarkMemory: nginx's PSS before and after 1,000 attaches (each checked
@@ -488,25 +505,29 @@ func BenchmarkMemory(b *testing.B) {
 		b.Run(string(mode), func(b *testing.B) {
 			var growth float64
 			for range b.N {
-				n := startNginx(b, mode, "")
+				n := startNginxCache(b, mode, "", envInt("HP_BENCH_CACHE_SIZE", 0))
 				// Warm up: a few handshakes so the worker's lazy allocations happen before "before".
 				c, k := selfSigned(b, "warm.bench.test")
 				if err := n.store.Attach(context.Background(), "warm.bench.test", c, k); err != nil {
 					b.Fatal(err)
 				}
-				before := pss(b, n)
-				for i := range envInt("HP_BENCH_MEMORY_ATTACHES", 1000) {
+				before := memOf(b, n)
+				attaches := envInt("HP_BENCH_MEMORY_ATTACHES", 1000)
+				for i := range attaches {
 					c, k := selfSigned(b, siteName(i))
 					if err := n.store.Attach(context.Background(), siteName(i), c, k); err != nil {
 						b.Fatal(err)
 					}
 				}
-				after := pss(b, n)
-				growth = float64(after-before) / float64(before)
-				b.ReportMetric(float64(before), "before-KiB")
-				b.ReportMetric(float64(after), "after-KiB")
+				after := memOf(b, n)
+				growth = float64(after.pss-before.pss) / float64(before.pss)
+				b.ReportMetric(float64(before.pss), "before-KiB")
+				b.ReportMetric(float64(after.pss), "after-KiB")
 				b.ReportMetric(100*growth, "growth-%")
-				b.Logf("%s: nginx PSS %d KiB before, %d KiB after 1,000 attaches (%+.1f%%)", mode, before, after, 100*growth)
+				b.ReportMetric(float64(after.uss-before.uss), "uss-growth-KiB")
+				b.Logf("%s: nginx PSS %d KiB before, %d KiB after %d attaches (%+.1f%%); RSS %d → %d KiB (%+.1f%%); USS %d → %d KiB (%+d KiB)",
+					mode, before.pss, after.pss, attaches, 100*growth, before.rss, after.rss,
+					100*float64(after.rss-before.rss)/float64(before.rss), before.uss, after.uss, after.uss-before.uss)
 				n.stop()
 			}
 		})

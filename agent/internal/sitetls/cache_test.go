@@ -136,3 +136,85 @@ func TestLuaCacheBounded(t *testing.T) {
 		t.Fatalf("nginx logged errors:\n%s", n.errorLog())
 	}
 }
+
+// TestLuaCacheFileVersions: the cache tells a file's versions apart without
+// reading it. A cached name whose file is rewritten in place (same inode, as
+// an operator's editor may) or replaced by a file of the same size is served
+// the new certificate on the next handshake; a removed file is not served
+// from the cache.
+func TestLuaCacheFileVersions(t *testing.T) {
+	n := startNginxCache(t, ModeLua, "", 4)
+	ca := newTestCA(t)
+	ctx := context.Background()
+	key := func() crypto.Signer { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
+	leafOf := func(name string) []byte {
+		t.Helper()
+		leaf, err := ServedLeaf(ctx, n.addr, name, 3*time.Second)
+		if err != nil {
+			return nil
+		}
+		return leaf.Raw
+	}
+	c, k := ca.issue(t, "v.test", key())
+	if err := n.store.Attach(ctx, "v.test", c, k); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(leafOf("v.test"), leafDER(t, c)) {
+		t.Fatal("v.test is not served its certificate")
+	}
+	path := n.store.Path("v.test")
+	before, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Rewritten in place: the same inode.
+	c2, k2 := ca.issue(t, "v.test", key())
+	pair, err := tls.X509KeyPair(c2, k2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := bundle(c2, pair.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write(data); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	after, _ := os.Stat(path)
+	if !os.SameFile(before, after) {
+		t.Fatal("the in-place rewrite changed the inode")
+	}
+	if !bytes.Equal(leafOf("v.test"), leafDER(t, c2)) {
+		t.Fatal("v.test rewritten in place is served its cached certificate")
+	}
+	// Replaced through the store by as many bytes: a new inode and mtime.
+	for i := 0; ; i++ {
+		if i == 100 {
+			t.Fatal("no certificate of the same size in 100 tries")
+		}
+		c3, k3 := ca.issue(t, "v.test", key())
+		p3, _ := tls.X509KeyPair(c3, k3)
+		d3, _ := bundle(c3, p3.PrivateKey)
+		if len(d3) != len(data) {
+			continue
+		}
+		if err := n.store.Attach(ctx, "v.test", c3, k3); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(leafOf("v.test"), leafDER(t, c3)) {
+			t.Fatal("v.test replaced by a file of the same size is served its cached certificate")
+		}
+		break
+	}
+	if err := n.store.Detach(ctx, "v.test"); err != nil {
+		t.Fatal(err)
+	}
+	if leafOf("v.test") != nil {
+		t.Fatal("a detached name is still served from the cache")
+	}
+}

@@ -10,8 +10,8 @@
 //     reads and parses the file on every handshake.
 //   - ModeLua: ssl_certificate_by_lua (Debian's libnginx-mod-http-lua) with a
 //     bounded per-worker cache of parsed certificates and keys; each
-//     handshake reads the name's file and uses the cached entry only while
-//     the file is what it was parsed from.
+//     handshake stats the name's file and uses the cached entry only while
+//     the file is the version it was parsed from.
 //
 // $ssl_server_name is raw client input ("../x", "A.TEST"): in both modes only
 // a name of the validated shape (lower-case LDH labels, at least two) is
@@ -104,9 +104,11 @@ map $ssl_server_name $hp_sni {
 # The certificate cache: each worker keeps the parsed chain and key of the
 # {{.CacheSize}} names it served last (least recently used evicted and freed at
 # once: the Lua GC does not see the ~10 KiB of OpenSSL memory behind each
-# entry). Every handshake reads the name's file (a few microseconds) and
-# uses the entry only if the file is still what it was parsed from: a
-# renewed, rolled back or removed file is never served from the cache.
+# entry). Every handshake stats the name's file (one statx, no read) and
+# uses the entry only while the file is the version it was parsed from
+# (same inode, size, mtime and ctime): a renewed, rolled back or removed
+# file is never served from the cache. An entry keeps the parsed objects
+# only, not the file's text (nor so its key's PEM).
 init_by_lua_block {
   local ffi = require "ffi"
   local ssl = require "ngx.ssl"
@@ -126,9 +128,19 @@ init_by_lua_block {
     void *EVP_PKEY_new(void);
     int EVP_PKEY_assign(void *pkey, int type, void *key);
     void EVP_PKEY_free(void *k);
+    struct hp_statx_ts { int64_t tv_sec; uint32_t tv_nsec; int32_t reserved; };
+    struct hp_statx {
+      uint32_t stx_mask, stx_blksize; uint64_t stx_attributes;
+      uint32_t stx_nlink, stx_uid, stx_gid; uint16_t stx_mode, spare0;
+      uint64_t stx_ino, stx_size, stx_blocks, stx_attributes_mask;
+      struct hp_statx_ts stx_atime, stx_btime, stx_ctime, stx_mtime;
+      uint32_t stx_rdev_major, stx_rdev_minor, stx_dev_major, stx_dev_minor;
+      uint64_t spare2[14];
+    };
+    int statx(int dirfd, const char *path, int flags, unsigned int mask, struct hp_statx *buf);
   ]]
   -- Every handshake leaves Lua garbage (its coroutine; a miss also the
-  -- file and its base64): collect continuously rather than when the heap
+  -- file's text and its base64): collect continuously rather than when the heap
   -- has doubled, so the heap's high-water mark, which stays resident, stays
   -- near what is live (about 5 % of nginx's memory otherwise).
   collectgarbage("setpause", 100)
@@ -199,14 +211,24 @@ init_by_lua_block {
     ring.next = e
   end
   hp_tls = {}
+  -- The file's identity: statx (one system call, the same layout on every
+  -- architecture) instead of reading it. The store replaces a file by
+  -- renaming a new one over it, with an mtime later than any earlier
+  -- version of that name (Store.write): a changed file always has another
+  -- inode or mtime.
+  local stx = ffi.new("struct hp_statx")
+  local function stat(path)
+    if C.statx(-100, path, 0, 0x7ff, stx) ~= 0 then return nil end -- AT_FDCWD, STATX_BASIC_STATS
+    return tonumber(stx.stx_ino), tonumber(stx.stx_size), tonumber(stx.stx_mtime.tv_sec),
+      stx.stx_mtime.tv_nsec, tonumber(stx.stx_ctime.tv_sec), stx.stx_ctime.tv_nsec
+  end
   -- hp_tls.get returns name's parsed chain and key (nil when its file is
   -- missing or bad): from the cache while dir/name.pem is unchanged.
   function hp_tls.get(dir, name)
+    local path = dir .. "/" .. name .. ".pem"
+    local ino, size, ms, mns, cs, cns = stat(path)
     local e = map[name]
-    local f = io.open(dir .. "/" .. name .. ".pem", "rb")
-    local pem = f and f:read("*a")
-    if f then f:close() end
-    if e and e.pem == pem then
+    if e and ino and e.ino == ino and e.size == size and e.ms == ms and e.mns == mns and e.cs == cs and e.cns == cns then
       unlink(e)
       front(e)
       return e
@@ -216,10 +238,17 @@ init_by_lua_block {
       map[name], n = nil, n - 1
       free(e)
     end
+    if not ino then return nil end
+    -- Read after the stat: the content is that version or a later one,
+    -- whose own identity differs, so the next handshake parses it again.
+    local f = io.open(path, "rb")
+    if not f then return nil end
+    local pem = f:read("*a")
+    f:close()
     if not pem then return nil end
     local c, k = chain(pem), key(pem)
     if not c or not k then return nil end
-    e = { name = name, pem = pem, cert = c, key = k }
+    e = { name = name, cert = c, key = k, ino = ino, size = size, ms = ms, mns = mns, cs = cs, cns = cns }
     map[name], n = e, n + 1
     front(e)
     if n > max then

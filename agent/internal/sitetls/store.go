@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/hostplane/hostplane/agent/internal/hosting"
+	"github.com/hostplane/hostplane/internal/atomicfile"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
 
@@ -35,6 +35,9 @@ type Store struct {
 	CheckTimeout time.Duration
 
 	mu sync.Mutex // one change at a time: a rollback restores what this change replaced
+
+	stampMu sync.Mutex
+	stamp   time.Time // the mtime of the last file written (write)
 }
 
 // ErrCheck means the file was written but nginx did not serve it: the
@@ -197,15 +200,46 @@ func (s *Store) Has(name string) bool {
 	return err == nil
 }
 
-// write replaces path atomically (hosting.WriteFileAtomic: a temporary
-// file in the same directory, written, fsynced, renamed over), then fsyncs
-// the directory. The file's group is the directory's (set-group-ID, made by
-// Prepare), so nginx's workers can read it and nobody else.
+// write replaces path atomically (a temporary file in the same directory,
+// written, fsynced, renamed over), then fsyncs the directory. The file's
+// group is the directory's (set-group-ID, made by Prepare), so nginx's
+// workers can read it and nobody else. The new file's mtime is later, by at
+// least a nanosecond, than that of any version of path this store wrote or
+// found: with the new inode of the rename, that is how the lua cache tells
+// a changed file from the one it parsed without reading it (a version's
+// inode number can be reused once it is gone; its mtime cannot).
 func (s *Store) write(path string, data []byte) error {
-	if err := hosting.WriteFileAtomic(path, data, 0o640); err != nil {
+	s.stampMu.Lock()
+	stamp := time.Now()
+	if !stamp.After(s.stamp) {
+		stamp = s.stamp.Add(time.Nanosecond)
+	}
+	if st, err := os.Stat(path); err == nil && !stamp.After(st.ModTime()) {
+		stamp = st.ModTime().Add(time.Nanosecond)
+	}
+	s.stamp = stamp
+	s.stampMu.Unlock()
+	if err := atomicfile.WriteStamped(path, data, 0o640, stamp); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// checkStamps fails unless dir keeps file times to the nanosecond (ext4
+// with 256-byte inodes, xfs, btrfs, tmpfs): the lua cache tells versions of
+// a file apart by them.
+func checkStamps(dir string) error {
+	probe := filepath.Join(dir, ".mtime-probe")
+	want := time.Unix(1_700_000_000, 123_456_789)
+	err := atomicfile.WriteStamped(probe, nil, 0o600, want)
+	if err == nil {
+		var st os.FileInfo
+		if st, err = os.Stat(probe); err == nil && !st.ModTime().Equal(want) {
+			err = fmt.Errorf("certs dir %s keeps file times to %v, not to the nanosecond: put it on ext4 (256-byte inodes), xfs, btrfs or tmpfs", dir, st.ModTime())
+		}
+	}
+	_ = os.Remove(probe)
+	return err
 }
 
 func syncDir(dir string) error {
@@ -229,6 +263,9 @@ func (s *Store) Prepare() error {
 		}
 	}
 	if err := os.Chmod(s.CertsDir, 0o750|os.ModeSetgid); err != nil {
+		return err
+	}
+	if err := checkStamps(s.CertsDir); err != nil {
 		return err
 	}
 	if _, err := os.Stat(s.Path(DefaultName)); err == nil {

@@ -225,3 +225,41 @@ func TestAttachRefusesBadInput(t *testing.T) {
 		t.Fatalf("files written: %v", ents)
 	}
 }
+
+// TestWriteStampsEachVersionLater: every version of a file the store writes
+// has a later mtime than the one it replaces, to the nanosecond, even when
+// written within one clock tick or over a file stamped in the future (the
+// lua cache tells versions apart by inode and mtime).
+func TestWriteStampsEachVersionLater(t *testing.T) {
+	dir := t.TempDir()
+	s := &Store{CertsDir: filepath.Join(dir, "certs"), GID: -1}
+	if err := s.Prepare(); err != nil {
+		t.Fatal(err)
+	}
+	p := s.Path("a.test")
+	var last time.Time
+	for i := range 50 {
+		if err := s.write(p, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.ModTime().After(last) {
+			t.Fatalf("version %d has mtime %v, not after %v", i, st.ModTime(), last)
+		}
+		last = st.ModTime()
+	}
+	future := time.Now().Add(time.Hour)
+	if err := os.Chtimes(p, future, future); err != nil {
+		t.Fatal(err)
+	}
+	s2 := &Store{CertsDir: s.CertsDir, GID: -1} // a restarted agent
+	if err := s2.write(p, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := os.Stat(p); !st.ModTime().After(future) {
+		t.Fatalf("a version written over a future-stamped file has mtime %v, not after %v", st.ModTime(), future)
+	}
+}
