@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -87,10 +86,6 @@ func (a *AgentProcess) Start(failpoint string) {
 	if a.cmd != nil {
 		a.t.Fatal("agent already running")
 	}
-	logf, err := os.OpenFile(a.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		a.t.Fatal(err)
-	}
 	stats := a.StatsInterval
 	if stats == 0 {
 		stats = time.Second
@@ -108,15 +103,11 @@ func (a *AgentProcess) Start(failpoint string) {
 	}
 	// The token is only spent on the first start; later starts use the stored certificate.
 	cmd.Env = append(os.Environ(), "HOSTPLANE_AGENT_JOIN_TOKEN="+a.Token, "HOSTPLANE_AGENT_FAILPOINT="+failpoint)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	done, err := StartInGroup(cmd, a.LogPath())
+	if err != nil {
 		a.t.Fatalf("start agent: %v", err)
 	}
-	a.cmd, a.done = cmd, make(chan struct{})
-	done := a.done
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	a.cmd, a.done = cmd, done
 	a.WaitHealthy(30 * time.Second)
 }
 
@@ -148,8 +139,7 @@ func (a *AgentProcess) Kill() {
 	if a.cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-	<-a.done
+	KillGroup(a.cmd, a.done)
 	a.cmd = nil
 }
 

@@ -67,20 +67,12 @@ func (p *CoordinatorProcess) Start() error {
 	if p.cmd != nil {
 		return fmt.Errorf("coordinator %s already running", p.ID)
 	}
-	logf, err := os.OpenFile(p.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		return err
-	}
 	cmd := exec.Command(p.Bin, p.Args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	done, err := StartInGroup(cmd, p.LogPath())
+	if err != nil {
 		return fmt.Errorf("start coordinator %s: %w", p.ID, err)
 	}
-	p.cmd, p.done = cmd, make(chan struct{})
-	done := p.done
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	p.cmd, p.done = cmd, done
 	return nil
 }
 

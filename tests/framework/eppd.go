@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"testing"
 	"time"
 
@@ -108,10 +107,6 @@ func (e *EPPD) Start() {
 	if e.cmd != nil {
 		e.t.Fatal("eppd already running")
 	}
-	logf, err := os.OpenFile(e.LogPath(), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
-	if err != nil {
-		e.t.Fatal(err)
-	}
 	args := []string{"-addr", e.Addr, "-admin", e.AdminURL[len("http://"):], "-data-dir", e.DataDir, "-v"}
 	for _, tld := range e.TLDs {
 		args = append(args, "-tld", tld)
@@ -131,15 +126,11 @@ func (e *EPPD) Start() {
 		args = append(args, "-client", id+":"+e.Clients[id])
 	}
 	cmd := exec.Command(e.bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	done, err := StartInGroup(cmd, e.LogPath())
+	if err != nil {
 		e.t.Fatalf("start eppd: %v", err)
 	}
-	e.cmd, e.done = cmd, make(chan struct{})
-	done := e.done
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	e.cmd, e.done = cmd, done
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(e.AdminURL + "/healthz")
@@ -175,8 +166,7 @@ func (e *EPPD) Kill() {
 	if e.cmd == nil {
 		return
 	}
-	_ = syscall.Kill(-e.cmd.Process.Pid, syscall.SIGKILL)
-	<-e.done
+	KillGroup(e.cmd, e.done)
 	e.cmd = nil
 }
 

@@ -127,3 +127,29 @@ func WaitFor(t testing.TB, what string, within, interval time.Duration, ok func(
 		time.Sleep(interval)
 	}
 }
+
+// StartInGroup starts cmd in a process group of its own with its output
+// appended to logPath; the channel is closed once it has exited (and the log
+// file closed).
+func StartInGroup(cmd *exec.Cmd, logPath string) (chan struct{}, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	return done, nil
+}
+
+// KillGroup SIGKILLs the process group of cmd (started by StartInGroup) and
+// waits until done is closed.
+func KillGroup(cmd *exec.Cmd, done <-chan struct{}) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	<-done
+}

@@ -33,20 +33,13 @@ type Agent struct {
 // until its node socket answers.
 func (a *Agent) Start(failpoint string) {
 	a.t.Helper()
-	logf, err := os.OpenFile(a.Log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	cmd := exec.Command(a.Bin, a.Args...)
+	cmd.Env = append(append(os.Environ(), a.Env...), "HOSTPLANE_AGENT_FAILPOINT="+failpoint)
+	done, err := framework.StartInGroup(cmd, a.Log)
 	if err != nil {
 		a.t.Fatal(err)
 	}
-	cmd := exec.Command(a.Bin, a.Args...)
-	cmd.Env = append(append(os.Environ(), a.Env...), "HOSTPLANE_AGENT_FAILPOINT="+failpoint)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		a.t.Fatal(err)
-	}
-	a.cmd, a.done = cmd, make(chan struct{})
-	done := a.done
-	go func() { _ = cmd.Wait(); logf.Close(); close(done) }()
+	a.cmd, a.done = cmd, done
 	nc := client.NodeNew(a.Socket)
 	defer nc.Close()
 	deadline := time.Now().Add(30 * time.Second)
