@@ -131,7 +131,10 @@ func BenchmarkToolCallVsREST(b *testing.B) {
 		if r.IsError {
 			return fmt.Errorf("tool error: %v", r.Content)
 		}
-		if tc, ok := r.Content[0].(*mcp.TextContent); len(r.Content) != 1 || !ok || tc.Text != string(bytes.TrimSpace(rest.Want)) {
+		if len(r.Content) != 1 {
+			return fmt.Errorf("tool answer %v, want the REST body", r.Content)
+		}
+		if tc, ok := r.Content[0].(*mcp.TextContent); !ok || tc.Text != string(bytes.TrimSpace(rest.Want)) {
 			return fmt.Errorf("tool answer %v, want the REST body", r.Content)
 		}
 		return nil
