@@ -292,10 +292,16 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Call
 		return false
 	}
 	body, err := readBody(r)
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil || len(body) > fastMaxBody {
-		return false
+	if err == nil && len(body) <= fastMaxBody && f.serveBody(w, r, c, body) {
+		return true
 	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	return false
+}
+
+// serveBody is serve once the body is read: false, w untouched, when the
+// SDK is to answer.
+func (f *fastCalls) serveBody(w http.ResponseWriter, r *http.Request, c httpapi.Caller, body []byte) bool {
 	id, p, ok := decodeFast(body)
 	if !ok {
 		return false
@@ -318,6 +324,7 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Call
 		}
 	}()
 	var buf []byte
+	var err error
 	if resp != nil {
 		buf, ok = appendResultEvent((*bp)[:0], id, t, resp)
 		if !ok { // never: decodeFast took only plain ids
@@ -352,9 +359,19 @@ func readBody(r *http.Request) ([]byte, error) {
 		if err != nil {
 			return body, err
 		}
-		// A body longer than announced (not from net/http's server, which
-		// cuts it at Content-Length) is read whole, as io.ReadAll would.
-		rest, err := io.ReadAll(io.LimitReader(r.Body, fastMaxBody+1-int64(n)))
+		// The body ends here (net/http's server cuts it at Content-Length):
+		// one read into the spare byte finds its end.
+		m, err := r.Body.Read(body[n : n+1])
+		body = body[:n+m]
+		if err == io.EOF {
+			return body, nil
+		}
+		if err != nil {
+			return body, err
+		}
+		// A body longer than announced (not from net/http's server) is
+		// read whole, as io.ReadAll would.
+		rest, err := io.ReadAll(io.LimitReader(r.Body, fastMaxBody+1-int64(len(body))))
 		return append(body, rest...), err
 	}
 	return io.ReadAll(io.LimitReader(r.Body, fastMaxBody+1))
