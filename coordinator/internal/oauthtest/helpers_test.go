@@ -211,6 +211,17 @@ func (b *browser) post(u string, form url.Values) *http.Response {
 	return resp
 }
 
+// approveForm is the consent page's form for authURL approving with key
+// (csrf: the token of the page as served).
+func approveForm(authURL, csrf, key string) url.Values {
+	u, _ := url.Parse(authURL)
+	form := u.Query()
+	form.Set("csrf", csrf)
+	form.Set("api_key", key)
+	form.Set("decision", "approve")
+	return form
+}
+
 // authorize approves an authorization request (as the consent page's form
 // does) with key and returns the redirect's query.
 func (e *env) authorize(authURL, key string) url.Values {
@@ -220,12 +231,7 @@ func (e *env) authorize(authURL, key string) url.Values {
 	if status != 200 || csrf == "" {
 		e.t.Fatalf("consent page: %d %s", status, body)
 	}
-	u, _ := url.Parse(authURL)
-	form := u.Query()
-	form.Set("csrf", csrf)
-	form.Set("api_key", key)
-	form.Set("decision", "approve")
-	resp := b.post(e.base+"/oauth/authorize", form)
+	resp := b.post(e.base+"/oauth/authorize", approveForm(authURL, csrf, key))
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
 		raw, _ := io.ReadAll(resp.Body)

@@ -266,11 +266,7 @@ func TestAuthorizationCodePKCE(t *testing.T) {
 	b := newBrowser(t)
 	authURL := cfg.AuthCodeURL("st-4", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()), v1)
 	_, _, csrf := b.get(authURL)
-	u, _ := url.Parse(authURL)
-	form := u.Query()
-	form.Set("csrf", csrf)
-	form.Set("api_key", weak)
-	form.Set("decision", "approve")
+	form := approveForm(authURL, csrf, weak)
 	resp := b.post(e.base+"/oauth/authorize", form)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" {
