@@ -32,9 +32,7 @@ func TestConsentPageInChromium(t *testing.T) {
 	bin := chromium(t)
 	e := start(t)
 	acc, key := e.account("browser@example.com")
-	clientID := e.register(map[string]any{
-		"client_name": "Browser Test CLI", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"},
-	})
+	clientID := e.registerDeviceClient("Browser Test CLI")
 	cfg := e.oauthConfig(clientID, "account:read", "tickets:read")
 	da, err := cfg.DeviceAuth(e.ctx)
 	if err != nil {

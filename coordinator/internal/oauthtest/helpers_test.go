@@ -211,6 +211,13 @@ func (b *browser) post(u string, form url.Values) *http.Response {
 	return resp
 }
 
+// registerDeviceClient registers a public client named name for the device
+// flow (device_code and refresh_token grants) and returns its id.
+func (e *env) registerDeviceClient(name string) string {
+	e.t.Helper()
+	return e.register(map[string]any{"client_name": name, "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}})
+}
+
 // approveForm is the consent page's form for authURL approving with key
 // (csrf: the token of the page as served).
 func approveForm(authURL, csrf, key string) url.Values {

@@ -58,9 +58,7 @@ func TestMetadata(t *testing.T) {
 func TestDeviceFlowEndToEnd(t *testing.T) {
 	e := start(t)
 	acc, _ := e.account("device@example.com")
-	clientID := e.register(map[string]any{
-		"client_name": "Test CLI", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"},
-	})
+	clientID := e.registerDeviceClient("Test CLI")
 	cfg := e.oauthConfig(clientID, "account:read", "tickets:read")
 	da, err := cfg.DeviceAuth(e.ctx)
 	if err != nil {
@@ -316,7 +314,7 @@ func TestRevocation(t *testing.T) {
 	e := start(t)
 	acc, key := e.account("rev@example.com")
 	_, otherKey := e.account("other@example.com")
-	clientID := e.register(map[string]any{"client_name": "CLI", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}})
+	clientID := e.registerDeviceClient("CLI")
 	cfg := e.oauthConfig(clientID, "account:read")
 
 	tok := e.deviceGrant(clientID, acc.ID, "")
@@ -422,7 +420,7 @@ func TestBrandPrefix(t *testing.T) {
 	if !strings.HasPrefix(key, "h444_") {
 		t.Fatalf("key %.6s…", key)
 	}
-	clientID := e.register(map[string]any{"client_name": "CLI", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}})
+	clientID := e.registerDeviceClient("CLI")
 	tok := e.deviceGrant(clientID, acc.ID, "", "account:read")
 	if !strings.HasPrefix(tok.AccessToken, "h444_at_") || !strings.HasPrefix(tok.RefreshToken, "h444_rt_") {
 		t.Fatalf("tokens %.9s… %.9s…", tok.AccessToken, tok.RefreshToken)
@@ -454,7 +452,7 @@ func TestBrand444host(t *testing.T) {
 	if !strings.Contains(supported, "vps:read") || strings.Contains(supported, "servers:") {
 		t.Errorf("scopes_supported %s", supported)
 	}
-	clientID := e.register(map[string]any{"client_name": "CLI", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}})
+	clientID := e.registerDeviceClient("CLI")
 	status, out := e.postForm("/oauth/device_authorization", url.Values{"client_id": {clientID}, "scope": {"servers:read"}})
 	if status != 400 || out["error"] != "invalid_scope" {
 		t.Errorf("device authorization for servers:read: %d %v, want 400 invalid_scope", status, out)
