@@ -1,6 +1,13 @@
 package orders
 
 import (
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,18 +20,44 @@ import (
 // server + placement + action in one command) against POST /v1/tickets on
 // the same three coordinator processes, in alternating rounds of 20 calls
 // from 8 clients spread over the coordinators, and reports both rates and
-// their ratio (the issue aims at orders ≥ 0.8× tickets).
+// their ratio (the issue aims at orders ≥ 0.8× tickets), and the CPU time
+// the three coordinator processes spent per call of each kind (from
+// /proc/<pid>/stat; steadier than the wall-clock rate on a shared machine;
+// it includes the provisioning the orders set off while it overlaps).
 //
 //	go test ./tests/orders -run '^$' -bench OrdersVsTickets -benchtime 1x
+//
+// With ORDERS_PPROF_BASE_PORT set, coordinator i serves pprof on that port
+// + i and the leader's CPU profile over the order rounds is saved as
+// ORDERS_PROFILE_DIR/orders-leader.pprof.
 func BenchmarkOrdersVsTickets(b *testing.B) {
-	r := newRig(b)
+	base, _ := strconv.Atoi(os.Getenv("ORDERS_PPROF_BASE_PORT"))
+	r := newRigFlags(b, func(i int) []string {
+		if base == 0 {
+			return nil
+		}
+		return []string{"--pprof-addr", fmt.Sprintf("127.0.0.1:%d", base+i)}
+	})
 	const rounds, per, clients = 3, 20, 8 // 60 servers of 1 vCPU: the scripted node sells 64
 	r.credit(int64(b.N*rounds*per) * price)
+	pids := func() []int {
+		var out []int
+		for _, p := range r.c.Nodes {
+			out = append(out, p.Pid())
+		}
+		return out
+	}()
+	var stop func()
+	if base != 0 {
+		stop = leaderProfile(b, base+r.c.WaitLeader(20*time.Second))
+	}
 	var orders, tickets float64
+	var orderCPU, ticketCPU time.Duration
 	n := 0
 	b.ResetTimer()
 	for it := 0; it < b.N; it++ {
 		for round := 0; round < rounds; round++ {
+			c0 := procCPU(pids)
 			t, err := rate(per, clients, func(i int) error {
 				_, err := r.api(i).CreateTicket(r.ctx, api.TicketCreateRequest{Subject: "s", Message: "m", Department: "technical", Priority: "low"}, "")
 				return err
@@ -32,6 +65,7 @@ func BenchmarkOrdersVsTickets(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			c1 := procCPU(pids)
 			o, err := rate(per, clients, func(i int) error {
 				_, err := r.api(i).OrderServer(r.ctx, order(n*per+i), "")
 				return err
@@ -39,14 +73,79 @@ func BenchmarkOrdersVsTickets(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
+			c2 := procCPU(pids)
+			ticketCPU, orderCPU = ticketCPU+c1-c0, orderCPU+c2-c1
 			n++
 			orders, tickets = orders+o, tickets+t
 		}
 	}
+	if stop != nil {
+		stop()
+	}
+	calls := float64(n * per)
 	b.ReportMetric(orders/float64(n), "orders/s")
 	b.ReportMetric(tickets/float64(n), "tickets/s")
 	b.ReportMetric(orders/tickets, "orders/tickets")
-	b.Logf("orders %.0f/s, tickets %.0f/s, ratio %.2f", orders/float64(n), tickets/float64(n), orders/tickets)
+	b.ReportMetric(float64(orderCPU.Microseconds())/1000/calls, "cpu-ms/order")
+	b.ReportMetric(float64(ticketCPU.Microseconds())/1000/calls, "cpu-ms/ticket")
+	b.Logf("orders %.0f/s, tickets %.0f/s, ratio %.2f; coordinator CPU %.1f ms/order, %.1f ms/ticket (ticket/order CPU %.2f)",
+		orders/float64(n), tickets/float64(n), orders/tickets,
+		float64(orderCPU.Microseconds())/1000/calls, float64(ticketCPU.Microseconds())/1000/calls, float64(ticketCPU)/float64(orderCPU))
+}
+
+// leaderProfile starts a CPU profile of the coordinator serving pprof on
+// port; the returned stop ends it and saves it as
+// ORDERS_PROFILE_DIR/orders-leader.pprof.
+func leaderProfile(b *testing.B, port int) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=25", port))
+		if err != nil {
+			b.Log("profile:", err)
+			return
+		}
+		defer resp.Body.Close()
+		dir := os.Getenv("ORDERS_PROFILE_DIR")
+		if dir == "" {
+			dir = "."
+		}
+		f, err := os.Create(filepath.Join(dir, "orders-leader.pprof"))
+		if err != nil {
+			b.Log("profile:", err)
+			return
+		}
+		defer f.Close()
+		_, _ = io.Copy(f, resp.Body)
+	}()
+	return func() { <-done }
+}
+
+// clockTick is the unit of utime and stime in /proc/<pid>/stat (USER_HZ).
+const clockTick = 10 * time.Millisecond
+
+// procCPU is the CPU time (user + system) the processes have used so far.
+func procCPU(pids []int) time.Duration {
+	var total time.Duration
+	for _, pid := range pids {
+		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		s := string(raw)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) < 13 {
+			continue
+		}
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * clockTick
+	}
+	return total
 }
 
 // rate runs n calls of call from clients goroutines and returns calls/s.

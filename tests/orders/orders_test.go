@@ -38,9 +38,14 @@ func (r *rig) api(i int) *client.Client { return r.c.Client(i%r.c.Len(), r.key) 
 // newRig starts the cluster (each coordinator with the extra flags), the
 // scripted agent node and the catalogue.
 func newRig(t testing.TB, extra ...string) *rig {
+	return newRigFlags(t, func(int) []string { return extra })
+}
+
+// newRigFlags is newRig with flags per coordinator (i is its index).
+func newRigFlags(t testing.TB, extra func(i int) []string) *rig {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
 		RaftTimeout: 500 * time.Millisecond, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
-		Webhooks: true, Extra: func(int, *framework.CoordinatorProcess) []string { return extra }})
+		Webhooks: true, Extra: func(i int, _ *framework.CoordinatorProcess) []string { return extra(i) }})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	acc, key, err := c.NewAccount(ctx, "orders@example.com", api.ScopeAccountRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeBillingRead, api.ScopeTicketsWrite, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeServersWrite, api.ScopeServersDestroy, api.ScopeHostingDestroy, api.ScopeWebhooksWrite, api.ScopeWebhooksRead)

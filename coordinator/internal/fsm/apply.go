@@ -30,6 +30,10 @@ type applyCtx struct {
 	// command changed one (ippools.go).
 	pools        *poolCache
 	poolsTouched bool
+	// use is the FSM's node usage sums; useTouched is set when this
+	// command changed one (nodeusage.go).
+	use        *nodeUsage
+	useTouched bool
 }
 
 func (c *applyCtx) decode(v any) error {

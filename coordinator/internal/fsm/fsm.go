@@ -63,6 +63,10 @@ type FSM struct {
 	usageMu sync.RWMutex
 	usage   map[string]*ipam.Snapshot
 
+	// use is what each node's servers use, kept by the apply path
+	// (nodeusage.go); a new one after open or restore.
+	use *nodeUsage
+
 	// OnApply, if set, is called after each batch commits (used by waiters in tests
 	// and by the outbox notifier). It must not block.
 	OnApply func(lastIndex uint64)
@@ -124,6 +128,7 @@ func (f *FSM) open() error {
 	}
 	f.db = db
 	f.pools = newPoolCache()
+	f.use = newNodeUsage()
 	f.usageMu.Lock()
 	f.usage = nil
 	f.usageMu.Unlock()
@@ -293,13 +298,17 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 	if env.Type == CmdKeyCreate || env.Type == CmdKeyRevoke || env.Type == CmdAccountKeyCreate || env.Type == CmdAccountKeyRevoke {
 		f.keysVersion.Add(1)
 	}
-	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools}
+	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use}
 	val, err := h(c)
 	if err != nil {
 		if c.poolsTouched {
 			// The command's writes may be partly in the transaction; the
 			// allocators are rebuilt from it rather than trusted.
 			f.pools = newPoolCache()
+		}
+		if c.useTouched {
+			// Likewise the node usage sums.
+			f.resetNodeUsage()
 		}
 		return &Result{Err: err}
 	}

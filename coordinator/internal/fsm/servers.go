@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -305,6 +304,7 @@ func applyServerCreate(c *applyCtx, p ServerCreate) (any, error) {
 	if err := c.tx.Bucket(store.BucketNodeServers).Put(store.NodeServerKey(s.NodeID, s.ID), nil); err != nil {
 		return nil, err
 	}
+	c.nodeServerAdded(s.NodeID, s.Plan)
 	if err := putAction(c.tx, a); err != nil {
 		return nil, err
 	}
@@ -527,6 +527,7 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 		if err := c.tx.Bucket(store.BucketNodeServers).Delete(store.NodeServerKey(s.NodeID, s.ID)); err != nil {
 			return err
 		}
+		c.nodeServerRemoved(s.NodeID, s.Plan)
 		// Its reverse-DNS names go with it: the provider's DNS follows the
 		// events, PowerDNS the state (the reconciler removes them).
 		if len(s.PTRs) > 0 {
@@ -684,22 +685,9 @@ func (e *NoCapacityError) Is(target error) bool { return target == ErrConflict }
 // a new one of plan fit its capacity, vCPUs overcommitted by overcommit,
 // as placement.Choose decides.
 func checkNodeRoom(c *applyCtx, n api.AgentNode, plan api.ServerPlan, overcommit float64) error {
-	var used api.AgentNodeCapacity
-	prefix := []byte(n.ID + "/")
-	cur := c.tx.Bucket(store.BucketNodeServers).Cursor()
-	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-		var other struct {
-			Plan api.ServerPlan `json:"plan"`
-		}
-		id := k[len(prefix):]
-		acc := c.tx.Bucket(store.BucketServerIDs).Get(id)
-		if acc == nil {
-			continue
-		}
-		if err := store.GetJSON(c.tx, store.BucketServers, store.OwnedKey(string(acc), string(id)), &other); err != nil {
-			return err
-		}
-		used = placement.Add(used, placement.Need(other.Plan))
+	used, err := c.nodeUsed(n.ID)
+	if err != nil {
+		return err
 	}
 	if why := placement.Room(n.Capacity, used, placement.Need(plan), overcommit); why != "" {
 		return &NoCapacityError{NodeID: n.ID, Why: why}

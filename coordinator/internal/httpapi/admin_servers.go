@@ -336,11 +336,17 @@ func (a *API) placementCandidates(req api.AdminServerCreateRequest, deps *Server
 			if req.NodeID != "" && n.ID != req.NodeID {
 				continue
 			}
-			ss, err := r.NodeServers(n.ID)
-			if err != nil {
-				return err
+			// What its servers use, as the FSM's apply path keeps it;
+			// summed here only before the FSM has (after open or restore).
+			u, ok := a.state.NodeUsed(n.ID)
+			if !ok {
+				ss, err := r.NodeServers(n.ID)
+				if err != nil {
+					return err
+				}
+				u = used(ss)
 			}
-			c := placement.Candidate{Node: withLive(n, cfg.Nodes), Used: used(ss)}
+			c := placement.Candidate{Node: withLive(n, cfg.Nodes), Used: u}
 			c.Connected = c.Node.Connected
 			if deps.NodeTemplates != nil {
 				if t, ok := deps.NodeTemplates(n.ID); ok {
