@@ -7,12 +7,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -57,7 +57,7 @@ func BenchmarkOrdersVsTickets(b *testing.B) {
 	b.ResetTimer()
 	for it := 0; it < b.N; it++ {
 		for round := 0; round < rounds; round++ {
-			c0 := procCPU(pids)
+			c0 := proccpu.Of(pids...)
 			t, err := rate(per, clients, func(i int) error {
 				_, err := r.api(i).CreateTicket(r.ctx, api.TicketCreateRequest{Subject: "s", Message: "m", Department: "technical", Priority: "low"}, "")
 				return err
@@ -65,7 +65,7 @@ func BenchmarkOrdersVsTickets(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			c1 := procCPU(pids)
+			c1 := proccpu.Of(pids...)
 			o, err := rate(per, clients, func(i int) error {
 				_, err := r.api(i).OrderServer(r.ctx, order(n*per+i), "")
 				return err
@@ -73,7 +73,7 @@ func BenchmarkOrdersVsTickets(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			c2 := procCPU(pids)
+			c2 := proccpu.Of(pids...)
 			ticketCPU, orderCPU = ticketCPU+c1-c0, orderCPU+c2-c1
 			n++
 			orders, tickets = orders+o, tickets+t
@@ -119,33 +119,6 @@ func leaderProfile(b *testing.B, port int) (stop func()) {
 		_, _ = io.Copy(f, resp.Body)
 	}()
 	return func() { <-done }
-}
-
-// clockTick is the unit of utime and stime in /proc/<pid>/stat (USER_HZ).
-const clockTick = 10 * time.Millisecond
-
-// procCPU is the CPU time (user + system) the processes have used so far.
-func procCPU(pids []int) time.Duration {
-	var total time.Duration
-	for _, pid := range pids {
-		raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		s := string(raw)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) < 13 {
-			continue
-		}
-		ut, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		total += time.Duration(ut+st) * clockTick
-	}
-	return total
 }
 
 // rate runs n calls of call from clients goroutines and returns calls/s.
