@@ -88,4 +88,3 @@ func benchApply(b *testing.B, held int, order bool) {
 		b.Fatalf("%d servers on the node, want %d", n, held+b.N)
 	}
 }
-
