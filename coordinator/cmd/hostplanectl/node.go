@@ -59,6 +59,12 @@ func nodeRun[T any](f *nodeFlags, call func(c *cobra.Command, args []string) (T,
 	}
 }
 
+// nodeCmd is the command use (short help, positional args) that runs
+// nodeRun(f, call, text).
+func nodeCmd[T any](f *nodeFlags, use, short string, args cobra.PositionalArgs, call func(c *cobra.Command, args []string) (T, error), text func(w io.Writer, v T)) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: args, RunE: nodeRun(f, call, text)}
+}
+
 // nodeErr turns rejected input into a usage error (exit 2); other failures exit 1.
 func nodeErr(err error) error {
 	var ne *api.NodeError
@@ -80,6 +86,12 @@ func (f *nodeFlags) opTo(c *cobra.Command) func(*api.NodeOperation, error) error
 		}
 		return nodeErr(err)
 	}
+}
+
+// nodeOperationCmd is the command use (short help, positional args) that starts the
+// node operation op returns and prints it as opTo does.
+func nodeOperationCmd(f *nodeFlags, use, short string, args cobra.PositionalArgs, op func(c *cobra.Command, args []string) (*api.NodeOperation, error)) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: args, RunE: func(c *cobra.Command, a []string) error { return f.opTo(c)(op(c, a)) }}
 }
 
 func printNodeOp(w io.Writer, op *api.NodeOperation) {
@@ -188,14 +200,10 @@ func newNodeCmd() *cobra.Command {
 func nodeTemplateCmd(f *nodeFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "template", Short: "Import, list and remove OS templates"}
 	var req api.NodeTemplateImportRequest
-	imp := &cobra.Command{
-		Use: "import NAME --image PATH --sha256 HEX", Short: "Import a base image (qcow2) as a template; the checksum is verified",
-		Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			req.Name, req.OpID = args[0], f.id()
-			return f.opTo(c)(f.client().ImportTemplate(c.Context(), req))
-		},
-	}
+	imp := nodeOperationCmd(f, "import NAME --image PATH --sha256 HEX", "Import a base image (qcow2) as a template; the checksum is verified", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+		req.Name, req.OpID = args[0], f.id()
+		return f.client().ImportTemplate(c.Context(), req)
+	})
 	imp.Flags().StringVar(&req.ImagePath, "image", "", "absolute path of the qcow2 base image (required)")
 	imp.Flags().StringVar(&req.SHA256, "sha256", "", "expected SHA-256 of the image (required)")
 	imp.Flags().StringVar(&req.OSFamily, "os-family", "linux", "OS family, e.g. debian, ubuntu, linux")
@@ -203,22 +211,16 @@ func nodeTemplateCmd(f *nodeFlags) *cobra.Command {
 	imp.Flags().StringVar(&req.InitrdPath, "initrd", "", "initrd for direct-boot templates")
 	imp.Flags().StringVar(&req.Cmdline, "cmdline", "", "kernel command line for direct-boot templates")
 	imp.Flags().BoolVar(&req.GuestAgent, "guest-agent", false, "the image runs the QEMU guest agent (enables password reset)")
-	list := &cobra.Command{
-		Use: "list", Short: "List templates", Args: cobra.NoArgs,
-		RunE: nodeRun(f, func(c *cobra.Command, _ []string) ([]api.NodeTemplate, error) {
-			return f.client().Templates(c.Context())
-		}, func(w io.Writer, ts []api.NodeTemplate) {
-			table(w, "NAME\tOS\tSIZE\tFILE\tGUEST-AGENT\tSHA256", ts, func(tw io.Writer, t api.NodeTemplate) {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.16s…\n", t.Name, t.OSFamily, nodeBytes(t.SizeBytes), nodeBytes(t.FileBytes), t.GuestAgent, t.SHA256)
-			})
-		}),
-	}
-	rm := &cobra.Command{
-		Use: "remove NAME", Short: "Remove a template no VM uses", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			return f.opTo(c)(f.client().RemoveTemplate(c.Context(), args[0], f.id()))
-		},
-	}
+	list := nodeCmd(f, "list", "List templates", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.NodeTemplate, error) {
+		return f.client().Templates(c.Context())
+	}, func(w io.Writer, ts []api.NodeTemplate) {
+		table(w, "NAME\tOS\tSIZE\tFILE\tGUEST-AGENT\tSHA256", ts, func(tw io.Writer, t api.NodeTemplate) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.16s…\n", t.Name, t.OSFamily, nodeBytes(t.SizeBytes), nodeBytes(t.FileBytes), t.GuestAgent, t.SHA256)
+		})
+	})
+	rm := nodeOperationCmd(f, "remove NAME", "Remove a template no VM uses", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+		return f.client().RemoveTemplate(c.Context(), args[0], f.id())
+	})
 	cmd.AddCommand(imp, list, rm)
 	return cmd
 }
@@ -228,17 +230,14 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 
 	var preq api.NodeProvisionRequest
 	var pcreds credFlags
-	prov := &cobra.Command{
-		Use: "provision NAME --template T", Short: "Create and start a VM", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			var err error
-			if preq.RootPassword, preq.SSHKeys, err = pcreds.read(); err != nil {
-				return err
-			}
-			preq.Name, preq.OpID = args[0], f.id()
-			return f.opTo(c)(f.client().Provision(c.Context(), preq))
-		},
-	}
+	prov := nodeOperationCmd(f, "provision NAME --template T", "Create and start a VM", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+		var err error
+		if preq.RootPassword, preq.SSHKeys, err = pcreds.read(); err != nil {
+			return nil, err
+		}
+		preq.Name, preq.OpID = args[0], f.id()
+		return f.client().Provision(c.Context(), preq)
+	})
 	prov.Flags().StringVar(&preq.Template, "template", "", "template name (required)")
 	prov.Flags().Uint32Var(&preq.Plan.VCPUs, "vcpus", 1, "virtual CPUs")
 	prov.Flags().Uint64Var(&preq.Plan.MemoryMiB, "memory-mib", 1024, "memory in MiB")
@@ -254,44 +253,32 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 	prov.Flags().StringArrayVar(&preq.Resolvers, "resolver", nil, "DNS resolver for the guest's network-config (repeatable)")
 	pcreds.add(prov, "file holding the root password ('-' for stdin); never pass it in argv")
 
-	list := &cobra.Command{
-		Use: "list", Short: "List VMs", Args: cobra.NoArgs,
-		RunE: nodeRun(f, func(c *cobra.Command, _ []string) ([]api.NodeVM, error) {
-			return f.client().VMs(c.Context())
-		}, func(w io.Writer, vms []api.NodeVM) {
-			table(w, "NAME\tSTATE\tTEMPLATE\tVCPUS\tMEMORY\tDISK\tMAC", vms, func(tw io.Writer, v api.NodeVM) {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d MiB\t%d GiB\t%s\n", v.Name, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC)
-			})
-		}),
-	}
-	show := &cobra.Command{
-		Use: "show NAME", Short: "Show a VM", Args: cobra.ExactArgs(1),
-		RunE: nodeRun(f, func(c *cobra.Command, args []string) (*api.NodeVM, error) {
-			return f.client().VM(c.Context(), args[0])
-		}, func(w io.Writer, v *api.NodeVM) {
-			fmt.Fprintf(w, "name:        %s\nuuid:        %s\nstate:       %s\ntemplate:    %s\nplan:        %d vCPU, %d MiB, %d GiB\nmac:         %s\nnetwork:     %s\nhostname:    %s\ndomain type: %s\ndisk:        %s\nseed:        %s\nconsole log: %s\ninstalled:   %s\ncreated:     %s\n",
-				v.Name, v.UUID, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC, v.Network, v.Hostname,
-				v.DomainType, v.DiskVolume, v.SeedVolume, v.ConsoleLog, v.InstalledAt.Format(time.RFC3339), v.CreatedAt.Format(time.RFC3339))
-		}),
-	}
-	start := &cobra.Command{
-		Use: "start NAME", Short: "Start a VM (already running is success)", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			return f.opTo(c)(f.client().Start(c.Context(), args[0], f.id()))
-		},
-	}
+	list := nodeCmd(f, "list", "List VMs", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.NodeVM, error) {
+		return f.client().VMs(c.Context())
+	}, func(w io.Writer, vms []api.NodeVM) {
+		table(w, "NAME\tSTATE\tTEMPLATE\tVCPUS\tMEMORY\tDISK\tMAC", vms, func(tw io.Writer, v api.NodeVM) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d MiB\t%d GiB\t%s\n", v.Name, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC)
+		})
+	})
+	show := nodeCmd(f, "show NAME", "Show a VM", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeVM, error) {
+		return f.client().VM(c.Context(), args[0])
+	}, func(w io.Writer, v *api.NodeVM) {
+		fmt.Fprintf(w, "name:        %s\nuuid:        %s\nstate:       %s\ntemplate:    %s\nplan:        %d vCPU, %d MiB, %d GiB\nmac:         %s\nnetwork:     %s\nhostname:    %s\ndomain type: %s\ndisk:        %s\nseed:        %s\nconsole log: %s\ninstalled:   %s\ncreated:     %s\n",
+			v.Name, v.UUID, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC, v.Network, v.Hostname,
+			v.DomainType, v.DiskVolume, v.SeedVolume, v.ConsoleLog, v.InstalledAt.Format(time.RFC3339), v.CreatedAt.Format(time.RFC3339))
+	})
+	start := nodeOperationCmd(f, "start NAME", "Start a VM (already running is success)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+		return f.client().Start(c.Context(), args[0], f.id())
+	})
 	stopCmd := func(use, short string, call func(*client.NodeClient, context.Context, string, api.NodeStopRequest) (*api.NodeOperation, error)) *cobra.Command {
 		var grace time.Duration
 		var force bool
-		c := &cobra.Command{
-			Use: use + " NAME", Short: short, Args: cobra.ExactArgs(1),
-			RunE: func(c *cobra.Command, args []string) error {
-				if grace < 0 || grace%time.Second != 0 {
-					return usageError{"--grace must be whole seconds, e.g. 60s"}
-				}
-				return f.opTo(c)(call(f.client(), c.Context(), args[0], api.NodeStopRequest{OpID: f.id(), GraceSeconds: int(grace / time.Second), Force: force}))
-			},
-		}
+		c := nodeOperationCmd(f, use+" NAME", short, cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+			if grace < 0 || grace%time.Second != 0 {
+				return nil, usageError{"--grace must be whole seconds, e.g. 60s"}
+			}
+			return call(f.client(), c.Context(), args[0], api.NodeStopRequest{OpID: f.id(), GraceSeconds: int(grace / time.Second), Force: force})
+		})
 		c.Flags().DurationVar(&grace, "grace", 0, "wait this long for the ACPI shutdown before forcing off (default: the agent's, 60s)")
 		c.Flags().BoolVar(&force, "force", false, "power off at once, without the ACPI request")
 		return c
@@ -301,40 +288,31 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 
 	var rreq api.NodeReinstallRequest
 	var rcreds credFlags
-	reinstall := &cobra.Command{
-		Use: "reinstall NAME --template T", Short: "Replace the root disk with a fresh template copy (snapshots are removed)", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			var err error
-			if rreq.RootPassword, rreq.SSHKeys, err = rcreds.read(); err != nil {
-				return err
-			}
-			rreq.OpID = f.id()
-			return f.opTo(c)(f.client().Reinstall(c.Context(), args[0], rreq))
-		},
-	}
+	reinstall := nodeOperationCmd(f, "reinstall NAME --template T", "Replace the root disk with a fresh template copy (snapshots are removed)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+		var err error
+		if rreq.RootPassword, rreq.SSHKeys, err = rcreds.read(); err != nil {
+			return nil, err
+		}
+		rreq.OpID = f.id()
+		return f.client().Reinstall(c.Context(), args[0], rreq)
+	})
 	reinstall.Flags().StringVar(&rreq.Template, "template", "", "template name (required)")
 	rcreds.add(reinstall, "file holding the new root password ('-' for stdin)")
 
-	terminate := &cobra.Command{
-		Use: "terminate NAME", Short: "Destroy a VM and delete its disk and seed", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			return f.opTo(c)(f.client().Terminate(c.Context(), args[0], f.id()))
-		},
-	}
+	terminate := nodeOperationCmd(f, "terminate NAME", "Destroy a VM and delete its disk and seed", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+		return f.client().Terminate(c.Context(), args[0], f.id())
+	})
 	var user, pwf string
-	pwreset := &cobra.Command{
-		Use: "password-reset NAME --password-file PATH", Short: "Set a password through the QEMU guest agent", Args: cobra.ExactArgs(1),
-		RunE: func(c *cobra.Command, args []string) error {
-			pw, err := nodeReadSecret(pwf)
-			if err != nil {
-				return err
-			}
-			if pw == "" {
-				return usageError{"--password-file is required"}
-			}
-			return f.opTo(c)(f.client().ResetPassword(c.Context(), args[0], api.NodePasswordResetRequest{OpID: f.id(), User: user, Password: pw}))
-		},
-	}
+	pwreset := nodeOperationCmd(f, "password-reset NAME --password-file PATH", "Set a password through the QEMU guest agent", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+		pw, err := nodeReadSecret(pwf)
+		if err != nil {
+			return nil, err
+		}
+		if pw == "" {
+			return nil, usageError{"--password-file is required"}
+		}
+		return f.client().ResetPassword(c.Context(), args[0], api.NodePasswordResetRequest{OpID: f.id(), User: user, Password: pw})
+	})
 	pwreset.Flags().StringVar(&user, "user", "root", "guest user")
 	pwreset.Flags().StringVar(&pwf, "password-file", "", "file holding the new password ('-' for stdin)")
 
@@ -345,35 +323,23 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 func nodeSnapshotCmd(f *nodeFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "snapshot", Short: "Create, list, delete and revert VM snapshots"}
 	var desc string
-	create := &cobra.Command{
-		Use: "create VM SNAPSHOT", Short: "Snapshot a VM (running: with memory)", Args: cobra.ExactArgs(2),
-		RunE: func(c *cobra.Command, args []string) error {
-			return f.opTo(c)(f.client().CreateSnapshot(c.Context(), args[0], api.NodeSnapshotCreateRequest{OpID: f.id(), Name: args[1], Description: desc}))
-		},
-	}
+	create := nodeOperationCmd(f, "create VM SNAPSHOT", "Snapshot a VM (running: with memory)", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+		return f.client().CreateSnapshot(c.Context(), args[0], api.NodeSnapshotCreateRequest{OpID: f.id(), Name: args[1], Description: desc})
+	})
 	create.Flags().StringVar(&desc, "description", "", "free text")
-	list := &cobra.Command{
-		Use: "list VM", Short: "List a VM's snapshots", Args: cobra.ExactArgs(1),
-		RunE: nodeRun(f, func(c *cobra.Command, args []string) ([]api.NodeSnapshot, error) {
-			return f.client().Snapshots(c.Context(), args[0])
-		}, func(w io.Writer, snaps []api.NodeSnapshot) {
-			table(w, "NAME\tSTATE\tCREATED\tVM-STATE\tCURRENT\tDESCRIPTION", snaps, func(tw io.Writer, s api.NodeSnapshot) {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, s.Description)
-			})
-		}),
-	}
-	del := &cobra.Command{
-		Use: "delete VM SNAPSHOT", Short: "Delete a snapshot", Args: cobra.ExactArgs(2),
-		RunE: func(c *cobra.Command, args []string) error {
-			return f.opTo(c)(f.client().DeleteSnapshot(c.Context(), args[0], args[1], f.id()))
-		},
-	}
-	revert := &cobra.Command{
-		Use: "revert VM SNAPSHOT", Short: "Revert to a snapshot (the VM returns in the snapshot's power state)", Args: cobra.ExactArgs(2),
-		RunE: func(c *cobra.Command, args []string) error {
-			return f.opTo(c)(f.client().RevertSnapshot(c.Context(), args[0], args[1], f.id()))
-		},
-	}
+	list := nodeCmd(f, "list VM", "List a VM's snapshots", cobra.ExactArgs(1), func(c *cobra.Command, args []string) ([]api.NodeSnapshot, error) {
+		return f.client().Snapshots(c.Context(), args[0])
+	}, func(w io.Writer, snaps []api.NodeSnapshot) {
+		table(w, "NAME\tSTATE\tCREATED\tVM-STATE\tCURRENT\tDESCRIPTION", snaps, func(tw io.Writer, s api.NodeSnapshot) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, s.Description)
+		})
+	})
+	del := nodeOperationCmd(f, "delete VM SNAPSHOT", "Delete a snapshot", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+		return f.client().DeleteSnapshot(c.Context(), args[0], args[1], f.id())
+	})
+	revert := nodeOperationCmd(f, "revert VM SNAPSHOT", "Revert to a snapshot (the VM returns in the snapshot's power state)", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
+		return f.client().RevertSnapshot(c.Context(), args[0], args[1], f.id())
+	})
 	cmd.AddCommand(create, list, del, revert)
 	return cmd
 }

@@ -47,45 +47,36 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 	create.Flags().StringVar(&req.Description, "description", "", "note kept with the token")
 	token.AddCommand(addSocket(create))
 
-	list := &cobra.Command{
-		Use: "list", Short: "List enrolled nodes with state, capacity and last seen (coordinator)", Args: cobra.NoArgs,
-		RunE: nodeRun(f, func(c *cobra.Command, _ []string) ([]api.AgentNode, error) {
-			return admin().AgentNodes(c.Context())
-		}, func(w io.Writer, ns []api.AgentNode) {
-			table(w, "ID\tSTATE\tVCPUS\tMEMORY\tDISK\tLAST SEEN\tVERSION", ns, func(tw io.Writer, n api.AgentNode) {
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes),
-					nodeBytes(n.Capacity.DiskBytes), lastSeen(n.LastSeenAt), n.SoftwareVersion)
-			})
-		}),
-	}
-	show := &cobra.Command{
-		Use: "show NODE_ID", Short: "Show an enrolled node (coordinator)", Args: cobra.ExactArgs(1),
-		RunE: nodeRun(f, func(c *cobra.Command, args []string) (api.AgentNode, error) {
-			return admin().AgentNode(c.Context(), args[0])
-		}, func(w io.Writer, n api.AgentNode) {
-			fmt.Fprintf(w, "id:            %s\nstate:         %s (since %s)\nconnected:     %v\nlast seen:     %s\nhostname:      %s\nroles:         %v\n",
-				n.ID, n.State, n.StateChangedAt.Format(time.RFC3339), n.Connected, lastSeen(n.LastSeenAt), n.Hostname, n.Roles)
-			if len(n.Bridges) > 0 {
-				fmt.Fprintf(w, "bridges:       %s\n", strings.Join(n.Bridges, ", "))
-			}
-			fmt.Fprintf(w, "capacity:      %d vCPU, %s memory, %s disk\nversion:       %s (protocol %d)\nenrolled:      %s\ncert expires:  %s\n",
-				n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes), nodeBytes(n.Capacity.DiskBytes), n.SoftwareVersion, n.ProtocolVersion,
-				n.EnrolledAt.Format(time.RFC3339), n.CertNotAfter.Format(time.RFC3339))
-			sched := "schedulable"
-			if n.Draining {
-				sched = "draining (cordoned)"
-			} else if n.Cordoned {
-				sched = "cordoned"
-			}
-			fmt.Fprintf(w, "scheduling:    %s\n", sched)
-		}),
-	}
-	remove := &cobra.Command{
-		Use: "remove NODE_ID", Short: "Revoke a node: its certificate is refused from now on", Args: cobra.ExactArgs(1),
-		RunE: nodeRun(f, func(c *cobra.Command, args []string) (api.AgentNode, error) {
-			return admin().RemoveAgentNode(c.Context(), args[0])
-		}, func(w io.Writer, n api.AgentNode) { fmt.Fprintf(w, "node %s removed\n", n.ID) }),
-	}
+	list := nodeCmd(f, "list", "List enrolled nodes with state, capacity and last seen (coordinator)", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.AgentNode, error) {
+		return admin().AgentNodes(c.Context())
+	}, func(w io.Writer, ns []api.AgentNode) {
+		table(w, "ID\tSTATE\tVCPUS\tMEMORY\tDISK\tLAST SEEN\tVERSION", ns, func(tw io.Writer, n api.AgentNode) {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes),
+				nodeBytes(n.Capacity.DiskBytes), lastSeen(n.LastSeenAt), n.SoftwareVersion)
+		})
+	})
+	show := nodeCmd(f, "show NODE_ID", "Show an enrolled node (coordinator)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AgentNode, error) {
+		return admin().AgentNode(c.Context(), args[0])
+	}, func(w io.Writer, n api.AgentNode) {
+		fmt.Fprintf(w, "id:            %s\nstate:         %s (since %s)\nconnected:     %v\nlast seen:     %s\nhostname:      %s\nroles:         %v\n",
+			n.ID, n.State, n.StateChangedAt.Format(time.RFC3339), n.Connected, lastSeen(n.LastSeenAt), n.Hostname, n.Roles)
+		if len(n.Bridges) > 0 {
+			fmt.Fprintf(w, "bridges:       %s\n", strings.Join(n.Bridges, ", "))
+		}
+		fmt.Fprintf(w, "capacity:      %d vCPU, %s memory, %s disk\nversion:       %s (protocol %d)\nenrolled:      %s\ncert expires:  %s\n",
+			n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes), nodeBytes(n.Capacity.DiskBytes), n.SoftwareVersion, n.ProtocolVersion,
+			n.EnrolledAt.Format(time.RFC3339), n.CertNotAfter.Format(time.RFC3339))
+		sched := "schedulable"
+		if n.Draining {
+			sched = "draining (cordoned)"
+		} else if n.Cordoned {
+			sched = "cordoned"
+		}
+		fmt.Fprintf(w, "scheduling:    %s\n", sched)
+	})
+	remove := nodeCmd(f, "remove NODE_ID", "Revoke a node: its certificate is refused from now on", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AgentNode, error) {
+		return admin().RemoveAgentNode(c.Context(), args[0])
+	}, func(w io.Writer, n api.AgentNode) { fmt.Fprintf(w, "node %s removed\n", n.ID) })
 	sched := nodeScheduleCmds(f, addSocket, func(c *cobra.Command, verb, id string) (api.AdminNodeDetail, error) {
 		switch verb {
 		case "cordon":
