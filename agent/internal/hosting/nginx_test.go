@@ -1,13 +1,10 @@
 package hosting_test
 
 import (
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/tests/framework"
@@ -28,20 +25,6 @@ func startNginx(t *testing.T) (*hosting.Nginx, string) {
 	return n, addr
 }
 
-func get(t *testing.T, addr, host, path string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
-	req.Host = host
-	c := &http.Client{Timeout: 5 * time.Second}
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatalf("GET %s%s: %v", host, path, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
-}
-
 // A site attached by a symlink rename is served at once, without a reload;
 // hosts nginx must not map to a path get 421 or 400; a suspended site answers
 // 503 with the suspension page.
@@ -58,26 +41,26 @@ func TestNginxLayoutRoutesByHostWithoutReload(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(l.Docroot("siteone"), "index.html"), []byte("hello one\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := get(t, addr, "one.example.test", "/"); code != 404 {
+	if code, _ := hostenv.Get(t, addr, "one.example.test", "/"); code != 404 {
 		t.Fatalf("before attach: %d, want 404", code)
 	}
 	if err := l.SetHost("one.example.test", "siteone"); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := get(t, addr, "one.example.test", "/"); code != 200 || body != "hello one\n" {
+	if code, body := hostenv.Get(t, addr, "one.example.test", "/"); code != 200 || body != "hello one\n" {
 		t.Fatalf("after attach: %d %q", code, body)
 	}
 	// nginx lower-cases the Host and strips the port and a trailing dot.
-	if code, _ := get(t, addr, "ONE.example.test.", "/"); code != 200 {
+	if code, _ := hostenv.Get(t, addr, "ONE.example.test.", "/"); code != 200 {
 		t.Fatalf("upper case host: %d", code)
 	}
 	for _, h := range []string{"x", "_", "one_example.test", "-a.test", "%2e%2e"} {
-		if code, _ := get(t, addr, h, "/"); code != 421 {
+		if code, _ := hostenv.Get(t, addr, h, "/"); code != 421 {
 			t.Errorf("Host %q: %d, want 421", h, code)
 		}
 	}
 	for _, h := range []string{"..", "../../etc", "one.example.test/../x"} {
-		if code, _ := get(t, addr, h, "/"); code != 400 {
+		if code, _ := hostenv.Get(t, addr, h, "/"); code != 400 {
 			t.Errorf("Host %q: %d, want 400", h, code)
 		}
 	}
@@ -89,22 +72,22 @@ func TestNginxLayoutRoutesByHostWithoutReload(t *testing.T) {
 	if err := os.Lchown(link, 65534, 65534); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := get(t, addr, "one.example.test", "/pw.txt"); code == 200 || strings.Contains(body, "root:") {
+	if code, body := hostenv.Get(t, addr, "one.example.test", "/pw.txt"); code == 200 || strings.Contains(body, "root:") {
 		t.Fatalf("symlink to /etc/passwd: %d %q", code, body)
 	}
 	if err := os.WriteFile(filepath.Join(site, "suspended"), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := get(t, addr, "one.example.test", "/"); code != 503 || !strings.Contains(body, "suspended") {
+	if code, body := hostenv.Get(t, addr, "one.example.test", "/"); code != 503 || !strings.Contains(body, "suspended") {
 		t.Fatalf("suspended: %d %q", code, body)
 	}
-	if code, _ := get(t, addr, "one.example.test", "/x.php"); code != 503 {
+	if code, _ := hostenv.Get(t, addr, "one.example.test", "/x.php"); code != 503 {
 		t.Fatalf("suspended php: %d", code)
 	}
 	if err := l.RemoveHost("one.example.test"); err != nil {
 		t.Fatal(err)
 	}
-	if code, _ := get(t, addr, "one.example.test", "/"); code != 404 {
+	if code, _ := hostenv.Get(t, addr, "one.example.test", "/"); code != 404 {
 		t.Fatalf("after detach: %d, want 404", code)
 	}
 	if n.PID() != pid {
@@ -127,7 +110,7 @@ func TestNginxApplyChecksAndKeepsOldConfig(t *testing.T) {
 	if now, _ := os.ReadFile(n.L.NginxConf()); string(now) != string(old) {
 		t.Fatal("refused configuration was installed")
 	}
-	if code, _ := get(t, addr, "x", "/"); code != 421 {
+	if code, _ := hostenv.Get(t, addr, "x", "/"); code != 421 {
 		t.Fatalf("nginx not serving after a refused change: %d", code)
 	}
 	good := strings.Replace(string(old), "server_tokens off;", "server_tokens off; keepalive_timeout 30s;", 1)
@@ -137,7 +120,7 @@ func TestNginxApplyChecksAndKeepsOldConfig(t *testing.T) {
 	if now, _ := os.ReadFile(n.L.NginxConf()); string(now) != good {
 		t.Fatal("good configuration not installed")
 	}
-	if code, _ := get(t, addr, "x", "/"); code != 421 {
+	if code, _ := hostenv.Get(t, addr, "x", "/"); code != 421 {
 		t.Fatalf("nginx not serving after a reload: %d", code)
 	}
 	if m, _ := filepath.Glob(filepath.Join(n.L.NginxDir(), "*.new")); len(m) != 0 {
