@@ -297,10 +297,7 @@ func (m *Manager) provision(ctx context.Context, r *run, in provisionInput, resu
 	if err := m.hv.StartDomain(ctx, in.Name); err != nil {
 		return nil, err
 	}
-	if err := r.step("started"); err != nil {
-		return nil, err
-	}
-	v, err := m.vmView(ctx, vm)
+	v, err := m.startedView(ctx, r, vm)
 	if err != nil {
 		return nil, err
 	}
@@ -355,6 +352,15 @@ func (m *Manager) getVM(name string) (journal.VM, error) {
 		return journal.VM{}, apiErr(api.NodeErrNotFound, "vm %s not found", name)
 	}
 	return v, err
+}
+
+// startedView records the operation's step "started" (the VM runs) and
+// returns the VM as it is now.
+func (m *Manager) startedView(ctx context.Context, r *run, vm journal.VM) (api.NodeVM, error) {
+	if err := r.step("started"); err != nil {
+		return api.NodeVM{}, err
+	}
+	return m.vmView(ctx, vm)
 }
 
 func (m *Manager) vmView(ctx context.Context, v journal.VM) (api.NodeVM, error) {
@@ -574,10 +580,7 @@ func (m *Manager) finishReinstall(ctx context.Context, r *run, p *reinstallPlan,
 			return nil, err
 		}
 	}
-	if err := r.step("started"); err != nil {
-		return nil, err
-	}
-	v, err := m.vmView(ctx, vm)
+	v, err := m.startedView(ctx, r, vm)
 	if err != nil {
 		return nil, err
 	}
