@@ -109,7 +109,7 @@ func (r *rig) call(i int, method, path, body string, hdr map[string]string) fram
 
 func (r *rig) credit(cents int64) {
 	r.t.Helper()
-	if _, err := r.c.AnyAlive(nil).Admin().CreditWallet(r.ctx, r.acc, api.WalletCreditRequest{AmountUsdCents: cents, Gateway: "test"}); err != nil {
+	if err := r.c.Credit(r.ctx, r.acc, cents); err != nil {
 		r.t.Fatal(err)
 	}
 }

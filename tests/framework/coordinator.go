@@ -505,6 +505,13 @@ func (c *ProcessCluster) NewAccount(ctx context.Context, email string, scopes ..
 	return acc, k.Key, err
 }
 
+// Credit credits cents to an account's wallet (gateway "test") through any
+// live node's admin socket.
+func (c *ProcessCluster) Credit(ctx context.Context, accountID string, cents int64) error {
+	_, err := c.AnyAlive(nil).Admin().CreditWallet(ctx, accountID, api.WalletCreditRequest{AmountUsdCents: cents, Gateway: "test"})
+	return err
+}
+
 // WaitNode polls a live node's admin node list until agent node id satisfies
 // ok (what says what was awaited), and returns it; it fails after timeout.
 func (c *ProcessCluster) WaitNode(id string, timeout time.Duration, what string, ok func(api.AgentNode) bool) api.AgentNode {
