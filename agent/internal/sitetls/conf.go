@@ -34,11 +34,11 @@ const NameRegex = `^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61
 const DefaultName = "_default"
 
 // DefaultCacheSize bounds each nginx worker's certificate cache (ModeLua):
-// 32 entries of about 10 KiB (OpenSSL's parsed leaf, key and the key's
-// provider copy), about 0.3 MiB per worker however many names the node
-// serves: what keeps nginx's memory within 10 % of its size after 1,000
-// attaches (BenchmarkMemory).
-const DefaultCacheSize = 32
+// 64 entries of about 8 KiB (OpenSSL's parsed leaf, ~4.7 KiB, and key,
+// ~2.2 KiB), about 0.5 MiB per worker however many names the node serves:
+// what keeps nginx's memory within 10 % of its size after 1,000 attaches
+// (BenchmarkMemory: +7 %; 96 entries were +10 %).
+const DefaultCacheSize = 64
 
 // Mode chooses how nginx finds a handshake's certificate.
 type Mode string
@@ -58,7 +58,7 @@ type Conf struct {
 	// Body is served when SiteConf is empty (tests and benchmarks).
 	Body string
 	// CacheSize is the per-worker cache size in certificates (ModeLua):
-	// about 10 KiB each (OpenSSL 3's parsed leaf and key; intermediates are
+	// about 8 KiB each (OpenSSL 3's parsed leaf and key; intermediates are
 	// shared), least recently used evicted and freed; DefaultCacheSize when
 	// zero. Names past it are read from their file on each handshake.
 	CacheSize int
@@ -103,7 +103,7 @@ map $ssl_server_name $hp_sni {
 {{- if and (eq .Mode "lua") (not .SkipMap)}}
 # The certificate cache: each worker keeps the parsed chain and key of the
 # {{.CacheSize}} names it served last (least recently used evicted and freed at
-# once: the Lua GC does not see the ~10 KiB of OpenSSL memory behind each
+# once: the Lua GC does not see the ~8 KiB of OpenSSL memory behind each
 # entry). Every handshake stats the name's file (one statx, no read) and
 # uses the entry only while the file is the version it was parsed from
 # (same inode, size, mtime and ctime): a renewed, rolled back or removed
@@ -128,6 +128,22 @@ init_by_lua_block {
     void *EVP_PKEY_new(void);
     int EVP_PKEY_assign(void *pkey, int type, void *key);
     void EVP_PKEY_free(void *k);
+    void *EC_KEY_get0_group(const void *k);
+    const void *EC_KEY_get0_private_key(const void *k);
+    const void *EC_KEY_get0_public_key(const void *k);
+    int EC_GROUP_get_curve_name(const void *g);
+    const char *OBJ_nid2sn(int n);
+    size_t EC_POINT_point2oct(const void *g, const void *p, int form, unsigned char *buf, size_t len, void *ctx);
+    void *OSSL_PARAM_BLD_new(void);
+    int OSSL_PARAM_BLD_push_utf8_string(void *b, const char *key, const char *v, size_t len);
+    int OSSL_PARAM_BLD_push_BN(void *b, const char *key, const void *bn);
+    int OSSL_PARAM_BLD_push_octet_string(void *b, const char *key, const void *buf, size_t len);
+    void *OSSL_PARAM_BLD_to_param(void *b);
+    void OSSL_PARAM_BLD_free(void *b);
+    void OSSL_PARAM_free(void *p);
+    void *EVP_PKEY_CTX_new_from_name(void *libctx, const char *name, const char *propq);
+    int EVP_PKEY_fromdata_init(void *ctx);
+    int EVP_PKEY_fromdata(void *ctx, void **ppkey, int selection, void *params);
     struct hp_statx_ts { int64_t tv_sec; uint32_t tv_nsec; int32_t reserved; };
     struct hp_statx {
       uint32_t stx_mask, stx_blksize; uint64_t stx_attributes;
@@ -175,22 +191,54 @@ init_by_lua_block {
     if n == 0 then return nil end
     return sk
   end
+  -- An EC key as the provider's own key, built from the SEC 1 key's parts:
+  -- one copy. A legacy EC_KEY (EVP_PKEY_assign) gets a second, provider
+  -- copy at its first use by TLS: ~2 KiB more per cached entry.
+  local ectx = C.EVP_PKEY_CTX_new_from_name(nil, "EC", nil)
+  local pub = ffi.new("unsigned char[133]")
+  local ppk = ffi.new("void *[1]")
+  local function ec(k)
+    local g, priv, pt = C.EC_KEY_get0_group(k), C.EC_KEY_get0_private_key(k), C.EC_KEY_get0_public_key(k)
+    if ectx == nil or g == nil or priv == nil or pt == nil then return nil end
+    local sn = C.OBJ_nid2sn(C.EC_GROUP_get_curve_name(g))
+    local plen = C.EC_POINT_point2oct(g, pt, 4, pub, 133, nil) -- POINT_CONVERSION_UNCOMPRESSED
+    if sn == nil or plen == 0 then return nil end
+    local bld = C.OSSL_PARAM_BLD_new()
+    if bld == nil then return nil end
+    local params = nil
+    if C.OSSL_PARAM_BLD_push_utf8_string(bld, "group", sn, 0) == 1
+      and C.OSSL_PARAM_BLD_push_BN(bld, "priv", priv) == 1
+      and C.OSSL_PARAM_BLD_push_octet_string(bld, "pub", pub, plen) == 1 then
+      params = C.OSSL_PARAM_BLD_to_param(bld)
+    end
+    C.OSSL_PARAM_BLD_free(bld)
+    if params == nil then return nil end
+    ppk[0] = nil
+    local ok = C.EVP_PKEY_fromdata_init(ectx) == 1 and C.EVP_PKEY_fromdata(ectx, ppk, 0x87, params) == 1 -- EVP_PKEY_KEYPAIR
+    C.OSSL_PARAM_free(params) -- the private part is cleared (the key's BIGNUM is a secure one)
+    local pk = ppk[0]
+    ppk[0] = nil
+    if not ok or pk == nil then return nil end
+    return ffi.gc(pk, C.EVP_PKEY_free)
+  end
   local function key(pem)
     local kind, b64 = pem:match("%-%-%-%-%-BEGIN (%u+) PRIVATE KEY%-%-%-%-%-(.-)%-%-%-%-%-END")
     if kind ~= "EC" and kind ~= "RSA" then return ssl.parse_pem_priv_key(pem) end -- PKCS#8 (Ed25519)
     local d = der(b64)
     if not d then return nil end
     pp[0] = d
-    local k, t, free
     if kind == "EC" then
-      k, t, free = C.d2i_ECPrivateKey(nil, pp, #d), 408, C.EC_KEY_free -- EVP_PKEY_EC
-    else
-      k, t, free = C.d2i_RSAPrivateKey(nil, pp, #d), 6, C.RSA_free -- EVP_PKEY_RSA
+      local k = C.d2i_ECPrivateKey(nil, pp, #d)
+      if k == nil then return nil end
+      local pk = ec(k)
+      C.EC_KEY_free(k)
+      return pk
     end
+    local k = C.d2i_RSAPrivateKey(nil, pp, #d)
     if k == nil then return nil end
     local pk = C.EVP_PKEY_new()
-    if pk == nil or C.EVP_PKEY_assign(pk, t, k) ~= 1 then
-      free(k)
+    if pk == nil or C.EVP_PKEY_assign(pk, 6, k) ~= 1 then -- EVP_PKEY_RSA
+      C.RSA_free(k)
       if pk ~= nil then C.EVP_PKEY_free(pk) end
       return nil
     end
