@@ -3,7 +3,9 @@ package mcpserver_test
 import (
 	"context"
 	"net/http/httptest"
+	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -40,28 +42,59 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 	}
 	post(sess, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 	call := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_ticket","arguments":{"id":"` + tk.ID + `"}}}`
+	rest := func(b *testing.B) {
+		req := httptest.NewRequest("GET", "/v1/tickets/"+tk.ID, nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
+		}
+	}
+	tool := func(b *testing.B) {
+		w := post(sess, call)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), "structuredContent") {
+			b.Fatal(w.Code, w.Body.String())
+		}
+	}
 	b.Run("rest", func(b *testing.B) {
 		b.ReportAllocs()
 		defer reportCPU(b, processCPU(b))
 		for i := 0; i < b.N; i++ {
-			req := httptest.NewRequest("GET", "/v1/tickets/"+tk.ID, nil)
-			req.Header.Set("Authorization", "Bearer "+key)
-			w := httptest.NewRecorder()
-			h.ServeHTTP(w, req)
-			if w.Code != 200 {
-				b.Fatal(w.Code)
-			}
+			rest(b)
 		}
 	})
 	b.Run("mcp", func(b *testing.B) {
 		b.ReportAllocs()
 		defer reportCPU(b, processCPU(b))
 		for i := 0; i < b.N; i++ {
-			w := post(sess, call)
-			if w.Code != 200 || !strings.Contains(w.Body.String(), "structuredContent") {
-				b.Fatal(w.Code, w.Body.String())
+			tool(b)
+		}
+	})
+	// interleaved: blocks of 50 rest and 50 mcp calls alternate (b.N pairs
+	// of blocks) on one locked OS thread, each block timed by the thread's
+	// own CPU clock: the work each call does on its request's goroutine,
+	// both kinds under the same load of the machine (not counted: work
+	// handed to other goroutines, the read barrier's and the garbage
+	// collector's background marking).
+	b.Run("interleaved", func(b *testing.B) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		const block = 50
+		var cpu [2]time.Duration
+		for i := 0; i < b.N; i++ {
+			for k, f := range []func(*testing.B){rest, tool} {
+				t0 := threadCPU(b)
+				for j := 0; j < block; j++ {
+					f(b)
+				}
+				cpu[k] += threadCPU(b) - t0
 			}
 		}
+		n := float64(b.N * block)
+		b.ReportMetric(cpu[0].Seconds()*1e6/n, "rest_thread_cpu_µs/call")
+		b.ReportMetric(cpu[1].Seconds()*1e6/n, "mcp_thread_cpu_µs/call")
+		b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "mcp/rest_thread_cpu")
 	})
 	b.Run("mcp_sdkpath", func(b *testing.B) {
 		defer mcpserver.SetFastCalls(mcpserver.SetFastCalls(false))
@@ -90,3 +123,15 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 func reportCPU(b *testing.B, cpu0 time.Duration) {
 	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu_µs/call")
 }
+
+// threadCPU is the CPU time (user and system) of the calling OS thread.
+func threadCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rusageThread is Linux's RUSAGE_THREAD.
+const rusageThread = 1
