@@ -442,11 +442,19 @@ func nextTicketNumber(tx *bolt.Tx, accountID string, perAccount bool) (uint64, e
 }
 
 func putTicket(c *applyCtx, owner string, t api.Ticket) error {
-	if err := store.PutJSON(c.tx, store.BucketTickets, store.OwnedKey(owner, t.ID), t); err != nil {
+	if err := putTicketJSON(c.tx, store.BucketTickets, store.OwnedKey(owner, t.ID), &t); err != nil {
 		return err
 	}
 	t.Messages = nil
-	return store.PutJSON(c.tx, store.BucketTicketList, store.OwnedKey(owner, t.ID), t)
+	return putTicketJSON(c.tx, store.BucketTicketList, store.OwnedKey(owner, t.ID), &t)
+}
+
+// putTicketJSON stores t as store.PutJSON would, through EncodeTicket.
+func putTicketJSON(tx *bolt.Tx, bucket, key []byte, t *api.Ticket) error {
+	if raw, ok := EncodeTicket(t); ok {
+		return tx.Bucket(bucket).Put(key, raw)
+	}
+	return store.PutJSON(tx, bucket, key, *t)
 }
 
 // loadTicket finds a ticket; a non-empty accountID restricts it to that account.

@@ -312,8 +312,13 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 		}
 		return &Result{Err: err}
 	}
-	for i, ev := range c.events {
-		if err := store.PutJSON(tx, store.BucketOutbox, store.OutboxKey(index, *seq+uint16(i)), ev); err != nil {
+	for i := range c.events {
+		key := store.OutboxKey(index, *seq+uint16(i))
+		if raw, ok := encodeEvent(&c.events[i]); ok {
+			if err := tx.Bucket(store.BucketOutbox).Put(key, raw); err != nil {
+				return &Result{Err: err}
+			}
+		} else if err := store.PutJSON(tx, store.BucketOutbox, key, c.events[i]); err != nil {
 			return &Result{Err: err}
 		}
 	}

@@ -66,11 +66,23 @@ func (a *API) createTicket(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return a.propose(rq.Context(), rq, fsm.CmdTicketCreate, fsm.TicketCreate{
+	return ticketAnswer(a.propose(rq.Context(), rq, fsm.CmdTicketCreate, fsm.TicketCreate{
 		ID: ids.New("tkt", rq.now), AccountID: rq.caller.accountID, MessageID: ids.New("msg", rq.now),
 		Subject: req.Subject, Message: req.Message, Department: req.Department, Priority: req.Priority,
 		PerAccountNumber: true,
-	}, http.StatusCreated)
+	}, http.StatusCreated))
+}
+
+// ticketAnswer encodes a ticket answer through fsm.EncodeTicket: the bytes
+// writeJSON's encoder writes (json.Marshal's and a newline), without
+// reflection. Anything else passes unchanged.
+func ticketAnswer(status int, v any, err error) (int, any, error) {
+	if t, ok := v.(api.Ticket); ok && err == nil {
+		if raw, ok := fsm.EncodeTicket(&t); ok {
+			return status, rawJSON(append(raw, '\n')), nil
+		}
+	}
+	return status, v, err
 }
 
 func (a *API) replyTicket(rq *request) (int, any, error) {
@@ -82,9 +94,9 @@ func (a *API) replyTicket(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return a.propose(rq.Context(), rq, fsm.CmdTicketReply, fsm.TicketReply{
+	return ticketAnswer(a.propose(rq.Context(), rq, fsm.CmdTicketReply, fsm.TicketReply{
 		TicketID: id, AccountID: rq.caller.accountID, MessageID: ids.New("msg", rq.now), Body: req.Body,
-	}, http.StatusCreated)
+	}, http.StatusCreated))
 }
 
 func (a *API) closeTicket(rq *request) (int, any, error) {
@@ -95,5 +107,5 @@ func (a *API) closeTicket(rq *request) (int, any, error) {
 	if err := decodeEmptyObject(rq.body); err != nil {
 		return 0, nil, err
 	}
-	return a.propose(rq.Context(), rq, fsm.CmdTicketClose, fsm.TicketClose{TicketID: id, AccountID: rq.caller.accountID}, http.StatusOK)
+	return ticketAnswer(a.propose(rq.Context(), rq, fsm.CmdTicketClose, fsm.TicketClose{TicketID: id, AccountID: rq.caller.accountID}, http.StatusOK))
 }

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
@@ -148,4 +150,38 @@ func FuzzDecodeStrictUTF8(f *testing.F) {
 			t.Fatalf("valid UTF-8 %q: path %q", body, path)
 		}
 	})
+}
+
+// TestTicketAnswersAreEncodingJSON: a ticket answer (create, reply, close),
+// written without reflection, is byte for byte what writeJSON's encoder
+// writes for the same ticket, escapes included; so is a replayed one.
+func TestTicketAnswersAreEncodingJSON(t *testing.T) {
+	s := newSrvAPI(t)
+	_, key := s.account(api.ScopeTicketsRead, api.ScopeTicketsWrite)
+	same := func(r reply, status int) api.Ticket {
+		t.Helper()
+		var tk api.Ticket
+		if err := json.Unmarshal(r.body, &tk); err != nil || r.status != status {
+			t.Fatalf("status %d: %s (%v)", r.status, r.body, err)
+		}
+		var want bytes.Buffer
+		_ = json.NewEncoder(&want).Encode(tk)
+		if !bytes.Equal(r.body, want.Bytes()) {
+			t.Fatalf("answer\n%q\nencoding/json\n%q", r.body, want.Bytes())
+		}
+		return tk
+	}
+	body := `{"subject":"<b>\"ü\" & \u2028</b>","message":"line\nbreak \\ tab\t"}`
+	created := same(s.call(key, "POST", "/v1/tickets", body, "Idempotency-Key", "k1"), 201)
+	if created.Subject != "<b>\"ü\" & \u2028</b>" || len(created.Messages) != 1 {
+		t.Fatalf("created %+v", created)
+	}
+	replayed := s.call(key, "POST", "/v1/tickets", body, "Idempotency-Key", "k1")
+	if replayed.header.Get("Idempotent-Replayed") != "true" || same(replayed, 201).ID != created.ID {
+		t.Fatalf("replay: %d %s", replayed.status, replayed.body)
+	}
+	same(s.call(key, "POST", "/v1/tickets/"+created.ID+"/reply", `{"body":"more <text>"}`), 201)
+	if closed := same(s.call(key, "POST", "/v1/tickets/"+created.ID+"/close", `{}`), 200); closed.Status != api.TicketClosed {
+		t.Fatalf("closed %+v", closed)
+	}
 }

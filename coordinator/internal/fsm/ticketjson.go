@@ -1,0 +1,140 @@
+package fsm
+
+import (
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// EncodeTicket writes a ticket as json.Marshal writes it, without reflection,
+// or gives up (ok false: use json.Marshal) when one of its times is not UTC
+// within years 0-9999. A ticket is written twice per change (the ticket and
+// its list view) on every replica and once more in the answer to the
+// request, so on the ticket write path this encoding was a good part of the
+// CPU. TestTicketEncodingMatchesEncodingJSON and FuzzTicketEncoding hold it
+// to encoding/json's bytes, escapes and invalid UTF-8 included.
+func EncodeTicket(t *api.Ticket) ([]byte, bool) {
+	if !plainTime(t.CreatedAt) || !plainTime(t.UpdatedAt) {
+		return nil, false
+	}
+	for i := range t.Messages {
+		if !plainTime(t.Messages[i].CreatedAt) {
+			return nil, false
+		}
+	}
+	n := 200 + len(t.ID) + len(t.Subject)
+	for i := range t.Messages {
+		n += 120 + len(t.Messages[i].Body)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, t.ID)
+	b = append(b, `,"number":`...)
+	b = strconv.AppendInt(b, t.Number, 10)
+	b = append(b, `,"subject":`...)
+	b = appendJSONString(b, t.Subject)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, t.Status)
+	b = append(b, `,"priority":`...)
+	b = appendJSONString(b, t.Priority)
+	b = append(b, `,"department":`...)
+	b = appendJSONString(b, t.Department)
+	b = append(b, `,"created_at":`...)
+	b = appendJSONTime(b, t.CreatedAt)
+	b = append(b, `,"updated_at":`...)
+	b = appendJSONTime(b, t.UpdatedAt)
+	if len(t.Messages) > 0 {
+		b = append(b, `,"messages":[`...)
+		for i := range t.Messages {
+			m := &t.Messages[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"id":`...)
+			b = appendJSONString(b, m.ID)
+			b = append(b, `,"author":`...)
+			b = appendJSONString(b, m.Author)
+			if m.StaffName != "" {
+				b = append(b, `,"staff_name":`...)
+				b = appendJSONString(b, m.StaffName)
+			}
+			b = append(b, `,"body":`...)
+			b = appendJSONString(b, m.Body)
+			b = append(b, `,"created_at":`...)
+			b = appendJSONTime(b, m.CreatedAt)
+			b = append(b, '}')
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), true
+}
+
+// plainTime reports whether appendJSONTime writes t as json.Marshal does
+// (which refuses years outside 0-9999).
+func plainTime(t time.Time) bool {
+	return t.Location() == time.UTC && t.Year() >= 0 && t.Year() <= 9999
+}
+
+func appendJSONTime(b []byte, t time.Time) []byte {
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as json.Marshal writes a string: HTML characters
+// and control characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and
+// U+2029 escaped.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\\', '"':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
