@@ -97,7 +97,7 @@ var coreHandlers = map[CommandType]handlerFunc{
 	CmdWalletCredit:  typed(applyWalletCredit),
 	CmdInvoiceIssue:  typed(applyInvoiceIssue),
 	CmdInvoicePay:    typed(applyInvoicePay),
-	CmdTicketCreate:  typed(applyTicketCreate),
+	CmdTicketCreate:  ticketCreateHandler,
 	CmdTicketReply:   typed(applyTicketReply),
 	CmdTicketClose:   typed(applyTicketClose),
 	CmdTicketStatus:  typed(applyTicketStatus),
@@ -378,6 +378,15 @@ func applyInvoicePay(c *applyCtx, p InvoicePay) (any, error) {
 		return nil, err
 	}
 	return inv.Invoice, store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv)
+}
+
+// ticketCreateHandler decodes the payload without reflection when it can
+// (readTicketCreate), as encoding/json would.
+func ticketCreateHandler(c *applyCtx) (any, error) {
+	if p, ok := readTicketCreate(c.env.Data); ok {
+		return applyTicketCreate(c, p)
+	}
+	return typed(applyTicketCreate)(c)
 }
 
 func applyTicketCreate(c *applyCtx, p TicketCreate) (any, error) {

@@ -138,3 +138,58 @@ func appendJSONString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// ticketCreateKeys are TicketCreate's JSON keys as json.Marshal writes them.
+var ticketCreateKeys = [...]string{`{"id":`, `,"account_id":`, `,"message_id":`, `,"subject":`, `,"message":`, `,"department":`, `,"priority":`}
+
+// readTicketCreate reads a TicketCreate payload as json.Marshal writes it
+// (keys in field order, per_account_number present only when true) whose
+// strings need no unescaping and are valid UTF-8, giving exactly what
+// json.Unmarshal gives; anything else fails it (ok false) and the caller
+// decodes with encoding/json (FuzzReadTicketCreate).
+func readTicketCreate(b []byte) (p TicketCreate, ok bool) {
+	fields := [...]*string{&p.ID, &p.AccountID, &p.MessageID, &p.Subject, &p.Message, &p.Department, &p.Priority}
+	i := 0
+	for k, key := range ticketCreateKeys {
+		if len(b)-i < len(key) || string(b[i:i+len(key)]) != key {
+			return p, false
+		}
+		i += len(key)
+		if *fields[k], i, ok = readPlainString(b, i); !ok {
+			return p, false
+		}
+	}
+	switch rest := string(b[i:]); rest {
+	case "}":
+	case `,"per_account_number":true}`:
+		p.PerAccountNumber = true
+	default:
+		return p, false
+	}
+	return p, true
+}
+
+// readPlainString reads the JSON string at b[i:] if it has no escape and no
+// control character and is valid UTF-8 (json.Unmarshal then gives its bytes
+// as they are); it returns the index after it.
+func readPlainString(b []byte, i int) (string, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", i, false
+	}
+	start, ascii := i+1, true
+	for j := start; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			s := b[start:j]
+			if !ascii && !utf8.Valid(s) {
+				return "", i, false
+			}
+			return string(s), j + 1, true
+		case c < 0x20 || c == '\\':
+			return "", i, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return "", i, false
+}

@@ -93,3 +93,38 @@ func FuzzTicketEncoding(f *testing.F) {
 		checkTicketEncoding(t, tk)
 	})
 }
+
+// FuzzReadTicketCreate: whatever readTicketCreate reads, json.Unmarshal reads
+// the same; and it reads every payload json.Marshal writes for plain text.
+func FuzzReadTicketCreate(f *testing.F) {
+	good, _ := json.Marshal(TicketCreate{ID: "tkt_1", AccountID: "acc_1", MessageID: "msg_1", Subject: "bench", Message: "benchmark ticket body", Department: "technical", Priority: "low", PerAccountNumber: true})
+	old, _ := json.Marshal(TicketCreate{ID: "tkt_1", Subject: "ünï", Message: "<&>\n"})
+	f.Add(good, "bench", "body", true)
+	f.Add(old, "Türkçe konu", "satır", false)
+	f.Add([]byte(`{"id":"a","account_id":"b","message_id":"c","subject":"\xff","message":"","department":"","priority":"","per_account_number":false}`), "", "\x7f", true)
+	f.Fuzz(func(t *testing.T, b []byte, subject, message string, perAccount bool) {
+		if p, ok := readTicketCreate(b); ok {
+			var want TicketCreate
+			if err := json.Unmarshal(b, &want); err != nil || p != want {
+				t.Fatalf("%q: read %+v, encoding/json %+v (%v)", b, p, want, err)
+			}
+		}
+		in := TicketCreate{ID: "tkt_1", AccountID: "acc_1", MessageID: "msg_1", Subject: subject, Message: message, Department: "technical", Priority: "low", PerAccountNumber: perAccount}
+		raw, _ := json.Marshal(in)
+		p, ok := readTicketCreate(raw)
+		if ok && p != in {
+			t.Fatalf("round trip of %+v: %+v", in, p)
+		}
+		var plain = true
+		for _, s := range []string{subject, message} {
+			for i := 0; i < len(s); i++ {
+				if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+					plain = false
+				}
+			}
+		}
+		if plain && !ok {
+			t.Fatalf("plain payload %s not read", raw)
+		}
+	})
+}
