@@ -7,7 +7,10 @@
 // codec to encoding/json's bytes and values with a fuzz test.
 package plainjson
 
-import "strconv"
+import (
+	"strconv"
+	"unicode/utf8"
+)
 
 // Plain reports whether json.Marshal writes s as '"' + s + '"': printable
 // ASCII without '"', '\\' or the characters it escapes for HTML ('<', '>',
@@ -172,4 +175,61 @@ func (r *Reader) byte(c byte) bool {
 		return true
 	}
 	return false
+}
+
+const hexDigits = "0123456789abcdef"
+
+// AppendJSONString appends s as json.Marshal writes a string, for any s: with
+// HTML escaping, \" \\ \b \f \n \r \t, other controls and < > & as \u00XX,
+// U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
+func AppendJSONString[S string | []byte](dst []byte, s S) []byte {
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+				i++
+				continue
+			}
+			dst = append(dst, s[start:i]...)
+			switch b {
+			case '\\', '"':
+				dst = append(dst, '\\', b)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
+			case '\n':
+				dst = append(dst, '\\', 'n')
+			case '\r':
+				dst = append(dst, '\\', 'r')
+			case '\t':
+				dst = append(dst, '\\', 't')
+			default:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		var r [utf8.UTFMax]byte
+		c, size := utf8.DecodeRune(r[:copy(r[:], s[i:])])
+		if c == utf8.RuneError && size == 1 {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			dst = append(dst, s[start:i]...)
+			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hostplane/hostplane/internal/plainjson"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -30,17 +31,17 @@ func EncodeTicket(t *api.Ticket) ([]byte, bool) {
 	}
 	b := make([]byte, 0, n)
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, t.ID)
+	b = plainjson.AppendJSONString(b, t.ID)
 	b = append(b, `,"number":`...)
 	b = strconv.AppendInt(b, t.Number, 10)
 	b = append(b, `,"subject":`...)
-	b = appendJSONString(b, t.Subject)
+	b = plainjson.AppendJSONString(b, t.Subject)
 	b = append(b, `,"status":`...)
-	b = appendJSONString(b, t.Status)
+	b = plainjson.AppendJSONString(b, t.Status)
 	b = append(b, `,"priority":`...)
-	b = appendJSONString(b, t.Priority)
+	b = plainjson.AppendJSONString(b, t.Priority)
 	b = append(b, `,"department":`...)
-	b = appendJSONString(b, t.Department)
+	b = plainjson.AppendJSONString(b, t.Department)
 	b = append(b, `,"created_at":`...)
 	b = appendJSONTime(b, t.CreatedAt)
 	b = append(b, `,"updated_at":`...)
@@ -53,15 +54,15 @@ func EncodeTicket(t *api.Ticket) ([]byte, bool) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"id":`...)
-			b = appendJSONString(b, m.ID)
+			b = plainjson.AppendJSONString(b, m.ID)
 			b = append(b, `,"author":`...)
-			b = appendJSONString(b, m.Author)
+			b = plainjson.AppendJSONString(b, m.Author)
 			if m.StaffName != "" {
 				b = append(b, `,"staff_name":`...)
-				b = appendJSONString(b, m.StaffName)
+				b = plainjson.AppendJSONString(b, m.StaffName)
 			}
 			b = append(b, `,"body":`...)
-			b = appendJSONString(b, m.Body)
+			b = plainjson.AppendJSONString(b, m.Body)
 			b = append(b, `,"created_at":`...)
 			b = appendJSONTime(b, m.CreatedAt)
 			b = append(b, '}')
@@ -80,62 +81,6 @@ func plainTime(t time.Time) bool {
 func appendJSONTime(b []byte, t time.Time) []byte {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendJSONString appends s as json.Marshal writes a string: HTML characters
-// and control characters escaped, invalid UTF-8 replaced by U+FFFD, U+2028 and
-// U+2029 escaped.
-func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '\\', '"':
-				b = append(b, '\\', c)
-			case '\b':
-				b = append(b, '\\', 'b')
-			case '\f':
-				b = append(b, '\\', 'f')
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			b = append(b, s[start:i]...)
-			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
 	return append(b, '"')
 }
 
