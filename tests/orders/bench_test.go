@@ -23,7 +23,9 @@ import (
 // their ratio (the issue aims at orders ≥ 0.8× tickets), and the CPU time
 // the three coordinator processes spent per call of each kind (from
 // /proc/<pid>/stat; steadier than the wall-clock rate on a shared machine;
-// it includes the provisioning the orders set off while it overlaps).
+// it includes the provisioning the orders set off while it overlaps), in
+// all and on the leader; each round is logged too (servers accumulate on
+// the node from round to round).
 //
 //	go test ./tests/orders -run '^$' -bench OrdersVsTickets -benchtime 1x
 //
@@ -47,17 +49,19 @@ func BenchmarkOrdersVsTickets(b *testing.B) {
 		}
 		return out
 	}()
+	leader := r.c.WaitLeader(20 * time.Second)
 	var stop func()
 	if base != 0 {
-		stop = leaderProfile(b, base+r.c.WaitLeader(20*time.Second))
+		stop = leaderProfile(b, base+leader)
 	}
+	var leaderOrderCPU, leaderTicketCPU time.Duration
 	var orders, tickets float64
 	var orderCPU, ticketCPU time.Duration
 	n := 0
 	b.ResetTimer()
 	for it := 0; it < b.N; it++ {
 		for round := 0; round < rounds; round++ {
-			c0 := proccpu.Of(pids...)
+			c0, l0 := proccpu.Of(pids...), proccpu.Of(pids[leader])
 			t, err := rate(per, clients, func(i int) error {
 				_, err := r.api(i).CreateTicket(r.ctx, api.TicketCreateRequest{Subject: "s", Message: "m", Department: "technical", Priority: "low"}, "")
 				return err
@@ -65,7 +69,7 @@ func BenchmarkOrdersVsTickets(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			c1 := proccpu.Of(pids...)
+			c1, l1 := proccpu.Of(pids...), proccpu.Of(pids[leader])
 			o, err := rate(per, clients, func(i int) error {
 				_, err := r.api(i).OrderServer(r.ctx, order(n*per+i), "")
 				return err
@@ -73,7 +77,10 @@ func BenchmarkOrdersVsTickets(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			c2 := proccpu.Of(pids...)
+			c2, l2 := proccpu.Of(pids...), proccpu.Of(pids[leader])
+			leaderTicketCPU, leaderOrderCPU = leaderTicketCPU+l1-l0, leaderOrderCPU+l2-l1
+			b.Logf("round %d (%d servers before it): orders %.0f/s, tickets %.0f/s, ratio %.2f; CPU %.1f ms/order, %.1f ms/ticket",
+				n+1, n*per, o, t, o/t, float64((c2-c1).Microseconds())/1000/per, float64((c1-c0).Microseconds())/1000/per)
 			ticketCPU, orderCPU = ticketCPU+c1-c0, orderCPU+c2-c1
 			n++
 			orders, tickets = orders+o, tickets+t
@@ -88,6 +95,8 @@ func BenchmarkOrdersVsTickets(b *testing.B) {
 	b.ReportMetric(orders/tickets, "orders/tickets")
 	b.ReportMetric(float64(orderCPU.Microseconds())/1000/calls, "cpu-ms/order")
 	b.ReportMetric(float64(ticketCPU.Microseconds())/1000/calls, "cpu-ms/ticket")
+	b.ReportMetric(float64(leaderOrderCPU.Microseconds())/1000/calls, "leader-cpu-ms/order")
+	b.ReportMetric(float64(leaderTicketCPU.Microseconds())/1000/calls, "leader-cpu-ms/ticket")
 	b.Logf("orders %.0f/s, tickets %.0f/s, ratio %.2f; coordinator CPU %.1f ms/order, %.1f ms/ticket (ticket/order CPU %.2f)",
 		orders/float64(n), tickets/float64(n), orders/tickets,
 		float64(orderCPU.Microseconds())/1000/calls, float64(ticketCPU.Microseconds())/1000/calls, float64(ticketCPU)/float64(orderCPU))
