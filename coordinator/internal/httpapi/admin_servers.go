@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -213,6 +214,13 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 	req, plan, err := DecodeAdminServerCreate(body)
 	if err != nil {
 		return 0, nil, err
+	}
+	var given struct {
+		OS string `json:"os"`
+	}
+	if _ = json.Unmarshal(body, &given); given.OS == "" {
+		// No "os": the template's family, its operator label's if it has one.
+		req.OS = a.templateFamily(req.Template)
 	}
 	create, password, err := a.prepareServerCreate(req, plan, deps, cfg, now)
 	if err != nil {

@@ -55,11 +55,12 @@ func TestListOSTemplates(t *testing.T) {
 // template (every refusal a 400 naming its field, nothing stored);
 // GET /v1/os-templates shows the label of a template a node holds and the
 // derived family and version of the others (checked against openapi.json),
-// not a labelled template no node holds; a reinstall without "os" takes the
-// label's family; DELETE unlabels (404 the second time).
+// not a labelled template no node holds; a reinstall or an operator's server
+// without "os" takes the label's family; DELETE unlabels (404 the second
+// time).
 func TestOSTemplateLabelAdmin(t *testing.T) {
 	s := newSrvAPI(t)
-	adm := s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{})
+	adm := s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{Nodes: NodeDeps{Live: func(string) (time.Time, bool) { return time.Now(), true }}})
 	admin := func(method, path, body string) (int, []byte) {
 		t.Helper()
 		w := httptest.NewRecorder()
@@ -119,6 +120,21 @@ func TestOSTemplateLabelAdmin(t *testing.T) {
 	s.finish(act, true)
 	if d := s.call(key, "GET", "/v1/servers/"+id, ""); d.m["os_template"] != "u2404" || d.m["os"] != "ubuntu" {
 		t.Fatalf("after reinstall: %s", d.body)
+	}
+
+	// So does a server an operator places without "os"; one with "os" keeps it.
+	s.apply(fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-secret-node", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103,
+		Capacity: api.AgentNodeCapacity{VCPUs: 64, MemoryBytes: 64 << 30, DiskBytes: 1 << 40}})
+	for body, want := range map[string]string{
+		`{"account_id":"` + acc + `","plan":"nano","template":"u2404"}`:             "ubuntu",
+		`{"account_id":"` + acc + `","plan":"nano","template":"u2404","os":"Kubu"}`: "Kubu",
+		`{"account_id":"` + acc + `","plan":"nano","template":"debian-12"}`:         "debian",
+	} {
+		code, out := admin("POST", "/admin/servers", body)
+		var created api.AdminServerCreated
+		if err := json.Unmarshal(out, &created); code != http.StatusCreated || err != nil || created.Server.OS != want {
+			t.Fatalf("POST /admin/servers %s: %d %s, want os %q", body, code, out, want)
+		}
 	}
 
 	if code, body := admin("DELETE", "/admin/os-templates/u2404", ""); code != http.StatusOK || !strings.Contains(string(body), `"Ubuntu 24.04 LTS"`) {
