@@ -81,6 +81,11 @@ type addrRequestJSON AddrRequest
 // reflection, and anything else through encoding/json
 // (TestAddrRequestDecodesAsEncodingJSON, FuzzAddrRequestDecodesAsEncodingJSON).
 func (r *AddrRequest) UnmarshalJSON(b []byte) error {
+	// Into a request already holding values encoding/json keeps the fields
+	// b leaves out: only an empty one is read by readAddrRequest.
+	if r.IPv4Pools != nil || r.IPv4 != 0 || r.IPv6Pools != nil || r.IPv6 != 0 {
+		return json.Unmarshal(b, (*addrRequestJSON)(r))
+	}
 	if fast, ok := readAddrRequest(b); ok {
 		*r = fast
 		return nil

@@ -189,3 +189,21 @@ func FuzzAddrRequestDecodesAsEncodingJSON(f *testing.F) {
 	f.Add([]byte(`{"ipv4_pools":[],"ipv4":-0}`))
 	f.Fuzz(func(t *testing.T, b []byte) { addrRequestReadsAsEncodingJSON(t, b) })
 }
+
+// TestAddrRequestDecodesIntoAFilledOneAsEncodingJSON: decoding into a request
+// that already holds values keeps the fields the input leaves out, as
+// encoding/json does.
+func TestAddrRequestDecodesIntoAFilledOneAsEncodingJSON(t *testing.T) {
+	in := []byte(`{"ipv6_pools":["v6"],"ipv6":1}`)
+	fast := AddrRequest{IPv4Pools: []string{"a"}, IPv4: 2}
+	slow := addrRequestJSON(fast)
+	if err := json.Unmarshal(in, &fast); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(in, &slow); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(fast, AddrRequest(slow)) || fast.IPv4 != 2 {
+		t.Fatalf("UnmarshalJSON gave %+v, encoding/json %+v", fast, slow)
+	}
+}
