@@ -161,8 +161,24 @@ func domainContact(c api.DomainContact) error {
 	return nil
 }
 
-// domainNameservers checks a delegation: 2 to 13 distinct host names.
+// requestedDomainName checks a request's name: given, and a domain name
+// (whether its TLD is offered is for offeredName).
+func requestedDomainName(name string) error {
+	if name == "" {
+		return invalidField("name", "is required")
+	}
+	if _, err := validate.Domain(lowerASCII(name)); err != nil {
+		return invalidField("name", "%s", validate.Reason(err))
+	}
+	return nil
+}
+
+// domainNameservers checks a delegation: 2 to 13 distinct host names, in
+// the form they are kept; nil (none given) is left nil.
 func domainNameservers(ns []string) ([]string, error) {
+	if ns == nil {
+		return nil, nil
+	}
 	if len(ns) < minNameservers || len(ns) > maxNameservers {
 		return nil, invalidField("nameservers", "must list %d to %d host names", minNameservers, maxNameservers)
 	}
@@ -197,11 +213,8 @@ func DecodeDomainOrder(body []byte) (api.DomainOrderRequest, error) {
 	if err := decodeStrict(body, &req); err != nil {
 		return req, err
 	}
-	if req.Name == "" {
-		return req, invalidField("name", "is required")
-	}
-	if _, err := validate.Domain(lowerASCII(req.Name)); err != nil {
-		return req, invalidField("name", "%s", validate.Reason(err))
+	if err := requestedDomainName(req.Name); err != nil {
+		return req, err
 	}
 	if req.Years == 0 {
 		req.Years = 1
@@ -209,13 +222,11 @@ func DecodeDomainOrder(body []byte) (api.DomainOrderRequest, error) {
 	if req.Years < 1 || req.Years > fsm.MaxDomainYears {
 		return req, invalidField("years", "must be 1 to %d", fsm.MaxDomainYears)
 	}
-	if req.Nameservers != nil {
-		ns, err := domainNameservers(req.Nameservers)
-		if err != nil {
-			return req, err
-		}
-		req.Nameservers = ns
+	ns, err := domainNameservers(req.Nameservers)
+	if err != nil {
+		return req, err
 	}
+	req.Nameservers = ns
 	if err := domainContact(req.Contact); err != nil {
 		return req, err
 	}
@@ -231,13 +242,11 @@ func DecodeDomainUpdate(body []byte) (api.DomainUpdateRequest, error) {
 	if req.AutoRenew == nil && req.TransferLock == nil && req.WhoisPrivacy == nil && req.Nameservers == nil {
 		return req, badRequest("nothing to change: send auto_renew, transfer_lock, whois_privacy or nameservers")
 	}
-	if req.Nameservers != nil {
-		ns, err := domainNameservers(req.Nameservers)
-		if err != nil {
-			return req, err
-		}
-		req.Nameservers = ns
+	ns, err := domainNameservers(req.Nameservers)
+	if err != nil {
+		return req, err
 	}
+	req.Nameservers = ns
 	return req, nil
 }
 
@@ -301,32 +310,54 @@ func contactID(domainID string) string {
 // order's transaction ids) and ends it: active with domain.registered, or
 // failed with the order refunded.
 func (a *API) orderDomain(rq *request) (int, any, error) {
+	deps, req, err := a.domainOrderRequest(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	o, res, err := a.newDomainOrder(rq, deps, req.Name, "is not available: it is registered here already")
+	if err != nil {
+		return 0, nil, err
+	}
+	if !res.Available {
+		return 0, nil, errf(http.StatusConflict, "domain_unavailable", "%s is not available (%s); nothing was charged", o.Name, res.Reason)
+	}
+	o.Years, o.Nameservers, o.Contact, o.WhoisPrivacy = req.Years, req.Nameservers, req.Contact, req.WhoisPrivacy
+	o.AutoRenew = autoRenewOr(req.AutoRenew)
+	return a.placeDomainOrder(rq, deps, o, "registration_failed")
+}
+
+// newDomainOrder starts the order of name by the caller, as a registration
+// and a transfer-in both do: the name must be offered here (its TLD a
+// product) and held by no domain here (409 domain_unavailable, "<name>
+// <heldWhy>"); the registry is asked about it (503 when it cannot be). The
+// order has a new domain id, the caller's account, the name and its product;
+// res is the registry's answer. None of these refusals charges anything.
+func (a *API) newDomainOrder(rq *request, deps *DomainDeps, name, heldWhy string) (o fsm.DomainOrder, res registrar.CheckResult, err error) {
+	ascii, unicode, prod, err := a.offeredName("name", name)
+	if err != nil {
+		return o, res, err
+	}
+	if err := a.notHeldHere(ascii, heldWhy); err != nil {
+		return o, res, err
+	}
+	if res, err = a.registryCheck(rq.Context(), deps, ascii); err != nil {
+		return o, res, err
+	}
+	return fsm.DomainOrder{
+		ID: ids.New(regDomainIDPrefix, rq.now), AccountID: rq.caller.accountID,
+		Name: ascii, UnicodeName: unicode, Tld: prod.Tld, ProductSlug: prod.Slug,
+	}, res, nil
+}
+
+// domainOrderRequest is the domain dependencies (404 when domains are not
+// offered) and the validated body of an order or a quote.
+func (a *API) domainOrderRequest(rq *request) (*DomainDeps, api.DomainOrderRequest, error) {
 	deps, err := a.domainDeps()
 	if err != nil {
-		return 0, nil, err
+		return nil, api.DomainOrderRequest{}, err
 	}
 	req, err := DecodeDomainOrder(rq.body)
-	if err != nil {
-		return 0, nil, err
-	}
-	ascii, unicode, prod, err := a.offeredName("name", req.Name)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := a.notHeldHere(ascii, "is not available: it is registered here already"); err != nil {
-		return 0, nil, err
-	}
-	if res, err := a.registryCheck(rq.Context(), deps, ascii); err != nil {
-		return 0, nil, err
-	} else if !res.Available {
-		return 0, nil, errf(http.StatusConflict, "domain_unavailable", "%s is not available (%s); nothing was charged", ascii, res.Reason)
-	}
-	id := ids.New(regDomainIDPrefix, rq.now)
-	return a.placeDomainOrder(rq, deps, fsm.DomainOrder{
-		ID: id, AccountID: rq.caller.accountID, Name: ascii, UnicodeName: unicode, Tld: prod.Tld, ProductSlug: prod.Slug,
-		Years: req.Years, Nameservers: req.Nameservers, Contact: req.Contact, AutoRenew: autoRenewOr(req.AutoRenew),
-		WhoisPrivacy: req.WhoisPrivacy,
-	}, "registration_failed")
+	return deps, req, err
 }
 
 // autoRenewOr is a request's auto_renew, on when left out.
@@ -482,16 +513,22 @@ func (a *API) checkDomain(rq *request) (int, any, error) {
 	var taken bool
 	if out.YearlyUsdCents, _, taken, err = a.domainTerms(rq, prod, ascii); err != nil {
 		return 0, nil, err
-	} else if taken {
-		out.Reason = "registered"
-		return http.StatusOK, out, nil
 	}
-	res, err := a.registryCheck(rq.Context(), deps, ascii)
-	if err != nil {
+	if out.Available, out.Reason, err = a.availability(rq, deps, ascii, taken); err != nil {
 		return 0, nil, err
 	}
-	out.Available, out.Reason = res.Available, res.Reason
 	return http.StatusOK, out, nil
+}
+
+// availability is what a check or a quote says of name: not available,
+// "registered", when a domain here holds it (taken), else the registry's
+// answer (503 when the registry cannot be asked).
+func (a *API) availability(rq *request, deps *DomainDeps, name string, taken bool) (available bool, reason string, err error) {
+	if taken {
+		return false, "registered", nil
+	}
+	res, err := a.registryCheck(rq.Context(), deps, name)
+	return res.Available, res.Reason, err
 }
 
 // adminDomainView is the operator's view of a stored domain.
@@ -547,11 +584,7 @@ func (a *API) domainTerms(rq *request, prod api.AdminProduct, name string) (year
 // quoteDomain prices a registration body without ordering: the caller's
 // price for the years, what the wallet lacks, and the registry's answer.
 func (a *API) quoteDomain(rq *request) (int, any, error) {
-	deps, err := a.domainDeps()
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := DecodeDomainOrder(rq.body)
+	deps, req, err := a.domainOrderRequest(rq)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -566,15 +599,9 @@ func (a *API) quoteDomain(rq *request) (int, any, error) {
 	}
 	out.TotalUsdCents = out.YearlyUsdCents * int64(req.Years)
 	out.ShortfallUsdCents = max(0, out.TotalUsdCents-out.BalanceUsdCents)
-	if taken {
-		out.Reason = "registered"
-		return http.StatusOK, out, nil
-	}
-	res, err := a.registryCheck(rq.Context(), deps, ascii)
-	if err != nil {
+	if out.Available, out.Reason, err = a.availability(rq, deps, ascii, taken); err != nil {
 		return 0, nil, err
 	}
-	out.Available, out.Reason = res.Available, res.Reason
 	return http.StatusOK, out, nil
 }
 
@@ -585,11 +612,8 @@ func DecodeDomainTransfer(body []byte) (api.DomainTransferRequest, error) {
 	if err := decodeStrict(body, &req); err != nil {
 		return req, err
 	}
-	if req.Name == "" {
-		return req, invalidField("name", "is required")
-	}
-	if _, err := validate.Domain(lowerASCII(req.Name)); err != nil {
-		return req, invalidField("name", "%s", validate.Reason(err))
+	if err := requestedDomainName(req.Name); err != nil {
+		return req, err
 	}
 	if req.AuthCode == "" {
 		return req, invalidField("auth_code", "is required (the transfer secret the current registrar gives)")
@@ -620,25 +644,16 @@ func (a *API) transferDomain(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	ascii, unicode, prod, err := a.offeredName("name", req.Name)
+	o, res, err := a.newDomainOrder(rq, deps, req.Name, "is registered here already")
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := a.notHeldHere(ascii, "is registered here already"); err != nil {
+	if res.Available {
+		return 0, nil, errf(http.StatusConflict, "domain_not_registered", "%s is not registered anywhere, so there is nothing to transfer (register it with POST /v1/domains); nothing was charged", o.Name)
+	}
+	if o.SealedAuthCode, err = deps.SealAuthCode(domainreg.SealAuthCodeID(o.ID), req.AuthCode); err != nil {
 		return 0, nil, err
 	}
-	if res, err := a.registryCheck(rq.Context(), deps, ascii); err != nil {
-		return 0, nil, err
-	} else if res.Available {
-		return 0, nil, errf(http.StatusConflict, "domain_not_registered", "%s is not registered anywhere, so there is nothing to transfer (register it with POST /v1/domains); nothing was charged", ascii)
-	}
-	id := ids.New(regDomainIDPrefix, rq.now)
-	sealed, err := deps.SealAuthCode(domainreg.SealAuthCodeID(id), req.AuthCode)
-	if err != nil {
-		return 0, nil, err
-	}
-	return a.placeDomainOrder(rq, deps, fsm.DomainOrder{
-		ID: id, AccountID: rq.caller.accountID, Name: ascii, UnicodeName: unicode, Tld: prod.Tld, ProductSlug: prod.Slug,
-		Years: 1, Contact: req.Contact, AutoRenew: autoRenewOr(req.AutoRenew), Transfer: true, SealedAuthCode: sealed,
-	}, "transfer_failed")
+	o.Years, o.Contact, o.AutoRenew, o.Transfer = 1, req.Contact, autoRenewOr(req.AutoRenew), true
+	return a.placeDomainOrder(rq, deps, o, "transfer_failed")
 }
