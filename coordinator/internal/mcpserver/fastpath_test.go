@@ -144,3 +144,39 @@ func TestFastPathMatchesSDK(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestToolErrorNamesTheRequest: a tool call's REST error carries the /mcp
+// request's id (its X-Request-Id answer header), on the fast path and on
+// the SDK's, so an error a user reports names the request they sent.
+func TestToolErrorNamesTheRequest(t *testing.T) {
+	c := testcluster.New(t, 1)
+	_, key := c.NewAccount("reqid@example.com", api.AllScopes...)
+	h := c.Nodes[0].Server.APIHandler()
+	post := func(sess, body string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, mcpserver.RPCRequest("/mcp", key, sess, body))
+		return w
+	}
+	w := post("", mcpserver.InitializeBody)
+	sess := w.Header().Get("Mcp-Session-Id")
+	if sess == "" {
+		t.Fatalf("initialize: %d %s", w.Code, w.Body)
+	}
+	post(sess, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	for _, fast := range []bool{false, true} { // the SDK first: it records the session (initialized) as it goes
+		was := mcpserver.SetFastCalls(fast)
+		n := mcpserver.FastServed()
+		w := post(sess, `{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"get_ticket","arguments":{"id":"tkt_nope"}}}`)
+		mcpserver.SetFastCalls(was)
+		if served := mcpserver.FastServed() - n; served != map[bool]int64{true: 1}[fast] {
+			t.Fatalf("fast=%v: the fast path answered %d calls", fast, served)
+		}
+		rid := w.Header().Get("X-Request-Id")
+		if w.Code != 200 || rid == "" || !strings.Contains(w.Body.String(), `"isError":true`) {
+			t.Fatalf("fast=%v: %d (request id %q) %s", fast, w.Code, rid, w.Body)
+		}
+		if want := `\"request_id\":\"` + rid + `\"`; !strings.Contains(w.Body.String(), want) {
+			t.Errorf("fast=%v: the tool error does not name the /mcp request %s:\n%s", fast, rid, w.Body)
+		}
+	}
+}
