@@ -2,6 +2,8 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"sync"
 
 	"github.com/hostplane/hostplane/coordinator/internal/placement"
@@ -12,18 +14,21 @@ import (
 // nodeUsage is what the servers of each node use (those in node_servers:
 // not terminated), summed from their plans, kept in memory so an order's
 // apply-time capacity check and the leader's placement do not decode every
-// server of the node. A node's sum is computed from the database on first
-// use by the apply path after open or restore, and then kept by it: a server
-// created on the node adds its plan, a terminated one takes it away (a
-// server's plan and node never change). It is never written to the database,
-// so the replicated state is unchanged, and a replica that computed it cold
-// decides exactly as one that kept it (TestNodeUsageWarmAndCold).
+// server of the node. The first time the apply path needs a node's sum
+// after open or restore, it sums every node's from the database in one pass
+// (complete: a node not in m uses nothing), and then keeps them: a server
+// created on a node adds its plan, a terminated one takes it away (a
+// server's plan and node never change). It is never written to the
+// database, so the replicated state is unchanged, and a replica that
+// computed it cold decides exactly as one that kept it
+// (TestNodeUsageWarmAndCold).
 //
 // Only the apply path fills and changes it (Raft applies one batch at a
-// time); mu guards the map for NodeUsed, which the API reads.
+// time); mu guards it for NodeUsed, which the API reads.
 type nodeUsage struct {
-	mu sync.RWMutex
-	m  map[string]api.AgentNodeCapacity
+	mu       sync.RWMutex
+	m        map[string]api.AgentNodeCapacity
+	complete bool
 }
 
 func newNodeUsage() *nodeUsage { return &nodeUsage{m: map[string]api.AgentNodeCapacity{}} }
@@ -32,22 +37,54 @@ func newNodeUsage() *nodeUsage { return &nodeUsage{m: map[string]api.AgentNodeCa
 func (c *applyCtx) nodeUsed(nodeID string) (api.AgentNodeCapacity, error) {
 	u := c.use
 	u.mu.RLock()
-	used, ok := u.m[nodeID]
+	used, complete := u.m[nodeID], u.complete
 	u.mu.RUnlock()
-	if ok {
+	if complete {
 		return used, nil
 	}
-	used, err := scanNodeUsed(c, nodeID)
+	all, err := scanNodesUsed(c)
 	if err != nil {
-		return used, err
+		// A record that does not decode (never in a sound database):
+		// this node alone is summed, as before the sums were kept, and
+		// nothing is kept.
+		return scanNodeUsed(c, nodeID)
 	}
 	u.mu.Lock()
-	u.m[nodeID] = used
+	u.m, u.complete = all, true
 	u.mu.Unlock()
-	return used, nil
+	return all[nodeID], nil
 }
 
-// scanNodeUsed sums the plans of the node's servers from the database.
+// scanNodesUsed sums the plans of every node's servers from the database.
+func scanNodesUsed(c *applyCtx) (map[string]api.AgentNodeCapacity, error) {
+	out := map[string]api.AgentNodeCapacity{}
+	servers, ids := c.tx.Bucket(store.BucketServers), c.tx.Bucket(store.BucketServerIDs)
+	err := c.tx.Bucket(store.BucketNodeServers).ForEach(func(k, _ []byte) error {
+		node, id, ok := bytes.Cut(k, []byte("/"))
+		if !ok {
+			return nil
+		}
+		acc := ids.Get(id)
+		if acc == nil {
+			return nil
+		}
+		var other struct {
+			Plan api.ServerPlan `json:"plan"`
+		}
+		v := servers.Get(store.OwnedKey(string(acc), string(id)))
+		if v == nil {
+			return fmt.Errorf("server %s: %w", id, store.ErrNotFound)
+		}
+		if err := json.Unmarshal(v, &other); err != nil {
+			return fmt.Errorf("decode server %s: %w", id, err)
+		}
+		out[string(node)] = placement.Add(out[string(node)], placement.Need(other.Plan))
+		return nil
+	})
+	return out, err
+}
+
+// scanNodeUsed sums the plans of one node's servers from the database.
 func scanNodeUsed(c *applyCtx, nodeID string) (api.AgentNodeCapacity, error) {
 	var used api.AgentNodeCapacity
 	prefix := []byte(nodeID + "/")
@@ -70,8 +107,8 @@ func scanNodeUsed(c *applyCtx, nodeID string) (api.AgentNodeCapacity, error) {
 }
 
 // nodeServerAdded records that a server of plan joined the node's
-// node_servers (a node not summed yet is summed from the database later,
-// which then holds it).
+// node_servers (before the nodes are summed nothing is kept: the sum from
+// the database later holds it).
 func (c *applyCtx) nodeServerAdded(nodeID string, plan api.ServerPlan) {
 	c.changeNodeUsed(nodeID, func(used api.AgentNodeCapacity) api.AgentNodeCapacity {
 		return placement.Add(used, placement.Need(plan))
@@ -91,14 +128,14 @@ func (c *applyCtx) changeNodeUsed(nodeID string, f func(api.AgentNodeCapacity) a
 	u := c.use
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if used, ok := u.m[nodeID]; ok {
-		u.m[nodeID] = f(used)
+	if u.complete {
+		u.m[nodeID] = f(u.m[nodeID])
 	}
 	c.useTouched = true
 }
 
 // NodeUsed is what the servers of the node use as the apply path keeps it
-// (its last applied command), and false when it has not summed the node
+// (its last applied command), and false when it has not summed the nodes
 // since the database was opened or restored (the caller then sums the
 // node's servers itself). Placement reads it; the apply-time check decides.
 func (f *FSM) NodeUsed(nodeID string) (api.AgentNodeCapacity, bool) {
@@ -107,13 +144,13 @@ func (f *FSM) NodeUsed(nodeID string) (api.AgentNodeCapacity, bool) {
 	f.mu.RUnlock()
 	u.mu.RLock()
 	defer u.mu.RUnlock()
-	used, ok := u.m[nodeID]
-	return used, ok
+	return u.m[nodeID], u.complete
 }
 
 // resetNodeUsage forgets every sum (each is summed again on first use).
 func (f *FSM) resetNodeUsage() {
 	f.use.mu.Lock()
 	clear(f.use.m)
+	f.use.complete = false
 	f.use.mu.Unlock()
 }

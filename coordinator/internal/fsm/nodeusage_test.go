@@ -56,7 +56,7 @@ func TestNodeUsageWarmAndCold(t *testing.T) {
 				refused++
 			}
 		}
-		for _, node := range []string{"hv-1", "hv-2"} {
+		for _, node := range []string{"hv-1", "hv-2", "hv-3"} {
 			kept, ok := warm.NodeUsed(node)
 			summed := dbNodeUsed(t, warm, node)
 			if ok && kept != summed {
@@ -94,8 +94,18 @@ func TestNodeUsageWarmAndCold(t *testing.T) {
 		return o
 	}
 	// hv-1 takes 3 servers of 1 GiB; the fourth is refused.
+	if _, ok := warm.NodeUsed("hv-2"); ok {
+		t.Fatal("node usage known before any order")
+	}
 	for n := 1; n <= 4; n++ {
 		do(CmdServerOrder, order(n, "hv-1", 4))
+	}
+	// The first check summed every node: placement reads hv-2's (and an
+	// unknown node's) without summing it.
+	for _, node := range []string{"hv-2", "hv-3"} {
+		if used, ok := warm.NodeUsed(node); !ok || used != (api.AgentNodeCapacity{}) {
+			t.Fatalf("%s after the first orders: %+v %t, want nothing used, known", node, used, ok)
+		}
 	}
 	// A batch entry: three fit hv-2, the fourth does not, the fifth goes to
 	// hv-1 (full).
