@@ -38,25 +38,33 @@ var (
 // ValidVMPrefix checks the --vm-name-prefix setting.
 func ValidVMPrefix(p string) bool { return vmPrefixRE.MatchString(p) }
 
+// adminAccountPlan checks an operator create's account id and finds the
+// plan it names among plans (each refusal a 400 naming its field; the plan
+// one lists the slugs).
+func adminAccountPlan[P any](accountID, slug string, plans []P, slugOf func(P) string) (P, error) {
+	var none P
+	if !ids.Valid("acc", accountID) {
+		return none, invalidField("account_id", "must be an account id (acc_…)")
+	}
+	slugs := make([]string, 0, len(plans))
+	for _, p := range plans {
+		if slugOf(p) == slug {
+			return p, nil
+		}
+		slugs = append(slugs, slugOf(p))
+	}
+	return none, invalidField("plan", "must be one of %s", strings.Join(slugs, ", "))
+}
+
 // DecodeAdminServerCreate validates an admin server create request.
 func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.ServerPlan, error) {
 	var req api.AdminServerCreateRequest
 	if err := decodeStrict(body, &req); err != nil {
 		return req, api.ServerPlan{}, err
 	}
-	field := func(name, format string, a ...any) error {
-		return &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("field %q ", name) + fmt.Sprintf(format, a...)}
-	}
-	if !ids.Valid("acc", req.AccountID) {
-		return req, api.ServerPlan{}, field("account_id", "must be an account id (acc_…)")
-	}
-	plan, ok := api.PlanBySlug(req.Plan)
-	if !ok {
-		slugs := make([]string, 0, len(api.DefaultPlans))
-		for _, p := range api.DefaultPlans {
-			slugs = append(slugs, p.Slug)
-		}
-		return req, plan, field("plan", "must be one of %s", strings.Join(slugs, ", "))
+	plan, err := adminAccountPlan(req.AccountID, req.Plan, api.DefaultPlans, func(p api.ServerPlan) string { return p.Slug })
+	if err != nil {
+		return req, plan, err
 	}
 	if err := templateName("template", req.Template); err != nil {
 		return req, plan, err
@@ -71,26 +79,26 @@ func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.Ser
 		return req, plan, err
 	}
 	if req.Hostname != "" && validate.Hostname(req.Hostname) != nil {
-		return req, plan, field("hostname", "must be a lower-case DNS name")
+		return req, plan, invalidField("hostname", "must be a lower-case DNS name")
 	}
 	if err := sshKeys(req.SSHKeys); err != nil {
 		return req, plan, err
 	}
 	if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
-		return req, plan, field("node_id", "is not a node id")
+		return req, plan, invalidField("node_id", "is not a node id")
 	}
 	if req.IPv4 != "" {
 		if p, err := netip.ParsePrefix(req.IPv4); err != nil || !p.Addr().Is4() {
-			return req, plan, field("ipv4", "must be an IPv4 address in CIDR form, e.g. 192.0.2.10/24")
+			return req, plan, invalidField("ipv4", "must be an IPv4 address in CIDR form, e.g. 192.0.2.10/24")
 		}
 	}
 	if req.Gateway4 != "" {
 		if a, err := netip.ParseAddr(req.Gateway4); err != nil || !a.Is4() || req.IPv4 == "" {
-			return req, plan, field("gateway4", "must be an IPv4 address, and needs ipv4")
+			return req, plan, invalidField("gateway4", "must be an IPv4 address, and needs ipv4")
 		}
 	}
 	if req.Network != "" && !networkRE.MatchString(req.Network) {
-		return req, plan, field("network", `must be "user", "network:NAME" or "bridge:NAME"`)
+		return req, plan, invalidField("network", `must be "user", "network:NAME" or "bridge:NAME"`)
 	}
 	return req, plan, nil
 }
@@ -207,11 +215,7 @@ func (a *API) adminNodeDetail(id string, cfg ServerAdminConfig) (int, any, error
 }
 
 func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg ServerAdminConfig) (int, any, error) {
-	deps, err := a.serverDeps()
-	if err != nil {
-		return 0, nil, err
-	}
-	req, plan, err := DecodeAdminServerCreate(body)
+	deps, req, plan, err := decodeAdminCreate(a, body, DecodeAdminServerCreate)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -234,6 +238,20 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 	out.RootPassword = password
 	a.log.Info("server placed", "server", create.Server.ID, "node", create.Server.NodeID, "account", req.AccountID, "plan", plan.Slug, "template", req.Template, "action", actID)
 	return http.StatusCreated, out, nil
+}
+
+// decodeAdminCreate is the server dependencies (503 while they are not
+// installed) and the body and plan of an operator's create, server or
+// hosting, as decode validates them.
+func decodeAdminCreate[R, P any](a *API, body []byte, decode func([]byte) (R, P, error)) (*ServerDeps, R, P, error) {
+	deps, err := a.serverDeps()
+	if err != nil {
+		var req R
+		var plan P
+		return nil, req, plan, err
+	}
+	req, plan, err := decode(body)
+	return deps, req, plan, err
 }
 
 // applyPlaced proposes an operator's create command whose action secret

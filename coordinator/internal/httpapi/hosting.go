@@ -161,16 +161,9 @@ func DecodeAdminHostingCreate(body []byte) (api.AdminHostingCreateRequest, api.H
 	if err := decodeStrict(body, &req); err != nil {
 		return req, api.HostingPlanInfo{}, err
 	}
-	if !ids.Valid("acc", req.AccountID) {
-		return req, api.HostingPlanInfo{}, invalidField("account_id", "must be an account id (acc_…)")
-	}
-	plan, ok := api.HostingPlanBySlug(req.Plan)
-	if !ok {
-		slugs := make([]string, 0, len(api.DefaultHostingPlans))
-		for _, p := range api.DefaultHostingPlans {
-			slugs = append(slugs, p.Slug)
-		}
-		return req, plan, invalidField("plan", "must be one of %s", strings.Join(slugs, ", "))
+	plan, err := adminAccountPlan(req.AccountID, req.Plan, api.DefaultHostingPlans, func(p api.HostingPlanInfo) string { return p.Slug })
+	if err != nil {
+		return req, plan, err
 	}
 	d, err := hostingFields(req.Domain, req.Username, req.PHPVersion)
 	if err != nil {
@@ -302,11 +295,7 @@ func (a *API) hostingAdminRoutes(mux *http.ServeMux, leader func(adminFunc) http
 // hosting.create; the SFTP and database passwords ride in the action's
 // secret to the node and are returned here once.
 func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cfg ServerAdminConfig) (int, any, error) {
-	deps, err := a.serverDeps()
-	if err != nil {
-		return 0, nil, err
-	}
-	req, plan, err := DecodeAdminHostingCreate(body)
+	deps, req, plan, err := decodeAdminCreate(a, body, DecodeAdminHostingCreate)
 	if err != nil {
 		return 0, nil, err
 	}
