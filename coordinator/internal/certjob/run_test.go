@@ -16,9 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
-
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm/fsmtest"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/hostplane/hostplane/internal/acmetest"
@@ -28,26 +27,7 @@ import (
 )
 
 // fsmState applies proposals to a real FSM (one replica, no Raft between).
-type fsmState struct {
-	mu  sync.Mutex
-	f   *fsm.FSM
-	idx uint64
-}
-
-func (s *fsmState) Propose(_ context.Context, t fsm.CommandType, p any) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	env, err := fsm.NewEnvelope(t, time.Now(), p)
-	if err != nil {
-		return err
-	}
-	data, err := env.Encode()
-	if err != nil {
-		return err
-	}
-	s.idx++
-	return s.f.Apply(&raft.Log{Index: s.idx, Type: raft.LogCommand, Data: data}).(*fsm.Result).Err
-}
+type fsmState struct{ *fsmtest.Replica }
 
 func (s *fsmState) must(t *testing.T, typ fsm.CommandType, p any) {
 	t.Helper()
@@ -59,7 +39,7 @@ func (s *fsmState) must(t *testing.T, typ fsm.CommandType, p any) {
 func (s *fsmState) domains(t *testing.T) []store.CustomDomain {
 	t.Helper()
 	var ds []store.CustomDomain
-	if err := s.f.Read(func(r store.ReadTx) (err error) { ds, err = r.CustomDomains(); return }); err != nil {
+	if err := s.FSM.Read(func(r store.ReadTx) (err error) { ds, err = r.CustomDomains(); return }); err != nil {
 		t.Fatal(err)
 	}
 	return ds
@@ -146,7 +126,7 @@ func rig(t *testing.T, records []string, names ...string) (*node, *acmetest.Pebb
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = f.Close() })
-	st := &fsmState{f: f}
+	st := &fsmState{&fsmtest.Replica{FSM: f}}
 	now := time.Now()
 	st.must(t, fsm.CmdAccountCreate, fsm.AccountCreate{ID: "acc_1", Email: "a@example.com"})
 	st.must(t, fsm.CmdNodeCAInit, fsm.NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
@@ -202,7 +182,7 @@ func runners(t *testing.T, nd *node, pb *acmetest.Pebble, st *fsmState) (*webhoo
 // a new order, after the back-off.
 func TestRunAgainstPebble(t *testing.T) {
 	nd, pb, st, dbPath := rig(t, []string{"shop.example.test. 60 IN A 127.0.0.1", "broken.example.test. 60 IN A 127.0.0.2"}, "shop", "broken")
-	f := st.f
+	f := st.FSM
 
 	sealer, newRunner := runners(t, nd, pb, st)
 	r := newRunner("")

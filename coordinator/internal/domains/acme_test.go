@@ -8,40 +8,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm/fsmtest"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 )
 
 // fsmState applies proposals to a real FSM (one replica), as Raft would.
-type fsmState struct {
-	f     *fsm.FSM
-	index uint64
-}
+type fsmState struct{ *fsmtest.Replica }
 
 func (s *fsmState) ACMEAccount() (a store.ACMEAccount, err error) {
-	err = s.f.Read(func(r store.ReadTx) error { a, err = r.ACMEAccount(); return err })
+	err = s.FSM.Read(func(r store.ReadTx) error { a, err = r.ACMEAccount(); return err })
 	return a, err
-}
-
-func (s *fsmState) Propose(_ context.Context, t fsm.CommandType, p any) error {
-	env, err := fsm.NewEnvelope(t, time.Now(), p)
-	if err != nil {
-		return err
-	}
-	b, err := env.Encode()
-	if err != nil {
-		return err
-	}
-	s.index++
-	res, _ := s.f.Apply(&raft.Log{Index: s.index, Type: raft.LogCommand, Data: b}).(*fsm.Result)
-	if res == nil {
-		return nil
-	}
-	return res.Err
 }
 
 // TestClusterAccount: the cluster's ACME account key is made once, recorded
@@ -55,7 +34,7 @@ func TestClusterAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	st := &fsmState{f: f}
+	st := &fsmState{&fsmtest.Replica{FSM: f}}
 	sealer, _ := webhook.NewSealer(bytes.Repeat([]byte{7}, webhook.KEKSize))
 	ctx := context.Background()
 	a1, err := ClusterAccount(ctx, st, sealer, "https://acme.test/dir", "ops@hostplane.test")
