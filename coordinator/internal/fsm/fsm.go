@@ -53,6 +53,9 @@ type FSM struct {
 	// keysVersion changes whenever an API key's authorising fields may have
 	// changed, so the API's key cache knows when to reload.
 	keysVersion atomic.Uint64
+	// keysChanged is set by a command of the batch being applied that may
+	// change a key; guarded by poolMu, held for the whole batch.
+	keysChanged bool
 
 	// pools holds one IP pool allocator per pool, rebuilt from the pool's
 	// records on first use after open or restore (ippools.go). poolMu is
@@ -218,6 +221,12 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if err == nil {
 		f.publishPools()
 	}
+	if f.keysChanged {
+		// The transaction has committed (or failed): readers from now on
+		// see the change.
+		f.keysChanged = false
+		f.keysVersion.Add(1)
+	}
 	f.poolMu.Unlock()
 	if err != nil {
 		// A storage failure leaves this replica unable to follow the log
@@ -296,7 +305,11 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 		}
 	}
 	if env.Type == CmdKeyCreate || env.Type == CmdKeyRevoke || env.Type == CmdAccountKeyCreate || env.Type == CmdAccountKeyRevoke {
-		f.keysVersion.Add(1)
+		// Bumped once the batch's transaction has committed (ApplyBatch):
+		// bumped here, a reader could load the version, then read the
+		// key as it was before this uncommitted change, and cache the old
+		// record under the new version until some later key change.
+		f.keysChanged = true
 	}
 	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use}
 	val, err := h(c)
