@@ -76,13 +76,7 @@ func (a *API) listDomains(rq *request) (int, any, error) {
 }
 
 func (a *API) loadRegDomain(rq *request) (store.RegDomain, error) {
-	id := rq.PathValue("id")
-	if !ids.Valid(regDomainIDPrefix, id) {
-		return store.RegDomain{}, notFound("domain")
-	}
-	return readOne(a, "domain", func(r store.ReadTx) (store.RegDomain, error) {
-		return r.OwnedRegDomain(rq.caller.accountID, id)
-	})
+	return readOwned(a, rq, regDomainIDPrefix, "domain", store.ReadTx.OwnedRegDomain)
 }
 
 func (a *API) getDomain(rq *request) (int, any, error) {

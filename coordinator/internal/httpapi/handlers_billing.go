@@ -3,7 +3,6 @@ package httpapi
 import (
 	"net/http"
 
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -41,10 +40,6 @@ func (a *API) listInvoices(rq *request) (int, any, error) {
 }
 
 func (a *API) getInvoice(rq *request) (int, any, error) {
-	id := rq.PathValue("id")
-	if !ids.Valid("inv", id) {
-		return 0, nil, notFound("invoice")
-	}
-	inv, err := readOne(a, "invoice", func(r store.ReadTx) (store.Invoice, error) { return r.Invoice(rq.caller.accountID, id) })
+	inv, err := readOwned(a, rq, "inv", "invoice", store.ReadTx.Invoice)
 	return http.StatusOK, inv.Invoice, err
 }

@@ -41,13 +41,7 @@ func hostingView(h store.HostingAccount) api.HostingAccount {
 }
 
 func (a *API) loadHosting(rq *request) (store.HostingAccount, error) {
-	id := rq.PathValue("id")
-	if !ids.Valid(hostingIDPrefix, id) {
-		return store.HostingAccount{}, notFound("hosting account")
-	}
-	return readOne(a, "hosting account", func(r store.ReadTx) (store.HostingAccount, error) {
-		return r.OwnedHostingAccount(rq.caller.accountID, id)
-	})
+	return readOwned(a, rq, hostingIDPrefix, "hosting account", store.ReadTx.OwnedHostingAccount)
 }
 
 func (a *API) listHosting(rq *request) (int, any, error) {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -12,6 +13,28 @@ import (
 // Handlers read the replicated state only through the store's typed
 // accessors (store.ReadTx), in one read transaction per call of a.state.Read.
 // The helpers below are the shapes every read handler shares.
+
+// pathID is the {id} path value when it is an id of prefix; a malformed id
+// is a 404 naming what (as a missing object is).
+func pathID(rq *request, prefix, what string) (string, error) {
+	id := rq.PathValue("id")
+	if !ids.Valid(prefix, id) {
+		return "", notFound(what)
+	}
+	return id, nil
+}
+
+// readOwned reads the caller's object named by the {id} path value, e.g.
+// with store.ReadTx.OwnedServer; a malformed id, a missing object or
+// another account's is a 404 naming what.
+func readOwned[T any](a *API, rq *request, prefix, what string, get func(r store.ReadTx, accountID, id string) (T, error)) (T, error) {
+	id, err := pathID(rq, prefix, what)
+	if err != nil {
+		var none T
+		return none, err
+	}
+	return readOne(a, what, func(r store.ReadTx) (T, error) { return get(r, rq.caller.accountID, id) })
+}
 
 // readOne runs one typed read; a missing object is a 404 naming what.
 func readOne[T any](a *API, what string, get func(r store.ReadTx) (T, error)) (T, error) {

@@ -53,11 +53,7 @@ func (a *API) serverRoutes() []Route {
 // loadServer loads the caller's server named by the {id} path value; a
 // malformed id or another account's server is a 404.
 func (a *API) loadServer(rq *request) (store.Server, error) {
-	id := rq.PathValue("id")
-	if !ids.Valid(serverIDPrefix, id) {
-		return store.Server{}, notFound("server")
-	}
-	return readOne(a, "server", func(r store.ReadTx) (store.Server, error) { return r.OwnedServer(rq.caller.accountID, id) })
+	return readOwned(a, rq, serverIDPrefix, "server", store.ReadTx.OwnedServer)
 }
 
 // listServers pages the account's servers, newest first (ids sort by creation

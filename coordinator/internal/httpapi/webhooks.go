@@ -181,13 +181,7 @@ func DecodeBrandWebhookUpdate(b *brand.Brand, body []byte, g *webhook.Guard) (ap
 	return req, nil
 }
 
-func webhookID(rq *request) (string, error) {
-	id := rq.PathValue("id")
-	if !ids.Valid("wh", id) {
-		return "", notFound("webhook")
-	}
-	return id, nil
-}
+func webhookID(rq *request) (string, error) { return pathID(rq, "wh", "webhook") }
 
 func (a *API) loadWebhook(rq *request, id string) (store.Webhook, error) {
 	return readOne(a, "webhook", func(r store.ReadTx) (store.Webhook, error) { return r.Webhook(rq.caller.accountID, id) })
