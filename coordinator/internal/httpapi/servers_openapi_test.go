@@ -108,6 +108,18 @@ func (s *srvAPI) server(acc string) string {
 	return id
 }
 
+// servers places n servers for acc (as server), oldest first, their ids
+// of distinct milliseconds so the newest-first order of a list is known.
+func (s *srvAPI) servers(acc string, n int) []string {
+	s.t.Helper()
+	var made []string
+	for range n {
+		made = append(made, s.server(acc))
+		time.Sleep(2 * time.Millisecond) // distinct id timestamps
+	}
+	return made
+}
+
 func (s *srvAPI) finish(actionID string, ok bool) {
 	s.t.Helper()
 	s.apply(fsm.CmdActionFinish, fsm.ActionFinish{ID: actionID, Success: ok})

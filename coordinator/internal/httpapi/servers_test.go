@@ -48,11 +48,7 @@ func actionID(t *testing.T, r reply) string {
 func TestServerReadsScrubbedAndPaged(t *testing.T) {
 	s := newSrvAPI(t)
 	acc, key := s.account(allServerScopes...)
-	var made []string
-	for i := 0; i < 3; i++ {
-		made = append(made, s.server(acc))
-		time.Sleep(2 * time.Millisecond) // distinct id timestamps
-	}
+	made := s.servers(acc, 3)
 	r := s.call(key, "GET", "/v1/servers?limit=2", "")
 	if r.status != 200 || r.m["total"] != float64(3) || r.m["next_page"] != float64(2) {
 		t.Fatalf("list: %d %s", r.status, r.body)
@@ -596,11 +592,7 @@ func TestForwarderStreamsEvents(t *testing.T) {
 func TestAccountIPsPaged(t *testing.T) {
 	s := newSrvAPI(t)
 	acc, key := s.account(allServerScopes...)
-	var made []string
-	for i := 0; i < 4; i++ {
-		made = append(made, s.server(acc))
-		time.Sleep(2 * time.Millisecond) // distinct id timestamps
-	}
+	made := s.servers(acc, 4)
 	term := actionID(t, s.call(key, "DELETE", "/v1/servers/"+made[1], "", "Idempotency-Key", "term-ips"))
 	s.finish(term, true)
 	ids := func(r reply) []string {
