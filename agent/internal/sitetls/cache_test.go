@@ -135,6 +135,10 @@ func TestLuaCacheBounded(t *testing.T) {
 	if strings.Contains(n.errorLog(), "[error]") || strings.Contains(n.errorLog(), "[alert]") {
 		t.Fatalf("nginx logged errors:\n%s", n.errorLog())
 	}
+	// Certificates were parsed the fast way (conf.go: the parse-only EC engine).
+	if strings.Contains(n.errorLog(), "without the EC engine") {
+		t.Fatalf("the lua cache parses certificates without its EC engine:\n%s", n.errorLog())
+	}
 }
 
 // TestLuaCacheFileVersions: the cache tells a file's versions apart without
