@@ -321,41 +321,44 @@ func (d *Driver) renew(ctx context.Context, c *caller, dom store.RegDomain, op s
 	return outcome{ok: true, expires: &exp}, nil
 }
 
+// changeStep is one setting of a change: apply pushes it to the registry,
+// undo sets it back.
+type changeStep struct {
+	name        string
+	apply, undo func(ctx context.Context) error
+}
+
+// setting is the step that sets a registry setting to want with
+// transaction id clTRID, and back to was with clTRID+"-undo".
+func setting[V any](name, clTRID string, want, was V, set func(ctx context.Context, clTRID string, v V) error) changeStep {
+	to := func(id string, v V) func(ctx context.Context) error {
+		return func(ctx context.Context) error { return set(ctx, id, v) }
+	}
+	return changeStep{name, to(clTRID, want), to(clTRID+"-undo", was)}
+}
+
+// ignoreResult is the error of a registry call whose answer is not needed.
+func ignoreResult[R any](_ R, err error) error { return err }
+
 // change pushes a change's settings one call each; when one is refused, the
 // ones already applied are set back (with their own transaction ids) so the
 // registry holds what the domain holds, and the change fails.
 func (d *Driver) change(ctx context.Context, c *caller, dom store.RegDomain, op store.RegDomainOp) (outcome, error) {
-	type step struct {
-		name        string
-		apply, undo func(ctx context.Context) error
-	}
-	var steps []step
+	var steps []changeStep
 	if op.Nameservers != nil {
-		set := func(suffix string, ns []string) func(ctx context.Context) error {
-			return func(ctx context.Context) error {
-				_, err := d.Registrar.SetNameservers(ctx, registrar.NameserversRequest{ClTRID: op.ClTRID + suffix, Name: dom.Name, Nameservers: ns})
-				return err
-			}
-		}
-		steps = append(steps, step{"nameservers", set("-ns", op.Nameservers), set("-ns-undo", slices.Clone(dom.Nameservers))})
+		steps = append(steps, setting("nameservers", op.ClTRID+"-ns", op.Nameservers, slices.Clone(dom.Nameservers), func(ctx context.Context, id string, ns []string) error {
+			return ignoreResult(d.Registrar.SetNameservers(ctx, registrar.NameserversRequest{ClTRID: id, Name: dom.Name, Nameservers: ns}))
+		}))
 	}
 	if op.TransferLock != nil {
-		set := func(suffix string, on bool) func(ctx context.Context) error {
-			return func(ctx context.Context) error {
-				_, err := d.Registrar.SetLock(ctx, registrar.LockRequest{ClTRID: op.ClTRID + suffix, Name: dom.Name, Locked: on})
-				return err
-			}
-		}
-		steps = append(steps, step{"transfer lock", set("-lock", *op.TransferLock), set("-lock-undo", dom.TransferLock)})
+		steps = append(steps, setting("transfer lock", op.ClTRID+"-lock", *op.TransferLock, dom.TransferLock, func(ctx context.Context, id string, on bool) error {
+			return ignoreResult(d.Registrar.SetLock(ctx, registrar.LockRequest{ClTRID: id, Name: dom.Name, Locked: on}))
+		}))
 	}
 	if op.WhoisPrivacy != nil {
-		set := func(suffix string, on bool) func(ctx context.Context) error {
-			return func(ctx context.Context) error {
-				_, err := d.Registrar.SetPrivacy(ctx, registrar.PrivacyRequest{ClTRID: op.ClTRID + suffix, Name: dom.Name, Enabled: on})
-				return err
-			}
-		}
-		steps = append(steps, step{"whois privacy", set("-priv", *op.WhoisPrivacy), set("-priv-undo", dom.WhoisPrivacy)})
+		steps = append(steps, setting("whois privacy", op.ClTRID+"-priv", *op.WhoisPrivacy, dom.WhoisPrivacy, func(ctx context.Context, id string, on bool) error {
+			return ignoreResult(d.Registrar.SetPrivacy(ctx, registrar.PrivacyRequest{ClTRID: id, Name: dom.Name, Enabled: on}))
+		}))
 	}
 	for i, s := range steps {
 		err := c.call(ctx, s.name, s.apply)
