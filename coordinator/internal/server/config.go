@@ -298,3 +298,20 @@ func (c *Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// secretLine reads the secret (what: "password", "key") that the file of
+// flag holds on one line; flag is required with the flag named by with.
+func secretLine(file, flag, with, what string) (string, error) {
+	if file == "" {
+		return "", fmt.Errorf("%s is required with %s", flag, with)
+	}
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", flag, err)
+	}
+	s := strings.TrimSpace(string(raw))
+	if s == "" || strings.ContainsAny(s, "\r\n") {
+		return "", fmt.Errorf("%s: the file must hold the %s on one line", flag, what)
+	}
+	return s, nil
+}

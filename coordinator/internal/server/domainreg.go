@@ -94,12 +94,9 @@ func (c *DomainRegConfig) validate() error {
 	if c.EPPClientID == "" {
 		errs = append(errs, errors.New("registrar-epp-client-id is required with registrar-epp-addr"))
 	}
-	if c.EPPPassFile == "" {
-		errs = append(errs, errors.New("registrar-epp-password-file is required with registrar-epp-addr"))
-	} else if raw, err := os.ReadFile(c.EPPPassFile); err != nil {
-		errs = append(errs, fmt.Errorf("registrar-epp-password-file: %w", err))
-	} else if c.password = strings.TrimSpace(string(raw)); c.password == "" || strings.ContainsAny(c.password, "\r\n") {
-		errs = append(errs, errors.New("registrar-epp-password-file: the file must hold the password on one line"))
+	var err error
+	if c.password, err = secretLine(c.EPPPassFile, "registrar-epp-password-file", "registrar-epp-addr", "password"); err != nil {
+		errs = append(errs, err)
 	}
 	if (c.EPPCertFile == "") != (c.EPPKeyFile == "") {
 		errs = append(errs, errors.New("registrar-epp-cert-file and registrar-epp-key-file go together"))

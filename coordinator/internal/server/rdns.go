@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -83,12 +82,9 @@ func (c *RDNSConfig) validate() error {
 	if u, err := url.Parse(c.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
 		errs = append(errs, fmt.Errorf("pdns-api-url %q: must be an http(s) URL without credentials", c.APIURL))
 	}
-	if c.APIKeyFile == "" {
-		errs = append(errs, errors.New("pdns-api-key-file is required with pdns-api-url"))
-	} else if raw, err := os.ReadFile(c.APIKeyFile); err != nil {
-		errs = append(errs, fmt.Errorf("pdns-api-key-file: %w", err))
-	} else if c.key = strings.TrimSpace(string(raw)); c.key == "" || strings.ContainsAny(c.key, "\r\n") {
-		errs = append(errs, errors.New("pdns-api-key-file: the file must hold the key on one line"))
+	var err error
+	if c.key, err = secretLine(c.APIKeyFile, "pdns-api-key-file", "pdns-api-url", "key"); err != nil {
+		errs = append(errs, err)
 	}
 	if len(c.nameservers()) == 0 {
 		errs = append(errs, errors.New("pdns-nameservers is required with pdns-api-url"))
