@@ -56,6 +56,12 @@ type FSM struct {
 	// keysChanged is set by a command of the batch being applied that may
 	// change a key; guarded by poolMu, held for the whole batch.
 	keysChanged bool
+	// clusterVersion changes, after the commit, whenever a coordinator's
+	// record (its advertised addresses) may have changed, so the API's
+	// cached leader address knows when to reload; clusterChanged is its
+	// keysChanged.
+	clusterVersion atomic.Uint64
+	clusterChanged bool
 
 	// pools holds one IP pool allocator per pool, rebuilt from the pool's
 	// records on first use after open or restore (ippools.go). poolMu is
@@ -169,6 +175,10 @@ func (f *FSM) Close() error {
 // or the state is restored.
 func (f *FSM) KeysVersion() uint64 { return f.keysVersion.Load() }
 
+// ClusterVersion changes whenever a coordinator's record in the cluster
+// bucket may have changed (moved after the change is readable).
+func (f *FSM) ClusterVersion() uint64 { return f.clusterVersion.Load() }
+
 // AppliedIndex is the Raft index of the last applied command.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
@@ -226,6 +236,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		// see the change.
 		f.keysChanged = false
 		f.keysVersion.Add(1)
+	}
+	if f.clusterChanged {
+		f.clusterChanged = false
+		f.clusterVersion.Add(1)
 	}
 	f.poolMu.Unlock()
 	if err != nil {
@@ -310,6 +324,9 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 		// key as it was before this uncommitted change, and cache the old
 		// record under the new version until some later key change.
 		f.keysChanged = true
+	}
+	if env.Type == CmdNodeRegister {
+		f.clusterChanged = true
 	}
 	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use}
 	val, err := h(c)
@@ -472,6 +489,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.skipUpTo = restoredAt
 	f.applied.Store(restoredAt)
 	f.keysVersion.Add(1)
+	f.clusterVersion.Add(1)
 	return nil
 }
 

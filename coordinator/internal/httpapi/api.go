@@ -81,6 +81,8 @@ type API struct {
 	// keyCache maps a key hash to its authorising record, tagged with the FSM's
 	// keys version; any key create/revoke/restore invalidates every entry.
 	keyCache sync.Map // string → *cachedKey
+	// leaderAddr is LeaderAPIAddr's cached answer.
+	leaderAddr atomic.Pointer[leaderAddr]
 
 	webhooks atomic.Pointer[WebhookDeps]
 	servers  atomic.Pointer[ServerDeps]

@@ -109,15 +109,32 @@ func (copyBuffers) Put(b []byte) {
 	}
 }
 
-// LeaderAPIAddr returns the leader's advertised API address, or "".
+// LeaderAPIAddr returns the leader's advertised API address, or "". A
+// follower asks on every request it forwards, so the answer is kept for the
+// leader it names until a coordinator's record changes (ClusterVersion,
+// loaded before the read, so a change committed meanwhile reloads it).
 func (a *API) LeaderAPIAddr() string {
 	id := a.raft.LeaderID()
 	if id == "" {
 		return ""
 	}
+	ver := a.state.ClusterVersion()
+	if c := a.leaderAddr.Load(); c != nil && c.id == string(id) && c.version == ver {
+		return c.addr
+	}
 	var n store.ClusterNode
-	_ = a.state.Read(func(r store.ReadTx) (err error) { n, err = r.ClusterNode(id); return })
+	err := a.state.Read(func(r store.ReadTx) (err error) { n, err = r.ClusterNode(string(id)); return })
+	if err == nil {
+		a.leaderAddr.Store(&leaderAddr{id: string(id), version: ver, addr: n.APIAddr})
+	}
 	return n.APIAddr
+}
+
+// leaderAddr is LeaderAPIAddr's last answer.
+type leaderAddr struct {
+	id      string
+	version uint64
+	addr    string
 }
 
 func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, rid string) {
