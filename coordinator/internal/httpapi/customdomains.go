@@ -85,11 +85,7 @@ func (a *API) getCustomDomain(rq *request) (int, any, error) {
 }
 
 func (a *API) putCustomDomain(rq *request) (int, any, error) {
-	h, err := a.loadHosting(rq)
-	if err != nil {
-		return 0, nil, err
-	}
-	domain, err := DecodeCustomDomain(rq.body)
+	h, domain, err := loadAndBody(rq, a.loadHosting, DecodeCustomDomain)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -444,11 +444,7 @@ func (a *API) waitDomainOp(ctx context.Context, deps *DomainDeps, accountID, dom
 // push (200: change applied), or with the change still pending (202); a
 // failed push is a 409 change_failed with the reason.
 func (a *API) updateDomain(rq *request) (int, any, error) {
-	cur, err := a.loadRegDomain(rq)
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := DecodeDomainUpdate(rq.body)
+	cur, req, err := loadAndBody(rq, a.loadRegDomain, DecodeDomainUpdate)
 	if err != nil {
 		return 0, nil, err
 	}

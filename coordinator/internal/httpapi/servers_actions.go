@@ -288,6 +288,18 @@ func withDeps[T any](a *API, rq *request, load func(*request) (T, error)) (T, *S
 	return v, deps, err
 }
 
+// loadAndBody resolves the request's object with load, then decodes the body
+// with decode (so a body error never hides a 404).
+func loadAndBody[T, R any](rq *request, load func(*request) (T, error), decode func([]byte) (R, error)) (T, R, error) {
+	var req R
+	v, err := load(rq)
+	if err != nil {
+		return v, req, err
+	}
+	req, err = decode(rq.body)
+	return v, req, err
+}
+
 // serverDepsAndBody is serverAndDeps followed by decoding the body with decode
 // (so a body error never hides a 404 or a 503).
 func serverDepsAndBody[T any](a *API, rq *request, decode func([]byte) (T, error)) (store.Server, *ServerDeps, T, error) {
@@ -418,11 +430,7 @@ func (a *API) terminateServer(rq *request) (int, any, error) {
 }
 
 func (a *API) labelServer(rq *request) (int, any, error) {
-	s, err := a.loadServer(rq)
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := DecodeLabel(rq.body)
+	s, req, err := loadAndBody(rq, a.loadServer, DecodeLabel)
 	if err != nil {
 		return 0, nil, err
 	}
