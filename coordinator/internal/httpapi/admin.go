@@ -161,13 +161,19 @@ func DecodeAccountCreate(body []byte) (api.AccountCreateRequest, error) {
 }
 
 func (a *API) adminCreateAccount(r *http.Request, body []byte, now time.Time) (int, any, error) {
-	req, err := DecodeAccountCreate(body)
+	return adminCommand(a, r, body, now, DecodeAccountCreate, fsm.CmdAccountCreate, func(req api.AccountCreateRequest) any {
+		return fsm.AccountCreate{ID: ids.New("acc", now), Email: req.Email, Name: req.Name, Country: req.Country}
+	})
+}
+
+// adminCommand decodes body with decode and applies the command of type t
+// that payload makes of it: 201 with the command's result.
+func adminCommand[R any](a *API, r *http.Request, body []byte, now time.Time, decode func([]byte) (R, error), t fsm.CommandType, payload func(R) any) (int, any, error) {
+	req, err := decode(body)
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.adminApply(r.Context(), fsm.CmdAccountCreate, now, fsm.AccountCreate{
-		ID: ids.New("acc", now), Email: req.Email, Name: req.Name, Country: req.Country,
-	})
+	v, err := a.adminApply(r.Context(), t, now, payload(req))
 	return http.StatusCreated, v, err
 }
 
@@ -305,15 +311,10 @@ func DecodeWalletCredit(body []byte) (api.WalletCreditRequest, error) {
 }
 
 func (a *API) adminWalletCredit(r *http.Request, body []byte, now time.Time) (int, any, error) {
-	req, err := DecodeWalletCredit(body)
-	if err != nil {
-		return 0, nil, err
-	}
-	v, err := a.adminApply(r.Context(), fsm.CmdWalletCredit, now, fsm.WalletCredit{
-		TxID: ids.New("wtx", now), AccountID: r.PathValue("id"), AmountUsdCents: req.AmountUsdCents,
-		Gateway: req.Gateway, Description: req.Description,
+	return adminCommand(a, r, body, now, DecodeWalletCredit, fsm.CmdWalletCredit, func(req api.WalletCreditRequest) any {
+		return fsm.WalletCredit{TxID: ids.New("wtx", now), AccountID: r.PathValue("id"), AmountUsdCents: req.AmountUsdCents,
+			Gateway: req.Gateway, Description: req.Description}
 	})
-	return http.StatusCreated, v, err
 }
 
 // DecodeInvoiceIssue validates an admin invoice body into FSM line items.
@@ -382,14 +383,9 @@ func DecodeStaffReply(body []byte) (api.StaffReplyRequest, error) {
 }
 
 func (a *API) adminStaffReply(r *http.Request, body []byte, now time.Time) (int, any, error) {
-	req, err := DecodeStaffReply(body)
-	if err != nil {
-		return 0, nil, err
-	}
-	v, err := a.adminApply(r.Context(), fsm.CmdTicketReply, now, fsm.TicketReply{
-		TicketID: r.PathValue("id"), MessageID: ids.New("msg", now), Staff: true, StaffName: req.StaffName, Body: req.Body,
+	return adminCommand(a, r, body, now, DecodeStaffReply, fsm.CmdTicketReply, func(req api.StaffReplyRequest) any {
+		return fsm.TicketReply{TicketID: r.PathValue("id"), MessageID: ids.New("msg", now), Staff: true, StaffName: req.StaffName, Body: req.Body}
 	})
-	return http.StatusCreated, v, err
 }
 
 func (a *API) adminTicketStatus(r *http.Request, body []byte, now time.Time) (int, any, error) {
@@ -431,11 +427,8 @@ func (a *API) adminClusterStatus(_ *http.Request, _ []byte, _ time.Time) (int, a
 }
 
 func (a *API) adminClusterJoin(r *http.Request, body []byte, now time.Time) (int, any, error) {
-	var req api.ClusterJoinRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return 0, nil, err
-	}
-	if err := validNodeID(req.ID); err != nil {
+	req, err := decodeClusterBody(body, func(req *api.ClusterJoinRequest) string { return req.ID })
+	if err != nil {
 		return 0, nil, err
 	}
 	if err := text("raft_addr", req.RaftAddr, 3, 255); err != nil {
@@ -459,11 +452,8 @@ func (a *API) adminClusterJoin(r *http.Request, body []byte, now time.Time) (int
 }
 
 func (a *API) adminClusterRegister(r *http.Request, body []byte, now time.Time) (int, any, error) {
-	var req api.ClusterRegisterRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return 0, nil, err
-	}
-	if err := validNodeID(req.ID); err != nil {
+	req, err := decodeClusterBody(body, func(req *api.ClusterRegisterRequest) string { return req.ID })
+	if err != nil {
 		return 0, nil, err
 	}
 	if err := validAPIAddr(req.APIAddr); err != nil {
@@ -488,11 +478,8 @@ func (a *API) registerAPIAddr(r *http.Request, now time.Time, id, addr string) e
 }
 
 func (a *API) adminClusterRemove(_ *http.Request, body []byte, _ time.Time) (int, any, error) {
-	var req api.ClusterRemoveRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return 0, nil, err
-	}
-	if err := validNodeID(req.ID); err != nil {
+	req, err := decodeClusterBody(body, func(req *api.ClusterRemoveRequest) string { return req.ID })
+	if err != nil {
 		return 0, nil, err
 	}
 	if err := a.raft.Remove(req.ID); err != nil {
@@ -533,6 +520,16 @@ func (a *API) adminClusterTransferLeadership(_ *http.Request, body []byte, _ tim
 	}
 	st, err := a.ClusterStatus()
 	return http.StatusOK, st, err
+}
+
+// decodeClusterBody decodes a join, register or remove body and checks the
+// coordinator id it names (id).
+func decodeClusterBody[T any](body []byte, id func(*T) string) (T, error) {
+	var req T
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	return req, validNodeID(id(&req))
 }
 
 // validNodeID checks a coordinator (Raft server) id with validate.CoordinatorID.
