@@ -227,15 +227,11 @@ func (a *API) orderHosting(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	status, v, fresh, err := a.proposeOrder(rq, deps, fsm.CmdHostingOrder, create.Action.ID, func(o fsm.OrderCharge) any {
+	status, replay, out, err := proposeOrder[api.HostingOrder](a, rq, deps, fsm.CmdHostingOrder, create.Action.ID, func(o fsm.OrderCharge) any {
 		return fsm.HostingOrder{OrderCharge: o, Create: create}
-	}, prod.Slug)
-	if err != nil || !fresh {
-		return status, v, hostingConflict(err)
-	}
-	out, ok := v.(api.HostingOrder)
-	if !ok {
-		return 0, nil, fmt.Errorf("hosting order: unexpected result %T", v)
+	}, prod.Slug, "hosting order")
+	if err != nil || replay != nil {
+		return status, replay, hostingConflict(err)
 	}
 	out.Hosting = hostingView(store.HostingAccount{HostingAccount: out.Hosting})
 	out.SFTPPassword, out.DBPassword = sftpPW, dbPW

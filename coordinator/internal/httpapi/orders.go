@@ -170,15 +170,11 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	status, v, fresh, err := a.proposeOrder(rq, deps, fsm.CmdServerOrder, create.Action.ID, func(o fsm.OrderCharge) any {
+	status, replay, out, err := proposeOrder[api.ServerOrder](a, rq, deps, fsm.CmdServerOrder, create.Action.ID, func(o fsm.OrderCharge) any {
 		return fsm.ServerOrder{PlanSlug: o.PlanSlug, Create: create, InvoiceID: o.InvoiceID, PaymentID: o.PaymentID, TxID: o.TxID}
-	}, prod.Slug)
-	if err != nil || !fresh {
-		return status, v, err
-	}
-	out, ok := v.(api.ServerOrder)
-	if !ok {
-		return 0, nil, fmt.Errorf("server order: unexpected result %T", v)
+	}, prod.Slug, "server order")
+	if err != nil || replay != nil {
+		return status, replay, err
 	}
 	out.RootPassword = password
 	a.log.Info("server ordered", "server", out.Server.ID, "account", rq.caller.accountID, "plan", prod.Slug,
@@ -190,9 +186,10 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 // order's new money ids) whose provisioning action actID has its secret in
 // the dispatcher: a refusal drops the secret and maps a shortfall to 402
 // naming it; a replayed answer (Idempotency-Key) drops it too, since our
-// action was not created, and is returned as it is with fresh false (the
-// passwords were in the first answer only).
-func (a *API) proposeOrder(rq *request, deps *ServerDeps, t fsm.CommandType, actID string, payload func(fsm.OrderCharge) any, planSlug string) (int, any, bool, error) {
+// action was not created, and is returned as it is in replay (the
+// passwords were in the first answer only). A fresh answer is out, which
+// must be a T (what names the order in the error otherwise).
+func proposeOrder[T any](a *API, rq *request, deps *ServerDeps, t fsm.CommandType, actID string, payload func(fsm.OrderCharge) any, planSlug, what string) (status int, replay any, out T, err error) {
 	drop := func() {
 		if actID != "" && deps != nil {
 			deps.DropSecret(actID)
@@ -202,16 +199,20 @@ func (a *API) proposeOrder(rq *request, deps *ServerDeps, t fsm.CommandType, act
 	status, v, err := a.propose(rq.Context(), rq, t, payload(o), http.StatusCreated)
 	if err != nil {
 		drop()
-		return 0, nil, false, shortfall(err)
+		return 0, nil, out, shortfall(err)
 	}
 	if deps != nil {
 		deps.Kick()
 	}
 	if _, replayed := v.(json.RawMessage); replayed {
 		drop()
-		return status, v, false, nil
+		return status, v, out, nil
 	}
-	return status, v, true, nil
+	out, ok := v.(T)
+	if !ok {
+		return 0, nil, out, fmt.Errorf("%s: unexpected result %T", what, v)
+	}
+	return status, nil, out, nil
 }
 
 // shortfall maps a wallet shortfall refusing an order to 402
