@@ -28,7 +28,9 @@ import (
 // clients) spent per command placing alone over the same per command
 // placing with allocation, the rate ratio a CPU-bound cluster would see.
 func BenchmarkPlaceAndAllocateCluster(b *testing.B) {
-	const clients, nodesPerSet, turn = 8, 16, 250 * time.Millisecond // a node holds 64 nano servers
+	// A node holds 64 nano servers: 32 nodes a mode hold the ~1,250 servers
+	// a quiet machine places in -benchtime 5x (16 filled up at load 1.5).
+	const clients, nodesPerSet, turn = 8, 32, 250 * time.Millisecond
 	// The nodes answer every action at once, so the open-action list the
 	// dispatcher scans stays short in both modes.
 	c := cluster(b, nodesPerSet, nil, "-answer-actions")
