@@ -84,25 +84,46 @@ func (r *Reader) Object(keys []string, value func(i int) bool) bool {
 	}
 }
 
-// String reads a string without escapes or non-printable characters.
+// String reads a string of printable ASCII without escapes (ReadString,
+// narrowed to ASCII: the records read this way hold nothing else, and
+// anything else is left to encoding/json).
 func (r *Reader) String() (string, bool) {
-	if !r.byte('"') {
+	s, i, ok := ReadString(r.b, r.i)
+	if !ok {
 		return "", false
 	}
-	start := r.i
-	for r.i < len(r.b) {
-		c := r.b[r.i]
-		if c == '"' {
-			s := string(r.b[start:r.i])
-			r.i++
-			return s, true
-		}
-		if c < 0x20 || c > 0x7e || c == '\\' {
+	for j := 0; j < len(s); j++ {
+		if s[j] > 0x7e {
 			return "", false
 		}
-		r.i++
 	}
-	return "", false
+	r.i = i
+	return s, true
+}
+
+// ReadString reads the JSON string at b[i:] if it has no escape and no
+// control character and is valid UTF-8 (json.Unmarshal then gives its bytes
+// as they are); it returns the index after it.
+func ReadString(b []byte, i int) (string, int, bool) {
+	if i >= len(b) || b[i] != '"' {
+		return "", i, false
+	}
+	start, ascii := i+1, true
+	for j := start; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			s := b[start:j]
+			if !ascii && !utf8.Valid(s) {
+				return "", i, false
+			}
+			return string(s), j + 1, true
+		case c < 0x20 || c == '\\':
+			return "", i, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return "", i, false
 }
 
 // Uint reads a non-negative integer that fits in bits bits.

@@ -3,7 +3,6 @@ package fsm
 import (
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hostplane/hostplane/internal/plainjson"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -100,7 +99,7 @@ func readTicketCreate(b []byte) (p TicketCreate, ok bool) {
 			return p, false
 		}
 		i += len(key)
-		if *fields[k], i, ok = readPlainString(b, i); !ok {
+		if *fields[k], i, ok = plainjson.ReadString(b, i); !ok {
 			return p, false
 		}
 	}
@@ -112,29 +111,4 @@ func readTicketCreate(b []byte) (p TicketCreate, ok bool) {
 		return p, false
 	}
 	return p, true
-}
-
-// readPlainString reads the JSON string at b[i:] if it has no escape and no
-// control character and is valid UTF-8 (json.Unmarshal then gives its bytes
-// as they are); it returns the index after it.
-func readPlainString(b []byte, i int) (string, int, bool) {
-	if i >= len(b) || b[i] != '"' {
-		return "", i, false
-	}
-	start, ascii := i+1, true
-	for j := start; j < len(b); j++ {
-		switch c := b[j]; {
-		case c == '"':
-			s := b[start:j]
-			if !ascii && !utf8.Valid(s) {
-				return "", i, false
-			}
-			return string(s), j + 1, true
-		case c < 0x20 || c == '\\':
-			return "", i, false
-		case c >= utf8.RuneSelf:
-			ascii = false
-		}
-	}
-	return "", i, false
 }
