@@ -30,17 +30,7 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 	h := c.Nodes[0].Server.APIHandler()
-	post := func(sess, body string) *httptest.ResponseRecorder {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, mcpserver.RPCRequest("/mcp", key, sess, body))
-		return w
-	}
-	w := post("", mcpserver.InitializeBody)
-	sess := w.Header().Get("Mcp-Session-Id")
-	if sess == "" {
-		b.Fatalf("initialize: %d %s", w.Code, w.Body)
-	}
-	post(sess, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	post, sess := inProcessSession(b, h, key)
 	call := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_ticket","arguments":{"id":"` + tk.ID + `"}}}`
 	rest := func(b *testing.B) {
 		req := httptest.NewRequest("GET", "/v1/tickets/"+tk.ID, nil)

@@ -152,17 +152,7 @@ func TestToolErrorNamesTheRequest(t *testing.T) {
 	c := testcluster.New(t, 1)
 	_, key := c.NewAccount("reqid@example.com", api.AllScopes...)
 	h := c.Nodes[0].Server.APIHandler()
-	post := func(sess, body string) *httptest.ResponseRecorder {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, mcpserver.RPCRequest("/mcp", key, sess, body))
-		return w
-	}
-	w := post("", mcpserver.InitializeBody)
-	sess := w.Header().Get("Mcp-Session-Id")
-	if sess == "" {
-		t.Fatalf("initialize: %d %s", w.Code, w.Body)
-	}
-	post(sess, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	post, sess := inProcessSession(t, h, key)
 	for _, fast := range []bool{false, true} { // the SDK first: it records the session (initialized) as it goes
 		was := mcpserver.SetFastCalls(fast)
 		n := mcpserver.FastServed()

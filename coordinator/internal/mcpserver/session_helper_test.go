@@ -1,0 +1,28 @@
+package mcpserver_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
+)
+
+// inProcessSession initializes an MCP session on handler h with key, as a
+// client does (initialize, then notifications/initialized), and returns a
+// poster of JSON-RPC bodies to h and the session's id.
+func inProcessSession(tb testing.TB, h http.Handler, key string) (post func(sess, body string) *httptest.ResponseRecorder, sess string) {
+	tb.Helper()
+	post = func(sess, body string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, mcpserver.RPCRequest("/mcp", key, sess, body))
+		return w
+	}
+	w := post("", mcpserver.InitializeBody)
+	sess = w.Header().Get("Mcp-Session-Id")
+	if sess == "" {
+		tb.Fatalf("initialize: %d %s", w.Code, w.Body)
+	}
+	post(sess, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	return post, sess
+}
