@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/stats"
 	"github.com/hostplane/hostplane/agent/internal/testenv"
+	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -262,12 +262,6 @@ func BenchmarkStartAgentVsDirect(b *testing.B) {
 	b.ReportMetric(float64(a)/float64(d), "ratio-p50")
 }
 
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkStatsCycle100Domains: one stats cycle (one bulk libvirt call + host
 // metrics + rings) with 100 defined domains, 10 running. Reports wall and this
 // process's CPU time per cycle, and the bare go-libvirt bulk call for comparison.
@@ -319,21 +313,21 @@ func BenchmarkStatsCycle100Domains(b *testing.B) {
 		libvirt.DomainStatsVCPU | libvirt.DomainStatsInterface | libvirt.DomainStatsBlock)
 	var rawWall, rawCPU time.Duration
 	b.ResetTimer()
-	c0, w0 := cpuTime(), time.Now()
+	c0, w0 := proccpu.Self(), time.Now()
 	for i := 0; i < b.N; i++ {
 		if err := col.Cycle(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
-	wall, cpu := time.Since(w0), cpuTime()-c0
+	wall, cpu := time.Since(w0), proccpu.Self()-c0
 	b.StopTimer()
-	c1, w1 := cpuTime(), time.Now()
+	c1, w1 := proccpu.Self(), time.Now()
 	for i := 0; i < b.N; i++ {
 		if _, err := lv.ConnectGetAllDomainStats(nil, which, 0); err != nil {
 			b.Fatal(err)
 		}
 	}
-	rawWall, rawCPU = time.Since(w1), cpuTime()-c1
+	rawWall, rawCPU = time.Since(w1), proccpu.Self()-c1
 	n := float64(b.N)
 	b.ReportMetric(ms(wall)/n, "cycle-wall-ms")
 	b.ReportMetric(ms(cpu)/n, "cycle-cpu-ms")

@@ -7,13 +7,13 @@ import (
 	"net/netip"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/ipam"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
@@ -183,7 +183,7 @@ func BenchmarkPlaceAndAllocate(b *testing.B) {
 		}
 		for k := range modes {
 			m := modes[(k+i)%len(modes)] // rotate the order each iteration
-			start, c0 := time.Now(), cpuTime(b)
+			start, c0 := time.Now(), proccpu.Self()
 			w0 := dbWrites(pb.f)
 			for n := 0; n < perMode; n += perEntry {
 				envs := make([]*Envelope, perEntry)
@@ -193,7 +193,7 @@ func BenchmarkPlaceAndAllocate(b *testing.B) {
 				pb.apply(envs...)
 			}
 			total[(k+i)%len(modes)] += time.Since(start)
-			cpu[(k+i)%len(modes)] += cpuTime(b) - c0
+			cpu[(k+i)%len(modes)] += proccpu.Self() - c0
 			pages[(k+i)%len(modes)] += dbWrites(pb.f) - w0
 		}
 		used += 2 * perMode
@@ -213,15 +213,6 @@ func BenchmarkPlaceAndAllocate(b *testing.B) {
 	// per entry): the pages each mode writes explain most of the ratio.
 	b.ReportMetric(float64(pages[0])/float64(b.N*perMode), "pages_alone/cmd")
 	b.ReportMetric(float64(pages[3])/float64(b.N*perMode), "pages_both/cmd")
-}
-
-// cpuTime is the CPU time (user and system) the process has used.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // dbWrites is the number of pages bbolt has written since f was opened.

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/renewal"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -129,12 +129,12 @@ func BenchmarkRenewalSweep100k(b *testing.B) {
 				return f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: data}).(*fsm.Result), nil
 			}}
 		b.StartTimer()
-		cpu0 := cpuTime()
+		cpu0 := proccpu.Self()
 		start := time.Now()
 		st, err := j.Sweep(context.Background())
 		b.StopTimer()
 		b.ReportMetric(time.Since(start).Seconds(), "s/sweep")
-		b.ReportMetric((cpuTime() - cpu0).Seconds(), "cpu-s/sweep")
+		b.ReportMetric((proccpu.Self() - cpu0).Seconds(), "cpu-s/sweep")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -147,13 +147,4 @@ func BenchmarkRenewalSweep100k(b *testing.B) {
 		_ = os.Remove(path)
 		b.StartTimer()
 	}
-}
-
-// cpuTime is the process's user+system CPU time so far.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -10,13 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -25,12 +25,6 @@ func envDur(name string, def time.Duration) time.Duration {
 		return d
 	}
 	return def
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func heapAndStacks() uint64 {
@@ -108,9 +102,9 @@ func TestAgentSessionScale(t *testing.T) {
 	}
 	// Baseline CPU of the three idle coordinators (Raft heartbeats, timers).
 	window := 3 * ping
-	cpuIdle := cpuTime()
+	cpuIdle := proccpu.Self()
 	time.Sleep(window)
-	cpuIdle = cpuTime() - cpuIdle
+	cpuIdle = proccpu.Self() - cpuIdle
 	before := heapAndStacks()
 	gBefore := runtime.NumGoroutine()
 	start = time.Now()
@@ -180,9 +174,9 @@ func TestAgentSessionScale(t *testing.T) {
 	t.Logf("leader holds %d sessions: heap+stacks %.1f MiB more than before → %.1f KiB per idle session; goroutines +%d (%.1f per session)",
 		len(srv.Sessions()), float64(after-before)/(1<<20), float64(after-before)/float64(n)/1024,
 		runtime.NumGoroutine()-gBefore, float64(runtime.NumGoroutine()-gBefore)/float64(n))
-	cpu0, pings0, idx0 := cpuTime(), srv.Pings(), c.Nodes[ld].Server.Node.FSM.AppliedIndex()
+	cpu0, pings0, idx0 := proccpu.Self(), srv.Pings(), c.Nodes[ld].Server.Node.FSM.AppliedIndex()
 	time.Sleep(window)
-	cpu, pings := cpuTime()-cpu0, srv.Pings()-pings0
+	cpu, pings := proccpu.Self()-cpu0, srv.Pings()-pings0
 	extra := cpu - cpuIdle
 	t.Logf("pings: %d in %s (%.0f/s); coordinator process CPU %s (idle baseline %s) → %.1f µs per ping above the baseline, %.1f%% of one core; raft entries meanwhile: %d",
 		pings, window, float64(pings)/window.Seconds(), cpu.Round(time.Millisecond), cpuIdle.Round(time.Millisecond),

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -48,7 +48,7 @@ func BenchmarkPlaceAndAllocateCluster(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		for t := 0; t < 4; t++ {
 			m := (t + i) % 2
-			start, cpu0 := time.Now(), cpuTime(b)
+			start, cpu0 := time.Now(), proccpu.Self()
 			stop := start.Add(turn)
 			var wg sync.WaitGroup
 			for w := 0; w < clients; w++ {
@@ -76,7 +76,7 @@ func BenchmarkPlaceAndAllocateCluster(b *testing.B) {
 			}
 			wg.Wait()
 			spent[m] += time.Since(start) // includes the requests still running at the turn's end
-			cpu[m] += cpuTime(b) - cpu0
+			cpu[m] += proccpu.Self() - cpu0
 		}
 	}
 	b.StopTimer()
@@ -88,13 +88,4 @@ func BenchmarkPlaceAndAllocateCluster(b *testing.B) {
 	b.ReportMetric(perCmd(0)*1e6, "place_cpu_µs/cmd")
 	b.ReportMetric(perCmd(1)*1e6, "place+alloc_cpu_µs/cmd")
 	b.ReportMetric(perCmd(0)/perCmd(1), "cpu_place_alloc/place_alone")
-}
-
-// cpuTime is the CPU time (user and system) the process has used.
-func cpuTime(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
