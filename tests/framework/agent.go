@@ -34,8 +34,7 @@ type AgentProcess struct {
 	ConsoleListen string
 
 	t    testing.TB
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc Child
 }
 
 var _ Agent = (*AgentProcess)(nil)
@@ -57,15 +56,7 @@ func NewAgentProcess(t testing.TB, bin string, coordinators []string, token stri
 		Socket: filepath.Join(dir, "agent.sock"), PoolName: prefix + "-pool", PoolPath: filepath.Join(dir, "pool"),
 		Coordinators: coordinators, Token: token, Bin: bin, Guest: g, ConsoleListen: FreeAddr(t, "tcp")}
 	testenv.Cleanup(t, prefix, a.PoolName) // registered first: runs after the agent is stopped
-	t.Cleanup(func() {
-		a.Stop()
-		if t.Failed() {
-			t.Logf("--- tail of agent log (%s):\n%s", a.LogPath(), Tail(a.LogPath(), 40))
-			t.Logf("agent files kept in %s", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	})
+	stopThenClean(t, "agent", dir, a.LogPath(), a.Stop)
 	return a
 }
 
@@ -73,17 +64,17 @@ func NewAgentProcess(t testing.TB, bin string, coordinators []string, token stri
 func (a *AgentProcess) LogPath() string { return filepath.Join(a.Dir, "agent.log") }
 
 // Exited is closed when the current process exits.
-func (a *AgentProcess) Exited() <-chan struct{} { return a.done }
+func (a *AgentProcess) Exited() <-chan struct{} { return a.proc.Exited() }
 
 // Running reports whether the agent process is up.
-func (a *AgentProcess) Running() bool { return a.cmd != nil }
+func (a *AgentProcess) Running() bool { return a.proc.Started() }
 
 // Start runs the agent and waits until its local API is healthy; failpoint
 // ("KIND:STEP", may be empty) makes it SIGKILL itself when an operation reaches
 // that journal step.
 func (a *AgentProcess) Start(failpoint string) {
 	a.t.Helper()
-	if a.cmd != nil {
+	if a.proc.Started() {
 		a.t.Fatal("agent already running")
 	}
 	stats := a.StatsInterval
@@ -103,11 +94,9 @@ func (a *AgentProcess) Start(failpoint string) {
 	}
 	// The token is only spent on the first start; later starts use the stored certificate.
 	cmd.Env = append(os.Environ(), "HOSTPLANE_AGENT_JOIN_TOKEN="+a.Token, "HOSTPLANE_AGENT_FAILPOINT="+failpoint)
-	done, err := StartInGroup(cmd, a.LogPath())
-	if err != nil {
+	if err := a.proc.Start(cmd, a.LogPath()); err != nil {
 		a.t.Fatalf("start agent: %v", err)
 	}
-	a.cmd, a.done = cmd, done
 	a.WaitHealthy(30 * time.Second)
 }
 
@@ -126,7 +115,7 @@ func (a *AgentProcess) WaitHealthy(timeout time.Duration) {
 			return
 		}
 		select {
-		case <-a.done:
+		case <-a.proc.Exited():
 			a.t.Fatalf("agent exited while starting; log:\n%s", Tail(a.LogPath(), 30))
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -135,30 +124,15 @@ func (a *AgentProcess) WaitHealthy(timeout time.Duration) {
 }
 
 // Kill SIGKILLs the agent (a crash or a pulled plug) and waits for it.
-func (a *AgentProcess) Kill() {
-	if a.cmd == nil {
-		return
-	}
-	KillGroup(a.cmd, a.done)
-	a.cmd = nil
-}
+func (a *AgentProcess) Kill() { a.proc.Kill() }
 
 // Stop asks the agent to exit (SIGTERM), killing it after 15 s.
-func (a *AgentProcess) Stop() {
-	if a.cmd == nil {
-		return
-	}
-	terminate(a.cmd, a.done, 15*time.Second)
-	a.cmd = nil
-}
+func (a *AgentProcess) Stop() { a.proc.Stop(15 * time.Second) }
 
 // WaitExit waits for the agent to exit by itself (a failpoint).
 func (a *AgentProcess) WaitExit(timeout time.Duration) {
 	a.t.Helper()
-	select {
-	case <-a.done:
-		a.cmd = nil
-	case <-time.After(timeout):
+	if !a.proc.WaitExit(timeout) {
 		a.t.Fatalf("agent still running %s after the action was sent (failpoint not reached); log:\n%s", timeout, Tail(a.LogPath(), 30))
 	}
 }

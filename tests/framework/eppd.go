@@ -61,8 +61,7 @@ type EPPD struct {
 	t    testing.TB
 	bin  string
 	dir  string
-	cmd  *exec.Cmd
-	done chan struct{}
+	proc Child
 }
 
 // StartEPPD builds tests/eppd/cmd/eppd (once per test binary; call
@@ -84,15 +83,7 @@ func StartEPPD(t testing.TB, o EPPDOptions) *EPPD {
 		Addr: FreeAddr(t, "tcp"), Clients: o.Clients, TLDs: o.TLDs, idle: o.IdleTimeout, trWait: o.TransferPending}
 	e.CertFile = filepath.Join(e.DataDir, "cert.pem")
 	e.AdminURL = "http://" + FreeAddr(t, "tcp")
-	t.Cleanup(func() {
-		e.Stop()
-		if t.Failed() {
-			t.Logf("--- tail of eppd log (%s):\n%s", e.LogPath(), Tail(e.LogPath(), 40))
-			t.Logf("eppd files kept in %s", dir)
-			return
-		}
-		os.RemoveAll(dir)
-	})
+	stopThenClean(t, "eppd", dir, e.LogPath(), e.Stop)
 	e.Start()
 	return e
 }
@@ -104,7 +95,7 @@ func (e *EPPD) LogPath() string { return filepath.Join(e.dir, "eppd.log") }
 // serves.
 func (e *EPPD) Start() {
 	e.t.Helper()
-	if e.cmd != nil {
+	if e.proc.Started() {
 		e.t.Fatal("eppd already running")
 	}
 	args := []string{"-addr", e.Addr, "-admin", e.AdminURL[len("http://"):], "-data-dir", e.DataDir, "-v"}
@@ -126,11 +117,9 @@ func (e *EPPD) Start() {
 		args = append(args, "-client", id+":"+e.Clients[id])
 	}
 	cmd := exec.Command(e.bin, args...)
-	done, err := StartInGroup(cmd, e.LogPath())
-	if err != nil {
+	if err := e.proc.Start(cmd, e.LogPath()); err != nil {
 		e.t.Fatalf("start eppd: %v", err)
 	}
-	e.cmd, e.done = cmd, done
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		resp, err := http.Get(e.AdminURL + "/healthz")
@@ -141,8 +130,8 @@ func (e *EPPD) Start() {
 			}
 		}
 		select {
-		case <-done:
-			e.cmd = nil
+		case <-e.proc.Exited():
+			e.proc.Forget()
 			e.t.Fatalf("eppd exited while starting; log:\n%s", Tail(e.LogPath(), 30))
 		case <-time.After(30 * time.Millisecond):
 		}
@@ -153,22 +142,10 @@ func (e *EPPD) Start() {
 }
 
 // Stop stops the registry gracefully (SIGTERM; SIGKILL after 10 s).
-func (e *EPPD) Stop() {
-	if e.cmd == nil {
-		return
-	}
-	terminate(e.cmd, e.done, 10*time.Second)
-	e.cmd = nil
-}
+func (e *EPPD) Stop() { e.proc.Stop(10 * time.Second) }
 
 // Kill SIGKILLs the registry (a crash) and waits for it.
-func (e *EPPD) Kill() {
-	if e.cmd == nil {
-		return
-	}
-	KillGroup(e.cmd, e.done)
-	e.cmd = nil
-}
+func (e *EPPD) Kill() { e.proc.Kill() }
 
 // Restart stops the registry gracefully and starts it again on the same
 // addresses and data.

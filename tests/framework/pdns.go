@@ -151,7 +151,7 @@ func (p *PowerDNS) Stop() {
 	if p.cmd == nil {
 		return
 	}
-	terminate(p.cmd, p.done, 10*time.Second)
+	terminate(p.cmd, p.done, 10*time.Second, false)
 	p.cmd = nil
 	p.logf.Close()
 }

@@ -102,11 +102,15 @@ func Tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// terminate stops a child started in its own process group: SIGTERM, then
-// SIGKILL to the group after grace; it returns once done is closed (the
-// child was waited for).
-func terminate(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+// terminate stops a child started in its own process group: SIGTERM (to the
+// child, or to its whole group when group is set), then SIGKILL to the group
+// after grace; it returns once done is closed (the child was waited for).
+func terminate(cmd *exec.Cmd, done <-chan struct{}, grace time.Duration, group bool) {
+	if group {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	} else {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+	}
 	select {
 	case <-done:
 	case <-time.After(grace):
@@ -152,4 +156,85 @@ func StartInGroup(cmd *exec.Cmd, logPath string) (chan struct{}, error) {
 func KillGroup(cmd *exec.Cmd, done <-chan struct{}) {
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-done
+}
+
+// stopThenClean has stop run when the test ends; then, when the test failed,
+// the tail of the daemon's log at logPath is shown and its directory dir kept,
+// else dir is removed. what names the daemon in the messages.
+func stopThenClean(t testing.TB, what, dir, logPath string, stop func()) {
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("--- tail of %s log (%s):\n%s", what, logPath, Tail(logPath, 40))
+			t.Logf("%s files kept in %s", what, dir)
+			return
+		}
+		os.RemoveAll(dir)
+	})
+}
+
+// Child is a daemon a test starts, stops and restarts: a process run in a
+// process group of its own by StartInGroup. The zero Child is not running.
+type Child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start starts cmd in its own process group with its output appended to
+// logPath.
+func (c *Child) Start(cmd *exec.Cmd, logPath string) error {
+	done, err := StartInGroup(cmd, logPath)
+	if err != nil {
+		return err
+	}
+	c.cmd, c.done = cmd, done
+	return nil
+}
+
+// Started reports whether the process was started and not stopped, killed
+// or seen to exit since (it may have exited by itself meanwhile).
+func (c *Child) Started() bool { return c.cmd != nil }
+
+// Exited is closed when the current process exits (nil before the first
+// start).
+func (c *Child) Exited() <-chan struct{} { return c.done }
+
+// Forget records that the process was seen to exit.
+func (c *Child) Forget() { c.cmd = nil }
+
+// Stop sends the process SIGTERM and waits for it, SIGKILLing its group
+// after grace.
+func (c *Child) Stop(grace time.Duration) {
+	if c.cmd != nil {
+		terminate(c.cmd, c.done, grace, false)
+		c.cmd = nil
+	}
+}
+
+// StopGroup is Stop with SIGTERM sent to the whole process group.
+func (c *Child) StopGroup(grace time.Duration) {
+	if c.cmd != nil {
+		terminate(c.cmd, c.done, grace, true)
+		c.cmd = nil
+	}
+}
+
+// Kill SIGKILLs the process group and waits for the process.
+func (c *Child) Kill() {
+	if c.cmd != nil {
+		KillGroup(c.cmd, c.done)
+		c.cmd = nil
+	}
+}
+
+// WaitExit waits up to timeout for the process to exit by itself (at a
+// failpoint); false if it still runs.
+func (c *Child) WaitExit(timeout time.Duration) bool {
+	select {
+	case <-c.done:
+		c.cmd = nil
+		return true
+	case <-time.After(timeout):
+		return false
+	}
 }

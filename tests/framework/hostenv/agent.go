@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,8 +24,7 @@ type Agent struct {
 	Env    []string
 	Log    string
 	Socket string
-	cmd    *exec.Cmd
-	done   chan struct{}
+	proc   framework.Child
 }
 
 // Start runs the agent (with HOSTPLANE_AGENT_FAILPOINT=failpoint) and waits
@@ -35,11 +33,9 @@ func (a *Agent) Start(failpoint string) {
 	a.t.Helper()
 	cmd := exec.Command(a.Bin, a.Args...)
 	cmd.Env = append(append(os.Environ(), a.Env...), "HOSTPLANE_AGENT_FAILPOINT="+failpoint)
-	done, err := framework.StartInGroup(cmd, a.Log)
-	if err != nil {
+	if err := a.proc.Start(cmd, a.Log); err != nil {
 		a.t.Fatal(err)
 	}
-	a.cmd, a.done = cmd, done
 	nc := client.NodeNew(a.Socket)
 	defer nc.Close()
 	deadline := time.Now().Add(30 * time.Second)
@@ -51,7 +47,7 @@ func (a *Agent) Start(failpoint string) {
 			return
 		}
 		select {
-		case <-done:
+		case <-a.proc.Exited():
 			a.t.Fatalf("agent exited while starting:\n%s", framework.Tail(a.Log, 30))
 		case <-time.After(50 * time.Millisecond):
 		}
@@ -62,27 +58,12 @@ func (a *Agent) Start(failpoint string) {
 }
 
 // Stop ends the agent (SIGTERM, then SIGKILL after 15 s).
-func (a *Agent) Stop() {
-	if a.cmd == nil {
-		return
-	}
-	_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-a.done:
-	case <-time.After(15 * time.Second):
-		_ = syscall.Kill(-a.cmd.Process.Pid, syscall.SIGKILL)
-		<-a.done
-	}
-	a.cmd = nil
-}
+func (a *Agent) Stop() { a.proc.StopGroup(15 * time.Second) }
 
 // WaitExit waits for the agent to exit by itself (at a failpoint).
 func (a *Agent) WaitExit(timeout time.Duration) {
 	a.t.Helper()
-	select {
-	case <-a.done:
-		a.cmd = nil
-	case <-time.After(timeout):
+	if !a.proc.WaitExit(timeout) {
 		a.t.Fatalf("agent did not die at its failpoint within %s:\n%s", timeout, framework.Tail(a.Log, 30))
 	}
 }
