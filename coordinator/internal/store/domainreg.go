@@ -1,7 +1,6 @@
 package store
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -60,31 +59,24 @@ type RegDomainOp struct {
 	WhoisPrivacy *bool    `json:"whois_privacy,omitempty"`
 }
 
+var regDomains = ownedRecords[RegDomain]{"domain", BucketRegDomains, BucketRegDomainIDs}
+
 // RegDomainByID loads a registered domain by id alone (leader jobs, admin).
-func (r ReadTx) RegDomainByID(id string) (RegDomain, error) {
-	acc := r.value(BucketRegDomainIDs, []byte(id))
-	if acc == nil {
-		return RegDomain{}, fmt.Errorf("domain %s: %w", id, ErrNotFound)
-	}
-	return r.OwnedRegDomain(string(acc), id)
-}
+func (r ReadTx) RegDomainByID(id string) (RegDomain, error) { return regDomains.byID(r, id) }
 
 // OwnedRegDomain loads an account's domain; another account's is not found.
 func (r ReadTx) OwnedRegDomain(accountID, id string) (RegDomain, error) {
-	var d RegDomain
-	return d, r.getNamed("domain", id, BucketRegDomains, OwnedKey(accountID, id), &d)
+	return regDomains.owned(r, accountID, id)
 }
 
 // RegDomains pages an account's domains (failed registrations included),
 // newest first, with the total count.
 func (r ReadTx) RegDomains(accountID string, offset, limit int) ([]RegDomain, int, error) {
-	return ListOwned[RegDomain](r.tx, BucketRegDomains, accountID, offset, limit)
+	return regDomains.page(r, accountID, offset, limit)
 }
 
 // AllRegDomains lists every domain of every account.
-func (r ReadTx) AllRegDomains() ([]RegDomain, error) {
-	return all[RegDomain](r, BucketRegDomains)
-}
+func (r ReadTx) AllRegDomains() ([]RegDomain, error) { return regDomains.all(r) }
 
 // RegDomainNameTaken returns the id of the domain holding name ("" if none).
 func (r ReadTx) RegDomainNameTaken(name string) string {

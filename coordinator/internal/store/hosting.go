@@ -1,10 +1,6 @@
 package store
 
-import (
-	"fmt"
-
-	"github.com/hostplane/hostplane/pkg/api"
-)
+import "github.com/hostplane/hostplane/pkg/api"
 
 // HostingAccount is a stored hosting account: the customer view plus where it
 // runs and its plan's limits. Passwords are never stored.
@@ -33,32 +29,27 @@ func (h HostingAccount) Admin() api.AdminHostingAccount {
 // NodeHostingKey is the key of BucketNodeHosting.
 func NodeHostingKey(nodeID, id string) []byte { return []byte(nodeID + "/" + id) }
 
+var hostingAccounts = ownedRecords[HostingAccount]{"hosting account", BucketHosting, BucketHostingIDs}
+
 // HostingAccountByID loads a hosting account by id alone (leader jobs, admin).
 func (r ReadTx) HostingAccountByID(id string) (HostingAccount, error) {
-	acc := r.value(BucketHostingIDs, []byte(id))
-	if acc == nil {
-		return HostingAccount{}, fmt.Errorf("hosting account %s: %w", id, ErrNotFound)
-	}
-	return r.OwnedHostingAccount(string(acc), id)
+	return hostingAccounts.byID(r, id)
 }
 
 // OwnedHostingAccount loads an account's hosting account; another account's
 // is not found.
 func (r ReadTx) OwnedHostingAccount(accountID, id string) (HostingAccount, error) {
-	var h HostingAccount
-	return h, r.getNamed("hosting account", id, BucketHosting, OwnedKey(accountID, id), &h)
+	return hostingAccounts.owned(r, accountID, id)
 }
 
 // HostingAccounts pages an account's hosting accounts (deleted ones
 // included), newest first, with the total count.
 func (r ReadTx) HostingAccounts(accountID string, offset, limit int) ([]HostingAccount, int, error) {
-	return ListOwned[HostingAccount](r.tx, BucketHosting, accountID, offset, limit)
+	return hostingAccounts.page(r, accountID, offset, limit)
 }
 
 // AllHostingAccounts lists every hosting account of every account.
-func (r ReadTx) AllHostingAccounts() ([]HostingAccount, error) {
-	return all[HostingAccount](r, BucketHosting)
-}
+func (r ReadTx) AllHostingAccounts() ([]HostingAccount, error) { return hostingAccounts.all(r) }
 
 // HostingUsernameTaken returns the id of the live hosting account with this
 // username ("" if none).

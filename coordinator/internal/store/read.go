@@ -63,3 +63,37 @@ func all[T any](r ReadTx, bucket []byte) ([]T, error) {
 	})
 	return out, err
 }
+
+// ownedRecords is a bucket of one account-owned record type, keyed by
+// OwnedKey(account, id), with the index bucket that maps a record's id to its
+// account: the four reads every such domain has (servers, hosting accounts,
+// registered domains).
+type ownedRecords[T any] struct {
+	what          string // names the record in not-found errors ("server srv_x: not found")
+	bucket, index []byte
+}
+
+// owned loads an account's record; another account's is not found.
+func (o ownedRecords[T]) owned(r ReadTx, accountID, id string) (T, error) {
+	var v T
+	err := r.getNamed(o.what, id, o.bucket, OwnedKey(accountID, id), &v)
+	return v, err
+}
+
+// byID loads a record by id alone, through the index.
+func (o ownedRecords[T]) byID(r ReadTx, id string) (T, error) {
+	acc := r.tx.Bucket(o.index).Get([]byte(id))
+	if acc == nil {
+		var none T
+		return none, fmt.Errorf("%s %s: %w", o.what, id, ErrNotFound)
+	}
+	return o.owned(r, string(acc), id)
+}
+
+// page pages an account's records, newest first, with the total count.
+func (o ownedRecords[T]) page(r ReadTx, accountID string, offset, limit int) ([]T, int, error) {
+	return ListOwned[T](r.tx, o.bucket, accountID, offset, limit)
+}
+
+// all lists every account's records.
+func (o ownedRecords[T]) all(r ReadTx) ([]T, error) { return all[T](r, o.bucket) }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -111,25 +110,20 @@ type Action struct {
 // NodeServerKey is the key of BucketNodeServers.
 func NodeServerKey(nodeID, serverID string) []byte { return []byte(nodeID + "/" + serverID) }
 
+var servers = ownedRecords[Server]{"server", BucketServers, BucketServerIDs}
+
 // Server loads a server by id alone (leader jobs, admin).
-func (r ReadTx) Server(id string) (Server, error) {
-	acc := r.value(BucketServerIDs, []byte(id))
-	if acc == nil {
-		return Server{}, fmt.Errorf("server %s: %w", id, ErrNotFound)
-	}
-	return r.OwnedServer(string(acc), id)
-}
+func (r ReadTx) Server(id string) (Server, error) { return servers.byID(r, id) }
 
 // OwnedServer loads an account's server; another account's is not found.
 func (r ReadTx) OwnedServer(accountID, id string) (Server, error) {
-	var s Server
-	return s, r.getNamed("server", id, BucketServers, OwnedKey(accountID, id), &s)
+	return servers.owned(r, accountID, id)
 }
 
 // Servers pages an account's servers (terminated ones included), newest
 // first, with the total count.
 func (r ReadTx) Servers(accountID string, offset, limit int) ([]Server, int, error) {
-	return ListOwned[Server](r.tx, BucketServers, accountID, offset, limit)
+	return servers.page(r, accountID, offset, limit)
 }
 
 // LiveServers pages the account's servers that are not terminated, newest
@@ -145,7 +139,7 @@ func (r ReadTx) LiveServers(accountID string, offset, limit int) ([]Server, int,
 }
 
 // AllServers lists every server of every account (terminated ones included).
-func (r ReadTx) AllServers() ([]Server, error) { return all[Server](r, BucketServers) }
+func (r ReadTx) AllServers() ([]Server, error) { return servers.all(r) }
 
 // NodeServers lists the servers (not terminated) placed on a node.
 func (r ReadTx) NodeServers(nodeID string) ([]Server, error) {
