@@ -27,42 +27,31 @@ type TokenRequest struct {
 // client_id is required and no client secret is accepted.
 func ParseTokenRequest(form url.Values) (TokenRequest, *Error) {
 	var t TokenRequest
-	var e *Error
-	if t.GrantType, e = Param(form, "grant_type", true); e != nil {
+	if e := params(form, required("grant_type", &t.GrantType), clientID(&t.ClientID)); e != nil {
 		return t, e
-	}
-	if t.ClientID, e = Param(form, "client_id", true); e != nil {
-		return t, Errorf(http.StatusBadRequest, "invalid_client", "%s", e.Description)
 	}
 	if _, ok := form["client_secret"]; ok {
 		return t, Errorf(http.StatusBadRequest, "invalid_client", "parameter \"client_secret\": clients here are public (token_endpoint_auth_method none)")
 	}
-	if t.Resource, e = Param(form, "resource", false); e != nil {
-		return t, Errorf(http.StatusBadRequest, "invalid_target", "%s", e.Description)
+	if e := params(form, resource(&t.Resource)); e != nil {
+		return t, e
 	}
 	switch t.GrantType {
 	case GrantTypeAuthorizationCode:
-		if t.Code, e = Param(form, "code", true); e != nil {
-			return t, e
-		}
-		if t.RedirectURI, e = Param(form, "redirect_uri", true); e != nil {
-			return t, e
-		}
-		if t.CodeVerifier, e = Param(form, "code_verifier", true); e != nil {
+		e := params(form, required("code", &t.Code), required("redirect_uri", &t.RedirectURI), required("code_verifier", &t.CodeVerifier))
+		if e != nil {
 			return t, e
 		}
 		if !ValidVerifier(t.CodeVerifier) {
 			return t, invalidRequest("parameter \"code_verifier\" must be 43-128 characters of A-Z a-z 0-9 - . _ ~")
 		}
 	case GrantTypeDeviceCode:
-		if t.DeviceCode, e = Param(form, "device_code", true); e != nil {
+		if e := params(form, required("device_code", &t.DeviceCode)); e != nil {
 			return t, e
 		}
 	case GrantTypeRefreshToken:
-		if t.RefreshToken, e = Param(form, "refresh_token", true); e != nil {
-			return t, e
-		}
-		if _, e = Param(form, "scope", false); e != nil {
+		var scope string
+		if e := params(form, required("refresh_token", &t.RefreshToken), optional("scope", &scope)); e != nil {
 			return t, e
 		}
 	default:
@@ -81,21 +70,11 @@ type DeviceRequest struct {
 // ParseDeviceRequest decodes the device authorization form.
 func ParseDeviceRequest(form url.Values) (DeviceRequest, *Error) {
 	var d DeviceRequest
-	var e *Error
-	if d.ClientID, e = Param(form, "client_id", true); e != nil {
-		return d, Errorf(http.StatusBadRequest, "invalid_client", "%s", e.Description)
-	}
-	scope, e := Param(form, "scope", false)
-	if e != nil {
+	if e := params(form, clientID(&d.ClientID)); e != nil {
 		return d, e
 	}
-	if d.Scopes, e = ParseScope(scope); e != nil {
-		return d, e
-	}
-	if d.Resource, e = Param(form, "resource", false); e != nil {
-		return d, Errorf(http.StatusBadRequest, "invalid_target", "%s", e.Description)
-	}
-	return d, nil
+	e := scopeAndResource(form, &d.Scopes, &d.Resource)
+	return d, e
 }
 
 // RevokeRequest is a decoded POST /oauth/revoke form (RFC 7009 §2.1).
@@ -108,17 +87,8 @@ type RevokeRequest struct {
 // ParseRevokeRequest decodes the revocation form.
 func ParseRevokeRequest(form url.Values) (RevokeRequest, *Error) {
 	var r RevokeRequest
-	var e *Error
-	if r.Token, e = Param(form, "token", true); e != nil {
-		return r, e
-	}
-	if r.Hint, e = Param(form, "token_type_hint", false); e != nil {
-		return r, e
-	}
-	if r.ClientID, e = Param(form, "client_id", false); e != nil {
-		return r, e
-	}
-	return r, nil
+	e := params(form, required("token", &r.Token), optional("token_type_hint", &r.Hint), optional("client_id", &r.ClientID))
+	return r, e
 }
 
 // AuthorizeRequest is a decoded authorization request (RFC 6749 §4.1.1 with
@@ -137,17 +107,8 @@ type AuthorizeRequest struct {
 // redirect URI are checked by the caller, which must not redirect before.
 func ParseAuthorizeRequest(form url.Values) (AuthorizeRequest, *Error) {
 	var a AuthorizeRequest
-	var e *Error
-	if a.ClientID, e = Param(form, "client_id", true); e != nil {
-		return a, e
-	}
-	if a.RedirectURI, e = Param(form, "redirect_uri", true); e != nil {
-		return a, e
-	}
-	if a.State, e = Param(form, "state", false); e != nil {
-		return a, e
-	}
-	rt, e := Param(form, "response_type", true)
+	var rt string
+	e := params(form, required("client_id", &a.ClientID), required("redirect_uri", &a.RedirectURI), optional("state", &a.State), required("response_type", &rt))
 	if e != nil {
 		return a, e
 	}
@@ -157,8 +118,8 @@ func ParseAuthorizeRequest(form url.Values) (AuthorizeRequest, *Error) {
 	if a.CodeChallenge, e = Param(form, "code_challenge", true); e != nil {
 		return a, invalidRequest("parameter \"code_challenge\" is required (PKCE S256)")
 	}
-	method, e := Param(form, "code_challenge_method", false)
-	if e != nil {
+	var method string
+	if e := params(form, optional("code_challenge_method", &method)); e != nil {
 		return a, e
 	}
 	if method != "S256" {
@@ -167,17 +128,56 @@ func ParseAuthorizeRequest(form url.Values) (AuthorizeRequest, *Error) {
 	if !ValidChallenge(a.CodeChallenge) {
 		return a, invalidRequest("parameter \"code_challenge\" must be 43 base64url characters (S256)")
 	}
-	scope, e := Param(form, "scope", false)
-	if e != nil {
-		return a, e
+	e = scopeAndResource(form, &a.Scopes, &a.Resource)
+	return a, e
+}
+
+// scopeAndResource reads the optional scope, parsed, and the optional
+// resource.
+func scopeAndResource(form url.Values, scopes *[]string, res *string) *Error {
+	var scope string
+	if e := params(form, optional("scope", &scope)); e != nil {
+		return e
 	}
-	if a.Scopes, e = ParseScope(scope); e != nil {
-		return a, e
+	var e *Error
+	if *scopes, e = ParseScope(scope); e != nil {
+		return e
 	}
-	if a.Resource, e = Param(form, "resource", false); e != nil {
-		return a, Errorf(http.StatusBadRequest, "invalid_target", "%s", e.Description)
+	return params(form, resource(res))
+}
+
+// param is one form parameter to read with Param: its name, whether it is
+// required, where its value goes, and the error code a refusal is answered
+// with ("" keeps Param's invalid_request).
+type param struct {
+	name, code string
+	required   bool
+	to         *string
+}
+
+func required(name string, to *string) param { return param{name: name, required: true, to: to} }
+func optional(name string, to *string) param { return param{name: name, to: to} }
+
+// clientID is the required client_id, refused as invalid_client.
+func clientID(to *string) param { return param{"client_id", "invalid_client", true, to} }
+
+// resource is the optional RFC 8707 resource, refused as invalid_target.
+func resource(to *string) param { return param{"resource", "invalid_target", false, to} }
+
+// params reads ps in order; the first refusal is the error, and the
+// parameters after it are left unread.
+func params(form url.Values, ps ...param) *Error {
+	for _, p := range ps {
+		v, e := Param(form, p.name, p.required)
+		if e != nil {
+			if p.code != "" {
+				return Errorf(http.StatusBadRequest, p.code, "%s", e.Description)
+			}
+			return e
+		}
+		*p.to = v
 	}
-	return a, nil
+	return nil
 }
 
 // Client is what the server knows of a client: registered (RFC 7591) or
