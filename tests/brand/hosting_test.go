@@ -100,14 +100,7 @@ func TestSeed444hostHosting(t *testing.T) {
 	}
 
 	// The site runs as the account's user; SFTP takes the password shown once.
-	sc, err := hostenv.SFTP(env.SSHAddr, user, sftpPW)
-	if err != nil {
-		t.Fatalf("sftp: %v", err)
-	}
-	if err := hostenv.Put(sc, "/public/index.php", hostenv.ProbePHP); err != nil {
-		t.Fatal(err)
-	}
-	sc.Close()
+	hostenv.PutProbe(t, env.SSHAddr, user, sftpPW, "sftp")
 	site := func(want int) {
 		t.Helper()
 		code, body := hostenv.Get(t, env.HTTPAddr, "example.com", "/")

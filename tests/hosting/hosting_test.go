@@ -270,23 +270,14 @@ func TestHostingThroughTheAPI(t *testing.T) {
 	}
 
 	// SFTP with the password shown once; PHP runs as the account's user.
-	c, err := hostenv.SFTP(w.env.SSHAddr, user, created.SFTPPassword)
-	if err != nil {
-		t.Fatalf("sftp: %v", err)
-	}
-	if err := hostenv.Put(c, "/public/index.php", hostenv.ProbePHP); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	if code, body := hostenv.Get(t, w.env.HTTPAddr, domain, "/"); code != 200 || !strings.Contains(body, "user="+user+"\n") {
-		t.Fatalf("site: %d %q", code, body)
-	}
+	hostenv.PutProbe(t, w.env.SSHAddr, user, created.SFTPPassword, "sftp")
+	hostenv.WantSite(t, w.env.HTTPAddr, domain, user, "site")
 	if _, err := hostenv.DBLogin(w.env.DBPort, user, created.DBPassword, user, "SELECT CURRENT_USER()"); err != nil {
 		t.Fatalf("database: %v", err)
 	}
 
 	// PHP versions: a 400 lists the installed ones; an installed one moves the pool.
-	_, err = w.client(0, w.key).SetHostingPHP(ctx, id, "7.4", "")
+	_, err := w.client(0, w.key).SetHostingPHP(ctx, id, "7.4", "")
 	if apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "php_version") || !strings.Contains(err.Error(), "installed: 8.2") {
 		t.Fatalf("php 7.4: %v", err)
 	}
@@ -379,17 +370,8 @@ func TestHostingThroughTheAPI(t *testing.T) {
 	if _, err := hostenv.DBLogin(w.env.DBPort, cu, crash.DBPassword, cu, "SELECT 1"); err != nil {
 		t.Fatalf("database after the crash: %v", err)
 	}
-	c, err = hostenv.SFTP(w.env.SSHAddr, cu, crash.SFTPPassword)
-	if err != nil {
-		t.Fatalf("sftp after the crash: %v", err)
-	}
-	if err := hostenv.Put(c, "/public/index.php", hostenv.ProbePHP); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	if code, body := hostenv.Get(t, w.env.HTTPAddr, cd, "/"); code != 200 || !strings.Contains(body, "user="+cu+"\n") {
-		t.Fatalf("site after the crash: %d %q", code, body)
-	}
+	hostenv.PutProbe(t, w.env.SSHAddr, cu, crash.SFTPPassword, "sftp after the crash")
+	hostenv.WantSite(t, w.env.HTTPAddr, cd, cu, "site after the crash")
 	started, resumed := 0, 0
 	for _, l := range strings.Split(readFile(t, w.agent.Log), "\n") {
 		if strings.Contains(l, "op="+crash.Action.ID) && strings.Contains(l, `msg="operation started"`) {

@@ -267,9 +267,7 @@ func TestHostingAccountLifecycle(t *testing.T) {
 	if err := e.Node.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := hostenv.Get(t, e.HTTPAddr, b.domain, "/"); code != 200 || !strings.Contains(body, "user="+b.user+"\n") {
-		t.Fatalf("b after a restart of nginx and PHP-FPM: %d %q", code, body)
-	}
+	hostenv.WantSite(t, e.HTTPAddr, b.domain, b.user, "b after a restart of nginx and PHP-FPM")
 	if _, err := e.Node.Delete(ctx, b.user, noStep); err != nil {
 		t.Fatal(err)
 	}
@@ -387,14 +385,7 @@ func TestHostingPHPMove(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _, _ = n.Delete(context.Background(), a.user, noStep) })
-	c, err := hostenv.SFTP(e.SSHAddr, a.user, a.sftpPW)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := hostenv.Put(c, "/public/index.php", hostenv.ProbePHP); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
+	hostenv.PutProbe(t, e.SSHAddr, a.user, a.sftpPW, "sftp")
 	pid := func(v string) string {
 		b, _ := os.ReadFile(filepath.Join(e.Root, "fpm", v, "php-fpm.pid"))
 		return strings.TrimSpace(string(b))
@@ -410,9 +401,7 @@ func TestHostingPHPMove(t *testing.T) {
 	if err != nil || v.PHPVersion != "8.3" {
 		t.Fatalf("SetPHP 8.3: %+v %v", v, err)
 	}
-	if code, body := hostenv.Get(t, e.HTTPAddr, a.domain, "/"); code != 200 || !strings.Contains(body, "user="+a.user+"\n") {
-		t.Fatalf("site on 8.3: %d %q", code, body)
-	}
+	hostenv.WantSite(t, e.HTTPAddr, a.domain, a.user, "site on 8.3")
 	if alive("8.2") || !alive("8.3") {
 		t.Fatalf("after: 8.2 master alive %v (it has no pool), 8.3 alive %v", alive("8.2"), alive("8.3"))
 	}

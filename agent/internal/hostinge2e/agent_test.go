@@ -114,17 +114,8 @@ func TestHostingActionsThroughTheExecutor(t *testing.T) {
 			t.Fatal("a password is in the journal file")
 		}
 	}
-	c, err := hostenv.SFTP(e.SSHAddr, user, sftpPW)
-	if err != nil {
-		t.Fatalf("sftp: %v", err)
-	}
-	if err := hostenv.Put(c, "/public/index.php", hostenv.ProbePHP); err != nil {
-		t.Fatal(err)
-	}
-	c.Close()
-	if code, body := hostenv.Get(t, e.HTTPAddr, domain, "/"); code != 200 || !strings.Contains(body, "user="+user+"\n") {
-		t.Fatalf("site: %d %q", code, body)
-	}
+	hostenv.PutProbe(t, e.SSHAddr, user, sftpPW, "sftp")
+	hostenv.WantSite(t, e.HTTPAddr, domain, user, "site")
 	if _, err := hostenv.DBLogin(e.DBPort, user, dbPW, user, "SELECT 1"); err != nil {
 		t.Fatal(err)
 	}
@@ -274,17 +265,8 @@ func TestHostingCreateCompletesAfterACrash(t *testing.T) {
 				t.Fatalf("re-send: %+v", v)
 			}
 			// The account works with the passwords given at creation.
-			if c, err := hostenv.SFTP(e.SSHAddr, user, sftpPW); err != nil {
-				t.Fatalf("sftp after recovery: %v", err)
-			} else {
-				if err := hostenv.Put(c, "/public/index.php", hostenv.ProbePHP); err != nil {
-					t.Fatal(err)
-				}
-				c.Close()
-			}
-			if code, body := hostenv.Get(t, e.HTTPAddr, domain, "/"); code != 200 || !strings.Contains(body, "user="+user+"\n") {
-				t.Fatalf("site after recovery: %d %q", code, body)
-			}
+			hostenv.PutProbe(t, e.SSHAddr, user, sftpPW, "sftp after recovery")
+			hostenv.WantSite(t, e.HTTPAddr, domain, user, "site after recovery")
 			if _, err := hostenv.DBLogin(e.DBPort, user, dbPW, user, "SELECT 1"); err != nil {
 				t.Fatalf("database after recovery: %v", err)
 			}

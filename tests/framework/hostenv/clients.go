@@ -72,6 +72,29 @@ func Put(c *sftp.Client, path, content string) error {
 	return f.Close()
 }
 
+// PutProbe logs in over SFTP as user and uploads ProbePHP as
+// /public/index.php; what names the login in a failure ("what: error").
+func PutProbe(tb testing.TB, sshAddr, user, password, what string) {
+	tb.Helper()
+	c, err := SFTP(sshAddr, user, password)
+	if err != nil {
+		tb.Fatalf("%s: %v", what, err)
+	}
+	defer c.Close()
+	if err := Put(c, "/public/index.php", ProbePHP); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// WantSite fails tb ("what: code body") unless http://domain/ on the node at
+// httpAddr answers 200 from PHP run as user (ProbePHP's "user=USER" line).
+func WantSite(tb testing.TB, httpAddr, domain, user, what string) {
+	tb.Helper()
+	if code, body := Get(tb, httpAddr, domain, "/"); code != 200 || !strings.Contains(body, "user="+user+"\n") {
+		tb.Fatalf("%s: %d %q", what, code, body)
+	}
+}
+
 // Get fetches http://addr+path with Host host.
 func Get(tb testing.TB, addr, host, path string) (int, string) {
 	tb.Helper()
