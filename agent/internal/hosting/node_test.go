@@ -18,6 +18,7 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/seed"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
@@ -279,13 +280,7 @@ func TestHostingAccountLifecycle(t *testing.T) {
 
 func waitFor(t *testing.T, what string, f func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !f() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10 s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	framework.WaitFor(t, what, 10*time.Second, 50*time.Millisecond, f)
 }
 
 // assertGone checks that nothing of the account is left on the node.
