@@ -471,14 +471,7 @@ func mcpTools(t *testing.T, ctx context.Context, base, key string) []string {
 		t.Fatalf("connect %s/mcp: %v", base, err)
 	}
 	defer cs.Close()
-	var names []string
-	for tl, err := range cs.Tools(ctx, nil) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, tl.Name)
-	}
-	return names
+	return framework.ToolNames(t, ctx, cs)
 }
 
 // TestSunucuRefuses444host: the default brand serves sunucu's names and

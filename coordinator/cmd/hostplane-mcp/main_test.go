@@ -25,6 +25,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/brand"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestStdio runs hostplane-mcp's server over pipes, as an MCP client runs it,
@@ -50,14 +51,7 @@ func TestStdio(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, err := range cs.Tools(ctx, nil) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		n++
-	}
-	if n != len(ops) {
+	if n := len(framework.ToolNames(t, ctx, cs)); n != len(ops) {
 		t.Errorf("%d tools over stdio, %d documented operations", n, len(ops))
 	}
 
@@ -135,13 +129,7 @@ func TestStdioBrandKey(t *testing.T) {
 	defer cancel()
 	cs, _ := connect(t, ctx, map[string]string{"H444_API_KEY": key, "HOSTPLANE_API_URL": c.URL(0)})
 	defer cs.Close()
-	var names []string
-	for tl, err := range cs.Tools(ctx, nil) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		names = append(names, tl.Name)
-	}
+	names := framework.ToolNames(t, ctx, cs)
 	if !slices.Contains(names, "list_vps") || slices.Contains(names, "list_servers") {
 		t.Errorf("tools over stdio on 444host: %v", names)
 	}

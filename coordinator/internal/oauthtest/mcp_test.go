@@ -3,10 +3,12 @@ package oauthtest
 import (
 	"context"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/oauth2"
 )
@@ -40,14 +42,8 @@ func TestTokenOnMCP(t *testing.T) {
 		t.Fatalf("connect /mcp with the access token: %v", err)
 	}
 	defer cs.Close()
-	names := map[string]bool{}
-	for tool, err := range cs.Tools(ctx, nil) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		names[tool.Name] = true
-	}
-	if !names["get_account"] || names["list_tickets"] {
+	names := framework.ToolNames(t, ctx, cs)
+	if !slices.Contains(names, "get_account") || slices.Contains(names, "list_tickets") {
 		t.Fatalf("tools for a token granted account:read only: %v", names)
 	}
 	r, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "get_account"})
