@@ -26,20 +26,12 @@ func testDomainOrder(id, name string, years int) DomainOrder {
 
 func getRegDomain(t *testing.T, f *FSM, id string) store.RegDomain {
 	t.Helper()
-	var d store.RegDomain
-	if err := f.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return }); err != nil {
-		t.Fatal(err)
-	}
-	return d
+	return readOne(t, f, func(r store.ReadTx) (store.RegDomain, error) { return r.RegDomainByID(id) })
 }
 
 func openOps(t *testing.T, f *FSM) int {
 	t.Helper()
-	var open []store.RegDomain
-	if err := f.Read(func(r store.ReadTx) (err error) { open, err = r.OpenRegDomainOps(); return }); err != nil {
-		t.Fatal(err)
-	}
-	return len(open)
+	return len(readOne(t, f, store.ReadTx.OpenRegDomainOps))
 }
 
 // TestDomainOrderAndEnd: an order debits years × the account's yearly price

@@ -37,6 +37,16 @@ func logAt(t testing.TB, idx uint64, typ CommandType, at time.Time, payload any)
 	return &raft.Log{Index: idx, Term: 1, Type: raft.LogCommand, Data: b}
 }
 
+// readOne reads one value of f's state through get, failing t on an error.
+func readOne[T any](t *testing.T, f *FSM, get func(r store.ReadTx) (T, error)) T {
+	t.Helper()
+	var v T
+	if err := f.Read(func(r store.ReadTx) (err error) { v, err = get(r); return }); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func balance(t *testing.T, f *FSM, acc string) int64 {
 	t.Helper()
 	var a api.Account

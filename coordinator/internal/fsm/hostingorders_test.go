@@ -35,11 +35,7 @@ func testHostingOrder(n int, slug string) HostingOrder {
 
 func hostingAt(t *testing.T, h *whHarness, id string) store.HostingAccount {
 	t.Helper()
-	var a store.HostingAccount
-	if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { a, err = r.OwnedHostingAccount("acc_1", id); return }); err != nil {
-		t.Fatal(err)
-	}
-	return a
+	return readOne(t, h.fsms[0], func(r store.ReadTx) (store.HostingAccount, error) { return r.OwnedHostingAccount("acc_1", id) })
 }
 
 // TestHostingOrder: a hosting order debits the account's price of a hosting

@@ -13,11 +13,7 @@ import (
 
 func renewalServer(t *testing.T, h *whHarness, id string) store.Server {
 	t.Helper()
-	var s store.Server
-	if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { s, err = r.OwnedServer("acc_1", id); return }); err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return readOne(t, h.fsms[0], func(r store.ReadTx) (store.Server, error) { return r.OwnedServer("acc_1", id) })
 }
 
 func countEvents(t *testing.T, h *whHarness, typ string) int {
