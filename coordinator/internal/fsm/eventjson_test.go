@@ -18,18 +18,24 @@ func eventOf(t testing.TB, id, typ, acct string, at time.Time, data any) store.E
 	return store.Event{ID: id, Type: typ, AccountID: acct, CreatedAt: at, Data: raw}
 }
 
-// checkEventEncoding: whenever encodeEvent writes an event, it writes
-// json.Marshal's bytes.
-func checkEventEncoding(t testing.TB, ev store.Event) (fast bool) {
-	want, wantErr := json.Marshal(ev)
-	got, ok := encodeEvent(&ev)
+// checkEncoding: whenever encode (named name) writes v, it writes
+// json.Marshal's bytes; fast is whether it wrote v at all.
+func checkEncoding[T any](t testing.TB, name string, encode func(*T) ([]byte, bool), v T) (fast bool) {
+	want, wantErr := json.Marshal(v)
+	got, ok := encode(&v)
 	if !ok {
 		return false
 	}
 	if wantErr != nil || !bytes.Equal(got, want) {
-		t.Fatalf("encodeEvent(%+v)\n got %s\nwant %s (%v)", ev, got, want, wantErr)
+		t.Fatalf("%s(%+v)\n got %s\nwant %s (%v)", name, v, got, want, wantErr)
 	}
 	return true
+}
+
+// checkEventEncoding: whenever encodeEvent writes an event, it writes
+// json.Marshal's bytes.
+func checkEventEncoding(t testing.TB, ev store.Event) (fast bool) {
+	return checkEncoding(t, "encodeEvent", encodeEvent, ev)
 }
 
 func TestEventEncodingMatchesEncodingJSON(t *testing.T) {

@@ -16,15 +16,7 @@ import (
 // checkTicketEncoding: whenever EncodeTicket writes a ticket, it writes
 // json.Marshal's bytes.
 func checkTicketEncoding(t testing.TB, tk api.Ticket) (fast bool) {
-	want, wantErr := json.Marshal(tk)
-	got, ok := EncodeTicket(&tk)
-	if !ok {
-		return false
-	}
-	if wantErr != nil || !bytes.Equal(got, want) {
-		t.Fatalf("EncodeTicket(%+v)\n got %s\nwant %s (%v)", tk, got, want, wantErr)
-	}
-	return true
+	return checkEncoding(t, "EncodeTicket", EncodeTicket, tk)
 }
 
 func TestTicketEncodingMatchesEncodingJSON(t *testing.T) {
