@@ -105,6 +105,15 @@ func (c *applyCtx) liveHosting(accountID, id string) (store.HostingAccount, erro
 	return h, nil
 }
 
+// liveCustomDomain loads the custom domain of a hosting account that is not
+// deleted.
+func (c *applyCtx) liveCustomDomain(accountID, hostingID string) (store.CustomDomain, error) {
+	if _, err := c.liveHosting(accountID, hostingID); err != nil {
+		return store.CustomDomain{}, err
+	}
+	return c.r.CustomDomain(accountID, hostingID)
+}
+
 func (c *applyCtx) dropCustomDomain(d store.CustomDomain) error {
 	if string(c.tx.Bucket(store.BucketHostingDomains).Get([]byte(d.Domain))) == d.HostingID {
 		if err := c.tx.Bucket(store.BucketHostingDomains).Delete([]byte(d.Domain)); err != nil {
@@ -150,10 +159,7 @@ func applyCustomDomainSet(c *applyCtx, p CustomDomainSet) (any, error) {
 }
 
 func applyCustomDomainVerified(c *applyCtx, p CustomDomainVerified) (any, error) {
-	if _, err := c.liveHosting(p.AccountID, p.HostingID); err != nil {
-		return nil, err
-	}
-	d, err := c.r.CustomDomain(p.AccountID, p.HostingID)
+	d, err := c.liveCustomDomain(p.AccountID, p.HostingID)
 	if err != nil {
 		return nil, err
 	}
@@ -403,10 +409,7 @@ func applyCertFailed(c *applyCtx, p CertFailed) (any, error) {
 }
 
 func applyCertRetry(c *applyCtx, p CertRetry) (any, error) {
-	if _, err := c.liveHosting(p.AccountID, p.HostingID); err != nil {
-		return nil, err
-	}
-	d, err := c.r.CustomDomain(p.AccountID, p.HostingID)
+	d, err := c.liveCustomDomain(p.AccountID, p.HostingID)
 	if err != nil {
 		return nil, err
 	}

@@ -109,23 +109,15 @@ func (e *FieldConflictError) Is(target error) bool { return target == ErrConflic
 
 func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
 	a := p.Action
-	if err := checkNewAction(&a); err != nil {
-		return nil, err
-	}
-	h, err := c.r.OwnedHostingAccount(a.AccountID, a.ResourceID)
+	h, err := newActionOn(c, &a, c.r.OwnedHostingAccount)
 	if err != nil {
 		return nil, err
-	}
-	if c.tx.Bucket(store.BucketActions).Get([]byte(a.ID)) != nil {
-		return nil, fmt.Errorf("%w: action %s exists", ErrConflict, a.ID)
 	}
 	if a.NodeID != h.NodeID || a.Target != h.Username {
 		return nil, fmt.Errorf("%w: action %s does not match hosting account %s", ErrInvalid, a.ID, h.ID)
 	}
-	if h.ActionID != "" {
-		if cur, err := c.r.Action(h.ActionID); err == nil && !cur.Finished() {
-			return nil, &ActionBusyError{ServerID: h.ID, ActionID: cur.ID, Command: cur.Command, Resource: "hosting account"}
-		}
+	if err := c.busyWith(h.ID, h.ActionID, "hosting account"); err != nil {
+		return nil, err
 	}
 	switch {
 	case h.Status == api.HostingDeleted:

@@ -243,6 +243,37 @@ func checkNewAction(a *store.Action) error {
 	return nil
 }
 
+// newActionOn checks a proposed action, loads the resource it is about
+// (server, hosting account) with load and refuses an action id already
+// recorded.
+func newActionOn[T any](c *applyCtx, a *store.Action, load func(accountID, id string) (T, error)) (T, error) {
+	var none T
+	if err := checkNewAction(a); err != nil {
+		return none, err
+	}
+	res, err := load(a.AccountID, a.ResourceID)
+	if err != nil {
+		return none, err
+	}
+	if c.tx.Bucket(store.BucketActions).Get([]byte(a.ID)) != nil {
+		return none, fmt.Errorf("%w: action %s exists", ErrConflict, a.ID)
+	}
+	return res, nil
+}
+
+// busyWith is the ActionBusyError of resource id while its action actionID
+// is unfinished; nil when it has none or it has finished. resource names
+// the kind in the message ("" is "server").
+func (c *applyCtx) busyWith(id, actionID, resource string) error {
+	if actionID == "" {
+		return nil
+	}
+	if cur, err := c.r.Action(actionID); err == nil && !cur.Finished() {
+		return &ActionBusyError{ServerID: id, ActionID: cur.ID, Command: cur.Command, Resource: resource}
+	}
+	return nil
+}
+
 func applyNodeSchedule(c *applyCtx, p NodeSchedule) (any, error) {
 	n, err := c.r.AgentNode(p.NodeID)
 	if err != nil {
@@ -313,15 +344,9 @@ func applyServerCreate(c *applyCtx, p ServerCreate) (any, error) {
 
 func applyActionCreate(c *applyCtx, p ActionCreate) (any, error) {
 	a := p.Action
-	if err := checkNewAction(&a); err != nil {
-		return nil, err
-	}
-	s, err := c.r.OwnedServer(a.AccountID, a.ResourceID)
+	s, err := newActionOn(c, &a, c.r.OwnedServer)
 	if err != nil {
 		return nil, err
-	}
-	if c.tx.Bucket(store.BucketActions).Get([]byte(a.ID)) != nil {
-		return nil, fmt.Errorf("%w: action %s exists", ErrConflict, a.ID)
 	}
 	switch {
 	case s.Status == api.ServerTerminated:
@@ -333,9 +358,9 @@ func applyActionCreate(c *applyCtx, p ActionCreate) (any, error) {
 		a.Command != api.ActionSnapshotCreate && a.Command != api.ActionSnapshotDelete {
 		return nil, &SuspendedError{ServerID: s.ID, Reason: s.Suspension.Reason}
 	}
-	if a.Mutating && s.ActionID != "" {
-		if cur, err := c.r.Action(s.ActionID); err == nil && !cur.Finished() {
-			return nil, &ActionBusyError{ServerID: s.ID, ActionID: cur.ID, Command: cur.Command}
+	if a.Mutating {
+		if err := c.busyWith(s.ID, s.ActionID, ""); err != nil {
+			return nil, err
 		}
 	}
 	if a.NodeID != s.NodeID || a.Target != s.VMName {
