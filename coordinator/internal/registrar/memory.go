@@ -65,6 +65,17 @@ func (m *Memory) offered(name string) bool {
 	return i > 0 && slices.Contains(m.tlds, name[i+1:])
 }
 
+// mutated is mutate with the answer of type T (apply's, or the one recorded
+// for clTRID).
+func mutated[T any](m *Memory, op, object, clTRID string, apply func() (any, error)) (T, error) {
+	v, err := m.mutate(op, object, clTRID, apply)
+	if err != nil {
+		var none T
+		return none, err
+	}
+	return v.(T), nil
+}
+
 // mutate runs apply once per ClTRID under the lock.
 func (m *Memory) mutate(op, object, clTRID string, apply func() (any, error)) (any, error) {
 	if err := ValidClTRID(clTRID); err != nil {
@@ -146,7 +157,7 @@ func (m *Memory) Check(ctx context.Context, names ...string) ([]CheckResult, err
 // Register implements Registrar.
 func (m *Memory) Register(ctx context.Context, req RegisterRequest) (Domain, error) {
 	name := strings.ToLower(req.Name)
-	v, err := m.mutate("domain:create", name, req.ClTRID, func() (any, error) {
+	return mutated[Domain](m, "domain:create", name, req.ClTRID, func() (any, error) {
 		if !m.offered(name) {
 			return nil, &Error{Kind: KindRefused, Code: 2306, Reason: "tld not offered"}
 		}
@@ -163,16 +174,12 @@ func (m *Memory) Register(ctx context.Context, req RegisterRequest) (Domain, err
 		m.domains[name] = d
 		return *d, nil
 	})
-	if err != nil {
-		return Domain{}, err
-	}
-	return v.(Domain), nil
 }
 
 // Renew implements Registrar.
 func (m *Memory) Renew(ctx context.Context, req RenewRequest) (RenewResult, error) {
 	name := strings.ToLower(req.Name)
-	v, err := m.mutate("domain:renew", name, req.ClTRID, func() (any, error) {
+	return mutated[RenewResult](m, "domain:renew", name, req.ClTRID, func() (any, error) {
 		d, err := m.domain(name)
 		if err != nil {
 			return nil, err
@@ -183,10 +190,6 @@ func (m *Memory) Renew(ctx context.Context, req RenewRequest) (RenewResult, erro
 		d.Expires = d.Expires.AddDate(req.Years, 0, 0)
 		return RenewResult{Tx: m.tx(req.ClTRID), Expires: d.Expires}, nil
 	})
-	if err != nil {
-		return RenewResult{}, err
-	}
-	return v.(RenewResult), nil
 }
 
 func sameDate(a, b time.Time) bool {
@@ -198,7 +201,7 @@ func sameDate(a, b time.Time) bool {
 // once (serverApproved).
 func (m *Memory) Transfer(ctx context.Context, req TransferRequest) (TransferResult, error) {
 	name := strings.ToLower(req.Name)
-	v, err := m.mutate("domain:transfer", name, req.ClTRID, func() (any, error) {
+	return mutated[TransferResult](m, "domain:transfer", name, req.ClTRID, func() (any, error) {
 		d, err := m.domain(name)
 		if err != nil {
 			return nil, err
@@ -213,10 +216,6 @@ func (m *Memory) Transfer(ctx context.Context, req TransferRequest) (TransferRes
 		d.Expires = d.Expires.AddDate(years, 0, 0)
 		return TransferResult{Tx: m.tx(req.ClTRID), Status: "serverApproved", Expires: d.Expires}, nil
 	})
-	if err != nil {
-		return TransferResult{}, err
-	}
-	return v.(TransferResult), nil
 }
 
 // Info implements Registrar.
@@ -240,7 +239,7 @@ func (m *Memory) Info(ctx context.Context, name string) (Domain, error) {
 
 func (m *Memory) update(op string, clTRID, name string, f func(d *Domain) error) (Tx, error) {
 	name = strings.ToLower(name)
-	v, err := m.mutate(op, name, clTRID, func() (any, error) {
+	return mutated[Tx](m, op, name, clTRID, func() (any, error) {
 		d, err := m.domain(name)
 		if err != nil {
 			return nil, err
@@ -251,10 +250,6 @@ func (m *Memory) update(op string, clTRID, name string, f func(d *Domain) error)
 		d.Updated = m.now().UTC()
 		return m.tx(clTRID), nil
 	})
-	if err != nil {
-		return Tx{}, err
-	}
-	return v.(Tx), nil
 }
 
 // SetNameservers implements Registrar.
@@ -305,47 +300,35 @@ func (m *Memory) SetAuthCode(ctx context.Context, req AuthCodeRequest) (Tx, erro
 // Delete implements Registrar.
 func (m *Memory) Delete(ctx context.Context, req DeleteRequest) (Tx, error) {
 	name := strings.ToLower(req.Name)
-	v, err := m.mutate("domain:delete", name, req.ClTRID, func() (any, error) {
+	return mutated[Tx](m, "domain:delete", name, req.ClTRID, func() (any, error) {
 		if _, err := m.domain(name); err != nil {
 			return nil, err
 		}
 		delete(m.domains, name)
 		return m.tx(req.ClTRID), nil
 	})
-	if err != nil {
-		return Tx{}, err
-	}
-	return v.(Tx), nil
 }
 
 // CreateContact implements Registrar.
 func (m *Memory) CreateContact(ctx context.Context, req ContactRequest) (Tx, error) {
-	v, err := m.mutate("contact:create", req.Contact.ID, req.ClTRID, func() (any, error) {
+	return mutated[Tx](m, "contact:create", req.Contact.ID, req.ClTRID, func() (any, error) {
 		if _, ok := m.contacts[req.Contact.ID]; ok {
 			return nil, &Error{Kind: KindExists, Code: 2302, Reason: "object exists"}
 		}
 		m.contacts[req.Contact.ID] = req.Contact
 		return m.tx(req.ClTRID), nil
 	})
-	if err != nil {
-		return Tx{}, err
-	}
-	return v.(Tx), nil
 }
 
 // UpdateContact implements Registrar.
 func (m *Memory) UpdateContact(ctx context.Context, req ContactRequest) (Tx, error) {
-	v, err := m.mutate("contact:update", req.Contact.ID, req.ClTRID, func() (any, error) {
+	return mutated[Tx](m, "contact:update", req.Contact.ID, req.ClTRID, func() (any, error) {
 		if _, ok := m.contacts[req.Contact.ID]; !ok {
 			return nil, &Error{Kind: KindNotFound, Code: 2303, Reason: "object does not exist"}
 		}
 		m.contacts[req.Contact.ID] = req.Contact
 		return m.tx(req.ClTRID), nil
 	})
-	if err != nil {
-		return Tx{}, err
-	}
-	return v.(Tx), nil
 }
 
 // ContactInfo implements Registrar.
