@@ -101,17 +101,11 @@ func (a *API) startHostingAction(rq *request, deps *ServerDeps, h store.HostingA
 	return status, v, nil
 }
 
-// hostingAndDeps resolves the account (404 first), then the dispatcher.
-func (a *API) hostingAndDeps(rq *request) (store.HostingAccount, *ServerDeps, error) {
-	return withDeps(a, rq, a.loadHosting)
-}
-
+// simpleHostingAction starts a hosting action without parameters: the account
+// resolved first (404), then the dispatcher (503), then the empty body.
 func (a *API) simpleHostingAction(rq *request, command string) (int, any, error) {
-	h, deps, err := a.hostingAndDeps(rq)
+	h, deps, _, err := depsAndBody(a, rq, a.loadHosting, noBody)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := decodeNoBody(rq.body); err != nil {
 		return 0, nil, err
 	}
 	return a.startHostingAction(rq, deps, h, command, &action.None{}, "")
@@ -130,11 +124,7 @@ func (a *API) deleteHosting(rq *request) (int, any, error) {
 }
 
 func (a *API) setHostingPHP(rq *request) (int, any, error) {
-	h, deps, err := a.hostingAndDeps(rq)
-	if err != nil {
-		return 0, nil, err
-	}
-	req, err := DecodeHostingPHP(rq.body)
+	h, deps, req, err := depsAndBody(a, rq, a.loadHosting, DecodeHostingPHP)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -300,16 +300,21 @@ func loadAndBody[T, R any](rq *request, load func(*request) (T, error), decode f
 	return v, req, err
 }
 
-// serverDepsAndBody is serverAndDeps followed by decoding the body with decode
-// (so a body error never hides a 404 or a 503).
-func serverDepsAndBody[T any](a *API, rq *request, decode func([]byte) (T, error)) (store.Server, *ServerDeps, T, error) {
-	var req T
-	s, deps, err := a.serverAndDeps(rq)
+// depsAndBody is withDeps followed by decoding the body with decode (so a
+// body error never hides a 404 or a 503).
+func depsAndBody[T, R any](a *API, rq *request, load func(*request) (T, error), decode func([]byte) (R, error)) (T, *ServerDeps, R, error) {
+	var req R
+	v, deps, err := withDeps(a, rq, load)
 	if err != nil {
-		return s, deps, req, err
+		return v, deps, req, err
 	}
 	req, err = decode(rq.body)
-	return s, deps, req, err
+	return v, deps, req, err
+}
+
+// serverDepsAndBody is depsAndBody of the {id} server.
+func serverDepsAndBody[R any](a *API, rq *request, decode func([]byte) (R, error)) (store.Server, *ServerDeps, R, error) {
+	return depsAndBody(a, rq, a.loadServer, decode)
 }
 
 // noBody is decodeNoBody as a decoder for serverDepsAndBody.
