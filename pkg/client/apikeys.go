@@ -9,20 +9,17 @@ import (
 
 // Scopes lists every scope with its description (no key needed).
 func (c *Client) Scopes(ctx context.Context) (api.ScopeList, error) {
-	var l api.ScopeList
-	return l, c.get(ctx, "/v1/scopes", &l)
+	return get[api.ScopeList](ctx, c, "/v1/scopes")
 }
 
 // APIKeys lists the account's API keys (revoked ones included), without secrets.
 func (c *Client) APIKeys(ctx context.Context) (api.KeyList, error) {
-	var l api.KeyList
-	return l, c.get(ctx, "/v1/account/api-keys", &l)
+	return get[api.KeyList](ctx, c, "/v1/account/api-keys")
 }
 
 // APIKeyUsage returns one page of a key's usage log, newest first.
 func (c *Client) APIKeyUsage(ctx context.Context, id string, page, limit int) (api.Page[api.KeyUsage], error) {
-	var p api.Page[api.KeyUsage]
-	return p, c.get(ctx, "/v1/account/api-keys/"+url.PathEscape(id)+"/usage"+pageQuery(page, limit), &p)
+	return get[api.Page[api.KeyUsage]](ctx, c, "/v1/account/api-keys/"+url.PathEscape(id)+"/usage"+pageQuery(page, limit))
 }
 
 // CreateAPIKey mints a key for the account (keys:write); the returned Key is

@@ -9,8 +9,7 @@ import (
 // CustomDomain returns a hosting account's custom domain and the DNS records
 // it needs.
 func (c *Client) CustomDomain(ctx context.Context, hostingID string) (api.CustomDomain, error) {
-	var d api.CustomDomain
-	return d, c.get(ctx, hostingPath(hostingID, "custom-domain"), &d)
+	return get[api.CustomDomain](ctx, c, hostingPath(hostingID, "custom-domain"))
 }
 
 // SetCustomDomain attaches domain to a hosting account and returns the DNS

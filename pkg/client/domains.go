@@ -11,21 +11,18 @@ import (
 
 // Domains lists the account's registered domains.
 func (c *Client) Domains(ctx context.Context, page, limit int) (api.Page[api.Domain], error) {
-	var p api.Page[api.Domain]
-	return p, c.get(ctx, "/v1/domains"+pageQuery(page, limit), &p)
+	return get[api.Page[api.Domain]](ctx, c, "/v1/domains"+pageQuery(page, limit))
 }
 
 // Domain returns one domain with its latest change.
 func (c *Client) Domain(ctx context.Context, id string) (api.Domain, error) {
-	var d api.Domain
-	return d, c.get(ctx, "/v1/domains/"+url.PathEscape(id), &d)
+	return get[api.Domain](ctx, c, "/v1/domains/"+url.PathEscape(id))
 }
 
 // CheckDomain asks the registry whether name can be registered, with the
 // caller's yearly price.
 func (c *Client) CheckDomain(ctx context.Context, name string) (api.DomainCheck, error) {
-	var out api.DomainCheck
-	return out, c.get(ctx, "/v1/domains/check?name="+url.QueryEscape(name), &out)
+	return get[api.DomainCheck](ctx, c, "/v1/domains/check?name="+url.QueryEscape(name))
 }
 
 // RegisterDomain buys a registration from the wallet. The domain comes back

@@ -10,14 +10,12 @@ import (
 // Hosting lists a page of the account's web-hosting accounts (never
 // passwords); page and limit 0 take the server's defaults.
 func (c *Client) Hosting(ctx context.Context, page, limit int) (api.HostingList, error) {
-	var l api.HostingList
-	return l, c.get(ctx, "/v1/hosting"+pageQuery(page, limit), &l)
+	return get[api.HostingList](ctx, c, "/v1/hosting"+pageQuery(page, limit))
 }
 
 // HostingAccount returns one hosting account.
 func (c *Client) HostingAccount(ctx context.Context, id string) (api.HostingAccount, error) {
-	var h api.HostingAccount
-	return h, c.get(ctx, hostingPath(id), &h)
+	return get[api.HostingAccount](ctx, c, hostingPath(id))
 }
 
 func hostingPath(id string, rest ...string) string {

@@ -9,8 +9,7 @@ import (
 
 // ConnectedApps lists the OAuth clients the account approved and has not revoked.
 func (c *Client) ConnectedApps(ctx context.Context) (api.ConnectedAppList, error) {
-	var l api.ConnectedAppList
-	return l, c.get(ctx, "/v1/account/connected-apps", &l)
+	return get[api.ConnectedAppList](ctx, c, "/v1/account/connected-apps")
 }
 
 // RevokeConnectedApp revokes a connected app and every token it holds.

@@ -22,35 +22,31 @@ func pageQuery(page, limit int) string {
 	return "?page=" + strconv.Itoa(page) + "&limit=" + strconv.Itoa(limit)
 }
 
-func (c *Client) get(ctx context.Context, path string, out any) error {
-	_, err := c.Do(ctx, "GET", path, nil, out, nil)
-	return err
+// get is a GET of path answered with a T.
+func get[T any](ctx context.Context, c *Client, path string) (T, error) {
+	return call[T](ctx, c, "GET", path, nil, nil)
 }
 
 // Billing.
 
 // Wallet returns the account's prepaid balance.
 func (c *Client) Wallet(ctx context.Context) (api.Wallet, error) {
-	var w api.Wallet
-	return w, c.get(ctx, "/v1/billing/wallet", &w)
+	return get[api.Wallet](ctx, c, "/v1/billing/wallet")
 }
 
 // WalletTransactions lists the wallet's credits and debits.
 func (c *Client) WalletTransactions(ctx context.Context, page, limit int) (api.Page[api.WalletTransaction], error) {
-	var p api.Page[api.WalletTransaction]
-	return p, c.get(ctx, "/v1/billing/wallet/transactions"+pageQuery(page, limit), &p)
+	return get[api.Page[api.WalletTransaction]](ctx, c, "/v1/billing/wallet/transactions"+pageQuery(page, limit))
 }
 
 // Invoices lists the account's invoices.
 func (c *Client) Invoices(ctx context.Context, page, limit int) (api.Page[api.Invoice], error) {
-	var p api.Page[api.Invoice]
-	return p, c.get(ctx, "/v1/billing/invoices"+pageQuery(page, limit), &p)
+	return get[api.Page[api.Invoice]](ctx, c, "/v1/billing/invoices"+pageQuery(page, limit))
 }
 
 // Invoice returns one invoice with its lines.
 func (c *Client) Invoice(ctx context.Context, id string) (api.Invoice, error) {
-	var i api.Invoice
-	return i, c.get(ctx, "/v1/billing/invoices/"+url.PathEscape(id), &i)
+	return get[api.Invoice](ctx, c, "/v1/billing/invoices/"+url.PathEscape(id))
 }
 
 // Tickets.
@@ -70,14 +66,12 @@ func (c *Client) CloseTicket(ctx context.Context, id string) (api.Ticket, error)
 
 // Servers lists the account's servers.
 func (c *Client) Servers(ctx context.Context, page, limit int) (api.ServerList, error) {
-	var l api.ServerList
-	return l, c.get(ctx, "/v1/servers"+pageQuery(page, limit), &l)
+	return get[api.ServerList](ctx, c, "/v1/servers"+pageQuery(page, limit))
 }
 
 // Server returns one server.
 func (c *Client) Server(ctx context.Context, id string) (api.Server, error) {
-	var s api.Server
-	return s, c.get(ctx, "/v1/servers/"+url.PathEscape(id), &s)
+	return get[api.Server](ctx, c, "/v1/servers/"+url.PathEscape(id))
 }
 
 func (c *Client) serverPath(id string, rest ...string) string {
@@ -99,14 +93,12 @@ func (c *Client) TerminateServer(ctx context.Context, id, idemKey string) (api.A
 
 // ServerStats returns one live sample of the server's usage.
 func (c *Client) ServerStats(ctx context.Context, id string) (api.ServerStats, error) {
-	var s api.ServerStats
-	return s, c.get(ctx, c.serverPath(id, "stats"), &s)
+	return get[api.ServerStats](ctx, c, c.serverPath(id, "stats"))
 }
 
 // ServerSnapshots lists a server's snapshots.
 func (c *Client) ServerSnapshots(ctx context.Context, id string) (api.ServerSnapshotList, error) {
-	var l api.ServerSnapshotList
-	return l, c.get(ctx, c.serverPath(id, "snapshots"), &l)
+	return get[api.ServerSnapshotList](ctx, c, c.serverPath(id, "snapshots"))
 }
 
 // CreateServerSnapshot snapshots a server; idemKey may be empty.
@@ -152,8 +144,7 @@ func (c *Client) ReinstallServer(ctx context.Context, id string, req api.Reinsta
 
 // ServerIPs lists a server's addresses with their reverse-DNS names.
 func (c *Client) ServerIPs(ctx context.Context, id string) (api.ServerIPList, error) {
-	var l api.ServerIPList
-	return l, c.get(ctx, c.serverPath(id, "ips"), &l)
+	return get[api.ServerIPList](ctx, c, c.serverPath(id, "ips"))
 }
 
 // AccountIPs lists every address of the account's servers (not terminated)
@@ -180,8 +171,7 @@ func (c *Client) AccountIPs(ctx context.Context) (api.AccountIPList, error) {
 
 // AccountIPsPage is one page of AccountIPs (page from 1, limit 1-200).
 func (c *Client) AccountIPsPage(ctx context.Context, page, limit int) (api.AccountIPList, error) {
-	var l api.AccountIPList
-	return l, c.get(ctx, "/v1/servers/ips"+pageQuery(page, limit), &l)
+	return get[api.AccountIPList](ctx, c, "/v1/servers/ips"+pageQuery(page, limit))
 }
 
 // SetServerPTR sets the reverse-DNS name of one of the server's addresses.
@@ -196,6 +186,5 @@ func (c *Client) DeleteServerPTR(ctx context.Context, id, ip string) (api.Server
 
 // Action returns an action (queued, running, success or failed).
 func (c *Client) Action(ctx context.Context, id string) (api.Action, error) {
-	var a api.Action
-	return a, c.get(ctx, "/v1/actions/"+url.PathEscape(id), &a)
+	return get[api.Action](ctx, c, "/v1/actions/"+url.PathEscape(id))
 }
