@@ -59,16 +59,9 @@ func TestCustomDomainCertificate(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	plain, _ := http.NewRequest("GET", "http://"+w.env.HTTPAddr+"/", nil)
-	plain.Host = own
-	presp, err := http.DefaultClient.Do(plain)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pbody, _ := io.ReadAll(presp.Body)
-	presp.Body.Close()
-	if resp.StatusCode != presp.StatusCode || string(body) != string(pbody) {
-		t.Fatalf("HTTPS %s is not the account's site: %d %q, own domain %d %q", custom, resp.StatusCode, body, presp.StatusCode, pbody)
+	pcode, pbody := hostenv.Get(t, w.env.HTTPAddr, own, "/")
+	if resp.StatusCode != pcode || string(body) != pbody {
+		t.Fatalf("HTTPS %s is not the account's site: %d %q, own domain %d %q", custom, resp.StatusCode, body, pcode, pbody)
 	}
 	first := resp.TLS.PeerCertificates[0].SerialNumber.String()
 

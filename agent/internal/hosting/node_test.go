@@ -326,12 +326,7 @@ func TestHostingCreateUndoneOnFailure(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(fake, "php-fpm9.9"), []byte("#!/bin/sh\necho 'ERROR: refused by the test' >&2\nexit 1\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	cfg := e.Cfg
-	cfg.FPMGlob = filepath.Join(fake, "php-fpm*")
-	n, err := hosting.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := fpmNode(t, e, fake)
 	a := newAcct(e, "u")
 	in := a.input(t)
 	in.PHPVersion = "9.9"
@@ -340,7 +335,7 @@ func TestHostingCreateUndoneOnFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	var steps []string
-	_, err = n.Create(ctx, in, func(s string) error { steps = append(steps, s); return nil })
+	_, err := n.Create(ctx, in, func(s string) error { steps = append(steps, s); return nil })
 	if err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("create with a refusing php-fpm: %v", err)
 	}
@@ -348,6 +343,19 @@ func TestHostingCreateUndoneOnFailure(t *testing.T) {
 		t.Fatalf("steps %v: the failure was not at the pool", steps)
 	}
 	assertGone(t, e, a)
+}
+
+// fpmNode is a node of e whose installed PHP-FPM binaries are dir's
+// php-fpm* (fakes or links a test puts there).
+func fpmNode(t *testing.T, e *hostingtest.Env, dir string) *hosting.Node {
+	t.Helper()
+	cfg := e.Cfg
+	cfg.FPMGlob = filepath.Join(dir, "php-fpm*")
+	n, err := hosting.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // PUT php moves the pool between masters: with a second version installed
@@ -365,12 +373,7 @@ func TestHostingPHPMove(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := e.Cfg
-	cfg.FPMGlob = filepath.Join(bin, "php-fpm*")
-	n, err := hosting.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := fpmNode(t, e, bin)
 	ctx := hostenv.Ctx(t)
 	if vs := n.PHPVersions(); strings.Join(vs, ",") != "8.2,8.3" {
 		t.Fatalf("versions %v", vs)

@@ -164,15 +164,7 @@ func TestHostingCertThroughTheExecutor(t *testing.T) {
 		return &pb.ActionAssign{ActionId: id, Command: api.ActionHostingChallenge, Target: uname, Params: params}
 	}
 	getToken := func() (int, string) {
-		req, _ := http.NewRequest("GET", "http://"+e.HTTPAddr+"/.well-known/acme-challenge/"+token, nil)
-		req.Host = custom
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return hostenv.Get(t, e.HTTPAddr, custom, "/.well-known/acme-challenge/"+token)
 	}
 	if r := call(t, ex, challenge("act-c-chal", token, false)); !r.Success {
 		t.Fatalf("hosting.challenge: %s %s", r.ErrorCode, r.ErrorMessage)
