@@ -24,6 +24,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/hostplane/hostplane/internal/consoletoken"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestConsole opens the browser console of a real guest through the public
@@ -163,11 +164,11 @@ func TestConsole(t *testing.T) {
 	if time.Until(con.ExpiresAt) < time.Second {
 		t.Fatalf("the first console URL expired before the restart check (%v): the test ran too slowly to tell reuse from expiry", con.ExpiresAt)
 	}
-	usedBefore := strings.Count(readFile(t, w.agent.LogPath()), "already used")
+	usedBefore := strings.Count(framework.ReadFile(t, w.agent.LogPath()), "already used")
 	if status := refusedStatus(t, httpc, con.WebSocketURL); status != http.StatusForbidden {
 		t.Fatalf("the console URL used before the agent restarted: %d, want 403", status)
 	}
-	if strings.Count(readFile(t, w.agent.LogPath()), "already used") != usedBefore+1 {
+	if strings.Count(framework.ReadFile(t, w.agent.LogPath()), "already used") != usedBefore+1 {
 		t.Fatal("the URL used before the restart was not refused as already used")
 	}
 
@@ -192,7 +193,7 @@ func TestConsole(t *testing.T) {
 	owner.waitSuccess(acc.Action.ID, actionTimeout)
 	// The agent closed it itself before destroying the domain (not only
 	// because QEMU went away).
-	if log := readFile(t, w.agent.LogPath()); !strings.Contains(log, `"msg":"consoles closed: domain terminated","subsystem":"console","domain":"`+vm+`"`) {
+	if log := framework.ReadFile(t, w.agent.LogPath()); !strings.Contains(log, `"msg":"consoles closed: domain terminated","subsystem":"console","domain":"`+vm+`"`) {
 		t.Fatal("the agent did not log closing the console on terminate (consoles closed: domain terminated)")
 	}
 	if r := owner.do(http.MethodPost, path, nil); r.Status != http.StatusConflict {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -158,7 +157,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	if s := c.server(id); s.Status != api.ServerStopped {
 		t.Fatalf("after stop: status %s, libvirt shut off", s.Status)
 	}
-	if log := readFile(t, console); !strings.Contains(log, "clean-shutdown") {
+	if log := framework.ReadFile(t, console); !strings.Contains(log, "clean-shutdown") {
 		t.Fatal("stop did not shut the guest down through ACPI (no clean-shutdown in its console)")
 	}
 	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "stop"})
@@ -345,7 +344,7 @@ func (w *world) testAgentKilled(t *testing.T) {
 		return cl.ReinstallServer(ctx, id, api.ReinstallRequest{OSTemplate: tplB}, "")
 	})
 	w.agent.WaitExit(time.Minute)
-	if !strings.Contains(readFile(t, w.agent.LogPath()), "failpoint: killing the agent") {
+	if !strings.Contains(framework.ReadFile(t, w.agent.LogPath()), "failpoint: killing the agent") {
 		t.Fatalf("agent exited but not at the failpoint; log:\n%s", framework.Tail(w.agent.LogPath(), 30))
 	}
 	if a := c.waitActionOpen(acc.Action.ID); a.Finished() {
@@ -444,7 +443,7 @@ func requireSingleInstall(t *testing.T, console, oldInstall string) {
 	}
 	if len(installs) != 1 || fresh != 1 {
 		t.Fatalf("want exactly one reinstall booted fresh once; the console shows installs %v with %d fresh boots:\n%s",
-			installs, fresh, readFile(t, console))
+			installs, fresh, framework.ReadFile(t, console))
 	}
 }
 
@@ -465,15 +464,6 @@ func (c *apiClient) waitActionRunning(id string, timeout time.Duration) api.Acti
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-func readFile(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // requireLeaderKnowsTemplates: a leader (here, one elected after the agent's

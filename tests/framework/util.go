@@ -89,6 +89,17 @@ func ephemeralLow() int {
 	return 32768
 }
 
+// ReadFile returns the content of the file at path (a log, a console),
+// failing t when it cannot be read.
+func ReadFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
 // Tail returns the last n lines of a file (a log), or the error reading it.
 func Tail(path string, n int) string {
 	b, err := os.ReadFile(path)

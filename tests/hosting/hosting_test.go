@@ -373,7 +373,7 @@ func TestHostingThroughTheAPI(t *testing.T) {
 	hostenv.PutProbe(t, w.env.SSHAddr, cu, crash.SFTPPassword, "sftp after the crash")
 	hostenv.WantSite(t, w.env.HTTPAddr, cd, cu, "site after the crash")
 	started, resumed := 0, 0
-	for _, l := range strings.Split(readFile(t, w.agent.Log), "\n") {
+	for _, l := range strings.Split(framework.ReadFile(t, w.agent.Log), "\n") {
 		if strings.Contains(l, "op="+crash.Action.ID) && strings.Contains(l, `msg="operation started"`) {
 			started++
 		}
@@ -384,14 +384,6 @@ func TestHostingThroughTheAPI(t *testing.T) {
 	if started != 1 || resumed != 1 {
 		t.Fatalf("the create started %d times and was completed by recovery %d times (want 1 and 1)", started, resumed)
 	}
-}
-
-func readFile(t *testing.T, p string) string {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func assertGone(t *testing.T, w *world, user, domain string) {

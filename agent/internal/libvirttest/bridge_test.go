@@ -12,6 +12,7 @@ import (
 
 	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/testnet"
 )
 
@@ -113,7 +114,7 @@ func TestBridgedGuestsCleanTraffic(t *testing.T) {
 				continue
 			}
 			if ok, out := tn.Ping(a, 5); !ok {
-				t.Fatalf("ping %s (%s) from the test namespace failed:\n%s\nconsole:\n%s", a, gu.name, out, readFile(t, gu.console))
+				t.Fatalf("ping %s (%s) from the test namespace failed:\n%s\nconsole:\n%s", a, gu.name, out, framework.ReadFile(t, gu.console))
 			}
 		}
 	}
@@ -192,7 +193,7 @@ func waitGuestAgent(t *testing.T, dom, console string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: the guest agent never answered: %v\nconsole:\n%s", dom, err, readFile(t, console))
+			t.Fatalf("%s: the guest agent never answered: %v\nconsole:\n%s", dom, err, framework.ReadFile(t, console))
 		}
 		time.Sleep(300 * time.Millisecond)
 	}

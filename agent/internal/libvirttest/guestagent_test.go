@@ -12,6 +12,7 @@ import (
 
 	"github.com/hostplane/hostplane/agent/internal/seed"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestPasswordResetRealGuestAgent: a guest running the real qemu-ga (initrd-ga.img)
@@ -27,7 +28,7 @@ func TestPasswordResetRealGuestAgent(t *testing.T) {
 	name := e.prefix + "-ga"
 	vm := e.provision(ctx, e.prefix+"-prov", name, "real-ga").Result.VM
 	waitReady(t, ctx, vm.ConsoleLog, 1)
-	log := readFile(t, vm.ConsoleLog)
+	log := framework.ReadFile(t, vm.ConsoleLog)
 	if !strings.Contains(log, "GUEST-GA started") {
 		t.Fatalf("qemu-ga did not start in the guest:\n%s", log)
 	}
@@ -40,7 +41,7 @@ func TestPasswordResetRealGuestAgent(t *testing.T) {
 		if _, err := agentCommand(name, `{"execute":"guest-ping"}`); err == nil {
 			break
 		} else if time.Now().After(deadline) {
-			t.Fatalf("guest agent never answered guest-ping: %v\nconsole:\n%s", err, readFile(t, vm.ConsoleLog))
+			t.Fatalf("guest agent never answered guest-ping: %v\nconsole:\n%s", err, framework.ReadFile(t, vm.ConsoleLog))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}

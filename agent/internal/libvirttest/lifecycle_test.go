@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestLifecycle drives one guest through provision → reboot → snapshot → reboot →
@@ -70,7 +71,7 @@ func TestLifecycle(t *testing.T) {
 	if bc, _ := waitReady(t, ctx, vm.ConsoleLog, 2); bc != "2" {
 		t.Fatalf("boot 2: bootcount=%s", bc)
 	}
-	if !strings.Contains(readFile(t, vm.ConsoleLog), "clean-shutdown") {
+	if !strings.Contains(framework.ReadFile(t, vm.ConsoleLog), "clean-shutdown") {
 		t.Fatal("the guest did not shut down on the ACPI reboot request")
 	}
 	if got := qemuPID(t, name); got != pid {
@@ -105,7 +106,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("disk bootcount after revert: %s, want 2", got)
 	}
 
-	readyBefore := strings.Count(readFile(t, vm.ConsoleLog), "GUEST-READY")
+	readyBefore := strings.Count(framework.ReadFile(t, vm.ConsoleLog), "GUEST-READY")
 	op, err = c.Reinstall(ctx, name, api.NodeReinstallRequest{OpID: e.prefix + "-reinstall", Template: "guest-b", RootPassword: "another-pass-2"})
 	if err != nil {
 		t.Fatalf("reinstall: %v", err)
@@ -128,7 +129,7 @@ func TestLifecycle(t *testing.T) {
 	if err != nil || op.Result.PowerMethod != api.NodePowerGraceful {
 		t.Fatalf("stop: %+v %v", op, err)
 	}
-	if !strings.Contains(readFile(t, vm.ConsoleLog), "clean-shutdown 1") {
+	if !strings.Contains(framework.ReadFile(t, vm.ConsoleLog), "clean-shutdown 1") {
 		t.Fatalf("no clean-shutdown in console log")
 	}
 	op, err = c.Stop(ctx, name, api.NodeStopRequest{OpID: e.prefix + "-stop-again"})
@@ -173,13 +174,4 @@ func TestLifecycle(t *testing.T) {
 	if _, err := c.VM(ctx, name); !errors.As(err, &ne) || ne.Code != api.NodeErrNotFound {
 		t.Fatalf("show after terminate: %v", err)
 	}
-}
-
-func readFile(t *testing.T, p string) string {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }

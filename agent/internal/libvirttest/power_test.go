@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestForcedStopAndPasswordReset: a guest that ignores ACPI is forced off after the
@@ -69,7 +70,7 @@ func TestForcedStopAndPasswordReset(t *testing.T) {
 	if st, err := c.Stats(ctx, name); err != nil || st.VMs[name][len(st.VMs[name])-1].State != "shutoff" {
 		t.Fatalf("stats right after the stop: %+v %v", st, err)
 	}
-	if strings.Contains(readFile(t, vm.ConsoleLog), "clean-shutdown") {
+	if strings.Contains(framework.ReadFile(t, vm.ConsoleLog), "clean-shutdown") {
 		t.Fatal("guest without acpid shut down cleanly?")
 	}
 
