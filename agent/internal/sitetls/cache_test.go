@@ -12,6 +12,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"math/big"
 	"os"
@@ -220,5 +221,66 @@ func TestLuaCacheFileVersions(t *testing.T) {
 	}
 	if leafOf("v.test") != nil {
 		t.Fatal("a detached name is still served from the cache")
+	}
+}
+
+// TestLuaCacheKeyOfItsCertificate: the lua cache builds an EC key on its
+// certificate's public key, so it first checks that the file's key is that
+// certificate's. A file whose key belongs to another certificate is not
+// served (the handshake fails, nothing else is); a SEC 1 key written
+// without its public point (optional in RFC 5915) is parsed alone and
+// served.
+func TestLuaCacheKeyOfItsCertificate(t *testing.T) {
+	n := startNginxCache(t, ModeLua, "", 4)
+	ca := newTestCA(t)
+	ctx := context.Background()
+	p256 := func() *ecdsa.PrivateKey { k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader); return k }
+	// foreign.test: its own certificate with another certificate's key.
+	own, other := p256(), p256()
+	chain, _ := ca.issue(t, "foreign.test", own)
+	otherDER, err := x509.MarshalECPrivateKey(other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreign := append(append([]byte{}, chain...), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: otherDER})...)
+	if err := n.store.write(n.store.Path("foreign.test"), foreign); err != nil {
+		t.Fatal(err)
+	}
+	if leaf, err := ServedLeaf(ctx, n.addr, "foreign.test", 3*time.Second); err == nil {
+		t.Fatalf("a file with another certificate's key was served (%s)", leaf.Subject.CommonName)
+	}
+	// nopub.test: its key without the public point.
+	key := p256()
+	chain, _ = ca.issue(t, "nopub.test", key)
+	scalar, err := key.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nopubDER, err := asn1.Marshal(struct {
+		Version    int
+		PrivateKey []byte
+		Curve      asn1.ObjectIdentifier `asn1:"optional,explicit,tag:0"`
+	}{1, scalar, asn1.ObjectIdentifier{1, 2, 840, 10045, 3, 1, 7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, err := x509.ParseECPrivateKey(nopubDER); err != nil || !k.Equal(key) {
+		t.Fatalf("the key without its public point does not parse to the key: %v", err)
+	}
+	nopub := append(append([]byte{}, chain...), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: nopubDER})...)
+	if err := n.store.write(n.store.Path("nopub.test"), nopub); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ServedLeaf(ctx, n.addr, "nopub.test", 3*time.Second)
+	if err != nil || !bytes.Equal(leaf.Raw, leafDER(t, chain)) {
+		t.Fatalf("nopub.test is not served its certificate: %v\n%s", err, n.errorLog())
+	}
+	// The node still serves the rest: foreign.test broke nothing.
+	c, k := ca.issue(t, "ok.test", p256())
+	if err := n.store.Attach(ctx, "ok.test", c, k); err != nil {
+		t.Fatalf("attach after the foreign key: %v\n%s", err, n.errorLog())
+	}
+	if strings.Contains(n.errorLog(), "[alert]") {
+		t.Fatalf("nginx logged alerts:\n%s", n.errorLog())
 	}
 }

@@ -107,19 +107,22 @@ map $ssl_server_name $hp_sni {
 # entry). Every handshake stats the name's file (one statx, no read) and
 # uses the entry only while the file is the version it was parsed from
 # (same inode, size, mtime and ctime): a renewed, rolled back or removed
-# file is never served from the cache. An entry keeps the parsed objects
-# only, not the file's text (nor so its key's PEM).
+# file is never served from the cache. A miss reads the file with libcrypto
+# (its text, and so its key, never becomes a Lua string) and an entry keeps
+# the parsed objects only.
 init_by_lua_block {
   local ffi = require "ffi"
   local ssl = require "ngx.ssl"
   local C = ffi.C
   -- libcrypto's own parsers, for what ngx.ssl parses slowly on OpenSSL 3.0
-  -- (its PEM key reader tries every decoder: ~0.6 ms against ~20 us here).
+  -- (its PEM key reader tries every decoder: ~0.6 ms against ~20 us here)
+  -- and reads from the file, so no key material reaches the Lua heap.
   ffi.cdef[[
     void *d2i_X509(void **a, const unsigned char **pp, long length);
     int X509_up_ref(void *x);
     void X509_free(void *x);
     void *OPENSSL_sk_new_null(void);
+    void *OPENSSL_sk_value(const void *st, int i);
     int OPENSSL_sk_push(void *st, const void *data);
     void *d2i_ECPrivateKey(void **a, const unsigned char **pp, long length);
     void *d2i_RSAPrivateKey(void **a, const unsigned char **pp, long length);
@@ -129,21 +132,16 @@ init_by_lua_block {
     int EVP_PKEY_assign(void *pkey, int type, void *key);
     void EVP_PKEY_free(void *k);
     void *EC_KEY_get0_group(const void *k);
-    const void *EC_KEY_get0_private_key(const void *k);
     const void *EC_KEY_get0_public_key(const void *k);
-    int EC_GROUP_get_curve_name(const void *g);
-    const char *OBJ_nid2sn(int n);
     size_t EC_POINT_point2oct(const void *g, const void *p, int form, unsigned char *buf, size_t len, void *ctx);
-    void *OSSL_PARAM_BLD_new(void);
-    int OSSL_PARAM_BLD_push_utf8_string(void *b, const char *key, const char *v, size_t len);
-    int OSSL_PARAM_BLD_push_BN(void *b, const char *key, const void *bn);
-    int OSSL_PARAM_BLD_push_octet_string(void *b, const char *key, const void *buf, size_t len);
-    void *OSSL_PARAM_BLD_to_param(void *b);
-    void OSSL_PARAM_BLD_free(void *b);
-    void OSSL_PARAM_free(void *p);
-    void *EVP_PKEY_CTX_new_from_name(void *libctx, const char *name, const char *propq);
-    int EVP_PKEY_fromdata_init(void *ctx);
-    int EVP_PKEY_fromdata(void *ctx, void **ppkey, int selection, void *params);
+    void *X509_get0_pubkey(const void *x);
+    void *EVP_PKEY_get0_EC_KEY(const void *pkey);
+    void *EC_KEY_dup(const void *k);
+    int EC_KEY_set_private_key(void *k, const void *bn);
+    void *BN_secure_new(void);
+    void *BN_bin2bn(const unsigned char *s, int len, void *ret);
+    void BN_clear_free(void *a);
+    int memcmp(const void *a, const void *b, size_t n);
     typedef int (*hp_pkey_meths)(void *e, void **pm, const int **nids, int nid);
     void *ENGINE_new(void);
     int ENGINE_set_id(void *e, const char *id);
@@ -163,10 +161,19 @@ init_by_lua_block {
     };
     int statx(int dirfd, const char *path, int flags, unsigned int mask, struct hp_statx *buf);
   ]]
-  -- Every handshake leaves Lua garbage (its coroutine; a miss also the
-  -- file's text and its base64): collect continuously rather than when the heap
-  -- has doubled, so the heap's high-water mark, which stays resident, stays
-  -- near what is live (about 5 % of nginx's memory otherwise).
+  ffi.cdef[[ /* one long bracket of nginx's config must fit in 4 KiB */
+    void *BIO_new_file(const char *filename, const char *mode);
+    int BIO_free(void *a);
+    int PEM_read_bio(void *bp, char **name, char **header, unsigned char **data, long *len);
+    void CRYPTO_free(void *ptr, const char *file, int line);
+    void CRYPTO_clear_free(void *ptr, size_t num, const char *file, int line);
+    void ERR_clear_error(void);
+    void *d2i_AutoPrivateKey(void **a, const unsigned char **pp, long length);
+  ]]
+  -- Every handshake leaves Lua garbage (its coroutine; a miss a few small
+  -- strings): collect continuously rather than when the heap has doubled,
+  -- so the heap's high-water mark, which stays resident, stays near what is
+  -- live (about 5 % of nginx's memory otherwise).
   collectgarbage("setpause", 100)
   local pp = ffi.new("const unsigned char *[1]")
   -- d2i_X509 on OpenSSL 3.0 decodes a certificate's EC public key through
@@ -176,7 +183,7 @@ init_by_lua_block {
   -- registered for the parse only and unregistered before anything else
   -- runs in this single-threaded worker (~25 us in all). Without the
   -- engine API the plain parse is used.
-  local x509 = function(d) pp[0] = d return C.d2i_X509(nil, pp, #d) end
+  local x509 = function(d, len) pp[0] = d return C.d2i_X509(nil, pp, len) end
   local ok, err = pcall(function()
     local ecnid = ffi.new("const int[1]", 408) -- EVP_PKEY_EC
     local cb = ffi.cast("hp_pkey_meths", function(_, pm, nids)
@@ -188,97 +195,171 @@ init_by_lua_block {
       or C.ENGINE_set_pkey_meths(e, cb) ~= 1 or C.ENGINE_init(e) ~= 1 then error("engine set-up failed") end
     hp_tls_engine = { e = e, cb = cb, nid = ecnid } -- kept alive for the worker's life
     local plain = x509
-    x509 = function(d)
-      if C.ENGINE_register_pkey_meths(e) ~= 1 then return plain(d) end
+    x509 = function(d, len)
+      if C.ENGINE_register_pkey_meths(e) ~= 1 then return plain(d, len) end
       pp[0] = d
-      local x = C.d2i_X509(nil, pp, #d)
+      local x = C.d2i_X509(nil, pp, len)
       C.ENGINE_unregister_pkey_meths(e)
       return x
     end
     jit.off(x509) -- it calls back into Lua (cb), which compiled code may not
   end)
   if not ok then ngx.log(ngx.NOTICE, "hostplane tls: certificates parsed without the EC engine: ", err) end
-  local function der(b64) return ngx.decode_base64((b64:gsub("%s", ""))) end
-  -- Intermediates are shared by every entry that sends them (one parsed
-  -- copy per worker, at most 32 distinct ones).
-  local inter, ninter = {}, 0
-  local function chain(pem)
-    local sk = C.OPENSSL_sk_new_null()
-    if sk == nil then return nil end
-    sk = ffi.gc(sk, C.ngx_http_lua_ffi_free_cert)
-    local n = 0
-    for b64 in pem:gmatch("%-%-%-%-%-BEGIN CERTIFICATE%-%-%-%-%-(.-)%-%-%-%-%-END CERTIFICATE%-%-%-%-%-") do
-      local d = der(b64)
-      if not d then return nil end
-      local x = n > 0 and inter[d]
-      if x then
-        C.X509_up_ref(x)
-      else
-        x = x509(d)
-        if x == nil then return nil end
-        if n > 0 and ninter < 32 then
-          C.X509_up_ref(x)
-          inter[d], ninter = x, ninter + 1
-        end
+  -- An EC key, built on its certificate's public key. OpenSSL 3.0 builds
+  -- a new curve group (~13 us for P-256) for every key it decodes or
+  -- converts, where a copy of one takes ~1 us: the private key is a copy of
+  -- the leaf's parsed public key (group and point) given the file's private
+  -- scalar, so it needs no group of its own, and it compares equal to the
+  -- certificate's key without converting that to a provider key (as
+  -- SSL_use_PrivateKey's check otherwise does). Only the key's provider
+  -- copy, made at its first signature, builds a group. The file's own
+  -- public point must be the certificate's: a key of another certificate
+  -- is refused.
+  -- tlv reads the DER element at d[o] (before lim): its tag, and the
+  -- offset and length of its content.
+  local function tlv(d, o, lim)
+    if o + 2 > lim then return nil end
+    local tag, l, c = d[o], d[o + 1], o + 2
+    if l >= 0x80 then
+      local nb = l - 0x80
+      if nb < 1 or nb > 2 or c + nb > lim then return nil end
+      l = 0
+      for i = 0, nb - 1 do l = l * 256 + d[c + i] end
+      c = c + nb
+    end
+    if c + l > lim then return nil end
+    return tag, c, l
+  end
+  -- sec1 finds the private scalar and the public point (uncompressed) in
+  -- a SEC 1 key (RFC 5915: SEQUENCE { 1, OCTET STRING, [0] curve, [1] BIT
+  -- STRING }): their offsets and lengths (the point's are nil when the
+  -- key has none).
+  local function sec1(d, len)
+    local t, c, l = tlv(d, 0, len)
+    if t ~= 0x30 then return nil end
+    local lim = c + l
+    local tv, cv, lv = tlv(d, c, lim)
+    if tv ~= 0x02 or lv ~= 1 or d[cv] ~= 1 then return nil end
+    local tp, cp, lp = tlv(d, cv + lv, lim)
+    if tp ~= 0x04 or lp == 0 then return nil end
+    local o = cp + lp
+    while o < lim do
+      local tx, cx, lx = tlv(d, o, lim)
+      if not tx then return nil end
+      if tx == 0xa1 then
+        local tb, cb, lb = tlv(d, cx, cx + lx)
+        if tb ~= 0x03 or lb < 2 or d[cb] ~= 0 then return nil end
+        return cp, lp, cb + 1, lb - 1
       end
-      if C.OPENSSL_sk_push(sk, x) == 0 then C.X509_free(x) return nil end
-      n = n + 1
+      o = cx + lx
     end
-    if n == 0 then return nil end
-    return sk
+    return cp, lp -- no public point
   end
-  -- An EC key as the provider's own key, built from the SEC 1 key's parts:
-  -- one copy. A legacy EC_KEY (EVP_PKEY_assign) gets a second, provider
-  -- copy at its first use by TLS: ~2 KiB more per cached entry.
-  local ectx = C.EVP_PKEY_CTX_new_from_name(nil, "EC", nil)
-  local pub = ffi.new("unsigned char[133]")
-  local ppk = ffi.new("void *[1]")
-  local function ec(k)
-    local g, priv, pt = C.EC_KEY_get0_group(k), C.EC_KEY_get0_private_key(k), C.EC_KEY_get0_public_key(k)
-    if ectx == nil or g == nil or priv == nil or pt == nil then return nil end
-    local sn = C.OBJ_nid2sn(C.EC_GROUP_get_curve_name(g))
-    local plen = C.EC_POINT_point2oct(g, pt, 4, pub, 133, nil) -- POINT_CONVERSION_UNCOMPRESSED
-    if sn == nil or plen == 0 then return nil end
-    local bld = C.OSSL_PARAM_BLD_new()
-    if bld == nil then return nil end
-    local params = nil
-    if C.OSSL_PARAM_BLD_push_utf8_string(bld, "group", sn, 0) == 1
-      and C.OSSL_PARAM_BLD_push_BN(bld, "priv", priv) == 1
-      and C.OSSL_PARAM_BLD_push_octet_string(bld, "pub", pub, plen) == 1 then
-      params = C.OSSL_PARAM_BLD_to_param(bld)
-    end
-    C.OSSL_PARAM_BLD_free(bld)
-    if params == nil then return nil end
-    ppk[0] = nil
-    local ok = C.EVP_PKEY_fromdata_init(ectx) == 1 and C.EVP_PKEY_fromdata(ectx, ppk, 0x87, params) == 1 -- EVP_PKEY_KEYPAIR
-    C.OSSL_PARAM_free(params) -- the private part is cleared (the key's BIGNUM is a secure one)
-    local pk = ppk[0]
-    ppk[0] = nil
-    if not ok or pk == nil then return nil end
-    return ffi.gc(pk, C.EVP_PKEY_free)
-  end
-  local function key(pem)
-    local kind, b64 = pem:match("%-%-%-%-%-BEGIN (%u+) PRIVATE KEY%-%-%-%-%-(.-)%-%-%-%-%-END")
-    if kind ~= "EC" and kind ~= "RSA" then return ssl.parse_pem_priv_key(pem) end -- PKCS#8 (Ed25519)
-    local d = der(b64)
-    if not d then return nil end
-    pp[0] = d
-    if kind == "EC" then
-      local k = C.d2i_ECPrivateKey(nil, pp, #d)
-      if k == nil then return nil end
-      local pk = ec(k)
-      C.EC_KEY_free(k)
-      return pk
-    end
-    local k = C.d2i_RSAPrivateKey(nil, pp, #d)
+  -- wrap returns an EVP_PKEY owning the legacy key k of type nid, or nil
+  -- (k freed with free_k).
+  local function wrap(k, nid, free_k)
     if k == nil then return nil end
     local pk = C.EVP_PKEY_new()
-    if pk == nil or C.EVP_PKEY_assign(pk, 6, k) ~= 1 then -- EVP_PKEY_RSA
-      C.RSA_free(k)
+    if pk == nil or C.EVP_PKEY_assign(pk, nid, k) ~= 1 then
+      free_k(k)
       if pk ~= nil then C.EVP_PKEY_free(pk) end
       return nil
     end
-    return ffi.gc(pk, C.EVP_PKEY_free)
+    return pk
+  end
+  local pub = ffi.new("unsigned char[133]")
+  local function eckey(leaf, d, len)
+    local cp, lp, cq, lq = sec1(d, len)
+    if not cp or leaf == nil then return nil end
+    if not cq then -- parsed alone (a group of its own); SSL_use_PrivateKey checks it
+      pp[0] = d
+      return wrap(C.d2i_ECPrivateKey(nil, pp, len), 408, C.EC_KEY_free) -- EVP_PKEY_EC
+    end
+    local ck = C.EVP_PKEY_get0_EC_KEY(C.X509_get0_pubkey(leaf))
+    if ck == nil then return nil end
+    local g, pt = C.EC_KEY_get0_group(ck), C.EC_KEY_get0_public_key(ck)
+    if g == nil or pt == nil then return nil end
+    local plen = C.EC_POINT_point2oct(g, pt, 4, pub, 133, nil) -- POINT_CONVERSION_UNCOMPRESSED
+    if plen ~= lq or C.memcmp(pub, d + cq, lq) ~= 0 then return nil end -- not this certificate's key
+    local bn = C.BN_secure_new()
+    if bn == nil then return nil end
+    local k = nil
+    if C.BN_bin2bn(d + cp, lp, bn) ~= nil then k = C.EC_KEY_dup(ck) end
+    if k ~= nil and C.EC_KEY_set_private_key(k, bn) ~= 1 then
+      C.EC_KEY_free(k)
+      k = nil
+    end
+    C.BN_clear_free(bn)
+    return wrap(k, 408, C.EC_KEY_free)
+  end
+  -- key: an EVP_PKEY (not yet collected) from a key block's DER.
+  local function key(leaf, kind, d, len)
+    pp[0] = d
+    if kind == "EC PRIVATE KEY" then
+      return eckey(leaf, d, len)
+    elseif kind == "RSA PRIVATE KEY" then
+      return wrap(C.d2i_RSAPrivateKey(nil, pp, len), 6, C.RSA_free) -- EVP_PKEY_RSA
+    elseif kind == "PRIVATE KEY" then -- PKCS #8 (Ed25519)
+      return C.d2i_AutoPrivateKey(nil, pp, len)
+    end
+    return nil
+  end
+  -- Intermediates are shared by every entry that sends them (one parsed
+  -- copy per worker, at most 32 distinct ones).
+  local inter, ninter = {}, 0
+  local bname, bhdr = ffi.new("char *[1]"), ffi.new("char *[1]")
+  local bdata, blen = ffi.new("unsigned char *[1]"), ffi.new("long[1]")
+  -- load reads path's PEM blocks with libcrypto (the file's text, and so
+  -- its key, never becomes a Lua string; the key's DER is cleared when
+  -- freed) and returns the chain and key, each freed when collected, or nil.
+  local function load(path)
+    local bio = C.BIO_new_file(path, "rb")
+    if bio == nil then C.ERR_clear_error() return nil end
+    local sk = C.OPENSSL_sk_new_null()
+    if sk == nil then C.BIO_free(bio) return nil end
+    sk = ffi.gc(sk, C.ngx_http_lua_ffi_free_cert)
+    local n, pk, bad = 0, nil, false
+    while not pk and not bad and C.PEM_read_bio(bio, bname, bhdr, bdata, blen) == 1 do
+      local kind, d, len = ffi.string(bname[0]), bdata[0], tonumber(blen[0])
+      C.CRYPTO_free(bname[0], nil, 0)
+      C.CRYPTO_free(bhdr[0], nil, 0)
+      if kind == "CERTIFICATE" then
+        local x, der = nil, nil
+        if n > 0 then
+          der = ffi.string(d, len) -- an intermediate: public
+          x = inter[der]
+        end
+        if x then
+          C.X509_up_ref(x)
+        else
+          x = x509(d, len)
+          if x ~= nil and der and ninter < 32 then
+            C.X509_up_ref(x)
+            inter[der], ninter = x, ninter + 1
+          end
+        end
+        C.CRYPTO_free(d, nil, 0)
+        if x == nil then
+          bad = true
+        elseif C.OPENSSL_sk_push(sk, x) == 0 then
+          C.X509_free(x)
+          bad = true
+        else
+          n = n + 1
+        end
+      else
+        pk = n > 0 and key(C.OPENSSL_sk_value(sk, 0), kind, d, len) or nil
+        C.CRYPTO_clear_free(d, len, nil, 0)
+        bad = pk == nil
+      end
+    end
+    C.BIO_free(bio)
+    C.ERR_clear_error() -- a bad file's errors, not to be taken for the handshake's
+    if bad or n == 0 or not pk then
+      if pk then C.EVP_PKEY_free(pk) end
+      return nil
+    end
+    return sk, ffi.gc(pk, C.EVP_PKEY_free)
   end
   local function free(e)
     C.ngx_http_lua_ffi_free_cert(ffi.gc(e.cert, nil))
@@ -325,13 +406,8 @@ init_by_lua_block {
     if not ino then return nil end
     -- Read after the stat: the content is that version or a later one,
     -- whose own identity differs, so the next handshake parses it again.
-    local f = io.open(path, "rb")
-    if not f then return nil end
-    local pem = f:read("*a")
-    f:close()
-    if not pem then return nil end
-    local c, k = chain(pem), key(pem)
-    if not c or not k then return nil end
+    local c, k = load(path)
+    if not c then return nil end
     e = { name = name, cert = c, key = k, ino = ino, size = size, ms = ms, mns = mns, cs = cs, cns = cns }
     map[name], n = e, n + 1
     front(e)

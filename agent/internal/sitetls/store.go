@@ -88,10 +88,10 @@ func ParsePair(name string, chainPEM, keyPEM []byte, now time.Time) (*x509.Certi
 
 // bundle is the one file nginx reads: the chain, then the key, re-encoded
 // so nothing but PEM blocks we produced reaches nginx. ECDSA keys are
-// written as SEC 1 ("EC PRIVATE KEY", with the curve) and RSA keys as
-// PKCS #1: the lua cache builds those through libcrypto's direct parsers,
-// which on OpenSSL 3.0 take ~20 us against ~0.6 ms for PKCS #8 through its
-// decoders. Ed25519 stays PKCS #8 (its only form).
+// written as SEC 1 ("EC PRIVATE KEY", with the curve and the public point)
+// and RSA keys as PKCS #1: the lua cache builds those without OpenSSL 3.0's
+// decoders (~0.6 ms for PKCS #8 through them), an EC key on its
+// certificate's parsed public key. Ed25519 stays PKCS #8 (its only form).
 func bundle(chainPEM []byte, key crypto.PrivateKey) ([]byte, error) {
 	var out bytes.Buffer
 	rest := chainPEM
