@@ -252,11 +252,28 @@ func (d *Dispatcher) connected(nodeID string) bool {
 }
 
 func (d *Dispatcher) scan(ctx context.Context) {
+	// The actions already on their way to an agent are neither sent again
+	// nor expired here: only their ids are read, not their records (a
+	// leader with many long provisionings in flight would otherwise decode
+	// every one of them at each order's kick).
+	d.mu.Lock()
+	busy := make(map[string]bool, len(d.inflight))
+	for id := range d.inflight {
+		busy[id] = true
+	}
+	d.mu.Unlock()
 	var open []store.Action
-	_ = d.s.State.Read(func(r store.ReadTx) (err error) { open, err = r.OpenActions(); return })
+	var inflight []string
+	_ = d.s.State.Read(func(r store.ReadTx) (err error) {
+		open, inflight, err = r.OpenActionsExcept(func(id string) bool { return busy[id] })
+		return
+	})
 	now := d.s.Clock.Now()
 	var expired []fsm.ActionFinish
-	openIDs := map[string]bool{}
+	openIDs := make(map[string]bool, len(open)+len(inflight))
+	for _, id := range inflight {
+		openIDs[id] = true
+	}
 	for _, a := range open {
 		openIDs[a.ID] = true
 		d.mu.Lock()

@@ -125,6 +125,15 @@ func TestServersAreOwnedPagedAndIndexed(t *testing.T) {
 		if err != nil || len(open) != 1 || open[0].ID != "act_1" || r.OpenActionCount() != 1 {
 			t.Errorf("OpenActions = %v, %v; count %d", open, err, r.OpenActionCount())
 		}
+		// The dispatcher's scan: an action it already exchanges is named, not read.
+		open, skipped, err := r.OpenActionsExcept(func(id string) bool { return id == "act_1" })
+		if err != nil || len(open) != 0 || len(skipped) != 1 || skipped[0] != "act_1" {
+			t.Errorf("OpenActionsExcept(act_1) = %v, skipped %v, %v", open, skipped, err)
+		}
+		open, skipped, _ = r.OpenActionsExcept(func(string) bool { return false })
+		if len(open) != 1 || open[0].ID != "act_1" || len(skipped) != 0 {
+			t.Errorf("OpenActionsExcept(none) = %v, skipped %v", open, skipped)
+		}
 		if _, err := r.Action("act_2"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Action(act_2): %v", err)
 		}

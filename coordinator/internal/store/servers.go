@@ -164,16 +164,28 @@ func (r ReadTx) Action(id string) (Action, error) {
 
 // OpenActions lists the pending and running actions (the dispatcher's work).
 func (r ReadTx) OpenActions() ([]Action, error) {
-	var out []Action
-	err := r.tx.Bucket(BucketOpenActions).ForEach(func(k, _ []byte) error {
+	out, _, err := r.OpenActionsExcept(nil)
+	return out, err
+}
+
+// OpenActionsExcept is OpenActions without reading the actions skip
+// reports (nil: none): their ids are listed in skipped instead. The
+// dispatcher skips the actions it is already exchanging with their agents,
+// so a scan decodes only the new ones, however many run.
+func (r ReadTx) OpenActionsExcept(skip func(id string) bool) (open []Action, skipped []string, err error) {
+	err = r.tx.Bucket(BucketOpenActions).ForEach(func(k, _ []byte) error {
+		if skip != nil && skip(string(k)) {
+			skipped = append(skipped, string(k))
+			return nil
+		}
 		a, err := r.Action(string(k))
 		if err != nil {
 			return nil
 		}
-		out = append(out, a)
+		open = append(open, a)
 		return nil
 	})
-	return out, err
+	return open, skipped, err
 }
 
 // OpenActionCount counts the pending and running actions.
