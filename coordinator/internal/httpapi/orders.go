@@ -324,11 +324,11 @@ func DecodeOSTemplateLabel(name string, body []byte) (api.OSTemplateLabelRequest
 // templateKnown reports whether some node offers template, or no node has
 // reported its list (then the agent decides).
 func (a *API) templateKnown(deps *ServerDeps, template string) bool {
-	var nodes []store.AgentNode
-	_ = a.state.Read(func(r store.ReadTx) (err error) { nodes, err = r.AgentNodes(); return })
+	var nodes []string
+	_ = a.state.Read(func(r store.ReadTx) error { nodes = r.AgentNodeIDs(); return nil })
 	reported := false
-	for _, n := range nodes {
-		if t, ok := deps.NodeTemplates(n.ID); ok {
+	for _, id := range nodes {
+		if t, ok := deps.NodeTemplates(id); ok {
 			reported = true
 			if slices.Contains(t, template) {
 				return true

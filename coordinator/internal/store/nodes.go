@@ -1,6 +1,7 @@
 package store
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -60,8 +61,11 @@ type AgentNode struct {
 
 // AgentNode loads a node record.
 func (r ReadTx) AgentNode(id string) (AgentNode, error) {
-	var n AgentNode
-	return n, r.getNamed("node", id, BucketAgentNodes, []byte(id), &n)
+	raw := r.tx.Bucket(BucketAgentNodes).Get([]byte(id))
+	if raw == nil {
+		return AgentNode{}, fmt.Errorf("node %s: %w", id, ErrNotFound)
+	}
+	return decodeNode([]byte(id), raw)
 }
 
 // AgentNodeExists reports whether a node was ever enrolled under id (removed
@@ -69,7 +73,29 @@ func (r ReadTx) AgentNode(id string) (AgentNode, error) {
 func (r ReadTx) AgentNodeExists(id string) bool { return r.has(BucketAgentNodes, []byte(id)) }
 
 // AgentNodes lists every node (removed ones included) in id order.
-func (r ReadTx) AgentNodes() ([]AgentNode, error) { return all[AgentNode](r, BucketAgentNodes) }
+func (r ReadTx) AgentNodes() ([]AgentNode, error) {
+	var out []AgentNode
+	err := r.tx.Bucket(BucketAgentNodes).ForEach(func(k, v []byte) error {
+		n, err := decodeNode(k, v)
+		if err != nil {
+			return err
+		}
+		out = append(out, n)
+		return nil
+	})
+	return out, err
+}
+
+// AgentNodeIDs lists the id of every node (removed ones included) in id
+// order, without reading the records.
+func (r ReadTx) AgentNodeIDs() []string {
+	var out []string
+	_ = r.tx.Bucket(BucketAgentNodes).ForEach(func(k, _ []byte) error {
+		out = append(out, string(k))
+		return nil
+	})
+	return out
+}
 
 // ForEachAgentNode visits every node (removed ones included) in id order,
 // skipping undecodable records.
