@@ -254,7 +254,7 @@ func applyServerOrder(c *applyCtx, p ServerOrder) (any, error) {
 	var created api.AdminServerCreated
 	inv, err := applyOrder(c, s.AccountID, api.ProductVPS, p.charge(), func(prod api.AdminProduct, price int64, until time.Time) (OrderedService, error) {
 		s.Plan, s.PaidUntil, s.MonthlyUsdCents, s.InvoiceID = prod.Plan(), &until, price, p.InvoiceID
-		v, err := applyServerCreate(c, p.Create)
+		v, err := createServer(c, p.Create, true) // applyOrder read the account
 		if err != nil {
 			return OrderedService{}, err
 		}

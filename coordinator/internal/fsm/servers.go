@@ -284,6 +284,12 @@ func applyNodeSchedule(c *applyCtx, p NodeSchedule) (any, error) {
 }
 
 func applyServerCreate(c *applyCtx, p ServerCreate) (any, error) {
+	return createServer(c, p, false)
+}
+
+// createServer is applyServerCreate; accountRead says the caller (an
+// order) has just read the server's account, so it is not read again.
+func createServer(c *applyCtx, p ServerCreate, accountRead bool) (any, error) {
 	s, a := p.Server, p.Action
 	if s.ID == "" || s.AccountID == "" || s.NodeID == "" || s.VMName == "" {
 		return nil, fmt.Errorf("%w: a server needs an id, an account, a node and a vm name", ErrInvalid)
@@ -291,8 +297,10 @@ func applyServerCreate(c *applyCtx, p ServerCreate) (any, error) {
 	if err := checkNewAction(&a); err != nil {
 		return nil, err
 	}
-	if _, err := getAccount(c.tx, s.AccountID); err != nil {
-		return nil, err
+	if !accountRead {
+		if _, err := getAccount(c.tx, s.AccountID); err != nil {
+			return nil, err
+		}
 	}
 	n, err := c.r.AgentNode(s.NodeID)
 	if err != nil {
