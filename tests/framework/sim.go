@@ -78,6 +78,9 @@ func StartSim(t testing.TB, bin string, args ...string) *Sim {
 // Exited is closed when the process has exited.
 func (p *Sim) Exited() <-chan struct{} { return p.done }
 
+// Pid is the process id of the simulator.
+func (p *Sim) Pid() int { return p.cmd.Process.Pid }
+
 // Kill SIGKILLs the process and waits for it.
 func (p *Sim) Kill() {
 	if p.cmd.Process != nil {

@@ -160,3 +160,92 @@ func rate(n, clients int, call func(i int) error) (float64, error) {
 	wg.Wait()
 	return float64(n) / time.Since(start).Seconds(), firstErr
 }
+
+// BenchmarkOrderCPU is the CPU an order costs the whole system, beside a
+// ticket's: 120 tickets, then 120 orders whose provisioning (the scripted
+// agent answers at once) is waited for, each from 8 clients spread over the
+// coordinators. It reports the CPU per call of the leader, of the two
+// followers, of the agent and of this process (the clients), and the total
+// ratio order/ticket. BenchmarkOrdersVsTickets' rounds of 20 calls measure
+// CPU in clock ticks of 10 ms per process (±1.5 ms a call), and the
+// provisioning an order sets off runs on into the next ticket round; here
+// neither blurs the figure.
+//
+//	go test -c ./tests/orders && ./orders.test -test.run '^$' -test.bench OrderCPU -test.benchtime 1x
+func BenchmarkOrderCPU(b *testing.B) {
+	r := newRig(b, "--cpu-overcommit", "8") // 128 servers of 1 vCPU and 256 MiB fit the scripted node
+	const n, clients = 120, 8
+	if b.N > 1 {
+		b.Fatal("the node holds 128 servers: run with -test.benchtime 1x")
+	}
+	r.credit(int64(b.N*n) * price)
+	leader := r.c.WaitLeader(20 * time.Second)
+	var pids []int
+	for i, p := range r.c.Nodes {
+		if i != leader {
+			pids = append(pids, p.Pid())
+		}
+	}
+	pids = append([]int{r.c.Nodes[leader].Pid()}, append(pids, r.sim.Pid())...)
+	type cost struct{ leader, followers, agent, client time.Duration }
+	measure := func(call func(i int) error, settle func()) (float64, cost) {
+		c0, s0 := make([]time.Duration, len(pids)), proccpu.Self()
+		for i, p := range pids {
+			c0[i] = proccpu.Of(p)
+		}
+		perSec, err := rate(n, clients, call)
+		if err != nil {
+			b.Fatal(err)
+		}
+		settle()
+		for i, p := range pids {
+			c0[i] = proccpu.Of(p) - c0[i]
+		}
+		return perSec, cost{c0[0], c0[1] + c0[2], c0[3], proccpu.Self() - s0}
+	}
+	var tRate, oRate float64
+	var tc, oc cost
+	b.ResetTimer()
+	for it := 0; it < b.N; it++ {
+		t, c := measure(func(i int) error {
+			_, err := r.api(i).CreateTicket(r.ctx, api.TicketCreateRequest{Subject: "s", Message: "m", Department: "technical", Priority: "low"}, "")
+			return err
+		}, func() {})
+		var acts []string
+		var mu sync.Mutex
+		o, d := measure(func(i int) error {
+			out, err := r.api(i).OrderServer(r.ctx, order(it*n+i), "")
+			mu.Lock()
+			acts = append(acts, out.Action.ID)
+			mu.Unlock()
+			return err
+		}, func() {
+			for _, id := range acts {
+				for {
+					a, err := r.api(leader).Action(r.ctx, id)
+					if err != nil {
+						b.Fatal(err)
+					}
+					if a.Status == api.ActionSuccess {
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+		})
+		tRate, oRate = tRate+t, oRate+o
+		tc = cost{tc.leader + c.leader, tc.followers + c.followers, tc.agent + c.agent, tc.client + c.client}
+		oc = cost{oc.leader + d.leader, oc.followers + d.followers, oc.agent + d.agent, oc.client + d.client}
+	}
+	calls := float64(b.N * n)
+	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / calls }
+	total := func(c cost) float64 { return us(c.leader + c.followers + c.agent + c.client) }
+	b.ReportMetric(oRate/float64(b.N), "orders/s")
+	b.ReportMetric(tRate/float64(b.N), "tickets/s")
+	b.ReportMetric(oRate/tRate, "orders/tickets")
+	b.ReportMetric(total(oc), "cpu-µs/order")
+	b.ReportMetric(total(tc), "cpu-µs/ticket")
+	b.ReportMetric(total(oc)/total(tc), "cpu-order/ticket")
+	b.Logf("CPU µs per call  order: leader %.0f, followers %.0f, agent %.0f, clients %.0f; ticket: leader %.0f, followers %.0f, agent %.0f, clients %.0f",
+		us(oc.leader), us(oc.followers), us(oc.agent), us(oc.client), us(tc.leader), us(tc.followers), us(tc.agent), us(tc.client))
+}

@@ -31,6 +31,7 @@ type rig struct {
 	ctx context.Context
 	key string
 	acc string
+	sim *framework.Sim // the scripted agent node
 }
 
 func (r *rig) api(i int) *client.Client { return r.c.Client(i%r.c.Len(), r.key) }
@@ -58,7 +59,7 @@ func newRigFlags(t testing.TB, extra func(i int) []string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	framework.StartSim(t, framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{}),
+	r.sim = framework.StartSim(t, framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{}),
 		"-coordinator", strings.Join(c.AgentAddrs(), ","), "-token", tok.Token, "-node", "orders-node-1", "-dir", t.TempDir(), "-kvm", "-hosting")
 	c.WaitNode("orders-node-1", 30*time.Second, "ready and connected", func(n api.AgentNode) bool {
 		return n.State == api.AgentNodeReady && n.Connected

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -24,12 +25,15 @@ import (
 //	go test ./coordinator/internal/fsm -run '^$' -bench OrderApply -benchtime 1000x
 func BenchmarkOrderApply(b *testing.B) {
 	for _, held := range []int{0, 60, 600} {
-		b.Run(fmt.Sprintf("order/held=%d", held), func(b *testing.B) { benchApply(b, held, true) })
+		b.Run(fmt.Sprintf("order/held=%d", held), func(b *testing.B) { benchApply(b, held, true, false) })
 	}
-	b.Run("ticket", func(b *testing.B) { benchApply(b, 0, false) })
+	// An order's three commands as the cluster applies them: the order,
+	// its provisioning action's first progress and its successful end.
+	b.Run("lifecycle/held=60", func(b *testing.B) { benchApply(b, 60, true, true) })
+	b.Run("ticket", func(b *testing.B) { benchApply(b, 0, false, false) })
 }
 
-func benchApply(b *testing.B, held int, order bool) {
+func benchApply(b *testing.B, held int, order, lifecycle bool) {
 	f, err := Open(filepath.Join(b.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.Fatal(err)
@@ -71,7 +75,12 @@ func benchApply(b *testing.B, held int, order bool) {
 	cpu0 := proccpu.Self()
 	for i := 0; i < b.N; i++ {
 		if order {
-			apply(CmdServerOrder, mk(i))
+			o := mk(i)
+			apply(CmdServerOrder, o)
+			if lifecycle {
+				apply(CmdActionProgress, ActionProgress{ID: o.Create.Action.ID, At: at, Step: "accepted"})
+				apply(CmdActionFinish, ActionFinish{ID: o.Create.Action.ID, Success: true, Result: json.RawMessage(`{"template":"debian-12"}`)})
+			}
 		} else {
 			apply(CmdTicketCreate, TicketCreate{ID: fmt.Sprintf("tkt_%d", i), AccountID: "acc_1", MessageID: fmt.Sprintf("msg_%d", i),
 				Subject: "s", Message: "m", Department: "technical", Priority: "low", PerAccountNumber: true})
