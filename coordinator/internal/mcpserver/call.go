@@ -67,15 +67,16 @@ func (t *Tool) decodeArgs(raw []byte) (map[string]json.RawMessage, error) {
 	return args, nil
 }
 
-// unknownArg names the first argument (sorted) the tool does not take.
+// unknownArg names the first argument (sorted) the tool does not take; the
+// empty name is one too.
 func (t *Tool) unknownArg(args map[string]json.RawMessage) error {
-	unknown := ""
+	unknown, found := "", false
 	for k := range args {
-		if !t.argNames[k] && (unknown == "" || k < unknown) {
-			unknown = k
+		if !t.argNames[k] && (!found || k < unknown) {
+			unknown, found = k, true
 		}
 	}
-	if unknown != "" {
+	if found {
 		return &ArgError{Field: unknown, Msg: "unknown argument; this tool takes " + strings.Join(t.ArgNames(), ", ")}
 	}
 	return nil

@@ -186,6 +186,7 @@ func TestBuild(t *testing.T) {
 		`{"id":{"a":1}}`:         "id",
 		`{"id":"1","bogus":1}`:   "bogus",
 		`{"id":"1","limit":[1]}`: "limit",
+		`{"id":"1","":1}`:        "", // an unknown argument with the empty name
 	} {
 		_, err := get.Build([]byte(args))
 		var ae *ArgError
