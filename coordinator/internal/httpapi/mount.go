@@ -25,7 +25,7 @@ func (a *API) Mount(pattern string, h http.Handler) {
 type Caller struct {
 	KeyID     string
 	AccountID string
-	Scopes    []string
+	Scopes    []string // shared with the key's cached record: read only
 }
 
 // Authenticate resolves r's credentials exactly as every /v1 route does (the
@@ -56,7 +56,7 @@ func (a *API) Authenticate(r *http.Request) (Caller, *api.Error) {
 	if ip := a.clientIP(r); !auth.IPAllowed(c.cidrs, ip) {
 		return Caller{}, api.NewError(http.StatusForbidden, "ip_not_allowed", "this API key may not be used from "+ip)
 	}
-	return Caller{KeyID: c.keyID, AccountID: c.accountID, Scopes: append([]string(nil), c.scopes...)}, nil
+	return Caller{KeyID: c.keyID, AccountID: c.accountID, Scopes: c.scopes}, nil
 }
 
 // followerAuthWait bounds a follower's wait for a credential it does not know

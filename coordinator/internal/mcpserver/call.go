@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -37,34 +37,86 @@ func (e *ArgError) Error() string {
 	return fmt.Sprintf("argument %q: %s", e.Field, e.Msg)
 }
 
+// args are a call's arguments as read: each name once, in no particular
+// order (a tool takes a handful, so a slice searched in order serves where
+// a map would cost an allocation per call).
+type args []arg
+
+type arg struct {
+	name string
+	val  json.RawMessage
+}
+
+// get is the value of argument name.
+func (a args) get(name string) (json.RawMessage, bool) {
+	for _, x := range a {
+		if x.name == name {
+			return x.val, true
+		}
+	}
+	return nil, false
+}
+
 // decodeArgs reads a call's arguments: a JSON object (or nothing), every key
 // one of the tool's arguments.
-func (t *Tool) decodeArgs(raw []byte) (map[string]json.RawMessage, error) {
-	args := make(map[string]json.RawMessage, len(t.argNames))
+func (t *Tool) decodeArgs(raw []byte) (args, error) {
+	return t.decodeArgsOf(raw, utf8.Valid(raw) && jsonValid(raw))
+}
+
+// decodeArgsOf is decodeArgs once raw is known to be (valid) valid UTF-8
+// and valid JSON or not.
+func (t *Tool) decodeArgsOf(raw []byte, valid bool) (args, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
-		return args, nil
+		return nil, nil
 	}
-	// An object of valid UTF-8 with plain keys, each once, is read in place
-	// (what json.Unmarshal makes of it too); anything else through
-	// json.Unmarshal (its errors, U+FFFD for bad bytes in a key, and the
-	// last of a repeated key).
-	plain := utf8.Valid(raw) && json.Valid(raw) && eachMember(raw, func(key, val []byte) bool {
-		if _, dup := args[string(key)]; dup {
+	// An object of valid UTF-8 whose keys are the tool's arguments, each
+	// once and written without escapes, is read in place (what
+	// json.Unmarshal makes of it too), without copying a key: each is one of
+	// the tool's names. Anything else goes through json.Unmarshal (its
+	// errors, U+FFFD for bad bytes in a key, the last of a repeated key, an
+	// unknown argument's error); so the in-place reading keeps at most as
+	// many members as the tool has arguments.
+	var out args
+	plain := valid && eachMember(raw, func(key, val []byte) bool {
+		name := t.argName(key)
+		if name == "" {
 			return false
 		}
-		args[string(key)] = val
+		if _, dup := out.get(name); dup {
+			return false
+		}
+		if out == nil {
+			out = make(args, 0, len(t.names))
+		}
+		out = append(out, arg{name, val})
 		return true
 	})
-	if !plain {
-		clear(args)
-		if err := json.Unmarshal(raw, &args); err != nil {
-			return nil, &ArgError{Msg: "arguments must be a JSON object: " + err.Error()}
-		}
+	if plain {
+		return out, nil
 	}
-	if err := t.unknownArg(args); err != nil {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, &ArgError{Msg: "arguments must be a JSON object: " + err.Error()}
+	}
+	if err := t.unknownArg(m); err != nil {
 		return nil, err
 	}
-	return args, nil
+	out = make(args, 0, len(m))
+	for k, v := range m {
+		out = append(out, arg{k, v})
+	}
+	return out, nil
+}
+
+// argName is the tool's argument name spelled key ("" for none), without
+// converting key.
+func (t *Tool) argName(key []byte) string {
+	for _, n := range t.names {
+		if n == string(key) {
+			return n
+		}
+	}
+	return ""
 }
 
 // unknownArg names the first argument (sorted) the tool does not take; the
@@ -84,12 +136,7 @@ func (t *Tool) unknownArg(args map[string]json.RawMessage) error {
 
 // ArgNames lists the tool's arguments, sorted.
 func (t *Tool) ArgNames() []string {
-	out := make([]string, 0, len(t.argNames))
-	for k := range t.argNames {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Clone(t.names)
 }
 
 // Build turns a call's arguments into the operation's HTTP request: path
@@ -97,7 +144,13 @@ func (t *Tool) ArgNames() []string {
 // parameters as strings, `body` as the JSON body. The body itself is left to
 // the operation's own decoder (its 400 names the field).
 func (t *Tool) Build(raw []byte) (*Call, error) {
-	args, err := t.decodeArgs(raw)
+	return t.build(raw, utf8.Valid(raw) && jsonValid(raw))
+}
+
+// build is Build once raw is known to be (valid) valid UTF-8 and valid JSON
+// or not.
+func (t *Tool) build(raw []byte, valid bool) (*Call, error) {
+	args, err := t.decodeArgsOf(raw, valid)
 	if err != nil {
 		return nil, err
 	}
@@ -105,7 +158,7 @@ func (t *Tool) Build(raw []byte) (*Call, error) {
 	path := t.Op.Path
 	var q url.Values
 	for _, p := range t.params {
-		v, ok := args[p.name]
+		v, ok := args.get(p.name)
 		if !ok || string(v) == "null" {
 			if p.req {
 				return nil, &ArgError{Field: p.name, Msg: "required"}
@@ -121,7 +174,7 @@ func (t *Tool) Build(raw []byte) (*Call, error) {
 			if s == "" || s == "." || s == ".." {
 				return nil, &ArgError{Field: p.name, Msg: "must be a non-empty path segment"}
 			}
-			path = strings.Replace(path, "{"+p.wire+"}", url.PathEscape(s), 1)
+			path = strings.Replace(path, p.placeholder, url.PathEscape(s), 1)
 			c.PathValues = append(c.PathValues, [2]string{p.wire, s})
 		case "query":
 			if q == nil {
@@ -140,7 +193,7 @@ func (t *Tool) Build(raw []byte) (*Call, error) {
 	}
 	c.Path = path
 	if t.hasBody {
-		if b, ok := args[argBody]; ok && string(b) != "null" {
+		if b, ok := args.get(argBody); ok && string(b) != "null" {
 			c.Body = []byte(b)
 		} else if t.bodyReq {
 			return nil, &ArgError{Field: argBody, Msg: "required"}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"sync"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -72,7 +73,7 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (res
 		r.Body = http.NoBody
 		r.ContentLength = 0
 	}
-	rec := &recorder{header: make(http.Header, 8)}
+	rec := recorders.Get().(*recorder)
 	if h := hd.Routes[c.Route]; h != nil && c.Route != "" {
 		for _, pv := range c.PathValues {
 			r.SetPathValue(pv[0], pv[1])
@@ -84,14 +85,43 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (res
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
-	return &Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes()}, nil
+	rec.resp = Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes(), rec: rec}
+	return &rec.resp, nil
 }
 
-// recorder is the in-process http.ResponseWriter.
+// recorder is the in-process http.ResponseWriter, and the Response made
+// of what it recorded. Recorders are recycled: a Response's Release hands
+// its recorder back once the answer is no longer read (the fast path, after
+// encoding it); a Response never released is left to the garbage collector.
 type recorder struct {
 	header http.Header
 	status int
 	body   bytes.Buffer
+	resp   Response
+}
+
+var recorders = sync.Pool{New: func() any { return &recorder{header: make(http.Header, 8)} }}
+
+// maxPooledRecorder: recorders that held a bigger body are not recycled.
+const maxPooledRecorder = 64 << 10
+
+// Release hands the Response's memory back for reuse by later calls: its
+// Header and Body must not be read afterwards. A Response that Dispatch did
+// not make (or one released already) is left alone.
+func (r *Response) Release() {
+	rec := r.rec
+	if rec == nil || &rec.resp != r {
+		return
+	}
+	r.rec = nil
+	if rec.body.Cap() > maxPooledRecorder {
+		return
+	}
+	clear(rec.header)
+	rec.status = 0
+	rec.body.Reset()
+	rec.resp = Response{}
+	recorders.Put(rec)
 }
 
 func (r *recorder) Header() http.Header { return r.header }

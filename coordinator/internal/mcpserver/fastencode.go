@@ -55,7 +55,7 @@ func appendEventFast(dst []byte, id json.RawMessage, res *mcp.CallToolResult) ([
 	case validJSON: // checked by result
 		structured = sc
 	case json.RawMessage:
-		if sc == nil || !json.Valid(sc) {
+		if sc == nil || !jsonValid(sc) {
 			return dst, false
 		}
 		structured = sc

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 )
@@ -117,7 +118,7 @@ type fastParams struct {
 // It reads the members in place (no maps): the body is valid JSON, checked
 // first, so a value's end is found by matching brackets and quotes.
 func decodeFast(body []byte) (id json.RawMessage, p fastParams, ok bool) {
-	if !utf8.Valid(body) || !json.Valid(body) {
+	if !utf8.Valid(body) || !jsonValid(body) {
 		return nil, p, false
 	}
 	var top [4][]byte // jsonrpc, id, method, params
@@ -145,6 +146,11 @@ func decodeFast(body []byte) (id json.RawMessage, p fastParams, ok bool) {
 	}
 	return id, p, true
 }
+
+// jsonValid is json.Valid, about four times faster: segmentio/encoding's
+// validator (the SDK's JSON package). FuzzJSONValidMatches holds the two
+// to the same answer.
+func jsonValid(b []byte) bool { return sjson.Valid(b) }
 
 // members reads the JSON object obj (valid JSON) into vals, the raw value of
 // each key of keys by position: false when obj is not an object, or a key is
@@ -311,7 +317,7 @@ func (f *fastCalls) serveBody(w http.ResponseWriter, r *http.Request, c httpapi.
 		return false
 	}
 	// The Who the SDK's path makes of the same request (whoFrom).
-	resp, res := f.h.runOp(r.Context(), t, p.Arguments, Who{Authorization: r.Header.Get("Authorization"),
+	resp, res := f.h.runOp(r.Context(), t, p.Arguments, true, Who{Authorization: r.Header.Get("Authorization"),
 		RemoteAddr: r.RemoteAddr, Host: r.Host, Caller: c.AccountID, RequestID: r.Header.Get(requestIDHeader)})
 	if resp == nil && res == nil {
 		return false // never: the handler answers errors as results; the SDK would run it again
@@ -333,6 +339,9 @@ func (f *fastCalls) serveBody(w http.ResponseWriter, r *http.Request, c httpapi.
 	}
 	if res != nil {
 		buf, err = appendEvent((*bp)[:0], id, res)
+	}
+	if resp != nil {
+		resp.Release() // encoded: neither buf nor res holds its memory
 	}
 	*bp = buf
 	if err != nil {

@@ -252,3 +252,18 @@ func duplicateKeys(s string) bool {
 		key = len(inObj) > 0 && inObj[len(inObj)-1]
 	}
 }
+
+// FuzzJSONValidMatches: jsonValid (the fast path's validator of request
+// bodies, arguments and structured content) answers what encoding/json's
+// Valid answers, invalid UTF-8 in strings included.
+func FuzzJSONValidMatches(f *testing.F) {
+	for _, s := range []string{`{"id":"tkt_1","n":1,"messages":[{"at":"2026-01-01T00:00:00Z"}]}`, `{"a":[1,2.5e3,-0,true,false,null,"\u00e9\n"]}`,
+		"\"\xff\"", `{"a":1,}`, `[1 2]`, `01`, `1.`, `-`, `"\ud800"`, `{"a" 1}`, ` {} `, "\"\x01\"", `1e+`, `[]]`, `nul`, `{"a":{"b":[{}]}}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if got, want := jsonValid(b), json.Valid(b); got != want {
+			t.Fatalf("jsonValid(%q) = %v, json.Valid %v", b, got, want)
+		}
+	})
+}

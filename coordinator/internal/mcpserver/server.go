@@ -23,6 +23,7 @@ type Response struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	rec    *recorder // HandlerDispatcher's: recycled by Release
 }
 
 // Dispatcher sends a tool's HTTP request as the caller and returns the answer.
@@ -129,7 +130,7 @@ func (h *handlers) tool(t *Tool) mcp.ToolHandler {
 // run is one call of tool t with the raw arguments, as who: the tool
 // handler's work, on the SDK's path and on the fast path alike.
 func (h *handlers) run(ctx context.Context, t *Tool, raw []byte, who Who) *mcp.CallToolResult {
-	resp, res := h.runOp(ctx, t, raw, who)
+	resp, res := h.runOp(ctx, t, raw, false, who)
 	if res == nil {
 		res = result(t, resp)
 	}
@@ -139,10 +140,12 @@ func (h *handlers) run(ctx context.Context, t *Tool, raw []byte, who Who) *mcp.C
 // runOp is run up to the operation's answer: either the answer resp, whose
 // result is result(t, resp) (the fast path encodes it without building it),
 // or res, the result itself (bad arguments, a quote, a failed dispatch).
-func (h *handlers) runOp(ctx context.Context, t *Tool, raw []byte, who Who) (resp *Response, res *mcp.CallToolResult) {
+// valid: raw is known to be valid UTF-8 and valid JSON (the fast path
+// checked the whole request).
+func (h *handlers) runOp(ctx context.Context, t *Tool, raw []byte, valid bool, who Who) (resp *Response, res *mcp.CallToolResult) {
 	ctx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
 	defer cancel()
-	call, err := t.Build(raw)
+	call, err := t.build(raw, valid)
 	if err != nil {
 		return nil, errorResult(api.NewError(http.StatusBadRequest, "invalid_argument", err.Error()))
 	}
@@ -199,7 +202,7 @@ const metaStatus = "hostplane/status"
 // result's structured content (the tool declares an output schema and the
 // body is a valid JSON object).
 func structuredBody(t *Tool, body []byte, isError bool) bool {
-	return !isError && t.Def.OutputSchema != nil && len(body) > 0 && body[0] == '{' && json.Valid(body)
+	return !isError && t.Def.OutputSchema != nil && len(body) > 0 && body[0] == '{' && jsonValid(body)
 }
 
 // validJSON is structured content checked to be valid JSON: it encodes as

@@ -53,8 +53,10 @@ const (
 type param struct {
 	name string // the argument's name
 	wire string // the parameter's name on the wire
-	in   string // path, query or header
-	req  bool
+	// placeholder is the path parameter's "{wire}" in the path pattern.
+	placeholder string
+	in          string // path, query or header
+	req         bool
 }
 
 // Tool is one generated tool: its MCP definition and how a call becomes the
@@ -65,6 +67,7 @@ type Tool struct {
 	route    string // Op.Key()
 	params   []param
 	argNames map[string]bool
+	names    []string // argNames, sorted
 	hasBody  bool
 	bodyReq  bool
 }
@@ -186,7 +189,7 @@ func newTool(op Operation, item *openapi3.PathItem, o *openapi3.Operation) (*Too
 		if err := add(an, schema, req); err != nil {
 			return nil, err
 		}
-		t.params = append(t.params, param{name: an, wire: p.Name, in: p.In, req: req})
+		t.params = append(t.params, param{name: an, wire: p.Name, placeholder: "{" + p.Name + "}", in: p.In, req: req})
 	}
 	if rb := o.RequestBody; rb != nil && rb.Value != nil {
 		if mt := rb.Value.Content.Get("application/json"); mt != nil {
@@ -208,6 +211,10 @@ func newTool(op Operation, item *openapi3.PathItem, o *openapi3.Operation) (*Too
 			return nil, err
 		}
 	}
+	for n := range t.argNames {
+		t.names = append(t.names, n)
+	}
+	sort.Strings(t.names)
 	in := map[string]any{"type": "object", "properties": props, "additionalProperties": false}
 	if len(required) > 0 {
 		in["required"] = required
