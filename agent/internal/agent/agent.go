@@ -124,27 +124,10 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	if hv == nil {
-		return runHostingOnly(ctx, cfg, log, j, m)
+		return serve(ctx, cfg, log, j, m, nil, nil, noDomains{})
 	}
 	col := stats.New(hv, cfg.PoolPath, cfg.StatsRing, log.With("subsystem", "stats"), nil)
-	var wg sync.WaitGroup
-	defer wg.Wait() // the collector stops before libvirt and the journal close
-	sctx, stopStats := context.WithCancel(ctx)
-	defer stopStats()
-	wg.Add(1)
-	go func() { defer wg.Done(); col.Run(sctx, cfg.StatsInterval) }()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		j.PruneEvery(sctx, cfg.JournalRetention, min(cfg.JournalRetention, time.Hour), time.Now, log.With("subsystem", "journal"))
-	}()
-	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg, m, col, cons); err != nil {
-		return err
-	}
-	srv := localapi.New(m, col, log.With("subsystem", "localapi"))
-	wg.Add(1)
-	go func() { defer wg.Done(); notifySystemd(sctx, log, hv, cfg.Socket) }()
-	return srv.Serve(ctx, cfg.Socket)
+	return serve(ctx, cfg, log, j, m, col, cons, hv)
 }
 
 // checkBridges fails the start, before anything is touched, when a
@@ -162,25 +145,31 @@ func checkBridges(bridges []string) error {
 	return nil
 }
 
-// runHostingOnly serves a node without the kvm role: the journal pruner, the
-// coordinator session (hosting actions) and the local API; no libvirt, no
-// guest stats.
-func runHostingOnly(ctx context.Context, cfg config.Config, log *slog.Logger, j *journal.DB, m *ops.Manager) error {
+// serve runs the node's background work and serves the local API until ctx
+// ends: the guest stats collector (col; nil without the kvm role, which has
+// no libvirt and no guest stats), the journal pruner, the coordinator session
+// (with the browser console cons, nil without the kvm role) and the systemd
+// health notifications over domains.
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger, j *journal.DB, m *ops.Manager, col *stats.Collector, cons *console.Server, domains domainLister) error {
 	var wg sync.WaitGroup
-	defer wg.Wait()
+	defer wg.Wait() // the collector stops before libvirt and the journal close
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
+	if col != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); col.Run(sctx, cfg.StatsInterval) }()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		j.PruneEvery(sctx, cfg.JournalRetention, min(cfg.JournalRetention, time.Hour), time.Now, log.With("subsystem", "journal"))
 	}()
-	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg, m, nil, nil); err != nil {
+	if err := startSession(sctx, cfg, log.With("subsystem", "session"), &wg, m, col, cons); err != nil {
 		return err
 	}
-	srv := localapi.New(m, nil, log.With("subsystem", "localapi"))
+	srv := localapi.New(m, col, log.With("subsystem", "localapi"))
 	wg.Add(1)
-	go func() { defer wg.Done(); notifySystemd(sctx, log, noDomains{}, cfg.Socket) }()
+	go func() { defer wg.Done(); notifySystemd(sctx, log, domains, cfg.Socket) }()
 	return srv.Serve(ctx, cfg.Socket)
 }
 
