@@ -110,12 +110,9 @@ func (c *Client) Check(ctx context.Context, names ...string) ([]registrar.CheckR
 	ns := normNames(names)
 	out := make([]registrar.CheckResult, 0, len(ns))
 	for chunk := range slices.Chunk(ns, 50) {
-		resp, err := c.exchange(ctx, "domain:check", strings.Join(chunk, ","), &eppxml.Command{
-			Check: &eppxml.CheckCmd{Domain: &eppxml.DomainNames{Names: chunk}}, ClTRID: c.queryID()}, false)
-		if err != nil {
-			return nil, err
-		}
-		got, err := checkResults(resp, chunk)
+		got, err := query(ctx, c, "domain:check", strings.Join(chunk, ","), &eppxml.Command{
+			Check: &eppxml.CheckCmd{Domain: &eppxml.DomainNames{Names: chunk}}},
+			func(resp *eppxml.Response) ([]registrar.CheckResult, error) { return checkResults(resp, chunk) })
 		if err != nil {
 			return nil, err
 		}
@@ -255,12 +252,8 @@ func (c *Client) Transfer(ctx context.Context, req registrar.TransferRequest) (r
 // Info implements registrar.Registrar.
 func (c *Client) Info(ctx context.Context, name string) (registrar.Domain, error) {
 	name = normName(name)
-	resp, err := c.exchange(ctx, "domain:info", name, &eppxml.Command{Info: &eppxml.InfoCmd{Domain: &eppxml.DomainInfo{
-		Name: eppxml.HostsName{Hosts: "all", Name: name}}}, ClTRID: c.queryID()}, false)
-	if err != nil {
-		return registrar.Domain{}, err
-	}
-	return domainInfo(resp, name)
+	return query(ctx, c, "domain:info", name, &eppxml.Command{Info: &eppxml.InfoCmd{Domain: &eppxml.DomainInfo{
+		Name: eppxml.HostsName{Hosts: "all", Name: name}}}}, func(resp *eppxml.Response) (registrar.Domain, error) { return domainInfo(resp, name) })
 }
 
 // domainInfo reads a domain:info answer.
@@ -302,11 +295,30 @@ func domainInfo(resp *eppxml.Response, name string) (registrar.Domain, error) {
 
 // update sends a domain:update.
 func (c *Client) update(ctx context.Context, clTRID string, u *eppxml.DomainUpdate, ext *eppxml.Extension) (registrar.Tx, error) {
-	resp, err := c.exchange(ctx, "domain:update", u.Name, &eppxml.Command{Update: &eppxml.UpdateCmd{Domain: u}, Extension: ext, ClTRID: clTRID}, true)
+	return c.command(ctx, "domain:update", u.Name, clTRID, &eppxml.Command{Update: &eppxml.UpdateCmd{Domain: u}, Extension: ext})
+}
+
+// command sends a mutating command under the caller's clTRID and answers
+// its transaction ids.
+func (c *Client) command(ctx context.Context, op, object, clTRID string, cmd *eppxml.Command) (registrar.Tx, error) {
+	cmd.ClTRID = clTRID
+	resp, err := c.exchange(ctx, op, object, cmd, true)
 	if err != nil {
 		return registrar.Tx{}, err
 	}
 	return tx(resp), nil
+}
+
+// query sends a read-only command under a generated clTRID and reads its
+// answer with read.
+func query[T any](ctx context.Context, c *Client, op, object string, cmd *eppxml.Command, read func(*eppxml.Response) (T, error)) (T, error) {
+	cmd.ClTRID = c.queryID()
+	resp, err := c.exchange(ctx, op, object, cmd, false)
+	if err != nil {
+		var none T
+		return none, err
+	}
+	return read(resp)
 }
 
 // SetNameservers implements registrar.Registrar: it reads the delegation
@@ -419,11 +431,7 @@ func (c *Client) Delete(ctx context.Context, req registrar.DeleteRequest) (regis
 	if err := checkTRID(op, name, req.ClTRID); err != nil {
 		return registrar.Tx{}, err
 	}
-	resp, err := c.exchange(ctx, op, name, &eppxml.Command{Delete: &eppxml.DeleteCmd{Domain: &eppxml.DomainName{Name: name}}, ClTRID: req.ClTRID}, true)
-	if err != nil {
-		return registrar.Tx{}, err
-	}
-	return tx(resp), nil
+	return c.command(ctx, op, name, req.ClTRID, &eppxml.Command{Delete: &eppxml.DeleteCmd{Domain: &eppxml.DomainName{Name: name}}})
 }
 
 func postalInfo(ct registrar.Contact) []eppxml.PostalInfo {
@@ -438,13 +446,8 @@ func (c *Client) CreateContact(ctx context.Context, req registrar.ContactRequest
 	if err := checkTRID(op, ct.ID, req.ClTRID); err != nil {
 		return registrar.Tx{}, err
 	}
-	resp, err := c.exchange(ctx, op, ct.ID, &eppxml.Command{Create: &eppxml.CreateCmd{Contact: &eppxml.ContactCreate{
-		ID: ct.ID, PostalInfo: postalInfo(ct), Voice: ct.Voice, Email: ct.Email, AuthInfo: eppxml.AuthInfo{PW: newAuthCode()}}},
-		ClTRID: req.ClTRID}, true)
-	if err != nil {
-		return registrar.Tx{}, err
-	}
-	return tx(resp), nil
+	return c.command(ctx, op, ct.ID, req.ClTRID, &eppxml.Command{Create: &eppxml.CreateCmd{Contact: &eppxml.ContactCreate{
+		ID: ct.ID, PostalInfo: postalInfo(ct), Voice: ct.Voice, Email: ct.Email, AuthInfo: eppxml.AuthInfo{PW: newAuthCode()}}}})
 }
 
 // UpdateContact implements registrar.Registrar.
@@ -454,23 +457,14 @@ func (c *Client) UpdateContact(ctx context.Context, req registrar.ContactRequest
 	if err := checkTRID(op, ct.ID, req.ClTRID); err != nil {
 		return registrar.Tx{}, err
 	}
-	resp, err := c.exchange(ctx, op, ct.ID, &eppxml.Command{Update: &eppxml.UpdateCmd{Contact: &eppxml.ContactUpdate{
-		ID: ct.ID, Chg: &eppxml.ContactChg{PostalInfo: postalInfo(ct), Voice: &ct.Voice, Email: &ct.Email}}},
-		ClTRID: req.ClTRID}, true)
-	if err != nil {
-		return registrar.Tx{}, err
-	}
-	return tx(resp), nil
+	return c.command(ctx, op, ct.ID, req.ClTRID, &eppxml.Command{Update: &eppxml.UpdateCmd{Contact: &eppxml.ContactUpdate{
+		ID: ct.ID, Chg: &eppxml.ContactChg{PostalInfo: postalInfo(ct), Voice: &ct.Voice, Email: &ct.Email}}}})
 }
 
 // ContactInfo implements registrar.Registrar.
 func (c *Client) ContactInfo(ctx context.Context, id string) (registrar.Contact, error) {
-	resp, err := c.exchange(ctx, "contact:info", id, &eppxml.Command{Info: &eppxml.InfoCmd{Contact: &eppxml.ContactRef{ID: id}},
-		ClTRID: c.queryID()}, false)
-	if err != nil {
-		return registrar.Contact{}, err
-	}
-	return contactInfo(resp, id)
+	return query(ctx, c, "contact:info", id, &eppxml.Command{Info: &eppxml.InfoCmd{Contact: &eppxml.ContactRef{ID: id}}},
+		func(resp *eppxml.Response) (registrar.Contact, error) { return contactInfo(resp, id) })
 }
 
 func contactInfo(resp *eppxml.Response, id string) (registrar.Contact, error) {
@@ -495,11 +489,7 @@ func contactInfo(resp *eppxml.Response, id string) (registrar.Contact, error) {
 
 // Poll implements registrar.Registrar.
 func (c *Client) Poll(ctx context.Context) (*registrar.Message, error) {
-	resp, err := c.exchange(ctx, "poll", "req", &eppxml.Command{Poll: &eppxml.Poll{Op: "req"}, ClTRID: c.queryID()}, false)
-	if err != nil {
-		return nil, err
-	}
-	return pollMessage(resp)
+	return query(ctx, c, "poll", "req", &eppxml.Command{Poll: &eppxml.Poll{Op: "req"}}, pollMessage)
 }
 
 func pollMessage(resp *eppxml.Response) (*registrar.Message, error) {
