@@ -32,12 +32,7 @@ func (r ReadTx) AccountIDByEmail(lowerEmail string) string {
 
 // KeyByHash loads the key whose secret has the given sha256 hex hash.
 func (r ReadTx) KeyByHash(hash string) (Key, error) {
-	var k Key
-	id := r.value(BucketKeyHashes, []byte(hash))
-	if id == nil {
-		return k, ErrNotFound
-	}
-	return k, r.get(BucketKeys, id, &k)
+	return viaIndex[Key](r, BucketKeyHashes, BucketKeys, hash)
 }
 
 // KeyExists reports whether a key exists (revoked or not).

@@ -89,12 +89,7 @@ func (r ReadTx) OAuthDevice(deviceHash string) (OAuthDevice, error) {
 
 // OAuthDeviceByUserCode loads a device authorization by the user code's hash.
 func (r ReadTx) OAuthDeviceByUserCode(userCodeHash string) (OAuthDevice, error) {
-	var d OAuthDevice
-	h := r.value(BucketOAuthUserCodes, []byte(userCodeHash))
-	if h == nil {
-		return d, ErrNotFound
-	}
-	return d, r.get(BucketOAuthDevices, h, &d)
+	return viaIndex[OAuthDevice](r, BucketOAuthUserCodes, BucketOAuthDevices, userCodeHash)
 }
 
 // OAuthCode loads an authorization code by its hash.

@@ -64,6 +64,17 @@ func all[T any](r ReadTx, bucket []byte) ([]T, error) {
 	return out, err
 }
 
+// viaIndex loads bucket[index[key]]: ErrNotFound when the index has no key.
+func viaIndex[T any](r ReadTx, index, bucket []byte, key string) (T, error) {
+	var v T
+	k := r.tx.Bucket(index).Get([]byte(key))
+	if k == nil {
+		return v, ErrNotFound
+	}
+	err := r.get(bucket, k, &v)
+	return v, err
+}
+
 // ownedRecords is a bucket of one account-owned record type, keyed by
 // OwnedKey(account, id), with the index bucket that maps a record's id to its
 // account: the four reads every such domain has (servers, hosting accounts,
