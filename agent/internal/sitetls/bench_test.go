@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/binary"
 	"fmt"
 	mrand "math/rand/v2"
 	"os"
@@ -31,8 +32,8 @@ import (
 //     node's HP_BENCH_HS_NAMES (1,000) names: one name, Zipf (s = 1) and
 //     uniform; with the nginx worker's CPU time per handshake.
 //   - BenchmarkMemory: nginx's memory before and after 1,000 attaches, each
-//     handshaken once: the anonymous memory added (PSS_Anon, which other
-//     processes cannot move) against its PSS before, with the growth of
+//     handshaken once: its own pages (each counted once, which other
+//     processes cannot move), with the anonymous growth and the growth of
 //     PSS, RSS and USS beside.
 //
 // HP_BENCH_CACHE_SIZE sets the lua cache's size in both (DefaultCacheSize).
@@ -466,22 +467,29 @@ func BenchmarkHandshake(b *testing.B) {
 
 // mem is nginx's memory (master and workers, KiB) by several measures:
 //
-//   - PSS: each page divided among the processes mapping it. Its file part
-//     (the nginx binary, libcrypto, libluajit...) moves whenever another
-//     process on the machine maps or unmaps the same files (another nginx,
-//     php-fpm, curl...): by up to ~1 MiB here, with no change in nginx.
+//   - own (the figure of record): the physical pages nginx's processes map,
+//     each counted once however many of them, or of the machine's other
+//     processes, map it (from /proc/<pid>/pagemap: what nginx takes when it
+//     runs alone). Nothing but nginx moves it.
+//   - PSS: each page divided among all the processes mapping it. Its file
+//     part (the nginx binary, libcrypto, libluajit...) moves whenever
+//     another process on the machine maps or unmaps the same files
+//     (another nginx, php-fpm, curl...): by up to 2.3 MiB here, with no
+//     change in nginx.
 //   - PssAnon: PSS's anonymous part (heaps, the Lua state, OpenSSL's
-//     objects). Anonymous pages are shared only between the master and the
-//     workers it forked, so the sum over them is exactly the anonymous
-//     memory nginx holds, whatever else runs: what a certificate cache grows.
-//   - RSS: every mapped page counted in full in each process.
-//   - USS: pages private to one process (Private_Clean + Private_Dirty).
-type mem struct{ pss, pssAnon, pssFile, rss, uss int }
+//     objects: what a certificate cache grows). Anonymous pages are shared
+//     only between the master and the workers it forked, so this is exactly
+//     nginx's anonymous memory, whatever else runs.
+//   - RSS: every mapped page counted in full in each process (pages the
+//     master and a worker share count twice).
+//   - USS: pages mapped by one process only (Private_Clean + Private_Dirty):
+//     a page drops out of it when any other process maps it.
+type mem struct{ own, pss, pssAnon, pssFile, rss, uss int }
 
 func memOf(b *testing.B, n *testNginx) mem {
 	b.Helper()
 	pids := append([]string{strconv.Itoa(n.pid())}, strings.Fields(n.workers(b))...)
-	var m mem
+	m := mem{own: ownPages(b, pids)}
 	for _, p := range pids {
 		data, err := os.ReadFile("/proc/" + p + "/smaps_rollup")
 		if err != nil {
@@ -513,13 +521,61 @@ func memOf(b *testing.B, n *testNginx) mem {
 	return m
 }
 
+// ownPages is the memory (KiB) of the distinct physical pages that the
+// processes pids map: each page's frame number from /proc/<pid>/pagemap
+// (which only root sees), counted once.
+func ownPages(b *testing.B, pids []string) int {
+	b.Helper()
+	page := uint64(os.Getpagesize())
+	frames := map[uint64]struct{}{}
+	for _, p := range pids {
+		maps, err := os.ReadFile("/proc/" + p + "/maps")
+		if err != nil {
+			b.Fatal(err)
+		}
+		pm, err := os.Open("/proc/" + p + "/pagemap")
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(string(maps), "\n") {
+			f := strings.Fields(line)
+			if len(f) < 5 || (len(f) > 5 && f[5] == "[vsyscall]") {
+				continue
+			}
+			lo, hi, ok := strings.Cut(f[0], "-")
+			start, err1 := strconv.ParseUint(lo, 16, 64)
+			end, err2 := strconv.ParseUint(hi, 16, 64)
+			if !ok || err1 != nil || err2 != nil {
+				b.Fatalf("/proc/%s/maps: %q", p, line)
+			}
+			buf := make([]byte, (end-start)/page*8)
+			if _, err := pm.ReadAt(buf, int64(start/page*8)); err != nil {
+				b.Fatalf("/proc/%s/pagemap at %x: %v", p, start, err)
+			}
+			for i := 0; i < len(buf); i += 8 {
+				e := binary.LittleEndian.Uint64(buf[i:])
+				if e&(1<<63) == 0 { // not present
+					continue
+				}
+				pfn := e & (1<<55 - 1)
+				if pfn == 0 {
+					b.Fatal("/proc/<pid>/pagemap hides page frame numbers: the memory benchmark must run as root")
+				}
+				frames[pfn] = struct{}{}
+			}
+		}
+		pm.Close()
+	}
+	return len(frames) * int(page) / 1024
+}
+
 // steadyMem is nginx's memory measured the same way before and after the
 // attaches: the median of 5 samples of each measure, each sample after 40
 // handshakes on the warm name (its Lua heap and malloc in their usual
 // state).
 func steadyMem(b *testing.B, n *testNginx) mem {
 	b.Helper()
-	var v [5][]int
+	var v [6][]int
 	for range 5 {
 		for range 40 {
 			if _, err := ServedLeaf(context.Background(), n.addr, "warm.bench.test", 5*time.Second); err != nil {
@@ -527,14 +583,14 @@ func steadyMem(b *testing.B, n *testNginx) mem {
 			}
 		}
 		m := memOf(b, n)
-		for i, x := range []int{m.pss, m.pssAnon, m.pssFile, m.rss, m.uss} {
+		for i, x := range []int{m.own, m.pss, m.pssAnon, m.pssFile, m.rss, m.uss} {
 			v[i] = append(v[i], x)
 		}
 	}
 	for i := range v {
 		slices.Sort(v[i])
 	}
-	return mem{pss: v[0][2], pssAnon: v[1][2], pssFile: v[2][2], rss: v[3][2], uss: v[4][2]}
+	return mem{own: v[0][2], pss: v[1][2], pssAnon: v[2][2], pssFile: v[3][2], rss: v[4][2], uss: v[5][2]}
 }
 
 // BenchmarkMemory: nginx's PSS (and RSS, USS) before and after 1,000
@@ -567,24 +623,27 @@ func BenchmarkMemory(b *testing.B) {
 					}
 				}
 				after := steadyMem(b, n)
-				// The figure of record: the anonymous memory the attaches
-				// added (PssAnon's growth, which no other process moves)
-				// against nginx's PSS before. PSS's own growth also
-				// carries any change in how many other processes map
-				// nginx's files between the two measures: reported beside
-				// it with RSS and USS, and the file part's move.
-				growth = float64(after.pssAnon-before.pssAnon) / float64(before.pss)
+				// The figure of record: the growth of nginx's own pages
+				// (each counted once, whatever else runs). PSS's growth
+				// also carries any change in how many other processes map
+				// nginx's files between the two measures (its file part's
+				// move is reported); the anonymous growth (what the cache
+				// adds) is reported against nginx's own size and its PSS.
+				growth = float64(after.own-before.own) / float64(before.own)
 				pct := func(a, b int) float64 { return 100 * float64(a-b) / float64(b) }
-				b.ReportMetric(float64(before.pss), "before-KiB")
+				anon := after.pssAnon - before.pssAnon
+				b.ReportMetric(float64(before.own), "before-KiB")
 				b.ReportMetric(100*growth, "growth-%")
-				b.ReportMetric(float64(after.pssAnon-before.pssAnon), "anon-growth-KiB")
+				b.ReportMetric(float64(anon), "anon-growth-KiB")
+				b.ReportMetric(100*float64(anon)/float64(before.pss), "anon-of-pss-%")
 				b.ReportMetric(pct(after.pss, before.pss), "pss-growth-%")
 				b.ReportMetric(pct(after.rss, before.rss), "rss-growth-%")
 				b.ReportMetric(pct(after.uss, before.uss), "uss-growth-%")
 				b.ReportMetric(float64(after.pssFile-before.pssFile), "pss-file-move-KiB")
-				b.Logf("%s: nginx anonymous memory +%d KiB after %d attaches = %+.1f%% of its PSS before (%d KiB); PSS %d → %d KiB (%+.1f%%, of which file pages %+d KiB); RSS %d → %d KiB (%+.1f%%); USS %d → %d KiB (%+.1f%%)",
-					mode, after.pssAnon-before.pssAnon, attaches, 100*growth, before.pss, before.pss, after.pss, pct(after.pss, before.pss),
-					after.pssFile-before.pssFile, before.rss, after.rss, pct(after.rss, before.rss), before.uss, after.uss, pct(after.uss, before.uss))
+				b.Logf("%s: nginx's own pages %d → %d KiB after %d attaches (%+.1f%%); anonymous +%d KiB (%.1f%% of own, %.1f%% of PSS before); PSS %d → %d KiB (%+.1f%%, of which file pages %+d KiB); RSS %d → %d KiB (%+.1f%%); USS %d → %d KiB (%+.1f%%)",
+					mode, before.own, after.own, attaches, 100*growth, anon, 100*float64(anon)/float64(before.own), 100*float64(anon)/float64(before.pss),
+					before.pss, after.pss, pct(after.pss, before.pss), after.pssFile-before.pssFile,
+					before.rss, after.rss, pct(after.rss, before.rss), before.uss, after.uss, pct(after.uss, before.uss))
 				n.stop()
 			}
 		})
