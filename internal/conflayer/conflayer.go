@@ -228,3 +228,15 @@ func PflagVisited(fs *pflag.FlagSet) []Setting {
 	fs.Visit(func(f *pflag.Flag) { out = append(out, Setting{f.Name, f.Value.String()}) })
 	return out
 }
+
+// SplitList is the items of a comma-separated list value ("a, b,,c" is a,
+// b, c): each trimmed of white space, empty ones left out; nil for none.
+func SplitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

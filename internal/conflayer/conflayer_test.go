@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +141,18 @@ func FuzzDecode(f *testing.F) {
 		fs := Std(stdSet(&s))
 		_ = Decode(fs, b, SnakeAliases(fs)) // must not panic
 	})
+}
+
+func TestSplitList(t *testing.T) {
+	for in, want := range map[string][]string{
+		"":                    nil,
+		" , ,":                nil,
+		"a":                   {"a"},
+		" a, b ,,c ":          {"a", "b", "c"},
+		"10.0.0.0/8, ::1/128": {"10.0.0.0/8", "::1/128"},
+	} {
+		if got := SplitList(in); !slices.Equal(got, want) || (want == nil) != (got == nil) {
+			t.Errorf("SplitList(%q) = %q, want %q", in, got, want)
+		}
+	}
 }

@@ -194,7 +194,7 @@ func (l *listValue) String() string {
 }
 
 func (l *listValue) Set(v string) error {
-	*l = splitList(v)
+	*l = conflayer.SplitList(v)
 	return nil
 }
 
@@ -202,30 +202,15 @@ func (l *listValue) Set(v string) error {
 // items, once each.
 type addListValue []string
 
-func (l *addListValue) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(*l, ",")
-}
+func (l *addListValue) String() string { return (*listValue)(l).String() }
 
 func (l *addListValue) Set(v string) error {
-	for _, s := range splitList(v) {
+	for _, s := range conflayer.SplitList(v) {
 		if !slices.Contains(*l, s) {
 			*l = append(*l, s)
 		}
 	}
 	return nil
-}
-
-func splitList(v string) []string {
-	var out []string
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 // HasRole says whether the node has a role.

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/conflayer"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/spf13/cobra"
 )
@@ -57,10 +58,10 @@ func newKeyCmd(g *globals) *cobra.Command {
 		Use: "create ACCOUNT_ID", Short: "Mint an API key (printed once)", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
 			if scopes != "" {
-				req.Scopes = splitList(scopes)
+				req.Scopes = conflayer.SplitList(scopes)
 			}
 			if cidrs != "" {
-				req.AllowedCIDRs = splitList(cidrs)
+				req.AllowedCIDRs = conflayer.SplitList(cidrs)
 			}
 			if expires > 0 {
 				t := time.Now().Add(expires).UTC()
@@ -118,16 +119,6 @@ func tstr(t *time.Time) string {
 		return "never"
 	}
 	return t.UTC().Format(time.RFC3339)
-}
-
-func splitList(s string) []string {
-	var out []string
-	for _, p := range strings.Split(s, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
 }
 
 func newWalletCmd(g *globals) *cobra.Command {

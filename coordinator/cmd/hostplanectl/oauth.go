@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/hostplane/hostplane/internal/conflayer"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/spf13/cobra"
 )
@@ -29,7 +30,7 @@ func newOAuthCmd(g *globals) *cobra.Command {
 		}
 		req := api.OAuthApproveRequest{UserCode: args[0], AccountID: account}
 		if scopes != "" {
-			req.Scopes = splitList(scopes)
+			req.Scopes = conflayer.SplitList(scopes)
 		}
 		return g.admin().OAuthApprove(c.Context(), req)
 	}, func(a api.OAuthApproval) {
