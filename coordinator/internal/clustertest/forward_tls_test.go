@@ -24,15 +24,21 @@ import (
 // clusterTLSConns reads hostplane_cluster_tls_connections_total from node i.
 func clusterTLSConns(t *testing.T, c *testcluster.Cluster, i int) int {
 	t.Helper()
+	return counter(t, c, i, "hostplane_cluster_tls_connections_total")
+}
+
+// counter reads the Prometheus counter name from node i's /metrics.
+func counter(t *testing.T, c *testcluster.Cluster, i int, name string) int {
+	t.Helper()
 	resp, err := http.Get(c.MetricsURL(i) + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^hostplane_cluster_tls_connections_total (\d+)`).FindSubmatch(raw)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\d+)`).FindSubmatch(raw)
 	if m == nil {
-		t.Fatalf("node %d /metrics lacks hostplane_cluster_tls_connections_total", i)
+		t.Fatalf("node %d /metrics lacks %s", i, name)
 	}
 	n, _ := strconv.Atoi(string(m[1]))
 	return n

@@ -19,6 +19,7 @@ type forwarder struct {
 	a         *API
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
+	mux       muxState // the channel for writes (forwardmux.go)
 }
 
 // leaderURL is the base URL of the coordinator API at addr for cluster
@@ -150,9 +151,16 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, rid string) 
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "the cluster has no leader right now; retry shortly"))
 		return
 	}
-	u := f.leaderURL(addr)
 	r.Header.Set(headerRequestID, rid)
-	f.proxyTo(w, r, rid, u)
+	if f.a.clusterAuth() && channelEligible(r) {
+		if _, isStall := r.Body.(*stallBody); !isStall {
+			if c := f.channel(addr); c != nil {
+				f.forwardOnChannel(w, r, rid, c, addr)
+				return
+			}
+		}
+	}
+	f.proxyTo(w, r, rid, f.leaderURL(addr))
 }
 
 // proxyTo sends r to the leader at u. A body is read here first, within this

@@ -20,6 +20,9 @@ type Metrics struct {
 	// clusterTLSConns counts mutual-TLS connections accepted from other
 	// coordinators (forwarding); with connection reuse it grows slowly.
 	clusterTLSConns prometheus.Counter
+	// channelRequests counts requests followers forwarded over the
+	// forwarding channel (forwardmux.go) and this coordinator served.
+	channelRequests prometheus.Counter
 }
 
 // NewMetrics registers the series; fsmSize and raftState are sampled on scrape.
@@ -39,7 +42,10 @@ func NewMetrics(fsmSize func() float64, appliedIndex func() float64) *Metrics {
 	m.clusterTLSConns = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "hostplane_cluster_tls_connections_total", Help: "Mutual-TLS connections accepted on the API listener from other coordinators (forwarding).",
 	})
-	m.reg.MustRegister(m.requests, m.latency, m.applyLatency, m.clusterTLSConns,
+	m.channelRequests = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hostplane_forward_channel_requests_total", Help: "Requests other coordinators forwarded to this one over their forwarding channels.",
+	})
+	m.reg.MustRegister(m.requests, m.latency, m.applyLatency, m.clusterTLSConns, m.channelRequests,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hostplane_fsm_size_bytes", Help: "Size of the FSM database."}, fsmSize),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hostplane_fsm_applied_index", Help: "Raft index of the last command applied to the FSM."}, appliedIndex),
 		collectors.NewGoCollector(),

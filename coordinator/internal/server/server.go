@@ -245,6 +245,7 @@ func (s *Server) Close() error {
 	s.stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	s.API.CloseForwarding(ctx)
 	_ = s.apiSrv.Shutdown(ctx)
 	_ = s.admSrv.Shutdown(ctx)
 	if s.pprofSrv != nil {

@@ -1,0 +1,952 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// The forwarding channel: a follower sends the /v1 writes it forwards to the
+// leader as frames on one long-lived connection per leader instead of one
+// proxied HTTP/1.1 exchange each. The connection is opened as an HTTP upgrade
+// of POST /internal/forward on the leader's API port (mutual TLS or the cluster
+// secret, as every forwarded request), so it reaches the same listener. The
+// leader runs each framed request through its own public handler, the same
+// chain a proxied request goes through (authentication, rate limits,
+// idempotency, errors), and frames the answer back; frames queued while a
+// write is under way leave in the next single write, so under load many
+// requests share a system call on both sides.
+//
+// A leader that does not offer the channel (an older version) answers the
+// upgrade with something else than 101, and the follower proxies as before.
+const (
+	forwardPath     = "/internal/forward"
+	forwardProtocol = "hostplane-forward/1"
+	// forwardTimeout bounds the wait for a framed request's answer, as the
+	// proxy's ResponseHeaderTimeout does.
+	forwardTimeout = 30 * time.Second
+	// forwardRetryAfter is how long a follower proxies after failing to open
+	// the channel before it tries again.
+	forwardRetryAfter = 10 * time.Second
+	// maxFrame bounds a frame: a body of MaxBodyBytes plus its headers.
+	maxFrame = MaxBodyBytes + 1<<20
+)
+
+const (
+	frameRequest  byte = 1
+	frameResponse byte = 2
+	frameCancel   byte = 3
+)
+
+// A frame is a 4-byte big-endian length of what follows, a kind byte, an
+// 8-byte request id and the kind's payload:
+//
+//	request:  method, host, request URI, header count, (name, value)…, body
+//	response: status (2 bytes), header count, (name, value)…, body
+//	cancel:   nothing
+//
+// Strings and the body are a uvarint length and the bytes; the count is a uvarint.
+const frameHead = 4 + 1 + 8
+
+// fwdRequest is a framed request as the leader reads it.
+type fwdRequest struct {
+	Method, Host, URI string
+	Header            http.Header
+	Body              []byte
+}
+
+// fwdResponse is a framed answer.
+type fwdResponse struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendBytes(b, s []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendHeader(b []byte, h http.Header) []byte {
+	n := 0
+	for _, vs := range h {
+		n += len(vs)
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for k, vs := range h {
+		for _, v := range vs {
+			b = appendString(appendString(b, k), v)
+		}
+	}
+	return b
+}
+
+// beginFrame appends a frame's head with a length to be set by endFrame.
+func beginFrame(b []byte, kind byte, id uint64) ([]byte, int) {
+	start := len(b)
+	b = append(b, 0, 0, 0, 0, kind)
+	return binary.BigEndian.AppendUint64(b, id), start
+}
+
+func endFrame(b []byte, start int) []byte {
+	binary.BigEndian.PutUint32(b[start:], uint32(len(b)-start-4))
+	return b
+}
+
+func appendRequestFrame(b []byte, id uint64, method, host, uri string, h http.Header, body []byte) []byte {
+	b, start := beginFrame(b, frameRequest, id)
+	b = appendString(appendString(appendString(b, method), host), uri)
+	b = appendBytes(appendHeader(b, h), body)
+	return endFrame(b, start)
+}
+
+func appendResponseFrame(b []byte, id uint64, status int, h http.Header, body []byte) []byte {
+	b, start := beginFrame(b, frameResponse, id)
+	b = binary.BigEndian.AppendUint16(b, uint16(status))
+	b = appendBytes(appendHeader(b, h), body)
+	return endFrame(b, start)
+}
+
+func appendCancelFrame(b []byte, id uint64) []byte {
+	b, start := beginFrame(b, frameCancel, id)
+	return endFrame(b, start)
+}
+
+var errFrame = errors.New("forward channel: malformed frame")
+
+// frameReader reads one frame's fields. The strings share one copy of the
+// payload; the body is a slice of it.
+type frameReader struct {
+	raw []byte
+	s   string // raw as a string
+	off int
+}
+
+func (r *frameReader) uvarint() (uint64, error) {
+	v, n := binary.Uvarint(r.raw[r.off:])
+	if n <= 0 {
+		return 0, errFrame
+	}
+	r.off += n
+	return v, nil
+}
+
+func (r *frameReader) span() (int, int, error) {
+	n, err := r.uvarint()
+	if err != nil || n > uint64(len(r.raw)-r.off) {
+		return 0, 0, errFrame
+	}
+	start := r.off
+	r.off += int(n)
+	return start, r.off, nil
+}
+
+func (r *frameReader) str() (string, error) {
+	s, e, err := r.span()
+	if err != nil {
+		return "", err
+	}
+	return r.s[s:e], nil
+}
+
+func (r *frameReader) header() (http.Header, error) {
+	n, err := r.uvarint()
+	if err != nil || n > uint64(len(r.raw)-r.off)/2 { // each pair takes 2 bytes at least
+		return nil, errFrame
+	}
+	h := make(http.Header, n)
+	for i := uint64(0); i < n; i++ {
+		k, err := r.str()
+		if err != nil {
+			return nil, err
+		}
+		v, err := r.str()
+		if err != nil {
+			return nil, err
+		}
+		h[k] = append(h[k], v)
+	}
+	return h, nil
+}
+
+func (r *frameReader) body() ([]byte, error) {
+	s, e, err := r.span()
+	if err != nil {
+		return nil, err
+	}
+	if r.off != len(r.raw) {
+		return nil, errFrame // trailing bytes
+	}
+	return r.raw[s:e:e], nil
+}
+
+// decodeRequest reads a request frame's payload.
+func decodeRequest(payload []byte) (*fwdRequest, error) {
+	r := &frameReader{raw: payload, s: string(payload)}
+	var q fwdRequest
+	var err error
+	if q.Method, err = r.str(); err != nil {
+		return nil, err
+	}
+	if q.Host, err = r.str(); err != nil {
+		return nil, err
+	}
+	if q.URI, err = r.str(); err != nil {
+		return nil, err
+	}
+	if q.Header, err = r.header(); err != nil {
+		return nil, err
+	}
+	if q.Body, err = r.body(); err != nil {
+		return nil, err
+	}
+	return &q, nil
+}
+
+// decodeResponse reads a response frame's payload.
+func decodeResponse(payload []byte) (*fwdResponse, error) {
+	if len(payload) < 2 {
+		return nil, errFrame
+	}
+	p := &fwdResponse{Status: int(binary.BigEndian.Uint16(payload))}
+	r := &frameReader{raw: payload, s: string(payload), off: 2}
+	var err error
+	if p.Header, err = r.header(); err != nil {
+		return nil, err
+	}
+	if p.Body, err = r.body(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// readFrame reads the next frame: its kind, id and payload.
+func readFrame(br *bufio.Reader) (byte, uint64, []byte, error) {
+	var head [frameHead]byte
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		return 0, 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(head[:4])
+	if n < 9 || n > maxFrame {
+		return 0, 0, nil, errFrame
+	}
+	payload := make([]byte, n-9)
+	if _, err := io.ReadFull(br, payload); err != nil {
+		return 0, 0, nil, err
+	}
+	return head[4], binary.BigEndian.Uint64(head[5:]), payload, nil
+}
+
+// frameWriter sends frames in as few writes as it can: frames are appended to
+// a buffer under a lock, and one goroutine writes out all that has gathered
+// while its previous write was under way.
+type frameWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+	wake    chan struct{}
+	done    chan struct{} // closed by close or flushClose
+	exited  chan struct{} // closed when the writing goroutine is gone
+
+	mu     sync.Mutex
+	buf    []byte
+	spare  []byte
+	err    error
+	closed bool
+}
+
+func newFrameWriter(conn net.Conn, timeout time.Duration) *frameWriter {
+	w := &frameWriter{conn: conn, timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+// send appends a frame (built by add) and wakes the writer; it fails once the
+// connection has failed.
+func (w *frameWriter) send(add func([]byte) []byte) error {
+	w.mu.Lock()
+	if w.err != nil {
+		err := w.err
+		w.mu.Unlock()
+		return err
+	}
+	w.buf = add(w.buf)
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (w *frameWriter) loop() {
+	defer close(w.exited)
+	for {
+		last := false
+		select {
+		case <-w.wake:
+		case <-w.done:
+			last = true // what is queued still goes, unless the channel failed
+		}
+		w.mu.Lock()
+		if last && w.err != nil {
+			w.mu.Unlock()
+			return
+		}
+		if len(w.buf) == 0 {
+			w.mu.Unlock()
+			if last {
+				return
+			}
+			continue
+		}
+		// Frames now gather in the spare buffer; none is shared with out.
+		out := w.buf
+		w.buf, w.spare = w.spare[:0], nil
+		w.mu.Unlock()
+		_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+		_, err := w.conn.Write(out)
+		w.mu.Lock()
+		if cap(out) <= 1<<20 {
+			w.spare = out[:0]
+		} else {
+			w.spare = nil // a big body once: do not keep its buffer
+		}
+		if err != nil && w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+		if err != nil {
+			w.conn.Close()
+			return
+		}
+		if last {
+			return
+		}
+	}
+}
+
+// close stops the writer (the channel failed): what has not been written is
+// dropped.
+func (w *frameWriter) close(err error) {
+	w.mu.Lock()
+	if w.err == nil {
+		w.err = err
+	}
+	if !w.closed {
+		w.closed = true
+		close(w.done)
+	}
+	w.mu.Unlock()
+}
+
+// flushClose stops the writer once what is queued is written, and waits.
+func (w *frameWriter) flushClose() {
+	w.mu.Lock()
+	if !w.closed {
+		w.closed = true
+		close(w.done)
+	}
+	w.mu.Unlock()
+	<-w.exited
+}
+
+// ---- the follower's side ----
+
+// muxClient is a follower's channel to one leader address.
+type muxClient struct {
+	addr string
+	conn net.Conn
+	w    *frameWriter
+
+	mu      sync.Mutex
+	nextID  uint64
+	pending map[uint64]chan *fwdResponse
+	err     error // set once the channel failed
+	retired bool  // no new requests; closed when the last answer is in
+}
+
+// muxState is the follower's channel to the current leader address.
+type muxState struct {
+	mu          sync.Mutex
+	cur         *muxClient
+	dialing     bool
+	failedAddr  string
+	failedUntil time.Time
+	closed      bool                        // CloseForwarding was called
+	served      map[*channelServer]struct{} // followers' channels to this node
+}
+
+// channel returns the open channel to addr, or nil (the caller proxies): one
+// caller at a time opens it, the others proxy meanwhile.
+func (f *forwarder) channel(addr string) *muxClient {
+	s := &f.mux
+	s.mu.Lock()
+	if c := s.cur; c != nil && c.addr == addr && c.usable() {
+		s.mu.Unlock()
+		return c
+	}
+	if s.closed || s.dialing || (s.failedAddr == addr && time.Now().Before(s.failedUntil)) {
+		s.mu.Unlock()
+		return nil
+	}
+	s.dialing = true
+	s.mu.Unlock()
+
+	c, err := f.dialChannel(addr)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dialing = false
+	if err == nil && s.closed {
+		c.fail(errors.New("shutting down"))
+		return nil
+	}
+	if err != nil {
+		f.a.log.Info("forwarding channel to the leader not available; proxying", "addr", addr, "err", err)
+		s.failedAddr, s.failedUntil = addr, time.Now().Add(forwardRetryAfter)
+		return nil
+	}
+	if old := s.cur; old != nil {
+		old.retire()
+	}
+	s.cur = c
+	return c
+}
+
+// dialChannel opens a channel to the leader at addr: an HTTP upgrade of
+// POST /internal/forward, over mutual TLS when the cluster has it, else with
+// the cluster secret.
+func (f *forwarder) dialChannel(addr string) (*muxClient, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := (&net.Dialer{KeepAlive: 15 * time.Second}).DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if f.a.cfg.ClusterTLS != nil {
+		tc := tls.Client(conn, f.a.cfg.ClusterTLS.Clone())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		conn = tc
+	}
+	u := f.leaderURL(addr)
+	u.Path = forwardPath
+	req, _ := http.NewRequest(http.MethodPost, u.String(), http.NoBody)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", forwardProtocol)
+	req.Header.Set(headerForwardedBy, f.a.cfg.NodeID)
+	if f.a.cfg.ClusterTLS == nil {
+		req.Header.Set(headerClusterToken, f.a.cfg.ClusterSecret)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if err := req.Write(conn); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	br := bufio.NewReaderSize(conn, 64<<10)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols || !strings.EqualFold(resp.Header.Get("Upgrade"), forwardProtocol) {
+		resp.Body.Close()
+		conn.Close()
+		return nil, fmt.Errorf("the leader answered the upgrade with %d", resp.StatusCode)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return newMuxClient(addr, conn, br), nil
+}
+
+// newMuxClient runs the follower's end of an upgraded channel.
+func newMuxClient(addr string, conn net.Conn, br *bufio.Reader) *muxClient {
+	c := &muxClient{addr: addr, conn: conn, w: newFrameWriter(conn, forwardTimeout), pending: map[uint64]chan *fwdResponse{}}
+	go c.readLoop(br)
+	return c
+}
+
+func (c *muxClient) usable() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err == nil && !c.retired
+}
+
+// retire lets the requests in flight finish, then closes the channel.
+func (c *muxClient) retire() {
+	c.mu.Lock()
+	c.retired = true
+	idle := len(c.pending) == 0
+	c.mu.Unlock()
+	if idle {
+		c.fail(errors.New("forward channel retired"))
+	}
+}
+
+// fail closes the channel: every request in flight gets no answer (nil).
+func (c *muxClient) fail(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+	}
+	pending := c.pending
+	c.pending = map[uint64]chan *fwdResponse{}
+	c.mu.Unlock()
+	c.w.close(err)
+	c.conn.Close()
+	for _, ch := range pending {
+		close(ch)
+	}
+}
+
+func (c *muxClient) readLoop(br *bufio.Reader) {
+	for {
+		kind, id, payload, err := readFrame(br)
+		if err == nil && kind != frameResponse {
+			err = errFrame
+		}
+		var resp *fwdResponse
+		if err == nil {
+			resp, err = decodeResponse(payload)
+		}
+		if err != nil {
+			c.fail(err)
+			return
+		}
+		c.mu.Lock()
+		ch := c.pending[id]
+		delete(c.pending, id)
+		done := c.retired && len(c.pending) == 0
+		c.mu.Unlock()
+		if ch != nil {
+			ch <- resp
+		}
+		if done {
+			c.fail(errors.New("forward channel retired"))
+			return
+		}
+	}
+}
+
+// roundTrip sends one request and waits for its answer: nil with an error
+// when the channel failed, the wait timed out or ctx ended.
+func (c *muxClient) roundTrip(ctx context.Context, method, host, uri string, h http.Header, body []byte) (*fwdResponse, error) {
+	ch := make(chan *fwdResponse, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, err
+	}
+	c.nextID++
+	id := c.nextID
+	c.pending[id] = ch
+	c.mu.Unlock()
+	if err := c.w.send(func(b []byte) []byte { return appendRequestFrame(b, id, method, host, uri, h, body) }); err != nil {
+		c.fail(err)
+		return nil, err
+	}
+	t := time.NewTimer(forwardTimeout)
+	defer t.Stop()
+	select {
+	case resp, ok := <-ch:
+		if !ok {
+			return nil, errors.New("forward channel closed")
+		}
+		return resp, nil
+	case <-ctx.Done():
+		c.abandon(id)
+		return nil, ctx.Err()
+	case <-t.C:
+		c.abandon(id)
+		return nil, errors.New("timeout awaiting the leader's answer")
+	}
+}
+
+// abandon stops waiting for id and tells the leader to cancel it.
+func (c *muxClient) abandon(id uint64) {
+	c.mu.Lock()
+	_, waiting := c.pending[id]
+	delete(c.pending, id)
+	done := c.retired && len(c.pending) == 0
+	c.mu.Unlock()
+	if waiting {
+		_ = c.w.send(func(b []byte) []byte { return appendCancelFrame(b, id) })
+	}
+	if done {
+		c.fail(errors.New("forward channel retired"))
+	}
+}
+
+// channelEligible reports whether a forwarded request may go over the
+// channel: a /v1 call that is not a read (a GET may answer with a stream, which
+// the proxy relays as it comes), asks for no protocol switch, and has a query
+// the proxy would pass on unchanged (it re-encodes one with a ';', a '%' escape
+// or more than 10,000 parameters; such a request is proxied).
+func channelEligible(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return false
+	}
+	q := r.URL.RawQuery
+	if strings.ContainsAny(q, ";%") || strings.Count(q, "&") >= 10000 {
+		return false
+	}
+	return strings.HasPrefix(r.URL.Path, "/v1/") && r.Header.Get("Upgrade") == ""
+}
+
+// hopHeaders are the hop-by-hop headers a proxy drops (as httputil.ReverseProxy).
+var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// forwardedHeader is what the proxy would send the leader for r: the client's
+// headers without hop-by-hop and X-Forwarded-* ones, with this node's own.
+func (f *forwarder) forwardedHeader(r *http.Request, body []byte) http.Header {
+	h := r.Header.Clone()
+	for _, v := range h["Connection"] {
+		for _, name := range strings.Split(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	trailers := false
+	for _, v := range h["Te"] {
+		for _, t := range strings.Split(v, ",") {
+			trailers = trailers || strings.EqualFold(textproto.TrimString(t), "trailers")
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+	if trailers {
+		h.Set("Te", "trailers")
+	}
+	if _, ok := h["User-Agent"]; ok && h.Get("User-Agent") == "" {
+		delete(h, "User-Agent") // the client sends an empty one as none
+	}
+	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		delete(h, k)
+	}
+	h.Set(headerForwardedBy, f.a.cfg.NodeID)
+	delete(h, headerAudiencePath)
+	if p, ok := r.Context().Value(audienceKey{}).(string); ok {
+		h.Set(headerAudiencePath, p)
+	}
+	if f.a.cfg.ClusterTLS != nil {
+		h.Set(headerClientIP, f.a.clientIP(r))
+	} else if f.a.cfg.ClusterSecret != "" {
+		h.Set(headerClusterToken, f.a.cfg.ClusterSecret)
+		h.Set(headerClientIP, f.a.clientIP(r))
+	}
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	return h
+}
+
+// forwardOnChannel sends r to the leader over c and writes its answer as the
+// proxy would: the leader's headers but X-Request-Id and nosniff (this node set
+// the same), its Cache-Control instead of this node's, its status and body; or,
+// when the leader cannot be reached, the proxy's 503.
+func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid string, c *muxClient, host string) {
+	body, err := readBodyAny(w, r) // the leader checks the type
+	if err != nil {
+		ae, _ := toAPIError(err)
+		writeError(w, rid, ae)
+		return
+	}
+	// The body is in; from here the wait is for the leader (as proxyTo).
+	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	resp, err := c.roundTrip(r.Context(), r.Method, host, r.URL.RequestURI(), f.forwardedHeader(r, body), body)
+	w.Header().Del("Cache-Control")
+	if err != nil {
+		f.a.log.Warn("forward to leader failed", "err", err, "path", r.URL.Path)
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Retry-After", "1")
+		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "leader_unreachable", "the leader could not be reached; retry shortly"))
+		return
+	}
+	dst := w.Header()
+	for k, vs := range resp.Header {
+		if k == headerRequestID || k == "X-Content-Type-Options" {
+			continue
+		}
+		dst[k] = append(dst[k], vs...)
+	}
+	for _, k := range hopHeaders {
+		delete(dst, k)
+	}
+	w.WriteHeader(resp.Status)
+	if len(resp.Body) > 0 {
+		_, _ = newStallWriter(w, f.a.cfg.Timeouts.Write).Write(resp.Body)
+	}
+}
+
+// ---- the leader's side ----
+
+// serveForwardChannel takes over a follower's upgraded connection and serves
+// the requests framed on it through h, the public handler.
+func (a *API) serveForwardChannel(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.EqualFold(r.Header.Get("Upgrade"), forwardProtocol) {
+			writeError(w, "", api.NewError(http.StatusBadRequest, "upgrade_required", "send Upgrade: "+forwardProtocol))
+			return
+		}
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			writeError(w, "", api.NewError(http.StatusInternalServerError, "internal", "the connection cannot be taken over"))
+			return
+		}
+		_ = conn.SetDeadline(time.Time{})
+		if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+forwardProtocol+"\r\n\r\n"); err != nil {
+			conn.Close()
+			return
+		}
+		s := newChannelServer(r.Context(), a.log, h, conn, r.RemoteAddr, r.TLS, a.cfg.Timeouts.Write)
+		if a.metrics != nil {
+			s.served = a.metrics.channelRequests.Inc
+		}
+		if !a.fwd.track(s) {
+			conn.Close() // shutting down
+			return
+		}
+		defer a.fwd.untrack(s)
+		s.serve(brw.Reader)
+	})
+}
+
+// track records a served channel so that CloseForwarding can close it; false
+// once forwarding is closed.
+func (f *forwarder) track(s *channelServer) bool {
+	f.mux.mu.Lock()
+	defer f.mux.mu.Unlock()
+	if f.mux.closed {
+		return false
+	}
+	if f.mux.served == nil {
+		f.mux.served = map[*channelServer]struct{}{}
+	}
+	f.mux.served[s] = struct{}{}
+	return true
+}
+
+func (f *forwarder) untrack(s *channelServer) {
+	f.mux.mu.Lock()
+	delete(f.mux.served, s)
+	f.mux.mu.Unlock()
+}
+
+// CloseForwarding shuts the forwarding channels down as an HTTP server's
+// Shutdown does its connections (the server does not track a taken-over one):
+// the followers' channels to this node answer the requests they have read and
+// close, and this node's channel to the leader takes no new request and
+// closes once the answers in flight are in. It waits for the followers'
+// channels until ctx ends, then closes them.
+func (a *API) CloseForwarding(ctx context.Context) {
+	s := &a.fwd.mux
+	s.mu.Lock()
+	s.closed = true
+	cur, served := s.cur, s.served
+	s.cur, s.served = nil, nil
+	s.mu.Unlock()
+	if cur != nil {
+		cur.retire()
+	}
+	for cs := range served {
+		cs.drain()
+	}
+	for cs := range served {
+		select {
+		case <-cs.finished:
+		case <-ctx.Done():
+			cs.conn.Close()
+		}
+	}
+}
+
+// newChannelServer serves the leader's end of an upgraded channel: each framed
+// request through h. The requests' context keeps base's values (the server,
+// the local address) but lives as long as the channel.
+func newChannelServer(base context.Context, log *slog.Logger, h http.Handler, conn net.Conn, remote string, tlsState *tls.ConnectionState, writeTimeout time.Duration) *channelServer {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(base))
+	return &channelServer{log: log, h: h, conn: conn, ctx: ctx, cancel: cancel, remote: remote, tls: tlsState,
+		w: newFrameWriter(conn, writeTimeout), inflight: map[uint64]context.CancelFunc{}, finished: make(chan struct{})}
+}
+
+type channelServer struct {
+	log    *slog.Logger
+	served func() // counts a served request (nil: not counted)
+	h      http.Handler
+	conn   net.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	remote string
+	tls    *tls.ConnectionState
+	w      *frameWriter
+
+	mu       sync.Mutex
+	inflight map[uint64]context.CancelFunc
+	handlers sync.WaitGroup
+	draining atomic.Bool   // this coordinator is shutting down (drain)
+	finished chan struct{} // closed when serve has closed the connection
+}
+
+// drain stops reading new requests; the ones read are answered, then the
+// connection closes (as an HTTP server's Shutdown lets requests finish).
+func (s *channelServer) drain() {
+	s.draining.Store(true)
+	_ = s.conn.SetReadDeadline(time.Now())
+}
+
+func (s *channelServer) serve(br *bufio.Reader) {
+	defer func() {
+		if !s.draining.Load() {
+			s.cancel() // the follower is gone: as a closed client connection
+		}
+		s.handlers.Wait()
+		s.cancel()
+		s.w.flushClose()
+		s.conn.Close()
+		close(s.finished)
+	}()
+	if br.Size() < 64<<10 {
+		br = bufio.NewReaderSize(br, 64<<10)
+	}
+	for {
+		kind, id, payload, err := readFrame(br)
+		if err != nil {
+			if !s.draining.Load() && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+				s.log.Warn("forward channel from a follower failed", "remote", s.remote, "err", err)
+			}
+			return
+		}
+		switch kind {
+		case frameRequest:
+			q, err := decodeRequest(payload)
+			if err != nil {
+				s.log.Warn("forward channel from a follower failed", "remote", s.remote, "err", err)
+				return
+			}
+			ctx, cancel := context.WithCancel(s.ctx)
+			s.mu.Lock()
+			s.inflight[id] = cancel
+			s.mu.Unlock()
+			s.handlers.Add(1)
+			go func() { defer s.handlers.Done(); s.handle(ctx, id, q) }()
+		case frameCancel:
+			s.mu.Lock()
+			cancel := s.inflight[id]
+			s.mu.Unlock()
+			if cancel != nil {
+				cancel()
+			}
+		default:
+			s.log.Warn("forward channel from a follower failed", "remote", s.remote, "err", errFrame)
+			return
+		}
+	}
+}
+
+// handle serves one framed request through the public handler and frames the
+// answer back.
+func (s *channelServer) handle(ctx context.Context, id uint64, q *fwdRequest) {
+	defer func() {
+		s.mu.Lock()
+		cancel := s.inflight[id]
+		delete(s.inflight, id)
+		s.mu.Unlock()
+		if cancel != nil {
+			cancel()
+		}
+	}()
+	if s.served != nil {
+		s.served()
+	}
+	cw := &captureWriter{header: http.Header{}}
+	req, err := s.request(ctx, q)
+	if err != nil {
+		cw.Header().Set(headerRequestID, q.Header.Get(headerRequestID))
+		writeError(cw, "", api.NewError(http.StatusBadRequest, "invalid_request", "the forwarded request's URI is malformed"))
+	} else {
+		s.h.ServeHTTP(cw, req)
+	}
+	if cw.status == 0 {
+		cw.status = http.StatusOK
+	}
+	_ = s.w.send(func(b []byte) []byte { return appendResponseFrame(b, id, cw.status, cw.header, cw.body) })
+}
+
+// request builds the request the public handler sees, as the HTTP server would
+// build it from the proxied request.
+func (s *channelServer) request(ctx context.Context, q *fwdRequest) (*http.Request, error) {
+	u, err := url.ParseRequestURI(q.URI)
+	if err != nil {
+		return nil, err
+	}
+	req := &http.Request{
+		Method: q.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: q.Header, Host: q.Host, RemoteAddr: s.remote, RequestURI: q.URI, TLS: s.tls,
+		ContentLength: int64(len(q.Body)), Body: http.NoBody,
+	}
+	if len(q.Body) > 0 {
+		req.Body = io.NopCloser(&sliceReader{b: q.Body})
+	}
+	return req.WithContext(ctx), nil
+}
+
+// sliceReader reads a byte slice (a bytes.Reader without its extras).
+type sliceReader struct{ b []byte }
+
+func (r *sliceReader) Read(p []byte) (int, error) {
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b)
+	r.b = r.b[n:]
+	return n, nil
+}
+
+// captureWriter records a handler's answer for the channel.
+type captureWriter struct {
+	header http.Header
+	status int
+	body   []byte
+}
+
+func (c *captureWriter) Header() http.Header { return c.header }
+
+func (c *captureWriter) WriteHeader(status int) {
+	if c.status == 0 && status >= 200 {
+		c.status = status
+	}
+}
+
+func (c *captureWriter) Write(p []byte) (int, error) {
+	if c.status == 0 {
+		c.status = http.StatusOK
+	}
+	c.body = append(c.body, p...)
+	return len(p), nil
+}
