@@ -370,11 +370,26 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 var batchPrefix = []byte(`{"t":14,"v":1,`)
 
 // decodeBatchFast decodes a group commit as EncodeBatch writes it, with its
-// commands, in one pass; ok is false for any other entry, or one that does not
-// decode whole, which the general path then applies exactly as before (with a
+// commands; ok is false for any other entry, or one that does not decode
+// whole, which the general path then applies exactly as before (with a
 // result per undecodable command). The general path decodes the entry, then
 // its array, then each command: three passes over the same bytes.
+//
+// The layout the batcher writes (batchfast.go) is read without reflection;
+// anything else goes through decodeBatchJSON, encoding/json in one pass.
+// FuzzDecodeBatchLayout holds the two to the same commands.
 func decodeBatchFast(data []byte) (subs []Envelope, ok bool) {
+	if !bytes.HasPrefix(data, batchPrefix) {
+		return nil, false
+	}
+	if subs, ok := decodeBatchLayout(data); ok {
+		return subs, true
+	}
+	return decodeBatchJSON(data)
+}
+
+// decodeBatchJSON is decodeBatchFast through encoding/json.
+func decodeBatchJSON(data []byte) (subs []Envelope, ok bool) {
 	if !bytes.HasPrefix(data, batchPrefix) {
 		return nil, false
 	}

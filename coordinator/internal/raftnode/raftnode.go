@@ -179,8 +179,19 @@ func openTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, err
 	}), nil
 }
 
+// logCacheEntries is how many of the newest log entries are kept in memory
+// (each a group commit of up to 512 writes).
+const logCacheEntries = 128
+
 // startRaft starts Raft over the FSM and the stores.
 func startRaft(rc *raft.Config, f *fsm.FSM, logs *raftboltdb.BoltStore, snaps *raft.FileSnapshotStore, transport *raft.NetworkTransport) (*raft.Raft, error) {
+	// The newest entries are kept in memory as well: the leader sends each one
+	// to the followers just after storing it, and would otherwise read it back
+	// from raft.db for every follower.
+	cached, err := raft.NewLogCache(logCacheEntries, logs)
+	if err != nil {
+		return nil, fmt.Errorf("raft log cache: %w", err)
+	}
 	// Tell the FSM which snapshot NewRaft will restore so it can skip the copy when
 	// its database already holds that state.
 	var snapIndex uint64
@@ -188,7 +199,7 @@ func startRaft(rc *raft.Config, f *fsm.FSM, logs *raftboltdb.BoltStore, snaps *r
 		snapIndex = metas[0].Index
 	}
 	f.PrepareStart(snapIndex)
-	r, err := raft.NewRaft(rc, f, logs, logs, snaps, transport)
+	r, err := raft.NewRaft(rc, f, cached, logs, snaps, transport)
 	f.FinishStart()
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)

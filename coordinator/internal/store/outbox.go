@@ -32,6 +32,36 @@ func (r ReadTx) ScanOutbox(after []byte, max int, visit func(ev Event, err error
 	return r.ScanOutboxFor(after, max, nil, visit)
 }
 
+// SkipOutbox walks up to max outbox entries after the key after (from the
+// first when after is nil) without reading them, for a reader that wants no
+// account: last is a copy of the last key walked (nil when there is none), and
+// more reports whether entries remain past it (as ScanOutbox's more).
+func (r ReadTx) SkipOutbox(after []byte, max int) (last []byte, more bool) {
+	c := r.tx.Bucket(BucketOutbox).Cursor()
+	var k []byte
+	if after == nil {
+		k, _ = c.First()
+	} else {
+		k, _ = c.Seek(after)
+		if k != nil && string(k) == string(after) {
+			k, _ = c.Next()
+		}
+	}
+	var prev []byte
+	for n := 0; k != nil; k, _ = c.Next() {
+		if n >= max {
+			more = true
+			break
+		}
+		n++
+		prev = k
+	}
+	if prev == nil {
+		return nil, more
+	}
+	return append([]byte{}, prev...), more
+}
+
 // ScanOutboxFor is ScanOutbox that first reads only each entry's account and
 // asks want (nil: every account is wanted): an entry of an account it does not
 // want is visited with only Seq and AccountID set, its other fields left

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -302,6 +303,32 @@ func TestScanOutboxForDecodesOnlyWantedAccounts(t *testing.T) {
 		}
 		if b := got[1]; b.AccountID != "acc_b" || b.ID != "evt_1" || b.Type != "ticket.created" || !b.CreatedAt.Equal(at) || string(b.Data) != `{"n":1}` {
 			t.Errorf("wanted entry: %+v", b)
+		}
+	})
+}
+
+// SkipOutbox walks the same entries ScanOutbox visits, in batches of max,
+// and reports the last key and whether more remain as ScanOutbox does.
+func TestSkipOutboxWalksAsScanOutbox(t *testing.T) {
+	db := testDB(t, func(tx *bolt.Tx) error {
+		for i := 1; i <= 5; i++ {
+			if err := tx.Bucket(BucketOutbox).Put(OutboxKey(uint64(i), 0), []byte("{broken")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	read(t, db, func(r ReadTx) {
+		for _, c := range []struct {
+			after []byte
+			max   int
+		}{{nil, 2}, {nil, 5}, {nil, 9}, {OutboxKey(2, 0), 2}, {OutboxKey(2, 0), 3}, {OutboxKey(2, 1), 1}, {OutboxKey(5, 0), 4}, {OutboxKey(9, 0), 1}} {
+			var want []byte
+			wantMore := r.ScanOutbox(c.after, c.max, func(ev Event, _ error) { want = ev.Seq })
+			last, more := r.SkipOutbox(c.after, c.max)
+			if !bytes.Equal(last, want) || more != wantMore {
+				t.Errorf("after %v, max %d: SkipOutbox %v, %v; ScanOutbox %v, %v", c.after, c.max, last, more, want, wantMore)
+			}
 		}
 	})
 }

@@ -243,7 +243,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.log.Info("webhook dispatcher started", "cursor", cursorString(cursor), "subscriptions", len(*r.subs.Load()), "pending", len(r.tracked))
 
 	recDone := make(chan struct{})
-	go func() { defer close(recDone); r.recorder() }()
+	go func() { defer close(recDone); r.recorder(cursor) }()
 	r.wg.Add(1)
 	go func() { defer r.wg.Done(); r.scheduler() }()
 	r.poll()
@@ -368,6 +368,16 @@ func (r *run) readChanges() (more bool, err error) {
 		}
 		if int(r.queued.Load()) >= r.d.opt.MaxQueued {
 			return nil // back-pressure: read on once receivers catch up
+		}
+		if len(r.byAcct) == 0 {
+			// No subscription anywhere: no event needs reading, only the
+			// cursor moves past them.
+			var last []byte
+			if last, more = tx.SkipOutbox(r.outboxPos, scanBatch); last != nil {
+				r.tracker.add(string(last), 0)
+				r.outboxPos = last
+			}
+			return nil
 		}
 		// fanOut needs more than the account only for an account with a
 		// subscription.
@@ -605,13 +615,14 @@ func describeError(err error, timeout time.Duration) error {
 	return errors.New("connection failed: " + msg)
 }
 
-// recorder batches attempt records into Raft commands.
-func (r *run) recorder() {
+// recorder batches attempt records into Raft commands; recorded is the
+// cursor the state holds.
+func (r *run) recorder(recorded []byte) {
 	tick := time.NewTicker(r.d.opt.FlushInterval)
 	defer tick.Stop()
 	var batch []fsm.WebhookAttemptRecord
 	var finals []*job
-	var lastCursor []byte = r.tracker.last
+	lastCursor := recorded
 	lastFlush := time.Now()
 	flush := func() {
 		cursor := r.tracker.advance()
@@ -770,6 +781,12 @@ func newCursorTracker() *cursorTracker { return &cursorTracker{byKey: map[string
 func (t *cursorTracker) add(key string, n int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if n == 0 && len(t.q) == 0 {
+		// Nothing before it is waiting: the cursor may pass it now, as
+		// advance would.
+		t.last = []byte(key)
+		return
+	}
 	e := &evTrack{key: key, remaining: n}
 	t.q = append(t.q, e)
 	if n > 0 {
