@@ -20,6 +20,9 @@ func main() {
 		Short:        "Whole-system benchmarks against baselines measured in the same run",
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.SideBySide != "" {
+				return bench.RunSideBySide(context.Background(), o)
+			}
 			return bench.Run(context.Background(), o)
 		},
 	}
@@ -27,6 +30,7 @@ func main() {
 	root.Flags().IntVar(&o.Clients, "clients", 64, "concurrent clients")
 	root.Flags().DurationVar(&o.Duration, "duration", 15*time.Second, "length of each measured phase")
 	root.Flags().BoolVar(&o.WritesOnly, "writes-only", false, "stop after the write phases (etcd, then hostplane to the leader and spread)")
+	root.Flags().StringVar(&o.SideBySide, "side-by-side", "", "directory of another hostplane-coordinator build: load a cluster of each at once and compare their writes (no etcd)")
 	var addr, file string
 	bare := &cobra.Command{
 		Use: "bare-server", Short: "The bare net/http JSON baseline (started by the benchmark itself)", Hidden: true,

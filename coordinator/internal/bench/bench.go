@@ -42,6 +42,10 @@ type Options struct {
 	// WritesOnly stops after the write phases (etcd and hostplane), for
 	// quicker A/B runs of the write path.
 	WritesOnly bool
+	// SideBySide, when set, is a directory holding another
+	// hostplane-coordinator build: RunSideBySide loads a cluster of each at
+	// once (see there).
+	SideBySide string
 }
 
 // Result is one measured phase.
@@ -208,25 +212,8 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer hp.c.Close()
 	hc := httpClient(o.Clients)
-	body, _ := json.Marshal(api.TicketCreateRequest{Subject: "bench", Message: "benchmark ticket body", Priority: "low"})
-	post := func(base string) func(int, int) error {
-		return func(_, _ int) error {
-			req, _ := http.NewRequest("POST", base+"/v1/tickets", bytes.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+hp.key)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := hc.Do(req)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 201 {
-				return fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil
-		}
-	}
 	wait := profilePhase("leader-writes", 3, o.Duration)
+	post := func(base string) func(int, int) error { return postTicket(hc, base, hp.key) }
 	wr := measured("hostplane POST /v1/tickets (to the leader)", hp.pids(), o.Clients, o.Duration, post(hp.urls[hp.leader]))
 	wait()
 	fmt.Fprintln(o.Out, wr)
@@ -280,6 +267,72 @@ func Run(ctx context.Context, o Options) error {
 
 	printWriteRatios(o, wr, spread, etcdRes, etcdNative)
 	printReadRatios(o, bare, rd, stale)
+	return nil
+}
+
+// ticketBody is what every benchmark write posts.
+var ticketBody, _ = json.Marshal(api.TicketCreateRequest{Subject: "bench", Message: "benchmark ticket body", Priority: "low"})
+
+// postTicket posts one ticket to base with key and wants a 201.
+func postTicket(hc *http.Client, base, key string) func(int, int) error {
+	return func(_, _ int) error {
+		req, _ := http.NewRequest("POST", base+"/v1/tickets", bytes.NewReader(ticketBody))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 201 {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+}
+
+// RunSideBySide compares two builds of the write path on a shared, busy
+// machine: a 3-node cluster of o.BinDir's coordinator (A) and one of
+// o.SideBySide's (B) are started, then both take POST /v1/tickets to their
+// leader from o.Clients clients each over the same o.Duration, so whatever
+// else the machine does weighs on both alike. It prints each cluster's
+// throughput and server CPU per write, and B's over A's.
+func RunSideBySide(ctx context.Context, o Options) error {
+	dir, err := os.MkdirTemp("", "hpbench")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	fmt.Fprintf(o.Out, "side by side: A = %s, B = %s; %d clients each, %s, 3-node clusters on loopback, fsync on\n",
+		o.BinDir, o.SideBySide, o.Clients, o.Duration)
+	var hps [2]*hostplane
+	for i, bin := range []string{o.BinDir, o.SideBySide} {
+		sub := filepath.Join(dir, string(rune('a'+i)))
+		if err := os.MkdirAll(sub, 0o700); err != nil {
+			return err
+		}
+		hp, err := startHostplaneBin(ctx, sub, bin, string(rune('a'+i))+"hp")
+		if err != nil {
+			return fmt.Errorf("cluster %c: %w", 'A'+i, err)
+		}
+		defer hp.c.Close()
+		hps[i] = hp
+	}
+	var res [2]Result
+	var wg sync.WaitGroup
+	for i, hp := range hps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i] = measured(fmt.Sprintf("%c: POST /v1/tickets (to the leader)", 'A'+i), hp.pids(), o.Clients, o.Duration,
+				postTicket(httpClient(o.Clients), hp.urls[hp.leader], hp.key))
+		}()
+	}
+	wg.Wait()
+	fmt.Fprintln(o.Out, res[0])
+	fmt.Fprintln(o.Out, res[1])
+	fmt.Fprintf(o.Out, "B / A: throughput %.2fx, server CPU per write %.2fx\n", res[1].PerSec()/res[0].PerSec(), cpuRatio(res[1], res[0]))
 	return nil
 }
 
@@ -444,11 +497,15 @@ type hostplane struct {
 }
 
 func startHostplane(ctx context.Context, dir string, o Options) (*hostplane, error) {
-	bin := filepath.Join(o.BinDir, "hostplane-coordinator")
+	return startHostplaneBin(ctx, dir, o.BinDir, "hp")
+}
+
+func startHostplaneBin(ctx context.Context, dir, binDir, prefix string) (*hostplane, error) {
+	bin := filepath.Join(binDir, "hostplane-coordinator")
 	if _, err := os.Stat(bin); err != nil {
 		return nil, fmt.Errorf("%s missing: run make build: %w", bin, err)
 	}
-	c, err := framework.StartProcessCluster(framework.ProcessOptions{N: 3, Bin: bin, Dir: dir, NodePrefix: "hp",
+	c, err := framework.StartProcessCluster(framework.ProcessOptions{N: 3, Bin: bin, Dir: dir, NodePrefix: prefix,
 		Secret: "bench-cluster-secret-0123456789", RateLimit: 100000000, LogLevel: "warn",
 		Extra: func(i int, _ *framework.CoordinatorProcess) []string {
 			if pp := os.Getenv("BENCH_PPROF_BASE_PORT"); pp != "" {

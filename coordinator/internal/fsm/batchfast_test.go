@@ -100,3 +100,48 @@ func FuzzValidJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestEnvelopeEncodingMatchesEncodingJSON: Encode writes what it wrote
+// through encoding/json, and takes the plain path for a command the API
+// proposes (no idempotency request, UTC time).
+func TestEnvelopeEncodingMatchesEncodingJSON(t *testing.T) {
+	plain := 0
+	for _, at := range []time.Time{t0, t0.Add(123456789), time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC), t0.In(time.FixedZone("x", 3600)), {}} {
+		for _, idem := range []*IdemRequest{nil, {Scope: "k/1", ReqHash: "h", Status: 201, ExpiresAt: t0}} {
+			for _, data := range []json.RawMessage{nil, json.RawMessage(`{"a":"b"}`)} {
+				e := &Envelope{Type: CmdTicketCreate, Version: 1, At: at, Data: data, Idem: idem}
+				got, gerr := e.Encode()
+				want, werr := e.encodeJSON()
+				if string(got) != string(want) || (gerr == nil) != (werr == nil) {
+					t.Fatalf("%+v: Encode %s (%v), encoding/json %s (%v)", e, got, gerr, want, werr)
+				}
+				if _, ok := e.encodePlain(); ok {
+					plain++
+				}
+			}
+		}
+	}
+	if plain != 10 {
+		t.Fatalf("%d envelopes took the plain path, want 10", plain)
+	}
+}
+
+// FuzzEnvelopeEncoding: whatever encodePlain writes is encoding/json's bytes.
+func FuzzEnvelopeEncoding(f *testing.F) {
+	f.Add(uint16(8), uint8(1), int64(0), int64(0), []byte(`{"a":1}`))
+	f.Add(uint16(65535), uint8(255), int64(-62167219200), int64(999999999), []byte(nil))
+	f.Fuzz(func(t *testing.T, typ uint16, v uint8, sec, nsec int64, data []byte) {
+		if !json.Valid(data) {
+			data = nil
+		}
+		e := &Envelope{Type: CommandType(typ), Version: v, At: time.Unix(sec, nsec).UTC(), Data: data}
+		got, ok := e.encodePlain()
+		if !ok {
+			return
+		}
+		if want, err := e.encodeJSON(); err != nil || string(got) != string(want) {
+			t.Fatalf("plain %s, encoding/json %s (%v)", got, want, err)
+		}
+	})
+}
