@@ -114,29 +114,9 @@ func sha512CryptSum(p, s []byte, rounds int) []byte {
 	}
 	da := ha.Sum(nil)
 
-	// Steps 13-16: byte sequence P.
-	hp := sha512.New()
-	for range len(p) {
-		hp.Write(p)
-	}
-	dp := hp.Sum(nil)
-	pseq := make([]byte, 0, len(p))
-	for n = len(p); n > 64; n -= 64 {
-		pseq = append(pseq, dp...)
-	}
-	pseq = append(pseq, dp[:n]...)
-
-	// Steps 17-20: byte sequence S.
-	hs := sha512.New()
-	for range 16 + int(da[0]) {
-		hs.Write(s)
-	}
-	ds := hs.Sum(nil)
-	sseq := make([]byte, 0, len(s))
-	for n = len(s); n > 64; n -= 64 {
-		sseq = append(sseq, ds...)
-	}
-	sseq = append(sseq, ds[:n]...)
+	// Steps 13-16: byte sequence P; steps 17-20: byte sequence S.
+	pseq := byteSequence(p, len(p))
+	sseq := byteSequence(s, 16+int(da[0]))
 
 	// Step 21: the rounds.
 	c := da
@@ -162,4 +142,21 @@ func sha512CryptSum(p, s []byte, rounds int) []byte {
 		c = h.Sum(c[:0])
 	}
 	return c
+}
+
+// byteSequence is the spec's byte sequence P or S of b: the SHA-512 digest
+// of b written times times, repeated (the last copy cut short) to len(b)
+// bytes.
+func byteSequence(b []byte, times int) []byte {
+	h := sha512.New()
+	for range times {
+		h.Write(b)
+	}
+	d := h.Sum(nil)
+	seq := make([]byte, 0, len(b))
+	n := len(b)
+	for ; n > 64; n -= 64 {
+		seq = append(seq, d...)
+	}
+	return append(seq, d[:n]...)
 }
