@@ -230,20 +230,15 @@ func (e *Executor) action(ctx context.Context, seq uint64, a *pb.ActionAssign, s
 	// The operation outlives this stream: a re-send after a reconnect finds it
 	// running (or finished) and waits for it instead.
 	octx, cancel := e.opContext(ctx, a.DeadlineUnixMs)
-	done := make(chan struct{})
-	var (
-		res   *api.NodeOperation
-		opErr error
-	)
-	go func() {
-		defer close(done)
+	res, finished, opErr := e.runFollowing(ctx, r, a.ActionId, func() (*api.NodeOperation, error) {
 		defer cancel()
-		res, opErr = e.run(octx, a.Command, a.ActionId, a.Target, p)
+		res, err := e.run(octx, a.Command, a.ActionId, a.Target, p)
 		if e.cfg.OnChange != nil {
 			e.cfg.OnChange()
 		}
-	}()
-	if !e.follow(ctx, r, a.ActionId, done) {
+		return res, err
+	})
+	if !finished {
 		return
 	}
 	if opErr != nil {
@@ -283,19 +278,30 @@ func (e *Executor) wait(ctx context.Context, r *replier, id string) (*api.NodeOp
 	if !e.m.Running(id) {
 		return e.m.Operation(id)
 	}
-	done := make(chan struct{})
-	var (
-		op  *api.NodeOperation
-		err error
-	)
-	go func() {
-		defer close(done)
-		op, err = e.m.Wait(ctx, id)
-	}()
-	if !e.follow(ctx, r, id, done) {
+	op, finished, err := e.runFollowing(ctx, r, id, func() (*api.NodeOperation, error) { return e.m.Wait(ctx, id) })
+	if !finished {
 		return nil, ctx.Err()
 	}
 	return op, err
+}
+
+// runFollowing runs fn, the operation id or a wait for it, on a goroutine of
+// its own while following its progress; finished is false when ctx ended
+// first (fn runs on).
+func (e *Executor) runFollowing(ctx context.Context, r *replier, id string, fn func() (*api.NodeOperation, error)) (op *api.NodeOperation, finished bool, err error) {
+	done := make(chan struct{})
+	var (
+		res   *api.NodeOperation
+		fnErr error
+	)
+	go func() {
+		defer close(done)
+		res, fnErr = fn()
+	}()
+	if !e.follow(ctx, r, id, done) {
+		return nil, false, nil
+	}
+	return res, true, fnErr
 }
 
 // follow sends a progress frame whenever the operation's journaled step
