@@ -8,18 +8,17 @@ import "net/http"
 // gate (forwarding to the leader, the read barrier), authentication, rate
 // limit, IP allow-list, scope, idempotency, the handler and the usage record.
 // They are for requests made in this process for a known route (the MCP
-// server's tool calls), which then skip the listener's routing; such a
-// request carries the route's path values (SetPathValue) as the mux would
-// set them.
+// server's tool calls), which then skip the listener's routing among all
+// routes: each handler is a mux of its one route, which sets the request's
+// pattern and path values as the listener's mux does (a request whose path
+// is not the route's is a 404).
 func (a *API) RouteHandlers() map[string]http.Handler {
 	out := make(map[string]http.Handler, len(a.routes))
 	for _, rt := range a.routes {
 		pattern := rt.Method + " " + rt.Path
-		h := a.wrap(rt)
-		out[pattern] = secureHeaders(a.instrument(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			r.Pattern = pattern // what the mux sets: the route's metrics label
-			h.ServeHTTP(w, r)
-		})))
+		mux := http.NewServeMux()
+		mux.Handle(pattern, a.wrap(rt))
+		out[pattern] = secureHeaders(a.instrument(mux))
 	}
 	return out
 }

@@ -18,10 +18,8 @@ type Call struct {
 	Path   string // escaped path and query: /v1/tickets/tkt_1?page=2
 	Body   []byte // JSON, nil without a body
 	Header http.Header
-	// Route is the operation ("METHOD /v1/path" pattern) the call runs, and
-	// PathValues its path parameters (wire name, value), unescaped.
-	Route      string
-	PathValues [][2]string
+	// Route is the operation ("METHOD /v1/path" pattern) the call runs.
+	Route string
 }
 
 // ArgError is a tool argument the operation cannot take; Field names it.
@@ -175,7 +173,6 @@ func (t *Tool) build(raw []byte, valid bool) (*Call, error) {
 				return nil, &ArgError{Field: p.name, Msg: "must be a non-empty path segment"}
 			}
 			path = strings.Replace(path, p.placeholder, url.PathEscape(s), 1)
-			c.PathValues = append(c.PathValues, [2]string{p.wire, s})
 		case "query":
 			if q == nil {
 				q = url.Values{}

@@ -75,9 +75,6 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (res
 	}
 	rec := recorders.Get().(*recorder)
 	if h := hd.Routes[c.Route]; h != nil && c.Route != "" {
-		for _, pv := range c.PathValues {
-			r.SetPathValue(pv[0], pv[1])
-		}
 		h.ServeHTTP(rec, r)
 	} else {
 		hd.Handler.ServeHTTP(rec, r)
