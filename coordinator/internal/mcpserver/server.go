@@ -48,7 +48,12 @@ type Who struct {
 type Options struct {
 	// ConfirmTTL is how long an order's confirmation token is good for (5 min).
 	ConfirmTTL time.Duration
-	// CallTimeout bounds one dispatched operation (60 s).
+	// CallTimeout bounds one operation dispatched by the SDK's transport
+	// (60 s). A call the fast path answers runs under its /mcp request's
+	// context, as a REST call runs under its own: canceled when the client
+	// goes away, and bounded by the route's own limits (the API's
+	// ApplyTimeout on Raft, the forwarding transport's timeouts), so no
+	// timer of its own is set per call.
 	CallTimeout time.Duration
 	Now         func() time.Time
 }
@@ -127,9 +132,11 @@ func (h *handlers) tool(t *Tool) mcp.ToolHandler {
 	}
 }
 
-// run is one call of tool t with the raw arguments, as who: the tool
-// handler's work, on the SDK's path and on the fast path alike.
+// run is one call of tool t with the raw arguments, as who, on the SDK's
+// path: runOp bounded by CallTimeout, and the answer as a result.
 func (h *handlers) run(ctx context.Context, t *Tool, raw []byte, who Who) *mcp.CallToolResult {
+	ctx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
+	defer cancel()
 	resp, res := h.runOp(ctx, t, raw, false, who)
 	if res == nil {
 		res = result(t, resp)
@@ -137,14 +144,13 @@ func (h *handlers) run(ctx context.Context, t *Tool, raw []byte, who Who) *mcp.C
 	return res
 }
 
-// runOp is run up to the operation's answer: either the answer resp, whose
+// runOp is the tool handler's work, on the SDK's path and on the fast
+// path alike, up to the operation's answer: either the answer resp, whose
 // result is result(t, resp) (the fast path encodes it without building it),
 // or res, the result itself (bad arguments, a quote, a failed dispatch).
 // valid: raw is known to be valid UTF-8 and valid JSON (the fast path
 // checked the whole request).
 func (h *handlers) runOp(ctx context.Context, t *Tool, raw []byte, valid bool, who Who) (resp *Response, res *mcp.CallToolResult) {
-	ctx, cancel := context.WithTimeout(ctx, h.opts.CallTimeout)
-	defer cancel()
 	call, err := t.build(raw, valid)
 	if err != nil {
 		return nil, errorResult(api.NewError(http.StatusBadRequest, "invalid_argument", err.Error()))
