@@ -397,8 +397,9 @@ func handshakeRate(b *testing.B, addr, worker string, sp spread, dur time.Durati
 // certificate, the variable path, the lua cache of DefaultCacheSize) over
 // the same HP_BENCH_HS_NAMES (1,000) files, measured alternately
 // HP_BENCH_HS_ROUNDS (1) times per iteration for HP_BENCH_HS_SECONDS (3)
-// each, for each spread of SNIs. The static listener has one certificate,
-// whatever the SNI: the cost of TLS alone.
+// each, in turns of HP_BENCH_HS_SLICE_MS (500), for each spread of SNIs.
+// The static listener has one certificate, whatever the SNI: the cost of
+// TLS alone.
 func BenchmarkHandshake(b *testing.B) {
 	nodeBin(b)
 	dir := benchDir(b, "handshake")
@@ -434,28 +435,37 @@ func BenchmarkHandshake(b *testing.B) {
 	worker := n.workers(b)
 	rounds := envInt("HP_BENCH_HS_ROUNDS", 1)
 	dur := time.Duration(envInt("HP_BENCH_HS_SECONDS", 3)) * time.Second
-	type sums struct{ rs, rv, rl, cs, cv, cl float64 }
+	// Each listener's time is cut into slices taken in turn (static,
+	// variable, lua, static, ...), so a change in the machine's load
+	// lasting seconds weighs on the three alike.
+	slice := min(time.Duration(envInt("HP_BENCH_HS_SLICE_MS", 500))*time.Millisecond, dur)
+	turns := max(int(dur/slice), 1)
+	// per listener: handshakes, seconds, worker CPU (µs)
+	type sums struct{ n, sec, cpu [3]float64 }
 	sps := spreads(names)
 	res := make([]sums, len(sps))
+	addrs := [3]string{static, variable, lua}
 	b.ResetTimer()
 	for range b.N {
 		for range rounds {
 			for i, sp := range sps {
 				r := &res[i]
-				v, c := handshakeRate(b, static, worker, sp, dur)
-				r.rs, r.cs = r.rs+v, r.cs+c
-				v, c = handshakeRate(b, variable, worker, sp, dur)
-				r.rv, r.cv = r.rv+v, r.cv+c
-				v, c = handshakeRate(b, lua, worker, sp, dur)
-				r.rl, r.cl = r.rl+v, r.cl+c
+				for range turns {
+					for l, addr := range addrs {
+						v, c := handshakeRate(b, addr, worker, sp, slice)
+						n := v * slice.Seconds()
+						r.n[l], r.sec[l], r.cpu[l] = r.n[l]+n, r.sec[l]+slice.Seconds(), r.cpu[l]+c*n
+					}
+				}
 			}
 		}
 	}
 	b.StopTimer()
-	k := float64(b.N * rounds)
 	for i, sp := range sps {
 		r := res[i]
-		rs, rv, rl, cs, cv, cl := r.rs/k, r.rv/k, r.rl/k, r.cs/k, r.cv/k, r.cl/k
+		rate := func(l int) float64 { return r.n[l] / r.sec[l] }
+		cpu := func(l int) float64 { return r.cpu[l] / max(r.n[l], 1) }
+		rs, rv, rl, cs, cv, cl := rate(0), rate(1), rate(2), cpu(0), cpu(1), cpu(2)
 		b.ReportMetric(rs, sp.label+"-static-hs/s")
 		b.ReportMetric(rv/rs, sp.label+"-variable/static")
 		b.ReportMetric(rl/rs, sp.label+"-lua/static")
