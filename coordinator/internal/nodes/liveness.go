@@ -8,6 +8,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -22,20 +23,13 @@ func (s *Service) Liveness(ctx context.Context) {
 	defer s.leading.Store(false)
 	c := s.cfg
 	since := s.now() // nodes get a full grace period from the start of this leadership
-	tick := time.NewTicker(max(c.PingInterval/2, 50*time.Millisecond))
-	defer tick.Stop()
 	registered := false
-	for {
+	clock.Every(ctx, max(c.PingInterval/2, 50*time.Millisecond), func() {
 		if !registered {
 			registered = s.registerSessionAddr(ctx) == nil
 		}
 		s.sweepLiveness(ctx, srv, since)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	})
 }
 
 func (s *Service) registerSessionAddr(ctx context.Context) error {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -133,9 +134,7 @@ func (j *Job) sweepDomains(ctx context.Context, now time.Time, st *Stats) error 
 
 // Run sweeps every Interval until ctx ends (the leadership is lost).
 func (j *Job) Run(ctx context.Context, kick func()) {
-	t := time.NewTicker(j.Interval)
-	defer t.Stop()
-	for {
+	clock.Every(ctx, j.Interval, func() {
 		st, err := j.Sweep(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -148,10 +147,5 @@ func (j *Job) Run(ctx context.Context, kick func()) {
 				kick()
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/certissue"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/spf13/pflag"
@@ -87,17 +88,10 @@ func (s *Server) certJobs() []func(ctx context.Context) {
 
 func (s *Server) certLoop(ctx context.Context) {
 	log := s.log.With("component", "certjob")
-	tick := time.NewTicker(s.cfg.ACME.Interval)
-	defer tick.Stop()
 	owner := certjob.NewOwner() // this leadership's run: it takes over the orders of the ones before
-	for {
+	clock.Every(ctx, s.cfg.ACME.Interval, func() {
 		s.certPass(ctx, log, owner)
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	})
 }
 
 // certState is the replicated state as the certificate job and the ACME

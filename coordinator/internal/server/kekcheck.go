@@ -9,6 +9,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/nodes"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -65,16 +66,9 @@ func (k *kekCheck) collector() prometheus.Collector {
 }
 
 func (k *kekCheck) run(ctx context.Context) {
-	t := time.NewTicker(kekCheckEvery)
-	defer t.Stop()
-	for {
+	clock.Every(ctx, kekCheckEvery, func() {
 		k.checkOnce(ctx)
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // recordAsLeader records this coordinator's KEK fingerprint when it has just

@@ -30,6 +30,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/rdns/reconcile"
 	"github.com/hostplane/hostplane/coordinator/internal/registrar"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/internal/sysd"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/brand"
@@ -370,9 +371,7 @@ func (s *Server) propose(ctx context.Context, t fsm.CommandType, payload any) (*
 // need to forward requests to it when it leads. The leader writes it directly; a
 // follower asks the leader through the cluster-internal admin mount.
 func (s *Server) registerLoop(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
+	clock.Every(ctx, time.Second, func() {
 		var cur store.ClusterNode
 		_ = s.Node.FSM.Read(func(r store.ReadTx) (err error) { cur, err = r.ClusterNode(s.cfg.NodeID); return })
 		if cur.APIAddr != s.apiAddr {
@@ -380,12 +379,7 @@ func (s *Server) registerLoop(ctx context.Context) {
 				s.log.Debug("register api address: will retry", "err", err)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 func (s *Server) registerSelf(ctx context.Context) error {
@@ -527,9 +521,7 @@ func (s *Server) recordBrand(ctx context.Context) bool {
 // as the state replicates, so a follower started with another --brand
 // refuses to serve too (and serves again once restarted right).
 func (s *Server) watchBrand(ctx context.Context) {
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	clock.Every(ctx, 500*time.Millisecond, func() {
 		var have string
 		_ = s.Node.FSM.Read(func(r store.ReadTx) error { have = r.ClusterBrand(); return nil })
 		if have != "" && have != s.brand().Name {
@@ -537,10 +529,5 @@ func (s *Server) watchBrand(ctx context.Context) {
 		} else if have == s.brand().Name {
 			s.API.SetBrandMismatch("")
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	})
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/rdns"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -121,13 +122,11 @@ func (r *Reconciler) propose(ctx context.Context, t fsm.CommandType, payload any
 // and every Resync, and after a failure a full pass again with a doubling
 // back-off up to RetryMax.
 func (r *Reconciler) Run(ctx context.Context) {
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
 	var done uint64 // the rdns_changed index the last good pass covered
 	nextFull := time.Now()
 	var retryAt time.Time
 	backoff := time.Duration(0)
-	for {
+	clock.Every(ctx, 250*time.Millisecond, func() {
 		var changed uint64
 		_ = r.state.Read(func(rt store.ReadTx) error { changed = rt.RDNSChanged(); return nil })
 		now := time.Now()
@@ -159,12 +158,7 @@ func (r *Reconciler) Run(ctx context.Context) {
 				backoff, done, nextFull = 0, covered, now.Add(r.cfg.Resync)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	})
 }
 
 // pass reconciles the zones that changed (every zone when full) from one
@@ -284,9 +278,7 @@ func Desired(zones []store.ReverseZone, servers []store.Server) map[string]rdns.
 func DropRemoved(ctx context.Context, state store.Reader, apply Applier, log *slog.Logger) {
 	r := &Reconciler{state: state, apply: apply}
 	warned := false
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	for {
+	clock.Every(ctx, time.Second, func() {
 		var gone []fsm.ZoneSyncResult
 		_ = r.state.Read(func(rt store.ReadTx) error {
 			zs, err := rt.ReverseZones()
@@ -305,10 +297,5 @@ func DropRemoved(ctx context.Context, state store.Reader, apply Applier, log *sl
 				log.Warn("drop unmapped reverse zones", "err", err)
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-	}
+	})
 }
