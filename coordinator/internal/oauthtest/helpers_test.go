@@ -17,31 +17,24 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/internal/clock/clocktest"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
 	"golang.org/x/oauth2"
 )
 
-// offsetClock is the coordinator's clock: the wall clock plus an offset the
-// test moves forward to expire codes and tokens.
-type offsetClock struct{ d atomic.Int64 }
-
-func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.d.Load())) }
-func (c *offsetClock) Advance(d time.Duration) { c.d.Add(int64(d)) }
-
 type env struct {
 	t     *testing.T
 	c     *testcluster.Cluster
 	base  string
-	clock *offsetClock
+	clock *clocktest.Offset // the coordinator's clock, moved forward to expire codes and tokens
 	ctx   context.Context
 }
 
@@ -53,7 +46,7 @@ func start(t *testing.T, opts ...testcluster.Option) *env {
 // startN starts n coordinators.
 func startN(t *testing.T, n int, opts ...testcluster.Option) *env {
 	t.Helper()
-	clk := &offsetClock{}
+	clk := &clocktest.Offset{}
 	opts = append([]testcluster.Option{func(_ int, cfg *server.Config) {
 		cfg.Clock = clk.Now
 		cfg.OAuthPollInterval = time.Second

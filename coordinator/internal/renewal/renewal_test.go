@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,21 +11,15 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/internal/clock/clocktest"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
 )
 
-// offsetClock is the coordinators' clock: the wall clock plus an offset the
-// test moves (as oauthtest does).
-type offsetClock struct{ d atomic.Int64 }
-
-func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.d.Load())) }
-func (c *offsetClock) Advance(d time.Duration) { c.d.Add(int64(d)) }
-
 type world struct {
 	t   *testing.T
 	c   *testcluster.Cluster
-	clk *offsetClock
+	clk *clocktest.Offset // the coordinators' clock, moved through renewal periods
 }
 
 func (w *world) apply(typ fsm.CommandType, p any) any {
@@ -142,7 +135,7 @@ func (w *world) eventually(what string, cond func(st state) bool) {
 // FOSSBilling #3106 cannot happen: the FSM decides from the command's time
 // and the server's recorded period).
 func TestRenewalsAcrossLeaderChange(t *testing.T) {
-	clk := &offsetClock{}
+	clk := &clocktest.Offset{}
 	c := testcluster.New(t, 3, func(_ int, cfg *server.Config) {
 		cfg.Clock = clk.Now
 		cfg.Renewals = server.RenewalConfig{InvoiceDays: 7, SuspendDays: 3, Interval: 100 * time.Millisecond}

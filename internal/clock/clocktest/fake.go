@@ -5,6 +5,7 @@ package clocktest
 import (
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -59,3 +60,15 @@ func (c *Fake) Advance(d time.Duration) {
 	}
 	c.waiters = keep
 }
+
+// Offset is the wall clock plus an offset the test moves forward (to expire
+// codes and tokens, or reach a renewal date) while the code under test still
+// waits in real time. The zero Offset is the wall clock; it is safe for
+// concurrent use.
+type Offset struct{ d atomic.Int64 }
+
+// Now is the wall clock plus the offset.
+func (c *Offset) Now() time.Time { return time.Now().Add(time.Duration(c.d.Load())) }
+
+// Advance moves the clock forward by d.
+func (c *Offset) Advance(d time.Duration) { c.d.Add(int64(d)) }

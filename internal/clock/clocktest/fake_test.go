@@ -77,3 +77,15 @@ func TestOnlyTestsImportTheFake(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestOffset(t *testing.T) {
+	var c Offset
+	if d := time.Until(c.Now()); d > time.Second || d < -time.Second {
+		t.Fatalf("zero Offset is %s off the wall clock", d)
+	}
+	c.Advance(720 * time.Hour)
+	c.Advance(time.Hour)
+	if d := time.Until(c.Now()); d < 721*time.Hour-time.Second || d > 721*time.Hour+time.Second {
+		t.Fatalf("after 721h of Advance the clock is %s ahead", d)
+	}
+}
