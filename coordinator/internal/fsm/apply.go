@@ -49,6 +49,12 @@ func (c *applyCtx) emit(typ api.WebhookEvent, accountID string, data any) error 
 	if err != nil {
 		return err
 	}
+	c.emitJSON(typ, accountID, raw)
+	return nil
+}
+
+// emitJSON is emit of data json.Marshal wrote already (or its exact bytes).
+func (c *applyCtx) emitJSON(typ api.WebhookEvent, accountID string, raw []byte) {
 	c.events = append(c.events, store.Event{
 		ID:        ids.Derived("evt", c.at, c.index, c.seqBase+uint16(len(c.events))),
 		Type:      string(typ),
@@ -56,7 +62,6 @@ func (c *applyCtx) emit(typ api.WebhookEvent, accountID string, data any) error 
 		CreatedAt: c.at,
 		Data:      raw,
 	})
-	return nil
 }
 
 type handlerFunc func(c *applyCtx) (any, error)
@@ -408,13 +413,8 @@ func applyTicketCreate(c *applyCtx, p TicketCreate) (any, error) {
 	if err := c.tx.Bucket(store.BucketTicketIDs).Put([]byte(t.ID), []byte(p.AccountID)); err != nil {
 		return nil, err
 	}
-	return t, c.emit(api.EventTicketCreated, p.AccountID, struct {
-		TicketID     string `json:"ticketId"`
-		TicketNumber int64  `json:"ticketNumber"`
-		Subject      string `json:"subject"`
-		Status       string `json:"status"`
-		Priority     string `json:"priority"`
-	}{t.ID, t.Number, t.Subject, t.Status, t.Priority})
+	c.emitJSON(api.EventTicketCreated, p.AccountID, encodeTicketCreated(&t))
+	return t, nil
 }
 
 // putTicket writes a ticket and its list view (the ticket without its thread).

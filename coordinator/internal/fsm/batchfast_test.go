@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // batchSamples are group commits as the batcher writes them, and variations
@@ -142,6 +144,31 @@ func FuzzEnvelopeEncoding(f *testing.F) {
 		}
 		if want, err := e.encodeJSON(); err != nil || string(got) != string(want) {
 			t.Fatalf("plain %s, encoding/json %s (%v)", got, want, err)
+		}
+	})
+}
+
+// TestTicketCreatedMatchesEncodingJSON: a ticket.created event's data is
+// json.Marshal's bytes, escapes included.
+func TestTicketCreatedMatchesEncodingJSON(t *testing.T) {
+	for _, subj := range []string{"plain", `quo"te \ <b>&</b> é \u2028 \x00`, "\u2028\u2029\xff", ""} {
+		tk := api.Ticket{ID: "tkt_1", Number: -7, Subject: subj, Status: api.TicketOpen, Priority: "high"}
+		want, _ := json.Marshal(ticketCreated{tk.ID, tk.Number, tk.Subject, tk.Status, tk.Priority})
+		if got := encodeTicketCreated(&tk); string(got) != string(want) {
+			t.Fatalf("subject %q: %s, encoding/json %s", subj, got, want)
+		}
+	}
+}
+
+// FuzzTicketCreatedEncoding: encodeTicketCreated writes json.Marshal's bytes.
+func FuzzTicketCreatedEncoding(f *testing.F) {
+	f.Add("tkt_1", int64(3), "subject <&>", "open", "low")
+	f.Add("\xff", int64(-1), "\u2028\"\\", "", "\x01")
+	f.Fuzz(func(t *testing.T, id string, n int64, subj, status, prio string) {
+		tk := api.Ticket{ID: id, Number: n, Subject: subj, Status: status, Priority: prio}
+		want, err := json.Marshal(ticketCreated{id, n, subj, status, prio})
+		if got := encodeTicketCreated(&tk); err != nil || string(got) != string(want) {
+			t.Fatalf("%s, encoding/json %s (%v)", got, want, err)
 		}
 	})
 }
