@@ -599,12 +599,8 @@ func TestMixedBrandsRefused(t *testing.T) {
 	}
 
 	// Restarted with the cluster's brand, it serves again.
-	odd.Kill()
 	odd.Args = args
-	if err := odd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if err := odd.WaitReady(30 * time.Second); err != nil {
+	if err := odd.Restart(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if code, body := get(odd.URL()+"/v1/account", key); code != 200 {
