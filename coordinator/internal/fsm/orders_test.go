@@ -110,10 +110,7 @@ func TestServerOrder(t *testing.T) {
 // credit, the action's message saying so), once.
 func TestServerOrderRefund(t *testing.T) {
 	h := newServerHarness(t)
-	h.putVPS2(1200)
-	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 3000})
-	h.must(CmdServerOrder, testOrder(1, "vps-2"))
-	h.must(CmdServerOrder, testOrder(2, "vps-2"))
+	twoVPS2Orders(h, 3000)
 	if b := balance(t, h.fsms[0], "acc_1"); b != 3000-2*1200 {
 		t.Fatalf("balance %d", b)
 	}

@@ -26,6 +26,17 @@ func countEvents(t *testing.T, h *whHarness, typ string) int {
 	return n
 }
 
+// twoVPS2Orders sets the vps-2 plan at 1200 cents a month, credits acc_1's
+// wallet with walletCents and orders two vps-2 servers (srv_1 and srv_2, their
+// provisioning actions act_1 and act_2 left open).
+func twoVPS2Orders(h *whHarness, walletCents int64) {
+	h.t.Helper()
+	h.putVPS2(1200)
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: walletCents})
+	h.must(CmdServerOrder, testOrder(1, "vps-2"))
+	h.must(CmdServerOrder, testOrder(2, "vps-2"))
+}
+
 // sweepAt applies a renewal sweep of the servers at the injected time at.
 func sweepAt(h *whHarness, at time.Time, p RenewalPolicy, srv ...string) RenewalSweepResult {
 	h.t.Helper()
@@ -46,10 +57,7 @@ func sweepAt(h *whHarness, at time.Time, p RenewalPolicy, srv ...string) Renewal
 // byte-identical.
 func TestRenewalLifecycle(t *testing.T) {
 	h := newServerHarness(t)
-	h.putVPS2(1200)
-	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 2400})
-	h.must(CmdServerOrder, testOrder(1, "vps-2"))
-	h.must(CmdServerOrder, testOrder(2, "vps-2"))
+	twoVPS2Orders(h, 2400)
 	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{{ID: "act_1", Success: true}, {ID: "act_2", Success: true}}})
 	pol := RenewalPolicy{InvoiceDays: 7, SuspendDays: 3, TerminateDays: 10}
 	// srv_2 was ordered a second after srv_1: each step is at srv_2's time.
