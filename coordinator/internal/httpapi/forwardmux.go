@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -44,8 +45,10 @@ const (
 	// forwardRetryAfter is how long a follower proxies after failing to open
 	// the channel before it tries again.
 	forwardRetryAfter = 10 * time.Second
-	// maxFrame bounds a frame: a body of MaxBodyBytes plus its headers.
-	maxFrame = MaxBodyBytes + 1<<20
+	// maxFrame bounds a request frame: a body of MaxBodyBytes plus its
+	// headers; maxAnswer an answer's (no route answers a write with more).
+	maxFrame  = MaxBodyBytes + 1<<20
+	maxAnswer = 64 << 20
 )
 
 const (
@@ -241,14 +244,15 @@ func decodeResponse(payload []byte) (*fwdResponse, error) {
 	return p, nil
 }
 
-// readFrame reads the next frame: its kind, id and payload.
-func readFrame(br *bufio.Reader) (byte, uint64, []byte, error) {
+// readFrame reads the next frame, of at most limit bytes: its kind, id and
+// payload.
+func readFrame(br *bufio.Reader, limit uint32) (byte, uint64, []byte, error) {
 	var head [frameHead]byte
 	if _, err := io.ReadFull(br, head[:]); err != nil {
 		return 0, 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(head[:4])
-	if n < 9 || n > maxFrame {
+	if n < 9 || n > limit {
 		return 0, 0, nil, errFrame
 	}
 	payload := make([]byte, n-9)
@@ -525,7 +529,7 @@ func (c *muxClient) fail(err error) {
 
 func (c *muxClient) readLoop(br *bufio.Reader) {
 	for {
-		kind, id, payload, err := readFrame(br)
+		kind, id, payload, err := readFrame(br, maxAnswer)
 		if err == nil && kind != frameResponse {
 			err = errFrame
 		}
@@ -576,6 +580,9 @@ func (c *muxClient) roundTrip(ctx context.Context, method, host, uri string, h h
 	case resp, ok := <-ch:
 		if !ok {
 			return nil, errors.New("forward channel closed")
+		}
+		if resp.Status == 0 {
+			return nil, errors.New("the leader failed to answer")
 		}
 		return resp, nil
 	case <-ctx.Done():
@@ -835,7 +842,7 @@ func (s *channelServer) serve(br *bufio.Reader) {
 		br = bufio.NewReaderSize(br, 64<<10)
 	}
 	for {
-		kind, id, payload, err := readFrame(br)
+		kind, id, payload, err := readFrame(br, maxFrame)
 		if err != nil {
 			if !s.draining.Load() && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				s.log.Warn("forward channel from a follower failed", "remote", s.remote, "err", err)
@@ -884,6 +891,19 @@ func (s *channelServer) handle(ctx context.Context, id uint64, q *fwdRequest) {
 	if s.served != nil {
 		s.served()
 	}
+	defer func() {
+		// As the HTTP server: a panicking handler is logged and its request
+		// gets no answer (status 0: the follower's 503, as the proxy's when
+		// the leader drops the connection); the channel goes on.
+		if v := recover(); v != nil {
+			if v != http.ErrAbortHandler {
+				buf := make([]byte, 64<<10)
+				buf = buf[:runtime.Stack(buf, false)]
+				s.log.Error("panic serving a forwarded request", "remote", s.remote, "panic", v, "stack", string(buf))
+			}
+			_ = s.w.send(func(b []byte) []byte { return appendResponseFrame(b, id, 0, nil, nil) })
+		}
+	}()
 	cw := &captureWriter{header: http.Header{}}
 	req, err := s.request(ctx, q)
 	if err != nil {

@@ -108,7 +108,7 @@ func TestChannelCarriesConcurrentRequests(t *testing.T) {
 // frameOf reads the one frame b holds.
 func frameOf(t testing.TB, b []byte) (byte, uint64, []byte) {
 	t.Helper()
-	kind, id, payload, err := readFrame(bufio.NewReader(bytes.NewReader(b)))
+	kind, id, payload, err := readFrame(bufio.NewReader(bytes.NewReader(b)), maxAnswer)
 	if err != nil {
 		t.Fatalf("reading back a written frame: %v", err)
 	}
@@ -183,7 +183,7 @@ func TestReadFrameRefusesBadLengths(t *testing.T) {
 	for _, n := range []uint32{0, 8, maxFrame + 1, 1<<32 - 1} {
 		b := make([]byte, frameHead)
 		b[0], b[1], b[2], b[3] = byte(n>>24), byte(n>>16), byte(n>>8), byte(n)
-		if _, _, _, err := readFrame(bufio.NewReader(bytes.NewReader(b))); err != errFrame {
+		if _, _, _, err := readFrame(bufio.NewReader(bytes.NewReader(b)), maxFrame); err != errFrame {
 			t.Errorf("length %d: %v, want errFrame", n, err)
 		}
 	}
@@ -243,5 +243,24 @@ func TestChannelNeedsTheLeadersConsent(t *testing.T) {
 	}
 	if again := f.fwd.channel(addr(withChannel)); again != c || upgrades != 2 {
 		t.Fatalf("the channel was not reused (%d upgrades, want 2: one refused, one open)", upgrades)
+	}
+}
+
+// TestChannelSurvivesAPanickingHandler: a handler that panics leaves its
+// request without an answer (the follower's 503) and the channel serving the
+// next one, as the HTTP server would.
+func TestChannelSurvivesAPanickingHandler(t *testing.T) {
+	c := channelPair(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/panic" {
+			panic(http.ErrAbortHandler)
+		}
+		_, _ = w.Write([]byte("ok"))
+	}))
+	if resp, err := c.roundTrip(context.Background(), "POST", "l", "/v1/panic", http.Header{}, nil); err == nil {
+		t.Fatalf("a panicking handler answered %+v", resp)
+	}
+	resp, err := c.roundTrip(context.Background(), "POST", "l", "/v1/fine", http.Header{}, nil)
+	if err != nil || resp.Status != 200 || string(resp.Body) != "ok" {
+		t.Fatalf("after a panic: %+v %v", resp, err)
 	}
 }
