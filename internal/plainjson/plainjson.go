@@ -9,6 +9,7 @@ package plainjson
 
 import (
 	"strconv"
+	"time"
 	"unicode/utf8"
 )
 
@@ -187,8 +188,139 @@ func (r *Reader) Strings() ([]string, bool) {
 	}
 }
 
+// Bool reads true or false.
+func (r *Reader) Bool() (v, ok bool) {
+	switch {
+	case r.literal("true"):
+		return true, true
+	case r.literal("false"):
+		return false, true
+	}
+	return false, false
+}
+
+// maxDepth bounds the nesting Raw follows (deeper input is left to
+// encoding/json).
+const maxDepth = 32
+
+// Raw reads one JSON value in the plain subset and returns its bytes (a
+// slice of the input): objects and arrays without whitespace, strings of
+// printable ASCII without escapes or the characters json.Marshal escapes for
+// HTML ('<', '>', '&'), integers, true, false and null. json.Marshal writes
+// such a value as a json.RawMessage unchanged (it is compact, valid and needs
+// no escape; see PlainValue), and json.Unmarshal gives exactly these bytes
+// for a json.RawMessage.
+func (r *Reader) Raw() ([]byte, bool) {
+	start := r.i
+	if !r.value(0) {
+		return nil, false
+	}
+	return r.b[start:r.i], true
+}
+
+// PlainValue reports whether b is one JSON value that Raw reads whole: then
+// json.Marshal writes b as a json.RawMessage byte for byte.
+func PlainValue(b []byte) bool {
+	r := Reader{b: b}
+	return r.value(0) && r.End()
+}
+
+func (r *Reader) value(depth int) bool {
+	if r.i >= len(r.b) || depth > maxDepth {
+		return false
+	}
+	switch c := r.b[r.i]; {
+	case c == '"':
+		return r.plainString()
+	case c == '{':
+		r.i++
+		if r.byte('}') {
+			return true
+		}
+		for {
+			if !r.plainString() || !r.byte(':') || !r.value(depth+1) {
+				return false
+			}
+			if r.byte('}') {
+				return true
+			}
+			if !r.byte(',') {
+				return false
+			}
+		}
+	case c == '[':
+		r.i++
+		if r.byte(']') {
+			return true
+		}
+		for {
+			if !r.value(depth + 1) {
+				return false
+			}
+			if r.byte(']') {
+				return true
+			}
+			if !r.byte(',') {
+				return false
+			}
+		}
+	case c == '-' || (c >= '0' && c <= '9'):
+		_, ok := r.Int()
+		return ok
+	}
+	return r.literal("true") || r.literal("false") || r.literal("null")
+}
+
+// plainString consumes a string whose content is Plain.
+func (r *Reader) plainString() bool {
+	if r.i >= len(r.b) || r.b[r.i] != '"' {
+		return false
+	}
+	for j := r.i + 1; j < len(r.b); j++ {
+		switch c := r.b[j]; {
+		case c == '"':
+			r.i = j + 1
+			return true
+		case c < 0x20 || c > 0x7e || c == '\\' || c == '<' || c == '>' || c == '&':
+			return false
+		}
+	}
+	return false
+}
+
+// Time reads a time.Time as json.Unmarshal reads it (through its
+// UnmarshalJSON, from a string: null is not read).
+func (r *Reader) Time() (time.Time, bool) {
+	var t time.Time
+	if r.i >= len(r.b) || r.b[r.i] != '"' {
+		return t, false
+	}
+	raw, ok := r.Raw()
+	return t, ok && t.UnmarshalJSON(raw) == nil
+}
+
+// AppendTime appends t as json.Marshal writes a time.Time, when t is UTC
+// within years 0-9999 (ok false otherwise: json.Marshal refuses other years,
+// and other zones are left to it).
+func AppendTime(dst []byte, t time.Time) ([]byte, bool) {
+	if t.Location() != time.UTC || t.Year() < 0 || t.Year() > 9999 {
+		return dst, false
+	}
+	dst = append(dst, '"')
+	dst = t.AppendFormat(dst, time.RFC3339Nano)
+	return append(dst, '"'), true
+}
+
 // End reports whether the whole input was read.
 func (r *Reader) End() bool { return r.i == len(r.b) }
+
+func (r *Reader) literal(word string) bool {
+	if len(r.b)-r.i >= len(word) && string(r.b[r.i:r.i+len(word)]) == word {
+		r.i += len(word)
+		return true
+	}
+	return false
+}
 
 func (r *Reader) byte(c byte) bool {
 	if r.i < len(r.b) && r.b[r.i] == c {

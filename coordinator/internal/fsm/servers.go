@@ -227,7 +227,11 @@ func putServer(tx *bolt.Tx, s store.Server) error {
 }
 
 func putAction(tx *bolt.Tx, a store.Action) error {
-	if err := store.PutJSON(tx, store.BucketActions, []byte(a.ID), a); err != nil {
+	if raw, ok := store.EncodeAction(&a); ok {
+		if err := tx.Bucket(store.BucketActions).Put([]byte(a.ID), raw); err != nil {
+			return err
+		}
+	} else if err := store.PutJSON(tx, store.BucketActions, []byte(a.ID), a); err != nil {
 		return err
 	}
 	if a.Finished() {

@@ -158,6 +158,9 @@ func (r ReadTx) NodeServers(nodeID string) ([]Server, error) {
 
 // Action loads an action.
 func (r ReadTx) Action(id string) (Action, error) {
+	if a, ok := readAction(r.tx.Bucket(BucketActions).Get([]byte(id))); ok {
+		return a, nil
+	}
 	var a Action
 	return a, r.getNamed("action", id, BucketActions, []byte(id), &a)
 }

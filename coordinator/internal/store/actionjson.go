@@ -1,0 +1,152 @@
+package store
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/hostplane/hostplane/internal/plainjson"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// An action record is written by every command of its life (created with
+// its server's order, then each progress and its end) and read by each of
+// those after the first, on every replica: EncodeAction and readAction do
+// that without reflection for the records actions hold in practice, and
+// give up (ok false: use encoding/json) outside that subset.
+// TestActionCodecMatchesEncodingJSON, FuzzEncodeAction and FuzzReadAction
+// hold them to encoding/json's bytes and values.
+
+// EncodeAction writes a as json.Marshal writes it, or gives up (ok false)
+// when a carries a snapshot or meta, params outside plainjson's plain subset
+// (PlainValue), or a time that is not UTC within years 0-9999.
+func EncodeAction(a *Action) ([]byte, bool) {
+	if a.Snapshot != nil || len(a.Meta) > 0 || (len(a.Params) > 0 && !plainjson.PlainValue(a.Params)) {
+		return nil, false
+	}
+	b := make([]byte, 0, 384+len(a.Params)+len(a.ID)+len(a.Command)+len(a.ResourceID)+len(a.AccountID)+len(a.NodeID)+len(a.Target)+len(a.Step))
+	b = append(b, `{"id":`...)
+	b = plainjson.AppendJSONString(b, a.ID)
+	b = append(b, `,"command":`...)
+	b = plainjson.AppendJSONString(b, a.Command)
+	b = append(b, `,"status":`...)
+	b = plainjson.AppendJSONString(b, a.Status)
+	b = append(b, `,"progress":`...)
+	b = strconv.AppendInt(b, int64(a.Progress), 10)
+	b = append(b, `,"resource_type":`...)
+	b = plainjson.AppendJSONString(b, a.ResourceType)
+	b = append(b, `,"resource_id":`...)
+	b = plainjson.AppendJSONString(b, a.ResourceID)
+	b = append(b, `,"created_at":`...)
+	b, ok := plainjson.AppendTime(b, a.CreatedAt)
+	if a.StartedAt != nil && ok {
+		b = append(b, `,"started_at":`...)
+		b, ok = plainjson.AppendTime(b, *a.StartedAt)
+	}
+	if a.FinishedAt != nil && ok {
+		b = append(b, `,"finished_at":`...)
+		b, ok = plainjson.AppendTime(b, *a.FinishedAt)
+	}
+	if !ok {
+		return nil, false
+	}
+	if a.Error != nil {
+		b = append(b, `,"error":{"code":`...)
+		b = plainjson.AppendJSONString(b, a.Error.Code)
+		b = append(b, `,"message":`...)
+		b = plainjson.AppendJSONString(b, a.Error.Message)
+		b = append(b, '}')
+	}
+	b = append(b, `,"account_id":`...)
+	b = plainjson.AppendJSONString(b, a.AccountID)
+	b = append(b, `,"node_id":`...)
+	b = plainjson.AppendJSONString(b, a.NodeID)
+	b = append(b, `,"target":`...)
+	b = plainjson.AppendJSONString(b, a.Target)
+	if len(a.Params) > 0 {
+		b = append(b, `,"params":`...)
+		b = append(b, a.Params...)
+	}
+	if a.NeedsSecret {
+		b = append(b, `,"needs_secret":true`...)
+	}
+	b = append(b, `,"mutating":`...)
+	b = strconv.AppendBool(b, a.Mutating)
+	b = append(b, `,"deadline":`...)
+	if b, ok = plainjson.AppendTime(b, a.Deadline); !ok {
+		return nil, false
+	}
+	if a.Step != "" {
+		b = append(b, `,"step":`...)
+		b = plainjson.AppendJSONString(b, a.Step)
+	}
+	if a.SnapshotID != "" {
+		b = append(b, `,"snapshot_id":`...)
+		b = plainjson.AppendJSONString(b, a.SnapshotID)
+	}
+	return append(b, '}'), true
+}
+
+// actionKeys are Action's JSON keys in the order json.Marshal writes them.
+var actionKeys = [...]string{"id", "command", "status", "progress", "resource_type", "resource_id", "created_at", "started_at", "finished_at", "error",
+	"account_id", "node_id", "target", "params", "needs_secret", "mutating", "deadline", "step", "snapshot_id"}
+
+var actionErrorKeys = []string{"code", "message"}
+
+// readAction reads an action record in plainjson's subset with keys in
+// field order (no snapshot, no meta, no null), giving exactly what
+// json.Unmarshal gives; anything else fails it (ok false) and the caller
+// decodes with encoding/json.
+func readAction(b []byte) (Action, bool) {
+	var a Action
+	// strings are the string fields by key index (nil: another kind).
+	strings := [len(actionKeys)]*string{0: &a.ID, 1: &a.Command, 2: &a.Status, 4: &a.ResourceType, 5: &a.ResourceID,
+		10: &a.AccountID, 11: &a.NodeID, 12: &a.Target, 17: &a.Step, 18: &a.SnapshotID}
+	rd := plainjson.NewReader(b)
+	ok := rd.Object(actionKeys[:], func(i int) (ok bool) {
+		if p := strings[i]; p != nil {
+			*p, ok = rd.String()
+			return ok
+		}
+		switch actionKeys[i] {
+		case "progress":
+			a.Progress, ok = rd.Int()
+		case "created_at":
+			a.CreatedAt, ok = rd.Time()
+		case "started_at":
+			a.StartedAt, ok = readTimePtr(rd)
+		case "finished_at":
+			a.FinishedAt, ok = readTimePtr(rd)
+		case "error":
+			var e api.ActionError
+			ok = rd.Object(actionErrorKeys, func(i int) (ok bool) {
+				if i == 0 {
+					e.Code, ok = rd.String()
+				} else {
+					e.Message, ok = rd.String()
+				}
+				return ok
+			})
+			a.Error = &e
+		case "params":
+			var raw []byte
+			if raw, ok = rd.Raw(); ok && string(raw) != "null" {
+				a.Params = append([]byte(nil), raw...)
+			} else {
+				ok = false
+			}
+		case "needs_secret":
+			a.NeedsSecret, ok = rd.Bool()
+		case "mutating":
+			a.Mutating, ok = rd.Bool()
+		case "deadline":
+			a.Deadline, ok = rd.Time()
+		}
+		return ok
+	})
+	return a, ok && rd.End()
+}
+
+func readTimePtr(rd *plainjson.Reader) (*time.Time, bool) {
+	t, ok := rd.Time()
+	return &t, ok
+}
