@@ -223,6 +223,9 @@ func (e *ActionBusyError) Error() string {
 func (e *ActionBusyError) Is(target error) bool { return target == ErrConflict }
 
 func putServer(tx *bolt.Tx, s store.Server) error {
+	if raw, ok := store.EncodeServer(&s); ok {
+		return tx.Bucket(store.BucketServers).Put(store.OwnedKey(s.AccountID, s.ID), raw)
+	}
 	return store.PutJSON(tx, store.BucketServers, store.OwnedKey(s.AccountID, s.ID), s)
 }
 

@@ -1,0 +1,95 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// checkServerEncoding: whenever EncodeServer writes a server, it writes
+// json.Marshal's bytes.
+func checkServerEncoding(t testing.TB, s Server) (fast bool) {
+	t.Helper()
+	want, err := json.Marshal(s)
+	got, ok := EncodeServer(&s)
+	if err != nil {
+		if ok {
+			t.Fatalf("EncodeServer wrote %s where json.Marshal fails (%v)", got, err)
+		}
+		return false
+	}
+	if ok && !bytes.Equal(got, want) {
+		t.Fatalf("EncodeServer wrote\n%s\njson.Marshal\n%s", got, want)
+	}
+	return ok
+}
+
+func TestServerEncodingMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
+	until := at.AddDate(0, 1, 0)
+	ordered := Server{Server: api.Server{ID: "srv_1", Label: "web", Hostname: "web.example.com", Status: api.ServerProvisioning,
+		Plan: api.ServerPlan{Slug: "vps-1", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1}, OSTemplate: "debian-12", OS: "Debian 12",
+		IPv4: "198.51.100.10", IPv6: "2001:db8:0:5::1/64", ActionID: "act_1", CreatedAt: at, UpdatedAt: at, PaidUntil: &until},
+		AccountID: "acc_1", NodeID: "hv-1", VMName: "vm-srv-1", MonthlyUsdCents: 100, InvoiceID: "inv_1",
+		Addrs: []ServerAddr{
+			{Pool: "v4", Unit: netip.MustParsePrefix("198.51.100.10/32"), Addr: netip.MustParsePrefix("198.51.100.10/24"), Gateway: "198.51.100.1"},
+			{Pool: "v6", Unit: netip.MustParsePrefix("2001:db8:0:5::/64"), Addr: netip.MustParsePrefix("2001:db8:0:5::1/64")},
+			{Pool: "mapped", Unit: netip.MustParsePrefix("::ffff:198.51.100.7/128"), Addr: netip.MustParsePrefix("::ffff:198.51.100.7/96")},
+		}}
+	running := ordered
+	running.Status, running.PowerState, running.ActionID, running.UpdatedAt = api.ServerRunning, api.ServerRunning, "", at.Add(time.Minute)
+	renewing := running
+	renewing.Renewal = &Renewal{InvoiceID: "inv_2", PeriodStart: until, PeriodEnd: until.AddDate(0, 1, 0)}
+	renewing.Suspension = &Suspension{By: SuspendNonPayment, Reason: "invoice <inv_2> unpaid", InvoiceID: "inv_2", At: at}
+	terminated := running
+	terminated.TerminatedAt, terminated.Addrs, terminated.Suspension = &at, nil, &Suspension{By: SuspendOperator, At: at}
+	placed := Server{Server: api.Server{ID: "srv_2", Label: "ünï \u2028 \"x\" \xff", CreatedAt: at, UpdatedAt: at}}
+	for _, s := range []Server{ordered, running, renewing, terminated, placed} {
+		if !checkServerEncoding(t, s) {
+			t.Errorf("a plain server took the slow path: %+v", s)
+		}
+	}
+	for _, s := range []Server{
+		{Server: api.Server{CreatedAt: at.In(time.FixedZone("x", 3600)), UpdatedAt: at}},
+		{Server: api.Server{CreatedAt: at, UpdatedAt: at, PaidUntil: &time.Time{}}, Renewal: &Renewal{PeriodStart: at, PeriodEnd: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}},
+		{Server: api.Server{CreatedAt: at, UpdatedAt: at}, Snapshots: []api.ServerSnapshot{{ID: "s"}}},
+		{Server: api.Server{CreatedAt: at, UpdatedAt: at}, PTRs: map[string]string{"198.51.100.10": "a.example"}},
+		{Server: api.Server{CreatedAt: at, UpdatedAt: at}, PTRAt: map[string]uint64{"198.51.100.10": 3}},
+		{Server: api.Server{CreatedAt: at, UpdatedAt: at}, Addrs: []ServerAddr{{Pool: "p"}}},
+	} {
+		if checkServerEncoding(t, s) {
+			t.Errorf("a server outside the fast path was encoded: %+v", s)
+		}
+	}
+}
+
+func FuzzEncodeServer(f *testing.F) {
+	f.Add("srv_1", "web", "running", uint32(1), uint64(256), int64(1764608645123456000), []byte{198, 51, 100, 10}, uint8(24), "198.51.100.1", int64(100), uint8(7))
+	f.Add("s<\"\\", "\xff\u2028", "x\x00", uint32(0), uint64(1<<63), int64(-62135596800000000), []byte{0x20, 1, 0xd, 0xb8, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 1}, uint8(64), "", int64(-1), uint8(0))
+	f.Fuzz(func(t *testing.T, id, label, status string, vcpus uint32, mem uint64, nanos int64, ip []byte, bits uint8, gateway string, cents int64, opts uint8) {
+		at := time.Unix(0, nanos).UTC()
+		s := Server{Server: api.Server{ID: id, Label: label, Hostname: gateway, Status: status, Plan: api.ServerPlan{Slug: label, VCPUs: vcpus, MemoryMiB: mem, DiskGiB: mem / 3},
+			OSTemplate: status, IPv4: gateway, ActionID: id, CreatedAt: at, UpdatedAt: at.Add(time.Duration(cents))},
+			AccountID: id, NodeID: status, VMName: label, MonthlyUsdCents: cents, InvoiceID: gateway}
+		if addr, ok := netip.AddrFromSlice(ip); ok {
+			s.Addrs = []ServerAddr{{Pool: label, Unit: netip.PrefixFrom(addr, int(bits)), Addr: netip.PrefixFrom(addr, int(bits)/2), Gateway: gateway}}
+		}
+		if opts&1 != 0 {
+			s.PaidUntil = &at
+		}
+		if opts&2 != 0 {
+			s.TerminatedAt, s.PowerState = &at, status
+		}
+		if opts&4 != 0 {
+			s.Renewal = &Renewal{InvoiceID: id, PeriodStart: at, PeriodEnd: at.AddDate(0, 1, 0)}
+		}
+		if opts&8 != 0 {
+			s.Suspension = &Suspension{By: status, Reason: label, InvoiceID: gateway, At: at}
+		}
+		checkServerEncoding(t, s)
+	})
+}
