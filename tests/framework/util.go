@@ -2,10 +2,12 @@ package framework
 
 import (
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -98,6 +100,27 @@ func ReadFile(t testing.TB, path string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// ScanFiles calls fn with the path and content of every file under root (a
+// directory or one file), passing over directories and sockets, and returns
+// how many files it read; it stops at the first error walking or reading.
+// Tests use it to look for plaintext secrets in what a daemon stores.
+func ScanFiles(root string, fn func(path string, raw []byte)) (int, error) {
+	n := 0
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || d.Type()&fs.ModeSocket != 0 {
+			return err
+		}
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		n++
+		fn(p, raw)
+		return nil
+	})
+	return n, err
 }
 
 // Tail returns the last n lines of a file (a log), or the error reading it.

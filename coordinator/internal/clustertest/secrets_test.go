@@ -3,13 +3,12 @@ package clustertest
 import (
 	"bytes"
 	"context"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestNoPlaintextAPIKeyOnDisk mints keys, uses them, forces a Raft snapshot, and
@@ -56,23 +55,15 @@ func TestNoPlaintextAPIKeyOnDisk(t *testing.T) {
 	}
 	scanned := 0
 	for i := range c.Nodes {
-		err := filepath.Walk(c.Nodes[i].Cfg.DataDir, func(p string, fi os.FileInfo, err error) error {
-			if err != nil || fi.IsDir() || fi.Mode()&os.ModeSocket != 0 {
-				return err
-			}
-			raw, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			scanned++
+		n, err := framework.ScanFiles(c.Nodes[i].Cfg.DataDir, func(p string, raw []byte) {
 			for _, k := range keys {
 				// The random part alone is enough to identify a leak.
 				if bytes.Contains(raw, []byte(k[len("snc_"):])) {
 					t.Errorf("plaintext API key found in %s", p)
 				}
 			}
-			return nil
 		})
+		scanned += n
 		if err != nil {
 			t.Fatal(err)
 		}

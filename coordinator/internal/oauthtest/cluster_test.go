@@ -2,16 +2,14 @@ package oauthtest
 
 import (
 	"bytes"
-	"io/fs"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	"golang.org/x/oauth2"
 )
 
@@ -92,23 +90,14 @@ func TestThreeCoordinators(t *testing.T) {
 		"code access token": tok3.AccessToken, "code refresh token": tok3.RefreshToken,
 	}
 	for i, nd := range e.c.Nodes {
-		files, control := 0, false
-		err := filepath.WalkDir(nd.Cfg.DataDir, func(p string, d fs.DirEntry, err error) error {
-			if err != nil || d.IsDir() || d.Type()&fs.ModeSocket != 0 {
-				return err
-			}
-			raw, err := os.ReadFile(p)
-			if err != nil {
-				return err
-			}
-			files++
+		control := false
+		files, err := framework.ScanFiles(nd.Cfg.DataDir, func(p string, raw []byte) {
 			control = control || bytes.Contains(raw, []byte(clientID)) // the scan does see what is stored
 			for what, s := range secrets {
 				if bytes.Contains(raw, []byte(s)) {
 					t.Errorf("node %d: %s in plaintext in %s", i, what, p)
 				}
 			}
-			return nil
 		})
 		if err != nil || files < 2 || !control {
 			t.Fatalf("node %d: walked %d files (client id seen: %v): %v", i, files, control, err)

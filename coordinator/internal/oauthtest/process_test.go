@@ -3,10 +3,8 @@ package oauthtest
 import (
 	"bytes"
 	"context"
-	"io/fs"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -115,20 +113,12 @@ func TestCoordinatorProcesses(t *testing.T) {
 	}
 	for _, p := range c.Nodes {
 		for _, root := range []string{p.DataDir, p.LogPath()} {
-			_ = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-				if err != nil || d.IsDir() || d.Type()&fs.ModeSocket != 0 {
-					return err
-				}
-				raw, err := os.ReadFile(path)
-				if err != nil {
-					return err
-				}
+			_, _ = framework.ScanFiles(root, func(path string, raw []byte) {
 				for what, s := range secrets {
 					if bytes.Contains(raw, []byte(s)) {
 						t.Errorf("coordinator %s: %s in plaintext in %s", p.ID, what, path)
 					}
 				}
-				return nil
 			})
 		}
 		if logs, _ := os.ReadFile(p.LogPath()); !bytes.Contains(logs, []byte("oauth")) && p.ID == c.Nodes[leader].ID {
