@@ -188,6 +188,28 @@ func (r *Reader) Strings() ([]string, bool) {
 	}
 }
 
+// Array reads an array, calling elem to read each element ([] calls it
+// never).
+func (r *Reader) Array(elem func() bool) bool {
+	if !r.byte('[') {
+		return false
+	}
+	if r.byte(']') {
+		return true
+	}
+	for {
+		if !elem() {
+			return false
+		}
+		if r.byte(']') {
+			return true
+		}
+		if !r.byte(',') {
+			return false
+		}
+	}
+}
+
 // Bool reads true or false.
 func (r *Reader) Bool() (v, ok bool) {
 	switch {

@@ -24,7 +24,7 @@ var orderHandlers = map[CommandType]handlerFunc{
 	CmdProductPut:     typed(applyProductPut),
 	CmdProductRetire:  typed(applyProductRetire),
 	CmdAccountPricing: typed(applyAccountPricing),
-	CmdServerOrder:    typed(applyServerOrder),
+	CmdServerOrder:    serverOrderHandler,
 	CmdHostingOrder:   typed(applyHostingOrder),
 	CmdServiceSuspend: typed(applyServiceSuspend),
 }

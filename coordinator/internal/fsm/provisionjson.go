@@ -3,6 +3,7 @@ package fsm
 import (
 	"strconv"
 
+	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/plainjson"
 	"github.com/hostplane/hostplane/pkg/action"
 )
@@ -26,18 +27,8 @@ func readProvision(b []byte) (action.Provision, bool) {
 	ok := rd.Object(provisionKeys[:], func(i int) (ok bool) {
 		switch key := provisionKeys[i]; key {
 		case "plan":
-			var vcpus uint64
-			return rd.Object(nodePlanKeys, func(i int) (ok bool) {
-				switch i {
-				case 0:
-					vcpus, ok = rd.Uint(32)
-					pr.Plan.VCPUs = uint32(vcpus)
-				case 1:
-					pr.Plan.MemoryMiB, ok = rd.Uint(64)
-				default:
-					pr.Plan.DiskGiB, ok = rd.Uint(64)
-				}
-				return ok
+			return rd.Object(nodePlanKeys, func(i int) bool {
+				return store.ReadPlanSize(rd, i, &pr.Plan.VCPUs, &pr.Plan.MemoryMiB, &pr.Plan.DiskGiB)
 			})
 		case "resolvers":
 			pr.Resolvers, ok = rd.Strings()

@@ -98,11 +98,17 @@ var actionErrorKeys = []string{"code", "message"}
 // decodes with encoding/json.
 func readAction(b []byte) (Action, bool) {
 	var a Action
+	rd := plainjson.NewReader(b)
+	return a, ReadAction(rd, &a) && rd.End()
+}
+
+// ReadAction is readAction of the value at rd (an order command's action),
+// into the zero Action a.
+func ReadAction(rd *plainjson.Reader, a *Action) bool {
 	// strings are the string fields by key index (nil: another kind).
 	strings := [len(actionKeys)]*string{0: &a.ID, 1: &a.Command, 2: &a.Status, 4: &a.ResourceType, 5: &a.ResourceID,
 		10: &a.AccountID, 11: &a.NodeID, 12: &a.Target, 17: &a.Step, 18: &a.SnapshotID}
-	rd := plainjson.NewReader(b)
-	ok := rd.Object(actionKeys[:], func(i int) (ok bool) {
+	return rd.Object(actionKeys[:], func(i int) (ok bool) {
 		if p := strings[i]; p != nil {
 			*p, ok = rd.String()
 			return ok
@@ -143,7 +149,6 @@ func readAction(b []byte) (Action, bool) {
 		}
 		return ok
 	})
-	return a, ok && rd.End()
 }
 
 func readTimePtr(rd *plainjson.Reader) (*time.Time, bool) {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -130,4 +131,133 @@ func appendOmitEmpty(b []byte, key, s string) []byte {
 		return b
 	}
 	return plainjson.AppendJSONString(append(b, key...), s)
+}
+
+// serverKeys are Server's JSON keys in the order json.Marshal writes them.
+var serverKeys = [...]string{"id", "label", "hostname", "status", "plan", "os_template", "os", "ipv4", "ipv6", "action_id",
+	"created_at", "updated_at", "terminated_at", "paid_until", "account_id", "node_id", "vm_name", "snapshots", "power_state",
+	"ptrs", "ptr_at", "addrs", "monthly_usd_cents", "invoice_id", "renewal", "suspension"}
+
+var (
+	serverPlanKeys = []string{"slug", "vcpus", "memory_mib", "disk_gib"}
+	serverAddrKeys = []string{"pool", "unit", "addr", "gateway"}
+	renewalKeys    = []string{"invoice_id", "period_start", "period_end"}
+	suspensionKeys = []string{"by", "reason", "invoice_id", "at"}
+)
+
+// readServer reads a server record in plainjson's subset with keys in field
+// order (no snapshots, no PTRs, no null), giving exactly what json.Unmarshal
+// gives; anything else fails it (ok false) and the caller decodes with
+// encoding/json (FuzzReadServer).
+func readServer(b []byte) (Server, bool) {
+	var s Server
+	rd := plainjson.NewReader(b)
+	return s, ReadServer(rd, &s) && rd.End()
+}
+
+// ReadServer is readServer of the value at rd (an order command's server),
+// into the zero Server s.
+func ReadServer(rd *plainjson.Reader, s *Server) bool {
+	strings := [len(serverKeys)]*string{0: &s.ID, 1: &s.Label, 2: &s.Hostname, 3: &s.Status, 5: &s.OSTemplate, 6: &s.OS, 7: &s.IPv4, 8: &s.IPv6,
+		9: &s.ActionID, 14: &s.AccountID, 15: &s.NodeID, 16: &s.VMName, 18: &s.PowerState, 23: &s.InvoiceID}
+	return rd.Object(serverKeys[:], func(i int) (ok bool) {
+		if p := strings[i]; p != nil {
+			*p, ok = rd.String()
+			return ok
+		}
+		switch serverKeys[i] {
+		case "plan":
+			return rd.Object(serverPlanKeys, func(i int) (ok bool) {
+				if i == 0 {
+					s.Plan.Slug, ok = rd.String()
+					return ok
+				}
+				return ReadPlanSize(rd, i-1, &s.Plan.VCPUs, &s.Plan.MemoryMiB, &s.Plan.DiskGiB)
+			})
+		case "created_at":
+			s.CreatedAt, ok = rd.Time()
+		case "updated_at":
+			s.UpdatedAt, ok = rd.Time()
+		case "terminated_at":
+			s.TerminatedAt, ok = readTimePtr(rd)
+		case "paid_until":
+			s.PaidUntil, ok = readTimePtr(rd)
+		case "addrs":
+			s.Addrs = []ServerAddr{}
+			return rd.Array(func() bool {
+				var a ServerAddr
+				ok := rd.Object(serverAddrKeys, func(i int) (ok bool) {
+					switch i {
+					case 0:
+						a.Pool, ok = rd.String()
+					case 1:
+						ok = readPrefix(rd, &a.Unit)
+					case 2:
+						ok = readPrefix(rd, &a.Addr)
+					default:
+						a.Gateway, ok = rd.String()
+					}
+					return ok
+				})
+				s.Addrs = append(s.Addrs, a)
+				return ok
+			})
+		case "monthly_usd_cents":
+			var n int
+			n, ok = rd.Int()
+			s.MonthlyUsdCents = int64(n)
+		case "renewal":
+			s.Renewal = &Renewal{}
+			return rd.Object(renewalKeys, func(i int) (ok bool) {
+				switch i {
+				case 0:
+					s.Renewal.InvoiceID, ok = rd.String()
+				case 1:
+					s.Renewal.PeriodStart, ok = rd.Time()
+				default:
+					s.Renewal.PeriodEnd, ok = rd.Time()
+				}
+				return ok
+			})
+		case "suspension":
+			s.Suspension = &Suspension{}
+			return rd.Object(suspensionKeys, func(i int) (ok bool) {
+				switch i {
+				case 0:
+					s.Suspension.By, ok = rd.String()
+				case 1:
+					s.Suspension.Reason, ok = rd.String()
+				case 2:
+					s.Suspension.InvoiceID, ok = rd.String()
+				default:
+					s.Suspension.At, ok = rd.Time()
+				}
+				return ok
+			})
+		}
+		return ok // snapshots, ptrs, ptr_at: left to encoding/json
+	})
+}
+
+// ReadPlanSize reads the i-th of a plan's sizes as json.Unmarshal reads
+// them: 0 vcpus (a uint32), 1 memory_mib, 2 disk_gib (uint64s).
+func ReadPlanSize(rd *plainjson.Reader, i int, vcpus *uint32, memoryMiB, diskGiB *uint64) (ok bool) {
+	switch i {
+	case 0:
+		var n uint64
+		n, ok = rd.Uint(32)
+		*vcpus = uint32(n)
+	case 1:
+		*memoryMiB, ok = rd.Uint(64)
+	default:
+		*diskGiB, ok = rd.Uint(64)
+	}
+	return ok
+}
+
+// readPrefix reads a string into p through UnmarshalText, as json.Unmarshal
+// does.
+func readPrefix(rd *plainjson.Reader, p *netip.Prefix) bool {
+	s, ok := rd.String()
+	return ok && p.UnmarshalText([]byte(s)) == nil
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
 )
 
 // checkServerEncoding: whenever EncodeServer writes a server, it writes
@@ -25,7 +27,59 @@ func checkServerEncoding(t testing.TB, s Server) (fast bool) {
 	if ok && !bytes.Equal(got, want) {
 		t.Fatalf("EncodeServer wrote\n%s\njson.Marshal\n%s", got, want)
 	}
+	checkReadServer(t, want)
 	return ok
+}
+
+// checkReadServer: whatever readServer reads, json.Unmarshal reads the same.
+func checkReadServer(t testing.TB, b []byte) (read bool) {
+	t.Helper()
+	s, ok := readServer(b)
+	if ok {
+		var want Server
+		if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(s, want) {
+			t.Fatalf("readServer(%s) = %+v, json.Unmarshal %+v (%v)", b, s, want, err)
+		}
+	}
+	return ok
+}
+
+func TestReadServer(t *testing.T) {
+	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
+	s := Server{Server: api.Server{ID: "srv_1", Label: "web", Status: api.ServerRunning, Plan: api.ServerPlan{Slug: "vps-1", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1},
+		CreatedAt: at, UpdatedAt: at, PaidUntil: &at, TerminatedAt: &at}, AccountID: "acc_1", PowerState: "running", MonthlyUsdCents: -5, InvoiceID: "inv_1",
+		Addrs:   []ServerAddr{{Pool: "v4", Unit: netip.MustParsePrefix("198.51.100.10/32"), Addr: netip.MustParsePrefix("198.51.100.10/24"), Gateway: "198.51.100.1"}},
+		Renewal: &Renewal{InvoiceID: "inv_2", PeriodStart: at, PeriodEnd: at}, Suspension: &Suspension{By: "operator", Reason: "abuse", At: at}}
+	plain, _ := json.Marshal(s)
+	proposed, _ := json.Marshal(Server{Server: api.Server{ID: "srv_2"}, Addrs: []ServerAddr{}})
+	for _, b := range [][]byte{plain, proposed, []byte(`{}`), []byte(`{"plan":{},"addrs":[]}`)} {
+		if !checkReadServer(t, b) {
+			t.Errorf("a plain server record was not read: %s", b)
+		}
+	}
+	for _, b := range []string{`{"snapshots":[]}`, `{"ptrs":{"a":"b"}}`, `{"label":"<\u00e9>"}`, `{"addrs":[{"unit":"x"}]}`, `{"renewal":null}`, `{"plan":{"vcpus":4294967296}}`, `{"label":"a","id":"b"}`} {
+		if checkReadServer(t, []byte(b)) {
+			t.Errorf("readServer read %s", b)
+		}
+	}
+	db := testDB(t, func(tx *bolt.Tx) error { return PutJSON(tx, BucketServers, OwnedKey("acc_1", "srv_1"), s) })
+	read(t, db, func(r ReadTx) {
+		if got, err := r.OwnedServer("acc_1", "srv_1"); err != nil || !reflect.DeepEqual(got, s) {
+			t.Errorf("OwnedServer = %+v, %v; want %+v", got, err, s)
+		}
+		if _, err := r.OwnedServer("acc_2", "srv_1"); err == nil || err.Error() != "server srv_1: not found" {
+			t.Errorf("another account's server: %v", err)
+		}
+	})
+}
+
+func FuzzReadServer(f *testing.F) {
+	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
+	good, _ := json.Marshal(Server{Server: api.Server{ID: "srv_1", Plan: api.ServerPlan{VCPUs: 2}, CreatedAt: at, PaidUntil: &at}, MonthlyUsdCents: 3,
+		Addrs: []ServerAddr{{Pool: "p", Unit: netip.MustParsePrefix("2001:db8::/64"), Addr: netip.MustParsePrefix("2001:db8::1/64")}}, Renewal: &Renewal{}, Suspension: &Suspension{}})
+	f.Add(good)
+	f.Add([]byte(`{"id":"a","plan":{"vcpus":1,"memory_mib":0},"addrs":[{"unit":"","addr":"1.2.3.4/33"}],"monthly_usd_cents":-0}`))
+	f.Fuzz(func(t *testing.T, b []byte) { checkReadServer(t, b) })
 }
 
 func TestServerEncodingMatchesEncodingJSON(t *testing.T) {

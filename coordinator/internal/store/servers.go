@@ -117,6 +117,9 @@ func (r ReadTx) Server(id string) (Server, error) { return servers.byID(r, id) }
 
 // OwnedServer loads an account's server; another account's is not found.
 func (r ReadTx) OwnedServer(accountID, id string) (Server, error) {
+	if s, ok := readServer(r.tx.Bucket(BucketServers).Get(OwnedKey(accountID, id))); ok {
+		return s, nil
+	}
 	return servers.owned(r, accountID, id)
 }
 
