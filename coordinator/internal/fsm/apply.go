@@ -288,7 +288,7 @@ func recordInvoice(c *applyCtx, acc *api.Account, inv *store.Invoice, pay bool, 
 	if err := numberInvoice(c, acc, inv, pay, paymentID, txID, yearNumber); err != nil {
 		return err
 	}
-	return store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), *inv)
+	return store.PutInvoice(c.tx, acc.ID, inv)
 }
 
 // numberInvoice is recordInvoice but for the invoice's own record, which
