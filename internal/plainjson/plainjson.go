@@ -359,13 +359,15 @@ const hexDigits = "0123456789abcdef"
 // U+2028 and U+2029 escaped, invalid UTF-8 as \ufffd.
 func AppendJSONString[S string | []byte](dst []byte, s S) []byte {
 	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
+	start, i := 0, 0
+	for {
+		for i < len(s) && htmlSafe[s[i]] {
+			i++
+		}
+		if i >= len(s) {
+			break
+		}
 		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
-				i++
-				continue
-			}
 			dst = append(dst, s[start:i]...)
 			switch b {
 			case '\\', '"':
@@ -408,3 +410,13 @@ func AppendJSONString[S string | []byte](dst []byte, s S) []byte {
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
 }
+
+// htmlSafe[b]: b is an ASCII byte json.Marshal writes in a string as
+// itself (not a control, " \ < > &). AppendJSONString skips runs of them
+// one table look-up a byte.
+var htmlSafe = func() (t [256]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
+	}
+	return t
+}()

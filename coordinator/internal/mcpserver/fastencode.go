@@ -208,40 +208,67 @@ func appendJSONString[S string | []byte](dst []byte, s S) []byte {
 // json.RawMessage (json.Compact with HTML escaping): whitespace between
 // tokens dropped, < > & and U+2028/U+2029 escaped.
 func appendCompactHTML(dst, src []byte) []byte {
-	inString, escaped := false, false
-	start := 0
-	for i := 0; i < len(src); i++ {
-		c := src[i]
-		if !inString {
-			switch c {
-			case ' ', '\t', '\n', '\r':
-				dst = append(dst, src[start:i]...)
-				start = i + 1
-			case '"':
-				inString = true
-			}
+	start, i := 0, 0
+	for i < len(src) {
+		// Outside strings: copy up to whitespace (dropped) or a string's start.
+		for i < len(src) && !compactStop[src[i]] {
+			i++
+		}
+		if i >= len(src) {
+			break
+		}
+		if c := src[i]; c != '"' {
+			dst = append(dst, src[start:i]...)
+			i++
+			start = i
 			continue
 		}
-		switch {
-		case escaped:
-			escaped = false
-		case c == '\\':
-			escaped = true
-		case c == '"':
-			inString = false
-		case c == '<' || c == '>' || c == '&':
-			dst = append(dst, src[start:i]...)
-			dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
-			start = i + 1
-		case c == 0xE2 && i+2 < len(src) && src[i+1] == 0x80 && src[i+2]&^1 == 0xA8:
-			dst = append(dst, src[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[src[i+2]&0xF])
-			i += 2
-			start = i + 1
+		// Inside a string: copy up to its end, an escape, < > & or a byte
+		// that may start U+2028/U+2029.
+		for i++; i < len(src); {
+			for i < len(src) && !stringStop[src[i]] {
+				i++
+			}
+			if i >= len(src) {
+				break
+			}
+			c := src[i]
+			if c == '"' {
+				i++
+				break
+			}
+			switch {
+			case c == '\\':
+				i += 2 // the escaped byte is ASCII: never one to escape
+				continue
+			case c == '<' || c == '>' || c == '&':
+				dst = append(dst, src[start:i]...)
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+				start = i + 1
+			case i+2 < len(src) && src[i+1] == 0x80 && src[i+2]&^1 == 0xA8: // c == 0xE2
+				dst = append(dst, src[start:i]...)
+				dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[src[i+2]&0xF])
+				i += 2
+				start = i + 1
+			}
+			i++
 		}
 	}
 	return append(dst, src[start:]...)
 }
+
+// compactStop and stringStop are the bytes appendCompactHTML stops at,
+// outside strings (whitespace, ") and inside them (" \ < > & 0xE2); it
+// skips runs of others one table look-up a byte.
+var compactStop, stringStop = func() (out, in [256]bool) {
+	for _, c := range []byte{' ', '\t', '\n', '\r', '"'} {
+		out[c] = true
+	}
+	for _, c := range []byte{'"', '\\', '<', '>', '&', 0xE2} {
+		in[c] = true
+	}
+	return out, in
+}()
 
 // eventBufs recycles the fast path's answer buffers (net/http copies what
 // Write is given before it returns).

@@ -199,3 +199,53 @@ func TestReadBody(t *testing.T) {
 		})
 	}
 }
+
+// FuzzAppendCompactHTML: for any valid JSON, appendCompactHTML writes
+// encoding/json's bytes for it as a json.RawMessage (compacted, HTML
+// characters and U+2028/U+2029 escaped inside strings), after what dst
+// already holds.
+func FuzzAppendCompactHTML(f *testing.F) {
+	for _, s := range []string{
+		`{}`, ` { "a" : [ 1 , 2 ] ,"b":"<&>" } `, "\n[\"\\\"<\\\\\", \"\u2028\u2029 \u2027 \xe2\x80\"]\t",
+		`{"s":"ün\\u003c \\\\"  ,  "t" : null , "u":true}`, `"x"`, `  -1.5e3 `,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, src []byte) {
+		if !json.Valid(src) {
+			return
+		}
+		want, err := json.Marshal(json.RawMessage(src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendCompactHTML([]byte("x"), src); string(got[1:]) != string(want) || got[0] != 'x' {
+			t.Fatalf("%q: got %s want %s", src, got, want)
+		}
+	})
+}
+
+// BenchmarkAppendResultEvent: the fast path's encoding of a get_ticket
+// answer (a ticket with two messages, as the REST handler writes it) into
+// the SSE event: the text copy and the structured content.
+func BenchmarkAppendResultEvent(b *testing.B) {
+	tk := api.Ticket{ID: "tkt_01jd8x4k2m9q", Number: 42, Subject: "Server unreachable since the reboot", Status: "open",
+		Priority: "normal", Department: "support",
+		Messages: []api.TicketMessage{
+			{ID: "msg_1", Author: "customer", Body: "Hello,\nmy server vps-12 does not answer since this morning's reboot. Could you check it? Thanks & regards"},
+			{ID: "msg_2", Author: "staff", Body: "We are looking into it: the host <node-7> was restarted at 06:10 UTC."},
+		}}
+	body, err := json.Marshal(tk)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tool := &Tool{Def: &mcp.Tool{OutputSchema: map[string]any{"type": "object"}}}
+	resp := &Response{Status: 200, Body: append(body, '\n')}
+	id := json.RawMessage("2")
+	buf := make([]byte, 0, 4096)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		buf, _ = appendResultEvent(buf[:0], id, tool, resp)
+	}
+}
