@@ -1,12 +1,12 @@
 package fsm
 
 import (
-	"bytes"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/plainjson/codectest"
 )
 
 // eventOf is an outbox event as emit makes it: data through json.Marshal.
@@ -21,15 +21,8 @@ func eventOf(t testing.TB, id, typ, acct string, at time.Time, data any) store.E
 // checkEncoding: whenever encode (named name) writes v, it writes
 // json.Marshal's bytes; fast is whether it wrote v at all.
 func checkEncoding[T any](t testing.TB, name string, encode func(*T) ([]byte, bool), v T) (fast bool) {
-	want, wantErr := json.Marshal(v)
-	got, ok := encode(&v)
-	if !ok {
-		return false
-	}
-	if wantErr != nil || !bytes.Equal(got, want) {
-		t.Fatalf("%s(%+v)\n got %s\nwant %s (%v)", name, v, got, want, wantErr)
-	}
-	return true
+	t.Helper()
+	return codectest.Encoding(t, name, encode, v)
 }
 
 // checkEventEncoding: whenever encodeEvent writes an event, it writes

@@ -1,11 +1,10 @@
 package store
 
 import (
-	"bytes"
-	"encoding/json"
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/plainjson/codectest"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -13,18 +12,7 @@ import (
 // json.Marshal's bytes.
 func checkInvoiceEncoding(t testing.TB, inv Invoice) (fast bool) {
 	t.Helper()
-	want, err := json.Marshal(inv)
-	got, ok := EncodeInvoice(&inv)
-	if err != nil {
-		if ok {
-			t.Fatalf("EncodeInvoice wrote %s where json.Marshal fails (%v)", got, err)
-		}
-		return false
-	}
-	if ok && !bytes.Equal(got, want) {
-		t.Fatalf("EncodeInvoice wrote\n%s\njson.Marshal\n%s", got, want)
-	}
-	return ok
+	return codectest.Encoding(t, "EncodeInvoice", EncodeInvoice, inv)
 }
 
 func TestInvoiceEncodingMatchesEncodingJSON(t *testing.T) {
