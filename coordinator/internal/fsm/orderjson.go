@@ -44,11 +44,68 @@ func readServerOrder(b []byte) (p ServerOrder, ok bool) {
 	return p, ok && rd.End()
 }
 
-// serverOrderHandler decodes the payload without reflection when it can
-// (readServerOrder), as encoding/json would.
-func serverOrderHandler(c *applyCtx) (any, error) {
-	if p, ok := readServerOrder(c.env.Data); ok {
-		return applyServerOrder(c, p)
+// fastTyped is typed(h) reading the payload with read first (a reader that
+// gives what json.Unmarshal gives, or ok false to leave it to typed).
+func fastTyped[P any](read func([]byte) (P, bool), h func(c *applyCtx, p P) (any, error)) handlerFunc {
+	slow := typed(h)
+	return func(c *applyCtx) (any, error) {
+		if p, ok := read(c.env.Data); ok {
+			return h(c, p)
+		}
+		return slow(c)
 	}
-	return typed(applyServerOrder)(c)
+}
+
+var (
+	actionProgressKeys = []string{"id", "at", "percent", "step"}
+	actionFinishKeys   = []string{"id", "success", "error_code", "error_message", "result"}
+)
+
+// readActionProgress reads an ActionProgress payload in plainjson's subset
+// with keys in field order, as json.Unmarshal does (FuzzReadActionPayloads).
+func readActionProgress(b []byte) (p ActionProgress, ok bool) {
+	rd := plainjson.NewReader(b)
+	ok = rd.Object(actionProgressKeys, func(i int) (ok bool) {
+		switch i {
+		case 0:
+			p.ID, ok = rd.String()
+		case 1:
+			p.At, ok = rd.Time()
+		case 2:
+			p.Percent, ok = rd.Int()
+		default:
+			p.Step, ok = rd.String()
+		}
+		return ok
+	})
+	return p, ok && rd.End()
+}
+
+// readActionFinish reads an ActionFinish payload in plainjson's subset
+// with keys in field order (a result that is not null), as json.Unmarshal
+// does (FuzzReadActionPayloads). Every provisioning ends with one.
+func readActionFinish(b []byte) (p ActionFinish, ok bool) {
+	rd := plainjson.NewReader(b)
+	ok = rd.Object(actionFinishKeys, func(i int) (ok bool) {
+		switch i {
+		case 0:
+			p.ID, ok = rd.String()
+		case 1:
+			p.Success, ok = rd.Bool()
+		case 2:
+			p.ErrorCode, ok = rd.String()
+		case 3:
+			p.ErrorMessage, ok = rd.String()
+		default:
+			var raw []byte
+			raw, ok = rd.Raw()
+			if ok && string(raw) != "null" {
+				p.Result = append([]byte(nil), raw...)
+				return true
+			}
+			return false
+		}
+		return ok
+	})
+	return p, ok && rd.End()
 }

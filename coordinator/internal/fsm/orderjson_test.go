@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // checkReadServerOrder: whatever readServerOrder reads, json.Unmarshal reads
@@ -48,4 +49,49 @@ func FuzzReadServerOrder(f *testing.F) {
 	f.Add(b)
 	f.Add([]byte(`{"plan_slug":"x","create":{"server":{"id":"s","plan":{"vcpus":1}},"action":{"params":{"a":[1]}},"cpu_overcommit":-0},"tx_id":""}`))
 	f.Fuzz(func(t *testing.T, b []byte) { checkReadServerOrder(t, b) })
+}
+
+func TestReadActionPayloads(t *testing.T) {
+	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
+	progress, _ := json.Marshal(ActionProgress{ID: "act_1", At: at, Percent: 40, Step: "accepted"})
+	finish, _ := json.Marshal(ActionFinish{ID: "act_1", Success: true, Result: json.RawMessage(`{"template":"debian-12"}`)})
+	failed, _ := json.Marshal(ActionFinish{ID: "act_1", ErrorCode: "failed", ErrorMessage: "no template debian-12"})
+	for _, b := range [][]byte{progress, finish, failed} {
+		if !checkReadActionPayload(t, b) {
+			t.Errorf("a plain payload was not read: %s", b)
+		}
+	}
+	for _, b := range []string{`{"id":"a","result":null}`, `{"success":true,"id":"a"}`, `{"id":"a","error_message":"\\u00e9"}`, `{"id":"a","at":null}`, `{"id":"a","percent":1.5}`} {
+		if checkReadActionPayload(t, []byte(b)) {
+			t.Errorf("read %s", b)
+		}
+	}
+}
+
+// checkReadActionPayload: whatever readActionProgress and readActionFinish
+// read, json.Unmarshal reads the same; it reports whether either read b.
+func checkReadActionPayload(t testing.TB, b []byte) (read bool) {
+	t.Helper()
+	if p, ok := readActionProgress(b); ok {
+		var want ActionProgress
+		if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(p, want) {
+			t.Fatalf("readActionProgress(%s) = %+v, json.Unmarshal %+v (%v)", b, p, want, err)
+		}
+		read = true
+	}
+	if p, ok := readActionFinish(b); ok {
+		var want ActionFinish
+		if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(p, want) {
+			t.Fatalf("readActionFinish(%s) = %+v, json.Unmarshal %+v (%v)", b, p, want, err)
+		}
+		read = true
+	}
+	return read
+}
+
+func FuzzReadActionPayloads(f *testing.F) {
+	f.Add([]byte(`{"id":"act_1","at":"2026-12-01T17:04:05.123456Z","percent":40,"step":"accepted"}`))
+	f.Add([]byte(`{"id":"act_1","success":true,"result":{"template":"debian-12","n":[1,-2,null]}}`))
+	f.Add([]byte(`{"id":"act_1","success":false,"error_code":"failed","error_message":"x"}`))
+	f.Fuzz(func(t *testing.T, b []byte) { checkReadActionPayload(t, b) })
 }

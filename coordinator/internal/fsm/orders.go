@@ -24,7 +24,7 @@ var orderHandlers = map[CommandType]handlerFunc{
 	CmdProductPut:     typed(applyProductPut),
 	CmdProductRetire:  typed(applyProductRetire),
 	CmdAccountPricing: typed(applyAccountPricing),
-	CmdServerOrder:    serverOrderHandler,
+	CmdServerOrder:    fastTyped(readServerOrder, applyServerOrder),
 	CmdHostingOrder:   typed(applyHostingOrder),
 	CmdServiceSuspend: typed(applyServiceSuspend),
 }
