@@ -240,16 +240,7 @@ func Run(ctx context.Context, o Options) error {
 			if key != "" {
 				req.Header.Set("Authorization", "Bearer "+key)
 			}
-			resp, err := hc.Do(req)
-			if err != nil {
-				return err
-			}
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				return fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil
+			return roundTrip(hc, req, 200)
 		}
 	}
 	listURL := hp.urls[hp.leader] + "/v1/tickets?limit=20"
@@ -279,17 +270,23 @@ func postTicket(hc *http.Client, base, key string) func(int, int) error {
 		req, _ := http.NewRequest("POST", base+"/v1/tickets", bytes.NewReader(ticketBody))
 		req.Header.Set("Authorization", "Bearer "+key)
 		req.Header.Set("Content-Type", "application/json")
-		resp, err := hc.Do(req)
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 201 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
+		return roundTrip(hc, req, 201)
 	}
+}
+
+// roundTrip sends req and wants the status want; the body is read to its end
+// and closed, so the client reuses the connection.
+func roundTrip(hc *http.Client, req *http.Request, want int) error {
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != want {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
 
 // RunSideBySide compares two builds of the write path on a shared, busy
@@ -452,16 +449,9 @@ func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (native, ga
 	val := base64.StdEncoding.EncodeToString([]byte(`{"subject":"bench","message":"benchmark ticket body","priority":"low"}`))
 	put := func(w, i int) error {
 		key := base64.StdEncoding.EncodeToString([]byte(fmt.Sprintf("tickets/%d/%d", w, i)))
-		resp, err := hc.Post(leaderURL+"/v3/kv/put", "application/json", strings.NewReader(`{"key":"`+key+`","value":"`+val+`"}`))
-		if err != nil {
-			return err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
+		req, _ := http.NewRequest("POST", leaderURL+"/v3/kv/put", strings.NewReader(`{"key":"`+key+`","value":"`+val+`"}`))
+		req.Header.Set("Content-Type", "application/json")
+		return roundTrip(hc, req, 200)
 	}
 	if err := put(0, -1); err != nil {
 		return native, gateway, fmt.Errorf("etcd put: %w", err)
