@@ -46,6 +46,18 @@ func checkTRID(op, object, clTRID string) error {
 	return nil
 }
 
+// checkPeriod is checkTRID for a command that takes a period (create,
+// renew): it must also be 1 to 10 years, the range EPP allows.
+func checkPeriod(op, object, clTRID string, years int) error {
+	if err := checkTRID(op, object, clTRID); err != nil {
+		return err
+	}
+	if years < 1 || years > 10 {
+		return local(op, object, eppxml.CodeValueRange, "years must be 1-10, got %d", years)
+	}
+	return nil
+}
+
 func tx(r *eppxml.Response) registrar.Tx {
 	return registrar.Tx{ClTRID: r.TrID.ClTRID, SvTRID: r.TrID.SvTRID, Pending: r.Results[0].Code == eppxml.CodePending}
 }
@@ -149,11 +161,8 @@ func checkResults(resp *eppxml.Response, names []string) ([]registrar.CheckResul
 func (c *Client) Register(ctx context.Context, req registrar.RegisterRequest) (registrar.Domain, error) {
 	const op = "domain:create"
 	name := normName(req.Name)
-	if err := checkTRID(op, name, req.ClTRID); err != nil {
+	if err := checkPeriod(op, name, req.ClTRID, req.Years); err != nil {
 		return registrar.Domain{}, err
-	}
-	if req.Years < 1 || req.Years > 10 {
-		return registrar.Domain{}, local(op, name, eppxml.CodeValueRange, "years must be 1-10, got %d", req.Years)
 	}
 	auth := req.AuthCode
 	if auth == "" {
@@ -202,11 +211,8 @@ func cmpOr(a, b string) string {
 func (c *Client) Renew(ctx context.Context, req registrar.RenewRequest) (registrar.RenewResult, error) {
 	const op = "domain:renew"
 	name := normName(req.Name)
-	if err := checkTRID(op, name, req.ClTRID); err != nil {
+	if err := checkPeriod(op, name, req.ClTRID, req.Years); err != nil {
 		return registrar.RenewResult{}, err
-	}
-	if req.Years < 1 || req.Years > 10 {
-		return registrar.RenewResult{}, local(op, name, eppxml.CodeValueRange, "years must be 1-10, got %d", req.Years)
 	}
 	if req.CurrentExpiry.IsZero() {
 		return registrar.RenewResult{}, local(op, name, eppxml.CodeParamMissing, "the current expiry is required")
