@@ -409,9 +409,52 @@ func lookupGroupID(name string) (int, error) {
 	return g, nil
 }
 
-// Suspend: the site answers the suspension page, the pool stops, the
-// database user is locked and its connections ended, SFTP is refused (the
-// password is locked and the account's processes are ended). Idempotent.
+// suspension is one thing a suspension stops (on) and an unsuspension
+// restores (off), under its step name.
+type suspension struct {
+	step    string
+	on, off func() error
+}
+
+// suspensions are what Suspend stops, in its order; Unsuspend restores them
+// in reverse.
+func (n *Node) suspensions(ctx context.Context, u string, a account) []suspension {
+	marker := filepath.Join(n.L.Site(u), "suspended")
+	usermod := func(flag string) func() error {
+		return func() error { _, err := run(ctx, "", "usermod", flag, u); return err }
+	}
+	dbLock := func(locked bool) func() error {
+		return func() error {
+			if err := n.DB.Lock(ctx, u, locked); err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			return nil
+		}
+	}
+	return []suspension{
+		{"site", func() error { return WriteFileAtomic(marker, []byte("suspended\n"), 0o644) }, func() error {
+			if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return err
+			}
+			return nil
+		}},
+		{"sftp", usermod("--lock"), usermod("--unlock")},
+		{"pool", func() error {
+			if err := n.FPM.RemovePool(ctx, u); err != nil {
+				return err
+			}
+			if ent, _ := lookupUser(u); ent != nil {
+				killUserProcesses(ent.uid)
+			}
+			return nil
+		}, func() error { return n.FPM.PutPool(ctx, a.PHPVersion, n.pool(a)) }},
+		{"database", dbLock(true), dbLock(false)},
+	}
+}
+
+// Suspend: the site answers the suspension page, SFTP is refused (the
+// password is locked), the pool stops and the account's processes are
+// ended, the database user is locked and its connections ended. Idempotent.
 func (n *Node) Suspend(ctx context.Context, u string, step Step) (*api.NodeHostingAccount, error) {
 	a, err := n.load(u)
 	if err != nil {
@@ -421,65 +464,31 @@ func (n *Node) Suspend(ctx context.Context, u string, step Step) (*api.NodeHosti
 	if err := n.save(a); err != nil {
 		return nil, err
 	}
-	if err := step("site"); err != nil {
-		return nil, err
-	}
-	if err := WriteFileAtomic(filepath.Join(n.L.Site(u), "suspended"), []byte("suspended\n"), 0o644); err != nil {
-		return nil, err
-	}
-	if err := step("sftp"); err != nil {
-		return nil, err
-	}
-	if _, err := run(ctx, "", "usermod", "--lock", u); err != nil {
-		return nil, err
-	}
-	if err := step("pool"); err != nil {
-		return nil, err
-	}
-	if err := n.FPM.RemovePool(ctx, u); err != nil {
-		return nil, err
-	}
-	if ent, _ := lookupUser(u); ent != nil {
-		killUserProcesses(ent.uid)
-	}
-	if err := step("database"); err != nil {
-		return nil, err
-	}
-	if err := n.DB.Lock(ctx, u, true); err != nil {
-		return nil, fmt.Errorf("database: %w", err)
+	for _, s := range n.suspensions(ctx, u, a) {
+		if err := step(s.step); err != nil {
+			return nil, err
+		}
+		if err := s.on(); err != nil {
+			return nil, err
+		}
 	}
 	return n.View(u)
 }
 
-// Unsuspend restores what Suspend stopped. Idempotent.
+// Unsuspend restores what Suspend stopped, in reverse. Idempotent.
 func (n *Node) Unsuspend(ctx context.Context, u string, step Step) (*api.NodeHostingAccount, error) {
 	a, err := n.load(u)
 	if err != nil {
 		return nil, err
 	}
-	if err := step("database"); err != nil {
-		return nil, err
-	}
-	if err := n.DB.Lock(ctx, u, false); err != nil {
-		return nil, fmt.Errorf("database: %w", err)
-	}
-	if err := step("pool"); err != nil {
-		return nil, err
-	}
-	if err := n.FPM.PutPool(ctx, a.PHPVersion, n.pool(a)); err != nil {
-		return nil, err
-	}
-	if err := step("sftp"); err != nil {
-		return nil, err
-	}
-	if _, err := run(ctx, "", "usermod", "--unlock", u); err != nil {
-		return nil, err
-	}
-	if err := step("site"); err != nil {
-		return nil, err
-	}
-	if err := os.Remove(filepath.Join(n.L.Site(u), "suspended")); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+	ss := n.suspensions(ctx, u, a)
+	for i := len(ss) - 1; i >= 0; i-- {
+		if err := step(ss[i].step); err != nil {
+			return nil, err
+		}
+		if err := ss[i].off(); err != nil {
+			return nil, err
+		}
 	}
 	a.Suspended = false
 	if err := n.save(a); err != nil {

@@ -177,9 +177,14 @@ func TestHostingAccountLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sc.Close()
-	v, err := e.Node.Suspend(ctx, a.user, noStep)
+	var steps []string
+	record := func(name string) error { steps = append(steps, name); return nil }
+	v, err := e.Node.Suspend(ctx, a.user, record)
 	if err != nil || !v.Suspended {
 		t.Fatalf("suspend: %+v %v", v, err)
+	}
+	if got := strings.Join(steps, " "); got != "site sftp pool database" {
+		t.Fatalf("suspend's steps: %q", got)
 	}
 	if code, body := hostenv.Get(t, e.HTTPAddr, a.domain, "/"); code != 503 || !strings.Contains(body, "suspended") {
 		t.Fatalf("suspended site: %d %q", code, body)
@@ -210,8 +215,12 @@ func TestHostingAccountLifecycle(t *testing.T) {
 	}
 
 	// Unsuspend restores all.
-	if v, err := e.Node.Unsuspend(ctx, a.user, noStep); err != nil || v.Suspended {
+	steps = nil
+	if v, err := e.Node.Unsuspend(ctx, a.user, record); err != nil || v.Suspended {
 		t.Fatalf("unsuspend: %+v %v", v, err)
+	}
+	if got := strings.Join(steps, " "); got != "database pool sftp site" {
+		t.Fatalf("unsuspend's steps: %q", got)
 	}
 	if code, body := hostenv.Get(t, e.HTTPAddr, a.domain, "/"); code != 200 || !strings.Contains(body, "user="+a.user) {
 		t.Fatalf("unsuspended site: %d %q", code, body)
