@@ -135,13 +135,7 @@ func TestStalledClientsDoNotStarveOthers(t *testing.T) {
 	}
 
 	// Every stalled connection ends within the bound (plus scheduling slack).
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(bound + 15*time.Second):
-		t.Fatal("stalled connections still open long after the timeouts")
-	}
+	waitAllEnded(t, &wg, bound+15*time.Second)
 	const slack = 5 * time.Second
 	for _, s := range headers {
 		if held := s.closed.Sub(s.opened); held > bound+slack || s.status != "" && !strings.HasPrefix(s.status, "HTTP/1.1 408") {
@@ -180,13 +174,7 @@ func TestStalledBodiesOnFollowerAndAdminSocket(t *testing.T) {
 	defer ac.Close()
 	admHdr, ahc := openStalled(t, "unix", c.Nodes[f].Cfg.AdminSocket, "GET /admin/cluster/status HTTP/1.1\r\nHost: admin\r\n", &wg)
 	defer ahc.Close()
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(bound + 10*time.Second):
-		t.Fatal("stalled connections still open long after the timeouts")
-	}
+	waitAllEnded(t, &wg, bound+10*time.Second)
 	for what, s := range map[string]*stalled{"follower body": fw, "admin body": adm} {
 		if held := s.closed.Sub(s.opened); held < bound-100*time.Millisecond || held > bound+5*time.Second || !strings.HasPrefix(s.status, "HTTP/1.1 408") {
 			t.Errorf("%s: held %v, answered %q; want a 408 after %v", what, held, s.status, bound)
@@ -194,5 +182,18 @@ func TestStalledBodiesOnFollowerAndAdminSocket(t *testing.T) {
 	}
 	if held := admHdr.closed.Sub(admHdr.opened); held > bound+5*time.Second {
 		t.Errorf("admin partial headers held %v", held)
+	}
+}
+
+// waitAllEnded waits until every stalled connection counted in wg has ended,
+// failing t when some are still open after within.
+func waitAllEnded(t *testing.T, wg *sync.WaitGroup, within time.Duration) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(within):
+		t.Fatal("stalled connections still open long after the timeouts")
 	}
 }
