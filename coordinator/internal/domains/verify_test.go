@@ -45,6 +45,15 @@ func wantProblems(t *testing.T, res Result, says ...string) {
 	}
 }
 
+// wantVerified fails t (saying what was set up) unless e verifies with no
+// problem.
+func wantVerified(t *testing.T, srv *dnstest.Server, e Expect, what string) {
+	t.Helper()
+	if res := verify(t, srv, e); !res.OK() {
+		t.Fatalf("%s: %s", what, res.Message())
+	}
+}
+
 // TestVerifySteps walks the customer's way: nothing in DNS, then the TXT
 // only, then the address, and the mistakes they make on the way; each time
 // the message names the record that is missing or wrong.
@@ -68,9 +77,7 @@ func TestVerifySteps(t *testing.T) {
 
 	srv.Remove("shop.example.test", "A")
 	srv.Add(t, "shop.example.test. 60 IN A 192.0.2.10")
-	if res := verify(t, srv, e); !res.OK() {
-		t.Fatalf("A to the node: %s", res.Message())
-	}
+	wantVerified(t, srv, e, "A to the node")
 
 	// An AAAA elsewhere would take the ACME validation (and IPv6 visitors) away.
 	srv.Add(t, "shop.example.test. 60 IN AAAA 2001:db8::99")
@@ -90,9 +97,7 @@ func TestVerifySteps(t *testing.T) {
 	wantProblems(t, verify(t, srv, e), "CNAME shop.example.test points to elsewhere.example.net, not acc-1.sites.hostplane.test")
 	srv.Remove("shop.example.test", "CNAME")
 	srv.Add(t, "shop.example.test. 60 IN CNAME ACC-1.sites.hostplane.test.")
-	if res := verify(t, srv, e); !res.OK() {
-		t.Fatalf("CNAME to the target: %s", res.Message())
-	}
+	wantVerified(t, srv, e, "CNAME to the target")
 
 	// Node addresses unknown (the account's domain does not resolve): only a
 	// CNAME can point there, and the message says so.
@@ -114,9 +119,7 @@ func TestVerifyZoneApex(t *testing.T) {
 	e.Domain = "example.test"
 	srv.Add(t, `_hostplane-verify.example.test. 60 IN TXT "hpv-0123456789abcdef"`)
 	srv.Add(t, "example.test. 60 IN A 192.0.2.10")
-	if res := verify(t, srv, e); !res.OK() {
-		t.Fatalf("apex: %s", res.Message())
-	}
+	wantVerified(t, srv, e, "apex")
 }
 
 // TestVerifyNoNameserver: a domain the resolver knows nothing about, or a
