@@ -37,14 +37,7 @@ func TestTrafficFilterInDomainXML(t *testing.T) {
 			spec := DomainSpec{Name: "vm1", Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64", VCPUs: 1,
 				MemoryMiB: 128, DiskPath: "/p/d.qcow2", MAC: mac, Network: "bridge:br-public", ConsoleLog: "/l/c.log",
 				Filter: TrafficFilter(mac, v4, v6)}
-			x, err := DomainXML(spec)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var d libvirtxml.Domain
-			if err := d.Unmarshal(x); err != nil {
-				t.Fatalf("%v\n%s", err, x)
-			}
+			d, x := domainRoundTrip(t, spec)
 			iface := d.Devices.Interfaces[0]
 			if iface.Source.Bridge == nil || iface.Source.Bridge.Bridge != "br-public" || iface.MAC.Address != mac {
 				t.Fatalf("interface %+v", iface)
@@ -62,13 +55,9 @@ func TestTrafficFilterInDomainXML(t *testing.T) {
 		})
 	}
 	// No filter: no filterref (today's user/network interfaces).
-	x, err := DomainXML(DomainSpec{Name: "vm2", Type: "qemu", MAC: mac, Network: "user", DiskPath: "/d", ConsoleLog: "/c"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var d libvirtxml.Domain
-	if err := d.Unmarshal(x); err != nil || d.Devices.Interfaces[0].FilterRef != nil {
-		t.Fatalf("unfiltered interface got a filterref: %v\n%s", err, x)
+	d, x := domainRoundTrip(t, DomainSpec{Name: "vm2", Type: "qemu", MAC: mac, Network: "user", DiskPath: "/d", ConsoleLog: "/c"})
+	if d.Devices.Interfaces[0].FilterRef != nil {
+		t.Fatalf("unfiltered interface got a filterref:\n%s", x)
 	}
 }
 

@@ -13,11 +13,10 @@ import (
 	"libvirt.org/go/libvirtxml"
 )
 
-func TestDomainXMLEscapes(t *testing.T) {
-	// Names are validated upstream; this shows libvirtxml escapes whatever reaches it.
-	spec := DomainSpec{Name: `x'"<>&]]>`, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64", VCPUs: 2, MemoryMiB: 256,
-		Kernel: "/k", Initrd: "/i", Cmdline: `console=ttyS0 a="<b>&c"`, DiskPath: "/p/d.qcow2", SeedPath: "/p/s.iso",
-		MAC: "52:54:00:00:00:01", Network: "bridge:br0", ConsoleLog: "/l/c.log", GuestAgent: true}
+// domainRoundTrip is spec's domain XML and what libvirtxml reads back from
+// it, failing t when either step fails.
+func domainRoundTrip(t *testing.T, spec DomainSpec) (libvirtxml.Domain, string) {
+	t.Helper()
 	x, err := DomainXML(spec)
 	if err != nil {
 		t.Fatal(err)
@@ -26,6 +25,15 @@ func TestDomainXMLEscapes(t *testing.T) {
 	if err := d.Unmarshal(x); err != nil {
 		t.Fatalf("round trip: %v\n%s", err, x)
 	}
+	return d, x
+}
+
+func TestDomainXMLEscapes(t *testing.T) {
+	// Names are validated upstream; this shows libvirtxml escapes whatever reaches it.
+	spec := DomainSpec{Name: `x'"<>&]]>`, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64", VCPUs: 2, MemoryMiB: 256,
+		Kernel: "/k", Initrd: "/i", Cmdline: `console=ttyS0 a="<b>&c"`, DiskPath: "/p/d.qcow2", SeedPath: "/p/s.iso",
+		MAC: "52:54:00:00:00:01", Network: "bridge:br0", ConsoleLog: "/l/c.log", GuestAgent: true}
+	d, x := domainRoundTrip(t, spec)
 	if d.Name != spec.Name || d.OS.Cmdline != spec.Cmdline || d.Type != "qemu" || d.VCPU.Value != 2 || d.Memory.Value != 256 {
 		t.Fatalf("round trip changed values: %+v", d)
 	}
