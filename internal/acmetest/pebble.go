@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/tests/framework/freeport"
 )
 
 // PebbleVersion is the pebble the scripts install.
@@ -49,16 +50,6 @@ type Pebble struct {
 	Log    string       // pebble's log file
 }
 
-func freePort(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // Start runs pebble validating HTTP-01 on httpPort of the addresses dns
 // (the test's authoritative server) gives, with a "shortlived" profile of
 // that lifetime (the default profile: 90 days), until the test ends (its
@@ -68,7 +59,7 @@ func Start(t *testing.T, dns, httpPort string, shortLived time.Duration) *Pebble
 	bin := RepoFile(t, ".bin/pebble")
 	certs := RepoFile(t, ".bin/pebble-certs")
 	dir := t.TempDir()
-	listen, mgmt := freePort(t), freePort(t)
+	listen, mgmt := freeport.Addr(t, "tcp"), freeport.Addr(t, "tcp")
 	var port int
 	fmt.Sscan(httpPort, &port)
 	cfg := map[string]any{"pebble": map[string]any{

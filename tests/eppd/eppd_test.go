@@ -19,21 +19,13 @@ import (
 
 	"github.com/hostplane/hostplane/internal/eppxml"
 	"github.com/hostplane/hostplane/internal/testpki"
+	"github.com/hostplane/hostplane/tests/framework/freeport"
 )
 
 // These tests speak raw EPP frames to the server in-process (the client in
 // coordinator/internal/registrar/epp is tested against the binary).
 
 const testID, testPW = "reg-a", "secret-a1"
-
-func freeAddr(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 type running struct {
 	srv    *Server
@@ -44,7 +36,7 @@ type running struct {
 
 func start(t *testing.T, mod func(*Config)) *running {
 	t.Helper()
-	cfg := Config{Addr: freeAddr(t), AdminAddr: freeAddr(t), DataDir: t.TempDir(), TLDs: []string{"test"},
+	cfg := Config{Addr: freeport.Addr(t, "tcp"), AdminAddr: freeport.Addr(t, "tcp"), DataDir: t.TempDir(), TLDs: []string{"test"},
 		Clients: map[string]string{testID: testPW}}
 	if mod != nil {
 		mod(&cfg)

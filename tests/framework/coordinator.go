@@ -17,6 +17,7 @@ import (
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework/freeport"
 )
 
 // CoordinatorProcess is one hostplane-coordinator OS process. Its data
@@ -318,14 +319,14 @@ func prepare(o ProcessOptions) (*ProcessCluster, error) {
 		id := fmt.Sprintf("%s%d", o.NodePrefix, i+1)
 		p := &CoordinatorProcess{ID: id, DataDir: filepath.Join(c.Dir, id), Bin: o.Bin}
 		var err error
-		if p.APIAddr, err = freeAddr("tcp"); err != nil {
+		if p.APIAddr, err = freeport.Take("tcp"); err != nil {
 			return nil, err
 		}
-		if p.RaftAddr, err = freeAddr("tcp"); err != nil {
+		if p.RaftAddr, err = freeport.Take("tcp"); err != nil {
 			return nil, err
 		}
 		// Each coordinator its own metrics port (the default is one per host).
-		if p.MetricsAddr, err = freeAddr("tcp"); err != nil {
+		if p.MetricsAddr, err = freeport.Take("tcp"); err != nil {
 			return nil, err
 		}
 		p.Args = []string{"run", "--node-id", p.ID, "--data-dir", p.DataDir, "--api-addr", p.APIAddr, "--raft-addr", p.RaftAddr,
@@ -339,7 +340,7 @@ func prepare(o ProcessOptions) (*ProcessCluster, error) {
 			p.Args = append(p.Args, "--log-level", o.LogLevel)
 		}
 		if o.Agents {
-			if p.AgentAddr, err = freeAddr("udp"); err != nil {
+			if p.AgentAddr, err = freeport.Take("udp"); err != nil {
 				return nil, err
 			}
 			p.Args = append(p.Args, "--agent-listen", p.AgentAddr)

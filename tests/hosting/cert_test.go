@@ -12,6 +12,7 @@ import (
 	"github.com/hostplane/hostplane/internal/acmetest"
 	"github.com/hostplane/hostplane/internal/dnstest"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework/freeport"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
@@ -92,7 +93,7 @@ func TestCustomDomainCertificate(t *testing.T) {
 func newACMEWorld(t *testing.T, zone string) (w *world, dns *dnstest.Server, pb *acmetest.Pebble, tlsAddr string) {
 	t.Helper()
 	dns = dnstest.Start(t, zone)
-	tlsAddr = freeAddr(t)
+	tlsAddr = freeport.Addr(t, "tcp")
 	w = newWorldWith(t, worldOptions{
 		coordinatorArgs: func(env *hostenv.Env) []string {
 			_, port, _ := net.SplitHostPort(env.HTTPAddr)
@@ -128,15 +129,6 @@ func publish(t *testing.T, dns *dnstest.Server, records []api.DNSRecord) {
 			dns.Add(t, r.Name+". 60 IN "+r.Type+" "+r.Value)
 		}
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // waitCert polls the custom domain through /v1 until ok holds.

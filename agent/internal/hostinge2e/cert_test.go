@@ -6,7 +6,6 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/user"
@@ -23,6 +22,7 @@ import (
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
+	"github.com/hostplane/hostplane/tests/framework/freeport"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
@@ -69,12 +69,7 @@ func TestHostingCertThroughTheExecutor(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsAddr := l.Addr().String()
-	l.Close()
+	tlsAddr := freeport.Addr(t, "tcp")
 	tn, err := sitetls.Setup(n.L, sitetls.Options{Listen: tlsAddr, WebUser: "www-data"})
 	if err != nil {
 		t.Fatal(err)

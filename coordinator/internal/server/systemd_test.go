@@ -4,22 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
-)
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+	"github.com/hostplane/hostplane/tests/framework/freeport"
+)
 
 // TestWatchdogCheckFollowsRealProgress: the check systemd's watchdog pings on
 // passes on a serving single-node leader (its API answers and a Raft barrier goes
@@ -29,7 +20,7 @@ func TestWatchdogCheckFollowsRealProgress(t *testing.T) {
 	cfg := Defaults()
 	dir := t.TempDir()
 	cfg.NodeID, cfg.DataDir, cfg.AdminSocket = "wd1", dir, filepath.Join(dir, "admin.sock")
-	cfg.APIAddr, cfg.RaftAddr = freeAddr(t), freeAddr(t)
+	cfg.APIAddr, cfg.RaftAddr = freeport.Addr(t, "tcp"), freeport.Addr(t, "tcp")
 	cfg.BootstrapAccount = false
 	s, err := Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
