@@ -135,29 +135,27 @@ func (a *API) adminApply(ctx context.Context, t fsm.CommandType, now time.Time, 
 
 // DecodeAccountCreate validates an admin account-create body.
 func DecodeAccountCreate(body []byte) (api.AccountCreateRequest, error) {
-	var req api.AccountCreateRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if err := text("email", req.Email, 3, 254); err != nil {
-		return req, err
-	}
-	if addr, err := mail.ParseAddress(req.Email); err != nil || addr.Address != req.Email {
-		return req, &httpError{status: 400, code: "invalid_field", msg: `field "email" is not a valid address`}
-	}
-	if req.Name == "" {
-		req.Name = req.Email
-	}
-	if err := text("name", req.Name, 1, 200); err != nil {
-		return req, err
-	}
-	if req.Country == "" {
-		req.Country = "TR"
-	}
-	if len(req.Country) != 2 || req.Country[0] < 'A' || req.Country[0] > 'Z' || req.Country[1] < 'A' || req.Country[1] > 'Z' {
-		return req, &httpError{status: 400, code: "invalid_field", msg: `field "country" must be an ISO 3166-1 alpha-2 code such as TR`}
-	}
-	return req, nil
+	return decodeChecked(body, func(req *api.AccountCreateRequest) error {
+		if err := text("email", req.Email, 3, 254); err != nil {
+			return err
+		}
+		if addr, err := mail.ParseAddress(req.Email); err != nil || addr.Address != req.Email {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "email" is not a valid address`}
+		}
+		if req.Name == "" {
+			req.Name = req.Email
+		}
+		if err := text("name", req.Name, 1, 200); err != nil {
+			return err
+		}
+		if req.Country == "" {
+			req.Country = "TR"
+		}
+		if len(req.Country) != 2 || req.Country[0] < 'A' || req.Country[0] > 'Z' || req.Country[1] < 'A' || req.Country[1] > 'Z' {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "country" must be an ISO 3166-1 alpha-2 code such as TR`}
+		}
+		return nil
+	})
 }
 
 func (a *API) adminCreateAccount(r *http.Request, body []byte, now time.Time) (int, any, error) {
@@ -214,26 +212,24 @@ func DecodeKeyCreate(body []byte, now time.Time) (api.KeyCreateRequest, error) {
 
 // DecodeBrandKeyCreate is DecodeKeyCreate with scopes in b's names.
 func DecodeBrandKeyCreate(b *brand.Brand, body []byte, now time.Time) (api.KeyCreateRequest, error) {
-	var req api.KeyCreateRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if req.Name == "" {
-		req.Name = "default"
-	}
-	if err := text("name", req.Name, 1, 100); err != nil {
-		return req, err
-	}
-	if len(req.Scopes) == 0 {
-		req.Scopes = b.DefaultScopes()
-	}
-	if err := checkKeyFields(b, req.Scopes, req.ExpiresAt, req.AllowedCIDRs, now); err != nil {
-		return req, err
-	}
-	if req.RateLimitPerMin < 0 || req.RateLimitPerMin > 100_000_000 {
-		return req, &httpError{status: 400, code: "invalid_field", msg: `field "rate_limit_per_min" must be 0 (default) to 100000000`}
-	}
-	return req, nil
+	return decodeChecked(body, func(req *api.KeyCreateRequest) error {
+		if req.Name == "" {
+			req.Name = "default"
+		}
+		if err := text("name", req.Name, 1, 100); err != nil {
+			return err
+		}
+		if len(req.Scopes) == 0 {
+			req.Scopes = b.DefaultScopes()
+		}
+		if err := checkKeyFields(b, req.Scopes, req.ExpiresAt, req.AllowedCIDRs, now); err != nil {
+			return err
+		}
+		if req.RateLimitPerMin < 0 || req.RateLimitPerMin > 100_000_000 {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "rate_limit_per_min" must be 0 (default) to 100000000`}
+		}
+		return nil
+	})
 }
 
 func (a *API) adminCreateKey(r *http.Request, body []byte, now time.Time) (int, any, error) {
@@ -291,23 +287,18 @@ func (a *API) adminKeyUsage(r *http.Request, _ []byte, _ time.Time) (int, any, e
 
 // DecodeWalletCredit validates an admin wallet-credit body, filling defaults.
 func DecodeWalletCredit(body []byte) (api.WalletCreditRequest, error) {
-	var req api.WalletCreditRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if req.AmountUsdCents <= 0 || req.AmountUsdCents > 1_000_000_000_000 {
-		return req, &httpError{status: 400, code: "invalid_field", msg: `field "amount_usd_cents" must be from 1 to 1000000000000`}
-	}
-	if req.Gateway == "" {
-		req.Gateway = "manual"
-	}
-	if req.Description == "" {
-		req.Description = "wallet top-up"
-	}
-	if err := text("gateway", req.Gateway, 1, 40); err != nil {
-		return req, err
-	}
-	return req, text("description", req.Description, 1, 500)
+	return decodeChecked(body, func(req *api.WalletCreditRequest) error {
+		if req.AmountUsdCents <= 0 || req.AmountUsdCents > 1_000_000_000_000 {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "amount_usd_cents" must be from 1 to 1000000000000`}
+		}
+		if req.Gateway == "" {
+			req.Gateway = "manual"
+		}
+		if req.Description == "" {
+			req.Description = "wallet top-up"
+		}
+		return firstErr(text("gateway", req.Gateway, 1, 40), text("description", req.Description, 1, 500))
+	})
 }
 
 func (a *API) adminWalletCredit(r *http.Request, body []byte, now time.Time) (int, any, error) {
@@ -369,17 +360,15 @@ func (a *API) adminPayInvoice(r *http.Request, _ []byte, now time.Time) (int, an
 
 // DecodeStaffReply validates a staff reply body.
 func DecodeStaffReply(body []byte) (api.StaffReplyRequest, error) {
-	var req api.StaffReplyRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if err := text("body", req.Body, 1, maxMessage); err != nil {
-		return req, err
-	}
-	if req.StaffName == "" {
-		req.StaffName = "Support"
-	}
-	return req, text("staff_name", req.StaffName, 1, 100)
+	return decodeChecked(body, func(req *api.StaffReplyRequest) error {
+		if err := text("body", req.Body, 1, maxMessage); err != nil {
+			return err
+		}
+		if req.StaffName == "" {
+			req.StaffName = "Support"
+		}
+		return text("staff_name", req.StaffName, 1, 100)
+	})
 }
 
 func (a *API) adminStaffReply(r *http.Request, body []byte, now time.Time) (int, any, error) {
@@ -492,14 +481,12 @@ func (a *API) adminClusterRemove(_ *http.Request, body []byte, _ time.Time) (int
 // DecodeTransferLeadership decodes and checks a transfer-leadership body: an
 // optional "to" coordinator id.
 func DecodeTransferLeadership(body []byte) (api.ClusterTransferLeadershipRequest, error) {
-	var req api.ClusterTransferLeadershipRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if req.To != "" && validate.CoordinatorID(req.To) != nil {
-		return req, &httpError{status: 400, code: "invalid_field", msg: `field "to" must be 1-64 characters of a-z, 0-9, '-', '_' and '.'`}
-	}
-	return req, nil
+	return decodeChecked(body, func(req *api.ClusterTransferLeadershipRequest) error {
+		if req.To != "" && validate.CoordinatorID(req.To) != nil {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "to" must be 1-64 characters of a-z, 0-9, '-', '_' and '.'`}
+		}
+		return nil
+	})
 }
 
 // adminClusterTransferLeadership hands the leadership to another voter (before
@@ -525,11 +512,7 @@ func (a *API) adminClusterTransferLeadership(_ *http.Request, body []byte, _ tim
 // decodeClusterBody decodes a join, register or remove body and checks the
 // coordinator id it names (id).
 func decodeClusterBody[T any](body []byte, id func(*T) string) (T, error) {
-	var req T
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	return req, validNodeID(id(&req))
+	return decodeChecked(body, func(req *T) error { return validNodeID(id(req)) })
 }
 
 // validNodeID checks a coordinator (Raft server) id with validate.CoordinatorID.

@@ -59,17 +59,12 @@ func DecodeIPPoolCreate(body []byte) (store.IPPool, error) {
 
 // DecodeIPReserve validates a reserve or release body.
 func DecodeIPReserve(body []byte) (api.IPReserveRequest, error) {
-	var req api.IPReserveRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if req.IP == "" {
-		return req, invalidField("ip", "is required")
-	}
-	if err := text("note", req.Note, 0, 200); err != nil {
-		return req, err
-	}
-	return req, nil
+	return decodeChecked(body, func(req *api.IPReserveRequest) error {
+		if req.IP == "" {
+			return invalidField("ip", "is required")
+		}
+		return text("note", req.Note, 0, 200)
+	})
 }
 
 // poolFieldError turns a command's refusal that names an ipam field into the

@@ -13,18 +13,16 @@ import (
 // DecodeAdminSuspend validates an operator's suspension body: the reason
 // the customer is shown (1-500 characters).
 func DecodeAdminSuspend(body []byte) (api.AdminSuspendRequest, error) {
-	var req api.AdminSuspendRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	req.Reason = strings.TrimSpace(req.Reason)
-	if req.Reason == "" {
-		return req, invalidField("reason", "is required: the customer is shown why")
-	}
-	if strings.ContainsAny(req.Reason, "\r\n") {
-		return req, invalidField("reason", "must be one line")
-	}
-	return req, text("reason", req.Reason, 1, 500)
+	return decodeChecked(body, func(req *api.AdminSuspendRequest) error {
+		req.Reason = strings.TrimSpace(req.Reason)
+		if req.Reason == "" {
+			return invalidField("reason", "is required: the customer is shown why")
+		}
+		if strings.ContainsAny(req.Reason, "\r\n") {
+			return invalidField("reason", "must be one line")
+		}
+		return text("reason", req.Reason, 1, 500)
+	})
 }
 
 // suspendAdminRoutes are an operator's suspension and unsuspension of a

@@ -108,17 +108,15 @@ func (a *API) revokeAPIKey(rq *request) (int, any, error) {
 // names (nil: the default brand). Whether the minting key holds the scopes,
 // the expiry and the addresses is the FSM's check at commit.
 func DecodeAPIKeyCreate(b *brand.Brand, body []byte, now time.Time) (api.APIKeyCreateRequest, error) {
-	var req api.APIKeyCreateRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if err := text("name", req.Name, 1, 100); err != nil {
-		return req, err
-	}
-	if len(req.Scopes) == 0 {
-		return req, &httpError{status: 400, code: "invalid_field", msg: `field "scopes" is required: the scopes of the new key, each one a scope of the key making the request (GET /v1/scopes lists them)`}
-	}
-	return req, checkKeyFields(b, req.Scopes, req.ExpiresAt, req.AllowedCIDRs, now)
+	return decodeChecked(body, func(req *api.APIKeyCreateRequest) error {
+		if err := text("name", req.Name, 1, 100); err != nil {
+			return err
+		}
+		if len(req.Scopes) == 0 {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "scopes" is required: the scopes of the new key, each one a scope of the key making the request (GET /v1/scopes lists them)`}
+		}
+		return checkKeyFields(b, req.Scopes, req.ExpiresAt, req.AllowedCIDRs, now)
+	})
 }
 
 // checkKeyFields checks the scopes (b's, each once), the expiry (future)

@@ -90,6 +90,28 @@ func decodeStrict(body []byte, v any) error {
 	return nil
 }
 
+// decodeChecked decodes body strictly into a new T and runs check on it,
+// which may fill defaults as it goes: every Decode function of a request body
+// is one. The request comes back as far as it got, with check's refusal.
+func decodeChecked[T any](body []byte, check func(req *T) error) (T, error) {
+	var req T
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	return req, check(&req)
+}
+
+// firstErr is the first error of errs that is not nil: independent checks of
+// one request, refused in the order they are listed.
+func firstErr(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func jsonError(err error) error {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError

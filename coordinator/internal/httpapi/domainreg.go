@@ -203,45 +203,38 @@ func lowerASCII(s string) string {
 // DecodeDomainOrder validates POST /v1/domains (everything but whether the
 // TLD is offered, which needs the catalogue); every refusal names its field.
 func DecodeDomainOrder(body []byte) (api.DomainOrderRequest, error) {
-	var req api.DomainOrderRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if err := requestedDomainName(req.Name); err != nil {
-		return req, err
-	}
-	if req.Years == 0 {
-		req.Years = 1
-	}
-	if req.Years < 1 || req.Years > fsm.MaxDomainYears {
-		return req, invalidField("years", "must be 1 to %d", fsm.MaxDomainYears)
-	}
-	ns, err := domainNameservers(req.Nameservers)
-	if err != nil {
-		return req, err
-	}
-	req.Nameservers = ns
-	if err := domainContact(req.Contact); err != nil {
-		return req, err
-	}
-	return req, nil
+	return decodeChecked(body, func(req *api.DomainOrderRequest) error {
+		if err := requestedDomainName(req.Name); err != nil {
+			return err
+		}
+		if req.Years == 0 {
+			req.Years = 1
+		}
+		if req.Years < 1 || req.Years > fsm.MaxDomainYears {
+			return invalidField("years", "must be 1 to %d", fsm.MaxDomainYears)
+		}
+		ns, err := domainNameservers(req.Nameservers)
+		if err != nil {
+			return err
+		}
+		req.Nameservers = ns
+		return domainContact(req.Contact)
+	})
 }
 
 // DecodeDomainUpdate validates PATCH /v1/domains/{id}.
 func DecodeDomainUpdate(body []byte) (api.DomainUpdateRequest, error) {
-	var req api.DomainUpdateRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if req.AutoRenew == nil && req.TransferLock == nil && req.WhoisPrivacy == nil && req.Nameservers == nil {
-		return req, badRequest("nothing to change: send auto_renew, transfer_lock, whois_privacy or nameservers")
-	}
-	ns, err := domainNameservers(req.Nameservers)
-	if err != nil {
-		return req, err
-	}
-	req.Nameservers = ns
-	return req, nil
+	return decodeChecked(body, func(req *api.DomainUpdateRequest) error {
+		if req.AutoRenew == nil && req.TransferLock == nil && req.WhoisPrivacy == nil && req.Nameservers == nil {
+			return badRequest("nothing to change: send auto_renew, transfer_lock, whois_privacy or nameservers")
+		}
+		ns, err := domainNameservers(req.Nameservers)
+		if err != nil {
+			return err
+		}
+		req.Nameservers = ns
+		return nil
+	})
 }
 
 // offeredName resolves a name to register: its ASCII and Unicode forms and
@@ -598,23 +591,18 @@ func (a *API) quoteDomain(rq *request) (int, any, error) {
 // DecodeDomainTransfer validates POST /v1/domains/transfer (everything but
 // whether the TLD is offered).
 func DecodeDomainTransfer(body []byte) (api.DomainTransferRequest, error) {
-	var req api.DomainTransferRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if err := requestedDomainName(req.Name); err != nil {
-		return req, err
-	}
-	if req.AuthCode == "" {
-		return req, invalidField("auth_code", "is required (the transfer secret the current registrar gives)")
-	}
-	if len(req.AuthCode) > 64 || !printableASCII(req.AuthCode) {
-		return req, invalidField("auth_code", "must be 1-64 printable ASCII characters without spaces")
-	}
-	if err := domainContact(req.Contact); err != nil {
-		return req, err
-	}
-	return req, nil
+	return decodeChecked(body, func(req *api.DomainTransferRequest) error {
+		if err := requestedDomainName(req.Name); err != nil {
+			return err
+		}
+		if req.AuthCode == "" {
+			return invalidField("auth_code", "is required (the transfer secret the current registrar gives)")
+		}
+		if len(req.AuthCode) > 64 || !printableASCII(req.AuthCode) {
+			return invalidField("auth_code", "must be 1-64 printable ASCII characters without spaces")
+		}
+		return domainContact(req.Contact)
+	})
 }
 
 // transferDomain moves a domain registered elsewhere here with its auth

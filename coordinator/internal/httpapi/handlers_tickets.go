@@ -29,36 +29,25 @@ func (a *API) getTicket(rq *request) (int, any, error) {
 
 // DecodeTicketCreate validates a POST /v1/tickets body (exported for fuzzing).
 func DecodeTicketCreate(body []byte) (api.TicketCreateRequest, error) {
-	var req api.TicketCreateRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if req.Department == "" {
-		req.Department = "technical"
-	}
-	if req.Priority == "" {
-		req.Priority = "medium"
-	}
-	for _, err := range []error{
-		text("subject", req.Subject, 1, maxSubject),
-		text("message", req.Message, 1, maxMessage),
-		oneOf("department", req.Department, api.TicketDepartments),
-		oneOf("priority", req.Priority, api.TicketPriorities),
-	} {
-		if err != nil {
-			return req, err
+	return decodeChecked(body, func(req *api.TicketCreateRequest) error {
+		if req.Department == "" {
+			req.Department = "technical"
 		}
-	}
-	return req, nil
+		if req.Priority == "" {
+			req.Priority = "medium"
+		}
+		return firstErr(
+			text("subject", req.Subject, 1, maxSubject),
+			text("message", req.Message, 1, maxMessage),
+			oneOf("department", req.Department, api.TicketDepartments),
+			oneOf("priority", req.Priority, api.TicketPriorities),
+		)
+	})
 }
 
 // DecodeTicketReply validates a POST /v1/tickets/:id/reply body.
 func DecodeTicketReply(body []byte) (api.TicketReplyRequest, error) {
-	var req api.TicketReplyRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	return req, text("body", req.Body, 1, maxMessage)
+	return decodeChecked(body, func(req *api.TicketReplyRequest) error { return text("body", req.Body, 1, maxMessage) })
 }
 
 func (a *API) createTicket(rq *request) (int, any, error) {

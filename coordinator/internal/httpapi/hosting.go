@@ -64,17 +64,15 @@ func (a *API) getHosting(rq *request) (int, any, error) {
 
 // DecodeHostingPHP validates a PUT /v1/hosting/:id/php body.
 func DecodeHostingPHP(body []byte) (api.HostingPHPRequest, error) {
-	var req api.HostingPHPRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if req.PHPVersion == "" {
-		return req, invalidField("php_version", "is required")
-	}
-	if validate.PHPVersion(req.PHPVersion) != nil {
-		return req, invalidField("php_version", "must be a PHP version such as 8.2")
-	}
-	return req, nil
+	return decodeChecked(body, func(req *api.HostingPHPRequest) error {
+		if req.PHPVersion == "" {
+			return invalidField("php_version", "is required")
+		}
+		if validate.PHPVersion(req.PHPVersion) != nil {
+			return invalidField("php_version", "must be a PHP version such as 8.2")
+		}
+		return nil
+	})
 }
 
 // startHostingAction commits a hosting action and wakes the dispatcher.

@@ -62,23 +62,21 @@ func (a *API) NodeAdmin(next http.Handler, deps NodeDeps) http.Handler {
 
 // DecodeJoinTokenCreate validates a join-token request, filling the default TTL.
 func DecodeJoinTokenCreate(body []byte) (api.JoinTokenCreateRequest, error) {
-	var req api.JoinTokenCreateRequest
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if req.TTLSeconds == 0 {
-		req.TTLSeconds = int(DefaultJoinTokenTTL / time.Second)
-	}
-	if req.TTLSeconds < 1 || req.TTLSeconds > int(MaxJoinTokenTTL/time.Second) {
-		return req, &httpError{status: 400, code: "invalid_field", msg: `field "ttl_seconds" must be from 1 to 604800 (7 days)`}
-	}
-	if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
-		return req, &httpError{status: 400, code: "invalid_field", msg: `field "node_id": use 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit`}
-	}
-	return req, text("description", req.Description, 0, 200)
+	return decodeChecked(body, func(req *api.JoinTokenCreateRequest) error {
+		if req.TTLSeconds == 0 {
+			req.TTLSeconds = int(DefaultJoinTokenTTL / time.Second)
+		}
+		if req.TTLSeconds < 1 || req.TTLSeconds > int(MaxJoinTokenTTL/time.Second) {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "ttl_seconds" must be from 1 to 604800 (7 days)`}
+		}
+		if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "node_id": use 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit`}
+		}
+		return text("description", req.Description, 0, 200)
+	})
 }
 
 func randomToken(n int) string {

@@ -20,19 +20,17 @@ import (
 // DecodeReverseZone validates a POST /admin/reverse-zones body; the zone is
 // returned in canonical form (lower case, no trailing dot).
 func DecodeReverseZone(body []byte) (api.ReverseZoneRequest, error) {
-	var req api.ReverseZoneRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	z, err := reverseZoneName("zone", req.Zone)
-	if err != nil {
-		return req, err
-	}
-	req.Zone = z
-	if req.Pool != "" && !fsm.ValidPoolName(req.Pool) {
-		return req, invalidField("pool", "must be an IP pool name (1-63 characters of a-z, 0-9 and '-', not starting with '-')")
-	}
-	return req, nil
+	return decodeChecked(body, func(req *api.ReverseZoneRequest) error {
+		z, err := reverseZoneName("zone", req.Zone)
+		if err != nil {
+			return err
+		}
+		req.Zone = z
+		if req.Pool != "" && !fsm.ValidPoolName(req.Pool) {
+			return invalidField("pool", "must be an IP pool name (1-63 characters of a-z, 0-9 and '-', not starting with '-')")
+		}
+		return nil
+	})
 }
 
 func reverseZoneName(field, s string) (string, error) {

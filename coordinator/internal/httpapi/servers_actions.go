@@ -68,17 +68,13 @@ func DecodePower(action string, body []byte) (api.PowerRequest, error) {
 
 // DecodeSnapshotCreate validates a POST /v1/servers/:id/snapshots body.
 func DecodeSnapshotCreate(body []byte) (api.SnapshotCreateRequest, error) {
-	var req api.SnapshotCreateRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if err := text("name", req.Name, 1, maxSnapshotName); err != nil {
-		return req, err
-	}
-	if err := nameChars("name", req.Name); err != nil {
-		return req, err
-	}
-	return req, text("description", req.Description, 0, maxSnapshotDescription)
+	return decodeChecked(body, func(req *api.SnapshotCreateRequest) error {
+		return firstErr(
+			text("name", req.Name, 1, maxSnapshotName),
+			nameChars("name", req.Name),
+			text("description", req.Description, 0, maxSnapshotDescription),
+		)
+	})
 }
 
 // nameChars allows letters, digits, space, '-', '_' and '.', with no space at
@@ -98,22 +94,17 @@ func nameChars(field, s string) error {
 // DecodeReinstall validates a POST /v1/servers/:id/reinstall body. Whether the
 // server's node offers the template is checked by the handler.
 func DecodeReinstall(body []byte) (api.ReinstallRequest, error) {
-	var req api.ReinstallRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if err := templateName("osTemplate", req.OSTemplate); err != nil {
-		return req, err
-	}
-	if req.OS != "" {
-		if err := text("os", req.OS, 1, maxOSName); err != nil {
-			return req, err
+	return decodeChecked(body, func(req *api.ReinstallRequest) error {
+		if err := templateName("osTemplate", req.OSTemplate); err != nil {
+			return err
 		}
-		if err := nameChars("os", req.OS); err != nil {
-			return req, err
+		if req.OS != "" {
+			if err := firstErr(text("os", req.OS, 1, maxOSName), nameChars("os", req.OS)); err != nil {
+				return err
+			}
 		}
-	}
-	return req, sshKeys(req.SSHKeys)
+		return sshKeys(req.SSHKeys)
+	})
 }
 
 // sshKeys checks the ssh_keys field: at most 16 one-line OpenSSH public keys
@@ -148,19 +139,17 @@ func templateName(field, s string) error {
 
 // DecodeLabel validates a PATCH /v1/servers/:id/label body.
 func DecodeLabel(body []byte) (api.LabelRequest, error) {
-	var req api.LabelRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if err := text("label", req.Label, 1, maxServerLabel); err != nil {
-		return req, err
-	}
-	for _, r := range req.Label {
-		if !unicode.IsPrint(r) {
-			return req, invalidField("label", "may hold only printable characters")
+	return decodeChecked(body, func(req *api.LabelRequest) error {
+		if err := text("label", req.Label, 1, maxServerLabel); err != nil {
+			return err
 		}
-	}
-	return req, nil
+		for _, r := range req.Label {
+			if !unicode.IsPrint(r) {
+				return invalidField("label", "may hold only printable characters")
+			}
+		}
+		return nil
+	})
 }
 
 // decodeNoBody accepts an empty (or blank) body or an empty JSON object.

@@ -25,13 +25,10 @@ const (
 // DecodePTR validates a PUT /v1/servers/:id/ips/:ip/ptr body. The hostname is
 // returned without its trailing dot.
 func DecodePTR(body []byte) (api.PTRRequest, error) {
-	var req api.PTRRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	h, err := dnsName("hostname", req.Hostname)
-	req.Hostname = h
-	return req, err
+	return decodeChecked(body, func(req *api.PTRRequest) (err error) {
+		req.Hostname, err = dnsName("hostname", req.Hostname)
+		return err
+	})
 }
 
 // dnsName checks a lower-case DNS name of at least two labels: at most 253

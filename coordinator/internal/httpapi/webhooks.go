@@ -125,19 +125,17 @@ func brandEventNames(b *brand.Brand) []string {
 
 // DecodeBrandWebhookCreate is DecodeWebhookCreate with event names in b's.
 func DecodeBrandWebhookCreate(b *brand.Brand, body []byte, g *webhook.Guard) (api.WebhookCreateRequest, error) {
-	var req api.WebhookCreateRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if err := checkWebhookURL(g, req.URL); err != nil {
-		return req, err
-	}
-	evs, err := normalizeEvents(b, req.Events)
-	if err != nil {
-		return req, err
-	}
-	req.Events = evs
-	return req, text("description", req.Description, 0, maxWebhookDescription)
+	return decodeChecked(body, func(req *api.WebhookCreateRequest) error {
+		if err := checkWebhookURL(g, req.URL); err != nil {
+			return err
+		}
+		evs, err := normalizeEvents(b, req.Events)
+		if err != nil {
+			return err
+		}
+		req.Events = evs
+		return text("description", req.Description, 0, maxWebhookDescription)
+	})
 }
 
 // DecodeWebhookUpdate validates a PATCH /v1/webhooks/:id body; isActive and
@@ -148,37 +146,33 @@ func DecodeWebhookUpdate(body []byte, g *webhook.Guard) (api.WebhookUpdateReques
 
 // DecodeBrandWebhookUpdate is DecodeWebhookUpdate with event names in b's.
 func DecodeBrandWebhookUpdate(b *brand.Brand, body []byte, g *webhook.Guard) (api.WebhookUpdateRequest, error) {
-	var req api.WebhookUpdateRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
-	}
-	if req.IsActiveAlt != nil {
-		if req.IsActive != nil && *req.IsActive != *req.IsActiveAlt {
-			return req, badRequest("isActive and is_active disagree; send one of them")
+	return decodeChecked(body, func(req *api.WebhookUpdateRequest) error {
+		if req.IsActiveAlt != nil {
+			if req.IsActive != nil && *req.IsActive != *req.IsActiveAlt {
+				return badRequest("isActive and is_active disagree; send one of them")
+			}
+			req.IsActive, req.IsActiveAlt = req.IsActiveAlt, nil
 		}
-		req.IsActive, req.IsActiveAlt = req.IsActiveAlt, nil
-	}
-	if req.URL == nil && req.Events == nil && req.Description == nil && req.IsActive == nil {
-		return req, badRequest("nothing to change: send at least one of url, events, description, isActive")
-	}
-	if req.URL != nil {
-		if err := checkWebhookURL(g, *req.URL); err != nil {
-			return req, err
+		if req.URL == nil && req.Events == nil && req.Description == nil && req.IsActive == nil {
+			return badRequest("nothing to change: send at least one of url, events, description, isActive")
 		}
-	}
-	if req.Events != nil {
-		evs, err := normalizeEvents(b, *req.Events)
-		if err != nil {
-			return req, err
+		if req.URL != nil {
+			if err := checkWebhookURL(g, *req.URL); err != nil {
+				return err
+			}
 		}
-		req.Events = &evs
-	}
-	if req.Description != nil {
-		if err := text("description", *req.Description, 0, maxWebhookDescription); err != nil {
-			return req, err
+		if req.Events != nil {
+			evs, err := normalizeEvents(b, *req.Events)
+			if err != nil {
+				return err
+			}
+			req.Events = &evs
 		}
-	}
-	return req, nil
+		if req.Description != nil {
+			return text("description", *req.Description, 0, maxWebhookDescription)
+		}
+		return nil
+	})
 }
 
 func webhookID(rq *request) (string, error) { return pathID(rq, "wh", "webhook") }
