@@ -5,8 +5,11 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -169,7 +172,14 @@ func rate(n, clients int, call func(i int) error) (float64, error) {
 // ratio order/ticket. BenchmarkOrdersVsTickets' rounds of 20 calls measure
 // CPU in clock ticks of 10 ms per process (±1.5 ms a call), and the
 // provisioning an order sets off runs on into the next ticket round; here
-// neither blurs the figure.
+// neither blurs the figure. It also reports the Raft log entries and the
+// commands the leader committed per call (the batcher group-commits the
+// commands: an order's three, its own and its action's first progress and
+// end, share entries with other calls').
+//
+// With ORDERS_PERF_DIR set (and perf(1) on PATH, as root), every process
+// measured is sampled by `perf record -g` over each kind's calls:
+// ORDERS_PERF_DIR/tickets.perf.data and orders.perf.data.
 //
 //	go test -c ./tests/orders && ./orders.test -test.run '^$' -test.bench OrderCPU -test.benchtime 1x
 func BenchmarkOrderCPU(b *testing.B) {
@@ -187,8 +197,14 @@ func BenchmarkOrderCPU(b *testing.B) {
 		}
 	}
 	pids = append([]int{r.c.Nodes[leader].Pid()}, append(pids, r.sim.Pid())...)
-	type cost struct{ leader, followers, agent, client time.Duration }
-	measure := func(call func(i int) error, settle func()) (float64, cost) {
+	type cost struct {
+		leader, followers, agent, client time.Duration
+		entries, commands                float64 // committed by the leader
+	}
+	metrics := r.c.Nodes[leader].MetricsURL()
+	measure := func(kind string, call func(i int) error, settle func()) (float64, cost) {
+		stopPerf := perfRecord(b, kind, append(slices.Clone(pids), os.Getpid()))
+		e0, n0 := raftCounts(b, metrics)
 		c0, s0 := make([]time.Duration, len(pids)), proccpu.Self()
 		for i, p := range pids {
 			c0[i] = proccpu.Of(p)
@@ -201,19 +217,22 @@ func BenchmarkOrderCPU(b *testing.B) {
 		for i, p := range pids {
 			c0[i] = proccpu.Of(p) - c0[i]
 		}
-		return perSec, cost{c0[0], c0[1] + c0[2], c0[3], proccpu.Self() - s0}
+		self := proccpu.Self() - s0
+		e1, n1 := raftCounts(b, metrics)
+		stopPerf()
+		return perSec, cost{c0[0], c0[1] + c0[2], c0[3], self, e1 - e0, n1 - n0}
 	}
 	var tRate, oRate float64
 	var tc, oc cost
 	b.ResetTimer()
 	for it := 0; it < b.N; it++ {
-		t, c := measure(func(i int) error {
+		t, c := measure("tickets", func(i int) error {
 			_, err := r.api(i).CreateTicket(r.ctx, api.TicketCreateRequest{Subject: "s", Message: "m", Department: "technical", Priority: "low"}, "")
 			return err
 		}, func() {})
 		var acts []string
 		var mu sync.Mutex
-		o, d := measure(func(i int) error {
+		o, d := measure("orders", func(i int) error {
 			out, err := r.api(i).OrderServer(r.ctx, order(it*n+i), "")
 			mu.Lock()
 			acts = append(acts, out.Action.ID)
@@ -234,8 +253,8 @@ func BenchmarkOrderCPU(b *testing.B) {
 			}
 		})
 		tRate, oRate = tRate+t, oRate+o
-		tc = cost{tc.leader + c.leader, tc.followers + c.followers, tc.agent + c.agent, tc.client + c.client}
-		oc = cost{oc.leader + d.leader, oc.followers + d.followers, oc.agent + d.agent, oc.client + d.client}
+		tc = cost{tc.leader + c.leader, tc.followers + c.followers, tc.agent + c.agent, tc.client + c.client, tc.entries + c.entries, tc.commands + c.commands}
+		oc = cost{oc.leader + d.leader, oc.followers + d.followers, oc.agent + d.agent, oc.client + d.client, oc.entries + d.entries, oc.commands + d.commands}
 	}
 	calls := float64(b.N * n)
 	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / calls }
@@ -246,6 +265,69 @@ func BenchmarkOrderCPU(b *testing.B) {
 	b.ReportMetric(total(oc), "cpu-µs/order")
 	b.ReportMetric(total(tc), "cpu-µs/ticket")
 	b.ReportMetric(total(oc)/total(tc), "cpu-order/ticket")
+	b.ReportMetric(oc.entries/calls, "raft-entries/order")
+	b.ReportMetric(tc.entries/calls, "raft-entries/ticket")
+	b.ReportMetric(oc.commands/calls, "commands/order")
+	b.ReportMetric(tc.commands/calls, "commands/ticket")
 	b.Logf("CPU µs per call  order: leader %.0f, followers %.0f, agent %.0f, clients %.0f; ticket: leader %.0f, followers %.0f, agent %.0f, clients %.0f",
 		us(oc.leader), us(oc.followers), us(oc.agent), us(oc.client), us(tc.leader), us(tc.followers), us(tc.agent), us(tc.client))
+}
+
+// raftCounts reads the leader's applied index and the number of commands it
+// has proposed (hostplane_raft_apply_duration_seconds_count) from its
+// /metrics listener.
+func raftCounts(b *testing.B, metricsURL string) (index, commands float64) {
+	resp, err := http.Get(metricsURL + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	found := 0
+	for _, l := range strings.Split(string(body), "\n") {
+		name, v, _ := strings.Cut(l, " ")
+		var dst *float64
+		switch name {
+		case "hostplane_fsm_applied_index":
+			dst = &index
+		case "hostplane_raft_apply_duration_seconds_count":
+			dst = &commands
+		default:
+			continue
+		}
+		if *dst, err = strconv.ParseFloat(v, 64); err != nil {
+			b.Fatalf("%s: %v", l, err)
+		}
+		found++
+	}
+	if found != 2 {
+		b.Fatalf("the leader's /metrics lacks the applied index or the apply count:\n%s", body)
+	}
+	return index, commands
+}
+
+// perfRecord starts `perf record -g` on the processes when ORDERS_PERF_DIR
+// is set, into ORDERS_PERF_DIR/<kind>.perf.data; stop ends it.
+func perfRecord(b *testing.B, kind string, pids []int) (stop func()) {
+	dir := os.Getenv("ORDERS_PERF_DIR")
+	if dir == "" {
+		return func() {}
+	}
+	ps := make([]string, len(pids))
+	for i, p := range pids {
+		ps[i] = strconv.Itoa(p)
+	}
+	cmd := exec.Command("perf", "record", "-q", "-F", "3999", "-g", "-p", strings.Join(ps, ","), "-o", filepath.Join(dir, kind+".perf.data"))
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal("perf:", err)
+	}
+	time.Sleep(500 * time.Millisecond) // perf attaches
+	return func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait() // perf ends on the signal, its data written
+	}
 }
