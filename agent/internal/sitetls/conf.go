@@ -41,6 +41,9 @@ const DefaultName = "_default"
 // were +10 % of its PSS).
 const DefaultCacheSize = 64
 
+// Protocols are the TLS versions the server block accepts (ssl_protocols).
+const Protocols = "TLSv1.2 TLSv1.3"
+
 // Mode chooses how nginx finds a handshake's certificate.
 type Mode string
 
@@ -443,7 +446,7 @@ server {
   ssl_certificate {{.CertsDir}}/$hp_sni.pem;
   ssl_certificate_key {{.CertsDir}}/$hp_sni.pem;
 {{- end}}
-  ssl_protocols TLSv1.2 TLSv1.3;
+  ssl_protocols {{.Protocols}};
   # A request's Host must name the certificate's site: no other account's
   # site behind this certificate (421 Misdirected Request).
   if ($hp_sni != $host) { return 421; }
@@ -469,7 +472,7 @@ func Render(c Conf) ([]byte, error) {
 	var b bytes.Buffer
 	err := confTemplate.Execute(&b, struct {
 		Conf
-		Regex, Default string
-	}{c, NameRegex, DefaultName})
+		Regex, Default, Protocols string
+	}{c, NameRegex, DefaultName, Protocols})
 	return b.Bytes(), err
 }
