@@ -140,6 +140,12 @@ func TestLuaCacheBounded(t *testing.T) {
 	if strings.Contains(n.errorLog(), "without the EC engine") {
 		t.Fatalf("the lua cache parses certificates without its EC engine:\n%s", n.errorLog())
 	}
+	// ... and its EC keys sign without a provider copy (conf.go).
+	for _, notice := range []string{"converted to provider keys"} {
+		if strings.Contains(n.errorLog(), notice) {
+			t.Fatalf("the lua cache runs without its fast path (%q):\n%s", notice, n.errorLog())
+		}
+	}
 }
 
 // TestLuaCacheFileVersions: the cache tells a file's versions apart without
