@@ -58,49 +58,48 @@ func adminAccountPlan[P any](accountID, slug string, plans []P, slugOf func(P) s
 
 // DecodeAdminServerCreate validates an admin server create request.
 func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.ServerPlan, error) {
-	var req api.AdminServerCreateRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, api.ServerPlan{}, err
-	}
-	plan, err := adminAccountPlan(req.AccountID, req.Plan, api.DefaultPlans, func(p api.ServerPlan) string { return p.Slug })
-	if err != nil {
-		return req, plan, err
-	}
-	if err := templateName("template", req.Template); err != nil {
-		return req, plan, err
-	}
-	if req.OS == "" {
-		req.OS, _, _ = strings.Cut(req.Template, "-")
-	}
-	if err := text("os", req.OS, 1, 32); err != nil {
-		return req, plan, err
-	}
-	if err := text("label", req.Label, 0, 64); err != nil {
-		return req, plan, err
-	}
-	if req.Hostname != "" && validate.Hostname(req.Hostname) != nil {
-		return req, plan, invalidField("hostname", "must be a lower-case DNS name")
-	}
-	if err := sshKeys(req.SSHKeys); err != nil {
-		return req, plan, err
-	}
-	if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
-		return req, plan, invalidField("node_id", "is not a node id")
-	}
-	if req.IPv4 != "" {
-		if p, err := netip.ParsePrefix(req.IPv4); err != nil || !p.Addr().Is4() {
-			return req, plan, invalidField("ipv4", "must be an IPv4 address in CIDR form, e.g. 192.0.2.10/24")
+	var plan api.ServerPlan
+	req, err := decodeChecked(body, func(req *api.AdminServerCreateRequest) (err error) {
+		if plan, err = adminAccountPlan(req.AccountID, req.Plan, api.DefaultPlans, func(p api.ServerPlan) string { return p.Slug }); err != nil {
+			return err
 		}
-	}
-	if req.Gateway4 != "" {
-		if a, err := netip.ParseAddr(req.Gateway4); err != nil || !a.Is4() || req.IPv4 == "" {
-			return req, plan, invalidField("gateway4", "must be an IPv4 address, and needs ipv4")
+		if err := templateName("template", req.Template); err != nil {
+			return err
 		}
-	}
-	if req.Network != "" && !networkRE.MatchString(req.Network) {
-		return req, plan, invalidField("network", `must be "user", "network:NAME" or "bridge:NAME"`)
-	}
-	return req, plan, nil
+		if req.OS == "" {
+			req.OS, _, _ = strings.Cut(req.Template, "-")
+		}
+		if err := text("os", req.OS, 1, 32); err != nil {
+			return err
+		}
+		if err := text("label", req.Label, 0, 64); err != nil {
+			return err
+		}
+		if req.Hostname != "" && validate.Hostname(req.Hostname) != nil {
+			return invalidField("hostname", "must be a lower-case DNS name")
+		}
+		if err := sshKeys(req.SSHKeys); err != nil {
+			return err
+		}
+		if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
+			return invalidField("node_id", "is not a node id")
+		}
+		if req.IPv4 != "" {
+			if p, err := netip.ParsePrefix(req.IPv4); err != nil || !p.Addr().Is4() {
+				return invalidField("ipv4", "must be an IPv4 address in CIDR form, e.g. 192.0.2.10/24")
+			}
+		}
+		if req.Gateway4 != "" {
+			if a, err := netip.ParseAddr(req.Gateway4); err != nil || !a.Is4() || req.IPv4 == "" {
+				return invalidField("gateway4", "must be an IPv4 address, and needs ipv4")
+			}
+		}
+		if req.Network != "" && !networkRE.MatchString(req.Network) {
+			return invalidField("network", `must be "user", "network:NAME" or "bridge:NAME"`)
+		}
+		return nil
+	})
+	return req, plan, err
 }
 
 // ServerAdmin adds the admin server routes and node scheduling to an admin

@@ -139,23 +139,22 @@ func (a *API) setHostingPHP(rq *request) (int, any, error) {
 // DecodeAdminHostingCreate validates an admin hosting create request; every
 // error names its field.
 func DecodeAdminHostingCreate(body []byte) (api.AdminHostingCreateRequest, api.HostingPlanInfo, error) {
-	var req api.AdminHostingCreateRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, api.HostingPlanInfo{}, err
-	}
-	plan, err := adminAccountPlan(req.AccountID, req.Plan, api.DefaultHostingPlans, func(p api.HostingPlanInfo) string { return p.Slug })
-	if err != nil {
-		return req, plan, err
-	}
-	d, err := hostingFields(req.Domain, req.Username, req.PHPVersion)
-	if err != nil {
-		return req, plan, err
-	}
-	req.Domain = d
-	if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
-		return req, plan, invalidField("node_id", "is not a node id")
-	}
-	return req, plan, nil
+	var plan api.HostingPlanInfo
+	req, err := decodeChecked(body, func(req *api.AdminHostingCreateRequest) (err error) {
+		if plan, err = adminAccountPlan(req.AccountID, req.Plan, api.DefaultHostingPlans, func(p api.HostingPlanInfo) string { return p.Slug }); err != nil {
+			return err
+		}
+		d, err := hostingFields(req.Domain, req.Username, req.PHPVersion)
+		if err != nil {
+			return err
+		}
+		req.Domain = d
+		if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
+			return invalidField("node_id", "is not a node id")
+		}
+		return nil
+	})
+	return req, plan, err
 }
 
 // hostingFields checks the domain, username and optional PHP version of a
