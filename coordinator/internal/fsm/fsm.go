@@ -220,6 +220,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	defer f.mu.RUnlock()
 	f.poolMu.Lock()
 	err := f.db.Update(func(tx *bolt.Tx) error {
+		store.PackAppends(tx)
 		for i, l := range logs {
 			if l.Index <= f.skipUpTo || l.Type != raft.LogCommand {
 				continue

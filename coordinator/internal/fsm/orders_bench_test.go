@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -20,7 +21,8 @@ import (
 // beside applying one CmdTicketCreate on the same database.
 //
 // cpu-µs/op is the process's CPU time per command (steadier than the wall
-// time on a shared machine).
+// time on a shared machine); pages/op the bbolt pages written per command
+// (one transaction each here), the meta page included.
 //
 //	go test ./coordinator/internal/fsm -run '^$' -bench OrderApply -benchtime 1000x
 func BenchmarkOrderApply(b *testing.B) {
@@ -72,7 +74,7 @@ func benchApply(b *testing.B, held int, order, lifecycle bool) {
 		apply(CmdServerOrder, mk(1_000_000+i))
 	}
 	b.ResetTimer()
-	cpu0 := proccpu.Self()
+	cpu0, pages0 := proccpu.Self(), pagesWritten(f)
 	for i := 0; i < b.N; i++ {
 		if order {
 			o := mk(i)
@@ -88,6 +90,7 @@ func benchApply(b *testing.B, held int, order, lifecycle bool) {
 	}
 	b.StopTimer()
 	b.ReportMetric(float64((proccpu.Self()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	b.ReportMetric(float64(pagesWritten(f)-pages0)/float64(b.N), "pages/op")
 	var n int
 	_ = f.Read(func(r store.ReadTx) error {
 		ss, err := r.NodeServers("hv-1")
@@ -97,4 +100,94 @@ func benchApply(b *testing.B, held int, order, lifecycle bool) {
 	if order && n != held+b.N {
 		b.Fatalf("%d servers on the node, want %d", n, held+b.N)
 	}
+}
+
+// pagesWritten is how many pages f's database has written since it opened.
+func pagesWritten(f *FSM) int64 {
+	st := f.db.Stats()
+	return st.TxStats.GetWrite()
+}
+
+// BenchmarkOrderApplyBatched is an order's three commands (the order, its
+// action's first progress, its end) for k orders applied as the cluster
+// does under load: Raft hands the FSM k committed entries at once and they
+// share one bbolt transaction (ApplyBatch), so the pages every transaction
+// writes (the root's, the meta page, each bucket's branch and last leaf)
+// are shared by k orders. cpu-µs/order and pages/order are per order, its
+// three commands included.
+//
+//	go test ./coordinator/internal/fsm -run '^$' -bench OrderApplyBatched -benchtime 300x
+func BenchmarkOrderApplyBatched(b *testing.B) {
+	for _, k := range []int{1, 4, 16} {
+		b.Run(fmt.Sprintf("k=%d", k), func(b *testing.B) { benchApplyBatched(b, k) })
+	}
+}
+
+func benchApplyBatched(b *testing.B, k int) {
+	f, err := Open(filepath.Join(b.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	at := time.Date(2026, 6, 3, 10, 0, 0, 0, time.UTC)
+	var idx uint64
+	entry := func(typ CommandType, p any) *raft.Log {
+		at = at.Add(time.Millisecond)
+		env, err := NewEnvelope(typ, at, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		data, _ := env.Encode()
+		idx++
+		return &raft.Log{Index: idx, Type: raft.LogCommand, Data: data}
+	}
+	apply := func(logs ...*raft.Log) {
+		for i, r := range f.ApplyBatch(logs) {
+			if err := r.(*Result).Err; err != nil {
+				b.Fatalf("entry %d of %d: %v", i, len(logs), err)
+			}
+		}
+	}
+	apply(entry(CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@example.com"}))
+	apply(entry(CmdNodeCAInit, NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"}))
+	apply(entry(CmdNodeTokenCreate, NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: at.Add(time.Hour)}))
+	apply(entry(CmdNodeEnrol, NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-1", CertSerial: "s1", CertNotAfter: at.Add(24 * time.Hour)}))
+	apply(entry(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103,
+		Capacity: api.AgentNodeCapacity{VCPUs: 1 << 20, MemoryBytes: 1 << 50, DiskBytes: 1 << 60}}))
+	apply(entry(CmdProductPut, ProductPut{Slug: "vps-1", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 1",
+		RetailMonthlyUsdCents: 100, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}}))
+	apply(entry(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: int64(b.N*k+1) * 100}))
+	// Ids as the API makes them (time-ordered), so the buckets grow as in
+	// a cluster.
+	mk := func() ServerOrder {
+		o := testOrder(0, "vps-1")
+		s, a := &o.Create.Server, &o.Create.Action
+		s.ID, a.ID, o.InvoiceID = ids.New("srv", at), ids.New("act", at), ids.New("inv", at)
+		s.VMName, a.Target, a.ResourceID = "hp-"+s.ID, "hp-"+s.ID, s.ID
+		o.Create.CPUOvercommit = 4
+		return o
+	}
+	b.ResetTimer()
+	cpu0, pages0 := proccpu.Self(), pagesWritten(f)
+	for i := 0; i < b.N; i++ {
+		placed := make([]ServerOrder, k)
+		var orders, progress, finish []*raft.Log
+		for j := range placed {
+			placed[j] = mk()
+			orders = append(orders, entry(CmdServerOrder, placed[j]))
+		}
+		for _, o := range placed {
+			progress = append(progress, entry(CmdActionProgress, ActionProgress{ID: o.Create.Action.ID, At: at, Step: "accepted"}))
+		}
+		for _, o := range placed {
+			finish = append(finish, entry(CmdActionFinish, ActionFinish{ID: o.Create.Action.ID, Success: true, Result: json.RawMessage(`{"template":"debian-12"}`)}))
+		}
+		apply(orders...)
+		apply(progress...)
+		apply(finish...)
+	}
+	b.StopTimer()
+	n := float64(b.N * k)
+	b.ReportMetric(float64((proccpu.Self()-cpu0).Microseconds())/n, "cpu-µs/order")
+	b.ReportMetric(float64(pagesWritten(f)-pages0)/n, "pages/order")
 }

@@ -170,6 +170,27 @@ var AllBuckets = [][]byte{
 	BucketRegDomains, BucketRegDomainIDs, BucketRegDomainNames, BucketRegDomainOps,
 }
 
+// AppendOnlyBuckets are the buckets whose new keys sort after the keys
+// already there and whose values are written once: the outbox (keyed by
+// Raft index, pruned from its front) and the id indexes of servers,
+// invoices and tickets (keyed by time-ordered ids; one made on a
+// coordinator whose clock is some milliseconds behind lands just before the
+// end and splits that one page). PackAppends fills their pages.
+var AppendOnlyBuckets = [][]byte{BucketOutbox, BucketServerIDs, BucketInvoiceIDs, BucketTicketIDs}
+
+// PackAppends makes the write transaction tx split full pages of the
+// append-only buckets at 100 % instead of bbolt's 50 %: a page that only
+// ever gains keys at its end would stay half empty after a split, so these
+// trees hold half the pages (the outbox is a level shallower for longer)
+// and the last leaf, which every append rewrites, is smaller on average.
+// Only the file's page layout changes, never what it holds: the FSM calls
+// it at the start of every write transaction, on every replica alike.
+func PackAppends(tx *bolt.Tx) {
+	for _, name := range AppendOnlyBuckets {
+		tx.Bucket(name).FillPercent = 1.0
+	}
+}
+
 var (
 	keyAppliedIndex  = []byte("applied_index")
 	keySchemaVersion = []byte("schema_version")

@@ -1,0 +1,59 @@
+package fsm
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestAppendOnlyBucketsPacked: orders and tickets with time-ordered ids, as
+// the API makes them, fill the pages of the append-only buckets (outbox,
+// server, invoice and ticket id indexes) to more than 75 %; bbolt's default
+// split leaves such pages about half full. Both replicas hold the same.
+func TestAppendOnlyBucketsPacked(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103,
+		Capacity: api.AgentNodeCapacity{VCPUs: 1 << 20, MemoryBytes: 1 << 50, DiskBytes: 1 << 60}})
+	h.must(CmdProductPut, ProductPut{Slug: "vps-1", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 1",
+		RetailMonthlyUsdCents: 100, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}})
+	const n = 600
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: n * 100})
+	for i := 0; i < n; i++ {
+		now := h.at.Add(time.Second)
+		o := testOrder(i, "vps-1")
+		s, a := &o.Create.Server, &o.Create.Action
+		s.ID, a.ID, o.InvoiceID = ids.New("srv", now), ids.New("act", now), ids.New("inv", now)
+		s.VMName, a.Target, a.ResourceID = "hp-"+s.ID, "hp-"+s.ID, s.ID
+		h.must(CmdServerOrder, o)
+		h.must(CmdTicketCreate, TicketCreate{ID: ids.New("tkt", now), AccountID: "acc_1", MessageID: ids.New("msg", now),
+			Subject: "s", Message: "m", Department: "technical", Priority: "low", PerAccountNumber: true})
+	}
+	dumps := map[string]bool{}
+	for _, f := range h.fsms {
+		dumps[string(bucketDump(f, store.AppendOnlyBuckets...))] = true
+		_ = f.View(func(tx *bolt.Tx) error {
+			for _, name := range store.AppendOnlyBuckets {
+				st := tx.Bucket(name).Stats()
+				if st.KeyN < n {
+					t.Fatalf("%s holds %d keys, want at least %d", name, st.KeyN, n)
+				}
+				if st.LeafPageN < 3 {
+					t.Fatalf("%s: %d leaf pages; the test needs more", name, st.LeafPageN)
+				}
+				fill := float64(st.LeafInuse) / float64(st.LeafAlloc)
+				t.Logf("%s: %d keys in %d leaf pages, %.0f %% used", name, st.KeyN, st.LeafPageN, 100*fill)
+				if fill < 0.75 {
+					t.Errorf("%s: leaf pages %.0f %% used, want more than 75 %%", name, 100*fill)
+				}
+			}
+			return nil
+		})
+	}
+	if len(dumps) != 1 {
+		t.Fatalf("the replicas hold %d different states", len(dumps))
+	}
+}
