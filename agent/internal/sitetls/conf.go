@@ -34,11 +34,11 @@ const NameRegex = `^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61
 const DefaultName = "_default"
 
 // DefaultCacheSize bounds each nginx worker's certificate cache (ModeLua):
-// 64 entries of about 8 KiB (OpenSSL's parsed leaf, ~4.7 KiB, and key,
-// ~2.2 KiB), about 0.5 MiB per worker however many names the node serves:
-// what keeps nginx's memory within 10 % of its size after 1,000 attaches
-// (BenchmarkMemory: its own pages +5.2-5.6 %, +7 % of its PSS; 96 entries
-// were +10 % of its PSS).
+// 64 entries of about 6.5 KiB (OpenSSL's parsed leaf, ~4.7 KiB, and key;
+// an EC key has no provider copy), about 0.4 MiB per worker however many
+// names the node serves: what keeps nginx's memory within 10 % of its size
+// after 1,000 attaches (BenchmarkMemory: its own pages +4.0-4.4 %; +5.2-5.6 %
+// when EC keys had a provider copy, when 96 entries were +10 % of its PSS).
 const DefaultCacheSize = 64
 
 // Protocols are the TLS versions the server block accepts (ssl_protocols).
@@ -62,7 +62,7 @@ type Conf struct {
 	// Body is served when SiteConf is empty (tests and benchmarks).
 	Body string
 	// CacheSize is the per-worker cache size in certificates (ModeLua):
-	// about 8 KiB each (OpenSSL 3's parsed leaf and key; intermediates are
+	// about 6.5 KiB each (OpenSSL 3's parsed leaf and key; intermediates are
 	// shared), least recently used evicted and freed; DefaultCacheSize when
 	// zero. Names past it are read from their file on each handshake.
 	CacheSize int
@@ -107,7 +107,7 @@ map $ssl_server_name $hp_sni {
 {{- if and (eq .Mode "lua") (not .SkipMap)}}
 # The certificate cache: each worker keeps the parsed chain and key of the
 # {{.CacheSize}} names it served last (least recently used evicted and freed at
-# once: the Lua GC does not see the ~8 KiB of OpenSSL memory behind each
+# once: the Lua GC does not see the ~6.5 KiB of OpenSSL memory behind each
 # entry). Every handshake stats the name's file (one statx, no read) and
 # uses the entry only while the file is the version it was parsed from
 # (same inode, size, mtime and ctime): a renewed, rolled back or removed
