@@ -58,12 +58,13 @@ func (a args) get(name string) (json.RawMessage, bool) {
 // decodeArgs reads a call's arguments: a JSON object (or nothing), every key
 // one of the tool's arguments.
 func (t *Tool) decodeArgs(raw []byte) (args, error) {
-	return t.decodeArgsOf(raw, utf8.Valid(raw) && jsonValid(raw))
+	return t.decodeArgsOf(nil, raw, utf8.Valid(raw) && jsonValid(raw))
 }
 
 // decodeArgsOf is decodeArgs once raw is known to be (valid) valid UTF-8
-// and valid JSON or not.
-func (t *Tool) decodeArgsOf(raw []byte, valid bool) (args, error) {
+// and valid JSON or not, read in place into buf's memory when it has room
+// (build's, on its stack).
+func (t *Tool) decodeArgsOf(buf args, raw []byte, valid bool) (args, error) {
 	if len(bytes.TrimSpace(raw)) == 0 || string(bytes.TrimSpace(raw)) == "null" {
 		return nil, nil
 	}
@@ -74,7 +75,7 @@ func (t *Tool) decodeArgsOf(raw []byte, valid bool) (args, error) {
 	// errors, U+FFFD for bad bytes in a key, the last of a repeated key, an
 	// unknown argument's error); so the in-place reading keeps at most as
 	// many members as the tool has arguments.
-	var out args
+	out := buf[:0]
 	plain := valid && eachMember(raw, func(key, val []byte) bool {
 		name := t.argName(key)
 		if name == "" {
@@ -90,6 +91,9 @@ func (t *Tool) decodeArgsOf(raw []byte, valid bool) (args, error) {
 		return true
 	})
 	if plain {
+		if len(out) == 0 {
+			return nil, nil
+		}
 		return out, nil
 	}
 	var m map[string]json.RawMessage
@@ -148,7 +152,8 @@ func (t *Tool) Build(raw []byte) (*Call, error) {
 // build is Build once raw is known to be (valid) valid UTF-8 and valid JSON
 // or not.
 func (t *Tool) build(raw []byte, valid bool) (*Call, error) {
-	args, err := t.decodeArgsOf(raw, valid)
+	var buf [8]arg // the arguments, read in place: no allocation for up to 8
+	args, err := t.decodeArgsOf(buf[:0], raw, valid)
 	if err != nil {
 		return nil, err
 	}

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
+	"strings"
 	"sync"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
@@ -44,16 +46,12 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (res
 		raw, _ := json.Marshal(api.NewError(http.StatusInternalServerError, "internal_error", "internal error"))
 		resp = &Response{Status: http.StatusInternalServerError, Header: http.Header{}, Body: raw}
 	}()
-	var body io.Reader // none: NoBody, below
-	if c.Body != nil {
-		body = bytes.NewReader(c.Body)
-	}
 	host := who.Host
 	if host == "" {
 		host = "localhost"
 	}
 	// An OAuth token's audience is /mcp's, not the /v1 route's.
-	r, err := http.NewRequestWithContext(httpapi.ViaResource(ctx, "/mcp"), c.Method, "http://"+host+c.Path, body)
+	r, err := newRequest(httpapi.ViaResource(ctx, "/mcp"), c.Method, host, c.Path, c.Body)
 	if err != nil {
 		return nil, err
 	}
@@ -85,6 +83,109 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (res
 	rec.resp = Response{Status: rec.status, Header: rec.header, Body: rec.body.Bytes(), rec: rec}
 	return &rec.resp, nil
 }
+
+// newRequest is the request http.NewRequestWithContext(ctx, method,
+// "http://"+host+target, body) makes (body nil: none), as the handlers read
+// it: the same method, URL, Host, header, body and length. A plain host
+// (letters, digits, dots and hyphens, an optional port) and target (an
+// absolute path of characters the URL's path keeps as they are, and a
+// query of printable ASCII without '#', as Tool.build writes them) are
+// set as they are, without parsing the URL again; the body is one reader
+// without GetBody (a server's request has none). Anything else goes
+// through http.NewRequestWithContext. TestNewRequestMatches and
+// FuzzNewRequestMatches hold the two to the same request.
+func newRequest(ctx context.Context, method, host, target string, body []byte) (*http.Request, error) {
+	path, query, hasQuery := strings.Cut(target, "?")
+	if !plainHost(host) || !plainPath(path) || (hasQuery && !plainQuery(query)) {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		return http.NewRequestWithContext(ctx, method, "http://"+host+target, rd)
+	}
+	r, err := http.NewRequestWithContext(ctx, method, "", nil)
+	if err != nil {
+		return nil, err
+	}
+	*r.URL = url.URL{Scheme: "http", Host: host, Path: path, RawQuery: query}
+	r.Host = host
+	if body != nil {
+		br := &bodyReader{}
+		br.Reset(body)
+		r.Body = br
+		r.ContentLength = int64(len(body))
+	}
+	return r, nil
+}
+
+// bodyReader is a dispatched request's body.
+type bodyReader struct{ bytes.Reader }
+
+// Close implements io.Closer.
+func (*bodyReader) Close() error { return nil }
+
+// plainHost: letters, digits, '.' and '-', then an optional non-empty
+// numeric port.
+func plainHost(h string) bool {
+	name, port, hasPort := strings.Cut(h, ":")
+	if name == "" || (hasPort && port == "") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	for i := 0; i < len(port); i++ {
+		if c := port[i]; c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// plainPath: an absolute path of the bytes url.URL keeps unescaped in a
+// path (unreserved, and $&+,/:;=@), so Path is the path and RawPath empty.
+func plainPath(p string) bool {
+	if p == "" || p[0] != '/' {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if !pathKept[p[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// plainQuery: a non-empty query of printable ASCII without '#'.
+func plainQuery(q string) bool {
+	if q == "" {
+		return false
+	}
+	for i := 0; i < len(q); i++ {
+		if c := q[i]; c <= ' ' || c >= 0x7f || c == '#' {
+			return false
+		}
+	}
+	return true
+}
+
+var pathKept = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = true
+	}
+	for c := 'A'; c <= 'Z'; c++ {
+		t[c] = true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range []byte("-_.~$&+,/:;=@") {
+		t[c] = true
+	}
+	return t
+}()
 
 // recorder is the in-process http.ResponseWriter, and the Response made
 // of what it recorded. Recorders are recycled: a Response's Release hands

@@ -276,7 +276,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			e.RequestID = w.Header().Get("X-Request-Id")
 			_ = json.NewEncoder(w).Encode(e)
 		}
-		if f := strings.Fields(r.Header.Get("Authorization")); len(f) != 2 || !strings.EqualFold(f[0], "bearer") {
+		if !bearerShaped(r.Header.Get("Authorization")) {
 			fail(api.NewError(http.StatusUnauthorized, "missing_api_key", "missing credentials: send Authorization: Bearer <API key or access token>"))
 			return
 		}
@@ -292,6 +292,21 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			Extra: map[string]any{"remote_addr": r.RemoteAddr, "host": r.Host, "key_id": c.KeyID}}
 		verified.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
 	})
+}
+
+// bearerShaped: v is two fields (as strings.Fields splits it), the first
+// "Bearer" in any case; without strings.Fields' slice.
+func bearerShaped(v string) bool {
+	n, bearer := 0, false
+	for f := range strings.FieldsSeq(v) {
+		if n == 0 {
+			bearer = strings.EqualFold(f, "bearer")
+		}
+		if n++; n > 2 {
+			return false
+		}
+	}
+	return n == 2 && bearer
 }
 
 type tokenInfoKey struct{}
