@@ -507,10 +507,14 @@ func (c *ProcessCluster) NewAccount(ctx context.Context, email string, scopes ..
 }
 
 // Credit credits cents to an account's wallet (gateway "test") through any
-// live node's admin socket.
-func (c *ProcessCluster) Credit(ctx context.Context, accountID string, cents int64) error {
-	_, err := c.AnyAlive(nil).Admin().CreditWallet(ctx, accountID, api.WalletCreditRequest{AmountUsdCents: cents, Gateway: "test"})
-	return err
+// live node's admin socket; it fails the test when the credit is refused.
+func (c *ProcessCluster) Credit(ctx context.Context, accountID string, cents int64) {
+	if c.tb != nil {
+		c.tb.Helper()
+	}
+	if _, err := c.AnyAlive(nil).Admin().CreditWallet(ctx, accountID, api.WalletCreditRequest{AmountUsdCents: cents, Gateway: "test"}); err != nil {
+		c.fatalf("credit %d cents to %s: %v", cents, accountID, err)
+	}
 }
 
 // WaitNode polls a live node's admin node list until agent node id satisfies
