@@ -35,6 +35,23 @@ func refundDue(price int64, paidUntil time.Time) int64 {
 	return price * unused / period
 }
 
+// wantRefund runs the customer's deletion del of a service bought at price
+// and paid until paidUntil (del answers the deletion's action), waits for the
+// action, and requires refundDue's amount back in the wallet.
+func (r *rig) wantRefund(what string, price int64, paidUntil time.Time, del func() (actionID string, err error)) {
+	r.t.Helper()
+	before := r.balance()
+	want := refundDue(price, paidUntil)
+	id, err := del()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.waitAction(id)
+	if got := r.balance() - before; got != want || want <= 0 {
+		r.t.Fatalf("refund on %s %d, want %d", what, got, want)
+	}
+}
+
 // TestCancelAndSuspend, as a customer and an operator see it: an
 // operator's suspension stops the server and the customer's start is a 409
 // suspended with the reason, until the operator lifts it; the customer's
@@ -80,16 +97,10 @@ func TestCancelAndSuspend(t *testing.T) {
 	r.waitAction(acc.Action.ID)
 
 	// The customer deletes it: the unused days come back.
-	before := r.balance()
-	want := refundDue(price, *o.Server.PaidUntil)
-	del, err := r.api(2).TerminateServer(r.ctx, o.Server.ID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.waitAction(del.Action.ID)
-	if got := r.balance() - before; got != want || want <= 0 {
-		t.Fatalf("refund on deletion %d, want %d", got, want)
-	}
+	r.wantRefund("deletion", price, *o.Server.PaidUntil, func() (string, error) {
+		del, err := r.api(2).TerminateServer(r.ctx, o.Server.ID, "")
+		return del.Action.ID, err
+	})
 
 	// A hosting account: operator suspension, then the customer deletes it.
 	h, err := r.api(0).OrderHosting(r.ctx, hostingOrder("shop"), "")
@@ -107,26 +118,11 @@ func TestCancelAndSuspend(t *testing.T) {
 	if st, msg := status(err); st != http.StatusConflict || !strings.Contains(msg, "unpaid domain") {
 		t.Fatalf("the customer's unsuspend: %d %s", st, msg)
 	}
-	before = r.balance()
-	want = refundDue(hostingPrice, *h.Hosting.PaidUntil)
-	hd, err := r.api(2).DeleteHosting(r.ctx, h.Hosting.ID, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.waitAction(hd.Action.ID)
-	if got := r.balance() - before; got != want || want <= 0 {
-		t.Fatalf("refund on hosting deletion %d, want %d", got, want)
-	}
-	txs, err := r.api(0).WalletTransactions(r.ctx, 1, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	refunds := map[string]int{}
-	for _, tx := range txs.Data {
-		if tx.Type == api.TxRefund {
-			refunds[tx.InvoiceID]++
-		}
-	}
+	r.wantRefund("hosting deletion", hostingPrice, *h.Hosting.PaidUntil, func() (string, error) {
+		hd, err := r.api(2).DeleteHosting(r.ctx, h.Hosting.ID, "")
+		return hd.Action.ID, err
+	})
+	refunds := perInvoice(firstPage(r, r.api(0).WalletTransactions), api.TxRefund)
 	if len(refunds) != 2 || refunds[o.Invoice.ID] != 1 || refunds[h.Invoice.ID] != 1 {
 		t.Fatalf("refunds %v (want one per deleted service)", refunds)
 	}

@@ -61,10 +61,7 @@ func TestHostingOrders(t *testing.T) {
 		t.Fatalf("a hosting product without quotas: %d %s", st, msg)
 	}
 	r.credit(hostingPrice + 100)
-	for _, tc := range []struct {
-		req   api.HostingOrderRequest
-		field string
-	}{
+	wantRefusedNaming(t, func(req api.HostingOrderRequest) error { _, err := r.api(0).OrderHosting(r.ctx, req, ""); return err }, []badInput[api.HostingOrderRequest]{
 		{api.HostingOrderRequest{Domain: "a.example.com", Username: "alice"}, "plan_slug"},
 		{api.HostingOrderRequest{PlanSlug: "vps-t", Domain: "a.example.com", Username: "alice"}, "plan_slug"},
 		{api.HostingOrderRequest{PlanSlug: "web-9", Domain: "a.example.com", Username: "alice"}, "plan_slug"},
@@ -72,20 +69,8 @@ func TestHostingOrders(t *testing.T) {
 		{api.HostingOrderRequest{PlanSlug: "web-t", Domain: "a.example.com", Username: "root"}, "username"},
 		{api.HostingOrderRequest{PlanSlug: "web-t", Domain: "a.example.com", Username: "alice", PHPVersion: "eight"}, "php_version"},
 		{api.HostingOrderRequest{PlanSlug: "web-t", Domain: "a.example.com", Username: "alice", PHPVersion: "7.4"}, "php_version"},
-	} {
-		_, err := r.api(0).OrderHosting(r.ctx, tc.req, "")
-		if st, msg := status(err); st != http.StatusBadRequest || !strings.Contains(msg, `"`+tc.field+`"`) {
-			t.Errorf("%+v: %d %s, want 400 naming %q", tc.req, st, msg, tc.field)
-		}
-	}
-	hosting := func() []api.HostingAccount {
-		t.Helper()
-		l, err := r.api(1).Hosting(r.ctx, 1, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l.Data
-	}
+	})
+	hosting := func() []api.HostingAccount { t.Helper(); return firstPage(r, r.api(1).Hosting) }
 	if b, n := r.balance(), len(hosting()); b != hostingPrice+100 || n != 0 {
 		t.Fatalf("after refused orders: balance %d, %d accounts", b, n)
 	}
@@ -149,12 +134,9 @@ func TestHostingOrders(t *testing.T) {
 	if err != nil || len(inv.Payments) != 2 || inv.Payments[1].AmountUsdCents != -hostingPrice {
 		t.Fatalf("refunded invoice %+v %v", inv, err)
 	}
-	txs, err := r.api(0).WalletTransactions(r.ctx, 1, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
+	txs := firstPage(r, r.api(0).WalletTransactions)
 	refunds := 0
-	for _, tx := range txs.Data {
+	for _, tx := range txs {
 		if tx.Type == api.TxRefund {
 			refunds++
 			if tx.AmountUsdCents != hostingPrice || tx.InvoiceID != f.Invoice.ID {
@@ -163,7 +145,7 @@ func TestHostingOrders(t *testing.T) {
 		}
 	}
 	if refunds != 1 {
-		t.Fatalf("%d refunds in %+v", refunds, txs.Data)
+		t.Fatalf("%d refunds in %+v", refunds, txs)
 	}
 
 	// Two accounts left to pay for, one order's worth in the wallet.

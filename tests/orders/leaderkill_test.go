@@ -129,13 +129,9 @@ func TestOrdersAcrossLeaderKill(t *testing.T) {
 		}
 	}
 	// The wallet: one payment per answered order, nothing else but the deposit.
-	txs, err := r.c.Client(newLeader, r.key).WalletTransactions(r.ctx, 1, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
 	paid := map[string]int{}
 	var sum int64
-	for _, tx := range txs.Data {
+	for _, tx := range firstPage(r, r.c.Client(newLeader, r.key).WalletTransactions) {
 		switch tx.Type {
 		case api.TxInvoicePayment:
 			paid[tx.InvoiceID]++

@@ -40,13 +40,7 @@ func TestOrderThroughMCPNeedsConfirmation(t *testing.T) {
 		body:      map[string]any{"plan_slug": "web-t", "domain": "mcp.example.com", "username": "mcpshop"},
 		other:     map[string]any{"plan_slug": "web-t", "domain": "mcp2.example.com", "username": "mcpshop2"},
 		reordered: map[string]any{"username": "mcpshop", "plan_slug": "web-t", "domain": "mcp.example.com"},
-		services: func() int {
-			l, err := r.api(1).Hosting(r.ctx, 1, 100)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return len(l.Data)
-		},
+		services:  func() int { return len(firstPage(r, r.api(1).Hosting)) },
 		ordered: func(o map[string]any) bool {
 			h, _ := o["hosting"].(map[string]any)
 			sftp, _ := o["sftp_password"].(string)
@@ -116,11 +110,7 @@ func (r *rig) mcpConfirmedOnce(cs *mcp.ClientSession, o mcpOrder) {
 	state := func() charged {
 		t.Helper()
 		var c charged
-		txs, err := r.api(0).WalletTransactions(r.ctx, 1, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, tx := range txs.Data {
+		for _, tx := range firstPage(r, r.api(0).WalletTransactions) {
 			if tx.Type == api.TxInvoicePayment {
 				c.payments++
 				c.paid -= tx.AmountUsdCents

@@ -98,26 +98,95 @@ func (r *rig) hooks(events ...api.WebhookEvent) (*framework.WebhookReceiver, str
 
 func (r *rig) credit(cents int64) { r.t.Helper(); r.c.Credit(r.ctx, r.acc, cents) }
 
-func (r *rig) balance() int64 {
+func (r *rig) balance() int64 { r.t.Helper(); return r.balanceAt(r.api(0)) }
+
+func (r *rig) servers() []api.Server { r.t.Helper(); return r.serversAt(r.api(1)) }
+
+// balanceAt and serversAt read the wallet's balance and the first 100
+// servers through c.
+func (r *rig) balanceAt(c *client.Client) int64 {
 	r.t.Helper()
-	w, err := r.api(0).Wallet(r.ctx)
+	w, err := c.Wallet(r.ctx)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	return w.BalanceUsdCents
 }
 
-func (r *rig) servers() []api.Server {
+func (r *rig) serversAt(c *client.Client) []api.Server {
 	r.t.Helper()
-	l, err := r.api(1).Servers(r.ctx, 1, 100)
+	l, err := c.Servers(r.ctx, 1, 100)
 	if err != nil {
 		r.t.Fatal(err)
 	}
 	return l.Data
 }
 
+// firstPage is the first 100 items list (a client's Invoices,
+// WalletTransactions, Hosting) answers.
+func firstPage[T any](r *rig, list func(ctx context.Context, page, limit int) (api.Page[T], error)) []T {
+	r.t.Helper()
+	l, err := list(r.ctx, 1, 100)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return l.Data
+}
+
+// perInvoice counts the transactions of type typ of each invoice.
+func perInvoice(txs []api.WalletTransaction, typ string) map[string]int {
+	n := map[string]int{}
+	for _, tx := range txs {
+		if tx.Type == typ {
+			n[tx.InvoiceID]++
+		}
+	}
+	return n
+}
+
 func order(n int) api.ServerOrderRequest {
 	return api.ServerOrderRequest{PlanSlug: "vps-t", Label: fmt.Sprintf("web-%d", n), Hostname: fmt.Sprintf("web-%d", n), OSTemplate: "base"}
+}
+
+// orderBurst sends n server orders at once, order i (req(i), with the
+// Idempotency-Key idemKey) to coordinator i%3, and hands each answer to check
+// (one at a time) with its status and error message (status); it returns how
+// many answers had each status.
+func (r *rig) orderBurst(n int, req func(i int) api.ServerOrderRequest, idemKey string, check func(i int, o api.ServerOrder, st int, msg string)) map[int]int {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	codes := map[int]int{}
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o, err := r.api(i).OrderServer(r.ctx, req(i), idemKey)
+			st, msg := status(err)
+			mu.Lock()
+			defer mu.Unlock()
+			codes[st]++
+			check(i, o, st, msg)
+		}()
+	}
+	wg.Wait()
+	return codes
+}
+
+// badInput is a request the API must refuse with a 400 naming field.
+type badInput[R any] struct {
+	req   R
+	field string
+}
+
+// wantRefusedNaming sends each bad input's request and requires a 400 whose
+// message names its field.
+func wantRefusedNaming[R any](t *testing.T, send func(R) error, bad []badInput[R]) {
+	t.Helper()
+	for _, tc := range bad {
+		if st, msg := status(send(tc.req)); st != http.StatusBadRequest || !strings.Contains(msg, `"`+tc.field+`"`) {
+			t.Errorf("%+v: %d %s, want 400 naming %q", tc.req, st, msg, tc.field)
+		}
+	}
 }
 
 func status(err error) (int, string) {
@@ -151,10 +220,7 @@ func TestServerOrders(t *testing.T) {
 
 	// Bad input is refused naming the field, and changes nothing.
 	r.credit(price)
-	for _, tc := range []struct {
-		req   api.ServerOrderRequest
-		field string
-	}{
+	wantRefusedNaming(t, func(req api.ServerOrderRequest) error { _, err := r.api(0).OrderServer(r.ctx, req, ""); return err }, []badInput[api.ServerOrderRequest]{
 		{api.ServerOrderRequest{Hostname: "a", OSTemplate: "base"}, "plan_slug"},
 		{api.ServerOrderRequest{PlanSlug: "vps-9", Hostname: "a", OSTemplate: "base"}, "plan_slug"},
 		{api.ServerOrderRequest{PlanSlug: "old-t", Hostname: "a", OSTemplate: "base"}, "plan_slug"},
@@ -163,12 +229,7 @@ func TestServerOrders(t *testing.T) {
 		{api.ServerOrderRequest{PlanSlug: "vps-t", Hostname: "a"}, "os_template"},
 		{api.ServerOrderRequest{PlanSlug: "vps-t", Hostname: "a", OSTemplate: "windows-11"}, "os_template"},
 		{api.ServerOrderRequest{PlanSlug: "vps-t", Hostname: "a", OSTemplate: "base", SSHKeys: []string{"a\nb"}}, "ssh_keys[0]"},
-	} {
-		_, err := r.api(0).OrderServer(r.ctx, tc.req, "")
-		if st, msg := status(err); st != http.StatusBadRequest || !strings.Contains(msg, `"`+tc.field+`"`) {
-			t.Errorf("%+v: %d %s, want 400 naming %q", tc.req, st, msg, tc.field)
-		}
-	}
+	})
 	if b, n := r.balance(), len(r.servers()); b != price || n != 0 {
 		t.Fatalf("after refused orders: balance %d, %d servers", b, n)
 	}
@@ -183,35 +244,22 @@ func TestServerOrders(t *testing.T) {
 	// 200 concurrent orders (spread over the three coordinators) against a
 	// wallet that pays exactly 10: 10 servers, 10 paid invoices, balance 0.
 	r.credit(9 * price)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	codes := map[int]int{}
 	passwords := map[string]bool{}
-	for i := 0; i < 200; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o, err := r.api(i).OrderServer(r.ctx, order(i), "")
-			st, msg := status(err)
-			mu.Lock()
-			defer mu.Unlock()
-			codes[st]++
-			switch st {
-			case 201:
-				if o.RootPassword == "" || passwords[o.RootPassword] || o.Invoice.TotalUsdCents != price || o.Invoice.Status != api.InvoicePaid || o.Server.PaidUntil == nil {
-					t.Errorf("order %d: %+v", i, o)
-				}
-				passwords[o.RootPassword] = true
-			case http.StatusPaymentRequired:
-				if !strings.Contains(msg, "shortfall") {
-					t.Errorf("402 without the shortfall: %s", msg)
-				}
-			default:
-				t.Errorf("order %d: %d %s", i, st, msg)
+	codes := r.orderBurst(200, order, "", func(i int, o api.ServerOrder, st int, msg string) {
+		switch st {
+		case 201:
+			if o.RootPassword == "" || passwords[o.RootPassword] || o.Invoice.TotalUsdCents != price || o.Invoice.Status != api.InvoicePaid || o.Server.PaidUntil == nil {
+				t.Errorf("order %d: %+v", i, o)
 			}
-		}()
-	}
-	wg.Wait()
+			passwords[o.RootPassword] = true
+		case http.StatusPaymentRequired:
+			if !strings.Contains(msg, "shortfall") {
+				t.Errorf("402 without the shortfall: %s", msg)
+			}
+		default:
+			t.Errorf("order %d: %d %s", i, st, msg)
+		}
+	})
 	if codes[201] != 10 || codes[402] != 190 {
 		t.Fatalf("status counts %v, want 10×201 and 190×402", codes)
 	}
@@ -247,29 +295,18 @@ func TestServerOrders(t *testing.T) {
 	// One Idempotency-Key sent 20 times at once orders once.
 	r.credit(price)
 	ids := map[string]int{}
-	codes = map[int]int{}
-	for i := 0; i < 20; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			o, err := r.api(i).OrderServer(r.ctx, order(1000), "order-once")
-			st, msg := status(err)
-			mu.Lock()
-			defer mu.Unlock()
-			codes[st]++
-			switch st {
-			case 201:
-				ids[o.Server.ID]++
-			case http.StatusConflict:
-				if !strings.Contains(msg, "Idempotency-Key") {
-					t.Errorf("409: %s", msg)
-				}
-			default:
-				t.Errorf("idempotent order: %d %s", st, msg)
+	codes = r.orderBurst(20, func(int) api.ServerOrderRequest { return order(1000) }, "order-once", func(_ int, o api.ServerOrder, st int, msg string) {
+		switch st {
+		case 201:
+			ids[o.Server.ID]++
+		case http.StatusConflict:
+			if !strings.Contains(msg, "Idempotency-Key") {
+				t.Errorf("409: %s", msg)
 			}
-		}()
-	}
-	wg.Wait()
+		default:
+			t.Errorf("idempotent order: %d %s", st, msg)
+		}
+	})
 	if len(ids) != 1 {
 		t.Fatalf("one key ordered servers %v (statuses %v)", ids, codes)
 	}

@@ -41,30 +41,9 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 	at := func(d time.Time) { setClock(time.Until(d)) }
 	// Read from the leader (one of the three is killed on the way).
 	cl := func() *client.Client { return r.c.Client(r.c.WaitLeader(20*time.Second), r.key) }
-	invoices := func() []api.Invoice {
-		t.Helper()
-		l, err := cl().Invoices(r.ctx, 1, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l.Data
-	}
-	servers := func() []api.Server {
-		t.Helper()
-		l, err := cl().Servers(r.ctx, 1, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return l.Data
-	}
-	balance := func() int64 {
-		t.Helper()
-		w, err := cl().Wallet(r.ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return w.BalanceUsdCents
-	}
+	invoices := func() []api.Invoice { t.Helper(); return firstPage(r, cl().Invoices) }
+	servers := func() []api.Server { t.Helper(); return r.serversAt(cl()) }
+	balance := func() int64 { t.Helper(); return r.balanceAt(cl()) }
 	unpaid := func() int {
 		n := 0
 		for _, inv := range invoices() {
@@ -155,16 +134,7 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 	if n, b := len(invoices()), balance(); n != 4 || b != 0 {
 		t.Fatalf("%d invoices, balance %d at the end; want 4 and 0", n, b)
 	}
-	txs, err := cl().WalletTransactions(r.ctx, 1, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	paid := map[string]int{}
-	for _, tx := range txs.Data {
-		if tx.Type == api.TxInvoicePayment {
-			paid[tx.InvoiceID]++
-		}
-	}
+	paid := perInvoice(firstPage(r, cl().WalletTransactions), api.TxInvoicePayment)
 	if len(paid) != 4 {
 		t.Fatalf("payments %v, want one for each of 4 invoices", paid)
 	}
