@@ -148,58 +148,49 @@ func (ss *session) login(c *eppxml.Command) ([]byte, bool) {
 func (ss *session) dispatch(c *eppxml.Command) []byte {
 	switch {
 	case c.Check != nil && c.Check.Domain != nil:
-		return ss.query(c, "domain:check", func(tx *bolt.Tx) (answer, error) { return ss.domainCheck(tx, c.Check.Domain.Names) })
+		return ss.query(c, "domain:check", on(ss.domainCheck, c.Check.Domain.Names))
 	case c.Check != nil && c.Check.Host != nil:
-		return ss.query(c, "host:check", func(tx *bolt.Tx) (answer, error) { return ss.hostCheck(tx, c.Check.Host.Names) })
+		return ss.query(c, "host:check", on(ss.hostCheck, c.Check.Host.Names))
 	case c.Create != nil && c.Create.Host != nil:
-		return ss.transform(c, "host:create", lower(c.Create.Host.Name), func(tx *bolt.Tx) (answer, error) {
-			return ss.hostCreate(tx, c.Create.Host)
-		})
+		return ss.transform(c, "host:create", lower(c.Create.Host.Name), on(ss.hostCreate, c.Create.Host))
 	case c.Check != nil && c.Check.Contact != nil:
-		return ss.query(c, "contact:check", func(tx *bolt.Tx) (answer, error) { return ss.contactCheck(tx, c.Check.Contact.IDs) })
+		return ss.query(c, "contact:check", on(ss.contactCheck, c.Check.Contact.IDs))
 	case c.Info != nil && c.Info.Domain != nil:
-		return ss.query(c, "domain:info", func(tx *bolt.Tx) (answer, error) { return ss.domainInfo(tx, c.Info.Domain) })
+		return ss.query(c, "domain:info", on(ss.domainInfo, c.Info.Domain))
 	case c.Info != nil && c.Info.Contact != nil:
-		return ss.query(c, "contact:info", func(tx *bolt.Tx) (answer, error) { return ss.contactInfo(tx, c.Info.Contact) })
+		return ss.query(c, "contact:info", on(ss.contactInfo, c.Info.Contact))
 	case c.Poll != nil:
 		return ss.poll(c)
 	case c.Transfer != nil && c.Transfer.Domain != nil && c.Transfer.Op == "query":
-		return ss.query(c, "domain:transfer", func(tx *bolt.Tx) (answer, error) { return ss.transferQuery(tx, c.Transfer.Domain) })
+		return ss.query(c, "domain:transfer", on(ss.transferQuery, c.Transfer.Domain))
 	case c.Transfer != nil && c.Transfer.Domain != nil:
-		d := c.Transfer.Domain
-		return ss.transform(c, "domain:transfer:"+c.Transfer.Op, lower(d.Name), func(tx *bolt.Tx) (answer, error) {
-			return ss.domainTransfer(tx, c.Transfer.Op, d)
-		})
+		return ss.transform(c, "domain:transfer:"+c.Transfer.Op, lower(c.Transfer.Domain.Name), on2(ss.domainTransfer, c.Transfer.Op, c.Transfer.Domain))
 	case c.Create != nil && c.Create.Domain != nil:
-		return ss.transform(c, "domain:create", lower(c.Create.Domain.Name), func(tx *bolt.Tx) (answer, error) {
-			return ss.domainCreate(tx, c.Create.Domain, c.Extension)
-		})
+		return ss.transform(c, "domain:create", lower(c.Create.Domain.Name), on2(ss.domainCreate, c.Create.Domain, c.Extension))
 	case c.Create != nil && c.Create.Contact != nil:
-		return ss.transform(c, "contact:create", c.Create.Contact.ID, func(tx *bolt.Tx) (answer, error) {
-			return ss.contactCreate(tx, c.Create.Contact)
-		})
+		return ss.transform(c, "contact:create", c.Create.Contact.ID, on(ss.contactCreate, c.Create.Contact))
 	case c.Renew != nil && c.Renew.Domain != nil:
-		return ss.transform(c, "domain:renew", lower(c.Renew.Domain.Name), func(tx *bolt.Tx) (answer, error) {
-			return ss.domainRenew(tx, c.Renew.Domain)
-		})
+		return ss.transform(c, "domain:renew", lower(c.Renew.Domain.Name), on(ss.domainRenew, c.Renew.Domain))
 	case c.Update != nil && c.Update.Domain != nil:
-		return ss.transform(c, "domain:update", lower(c.Update.Domain.Name), func(tx *bolt.Tx) (answer, error) {
-			return ss.domainUpdate(tx, c.Update.Domain, c.Extension)
-		})
+		return ss.transform(c, "domain:update", lower(c.Update.Domain.Name), on2(ss.domainUpdate, c.Update.Domain, c.Extension))
 	case c.Update != nil && c.Update.Contact != nil:
-		return ss.transform(c, "contact:update", c.Update.Contact.ID, func(tx *bolt.Tx) (answer, error) {
-			return ss.contactUpdate(tx, c.Update.Contact)
-		})
+		return ss.transform(c, "contact:update", c.Update.Contact.ID, on(ss.contactUpdate, c.Update.Contact))
 	case c.Delete != nil && c.Delete.Domain != nil:
-		return ss.transform(c, "domain:delete", lower(c.Delete.Domain.Name), func(tx *bolt.Tx) (answer, error) {
-			return ss.domainDelete(tx, lower(c.Delete.Domain.Name))
-		})
+		return ss.transform(c, "domain:delete", lower(c.Delete.Domain.Name), on(ss.domainDelete, lower(c.Delete.Domain.Name)))
 	case c.Delete != nil && c.Delete.Contact != nil:
-		return ss.transform(c, "contact:delete", c.Delete.Contact.ID, func(tx *bolt.Tx) (answer, error) {
-			return ss.contactDelete(tx, c.Delete.Contact.ID)
-		})
+		return ss.transform(c, "contact:delete", c.Delete.Contact.ID, on(ss.contactDelete, c.Delete.Contact.ID))
 	}
 	return ss.reply(answer{code: eppxml.CodeUnimplCommand, reason: "command or object not implemented"}, c.ClTRID)
+}
+
+// on and on2 bind a command's handler to the command's arguments, giving the
+// transaction step query and transform run.
+func on[A any](fn func(*bolt.Tx, A) (answer, error), a A) func(*bolt.Tx) (answer, error) {
+	return func(tx *bolt.Tx) (answer, error) { return fn(tx, a) }
+}
+
+func on2[A, B any](fn func(*bolt.Tx, A, B) (answer, error), a A, b B) func(*bolt.Tx) (answer, error) {
+	return func(tx *bolt.Tx) (answer, error) { return fn(tx, a, b) }
 }
 
 func lower(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
