@@ -343,15 +343,21 @@ func newAuthCode() string {
 }
 
 func getDomain(tx *bolt.Tx, name string) (*domainRec, error) {
-	var d domainRec
-	found, err := getJSON(tx, bucketDomains, name, &d)
+	return getExisting[domainRec](tx, bucketDomains, "domain", name)
+}
+
+// getExisting reads the record of kind ("domain", "contact") at key in
+// bucket, refusing with 2303 when there is none.
+func getExisting[T any](tx *bolt.Tx, bucket []byte, kind, key string) (*T, error) {
+	var v T
+	found, err := getJSON(tx, bucket, key, &v)
 	if err != nil {
 		return nil, err
 	}
 	if !found {
-		return nil, refuse(eppxml.CodeNotExist, "domain %s does not exist", name)
+		return nil, refuse(eppxml.CodeNotExist, "%s %s does not exist", kind, key)
 	}
-	return &d, nil
+	return &v, nil
 }
 
 func (ss *session) sponsored(tx *bolt.Tx, name string) (*domainRec, error) {
@@ -530,12 +536,12 @@ func (ss *session) domainCreate(tx *bolt.Tx, c *eppxml.DomainCreate, ext *eppxml
 	if c.AuthInfo.PW == "" {
 		return answer{}, refuse(eppxml.CodeParamMissing, "authInfo pw is required")
 	}
-	seq, err := nextSeq(tx)
+	roid, err := newROID(tx, "D")
 	if err != nil {
 		return answer{}, err
 	}
 	now := ss.srv.nowSec()
-	d := domainRec{Name: name, ROID: fmt.Sprintf("D%d-EPPD", seq), Registrant: c.Registrant, Contacts: c.Contacts, NS: ns, HostObj: c.NS != nil && len(c.NS.HostObj) > 0,
+	d := domainRec{Name: name, ROID: roid, Registrant: c.Registrant, Contacts: c.Contacts, NS: ns, HostObj: c.NS != nil && len(c.NS.HostObj) > 0,
 		ClID: ss.clID, CrID: ss.clID, CrDate: now, ExDate: now.AddDate(n, 0, 0), AuthPW: c.AuthInfo.PW}
 	if ext != nil && ext.PrivacyCreate != nil {
 		d.Privacy = ext.PrivacyCreate.Enabled
@@ -714,15 +720,7 @@ func (ss *session) contactCheck(tx *bolt.Tx, ids []string) (answer, error) {
 }
 
 func getContact(tx *bolt.Tx, id string) (*contactRec, error) {
-	var c contactRec
-	found, err := getJSON(tx, bucketContacts, id, &c)
-	if err != nil {
-		return nil, err
-	}
-	if !found {
-		return nil, refuse(eppxml.CodeNotExist, "contact %s does not exist", id)
-	}
-	return &c, nil
+	return getExisting[contactRec](tx, bucketContacts, "contact", id)
 }
 
 func (ss *session) contactInfo(tx *bolt.Tx, q *eppxml.ContactRef) (answer, error) {
@@ -782,12 +780,12 @@ func (ss *session) contactCreate(tx *bolt.Tx, c *eppxml.ContactCreate) (answer, 
 	if c.AuthInfo.PW == "" {
 		return answer{}, refuse(eppxml.CodeParamMissing, "authInfo pw is required")
 	}
-	seq, err := nextSeq(tx)
+	roid, err := newROID(tx, "C")
 	if err != nil {
 		return answer{}, err
 	}
 	now := ss.srv.nowSec()
-	rec := contactRec{ID: c.ID, ROID: fmt.Sprintf("C%d-EPPD", seq), PostalInfo: c.PostalInfo, Voice: c.Voice, Email: c.Email,
+	rec := contactRec{ID: c.ID, ROID: roid, PostalInfo: c.PostalInfo, Voice: c.Voice, Email: c.Email,
 		ClID: ss.clID, CrDate: now, AuthPW: c.AuthInfo.PW}
 	if err := putJSON(tx, bucketContacts, c.ID, rec); err != nil {
 		return answer{}, err

@@ -1,7 +1,6 @@
 package eppd
 
 import (
-	"fmt"
 	"net/netip"
 	"strings"
 
@@ -55,12 +54,12 @@ func (ss *session) hostCreate(tx *bolt.Tx, h *eppxml.HostCreate) (answer, error)
 	case sup == "" && len(h.Addr) > 0:
 		return answer{}, refuse(eppxml.CodePolicy, "host %s is outside this registry: no addresses", name)
 	}
-	seq, err := nextSeq(tx)
+	roid, err := newROID(tx, "H")
 	if err != nil {
 		return answer{}, err
 	}
 	now := ss.srv.nowSec()
-	rec := hostRec{Name: name, ROID: fmt.Sprintf("H%d-EPPD", seq), Addrs: h.Addr, ClID: ss.clID, CrDate: now}
+	rec := hostRec{Name: name, ROID: roid, Addrs: h.Addr, ClID: ss.clID, CrDate: now}
 	if err := putJSON(tx, bucketHosts, name, rec); err != nil {
 		return answer{}, err
 	}

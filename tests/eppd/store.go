@@ -136,6 +136,16 @@ func pollKey(clID string, id uint64) []byte {
 	return k
 }
 
+// newROID is a new object's repository id: kind ("D" domain, "C" contact,
+// "H" host), the next sequence number, "-EPPD".
+func newROID(tx *bolt.Tx, kind string) (string, error) {
+	seq, err := nextSeq(tx)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%s%d-EPPD", kind, seq), nil
+}
+
 func queuePoll(tx *bolt.Tx, clID string, msg pollRec) error {
 	id, err := nextSeq(tx)
 	if err != nil {
