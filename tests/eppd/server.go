@@ -184,20 +184,25 @@ func Run(ctx context.Context, cfg Config, ready func(*Server)) error {
 	}
 	defer s.db.Close()
 
+	// The admin endpoint is bound first but serves only once the EPP
+	// listener is open: its /healthz answering means the registry serves
+	// (the test framework's Start waits for it, then dials EPP).
 	var admin *http.Server
+	var aln net.Listener
 	if cfg.AdminAddr != "" {
-		aln, err := net.Listen("tcp", cfg.AdminAddr)
-		if err != nil {
+		if aln, err = net.Listen("tcp", cfg.AdminAddr); err != nil {
 			return fmt.Errorf("admin listen: %w", err)
 		}
 		admin = &http.Server{Handler: s.Admin(), ReadHeaderTimeout: 5 * time.Second}
-		go admin.Serve(aln)
 	}
 	if err := s.listen(); err != nil {
-		if admin != nil {
-			admin.Close()
+		if aln != nil {
+			aln.Close()
 		}
 		return err
+	}
+	if admin != nil {
+		go admin.Serve(aln)
 	}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
