@@ -118,9 +118,13 @@ func endFrame(b []byte, start int) []byte {
 }
 
 func appendRequestFrame(b []byte, id uint64, method, host, uri string, h http.Header, body []byte) []byte {
+	return appendRequestFrameWith(b, id, method, host, uri, plainHeader(h), body)
+}
+
+func appendRequestFrameWith(b []byte, id uint64, method, host, uri string, h frameHeader, body []byte) []byte {
 	b, start := beginFrame(b, frameRequest, id)
 	b = appendString(appendString(appendString(b, method), host), uri)
-	b = appendBytes(appendHeader(b, h), body)
+	b = appendBytes(h.appendTo(b), body)
 	return endFrame(b, start)
 }
 
@@ -179,7 +183,11 @@ func (r *frameReader) header() (http.Header, error) {
 		return nil, errFrame
 	}
 	h := make(http.Header, n)
-	for i := uint64(0); i < n; i++ {
+	// One array holds every value, each name's first at its own index with
+	// no room after it, so appending to one (a second value here, or the
+	// handler later) copies instead of writing over the next (as textproto).
+	vals := make([]string, n)
+	for i := range vals {
 		k, err := r.str()
 		if err != nil {
 			return nil, err
@@ -188,7 +196,12 @@ func (r *frameReader) header() (http.Header, error) {
 		if err != nil {
 			return nil, err
 		}
-		h[k] = append(h[k], v)
+		if vs, ok := h[k]; ok {
+			h[k] = append(vs, v)
+			continue
+		}
+		vals[i] = v
+		h[k] = vals[i : i+1 : i+1]
 	}
 	return h, nil
 }
@@ -277,6 +290,8 @@ type frameWriter struct {
 	spare  []byte
 	err    error
 	closed bool
+	frames int64 // frames queued so far
+	writes int64 // writes made so far
 }
 
 func newFrameWriter(conn net.Conn, timeout time.Duration) *frameWriter {
@@ -295,6 +310,7 @@ func (w *frameWriter) send(add func([]byte) []byte) error {
 		return err
 	}
 	w.buf = add(w.buf)
+	w.frames++
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
@@ -312,6 +328,12 @@ func (w *frameWriter) loop() {
 		case <-w.done:
 			last = true // what is queued still goes, unless the channel failed
 		}
+		// Let the goroutines that are ready to run go first: the frame that
+		// woke this one seldom comes alone (a group commit answers many
+		// requests at once, a burst of clients sends many), and without this
+		// the writer, run next by the scheduler, wrote about one frame per
+		// system call on each side.
+		runtime.Gosched()
 		w.mu.Lock()
 		if last && w.err != nil {
 			w.mu.Unlock()
@@ -331,6 +353,7 @@ func (w *frameWriter) loop() {
 		_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
 		_, err := w.conn.Write(out)
 		w.mu.Lock()
+		w.writes++
 		if cap(out) <= 1<<20 {
 			w.spare = out[:0]
 		} else {
@@ -348,6 +371,13 @@ func (w *frameWriter) loop() {
 			return
 		}
 	}
+}
+
+// counts reports how many frames were queued and how many writes carried them.
+func (w *frameWriter) counts() (frames, writes int64) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.frames, w.writes
 }
 
 // close stops the writer (the channel failed): what has not been written is
@@ -556,9 +586,25 @@ func (c *muxClient) readLoop(br *bufio.Reader) {
 	}
 }
 
+// frameHeader is a request's header as it is framed: its count of values and
+// the (name, value) pairs.
+type frameHeader interface {
+	appendTo(b []byte) []byte
+}
+
+// plainHeader frames an http.Header as it is.
+type plainHeader http.Header
+
+func (h plainHeader) appendTo(b []byte) []byte { return appendHeader(b, http.Header(h)) }
+
 // roundTrip sends one request and waits for its answer: nil with an error
 // when the channel failed, the wait timed out or ctx ended.
 func (c *muxClient) roundTrip(ctx context.Context, method, host, uri string, h http.Header, body []byte) (*fwdResponse, error) {
+	return c.send(ctx, method, host, uri, plainHeader(h), body)
+}
+
+// send is roundTrip with the header given as it is framed.
+func (c *muxClient) send(ctx context.Context, method, host, uri string, h frameHeader, body []byte) (*fwdResponse, error) {
 	ch := make(chan *fwdResponse, 1)
 	c.mu.Lock()
 	if c.err != nil {
@@ -570,7 +616,7 @@ func (c *muxClient) roundTrip(ctx context.Context, method, host, uri string, h h
 	id := c.nextID
 	c.pending[id] = ch
 	c.mu.Unlock()
-	if err := c.w.send(func(b []byte) []byte { return appendRequestFrame(b, id, method, host, uri, h, body) }); err != nil {
+	if err := c.w.send(func(b []byte) []byte { return appendRequestFrameWith(b, id, method, host, uri, h, body) }); err != nil {
 		c.fail(err)
 		return nil, err
 	}
@@ -630,47 +676,113 @@ func channelEligible(r *http.Request) bool {
 var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // forwardedHeader is what the proxy would send the leader for r: the client's
-// headers without hop-by-hop and X-Forwarded-* ones, with this node's own.
-func (f *forwarder) forwardedHeader(r *http.Request, body []byte) http.Header {
-	h := r.Header.Clone()
-	for _, v := range h["Connection"] {
-		for _, name := range strings.Split(v, ",") {
+// headers without hop-by-hop and X-Forwarded-* ones, with this node's own. It
+// is framed straight from r.Header (no copy of it is made): the names dropped
+// are skipped and the ones this node sets are added.
+type forwardedHeader struct {
+	src       http.Header
+	connNames []string // the canonical names Connection lists (dropped)
+	dropUA    bool     // an empty User-Agent (the client sends it as none)
+	set       [6][2]string
+	nset      int
+}
+
+// dropFromClient are the client's headers the leader never gets from a
+// follower: hop-by-hop ones, X-Forwarded-* ones, and those only a follower
+// may say (set again below when it does).
+var dropFromClient = func() map[string]bool {
+	m := map[string]bool{"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
+		headerForwardedBy: true, headerAudiencePath: true, "Content-Length": true}
+	for _, k := range hopHeaders {
+		m[k] = true
+	}
+	return m
+}()
+
+func (f *forwarder) forwardedHeader(r *http.Request, body []byte) *forwardedHeader {
+	fh := &forwardedHeader{src: r.Header}
+	conn := r.Header["Connection"]
+	for _, v := range conn {
+		for name := range strings.SplitSeq(v, ",") {
 			if name = textproto.TrimString(name); name != "" {
-				h.Del(name)
+				fh.connNames = append(fh.connNames, textproto.CanonicalMIMEHeaderKey(name))
 			}
 		}
 	}
 	trailers := false
-	for _, v := range h["Te"] {
-		for _, t := range strings.Split(v, ",") {
-			trailers = trailers || strings.EqualFold(textproto.TrimString(t), "trailers")
+	if !fh.connDrops("Te") {
+		for _, v := range r.Header["Te"] {
+			for t := range strings.SplitSeq(v, ",") {
+				trailers = trailers || strings.EqualFold(textproto.TrimString(t), "trailers")
+			}
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
-	}
 	if trailers {
-		h.Set("Te", "trailers")
+		fh.add("Te", "trailers")
 	}
-	if _, ok := h["User-Agent"]; ok && h.Get("User-Agent") == "" {
-		delete(h, "User-Agent") // the client sends an empty one as none
+	if vs, ok := r.Header["User-Agent"]; ok && !fh.connDrops("User-Agent") && (len(vs) == 0 || vs[0] == "") {
+		fh.dropUA = true
 	}
-	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		delete(h, k)
-	}
-	h.Set(headerForwardedBy, f.a.cfg.NodeID)
-	delete(h, headerAudiencePath)
+	fh.add(headerForwardedBy, f.a.cfg.NodeID)
 	if p, ok := r.Context().Value(audienceKey{}).(string); ok {
-		h.Set(headerAudiencePath, p)
+		fh.add(headerAudiencePath, p)
 	}
 	if f.a.cfg.ClusterTLS != nil {
-		h.Set(headerClientIP, f.a.clientIP(r))
+		fh.add(headerClientIP, f.a.clientIP(r))
 	} else if f.a.cfg.ClusterSecret != "" {
-		h.Set(headerClusterToken, f.a.cfg.ClusterSecret)
-		h.Set(headerClientIP, f.a.clientIP(r))
+		fh.add(headerClusterToken, f.a.cfg.ClusterSecret)
+		fh.add(headerClientIP, f.a.clientIP(r))
 	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
-	return h
+	fh.add("Content-Length", strconv.Itoa(len(body)))
+	return fh
+}
+
+func (fh *forwardedHeader) add(k, v string) {
+	fh.set[fh.nset] = [2]string{k, v}
+	fh.nset++
+}
+
+func (fh *forwardedHeader) connDrops(k string) bool {
+	for _, n := range fh.connNames {
+		if n == k {
+			return true
+		}
+	}
+	return false
+}
+
+// keeps reports whether the client's header k goes to the leader as it came.
+func (fh *forwardedHeader) keeps(k string) bool {
+	if dropFromClient[k] || (k == "User-Agent" && fh.dropUA) || fh.connDrops(k) {
+		return false
+	}
+	for _, kv := range fh.set[:fh.nset] {
+		if kv[0] == k {
+			return false
+		}
+	}
+	return true
+}
+
+func (fh *forwardedHeader) appendTo(b []byte) []byte {
+	n := fh.nset
+	for k, vs := range fh.src {
+		if fh.keeps(k) {
+			n += len(vs)
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for k, vs := range fh.src {
+		if fh.keeps(k) {
+			for _, v := range vs {
+				b = appendString(appendString(b, k), v)
+			}
+		}
+	}
+	for _, kv := range fh.set[:fh.nset] {
+		b = appendString(appendString(b, kv[0]), kv[1])
+	}
+	return b
 }
 
 // forwardOnChannel sends r to the leader over c and writes its answer as the
@@ -686,7 +798,7 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 	}
 	// The body is in; from here the wait is for the leader (as proxyTo).
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-	resp, err := c.roundTrip(r.Context(), r.Method, host, r.URL.RequestURI(), f.forwardedHeader(r, body), body)
+	resp, err := c.send(r.Context(), r.Method, host, r.URL.RequestURI(), f.forwardedHeader(r, body), body)
 	w.Header().Del("Cache-Control")
 	if err != nil {
 		f.a.log.Warn("forward to leader failed", "err", err, "path", r.URL.Path)
@@ -700,7 +812,11 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 		if k == headerRequestID || k == "X-Content-Type-Options" {
 			continue
 		}
-		dst[k] = append(dst[k], vs...)
+		if cur, ok := dst[k]; ok {
+			dst[k] = append(cur, vs...)
+		} else {
+			dst[k] = vs // the decoded answer's own: an append to it never writes over another name's value
+		}
 	}
 	for _, k := range hopHeaders {
 		delete(dst, k)

@@ -20,7 +20,14 @@ import (
 
 // channelPair connects a follower's channel end to a leader's end serving h
 // over loopback TCP.
-func channelPair(t *testing.T, h http.Handler) *muxClient {
+func channelPair(t testing.TB, h http.Handler) *muxClient {
+	t.Helper()
+	c, _ := channelEnds(t, h)
+	return c
+}
+
+// channelEnds is channelPair that also returns the leader's end.
+func channelEnds(t testing.TB, h http.Handler) (*muxClient, *channelServer) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,7 +58,7 @@ func channelPair(t *testing.T, h http.Handler) *muxClient {
 		c.fail(io.EOF)
 		<-done
 	})
-	return c
+	return c, srv
 }
 
 // TestChannelCarriesConcurrentRequests: many requests at once, answered out of
