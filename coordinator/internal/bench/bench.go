@@ -293,8 +293,10 @@ func roundTrip(hc *http.Client, req *http.Request, want int) error {
 // machine: a 3-node cluster of o.BinDir's coordinator (A) and one of
 // o.SideBySide's (B) are started, then both take POST /v1/tickets to their
 // leader from o.Clients clients each over the same o.Duration, so whatever
-// else the machine does weighs on both alike. It prints each cluster's
-// throughput and server CPU per write, and B's over A's.
+// else the machine does weighs on both alike; then both take the same
+// writes spread over their three nodes (followers forward), again at once. It
+// prints each cluster's throughput and server CPU per write in each phase, B's
+// over A's, and each cluster's spread over leader.
 func RunSideBySide(ctx context.Context, o Options) error {
 	dir, err := os.MkdirTemp("", "hpbench")
 	if err != nil {
@@ -316,20 +318,32 @@ func RunSideBySide(ctx context.Context, o Options) error {
 		defer hp.c.Close()
 		hps[i] = hp
 	}
-	var res [2]Result
-	var wg sync.WaitGroup
-	for i, hp := range hps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			res[i] = measured(fmt.Sprintf("%c: POST /v1/tickets (to the leader)", 'A'+i), hp.pids(), o.Clients, o.Duration,
-				postTicket(httpClient(o.Clients), hp.urls[hp.leader], hp.key))
-		}()
+	// Both phases at once on both clusters: writes to the leader, then
+	// spread over the three nodes.
+	phase := func(what string, target func(hp *hostplane, w, i int) string) [2]Result {
+		var res [2]Result
+		var wg sync.WaitGroup
+		for i, hp := range hps {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				hc := httpClient(o.Clients)
+				res[i] = measured(fmt.Sprintf("%c: POST /v1/tickets (%s)", 'A'+i, what), hp.pids(), o.Clients, o.Duration,
+					func(w, n int) error { return postTicket(hc, target(hp, w, n), hp.key)(w, n) })
+			}()
+		}
+		wg.Wait()
+		fmt.Fprintln(o.Out, res[0])
+		fmt.Fprintln(o.Out, res[1])
+		fmt.Fprintf(o.Out, "B / A (%s): throughput %.2fx, server CPU per write %.2fx\n", what, res[1].PerSec()/res[0].PerSec(), cpuRatio(res[1], res[0]))
+		return res
 	}
-	wg.Wait()
-	fmt.Fprintln(o.Out, res[0])
-	fmt.Fprintln(o.Out, res[1])
-	fmt.Fprintf(o.Out, "B / A: throughput %.2fx, server CPU per write %.2fx\n", res[1].PerSec()/res[0].PerSec(), cpuRatio(res[1], res[0]))
+	leader := phase("to the leader", func(hp *hostplane, _, _ int) string { return hp.urls[hp.leader] })
+	spread := phase("spread, followers forward", func(hp *hostplane, w, i int) string { return hp.urls[(w+i)%3] })
+	for i := range hps {
+		fmt.Fprintf(o.Out, "%c: spread / leader: throughput %.2fx, server CPU per write %.2fx\n", 'A'+i,
+			spread[i].PerSec()/leader[i].PerSec(), cpuRatio(spread[i], leader[i]))
+	}
 	return nil
 }
 
