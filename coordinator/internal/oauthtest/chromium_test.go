@@ -34,10 +34,7 @@ func TestConsentPageInChromium(t *testing.T) {
 	acc, key := e.account("browser@example.com")
 	clientID := e.registerDeviceClient("Browser Test CLI")
 	cfg := e.oauthConfig(clientID, "account:read", "tickets:read")
-	da, err := cfg.DeviceAuth(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	da := e.deviceAuth(cfg)
 	type result struct {
 		tok *oauth2.Token
 		err error

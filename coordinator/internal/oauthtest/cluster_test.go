@@ -44,10 +44,7 @@ func TestThreeCoordinators(t *testing.T) {
 		"grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "authorization_code", "refresh_token"},
 	})
 	cfg := e.oauthConfig(clientID, "account:read")
-	da, err := cfg.DeviceAuth(e.ctx, oauth2.SetAuthURLParam("resource", public+"/v1"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	da := e.deviceAuth(cfg, oauth2.SetAuthURLParam("resource", public+"/v1"))
 	if da.VerificationURI != public+"/oauth/device" {
 		t.Fatalf("verification_uri %q", da.VerificationURI)
 	}

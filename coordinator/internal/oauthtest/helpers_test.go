@@ -150,10 +150,7 @@ func (e *env) deviceGrant(clientID, accountID, resource string, scopes ...string
 	if resource != "" {
 		opts = append(opts, oauth2.SetAuthURLParam("resource", resource))
 	}
-	da, err := cfg.DeviceAuth(e.ctx, opts...)
-	if err != nil {
-		e.t.Fatalf("device authorization: %v", err)
-	}
+	da := e.deviceAuth(cfg, opts...)
 	if _, err := e.c.Admin(0).OAuthApprove(e.ctx, api.OAuthApproveRequest{UserCode: da.UserCode, AccountID: accountID}); err != nil {
 		e.t.Fatalf("approve: %v", err)
 	}
@@ -202,6 +199,16 @@ func (b *browser) post(u string, form url.Values) *http.Response {
 		b.t.Fatal(err)
 	}
 	return resp
+}
+
+// deviceAuth starts a device authorization for cfg's client and scopes.
+func (e *env) deviceAuth(cfg *oauth2.Config, opts ...oauth2.AuthCodeOption) *oauth2.DeviceAuthResponse {
+	e.t.Helper()
+	da, err := cfg.DeviceAuth(e.ctx, opts...)
+	if err != nil {
+		e.t.Fatalf("device authorization: %v", err)
+	}
+	return da
 }
 
 // registerDeviceClient registers a public client named name for the device

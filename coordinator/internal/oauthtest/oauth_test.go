@@ -60,10 +60,7 @@ func TestDeviceFlowEndToEnd(t *testing.T) {
 	acc, _ := e.account("device@example.com")
 	clientID := e.registerDeviceClient("Test CLI")
 	cfg := e.oauthConfig(clientID, "account:read", "tickets:read")
-	da, err := cfg.DeviceAuth(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	da := e.deviceAuth(cfg)
 	if !regexpMatch(`^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$`, da.UserCode) || da.VerificationURI != e.base+"/oauth/device" || da.Interval != 1 {
 		t.Fatalf("device authorization: %+v", da)
 	}
@@ -156,10 +153,7 @@ func TestDeviceFlowDeniedAndExpired(t *testing.T) {
 	acc, _ := e.account("denied@example.com")
 	clientID := e.register(map[string]any{"client_name": "CLI", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"}})
 	cfg := e.oauthConfig(clientID)
-	da, err := cfg.DeviceAuth(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	da := e.deviceAuth(cfg)
 	if _, err := e.c.Admin(0).OAuthApprove(e.ctx, api.OAuthApproveRequest{UserCode: da.UserCode, Deny: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -167,10 +161,7 @@ func TestDeviceFlowDeniedAndExpired(t *testing.T) {
 		t.Fatalf("denied: %v, want access_denied", err)
 	}
 
-	da, err = cfg.DeviceAuth(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	da = e.deviceAuth(cfg)
 	e.clock.Advance(11 * time.Minute)
 	poll := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da.DeviceCode}, "client_id": {clientID}}
 	if status, out := e.postForm("/oauth/token", poll); status != 400 || out["error"] != "expired_token" {
@@ -180,10 +171,7 @@ func TestDeviceFlowDeniedAndExpired(t *testing.T) {
 		t.Fatalf("approving an expired user code: %v, want 409", err)
 	}
 	// An approval that arrives before expiry cannot be redeemed after it.
-	da, err = cfg.DeviceAuth(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	da = e.deviceAuth(cfg)
 	if _, err := e.c.Admin(0).OAuthApprove(e.ctx, api.OAuthApproveRequest{UserCode: da.UserCode, AccountID: acc.ID}); err != nil {
 		t.Fatal(err)
 	}
@@ -363,10 +351,7 @@ func TestRevocation(t *testing.T) {
 		t.Fatalf("token of an app the operator revoked: %v, want 401", err)
 	}
 	// An operator cannot grant more than the account's keys hold.
-	da, err := e.oauthConfig(clientID, "servers:destroy").DeviceAuth(e.ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	da := e.deviceAuth(e.oauthConfig(clientID, "servers:destroy"))
 	if _, err := e.c.Admin(0).OAuthApprove(e.ctx, api.OAuthApproveRequest{UserCode: da.UserCode, AccountID: acc.ID}); apiStatus(err) != 403 {
 		t.Fatalf("approving servers:destroy for an account with default keys: %v, want 403", err)
 	}
