@@ -2,7 +2,6 @@ package oauthtest
 
 import (
 	"context"
-	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -55,11 +54,7 @@ func TestTokenOnMCP(t *testing.T) {
 	}
 
 	v1Tok := token(e.base + "/v1")
-	req, _ := http.NewRequest("POST", e.base+"/mcp", strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}`))
-	req.Header.Set("Authorization", "Bearer "+v1Tok)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := framework.InitializeMCP(e.base, v1Tok, "2025-06-18")
 	if err != nil {
 		t.Fatal(err)
 	}
