@@ -149,8 +149,41 @@ func decodeFast(body []byte) (id json.RawMessage, p fastParams, ok bool) {
 
 // jsonValid is json.Valid, about four times faster: segmentio/encoding's
 // validator (the SDK's JSON package). FuzzJSONValidMatches holds the two
-// to the same answer.
-func jsonValid(b []byte) bool { return sjson.Valid(b) }
+// to the same answer. segmentio's has no nesting limit, where
+// encoding/json refuses more than 10,000 levels (TestJSONValidNesting): an
+// input long enough to hold that many is also checked for its depth.
+func jsonValid(b []byte) bool {
+	return sjson.Valid(b) && (len(b) < 2*(maxNesting+1) || nestingWithin(b))
+}
+
+// maxNesting is encoding/json's limit of nested arrays and objects.
+const maxNesting = 10000
+
+// nestingWithin reports whether the valid JSON b nests at most maxNesting
+// arrays and objects (brackets inside strings not counted).
+func nestingWithin(b []byte) bool {
+	depth, inString := 0, false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		switch {
+		case inString:
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '[' || c == '{':
+			if depth++; depth > maxNesting {
+				return false
+			}
+		case c == ']' || c == '}':
+			depth--
+		}
+	}
+	return true
+}
 
 // members reads the JSON object obj (valid JSON) into vals, the raw value of
 // each key of keys by position: false when obj is not an object, or a key is

@@ -267,3 +267,22 @@ func FuzzJSONValidMatches(f *testing.F) {
 		}
 	})
 }
+
+// TestJSONValidNesting: jsonValid refuses what encoding/json refuses for
+// depth (more than 10,000 nested arrays or objects), brackets in strings
+// not counted; segmentio's validator alone accepted any depth.
+func TestJSONValidNesting(t *testing.T) {
+	nest := func(n int, open, close, inner string) []byte {
+		return []byte(strings.Repeat(open, n) + inner + strings.Repeat(close, n))
+	}
+	for _, b := range [][]byte{
+		nest(10000, "[", "]", ""), nest(10001, "[", "]", ""), nest(20000, "[", "]", ""),
+		nest(10000, `{"a":`, "}", "1"), nest(10001, `{"a":`, "}", "1"),
+		nest(9999, "[", "]", `"[[[[\"[[[{{{{"`), nest(10001, "[", "]", `"]]]]]]]]]]]]\\"`),
+		[]byte(`{"a":"` + strings.Repeat("[", 30000) + `"}`),
+	} {
+		if got, want := jsonValid(b), json.Valid(b); got != want {
+			t.Errorf("jsonValid of %d bytes (%.20q...) = %v, json.Valid %v", len(b), b, got, want)
+		}
+	}
+}
