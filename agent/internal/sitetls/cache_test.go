@@ -141,7 +141,7 @@ func TestLuaCacheBounded(t *testing.T) {
 		t.Fatalf("the lua cache parses certificates without its EC engine:\n%s", n.errorLog())
 	}
 	// ... and its EC keys sign without a provider copy (conf.go).
-	for _, notice := range []string{"converted to provider keys"} {
+	for _, notice := range []string{"converted to provider keys", "parsed with a group each"} {
 		if strings.Contains(n.errorLog(), notice) {
 			t.Fatalf("the lua cache runs without its fast path (%q):\n%s", notice, n.errorLog())
 		}

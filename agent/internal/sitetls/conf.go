@@ -182,6 +182,24 @@ init_by_lua_block {
     void *BIO_new_mem_buf(const void *buf, int len);
     void OPENSSL_cleanse(void *ptr, size_t len);
   ]]
+  ffi.cdef[[
+    void *EVP_PKEY_asn1_find(void **pe, int type);
+    void *EVP_PKEY_asn1_new(int id, int flags, const char *pem_str, const char *info);
+    void EVP_PKEY_asn1_copy(void *dst, const void *src);
+    typedef int (*hp_pub_decode)(void *pk, const void *pub);
+    struct hp_ameth { int pkey_id, pkey_base_id; unsigned long pkey_flags; char *pem_str, *info; hp_pub_decode pub_decode; };
+    typedef int (*hp_asn1_meths)(void *e, void **am, const int **nids, int nid);
+    int ENGINE_set_pkey_asn1_meths(void *e, hp_asn1_meths f);
+    int ENGINE_register_pkey_asn1_meths(void *e);
+    void ENGINE_unregister_pkey_asn1_meths(void *e);
+    int X509_PUBKEY_get0_param(void **ppkalg, const unsigned char **pk, int *ppklen, void **pa, const void *pub);
+    void X509_ALGOR_get0(const void **paobj, int *pptype, const void **ppval, const void *algor);
+    int OBJ_obj2nid(const void *o);
+    void *EC_KEY_new(void);
+    int EC_KEY_set_group(void *key, const void *group);
+    int EC_KEY_oct2key(void *key, const unsigned char *buf, size_t len, void *ctx);
+    void *EC_GROUP_new_by_curve_name(int nid);
+  ]]
   -- Every handshake leaves Lua garbage (its coroutine; a miss a few small
   -- strings): collect continuously rather than when the heap has doubled,
   -- so the heap's high-water mark, which stays resident, stays near what is
@@ -206,12 +224,60 @@ init_by_lua_block {
     if e == nil or C.ENGINE_set_id(e, "hostplane-x509") ~= 1 or C.ENGINE_set_name(e, "parse only") ~= 1
       or C.ENGINE_set_pkey_meths(e, cb) ~= 1 or C.ENGINE_init(e) ~= 1 then error("engine set-up failed") end
     hp_tls_engine = { e = e, cb = cb, nid = ecnid } -- kept alive for the worker's life
+    -- The legacy decoder still builds a new P-256 group for each
+    -- certificate (~28 us of a parse under load: two Montgomery set-ups).
+    -- For the parse only, the engine also offers EC's own ASN.1 method with
+    -- its public key decoder replaced: a P-256 key (named curve) is a copy
+    -- of one group built here (~1 us) given the certificate's point,
+    -- checked on the curve as the default decoder does; any other curve or
+    -- form takes the default decoder. The method is libcrypto's EC method
+    -- copied whole (EVP_PKEY_asn1_copy); only pub_decode, after the
+    -- struct's two ints, flags and two names (OpenSSL 3.0), is replaced,
+    -- and only when the copy is seen to match the original there.
+    local am = false
+    local aok, aerr = pcall(function()
+      local def = C.EVP_PKEY_asn1_find(nil, 408)
+      local my = C.EVP_PKEY_asn1_new(408, 0, "EC", "hostplane")
+      if def == nil or my == nil then error("no asn1 method") end
+      C.EVP_PKEY_asn1_copy(my, def)
+      local h, dh = ffi.cast("struct hp_ameth *", my), ffi.cast("struct hp_ameth *", def)
+      if h.pkey_id ~= 408 or dh.pub_decode == nil or h.pub_decode ~= dh.pub_decode then error("asn1 method layout") end
+      local orig = dh.pub_decode
+      local group = C.EC_GROUP_new_by_curve_name(415)
+      if group == nil then error("no P-256") end
+      local pkp, pkl, palg = ffi.new("const unsigned char *[1]"), ffi.new("int[1]"), ffi.new("void *[1]")
+      local aoid, pty, pval = ffi.new("const void *[1]"), ffi.new("int[1]"), ffi.new("const void *[1]")
+      local dec = ffi.cast("hp_pub_decode", function(pk, pub)
+        if C.X509_PUBKEY_get0_param(nil, pkp, pkl, palg, pub) ~= 1 then return 0 end
+        C.X509_ALGOR_get0(aoid, pty, pval, palg[0])
+        if pty[0] ~= 6 or C.OBJ_obj2nid(pval[0]) ~= 415 then return orig(pk, pub) end
+        local k = C.EC_KEY_new()
+        if k == nil then return 0 end
+        if C.EC_KEY_set_group(k, group) ~= 1 or C.EC_KEY_oct2key(k, pkp[0], pkl[0], nil) ~= 1 or C.EVP_PKEY_assign(pk, 408, k) ~= 1 then
+          C.EC_KEY_free(k)
+          return 0
+        end
+        return 1
+      end)
+      h.pub_decode = dec
+      local amcb = ffi.cast("hp_asn1_meths", function(_, m, nids, nid)
+        if m == nil then nids[0] = ecnid return 1 end
+        if nid == 408 then m[0] = my return 1 end
+        return 0
+      end)
+      if C.ENGINE_set_pkey_asn1_meths(e, amcb) ~= 1 then error("asn1 engine") end
+      hp_tls_engine.am = { my = my, group = group, dec = dec, cb = amcb, refs = { pkp, pkl, palg, aoid, pty, pval } }
+      am = true
+    end)
+    if not aok then ngx.log(ngx.NOTICE, "hostplane tls: P-256 certificates parsed with a group each: ", aerr) end
     local plain = x509
     x509 = function(d, len)
       if C.ENGINE_register_pkey_meths(e) ~= 1 then return plain(d, len) end
+      local a = am and C.ENGINE_register_pkey_asn1_meths(e) == 1
       pp[0] = d
       local x = C.d2i_X509(nil, pp, len)
       C.ENGINE_unregister_pkey_meths(e)
+      if a then C.ENGINE_unregister_pkey_asn1_meths(e) end
       return x
     end
     jit.off(x509) -- it calls back into Lua (cb), which compiled code may not
