@@ -56,15 +56,9 @@ func benchApply(b *testing.B, held int, order, lifecycle bool) {
 			b.Fatalf("command %d: %v", typ, r.Err)
 		}
 	}
-	apply(CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@example.com"})
-	apply(CmdNodeCAInit, NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
-	apply(CmdNodeTokenCreate, NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: at.Add(time.Hour)})
-	apply(CmdNodeEnrol, NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-1", CertSerial: "s1", CertNotAfter: at.Add(24 * time.Hour)})
-	apply(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103,
-		Capacity: api.AgentNodeCapacity{VCPUs: 1 << 20, MemoryBytes: 1 << 50, DiskBytes: 1 << 60}})
-	apply(CmdProductPut, ProductPut{Slug: "vps-1", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 1",
-		RetailMonthlyUsdCents: 100, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}})
-	apply(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: int64(held+b.N+1) * 100})
+	for _, c := range benchOrderSetup(at, int64(held+b.N+1)*100) {
+		apply(c.typ, c.p)
+	}
 	mk := func(n int) ServerOrder {
 		o := testOrder(n, "vps-1")
 		o.Create.CPUOvercommit = 4
@@ -99,6 +93,29 @@ func benchApply(b *testing.B, held int, order, lifecycle bool) {
 	})
 	if order && n != held+b.N {
 		b.Fatalf("%d servers on the node, want %d", n, held+b.N)
+	}
+}
+
+// benchCommand is one command of a benchmark's set-up.
+type benchCommand struct {
+	typ CommandType
+	p   any
+}
+
+// benchOrderSetup is what both order benchmarks apply before their orders:
+// account acc_1 with credit cents, the kvm node hv-1 with room for any
+// number of servers, and the product vps-1.
+func benchOrderSetup(at time.Time, credit int64) []benchCommand {
+	return []benchCommand{
+		{CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@example.com"}},
+		{CmdNodeCAInit, NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"}},
+		{CmdNodeTokenCreate, NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: at.Add(time.Hour)}},
+		{CmdNodeEnrol, NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-1", CertSerial: "s1", CertNotAfter: at.Add(24 * time.Hour)}},
+		{CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103,
+			Capacity: api.AgentNodeCapacity{VCPUs: 1 << 20, MemoryBytes: 1 << 50, DiskBytes: 1 << 60}}},
+		{CmdProductPut, ProductPut{Slug: "vps-1", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 1",
+			RetailMonthlyUsdCents: 100, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}}},
+		{CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: credit}},
 	}
 }
 
@@ -148,15 +165,9 @@ func benchApplyBatched(b *testing.B, k int) {
 			}
 		}
 	}
-	apply(entry(CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@example.com"}))
-	apply(entry(CmdNodeCAInit, NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"}))
-	apply(entry(CmdNodeTokenCreate, NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: at.Add(time.Hour)}))
-	apply(entry(CmdNodeEnrol, NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-1", CertSerial: "s1", CertNotAfter: at.Add(24 * time.Hour)}))
-	apply(entry(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103,
-		Capacity: api.AgentNodeCapacity{VCPUs: 1 << 20, MemoryBytes: 1 << 50, DiskBytes: 1 << 60}}))
-	apply(entry(CmdProductPut, ProductPut{Slug: "vps-1", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 1",
-		RetailMonthlyUsdCents: 100, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}}))
-	apply(entry(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: int64(b.N*k+1) * 100}))
+	for _, c := range benchOrderSetup(at, int64(b.N*k+1)*100) {
+		apply(entry(c.typ, c.p))
+	}
 	// Ids as the API makes them (time-ordered), so the buckets grow as in
 	// a cluster.
 	mk := func() ServerOrder {
