@@ -4,9 +4,11 @@
 package acmetest
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -129,6 +131,32 @@ func (p *Pebble) Root(t *testing.T) *x509.CertPool {
 		t.Fatalf("pebble root: %s", b)
 	}
 	return pool
+}
+
+// SetRenewalWindow makes pebble's renewal information (ARI) for leaf suggest
+// the window start–end (through its management API's /set-renewal-info/),
+// in place of its own: for a certificate shorter than two days that is the
+// whole lifetime, where a client's random pick may fall in its last seconds.
+func (p *Pebble) SetRenewalWindow(t *testing.T, leaf *x509.Certificate, start, end time.Time) {
+	t.Helper()
+	type window struct {
+		Start time.Time `json:"start"`
+		End   time.Time `json:"end"`
+	}
+	ari, _ := json.Marshal(map[string]window{"suggestedWindow": {start.UTC(), end.UTC()}})
+	body, _ := json.Marshal(map[string]string{
+		"Certificate": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})),
+		"ARIResponse": string(ari),
+	})
+	resp, err := p.Client.Post(p.Mgmt+"/set-renewal-info/", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("pebble set-renewal-info: %d %s", resp.StatusCode, b)
+	}
 }
 
 // Issued lists the certificates pebble issued so far, one line of its log
