@@ -2,23 +2,17 @@ package fsm
 
 import (
 	"encoding/json"
-	"reflect"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/internal/plainjson/codectest"
 )
 
 // checkReadServerOrder: whatever readServerOrder reads, json.Unmarshal reads
 // the same.
 func checkReadServerOrder(t testing.TB, b []byte) (read bool) {
 	t.Helper()
-	p, ok := readServerOrder(b)
-	if ok {
-		var want ServerOrder
-		if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(p, want) {
-			t.Fatalf("readServerOrder(%s) = %+v, json.Unmarshal %+v (%v)", b, p, want, err)
-		}
-	}
-	return ok
+	return codectest.Reading(t, "readServerOrder", readServerOrder, b)
 }
 
 func TestReadServerOrder(t *testing.T) {
@@ -72,21 +66,9 @@ func TestReadActionPayloads(t *testing.T) {
 // read, json.Unmarshal reads the same; it reports whether either read b.
 func checkReadActionPayload(t testing.TB, b []byte) (read bool) {
 	t.Helper()
-	if p, ok := readActionProgress(b); ok {
-		var want ActionProgress
-		if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(p, want) {
-			t.Fatalf("readActionProgress(%s) = %+v, json.Unmarshal %+v (%v)", b, p, want, err)
-		}
-		read = true
-	}
-	if p, ok := readActionFinish(b); ok {
-		var want ActionFinish
-		if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(p, want) {
-			t.Fatalf("readActionFinish(%s) = %+v, json.Unmarshal %+v (%v)", b, p, want, err)
-		}
-		read = true
-	}
-	return read
+	progress := codectest.Reading(t, "readActionProgress", readActionProgress, b)
+	finish := codectest.Reading(t, "readActionFinish", readActionFinish, b)
+	return progress || finish
 }
 
 func FuzzReadActionPayloads(f *testing.F) {

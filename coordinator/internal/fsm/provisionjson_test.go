@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"testing"
 
+	"github.com/hostplane/hostplane/internal/plainjson/codectest"
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -14,18 +15,7 @@ import (
 // reads to the same value.
 func provisionReadsAsEncodingJSON(t *testing.T, b []byte) bool {
 	t.Helper()
-	fast, ok := readProvision(b)
-	if !ok {
-		return false
-	}
-	var slow action.Provision
-	if err := json.Unmarshal(b, &slow); err != nil {
-		t.Fatalf("readProvision read %s, json.Unmarshal refuses it: %v", b, err)
-	}
-	if !reflect.DeepEqual(fast, slow) {
-		t.Fatalf("readProvision read %s as\n%#v\njson.Unmarshal as\n%#v", b, fast, slow)
-	}
-	return true
+	return codectest.Reading(t, "readProvision", readProvision, b)
 }
 
 // provisionWritesAsEncodingJSON: what appendProvision writes is json.Marshal's.
@@ -170,18 +160,10 @@ func TestAddrRequestDecodesAsEncodingJSON(t *testing.T) {
 
 func addrRequestReadsAsEncodingJSON(t *testing.T, b []byte) bool {
 	t.Helper()
-	fast, ok := readAddrRequest(b)
-	if !ok {
-		return false
-	}
-	var slow addrRequestJSON
-	if err := json.Unmarshal(b, &slow); err != nil {
-		t.Fatalf("readAddrRequest read %s, json.Unmarshal refuses it: %v", b, err)
-	}
-	if !reflect.DeepEqual(fast, AddrRequest(slow)) {
-		t.Fatalf("readAddrRequest read %s as %#v, json.Unmarshal as %#v", b, fast, slow)
-	}
-	return true
+	// Decoded as addrRequestJSON: AddrRequest's own UnmarshalJSON is the code
+	// under test.
+	read := func(b []byte) (addrRequestJSON, bool) { r, ok := readAddrRequest(b); return addrRequestJSON(r), ok }
+	return codectest.Reading(t, "readAddrRequest", read, b)
 }
 
 func FuzzAddrRequestDecodesAsEncodingJSON(f *testing.F) {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/plainjson/codectest"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
 )
@@ -95,12 +96,7 @@ func FuzzReadTicketCreate(f *testing.F) {
 	f.Add(old, "Türkçe konu", "satır", false)
 	f.Add([]byte(`{"id":"a","account_id":"b","message_id":"c","subject":"\xff","message":"","department":"","priority":"","per_account_number":false}`), "", "\x7f", true)
 	f.Fuzz(func(t *testing.T, b []byte, subject, message string, perAccount bool) {
-		if p, ok := readTicketCreate(b); ok {
-			var want TicketCreate
-			if err := json.Unmarshal(b, &want); err != nil || p != want {
-				t.Fatalf("%q: read %+v, encoding/json %+v (%v)", b, p, want, err)
-			}
-		}
+		codectest.Reading(t, "readTicketCreate", readTicketCreate, b)
 		in := TicketCreate{ID: "tkt_1", AccountID: "acc_1", MessageID: "msg_1", Subject: subject, Message: message, Department: "technical", Priority: "low", PerAccountNumber: perAccount}
 		raw, _ := json.Marshal(in)
 		p, ok := readTicketCreate(raw)

@@ -21,14 +21,7 @@ func checkActionCodec(t testing.TB, a Action) (fast bool) {
 	if err != nil {
 		return false
 	}
-	read, rok := readAction(want)
-	if rok {
-		var dec Action
-		if err := json.Unmarshal(want, &dec); err != nil || !reflect.DeepEqual(read, dec) {
-			t.Fatalf("readAction(%s) = %+v, json.Unmarshal %+v (%v)", want, read, dec, err)
-		}
-	}
-	return ok && rok
+	return codectest.Reading(t, "readAction", readAction, want) && ok
 }
 
 func TestActionCodecMatchesEncodingJSON(t *testing.T) {
@@ -128,14 +121,5 @@ func FuzzReadAction(f *testing.F) {
 	f.Add(good)
 	f.Add([]byte(`{"id":"a","progress":-0,"created_at":"2026-12-01T17:04:05+03:00","params":[true,false,null,"x"],"needs_secret":false}`))
 	f.Add([]byte(`{"created_at":"2026-13-01T17:04:05Z"}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		a, ok := readAction(b)
-		if !ok {
-			return
-		}
-		var want Action
-		if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(a, want) {
-			t.Fatalf("%s: read %+v, encoding/json %+v (%v)", b, a, want, err)
-		}
-	})
+	f.Fuzz(func(t *testing.T, b []byte) { codectest.Reading(t, "readAction", readAction, b) })
 }

@@ -24,14 +24,7 @@ func checkServerEncoding(t testing.TB, s Server) (fast bool) {
 // checkReadServer: whatever readServer reads, json.Unmarshal reads the same.
 func checkReadServer(t testing.TB, b []byte) (read bool) {
 	t.Helper()
-	s, ok := readServer(b)
-	if ok {
-		var want Server
-		if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(s, want) {
-			t.Fatalf("readServer(%s) = %+v, json.Unmarshal %+v (%v)", b, s, want, err)
-		}
-	}
-	return ok
+	return codectest.Reading(t, "readServer", readServer, b)
 }
 
 func TestReadServer(t *testing.T) {

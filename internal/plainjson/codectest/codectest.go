@@ -5,6 +5,7 @@ package codectest
 import (
 	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 )
 
@@ -20,6 +21,22 @@ func Encoding[T any](t testing.TB, name string, encode func(*T) ([]byte, bool), 
 	}
 	if wantErr != nil || !bytes.Equal(got, want) {
 		t.Fatalf("%s(%+v)\n got %s\nwant %s (%v)", name, v, got, want, wantErr)
+	}
+	return true
+}
+
+// Reading checks that whenever read reads b (ok true), it gives what
+// json.Unmarshal gives for b; it reports whether read read b. name names read
+// in the failure.
+func Reading[T any](t testing.TB, name string, read func([]byte) (T, bool), b []byte) (fast bool) {
+	t.Helper()
+	got, ok := read(b)
+	if !ok {
+		return false
+	}
+	var want T
+	if err := json.Unmarshal(b, &want); err != nil || !reflect.DeepEqual(got, want) {
+		t.Fatalf("%s(%s) = %+v, json.Unmarshal %+v (%v)", name, b, got, want, err)
 	}
 	return true
 }
