@@ -137,15 +137,25 @@ func TestParseTokenRequestNamesFields(t *testing.T) {
 // Fuzz the decoders: no panic, and an accepted request satisfies the rules the
 // handlers rely on.
 
-func FuzzParseTokenRequest(f *testing.F) {
-	f.Add("grant_type=authorization_code&client_id=c&code=x&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&code_verifier=" + strings.Repeat("a", 43))
-	f.Add("grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=c&device_code=d")
-	f.Add("grant_type=refresh_token&client_id=c&refresh_token=r&resource=https%3A%2F%2Fa")
+// fuzzForm fuzzes check with every body DecodeConsentForm accepts, starting
+// from seeds.
+func fuzzForm(f *testing.F, seeds []string, check func(t *testing.T, body string, form url.Values)) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
 	f.Fuzz(func(t *testing.T, body string) {
-		form, e := DecodeConsentForm([]byte(body))
-		if e != nil {
-			return
+		if form, e := DecodeConsentForm([]byte(body)); e == nil {
+			check(t, body, form)
 		}
+	})
+}
+
+func FuzzParseTokenRequest(f *testing.F) {
+	fuzzForm(f, []string{
+		"grant_type=authorization_code&client_id=c&code=x&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&code_verifier=" + strings.Repeat("a", 43),
+		"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=c&device_code=d",
+		"grant_type=refresh_token&client_id=c&refresh_token=r&resource=https%3A%2F%2Fa",
+	}, func(t *testing.T, body string, form url.Values) {
 		req, e := ParseTokenRequest(form)
 		if e != nil {
 			if e.Code == "" || e.Description == "" {
@@ -163,13 +173,10 @@ func FuzzParseTokenRequest(f *testing.F) {
 }
 
 func FuzzParseAuthorizeRequest(f *testing.F) {
-	f.Add("response_type=code&client_id=c&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&scope=account%3Aread&state=s")
-	f.Add("response_type=token&client_id=c")
-	f.Fuzz(func(t *testing.T, body string) {
-		form, e := DecodeConsentForm([]byte(body))
-		if e != nil {
-			return
-		}
+	fuzzForm(f, []string{
+		"response_type=code&client_id=c&redirect_uri=http%3A%2F%2F127.0.0.1%2Fcb&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256&scope=account%3Aread&state=s",
+		"response_type=token&client_id=c",
+	}, func(t *testing.T, _ string, form url.Values) {
 		req, e := ParseAuthorizeRequest(form)
 		if e != nil {
 			return
@@ -186,13 +193,10 @@ func FuzzParseAuthorizeRequest(f *testing.F) {
 }
 
 func FuzzParseDeviceAndRevoke(f *testing.F) {
-	f.Add("client_id=c&scope=account%3Aread+tickets%3Aread&resource=https%3A%2F%2Fa")
-	f.Add("token=x&token_type_hint=refresh_token")
-	f.Fuzz(func(t *testing.T, body string) {
-		form, e := DecodeConsentForm([]byte(body))
-		if e != nil {
-			return
-		}
+	fuzzForm(f, []string{
+		"client_id=c&scope=account%3Aread+tickets%3Aread&resource=https%3A%2F%2Fa",
+		"token=x&token_type_hint=refresh_token",
+	}, func(t *testing.T, _ string, form url.Values) {
 		if d, e := ParseDeviceRequest(form); e == nil && d.ClientID == "" {
 			t.Fatal("device request without client_id accepted")
 		}
