@@ -40,6 +40,17 @@ func dial(t testing.TB, r *framework.EPPD, id, pw string) *epp.Client {
 	return c
 }
 
+// registered registers name for one year under clTRID; the test stops if
+// that fails.
+func registered(t *testing.T, ctx context.Context, c *epp.Client, clTRID, name string) registrar.Domain {
+	t.Helper()
+	d, err := c.Register(ctx, registrar.RegisterRequest{ClTRID: clTRID, Name: name, Years: 1})
+	if err != nil {
+		t.Fatalf("register %s: %v", name, err)
+	}
+	return d
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
@@ -221,10 +232,7 @@ func TestClTRIDAppliedOnce(t *testing.T) {
 	a := dial(t, r, idA, pwA)
 	ctx := ctxT(t)
 
-	d1, err := a.Register(ctx, registrar.RegisterRequest{ClTRID: "dom-1-create", Name: "once.test", Years: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d1 := registered(t, ctx, a, "dom-1-create", "once.test")
 	d2, err := a.Register(ctx, registrar.RegisterRequest{ClTRID: "dom-1-create", Name: "once.test", Years: 1})
 	if err != nil {
 		t.Fatalf("repeat of an applied create: %v (want the original answer, not 2302)", err)
@@ -299,14 +307,11 @@ func TestFailureInjection(t *testing.T) {
 	r := startRegistry(t)
 	a := dial(t, r, idA, pwA)
 	ctx := ctxT(t)
-	d, err := a.Register(ctx, registrar.RegisterRequest{ClTRID: "fi-create", Name: "flaky.test", Years: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := registered(t, ctx, a, "fi-create", "flaky.test")
 
 	// 2400: not applied, definite, transient; the same clTRID later applies.
 	r.FailNext(1, 0)
-	_, err = a.SetPrivacy(ctx, registrar.PrivacyRequest{ClTRID: "fi-priv", Name: "flaky.test", Enabled: true})
+	_, err := a.SetPrivacy(ctx, registrar.PrivacyRequest{ClTRID: "fi-priv", Name: "flaky.test", Enabled: true})
 	mustKind(t, err, registrar.KindUnavailable, 2400)
 	if !registrar.Definite(err) || !registrar.Transient(err) {
 		t.Fatalf("2400: definite=%v transient=%v", registrar.Definite(err), registrar.Transient(err))
@@ -412,10 +417,7 @@ func TestPendingTransfer(t *testing.T) {
 	r := framework.StartEPPD(t, framework.EPPDOptions{Clients: map[string]string{idA: pwA, idB: pwB}, TransferPending: 3 * time.Second})
 	a, b := dial(t, r, idA, pwA), dial(t, r, idB, pwB)
 	ctx := ctxT(t)
-	d, err := a.Register(ctx, registrar.RegisterRequest{ClTRID: "pt-create", Name: "moving.test", Years: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := registered(t, ctx, a, "pt-create", "moving.test")
 	tr, err := b.Transfer(ctx, registrar.TransferRequest{ClTRID: "pt-transfer", Name: "moving.test", AuthCode: d.AuthCode})
 	if err != nil {
 		t.Fatal(err)
