@@ -1,6 +1,6 @@
 // Package atomicfile replaces files atomically (a temporary file beside the
 // target, fsynced, then renamed over it), for the agent's configuration,
-// credentials and state files.
+// credentials and state files, and fsyncs directories (SyncDir).
 package atomicfile
 
 import (
@@ -60,4 +60,15 @@ func write(path string, b []byte, mode os.FileMode, mtime time.Time) error {
 	}
 	ok = true
 	return nil
+}
+
+// SyncDir fsyncs the directory dir, so that a file created, renamed or
+// removed in it stays so after a crash.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err == nil {
+		err = d.Sync()
+		d.Close()
+	}
+	return err
 }

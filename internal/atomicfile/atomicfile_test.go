@@ -53,3 +53,14 @@ func TestWriteStamped(t *testing.T) {
 		t.Fatalf("content %q mtime %v, want new and %v", b, st.ModTime(), want)
 	}
 }
+
+// TestSyncDir: a directory fsyncs; a missing one is a not-exist error.
+func TestSyncDir(t *testing.T) {
+	dir := t.TempDir()
+	if err := SyncDir(dir); err != nil {
+		t.Fatalf("SyncDir(%s): %v", dir, err)
+	}
+	if err := SyncDir(filepath.Join(dir, "missing")); !os.IsNotExist(err) {
+		t.Fatalf("SyncDir of a missing directory: %v, want not-exist", err)
+	}
+}

@@ -188,7 +188,7 @@ func (s *Store) Detach(_ context.Context, name string) error {
 	if err := os.Remove(s.Path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	return syncDir(s.CertsDir)
+	return atomicfile.SyncDir(s.CertsDir)
 }
 
 // Has tells whether name has a certificate file.
@@ -222,7 +222,7 @@ func (s *Store) write(path string, data []byte) error {
 	if err := atomicfile.WriteStamped(path, data, 0o640, stamp); err != nil {
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
 
 // checkStamps fails unless dir keeps file times to the nanosecond (ext4
@@ -240,15 +240,6 @@ func checkStamps(dir string) error {
 	}
 	_ = os.Remove(probe)
 	return err
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // Prepare makes CertsDir (root:GID 2750: files created in it get GID) and the node's default certificate

@@ -20,6 +20,7 @@ import (
 	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/ipam"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/atomicfile"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -101,22 +102,13 @@ func Open(path string, log *slog.Logger) (*FSM, error) {
 	if err := writeFileSync(marker, bytes.NewReader([]byte("open\n"))); err != nil {
 		return nil, fmt.Errorf("fsm open marker: %w", err)
 	}
-	if err := syncDir(filepath.Dir(path)); err != nil {
+	if err := atomicfile.SyncDir(filepath.Dir(path)); err != nil {
 		return nil, err
 	}
 	if err := f.open(); err != nil {
 		return nil, err
 	}
 	return f, nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 func (f *FSM) open() error {
