@@ -533,10 +533,7 @@ func (ss *session) domainCreate(tx *bolt.Tx, c *eppxml.DomainCreate, ext *eppxml
 	if err := ss.checkContacts(tx, c.Registrant, c.Contacts); err != nil {
 		return answer{}, err
 	}
-	if c.AuthInfo.PW == "" {
-		return answer{}, refuse(eppxml.CodeParamMissing, "authInfo pw is required")
-	}
-	roid, err := newROID(tx, "D")
+	roid, err := newAuthROID(tx, "D", c.AuthInfo.PW)
 	if err != nil {
 		return answer{}, err
 	}
@@ -777,10 +774,7 @@ func (ss *session) contactCreate(tx *bolt.Tx, c *eppxml.ContactCreate) (answer, 
 	if err := checkEmail(c.Email); err != nil {
 		return answer{}, err
 	}
-	if c.AuthInfo.PW == "" {
-		return answer{}, refuse(eppxml.CodeParamMissing, "authInfo pw is required")
-	}
-	roid, err := newROID(tx, "C")
+	roid, err := newAuthROID(tx, "C", c.AuthInfo.PW)
 	if err != nil {
 		return answer{}, err
 	}

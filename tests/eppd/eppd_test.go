@@ -234,6 +234,20 @@ func TestNamesAndPolicy(t *testing.T) {
 	if code, _, _ := c.cmd(d); code != eppxml.CodeNotExist {
 		t.Errorf("unknown registrant: %d, want 2303", code)
 	}
+	d = create("p.test")
+	d.Create.Domain.AuthInfo.PW = ""
+	if code, _, _ := c.cmd(d); code != eppxml.CodeParamMissing {
+		t.Errorf("domain without an authInfo pw: %d, want 2003", code)
+	}
+	ct := &eppxml.Command{Create: &eppxml.CreateCmd{Contact: &eppxml.ContactCreate{ID: "c-1", Email: "a@b.test",
+		PostalInfo: []eppxml.PostalInfo{{Type: "int", Name: "A", Addr: eppxml.Addr{City: "X", CC: "GB"}}}}}}
+	if code, _, _ := c.cmd(ct); code != eppxml.CodeParamMissing {
+		t.Errorf("contact without an authInfo pw: %d, want 2003", code)
+	}
+	ct.ClTRID, ct.Create.Contact.AuthInfo.PW = "", "x"
+	if code, reason, _ := c.cmd(ct); code != 1000 {
+		t.Errorf("contact with an authInfo pw: %d (%s)", code, reason)
+	}
 	code, _, resp := c.cmd(&eppxml.Command{Check: &eppxml.CheckCmd{Domain: &eppxml.DomainNames{Names: []string{"ok.test", "free.test", "x.com"}}}})
 	cd := resp.ResData.DomainChk.CD
 	if code != 1000 || cd[0].Name.Avail || !cd[1].Name.Avail || cd[2].Name.Avail || cd[2].Reason != "TLD not offered" {

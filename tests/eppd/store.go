@@ -146,6 +146,15 @@ func newROID(tx *bolt.Tx, kind string) (string, error) {
 	return fmt.Sprintf("%s%d-EPPD", kind, seq), nil
 }
 
+// newAuthROID is the ROID of a new domain or contact, which must carry an
+// authInfo password: 2003 without one.
+func newAuthROID(tx *bolt.Tx, kind, pw string) (string, error) {
+	if pw == "" {
+		return "", refuse(eppxml.CodeParamMissing, "authInfo pw is required")
+	}
+	return newROID(tx, kind)
+}
+
 func queuePoll(tx *bolt.Tx, clID string, msg pollRec) error {
 	id, err := nextSeq(tx)
 	if err != nil {
