@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"time"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // Event is an outbox entry: a webhook event written with the change it describes.
@@ -38,15 +40,7 @@ func (r ReadTx) ScanOutbox(after []byte, max int, visit func(ev Event, err error
 // more reports whether entries remain past it (as ScanOutbox's more).
 func (r ReadTx) SkipOutbox(after []byte, max int) (last []byte, more bool) {
 	c := r.tx.Bucket(BucketOutbox).Cursor()
-	var k []byte
-	if after == nil {
-		k, _ = c.First()
-	} else {
-		k, _ = c.Seek(after)
-		if k != nil && string(k) == string(after) {
-			k, _ = c.Next()
-		}
-	}
+	k, _ := firstAfter(c, after)
 	var prev []byte
 	for n := 0; k != nil; k, _ = c.Next() {
 		if n >= max {
@@ -69,15 +63,7 @@ func (r ReadTx) SkipOutbox(after []byte, max int) (last []byte, more bool) {
 // the decoding.
 func (r ReadTx) ScanOutboxFor(after []byte, max int, want func(accountID string) bool, visit func(ev Event, err error)) (more bool) {
 	c := r.tx.Bucket(BucketOutbox).Cursor()
-	var k, v []byte
-	if after == nil {
-		k, v = c.First()
-	} else {
-		k, v = c.Seek(after)
-		if k != nil && string(k) == string(after) {
-			k, v = c.Next()
-		}
-	}
+	k, v := firstAfter(c, after)
 	for n := 0; k != nil; k, v = c.Next() {
 		if n >= max {
 			return true
@@ -98,4 +84,17 @@ func (r ReadTx) ScanOutboxFor(after []byte, max int, want func(accountID string)
 		visit(ev, err)
 	}
 	return false
+}
+
+// firstAfter moves c to the first entry whose key is past after (the first
+// entry when after is nil) and returns it (nil key: none).
+func firstAfter(c *bolt.Cursor, after []byte) (k, v []byte) {
+	if after == nil {
+		return c.First()
+	}
+	k, v = c.Seek(after)
+	if k != nil && string(k) == string(after) {
+		k, v = c.Next()
+	}
+	return k, v
 }
