@@ -20,6 +20,23 @@ import (
 
 var modes = []Mode{ModeVariable, ModeLua}
 
+// inEachMode runs test against a new nginx in each lookup mode.
+func inEachMode(t *testing.T, test func(t *testing.T, n *testNginx)) {
+	for _, mode := range modes {
+		t.Run(string(mode), func(t *testing.T) { test(t, startNginx(t, mode, "")) })
+	}
+}
+
+// attachNew attaches a new self-signed certificate for name and returns it.
+func (n *testNginx) attachNew(t testing.TB, name string) (cert, key []byte) {
+	t.Helper()
+	cert, key = selfSigned(t, name)
+	if err := n.store.Attach(context.Background(), name, cert, key); err != nil {
+		t.Fatalf("attach %s: %v\n%s", name, err, n.errorLog())
+	}
+	return cert, key
+}
+
 func leafDER(tb testing.TB, chain []byte) []byte {
 	tb.Helper()
 	b, _ := pem.Decode(chain)
@@ -30,58 +47,49 @@ func leafDER(tb testing.TB, chain []byte) []byte {
 // and detached) is served on the next handshake, by the same nginx workers:
 // no reload, in both lookup modes.
 func TestAttachWithoutReload(t *testing.T) {
-	for _, mode := range modes {
-		t.Run(string(mode), func(t *testing.T) {
-			n := startNginx(t, mode, "")
-			ctx := context.Background()
-			workers := n.workers(t)
-			if got := n.served(t, "a.test"); !strings.HasPrefix(got, "error") {
-				t.Fatalf("before attach, SNI a.test got %q; want a handshake failure", got)
+	inEachMode(t, func(t *testing.T, n *testNginx) {
+		ctx := context.Background()
+		workers := n.workers(t)
+		if got := n.served(t, "a.test"); !strings.HasPrefix(got, "error") {
+			t.Fatalf("before attach, SNI a.test got %q; want a handshake failure", got)
+		}
+		for _, name := range []string{"a.test", "b.test", "xn--bcher-kva.example"} {
+			start := time.Now()
+			c, _ := n.attachNew(t, name)
+			t.Logf("%s: attach + handshake check %v", name, time.Since(start))
+			leaf, err := ServedLeaf(ctx, n.addr, name, time.Second)
+			if err != nil || !bytes.Equal(leaf.Raw, leafDER(t, c)) {
+				t.Fatalf("SNI %s after attach: %v", name, err)
 			}
-			for _, name := range []string{"a.test", "b.test", "xn--bcher-kva.example"} {
-				c, k := selfSigned(t, name)
-				start := time.Now()
-				if err := n.store.Attach(ctx, name, c, k); err != nil {
-					t.Fatalf("attach %s: %v\n%s", name, err, n.errorLog())
-				}
-				t.Logf("%s: attach + handshake check %v", name, time.Since(start))
-				leaf, err := ServedLeaf(ctx, n.addr, name, time.Second)
-				if err != nil || !bytes.Equal(leaf.Raw, leafDER(t, c)) {
-					t.Fatalf("SNI %s after attach: %v", name, err)
-				}
+		}
+		// A renewal replaces a.test's certificate in place.
+		c2, _ := n.attachNew(t, "a.test")
+		if leaf, err := ServedLeaf(ctx, n.addr, "a.test", time.Second); err != nil || !bytes.Equal(leaf.Raw, leafDER(t, c2)) {
+			t.Fatalf("renewed a.test not served: %v", err)
+		}
+		if n.served(t, "b.test") != "b.test" {
+			t.Fatal("b.test lost its certificate")
+		}
+		if err := n.store.Detach(ctx, "b.test"); err != nil {
+			t.Fatal(err)
+		}
+		if got := n.served(t, "b.test"); !strings.HasPrefix(got, "error") {
+			t.Fatalf("detached b.test still served %q", got)
+		}
+		if n.workers(t) != workers || n.reloads() != 0 {
+			t.Fatalf("nginx reloaded: workers %s → %s, %d reloads", workers, n.workers(t), n.reloads())
+		}
+		st, err := os.Stat(n.store.Path("a.test"))
+		if err != nil || st.Mode().Perm() != 0o640 || int(st.Sys().(*syscall.Stat_t).Gid) != n.store.GID {
+			t.Fatalf("a.test.pem: %v %v; want 0640 root:www-data", st.Mode(), err)
+		}
+		ents, _ := os.ReadDir(n.store.CertsDir)
+		for _, e := range ents {
+			if strings.HasPrefix(e.Name(), ".tmp") {
+				t.Fatalf("temporary file left: %s", e.Name())
 			}
-			// A renewal replaces a.test's certificate in place.
-			c2, k2 := selfSigned(t, "a.test")
-			if err := n.store.Attach(ctx, "a.test", c2, k2); err != nil {
-				t.Fatal(err)
-			}
-			if leaf, err := ServedLeaf(ctx, n.addr, "a.test", time.Second); err != nil || !bytes.Equal(leaf.Raw, leafDER(t, c2)) {
-				t.Fatalf("renewed a.test not served: %v", err)
-			}
-			if n.served(t, "b.test") != "b.test" {
-				t.Fatal("b.test lost its certificate")
-			}
-			if err := n.store.Detach(ctx, "b.test"); err != nil {
-				t.Fatal(err)
-			}
-			if got := n.served(t, "b.test"); !strings.HasPrefix(got, "error") {
-				t.Fatalf("detached b.test still served %q", got)
-			}
-			if n.workers(t) != workers || n.reloads() != 0 {
-				t.Fatalf("nginx reloaded: workers %s → %s, %d reloads", workers, n.workers(t), n.reloads())
-			}
-			st, err := os.Stat(n.store.Path("a.test"))
-			if err != nil || st.Mode().Perm() != 0o640 || int(st.Sys().(*syscall.Stat_t).Gid) != n.store.GID {
-				t.Fatalf("a.test.pem: %v %v; want 0640 root:www-data", st.Mode(), err)
-			}
-			ents, _ := os.ReadDir(n.store.CertsDir)
-			for _, e := range ents {
-				if strings.HasPrefix(e.Name(), ".tmp") {
-					t.Fatalf("temporary file left: %s", e.Name())
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestSNIGuard: an SNI of "../x", upper case or junk never makes nginx load
@@ -89,91 +97,78 @@ func TestAttachWithoutReload(t *testing.T) {
 // the node's default certificate. A Host that is not the SNI's name gets 421,
 // not another account's site behind this certificate.
 func TestSNIGuard(t *testing.T) {
-	for _, mode := range modes {
-		t.Run(string(mode), func(t *testing.T) {
-			n := startNginx(t, mode, "")
-			ctx := context.Background()
-			c, k := selfSigned(t, "a.test")
-			if err := n.store.Attach(ctx, "a.test", c, k); err != nil {
+	inEachMode(t, func(t *testing.T, n *testNginx) {
+		n.attachNew(t, "a.test")
+		// Bait: files an unguarded lookup would load.
+		evil := filepath.Join(n.dir, "evil")
+		_ = os.MkdirAll(evil, 0o755)
+		for _, f := range []string{filepath.Join(evil, "x.pem"), filepath.Join(n.store.CertsDir, "A.TEST.pem"), filepath.Join(n.store.CertsDir, "a.test..pem")} {
+			ec, ek := selfSigned(t, "evil")
+			if err := os.WriteFile(f, append(ec, ek...), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			// Bait: files an unguarded lookup would load.
-			evil := filepath.Join(n.dir, "evil")
-			_ = os.MkdirAll(evil, 0o755)
-			for _, f := range []string{filepath.Join(evil, "x.pem"), filepath.Join(n.store.CertsDir, "A.TEST.pem"), filepath.Join(n.store.CertsDir, "a.test..pem")} {
-				ec, ek := selfSigned(t, "evil")
-				if err := os.WriteFile(f, append(ec, ek...), 0o644); err != nil {
-					t.Fatal(err)
-				}
+		}
+		for _, sni := range []string{"../evil/x", "A.TEST", "a..test", "a.test/../a.test", "$x", "_default", "a test", strings.Repeat("a", 300)} {
+			got := n.served(t, sni)
+			if got == "evil" || got == "a.test" {
+				t.Errorf("SNI %q loaded %q's certificate", sni, got)
 			}
-			for _, sni := range []string{"../evil/x", "A.TEST", "a..test", "a.test/../a.test", "$x", "_default", "a test", strings.Repeat("a", 300)} {
-				got := n.served(t, sni)
-				if got == "evil" || got == "a.test" {
-					t.Errorf("SNI %q loaded %q's certificate", sni, got)
-				}
-			}
-			// No SNI at all: the default certificate.
-			conn, err := tls.Dial("tcp", n.addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reading the served name
+		}
+		// No SNI at all: the default certificate.
+		conn, err := tls.Dial("tcp", n.addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // reading the served name
+		if err != nil {
+			t.Fatalf("no SNI: %v", err)
+		}
+		if cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "hostplane-default" {
+			t.Errorf("no SNI got %q", cn)
+		}
+		conn.Close()
+		// SNI a.test with another Host: 421.
+		cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "a.test", InsecureSkipVerify: true}}} //nolint:gosec
+		for host, want := range map[string]int{"a.test": 200, "b.test": 421, "A.TEST": 200, "x": 421} {
+			req, _ := http.NewRequest("GET", "https://"+n.addr+"/", nil)
+			req.Host = host
+			resp, err := cl.Do(req)
 			if err != nil {
-				t.Fatalf("no SNI: %v", err)
+				t.Fatal(err)
 			}
-			if cn := conn.ConnectionState().PeerCertificates[0].Subject.CommonName; cn != "hostplane-default" {
-				t.Errorf("no SNI got %q", cn)
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("SNI a.test, Host %s: %d, want %d", host, resp.StatusCode, want)
 			}
-			conn.Close()
-			// SNI a.test with another Host: 421.
-			cl := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "a.test", InsecureSkipVerify: true}}} //nolint:gosec
-			for host, want := range map[string]int{"a.test": 200, "b.test": 421, "A.TEST": 200, "x": 421} {
-				req, _ := http.NewRequest("GET", "https://"+n.addr+"/", nil)
-				req.Host = host
-				resp, err := cl.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				resp.Body.Close()
-				if resp.StatusCode != want {
-					t.Errorf("SNI a.test, Host %s: %d, want %d", host, resp.StatusCode, want)
-				}
-			}
-		})
-	}
+		}
+	})
 }
 
 // TestAttachRollback: when the handshake check does not see the new
 // certificate, the previous file is put back (or none) and still served.
 func TestAttachRollback(t *testing.T) {
-	for _, mode := range modes {
-		t.Run(string(mode), func(t *testing.T) {
-			n := startNginx(t, mode, "")
-			ctx := context.Background()
-			c1, k1 := selfSigned(t, "a.test")
-			if err := n.store.Attach(ctx, "a.test", c1, k1); err != nil {
-				t.Fatal(err)
-			}
-			before, _ := os.ReadFile(n.store.Path("a.test"))
-			// The check goes to a server that is not this nginx.
-			other := tlsServer(t)
-			bad := &Store{CertsDir: n.store.CertsDir, GID: n.store.GID, CheckAddr: other, CheckTimeout: time.Second}
-			c2, k2 := selfSigned(t, "a.test")
-			if err := bad.Attach(ctx, "a.test", c2, k2); !errors.Is(err, ErrCheck) {
-				t.Fatalf("attach checked against the wrong server: %v", err)
-			}
-			after, _ := os.ReadFile(n.store.Path("a.test"))
-			if !bytes.Equal(before, after) {
-				t.Fatal("a.test.pem not rolled back")
-			}
-			if leaf, err := ServedLeaf(ctx, n.addr, "a.test", time.Second); err != nil || !bytes.Equal(leaf.Raw, leafDER(t, c1)) {
-				t.Fatalf("a.test does not serve the previous certificate: %v", err)
-			}
-			c3, k3 := selfSigned(t, "new.test")
-			if err := bad.Attach(ctx, "new.test", c3, k3); !errors.Is(err, ErrCheck) {
-				t.Fatalf("attach new.test: %v", err)
-			}
-			if n.store.Has("new.test") {
-				t.Fatal("new.test.pem left after a failed check")
-			}
-		})
-	}
+	inEachMode(t, func(t *testing.T, n *testNginx) {
+		ctx := context.Background()
+		c1, _ := n.attachNew(t, "a.test")
+		before, _ := os.ReadFile(n.store.Path("a.test"))
+		// The check goes to a server that is not this nginx.
+		other := tlsServer(t)
+		bad := &Store{CertsDir: n.store.CertsDir, GID: n.store.GID, CheckAddr: other, CheckTimeout: time.Second}
+		c2, k2 := selfSigned(t, "a.test")
+		if err := bad.Attach(ctx, "a.test", c2, k2); !errors.Is(err, ErrCheck) {
+			t.Fatalf("attach checked against the wrong server: %v", err)
+		}
+		after, _ := os.ReadFile(n.store.Path("a.test"))
+		if !bytes.Equal(before, after) {
+			t.Fatal("a.test.pem not rolled back")
+		}
+		if leaf, err := ServedLeaf(ctx, n.addr, "a.test", time.Second); err != nil || !bytes.Equal(leaf.Raw, leafDER(t, c1)) {
+			t.Fatalf("a.test does not serve the previous certificate: %v", err)
+		}
+		c3, k3 := selfSigned(t, "new.test")
+		if err := bad.Attach(ctx, "new.test", c3, k3); !errors.Is(err, ErrCheck) {
+			t.Fatalf("attach new.test: %v", err)
+		}
+		if n.store.Has("new.test") {
+			t.Fatal("new.test.pem left after a failed check")
+		}
+	})
 }
 
 func tlsServer(t *testing.T) string {
