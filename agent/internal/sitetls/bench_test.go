@@ -107,19 +107,7 @@ func siteName(i int) string { return fmt.Sprintf("d%d.bench.test", i) }
 // node already serves; no check per file), in the form Attach writes.
 func writeSites(s *Store, n int) error {
 	for i := range n {
-		c, k, err := SelfSigned(siteName(i), time.Now(), 24*time.Hour)
-		if err != nil {
-			return err
-		}
-		pair, err := tls.X509KeyPair(c, k)
-		if err != nil {
-			return err
-		}
-		data, err := bundle(c, pair.PrivateKey)
-		if err != nil {
-			return err
-		}
-		if err := s.write(s.Path(siteName(i)), data); err != nil {
+		if err := s.writeSelfSigned(siteName(i), siteName(i), 24*time.Hour); err != nil {
 			return err
 		}
 	}

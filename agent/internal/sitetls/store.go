@@ -262,7 +262,14 @@ func (s *Store) Prepare() error {
 	if _, err := os.Stat(s.Path(DefaultName)); err == nil {
 		return nil
 	}
-	chain, key, err := SelfSigned("hostplane-default", time.Now(), 10*365*24*time.Hour)
+	return s.writeSelfSigned(DefaultName, "hostplane-default", 10*365*24*time.Hour)
+}
+
+// writeSelfSigned writes, as name's file and without a handshake check, a new
+// self-signed certificate for cn valid from now for validFor, in the form
+// Attach writes.
+func (s *Store) writeSelfSigned(name, cn string, validFor time.Duration) error {
+	chain, key, err := SelfSigned(cn, time.Now(), validFor)
 	if err != nil {
 		return err
 	}
@@ -274,7 +281,7 @@ func (s *Store) Prepare() error {
 	if err != nil {
 		return err
 	}
-	return s.write(s.Path(DefaultName), data)
+	return s.write(s.Path(name), data)
 }
 
 func (s *Store) timeout() time.Duration {
