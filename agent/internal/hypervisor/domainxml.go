@@ -103,16 +103,27 @@ func SeedTarget(machine string) (dev, bus string) {
 
 // ParseDomainDisk returns the file behind vda in a domain's XML.
 func ParseDomainDisk(xml string) (string, error) {
-	var d libvirtxml.Domain
-	if err := d.Unmarshal(xml); err != nil {
-		return "", fmt.Errorf("parse domain xml: %w", err)
+	d, err := parseDomainXML(xml)
+	if err != nil {
+		return "", err
 	}
-	if d.Devices != nil {
-		for _, disk := range d.Devices.Disks {
-			if disk.Target != nil && disk.Target.Dev == "vda" && disk.Source != nil && disk.Source.File != nil {
-				return disk.Source.File.File, nil
-			}
+	for _, disk := range d.Devices.Disks {
+		if disk.Target != nil && disk.Target.Dev == "vda" && disk.Source != nil && disk.Source.File != nil {
+			return disk.Source.File.File, nil
 		}
 	}
 	return "", fmt.Errorf("parse domain xml %s: no vda disk", d.Name)
+}
+
+// parseDomainXML reads a domain's XML (ParseDomainDisk, ParseVNCAddress); a
+// domain without devices gets an empty device list.
+func parseDomainXML(xml string) (*libvirtxml.Domain, error) {
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(xml); err != nil {
+		return nil, fmt.Errorf("parse domain xml: %w", err)
+	}
+	if d.Devices == nil {
+		d.Devices = &libvirtxml.DomainDeviceList{}
+	}
+	return &d, nil
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-
-	"libvirt.org/go/libvirtxml"
 )
 
 // vncListen is the only address guests' VNC displays listen on.
@@ -16,29 +14,27 @@ const vncListen = "127.0.0.1"
 // live XML. A display on another address than loopback is refused: the
 // console bridge must never reach outside the host.
 func ParseVNCAddress(xml string) (string, error) {
-	var d libvirtxml.Domain
-	if err := d.Unmarshal(xml); err != nil {
-		return "", fmt.Errorf("parse domain xml: %w", err)
+	d, err := parseDomainXML(xml)
+	if err != nil {
+		return "", err
 	}
-	if d.Devices != nil {
-		for _, g := range d.Devices.Graphics {
-			if g.VNC == nil {
-				continue
-			}
-			if g.VNC.Port <= 0 {
-				return "", fmt.Errorf("domain %s: its VNC display has no port (not running?)", d.Name)
-			}
-			host := g.VNC.Listen
-			for _, l := range g.VNC.Listeners {
-				if l.Address != nil && l.Address.Address != "" {
-					host = l.Address.Address
-				}
-			}
-			if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
-				return "", fmt.Errorf("domain %s: its VNC display listens on %q, not on loopback", d.Name, host)
-			}
-			return net.JoinHostPort(host, strconv.Itoa(g.VNC.Port)), nil
+	for _, g := range d.Devices.Graphics {
+		if g.VNC == nil {
+			continue
 		}
+		if g.VNC.Port <= 0 {
+			return "", fmt.Errorf("domain %s: its VNC display has no port (not running?)", d.Name)
+		}
+		host := g.VNC.Listen
+		for _, l := range g.VNC.Listeners {
+			if l.Address != nil && l.Address.Address != "" {
+				host = l.Address.Address
+			}
+		}
+		if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+			return "", fmt.Errorf("domain %s: its VNC display listens on %q, not on loopback", d.Name, host)
+		}
+		return net.JoinHostPort(host, strconv.Itoa(g.VNC.Port)), nil
 	}
 	return "", fmt.Errorf("domain %s has no VNC display (defined before consoles existed?)", d.Name)
 }

@@ -30,3 +30,21 @@ func TestDomainXMLVNCOnLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestParseDomainWithoutDevicesOrXML: a domain with no devices has no vda
+// disk and no VNC display, each refused naming the domain; text that is not
+// domain XML is a parse error to both.
+func TestParseDomainWithoutDevicesOrXML(t *testing.T) {
+	bare := `<domain type="qemu"><name>hp-bare</name></domain>`
+	if p, err := ParseDomainDisk(bare); err == nil || !strings.Contains(err.Error(), "hp-bare: no vda disk") {
+		t.Errorf("ParseDomainDisk of a domain without devices: %q, %v", p, err)
+	}
+	if addr, err := ParseVNCAddress(bare); err == nil || !strings.Contains(err.Error(), "domain hp-bare has no VNC display") {
+		t.Errorf("ParseVNCAddress of a domain without devices: %q, %v", addr, err)
+	}
+	for name, parse := range map[string]func(string) (string, error){"ParseDomainDisk": ParseDomainDisk, "ParseVNCAddress": ParseVNCAddress} {
+		if v, err := parse("<domain"); err == nil || !strings.HasPrefix(err.Error(), "parse domain xml: ") {
+			t.Errorf("%s of broken XML: %q, %v", name, v, err)
+		}
+	}
+}
