@@ -56,7 +56,7 @@ func balance(t *testing.T, f *FSM, acc string) int64 {
 	return a.BalanceUsdCents
 }
 
-func open(t *testing.T, path string) *FSM {
+func open(t testing.TB, path string) *FSM {
 	t.Helper()
 	f, err := Open(path, slog.New(slog.DiscardHandler))
 	if err != nil {

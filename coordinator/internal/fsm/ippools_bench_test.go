@@ -3,7 +3,6 @@ package fsm
 import (
 	"bytes"
 	"fmt"
-	"log/slog"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -35,10 +34,7 @@ const benchUsed = 60000
 
 func newPlaceBench(b *testing.B) *placeBench {
 	b.Helper()
-	f, err := Open(filepath.Join(b.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := open(b, filepath.Join(b.TempDir(), "fsm.db"))
 	b.Cleanup(func() { f.Close() })
 	pb := &placeBench{b: b, f: f, at: time.Date(2026, 6, 3, 10, 0, 0, 0, time.UTC)}
 	pb.param, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 1, MemoryMiB: 256, DiskGiB: 1}})
@@ -90,7 +86,7 @@ func newPlaceBench(b *testing.B) *placeBench {
 	}
 	// In key order: bbolt appends instead of shifting a node per insert.
 	slices.SortFunc(units, func(a, b kv) int { return bytes.Compare(a.k, b.k) })
-	err = f.db.Update(func(tx *bolt.Tx) error {
+	err := f.db.Update(func(tx *bolt.Tx) error {
 		for _, x := range units {
 			if err := store.PutJSON(tx, store.BucketIPUnits, x.k, x.u); err != nil {
 				return err

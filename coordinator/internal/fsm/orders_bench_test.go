@@ -3,7 +3,6 @@ package fsm
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -36,23 +35,15 @@ func BenchmarkOrderApply(b *testing.B) {
 }
 
 func benchApply(b *testing.B, held int, order, lifecycle bool) {
-	f, err := Open(filepath.Join(b.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := open(b, filepath.Join(b.TempDir(), "fsm.db"))
 	defer f.Close()
 	at := time.Date(2026, 6, 3, 10, 0, 0, 0, time.UTC)
 	var idx uint64
 	apply := func(typ CommandType, p any) {
 		b.Helper()
 		at = at.Add(time.Millisecond)
-		env, err := NewEnvelope(typ, at, p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		data, _ := env.Encode()
 		idx++
-		if r := f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: data}).(*Result); r.Err != nil {
+		if r := f.Apply(logAt(b, idx, typ, at, p)).(*Result); r.Err != nil {
 			b.Fatalf("command %d: %v", typ, r.Err)
 		}
 	}
@@ -141,22 +132,14 @@ func BenchmarkOrderApplyBatched(b *testing.B) {
 }
 
 func benchApplyBatched(b *testing.B, k int) {
-	f, err := Open(filepath.Join(b.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := open(b, filepath.Join(b.TempDir(), "fsm.db"))
 	defer f.Close()
 	at := time.Date(2026, 6, 3, 10, 0, 0, 0, time.UTC)
 	var idx uint64
 	entry := func(typ CommandType, p any) *raft.Log {
 		at = at.Add(time.Millisecond)
-		env, err := NewEnvelope(typ, at, p)
-		if err != nil {
-			b.Fatal(err)
-		}
-		data, _ := env.Encode()
 		idx++
-		return &raft.Log{Index: idx, Type: raft.LogCommand, Data: data}
+		return logAt(b, idx, typ, at, p)
 	}
 	apply := func(logs ...*raft.Log) {
 		for i, r := range f.ApplyBatch(logs) {

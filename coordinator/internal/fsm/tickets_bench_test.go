@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"fmt"
-	"log/slog"
 	"path/filepath"
 	"testing"
 	"time"
@@ -16,10 +15,7 @@ import (
 // its list view, the outbox event, the counter). One op is one ticket.
 func BenchmarkApplyTicketBatch(b *testing.B) {
 	const perBatch = 32
-	f, err := Open(filepath.Join(b.TempDir(), "f.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		b.Fatal(err)
-	}
+	f := open(b, filepath.Join(b.TempDir(), "f.db"))
 	defer f.Close()
 	f.ApplyBatch([]*raft.Log{logAt(b, 1, CmdAccountCreate, t0, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"})})
 	batches := make([][]byte, (b.N+perBatch-1)/perBatch)
