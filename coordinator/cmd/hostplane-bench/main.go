@@ -30,6 +30,7 @@ func main() {
 	root.Flags().IntVar(&o.Clients, "clients", 64, "concurrent clients")
 	root.Flags().DurationVar(&o.Duration, "duration", 15*time.Second, "length of each measured phase")
 	root.Flags().BoolVar(&o.WritesOnly, "writes-only", false, "stop after the write phases (etcd, then hostplane to the leader and spread)")
+	root.Flags().BoolVar(&o.NoEtcd, "no-etcd", false, "skip the etcd baselines (with --writes-only: only hostplane's write phases)")
 	root.Flags().StringVar(&o.SideBySide, "side-by-side", "", "directory of another hostplane-coordinator build: load a cluster of each at once and compare their writes (no etcd)")
 	var addr, file string
 	bare := &cobra.Command{

@@ -26,6 +26,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
@@ -42,6 +43,9 @@ type Options struct {
 	// WritesOnly stops after the write phases (etcd and hostplane), for
 	// quicker A/B runs of the write path.
 	WritesOnly bool
+	// NoEtcd skips the etcd baselines (with WritesOnly: only hostplane's
+	// two write phases, for quick runs; no etcd ratio is printed).
+	NoEtcd bool
 	// SideBySide, when set, is a directory holding another
 	// hostplane-coordinator build: RunSideBySide loads a cluster of each at
 	// once (see there).
@@ -59,6 +63,20 @@ type Result struct {
 	// ServerCPU is the CPU time (user + system) the server processes used
 	// during the phase: all three cluster members, or the bare server.
 	ServerCPU time.Duration
+	// Entries is how many Raft log entries the leader applied during the
+	// phase (0 when not counted): each is one round of log fsyncs and one
+	// FSM transaction on every node, however many writes it carries.
+	Entries int64
+	// ApplyWait is the leader's mean time from proposing a write to its
+	// apply (0 when not measured).
+	ApplyWait time.Duration
+	// Direct and Forwarded are the mean latencies of the successful writes
+	// sent to the leader and to a follower (spread phases only).
+	Direct, Forwarded time.Duration
+	// ClientCPU is the CPU time this benchmark process (the clients) used
+	// during the phase; 0 when not counted (side by side, where both
+	// clusters' clients share the process).
+	ClientCPU time.Duration
 }
 
 // CPUPerOp is the server processes' CPU time per successful request.
@@ -73,8 +91,21 @@ func (r Result) CPUPerOp() time.Duration {
 func (r Result) PerSec() float64 { return float64(r.OK) / r.Elapsed.Seconds() }
 
 func (r Result) String() string {
-	return fmt.Sprintf("%-44s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %6.0f µs/op  (%d ok, %d errors, %.1fs)",
+	s := fmt.Sprintf("%-44s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %6.0f µs/op  (%d ok, %d errors, %.1fs)",
 		r.Name, r.PerSec(), ms(r.P50), ms(r.P99), us(r.CPUPerOp()), r.OK, r.Errors, r.Elapsed.Seconds())
+	if r.ClientCPU > 0 && r.OK > 0 {
+		s += fmt.Sprintf("  client CPU %.0f µs/op", us(r.ClientCPU/time.Duration(r.OK)))
+	}
+	if r.Entries > 0 {
+		s += fmt.Sprintf("  %.1f writes per Raft entry", float64(r.OK)/float64(r.Entries))
+	}
+	if r.Forwarded > 0 {
+		s += fmt.Sprintf("  mean latency to the leader %.2f ms, via a follower %.2f ms", ms(r.Direct), ms(r.Forwarded))
+	}
+	if r.ApplyWait > 0 {
+		s += fmt.Sprintf("  apply wait %.2f ms", ms(r.ApplyWait))
+	}
+	return s
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
@@ -198,13 +229,16 @@ func Run(ctx context.Context, o Options) error {
 	defer p.killAll()
 	fmt.Fprintf(o.Out, "hostplane benchmark: %d concurrent clients, %s per phase, 3-node clusters on loopback, fsync on\n\n", o.Clients, o.Duration)
 
-	etcdNative, etcdRes, err := benchEtcd(ctx, p, dir, o)
-	if err != nil {
-		return fmt.Errorf("etcd baseline: %w", err)
+	var etcdNative, etcdRes Result
+	if !o.NoEtcd {
+		etcdNative, etcdRes, err = benchEtcd(ctx, p, dir, o)
+		if err != nil {
+			return fmt.Errorf("etcd baseline: %w", err)
+		}
+		fmt.Fprintln(o.Out, etcdNative)
+		fmt.Fprintln(o.Out, etcdRes)
+		p.killAll()
 	}
-	fmt.Fprintln(o.Out, etcdNative)
-	fmt.Fprintln(o.Out, etcdRes)
-	p.killAll()
 
 	hp, err := startHostplane(ctx, dir, o)
 	if err != nil {
@@ -214,14 +248,20 @@ func Run(ctx context.Context, o Options) error {
 	hc := httpClient(o.Clients)
 	wait := profilePhase("leader-writes", 3, o.Duration)
 	post := func(base string) func(int, int) error { return postTicket(hc, base, hp.key) }
-	wr := measured("hostplane POST /v1/tickets (to the leader)", hp.pids(), o.Clients, o.Duration, post(hp.urls[hp.leader]))
+	self := proccpu.Self()
+	wr := hp.measureWrites("hostplane POST /v1/tickets (to the leader)", o.Clients, o.Duration, post(hp.urls[hp.leader]))
+	wr.ClientCPU = proccpu.Self() - self
 	wait()
 	fmt.Fprintln(o.Out, wr)
 	fmt.Fprintf(o.Out, "(the leader is node %d)\n", hp.leader)
 	wait = profilePhase("spread-writes", 3, o.Duration)
-	spread := measured("hostplane POST /v1/tickets (spread, followers forward)", hp.pids(), o.Clients, o.Duration, func(w, i int) error {
-		return post(hp.urls[(w+i)%3])(w, i)
+	self = proccpu.Self()
+	var split latencySplit
+	spread := hp.measureWrites("hostplane POST /v1/tickets (spread, followers forward)", o.Clients, o.Duration, func(w, i int) error {
+		return split.time((w+i)%3 == hp.leader, func() error { return post(hp.urls[(w+i)%3])(w, i) })
 	})
+	spread.ClientCPU = proccpu.Self() - self
+	spread.Direct, spread.Forwarded = split.means()
 	wait()
 	fmt.Fprintln(o.Out, spread)
 	if o.WritesOnly {
@@ -259,6 +299,39 @@ func Run(ctx context.Context, o Options) error {
 	printWriteRatios(o, wr, spread, etcdRes, etcdNative)
 	printReadRatios(o, bare, rd, stale)
 	return nil
+}
+
+// latencySplit sums the latencies of successful writes sent straight to the
+// leader and of those a follower forwarded.
+type latencySplit struct {
+	direct, forwarded, nDirect, nForwarded atomic.Int64
+}
+
+func (l *latencySplit) time(direct bool, fn func() error) error {
+	t0 := time.Now()
+	err := fn()
+	if err == nil {
+		d := int64(time.Since(t0))
+		if direct {
+			l.direct.Add(d)
+			l.nDirect.Add(1)
+		} else {
+			l.forwarded.Add(d)
+			l.nForwarded.Add(1)
+		}
+	}
+	return err
+}
+
+// means are the mean latencies to the leader and via a follower.
+func (l *latencySplit) means() (direct, forwarded time.Duration) {
+	if n := l.nDirect.Load(); n > 0 {
+		direct = time.Duration(l.direct.Load() / n)
+	}
+	if n := l.nForwarded.Load(); n > 0 {
+		forwarded = time.Duration(l.forwarded.Load() / n)
+	}
+	return direct, forwarded
 }
 
 // ticketBody is what every benchmark write posts.
@@ -320,7 +393,7 @@ func RunSideBySide(ctx context.Context, o Options) error {
 	}
 	// Both phases at once on both clusters: writes to the leader, then
 	// spread over the three nodes.
-	phase := func(what string, target func(hp *hostplane, w, i int) string) [2]Result {
+	phase := func(what string, target func(hp *hostplane, w, i int) string, splits *[2]latencySplit) [2]Result {
 		var res [2]Result
 		var wg sync.WaitGroup
 		for i, hp := range hps {
@@ -328,8 +401,17 @@ func RunSideBySide(ctx context.Context, o Options) error {
 			go func() {
 				defer wg.Done()
 				hc := httpClient(o.Clients)
-				res[i] = measured(fmt.Sprintf("%c: POST /v1/tickets (%s)", 'A'+i, what), hp.pids(), o.Clients, o.Duration,
-					func(w, n int) error { return postTicket(hc, target(hp, w, n), hp.key)(w, n) })
+				res[i] = hp.measureWrites(fmt.Sprintf("%c: POST /v1/tickets (%s)", 'A'+i, what), o.Clients, o.Duration,
+					func(w, n int) error {
+						post := func() error { return postTicket(hc, target(hp, w, n), hp.key)(w, n) }
+						if splits == nil {
+							return post()
+						}
+						return splits[i].time(target(hp, w, n) == hp.urls[hp.leader], post)
+					})
+				if splits != nil {
+					res[i].Direct, res[i].Forwarded = splits[i].means()
+				}
 			}()
 		}
 		wg.Wait()
@@ -338,8 +420,9 @@ func RunSideBySide(ctx context.Context, o Options) error {
 		fmt.Fprintf(o.Out, "B / A (%s): throughput %.2fx, server CPU per write %.2fx\n", what, res[1].PerSec()/res[0].PerSec(), cpuRatio(res[1], res[0]))
 		return res
 	}
-	leader := phase("to the leader", func(hp *hostplane, _, _ int) string { return hp.urls[hp.leader] })
-	spread := phase("spread, followers forward", func(hp *hostplane, w, i int) string { return hp.urls[(w+i)%3] })
+	leader := phase("to the leader", func(hp *hostplane, _, _ int) string { return hp.urls[hp.leader] }, nil)
+	var splits [2]latencySplit
+	spread := phase("spread, followers forward", func(hp *hostplane, w, i int) string { return hp.urls[(w+i)%3] }, &splits)
 	for i := range hps {
 		fmt.Fprintf(o.Out, "%c: spread / leader: throughput %.2fx, server CPU per write %.2fx\n", 'A'+i,
 			spread[i].PerSec()/leader[i].PerSec(), cpuRatio(spread[i], leader[i]))
@@ -348,6 +431,11 @@ func RunSideBySide(ctx context.Context, o Options) error {
 }
 
 func printWriteRatios(o Options, wr, spread, etcdRes, etcdNative Result) {
+	if etcdRes.OK == 0 || etcdNative.OK == 0 {
+		fmt.Fprintf(o.Out, "\nwrites: hostplane spread / hostplane leader = %.2fx   aim >= 0.9x\n", spread.PerSec()/wr.PerSec())
+		fmt.Fprintf(o.Out, "        server CPU per write spread / leader = %.2fx\n", cpuRatio(spread, wr))
+		return
+	}
 	fmt.Fprintf(o.Out, "\nwrites: hostplane leader / etcd JSON gateway = %.2fx   aim >= 1.0x\n", wr.PerSec()/etcdRes.PerSec())
 	fmt.Fprintf(o.Out, "        hostplane leader / etcd Go client    = %.2fx   aim >= 0.8x\n", wr.PerSec()/etcdNative.PerSec())
 	fmt.Fprintf(o.Out, "        hostplane spread / hostplane leader  = %.2fx   aim >= 0.9x\n", spread.PerSec()/wr.PerSec())
@@ -547,6 +635,68 @@ func startHostplaneBin(ctx context.Context, dir, binDir, prefix string) (*hostpl
 	// Every node must know every API address before the spread phase.
 	time.Sleep(2 * time.Second)
 	return hp, nil
+}
+
+// measureWrites is measured over the cluster's members, also counting the
+// Raft entries the leader applied meanwhile and the leader's mean wait from
+// proposing a write to its apply.
+func (hp *hostplane) measureWrites(name string, n int, d time.Duration, fn func(worker, i int) error) Result {
+	before, err := hp.leaderMetrics()
+	r := measured(name, hp.pids(), n, d, fn)
+	if after, err2 := hp.leaderMetrics(); err == nil && err2 == nil {
+		r.Entries = int64(after.applied - before.applied)
+		if c := after.applyCount - before.applyCount; c > 0 {
+			r.ApplyWait = time.Duration((after.applySum - before.applySum) / c * float64(time.Second))
+		}
+	}
+	return r
+}
+
+// leaderSample is what measureWrites reads from the leader's metrics.
+type leaderSample struct {
+	applied              float64 // hostplane_fsm_applied_index
+	applySum, applyCount float64 // hostplane_raft_apply_duration_seconds
+}
+
+// leaderMetrics reads the leader's metrics listener.
+func (hp *hostplane) leaderMetrics() (leaderSample, error) {
+	resp, err := http.Get(hp.c.Nodes[hp.leader].MetricsURL() + "/metrics")
+	if err != nil {
+		return leaderSample{}, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return leaderSample{}, err
+	}
+	return parseLeaderSample(string(b))
+}
+
+// parseLeaderSample reads a leaderSample from a Prometheus text exposition.
+func parseLeaderSample(text string) (leaderSample, error) {
+	var s leaderSample
+	found := 0
+	for line := range strings.Lines(text) {
+		for _, m := range []struct {
+			prefix string
+			v      *float64
+		}{
+			{"hostplane_fsm_applied_index ", &s.applied},
+			{"hostplane_raft_apply_duration_seconds_sum ", &s.applySum},
+			{"hostplane_raft_apply_duration_seconds_count ", &s.applyCount},
+		} {
+			if v, ok := strings.CutPrefix(line, m.prefix); ok {
+				if _, err := fmt.Sscan(v, m.v); err != nil {
+					return s, fmt.Errorf("%s: %w", strings.TrimSpace(line), err)
+				}
+				found++
+			}
+		}
+	}
+	if found != 3 {
+		return s, fmt.Errorf("the leader's metrics lack the applied index or the apply durations")
+	}
+	return s, nil
 }
 
 // pids are the cluster members' process ids.

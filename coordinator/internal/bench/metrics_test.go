@@ -1,0 +1,53 @@
+package bench
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// TestParseLeaderSample: the applied index and the apply histogram's sum and
+// count are read from a real exposition's lines (not from the buckets or
+// another series with the same start), in Prometheus's float formats; a
+// missing series is an error, not a zero.
+func TestParseLeaderSample(t *testing.T) {
+	text := `# HELP hostplane_fsm_applied_index Raft index of the last command applied to the FSM.
+# TYPE hostplane_fsm_applied_index gauge
+hostplane_fsm_applied_index 1.234567e+06
+# HELP hostplane_raft_apply_duration_seconds Time from proposing a command to its commit and apply on the leader.
+# TYPE hostplane_raft_apply_duration_seconds histogram
+hostplane_raft_apply_duration_seconds_bucket{le="0.005"} 7
+hostplane_raft_apply_duration_seconds_bucket{le="+Inf"} 4000
+hostplane_raft_apply_duration_seconds_sum 12.5
+hostplane_raft_apply_duration_seconds_count 4000
+hostplane_fsm_size_bytes 65536
+`
+	s, err := parseLeaderSample(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s != (leaderSample{applied: 1234567, applySum: 12.5, applyCount: 4000}) {
+		t.Fatalf("read %+v", s)
+	}
+	if _, err := parseLeaderSample("hostplane_fsm_applied_index 5\n"); err == nil {
+		t.Fatal("a missing histogram was not an error")
+	}
+}
+
+// TestLatencySplit: successful writes are averaged by where they went;
+// failed ones are not counted.
+func TestLatencySplit(t *testing.T) {
+	var l latencySplit
+	_ = l.time(true, func() error { time.Sleep(2 * time.Millisecond); return nil })
+	_ = l.time(false, func() error { time.Sleep(20 * time.Millisecond); return nil })
+	if err := l.time(false, func() error { return errors.New("503") }); err == nil {
+		t.Fatal("the write's error was lost")
+	}
+	direct, forwarded := l.means()
+	if direct < 2*time.Millisecond || forwarded < 20*time.Millisecond {
+		t.Fatalf("means %v, %v", direct, forwarded)
+	}
+	if nd, nf := l.nDirect.Load(), l.nForwarded.Load(); nd != 1 || nf != 1 {
+		t.Fatalf("%d direct and %d forwarded writes counted, want 1 and 1 (the failed one is not)", nd, nf)
+	}
+}
