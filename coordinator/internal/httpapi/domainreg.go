@@ -548,18 +548,10 @@ func (a *API) domainRegAdminRoutes(mux *http.ServeMux, leader func(adminFunc) ht
 // domainTerms is what the caller pays a year under prod's TLD, the wallet's
 // balance, and whether name is held here already.
 func (a *API) domainTerms(rq *request, prod api.AdminProduct, name string) (yearly, balance int64, taken bool, err error) {
-	err = a.state.Read(func(r store.ReadTx) error {
-		pricing, err := r.AccountPricing(rq.caller.accountID)
-		if err != nil {
-			return err
-		}
-		acc, err := r.Account(rq.caller.accountID)
-		if err != nil {
-			return err
-		}
-		yearly, balance = pricing.EffectivePrice(prod.Slug, prod.RetailYearlyUsdCents), acc.BalanceUsdCents
-		taken = r.RegDomainNameTaken(name) != ""
-		return nil
+	err = a.state.Read(func(r store.ReadTx) (err error) {
+		yearly, balance, err = callerPrice(r, rq.caller.accountID, prod.Slug, prod.RetailYearlyUsdCents)
+		taken = err == nil && r.RegDomainNameTaken(name) != ""
+		return err
 	})
 	return yearly, balance, taken, err
 }

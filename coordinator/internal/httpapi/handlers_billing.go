@@ -31,6 +31,21 @@ func (a *API) getWallet(rq *request) (int, any, error) {
 	return http.StatusOK, w, nil
 }
 
+// callerPrice is what the caller (accountID) pays for the product slug whose
+// list price is retail, under the account's own pricing, and the wallet's
+// balance (quote, domainTerms).
+func callerPrice(r store.ReadTx, accountID, slug string, retail int64) (price, balance int64, err error) {
+	pricing, err := r.AccountPricing(accountID)
+	if err != nil {
+		return 0, 0, err
+	}
+	acc, err := r.Account(accountID)
+	if err != nil {
+		return 0, 0, err
+	}
+	return pricing.EffectivePrice(slug, retail), acc.BalanceUsdCents, nil
+}
+
 func (a *API) listTransactions(rq *request) (int, any, error) {
 	return a.listRaw(rq, store.ReadTx.WalletTransactionsJSON)
 }

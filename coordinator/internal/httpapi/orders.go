@@ -497,19 +497,10 @@ func (a *API) quote(rq *request, slug, category, location string) (int, any, err
 		return 0, nil, err
 	}
 	out := api.ServerQuote{PlanSlug: prod.Slug, RetailMonthlyUsdCents: prod.RetailMonthlyUsdCents}
-	err = a.state.Read(func(r store.ReadTx) error {
-		pricing, err := r.AccountPricing(rq.caller.accountID)
-		if err != nil {
-			return err
-		}
-		acc, err := r.Account(rq.caller.accountID)
-		if err != nil {
-			return err
-		}
-		out.YourMonthlyUsdCents = pricing.EffectivePrice(prod.Slug, prod.RetailMonthlyUsdCents)
-		out.BalanceUsdCents = acc.BalanceUsdCents
-		out.ShortfallUsdCents = max(0, out.YourMonthlyUsdCents-acc.BalanceUsdCents)
-		return nil
+	err = a.state.Read(func(r store.ReadTx) (err error) {
+		out.YourMonthlyUsdCents, out.BalanceUsdCents, err = callerPrice(r, rq.caller.accountID, prod.Slug, prod.RetailMonthlyUsdCents)
+		return err
 	})
+	out.ShortfallUsdCents = max(0, out.YourMonthlyUsdCents-out.BalanceUsdCents)
 	return http.StatusOK, out, err
 }
