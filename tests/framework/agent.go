@@ -103,24 +103,33 @@ func (a *AgentProcess) Start(failpoint string) {
 // WaitHealthy waits until the agent's local API answers healthy.
 func (a *AgentProcess) WaitHealthy(timeout time.Duration) {
 	a.t.Helper()
-	nc := a.Node()
+	WaitAgentHealthy(a.t, a.Socket, a.proc.Exited(), a.LogPath(), timeout)
+}
+
+// WaitAgentHealthy waits up to timeout until the local API of the agent on
+// socket answers healthy. It fails t, with the tail of the agent's log, when
+// the agent exits first (exited is closed) or the time runs out.
+func WaitAgentHealthy(t testing.TB, socket string, exited <-chan struct{}, logPath string, timeout time.Duration) {
+	t.Helper()
+	nc := client.NodeNew(socket)
 	defer nc.Close()
 	deadline := time.Now().Add(timeout)
-	var err error
-	for time.Now().Before(deadline) {
+	for {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err = nc.Healthy(ctx)
+		err := nc.Healthy(ctx)
 		cancel()
 		if err == nil {
 			return
 		}
 		select {
-		case <-a.proc.Exited():
-			a.t.Fatalf("agent exited while starting; log:\n%s", Tail(a.LogPath(), 30))
+		case <-exited:
+			t.Fatalf("agent exited while starting; log:\n%s", Tail(logPath, 30))
 		case <-time.After(50 * time.Millisecond):
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("agent local API not healthy after %s: %v; log:\n%s", timeout, err, Tail(logPath, 30))
+		}
 	}
-	a.t.Fatalf("agent local API not healthy after %s: %v", timeout, err)
 }
 
 // Kill SIGKILLs the agent (a crash or a pulled plug) and waits for it.

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
@@ -36,25 +35,7 @@ func (a *Agent) Start(failpoint string) {
 	if err := a.proc.Start(cmd, a.Log); err != nil {
 		a.t.Fatal(err)
 	}
-	nc := client.NodeNew(a.Socket)
-	defer nc.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := nc.Healthy(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case <-a.proc.Exited():
-			a.t.Fatalf("agent exited while starting:\n%s", framework.Tail(a.Log, 30))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			a.t.Fatalf("agent not healthy after 30 s: %v\n%s", err, framework.Tail(a.Log, 30))
-		}
-	}
+	framework.WaitAgentHealthy(a.t, a.Socket, a.proc.Exited(), a.Log, 30*time.Second)
 }
 
 // Stop ends the agent (SIGTERM, then SIGKILL after 15 s).
