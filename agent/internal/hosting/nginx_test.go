@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hostplane/hostplane/agent/internal/hosting"
+	"github.com/hostplane/hostplane/agent/internal/hosting/hostingtest"
 	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
@@ -15,14 +16,7 @@ func startNginx(t *testing.T) (*hosting.Nginx, string) {
 	hostenv.Need(t, "nginx")
 	root, _ := hostenv.Root(t)
 	addr := framework.FreeAddr(t, "tcp")
-	n := &hosting.Nginx{L: hosting.Layout{Root: root}, Bin: "nginx",
-		Params: hosting.NginxParams{Root: root, User: "www-data", Listen: addr, ConfDir: "/etc/nginx", Workers: "1"}}
-	ctx := hostenv.Ctx(t)
-	if err := n.Ensure(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = n.Stop() })
-	return n, addr
+	return hostingtest.StartNginx(t, root, addr), addr
 }
 
 // A site attached by a symlink rename is served at once, without a reload;

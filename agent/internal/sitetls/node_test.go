@@ -35,12 +35,7 @@ func TestHostingLayoutTLS(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { node.Close() })
-			ng := &hosting.Nginx{L: l, Bin: "nginx", Params: hosting.NginxParams{Root: root, User: "www-data", Listen: httpAddr,
-				ConfDir: "/etc/nginx", Workers: "1"}}
-			if err := ng.Ensure(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = ng.Stop() })
+			hostingtest.StartNginx(t, root, httpAddr)
 
 			// A site: sites/<user>/public/index.html, and the custom domain routed to it.
 			user := prefix + "a"
@@ -112,12 +107,7 @@ func TestSetupChangedNeedsOneReload(t *testing.T) {
 	root, _ := hostingtest.Root(t)
 	l := hosting.Layout{Root: root}
 	httpAddr, tlsAddr := freePort(t), freePort(t)
-	ng := &hosting.Nginx{L: l, Bin: "nginx", Params: hosting.NginxParams{Root: root, User: "www-data", Listen: httpAddr,
-		ConfDir: "/etc/nginx", Workers: "1"}}
-	if err := ng.Ensure(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ng.Stop() })
+	ng := hostingtest.StartNginx(t, root, httpAddr)
 	node, err := Setup(l, Options{Listen: tlsAddr, Mode: ModeVariable, WebUser: "www-data"})
 	if err != nil {
 		t.Fatal(err)

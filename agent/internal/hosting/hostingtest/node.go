@@ -46,6 +46,19 @@ func NewNode(tb testing.TB) *Env {
 	return e
 }
 
+// StartNginx starts nginx (one worker) for the layout under root, listening
+// on listen; it is stopped when the test ends.
+func StartNginx(tb testing.TB, root, listen string) *hosting.Nginx {
+	tb.Helper()
+	n := &hosting.Nginx{L: hosting.Layout{Root: root}, Bin: "nginx",
+		Params: hosting.NginxParams{Root: root, User: "www-data", Listen: listen, ConfDir: "/etc/nginx", Workers: "1"}}
+	if err := n.Ensure(hostenv.Ctx(tb)); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = n.Stop() })
+	return n
+}
+
 // Need is hostenv.Need (kept for the packages that call it from here).
 func Need(tb testing.TB, progs ...string) { tb.Helper(); hostenv.Need(tb, progs...) }
 
