@@ -2,6 +2,7 @@ package orders
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -158,6 +159,34 @@ func TestHostingOrders(t *testing.T) {
 	}
 	if b, n := r.balance(), len(hosting()); b != 100 || n != 3 {
 		t.Fatalf("balance %d, %d accounts (shop, failer, blog)", b, n)
+	}
+
+	// A provisioning that takes a while (a second on this node) shows
+	// running, started when the node took it, before its end; one that
+	// ends at once may go from pending straight to its end.
+	r.credit(hostingPrice)
+	sl, err := r.api(2).OrderHosting(r.ctx, api.HostingOrderRequest{PlanSlug: "web-t", Domain: "slow-1.example.com", Username: "slow"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		a, err := r.api(0).Action(r.ctx, sl.Action.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(seen) == 0 || seen[len(seen)-1] != a.Status {
+			seen = append(seen, a.Status)
+		}
+		if a.Status == api.ActionSuccess {
+			if !slices.Contains(seen, api.ActionRunning) || a.StartedAt == nil || a.FinishedAt == nil || !a.StartedAt.Before(*a.FinishedAt) {
+				t.Fatalf("a provisioning of a second: statuses %v, ended %+v", seen, a)
+			}
+			break
+		}
+		if a.Status == api.ActionFailed || time.Now().After(deadline) {
+			t.Fatalf("a provisioning of a second: statuses %v, now %+v", seen, a)
+		}
 	}
 }
 

@@ -82,6 +82,15 @@ type nodeInventory struct {
 	at        time.Time
 }
 
+// progressHold is how long the first progress of a pending action (pending
+// → running) waits for the action's result before it is recorded: an action
+// that ends sooner (a scripted agent, a quick power action) is recorded by
+// its result alone, one Raft command instead of two, and goes from pending
+// straight to its end (its started_at is then its finished_at); a longer one
+// shows running this much later, started at the progress's arrival as
+// before. A stream that breaks does not cancel a held progress.
+const progressHold = 50 * time.Millisecond
+
 // maxBrokenSends is how many broken exchanges with a connected node an action
 // past its deadline gets before it fails.
 const maxBrokenSends = 5
@@ -461,6 +470,10 @@ func (d *Dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 	sentAt := time.Now()
 	status := a.Status
 	var result *pb.ActionResult
+	// The first progress while it is held (see progressHold), and how to
+	// record it.
+	var held *time.Timer
+	var heldRecord func()
 	err := srv.Call(ctx, a.NodeID, &pb.Envelope{Seq: 1, Body: &pb.Envelope_ActionAssign{ActionAssign: assign}}, func(env *pb.Envelope) (bool, error) {
 		switch b := env.Body.(type) {
 		case *pb.Envelope_ActionProgress:
@@ -478,15 +491,24 @@ func (d *Dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 				// Recorded without holding up the result: a progress entry
 				// applied after the result is a no-op, and a lost one is
 				// superseded by the result.
+				first := status == api.ActionPending
 				status = api.ActionRunning
 				prog := fsm.ActionProgress{ID: a.ID, At: d.s.Clock.Now().UTC(), Percent: int(min(p.Percent, 99)), Step: p.Step}
-				go func() {
+				record := func() {
 					pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 					defer cancel()
 					if _, err := d.s.Propose(pctx, fsm.CmdActionProgress, prog); err != nil {
 						d.s.Log.Debug("record action progress", "action", a.ID, "err", err)
 					}
-				}()
+				}
+				if first {
+					// The start waits progressHold for the result: an
+					// action that ends by then is recorded by its result
+					// alone (one command instead of two).
+					held, heldRecord = time.AfterFunc(progressHold, record), record
+				} else {
+					go record()
+				}
 			}
 			return false, nil
 		case *pb.Envelope_ActionResult:
@@ -501,8 +523,12 @@ func (d *Dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 		return false, nil // frames of a newer agent
 	})
 	if err != nil {
-		return err
+		return err // a held progress is still recorded when its time is up
 	}
+	// The result came while the start was held: the result records the
+	// start too (StartedAt, when the action has none), unless it cannot be
+	// recorded, in which case the start is, as it would have been.
+	unheld := held != nil && held.Stop()
 	fin := fsm.ActionFinish{ID: a.ID, Success: result.Success, Result: result.Result}
 	if !result.Success {
 		fin.ErrorCode = result.ErrorCode
@@ -516,6 +542,9 @@ func (d *Dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
 	if _, err := d.s.Propose(rctx, fsm.CmdActionFinish, fin); err != nil {
+		if unheld {
+			go heldRecord()
+		}
 		return fmt.Errorf("record result: %w", err)
 	}
 	d.dropSecret(a.ID)

@@ -8,7 +8,7 @@
 // coordinator places servers on it (their actions all succeed). With
 // -hosting it also reports the hosting role and PHP 8.2, so hosting accounts
 // are placed on it; a hosting.create for a domain starting with "fail-"
-// fails, the others succeed.
+// fails, one for "slow-" succeeds after a second, the others succeed at once.
 //
 // Handle: command "echo" answers a progress frame then a result carrying the
 // params; "block" answers a progress frame, then waits for its context to end
@@ -46,7 +46,7 @@ func main() {
 	proto := flag.Uint("protocol", 0, "protocol version to claim")
 	invEvery := flag.Duration("inventory-interval", 200*time.Millisecond, "inventory check interval")
 	kvm := flag.Bool("kvm", false, "report the kvm role with room for a few servers, so placement picks this node (every action succeeds)")
-	hosting := flag.Bool("hosting", false, "also report the hosting role with PHP 8.2; a hosting.create for a domain starting with fail- fails (php_missing)")
+	hosting := flag.Bool("hosting", false, "also report the hosting role with PHP 8.2; a hosting.create for a domain starting with fail- fails (php_missing), one for slow- takes a second")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -104,6 +104,9 @@ func main() {
 						res = &pb.ActionResult{ActionId: as.ActionId, ErrorCode: "php_missing", ErrorMessage: "PHP-FPM 8.2 is not installed on this node"}
 					}
 					event("hosting_create", as.ActionId)
+					if strings.HasPrefix(p.Domain, "slow-") {
+						time.Sleep(time.Second)
+					}
 					_ = send(&pb.Envelope{Seq: 2, ReplyTo: req.Seq, Body: &pb.Envelope_ActionResult{ActionResult: res}})
 				default:
 					_ = send(&pb.Envelope{Seq: 2, ReplyTo: req.Seq, Body: &pb.Envelope_ActionResult{ActionResult: &pb.ActionResult{ActionId: as.ActionId, Success: true, Result: as.Params}}})
