@@ -19,16 +19,27 @@ func Secure(h http.Handler) http.Handler { return secureHeaders(h) }
 func secureHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := requestID(r)
-		r.Header.Set(headerRequestID, rid) // the handlers and the forwarder reuse it
+		if v := r.Header[headerRequestID]; len(v) != 1 || v[0] != rid {
+			r.Header.Set(headerRequestID, rid) // the handlers and the forwarder reuse it
+		}
 		h := w.Header()
-		h.Set(headerRequestID, rid)
-		h.Set("X-Content-Type-Options", "nosniff")
+		h[headerRequestID] = []string{rid}
+		h["X-Content-Type-Options"] = nosniff
 		if p := r.URL.Path; strings.HasPrefix(p, "/v1/") || strings.HasPrefix(p, "/admin/") || strings.HasPrefix(p, "/internal/") {
-			h.Set("Cache-Control", "no-store")
+			h["Cache-Control"] = noStore
 		}
 		next.ServeHTTP(w, r)
 	})
 }
+
+// nosniff and noStore are secureHeaders' constant header values, shared by
+// every response (as h.Set would set them, without a slice per response): a
+// header's value is replaced or appended to, never written in place, and
+// each has no spare capacity, so an append copies it.
+var (
+	nosniff = []string{"nosniff"}
+	noStore = []string{"no-store"}
+)
 
 // probeMethods are the methods a 405's Allow can list.
 var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}

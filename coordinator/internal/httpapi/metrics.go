@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +26,8 @@ type Metrics struct {
 	// channelRequests counts requests followers forwarded over the
 	// forwarding channel (forwardmux.go) and this coordinator served.
 	channelRequests prometheus.Counter
+	// series caches the request series by route and method (observe).
+	series seriesCache
 }
 
 // NewMetrics registers the series; fsmSize and raftState are sampled on scrape.
@@ -114,7 +119,103 @@ func (a *API) instrument(next http.Handler) http.Handler {
 		if sw.status == 0 {
 			sw.status = 200
 		}
-		a.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
-		a.metrics.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		a.metrics.observe(route, r.Method, sw.status, time.Since(start))
 	})
+}
+
+// observe counts one request of route and method answered with status and
+// records its latency d: the series requests.WithLabelValues(route, method,
+// status) and latency.WithLabelValues(route, method), looked up once per
+// route and method (and status) and then kept, instead of hashing the
+// labels on every request. Past maxCachedSeries routes and methods (methods
+// are the client's to choose on a pattern without one), or maxCachedStatuses
+// statuses of one, the series are looked up each time as before.
+func (m *Metrics) observe(route, method string, status int, d time.Duration) {
+	s := m.routeSeries(route, method)
+	if s == nil {
+		m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+		m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+		return
+	}
+	s.counter(m, route, method, status).Inc()
+	s.latency.Observe(d.Seconds())
+}
+
+const (
+	maxCachedSeries   = 1024
+	maxCachedStatuses = 16
+)
+
+type seriesKey struct{ route, method string }
+
+// routeSeries are one route and method's series.
+type routeSeries struct {
+	latency  prometheus.Observer
+	mu       sync.Mutex                      // serializes additions to statuses
+	statuses atomic.Pointer[[]statusCounter] // copied on write
+}
+
+type statusCounter struct {
+	status int
+	c      prometheus.Counter
+}
+
+// seriesCache maps route and method to their series; the map is copied on
+// write, so a look-up takes no lock.
+type seriesCache struct {
+	mu sync.Mutex
+	m  atomic.Pointer[map[seriesKey]*routeSeries]
+}
+
+// routeSeries is route and method's series, nil when the cache is full.
+func (m *Metrics) routeSeries(route, method string) *routeSeries {
+	k := seriesKey{route, method}
+	if p := m.series.m.Load(); p != nil {
+		if s := (*p)[k]; s != nil {
+			return s
+		}
+	}
+	m.series.mu.Lock()
+	defer m.series.mu.Unlock()
+	var old map[seriesKey]*routeSeries
+	if p := m.series.m.Load(); p != nil {
+		old = *p
+	}
+	if s := old[k]; s != nil {
+		return s
+	}
+	if len(old) >= maxCachedSeries {
+		return nil
+	}
+	next := make(map[seriesKey]*routeSeries, len(old)+1)
+	for k, v := range old {
+		next[k] = v
+	}
+	s := &routeSeries{latency: m.latency.WithLabelValues(route, method)}
+	next[k] = s
+	m.series.m.Store(&next)
+	return s
+}
+
+// counter is the request counter of status (of s's route and method).
+func (s *routeSeries) counter(m *Metrics, route, method string, status int) prometheus.Counter {
+	if p := s.statuses.Load(); p != nil {
+		for _, sc := range *p {
+			if sc.status == status {
+				return sc.c
+			}
+		}
+	}
+	c := m.requests.WithLabelValues(route, method, strconv.Itoa(status))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var old []statusCounter
+	if p := s.statuses.Load(); p != nil {
+		old = *p
+	}
+	if len(old) < maxCachedStatuses && !slices.ContainsFunc(old, func(sc statusCounter) bool { return sc.status == status }) {
+		next := append(slices.Clip(old), statusCounter{status, c})
+		s.statuses.Store(&next)
+	}
+	return c
 }
