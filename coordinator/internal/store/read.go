@@ -53,15 +53,22 @@ func (r ReadTx) value(bucket, key []byte) []byte {
 // all decodes every value of a bucket in key order.
 func all[T any](r ReadTx, bucket []byte) ([]T, error) {
 	var out []T
-	err := r.tx.Bucket(bucket).ForEach(func(k, v []byte) error {
+	err := r.tx.Bucket(bucket).ForEach(appendDecoded(bucket, &out))
+	return out, err
+}
+
+// appendDecoded is a visitor of bucket's entries that decodes each value as a
+// T and appends it to *out; a value that does not decode stops the walk with
+// an error naming its key.
+func appendDecoded[T any](bucket []byte, out *[]T) func(k, v []byte) error {
+	return func(k, v []byte) error {
 		var item T
 		if err := json.Unmarshal(v, &item); err != nil {
 			return fmt.Errorf("decode %s/%s: %w", bucket, k, err)
 		}
-		out = append(out, item)
+		*out = append(*out, item)
 		return nil
-	})
-	return out, err
+	}
 }
 
 // viaIndex loads bucket[index[key]]: ErrNotFound when the index has no key.

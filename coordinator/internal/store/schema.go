@@ -305,14 +305,7 @@ func ListOwned[T any](tx *bolt.Tx, bucket []byte, accountID string, offset, limi
 // listOwnedIf is ListOwned over the objects keep accepts (walkOwnedIf).
 func listOwnedIf[T any](tx *bolt.Tx, bucket []byte, accountID string, offset, limit int, keep func(v []byte) (bool, error)) ([]T, int, error) {
 	out := []T{}
-	total, err := walkOwnedIf(tx, bucket, accountID, offset, limit, keep, func(k, v []byte) error {
-		var item T
-		if err := json.Unmarshal(v, &item); err != nil {
-			return fmt.Errorf("decode %s/%s: %w", bucket, k, err)
-		}
-		out = append(out, item)
-		return nil
-	})
+	total, err := walkOwnedIf(tx, bucket, accountID, offset, limit, keep, appendDecoded(bucket, &out))
 	return out, total, err
 }
 
