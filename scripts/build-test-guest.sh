@@ -6,7 +6,8 @@
 # The guest's /init mounts /dev/vda (formats it if blank), increments /bootcount,
 # appends to /boot.log, prints "GUEST-READY bootcount=N install-id=..." on the serial
 # console and (in initrd.img) runs busybox acpid so an ACPI power button writes
-# "clean-shutdown N" to /boot.log and powers off. initrd-ga.img also runs the
+# "clean-shutdown N" to /boot.log and powers off (GUEST-READY comes once acpid
+# has opened the input devices, so a power button pressed after it is heard). initrd-ga.img also runs the
 # real QEMU guest agent (qemu-ga from Debian's qemu-guest-agent package, with the
 # shared libraries ldd names) on the virtio-serial port org.qemu.guest_agent.0,
 # with /etc/passwd, /etc/shadow and a chpasswd (busybox, SHA-512) so
@@ -42,8 +43,8 @@ FLAVOR=${FLAVOR:-cloud-amd64}
 DISK_SIZE=${DISK_SIZE:-32M}
 CMDLINE=${CMDLINE:-console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable no_timer_check i8042.noaux i8042.nopnp cryptomgr.notests}
 FILES="vmlinuz initrd.img initrd-noacpi.img initrd-ga.img disk.qcow2 disk-alt.qcow2 cmdline SHA256SUMS VERSION"
-VERSION=3 # bump when the guest changes (2: initrd-ga.img with qemu-ga; 3: it also reads the seed ISO)
-NET_VERSION=1 # the networked guest's directory, net-v$NET_VERSION: bump when it changes
+VERSION=4 # bump when the guest changes (2: initrd-ga.img with qemu-ga; 3: it also reads the seed ISO; 4: GUEST-READY after acpid listens)
+NET_VERSION=2 # the networked guest's directory, net-v$NET_VERSION: bump when it changes (2: as VERSION 4)
 NET_OUT=$OUT/net-v$NET_VERSION
 NET_FILES="vmlinuz initrd.img disk.qcow2 cmdline SHA256SUMS VERSION"
 
@@ -140,7 +141,16 @@ if [ -n "$ga" ]; then PATH=/usr/sbin:/bin qemu-ga -m virtio-serial -p "$ga" -t /
     cp "$f" "$R/lib/modules/"
   done
   echo "$MODS" > "$R/lib/modules/order"
-  if [ "$2" = 1 ]; then ACPID='acpid -c /etc/acpi -l /tmp/acpid.log'; else ACPID='echo "GUEST-NOACPI acpid not started"'; fi
+  # busybox acpid daemonizes before it opens /dev/input/event*, and a power
+  # button pressed before that is lost: wait for its pid file, written after the
+  # opens, so GUEST-READY means ACPI requests are heard.
+  if [ "$2" = 1 ]; then
+    ACPID='acpid -c /etc/acpi -l /tmp/acpid.log -p /tmp/acpid.pid
+i=0; while [ ! -s /tmp/acpid.pid ] && [ $i -lt 3000 ]; do usleep 10000; i=$((i+1)); done
+[ -s /tmp/acpid.pid ] || echo "GUEST-ACPID-NOT-READY after 30 s"'
+  else
+    ACPID='echo "GUEST-NOACPI acpid not started"'
+  fi
   cat > "$R/init" <<EOS
 #!/bin/sh
 export PATH=/bin

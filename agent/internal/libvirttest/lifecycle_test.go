@@ -65,8 +65,11 @@ func TestLifecycle(t *testing.T) {
 
 	pid := qemuPID(t, name)
 	op, err = c.Reboot(ctx, name, api.NodeStopRequest{OpID: e.prefix + "-reboot1"})
-	if err != nil || op.Result.PowerMethod != api.NodePowerGraceful || op.Result.RebootMethod != api.NodeRebootGuest {
-		t.Fatalf("reboot: %+v %v", op, err)
+	if err != nil {
+		t.Fatalf("reboot: %v", err)
+	}
+	if op.Result.PowerMethod != api.NodePowerGraceful || op.Result.RebootMethod != api.NodeRebootGuest {
+		t.Fatalf("reboot: %+v %+v\nconsole:\n%s", op, op.Result, framework.ReadFile(t, vm.ConsoleLog))
 	}
 	if bc, _ := waitReady(t, ctx, vm.ConsoleLog, 2); bc != "2" {
 		t.Fatalf("boot 2: bootcount=%s", bc)

@@ -92,8 +92,8 @@ func RequireGuest(tb testing.TB) Guest {
 }
 
 // NetGuestVersion is the networked test guest this tree uses: its files are
-// in <guest dir>/net-v1 (scripts/build-test-guest.sh, NET_VERSION).
-const NetGuestVersion = "net-1"
+// in <guest dir>/net-v2 (scripts/build-test-guest.sh, NET_VERSION).
+const NetGuestVersion = "net-2"
 
 // NetGuest is the networked test guest: the test guest with qemu-ga that also
 // applies its seed's network-config (virtio-net) and prints
@@ -107,7 +107,7 @@ type NetGuest struct {
 // setup command.
 func RequireNetGuest(tb testing.TB) NetGuest {
 	tb.Helper()
-	dir := filepath.Join(RequireGuest(tb).Dir, "net-v1")
+	dir := filepath.Join(RequireGuest(tb).Dir, "net-v2")
 	b, err := os.ReadFile(filepath.Join(dir, "VERSION"))
 	if err != nil || strings.TrimSpace(string(b)) != NetGuestVersion {
 		tb.Fatalf("networked test guest %s missing or not %s (%v): run %s", dir, NetGuestVersion, err, Setup)
