@@ -79,7 +79,12 @@ func newCallsFixture(t *testing.T) *callsFixture {
 		connected: make(chan string, 16), disconnect: make(chan string, 16), inv: make(chan *pb.Inventory, 64),
 	}
 	srv, err := session.Listen(session.Config{
-		ID: "c1", ListenAddr: "127.0.0.1:0", PingInterval: 200 * time.Millisecond,
+		// The agent gives up a session whose pong is 3 pings late ("session
+		// with ...: read envelope header: deadline exceeded" in its log): with
+		// -race on 2 cores the pong queued behind the 200 concurrent calls
+		// missed 600 ms (200 ms pings) in a CI run at load ~40, and 3 s (1 s
+		// pings) in 1 of 5 runs at load ~20 (stress) and 1 of 3 at load ~15.
+		ID: "c1", ListenAddr: "127.0.0.1:0", PingInterval: 2 * time.Second,
 		Backend:      &callsBackend{ca: ca, cert: cert, tok: f.tok},
 		OnConnect:    func(id string) { f.connected <- id },
 		OnDisconnect: func(id string) { f.disconnect <- id },
@@ -175,8 +180,8 @@ func TestCallsOverLiveSession(t *testing.T) {
 		for err := range errs {
 			t.Error(err)
 		}
-		// Streams never hold up the control stream.
-		deadline := time.Now().Add(5 * time.Second)
+		// Streams never hold up the control stream: two more pings (2 s apart).
+		deadline := time.Now().Add(15 * time.Second)
 		for f.srv.Pings() < pings+2 && time.Now().Before(deadline) {
 			time.Sleep(20 * time.Millisecond)
 		}
@@ -288,7 +293,7 @@ func TestCallsPreviousMinorProtocol(t *testing.T) {
 	if err := callEcho(context.Background(), f.srv, "old-1", "old-a1"); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(15 * time.Second) // pings 2 s apart
 	for {
 		last, ok := f.srv.Live("old-1")
 		if ok && last.After(first) {

@@ -29,13 +29,19 @@ func buildSim(t testing.TB) string { return framework.AgentSim(t) }
 
 func freeUDP(t testing.TB) string { return framework.FreeAddr(t, "udp") }
 
-// agentOpts gives every coordinator an agent session listener with fast pings.
+// agentOpts gives every coordinator an agent session listener with fast pings,
+// and Raft timeouts of 2 s: the three coordinators share this test process
+// (with -race) on a 2-core machine, and the test cluster's 500 ms (a 250 ms
+// leader lease) let leadership move under load (a CI run at load ~40 saw the
+// agent sent to a leader elected after the test had read it), which the test
+// counts as Raft entries and a wrong redirect.
 func agentOpts(t testing.TB, ping, grace time.Duration) testcluster.Option {
 	return func(_ int, c *server.Config) {
 		c.Nodes.ListenAddr = freeUDP(t)
 		c.Nodes.PingInterval = ping
 		c.Nodes.Grace = grace
 		c.Nodes.CertTTL = time.Minute
+		c.HeartbeatTimeout, c.ElectionTimeout = 2*time.Second, 2*time.Second
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -60,6 +61,8 @@ func main() {
 	a, err := session.New(session.Config{
 		Coordinators: strings.Split(*coord, ","), JoinToken: *token, NodeID: *node, Dir: *dir,
 		PingInterval: 200 * time.Millisecond, DialTimeout: 2 * time.Second,
+		// On stderr, which a failed test prints: why a session ended.
+		Log:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		ProtocolVersion: uint32(*proto), InventoryInterval: *invEvery,
 		Backoff: session.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		OnEvent: func(e session.Event) { event(e.Kind, "") },
@@ -114,6 +117,11 @@ func main() {
 			case *pb.Envelope_StatsRequest:
 				for i := 0; ; i++ {
 					if err := send(&pb.Envelope{Seq: uint64(i + 1), ReplyTo: req.Seq, Body: &pb.Envelope_StatsSample{StatsSample: &pb.StatsSample{Target: b.StatsRequest.Target, CpuPercent: float64(i)}}}); err != nil {
+						// The context may have ended while the next sample
+						// was due (under load the select below picks either).
+						if ctx.Err() != nil {
+							event("cancelled", "stats")
+						}
 						return
 					}
 					select {
