@@ -423,14 +423,20 @@ func revokeGrant(c *applyCtx, id string) error {
 		}
 	}
 	for _, h := range c.r.OAuthGrantTokens(id) {
-		if err := c.tx.Bucket(store.BucketOAuthTokens).Delete([]byte(h)); err != nil {
-			return err
-		}
-		if err := c.tx.Bucket(store.BucketOAuthGrantTokens).Delete(store.OwnedKey(id, h)); err != nil {
+		if err := deleteGrantToken(c, id, h); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// deleteGrantToken deletes the token hash of grant: the token and its entry
+// in the grant's token index.
+func deleteGrantToken(c *applyCtx, grant, hash string) error {
+	if err := c.tx.Bucket(store.BucketOAuthTokens).Delete([]byte(hash)); err != nil {
+		return err
+	}
+	return c.tx.Bucket(store.BucketOAuthGrantTokens).Delete(store.OwnedKey(grant, hash))
 }
 
 // pruneGrantTokens deletes a grant's expired tokens (used refresh tokens stay
@@ -441,10 +447,7 @@ func pruneGrantTokens(c *applyCtx, id string) error {
 		if store.GetJSON(c.tx, store.BucketOAuthTokens, []byte(h), &t) == nil && t.ExpiresAt.After(c.at) {
 			continue
 		}
-		if err := c.tx.Bucket(store.BucketOAuthTokens).Delete([]byte(h)); err != nil {
-			return err
-		}
-		if err := c.tx.Bucket(store.BucketOAuthGrantTokens).Delete(store.OwnedKey(id, h)); err != nil {
+		if err := deleteGrantToken(c, id, h); err != nil {
 			return err
 		}
 	}
@@ -469,10 +472,7 @@ func applyOAuthSweep(c *applyCtx, p OAuthSweep) (any, error) {
 	}
 	grants := map[string]bool{}
 	for _, d := range gone {
-		if err := c.tx.Bucket(store.BucketOAuthTokens).Delete([]byte(d.hash)); err != nil {
-			return nil, err
-		}
-		if err := c.tx.Bucket(store.BucketOAuthGrantTokens).Delete(store.OwnedKey(d.grant, d.hash)); err != nil {
+		if err := deleteGrantToken(c, d.grant, d.hash); err != nil {
 			return nil, err
 		}
 		grants[d.grant] = true
