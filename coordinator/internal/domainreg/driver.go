@@ -294,11 +294,7 @@ func (d *Driver) register(ctx context.Context, c *caller, dom store.RegDomain, o
 	if err != nil {
 		return gaveUp(err)
 	}
-	exp := got.Expires.UTC()
-	if exp.IsZero() {
-		exp = dom.CreatedAt.AddDate(op.Years, 0, 0)
-	}
-	return outcome{ok: true, expires: &exp}, nil
+	return extended(got.Expires, dom.CreatedAt, op.Years), nil
 }
 
 func (d *Driver) renew(ctx context.Context, c *caller, dom store.RegDomain, op store.RegDomainOp) (outcome, error) {
@@ -314,11 +310,17 @@ func (d *Driver) renew(ctx context.Context, c *caller, dom store.RegDomain, op s
 	if err != nil {
 		return gaveUp(err)
 	}
-	exp := got.Expires.UTC()
+	return extended(got.Expires, cur, op.Years), nil
+}
+
+// extended is the outcome of a registration or renewal the registry took:
+// the expiry it answered (in UTC), or from plus years when it answered none.
+func extended(answered, from time.Time, years int) outcome {
+	exp := answered.UTC()
 	if exp.IsZero() {
-		exp = cur.AddDate(op.Years, 0, 0)
+		exp = from.AddDate(years, 0, 0)
 	}
-	return outcome{ok: true, expires: &exp}, nil
+	return outcome{ok: true, expires: &exp}
 }
 
 // changeStep is one setting of a change: apply pushes it to the registry,
