@@ -388,7 +388,72 @@ func (c *ProcessCluster) start() error {
 			return err
 		}
 	}
-	return nil
+	return c.WaitSettled(30 * time.Second)
+}
+
+// WaitSettled waits until the running nodes agree on one leader in one term,
+// the leader holds every node as a voter, and it answers a linearizable read (its barrier applied, its leadership confirmed
+// by a quorum), twice at least a second apart with no election between.
+// Every node answering /readyz is not enough: the joins make the voters' set
+// grow, and a new voter slow to answer under load can cost the leader its
+// lease right after (tests then met 503 no_leader on their first write).
+func (c *ProcessCluster) WaitSettled(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var (
+		first   time.Time
+		settled string // leader and term of the first good look
+		last    = "not checked"
+	)
+	for time.Now().Before(deadline) {
+		if at, why := c.settled(); why != "" {
+			first, settled, last = time.Time{}, "", why
+		} else if at != settled {
+			first, settled = time.Now(), at
+		} else if time.Since(first) >= time.Second {
+			return nil
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("cluster not settled after %s: %s", timeout, last)
+}
+
+// settled looks once: the leader and term ("" and why not when unsettled).
+func (c *ProcessCluster) settled() (leaderTerm, why string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	leader, term, ld := "", uint64(0), -1
+	for i, p := range c.Nodes {
+		if !p.Alive() {
+			continue
+		}
+		st, err := p.Admin().ClusterStatus(ctx)
+		if err != nil {
+			return "", fmt.Sprintf("%s: cluster status: %v", p.ID, err)
+		}
+		if st.LeaderID == "" || (leader != "" && (st.LeaderID != leader || st.Term != term)) {
+			return "", fmt.Sprintf("%s sees leader %q in term %d, another node %q in term %d", p.ID, st.LeaderID, st.Term, leader, term)
+		}
+		leader, term = st.LeaderID, st.Term
+		if st.State == "Leader" {
+			ld = i
+			voters := 0
+			for _, s := range st.Servers {
+				if s.Suffrage == "Voter" {
+					voters++
+				}
+			}
+			if voters != len(c.Nodes) {
+				return "", fmt.Sprintf("leader %s has %d voters, want %d", p.ID, voters, len(c.Nodes))
+			}
+		}
+	}
+	if ld < 0 {
+		return "", fmt.Sprintf("no running node is the leader %q", leader)
+	}
+	if _, err := c.Nodes[ld].Admin().IPPools(ctx); err != nil {
+		return "", fmt.Sprintf("linearizable read on the leader %s: %v", c.Nodes[ld].ID, err)
+	}
+	return fmt.Sprintf("%s/%d", leader, term), ""
 }
 
 // Close kills every node and removes the directory the cluster created itself.

@@ -50,6 +50,11 @@ func startN(t *testing.T, n int, opts ...testcluster.Option) *env {
 	opts = append([]testcluster.Option{func(_ int, cfg *server.Config) {
 		cfg.Clock = clk.Now
 		cfg.OAuthPollInterval = time.Second
+		// No test here fails over; the coordinators share this process
+		// (with -race) on 2 cores, and the test cluster's 500 ms Raft
+		// timeouts (a 250 ms leader lease) let leadership move under load:
+		// 503 no_leader in TestThreeCoordinators at load 19-30.
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout = 2*time.Second, 2*time.Second
 	}}, opts...)
 	c := testcluster.New(t, n, opts...)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
