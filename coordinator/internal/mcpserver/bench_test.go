@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"runtime"
 	"sort"
 	"sync"
 	"syscall"
@@ -40,8 +42,10 @@ import (
 // call (this process: server_cpu) and the client's (the child: client_cpu)
 // are measured apart; the machine is still shared by both.
 //
-// Each iteration runs benchCalls calls of each kind from one client (p50
-// latency) and from benchWorkers concurrent clients (throughput). It reports
+// Each iteration (a round) runs benchCalls calls of each kind from one
+// client (p50 latency) and from benchWorkers concurrent clients
+// (throughput), rest and mcp twice, in the order rest, mcp, mcp, rest, after
+// a garbage collection (see the loop). It reports
 // them and the ratios against REST (aim: mcp throughput ratio ≥ 0.8), and
 // the CPU time per call of each kind in the concurrent phases: mcp/rest_cpu
 // is the ratio of client plus server CPU (REST's over the kind's; for sdk the
@@ -193,19 +197,43 @@ func BenchmarkToolCallVsREST(b *testing.B) {
 	for _, k := range kinds { // warm connections, sessions, the key cache
 		phase(k, benchWorkers)
 	}
+	// Each iteration is a round: a collection first (the previous round's
+	// garbage, the SDK kinds' above all, is no phase's cost), then rest and
+	// mcp in the order rest, mcp, mcp, rest (sequential phases, then
+	// concurrent ones), so that neither always runs first, or always after
+	// the other, within a round; the SDK kinds run last. A round's
+	// throughput of a kind is its two concurrent phases' calls over their
+	// time.
+	pair, others := []*kind{kinds[0], kinds[1], kinds[1], kinds[0]}, kinds[2:]
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		for _, k := range kinds {
-			_, _, _, lat := phase(k, 1)
-			k.lat = append(k.lat, lat...)
+		b.StopTimer()
+		runtime.GC()
+		b.StartTimer()
+		for _, ks := range [][]*kind{pair, others} {
+			for _, k := range ks {
+				_, _, _, lat := phase(k, 1)
+				k.lat = append(k.lat, lat...)
+			}
+			took := make(map[*kind]time.Duration)
+			n := make(map[*kind]int)
+			for _, k := range ks {
+				d, server, cl, lat := phase(k, benchWorkers)
+				k.serverCPU += server
+				k.clientCPU += cl
+				k.took += d
+				k.n += len(lat)
+				took[k] += d
+				n[k] += len(lat)
+			}
+			for _, k := range kinds {
+				if took[k] > 0 {
+					k.rounds = append(k.rounds, float64(n[k])/took[k].Seconds())
+				}
+			}
 		}
-		for _, k := range kinds {
-			took, server, cl, lat := phase(k, benchWorkers)
-			k.serverCPU += server
-			k.clientCPU += cl
-			k.took += took
-			k.n += len(lat)
-			k.rounds = append(k.rounds, float64(len(lat))/took.Seconds())
+		if os.Getenv("HP_MCPBENCH_ROUNDS") != "" {
+			b.Logf("round %d: rest %.0f calls/s, mcp %.0f (%.3f)", i, kinds[0].rounds[i], kinds[1].rounds[i], kinds[1].rounds[i]/kinds[0].rounds[i])
 		}
 	}
 	b.StopTimer()
