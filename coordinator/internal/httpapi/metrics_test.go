@@ -23,9 +23,18 @@ func TestObserveMatchesLabelLookups(t *testing.T) {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			for i := w; i < 40*methods*2; i += 4 {
-				route, method := fmt.Sprintf("GET /v1/r%d", i%40), fmt.Sprintf("M%d", (i/40)%methods)
-				status := 200 + i%(maxCachedStatuses+5) // and a route's statuses overflow theirs
+			// Two rounds over every route and method, then more rounds
+			// over method M0's routes alone, each round a status of its
+			// own: M0's routes overflow their cache of statuses too (the
+			// first pair each worker adds is one of them, so some are
+			// cached).
+			for i := w; i < 40*methods*(maxCachedStatuses+5); i += 4 {
+				round, pair := i/(40*methods), i%(40*methods)
+				if round >= 2 && pair >= 40 {
+					continue
+				}
+				route, method := fmt.Sprintf("GET /v1/r%d", i%40), fmt.Sprintf("M%d", pair/40)
+				status := 200 + round
 				d := time.Duration(i%13) * time.Second / 2 // sums exact in any order
 				got.observe(route, method, status, d)
 				want.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
@@ -34,8 +43,22 @@ func TestObserveMatchesLabelLookups(t *testing.T) {
 		}(w)
 	}
 	wg.Wait()
-	if p := got.series.m.Load(); p == nil || len(*p) != maxCachedSeries {
+	p := got.series.m.Load()
+	if p == nil || len(*p) != maxCachedSeries {
 		t.Fatalf("cached series: want the cache full (%d)", maxCachedSeries)
+	}
+	full := 0
+	for k, s := range *p {
+		wantN := 2
+		if k.method == "M0" {
+			wantN, full = maxCachedStatuses, full+1
+		}
+		if sc := s.statuses.Load(); sc == nil || len(*sc) != wantN {
+			t.Fatalf("%v: cached statuses %v, want %d", k, sc, wantN)
+		}
+	}
+	if full == 0 {
+		t.Fatal("no route with more statuses than the cache holds was cached")
 	}
 	scrape := func(m *Metrics) string {
 		w := httptest.NewRecorder()
