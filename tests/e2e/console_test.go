@@ -358,6 +358,7 @@ func browserConsole(t *testing.T, pageURL, vm string) string {
 	}
 	home := t.TempDir()
 	t.Setenv("HOME", home)
+	t.Setenv("TMPDIR", home) // Chromium's org.chromium.Chromium.* directories stay in the test's directory
 	// The console serves the node certificate, which names the node rather
 	// than 127.0.0.1: the TLS check is the RFB part's job above.
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,

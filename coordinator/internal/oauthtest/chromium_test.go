@@ -48,7 +48,8 @@ func TestConsentPageInChromium(t *testing.T) {
 	}()
 
 	home := t.TempDir()
-	t.Setenv("HOME", home) // profiles and caches stay in the test's directory
+	t.Setenv("HOME", home)   // profiles and caches stay in the test's directory
+	t.Setenv("TMPDIR", home) // and Chromium's own org.chromium.Chromium.* temporary directories
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox,
 		chromedp.UserDataDir(filepath.Join(home, "profile")), chromedp.Flag("disable-gpu", true))
 	actx, cancelAlloc := chromedp.NewExecAllocator(e.ctx, opts...)
