@@ -62,6 +62,9 @@ type Dispatcher struct {
 	sent     map[string]int                // action id → sends by this leader
 	failed   map[string]int                // action id → streams that broke before a result
 	running  bool                          // the leader job is on
+	// call opens an exchange with a node's agent; nil: Sessions().Call
+	// (tests give their own).
+	call func(ctx context.Context, nodeID string, req *pb.Envelope, recv func(*pb.Envelope) (bool, error)) error
 	// leadStart is when the job started: nodes get a whole deadline from then.
 	leadStart time.Time
 
@@ -461,9 +464,13 @@ func (d *Dispatcher) send(ctx context.Context, a store.Action) {
 
 // exchange sends one action and records what comes back.
 func (d *Dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.ActionAssign) error {
-	srv := d.s.Sessions()
-	if srv == nil {
-		return session.ErrNotConnected
+	call := d.call
+	if call == nil {
+		srv := d.s.Sessions()
+		if srv == nil {
+			return session.ErrNotConnected
+		}
+		call = srv.Call
 	}
 	d.s.Log.Info("action sent", "action", a.ID, "node", a.NodeID, "command", a.Command, "resend", assign.Resend)
 	d.sends.WithLabelValues(a.Command, strconv.FormatBool(assign.Resend)).Inc()
@@ -474,7 +481,7 @@ func (d *Dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 	// record it.
 	var held *time.Timer
 	var heldRecord func()
-	err := srv.Call(ctx, a.NodeID, &pb.Envelope{Seq: 1, Body: &pb.Envelope_ActionAssign{ActionAssign: assign}}, func(env *pb.Envelope) (bool, error) {
+	err := call(ctx, a.NodeID, &pb.Envelope{Seq: 1, Body: &pb.Envelope_ActionAssign{ActionAssign: assign}}, func(env *pb.Envelope) (bool, error) {
 		switch b := env.Body.(type) {
 		case *pb.Envelope_ActionProgress:
 			p := b.ActionProgress
