@@ -28,17 +28,7 @@ func EncodeTicket(t *api.Ticket) ([]byte, bool) {
 	for i := range t.Messages {
 		n += 120 + len(t.Messages[i].Body)
 	}
-	b := make([]byte, 0, n)
-	b = append(b, `{"id":`...)
-	b = plainjson.AppendJSONString(b, t.ID)
-	b = append(b, `,"number":`...)
-	b = strconv.AppendInt(b, t.Number, 10)
-	b = append(b, `,"subject":`...)
-	b = plainjson.AppendJSONString(b, t.Subject)
-	b = append(b, `,"status":`...)
-	b = plainjson.AppendJSONString(b, t.Status)
-	b = append(b, `,"priority":`...)
-	b = plainjson.AppendJSONString(b, t.Priority)
+	b := appendTicketSummary(make([]byte, 0, n), `{"id":`, `,"number":`, t)
 	b = append(b, `,"department":`...)
 	b = plainjson.AppendJSONString(b, t.Department)
 	b = append(b, `,"created_at":`...)
@@ -127,15 +117,22 @@ type ticketCreated struct {
 // FuzzTicketCreatedEncoding).
 func encodeTicketCreated(t *api.Ticket) []byte {
 	b := make([]byte, 0, 96+len(t.ID)+len(t.Subject)+len(t.Status)+len(t.Priority))
-	b = append(b, `{"ticketId":`...)
+	b = appendTicketSummary(b, `{"ticketId":`, `,"ticketNumber":`, t)
+	return append(b, '}')
+}
+
+// appendTicketSummary writes the fields a ticket and its ticket.created data
+// share, in their order: the id and the number under the keys given (each
+// with its leading punctuation), then subject, status and priority.
+func appendTicketSummary(b []byte, idKey, numberKey string, t *api.Ticket) []byte {
+	b = append(b, idKey...)
 	b = plainjson.AppendJSONString(b, t.ID)
-	b = append(b, `,"ticketNumber":`...)
+	b = append(b, numberKey...)
 	b = strconv.AppendInt(b, t.Number, 10)
 	b = append(b, `,"subject":`...)
 	b = plainjson.AppendJSONString(b, t.Subject)
 	b = append(b, `,"status":`...)
 	b = plainjson.AppendJSONString(b, t.Status)
 	b = append(b, `,"priority":`...)
-	b = plainjson.AppendJSONString(b, t.Priority)
-	return append(b, '}')
+	return plainjson.AppendJSONString(b, t.Priority)
 }
