@@ -173,6 +173,33 @@ func (a *API) renderError(w http.ResponseWriter, status int, msg string) {
 	a.render(w, status, pageData{Title: "Authorization failed", Error: msg})
 }
 
+// consentDecision acts on a submitted consent form's decision, the same for
+// the authorization code and the device flows: "deny" runs deny, an unknown
+// decision is a 400 page, and "approve" checks the typed API key against the
+// scopes asked (approver). A refused key shows the consent page again (the
+// one consent builds) with the reason, as a 403. ok says the request was
+// approved: account and scopes are then the grant; otherwise the answer has
+// been written.
+func (a *API) consentDecision(p *page, asked []string, deny func(), consent func() pageData) (account string, scopes []string, ok bool) {
+	switch p.form.Get("decision") {
+	case "deny":
+		deny()
+		return "", nil, false
+	case "approve":
+	default:
+		a.renderError(p.w, http.StatusBadRequest, "Unknown decision.")
+		return "", nil, false
+	}
+	account, scopes, msg := a.approver(p, asked)
+	if msg != "" {
+		d := consent()
+		d.Error = msg
+		a.render(p.w, http.StatusForbidden, d)
+		return "", nil, false
+	}
+	return account, scopes, true
+}
+
 // approver checks the API key typed into a consent form: live, usable from
 // the client's address, and holding every scope asked (none asked: the key's
 // scopes are granted). It returns the account and the scopes to grant.
@@ -222,27 +249,19 @@ func (a *API) deviceSubmit(p *page) {
 		Title: "Connect " + d.ClientName, Step: "consent", CSRF: a.csrfToken(p.w), ClientName: d.ClientName, Resource: d.Resource,
 		Scopes: d.Scopes, Action: "/oauth/device", Hidden: map[string]string{"user_code": display},
 	}
-	switch p.form.Get("decision") {
-	case "":
+	if p.form.Get("decision") == "" {
 		a.render(p.w, http.StatusOK, consent)
 		return
-	case "deny":
+	}
+	account, scopes, ok := a.consentDecision(p, d.Scopes, func() {
 		if _, e := a.pagePropose(p, fsm.CmdOAuthDeviceDecide, fsm.OAuthDeviceDecide{UserCodeHash: hash}); e != "" {
 			consent.Error = e
 			a.render(p.w, http.StatusBadRequest, consent)
 			return
 		}
 		a.render(p.w, http.StatusOK, pageData{Title: "Request denied", Done: "You denied " + d.ClientName + ". You can close this page."})
-		return
-	case "approve":
-	default:
-		a.renderError(p.w, http.StatusBadRequest, "Unknown decision.")
-		return
-	}
-	account, scopes, msg := a.approver(p, d.Scopes)
-	if msg != "" {
-		consent.Error = msg
-		a.render(p.w, http.StatusForbidden, consent)
+	}, func() pageData { return consent })
+	if !ok {
 		return
 	}
 	if _, e := a.pagePropose(p, fsm.CmdOAuthDeviceDecide, fsm.OAuthDeviceDecide{UserCodeHash: hash, Approve: true, AccountID: account, Scopes: scopes}); e != "" {
@@ -352,20 +371,10 @@ func (a *API) authorizeSubmit(p *page) {
 	if !ok {
 		return
 	}
-	switch p.form.Get("decision") {
-	case "deny":
+	account, scopes, ok := a.consentDecision(p, req.Scopes, func() {
 		a.redirectError(p, req, "access_denied", "the user denied the request")
-		return
-	case "approve":
-	default:
-		a.renderError(p.w, http.StatusBadRequest, "Unknown decision.")
-		return
-	}
-	account, scopes, msg := a.approver(p, req.Scopes)
-	if msg != "" {
-		d := a.authorizeConsent(p, req, cl, resource, p.form)
-		d.Error = msg
-		a.render(p.w, http.StatusForbidden, d)
+	}, func() pageData { return a.authorizeConsent(p, req, cl, resource, p.form) })
+	if !ok {
 		return
 	}
 	code, hash := oauth.NewAuthCode(a.cfg.KeyPrefix)

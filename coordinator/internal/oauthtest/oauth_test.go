@@ -2,6 +2,7 @@ package oauthtest
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -178,6 +179,79 @@ func TestDeviceFlowDeniedAndExpired(t *testing.T) {
 	e.clock.Advance(11 * time.Minute)
 	if status, out := e.postForm("/oauth/token", url.Values{"grant_type": {poll.Get("grant_type")}, "device_code": {da.DeviceCode}, "client_id": {clientID}}); status != 400 || out["error"] != "expired_token" {
 		t.Fatalf("approved but expired device code: %d %v", status, out)
+	}
+}
+
+// TestConsentPageDecisions: on both consent pages (authorization code and
+// device), "deny" ends the request as denied, a decision that is neither
+// approve nor deny is a 400 page, and a key that lacks an asked scope is a
+// 403 that shows the consent form again; nothing is issued by any of them.
+func TestConsentPageDecisions(t *testing.T) {
+	e := start(t)
+	_, weak := e.account("decide@example.com", "account:read")
+	clientID := e.register(map[string]any{
+		"client_name": "Decider", "redirect_uris": []string{"http://127.0.0.1:9/callback"},
+		"grant_types": []string{"authorization_code", "urn:ietf:params:oauth:grant-type:device_code"}, "response_types": []string{"code"},
+		"token_endpoint_auth_method": "none",
+	})
+	cfg := e.oauthConfig(clientID, "account:read", "tickets:read")
+
+	// Authorization code flow.
+	b := newBrowser(t)
+	authURL := cfg.AuthCodeURL("st-d", oauth2.S256ChallengeOption(oauth2.GenerateVerifier()))
+	_, _, csrf := b.get(authURL)
+	form := approveForm(authURL, csrf, weak)
+	form.Set("decision", "maybe")
+	resp := b.post(e.base+"/oauth/authorize", form)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" || !strings.Contains(string(raw), "Unknown decision.") {
+		t.Fatalf("authorize, unknown decision: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), raw)
+	}
+	form.Set("decision", "approve")
+	resp = b.post(e.base+"/oauth/authorize", form)
+	raw, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" || !strings.Contains(string(raw), "lacks the scopes tickets:read") || !csrfRE.Match(raw) {
+		t.Fatalf("authorize with a key lacking tickets:read: %d %q %s, want 403 and the consent form", resp.StatusCode, resp.Header.Get("Location"), raw)
+	}
+	form.Set("csrf", string(csrfRE.FindSubmatch(raw)[1])) // the form shown again has a token of its own
+	form.Set("decision", "deny")
+	resp = b.post(e.base+"/oauth/authorize", form)
+	resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if q := loc.Query(); resp.StatusCode != http.StatusSeeOther || q.Get("error") != "access_denied" || q.Get("state") != "st-d" || q.Get("code") != "" {
+		t.Fatalf("authorize, denied: %d %q, want a redirect with error=access_denied", resp.StatusCode, resp.Header.Get("Location"))
+	}
+
+	// Device flow.
+	da := e.deviceAuth(cfg)
+	b = newBrowser(t)
+	_, _, csrf = b.get(e.base + "/oauth/device")
+	post := func(decision, key string) (int, string) {
+		resp := b.post(e.base+"/oauth/device", url.Values{"csrf": {csrf}, "user_code": {da.UserCode}, "api_key": {key}, "decision": {decision}})
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if m := csrfRE.FindSubmatch(raw); m != nil {
+			csrf = string(m[1]) // each form shown has a token of its own
+		}
+		return resp.StatusCode, string(raw)
+	}
+	if status, page := post("maybe", weak); status != http.StatusBadRequest || !strings.Contains(page, "Unknown decision.") {
+		t.Fatalf("device, unknown decision: %d %s", status, page)
+	}
+	_, _, csrf = b.get(e.base + "/oauth/device") // the error page has no form: reload
+	if status, page := post("", ""); status != http.StatusOK || !strings.Contains(page, "Connect Decider") {
+		t.Fatalf("device, no decision: %d %s, want the consent form", status, page)
+	}
+	if status, page := post("approve", weak); status != http.StatusForbidden || !strings.Contains(page, "lacks the scopes tickets:read") || !strings.Contains(page, "Connect Decider") {
+		t.Fatalf("device with a key lacking tickets:read: %d %s, want 403 and the consent form", status, page)
+	}
+	if status, page := post("deny", weak); status != http.StatusOK || !strings.Contains(page, "You denied Decider.") {
+		t.Fatalf("device, denied: %d %s", status, page)
+	}
+	if _, err := cfg.DeviceAccessToken(e.ctx, da); oauthCode(err) != "access_denied" {
+		t.Fatalf("token after a denial on the page: %v, want access_denied", err)
 	}
 }
 
