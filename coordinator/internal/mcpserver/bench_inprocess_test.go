@@ -47,20 +47,8 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 			b.Fatal(w.Code, w.Body.String())
 		}
 	}
-	b.Run("rest", func(b *testing.B) {
-		b.ReportAllocs()
-		defer reportCPU(b, processCPU(b))
-		for i := 0; i < b.N; i++ {
-			rest(b)
-		}
-	})
-	b.Run("mcp", func(b *testing.B) {
-		b.ReportAllocs()
-		defer reportCPU(b, processCPU(b))
-		for i := 0; i < b.N; i++ {
-			tool(b)
-		}
-	})
+	calls(b, "rest", rest)
+	calls(b, "mcp", tool)
 	// interleaved: blocks of 50 rest and 50 mcp calls alternate (b.N pairs
 	// of blocks) on one locked OS thread, each block timed by the thread's
 	// own CPU clock: the work each call does on its request's goroutine,
@@ -86,25 +74,25 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 		b.ReportMetric(cpu[1].Seconds()*1e6/n, "mcp_thread_cpu_µs/call")
 		b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "mcp/rest_thread_cpu")
 	})
-	b.Run("mcp_sdkpath", func(b *testing.B) {
-		defer mcpserver.SetFastCalls(mcpserver.SetFastCalls(false))
-		b.ReportAllocs()
-		defer reportCPU(b, processCPU(b))
-		for i := 0; i < b.N; i++ {
-			w := post(sess, call)
-			if w.Code != 200 || !strings.Contains(w.Body.String(), "structuredContent") {
-				b.Fatal(w.Code, w.Body.String())
-			}
+	fast := mcpserver.SetFastCalls(false)
+	calls(b, "mcp_sdkpath", tool)
+	mcpserver.SetFastCalls(fast)
+	calls(b, "ping", func(b *testing.B) {
+		w := post(sess, `{"jsonrpc":"2.0","id":3,"method":"ping"}`)
+		if w.Code != 200 {
+			b.Fatal(w.Code, w.Body.String())
 		}
 	})
-	b.Run("ping", func(b *testing.B) {
+}
+
+// calls runs call b.N times as the sub-benchmark name, reporting its
+// allocations and the process's CPU time per call.
+func calls(b *testing.B, name string, call func(*testing.B)) {
+	b.Run(name, func(b *testing.B) {
 		b.ReportAllocs()
 		defer reportCPU(b, processCPU(b))
 		for i := 0; i < b.N; i++ {
-			w := post(sess, `{"jsonrpc":"2.0","id":3,"method":"ping"}`)
-			if w.Code != 200 {
-				b.Fatal(w.Code, w.Body.String())
-			}
+			call(b)
 		}
 	})
 }

@@ -155,11 +155,7 @@ func FuzzDecodeFast(f *testing.F) {
 // standInSession is an initialized /mcp session of the stand-in tools and
 // how to post to it in-process.
 func standInSession(f *testing.F) (post func(sess, body string) *httptest.ResponseRecorder, sess string) {
-	ts, err := Generate([]byte(standInDoc), standInOps)
-	if err != nil {
-		f.Fatal(err)
-	}
-	h := NewHTTPHandler(ts, allowAll{}, &fakeAPI{}, HTTPOptions{})
+	h := NewHTTPHandler(standIn(f), allowAll{}, &fakeAPI{}, HTTPOptions{})
 	post = func(sess, body string) *httptest.ResponseRecorder {
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, RPCRequest("/mcp", "snc_x", sess, body))

@@ -71,11 +71,11 @@ var standInOps = []Operation{
 	{Method: "DELETE", Path: "/v1/widgets/{id}", Scope: "widgets:write"},
 }
 
-func standIn(t *testing.T) *Tools {
-	t.Helper()
+func standIn(tb testing.TB) *Tools {
+	tb.Helper()
 	ts, err := Generate([]byte(standInDoc), standInOps)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return ts
 }
@@ -212,11 +212,7 @@ func FuzzBuild(f *testing.F) {
 	for _, s := range []string{`{"id":"1"}`, `{"id":"a/b","limit":3}`, `{"id":".."}`, `{"id":"%2e%2e"}`, `null`, `{"id":"x?y#z"}`, `{"id":1e400}`} {
 		f.Add(s)
 	}
-	ts, err := Generate([]byte(standInDoc), standInOps)
-	if err != nil {
-		f.Fatal(err)
-	}
-	get := ts.ByName("get_widget")
+	get := standIn(f).ByName("get_widget")
 	f.Fuzz(func(t *testing.T, args string) {
 		c, err := get.Build([]byte(args))
 		if err != nil {
@@ -443,11 +439,7 @@ func FuzzDecodeArgsMatches(f *testing.F) {
 		` { "id" : "x" , "limit" : null } `, `[1]`, `null`, ``, `{"id":"\u00e9\ud83d"}`, `{"id":"é<>"}`, `{"id":true}`, `{"id":-1.5e3}`} {
 		f.Add(s)
 	}
-	ts, err := Generate([]byte(standInDoc), standInOps)
-	if err != nil {
-		f.Fatal(err)
-	}
-	get := ts.ByName("get_widget")
+	get := standIn(f).ByName("get_widget")
 	f.Fuzz(func(t *testing.T, raw string) {
 		got, gerr := get.decodeArgs([]byte(raw))
 		want := map[string]json.RawMessage{}
