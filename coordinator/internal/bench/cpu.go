@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/hostplane/hostplane/internal/proccpu"
@@ -28,7 +29,8 @@ func measured(name string, pids []int, n int, d time.Duration, fn func(worker, i
 // profilePhase, in a profiling run (BENCH_PPROF_BASE_PORT set: node i serves
 // pprof on that port + i + 1), saves a CPU profile of every node over most of
 // a phase of length d as BENCH_PROFILE_DIR/<tag>-node<i>.pprof; it returns at
-// once and the returned wait blocks until the profiles are written.
+// once and the returned wait blocks until the profiles are written. The
+// benchmark process (the clients) is profiled too, as <tag>-client.pprof.
 func profilePhase(tag string, nodes int, d time.Duration) (wait func()) {
 	pp := os.Getenv("BENCH_PPROF_BASE_PORT")
 	if pp == "" {
@@ -44,7 +46,23 @@ func profilePhase(tag string, nodes int, d time.Duration) (wait func()) {
 	if secs < 1 {
 		secs = 1
 	}
-	done := make(chan struct{}, nodes)
+	done := make(chan struct{}, nodes+1)
+	go func() {
+		// The benchmark's own clients, over the same span.
+		defer func() { done <- struct{}{} }()
+		f, err := os.Create(filepath.Join(out, tag+"-client.pprof"))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "profile:", err)
+			return
+		}
+		time.Sleep(time.Duration(secs) * time.Second)
+		pprof.StopCPUProfile()
+	}()
 	for i := 0; i < nodes; i++ {
 		go func(i int) {
 			defer func() { done <- struct{}{} }()
@@ -64,7 +82,7 @@ func profilePhase(tag string, nodes int, d time.Duration) (wait func()) {
 		}(i)
 	}
 	return func() {
-		for i := 0; i < nodes; i++ {
+		for i := 0; i <= nodes; i++ {
 			<-done
 		}
 	}
