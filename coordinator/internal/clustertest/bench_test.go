@@ -6,11 +6,10 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -51,8 +50,8 @@ func BenchmarkCreateTicketHandler(b *testing.B) {
 	b.ReportAllocs()
 	b.SetParallelism(32)
 	b.ResetTimer()
-	cpu0 := processCPU()
-	defer func() { b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op") }()
+	cpu0 := proccpu.Self()
+	defer func() { b.ReportMetric(float64((proccpu.Self()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op") }()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			req := httptest.NewRequest("POST", "/v1/tickets", strings.NewReader(body))
@@ -65,12 +64,4 @@ func BenchmarkCreateTicketHandler(b *testing.B) {
 			}
 		}
 	})
-}
-
-// processCPU is the CPU time (user + system) this process has used: on a
-// shared machine CPU per operation is steadier than the wall clock.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/internal/proccpu"
 )
 
 // The raw kinds of BenchmarkToolCallVsREST run their clients in a child
@@ -84,10 +86,7 @@ func runBenchPhase(hc *http.Client, p benchPhase) benchResult {
 		res  benchResult
 		fail error
 	)
-	cpu0, err := rusageCPU()
-	if err != nil {
-		return benchResult{Err: err.Error()}
-	}
+	cpu0 := proccpu.Self()
 	start := time.Now()
 	for w := 0; w < p.Workers; w++ {
 		wg.Add(1)
@@ -111,11 +110,7 @@ func runBenchPhase(hc *http.Client, p benchPhase) benchResult {
 	}
 	wg.Wait()
 	res.Took = time.Since(start)
-	cpu1, err := rusageCPU()
-	if err != nil {
-		return benchResult{Err: err.Error()}
-	}
-	res.CPU = cpu1 - cpu0
+	res.CPU = proccpu.Self() - cpu0
 	if fail != nil {
 		res.Err = fail.Error()
 	}
@@ -186,14 +181,14 @@ func (bc *benchClient) run(b *testing.B, p benchPhase) (benchResult, time.Durati
 	if err != nil {
 		b.Fatal(err)
 	}
-	cpu0 := processCPU(b)
+	cpu0 := proccpu.Self()
 	if _, err := bc.in.Write(append(line, '\n')); err != nil {
 		b.Fatal(err)
 	}
 	if !bc.out.Scan() {
 		b.Fatalf("bench client ended: %v", bc.out.Err())
 	}
-	server := processCPU(b) - cpu0
+	server := proccpu.Self() - cpu0
 	var res benchResult
 	if err := json.Unmarshal(bc.out.Bytes(), &res); err != nil {
 		b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -90,7 +91,7 @@ func BenchmarkServerCostInProcess(b *testing.B) {
 func calls(b *testing.B, name string, call func(*testing.B)) {
 	b.Run(name, func(b *testing.B) {
 		b.ReportAllocs()
-		defer reportCPU(b, processCPU(b))
+		defer reportCPU(b, proccpu.Self())
 		for i := 0; i < b.N; i++ {
 			call(b)
 		}
@@ -99,7 +100,7 @@ func calls(b *testing.B, name string, call func(*testing.B)) {
 
 // reportCPU reports the process's CPU time per iteration since cpu0.
 func reportCPU(b *testing.B, cpu0 time.Duration) {
-	b.ReportMetric(float64((processCPU(b)-cpu0).Microseconds())/float64(b.N), "cpu_µs/call")
+	b.ReportMetric(float64((proccpu.Self()-cpu0).Microseconds())/float64(b.N), "cpu_µs/call")
 }
 
 // threadCPU is the CPU time (user and system) of the calling OS thread.

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"sort"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -171,7 +171,7 @@ func BenchmarkToolCallVsREST(b *testing.B) {
 		}
 		var mu sync.Mutex
 		var wg sync.WaitGroup
-		cpu0 := processCPU(b)
+		cpu0 := proccpu.Self()
 		start := time.Now()
 		for w := 0; w < workers; w++ {
 			wg.Add(1)
@@ -192,7 +192,7 @@ func BenchmarkToolCallVsREST(b *testing.B) {
 			}(w)
 		}
 		wg.Wait()
-		return time.Since(start), processCPU(b) - cpu0, 0, lat
+		return time.Since(start), proccpu.Self() - cpu0, 0, lat
 	}
 	for _, k := range kinds { // warm connections, sessions, the key cache
 		phase(k, benchWorkers)
@@ -308,23 +308,6 @@ func checkToolAnswer(body, restBody []byte) error {
 		return fmt.Errorf("not the REST body as text and structured content")
 	}
 	return nil
-}
-
-// processCPU is the CPU time (user and system) this process used so far.
-func processCPU(b testing.TB) time.Duration {
-	d, err := rusageCPU()
-	if err != nil {
-		b.Fatal(err)
-	}
-	return d
-}
-
-func rusageCPU() (time.Duration, error) {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0, err
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 func p50(d []time.Duration) time.Duration {
