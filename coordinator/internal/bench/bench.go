@@ -77,6 +77,10 @@ type Result struct {
 	// during the phase; 0 when not counted (side by side, where both
 	// clusters' clients share the process).
 	ClientCPU time.Duration
+	// ServerSyscalls and ClientSyscalls are the read and write system calls
+	// the server processes and this benchmark process made during the phase
+	// (zero where /proc/<pid>/io cannot be read).
+	ServerSyscalls, ClientSyscalls syscalls
 }
 
 // CPUPerOp is the server processes' CPU time per successful request.
@@ -95,6 +99,11 @@ func (r Result) String() string {
 		r.Name, r.PerSec(), ms(r.P50), ms(r.P99), us(r.CPUPerOp()), r.OK, r.Errors, r.Elapsed.Seconds())
 	if r.ClientCPU > 0 && r.OK > 0 {
 		s += fmt.Sprintf("  client CPU %.0f µs/op", us(r.ClientCPU/time.Duration(r.OK)))
+	}
+	if r.OK > 0 && r.ServerSyscalls != (syscalls{}) {
+		n := float64(r.OK)
+		s += fmt.Sprintf("  syscalls/op server %.1f r %.1f w, client %.1f r %.1f w",
+			float64(r.ServerSyscalls.reads)/n, float64(r.ServerSyscalls.writes)/n, float64(r.ClientSyscalls.reads)/n, float64(r.ClientSyscalls.writes)/n)
 	}
 	if r.Entries > 0 {
 		s += fmt.Sprintf("  %.1f writes per Raft entry", float64(r.OK)/float64(r.Entries))

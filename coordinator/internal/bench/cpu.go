@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"strings"
 	"time"
 
 	"github.com/hostplane/hostplane/internal/proccpu"
@@ -20,10 +21,57 @@ func procCPU(pids []int) time.Duration { return proccpu.Of(pids...) }
 // spend: on this shared machine CPU per operation is steadier than the wall
 // clock rate, which other work on the machine moves.
 func measured(name string, pids []int, n int, d time.Duration, fn func(worker, i int) error) Result {
-	before := procCPU(pids)
+	before, ioBefore, selfBefore := procCPU(pids), syscallsOf(pids...), syscallsOf(os.Getpid())
 	r := load(name, n, d, fn)
 	r.ServerCPU = procCPU(pids) - before
+	r.ServerSyscalls = syscallsOf(pids...).minus(ioBefore)
+	r.ClientSyscalls = syscallsOf(os.Getpid()).minus(selfBefore)
 	return r
+}
+
+// syscalls counts read and write system calls (/proc/<pid>/io: syscr and
+// syscw, which count every read-like and write-like call, sockets included).
+type syscalls struct{ reads, writes int64 }
+
+func (a syscalls) minus(b syscalls) syscalls { return syscalls{a.reads - b.reads, a.writes - b.writes} }
+
+// syscallsOf sums the processes' read and write system calls so far; a
+// process that is gone or unreadable counts 0.
+func syscallsOf(pids ...int) syscalls {
+	var total syscalls
+	for _, pid := range pids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
+		if err != nil {
+			continue
+		}
+		c, _ := parseProcIO(string(b))
+		total.reads += c.reads
+		total.writes += c.writes
+	}
+	return total
+}
+
+// parseProcIO reads syscr and syscw from a /proc/<pid>/io text.
+func parseProcIO(text string) (syscalls, error) {
+	var c syscalls
+	found := 0
+	for line := range strings.Lines(text) {
+		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
+			if _, err := fmt.Sscan(v, &c.reads); err != nil {
+				return c, err
+			}
+			found++
+		} else if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			if _, err := fmt.Sscan(v, &c.writes); err != nil {
+				return c, err
+			}
+			found++
+		}
+	}
+	if found != 2 {
+		return c, fmt.Errorf("no syscr/syscw in /proc/<pid>/io")
+	}
+	return c, nil
 }
 
 // profilePhase, in a profiling run (BENCH_PPROF_BASE_PORT set: node i serves

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"os"
 	"testing"
 	"time"
 )
@@ -49,5 +50,27 @@ func TestLatencySplit(t *testing.T) {
 	}
 	if nd, nf := l.nDirect.Load(), l.nForwarded.Load(); nd != 1 || nf != 1 {
 		t.Fatalf("%d direct and %d forwarded writes counted, want 1 and 1 (the failed one is not)", nd, nf)
+	}
+}
+
+// TestParseProcIO: syscr and syscw are read from a /proc/<pid>/io text (not
+// the byte counts beside them); a text without them is an error; this
+// process's own counts are read and grow when it reads a file.
+func TestParseProcIO(t *testing.T) {
+	c, err := parseProcIO("rchar: 6976\nwchar: 12\nsyscr: 10\nsyscw: 3\nread_bytes: 0\nwrite_bytes: 4096\ncancelled_write_bytes: 0\n")
+	if err != nil || c != (syscalls{reads: 10, writes: 3}) {
+		t.Fatalf("read %+v, %v", c, err)
+	}
+	if _, err := parseProcIO("rchar: 6976\nwchar: 12\n"); err == nil {
+		t.Fatal("a text without syscr/syscw was accepted")
+	}
+	before := syscallsOf(os.Getpid())
+	for range 3 {
+		if _, err := os.ReadFile("/proc/self/stat"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := syscallsOf(os.Getpid()).minus(before); got.reads < 3 {
+		t.Fatalf("3 file reads counted as %+v", got)
 	}
 }
