@@ -116,15 +116,15 @@ func applyAccountCreate(c *applyCtx, p AccountCreate) (any, error) {
 		return nil, fmt.Errorf("%w: an account with email %q exists", ErrConflict, p.Email)
 	}
 	acc := api.Account{ID: p.ID, Email: p.Email, Name: p.Name, Country: p.Country, CreatedAt: c.at}
-	if err := store.PutJSON(c.tx, store.BucketAccounts, []byte(p.ID), acc); err != nil {
+	if err := store.PutAccount(c.tx, &acc); err != nil {
 		return nil, err
 	}
 	return acc, c.tx.Bucket(store.BucketEmails).Put([]byte(email), []byte(p.ID))
 }
 
 func getAccount(tx *bolt.Tx, id string) (api.Account, error) {
-	var acc api.Account
-	if err := store.GetJSON(tx, store.BucketAccounts, []byte(id), &acc); err != nil {
+	acc, err := store.GetAccount(tx, id)
+	if err != nil {
 		if err == store.ErrNotFound {
 			return acc, fmt.Errorf("account %s: %w", id, ErrNotFound)
 		}
@@ -234,10 +234,10 @@ func applyWalletCredit(c *applyCtx, p WalletCredit) (any, error) {
 		ID: p.TxID, Type: api.TxDeposit, AmountUsdCents: p.AmountUsdCents, BalanceAfterUsdCents: acc.BalanceUsdCents,
 		Description: p.Description, Gateway: p.Gateway, CreatedAt: c.at,
 	}
-	if err := store.PutJSON(c.tx, store.BucketAccounts, []byte(acc.ID), acc); err != nil {
+	if err := store.PutAccount(c.tx, &acc); err != nil {
 		return nil, err
 	}
-	if err := store.PutJSON(c.tx, store.BucketWalletTx, store.OwnedKey(acc.ID, tx.ID), tx); err != nil {
+	if err := store.PutWalletTx(c.tx, acc.ID, &tx); err != nil {
 		return nil, err
 	}
 	// A top-up pays the renewals whose non-payment suspended a server.
@@ -298,15 +298,8 @@ func numberInvoice(c *applyCtx, acc *api.Account, inv *store.Invoice, pay bool, 
 	if err != nil {
 		return err
 	}
-	inv.Number = fmt.Sprintf("INV-%06d", n)
-	if yearNumber {
-		inv.Number = fmt.Sprintf("INV-%d-%06d", c.at.Year(), n)
-	}
-	if err := c.emit(api.EventInvoiceCreated, acc.ID, map[string]any{
-		"invoiceId": inv.ID, "invoiceNumber": inv.Number, "status": inv.Status, "totalUsdCents": inv.TotalUsdCents, "currency": inv.Currency,
-	}); err != nil {
-		return err
-	}
+	inv.Number = invoiceNumber(n, c.at.Year(), yearNumber)
+	c.emitJSON(api.EventInvoiceCreated, acc.ID, invoiceEventData(inv, true))
 	if pay {
 		if err := payFromWallet(c, acc, inv, paymentID, txID); err != nil {
 			return err
@@ -317,7 +310,7 @@ func numberInvoice(c *applyCtx, acc *api.Account, inv *store.Invoice, pay bool, 
 
 // payFromWallet debits the wallet and marks inv paid; the caller checked the balance.
 func payFromWallet(c *applyCtx, acc *api.Account, inv *store.Invoice, paymentID, txID string) error {
-	if err := store.PutJSON(c.tx, store.BucketAccounts, []byte(acc.ID), debitedAccount(acc, inv)); err != nil {
+	if err := store.PutAccount(c.tx, debitedAccount(acc, inv)); err != nil {
 		return err
 	}
 	return recordWalletPayment(c, acc, inv, paymentID, txID)
@@ -346,12 +339,11 @@ func recordWalletPayment(c *applyCtx, acc *api.Account, inv *store.Invoice, paym
 	inv.Status = api.InvoicePaid
 	inv.PaidAt = &at
 	inv.Payments = append(inv.Payments, api.Payment{ID: paymentID, Method: "wallet", AmountUsdCents: inv.TotalUsdCents, TransactionID: txID, CreatedAt: c.at})
-	if err := store.PutJSON(c.tx, store.BucketWalletTx, store.OwnedKey(acc.ID, wtx.ID), wtx); err != nil {
+	if err := store.PutWalletTx(c.tx, acc.ID, &wtx); err != nil {
 		return err
 	}
-	return c.emit(api.EventInvoicePaid, acc.ID, map[string]any{
-		"invoiceId": inv.ID, "invoiceNumber": inv.Number, "totalUsdCents": inv.TotalUsdCents, "currency": inv.Currency,
-	})
+	c.emitJSON(api.EventInvoicePaid, acc.ID, invoiceEventData(inv, false))
+	return nil
 }
 
 func applyInvoicePay(c *applyCtx, p InvoicePay) (any, error) {

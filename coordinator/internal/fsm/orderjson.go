@@ -1,6 +1,8 @@
 package fsm
 
 import (
+	"strconv"
+
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/plainjson"
 )
@@ -108,4 +110,66 @@ func readActionFinish(b []byte) (p ActionFinish, ok bool) {
 		return ok
 	})
 	return p, ok && rd.End()
+}
+
+// invoiceEventData is the data of an invoice.created (with its status) or
+// invoice.paid event of inv, as json.Marshal writes the map emit was given
+// (keys sorted) (TestOrderEventDataMatchesEncodingJSON,
+// FuzzOrderEventData).
+func invoiceEventData(inv *store.Invoice, withStatus bool) []byte {
+	b := make([]byte, 0, 112+len(inv.Currency)+len(inv.ID)+len(inv.Number)+len(inv.Status))
+	b = append(b, `{"currency":`...)
+	b = plainjson.AppendJSONString(b, inv.Currency)
+	b = append(b, `,"invoiceId":`...)
+	b = plainjson.AppendJSONString(b, inv.ID)
+	b = append(b, `,"invoiceNumber":`...)
+	b = plainjson.AppendJSONString(b, inv.Number)
+	if withStatus {
+		b = append(b, `,"status":`...)
+		b = plainjson.AppendJSONString(b, inv.Status)
+	}
+	b = append(b, `,"totalUsdCents":`...)
+	b = strconv.AppendInt(b, inv.TotalUsdCents, 10)
+	return append(b, '}')
+}
+
+// serverCreatedData is the data of s's server.created event, as json.Marshal
+// writes the map applyResult gave emit (keys sorted; ipv4 null without a
+// primary IPv4 address).
+func serverCreatedData(s *store.Server) []byte {
+	b := make([]byte, 0, 128+len(s.Hostname)+len(s.Label)+len(s.Plan.Slug)+len(s.ID)+len(s.Status))
+	b = append(b, `{"hostname":`...)
+	b = plainjson.AppendJSONString(b, s.Hostname)
+	b = append(b, `,"ipv4":`...)
+	if ip, ok := primaryIPv4(*s).(string); ok {
+		b = plainjson.AppendJSONString(b, ip)
+	} else {
+		b = append(b, "null"...)
+	}
+	b = append(b, `,"label":`...)
+	b = plainjson.AppendJSONString(b, s.Label)
+	b = append(b, `,"planSlug":`...)
+	b = plainjson.AppendJSONString(b, s.Plan.Slug)
+	b = append(b, `,"serverId":`...)
+	b = plainjson.AppendJSONString(b, s.ID)
+	b = append(b, `,"status":`...)
+	b = plainjson.AppendJSONString(b, s.Status)
+	return append(b, '}')
+}
+
+// invoiceNumber is fmt.Sprintf("INV-%06d", n), or with year
+// fmt.Sprintf("INV-%d-%06d", year, n), without fmt.
+func invoiceNumber(n uint64, year int, withYear bool) string {
+	b := make([]byte, 0, 32)
+	b = append(b, "INV-"...)
+	if withYear {
+		b = strconv.AppendInt(b, int64(year), 10)
+		b = append(b, '-')
+	}
+	var digits [20]byte
+	d := strconv.AppendUint(digits[:0], n, 10)
+	for i := len(d); i < 6; i++ {
+		b = append(b, '0')
+	}
+	return string(append(b, d...))
 }

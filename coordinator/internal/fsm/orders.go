@@ -240,8 +240,8 @@ func applyOrder(c *applyCtx, accountID, category string, o OrderCharge,
 	inv := store.Invoice{AccountID: acc.ID, Invoice: api.Invoice{
 		ID: o.InvoiceID, Status: api.InvoiceUnpaid, Currency: "USD", CreatedAt: c.at, DueAt: c.at, Payments: []api.Payment{},
 		Lines: []api.InvoiceLine{{
-			Description: fmt.Sprintf("%s (%s) %s, %s to %s", prod.NameEn, prod.Slug, svc.Line,
-				c.at.Format("2006-01-02"), until.Format("2006-01-02")),
+			Description: prod.NameEn + " (" + prod.Slug + ") " + svc.Line + ", " +
+				c.at.Format("2006-01-02") + " to " + until.Format("2006-01-02"),
 			Quantity: 1, UnitPriceUsdCents: price, AmountUsdCents: price,
 		}},
 		TotalUsdCents: price,
@@ -340,10 +340,10 @@ func refundInvoiceUpTo(c *applyCtx, accountID, invoiceID string, limit int64, wh
 		Description: fmt.Sprintf("refund of invoice %s: %s", inv.Number, why), InvoiceID: inv.ID, CreatedAt: c.at,
 	}
 	inv.Payments = append(inv.Payments, api.Payment{ID: txID, Method: "wallet", AmountUsdCents: -net, TransactionID: txID, CreatedAt: c.at})
-	if err := store.PutJSON(c.tx, store.BucketAccounts, []byte(acc.ID), acc); err != nil {
+	if err := store.PutAccount(c.tx, &acc); err != nil {
 		return 0, err
 	}
-	if err := store.PutJSON(c.tx, store.BucketWalletTx, store.OwnedKey(acc.ID, wtx.ID), wtx); err != nil {
+	if err := store.PutWalletTx(c.tx, acc.ID, &wtx); err != nil {
 		return 0, err
 	}
 	return net, store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(acc.ID, inv.ID), inv)

@@ -513,7 +513,11 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 		s.ActionID = ""
 	}
 	s.UpdatedAt = c.at
-	res, _ := action.DecodeResult(p.Result) // informational only
+	// The result is informational only, and only a snapshot's reads it.
+	var res api.NodeOpResult
+	if a.Command == api.ActionSnapshotCreate {
+		res, _ = action.DecodeResult(p.Result)
+	}
 	if err := applyResult(c, &s, &a, p.Success, &res); err != nil {
 		return api.Action{}, err
 	}
@@ -543,9 +547,10 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 	switch a.Command {
 	case api.ActionServerProvision:
 		s.Status, s.PowerState = api.ServerRunning, api.ServerRunning
-		return c.emit(api.EventServerCreated, s.AccountID, map[string]any{"serverId": s.ID, "status": s.Status, "label": s.Label, "ipv4": primaryIPv4(*s),
-			// 444host's vps.created also carries these; the sunucu brand leaves them out (pkg/brand).
-			"hostname": s.Hostname, "planSlug": s.Plan.Slug})
+		// 444host's vps.created also carries hostname and planSlug; the
+		// sunucu brand leaves them out (pkg/brand).
+		c.emitJSON(api.EventServerCreated, s.AccountID, serverCreatedData(s))
+		return nil
 	case api.ActionServerStart:
 		return power(api.ServerRunning, "start")
 	case api.ActionServerStop:

@@ -12,6 +12,9 @@ type Key struct {
 
 // Account loads an account.
 func (r ReadTx) Account(id string) (api.Account, error) {
+	if acc, ok := readAccount(r.tx.Bucket(BucketAccounts).Get([]byte(id))); ok {
+		return acc, nil
+	}
 	var acc api.Account
 	return acc, r.getNamed("account", id, BucketAccounts, []byte(id), &acc)
 }

@@ -23,6 +23,9 @@ func (r ReadTx) Products() ([]api.AdminProduct, error) {
 
 // Product is one product by slug (ErrNotFound).
 func (r ReadTx) Product(slug string) (api.AdminProduct, error) {
+	if p, ok := readProduct(r.tx.Bucket(BucketProducts).Get([]byte(slug))); ok {
+		return p, nil
+	}
 	var p api.AdminProduct
 	err := GetJSON(r.tx, BucketProducts, []byte(slug), &p)
 	return p, err

@@ -1,0 +1,122 @@
+package store
+
+import (
+	"strconv"
+
+	"github.com/hostplane/hostplane/internal/plainjson"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Every order reads its account, debits it and writes the debit's wallet
+// transaction, on every replica: EncodeAccount, readAccount and
+// EncodeWalletTx do that without reflection, and give up (ok false: use
+// encoding/json) outside plainjson's subset. TestAccountCodecMatchesEncodingJSON,
+// FuzzAccountCodec and FuzzEncodeWalletTx hold them to encoding/json's bytes
+// and values.
+
+// accountKeys are api.Account's JSON keys in field order.
+var accountKeys = []string{"id", "email", "name", "country", "email_verified", "created_at", "balance_usd_cents"}
+
+// EncodeAccount writes acc as json.Marshal writes it, or gives up (ok
+// false) when its creation time is not UTC within years 0-9999.
+func EncodeAccount(acc *api.Account) ([]byte, bool) {
+	b := make([]byte, 0, 160+len(acc.ID)+len(acc.Email)+len(acc.Name)+len(acc.Country))
+	b = append(b, `{"id":`...)
+	b = plainjson.AppendJSONString(b, acc.ID)
+	b = append(b, `,"email":`...)
+	b = plainjson.AppendJSONString(b, acc.Email)
+	b = append(b, `,"name":`...)
+	b = plainjson.AppendJSONString(b, acc.Name)
+	b = append(b, `,"country":`...)
+	b = plainjson.AppendJSONString(b, acc.Country)
+	b = append(b, `,"email_verified":`...)
+	b = strconv.AppendBool(b, acc.EmailVerified)
+	b = append(b, `,"created_at":`...)
+	b, ok := plainjson.AppendTime(b, acc.CreatedAt)
+	if !ok {
+		return nil, false
+	}
+	b = append(b, `,"balance_usd_cents":`...)
+	b = strconv.AppendInt(b, acc.BalanceUsdCents, 10)
+	return append(b, '}'), true
+}
+
+// readAccount reads an account record as json.Marshal writes it (keys in
+// field order) in plainjson's subset, giving what json.Unmarshal gives;
+// anything else fails it (ok false).
+func readAccount(b []byte) (acc api.Account, ok bool) {
+	rd := plainjson.NewReader(b)
+	strings := [...]*string{0: &acc.ID, 1: &acc.Email, 2: &acc.Name, 3: &acc.Country}
+	ok = rd.Object(accountKeys, func(i int) (ok bool) {
+		switch i {
+		case 4:
+			acc.EmailVerified, ok = rd.Bool()
+		case 5:
+			acc.CreatedAt, ok = rd.Time()
+		case 6:
+			var n int
+			n, ok = rd.Int()
+			acc.BalanceUsdCents = int64(n)
+		default:
+			*strings[i], ok = rd.String()
+		}
+		return ok
+	})
+	return acc, ok && rd.End()
+}
+
+// GetAccount loads account id as GetJSON would (ErrNotFound when absent).
+func GetAccount(tx *bolt.Tx, id string) (api.Account, error) {
+	raw := tx.Bucket(BucketAccounts).Get([]byte(id))
+	if raw == nil {
+		return api.Account{}, ErrNotFound
+	}
+	if acc, ok := readAccount(raw); ok {
+		return acc, nil
+	}
+	var acc api.Account
+	err := GetJSON(tx, BucketAccounts, []byte(id), &acc)
+	return acc, err
+}
+
+// PutAccount stores acc as PutJSON would.
+func PutAccount(tx *bolt.Tx, acc *api.Account) error {
+	if raw, ok := EncodeAccount(acc); ok {
+		return tx.Bucket(BucketAccounts).Put([]byte(acc.ID), raw)
+	}
+	return PutJSON(tx, BucketAccounts, []byte(acc.ID), *acc)
+}
+
+// EncodeWalletTx writes w as json.Marshal writes it, or gives up (ok
+// false) when its time is not UTC within years 0-9999.
+func EncodeWalletTx(w *api.WalletTransaction) ([]byte, bool) {
+	b := make([]byte, 0, 192+len(w.ID)+len(w.Type)+len(w.Description)+len(w.Gateway)+len(w.InvoiceID))
+	b = append(b, `{"id":`...)
+	b = plainjson.AppendJSONString(b, w.ID)
+	b = append(b, `,"type":`...)
+	b = plainjson.AppendJSONString(b, w.Type)
+	b = append(b, `,"amount_usd_cents":`...)
+	b = strconv.AppendInt(b, w.AmountUsdCents, 10)
+	b = append(b, `,"balance_after_usd_cents":`...)
+	b = strconv.AppendInt(b, w.BalanceAfterUsdCents, 10)
+	b = append(b, `,"description":`...)
+	b = plainjson.AppendJSONString(b, w.Description)
+	b = appendOmitEmpty(b, `,"gateway":`, w.Gateway)
+	b = appendOmitEmpty(b, `,"invoice_id":`, w.InvoiceID)
+	b = append(b, `,"created_at":`...)
+	b, ok := plainjson.AppendTime(b, w.CreatedAt)
+	if !ok {
+		return nil, false
+	}
+	return append(b, '}'), true
+}
+
+// PutWalletTx stores the wallet transaction w of accountID as PutJSON would.
+func PutWalletTx(tx *bolt.Tx, accountID string, w *api.WalletTransaction) error {
+	key := OwnedKey(accountID, w.ID)
+	if raw, ok := EncodeWalletTx(w); ok {
+		return tx.Bucket(BucketWalletTx).Put(key, raw)
+	}
+	return PutJSON(tx, BucketWalletTx, key, *w)
+}

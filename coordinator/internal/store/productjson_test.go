@@ -1,0 +1,68 @@
+package store
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/internal/plainjson/codectest"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// checkProductReading: readProduct reads what json.Unmarshal reads
+// whenever it reads p as json.Marshal wrote it; it reports whether it read it.
+func checkProductReading(t testing.TB, p api.AdminProduct) (fast bool) {
+	t.Helper()
+	b, err := json.Marshal(p)
+	if err != nil {
+		return false
+	}
+	return codectest.Reading(t, "readProduct", readProduct, b)
+}
+
+func TestProductReadingMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
+	vps := api.AdminProduct{Slug: "vps-1", ProductRequest: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 1", RetailMonthlyUsdCents: 1200,
+		Specs: api.ProductSpecs{VCPU: 2, RAMMB: 4096, DiskGB: 60, TrafficGB: 2000}, Locations: []string{"ist", "fra"}}, CreatedAt: at, UpdatedAt: at.Add(time.Hour)}
+	domain := api.AdminProduct{Slug: "com", ProductRequest: api.ProductRequest{Category: api.ProductDomain, NameEn: ".com", Tld: "com", RetailYearlyUsdCents: 1500},
+		Retired: true, CreatedAt: at.In(time.FixedZone("x", 3600))}
+	for _, p := range []api.AdminProduct{vps, domain, {}} {
+		if !checkProductReading(t, p) {
+			t.Errorf("a plain product took the slow path: %+v", p)
+		}
+	}
+	named, hosting := vps, vps
+	named.Names = map[string]string{"tr": "VPS 1"}
+	hosting.Specs.Hosting = &api.HostingPlan{}
+	for _, p := range []api.AdminProduct{named, hosting} {
+		if checkProductReading(t, p) {
+			t.Errorf("a product with names or hosting quotas was read: %+v", p)
+		}
+	}
+	for _, raw := range []string{`{"slug":"a","locations":null}`, `{"specs":{"vcpu":4294967296}}`, `{"slug":"a"} `, `{"category":"a","slug":"b"}`, ``} {
+		if codectest.Reading(t, "readProduct", readProduct, []byte(raw)) {
+			t.Errorf("readProduct read %q", raw)
+		}
+	}
+	// What it reads on its own (no reordering by json.Marshal) too.
+	for _, raw := range []string{`{}`, `{"slug":"a","locations":[]}`, `{"specs":{}}`, `{"specs":{"traffic_gb":0},"retired":false}`} {
+		if !codectest.Reading(t, "readProduct", readProduct, []byte(raw)) {
+			t.Errorf("readProduct did not read %q", raw)
+		}
+	}
+}
+
+func FuzzReadProduct(f *testing.F) {
+	f.Add("vps-1", "vps", "VPS 1", int64(1200), uint32(2), uint64(4096), uint64(60), uint64(0), "ist", "", int64(0), true, int64(1764608645123456000), []byte(`{"slug":"a","specs":{"vcpu":1},"locations":["x"]}`))
+	f.Add("<\"\\", "\xff\u2028", "Ça", int64(-1), uint32(0), uint64(1<<63), uint64(0), uint64(7), "", "com", int64(5), false, int64(-62135596800000000), []byte(`{"retail_monthly_usd_cents":-0,"created_at":"2026-01-01T00:00:00+01:00"}`))
+	f.Fuzz(func(t *testing.T, slug, category, name string, monthly int64, vcpu uint32, ram, disk, traffic uint64, location, tld string, yearly int64, retired bool, nanos int64, raw []byte) {
+		p := api.AdminProduct{Slug: slug, ProductRequest: api.ProductRequest{Category: category, NameEn: name, RetailMonthlyUsdCents: monthly,
+			Specs: api.ProductSpecs{VCPU: vcpu, RAMMB: ram, DiskGB: disk, TrafficGB: traffic}, Tld: tld, RetailYearlyUsdCents: yearly},
+			Retired: retired, CreatedAt: time.Unix(0, nanos).UTC(), UpdatedAt: time.Unix(0, nanos)}
+		if location != "" {
+			p.Locations = []string{location, tld}
+		}
+		checkProductReading(t, p)
+		codectest.Reading(t, "readProduct", readProduct, raw)
+	})
+}
