@@ -1,6 +1,7 @@
 package eppd
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -467,7 +468,7 @@ func (ss *session) checkNS(ns []string) error {
 	seen := map[string]bool{}
 	for _, h := range ns {
 		if r := checkHostName(h); r != "" || !strings.Contains(h, ".") {
-			return refuse(eppxml.CodeValueSyntax, "name server %q: %s", h, cmpOr(r, "not a host name"))
+			return refuse(eppxml.CodeValueSyntax, "name server %q: %s", h, cmp.Or(r, "not a host name"))
 		}
 		if seen[h] {
 			return refuse(eppxml.CodeValueSyntax, "name server %s given twice", h)
@@ -475,13 +476,6 @@ func (ss *session) checkNS(ns []string) error {
 		seen[h] = true
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 func lowerAll(in []string) []string {

@@ -1,6 +1,7 @@
 package eppd
 
 import (
+	"cmp"
 	"net/netip"
 	"strings"
 
@@ -15,7 +16,7 @@ import (
 func (ss *session) hostCheck(tx *bolt.Tx, names []string) (answer, error) {
 	cd, err := checkNames(tx, bucketHosts, names, func(n string) string {
 		if r := checkHostName(n); r != "" || !strings.Contains(n, ".") {
-			return cmpOr(r, "not a host name")
+			return cmp.Or(r, "not a host name")
 		}
 		return ""
 	})
@@ -36,7 +37,7 @@ func superordinate(tx *bolt.Tx, host string) string {
 func (ss *session) hostCreate(tx *bolt.Tx, h *eppxml.HostCreate) (answer, error) {
 	name := lower(h.Name)
 	if r := checkHostName(name); r != "" || !strings.Contains(name, ".") {
-		return answer{}, refuse(eppxml.CodeValueSyntax, "host name %q: %s", h.Name, cmpOr(r, "not a host name"))
+		return answer{}, refuse(eppxml.CodeValueSyntax, "host name %q: %s", h.Name, cmp.Or(r, "not a host name"))
 	}
 	if tx.Bucket(bucketHosts).Get([]byte(name)) != nil {
 		return answer{}, refuse(eppxml.CodeExists, "host %s exists", name)

@@ -1,6 +1,7 @@
 package epp
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -178,7 +179,7 @@ func (c *Client) Register(ctx context.Context, req registrar.RegisterRequest) (r
 	if ct.Registrant != "" {
 		cr.Registrant = ct.Registrant
 		for _, x := range []struct{ typ, id string }{{"admin", ct.Admin}, {"tech", ct.Tech}, {"billing", ct.Billing}} {
-			cr.Contacts = append(cr.Contacts, eppxml.DomainContact{Type: x.typ, ID: cmpOr(x.id, ct.Registrant)})
+			cr.Contacts = append(cr.Contacts, eppxml.DomainContact{Type: x.typ, ID: cmp.Or(x.id, ct.Registrant)})
 		}
 	}
 	cmd := &eppxml.Command{Create: &eppxml.CreateCmd{Domain: cr}, ClTRID: req.ClTRID}
@@ -198,13 +199,6 @@ func (c *Client) Register(ctx context.Context, req registrar.RegisterRequest) (r
 		d.Created, d.Expires = parseTime(cd.DomainCre.CrDate), parseTime(cd.DomainCre.ExDate)
 	}
 	return d, nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // Renew implements registrar.Registrar.
