@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/atomicfile"
 	"github.com/hostplane/hostplane/internal/consoletoken"
 )
 
@@ -77,17 +78,10 @@ func (l *UsedLog) compact() error {
 		}
 		fmt.Fprintf(&b, "%d %s\n", exp, id)
 	}
-	tmp := l.path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(b.String()), 0o600); err != nil {
+	if err := atomicfile.Write(l.path, []byte(b.String()), 0o600); err != nil {
 		return fmt.Errorf("console used-token log: %w", err)
 	}
-	if err := os.Rename(tmp, l.path); err != nil {
-		return fmt.Errorf("console used-token log: %w", err)
-	}
-	if d, err := os.Open(filepath.Dir(l.path)); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
+	_ = atomicfile.SyncDir(filepath.Dir(l.path))
 	if l.f != nil {
 		l.f.Close()
 	}
