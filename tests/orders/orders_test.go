@@ -42,8 +42,9 @@ func newRig(t testing.TB, extra ...string) *rig {
 	return newRigFlags(t, func(int) []string { return extra })
 }
 
-// newRigFlags is newRig with flags per coordinator (i is its index).
-func newRigFlags(t testing.TB, extra func(i int) []string) *rig {
+// newRigFlags is newRig with flags per coordinator (i is its index) and
+// extra arguments of the scripted node (simArgs).
+func newRigFlags(t testing.TB, extra func(i int) []string, simArgs ...string) *rig {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
 		RaftTimeout: 500 * time.Millisecond, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
 		Webhooks: true, Extra: func(i int, _ *framework.CoordinatorProcess) []string { return extra(i) }})
@@ -60,7 +61,7 @@ func newRigFlags(t testing.TB, extra func(i int) []string) *rig {
 		t.Fatal(err)
 	}
 	r.sim = framework.StartSim(t, framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{}),
-		"-coordinator", strings.Join(c.AgentAddrs(), ","), "-token", tok.Token, "-node", "orders-node-1", "-dir", t.TempDir(), "-kvm", "-hosting")
+		append([]string{"-coordinator", strings.Join(c.AgentAddrs(), ","), "-token", tok.Token, "-node", "orders-node-1", "-dir", t.TempDir(), "-kvm", "-hosting"}, simArgs...)...)
 	c.WaitNode("orders-node-1", 30*time.Second, "ready and connected", func(n api.AgentNode) bool {
 		return n.State == api.AgentNodeReady && n.Connected
 	})

@@ -4,8 +4,9 @@
 //
 //	inv <name>=<state> ...   set the inventory's VMs and call InventoryChanged
 //
-// With -kvm the node reports the kvm role and some capacity, so the
-// coordinator places servers on it (their actions all succeed). With
+// With -kvm the node reports the kvm role and some capacity (-kvm-scale
+// times 16 vCPUs, 32 GiB and 1 TiB), so the coordinator places servers on
+// it (their actions all succeed). With
 // -hosting it also reports the hosting role and PHP 8.2, so hosting accounts
 // are placed on it; a hosting.create for a domain starting with "fail-"
 // fails, one for "slow-" succeeds after a second, the others succeed at once.
@@ -47,6 +48,7 @@ func main() {
 	proto := flag.Uint("protocol", 0, "protocol version to claim")
 	invEvery := flag.Duration("inventory-interval", 200*time.Millisecond, "inventory check interval")
 	kvm := flag.Bool("kvm", false, "report the kvm role with room for a few servers, so placement picks this node (every action succeeds)")
+	kvmScale := flag.Int("kvm-scale", 1, "with -kvm, report this many times the capacity (16 vCPUs, 32 GiB, 1 TiB)")
 	hosting := flag.Bool("hosting", false, "also report the hosting role with PHP 8.2; a hosting.create for a domain starting with fail- fails (php_missing), one for slow- takes a second")
 	flag.Parse()
 
@@ -69,7 +71,7 @@ func main() {
 		Hello: func() *pb.Hello {
 			h := &pb.Hello{}
 			if *kvm {
-				h = &pb.Hello{Roles: []string{"kvm"}, Capacity: &pb.Capacity{Vcpus: 16, MemoryBytes: 32 << 30, DiskBytes: 1 << 40}}
+				h = &pb.Hello{Roles: []string{"kvm"}, Capacity: &pb.Capacity{Vcpus: 16 * uint32(*kvmScale), MemoryBytes: uint64(*kvmScale) * 32 << 30, DiskBytes: uint64(*kvmScale) << 40}}
 			}
 			if *hosting {
 				h.Roles = append(h.Roles, "hosting")
