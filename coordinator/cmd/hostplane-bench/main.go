@@ -31,6 +31,9 @@ func main() {
 	root.Flags().DurationVar(&o.Duration, "duration", 15*time.Second, "length of each measured phase")
 	root.Flags().BoolVar(&o.WritesOnly, "writes-only", false, "stop after the write phases (etcd, then hostplane to the leader and spread)")
 	root.Flags().BoolVar(&o.NoEtcd, "no-etcd", false, "skip the etcd baselines (with --writes-only: only hostplane's write phases)")
+	root.Flags().IntVar(&o.Rounds, "rounds", 0, "measure the two hostplane write phases in this many rounds of leader, spread, spread, leader (each --duration / (2 × rounds) long), so both meet the same store sizes and moments; 0: the leader phase, then the spread phase")
+	root.Flags().DurationVar(&o.Warmup, "warmup", 3*time.Second, "unmeasured writes spread over all nodes before hostplane's first write phase (0: none)")
+	root.Flags().BoolVarP(&o.Verbose, "verbose", "v", false, "with --rounds, print each round's phases too")
 	root.Flags().StringVar(&o.SideBySide, "side-by-side", "", "directory of another hostplane-coordinator build: load a cluster of each at once and compare their writes (no etcd)")
 	var addr, file string
 	bare := &cobra.Command{

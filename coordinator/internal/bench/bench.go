@@ -46,6 +46,19 @@ type Options struct {
 	// NoEtcd skips the etcd baselines (with WritesOnly: only hostplane's
 	// two write phases, for quick runs; no etcd ratio is printed).
 	NoEtcd bool
+	// Rounds, when above 0, measures hostplane's two write phases in rounds
+	// of leader, spread, spread, leader, each Duration / (2 × Rounds) long (so
+	// each kind is measured for Duration in all), and reports each kind's sums: both kinds then meet the same
+	// store sizes and the same moments of the machine's other load. With 0,
+	// the leader phase runs for Duration and then the spread phase, which
+	// thus always wrote into a store the leader phase had grown.
+	Rounds int
+	// Warmup, when above 0, is how long writes spread over all nodes run,
+	// unmeasured, before hostplane's first write phase: without it, that phase
+	// (the leader's) alone paid for the fresh cluster's start.
+	Warmup time.Duration
+	// Verbose prints each round's phases too.
+	Verbose bool
 	// SideBySide, when set, is a directory holding another
 	// hostplane-coordinator build: RunSideBySide loads a cluster of each at
 	// once (see there).
@@ -81,6 +94,8 @@ type Result struct {
 	// the server processes and this benchmark process made during the phase
 	// (zero where /proc/<pid>/io cannot be read).
 	ServerSyscalls, ClientSyscalls syscalls
+	// lat are the successful requests' latencies, sorted (for merge).
+	lat []time.Duration
 }
 
 // CPUPerOp is the server processes' CPU time per successful request.
@@ -158,11 +173,43 @@ func load(name string, n int, d time.Duration, fn func(worker, i int) error) Res
 		all = append(all, l...)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
-	r := Result{Name: name, OK: ok.Load(), Errors: errs.Load(), Elapsed: time.Since(start)}
-	if len(all) > 0 {
-		r.P50 = all[len(all)/2]
-		r.P99 = all[len(all)*99/100]
+	r := Result{Name: name, OK: ok.Load(), Errors: errs.Load(), Elapsed: time.Since(start), lat: all}
+	r.setPercentiles()
+	return r
+}
+
+func (r *Result) setPercentiles() {
+	if len(r.lat) > 0 {
+		r.P50 = r.lat[len(r.lat)/2]
+		r.P99 = r.lat[len(r.lat)*99/100]
 	}
+}
+
+// merge sums the phases of one kind measured in rounds: counts, times, CPU,
+// system calls and Raft entries add up, the percentiles are of all the
+// latencies, the apply wait is the mean weighted by each phase's writes.
+func merge(name string, parts []Result) Result {
+	r := Result{Name: name}
+	var applyWeighted float64
+	for _, p := range parts {
+		r.OK += p.OK
+		r.Errors += p.Errors
+		r.Elapsed += p.Elapsed
+		r.ServerCPU += p.ServerCPU
+		r.ClientCPU += p.ClientCPU
+		r.Entries += p.Entries
+		r.ServerSyscalls.reads += p.ServerSyscalls.reads
+		r.ServerSyscalls.writes += p.ServerSyscalls.writes
+		r.ClientSyscalls.reads += p.ClientSyscalls.reads
+		r.ClientSyscalls.writes += p.ClientSyscalls.writes
+		applyWeighted += float64(p.ApplyWait) * float64(p.OK)
+		r.lat = append(r.lat, p.lat...)
+	}
+	if r.OK > 0 {
+		r.ApplyWait = time.Duration(applyWeighted / float64(r.OK))
+	}
+	sort.Slice(r.lat, func(i, j int) bool { return r.lat[i] < r.lat[j] })
+	r.setPercentiles()
 	return r
 }
 
@@ -255,23 +302,60 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer hp.c.Close()
 	hc := httpClient(o.Clients)
-	wait := profilePhase("leader-writes", 3, o.Duration)
 	post := func(base string) func(int, int) error { return postTicket(hc, base, hp.key) }
-	self := proccpu.Self()
-	wr := hp.measureWrites("hostplane POST /v1/tickets (to the leader)", o.Clients, o.Duration, post(hp.urls[hp.leader]))
-	wr.ClientCPU = proccpu.Self() - self
-	wait()
-	fmt.Fprintln(o.Out, wr)
-	fmt.Fprintf(o.Out, "(the leader is node %d)\n", hp.leader)
-	wait = profilePhase("spread-writes", 3, o.Duration)
-	self = proccpu.Self()
+	const leaderName, spreadName = "hostplane POST /v1/tickets (to the leader)", "hostplane POST /v1/tickets (spread, followers forward)"
 	var split latencySplit
-	spread := hp.measureWrites("hostplane POST /v1/tickets (spread, followers forward)", o.Clients, o.Duration, func(w, i int) error {
-		return split.time((w+i)%3 == hp.leader, func() error { return post(hp.urls[(w+i)%3])(w, i) })
-	})
-	spread.ClientCPU = proccpu.Self() - self
+	leaderPhase := func(d time.Duration) Result {
+		self := proccpu.Self()
+		r := hp.measureWrites(leaderName, o.Clients, d, post(hp.urls[hp.leader]))
+		r.ClientCPU = proccpu.Self() - self
+		return r
+	}
+	spreadPhase := func(d time.Duration) Result {
+		self := proccpu.Self()
+		r := hp.measureWrites(spreadName, o.Clients, d, func(w, i int) error {
+			return split.time((w+i)%3 == hp.leader, func() error { return post(hp.urls[(w+i)%3])(w, i) })
+		})
+		r.ClientCPU = proccpu.Self() - self
+		return r
+	}
+	if o.Warmup > 0 {
+		// Unmeasured writes spread over all nodes, so the first measured
+		// phase does not pay alone for the fresh cluster's start (connections,
+		// heaps, the store's first pages).
+		load("warm-up", o.Clients, o.Warmup, func(w, i int) error { return post(hp.urls[(w+i)%3])(w, i) })
+	}
+	var wr, spread Result
+	if o.Rounds > 0 && os.Getenv("BENCH_PPROF_BASE_PORT") == "" {
+		fmt.Fprintf(o.Out, "(write phases in %d rounds of leader, spread, spread, leader; %s each)\n", o.Rounds, o.Duration/time.Duration(2*o.Rounds))
+		sub := o.Duration / time.Duration(2*o.Rounds)
+		var lparts, sparts []Result
+		part := func(parts *[]Result, r Result) {
+			*parts = append(*parts, r)
+			if o.Verbose {
+				fmt.Fprintln(o.Out, "  ", r)
+			}
+		}
+		for range o.Rounds {
+			part(&lparts, leaderPhase(sub))
+			part(&sparts, spreadPhase(sub))
+			part(&sparts, spreadPhase(sub))
+			part(&lparts, leaderPhase(sub))
+		}
+		wr, spread = merge(leaderName, lparts), merge(spreadName, sparts)
+		fmt.Fprintln(o.Out, wr)
+		fmt.Fprintf(o.Out, "(the leader is node %d)\n", hp.leader)
+	} else {
+		wait := profilePhase("leader-writes", 3, o.Duration)
+		wr = leaderPhase(o.Duration)
+		wait()
+		fmt.Fprintln(o.Out, wr)
+		fmt.Fprintf(o.Out, "(the leader is node %d)\n", hp.leader)
+		wait = profilePhase("spread-writes", 3, o.Duration)
+		spread = spreadPhase(o.Duration)
+		wait()
+	}
 	spread.Direct, spread.Forwarded = split.means()
-	wait()
 	fmt.Fprintln(o.Out, spread)
 	if o.WritesOnly {
 		printWriteRatios(o, wr, spread, etcdRes, etcdNative)

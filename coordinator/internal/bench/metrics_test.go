@@ -74,3 +74,31 @@ func TestParseProcIO(t *testing.T) {
 		t.Fatalf("3 file reads counted as %+v", got)
 	}
 }
+
+// TestMergeRounds: phases of one kind measured in rounds add up to one
+// result: counts, elapsed time, CPU, system calls and Raft entries summed,
+// percentiles over all the latencies, the apply wait weighted by writes.
+func TestMergeRounds(t *testing.T) {
+	ms := func(v ...int) []time.Duration {
+		var out []time.Duration
+		for _, x := range v {
+			out = append(out, time.Duration(x)*time.Millisecond)
+		}
+		return out
+	}
+	a := Result{OK: 3, Errors: 1, Elapsed: 2 * time.Second, ServerCPU: 30 * time.Millisecond, ClientCPU: 3 * time.Millisecond,
+		Entries: 2, ApplyWait: 10 * time.Millisecond, ServerSyscalls: syscalls{5, 7}, ClientSyscalls: syscalls{6, 3}, lat: ms(1, 2, 3)}
+	b := Result{OK: 1, Elapsed: 3 * time.Second, ServerCPU: 10 * time.Millisecond, ClientCPU: time.Millisecond,
+		Entries: 1, ApplyWait: 30 * time.Millisecond, ServerSyscalls: syscalls{1, 1}, ClientSyscalls: syscalls{2, 1}, lat: ms(100)}
+	m := merge("w", []Result{a, b})
+	if m.Name != "w" || m.OK != 4 || m.Errors != 1 || m.Elapsed != 5*time.Second || m.ServerCPU != 40*time.Millisecond ||
+		m.ClientCPU != 4*time.Millisecond || m.Entries != 3 || m.ServerSyscalls != (syscalls{6, 8}) || m.ClientSyscalls != (syscalls{8, 4}) {
+		t.Fatalf("merged %+v", m)
+	}
+	if m.ApplyWait != 15*time.Millisecond { // (3×10 + 1×30) / 4
+		t.Fatalf("apply wait %v", m.ApplyWait)
+	}
+	if m.P50 != 3*time.Millisecond || m.P99 != 100*time.Millisecond || m.CPUPerOp() != 10*time.Millisecond || m.PerSec() != 0.8 {
+		t.Fatalf("p50 %v p99 %v cpu/op %v rate %v", m.P50, m.P99, m.CPUPerOp(), m.PerSec())
+	}
+}
