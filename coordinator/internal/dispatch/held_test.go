@@ -157,14 +157,26 @@ func TestHeldStartRecordedWhenTheResultCannotBe(t *testing.T) {
 }
 
 // TestLongActionShowsRunningThenEnds: a result after the hold: the start
-// is recorded when the hold ends, then the result.
+// is recorded when the hold ends, while the action still runs (the agent
+// sends its result only once the start is recorded, or after 10 s without
+// it), then the result.
 func TestLongActionShowsRunningThenEnds(t *testing.T) {
 	r := newHeldRig(t, nil, nil)
 	r.d.call = func(_ context.Context, _ string, _ *pb.Envelope, recv func(*pb.Envelope) (bool, error)) error {
 		if _, err := recv(progressFrame("act_1")); err != nil {
 			return err
 		}
-		time.Sleep(3 * progressHold)
+		// Not a fixed sleep: on a loaded machine the hold's timer and a
+		// sleep of a few holds can fire together after a stall, and the
+		// result then overtakes the start.
+		for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+			r.mu.Lock()
+			k := len(r.got)
+			r.mu.Unlock()
+			if k > 0 {
+				break
+			}
+		}
 		_, err := recv(resultFrame("act_1"))
 		return err
 	}
