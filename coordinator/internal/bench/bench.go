@@ -117,8 +117,10 @@ func (r Result) String() string {
 	}
 	if r.OK > 0 && r.ServerSyscalls != (syscalls{}) {
 		n := float64(r.OK)
-		s += fmt.Sprintf("  syscalls/op server %.1f r %.1f w, client %.1f r %.1f w",
-			float64(r.ServerSyscalls.reads)/n, float64(r.ServerSyscalls.writes)/n, float64(r.ClientSyscalls.reads)/n, float64(r.ClientSyscalls.writes)/n)
+		s += fmt.Sprintf("  syscalls/op server %.1f r %.1f w", float64(r.ServerSyscalls.reads)/n, float64(r.ServerSyscalls.writes)/n)
+		if r.ClientSyscalls != (syscalls{}) {
+			s += fmt.Sprintf(", client %.1f r %.1f w", float64(r.ClientSyscalls.reads)/n, float64(r.ClientSyscalls.writes)/n)
+		}
 	}
 	if r.Entries > 0 {
 		s += fmt.Sprintf("  %.1f writes per Raft entry", float64(r.OK)/float64(r.Entries))
@@ -502,6 +504,9 @@ func RunSideBySide(ctx context.Context, o Options) error {
 						}
 						return splits[i].time(target(hp, w, n) == hp.urls[hp.leader], post)
 					})
+				// Both clusters' clients share this process: its CPU and
+				// system calls are not one cluster's.
+				res[i].ClientSyscalls = syscalls{}
 				if splits != nil {
 					res[i].Direct, res[i].Forwarded = splits[i].means()
 				}
