@@ -334,11 +334,9 @@ func scrape(b *testing.B, metricsURL string) map[string]float64 {
 		if name == "" || name[0] == '#' || strings.Contains(name, "{") {
 			continue
 		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			b.Fatalf("%s: %v", l, err)
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			out[name] = f // (a line that is not name and value is left out)
 		}
-		out[name] = f
 	}
 	return out
 }
