@@ -249,10 +249,24 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-d.kick:
+			// New actions come in bursts (each order kicks after its
+			// commit): wait sendGather for the next ones, so that one
+			// scan sends several instead of each its own.
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(sendGather):
+			}
 		case <-tick.C:
 		}
 	}
 }
+
+// sendGather is how long a kick waits for further new actions before the
+// scan that sends them: a new action reaches its agent up to this much
+// later, and under a stream of orders the whole system spends less CPU per
+// order (BenchmarkOrderCPU, BenchmarkOrdersVsTickets).
+const sendGather = 10 * time.Millisecond
 
 func (d *Dispatcher) connected(nodeID string) bool {
 	srv := d.s.Sessions()
