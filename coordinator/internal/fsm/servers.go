@@ -513,12 +513,7 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 		s.ActionID = ""
 	}
 	s.UpdatedAt = c.at
-	// The result is informational only, and only a snapshot's reads it.
-	var res api.NodeOpResult
-	if a.Command == api.ActionSnapshotCreate {
-		res, _ = action.DecodeResult(p.Result)
-	}
-	if err := applyResult(c, &s, &a, p.Success, &res); err != nil {
+	if err := applyResult(c, &s, &a, p.Success, p.Result); err != nil {
 		return api.Action{}, err
 	}
 	if err := putServer(c.tx, s); err != nil {
@@ -528,8 +523,10 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 }
 
 // applyResult changes the server as the finished action says and queues the
-// event, in the same transaction as the result.
-func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *api.NodeOpResult) error {
+// event, in the same transaction as the result. The agent's result is
+// informational only and decoded only where it is read (a snapshot's state):
+// most actions end without reading it.
+func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, result []byte) error {
 	power := func(state, action string) error {
 		s.PowerState = state
 		if s.Status == api.ServerRunning || s.Status == api.ServerStopped {
@@ -604,7 +601,7 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, res *ap
 		if a.Snapshot != nil {
 			sn := *a.Snapshot
 			sn.CreatedAt = c.at
-			if res.Snapshot != nil {
+			if res, _ := action.DecodeResult(result); res.Snapshot != nil {
 				sn.State = PowerWord(res.Snapshot.State)
 			} else if sn.State == "" {
 				sn.State = s.PowerState
