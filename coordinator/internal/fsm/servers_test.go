@@ -160,6 +160,16 @@ func TestServerActions(t *testing.T) {
 	if s := get(); len(s.Snapshots) != 0 {
 		t.Fatalf("after delete %+v", s.Snapshots)
 	}
+	// A snapshot records the power state the agent captured, not the one the
+	// coordinator last saw: the server is stopped here, the guest was running.
+	live := act("act_sc3", api.ActionSnapshotCreate)
+	live.Snapshot = &api.ServerSnapshot{ID: "snp_3", Name: "live"}
+	h.must(CmdActionCreate, ActionCreate{Action: live})
+	res, _ = json.Marshal(api.NodeOpResult{Snapshot: &api.NodeSnapshot{Name: "snp-3", State: "running"}})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_sc3", Success: true, Result: res})
+	if s := get(); s.Status != api.ServerStopped || len(s.Snapshots) != 1 || s.Snapshots[0].State != api.ServerRunning {
+		t.Fatalf("a snapshot of a running guest on a server seen stopped: %+v %+v", s.Status, s.Snapshots)
+	}
 
 	// Reinstall applies the new template; a guest that powered off is observed.
 	ri := act("act_ri", api.ActionServerReinstall)
