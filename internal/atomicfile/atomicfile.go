@@ -4,8 +4,11 @@
 package atomicfile
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -23,8 +26,34 @@ func WriteStamped(path string, b []byte, mode os.FileMode, mtime time.Time) erro
 	return write(path, b, mode, mtime)
 }
 
+// tempPrefix is the name Write's temporary files for path begin with.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
+
+// RemoveStale removes the temporary files that a Write of path interrupted
+// by a crash left beside it (a finished or failed Write leaves none). Call it
+// where path's owner opens the file, before anything writes it: a Write of
+// path running at the same time would lose its temporary file.
+func RemoveStale(path string) error {
+	es, err := os.ReadDir(filepath.Dir(path))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, e := range es {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), tempPrefix(path)) {
+			if err := os.Remove(filepath.Join(filepath.Dir(path), e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
 func write(path string, b []byte, mode os.FileMode, mtime time.Time) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix(path)+"*")
 	if err != nil {
 		return err
 	}

@@ -64,3 +64,37 @@ func TestSyncDir(t *testing.T) {
 		t.Fatalf("SyncDir of a missing directory: %v, want not-exist", err)
 	}
 }
+
+// TestRemoveStale: the temporary files an interrupted Write of the path left
+// are removed; the file itself, another file's temporary files and other
+// names stay; a missing directory is no error.
+func TestRemoveStale(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "used.log")
+	keep := []string{"used.log", ".other.log.tmp-1", "used.log.tmp-2", ".used.log.new"}
+	stale := []string{".used.log.tmp-123", ".used.log.tmp-"}
+	for _, n := range append(append([]string{}, keep...), stale...) {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := RemoveStale(p); err != nil {
+		t.Fatal(err)
+	}
+	es, _ := os.ReadDir(dir)
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Name())
+	}
+	if len(got) != len(keep) {
+		t.Fatalf("left %q, want %q", got, keep)
+	}
+	for _, n := range keep {
+		if _, err := os.Stat(filepath.Join(dir, n)); err != nil {
+			t.Fatalf("%s removed: %v", n, err)
+		}
+	}
+	if err := RemoveStale(filepath.Join(dir, "missing", "f")); err != nil {
+		t.Fatalf("missing directory: %v", err)
+	}
+}

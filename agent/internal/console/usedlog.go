@@ -40,6 +40,11 @@ func OpenUsedLog(path string, v *consoletoken.Verifier, now func() time.Time) (*
 		now = time.Now
 	}
 	l := &UsedLog{path: path, now: now, ids: map[string]int64{}}
+	// A crash during a compaction leaves its temporary file; nothing else
+	// writes the log yet.
+	if err := atomicfile.RemoveStale(path); err != nil {
+		return nil, fmt.Errorf("console used-token log: %w", err)
+	}
 	b, err := os.ReadFile(path)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("console used-token log: %w", err)

@@ -14,7 +14,8 @@ import (
 )
 
 // TestUsedLogSurvivesRestart: a token used before the agent restarted is still
-// refused after it, and expired ids are dropped when the log is reopened.
+// refused after it, expired ids are dropped when the log is reopened, and a
+// temporary file a crashed compaction left is removed.
 func TestUsedLogSurvivesRestart(t *testing.T) {
 	now := time.UnixMilli(1_800_000_000_000)
 	clock := func() time.Time { return now }
@@ -52,8 +53,17 @@ func TestUsedLogSurvivesRestart(t *testing.T) {
 	f.WriteString("17999")
 	f.Close()
 
+	// A compaction cut short by a crash left its temporary file beside the log.
+	stale := filepath.Join(filepath.Dir(path), ".console-used.tmp-4711")
+	if err := os.WriteFile(stale, []byte("1 x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	now = now.Add(20 * time.Second) // short expired, long not
 	v, l = open()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the crashed compaction's temporary file is still there: %v", err)
+	}
 	defer l.Close()
 	if _, err := v.Verify(long); !errors.Is(err, consoletoken.ErrReused) {
 		t.Fatalf("a token used before the restart: %v, want ErrReused", err)
