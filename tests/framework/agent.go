@@ -113,22 +113,16 @@ func WaitAgentHealthy(t testing.TB, socket string, exited <-chan struct{}, logPa
 	t.Helper()
 	nc := client.NodeNew(socket)
 	defer nc.Close()
-	deadline := time.Now().Add(timeout)
-	for {
+	gone, err := waitUp(exited, timeout, 50*time.Millisecond, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		err := nc.Healthy(ctx)
-		cancel()
-		if err == nil {
-			return
-		}
-		select {
-		case <-exited:
-			t.Fatalf("agent exited while starting; log:\n%s", Tail(logPath, 30))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("agent local API not healthy after %s: %v; log:\n%s", timeout, err, Tail(logPath, 30))
-		}
+		defer cancel()
+		return nc.Healthy(ctx)
+	})
+	switch {
+	case gone:
+		t.Fatalf("agent exited while starting; log:\n%s", Tail(logPath, 30))
+	case err != nil:
+		t.Fatalf("agent local API not healthy after %s: %v; log:\n%s", timeout, err, Tail(logPath, 30))
 	}
 }
 

@@ -170,25 +170,14 @@ func (p *CoordinatorProcess) RestartWith(bin string, timeout time.Duration) erro
 // process exits.
 func (p *CoordinatorProcess) WaitReady(timeout time.Duration) error {
 	hc := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	last := ""
-	for time.Now().Before(deadline) {
-		if resp, err := hc.Get(p.URL() + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			last = resp.Status
-		} else {
-			last = err.Error()
-		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("coordinator %s exited while starting; log:\n%s", p.ID, Tail(p.LogPath(), 30))
-		case <-time.After(100 * time.Millisecond):
-		}
+	gone, err := waitUp(p.done, timeout, 100*time.Millisecond, func() error { return answers200(hc, p.URL()+"/readyz", "", "") })
+	switch {
+	case gone:
+		return fmt.Errorf("coordinator %s exited while starting; log:\n%s", p.ID, Tail(p.LogPath(), 30))
+	case err != nil:
+		return fmt.Errorf("coordinator %s not ready after %s (last: %v)", p.ID, timeout, err)
 	}
-	return fmt.Errorf("coordinator %s not ready after %s (last: %s)", p.ID, timeout, last)
+	return nil
 }
 
 // ProcessOptions configure a ProcessCluster.

@@ -120,24 +120,15 @@ func (e *EPPD) Start() {
 	if err := e.proc.Start(cmd, e.LogPath()); err != nil {
 		e.t.Fatalf("start eppd: %v", err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(e.AdminURL + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-e.proc.Exited():
-			e.proc.Forget()
-			e.t.Fatalf("eppd exited while starting; log:\n%s", Tail(e.LogPath(), 30))
-		case <-time.After(30 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			e.t.Fatalf("eppd not serving after 20s: %v; log:\n%s", err, Tail(e.LogPath(), 30))
-		}
+	gone, err := waitUp(e.proc.Exited(), 20*time.Second, 30*time.Millisecond, func() error {
+		return answers200(http.DefaultClient, e.AdminURL+"/healthz", "", "")
+	})
+	switch {
+	case gone:
+		e.proc.Forget()
+		e.t.Fatalf("eppd exited while starting; log:\n%s", Tail(e.LogPath(), 30))
+	case err != nil:
+		e.t.Fatalf("eppd not serving after 20s: %v; log:\n%s", err, Tail(e.LogPath(), 30))
 	}
 }
 

@@ -123,26 +123,15 @@ func (p *PowerDNS) Start() {
 	}
 	p.cmd, p.logf, p.done = cmd, lf, make(chan struct{})
 	go func() { _ = cmd.Wait(); close(p.done) }()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		req, _ := http.NewRequest("GET", p.APIURL+"/api/v1/servers/localhost", nil)
-		req.Header.Set("X-API-Key", p.APIKey)
-		resp, err := http.DefaultClient.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		select {
-		case <-p.done:
-			p.cmd = nil
-			p.t.Fatalf("pdns_server exited at start:\n%s", Tail(filepath.Join(p.Dir, "pdns.log"), 20))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("pdns_server API did not answer within 15s:\n%s", Tail(filepath.Join(p.Dir, "pdns.log"), 20))
-		}
+	gone, err := waitUp(p.done, 15*time.Second, 50*time.Millisecond, func() error {
+		return answers200(http.DefaultClient, p.APIURL+"/api/v1/servers/localhost", "X-API-Key", p.APIKey)
+	})
+	switch {
+	case gone:
+		p.cmd = nil
+		p.t.Fatalf("pdns_server exited at start:\n%s", Tail(filepath.Join(p.Dir, "pdns.log"), 20))
+	case err != nil:
+		p.t.Fatalf("pdns_server API did not answer within 15s:\n%s", Tail(filepath.Join(p.Dir, "pdns.log"), 20))
 	}
 }
 

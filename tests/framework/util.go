@@ -1,7 +1,9 @@
 package framework
 
 import (
+	"errors"
 	"io/fs"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -93,6 +95,49 @@ func WaitFor(t testing.TB, what string, within, interval time.Duration, ok func(
 		}
 		time.Sleep(interval)
 	}
+}
+
+// waitUp calls probe every interval until it returns nil, the daemon a test
+// started exits (exited is closed) or timeout has passed: the one start-up
+// wait of the framework's launchers. It returns whether the daemon exited and
+// probe's last error (nil once it answered).
+func waitUp(exited <-chan struct{}, timeout, interval time.Duration, probe func() error) (gone bool, err error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		if err = probe(); err == nil {
+			return false, nil
+		}
+		select {
+		case <-exited:
+			return true, err
+		case <-time.After(interval):
+		}
+		if time.Now().After(deadline) {
+			return false, err
+		}
+	}
+}
+
+// answers200 GETs url with hc (with the header key: value when key is set):
+// nil when it answers 200, else the transport error or the status ("503
+// Service Unavailable").
+func answers200(hc *http.Client, url, key, value string) error {
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		return err
+	}
+	if key != "" {
+		req.Header.Set(key, value)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return nil
 }
 
 // StartInGroup starts cmd in a process group of its own with its output
