@@ -498,10 +498,16 @@ func (c *ProcessCluster) WaitReady(i int, timeout time.Duration) {
 // LeaderIndex waits until a running node says it leads (admin cluster status)
 // and returns its index.
 func (c *ProcessCluster) LeaderIndex(timeout time.Duration) (int, error) {
+	return c.LeaderIndexSkipping(nil, timeout)
+}
+
+// LeaderIndexSkipping is LeaderIndex over the running nodes skip does not
+// name: a paused node answers nothing and may still believe it leads.
+func (c *ProcessCluster) LeaderIndexSkipping(skip map[int]bool, timeout time.Duration) (int, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		for i, p := range c.Nodes {
-			if !p.Alive() {
+			if skip[i] || !p.Alive() {
 				continue
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -511,7 +517,7 @@ func (c *ProcessCluster) LeaderIndex(timeout time.Duration) (int, error) {
 				return i, nil
 			}
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	return -1, fmt.Errorf("no coordinator is leader after %s", timeout)
 }

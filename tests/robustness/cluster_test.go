@@ -91,35 +91,17 @@ func (c *cluster) waitReady(p *framework.CoordinatorProcess, d time.Duration) {
 // excluded ones (paused).
 func (c *cluster) leader(exclude map[int]bool, d time.Duration) int {
 	c.t.Helper()
-	if i := c.findLeader(exclude, d); i >= 0 {
-		return i
+	i, err := c.pc.LeaderIndexSkipping(exclude, d)
+	if err != nil {
+		c.t.Fatalf("no leader among the running coordinators after %s", d)
 	}
-	c.t.Fatalf("no leader among the running coordinators after %s", d)
-	return -1
+	return i
 }
 
 // leaderOrNone is leader for goroutines other than the test's: -1 if none.
-func (c *cluster) leaderOrNone(d time.Duration) int { return c.findLeader(nil, d) }
-
-// findLeader is ProcessCluster.LeaderIndex that can skip paused nodes (a
-// paused node does not answer, and it may still believe it leads).
-func (c *cluster) findLeader(exclude map[int]bool, d time.Duration) int {
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		for i, p := range c.procs {
-			if exclude[i] || !p.Alive() {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			st, err := p.Admin().ClusterStatus(ctx)
-			cancel()
-			if err == nil && st.State == "Leader" {
-				return i
-			}
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return -1
+func (c *cluster) leaderOrNone(d time.Duration) int {
+	i, _ := c.pc.LeaderIndexSkipping(nil, d)
+	return i
 }
 
 var httpc = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64, DisableCompression: true}}
