@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -162,7 +163,7 @@ func benchApplyBatched(b *testing.B, k int) {
 		return o
 	}
 	b.ResetTimer()
-	cpu0, pages0 := proccpu.Self(), pagesWritten(f)
+	cpu0, pages0, flt0 := proccpu.Self(), pagesWritten(f), minorFaults()
 	for i := 0; i < b.N; i++ {
 		placed := make([]ServerOrder, k)
 		var orders, progress, finish []*raft.Log
@@ -184,4 +185,12 @@ func benchApplyBatched(b *testing.B, k int) {
 	n := float64(b.N * k)
 	b.ReportMetric(float64((proccpu.Self()-cpu0).Microseconds())/n, "cpu-µs/order")
 	b.ReportMetric(float64(pagesWritten(f)-pages0)/n, "pages/order")
+	b.ReportMetric(float64(minorFaults()-flt0)/n, "minflt/order")
+}
+
+// minorFaults is the process's minor page faults so far (getrusage).
+func minorFaults() int64 {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return ru.Minflt
 }
