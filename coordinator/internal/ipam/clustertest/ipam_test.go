@@ -93,8 +93,16 @@ func startSims(t testing.TB, c *testcluster.Cluster, nodes int, prefix string, s
 	t.Cleanup(sim.Stop)
 }
 
-// waitNodes waits until n nodes are ready and connected to the leader.
+// waitNodes waits until n nodes are ready and connected to the leader, each
+// on the one bridge br0.
 func waitNodes(t testing.TB, c *testcluster.Cluster, n int, timeout time.Duration) {
+	t.Helper()
+	waitConnected(t, c, n, timeout, "with br0", func(nd api.AgentNode) bool { return len(nd.Bridges) == 1 && nd.Bridges[0] == "br0" })
+}
+
+// waitConnected waits until n nodes are ready and connected to the leader
+// and each passes also ("what" says how in the failure).
+func waitConnected(t testing.TB, c *testcluster.Cluster, n int, timeout time.Duration, what string, also func(api.AgentNode) bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	last := ""
@@ -102,17 +110,17 @@ func waitNodes(t testing.TB, c *testcluster.Cluster, n int, timeout time.Duratio
 		ns, err := c.Admin(c.WaitLeader(10 * time.Second)).AgentNodes(context.Background())
 		ok := 0
 		for _, nd := range ns {
-			if nd.State == api.AgentNodeReady && nd.Connected && len(nd.Bridges) == 1 && nd.Bridges[0] == "br0" {
+			if nd.State == api.AgentNodeReady && nd.Connected && also(nd) {
 				ok++
 			}
 		}
 		if err == nil && ok >= n {
 			return
 		}
-		last = fmt.Sprintf("%d of %d nodes ready and connected with br0 (%v)", ok, n, err)
+		last = fmt.Sprintf("%d of %d nodes ready and connected %s (%v)", ok, n, what, err)
 		time.Sleep(100 * time.Millisecond)
 	}
-	t.Fatalf("nodes: %s", last)
+	t.Fatalf("nodes after %s: %s", timeout, last)
 }
 
 // admins are one admin client per coordinator of a cluster, kept so that
@@ -122,21 +130,7 @@ var admins sync.Map // *testcluster.Cluster → []*client.Admin
 // waitReady waits until n nodes (bridged or not) are ready and connected.
 func waitReady(t testing.TB, c *testcluster.Cluster, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		ns, err := c.Admin(c.WaitLeader(10 * time.Second)).AgentNodes(context.Background())
-		ok := 0
-		for _, nd := range ns {
-			if nd.State == api.AgentNodeReady && nd.Connected {
-				ok++
-			}
-		}
-		if err == nil && ok >= n {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("fewer than %d nodes ready and connected after %s", n, timeout)
+	waitConnected(t, c, n, timeout, "on any bridge", func(api.AgentNode) bool { return true })
 }
 
 // anyAdmin is the admin client of a running coordinator (followers forward).
