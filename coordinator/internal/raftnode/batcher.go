@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -11,16 +12,25 @@ import (
 )
 
 // batcher is a group commit in front of raft.Apply. Proposals that arrive while
-// maxInFlight log entries are already being replicated wait and then go out
-// together as one CmdBatch entry, so under load each fsync of the Raft log
-// (on the leader and on every follower) commits many writes instead of a few.
-// With no load a proposal goes out at once, alone.
+// a log entry is already being replicated wait and then go out together as one
+// CmdBatch entry, so under load each fsync of the Raft log (on the leader and
+// on every follower) commits many writes instead of a few. With no load a
+// proposal goes out at once, alone.
+//
+// A proposal is queued under a mutex, not sent to a goroutine: the goroutine
+// that commits (one at a time) takes what has gathered when its previous
+// entry is applied, so a proposal wakes nobody unless no commit is under way
+// (then it starts one). Handing each proposal to a gathering goroutine cost a
+// goroutine wake-up per write.
 type batcher struct {
-	n        *Node
-	reqs     chan *proposal
-	inflight chan struct{}
+	apply    func(data []byte, timeout time.Duration) raft.ApplyFuture
 	maxBatch int
-	done     chan struct{}
+	done     chan struct{} // closed by stop
+
+	mu         sync.Mutex
+	queue      []*proposal
+	committing bool // a commit goroutine is running
+	stopped    bool
 }
 
 type proposal struct {
@@ -33,26 +43,43 @@ type proposalResult struct {
 	err error
 }
 
-func newBatcher(n *Node, maxInFlight, maxBatch int) *batcher {
-	b := &batcher{
-		n: n, reqs: make(chan *proposal, 4096), inflight: make(chan struct{}, maxInFlight),
-		maxBatch: maxBatch, done: make(chan struct{}),
-	}
-	go b.run()
-	return b
+// newBatcher group-commits through apply (raft.Apply), at most maxBatch
+// proposals per entry, one entry in flight at a time.
+func newBatcher(apply func([]byte, time.Duration) raft.ApplyFuture, maxBatch int) *batcher {
+	return &batcher{apply: apply, maxBatch: maxBatch, done: make(chan struct{})}
 }
 
-func (b *batcher) stop() { close(b.done) }
+// stop fails the proposals not yet committed, and every later one.
+func (b *batcher) stop() {
+	b.mu.Lock()
+	if b.stopped {
+		b.mu.Unlock()
+		return
+	}
+	b.stopped = true
+	close(b.done)
+	b.mu.Unlock()
+}
+
+var errShuttingDown = fmt.Errorf("%w: shutting down", ErrNotLeader)
 
 // propose queues encoded envelope data and waits for its result.
 func (b *batcher) propose(ctx context.Context, data []byte) (*fsm.Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	p := &proposal{data: data, res: make(chan proposalResult, 1)}
-	select {
-	case b.reqs <- p:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-b.done:
-		return nil, fmt.Errorf("%w: shutting down", ErrNotLeader)
+	b.mu.Lock()
+	if b.stopped {
+		b.mu.Unlock()
+		return nil, errShuttingDown
+	}
+	b.queue = append(b.queue, p)
+	start := !b.committing
+	b.committing = true
+	b.mu.Unlock()
+	if start {
+		go b.run()
 	}
 	select {
 	case r := <-p.res:
@@ -61,52 +88,30 @@ func (b *batcher) propose(ctx context.Context, data []byte) (*fsm.Result, error)
 		// The proposal may still commit; the caller only stops waiting.
 		return nil, ctx.Err()
 	case <-b.done:
-		return nil, fmt.Errorf("%w: shutting down", ErrNotLeader)
+		return nil, errShuttingDown
 	}
 }
 
+// run commits what is queued, one entry at a time, until the queue is empty.
 func (b *batcher) run() {
 	for {
-		var batch []*proposal
-		select {
-		case p := <-b.reqs:
-			batch = append(batch, p)
-		case <-b.done:
+		b.mu.Lock()
+		if b.stopped || len(b.queue) == 0 {
+			// Proposals left by a stop get no answer: their callers return
+			// on done.
+			b.queue = nil
+			b.committing = false
+			b.mu.Unlock()
 			return
 		}
-		// Wait for an in-flight slot, gathering what arrives meanwhile.
-	acquire:
-		for {
-			select {
-			case b.inflight <- struct{}{}:
-				break acquire
-			case p := <-b.reqs:
-				batch = append(batch, p)
-			case <-b.done:
-				b.fail(batch, fmt.Errorf("%w: shutting down", ErrNotLeader))
-				return
-			}
-		}
-		for len(batch) < b.maxBatch {
-			select {
-			case p := <-b.reqs:
-				batch = append(batch, p)
-				continue
-			default:
-			}
-			break
-		}
-		if len(batch) > b.maxBatch {
-			// Over-full: the rest waits for the next round.
-			rest := batch[b.maxBatch:]
-			batch = batch[:b.maxBatch]
-			go func() {
-				for _, p := range rest {
-					b.reqs <- p
-				}
-			}()
-		}
-		go b.commit(batch)
+		n := min(len(b.queue), b.maxBatch)
+		batch := make([]*proposal, n)
+		copy(batch, b.queue)
+		rest := copy(b.queue, b.queue[n:])
+		clear(b.queue[rest:])
+		b.queue = b.queue[:rest]
+		b.mu.Unlock()
+		b.commit(batch)
 	}
 }
 
@@ -117,7 +122,6 @@ func (b *batcher) fail(batch []*proposal, err error) {
 }
 
 func (b *batcher) commit(batch []*proposal) {
-	defer func() { <-b.inflight }()
 	data := batch[0].data
 	if len(batch) > 1 {
 		encoded := make([][]byte, len(batch))
@@ -126,7 +130,7 @@ func (b *batcher) commit(batch []*proposal) {
 		}
 		data = fsm.EncodeBatch(time.Now(), encoded)
 	}
-	fut := b.n.Raft.Apply(data, 30*time.Second)
+	fut := b.apply(data, 30*time.Second)
 	if err := fut.Error(); err != nil {
 		b.fail(batch, applyError(err))
 		return

@@ -97,7 +97,7 @@ func Open(cfg Config) (*Node, error) {
 	// load each round of log fsyncs, replication and FSM transaction carries
 	// as many writes as are waiting. Two in flight halved the batches and
 	// cost 13 % more CPU per write (hostplane-bench --side-by-side).
-	n.batch = newBatcher(n, 1, 512)
+	n.batch = newBatcher(r.Apply, 512)
 	n.reads = newReadBarrier(n.confirmRead)
 	// A stall shorter than half an election timeout cannot make an answer
 	// outlast one (see readBarrier); after a longer one, answers buffered

@@ -1,0 +1,247 @@
+package raftnode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+)
+
+// fakeFuture is a raft.ApplyFuture already decided.
+type fakeFuture struct {
+	err  error
+	resp any
+}
+
+func (f fakeFuture) Error() error  { return f.err }
+func (f fakeFuture) Response() any { return f.resp }
+func (f fakeFuture) Index() uint64 { return 0 }
+
+// fakeRaft applies entries as the FSM answers them: a lone proposal's own
+// result, or a batch's results in order; each result's value is the
+// proposal's data, so a proposer can tell whether it got its own. While hold
+// is set, an apply waits for release.
+type fakeRaft struct {
+	mu      sync.Mutex
+	entries [][]string // the proposals each apply carried
+	hold    chan struct{}
+	err     error
+}
+
+func (f *fakeRaft) apply(data []byte, _ time.Duration) raft.ApplyFuture {
+	f.mu.Lock()
+	hold, err := f.hold, f.err
+	f.mu.Unlock()
+	if hold != nil {
+		<-hold
+	}
+	var entry struct {
+		T fsm.CommandType   `json:"t"`
+		D []json.RawMessage `json:"d"`
+	}
+	var got []string
+	var resp any
+	if json.Unmarshal(data, &entry) == nil && entry.T == fsm.CmdBatch {
+		var res fsm.BatchResult
+		for _, d := range entry.D {
+			got = append(got, string(d))
+			res = append(res, &fsm.Result{Value: string(d)})
+		}
+		resp = res
+	} else {
+		got = []string{string(data)}
+		resp = &fsm.Result{Value: string(data)}
+	}
+	f.mu.Lock()
+	f.entries = append(f.entries, got)
+	f.mu.Unlock()
+	return fakeFuture{err: err, resp: resp}
+}
+
+func (f *fakeRaft) sizes() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n []int
+	for _, e := range f.entries {
+		n = append(n, len(e))
+	}
+	return n
+}
+
+func queued(b *batcher) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
+
+// waitQueued waits until n proposals wait behind the entry in flight.
+func waitQueued(t *testing.T, b *batcher, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for queued(b) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d proposals queued after 10 s, want %d", queued(b), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// proposeAll proposes {"n":i} for i in [from, to) at once and returns each
+// one's value or error, by i.
+func proposeAll(b *batcher, from, to int) (wait func() (map[int]any, map[int]error)) {
+	var mu sync.Mutex
+	vals, errs := map[int]any{}, map[int]error{}
+	var wg sync.WaitGroup
+	for i := from; i < to; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := b.propose(context.Background(), fmt.Appendf(nil, `{"n":%d}`, i))
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs[i] = err
+			} else {
+				vals[i] = res.Value
+			}
+		}()
+	}
+	return func() (map[int]any, map[int]error) { wg.Wait(); return vals, errs }
+}
+
+func TestBatcherAloneGoesAtOnce(t *testing.T) {
+	f := &fakeRaft{}
+	b := newBatcher(f.apply, 512)
+	defer b.stop()
+	for i := range 3 {
+		res, err := b.propose(context.Background(), fmt.Appendf(nil, `{"n":%d}`, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprintf(`{"n":%d}`, i); res.Value != want {
+			t.Fatalf("result %v, want %s", res.Value, want)
+		}
+	}
+	if got := fmt.Sprint(f.sizes()); got != "[1 1 1]" {
+		t.Fatalf("entries of %s proposals, want one entry per proposal made alone", got)
+	}
+}
+
+// Proposals made while an entry is in flight go out together when it is
+// applied, at most maxBatch per entry, and each gets its own result.
+func TestBatcherGathersWhileOneIsInFlight(t *testing.T) {
+	f := &fakeRaft{hold: make(chan struct{})}
+	b := newBatcher(f.apply, 8)
+	defer b.stop()
+	first := proposeAll(b, 0, 1)
+	// The first is in apply (not queued) once the queue is empty again and a
+	// commit runs; then 20 more gather behind it.
+	for {
+		b.mu.Lock()
+		inFlight := b.committing && len(b.queue) == 0
+		b.mu.Unlock()
+		if inFlight {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	rest := proposeAll(b, 1, 21)
+	waitQueued(t, b, 20)
+	f.mu.Lock()
+	close(f.hold)
+	f.hold = nil
+	f.mu.Unlock()
+	vals, errs := first()
+	v2, e2 := rest()
+	for i, v := range v2 {
+		vals[i] = v
+	}
+	for i, e := range e2 {
+		errs[i] = e
+	}
+	if len(errs) > 0 {
+		t.Fatalf("errors: %v", errs)
+	}
+	for i := range 21 {
+		if want := fmt.Sprintf(`{"n":%d}`, i); vals[i] != want {
+			t.Fatalf("proposal %d got %v, want its own result %s", i, vals[i], want)
+		}
+	}
+	if got := fmt.Sprint(f.sizes()); got != "[1 8 8 4]" {
+		t.Fatalf("entries of %s proposals, want [1 8 8 4]", got)
+	}
+}
+
+func TestBatcherApplyError(t *testing.T) {
+	f := &fakeRaft{err: raft.ErrNotLeader}
+	b := newBatcher(f.apply, 512)
+	defer b.stop()
+	_, errs := proposeAll(b, 0, 5)()
+	if len(errs) != 5 {
+		t.Fatalf("%d errors, want 5", len(errs))
+	}
+	for _, err := range errs {
+		if !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("error %v, want ErrNotLeader", err)
+		}
+	}
+}
+
+// A stop answers the proposals waiting behind the entry in flight and every
+// later one with ErrNotLeader; what is queued is not proposed.
+func TestBatcherStop(t *testing.T) {
+	f := &fakeRaft{hold: make(chan struct{})}
+	b := newBatcher(f.apply, 512)
+	first := proposeAll(b, 0, 1)
+	for {
+		b.mu.Lock()
+		inFlight := b.committing && len(b.queue) == 0
+		b.mu.Unlock()
+		if inFlight {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	waiting := proposeAll(b, 1, 6)
+	waitQueued(t, b, 5)
+	b.stop()
+	_, errs := waiting()
+	if len(errs) != 5 {
+		t.Fatalf("%d of the waiting proposals failed, want 5", len(errs))
+	}
+	for _, err := range errs {
+		if !errors.Is(err, ErrNotLeader) {
+			t.Fatalf("error %v, want ErrNotLeader", err)
+		}
+	}
+	if _, err := b.propose(context.Background(), []byte(`{"n":9}`)); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a proposal after stop: %v, want ErrNotLeader", err)
+	}
+	f.mu.Lock()
+	close(f.hold)
+	f.hold = nil
+	f.mu.Unlock()
+	first()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b.mu.Lock()
+		busy := b.committing
+		b.mu.Unlock()
+		if !busy {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the commit goroutine still runs 10 s after stop")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if got := fmt.Sprint(f.sizes()); got != "[1]" {
+		t.Fatalf("entries of %s proposals, want only the one in flight at stop", got)
+	}
+}
