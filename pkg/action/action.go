@@ -287,10 +287,6 @@ func EncodeSecrets(command string, values map[string]string) ([]byte, error) {
 // ErrUnsupported: the command is not in the catalogue.
 var ErrUnsupported = errors.New("unsupported command")
 
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", validate.ErrInvalid, fmt.Sprintf(format, a...))
-}
-
 // Decode merges secret over params and decodes the result strictly into the
 // command's params type: a JSON object, no duplicate or unknown keys, nothing
 // after it. secret may only hold the command's secret key, as a JSON string.
@@ -312,19 +308,19 @@ func Decode(command string, params, secret []byte) (Params, error) {
 	for k, v := range sec {
 		if k != spec.SecretKey && !slices.Contains(spec.MoreSecretKeys, k) {
 			if spec.SecretKey == "" {
-				return nil, invalid("%s takes no secret parameters", command)
+				return nil, validate.Invalid("%s takes no secret parameters", command)
 			}
-			return nil, invalid("%s takes only %q as a secret parameter", command, spec.SecretKey)
+			return nil, validate.Invalid("%s takes only %q as a secret parameter", command, spec.SecretKey)
 		}
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
-			return nil, invalid("secret parameter %q must be a string", k)
+			return nil, validate.Invalid("secret parameter %q must be a string", k)
 		}
 		obj[k] = v
 	}
 	merged, err := json.Marshal(obj)
 	if err != nil {
-		return nil, invalid("params: %v", err)
+		return nil, validate.Invalid("params: %v", err)
 	}
 	p := spec.New()
 	dec := json.NewDecoder(bytes.NewReader(merged))
@@ -332,7 +328,7 @@ func Decode(command string, params, secret []byte) (Params, error) {
 	if err := dec.Decode(p); err != nil {
 		// Type errors name the field, never its value; but a secret key with
 		// the wrong shape must not echo anything either.
-		return nil, invalid("params of %s: %v", command, redactJSONError(err))
+		return nil, validate.Invalid("params of %s: %v", command, redactJSONError(err))
 	}
 	return p, nil
 }
@@ -345,13 +341,13 @@ func decodeObject(what string, b []byte, secret bool) (map[string]json.RawMessag
 		return map[string]json.RawMessage{}, nil
 	}
 	if len(b) > MaxParams {
-		return nil, invalid("%s larger than %d bytes", what, MaxParams)
+		return nil, validate.Invalid("%s larger than %d bytes", what, MaxParams)
 	}
 	bad := func(err error) error {
 		if secret {
-			return invalid("%s is not a JSON object", what)
+			return validate.Invalid("%s is not a JSON object", what)
 		}
-		return invalid("%s is not a JSON object: %v", what, err)
+		return validate.Invalid("%s is not a JSON object: %v", what, err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	tok, err := dec.Token()
@@ -377,9 +373,9 @@ func decodeObject(what string, b []byte, secret bool) (map[string]json.RawMessag
 		}
 		if _, dup := out[k]; dup {
 			if secret {
-				return nil, invalid("%s repeats a key", what)
+				return nil, validate.Invalid("%s repeats a key", what)
 			}
-			return nil, invalid("%s repeats the key %q", what, k)
+			return nil, validate.Invalid("%s repeats the key %q", what, k)
 		}
 		out[k] = v
 	}

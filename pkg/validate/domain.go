@@ -41,50 +41,50 @@ var domainProfile = idna.New(
 //     "xn--" of a valid A-label.
 func Domain(s string) (string, error) {
 	if s == "" {
-		return "", invalid("domain is empty")
+		return "", Invalid("domain is empty")
 	}
 	if len(s) > 4*MaxDomain {
-		return "", invalid("domain longer than %d characters", MaxDomain)
+		return "", Invalid("domain longer than %d characters", MaxDomain)
 	}
 	if !utf8.ValidString(s) {
-		return "", invalid("domain is not valid UTF-8")
+		return "", Invalid("domain is not valid UTF-8")
 	}
 	q := truncate(s)
 	if strings.HasSuffix(s, ".") {
-		return "", invalid("domain %q must not end with a dot", q)
+		return "", Invalid("domain %q must not end with a dot", q)
 	}
 	if strings.HasPrefix(s, "[") || isIPLiteral(s) {
-		return "", invalid("domain %q is an IP address; give a domain name", q)
+		return "", Invalid("domain %q is an IP address; give a domain name", q)
 	}
 	if strings.Contains(s, "*") {
-		return "", invalid("domain %q: wildcards are not allowed", q)
+		return "", Invalid("domain %q: wildcards are not allowed", q)
 	}
 	for _, r := range s {
 		switch {
 		case r < 0x80 && unicode.IsUpper(r):
-			return "", invalid("domain %q must be lower case", q)
+			return "", Invalid("domain %q must be lower case", q)
 		case unicode.IsSpace(r) || unicode.IsControl(r) || unicode.Is(unicode.Cf, r):
-			return "", invalid("domain %q contains a space, control or invisible character", q)
+			return "", Invalid("domain %q contains a space, control or invisible character", q)
 		case r < 0x80 && !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '.'):
-			return "", invalid("domain %q may only contain letters, digits, '-' and '.'", q)
+			return "", Invalid("domain %q may only contain letters, digits, '-' and '.'", q)
 		}
 	}
 	labels := strings.Split(s, ".")
 	if len(labels) < 2 {
-		return "", invalid("domain %q must have at least two labels (example.com)", q)
+		return "", Invalid("domain %q must have at least two labels (example.com)", q)
 	}
 	for _, l := range labels {
 		if l == "" {
-			return "", invalid("domain %q has an empty label", q)
+			return "", Invalid("domain %q has an empty label", q)
 		}
 		if isASCII(l) {
 			if err := asciiLabel(l); err != nil {
-				return "", invalid("domain %q: %s", q, err.Error())
+				return "", Invalid("domain %q: %s", q, err.Error())
 			}
 			continue
 		}
 		if err := oneScript(l); err != nil {
-			return "", invalid("domain %q: %s", q, err.Error())
+			return "", Invalid("domain %q: %s", q, err.Error())
 		}
 	}
 	ascii, err := domainProfile.ToASCII(s)
@@ -92,27 +92,27 @@ func Domain(s string) (string, error) {
 		// Say why when it is a length in the ASCII form.
 		if p, perr := idna.Punycode.ToASCII(s); perr == nil {
 			if len(p) > MaxDomain {
-				return "", invalid("domain %q is longer than %d characters in its ASCII form", q, MaxDomain)
+				return "", Invalid("domain %q is longer than %d characters in its ASCII form", q, MaxDomain)
 			}
 			for _, l := range strings.Split(p, ".") {
 				if len(l) > 63 {
-					return "", invalid("domain %q: a label is longer than 63 characters in its ASCII form", q)
+					return "", Invalid("domain %q: a label is longer than 63 characters in its ASCII form", q)
 				}
 			}
 		}
-		return "", invalid("domain %q is not a valid internationalised domain name (IDNA2008)", q)
+		return "", Invalid("domain %q is not a valid internationalised domain name (IDNA2008)", q)
 	}
 	if len(ascii) > MaxDomain {
-		return "", invalid("domain %q is longer than %d characters in its ASCII form", q, MaxDomain)
+		return "", Invalid("domain %q is longer than %d characters in its ASCII form", q, MaxDomain)
 	}
 	alabels := strings.Split(ascii, ".")
 	for _, l := range alabels {
 		if err := asciiLabel(l); err != nil {
-			return "", invalid("domain %q: %s", q, err.Error())
+			return "", Invalid("domain %q: %s", q, err.Error())
 		}
 	}
 	if strings.Trim(alabels[len(alabels)-1], "0123456789") == "" {
-		return "", invalid("domain %q: the top-level label cannot be all digits", q)
+		return "", Invalid("domain %q: the top-level label cannot be all digits", q)
 	}
 	return ascii, nil
 }

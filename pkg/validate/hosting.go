@@ -26,13 +26,13 @@ var reservedUsernames = []string{"admin", "administrator", "backup", "bin", "dae
 // the field "username".
 func HostingUsername(s string) error {
 	if len(s) < MinHostingUsername || len(s) > MaxHostingUsername {
-		return invalid("username must be %d-%d characters", MinHostingUsername, MaxHostingUsername)
+		return Invalid("username must be %d-%d characters", MinHostingUsername, MaxHostingUsername)
 	}
 	if !hostingUserRE.MatchString(s) {
-		return invalid("username %q must be lower-case letters a-z and digits, starting with a letter", truncate(s))
+		return Invalid("username %q must be lower-case letters a-z and digits, starting with a letter", truncate(s))
 	}
 	if slices.Contains(reservedUsernames, s) {
-		return invalid("username %q is reserved", s)
+		return Invalid("username %q is reserved", s)
 	}
 	return nil
 }
@@ -50,7 +50,7 @@ var hostingPasswordRE = regexp.MustCompile(`^[A-Za-z0-9]+$`)
 // error never quotes it.
 func HostingPassword(field, s string) error {
 	if len(s) < MinHostingPassword || len(s) > MaxHostingPassword || !hostingPasswordRE.MatchString(s) {
-		return invalid("%s must be %d-%d letters and digits", field, MinHostingPassword, MaxHostingPassword)
+		return Invalid("%s must be %d-%d letters and digits", field, MinHostingPassword, MaxHostingPassword)
 	}
 	return nil
 }
@@ -58,7 +58,7 @@ func HostingPassword(field, s string) error {
 // PHPVersion checks a PHP version as the node reports it ("8.2").
 func PHPVersion(s string) error {
 	if !phpVersionRE.MatchString(s) {
-		return invalid("php_version %q must look like 8.2", truncate(s))
+		return Invalid("php_version %q must look like 8.2", truncate(s))
 	}
 	return nil
 }
@@ -70,15 +70,15 @@ var phpVersionRE = regexp.MustCompile(`^[5-9]\.[0-9]{1,2}$`)
 func HostingPlan(p api.HostingPlan) error {
 	switch {
 	case p.PHPWorkers < 1 || p.PHPWorkers > 64:
-		return invalid("php_workers must be 1-64")
+		return Invalid("php_workers must be 1-64")
 	case p.PHPMemoryMiB < 16 || p.PHPMemoryMiB > 4096:
-		return invalid("php_memory_mib must be 16-4096")
+		return Invalid("php_memory_mib must be 16-4096")
 	case p.MaxExecutionSeconds < 1 || p.MaxExecutionSeconds > 3600:
-		return invalid("max_execution_seconds must be 1-3600")
+		return Invalid("max_execution_seconds must be 1-3600")
 	case p.UploadMiB < 1 || p.UploadMiB > 4096:
-		return invalid("upload_mib must be 1-4096")
+		return Invalid("upload_mib must be 1-4096")
 	case p.DiskMiB < 1:
-		return invalid("disk_mib must be at least 1")
+		return Invalid("disk_mib must be at least 1")
 	}
 	return nil
 }

@@ -20,7 +20,9 @@ import (
 // ErrInvalid marks every validation failure; callers map it to a 4xx.
 var ErrInvalid = errors.New("invalid input")
 
-func invalid(format string, a ...any) error {
+// Invalid is a validation failure saying what is wrong: it wraps ErrInvalid
+// ("invalid input: " + the formatted text).
+func Invalid(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, a...))
 }
 
@@ -31,10 +33,10 @@ var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 // names and volume names.
 func Name(kind, s string) error {
 	if s == "" {
-		return invalid("%s name is empty", kind)
+		return Invalid("%s name is empty", kind)
 	}
 	if !nameRE.MatchString(s) {
-		return invalid("%s name %q must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit", kind, truncate(s))
+		return Invalid("%s name %q must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit", kind, truncate(s))
 	}
 	return nil
 }
@@ -51,7 +53,7 @@ var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 
 func checkID(what, s string) error {
 	if !idRE.MatchString(s) {
-		return invalid("%s %q must be 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", what, truncate(s))
+		return Invalid("%s %q must be 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", what, truncate(s))
 	}
 	return nil
 }
@@ -74,7 +76,7 @@ const MaxCoordinatorID = 64
 // a-z, 0-9, '.', '_' and '-'.
 func CoordinatorID(s string) error {
 	if len(s) < 1 || len(s) > MaxCoordinatorID || strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789._-") != "" {
-		return invalid("coordinator id %q must be 1-%d characters of a-z, 0-9, '.', '_' and '-'", truncate(s), MaxCoordinatorID)
+		return Invalid("coordinator id %q must be 1-%d characters of a-z, 0-9, '.', '_' and '-'", truncate(s), MaxCoordinatorID)
 	}
 	return nil
 }
@@ -82,15 +84,15 @@ func CoordinatorID(s string) error {
 // OpID checks an operation id: 1–64 characters of [A-Za-z0-9._-], not "." or "..".
 func OpID(s string) error {
 	if s == "" || len(s) > 64 {
-		return invalid("operation id must be 1-64 characters")
+		return Invalid("operation id must be 1-64 characters")
 	}
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
-			return invalid("operation id %q may only contain A-Z, a-z, 0-9, '.', '_' and '-'", truncate(s))
+			return Invalid("operation id %q may only contain A-Z, a-z, 0-9, '.', '_' and '-'", truncate(s))
 		}
 	}
 	if s == "." || s == ".." {
-		return invalid("operation id %q is reserved", s)
+		return Invalid("operation id %q is reserved", s)
 	}
 	return nil
 }
@@ -109,13 +111,13 @@ var DefaultLimits = Limits{MaxVCPUs: 64, MinMemoryMiB: 64, MaxMemoryMiB: 1 << 20
 // Plan checks vCPUs, memory and disk against the limits.
 func Plan(l Limits, vcpus uint32, memMiB, diskGiB uint64) error {
 	if vcpus < 1 || vcpus > l.MaxVCPUs {
-		return invalid("vcpus %d out of range 1-%d", vcpus, l.MaxVCPUs)
+		return Invalid("vcpus %d out of range 1-%d", vcpus, l.MaxVCPUs)
 	}
 	if memMiB < l.MinMemoryMiB || memMiB > l.MaxMemoryMiB {
-		return invalid("memory %d MiB out of range %d-%d MiB", memMiB, l.MinMemoryMiB, l.MaxMemoryMiB)
+		return Invalid("memory %d MiB out of range %d-%d MiB", memMiB, l.MinMemoryMiB, l.MaxMemoryMiB)
 	}
 	if diskGiB < 1 || diskGiB > l.MaxDiskGiB {
-		return invalid("disk %d GiB out of range 1-%d GiB", diskGiB, l.MaxDiskGiB)
+		return Invalid("disk %d GiB out of range 1-%d GiB", diskGiB, l.MaxDiskGiB)
 	}
 	return nil
 }
@@ -124,10 +126,10 @@ func Plan(l Limits, vcpus uint32, memMiB, diskGiB uint64) error {
 func MAC(s string) (string, error) {
 	hw, err := net.ParseMAC(s)
 	if err != nil || len(hw) != 6 || len(s) != 17 || strings.Count(s, ":") != 5 {
-		return "", invalid("mac %q is not of the form 52:54:00:12:34:56", truncate(s))
+		return "", Invalid("mac %q is not of the form 52:54:00:12:34:56", truncate(s))
 	}
 	if hw[0]&1 == 1 {
-		return "", invalid("mac %q is a multicast address", s)
+		return "", Invalid("mac %q is a multicast address", s)
 	}
 	return hw.String(), nil
 }
@@ -139,10 +141,10 @@ func Network(s string) error {
 	}
 	kind, name, ok := strings.Cut(s, ":")
 	if !ok || (kind != "network" && kind != "bridge") {
-		return invalid("network %q must be user, network:NAME or bridge:NAME", truncate(s))
+		return Invalid("network %q must be user, network:NAME or bridge:NAME", truncate(s))
 	}
 	if !ifnameRE.MatchString(name) {
-		return invalid("network name %q must be 1-15 characters of A-Z, a-z, 0-9, '_', '.', '-'", truncate(name))
+		return Invalid("network name %q must be 1-15 characters of A-Z, a-z, 0-9, '_', '.', '-'", truncate(name))
 	}
 	return nil
 }
@@ -155,7 +157,7 @@ var ifnameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
 // rule of Network's names.
 func Bridge(s string) error {
 	if !ifnameRE.MatchString(s) {
-		return invalid("bridge %q must be 1-15 characters of A-Z, a-z, 0-9, '_', '.', '-', starting with a letter or digit", truncate(s))
+		return Invalid("bridge %q must be 1-15 characters of A-Z, a-z, 0-9, '_', '.', '-', starting with a letter or digit", truncate(s))
 	}
 	return nil
 }
@@ -168,11 +170,11 @@ const MaxHostname = 253
 // Hostname checks an RFC 1123 host name (lower case), at most 253 characters.
 func Hostname(s string) error {
 	if s == "" || len(s) > MaxHostname {
-		return invalid("hostname must be 1-%d characters", MaxHostname)
+		return Invalid("hostname must be 1-%d characters", MaxHostname)
 	}
 	for _, l := range strings.Split(s, ".") {
 		if !labelRE.MatchString(l) {
-			return invalid("hostname %q: each label must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", truncate(s))
+			return Invalid("hostname %q: each label must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", truncate(s))
 		}
 	}
 	return nil
@@ -188,11 +190,11 @@ const (
 // coordinator's generated passwords (20 letters and digits) pass it.
 func Password(s string) error {
 	if len(s) < MinPassword || len(s) > MaxPassword {
-		return invalid("password must be %d-%d characters", MinPassword, MaxPassword)
+		return Invalid("password must be %d-%d characters", MinPassword, MaxPassword)
 	}
 	for _, r := range s {
 		if r < 0x20 || r > 0x7e {
-			return invalid("password may only contain printable ASCII characters")
+			return Invalid("password may only contain printable ASCII characters")
 		}
 	}
 	return nil
@@ -207,17 +209,17 @@ var SSHKeyTypePrefixes = []string{"ssh-", "ecdsa-", "sk-"}
 // key into a guest.
 func SSHKeyLine(s string, max int) error {
 	if s == "" || len(s) > max {
-		return invalid("ssh key must be 1-%d characters", max)
+		return Invalid("ssh key must be 1-%d characters", max)
 	}
 	if strings.ContainsAny(s, "\r\n\t") {
-		return invalid("ssh key must be one line")
+		return Invalid("ssh key must be one line")
 	}
 	for _, p := range SSHKeyTypePrefixes {
 		if strings.HasPrefix(s, p) {
 			return nil
 		}
 	}
-	return invalid("ssh key is not an OpenSSH public key (it must start with ssh-, ecdsa- or sk-)")
+	return Invalid("ssh key is not an OpenSSH public key (it must start with ssh-, ecdsa- or sk-)")
 }
 
 var sshKeyTypes = map[string]bool{
@@ -231,37 +233,37 @@ var sshKeyTypes = map[string]bool{
 func SSHKey(s string) (string, error) {
 	s = strings.TrimSpace(s)
 	if len(s) > 16384 {
-		return "", invalid("ssh key longer than 16384 bytes")
+		return "", Invalid("ssh key longer than 16384 bytes")
 	}
 	if !utf8.ValidString(s) || strings.ContainsAny(s, "\r\n\x00") {
-		return "", invalid("ssh key must be a single line of text")
+		return "", Invalid("ssh key must be a single line of text")
 	}
 	fields := strings.Fields(s)
 	if len(fields) < 2 {
-		return "", invalid("ssh key %q is not of the form TYPE BASE64 [COMMENT]", truncate(s))
+		return "", Invalid("ssh key %q is not of the form TYPE BASE64 [COMMENT]", truncate(s))
 	}
 	typ := fields[0]
 	if !sshKeyTypes[typ] {
-		return "", invalid("ssh key type %q not supported", truncate(typ))
+		return "", Invalid("ssh key type %q not supported", truncate(typ))
 	}
 	blob, err := base64.StdEncoding.DecodeString(fields[1])
 	if err != nil {
-		return "", invalid("ssh key data is not valid base64")
+		return "", Invalid("ssh key data is not valid base64")
 	}
 	if len(blob) < 4 {
-		return "", invalid("ssh key data too short")
+		return "", Invalid("ssh key data too short")
 	}
 	n := binary.BigEndian.Uint32(blob)
 	if uint64(n) > uint64(len(blob)-4) || !bytes.Equal(blob[4:4+n], []byte(typ)) {
-		return "", invalid("ssh key data does not match its type %s", typ)
+		return "", Invalid("ssh key data does not match its type %s", typ)
 	}
 	if len(blob) < 4+int(n)+16 {
-		return "", invalid("ssh key data too short for %s", typ)
+		return "", Invalid("ssh key data too short for %s", typ)
 	}
 	comment := strings.Join(fields[2:], " ")
 	for _, r := range comment {
 		if r < 0x20 || r == 0x7f {
-			return "", invalid("ssh key comment contains control characters")
+			return "", Invalid("ssh key comment contains control characters")
 		}
 	}
 	out := typ + " " + fields[1]
@@ -274,7 +276,7 @@ func SSHKey(s string) (string, error) {
 // SSHKeys checks at most 32 keys.
 func SSHKeys(keys []string) ([]string, error) {
 	if len(keys) > 32 {
-		return nil, invalid("at most 32 ssh keys")
+		return nil, Invalid("at most 32 ssh keys")
 	}
 	out := make([]string, 0, len(keys))
 	for i, k := range keys {
@@ -291,18 +293,18 @@ func SSHKeys(keys []string) ([]string, error) {
 func IPv4CIDR(addr, gw string) error {
 	if addr == "" {
 		if gw != "" {
-			return invalid("gateway given without an address")
+			return Invalid("gateway given without an address")
 		}
 		return nil
 	}
 	p, err := netip.ParsePrefix(addr)
 	if err != nil || !p.Addr().Is4() {
-		return invalid("ipv4 %q is not an IPv4 address in CIDR form", truncate(addr))
+		return Invalid("ipv4 %q is not an IPv4 address in CIDR form", truncate(addr))
 	}
 	if gw != "" {
 		g, err := netip.ParseAddr(gw)
 		if err != nil || !g.Is4() || !p.Masked().Contains(g) {
-			return invalid("gateway %q is not an IPv4 address in %s", truncate(gw), p.Masked())
+			return Invalid("gateway %q is not an IPv4 address in %s", truncate(gw), p.Masked())
 		}
 	}
 	return nil
@@ -315,21 +317,21 @@ func IPv4CIDR(addr, gw string) error {
 func IPv6CIDR(addr, gw string) error {
 	if addr == "" {
 		if gw != "" {
-			return invalid("gateway6 given without an ipv6 address")
+			return Invalid("gateway6 given without an ipv6 address")
 		}
 		return nil
 	}
 	p, err := netip.ParsePrefix(addr)
 	if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "" || p.Bits() < 1 {
-		return invalid("ipv6 %q is not an IPv6 address in CIDR form", truncate(addr))
+		return Invalid("ipv6 %q is not an IPv6 address in CIDR form", truncate(addr))
 	}
 	if a := p.Addr(); a.IsUnspecified() || a.IsLoopback() || a.IsMulticast() || a.IsLinkLocalUnicast() {
-		return invalid("ipv6 %q is not a global unicast address", truncate(addr))
+		return Invalid("ipv6 %q is not a global unicast address", truncate(addr))
 	}
 	if gw != "" {
 		g, err := netip.ParseAddr(gw)
 		if err != nil || !g.Is6() || g.Is4In6() || g.Zone() != "" || g.IsUnspecified() || g.IsLoopback() || g.IsMulticast() {
-			return invalid("gateway6 %q is not a unicast IPv6 address", truncate(gw))
+			return Invalid("gateway6 %q is not a unicast IPv6 address", truncate(gw))
 		}
 	}
 	return nil
@@ -342,13 +344,13 @@ const MaxResolvers = 8
 // them in canonical form.
 func Resolvers(rs []string) ([]string, error) {
 	if len(rs) > MaxResolvers {
-		return nil, invalid("at most %d resolvers", MaxResolvers)
+		return nil, Invalid("at most %d resolvers", MaxResolvers)
 	}
 	out := make([]string, 0, len(rs))
 	for _, r := range rs {
 		a, err := netip.ParseAddr(r)
 		if err != nil || a.Zone() != "" || a.Is4In6() || a.IsUnspecified() || a.IsMulticast() {
-			return nil, invalid("resolver %q is not an IPv4 or IPv6 address", truncate(r))
+			return nil, Invalid("resolver %q is not an IPv4 or IPv6 address", truncate(r))
 		}
 		out = append(out, a.String())
 	}
@@ -358,14 +360,14 @@ func Resolvers(rs []string) ([]string, error) {
 // Text checks free text (descriptions, OS family, kernel cmdline): printable, bounded.
 func Text(kind, s string, max int) error {
 	if len(s) > max {
-		return invalid("%s longer than %d bytes", kind, max)
+		return Invalid("%s longer than %d bytes", kind, max)
 	}
 	if !utf8.ValidString(s) {
-		return invalid("%s is not valid UTF-8", kind)
+		return Invalid("%s is not valid UTF-8", kind)
 	}
 	for _, r := range s {
 		if r < 0x20 && r != '\t' || r == 0x7f {
-			return invalid("%s contains control characters", kind)
+			return Invalid("%s contains control characters", kind)
 		}
 	}
 	return nil
@@ -375,7 +377,7 @@ func Text(kind, s string, max int) error {
 func SHA256Hex(s string) (string, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	if len(s) != 64 || strings.Trim(s, "0123456789abcdef") != "" {
-		return "", invalid("sha256 must be 64 hex characters")
+		return "", Invalid("sha256 must be 64 hex characters")
 	}
 	return s, nil
 }

@@ -145,14 +145,10 @@ var ErrExists = errors.New("already exists")
 // ErrNotFound: no such account on this node.
 var ErrNotFound = errors.New("not found")
 
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", validate.ErrInvalid, fmt.Sprintf(format, a...))
-}
-
 // CheckPlan validates a plan's limits (validate.HostingPlan).
 func CheckPlan(p api.HostingPlan) error {
 	if err := validate.HostingPlan(p); err != nil {
-		return invalid("plan %s", validate.Reason(err))
+		return validate.Invalid("plan %s", validate.Reason(err))
 	}
 	return nil
 }
@@ -165,7 +161,7 @@ func (n *Node) Check(in CreateInput) error {
 	if d, err := validate.Domain(in.Domain); err != nil {
 		return err
 	} else if d != in.Domain {
-		return invalid("domain must be sent in its ASCII form %q", d)
+		return validate.Invalid("domain must be sent in its ASCII form %q", d)
 	}
 	if err := CheckPlan(in.Plan); err != nil {
 		return err
@@ -174,7 +170,7 @@ func (n *Node) Check(in CreateInput) error {
 		return err
 	}
 	if !cryptHashRE.MatchString(in.SFTPHash) || !nativeHashRE.MatchString(in.DBHash) {
-		return invalid("password hashes are malformed")
+		return validate.Invalid("password hashes are malformed")
 	}
 	return nil
 }
@@ -185,7 +181,7 @@ func (n *Node) CheckPHP(v string) error {
 		return err
 	}
 	if vs := n.PHPVersions(); !slices.Contains(vs, v) {
-		return invalid("php_version %s is not installed on this node; installed: %s", v, strings.Join(vs, ", "))
+		return validate.Invalid("php_version %s is not installed on this node; installed: %s", v, strings.Join(vs, ", "))
 	}
 	return nil
 }
