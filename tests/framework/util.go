@@ -2,6 +2,7 @@ package framework
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -138,6 +139,26 @@ func answers200(hc *http.Client, url, key, value string) error {
 		return errors.New(resp.Status)
 	}
 	return nil
+}
+
+// Fetch sends req with hc (nil: http.DefaultClient) and returns the answer
+// with its whole body, read and closed; a request that fails or a body that
+// cannot be read fails t.
+func Fetch(t testing.TB, hc *http.Client, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("%s %s: reading the answer: %v", req.Method, req.URL, err)
+	}
+	return resp, body
 }
 
 // StartInGroup starts cmd in a process group of its own with its output

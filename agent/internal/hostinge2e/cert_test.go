@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/user"
@@ -22,6 +21,7 @@ import (
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/freeport"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
@@ -121,12 +121,7 @@ func TestHostingCertThroughTheExecutor(t *testing.T) {
 	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: custom, InsecureSkipVerify: true}}} //nolint:gosec // self-signed
 	req, _ := http.NewRequest("GET", "https://"+tlsAddr+"/", nil)
 	req.Host = custom
-	resp, err := cl.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body := framework.Fetch(t, cl, req)
 	leaf, _ := pem.Decode(chain)
 	if resp.StatusCode != 200 || string(body) != "custom site of "+uname+"\n" || !bytes.Equal(resp.TLS.PeerCertificates[0].Raw, leaf.Bytes) {
 		t.Fatalf("HTTPS %s: %d %q", custom, resp.StatusCode, body)

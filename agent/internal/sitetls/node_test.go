@@ -3,7 +3,6 @@ package sitetls
 import (
 	"context"
 	"crypto/tls"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/agent/internal/hosting/hostingtest"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestHostingLayoutTLS: the TLS part set up in the hosting node's layout
@@ -58,12 +58,7 @@ func TestHostingLayoutTLS(t *testing.T) {
 			cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "shop.example.test", InsecureSkipVerify: true}}} //nolint:gosec // self-signed
 			req, _ := http.NewRequest("GET", "https://"+tlsAddr+"/", nil)
 			req.Host = "shop.example.test"
-			resp, err := cl.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body := framework.Fetch(t, cl, req)
 			if resp.StatusCode != 200 || string(body) != "site of "+user+"\n" || resp.TLS.PeerCertificates[0].Subject.CommonName != "shop.example.test" {
 				t.Fatalf("HTTPS: %d %q", resp.StatusCode, body)
 			}
@@ -76,12 +71,7 @@ func TestHostingLayoutTLS(t *testing.T) {
 			for _, host := range []string{"shop.example.test", "not-attached.example.test"} {
 				req, _ := http.NewRequest("GET", "http://"+httpAddr+ChallengePrefix+tok, nil)
 				req.Host = host
-				resp, err := http.DefaultClient.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
+				resp, body := framework.Fetch(t, nil, req)
 				if resp.StatusCode != 200 || string(body) != ka {
 					t.Fatalf("HTTP-01 on %s: %d %q", host, resp.StatusCode, body)
 				}

@@ -66,12 +66,7 @@ func TestStdio(t *testing.T) {
 	}
 	req, _ := http.NewRequest("GET", c.URL(0)+"/v1/tickets/"+tk.ID, nil)
 	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	restBody, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	_, restBody := framework.Fetch(t, nil, req)
 	var got, want any
 	_ = json.Unmarshal([]byte(r.Content[0].(*mcp.TextContent).Text), &got)
 	_ = json.Unmarshal(restBody, &want)

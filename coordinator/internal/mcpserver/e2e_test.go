@@ -18,6 +18,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // bearer adds the key to every request of the MCP client.
@@ -103,12 +104,7 @@ func rest(t *testing.T, c *testcluster.Cluster, key, method, path, body string) 
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := framework.Fetch(t, nil, req)
 	return resp.StatusCode, string(raw)
 }
 
@@ -161,12 +157,7 @@ func TestMCPEndToEnd(t *testing.T) {
 			if auth != "" {
 				req.Header.Set("Authorization", auth)
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, raw := framework.Fetch(t, nil, req)
 			want := `Bearer resource_metadata="` + c.URL(0) + `/.well-known/oauth-protected-resource/mcp"`
 			if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want {
 				t.Errorf("Authorization %q: %d, WWW-Authenticate %q; want 401 with %s", auth, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), want)
@@ -185,12 +176,7 @@ func TestMCPEndToEnd(t *testing.T) {
 			return err
 		})
 		req := mcpserver.RPCRequest(c.URL(0)+"/mcp", k.Key, "", mcpserver.InitializeBody)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		raw, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		resp, raw := framework.Fetch(t, nil, req)
 		if resp.StatusCode != 403 || !strings.Contains(string(raw), "ip_not_allowed") || resp.Header.Get("WWW-Authenticate") != "" {
 			t.Errorf("/mcp from 127.0.0.1 with a 10.0.0.0/8 key: %d %s (WWW-Authenticate %q)", resp.StatusCode, raw, resp.Header.Get("WWW-Authenticate"))
 		}
@@ -220,12 +206,7 @@ func TestMCPEndToEnd(t *testing.T) {
 			req.Header.Set("Authorization", "Bearer "+fullKey)
 			req.Header.Set("Content-Type", "application/json")
 			req.Header.Set("Accept", "application/json, text/event-stream")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			raw, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, raw := framework.Fetch(t, nil, req)
 			if resp.StatusCode != 200 || !strings.Contains(string(raw), `"protocolVersion":"`+want+`"`) {
 				t.Errorf("initialize asking %s: %d %s; want %s", asked, resp.StatusCode, raw, want)
 			}
