@@ -1,6 +1,8 @@
 package framework
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"io"
 	"io/fs"
@@ -157,6 +159,36 @@ func Fetch(t testing.TB, hc *http.Client, req *http.Request) (*http.Response, []
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
 		t.Fatalf("%s %s: reading the answer: %v", req.Method, req.URL, err)
+	}
+	return resp, body
+}
+
+// GetHTTPS GETs https://addr/ with name as the TLS server name (SNI) and
+// the Host header, the certificate verified against roots (nil: not verified,
+// for a self-signed one the test checks itself), and returns the answer with
+// its body read and closed (resp.TLS holds the chain served). A failed
+// request, a certificate that does not verify included, fails t.
+func GetHTTPS(t testing.TB, addr, name string, roots *x509.CertPool) (*http.Response, []byte) {
+	t.Helper()
+	cfg := &tls.Config{ServerName: name, RootCAs: roots, InsecureSkipVerify: roots == nil} //nolint:gosec // nil roots: self-signed, checked by the test
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	req, err := http.NewRequest("GET", "https://"+addr+"/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = name
+	resp, err := hc.Do(req)
+	if err != nil {
+		how := "verified against the test's roots"
+		if roots == nil {
+			how = "not verified"
+		}
+		t.Fatalf("HTTPS %s at %s (certificate %s): %v", name, addr, how, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("HTTPS %s at %s: reading the answer: %v", name, addr, err)
 	}
 	return resp, body
 }

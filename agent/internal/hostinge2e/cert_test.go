@@ -2,10 +2,8 @@ package hostinge2e
 
 import (
 	"bytes"
-	"crypto/tls"
 	"encoding/pem"
 	"fmt"
-	"net/http"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -118,10 +116,7 @@ func TestHostingCertThroughTheExecutor(t *testing.T) {
 	if r := call(t, ex, certAssign(t, "act-c-attach", uname, custom, chain, key, false)); !r.Success {
 		t.Fatalf("hosting.cert: %s %s", r.ErrorCode, r.ErrorMessage)
 	}
-	cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: custom, InsecureSkipVerify: true}}} //nolint:gosec // self-signed
-	req, _ := http.NewRequest("GET", "https://"+tlsAddr+"/", nil)
-	req.Host = custom
-	resp, body := framework.Fetch(t, cl, req)
+	resp, body := framework.GetHTTPS(t, tlsAddr, custom, nil)
 	leaf, _ := pem.Decode(chain)
 	if resp.StatusCode != 200 || string(body) != "custom site of "+uname+"\n" || !bytes.Equal(resp.TLS.PeerCertificates[0].Raw, leaf.Bytes) {
 		t.Fatalf("HTTPS %s: %d %q", custom, resp.StatusCode, body)

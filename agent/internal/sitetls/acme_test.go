@@ -3,11 +3,9 @@ package sitetls
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -19,6 +17,7 @@ import (
 	"github.com/hostplane/hostplane/internal/acmetest"
 	"github.com/hostplane/hostplane/internal/certissue"
 	"github.com/hostplane/hostplane/internal/dnstest"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // presenter hands tokens to the node's challenge responder, as the
@@ -94,16 +93,7 @@ func TestACMEPebble(t *testing.T) {
 	roots := pb.Root(t)
 	get := func() *x509.Certificate {
 		t.Helper()
-		cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
-			TLSClientConfig: &tls.Config{RootCAs: roots, ServerName: "shop.example.test"}}}
-		req, _ := http.NewRequest("GET", "https://"+n.addr+"/", nil)
-		req.Host = "shop.example.test"
-		resp, err := cl.Do(req)
-		if err != nil {
-			t.Fatalf("HTTPS with SNI shop.example.test, verified against pebble's root: %v", err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
+		resp, body := framework.GetHTTPS(t, n.addr, "shop.example.test", roots)
 		if resp.StatusCode != 200 || !strings.Contains(string(body), "host=shop.example.test") {
 			t.Fatalf("HTTPS: %d %s", resp.StatusCode, body)
 		}

@@ -2,7 +2,6 @@ package sitetls
 
 import (
 	"context"
-	"crypto/tls"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -55,10 +54,7 @@ func TestHostingLayoutTLS(t *testing.T) {
 			if err := node.Store.Attach(context.Background(), "shop.example.test", c, k); err != nil {
 				t.Fatalf("attach: %v", err)
 			}
-			cl := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: "shop.example.test", InsecureSkipVerify: true}}} //nolint:gosec // self-signed
-			req, _ := http.NewRequest("GET", "https://"+tlsAddr+"/", nil)
-			req.Host = "shop.example.test"
-			resp, body := framework.Fetch(t, cl, req)
+			resp, body := framework.GetHTTPS(t, tlsAddr, "shop.example.test", nil)
 			if resp.StatusCode != 200 || string(body) != "site of "+user+"\n" || resp.TLS.PeerCertificates[0].Subject.CommonName != "shop.example.test" {
 				t.Fatalf("HTTPS: %d %q", resp.StatusCode, body)
 			}
