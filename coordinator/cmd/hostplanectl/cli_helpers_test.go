@@ -3,10 +3,12 @@ package main
 import (
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/spf13/cobra"
 )
@@ -27,6 +29,25 @@ func wantUsageErrors(t *testing.T, run func(args ...string) error, argsList ...[
 	for _, args := range argsList {
 		if err := run(args...); !errors.As(err, &ue) {
 			t.Fatalf("%v: want a usage error, got %v", args, err)
+		}
+	}
+}
+
+// fieldRefusal is a command line the coordinator refuses with a 400 whose
+// message names field.
+type fieldRefusal struct {
+	args  []string
+	field string
+}
+
+// wantFieldRefusals fails unless run gets, for every case, a 400 naming its
+// field.
+func wantFieldRefusals(t *testing.T, run func(args ...string) error, cases []fieldRefusal) {
+	t.Helper()
+	for _, c := range cases {
+		var ae *api.Error
+		if err := run(c.args...); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, c.field) {
+			t.Fatalf("%v: want a 400 naming %s, got %v", c.args, c.field, err)
 		}
 	}
 }

@@ -33,21 +33,14 @@ func TestIPPoolCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	var ae *api.Error
-	for _, tc := range []struct {
-		args  []string
-		field string
-	}{
+	wantFieldRefusals(t, func(args ...string) error { return run(g, args...) }, []fieldRefusal{
 		{[]string{"create", "bad", "--cidr", "198.51.100.0/33", "--gateway", "198.51.100.1"}, `"cidr"`},
 		{[]string{"create", "bad", "--cidr", "203.0.113.0/24", "--gateway", "198.51.100.1"}, `"gateway"`},
 		{[]string{"create", "bad", "--cidr", "198.51.100.0/25", "--gateway", "198.51.100.1"}, `"cidr"`},
 		{[]string{"create", "bad", "--cidr", "203.0.113.0/24", "--gateway", "203.0.113.1", "--exclude", "10.0.0.1"}, `"exclude[0]"`},
 		{[]string{"create", "bad", "--cidr", "2001:db9::/48", "--gateway", "fe80::1", "--prefix-len", "32"}, `"prefix_len"`},
 		{[]string{"create", "bad", "--cidr", "203.0.113.0/24", "--gateway", "203.0.113.1", "--bridge", "no such bridge"}, `"bridge"`},
-	} {
-		if err := run(g, tc.args...); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, tc.field) {
-			t.Fatalf("%v: want a 400 naming %s, got %v", tc.args, tc.field, err)
-		}
-	}
+	})
 	if err := run(g, "create", "bad", "--cidr", "198.51.100.0/25", "--gateway", "198.51.100.1"); err == nil || !strings.Contains(err.Error(), `overlaps pool "pub4"`) {
 		t.Fatalf("overlap names the pool: %v", err)
 	}

@@ -32,19 +32,12 @@ func TestProductCLI(t *testing.T) {
 	}
 
 	var ae *api.Error
-	for _, tc := range []struct {
-		args  []string
-		field string
-	}{
+	wantFieldRefusals(t, func(args ...string) error { return run(product, g, args...) }, []fieldRefusal{
 		{[]string{"create", "VPS", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "1", "--ram-mb", "1", "--disk-gb", "1"}, `"slug"`},
 		{[]string{"create", "vps-2", "--category", "vds", "--name", "x", "--price", "1"}, `"category"`},
 		{[]string{"create", "vps-2", "--category", "vps", "--name", "x", "--price", "-1", "--vcpu", "1", "--ram-mb", "1", "--disk-gb", "1"}, `"retail_monthly_usd_cents"`},
 		{[]string{"create", "vps-2", "--category", "vps", "--name", "x", "--price", "1"}, `"specs"`},
-	} {
-		if err := run(product, g, tc.args...); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, tc.field) {
-			t.Fatalf("%v: %v, want a 400 naming %s", tc.args, err, tc.field)
-		}
-	}
+	})
 	if ps, err := adm.Products(ctx); err != nil || len(ps) != 0 {
 		t.Fatalf("refusals left products %+v (%v)", ps, err)
 	}

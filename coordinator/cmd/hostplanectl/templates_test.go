@@ -24,19 +24,12 @@ func TestTemplateCLI(t *testing.T) {
 	_, g, adm := cliCluster(t)
 	ctx := context.Background()
 	var ae *api.Error
-	for _, tc := range []struct {
-		args  []string
-		field string
-	}{
+	wantFieldRefusals(t, func(args ...string) error { return run(newTemplateCmd, g, args...) }, []fieldRefusal{
 		{[]string{"label", "Ubuntu", "--family", "ubuntu"}, `"name"`},
 		{[]string{"label", "u2404", "--family", "ubu/ntu"}, `"family"`},
 		{[]string{"label", "u2404", "--version", "24.04\n"}, `"version"`},
 		{[]string{"label", "u2404", "--display-name", strings.Repeat("x", 65)}, `"display_name"`},
-	} {
-		if err := run(newTemplateCmd, g, tc.args...); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, tc.field) {
-			t.Fatalf("%v: %v, want a 400 naming %s", tc.args, err, tc.field)
-		}
-	}
+	})
 	if ls, err := adm.OSTemplateLabels(ctx); err != nil || len(ls) != 0 {
 		t.Fatalf("refusals left labels %+v (%v)", ls, err)
 	}
