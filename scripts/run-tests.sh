@@ -18,7 +18,7 @@ $mod/coordinator/internal/ipam/clustertest
 $mod/agent/internal/libvirttest
 $mod/agent/internal/hosting
 $mod/agent/internal/hostinge2e
-$mod/packaging/integration
+$mod/packaging/packagetest
 $mod/agent/internal/sitetls
 $mod/coordinator/internal/certjob
 $mod/coordinator/internal/renewal
@@ -43,7 +43,7 @@ GUESTS="
 $mod/agent/internal/libvirttest
 $mod/tests/e2e
 $mod/tests/upgrade
-$mod/packaging/integration
+$mod/packaging/packagetest
 "
 guests=$(grep -xF -f <(echo "$GUESTS") <<<"$heavy" || true)
 others=$(grep -vxF -f <(echo "$GUESTS") <<<"$heavy" || true)

@@ -1,10 +1,10 @@
-// Package integration checks the .deb and .rpm packages and the systemd units
+// Package packagetest checks the .deb and .rpm packages and the systemd units
 // on this machine (make test, serially): lintian and rpmlint clean,
 // systemd-analyze verify and security, dpkg -i / -r / --purge of the real
 // packages, and the installed daemons' sd_notify protocol (READY=1, WATCHDOG=1,
 // STOPPING=1) against a test datagram socket. It installs packages on the host
 // it runs on, as root, and purges them again whatever happens.
-package integration
+package packagetest
 
 import (
 	"bytes"
