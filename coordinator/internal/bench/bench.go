@@ -76,6 +76,9 @@ type Result struct {
 	// ServerCPU is the CPU time (user + system) the server processes used
 	// during the phase: all three cluster members, or the bare server.
 	ServerCPU time.Duration
+	// LeaderCPU is the Raft leader's part of ServerCPU in a hostplane write
+	// phase (0 when not counted): the rest is the followers'.
+	LeaderCPU time.Duration
 	// Entries is how many Raft log entries the leader applied during the
 	// phase (0 when not counted): each is one round of log fsyncs and one
 	// FSM transaction on every node, however many writes it carries.
@@ -110,8 +113,12 @@ func (r Result) CPUPerOp() time.Duration {
 func (r Result) PerSec() float64 { return float64(r.OK) / r.Elapsed.Seconds() }
 
 func (r Result) String() string {
-	s := fmt.Sprintf("%-44s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %6.0f µs/op  (%d ok, %d errors, %.1fs)",
-		r.Name, r.PerSec(), ms(r.P50), ms(r.P99), us(r.CPUPerOp()), r.OK, r.Errors, r.Elapsed.Seconds())
+	s := fmt.Sprintf("%-44s %9.0f req/s  p50 %7.2f ms  p99 %7.2f ms  server CPU %6.0f µs/op",
+		r.Name, r.PerSec(), ms(r.P50), ms(r.P99), us(r.CPUPerOp()))
+	if r.LeaderCPU > 0 && r.OK > 0 {
+		s += fmt.Sprintf(" (leader %.0f, followers %.0f)", us(r.LeaderCPU/time.Duration(r.OK)), us((r.ServerCPU-r.LeaderCPU)/time.Duration(r.OK)))
+	}
+	s += fmt.Sprintf("  (%d ok, %d errors, %.1fs)", r.OK, r.Errors, r.Elapsed.Seconds())
 	if r.ClientCPU > 0 && r.OK > 0 {
 		s += fmt.Sprintf("  client CPU %.0f µs/op", us(r.ClientCPU/time.Duration(r.OK)))
 	}
@@ -145,6 +152,19 @@ func cpuRatio(a, b Result) float64 {
 		return 0
 	}
 	return float64(a.CPUPerOp()) / float64(b.CPUPerOp())
+}
+
+// cpuSplit says how the server CPU per write of the spread phase differs
+// from the leader phase's on the leader and on the followers, in µs per write
+// (empty when the leader's part was not counted).
+func cpuSplit(spread, leader Result) string {
+	if spread.LeaderCPU == 0 || leader.LeaderCPU == 0 || spread.OK == 0 || leader.OK == 0 {
+		return ""
+	}
+	per := func(d time.Duration, r Result) float64 { return us(d) / float64(r.OK) }
+	return fmt.Sprintf(" (leader %+.0f µs, followers %+.0f µs per write)",
+		per(spread.LeaderCPU, spread)-per(leader.LeaderCPU, leader),
+		per(spread.ServerCPU-spread.LeaderCPU, spread)-per(leader.ServerCPU-leader.LeaderCPU, leader))
 }
 
 // load runs fn from n goroutines for d and measures successes and latency.
@@ -198,6 +218,7 @@ func merge(name string, parts []Result) Result {
 		r.Errors += p.Errors
 		r.Elapsed += p.Elapsed
 		r.ServerCPU += p.ServerCPU
+		r.LeaderCPU += p.LeaderCPU
 		r.ClientCPU += p.ClientCPU
 		r.Entries += p.Entries
 		r.ServerSyscalls.reads += p.ServerSyscalls.reads
@@ -522,8 +543,8 @@ func RunSideBySide(ctx context.Context, o Options) error {
 	var splits [2]latencySplit
 	spread := phase("spread, followers forward", func(hp *hostplane, w, i int) string { return hp.urls[(w+i)%3] }, &splits)
 	for i := range hps {
-		fmt.Fprintf(o.Out, "%c: spread / leader: throughput %.2fx, server CPU per write %.2fx\n", 'A'+i,
-			spread[i].PerSec()/leader[i].PerSec(), cpuRatio(spread[i], leader[i]))
+		fmt.Fprintf(o.Out, "%c: spread / leader: throughput %.2fx, server CPU per write %.2fx%s\n", 'A'+i,
+			spread[i].PerSec()/leader[i].PerSec(), cpuRatio(spread[i], leader[i]), cpuSplit(spread[i], leader[i]))
 	}
 	return nil
 }
@@ -531,14 +552,14 @@ func RunSideBySide(ctx context.Context, o Options) error {
 func printWriteRatios(o Options, wr, spread, etcdRes, etcdNative Result) {
 	if etcdRes.OK == 0 || etcdNative.OK == 0 {
 		fmt.Fprintf(o.Out, "\nwrites: hostplane spread / hostplane leader = %.2fx   aim >= 0.9x\n", spread.PerSec()/wr.PerSec())
-		fmt.Fprintf(o.Out, "        server CPU per write spread / leader = %.2fx\n", cpuRatio(spread, wr))
+		fmt.Fprintf(o.Out, "        server CPU per write spread / leader = %.2fx%s\n", cpuRatio(spread, wr), cpuSplit(spread, wr))
 		return
 	}
 	fmt.Fprintf(o.Out, "\nwrites: hostplane leader / etcd JSON gateway = %.2fx   aim >= 1.0x\n", wr.PerSec()/etcdRes.PerSec())
 	fmt.Fprintf(o.Out, "        hostplane leader / etcd Go client    = %.2fx   aim >= 0.8x\n", wr.PerSec()/etcdNative.PerSec())
 	fmt.Fprintf(o.Out, "        hostplane spread / hostplane leader  = %.2fx   aim >= 0.9x\n", spread.PerSec()/wr.PerSec())
-	fmt.Fprintf(o.Out, "        server CPU per write: leader / etcd JSON gateway = %.2fx, leader / etcd Go client = %.2fx, spread / leader = %.2fx\n",
-		cpuRatio(wr, etcdRes), cpuRatio(wr, etcdNative), cpuRatio(spread, wr))
+	fmt.Fprintf(o.Out, "        server CPU per write: leader / etcd JSON gateway = %.2fx, leader / etcd Go client = %.2fx, spread / leader = %.2fx%s\n",
+		cpuRatio(wr, etcdRes), cpuRatio(wr, etcdNative), cpuRatio(spread, wr), cpuSplit(spread, wr))
 }
 
 func fetch(url, key string) ([]byte, error) {
@@ -736,11 +757,14 @@ func startHostplaneBin(ctx context.Context, dir, binDir, prefix string) (*hostpl
 }
 
 // measureWrites is measured over the cluster's members, also counting the
-// Raft entries the leader applied meanwhile and the leader's mean wait from
-// proposing a write to its apply.
+// Raft entries the leader applied meanwhile, the leader's mean wait from
+// proposing a write to its apply, and the leader's own CPU time.
 func (hp *hostplane) measureWrites(name string, n int, d time.Duration, fn func(worker, i int) error) Result {
 	before, err := hp.leaderMetrics()
+	leader := []int{hp.c.Nodes[hp.leader].Pid()}
+	leaderBefore := procCPU(leader)
 	r := measured(name, hp.pids(), n, d, fn)
+	r.LeaderCPU = procCPU(leader) - leaderBefore
 	if after, err2 := hp.leaderMetrics(); err == nil && err2 == nil {
 		r.Entries = int64(after.applied - before.applied)
 		if c := after.applyCount - before.applyCount; c > 0 {

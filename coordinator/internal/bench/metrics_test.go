@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,12 +87,12 @@ func TestMergeRounds(t *testing.T) {
 		}
 		return out
 	}
-	a := Result{OK: 3, Errors: 1, Elapsed: 2 * time.Second, ServerCPU: 30 * time.Millisecond, ClientCPU: 3 * time.Millisecond,
+	a := Result{OK: 3, Errors: 1, Elapsed: 2 * time.Second, ServerCPU: 30 * time.Millisecond, LeaderCPU: 20 * time.Millisecond, ClientCPU: 3 * time.Millisecond,
 		Entries: 2, ApplyWait: 10 * time.Millisecond, ServerSyscalls: syscalls{5, 7}, ClientSyscalls: syscalls{6, 3}, lat: ms(1, 2, 3)}
-	b := Result{OK: 1, Elapsed: 3 * time.Second, ServerCPU: 10 * time.Millisecond, ClientCPU: time.Millisecond,
+	b := Result{OK: 1, Elapsed: 3 * time.Second, ServerCPU: 10 * time.Millisecond, LeaderCPU: 4 * time.Millisecond, ClientCPU: time.Millisecond,
 		Entries: 1, ApplyWait: 30 * time.Millisecond, ServerSyscalls: syscalls{1, 1}, ClientSyscalls: syscalls{2, 1}, lat: ms(100)}
 	m := merge("w", []Result{a, b})
-	if m.Name != "w" || m.OK != 4 || m.Errors != 1 || m.Elapsed != 5*time.Second || m.ServerCPU != 40*time.Millisecond ||
+	if m.Name != "w" || m.OK != 4 || m.Errors != 1 || m.Elapsed != 5*time.Second || m.ServerCPU != 40*time.Millisecond || m.LeaderCPU != 24*time.Millisecond ||
 		m.ClientCPU != 4*time.Millisecond || m.Entries != 3 || m.ServerSyscalls != (syscalls{6, 8}) || m.ClientSyscalls != (syscalls{8, 4}) {
 		t.Fatalf("merged %+v", m)
 	}
@@ -100,5 +101,25 @@ func TestMergeRounds(t *testing.T) {
 	}
 	if m.P50 != 3*time.Millisecond || m.P99 != 100*time.Millisecond || m.CPUPerOp() != 10*time.Millisecond || m.PerSec() != 0.8 {
 		t.Fatalf("p50 %v p99 %v cpu/op %v rate %v", m.P50, m.P99, m.CPUPerOp(), m.PerSec())
+	}
+}
+
+// A write phase's line splits the server CPU per write into the leader's and
+// the followers'; the ratios' line says how each moved from the leader phase
+// to the spread phase.
+func TestLeaderCPUSplit(t *testing.T) {
+	leader := Result{Name: "leader", OK: 1000, Elapsed: time.Second, ServerCPU: 400 * time.Millisecond, LeaderCPU: 250 * time.Millisecond}
+	spread := Result{Name: "spread", OK: 1000, Elapsed: time.Second, ServerCPU: 480 * time.Millisecond, LeaderCPU: 200 * time.Millisecond}
+	if s := leader.String(); !strings.Contains(s, "server CPU    400 µs/op (leader 250, followers 150)") {
+		t.Fatalf("line %q", s)
+	}
+	if got, want := cpuSplit(spread, leader), " (leader -50 µs, followers +130 µs per write)"; got != want {
+		t.Fatalf("split %q, want %q", got, want)
+	}
+	if s := (Result{OK: 10, ServerCPU: time.Millisecond}).String(); strings.Contains(s, "leader") {
+		t.Fatalf("a phase without the leader's CPU names it: %q", s)
+	}
+	if got := cpuSplit(spread, Result{OK: 10, ServerCPU: time.Millisecond}); got != "" {
+		t.Fatalf("split without the leader's CPU: %q", got)
 	}
 }
