@@ -97,6 +97,11 @@ type Result struct {
 	// the server processes and this benchmark process made during the phase
 	// (zero where /proc/<pid>/io cannot be read).
 	ServerSyscalls, ClientSyscalls syscalls
+	// ServerSwitches and ClientSwitches are the context switches of the
+	// server processes' and this process's threads during the phase: each is
+	// a thread put to sleep and woken again (on this machine's virtual CPUs
+	// one costs tens of µs).
+	ServerSwitches, ClientSwitches int64
 	// lat are the successful requests' latencies, sorted (for merge).
 	lat []time.Duration
 }
@@ -127,6 +132,13 @@ func (r Result) String() string {
 		s += fmt.Sprintf("  syscalls/op server %.1f r %.1f w", float64(r.ServerSyscalls.reads)/n, float64(r.ServerSyscalls.writes)/n)
 		if r.ClientSyscalls != (syscalls{}) {
 			s += fmt.Sprintf(", client %.1f r %.1f w", float64(r.ClientSyscalls.reads)/n, float64(r.ClientSyscalls.writes)/n)
+		}
+	}
+	if r.OK > 0 && r.ServerSwitches > 0 {
+		n := float64(r.OK)
+		s += fmt.Sprintf("  context switches/op server %.1f", float64(r.ServerSwitches)/n)
+		if r.ClientSwitches > 0 {
+			s += fmt.Sprintf(", client %.1f", float64(r.ClientSwitches)/n)
 		}
 	}
 	if r.Entries > 0 {
@@ -225,6 +237,8 @@ func merge(name string, parts []Result) Result {
 		r.ServerSyscalls.writes += p.ServerSyscalls.writes
 		r.ClientSyscalls.reads += p.ClientSyscalls.reads
 		r.ClientSyscalls.writes += p.ClientSyscalls.writes
+		r.ServerSwitches += p.ServerSwitches
+		r.ClientSwitches += p.ClientSwitches
 		applyWeighted += float64(p.ApplyWait) * float64(p.OK)
 		r.lat = append(r.lat, p.lat...)
 	}
@@ -528,6 +542,7 @@ func RunSideBySide(ctx context.Context, o Options) error {
 				// Both clusters' clients share this process: its CPU and
 				// system calls are not one cluster's.
 				res[i].ClientSyscalls = syscalls{}
+				res[i].ClientSwitches = 0
 				if splits != nil {
 					res[i].Direct, res[i].Forwarded = splits[i].means()
 				}

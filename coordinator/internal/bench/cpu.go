@@ -22,11 +22,52 @@ func procCPU(pids []int) time.Duration { return proccpu.Of(pids...) }
 // clock rate, which other work on the machine moves.
 func measured(name string, pids []int, n int, d time.Duration, fn func(worker, i int) error) Result {
 	before, ioBefore, selfBefore := procCPU(pids), syscallsOf(pids...), syscallsOf(os.Getpid())
+	swBefore, selfSwBefore := switchesOf(pids...), switchesOf(os.Getpid())
 	r := load(name, n, d, fn)
 	r.ServerCPU = procCPU(pids) - before
 	r.ServerSyscalls = syscallsOf(pids...).minus(ioBefore)
 	r.ClientSyscalls = syscallsOf(os.Getpid()).minus(selfBefore)
+	r.ServerSwitches = switchesOf(pids...) - swBefore
+	r.ClientSwitches = switchesOf(os.Getpid()) - selfSwBefore
 	return r
+}
+
+// switchesOf sums the context switches (voluntary and not) of every thread of
+// the processes so far, from /proc/<pid>/task/<tid>/status; a thread that has
+// ended is no longer counted (a Go process seldom ends one).
+func switchesOf(pids ...int) int64 {
+	var total int64
+	for _, pid := range pids {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			continue
+		}
+		for _, t := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
+			if err != nil {
+				continue
+			}
+			total += parseSwitches(string(b))
+		}
+	}
+	return total
+}
+
+// parseSwitches reads voluntary_ctxt_switches + nonvoluntary_ctxt_switches
+// from a /proc status text.
+func parseSwitches(text string) int64 {
+	var total int64
+	for line := range strings.Lines(text) {
+		for _, prefix := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				var n int64
+				if _, err := fmt.Sscan(v, &n); err == nil {
+					total += n
+				}
+			}
+		}
+	}
+	return total
 }
 
 // syscalls counts read and write system calls (/proc/<pid>/io: syscr and

@@ -76,6 +76,24 @@ func TestParseProcIO(t *testing.T) {
 	}
 }
 
+// TestContextSwitches: both counts of a status text add up, and a process
+// whose threads sleep and wake counts more switches.
+func TestContextSwitches(t *testing.T) {
+	if got := parseSwitches("Name:\tx\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t5\n"); got != 17 {
+		t.Fatalf("parsed %d, want 17", got)
+	}
+	before := switchesOf(os.Getpid())
+	for range 20 {
+		time.Sleep(time.Millisecond)
+	}
+	if got := switchesOf(os.Getpid()) - before; got < 10 {
+		t.Fatalf("20 sleeps counted as %d context switches", got)
+	}
+	if got := switchesOf(1 << 30); got != 0 {
+		t.Fatalf("a missing process counts %d", got)
+	}
+}
+
 // TestMergeRounds: phases of one kind measured in rounds add up to one
 // result: counts, elapsed time, CPU, system calls and Raft entries summed,
 // percentiles over all the latencies, the apply wait weighted by writes.
@@ -88,12 +106,13 @@ func TestMergeRounds(t *testing.T) {
 		return out
 	}
 	a := Result{OK: 3, Errors: 1, Elapsed: 2 * time.Second, ServerCPU: 30 * time.Millisecond, LeaderCPU: 20 * time.Millisecond, ClientCPU: 3 * time.Millisecond,
-		Entries: 2, ApplyWait: 10 * time.Millisecond, ServerSyscalls: syscalls{5, 7}, ClientSyscalls: syscalls{6, 3}, lat: ms(1, 2, 3)}
+		Entries: 2, ApplyWait: 10 * time.Millisecond, ServerSyscalls: syscalls{5, 7}, ClientSyscalls: syscalls{6, 3}, ServerSwitches: 9, ClientSwitches: 4, lat: ms(1, 2, 3)}
 	b := Result{OK: 1, Elapsed: 3 * time.Second, ServerCPU: 10 * time.Millisecond, LeaderCPU: 4 * time.Millisecond, ClientCPU: time.Millisecond,
-		Entries: 1, ApplyWait: 30 * time.Millisecond, ServerSyscalls: syscalls{1, 1}, ClientSyscalls: syscalls{2, 1}, lat: ms(100)}
+		Entries: 1, ApplyWait: 30 * time.Millisecond, ServerSyscalls: syscalls{1, 1}, ClientSyscalls: syscalls{2, 1}, ServerSwitches: 1, ClientSwitches: 2, lat: ms(100)}
 	m := merge("w", []Result{a, b})
 	if m.Name != "w" || m.OK != 4 || m.Errors != 1 || m.Elapsed != 5*time.Second || m.ServerCPU != 40*time.Millisecond || m.LeaderCPU != 24*time.Millisecond ||
-		m.ClientCPU != 4*time.Millisecond || m.Entries != 3 || m.ServerSyscalls != (syscalls{6, 8}) || m.ClientSyscalls != (syscalls{8, 4}) {
+		m.ClientCPU != 4*time.Millisecond || m.Entries != 3 || m.ServerSyscalls != (syscalls{6, 8}) || m.ClientSyscalls != (syscalls{8, 4}) ||
+		m.ServerSwitches != 10 || m.ClientSwitches != 6 {
 		t.Fatalf("merged %+v", m)
 	}
 	if m.ApplyWait != 15*time.Millisecond { // (3×10 + 1×30) / 4
