@@ -5,6 +5,7 @@ package atomicfile
 
 import (
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -16,14 +17,28 @@ import (
 // rename), fsyncs it and renames it over path: a reader sees the old content
 // or the new, never a part; the temporary file is removed on failure.
 func Write(path string, b []byte, mode os.FileMode) error {
-	return write(path, b, mode, time.Time{})
+	return write(path, mode, time.Time{}, writeBytes(b))
+}
+
+// WriteFrom is Write for content too large to hold: fill writes it to the
+// temporary file; if fill fails, nothing replaces path and the temporary
+// file is removed.
+func WriteFrom(path string, mode os.FileMode, fill func(io.Writer) error) error {
+	return write(path, mode, time.Time{}, fill)
 }
 
 // WriteStamped is Write with the new file's access and modification times
 // set to mtime before the rename: a reader never sees the new content with
 // another mtime.
 func WriteStamped(path string, b []byte, mode os.FileMode, mtime time.Time) error {
-	return write(path, b, mode, mtime)
+	return write(path, mode, mtime, writeBytes(b))
+}
+
+func writeBytes(b []byte) func(io.Writer) error {
+	return func(w io.Writer) error {
+		_, err := w.Write(b)
+		return err
+	}
 }
 
 // tempPrefix is the name Write's temporary files for path begin with.
@@ -52,7 +67,7 @@ func RemoveStale(path string) error {
 	return errors.Join(errs...)
 }
 
-func write(path string, b []byte, mode os.FileMode, mtime time.Time) error {
+func write(path string, mode os.FileMode, mtime time.Time, fill func(io.Writer) error) error {
 	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix(path)+"*")
 	if err != nil {
 		return err
@@ -64,7 +79,7 @@ func write(path string, b []byte, mode os.FileMode, mtime time.Time) error {
 			_ = os.Remove(tmp)
 		}
 	}()
-	if _, err := f.Write(b); err != nil {
+	if err := fill(f); err != nil {
 		f.Close()
 		return err
 	}

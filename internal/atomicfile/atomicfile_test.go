@@ -1,6 +1,8 @@
 package atomicfile
 
 import (
+	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -34,6 +36,32 @@ func TestWrite(t *testing.T) {
 	}
 	if es, _ := os.ReadDir(dir); len(es) != 1 {
 		t.Fatalf("%d entries after a failed write, want 1", len(es))
+	}
+}
+
+// TestWriteFrom: what fill writes replaces the file; a fill that fails
+// leaves the old file and no temporary file, and its error is returned.
+func TestWriteFrom(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "backup.hpsnap")
+	if err := WriteFrom(p, 0o600, func(w io.Writer) error {
+		_, err := io.WriteString(w, "first")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	broken := errors.New("stream broke")
+	if err := WriteFrom(p, 0o600, func(w io.Writer) error {
+		_, _ = io.WriteString(w, "part of the second")
+		return broken
+	}); !errors.Is(err, broken) {
+		t.Fatalf("failed fill: %v, want its error", err)
+	}
+	if b, err := os.ReadFile(p); err != nil || string(b) != "first" {
+		t.Fatalf("after a failed fill: %q %v, want the first content", b, err)
+	}
+	if es, _ := os.ReadDir(dir); len(es) != 1 {
+		t.Fatalf("%d entries in the directory, want only the file", len(es))
 	}
 }
 

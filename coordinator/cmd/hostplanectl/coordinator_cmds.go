@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/atomicfile"
 	"github.com/hostplane/hostplane/internal/conflayer"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/spf13/cobra"
@@ -297,23 +298,11 @@ coordinator: the request is forwarded to the leader.`,
 	backup := &cobra.Command{
 		Use: "backup FILE", Short: "Write a consistent copy of the replicated state to FILE", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			tmp := args[0] + ".partial"
-			f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+			if err := atomicfile.WriteFrom(args[0], 0o600, func(w io.Writer) error { return g.admin().Backup(c.Context(), w) }); err != nil {
+				return err
+			}
+			st, err := os.Stat(args[0])
 			if err != nil {
-				return err
-			}
-			if err := g.admin().Backup(c.Context(), f); err != nil {
-				f.Close()
-				os.Remove(tmp)
-				return err
-			}
-			if err := f.Sync(); err != nil {
-				f.Close()
-				return err
-			}
-			st, _ := f.Stat()
-			f.Close()
-			if err := os.Rename(tmp, args[0]); err != nil {
 				return err
 			}
 			out := map[string]any{"file": args[0], "bytes": st.Size()}
