@@ -77,8 +77,12 @@ func EncodeBatch(at time.Time, encoded [][]byte) []byte {
 	return append(buf, "]}"...)
 }
 
-// NewEnvelope encodes a command payload.
+// NewEnvelope encodes a command payload (as json.Marshal does; a
+// plainPayload without reflection when it can).
 func NewEnvelope(t CommandType, at time.Time, payload any) (*Envelope, error) {
+	if raw, ok := plainPayload(payload); ok {
+		return &Envelope{Type: t, Version: 1, At: at.UTC(), Data: raw}, nil
+	}
 	raw, err := json.Marshal(payload)
 	if err != nil {
 		return nil, fmt.Errorf("encode command %d: %w", t, err)

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"math"
 	"strconv"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
@@ -172,4 +173,68 @@ func invoiceNumber(n uint64, year int, withYear bool) string {
 		b = append(b, '0')
 	}
 	return string(append(b, d...))
+}
+
+// plainPayload writes a payload of the types with a hand-written encoder
+// as json.Marshal writes it; ok false for any other payload, or one outside
+// its encoder's subset (NewEnvelope then uses json.Marshal). The leader
+// encodes every server order so.
+func plainPayload(payload any) (raw []byte, ok bool) {
+	switch p := payload.(type) {
+	case ServerOrder:
+		return encodeServerOrder(&p)
+	case ServerCreate:
+		return encodeServerCreate(nil, &p)
+	}
+	return nil, false
+}
+
+// encodeServerOrder writes p as json.Marshal writes it, without reflection,
+// or gives up (ok false) where encodeServerCreate does
+// (TestServerOrderEncodingMatchesEncodingJSON, FuzzEncodeServerOrder).
+func encodeServerOrder(p *ServerOrder) ([]byte, bool) {
+	b := make([]byte, 0, 1280)
+	b = append(b, `{"plan_slug":`...)
+	b = plainjson.AppendJSONString(b, p.PlanSlug)
+	b = append(b, `,"create":`...)
+	b, ok := encodeServerCreate(b, &p.Create)
+	if !ok {
+		return nil, false
+	}
+	b = append(b, `,"invoice_id":`...)
+	b = plainjson.AppendJSONString(b, p.InvoiceID)
+	b = append(b, `,"payment_id":`...)
+	b = plainjson.AppendJSONString(b, p.PaymentID)
+	b = append(b, `,"tx_id":`...)
+	b = plainjson.AppendJSONString(b, p.TxID)
+	return append(b, '}'), true
+}
+
+// encodeServerCreate appends c to b as json.Marshal writes it, or gives up
+// (ok false) when its server or action is outside store.EncodeServer's or
+// store.EncodeAction's subset, it allocates addresses, or its overcommit is
+// not a whole number of at most 2^53 (json.Marshal writes those as
+// strconv.AppendInt does).
+func encodeServerCreate(b []byte, c *ServerCreate) ([]byte, bool) {
+	oc := c.CPUOvercommit
+	if c.Addresses != nil || oc != math.Trunc(oc) || math.Abs(oc) > 1<<53 {
+		return nil, false
+	}
+	if b == nil {
+		b = make([]byte, 0, 1024)
+	}
+	b = append(b, `{"server":`...)
+	b, ok := store.AppendServer(b, &c.Server)
+	if !ok {
+		return nil, false
+	}
+	b = append(b, `,"action":`...)
+	if b, ok = store.AppendAction(b, &c.Action); !ok {
+		return nil, false
+	}
+	if oc != 0 {
+		b = append(b, `,"cpu_overcommit":`...)
+		b = strconv.AppendInt(b, int64(oc), 10)
+	}
+	return append(b, '}'), true
 }

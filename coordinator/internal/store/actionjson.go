@@ -20,10 +20,14 @@ import (
 // when a carries a snapshot or meta, params outside plainjson's plain subset
 // (PlainValue), or a time that is not UTC within years 0-9999.
 func EncodeAction(a *Action) ([]byte, bool) {
+	return AppendAction(make([]byte, 0, 384+len(a.Params)+len(a.ID)+len(a.Command)+len(a.ResourceID)+len(a.AccountID)+len(a.NodeID)+len(a.Target)+len(a.Step)), a)
+}
+
+// AppendAction is EncodeAction appending to b (nil when it gives up).
+func AppendAction(b []byte, a *Action) ([]byte, bool) {
 	if a.Snapshot != nil || len(a.Meta) > 0 || (len(a.Params) > 0 && !plainjson.PlainValue(a.Params)) {
 		return nil, false
 	}
-	b := make([]byte, 0, 384+len(a.Params)+len(a.ID)+len(a.Command)+len(a.ResourceID)+len(a.AccountID)+len(a.NodeID)+len(a.Target)+len(a.Step))
 	b = append(b, `{"id":`...)
 	b = plainjson.AppendJSONString(b, a.ID)
 	b = append(b, `,"command":`...)

@@ -61,3 +61,24 @@ func readProduct(b []byte) (p api.AdminProduct, ok bool) {
 	})
 	return p, ok && rd.End()
 }
+
+var accountPricingKeys = []string{"discount_percent", "prices_usd_cents"}
+
+// readAccountPricing reads an account's pricing record as json.Marshal
+// writes it in plainjson's subset, a discount without a price list, giving
+// what json.Unmarshal gives; anything else fails it (ok false: use
+// encoding/json). Every order reads its account's pricing on every replica
+// (TestAccountPricingReadingMatchesEncodingJSON, FuzzReadAccountPricing).
+func readAccountPricing(b []byte) (p api.AccountPricing, ok bool) {
+	rd := plainjson.NewReader(b)
+	ok = rd.Object(accountPricingKeys, func(i int) (ok bool) {
+		if i != 0 {
+			return false // a price list: left to encoding/json
+		}
+		var n int
+		n, ok = rd.Int()
+		p.DiscountPercent = int64(n)
+		return ok
+	})
+	return p, ok && rd.End()
+}

@@ -66,3 +66,43 @@ func FuzzReadProduct(f *testing.F) {
 		codectest.Reading(t, "readProduct", readProduct, raw)
 	})
 }
+
+func TestAccountPricingReadingMatchesEncodingJSON(t *testing.T) {
+	read := func(p api.AccountPricing) bool {
+		b, _ := json.Marshal(p)
+		return codectest.Reading(t, "readAccountPricing", readAccountPricing, b)
+	}
+	for _, d := range []int64{0, 25, 100, -7, 1 << 62} {
+		if !read(api.AccountPricing{DiscountPercent: d}) {
+			t.Errorf("a discount of %d took the slow path", d)
+		}
+	}
+	if read(api.AccountPricing{DiscountPercent: 10, Prices: map[string]int64{"vps-t": 900}}) {
+		t.Error("a price list was read")
+	}
+	for _, raw := range []string{`{"discount_percent":25,"prices_usd_cents":{}}`, `{"discount_percent":2.5}`, `{"discount_percent":9223372036854775808}`,
+		`{"discount_percent":null}`, `{"discount_percent":1,"discount_percent":2}`, `{"discount_percent":1} `, `{"x":1}`, `null`, ``} {
+		if codectest.Reading(t, "readAccountPricing", readAccountPricing, []byte(raw)) {
+			t.Errorf("readAccountPricing read %q", raw)
+		}
+	}
+	for _, raw := range []string{`{}`, `{"discount_percent":-0}`} {
+		if !codectest.Reading(t, "readAccountPricing", readAccountPricing, []byte(raw)) {
+			t.Errorf("readAccountPricing did not read %q", raw)
+		}
+	}
+}
+
+func FuzzReadAccountPricing(f *testing.F) {
+	f.Add(int64(25), "", int64(0), []byte(`{"discount_percent":25}`))
+	f.Add(int64(-1), "vps-t", int64(900), []byte(`{"discount_percent":01}`))
+	f.Fuzz(func(t *testing.T, discount int64, slug string, price int64, raw []byte) {
+		p := api.AccountPricing{DiscountPercent: discount}
+		if slug != "" {
+			p.Prices = map[string]int64{slug: price}
+		}
+		b, _ := json.Marshal(p)
+		codectest.Reading(t, "readAccountPricing", readAccountPricing, b)
+		codectest.Reading(t, "readAccountPricing", readAccountPricing, raw)
+	})
+}

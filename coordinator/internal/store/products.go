@@ -33,6 +33,13 @@ func (r ReadTx) Product(slug string) (api.AdminProduct, error) {
 
 // AccountPricing is an account's reseller pricing (the zero value: retail).
 func (r ReadTx) AccountPricing(accountID string) (api.AccountPricing, error) {
+	raw := r.tx.Bucket(BucketAccountPricing).Get([]byte(accountID))
+	if raw == nil {
+		return api.AccountPricing{}, nil
+	}
+	if p, ok := readAccountPricing(raw); ok {
+		return p, nil
+	}
 	var p api.AccountPricing
 	err := GetJSON(r.tx, BucketAccountPricing, []byte(accountID), &p)
 	if err == ErrNotFound {

@@ -15,17 +15,23 @@ import (
 // provisioning's end on every replica (TestServerEncodingMatchesEncodingJSON
 // and FuzzEncodeServer hold it to encoding/json's bytes).
 func EncodeServer(s *Server) ([]byte, bool) {
+	n := 512 + len(s.ID) + len(s.Label) + len(s.Hostname) + len(s.VMName) + len(s.InvoiceID)
+	for i := range s.Addrs {
+		n += 128 + len(s.Addrs[i].Pool) + len(s.Addrs[i].Gateway)
+	}
+	return AppendServer(make([]byte, 0, n), s)
+}
+
+// AppendServer is EncodeServer appending to b (nil when it gives up).
+func AppendServer(b []byte, s *Server) ([]byte, bool) {
 	if len(s.Snapshots) > 0 || len(s.PTRs) > 0 || len(s.PTRAt) > 0 {
 		return nil, false
 	}
-	n := 512 + len(s.ID) + len(s.Label) + len(s.Hostname) + len(s.VMName) + len(s.InvoiceID)
 	for i := range s.Addrs {
 		if !s.Addrs[i].Unit.IsValid() || !s.Addrs[i].Addr.IsValid() {
 			return nil, false
 		}
-		n += 128 + len(s.Addrs[i].Pool) + len(s.Addrs[i].Gateway)
 	}
-	b := make([]byte, 0, n)
 	b = append(b, `{"id":`...)
 	b = plainjson.AppendJSONString(b, s.ID)
 	b = append(b, `,"label":`...)
