@@ -2,8 +2,6 @@ package brand
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -23,15 +21,9 @@ import (
 // with the reason, as the seed says.
 func TestSeed444hostDomains(t *testing.T) {
 	reg := framework.StartEPPD(t, framework.EPPDOptions{TLDs: []string{"test"}})
-	pw := filepath.Join(t.TempDir(), "epp-password")
-	if err := os.WriteFile(pw, []byte(framework.EPPDPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	flags := append([]string{"--brand", "444host"}, reg.CoordinatorFlags()...)
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: framework.Coordinator(t), Webhooks: true,
-		Extra: func(int, *framework.CoordinatorProcess) []string {
-			return []string{"--brand", "444host", "--registrar-epp-addr", reg.Addr, "--registrar-epp-client-id", framework.EPPDClientID,
-				"--registrar-epp-password-file", pw, "--registrar-epp-ca-file", reg.CertFile}
-		}})
+		Extra: func(int, *framework.CoordinatorProcess) []string { return flags }})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	adm := c.Admin(0)

@@ -15,7 +15,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -57,14 +57,10 @@ func newRigFlags(t *testing.T, flags []string, others ...map[string]string) *rig
 		}
 	}
 	reg := framework.StartEPPD(t, framework.EPPDOptions{TLDs: []string{"test"}, Clients: clients})
-	pw := filepath.Join(t.TempDir(), "epp-password")
-	if err := os.WriteFile(pw, []byte(framework.EPPDPassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	epp := reg.CoordinatorFlags()
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
 		Webhooks: true, Extra: func(i int, p *framework.CoordinatorProcess) []string {
-			return append([]string{"--registrar-epp-addr", reg.Addr, "--registrar-epp-client-id", framework.EPPDClientID,
-				"--registrar-epp-password-file", pw, "--registrar-epp-ca-file", reg.CertFile, "--failpoint-file", failpointFile(p)}, flags...)
+			return slices.Concat(epp, []string{"--failpoint-file", failpointFile(p)}, flags)
 		}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	t.Cleanup(cancel)

@@ -88,6 +88,20 @@ func StartEPPD(t testing.TB, o EPPDOptions) *EPPD {
 	return e
 }
 
+// CoordinatorFlags are the `run` flags that make a coordinator the registrar
+// EPPDClientID at this registry: its EPP address, the client id, a file
+// holding EPPDPassword (written beside the registry's data) and its
+// certificate as the CA to trust.
+func (e *EPPD) CoordinatorFlags() []string {
+	e.t.Helper()
+	pw := filepath.Join(e.dir, "epp-password")
+	if err := os.WriteFile(pw, []byte(EPPDPassword+"\n"), 0o600); err != nil {
+		e.t.Fatal(err)
+	}
+	return []string{"--registrar-epp-addr", e.Addr, "--registrar-epp-client-id", EPPDClientID,
+		"--registrar-epp-password-file", pw, "--registrar-epp-ca-file", e.CertFile}
+}
+
 // LogPath is the registry's log (appended across restarts).
 func (e *EPPD) LogPath() string { return filepath.Join(e.dir, "eppd.log") }
 
