@@ -161,15 +161,7 @@ func TestSeed444host(t *testing.T) {
 	}
 
 	// The catalogue and node the seed's order needs.
-	tok, err := adm.CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "brand"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	framework.StartSim(t, framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{}),
-		"-coordinator", c.AgentAddrs()[0], "-token", tok.Token, "-node", "brand-node-1", "-dir", t.TempDir(), "-kvm")
-	c.WaitNode("brand-node-1", 30*time.Second, "ready and connected", func(n api.AgentNode) bool {
-		return n.State == api.AgentNodeReady && n.Connected
-	})
+	c.StartTestAgent("brand-node-1", c.AgentAddrs()[0], "-kvm")
 	if _, err := adm.CreateIPPool(ctx, api.IPPoolCreateRequest{Name: "pub4", CIDR: "46.31.78.0/24", Gateway: "46.31.78.1"}); err != nil {
 		t.Fatal(err)
 	}

@@ -577,6 +577,27 @@ func (c *ProcessCluster) Credit(ctx context.Context, accountID string, cents int
 	}
 }
 
+// StartTestAgent enrols the scripted test agent (PkgTestAgent: real agent
+// sessions, every action succeeds) as node: a join token from a live
+// coordinator, the agent started against the agent address(es) coordinators
+// (comma-separated) with args added (-kvm, -hosting, ...) and a data
+// directory of the test's; it returns once the node is ready and connected
+// (30 s at most). For a test's cluster (NewProcessCluster) only.
+func (c *ProcessCluster) StartTestAgent(node, coordinators string, args ...string) *Sim {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	tok, err := c.AnyAlive(nil).Admin().CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: node})
+	if err != nil {
+		c.fatalf("join token for %s: %v", node, err)
+	}
+	sim := StartSim(c.tb, Binary(c.tb, PkgTestAgent, BuildOptions{}),
+		append([]string{"-coordinator", coordinators, "-token", tok.Token, "-node", node, "-dir", c.tb.TempDir()}, args...)...)
+	c.WaitNode(node, 30*time.Second, "ready and connected", func(n api.AgentNode) bool {
+		return n.State == api.AgentNodeReady && n.Connected
+	})
+	return sim
+}
+
 // WaitNode polls a live node's admin node list until agent node id satisfies
 // ok (what says what was awaited), and returns it; it fails after timeout.
 func (c *ProcessCluster) WaitNode(id string, timeout time.Duration, what string, ok func(api.AgentNode) bool) api.AgentNode {

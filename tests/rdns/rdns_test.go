@@ -107,16 +107,8 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	r.acc, r.key = acc.ID, key
-	tok, err := r.adm().CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "rdns"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The scripted agent: real sessions, every action succeeds, template "base".
-	framework.StartSim(t, framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{}),
-		"-coordinator", c.AgentAddrs()[0], "-token", tok.Token, "-node", r.node, "-dir", t.TempDir(), "-kvm")
-	c.WaitNode(r.node, 30*time.Second, "ready and connected", func(n api.AgentNode) bool {
-		return n.State == api.AgentNodeReady && n.Connected
-	})
+	c.StartTestAgent(r.node, c.AgentAddrs()[0], "-kvm")
 	return r
 }
 
