@@ -191,11 +191,11 @@ func rate(n, clients int, call func(i int) error) (float64, error) {
 //
 // With ORDERS_PERF_DIR set (and perf(1) on PATH, as root), every process
 // measured is sampled by `perf record -g` over each kind's calls:
-// ORDERS_PERF_DIR/tickets.perf.data and orders.perf.data (the log gives the
-// pids, to tell the leader's samples from the followers' with `perf report
-// --pid` or `perf script -F pid,ip,sym`). ORDERS_CPU_CALLS sets the calls of
-// each kind (default 120; 120 orders give a follower ~800 samples at 3999
-// Hz, too few to split its cost).
+// ORDERS_PERF_DIR/tickets.perf.data and orders.perf.data; the log gives the
+// pids, and scripts/perf-calls.py prints the samples per call of each
+// function of some of them (say the followers) for orders beside tickets.
+// ORDERS_CPU_CALLS sets the calls of each kind (default 120; 120 orders give
+// a follower ~800 samples at 3999 Hz, too few to split its cost; 480 ~4,000).
 //
 //	go test -c ./tests/orders && ./orders.test -test.run '^$' -test.bench OrderCPU -test.benchtime 1x
 func BenchmarkOrderCPU(b *testing.B) {
