@@ -55,16 +55,8 @@ func newRigFlags(t testing.TB, extra func(i int) []string, simArgs ...string) *r
 		t.Fatal(err)
 	}
 	r := &rig{t: t, c: c, ctx: ctx, key: key, acc: acc.ID}
+	r.sim = c.StartTestAgent("orders-node-1", strings.Join(c.AgentAddrs(), ","), append([]string{"-kvm", "-hosting"}, simArgs...)...)
 	adm := c.AnyAlive(nil).Admin()
-	tok, err := adm.CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "orders"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.sim = framework.StartSim(t, framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{}),
-		append([]string{"-coordinator", strings.Join(c.AgentAddrs(), ","), "-token", tok.Token, "-node", "orders-node-1", "-dir", t.TempDir(), "-kvm", "-hosting"}, simArgs...)...)
-	c.WaitNode("orders-node-1", 30*time.Second, "ready and connected", func(n api.AgentNode) bool {
-		return n.State == api.AgentNodeReady && n.Connected
-	})
 	spec := api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}
 	if _, err := adm.CreateProduct(ctx, "vps-t", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS T", RetailMonthlyUsdCents: 1200, Specs: spec}); err != nil {
 		t.Fatal(err)
