@@ -26,7 +26,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
@@ -343,18 +342,12 @@ func Run(ctx context.Context, o Options) error {
 	const leaderName, spreadName = "hostplane POST /v1/tickets (to the leader)", "hostplane POST /v1/tickets (spread, followers forward)"
 	var split latencySplit
 	leaderPhase := func(d time.Duration) Result {
-		self := proccpu.Self()
-		r := hp.measureWrites(leaderName, o.Clients, d, post(hp.urls[hp.leader]))
-		r.ClientCPU = proccpu.Self() - self
-		return r
+		return hp.measureWrites(leaderName, o.Clients, d, post(hp.urls[hp.leader]))
 	}
 	spreadPhase := func(d time.Duration) Result {
-		self := proccpu.Self()
-		r := hp.measureWrites(spreadName, o.Clients, d, func(w, i int) error {
+		return hp.measureWrites(spreadName, o.Clients, d, func(w, i int) error {
 			return split.time((w+i)%3 == hp.leader, func() error { return post(hp.urls[(w+i)%3])(w, i) })
 		})
-		r.ClientCPU = proccpu.Self() - self
-		return r
 	}
 	if o.Warmup > 0 {
 		// Unmeasured writes spread over all nodes, so the first measured
@@ -543,6 +536,7 @@ func RunSideBySide(ctx context.Context, o Options) error {
 				// system calls are not one cluster's.
 				res[i].ClientSyscalls = syscalls{}
 				res[i].ClientSwitches = 0
+				res[i].ClientCPU = 0
 				if splits != nil {
 					res[i].Direct, res[i].Forwarded = splits[i].means()
 				}

@@ -23,7 +23,9 @@ func procCPU(pids []int) time.Duration { return proccpu.Of(pids...) }
 func measured(name string, pids []int, n int, d time.Duration, fn func(worker, i int) error) Result {
 	before, ioBefore, selfBefore := procCPU(pids), syscallsOf(pids...), syscallsOf(os.Getpid())
 	swBefore, selfSwBefore := switchesOf(pids...), switchesOf(os.Getpid())
+	selfCPU := proccpu.Self()
 	r := load(name, n, d, fn)
+	r.ClientCPU = proccpu.Self() - selfCPU
 	r.ServerCPU = procCPU(pids) - before
 	r.ServerSyscalls = syscallsOf(pids...).minus(ioBefore)
 	r.ClientSyscalls = syscallsOf(os.Getpid()).minus(selfBefore)

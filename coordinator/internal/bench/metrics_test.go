@@ -142,3 +142,17 @@ func TestLeaderCPUSplit(t *testing.T) {
 		t.Fatalf("split without the leader's CPU: %q", got)
 	}
 }
+
+// Every measured phase counts the benchmark process's own CPU (the clients:
+// the etcd phases' Go client as well as hostplane's HTTP clients).
+func TestMeasuredCountsClientCPU(t *testing.T) {
+	r := measured("spin", nil, 1, 100*time.Millisecond, func(_, _ int) error {
+		for t0 := time.Now(); time.Since(t0) < time.Millisecond; {
+		}
+		return nil
+	})
+	// Only more than none: on a busy machine the spinning gets what CPU it can.
+	if r.OK == 0 || r.ClientCPU <= 0 {
+		t.Fatalf("%d calls spinning 1 ms each counted %v of client CPU", r.OK, r.ClientCPU)
+	}
+}
