@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/internal/clock"
+	"github.com/hostplane/hostplane/pkg/validate"
 	pb "github.com/hostplane/hostplane/proto"
 	"github.com/quic-go/quic-go"
 )
@@ -141,26 +142,13 @@ func New(cfg Config) (*Agent, error) {
 		if cfg.JoinToken == "" {
 			return nil, errors.New("agent session: not enrolled yet and no join token given (hostplanectl node token create)")
 		}
-		if !validNodeID(cfg.NodeID) {
+		if validate.NodeID(cfg.NodeID) != nil {
 			return nil, fmt.Errorf("agent session: node id %q: use 1-63 characters of a-z, 0-9, '.', '_' and '-'", cfg.NodeID)
 		}
 	default:
 		return nil, err
 	}
 	return a, nil
-}
-
-func validNodeID(s string) bool {
-	if len(s) == 0 || len(s) > 63 {
-		return false
-	}
-	for i, c := range s {
-		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func (a *Agent) emit(e Event) {
