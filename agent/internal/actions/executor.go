@@ -332,7 +332,7 @@ func (e *Executor) run(ctx context.Context, command, id, target string, p action
 	switch p := p.(type) {
 	case *action.Provision:
 		if p.Name != "" && p.Name != target {
-			return nil, invalid("params name %q differs from the action's target %q", truncate(p.Name), target)
+			return nil, validate.Invalid("params name %q differs from the action's target %q", truncate(p.Name), target)
 		}
 		return m.Provision(ctx, api.NodeProvisionRequest{OpID: id, Name: target, Template: p.Template, Plan: p.Plan,
 			MAC: p.MAC, Network: p.Network, Hostname: p.Hostname, RootPassword: p.RootPassword, SSHKeys: p.SSHKeys,

@@ -1,11 +1,9 @@
 package actions
 
 import (
-	"fmt"
 	"strings"
 
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // commands maps each command of the action contract (action.Commands, which
@@ -34,7 +32,3 @@ var commands = map[string]string{
 // isHosting says whether a command targets a hosting account (its target is
 // a username) rather than a VM.
 func isHosting(command string) bool { return strings.HasPrefix(command, "hosting.") }
-
-func invalid(format string, a ...any) error {
-	return fmt.Errorf("%w: %s", validate.ErrInvalid, fmt.Sprintf(format, a...))
-}
