@@ -187,7 +187,8 @@ func rate(n, clients int, call func(i int) error) (float64, error) {
 // the figure. It also reports the Raft log entries and the commands the
 // leader committed per call (the batcher group-commits the commands: an
 // order's two, its own and its action's end, share entries with other
-// calls').
+// calls'), and the FSM write transactions and bbolt pages a call cost each
+// follower (from their /metrics; an order's pages are most of its commit).
 //
 // With ORDERS_PERF_DIR set (and perf(1) on PATH, as root), every process
 // measured is sampled by `perf record -g` over each kind's calls:
@@ -223,11 +224,19 @@ func BenchmarkOrderCPU(b *testing.B) {
 	type cost struct {
 		leader, followers, agent, client time.Duration
 		entries, commands                float64 // committed by the leader
+		fsmTxs, fsmPages                 float64 // the followers' FSM transactions and pages written
 	}
 	metrics := r.c.Nodes[leader].MetricsURL()
+	var followerMetrics []string
+	for i, p := range r.c.Nodes {
+		if i != leader {
+			followerMetrics = append(followerMetrics, p.MetricsURL())
+		}
+	}
 	measure := func(kind string, call func(i int) error, settle func()) (float64, cost) {
 		stopPerf := perfRecord(b, kind, append(slices.Clone(pids), os.Getpid()))
 		e0, n0 := raftCounts(b, metrics)
+		x0, p0 := fsmCounts(b, followerMetrics, e0)
 		c0, s0 := make([]time.Duration, len(pids)), proccpu.Self()
 		for i, p := range pids {
 			c0[i] = proccpu.Of(p)
@@ -242,8 +251,9 @@ func BenchmarkOrderCPU(b *testing.B) {
 		}
 		self := proccpu.Self() - s0
 		e1, n1 := raftCounts(b, metrics)
+		x1, p1 := fsmCounts(b, followerMetrics, e1)
 		stopPerf()
-		return perSec, cost{c0[0], c0[1] + c0[2], c0[3], self, e1 - e0, n1 - n0}
+		return perSec, cost{c0[0], c0[1] + c0[2], c0[3], self, e1 - e0, n1 - n0, x1 - x0, p1 - p0}
 	}
 	var tRate, oRate float64
 	var tc, oc cost
@@ -289,8 +299,8 @@ func BenchmarkOrderCPU(b *testing.B) {
 			}
 		}
 		tRate, oRate = tRate+t, oRate+o
-		tc = cost{tc.leader + c.leader, tc.followers + c.followers, tc.agent + c.agent, tc.client + c.client, tc.entries + c.entries, tc.commands + c.commands}
-		oc = cost{oc.leader + d.leader, oc.followers + d.followers, oc.agent + d.agent, oc.client + d.client, oc.entries + d.entries, oc.commands + d.commands}
+		tc = cost{tc.leader + c.leader, tc.followers + c.followers, tc.agent + c.agent, tc.client + c.client, tc.entries + c.entries, tc.commands + c.commands, tc.fsmTxs + c.fsmTxs, tc.fsmPages + c.fsmPages}
+		oc = cost{oc.leader + d.leader, oc.followers + d.followers, oc.agent + d.agent, oc.client + d.client, oc.entries + d.entries, oc.commands + d.commands, oc.fsmTxs + d.fsmTxs, oc.fsmPages + d.fsmPages}
 	}
 	calls := float64(b.N * n)
 	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / calls }
@@ -305,6 +315,11 @@ func BenchmarkOrderCPU(b *testing.B) {
 	b.ReportMetric(tc.entries/calls, "raft-entries/ticket")
 	b.ReportMetric(oc.commands/calls, "commands/order")
 	b.ReportMetric(tc.commands/calls, "commands/ticket")
+	perFollower := calls * float64(len(followerMetrics))
+	b.ReportMetric(oc.fsmTxs/perFollower, "follower-fsm-txs/order")
+	b.ReportMetric(tc.fsmTxs/perFollower, "follower-fsm-txs/ticket")
+	b.ReportMetric(oc.fsmPages/perFollower, "follower-fsm-pages/order")
+	b.ReportMetric(tc.fsmPages/perFollower, "follower-fsm-pages/ticket")
 	b.Logf("CPU µs per call  order: leader %.0f, followers %.0f, agent %.0f, clients %.0f; ticket: leader %.0f, followers %.0f, agent %.0f, clients %.0f",
 		us(oc.leader), us(oc.followers), us(oc.agent), us(oc.client), us(tc.leader), us(tc.followers), us(tc.agent), us(tc.client))
 }
@@ -320,6 +335,31 @@ func raftCounts(b *testing.B, metricsURL string) (index, commands float64) {
 		b.Fatalf("the leader's /metrics lacks the applied index or the apply count: %v", m)
 	}
 	return index, commands
+}
+
+// fsmCounts waits (10 s at most) until each coordinator whose /metrics
+// listener is at urls has applied index, then sums their FSM write
+// transactions and the pages those wrote (hostplane_fsm_transactions_total,
+// hostplane_fsm_pages_written_total).
+func fsmCounts(b *testing.B, urls []string, index float64) (txs, pages float64) {
+	for _, u := range urls {
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+			m := scrape(b, u)
+			x, ok1 := m["hostplane_fsm_transactions_total"]
+			p, ok2 := m["hostplane_fsm_pages_written_total"]
+			if !ok1 || !ok2 {
+				b.Fatalf("%s/metrics lacks the FSM's transaction and page counts", u)
+			}
+			if m["hostplane_fsm_applied_index"] >= index {
+				txs, pages = txs+x, pages+p
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("%s has not applied index %v after 10 s", u, index)
+			}
+		}
+	}
+	return txs, pages
 }
 
 // scrape reads the unlabelled series of a coordinator's /metrics listener

@@ -77,6 +77,10 @@ type FSM struct {
 	// (nodeusage.go); a new one after open or restore.
 	use *nodeUsage
 
+	// txs and pages count the write transactions ApplyBatch committed and
+	// the bbolt pages they wrote, since the FSM was made (Collectors).
+	txs, pages atomic.Uint64
+
 	// OnApply, if set, is called after each batch commits (used by waiters in tests
 	// and by the outbox notifier). It must not block.
 	OnApply func(lastIndex uint64)
@@ -212,6 +216,11 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	defer f.mu.RUnlock()
 	f.poolMu.Lock()
 	err := f.db.Update(func(tx *bolt.Tx) error {
+		tx.OnCommit(func() {
+			f.txs.Add(1)
+			st := tx.Stats()
+			f.pages.Add(uint64(st.GetWrite()))
+		})
 		store.PackAppends(tx)
 		for i, l := range logs {
 			if l.Index <= f.skipUpTo || l.Type != raft.LogCommand {
