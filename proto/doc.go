@@ -6,8 +6,23 @@ package hostplanepb
 //go:generate ./generate.sh .
 
 // ProtocolVersion is major*100 + minor. Peers of the same major interoperate;
-// a minor bump only adds fields or message types.
-const ProtocolVersion uint32 = 103
+// a minor bump only adds fields or message types, or behaviour both ends
+// of a session opt into by the version the other announced (Hello,
+// HelloAck).
+//
+// 1.4 (ProtocolActionBatch): a coordinator of 1.4 ends its side of every
+// stream it opens on a 1.4 agent's session right after its request(s), and
+// may send several ActionAssign frames (distinct Seq) on one such stream;
+// the agent serves each as it would serve a stream of its own (its frames
+// answer with ReplyTo = the assign's Seq, under the stream's one context)
+// and ends its side once all are answered and the coordinator's side has
+// ended. With an older peer on either end, one request per stream, as
+// before.
+const ProtocolVersion uint32 = 104
+
+// ProtocolActionBatch is the first version whose peers may carry several
+// actions on one stream (see ProtocolVersion).
+const ProtocolActionBatch uint32 = 104
 
 // ProtocolMajor returns the major part of a protocol version.
 func ProtocolMajor(v uint32) uint32 { return v / 100 }

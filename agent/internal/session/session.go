@@ -334,7 +334,9 @@ func (a *Agent) connect(ctx context.Context, addr string) (up bool, redirect str
 	defer stopStreams()
 	stopOnClose := context.AfterFunc(qc.Context(), stopStreams)
 	defer stopOnClose()
-	go a.serveStreams(sctx, qc)
+	// Several actions per stream when both ends speak 1.4 (pb.ProtocolVersion).
+	batch := ack.ProtocolVersion >= pb.ProtocolActionBatch && a.cfg.ProtocolVersion >= pb.ProtocolActionBatch
+	go a.serveStreams(sctx, qc, batch)
 	if a.cfg.Inventory != nil {
 		go a.inventoryLoop(sctx, qc)
 	}

@@ -28,18 +28,24 @@ const (
 const firstFrameTimeout = 10 * time.Second
 
 // serveStreams runs Handle for every stream the coordinator opens, until the
-// session ends.
-func (a *Agent) serveStreams(ctx context.Context, qc *quic.Conn) {
+// session ends; with batch (both ends speak pb.ProtocolActionBatch) a
+// stream may carry several actions.
+func (a *Agent) serveStreams(ctx context.Context, qc *quic.Conn, batch bool) {
 	for {
 		st, err := qc.AcceptStream(ctx)
 		if err != nil {
 			return
 		}
-		go a.serveStream(ctx, st)
+		go a.serveStream(ctx, st, batch)
 	}
 }
 
-func (a *Agent) serveStream(ctx context.Context, st *quic.Stream) {
+// serveStream serves one stream: Handle for its first frame and, with
+// batch, for every further ActionAssign (each in its own goroutine; frames
+// answer by ReplyTo). With batch the coordinator ends its side right after
+// its requests, and our side ends once every handler has returned and no
+// request can follow; without it, once the one handler has returned.
+func (a *Agent) serveStream(ctx context.Context, st *quic.Stream, batch bool) {
 	_ = st.SetReadDeadline(time.Now().Add(firstFrameTimeout))
 	req, err := pb.ReadEnvelope(st, 0)
 	if err != nil {
@@ -61,17 +67,6 @@ func (a *Agent) serveStream(ctx context.Context, st *quic.Stream) {
 	// side's context ends) or by resetting its writing (our read fails with
 	// something other than EOF).
 	stopWatch := context.AfterFunc(st.Context(), cancel)
-	go func() {
-		for {
-			if _, err := pb.ReadEnvelope(st, 0); err != nil {
-				if !errors.Is(err, io.EOF) {
-					cancel()
-				}
-				return
-			}
-			// Further frames are not part of the contract yet; ignored.
-		}
-	}()
 	// Once ctx ends nobody waits for our frames: unblock a pending write.
 	stopAbort := context.AfterFunc(hctx, func() { st.CancelWrite(codeStreamCancelled) })
 	var mu sync.Mutex
@@ -83,10 +78,45 @@ func (a *Agent) serveStream(ctx context.Context, st *quic.Stream) {
 		}
 		return pb.WriteEnvelope(st, env)
 	}
-	a.cfg.Handle(hctx, req, send)
+	var handlers sync.WaitGroup
+	handle := func(req *pb.Envelope) {
+		defer handlers.Done()
+		a.cfg.Handle(hctx, req, send)
+	}
+	handlers.Add(1)
+	requests := make(chan struct{}) // closed when no request can follow
+	go func() {
+		defer close(requests)
+		for {
+			env, err := pb.ReadEnvelope(st, 0)
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					cancel()
+				}
+				return
+			}
+			if batch && env.GetActionAssign() != nil {
+				handlers.Add(1) // before requests closes: Wait below comes after
+				go handle(env)
+			}
+			// Other frames are not part of the contract yet; ignored.
+		}
+	}()
+	if !batch {
+		handle(req)
+	} else {
+		go handle(req)
+		select {
+		case <-requests:
+		case <-hctx.Done():
+			st.CancelRead(codeStreamCancelled)
+			<-requests
+		}
+	}
+	handlers.Wait()
 	stopWatch()
 	if stopAbort() {
-		// Handle finished on its own: deliver what it wrote, then end.
+		// The handlers finished on their own: deliver what they wrote, then end.
 		mu.Lock()
 		_ = st.Close()
 		mu.Unlock()

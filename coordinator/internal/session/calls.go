@@ -1,6 +1,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -74,6 +75,11 @@ func (s *Server) Call(ctx context.Context, nodeID string, req *pb.Envelope, recv
 		}
 		return fmt.Errorf("call node %s: %w", nodeID, err)
 	}
+	if s.batches(c) {
+		// A 1.4 agent ends its side once our side has ended (see
+		// pb.ProtocolVersion); nothing follows the request.
+		_ = st.Close()
+	}
 	for {
 		env, err := pb.ReadEnvelope(st, 0)
 		if err != nil {
@@ -92,6 +98,125 @@ func (s *Server) Call(ctx context.Context, nodeID string, req *pb.Envelope, recv
 		if done {
 			finished = true
 			return nil
+		}
+	}
+}
+
+// Batches says whether the node's current session takes several actions on
+// one stream (CallEach): its agent announced pb.ProtocolActionBatch or later.
+func (s *Server) Batches(nodeID string) bool {
+	s.mu.Lock()
+	c := s.sessions[nodeID]
+	s.mu.Unlock()
+	return c != nil && s.batches(c)
+}
+
+// batches: both ends of the session speak pb.ProtocolActionBatch.
+func (s *Server) batches(c *conn) bool {
+	return c.protocol >= pb.ProtocolActionBatch && s.cfg.ProtocolVersion >= pb.ProtocolActionBatch
+}
+
+// CallEach sends reqs (ActionAssign envelopes with distinct Seq) to the node
+// on one new stream of its current session, which must take batches
+// (Batches), and hands every frame the agent answers to recv with the index
+// of the request it answers (its ReplyTo); frames answering no open request
+// are dropped. A request's exchange ends when recv returns done or an error
+// for it, when the stream ends early (an error wrapping io.ErrUnexpectedEOF
+// or the QUIC error) or when ctx ends (ctx.Err()); end is then called once
+// with its index and nil or that error, from CallEach's goroutine, and
+// nothing more of it reaches recv. CallEach returns once every request's
+// exchange has ended. The agent's handlers see their context end when ctx
+// ends or the stream breaks, not when one request's recv fails.
+func (s *Server) CallEach(ctx context.Context, nodeID string, reqs []*pb.Envelope, recv func(i int, env *pb.Envelope) (done bool, err error), end func(i int, err error)) {
+	open := make(map[uint64]int, len(reqs))
+	for i, r := range reqs {
+		open[r.Seq] = i
+	}
+	endAll := func(err error) {
+		for _, i := range open {
+			end(i, err)
+		}
+		clear(open)
+	}
+	s.mu.Lock()
+	c := s.sessions[nodeID]
+	s.mu.Unlock()
+	if c == nil || !s.batches(c) {
+		// (A session of an older agent counts as none: send on its own.)
+		endAll(fmt.Errorf("call node %s: %w (in a session that takes several actions per stream)", nodeID, ErrNotConnected))
+		return
+	}
+	st, err := c.qc.OpenStreamSync(ctx)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			err = ctx.Err()
+		case c.qc.Context().Err() != nil:
+			err = fmt.Errorf("call node %s: %w: %w", nodeID, ErrNotConnected, err)
+		default:
+			err = fmt.Errorf("call node %s: open stream: %w", nodeID, err)
+		}
+		endAll(err)
+		return
+	}
+	var once sync.Once
+	abort := func() {
+		once.Do(func() {
+			st.CancelRead(codeStreamDone)
+			st.CancelWrite(codeStreamDone)
+		})
+	}
+	stopWatch := context.AfterFunc(ctx, abort)
+	defer func() {
+		stopWatch()
+		if len(open) == 0 {
+			// Every answer is in: stop reading whatever the agent might
+			// still send (our side ended after the requests).
+			once.Do(func() { st.CancelRead(codeStreamDone) })
+		} else {
+			abort()
+		}
+	}()
+	// All requests in one write (one packet when they fit), then our side ends.
+	var buf bytes.Buffer
+	for _, r := range reqs {
+		if err := pb.WriteEnvelope(&buf, r); err != nil {
+			endAll(fmt.Errorf("call node %s: %w", nodeID, err))
+			return
+		}
+	}
+	if _, err := st.Write(buf.Bytes()); err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		} else {
+			err = fmt.Errorf("call node %s: %w", nodeID, err)
+		}
+		endAll(err)
+		return
+	}
+	_ = st.Close()
+	for len(open) > 0 {
+		env, err := pb.ReadEnvelope(st, 0)
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				err = ctx.Err()
+			case errors.Is(err, io.EOF):
+				err = fmt.Errorf("call node %s: the agent ended the stream before the last answer: %w", nodeID, io.ErrUnexpectedEOF)
+			default:
+				err = fmt.Errorf("call node %s: %w", nodeID, err)
+			}
+			endAll(err)
+			return
+		}
+		i, ok := open[env.ReplyTo]
+		if !ok {
+			continue
+		}
+		done, err := recv(i, env)
+		if done || err != nil {
+			delete(open, env.ReplyTo)
+			end(i, err)
 		}
 	}
 }

@@ -51,7 +51,7 @@ func (b *callsBackend) Renew(_ context.Context, nodeID, _ string, csrDER []byte)
 
 // buildTestAgent builds agent/internal/session/testdata/testagent: the real
 // agent session with scripted hooks (coordinator tests cannot import it).
-func buildTestAgent(t *testing.T) string {
+func buildTestAgent(t testing.TB) string {
 	return framework.Binary(t, framework.PkgTestAgent, framework.BuildOptions{Race: true})
 }
 
@@ -64,7 +64,8 @@ type callsFixture struct {
 	invCount   atomic.Int32
 }
 
-func newCallsFixture(t *testing.T) *callsFixture {
+// newCallsFixture starts a session listener (opts may change its config).
+func newCallsFixture(t testing.TB, opts ...func(*session.Config)) *callsFixture {
 	t.Helper()
 	ca, _, err := session.NewCA(time.Now())
 	if err != nil {
@@ -78,7 +79,7 @@ func newCallsFixture(t *testing.T) *callsFixture {
 		tok:       pb.JoinToken{ID: "jt_0123456789", Secret: "abcdefghijklmnopqrstuvwxyz", CAFingerprint: ca.Fingerprint},
 		connected: make(chan string, 16), disconnect: make(chan string, 16), inv: make(chan *pb.Inventory, 64),
 	}
-	srv, err := session.Listen(session.Config{
+	cfg := session.Config{
 		// The agent gives up a session whose pong is 3 pings late ("session
 		// with ...: read envelope header: deadline exceeded" in its log): with
 		// -race on 2 cores the pong queued behind the 200 concurrent calls
@@ -92,7 +93,11 @@ func newCallsFixture(t *testing.T) *callsFixture {
 			f.invCount.Add(1)
 			f.inv <- inv
 		},
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv, err := session.Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -104,9 +109,14 @@ func newCallsFixture(t *testing.T) *callsFixture {
 	return f
 }
 
-func (f *callsFixture) agent(t *testing.T, node string, extra ...string) *framework.Sim {
+func (f *callsFixture) agent(t testing.TB, node string, extra ...string) *framework.Sim {
+	return f.agentFrom(t, buildTestAgent(t), node, extra...)
+}
+
+// agentFrom is agent with the testagent binary bin.
+func (f *callsFixture) agentFrom(t testing.TB, bin, node string, extra ...string) *framework.Sim {
 	args := append([]string{"-coordinator", f.srv.Addr(), "-token", f.tok.String(), "-node", node, "-dir", t.TempDir()}, extra...)
-	a := framework.StartSim(t, buildTestAgent(t), args...)
+	a := framework.StartSim(t, bin, args...)
 	select {
 	case id := <-f.connected:
 		if id != node {
@@ -293,6 +303,12 @@ func TestCallsPreviousMinorProtocol(t *testing.T) {
 	if err := callEcho(context.Background(), f.srv, "old-1", "old-a1"); err != nil {
 		t.Fatal(err)
 	}
+	// One request per stream: no batch, and the agent's side ends when its
+	// handler returns though ours is still open.
+	if f.srv.Batches("old-1") {
+		t.Fatal("a 1.1 agent is said to take batches")
+	}
+	unanswered(t, f.srv, "old-1")
 	deadline := time.Now().Add(15 * time.Second) // pings 2 s apart
 	for {
 		last, ok := f.srv.Live("old-1")

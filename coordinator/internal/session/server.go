@@ -77,6 +77,10 @@ type Config struct {
 	// ConsoleKey, if set, returns the cluster's console public key, told to
 	// every agent in its HelloAck (nil: none is told).
 	ConsoleKey func() []byte
+	// ProtocolVersion is what the coordinator claims in HelloAck (0:
+	// pb.ProtocolVersion); tests set an older minor version to check
+	// compatibility.
+	ProtocolVersion uint32
 }
 
 // Server accepts agent sessions.
@@ -117,6 +121,9 @@ func Listen(cfg Config) (*Server, error) {
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = max(3*cfg.PingInterval, 5*time.Second)
+	}
+	if cfg.ProtocolVersion == 0 {
+		cfg.ProtocolVersion = pb.ProtocolVersion
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
@@ -300,7 +307,7 @@ func (s *Server) handleSession(ctx context.Context, qc *quic.Conn, cert *x509.Ce
 		return
 	}
 	h := env.GetHello()
-	ack := &pb.HelloAck{CoordinatorId: s.cfg.ID, ProtocolVersion: pb.ProtocolVersion, PingIntervalMs: uint32(s.cfg.PingInterval / time.Millisecond)}
+	ack := &pb.HelloAck{CoordinatorId: s.cfg.ID, ProtocolVersion: s.cfg.ProtocolVersion, PingIntervalMs: uint32(s.cfg.PingInterval / time.Millisecond)}
 	reply := func() error {
 		return pb.WriteEnvelope(ctrl, &pb.Envelope{ReplyTo: env.Seq, Body: &pb.Envelope_HelloAck{HelloAck: ack}})
 	}
@@ -413,7 +420,7 @@ func (s *Server) controlLoop(qc *quic.Conn, ctrl *quic.Stream, c *conn) {
 			s.pings.Add(1)
 			if leader, id, addr := s.cfg.Backend.Leader(); !leader {
 				_ = pb.WriteEnvelope(ctrl, &pb.Envelope{Seq: seq, ReplyTo: env.Seq, Body: &pb.Envelope_HelloAck{HelloAck: &pb.HelloAck{
-					LeaderId: id, LeaderAddr: addr, Reason: "not the leader", ProtocolVersion: pb.ProtocolVersion}}})
+					LeaderId: id, LeaderAddr: addr, Reason: "not the leader", ProtocolVersion: s.cfg.ProtocolVersion}}})
 				s.awaitClose(qc)
 				return
 			}
