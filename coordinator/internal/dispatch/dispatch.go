@@ -65,10 +65,16 @@ type Dispatcher struct {
 	// call opens an exchange with a node's agent; nil: Sessions().Call
 	// (tests give their own).
 	call func(ctx context.Context, nodeID string, req *pb.Envelope, recv func(*pb.Envelope) (bool, error)) error
+	// callEach sends several actions to a node on one stream, and batches
+	// says whether a node takes that; nil: Sessions().CallEach and
+	// Sessions().Batches (tests give their own).
+	callEach func(ctx context.Context, nodeID string, reqs []*pb.Envelope, recv func(int, *pb.Envelope) (bool, error), end func(int, error))
+	batches  func(nodeID string) bool
 	// leadStart is when the job started: nodes get a whole deadline from then.
 	leadStart time.Time
 
 	sends    *prometheus.CounterVec
+	streams  prometheus.Counter
 	finished *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 }
@@ -112,6 +118,9 @@ func New(deps Deps) *Dispatcher {
 	d.sends = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hostplane_action_sends_total", Help: "Actions handed to agents by this coordinator as leader; resend=true when the agent may have had it already.",
 	}, []string{"command", "resend"})
+	d.streams = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "hostplane_action_streams_total", Help: "Streams this coordinator as leader opened to send actions (several of a node's actions share one when its agent speaks protocol 1.4).",
+	})
 	d.finished = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hostplane_actions_finished_total", Help: "Action results recorded by this coordinator as leader, by command and status (deadline failures included).",
 	}, []string{"command", "status"})
@@ -139,7 +148,7 @@ func (d *Dispatcher) Collectors() []prometheus.Collector {
 		}
 		return 0
 	})
-	return []prometheus.Collector{d.sends, d.finished, d.duration, open, sessions}
+	return []prometheus.Collector{d.sends, d.streams, d.finished, d.duration, open, sessions}
 }
 
 // Kick wakes the dispatcher.
@@ -296,6 +305,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 	})
 	now := d.s.Clock.Now()
 	var expired []fsm.ActionFinish
+	var ready []store.Action // to send now
 	openIDs := make(map[string]bool, len(open)+len(inflight))
 	for _, id := range inflight {
 		openIDs[id] = true
@@ -323,7 +333,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 					ErrorMessage: fmt.Sprintf("the server's host did not complete the action after %d attempts; check the server's state and retry", failed)})
 				continue
 			}
-			d.send(ctx, a)
+			ready = append(ready, a)
 			continue
 		}
 		if now.After(a.Deadline) && (a.Status != api.ActionRunning || now.Sub(d.awaySince(a.NodeID)) > d.s.ActionDeadline) {
@@ -333,6 +343,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 			expired = append(expired, deadlineResult(a, d.s.ActionDeadline))
 		}
 	}
+	d.sendAll(ctx, ready)
 	if len(expired) > 0 {
 		if _, err := d.s.Propose(ctx, fsm.CmdActionsFinished, fsm.ActionsFinished{Results: expired}); err != nil {
 			d.s.Log.Warn("record expired actions; will retry", "actions", len(expired), "err", err)
@@ -432,8 +443,40 @@ func agentParams(a store.Action) []byte {
 // allows a-z, 0-9 and '-').
 func agentSnapshotName(id string) string { return strings.ReplaceAll(id, "_", "-") }
 
-func (d *Dispatcher) send(ctx context.Context, a store.Action) {
-	actx, cancel := context.WithCancel(ctx)
+// sendAll sends the actions: those of one node on one stream when there
+// are several and its agent takes that (protocol 1.4), else each on its own.
+func (d *Dispatcher) sendAll(ctx context.Context, as []store.Action) {
+	var nodes []string
+	byNode := map[string][]store.Action{}
+	for _, a := range as {
+		if _, ok := byNode[a.NodeID]; !ok {
+			nodes = append(nodes, a.NodeID)
+		}
+		byNode[a.NodeID] = append(byNode[a.NodeID], a)
+	}
+	for _, n := range nodes {
+		group := byNode[n]
+		if len(group) > 1 && d.takesBatches(n) {
+			d.sendBatch(ctx, group)
+			continue
+		}
+		for _, a := range group {
+			d.send(ctx, a)
+		}
+	}
+}
+
+func (d *Dispatcher) takesBatches(nodeID string) bool {
+	if d.batches != nil {
+		return d.batches(nodeID)
+	}
+	srv := d.s.Sessions()
+	return srv != nil && srv.Batches(nodeID)
+}
+
+// prepare marks the action as on its way (cancel ends its exchange) and
+// builds what is sent.
+func (d *Dispatcher) prepare(a store.Action, cancel context.CancelFunc) *pb.ActionAssign {
 	d.mu.Lock()
 	d.inflight[a.ID] = cancel
 	d.sent[a.ID]++
@@ -451,28 +494,82 @@ func (d *Dispatcher) send(ctx context.Context, a store.Action) {
 	if haveSecret {
 		assign.SecretParams = sec.data
 	}
-	go func() {
-		defer func() {
-			d.mu.Lock()
-			delete(d.inflight, a.ID)
-			d.mu.Unlock()
-			cancel()
-		}()
-		err := d.exchange(actx, a, assign)
-		if err == nil || actx.Err() != nil {
-			return
-		}
+	return assign
+}
+
+// exchanged ends an action's exchange (err: how it failed; actx: its context):
+// a failed one is sent again a second later, and it is no longer in flight.
+func (d *Dispatcher) exchanged(actx context.Context, a store.Action, err error) {
+	defer func() {
 		d.mu.Lock()
-		d.retryAt[a.ID] = time.Now().Add(time.Second)
-		if !errors.Is(err, session.ErrNotConnected) {
-			d.failed[a.ID]++
-		}
+		delete(d.inflight, a.ID)
 		d.mu.Unlock()
-		if errors.Is(err, session.ErrNotConnected) {
-			d.s.Log.Debug("action not sent: node not connected", "action", a.ID, "node", a.NodeID)
-			return
+	}()
+	if err == nil || actx.Err() != nil {
+		return
+	}
+	d.mu.Lock()
+	d.retryAt[a.ID] = time.Now().Add(time.Second)
+	if !errors.Is(err, session.ErrNotConnected) {
+		d.failed[a.ID]++
+	}
+	d.mu.Unlock()
+	if errors.Is(err, session.ErrNotConnected) {
+		d.s.Log.Debug("action not sent: node not connected", "action", a.ID, "node", a.NodeID)
+		return
+	}
+	d.s.Log.Warn("action stream ended before its result; it will be sent again", "action", a.ID, "node", a.NodeID, "command", a.Command, "err", err)
+}
+
+func (d *Dispatcher) send(ctx context.Context, a store.Action) {
+	actx, cancel := context.WithCancel(ctx)
+	assign := d.prepare(a, cancel)
+	go func() {
+		defer cancel()
+		d.exchanged(actx, a, d.exchange(actx, a, assign))
+	}()
+}
+
+// sendBatch sends actions of one node on one stream (see sendAll): each is
+// recorded as its own exchange would record it, as soon as its result is
+// in; one that fails is sent again on its own or in a later batch.
+func (d *Dispatcher) sendBatch(ctx context.Context, as []store.Action) {
+	bctx, cancel := context.WithCancel(ctx)
+	assigns := make([]*pb.ActionAssign, len(as))
+	for i, a := range as {
+		assigns[i] = d.prepare(a, cancel)
+	}
+	go func() {
+		defer cancel()
+		callEach := d.callEach
+		if callEach == nil {
+			srv := d.s.Sessions()
+			if srv == nil {
+				for _, a := range as {
+					d.exchanged(bctx, a, session.ErrNotConnected)
+				}
+				return
+			}
+			callEach = srv.CallEach
 		}
-		d.s.Log.Warn("action stream ended before its result; it will be sent again", "action", a.ID, "node", a.NodeID, "command", a.Command, "err", err)
+		xs := make([]*exchange, len(as))
+		reqs := make([]*pb.Envelope, len(as))
+		for i, a := range as {
+			xs[i] = d.startExchange(bctx, a, assigns[i])
+			reqs[i] = xs[i].request(uint64(i + 1))
+		}
+		var wg sync.WaitGroup
+		d.streams.Inc()
+		callEach(bctx, as[0].NodeID, reqs, func(i int, env *pb.Envelope) (bool, error) {
+			return xs[i].recv(env)
+		}, func(i int, err error) {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d.exchanged(bctx, as[i], xs[i].finish(err))
+			}()
+		})
+		wg.Wait() // then the shared context may end
 	}()
 }
 
@@ -486,70 +583,98 @@ func (d *Dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 		}
 		call = srv.Call
 	}
-	d.s.Log.Info("action sent", "action", a.ID, "node", a.NodeID, "command", a.Command, "resend", assign.Resend)
-	d.sends.WithLabelValues(a.Command, strconv.FormatBool(assign.Resend)).Inc()
-	sentAt := time.Now()
-	status := a.Status
-	var result *pb.ActionResult
+	x := d.startExchange(ctx, a, assign)
+	d.streams.Inc()
+	return x.finish(call(ctx, a.NodeID, x.request(1), x.recv))
+}
+
+// exchange is one action's exchange with its agent: recv takes the frames
+// that answer it, finish records how it ended.
+type exchange struct {
+	d      *Dispatcher
+	ctx    context.Context
+	a      store.Action
+	assign *pb.ActionAssign
+	sentAt time.Time
+	status string
+	result *pb.ActionResult
 	// The first progress while it is held (see progressHold), and how to
 	// record it.
-	var held *time.Timer
-	var heldRecord func()
-	err := call(ctx, a.NodeID, &pb.Envelope{Seq: 1, Body: &pb.Envelope_ActionAssign{ActionAssign: assign}}, func(env *pb.Envelope) (bool, error) {
-		switch b := env.Body.(type) {
-		case *pb.Envelope_ActionProgress:
-			p := b.ActionProgress
-			if p.ActionId != a.ID {
-				return false, fmt.Errorf("progress for %q on the stream of %s", p.ActionId, a.ID)
-			}
-			d.mu.Lock()
-			due := time.Since(d.stepAt[a.ID]) >= time.Second
-			if status == api.ActionPending || due {
-				d.stepAt[a.ID] = time.Now()
-			}
-			d.mu.Unlock()
-			if status == api.ActionPending || due {
-				// Recorded without holding up the result: a progress entry
-				// applied after the result is a no-op, and a lost one is
-				// superseded by the result.
-				first := status == api.ActionPending
-				status = api.ActionRunning
-				prog := fsm.ActionProgress{ID: a.ID, At: d.s.Clock.Now().UTC(), Percent: int(min(p.Percent, 99)), Step: p.Step}
-				record := func() {
-					pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-					defer cancel()
-					if _, err := d.s.Propose(pctx, fsm.CmdActionProgress, prog); err != nil {
-						d.s.Log.Debug("record action progress", "action", a.ID, "err", err)
-					}
-				}
-				if first {
-					// The start waits progressHold for the result: an
-					// action that ends by then is recorded by its result
-					// alone (one command instead of two).
-					held, heldRecord = time.AfterFunc(progressHold, record), record
-				} else {
-					go record()
-				}
-			}
-			return false, nil
-		case *pb.Envelope_ActionResult:
-			if b.ActionResult.ActionId != a.ID {
-				return false, fmt.Errorf("result for %q on the stream of %s", b.ActionResult.ActionId, a.ID)
-			}
-			result = b.ActionResult
-			return true, nil
-		case *pb.Envelope_Error:
-			return false, fmt.Errorf("agent: %s: %s", b.Error.Code, b.Error.Message)
+	held       *time.Timer
+	heldRecord func()
+}
+
+func (d *Dispatcher) startExchange(ctx context.Context, a store.Action, assign *pb.ActionAssign) *exchange {
+	d.s.Log.Info("action sent", "action", a.ID, "node", a.NodeID, "command", a.Command, "resend", assign.Resend)
+	d.sends.WithLabelValues(a.Command, strconv.FormatBool(assign.Resend)).Inc()
+	return &exchange{d: d, ctx: ctx, a: a, assign: assign, sentAt: time.Now(), status: a.Status}
+}
+
+func (x *exchange) request(seq uint64) *pb.Envelope {
+	return &pb.Envelope{Seq: seq, Body: &pb.Envelope_ActionAssign{ActionAssign: x.assign}}
+}
+
+// recv takes one frame the agent answered; done once the result is in.
+func (x *exchange) recv(env *pb.Envelope) (bool, error) {
+	d, a, ctx := x.d, x.a, x.ctx
+	switch b := env.Body.(type) {
+	case *pb.Envelope_ActionProgress:
+		p := b.ActionProgress
+		if p.ActionId != a.ID {
+			return false, fmt.Errorf("progress for %q on the stream of %s", p.ActionId, a.ID)
 		}
-		return false, nil // frames of a newer agent
-	})
+		d.mu.Lock()
+		due := time.Since(d.stepAt[a.ID]) >= time.Second
+		if x.status == api.ActionPending || due {
+			d.stepAt[a.ID] = time.Now()
+		}
+		d.mu.Unlock()
+		if x.status == api.ActionPending || due {
+			// Recorded without holding up the result: a progress entry
+			// applied after the result is a no-op, and a lost one is
+			// superseded by the result.
+			first := x.status == api.ActionPending
+			x.status = api.ActionRunning
+			prog := fsm.ActionProgress{ID: a.ID, At: d.s.Clock.Now().UTC(), Percent: int(min(p.Percent, 99)), Step: p.Step}
+			record := func() {
+				pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				if _, err := d.s.Propose(pctx, fsm.CmdActionProgress, prog); err != nil {
+					d.s.Log.Debug("record action progress", "action", a.ID, "err", err)
+				}
+			}
+			if first {
+				// The start waits progressHold for the result: an
+				// action that ends by then is recorded by its result
+				// alone (one command instead of two).
+				x.held, x.heldRecord = time.AfterFunc(progressHold, record), record
+			} else {
+				go record()
+			}
+		}
+		return false, nil
+	case *pb.Envelope_ActionResult:
+		if b.ActionResult.ActionId != a.ID {
+			return false, fmt.Errorf("result for %q on the stream of %s", b.ActionResult.ActionId, a.ID)
+		}
+		x.result = b.ActionResult
+		return true, nil
+	case *pb.Envelope_Error:
+		return false, fmt.Errorf("agent: %s: %s", b.Error.Code, b.Error.Message)
+	}
+	return false, nil // frames of a newer agent
+}
+
+// finish records the result once the exchange ended without err.
+func (x *exchange) finish(err error) error {
+	d, a, result := x.d, x.a, x.result
 	if err != nil {
 		return err // a held progress is still recorded when its time is up
 	}
 	// The result came while the start was held: the result records the
 	// start too (StartedAt, when the action has none), unless it cannot be
 	// recorded, in which case the start is, as it would have been.
-	unheld := held != nil && held.Stop()
+	unheld := x.held != nil && x.held.Stop()
 	fin := fsm.ActionFinish{ID: a.ID, Success: result.Success, Result: result.Result}
 	if !result.Success {
 		fin.ErrorCode = result.ErrorCode
@@ -560,11 +685,11 @@ func (d *Dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 	}
 	// The result must be recorded even if this leader's job is being stopped:
 	// a bounded, independent context.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(x.ctx), 10*time.Second)
 	defer cancel()
 	if _, err := d.s.Propose(rctx, fsm.CmdActionFinish, fin); err != nil {
 		if unheld {
-			go heldRecord()
+			go x.heldRecord()
 		}
 		return fmt.Errorf("record result: %w", err)
 	}
@@ -574,7 +699,7 @@ func (d *Dispatcher) exchange(ctx context.Context, a store.Action, assign *pb.Ac
 		outcome = api.ActionFailed
 	}
 	d.finished.WithLabelValues(a.Command, outcome).Inc()
-	d.duration.WithLabelValues(a.Command).Observe(time.Since(sentAt).Seconds())
+	d.duration.WithLabelValues(a.Command).Observe(time.Since(x.sentAt).Seconds())
 	d.s.Log.Info("action finished", "action", a.ID, "node", a.NodeID, "command", a.Command, "success", result.Success, "error_code", fin.ErrorCode)
 	return nil
 }
