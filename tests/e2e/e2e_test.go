@@ -43,7 +43,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	console := w.agent.ConsoleLog(vm)
 	c := w.api(nil)
 	first := boots(console)[0]
-	if first.count != "1" || first.installID == "" {
+	if first.Count != "1" || first.InstallID == "" {
 		t.Fatalf("first boot: %+v", first)
 	}
 	requireDomState(t, vm, "running")
@@ -71,7 +71,7 @@ func (w *world) testLifecycle(t *testing.T) {
 		t.Fatalf("reboot 202: %+v", acc)
 	}
 	c.waitSuccess(acc.Action.ID, actionTimeout)
-	if b := waitBoot(t, console, 2); b.count != "2" || b.installID != first.installID {
+	if b := waitBoot(t, console, 2); b.Count != "2" || b.InstallID != first.InstallID {
 		t.Fatalf("after reboot: %+v", b)
 	}
 	requireDomState(t, vm, "running")
@@ -132,8 +132,8 @@ func (w *world) testLifecycle(t *testing.T) {
 	}
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	b := waitBoot(t, console, before+1)
-	if b.count != "1" || b.installID == first.installID {
-		t.Fatalf("after reinstall: %+v (first install %s)", b, first.installID)
+	if b.Count != "1" || b.InstallID == first.InstallID {
+		t.Fatalf("after reinstall: %+v (first install %s)", b, first.InstallID)
 	}
 	requireDomState(t, vm, "running")
 	if s := c.server(id); s.Status != api.ServerRunning || s.OSTemplate != tplB {
@@ -355,10 +355,10 @@ func (w *world) testAgentKilled(t *testing.T) {
 	w.waitNodeReady(30 * time.Second)
 	a := c.waitSuccess(acc.Action.ID, actionTimeout)
 	b := waitBoot(t, console, 2)
-	if b.count != "1" || b.installID == old.installID {
+	if b.Count != "1" || b.InstallID == old.InstallID {
 		t.Fatalf("boot after the resumed reinstall: %+v (before: %+v)", b, old)
 	}
-	requireSingleInstall(t, console, old.installID)
+	requireSingleInstall(t, console, old.InstallID)
 	if s := c.server(id); s.Status != api.ServerRunning || s.OSTemplate != tplB || s.ActionID != "" {
 		t.Fatalf("server after the resumed reinstall: %+v", s)
 	}
@@ -393,7 +393,7 @@ func (w *world) testLeaderKilled(t *testing.T) {
 
 	a = c.waitSuccess(acc.Action.ID, actionTimeout)
 	b := waitBoot(t, console, 2)
-	if b.count != "1" || b.installID == old.installID {
+	if b.Count != "1" || b.InstallID == old.InstallID {
 		t.Fatalf("boot after the reinstall: %+v (before: %+v)", b, old)
 	}
 	// One more action through the new leader: had the reinstall been dispatched
@@ -403,7 +403,7 @@ func (w *world) testLeaderKilled(t *testing.T) {
 	})
 	c.waitSuccess(r.Action.ID, actionTimeout)
 	waitBoot(t, console, 3)
-	requireSingleInstall(t, console, old.installID)
+	requireSingleInstall(t, console, old.InstallID)
 	if s := c.server(id); s.Status != api.ServerRunning || s.OSTemplate != tplB {
 		t.Fatalf("server after the reinstall across a leader kill: %+v", s)
 	}
@@ -431,13 +431,13 @@ func requireSingleInstall(t *testing.T, console, oldInstall string) {
 	var installs []string
 	fresh := 0
 	for _, b := range boots(console) {
-		if b.installID == oldInstall {
+		if b.InstallID == oldInstall {
 			continue
 		}
-		if !slices.Contains(installs, b.installID) {
-			installs = append(installs, b.installID)
+		if !slices.Contains(installs, b.InstallID) {
+			installs = append(installs, b.InstallID)
 		}
-		if b.count == "1" {
+		if b.Count == "1" {
 			fresh++
 		}
 	}

@@ -115,7 +115,7 @@ func TestNodeUnplugged(t *testing.T) {
 		return cl.PowerServer(ctx, id, "reboot", nil)
 	})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
-	if b := waitBoot(t, console, 2); b.count != "2" {
+	if b := waitBoot(t, console, 2); b.Count != "2" {
 		t.Fatalf("after the one reboot that ran: %+v", b)
 	}
 	if bs := boots(console); len(bs) != 2 {

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -158,22 +157,14 @@ func (w *world) terminateQuietly(id string) {
 
 // Guest evidence.
 
-var readyRE = regexp.MustCompile(`GUEST-READY bootcount=(\d+) install-id=(\S*) uptime=`)
-
-// boot is one GUEST-READY line of a console log.
-type boot struct{ count, installID string }
-
-func boots(consoleLog string) []boot {
+// boots lists the guest's boot markers in its console log (testenv.Boots).
+func boots(consoleLog string) []testenv.Boot {
 	b, _ := os.ReadFile(consoleLog)
-	var out []boot
-	for _, m := range readyRE.FindAllStringSubmatch(string(b), -1) {
-		out = append(out, boot{m[1], m[2]})
-	}
-	return out
+	return testenv.Boots(string(b))
 }
 
 // waitBoot waits for the n-th boot marker of the guest and returns it.
-func waitBoot(t testing.TB, consoleLog string, n int) boot {
+func waitBoot(t testing.TB, consoleLog string, n int) testenv.Boot {
 	t.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for {

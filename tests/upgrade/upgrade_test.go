@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -148,11 +147,10 @@ func (l *loader) resetWindow() time.Duration {
 	return d
 }
 
-var readyRE = regexp.MustCompile(`GUEST-READY bootcount=(\d+)`)
-
+// boots counts the guest's complete boot markers (testenv.Boots).
 func boots(consoleLog string) int {
 	b, _ := os.ReadFile(consoleLog)
-	return len(readyRE.FindAll(b, -1))
+	return len(testenv.Boots(string(b)))
 }
 
 func waitBoots(t *testing.T, consoleLog string, n int, timeout time.Duration) {

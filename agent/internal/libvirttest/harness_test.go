@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -221,8 +220,6 @@ func (e *env) provisionReq(opID, name, template string) api.NodeProvisionRequest
 		RootPassword: "correct-horse-1", SSHKeys: []string{testKey}}
 }
 
-var readyRE = regexp.MustCompile(`GUEST-READY bootcount=(\d+) install-id=(\S*) uptime=`)
-
 // waitReady waits for the n-th complete GUEST-READY line and returns its bootcount and install-id.
 func waitReady(t *testing.T, ctx context.Context, consoleLog string, n int) (string, string) {
 	t.Helper()
@@ -230,8 +227,8 @@ func waitReady(t *testing.T, ctx context.Context, consoleLog string, n int) (str
 	defer cancel()
 	for {
 		b, _ := os.ReadFile(consoleLog)
-		if m := readyRE.FindAllStringSubmatch(string(b), -1); len(m) >= n {
-			return m[n-1][1], m[n-1][2]
+		if bs := testenv.Boots(string(b)); len(bs) >= n {
+			return bs[n-1].Count, bs[n-1].InstallID
 		}
 		select {
 		case <-ctx.Done():

@@ -33,6 +33,7 @@ var (
 	Cleanup         = fenv.Cleanup
 	WaitForLog      = fenv.WaitForLog
 	LastReady       = fenv.LastReady
+	Boots           = fenv.Boots
 	SHA256File      = fenv.SHA256File
 	ReadGuestFile   = fenv.ReadGuestFile
 )

@@ -188,15 +188,31 @@ func WaitForLog(ctx context.Context, path, substr string, n int) (string, error)
 	}
 }
 
-var readyRE = regexp.MustCompile(`GUEST-READY bootcount=(\d+) install-id=(\S*)`)
+// readyRE is the test guest's ready line (scripts/build-test-guest.sh) up to
+// its last field, uptime=: a line still being written does not match.
+var readyRE = regexp.MustCompile(`GUEST-READY bootcount=(\d+) install-id=(\S*) uptime=`)
 
-// LastReady returns the bootcount and install-id of the last GUEST-READY line.
+// Boot is one GUEST-READY line of a test guest's console: its boot counter
+// (1 after an install) and the install-id of its disk.
+type Boot struct{ Count, InstallID string }
+
+// Boots lists the complete GUEST-READY lines of a console log, oldest first.
+func Boots(log string) []Boot {
+	var out []Boot
+	for _, m := range readyRE.FindAllStringSubmatch(log, -1) {
+		out = append(out, Boot{m[1], m[2]})
+	}
+	return out
+}
+
+// LastReady returns the bootcount and install-id of the last complete
+// GUEST-READY line ("" and "" if none).
 func LastReady(log string) (bootcount, installID string) {
-	m := readyRE.FindAllStringSubmatch(log, -1)
-	if len(m) == 0 {
+	bs := Boots(log)
+	if len(bs) == 0 {
 		return "", ""
 	}
-	return m[len(m)-1][1], m[len(m)-1][2]
+	return bs[len(bs)-1].Count, bs[len(bs)-1].InstallID
 }
 
 // SHA256File is the hex SHA-256 of a file.
