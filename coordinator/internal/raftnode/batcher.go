@@ -145,9 +145,16 @@ func (b *batcher) commit(batch []*proposal) {
 			}
 		}
 	case *fsm.Result:
-		batch[0].res <- proposalResult{res: r}
+		// One result for the whole entry (a batch the FSM could not
+		// decode): every proposal in it gets it, each its own copy.
+		for _, p := range batch {
+			rc := *r
+			p.res <- proposalResult{res: &rc}
+		}
 	default:
-		batch[0].res <- proposalResult{res: &fsm.Result{}}
+		for _, p := range batch {
+			p.res <- proposalResult{res: &fsm.Result{}}
+		}
 	}
 }
 

@@ -32,6 +32,9 @@ type fakeRaft struct {
 	entries [][]string // the proposals each apply carried
 	hold    chan struct{}
 	err     error
+	// whole, if set, is the response to every entry instead (an FSM that
+	// answers a whole entry with one result, e.g. a batch it cannot decode).
+	whole any
 }
 
 func (f *fakeRaft) apply(data []byte, _ time.Duration) raft.ApplyFuture {
@@ -60,6 +63,9 @@ func (f *fakeRaft) apply(data []byte, _ time.Duration) raft.ApplyFuture {
 	}
 	f.mu.Lock()
 	f.entries = append(f.entries, got)
+	if f.whole != nil {
+		resp = f.whole
+	}
 	f.mu.Unlock()
 	return fakeFuture{err: err, resp: resp}
 }
@@ -243,5 +249,61 @@ func TestBatcherStop(t *testing.T) {
 	}
 	if got := fmt.Sprint(f.sizes()); got != "[1]" {
 		t.Fatalf("entries of %s proposals, want only the one in flight at stop", got)
+	}
+}
+
+// An entry of several proposals answered with one result (the FSM could not
+// decode the batch: *fsm.Result with its error) or with none answers every
+// proposal of the entry, not only the first: the others would otherwise wait
+// until their context ends (for ever without a deadline).
+func TestBatcherWholeEntryResult(t *testing.T) {
+	bad := &fsm.Result{Err: fmt.Errorf("%w: undecodable batch", fsm.ErrInvalid)}
+	for name, whole := range map[string]any{"one result": bad, "no result": struct{}{}} {
+		t.Run(name, func(t *testing.T) {
+			f := &fakeRaft{hold: make(chan struct{}), whole: whole}
+			b := newBatcher(f.apply, 512)
+			defer b.stop()
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			type answer struct {
+				res *fsm.Result
+				err error
+			}
+			answers := make(chan answer, 4)
+			prop := func(i int) {
+				res, err := b.propose(ctx, fmt.Appendf(nil, `{"n":%d}`, i))
+				answers <- answer{res, err}
+			}
+			go prop(0)
+			for {
+				b.mu.Lock()
+				inFlight := b.committing && len(b.queue) == 0
+				b.mu.Unlock()
+				if inFlight {
+					break
+				}
+				time.Sleep(time.Millisecond)
+			}
+			for i := 1; i < 4; i++ {
+				go prop(i)
+			}
+			waitQueued(t, b, 3)
+			f.mu.Lock()
+			close(f.hold)
+			f.hold = nil
+			f.mu.Unlock()
+			for range 4 {
+				a := <-answers
+				if a.err != nil {
+					t.Fatalf("a proposal got no answer from its entry: %v", a.err)
+				}
+				if whole == bad && !errors.Is(a.res.Err, fsm.ErrInvalid) {
+					t.Fatalf("result %+v, want the entry's error", a.res)
+				}
+			}
+			if got := fmt.Sprint(f.sizes()); got != "[1 3]" {
+				t.Fatalf("entries of %s proposals, want [1 3]", got)
+			}
+		})
 	}
 }
