@@ -157,3 +157,27 @@ func TestCallsWithPreviousCoordinator(t *testing.T) {
 		t.Fatalf("CallEach on a 1.3 session: %v", errs)
 	}
 }
+
+// TestCallEachUnansweredEnds: a request of a batch the agent returns from
+// without an answer (a Ping, whose handler writes nothing) ends with
+// io.ErrUnexpectedEOF once the others are answered, not when the caller's
+// context ends: CallEach ends its side after the requests, so the agent
+// ends its own once its handlers have returned.
+func TestCallEachUnansweredEnds(t *testing.T) {
+	f := newCallsFixture(t)
+	f.agent(t, "node-1")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	reqs := []*pb.Envelope{{Seq: 1, Body: &pb.Envelope_Ping{Ping: &pb.Ping{}}}, echo("u1", "{}")}
+	reqs[1].Seq = 2
+	ends := map[int]error{}
+	f.srv.CallEach(ctx, "node-1", reqs, func(i int, env *pb.Envelope) (bool, error) {
+		if i == 0 {
+			return false, fmt.Errorf("frame %v for the ping", env)
+		}
+		return env.GetActionResult() != nil, nil
+	}, func(i int, err error) { ends[i] = err })
+	if len(ends) != 2 || ends[1] != nil || !errors.Is(ends[0], io.ErrUnexpectedEOF) {
+		t.Fatalf("ends %v, want the echo answered and the ping ended by the agent's side", ends)
+	}
+}
