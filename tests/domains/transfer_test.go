@@ -89,8 +89,13 @@ func TestDomainTransferIn(t *testing.T) {
 		t.Fatalf("balance %d after the transfer", b)
 	}
 	for _, p := range r.c.Nodes {
-		for _, f := range []string{"fsm.db", "raft.db"} {
-			raw, err := os.ReadFile(filepath.Join(p.DataDir, "raft", f))
+		// The Raft log is the WAL's files (segments and wal-meta.db) under raft-wal/.
+		wal, err := filepath.Glob(filepath.Join(p.DataDir, "raft", "raft-wal", "*"))
+		if err != nil || len(wal) == 0 {
+			t.Fatalf("no Raft log files under raft-wal/ of %s: %v", p.ID, err)
+		}
+		for _, f := range append([]string{filepath.Join(p.DataDir, "raft", "fsm.db")}, wal...) {
+			raw, err := os.ReadFile(f)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -251,8 +251,13 @@ func TestDomainTransfer(t *testing.T) {
 		t.Fatalf("expiry %v (registered elsewhere until %v), balance %d", exp, elsewhere.Expires, s.balance(acc))
 	}
 	// Neither the replicated state nor the Raft log holds a code in the clear.
-	for _, f := range []string{"fsm.db", "raft.db"} {
-		raw, err := os.ReadFile(filepath.Join(s.dir, f))
+	// The Raft log is the WAL's files (segments and wal-meta.db) under raft-wal/.
+	wal, err := filepath.Glob(filepath.Join(s.dir, "raft-wal", "*"))
+	if err != nil || len(wal) == 0 {
+		t.Fatalf("no Raft log files under raft-wal/: %v", err)
+	}
+	for _, f := range append([]string{filepath.Join(s.dir, "fsm.db")}, wal...) {
+		raw, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}

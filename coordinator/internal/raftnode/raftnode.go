@@ -17,15 +17,13 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
-	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
-	bolt "go.etcd.io/bbolt"
 )
 
 // Config configures a Raft member.
 type Config struct {
 	ID            string
-	Dir           string // raft.db, snapshots/, fsm.db live here
+	Dir           string // raft-wal/, snapshots/, fsm.db live here
 	BindAddr      string // host:port for Raft traffic
 	AdvertiseAddr string // what peers dial; defaults to the bound address
 	Bootstrap     bool   // form a single-node cluster if there is no state yet
@@ -50,7 +48,7 @@ type Node struct {
 	ID        string
 	Addr      raft.ServerAddress
 	dir       string
-	logs      *raftboltdb.BoltStore
+	logs      logStore
 	batch     *batcher
 	reads     *readBarrier
 	stall     *stallWatch
@@ -141,13 +139,10 @@ func raftConfig(cfg Config, lg *slog.Logger) *raft.Config {
 	return rc
 }
 
-// openStores opens the Raft log store (raft.db) and the snapshot store
+// openStores opens the Raft log store (raft-wal/) and the snapshot store
 // (snapshots/) under dir.
-func openStores(dir string, logger hclog.Logger) (*raftboltdb.BoltStore, *raft.FileSnapshotStore, error) {
-	// The log store fsyncs every append (durability of acknowledged writes); not
-	// syncing the freelist keeps each commit's writes small.
-	logs, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db"),
-		BoltOptions: &bolt.Options{Timeout: 5 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType}})
+func openStores(dir string, logger hclog.Logger) (logStore, *raft.FileSnapshotStore, error) {
+	logs, err := openLogStore(dir, logger)
 	if err != nil {
 		return nil, nil, fmt.Errorf("raft log store: %w", err)
 	}
@@ -189,10 +184,10 @@ func openTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, err
 const logCacheEntries = 128
 
 // startRaft starts Raft over the FSM and the stores.
-func startRaft(rc *raft.Config, f *fsm.FSM, logs *raftboltdb.BoltStore, snaps *raft.FileSnapshotStore, transport *raft.NetworkTransport) (*raft.Raft, error) {
+func startRaft(rc *raft.Config, f *fsm.FSM, logs logStore, snaps *raft.FileSnapshotStore, transport *raft.NetworkTransport) (*raft.Raft, error) {
 	// The newest entries are kept in memory as well: the leader sends each one
 	// to the followers just after storing it, and would otherwise read it back
-	// from raft.db for every follower.
+	// from the log store for every follower.
 	cached, err := raft.NewLogCache(logCacheEntries, logs)
 	if err != nil {
 		return nil, fmt.Errorf("raft log cache: %w", err)
@@ -214,7 +209,7 @@ func startRaft(rc *raft.Config, f *fsm.FSM, logs *raftboltdb.BoltStore, snaps *r
 
 // bootstrapIfNew makes a one-voter cluster of this node unless the stores
 // already hold Raft state (a restart, or a node that joined).
-func bootstrapIfNew(r *raft.Raft, logs *raftboltdb.BoltStore, snaps *raft.FileSnapshotStore, id raft.ServerID, addr raft.ServerAddress) error {
+func bootstrapIfNew(r *raft.Raft, logs logStore, snaps *raft.FileSnapshotStore, id raft.ServerID, addr raft.ServerAddress) error {
 	has, err := raft.HasExistingState(logs, logs, snaps)
 	if err != nil {
 		return fmt.Errorf("raft state check: %w", err)

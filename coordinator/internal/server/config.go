@@ -120,7 +120,7 @@ func sanitizeID(s string) string {
 // BindFlags registers every setting as a flag bound to c.
 func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.NodeID, "node-id", c.NodeID, "this coordinator's Raft server id (a-z0-9._-)")
-	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for raft.db, fsm.db, snapshots and the admin socket")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the Raft state (raft/: raft-wal/, fsm.db, snapshots/) and the admin socket")
 	fs.StringVar(&c.APIAddr, "api-addr", c.APIAddr, "listen address of the public API (/v1, /healthz, /readyz, /openapi.json)")
 	fs.StringVar(&c.APIAdvertise, "api-advertise", c.APIAdvertise, "API address other coordinators forward to (default: the bound api-addr)")
 	fs.StringVar(&c.RaftAddr, "raft-addr", c.RaftAddr, "listen address for Raft traffic")
