@@ -119,7 +119,7 @@ func New(deps Deps) *Dispatcher {
 		Name: "hostplane_action_sends_total", Help: "Actions handed to agents by this coordinator as leader; resend=true when the agent may have had it already.",
 	}, []string{"command", "resend"})
 	d.streams = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "hostplane_action_streams_total", Help: "Streams this coordinator as leader opened to send actions (several of a node's actions share one when its agent speaks protocol 1.4).",
+		Name: "hostplane_action_streams_total", Help: "Streams this coordinator as leader asked an agent's session for to send actions (several of a node's actions share one when its agent speaks protocol 1.4); an attempt to a node that is not connected counts too.",
 	})
 	d.finished = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hostplane_actions_finished_total", Help: "Action results recorded by this coordinator as leader, by command and status (deadline failures included).",

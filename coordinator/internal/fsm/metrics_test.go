@@ -11,7 +11,7 @@ import (
 
 // TestCollectorsCountTransactionsAndPages: each applied batch is one
 // transaction, whatever its entries, and writes pages (at least its meta
-// page); a batch of entries already applied writes nothing.
+// page); a no-op entry too, since the applied index moves.
 func TestCollectorsCountTransactionsAndPages(t *testing.T) {
 	f := open(t, filepath.Join(t.TempDir(), "fsm.db"))
 	defer f.Close()
