@@ -13,6 +13,7 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	wal "github.com/hashicorp/raft-wal"
 	"github.com/hashicorp/raft-wal/metadb"
+	"github.com/hostplane/hostplane/internal/atomicfile"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -123,13 +124,13 @@ func migrateBoltToWAL(dir string, logger hclog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(tmp); err != nil {
+	if err := atomicfile.SyncDir(tmp); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(dir, walDirName)); err != nil {
 		return err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := atomicfile.SyncDir(dir); err != nil {
 		return err
 	}
 	if err := retireBoltLog(dir); err != nil {
@@ -224,17 +225,5 @@ func retireBoltLog(dir string) error {
 	if err := os.Rename(filepath.Join(dir, boltLogName), kept); err != nil {
 		return err
 	}
-	return syncDir(dir)
-}
-
-func syncDir(p string) error {
-	d, err := os.Open(p)
-	if err != nil {
-		return err
-	}
-	err = d.Sync()
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return atomicfile.SyncDir(dir)
 }
