@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -98,6 +100,40 @@ func WaitFor(t testing.TB, what string, within, interval time.Duration, ok func(
 		}
 		time.Sleep(interval)
 	}
+}
+
+// Parallel calls call(i) for every i in [0, n) from workers goroutines, each
+// taking the next i until none is left, and returns once all have stopped. A
+// worker stops at its first error; the first error of all is returned (the
+// other workers go on with the remaining calls). Benchmarks use it to load a
+// cluster with n requests from a fixed number of clients.
+func Parallel(n, workers int, call func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var first error
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := call(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }
 
 // waitUp calls probe every interval until it returns nil, the daemon a test

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -54,5 +56,51 @@ func TestAnswers200(t *testing.T) {
 	srv.Close()
 	if err := answers200(http.DefaultClient, srv.URL, "", ""); err == nil || strings.Contains(err.Error(), "200") {
 		t.Fatalf("closed server: %v", err)
+	}
+}
+
+// TestParallel: every index is called once, by no more goroutines at a time
+// than workers; a worker stops at its error, and the first error is returned.
+func TestParallel(t *testing.T) {
+	const n, workers = 1000, 7
+	var mu sync.Mutex
+	calls := make([]int, n)
+	var running, most int
+	err := Parallel(n, workers, func(i int) error {
+		mu.Lock()
+		calls[i]++
+		running++
+		most = max(most, running)
+		mu.Unlock()
+		time.Sleep(10 * time.Microsecond)
+		mu.Lock()
+		running--
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range calls {
+		if c != 1 {
+			t.Fatalf("index %d called %d times, want 1", i, c)
+		}
+	}
+	if most > workers {
+		t.Fatalf("%d calls at once, want at most %d workers", most, workers)
+	}
+
+	// One worker: it stops at its error, so no index after it is called.
+	var seen []int
+	boom := errors.New("boom")
+	err = Parallel(10, 1, func(i int) error {
+		seen = append(seen, i)
+		if i == 3 {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) || !slices.Equal(seen, []int{0, 1, 2, 3}) {
+		t.Fatalf("error at 3 with one worker: %v after calls %v, want boom after 0..3", err, seen)
 	}
 }

@@ -11,12 +11,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // BenchmarkOrdersVsTickets measures POST /v1/servers (debit + invoice +
@@ -145,33 +145,9 @@ func leaderProfile(b *testing.B, port int) (stop func()) {
 
 // rate runs n calls of call from clients goroutines and returns calls/s.
 func rate(n, clients int, call func(i int) error) (float64, error) {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var firstErr error
 	start := time.Now()
-	for g := 0; g < clients; g++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := call(i); err != nil {
-					mu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					mu.Unlock()
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	return float64(n) / time.Since(start).Seconds(), firstErr
+	err := framework.Parallel(n, clients, call)
+	return float64(n) / time.Since(start).Seconds(), err
 }
 
 // BenchmarkOrderCPU is the CPU an order costs the whole system, beside a

@@ -6,7 +6,6 @@ import (
 	"os"
 	"sort"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestWebhookThroughput is the delivery benchmark (skipped unless
@@ -49,29 +49,25 @@ func TestWebhookThroughput(t *testing.T) {
 	rc := newSink(t, 0)
 	ctx := context.Background()
 	ld := c.WaitLeader(10 * time.Second)
-	accIDs := make([]string, accounts)
-	var wg sync.WaitGroup
-	var setupErr atomic.Value
-	for a := 0; a < accounts; a++ {
+	accIDs, keys := make([]string, accounts), make([]string, accounts)
+	for a := range accounts {
 		acc, key := c.NewAccount(fmt.Sprintf("bench%d@example.com", a))
-		accIDs[a] = acc.ID
-		wg.Add(1)
-		go func(a int, key string) {
-			defer wg.Done()
-			cl := c.Client(ld, key)
-			for i := 0; i < perAccount; i++ {
-				sub := fmt.Sprintf("%d", a*perAccount+i)
-				w, err := cl.CreateWebhook(ctx, api.WebhookCreateRequest{URL: rc.srv.URL + "/h/" + sub, Events: []string{"wallet.deposit.received"}}, "")
-				if err != nil {
-					setupErr.Store(err)
-					return
-				}
-				rc.setSecret(sub, w.Secret)
-			}
-		}(a, key)
+		accIDs[a], keys[a] = acc.ID, key
 	}
-	wg.Wait()
-	if err, _ := setupErr.Load().(error); err != nil {
+	// Each account's subscriptions from a goroutine of its own.
+	err := framework.Parallel(accounts, accounts, func(a int) error {
+		cl := c.Client(ld, keys[a])
+		for i := 0; i < perAccount; i++ {
+			sub := fmt.Sprintf("%d", a*perAccount+i)
+			w, err := cl.CreateWebhook(ctx, api.WebhookCreateRequest{URL: rc.srv.URL + "/h/" + sub, Events: []string{"wallet.deposit.received"}}, "")
+			if err != nil {
+				return err
+			}
+			rc.setSecret(sub, w.Secret)
+		}
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	leader := c.Nodes[ld].Server
@@ -80,31 +76,19 @@ func TestWebhookThroughput(t *testing.T) {
 	var commitMu sync.Mutex
 	commit := map[string]time.Time{} // transactionId → commit
 	start := time.Now()
-	var next atomic.Int64
-	for w := 0; w < 16; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= events {
-					return
-				}
-				txID := ids.New("wtx", time.Now())
-				env, _ := fsm.NewEnvelope(fsm.CmdWalletCredit, time.Now(), fsm.WalletCredit{TxID: txID, AccountID: accIDs[i%accounts], AmountUsdCents: 100, Gateway: "bench"})
-				if _, err := leader.API.Apply(ctx, env); err != nil {
-					setupErr.Store(err)
-					return
-				}
-				at := time.Now()
-				commitMu.Lock()
-				commit[txID] = at
-				commitMu.Unlock()
-			}
-		}()
-	}
-	wg.Wait()
-	if err, _ := setupErr.Load().(error); err != nil {
+	err = framework.Parallel(events, 16, func(i int) error {
+		txID := ids.New("wtx", time.Now())
+		env, _ := fsm.NewEnvelope(fsm.CmdWalletCredit, time.Now(), fsm.WalletCredit{TxID: txID, AccountID: accIDs[i%accounts], AmountUsdCents: 100, Gateway: "bench"})
+		if _, err := leader.API.Apply(ctx, env); err != nil {
+			return err
+		}
+		at := time.Now()
+		commitMu.Lock()
+		commit[txID] = at
+		commitMu.Unlock()
+		return nil
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	committed := time.Since(start)
