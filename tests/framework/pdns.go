@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 )
 
 // PowerDNS is a real PowerDNS Authoritative server (Debian's pdns-server with
@@ -148,4 +150,18 @@ func (p *PowerDNS) Stop() {
 // String describes the server for messages.
 func (p *PowerDNS) String() string {
 	return fmt.Sprintf("powerdns dns=%s api=%s", p.DNSAddr, p.APIURL)
+}
+
+// AskDNS sends one query for name (fully qualified) of type typ to the DNS
+// server at addr (UDP, 2 s timeout) and returns its answer; a query that
+// gets none fails t.
+func AskDNS(t testing.TB, addr, name string, typ uint16) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, typ)
+	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
+	if err != nil {
+		t.Fatalf("DNS %s %s at %s: %v", dns.TypeToString[typ], name, addr, err)
+	}
+	return r
 }

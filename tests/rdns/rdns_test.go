@@ -38,12 +38,7 @@ func ptrName(t *testing.T, ip string) string {
 // data and the response code.
 func ask(t *testing.T, addr, name string, typ uint16) ([]string, int) {
 	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(name, typ)
-	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
-	if err != nil {
-		t.Fatalf("DNS %s %s at %s: %v", dns.TypeToString[typ], name, addr, err)
-	}
+	r := framework.AskDNS(t, addr, name, typ)
 	var out []string
 	for _, rr := range r.Answer {
 		switch v := rr.(type) {

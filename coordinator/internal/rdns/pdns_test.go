@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/miekg/dns"
@@ -16,30 +15,13 @@ import (
 // target ("" with NXDOMAIN or no answer) and the response code.
 func askPTR(t *testing.T, addr string, ip netip.Addr) (string, int) {
 	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(PTRName(ip), dns.TypePTR)
-	c := &dns.Client{Timeout: 2 * time.Second}
-	r, _, err := c.Exchange(m, addr)
-	if err != nil {
-		t.Fatalf("PTR query for %s at %s: %v", ip, addr, err)
-	}
+	r := framework.AskDNS(t, addr, PTRName(ip), dns.TypePTR)
 	for _, rr := range r.Answer {
 		if p, ok := rr.(*dns.PTR); ok {
 			return p.Ptr, r.Rcode
 		}
 	}
 	return "", r.Rcode
-}
-
-func askType(t *testing.T, addr, name string, typ uint16) []dns.RR {
-	t.Helper()
-	m := new(dns.Msg)
-	m.SetQuestion(name, typ)
-	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, addr)
-	if err != nil {
-		t.Fatalf("%s query for %s: %v", dns.TypeToString[typ], name, err)
-	}
-	return r.Answer
 }
 
 func mustZone(t *testing.T, name string) Zone {
@@ -81,11 +63,11 @@ func TestSyncRealPowerDNS(t *testing.T) {
 	}
 	// The zones are real zones: SOA and the NS records asked for.
 	for _, z := range []Zone{z4, z6} {
-		if soa := askType(t, p.DNSAddr, z.FQDN(), dns.TypeSOA); len(soa) != 1 {
+		if soa := framework.AskDNS(t, p.DNSAddr, z.FQDN(), dns.TypeSOA).Answer; len(soa) != 1 {
 			t.Errorf("SOA of %s: %v", z.Name, soa)
 		}
 		var ns []string
-		for _, rr := range askType(t, p.DNSAddr, z.FQDN(), dns.TypeNS) {
+		for _, rr := range framework.AskDNS(t, p.DNSAddr, z.FQDN(), dns.TypeNS).Answer {
 			ns = append(ns, rr.(*dns.NS).Ns)
 		}
 		if strings.Join(ns, ",") != "ns1.example.test.,ns2.example.test." && strings.Join(ns, ",") != "ns2.example.test.,ns1.example.test." {
