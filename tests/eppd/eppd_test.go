@@ -73,15 +73,29 @@ type conn struct {
 	n  int
 }
 
-func (r *running) dial(t *testing.T) *conn {
+// certPool trusts the certificates of the PEM file at path.
+func certPool(t *testing.T, path string) *x509.CertPool {
 	t.Helper()
-	pemBytes, err := os.ReadFile(filepath.Join(r.cfg.DataDir, "cert.pem"))
+	pemBytes, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemBytes)
-	tc, err := tls.Dial("tcp", r.cfg.Addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		t.Fatalf("no certificate in %s", path)
+	}
+	return pool
+}
+
+// roots trusts the certificate the server generated in its data directory.
+func (r *running) roots(t *testing.T) *x509.CertPool {
+	t.Helper()
+	return certPool(t, filepath.Join(r.cfg.DataDir, "cert.pem"))
+}
+
+func (r *running) dial(t *testing.T) *conn {
+	t.Helper()
+	tc, err := tls.Dial("tcp", r.cfg.Addr, &tls.Config{RootCAs: r.roots(t), ServerName: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -409,12 +423,7 @@ func TestClientCertificates(t *testing.T) {
 	ca, foreign := testpki.NewCA(t, "registrars", time.Hour), testpki.NewCA(t, "other", time.Hour)
 	caFile := testpki.WritePEM(t, filepath.Join(t.TempDir(), "ca.pem"), "CERTIFICATE", ca.Cert.Raw)
 	r := start(t, func(c *Config) { c.ClientCAFile = caFile })
-	pemBytes, err := os.ReadFile(filepath.Join(r.cfg.DataDir, "cert.pem"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemBytes)
+	pool := r.roots(t)
 	greeted := func(signer *testpki.CA) bool {
 		cfg := &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"}
 		if signer != nil {
@@ -453,10 +462,7 @@ func TestGivenCertificate(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(r.cfg.DataDir, "cert.pem")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("a certificate was generated although one was given: %v", err)
 	}
-	pemBytes, _ := os.ReadFile(certFile)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pemBytes)
-	tc, err := tls.Dial("tcp", r.cfg.Addr, &tls.Config{RootCAs: pool, ServerName: "127.0.0.1"})
+	tc, err := tls.Dial("tcp", r.cfg.Addr, &tls.Config{RootCAs: certPool(t, certFile), ServerName: "127.0.0.1"})
 	if err != nil {
 		t.Fatalf("the given certificate is not served: %v", err)
 	}
