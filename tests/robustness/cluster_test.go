@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,6 +86,14 @@ func (c *cluster) waitReady(p *framework.CoordinatorProcess, d time.Duration) {
 	if err := p.WaitReady(d); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// pause SIGSTOPs p and returns what SIGCONTs it. Only the first call of
+// resume resumes p: a test defers it, so that p runs again whatever happens,
+// and calls it where p should run again.
+func pause(p *framework.CoordinatorProcess) (resume func()) {
+	p.Pause()
+	return sync.OnceFunc(p.Resume)
 }
 
 // leader returns the index of the coordinator that says it leads, skipping the

@@ -31,13 +31,8 @@ func TestPausedLeaderRevokedKeyAndAdminRead(t *testing.T) {
 	if _, st, err := c.readWith(ctx, op, doomed.Key, ""); err != nil || st != 200 {
 		t.Fatalf("read with the new key before the pause: %d %v", st, err)
 	}
-	op.Pause()
-	paused := true
-	defer func() {
-		if paused {
-			op.Resume()
-		}
-	}()
+	resume := pause(op)
+	defer resume()
 	nl := c.leader(map[int]bool{old: true}, 15*time.Second)
 	actx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -76,8 +71,7 @@ func TestPausedLeaderRevokedKeyAndAdminRead(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
-	op.Resume()
-	paused = false
+	resume()
 	wg.Wait()
 	close(reads)
 	close(lists)

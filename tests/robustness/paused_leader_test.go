@@ -101,13 +101,8 @@ func pauseRound(t *testing.T, c *cluster, round int) *framework.CoordinatorProce
 			t.Fatalf("warm-up read: %d", resp.StatusCode)
 		}
 	}
-	op.Pause()
-	paused := true
-	defer func() {
-		if paused {
-			op.Resume()
-		}
-	}()
+	resume := pause(op)
+	defer resume()
 	t.Logf("paused leader %s", op.ID)
 	nl := c.leader(map[int]bool{old: true}, 15*time.Second)
 	t.Logf("new leader %s after %.1fs", c.procs[nl].ID, time.Since(start).Seconds())
@@ -145,8 +140,7 @@ func pauseRound(t *testing.T, c *cluster, round int) *framework.CoordinatorProce
 		}
 	}
 	time.Sleep(200 * time.Millisecond)
-	op.Resume()
-	paused = false
+	resume()
 	t.Logf("resumed %s", op.ID)
 
 	type answer struct {
