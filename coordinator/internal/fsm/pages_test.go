@@ -14,6 +14,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -303,4 +305,44 @@ func TestOrderPagesTable(t *testing.T) {
 	}
 	tickets := pagesWritten(r.f) - w0
 	t.Logf("%d transactions of %d: %.2f pages per order, %.2f per ticket", txs, k, float64(orders)/(txs*k), float64(tickets)/(txs*k))
+}
+
+// TestActionProgressWritesOnlyChanges: an action's first progress writes
+// the action but not its record in the open actions (unchanged: it is
+// open on the same node), and a progress that changes nothing (a repeat)
+// writes neither; the result is the action as recorded.
+func TestActionProgressWritesOnlyChanges(t *testing.T) {
+	r := newOrderRig(t, 0)
+	// Enough open actions that their bucket has a page of its own (a
+	// small bucket lives in its parent's page).
+	var placed []ServerOrder
+	for i := 0; i < 40; i++ {
+		placed = append(placed, r.order())
+		r.apply(r.entry(CmdServerOrder, placed[i]))
+	}
+	a := placed[20].Create.Action.ID
+	progress := ActionProgress{ID: a, At: r.at, Percent: 10, Step: "accepted"}
+	first := measureCommit(t, r.f, r.entry(CmdActionProgress, progress))
+	if first.pages["actions"] == 0 || len(first.keys["actions"]) != 1 {
+		t.Fatalf("the first progress did not write its action:\n%v", first)
+	}
+	if first.pages["open_actions"] != 0 {
+		t.Fatalf("the first progress rewrote the open actions:\n%v", first)
+	}
+	again := measureCommit(t, r.f, r.entry(CmdActionProgress, progress))
+	if again.pages["actions"] != 0 || again.pages["open_actions"] != 0 {
+		t.Fatalf("a repeated progress wrote:\n%v", again)
+	}
+	res := r.f.Apply(r.entry(CmdActionProgress, ActionProgress{ID: a, At: r.at, Percent: 5})).(*Result)
+	got, ok := res.Value.(api.Action)
+	if res.Err != nil || !ok || got.Status != api.ActionRunning || got.Progress != 10 || got.StartedAt == nil {
+		t.Fatalf("a progress changing nothing answered %+v, %v", res.Value, res.Err)
+	}
+	stored := readOne(t, r.f, func(rd store.ReadTx) (store.Action, error) { return rd.Action(a) })
+	if stored.Step != "accepted" || stored.Progress != 10 {
+		t.Fatalf("stored action %+v", stored.Action)
+	}
+	if n := readOne(t, r.f, func(rd store.ReadTx) (int, error) { return rd.OpenActionCount(), nil }); n != 40 {
+		t.Fatalf("%d open actions, want 40", n)
+	}
 }

@@ -237,10 +237,16 @@ func putAction(tx *bolt.Tx, a store.Action) error {
 	} else if err := store.PutJSON(tx, store.BucketActions, []byte(a.ID), a); err != nil {
 		return err
 	}
+	open := tx.Bucket(store.BucketOpenActions)
 	if a.Finished() {
-		return tx.Bucket(store.BucketOpenActions).Delete([]byte(a.ID))
+		return open.Delete([]byte(a.ID))
 	}
-	return tx.Bucket(store.BucketOpenActions).Put([]byte(a.ID), []byte(a.NodeID))
+	if v := open.Get([]byte(a.ID)); v != nil && string(v) == a.NodeID {
+		// Listed already (a progress): a Put of the same value would
+		// still rewrite the bucket's page.
+		return nil
+	}
+	return open.Put([]byte(a.ID), []byte(a.NodeID))
 }
 
 func checkNewAction(a *store.Action) error {
@@ -430,6 +436,7 @@ func applyActionProgress(c *applyCtx, p ActionProgress) (any, error) {
 	if a.Finished() {
 		return a.Action, nil
 	}
+	changed := false
 	if a.Status == api.ActionPending {
 		a.Status = api.ActionRunning
 		at := p.At
@@ -437,12 +444,18 @@ func applyActionProgress(c *applyCtx, p ActionProgress) (any, error) {
 			at = c.at
 		}
 		a.StartedAt = &at
+		changed = true
 	}
 	if p.Percent > a.Progress && p.Percent < 100 {
 		a.Progress = p.Percent
+		changed = true
 	}
-	if p.Step != "" {
+	if p.Step != "" && p.Step != a.Step {
 		a.Step = p.Step
+		changed = true
+	}
+	if !changed {
+		return a.Action, nil // a repeat: nothing to write
 	}
 	return a.Action, putAction(c.tx, a)
 }
