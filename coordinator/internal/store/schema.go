@@ -178,15 +178,30 @@ var AllBuckets = [][]byte{
 // end and splits that one page). PackAppends fills their pages.
 var AppendOnlyBuckets = [][]byte{BucketOutbox, BucketServerIDs, BucketInvoiceIDs, BucketTicketIDs}
 
+// AppendMostlyBuckets are the buckets an order writes whose new keys sort
+// after the keys of their owner already there (time-ordered ids after the
+// account's or node's prefix; actions' after all) and whose values, when
+// rewritten (a server or action changing state, an invoice paid), grow by
+// some tens of bytes: servers, actions, invoices, wallet transactions and
+// the node index of servers. Packed like the append-only buckets, a page
+// that overflows splits into a full page and the rest instead of two half
+// pages; the appends of several owners, interleaved, still fill their
+// pages. An order's commit writes fewer pages (TestOrderPagesTable).
+var AppendMostlyBuckets = [][]byte{BucketServers, BucketActions, BucketInvoices, BucketWalletTx, BucketNodeServers}
+
 // PackAppends makes the write transaction tx split full pages of the
 // append-only buckets at 100 % instead of bbolt's 50 %: a page that only
 // ever gains keys at its end would stay half empty after a split, so these
 // trees hold half the pages (the outbox is a level shallower for longer)
 // and the last leaf, which every append rewrites, is smaller on average.
-// Only the file's page layout changes, never what it holds: the FSM calls
-// it at the start of every write transaction, on every replica alike.
+// The append-mostly buckets are packed the same way. Only the file's page
+// layout changes, never what it holds: the FSM calls it at the start of
+// every write transaction, on every replica alike.
 func PackAppends(tx *bolt.Tx) {
 	for _, name := range AppendOnlyBuckets {
+		tx.Bucket(name).FillPercent = 1.0
+	}
+	for _, name := range AppendMostlyBuckets {
 		tx.Bucket(name).FillPercent = 1.0
 	}
 }
