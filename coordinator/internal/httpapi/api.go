@@ -265,10 +265,13 @@ func (a *API) SetKEKState(f func() string) { a.kekState = f }
 
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	st := a.raft.Status()
-	// Caught up is judged by the FSM's applied index, the state every read is
-	// served from: Raft's own applied index is set after it hands a batch to
-	// the FSM, so for an instant after a write was acknowledged it can still be
-	// one behind the commit index (a fully caught-up node answered 503).
+	// Caught up is judged by the FSM, the state every read is served from:
+	// Raft's own applied index is set after it hands a batch to the FSM, so for
+	// an instant after a write was acknowledged it can still be one behind the
+	// commit index (a fully caught-up node answered 503). The FSM's applied
+	// index counts commands only, so entries after it that are not (the
+	// watchdog's barriers on an idle leader) are looked up: compared alone, it
+	// kept an idle coordinator under the systemd watchdog "catching up" for ever.
 	leaderID, commit, fsmApplied := st.LeaderID, st.CommitIndex, a.state.AppliedIndex()
 	body := map[string]any{"leader_id": leaderID, "applied_index": st.AppliedIndex, "commit_index": commit, "fsm_applied_index": fsmApplied}
 	if a.kekState != nil {
@@ -295,7 +298,7 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}
-	if fsmApplied < commit {
+	if !a.raft.CommandsApplied(commit) {
 		body["status"] = "catching up"
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, body)

@@ -34,6 +34,10 @@ type Cluster interface {
 	Status() Status
 	// Barrier waits until every entry committed before it is applied here.
 	Barrier(timeout time.Duration) error
+	// CommandsApplied reports whether this member's FSM holds every command
+	// with a Raft index up to idx (at most the commit index): entries that are
+	// not commands (no-ops, barriers, configuration) never reach the FSM.
+	CommandsApplied(idx uint64) bool
 	// LeaderCh signals gains and losses of leadership (one consumer only).
 	LeaderCh() <-chan bool
 	// Restore installs a backup as the cluster's state (leader only).

@@ -43,18 +43,21 @@ type Config struct {
 
 // Node is a running Raft member.
 type Node struct {
-	Raft      *raft.Raft
-	FSM       *fsm.FSM
-	ID        string
-	Addr      raft.ServerAddress
-	dir       string
-	logs      logStore
-	batch     *batcher
-	reads     *readBarrier
-	stall     *stallWatch
-	readTerm  atomic.Uint64 // the term whose first barrier this member has applied as leader
-	transport *raft.NetworkTransport
-	log       *slog.Logger
+	Raft     *raft.Raft
+	FSM      *fsm.FSM
+	ID       string
+	Addr     raft.ServerAddress
+	dir      string
+	logs     logStore
+	batch    *batcher
+	reads    *readBarrier
+	stall    *stallWatch
+	readTerm atomic.Uint64 // the term whose first barrier this member has applied as leader
+	// quietThrough: the FSM holds every command with a Raft index up to it
+	// (see CommandsApplied).
+	quietThrough atomic.Uint64
+	transport    *raft.NetworkTransport
+	log          *slog.Logger
 }
 
 // Open starts the member. It does not wait for a leader.

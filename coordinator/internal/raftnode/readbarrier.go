@@ -149,27 +149,54 @@ func (n *Node) confirmRead() error {
 }
 
 // waitApplied waits until the FSM has applied every command with a Raft index
-// up to idx. The FSM only counts commands; Raft's own applied index counts every
-// entry but runs ahead of the FSM (entries are queued to it), so entries between
-// the two that are not commands (no-ops, barriers, configuration) are looked up
-// in the log and skipped.
+// up to idx (see CommandsApplied).
 func (n *Node) waitApplied(idx uint64, deadline time.Time) error {
 	for sleep := 50 * time.Microsecond; ; {
-		fa := n.FSM.AppliedIndex()
-		if fa >= idx {
-			return nil
-		}
-		if n.Raft.AppliedIndex() >= idx && idx-fa <= 64 && !n.commandsBetween(fa+1, idx) {
+		if n.CommandsApplied(idx) {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: the state machine did not reach index %d (at %d)", ErrNotLeader, idx, fa)
+			return fmt.Errorf("%w: the state machine did not reach index %d (at %d)", ErrNotLeader, idx, n.FSM.AppliedIndex())
 		}
 		time.Sleep(sleep)
 		if sleep < 2*time.Millisecond {
 			sleep *= 2
 		}
 	}
+}
+
+// maxQuietScan bounds the log entries one CommandsApplied call reads (a
+// variable for tests).
+var maxQuietScan uint64 = 4096
+
+// CommandsApplied reports whether the FSM holds every command with a Raft index
+// up to idx (idx at most the commit index). The FSM counts only commands; the
+// entries after its applied index may all be others (the leader's no-op,
+// barriers — the systemd watchdog's progress check commits one per ping on the
+// leader — and configuration changes), so those are looked up in the log. How
+// far the log is known to hold no unapplied command is remembered, so an idle
+// member's growing run of barriers is read once, not on every call: before
+// that, a member idle under the watchdog for 64 barriers answered every
+// linearizable read with 503 and /readyz with "catching up" until the next
+// write.
+func (n *Node) CommandsApplied(idx uint64) bool {
+	fa, quiet := n.FSM.AppliedIndex(), n.quietThrough.Load()
+	if fa >= idx || quiet >= idx {
+		return true
+	}
+	if n.Raft.AppliedIndex() < idx {
+		return false // entries between are still on their way to the FSM
+	}
+	from := max(fa, quiet) + 1
+	to := min(idx, from+maxQuietScan-1)
+	if n.commandsBetween(from, to) {
+		return false
+	}
+	// Every command up to to is in the FSM (one up to max(fa, quiet) was, and
+	// none lies after it), whoever reads the FSM from now on.
+	for cur := quiet; cur < to && !n.quietThrough.CompareAndSwap(cur, to); cur = n.quietThrough.Load() {
+	}
+	return to >= idx
 }
 
 // commandsBetween reports whether the log holds a command in [from, to]. An entry
