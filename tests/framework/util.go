@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
@@ -206,14 +207,7 @@ func Fetch(t testing.TB, hc *http.Client, req *http.Request) (*http.Response, []
 // request, a certificate that does not verify included, fails t.
 func GetHTTPS(t testing.TB, addr, name string, roots *x509.CertPool) (*http.Response, []byte) {
 	t.Helper()
-	cfg := &tls.Config{ServerName: name, RootCAs: roots, InsecureSkipVerify: roots == nil} //nolint:gosec // nil roots: self-signed, checked by the test
-	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
-	req, err := http.NewRequest("GET", "https://"+addr+"/", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Host = name
-	resp, err := hc.Do(req)
+	resp, body, err := TryHTTPS(addr, name, roots)
 	if err != nil {
 		how := "verified against the test's roots"
 		if roots == nil {
@@ -221,12 +215,30 @@ func GetHTTPS(t testing.TB, addr, name string, roots *x509.CertPool) (*http.Resp
 		}
 		t.Fatalf("HTTPS %s at %s (certificate %s): %v", name, addr, how, err)
 	}
+	return resp, body
+}
+
+// TryHTTPS is GetHTTPS returning the error instead of failing a test, for a
+// test that polls until a certificate is served: each call is a new
+// connection (a new TLS handshake), closed after the answer.
+func TryHTTPS(addr, name string, roots *x509.CertPool) (*http.Response, []byte, error) {
+	cfg := &tls.Config{ServerName: name, RootCAs: roots, InsecureSkipVerify: roots == nil} //nolint:gosec // nil roots: self-signed, checked by the test
+	hc := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg, DisableKeepAlives: true}}
+	req, err := http.NewRequest("GET", "https://"+addr+"/", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Host = name
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, nil, err
+	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("HTTPS %s at %s: reading the answer: %v", name, addr, err)
+		return nil, nil, fmt.Errorf("reading the answer: %w", err)
 	}
-	return resp, body
+	return resp, body, nil
 }
 
 // StartInGroup starts cmd in a process group of its own with its output

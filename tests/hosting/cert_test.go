@@ -2,8 +2,6 @@ package hosting
 
 import (
 	"context"
-	"crypto/tls"
-	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -12,6 +10,7 @@ import (
 	"github.com/hostplane/hostplane/internal/acmetest"
 	"github.com/hostplane/hostplane/internal/dnstest"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/freeport"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
@@ -51,15 +50,7 @@ func TestCustomDomainCertificate(t *testing.T) {
 
 	// HTTPS with that SNI: a chain to pebble's root, and the account's site.
 	roots := pb.Root(t)
-	https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: custom, RootCAs: roots}}}
-	req, _ := http.NewRequest("GET", "https://"+tlsAddr+"/", nil)
-	req.Host = custom
-	resp, err := https.Do(req)
-	if err != nil {
-		t.Fatalf("HTTPS %s verified against pebble's root: %v", custom, err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp, body := framework.GetHTTPS(t, tlsAddr, custom, roots)
 	pcode, pbody := hostenv.Get(t, w.env.HTTPAddr, own, "/")
 	if resp.StatusCode != pcode || string(body) != pbody {
 		t.Fatalf("HTTPS %s is not the account's site: %d %q, own domain %d %q", custom, resp.StatusCode, body, pcode, pbody)
@@ -72,12 +63,9 @@ func TestCustomDomainCertificate(t *testing.T) {
 	}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := https.Do(req.Clone(context.Background()))
-		if err == nil {
-			resp.Body.Close()
-			if resp.TLS.PeerCertificates[0].SerialNumber.String() != first {
-				break
-			}
+		resp, _, err := framework.TryHTTPS(tlsAddr, custom, roots)
+		if err == nil && resp.TLS.PeerCertificates[0].SerialNumber.String() != first {
+			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no renewed certificate served 30 s after ssl/retry: %v", err)

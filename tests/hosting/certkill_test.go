@@ -2,9 +2,7 @@ package hosting
 
 import (
 	"context"
-	"crypto/tls"
 	"math/big"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -69,14 +67,8 @@ func TestLeaderKilledDuringACMEOrder(t *testing.T) {
 	}
 	t.Logf("certificate issued and installed %.1f s after the leader was killed (not_after %s)", time.Since(killed).Seconds(), cert.NotAfter)
 
-	https := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{ServerName: custom, RootCAs: pb.Root(t)}}}
-	req, _ := http.NewRequest("GET", "https://"+tlsAddr+"/", nil)
-	req.Host = custom
-	resp, err := https.Do(req)
-	if err != nil {
-		t.Fatalf("HTTPS %s verified against pebble's root: %v", custom, err)
-	}
-	resp.Body.Close()
+	roots := pb.Root(t)
+	resp, _ := framework.GetHTTPS(t, tlsAddr, custom, roots)
 	served := resp.TLS.PeerCertificates[0].SerialNumber
 
 	// Another pass or two of the job: still one certificate.
@@ -113,13 +105,10 @@ func TestLeaderKilledDuringACMEOrder(t *testing.T) {
 	// checked here is that the install completes, once.
 	deadline = time.Now().Add(100 * time.Second)
 	for {
-		resp, err := https.Do(req.Clone(context.Background()))
-		if err == nil {
-			resp.Body.Close()
-			if resp.TLS.PeerCertificates[0].SerialNumber.Cmp(served) != 0 {
-				served = resp.TLS.PeerCertificates[0].SerialNumber
-				break
-			}
+		resp, _, err := framework.TryHTTPS(tlsAddr, custom, roots)
+		if err == nil && resp.TLS.PeerCertificates[0].SerialNumber.Cmp(served) != 0 {
+			served = resp.TLS.PeerCertificates[0].SerialNumber
+			break
 		}
 		if time.Now().After(deadline) {
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
