@@ -179,7 +179,7 @@ func (c *Cluster) WaitLeader(timeout time.Duration) int {
 }
 
 // WaitConverged waits until every running node sees the same leader, every
-// member's API address is registered, and all have applied the leader's commit index.
+// member's API address is registered, and all hold every command up to the leader's commit index.
 func (c *Cluster) WaitConverged(timeout time.Duration) {
 	c.t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -231,8 +231,10 @@ func (c *Cluster) converged() (bool, string) {
 		if st.LeaderID != lst.NodeID {
 			return false, nd.ID + " sees leader " + st.LeaderID
 		}
-		if nd.Server.Node.FSM.AppliedIndex() < lst.CommitIndex {
-			return false, fmt.Sprintf("%s applied %d < commit %d", nd.ID, nd.Server.Node.FSM.AppliedIndex(), lst.CommitIndex)
+		// The FSM counts commands only: barriers after the last one are
+		// looked up (CommandsApplied), or an idle cluster never converged.
+		if !nd.Server.Node.CommandsApplied(lst.CommitIndex) {
+			return false, fmt.Sprintf("%s lacks a command up to the commit index %d (FSM at %d, Raft applied %d)", nd.ID, lst.CommitIndex, nd.Server.Node.FSM.AppliedIndex(), nd.Server.Node.Status().AppliedIndex)
 		}
 		if len(st.Servers) < running {
 			return false, nd.ID + " has fewer members than running nodes"
