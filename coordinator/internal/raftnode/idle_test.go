@@ -3,6 +3,7 @@ package raftnode
 import (
 	"context"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,5 +110,86 @@ func TestCommandsBetweenFindsCommand(t *testing.T) {
 	}
 	if n.commandsBetween(after, after) {
 		t.Fatalf("the barrier at %d counted as a command", after)
+	}
+}
+
+// CommandsApplied never covers a command Raft has handed to the FSM but the
+// FSM has not applied yet: with the FSM held inside one batch, a later command
+// is committed and counted in Raft's applied index, and neither it nor any
+// index after the held one is reported applied (nor remembered as quiet) until
+// the FSM runs again.
+func TestCommandsAppliedWaitsForQueuedCommand(t *testing.T) {
+	n := openLeader(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	hold, held := make(chan struct{}), make(chan uint64, 1)
+	var holding atomic.Bool
+	// The FSM goroutine has applied the bootstrap configuration when a
+	// barrier returns, and reads the hook next after the command below has
+	// passed through Raft's channels.
+	if err := n.Barrier(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Indexes past the log are not entries compacted away: not covered.
+	if last := n.Raft.LastIndex(); n.CommandsApplied(last+3) || n.quietThrough.Load() > last {
+		t.Fatalf("index %d covered (quiet through %d) with the log ending at %d", last+3, n.quietThrough.Load(), last)
+	}
+	n.FSM.OnApply = func(last uint64) {
+		if holding.CompareAndSwap(true, false) {
+			held <- last
+			<-hold
+		}
+	}
+	env, err := fsm.NewEnvelope(fsm.CmdNodeRegister, time.Now(), fsm.NodeRegister{ID: "idle", APIAddr: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	holding.Store(true)
+	errs := make(chan error, 2)
+	go func() { _, err := n.Apply(ctx, env); errs <- err }()
+	first := <-held // the FSM has applied the first command and waits
+	released := false
+	defer func() {
+		if !released {
+			close(hold)
+		}
+	}()
+	// Past the batcher, which holds a proposal until the one before is applied.
+	data, err := env.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { errs <- n.Raft.Apply(data, 10*time.Second).Error() }()
+	// The second command commits and Raft hands it on (its applied index
+	// moves), while the FSM still holds the first batch.
+	var second uint64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if second = n.Raft.AppliedIndex(); second > first {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Raft's applied index stayed at %d with a second command proposed", second)
+		}
+	}
+	if !n.CommandsApplied(first) {
+		t.Fatalf("the command at %d, applied, is not covered", first)
+	}
+	for idx := first + 1; idx <= second; idx++ {
+		if n.CommandsApplied(idx) {
+			t.Fatalf("index %d covered while the FSM is held at %d and the command at %d waits for it", idx, first, second)
+		}
+	}
+	if q := n.quietThrough.Load(); q > first {
+		t.Fatalf("quiet through %d, past the FSM's %d with a command waiting", q, first)
+	}
+	close(hold)
+	released = true
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !n.CommandsApplied(second) {
+		t.Fatalf("the command at %d is not covered once the FSM applied it (FSM at %d)", second, n.FSM.AppliedIndex())
 	}
 }
