@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -353,14 +354,11 @@ func (a *API) placementCandidates(req api.AdminServerCreateRequest, deps *Server
 		if pools, err = r.IPPools(); err != nil {
 			return err
 		}
-		nodes, err := r.AgentNodes()
+		nodes, err := placementNodes(r, req.NodeID)
 		if err != nil {
 			return err
 		}
 		for _, n := range nodes {
-			if req.NodeID != "" && n.ID != req.NodeID {
-				continue
-			}
 			// What its servers use, as the FSM's apply path keeps it;
 			// summed here only before the FSM has (after open or restore).
 			u, ok := a.state.NodeUsed(n.ID)
@@ -389,6 +387,17 @@ func (a *API) placementCandidates(req api.AdminServerCreateRequest, deps *Server
 		return nil, nil, notFound("node " + req.NodeID)
 	}
 	return cands, pools, nil
+}
+
+// placementNodes lists the nodes a placement may consider: every node
+// (removed ones included, for the caller to refuse), or only nodeID when the
+// request names one (none when no node has that id).
+func placementNodes(r store.ReadTx, nodeID string) ([]store.AgentNode, error) {
+	nodes, err := r.AgentNodes()
+	if nodeID == "" || err != nil {
+		return nodes, err
+	}
+	return slices.DeleteFunc(nodes, func(n store.AgentNode) bool { return n.ID != nodeID }), nil
 }
 
 // provisionPassword makes the new server's root password and hands it, sealed

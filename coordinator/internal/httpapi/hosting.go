@@ -350,14 +350,11 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, deps *ServerDeps, 
 		if r.HostingDomainTaken(req.Domain) != "" {
 			return errf(http.StatusConflict, "conflict", "field \"domain\": domain %s is already served by a hosting account", req.Domain)
 		}
-		nodes, err := r.AgentNodes()
+		nodes, err := placementNodes(r, req.NodeID)
 		if err != nil {
 			return err
 		}
 		for _, n := range nodes {
-			if req.NodeID != "" && n.ID != req.NodeID {
-				continue
-			}
 			live := withLive(n, cfg.Nodes)
 			if !slices.Contains(n.Roles, api.RoleHosting) || n.State == api.AgentNodeRemoved || n.Cordoned || !live.Connected {
 				reasons = append(reasons, n.ID+": not a connected, schedulable hosting node")

@@ -169,3 +169,34 @@ func FuzzDecodeOSTemplateLabel(f *testing.F) {
 		}
 	})
 }
+
+// TestAdminServerNamedNode: a server an operator pins to a node goes to that
+// node, not to the first with room; a node id nobody has is a 404 naming it.
+func TestAdminServerNamedNode(t *testing.T) {
+	s := newSrvAPI(t)
+	adm := s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{Nodes: NodeDeps{Live: func(string) (time.Time, bool) { return time.Now(), true }}})
+	for _, id := range []string{"hv-a", "hv-b", "hv-c"} {
+		s.apply(fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_" + id, Hash: "h-" + id, ExpiresAt: time.Now().Add(time.Hour)})
+		s.apply(fsm.CmdNodeEnrol, fsm.NodeEnrol{TokenID: "jt_" + id, TokenHash: "h-" + id, NodeID: id, CertSerial: "s-" + id, CertNotAfter: time.Now().Add(24 * time.Hour)})
+		s.apply(fsm.CmdNodeHello, fsm.NodeHello{NodeID: id, CertSerial: "s-" + id, Roles: []string{"kvm"}, ProtocolVersion: 103,
+			Capacity: api.AgentNodeCapacity{VCPUs: 64, MemoryBytes: 64 << 30, DiskBytes: 1 << 40}})
+	}
+	acc, _ := s.account(allServerScopes...)
+	create := func(node string) (int, []byte) {
+		t.Helper()
+		w := httptest.NewRecorder()
+		body := `{"account_id":"` + acc + `","plan":"nano","template":"debian-12","node_id":"` + node + `"}`
+		adm.ServeHTTP(w, httptest.NewRequest("POST", "/admin/servers", strings.NewReader(body)))
+		return w.Code, w.Body.Bytes()
+	}
+	for _, node := range []string{"hv-b", "hv-c", "hv-b"} {
+		code, out := create(node)
+		var created api.AdminServerCreated
+		if err := json.Unmarshal(out, &created); code != http.StatusCreated || err != nil || created.Server.NodeID != node {
+			t.Fatalf("pinned to %s: %d %s", node, code, out)
+		}
+	}
+	if code, out := create("hv-none"); code != http.StatusNotFound || !strings.Contains(string(out), "hv-none") {
+		t.Fatalf("pinned to a node nobody has: %d %s, want a 404 naming it", code, out)
+	}
+}
