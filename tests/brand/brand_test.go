@@ -68,6 +68,20 @@ type seedAPI struct {
 	key string
 }
 
+// newAccount makes an account with a first key of scopes, which must be
+// minted in 444host's form (h444_…).
+func newAccount(t *testing.T, ctx context.Context, c *framework.ProcessCluster, email string, scopes ...string) (api.Account, string) {
+	t.Helper()
+	acc, key, err := c.NewAccount(ctx, email, scopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(key, "h444_") {
+		t.Fatalf("minted key %.9s…, want h444_…", key)
+	}
+	return acc, key
+}
+
 // newSeedAPI credits the account's wallet with cents (the seed's example
 // balance) and returns the caller of the seed's requests with key,
 // validated against the document c serves.
@@ -145,13 +159,7 @@ func TestSeed444host(t *testing.T) {
 	// Keys are minted h444_… with 444host scopes; sunucu's scope names are refused.
 	scopes := []string{"account:read", "vps:read", "vps:write", "vps:destroy", "orders:write", "billing:read",
 		"tickets:read", "tickets:write", "webhooks:read", "webhooks:write"}
-	acc, key, err := c.NewAccount(ctx, "you@example.com", scopes...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(key, "h444_") {
-		t.Fatalf("minted key %.9s…, want h444_…", key)
-	}
+	acc, key := newAccount(t, ctx, c, "you@example.com", scopes...)
 	if _, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Scopes: []string{"servers:read"}}); err == nil || !strings.Contains(err.Error(), `unknown scope "servers:read"`) {
 		t.Errorf("a key with sunucu's servers:read: %v, want 400 unknown scope", err)
 	}
