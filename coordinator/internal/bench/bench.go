@@ -101,6 +101,11 @@ type Result struct {
 	// a thread put to sleep and woken again (on this machine's virtual CPUs
 	// one costs tens of µs).
 	ServerSwitches, ClientSwitches int64
+	// Sysmon is the part of ServerCPU and ServerSwitches spent by the server
+	// processes' Go sysmon threads (zero where /proc cannot tell): a cost per
+	// second of the processes' life, not per request, so at a lower rate it
+	// weighs more per request.
+	Sysmon threadUse
 	// lat are the successful requests' latencies, sorted (for merge).
 	lat []time.Duration
 }
@@ -138,6 +143,9 @@ func (r Result) String() string {
 		s += fmt.Sprintf("  context switches/op server %.1f", float64(r.ServerSwitches)/n)
 		if r.ClientSwitches > 0 {
 			s += fmt.Sprintf(", client %.1f", float64(r.ClientSwitches)/n)
+		}
+		if r.Sysmon.switches > 0 {
+			s += fmt.Sprintf("  Go sysmon threads (in the server figures) %.1f switches, %.0f µs CPU per op", float64(r.Sysmon.switches)/n, us(r.Sysmon.cpu/time.Duration(r.OK)))
 		}
 	}
 	if r.Entries > 0 {
@@ -238,6 +246,8 @@ func merge(name string, parts []Result) Result {
 		r.ClientSyscalls.writes += p.ClientSyscalls.writes
 		r.ServerSwitches += p.ServerSwitches
 		r.ClientSwitches += p.ClientSwitches
+		r.Sysmon.cpu += p.Sysmon.cpu
+		r.Sysmon.switches += p.Sysmon.switches
 		applyWeighted += float64(p.ApplyWait) * float64(p.OK)
 		r.lat = append(r.lat, p.lat...)
 	}

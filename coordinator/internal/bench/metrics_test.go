@@ -2,6 +2,7 @@ package bench
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -155,4 +156,57 @@ func TestMeasuredCountsClientCPU(t *testing.T) {
 	if r.OK == 0 || r.ClientCPU <= 0 {
 		t.Fatalf("%d calls spinning 1 ms each counted %v of client CPU", r.OK, r.ClientCPU)
 	}
+}
+
+// TestSysmonOfFindsTheSysmonThread: while a goroutine keeps this process busy
+// (with a system call now and then, which wakes sysmon from its deep sleep),
+// the thread sysmonOf counts is the one with the most voluntary context
+// switches (sysmon's 20 µs sleeps), and its CPU time is counted.
+func TestSysmonOfFindsTheSysmonThread(t *testing.T) {
+	pid := os.Getpid()
+	voluntary := func() map[int]int64 {
+		m := map[int]int64{}
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			var tid int
+			fmt.Sscan(task.Name(), &tid)
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
+			if err != nil {
+				continue
+			}
+			for line := range strings.Lines(string(b)) {
+				if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+					var n int64
+					fmt.Sscan(v, &n)
+					m[tid] = n
+				}
+			}
+		}
+		return m
+	}
+	before, use := voluntary(), sysmonOf(pid)
+	for t0 := time.Now(); time.Since(t0) < 300*time.Millisecond; {
+		if _, err := os.ReadFile("/proc/self/stat"); err != nil {
+			t.Fatal(err)
+		}
+		for t1 := time.Now(); time.Since(t1) < 2*time.Millisecond; {
+		}
+	}
+	after, used := voluntary(), sysmonOf(pid).minus(use)
+	most, mostN := 0, int64(-1)
+	for tid, n := range after {
+		if d := n - before[tid]; d > mostN {
+			most, mostN = tid, d
+		}
+	}
+	if tid := sysmonTID(pid); tid != most {
+		t.Fatalf("sysmonTID %d, but thread %d switched most (%d voluntary switches in 300 ms)", tid, most, mostN)
+	}
+	if used.switches < 10 || used.cpu <= 0 {
+		t.Fatalf("sysmon thread counted %d switches, %v CPU in 300 ms", used.switches, used.cpu)
+	}
+	t.Logf("sysmon thread %d: %d switches, %v CPU in 300 ms", most, used.switches, used.cpu)
 }
