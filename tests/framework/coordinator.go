@@ -620,3 +620,34 @@ func (c *ProcessCluster) WaitNode(id string, timeout time.Duration, what string,
 	c.fatalf("node %s not %s after %s: last %+v (err %v)", id, what, timeout, last, lastErr)
 	return last
 }
+
+// WaitAction polls action id through cl (GET /v1/actions/{id}) until it has
+// finished and returns it, whatever its status; a call that fails (a
+// coordinator restarting, a new leader) is tried again. After timeout it
+// fails t with the last state seen.
+func WaitAction(t testing.TB, cl *client.Client, id string, timeout time.Duration) api.Action {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		a, err := cl.Action(ctx, id)
+		cancel()
+		if err == nil && a.Finished() {
+			return a
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("action %s not finished after %s: %+v %v", id, timeout, a, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// WaitActionSuccess is WaitAction requiring the action to have succeeded.
+func WaitActionSuccess(t testing.TB, cl *client.Client, id string, timeout time.Duration) api.Action {
+	t.Helper()
+	a := WaitAction(t, cl, id, timeout)
+	if a.Status != api.ActionSuccess {
+		t.Fatalf("action %s (%s) ended %s: %+v", id, a.Command, a.Status, a.Error)
+	}
+	return a
+}

@@ -1,6 +1,7 @@
 package framework
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 )
 
 // TestWaitUp: the launchers' start-up wait returns once the probe answers,
@@ -102,5 +106,34 @@ func TestParallel(t *testing.T) {
 	})
 	if !errors.Is(err, boom) || !slices.Equal(seen, []int{0, 1, 2, 3}) {
 		t.Fatalf("error at 3 with one worker: %v after calls %v, want boom after 0..3", err, seen)
+	}
+}
+
+// TestWaitAction: the action is polled through GET /v1/actions/{id} past
+// a failed call and unfinished states, and returned once it has finished.
+func TestWaitAction(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	answers := []string{"503", api.ActionPending, api.ActionRunning, api.ActionFailed}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		seen = append(seen, r.URL.Path)
+		next := answers[min(len(seen), len(answers))-1]
+		if next == "503" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(api.Action{ID: "act_1", Command: "server.reboot", Status: next})
+	}))
+	defer srv.Close()
+	a := WaitAction(t, client.New(srv.URL, "k"), "act_1", time.Minute)
+	if a.ID != "act_1" || a.Status != api.ActionFailed {
+		t.Fatalf("finished action %+v, want act_1 failed", a)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != len(answers) || seen[0] != "/v1/actions/act_1" {
+		t.Fatalf("requests %q, want %d of /v1/actions/act_1", seen, len(answers))
 	}
 }

@@ -128,29 +128,9 @@ func (w *world) create(user, domain string) api.AdminHostingCreated {
 	}
 }
 
-// waitAction follows an action through /v1 until it finished.
-func (w *world) waitAction(id string, timeout time.Duration) api.Action {
-	w.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		a, err := w.client(1, w.key).Action(ctx, id)
-		cancel()
-		if err == nil && a.Finished() {
-			return a
-		}
-		if time.Now().After(deadline) {
-			w.t.Fatalf("action %s not finished after %s: %+v %v", id, timeout, a, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func (w *world) mustSucceed(id string) {
 	w.t.Helper()
-	if a := w.waitAction(id, 60*time.Second); a.Status != api.ActionSuccess {
-		w.t.Fatalf("action %s (%s) failed: %+v", id, a.Command, a.Error)
-	}
+	framework.WaitActionSuccess(w.t, w.client(1, w.key), id, 60*time.Second)
 }
 
 // rawGet is GET of a /v1 path with the owner's key: status, headers, body.

@@ -7,22 +7,13 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // waitAction polls an action until it finishes and requires success.
 func (r *rig) waitAction(id string) {
 	r.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		a, err := r.api(0).Action(r.ctx, id)
-		if err == nil && a.Status == api.ActionSuccess {
-			return
-		}
-		if err == nil && a.Status == api.ActionFailed || time.Now().After(deadline) {
-			r.t.Fatalf("action %s: %+v %v", id, a, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	framework.WaitActionSuccess(r.t, r.api(0), id, 30*time.Second)
 }
 
 // refundDue is the README's refund policy for a service paid until

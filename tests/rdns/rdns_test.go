@@ -112,10 +112,7 @@ func (r *rig) api(i int) *client.Client { return r.c.Client(i, r.key) }
 
 func (r *rig) waitAction(id string) {
 	r.t.Helper()
-	eventually(r.t, 30*time.Second, "action "+id+" succeeds", func() (bool, string) {
-		a, err := r.api(0).Action(r.ctx, id)
-		return err == nil && a.Status == api.ActionSuccess, a.Status
-	})
+	framework.WaitActionSuccess(r.t, r.api(0), id, 30*time.Second)
 }
 
 // server creates a server (ipv4 "": addresses from the pools) and waits

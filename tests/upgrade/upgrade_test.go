@@ -172,23 +172,6 @@ func domState(name string) string {
 	return strings.TrimSpace(string(out))
 }
 
-func waitAction(t *testing.T, c *client.Client, id string, timeout time.Duration) api.Action {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		a, err := c.Action(ctx, id)
-		cancel()
-		if err == nil && a.Finished() {
-			return a
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("action %s not finished after %v: %+v %v", id, timeout, a, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // logHas waits until a coordinator's log contains s.
 func logHas(path, s string, timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
@@ -247,7 +230,7 @@ func TestRollingUpgrade(t *testing.T) {
 	vm := created.Server.VMName
 	testenv.Cleanup(t, vm, "")
 	api0 := client.New(c.URL(0), key)
-	if a := waitAction(t, api0, created.Action.ID, 2*time.Minute); a.Status != api.ActionSuccess {
+	if a := framework.WaitAction(t, api0, created.Action.ID, 2*time.Minute); a.Status != api.ActionSuccess {
 		t.Fatalf("provisioning: %+v", a)
 	}
 	console := agent.ConsoleLog(vm)
@@ -330,7 +313,7 @@ func TestRollingUpgrade(t *testing.T) {
 	if reboot.Action.ID == "" {
 		t.Fatal("no coordinator led during the rolling upgrade (no action in flight was tested)")
 	}
-	if a := waitAction(t, api0, reboot.Action.ID, 2*time.Minute); a.Status != api.ActionSuccess {
+	if a := framework.WaitAction(t, api0, reboot.Action.ID, 2*time.Minute); a.Status != api.ActionSuccess {
 		t.Fatalf("the reboot in flight across the upgrade ended %s: %+v", a.Status, a.Error)
 	}
 	waitBoots(t, console, bootsBefore+1, time.Minute)
@@ -371,7 +354,7 @@ func TestRollingUpgrade(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a := waitAction(t, api0, acc2.Action.ID, 2*time.Minute); a.Status != api.ActionSuccess {
+	if a := framework.WaitAction(t, api0, acc2.Action.ID, 2*time.Minute); a.Status != api.ActionSuccess {
 		t.Fatalf("reboot after the agent upgrade: %+v", a)
 	}
 	waitBoots(t, console, bootsBefore+1, time.Minute)
