@@ -30,50 +30,20 @@ const (
 // closed on return; when Call returns before the agent finished, the agent's
 // handler sees its context end. Many calls may run at once on one session.
 func (s *Server) Call(ctx context.Context, nodeID string, req *pb.Envelope, recv func(*pb.Envelope) (done bool, err error)) error {
-	s.mu.Lock()
-	c := s.sessions[nodeID]
-	s.mu.Unlock()
+	c := s.session(nodeID)
 	if c == nil {
 		return fmt.Errorf("call node %s: %w", nodeID, ErrNotConnected)
 	}
-	st, err := c.qc.OpenStreamSync(ctx)
+	st, err := openCall(ctx, c, nodeID)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if c.qc.Context().Err() != nil {
-			return fmt.Errorf("call node %s: %w: %w", nodeID, ErrNotConnected, err)
-		}
-		return fmt.Errorf("call node %s: open stream: %w", nodeID, err)
+		return err
 	}
 	finished := false
-	var once sync.Once
-	abort := func() {
-		once.Do(func() {
-			st.CancelRead(codeStreamDone)
-			st.CancelWrite(codeStreamDone)
-		})
-	}
-	// A cancelled ctx unblocks a pending read or write.
-	stopWatch := context.AfterFunc(ctx, abort)
-	defer func() {
-		stopWatch()
-		if finished {
-			// Our side is complete: end the write side cleanly and stop
-			// reading whatever the agent might still send.
-			once.Do(func() {
-				_ = st.Close()
-				st.CancelRead(codeStreamDone)
-			})
-		} else {
-			abort()
-		}
-	}()
+	// Our side complete: end the write side cleanly and stop reading
+	// whatever the agent might still send.
+	defer func() { st.release(finished, true) }()
 	if err := pb.WriteEnvelope(st, req); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return fmt.Errorf("call node %s: %w", nodeID, err)
+		return writeErr(ctx, nodeID, err)
 	}
 	if s.batches(c) {
 		// A 1.4 agent ends its side once our side has ended (see
@@ -83,13 +53,7 @@ func (s *Server) Call(ctx context.Context, nodeID string, req *pb.Envelope, recv
 	for {
 		env, err := pb.ReadEnvelope(st, 0)
 		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			if errors.Is(err, io.EOF) {
-				return fmt.Errorf("call node %s: the agent ended the stream before the last answer: %w", nodeID, io.ErrUnexpectedEOF)
-			}
-			return fmt.Errorf("call node %s: %w", nodeID, err)
+			return readErr(ctx, nodeID, err)
 		}
 		done, err := recv(env)
 		if err != nil {
@@ -105,9 +69,7 @@ func (s *Server) Call(ctx context.Context, nodeID string, req *pb.Envelope, recv
 // Batches says whether the node's current session takes several actions on
 // one stream (CallEach): its agent announced pb.ProtocolActionBatch or later.
 func (s *Server) Batches(nodeID string) bool {
-	s.mu.Lock()
-	c := s.sessions[nodeID]
-	s.mu.Unlock()
+	c := s.session(nodeID)
 	return c != nil && s.batches(c)
 }
 
@@ -138,45 +100,20 @@ func (s *Server) CallEach(ctx context.Context, nodeID string, reqs []*pb.Envelop
 		}
 		clear(open)
 	}
-	s.mu.Lock()
-	c := s.sessions[nodeID]
-	s.mu.Unlock()
+	c := s.session(nodeID)
 	if c == nil || !s.batches(c) {
 		// (A session of an older agent counts as none: send on its own.)
 		endAll(fmt.Errorf("call node %s: %w (in a session that takes several actions per stream)", nodeID, ErrNotConnected))
 		return
 	}
-	st, err := c.qc.OpenStreamSync(ctx)
+	st, err := openCall(ctx, c, nodeID)
 	if err != nil {
-		switch {
-		case ctx.Err() != nil:
-			err = ctx.Err()
-		case c.qc.Context().Err() != nil:
-			err = fmt.Errorf("call node %s: %w: %w", nodeID, ErrNotConnected, err)
-		default:
-			err = fmt.Errorf("call node %s: open stream: %w", nodeID, err)
-		}
 		endAll(err)
 		return
 	}
-	var once sync.Once
-	abort := func() {
-		once.Do(func() {
-			st.CancelRead(codeStreamDone)
-			st.CancelWrite(codeStreamDone)
-		})
-	}
-	stopWatch := context.AfterFunc(ctx, abort)
-	defer func() {
-		stopWatch()
-		if len(open) == 0 {
-			// Every answer is in: stop reading whatever the agent might
-			// still send (our side ended after the requests).
-			once.Do(func() { st.CancelRead(codeStreamDone) })
-		} else {
-			abort()
-		}
-	}()
+	// Every answer in: stop reading whatever the agent might still send (our
+	// side ended after the requests).
+	defer func() { st.release(len(open) == 0, false) }()
 	// All requests in one write (one packet when they fit), then our side ends.
 	var buf bytes.Buffer
 	for _, r := range reqs {
@@ -186,27 +123,14 @@ func (s *Server) CallEach(ctx context.Context, nodeID string, reqs []*pb.Envelop
 		}
 	}
 	if _, err := st.Write(buf.Bytes()); err != nil {
-		if ctx.Err() != nil {
-			err = ctx.Err()
-		} else {
-			err = fmt.Errorf("call node %s: %w", nodeID, err)
-		}
-		endAll(err)
+		endAll(writeErr(ctx, nodeID, err))
 		return
 	}
 	_ = st.Close()
 	for len(open) > 0 {
 		env, err := pb.ReadEnvelope(st, 0)
 		if err != nil {
-			switch {
-			case ctx.Err() != nil:
-				err = ctx.Err()
-			case errors.Is(err, io.EOF):
-				err = fmt.Errorf("call node %s: the agent ended the stream before the last answer: %w", nodeID, io.ErrUnexpectedEOF)
-			default:
-				err = fmt.Errorf("call node %s: %w", nodeID, err)
-			}
-			endAll(err)
+			endAll(readErr(ctx, nodeID, err))
 			return
 		}
 		i, ok := open[env.ReplyTo]
@@ -219,6 +143,88 @@ func (s *Server) CallEach(ctx context.Context, nodeID string, reqs []*pb.Envelop
 			end(i, err)
 		}
 	}
+}
+
+// session is the node's current session, or nil.
+func (s *Server) session(nodeID string) *conn {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions[nodeID]
+}
+
+// callStream is the stream of one Call or CallEach: ctx's end abandons it
+// (both directions, which unblocks a pending read or write), and release
+// ends it once the call returns.
+type callStream struct {
+	*quic.Stream
+	once      sync.Once
+	stopWatch func() bool
+}
+
+// openCall opens a call's stream on c, the session of nodeID. Its error is
+// ctx's own when ctx ended, one wrapping ErrNotConnected when the session
+// has ended, else the failure to open.
+func openCall(ctx context.Context, c *conn, nodeID string) (*callStream, error) {
+	st, err := c.qc.OpenStreamSync(ctx)
+	if err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case c.qc.Context().Err() != nil:
+			return nil, fmt.Errorf("call node %s: %w: %w", nodeID, ErrNotConnected, err)
+		default:
+			return nil, fmt.Errorf("call node %s: open stream: %w", nodeID, err)
+		}
+	}
+	cs := &callStream{Stream: st}
+	cs.stopWatch = context.AfterFunc(ctx, cs.abort)
+	return cs, nil
+}
+
+// abort abandons both directions of the stream (the agent's handlers see
+// their context end), unless the stream was already ended or abandoned.
+func (cs *callStream) abort() {
+	cs.once.Do(func() {
+		cs.CancelRead(codeStreamDone)
+		cs.CancelWrite(codeStreamDone)
+	})
+}
+
+// release ends the stream when its call returns: complete (the call has
+// every answer it waited for) stops reading whatever the agent may still
+// send, after ending the write side cleanly when closeWrite; otherwise the
+// stream is abandoned (abort).
+func (cs *callStream) release(complete, closeWrite bool) {
+	cs.stopWatch()
+	if !complete {
+		cs.abort()
+		return
+	}
+	cs.once.Do(func() {
+		if closeWrite {
+			_ = cs.Close()
+		}
+		cs.CancelRead(codeStreamDone)
+	})
+}
+
+// writeErr is the error of a call whose request could not be written: ctx's
+// own when ctx ended (its end broke the stream).
+func writeErr(ctx context.Context, nodeID string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("call node %s: %w", nodeID, err)
+}
+
+// readErr is the error of a call whose answer could not be read: ctx's own
+// when ctx ended, one wrapping io.ErrUnexpectedEOF when the agent ended its
+// side first.
+func readErr(ctx context.Context, nodeID string, err error) error {
+	if ctx.Err() == nil && errors.Is(err, io.EOF) {
+		return fmt.Errorf("call node %s: the agent ended the stream before the last answer: %w", nodeID, io.ErrUnexpectedEOF)
+	}
+	return writeErr(ctx, nodeID, err)
 }
 
 // ProtocolVersion returns the protocol version the node announced in the Hello
