@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,5 +180,39 @@ func TestCallEachUnansweredEnds(t *testing.T) {
 	}, func(i int, err error) { ends[i] = err })
 	if len(ends) != 2 || ends[1] != nil || !errors.Is(ends[0], io.ErrUnexpectedEOF) {
 		t.Fatalf("ends %v, want the echo answered and the ping ended by the agent's side", ends)
+	}
+}
+
+// TestCallEachUnencodableFreesStream: a batch with a request that cannot be
+// encoded (a string field that is not UTF-8) ends every request with the
+// encoding error and holds nothing on the agent's side: after as many such
+// batches (and single calls) as the agent takes concurrent streams (256), an
+// action still goes through at once. CallEach left a stream open with
+// nothing written, which held one of them until the agent's 10 s first-frame
+// timeout, so the next call waited.
+func TestCallEachUnencodableFreesStream(t *testing.T) {
+	f := newCallsFixture(t)
+	f.agent(t, "node-1")
+	ctx := context.Background()
+	for n := range 256 {
+		bad := echo("bad\xff", "{}")
+		bad.Seq = 2
+		reqs := []*pb.Envelope{echo(fmt.Sprintf("ok-%d", n), "{}"), bad}
+		var errs []error
+		f.srv.CallEach(ctx, "node-1", reqs, func(int, *pb.Envelope) (bool, error) {
+			return false, errors.New("no frame expected")
+		}, func(_ int, err error) { errs = append(errs, err) })
+		if len(errs) != 2 || errs[0] == nil || errs[1] == nil || !strings.Contains(errs[0].Error(), "UTF-8") {
+			t.Fatalf("batch %d with an unencodable request: ends %v", n, errs)
+		}
+		// Call, which writes to the stream directly, abandons it.
+		if err := f.srv.Call(ctx, "node-1", bad, func(*pb.Envelope) (bool, error) { return true, nil }); err == nil || !strings.Contains(err.Error(), "UTF-8") {
+			t.Fatalf("call %d with an unencodable request: %v", n, err)
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := callEcho(cctx, f.srv, "node-1", "after"); err != nil {
+		t.Fatalf("an action after 256 unencodable batches: %v", err)
 	}
 }

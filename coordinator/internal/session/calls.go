@@ -88,7 +88,9 @@ func (s *Server) batches(c *conn) bool {
 // with its index and nil or that error, from CallEach's goroutine, and
 // nothing more of it reaches recv. CallEach returns once every request's
 // exchange has ended. The agent's handlers see their context end when ctx
-// ends or the stream breaks, not when one request's recv fails.
+// ends or the stream breaks, not when one request's recv fails. A request
+// that cannot be encoded ends them all with that error before any stream
+// is opened.
 func (s *Server) CallEach(ctx context.Context, nodeID string, reqs []*pb.Envelope, recv func(i int, env *pb.Envelope) (done bool, err error), end func(i int, err error)) {
 	open := make(map[uint64]int, len(reqs))
 	for i, r := range reqs {
@@ -106,14 +108,6 @@ func (s *Server) CallEach(ctx context.Context, nodeID string, reqs []*pb.Envelop
 		endAll(fmt.Errorf("call node %s: %w (in a session that takes several actions per stream)", nodeID, ErrNotConnected))
 		return
 	}
-	st, err := openCall(ctx, c, nodeID)
-	if err != nil {
-		endAll(err)
-		return
-	}
-	// Every answer in: stop reading whatever the agent might still send (our
-	// side ended after the requests).
-	defer func() { st.release(len(open) == 0, false) }()
 	// All requests in one write (one packet when they fit), then our side ends.
 	var buf bytes.Buffer
 	for _, r := range reqs {
@@ -122,6 +116,14 @@ func (s *Server) CallEach(ctx context.Context, nodeID string, reqs []*pb.Envelop
 			return
 		}
 	}
+	st, err := openCall(ctx, c, nodeID)
+	if err != nil {
+		endAll(err)
+		return
+	}
+	// Every answer in: stop reading whatever the agent might still send (our
+	// side ended after the requests).
+	defer func() { st.release(len(open) == 0, false) }()
 	if _, err := st.Write(buf.Bytes()); err != nil {
 		endAll(writeErr(ctx, nodeID, err))
 		return
