@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,35 @@ func WaitFor(t testing.TB, what string, within, interval time.Duration, ok func(
 		}
 		time.Sleep(interval)
 	}
+}
+
+// Metrics reads the Prometheus text page of a /metrics listener (base: its
+// URL without the path) into series → value, a series being the name and
+// labels as printed (name{a="b"}); comments are left out. The page is asked
+// for uncompressed, which costs a coordinator under measurement less. A
+// request that fails, or a page that is not 200, fails t.
+func Metrics(t testing.TB, base string) map[string]float64 {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, base+"/metrics", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, body := Fetch(t, nil, req)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %s", base, resp.Status)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(body), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil && i > 0 {
+			out[line[:i]] = v
+		}
+	}
+	return out
 }
 
 // Parallel calls call(i) for every i in [0, n) from workers goroutines, each

@@ -3,6 +3,7 @@ package framework
 import (
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -135,5 +136,33 @@ func TestWaitAction(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) != len(answers) || seen[0] != "/v1/actions/act_1" {
 		t.Fatalf("requests %q, want %d of /v1/actions/act_1", seen, len(answers))
+	}
+}
+
+// TestMetrics: every series of the page by name and labels as printed (a
+// label value with a space included), comments left out, asked for
+// uncompressed.
+func TestMetrics(t *testing.T) {
+	var encoding string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/metrics" {
+			http.NotFound(w, r)
+			return
+		}
+		encoding = r.Header.Get("Accept-Encoding")
+		_, _ = w.Write([]byte("# HELP hostplane_fsm_applied_index The index.\n# TYPE hostplane_fsm_applied_index gauge\n" +
+			"hostplane_fsm_applied_index 42\n" +
+			`hostplane_http_requests_total{method="GET",route="GET /v1/account",status="200"} 3` + "\n" +
+			`hostplane_raft_apply_duration_seconds_bucket{le="+Inf"} 7` + "\n"))
+	}))
+	defer srv.Close()
+	got := Metrics(t, srv.URL)
+	want := map[string]float64{
+		"hostplane_fsm_applied_index": 42,
+		`hostplane_http_requests_total{method="GET",route="GET /v1/account",status="200"}`: 3,
+		`hostplane_raft_apply_duration_seconds_bucket{le="+Inf"}`:                          7,
+	}
+	if !maps.Equal(got, want) || encoding != "identity" {
+		t.Fatalf("Metrics = %v (Accept-Encoding %q), want %v (identity)", got, encoding, want)
 	}
 }

@@ -253,7 +253,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 			// the four processes (120 linearizable GETs, at load ~10),
 			// which is this benchmark's, not the order's.
 			for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-				open, ok := scrape(b, metrics)["hostplane_actions_open"]
+				open, ok := framework.Metrics(b, metrics)["hostplane_actions_open"]
 				if !ok {
 					b.Fatal("the leader's /metrics lacks hostplane_actions_open")
 				}
@@ -304,7 +304,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 // has proposed (hostplane_raft_apply_duration_seconds_count) from its
 // /metrics listener.
 func raftCounts(b *testing.B, metricsURL string) (index, commands float64) {
-	m := scrape(b, metricsURL)
+	m := framework.Metrics(b, metricsURL)
 	index, ok1 := m["hostplane_fsm_applied_index"]
 	commands, ok2 := m["hostplane_raft_apply_duration_seconds_count"]
 	if !ok1 || !ok2 {
@@ -320,7 +320,7 @@ func raftCounts(b *testing.B, metricsURL string) (index, commands float64) {
 func fsmCounts(b *testing.B, urls []string, index float64) (txs, pages float64) {
 	for _, u := range urls {
 		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
-			m := scrape(b, u)
+			m := framework.Metrics(b, u)
 			x, ok1 := m["hostplane_fsm_transactions_total"]
 			p, ok2 := m["hostplane_fsm_pages_written_total"]
 			if !ok1 || !ok2 {
@@ -336,36 +336,6 @@ func fsmCounts(b *testing.B, urls []string, index float64) (txs, pages float64) 
 		}
 	}
 	return txs, pages
-}
-
-// scrape reads the unlabelled series of a coordinator's /metrics listener
-// (uncompressed: less work for the coordinator measured).
-func scrape(b *testing.B, metricsURL string) map[string]float64 {
-	req, err := http.NewRequest(http.MethodGet, metricsURL+"/metrics", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	req.Header.Set("Accept-Encoding", "identity")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		b.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, l := range strings.Split(string(body), "\n") {
-		name, v, _ := strings.Cut(l, " ")
-		if name == "" || name[0] == '#' || strings.Contains(name, "{") {
-			continue
-		}
-		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			out[name] = f // (a line that is not name and value is left out)
-		}
-	}
-	return out
 }
 
 // perfRecord starts `perf record -g` on the processes when ORDERS_PERF_DIR

@@ -6,11 +6,8 @@ package rdns
 import (
 	"context"
 	"errors"
-	"io"
-	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -358,7 +355,7 @@ func TestReverseDNSOnPowerDNS(t *testing.T) {
 	// The leader's /metrics counts the passes (failed ones while PowerDNS
 	// was down) and the changes made.
 	leader := r.c.Nodes[r.c.WaitLeader(20*time.Second)]
-	met := metrics(t, leader.MetricsURL())
+	met := framework.Metrics(t, leader.MetricsURL())
 	for _, name := range []string{`hostplane_rdns_passes_total{result="ok"}`, `hostplane_rdns_passes_total{result="error"}`,
 		`hostplane_rdns_changes_total{change="replace"}`} {
 		if met[name] < 1 {
@@ -375,28 +372,6 @@ func TestReverseDNSOnPowerDNS(t *testing.T) {
 			t.Errorf("coordinator %s logged the PowerDNS API key", p.ID)
 		}
 	}
-}
-
-// metrics reads a Prometheus text page into name{labels} → value.
-func metrics(t *testing.T, base string) map[string]float64 {
-	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	out := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil && i > 0 {
-			out[line[:i]] = v
-		}
-	}
-	return out
 }
 
 func errString(err error) string {
