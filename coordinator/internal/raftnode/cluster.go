@@ -35,8 +35,8 @@ type Cluster interface {
 	// Barrier waits until every entry committed before it is applied here.
 	Barrier(timeout time.Duration) error
 	// CommandsApplied reports whether this member's FSM holds every command
-	// with a Raft index up to idx (at most the commit index): entries that are
-	// not commands (no-ops, barriers, configuration) never reach the FSM.
+	// with a Raft index up to idx (at most the commit index): no-ops and
+	// barriers never reach the FSM, so its applied index alone lags behind.
 	CommandsApplied(idx uint64) bool
 	// LeaderCh signals gains and losses of leadership (one consumer only).
 	LeaderCh() <-chan bool

@@ -170,10 +170,11 @@ func (n *Node) waitApplied(idx uint64, deadline time.Time) error {
 var maxQuietScan uint64 = 4096
 
 // CommandsApplied reports whether the FSM holds every command with a Raft index
-// up to idx (idx at most the commit index). The FSM counts only commands; the
-// entries after its applied index may all be others (the leader's no-op,
-// barriers — the systemd watchdog's progress check commits one per ping on the
-// leader — and configuration changes), so those are looked up in the log. How
+// up to idx (idx at most the commit index). The FSM's applied index moves with
+// the entries Raft hands it (commands, and configuration changes in a batch);
+// the entries after it may all be others (the leader's no-op, barriers — the
+// systemd watchdog's progress check commits one per ping on the leader), so
+// those are looked up in the log. How
 // far the log is known to hold no unapplied command is remembered, so an idle
 // member's growing run of barriers is read once, not on every call: before
 // that, a member idle under the watchdog for 64 barriers answered every
