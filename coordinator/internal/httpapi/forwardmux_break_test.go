@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -60,33 +59,8 @@ func TestChannelBrokenMidBatch(t *testing.T) {
 		_, _ = w.Write([]byte(`{"path":"` + r.URL.Path + `"}`))
 	})
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := <-accepted
-	if sc == nil {
-		t.Fatal("accept failed")
-	}
-	hc := &halfConn{Conn: sc, cut: make(chan int, 1)}
-	srv := newChannelServer(context.Background(), slog.New(slog.DiscardHandler), h, hc, cc.LocalAddr().String(), nil, 5*time.Second)
-	served := make(chan struct{})
-	go func() { defer close(served); srv.serve(bufio.NewReader(hc)) }()
-	c := newMuxClient(ln.Addr().String(), cc, bufio.NewReader(cc))
-	defer func() {
-		c.fail(net.ErrClosed)
-		<-served
-	}()
+	hc := &halfConn{cut: make(chan int, 1)}
+	c, _ := channelEndsOver(t, h, func(sc net.Conn) net.Conn { hc.Conn = sc; return hc })
 
 	a := &API{cfg: Config{NodeID: "f1", ClusterSecret: "the-secret", Timeouts: DefaultTimeouts()}, log: slog.New(slog.DiscardHandler)}
 	a.fwd = newForwarder(a)

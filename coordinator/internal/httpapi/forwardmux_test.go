@@ -29,6 +29,13 @@ func channelPair(t testing.TB, h http.Handler) *muxClient {
 // channelEnds is channelPair that also returns the leader's end.
 func channelEnds(t testing.TB, h http.Handler) (*muxClient, *channelServer) {
 	t.Helper()
+	return channelEndsOver(t, h, nil)
+}
+
+// channelEndsOver is channelEnds whose leader end serves over wrap(the
+// accepted connection) when wrap is not nil.
+func channelEndsOver(t testing.TB, h http.Handler, wrap func(net.Conn) net.Conn) (*muxClient, *channelServer) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -49,6 +56,9 @@ func channelEnds(t testing.TB, h http.Handler) (*muxClient, *channelServer) {
 	sc := <-accepted
 	if sc == nil {
 		t.Fatal("accept failed")
+	}
+	if wrap != nil {
+		sc = wrap(sc)
 	}
 	srv := newChannelServer(context.Background(), slog.New(slog.DiscardHandler), h, sc, cc.LocalAddr().String(), nil, 5*time.Second)
 	done := make(chan struct{})
