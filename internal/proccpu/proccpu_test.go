@@ -19,3 +19,30 @@ func TestOf(t *testing.T) {
 		t.Fatalf("a missing process counts %v", got)
 	}
 }
+
+// TestSyscalls: this process's write count grows by at least the writes it
+// makes, and a pid that does not exist counts 0.
+func TestSyscalls(t *testing.T) {
+	f, err := os.Create(t.TempDir() + "/f")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r0, w0 := Syscalls(os.Getpid())
+	for range 10 {
+		if _, err := f.Write([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		t.Fatal(err)
+	}
+	r1, w1 := Syscalls(os.Getpid())
+	if w1-w0 < 10 || r1-r0 < 1 {
+		t.Fatalf("10 writes and 1 read counted as %d writes and %d reads", w1-w0, r1-r0)
+	}
+	if r, w := Syscalls(1 << 30); r != 0 || w != 0 {
+		t.Fatalf("a missing process counts %d reads, %d writes", r, w)
+	}
+}

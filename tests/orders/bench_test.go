@@ -197,10 +197,30 @@ func BenchmarkOrderCPU(b *testing.B) {
 	}
 	pids = append([]int{r.c.Nodes[leader].Pid()}, append(pids, r.sim.Pid())...)
 	b.Logf("pids: leader, followers, agent: %v", pids)
+	// procs are the processes measured: leader, followers, agent, this one
+	// (the clients).
+	procs := append(slices.Clone(pids), os.Getpid())
+	names := []string{"leader", "follower", "follower", "agent", "clients"}
 	type cost struct {
-		leader, followers, agent, client time.Duration
-		entries, commands                float64 // committed by the leader
-		fsmTxs, fsmPages                 float64 // the followers' FSM transactions and pages written
+		cpu               []time.Duration // per process of procs
+		reads, writes     []int64         // read and write syscalls per process of procs
+		entries, commands float64         // committed by the leader
+		fsmTxs, fsmPages  float64         // the followers' FSM transactions and pages written
+		udp               float64         // UDP datagrams sent on the machine (the agent's QUIC session)
+		sends, streams    float64         // actions the leader sent to the agent, and the streams they took
+	}
+	add := func(a, b cost) cost {
+		if a.cpu == nil {
+			a.cpu, a.reads, a.writes = make([]time.Duration, len(procs)), make([]int64, len(procs)), make([]int64, len(procs))
+		}
+		for i := range procs {
+			a.cpu[i] += b.cpu[i]
+			a.reads[i] += b.reads[i]
+			a.writes[i] += b.writes[i]
+		}
+		a.entries, a.commands, a.fsmTxs, a.fsmPages, a.udp = a.entries+b.entries, a.commands+b.commands, a.fsmTxs+b.fsmTxs, a.fsmPages+b.fsmPages, a.udp+b.udp
+		a.sends, a.streams = a.sends+b.sends, a.streams+b.streams
+		return a
 	}
 	metrics := r.c.Nodes[leader].MetricsURL()
 	var followerMetrics []string
@@ -209,27 +229,40 @@ func BenchmarkOrderCPU(b *testing.B) {
 			followerMetrics = append(followerMetrics, p.MetricsURL())
 		}
 	}
+	sample := func() (cpu []time.Duration, reads, writes []int64) {
+		for _, p := range procs {
+			c := proccpu.Of(p)
+			if p == os.Getpid() {
+				c = proccpu.Self() // in µs, not clock ticks
+			}
+			rd, wr := proccpu.Syscalls(p)
+			cpu, reads, writes = append(cpu, c), append(reads, rd), append(writes, wr)
+		}
+		return
+	}
 	measure := func(kind string, call func(i int) error, settle func()) (float64, cost) {
-		stopPerf := perfRecord(b, kind, append(slices.Clone(pids), os.Getpid()))
+		stopPerf := perfRecord(b, kind, procs)
 		e0, n0 := raftCounts(b, metrics)
 		x0, p0 := fsmCounts(b, followerMetrics, e0)
-		c0, s0 := make([]time.Duration, len(pids)), proccpu.Self()
-		for i, p := range pids {
-			c0[i] = proccpu.Of(p)
-		}
+		c0, r0, w0 := sample()
+		u0 := udpSent(b)
+		s0, st0 := actionSends(b, metrics)
 		perSec, err := rate(n, clients, call)
 		if err != nil {
 			b.Fatal(err)
 		}
 		settle()
-		for i, p := range pids {
-			c0[i] = proccpu.Of(p) - c0[i]
-		}
-		self := proccpu.Self() - s0
+		c1, r1, w1 := sample()
+		u1 := udpSent(b)
+		s1, st1 := actionSends(b, metrics)
 		e1, n1 := raftCounts(b, metrics)
 		x1, p1 := fsmCounts(b, followerMetrics, e1)
 		stopPerf()
-		return perSec, cost{c0[0], c0[1] + c0[2], c0[3], self, e1 - e0, n1 - n0, x1 - x0, p1 - p0}
+		c := cost{entries: e1 - e0, commands: n1 - n0, fsmTxs: x1 - x0, fsmPages: p1 - p0, udp: u1 - u0, sends: s1 - s0, streams: st1 - st0}
+		for i := range procs {
+			c.cpu, c.reads, c.writes = append(c.cpu, c1[i]-c0[i]), append(c.reads, r1[i]-r0[i]), append(c.writes, w1[i]-w0[i])
+		}
+		return perSec, c
 	}
 	var tRate, oRate float64
 	var tc, oc cost
@@ -275,12 +308,16 @@ func BenchmarkOrderCPU(b *testing.B) {
 			}
 		}
 		tRate, oRate = tRate+t, oRate+o
-		tc = cost{tc.leader + c.leader, tc.followers + c.followers, tc.agent + c.agent, tc.client + c.client, tc.entries + c.entries, tc.commands + c.commands, tc.fsmTxs + c.fsmTxs, tc.fsmPages + c.fsmPages}
-		oc = cost{oc.leader + d.leader, oc.followers + d.followers, oc.agent + d.agent, oc.client + d.client, oc.entries + d.entries, oc.commands + d.commands, oc.fsmTxs + d.fsmTxs, oc.fsmPages + d.fsmPages}
+		tc, oc = add(tc, c), add(oc, d)
 	}
 	calls := float64(b.N * n)
 	us := func(d time.Duration) float64 { return float64(d.Microseconds()) / calls }
-	total := func(c cost) float64 { return us(c.leader + c.followers + c.agent + c.client) }
+	total := func(c cost) (t float64) {
+		for _, d := range c.cpu {
+			t += us(d)
+		}
+		return t
+	}
 	b.ReportMetric(oRate/float64(b.N), "orders/s")
 	b.ReportMetric(tRate/float64(b.N), "tickets/s")
 	b.ReportMetric(oRate/tRate, "orders/tickets")
@@ -296,8 +333,61 @@ func BenchmarkOrderCPU(b *testing.B) {
 	b.ReportMetric(tc.fsmTxs/perFollower, "follower-fsm-txs/ticket")
 	b.ReportMetric(oc.fsmPages/perFollower, "follower-fsm-pages/order")
 	b.ReportMetric(tc.fsmPages/perFollower, "follower-fsm-pages/ticket")
-	b.Logf("CPU µs per call  order: leader %.0f, followers %.0f, agent %.0f, clients %.0f; ticket: leader %.0f, followers %.0f, agent %.0f, clients %.0f",
-		us(oc.leader), us(oc.followers), us(oc.agent), us(oc.client), us(tc.leader), us(tc.followers), us(tc.agent), us(tc.client))
+	for i, name := range names {
+		b.Logf("%-8s (pid %6d) per order: %5.0f µs CPU, %5.1f reads, %5.1f writes; per ticket: %5.0f µs, %5.1f reads, %5.1f writes",
+			name, procs[i], us(oc.cpu[i]), float64(oc.reads[i])/calls, float64(oc.writes[i])/calls,
+			us(tc.cpu[i]), float64(tc.reads[i])/calls, float64(tc.writes[i])/calls)
+	}
+	b.Logf("UDP datagrams sent on the machine per order %.1f, per ticket %.1f; the leader sent %.0f actions on %.0f streams (%.1f a stream)",
+		oc.udp/calls, tc.udp/calls, oc.sends, oc.streams, oc.sends/max(oc.streams, 1))
+}
+
+// actionSends reads the actions the leader has sent to agents and the
+// streams it opened for them (hostplane_action_sends_total over its labels,
+// hostplane_action_streams_total).
+func actionSends(b *testing.B, metricsURL string) (sends, streams float64) {
+	m := framework.Metrics(b, metricsURL)
+	for k, v := range m {
+		if strings.HasPrefix(k, "hostplane_action_sends_total{") {
+			sends += v
+		}
+	}
+	streams, ok := m["hostplane_action_streams_total"]
+	if !ok {
+		b.Fatal("the leader's /metrics lacks hostplane_action_streams_total")
+	}
+	return sends, streams
+}
+
+// udpSent is the UDP datagrams sent on this machine so far (OutDatagrams of
+// /proc/net/snmp): the agent's QUIC session, and anything else running.
+func udpSent(b *testing.B) float64 {
+	raw, err := os.ReadFile("/proc/net/snmp")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var names []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, n := range names {
+			if n == "OutDatagrams" && i < len(f) {
+				v, err := strconv.ParseFloat(f[i], 64)
+				if err != nil {
+					b.Fatal(err)
+				}
+				return v
+			}
+		}
+	}
+	b.Fatal("/proc/net/snmp has no Udp OutDatagrams")
+	return 0
 }
 
 // raftCounts reads the leader's applied index and the number of commands it
