@@ -449,8 +449,18 @@ func WriteSnapshot(tx *bolt.Tx, w io.Writer) error {
 }
 
 // Backup streams a consistent copy of the state (same format as a snapshot).
-func (f *FSM) Backup(w io.Writer) error {
-	return f.View(func(tx *bolt.Tx) error { return WriteSnapshot(tx, w) })
+func (f *FSM) Backup(w io.Writer) error { return f.BackupLabelled(w, nil) }
+
+// BackupLabelled is Backup that first hands label the applied index of exactly
+// the state it copies, read in the copy's own transaction (AppliedIndex, read
+// before or after it, may be a batch off), before a byte is written to w.
+func (f *FSM) BackupLabelled(w io.Writer, label func(appliedIndex uint64)) error {
+	return f.View(func(tx *bolt.Tx) error {
+		if label != nil {
+			label(store.AppliedIndex(tx))
+		}
+		return WriteSnapshot(tx, w)
+	})
 }
 
 // Restore implements raft.FSM: it replaces the database with the snapshot's copy.

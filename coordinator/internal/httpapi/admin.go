@@ -529,8 +529,12 @@ func (a *API) adminClusterBackup(w http.ResponseWriter, r *http.Request) {
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	w = newStallWriter(w, a.cfg.Timeouts.Write)
 	w.Header().Set("Content-Type", "application/octet-stream")
-	w.Header().Set("X-Hostplane-Applied-Index", fmt.Sprint(a.state.AppliedIndex()))
-	if err := a.state.Backup(w); err != nil {
+	// The index is the copy's own: read in its transaction, as its first
+	// write sends the headers.
+	err := a.state.BackupLabelled(w, func(applied uint64) {
+		w.Header().Set("X-Hostplane-Applied-Index", fmt.Sprint(applied))
+	})
+	if err != nil {
 		a.log.Error("backup failed", "err", err)
 	}
 }
