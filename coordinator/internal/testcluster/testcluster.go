@@ -231,7 +231,8 @@ func (c *Cluster) converged() (bool, string) {
 		if st.LeaderID != lst.NodeID {
 			return false, nd.ID + " sees leader " + st.LeaderID
 		}
-		// The FSM counts commands only: barriers after the last one are
+		// The FSM's applied index moves with commands and configuration
+		// entries only: no-ops and barriers after the last of them are
 		// looked up (CommandsApplied), or an idle cluster never converged.
 		if !nd.Server.Node.CommandsApplied(lst.CommitIndex) {
 			return false, fmt.Sprintf("%s lacks a command up to the commit index %d (FSM at %d, Raft applied %d)", nd.ID, lst.CommitIndex, nd.Server.Node.FSM.AppliedIndex(), nd.Server.Node.Status().AppliedIndex)
