@@ -170,7 +170,17 @@ func (a *API) oauthServe(c *oauthCall, h oauthFunc, form bool) (int, any, *oauth
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, 64<<10))
 	if err != nil {
-		return 0, nil, oauth.Errorf(http.StatusRequestEntityTooLarge, "invalid_request", "the request body is larger than 64 KiB or could not be read")
+		var mbe *http.MaxBytesError
+		switch {
+		case errors.As(err, &mbe):
+			return 0, nil, oauth.Errorf(http.StatusRequestEntityTooLarge, "invalid_request", "the request body is larger than 64 KiB")
+		case isTimeout(err):
+			// As readBodyAny: the rest of the body is unread, so the
+			// connection cannot be reused.
+			c.w.Header().Set("Connection", "close")
+			return 0, nil, oauth.Errorf(http.StatusRequestTimeout, "invalid_request", "the request body did not arrive in time")
+		}
+		return 0, nil, oauth.Errorf(http.StatusBadRequest, "invalid_request", "the request body could not be read")
 	}
 	mt, _, _ := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
 	if form {
