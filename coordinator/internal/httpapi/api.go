@@ -269,8 +269,9 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	// Raft's own applied index is set after it hands a batch to the FSM, so for
 	// an instant after a write was acknowledged it can still be one behind the
 	// commit index (a fully caught-up node answered 503). The FSM's applied
-	// index counts commands only, so entries after it that are not (the
-	// watchdog's barriers on an idle leader) are looked up: compared alone, it
+	// index moves with commands and configuration entries only, so entries
+	// after it that are neither (no-ops, the watchdog's barriers on an idle
+	// leader) are looked up: compared alone, it
 	// kept an idle coordinator under the systemd watchdog "catching up" for ever.
 	leaderID, commit, fsmApplied := st.LeaderID, st.CommitIndex, a.state.AppliedIndex()
 	body := map[string]any{"leader_id": leaderID, "applied_index": st.AppliedIndex, "commit_index": commit, "fsm_applied_index": fsmApplied}
