@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/oauth2"
+
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
@@ -198,6 +201,90 @@ func (r *rig) buy() aOwns {
 	return o
 }
 
+// probe is one operation /openapi.json lists under one of A's ids, with a
+// body it accepts.
+type probe struct {
+	method, path, operationID, id string
+	body                          map[string]any
+	fill                          func(id string) string // the /v1 path with id in {id}
+}
+
+// probesUnder lists every operation of /openapi.json under A's server,
+// hosting, domain, action and invoice ids.
+func (r *rig) probesUnder(own aOwns) []probe {
+	t := r.t
+	t.Helper()
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	r.apis[0].Call("", "GET", "/openapi.json", nil, nil).Decode(t, &doc)
+	ids := map[string]string{"/servers/": own.server, "/hosting/": own.hosting, "/domains/": own.domain, "/actions/": own.action, "/billing/invoices/": own.invoice}
+	bodies := map[string]map[string]any{
+		"POST /servers/{id}/snapshots":                     {"name": "snap"},
+		"PATCH /servers/{id}/label":                        {"label": "mine"},
+		"POST /servers/{id}/reinstall":                     {"osTemplate": "base", "os": "base"},
+		"PUT /servers/{id}/ips/{ip}/ptr":                   {"ptr": "mail.example.com"},
+		"PUT /hosting/{id}/php":                            {"php_version": "8.3"},
+		"PUT /hosting/{id}/custom-domain":                  {"domain": "www.b-audit.example"},
+		"PATCH /domains/{id}":                              {"auto_renew": false},
+		"POST /servers/{id}/snapshots/{snapshotId}/revert": {},
+	}
+	var out []probe
+	for path, ops := range doc.Paths {
+		var id string
+		for prefix, v := range ids {
+			if strings.HasPrefix(path, prefix+"{id}") {
+				id = v
+			}
+		}
+		if id == "" {
+			continue
+		}
+		for method, raw := range ops {
+			if method == "parameters" {
+				continue
+			}
+			var op struct {
+				OperationID string `json:"operationId"`
+			}
+			_ = json.Unmarshal(raw, &op)
+			p := probe{method: strings.ToUpper(method), path: path, operationID: op.OperationID, id: id, body: bodies[strings.ToUpper(method)+" "+path]}
+			p.fill = func(id string) string {
+				return "/v1" + strings.NewReplacer("{id}", id, "{ip}", own.serverIP, "{snapshotId}", "snap_0000000000000000", "{action}", "reboot").Replace(path)
+			}
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// notIn fails the test when text shows any of A's ids (or the others given).
+func (o aOwns) notIn(t *testing.T, what, text string, others ...string) {
+	t.Helper()
+	for _, a := range append([]string{o.server, o.hosting, o.domain, o.action, o.invoice, o.serverIP}, others...) {
+		if strings.Contains(text, a) {
+			t.Errorf("%s: the answer shows %s: %.300s", what, a, text)
+		}
+	}
+}
+
+// snake is an operationId as its MCP tool's name (getServer → get_server,
+// listServerIPs → list_server_ips).
+func snake(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'A' && c <= 'Z' {
+			if i > 0 && s[i-1] >= 'a' && s[i-1] <= 'z' {
+				b.WriteByte('_')
+			}
+			c += 'a' - 'A'
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
 // unknown is a well-formed id of the same kind as id that names nothing:
 // its last character changed.
 func unknown(id string) string {
@@ -269,57 +356,16 @@ func TestOrdersOutsideIn(t *testing.T) {
 	})
 
 	t.Run("another account's ids are unknown ids", func(t *testing.T) {
-		var doc struct {
-			Paths map[string]map[string]json.RawMessage `json:"paths"`
-		}
-		rep := r.apis[0].Call("", "GET", "/openapi.json", nil, nil)
-		rep.Decode(t, &doc)
-		// The id each path's {id} names, by the collection it is under.
-		ids := map[string]string{"/servers/": own.server, "/hosting/": own.hosting, "/domains/": own.domain, "/actions/": own.action, "/billing/invoices/": own.invoice}
-		bodies := map[string]any{
-			"POST /servers/{id}/snapshots":                     map[string]any{"name": "snap"},
-			"PATCH /servers/{id}/label":                        map[string]any{"label": "mine"},
-			"POST /servers/{id}/reinstall":                     map[string]any{"osTemplate": "base", "os": "base"},
-			"PUT /servers/{id}/ips/{ip}/ptr":                   map[string]any{"ptr": "mail.example.com"},
-			"PUT /hosting/{id}/php":                            map[string]any{"php_version": "8.3"},
-			"PUT /hosting/{id}/custom-domain":                  map[string]any{"domain": "www.b-audit.example"},
-			"PATCH /domains/{id}":                              map[string]any{"auto_renew": false},
-			"POST /servers/{id}/snapshots/{snapshotId}/revert": map[string]any{},
-		}
 		probed := 0
-		for path, ops := range doc.Paths {
-			var id string
-			for prefix, v := range ids {
-				if strings.HasPrefix(path, prefix+"{id}") {
-					id = v
+		for _, p := range r.probesUnder(own) {
+			for _, i := range []int{0, f} {
+				mine := r.call(i, r.keyB, p.method, p.fill(p.id), p.body, nil)
+				none := r.call(i, r.keyB, p.method, p.fill(unknown(p.id)), p.body, nil)
+				probed++
+				if mine.Status != 404 || mine.Code() != none.Code() || mine.Status != none.Status {
+					t.Errorf("B on A's %s %s (coordinator %d): %d %s; an unknown id: %d %s", p.method, p.path, i, mine.Status, mine.Body, none.Status, none.Body)
 				}
-			}
-			if id == "" {
-				continue
-			}
-			for method := range ops {
-				if method == "parameters" {
-					continue
-				}
-				method = strings.ToUpper(method)
-				fill := func(id string) string {
-					p := strings.NewReplacer("{id}", id, "{ip}", own.serverIP, "{snapshotId}", "snap_0000000000000000", "{action}", "reboot").Replace(path)
-					return "/v1" + p
-				}
-				body := bodies[method+" "+path]
-				for _, i := range []int{0, f} {
-					mine := r.call(i, r.keyB, method, fill(id), body, nil)
-					none := r.call(i, r.keyB, method, fill(unknown(id)), body, nil)
-					probed++
-					if mine.Status != 404 || mine.Code() != none.Code() || mine.Status != none.Status {
-						t.Errorf("B on A's %s %s (coordinator %d): %d %s; an unknown id: %d %s", method, path, i, mine.Status, mine.Body, none.Status, none.Body)
-					}
-					for _, a := range []string{own.server, own.hosting, own.domain, own.action, own.invoice, r.accA.ID, own.serverIP} {
-						if strings.Contains(string(mine.Body), a) {
-							t.Errorf("B on A's %s %s: the answer shows %s: %s", method, path, a, mine.Body)
-						}
-					}
-				}
+				own.notIn(t, "B on A's "+p.method+" "+p.path, string(mine.Body), r.accA.ID)
 			}
 		}
 		if probed < 2*29 {
@@ -344,6 +390,63 @@ func TestOrdersOutsideIn(t *testing.T) {
 			t.Errorf("B's probes changed A's account: %+v → %+v", before, after)
 		}
 		t.Logf("%d probes of A's ids by B", probed)
+	})
+
+	t.Run("another account's ids through MCP", func(t *testing.T) {
+		// B's MCP client on a follower: each operation's tool with A's ids
+		// answers as the tool with an unknown id does, a REST 404.
+		hc := oauth2.NewClient(r.ctx, oauth2.StaticTokenSource(&oauth2.Token{AccessToken: r.keyB}))
+		hc.Timeout = 30 * time.Second
+		cs, err := mcp.NewClient(&mcp.Implementation{Name: "audit", Version: "1"}, nil).Connect(r.ctx, &mcp.StreamableClientTransport{Endpoint: r.c.URL(f) + "/mcp", HTTPClient: hc}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cs.Close()
+		callWith := func(p probe, id string) (*mcp.CallToolResult, string) {
+			args := map[string]any{"id": id}
+			for _, prm := range []struct{ name, v string }{{"ip", own.serverIP}, {"snapshotId", "snap_0000000000000000"}, {"action", "reboot"}} {
+				if strings.Contains(p.path, "{"+prm.name+"}") {
+					args[prm.name] = prm.v
+				}
+			}
+			if p.body != nil {
+				args["body"] = p.body
+			}
+			res, err := cs.CallTool(r.ctx, &mcp.CallToolParams{Name: snake(p.operationID), Arguments: args})
+			if err != nil {
+				t.Fatalf("%s: %v", snake(p.operationID), err)
+			}
+			var text strings.Builder
+			for _, c := range res.Content {
+				if tc, ok := c.(*mcp.TextContent); ok {
+					text.WriteString(tc.Text)
+				}
+			}
+			return res, text.String()
+		}
+		probed := 0
+		for _, p := range r.probesUnder(own) {
+			if p.operationID == "" || p.path == "/servers/{id}/stats" {
+				continue // stats may stream: no tool call
+			}
+			mine, mineText := callWith(p, p.id)
+			none, noneText := callWith(p, unknown(p.id))
+			probed++
+			var me, ne api.Error
+			_ = json.Unmarshal([]byte(mineText), &me)
+			_ = json.Unmarshal([]byte(noneText), &ne)
+			if !mine.IsError || mine.Meta["hostplane/status"] != 404.0 || me.Code != ne.Code || mine.Meta["hostplane/status"] != none.Meta["hostplane/status"] {
+				t.Errorf("B's %s with A's ids: %v %v %.300s; with an unknown id: %v %.300s", snake(p.operationID), mine.IsError, mine.Meta["hostplane/status"], mineText, none.Meta["hostplane/status"], noneText)
+			}
+			own.notIn(t, "B's "+snake(p.operationID), mineText, r.accA.ID)
+		}
+		if probed < 25 {
+			t.Fatalf("only %d tools probed", probed)
+		}
+		if after := r.charged(r.keyA); after != before {
+			t.Errorf("B's tool calls changed A's account: %+v → %+v", before, after)
+		}
+		t.Logf("%d tools called with A's ids by B", probed)
 	})
 
 	t.Run("bad order bodies", func(t *testing.T) {
