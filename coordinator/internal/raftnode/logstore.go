@@ -136,7 +136,10 @@ func migrateBoltToWAL(dir string, logger hclog.Logger) error {
 	if err := retireBoltLog(dir); err != nil {
 		return err
 	}
-	logger.Info("migrated the raft log from raft.db to the WAL", "entries", n,
+	// The last index is logged for a rollback (README): a snapshot past it was
+	// taken since the migration.
+	last, _ := old.LastIndex()
+	logger.Info("migrated the raft log from raft.db to the WAL", "entries", n, "last_index", last,
 		"stable_keys", len(stable), "kept", boltLogName+preWALSuffix, "took", time.Since(start))
 	return nil
 }
