@@ -1,0 +1,70 @@
+package audit
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+// TestRateLimitIsPerKeyAcrossCoordinators: a key's budget (here 6 a minute)
+// is the key's, whichever coordinator a client spreads its requests over:
+// with the budget spent on the leader and both followers, reads and writes,
+// every answer counting down X-RateLimit-Remaining, the next request to any
+// coordinator is a 429 with Retry-After and X-RateLimit-Remaining: 0.
+//
+// Stale reads (?consistency=stale) are left out: a follower answers them
+// from its own limiter, a budget of its own (hp-team.md notes, 2026-12-02).
+func TestRateLimitIsPerKeyAcrossCoordinators(t *testing.T) {
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	acc, _, err := c.NewAccount(ctx, "limit@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const budget = 6
+	k, err := c.AnyAlive(nil).Admin().CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "limited", RateLimitPerMin: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := c.LeaderIndex(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apis := make([]*framework.API, c.Len())
+	for i := range apis {
+		apis[i] = framework.NewAPI(t, c.URL(i), nil)
+	}
+	order := []int{ld, (ld + 1) % 3, (ld + 2) % 3}
+	reqs := []struct{ method, path string }{{"GET", "/v1/account"}, {"POST", "/v1/tickets"}}
+	var answered []string
+	for n := 0; n < budget; n++ {
+		i, rq := order[n%3], reqs[(n/3)%2]
+		rep := apis[i].Call(k.Key, rq.method, rq.path, ticket(rq.method), nil)
+		answered = append(answered, strconv.Itoa(i)+" "+rq.method+" "+rq.path+"→"+strconv.Itoa(rep.Status)+" remaining "+rep.Header.Get("X-RateLimit-Remaining"))
+		if rep.Status >= 300 || rep.Header.Get("X-RateLimit-Remaining") != strconv.Itoa(budget-1-n) {
+			t.Errorf("request %d of %d (coordinator %d, %s %s): %d, X-RateLimit-Remaining %q, want 2xx and %d", n+1, budget, i, rq.method, rq.path, rep.Status, rep.Header.Get("X-RateLimit-Remaining"), budget-1-n)
+		}
+	}
+	for _, i := range order {
+		for _, rq := range reqs {
+			rep := apis[i].Call(k.Key, rq.method, rq.path, ticket(rq.method), nil)
+			if rep.Status != 429 || rep.Code() != "rate_limited" || rep.Header.Get("Retry-After") == "" || rep.Header.Get("X-RateLimit-Remaining") != "0" {
+				t.Errorf("past the budget, coordinator %d %s %s: %d %s (Retry-After %q, X-RateLimit-Remaining %q), want 429 rate_limited; before: %v",
+					i, rq.method, rq.path, rep.Status, rep.Body, rep.Header.Get("Retry-After"), rep.Header.Get("X-RateLimit-Remaining"), answered)
+			}
+		}
+	}
+}
+
+// ticket is a ticket body for a POST, nothing for a GET.
+func ticket(method string) any {
+	if method == "POST" {
+		return api.TicketCreateRequest{Subject: "rate", Message: "limit"}
+	}
+	return nil
+}
