@@ -71,3 +71,34 @@ func Syscalls(pids ...int) (reads, writes int64) {
 	}
 	return reads, writes
 }
+
+// Switches is how many context switches (voluntary and not, summed over
+// every thread of /proc/<pid>/task/*/status) the processes' live threads
+// have made so far; threads that have exited no longer count, so read it
+// across a span in which the process keeps its threads (a Go process
+// rarely ends one). A process that is gone counts 0.
+func Switches(pids ...int) int64 {
+	var n int64
+	for _, pid := range pids {
+		tasks, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/task")
+		if err != nil {
+			continue
+		}
+		for _, t := range tasks {
+			b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/task/" + t.Name() + "/status")
+			if err != nil {
+				continue
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				k, v, ok := strings.Cut(line, ":")
+				if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
+					continue
+				}
+				if c, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+					n += c
+				}
+			}
+		}
+	}
+	return n
+}

@@ -46,3 +46,18 @@ func TestSyscalls(t *testing.T) {
 		t.Fatalf("a missing process counts %d reads, %d writes", r, w)
 	}
 }
+
+// TestSwitches: a thread of this process that sleeps 20 times switches at
+// least 20 times more, and a pid that does not exist counts 0.
+func TestSwitches(t *testing.T) {
+	before := Switches(os.Getpid())
+	for range 20 {
+		time.Sleep(time.Millisecond)
+	}
+	if got := Switches(os.Getpid()) - before; got < 20 {
+		t.Fatalf("20 sleeps counted as %d context switches", got)
+	}
+	if got := Switches(1 << 30); got != 0 {
+		t.Fatalf("a missing process counts %d", got)
+	}
+}

@@ -165,12 +165,19 @@ func rate(n, clients int, call func(i int) error) (float64, error) {
 // order's two, its own and its action's end, share entries with other
 // calls'), and the FSM write transactions and bbolt pages a call cost each
 // follower (from their /metrics; an order's pages are most of its commit).
+// It logs, per call of each kind and process, the CPU, the read and write
+// system calls (/proc/<pid>/io: file, pipe and TCP; QUIC's sendmsg and
+// recvmsg are not among them) and the context switches, the UDP datagrams
+// sent on the machine per call (the agent's QUIC session; anything else
+// running counts too) and how many actions the leader sent per stream.
 //
 // With ORDERS_PERF_DIR set (and perf(1) on PATH, as root), every process
 // measured is sampled by `perf record -g` over each kind's calls:
 // ORDERS_PERF_DIR/tickets.perf.data and orders.perf.data; the log gives the
 // pids, and scripts/perf-calls.py prints the samples per call of each
-// function of some of them (say the followers) for orders beside tickets.
+// function of some of them (say the followers) for orders beside tickets,
+// and scripts/perf-split.py their CPU per call by subsystem (agent exchange,
+// FSM apply, raft, HTTP API, log, GC, sysmon, scheduler).
 // ORDERS_CPU_CALLS sets the calls of each kind (default 120; 120 orders give
 // a follower ~800 samples at 3999 Hz, too few to split its cost; 480 ~4,000).
 //
@@ -204,6 +211,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 	type cost struct {
 		cpu               []time.Duration // per process of procs
 		reads, writes     []int64         // read and write syscalls per process of procs
+		switches          []int64         // context switches per process of procs
 		entries, commands float64         // committed by the leader
 		fsmTxs, fsmPages  float64         // the followers' FSM transactions and pages written
 		udp               float64         // UDP datagrams sent on the machine (the agent's QUIC session)
@@ -212,11 +220,13 @@ func BenchmarkOrderCPU(b *testing.B) {
 	add := func(a, b cost) cost {
 		if a.cpu == nil {
 			a.cpu, a.reads, a.writes = make([]time.Duration, len(procs)), make([]int64, len(procs)), make([]int64, len(procs))
+			a.switches = make([]int64, len(procs))
 		}
 		for i := range procs {
 			a.cpu[i] += b.cpu[i]
 			a.reads[i] += b.reads[i]
 			a.writes[i] += b.writes[i]
+			a.switches[i] += b.switches[i]
 		}
 		a.entries, a.commands, a.fsmTxs, a.fsmPages, a.udp = a.entries+b.entries, a.commands+b.commands, a.fsmTxs+b.fsmTxs, a.fsmPages+b.fsmPages, a.udp+b.udp
 		a.sends, a.streams = a.sends+b.sends, a.streams+b.streams
@@ -229,7 +239,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 			followerMetrics = append(followerMetrics, p.MetricsURL())
 		}
 	}
-	sample := func() (cpu []time.Duration, reads, writes []int64) {
+	sample := func() (cpu []time.Duration, reads, writes, switches []int64) {
 		for _, p := range procs {
 			c := proccpu.Of(p)
 			if p == os.Getpid() {
@@ -237,6 +247,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 			}
 			rd, wr := proccpu.Syscalls(p)
 			cpu, reads, writes = append(cpu, c), append(reads, rd), append(writes, wr)
+			switches = append(switches, proccpu.Switches(p))
 		}
 		return
 	}
@@ -244,7 +255,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 		stopPerf := perfRecord(b, kind, procs)
 		e0, n0 := raftCounts(b, metrics)
 		x0, p0 := fsmCounts(b, followerMetrics, e0)
-		c0, r0, w0 := sample()
+		c0, r0, w0, x0s := sample()
 		u0 := udpSent(b)
 		s0, st0 := actionSends(b, metrics)
 		perSec, err := rate(n, clients, call)
@@ -252,7 +263,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 			b.Fatal(err)
 		}
 		settle()
-		c1, r1, w1 := sample()
+		c1, r1, w1, x1s := sample()
 		u1 := udpSent(b)
 		s1, st1 := actionSends(b, metrics)
 		e1, n1 := raftCounts(b, metrics)
@@ -261,6 +272,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 		c := cost{entries: e1 - e0, commands: n1 - n0, fsmTxs: x1 - x0, fsmPages: p1 - p0, udp: u1 - u0, sends: s1 - s0, streams: st1 - st0}
 		for i := range procs {
 			c.cpu, c.reads, c.writes = append(c.cpu, c1[i]-c0[i]), append(c.reads, r1[i]-r0[i]), append(c.writes, w1[i]-w0[i])
+			c.switches = append(c.switches, x1s[i]-x0s[i])
 		}
 		return perSec, c
 	}
@@ -334,9 +346,9 @@ func BenchmarkOrderCPU(b *testing.B) {
 	b.ReportMetric(oc.fsmPages/perFollower, "follower-fsm-pages/order")
 	b.ReportMetric(tc.fsmPages/perFollower, "follower-fsm-pages/ticket")
 	for i, name := range names {
-		b.Logf("%-8s (pid %6d) per order: %5.0f µs CPU, %5.1f reads, %5.1f writes; per ticket: %5.0f µs, %5.1f reads, %5.1f writes",
-			name, procs[i], us(oc.cpu[i]), float64(oc.reads[i])/calls, float64(oc.writes[i])/calls,
-			us(tc.cpu[i]), float64(tc.reads[i])/calls, float64(tc.writes[i])/calls)
+		b.Logf("%-8s (pid %6d) per order: %5.0f µs CPU, %5.1f reads, %5.1f writes, %5.1f switches; per ticket: %5.0f µs, %5.1f reads, %5.1f writes, %5.1f switches",
+			name, procs[i], us(oc.cpu[i]), float64(oc.reads[i])/calls, float64(oc.writes[i])/calls, float64(oc.switches[i])/calls,
+			us(tc.cpu[i]), float64(tc.reads[i])/calls, float64(tc.writes[i])/calls, float64(tc.switches[i])/calls)
 	}
 	b.Logf("UDP datagrams sent on the machine per order %.1f, per ticket %.1f; the leader sent %.0f actions on %.0f streams (%.1f a stream)",
 		oc.udp/calls, tc.udp/calls, oc.sends, oc.streams, oc.sends/max(oc.streams, 1))
