@@ -54,7 +54,7 @@ func newRig(t *testing.T, extra ...string) *rig {
 	reg := framework.StartEPPD(t, framework.EPPDOptions{TLDs: []string{"test"}})
 	epp := reg.CoordinatorFlags()
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
-		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
+		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true,
 		Extra: func(int, *framework.CoordinatorProcess) []string { return slices.Concat(epp, extra) }})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
@@ -156,6 +156,7 @@ func domainBody(name string) map[string]any {
 // aOwns is what account A bought in TestOrdersOutsideIn.
 type aOwns struct {
 	server, serverIP, hosting, domain, action, invoice string
+	webhook, delivery, ticket                          string
 }
 
 // buy orders a server, hosting and a domain for A through a follower, each
@@ -165,9 +166,23 @@ func (r *rig) buy() aOwns {
 	t.Helper()
 	f := r.follower()
 	var o aOwns
-	var so api.ServerOrder
-	rep := r.call(f, r.keyA, "POST", "/v1/servers", serverBody("web-1"), map[string]string{"Idempotency-Key": "srv-1"})
+	// A webhook first, so the orders' events give it a delivery.
+	hooks := framework.NewWebhookReceiver(t)
+	var wh api.Webhook
+	rep := r.call(f, r.keyA, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: hooks.URL + "/hook", Events: []string{"*"}}, nil)
 	if rep.Status != 201 {
+		t.Fatalf("webhook: %s", rep)
+	}
+	rep.Decode(t, &wh)
+	o.webhook = wh.ID
+	var tk api.Ticket
+	if rep = r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "A's", Message: "mine"}, nil); rep.Status != 201 {
+		t.Fatalf("ticket: %s", rep)
+	}
+	rep.Decode(t, &tk)
+	o.ticket = tk.ID
+	var so api.ServerOrder
+	if rep = r.call(f, r.keyA, "POST", "/v1/servers", serverBody("web-1"), map[string]string{"Idempotency-Key": "srv-1"}); rep.Status != 201 {
 		t.Fatalf("server order: %s", rep)
 	}
 	rep.Decode(t, &so)
@@ -185,6 +200,14 @@ func (r *rig) buy() aOwns {
 	rep.Decode(t, &d)
 	o.domain = d.ID
 	framework.WaitActionSuccess(t, r.apis[0].Client(r.keyA), o.action, 60*time.Second)
+	framework.WaitFor(t, "a delivery of A's webhook", 30*time.Second, 100*time.Millisecond, func() bool {
+		l, err := r.apis[0].Client(r.keyA).WebhookDeliveries(r.ctx, o.webhook, 1, 10)
+		if err != nil || len(l.Data) == 0 {
+			return false
+		}
+		o.delivery = l.Data[0].DeliveryID
+		return true
+	})
 	// Without an address pool the server has none: the PTR routes get one
 	// of the documentation range (B must get a 404 for the server first).
 	o.serverIP = "192.0.2.10"
@@ -218,7 +241,8 @@ func (r *rig) probesUnder(own aOwns) []probe {
 		Paths map[string]map[string]json.RawMessage `json:"paths"`
 	}
 	r.apis[0].Call("", "GET", "/openapi.json", nil, nil).Decode(t, &doc)
-	ids := map[string]string{"/servers/": own.server, "/hosting/": own.hosting, "/domains/": own.domain, "/actions/": own.action, "/billing/invoices/": own.invoice}
+	ids := map[string]string{"/servers/": own.server, "/hosting/": own.hosting, "/domains/": own.domain, "/actions/": own.action, "/billing/invoices/": own.invoice,
+		"/webhooks/": own.webhook, "/tickets/": own.ticket}
 	bodies := map[string]map[string]any{
 		"POST /servers/{id}/snapshots":                     {"name": "snap"},
 		"PATCH /servers/{id}/label":                        {"label": "mine"},
@@ -228,6 +252,8 @@ func (r *rig) probesUnder(own aOwns) []probe {
 		"PUT /hosting/{id}/custom-domain":                  {"domain": "www.b-audit.example"},
 		"PATCH /domains/{id}":                              {"auto_renew": false},
 		"POST /servers/{id}/snapshots/{snapshotId}/revert": {},
+		"PATCH /webhooks/{id}":                             {"description": "mine"},
+		"POST /tickets/{id}/reply":                         {"body": "mine"},
 	}
 	var out []probe
 	for path, ops := range doc.Paths {
@@ -250,7 +276,7 @@ func (r *rig) probesUnder(own aOwns) []probe {
 			_ = json.Unmarshal(raw, &op)
 			p := probe{method: strings.ToUpper(method), path: path, operationID: op.OperationID, id: id, body: bodies[strings.ToUpper(method)+" "+path]}
 			p.fill = func(id string) string {
-				return "/v1" + strings.NewReplacer("{id}", id, "{ip}", own.serverIP, "{snapshotId}", "snap_0000000000000000", "{action}", "reboot").Replace(path)
+				return "/v1" + strings.NewReplacer("{id}", id, "{ip}", own.serverIP, "{snapshotId}", "snap_0000000000000000", "{action}", "reboot", "{deliveryId}", own.delivery).Replace(path)
 			}
 			out = append(out, p)
 		}
@@ -261,11 +287,22 @@ func (r *rig) probesUnder(own aOwns) []probe {
 // notIn fails the test when text shows any of A's ids (or the others given).
 func (o aOwns) notIn(t *testing.T, what, text string, others ...string) {
 	t.Helper()
-	for _, a := range append([]string{o.server, o.hosting, o.domain, o.action, o.invoice, o.serverIP}, others...) {
+	for _, a := range append([]string{o.server, o.hosting, o.domain, o.action, o.invoice, o.serverIP, o.webhook, o.delivery, o.ticket}, others...) {
 		if strings.Contains(text, a) {
 			t.Errorf("%s: the answer shows %s: %.300s", what, a, text)
 		}
 	}
+}
+
+// sameError reports whether two error bodies, one for id and one for
+// unknown(id), say the same thing: status, code and message alike once the
+// id asked is put back in place of the unknown one (request ids aside).
+func sameError(mine, none, id string) bool {
+	var me, ne api.Error
+	if json.Unmarshal([]byte(mine), &me) != nil || json.Unmarshal([]byte(none), &ne) != nil {
+		return false
+	}
+	return me.StatusCode == ne.StatusCode && me.Code == ne.Code && me.Message == strings.ReplaceAll(ne.Message, unknown(id), id)
 }
 
 // snake is an operationId as its MCP tool's name (getServer → get_server,
@@ -300,10 +337,11 @@ func unknown(id string) string {
 // an Idempotency-Key reused with another body is a 422 that charges nothing
 // (for each of the three orders, through a follower); A's key sent by B is
 // B's own request, never A's answer; B, with every scope, gets on every
-// operation /openapi.json lists under A's server, hosting, domain, action and
-// invoice the answer an unknown id of the same kind gets (404), with none of
-// A's ids in it, through the leader and a follower, and A's services are
-// unchanged after; malformed, unknown-field and over-1-MiB order bodies are
+// operation /openapi.json lists under A's server, hosting, domain, action,
+// invoice, webhook (and its delivery) and ticket the answer an unknown id of
+// the same kind gets (404, the same code and message but for the id asked),
+// with none of A's other ids in it, through the leader and a follower, over
+// REST and as MCP tools, and A's services are unchanged after; malformed, unknown-field and over-1-MiB order bodies are
 // 400/400/413 and charge nothing.
 func TestOrdersOutsideIn(t *testing.T) {
 	r := newRig(t)
@@ -362,13 +400,13 @@ func TestOrdersOutsideIn(t *testing.T) {
 				mine := r.call(i, r.keyB, p.method, p.fill(p.id), p.body, nil)
 				none := r.call(i, r.keyB, p.method, p.fill(unknown(p.id)), p.body, nil)
 				probed++
-				if mine.Status != 404 || mine.Code() != none.Code() || mine.Status != none.Status {
+				if mine.Status != 404 || mine.Status != none.Status || !sameError(string(mine.Body), string(none.Body), p.id) {
 					t.Errorf("B on A's %s %s (coordinator %d): %d %s; an unknown id: %d %s", p.method, p.path, i, mine.Status, mine.Body, none.Status, none.Body)
 				}
-				own.notIn(t, "B on A's "+p.method+" "+p.path, string(mine.Body), r.accA.ID)
+				own.notIn(t, "B on A's "+p.method+" "+p.path, strings.ReplaceAll(string(mine.Body), p.id, "<the id asked>"), r.accA.ID)
 			}
 		}
-		if probed < 2*29 {
+		if probed < 2*38 {
 			t.Fatalf("only %d probes: /openapi.json lists fewer operations under the ids than expected", probed)
 		}
 		// Nothing B sent touched A's services.
@@ -385,6 +423,16 @@ func TestOrdersOutsideIn(t *testing.T) {
 		r.call(0, r.keyA, "GET", "/v1/domains/"+own.domain, nil, nil).Decode(t, &d)
 		if !d.AutoRenew {
 			t.Errorf("A's domain after B's probes: %+v", d)
+		}
+		var wh api.Webhook
+		r.call(0, r.keyA, "GET", "/v1/webhooks/"+own.webhook, nil, nil).Decode(t, &wh)
+		if wh.Description == "mine" || !wh.IsActive {
+			t.Errorf("A's webhook after B's probes: %+v", wh)
+		}
+		var tk api.Ticket
+		r.call(0, r.keyA, "GET", "/v1/tickets/"+own.ticket, nil, nil).Decode(t, &tk)
+		if len(tk.Messages) != 1 || tk.Status != api.TicketOpen {
+			t.Errorf("A's ticket after B's probes: %+v", tk)
 		}
 		if after := r.charged(r.keyA); after != before {
 			t.Errorf("B's probes changed A's account: %+v → %+v", before, after)
@@ -404,7 +452,7 @@ func TestOrdersOutsideIn(t *testing.T) {
 		defer cs.Close()
 		callWith := func(p probe, id string) (*mcp.CallToolResult, string) {
 			args := map[string]any{"id": id}
-			for _, prm := range []struct{ name, v string }{{"ip", own.serverIP}, {"snapshotId", "snap_0000000000000000"}, {"action", "reboot"}} {
+			for _, prm := range []struct{ name, v string }{{"ip", own.serverIP}, {"snapshotId", "snap_0000000000000000"}, {"action", "reboot"}, {"deliveryId", own.delivery}} {
 				if strings.Contains(p.path, "{"+prm.name+"}") {
 					args[prm.name] = prm.v
 				}
@@ -432,15 +480,12 @@ func TestOrdersOutsideIn(t *testing.T) {
 			mine, mineText := callWith(p, p.id)
 			none, noneText := callWith(p, unknown(p.id))
 			probed++
-			var me, ne api.Error
-			_ = json.Unmarshal([]byte(mineText), &me)
-			_ = json.Unmarshal([]byte(noneText), &ne)
-			if !mine.IsError || mine.Meta["hostplane/status"] != 404.0 || me.Code != ne.Code || mine.Meta["hostplane/status"] != none.Meta["hostplane/status"] {
+			if !mine.IsError || mine.Meta["hostplane/status"] != 404.0 || mine.Meta["hostplane/status"] != none.Meta["hostplane/status"] || !sameError(mineText, noneText, p.id) {
 				t.Errorf("B's %s with A's ids: %v %v %.300s; with an unknown id: %v %.300s", snake(p.operationID), mine.IsError, mine.Meta["hostplane/status"], mineText, none.Meta["hostplane/status"], noneText)
 			}
-			own.notIn(t, "B's "+snake(p.operationID), mineText, r.accA.ID)
+			own.notIn(t, "B's "+snake(p.operationID), strings.ReplaceAll(mineText, p.id, "<the id asked>"), r.accA.ID)
 		}
-		if probed < 25 {
+		if probed < 34 {
 			t.Fatalf("only %d tools probed", probed)
 		}
 		if after := r.charged(r.keyA); after != before {
