@@ -342,7 +342,8 @@ func unknown(id string) string {
 // the same kind gets (404, the same code and message but for the id asked),
 // with none of A's other ids in it, through the leader and a follower, over
 // REST and as MCP tools, and A's services are unchanged after; malformed, unknown-field and over-1-MiB order bodies are
-// 400/400/413 and charge nothing.
+// 400/400/413 and charge nothing; bad paging on every list is a 400 naming
+// the parameter.
 func TestOrdersOutsideIn(t *testing.T) {
 	r := newRig(t)
 	r.c.Credit(r.ctx, r.accA.ID, serverPrice+hostingPrice+domainPrice+5000)
@@ -516,6 +517,21 @@ func TestOrdersOutsideIn(t *testing.T) {
 						t.Errorf("POST %s %.40q on coordinator %d: %d %.300s, want %d with a message", path, tc.body, i, rep.Status, rep.Body, tc.status)
 					}
 				}
+			}
+		}
+		// The lists (SPEC: limit at most 200, pages from 1) refuse bad paging
+		// with a 400 naming the parameter, and page the rest.
+		for _, list := range []string{"/v1/servers", "/v1/hosting", "/v1/domains", "/v1/billing/invoices", "/v1/billing/wallet/transactions",
+			"/v1/webhooks/" + own.webhook + "/deliveries", "/v1/tickets"} {
+			for _, q := range []string{"limit=0", "limit=201", "limit=x", "limit=-1", "page=0", "page=-1", "page=x", "limit=99999999999999999999"} {
+				rep := r.call(f, r.keyA, "GET", list+"?"+q, nil, nil)
+				param, _, _ := strings.Cut(q, "=")
+				if rep.Status != 400 || !strings.Contains(string(rep.Body), param) {
+					t.Errorf("GET %s?%s: %d %.300s, want 400 naming %s", list, q, rep.Status, rep.Body, param)
+				}
+			}
+			if rep := r.call(f, r.keyA, "GET", list+"?limit=200&page=1000000", nil, nil); rep.Status != 200 {
+				t.Errorf("GET %s far past the last page: %s, want 200 and an empty page", list, rep)
 			}
 		}
 		if after := r.charged(r.keyA); after != before {
