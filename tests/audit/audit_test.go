@@ -98,13 +98,6 @@ func (r *rig) follower() int {
 func (r *rig) call(i int, key, method, path string, body any, hdr map[string]string) framework.Reply {
 	r.t.Helper()
 	rep := r.apis[i].Call(key, method, path, body, hdr)
-	if rep.Code() == "body_too_large" && i != r.c.WaitLeader(10*time.Second) {
-		// Known gap (hp-team.md notes, 2026-12-02): a follower reads a
-		// forwarded body before anything else and answers an oversized one
-		// itself, without the key's rate-limit headers (and before checking
-		// the key: no key and a huge body is a 413 there, a 401 on the leader).
-		return rep
-	}
 	for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
 		if rep.Header.Get(h) == "" {
 			r.t.Errorf("%s on coordinator %d: no %s header", rep, i, h)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -147,6 +148,7 @@ func TestForwardChannelAnswersAsTheProxy(t *testing.T) {
 		return answer{resp.StatusCode, resp.Header, b}
 	}
 	const ticket = `{"subject":"chan","message":"m","priority":"low"}`
+	huge := `{"subject":"chan","message":"` + strings.Repeat("x", httpapi.MaxBodyBytes) + `"}`
 	cases := []struct {
 		name    string
 		q       req
@@ -169,6 +171,16 @@ func TestForwardChannelAnswersAsTheProxy(t *testing.T) {
 		{name: "no such ticket", q: req{method: "POST", path: "/v1/tickets/tkt_nope/reply", key: key, body: `{"message":"m"}`}},
 		{name: "method not allowed", q: req{method: "PUT", path: "/v1/tickets", key: key, body: ticket}},
 		{name: "no such route", q: req{method: "POST", path: "/v1/nothing-here", key: key, body: ticket}},
+		// A follower cannot read these bodies; the leader answers them after
+		// the key, its rate limit and its scope, as it does its own.
+		{name: "body too large", q: req{method: "POST", path: "/v1/tickets", key: key, body: huge}},
+		{name: "body too large, no key", q: req{method: "POST", path: "/v1/tickets", body: huge}},
+		{name: "body too large, unknown key", q: req{method: "POST", path: "/v1/tickets", key: "snc_" + strings.Repeat("0", 40), body: huge}},
+		{name: "body too large, missing scope", q: req{method: "POST", path: "/v1/tickets", key: readOnly, body: huge}},
+		{name: "body too large, told it is unread", q: req{method: "POST", path: "/v1/tickets", key: key, body: huge,
+			headers: map[string]string{"X-Hostplane-Body-Unread": "timeout"}}},
+		{name: "claims an unread body", q: req{method: "POST", path: "/v1/tickets", key: key, ctype: "application/json", body: `{"message":"m"}`,
+			headers: map[string]string{"X-Hostplane-Body-Unread": "too_large"}}},
 		{name: "rate limited", q: req{method: "POST", path: "/v1/tickets", ctype: "application/json", body: `{"message":"m"}`},
 			perWay: func(way string, q req) req { q.key = limited[way]; return q }},
 	}

@@ -25,6 +25,7 @@ type stalled struct {
 	opened time.Time
 	closed time.Time // when the server closed it (zero: still open)
 	status string    // the status line the server sent first, if any
+	header string    // the header lines that followed it
 
 	// closedNs is closed as unix nanoseconds, for reading while the
 	// connection's goroutine may still run (closed and status are read only
@@ -51,6 +52,12 @@ func openStalled(t *testing.T, network, addr, prefix string, wg *sync.WaitGroup)
 		br := bufio.NewReader(conn)
 		line, _ := br.ReadString('\n')
 		st.status = strings.TrimSpace(line)
+		for line != "" {
+			if line, _ = br.ReadString('\n'); strings.TrimSpace(line) == "" {
+				break
+			}
+			st.header += line
+		}
 		_, _ = io.Copy(io.Discard, br)
 		st.closed = time.Now()
 		st.closedNs.Store(st.closed.UnixNano())
@@ -168,8 +175,9 @@ func TestStalledClientsDoNotStarveOthers(t *testing.T) {
 }
 
 // TestStalledBodiesOnFollowerAndAdminSocket: the other listeners bound bodies
-// too: a follower that would forward answers a stalled body 408 itself, and so
-// does the admin socket.
+// too: a follower that would forward ends a stalled body after its own bound
+// with a 408 (the leader's, so with the key's rate-limit headers), and so does
+// the admin socket.
 func TestStalledBodiesOnFollowerAndAdminSocket(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
@@ -193,6 +201,12 @@ func TestStalledBodiesOnFollowerAndAdminSocket(t *testing.T) {
 	for what, s := range map[string]*stalled{"follower body": fw, "admin body": adm} {
 		if held := s.closed.Sub(s.opened); held < bound-100*time.Millisecond || held > bound+5*time.Second || !strings.HasPrefix(s.status, "HTTP/1.1 408") {
 			t.Errorf("%s: held %v, answered %q; want a 408 after %v", what, held, s.status, bound)
+		}
+	}
+	// The follower's 408 is the leader's, after the key: with its rate limit.
+	for _, h := range []string{"X-Ratelimit-Limit:", "X-Ratelimit-Remaining:", "Connection: close"} {
+		if !strings.Contains(fw.header, h) {
+			t.Errorf("follower body: the 408 has no %s header:\n%s", h, fw.header)
 		}
 	}
 	if held := admHdr.closed.Sub(admHdr.opened); held > bound+5*time.Second {

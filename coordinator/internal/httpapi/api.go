@@ -251,7 +251,7 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 	}
 	// Anything else is a JSON 404, or a 405 with Allow, not the mux's text page.
 	mux.HandleFunc("/", a.unrouted(mux))
-	h := secureHeaders(a.instrument(mux))
+	h := secureHeaders(a.instrument(a.unreadBodies(mux)))
 	if a.clusterAuth() {
 		// Followers' forwarded writes, framed on one connection (forwardmux.go).
 		mux.Handle("POST "+forwardPath, a.requireClusterToken(a.serveForwardChannel(h)))

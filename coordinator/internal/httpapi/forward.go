@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net/http"
 	"net/http/httputil"
@@ -67,6 +68,10 @@ func newForwarder(a *API) *forwarder {
 			pr.Out.Header.Set(headerForwardedBy, a.cfg.NodeID)
 			pr.Out.Header.Del(headerAudiencePath) // only this node may say it (forwardAudience)
 			forwardAudience(pr)
+			pr.Out.Header.Del(headerBodyUnread) // nor this (proxyTo)
+			if v, ok := pr.In.Context().Value(bodyUnreadKey{}).(string); ok {
+				pr.Out.Header.Set(headerBodyUnread, v)
+			}
 			if a.cfg.ClusterTLS != nil {
 				// The client certificate vouches for this node.
 				pr.Out.Header.Set(headerClientIP, a.clientIP(pr.In))
@@ -172,14 +177,26 @@ func (f *forwarder) proxyTo(w http.ResponseWriter, r *http.Request, rid string, 
 		if _, isStall := r.Body.(*stallBody); !isStall {
 			body, err := readBodyAny(w, r) // the leader checks the type
 			if err != nil {
-				ae, _ := toAPIError(err)
-				writeError(w, rid, ae)
-				return
+				unread, ok := bodyUnread(err)
+				if !ok {
+					ae, _ := toAPIError(err)
+					writeError(w, rid, ae)
+					return
+				}
+				// The leader answers it (see bodyUnread).
+				ctx, cancel := unreadContext(r.Context())
+				defer cancel()
+				r = r.WithContext(context.WithValue(ctx, bodyUnreadKey{}, unread))
+				body = nil
 			}
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		}
 	}
 	w.Header().Del("Cache-Control")
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	if _, unread := r.Context().Value(bodyUnreadKey{}).(string); !unread {
+		// The body is in (an unread one keeps its deadline: the server must
+		// not wait for the rest of it after the answer).
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	}
 	f.proxy.ServeHTTP(newStallWriter(w, f.a.cfg.Timeouts.Write), r.WithContext(contextWith(r.Context(), u)))
 }

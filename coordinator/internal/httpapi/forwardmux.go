@@ -683,7 +683,7 @@ type forwardedHeader struct {
 	src       http.Header
 	connNames []string // the canonical names Connection lists (dropped)
 	dropUA    bool     // an empty User-Agent (the client sends it as none)
-	set       [6][2]string
+	set       [7][2]string
 	nset      int
 }
 
@@ -692,7 +692,7 @@ type forwardedHeader struct {
 // may say (set again below when it does).
 var dropFromClient = func() map[string]bool {
 	m := map[string]bool{"Forwarded": true, "X-Forwarded-For": true, "X-Forwarded-Host": true, "X-Forwarded-Proto": true,
-		headerForwardedBy: true, headerAudiencePath: true, "Content-Length": true}
+		headerForwardedBy: true, headerAudiencePath: true, headerBodyUnread: true, "Content-Length": true}
 	for _, k := range hopHeaders {
 		m[k] = true
 	}
@@ -791,14 +791,29 @@ func (fh *forwardedHeader) appendTo(b []byte) []byte {
 // when the leader cannot be reached, the proxy's 503.
 func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid string, c *muxClient, host string) {
 	body, err := readBodyAny(w, r) // the leader checks the type
+	unread := ""
 	if err != nil {
-		ae, _ := toAPIError(err)
-		writeError(w, rid, ae)
-		return
+		var ok bool
+		if unread, ok = bodyUnread(err); !ok {
+			ae, _ := toAPIError(err)
+			writeError(w, rid, ae)
+			return
+		}
+		body = nil // the leader answers it (see bodyUnread)
 	}
-	// The body is in; from here the wait is for the leader (as proxyTo).
-	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
-	resp, err := c.send(r.Context(), r.Method, host, r.URL.RequestURI(), f.forwardedHeader(r, body), body)
+	if unread == "" {
+		// The body is in; from here the wait is for the leader (as proxyTo).
+		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
+	}
+	fh := f.forwardedHeader(r, body)
+	ctx := r.Context()
+	if unread != "" {
+		fh.add(headerBodyUnread, unread)
+		var cancel context.CancelFunc
+		ctx, cancel = unreadContext(ctx)
+		defer cancel()
+	}
+	resp, err := c.send(ctx, r.Method, host, r.URL.RequestURI(), fh, body)
 	w.Header().Del("Cache-Control")
 	if err != nil {
 		f.a.log.Warn("forward to leader failed", "err", err, "path", r.URL.Path)
@@ -820,6 +835,10 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 	}
 	for _, k := range hopHeaders {
 		delete(dst, k)
+	}
+	if unread == unreadTimeout {
+		// As readBodyAny set it: the rest of the body is still unread.
+		dst.Set("Connection", "close")
 	}
 	w.WriteHeader(resp.Status)
 	if len(resp.Body) > 0 {
