@@ -79,6 +79,11 @@ func Open(cfg Config) (*Node, error) {
 		f.Close()
 		return nil, err
 	}
+	if err := checkStateNotAhead(f.AppliedIndex(), logs, snaps); err != nil {
+		logs.Close()
+		f.Close()
+		return nil, err
+	}
 	transport, err := openTransport(cfg, rc.Logger)
 	if err != nil {
 		logs.Close()
@@ -140,6 +145,28 @@ func raftConfig(cfg Config, lg *slog.Logger) *raft.Config {
 		rc.TrailingLogs = cfg.TrailingLogs
 	}
 	return rc
+}
+
+// checkStateNotAhead refuses a data directory whose applied state (fsm.db) is
+// past the end of its Raft log and snapshots. Raft only applies entries its
+// log holds, durably, so this is a log that was replaced by an older one (a
+// rollback, or a copy restored over it) with the newer fsm.db kept: the FSM
+// skips every entry up to the index it has applied, so the writes that fill
+// the log up to there again would be acknowledged and never applied.
+func checkStateNotAhead(applied uint64, logs logStore, snaps raft.SnapshotStore) error {
+	last, err := logs.LastIndex()
+	if err != nil {
+		return fmt.Errorf("raft log store: %w", err)
+	}
+	if metas, err := snaps.List(); err == nil && len(metas) > 0 && metas[0].Index > last {
+		last = metas[0].Index
+	}
+	if applied > last {
+		return fmt.Errorf("fsm.db has applied the Raft log up to index %d, but the log and snapshots end at %d: "+
+			"the log is older than the state (restored or rolled back without fsm.db?); "+
+			"stop, remove fsm.db (the state is rebuilt from the snapshots and log) and start again", applied, last)
+	}
+	return nil
 }
 
 // openStores opens the Raft log store (raft-wal/) and the snapshot store
