@@ -1,6 +1,9 @@
 // Package ratelimit is the per-key fixed-window request limiter behind the
-// X-RateLimit-* headers. It lives in the leader's memory: every /v1 request is
-// served (or forwarded to) the leader, so one node counts for the cluster.
+// X-RateLimit-* headers. It lives in each coordinator's memory and counts the
+// requests that coordinator serves: a follower forwards every /v1 request but a
+// stale read (?consistency=stale) to the leader, so the leader counts all of
+// them for the cluster, and each coordinator counts the stale reads it serves
+// itself (README "Rate limits are counted where a request is served").
 package ratelimit
 
 import (
