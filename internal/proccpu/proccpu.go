@@ -4,6 +4,8 @@
 package proccpu
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"strings"
@@ -52,24 +54,33 @@ func Syscalls(pids ...int) (reads, writes int64) {
 		if err != nil {
 			continue
 		}
-		for _, line := range strings.Split(string(b), "\n") {
-			k, v, ok := strings.Cut(line, ": ")
-			if !ok {
-				continue
-			}
-			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			if err != nil {
-				continue
-			}
-			switch k {
-			case "syscr":
-				reads += n
-			case "syscw":
-				writes += n
-			}
-		}
+		r, w, _ := ParseIO(string(b))
+		reads, writes = reads+r, writes+w
 	}
 	return reads, writes
+}
+
+// ParseIO reads syscr and syscw (not the byte counts beside them) from a
+// /proc/<pid>/io text; a text without both is an error.
+func ParseIO(text string) (reads, writes int64, err error) {
+	found := 0
+	for line := range strings.Lines(text) {
+		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
+			if _, err := fmt.Sscan(v, &reads); err != nil {
+				return reads, writes, err
+			}
+			found++
+		} else if v, ok := strings.CutPrefix(line, "syscw: "); ok {
+			if _, err := fmt.Sscan(v, &writes); err != nil {
+				return reads, writes, err
+			}
+			found++
+		}
+	}
+	if found != 2 {
+		return reads, writes, errors.New("no syscr and syscw in the text")
+	}
+	return reads, writes, nil
 }
 
 // Switches is how many context switches (voluntary and not, summed over
@@ -89,16 +100,25 @@ func Switches(pids ...int) int64 {
 			if err != nil {
 				continue
 			}
-			for _, line := range strings.Split(string(b), "\n") {
-				k, v, ok := strings.Cut(line, ":")
-				if !ok || (k != "voluntary_ctxt_switches" && k != "nonvoluntary_ctxt_switches") {
-					continue
-				}
-				if c, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-					n += c
+			n += ParseSwitches(string(b))
+		}
+	}
+	return n
+}
+
+// ParseSwitches reads voluntary_ctxt_switches + nonvoluntary_ctxt_switches
+// from a /proc/<pid>[/task/<tid>]/status text.
+func ParseSwitches(text string) int64 {
+	var total int64
+	for line := range strings.Lines(text) {
+		for _, prefix := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				var n int64
+				if _, err := fmt.Sscan(v, &n); err == nil {
+					total += n
 				}
 			}
 		}
 	}
-	return n
+	return total
 }

@@ -61,3 +61,22 @@ func TestSwitches(t *testing.T) {
 		t.Fatalf("a missing process counts %d", got)
 	}
 }
+
+// TestParseIO: syscr and syscw are read from a /proc/<pid>/io text (not the
+// byte counts beside them); a text without them is an error.
+func TestParseIO(t *testing.T) {
+	r, w, err := ParseIO("rchar: 6976\nwchar: 12\nsyscr: 10\nsyscw: 3\nread_bytes: 0\nwrite_bytes: 4096\ncancelled_write_bytes: 0\n")
+	if err != nil || r != 10 || w != 3 {
+		t.Fatalf("read %d reads, %d writes, %v", r, w, err)
+	}
+	if _, _, err := ParseIO("rchar: 6976\nwchar: 12\n"); err == nil {
+		t.Fatal("a text without syscr/syscw was accepted")
+	}
+}
+
+// TestParseSwitches: both counts of a status text add up.
+func TestParseSwitches(t *testing.T) {
+	if got := ParseSwitches("Name:\tx\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t5\n"); got != 17 {
+		t.Fatalf("parsed %d, want 17", got)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"strings"
 	"time"
 
 	"github.com/hostplane/hostplane/internal/proccpu"
@@ -22,7 +21,7 @@ func procCPU(pids []int) time.Duration { return proccpu.Of(pids...) }
 // clock rate, which other work on the machine moves.
 func measured(name string, pids []int, n int, d time.Duration, fn func(worker, i int) error) Result {
 	before, ioBefore, selfBefore := procCPU(pids), syscallsOf(pids...), syscallsOf(os.Getpid())
-	swBefore, selfSwBefore := switchesOf(pids...), switchesOf(os.Getpid())
+	swBefore, selfSwBefore := proccpu.Switches(pids...), proccpu.Switches(os.Getpid())
 	smBefore := sysmonOf(pids...)
 	selfCPU := proccpu.Self()
 	r := load(name, n, d, fn)
@@ -31,30 +30,9 @@ func measured(name string, pids []int, n int, d time.Duration, fn func(worker, i
 	r.ServerCPU = procCPU(pids) - before
 	r.ServerSyscalls = syscallsOf(pids...).minus(ioBefore)
 	r.ClientSyscalls = syscallsOf(os.Getpid()).minus(selfBefore)
-	r.ServerSwitches = switchesOf(pids...) - swBefore
-	r.ClientSwitches = switchesOf(os.Getpid()) - selfSwBefore
+	r.ServerSwitches = proccpu.Switches(pids...) - swBefore
+	r.ClientSwitches = proccpu.Switches(os.Getpid()) - selfSwBefore
 	return r
-}
-
-// switchesOf sums the context switches (voluntary and not) of every thread of
-// the processes so far, from /proc/<pid>/task/<tid>/status; a thread that has
-// ended is no longer counted (a Go process seldom ends one).
-func switchesOf(pids ...int) int64 {
-	var total int64
-	for _, pid := range pids {
-		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-		if err != nil {
-			continue
-		}
-		for _, t := range tasks {
-			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/status", pid, t.Name()))
-			if err != nil {
-				continue
-			}
-			total += parseSwitches(string(b))
-		}
-	}
-	return total
 }
 
 // threadUse is the CPU time and the context switches of threads.
@@ -92,7 +70,7 @@ func sysmonOf(pids ...int) threadUse {
 			continue
 		}
 		total.cpu += time.Duration(ns)
-		total.switches += parseSwitches(string(st))
+		total.switches += proccpu.ParseSwitches(string(st))
 	}
 	return total
 }
@@ -116,23 +94,6 @@ func sysmonTID(pid int) int {
 	return best
 }
 
-// parseSwitches reads voluntary_ctxt_switches + nonvoluntary_ctxt_switches
-// from a /proc status text.
-func parseSwitches(text string) int64 {
-	var total int64
-	for line := range strings.Lines(text) {
-		for _, prefix := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
-			if v, ok := strings.CutPrefix(line, prefix); ok {
-				var n int64
-				if _, err := fmt.Sscan(v, &n); err == nil {
-					total += n
-				}
-			}
-		}
-	}
-	return total
-}
-
 // syscalls counts read and write system calls (/proc/<pid>/io: syscr and
 // syscw, which count every read-like and write-like call, sockets included).
 type syscalls struct{ reads, writes int64 }
@@ -142,40 +103,8 @@ func (a syscalls) minus(b syscalls) syscalls { return syscalls{a.reads - b.reads
 // syscallsOf sums the processes' read and write system calls so far; a
 // process that is gone or unreadable counts 0.
 func syscallsOf(pids ...int) syscalls {
-	var total syscalls
-	for _, pid := range pids {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid))
-		if err != nil {
-			continue
-		}
-		c, _ := parseProcIO(string(b))
-		total.reads += c.reads
-		total.writes += c.writes
-	}
-	return total
-}
-
-// parseProcIO reads syscr and syscw from a /proc/<pid>/io text.
-func parseProcIO(text string) (syscalls, error) {
-	var c syscalls
-	found := 0
-	for line := range strings.Lines(text) {
-		if v, ok := strings.CutPrefix(line, "syscr: "); ok {
-			if _, err := fmt.Sscan(v, &c.reads); err != nil {
-				return c, err
-			}
-			found++
-		} else if v, ok := strings.CutPrefix(line, "syscw: "); ok {
-			if _, err := fmt.Sscan(v, &c.writes); err != nil {
-				return c, err
-			}
-			found++
-		}
-	}
-	if found != 2 {
-		return c, fmt.Errorf("no syscr/syscw in /proc/<pid>/io")
-	}
-	return c, nil
+	r, w := proccpu.Syscalls(pids...)
+	return syscalls{r, w}
 }
 
 // profilePhase, in a profiling run (BENCH_PPROF_BASE_PORT set: node i serves

@@ -55,17 +55,10 @@ func TestLatencySplit(t *testing.T) {
 	}
 }
 
-// TestParseProcIO: syscr and syscw are read from a /proc/<pid>/io text (not
-// the byte counts beside them); a text without them is an error; this
-// process's own counts are read and grow when it reads a file.
-func TestParseProcIO(t *testing.T) {
-	c, err := parseProcIO("rchar: 6976\nwchar: 12\nsyscr: 10\nsyscw: 3\nread_bytes: 0\nwrite_bytes: 4096\ncancelled_write_bytes: 0\n")
-	if err != nil || c != (syscalls{reads: 10, writes: 3}) {
-		t.Fatalf("read %+v, %v", c, err)
-	}
-	if _, err := parseProcIO("rchar: 6976\nwchar: 12\n"); err == nil {
-		t.Fatal("a text without syscr/syscw was accepted")
-	}
+// TestSyscallsOf: this process's own read count grows when it reads a file
+// (parsing and the counts of a missing process: proccpu TestParseIO,
+// TestSyscalls).
+func TestSyscallsOf(t *testing.T) {
 	before := syscallsOf(os.Getpid())
 	for range 3 {
 		if _, err := os.ReadFile("/proc/self/stat"); err != nil {
@@ -74,24 +67,6 @@ func TestParseProcIO(t *testing.T) {
 	}
 	if got := syscallsOf(os.Getpid()).minus(before); got.reads < 3 {
 		t.Fatalf("3 file reads counted as %+v", got)
-	}
-}
-
-// TestContextSwitches: both counts of a status text add up, and a process
-// whose threads sleep and wake counts more switches.
-func TestContextSwitches(t *testing.T) {
-	if got := parseSwitches("Name:\tx\nvoluntary_ctxt_switches:\t12\nnonvoluntary_ctxt_switches:\t5\n"); got != 17 {
-		t.Fatalf("parsed %d, want 17", got)
-	}
-	before := switchesOf(os.Getpid())
-	for range 20 {
-		time.Sleep(time.Millisecond)
-	}
-	if got := switchesOf(os.Getpid()) - before; got < 10 {
-		t.Fatalf("20 sleeps counted as %d context switches", got)
-	}
-	if got := switchesOf(1 << 30); got != 0 {
-		t.Fatalf("a missing process counts %d", got)
 	}
 }
 
