@@ -158,7 +158,11 @@ func checkStateNotAhead(applied uint64, logs logStore, snaps raft.SnapshotStore)
 	if err != nil {
 		return fmt.Errorf("raft log store: %w", err)
 	}
-	if metas, err := snaps.List(); err == nil && len(metas) > 0 && metas[0].Index > last {
+	metas, err := snaps.List()
+	if err != nil {
+		return fmt.Errorf("raft snapshot store: %w", err)
+	}
+	if len(metas) > 0 && metas[0].Index > last {
 		last = metas[0].Index
 	}
 	if applied > last {
