@@ -27,24 +27,41 @@ func readBody(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	return body, nil
 }
 
-// readBodyAny reads the whole body of any type within the limit (the OAuth
-// forms are not JSON; the forwarder leaves the type to the leader).
+// readBodyAny reads the whole body of any type within the limit (the forwarder
+// leaves the type to the leader).
 func readBodyAny(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return nil, errf(http.StatusRequestEntityTooLarge, "body_too_large", "request body is larger than %d bytes", MaxBodyBytes)
-		}
-		if isTimeout(err) {
-			// The body stalled past its deadline: the connection cannot be
-			// reused (part of the body is still unread).
-			w.Header().Set("Connection", "close")
-			return nil, errf(http.StatusRequestTimeout, "body_timeout", "the request body did not arrive in time")
-		}
-		return nil, badRequest("could not read request body: %v", err)
+	body, status, err := readLimited(w, r, MaxBodyBytes)
+	switch status {
+	case 0:
+		return body, nil
+	case http.StatusRequestEntityTooLarge:
+		return nil, errf(status, "body_too_large", "request body is larger than %d bytes", MaxBodyBytes)
+	case http.StatusRequestTimeout:
+		return nil, errf(status, "body_timeout", "the request body did not arrive in time")
 	}
-	return body, nil
+	return nil, badRequest("could not read request body: %v", err)
+}
+
+// readLimited reads r's whole body within limit bytes. A body it cannot read
+// returns the status that answers it: 413 over the limit, 408 for a body that
+// stalled past its deadline (with Connection: close set on w, as the rest of
+// the body is unread and the connection cannot be reused), 400 otherwise.
+// Each caller words the error in its own format (readBodyAny, the OAuth
+// endpoints).
+func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err == nil {
+		return body, 0, nil
+	}
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return nil, http.StatusRequestEntityTooLarge, err
+	case isTimeout(err):
+		w.Header().Set("Connection", "close")
+		return nil, http.StatusRequestTimeout, err
+	}
+	return nil, http.StatusBadRequest, err
 }
 
 // jsonContentType accepts no Content-Type (a body is JSON by default) and

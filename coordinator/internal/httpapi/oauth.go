@@ -168,19 +168,14 @@ func (a *API) oauthServe(c *oauthCall, h oauthFunc, form bool) (int, any, *oauth
 	if d := a.limiter.Allow("oauth-ip:"+a.clientIP(c.r), oauthIPLimit); !d.Allowed {
 		return 0, nil, oauth.Errorf(http.StatusTooManyRequests, "slow_down", "too many OAuth requests from this address; retry in a minute")
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, 64<<10))
-	if err != nil {
-		var mbe *http.MaxBytesError
-		switch {
-		case errors.As(err, &mbe):
-			return 0, nil, oauth.Errorf(http.StatusRequestEntityTooLarge, "invalid_request", "the request body is larger than 64 KiB")
-		case isTimeout(err):
-			// As readBodyAny: the rest of the body is unread, so the
-			// connection cannot be reused.
-			c.w.Header().Set("Connection", "close")
-			return 0, nil, oauth.Errorf(http.StatusRequestTimeout, "invalid_request", "the request body did not arrive in time")
-		}
-		return 0, nil, oauth.Errorf(http.StatusBadRequest, "invalid_request", "the request body could not be read")
+	body, status, _ := readLimited(c.w, c.r, 64<<10)
+	switch status {
+	case http.StatusRequestEntityTooLarge:
+		return 0, nil, oauth.Errorf(status, "invalid_request", "the request body is larger than 64 KiB")
+	case http.StatusRequestTimeout:
+		return 0, nil, oauth.Errorf(status, "invalid_request", "the request body did not arrive in time")
+	case http.StatusBadRequest:
+		return 0, nil, oauth.Errorf(status, "invalid_request", "the request body could not be read")
 	}
 	mt, _, _ := mime.ParseMediaType(c.r.Header.Get("Content-Type"))
 	if form {
