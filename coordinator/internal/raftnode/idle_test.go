@@ -14,25 +14,42 @@ import (
 // until it leads.
 func openLeader(t *testing.T) *Node {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	n, err := Open(Config{ID: "idle", Dir: t.TempDir(), BindAddr: addr, Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
+	n, err := openAt(t.TempDir(), freeAddr(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = n.Close() })
+	waitLeads(t, n)
+	return n
+}
+
+// freeAddr is a loopback address that was free when asked.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// openAt opens the one-member node of dir on addr (bootstrapped when new),
+// with short timeouts.
+func openAt(dir, addr string) (*Node, error) {
+	return Open(Config{ID: "idle", Dir: dir, BindAddr: addr, Bootstrap: true,
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
+}
+
+// waitLeads waits up to 10 s for n to lead.
+func waitLeads(t *testing.T, n *Node) {
+	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !n.IsLeader(); {
 		if time.Now().After(deadline) {
 			t.Fatal("no leadership within 10s")
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	return n
 }
 
 // An idle leader whose log grows only by barriers (the systemd watchdog's

@@ -2,7 +2,6 @@ package raftnode
 
 import (
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,17 +18,8 @@ import (
 // without fsm.db the same directory starts and rebuilds the state the old log
 // holds.
 func TestOpenRefusesStateAheadOfLog(t *testing.T) {
-	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	open := func() (*Node, error) {
-		return Open(Config{ID: "ahead", Dir: dir, BindAddr: addr, Bootstrap: true,
-			HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
-	}
+	dir, addr := t.TempDir(), freeAddr(t)
+	open := func() (*Node, error) { return openAt(dir, addr) }
 	// run opens the node, waits for its leadership, applies n commands and
 	// closes it; it returns the FSM's applied index at the end.
 	run := func(n int) uint64 {
@@ -39,12 +29,7 @@ func TestOpenRefusesStateAheadOfLog(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer node.Close()
-		for deadline := time.Now().Add(10 * time.Second); !node.IsLeader(); {
-			if time.Now().After(deadline) {
-				t.Fatal("no leadership within 10s")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitLeads(t, node)
 		if err := node.Barrier(5 * time.Second); err != nil { // the log is applied
 			t.Fatal(err)
 		}
