@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // MaxBodyBytes is the request body limit (SPEC: 1 MiB, 413 beyond).
@@ -49,7 +51,11 @@ func readBodyAny(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // Each caller words the error in its own format (readBodyAny, the OAuth
 // endpoints).
 func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	size := int64(512) // io.ReadAll's first buffer
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		size = r.ContentLength + 1 // the spare byte finds the end without growing
+	}
+	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), size)
 	if err == nil {
 		return body, 0, nil
 	}
@@ -62,6 +68,38 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, i
 		return nil, http.StatusRequestTimeout, err
 	}
 	return nil, http.StatusBadRequest, err
+}
+
+// readAll is io.ReadAll starting with a buffer of size bytes.
+func readAll(rd io.Reader, size int64) ([]byte, error) {
+	b := make([]byte, 0, size)
+	for {
+		n, err := rd.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
+// ReadRequestBody reads r's whole body as every /v1 route does, for the
+// handlers mounted beside /v1 (/mcp): up to MaxBodyBytes; a body it cannot
+// read is the same error /v1 answers (413 over the limit, 408 with
+// Connection: close when it stalls past the listener's body deadline, 400
+// otherwise).
+func ReadRequestBody(w http.ResponseWriter, r *http.Request) ([]byte, *api.Error) {
+	body, err := readBodyAny(w, r)
+	if err != nil {
+		ae, _ := toAPIError(err)
+		return nil, ae
+	}
+	return body, nil
 }
 
 // jsonContentType accepts no Content-Type (a body is JSON by default) and

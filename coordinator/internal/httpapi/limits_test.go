@@ -134,3 +134,35 @@ func TestHeaderLimitAndDefaults(t *testing.T) {
 		t.Fatalf("32 KiB of headers with an 8 KiB limit: %d", resp.StatusCode)
 	}
 }
+
+// TestReadLimitedSizes: the body reader /v1, /mcp and OAuth share reads
+// what io.ReadAll reads, whether the body ends at Content-Length, goes on past
+// it, stops short of it or has none (its first buffer is sized from
+// Content-Length), and a body over the limit is a 413 however it is announced.
+// (Was the MCP fast path's TestReadBody, whose reader this one replaced.)
+func TestReadLimitedSizes(t *testing.T) {
+	big := strings.Repeat("x", MaxBodyBytes+10)
+	for _, tc := range []struct {
+		name, body string
+		length     int64
+		status     int
+	}{
+		{"exact", `{"a":1}`, 7, 0}, {"longer", `{"a":1}tail`, 7, 0}, {"shorter", `{"a"`, 7, 0},
+		{"unknown", `{"a":1}`, -1, 0}, {"empty", "", 0, 0}, {"one byte", "x", 1, 0}, {"grows", strings.Repeat("y", 5000), -1, 0},
+		{"at the limit", big[:MaxBodyBytes], MaxBodyBytes, 0},
+		{"huge", big, 5, http.StatusRequestEntityTooLarge}, {"huge unknown", big, -1, http.StatusRequestEntityTooLarge},
+		{"huge announced", big, int64(len(big)), http.StatusRequestEntityTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/v1/tickets", strings.NewReader(tc.body))
+			r.ContentLength = tc.length
+			got, status, err := readLimited(httptest.NewRecorder(), r, MaxBodyBytes)
+			if status != tc.status {
+				t.Fatalf("status %d (%v), want %d", status, err, tc.status)
+			}
+			if tc.status == 0 && (err != nil || string(got) != tc.body) {
+				t.Fatalf("got %d bytes (%v), want %d", len(got), err, len(tc.body))
+			}
+		})
+	}
+}

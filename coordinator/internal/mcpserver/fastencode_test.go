@@ -2,10 +2,7 @@ package mcpserver
 
 import (
 	"encoding/json"
-	"io"
 	"net"
-	"net/http/httptest"
-	"strings"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -167,36 +164,6 @@ func TestLoopbackAddr(t *testing.T) {
 		if got, want := loopbackAddr(a), isLoopback(a.String()); got != want {
 			t.Errorf("%v: loopbackAddr %v, isLoopback(String()) %v", a, got, want)
 		}
-	}
-}
-
-// TestReadBody: the fast path reads what io.ReadAll reads of the body, up to
-// fastMaxBody+1 bytes, whether it ends at Content-Length, goes on past it,
-// stops short of it or has none.
-func TestReadBody(t *testing.T) {
-	big := strings.Repeat("x", fastMaxBody+10)
-	for _, tc := range []struct {
-		name, body string
-		length     int64
-	}{
-		{"exact", `{"a":1}`, 7}, {"longer", `{"a":1}tail`, 7}, {"shorter", `{"a"`, 7},
-		{"unknown", `{"a":1}`, -1}, {"empty", "", 0}, {"one byte", "x", 1}, {"huge", big, 5}, {"huge unknown", big, -1},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r := httptest.NewRequest("POST", "/mcp", strings.NewReader(tc.body))
-			r.ContentLength = tc.length
-			got, err := readBody(r)
-			want, _ := io.ReadAll(io.LimitReader(strings.NewReader(tc.body), fastMaxBody+1))
-			if tc.name == "shorter" {
-				if err == nil || string(got) != tc.body {
-					t.Fatalf("got %q, %v; want the short body and an error", got, err)
-				}
-				return
-			}
-			if err != nil || string(got) != string(want) {
-				t.Fatalf("got %d bytes (%v), want %d", len(got), err, len(want))
-			}
-		})
 	}
 }
 

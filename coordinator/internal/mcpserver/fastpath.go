@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"mime"
 	"net"
 	"net/http"
@@ -52,9 +51,6 @@ var (
 	eventStream = []string{"text/event-stream"}
 	keepAlive   = []string{"keep-alive"}
 )
-
-// fastMaxBody: bigger bodies go to the SDK.
-const fastMaxBody = 1 << 20
 
 type fastSession struct {
 	ss      *mcp.ServerSession
@@ -296,9 +292,9 @@ func valueEnd(b []byte, i int) int {
 	return i
 }
 
-// serve answers r when it is a plain tools/call (true), else leaves w
-// untouched and r readable again and returns false.
-func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Caller) bool {
+// serve answers r, whose body is body, when it is a plain tools/call (true),
+// else leaves w untouched and returns false.
+func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Caller, body []byte) bool {
 	if r.Method != http.MethodPost || len(r.Header.Values("Last-Event-ID")) > 0 {
 		return false
 	}
@@ -327,15 +323,7 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Call
 	if fs == nil || fs.userID != c.AccountID || time.Since(time.Unix(0, fs.touched.Load())) > fastTouch {
 		return false
 	}
-	if r.ContentLength < 0 || r.ContentLength > fastMaxBody {
-		return false
-	}
-	body, err := readBody(r)
-	if err == nil && len(body) <= fastMaxBody && f.serveBody(w, r, c, body) {
-		return true
-	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	return false
+	return f.serveBody(w, r, c, body)
 }
 
 // serveBody is serve once the body is read: false, w untouched, when the
@@ -389,34 +377,6 @@ func (f *fastCalls) serveBody(w http.ResponseWriter, r *http.Request, c httpapi.
 	_, _ = w.Write(buf)
 	fastServed.Add(1)
 	return true
-}
-
-// readBody reads r's body, up to fastMaxBody+1 bytes, into a buffer of its
-// announced length when it has one.
-func readBody(r *http.Request) ([]byte, error) {
-	if r.ContentLength > 0 && r.ContentLength <= fastMaxBody {
-		body := make([]byte, r.ContentLength, r.ContentLength+1)
-		n, err := io.ReadFull(r.Body, body)
-		body = body[:n]
-		if err != nil {
-			return body, err
-		}
-		// The body ends here (net/http's server cuts it at Content-Length):
-		// one read into the spare byte finds its end.
-		m, err := r.Body.Read(body[n : n+1])
-		body = body[:n+m]
-		if err == io.EOF {
-			return body, nil
-		}
-		if err != nil {
-			return body, err
-		}
-		// A body longer than announced (not from net/http's server) is
-		// read whole, as io.ReadAll would.
-		rest, err := io.ReadAll(io.LimitReader(r.Body, fastMaxBody+1-int64(len(body))))
-		return append(body, rest...), err
-	}
-	return io.ReadAll(io.LimitReader(r.Body, fastMaxBody+1))
 }
 
 // encodeResponse is the JSON-RPC response as the SDK encodes it (HTML

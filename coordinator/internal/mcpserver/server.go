@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"time"
@@ -285,8 +286,18 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			fail(aerr)
 			return
 		}
-		if !fastOff.Load() && fast.serve(w, r, c) {
-			return
+		if r.Method == http.MethodPost {
+			// Read here, as /v1 reads (1 MiB, 413; a stalled body 408), not
+			// by the SDK (4 MiB, and any read error a 400).
+			body, aerr := httpapi.ReadRequestBody(w, r)
+			if aerr != nil {
+				fail(aerr)
+				return
+			}
+			if !fastOff.Load() && fast.serve(w, r, c, body) {
+				return
+			}
+			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 		}
 		ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: c.AccountID,
 			Extra: map[string]any{"remote_addr": r.RemoteAddr, "host": r.Host, "key_id": c.KeyID}}
