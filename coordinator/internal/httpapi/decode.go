@@ -51,9 +51,13 @@ func readBodyAny(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 // Each caller words the error in its own format (readBodyAny, the OAuth
 // endpoints).
 func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
+	// The first buffer fits the announced length and a spare byte that finds
+	// the end without growing, up to presizeMax: an announced length is not
+	// trusted with more memory than that before the bytes arrive (a client
+	// announcing 1 MiB and stalling would otherwise hold 1 MiB per connection).
 	size := int64(512) // io.ReadAll's first buffer
-	if r.ContentLength > 0 && r.ContentLength <= limit {
-		size = r.ContentLength + 1 // the spare byte finds the end without growing
+	if r.ContentLength > 0 {
+		size = min(r.ContentLength+1, presizeMax, limit+1)
 	}
 	body, err := readAll(http.MaxBytesReader(w, r.Body, limit), size)
 	if err == nil {
@@ -69,6 +73,9 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, i
 	}
 	return nil, http.StatusBadRequest, err
 }
+
+// presizeMax caps readLimited's first buffer.
+const presizeMax = 32 << 10
 
 // readAll is io.ReadAll starting with a buffer of size bytes.
 func readAll(rd io.Reader, size int64) ([]byte, error) {

@@ -138,7 +138,8 @@ func TestHeaderLimitAndDefaults(t *testing.T) {
 // TestReadLimitedSizes: the body reader /v1, /mcp and OAuth share reads
 // what io.ReadAll reads, whether the body ends at Content-Length, goes on past
 // it, stops short of it or has none (its first buffer is sized from
-// Content-Length), and a body over the limit is a 413 however it is announced.
+// Content-Length, but no bigger than presizeMax before the bytes arrive), and
+// a body over the limit is a 413 however it is announced.
 // (Was the MCP fast path's TestReadBody, whose reader this one replaced.)
 func TestReadLimitedSizes(t *testing.T) {
 	big := strings.Repeat("x", MaxBodyBytes+10)
@@ -149,7 +150,7 @@ func TestReadLimitedSizes(t *testing.T) {
 	}{
 		{"exact", `{"a":1}`, 7, 0}, {"longer", `{"a":1}tail`, 7, 0}, {"shorter", `{"a"`, 7, 0},
 		{"unknown", `{"a":1}`, -1, 0}, {"empty", "", 0, 0}, {"one byte", "x", 1, 0}, {"grows", strings.Repeat("y", 5000), -1, 0},
-		{"at the limit", big[:MaxBodyBytes], MaxBodyBytes, 0},
+		{"at the limit", big[:MaxBodyBytes], MaxBodyBytes, 0}, {"announced big, sends little", "x", MaxBodyBytes, 0},
 		{"huge", big, 5, http.StatusRequestEntityTooLarge}, {"huge unknown", big, -1, http.StatusRequestEntityTooLarge},
 		{"huge announced", big, int64(len(big)), http.StatusRequestEntityTooLarge},
 	} {
@@ -162,6 +163,9 @@ func TestReadLimitedSizes(t *testing.T) {
 			}
 			if tc.status == 0 && (err != nil || string(got) != tc.body) {
 				t.Fatalf("got %d bytes (%v), want %d", len(got), err, len(tc.body))
+			}
+			if c := cap(got); c > presizeMax && c > 2*len(got)+512 {
+				t.Errorf("a %d-byte body announced as %d took a %d-byte buffer", len(got), tc.length, c)
 			}
 		})
 	}
