@@ -68,9 +68,15 @@ func TestDomainTransferIn(t *testing.T) {
 	body := func(code string) string {
 		return fmt.Sprintf(`{"name":"moving.test","auth_code":%q,%s}`, code, contact)
 	}
-	rep := r.call(-1, "POST", "/v1/domains/transfer", body("wrong-code"), nil)
+	idem := map[string]string{"Idempotency-Key": "move-1"}
+	rep := r.call(-1, "POST", "/v1/domains/transfer", body("wrong-code"), idem)
 	if rep.Status != 409 || rep.Code() != "transfer_failed" || !strings.Contains(string(rep.Body), "refunded") {
 		t.Fatalf("wrong auth code: %s", rep)
+	}
+	// Its Idempotency-Key replays that first answer (not the 202 its
+	// command stored while the registry was asked), charging nothing.
+	if again := r.call(-1, "POST", "/v1/domains/transfer", body("wrong-code"), idem); again.Status != 409 || again.Code() != "transfer_failed" || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay of the refused transfer: %s, want the first answer %s", again, rep)
 	}
 	if b := r.balance(); b != yearly {
 		t.Fatalf("balance %d after the refused transfer", b)

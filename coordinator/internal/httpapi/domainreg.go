@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -386,9 +387,35 @@ func (a *API) placeDomainOrder(rq *request, deps *DomainDeps, o fsm.DomainOrder,
 	case !done:
 		return http.StatusAccepted, d.Domain, nil
 	case d.Status == api.DomainFailed:
-		return 0, nil, errf(http.StatusConflict, failCode, "domain %s (%s): %s", o.Name, o.ID, d.StatusReason)
+		he := errf(http.StatusConflict, failCode, "domain %s (%s): %s", o.Name, o.ID, d.StatusReason)
+		a.recordAnswer(rq, he.status, api.NewError(he.status, he.code, he.msg))
+		return 0, nil, he
 	}
+	a.recordAnswer(rq, http.StatusCreated, d.Domain)
 	return http.StatusCreated, d.Domain, nil
+}
+
+// recordAnswer stores status and body as what the request's Idempotency-Key
+// replays (fsm.CmdIdemAnswer), when the answer given is not the one its
+// command stored: a domain order's command stores 202 registering, and the
+// client was answered 201 or 409 once the registry answered; SPEC.md
+// promises a replay the first response. When it cannot be stored the replay
+// stays the command's 202 (the domain, followed with GET /domains/{id}).
+func (a *API) recordAnswer(rq *request, status int, body any) {
+	if rq.idem == nil {
+		return
+	}
+	raw, err := json.Marshal(body)
+	var env *fsm.Envelope
+	if err == nil {
+		env, err = fsm.NewEnvelope(fsm.CmdIdemAnswer, rq.now, fsm.IdemAnswer{Scope: rq.idem.Scope, ReqHash: rq.idem.ReqHash, Status: status, Body: raw})
+	}
+	if err == nil {
+		_, err = a.apply(rq.Context(), env)
+	}
+	if err != nil {
+		a.log.Warn("idempotent answer not recorded; a replay answers 202", "status", status, "err", err)
+	}
 }
 
 // registryCheck asks the registry whether name is free: a 503 when it

@@ -113,7 +113,7 @@ func TestDomainRoutes(t *testing.T) {
 		t.Fatalf("balance %d, want 500", b)
 	}
 	// The same key again: the first answer, nothing charged twice.
-	if r2 := s.call(key, "POST", "/v1/domains", `{"name":"ada.test","years":2,"nameservers":["ns1.example.net","NS2.example.net"],`+testContact+`}`, "Idempotency-Key", "reg-1"); r2.status != http.StatusAccepted || r2.m["id"] != id || s.balance(acc) != 500 {
+	if r2 := s.call(key, "POST", "/v1/domains", `{"name":"ada.test","years":2,"nameservers":["ns1.example.net","NS2.example.net"],`+testContact+`}`, "Idempotency-Key", "reg-1"); r2.status != http.StatusCreated || !bytes.Equal(r2.body, r.body) || s.balance(acc) != 500 {
 		t.Fatalf("replay: %d %s", r2.status, r2.body)
 	}
 	info, err := reg.Info(context.Background(), "ada.test")
