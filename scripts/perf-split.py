@@ -66,7 +66,7 @@ def split(path, pids, calls, freq):
     for line in out.splitlines():
         if not line.strip():
             continue
-        if not line[0].isspace():
+        if not line.startswith('\t'):  # a sample's header: its pid (padded with spaces)
             flush()
             pid, frames = line.split()[0], []
             continue
