@@ -1,0 +1,343 @@
+package audit
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+// newLightRig is three coordinators (webhooks may reach loopback receivers
+// over plain HTTP) and two accounts with every scope: no registry, node or
+// catalogue, for the surfaces that need none.
+func newLightRig(t *testing.T) *rig {
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond, Webhooks: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	r := &rig{t: t, c: c, ctx: ctx}
+	var err error
+	if r.accA, r.keyA, err = c.NewAccount(ctx, "light-a@example.com", api.AllScopes...); err != nil {
+		t.Fatal(err)
+	}
+	if r.accB, r.keyB, err = c.NewAccount(ctx, "light-b@example.com", api.AllScopes...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Len() {
+		r.apis = append(r.apis, framework.NewAPI(t, c.URL(i), nil))
+	}
+	return r
+}
+
+// hit is one request a receiver got: its raw body and headers, and when.
+type hit struct {
+	body   []byte
+	header http.Header
+	at     time.Time
+}
+
+// receiver is a webhook endpoint written as a customer would write one: it
+// keeps every request and answers 500 while failing is set, 204 otherwise.
+type receiver struct {
+	URL     string
+	mu      sync.Mutex
+	hits    []hit
+	failing bool
+}
+
+func newReceiver(t *testing.T) *receiver {
+	rc := &receiver{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		rc.mu.Lock()
+		rc.hits = append(rc.hits, hit{body: body, header: req.Header.Clone(), at: time.Now()})
+		fail := rc.failing
+		rc.mu.Unlock()
+		if fail {
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(srv.Close)
+	rc.URL = srv.URL + "/hook"
+	return rc
+}
+
+func (rc *receiver) setFailing(f bool) {
+	rc.mu.Lock()
+	rc.failing = f
+	rc.mu.Unlock()
+}
+
+// wait returns the requests that came after since whose body's data has
+// field equal to value once there are at least n, failing t when they did
+// not come within.
+func (rc *receiver) wait(t *testing.T, field, value string, since time.Time, n int, within time.Duration) []hit {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		var out []hit
+		rc.mu.Lock()
+		for _, h := range rc.hits {
+			var ev struct {
+				Data map[string]any `json:"data"`
+			}
+			if h.at.After(since) && json.Unmarshal(h.body, &ev) == nil && fmt.Sprint(ev.Data[field]) == value {
+				out = append(out, h)
+			}
+		}
+		all := len(rc.hits)
+		rc.mu.Unlock()
+		if len(out) >= n {
+			return out
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries with %s=%s within %s, want %d (%d requests in all)", len(out), field, value, within, n, all)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// signedBy reports how a signature header ("t=<unix>,v1=<hex>[,v1=…]", the
+// seed's scheme: HMAC-SHA256 of "<t>." + body) relates to secret: any says
+// one v1 verifies with it, and t is the header's timestamp.
+func signedBy(secret, header string, body []byte) (ok bool, t int64, err error) {
+	var ts string
+	var sigs []string
+	for _, part := range strings.Split(header, ",") {
+		k, v, found := strings.Cut(strings.TrimSpace(part), "=")
+		if !found {
+			return false, 0, fmt.Errorf("part %q of %q is not k=v", part, header)
+		}
+		switch k {
+		case "t":
+			if ts != "" {
+				return false, 0, fmt.Errorf("two timestamps in %q", header)
+			}
+			ts = v
+		case "v1":
+			sigs = append(sigs, v)
+		}
+	}
+	if t, err = strconv.ParseInt(ts, 10, 64); err != nil || len(sigs) == 0 {
+		return false, 0, fmt.Errorf("no t or no v1 in %q", header)
+	}
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(ts + "."))
+	m.Write(body)
+	want := hex.EncodeToString(m.Sum(nil))
+	for _, s := range sigs {
+		if hmac.Equal([]byte(s), []byte(want)) {
+			ok = true
+		}
+	}
+	return ok, t, nil
+}
+
+// TestWebhooksOutsideIn checks the webhook surface as a customer would,
+// through followers and the leader: the secret shown once (no-store, masked
+// afterwards, not in an Idempotency-Key replay), deliveries a receiver can
+// verify from the seed's description alone (X-Sunucu-Signature, -Event,
+// -Delivery, the body's fields), a rotated secret that signs every later
+// request alone (a retry of an earlier delivery included), events ["*"],
+// refused events and URLs that create nothing, and another account's
+// delivery id that is a 404.
+func TestWebhooksOutsideIn(t *testing.T) {
+	r := newLightRig(t)
+	f := r.follower()
+	rc := newReceiver(t)
+
+	var wh api.Webhook
+	create := api.WebhookCreateRequest{URL: rc.URL, Events: []string{"ticket.created"}, Description: "audit"}
+	rep := r.call(f, r.keyA, "POST", "/v1/webhooks", create, map[string]string{"Idempotency-Key": "wh-audit-1"})
+	if rep.Status != 201 {
+		t.Fatalf("create: %s", rep)
+	}
+	rep.Decode(t, &wh)
+	secret := wh.Secret
+	if len(secret) < 32 || rep.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("create answered secret %q (len %d), Cache-Control %q; want a secret and no-store", secret, len(secret), rep.Header.Get("Cache-Control"))
+	}
+	// Never again in the clear: GET and list on every coordinator, and a
+	// replay of the create's Idempotency-Key.
+	for i := range r.c.Len() {
+		for _, path := range []string{"/v1/webhooks/" + wh.ID, "/v1/webhooks"} {
+			got := r.call(i, r.keyA, "GET", path, nil, nil)
+			if got.Status != 200 || strings.Contains(string(got.Body), secret) || !strings.Contains(string(got.Body), secret[len(secret)-4:]) {
+				t.Errorf("coordinator %d: %s; want 200 with the secret masked (its last 4 characters only)", i, got)
+			}
+		}
+	}
+	if again := r.call(f, r.keyA, "POST", "/v1/webhooks", create, map[string]string{"Idempotency-Key": "wh-audit-1"}); again.Status != 201 || strings.Contains(string(again.Body), secret) || !strings.Contains(string(again.Body), wh.ID) {
+		t.Errorf("replay of the create: %s; want the same webhook without its secret", again)
+	}
+
+	// A delivery, verified as a receiver written from the seed would.
+	var tk api.Ticket
+	if rep = r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "sig one", Message: "m"}, nil); rep.Status != 201 {
+		t.Fatalf("ticket: %s", rep)
+	}
+	rep.Decode(t, &tk)
+	h := rc.wait(t, "ticketId", tk.ID, time.Time{}, 1, 30*time.Second)[0]
+	ok, ts, err := signedBy(secret, h.header.Get("X-Sunucu-Signature"), h.body)
+	if err != nil || !ok {
+		t.Errorf("delivery's X-Sunucu-Signature %q does not verify with the secret: %v", h.header.Get("X-Sunucu-Signature"), err)
+	}
+	if skew := time.Since(time.Unix(ts, 0)).Abs(); skew > 5*time.Minute {
+		t.Errorf("signature timestamp %d is %s from now", ts, skew)
+	}
+	var ev struct {
+		ID        string         `json:"id"`
+		Type      string         `json:"type"`
+		CreatedAt time.Time      `json:"created_at"`
+		Data      map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal(h.body, &ev); err != nil {
+		t.Fatalf("delivery body: %v: %s", err, h.body)
+	}
+	if !strings.HasPrefix(ev.ID, "evt_") || ev.Type != "ticket.created" || ev.CreatedAt.IsZero() || h.header.Get("X-Sunucu-Event") != "ticket.created" || h.header.Get("X-Sunucu-Delivery") == "" {
+		t.Errorf("delivery: headers %v body %s", h.header, h.body)
+	}
+	for _, k := range []string{"ticketId", "ticketNumber", "subject", "status", "priority"} {
+		if _, ok := ev.Data[k]; !ok {
+			t.Errorf("ticket.created data has no %s (the seed's payload): %s", k, h.body)
+		}
+	}
+
+	// Rotation: a delivery that failed before the rotation is retried after
+	// it, and that retry, like every later delivery, verifies with the new
+	// secret only.
+	rc.setFailing(true)
+	var tk2 api.Ticket
+	if rep = r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "sig two", Message: "m"}, nil); rep.Status != 201 {
+		t.Fatalf("ticket: %s", rep)
+	}
+	rep.Decode(t, &tk2)
+	first := rc.wait(t, "ticketId", tk2.ID, time.Time{}, 1, 30*time.Second)[0]
+	rot := r.call(f, r.keyA, "POST", "/v1/webhooks/"+wh.ID+"/rotate-secret", nil, nil)
+	var rotated api.Webhook
+	rot.Decode(t, &rotated)
+	if rot.Status != 200 || len(rotated.Secret) < 32 || rotated.Secret == secret || rot.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("rotate-secret: %s (Cache-Control %q); want 200, a new secret, no-store", rot, rot.Header.Get("Cache-Control"))
+	}
+	// A request signed just before the rotation committed may still be on
+	// its way: only those arriving 300 ms after its answer are counted.
+	cutoff := time.Now().Add(300 * time.Millisecond)
+	for i := range r.c.Len() {
+		if got := r.call(i, r.keyA, "GET", "/v1/webhooks/"+wh.ID, nil, nil); strings.Contains(string(got.Body), rotated.Secret) || !strings.Contains(string(got.Body), rotated.Secret[len(rotated.Secret)-4:]) {
+			t.Errorf("coordinator %d after rotation: %s; want the new secret masked", i, got)
+		}
+	}
+	rc.setFailing(false)
+	retries := rc.wait(t, "ticketId", tk2.ID, cutoff, 1, 60*time.Second)
+	var tk3 api.Ticket
+	if rep = r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "sig three", Message: "m"}, nil); rep.Status != 201 {
+		t.Fatalf("ticket: %s", rep)
+	}
+	rep.Decode(t, &tk3)
+	for _, h := range append(retries, rc.wait(t, "ticketId", tk3.ID, cutoff, 1, 30*time.Second)...) {
+		sig := h.header.Get("X-Sunucu-Signature")
+		okNew, _, err := signedBy(rotated.Secret, sig, h.body)
+		okOld, _, _ := signedBy(secret, sig, h.body)
+		if err != nil || !okNew || okOld {
+			t.Errorf("a request after the rotation (delivery %s): verifies with the new secret %v, with the old %v (%v); want the new only", h.header.Get("X-Sunucu-Delivery"), okNew, okOld, err)
+		}
+	}
+	if d0, d1 := first.header.Get("X-Sunucu-Delivery"), retries[len(retries)-1].header.Get("X-Sunucu-Delivery"); d0 == "" || d0 != d1 {
+		t.Errorf("X-Sunucu-Delivery of a retry %q, of its first attempt %q: want the same", d1, d0)
+	}
+
+	// events ["*"]: every event, shown as ["*"].
+	rcAll := newReceiver(t)
+	var all api.Webhook
+	if rep = r.call(f, r.keyA, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: rcAll.URL, Events: []string{"*"}}, nil); rep.Status != 201 {
+		t.Fatalf("create [*]: %s", rep)
+	}
+	rep.Decode(t, &all)
+	if len(all.Events) != 1 || all.Events[0] != "*" {
+		t.Errorf("events of a [*] subscription: %v", all.Events)
+	}
+	var tk4 api.Ticket
+	r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "star", Message: "m"}, nil).Decode(t, &tk4)
+	h = rcAll.wait(t, "ticketId", tk4.ID, time.Time{}, 1, 30*time.Second)[0]
+	if ok, _, err := signedBy(all.Secret, h.header.Get("X-Sunucu-Signature"), h.body); !ok || err != nil {
+		t.Errorf("[*] delivery does not verify with its own secret: %v", err)
+	}
+
+	// Refused bodies: 400 naming the field, nothing created.
+	before := r.call(0, r.keyA, "GET", "/v1/webhooks", nil, nil).Body
+	long := rc.URL + "?" + strings.Repeat("a", 2100)
+	host := strings.TrimPrefix(rc.URL, "http://")
+	for _, c := range []struct {
+		name  string
+		body  map[string]any
+		field string
+	}{
+		{"unknown event", map[string]any{"url": rc.URL, "events": []string{"server.exploded"}}, "events"},
+		{"an event and a typo", map[string]any{"url": rc.URL, "events": []string{"ticket.created", "ticket.create"}}, "events"},
+		{"no events", map[string]any{"url": rc.URL, "events": []string{}}, "events"},
+		{"ftp url", map[string]any{"url": "ftp://" + host, "events": []string{"*"}}, "url"},
+		{"javascript url", map[string]any{"url": "javascript:alert(1)", "events": []string{"*"}}, "url"},
+		{"credentials in the url", map[string]any{"url": "http://user:pw@" + host, "events": []string{"*"}}, "url"},
+		{"over-long url", map[string]any{"url": long, "events": []string{"*"}}, "url"},
+		{"relative url", map[string]any{"url": "/hook", "events": []string{"*"}}, "url"},
+	} {
+		got := r.call(f, r.keyA, "POST", "/v1/webhooks", c.body, nil)
+		if got.Status != 400 || !strings.Contains(string(got.Body), `\"`+c.field+`\"`) {
+			t.Errorf("%s: %s; want 400 naming %q", c.name, got, c.field)
+		}
+		patch := map[string]any{c.field: c.body[c.field]}
+		if got := r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, patch, nil); got.Status != 400 || !strings.Contains(string(got.Body), `\"`+c.field+`\"`) {
+			t.Errorf("PATCH %s: %s; want 400 naming %q", c.name, got, c.field)
+		}
+	}
+	if after := r.call(0, r.keyA, "GET", "/v1/webhooks", nil, nil).Body; string(after) != string(before) {
+		t.Errorf("refused bodies changed A's webhooks:\n%s\n→\n%s", before, after)
+	}
+
+	// Another account's delivery id, under a webhook of B's own.
+	var dl struct {
+		Data []api.WebhookAttempt `json:"data"`
+	}
+	r.call(0, r.keyA, "GET", "/v1/webhooks/"+wh.ID+"/deliveries", nil, nil).Decode(t, &dl)
+	if len(dl.Data) == 0 {
+		t.Fatal("A's webhook has no deliveries")
+	}
+	dlv := dl.Data[0].DeliveryID
+	var bw api.Webhook
+	if rep = r.call(f, r.keyB, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: newReceiver(t).URL, Events: []string{"*"}}, nil); rep.Status != 201 {
+		t.Fatalf("B's webhook: %s", rep)
+	}
+	rep.Decode(t, &bw)
+	rc.mu.Lock()
+	n := len(rc.hits)
+	rc.mu.Unlock()
+	for i := range r.c.Len() {
+		if got := r.call(i, r.keyB, "POST", "/v1/webhooks/"+bw.ID+"/deliveries/"+dlv+"/redeliver", nil, nil); got.Status != 404 {
+			t.Errorf("coordinator %d: B redelivering A's delivery under B's webhook: %s; want 404", i, got)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	rc.mu.Lock()
+	if len(rc.hits) != n {
+		t.Errorf("A's receiver got %d requests after B's redeliveries", len(rc.hits)-n)
+	}
+	rc.mu.Unlock()
+	// A's own redeliver of it works (the id was a real one).
+	if got := r.call(f, r.keyA, "POST", "/v1/webhooks/"+wh.ID+"/deliveries/"+dlv+"/redeliver", nil, nil); got.Status != 202 {
+		t.Errorf("A redelivering its own delivery: %s", got)
+	}
+}
