@@ -47,7 +47,7 @@ var fastServed atomic.Int64
 const fastTouch = 30 * time.Second
 
 var (
-	noCache     = []string{"no-cache, no-transform"}
+	noCache     = noStore // as the SDK's answers (noStoreWriter)
 	eventStream = []string{"text/event-stream"}
 	keepAlive   = []string{"keep-alive"}
 )

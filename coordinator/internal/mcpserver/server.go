@@ -301,9 +301,49 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		}
 		ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: c.AccountID,
 			Extra: map[string]any{"remote_addr": r.RemoteAddr, "host": r.Host, "key_id": c.KeyID}}
-		verified.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
+		verified.ServeHTTP(&noStoreWriter{ResponseWriter: w}, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
 	})
 }
+
+// noStoreWriter gives an answer of the SDK Cache-Control: no-store,
+// no-transform in place of the SDK's "no-cache, no-transform", which lets a
+// cache store it: a tool's answer can carry a secret shown once (a webhook's
+// or an API key's secret, a root password), and such answers are no-store on
+// /v1 (issue 10, item 4). The fast path writes the same header itself.
+type noStoreWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+var noStore = []string{"no-store, no-transform"}
+
+func (w *noStoreWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		if _, ok := w.Header()["Cache-Control"]; ok {
+			w.Header()["Cache-Control"] = noStore
+		}
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *noStoreWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush and Unwrap let the SDK's http.ResponseController reach the
+// connection's writer for its event streams.
+func (w *noStoreWriter) Flush() {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	_ = http.NewResponseController(w.ResponseWriter).Flush()
+}
+
+func (w *noStoreWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // bearerShaped: v is two fields (as strings.Fields splits it), the first
 // "Bearer" in any case; without strings.Fields' slice.

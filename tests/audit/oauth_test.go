@@ -1,0 +1,410 @@
+package audit
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// web is a client that does not follow redirects and keeps cookies, as a
+// browser's consent round looks to the server.
+func web() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// pkce is a verifier and its S256 challenge (RFC 7636), made here.
+func pkce() (verifier, challenge string) {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	verifier = base64.RawURLEncoding.EncodeToString(b)
+	sum := sha256.Sum256([]byte(verifier))
+	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// oauthSide is one coordinator's OAuth endpoints, used with plain HTTP.
+type oauthSide struct {
+	t    *testing.T
+	base string
+}
+
+func (o oauthSide) register(redirects ...string) string {
+	o.t.Helper()
+	raw, _ := json.Marshal(map[string]any{"client_name": "audit app", "redirect_uris": redirects,
+		"grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"}, "token_endpoint_auth_method": "none"})
+	resp, err := http.Post(o.base+"/oauth/register", "application/json", bytes.NewReader(raw))
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ClientID string `json:"client_id"`
+	}
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 201 || json.Unmarshal(body, &out) != nil || out.ClientID == "" {
+		o.t.Fatalf("register: %d %s", resp.StatusCode, body)
+	}
+	return out.ClientID
+}
+
+// authorizeURL is an authorization request; extra overrides or adds
+// parameters (an empty value removes one).
+func (o oauthSide) authorizeURL(client, redirect, challenge string, extra map[string]string) string {
+	q := url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {redirect}, "state": {"st"},
+		"code_challenge": {challenge}, "code_challenge_method": {"S256"}}
+	for k, v := range extra {
+		if v == "" {
+			q.Del(k)
+		} else {
+			q.Set(k, v)
+		}
+	}
+	return o.base + "/oauth/authorize?" + q.Encode()
+}
+
+// consent loads the consent page of authURL; csrf is empty when the page is
+// not a consent form. It answers with the status and, for a redirect, its
+// Location.
+func (o oauthSide) consent(hc *http.Client, authURL string) (status int, loc, csrf, body string) {
+	o.t.Helper()
+	resp, err := hc.Get(authURL)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if m := csrfField.FindStringSubmatch(string(raw)); m != nil {
+		csrf = m[1]
+	}
+	return resp.StatusCode, resp.Header.Get("Location"), csrf, string(raw)
+}
+
+// code approves authURL with key through the consent form and returns the
+// redirect's code.
+func (o oauthSide) code(authURL, key string) string {
+	o.t.Helper()
+	hc := web()
+	status, _, csrf, body := o.consent(hc, authURL)
+	if status != 200 || csrf == "" {
+		o.t.Fatalf("consent page: %d %.300s", status, body)
+	}
+	u, _ := url.Parse(authURL)
+	form := u.Query()
+	form.Set("csrf", csrf)
+	form.Set("api_key", key)
+	form.Set("decision", "approve")
+	resp, err := hc.PostForm(o.base+"/oauth/authorize", form)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	loc, _ := url.Parse(resp.Header.Get("Location"))
+	if resp.StatusCode != http.StatusSeeOther || loc == nil || loc.Query().Get("code") == "" {
+		raw, _ := io.ReadAll(resp.Body)
+		o.t.Fatalf("approve: %d %q %.300s", resp.StatusCode, resp.Header.Get("Location"), raw)
+	}
+	return loc.Query().Get("code")
+}
+
+// token posts a token request and returns the status and the JSON answer.
+func (o oauthSide) token(form url.Values) (int, map[string]any) {
+	o.t.Helper()
+	resp, err := http.PostForm(o.base+"/oauth/token", form)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out map[string]any
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &out); err != nil {
+		o.t.Fatalf("token answer: %d %s", resp.StatusCode, raw)
+	}
+	return resp.StatusCode, out
+}
+
+func exchange(client, code, redirect, verifier string) url.Values {
+	return url.Values{"grant_type": {"authorization_code"}, "client_id": {client}, "code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}}
+}
+
+// bearer sends one request with tok and returns the status.
+func bearer(t *testing.T, base, tok, method, path string) int {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestOAuthCodeFlowOutsideIn: the authorization-code flow as a hostile
+// client tries it, through a follower: PKCE must be S256 (plain and a
+// missing challenge are refused before any consent), a code is bound to the
+// redirect_uri it was issued for (another registered one is refused), to its
+// client (another client with the right verifier is refused) and is single
+// use; a token's scopes are within the approving key's (asking for none
+// gets no more than the key holds).
+func TestOAuthCodeFlowOutsideIn(t *testing.T) {
+	r := newLightRig(t)
+	f := r.follower()
+	o := oauthSide{t: t, base: r.c.URL(f)}
+	const cb1, cb2 = "http://127.0.0.1:9/cb-one", "http://127.0.0.1:9/cb-two"
+	client := o.register(cb1, cb2)
+	other := o.register(cb1, cb2)
+	k, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "narrow", Scopes: []string{"account:read", "tickets:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// PKCE: plain, or no challenge, never reaches a consent form.
+	verifier, challenge := pkce()
+	for name, extra := range map[string]map[string]string{
+		"plain":        {"code_challenge_method": "plain", "code_challenge": verifier},
+		"no challenge": {"code_challenge": "", "code_challenge_method": ""},
+		"no method":    {"code_challenge_method": ""},
+	} {
+		status, loc, csrf, body := o.consent(web(), o.authorizeURL(client, cb1, challenge, extra))
+		u, _ := url.Parse(loc)
+		refused := status == 400 || (status == http.StatusSeeOther && u != nil && u.Query().Get("error") != "" && u.Query().Get("code") == "")
+		if csrf != "" || !refused {
+			t.Errorf("PKCE %s: %d Location %q consent form %v: %.200s; want it refused (400 page or an error redirect)", name, status, loc, csrf != "", body)
+		}
+	}
+
+	// A code for cb1 is refused with cb2 (registered too), and with
+	// another client holding the right verifier.
+	for name, form := range map[string]func(code string) url.Values{
+		"another registered redirect_uri": func(code string) url.Values { return exchange(client, code, cb2, verifier) },
+		"another client":                  func(code string) url.Values { return exchange(other, code, cb1, verifier) },
+		"no redirect_uri": func(code string) url.Values {
+			f := exchange(client, code, cb1, verifier)
+			f.Del("redirect_uri")
+			return f
+		},
+		"no code_verifier": func(code string) url.Values {
+			f := exchange(client, code, cb1, verifier)
+			f.Del("code_verifier")
+			return f
+		},
+	} {
+		code := o.code(o.authorizeURL(client, cb1, challenge, nil), k.Key)
+		if status, out := o.token(form(code)); status/100 != 4 || out["access_token"] != nil {
+			t.Errorf("%s: %d %v; want a 4xx and no token", name, status, out)
+		}
+	}
+
+	// No scope asked: the token holds no more than the approving key.
+	code := o.code(o.authorizeURL(client, cb1, challenge, nil), k.Key)
+	status, tok := o.token(exchange(client, code, cb1, verifier))
+	at, _ := tok["access_token"].(string)
+	if status != 200 || at == "" {
+		t.Fatalf("exchange: %d %v", status, tok)
+	}
+	for _, s := range strings.Fields(fmt.Sprint(tok["scope"])) {
+		if !slices.Contains(k.Info.Scopes, s) {
+			t.Errorf("token scope %q is not the approving key's (%v)", s, k.Info.Scopes)
+		}
+	}
+	for i := range r.c.Len() {
+		if got := bearer(t, r.c.URL(i), at, "GET", "/v1/account"); got != 200 {
+			t.Errorf("coordinator %d: GET /v1/account with the token: %d", i, got)
+		}
+		if got := bearer(t, r.c.URL(i), at, "GET", "/v1/billing/wallet"); got != 403 {
+			t.Errorf("coordinator %d: GET /v1/billing/wallet with a token of a key without billing:read: %d, want 403", i, got)
+		}
+	}
+	if status, out := o.token(exchange(client, code, cb1, verifier)); status/100 != 4 || out["access_token"] != nil {
+		t.Errorf("the code a second time: %d %v", status, out)
+	}
+}
+
+// mcpSession speaks Streamable HTTP JSON-RPC to /mcp with plain requests.
+type mcpSession struct {
+	t        *testing.T
+	endpoint string
+	token    string
+	session  string
+	id       int
+}
+
+// post sends one JSON-RPC message and returns the response and the
+// decoded result message (nil for a notification).
+func (m *mcpSession) post(method string, params any, notify bool) (*http.Response, map[string]any) {
+	m.t.Helper()
+	msg := map[string]any{"jsonrpc": "2.0", "method": method, "params": params}
+	if !notify {
+		m.id++
+		msg["id"] = m.id
+	}
+	raw, _ := json.Marshal(msg)
+	req, _ := http.NewRequest("POST", m.endpoint, bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if m.token != "" {
+		req.Header.Set("Authorization", "Bearer "+m.token)
+	}
+	if m.session != "" {
+		req.Header.Set("Mcp-Session-Id", m.session)
+		req.Header.Set("MCP-Protocol-Version", "2025-06-18")
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if cc := resp.Header.Get("Cache-Control"); resp.StatusCode == 200 && !strings.Contains(cc, "no-store") {
+		m.t.Errorf("%s: an MCP answer with Cache-Control %q; want no-store (an answer can carry a secret shown once)", method, cc)
+	}
+	if notify || resp.StatusCode != 200 {
+		return resp, nil
+	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		sc := bufio.NewScanner(bytes.NewReader(body))
+		sc.Buffer(make([]byte, 1<<20), 8<<20)
+		var data string
+		for sc.Scan() {
+			if d, ok := strings.CutPrefix(sc.Text(), "data:"); ok {
+				data = strings.TrimSpace(d)
+			}
+		}
+		body = []byte(data)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		m.t.Fatalf("%s: %v: %.300s", method, err, body)
+	}
+	return resp, out
+}
+
+func (m *mcpSession) initialize() {
+	m.t.Helper()
+	resp, out := m.post("initialize", map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{},
+		"clientInfo": map[string]any{"name": "audit", "version": "1"}}, false)
+	if resp.StatusCode != 200 || out["result"] == nil {
+		m.t.Fatalf("initialize: %d %v", resp.StatusCode, out)
+	}
+	m.session = resp.Header.Get("Mcp-Session-Id")
+	m.post("notifications/initialized", map[string]any{}, true)
+}
+
+// TestMCPOutsideIn: /mcp as a client written from the README: without a
+// token, or with a wrong one, a 401 with WWW-Authenticate naming the
+// resource metadata; tools/list shows exactly the tools of the operations
+// the key's scopes allow; a tool the key may not use is refused; a tool
+// answer that carries a secret (a webhook's, shown once) is not cacheable
+// (Cache-Control: no-store, as issue 10 item 4 asks of every response that
+// carries one).
+func TestMCPOutsideIn(t *testing.T) {
+	r := newLightRig(t)
+	f := r.follower()
+	for i := range r.c.Len() {
+		for _, tok := range []string{"", "snc_" + strings.Repeat("x", 43), "snc_at_nope"} {
+			m := &mcpSession{t: t, endpoint: r.c.URL(i) + "/mcp", token: tok}
+			resp, _ := m.post("initialize", map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{}, "clientInfo": map[string]any{"name": "audit", "version": "1"}}, false)
+			wa := resp.Header.Get("WWW-Authenticate")
+			if resp.StatusCode != 401 || !strings.HasPrefix(wa, "Bearer") || !strings.Contains(wa, "resource_metadata=") {
+				t.Errorf("coordinator %d, token %q: %d WWW-Authenticate %q; want 401 with Bearer resource_metadata", i, tok, resp.StatusCode, wa)
+			}
+		}
+	}
+
+	// tools/list for a key with two read scopes and webhooks:write.
+	scopes := []string{"account:read", "tickets:read", "webhooks:write"}
+	k, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "mcp", Scopes: scopes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	r.apis[0].Call("", "GET", "/openapi.json", nil, nil).Decode(t, &doc)
+	others := map[string]string{}
+	for path, ops := range doc.Paths {
+		for method, raw := range ops {
+			var op struct {
+				OperationID string `json:"operationId"`
+				Scope       string `json:"x-scope"`
+			}
+			if json.Unmarshal(raw, &op) != nil || op.OperationID == "" {
+				continue // path-level parameters
+			}
+			if op.Scope != "" && !slices.Contains(scopes, op.Scope) {
+				others[snake(op.OperationID)] = strings.ToUpper(method) + " " + path + " (" + op.Scope + ")"
+			}
+		}
+	}
+	m := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: k.Key}
+	m.initialize()
+	listed := map[string]bool{}
+	for cursor := ""; ; {
+		params := map[string]any{}
+		if cursor != "" {
+			params["cursor"] = cursor
+		}
+		_, out := m.post("tools/list", params, false)
+		res, _ := out["result"].(map[string]any)
+		tools, _ := res["tools"].([]any)
+		for _, tl := range tools {
+			name, _ := tl.(map[string]any)["name"].(string)
+			listed[name] = true
+		}
+		if cursor, _ = res["nextCursor"].(string); cursor == "" {
+			break
+		}
+	}
+	for name := range listed {
+		if what, ok := others[name]; ok {
+			t.Errorf("tools/list shows %s, the operation %s outside the key's scopes %v", name, what, scopes)
+		}
+	}
+	for _, name := range []string{"get_account", "list_tickets", "create_webhook", "rotate_webhook_secret"} {
+		if !listed[name] {
+			t.Errorf("tools/list lacks %s (within %v): %v", name, scopes, listed)
+		}
+	}
+	// A tool outside the scopes, called anyway: refused, nothing made.
+	_, out := m.post("tools/call", map[string]any{"name": "create_ticket", "arguments": map[string]any{"body": map[string]any{"subject": "s", "message": "m"}}}, false)
+	res, _ := out["result"].(map[string]any)
+	if out["error"] == nil && (res == nil || res["isError"] != true) {
+		t.Errorf("create_ticket with a key without tickets:write: %v; want an error", out)
+	}
+	var tl struct {
+		Total int `json:"total"`
+	}
+	r.call(0, r.keyA, "GET", "/v1/tickets", nil, nil).Decode(t, &tl)
+	if tl.Total != 0 {
+		t.Errorf("%d tickets after the refused call", tl.Total)
+	}
+
+	// A secret through MCP: the answer must not be stored by a cache.
+	rc := newReceiver(t)
+	resp, out := m.post("tools/call", map[string]any{"name": "create_webhook", "arguments": map[string]any{"body": map[string]any{"url": rc.URL, "events": []string{"*"}}}}, false)
+	res, _ = out["result"].(map[string]any)
+	raw, _ := json.Marshal(res)
+	if res == nil || res["isError"] == true || !strings.Contains(string(raw), "whsec_") {
+		t.Fatalf("create_webhook through MCP: %v", out)
+	}
+	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+		t.Errorf("an MCP answer carrying a webhook secret has Cache-Control %q; want no-store", cc)
+	}
+}
