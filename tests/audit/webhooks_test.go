@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -339,5 +340,84 @@ func TestWebhooksOutsideIn(t *testing.T) {
 	// A's own redeliver of it works (the id was a real one).
 	if got := r.call(f, r.keyA, "POST", "/v1/webhooks/"+wh.ID+"/deliveries/"+dlv+"/redeliver", nil, nil); got.Status != 202 {
 		t.Errorf("A redelivering its own delivery: %s", got)
+	}
+}
+
+// TestWebhookTargetsOutsideIn: where a webhook may point. With the
+// coordinators' defaults (https only, no private addresses), every spelling
+// of a loopback, private, link-local or metadata address is a 400 naming
+// "url" and creates nothing; with private addresses allowed for development
+// (--webhook-allow-private) metadata addresses stay refused; a receiver's
+// redirect is never followed (SPEC.md): the delivery fails and the
+// redirect's target gets nothing.
+func TestWebhookTargetsOutsideIn(t *testing.T) {
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	_, key, err := c.NewAccount(ctx, "targets@example.com", api.AllScopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	strict := framework.NewAPI(t, c.URL(1), nil)
+	metadata := []string{
+		"https://169.254.169.254/latest/meta-data/", "https://[::ffff:169.254.169.254]/", "https://[::ffff:a9fe:a9fe]/",
+		"https://[fd00:ec2::254]/", "https://169.254.170.2/v2/credentials", "https://100.100.100.200/", "https://0.0.0.0/",
+		"https://2852039166/", "https://0xa9fea9fe/", "https://0251.0376.0251.0376/", "https://169.254.169.254./",
+	}
+	private := []string{
+		"https://127.0.0.1/", "https://127.1/", "https://2130706433/", "https://0x7f000001/", "https://017700000001/",
+		"https://localhost/", "https://LOCALHOST./", "https://[::1]/", "https://[::ffff:127.0.0.1]/", "https://[0:0:0:0:0:ffff:7f00:1]/",
+		"https://10.0.0.1/", "https://172.16.0.1/", "https://192.168.1.1/", "https://100.64.0.1/", "https://[fd00::1]/",
+		"https://[fe80::1]/", "https://169.254.1.1/", "http://example.com/",
+	}
+	for _, u := range append(slices.Clone(metadata), private...) {
+		rep := strict.Call(key, "POST", "/v1/webhooks", map[string]any{"url": u, "events": []string{"*"}}, nil)
+		if rep.Status != 400 || !strings.Contains(string(rep.Body), `\"url\"`) {
+			t.Errorf("default coordinators, url %s: %s; want 400 naming url", u, rep)
+		}
+	}
+	var list struct {
+		Total int `json:"total"`
+	}
+	strict.Call(key, "GET", "/v1/webhooks", nil, nil).Decode(t, &list)
+	if list.Total != 0 {
+		t.Errorf("%d webhooks after refused URLs", list.Total)
+	}
+
+	// Development flags: loopback allowed, metadata never.
+	r := newLightRig(t)
+	for _, u := range metadata {
+		u = strings.Replace(u, "https://", "http://", 1)
+		if rep := r.call(0, r.keyA, "POST", "/v1/webhooks", map[string]any{"url": u, "events": []string{"*"}}, nil); rep.Status != 400 || !strings.Contains(string(rep.Body), `\"url\"`) {
+			t.Errorf("--webhook-allow-private, url %s: %s; want 400 naming url", u, rep)
+		}
+	}
+	target := newReceiver(t)
+	redirecting := httptest.NewServer(http.RedirectHandler(target.URL, http.StatusTemporaryRedirect))
+	defer redirecting.Close()
+	var wh api.Webhook
+	rep := r.call(0, r.keyA, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: redirecting.URL + "/hook", Events: []string{"ticket.created"}}, nil)
+	if rep.Status != 201 {
+		t.Fatalf("webhook: %s", rep)
+	}
+	rep.Decode(t, &wh)
+	r.call(0, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "redirect", Message: "m"}, nil)
+	var attempts []api.WebhookAttempt
+	framework.WaitFor(t, "an attempt at the redirecting receiver", 30*time.Second, 100*time.Millisecond, func() bool {
+		var dl struct {
+			Data []api.WebhookAttempt `json:"data"`
+		}
+		r.call(0, r.keyA, "GET", "/v1/webhooks/"+wh.ID+"/deliveries", nil, nil).Decode(t, &dl)
+		attempts = dl.Data
+		return len(dl.Data) > 0
+	})
+	if a := attempts[0]; a.StatusCode != http.StatusTemporaryRedirect || a.Outcome == "succeeded" || a.DeliveryStatus == api.DeliverySucceeded {
+		t.Errorf("attempt at a receiver answering 307: %+v; want a failed attempt recording 307", a)
+	}
+	time.Sleep(2 * time.Second)
+	target.mu.Lock()
+	defer target.mu.Unlock()
+	if len(target.hits) != 0 {
+		t.Errorf("the redirect's target got %d requests; redirects must not be followed", len(target.hits))
 	}
 }
