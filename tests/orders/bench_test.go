@@ -180,6 +180,12 @@ func rate(n, clients int, call func(i int) error) (float64, error) {
 // FSM apply, raft, HTTP API, log, GC, sysmon, scheduler).
 // ORDERS_CPU_CALLS sets the calls of each kind (default 120; 120 orders give
 // a follower ~800 samples at 3999 Hz, too few to split its cost; 480 ~4,000).
+// ORDERS_CPU_ROUNDS splits them into that many alternating rounds (tickets,
+// orders, tickets, ...; default 1: all tickets, then all orders): on a
+// shared machine whose load drifts over seconds, both kinds then run under
+// much the same load, which steadies the order/ticket ratios of a run; the
+// figures are over all rounds. It cannot be combined with ORDERS_PERF_DIR
+// (one recording of each kind).
 //
 //	go test -c ./tests/orders && ./orders.test -test.run '^$' -test.bench OrderCPU -test.benchtime 1x
 func BenchmarkOrderCPU(b *testing.B) {
@@ -193,6 +199,17 @@ func BenchmarkOrderCPU(b *testing.B) {
 	if b.N > 1 {
 		b.Fatalf("the node holds %d servers: run with -test.benchtime 1x", 128*scale)
 	}
+	rounds := 1
+	if v, _ := strconv.Atoi(os.Getenv("ORDERS_CPU_ROUNDS")); v > 1 {
+		rounds = v
+	}
+	if n%rounds != 0 {
+		b.Fatalf("ORDERS_CPU_ROUNDS=%d does not divide the %d calls of each kind", rounds, n)
+	}
+	if rounds > 1 && os.Getenv("ORDERS_PERF_DIR") != "" {
+		b.Fatal("ORDERS_PERF_DIR records all the calls of each kind at once: leave ORDERS_CPU_ROUNDS unset")
+	}
+	per := n / rounds // calls of each kind per round
 	r := newRigFlags(b, func(int) []string { return []string{"--cpu-overcommit", "8"} }, "-kvm-scale", strconv.Itoa(scale))
 	r.credit(int64(b.N*n) * price)
 	leader := r.c.WaitLeader(20 * time.Second)
@@ -258,7 +275,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 		c0, r0, w0, x0s := sample()
 		u0 := udpSent(b)
 		s0, st0 := actionSends(b, metrics)
-		perSec, err := rate(n, clients, call)
+		perSec, err := rate(per, clients, call)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -279,7 +296,8 @@ func BenchmarkOrderCPU(b *testing.B) {
 	var tRate, oRate float64
 	var tc, oc cost
 	b.ResetTimer()
-	for it := 0; it < b.N; it++ {
+	ordered := 0 // orders placed so far (each its own hostname)
+	for it := 0; it < b.N*rounds; it++ {
 		t, c := measure("tickets", func(i int) error {
 			_, err := r.api(i).CreateTicket(r.ctx, api.TicketCreateRequest{Subject: "s", Message: "m", Department: "technical", Priority: "low"}, "")
 			return err
@@ -287,7 +305,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 		var acts []string
 		var mu sync.Mutex
 		o, d := measure("orders", func(i int) error {
-			out, err := r.api(i).OrderServer(r.ctx, order(it*n+i), "")
+			out, err := r.api(i).OrderServer(r.ctx, order(ordered+i), "")
 			mu.Lock()
 			acts = append(acts, out.Action.ID)
 			mu.Unlock()
@@ -319,6 +337,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 				b.Fatalf("action %s: %s", id, a.Status)
 			}
 		}
+		ordered += per
 		tRate, oRate = tRate+t, oRate+o
 		tc, oc = add(tc, c), add(oc, d)
 	}
@@ -330,8 +349,8 @@ func BenchmarkOrderCPU(b *testing.B) {
 		}
 		return t
 	}
-	b.ReportMetric(oRate/float64(b.N), "orders/s")
-	b.ReportMetric(tRate/float64(b.N), "tickets/s")
+	b.ReportMetric(oRate/float64(b.N*rounds), "orders/s")
+	b.ReportMetric(tRate/float64(b.N*rounds), "tickets/s")
 	b.ReportMetric(oRate/tRate, "orders/tickets")
 	b.ReportMetric(total(oc), "cpu-µs/order")
 	b.ReportMetric(total(tc), "cpu-µs/ticket")
