@@ -217,10 +217,11 @@ func TestDomainLifecycle(t *testing.T) {
 		t.Fatalf("balance %d after one 2-year registration, want %d", b, yearly)
 	}
 
-	patch := func(ns ...string) framework.Reply {
+	patchWith := func(hdr map[string]string, ns ...string) framework.Reply {
 		b, _ := json.Marshal(map[string]any{"nameservers": ns})
-		return r.call(-1, "PATCH", "/v1/domains/"+d.ID, string(b), nil)
+		return r.call(-1, "PATCH", "/v1/domains/"+d.ID, string(b), hdr)
 	}
+	patch := func(ns ...string) framework.Reply { return patchWith(nil, ns...) }
 	if rep := patch("ns1.hosting.net", "ns2.hosting.net"); rep.Status != 200 || !strings.Contains(string(rep.Body), `"status":"applied"`) {
 		t.Fatalf("nameserver change: %s", rep)
 	}
@@ -229,7 +230,8 @@ func TestDomainLifecycle(t *testing.T) {
 	}
 
 	r.reg.Down()
-	rep = patch("ns1.third.net", "ns2.third.net")
+	downKey := map[string]string{"Idempotency-Key": "ns-down"}
+	rep = patchWith(downKey, "ns1.third.net", "ns2.third.net")
 	if rep.Status != 409 || rep.Code() != "change_failed" || !strings.Contains(string(rep.Body), "could not be reached") {
 		t.Fatalf("change with the registry down: %s", rep)
 	}
@@ -239,11 +241,21 @@ func TestDomainLifecycle(t *testing.T) {
 		t.Fatalf("after the rollback: %+v %+v", got, got.Change)
 	}
 	r.reg.Up()
+	// Its Idempotency-Key replays that 409, not the 200 'pending' its
+	// command stored, and changes nothing.
+	if again := patchWith(downKey, "ns1.third.net", "ns2.third.net"); again.Status != 409 || again.Code() != "change_failed" || again.Header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay of the rolled-back change: %s, want the first answer %s", again, rep)
+	}
 	if ns := strings.Join(r.registry("ada.test").NS, ","); ns != "ns1.hosting.net,ns2.hosting.net" {
 		t.Fatalf("the registry changed behind the rollback: %s", ns)
 	}
-	if rep := patch("ns1.third.net", "ns2.third.net"); rep.Status != 200 || !strings.Contains(string(rep.Body), `"status":"applied"`) {
+	upKey := map[string]string{"Idempotency-Key": "ns-up"}
+	rep = patchWith(upKey, "ns1.third.net", "ns2.third.net")
+	if rep.Status != 200 || !strings.Contains(string(rep.Body), `"status":"applied"`) {
 		t.Fatalf("change with the registry back: %s", rep)
+	}
+	if again := patchWith(upKey, "ns1.third.net", "ns2.third.net"); again.Status != 200 || !jsonEqual(again.Body, rep.Body) {
+		t.Fatalf("replay of the applied change: %s, want the first answer %s", again, rep)
 	}
 	if ns := strings.Join(r.registry("ada.test").NS, ","); ns != "ns1.third.net,ns2.third.net" {
 		t.Fatalf("registry nameservers %s", ns)

@@ -397,10 +397,11 @@ func (a *API) placeDomainOrder(rq *request, deps *DomainDeps, o fsm.DomainOrder,
 
 // recordAnswer stores status and body as what the request's Idempotency-Key
 // replays (fsm.CmdIdemAnswer), when the answer given is not the one its
-// command stored: a domain order's command stores 202 registering, and the
-// client was answered 201 or 409 once the registry answered; SPEC.md
+// command stored: a domain order's command stores 202 registering (a
+// domain change's, 200 with the change pending), and the client was
+// answered 201 (200 applied) or 409 once the registry answered; SPEC.md
 // promises a replay the first response. When it cannot be stored the replay
-// stays the command's 202 (the domain, followed with GET /domains/{id}).
+// stays the command's answer (the domain, followed with GET /domains/{id}).
 func (a *API) recordAnswer(rq *request, status int, body any) {
 	if rq.idem == nil {
 		return
@@ -414,7 +415,7 @@ func (a *API) recordAnswer(rq *request, status int, body any) {
 		_, err = a.apply(rq.Context(), env)
 	}
 	if err != nil {
-		a.log.Warn("idempotent answer not recorded; a replay answers 202", "status", status, "err", err)
+		a.log.Warn("idempotent answer not recorded; a replay answers the command's", "status", status, "err", err)
 	}
 }
 
@@ -495,8 +496,11 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 	case !done:
 		return http.StatusAccepted, d.Domain, nil
 	case d.Change != nil && d.Change.ID == chID && d.Change.Status == api.ChangeFailed:
-		return 0, nil, errf(http.StatusConflict, "change_failed", "the change of domain %s was rolled back (change %s): %s", d.Name, chID, d.Change.Reason)
+		he := errf(http.StatusConflict, "change_failed", "the change of domain %s was rolled back (change %s): %s", d.Name, chID, d.Change.Reason)
+		a.recordAnswer(rq, he.status, api.NewError(he.status, he.code, he.msg))
+		return 0, nil, he
 	}
+	a.recordAnswer(rq, http.StatusOK, d.Domain)
 	return http.StatusOK, d.Domain, nil
 }
 
