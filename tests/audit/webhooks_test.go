@@ -186,6 +186,14 @@ func TestWebhooksOutsideIn(t *testing.T) {
 		t.Errorf("replay of the create: %s; want the same webhook without its secret", again)
 	}
 
+	// B subscribes to everything: it must never hear of A's events.
+	bRecv := newReceiver(t)
+	var bw api.Webhook
+	if rep = r.call(f, r.keyB, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: bRecv.URL, Events: []string{"*"}}, nil); rep.Status != 201 {
+		t.Fatalf("B's webhook: %s", rep)
+	}
+	rep.Decode(t, &bw)
+
 	// A delivery, verified as a receiver written from the seed would.
 	var tk api.Ticket
 	if rep = r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "sig one", Message: "m"}, nil); rep.Status != 201 {
@@ -318,11 +326,6 @@ func TestWebhooksOutsideIn(t *testing.T) {
 		t.Fatal("A's webhook has no deliveries")
 	}
 	dlv := dl.Data[0].DeliveryID
-	var bw api.Webhook
-	if rep = r.call(f, r.keyB, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: newReceiver(t).URL, Events: []string{"*"}}, nil); rep.Status != 201 {
-		t.Fatalf("B's webhook: %s", rep)
-	}
-	rep.Decode(t, &bw)
 	rc.mu.Lock()
 	n := len(rc.hits)
 	rc.mu.Unlock()
@@ -340,6 +343,11 @@ func TestWebhooksOutsideIn(t *testing.T) {
 	// A's own redeliver of it works (the id was a real one).
 	if got := r.call(f, r.keyA, "POST", "/v1/webhooks/"+wh.ID+"/deliveries/"+dlv+"/redeliver", nil, nil); got.Status != 202 {
 		t.Errorf("A redelivering its own delivery: %s", got)
+	}
+	bRecv.mu.Lock()
+	defer bRecv.mu.Unlock()
+	for _, h := range bRecv.hits {
+		t.Errorf("B's [*] webhook received one of A's events: %s", h.body)
 	}
 }
 
