@@ -190,6 +190,16 @@ func TestOAuthCodeFlowOutsideIn(t *testing.T) {
 		}
 	}
 
+	// redirect_uri is matched exactly: near misses never get a consent
+	// form or a redirect.
+	for _, u := range []string{cb1 + "/", cb1 + "x", cb1 + "?a=1", cb1 + "#f", strings.ToUpper(cb1), "http://127.0.0.1:9/CB-ONE",
+		"http://127.0.0.1:9/cb-one/../cb-two", "http://127.0.0.1:9@evil.example/cb-one", "http://localhost:9/cb-one", "https://127.0.0.1:9/cb-one"} {
+		status, loc, csrf, _ := o.consent(web(), o.authorizeURL(client, u, challenge, nil))
+		if status != 400 || loc != "" || csrf != "" {
+			t.Errorf("redirect_uri %q (registered: %s, %s): %d Location %q consent form %v; want a 400 page", u, cb1, cb2, status, loc, csrf != "")
+		}
+	}
+
 	// A code for cb1 is refused with cb2 (registered too), and with
 	// another client holding the right verifier.
 	for name, form := range map[string]func(code string) url.Values{
@@ -396,9 +406,16 @@ func TestMCPOutsideIn(t *testing.T) {
 		t.Errorf("%d tickets after the refused call", tl.Total)
 	}
 
+	// Another account's bearer on this session: it never acts as A.
+	mb := &mcpSession{t: t, endpoint: m.endpoint, token: r.keyB, session: m.session, id: 100}
+	resp, out := mb.post("tools/call", map[string]any{"name": "get_account", "arguments": map[string]any{}}, false)
+	if raw, _ := json.Marshal(out); resp.StatusCode == 200 && strings.Contains(string(raw), r.accA.ID) {
+		t.Errorf("B's key on A's MCP session read A's account: %s", raw)
+	}
+
 	// A secret through MCP: the answer must not be stored by a cache.
 	rc := newReceiver(t)
-	resp, out := m.post("tools/call", map[string]any{"name": "create_webhook", "arguments": map[string]any{"body": map[string]any{"url": rc.URL, "events": []string{"*"}}}}, false)
+	resp, out = m.post("tools/call", map[string]any{"name": "create_webhook", "arguments": map[string]any{"body": map[string]any{"url": rc.URL, "events": []string{"*"}}}}, false)
 	res, _ = out["result"].(map[string]any)
 	raw, _ := json.Marshal(res)
 	if res == nil || res["isError"] == true || !strings.Contains(string(raw), "whsec_") {
