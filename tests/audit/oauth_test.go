@@ -242,6 +242,21 @@ func TestOAuthCodeFlowOutsideIn(t *testing.T) {
 			t.Errorf("coordinator %d: GET /v1/billing/wallet with a token of a key without billing:read: %d, want 403", i, got)
 		}
 	}
+	// A refresh asking for more: refused, or no more than the grant.
+	rt, _ := tok["refresh_token"].(string)
+	status, ref := o.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {client}, "refresh_token": {rt}, "scope": {"account:read tickets:read billing:read servers:destroy"}})
+	if status == 200 {
+		for _, s := range strings.Fields(fmt.Sprint(ref["scope"])) {
+			if !slices.Contains(k.Info.Scopes, s) {
+				t.Errorf("a refresh asking for more got scope %q (the key: %v)", s, k.Info.Scopes)
+			}
+		}
+		if at2, _ := ref["access_token"].(string); bearer(t, r.c.URL(0), at2, "GET", "/v1/billing/wallet") != 403 {
+			t.Errorf("the refreshed token reads the wallet")
+		}
+	} else if status/100 != 4 {
+		t.Errorf("a refresh asking for more: %d %v", status, ref)
+	}
 	if status, out := o.token(exchange(client, code, cb1, verifier)); status/100 != 4 || out["access_token"] != nil {
 		t.Errorf("the code a second time: %d %v", status, out)
 	}
