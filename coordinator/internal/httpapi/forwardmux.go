@@ -276,27 +276,22 @@ func readFrame(br *bufio.Reader, limit uint32) (byte, uint64, []byte, error) {
 }
 
 // frameWriter sends frames in as few writes as it can: frames are appended to
-// a buffer under a lock, and one writer writes out all that has gathered while
-// its previous write was under way. The writer is a goroutine of its own
-// (newFrameWriter), or, in an inline writer (newInlineFrameWriter), the sender
-// that finds no write under way: it writes its frame itself, then what
-// gathered meanwhile, so a frame costs no hand-off to another goroutine.
+// a buffer under a lock, and one goroutine writes out all that has gathered
+// while its previous write was under way.
 type frameWriter struct {
 	conn    net.Conn
 	timeout time.Duration
-	inline  bool          // senders write (no goroutine of its own)
-	wake    chan struct{} // (goroutine) a frame is queued
-	done    chan struct{} // (goroutine) closed by close or flushClose
-	exited  chan struct{} // (goroutine) closed when the writing goroutine is gone
+	wake    chan struct{}
+	done    chan struct{} // closed by close or flushClose
+	exited  chan struct{} // closed when the writing goroutine is gone
 
-	mu      sync.Mutex
-	writing bool // (inline) a sender is writing out buf
-	buf     []byte
-	spare   []byte
-	err     error
-	closed  bool
-	frames  int64 // frames queued so far
-	writes  int64 // writes made so far
+	mu     sync.Mutex
+	buf    []byte
+	spare  []byte
+	err    error
+	closed bool
+	frames int64 // frames queued so far
+	writes int64 // writes made so far
 }
 
 func newFrameWriter(conn net.Conn, timeout time.Duration) *frameWriter {
@@ -305,106 +300,23 @@ func newFrameWriter(conn net.Conn, timeout time.Duration) *frameWriter {
 	return w
 }
 
-// newInlineFrameWriter is a frameWriter whose senders write; it is stopped
-// with close only (not flushClose). It suits an end whose frames seldom come
-// together (a follower's requests arrive one by one from its clients), where
-// waking a writer goroutine for each frame often woke a second thread too. The
-// leader's end keeps its goroutine: the answers of a group commit come
-// together, and it writes them at once.
-func newInlineFrameWriter(conn net.Conn, timeout time.Duration) *frameWriter {
-	return &frameWriter{conn: conn, timeout: timeout, inline: true}
-}
-
-// inlineTurns bounds how many writes an inline sender makes before a new
-// goroutine takes over what is still gathering, so that a steady stream of
-// other senders' frames does not hold it.
-const inlineTurns = 4
-
-// send appends a frame (built by add) and wakes the writer, or, in an inline
-// writer with no write under way, writes it out; it fails once the connection
-// has failed. A nil error means the frame is queued: a write that fails closes
-// the connection, and the reading end then fails what awaits an answer.
+// send appends a frame (built by add) and wakes the writer; it fails once the
+// connection has failed.
 func (w *frameWriter) send(add func([]byte) []byte) error {
 	w.mu.Lock()
-	if w.err != nil || (w.inline && w.closed) {
+	if w.err != nil {
 		err := w.err
 		w.mu.Unlock()
-		if err == nil {
-			err = net.ErrClosed
-		}
 		return err
 	}
 	w.buf = add(w.buf)
 	w.frames++
-	if w.inline {
-		if w.writing {
-			w.mu.Unlock()
-			return nil
-		}
-		w.writing = true
-		w.mu.Unlock()
-		w.flushInline()
-		return nil
-	}
 	w.mu.Unlock()
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
 	return nil
-}
-
-// flushInline writes out the buffer until it is empty or the channel failed,
-// for at most inlineTurns writes (then a new goroutine goes on). Only the
-// sender that set writing calls it.
-func (w *frameWriter) flushInline() {
-	for range inlineTurns {
-		w.mu.Lock()
-		if w.err != nil || len(w.buf) == 0 {
-			w.writing = false
-			w.mu.Unlock()
-			return
-		}
-		out := w.take()
-		w.mu.Unlock()
-		if err := w.write(out); err != nil {
-			w.mu.Lock()
-			w.writing = false
-			w.mu.Unlock()
-			return
-		}
-	}
-	go w.flushInline()
-}
-
-// take hands out what is queued; frames then gather in the spare buffer (none
-// is shared with what was taken). w.mu is held.
-func (w *frameWriter) take() []byte {
-	out := w.buf
-	w.buf, w.spare = w.spare[:0], nil
-	return out
-}
-
-// write writes out (taken by take) and keeps its buffer as the next spare;
-// a failed write fails the writer and closes the connection.
-func (w *frameWriter) write(out []byte) error {
-	_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
-	_, err := w.conn.Write(out)
-	w.mu.Lock()
-	w.writes++
-	if cap(out) <= 1<<20 {
-		w.spare = out[:0]
-	} else {
-		w.spare = nil // a big body once: do not keep its buffer
-	}
-	if err != nil && w.err == nil {
-		w.err = err
-	}
-	w.mu.Unlock()
-	if err != nil {
-		w.conn.Close()
-	}
-	return err
 }
 
 func (w *frameWriter) loop() {
@@ -434,9 +346,25 @@ func (w *frameWriter) loop() {
 			}
 			continue
 		}
-		out := w.take()
+		// Frames now gather in the spare buffer; none is shared with out.
+		out := w.buf
+		w.buf, w.spare = w.spare[:0], nil
 		w.mu.Unlock()
-		if err := w.write(out); err != nil {
+		_ = w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+		_, err := w.conn.Write(out)
+		w.mu.Lock()
+		w.writes++
+		if cap(out) <= 1<<20 {
+			w.spare = out[:0]
+		} else {
+			w.spare = nil // a big body once: do not keep its buffer
+		}
+		if err != nil && w.err == nil {
+			w.err = err
+		}
+		w.mu.Unlock()
+		if err != nil {
+			w.conn.Close()
 			return
 		}
 		if last {
@@ -461,15 +389,12 @@ func (w *frameWriter) close(err error) {
 	}
 	if !w.closed {
 		w.closed = true
-		if !w.inline {
-			close(w.done)
-		}
+		close(w.done)
 	}
 	w.mu.Unlock()
 }
 
-// flushClose stops a writer goroutine once what is queued is written, and
-// waits.
+// flushClose stops the writer once what is queued is written, and waits.
 func (w *frameWriter) flushClose() {
 	w.mu.Lock()
 	if !w.closed {
@@ -594,7 +519,7 @@ func (f *forwarder) dialChannel(addr string) (*muxClient, error) {
 
 // newMuxClient runs the follower's end of an upgraded channel.
 func newMuxClient(addr string, conn net.Conn, br *bufio.Reader) *muxClient {
-	c := &muxClient{addr: addr, conn: conn, w: newInlineFrameWriter(conn, forwardTimeout), pending: map[uint64]chan *fwdResponse{}}
+	c := &muxClient{addr: addr, conn: conn, w: newFrameWriter(conn, forwardTimeout), pending: map[uint64]chan *fwdResponse{}}
 	go c.readLoop(br)
 	return c
 }
