@@ -1,9 +1,20 @@
 // Package ratelimit is the per-key fixed-window request limiter behind the
-// X-RateLimit-* headers. It lives in each coordinator's memory and counts the
-// requests that coordinator serves: a follower forwards every /v1 request but a
-// stale read (?consistency=stale) to the leader, so the leader counts all of
-// them for the cluster, and each coordinator counts the stale reads it serves
-// itself (README "Rate limits are counted where a request is served").
+// X-RateLimit-* headers (README "A key's rate limit is one budget").
+//
+// The leader's Limiter is the one counter of a key's window for the cluster.
+// A follower forwards every /v1 request but a stale read (?consistency=stale)
+// to the leader, which counts it with Allow. A follower serving stale reads
+// itself spends tokens it leased from the leader's window (Leases; the leader
+// debits what it grants with Lease, at most LeaseSize of what is left): the
+// cluster never serves more than the key's limit in one window of the leader.
+// Tokens a follower leased and did not spend before the window ends are lost,
+// so a key can be limited early, never late, by at most the tokens the
+// followers hold unspent (each at most its last lease plus half the one
+// before). A follower that cannot reach a leader serves stale reads on a
+// window of its own at Share of the limit (Leases).
+//
+// The counts live in memory: a leader change starts every key's window afresh
+// on the new leader, and followers drop what they leased from the old one.
 package ratelimit
 
 import (
@@ -43,11 +54,9 @@ func New(now func() time.Time) *Limiter {
 	return &Limiter{now: now, m: map[string]*bucket{}}
 }
 
-// Allow counts one request for key against limit per Window.
-func (l *Limiter) Allow(key string, limit int) Decision {
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// bucketLocked is key's bucket for the window holding now, started when
+// create (nil when there is none and !create). l.mu is held.
+func (l *Limiter) bucketLocked(key string, now time.Time, create bool) *bucket {
 	if now.Sub(l.gc) > 2*Window {
 		for k, b := range l.m {
 			if now.Sub(b.start) >= Window {
@@ -58,9 +67,21 @@ func (l *Limiter) Allow(key string, limit int) Decision {
 	}
 	b := l.m[key]
 	if b == nil || now.Sub(b.start) >= Window {
+		if !create {
+			return nil
+		}
 		b = &bucket{start: now.Truncate(time.Second)}
 		l.m[key] = b
 	}
+	return b
+}
+
+// Allow counts one request for key against limit per Window.
+func (l *Limiter) Allow(key string, limit int) Decision {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucketLocked(key, now, true)
 	d := Decision{Limit: limit, Reset: b.start.Add(Window)}
 	if b.n >= limit {
 		return d
@@ -69,4 +90,58 @@ func (l *Limiter) Allow(key string, limit int) Decision {
 	d.Allowed = true
 	d.Remaining = limit - b.n
 	return d
+}
+
+// Grant is what the leader answers a follower's lease request.
+type Grant struct {
+	Granted   int           // tokens taken from the window for the follower
+	Remaining int           // the window's remaining count after the grant
+	Reset     time.Time     // the window's end, on the leader's clock
+	TTL       time.Duration // Reset less the leader's now: the tokens' life
+}
+
+// Take debits up to n requests from key's window (limit per Window) at once:
+// Granted is min(n, what remains). n == 0 only reports (and starts no window).
+func (l *Limiter) Take(key string, limit, n int) Grant {
+	return l.take(key, limit, func(int) int { return n })
+}
+
+// Lease is Take for a follower that asks for want tokens while holders
+// coordinators share the key: it grants at most LeaseSize(remaining, holders).
+func (l *Limiter) Lease(key string, limit, want, holders int) Grant {
+	return l.take(key, limit, func(remaining int) int { return min(want, LeaseSize(remaining, holders)) })
+}
+
+func (l *Limiter) take(key string, limit int, size func(remaining int) int) Grant {
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := size(max(limit, 0))
+	b := l.bucketLocked(key, now, n > 0)
+	if b == nil {
+		return Grant{Remaining: max(limit, 0), Reset: now.Add(Window), TTL: Window}
+	}
+	remaining := max(limit-b.n, 0)
+	n = min(max(size(remaining), 0), remaining)
+	b.n += n
+	reset := b.start.Add(Window)
+	return Grant{Granted: n, Remaining: remaining - n, Reset: reset, TTL: reset.Sub(now)}
+}
+
+// LeaseSize is the most a follower is granted at once when remaining requests
+// are left in a key's window shared by holders coordinators: a fraction small
+// enough that the tokens the followers hold unspent (lost at the window's end)
+// stay a small part of the budget, and 1 near its end.
+func LeaseSize(remaining, holders int) int {
+	if remaining <= 0 {
+		return 0
+	}
+	return max(1, remaining/(2*max(holders, 1)))
+}
+
+// Share is a coordinator's limit for a key while it cannot reach a leader:
+// limit over the voters (at least 1), so that voters coordinators serving on
+// their own serve about the key's limit in all.
+func Share(limit, voters int) int {
+	return max(1, limit/max(voters, 1))
 }
