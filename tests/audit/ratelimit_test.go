@@ -17,8 +17,8 @@ import (
 // every answer counting down X-RateLimit-Remaining, the next request to any
 // coordinator is a 429 with Retry-After and X-RateLimit-Remaining: 0.
 //
-// Stale reads (?consistency=stale) are left out: a follower answers them
-// from its own limiter, a budget of its own (hp-team.md notes, 2026-12-02).
+// Stale reads (?consistency=stale), which a follower serves on tokens leased
+// from the leader's window, are TestStaleReadsShareTheKeyBudget's.
 func TestRateLimitIsPerKeyAcrossCoordinators(t *testing.T) {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

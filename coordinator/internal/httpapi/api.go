@@ -66,10 +66,14 @@ type API struct {
 	state   *fsm.FSM         // the replicated state this node has applied
 	log     *slog.Logger
 	now     func() time.Time
-	limiter *ratelimit.Limiter
-	metrics *Metrics
-	Usage   *UsageRecorder
-	fwd     *forwarder
+	limiter *ratelimit.Limiter // the key windows this node counts as leader
+	// leases are the tokens this node, as a follower, leased from the
+	// leader's windows for the stale reads it serves (ratelease.go).
+	leases      *ratelimit.Leases
+	votersCache atomic.Pointer[votersCount]
+	metrics     *Metrics
+	Usage       *UsageRecorder
+	fwd         *forwarder
 	// kekState is the key-encryption key check /readyz reports (nil: none).
 	kekState func() string
 
@@ -184,6 +188,7 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 		oauthRT: oauthRuntime{polls: map[string]*devicePoll{}, clients: map[string]cachedClient{}},
 	}
 	a.fwd = newForwarder(a)
+	a.leases = ratelimit.NewLeases(now, a.fetchLease, node.LeaderID, a.voters)
 	a.brand = cfg.Brand
 	a.routes = BrandRoutes(cfg.Brand, a.allRoutes())
 	doc, err := BrandOpenAPI(cfg.Brand, OpenAPI)
@@ -248,6 +253,9 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 	a.registerOAuth(mux)
 	if admin != nil && a.clusterAuth() {
 		mux.Handle("/internal/admin/", http.StripPrefix("/internal", a.requireClusterToken(admin)))
+	}
+	if a.clusterAuth() {
+		mux.Handle("POST "+leasePath, a.requireClusterToken(http.HandlerFunc(a.serveLease)))
 	}
 	// Anything else is a JSON 404, or a 405 with Allow, not the mux's text page.
 	mux.HandleFunc("/", a.unrouted(mux))
@@ -433,9 +441,16 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 }
 
 // rateLimit counts the request against the caller's key and sets the
-// X-RateLimit-* headers: a 429 with Retry-After beyond the limit.
+// X-RateLimit-* headers: a 429 with Retry-After beyond the limit. The leader
+// counts in its own windows; a follower serves only stale reads, which spend
+// tokens leased from the leader's (ratelease.go).
 func (a *API) rateLimit(rq *request, c *caller) error {
-	d := a.limiter.Allow(c.keyID, c.limit)
+	var d ratelimit.Decision
+	if a.raft.IsLeader() {
+		d = a.limiter.Allow(c.keyID, c.limit)
+	} else {
+		d = a.leases.Allow(rq.Context(), c.keyID, c.limit)
+	}
 	h := rq.w.Header()
 	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
 	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
