@@ -1,0 +1,52 @@
+package clustertest
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+)
+
+// BenchmarkStaleRead measures GET /v1/account?consistency=stale in-process on
+// the leader of a 3-node cluster (its own limiter) and on a follower (tokens
+// leased from the leader's window; before leases, its own limiter): the
+// follower's figure over the leader's, in the same run, is what serving a
+// stale read on a follower costs more.
+func BenchmarkStaleRead(b *testing.B) {
+	c := testcluster.New(b, 3, testcluster.WithRateLimit(100_000_000))
+	_, key := c.NewAccount("bench@example.com")
+	ld := c.Leader()
+	for _, bc := range []struct {
+		name string
+		node int
+	}{{"leader", ld}, {"follower", (ld + 1) % 3}} {
+		b.Run(bc.name, func(b *testing.B) {
+			h := c.Nodes[bc.node].Server.APIHandler()
+			get := func() int {
+				req := httptest.NewRequest("GET", "/v1/account?consistency=stale", nil)
+				req.Header.Set("Authorization", "Bearer "+key)
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				return w.Code
+			}
+			for deadline := time.Now().Add(10 * time.Second); get() != http.StatusOK; time.Sleep(20 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					b.Fatalf("node %d does not serve the key's stale reads", bc.node)
+				}
+			}
+			b.ReportAllocs()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if code := get(); code != http.StatusOK {
+						b.Errorf("status %d", code)
+						return
+					}
+				}
+			})
+		})
+	}
+}
