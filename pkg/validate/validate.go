@@ -203,10 +203,10 @@ func Password(s string) error {
 // SSHKeyTypePrefixes are how the OpenSSH public key types start.
 var SSHKeyTypePrefixes = []string{"ssh-", "ecdsa-", "sk-"}
 
-// SSHKeyLine is the shape check of one public key the coordinator applies at
-// the API edge: one line of at most max bytes that starts with an OpenSSH key
-// type prefix. The agent applies the full check (SSHKey) before it writes the
-// key into a guest.
+// SSHKeyLine is a shape check of one public key: one line of at most max
+// bytes that starts with an OpenSSH key type prefix. It is not enough at the
+// API edge (a key only shaped like one was charged for and then refused by the
+// agent): the coordinator and the agent both apply SSHKey.
 func SSHKeyLine(s string, max int) error {
 	if s == "" || len(s) > max {
 		return Invalid("ssh key must be 1-%d characters", max)

@@ -73,7 +73,7 @@ func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.Ser
 		if err := text("os", req.OS, 1, 32); err != nil {
 			return err
 		}
-		if err := text("label", req.Label, 0, 64); err != nil {
+		if err := checkLabel(req.Label, 0); err != nil {
 			return err
 		}
 		if req.Hostname != "" && validate.Hostname(req.Hostname) != nil {

@@ -72,7 +72,7 @@ func DecodeServerOrder(body []byte) (api.ServerOrderRequest, error) {
 	if err := orderPlanSlug(req.PlanSlug); err != nil {
 		return req, err
 	}
-	if err := text("label", req.Label, 0, 64); err != nil {
+	if err := checkLabel(req.Label, 0); err != nil {
 		return req, err
 	}
 	if req.Hostname == "" {

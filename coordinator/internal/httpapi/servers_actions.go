@@ -107,8 +107,10 @@ func DecodeReinstall(body []byte) (api.ReinstallRequest, error) {
 	})
 }
 
-// sshKeys checks the ssh_keys field: at most 16 one-line OpenSSH public keys
-// (validate.SSHKeyLine; the agent checks each key in full).
+// sshKeys checks the ssh_keys field: at most 16 OpenSSH public keys, each
+// checked in full (validate.SSHKey, the check the agent applies before it
+// writes authorized_keys), so a key the agent would refuse is a 400 here, not
+// an order charged and then a failed provisioning.
 func sshKeys(keys []string) error {
 	if len(keys) > maxSSHKeys {
 		return invalidField("ssh_keys", "lists more than %d keys", maxSSHKeys)
@@ -118,7 +120,7 @@ func sshKeys(keys []string) error {
 		if err := text(field, k, 1, maxSSHKey); err != nil {
 			return err
 		}
-		if err := validate.SSHKeyLine(k, maxSSHKey); err != nil {
+		if _, err := validate.SSHKey(k); err != nil {
 			return invalidField(field, "%s", validate.Reason(err))
 		}
 	}
@@ -140,16 +142,24 @@ func templateName(field, s string) error {
 // DecodeLabel validates a PATCH /v1/servers/:id/label body.
 func DecodeLabel(body []byte) (api.LabelRequest, error) {
 	return decodeChecked(body, func(req *api.LabelRequest) error {
-		if err := text("label", req.Label, 1, maxServerLabel); err != nil {
-			return err
-		}
-		for _, r := range req.Label {
-			if !unicode.IsPrint(r) {
-				return invalidField("label", "may hold only printable characters")
-			}
-		}
-		return nil
+		return checkLabel(req.Label, 1)
 	})
+}
+
+// checkLabel checks a server label (PATCH /v1/servers/:id/label, and an
+// order's optional label with min 0): at most 64 printable characters, so no
+// line break, C1 control or bidirectional override rewrites how a listing
+// reads.
+func checkLabel(label string, min int) error {
+	if err := text("label", label, min, maxServerLabel); err != nil {
+		return err
+	}
+	for _, r := range label {
+		if !unicode.IsPrint(r) {
+			return invalidField("label", "may hold only printable characters")
+		}
+	}
+	return nil
 }
 
 // decodeNoBody accepts an empty (or blank) body or an empty JSON object.

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 var serverSeeds = []string{
@@ -14,7 +15,7 @@ var serverSeeds = []string{
 	`{"grace_seconds":601}`, `{"grace_seconds":1e3}`, `{"force":false,"grace_seconds":600}`, `{"hard":true}`,
 	`{"name":"before upgrade","description":"x"}`, `{"name":""}`, `{"name":"a/b"}`, `{"name":" lead"}`, `{"name":"ünïcode 1.0"}`,
 	`{"osTemplate":"debian-12"}`, `{"osTemplate":"Debian"}`, `{"osTemplate":"debian-12","os":"debian","ssh_keys":["ssh-ed25519 AAAA x"]}`,
-	`{"osTemplate":"debian-12","ssh_keys":["hello"]}`, `{"osTemplate":"debian-12","ssh_keys":["ssh-rsa a\nb"]}`,
+	`{"osTemplate":"debian-12","ssh_keys":["hello"]}`, `{"osTemplate":"debian-12","ssh_keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEL6P6xcEx8Rin3snII2BE9kXbu6DHiO2alXqoX86AQD a@b"]}`, `{"osTemplate":"debian-12","ssh_keys":["ssh-rsa a\nb"]}`,
 	`{"label":"web 1"}`, `{"label":""}`, `{"label":"a\u0000"}`, `{"label":"\u200b"}`, `{} {}`,
 }
 
@@ -62,6 +63,9 @@ func FuzzDecodeReinstall(f *testing.F) {
 			if strings.ContainsAny(k, "\r\n") || utf8.RuneCountInString(k) > maxSSHKey ||
 				!(strings.HasPrefix(k, "ssh-") || strings.HasPrefix(k, "ecdsa-") || strings.HasPrefix(k, "sk-")) {
 				t.Fatalf("accepted key %q", k)
+			}
+			if _, err := validate.SSHKey(k); err != nil { // the agent would refuse it after the charge
+				t.Fatalf("accepted key %q the agent refuses: %v", k, err)
 			}
 		}
 	})

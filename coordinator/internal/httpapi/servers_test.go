@@ -322,7 +322,7 @@ func TestServerPasswordsNeverStored(t *testing.T) {
 	id := s.server(acc)
 	base := "/v1/servers/" + id
 
-	body := `{"osTemplate":"ubuntu-24.04","ssh_keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx user@host"]}`
+	body := `{"osTemplate":"ubuntu-24.04","ssh_keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEL6P6xcEx8Rin3snII2BE9kXbu6DHiO2alXqoX86AQD user@host"]}`
 	r1 := s.call(key, "POST", base+"/reinstall", body, "Idempotency-Key", "re-1")
 	act := actionID(t, r1)
 	pw1, _ := r1.m["root_password"].(string)
@@ -336,7 +336,7 @@ func TestServerPasswordsNeverStored(t *testing.T) {
 	var stored store.Action
 	_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { stored, err = r.Action(act); return })
 	if !stored.NeedsSecret || stored.Meta["os_template"] != "ubuntu-24.04" || stored.Meta["os"] != "ubuntu" ||
-		string(stored.Params) != `{"ssh_keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx user@host"],"template":"ubuntu-24.04"}` {
+		string(stored.Params) != `{"ssh_keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEL6P6xcEx8Rin3snII2BE9kXbu6DHiO2alXqoX86AQD user@host"],"template":"ubuntu-24.04"}` {
 		t.Fatalf("stored reinstall: %+v %s", stored, stored.Params)
 	}
 	s.finish(act, true)

