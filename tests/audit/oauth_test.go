@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // web is a client that does not follow redirects and keeps cookies, as a
@@ -438,5 +439,58 @@ func TestMCPOutsideIn(t *testing.T) {
 	}
 	if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
 		t.Errorf("an MCP answer carrying a webhook secret has Cache-Control %q; want no-store", cc)
+	}
+}
+
+// TestOAuthGrantEndsWithItsKey: an app connected with an API key lives no
+// longer than that key. A key that leaked could otherwise connect an app of
+// the thief's, whose refresh token (90 days) would survive the customer
+// revoking the key. After the approving key is revoked, the app's access
+// token is a 401 on every coordinator and its refresh token is refused; an
+// app approved with another key of the account keeps working.
+func TestOAuthGrantEndsWithItsKey(t *testing.T) {
+	r := newLightRig(t)
+	f := r.follower()
+	o := oauthSide{t: t, base: r.c.URL(f)}
+	const cb = "http://127.0.0.1:9/cb"
+	client := o.register(cb)
+	adm := r.c.AnyAlive(nil).Admin()
+	connect := func(key string) (access, refresh string) {
+		t.Helper()
+		verifier, challenge := pkce()
+		code := o.code(o.authorizeURL(client, cb, challenge, map[string]string{"scope": "account:read"}), key)
+		status, tok := o.token(exchange(client, code, cb, verifier))
+		access, _ = tok["access_token"].(string)
+		refresh, _ = tok["refresh_token"].(string)
+		if status != 200 || access == "" || refresh == "" {
+			t.Fatalf("exchange: %d %v", status, tok)
+		}
+		return access, refresh
+	}
+	leaked, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "leaked", Scopes: []string{"account:read"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at, rt := connect(leaked.Key)
+	keptAt, keptRt := connect(r.keyA)
+	if got := bearer(t, r.c.URL(0), at, "GET", "/v1/account"); got != 200 {
+		t.Fatalf("the app's token before the revocation: %d", got)
+	}
+	if _, err := adm.RevokeKey(r.ctx, leaked.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	for i := range r.c.Len() {
+		framework.WaitFor(t, fmt.Sprint("coordinator ", i, " refusing the app's token"), 10*time.Second, 100*time.Millisecond, func() bool {
+			return bearer(t, r.c.URL(i), at, "GET", "/v1/account") == 401
+		})
+		if got := bearer(t, r.c.URL(i), keptAt, "GET", "/v1/account"); got != 200 {
+			t.Errorf("coordinator %d: the app connected with a live key: %d, want 200", i, got)
+		}
+	}
+	if status, out := o.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {client}, "refresh_token": {rt}}); status != 400 || out["error"] != "invalid_grant" {
+		t.Errorf("refresh of the app connected with the revoked key: %d %v; want 400 invalid_grant", status, out)
+	}
+	if status, out := o.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {client}, "refresh_token": {keptRt}}); status != 200 {
+		t.Errorf("refresh of the app connected with a live key: %d %v", status, out)
 	}
 }

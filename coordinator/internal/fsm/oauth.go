@@ -78,6 +78,9 @@ type OAuthDeviceDecide struct {
 	Approve      bool     `json:"approve"`
 	AccountID    string   `json:"account_id"`
 	Scopes       []string `json:"scopes"`
+	// KeyID is the API key that approved (empty: the operator did): the
+	// grant ends when that key is revoked.
+	KeyID string `json:"key_id,omitempty"`
 }
 
 // OAuthIssue is the token pair a redemption or refresh mints (hashes only).
@@ -107,6 +110,7 @@ type OAuthCodeCreate struct {
 	Scopes      []string      `json:"scopes"`
 	Resource    string        `json:"resource"`
 	TTL         time.Duration `json:"ttl"`
+	KeyID       string        `json:"key_id,omitempty"` // the approving API key
 }
 
 // OAuthCodeRedeem exchanges an authorization code for tokens. Challenge is the
@@ -224,7 +228,7 @@ func applyOAuthDeviceDecide(c *applyCtx, p OAuthDeviceDecide) (any, error) {
 		if !c.r.AccountExists(p.AccountID) {
 			return nil, fmt.Errorf("account %s: %w", p.AccountID, ErrNotFound)
 		}
-		d.Status, d.AccountID, d.Granted = store.DeviceApproved, p.AccountID, p.Scopes
+		d.Status, d.AccountID, d.Granted, d.KeyID = store.DeviceApproved, p.AccountID, p.Scopes, p.KeyID
 	} else {
 		d.Status = store.DeviceDenied
 	}
@@ -249,6 +253,7 @@ func applyOAuthDeviceRedeem(c *applyCtx, p OAuthDeviceRedeem) (any, error) {
 		return nil, oauthErr("authorization_pending", "the user has not approved the request yet")
 	}
 	g := newGrant(c, p.Issue.GrantID, d.AccountID, d.ClientID, d.ClientName, d.Granted, d.Resource, api.GrantDeviceCode)
+	g.KeyID = d.KeyID
 	res, err := issueTokens(c, g, p.Issue)
 	if err != nil {
 		return nil, err
@@ -272,7 +277,7 @@ func applyOAuthCodeCreate(c *applyCtx, p OAuthCodeCreate) (any, error) {
 	}
 	oc := store.OAuthCode{
 		ClientID: p.ClientID, ClientName: p.ClientName, RedirectURI: p.RedirectURI, Challenge: p.Challenge,
-		AccountID: p.AccountID, Scopes: p.Scopes, Resource: p.Resource, ExpiresAt: c.at.Add(p.TTL),
+		AccountID: p.AccountID, Scopes: p.Scopes, Resource: p.Resource, ExpiresAt: c.at.Add(p.TTL), KeyID: p.KeyID,
 	}
 	pruneOAuthDevices(c)
 	return nil, store.PutJSON(c.tx, store.BucketOAuthCodes, []byte(p.CodeHash), oc)
@@ -306,6 +311,7 @@ func applyOAuthCodeRedeem(c *applyCtx, p OAuthCodeRedeem) (any, error) {
 		return nil, oauthErr("invalid_target", "resource %q is not the one the authorization was for", p.Resource)
 	}
 	g := newGrant(c, p.Issue.GrantID, oc.AccountID, oc.ClientID, oc.ClientName, oc.Scopes, oc.Resource, api.GrantAuthorizationCode)
+	g.KeyID = oc.KeyID
 	res, err := issueTokens(c, g, p.Issue)
 	if err != nil {
 		return nil, err
@@ -329,6 +335,9 @@ func applyOAuthRefresh(c *applyCtx, p OAuthRefresh) (any, error) {
 	}
 	if !c.at.Before(t.ExpiresAt) {
 		return nil, oauthErr("invalid_grant", "the refresh token expired")
+	}
+	if !ApproverLive(c.r, g) {
+		return nil, oauthErr("invalid_grant", "the API key that approved this app was revoked")
 	}
 	if p.Resource != "" && p.Resource != g.Resource {
 		return nil, oauthErr("invalid_target", "resource %q is not the one this grant is for", p.Resource)
@@ -495,4 +504,15 @@ func applyOAuthSweep(c *applyCtx, p OAuthSweep) (any, error) {
 		removed++
 	}
 	return map[string]int{"tokens": len(gone), "grants": removed}, nil
+}
+
+// ApproverLive reports whether the API key that approved g (if a key did)
+// is not revoked: a grant lives no longer than its key, so revoking a
+// leaked key also ends the apps it connected.
+func ApproverLive(r store.ReadTx, g store.OAuthGrant) bool {
+	if g.KeyID == "" {
+		return true
+	}
+	k, err := r.Key(g.KeyID)
+	return err == nil && k.RevokedAt == nil
 }

@@ -542,8 +542,14 @@ func (a *API) authenticateToken(rq *request, tok string) (*caller, error) {
 	}
 	var t store.OAuthToken
 	var g store.OAuthGrant
-	err := a.state.Read(func(r store.ReadTx) (err error) { t, g, err = r.OAuthToken(oauth.Hash(tok)); return })
-	if errors.Is(err, store.ErrNotFound) || err == nil && (t.Kind != oauth.KindAccess || g.RevokedAt != nil) {
+	approver := true
+	err := a.state.Read(func(r store.ReadTx) (err error) {
+		if t, g, err = r.OAuthToken(oauth.Hash(tok)); err == nil {
+			approver = fsm.ApproverLive(r, g)
+		}
+		return
+	})
+	if errors.Is(err, store.ErrNotFound) || err == nil && (t.Kind != oauth.KindAccess || g.RevokedAt != nil || !approver) {
 		return nil, bad("invalid_token", "invalid or revoked access token")
 	} else if err != nil {
 		return nil, err

@@ -178,53 +178,60 @@ func (a *API) renderError(w http.ResponseWriter, status int, msg string) {
 // decision is a 400 page, and "approve" checks the typed API key against the
 // scopes asked (approver). A refused key shows the consent page again (the
 // one consent builds) with the reason, as a 403. ok says the request was
-// approved: account and scopes are then the grant; otherwise the answer has
-// been written.
-func (a *API) consentDecision(p *page, asked []string, deny func(), consent func() pageData) (account string, scopes []string, ok bool) {
+// approved: the approval is then the grant; otherwise the answer has been
+// written.
+func (a *API) consentDecision(p *page, asked []string, deny func(), consent func() pageData) (approval, bool) {
 	switch p.form.Get("decision") {
 	case "deny":
 		deny()
-		return "", nil, false
+		return approval{}, false
 	case "approve":
 	default:
 		a.renderError(p.w, http.StatusBadRequest, "Unknown decision.")
-		return "", nil, false
+		return approval{}, false
 	}
-	account, scopes, msg := a.approver(p, asked)
+	ap, msg := a.approver(p, asked)
 	if msg != "" {
 		d := consent()
 		d.Error = msg
 		a.render(p.w, http.StatusForbidden, d)
-		return "", nil, false
+		return approval{}, false
 	}
-	return account, scopes, true
+	return ap, true
+}
+
+// approval is what a consent form's API key approved: the account, the
+// scopes to grant and the key's id (the grant lives no longer than the key).
+type approval struct {
+	account, keyID string
+	scopes         []string
 }
 
 // approver checks the API key typed into a consent form: live, usable from
 // the client's address, and holding every scope asked (none asked: the key's
-// scopes are granted). It returns the account and the scopes to grant.
-func (a *API) approver(p *page, asked []string) (string, []string, string) {
+// scopes are granted). It returns the approval, or why there is none.
+func (a *API) approver(p *page, asked []string) (approval, string) {
 	key := strings.TrimSpace(p.form.Get("api_key"))
 	if key == "" {
-		return "", nil, "Enter an API key of your account to approve."
+		return approval{}, "Enter an API key of your account to approve."
 	}
 	if !auth.WellFormed(a.cfg.KeyPrefix, key) {
-		return "", nil, "That is not an API key of this provider."
+		return approval{}, "That is not an API key of this provider."
 	}
 	k, err := a.lookupKey(auth.Hash(key))
 	if err != nil || k.RevokedAt != nil || (k.ExpiresAt != nil && !p.now.Before(*k.ExpiresAt)) {
-		return "", nil, "That API key is unknown, revoked or expired."
+		return approval{}, "That API key is unknown, revoked or expired."
 	}
 	if !auth.IPAllowed(k.AllowedCIDRs, a.clientIP(p.r)) {
-		return "", nil, "That API key may not be used from your address."
+		return approval{}, "That API key may not be used from your address."
 	}
 	if len(asked) == 0 {
-		return k.AccountID, oauth.CanonicalScopes(k.Scopes), ""
+		return approval{account: k.AccountID, keyID: k.ID, scopes: oauth.CanonicalScopes(k.Scopes)}, ""
 	}
 	if miss := oauth.Missing(asked, k.Scopes); len(miss) > 0 {
-		return "", nil, "That API key lacks the scopes " + strings.Join(miss, ", ") + "; use a key that holds every scope asked."
+		return approval{}, "That API key lacks the scopes " + strings.Join(miss, ", ") + "; use a key that holds every scope asked."
 	}
-	return k.AccountID, asked, ""
+	return approval{account: k.AccountID, keyID: k.ID, scopes: asked}, ""
 }
 
 func (a *API) devicePage(p *page) {
@@ -253,7 +260,7 @@ func (a *API) deviceSubmit(p *page) {
 		a.render(p.w, http.StatusOK, consent)
 		return
 	}
-	account, scopes, ok := a.consentDecision(p, d.Scopes, func() {
+	ap, ok := a.consentDecision(p, d.Scopes, func() {
 		if _, e := a.pagePropose(p, fsm.CmdOAuthDeviceDecide, fsm.OAuthDeviceDecide{UserCodeHash: hash}); e != "" {
 			consent.Error = e
 			a.render(p.w, http.StatusBadRequest, consent)
@@ -264,7 +271,8 @@ func (a *API) deviceSubmit(p *page) {
 	if !ok {
 		return
 	}
-	if _, e := a.pagePropose(p, fsm.CmdOAuthDeviceDecide, fsm.OAuthDeviceDecide{UserCodeHash: hash, Approve: true, AccountID: account, Scopes: scopes}); e != "" {
+	account, scopes := ap.account, ap.scopes
+	if _, e := a.pagePropose(p, fsm.CmdOAuthDeviceDecide, fsm.OAuthDeviceDecide{UserCodeHash: hash, Approve: true, AccountID: account, Scopes: scopes, KeyID: ap.keyID}); e != "" {
 		consent.Error = e
 		a.render(p.w, http.StatusBadRequest, consent)
 		return
@@ -371,16 +379,17 @@ func (a *API) authorizeSubmit(p *page) {
 	if !ok {
 		return
 	}
-	account, scopes, ok := a.consentDecision(p, req.Scopes, func() {
+	ap, ok := a.consentDecision(p, req.Scopes, func() {
 		a.redirectError(p, req, "access_denied", "the user denied the request")
 	}, func() pageData { return a.authorizeConsent(p, req, cl, resource, p.form) })
 	if !ok {
 		return
 	}
+	account, scopes := ap.account, ap.scopes
 	code, hash := oauth.NewAuthCode(a.cfg.KeyPrefix)
 	if _, e := a.pagePropose(p, fsm.CmdOAuthCodeCreate, fsm.OAuthCodeCreate{
 		CodeHash: hash, ClientID: cl.ID, ClientName: cl.Name, RedirectURI: req.RedirectURI, Challenge: req.CodeChallenge,
-		AccountID: account, Scopes: scopes, Resource: resource, TTL: oauth.AuthCodeTTL,
+		AccountID: account, Scopes: scopes, Resource: resource, TTL: oauth.AuthCodeTTL, KeyID: ap.keyID,
 	}); e != "" {
 		a.redirectError(p, req, "server_error", e)
 		return

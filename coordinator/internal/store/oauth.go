@@ -42,6 +42,7 @@ type OAuthDevice struct {
 	Granted      []string   `json:"granted,omitempty"`
 	DecidedAt    *time.Time `json:"decided_at,omitempty"`
 	GrantID      string     `json:"grant_id,omitempty"`
+	KeyID        string     `json:"key_id,omitempty"` // the API key that approved
 }
 
 // OAuthCode is an authorization code (keyed by its hash) with what was approved.
@@ -56,12 +57,16 @@ type OAuthCode struct {
 	ExpiresAt   time.Time  `json:"expires_at"`
 	UsedAt      *time.Time `json:"used_at,omitempty"`
 	GrantID     string     `json:"grant_id,omitempty"` // the grant its redemption created
+	KeyID       string     `json:"key_id,omitempty"`   // the API key that approved
 }
 
 // OAuthGrant is a connected app of an account; its tokens are its family.
 type OAuthGrant struct {
 	api.ConnectedApp
 	AccountID string `json:"account_id"`
+	// KeyID is the API key that approved it (empty: the operator did, or
+	// before keys were recorded); the grant ends when that key is revoked.
+	KeyID string `json:"key_id,omitempty"`
 }
 
 // OAuthToken is an access or refresh token, keyed by its hash. A refresh token
