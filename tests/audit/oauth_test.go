@@ -442,8 +442,9 @@ func TestMCPOutsideIn(t *testing.T) {
 	}
 }
 
-// TestOAuthGrantEndsWithItsKey: an app connected with an API key lives no
-// longer than that key. A key that leaked could otherwise connect an app of
+// TestOAuthGrantEndsWithItsKey: an app connected with an API key (through
+// the authorization-code or the device flow's consent page) lives no longer
+// than that key. A key that leaked could otherwise connect an app of
 // the thief's, whose refresh token (90 days) would survive the customer
 // revoking the key. After the approving key is revoked, the app's access
 // token is a 401 on every coordinator and its refresh token is refused; an
@@ -467,11 +468,64 @@ func TestOAuthGrantEndsWithItsKey(t *testing.T) {
 		}
 		return access, refresh
 	}
+	// The device flow's consent page, approved with key.
+	devClient := func() string {
+		raw, _ := json.Marshal(map[string]any{"client_name": "audit cli", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}})
+		resp, err := http.Post(o.base+"/oauth/register", "application/json", bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			ClientID string `json:"client_id"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 201 {
+			t.Fatalf("register a device client: %d %v", resp.StatusCode, err)
+		}
+		return out.ClientID
+	}()
+	device := func(key string) (access, refresh string) {
+		t.Helper()
+		resp, err := http.PostForm(o.base+"/oauth/device_authorization", url.Values{"client_id": {devClient}, "scope": {"account:read"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var da struct {
+			DeviceCode string `json:"device_code"`
+			UserCode   string `json:"user_code"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&da)
+		resp.Body.Close()
+		if err != nil || da.UserCode == "" {
+			t.Fatalf("device authorization: %d %v", resp.StatusCode, err)
+		}
+		hc := web()
+		status, _, csrf, body := o.consent(hc, o.base+"/oauth/device")
+		if status != 200 || csrf == "" {
+			t.Fatalf("device page: %d %.300s", status, body)
+		}
+		resp, err = hc.PostForm(o.base+"/oauth/device", url.Values{"user_code": {da.UserCode}, "csrf": {csrf}, "api_key": {key}, "decision": {"approve"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("device approval: %d", resp.StatusCode)
+		}
+		st, tok := o.token(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "client_id": {devClient}, "device_code": {da.DeviceCode}})
+		access, _ = tok["access_token"].(string)
+		refresh, _ = tok["refresh_token"].(string)
+		if st != 200 || access == "" {
+			t.Fatalf("device token: %d %v", st, tok)
+		}
+		return access, refresh
+	}
 	leaked, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "leaked", Scopes: []string{"account:read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	at, rt := connect(leaked.Key)
+	devAt, devRt := device(leaked.Key)
 	keptAt, keptRt := connect(r.keyA)
 	if got := bearer(t, r.c.URL(0), at, "GET", "/v1/account"); got != 200 {
 		t.Fatalf("the app's token before the revocation: %d", got)
@@ -483,12 +537,18 @@ func TestOAuthGrantEndsWithItsKey(t *testing.T) {
 		framework.WaitFor(t, fmt.Sprint("coordinator ", i, " refusing the app's token"), 10*time.Second, 100*time.Millisecond, func() bool {
 			return bearer(t, r.c.URL(i), at, "GET", "/v1/account") == 401
 		})
+		if got := bearer(t, r.c.URL(i), devAt, "GET", "/v1/account"); got != 401 {
+			t.Errorf("coordinator %d: the device-flow app connected with the revoked key: %d, want 401", i, got)
+		}
 		if got := bearer(t, r.c.URL(i), keptAt, "GET", "/v1/account"); got != 200 {
 			t.Errorf("coordinator %d: the app connected with a live key: %d, want 200", i, got)
 		}
 	}
 	if status, out := o.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {client}, "refresh_token": {rt}}); status != 400 || out["error"] != "invalid_grant" {
 		t.Errorf("refresh of the app connected with the revoked key: %d %v; want 400 invalid_grant", status, out)
+	}
+	if status, out := o.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {devClient}, "refresh_token": {devRt}}); status != 400 || out["error"] != "invalid_grant" {
+		t.Errorf("refresh of the device-flow app connected with the revoked key: %d %v; want 400 invalid_grant", status, out)
 	}
 	if status, out := o.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {client}, "refresh_token": {keptRt}}); status != 200 {
 		t.Errorf("refresh of the app connected with a live key: %d %v", status, out)
