@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/idna"
+
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -320,6 +322,50 @@ func TestHostileInputOutsideIn(t *testing.T) {
 		}
 		if !saw429 {
 			t.Errorf("a key limited to 2 a minute was never answered 429 in 8 calls")
+		}
+	})
+
+	t.Run("one domain in every form is one domain", func(t *testing.T) {
+		// A's second hosting account on an internationalised name; the same
+		// name as its A-label (what nginx's server_name and the certificate
+		// would hold) is taken for B's order and for A's custom domain: a 409
+		// naming domain, checked before B's empty wallet (402).
+		const uname = "b\u00fccher-audit.example.com"
+		u := "bücher-audit.example.com"
+		ascii, err := idna.Lookup.ToASCII(u)
+		if err != nil || !strings.HasPrefix(ascii, "xn--") {
+			t.Fatalf("ToASCII(%q) = %q, %v", u, ascii, err)
+		}
+		b := hostingBody("buecher")
+		b["domain"] = u
+		rep := r.call(f, r.keyA, "POST", "/v1/hosting", b, nil)
+		if rep.Status != 201 {
+			t.Fatalf("A's hosting on %s: %s", uname, rep)
+		}
+		if !strings.Contains(string(rep.Body), ascii) {
+			t.Errorf("A's hosting on %s does not show its A-label %s: %s", uname, ascii, rep)
+		}
+		for _, d := range []string{ascii, u} {
+			bb := hostingBody("bobuser")
+			bb["domain"] = d
+			rep := r.call(f, r.keyB, "POST", "/v1/hosting", bb, nil)
+			if rep.Status != 409 || !strings.Contains(string(rep.Body), "domain") {
+				t.Errorf("B's hosting order on A's %q: %s, want 409 naming domain", d, rep)
+			}
+			rep = r.call(f, r.keyA, "PUT", "/v1/hosting/"+own.hosting+"/custom-domain", map[string]any{"domain": d}, nil)
+			if rep.Status != 409 || !strings.Contains(string(rep.Body), "domain") {
+				t.Errorf("A's custom domain %q, served by A's other hosting: %s, want 409 naming domain", d, rep)
+			}
+		}
+		rep = r.call(f, r.keyA, "PUT", "/v1/hosting/"+own.hosting+"/custom-domain", map[string]any{"domain": "shopa.example.com"}, nil)
+		if rep.Status != 409 {
+			t.Errorf("A's custom domain set to its hosting's own domain: %s, want 409", rep)
+		}
+		if now := get("/v1/hosting/" + own.hosting + "/custom-domain"); now != seen["/v1/hosting/"+own.hosting+"/custom-domain"] {
+			t.Errorf("A's custom domain after refused attaches: %.300s", now)
+		}
+		if bc := r.charged(r.keyB); bc != (charged{}) {
+			t.Errorf("B's refused orders left %+v", bc)
 		}
 	})
 }
