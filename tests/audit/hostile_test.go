@@ -325,6 +325,66 @@ func TestHostileInputOutsideIn(t *testing.T) {
 		}
 	})
 
+	t.Run("hostile path segments", func(t *testing.T) {
+		// Ids, IPs, snapshot, delivery and power-action segments that are not
+		// what the route names are 404s (400 for a bad action at most), never
+		// a 5xx, with the headers every answer carries; nothing changes.
+		hc := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+		srv := "/v1/servers/" + own.server
+		paths := []struct{ method, path string }{
+			{"GET", "/v1/servers/" + own.server + "%00"}, {"GET", "/v1/servers/" + strings.Repeat("s", 4000)},
+			{"GET", "/v1/servers/..%2fbilling%2fwallet"}, {"GET", "/v1/servers/%2e%2e"}, {"GET", "/v1/servers/" + strings.ToUpper(own.server)},
+			{"GET", "/v1/servers/" + own.server + "%20"}, {"GET", "/v1/servers/%E2%80%AE" + own.server}, {"GET", "/v1/servers/%ff%fe"},
+			{"POST", srv + "/power/..%2f..%2freinstall"}, {"POST", srv + "/power/Reboot"}, {"POST", srv + "/power/reboot%0a"}, {"POST", srv + "/power/%24(id)"},
+			{"PUT", srv + "/ips/198.51.100.2%2f24/ptr"}, {"PUT", srv + "/ips/0198.051.100.002/ptr"}, {"PUT", srv + "/ips/::ffff:" + own.serverIP + "/ptr"},
+			{"PUT", srv + "/ips/" + own.serverIP + "%25eth0/ptr"}, {"DELETE", srv + "/snapshots/..%2f..%2f"}, {"DELETE", srv + "/snapshots/snap_" + strings.Repeat("0", 300)},
+			{"POST", "/v1/webhooks/" + own.webhook + "/deliveries/%2e%2e/redeliver"}, {"DELETE", "/v1/account/api-keys/%2e%2e"},
+			{"GET", "/v1/billing/invoices/" + own.invoice + ";x"}, {"GET", "/v1/hosting/" + own.hosting + "%2f..%2f" + own.hosting},
+		}
+		for _, p := range paths {
+			for _, i := range []int{f, (f + 1) % 3} {
+				req, err := http.NewRequestWithContext(r.ctx, p.method, r.c.URL(i)+p.path, strings.NewReader(`{"hostname":"mail.example.com"}`))
+				if err != nil {
+					t.Fatal(err)
+				}
+				req.Header.Set("Authorization", "Bearer "+r.keyA)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := hc.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				what := fmt.Sprintf("%s %.80s on coordinator %d → %d %.200s", p.method, p.path, i, resp.StatusCode, body)
+				if resp.StatusCode != 404 && resp.StatusCode != 400 && resp.StatusCode != 301 && resp.StatusCode != 307 {
+					t.Errorf("%s, want 404 (or 400)", what)
+				}
+				if resp.Header.Get("X-Request-Id") == "" || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+					t.Errorf("%s: X-Request-Id %q, nosniff %q", what, resp.Header.Get("X-Request-Id"), resp.Header.Get("X-Content-Type-Options"))
+				}
+			}
+		}
+		// Allow lists HEAD with GET: HEAD answers as GET does, without a body.
+		req, _ := http.NewRequestWithContext(r.ctx, "HEAD", r.c.URL(f)+"/v1/account", nil)
+		req.Header.Set("Authorization", "Bearer "+r.keyA)
+		if resp, err := hc.Do(req); err != nil || resp.StatusCode != 200 || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("HEAD /v1/account: %v %v", resp, err)
+		} else {
+			resp.Body.Close()
+		}
+		if after := r.charged(r.keyA); after != before {
+			t.Errorf("hostile paths changed A's account: %+v → %+v", before, after)
+		}
+		for v, was := range seen {
+			if v == "/v1/servers/"+own.server || v == "/v1/webhooks/"+own.webhook {
+				continue // relabelled and described above
+			}
+			if now := get(v); now != was {
+				t.Errorf("GET %s changed after hostile paths:\n was %.400s\n now %.400s", v, was, now)
+			}
+		}
+	})
+
 	t.Run("one domain in every form is one domain", func(t *testing.T) {
 		// A's second hosting account on an internationalised name; the same
 		// name as its A-label (what nginx's server_name and the certificate
