@@ -269,6 +269,31 @@ func TestWebhooksOutsideIn(t *testing.T) {
 		t.Errorf("X-Sunucu-Delivery of a retry %q, of its first attempt %q: want the same", d1, d0)
 	}
 
+	// Paused (isActive false): nothing is sent, a redeliver is refused;
+	// resumed: the next event is.
+	if rep = r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": false}, nil); rep.Status != 200 || !strings.Contains(string(rep.Body), `"isActive":false`) {
+		t.Fatalf("pause: %s", rep)
+	}
+	var paused api.Ticket
+	r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "while paused", Message: "m"}, nil).Decode(t, &paused)
+	if got := r.call(f, r.keyA, "POST", "/v1/webhooks/"+wh.ID+"/deliveries/"+first.header.Get("X-Sunucu-Delivery")+"/redeliver", nil, nil); got.Status != 409 {
+		t.Errorf("redeliver on a paused webhook: %s; want 409", got)
+	}
+	time.Sleep(3 * time.Second)
+	rc.mu.Lock()
+	for _, h := range rc.hits {
+		if strings.Contains(string(h.body), paused.ID) {
+			t.Errorf("a paused webhook was sent %s", h.body)
+		}
+	}
+	rc.mu.Unlock()
+	if rep = r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"is_active": true}, nil); rep.Status != 200 || !strings.Contains(string(rep.Body), `"isActive":true`) {
+		t.Fatalf("resume: %s", rep)
+	}
+	var resumed api.Ticket
+	r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "resumed", Message: "m"}, nil).Decode(t, &resumed)
+	rc.wait(t, "ticketId", resumed.ID, time.Time{}, 1, 30*time.Second)
+
 	// events ["*"]: every event, shown as ["*"].
 	rcAll := newReceiver(t)
 	var all api.Webhook
