@@ -12,6 +12,7 @@ import (
 	"golang.org/x/net/idna"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // validKey is a real OpenSSH ed25519 public key (ssh-keygen -t ed25519).
@@ -383,6 +384,40 @@ func TestHostileInputOutsideIn(t *testing.T) {
 				t.Errorf("GET %s changed after hostile paths:\n was %.400s\n now %.400s", v, was, now)
 			}
 		}
+	})
+
+	t.Run("registry data is escaped", func(t *testing.T) {
+		// A contact is data: XML metacharacters go to the registry (a real
+		// EPP server parsing our XML) and the registration still completes;
+		// nameservers are configuration: hostile ones are 400s naming the
+		// entry and leave the domain's nameservers as they were.
+		for i, ns := range []string{"ns1.example.net<x/>", "ns1.example.net&amp;", "NS1.example.net.", "ns1..example.net", "*.example.net", "ns1.example.net\n", "192.0.2.53", "ns1 example.net", "_ns.example.net", "ns1.example.net]]>"} {
+			nss := []string{"ns1.example.net", ns}
+			rep := r.call(f, r.keyA, "PATCH", "/v1/domains/"+own.domain, map[string]any{"nameservers": nss}, nil)
+			if rep.Status != 400 || !strings.Contains(string(rep.Body), "nameservers[1]") {
+				t.Errorf("nameserver %d %q: %s, want 400 naming nameservers[1]", i, ns, rep)
+			}
+		}
+		if now := get("/v1/domains/" + own.domain); !strings.Contains(now, `"ns2.example.net"`) {
+			t.Errorf("A's domain after refused nameservers: %.400s", now)
+		}
+		b := domainBody("xml-audit.test")
+		b["contact"] = api.DomainContact{Name: `Ada </contact:name><contact:id>x</contact:id> & "Co" ]]>`, Org: `<![CDATA[x]]> &lt;`,
+			Street: []string{`1 <St> & 'Sons'`, `</contact:street></contact:addr></contact:postalInfo>`}, City: "Ist&nbul", CC: "TR", Email: "ada@example.com"}
+		rep := r.call(f, r.keyA, "POST", "/v1/domains", b, nil)
+		if rep.Status != 201 && rep.Status != 202 {
+			t.Fatalf("domain order with an XML-ish contact: %s", rep)
+		}
+		var d api.Domain
+		rep.Decode(t, &d)
+		framework.WaitFor(t, "xml-audit.test registered", 30*time.Second, 100*time.Millisecond, func() bool {
+			var now api.Domain
+			r.call(0, r.keyA, "GET", "/v1/domains/"+d.ID, nil, nil).Decode(t, &now)
+			if now.Status != api.DomainActive && now.Status != api.DomainRegistering {
+				t.Fatalf("xml-audit.test: %+v (the registry refused what it was sent)", now)
+			}
+			return now.Status == api.DomainActive
+		})
 	})
 
 	t.Run("one domain in every form is one domain", func(t *testing.T) {
