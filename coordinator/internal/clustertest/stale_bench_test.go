@@ -1,8 +1,11 @@
 package clustertest
 
 import (
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"testing"
 	"time"
 
@@ -13,7 +16,8 @@ import (
 // the leader of a 3-node cluster (its own limiter) and on a follower (tokens
 // leased from the leader's window; before leases, its own limiter): the
 // follower's figure over the leader's, in the same run, is what serving a
-// stale read on a follower costs more.
+// stale read on a follower costs more; leases/op the leader's lease requests
+// per read (2 xx answers of POST /internal/ratelimit/lease on its /metrics).
 func BenchmarkStaleRead(b *testing.B) {
 	c := testcluster.New(b, 3, testcluster.WithRateLimit(100_000_000))
 	_, key := c.NewAccount("bench@example.com")
@@ -36,6 +40,7 @@ func BenchmarkStaleRead(b *testing.B) {
 					b.Fatalf("node %d does not serve the key's stale reads", bc.node)
 				}
 			}
+			leases0 := leases(b, c, ld)
 			b.ReportAllocs()
 			b.SetParallelism(8)
 			b.ResetTimer()
@@ -47,6 +52,27 @@ func BenchmarkStaleRead(b *testing.B) {
 					}
 				}
 			})
+			b.StopTimer()
+			b.ReportMetric(float64(leases(b, c, ld)-leases0)/float64(b.N), "leases/op")
 		})
 	}
 }
+
+// leases is the count of leases node i granted (its /metrics).
+func leases(b *testing.B, c *testcluster.Cluster, i int) int {
+	b.Helper()
+	resp, err := http.Get(c.MetricsURL(i) + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	n := 0
+	for _, m := range leaseSeries.FindAllSubmatch(raw, -1) {
+		v, _ := strconv.Atoi(string(m[1]))
+		n += v
+	}
+	return n
+}
+
+var leaseSeries = regexp.MustCompile(`(?m)^hostplane_http_requests_total\{[^}]*route="POST /internal/ratelimit/lease"[^}]*status="2\d\d"[^}]*\} (\d+)`)
