@@ -291,6 +291,7 @@ type frameWriter struct {
 	err    error
 	closed bool
 	frames int64 // frames queued so far
+	taken  int64 // frames taken for writing so far
 	writes int64 // writes made so far
 }
 
@@ -335,6 +336,12 @@ func (w *frameWriter) loop() {
 		// system call on each side.
 		runtime.Gosched()
 		w.mu.Lock()
+		if w.frames-w.taken == 1 && !last {
+			// One frame so far: one more turn for the others.
+			w.mu.Unlock()
+			runtime.Gosched()
+			w.mu.Lock()
+		}
 		if last && w.err != nil {
 			w.mu.Unlock()
 			return
@@ -347,6 +354,7 @@ func (w *frameWriter) loop() {
 			continue
 		}
 		// Frames now gather in the spare buffer; none is shared with out.
+		w.taken = w.frames
 		out := w.buf
 		w.buf, w.spare = w.spare[:0], nil
 		w.mu.Unlock()
