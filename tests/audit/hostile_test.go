@@ -420,6 +420,50 @@ func TestHostileInputOutsideIn(t *testing.T) {
 		})
 	})
 
+	t.Run("no node name in a customer's answers", func(t *testing.T) {
+		// SPEC: a customer's views are backbone-scrubbed, no node name; the
+		// refusals of an order are customer answers too.
+		const node = "audit-node-1"
+		before := r.charged(r.keyA)
+		b := hostingBody("phpaudit")
+		b["php_version"] = "9.9"
+		probes := []framework.Reply{
+			r.call(f, r.keyA, "POST", "/v1/hosting", b, nil),
+			r.call(f, r.keyA, "POST", "/v1/hosting/quote", b, nil),
+			r.call(f, r.keyA, "PUT", "/v1/hosting/"+own.hosting+"/php", map[string]any{"php_version": "9.9"}, nil),
+			r.call(f, r.keyA, "POST", "/v1/servers", map[string]any{"plan_slug": "vps-a", "label": "x", "hostname": "x", "os_template": "nosuchtemplate"}, nil),
+			r.call(0, r.keyA, "GET", "/v1/servers/"+own.server, nil, nil),
+			r.call(0, r.keyA, "GET", "/v1/hosting/"+own.hosting, nil, nil),
+			r.call(0, r.keyA, "GET", "/v1/actions/"+own.action, nil, nil),
+		}
+		// With the only node cordoned, orders are 409 no_capacity: the
+		// customer is told so, not which node refused and why.
+		adm := r.c.AnyAlive(nil).Admin()
+		if _, err := adm.CordonNode(r.ctx, node); err != nil {
+			t.Fatal(err)
+		}
+		for _, rep := range []framework.Reply{r.call(f, r.keyA, "POST", "/v1/hosting", hostingBody("cordonaudit"), nil), r.call(f, r.keyA, "POST", "/v1/servers", serverBody("cordon-1"), nil)} {
+			if rep.Status != 409 || rep.Code() != "no_capacity" {
+				t.Errorf("%s: want 409 no_capacity with the node cordoned", rep)
+			}
+			probes = append(probes, rep)
+		}
+		if _, err := adm.UncordonNode(r.ctx, node); err != nil {
+			t.Fatal(err)
+		}
+		for _, rep := range probes {
+			if strings.Contains(string(rep.Body), node) {
+				t.Errorf("%s: a customer's answer names the node", rep)
+			}
+			if rep.Status == 201 {
+				t.Errorf("%s: accepted", rep)
+			}
+		}
+		if after := r.charged(r.keyA); after != before {
+			t.Errorf("refused orders changed A's account: %+v → %+v", before, after)
+		}
+	})
+
 	t.Run("one domain in every form is one domain", func(t *testing.T) {
 		// A's second hosting account on an internationalised name; the same
 		// name as its A-label (what nginx's server_name and the certificate

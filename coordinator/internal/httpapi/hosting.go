@@ -212,7 +212,7 @@ func (a *API) orderHosting(rq *request) (int, any, error) {
 		AccountID: rq.caller.accountID, Plan: prod.Slug, Domain: req.Domain, Username: req.Username, PHPVersion: req.PHPVersion,
 	}, api.HostingPlanInfo{Slug: prod.Slug, HostingPlan: fsm.HostingPlanOf(prod)}, deps, cfg, rq.now)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, a.scrubPlacement(rq, err)
 	}
 	status, replay, out, err := proposeOrder[api.HostingOrder](a, rq, deps, fsm.CmdHostingOrder, create.Action.ID, func(o fsm.OrderCharge) any {
 		return fsm.HostingOrder{OrderCharge: o, Create: create}
@@ -340,6 +340,7 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, deps *ServerDeps, 
 	}
 	var cands []cand
 	var reasons []string
+	var installed []string // every version the nodes that could take the account offer
 	err := a.state.Read(func(r store.ReadTx) error {
 		if !r.AccountExists(req.AccountID) {
 			return fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
@@ -373,6 +374,11 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, deps *ServerDeps, 
 				php = vs[len(vs)-1]
 			case !slices.Contains(vs, php):
 				reasons = append(reasons, fmt.Sprintf("%s: PHP %s not installed (installed: %s)", n.ID, php, strings.Join(vs, ", ")))
+				for _, v := range vs {
+					if !slices.Contains(installed, v) {
+						installed = append(installed, v)
+					}
+				}
 				continue
 			}
 			cands = append(cands, cand{id: n.ID, php: php, n: r.NodeHostingCount(n.ID)})
@@ -387,7 +393,9 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, deps *ServerDeps, 
 	}
 	if len(cands) == 0 {
 		if req.PHPVersion != "" && len(reasons) > 0 && strings.Contains(strings.Join(reasons, ""), "not installed") {
-			return "", "", invalidField("php_version", "%s", strings.Join(reasons, "; "))
+			// A customer's answer names no node (SPEC: backbone-scrubbed).
+			slices.Sort(installed)
+			return "", "", invalidField("php_version", "names PHP %s, which no hosting node that can take the account has; installed: %s", req.PHPVersion, strings.Join(installed, ", "))
 		}
 		return "", "", errf(http.StatusConflict, "no_capacity", "no hosting node can take the account: %s", strings.Join(append(reasons, "(none enrolled)")[:max(1, len(reasons))], "; "))
 	}

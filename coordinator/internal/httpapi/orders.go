@@ -168,7 +168,7 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 		Label: req.Label, Hostname: req.Hostname, SSHKeys: req.SSHKeys,
 	}, prod.Plan(), deps, cfg, rq.now)
 	if err != nil {
-		return 0, nil, err
+		return 0, nil, a.scrubPlacement(rq, err)
 	}
 	status, replay, out, err := proposeOrder[api.ServerOrder](a, rq, deps, fsm.CmdServerOrder, create.Action.ID, func(o fsm.OrderCharge) any {
 		return fsm.ServerOrder{PlanSlug: o.PlanSlug, Create: create, InvoiceID: o.InvoiceID, PaymentID: o.PaymentID, TxID: o.TxID}
@@ -503,4 +503,17 @@ func (a *API) quote(rq *request, slug, category, location string) (int, any, err
 	})
 	out.ShortfallUsdCents = max(0, out.YourMonthlyUsdCents-out.BalanceUsdCents)
 	return http.StatusOK, out, err
+}
+
+// scrubPlacement is what a customer's order is told when placement refused
+// it: a no_capacity answer says no node can take the order now, without the
+// per-node reasons an operator gets (SPEC: a customer's views name no node);
+// the reasons go to the log. Other errors pass unchanged.
+func (a *API) scrubPlacement(rq *request, err error) error {
+	var he *httpError
+	if !errors.As(err, &he) || he.code != "no_capacity" {
+		return err
+	}
+	a.log.Info("order refused: no capacity", "request_id", rq.id, "account", rq.caller.accountID, "reasons", he.msg)
+	return errf(he.status, he.code, "no node can take the order now; try again later or ask support")
 }
