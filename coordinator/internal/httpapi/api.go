@@ -188,7 +188,7 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 		oauthRT: oauthRuntime{polls: map[string]*devicePoll{}, clients: map[string]cachedClient{}},
 	}
 	a.fwd = newForwarder(a)
-	a.leases = ratelimit.NewLeases(now, a.fetchLease, node.LeaderID, a.voters)
+	a.leases = ratelimit.NewLeases(now, a.fetchLeaseLogged, node.LeaderID, a.voters)
 	a.brand = cfg.Brand
 	a.routes = BrandRoutes(cfg.Brand, a.allRoutes())
 	doc, err := BrandOpenAPI(cfg.Brand, OpenAPI)

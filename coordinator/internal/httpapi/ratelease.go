@@ -104,6 +104,17 @@ func (a *API) serveLease(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, leaseAnswer{Granted: g.Granted, Remaining: g.Remaining, ResetMS: g.Reset.UnixMilli(), TTLMS: g.TTL.Milliseconds()})
 }
 
+// fetchLeaseLogged is fetchLease, logging a failure: the follower's stale
+// reads then use its share of each key's limit for a while (at most one such
+// failure per ratelimit.Leases Backoff).
+func (a *API) fetchLeaseLogged(ctx context.Context, key string, limit, want int) (ratelimit.Grant, error) {
+	g, err := a.fetchLease(ctx, key, limit, want)
+	if err != nil && !errors.Is(err, ratelimit.ErrNoLeader) {
+		a.log.Warn("rate-limit lease from the leader failed; stale reads use this coordinator's share of each key's limit for a while", "err", err)
+	}
+	return g, err
+}
+
 // fetchLease is a follower's ratelimit.Fetch: it asks the leader's serveLease.
 func (a *API) fetchLease(ctx context.Context, key string, limit, want int) (ratelimit.Grant, error) {
 	if !a.clusterAuth() {
