@@ -20,18 +20,8 @@ import (
 // Stale reads (?consistency=stale), which a follower serves on tokens leased
 // from the leader's window, are TestStaleReadsShareTheKeyBudget's.
 func TestRateLimitIsPerKeyAcrossCoordinators(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	acc, _, err := c.NewAccount(ctx, "limit@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ctx, acc, apis := limitCluster(t, "limit@example.com")
 	const budget = 6
-	apis := make([]*framework.API, c.Len())
-	for i := range apis {
-		apis[i] = framework.NewAPI(t, c.URL(i), nil)
-	}
 	reqs := []struct{ method, path string }{{"GET", "/v1/account"}, {"POST", "/v1/tickets"}}
 	// A leader change starts every key's window afresh (README): a round in
 	// which the term moved is not counted, and tried again with a new key.
@@ -89,4 +79,23 @@ func ticket(method string) any {
 		return api.TicketCreateRequest{Subject: "rate", Message: "limit"}
 	}
 	return nil
+}
+
+// limitCluster starts the rate-limit tests' three coordinator processes (a
+// short Raft timeout) with one account of email, and a client of each
+// coordinator's public API; ctx ends with the test, within 2 minutes.
+func limitCluster(t *testing.T, email string) (*framework.ProcessCluster, context.Context, api.Account, []*framework.API) {
+	t.Helper()
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	acc, _, err := c.NewAccount(ctx, email)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apis := make([]*framework.API, c.Len())
+	for i := range apis {
+		apis[i] = framework.NewAPI(t, c.URL(i), nil)
+	}
+	return c, ctx, acc, apis
 }
