@@ -174,7 +174,7 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 		return fsm.ServerOrder{PlanSlug: o.PlanSlug, Create: create, InvoiceID: o.InvoiceID, PaymentID: o.PaymentID, TxID: o.TxID}
 	}, prod.Slug, "server order")
 	if err != nil || replay != nil {
-		return status, replay, err
+		return status, replay, a.scrubPlacement(rq, err)
 	}
 	out.RootPassword = password
 	a.log.Info("server ordered", "server", out.Server.ID, "account", rq.caller.accountID, "plan", prod.Slug,
@@ -506,14 +506,22 @@ func (a *API) quote(rq *request, slug, category, location string) (int, any, err
 }
 
 // scrubPlacement is what a customer's order is told when placement refused
-// it: a no_capacity answer says no node can take the order now, without the
-// per-node reasons an operator gets (SPEC: a customer's views name no node);
-// the reasons go to the log. Other errors pass unchanged.
+// it, or its node filled up between placement and the order's command
+// (fsm.NoCapacityError): a no_capacity answer says no node can take the order
+// now, without the per-node reasons an operator gets (SPEC: a customer's views
+// name no node); the reasons go to the log. Other errors pass unchanged.
 func (a *API) scrubPlacement(rq *request, err error) error {
 	var he *httpError
-	if !errors.As(err, &he) || he.code != "no_capacity" {
+	var full *fsm.NoCapacityError
+	var reasons string
+	switch {
+	case errors.As(err, &he) && he.code == "no_capacity":
+		reasons = he.msg
+	case errors.As(err, &full):
+		reasons = full.Error()
+	default:
 		return err
 	}
-	a.log.Info("order refused: no capacity", "request_id", rq.id, "account", rq.caller.accountID, "reasons", he.msg)
-	return errf(he.status, he.code, "no node can take the order now; try again later or ask support")
+	a.log.Info("order refused: no capacity", "request_id", rq.id, "account", rq.caller.accountID, "reasons", reasons)
+	return errf(http.StatusConflict, "no_capacity", "no node can take the order now; try again later or ask support")
 }
