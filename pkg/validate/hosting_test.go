@@ -27,6 +27,28 @@ func TestHostingUsernameCorpus(t *testing.T) {
 	}
 }
 
+// TestNewHostingUsername: a new account may not take a distribution's
+// system user (a node that has the user refuses the account after the order
+// was charged), while an existing account of that name still passes
+// HostingUsername (the agent's check on every later operation).
+func TestNewHostingUsername(t *testing.T) {
+	for _, s := range append([]string{"ubuntu", "postgres", "redis", "syslog", "debian"}, BadHostingUsernames...) {
+		if err := NewHostingUsername(s); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "username") {
+			t.Errorf("NewHostingUsername(%q) = %v, want an invalid error naming the field", s, err)
+		}
+	}
+	for _, s := range []string{"ubuntu", "postgres", "redis"} {
+		if err := HostingUsername(s); err != nil {
+			t.Errorf("HostingUsername(%q) = %v: an existing account of that name must stay manageable", s, err)
+		}
+	}
+	for _, s := range []string{"abc", "shop", "ubuntu2"} {
+		if err := NewHostingUsername(s); err != nil {
+			t.Errorf("NewHostingUsername(%q) = %v", s, err)
+		}
+	}
+}
+
 func TestHostingPasswordNeverQuoted(t *testing.T) {
 	for _, s := range []string{"short", "has space in it 12345", "quote'quote'quote'", strings.Repeat("a", 65), "pässwordpässword1"} {
 		err := HostingPassword("sftp_password", s)

@@ -165,7 +165,7 @@ func hostingFields(domain, username, php string) (string, error) {
 	if err != nil {
 		return "", invalidField("domain", "%s", validate.Reason(err))
 	}
-	if err := validate.HostingUsername(username); err != nil {
+	if err := validate.NewHostingUsername(username); err != nil {
 		return "", invalidField("username", "%s", validate.Reason(err))
 	}
 	if php != "" && validate.PHPVersion(php) != nil {

@@ -14,12 +14,13 @@ func FuzzDecodeAdminHostingCreate(f *testing.F) {
 	seeds := []string{goodHostingCreate,
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-pro","domain":"bücher.example","username":"ada","php_version":"8.2","node_id":"web-1"}`,
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"../etc","username":"a;b"}`,
-		`{"domain":"a.com\n"}`, `{"username":"$x"}`, `{`, ``, `null`, `[]`,
+		`{"domain":"a.com\n"}`, `{"username":"$x"}`,
+		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"example.com","username":"ubuntu"}`, `{`, ``, `null`, `[]`,
 	}
 	fuzzDecoder(f, seeds, withPlan(DecodeAdminHostingCreate), func(t *testing.T, d reqPlan[api.AdminHostingCreateRequest, api.HostingPlanInfo]) {
 		req := d.req
 		// What passes may reach a shell argument, an nginx lookup, SQL and a path.
-		if validate.HostingUsername(req.Username) != nil {
+		if validate.NewHostingUsername(req.Username) != nil {
 			t.Fatalf("accepted username %q", req.Username)
 		}
 		if a, err := validate.Domain(req.Domain); err != nil || a != req.Domain || strings.ContainsAny(req.Domain, "/;$ \n'\"\\") {

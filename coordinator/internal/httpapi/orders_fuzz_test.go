@@ -62,13 +62,13 @@ func FuzzDecodeHostingOrder(f *testing.F) {
 	seeds := []string{
 		`{"plan_slug":"web-1","domain":"shop.example.com","username":"shop"}`,
 		`{"plan_slug":"web-1","domain":"Shop.Example.COM.","username":"shop","php_version":"8.3","location":"ist-1"}`,
-		`{"plan_slug":"web-1","domain":"a b","username":"shop"}`, `{"plan_slug":"web-1","domain":"x.example","username":"root"}`,
+		`{"plan_slug":"web-1","domain":"a b","username":"shop"}`, `{"plan_slug":"web-1","domain":"x.example","username":"root"}`, `{"plan_slug":"web-1","domain":"x.example","username":"postgres"}`,
 		`{"plan_slug":"web-1","domain":"x.example","username":"ab","php_version":"8"}`, `{"plan_slug":"web-1","extra":1}`,
 		`{`, ``, `null`, `[]`,
 	}
 	fuzzDecoder(f, seeds, DecodeHostingOrder, func(t *testing.T, req api.HostingOrderRequest) {
 		d, err := validate.Domain(req.Domain)
-		if !fsm.ProductSlugRE.MatchString(req.PlanSlug) || err != nil || d != req.Domain || validate.HostingUsername(req.Username) != nil ||
+		if !fsm.ProductSlugRE.MatchString(req.PlanSlug) || err != nil || d != req.Domain || validate.NewHostingUsername(req.Username) != nil ||
 			(req.PHPVersion != "" && validate.PHPVersion(req.PHPVersion) != nil) || orderLocation(req.Location) != nil {
 			t.Fatalf("accepted %+v", req)
 		}
