@@ -86,13 +86,9 @@ func (a *API) serveLease(w http.ResponseWriter, r *http.Request) {
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "this coordinator is not the leader"))
 		return
 	}
-	body, status, err := readLimited(w, r, maxLeaseBody)
-	if status != 0 {
+	body, status, _ := readLimited(w, r, maxLeaseBody)
+	if status != 0 { // readLimited's error always comes with its status
 		writeError(w, rid, api.NewError(status, "bad_body", "could not read the lease request"))
-		return
-	}
-	if err != nil {
-		writeError(w, rid, api.NewError(http.StatusBadRequest, "bad_body", "could not read the lease request"))
 		return
 	}
 	q, err := parseLeaseRequest(body)
