@@ -510,9 +510,19 @@ func applyOAuthSweep(c *applyCtx, p OAuthSweep) (any, error) {
 // is not revoked: a grant lives no longer than its key, so revoking a
 // leaked key also ends the apps it connected.
 func ApproverLive(r store.ReadTx, g store.OAuthGrant) bool {
+	_, ok := ApprovingKey(r, g)
+	return ok
+}
+
+// ApprovingKey returns the API key that approved g and whether it is
+// unrevoked. A grant the operator approved has no key: the zero KeyInfo, true.
+// The key's expiry is not checked here (it depends on the reader's clock):
+// callers serving a token check it, and give the app the key's allow-list
+// and rate limit.
+func ApprovingKey(r store.ReadTx, g store.OAuthGrant) (api.KeyInfo, bool) {
 	if g.KeyID == "" {
-		return true
+		return api.KeyInfo{}, true
 	}
 	k, err := r.Key(g.KeyID)
-	return err == nil && k.RevokedAt == nil
+	return k, err == nil && k.RevokedAt == nil
 }

@@ -429,6 +429,9 @@ func (a *API) oauthToken(c *oauthCall) (int, any, *oauth.Error) {
 			return 0, nil, oauth.Errorf(http.StatusBadRequest, "invalid_grant", "parameter \"refresh_token\" is not a refresh token of this server")
 		}
 		issue.GrantID = ""
+		if msg := a.refreshApproverExpired(req.RefreshToken, req.ClientID, c.now); msg != "" {
+			return 0, nil, oauth.Errorf(http.StatusBadRequest, "invalid_grant", "%s", msg)
+		}
 		cmd, payload = fsm.CmdOAuthRefresh, fsm.OAuthRefresh{RefreshHash: oauth.Hash(req.RefreshToken), ClientID: req.ClientID, Resource: resource, Issue: issue}
 	}
 	v, e := a.oauthPropose(c, cmd, payload)
@@ -542,10 +545,11 @@ func (a *API) authenticateToken(rq *request, tok string) (*caller, error) {
 	}
 	var t store.OAuthToken
 	var g store.OAuthGrant
+	var key api.KeyInfo
 	approver := true
 	err := a.state.Read(func(r store.ReadTx) (err error) {
 		if t, g, err = r.OAuthToken(oauth.Hash(tok)); err == nil {
-			approver = fsm.ApproverLive(r, g)
+			key, approver = fsm.ApprovingKey(r, g)
 		}
 		return
 	})
@@ -557,10 +561,50 @@ func (a *API) authenticateToken(rq *request, tok string) (*caller, error) {
 	if !rq.now.Before(t.ExpiresAt) {
 		return nil, bad("expired_token", "this access token expired at "+t.ExpiresAt.UTC().Format(time.RFC3339))
 	}
+	if msg := approverExpired(key, rq.now); msg != "" {
+		return nil, bad("expired_token", msg) // not "invalid_token": nothing a follower waits for
+	}
 	if !oauth.Covers(a.Issuer(), g.Resource, a.audiencePath(rq.Request)) {
 		return nil, bad("invalid_token", "this access token is for "+g.Resource+", not this resource")
 	}
-	return &caller{keyID: g.ID, accountID: g.AccountID, scopes: g.Scopes, limit: a.cfg.DefaultRateLimit, token: true}, nil
+	// The app gets no more than the key that approved it, as a key minted
+	// with a key does: that key's allow-list and per-minute limit (counted
+	// per app). An app the operator approved has the defaults.
+	limit := key.RateLimitPerMin
+	if limit <= 0 {
+		limit = a.cfg.DefaultRateLimit
+	}
+	return &caller{keyID: g.ID, accountID: g.AccountID, scopes: g.Scopes, limit: limit, cidrs: key.AllowedCIDRs, token: true}, nil
+}
+
+// approverExpired says why an app's credentials no longer work once the API
+// key that approved it has expired ("" while it has not, or has no expiry).
+func approverExpired(k api.KeyInfo, now time.Time) string {
+	if k.ExpiresAt == nil || now.Before(*k.ExpiresAt) {
+		return ""
+	}
+	return "the API key that approved this app expired at " + k.ExpiresAt.UTC().Format(time.RFC3339)
+}
+
+// refreshApproverExpired is the refresh grant's check of the approving key's
+// expiry, made before the command is proposed (the FSM checks revocation;
+// an expiry depends on a clock, so it is read here, at the request's time).
+// Only a refresh token of this client's live grant is answered: anything
+// else goes on to the FSM's own refusal.
+func (a *API) refreshApproverExpired(refresh, clientID string, now time.Time) string {
+	var key api.KeyInfo
+	err := a.state.Read(func(r store.ReadTx) error {
+		_, g, err := r.OAuthToken(oauth.Hash(refresh))
+		if err != nil || g.ClientID != clientID || g.RevokedAt != nil {
+			return store.ErrNotFound
+		}
+		key, _ = fsm.ApprovingKey(r, g)
+		return nil
+	})
+	if err != nil {
+		return ""
+	}
+	return approverExpired(key, now)
 }
 
 // Connected apps (/v1/account/connected-apps): the customer's grants.
