@@ -417,7 +417,8 @@ func PoolServes(p store.IPPool, n api.AgentNode) bool { return poolServes(p, n) 
 // address the first listed pool that serves n (and, once a pool was used,
 // shares its bridge: a guest has one NIC) for which take finds a free unit.
 // pool loads a pool by name; take reports false when the pool is exhausted.
-// The error (ErrConflict) names, per pool, why it gave none.
+// The error (a *NoCapacityError, an ErrConflict) names, per pool, why it
+// gave none.
 func walkAddrs(req *AddrRequest, n api.AgentNode, pool func(string) (store.IPPool, error), take func(store.IPPool) (bool, error)) (bridge string, resolvers []string, err error) {
 	if req == nil {
 		return "", nil, nil
@@ -453,7 +454,10 @@ func walkAddrs(req *AddrRequest, n api.AgentNode, pool func(string) (store.IPPoo
 			}
 			return nil
 		}
-		return fmt.Errorf("%w: no free IPv%d address for node %s (%s)", ErrConflict, map[bool]int{false: 4, true: 6}[v6], n.ID, strings.Join(why, "; "))
+		// A NoCapacityError (an ErrConflict): a customer's order that lost
+		// the pool's last address to another is told what placement tells
+		// it, naming no node or pool (httpapi scrubPlacement).
+		return &NoCapacityError{NodeID: n.ID, Why: fmt.Sprintf("no free IPv%d address for node %s (%s)", map[bool]int{false: 4, true: 6}[v6], n.ID, strings.Join(why, "; "))}
 	}
 	for i := 0; i < req.IPv4 && len(req.IPv4Pools) > 0; i++ {
 		if err := one(req.IPv4Pools, false); err != nil {

@@ -306,10 +306,15 @@ func (a *API) markExhausted(cands []placement.Candidate, pools []store.IPPool, r
 			continue
 		}
 		if err := fsm.AddrsFit(req, cands[i].Node, byName, free); err != nil {
-			if !errors.Is(err, fsm.ErrConflict) {
+			var full *fsm.NoCapacityError
+			switch {
+			case errors.As(err, &full):
+				cands[i].Unfit = full.Why
+			case errors.Is(err, fsm.ErrConflict):
+				cands[i].Unfit = strings.TrimPrefix(err.Error(), fsm.ErrConflict.Error()+": ")
+			default:
 				return err
 			}
-			cands[i].Unfit = strings.TrimPrefix(err.Error(), fsm.ErrConflict.Error()+": ")
 		}
 	}
 	return nil
