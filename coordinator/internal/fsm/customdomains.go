@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -79,6 +80,18 @@ type CustomDomainSet struct {
 	Domain    string          `json:"domain"`
 	Token     string          `json:"token"`
 	Records   []api.DNSRecord `json:"records"`
+	// Detach is the hosting.uncert action that takes a replaced domain
+	// off the node (detachOnNode).
+	Detach *DetachAction `json:"detach,omitempty"`
+}
+
+// DetachAction is the id and deadline (chosen by the proposer) of the
+// hosting.uncert action a command opens when it drops a custom domain that
+// was verified: only such a domain can have been routed on the node and
+// have its certificate there. The rest of the action comes from the state.
+type DetachAction struct {
+	ID       string    `json:"id"`
+	Deadline time.Time `json:"deadline"`
 }
 
 // CustomDomainVerified marks Domain verified, if it is still the account's.
@@ -88,10 +101,12 @@ type CustomDomainVerified struct {
 	Domain    string `json:"domain"`
 }
 
-// CustomDomainDelete detaches the account's custom domain.
+// CustomDomainDelete detaches the account's custom domain; Detach takes it
+// off the node (detachOnNode).
 type CustomDomainDelete struct {
-	HostingID string `json:"hosting_id"`
-	AccountID string `json:"account_id"`
+	HostingID string        `json:"hosting_id"`
+	AccountID string        `json:"account_id"`
+	Detach    *DetachAction `json:"detach,omitempty"`
 }
 
 func (c *applyCtx) liveHosting(accountID, id string) (store.HostingAccount, error) {
@@ -112,6 +127,27 @@ func (c *applyCtx) liveCustomDomain(accountID, hostingID string) (store.CustomDo
 		return store.CustomDomain{}, err
 	}
 	return c.r.CustomDomain(accountID, hostingID)
+}
+
+// detachOnNode opens the hosting.uncert action of the custom domain d of h
+// (p: its id and deadline) when d was verified, so that the node stops
+// routing it and removes its certificate; else the node would go on serving
+// a name the cluster has freed for another account (whose certificate the
+// node would then refuse to install: the name routed to another user). A
+// command without p (proposed before detaching existed) opens none.
+// Refused, with nothing written, while the account has an action under way.
+func (c *applyCtx) detachOnNode(h store.HostingAccount, d store.CustomDomain, p *DetachAction) error {
+	if p == nil || d.Status != api.CustomDomainVerified {
+		return nil
+	}
+	params, err := action.Encode(&action.HostingUncert{Domain: d.Domain})
+	if err != nil {
+		return err
+	}
+	a := store.Action{Action: api.Action{ID: p.ID, Command: api.ActionHostingUncert, ResourceType: ResourceHosting, ResourceID: h.ID},
+		AccountID: h.AccountID, NodeID: h.NodeID, Target: h.Username, Params: params, Mutating: true, Deadline: p.Deadline}
+	_, err = applyHostingAction(c, HostingAction{Action: a})
+	return err
 }
 
 func (c *applyCtx) dropCustomDomain(d store.CustomDomain) error {
@@ -143,6 +179,9 @@ func applyCustomDomainSet(c *applyCtx, p CustomDomainSet) (any, error) {
 		return nil, &FieldConflictError{Field: "domain", Msg: msg}
 	}
 	if oldErr == nil {
+		if err := c.detachOnNode(h, old, p.Detach); err != nil {
+			return nil, err
+		}
 		if err := c.dropCustomDomain(old); err != nil {
 			return nil, err
 		}
@@ -180,6 +219,11 @@ func applyCustomDomainDelete(c *applyCtx, p CustomDomainDelete) (any, error) {
 	d, err := c.r.CustomDomain(p.AccountID, p.HostingID)
 	if err != nil {
 		return nil, err
+	}
+	if h, err := c.r.OwnedHostingAccount(p.AccountID, p.HostingID); err == nil && h.Status != api.HostingDeleted {
+		if err := c.detachOnNode(h, d, p.Detach); err != nil {
+			return nil, err
+		}
 	}
 	if err := c.dropCustomDomain(d); err != nil {
 		return nil, err

@@ -253,3 +253,72 @@ func customDomainOf(t *testing.T, h *whHarness, id string) store.CustomDomain {
 	}
 	return d
 }
+
+// Dropping a verified custom domain (a delete or a replacement) opens the
+// hosting.uncert action that takes it off the node, in the same command; a
+// domain never verified (so never routed) opens none, and while the account
+// has an action under way the drop is refused with nothing changed.
+func TestCustomDomainDetachOnNode(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: 103})
+	deadline := h.at.Add(time.Hour)
+	a := store.HostingAccount{HostingAccount: api.HostingAccount{ID: "hst_a", Username: "ada", Domain: "ada.example", Plan: "p", PHPVersion: "8.2"},
+		AccountID: "acc_1", NodeID: "hv-1"}
+	h.must(CmdHostingCreate, HostingCreate{Hosting: a, Action: store.Action{Action: api.Action{ID: "act_create",
+		Command: api.ActionHostingCreate, ResourceID: "hst_a"}, NodeID: "hv-1", Target: "ada", Deadline: deadline, NeedsSecret: true}})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_create", Success: true})
+	action := func(id string) (store.Action, error) {
+		var out store.Action
+		err := h.fsms[1].Read(func(r store.ReadTx) (err error) { out, err = r.Action(id); return })
+		return out, err
+	}
+	verify := func(d string) {
+		h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: d, Token: "t"})
+		h.must(CmdCustomDomainVerified, CustomDomainVerified{HostingID: "hst_a", AccountID: "acc_1", Domain: d})
+	}
+	wantUncert := func(id, domain string) {
+		t.Helper()
+		act, err := action(id)
+		if err != nil || act.Command != api.ActionHostingUncert || act.NodeID != "hv-1" || act.Target != "ada" ||
+			act.ResourceID != "hst_a" || act.Status != api.ActionPending || !strings.Contains(string(act.Params), `"domain":"`+domain+`"`) {
+			t.Fatalf("detach action %s: %+v %s %v", id, act, act.Params, err)
+		}
+		h.must(CmdActionFinish, ActionFinish{ID: id, Success: true})
+	}
+
+	// Never verified: nothing to take off the node.
+	h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: "pending.example", Token: "t"})
+	h.must(CmdCustomDomainDelete, CustomDomainDelete{HostingID: "hst_a", AccountID: "acc_1", Detach: &DetachAction{ID: "act_d0", Deadline: deadline}})
+	if _, err := action("act_d0"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a pending domain's delete opened an action: %v", err)
+	}
+
+	// Verified, with a suspension under way: refused, nothing changed.
+	verify("shop.example")
+	h.must(CmdHostingAction, HostingAction{Action: store.Action{Action: api.Action{ID: "act_susp", Command: api.ActionHostingSuspend,
+		ResourceID: "hst_a"}, AccountID: "acc_1", NodeID: "hv-1", Target: "ada", Deadline: deadline}})
+	if _, err := h.apply(CmdCustomDomainDelete, CustomDomainDelete{HostingID: "hst_a", AccountID: "acc_1",
+		Detach: &DetachAction{ID: "act_d1", Deadline: deadline}}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("delete while suspending: %v", err)
+	}
+	if _, err := action("act_d1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the refused delete opened an action: %v", err)
+	}
+	if v := h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example", Token: "t"}).(api.CustomDomain); v.Status != api.CustomDomainVerified {
+		t.Fatalf("the refused delete changed the domain: %+v", v)
+	}
+	h.must(CmdActionFinish, ActionFinish{ID: "act_susp", Success: true})
+
+	// A replacement takes the old verified name off the node.
+	h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop2.example", Token: "t2",
+		Detach: &DetachAction{ID: "act_d2", Deadline: deadline}})
+	wantUncert("act_d2", "shop.example")
+
+	// A delete takes it off too.
+	h.must(CmdCustomDomainVerified, CustomDomainVerified{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop2.example"})
+	h.must(CmdCustomDomainDelete, CustomDomainDelete{HostingID: "hst_a", AccountID: "acc_1", Detach: &DetachAction{ID: "act_d3", Deadline: deadline}})
+	wantUncert("act_d3", "shop2.example")
+	if a, b := bucketDump(h.fsms[0], store.BucketActions, store.BucketCustomDomains), bucketDump(h.fsms[1], store.BucketActions, store.BucketCustomDomains); string(a) != string(b) {
+		t.Fatal("replicas differ")
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/domains"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/certissue"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -101,8 +102,22 @@ func (a *API) putCustomDomain(rq *request) (int, any, error) {
 	ctx, cancel := context.WithTimeout(rq.Context(), 5*time.Second)
 	defer cancel()
 	recs := records(domains.Required(a.expect(ctx, h, domain, token)))
-	return a.propose(rq.Context(), rq, fsm.CmdCustomDomainSet, fsm.CustomDomainSet{HostingID: h.ID, AccountID: rq.caller.accountID,
-		Domain: domain, Token: token, Records: recs}, http.StatusOK)
+	detach, kick := a.detachAction(rq)
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdCustomDomainSet, fsm.CustomDomainSet{HostingID: h.ID, AccountID: rq.caller.accountID,
+		Domain: domain, Token: token, Records: recs, Detach: detach}, http.StatusOK)
+	kick()
+	return status, v, err
+}
+
+// detachAction is the hosting.uncert action a custom domain's replacement or
+// removal opens when the domain it drops was verified (fsm.DetachAction),
+// and the dispatcher's wake-up to call after the proposal.
+func (a *API) detachAction(rq *request) (*fsm.DetachAction, func()) {
+	deadline, kick := defaultActionDeadline, func() {}
+	if deps, err := a.serverDeps(); err == nil {
+		deadline, kick = deps.actionDeadline(), deps.Kick
+	}
+	return &fsm.DetachAction{ID: ids.New(actionIDPrefix, rq.now), Deadline: rq.now.Add(deadline)}, kick
 }
 
 // loadCustomDomain reads the caller's hosting account and its custom domain
@@ -162,8 +177,10 @@ func (a *API) deleteCustomDomain(rq *request) (int, any, error) {
 	if err := decodeNoBody(rq.body); err != nil {
 		return 0, nil, err
 	}
+	detach, kick := a.detachAction(rq)
 	status, _, err := a.propose(rq.Context(), rq, fsm.CmdCustomDomainDelete, fsm.CustomDomainDelete{HostingID: h.ID,
-		AccountID: rq.caller.accountID}, http.StatusNoContent)
+		AccountID: rq.caller.accountID, Detach: detach}, http.StatusNoContent)
+	kick()
 	return status, nil, err
 }
 
