@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -142,9 +143,15 @@ type OAuthRevoke struct {
 }
 
 // OAuthSweep removes up to Limit tokens expired by the command's time, and
-// the grants left without a token (nothing can use them any more).
+// the grants left without a token (nothing can use them any more). With
+// ClientsUnusedBefore set, it also removes up to Limit registered clients
+// (RFC 7591) created before that time that no grant, pending device
+// authorization or code names: registration needs no credential, so what
+// nobody connected with must not stay in the state for ever. Entries written
+// before the field existed leave the clients alone.
 type OAuthSweep struct {
-	Limit int `json:"limit"`
+	Limit               int       `json:"limit"`
+	ClientsUnusedBefore time.Time `json:"clients_unused_before,omitzero"`
 }
 
 // OAuthIssued is the value of a successful redemption or refresh.
@@ -503,7 +510,62 @@ func applyOAuthSweep(c *applyCtx, p OAuthSweep) (any, error) {
 		}
 		removed++
 	}
-	return map[string]int{"tokens": len(gone), "grants": removed}, nil
+	out := map[string]int{"tokens": len(gone), "grants": removed}
+	if !p.ClientsUnusedBefore.IsZero() {
+		n, err := sweepUnusedClients(c, p.ClientsUnusedBefore, p.Limit)
+		if err != nil {
+			return nil, err
+		}
+		out["clients"] = n
+	}
+	return out, nil
+}
+
+// sweepUnusedClients removes up to limit (0: no limit) registered clients
+// created before cut that no grant (live or revoked), device authorization
+// or authorization code names, and returns how many it removed.
+func sweepUnusedClients(c *applyCtx, cut time.Time, limit int) (int, error) {
+	used := map[string]bool{}
+	err := errors.Join(
+		noteClients(c, store.BucketOAuthGrants, used, func(g store.OAuthGrant) string { return g.ClientID }),
+		noteClients(c, store.BucketOAuthDevices, used, func(d store.OAuthDevice) string { return d.ClientID }),
+		noteClients(c, store.BucketOAuthCodes, used, func(oc store.OAuthCode) string { return oc.ClientID }),
+	)
+	if err != nil {
+		return 0, err
+	}
+	var gone [][]byte
+	err = c.tx.Bucket(store.BucketOAuthClients).ForEach(func(k, v []byte) error {
+		if limit > 0 && len(gone) >= limit {
+			return nil
+		}
+		var cl store.OAuthClient
+		if json.Unmarshal(v, &cl) == nil && cl.CreatedAt.Before(cut) && !used[cl.ID] {
+			gone = append(gone, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	b := c.tx.Bucket(store.BucketOAuthClients)
+	for _, k := range gone {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(gone), nil
+}
+
+// noteClients marks in used the client each record of bucket names.
+func noteClients[T any](c *applyCtx, bucket []byte, used map[string]bool, client func(T) string) error {
+	return c.tx.Bucket(bucket).ForEach(func(_, v []byte) error {
+		var rec T
+		if json.Unmarshal(v, &rec) == nil {
+			used[client(rec)] = true
+		}
+		return nil
+	})
 }
 
 // ApproverLive reports whether the API key that approved g (if a key did)

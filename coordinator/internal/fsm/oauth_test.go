@@ -128,3 +128,62 @@ func TestOAuthCommandsUseCommandTime(t *testing.T) {
 		t.Fatalf("connected apps after every token expired: %+v", apps)
 	}
 }
+
+// TestOAuthSweepForgetsUnusedClients: with ClientsUnusedBefore, the sweep
+// removes registered clients created before it that nothing names — no
+// grant (live or revoked), device authorization or code — and keeps the
+// others; a sweep without it (every entry written before it existed)
+// removes no client.
+func TestOAuthSweepForgetsUnusedClients(t *testing.T) {
+	f := open(t, filepath.Join(t.TempDir(), "a.db"))
+	defer f.Close()
+	var idx uint64
+	apply := func(at time.Time, typ CommandType, p any) any {
+		t.Helper()
+		idx++
+		res := f.Apply(logAt(t, idx, typ, at, p)).(*Result)
+		if res.Err != nil {
+			t.Fatalf("command %d: %v", typ, res.Err)
+		}
+		return res.Value
+	}
+	apply(t0, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "A", Country: "TR"})
+	for _, id := range []string{"hpc_idle", "hpc_code", "hpc_device", "hpc_app", "hpc_revoked"} {
+		apply(t0, CmdOAuthClientRegister, OAuthClientRegister{Client: store.OAuthClient{ID: id, Name: id, RedirectURIs: []string{"https://a/cb"}}})
+	}
+	apply(t0.Add(48*time.Hour), CmdOAuthClientRegister, OAuthClientRegister{Client: store.OAuthClient{ID: "hpc_new", Name: "new"}})
+	code := func(client, hash, grant string) {
+		apply(t0.Add(time.Hour), CmdOAuthCodeCreate, OAuthCodeCreate{CodeHash: hash, ClientID: client, ClientName: client, RedirectURI: "https://a/cb", Challenge: "C", AccountID: "acc_1", Scopes: []string{"account:read"}, Resource: "https://api", TTL: 5 * time.Minute})
+		if grant != "" {
+			apply(t0.Add(time.Hour+time.Minute), CmdOAuthCodeRedeem, OAuthCodeRedeem{CodeHash: hash, ClientID: client, RedirectURI: "https://a/cb", Challenge: "C",
+				Issue: OAuthIssue{GrantID: grant, AccessHash: "at" + grant, RefreshHash: "rt" + grant, AccessTTL: time.Hour, RefreshTTL: 90 * 24 * time.Hour}})
+		}
+	}
+	code("hpc_code", "ch_code", "")
+	code("hpc_app", "ch_app", "app_1")
+	code("hpc_revoked", "ch_revoked", "app_2")
+	apply(t0.Add(2*time.Hour), CmdOAuthRevoke, OAuthRevoke{GrantID: "app_2", AccountID: "acc_1"})
+	apply(t0.Add(time.Hour), CmdOAuthDeviceStart, OAuthDeviceStart{ID: "dev_1", DeviceHash: "dh1", UserCodeHash: "uh1", ClientID: "hpc_device", ClientName: "CLI", Scopes: []string{"account:read"}, Resource: "https://api", Interval: 5, TTL: 10 * time.Minute})
+
+	clients := func() (ids []string) {
+		_ = f.Read(func(r store.ReadTx) error {
+			for _, id := range []string{"hpc_idle", "hpc_code", "hpc_device", "hpc_app", "hpc_revoked", "hpc_new"} {
+				if r.OAuthClientExists(id) {
+					ids = append(ids, id)
+				}
+			}
+			return nil
+		})
+		return ids
+	}
+	all := clients()
+	at := t0.Add(49 * time.Hour)
+	if v := apply(at, CmdOAuthSweep, OAuthSweep{Limit: 100}).(map[string]int); v["clients"] != 0 || !reflect.DeepEqual(clients(), all) {
+		t.Fatalf("a sweep without ClientsUnusedBefore: %v, clients %v, want all of %v", v, clients(), all)
+	}
+	v := apply(at, CmdOAuthSweep, OAuthSweep{Limit: 100, ClientsUnusedBefore: at.Add(-24 * time.Hour)}).(map[string]int)
+	want := []string{"hpc_code", "hpc_device", "hpc_app", "hpc_revoked", "hpc_new"}
+	if v["clients"] != 1 || !reflect.DeepEqual(clients(), want) {
+		t.Fatalf("sweep: %v, clients left %v, want %v", v, clients(), want)
+	}
+}

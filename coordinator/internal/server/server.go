@@ -466,15 +466,21 @@ func (s *Server) sweepIdempotency(ctx context.Context) {
 	}
 }
 
-// sweepOAuth removes expired OAuth tokens and the grants they leave empty.
+// unusedClientTTL is how long a registered OAuth client (RFC 7591, which
+// anyone may register) is kept while nothing names it: no connected app,
+// pending device authorization or code.
+const unusedClientTTL = 24 * time.Hour
+
+// sweepOAuth removes expired OAuth tokens and the grants they leave empty,
+// and the registered clients nothing has named for unusedClientTTL.
 func (s *Server) sweepOAuth(ctx context.Context) {
-	res, err := s.propose(ctx, fsm.CmdOAuthSweep, fsm.OAuthSweep{Limit: 10000})
+	res, err := s.propose(ctx, fsm.CmdOAuthSweep, fsm.OAuthSweep{Limit: 10000, ClientsUnusedBefore: time.Now().Add(-unusedClientTTL)})
 	if err != nil {
 		s.log.Warn("oauth sweep failed", "err", err)
 		return
 	}
-	if n, _ := res.Value.(map[string]int); n["tokens"] > 0 {
-		s.log.Info("expired oauth tokens removed", "tokens", n["tokens"], "grants", n["grants"])
+	if n, _ := res.Value.(map[string]int); n["tokens"] > 0 || n["clients"] > 0 {
+		s.log.Info("expired oauth tokens and unused clients removed", "tokens", n["tokens"], "grants", n["grants"], "clients", n["clients"])
 	}
 }
 
