@@ -8,6 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/mail"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
@@ -24,7 +28,7 @@ import (
 // for forwarding between coordinators). Writes on a follower are forwarded to the
 // leader; cluster status and backup answer locally.
 func (a *API) AdminHandler() http.Handler {
-	mux := http.NewServeMux()
+	mux := a.newAdminMux()
 	leader := func(h adminFunc) http.Handler { return a.adminWrap(h, true) }
 	local := func(h adminFunc) http.Handler { return a.adminWrap(h, false) }
 	mux.Handle("POST /admin/accounts", leader(a.adminCreateAccount))
@@ -48,10 +52,43 @@ func (a *API) AdminHandler() http.Handler {
 	mux.Handle("POST /admin/oauth/approve", leader(a.adminOAuthApprove))
 	mux.Handle("GET /admin/accounts/{id}/connected-apps", leader(a.adminListConnectedApps))
 	mux.Handle("POST /admin/connected-apps/{id}/revoke", leader(a.adminRevokeConnectedApp))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, "", api.NewError(http.StatusNotFound, "route_not_found", "no such admin endpoint: "+r.Method+" "+r.URL.Path))
-	})
+	mux.HandleFunc("/", a.adminUnrouted)
 	return mux
+}
+
+// newAdminMux is the mux of one admin layer (AdminHandler, NodeAdmin,
+// ReverseZoneAdmin, ServerAdmin): the admin fallback knows its routes.
+func (a *API) newAdminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	a.adminMu.Lock()
+	a.adminMuxes = append(a.adminMuxes, mux)
+	a.adminMu.Unlock()
+	return mux
+}
+
+// adminUnrouted answers what no admin route matched, as the public listener
+// does: a path some layer serves with other methods is a 405 with Allow, any
+// other a 404.
+func (a *API) adminUnrouted(w http.ResponseWriter, r *http.Request) {
+	rid := requestID(r)
+	w.Header().Set(headerRequestID, rid)
+	a.adminMu.Lock()
+	muxes := a.adminMuxes
+	a.adminMu.Unlock()
+	var allow []string
+	for _, m := range muxes {
+		for _, meth := range allowedMethods(m, r) {
+			if !slices.Contains(allow, meth) {
+				allow = append(allow, meth)
+			}
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeError(w, rid, api.NewError(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allow, ", ")))
+		return
+	}
+	writeError(w, rid, api.NewError(http.StatusNotFound, "route_not_found", "no such admin endpoint: "+r.Method+" "+r.URL.Path))
 }
 
 type adminFunc func(r *http.Request, body []byte, now time.Time) (int, any, error)
@@ -420,7 +457,9 @@ func (a *API) adminClusterJoin(r *http.Request, body []byte, now time.Time) (int
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := text("raft_addr", req.RaftAddr, 3, 255); err != nil {
+	// A voter added at an address no coordinator can listen on is a voter
+	// that never answers: on a one-node cluster that alone loses the quorum.
+	if err := validHostPort("raft_addr", req.RaftAddr); err != nil {
 		return 0, nil, err
 	}
 	if req.APIAddr != "" {
@@ -452,9 +491,22 @@ func (a *API) adminClusterRegister(r *http.Request, body []byte, now time.Time) 
 }
 
 // validAPIAddr checks the api_addr field of a join or register: host:port.
-func validAPIAddr(addr string) error {
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		return invalidField("api_addr", "must be host:port")
+func validAPIAddr(addr string) error { return validHostPort("api_addr", addr) }
+
+// validHostPort checks that field is host:port with a host name or IP
+// address and a port number from 1 to 65535 (what a coordinator can listen on
+// and its peers dial).
+func validHostPort(field, addr string) error {
+	bad := invalidField(field, "must be host:port (a host name or IP address and a port from 1 to 65535), e.g. 10.0.0.2:8421")
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || len(addr) > 300 {
+		return bad
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+		return bad
+	}
+	if _, err := netip.ParseAddr(host); err != nil && validate.Hostname(strings.ToLower(host)) != nil {
+		return bad
 	}
 	return nil
 }
@@ -470,6 +522,15 @@ func (a *API) adminClusterRemove(_ *http.Request, body []byte, _ time.Time) (int
 	req, err := decodeClusterBody(body, func(req *api.ClusterRemoveRequest) string { return req.ID })
 	if err != nil {
 		return 0, nil, err
+	}
+	// Removing an id that is no member would change nothing and answer as if
+	// it had (a mistyped id looks removed).
+	members, err := a.raft.Servers()
+	if err != nil {
+		return 0, nil, err
+	}
+	if !slices.ContainsFunc(members, func(s raftnode.Server) bool { return s.ID == req.ID }) {
+		return 0, nil, &httpError{status: http.StatusNotFound, code: "not_found", msg: fmt.Sprintf("coordinator %q is not a member of the cluster (hostplanectl cluster status)", req.ID)}
 	}
 	if err := a.raft.Remove(req.ID); err != nil {
 		return 0, nil, err

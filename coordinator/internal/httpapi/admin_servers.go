@@ -109,7 +109,7 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 	if cfg.VMPrefix == "" {
 		cfg.VMPrefix = "hp-"
 	}
-	mux := http.NewServeMux()
+	mux := a.newAdminMux()
 	leader := func(h adminFunc) http.Handler { return a.adminWrap(h, true) }
 	mux.Handle("POST /admin/servers", leader(func(r *http.Request, body []byte, now time.Time) (int, any, error) {
 		return a.adminCreateServer(r, body, now, cfg)

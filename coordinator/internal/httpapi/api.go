@@ -103,6 +103,10 @@ type API struct {
 	mounts  []mount // extra handlers on the public listener (Mount)
 	brand   *brand.Brand
 	openapi []byte // the brand's OpenAPI document
+	// adminMuxes are the muxes of every admin layer (newAdminMux), which the
+	// admin fallback asks for the methods a path is served with.
+	adminMu    sync.Mutex
+	adminMuxes []*http.ServeMux
 	// brandMismatch, when set, says why this coordinator's brand is not the
 	// cluster's: /readyz and every /v1 call answer 503 with it.
 	brandMismatch atomic.Pointer[string]

@@ -35,7 +35,7 @@ const (
 // show and remove. Every route runs on the leader (whose sessions give the live
 // last-seen times); followers forward.
 func (a *API) NodeAdmin(next http.Handler, deps NodeDeps) http.Handler {
-	mux := http.NewServeMux()
+	mux := a.newAdminMux()
 	leader := func(h adminFunc) http.Handler { return a.adminWrap(h, true) }
 	mux.Handle("POST /admin/nodes/tokens", leader(func(r *http.Request, body []byte, now time.Time) (int, any, error) {
 		return a.adminCreateJoinToken(r, body, now, deps)

@@ -53,7 +53,7 @@ func (a *API) reverseZones() ([]store.ReverseZone, error) {
 
 // ReverseZoneAdmin adds the /admin/reverse-zones routes to an admin handler.
 func (a *API) ReverseZoneAdmin(next http.Handler) http.Handler {
-	mux := http.NewServeMux()
+	mux := a.newAdminMux()
 	leader := func(h adminFunc) http.Handler { return a.adminWrap(h, true) }
 	mux.Handle("GET /admin/reverse-zones", leader(func(_ *http.Request, _ []byte, _ time.Time) (int, any, error) {
 		out := []api.ReverseZone{}

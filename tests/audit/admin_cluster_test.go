@@ -1,0 +1,132 @@
+package audit
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+// ctlRun is one run of the hostplanectl binary: what it printed and its exit
+// code.
+type ctlRun struct {
+	args           []string
+	stdout, stderr string
+	code           int
+}
+
+func (r ctlRun) String() string {
+	return fmt.Sprintf("hostplanectl %s: exit %d, stdout %q, stderr %q", strings.Join(r.args, " "), r.code, r.stdout, r.stderr)
+}
+
+// ctl runs the hostplanectl binary of this tree on the admin socket of
+// coordinator p, as an operator on that host would.
+func ctl(t *testing.T, p *framework.CoordinatorProcess, args ...string) ctlRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, framework.Ctl(t), append([]string{"--socket", p.AdminSocket()}, args...)...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := ctlRun{args: args, stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("hostplanectl %v: %v", args, err)
+	}
+	return r
+}
+
+// clusterStatus is `hostplanectl cluster status --json` on p.
+func clusterStatus(t *testing.T, p *framework.CoordinatorProcess) api.ClusterStatus {
+	t.Helper()
+	r := ctl(t, p, "--json", "cluster", "status")
+	var st api.ClusterStatus
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
+		t.Fatalf("%s", r)
+	}
+	return st
+}
+
+func voterIDs(st api.ClusterStatus) []string {
+	var ids []string
+	for _, s := range st.Servers {
+		if s.Suffrage == "Voter" {
+			ids = append(ids, s.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// TestAdminClusterMembershipRefusals: `hostplanectl cluster join` with a Raft
+// address no coordinator can listen on, and `cluster remove` of an id that
+// is no member, run on a follower, exit non-zero naming the field or id on
+// stderr and leave the membership as it was (before, a malformed address was
+// added as a voter that can never answer: on a one-node cluster that alone
+// loses the quorum; a removal of a mistyped id printed "removed").
+// transfer-leadership on a follower is forwarded and moves the leadership.
+func TestAdminClusterMembershipRefusals(t *testing.T) {
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	ld, err := c.LeaderIndex(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Nodes[(ld+1)%c.Len()]
+	want := voterIDs(clusterStatus(t, f))
+	if len(want) != 3 {
+		t.Fatalf("voters %v", want)
+	}
+	for _, addr := range []string{"bad addr", "127.0.0.1", ":8421", "127.0.0.1:0", "127.0.0.1:99999", "127.0.0.1:port", "bad_host!:8421"} {
+		r := ctl(t, f, "cluster", "join", "c9", addr)
+		if r.code != 2 || !strings.Contains(r.stderr, "raft_addr") || r.stdout != "" {
+			t.Errorf("join at %q: want exit 2 naming raft_addr on stderr, nothing on stdout: %s", addr, r)
+		}
+	}
+	if r := ctl(t, f, "cluster", "remove", "c-typo"); r.code == 0 || !strings.Contains(r.stderr, "c-typo") || r.stdout != "" {
+		t.Errorf("remove of a non-member: want a failure naming it on stderr: %s", r)
+	}
+	if r := ctl(t, f, "cluster", "transfer-leadership", "--to", "nope"); r.code != 2 || !strings.Contains(r.stderr, `"to"`) {
+		t.Errorf("transfer to a non-member: want exit 2 naming \"to\": %s", r)
+	}
+	for _, p := range c.Nodes {
+		if got := voterIDs(clusterStatus(t, p)); !slices.Equal(got, want) {
+			t.Fatalf("after the refusals coordinator %s has voters %v, want %v", p.ID, got, want)
+		}
+	}
+	// The cluster still takes writes through the follower.
+	if r := ctl(t, f, "account", "create", "--email", "after-refusals@example.com"); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+
+	old := c.Nodes[ld].ID
+	r := ctl(t, f, "--json", "cluster", "transfer-leadership")
+	var st api.ClusterStatus
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil || st.LeaderID == old || st.LeaderID == "" {
+		t.Fatalf("transfer-leadership on follower %s (leader was %s): %s", f.ID, old, r)
+	}
+	framework.WaitFor(t, "every coordinator to see the new leader", 10*time.Second, 50*time.Millisecond, func() bool {
+		for _, p := range c.Nodes {
+			if s := clusterStatus(t, p); s.LeaderID != st.LeaderID {
+				return false
+			}
+		}
+		return true
+	})
+	// The old leader, now a follower, forwards an admin write.
+	if r := ctl(t, c.Nodes[ld], "account", "create", "--email", "after-transfer@example.com"); r.code != 0 {
+		t.Fatalf("write on the old leader: %s", r)
+	}
+}
