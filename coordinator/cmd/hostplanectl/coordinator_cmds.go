@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,11 +59,21 @@ func newKeyCmd(g *globals) *cobra.Command {
 	create := &cobra.Command{
 		Use: "create ACCOUNT_ID", Short: "Mint an API key (printed once)", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			if scopes != "" {
-				req.Scopes = conflayer.SplitList(scopes)
+			// A flag given names what the key gets: given empty (or only
+			// commas and spaces) it must not fall back to the default, which
+			// is wider (every default scope, any address, no expiry).
+			if c.Flags().Changed("scopes") {
+				if req.Scopes = conflayer.SplitList(scopes); len(req.Scopes) == 0 {
+					return usageError{"--scopes names no scope (leave it out for the default scopes)"}
+				}
 			}
-			if cidrs != "" {
-				req.AllowedCIDRs = conflayer.SplitList(cidrs)
+			if c.Flags().Changed("allow-ip") {
+				if req.AllowedCIDRs = conflayer.SplitList(cidrs); len(req.AllowedCIDRs) == 0 {
+					return usageError{"--allow-ip names no CIDR (leave it out to allow any address)"}
+				}
+			}
+			if expires < 0 {
+				return usageError{"--expires-in must be positive (0 or left out: the key never expires)"}
 			}
 			if expires > 0 {
 				t := time.Now().Add(expires).UTC()
@@ -188,6 +199,11 @@ func newInvoiceCmd(g *globals) *cobra.Command {
 			if len(lines) == 0 {
 				return usageError{"at least one --line DESCRIPTION=PRICE or DESCRIPTION=QTYxPRICE is required"}
 			}
+			if req.DueDays < 1 {
+				// The API takes 0 as "left out" (7 days): refused here, so
+				// --due-days 0 is not an invoice due in a week.
+				return usageError{"--due-days must be from 1 to 365"}
+			}
 			for _, l := range lines {
 				desc, price, ok := strings.Cut(l, "=")
 				if !ok || desc == "" {
@@ -195,10 +211,13 @@ func newInvoiceCmd(g *globals) *cobra.Command {
 				}
 				qty := int64(1)
 				if q, p, ok := strings.Cut(price, "x"); ok {
-					if _, err := fmt.Sscanf(q, "%d", &qty); err != nil {
-						return usageError{fmt.Sprintf("--line %q: bad quantity", l)}
+					// The whole of QTY is the number ("2abc" is no quantity),
+					// and 0 is refused here: the API takes 0 as "left out" (1).
+					n, err := strconv.ParseInt(q, 10, 64)
+					if err != nil || n < 1 {
+						return usageError{fmt.Sprintf("--line %q: the quantity must be a whole number of at least 1", l)}
 					}
-					price = p
+					qty, price = n, p
 				}
 				cents, err := parseMoney(price)
 				if err != nil {

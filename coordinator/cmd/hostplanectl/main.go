@@ -58,7 +58,7 @@ func main() {
 
 // packagedAdminSocket is where the packaged coordinator (/etc/hostplane/coordinator.json)
 // puts its admin socket.
-const packagedAdminSocket = "/run/hostplane/coordinator/admin.sock"
+var packagedAdminSocket = "/run/hostplane/coordinator/admin.sock"
 
 // defaultAdminSocket is client.DefaultAdminSocket, or the packaged coordinator's
 // socket when that one does not exist, HOSTPLANE_ADMIN_SOCKET is unset and the

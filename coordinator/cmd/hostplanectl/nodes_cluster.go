@@ -18,7 +18,7 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 	var adminSocket string
 	admin := func() *client.Admin { return client.NewAdmin(adminSocket) }
 	addSocket := func(c *cobra.Command) *cobra.Command {
-		c.Flags().StringVar(&adminSocket, "admin-socket", client.DefaultAdminSocket(), "coordinator admin socket (env HOSTPLANE_ADMIN_SOCKET)")
+		c.Flags().StringVar(&adminSocket, "admin-socket", defaultAdminSocket(), "coordinator admin socket (env HOSTPLANE_ADMIN_SOCKET)")
 		return c
 	}
 

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+)
+
+// buildCtl builds this package's hostplanectl into a directory of t's.
+func buildCtl(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hostplanectl")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runCtl runs the hostplanectl binary bin with args: its stdout, stderr and
+// exit code.
+func runCtl(t *testing.T, bin string, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return out.String(), errb.String(), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), errb.String(), 0
+}
+
+// TestCLIInputRefusals runs the hostplanectl binary against a real
+// coordinator with flag values that would otherwise mint or bill something
+// else than the operator wrote: each exits 2 naming the flag on stderr,
+// prints nothing on stdout and changes nothing. Before, `key create
+// --expires-in -5m` minted a key that never expires, `--scopes " "` one
+// with every default scope, `--allow-ip ,` one usable from anywhere;
+// `invoice issue --line "Disk=2abcx1.00"` billed 2 disks, `--line
+// "Disk=0x1.00"` one, and `--due-days 0` made the invoice due in 7 days.
+func TestCLIInputRefusals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a coordinator")
+	}
+	c, g, adm := cliCluster(t)
+	ctx := context.Background()
+	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: "refusals@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Scopes: []string{api.ScopeBillingRead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := buildCtl(t)
+	sock := []string{"--socket", g.socket}
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"key", "create", acc.ID, "--expires-in", "-5m"}, "--expires-in"},
+		{[]string{"key", "create", acc.ID, "--scopes", " "}, "--scopes"},
+		{[]string{"key", "create", acc.ID, "--scopes", ",,"}, "--scopes"},
+		{[]string{"key", "create", acc.ID, "--scopes", ""}, "--scopes"},
+		{[]string{"key", "create", acc.ID, "--allow-ip", ","}, "--allow-ip"},
+		{[]string{"key", "create", acc.ID, "--allow-ip", " "}, "--allow-ip"},
+		{[]string{"invoice", "issue", acc.ID, "--line", "Disk=2abcx1.00"}, "--line"},
+		{[]string{"invoice", "issue", acc.ID, "--line", "Disk=0x1.00"}, "--line"},
+		{[]string{"invoice", "issue", acc.ID, "--line", "Disk=-1x1.00"}, "--line"},
+		{[]string{"invoice", "issue", acc.ID, "--line", "Disk=1.00", "--due-days", "0"}, "--due-days"},
+		{[]string{"invoice", "issue", acc.ID, "--line", "Disk=1.00", "--due-days", "-1"}, "--due-days"},
+		{[]string{"wallet", "credit", acc.ID, "--amount", "-5"}, "--amount"},
+		{[]string{"wallet", "credit", acc.ID, "--amount", "1e3"}, "--amount"},
+	} {
+		stdout, stderr, code := runCtl(t, bin, append(sock, tc.args...)...)
+		if code != 2 || !strings.Contains(stderr, tc.flag) || stdout != "" {
+			t.Errorf("%q: want exit 2 naming %s on stderr and nothing on stdout: exit %d, stdout %q, stderr %q", tc.args, tc.flag, code, stdout, stderr)
+		}
+	}
+	keys, err := adm.Keys(ctx, acc.ID)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("the refusals left keys %+v (%v)", keys, err)
+	}
+	cl := client.New(c.URL(0), k.Key)
+	if inv, err := cl.Invoices(ctx, 1, 10); err != nil || inv.Total != 0 {
+		t.Fatalf("the refusals left invoices %+v (%v)", inv, err)
+	}
+	if w, err := cl.Wallet(ctx); err != nil || w.BalanceUsdCents != 0 {
+		t.Fatalf("the refusals moved the wallet %+v (%v)", w, err)
+	}
+
+	// What the flags are for still works, and does what they say.
+	stdout, stderr, code := runCtl(t, bin, append(sock, "--json", "key", "create", acc.ID, "--expires-in", "1h", "--scopes", "account:read", "--allow-ip", "10.0.0.0/8")...)
+	if code != 0 || !strings.Contains(stdout, `"expires_at": "`) || !strings.Contains(stdout, `"10.0.0.0/8"`) || strings.Contains(stdout, "tickets:") {
+		t.Fatalf("key create: exit %d %s %s", code, stdout, stderr)
+	}
+	stdout, stderr, code = runCtl(t, bin, append(sock, "--json", "invoice", "issue", acc.ID, "--line", "Disk=3x1.50", "--due-days", "1")...)
+	if code != 0 || !strings.Contains(stdout, `"total_usd_cents": 450`) {
+		t.Fatalf("invoice issue: exit %d %s %s", code, stdout, stderr)
+	}
+}
+
+// TestNodeCommandsFindThePackagedSocket: `hostplanectl node token create`,
+// `node list` and the other coordinator-side node commands default to the
+// same admin socket as every other command, the packaged coordinator's
+// (/run/hostplane/coordinator/admin.sock) when no other is there (before,
+// they looked only in ./.hostplane, so on a packaged install `node token
+// create` as README shows it failed while `cluster status` worked).
+func TestNodeCommandsFindThePackagedSocket(t *testing.T) {
+	dir := t.TempDir()
+	packaged := filepath.Join(dir, "run", "admin.sock")
+	if err := os.MkdirAll(filepath.Dir(packaged), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(packaged, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	old := packagedAdminSocket
+	packagedAdminSocket = packaged
+	t.Cleanup(func() { packagedAdminSocket = old })
+	t.Setenv("HOSTPLANE_ADMIN_SOCKET", "")
+	t.Setenv("HOSTPLANE_DATA_DIR", filepath.Join(dir, "data")) // no admin.sock there
+	if got := defaultAdminSocket(); got != packaged {
+		t.Fatalf("defaultAdminSocket() = %q, want the packaged %q", got, packaged)
+	}
+	node := newNodeCmd()
+	for _, path := range [][]string{{"token", "create"}, {"list"}, {"show"}, {"remove"}, {"cordon"}, {"uncordon"}, {"drain"}} {
+		c, _, err := node.Find(path)
+		if err != nil || c.Name() != path[len(path)-1] {
+			t.Fatalf("node %v: %v", path, err)
+		}
+		f := c.Flags().Lookup("admin-socket")
+		if f == nil || f.DefValue != packaged {
+			t.Errorf("node %v: --admin-socket defaults to %v, want %q", path, f, packaged)
+		}
+	}
+}
