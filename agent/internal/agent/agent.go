@@ -78,7 +78,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	// once the session knows the node (its certificate and the coordinators'
 	// console key); a terminate closes the domain's open consoles.
 	ccfg := console.Config{Listen: cfg.ConsoleListen, URL: cfg.ConsoleURL, CertFile: cfg.ConsoleTLSCert,
-		KeyFile: cfg.ConsoleTLSKey, NoVNCDir: cfg.NoVNCDir, Log: log.With("subsystem", "console")}
+		KeyFile: cfg.ConsoleTLSKey, NoVNCDir: cfg.NoVNCDir, MaxPerServer: cfg.ConsoleMaxPerServer, Log: log.With("subsystem", "console")}
 	if hv != nil {
 		ccfg.Displays = hv
 	} else {

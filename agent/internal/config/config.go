@@ -73,12 +73,14 @@ type Config struct {
 	// ConsoleListen is the browser console's TCP address ("" turns it off);
 	// ConsoleURL the base URL browsers reach it at (default https://<listen>);
 	// ConsoleTLSCert/Key its certificate (default: the node certificate);
-	// NoVNCDir the noVNC client it serves.
-	ConsoleListen  string `json:"console_listen,omitempty"`
-	ConsoleURL     string `json:"console_url,omitempty"`
-	ConsoleTLSCert string `json:"console_tls_cert,omitempty"`
-	ConsoleTLSKey  string `json:"console_tls_key,omitempty"`
-	NoVNCDir       string `json:"novnc_dir,omitempty"`
+	// NoVNCDir the noVNC client it serves; ConsoleMaxPerServer how many
+	// consoles one server may have open at once.
+	ConsoleListen       string `json:"console_listen,omitempty"`
+	ConsoleURL          string `json:"console_url,omitempty"`
+	ConsoleTLSCert      string `json:"console_tls_cert,omitempty"`
+	ConsoleTLSKey       string `json:"console_tls_key,omitempty"`
+	NoVNCDir            string `json:"novnc_dir,omitempty"`
+	ConsoleMaxPerServer int    `json:"console_max_per_server,omitempty"`
 }
 
 // Default returns the built-in defaults.
@@ -176,6 +178,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HostingSFTPGroup, "hosting-sftp-group", c.HostingSFTPGroup, "hosting role: the group of hosting users, chrooted to their home by HOSTING_ROOT/ssh/sftp.conf (include it from sshd_config)")
 	fs.StringVar(&c.HostingFPMGlob, "hosting-fpm-glob", c.HostingFPMGlob, "hosting role: where the php-fpmX.Y binaries are; their versions are offered")
 	fs.StringVar(&c.ConsoleListen, "console-listen", c.ConsoleListen, "browser console listener (HTTPS: noVNC and the WebSocket to guests' VNC displays, opened with single-use tokens from the coordinators); 0.0.0.0:8423 to serve browsers on other hosts, empty to turn it off")
+	fs.IntVar(&c.ConsoleMaxPerServer, "console-max-per-server", c.ConsoleMaxPerServer, "how many browser consoles one server may have open at once (0: 4); more are refused with 429 until one closes")
 	fs.StringVar(&c.ConsoleURL, "console-url", c.ConsoleURL, "base URL browsers reach the console listener at, e.g. https://hv-01.example.com:8423 (default https://<console-listen>, with the host name for a wildcard address)")
 	fs.StringVar(&c.ConsoleTLSCert, "console-tls-cert", c.ConsoleTLSCert, "PEM certificate of the console listener (default: the node certificate from the coordinators' CA, which browsers do not trust by themselves)")
 	fs.StringVar(&c.ConsoleTLSKey, "console-tls-key", c.ConsoleTLSKey, "PEM private key for console-tls-cert")
@@ -274,6 +277,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(c.ConsoleListen); err != nil {
 			errs = append(errs, fmt.Errorf("console-listen %q: %v", c.ConsoleListen, err))
 		}
+	}
+	if c.ConsoleMaxPerServer < 0 || c.ConsoleMaxPerServer > 1000 {
+		errs = append(errs, fmt.Errorf("console-max-per-server %d: want 0 (the default, 4) to 1000", c.ConsoleMaxPerServer))
 	}
 	if c.ConsoleURL != "" {
 		if u, err := url.Parse(c.ConsoleURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {

@@ -49,7 +49,16 @@ type Config struct {
 	NoVNCDir string
 	Displays Displays
 	Log      *slog.Logger
+	// MaxPerServer bounds the consoles open at once on one domain (default
+	// DefaultMaxPerServer): each holds a connection to the guest's display
+	// and two copying goroutines on the node, and a console URL costs a
+	// customer one API request, so without a bound one customer could hold
+	// the node's descriptors.
+	MaxPerServer int
 }
+
+// DefaultMaxPerServer is Config.MaxPerServer's default.
+const DefaultMaxPerServer = 4
 
 // Server is the console listener.
 type Server struct {
@@ -61,8 +70,9 @@ type Server struct {
 	v   *consoletoken.Verifier
 	hs  *http.Server
 
-	mu   sync.Mutex
-	open map[string]map[*websocket.Conn]struct{} // domain → open consoles
+	mu    sync.Mutex
+	open  map[string]map[*websocket.Conn]struct{} // domain → open consoles
+	slots map[string]int                          // domain → consoles opening or open
 }
 
 // New returns a console server for cfg; Start binds it.
@@ -178,6 +188,36 @@ func (s *Server) CloseDomain(domain string) {
 	}
 }
 
+func (s *Server) maxPerServer() int {
+	if s.cfg.MaxPerServer > 0 {
+		return s.cfg.MaxPerServer
+	}
+	return DefaultMaxPerServer
+}
+
+// reserve takes one of domain's console slots, false when all are taken;
+// release gives it back.
+func (s *Server) reserve(domain string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.slots[domain] >= s.maxPerServer() {
+		return false
+	}
+	if s.slots == nil {
+		s.slots = map[string]int{}
+	}
+	s.slots[domain]++
+	return true
+}
+
+func (s *Server) release(domain string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.slots[domain]--; s.slots[domain] <= 0 {
+		delete(s.slots, domain)
+	}
+}
+
 func (s *Server) track(domain string, c *websocket.Conn, on bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -220,6 +260,12 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log := s.log.With("domain", c.VM, "server", c.Server, "token_id", c.ID, "remote", r.RemoteAddr)
+	if !s.reserve(c.VM) {
+		log.Info("console refused: too many open", "max", s.maxPerServer())
+		http.Error(w, fmt.Sprintf("%d consoles are already open on this server, the most it may have; close one and open a new console URL", s.maxPerServer()), http.StatusTooManyRequests)
+		return
+	}
+	defer s.release(c.VM)
 	dctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	addr, err := s.cfg.Displays.VNCAddress(dctx, c.VM)
 	var vnc net.Conn

@@ -209,3 +209,39 @@ func TestStaticNoVNC(t *testing.T) {
 		}
 	}
 }
+
+// TestConsolesPerServerAreBounded: a server has at most MaxPerServer
+// consoles open at once (a console URL costs a customer one API request, and
+// each console holds a display connection on the node); the next is a 429
+// before any WebSocket, and closing
+// one frees its slot.
+func TestConsolesPerServerAreBounded(t *testing.T) {
+	h := newHarness(t, t.TempDir())
+	h.srv.cfg.MaxPerServer = 2
+	var open []*websocket.Conn
+	for i := range 2 {
+		c, status, err := h.dial(h.token(t, "hp-vm-1", time.Minute))
+		if err != nil {
+			t.Fatalf("console %d: %v (HTTP %d)", i+1, err, status)
+		}
+		open = append(open, c)
+	}
+	if c, status, err := h.dial(h.token(t, "hp-vm-1", time.Minute)); err == nil || status != http.StatusTooManyRequests {
+		if c != nil {
+			c.CloseNow()
+		}
+		t.Fatalf("a third console on a server allowed two: HTTP %d (%v), want 429", status, err)
+	}
+	open[0].CloseNow()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c, status, err := h.dial(h.token(t, "hp-vm-1", time.Minute))
+		if err == nil {
+			c.CloseNow()
+			break
+		}
+		if status != http.StatusTooManyRequests || time.Now().After(deadline) {
+			t.Fatalf("a console after one closed: HTTP %d (%v)", status, err)
+		}
+	}
+	open[1].CloseNow()
+}
