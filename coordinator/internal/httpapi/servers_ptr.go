@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/rdns"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -33,7 +34,8 @@ func DecodePTR(body []byte) (api.PTRRequest, error) {
 
 // dnsName checks a lower-case DNS name of at least two labels: at most 253
 // characters, labels of 1-63 characters of a-z, 0-9 and '-' that neither start
-// nor end with '-'. One trailing dot is allowed and stripped.
+// nor end with '-', the last not all digits (rdns.ValidTarget). One trailing
+// dot is allowed and stripped.
 func dnsName(field, s string) (string, error) {
 	if s == "" {
 		return "", invalidField(field, "is required")
@@ -44,6 +46,9 @@ func dnsName(field, s string) (string, error) {
 	}
 	if !strings.Contains(name, ".") {
 		return "", invalidField(field, "must be a fully qualified name of at least two labels (e.g. mail.example.com)")
+	}
+	if err := rdns.ValidTarget(name); err != nil {
+		return "", invalidField(field, "must be a host name, not an IP address or a name whose last label is all digits")
 	}
 	return name, nil
 }

@@ -11,7 +11,7 @@ var ptrSeeds = []string{
 	`{"hostname":"mail.example.com"}`, `{"hostname":"mail.example.com."}`, `{"hostname":"a.b"}`, `{"hostname":"localhost"}`,
 	`{"hostname":"Mail.Example.com"}`, `{"hostname":"mail..example.com"}`, `{"hostname":"-a.example.com"}`, `{"hostname":"a-.example.com"}`,
 	`{"hostname":"."}`, `{"hostname":".."}`, `{"hostname":"a.b.."}`, `{"hostname":"bücher.example.com"}`, `{"hostname":"a_b.example.com"}`,
-	`{"hostname":"xn--bcher-kva.example.com"}`, `{"hostname":"1.2.3.4"}`, `{"hostname":"a\u0000.example.com"}`,
+	`{"hostname":"xn--bcher-kva.example.com"}`, `{"hostname":"1.2.3.4"}`, `{"hostname":"mail.123"}`, `{"hostname":"127.1."}`, `{"hostname":"a\u0000.example.com"}`,
 	`{"hostname":"` + strings.Repeat("a", 63) + `.com"}`, `{"hostname":"` + strings.Repeat("a", 64) + `.com"}`,
 	`{"hostname":"` + strings.Repeat("a.", 126) + `b"}`, `{"hostname":"` + strings.Repeat("a.", 127) + `b"}`,
 	`{"hostname":"` + strings.Repeat("a.", 126) + `b."}`, `{"hostname":42}`, `{"hostname":null}`, `{"hostname":"a.com","ttl":1}`,
@@ -26,6 +26,9 @@ func FuzzDecodePTR(f *testing.F) {
 		labels := strings.Split(h, ".")
 		if len(labels) < 2 {
 			t.Fatalf("accepted a single label %q", h)
+		}
+		if strings.Trim(labels[len(labels)-1], "0123456789") == "" {
+			t.Fatalf("accepted %q, whose last label is all digits", h)
 		}
 		for _, l := range labels {
 			if l == "" || len(l) > maxDNSLabel || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") ||

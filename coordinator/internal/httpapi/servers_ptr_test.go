@@ -98,6 +98,7 @@ func TestServerPTR(t *testing.T) {
 		`{"hostname":".example.com"}`, `{"hostname":"mail.example.com.."}`, `{"hostname":"-mail.example.com"}`,
 		`{"hostname":"mail-.example.com"}`, `{"hostname":"mail_1.example.com"}`, `{"hostname":"mail example.com"}`,
 		`{"hostname":"xn--bcher-kva.example.com\u0000"}`, `{"hostname":"bücher.example.com"}`, `{"hostname":"203.0.113.7/24"}`,
+		`{"hostname":"192.0.2.1"}`, `{"hostname":"192.0.2.1."}`, `{"hostname":"mail.123"}`, `{"hostname":"127.1"}`,
 		`{"hostname":"` + strings.Repeat("a", 64) + `.example.com"}`,
 		`{"hostname":"` + strings.Repeat("abcdefghi.", 25) + `example.com"}`, // 261 characters
 		`{"hostname":42}`, `{"hostname":null}`, `{}`, ``,

@@ -36,13 +36,18 @@ type Stats struct {
 }
 
 // ValidTarget checks a PTR target before it goes to PowerDNS: the host-name
-// rule the API applies, at least two labels.
+// rule the API applies, at least two labels, the last not all digits (a host
+// name never is, RFC 1123 2.1 and RFC 3696 2: "192.0.2.1" or "mail.123" as a
+// PTR would read as an address in every log that shows the name).
 func ValidTarget(h string) error {
 	if err := validate.Hostname(h); err != nil {
 		return err
 	}
 	if !strings.Contains(h, ".") {
 		return errors.New("not a fully qualified name")
+	}
+	if strings.Trim(h[strings.LastIndexByte(h, '.')+1:], "0123456789") == "" {
+		return errors.New("the last label is all digits")
 	}
 	return nil
 }
