@@ -162,6 +162,8 @@ func applyServiceSuspend(c *applyCtx, p ServiceSuspend) (any, error) {
 		susp := &store.Suspension{By: store.SuspendOperator, Reason: p.Reason, At: c.at}
 		if cur != nil {
 			susp.InvoiceID = cur.InvoiceID // an unpaid renewal still owed
+		} else {
+			s.markOwnerSuspended(c)
 		}
 		*s.suspension = susp
 		if s.setResume != nil {
@@ -179,6 +181,16 @@ func applyServiceSuspend(c *applyCtx, p ServiceSuspend) (any, error) {
 		return nil, &SuspendedError{ServerID: s.ref.ServerID + s.ref.HostingID, Reason: cur.Reason + " (an operator cannot lift a suspension for non-payment)",
 			Resource: strings.TrimSuffix(s.what, " "+s.ref.ServerID+s.ref.HostingID)}
 	default:
+		// The operator lifts their own suspension; one for an unpaid
+		// renewal it covered stays until paid (no event: still suspended).
+		owed, err := stillOwed(c, s, cur)
+		if err != nil {
+			return nil, err
+		}
+		if owed != nil {
+			*s.suspension = owed
+			break
+		}
 		if err := liftSuspension(c, g, s); err != nil {
 			return nil, err
 		}

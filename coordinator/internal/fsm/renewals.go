@@ -235,6 +235,9 @@ type billed struct {
 	// resumable: suspended by the provider and waiting for its unsuspend
 	// action (hosting; a server stays stopped until its owner starts it).
 	serving, suspendedOnNode, resumable bool
+	// resumePending: a lifted suspension still to be undone on the node
+	// (hosting.Resume), whatever the account's status.
+	resumePending bool
 	// The actions that suspend, resume and terminate it, their params, and
 	// where they run.
 	suspendCmd, resumeCmd, terminateCmd string
@@ -244,7 +247,10 @@ type billed struct {
 	// setResume records that a lifted suspension still has to be undone on
 	// the node (hosting); nil for servers.
 	setResume func(bool)
-	put       func() error
+	// ownerSuspended is the hosting account's OwnerSuspended (nil for
+	// servers).
+	ownerSuspended *bool
+	put            func() error
 	// issued is the renewal invoice this command just issued (read back
 	// without decoding it); unwritten until renewOne writes it, once, after
 	// it paid it or not.
@@ -306,12 +312,13 @@ func billedHosting(c *applyCtx, h *store.HostingAccount) *billed {
 		paidUntil: &h.PaidUntil, renewal: &h.Renewal, suspension: &h.Suspension, actionID: &h.ActionID, updatedAt: &h.UpdatedAt,
 		gone:    h.Status == api.HostingDeleted || h.Status == api.HostingError,
 		serving: h.Status == api.HostingActive, suspendedOnNode: h.Status == api.HostingSuspended,
-		resumable:  h.Resume && h.Status == api.HostingSuspended,
+		resumable: h.Resume && h.Status == api.HostingSuspended, resumePending: h.Resume,
 		suspendCmd: api.ActionHostingSuspend, resumeCmd: api.ActionHostingUnsuspend, terminateCmd: api.ActionHostingDelete,
 		suspendParams: json.RawMessage(`{}`), resourceType: ResourceHosting, nodeID: h.NodeID, target: h.Username,
-		payload:   map[string]any{"hostingId": h.ID, "domain": h.Domain},
-		setResume: func(v bool) { h.Resume = v },
-		put:       func() error { return putHosting(c.tx, *h) },
+		payload:        map[string]any{"hostingId": h.ID, "domain": h.Domain},
+		setResume:      func(v bool) { h.Resume = v },
+		ownerSuspended: &h.OwnerSuspended,
+		put:            func() error { return putHosting(c.tx, *h) },
 	}
 }
 
@@ -371,14 +378,17 @@ func renewOne(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed, res *Renewal
 				res.Paid++
 				changed = true
 			case *s.suspension == nil && !c.at.Before(due.AddDate(0, 0, p.SuspendDays)):
-				*s.suspension = &store.Suspension{
-					By: store.SuspendNonPayment, InvoiceID: inv.ID, At: c.at,
-					Reason: fmt.Sprintf("invoice %s (%d cents) is unpaid since %s; paying it lifts the suspension", inv.Number, inv.TotalUsdCents, due.Format("2006-01-02")),
-				}
+				s.markOwnerSuspended(c)
+				*s.suspension = nonPaymentSuspension(inv, due, c.at)
 				if err := s.emitSuspended(c, true, (*s.suspension).Reason); err != nil {
 					return err
 				}
 				res.Suspended++
+				changed = true
+			case owedUnderOperator(*s.suspension, inv, p, due, c.at):
+				// An operator's suspension also covers this unpaid
+				// renewal: lifting it leaves the non-payment one.
+				(*s.suspension).InvoiceID = inv.ID
 				changed = true
 			}
 			if p.TerminateDays > 0 && !c.at.Before(due.AddDate(0, 0, p.TerminateDays)) && (*s.paidUntil).Equal(due) {
@@ -416,6 +426,55 @@ func renewOne(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed, res *Renewal
 	return s.put()
 }
 
+// nonPaymentSuspension is the suspension for the renewal invoice inv, due
+// on due and unpaid at at.
+func nonPaymentSuspension(inv store.Invoice, due, at time.Time) *store.Suspension {
+	return &store.Suspension{
+		By: store.SuspendNonPayment, InvoiceID: inv.ID, At: at,
+		Reason: fmt.Sprintf("invoice %s (%d cents) is unpaid since %s; paying it lifts the suspension", inv.Number, inv.TotalUsdCents, due.Format("2006-01-02")),
+	}
+}
+
+// owedUnderOperator reports whether the operator's suspension cur does not
+// yet record the unpaid renewal inv, due on due, that would have suspended
+// the service at now.
+func owedUnderOperator(cur *store.Suspension, inv store.Invoice, p RenewalPolicy, due, now time.Time) bool {
+	return cur != nil && cur.By == store.SuspendOperator && cur.InvoiceID != inv.ID && !now.Before(due.AddDate(0, 0, p.SuspendDays))
+}
+
+// stillOwed is the suspension for non-payment that remains when an
+// operator lifts their suspension cur of s: the one for the unpaid renewal
+// invoice cur recorded (nil when there is none or it is paid).
+func stillOwed(c *applyCtx, s *billed, cur *store.Suspension) (*store.Suspension, error) {
+	r := *s.renewal
+	if cur.InvoiceID == "" || r == nil || r.InvoiceID != cur.InvoiceID {
+		return nil, nil
+	}
+	inv, err := renewalInvoice(c, s)
+	if err != nil || inv.Status != api.InvoiceUnpaid {
+		return nil, err
+	}
+	return nonPaymentSuspension(inv, r.PeriodStart, c.at), nil
+}
+
+// markOwnerSuspended records, as a provider's suspension of a hosting
+// account is set (none was), whether the account is suspended on its node
+// by its owner, or being so: lifting the provider's suspension must leave
+// that one.
+func (s *billed) markOwnerSuspended(c *applyCtx) {
+	if s.ownerSuspended == nil {
+		return
+	}
+	held := s.suspendedOnNode && !s.resumable
+	if actionBusy(c, s) {
+		cur, _ := s.action(c)
+		// The owner's suspend in flight; an unsuspend in flight (the
+		// owner's, or ours resuming) is not a suspension to keep.
+		held = (cur.Command == s.suspendCmd && !s.resumePending) || (held && cur.Command != s.resumeCmd)
+	}
+	*s.ownerSuspended = held
+}
+
 // driveSuspension opens the action a suspension (or its lifting) still
 // needs: the stop or hosting.suspend of a suspended service still serving,
 // the hosting.unsuspend of one whose suspension was lifted.
@@ -424,6 +483,9 @@ func driveSuspension(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed) (bool
 	case actionBusy(c, s):
 		return false, nil
 	case *s.suspension != nil && s.serving:
+		if s.ownerSuspended != nil {
+			*s.ownerSuspended = false // serving: whatever its owner did is undone
+		}
 		return openSweepAction(c, g, p, s, s.suspendCmd, s.suspendParams)
 	case *s.suspension == nil && s.resumable:
 		s.setResume(false)
@@ -559,6 +621,11 @@ func liftSuspension(c *applyCtx, g *sweepIDs, s *billed) error {
 		return err
 	}
 	if s.setResume == nil {
+		return nil
+	}
+	if *s.ownerSuspended {
+		// Suspended on the node by its owner: theirs to lift.
+		*s.ownerSuspended = false
 		return nil
 	}
 	cur, err := c.r.Action(*s.actionID)
@@ -721,6 +788,7 @@ func renewalWanted(c *applyCtx, s *billed, p RenewalPolicy, now time.Time, balan
 		terminate := p.TerminateDays > 0 && !now.Before(due.AddDate(0, 0, p.TerminateDays))
 		want = bal >= inv.TotalUsdCents ||
 			(*s.suspension == nil && !now.Before(due.AddDate(0, 0, p.SuspendDays))) ||
+			owedUnderOperator(*s.suspension, inv, p, due, now) ||
 			(terminate && !actionBusy(c, s))
 	}
 	if !want && !actionBusy(c, s) {

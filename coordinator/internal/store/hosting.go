@@ -19,6 +19,10 @@ type HostingAccount struct {
 	// Resume is set while a lifted non-payment suspension still has to be
 	// undone on the node (its hosting.unsuspend not opened yet).
 	Resume bool `json:"resume,omitempty"`
+	// OwnerSuspended is set while the account is suspended (or being
+	// suspended) on its node by its owner under a provider's suspension:
+	// lifting the provider's suspension leaves the owner's in place.
+	OwnerSuspended bool `json:"owner_suspended,omitempty"`
 }
 
 // Admin is the operator view: the customer view with the owner and node.
