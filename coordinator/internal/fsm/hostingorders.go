@@ -1,7 +1,10 @@
 package fsm
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -65,51 +68,112 @@ func refundHostingOrder(c *applyCtx, h *store.HostingAccount, a *store.Action) e
 // closeBilling ends a bought service's billing when it is deleted (a
 // customer's DELETE, an operator, or the renewal sweep's termination), in
 // the command recording the deletion. The refund policy: the unused whole
-// days of the period paid for are credited back to the wallet, pro rata to
-// what that period cost (refunded through its invoice: a refund
-// transaction and the invoice's credit); an unpaid renewal invoice becomes
-// void. paid_until is cleared, so nothing renews.
+// days of every period paid for are credited back to the wallet, pro rata
+// to what that period cost (refunded through the period's invoice: a refund
+// transaction and the invoice's credit), a period not begun in full; an
+// unpaid renewal invoice becomes void. paid_until is cleared, so nothing
+// renews.
 func closeBilling(c *applyCtx, s *billed) error {
 	if *s.paidUntil == nil {
 		return nil
 	}
 	until := **s.paidUntil
 	*s.paidUntil = nil
-	periodInvoice, start := "", until.AddDate(0, -1, 0)
 	if r := *s.renewal; r != nil {
 		inv, err := renewalInvoice(c, s)
 		if err != nil {
 			return err
 		}
-		switch {
-		case inv.Status == api.InvoiceUnpaid:
+		if inv.Status == api.InvoiceUnpaid {
 			inv.Status = api.InvoiceVoid
 			if err := store.PutJSON(c.tx, store.BucketInvoices, store.OwnedKey(inv.AccountID, inv.ID), inv); err != nil {
 				return err
 			}
-		case inv.Status == api.InvoicePaid && r.PeriodEnd.Equal(until):
-			periodInvoice, start = inv.ID, r.PeriodStart
 		}
 	}
-	if periodInvoice == "" {
-		periodInvoice = s.orderInvoice
-	}
-	const day = 24 * time.Hour
-	unused, period := int64(until.Sub(c.at)/day), int64((until.Sub(start)+day/2)/day)
-	if periodInvoice == "" || unused <= 0 || period <= 0 {
-		return nil
-	}
-	var inv store.Invoice
-	if err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(s.ref.AccountID, periodInvoice), &inv); err != nil {
+	periods, err := paidPeriods(c, s, until)
+	if err != nil {
 		return err
 	}
-	amount := inv.TotalUsdCents * min(unused, period) / period
-	if amount <= 0 {
-		return nil
+	const day = 24 * time.Hour
+	for _, inv := range periods {
+		// A period's invoice is due at its start and covers a month.
+		start := inv.DueAt
+		end := start.AddDate(0, 1, 0)
+		unused, period := int64(end.Sub(c.at)/day), int64((end.Sub(start)+day/2)/day)
+		if unused <= 0 || period <= 0 {
+			continue
+		}
+		unused = min(unused, period)
+		amount := inv.TotalUsdCents * unused / period
+		if amount <= 0 {
+			continue
+		}
+		if _, err := refundInvoiceUpTo(c, s.ref.AccountID, inv.ID, amount,
+			fmt.Sprintf("%s deleted with %d of the period's %d days unused", s.what, unused, period)); err != nil {
+			return err
+		}
 	}
-	_, err := refundInvoiceUpTo(c, s.ref.AccountID, periodInvoice, amount,
-		fmt.Sprintf("%s deleted with %d of the period's %d days unused", s.what, unused, period))
-	return err
+	return nil
+}
+
+// paidPeriods is the paid invoices of s's periods up to until, oldest
+// first: its order's and its paid renewals'. The order's and the current
+// renewal's invoices are read directly; the account's invoices are scanned
+// only when the periods left at c.at are not all among them (a renewal
+// before the current one).
+func paidPeriods(c *applyCtx, s *billed, until time.Time) ([]store.Invoice, error) {
+	ours := func(inv store.Invoice) bool {
+		return (inv.ID == s.orderInvoice || (inv.ServerID == s.ref.ServerID && inv.HostingID == s.ref.HostingID)) &&
+			inv.Status == api.InvoicePaid && !inv.DueAt.AddDate(0, 1, 0).After(until)
+	}
+	var out []store.Invoice
+	known := []string{s.orderInvoice}
+	if r := *s.renewal; r != nil && r.InvoiceID != s.orderInvoice {
+		known = append(known, r.InvoiceID)
+	}
+	for _, id := range known {
+		var inv store.Invoice
+		if id == "" {
+			continue
+		} else if err := store.GetJSON(c.tx, store.BucketInvoices, store.OwnedKey(s.ref.AccountID, id), &inv); err == store.ErrNotFound {
+			continue
+		} else if err != nil {
+			return nil, err
+		}
+		if ours(inv) {
+			out = append(out, inv)
+		}
+	}
+	byStart := func(x, y store.Invoice) int { return x.DueAt.Compare(y.DueAt) }
+	slices.SortStableFunc(out, byStart)
+	lo := until // back from until, the periods found end to end
+	for i := len(out) - 1; i >= 0; i-- {
+		if out[i].DueAt.AddDate(0, 1, 0).Equal(lo) {
+			lo = out[i].DueAt
+		}
+	}
+	if !lo.After(c.at) {
+		return out, nil
+	}
+	out = out[:0]
+	id := s.ref.ServerID + s.ref.HostingID
+	prefix := store.OwnedPrefix(s.ref.AccountID)
+	cur := c.tx.Bucket(store.BucketInvoices).Cursor()
+	for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+		if string(k[len(prefix):]) != s.orderInvoice && !bytes.Contains(v, []byte(id)) {
+			continue
+		}
+		var inv store.Invoice
+		if err := json.Unmarshal(v, &inv); err != nil {
+			return nil, fmt.Errorf("decode invoice %s: %w", k, err)
+		}
+		if ours(inv) {
+			out = append(out, inv)
+		}
+	}
+	slices.SortStableFunc(out, byStart)
+	return out, nil
 }
 
 // ServiceSuspend is an operator's suspension (Suspend) or unsuspension of a

@@ -360,8 +360,15 @@ func (s *Server) runLeader(ctx context.Context) {
 	}
 }
 
+// propose proposes a command of the coordinator's own (action results,
+// sweeps, registration) at the coordinator's clock: the API's, so a clock
+// moved for tests (Config.Clock) moves these commands' times too.
 func (s *Server) propose(ctx context.Context, t fsm.CommandType, payload any) (*fsm.Result, error) {
-	env, err := fsm.NewEnvelope(t, time.Now(), payload)
+	now := time.Now()
+	if s.cfg.Clock != nil {
+		now = s.cfg.Clock()
+	}
+	env, err := fsm.NewEnvelope(t, now, payload)
 	if err != nil {
 		return nil, err
 	}
