@@ -37,6 +37,12 @@ func TestProductCLI(t *testing.T) {
 		{[]string{"create", "vps-2", "--category", "vds", "--name", "x", "--price", "1"}, `"category"`},
 		{[]string{"create", "vps-2", "--category", "vps", "--name", "x", "--price", "-1", "--vcpu", "1", "--ram-mb", "1", "--disk-gb", "1"}, `"retail_monthly_usd_cents"`},
 		{[]string{"create", "vps-2", "--category", "vps", "--name", "x", "--price", "1"}, `"specs"`},
+		// Sizes no agent provisions (below 64 MiB, past 1 TiB of memory, 64
+		// vCPUs or 16 TiB of disk; 2^44 MiB is 0 bytes to placement).
+		{[]string{"create", "vps-2", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "1", "--ram-mb", "1", "--disk-gb", "1"}, `"specs"`},
+		{[]string{"create", "vps-2", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "1", "--ram-mb", "17592186044416", "--disk-gb", "1"}, `"specs"`},
+		{[]string{"create", "vps-2", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "4294967295", "--ram-mb", "64", "--disk-gb", "1"}, `"specs"`},
+		{[]string{"create", "vps-2", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "1", "--ram-mb", "64", "--disk-gb", "17179869184"}, `"specs"`},
 	})
 	if ps, err := adm.Products(ctx); err != nil || len(ps) != 0 {
 		t.Fatalf("refusals left products %+v (%v)", ps, err)
@@ -52,7 +58,7 @@ func TestProductCLI(t *testing.T) {
 	if err := run(product, g, "retire", "vps-2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(product, g, "update", "nope", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "1", "--ram-mb", "1", "--disk-gb", "1"); !errors.As(err, &ae) || ae.StatusCode != 404 {
+	if err := run(product, g, "update", "nope", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "1", "--ram-mb", "64", "--disk-gb", "1"); !errors.As(err, &ae) || ae.StatusCode != 404 {
 		t.Fatalf("update of a missing product: %v", err)
 	}
 	ps, err := adm.Products(ctx)
@@ -61,6 +67,14 @@ func TestProductCLI(t *testing.T) {
 	}
 	if err := run(account, g, "pricing", acc.ID, "--discount", "101"); !errors.As(err, &ae) || !strings.Contains(ae.Message, `"discount_percent"`) {
 		t.Fatalf("discount 101: %v", err)
+	}
+	// A price for a product the catalogue does not hold (a typo) is refused,
+	// naming the slug, and changes nothing.
+	if err := run(account, g, "pricing", acc.ID, "--discount", "20", "--price", "vps-3=900"); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, `"vps-3"`) {
+		t.Fatalf("a price for an unknown product: %v", err)
+	}
+	if p, err := adm.AccountPricing(ctx, acc.ID); err != nil || p.DiscountPercent != 0 || len(p.Prices) != 0 {
+		t.Fatalf("the refused pricing left %+v (%v)", p, err)
 	}
 	if err := run(account, g, "pricing", acc.ID, "--discount", "20", "--price", "vps-2=900"); err != nil {
 		t.Fatal(err)

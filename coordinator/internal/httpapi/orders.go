@@ -384,6 +384,22 @@ func (a *API) catalogueAdminRoutes(mux *http.ServeMux, leader func(adminFunc) ht
 		if err != nil {
 			return 0, nil, err
 		}
+		// A price for a slug the catalogue does not hold (a typo) would be
+		// recorded and never apply.
+		err = a.state.Read(func(rt store.ReadTx) error {
+			for slug := range req.Prices {
+				if _, err := rt.Product(slug); err != nil {
+					if errors.Is(err, store.ErrNotFound) {
+						return invalidField("prices_usd_cents", "%q names no product (hostplanectl product list)", slug)
+					}
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, nil, err
+		}
 		v, err := a.adminApply(r.Context(), fsm.CmdAccountPricing, now, fsm.AccountPricingSet{AccountID: r.PathValue("id"), Pricing: req})
 		return http.StatusOK, v, err
 	}))
@@ -420,6 +436,14 @@ func DecodeProduct(slug string, body []byte) (api.ProductRequest, error) {
 	}
 	if err := fsm.CheckProduct(slug, req); err != nil {
 		return req, invalidField(productField(req), "%s", strings.TrimPrefix(err.Error(), fsm.ErrInvalid.Error()+": "))
+	}
+	// A size no agent provisions (validate.Plan's bounds, which agents
+	// check) would be sold, charged and refunded on every order; past them,
+	// placement's byte counts overflow.
+	if req.Category == api.ProductVPS {
+		if err := validate.Plan(validate.DefaultLimits, req.Specs.VCPU, req.Specs.RAMMB, req.Specs.DiskGB); err != nil {
+			return req, invalidField("specs", "%s", validate.Reason(err))
+		}
 	}
 	return req, nil
 }

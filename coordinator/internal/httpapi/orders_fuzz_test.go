@@ -35,10 +35,16 @@ func FuzzDecodeProduct(f *testing.F) {
 		`{"category":"hosting","name_en":"Starter","names":{"tr":"Başlangıç"},"retail_monthly_usd_cents":300,"specs":{"vcpu":0,"ram_mb":0,"disk_gb":5},"locations":["ist-1"]}`,
 		`{"category":"vps","name_en":"x","retail_monthly_usd_cents":-1,"specs":{"vcpu":1,"ram_mb":1,"disk_gb":1}}`,
 		`{"category":"other"}`, `{`, ``, `null`,
+		`{"category":"vps","name_en":"x","retail_monthly_usd_cents":1,"specs":{"vcpu":1,"ram_mb":17592186044416,"disk_gb":1}}`,
+		`{"category":"vps","name_en":"x","retail_monthly_usd_cents":1,"specs":{"vcpu":4294967295,"ram_mb":64,"disk_gb":17179869184}}`,
 	}
 	fuzzDecoder(f, seeds, func(b []byte) (api.ProductRequest, error) { return DecodeProduct("vps-2", b) }, func(t *testing.T, req api.ProductRequest) {
 		if fsm.CheckProduct("vps-2", req) != nil {
 			t.Fatalf("accepted %+v", req)
+		}
+		// A vps size an agent refuses, or one whose bytes overflow, is never accepted.
+		if req.Category == api.ProductVPS && validate.Plan(validate.DefaultLimits, req.Specs.VCPU, req.Specs.RAMMB, req.Specs.DiskGB) != nil {
+			t.Fatalf("accepted the size %+v", req.Specs)
 		}
 	})
 }
