@@ -29,7 +29,14 @@ type Config struct {
 	MariaDBSocket string // /run/mysqld/mysqld.sock
 	SFTPGroup     string // hostplane-sftp: members are chrooted to sites/<user>
 	MailSpool     string // /var/mail
+	// TempDirs are the node's shared, sticky temporary directories, where an
+	// account's PHP can leave files outside its home; a deleted account's
+	// are removed there (nil: DefaultTempDirs).
+	TempDirs []string
 }
+
+// DefaultTempDirs are the shared temporary directories of a Debian node.
+var DefaultTempDirs = []string{"/tmp", "/var/tmp", "/dev/shm"}
 
 // DefaultConfig is the production layout on Debian.
 func DefaultConfig() Config {
@@ -600,6 +607,15 @@ func (n *Node) removeUser(ctx context.Context, u string) error {
 		return fmt.Errorf("%w: %s is not a hosting account", ErrExists, u)
 	}
 	killUserProcesses(ent.uid)
+	dirs := n.cfg.TempDirs
+	if dirs == nil {
+		dirs = DefaultTempDirs
+	}
+	// Before userdel frees the uid: the next account made gets it, and
+	// would own what this one left.
+	if err := removeOwnedEntries(dirs, ent.uid); err != nil {
+		return err
+	}
 	_, err = run(ctx, "", "userdel", u)
 	return err
 }

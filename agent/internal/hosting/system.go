@@ -71,6 +71,41 @@ func ensureGroup(ctx context.Context, name string) error {
 
 // killUserProcesses SIGKILLs every process whose real or effective uid is
 // uid (the account's SFTP sessions and PHP workers), found through /proc.
+// removeOwnedEntries removes every entry at the top of dirs that uid owns
+// (a directory with all it holds). Only the top level: in a sticky
+// directory (/tmp) no other user can rename or replace such an entry, and
+// os.RemoveAll does not follow symbolic links, so nothing outside it is
+// touched. uid's processes must have ended (killUserProcesses). A missing
+// directory is skipped.
+func removeOwnedEntries(dirs []string, uid int) error {
+	if uid <= 0 {
+		return nil
+	}
+	for _, dir := range dirs {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return err
+		}
+		for _, e := range ents {
+			p := filepath.Join(dir, e.Name())
+			fi, err := os.Lstat(p)
+			if err != nil {
+				continue
+			}
+			if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != uid {
+				continue
+			}
+			if err := os.RemoveAll(p); err != nil {
+				return fmt.Errorf("removing %s of the deleted account: %w", p, err)
+			}
+		}
+	}
+	return nil
+}
+
 func killUserProcesses(uid int) {
 	if uid <= 0 {
 		return
