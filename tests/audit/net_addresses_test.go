@@ -1,7 +1,10 @@
 package audit
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -151,4 +154,124 @@ func (r *netRig) charged() charged {
 		*n = p.Total
 	}
 	return c
+}
+
+// TestNetOrdersAcrossLeaderKill: five customer orders for a pool of five
+// addresses, started 150 ms apart through all three coordinators, with the
+// leader killed after the second; each client retries its order with the
+// same Idempotency-Key and body until it is answered (a 503, a 5xx or a
+// refused connection while the cluster elects, or a 409
+// idempotency_key_in_flight; or a 409 no_capacity while the node's agent
+// has not reconnected to the new leader). Every order is served once: five servers,
+// five charges, five distinct addresses of the pool (and five IPv6
+// prefixes), the pool counting all five used, and every provisioning
+// finishing under the new leader.
+func TestNetOrdersAcrossLeaderKill(t *testing.T) {
+	r := newNetRig(t, "198.51.100.0/29", 0) // .2-.6
+	const orders = 5
+	r.c.Credit(r.ctx, r.accA.ID, orders*serverPrice)
+	old := r.c.WaitLeader(20 * time.Second)
+
+	type result struct {
+		so             api.ServerOrder
+		tries, replays int
+		retried        []string
+		err            string
+	}
+	results := make([]result, orders)
+	var wg sync.WaitGroup
+	served := make(chan struct{}, orders)
+	for n := range orders {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			time.Sleep(time.Duration(n) * 150 * time.Millisecond)
+			res := &results[n]
+			label := fmt.Sprintf("lk-%d", n)
+			deadline := time.Now().Add(60 * time.Second)
+			for attempt := 0; ; attempt++ {
+				if time.Now().After(deadline) {
+					res.err = fmt.Sprintf("not served in 60 s (%v)", res.retried)
+					return
+				}
+				i := (n + attempt) % r.c.Len()
+				res.tries++
+				rep, err := r.apis[i].Try(r.keyA, "POST", "/v1/servers", serverBody(label), map[string]string{"Idempotency-Key": label})
+				switch {
+				case err != nil:
+					res.retried = append(res.retried, "transport")
+				case rep.Status == 201:
+					if err := json.Unmarshal(rep.Body, &res.so); err != nil {
+						res.err = err.Error()
+					}
+					if rep.Header.Get("Idempotent-Replayed") == "true" {
+						res.replays++
+					}
+					served <- struct{}{}
+					return
+				case rep.Status >= 500 || rep.Code() == "idempotency_key_in_flight":
+					res.retried = append(res.retried, fmt.Sprint(rep.Status, " ", rep.Code()))
+				case rep.Code() == "no_capacity":
+					// Placement skips a node whose agent has not reconnected
+					// to the new leader yet; the pool has room for all five.
+					why := "node unknown"
+					ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
+					if n, err := r.adm().AgentNode(ctx, netNode); err == nil {
+						why = fmt.Sprintf("node connected %v", n.Connected)
+					}
+					cancel()
+					res.retried = append(res.retried, "409 no_capacity, "+why)
+				default:
+					res.err = rep.String()
+					return
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}()
+	}
+	<-served
+	<-served
+	r.c.Kill(old)
+	t.Logf("leader %s killed after two orders were served", r.c.Nodes[old].ID)
+	wg.Wait()
+	if _, err := r.c.LeaderIndex(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r.c.Restart(old)
+
+	ids := map[string]bool{}
+	for n, res := range results {
+		if res.err != "" {
+			t.Fatalf("order %d: %s", n, res.err)
+		}
+		t.Logf("order %d: server %s after %d tries (%d replayed; retried on %v)", n, res.so.Server.ID, res.tries, res.replays, res.retried)
+		if res.so.Server.ID == "" || ids[res.so.Server.ID] {
+			t.Fatalf("order %d answered server %q, already another order's or none", n, res.so.Server.ID)
+		}
+		ids[res.so.Server.ID] = true
+		framework.WaitActionSuccess(t, r.apis[(old+1)%r.c.Len()].Client(r.keyA), res.so.Action.ID, 60*time.Second)
+	}
+	if got := r.charged(); got.balance != 0 || got.servers != orders || got.invoices != orders {
+		t.Fatalf("after %d orders across a leader kill: %+v", orders, got)
+	}
+	seen4, seen6 := map[string]string{}, map[string]string{}
+	for id := range ids {
+		v4, v6 := r.addrs(r.keyA, id)
+		p6, err := netip.MustParseAddr(v6).Prefix(64)
+		if err != nil || !netip.MustParsePrefix("198.51.100.0/29").Contains(netip.MustParseAddr(v4)) || !netip.MustParsePrefix(netCIDR6).Contains(p6.Addr()) {
+			t.Fatalf("server %s holds %s and %s", id, v4, v6)
+		}
+		if o, dup := seen4[v4]; dup {
+			t.Fatalf("servers %s and %s both hold %s", o, id, v4)
+		}
+		if o, dup := seen6[p6.String()]; dup {
+			t.Fatalf("servers %s and %s both hold %s", o, id, p6)
+		}
+		seen4[v4], seen6[p6.String()] = id, id
+	}
+	for _, name := range []string{"pub4", "pub6"} {
+		if p, err := r.adm().IPPool(r.ctx, name); err != nil || p.Usage.Used != orders || len(p.Addresses) != orders {
+			t.Errorf("%s after the orders: %+v (%d addresses listed) %v, want %d used", name, p.Usage, len(p.Addresses), err, orders)
+		}
+	}
 }
