@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -522,7 +523,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 
 // CheckSnapshot verifies that the file at path is a snapshot stream whose
 // database opens; a backup is checked before it replaces any state.
-func CheckSnapshot(path string) error {
+func CheckSnapshot(path string) (err error) {
 	fh, err := os.Open(path)
 	if err != nil {
 		return err
@@ -537,12 +538,32 @@ func CheckSnapshot(path string) error {
 	if err := writeFileSync(tmp, fh); err != nil {
 		return err
 	}
+	st, err := os.Stat(tmp)
+	if err != nil {
+		return err
+	}
+	// bbolt maps the file: a page past its end (a backup cut short) is a
+	// SIGBUS that kills the coordinator, not an error. The size its meta
+	// page records is checked first, and any other fault while checking is
+	// turned into an error.
+	if st.Size() < 2*4096 {
+		return fmt.Errorf("backup database is cut short (%d bytes)", st.Size())
+	}
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("backup database is damaged: %v", r)
+		}
+	}()
 	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("backup database does not open: %w", err)
 	}
 	defer db.Close()
 	return db.View(func(tx *bolt.Tx) error {
+		if tx.Size() > st.Size() {
+			return fmt.Errorf("backup database is cut short: %d of its %d bytes", st.Size(), tx.Size())
+		}
 		if tx.Bucket(store.BucketMeta) == nil || tx.Bucket(store.BucketAccounts) == nil {
 			return errors.New("backup database lacks hostplane buckets")
 		}
