@@ -241,7 +241,7 @@ func applyWalletCredit(c *applyCtx, p WalletCredit) (any, error) {
 		return nil, err
 	}
 	// A top-up pays the renewals whose non-payment suspended a server.
-	if err := payOverdueRenewals(c, &acc); err != nil {
+	if err := payOverdueRenewals(c, &acc, tx.ID); err != nil {
 		return nil, err
 	}
 	return tx, c.emit(api.EventWalletDepositReceived, acc.ID, map[string]any{

@@ -124,6 +124,9 @@ type sweepIDs struct {
 	// every payment.
 	accounts map[string]*api.Account
 	dirty    []string
+	// after, when set, is a wallet transaction of this command (a top-up)
+	// the payments' transactions list right after (ids.Successor).
+	after string
 }
 
 // account is the account id, read once per sweep when g caches accounts.
@@ -182,9 +185,12 @@ func (g *sweepIDs) next(prefix string) string {
 // payment is the ids of a wallet payment of accountID's: the payment and
 // its wallet transaction.
 func (g *sweepIDs) payment(accountID string) (string, string) {
-	for {
+	for n := uint16(1); ; n++ {
 		g.seq++
 		tx := ids.Derived("wtx", g.c.at, g.c.index, g.seq)
+		if next, ok := ids.Successor("wtx", g.after, n); ok {
+			tx = next
+		}
 		if g.c.tx.Bucket(store.BucketWalletTx).Get(store.OwnedKey(accountID, tx)) == nil {
 			return ids.Derived("pay", g.c.at, g.c.index, g.seq), tx
 		}
@@ -659,11 +665,12 @@ func settleServiceInvoice(c *applyCtx, inv store.Invoice) error {
 	return s.put()
 }
 
-// payOverdueRenewals pays, after a wallet top-up, the unpaid renewal
-// invoices of the account's services suspended for non-payment, oldest
-// suspension first, while the balance covers them; each lifts its
-// service's suspension.
-func payOverdueRenewals(c *applyCtx, acc *api.Account) error {
+// payOverdueRenewals pays, after a wallet top-up (its transaction
+// depositTx, which the payments list after), the unpaid renewal invoices of
+// the account's services suspended for non-payment, oldest suspension
+// first, while the balance covers them; each lifts its service's
+// suspension.
+func payOverdueRenewals(c *applyCtx, acc *api.Account, depositTx string) error {
 	prefix := store.OwnedPrefix(acc.ID)
 	var suspended []*billed
 	for _, bucket := range [][]byte{store.BucketServers, store.BucketHosting} {
@@ -682,7 +689,7 @@ func payOverdueRenewals(c *applyCtx, acc *api.Account) error {
 		}
 	}
 	slices.SortStableFunc(suspended, func(x, y *billed) int { return (*x.suspension).At.Compare((*y.suspension).At) })
-	g := &sweepIDs{c: c, seq: 0x4000}
+	g := &sweepIDs{c: c, seq: 0x4000, after: depositTx}
 	for _, s := range suspended {
 		inv, err := renewalInvoice(c, s)
 		if err != nil {

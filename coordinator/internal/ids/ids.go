@@ -62,3 +62,27 @@ func Valid(prefix, s string) bool {
 	}
 	return true
 }
+
+// Successor is the id n places after id (a valid id of prefix): the same
+// prefix and time, the rest counted up by n. It sorts after id and before
+// any id of a later millisecond but for an id whose random part it runs
+// into (1 in 2^64 for a New id). ok is false for an id that is not valid.
+func Successor(prefix, id string, n uint16) (string, bool) {
+	if !Valid(prefix, id) {
+		return "", false
+	}
+	var hi, lo uint64
+	for _, c := range id[len(prefix)+1:] {
+		v := uint64(strings.IndexRune(alphabet, c))
+		hi = hi<<5 | lo>>59
+		lo = lo<<5 | v
+	}
+	sum := lo + uint64(n)
+	if sum < lo {
+		hi++
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], sum)
+	return prefix + "_" + encode(b), true
+}
