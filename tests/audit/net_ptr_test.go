@@ -45,7 +45,7 @@ var netHostilePTRs = []string{
 // odd address spellings (IPv4-mapped, zone ids, leading zeros, a prefix)
 // are 404s alike to an unknown id; keys without servers:write get a 403 that
 // is the same for A's and B's servers; the reads show each account only its
-// own addresses; and the mapped zones in PowerDNS hold exactly the PTRs set
+// own addresses (bad paging a 400); and the mapped zones in PowerDNS hold exactly the PTRs set
 // (no other record a name could have smuggled in).
 func TestNetPTROutsideIn(t *testing.T) {
 	r := newNetRig(t, "198.51.100.0/24", 0)
@@ -221,6 +221,13 @@ func TestNetPTROutsideIn(t *testing.T) {
 					t.Errorf("GET /v1/servers/ips on coordinator %d: %+v", i, v)
 				}
 			}
+		}
+	}
+	// Bad paging of GET /v1/servers/ips is a 400 naming the parameter.
+	for _, q := range []string{"limit=0", "limit=201", "limit=x", "limit=-1", "page=0", "page=x", "limit=99999999999999999999"} {
+		rep := r.call(2, r.keyA, "GET", "/v1/servers/ips?"+q, nil, nil)
+		if param, _, _ := strings.Cut(q, "="); rep.Status != 400 || !strings.Contains(string(rep.Body), param) {
+			t.Errorf("GET /v1/servers/ips?%s: %s, want 400 naming %s", q, rep, param)
 		}
 	}
 	for _, ip := range []string{a4, a6, b4} {
