@@ -147,6 +147,8 @@ func (s *Server) domainRegJobs() []func(ctx context.Context) {
 	return []func(ctx context.Context){s.domainDriver.Run}
 }
 
+// now is the clock the coordinator's own commands carry: Config.Clock when
+// set (--test-clock-file), else the wall clock.
 func (s *Server) now() func() time.Time {
 	if s.cfg.Clock != nil {
 		return s.cfg.Clock

@@ -364,11 +364,7 @@ func (s *Server) runLeader(ctx context.Context) {
 // sweeps, registration) at the coordinator's clock: the API's, so a clock
 // moved for tests (Config.Clock) moves these commands' times too.
 func (s *Server) propose(ctx context.Context, t fsm.CommandType, payload any) (*fsm.Result, error) {
-	now := time.Now()
-	if s.cfg.Clock != nil {
-		now = s.cfg.Clock()
-	}
-	env, err := fsm.NewEnvelope(t, now, payload)
+	env, err := fsm.NewEnvelope(t, s.now()(), payload)
 	if err != nil {
 		return nil, err
 	}
@@ -481,7 +477,7 @@ const unusedClientTTL = 24 * time.Hour
 // sweepOAuth removes expired OAuth tokens and the grants they leave empty,
 // and the registered clients nothing has named for unusedClientTTL.
 func (s *Server) sweepOAuth(ctx context.Context) {
-	res, err := s.propose(ctx, fsm.CmdOAuthSweep, fsm.OAuthSweep{Limit: 10000, ClientsUnusedBefore: time.Now().Add(-unusedClientTTL)})
+	res, err := s.propose(ctx, fsm.CmdOAuthSweep, fsm.OAuthSweep{Limit: 10000, ClientsUnusedBefore: s.now()().Add(-unusedClientTTL)})
 	if err != nil {
 		s.log.Warn("oauth sweep failed", "err", err)
 		return
