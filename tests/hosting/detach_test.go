@@ -43,7 +43,7 @@ func TestRemovedCustomDomainLeavesTheNode(t *testing.T) {
 	}
 
 	// Another API account with a hosting account of its own on the node.
-	scopes := []string{api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeHostingDestroy, api.ScopeServersRead}
+	scopes := []string{api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeHostingDestroy}
 	accB, keyB, err := w.c.NewAccount(ctx, w.env.Prefix+"-b@example.com", scopes...)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
@@ -64,11 +67,18 @@ func TestDeletedAccountLeavesNoFiles(t *testing.T) {
 		t.Fatalf("A's PHP did not write its files: %q", outA)
 	}
 	uidA := strings.TrimPrefix(strings.Split(outA, "\n")[0], "uid=")
-	del, err := w.client(0, w.key).DeleteHosting(ctx, a.Hosting.ID, "")
+	// A key with the hosting scopes only deletes it and follows the action
+	// (SPEC: GET /actions/:id with the scope that reads its resource).
+	hk, err := w.c.AnyAlive(nil).Admin().CreateKey(ctx, w.acct, api.KeyCreateRequest{Name: "hosting only",
+		Scopes: []string{api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeHostingDestroy}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.mustSucceed(del.Action.ID)
+	del, err := w.client(0, hk.Key).DeleteHosting(ctx, a.Hosting.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	framework.WaitActionSuccess(t, w.client(1, hk.Key), del.Action.ID, 60*time.Second)
 
 	var left []string
 	for _, p := range paths {

@@ -128,6 +128,11 @@ type Route struct {
 	Method string
 	Path   string // net/http pattern path, e.g. /v1/tickets/{id}
 	Scope  string
+	// AltScope lets a key with it instead of Scope call the route too; the
+	// handler then shows what that scope reads (GET /v1/actions/{id}: a key
+	// with hosting:read follows a hosting account's action, SPEC "the scope
+	// that reads its resource").
+	AltScope string
 	// Public marks a route served without a key (GET /v1/scopes): no
 	// authentication, rate limit or usage log, and no Scope.
 	Public     bool
@@ -426,7 +431,7 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 	if !auth.IPAllowed(c.cidrs, rq.clientIP) {
 		return 0, nil, errf(http.StatusForbidden, "ip_not_allowed", "this API key may not be used from %s", rq.clientIP)
 	}
-	if !auth.HasScope(c.scopes, rt.Scope) {
+	if !auth.HasScope(c.scopes, rt.Scope) && (rt.AltScope == "" || !auth.HasScope(c.scopes, rt.AltScope)) {
 		return 0, nil, errf(http.StatusForbidden, "missing_scope", "this API key lacks the %q scope", rt.Scope)
 	}
 	if rq.Method == http.MethodPost || rq.Method == http.MethodPut || rq.Method == http.MethodPatch {

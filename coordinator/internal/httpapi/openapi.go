@@ -31,6 +31,9 @@ func BrandRoutes(b *brand.Brand, routes []Route) []Route {
 	for i, rt := range routes {
 		rt.Path = b.Path(rt.Path)
 		rt.Scope = b.Scope(rt.Scope)
+		if rt.AltScope != "" {
+			rt.AltScope = b.Scope(rt.AltScope)
+		}
 		if rt.Quote != "" {
 			rt.Quote = b.Operation(rt.Quote)
 		}

@@ -2,8 +2,8 @@ package httpapi
 
 import (
 	"net/http"
-	"slices"
 
+	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
@@ -46,7 +46,7 @@ func (a *API) serverRoutes() []Route {
 		{Method: "DELETE", Path: "/v1/servers/{id}", Scope: api.ScopeServersDestroy, Idempotent: true, handler: a.terminateServer},
 		// Every action is a server action so far; another resource's actions
 		// will need the handler to check that resource's read scope.
-		{Method: "GET", Path: "/v1/actions/{id}", Scope: api.ScopeServersRead, handler: a.getAction},
+		{Method: "GET", Path: "/v1/actions/{id}", Scope: api.ScopeServersRead, AltScope: api.ScopeHostingRead, handler: a.getAction},
 	}
 }
 
@@ -138,8 +138,13 @@ func (a *API) getAction(rq *request) (int, any, error) {
 		return 0, nil, notFound("action")
 	}
 	act, err := readOne(a, "action", func(r store.ReadTx) (store.Action, error) { return r.Action(id) })
-	if err == nil && (act.AccountID != rq.caller.accountID ||
-		act.ResourceType == fsm.ResourceHosting && !slices.Contains(rq.caller.scopes, api.ScopeHostingRead)) {
+	// The scope that reads the action's resource (the route lets either in).
+	read := api.ScopeServersRead
+	if err == nil && act.ResourceType == fsm.ResourceHosting {
+		read = api.ScopeHostingRead
+	}
+	read = a.brand.Scope(read)
+	if err == nil && (act.AccountID != rq.caller.accountID || !auth.HasScope(rq.caller.scopes, read)) {
 		return 0, nil, notFound("action")
 	}
 	if err != nil {
