@@ -130,3 +130,55 @@ func TestAdminClusterMembershipRefusals(t *testing.T) {
 		t.Fatalf("write on the old leader: %s", r)
 	}
 }
+
+// TestAdminDuringLeaderChange: with the leader and another coordinator
+// SIGKILLed (no quorum), hostplanectl on the last one never hangs or
+// answers an internal error: a write exits 1 with a 503 saying to retry,
+// within the request's bounds, and `cluster status` still answers from that
+// coordinator. Once a second coordinator is back, a retry goes through
+// (forwarded to whichever leads) and the account exists once.
+func TestAdminDuringLeaderChange(t *testing.T) {
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	ld, err := c.LeaderIndex(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, f := (ld+1)%c.Len(), c.Nodes[(ld+2)%c.Len()]
+	c.Kill(ld)
+	c.Kill(other)
+	for i := range 3 {
+		start := time.Now()
+		r := ctl(t, f, "--json", "account", "create", "--email", "during-change@example.com")
+		took := time.Since(start)
+		t.Logf("attempt %d without a quorum, %s: %s", i, took.Round(time.Millisecond), r.stderr)
+		if took > 20*time.Second {
+			t.Fatalf("a write without a quorum took %s: %s", took, r)
+		}
+		if r.code != 1 || !strings.Contains(r.stderr, "503") || !strings.Contains(r.stderr, "retry") || r.stdout != "" {
+			t.Fatalf("a write without a quorum (attempt %d): want exit 1 with a 503 saying to retry: %s", i, r)
+		}
+		if st := clusterStatus(t, f); st.NodeID != f.ID || st.LeaderID == f.ID {
+			t.Fatalf("cluster status on %s without a quorum: %+v", f.ID, st)
+		}
+	}
+	c.Restart(other)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := ctl(t, f, "--json", "account", "create", "--email", "during-change@example.com")
+		if r.code == 0 {
+			break
+		}
+		if r.code != 1 || !strings.Contains(r.stderr, "503") || !strings.Contains(r.stderr, "retry") {
+			t.Fatalf("a write while the quorum comes back: %s", r)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no write succeeded within 30 s of the quorum's return; last: %s", r)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, p := range []*framework.CoordinatorProcess{f, c.Nodes[other]} {
+		if r := ctl(t, p, "--json", "account", "show", "during-change@example.com"); r.code != 0 {
+			t.Fatalf("coordinator %s: %s", p.ID, r)
+		}
+	}
+}
