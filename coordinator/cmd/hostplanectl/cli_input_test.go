@@ -147,3 +147,38 @@ func TestNodeCommandsFindThePackagedSocket(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIUsageExitCodes: what the package promises (0 on success, 1 on a
+// failed request, 2 on bad usage) holds for the usage errors cobra finds
+// itself: an unknown command or flag, a flag without its value or with one
+// that does not parse, the wrong number of arguments exit 2 with the reason
+// on stderr and nothing on stdout (before, they exited 1, like a coordinator
+// that cannot be reached); a request that fails exits 1.
+func TestCLIUsageExitCodes(t *testing.T) {
+	bin := buildCtl(t)
+	sock := []string{"--socket", filepath.Join(t.TempDir(), "no-coordinator.sock")}
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"nosuchcmd"}, 2, "unknown command"},
+		{[]string{"cluster", "status", "extra"}, 2, "extra"},
+		{[]string{"key", "create", "--bogus", "acc_x"}, 2, "--bogus"},
+		{[]string{"key", "create"}, 2, "arg"},
+		{[]string{"key", "create", "acc_x", "acc_y"}, 2, "arg"},
+		{[]string{"wallet", "credit", "acc_x", "--amount"}, 2, "--amount"},
+		{[]string{"invoice", "issue", "acc_x", "--line", "a=1", "--due-days", "abc"}, 2, "--due-days"},
+		{[]string{"key", "create", "acc_x", "--expires-in", "soon"}, 2, "--expires-in"},
+		{[]string{"cluster", "status"}, 1, "no-coordinator.sock"},
+		{[]string{"key", "create", "acc_x"}, 1, "no-coordinator.sock"},
+	} {
+		stdout, stderr, code := runCtl(t, bin, append(sock, tc.args...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.says) || stdout != "" {
+			t.Errorf("%q: want exit %d with %q on stderr, nothing on stdout: exit %d, stdout %q, stderr %q", tc.args, tc.code, tc.says, code, stdout, stderr)
+		}
+	}
+	if stdout, _, code := runCtl(t, bin, "key", "--help"); code != 0 || !strings.Contains(stdout, "create") {
+		t.Errorf("key --help: exit %d %q", code, stdout)
+	}
+}

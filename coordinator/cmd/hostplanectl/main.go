@@ -40,20 +40,29 @@ func main() {
 	root.AddCommand(newTemplateCmd(g))
 	root.AddCommand(newDomainCmd(g))
 	root.AddCommand(clidocs.Command(root, "1"))
+	// A command's hooks run once its flags and arguments were accepted: an
+	// error before them (an unknown command or flag, a flag value that does
+	// not parse, the wrong number of arguments) is bad usage.
+	started := false
+	root.PersistentPreRun = func(*cobra.Command, []string) { started = true }
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if err := root.ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		var ae *api.Error
-		if errors.As(err, &ae) && ae.StatusCode == 400 {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		os.Exit(exitCode(err, started))
 	}
+}
+
+// exitCode is the exit status of a command that failed with err: 2 for bad
+// usage (refused before the command ran, a usageError, or a 400 naming a
+// field), else 1.
+func exitCode(err error, started bool) int {
+	var ue usageError
+	var ae *api.Error
+	if !started || errors.As(err, &ue) || errors.As(err, &ae) && ae.StatusCode == 400 {
+		return 2
+	}
+	return 1
 }
 
 // packagedAdminSocket is where the packaged coordinator (/etc/hostplane/coordinator.json)
