@@ -53,55 +53,71 @@ func TestMoneyPaymentKeepsCustomersOwnSuspension(t *testing.T) {
 	}
 }
 
-// TestMoneyOperatorUnsuspendKeepsNonPayment: a server suspended for
-// non-payment is suspended by an operator too (abuse); the operator's
-// unsuspend lifts the operator's suspension only (README: "An operator
-// cannot lift a suspension for non-payment (paying does)"): the answer says
-// the server is still suspended for non-payment, the customer's start stays
-// a 409 naming the unpaid invoice, and no server.unsuspended fires until a
-// top-up pays the renewal, which lifts it (once) and lets the owner start
-// the server.
+// TestMoneyOperatorUnsuspendKeepsNonPayment: two servers go unpaid. One,
+// suspended for non-payment, is suspended by an operator too (abuse); the
+// other was suspended by the operator before its due date. Each
+// operator's unsuspend lifts the operator's suspension only (README: "An
+// operator cannot lift a suspension for non-payment (paying does)"): the
+// answer says the server is still suspended for non-payment, the
+// customer's start stays a 409 naming the unpaid invoice, and no
+// server.unsuspended fires until a top-up pays the renewals, which lifts
+// each (once) and lets the owner start them.
 func TestMoneyOperatorUnsuspendKeepsNonPayment(t *testing.T) {
 	m := newMoneyRig(t)
-	m.c.Credit(m.ctx, m.accA.ID, serverPrice)
-	o := m.orderServer("opsusp")
+	m.c.Credit(m.ctx, m.accA.ID, 2*serverPrice)
+	o, early := m.orderServer("opsusp"), m.orderServer("early")
 	id := o.Server.ID
-	start := func() (int, string) {
+	start := func(id string) (int, string) {
 		rep := m.call(0, m.keyA, "POST", "/v1/servers/"+id+"/power/start", nil, nil)
 		return rep.Status, string(rep.Body)
 	}
+	adm := m.c.Leader().Admin()
+	if s, err := adm.Suspend(m.ctx, "servers", early.Server.ID, "abuse report 6"); err != nil || !s.Suspended {
+		t.Fatalf("the operator's suspend before the due date: %+v %v", s, err)
+	}
 
-	m.at(o.Server.PaidUntil.AddDate(0, 0, 3).Add(time.Hour))
+	m.at(early.Server.PaidUntil.AddDate(0, 0, 3).Add(time.Hour))
 	m.wait("server.suspended for non-payment", func() bool { return m.delivered(api.EventServerSuspended, "serverId", id) == 1 })
 	m.wait("the server stopped", func() bool { return m.server(m.keyA, id).Status == api.ServerStopped })
-	adm := m.c.Leader().Admin()
+	adm = m.c.Leader().Admin()
 	if s, err := adm.Suspend(m.ctx, "servers", id, "abuse report 7"); err != nil || !s.Suspended || s.By != "operator" {
 		t.Fatalf("the operator's suspend: %+v %v", s, err)
 	}
-	if st, body := start(); st != 409 || !strings.Contains(body, "abuse report 7") {
+	if st, body := start(id); st != 409 || !strings.Contains(body, "abuse report 7") {
 		t.Fatalf("start under the operator's suspension: %d %s", st, body)
 	}
-	s, err := adm.Unsuspend(m.ctx, "servers", id)
-	if err != nil || !s.Suspended || s.By != "non_payment" || !strings.Contains(s.Reason, "unpaid") {
-		t.Fatalf("the operator's unsuspend of a server whose renewal is unpaid: %+v %v, want it still suspended for non-payment", s, err)
-	}
-	if st, body := start(); st != 409 || !strings.Contains(body, "unpaid") {
-		t.Fatalf("start after the operator's unsuspend, renewal unpaid: %d %s, want 409 naming the unpaid invoice", st, body)
+	time.Sleep(time.Second) // five sweeps past the early one's due date + 3
+	for _, sid := range []string{id, early.Server.ID} {
+		s, err := adm.Unsuspend(m.ctx, "servers", sid)
+		if err != nil || !s.Suspended || s.By != "non_payment" || !strings.Contains(s.Reason, "unpaid") {
+			t.Fatalf("the operator's unsuspend of %s, whose renewal is unpaid: %+v %v, want it still suspended for non-payment", sid, s, err)
+		}
+		if st, body := start(sid); st != 409 || !strings.Contains(body, "unpaid") {
+			t.Fatalf("start after the operator's unsuspend, renewal unpaid: %d %s, want 409 naming the unpaid invoice", st, body)
+		}
 	}
 	time.Sleep(time.Second) // five sweeps
-	if n := m.delivered(api.EventServerUnsuspended, "serverId", id); n != 0 {
-		t.Fatalf("server.unsuspended delivered %d times while the renewal is unpaid", n)
+	for _, sid := range []string{id, early.Server.ID} {
+		if n := m.delivered(api.EventServerUnsuspended, "serverId", sid); n != 0 {
+			t.Fatalf("server.unsuspended delivered %d times while the renewal is unpaid", n)
+		}
 	}
 
-	m.c.Credit(m.ctx, m.accA.ID, serverPrice)
-	m.wait("the renewal paid by the top-up", func() bool { return m.unpaid(m.keyA) == 0 })
-	m.wait("server.unsuspended", func() bool { return m.delivered(api.EventServerUnsuspended, "serverId", id) == 1 })
-	if st, body := start(); st != 202 {
-		t.Fatalf("start after paying: %d %s", st, body)
+	m.c.Credit(m.ctx, m.accA.ID, 2*serverPrice)
+	m.wait("the renewals paid by the top-up", func() bool { return m.unpaid(m.keyA) == 0 })
+	for _, sid := range []string{id, early.Server.ID} {
+		m.wait("server.unsuspended", func() bool { return m.delivered(api.EventServerUnsuspended, "serverId", sid) == 1 })
+		if st, body := start(sid); st != 202 {
+			t.Fatalf("start after paying: %d %s", st, body)
+		}
 	}
 	time.Sleep(time.Second)
-	// The non-payment suspension, the operator's, and the lift by payment.
+	// The non-payment suspension, the operator's, and the lift by payment;
+	// for the early one the operator's and the lift.
 	if s, u := m.delivered(api.EventServerSuspended, "serverId", id), m.delivered(api.EventServerUnsuspended, "serverId", id); s != 2 || u != 1 {
 		t.Fatalf("server.suspended %d, server.unsuspended %d; want 2 and 1", s, u)
+	}
+	if s, u := m.delivered(api.EventServerSuspended, "serverId", early.Server.ID), m.delivered(api.EventServerUnsuspended, "serverId", early.Server.ID); s != 1 || u != 1 {
+		t.Fatalf("the early one: server.suspended %d, server.unsuspended %d; want 1 and 1", s, u)
 	}
 }
