@@ -248,8 +248,14 @@ func TestNetOrdersAcrossLeaderKill(t *testing.T) {
 			}
 		}()
 	}
-	<-served
-	<-served
+	for range 2 {
+		select {
+		case <-served:
+		case <-time.After(60 * time.Second):
+			wg.Wait()
+			t.Fatalf("fewer than two orders served before the leader kill: %+v", results)
+		}
+	}
 	r.c.Kill(old)
 	t.Logf("leader %s killed after two orders were served", r.c.Nodes[old].ID)
 	wg.Wait()
