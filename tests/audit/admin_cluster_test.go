@@ -85,7 +85,8 @@ func TestAdminClusterMembershipRefusals(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := c.Nodes[(ld+1)%c.Len()]
-	want := voterIDs(clusterStatus(t, f))
+	before := clusterStatus(t, f)
+	want := voterIDs(before)
 	if len(want) != 3 {
 		t.Fatalf("voters %v", want)
 	}
@@ -95,6 +96,23 @@ func TestAdminClusterMembershipRefusals(t *testing.T) {
 			t.Errorf("join at %q: want exit 2 naming raft_addr on stderr, nothing on stdout: %s", addr, r)
 		}
 	}
+	// A member joined again at another address, or a new id at a member's
+	// address: Raft would re-address the member (cut off by a typo).
+	for _, m := range before.Servers {
+		if m.ID == f.ID {
+			continue
+		}
+		if r := ctl(t, f, "cluster", "join", m.ID, "127.0.0.1:1"); r.code != 1 || !strings.Contains(r.stderr, "409") || !strings.Contains(r.stderr, m.ID) {
+			t.Errorf("join of member %s at another address: want exit 1, a 409 naming it: %s", m.ID, r)
+		}
+		if r := ctl(t, f, "cluster", "join", "c9", m.RaftAddr); r.code != 1 || !strings.Contains(r.stderr, "409") || !strings.Contains(r.stderr, m.ID) {
+			t.Errorf("join of c9 at %s's address: want exit 1, a 409 naming %s: %s", m.ID, m.ID, r)
+		}
+		// The same member at its own address is no change, and no error.
+		if r := ctl(t, f, "cluster", "join", m.ID, m.RaftAddr); r.code != 0 {
+			t.Errorf("join of member %s at its own address: %s", m.ID, r)
+		}
+	}
 	if r := ctl(t, f, "cluster", "remove", "c-typo"); r.code == 0 || !strings.Contains(r.stderr, "c-typo") || r.stdout != "" {
 		t.Errorf("remove of a non-member: want a failure naming it on stderr: %s", r)
 	}
@@ -102,8 +120,14 @@ func TestAdminClusterMembershipRefusals(t *testing.T) {
 		t.Errorf("transfer to a non-member: want exit 2 naming \"to\": %s", r)
 	}
 	for _, p := range c.Nodes {
-		if got := voterIDs(clusterStatus(t, p)); !slices.Equal(got, want) {
+		st := clusterStatus(t, p)
+		if got := voterIDs(st); !slices.Equal(got, want) {
 			t.Fatalf("after the refusals coordinator %s has voters %v, want %v", p.ID, got, want)
+		}
+		for _, m := range st.Servers {
+			if i := slices.IndexFunc(before.Servers, func(b api.ClusterServer) bool { return b.ID == m.ID }); i < 0 || before.Servers[i].RaftAddr != m.RaftAddr {
+				t.Fatalf("after the refusals coordinator %s lists %s at %s, before %+v", p.ID, m.ID, m.RaftAddr, before.Servers)
+			}
 		}
 	}
 	// The cluster still takes writes through the follower.

@@ -467,6 +467,20 @@ func (a *API) adminClusterJoin(r *http.Request, body []byte, now time.Time) (int
 			return 0, nil, err
 		}
 	}
+	// Raft would re-address a member joined again at another address (a
+	// typo cuts it off), and take a second id at a member's address.
+	members, err := a.raft.Servers()
+	if err != nil {
+		return 0, nil, err
+	}
+	for _, m := range members {
+		switch {
+		case m.ID == req.ID && m.Address != req.RaftAddr:
+			return 0, nil, &httpError{status: http.StatusConflict, code: "conflict", msg: fmt.Sprintf("coordinator %q is already a member at %s; to move it, cluster remove it first", req.ID, m.Address)}
+		case m.ID != req.ID && m.Address == req.RaftAddr:
+			return 0, nil, &httpError{status: http.StatusConflict, code: "conflict", msg: fmt.Sprintf("raft_addr %s is already coordinator %q's", req.RaftAddr, m.ID)}
+		}
+	}
 	if err := a.raft.Join(req.ID, req.RaftAddr); err != nil {
 		return 0, nil, err
 	}
