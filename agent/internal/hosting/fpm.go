@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"text/template"
 	"time"
@@ -86,6 +87,12 @@ php_admin_flag[expose_php] = off
 type FPM struct {
 	L    Layout
 	Glob string // where the php-fpmX.Y binaries are (/usr/sbin/php-fpm*)
+
+	// mu serializes the changes of pool.d and the masters: the accounts'
+	// actions run concurrently (one at a time per account), and two
+	// unserialized applies start a second master on the same sockets, or
+	// check (php-fpm -t) a pool.d another one just emptied.
+	mu sync.Mutex
 }
 
 func (f *FPM) poolFile(version, user string) string {
@@ -104,6 +111,8 @@ func (f *FPM) PoolVersion(user string) string {
 // PutPool writes user's pool into version's master (removing it from any
 // other version) and applies both.
 func (f *FPM) PutPool(ctx context.Context, version string, p PoolParams) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	var b strings.Builder
 	if err := poolTemplate.Execute(&b, p); err != nil {
 		return err
@@ -143,6 +152,8 @@ func (f *FPM) PutPool(ctx context.Context, version string, p PoolParams) error {
 
 // RemovePool removes user's pool from whichever master has it.
 func (f *FPM) RemovePool(ctx context.Context, user string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	v := f.PoolVersion(user)
 	if v == "" {
 		return nil
@@ -224,6 +235,8 @@ func (f *FPM) apply(ctx context.Context, version string) error {
 // running master (after a reboot: the masters outlive agent restarts, not
 // the host's).
 func (f *FPM) EnsureRunning(ctx context.Context) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	dirs, _ := filepath.Glob(filepath.Join(f.L.Root, "fpm", "*"))
 	var errs []error
 	for _, d := range dirs {
@@ -241,6 +254,8 @@ func (f *FPM) EnsureRunning(ctx context.Context) error {
 
 // StopAll stops every master (tests, and a node leaving the hosting role).
 func (f *FPM) StopAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	m, _ := filepath.Glob(filepath.Join(f.L.Root, "fpm", "*", "php-fpm.pid"))
 	for _, p := range m {
 		_ = stopPID(pidAlive(p), 10*time.Second)

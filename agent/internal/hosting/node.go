@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -616,6 +617,20 @@ func (n *Node) removeUser(ctx context.Context, u string) error {
 	if err := removeOwnedEntries(dirs, ent.uid); err != nil {
 		return err
 	}
-	_, err = run(ctx, "", "userdel", u)
-	return err
+	// A killed process stays in /proc until its parent reaps it (a PHP-FPM
+	// worker: its master, which may be busy reloading for another account),
+	// and userdel refuses while it is there (exit status 8): try again for
+	// a while.
+	for i := 0; ; i++ {
+		_, err = run(ctx, "", "userdel", u)
+		if err == nil || i == 50 || !strings.Contains(err.Error(), "currently used by process") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+		killUserProcesses(ent.uid)
+	}
 }
