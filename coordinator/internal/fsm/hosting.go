@@ -188,7 +188,8 @@ func finishHosting(c *applyCtx, a *store.Action, ok bool, res *api.NodeOpResult)
 	case a.Command == api.ActionHostingSuspend:
 		h.Status = api.HostingSuspended
 	case a.Command == api.ActionHostingUnsuspend:
-		h.Status = api.HostingActive
+		// Whoever asked, the node no longer holds a suspension to resume.
+		h.Status, h.Resume = api.HostingActive, false
 	case a.Command == api.ActionHostingSetPHP:
 		if v := a.Meta["php_version"]; v != "" {
 			h.PHPVersion = v

@@ -229,3 +229,54 @@ func TestHostingRenewal(t *testing.T) {
 	}
 	h.replicasSame(hostingOrderDump)
 }
+
+// TestHostingResumeNotLeftPending: a top-up lifts a non-payment
+// suspension while the customer's own action runs on the account (so the
+// node's hosting.unsuspend waits, Resume); the customer then unsuspends the
+// account themselves. Later they suspend it again on purpose: no sweep may
+// undo that with the hosting.unsuspend still pending from the payment.
+func TestHostingResumeNotLeftPending(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
+	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
+		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 500})
+	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))
+	h.must(CmdActionFinish, ActionFinish{ID: "act_h1", Success: true})
+	due := *hostingAt(t, h, "hst_1").PaidUntil
+	pol := RenewalPolicy{InvoiceDays: 7, SuspendDays: 3}
+	ref := []ServiceRef{{AccountID: "acc_1", HostingID: "hst_1"}}
+	sweep := func(at time.Time) RenewalSweepResult {
+		t.Helper()
+		h.at = at
+		return h.must(CmdRenewalSweep, RenewalSweep{Policy: pol, Servers: ref}).(RenewalSweepResult)
+	}
+	customer := func(id, command string) {
+		t.Helper()
+		p := HostingAction{Action: store.Action{Action: api.Action{ID: id, Command: command, ResourceID: "hst_1"},
+			AccountID: "acc_1", NodeID: "hv-1", Target: "user1", Deadline: h.at.Add(time.Hour)}}
+		if command == api.ActionHostingSetPHP {
+			p.PHPVersion = "8.3"
+		}
+		h.must(CmdHostingAction, p)
+		h.must(CmdActionFinish, ActionFinish{ID: id, Success: true})
+	}
+	sweep(due.AddDate(0, 0, -7))
+	if r := sweep(due.AddDate(0, 0, 3)); r.Suspended != 1 {
+		t.Fatalf("suspension day: %+v", r)
+	}
+	h.must(CmdActionFinish, ActionFinish{ID: hostingAt(t, h, "hst_1").ActionID, Success: true}) // the suspend
+	// The customer's PHP change runs while the top-up lifts the suspension.
+	h.must(CmdHostingAction, HostingAction{Action: store.Action{Action: api.Action{ID: "act_php", Command: api.ActionHostingSetPHP, ResourceID: "hst_1"},
+		AccountID: "acc_1", NodeID: "hv-1", Target: "user1", Deadline: h.at.Add(time.Hour)}, PHPVersion: "8.3"})
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep2", AccountID: "acc_1", AmountUsdCents: 500})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_php", Success: true})
+	// Before any sweep, the customer unsuspends it, later suspends it.
+	customer("act_un", api.ActionHostingUnsuspend)
+	customer("act_su", api.ActionHostingSuspend)
+	sweep(due.AddDate(0, 0, 4))
+	if a := hostingAt(t, h, "hst_1"); a.Status != api.HostingSuspended || a.ActionID != "" || a.Resume {
+		t.Fatalf("the customer's own suspension after a sweep: %+v (a hosting.unsuspend was opened: %v)", a, a.ActionID != "")
+	}
+	h.replicasSame(hostingOrderDump)
+}
