@@ -101,6 +101,19 @@ func TestCLIInputRefusals(t *testing.T) {
 		t.Fatalf("the refusals moved the wallet %+v (%v)", w, err)
 	}
 
+	// A list filtered by an account id that names no account says so (it
+	// printed an empty list, as for an account with nothing); the real
+	// account's list is empty and exits 0.
+	for _, list := range [][]string{{"server", "list"}, {"hosting", "list"}, {"domain", "list"}} {
+		stdout, stderr, code := runCtl(t, bin, append(append(sock, list...), "--account", "acc_01typo")...)
+		if code != 1 || !strings.Contains(stderr, "404") || !strings.Contains(stderr, "acc_01typo") || stdout != "" {
+			t.Errorf("%v --account acc_01typo: want exit 1 with a 404 naming it: exit %d, stdout %q, stderr %q", list, code, stdout, stderr)
+		}
+		if stdout, stderr, code := runCtl(t, bin, append(append(sock, "--json"), append(list, "--account", acc.ID)...)...); code != 0 || strings.TrimSpace(stdout) != "[]" {
+			t.Errorf("%v --account %s: exit %d, stdout %q, stderr %q", list, acc.ID, code, stdout, stderr)
+		}
+	}
+
 	// What the flags are for still works, and does what they say.
 	stdout, stderr, code := runCtl(t, bin, append(sock, "--json", "key", "create", acc.ID, "--expires-in", "1h", "--scopes", "account:read", "--allow-ip", "10.0.0.0/8")...)
 	if code != 0 || !strings.Contains(stdout, `"expires_at": "`) || !strings.Contains(stdout, `"10.0.0.0/8"`) || strings.Contains(stdout, "tickets:") {

@@ -67,7 +67,16 @@ func TestDomainCLI(t *testing.T) {
 	if err != nil || len(ds) != 1 || ds[0].ID != d.ID || ds[0].AccountID != acc.ID || ds[0].Op != nil {
 		t.Fatalf("admin domains %+v (%v)", ds, err)
 	}
-	if other, err := adm.Domains(ctx, "acc_other"); err != nil || len(other) != 0 {
+	// Another account has none of them (an id that names no account is a
+	// 404 since the list checks its filter: the other account is a real one).
+	otherAcc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: "other@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other, err := adm.Domains(ctx, otherAcc.ID); err != nil || len(other) != 0 {
 		t.Fatalf("another account's domains %+v (%v)", other, err)
+	}
+	if _, err := adm.Domains(ctx, "acc_other"); !errors.As(err, &ae) || ae.StatusCode != 404 {
+		t.Fatalf("domains of an account that does not exist: %v", err)
 	}
 }

@@ -156,6 +156,9 @@ func (a *API) adminListServers(accountID, nodeID string) (int, any, error) {
 	out := []api.AdminServer{}
 	var ss []store.Server
 	err := a.state.Read(func(r store.ReadTx) (err error) {
+		if err := accountFilter(r, accountID); err != nil {
+			return err
+		}
 		if nodeID != "" {
 			ss, err = r.NodeServers(nodeID)
 		} else {
@@ -169,6 +172,16 @@ func (a *API) adminListServers(accountID, nodeID string) (int, any, error) {
 		}
 	}
 	return http.StatusOK, out, err
+}
+
+// accountFilter checks an admin list's ?account= filter: an account id that
+// names no account is a 404 naming it, not an empty list (a mistyped id
+// would look like an account with nothing).
+func accountFilter(r store.ReadTx, accountID string) error {
+	if accountID != "" && !r.AccountExists(accountID) {
+		return notFound("account " + accountID)
+	}
+	return nil
 }
 
 // used sums the plans of the servers on a node.

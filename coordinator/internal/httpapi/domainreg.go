@@ -560,6 +560,9 @@ func (a *API) domainRegAdminRoutes(mux *http.ServeMux, leader func(adminFunc) ht
 		acc := r.URL.Query().Get("account")
 		out := []api.AdminDomain{}
 		err := a.state.Read(func(rt store.ReadTx) error {
+			if err := accountFilter(rt, acc); err != nil {
+				return err
+			}
 			all, err := rt.AllRegDomains()
 			for _, d := range all {
 				if acc == "" || d.AccountID == acc {

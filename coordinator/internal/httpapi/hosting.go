@@ -252,7 +252,13 @@ func (a *API) hostingAdminRoutes(mux *http.ServeMux, leader func(adminFunc) http
 	}))
 	mux.Handle("GET /admin/hosting", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 		var hs []store.HostingAccount
-		if err := a.state.Read(func(rt store.ReadTx) (err error) { hs, err = rt.AllHostingAccounts(); return }); err != nil {
+		if err := a.state.Read(func(rt store.ReadTx) (err error) {
+			if err := accountFilter(rt, r.URL.Query().Get("account")); err != nil {
+				return err
+			}
+			hs, err = rt.AllHostingAccounts()
+			return
+		}); err != nil {
 			return 0, nil, err
 		}
 		out := []api.AdminHostingAccount{}
