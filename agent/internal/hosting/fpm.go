@@ -121,6 +121,11 @@ func (f *FPM) PutPool(ctx context.Context, version string, p PoolParams) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
+	// The master's error log (every pool's messages) and the pools'
+	// settings: root only, as a site's PHP runs commands as its account.
+	if err := os.Chmod(f.L.FPMDir(version), 0o700); err != nil {
+		return err
+	}
 	// A pool moving between versions leaves the old master first: both
 	// masters would bind the same socket path, and the old one's reload would
 	// unlink the new one's socket.

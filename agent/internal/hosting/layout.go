@@ -22,7 +22,9 @@
 //	nginx/http.d/*.conf     HOOK: files included inside the HTTP (:80) server block
 //	                        before the site logic (e.g. the ACME HTTP-01 location).
 //	nginx/pages/            fixed pages (suspended.html)
-//	nginx/logs, nginx/tmp   nginx's logs and temp paths; nginx/nginx.pid
+//	nginx/logs              nginx's logs, root 0700 (every site's requests and PHP
+//	                        messages; a site's PHP runs commands as its account)
+//	nginx/tmp               nginx's temp paths; nginx/nginx.pid
 //	hosts/<host>            symlink → ../sites/<user>: the host name routes to the
 //	                        account. <host> is always a validated lower-case DNS
 //	                        name (validate.Domain); nginx maps $host through
@@ -40,7 +42,7 @@
 //	sites/<user>/suspended  present while the account is suspended (nginx answers
 //	                        503 with nginx/pages/suspended.html)
 //	fpm/<version>/          one php-fpm master per PHP version: php-fpm.conf,
-//	                        pool.d/<user>.conf, php-fpm.pid, error.log
+//	                        pool.d/<user>.conf, php-fpm.pid, error.log; root 0700
 //	accounts/<user>.json    the account as the node knows it (domain, plan, PHP
 //	                        version, suspended), root 0600
 //	certs/                  HOOK: certificates of the TLS block (owned by the TLS

@@ -167,7 +167,7 @@ func (n *Nginx) Ensure(ctx context.Context) error {
 	}
 	for _, d := range []string{n.L.Root, n.L.NginxDir(), n.L.TLSDir(), n.L.HTTPDir(), n.L.MainDir(), n.L.HostsDir(),
 		filepath.Join(n.L.Root, "sites"), filepath.Join(n.L.Root, "fpm"), filepath.Join(n.L.NginxDir(), "pages"),
-		filepath.Join(n.L.NginxDir(), "logs"), filepath.Join(n.L.NginxDir(), "tmp")} {
+		filepath.Join(n.L.NginxDir(), "tmp")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
@@ -179,6 +179,16 @@ func (n *Nginx) Ensure(ctx context.Context) error {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return err
 		}
+	}
+	// The logs hold every site's request lines (query strings) and PHP
+	// messages, and a site's PHP runs commands as its account: root only
+	// (the master opens them; workers inherit the descriptors).
+	logs := filepath.Join(n.L.NginxDir(), "logs")
+	if err := os.MkdirAll(logs, 0o700); err != nil {
+		return err
+	}
+	if err := os.Chmod(logs, 0o700); err != nil {
+		return err
 	}
 	if err := WriteFileAtomic(filepath.Join(n.L.NginxDir(), "pages", "suspended.html"), []byte(suspendedPage), 0o644); err != nil {
 		return err

@@ -1,0 +1,59 @@
+package hosting
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
+)
+
+// TestOtherTenantsLogsAreNotReadable (outside-in): a customer's PHP can run
+// commands as its account (shell_exec), so nothing on the node another
+// customer's traffic writes may be readable by it: not nginx's access and
+// error logs (every site's request lines with their query strings, every
+// site's PHP messages), nor PHP-FPM's.
+func TestOtherTenantsLogsAreNotReadable(t *testing.T) {
+	w := newWorld(t)
+	name := w.env.Prefix
+	put := func(user, pw, content string) {
+		t.Helper()
+		c, err := hostenv.SFTP(w.env.SSHAddr, user, pw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if err := hostenv.Put(c, "/public/index.php", content); err != nil {
+			t.Fatal(err)
+		}
+	}
+	userA, domA, userB, domB := name+"r", "r-"+name+".test", name+"v", "v-"+name+".test"
+	a := w.create(userA, domA)
+	b := w.create(userB, domB)
+	w.mustSucceed(a.Action.ID)
+	w.mustSucceed(b.Action.ID)
+
+	// B's visitors: a request with a secret in its query string, and B's
+	// PHP logging a message with another.
+	put(userB, b.SFTPPassword, `<?php error_log("B-PHP-SECRET-`+name+`"); echo "ok";`)
+	if code, body := hostenv.Get(t, w.env.HTTPAddr, domB, "/index.php?token=B-QUERY-SECRET-"+name); code != 200 || body != "ok" {
+		t.Fatalf("B's site: %d %q", code, body)
+	}
+	root := w.env.Root
+	put(userA, a.SFTPPassword, `<?php header("Content-Type: text/plain");
+echo shell_exec("cat `+root+`/nginx/logs/* `+root+`/fpm/*/*.log 2>&1");`)
+	code, out := hostenv.Get(t, w.env.HTTPAddr, domA, "/index.php")
+	if code != 200 {
+		t.Fatalf("A's site: %d %q", code, out)
+	}
+	if !strings.Contains(out, "Permission denied") && !strings.Contains(out, "B-QUERY-SECRET-"+name) {
+		t.Fatalf("A's command did not run: %q", out)
+	}
+	for _, secret := range []string{"B-QUERY-SECRET-" + name, "B-PHP-SECRET-" + name} {
+		if strings.Contains(out, secret) {
+			t.Errorf("account A's PHP reads %s of account B's traffic in the node's logs", secret)
+		}
+	}
+	if t.Failed() {
+		t.Logf("what A read (first 2000 bytes):\n%.2000s", out)
+	}
+}
