@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,6 +52,7 @@ func TestMoneyLedgerUnderRaces(t *testing.T) {
 	m.wait("the renewal invoices", func() bool { return m.unpaid(m.keyA) == 2 && m.unpaid(m.keyB) == 1 })
 	cancelKey := map[string]string{"Idempotency-Key": "cancel-b0"}
 	m.at(due.Add(time.Second))
+	time.Sleep(time.Duration(rand.IntN(500)) * time.Millisecond) // before or after the next sweeps
 	first := m.call(2, m.keyB, "DELETE", "/v1/servers/"+sb.Server.ID, nil, cancelKey)
 	if first.Status != 202 {
 		t.Fatalf("B's cancel: %s", first)
