@@ -49,7 +49,9 @@ func runCtl(t *testing.T, bin string, args ...string) (string, string, int) {
 // --expires-in -5m` minted a key that never expires, `--scopes " "` one
 // with every default scope, `--allow-ip ,` one usable from anywhere;
 // `invoice issue --line "Disk=2abcx1.00"` billed 2 disks, `--line
-// "Disk=0x1.00"` one, and `--due-days 0` made the invoice due in 7 days.
+// "Disk=0x1.00"` one, and `--due-days 0` made the invoice due in 7 days;
+// `oauth approve --scopes " "` granted the default (for a device that asked
+// for nothing, every scope the account's keys hold).
 func TestCLIInputRefusals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a coordinator")
@@ -81,6 +83,8 @@ func TestCLIInputRefusals(t *testing.T) {
 		{[]string{"invoice", "issue", acc.ID, "--line", "Disk=-1x1.00"}, "--line"},
 		{[]string{"invoice", "issue", acc.ID, "--line", "Disk=1.00", "--due-days", "0"}, "--due-days"},
 		{[]string{"invoice", "issue", acc.ID, "--line", "Disk=1.00", "--due-days", "-1"}, "--due-days"},
+		{[]string{"oauth", "approve", "WDJB-MJHT", "--account", acc.ID, "--scopes", " "}, "--scopes"},
+		{[]string{"oauth", "approve", "WDJB-MJHT", "--account", acc.ID, "--scopes", ","}, "--scopes"},
 		{[]string{"wallet", "credit", acc.ID, "--amount", "-5"}, "--amount"},
 		{[]string{"wallet", "credit", acc.ID, "--amount", "1e3"}, "--amount"},
 	} {

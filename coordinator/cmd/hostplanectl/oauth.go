@@ -29,8 +29,12 @@ func newOAuthCmd(g *globals) *cobra.Command {
 			return api.OAuthApproval{}, usageError{"--account is required to approve"}
 		}
 		req := api.OAuthApproveRequest{UserCode: args[0], AccountID: account}
-		if scopes != "" {
-			req.Scopes = conflayer.SplitList(scopes)
+		// Given, it names the grant: empty (" ", ",") it must not fall back
+		// to the default, which can be every scope the account's keys hold.
+		if c.Flags().Changed("scopes") {
+			if req.Scopes = conflayer.SplitList(scopes); len(req.Scopes) == 0 {
+				return api.OAuthApproval{}, usageError{"--scopes names no scope (leave it out for the default)"}
+			}
 		}
 		return g.admin().OAuthApprove(c.Context(), req)
 	}, func(a api.OAuthApproval) {
