@@ -16,23 +16,25 @@ func (r *rig) waitAction(id string) {
 	framework.WaitActionSuccess(r.t, r.api(0), id, 30*time.Second)
 }
 
-// refundDue is the README's refund policy for a service paid until
-// paidUntil and deleted now: the unused whole days of the month paid for,
-// pro rata to price.
-func refundDue(price int64, paidUntil time.Time) int64 {
+// refundDue is the README's refund policy for a service bought at start
+// (its order invoice's due date) and paid until paidUntil, deleted now: the
+// unused whole days of the month paid for, pro rata to price. The month is
+// start to paidUntil (bought on January 31st: paid until March 3rd, 31
+// days).
+func refundDue(price int64, start, paidUntil time.Time) int64 {
 	const day = 24 * time.Hour
-	period := int64((paidUntil.Sub(paidUntil.AddDate(0, -1, 0)) + day/2) / day)
+	period := int64((paidUntil.Sub(start) + day/2) / day)
 	unused := int64(time.Until(paidUntil) / day)
 	return price * unused / period
 }
 
 // wantRefund runs the customer's deletion del of a service bought at price
-// and paid until paidUntil (del answers the deletion's action), waits for the
-// action, and requires refundDue's amount back in the wallet.
-func (r *rig) wantRefund(what string, price int64, paidUntil time.Time, del func() (actionID string, err error)) {
+// at start and paid until paidUntil (del answers the deletion's action),
+// waits for the action, and requires refundDue's amount back in the wallet.
+func (r *rig) wantRefund(what string, price int64, start, paidUntil time.Time, del func() (actionID string, err error)) {
 	r.t.Helper()
 	before := r.balance()
-	want := refundDue(price, paidUntil)
+	want := refundDue(price, start, paidUntil)
 	id, err := del()
 	if err != nil {
 		r.t.Fatal(err)
@@ -88,7 +90,7 @@ func TestCancelAndSuspend(t *testing.T) {
 	r.waitAction(acc.Action.ID)
 
 	// The customer deletes it: the unused days come back.
-	r.wantRefund("deletion", price, *o.Server.PaidUntil, func() (string, error) {
+	r.wantRefund("deletion", price, o.Invoice.DueAt, *o.Server.PaidUntil, func() (string, error) {
 		del, err := r.api(2).TerminateServer(r.ctx, o.Server.ID, "")
 		return del.Action.ID, err
 	})
@@ -109,7 +111,7 @@ func TestCancelAndSuspend(t *testing.T) {
 	if st, msg := status(err); st != http.StatusConflict || !strings.Contains(msg, "unpaid domain") {
 		t.Fatalf("the customer's unsuspend: %d %s", st, msg)
 	}
-	r.wantRefund("hosting deletion", hostingPrice, *h.Hosting.PaidUntil, func() (string, error) {
+	r.wantRefund("hosting deletion", hostingPrice, h.Invoice.DueAt, *h.Hosting.PaidUntil, func() (string, error) {
 		hd, err := r.api(2).DeleteHosting(r.ctx, h.Hosting.ID, "")
 		return hd.Action.ID, err
 	})
