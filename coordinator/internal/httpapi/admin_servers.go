@@ -315,7 +315,9 @@ func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.Ser
 		return fsm.ServerCreate{}, "", err
 	}
 	nodeID, err := placement.Choose(cands, plan, req.Template, placement.Policy{CPUOvercommit: cfg.CPUOvercommit})
-	if err != nil {
+	if errors.Is(err, placement.ErrReconnecting) {
+		return fsm.ServerCreate{}, "", errf(http.StatusServiceUnavailable, "node_reconnecting", "%s; retry in a few seconds", err.Error())
+	} else if err != nil {
 		return fsm.ServerCreate{}, "", errf(http.StatusConflict, "no_capacity", "%s", err.Error())
 	}
 	srvID := ids.New("srv", now)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/placement"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -347,6 +348,7 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, deps *ServerDeps, 
 	var cands []cand
 	var reasons []string
 	var installed []string // every version the nodes that could take the account offer
+	reconnecting := false
 	err := a.state.Read(func(r store.ReadTx) error {
 		if !r.AccountExists(req.AccountID) {
 			return fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
@@ -365,6 +367,8 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, deps *ServerDeps, 
 			live := withLive(n, cfg.Nodes)
 			if !slices.Contains(n.Roles, api.RoleHosting) || n.State == api.AgentNodeRemoved || n.Cordoned || !live.Connected {
 				reasons = append(reasons, n.ID+": not a connected, schedulable hosting node")
+				// Ready but not connected to this leader: reconnecting (placement.ErrReconnecting).
+				reconnecting = reconnecting || slices.Contains(n.Roles, api.RoleHosting) && n.State == api.AgentNodeReady && !n.Cordoned
 				continue
 			}
 			var vs []string
@@ -396,6 +400,9 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, deps *ServerDeps, 
 	}
 	if req.NodeID != "" && len(cands) == 0 && len(reasons) == 0 {
 		return "", "", notFound("node " + req.NodeID)
+	}
+	if len(cands) == 0 && reconnecting {
+		return "", "", errf(http.StatusServiceUnavailable, "node_reconnecting", "%s: %s; retry in a few seconds", placement.ErrReconnecting, strings.Join(reasons, "; "))
 	}
 	if len(cands) == 0 {
 		if req.PHPVersion != "" && len(reasons) > 0 && strings.Contains(strings.Join(reasons, ""), "not installed") {

@@ -539,6 +539,9 @@ func (a *API) scrubPlacement(rq *request, err error) error {
 	var full *fsm.NoCapacityError
 	var reasons string
 	switch {
+	case errors.As(err, &he) && he.code == "node_reconnecting":
+		a.log.Info("order refused: a node that fits is reconnecting", "request_id", rq.id, "account", rq.caller.accountID, "reasons", he.msg)
+		return errf(http.StatusServiceUnavailable, "node_reconnecting", "a host is reconnecting after a change of coordinator; retry in a few seconds")
 	case errors.As(err, &he) && he.code == "no_capacity":
 		reasons = he.msg
 	case errors.As(err, &full):

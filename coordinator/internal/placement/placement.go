@@ -4,6 +4,7 @@
 package placement
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -60,6 +61,14 @@ func Room(capacity, used, need api.AgentNodeCapacity, overcommit float64) string
 	return ""
 }
 
+// ErrReconnecting is (wrapped in) Choose's error when no node can take the
+// server now but a node that would is ready and only not connected to this
+// leader: after a leader change (or a short network loss) its agent holds a
+// session again within seconds, so the caller is told to retry, not that
+// there is no room. A node that stays away is marked unreachable by the
+// liveness job and no longer counts.
+var ErrReconnecting = errors.New("a node that can take it is reconnecting")
+
 // Choose returns the best node for plan and template, or an error that says
 // why each node was skipped.
 func Choose(cands []Candidate, plan api.ServerPlan, template string, pol Policy) (string, error) {
@@ -73,6 +82,7 @@ func Choose(cands []Candidate, plan api.ServerPlan, template string, pol Policy)
 	}
 	var fits []fit
 	var why []string
+	reconnecting := false
 	for _, c := range cands {
 		n := c.Node
 		skip := func(format string, a ...any) { why = append(why, n.ID+": "+fmt.Sprintf(format, a...)) }
@@ -87,6 +97,10 @@ func Choose(cands []Candidate, plan api.ServerPlan, template string, pol Policy)
 			continue
 		case n.State != api.AgentNodeReady || !c.Connected:
 			skip("%s", map[bool]string{true: "not connected", false: n.State}[n.State == api.AgentNodeReady])
+			if n.State == api.AgentNodeReady && (c.Templates == nil || slices.Contains(c.Templates, template)) && c.Unfit == "" &&
+				Room(n.Capacity, c.Used, need, pol.CPUOvercommit) == "" {
+				reconnecting = true
+			}
 			continue
 		case c.Templates != nil && !slices.Contains(c.Templates, template):
 			skip("no template %q", template)
@@ -105,6 +119,9 @@ func Choose(cands []Candidate, plan api.ServerPlan, template string, pol Policy)
 	if len(fits) == 0 {
 		if len(why) == 0 {
 			return "", fmt.Errorf("no node is enrolled")
+		}
+		if reconnecting {
+			return "", fmt.Errorf("%w: %s", ErrReconnecting, strings.Join(why, "; "))
 		}
 		return "", fmt.Errorf("no node has room: %s", strings.Join(why, "; "))
 	}

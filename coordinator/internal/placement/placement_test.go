@@ -1,6 +1,7 @@
 package placement
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -46,5 +47,31 @@ func TestChoose(t *testing.T) {
 	}
 	if _, err := Choose(nil, small, "t", Policy{}); err == nil {
 		t.Fatal("no nodes: want an error")
+	}
+}
+
+// TestChooseReconnecting: when nothing fits, the refusal is ErrReconnecting
+// only if a ready node that would fit is merely not connected (an agent
+// reconnecting after a leader change); a node that is full, lacks the
+// template or is marked unreachable gives the plain "no room".
+func TestChooseReconnecting(t *testing.T) {
+	small := api.ServerPlan{Slug: "small", VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25}
+	away := node("u", 64, 1<<20, 1<<14)
+	away.State = api.AgentNodeUnreachable
+	for _, tc := range []struct {
+		name  string
+		cands []Candidate
+		want  bool
+	}{
+		{"a fitting node reconnecting", []Candidate{{Node: node("d", 2, 6144, 100)}, {Node: node("f", 2, 1024, 100), Connected: true, Used: api.AgentNodeCapacity{MemoryBytes: 512 << 20}}}, true},
+		{"the disconnected node is full", []Candidate{{Node: node("d", 2, 1024, 100), Used: api.AgentNodeCapacity{MemoryBytes: 512 << 20}}}, false},
+		{"the disconnected node lacks the template", []Candidate{{Node: node("d", 2, 6144, 100), Templates: []string{"other"}}}, false},
+		{"the node is unreachable", []Candidate{{Node: away}}, false},
+		{"the disconnected node is unfit", []Candidate{{Node: node("d", 2, 6144, 100), Unfit: "no IP pool on its bridges"}}, false},
+	} {
+		_, err := Choose(tc.cands, small, "debian-12", Policy{})
+		if err == nil || errors.Is(err, ErrReconnecting) != tc.want {
+			t.Errorf("%s: %v, want ErrReconnecting %v", tc.name, err, tc.want)
+		}
 	}
 }
