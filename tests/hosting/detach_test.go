@@ -113,4 +113,35 @@ func TestRemovedCustomDomainLeavesTheNode(t *testing.T) {
 	if resp, body := framework.GetHTTPS(t, tlsAddr, custom, roots); resp.StatusCode != codeB || string(body) != bodyB {
 		t.Fatalf("HTTPS %s is not account B's site: %d %q (B's own domain: %d %q)", custom, resp.StatusCode, body, codeB, bodyB)
 	}
+
+	// B suspended: its custom domain answers the suspension page over HTTPS
+	// too; unsuspended, B's site again.
+	acc, err := clB.SuspendHosting(ctx, idB, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	framework.WaitActionSuccess(t, clB, acc.Action.ID, 60*time.Second)
+	if resp, body := framework.GetHTTPS(t, tlsAddr, custom, roots); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("HTTPS %s of a suspended account: %d %q", custom, resp.StatusCode, body)
+	}
+	if acc, err = clB.UnsuspendHosting(ctx, idB, ""); err != nil {
+		t.Fatal(err)
+	}
+	framework.WaitActionSuccess(t, clB, acc.Action.ID, 60*time.Second)
+	if resp, body := framework.GetHTTPS(t, tlsAddr, custom, roots); resp.StatusCode != codeB || string(body) != bodyB {
+		t.Fatalf("HTTPS %s after unsuspend: %d %q", custom, resp.StatusCode, body)
+	}
+
+	// B's hosting account deleted: the name is served no more, over HTTP
+	// or HTTPS, and its certificate is gone from the node.
+	if acc, err = clB.DeleteHosting(ctx, idB, ""); err != nil {
+		t.Fatal(err)
+	}
+	framework.WaitActionSuccess(t, clB, acc.Action.ID, 60*time.Second)
+	code, body := hostenv.Get(t, w.env.HTTPAddr, custom, "/")
+	_, _, herr := framework.TryHTTPS(tlsAddr, custom, roots)
+	if _, ferr := os.Lstat(certFile); code != http.StatusNotFound || herr == nil || ferr == nil {
+		t.Fatalf("after B's account was deleted %s answers HTTP %d %q, HTTPS with its certificate: %v, %s there: %v",
+			custom, code, body, herr == nil, certFile, ferr == nil)
+	}
 }
