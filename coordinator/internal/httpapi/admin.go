@@ -519,7 +519,12 @@ func validHostPort(field, addr string) error {
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
 		return bad
 	}
-	if _, err := netip.ParseAddr(host); err != nil && validate.Hostname(strings.ToLower(host)) != nil {
+	ip, err := netip.ParseAddr(host)
+	if err != nil && validate.Hostname(strings.ToLower(host)) != nil {
+		return bad
+	}
+	// An IPv6 zone is an interface name (netip takes any text there).
+	if z := ip.Zone(); z != "" && (len(z) > 15 || strings.TrimLeft(z, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") != "") {
 		return bad
 	}
 	return nil
