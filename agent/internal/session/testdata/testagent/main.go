@@ -13,7 +13,8 @@
 //
 // Handle: command "echo" answers a progress frame then a result carrying the
 // params; "block" answers a progress frame, then waits for its context to end
-// and prints {"kind":"cancelled","id":…}; a StatsRequest streams samples.
+// and prints {"kind":"cancelled","id":…}; a StatsRequest streams samples,
+// one per requested interval (every 20 ms when it names none).
 package main
 
 import (
@@ -117,6 +118,10 @@ func main() {
 					_ = send(&pb.Envelope{Seq: 2, ReplyTo: req.Seq, Body: &pb.Envelope_ActionResult{ActionResult: &pb.ActionResult{ActionId: as.ActionId, Success: true, Result: as.Params}}})
 				}
 			case *pb.Envelope_StatsRequest:
+				every := 20 * time.Millisecond
+				if ms := b.StatsRequest.IntervalMs; ms > 0 {
+					every = time.Duration(ms) * time.Millisecond
+				}
 				for i := 0; ; i++ {
 					if err := send(&pb.Envelope{Seq: uint64(i + 1), ReplyTo: req.Seq, Body: &pb.Envelope_StatsSample{StatsSample: &pb.StatsSample{Target: b.StatsRequest.Target, CpuPercent: float64(i)}}}); err != nil {
 						// The context may have ended while the next sample
@@ -130,7 +135,7 @@ func main() {
 					case <-ctx.Done():
 						event("cancelled", "stats")
 						return
-					case <-time.After(20 * time.Millisecond):
+					case <-time.After(every):
 					}
 				}
 			}
