@@ -57,6 +57,12 @@ type Config struct {
 	// domain's authoritative servers are asked on (53 when empty; tests).
 	DNSResolver string
 	DNSNSPort   string
+	// StatsStreamsPerAccount bounds the stats streams (?stream=1) one
+	// account may hold open at once (0: DefaultStatsStreamsPerAccount);
+	// StatsCallsPerNode the stats calls, one-shot and streams, open to one
+	// node's agent (0: DefaultStatsCallsPerNode). See statsCaps.
+	StatsStreamsPerAccount int
+	StatsCallsPerNode      int
 }
 
 // API is the HTTP surface of one coordinator.
@@ -87,6 +93,9 @@ type API struct {
 	keyCache sync.Map // string → *cachedKey
 	// leaderAddr is LeaderAPIAddr's cached answer.
 	leaderAddr atomic.Pointer[leaderAddr]
+
+	// statsCaps counts the stats calls open on agent sessions.
+	statsCaps *statsCaps
 
 	webhooks atomic.Pointer[WebhookDeps]
 	servers  atomic.Pointer[ServerDeps]
@@ -182,6 +191,12 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 	if cfg.DefaultRateLimit <= 0 {
 		cfg.DefaultRateLimit = 120
 	}
+	if cfg.StatsStreamsPerAccount <= 0 {
+		cfg.StatsStreamsPerAccount = DefaultStatsStreamsPerAccount
+	}
+	if cfg.StatsCallsPerNode <= 0 {
+		cfg.StatsCallsPerNode = DefaultStatsCallsPerNode
+	}
 	if cfg.IdempotencyTTL <= 0 {
 		cfg.IdempotencyTTL = 24 * time.Hour
 	}
@@ -194,7 +209,8 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 	a := &API{
 		cfg: cfg, raft: node, state: node.FSM, log: log, now: now, limiter: ratelimit.New(now), metrics: metrics,
 		Usage: NewUsageRecorder(), inflight: map[string]struct{}{},
-		oauthRT: oauthRuntime{polls: map[string]*devicePoll{}, clients: map[string]cachedClient{}},
+		statsCaps: newStatsCaps(cfg.StatsStreamsPerAccount, cfg.StatsCallsPerNode),
+		oauthRT:   oauthRuntime{polls: map[string]*devicePoll{}, clients: map[string]cachedClient{}},
 	}
 	a.fwd = newForwarder(a)
 	a.leases = ratelimit.NewLeases(now, a.fetchLeaseLogged, node.LeaderID, a.voters)

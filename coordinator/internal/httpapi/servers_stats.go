@@ -92,6 +92,12 @@ func (a *API) serverStats(rq *request) (int, any, error) {
 	if deps.Stats == nil {
 		return 0, nil, a.statsError(rq, s, ErrNodeOffline)
 	}
+	// Each call holds a stream of the node's agent session until it returns.
+	release, err := a.acquireStats(rq, s.NodeID, stream)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer release()
 	if stream {
 		return a.streamStats(rq, deps, s, interval)
 	}

@@ -78,6 +78,10 @@ type Config struct {
 	// DNSNSPort the authoritative servers' port (tests run theirs elsewhere).
 	DNSResolver string
 	DNSNSPort   string
+	// StatsStreamsPerAccount, StatsCallsPerNode: the stats caps
+	// (httpapi.Config).
+	StatsStreamsPerAccount int
+	StatsCallsPerNode      int
 }
 
 // DefaultDataDir is where the embedded default keeps its data (see client.DefaultDataDir).
@@ -93,7 +97,7 @@ func Defaults() Config {
 	return Config{
 		NodeID: id, DataDir: DefaultDataDir(), APIAddr: "127.0.0.1:8420", RaftAddr: "127.0.0.1:8421",
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
-		Brand: brand.Default, RateLimit: 120, LogLevel: "info", LogFormat: "json",
+		Brand: brand.Default, RateLimit: 120, StatsStreamsPerAccount: httpapi.DefaultStatsStreamsPerAccount, StatsCallsPerNode: httpapi.DefaultStatsCallsPerNode, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
 		RDNS:      rdnsDefaults(),
@@ -140,6 +144,8 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.DNSNSPort, "dns-ns-port", c.DNSNSPort, "port the authoritative nameservers are asked on during custom-domain verification (default 53; for test setups)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach the API at, e.g. https://api.example.com: the OAuth issuer and the audience of its tokens; the same on every coordinator (default: http://<api-addr>)")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "default requests per minute per API key")
+	fs.IntVar(&c.StatsStreamsPerAccount, "stats-streams-per-account", c.StatsStreamsPerAccount, "stats streams (GET /v1/servers/:id/stats?stream=1) one account may hold open at once; more are refused with 429 too_many_streams")
+	fs.IntVar(&c.StatsCallsPerNode, "stats-calls-per-node", c.StatsCallsPerNode, "stats calls (one-shot and streams) open to one node's agent at once, each holding one of the 256 streams its session takes (actions need the rest); more are refused with 503 node_busy")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text on stdout, or journal (native journald entries with one field per attribute: REQUEST_ID, ACTION_ID, NODE_ID…)")
 	fs.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", c.HeartbeatTimeout, "Raft heartbeat timeout")
@@ -223,6 +229,12 @@ func (c *Config) Validate() error {
 	}
 	if c.RateLimit < 1 {
 		errs = append(errs, errors.New("rate-limit must be at least 1"))
+	}
+	if c.StatsStreamsPerAccount < 1 {
+		errs = append(errs, errors.New("stats-streams-per-account must be at least 1"))
+	}
+	if c.StatsCallsPerNode < 1 || c.StatsCallsPerNode > 224 {
+		errs = append(errs, errors.New("stats-calls-per-node must be from 1 to 224 (the agent takes 256 streams per session; at least 32 stay for actions)"))
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -125,6 +125,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP, ClusterTLS: tlsCfg,
 		Issuer: publicURL(cfg.PublicURL, s.apiAddr), OAuthPollInterval: cfg.OAuthPollInterval,
 		DNSResolver: cfg.DNSResolver, DNSNSPort: cfg.DNSNSPort,
+		StatsStreamsPerAccount: cfg.StatsStreamsPerAccount, StatsCallsPerNode: cfg.StatsCallsPerNode,
 	}, node, log.With("component", "api"), cfg.Clock, metrics)
 	s.metrics = metrics
 	s.rdnsMet = reconcile.NewMetrics(node.FSM)

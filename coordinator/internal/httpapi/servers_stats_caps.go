@@ -1,0 +1,91 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+)
+
+// Defaults of the stats caps (Config.StatsStreamsPerAccount,
+// Config.StatsCallsPerNode). The agent takes at most 256 concurrent streams
+// on its session (agent/internal/session maxIncomingStreams), actions
+// included: stats calls may hold at most half of them.
+const (
+	DefaultStatsStreamsPerAccount = 8
+	DefaultStatsCallsPerNode      = 128
+)
+
+// streamsRetryAfter is the Retry-After of a stream refused by the account's
+// cap, in seconds: a stream frees a place only when a client closes one.
+const streamsRetryAfter = 5
+
+// statsCaps counts the stats calls this coordinator has open on agent
+// sessions (each holds one stream of its node's session while it runs):
+// ?stream=1 streams per account, and calls of either kind per node. Only the
+// leader holds agent sessions, and followers forward stats requests to it,
+// so the leader's counts are the cluster's; a call counts from acquire until
+// the release acquire returned is called, whatever ends it.
+type statsCaps struct {
+	perAccount, perNode int
+	mu                  sync.Mutex
+	accounts            map[string]int // account id → open streams
+	nodes               map[string]int // node id → open calls
+}
+
+func newStatsCaps(perAccount, perNode int) *statsCaps {
+	return &statsCaps{perAccount: perAccount, perNode: perNode, accounts: map[string]int{}, nodes: map[string]int{}}
+}
+
+// acquire counts one call to node for account (a stream when stream), or
+// refuses it: the account's streams are at the cap (429 too_many_streams) or
+// the node's calls are (503 node_busy). release undoes the count; calling it
+// again does nothing.
+func (c *statsCaps) acquire(account, node string, stream bool) (release func(), err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if stream && c.accounts[account] >= c.perAccount {
+		return nil, &httpError{status: http.StatusTooManyRequests, code: "too_many_streams",
+			msg: fmt.Sprintf("this account already has %d stats streams open, the most it may hold at once; close one first", c.perAccount)}
+	}
+	if c.nodes[node] >= c.perNode {
+		return nil, &httpError{status: http.StatusServiceUnavailable, code: "node_busy",
+			msg: "the server's host is answering as many stats requests as it takes right now; retry shortly"}
+	}
+	if stream {
+		c.accounts[account]++
+	}
+	c.nodes[node]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if stream {
+				if c.accounts[account]--; c.accounts[account] <= 0 {
+					delete(c.accounts, account)
+				}
+			}
+			if c.nodes[node]--; c.nodes[node] <= 0 {
+				delete(c.nodes, node)
+			}
+		})
+	}, nil
+}
+
+// open returns the account's open streams and the node's open calls.
+func (c *statsCaps) open(account, node string) (streams, calls int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.accounts[account], c.nodes[node]
+}
+
+// acquireStats counts a stats call of rq's caller to node (see statsCaps);
+// a refusal by the account's cap carries Retry-After.
+func (a *API) acquireStats(rq *request, node string, stream bool) (func(), error) {
+	release, err := a.statsCaps.acquire(rq.caller.accountID, node, stream)
+	if he, ok := err.(*httpError); ok && he.status == http.StatusTooManyRequests {
+		rq.w.Header().Set("Retry-After", strconv.Itoa(streamsRetryAfter))
+	}
+	return release, err
+}
