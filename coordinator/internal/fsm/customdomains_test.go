@@ -314,10 +314,31 @@ func TestCustomDomainDetachOnNode(t *testing.T) {
 		Detach: &DetachAction{ID: "act_d2", Deadline: deadline}})
 	wantUncert("act_d2", "shop.example")
 
-	// A delete takes it off too.
+	// A certificate installs only for the account's verified custom domain.
+	cert := func(id, domain string) error {
+		_, err := h.apply(CmdHostingAction, HostingAction{Action: store.Action{Action: api.Action{ID: id, Command: api.ActionHostingCert,
+			ResourceID: "hst_a"}, AccountID: "acc_1", NodeID: "hv-1", Target: "ada", Deadline: deadline,
+			Params: []byte(`{"domain":"` + domain + `","chain_pem":"x"}`), NeedsSecret: true}})
+		return err
+	}
+	if err := cert("act_c0", "shop2.example"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("install for a domain not verified yet: %v", err)
+	}
 	h.must(CmdCustomDomainVerified, CustomDomainVerified{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop2.example"})
+	if err := cert("act_c1", "shop.example"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("install for the replaced domain: %v", err)
+	}
+	if err := cert("act_c2", "shop2.example"); err != nil {
+		t.Fatalf("install for the verified domain: %v", err)
+	}
+	h.must(CmdActionFinish, ActionFinish{ID: "act_c2", Success: true})
+
+	// A delete takes it off too, and no install comes after it.
 	h.must(CmdCustomDomainDelete, CustomDomainDelete{HostingID: "hst_a", AccountID: "acc_1", Detach: &DetachAction{ID: "act_d3", Deadline: deadline}})
 	wantUncert("act_d3", "shop2.example")
+	if err := cert("act_c3", "shop2.example"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("install after the delete: %v", err)
+	}
 	if a, b := bucketDump(h.fsms[0], store.BucketActions, store.BucketCustomDomains), bucketDump(h.fsms[1], store.BucketActions, store.BucketCustomDomains); string(a) != string(b) {
 		t.Fatal("replicas differ")
 	}

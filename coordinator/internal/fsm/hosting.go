@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
 
@@ -132,6 +133,19 @@ func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
 		return nil, fmt.Errorf("%w: hosting account %s is not suspended", ErrConflict, h.ID)
 	case a.Command == api.ActionHostingSetPHP && p.PHPVersion == "":
 		return nil, fmt.Errorf("%w: hosting.php needs the version", ErrInvalid)
+	}
+	if a.Command == api.ActionHostingCert {
+		// The certificate job proposes the install after recording the
+		// certificate; the customer may have removed or replaced the domain
+		// in between (its hosting.uncert already opened): installing it then
+		// would route a name the cluster has freed, for good.
+		var cp struct {
+			Domain string `json:"domain"`
+		}
+		_ = json.Unmarshal(a.Params, &cp)
+		if d, err := c.r.CustomDomain(h.AccountID, h.ID); err != nil || d.Domain != cp.Domain || d.Status != api.CustomDomainVerified {
+			return nil, fmt.Errorf("%w: %s is not the verified custom domain of hosting account %s", ErrConflict, cp.Domain, h.ID)
+		}
 	}
 	switch a.Command {
 	case api.ActionHostingSuspend, api.ActionHostingUnsuspend, api.ActionHostingSetPHP, api.ActionHostingDelete,
