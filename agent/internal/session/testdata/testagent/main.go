@@ -10,6 +10,10 @@
 // -hosting it also reports the hosting role and PHP 8.2, so hosting accounts
 // are placed on it; a hosting.create for a domain starting with "fail-"
 // fails, one for "slow-" succeeds after a second, the others succeed at once.
+// A server.provision for a hostname starting with "fail-" fails as the real
+// agent's does when its template is gone (its undo leaves nothing), and a
+// server.terminate of that VM then answers not_found, as the real agent's
+// does for a VM it does not hold.
 //
 // Handle: command "echo" answers a progress frame then a result carrying the
 // params; "block" answers a progress frame, then waits for its context to end
@@ -59,6 +63,10 @@ func main() {
 	var (
 		invMu sync.Mutex
 		inv   = &pb.Inventory{Templates: []string{"base"}}
+	)
+	var (
+		failedMu sync.Mutex
+		failed   = map[string]bool{} // VMs whose provisioning failed
 	)
 	var a *session.Agent
 	a, err := session.New(session.Config{
@@ -113,6 +121,22 @@ func main() {
 					if strings.HasPrefix(p.Domain, "slow-") {
 						time.Sleep(time.Second)
 					}
+					_ = send(&pb.Envelope{Seq: 2, ReplyTo: req.Seq, Body: &pb.Envelope_ActionResult{ActionResult: res}})
+				case "server.provision", "server.terminate":
+					var p struct {
+						Hostname string `json:"hostname"`
+					}
+					_ = json.Unmarshal(as.Params, &p)
+					res := &pb.ActionResult{ActionId: as.ActionId, Success: true, Result: as.Params}
+					failedMu.Lock()
+					switch {
+					case as.Command == "server.provision" && strings.HasPrefix(p.Hostname, "fail-"):
+						failed[as.Target] = true
+						res = &pb.ActionResult{ActionId: as.ActionId, ErrorCode: "not_found", ErrorMessage: "provision " + as.Target + ": unknown template base"}
+					case as.Command == "server.terminate" && failed[as.Target]:
+						res = &pb.ActionResult{ActionId: as.ActionId, ErrorCode: "not_found", ErrorMessage: "vm " + as.Target + " not found"}
+					}
+					failedMu.Unlock()
 					_ = send(&pb.Envelope{Seq: 2, ReplyTo: req.Seq, Body: &pb.Envelope_ActionResult{ActionResult: res}})
 				default:
 					_ = send(&pb.Envelope{Seq: 2, ReplyTo: req.Seq, Body: &pb.Envelope_ActionResult{ActionResult: &pb.ActionResult{ActionId: as.ActionId, Success: true, Result: as.Params}}})
