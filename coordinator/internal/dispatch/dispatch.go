@@ -330,7 +330,8 @@ func (d *Dispatcher) scan(ctx context.Context) {
 				// The node is there but every exchange breaks (an agent that
 				// crashes on this action): stop at the deadline.
 				expired = append(expired, fsm.ActionFinish{ID: a.ID, ErrorCode: "node_error",
-					ErrorMessage: fmt.Sprintf("the server's host did not complete the action after %d attempts; check the server's state and retry", failed)})
+					ErrorMessage:           fmt.Sprintf("the server's host did not complete the action after %d attempts; check the server's state and retry", failed),
+					CleanupDeadlineSeconds: d.cleanupDeadline(a)})
 				continue
 			}
 			ready = append(ready, a)
@@ -340,7 +341,9 @@ func (d *Dispatcher) scan(ctx context.Context) {
 			// A pending action fails at its deadline; one the node already
 			// runs only once the node has been away a whole deadline (a long
 			// reinstall outlives a short network cut).
-			expired = append(expired, deadlineResult(a, d.s.ActionDeadline))
+			r := deadlineResult(a, d.s.ActionDeadline)
+			r.CleanupDeadlineSeconds = d.cleanupDeadline(a)
+			expired = append(expired, r)
 		}
 	}
 	d.sendAll(ctx, ready)
@@ -401,6 +404,17 @@ func commandOf(as []store.Action, id string) string {
 		}
 	}
 	return ""
+}
+
+// cleanupDeadline is the deadline (seconds) of the server.terminate a
+// failed server.provision opens to clean up after itself (the FSM opens it
+// for a bought server: fsm.ActionFinish.CleanupDeadlineSeconds); 0 for
+// other actions.
+func (d *Dispatcher) cleanupDeadline(a store.Action) int64 {
+	if a.Command != api.ActionServerProvision {
+		return 0
+	}
+	return max(int64(d.s.ActionDeadline/time.Second), 1)
 }
 
 func deadlineResult(a store.Action, deadline time.Duration) fsm.ActionFinish {
@@ -682,6 +696,7 @@ func (x *exchange) finish(err error) error {
 			fin.ErrorCode = "failed"
 		}
 		fin.ErrorMessage = scrub(result.ErrorMessage, a)
+		fin.CleanupDeadlineSeconds = d.cleanupDeadline(a)
 	}
 	// The result must be recorded even if this leader's job is being stopped:
 	// a bounded, independent context.

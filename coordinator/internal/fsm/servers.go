@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/placement"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/action"
@@ -88,7 +89,17 @@ type ActionFinish struct {
 	ErrorCode    string          `json:"error_code,omitempty"`
 	ErrorMessage string          `json:"error_message,omitempty"`
 	Result       json.RawMessage `json:"result,omitempty"` // the agent's api.NodeOpResult
+	// CleanupDeadlineSeconds, set by the proposer on a failed result, has
+	// a failed server.provision of a bought server open that server's
+	// server.terminate, with this deadline, in the same command (see
+	// openCleanup). Entries written before it have 0: the failure is
+	// recorded as it was (the server stays in error holding its room).
+	CleanupDeadlineSeconds int64 `json:"cleanup_deadline_seconds,omitempty"`
 }
+
+// metaCleanupOf marks a server.terminate opened by a failed provisioning
+// (openCleanup); its value is the failed server.provision's id.
+const metaCleanupOf = "cleanup_of"
 
 // ActionsFinished is several results in one entry (deadline sweeps).
 type ActionsFinished struct {
@@ -529,10 +540,50 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 	if err := applyResult(c, &s, &a, p.Success, p.Result); err != nil {
 		return api.Action{}, err
 	}
+	if !p.Success && p.CleanupDeadlineSeconds > 0 && a.Command == api.ActionServerProvision && s.InvoiceID != "" && s.ActionID == "" {
+		if err := openCleanup(c, &s, a.ID, time.Duration(p.CleanupDeadlineSeconds)*time.Second); err != nil {
+			return api.Action{}, err
+		}
+	}
 	if err := putServer(c.tx, s); err != nil {
 		return api.Action{}, err
 	}
 	return a.Action, putAction(c.tx, a)
+}
+
+// openCleanup opens the server.terminate of s, a bought server whose
+// provisioning (the action failedID) failed, in the command that records
+// the failure: the node may still hold part of it (an undo step that
+// failed, or a provisioning the coordinator gave up on at its deadline
+// while the node ran it), and the agent's terminate removes whatever is
+// there. Its result releases the server's addresses (into quarantine) and
+// its node room through the terminate path of applyResult; the node
+// answering that it holds no such VM counts as done (cleanupGone). The
+// action's id is derived from the entry, probed past ids taken (several
+// failures in one entry).
+func openCleanup(c *applyCtx, s *store.Server, failedID string, deadline time.Duration) error {
+	var id string
+	for seq := uint16(0x4000); ; seq++ {
+		id = ids.Derived("act", c.at, c.index, seq)
+		if c.tx.Bucket(store.BucketActions).Get([]byte(id)) == nil {
+			break
+		}
+	}
+	a := store.Action{
+		Action: api.Action{ID: id, Command: api.ActionServerTerminate, Status: api.ActionPending, ResourceType: "server",
+			ResourceID: s.ID, CreatedAt: c.at},
+		AccountID: s.AccountID, NodeID: s.NodeID, Target: s.VMName, Params: json.RawMessage(`{}`), Mutating: true,
+		Deadline: c.at.Add(deadline), Meta: map[string]string{metaCleanupOf: failedID},
+	}
+	s.ActionID = id
+	return putAction(c.tx, a)
+}
+
+// cleanupGone: a is a failed provisioning's terminate (openCleanup) that
+// the node answered not_found: it holds no VM of that name, so nothing is
+// left to remove and the terminate is done.
+func cleanupGone(a *store.Action) bool {
+	return a.Command == api.ActionServerTerminate && a.Meta[metaCleanupOf] != "" && a.Error != nil && a.Error.Code == api.NodeErrNotFound
 }
 
 // applyResult changes the server as the finished action says and queues the
@@ -546,6 +597,9 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, result 
 			s.Status = state
 		}
 		return c.emit(api.EventServerPowerChanged, s.AccountID, map[string]any{"serverId": s.ID, "action": action})
+	}
+	if !ok && cleanupGone(a) {
+		a.Status, a.Progress, a.Error, ok = api.ActionSuccess, 100, nil, true
 	}
 	if !ok {
 		if a.Command == api.ActionServerProvision {

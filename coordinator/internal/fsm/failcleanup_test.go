@@ -1,0 +1,120 @@
+package fsm
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/action"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+func failCleanupDump(f *FSM) []byte {
+	return bucketDump(f, append(append(append([][]byte{}, store.IPPoolBuckets...), store.ServerBuckets...),
+		store.BucketOutbox, store.BucketAccounts, store.BucketWalletTx, store.BucketInvoices, store.BucketOpenActions)...)
+}
+
+// TestFailedProvisionCleanup: on two replicas, three bought servers with
+// pool addresses fail to provision. The first failure is an entry written
+// before CleanupDeadlineSeconds: it is applied as it was (the server stays
+// in error holding its room, no action opened). The other two, in one
+// entry with the field, each open their own server.terminate (the failed
+// provisioning's id in its meta, the deadline from the field); a repeat of
+// the entry changes nothing. One terminate is answered not_found (the node
+// holds no such VM: done), the other succeeds: both servers end
+// terminated, their addresses in quarantine and their node room free, each
+// refunded once, with one server.terminated each and no server.created.
+func TestFailedProvisionCleanup(t *testing.T) {
+	h := ipHarness(t)
+	h.putVPS2(1200)
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
+	for n := 1; n <= 3; n++ {
+		o := testOrder(n, "vps-2")
+		o.Create.Addresses = bothFamilies
+		o.Create.Action.Params, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 4096, DiskGiB: 60}})
+		h.must(CmdServerOrder, o)
+	}
+	usedAll := dbNodeUsed(t, h.fsms[0], "hv-1")
+	fail := func(id string, cleanup int64) ActionFinish {
+		return ActionFinish{ID: id, ErrorCode: "not_found", ErrorMessage: "provision: unknown template debian-12", CleanupDeadlineSeconds: cleanup}
+	}
+	server := func(id string) (s store.Server) {
+		t.Helper()
+		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { s, err = r.Server(id); return }); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	actionOf := func(id string) (a store.Action) {
+		t.Helper()
+		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { a, err = r.Action(id); return }); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+
+	h.must(CmdActionFinish, fail("act_1", 0))
+	if s := server("srv_1"); s.Status != api.ServerError || s.ActionID != "" || len(s.Addrs) != 2 {
+		t.Fatalf("an old entry's failure: %+v", s)
+	}
+	if n := h.count(store.BucketOpenActions, ""); n != 2 {
+		t.Fatalf("%d open actions after an old entry's failure, want the two provisionings left", n)
+	}
+
+	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_2", 300), fail("act_3", 300)}})
+	failedAt := h.at
+	cleanups := map[string]string{}
+	for _, id := range []string{"srv_2", "srv_3"} {
+		s := server(id)
+		a := actionOf(s.ActionID)
+		if s.Status != api.ServerError || a.Command != api.ActionServerTerminate || a.Status != api.ActionPending || !a.Mutating ||
+			a.Meta[metaCleanupOf] != "act_"+id[4:] || a.Target != s.VMName || a.NodeID != "hv-1" || !a.Deadline.Equal(failedAt.Add(300*time.Second)) {
+			t.Fatalf("%s after its failure: %+v, its action %+v", id, s, a)
+		}
+		cleanups[id] = a.ID
+	}
+	if cleanups["srv_2"] == cleanups["srv_3"] {
+		t.Fatalf("one action id for both cleanups: %v", cleanups)
+	}
+	again := failCleanupDump(h.fsms[0])
+	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_2", 300), fail("act_3", 300)}})
+	if !bytes.Equal(again, failCleanupDump(h.fsms[0])) {
+		t.Fatal("a repeated failure changed the state")
+	}
+
+	h.must(CmdActionFinish, ActionFinish{ID: cleanups["srv_2"], ErrorCode: api.NodeErrNotFound, ErrorMessage: "vm hp-srv_2 not found"})
+	h.must(CmdActionFinish, ActionFinish{ID: cleanups["srv_3"], Success: true})
+	for _, id := range []string{"srv_2", "srv_3"} {
+		s, a := server(id), actionOf(cleanups[id])
+		if s.Status != api.ServerTerminated || s.TerminatedAt == nil || s.ActionID != "" || s.PaidUntil != nil || a.Status != api.ActionSuccess || a.Error != nil {
+			t.Fatalf("%s after its cleanup: %+v, its action %+v", id, s, a)
+		}
+		if p := actionOf("act_" + id[4:]); p.Status != api.ActionFailed || p.Error == nil || p.Error.Message != "provision: unknown template debian-12 (the order's 1200 cents were refunded to the wallet)" {
+			t.Fatalf("%s's provisioning lost its reason: %+v", id, p.Error)
+		}
+	}
+	// srv_1 (old entry) holds .2 and the first /64; srv_2 and srv_3's are quarantined.
+	for _, unit := range []string{"pub4/198.51.100.3/32", "pub4/198.51.100.4/32", "pub6/2001:db8:0:1::/64", "pub6/2001:db8:0:2::/64"} {
+		if h.count(store.BucketIPUnits, unit) != 1 {
+			t.Errorf("no quarantine record of %s", unit)
+		}
+	}
+	if n := h.count(store.BucketIPUnits, "pub4/198.51.100.2/32"); n != 0 {
+		t.Errorf("srv_1's address was released by an old entry")
+	}
+	if used := dbNodeUsed(t, h.fsms[0], "hv-1"); used.VCPUs*3 != usedAll.VCPUs || used.MemoryBytes*3 != usedAll.MemoryBytes || used.DiskBytes*3 != usedAll.DiskBytes {
+		t.Fatalf("node used %+v, want a third of %+v (srv_1 alone)", used, usedAll)
+	}
+	if b := balance(t, h.fsms[0], "acc_1"); b != 5000 {
+		t.Fatalf("balance %d, want every order refunded once", b)
+	}
+	count := map[string]int{}
+	for _, typ := range outboxTypes(t, h.fsms[0]) {
+		count[typ]++
+	}
+	if count[string(api.EventServerTerminated)] != 2 || count[string(api.EventServerCreated)] != 0 {
+		t.Fatalf("events %v", count)
+	}
+	h.replicasSame(failCleanupDump)
+}
