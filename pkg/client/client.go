@@ -160,7 +160,16 @@ func NewAdmin(socket string) *Admin {
 
 // Do sends an admin request; out may be an io.Writer for streamed bodies.
 func (a *Admin) Do(ctx context.Context, method, path string, body, out any) error {
-	_, err := do(ctx, a.HTTP, "http://admin", method, path, body, out, func(*http.Request) {})
+	return a.DoWith(ctx, method, path, body, out, nil)
+}
+
+// DoWith is Do sending hdr's headers too (an Idempotency-Key, say).
+func (a *Admin) DoWith(ctx context.Context, method, path string, body, out any, hdr http.Header) error {
+	_, err := do(ctx, a.HTTP, "http://admin", method, path, body, out, func(r *http.Request) {
+		for k, vs := range hdr {
+			r.Header[k] = vs
+		}
+	})
 	if err != nil {
 		if _, ok := err.(*api.Error); !ok {
 			return fmt.Errorf("admin socket %s: %w (is the coordinator running? set --socket or HOSTPLANE_ADMIN_SOCKET)", a.Socket, err)
@@ -215,12 +224,37 @@ func (a *Admin) KeyUsage(ctx context.Context, keyID string) ([]api.KeyUsage, err
 
 // CreditWallet credits a deposit.
 func (a *Admin) CreditWallet(ctx context.Context, accountID string, req api.WalletCreditRequest) (api.WalletTransaction, error) {
-	return adminCall[api.WalletTransaction](ctx, a, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/wallet/credit", req)
+	return a.CreditWalletOnce(ctx, accountID, req, "")
+}
+
+// CreditWalletOnce is CreditWallet with an Idempotency-Key: a retry with the
+// same key and request answers the first credit instead of crediting again.
+func (a *Admin) CreditWalletOnce(ctx context.Context, accountID string, req api.WalletCreditRequest, key string) (api.WalletTransaction, error) {
+	var out api.WalletTransaction
+	err := a.DoWith(ctx, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/wallet/credit", req, &out, idempotencyHeader(key))
+	return out, err
+}
+
+// idempotencyHeader is an Idempotency-Key header, or none for "".
+func idempotencyHeader(key string) http.Header {
+	if key == "" {
+		return nil
+	}
+	return http.Header{"Idempotency-Key": {key}}
 }
 
 // IssueInvoice issues an invoice.
 func (a *Admin) IssueInvoice(ctx context.Context, accountID string, req api.InvoiceIssueRequest) (api.Invoice, error) {
-	return adminCall[api.Invoice](ctx, a, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/invoices", req)
+	return a.IssueInvoiceOnce(ctx, accountID, req, "")
+}
+
+// IssueInvoiceOnce is IssueInvoice with an Idempotency-Key ("" for none): a
+// retry with the same key and request answers the first invoice instead of
+// issuing (and perhaps paying) a second.
+func (a *Admin) IssueInvoiceOnce(ctx context.Context, accountID string, req api.InvoiceIssueRequest, key string) (api.Invoice, error) {
+	var out api.Invoice
+	err := a.DoWith(ctx, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/invoices", req, &out, idempotencyHeader(key))
+	return out, err
 }
 
 // PayInvoice pays an invoice from the wallet.

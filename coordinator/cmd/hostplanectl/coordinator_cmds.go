@@ -136,7 +136,7 @@ func tstr(t *time.Time) string {
 func newWalletCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "wallet", Short: "Credit customer wallets"}
 	var req api.WalletCreditRequest
-	var amount string
+	var amount, idem string
 	credit := &cobra.Command{
 		Use: "credit ACCOUNT_ID", Short: "Credit a deposit (fires wallet.deposit.received)", Args: cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
@@ -145,7 +145,7 @@ func newWalletCmd(g *globals) *cobra.Command {
 				return usageError{"--amount: " + err.Error()}
 			}
 			req.AmountUsdCents = cents
-			tx, err := g.admin().CreditWallet(c.Context(), args[0], req)
+			tx, err := g.admin().CreditWalletOnce(c.Context(), args[0], req, idem)
 			if err != nil {
 				return err
 			}
@@ -157,6 +157,7 @@ func newWalletCmd(g *globals) *cobra.Command {
 	credit.Flags().StringVar(&amount, "amount", "", "amount in USD, e.g. 25 or 25.50 (required)")
 	credit.Flags().StringVar(&req.Gateway, "gateway", "manual", "payment gateway that took the money")
 	credit.Flags().StringVar(&req.Description, "description", "", "shown on the transaction")
+	credit.Flags().StringVar(&idem, "idempotency-key", "", "credit at most once under this key (e.g. the payment's id at the gateway): a retry with the same key and flags answers the first credit (24 h)")
 	cmd.AddCommand(credit)
 	return cmd
 }
@@ -189,6 +190,7 @@ func parseMoney(s string) (int64, error) {
 func newInvoiceCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "invoice", Short: "Issue and pay invoices"}
 	var lines []string
+	var idem string
 	var req api.InvoiceIssueRequest
 	issue := &cobra.Command{
 		Use:     "issue ACCOUNT_ID",
@@ -225,7 +227,7 @@ func newInvoiceCmd(g *globals) *cobra.Command {
 				}
 				req.Lines = append(req.Lines, api.InvoiceLineRequest{Description: desc, Quantity: qty, UnitPriceUsdCents: cents})
 			}
-			inv, err := g.admin().IssueInvoice(c.Context(), args[0], req)
+			inv, err := g.admin().IssueInvoiceOnce(c.Context(), args[0], req, idem)
 			if err != nil {
 				return err
 			}
@@ -237,6 +239,7 @@ func newInvoiceCmd(g *globals) *cobra.Command {
 	issue.Flags().StringArrayVar(&lines, "line", nil, "line item DESCRIPTION=PRICE or DESCRIPTION=QTYxPRICE (repeatable)")
 	issue.Flags().IntVar(&req.DueDays, "due-days", 7, "days until due")
 	issue.Flags().BoolVar(&req.PayFromWallet, "pay-from-wallet", false, "pay at once from the wallet (fails if the balance is short)")
+	issue.Flags().StringVar(&idem, "idempotency-key", "", "issue at most once under this key: a retry with the same key and flags answers the first invoice (24 h)")
 	pay := adminCmd(g, "pay INVOICE_ID", "Pay an unpaid invoice from the wallet", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.Invoice, error) {
 		return g.admin().PayInvoice(c.Context(), args[0])
 	}, func(inv api.Invoice) { fmt.Printf("invoice %s is %s\n", inv.Number, inv.Status) })

@@ -2,6 +2,9 @@ package httpapi
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -339,10 +342,40 @@ func DecodeWalletCredit(body []byte) (api.WalletCreditRequest, error) {
 }
 
 func (a *API) adminWalletCredit(r *http.Request, body []byte, now time.Time) (int, any, error) {
-	return adminCommand(a, r, body, now, DecodeWalletCredit, fsm.CmdWalletCredit, func(req api.WalletCreditRequest) any {
-		return fsm.WalletCredit{TxID: ids.New("wtx", now), AccountID: r.PathValue("id"), AmountUsdCents: req.AmountUsdCents,
-			Gateway: req.Gateway, Description: req.Description}
-	})
+	req, err := DecodeWalletCredit(body)
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.adminApplyOnce(r, body, now, fsm.CmdWalletCredit, http.StatusCreated, fsm.WalletCredit{TxID: ids.New("wtx", now),
+		AccountID: r.PathValue("id"), AmountUsdCents: req.AmountUsdCents, Gateway: req.Gateway, Description: req.Description})
+}
+
+// adminApplyOnce is adminApply for the operator's money commands (a credit,
+// an invoice), honouring an Idempotency-Key as /v1 does: the command's
+// answer is stored with the key in the same Raft command, and a retry with
+// the same key and body answers it again instead of crediting or invoicing
+// twice (another body with the key is a 422). Keys are the operators' own,
+// apart from every API key's.
+func (a *API) adminApplyOnce(r *http.Request, body []byte, now time.Time, t fsm.CommandType, status int, payload any) (int, any, error) {
+	env, err := fsm.NewEnvelope(t, now, payload)
+	if err != nil {
+		return 0, nil, err
+	}
+	if key := r.Header.Get("Idempotency-Key"); key != "" {
+		if len(key) > 255 || !printableASCII(key) {
+			return 0, nil, badRequest("Idempotency-Key must be 1-255 printable ASCII characters")
+		}
+		sum := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "\n" + string(body)))
+		env.Idem = &fsm.IdemRequest{Scope: "admin/" + key, ReqHash: hex.EncodeToString(sum[:]), Status: status, ExpiresAt: now.Add(a.cfg.IdempotencyTTL)}
+	}
+	res, err := a.apply(r.Context(), env)
+	if err != nil {
+		return 0, nil, err
+	}
+	if res.Replayed != nil {
+		return res.Replayed.Status, json.RawMessage(res.Replayed.Body), nil
+	}
+	return status, res.Value, nil
 }
 
 // DecodeInvoiceIssue validates an admin invoice body into FSM line items.
@@ -381,11 +414,10 @@ func (a *API) adminIssueInvoice(r *http.Request, body []byte, now time.Time) (in
 	if err != nil {
 		return 0, nil, err
 	}
-	v, err := a.adminApply(r.Context(), fsm.CmdInvoiceIssue, now, fsm.InvoiceIssue{
+	return a.adminApplyOnce(r, body, now, fsm.CmdInvoiceIssue, http.StatusCreated, fsm.InvoiceIssue{
 		ID: ids.New("inv", now), AccountID: r.PathValue("id"), Lines: lines, DueAt: now.AddDate(0, 0, req.DueDays),
 		PayFromWallet: req.PayFromWallet, PaymentID: ids.New("pay", now), TxID: ids.New("wtx", now),
 	})
-	return http.StatusCreated, v, err
 }
 
 func (a *API) adminPayInvoice(r *http.Request, _ []byte, now time.Time) (int, any, error) {
