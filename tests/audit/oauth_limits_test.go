@@ -48,15 +48,7 @@ func TestOAuthAppGetsNoMoreThanItsKey(t *testing.T) {
 	adm := r.c.AnyAlive(nil).Admin()
 	connect := func(key string) (access, refresh string) {
 		t.Helper()
-		verifier, challenge := pkce()
-		code := o.code(o.authorizeURL(client, cb, challenge, map[string]string{"scope": "account:read"}), key)
-		status, tok := o.token(exchange(client, code, cb, verifier))
-		access, _ = tok["access_token"].(string)
-		refresh, _ = tok["refresh_token"].(string)
-		if status != 200 || access == "" || refresh == "" {
-			t.Fatalf("exchange: %d %v", status, tok)
-		}
-		return access, refresh
+		return o.connect(client, cb, key, "account:read")
 	}
 	mint := func(req api.KeyCreateRequest) string {
 		t.Helper()

@@ -140,6 +140,21 @@ func (o oauthSide) token(form url.Values) (int, map[string]any) {
 	return resp.StatusCode, out
 }
 
+// connect runs the authorization-code flow for client with redirect,
+// approved with key for scope, and returns the tokens it got.
+func (o oauthSide) connect(client, redirect, key, scope string) (access, refresh string) {
+	o.t.Helper()
+	verifier, challenge := pkce()
+	code := o.code(o.authorizeURL(client, redirect, challenge, map[string]string{"scope": scope}), key)
+	status, tok := o.token(exchange(client, code, redirect, verifier))
+	access, _ = tok["access_token"].(string)
+	refresh, _ = tok["refresh_token"].(string)
+	if status != 200 || access == "" || refresh == "" {
+		o.t.Fatalf("exchange: %d %v", status, tok)
+	}
+	return access, refresh
+}
+
 func exchange(client, code, redirect, verifier string) url.Values {
 	return url.Values{"grant_type": {"authorization_code"}, "client_id": {client}, "code": {code}, "redirect_uri": {redirect}, "code_verifier": {verifier}}
 }
@@ -458,15 +473,7 @@ func TestOAuthGrantEndsWithItsKey(t *testing.T) {
 	adm := r.c.AnyAlive(nil).Admin()
 	connect := func(key string) (access, refresh string) {
 		t.Helper()
-		verifier, challenge := pkce()
-		code := o.code(o.authorizeURL(client, cb, challenge, map[string]string{"scope": "account:read"}), key)
-		status, tok := o.token(exchange(client, code, cb, verifier))
-		access, _ = tok["access_token"].(string)
-		refresh, _ = tok["refresh_token"].(string)
-		if status != 200 || access == "" || refresh == "" {
-			t.Fatalf("exchange: %d %v", status, tok)
-		}
-		return access, refresh
+		return o.connect(client, cb, key, "account:read")
 	}
 	// The device flow's consent page, approved with key.
 	devClient := func() string {
