@@ -10,7 +10,7 @@ import (
 func FromRoutes(routes []httpapi.Route) []Operation {
 	ops := make([]Operation, 0, len(routes))
 	for _, rt := range routes {
-		ops = append(ops, Operation{Method: rt.Method, Path: rt.Path, Scope: rt.Scope, Idempotent: rt.Idempotent,
+		ops = append(ops, Operation{Method: rt.Method, Path: rt.Path, Scope: rt.Scope, AltScope: rt.AltScope, Idempotent: rt.Idempotent,
 			SpendsMoney: rt.SpendsMoney, Quote: rt.Quote})
 	}
 	return ops

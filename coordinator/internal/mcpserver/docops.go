@@ -33,6 +33,7 @@ func OperationsFromDoc(doc []byte) ([]Operation, error) {
 		for method, o := range item.Operations() {
 			op := Operation{Method: method, Path: prefix + path}
 			op.Scope, _ = o.Extensions["x-scope"].(string)
+			op.AltScope, _ = o.Extensions["x-alt-scope"].(string)
 			op.SpendsMoney, _ = o.Extensions["x-spends-money"].(bool)
 			op.Quote, _ = o.Extensions["x-quote"].(string)
 			for _, list := range []openapi3.Parameters{item.Parameters, o.Parameters} {

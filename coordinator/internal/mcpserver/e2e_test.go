@@ -285,6 +285,20 @@ func TestMCPEndToEnd(t *testing.T) {
 		}
 	})
 
+	_, hostingKey := c.NewAccount("mcp-hosting@example.com", api.ScopeHostingRead)
+	t.Run("a hosting-only key lists the action tool its route serves it", func(t *testing.T) {
+		// GET /v1/actions/{id} takes hosting:read for hosting actions
+		// (Route.AltScope): the tool is listed for such a key, as its REST
+		// route serves it, and tools for servers:read only are not.
+		tools := listTools(t, mcpClient(t, c, hostingKey))
+		if tools["get_action"] == nil {
+			t.Errorf("a hosting:read key does not list get_action (%d tools)", len(tools))
+		}
+		if tools["list_servers"] != nil {
+			t.Errorf("a hosting:read key lists list_servers")
+		}
+	})
+
 	cs := mcpClient(t, c, fullKey)
 	t.Run("a tool call returns what the REST call returns", func(t *testing.T) {
 		st, created := rest(t, c, fullKey, "POST", "/v1/tickets", `{"subject":"Disk full","message":"help","department":"technical","priority":"high"}`)

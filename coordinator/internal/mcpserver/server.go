@@ -109,7 +109,8 @@ func filterTools(tools *Tools) mcp.Middleware {
 			}
 			kept := lr.Tools[:0:0]
 			for _, def := range lr.Tools {
-				if t := tools.ByName(def.Name); t != nil && (t.Op.Scope == "" || hpauth.HasScope(ti.TokenInfo.Scopes, t.Op.Scope)) {
+				if t := tools.ByName(def.Name); t != nil && (t.Op.Scope == "" || hpauth.HasScope(ti.TokenInfo.Scopes, t.Op.Scope) ||
+					t.Op.AltScope != "" && hpauth.HasScope(ti.TokenInfo.Scopes, t.Op.AltScope)) {
 					kept = append(kept, def)
 				}
 			}

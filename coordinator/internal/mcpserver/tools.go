@@ -23,6 +23,7 @@ type Operation struct {
 	Method     string // GET, POST, …
 	Path       string // served path pattern, e.g. /v1/tickets/{id}
 	Scope      string // the scope the operation needs
+	AltScope   string // a scope that serves instead of Scope ("" for none)
 	Idempotent bool   // honours Idempotency-Key
 	// SpendsMoney asks for a double confirmation: a quote and a token first,
 	// the operation only on a second call that presents the token.
