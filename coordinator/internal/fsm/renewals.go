@@ -125,8 +125,10 @@ type sweepIDs struct {
 	accounts map[string]*api.Account
 	dirty    []string
 	// after, when set, is a wallet transaction of this command (a top-up)
-	// the payments' transactions list right after (ids.Successor).
-	after string
+	// the payments' transactions list right after (ids.Successor); afterN
+	// is how far past it the ids went.
+	after  string
+	afterN uint16
 }
 
 // account is the account id, read once per sweep when g caches accounts.
@@ -185,11 +187,14 @@ func (g *sweepIDs) next(prefix string) string {
 // payment is the ids of a wallet payment of accountID's: the payment and
 // its wallet transaction.
 func (g *sweepIDs) payment(accountID string) (string, string) {
-	for n := uint16(1); ; n++ {
+	for {
 		g.seq++
 		tx := ids.Derived("wtx", g.c.at, g.c.index, g.seq)
-		if next, ok := ids.Successor("wtx", g.after, n); ok {
-			tx = next
+		if g.after != "" {
+			g.afterN++
+			if next, ok := ids.Successor("wtx", g.after, g.afterN); ok {
+				tx = next
+			}
 		}
 		if g.c.tx.Bucket(store.BucketWalletTx).Get(store.OwnedKey(accountID, tx)) == nil {
 			return ids.Derived("pay", g.c.at, g.c.index, g.seq), tx

@@ -44,8 +44,8 @@ func (a *API) serverRoutes() []Route {
 		{Method: "POST", Path: "/v1/servers/{id}/reinstall", Scope: api.ScopeServersDestroy, Idempotent: true, handler: a.reinstallServer},
 		{Method: "POST", Path: "/v1/servers/{id}/snapshots/{snapshotId}/revert", Scope: api.ScopeServersDestroy, Idempotent: true, handler: a.revertSnapshot},
 		{Method: "DELETE", Path: "/v1/servers/{id}", Scope: api.ScopeServersDestroy, Idempotent: true, handler: a.terminateServer},
-		// Every action is a server action so far; another resource's actions
-		// will need the handler to check that resource's read scope.
+		// servers:read or hosting:read lets a key in; the handler then checks
+		// the scope that reads the action's resource.
 		{Method: "GET", Path: "/v1/actions/{id}", Scope: api.ScopeServersRead, AltScope: api.ScopeHostingRead, handler: a.getAction},
 	}
 }
