@@ -45,6 +45,7 @@ type rig struct {
 	keyA string
 	accB api.Account
 	keyB string
+	reg  *framework.EPPD // the registry the coordinators use
 }
 
 // newRig starts the registry, three coordinators using it (each with the
@@ -58,7 +59,7 @@ func newRig(t *testing.T, extra ...string) *rig {
 		Extra: func(int, *framework.CoordinatorProcess) []string { return slices.Concat(epp, extra) }})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	t.Cleanup(cancel)
-	r := &rig{t: t, c: c, ctx: ctx}
+	r := &rig{t: t, c: c, ctx: ctx, reg: reg}
 	var err error
 	if r.accA, r.keyA, err = c.NewAccount(ctx, "audit-a@example.com", api.AllScopes...); err != nil {
 		t.Fatal(err)
