@@ -52,14 +52,17 @@ type Domain struct {
 
 // DomainChange is one PATCH of a domain's registry settings.
 type DomainChange struct {
-	ID           string     `json:"id"`
-	Status       string     `json:"status"`
-	Reason       string     `json:"reason,omitempty"`
-	Nameservers  []string   `json:"nameservers,omitempty"`
-	TransferLock *bool      `json:"transfer_lock,omitempty"`
-	WhoisPrivacy *bool      `json:"whois_privacy,omitempty"`
-	RequestedAt  time.Time  `json:"requested_at"`
-	FinishedAt   *time.Time `json:"finished_at,omitempty"`
+	ID           string   `json:"id"`
+	Status       string   `json:"status"`
+	Reason       string   `json:"reason,omitempty"`
+	Nameservers  []string `json:"nameservers,omitempty"`
+	TransferLock *bool    `json:"transfer_lock,omitempty"`
+	WhoisPrivacy *bool    `json:"whois_privacy,omitempty"`
+	// AutoRenew is the auto-renew sent with the change: applied with it,
+	// or not at all when the registry refuses it.
+	AutoRenew   *bool      `json:"auto_renew,omitempty"`
+	RequestedAt time.Time  `json:"requested_at"`
+	FinishedAt  *time.Time `json:"finished_at,omitempty"`
 }
 
 // DomainContact is the registrant of a registration (ASCII postal info, as
@@ -97,8 +100,9 @@ type DomainTransferRequest struct {
 }
 
 // DomainUpdateRequest is PATCH /v1/domains/{id}; absent fields are unchanged.
-// auto_renew is applied at once (it is ours); the others are pushed to the
-// registry and rolled back if the push fails.
+// auto_renew alone is applied at once (it is ours); the others are pushed to
+// the registry and rolled back if the push fails, with the auto_renew sent
+// alongside them.
 type DomainUpdateRequest struct {
 	AutoRenew    *bool    `json:"auto_renew,omitempty"`
 	TransferLock *bool    `json:"transfer_lock,omitempty"`

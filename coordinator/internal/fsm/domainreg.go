@@ -77,9 +77,11 @@ type DomainOpDone struct {
 	Expires  *time.Time `json:"expires,omitempty"`
 }
 
-// DomainChange is a PATCH: AutoRenew is applied at once; the registry
-// settings that differ from the domain's open a change operation (refused
-// while another one is open).
+// DomainChange is a PATCH: the registry settings that differ from the
+// domain's open a change operation (refused while another one is open);
+// AutoRenew is applied at once, or, with AutoRenewWithChange, committed or
+// rolled back with the change it came with (a PATCH the registry refuses
+// changes nothing).
 type DomainChange struct {
 	DomainID     string   `json:"domain_id"`
 	AccountID    string   `json:"account_id"`
@@ -89,6 +91,10 @@ type DomainChange struct {
 	TransferLock *bool    `json:"transfer_lock,omitempty"`
 	WhoisPrivacy *bool    `json:"whois_privacy,omitempty"`
 	Nameservers  []string `json:"nameservers,omitempty"`
+	// AutoRenewWithChange (set by the HTTP layer since 2026-12-03; entries
+	// logged before apply AutoRenew at once on replay) keeps AutoRenew
+	// with the change operation when one opens, applied by its end.
+	AutoRenewWithChange bool `json:"auto_renew_with_change,omitempty"`
 }
 
 // DomainPolicy is the renewal job's policy for domains: auto-renewing ones
@@ -282,6 +288,9 @@ func applyDomainOpDone(c *applyCtx, p DomainOpDone) (any, error) {
 			if op.WhoisPrivacy != nil {
 				d.WhoisPrivacy = *op.WhoisPrivacy
 			}
+			if op.AutoRenew != nil {
+				d.AutoRenew = *op.AutoRenew
+			}
 		}
 	case op.Kind == store.RegOpRenew:
 		net, err := refundInvoice(c, d.AccountID, op.InvoiceID, "the registry did not renew "+d.Name)
@@ -334,12 +343,22 @@ func applyDomainChange(c *applyCtx, p DomainChange) (any, error) {
 			return nil, fmt.Errorf("%w: a change needs change and transaction ids", ErrInvalid)
 		}
 	}
-	if p.AutoRenew != nil {
+	switch {
+	case p.AutoRenew != nil && registry && p.AutoRenewWithChange:
+		op.AutoRenew = p.AutoRenew
+	case p.AutoRenew != nil:
 		d.AutoRenew = *p.AutoRenew
+		if d.Op != nil && d.Op.AutoRenew != nil {
+			// A later auto-renew alone wins over one waiting for its change.
+			d.Op.AutoRenew = nil
+			if d.Change != nil && d.Change.ID == d.Op.ID {
+				d.Change.AutoRenew = nil
+			}
+		}
 	}
 	if registry {
 		d.Change = &api.DomainChange{ID: op.ID, Status: api.ChangePending, Nameservers: op.Nameservers,
-			TransferLock: op.TransferLock, WhoisPrivacy: op.WhoisPrivacy, RequestedAt: c.at}
+			TransferLock: op.TransferLock, WhoisPrivacy: op.WhoisPrivacy, AutoRenew: op.AutoRenew, RequestedAt: c.at}
 		if err := openDomainOp(c, &d, op); err != nil {
 			return nil, err
 		}

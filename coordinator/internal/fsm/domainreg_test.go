@@ -162,6 +162,51 @@ func TestDomainChange(t *testing.T) {
 	h.replicasSame(domainDump)
 }
 
+// TestDomainChangeAutoRenewGoesWithItsChange: an auto_renew sent with
+// registry settings (AutoRenewWithChange) is applied by the change's end and
+// dropped when the registry refuses it; an auto_renew alone sent while that
+// change is pending wins over the held one; an entry logged without the
+// field applies auto_renew at once, as before.
+func TestDomainChangeAutoRenewGoesWithItsChange(t *testing.T) {
+	h := newServerHarness(t)
+	h.putDomainTest()
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 1000})
+	h.must(CmdDomainOrder, testDomainOrder("dom_1", "a.test", 1))
+	exp := h.at.AddDate(1, 0, 0)
+	h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dom_1", OK: true, Expires: &exp})
+	off, on := false, true
+	ns := []string{"ns1.other.net", "ns2.other.net"}
+	change := func(id string, ar bool, with bool) api.Domain {
+		return h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: id, ClTRID: id, Nameservers: ns, TransferLock: &ar, AutoRenew: &off, AutoRenewWithChange: with}).(api.Domain)
+	}
+	// Refused: auto_renew stays on.
+	if d := change("dch_1", true, true); !d.AutoRenew || d.Change.AutoRenew == nil || *d.Change.AutoRenew {
+		t.Fatalf("pending with auto_renew held: %+v %+v", d, d.Change)
+	}
+	if d := h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_1", Reason: "refused"}).(api.Domain); !d.AutoRenew || d.TransferLock {
+		t.Fatalf("refused change: %+v", d)
+	}
+	// Applied: auto_renew goes off with it.
+	change("dch_2", true, true)
+	if d := h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_2", OK: true}).(api.Domain); d.AutoRenew || !d.TransferLock {
+		t.Fatalf("applied change: %+v", d)
+	}
+	// A later auto_renew alone wins over the held one.
+	change("dch_3", false, true)
+	h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &on})
+	if d := h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_3", OK: true}).(api.Domain); !d.AutoRenew || d.TransferLock {
+		t.Fatalf("auto_renew alone during a change: %+v", d)
+	}
+	// Logged before the field: auto_renew at once, kept when refused.
+	if d := change("dch_4", true, false); d.AutoRenew || d.Change.AutoRenew != nil {
+		t.Fatalf("an entry without the field: %+v %+v", d, d.Change)
+	}
+	if d := h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_4", Reason: "refused"}).(api.Domain); d.AutoRenew {
+		t.Fatalf("an entry without the field, refused: %+v", d)
+	}
+	h.replicasSame(domainDump)
+}
+
 // TestDomainSweep: an auto-renewing domain is paid RenewDays before expiry
 // (one renewal per period, its transaction id derived from the domain and
 // the expiry) and renewed by the end; a domain with auto-renew off gets one

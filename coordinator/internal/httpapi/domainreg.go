@@ -480,6 +480,7 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainChange, fsm.DomainChange{
 		DomainID: cur.ID, AccountID: rq.caller.accountID, ChangeID: chID, ClTRID: fsm.DomainClTRID(chID),
 		AutoRenew: req.AutoRenew, TransferLock: req.TransferLock, WhoisPrivacy: req.WhoisPrivacy, Nameservers: req.Nameservers,
+		AutoRenewWithChange: true,
 	}, http.StatusOK)
 	if err != nil {
 		if errors.Is(err, fsm.ErrConflict) {

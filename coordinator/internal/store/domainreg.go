@@ -57,6 +57,10 @@ type RegDomainOp struct {
 	Nameservers  []string `json:"nameservers,omitempty"`
 	TransferLock *bool    `json:"transfer_lock,omitempty"`
 	WhoisPrivacy *bool    `json:"whois_privacy,omitempty"`
+	// AutoRenew is the auto-renew sent in the same PATCH as the change:
+	// committed with the change's registry settings, or dropped with them
+	// when the registry refuses (nil: not part of the change).
+	AutoRenew *bool `json:"auto_renew,omitempty"`
 }
 
 var regDomains = ownedRecords[RegDomain]{"domain", BucketRegDomains, BucketRegDomainIDs}
