@@ -117,17 +117,28 @@ type ClusterServer struct {
 	APIAddr  string `json:"api_addr,omitempty"`
 	Suffrage string `json:"suffrage"`
 	Leader   bool   `json:"leader"`
+	// MaxLevel is the newest semantics level the member's binary applies,
+	// as the leader last asked it (omitted when not known: on a follower's
+	// view, or a member that did not answer).
+	MaxLevel uint16 `json:"max_level,omitempty"`
 }
 
 // ClusterStatus is the view of the cluster from one node.
 type ClusterStatus struct {
-	NodeID       string          `json:"node_id"`
-	State        string          `json:"state"`
-	LeaderID     string          `json:"leader_id"`
-	Term         uint64          `json:"term"`
-	LastIndex    uint64          `json:"last_index"`
-	CommitIndex  uint64          `json:"commit_index"`
-	AppliedIndex uint64          `json:"applied_index"`
-	FSMBytes     int64           `json:"fsm_bytes"`
-	Servers      []ClusterServer `json:"servers"`
+	NodeID       string `json:"node_id"`
+	State        string `json:"state"`
+	LeaderID     string `json:"leader_id"`
+	Term         uint64 `json:"term"`
+	LastIndex    uint64 `json:"last_index"`
+	CommitIndex  uint64 `json:"commit_index"`
+	AppliedIndex uint64 `json:"applied_index"`
+	FSMBytes     int64  `json:"fsm_bytes"`
+	// Level is the cluster's semantics level as this coordinator applied it;
+	// MaxLevel the newest this coordinator's binary applies. The leader
+	// raises Level once every member's MaxLevel allows (a rolling upgrade's
+	// last step); until then a newer release's operations answer 503
+	// cluster_upgrading.
+	Level    uint16          `json:"level,omitempty"`
+	MaxLevel uint16          `json:"max_level,omitempty"`
+	Servers  []ClusterServer `json:"servers"`
 }

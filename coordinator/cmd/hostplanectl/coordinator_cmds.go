@@ -355,7 +355,14 @@ coordinator: the request is forwarded to the leader.`,
 func printStatus(st api.ClusterStatus) {
 	fmt.Printf("node %s: %s, leader %s, term %d, commit %d, applied %d, fsm %d bytes\n",
 		st.NodeID, st.State, st.LeaderID, st.Term, st.CommitIndex, st.AppliedIndex, st.FSMBytes)
-	table(os.Stdout, "ID\tRAFT\tAPI\tSUFFRAGE\tLEADER", st.Servers, func(tw io.Writer, s api.ClusterServer) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", s.ID, s.RaftAddr, s.APIAddr, s.Suffrage, s.Leader)
+	if st.MaxLevel > 0 {
+		fmt.Printf("semantics level %d (this coordinator applies up to %d)\n", max(st.Level, 1), st.MaxLevel)
+	}
+	table(os.Stdout, "ID\tRAFT\tAPI\tSUFFRAGE\tLEADER\tMAX LEVEL", st.Servers, func(tw io.Writer, s api.ClusterServer) {
+		lvl := "-" // known on the leader's view only
+		if s.MaxLevel > 0 {
+			lvl = fmt.Sprint(s.MaxLevel)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.ID, s.RaftAddr, s.APIAddr, s.Suffrage, s.Leader, lvl)
 	})
 }

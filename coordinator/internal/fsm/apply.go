@@ -34,6 +34,8 @@ type applyCtx struct {
 	// command changed one (nodeusage.go).
 	use        *nodeUsage
 	useTouched bool
+	// maxLevel is the newest semantics level the FSM applies (level.go).
+	maxLevel uint16
 }
 
 func (c *applyCtx) decode(v any) error {
@@ -79,7 +81,7 @@ func typed[P any](h func(c *applyCtx, p P) (any, error)) handlerFunc {
 }
 
 // handlers is every command type this binary applies.
-var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, customDomainHandlers, orderHandlers, renewalHandlers, accountKeyHandlers, domainRegHandlers, brandHandlers, idemAnswerHandlers, kekHandlers, osTemplateHandlers)
+var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, customDomainHandlers, orderHandlers, renewalHandlers, accountKeyHandlers, domainRegHandlers, brandHandlers, idemAnswerHandlers, kekHandlers, osTemplateHandlers, levelHandlers)
 
 func mergeHandlers(sets ...map[CommandType]handlerFunc) map[CommandType]handlerFunc {
 	out := map[CommandType]handlerFunc{}

@@ -64,6 +64,8 @@ type FSM struct {
 	// keysChanged.
 	clusterVersion atomic.Uint64
 	clusterChanged bool
+	// maxLevel is the newest semantics level this FSM applies (level.go).
+	maxLevel uint16
 
 	// pools holds one IP pool allocator per pool, rebuilt from the pool's
 	// records on first use after open or restore (ippools.go). poolMu is
@@ -96,7 +98,7 @@ type FSM struct {
 // inconsistent), so the database is discarded and Raft rebuilds it from its
 // latest snapshot and the log.
 func Open(path string, log *slog.Logger) (*FSM, error) {
-	f := &FSM{path: path, log: log}
+	f := &FSM{path: path, log: log, maxLevel: MaxLevel}
 	marker := f.path + ".open"
 	if _, err := os.Stat(marker); err == nil {
 		log.Warn("fsm database was not closed cleanly; rebuilding it from the raft snapshot and log", "path", path)
@@ -331,7 +333,15 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 	if env.Type == CmdNodeRegister {
 		f.clusterChanged = true
 	}
-	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use}
+	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use, maxLevel: f.maxLevel}
+	if need := LevelOf(env.Type); need > 1 {
+		// Refused alike on every replica that knows the level (one that does
+		// not know the type skips it as unknown): a leader proposed it before
+		// the cluster's level allowed it.
+		if have := c.r.ClusterLevel(); have < need {
+			return &Result{Err: &LevelError{Need: need, Have: have}}
+		}
+	}
 	val, err := h(c)
 	if err != nil {
 		if c.poolsTouched {
@@ -490,7 +500,16 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 		os.Remove(tmp)
 		return fmt.Errorf("fsm restore: snapshot is not a valid database: %w", err)
 	}
+	var level uint16
+	_ = check.View(func(tx *bolt.Tx) error { level = store.ClusterLevelTx(tx); return nil })
 	check.Close()
+	if level > f.maxLevel {
+		// Installing it would have this replica apply what follows as an
+		// older release does; it stays behind, and says why, until upgraded.
+		os.Remove(tmp)
+		f.log.Error("refusing a snapshot of a newer semantics level: upgrade this coordinator", "snapshot_level", level, "max_level", f.maxLevel)
+		return fmt.Errorf("fsm restore: the snapshot is at semantics level %d but this coordinator applies only up to %d: upgrade it", level, f.maxLevel)
+	}
 
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -464,6 +464,11 @@ func (a *API) ClusterStatus() (api.ClusterStatus, error) {
 	st := api.ClusterStatus{
 		NodeID: a.cfg.NodeID, State: rs.State, LeaderID: rs.LeaderID, Term: rs.Term,
 		LastIndex: rs.LastIndex, CommitIndex: rs.CommitIndex, AppliedIndex: rs.AppliedIndex, FSMBytes: a.state.Size(),
+		Level: a.state.ClusterLevel(), MaxLevel: a.state.MaxLevel(),
+	}
+	var levels map[string]uint16
+	if p := a.memberLevels.Load(); p != nil && rs.State == "Leader" {
+		levels = *p
 	}
 	members, err := a.raft.Servers()
 	if err != nil {
@@ -474,6 +479,7 @@ func (a *API) ClusterStatus() (api.ClusterStatus, error) {
 	for _, s := range members {
 		st.Servers = append(st.Servers, api.ClusterServer{
 			ID: s.ID, RaftAddr: s.Address, APIAddr: nodes[s.ID], Suffrage: s.Suffrage, Leader: s.ID == rs.LeaderID,
+			MaxLevel: levels[s.ID],
 		})
 	}
 	return st, nil

@@ -119,10 +119,17 @@ type API struct {
 	// brandMismatch, when set, says why this coordinator's brand is not the
 	// cluster's: /readyz and every /v1 call answer 503 with it.
 	brandMismatch atomic.Pointer[string]
+	// memberLevels: SetMemberLevels.
+	memberLevels atomic.Pointer[map[string]uint16]
 }
 
 // SetBrandMismatch makes the API refuse to serve with msg (a coordinator
 // started with another --brand than its cluster's); "" serves again.
+// SetMemberLevels records, on the leader, the newest semantics level each
+// member's binary applies, as the leader last asked them (ClusterStatus
+// shows them).
+func (a *API) SetMemberLevels(levels map[string]uint16) { a.memberLevels.Store(&levels) }
+
 func (a *API) SetBrandMismatch(msg string) {
 	if msg == "" {
 		a.brandMismatch.Store(nil)

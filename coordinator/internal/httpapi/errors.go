@@ -64,6 +64,12 @@ func toAPIError(err error) (*api.Error, bool) {
 	if errors.As(err, &susp) {
 		return api.NewError(http.StatusConflict, "suspended", userMessage(susp)), false
 	}
+	// A command of a newer release while some coordinator still runs an
+	// older one (a rolling upgrade not finished).
+	var lvl *fsm.LevelError
+	if errors.As(err, &lvl) {
+		return api.NewError(http.StatusServiceUnavailable, "cluster_upgrading", userMessage(lvl)), false
+	}
 	switch {
 	case errors.Is(err, fsm.ErrNotFound):
 		return api.NewError(http.StatusNotFound, "not_found", userMessage(err)), false

@@ -45,6 +45,10 @@ func (a *API) ClusterURL() string {
 	return a.fwd.leaderURL(addr).String()
 }
 
+// MemberURL is the API base URL of the coordinator whose API listens at
+// addr, for cluster calls (https when the cluster uses TLS).
+func (a *API) MemberURL(addr string) string { return a.fwd.leaderURL(addr).String() }
+
 type ctxLeaderURL struct{}
 
 func newForwarder(a *API) *forwarder {

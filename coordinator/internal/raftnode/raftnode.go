@@ -38,6 +38,10 @@ type Config struct {
 	TrailingLogs       uint64
 	MaxAppendEntries   int
 
+	// MaxLevel, when set below fsm.MaxLevel, makes this node apply semantics
+	// levels up to it only, as an older release would (rolling-upgrade tests).
+	MaxLevel uint16
+
 	Logger *slog.Logger
 }
 
@@ -73,6 +77,11 @@ func Open(cfg Config) (*Node, error) {
 	f, err := fsm.Open(filepath.Join(cfg.Dir, "fsm.db"), lg.With("component", "fsm"))
 	if err != nil {
 		return nil, err
+	}
+	f.LimitLevel(cfg.MaxLevel)
+	if have := f.ClusterLevel(); have > f.MaxLevel() {
+		f.Close()
+		return nil, fmt.Errorf("this data directory's cluster runs semantics level %d but this binary applies only up to %d: start a release that applies level %d (a coordinator cannot be downgraded past its cluster's level)", have, f.MaxLevel(), have)
 	}
 	logs, snaps, err := openStores(cfg.Dir, rc.Logger)
 	if err != nil {
@@ -270,6 +279,13 @@ var ErrNotLeader = errors.New("not the raft leader")
 // Apply proposes a command and waits until it is committed and applied here.
 // Concurrent proposals are group-committed (see batcher).
 func (n *Node) Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
+	if need := fsm.LevelOf(env.Type); need > 1 {
+		// Refused before it reaches the log; the FSM refuses it too, should
+		// the level read here be behind the leader's.
+		if have := n.FSM.ClusterLevel(); have < need {
+			return nil, &fsm.LevelError{Need: need, Have: have}
+		}
+	}
 	data, err := env.Encode()
 	if err != nil {
 		return nil, err

@@ -72,6 +72,10 @@ type Config struct {
 	// without HOSTPLANE_TEST_CLOCK_OPT_IN) sets Clock to the wall clock
 	// moved by the duration the file holds.
 	TestClockFile string
+	// TestMaxLevel (hidden flag --test-max-semantics-level, tests only) makes
+	// this coordinator apply semantics levels up to it only, as an older
+	// release would: rolling-upgrade tests with one build.
+	TestMaxLevel uint16
 	// OAuthPollInterval is the device-code polling interval (0: 5 s). Tests only.
 	OAuthPollInterval time.Duration
 	// DNSResolver is where custom-domain verification starts (host:port);
@@ -169,6 +173,8 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	bindDomainRegFlags(fs, &c.DomainReg)
 	fs.StringVar(&c.TestClockFile, "test-clock-file", c.TestClockFile, "TESTS ONLY (needs "+TestClockOptIn+"="+TestClockOptInValue+"): move this coordinator's clock by the duration the file holds, read again when it changes")
 	_ = fs.MarkHidden("test-clock-file")
+	fs.Uint16Var(&c.TestMaxLevel, "test-max-semantics-level", c.TestMaxLevel, "TESTS ONLY: apply semantics levels up to this one only, as an older release would")
+	_ = fs.MarkHidden("test-max-semantics-level")
 }
 
 // Load layers the config file named by --config, the environment and the flags

@@ -39,15 +39,18 @@ import (
 
 // Server is a running coordinator.
 type Server struct {
-	cfg     Config
-	log     *slog.Logger
-	out     io.Writer
-	Node    *raftnode.Node
-	API     *httpapi.API
-	apiLn   net.Listener
-	adminLn net.Listener
-	apiSrv  *http.Server
-	admSrv  *http.Server
+	cfg Config
+	// levelWhy is what last held the semantics level back, logged once per
+	// change (level.go; leader jobs only).
+	levelWhy string
+	log      *slog.Logger
+	out      io.Writer
+	Node     *raftnode.Node
+	API      *httpapi.API
+	apiLn    net.Listener
+	adminLn  net.Listener
+	apiSrv   *http.Server
+	admSrv   *http.Server
 
 	stop     context.CancelFunc
 	wg       sync.WaitGroup
@@ -112,6 +115,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		ID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, "raft"), BindAddr: cfg.RaftAddr, AdvertiseAddr: cfg.RaftAdvertise,
 		Bootstrap: cfg.Bootstrap, TLS: tlsCfg, HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
 		LeaderLeaseTimeout: cfg.HeartbeatTimeout / 2, SnapshotThreshold: cfg.SnapshotThreshold, Logger: log,
+		MaxLevel: cfg.TestMaxLevel,
 	})
 	if err != nil {
 		apiLn.Close()
@@ -333,6 +337,13 @@ func (s *Server) runLeader(ctx context.Context) {
 		return // not serving: the cluster has another brand
 	}
 	s.kek.recordAsLeader(ctx)
+	// A new cluster's first leader, alone, records its level before it
+	// serves: nothing of a new cluster runs at an older level. (With other
+	// members, asking them could hold the new leader's service back by
+	// their timeouts: levelJob does it.)
+	if ms, err := s.Node.Servers(); err == nil && len(ms) == 1 {
+		s.raiseLevel(ctx)
+	}
 	s.API.SetLeaderReady(term)
 	s.bootstrapAccount(ctx)
 	usage := time.NewTicker(s.cfg.UsageFlush)
@@ -343,7 +354,7 @@ func (s *Server) runLeader(ctx context.Context) {
 	s.sweepOAuth(ctx)
 	var jobs sync.WaitGroup
 	defer jobs.Wait()
-	for _, job := range append(append(append(s.webhookJobs(), s.nodeJobs()...), s.rdnsJobs()...), append(append(s.certJobs(), s.renewalJobs()...), s.domainRegJobs()...)...) {
+	for _, job := range append(append(append(s.webhookJobs(), s.nodeJobs()...), s.rdnsJobs()...), append(append(s.certJobs(), s.renewalJobs()...), append(s.domainRegJobs(), s.levelJob)...)...) {
 		jobs.Add(1)
 		go func() { defer jobs.Done(); job(ctx) }()
 	}

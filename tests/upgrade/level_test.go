@@ -1,0 +1,118 @@
+package upgrade
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+const actOld = "--test-max-semantics-level=1" // the coordinator acts as a release before level 2
+
+// TestSemanticsLevelRaisedByLastUpgrade is the README's rolling upgrade seen
+// through the cluster's semantics level, with real coordinator processes: a
+// cluster of three coordinators of an older release stays at its level while
+// two of them run the new one (the leader says which member holds it back),
+// rises by itself seconds after the last one restarts on the new release,
+// and a coordinator started afterwards as the older release refuses to
+// start on the data directory of the newer level instead of applying the
+// log as the older release would.
+func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
+		Extra: func(int, *framework.CoordinatorProcess) []string { return []string{actOld} }})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	leaderStatus := func() api.ClusterStatus {
+		t.Helper()
+		st, err := c.Leader().Admin().ClusterStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := leaderStatus(); st.Level != 1 || st.MaxLevel != 1 {
+		t.Fatalf("cluster of the older release: level %d, leader applies up to %d; want 1, 1", st.Level, st.MaxLevel)
+	}
+	upgrade := func(i int) {
+		t.Helper()
+		p := c.Nodes[i]
+		p.Args = slices.DeleteFunc(slices.Clone(p.Args), func(a string) bool { return a == actOld })
+		c.Restart(i)
+	}
+	upgrade(0)
+	upgrade(1)
+	// A leader of the new release is the one that would raise the level.
+	if st := leaderStatus(); st.LeaderID == c.Nodes[2].ID {
+		if _, err := c.Leader().Admin().ClusterTransferLeadership(ctx, c.Nodes[0].ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// It asks the members every 3 s: several rounds pass.
+	time.Sleep(8 * time.Second)
+	st := leaderStatus()
+	if st.Level != 1 || st.MaxLevel != 2 {
+		t.Fatalf("level %d (leader %s applies up to %d) with coordinator 3 still on the older release; want level 1 under a leader of level 2", st.Level, st.LeaderID, st.MaxLevel)
+	}
+	// The leader knows who holds the level back.
+	levels := map[string]uint16{}
+	for _, s := range st.Servers {
+		levels[s.ID] = s.MaxLevel
+	}
+	if levels[c.Nodes[2].ID] != 1 || levels[c.Nodes[0].ID] != 2 || levels[c.Nodes[1].ID] != 2 {
+		t.Fatalf("leader's view of the members' levels: %v, want %s at 1 and the others at 2", levels, c.Nodes[2].ID)
+	}
+	upgrade(2)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		raised := true
+		for i := range c.Nodes {
+			st, err := c.Nodes[i].Admin().ClusterStatus(ctx)
+			if err != nil || st.Level != 2 {
+				raised = false
+			}
+		}
+		if raised {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("level not 2 on every coordinator 30 s after the last upgrade: leader says %+v", leaderStatus())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+
+	// Back to the older release on one coordinator: it must not start.
+	p := c.Nodes[2]
+	p.Stop()
+	p.Args = append(slices.Clone(p.Args), actOld)
+	if err := p.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Exited():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the older release kept running on a data directory of level 2")
+	}
+	p.Kill() // reaps it
+	if b, _ := os.ReadFile(p.LogPath()); !strings.Contains(string(b), "cannot be downgraded past its cluster's level") {
+		t.Fatalf("the refused start does not say why; log tail:\n%s", tail(b, 2000))
+	}
+	// The other two still serve writes, and the coordinator comes back on the new release.
+	p.Args = slices.DeleteFunc(p.Args, func(a string) bool { return a == actOld })
+	c.Restart(2)
+	if st := leaderStatus(); st.Level != 2 || len(st.Servers) != 3 {
+		t.Fatalf("after the coordinator came back: %+v", st)
+	}
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		b = b[len(b)-n:]
+	}
+	return string(b)
+}
