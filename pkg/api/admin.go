@@ -102,6 +102,10 @@ type ClusterRegisterRequest struct {
 // ClusterRemoveRequest removes a server from the Raft cluster.
 type ClusterRemoveRequest struct {
 	ID string `json:"id"`
+	// Force removes a voter even when the voters left would not include a
+	// quorum that answers the leader (the cluster then takes no write, the
+	// removal included, until enough of them are back).
+	Force bool `json:"force,omitempty"`
 }
 
 // ClusterTransferLeadershipRequest hands the leadership to another voter: the

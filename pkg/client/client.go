@@ -283,9 +283,16 @@ func (a *Admin) ClusterJoin(ctx context.Context, id, raftAddr, apiAddr string) (
 	return adminCall[api.ClusterStatus](ctx, a, "POST", "/admin/cluster/join", api.ClusterJoinRequest{ID: id, RaftAddr: raftAddr, APIAddr: apiAddr})
 }
 
-// ClusterRemove removes a server.
+// ClusterRemove removes a server. A voter whose removal would leave no
+// answering quorum is refused (409 quorum_at_risk): see ClusterRemoveWith.
 func (a *Admin) ClusterRemove(ctx context.Context, id string) (api.ClusterStatus, error) {
-	return adminCall[api.ClusterStatus](ctx, a, "POST", "/admin/cluster/remove", api.ClusterRemoveRequest{ID: id})
+	return a.ClusterRemoveWith(ctx, api.ClusterRemoveRequest{ID: id})
+}
+
+// ClusterRemoveWith removes a server as req says (Force: even when the
+// voters left would not include an answering quorum).
+func (a *Admin) ClusterRemoveWith(ctx context.Context, req api.ClusterRemoveRequest) (api.ClusterStatus, error) {
+	return adminCall[api.ClusterStatus](ctx, a, "POST", "/admin/cluster/remove", req)
 }
 
 // ClusterTransferLeadership hands the leadership to the coordinator to, or to
@@ -294,9 +301,39 @@ func (a *Admin) ClusterTransferLeadership(ctx context.Context, to string) (api.C
 	return adminCall[api.ClusterStatus](ctx, a, "POST", "/admin/cluster/transfer-leadership", api.ClusterTransferLeadershipRequest{To: to})
 }
 
-// Backup streams a backup into w.
+// Backup streams a backup of the cluster's state into w (taken on the
+// leader: it holds every write acknowledged before the call).
 func (a *Admin) Backup(ctx context.Context, w io.Writer) error {
-	return a.Do(ctx, "GET", "/admin/cluster/backup", nil, w)
+	_, err := a.BackupWith(ctx, w, false)
+	return err
+}
+
+// BackupInfo is what the coordinator says of a backup it streamed.
+type BackupInfo struct {
+	Node         string // the coordinator whose state it is
+	AppliedIndex uint64 // the Raft index of the last command in it
+	Stale        bool   // the state of the coordinator asked, not confirmed with the leader
+}
+
+// BackupWith streams a backup into w: of the cluster's state, taken on the
+// leader, or with stale, of the state of the coordinator asked, leader or not,
+// which may miss acknowledged writes (a coordinator cut off from the others
+// can still be backed up).
+func (a *Admin) BackupWith(ctx context.Context, w io.Writer, stale bool) (BackupInfo, error) {
+	path := "/admin/cluster/backup"
+	if stale {
+		path += "?consistency=stale"
+	}
+	resp, err := do(ctx, a.HTTP, "http://admin", "GET", path, nil, w, func(*http.Request) {})
+	if err != nil {
+		if _, ok := err.(*api.Error); !ok {
+			return BackupInfo{}, fmt.Errorf("admin socket %s: %w (is the coordinator running? set --socket or HOSTPLANE_ADMIN_SOCKET)", a.Socket, err)
+		}
+		return BackupInfo{}, err
+	}
+	info := BackupInfo{Node: resp.Header.Get("X-Hostplane-Node"), Stale: resp.Header.Get("X-Hostplane-Read-Consistency") == "stale"}
+	info.AppliedIndex, _ = strconv.ParseUint(resp.Header.Get("X-Hostplane-Applied-Index"), 10, 64)
+	return info, nil
 }
 
 // Restore installs a backup stream as the cluster's state.

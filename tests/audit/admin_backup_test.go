@@ -45,9 +45,9 @@ func TestAdminBackupRestoreRoundTrip(t *testing.T) {
 	}
 	mustCtl(f1, "wallet", "credit", a.ID, "--amount", "25")
 	before := voterIDs(clusterStatus(t, f1))
-	// A backup is the state of the coordinator asked (answered locally, so
-	// a follower cut off from the leader can still be backed up): wait until
-	// f1 has applied what the leader committed.
+	// A backup is taken on the leader (a follower forwards it; --stale
+	// copies the follower's own state); waiting until f1 has applied what
+	// the leader committed keeps this test's reads of f1 below in step.
 	commit := clusterStatus(t, c.Nodes[ld]).CommitIndex
 	framework.WaitFor(t, f1.ID+" to apply the leader's commit index", 10*time.Second, 20*time.Millisecond, func() bool {
 		return clusterStatus(t, f1).AppliedIndex >= commit

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -11,6 +13,7 @@ import (
 	"github.com/hostplane/hostplane/internal/atomicfile"
 	"github.com/hostplane/hostplane/internal/conflayer"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/spf13/cobra"
 )
 
@@ -293,16 +296,23 @@ func newClusterCmd(g *globals) *cobra.Command {
 		},
 	}
 	join.Flags().StringVar(&joinAPI, "api-addr", "", "the new node's API address (optional: with a shared cluster secret the node registers it itself)")
+	var force bool
 	remove := &cobra.Command{
 		Use: "remove NODE_ID", Short: "Remove a coordinator from the cluster", Args: cobra.ExactArgs(1),
+		Long: `Remove a coordinator from the Raft configuration (run it against any coordinator:
+the request is forwarded to the leader). The removal of a voter is refused when the
+voters left would not include a quorum that answers the leader (one of three down,
+and another removed): the cluster would then take no write, the removal included,
+until the missing ones are back. --force removes it anyway.`,
 		RunE: func(c *cobra.Command, args []string) error {
-			st, err := g.admin().ClusterRemove(c.Context(), args[0])
+			st, err := g.admin().ClusterRemoveWith(c.Context(), api.ClusterRemoveRequest{ID: args[0], Force: force})
 			if err != nil {
 				return err
 			}
 			return g.print(st, func() { fmt.Printf("%s removed\n", args[0]); printStatus(st) })
 		},
 	}
+	remove.Flags().BoolVar(&force, "force", false, "remove a voter even if the voters left would not include a quorum that answers (the cluster stops taking writes)")
 	var transferTo string
 	transfer := &cobra.Command{
 		Use:   "transfer-leadership",
@@ -317,20 +327,43 @@ coordinator: the request is forwarded to the leader.`,
 		}, func(st api.ClusterStatus) { fmt.Printf("leadership transferred to %s\n", st.LeaderID); printStatus(st) }),
 	}
 	transfer.Flags().StringVar(&transferTo, "to", "", "coordinator id to hand the leadership to (default: the most up-to-date voter)")
+	var staleBackup bool
 	backup := &cobra.Command{
 		Use: "backup FILE", Short: "Write a consistent copy of the replicated state to FILE", Args: cobra.ExactArgs(1),
+		Long: `Write a consistent copy of the cluster's state to FILE (mode 0600). Run it against
+any coordinator: the leader takes the copy after confirming its leadership, so it
+holds every write acknowledged before the command. Without a leader it fails;
+--stale then copies the state of the coordinator asked, which may miss writes
+acknowledged elsewhere (the output names the coordinator and its applied index).`,
 		RunE: func(c *cobra.Command, args []string) error {
-			if err := atomicfile.WriteFrom(args[0], 0o600, func(w io.Writer) error { return g.admin().Backup(c.Context(), w) }); err != nil {
+			var info client.BackupInfo
+			err := atomicfile.WriteFrom(args[0], 0o600, func(w io.Writer) error {
+				var err error
+				info, err = g.admin().BackupWith(c.Context(), w, staleBackup)
+				return err
+			})
+			var ae *api.Error
+			if errors.As(err, &ae) && ae.StatusCode == http.StatusServiceUnavailable && !staleBackup {
+				return fmt.Errorf("%w\n(no copy was written; to copy this coordinator's own state, which may miss writes acknowledged elsewhere: hostplanectl cluster backup --stale %s)", err, args[0])
+			}
+			if err != nil {
 				return err
 			}
 			st, err := os.Stat(args[0])
 			if err != nil {
 				return err
 			}
-			out := map[string]any{"file": args[0], "bytes": st.Size()}
-			return g.print(out, func() { fmt.Printf("backup written to %s (%d bytes)\n", args[0], st.Size()) })
+			out := map[string]any{"file": args[0], "bytes": st.Size(), "node": info.Node, "applied_index": info.AppliedIndex, "stale": info.Stale}
+			return g.print(out, func() {
+				fmt.Printf("backup written to %s (%d bytes): the state of coordinator %s at applied index %d", args[0], st.Size(), info.Node, info.AppliedIndex)
+				if info.Stale {
+					fmt.Printf(", its own, not confirmed with the leader: it may miss writes acknowledged elsewhere")
+				}
+				fmt.Println()
+			})
 		},
 	}
+	backup.Flags().BoolVar(&staleBackup, "stale", false, "copy the state of the coordinator asked, without the leader (it may miss writes acknowledged elsewhere)")
 	restore := &cobra.Command{
 		Use:   "restore FILE",
 		Short: "Replace the whole cluster's state with a backup (disaster recovery)",

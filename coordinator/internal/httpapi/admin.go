@@ -589,11 +589,46 @@ func (a *API) adminClusterRemove(_ *http.Request, body []byte, _ time.Time) (int
 	if !slices.ContainsFunc(members, func(s raftnode.Server) bool { return s.ID == req.ID }) {
 		return 0, nil, &httpError{status: http.StatusNotFound, code: "not_found", msg: fmt.Sprintf("coordinator %q is not a member of the cluster (hostplanectl cluster status)", req.ID)}
 	}
+	// The removal commits under the configuration without the member: if
+	// the voters left hold no quorum that answers, it never commits, the
+	// leader steps down and no write (this one included) goes through until
+	// enough of them are back.
+	if msg := removalLosesQuorum(members, a.cfg.NodeID, req.ID, a.raft.Unreachable()); msg != "" && !req.Force {
+		return 0, nil, &httpError{status: http.StatusConflict, code: "quorum_at_risk", msg: msg}
+	}
 	if err := a.raft.Remove(req.ID); err != nil {
 		return 0, nil, err
 	}
 	st, err := a.ClusterStatus()
 	return http.StatusOK, st, err
+}
+
+// removalLosesQuorum says why removing id from members would leave voters of
+// which fewer than a quorum answer the leader self (unreachable: the members
+// its heartbeats do not reach), or "" when enough of them answer.
+func removalLosesQuorum(members []raftnode.Server, self, id string, unreachable []string) string {
+	var left, down []string
+	for _, m := range members {
+		if m.Suffrage != "Voter" || m.ID == id {
+			continue
+		}
+		left = append(left, m.ID)
+		if m.ID != self && slices.Contains(unreachable, m.ID) {
+			down = append(down, m.ID)
+		}
+	}
+	if !slices.ContainsFunc(members, func(m raftnode.Server) bool { return m.ID == id && m.Suffrage == "Voter" }) {
+		return "" // a non-voter counts for no quorum
+	}
+	if len(left) == 0 {
+		return fmt.Sprintf("removing %s would leave the cluster without a voter; to remove it anyway pass --force (API: \"force\": true)", id)
+	}
+	need := len(left)/2 + 1
+	if len(left)-len(down) >= need {
+		return ""
+	}
+	return fmt.Sprintf("removing %s would leave the voters %s, and the leader's heartbeats do not reach %s: %d of %d answer, a quorum is %d, so the cluster would lose its quorum and take no write (this removal included) until enough are back; bring %s back first, or to remove it anyway pass --force (API: \"force\": true)",
+		id, strings.Join(left, ", "), strings.Join(down, ", "), len(left)-len(down), len(left), need, strings.Join(down, ", "))
 }
 
 // DecodeTransferLeadership decodes and checks a transfer-leadership body: an
@@ -641,15 +676,50 @@ func validNodeID(id string) error {
 	return nil
 }
 
-// adminClusterBackup streams a consistent copy of this node's state.
+// adminClusterBackup streams a consistent copy of the cluster's state: a
+// follower forwards the request to the leader, and the leader streams its
+// state after a read barrier, so the copy holds every write acknowledged
+// before the request (a follower's own state may be behind, by any amount when
+// it is cut off from the leader). With ?consistency=stale the coordinator
+// asked streams its own state, leader or not (a member cut off from the rest
+// can still be backed up); X-Hostplane-Read-Consistency says which, and
+// X-Hostplane-Node whose state it is.
 func (a *API) adminClusterBackup(w http.ResponseWriter, r *http.Request) {
+	rid := requestID(r)
+	w.Header().Set(headerRequestID, rid)
+	stale, err := staleRequested(r)
+	if err != nil {
+		ae, _ := toAPIError(err)
+		writeError(w, rid, ae)
+		return
+	}
+	if !stale {
+		if !a.raft.IsLeader() {
+			a.forwardAdmin(w, r, rid)
+			return
+		}
+		if !a.awaitLeaderReady(r.Context()) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
+			return
+		}
+		if ae := a.linearizableRead(r.Context()); ae != nil {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, rid, ae)
+			return
+		}
+		w.Header().Set(headerReadConsistency, consistencyLinear)
+	} else {
+		w.Header().Set(headerReadConsistency, consistencyStale)
+	}
+	w.Header().Set("X-Hostplane-Node", a.cfg.NodeID)
 	// A large state takes a while to stream: each write, not the whole, is bounded.
 	_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	w = newStallWriter(w, a.cfg.Timeouts.Write)
 	w.Header().Set("Content-Type", "application/octet-stream")
 	// The index is the copy's own: read in its transaction, as its first
 	// write sends the headers.
-	err := a.state.BackupLabelled(w, func(applied uint64) {
+	err = a.state.BackupLabelled(w, func(applied uint64) {
 		w.Header().Set("X-Hostplane-Applied-Index", fmt.Sprint(applied))
 	})
 	if err != nil {

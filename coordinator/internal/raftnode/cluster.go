@@ -50,6 +50,9 @@ type Membership interface {
 	Join(id, raftAddr string) error
 	// Remove removes a member (leader only).
 	Remove(id string) error
+	// Unreachable lists the members the leader's last heartbeat did not
+	// reach (leader only; nil elsewhere).
+	Unreachable() []string
 	// Servers lists the members of the latest configuration.
 	Servers() ([]Server, error)
 	// TransferLeadership hands leadership to the voter named to, or to the most
