@@ -44,7 +44,9 @@ process_control_timeout = 10s
 include = {{.Dir}}/pool.d/*.conf
 `))
 
-// PoolParams fill a pool's configuration; every value is checked before.
+// PoolParams fill a pool's configuration; (PoolParams).check refuses any
+// value that could end a line, start a comment or a section, or expand a
+// variable in php-fpm's ini syntax.
 type PoolParams struct {
 	User, Group, WebGroup  string
 	Socket                 string
@@ -56,31 +58,117 @@ type PoolParams struct {
 	RequestTerminateSecond int
 }
 
-var poolTemplate = template.Must(template.New("pool.conf").Parse(`; rendered by hostplane-agent (hosting role)
-[{{.User}}]
-user = {{.User}}
-group = {{.Group}}
-listen = {{.Socket}}
-listen.owner = {{.User}}
-listen.group = {{.WebGroup}}
+// DisabledFunctions are the PHP functions no pool may call (the pool's
+// php_admin_value[disable_functions], added to php.ini's own list):
+//   - running programs: exec, passthru, shell_exec (and the backtick
+//     operator), system, proc_open, popen and the proc_* functions that
+//     work on what proc_open made; pcntl_* (fork, exec, signals, alarms;
+//     not loaded in PHP-FPM on Debian, listed for builds that load it);
+//   - signalling and leaving the worker's process group: posix_kill,
+//     posix_setsid, posix_setpgid;
+//   - putenv (LD_PRELOAD for the shell mail() starts) and dl (loading a
+//     shared object);
+//   - the account database: posix_getpwuid, posix_getpwnam, posix_getgrgid,
+//     posix_getgrnam read /etc/passwd and /etc/group through the C library,
+//     which open_basedir does not cover: a loop over uids lists every
+//     account's name and home;
+//   - OPcache's API: every pool of a master shares its cache, so
+//     opcache_get_status lists every site's script paths, opcache_reset
+//     empties everyone's cache, opcache_is_script_cached probes another
+//     site's paths.
+//
+// mail() stays: it runs the node's sendmail_path (not the customer's) and
+// its fifth parameter is escaped by PHP. Customers who need to run programs
+// will be a per-plan option (not yet).
+var DisabledFunctions = []string{
+	"exec", "passthru", "shell_exec", "system", "proc_open", "popen",
+	"proc_close", "proc_get_status", "proc_nice", "proc_terminate",
+	"pcntl_exec", "pcntl_fork", "pcntl_rfork", "pcntl_unshare", "pcntl_signal", "pcntl_signal_dispatch",
+	"pcntl_alarm", "pcntl_async_signals", "pcntl_setpriority", "pcntl_wait", "pcntl_waitpid",
+	"posix_kill", "posix_setsid", "posix_setpgid", "putenv", "dl",
+	"posix_getpwuid", "posix_getpwnam", "posix_getgrgid", "posix_getgrnam",
+	"opcache_get_status", "opcache_get_configuration", "opcache_reset", "opcache_invalidate",
+	"opcache_compile_file", "opcache_is_script_cached",
+}
+
+// PoolOpenFiles is every pool worker's open file limit (rlimit_files).
+const PoolOpenFiles = 1024
+
+// PoolMaxRequests: a worker is replaced after this many requests (a slow
+// leak in a site's code does not grow for ever).
+const PoolMaxRequests = 500
+
+var poolTemplate = template.Must(template.New("pool.conf").Parse(`; rendered by hostplane-agent (hosting role); replaced on every agent start
+[{{.P.User}}]
+user = {{.P.User}}
+group = {{.P.Group}}
+listen = {{.P.Socket}}
+listen.owner = {{.P.User}}
+listen.group = {{.P.WebGroup}}
 listen.mode = 0660
 pm = ondemand
-pm.max_children = {{.MaxChildren}}
+pm.max_children = {{.P.MaxChildren}}
 pm.process_idle_timeout = 10s
-request_terminate_timeout = {{.RequestTerminateSecond}}s
+pm.max_requests = {{.MaxRequests}}
+request_terminate_timeout = {{.P.RequestTerminateSecond}}s
+rlimit_files = {{.OpenFiles}}
+rlimit_core = 0
 chdir = /
 security.limit_extensions = .php
-php_admin_value[open_basedir] = {{.Site}}/public:{{.Site}}/private:{{.Site}}/tmp
-php_admin_value[upload_tmp_dir] = {{.Site}}/tmp
-php_admin_value[session.save_path] = {{.Site}}/tmp
-php_admin_value[sys_temp_dir] = {{.Site}}/tmp
-php_admin_value[memory_limit] = {{.MemoryMiB}}M
-php_admin_value[max_execution_time] = {{.MaxExecutionSeconds}}
-php_admin_value[upload_max_filesize] = {{.UploadMiB}}M
-php_admin_value[post_max_size] = {{.UploadMiB}}M
+php_admin_value[open_basedir] = {{.P.Site}}/public:{{.P.Site}}/private:{{.P.Site}}/tmp
+php_admin_value[upload_tmp_dir] = {{.P.Site}}/tmp
+php_admin_value[session.save_path] = {{.P.Site}}/tmp
+php_admin_value[sys_temp_dir] = {{.P.Site}}/tmp
+php_admin_value[disable_functions] = {{.Disabled}}
+php_admin_value[memory_limit] = {{.P.MemoryMiB}}M
+php_admin_value[max_execution_time] = {{.P.MaxExecutionSeconds}}
+php_admin_value[upload_max_filesize] = {{.P.UploadMiB}}M
+php_admin_value[post_max_size] = {{.P.UploadMiB}}M
 php_admin_flag[allow_url_include] = off
 php_admin_flag[expose_php] = off
 `))
+
+// poolWordRE and poolPathRE are what a pool file's names and paths may be:
+// no space, newline, ';' (comment), '[' (section), '=', quote or '$'
+// (php-fpm expands ${VAR}).
+var (
+	poolWordRE = regexp.MustCompile(`^[a-z_][a-z0-9_-]{0,31}$`)
+	poolPathRE = regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+$`)
+)
+
+func (p PoolParams) check() error {
+	for _, w := range []string{p.User, p.Group, p.WebGroup} {
+		if !poolWordRE.MatchString(w) {
+			return fmt.Errorf("pool: %q is not a plain user or group name", w)
+		}
+	}
+	for _, s := range []string{p.Socket, p.Site} {
+		if !poolPathRE.MatchString(s) || slices.Contains(strings.Split(s, "/"), "..") || slices.Contains(strings.Split(s, "/"), ".") {
+			return fmt.Errorf("pool: %q must be a clean absolute path of A-Z, a-z, 0-9, '.', '_' and '-'", s)
+		}
+	}
+	for _, n := range []int{p.MaxChildren, p.MemoryMiB, p.MaxExecutionSeconds, p.UploadMiB, p.RequestTerminateSecond} {
+		if n < 1 || n > 1<<20 {
+			return fmt.Errorf("pool: limit %d out of range", n)
+		}
+	}
+	return nil
+}
+
+// RenderPool is the pool file of p, or an error naming the value that may
+// not go into it.
+func RenderPool(p PoolParams) ([]byte, error) {
+	if err := p.check(); err != nil {
+		return nil, err
+	}
+	var b strings.Builder
+	err := poolTemplate.Execute(&b, struct {
+		P                      PoolParams
+		Disabled               string
+		OpenFiles, MaxRequests int
+	}{p, strings.Join(DisabledFunctions, ","), PoolOpenFiles, PoolMaxRequests})
+	return []byte(b.String()), err
+}
 
 // FPM runs one php-fpm master per PHP version, each with the pools of that
 // version (fpm/<version>/pool.d/<user>.conf). A master runs while it has a pool.
@@ -113,8 +201,8 @@ func (f *FPM) PoolVersion(user string) string {
 func (f *FPM) PutPool(ctx context.Context, version string, p PoolParams) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	var b strings.Builder
-	if err := poolTemplate.Execute(&b, p); err != nil {
+	conf, err := RenderPool(p)
+	if err != nil {
 		return err
 	}
 	dir := filepath.Join(f.L.FPMDir(version), "pool.d")
@@ -140,7 +228,7 @@ func (f *FPM) PutPool(ctx context.Context, version string, p PoolParams) error {
 			return err
 		}
 	}
-	if err := WriteFileAtomic(f.poolFile(version, p.User), []byte(b.String()), 0o644); err != nil {
+	if err := WriteFileAtomic(f.poolFile(version, p.User), conf, 0o644); err != nil {
 		return err
 	}
 	if err := f.apply(ctx, version); err != nil {
@@ -234,6 +322,60 @@ func (f *FPM) apply(ctx context.Context, version string) error {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// RefreshPools rewrites the pool files that exist with what pools renders
+// for them today (after an agent upgrade: new limits or isolation settings
+// reach the sites made before) and reloads each master whose pools changed.
+// It never adds or removes a pool. If a master refuses its new pools (php-fpm
+// -t), that version's previous files are put back and it is reloaded on them;
+// the error names the version.
+func (f *FPM) RefreshPools(ctx context.Context, pools map[string]PoolParams) (changed int, err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	type prev struct {
+		path string
+		old  []byte
+	}
+	byVersion := map[string][]prev{}
+	for user, p := range pools {
+		v := f.PoolVersion(user)
+		if v == "" {
+			continue
+		}
+		path := f.poolFile(v, user)
+		old, rerr := os.ReadFile(path)
+		if rerr != nil {
+			continue
+		}
+		conf, rerr := RenderPool(p)
+		if rerr != nil {
+			err = errors.Join(err, fmt.Errorf("pool %s: %w", user, rerr))
+			continue
+		}
+		if string(conf) == string(old) {
+			continue
+		}
+		if werr := WriteFileAtomic(path, conf, 0o644); werr != nil {
+			err = errors.Join(err, werr)
+			continue
+		}
+		byVersion[v] = append(byVersion[v], prev{path, old})
+		changed++
+	}
+	for v, ps := range byVersion {
+		if pidAlive(f.pidFile(v)) <= 0 {
+			continue // EnsureRunning starts it on the new files
+		}
+		if aerr := f.apply(ctx, v); aerr != nil {
+			for _, p := range ps {
+				_ = WriteFileAtomic(p.path, p.old, 0o644)
+			}
+			_ = f.apply(ctx, v)
+			err = errors.Join(err, fmt.Errorf("php-fpm %s kept its previous pools: %w", v, aerr))
+		}
+	}
+	return changed, err
 }
 
 // EnsureRunning starts the master of every version that has pools but no

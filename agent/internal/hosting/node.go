@@ -76,11 +76,16 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Start renders the layout, starts (or reloads) nginx, starts the PHP-FPM
-// masters that have pools and are not running, writes the sshd Match block
-// and makes the SFTP group.
+// Start renders the layout, starts (or reloads) nginx, rewrites the existing
+// pools from the accounts' records (RefreshPools: an upgraded agent's pool
+// settings reach the existing sites), starts the PHP-FPM masters that have
+// pools and are not running, writes the sshd Match block and makes the SFTP
+// group.
 func (n *Node) Start(ctx context.Context) error {
 	if err := n.Nginx.Ensure(ctx); err != nil {
+		return err
+	}
+	if _, err := n.RefreshPools(ctx); err != nil {
 		return err
 	}
 	if err := n.FPM.EnsureRunning(ctx); err != nil {
@@ -97,6 +102,23 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	return WriteFileAtomic(n.L.SFTPConf(), []byte(b.String()), 0o644)
+}
+
+// RefreshPools rewrites every unsuspended account's existing pool from its
+// record (FPM.RefreshPools) and returns how many files changed.
+func (n *Node) RefreshPools(ctx context.Context) (int, error) {
+	pools := map[string]PoolParams{}
+	for _, u := range n.Accounts() {
+		a, err := n.load(u)
+		if err != nil {
+			return 0, fmt.Errorf("account %s: %w", u, err)
+		}
+		if a.Suspended {
+			continue
+		}
+		pools[u] = n.pool(a)
+	}
+	return n.FPM.RefreshPools(ctx, pools)
 }
 
 // Stop stops nginx and the PHP-FPM masters (tests; a node keeps them running

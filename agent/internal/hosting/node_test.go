@@ -109,18 +109,27 @@ func TestHostingAccountLifecycle(t *testing.T) {
 		t.Fatalf("static file of b: %d %q", code, body)
 	}
 
-	// Isolation: a's PHP reads its own private file, not b's (PHP or shell).
+	// Isolation: a's PHP reads its own private file, not b's; nor does a
+	// program run as a (the pools disable PHP's program functions, so the
+	// test runs it itself: the file modes must hold without open_basedir).
 	own := filepath.Join(e.Node.L.Site(a.user), "private", "secret.txt")
 	other := filepath.Join(e.Node.L.Site(b.user), "private", "secret.txt")
 	otherPub := filepath.Join(e.Node.L.Site(b.user), "public", "page.txt")
 	if _, body := hostenv.Get(t, e.HTTPAddr, a.domain, q("read", own)); !strings.Contains(body, "read=OK:secret of "+a.user) {
 		t.Fatalf("a reading its own file: %q", body)
 	}
+	if out, err := hostenv.RunAs(t, a.user, "cat "+own); err != nil || out != "secret of "+a.user {
+		t.Fatalf("a program of a reading a's file: %q %v", out, err)
+	}
 	for _, f := range []string{other, otherPub, "/etc/shadow"} {
-		_, body := hostenv.Get(t, e.HTTPAddr, a.domain, q("read", f, "sh", f))
+		_, body := hostenv.Get(t, e.HTTPAddr, a.domain, q("read", f))
 		if !strings.Contains(body, "read=DENIED") || strings.Contains(body, "secret of") || strings.Contains(body, "page of") ||
 			strings.Contains(body, "root:") {
 			t.Fatalf("a reading %s: %q", f, body)
+		}
+		out, err := hostenv.RunAs(t, a.user, "cat "+f)
+		if err == nil || !strings.Contains(out, "Permission denied") {
+			t.Fatalf("a program of a reading %s: %q %v", f, out, err)
 		}
 	}
 	// Isolation: a's PHP reaches its own database, not b's.

@@ -7,8 +7,10 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -110,6 +112,25 @@ func Get(tb testing.TB, addr, host, path string) (int, string) {
 	return res.StatusCode, string(b)
 }
 
+// RunAs runs script with sh as the Linux user name (its uid and group, no
+// supplementary groups), as a program the account runs would, and returns
+// its output (stdout and stderr).
+func RunAs(tb testing.TB, name, script string) (string, error) {
+	tb.Helper()
+	u, err := user.Lookup(name)
+	if err != nil {
+		tb.Fatalf("user %s: %v", name, err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	cmd := exec.Command("/bin/sh", "-c", script)
+	cmd.Dir = "/"
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + u.HomeDir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
 // DBLogin runs a query as user over TCP and returns its output or error.
 func DBLogin(port int, user, password, db, query string) (string, error) {
 	out, err := exec.Command("mariadb", "--no-defaults", "-h127.0.0.1", "-P"+strconv.Itoa(port), "-u"+user,
@@ -121,13 +142,15 @@ func DBLogin(port int, user, password, db, query string) (string, error) {
 }
 
 // ProbePHP is an index.php that reports who runs it and tries what the query
-// asks: read (file_get_contents), sh (cat through a shell), db (a database
-// login with u and p on port).
+// asks: read (file_get_contents), db (a database login with u and p on
+// port). The pools disable posix_getpwuid (it lists the node's accounts):
+// "user=NAME" is printed when the running uid owns the script (uploaded over
+// SFTP by NAME), with the owner's name from get_current_user, "user=uid-N"
+// otherwise.
 const ProbePHP = `<?php
 header('Content-Type: text/plain');
-echo "user=", posix_getpwuid(posix_geteuid())['name'], "\n";
+echo "user=", posix_geteuid() === fileowner(__FILE__) ? get_current_user() : "uid-" . posix_geteuid(), "\n";
 if (isset($_GET['read'])) { $r = @file_get_contents($_GET['read']); echo "read=", $r === false ? "DENIED" : "OK:" . $r, "\n"; }
-if (isset($_GET['sh'])) { echo "sh=", shell_exec('cat ' . escapeshellarg($_GET['sh']) . ' 2>&1'), "\n"; }
 if (isset($_GET['db'])) { mysqli_report(MYSQLI_REPORT_OFF);
   $m = @mysqli_connect('127.0.0.1', $_GET['u'], $_GET['p'], $_GET['db'], (int)$_GET['port']);
   echo "db=", $m ? "OK" : "DENIED:" . mysqli_connect_errno(), "\n"; }
