@@ -13,19 +13,19 @@ import (
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
-// leftoverPHP prints the account's uid and what it can read of the files
-// named hpaudit-NAME in the node's shared temporary directories; with ?w=1
-// it first writes a secret there (mode 0600), as any PHP site can.
-const leftoverPHP = `<?php
-header('Content-Type: text/plain');
-if (isset($_GET['w'])) { shell_exec('umask 077; for d in /tmp /var/tmp /dev/shm; do echo SECRET-OF-@NAME@ > $d/hpaudit-@NAME@; done'); }
-echo "uid=", trim(shell_exec('id -u')), "\n";
-echo "read=", shell_exec('cat /tmp/hpaudit-@NAME@ /var/tmp/hpaudit-@NAME@ /dev/shm/hpaudit-@NAME@ 2>/dev/null'), "\n";
+// leftoverScript writes a secret (mode 0600) as hpaudit-NAME into the
+// node's shared temporary directories when run with "w", and prints the
+// uid it runs as and what it can read of those files.
+const leftoverScript = `[ "$1" = w ] && { umask 077; for d in /tmp /var/tmp /dev/shm; do echo SECRET-OF-@NAME@ > $d/hpaudit-@NAME@; done; }
+echo "uid=$(id -u)"
+echo "read=$(cat /tmp/hpaudit-@NAME@ /var/tmp/hpaudit-@NAME@ /dev/shm/hpaudit-@NAME@ 2>/dev/null)"
 `
 
-// TestDeletedAccountLeavesNoFiles (outside-in): a hosting account's PHP
-// can write files outside its home, in the node's shared temporary
-// directories (/tmp, /var/tmp, /dev/shm). Deleting the account must remove
+// TestDeletedAccountLeavesNoFiles (outside-in): a program run as a hosting
+// account can write files outside its home, in the node's shared temporary
+// directories (/tmp, /var/tmp, /dev/shm). (The pools' PHP runs no programs
+// and its open_basedir keeps it out of those directories; the test runs the
+// program as the account itself, as a plan allowing programs would.) Deleting the account must remove
 // them: the next account made on the node gets the freed uid, and would
 // own (and read) the deleted customer's private files.
 func TestDeletedAccountLeavesNoFiles(t *testing.T) {
@@ -41,30 +41,22 @@ func TestDeletedAccountLeavesNoFiles(t *testing.T) {
 			_ = os.Remove(p)
 		}
 	})
-	php := strings.ReplaceAll(leftoverPHP, "@NAME@", name)
-	site := func(user, pw, domain, query string) string {
+	script := strings.ReplaceAll(leftoverScript, "@NAME@", name)
+	site := func(user, arg string) string {
 		t.Helper()
-		c, err := hostenv.SFTP(w.env.SSHAddr, user, pw)
+		out, err := hostenv.RunAs(t, user, "set -- "+arg+"\n"+script)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v: %s", user, err, out)
 		}
-		if err := hostenv.Put(c, "/public/index.php", php); err != nil {
-			t.Fatal(err)
-		}
-		c.Close()
-		code, body := hostenv.Get(t, w.env.HTTPAddr, domain, "/index.php"+query)
-		if code != 200 {
-			t.Fatalf("%s: %d %q", domain, code, body)
-		}
-		return body
+		return out
 	}
 
 	userA, domA := name+"x", "x-"+name+".test"
 	a := w.create(userA, domA)
 	w.mustSucceed(a.Action.ID)
-	outA := site(userA, a.SFTPPassword, domA, "?w=1")
+	outA := site(userA, "w")
 	if !strings.Contains(outA, "read=SECRET-OF-"+name) {
-		t.Fatalf("A's PHP did not write its files: %q", outA)
+		t.Fatalf("A's program did not write its files: %q", outA)
 	}
 	uidA := strings.TrimPrefix(strings.Split(outA, "\n")[0], "uid=")
 	// A key with the hosting scopes only deletes it and follows the action
@@ -89,7 +81,7 @@ func TestDeletedAccountLeavesNoFiles(t *testing.T) {
 	userB, domB := name+"y", "y-"+name+".test"
 	b := w.create(userB, domB)
 	w.mustSucceed(b.Action.ID)
-	outB := site(userB, b.SFTPPassword, domB, "")
+	outB := site(userB, "-")
 	t.Logf("A had uid %s; B: %q", uidA, outB)
 	if strings.Contains(outB, "SECRET-OF-"+name) {
 		t.Errorf("the next account (%s) reads the deleted account's private files: %q", strings.Split(outB, "\n")[0], outB)
