@@ -75,6 +75,7 @@ case 'iniset':
   echo "memory_limit=", call('ini_set', 'memory_limit', '-1'), "\n";
   echo "max_execution_time=", call('ini_set', 'max_execution_time', '0'), "\n";
   echo "set_time_limit=", call('set_time_limit', 0), "\n";
+  echo "limits=", ini_get('max_execution_time'), ",", ini_get('memory_limit'), "\n";
   // The classic bypass: open_basedir '..' from a subdirectory, walk up, widen.
   @mkdir(__DIR__ . '/bp'); chdir(__DIR__ . '/bp');
   ini_set('open_basedir', '..'); for ($i = 0; $i < 12; $i++) { @chdir('..'); } ini_set('open_basedir', '/');
@@ -261,6 +262,9 @@ func TestPHPTenantIsolation(t *testing.T) {
 				t.Errorf("%s: %q (want false: refused)", k, v)
 			}
 		}
+		if v := line(body, "limits"); v != "2,32M" {
+			t.Errorf("max_execution_time,memory_limit: %q, want the plan's 2,32M", v)
+		}
 		s := e.Node.L.Site(a.user)
 		if v := line(body, "open_basedir"); v != s+"/public:"+s+"/private:"+s+"/tmp" {
 			t.Errorf("open_basedir after the bypass: %q", v)
@@ -287,10 +291,11 @@ func TestPHPTenantIsolation(t *testing.T) {
 	})
 	t.Run("infinite loop", func(t *testing.T) {
 		// CPU time: max_execution_time (2 s) ends it with a fatal error
-		// (500; request_terminate_timeout's kill would be a 502).
+		// (500), or request_terminate_timeout (7 s of wall time) kills the
+		// worker first on a loaded machine (502). Either way it ends.
 		start := time.Now()
 		code, body := get("t", "loop")
-		if code != 500 || strings.Contains(body, "LOOP-END") {
+		if (code != 500 && code != 502) || strings.Contains(body, "LOOP-END") {
 			t.Fatalf("%d %q", code, body)
 		}
 		t.Logf("busy loop: %d after %v", code, time.Since(start).Round(time.Millisecond))
