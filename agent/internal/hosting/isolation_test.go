@@ -165,7 +165,7 @@ func TestPHPTenantIsolation(t *testing.T) {
 	if code, body := hostenv.Get(t, e.HTTPAddr, b.domain, "/"); code != 200 || body != "B-PAGE-SECRET" {
 		t.Fatalf("B's page: %d %q", code, body)
 	}
-	get := func(kv ...string) (int, string) {
+	get := func(t *testing.T, kv ...string) (int, string) {
 		t.Helper()
 		return hostenv.Get(t, e.HTTPAddr, a.domain, "/iso.php"+strings.TrimPrefix(q(kv...), "/index.php"))
 	}
@@ -188,12 +188,12 @@ func TestPHPTenantIsolation(t *testing.T) {
 	}
 
 	t.Run("own page", func(t *testing.T) {
-		if code, body := get("t", "page"); code != 200 || body != "page of "+a.user+"\n" {
+		if code, body := get(t, "t", "page"); code != 200 || body != "page of "+a.user+"\n" {
 			t.Fatalf("%d %q", code, body)
 		}
 	})
 	t.Run("scandir", func(t *testing.T) {
-		code, body := get("t", "scandir")
+		code, body := get(t, "t", "scandir")
 		if code != 200 {
 			t.Fatalf("%d %q", code, body)
 		}
@@ -211,7 +211,7 @@ func TestPHPTenantIsolation(t *testing.T) {
 	})
 	t.Run("read", func(t *testing.T) {
 		for _, f := range []string{bIndex, bSecret, "/etc/passwd"} {
-			code, body := get("t", "read", "f", f)
+			code, body := get(t, "t", "read", "f", f)
 			if code != 200 {
 				t.Fatalf("%s: %d %q", f, code, body)
 			}
@@ -224,7 +224,7 @@ func TestPHPTenantIsolation(t *testing.T) {
 		}
 	})
 	t.Run("run programs", func(t *testing.T) {
-		code, body := get("t", "exec")
+		code, body := get(t, "t", "exec")
 		if code != 200 {
 			t.Fatalf("%d %q", code, body)
 		}
@@ -240,7 +240,7 @@ func TestPHPTenantIsolation(t *testing.T) {
 	})
 	t.Run("other tenants' names", func(t *testing.T) {
 		bf := filepath.Join(e.Node.L.Docroot(b.user), "index.php")
-		code, body := get("t", "names", "b", b.user, "uid", uidOf(t, b.user), "bfile", bf)
+		code, body := get(t, "t", "names", "b", b.user, "uid", uidOf(t, b.user), "bfile", bf)
 		if code != 200 {
 			t.Fatalf("%d %q", code, body)
 		}
@@ -252,7 +252,7 @@ func TestPHPTenantIsolation(t *testing.T) {
 		}
 	})
 	t.Run("ini_set", func(t *testing.T) {
-		code, body := get("t", "iniset")
+		code, body := get(t, "t", "iniset")
 		if code != 200 {
 			t.Fatalf("%d %q", code, body)
 		}
@@ -294,7 +294,7 @@ func TestPHPTenantIsolation(t *testing.T) {
 		// (500), or request_terminate_timeout (7 s of wall time) kills the
 		// worker first on a loaded machine (502). Either way it ends.
 		start := time.Now()
-		code, body := get("t", "loop")
+		code, body := get(t, "t", "loop")
 		if (code != 500 && code != 502) || strings.Contains(body, "LOOP-END") {
 			t.Fatalf("%d %q", code, body)
 		}
@@ -304,7 +304,7 @@ func TestPHPTenantIsolation(t *testing.T) {
 		// Wall time (sleep is not CPU time): request_terminate_timeout
 		// (2+5 s) kills the worker; nginx answers 502.
 		start := time.Now()
-		code, body := get("t", "sleep")
+		code, body := get(t, "t", "sleep")
 		if code != 502 || strings.Contains(body, "SLEEP-END") {
 			t.Fatalf("%d %q", code, body)
 		}
@@ -315,19 +315,19 @@ func TestPHPTenantIsolation(t *testing.T) {
 		}
 	})
 	t.Run("memory", func(t *testing.T) {
-		code, body := get("t", "mem")
+		code, body := get(t, "t", "mem")
 		if code == 200 || strings.Contains(body, "MEM-END") {
 			t.Fatalf("100 MiB with a 32 MiB limit: %d %q", code, body)
 		}
 	})
 	t.Run("open files", func(t *testing.T) {
-		code, body := get("t", "files")
+		code, body := get(t, "t", "files")
 		if n, _ := strconv.Atoi(line(body, "files")); code != 200 || n < 1000 || n >= 1024 || line(body, "hard") != "1024" {
 			t.Fatalf("%d %q (rlimit_files 1024)", code, body)
 		}
 	})
 	t.Run("page after the runaways", func(t *testing.T) {
-		if code, body := get("t", "page"); code != 200 || body != "page of "+a.user+"\n" {
+		if code, body := get(t, "t", "page"); code != 200 || body != "page of "+a.user+"\n" {
 			t.Fatalf("%d %q", code, body)
 		}
 	})
@@ -384,7 +384,7 @@ func TestPHPTenantIsolation(t *testing.T) {
 		}
 	})
 	t.Run("temporary files", func(t *testing.T) {
-		code, body := get("t", "tmp")
+		code, body := get(t, "t", "tmp")
 		tmp := filepath.Join(e.Node.L.Site(a.user), "tmp") + "/"
 		if code != 200 || !strings.HasPrefix(line(body, "tempnam"), tmp) || !strings.HasPrefix(line(body, "tmpfile"), tmp) {
 			t.Fatalf("%d %q", code, body)
