@@ -49,6 +49,12 @@ case 'read':
   echo "include="; if (!@include($f)) { echo "DENIED"; } echo "\n";
   echo "copy=", @copy($f, $site . '/tmp/copied') ? readf($site . '/tmp/copied') : 'DENIED', "\n";
   echo "symlink=", @symlink($f, $site . '/tmp/link') ? readf($site . '/tmp/link') : 'DENIED', "\n";
+  echo "write=", @file_put_contents(dirname($f) . '/hp-written.php', 'x') === false ? 'DENIED' : 'WROTE', "\n";
+  break;
+case 'fastcgi':
+  // Another account's pool socket: a FastCGI request there runs code as that account.
+  $s = @stream_socket_client('unix://' . $_GET['sock'], $errno, $errstr, 2);
+  echo "connect=", $s ? 'CONNECTED' : 'DENIED:' . $errstr, "\n";
   break;
 case 'exec':
   echo "exec=", call('exec', 'id'), "\n";
@@ -216,11 +222,17 @@ func TestPHPTenantIsolation(t *testing.T) {
 				t.Fatalf("%s: %d %q", f, code, body)
 			}
 			noLeak(t, body)
-			for _, k := range []string{"get", "fopen", "spl", "include", "copy", "symlink"} {
+			for _, k := range []string{"get", "fopen", "spl", "include", "copy", "symlink", "write"} {
 				if v := line(body, k); v != "DENIED" {
 					t.Errorf("%s of %s: %q", k, f, v)
 				}
 			}
+		}
+	})
+	t.Run("other pool's socket", func(t *testing.T) {
+		code, body := get(t, "t", "fastcgi", "sock", e.Node.L.Socket(b.user))
+		if code != 200 || !strings.HasPrefix(line(body, "connect"), "DENIED:") {
+			t.Fatalf("%d %q", code, body)
 		}
 	})
 	t.Run("run programs", func(t *testing.T) {
