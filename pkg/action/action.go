@@ -41,6 +41,12 @@
 //	     hosting.challenge (token, key_authorization, remove): an HTTP-01
 //	     key authorization served by the node's responder during an ACME
 //	     order (public, no secret_params), or forgotten with remove.
+//	1.4 (104): hosting.password_reset (target "sftp", "db" or "both";
+//	     secret_params holds sftp_password and/or db_password, those of the
+//	     target): new passwords for the account's system user and its
+//	     MariaDB user; result is Result.hosting. An older agent answers
+//	     unsupported and nothing changes on the node (the old passwords
+//	     keep working).
 package action
 
 import (
@@ -165,6 +171,29 @@ type HostingChallenge struct {
 // Secret implements Params.
 func (*HostingChallenge) Secret() (string, bool) { return "", false }
 
+// HostingPasswordReset is the params of hosting.password_reset: Target
+// (api.HostingPasswordSFTP, DB or Both) says which passwords are set; they
+// come in secret_params (keys sftp_password and db_password), never in
+// params the coordinator stores.
+type HostingPasswordReset struct {
+	DBPassword   string `json:"db_password,omitempty"`
+	SFTPPassword string `json:"sftp_password,omitempty"`
+	Target       string `json:"target"`
+}
+
+// Secret implements Params: the password the target needs, or "" when one
+// it needs is missing (so the agent refuses rather than sets half).
+func (p *HostingPasswordReset) Secret() (string, bool) {
+	sftp, db := p.Target != api.HostingPasswordDB, p.Target != api.HostingPasswordSFTP
+	if sftp && p.SFTPPassword == "" || db && p.DBPassword == "" {
+		return "", true
+	}
+	if sftp {
+		return p.SFTPPassword, true
+	}
+	return p.DBPassword, true
+}
+
 // HostingUncert is the params of hosting.uncert: the custom domain to remove.
 type HostingUncert struct {
 	Domain string `json:"domain"`
@@ -250,6 +279,8 @@ var Commands = map[string]Spec{
 	api.ActionHostingCert:      {SecretKey: SecretKeyPEM, New: func() Params { return &HostingCert{} }},
 	api.ActionHostingUncert:    {New: func() Params { return &HostingUncert{} }},
 	api.ActionHostingChallenge: {New: func() Params { return &HostingChallenge{} }},
+	api.ActionHostingPasswordReset: {SecretKey: SecretSFTPPassword, MoreSecretKeys: []string{SecretDBPassword},
+		New: func() Params { return &HostingPasswordReset{} }},
 }
 
 // Encode is the params JSON of p (nil: an empty object).

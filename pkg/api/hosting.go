@@ -10,6 +10,9 @@ const (
 	ActionHostingUnsuspend = "hosting.unsuspend"
 	ActionHostingSetPHP    = "hosting.php"
 	ActionHostingDelete    = "hosting.delete"
+	// ActionHostingPasswordReset sets new SFTP and/or database passwords
+	// (secret_params: sftp_password, db_password; params: target).
+	ActionHostingPasswordReset = "hosting.password_reset"
 )
 
 // Journal kinds of hosting operations on the agent.
@@ -19,6 +22,8 @@ const (
 	NodeOpHostingUnsuspend = "hosting.unsuspend"
 	NodeOpHostingSetPHP    = "hosting.php"
 	NodeOpHostingDelete    = "hosting.delete"
+	// NodeOpHostingPasswordReset journals hashes of the new passwords only.
+	NodeOpHostingPasswordReset = "hosting.password_reset"
 )
 
 // RoleKVM and RoleHosting are the roles an agent reports in its hello.
@@ -145,6 +150,33 @@ type HostingList = Page[HostingAccount]
 type HostingActionAccepted struct {
 	Action  Action          `json:"action"`
 	Hosting *HostingAccount `json:"hosting,omitempty"`
+}
+
+// What POST /v1/hosting/:id/password-reset resets (its body's target).
+const (
+	HostingPasswordSFTP = "sftp"
+	HostingPasswordDB   = "db"
+	HostingPasswordBoth = "both"
+)
+
+// HostingPasswordTargets are the values of HostingPasswordResetRequest.Target.
+var HostingPasswordTargets = []string{HostingPasswordSFTP, HostingPasswordDB, HostingPasswordBoth}
+
+// HostingPasswordResetRequest is the optional body of POST
+// /v1/hosting/:id/password-reset; an empty target is "both".
+type HostingPasswordResetRequest struct {
+	Target string `json:"target,omitempty"`
+}
+
+// HostingPasswordResetAccepted is the 202 of POST
+// /v1/hosting/:id/password-reset: the action setting the new passwords on
+// the node and the passwords it sets (those of the target only), shown in
+// this response only and never stored.
+type HostingPasswordResetAccepted struct {
+	Action       Action          `json:"action"`
+	Hosting      *HostingAccount `json:"hosting,omitempty"`
+	SFTPPassword string          `json:"sftp_password,omitempty"`
+	DBPassword   string          `json:"db_password,omitempty"`
 }
 
 // HostingPHPRequest is PUT /v1/hosting/:id/php.

@@ -56,6 +56,9 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 	"setHostingPHP": func(ctx context.Context, c *client.Client) error {
 		return discard(c.SetHostingPHP(ctx, "hst_1", "8.2", "k"))
 	},
+	"resetHostingPassword": func(ctx context.Context, c *client.Client) error {
+		return discard(c.ResetHostingPassword(ctx, "hst_1", api.HostingPasswordDB))
+	},
 	"deleteHosting":   func(ctx context.Context, c *client.Client) error { return discard(c.DeleteHosting(ctx, "hst_1", "k")) },
 	"getAccount":      func(ctx context.Context, c *client.Client) error { return discard(c.Account(ctx)) },
 	"listProducts":    func(ctx context.Context, c *client.Client) error { return discard(c.Products(ctx)) },

@@ -46,6 +46,18 @@ func (c *Client) SetHostingPHP(ctx context.Context, id, version, idemKey string)
 	return c.hostingAction(ctx, "PUT", hostingPath(id, "php"), api.HostingPHPRequest{PHPVersion: version}, idemKey)
 }
 
+// ResetHostingPassword sets new random passwords for a hosting account:
+// target is api.HostingPasswordSFTP, DB or Both ("" is both). The new
+// passwords are in the answer only, never again; the route takes no
+// Idempotency-Key (a retry makes new passwords).
+func (c *Client) ResetHostingPassword(ctx context.Context, id, target string) (api.HostingPasswordResetAccepted, error) {
+	var body any
+	if target != "" {
+		body = api.HostingPasswordResetRequest{Target: target}
+	}
+	return call[api.HostingPasswordResetAccepted](ctx, c, "POST", hostingPath(id, "password-reset"), body, nil)
+}
+
 // DeleteHosting deletes a hosting account and everything it has on its
 // node; idemKey may be empty.
 func (c *Client) DeleteHosting(ctx context.Context, id, idemKey string) (api.HostingActionAccepted, error) {

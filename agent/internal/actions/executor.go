@@ -372,6 +372,19 @@ func (e *Executor) runHosting(ctx context.Context, command, id, user string, p a
 			Plan: p.Plan, SFTPPassword: p.SFTPPassword, DBPassword: p.DBPassword})
 	case *action.HostingPHP:
 		return m.HostingSetPHP(ctx, user, p.PHPVersion, id)
+	case *action.HostingPasswordReset:
+		req := ops.HostingPasswordResetRequest{OpID: id, Username: user}
+		switch p.Target {
+		case api.HostingPasswordSFTP:
+			req.SFTPPassword = p.SFTPPassword
+		case api.HostingPasswordDB:
+			req.DBPassword = p.DBPassword
+		case api.HostingPasswordBoth:
+			req.SFTPPassword, req.DBPassword = p.SFTPPassword, p.DBPassword
+		default:
+			return nil, validate.Invalid("target %q must be one of sftp, db, both", truncate(p.Target))
+		}
+		return m.HostingPasswordReset(ctx, req)
 	case *action.HostingCert:
 		return m.HostingCert(ctx, ops.HostingCertRequest{OpID: id, Username: user, Domain: p.Domain,
 			ChainPEM: []byte(p.ChainPEM), KeyPEM: []byte(p.KeyPEM)})

@@ -386,6 +386,83 @@ func (n *Node) Create(ctx context.Context, in CreateInput, step Step) (res *api.
 	return n.View(u)
 }
 
+// PasswordInput is a password reset as the journal keeps it: the hashes of
+// the new passwords only; an empty hash leaves that password as it is.
+type PasswordInput struct {
+	// SFTPHash is the SHA-512 crypt hash of the new SFTP password.
+	SFTPHash string `json:"sftp_hash,omitempty"`
+	// DBHash is the mysql_native_password hash of the new database password.
+	DBHash string `json:"db_hash,omitempty"`
+}
+
+// Check validates the hashes (at least one is set).
+func (in PasswordInput) Check() error {
+	if in.SFTPHash == "" && in.DBHash == "" {
+		return validate.Invalid("a password reset needs a new sftp or database password")
+	}
+	if in.SFTPHash != "" && !cryptHashRE.MatchString(in.SFTPHash) || in.DBHash != "" && !nativeHashRE.MatchString(in.DBHash) {
+		return validate.Invalid("password hashes are malformed")
+	}
+	return nil
+}
+
+// CheckPasswordReset refuses a reset of an account that is not on the node,
+// or is suspended (its system user is locked: setting a hash would unlock
+// it, and its database user is locked too).
+func (n *Node) CheckPasswordReset(u string) error {
+	if err := validate.HostingUsername(u); err != nil {
+		return err
+	}
+	a, err := n.load(u)
+	if err != nil {
+		return err
+	}
+	if a.Suspended {
+		return fmt.Errorf("%w: hosting account %s is suspended; unsuspend it first", ErrSuspended, u)
+	}
+	ent, err := lookupUser(u)
+	if err != nil {
+		return err
+	}
+	if ent == nil || ent.comment != userComment {
+		return fmt.Errorf("%w: the system user of hosting account %s", ErrNotFound, u)
+	}
+	return nil
+}
+
+// ErrSuspended: the account is suspended on the node.
+var ErrSuspended = errors.New("suspended")
+
+// ResetPasswords sets the account's new SFTP password (its system user's
+// hash, through chpasswd -e on stdin) and/or database password (its MariaDB
+// user's hash). Each step is idempotent, so a reset resumed after a crash
+// runs them again. Sessions already open stay open.
+func (n *Node) ResetPasswords(ctx context.Context, u string, in PasswordInput, step Step) (*api.NodeHostingAccount, error) {
+	if err := in.Check(); err != nil {
+		return nil, err
+	}
+	if err := n.CheckPasswordReset(u); err != nil {
+		return nil, err
+	}
+	if in.SFTPHash != "" {
+		if err := step("sftp"); err != nil {
+			return nil, err
+		}
+		if _, err := run(ctx, u+":"+in.SFTPHash+"\n", "chpasswd", "-e"); err != nil {
+			return nil, errors.New("setting the sftp password failed")
+		}
+	}
+	if in.DBHash != "" {
+		if err := step("database"); err != nil {
+			return nil, err
+		}
+		if err := n.DB.SetPassword(ctx, u, in.DBHash); err != nil {
+			return nil, fmt.Errorf("database: %w", err)
+		}
+	}
+	return n.View(u)
+}
+
 // makeDirs makes the account's directories with their owners and modes.
 func (n *Node) makeDirs(u string) error {
 	ent, err := lookupUser(u)

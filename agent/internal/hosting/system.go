@@ -208,6 +208,28 @@ func (m *MariaDB) EnsureAccount(ctx context.Context, db, user, nativeHash string
 	return err
 }
 
+// SetPassword sets the database user's password hash (for every host it
+// exists for); the user must exist. The hash is checked here, the user is a
+// validated username quoted as a literal.
+func (m *MariaDB) SetPassword(ctx context.Context, user, nativeHash string) error {
+	if !nativeHashRE.MatchString(nativeHash) {
+		return errors.New("database password hash is malformed")
+	}
+	var b strings.Builder
+	for _, h := range dbHosts {
+		fmt.Fprintf(&b, "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s;\n", sqlString(user), sqlString(h), sqlString(nativeHash))
+	}
+	if out, err := m.exec(ctx, b.String()); err != nil {
+		// The client's message can quote the statement (the hash): name
+		// what failed only.
+		if strings.Contains(out, "ERROR 1396") {
+			return fmt.Errorf("database user %s does not exist", user)
+		}
+		return fmt.Errorf("setting the password of database user %s failed", user)
+	}
+	return nil
+}
+
 // Lock locks (or unlocks) the account's database user; locking also ends
 // its open connections (ACCOUNT LOCK alone leaves them open).
 func (m *MariaDB) Lock(ctx context.Context, user string, lock bool) error {

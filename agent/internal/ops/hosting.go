@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/agent/internal/seed"
@@ -36,6 +37,8 @@ func hostingErr(err error) error {
 		return apiErr(api.NodeErrAlreadyExists, "%s", err.Error())
 	case errors.Is(err, hosting.ErrNotFound):
 		return apiErr(api.NodeErrNotFound, "%s", err.Error())
+	case errors.Is(err, hosting.ErrSuspended):
+		return apiErr(api.NodeErrConflict, "%s", err.Error())
 	}
 	return err
 }
@@ -97,6 +100,83 @@ func (m *Manager) hostingCreate(ctx context.Context, r *run, in hosting.CreateIn
 		return nil, hostingErr(err)
 	}
 	return &api.NodeOpResult{Hosting: v, Message: "hosting account created"}, nil
+}
+
+// HostingPasswordResetRequest is a password reset with the new passwords in
+// plain text (an empty one is left as it is); only their hashes are
+// journaled.
+type HostingPasswordResetRequest struct {
+	OpID, Username           string
+	SFTPPassword, DBPassword string
+}
+
+// HostingPasswordReset sets an account's new SFTP and/or database password
+// once per operation id. As for HostingCreate, the journal keeps the
+// SHA-512 crypt hash and the MariaDB hash, never the passwords, so a reset
+// interrupted by a crash is completed on restart from the journal alone. A
+// suspended account is refused (conflict) before anything is journaled.
+func (m *Manager) HostingPasswordReset(ctx context.Context, req HostingPasswordResetRequest) (*api.NodeOperation, error) {
+	if err := m.needHosting(); err != nil {
+		return nil, err
+	}
+	if err := validate.HostingUsername(req.Username); err != nil {
+		return nil, err
+	}
+	if req.SFTPPassword == "" && req.DBPassword == "" {
+		return nil, validate.Invalid("a password reset needs a new sftp_password or db_password")
+	}
+	if req.SFTPPassword != "" {
+		if err := validate.HostingPassword("sftp_password", req.SFTPPassword); err != nil {
+			return nil, err
+		}
+	}
+	if req.DBPassword != "" {
+		if err := validate.HostingPassword("db_password", req.DBPassword); err != nil {
+			return nil, err
+		}
+	}
+	if err := validate.OpID(req.OpID); err != nil {
+		return nil, err
+	}
+	// A replayed id is answered before the (salted, so different) hashes
+	// are made.
+	hash, err := m.j.InputHash(api.NodeOpHostingPasswordReset, req.Username, req)
+	if err != nil {
+		return nil, err
+	}
+	if op, err := m.replay(req.OpID, api.NodeOpHostingPasswordReset, req.Username, hash); op != nil || err != nil {
+		return op, err
+	}
+	var in hosting.PasswordInput
+	if req.SFTPPassword != "" {
+		if in.SFTPHash, err = seed.HashPassword(req.SFTPPassword); err != nil {
+			return nil, err
+		}
+	}
+	if req.DBPassword != "" {
+		in.DBHash = hosting.MySQLNativeHash(req.DBPassword)
+	}
+	return m.do(ctx, spec{id: req.OpID, kind: api.NodeOpHostingPasswordReset, target: req.Username, lock: hostingLock(req.Username),
+		input: req, stored: in,
+		precheck: func(context.Context) error { return hostingErr(m.hosting.CheckPasswordReset(req.Username)) },
+		exec: func(ctx context.Context, r *run) (*api.NodeOpResult, error) {
+			return m.hostingPasswordReset(ctx, r, req.Username, in)
+		}})
+}
+
+func (m *Manager) hostingPasswordReset(ctx context.Context, r *run, user string, in hosting.PasswordInput) (*api.NodeOpResult, error) {
+	v, err := m.hosting.ResetPasswords(ctx, user, in, r.step)
+	if err != nil {
+		return nil, hostingErr(err)
+	}
+	var what []string
+	if in.SFTPHash != "" {
+		what = append(what, "sftp")
+	}
+	if in.DBHash != "" {
+		what = append(what, "database")
+	}
+	return &api.NodeOpResult{Hosting: v, Message: "new " + strings.Join(what, " and ") + " password set"}, nil
 }
 
 // HostingSuspend, HostingUnsuspend and HostingDelete run once per id.
@@ -201,7 +281,13 @@ func (m *Manager) recoverHosting(ctx context.Context, r *run) (*api.NodeOpResult
 	if r.rec.Kind == api.NodeOpHostingCert || r.rec.Kind == api.NodeOpHostingUncert {
 		return m.recoverCert(ctx, r)
 	}
-	if r.rec.Kind == api.NodeOpHostingCreate {
+	if r.rec.Kind == api.NodeOpHostingPasswordReset {
+		var in hosting.PasswordInput
+		if err := json.Unmarshal(r.rec.Input, &in); err != nil {
+			return nil, fmt.Errorf("recover %s: input: %w", r.rec.ID, err)
+		}
+		res, err = m.hostingPasswordReset(ctx, r, r.rec.Target, in)
+	} else if r.rec.Kind == api.NodeOpHostingCreate {
 		var in hosting.CreateInput
 		if err := json.Unmarshal(r.rec.Input, &in); err != nil {
 			return nil, fmt.Errorf("recover %s: input: %w", r.rec.ID, err)
@@ -226,7 +312,7 @@ func (m *Manager) recoverHosting(ctx context.Context, r *run) (*api.NodeOpResult
 func isHostingKind(kind string) bool {
 	switch kind {
 	case api.NodeOpHostingCreate, api.NodeOpHostingSuspend, api.NodeOpHostingUnsuspend, api.NodeOpHostingDelete, api.NodeOpHostingSetPHP,
-		api.NodeOpHostingCert, api.NodeOpHostingUncert:
+		api.NodeOpHostingCert, api.NodeOpHostingUncert, api.NodeOpHostingPasswordReset:
 		return true
 	}
 	return false

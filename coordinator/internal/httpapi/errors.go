@@ -60,6 +60,11 @@ func toAPIError(err error) (*api.Error, bool) {
 		return api.NewError(http.StatusConflict, "no_capacity", userMessage(full)), false
 	}
 	// A suspended server refuses power-on, saying why.
+	// A hosting account whose state refuses the request, with its code.
+	var hst *fsm.HostingStateError
+	if errors.As(err, &hst) {
+		return api.NewError(http.StatusConflict, hst.Code, userMessage(hst)), false
+	}
 	var susp *fsm.SuspendedError
 	if errors.As(err, &susp) {
 		return api.NewError(http.StatusConflict, "suspended", userMessage(susp)), false

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -26,6 +27,11 @@ func (a *API) hostingRoutes() []Route {
 		{Method: "POST", Path: "/v1/hosting/{id}/suspend", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.suspendHosting},
 		{Method: "POST", Path: "/v1/hosting/{id}/unsuspend", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.unsuspendHosting},
 		{Method: "PUT", Path: "/v1/hosting/{id}/php", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.setHostingPHP},
+		// Not Idempotent on purpose, as POST /v1/servers/{id}/password-reset:
+		// the new passwords are only in the live response, so a replay would
+		// say "accepted" without them and lock the customer out. A retry
+		// makes new passwords (while the first runs, a 409 action_in_progress).
+		{Method: "POST", Path: "/v1/hosting/{id}/password-reset", Scope: api.ScopeHostingWrite, handler: a.resetHostingPassword},
 		{Method: "DELETE", Path: "/v1/hosting/{id}", Scope: api.ScopeHostingDestroy, Idempotent: true, handler: a.deleteHosting},
 	}
 }
@@ -135,6 +141,105 @@ func (a *API) setHostingPHP(rq *request) (int, any, error) {
 		}
 	}
 	return a.startHostingAction(rq, deps, h, api.ActionHostingSetPHP, &action.HostingPHP{PHPVersion: req.PHPVersion}, req.PHPVersion)
+}
+
+// DecodeHostingPasswordReset validates the optional body of POST
+// /v1/hosting/:id/password-reset: none or {} is "both".
+func DecodeHostingPasswordReset(body []byte) (api.HostingPasswordResetRequest, error) {
+	var req api.HostingPasswordResetRequest
+	if len(bytes.TrimSpace(body)) == 0 {
+		req.Target = api.HostingPasswordBoth
+		return req, nil
+	}
+	if err := decodeStrict(body, &req); err != nil {
+		return req, err
+	}
+	if req.Target == "" {
+		req.Target = api.HostingPasswordBoth
+	}
+	if err := oneOf("target", req.Target, api.HostingPasswordTargets); err != nil {
+		return req, err
+	}
+	return req, nil
+}
+
+// resetHostingPassword opens a hosting.password_reset: fresh passwords
+// (made as the hosting order makes them) ride in the action's secret to the
+// node, are put in the dispatcher before the proposal (the node may ask for
+// them as soon as the entry commits), dropped when nothing was committed,
+// and returned in this response only. The log, the FSM and the journal on
+// the node hold no password (the node journals hashes).
+func (a *API) resetHostingPassword(rq *request) (int, any, error) {
+	h, deps, req, err := depsAndBody(a, rq, a.loadHosting, DecodeHostingPasswordReset)
+	if err != nil {
+		return 0, nil, err
+	}
+	if err := hostingResettable(h); err != nil {
+		return 0, nil, err
+	}
+	secrets := map[string]string{}
+	if req.Target != api.HostingPasswordDB {
+		if secrets[action.SecretSFTPPassword], err = newPassword(); err != nil {
+			return 0, nil, err
+		}
+	}
+	if req.Target != api.HostingPasswordSFTP {
+		if secrets[action.SecretDBPassword], err = newPassword(); err != nil {
+			return 0, nil, err
+		}
+	}
+	params, err := action.Encode(&action.HostingPasswordReset{Target: req.Target})
+	if err != nil {
+		return 0, nil, err
+	}
+	sec, err := action.EncodeSecrets(api.ActionHostingPasswordReset, secrets)
+	if err != nil {
+		return 0, nil, err
+	}
+	act := store.Action{
+		Action:    api.Action{ID: ids.New(actionIDPrefix, rq.now), Command: api.ActionHostingPasswordReset, ResourceType: fsm.ResourceHosting, ResourceID: h.ID},
+		AccountID: rq.caller.accountID, NodeID: h.NodeID, Target: h.Username, Params: params, NeedsSecret: true, Mutating: true,
+		Deadline: rq.now.Add(deps.actionDeadline()),
+	}
+	deps.PutSecret(act.ID, sec)
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdHostingPasswordReset, fsm.HostingPasswordReset{Action: act}, http.StatusAccepted)
+	if err != nil {
+		deps.DropSecret(act.ID)
+		return 0, nil, err
+	}
+	acc, ok := v.(api.HostingActionAccepted)
+	if !ok {
+		// Not ours (the route takes no Idempotency-Key, so this does not
+		// happen): show no password for an action that was not created.
+		deps.DropSecret(act.ID)
+		return status, v, nil
+	}
+	out := api.HostingPasswordResetAccepted{Action: acc.Action, Hosting: acc.Hosting,
+		SFTPPassword: secrets[action.SecretSFTPPassword], DBPassword: secrets[action.SecretDBPassword]}
+	if out.Hosting != nil {
+		hv := hostingView(store.HostingAccount{HostingAccount: *out.Hosting})
+		out.Hosting = &hv
+	}
+	deps.Kick()
+	a.log.Info("hosting password reset", "hosting", h.ID, "account", rq.caller.accountID, "target", req.Target, "action", act.ID)
+	return status, out, nil
+}
+
+// hostingResettable refuses, before any password is made, an account whose
+// state cannot take a reset (the FSM checks the same on apply, with the same
+// codes).
+func hostingResettable(h store.HostingAccount) error {
+	switch {
+	case h.Status == api.HostingSuspended || h.Suspension != nil:
+		return errf(http.StatusConflict, "suspended", "hosting account %s is suspended: unsuspend it first to reset its passwords", h.ID)
+	case h.Status == api.HostingProvisioning:
+		return errf(http.StatusConflict, fsm.CodeHostingNotActive, "hosting account %s is still being provisioned; its passwords can be reset once it is active", h.ID)
+	case h.Status == api.HostingError:
+		return errf(http.StatusConflict, fsm.CodeHostingNotActive, "hosting account %s failed to provision; it can only be deleted", h.ID)
+	case h.Status != api.HostingActive:
+		return errf(http.StatusConflict, fsm.CodeHostingNotActive, "hosting account %s is %s, not active: its passwords cannot be reset", h.ID, h.Status)
+	}
+	return nil
 }
 
 // DecodeAdminHostingCreate validates an admin hosting create request; every

@@ -1,0 +1,146 @@
+package hosting
+
+import (
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
+)
+
+// TestHostingPasswordReset: a customer who lost the passwords gets new ones
+// through POST /v1/hosting/{id}/password-reset on three coordinators, with
+// the node's real sshd and MariaDB: after a reset of both, the old SFTP
+// password is refused over SSH and the new one logs in over SFTP, the old
+// database password is refused and the new one connects (TCP and the unix
+// socket); target db changes the database password and leaves the SFTP one
+// working. No password is written by any coordinator or the agent; another
+// account gets a 404, a suspended account a 409.
+func TestHostingPasswordReset(t *testing.T) {
+	w := newWorld(t)
+	ctx := hostenv.Ctx(t)
+	user, domain := w.env.Prefix+"p", "p-"+w.env.Prefix+".test"
+	created := w.create(user, domain)
+	w.mustSucceed(created.Action.ID)
+	id := created.Hosting.ID
+	hostenv.PutProbe(t, w.env.SSHAddr, user, created.SFTPPassword, "sftp with the order's password")
+
+	if _, err := w.client(0, w.other).ResetHostingPassword(ctx, id, ""); apiStatus(err) != http.StatusNotFound {
+		t.Fatalf("another account resets the passwords: %v", err)
+	}
+
+	// Both: the old passwords stop working, the new ones work.
+	r, err := w.client(1, w.key).ResetHostingPassword(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.SFTPPassword) != 20 || len(r.DBPassword) != 20 || r.Action.Command != api.ActionHostingPasswordReset {
+		t.Fatalf("reset answer %+v", r)
+	}
+	w.mustSucceed(r.Action.ID)
+	if c, err := hostenv.SFTP(w.env.SSHAddr, user, created.SFTPPassword); err == nil {
+		c.Close()
+		t.Fatal("the old SFTP password still logs in after the reset")
+	} else if !strings.Contains(err.Error(), "unable to authenticate") {
+		t.Fatalf("old SFTP password: not an authentication refusal: %v", err)
+	}
+	sess, err := hostenv.SFTP(w.env.SSHAddr, user, r.SFTPPassword)
+	if err != nil {
+		t.Fatalf("sftp with the new password: %v", err)
+	}
+	if _, err := sess.Stat("/public/index.php"); err != nil {
+		t.Fatalf("the account's files over SFTP with the new password: %v", err)
+	}
+	sess.Close()
+	if out, err := hostenv.DBLogin(w.env.DBPort, user, created.DBPassword, user, "SELECT 1"); err == nil || !strings.Contains(out, "Access denied") {
+		t.Fatalf("the old database password after the reset: %q %v", out, err)
+	}
+	if out, err := hostenv.DBLogin(w.env.DBPort, user, r.DBPassword, user, "SELECT CURRENT_USER()"); err != nil || out != user+"@127.0.0.1" {
+		t.Fatalf("database over TCP with the new password: %q %v", out, err)
+	}
+	if out, err := socketLogin(w, user, r.DBPassword); err != nil || out != user+"@localhost" {
+		t.Fatalf("database over the socket with the new password: %q %v", out, err)
+	}
+	if out, err := socketLogin(w, user, created.DBPassword); err == nil {
+		t.Fatalf("the old database password over the socket: %q", out)
+	}
+	hostenv.WantSite(t, w.env.HTTPAddr, domain, user, "site after the reset")
+
+	// Target db: a new database password; the SFTP password stays.
+	r2, err := w.client(2, w.key).ResetHostingPassword(ctx, id, api.HostingPasswordDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.SFTPPassword != "" || len(r2.DBPassword) != 20 || r2.DBPassword == r.DBPassword {
+		t.Fatalf("target db answer %+v", r2)
+	}
+	w.mustSucceed(r2.Action.ID)
+	if _, err := hostenv.DBLogin(w.env.DBPort, user, r.DBPassword, user, "SELECT 1"); err == nil {
+		t.Fatal("the replaced database password still connects")
+	}
+	if _, err := hostenv.DBLogin(w.env.DBPort, user, r2.DBPassword, user, "SELECT 1"); err != nil {
+		t.Fatalf("database with the target-db password: %v", err)
+	}
+	if c, err := hostenv.SFTP(w.env.SSHAddr, user, r.SFTPPassword); err != nil {
+		t.Fatalf("target db changed the SFTP password: %v", err)
+	} else {
+		c.Close()
+	}
+
+	// Target sftp: the database password stays.
+	r3, err := w.client(0, w.key).ResetHostingPassword(ctx, id, api.HostingPasswordSFTP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mustSucceed(r3.Action.ID)
+	if r3.DBPassword != "" || len(r3.SFTPPassword) != 20 {
+		t.Fatalf("target sftp answer %+v", r3)
+	}
+	if _, err := hostenv.DBLogin(w.env.DBPort, user, r2.DBPassword, user, "SELECT 1"); err != nil {
+		t.Fatalf("target sftp changed the database password: %v", err)
+	}
+	hostenv.PutProbe(t, w.env.SSHAddr, user, r3.SFTPPassword, "sftp with the target-sftp password")
+
+	// No coordinator (Raft log, snapshots, FSM, logs) nor the agent
+	// (journal, logs, node files) wrote any of the passwords.
+	pws := []string{r.SFTPPassword, r.DBPassword, r2.DBPassword, r3.SFTPPassword}
+	for _, dir := range []string{filepath.Dir(w.c.Nodes[0].DataDir), w.env.Root} {
+		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			b, _ := os.ReadFile(path)
+			for _, pw := range pws {
+				if strings.Contains(string(b), pw) {
+					t.Errorf("a reset password is in %s", path)
+				}
+			}
+			return nil
+		})
+	}
+
+	// Suspended: refused with a clear code, nothing changes on the node.
+	acc, err := w.client(0, w.key).SuspendHosting(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.mustSucceed(acc.Action.ID)
+	if _, err := w.client(1, w.key).ResetHostingPassword(ctx, id, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "suspended") {
+		t.Fatalf("reset of a suspended account: %v", err)
+	}
+	if _, err := hostenv.SFTP(w.env.SSHAddr, user, r3.SFTPPassword); err == nil {
+		t.Fatal("sftp of a suspended account")
+	}
+}
+
+// socketLogin logs in as user over the node's MariaDB unix socket
+// ('user'@'localhost') and returns CURRENT_USER().
+func socketLogin(w *world, user, password string) (string, error) {
+	out, err := exec.Command("mariadb", "--no-defaults", "--socket="+w.env.DBSocket, "-u"+user, "-p"+password, user,
+		"-N", "-B", "-e", "SELECT CURRENT_USER()").CombinedOutput()
+	return strings.TrimSpace(string(out)), err
+}
