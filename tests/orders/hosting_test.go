@@ -51,7 +51,7 @@ func (r *rig) waitHosting(id, what string, ok func(api.HostingAccount) bool) api
 // passwords), a taken username is a 409 naming it with nothing charged, a
 // short wallet is a 402 naming the shortfall, and an account whose
 // hosting.create fails on the node is refunded (balance restored, the
-// action says so, the invoice credited).
+// action says so, the invoice credited) and cleaned up (deleted).
 func TestHostingOrders(t *testing.T) {
 	r := newRig(t)
 	adm := r.c.AnyAlive(nil).Admin()
@@ -120,7 +120,8 @@ func TestHostingOrders(t *testing.T) {
 	if b := r.balance(); b != 100 && b != hostingPrice+100 {
 		t.Fatalf("balance %d right after the order", b)
 	}
-	fh := r.waitHosting(f.Hosting.ID, "failed", func(h api.HostingAccount) bool { return h.Status == api.HostingError })
+	// Its cleanup (a hosting.delete the failure opens) then ends it deleted.
+	fh := r.waitHosting(f.Hosting.ID, "failed and cleaned up", func(h api.HostingAccount) bool { return h.Status == api.HostingDeleted })
 	if fh.PaidUntil != nil {
 		t.Fatalf("failed account still paid: %+v", fh)
 	}

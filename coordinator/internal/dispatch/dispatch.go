@@ -407,11 +407,12 @@ func commandOf(as []store.Action, id string) string {
 }
 
 // cleanupDeadline is the deadline (seconds) of the server.terminate a
-// failed server.provision opens to clean up after itself (the FSM opens it
-// for a bought server: fsm.ActionFinish.CleanupDeadlineSeconds); 0 for
-// other actions.
+// failed server.provision, or the hosting.delete a failed hosting.create,
+// opens to clean up after itself (the FSM opens it for a bought server or
+// hosting account: fsm.ActionFinish.CleanupDeadlineSeconds); 0 for other
+// actions.
 func (d *Dispatcher) cleanupDeadline(a store.Action) int64 {
-	if a.Command != api.ActionServerProvision {
+	if a.Command != api.ActionServerProvision && a.Command != api.ActionHostingCreate {
 		return 0
 	}
 	return max(int64(d.s.ActionDeadline/time.Second), 1)

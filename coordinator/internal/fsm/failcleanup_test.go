@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -117,4 +118,105 @@ func TestFailedProvisionCleanup(t *testing.T) {
 		t.Fatalf("events %v", count)
 	}
 	h.replicasSame(failCleanupDump)
+}
+
+// TestFailedHostingCleanup: on two replicas, three bought hosting accounts
+// fail to create. The first failure is an entry written before the hosting
+// cleanup (no CleanupDeadlineSeconds): applied as it was (the account stays
+// in error holding its username, domain and node slot, no action opened).
+// The other two, in one entry with the field, each open their own
+// hosting.delete (the failed create's id in its meta, the deadline from the
+// field); a repeat changes nothing. One delete succeeds, the other is
+// answered not_found (the node holds no such account: done): both accounts
+// end deleted, their usernames and domains free for a new order and their
+// node slots given back; every order refunded once.
+func TestFailedHostingCleanup(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
+	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
+		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 2000})
+	for n := 1; n <= 3; n++ {
+		h.must(CmdHostingOrder, testHostingOrder(n, "web-1"))
+	}
+	slots := func() (n int) {
+		_ = h.fsms[0].Read(func(r store.ReadTx) error { n = r.NodeHostingCount("hv-1"); return nil })
+		return n
+	}
+	taken := func(user string) (u, d string) {
+		_ = h.fsms[0].Read(func(r store.ReadTx) error {
+			u, d = r.HostingUsernameTaken(user), r.HostingDomainTaken(user+".example")
+			return nil
+		})
+		return u, d
+	}
+	actionOf := func(id string) (a store.Action) {
+		t.Helper()
+		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { a, err = r.Action(id); return }); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	fail := func(id string, cleanup int64) ActionFinish {
+		return ActionFinish{ID: id, ErrorCode: "php_missing", ErrorMessage: "PHP 8.2 is not installed", CleanupDeadlineSeconds: cleanup}
+	}
+
+	h.must(CmdActionFinish, fail("act_h1", 0))
+	if a := hostingAt(t, h, "hst_1"); a.Status != api.HostingError || a.ActionID != "" {
+		t.Fatalf("an old entry's failure: %+v", a)
+	}
+	if u, d := taken("user1"); u != "hst_1" || d != "hst_1" || slots() != 3 {
+		t.Fatalf("an old entry's failure freed its claims: username %q domain %q, %d slots", u, d, slots())
+	}
+
+	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_h2", 300), fail("act_h3", 300)}})
+	failedAt := h.at
+	cleanups := map[string]string{}
+	for _, id := range []string{"hst_2", "hst_3"} {
+		ac := hostingAt(t, h, id)
+		a := actionOf(ac.ActionID)
+		if ac.Status != api.HostingError || a.Command != api.ActionHostingDelete || a.Status != api.ActionPending || !a.Mutating ||
+			a.Meta[metaCleanupOf] != "act_h"+id[4:] || a.Target != ac.Username || a.NodeID != "hv-1" || a.ResourceType != ResourceHosting ||
+			!a.Deadline.Equal(failedAt.Add(300*time.Second)) {
+			t.Fatalf("%s after its failure: %+v, its action %+v", id, ac, a)
+		}
+		cleanups[id] = a.ID
+	}
+	if cleanups["hst_2"] == cleanups["hst_3"] {
+		t.Fatalf("one action id for both cleanups: %v", cleanups)
+	}
+	again := hostingOrderDump(h.fsms[0])
+	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_h2", 300), fail("act_h3", 300)}})
+	if !bytes.Equal(again, hostingOrderDump(h.fsms[0])) {
+		t.Fatal("a repeated failure changed the state")
+	}
+	if b := balance(t, h.fsms[0], "acc_1"); b != 2000 {
+		t.Fatalf("balance %d, want every order refunded once", b)
+	}
+
+	h.must(CmdActionFinish, ActionFinish{ID: cleanups["hst_2"], Success: true})
+	h.must(CmdActionFinish, ActionFinish{ID: cleanups["hst_3"], ErrorCode: api.NodeErrNotFound, ErrorMessage: "hosting account user3 not found"})
+	for _, id := range []string{"hst_2", "hst_3"} {
+		ac, a := hostingAt(t, h, id), actionOf(cleanups[id])
+		if ac.Status != api.HostingDeleted || ac.ActionID != "" || ac.PaidUntil != nil || a.Status != api.ActionSuccess || a.Error != nil {
+			t.Fatalf("%s after its cleanup: %+v, its action %+v", id, ac, a)
+		}
+		if u, d := taken("user" + id[4:]); u != "" || d != "" {
+			t.Fatalf("%s's username or domain still taken: %q %q", id, u, d)
+		}
+		if p := actionOf("act_h" + id[4:]); p.Status != api.ActionFailed || p.Error == nil || !strings.Contains(p.Error.Message, "500 cents were refunded") {
+			t.Fatalf("%s's create lost its reason: %+v", id, p.Error)
+		}
+	}
+	if n := slots(); n != 1 {
+		t.Fatalf("%d node slots taken, want hst_1's alone", n)
+	}
+	if b := balance(t, h.fsms[0], "acc_1"); b != 2000 {
+		t.Fatalf("balance %d after the cleanups, want 2000", b)
+	}
+	// The same username and domain can be bought again.
+	re := testHostingOrder(4, "web-1")
+	re.Create.Hosting.Username, re.Create.Hosting.Domain, re.Create.Action.Target = "user2", "user2.example", "user2"
+	h.must(CmdHostingOrder, re)
+	h.replicasSame(hostingOrderDump)
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -171,7 +172,11 @@ func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
 
 // finishHosting applies a finished hosting action to its account and queues
 // the event, in the result's transaction.
-func finishHosting(c *applyCtx, a *store.Action, ok bool, res *api.NodeOpResult) error {
+func finishHosting(c *applyCtx, a *store.Action, p ActionFinish, res *api.NodeOpResult) error {
+	ok := p.Success
+	if !ok && cleanupGone(a) {
+		a.Status, a.Progress, a.Error, ok = api.ActionSuccess, 100, nil, true
+	}
 	h, err := c.r.OwnedHostingAccount(a.AccountID, a.ResourceID)
 	if err != nil {
 		return err
@@ -191,6 +196,14 @@ func finishHosting(c *applyCtx, a *store.Action, ok bool, res *api.NodeOpResult)
 		h.Status = api.HostingError
 		if err := refundHostingOrder(c, &h, a); err != nil {
 			return err
+		}
+		// A bought account's failed create opens its delete (gated:
+		// entries written before carry no deadline), which frees its
+		// username, domain and node slot when done.
+		if p.CleanupDeadlineSeconds > 0 && h.InvoiceID != "" && h.ActionID == "" {
+			if err := openHostingCleanup(c, &h, a.ID, time.Duration(p.CleanupDeadlineSeconds)*time.Second); err != nil {
+				return err
+			}
 		}
 	case !ok:
 	case a.Command == api.ActionHostingCreate:

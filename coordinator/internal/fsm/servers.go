@@ -91,9 +91,13 @@ type ActionFinish struct {
 	Result       json.RawMessage `json:"result,omitempty"` // the agent's api.NodeOpResult
 	// CleanupDeadlineSeconds, set by the proposer on a failed result, has
 	// a failed server.provision of a bought server open that server's
-	// server.terminate, with this deadline, in the same command (see
-	// openCleanup). Entries written before it have 0: the failure is
-	// recorded as it was (the server stays in error holding its room).
+	// server.terminate, and a failed hosting.create of a bought hosting
+	// account that account's hosting.delete, with this deadline, in the
+	// same command (see openCleanup). Entries written before it have 0: the
+	// failure is recorded as it was (the server or account stays in error
+	// holding its room). Before the hosting cleanup the proposer set it on
+	// server.provision results only, so every hosting.create failure logged
+	// before has 0 too.
 	CleanupDeadlineSeconds int64 `json:"cleanup_deadline_seconds,omitempty"`
 }
 
@@ -524,7 +528,7 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 	}
 	if a.ResourceType == ResourceHosting {
 		res, _ := action.DecodeResult(p.Result)
-		if err := finishHosting(c, &a, p.Success, &res); err != nil {
+		if err := finishHosting(c, &a, p, &res); err != nil {
 			return api.Action{}, err
 		}
 		return a.Action, putAction(c.tx, a)
@@ -562,6 +566,32 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 // action's id is derived from the entry, probed past ids taken (several
 // failures in one entry).
 func openCleanup(c *applyCtx, s *store.Server, failedID string, deadline time.Duration) error {
+	id, err := putCleanup(c, store.Action{
+		Action:    api.Action{Command: api.ActionServerTerminate, ResourceType: "server", ResourceID: s.ID},
+		AccountID: s.AccountID, NodeID: s.NodeID, Target: s.VMName,
+	}, failedID, deadline)
+	s.ActionID = id
+	return err
+}
+
+// openHostingCleanup is openCleanup for a bought hosting account whose
+// hosting.create failed: its hosting.delete removes whatever the create
+// left on the node (the agent's delete of an account it holds nothing of
+// is done at once, touching nothing), and its result frees the account's
+// username, domain and node slot through the delete path of finishHosting.
+func openHostingCleanup(c *applyCtx, h *store.HostingAccount, failedID string, deadline time.Duration) error {
+	id, err := putCleanup(c, store.Action{
+		Action:    api.Action{Command: api.ActionHostingDelete, ResourceType: ResourceHosting, ResourceID: h.ID},
+		AccountID: h.AccountID, NodeID: h.NodeID, Target: h.Username,
+	}, failedID, deadline)
+	h.ActionID = id
+	return err
+}
+
+// putCleanup writes a, a failed provisioning's cleanup action, pending, its
+// id derived from the entry and probed past ids taken (several failures in
+// one entry), and returns the id.
+func putCleanup(c *applyCtx, a store.Action, failedID string, deadline time.Duration) (string, error) {
 	var id string
 	for seq := uint16(0x4000); ; seq++ {
 		id = ids.Derived("act", c.at, c.index, seq)
@@ -569,21 +599,18 @@ func openCleanup(c *applyCtx, s *store.Server, failedID string, deadline time.Du
 			break
 		}
 	}
-	a := store.Action{
-		Action: api.Action{ID: id, Command: api.ActionServerTerminate, Status: api.ActionPending, ResourceType: "server",
-			ResourceID: s.ID, CreatedAt: c.at},
-		AccountID: s.AccountID, NodeID: s.NodeID, Target: s.VMName, Params: json.RawMessage(`{}`), Mutating: true,
-		Deadline: c.at.Add(deadline), Meta: map[string]string{metaCleanupOf: failedID},
-	}
-	s.ActionID = id
-	return putAction(c.tx, a)
+	a.ID, a.Status, a.CreatedAt = id, api.ActionPending, c.at
+	a.Params, a.Mutating, a.Deadline, a.Meta = json.RawMessage(`{}`), true, c.at.Add(deadline), map[string]string{metaCleanupOf: failedID}
+	return id, putAction(c.tx, a)
 }
 
-// cleanupGone: a is a failed provisioning's terminate (openCleanup) that
-// the node answered not_found: it holds no VM of that name, so nothing is
-// left to remove and the terminate is done.
+// cleanupGone: a is a failed provisioning's terminate or delete
+// (openCleanup, openHostingCleanup) that the node answered not_found: it
+// holds no VM or account of that name, so nothing is left to remove and
+// the cleanup is done.
 func cleanupGone(a *store.Action) bool {
-	return a.Command == api.ActionServerTerminate && a.Meta[metaCleanupOf] != "" && a.Error != nil && a.Error.Code == api.NodeErrNotFound
+	return (a.Command == api.ActionServerTerminate || a.Command == api.ActionHostingDelete) &&
+		a.Meta[metaCleanupOf] != "" && a.Error != nil && a.Error.Code == api.NodeErrNotFound
 }
 
 // applyResult changes the server as the finished action says and queues the
