@@ -120,11 +120,13 @@ func TestFailedProvisionCleanup(t *testing.T) {
 	h.replicasSame(failCleanupDump)
 }
 
-// TestFailedHostingCleanup: on two replicas, three bought hosting accounts
-// fail to create. The first failure is an entry written before the hosting
-// cleanup (no CleanupDeadlineSeconds): applied as it was (the account stays
-// in error holding its username, domain and node slot, no action opened).
-// The other two, in one entry with the field, each open their own
+// TestFailedHostingCleanup: on two replicas, four bought hosting accounts
+// fail to create. One fails while the cluster is at semantics level 1 (a
+// coordinator of a release without the cleanup still in it), one in an
+// entry written before the hosting cleanup (no CleanupDeadlineSeconds):
+// both applied as before (the account stays in error holding its username,
+// domain and node slot, no action opened). The other two, at level 2 in
+// one entry with the field, each open their own
 // hosting.delete (the failed create's id in its meta, the deadline from the
 // field); a repeat changes nothing. One delete succeeds, the other is
 // answered not_found (the node holds no such account: done): both accounts
@@ -136,7 +138,7 @@ func TestFailedHostingCleanup(t *testing.T) {
 	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
 		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 2000})
-	for n := 1; n <= 3; n++ {
+	for n := 1; n <= 4; n++ {
 		h.must(CmdHostingOrder, testHostingOrder(n, "web-1"))
 	}
 	slots := func() (n int) {
@@ -161,12 +163,22 @@ func TestFailedHostingCleanup(t *testing.T) {
 		return ActionFinish{ID: id, ErrorCode: "php_missing", ErrorMessage: "PHP 8.2 is not installed", CleanupDeadlineSeconds: cleanup}
 	}
 
-	h.must(CmdActionFinish, fail("act_h1", 0))
-	if a := hostingAt(t, h, "hst_1"); a.Status != api.HostingError || a.ActionID != "" {
-		t.Fatalf("an old entry's failure: %+v", a)
+	// At level 1 (a coordinator of a release without the cleanup in the
+	// cluster) and, at level 2, in an entry written before the field, the
+	// failure is recorded as before.
+	h.must(CmdActionFinish, fail("act_h1", 300))
+	h.must(CmdClusterLevel, ClusterLevel{Level: 2})
+	h.must(CmdActionFinish, fail("act_h4", 0))
+	for _, id := range []string{"hst_1", "hst_4"} {
+		if a := hostingAt(t, h, id); a.Status != api.HostingError || a.ActionID != "" {
+			t.Fatalf("%s's failure at level 1 or from an old entry: %+v", id, a)
+		}
+		if u, d := taken("user" + id[4:]); u != id || d != id {
+			t.Fatalf("%s's failure at level 1 or from an old entry freed its claims: username %q domain %q", id, u, d)
+		}
 	}
-	if u, d := taken("user1"); u != "hst_1" || d != "hst_1" || slots() != 3 {
-		t.Fatalf("an old entry's failure freed its claims: username %q domain %q, %d slots", u, d, slots())
+	if n := slots(); n != 4 {
+		t.Fatalf("%d node slots taken, want 4", n)
 	}
 
 	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_h2", 300), fail("act_h3", 300)}})
@@ -208,14 +220,14 @@ func TestFailedHostingCleanup(t *testing.T) {
 			t.Fatalf("%s's create lost its reason: %+v", id, p.Error)
 		}
 	}
-	if n := slots(); n != 1 {
-		t.Fatalf("%d node slots taken, want hst_1's alone", n)
+	if n := slots(); n != 2 {
+		t.Fatalf("%d node slots taken, want hst_1's and hst_4's alone", n)
 	}
 	if b := balance(t, h.fsms[0], "acc_1"); b != 2000 {
 		t.Fatalf("balance %d after the cleanups, want 2000", b)
 	}
 	// The same username and domain can be bought again.
-	re := testHostingOrder(4, "web-1")
+	re := testHostingOrder(5, "web-1")
 	re.Create.Hosting.Username, re.Create.Hosting.Domain, re.Create.Action.Target = "user2", "user2.example", "user2"
 	h.must(CmdHostingOrder, re)
 	h.replicasSame(hostingOrderDump)

@@ -170,6 +170,10 @@ func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
 	return api.HostingActionAccepted{Action: a.Action, Hosting: &pub}, nil
 }
 
+// levelHostingCleanup is the semantics level (level.go) from which a
+// failed hosting.create opens its cleanup delete.
+const levelHostingCleanup = 2
+
 // finishHosting applies a finished hosting action to its account and queues
 // the event, in the result's transaction.
 func finishHosting(c *applyCtx, a *store.Action, p ActionFinish, res *api.NodeOpResult) error {
@@ -197,10 +201,12 @@ func finishHosting(c *applyCtx, a *store.Action, p ActionFinish, res *api.NodeOp
 		if err := refundHostingOrder(c, &h, a); err != nil {
 			return err
 		}
-		// A bought account's failed create opens its delete (gated:
-		// entries written before carry no deadline), which frees its
-		// username, domain and node slot when done.
-		if p.CleanupDeadlineSeconds > 0 && h.InvoiceID != "" && h.ActionID == "" {
+		// A bought account's failed create opens its delete, which frees
+		// its username, domain and node slot when done. Gated twice:
+		// entries written before carry no deadline, and a cluster not yet
+		// at level 2 (a coordinator still runs a release without it)
+		// records the failure as that release does.
+		if p.CleanupDeadlineSeconds > 0 && h.InvoiceID != "" && h.ActionID == "" && c.r.ClusterLevel() >= levelHostingCleanup {
 			if err := openHostingCleanup(c, &h, a.ID, time.Duration(p.CleanupDeadlineSeconds)*time.Second); err != nil {
 				return err
 			}
