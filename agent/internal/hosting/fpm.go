@@ -124,6 +124,7 @@ php_admin_value[memory_limit] = {{.P.MemoryMiB}}M
 php_admin_value[max_execution_time] = {{.P.MaxExecutionSeconds}}
 php_admin_value[upload_max_filesize] = {{.P.UploadMiB}}M
 php_admin_value[post_max_size] = {{.P.UploadMiB}}M
+php_admin_flag[opcache.validate_permission] = on
 php_admin_flag[allow_url_include] = off
 php_admin_flag[expose_php] = off
 `))

@@ -49,12 +49,13 @@ func TestRenderPoolIsolation(t *testing.T) {
 	want := map[string]string{
 		"user": "hpa", "listen": goodPool.Socket, "pm.max_children": "4", "request_terminate_timeout": "35s",
 		"rlimit_files": "1024", "rlimit_core": "0",
-		"php_admin_value[open_basedir]":       s + "/public:" + s + "/private:" + s + "/tmp",
-		"php_admin_value[upload_tmp_dir]":     s + "/tmp",
-		"php_admin_value[session.save_path]":  s + "/tmp",
-		"php_admin_value[sys_temp_dir]":       s + "/tmp",
-		"php_admin_value[memory_limit]":       "128M",
-		"php_admin_value[max_execution_time]": "30",
+		"php_admin_value[open_basedir]":               s + "/public:" + s + "/private:" + s + "/tmp",
+		"php_admin_value[upload_tmp_dir]":             s + "/tmp",
+		"php_admin_value[session.save_path]":          s + "/tmp",
+		"php_admin_value[sys_temp_dir]":               s + "/tmp",
+		"php_admin_value[memory_limit]":               "128M",
+		"php_admin_value[max_execution_time]":         "30",
+		"php_admin_flag[opcache.validate_permission]": "on",
 	}
 	if sec != "hpa" {
 		t.Fatalf("section %q", sec)
