@@ -40,6 +40,8 @@ import (
 // Server is a running coordinator.
 type Server struct {
 	cfg Config
+	// dataLock is the data directory's lock (lockDataDir), held until Close.
+	dataLock *os.File
 	// levelWhy is what last held the semantics level back, logged once per
 	// change (level.go; leader jobs only).
 	levelWhy string
@@ -95,6 +97,16 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Close()
+		}
+	}()
 	var tlsCfg *tls.Config
 	if cfg.RaftTLSCert != "" {
 		var err error
@@ -104,9 +116,9 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	}
 	apiLn, err := net.Listen("tcp", cfg.APIAddr)
 	if err != nil {
-		return nil, fmt.Errorf("api listen %s: %w", cfg.APIAddr, err)
+		return nil, fmt.Errorf("api listen %s: %w%s", cfg.APIAddr, err, listenHint(err, "--api-addr"))
 	}
-	s := &Server{cfg: cfg, log: log, out: out, apiLn: apiLn}
+	s := &Server{cfg: cfg, log: log, out: out, apiLn: apiLn, dataLock: lock}
 	s.apiAddr = cfg.APIAdvertise
 	if s.apiAddr == "" {
 		s.apiAddr = apiLn.Addr().String()
@@ -119,7 +131,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	})
 	if err != nil {
 		apiLn.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w%s", err, listenHint(err, "--raft-addr"))
 	}
 	s.Node = node
 	metrics := httpapi.NewMetrics(func() float64 { return float64(node.FSM.Size()) }, func() float64 { return float64(node.FSM.AppliedIndex()) })
@@ -148,6 +160,11 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		return nil, err
 	}
 
+	if adminSocketInUse(cfg.AdminSocket) {
+		apiLn.Close()
+		node.Close()
+		return nil, fmt.Errorf("admin socket %s: a running coordinator answers on it: stop it, or give this coordinator another --admin-socket", cfg.AdminSocket)
+	}
 	_ = os.Remove(cfg.AdminSocket) // a stale socket from a crash
 	adminLn, err := net.Listen("unix", cfg.AdminSocket)
 	if err != nil {
@@ -217,6 +234,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		go func() { _ = ps.ListenAndServe() }()
 	}
 	log.Info("coordinator started", "version", version.Version, "node_id", cfg.NodeID, "api", s.apiAddr, "raft", string(node.Addr), "data_dir", cfg.DataDir)
+	started = true
 	return s, nil
 }
 
@@ -268,6 +286,7 @@ func (s *Server) Close() error {
 	}
 	err := s.Node.Close()
 	_ = os.Remove(s.cfg.AdminSocket)
+	_ = s.dataLock.Close()
 	return err
 }
 
