@@ -78,10 +78,11 @@ type DomainOpDone struct {
 }
 
 // DomainChange is a PATCH: the registry settings that differ from the
-// domain's open a change operation (refused while another one is open);
-// AutoRenew is applied at once, or, with AutoRenewWithChange, committed or
-// rolled back with the change it came with (a PATCH the registry refuses
-// changes nothing).
+// domain's open a change operation (refused while another one is open).
+// From semantics level 2 an AutoRenew sent with registry settings is
+// committed or rolled back with them (a PATCH the registry refuses changes
+// nothing), and an expired domain takes no change; before it AutoRenew is
+// applied at once and an expired domain is changed.
 type DomainChange struct {
 	DomainID     string   `json:"domain_id"`
 	AccountID    string   `json:"account_id"`
@@ -91,11 +92,25 @@ type DomainChange struct {
 	TransferLock *bool    `json:"transfer_lock,omitempty"`
 	WhoisPrivacy *bool    `json:"whois_privacy,omitempty"`
 	Nameservers  []string `json:"nameservers,omitempty"`
-	// AutoRenewWithChange (set by the HTTP layer since 2026-12-03; entries
-	// logged before apply AutoRenew at once on replay) keeps AutoRenew
-	// with the change operation when one opens, applied by its end.
-	AutoRenewWithChange bool `json:"auto_renew_with_change,omitempty"`
 }
+
+// domainChangeLevel is the semantics level from which a domain change holds
+// its auto-renew with its registry settings and refuses an expired domain.
+const domainChangeLevel = 2
+
+// DomainStateError refuses a change of a domain that is not registered
+// (registering, transferring, failed, or expired): a 409 that waiting does
+// not cure, unlike a change in progress.
+type DomainStateError struct {
+	DomainID, Status string
+}
+
+func (e *DomainStateError) Error() string {
+	return fmt.Sprintf("domain %s is %s; only an active domain can be changed", e.DomainID, e.Status)
+}
+
+// Unwrap makes it an ErrConflict.
+func (e *DomainStateError) Unwrap() error { return ErrConflict }
 
 // DomainPolicy is the renewal job's policy for domains: auto-renewing ones
 // are paid RenewDays before expiry; the others get a domain.expiring
@@ -321,8 +336,9 @@ func applyDomainChange(c *applyCtx, p DomainChange) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if d.Status != api.DomainActive && d.Status != api.DomainExpired {
-		return nil, fmt.Errorf("%w: domain %s is %s; only a registered domain can be changed", ErrConflict, d.ID, d.Status)
+	level2 := c.r.ClusterLevel() >= domainChangeLevel
+	if d.Status != api.DomainActive && (d.Status != api.DomainExpired || level2) {
+		return nil, &DomainStateError{DomainID: d.ID, Status: d.Status}
 	}
 	op := store.RegDomainOp{ID: p.ChangeID, Kind: store.RegOpChange, ClTRID: p.ClTRID, StartedAt: c.at}
 	if p.Nameservers != nil && !slices.Equal(p.Nameservers, d.Nameservers) {
@@ -344,7 +360,7 @@ func applyDomainChange(c *applyCtx, p DomainChange) (any, error) {
 		}
 	}
 	switch {
-	case p.AutoRenew != nil && registry && p.AutoRenewWithChange:
+	case p.AutoRenew != nil && registry && level2:
 		op.AutoRenew = p.AutoRenew
 	case p.AutoRenew != nil:
 		d.AutoRenew = *p.AutoRenew

@@ -162,11 +162,11 @@ func TestDomainChange(t *testing.T) {
 	h.replicasSame(domainDump)
 }
 
-// TestDomainChangeAutoRenewGoesWithItsChange: an auto_renew sent with
-// registry settings (AutoRenewWithChange) is applied by the change's end and
-// dropped when the registry refuses it; an auto_renew alone sent while that
-// change is pending wins over the held one; an entry logged without the
-// field applies auto_renew at once, as before.
+// TestDomainChangeAutoRenewGoesWithItsChange: at semantics level 1 an
+// auto_renew sent with registry settings applies at once (what releases
+// before levels did); from level 2 it is applied by the change's end and
+// dropped when the registry refuses it, and an auto_renew alone sent while
+// that change is pending wins over the held one.
 func TestDomainChangeAutoRenewGoesWithItsChange(t *testing.T) {
 	h := newServerHarness(t)
 	h.putDomainTest()
@@ -174,35 +174,66 @@ func TestDomainChangeAutoRenewGoesWithItsChange(t *testing.T) {
 	h.must(CmdDomainOrder, testDomainOrder("dom_1", "a.test", 1))
 	exp := h.at.AddDate(1, 0, 0)
 	h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dom_1", OK: true, Expires: &exp})
-	off, on := false, true
+	on := true
 	ns := []string{"ns1.other.net", "ns2.other.net"}
-	change := func(id string, ar bool, with bool) api.Domain {
-		return h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: id, ClTRID: id, Nameservers: ns, TransferLock: &ar, AutoRenew: &off, AutoRenewWithChange: with}).(api.Domain)
+	change := func(id string, lock, ar bool) api.Domain {
+		return h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: id, ClTRID: id, Nameservers: ns, TransferLock: &lock, AutoRenew: &ar}).(api.Domain)
 	}
+	// Level 1: auto_renew at once, kept when the change is refused.
+	if d := change("dch_0", true, false); d.AutoRenew || d.Change.AutoRenew != nil {
+		t.Fatalf("level 1: %+v %+v", d, d.Change)
+	}
+	if d := h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_0", Reason: "refused"}).(api.Domain); d.AutoRenew {
+		t.Fatalf("level 1, refused: %+v", d)
+	}
+	h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &on})
+	h.must(CmdClusterLevel, ClusterLevel{Level: domainChangeLevel})
 	// Refused: auto_renew stays on.
-	if d := change("dch_1", true, true); !d.AutoRenew || d.Change.AutoRenew == nil || *d.Change.AutoRenew {
+	if d := change("dch_1", true, false); !d.AutoRenew || d.Change.AutoRenew == nil || *d.Change.AutoRenew {
 		t.Fatalf("pending with auto_renew held: %+v %+v", d, d.Change)
 	}
 	if d := h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_1", Reason: "refused"}).(api.Domain); !d.AutoRenew || d.TransferLock {
 		t.Fatalf("refused change: %+v", d)
 	}
 	// Applied: auto_renew goes off with it.
-	change("dch_2", true, true)
+	change("dch_2", true, false)
 	if d := h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_2", OK: true}).(api.Domain); d.AutoRenew || !d.TransferLock {
 		t.Fatalf("applied change: %+v", d)
 	}
 	// A later auto_renew alone wins over the held one.
-	change("dch_3", false, true)
+	change("dch_3", false, false)
 	h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &on})
 	if d := h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_3", OK: true}).(api.Domain); !d.AutoRenew || d.TransferLock {
 		t.Fatalf("auto_renew alone during a change: %+v", d)
 	}
-	// Logged before the field: auto_renew at once, kept when refused.
-	if d := change("dch_4", true, false); d.AutoRenew || d.Change.AutoRenew != nil {
-		t.Fatalf("an entry without the field: %+v %+v", d, d.Change)
+	h.replicasSame(domainDump)
+}
+
+// TestDomainChangeOfAnExpiredDomain: at semantics level 1 an expired domain
+// is changed (releases before levels did); from level 2 it takes no change
+// (a DomainStateError, a conflict).
+func TestDomainChangeOfAnExpiredDomain(t *testing.T) {
+	h := newServerHarness(t)
+	h.putDomainTest()
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 1000})
+	h.must(CmdDomainOrder, testDomainOrder("dom_1", "a.test", 1))
+	exp := h.at.AddDate(1, 0, 0)
+	h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dom_1", OK: true, Expires: &exp})
+	h.at = exp.Add(time.Hour)
+	h.must(CmdDomainSweep, DomainSweep{Policy: DomainPolicy{RenewDays: 30}, Domains: []string{"dom_1"}})
+	off := false
+	if d := h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &off}).(api.Domain); d.AutoRenew || d.Status != api.DomainExpired {
+		t.Fatalf("level 1: %+v", d)
 	}
-	if d := h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_4", Reason: "refused"}).(api.Domain); d.AutoRenew {
-		t.Fatalf("an entry without the field, refused: %+v", d)
+	h.must(CmdClusterLevel, ClusterLevel{Level: domainChangeLevel})
+	on := true
+	_, err := h.apply(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &on})
+	var state *DomainStateError
+	if !errors.As(err, &state) || !errors.Is(err, ErrConflict) || state.Status != api.DomainExpired {
+		t.Fatalf("a change of an expired domain: %v", err)
+	}
+	if d := getRegDomain(t, h.fsms[0], "dom_1"); d.AutoRenew {
+		t.Fatalf("after the refused change: %+v", d)
 	}
 	h.replicasSame(domainDump)
 }

@@ -469,6 +469,9 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if cur.Status != api.DomainActive {
+		return 0, nil, errf(http.StatusConflict, "domain_not_active", "%s", userMessage(&fsm.DomainStateError{DomainID: cur.ID, Status: cur.Status}))
+	}
 	registry := req.Nameservers != nil || req.TransferLock != nil || req.WhoisPrivacy != nil
 	var deps *DomainDeps
 	if registry {
@@ -480,9 +483,12 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainChange, fsm.DomainChange{
 		DomainID: cur.ID, AccountID: rq.caller.accountID, ChangeID: chID, ClTRID: fsm.DomainClTRID(chID),
 		AutoRenew: req.AutoRenew, TransferLock: req.TransferLock, WhoisPrivacy: req.WhoisPrivacy, Nameservers: req.Nameservers,
-		AutoRenewWithChange: true,
 	}, http.StatusOK)
 	if err != nil {
+		var state *fsm.DomainStateError
+		if errors.As(err, &state) {
+			return 0, nil, errf(http.StatusConflict, "domain_not_active", "%s", userMessage(state))
+		}
 		if errors.Is(err, fsm.ErrConflict) {
 			return 0, nil, errf(http.StatusConflict, "change_pending", "%s", userMessage(err))
 		}
