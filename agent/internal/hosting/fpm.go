@@ -75,7 +75,12 @@ type PoolParams struct {
 //   - OPcache's API: every pool of a master shares its cache, so
 //     opcache_get_status lists every site's script paths, opcache_reset
 //     empties everyone's cache, opcache_is_script_cached probes another
-//     site's paths.
+//     site's paths;
+//   - System V IPC (shm_attach, sem_get, msg_get_queue, shmop_open, which
+//     every other call of those extensions needs): the objects are the
+//     node's, not the account's (0666 unless the caller says otherwise, so
+//     another account attaches by key), outlive the worker and the deleted
+//     account, and fill the node's IPC limits.
 //
 // mail() stays: it runs the node's sendmail_path (not the customer's) and
 // its fifth parameter is escaped by PHP. Customers who need to run programs
@@ -89,6 +94,7 @@ var DisabledFunctions = []string{
 	"posix_getpwuid", "posix_getpwnam", "posix_getgrgid", "posix_getgrnam",
 	"opcache_get_status", "opcache_get_configuration", "opcache_reset", "opcache_invalidate",
 	"opcache_compile_file", "opcache_is_script_cached",
+	"shm_attach", "sem_get", "msg_get_queue", "shmop_open",
 }
 
 // PoolOpenFiles is every pool worker's open file limit (rlimit_files).

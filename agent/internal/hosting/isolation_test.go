@@ -68,6 +68,10 @@ case 'exec':
   echo "pcntl_fork=", call('pcntl_fork'), "\n";
   echo "putenv=", call('putenv', 'LD_PRELOAD=' . $site . '/tmp/x.so'), "\n";
   echo "posix_kill=", call('posix_kill', getmypid(), 0), "\n";
+  echo "shm_attach=", call('shm_attach', 0x4850, 1024), "\n";
+  echo "sem_get=", call('sem_get', 0x4850), "\n";
+  echo "msg_get_queue=", call('msg_get_queue', 0x4850), "\n";
+  echo "shmop_open=", call('shmop_open', 0x4851, 'c', 0644, 1024), "\n";
   break;
 case 'names':
   echo "getpwnam=", call('posix_getpwnam', $_GET['b']), "\n";
@@ -243,7 +247,7 @@ func TestPHPTenantIsolation(t *testing.T) {
 			t.Fatalf("%d %q", code, body)
 		}
 	})
-	t.Run("run programs", func(t *testing.T) {
+	t.Run("programs and IPC", func(t *testing.T) {
 		code, body := get(t, "t", "exec")
 		if code != 200 {
 			t.Fatalf("%d %q", code, body)
@@ -252,7 +256,7 @@ func TestPHPTenantIsolation(t *testing.T) {
 			t.Errorf("a program ran:\n%s", body)
 		}
 		for _, k := range []string{"exec", "shell_exec", "system", "passthru", "backtick", "popen", "proc_open", "pcntl_fork",
-			"putenv", "posix_kill"} {
+			"putenv", "posix_kill", "shm_attach", "sem_get", "msg_get_queue", "shmop_open"} {
 			if v := line(body, k); !strings.HasPrefix(v, "refused:Call to undefined function") {
 				t.Errorf("%s: %q", k, v)
 			}
