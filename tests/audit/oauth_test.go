@@ -342,7 +342,7 @@ func (m *mcpSession) initialize() {
 	resp, out := m.post("initialize", map[string]any{"protocolVersion": "2025-06-18", "capabilities": map[string]any{},
 		"clientInfo": map[string]any{"name": "audit", "version": "1"}}, false)
 	if resp.StatusCode != 200 || out["result"] == nil {
-		m.t.Fatalf("initialize: %d %v", resp.StatusCode, out)
+		m.t.Fatalf("initialize: %d %v %q", resp.StatusCode, out, resp.Header.Get("WWW-Authenticate"))
 	}
 	m.session = resp.Header.Get("Mcp-Session-Id")
 	m.post("notifications/initialized", map[string]any{}, true)

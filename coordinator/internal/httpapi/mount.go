@@ -26,6 +26,20 @@ type Caller struct {
 	KeyID     string
 	AccountID string
 	Scopes    []string // shared with the key's cached record: read only
+	limit     int      // requests per minute (CountRequest)
+}
+
+// CountRequest counts a request that Authenticate let in, and that no /v1
+// route will count (an /mcp request other than a tool call), against the
+// caller's per-minute limit as /v1 counts its own: it sets the X-RateLimit-*
+// headers and is a 429 (with Retry-After) beyond the limit.
+func (a *API) CountRequest(w http.ResponseWriter, r *http.Request, c Caller) *api.Error {
+	rq := &request{Request: r, w: w, now: a.now().UTC()}
+	if err := a.rateLimit(rq, &caller{keyID: c.KeyID, limit: c.limit}); err != nil {
+		ae, _ := toAPIError(err)
+		return ae
+	}
+	return nil
 }
 
 // Authenticate resolves r's credentials exactly as every /v1 route does (the
@@ -56,7 +70,7 @@ func (a *API) Authenticate(r *http.Request) (Caller, *api.Error) {
 	if ip := a.clientIP(r); !auth.IPAllowed(c.cidrs, ip) {
 		return Caller{}, api.NewError(http.StatusForbidden, "ip_not_allowed", "this API key may not be used from "+ip)
 	}
-	return Caller{KeyID: c.keyID, AccountID: c.accountID, Scopes: c.scopes}, nil
+	return Caller{KeyID: c.keyID, AccountID: c.accountID, Scopes: c.scopes, limit: c.limit}, nil
 }
 
 // followerAuthWait bounds a follower's wait for a credential it does not know

@@ -2,6 +2,7 @@ package mcpserver
 
 import (
 	"net/http"
+	"net/url"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 )
@@ -26,6 +27,11 @@ func Attach(a *httpapi.API, admin http.Handler, opts HTTPOptions) (http.Handler,
 	}
 	if opts.ResourceMetadataURL == "" {
 		opts.ResourceMetadataURL = a.ResourceMetadataURL("/mcp") // under --public-url
+	}
+	if opts.PublicHost == "" {
+		if u, err := url.Parse(a.Issuer()); err == nil {
+			opts.PublicHost = u.Host
+		}
 	}
 	var public http.Handler
 	late := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { public.ServeHTTP(w, r) })

@@ -29,10 +29,11 @@ import (
 // the same handler as on the SDK path and the answer has the SDK's shape
 // (an SSE message event; no event store, so no event id or priming event).
 type fastCalls struct {
-	h        *handlers
-	tools    *Tools
-	mu       sync.Mutex
-	sessions map[string]*fastSession
+	h          *handlers
+	publicHost string
+	tools      *Tools
+	mu         sync.Mutex
+	sessions   map[string]*fastSession
 }
 
 // fastOff turns the fast path off (tests compare it with the SDK's).
@@ -58,8 +59,8 @@ type fastSession struct {
 	touched atomic.Int64 // unix nanos the SDK last handled a message of it
 }
 
-func newFastCalls(h *handlers, tools *Tools) *fastCalls {
-	return &fastCalls{h: h, tools: tools, sessions: map[string]*fastSession{}}
+func newFastCalls(h *handlers, tools *Tools, publicHost string) *fastCalls {
+	return &fastCalls{h: h, tools: tools, publicHost: publicHost, sessions: map[string]*fastSession{}}
 }
 
 // middleware records the sessions the SDK initialized (on
@@ -314,8 +315,8 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Call
 	if v := r.Header.Get(fastVersionHdr); v == "" || !slices.Contains(ProtocolVersions, v) {
 		return false
 	}
-	if la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok && la != nil && loopbackAddr(la) && !isLoopback(r.Host) {
-		return false // the SDK's DNS rebinding protection answers
+	if rebound(r, f.publicHost) {
+		return false // never: NewHTTPHandler refused it already
 	}
 	f.mu.Lock()
 	fs := f.sessions[r.Header.Get(fastSessionHdr)]

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -234,6 +235,36 @@ type Authenticator interface {
 	Authenticate(r *http.Request) (httpapi.Caller, *api.Error)
 }
 
+// RequestCounter is an Authenticator that also counts requests against the
+// caller's per-minute limit (httpapi.API). /mcp counts every request that
+// asks for an answer (initialize, ping, tools/list, the GET of a session's
+// stream, its DELETE, anything malformed) but a call of a known tool, which
+// its /v1 route counts when it is dispatched; notifications (202, nothing
+// answered) are not counted. So one key cannot open sessions
+// (held in memory up to SessionTimeout) or keep the SDK busy without bound.
+type RequestCounter interface {
+	CountRequest(w http.ResponseWriter, r *http.Request, c httpapi.Caller) *api.Error
+}
+
+// counted reports whether a POSTed body counts against the caller's limit
+// here (RequestCounter).
+func counted(tools *Tools, body []byte) bool {
+	var m struct {
+		ID     json.RawMessage `json:"id"`
+		Method string          `json:"method"`
+		Params struct {
+			Name string `json:"name"`
+		} `json:"params"`
+	}
+	if json.Unmarshal(body, &m) != nil {
+		return true
+	}
+	if m.ID == nil { // a notification
+		return false
+	}
+	return m.Method != "tools/call" || tools.ByName(m.Params.Name) == nil
+}
+
 // HTTPOptions configure the /mcp handler.
 type HTTPOptions struct {
 	Options
@@ -243,6 +274,22 @@ type HTTPOptions struct {
 	ResourceMetadataURL string
 	// SessionTimeout closes idle sessions (30 min).
 	SessionTimeout time.Duration
+	// PublicHost is the host (and port) of the public URL: a request that
+	// reaches a loopback listener with it in Host came through a reverse
+	// proxy on the same machine that passes the Host on (Caddy's and
+	// Traefik's default), not through DNS rebinding.
+	PublicHost string
+}
+
+// rebound reports a request that looks like DNS rebinding (the SDK's own
+// protection, which knows no public host): it reached a loopback listener
+// with a Host that is neither loopback nor the public URL's.
+func rebound(r *http.Request, publicHost string) bool {
+	la, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr)
+	if !ok || la == nil || !loopbackAddr(la) || isLoopback(r.Host) {
+		return false
+	}
+	return publicHost == "" || !strings.EqualFold(r.Host, publicHost)
 }
 
 // NewHTTPHandler serves the tools over Streamable HTTP (/mcp): the bearer is
@@ -253,10 +300,10 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		opts.SessionTimeout = 30 * time.Minute
 	}
 	srv, h := newServer(tools, d, opts.Options)
-	fast := newFastCalls(h, tools)
+	fast := newFastCalls(h, tools, opts.PublicHost)
 	srv.AddReceivingMiddleware(fast.middleware)
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
-		&mcp.StreamableHTTPOptions{SessionTimeout: opts.SessionTimeout})
+		&mcp.StreamableHTTPOptions{SessionTimeout: opts.SessionTimeout, DisableLocalhostProtection: true}) // rebound, below
 	verified := auth.RequireBearerToken(func(ctx context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
 		ti, _ := ctx.Value(tokenInfoKey{}).(*auth.TokenInfo)
 		if ti == nil {
@@ -264,6 +311,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		}
 		return ti, nil
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streamable)
+	counter, _ := authn.(RequestCounter)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fail := func(e *api.Error) {
 			meta := opts.ResourceMetadataURL
@@ -287,6 +335,10 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			fail(aerr)
 			return
 		}
+		if rebound(r, opts.PublicHost) {
+			http.Error(w, fmt.Sprintf("Forbidden: invalid Host header %q", r.Host), http.StatusForbidden)
+			return
+		}
 		if r.Method == http.MethodPost {
 			// Read here, as /v1 reads (1 MiB, 413; a stalled body 408), not
 			// by the SDK (4 MiB, and any read error a 400).
@@ -299,6 +351,17 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 				return
 			}
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+			if counter != nil && counted(tools, body) {
+				if aerr := counter.CountRequest(w, r, c); aerr != nil {
+					fail(aerr)
+					return
+				}
+			}
+		} else if counter != nil {
+			if aerr := counter.CountRequest(w, r, c); aerr != nil {
+				fail(aerr)
+				return
+			}
 		}
 		ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: c.AccountID,
 			Extra: map[string]any{"remote_addr": r.RemoteAddr, "host": r.Host, "key_id": c.KeyID}}

@@ -1,0 +1,322 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+// newMCPRig is newLightRig with more `run` flags on every coordinator.
+func newMCPRig(t *testing.T, extra ...string) *rig {
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond, Webhooks: true,
+		Extra: func(int, *framework.CoordinatorProcess) []string { return extra }})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
+	r := &rig{t: t, c: c, ctx: ctx}
+	var err error
+	if r.accA, r.keyA, err = c.NewAccount(ctx, "mcp-a@example.com", api.AllScopes...); err != nil {
+		t.Fatal(err)
+	}
+	if r.accB, r.keyB, err = c.NewAccount(ctx, "mcp-b@example.com", api.AllScopes...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range c.Len() {
+		r.apis = append(r.apis, framework.NewAPI(t, c.URL(i), nil))
+	}
+	return r
+}
+
+// getJSON fetches url with the extra request headers (Host among them) and
+// decodes the JSON answer; it fails the test on anything but a 200.
+func getJSON(t *testing.T, rawURL string, hdr map[string]string, v any) http.Header {
+	t.Helper()
+	req, err := http.NewRequest("GET", rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, val := range hdr {
+		if k == "Host" {
+			req.Host = val
+		} else {
+			req.Header.Set(k, val)
+		}
+	}
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET %s %v: %d %.300s", rawURL, hdr, resp.StatusCode, raw)
+	}
+	if err := json.Unmarshal(raw, v); err != nil {
+		t.Fatalf("GET %s: %v: %.300s", rawURL, err, raw)
+	}
+	return resp.Header
+}
+
+// local maps a URL under the public base onto coordinator base (a reverse
+// proxy's job): the path and query are kept.
+func local(public, pub, base string) string {
+	if rest, ok := strings.CutPrefix(public, pub); ok {
+		return base + rest
+	}
+	return public
+}
+
+var resourceMetadata = regexp.MustCompile(`resource_metadata="([^"]+)"`)
+
+// forgedHeaders are what a client (or a proxy that passes them on) may send to
+// make the server name another host in what it publishes.
+var forgedHeaders = []map[string]string{
+	nil,
+	{"Host": "evil.example"},
+	{"Host": "evil.example:443", "X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"},
+	{"Forwarded": `host=evil.example;proto=https`, "X-Forwarded-Prefix": "/evil", "X-Original-Host": "evil.example"},
+}
+
+// checkDiscovery follows what an MCP client does from a 401 on base+"/mcp"
+// (with hdr on every request) and checks everything it reads names pub:
+// the challenge's resource_metadata, the RFC 9728 document of /mcp (and of
+// the API as a whole), the RFC 8414 document of the issuer it names and a
+// device authorization's verification_uri.
+func checkDiscovery(t *testing.T, base, pub string, hdr map[string]string, device bool) {
+	t.Helper()
+	m := &mcpSession{t: t, endpoint: base + "/mcp"}
+	req, _ := http.NewRequest("POST", m.endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"audit","version":"1"}}}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	for k, v := range hdr {
+		if k == "Host" {
+			req.Host = v
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	wa := resp.Header.Get("WWW-Authenticate")
+	mm := resourceMetadata.FindStringSubmatch(wa)
+	if resp.StatusCode != 401 || !strings.HasPrefix(wa, "Bearer ") || mm == nil {
+		t.Fatalf("POST /mcp without a token %v: %d WWW-Authenticate %q; want 401 Bearer resource_metadata=…", hdr, resp.StatusCode, wa)
+	}
+	if want := pub + "/.well-known/oauth-protected-resource/mcp"; mm[1] != want {
+		t.Errorf("%v: the 401 names resource_metadata %q; want %q", hdr, mm[1], want)
+	}
+
+	var prm struct {
+		Resource             string   `json:"resource"`
+		AuthorizationServers []string `json:"authorization_servers"`
+		ScopesSupported      []string `json:"scopes_supported"`
+		BearerMethods        []string `json:"bearer_methods_supported"`
+	}
+	getJSON(t, local(mm[1], pub, base), hdr, &prm)
+	if prm.Resource != pub+"/mcp" || len(prm.AuthorizationServers) != 1 || prm.AuthorizationServers[0] != pub {
+		t.Errorf("%v: protected resource metadata of /mcp: resource %q authorization_servers %v; want %q and [%q]", hdr, prm.Resource, prm.AuthorizationServers, pub+"/mcp", pub)
+	}
+	if len(prm.BearerMethods) > 0 && !slices.Contains(prm.BearerMethods, "header") {
+		t.Errorf("%v: bearer_methods_supported %v lacks header", hdr, prm.BearerMethods)
+	}
+	for _, s := range prm.ScopesSupported {
+		if !slices.Contains(api.AllScopes, s) {
+			t.Errorf("%v: protected resource metadata lists scope %q, not an API scope", hdr, s)
+		}
+	}
+	var root struct {
+		Resource             string   `json:"resource"`
+		AuthorizationServers []string `json:"authorization_servers"`
+	}
+	getJSON(t, base+"/.well-known/oauth-protected-resource", hdr, &root)
+	if root.Resource != pub || !slices.Equal(root.AuthorizationServers, []string{pub}) {
+		t.Errorf("%v: protected resource metadata of the API: resource %q authorization_servers %v; want %q", hdr, root.Resource, root.AuthorizationServers, pub)
+	}
+
+	// RFC 8414 §3: the issuer's document is at the issuer with the
+	// well-known path inserted; its issuer must be exactly the one asked.
+	var as map[string]any
+	getJSON(t, base+"/.well-known/oauth-authorization-server", hdr, &as)
+	if as["issuer"] != pub {
+		t.Errorf("%v: authorization server issuer %v; want %q", hdr, as["issuer"], pub)
+	}
+	for _, ep := range []string{"authorization_endpoint", "token_endpoint", "registration_endpoint", "revocation_endpoint", "device_authorization_endpoint"} {
+		if s, _ := as[ep].(string); !strings.HasPrefix(s, pub+"/") {
+			t.Errorf("%v: %s %q is not under the issuer %q", hdr, ep, s, pub)
+		}
+	}
+	strs := func(k string) []string {
+		var out []string
+		l, _ := as[k].([]any)
+		for _, v := range l {
+			s, _ := v.(string)
+			out = append(out, s)
+		}
+		return out
+	}
+	if m := strs("code_challenge_methods_supported"); !slices.Equal(m, []string{"S256"}) {
+		t.Errorf("%v: code_challenge_methods_supported %v; want [S256] (OAuth 2.1, MCP: clients refuse a server without it)", hdr, m)
+	}
+	if rt := strs("response_types_supported"); !slices.Equal(rt, []string{"code"}) {
+		t.Errorf("%v: response_types_supported %v; want [code]", hdr, rt)
+	}
+	gt := strs("grant_types_supported")
+	for _, g := range []string{"authorization_code", "refresh_token", "urn:ietf:params:oauth:grant-type:device_code"} {
+		if !slices.Contains(gt, g) {
+			t.Errorf("%v: grant_types_supported %v lacks %s", hdr, gt, g)
+		}
+	}
+	for _, g := range []string{"password", "implicit", "client_credentials"} {
+		if slices.Contains(gt, g) {
+			t.Errorf("%v: grant_types_supported %v offers %s", hdr, gt, g)
+		}
+	}
+	if am := strs("token_endpoint_auth_methods_supported"); !slices.Contains(am, "none") {
+		t.Errorf("%v: token_endpoint_auth_methods_supported %v lacks none (public clients)", hdr, am)
+	}
+
+	if !device {
+		return
+	}
+	// The device flow's verification_uri is what a user is told to open.
+	raw, _ := json.Marshal(map[string]any{"client_name": "audit cli", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"}})
+	req, _ = http.NewRequest("POST", base+"/oauth/register", strings.NewReader(string(raw)))
+	req.Header.Set("Content-Type", "application/json")
+	dreq := func(r *http.Request) *http.Request {
+		for k, v := range hdr {
+			if k == "Host" {
+				r.Host = v
+			} else {
+				r.Header.Set(k, v)
+			}
+		}
+		return r
+	}
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	if resp, err = http.DefaultClient.Do(dreq(req)); err != nil {
+		t.Fatal(err)
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&reg)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || reg.ClientID == "" {
+		t.Fatalf("%v: register: %d", hdr, resp.StatusCode)
+	}
+	req, _ = http.NewRequest("POST", base+"/oauth/device_authorization", strings.NewReader(url.Values{"client_id": {reg.ClientID}, "scope": {"account:read"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err = http.DefaultClient.Do(dreq(req)); err != nil {
+		t.Fatal(err)
+	}
+	var da struct {
+		VerificationURI         string `json:"verification_uri"`
+		VerificationURIComplete string `json:"verification_uri_complete"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&da)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || da.VerificationURI != pub+"/oauth/device" || (da.VerificationURIComplete != "" && !strings.HasPrefix(da.VerificationURIComplete, pub+"/oauth/device?")) {
+		t.Errorf("%v: device authorization: %d verification_uri %q complete %q; want %q", hdr, resp.StatusCode, da.VerificationURI, da.VerificationURIComplete, pub+"/oauth/device")
+	}
+}
+
+// TestMCPDiscoveryOutsideIn: an MCP client that knows only a coordinator's
+// /mcp URL discovers the authorization server as the MCP authorization spec
+// says (401 → RFC 9728 → RFC 8414), through every coordinator, and what it
+// reads names the configured --public-url only: a forged Host,
+// X-Forwarded-* or Forwarded header (a client's own, or one a proxy passes
+// on) never makes a coordinator publish another issuer, resource or
+// verification page (a token or a user code could be sent there). With no
+// --public-url each coordinator names its own address, forged headers or not.
+// A /mcp token from one coordinator's consent works on every coordinator's
+// /mcp; /mcp behind a reverse proxy on the same host that passes the public
+// Host on is served (as /v1 is), and any other Host on the loopback listener
+// is refused (DNS rebinding).
+func TestMCPDiscoveryOutsideIn(t *testing.T) {
+	const pub = "https://api.audit.example"
+	r := newMCPRig(t, "--public-url", pub)
+	for i := range r.c.Len() {
+		for _, hdr := range forgedHeaders {
+			checkDiscovery(t, r.c.URL(i), pub, hdr, true)
+		}
+	}
+	// The same grant, reached through any coordinator of the cluster (as a
+	// load balancer spreads a client's requests), is one audience: a /mcp
+	// token from coordinator 0's consent works on every /mcp.
+	o := oauthSide{t: t, base: r.c.URL(0)}
+	const cb = "http://127.0.0.1:9/cb"
+	client := o.register(cb)
+	verifier, challenge := pkce()
+	code := o.code(o.authorizeURL(client, cb, challenge, map[string]string{"scope": "account:read", "resource": pub + "/mcp"}), r.keyA)
+	form := exchange(client, code, cb, verifier)
+	form.Set("resource", pub+"/mcp")
+	status, tok := oauthSide{t: t, base: r.c.URL(1)}.token(form)
+	at, _ := tok["access_token"].(string)
+	if status != 200 || at == "" {
+		t.Fatalf("exchange through coordinator 1: %d %v", status, tok)
+	}
+	for i := range r.c.Len() {
+		m := &mcpSession{t: t, endpoint: r.c.URL(i) + "/mcp", token: at}
+		m.initialize()
+		_, out := m.post("tools/call", map[string]any{"name": "get_account", "arguments": map[string]any{}}, false)
+		if raw, _ := json.Marshal(out); !strings.Contains(string(raw), r.accA.ID) {
+			t.Errorf("coordinator %d: get_account with the /mcp token: %.300s", i, raw)
+		}
+	}
+
+	// A reverse proxy on the coordinator's host that passes the public
+	// Host on (Caddy's and Traefik's default; nginx with proxy_set_header
+	// Host $host) reaches the loopback listener with Host
+	// api.audit.example: /mcp serves it as /v1 does.
+	for i := range r.c.Len() {
+		ep := r.c.URL(i) + "/mcp"
+		proxied := map[string]string{"Host": "api.audit.example", "X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+		init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"audit","version":"1"}}}`
+		st, h, body := rawMCP(t, "POST", ep, at, "", init, proxied, 10*time.Second)
+		if st != 200 || h.Get("Mcp-Session-Id") == "" {
+			t.Errorf("coordinator %d through a proxy passing Host %s: initialize %d %.200s; want 200 (GET /v1/account the same way: %d)", i, proxied["Host"], st, body,
+				func() int {
+					req, _ := http.NewRequest("GET", r.c.URL(i)+"/v1/account", nil)
+					req.Host = proxied["Host"]
+					req.Header.Set("Authorization", "Bearer "+r.keyA)
+					resp, err := http.DefaultClient.Do(req)
+					if err != nil {
+						return 0
+					}
+					resp.Body.Close()
+					return resp.StatusCode
+				}())
+			continue
+		}
+		sid := h.Get("Mcp-Session-Id")
+		rawMCP(t, "POST", ep, at, sid, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, proxied, 10*time.Second)
+		if st, _, body := rawMCP(t, "POST", ep, at, sid, toolCallGetAccount, proxied, 10*time.Second); st != 200 || !strings.Contains(body, r.accA.ID) {
+			t.Errorf("coordinator %d through the proxy: get_account %d %.300s", i, st, body)
+		}
+		// A Host that is neither loopback nor the public URL's reaching
+		// the loopback listener is what DNS rebinding looks like.
+		if st, _, _ := rawMCP(t, "POST", ep, at, sid, toolCallGetAccount, map[string]string{"Host": "evil.example"}, 10*time.Second); st != 403 {
+			t.Errorf("coordinator %d: Host evil.example on its loopback listener: %d; want 403 (DNS rebinding protection)", i, st)
+		}
+	}
+
+	t.Run("no public url", func(t *testing.T) {
+		d := newLightRig(t)
+		for i := range d.c.Len() {
+			for _, hdr := range forgedHeaders {
+				checkDiscovery(t, d.c.URL(i), d.c.URL(i), hdr, false)
+			}
+		}
+	})
+}

@@ -1,0 +1,154 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestMCPRateLimitAsREST: a key's per-minute limit (SPEC: per key) holds on
+// /mcp as on /v1, through a follower: a key limited to 10 a minute gets 10
+// tool calls (a tool call is one request of the key's budget, as README
+// says), then the 11th call is a 429 (as a tool error or an HTTP 429), and a
+// REST call with the same key is a 429 too; the other /mcp requests a
+// hostile client can send without end (initialize, ping, tools/list) are
+// bounded by the key's limit as well, so one key cannot open sessions
+// without end.
+func TestMCPRateLimitAsREST(t *testing.T) {
+	r := newMCPRig(t, "--public-url", "https://api.audit.example")
+	f := r.follower()
+	adm := r.c.AnyAlive(nil).Admin()
+	k, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "ten", Scopes: []string{"account:read"}, RateLimitPerMin: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: k.Key}
+	m.initialize()
+	ok, limited := 0, 0
+	for range 14 {
+		tr := m.call("get_account", map[string]any{})
+		switch {
+		case !tr.isError && tr.rpcErr == nil:
+			ok++
+		case tr.status == 429:
+			limited++
+		default:
+			t.Errorf("get_account: %.300s", tr.raw)
+		}
+	}
+	if ok < 8 || ok > 10 || limited == 0 {
+		t.Errorf("14 tool calls with a key of 10 a minute: %d answered, %d rate limited; want 8–10 answered (the session's own requests may count), the rest 429", ok, limited)
+	}
+	if rep := r.call(f, k.Key, "GET", "/v1/account", nil, nil); rep.Status != 429 {
+		t.Errorf("REST after the key's tool calls: %s; want 429", rep)
+	}
+
+	// Another key: cheap MCP requests, without tool calls.
+	k2, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "ten more", Scopes: []string{"account:read"}, RateLimitPerMin: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"audit","version":"1"}}}`
+	sessions, refused := 0, 0
+	for range 40 {
+		st, hdr, body := rawMCP(t, "POST", r.c.URL(f)+"/mcp", k2.Key, "", init, nil, 10*time.Second)
+		switch {
+		case st == 200 && hdr.Get("Mcp-Session-Id") != "":
+			sessions++
+		case st == 429:
+			refused++
+		default:
+			t.Errorf("initialize: %d %.200s", st, body)
+		}
+	}
+	m2 := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: r.keyA}
+	m2.initialize()
+	pings := 0
+	for range 40 {
+		st, _, _ := rawMCP(t, "POST", m2.endpoint, k2.Key, m2.session, `{"jsonrpc":"2.0","id":9,"method":"ping"}`, nil, 10*time.Second)
+		if st == 200 {
+			pings++
+		}
+	}
+	if sessions > 10 || pings > 10 {
+		t.Errorf("a key of 10 a minute opened %d MCP sessions of 40 (%d refused) and had %d of 40 pings answered in the same minute; want at most 10 requests", sessions, refused, pings)
+	}
+}
+
+// TestMCPSlowStreamsDoNotBlock: clients that open the session's GET stream
+// or a tools/call and never read the answer, or that dribble a request body,
+// hold nothing another client needs: meanwhile a well-behaved client's
+// initialize and tool calls on the same coordinator answer within seconds.
+func TestMCPSlowStreamsDoNotBlock(t *testing.T) {
+	r := newMCPRig(t, "--public-url", "https://api.audit.example")
+	f := r.follower()
+	ep := r.c.URL(f) + "/mcp"
+	host := strings.TrimPrefix(r.c.URL(f), "http://")
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	// 30 sessions of B, each with a GET stream nobody reads, and 30 tool
+	// calls whose answers nobody reads, and 30 bodies dribbled a byte at a
+	// time.
+	for range 30 {
+		mb := &mcpSession{t: t, endpoint: ep, token: r.keyB}
+		mb.initialize()
+		for _, req := range []string{
+			"GET /mcp HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + r.keyB + "\r\nAccept: text/event-stream\r\nMcp-Session-Id: " + mb.session + "\r\nMCP-Protocol-Version: 2025-06-18\r\n\r\n",
+			"POST /mcp HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + r.keyB + "\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: " + mb.session +
+				"\r\nMCP-Protocol-Version: 2025-06-18\r\nContent-Length: " + fmt.Sprint(len(toolCallGetAccount)) + "\r\n\r\n" + toolCallGetAccount,
+			"POST /mcp HTTP/1.1\r\nHost: " + host + "\r\nAuthorization: Bearer " + r.keyB + "\r\nAccept: application/json, text/event-stream\r\nContent-Type: application/json\r\nMcp-Session-Id: " + mb.session +
+				"\r\nMCP-Protocol-Version: 2025-06-18\r\nContent-Length: 100000\r\n\r\n{",
+		} {
+			c, err := net.Dial("tcp", host)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc, ok := c.(*net.TCPConn); ok {
+				_ = tc.SetReadBuffer(4096)
+			}
+			if _, err := c.Write([]byte(req)); err != nil {
+				t.Fatal(err)
+			}
+			conns = append(conns, c)
+		}
+	}
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the dribblers
+		defer wg.Done()
+		for ctx.Err() == nil {
+			for i := 2; i < len(conns); i += 3 {
+				_, _ = conns[i].Write([]byte(" "))
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}()
+	defer wg.Wait()
+	defer cancel()
+	for range 5 {
+		start := time.Now()
+		m := &mcpSession{t: t, endpoint: ep, token: r.keyA}
+		m.initialize()
+		tr := m.call("get_account", map[string]any{})
+		if d := time.Since(start); tr.isError || !strings.Contains(tr.text, r.accA.ID) || d > 5*time.Second {
+			t.Errorf("A's initialize and get_account beside 90 stalled clients: %v %.200s", d, tr.raw)
+		}
+		if st := bearer(t, r.c.URL(f), r.keyA, "GET", "/v1/account"); st != http.StatusOK {
+			t.Errorf("A's REST beside them: %d", st)
+		}
+		time.Sleep(time.Second)
+	}
+}
