@@ -10,7 +10,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 
@@ -317,7 +316,7 @@ func (a *API) authorizeRequest(p *page, params url.Values) (oauth.AuthorizeReque
 		a.renderError(p.w, http.StatusBadRequest, ce.Description)
 		return req, cl, "", false
 	}
-	if !slices.Contains(cl.RedirectURIs, req.RedirectURI) {
+	if !oauth.RedirectAllowed(cl.RedirectURIs, req.RedirectURI) {
 		a.renderError(p.w, http.StatusBadRequest, "redirect_uri is not one this client registered.")
 		return req, cl, "", false
 	}

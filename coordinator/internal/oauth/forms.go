@@ -3,9 +3,11 @@ package oauth
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -297,6 +299,12 @@ func CheckRedirectURI(raw string) string {
 	if err != nil || !u.IsAbs() {
 		return "not an absolute URI"
 	}
+	if i := strings.IndexFunc(raw, func(c rune) bool { return c <= ' ' || c >= 0x7f || strings.ContainsRune("<>\"\\^`{|}", c) }); i >= 0 {
+		return fmt.Sprintf("character %q is not allowed in a URI (RFC 3986; percent-encode it)", raw[i])
+	}
+	if h := u.Hostname(); strings.Trim(h, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.:") != "" {
+		return "host " + h + " is not a host name or an IP address"
+	}
 	if u.Fragment != "" || strings.Contains(raw, "#") {
 		return "must not contain a fragment"
 	}
@@ -318,6 +326,56 @@ func CheckRedirectURI(raw string) string {
 		}
 	}
 	return ""
+}
+
+// RedirectAllowed reports whether an authorization request's redirect_uri is
+// one of the client's registered ones: the same string, or, for http to a
+// loopback host, the same but for the port (RFC 8252 §7.3, OAuth 2.1: a
+// native app listens on an ephemeral port it learns only when it starts, and
+// a client ID metadata document cannot name it).
+func RedirectAllowed(registered []string, requested string) bool {
+	if slices.Contains(registered, requested) {
+		return true
+	}
+	want, ok := loopbackWithoutPort(requested)
+	if !ok {
+		return false
+	}
+	for _, r := range registered {
+		if got, ok := loopbackWithoutPort(r); ok && got == want {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackWithoutPort is raw without its port, when raw is an http URI to a
+// loopback host (127.0.0.1, [::1], localhost) with no user info or fragment.
+func loopbackWithoutPort(raw string) (string, bool) {
+	if !strings.HasPrefix(raw, "http://") || strings.Contains(raw, "#") {
+		return "", false
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.User != nil || u.Opaque != "" {
+		return "", false
+	}
+	h := u.Hostname()
+	if h != "127.0.0.1" && h != "::1" && h != "localhost" {
+		return "", false
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != p {
+			return "", false
+		}
+	}
+	rest, ok := strings.CutPrefix(raw[len("http://"):], u.Host)
+	if !ok {
+		return "", false
+	}
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	return "http://" + h + rest, true
 }
 
 // MaxMetadataDocument bounds a fetched client ID metadata document.

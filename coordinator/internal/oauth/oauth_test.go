@@ -93,9 +93,32 @@ func TestRedirectURIs(t *testing.T) {
 			t.Errorf("%s refused: %s", ok, why)
 		}
 	}
-	for _, bad := range []string{"http://evil.example/cb", "/relative", "https://a.example/cb#frag", "javascript:alert(1)", "data:text/html,x", "myapp:/cb", "https:///cb"} {
+	for _, bad := range []string{"http://evil.example/cb", "/relative", "https://a.example/cb#frag", "javascript:alert(1)", "data:text/html,x", "myapp:/cb", "https:///cb",
+		"https://evil.example/c b", "https://*.evil.example/cb", "https://evil.example/cb\t", "https://evil.example/<cb>", "https://evil_host.example/cb", "https://evil.example/\u00e9"} {
 		if CheckRedirectURI(bad) == "" {
 			t.Errorf("%s accepted", bad)
+		}
+	}
+}
+
+// TestRedirectAllowed: a registered loopback http redirect URI matches with
+// any port (RFC 8252 §7.3) and nothing else varies; every other URI only
+// matches itself.
+func TestRedirectAllowed(t *testing.T) {
+	reg := []string{"http://127.0.0.1/cb", "http://[::1]:8080/cb", "http://localhost:6274/oauth/callback", "https://app.example/cb", "com.example.app:/cb"}
+	for _, u := range []string{"http://127.0.0.1/cb", "http://127.0.0.1:53682/cb", "http://127.0.0.1:1/cb", "http://[::1]/cb", "http://[::1]:41234/cb",
+		"http://localhost:1234/oauth/callback", "http://localhost/oauth/callback", "https://app.example/cb", "com.example.app:/cb"} {
+		if !RedirectAllowed(reg, u) {
+			t.Errorf("%q refused", u)
+		}
+	}
+	for _, u := range []string{"http://127.0.0.1:53682/cb/", "http://127.0.0.1:53682/cbx", "http://127.0.0.1:53682/CB", "http://127.0.0.1:53682/cb?x=1",
+		"http://127.0.0.1:53682/cb#f", "http://127.0.0.2:53682/cb", "http://localhost:53682/cb", "https://127.0.0.1:53682/cb", "HTTP://127.0.0.1:53682/cb",
+		"http://127.0.0.1:53682@evil.example/cb", "http://evil.example@127.0.0.1:53682/cb", "http://127.0.0.1:0/cb", "http://127.0.0.1:65536/cb",
+		"http://127.0.0.1:080/cb", "http://127.0.0.1:x/cb", "http://127.0.0.1:53682/cb/../cb", "http://[::1]:41234/cb/x", "http://[::2]:41234/cb",
+		"https://app.example:8443/cb", "http://app.example/cb", "com.example.app:/cb2", "http://%31%32%37.0.0.1:5/cb", "http://127.0.0.1.:5/cb", ""} {
+		if RedirectAllowed(reg, u) {
+			t.Errorf("%q allowed", u)
 		}
 	}
 }
