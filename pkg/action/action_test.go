@@ -202,6 +202,8 @@ func FuzzDecode(f *testing.F) {
 	f.Add(api.ActionHostingCreate, []byte(`{"domain":"example.com","php_version":"8.2","plan":{"php_workers":1}}`),
 		[]byte(`{"sftp_password":"SftpPw1234567890","db_password":"DbPw1234567890ab"}`))
 	f.Add(api.ActionHostingSetPHP, []byte(`{"php_version":"8.2"}`), []byte(`{"db_password":"x"}`))
+	f.Add(api.ActionHostingPasswordReset, []byte(`{"target":"db"}`), []byte(`{"db_password":"DbPw1234567890ab"}`))
+	f.Add(api.ActionHostingPasswordReset, []byte(`{"target":"both","sftp_password":"x"}`), []byte(`{"password":"SftpPw1234567890"}`))
 	f.Fuzz(func(t *testing.T, command string, params, secret []byte) {
 		p, err := Decode(command, params, secret)
 		if err != nil {
@@ -311,6 +313,46 @@ func TestHostingChallengeCommand(t *testing.T) {
 		t.Fatalf("challenge with a secret: %v", err)
 	}
 	if _, err := Decode(api.ActionHostingChallenge, []byte(`{"token":"tok","path":"../x"}`), nil); !errors.Is(err, validate.ErrInvalid) {
+		t.Fatalf("unknown key: %v", err)
+	}
+}
+
+// hosting.password_reset: the target in params, the passwords in
+// secret_params only; Secret is empty (so the agent refuses) when a
+// password the target needs is missing.
+func TestHostingPasswordResetCommand(t *testing.T) {
+	if keys := jsonKeys(Commands[api.ActionHostingPasswordReset].New()); !slices.IsSorted(keys) {
+		t.Fatalf("keys not sorted: %v", keys)
+	}
+	params, _ := Encode(&HostingPasswordReset{Target: api.HostingPasswordBoth})
+	if string(params) != `{"target":"both"}` {
+		t.Fatalf("params %s", params)
+	}
+	sec, err := EncodeSecrets(api.ActionHostingPasswordReset, map[string]string{SecretSFTPPassword: "SftpPw1234567890", SecretDBPassword: "DbPw1234567890ab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := Decode(api.ActionHostingPasswordReset, params, sec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := p.(*HostingPasswordReset); r.SFTPPassword != "SftpPw1234567890" || r.DBPassword != "DbPw1234567890ab" || r.Target != "both" {
+		t.Fatalf("decoded %+v", r)
+	}
+	for _, c := range []struct {
+		target, sftp, db, want string
+	}{
+		{"both", "S", "D", "S"}, {"both", "S", "", ""}, {"both", "", "D", ""},
+		{"sftp", "S", "", "S"}, {"sftp", "", "D", ""}, {"db", "", "D", "D"}, {"db", "S", "", ""},
+	} {
+		if got, takes := (&HostingPasswordReset{Target: c.target, SFTPPassword: c.sftp, DBPassword: c.db}).Secret(); !takes || got != c.want {
+			t.Errorf("%+v: Secret() = %q %v, want %q", c, got, takes, c.want)
+		}
+	}
+	if _, err := EncodeSecrets(api.ActionHostingPasswordReset, map[string]string{SecretPassword: "x"}); err == nil {
+		t.Fatal("EncodeSecrets accepted the server reset's key")
+	}
+	if _, err := Decode(api.ActionHostingPasswordReset, []byte(`{"target":"db","x":1}`), nil); !errors.Is(err, validate.ErrInvalid) {
 		t.Fatalf("unknown key: %v", err)
 	}
 }

@@ -76,3 +76,15 @@ func BadHostingUsernames() []string {
 	return []string{"", "ab", "Abc", "ABC", "1abc", "a-bc", "a_bc", "a.bc", "a bc", "abc;", "ab$c", "abc\n", "..", "../abc",
 		"ab/c", "root", "mysql", "www", "abcdefghijklmnopq", "ab\u0441d", "abçd", "\u200babc", "abc'", `ab"c`, "abc\x00"}
 }
+
+// What passes DecodeHostingPasswordReset is one of the three targets (the
+// agent chooses which passwords to set by it), never empty.
+func FuzzDecodeHostingPasswordReset(f *testing.F) {
+	fuzzDecoder(f, []string{``, `{}`, `{"target":"sftp"}`, `{"target":"db"}`, `{"target":"both"}`, `{"target":"root"}`,
+		`{"target":"db","password":"x"}`, `{"target":null}`, `{"target":"sftp"}{}`, `{"target":"Db"}`, ` `, `null`, `[]`, `{`},
+		DecodeHostingPasswordReset, func(t *testing.T, req api.HostingPasswordResetRequest) {
+			if req.Target != api.HostingPasswordSFTP && req.Target != api.HostingPasswordDB && req.Target != api.HostingPasswordBoth {
+				t.Fatalf("accepted target %q", req.Target)
+			}
+		})
+}

@@ -116,18 +116,33 @@ func TestHostingPasswordReset(t *testing.T) {
 	}
 	s.finish(act3, true)
 	r4 := s.call(key, "POST", path, `{"target":"sftp"}`)
-	actionID(t, r4)
 	sftp4, _ := r4.m["sftp_password"].(string)
 	if len(sftp4) != passwordLength || r4.m["db_password"] != nil {
 		t.Fatalf("target sftp: %s", r4.body)
 	}
 
-	noPlaintextOnDisk(t, s.whAPI, "a hosting password is stored in %s", sftp, db, db2, sftp3, db3, sftp4)
+	s.finish(actionID(t, r4), true)
+
+	// An Idempotency-Key is not honoured (as on the server reset): no
+	// replay without the passwords; a repeat makes a new action and new
+	// passwords, and the first are replaced.
+	r5 := s.call(key, "POST", path, `{"target":"db"}`, "Idempotency-Key", "pw-1")
+	act5 := actionID(t, r5)
+	s.finish(act5, true)
+	r6 := s.call(key, "POST", path, `{"target":"db"}`, "Idempotency-Key", "pw-1")
+	act6 := actionID(t, r6)
+	if r6.header.Get("Idempotent-Replayed") != "" || act6 == act5 || r6.m["db_password"] == nil || r6.m["db_password"] == r5.m["db_password"] {
+		t.Fatalf("repeat with the same Idempotency-Key: %v %s / %s", r6.header, r6.body, r5.body)
+	}
+	db5, _ := r5.m["db_password"].(string)
+	db6, _ := r6.m["db_password"].(string)
+
+	noPlaintextOnDisk(t, s.whAPI, "a hosting password is stored in %s", sftp, db, db2, sftp3, db3, sftp4, db5, db6)
 	log := logged.String()
 	if !strings.Contains(log, "hosting password reset") {
 		t.Fatalf("the reset was not logged:\n%s", log)
 	}
-	for _, pw := range []string{sftp, db, db2, sftp3, db3, sftp4} {
+	for _, pw := range []string{sftp, db, db2, sftp3, db3, sftp4, db5, db6} {
 		if strings.Contains(log, pw) {
 			t.Fatalf("a password is in the coordinator's log:\n%s", log)
 		}
