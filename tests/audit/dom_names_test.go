@@ -1,0 +1,126 @@
+package audit
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+// TestDomainNamesInEveryForm: one name is one domain whatever form a
+// customer types it in. An internationalised name is registered as its
+// A-label (at the registry too) with its Unicode form shown, and
+// domain.registered names the A-label; B's order of A's name as its
+// A-label, its Unicode form, in capitals or with a trailing dot never makes
+// a second registration and charges nothing; B's transfer of A's domain is
+// refused, charges nothing and leaves A's domain as it was; the registry
+// gets what the order asked (WHOIS privacy on, no nameservers given) and
+// check answers hostile names with a 400 naming the parameter.
+func TestDomainNamesInEveryForm(t *testing.T) {
+	d := newDomRig(t)
+	d.c.Credit(d.ctx, d.accA.ID, 10*domainPrice)
+	d.c.Credit(d.ctx, d.accB.ID, 10*domainPrice)
+
+	idn := d.active(0, "çay-evi.test")
+	t.Run("an internationalised name", func(t *testing.T) {
+		if idn.Name != "xn--ay-evi-vua.test" || idn.UnicodeName != "çay-evi.test" {
+			t.Errorf("çay-evi.test: name %q, unicode_name %q", idn.Name, idn.UnicodeName)
+		}
+		if d.reg.Domain("xn--ay-evi-vua.test") == nil {
+			t.Errorf("the registry has no xn--ay-evi-vua.test")
+		}
+		ev := d.hooks.Wait(t, "domain.registered", 30*time.Second, func(m map[string]any) bool { return m["domainId"] == idn.ID })
+		if ev.Data["domain"] != idn.Name {
+			t.Errorf("domain.registered names %v, want the A-label %s", ev.Data["domain"], idn.Name)
+		}
+	})
+
+	plain := d.active(1, "plain-name.test")
+	t.Run("B's order of A's name in another form", func(t *testing.T) {
+		for _, name := range []string{"xn--ay-evi-vua.test", "çay-evi.test", "ÇAY-EVİ.test", "Çay-evi.test", "PLAIN-NAME.test", "Plain-Name.Test", "plain-name.test.", "plain-name.TEST"} {
+			rep := d.call(2, d.keyB, "POST", "/v1/domains", domainBody(name), nil)
+			if rep.Status < 400 || rep.Status >= 500 {
+				t.Errorf("B orders %q: %s, want a 4xx", name, rep)
+			}
+			for _, a := range []string{idn.ID, plain.ID, d.accA.ID} {
+				if strings.Contains(string(rep.Body), a) {
+					t.Errorf("B orders %q: the answer shows A's %s: %s", name, a, rep)
+				}
+			}
+		}
+		d.settled(d.keyB)
+		if l := d.domains(d.keyB); len(l) != 0 {
+			t.Errorf("B's domains after ordering A's names: %+v", l)
+		}
+		if b := d.balance(d.keyB); b != 10*domainPrice {
+			t.Errorf("B's balance %d, want %d", b, 10*domainPrice)
+		}
+		if n := d.applied("domain:create", ""); n != 2 {
+			t.Errorf("%d creates at the registry, want A's 2", n)
+		}
+	})
+
+	t.Run("B's transfer of A's domain", func(t *testing.T) {
+		for _, name := range []string{"plain-name.test", "PLAIN-NAME.test", "xn--ay-evi-vua.test"} {
+			rep := d.call(0, d.keyB, "POST", "/v1/domains/transfer", map[string]any{"name": name, "auth_code": "Guess-1234", "contact": contact}, nil)
+			if rep.Status < 400 || rep.Status >= 500 {
+				t.Errorf("B transfers %q: %s, want a 4xx", name, rep)
+			}
+			for _, a := range []string{idn.ID, plain.ID, d.accA.ID} {
+				if strings.Contains(string(rep.Body), a) {
+					t.Errorf("B transfers %q: the answer shows A's %s: %s", name, a, rep)
+				}
+			}
+		}
+		d.settled(d.keyB)
+		if l := d.domains(d.keyB); len(l) != 0 {
+			t.Errorf("B's domains after transferring A's: %+v", l)
+		}
+		if b := d.balance(d.keyB); b != 10*domainPrice {
+			t.Errorf("B's balance %d, want %d", b, 10*domainPrice)
+		}
+		if now := d.domain(d.keyA, plain.ID); now.Status != api.DomainActive || d.reg.Domain("plain-name.test").ClID != framework.EPPDClientID {
+			t.Errorf("A's plain-name.test after B's transfer: %+v", now)
+		}
+		if n := len(d.reg.Transactions("domain:transfer", "")); n != 0 {
+			t.Errorf("%d transfers reached the registry", n)
+		}
+	})
+
+	t.Run("the registry gets what the order asked", func(t *testing.T) {
+		b := map[string]any{"name": "private.test", "years": 2, "contact": contact, "whois_privacy": true, "auto_renew": false}
+		rep := d.call(0, d.keyA, "POST", "/v1/domains", b, nil)
+		if rep.Status != http.StatusCreated {
+			t.Fatalf("%s", rep)
+		}
+		var x api.Domain
+		rep.Decode(t, &x)
+		r := d.reg.Domain("private.test")
+		if r == nil || !r.Privacy || !x.WhoisPrivacy || x.AutoRenew || x.PeriodYears != 2 || !sameSet(r.NS, x.Nameservers) {
+			t.Errorf("private.test: %+v, the registry %+v", x, r)
+		}
+	})
+
+	t.Run("check answers hostile names", func(t *testing.T) {
+		for _, name := range []string{"", "..", "../../admin", "a..test", strings.Repeat("a", 64) + ".test", "x.test\n", "x.test%00", "<x>.test", "-x.test", "x.notoffered", "*.test", "test", "x_y.test", "x.test/../y"} {
+			rep := d.call(0, d.keyA, "GET", "/v1/domains/check?name="+url.QueryEscape(name), nil, nil)
+			if rep.Status != http.StatusBadRequest || !strings.Contains(string(rep.Body), "name") {
+				t.Errorf("check %q: %s, want a 400 naming name", name, rep)
+			}
+		}
+		rep := d.call(0, d.keyA, "GET", "/v1/domains/check?name="+url.QueryEscape("PLAIN-NAME.test"), nil, nil)
+		var c api.DomainCheck
+		if rep.Status == http.StatusOK {
+			rep.Decode(t, &c)
+			if c.Available {
+				t.Errorf("check of A's name in capitals: %s", rep)
+			}
+		} else if rep.Status != http.StatusBadRequest {
+			t.Errorf("check of A's name in capitals: %s", rep)
+		}
+	})
+}
