@@ -48,7 +48,7 @@ func TestOtherTenantsLogsAreNotReadable(t *testing.T) {
 	}
 	for _, secret := range []string{"B-QUERY-SECRET-" + name, "B-PHP-SECRET-" + name} {
 		if strings.Contains(out, secret) {
-			t.Errorf("account A's PHP reads %s of account B's traffic in the node's logs", secret)
+			t.Errorf("a program of account A reads %s of account B's traffic in the node's logs", secret)
 		}
 	}
 	if t.Failed() {
