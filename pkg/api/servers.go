@@ -52,7 +52,9 @@ type Server struct {
 	Plan       ServerPlan `json:"plan"`
 	OSTemplate string     `json:"os_template"`
 	OS         string     `json:"os"`
-	IPv4       string     `json:"ipv4,omitempty"`
+	// IPv4 is the primary IPv4 address (CIDR form); the customer view of a
+	// terminated server shows neither address (they were released).
+	IPv4 string `json:"ipv4,omitempty"`
 	// IPv6 is the server's IPv6 address with its delegated prefix's length
 	// (2001:db8:0:5::1/64): the whole prefix is routed to the server.
 	IPv6 string `json:"ipv6,omitempty"`

@@ -729,6 +729,10 @@ func applyServerLabel(c *applyCtx, p ServerLabel) (any, error) {
 	return s.Server, putServer(c.tx, s)
 }
 
+// levelSuspendedPTR is the semantics level from which a suspended server's
+// PTR change is refused.
+const levelSuspendedPTR = 2
+
 // applyServerPTR records a PTR name and emits server.ptr.changed when it
 // changes; a repeat of the current value (or removing an absent one) writes
 // nothing and emits nothing.
@@ -742,6 +746,12 @@ func applyServerPTR(c *applyCtx, p ServerPTR) (any, error) {
 	}
 	if s.Status == api.ServerTerminated {
 		return nil, fmt.Errorf("%w: server %s is terminated", ErrConflict, s.ID)
+	}
+	// A suspended server's reverse DNS does not change (as it is not
+	// powered on); from semantics level 2 (level.go), so a cluster with a
+	// coordinator of a release without it applies the change as that does.
+	if s.Suspension != nil && c.r.ClusterLevel() >= levelSuspendedPTR {
+		return nil, &SuspendedError{ServerID: s.ID, Reason: s.Suspension.Reason}
 	}
 	ip, err := netip.ParseAddr(p.IP)
 	if err != nil || !slices.Contains(ServerAddrs(s), ip) {

@@ -136,3 +136,40 @@ func TestServerPTR(t *testing.T) {
 	// The replicas agree.
 	h.replicasSame(serverDump)
 }
+
+// TestSuspendedServerPTR: a suspended server's PTR change is refused
+// (SuspendedError, nothing written) from semantics level 2; at level 1 (a
+// coordinator of a release without the check still in the cluster) it is
+// applied as that release does. Lifted, the change is applied again.
+func TestSuspendedServerPTR(t *testing.T) {
+	h := newServerHarness(t)
+	srv := store.Server{Server: api.Server{ID: "srv_1", Label: "web", OSTemplate: "debian-12", OS: "debian", IPv4: "203.0.113.7/24"},
+		AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-srv-1"}
+	prov := store.Action{Action: api.Action{ID: "act_p", Command: api.ActionServerProvision, ResourceID: "srv_1"},
+		NodeID: "hv-1", Target: "hp-srv-1", Deadline: h.at.Add(time.Hour)}
+	h.must(CmdServerCreate, ServerCreate{Server: srv, Action: prov})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_p", Success: true})
+	ptr := func(hostname string) (any, error) {
+		return h.apply(CmdServerPTR, ServerPTR{AccountID: "acc_1", ServerID: "srv_1", IP: "203.0.113.7", Hostname: hostname})
+	}
+	h.must(CmdServiceSuspend, ServiceSuspend{Ref: ServiceRef{AccountID: "acc_1", ServerID: "srv_1"}, Suspend: true, Reason: "abuse report 42"})
+	if _, err := ptr("old.example.com"); err != nil {
+		t.Fatalf("a suspended server's PTR at level 1: %v", err)
+	}
+	h.must(CmdClusterLevel, ClusterLevel{Level: 2})
+	before := serverDump(h.fsms[0])
+	for _, name := range []string{"new.example.com", ""} {
+		var susp *SuspendedError
+		if _, err := ptr(name); !errors.As(err, &susp) || susp.Reason != "abuse report 42" {
+			t.Fatalf("PTR %q of a suspended server at level 2: %v, want SuspendedError", name, err)
+		}
+	}
+	if !bytes.Equal(before, serverDump(h.fsms[0])) {
+		t.Fatal("a refused PTR change changed the state")
+	}
+	h.must(CmdServiceSuspend, ServiceSuspend{Ref: ServiceRef{AccountID: "acc_1", ServerID: "srv_1"}})
+	if v, err := ptr("new.example.com"); err != nil || v.(api.ServerIP).PTR == nil || *v.(api.ServerIP).PTR != "new.example.com" {
+		t.Fatalf("PTR after the suspension was lifted: %+v %v", v, err)
+	}
+	h.replicasSame(serverDump)
+}

@@ -67,7 +67,7 @@ func (a *API) getServer(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, s.Server, nil
+	return http.StatusOK, s.Public(), nil
 }
 
 func (a *API) listSnapshots(rq *request) (int, any, error) {

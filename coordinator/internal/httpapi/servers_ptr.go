@@ -64,13 +64,18 @@ func serverAddr(s store.Server, raw string) (netip.Addr, error) {
 }
 
 // ptrTarget loads the caller's server and the address of it named by the
-// {ip} path value.
+// {ip} path value. A suspended server's PTRs do not change (409 suspended,
+// as a power-on; the FSM refuses it too, for a suspension applied after
+// this check).
 func (a *API) ptrTarget(rq *request) (store.Server, netip.Addr, error) {
 	s, err := a.loadServer(rq)
 	if err != nil {
 		return s, netip.Addr{}, err
 	}
 	ip, err := serverAddr(s, rq.PathValue("ip"))
+	if err == nil && s.Suspension != nil && s.Status != api.ServerTerminated {
+		err = &fsm.SuspendedError{ServerID: s.ID, Reason: s.Suspension.Reason}
+	}
 	return s, ip, err
 }
 

@@ -78,8 +78,17 @@ type ServerAddr struct {
 	Gateway string       `json:"gateway,omitempty"`
 }
 
-// Public is the customer view.
-func (s Server) Public() api.Server { return s.Server }
+// Public is the customer view. A terminated server shows no addresses:
+// they were released (into quarantine, then to other servers), so showing
+// them would name someone else's address. The record keeps them (the
+// operator's view shows them).
+func (s Server) Public() api.Server {
+	v := s.Server
+	if v.Status == api.ServerTerminated {
+		v.IPv4, v.IPv6 = "", ""
+	}
+	return v
+}
 
 // Admin is the operator view.
 func (s Server) Admin() api.AdminServer {
