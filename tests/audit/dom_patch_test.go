@@ -215,6 +215,35 @@ func TestDomainPatchAsAHostileCustomer(t *testing.T) {
 		same("after two changes at once", x)
 	})
 
+	t.Run("a change refused half-way sets back what it applied", func(t *testing.T) {
+		// The nameservers are applied (their answer held 2 s), the lock
+		// that follows is refused: the registry and the API end as before.
+		x = d.domain(d.keyA, x.ID)
+		applied := d.applied("domain:update", "patch-me.test")
+		d.reg.DelayNextOn("domain:update", 1, 2*time.Second)
+		done := make(chan framework.Reply, 1)
+		go func() {
+			r, _ := d.apis[f].Try(d.keyA, "PATCH", "/v1/domains/"+x.ID, map[string]any{
+				"nameservers": []string{"ns11.example.net", "ns12.example.net"}, "transfer_lock": !x.TransferLock, "whois_privacy": !x.WhoisPrivacy, "auto_renew": !x.AutoRenew}, nil)
+			done <- r
+		}()
+		time.Sleep(700 * time.Millisecond)
+		d.reg.FailNextOn("domain:update", 1, 2306)
+		rep := <-done
+		d.reg.Reset()
+		if rep.Status != http.StatusConflict || rep.Code() != "change_failed" {
+			t.Errorf("a change refused half-way: %s, want 409 change_failed", rep)
+		}
+		same("after a change refused half-way", x)
+		// Half-way indeed: the nameservers were applied and set back.
+		if n := d.applied("domain:update", "patch-me.test") - applied; n != 2 {
+			t.Errorf("%d updates applied at the registry, want the nameservers and their setting back", n)
+		}
+		if now := d.domain(d.keyA, x.ID); now.Change == nil || now.Change.Status != api.ChangeFailed || now.Change.Reason == "" {
+			t.Errorf("the change after a refusal half-way: %+v", now.Change)
+		}
+	})
+
 	t.Run("a replayed key changes nothing", func(t *testing.T) {
 		hdr := map[string]string{"Idempotency-Key": "patch-1"}
 		body := map[string]any{"nameservers": []string{"ns1.example.net", "ns2.example.net"}}
