@@ -18,6 +18,8 @@ import (
 // sides and domain.renewed sent once. A domain left to expire is expired;
 // turning auto-renew on then is refused rather than promising a renewal the
 // renewal job will never make, and its registry settings take no change.
+// A renewal the registry refuses is refunded, told with the reason, and
+// made the next day: paid once, renewed once.
 func TestDomainAutoRenewFromAShortWallet(t *testing.T) {
 	m := newMoneyRig(t)
 	d := &domRig{rig: m.rig, hooks: m.hooks}
@@ -106,6 +108,41 @@ func TestDomainAutoRenewFromAShortWallet(t *testing.T) {
 		}
 		if n := len(m.reg.Transactions("domain:update", "let-go.test")); n != before {
 			t.Errorf("%d registry updates of an expired domain", n-before)
+		}
+	})
+
+	t.Run("a renewal the registry refuses", func(t *testing.T) {
+		// renew-me.test's next period: the registry refuses the renewal
+		// once; it is refunded and told, and renewed the next day.
+		cur := *d.domain(m.keyA, auto.ID).ExpiresAt
+		m.c.Credit(m.ctx, m.accA.ID, domainPrice)
+		m.reg.FailNextOn("domain:renew", 1, 2306)
+		told := len(expiring(auto.ID))
+		day := cur.AddDate(0, 0, -29)
+		m.at(day)
+		m.wait("the refused renewal told", func() bool { return len(expiring(auto.ID)) > told })
+		time.Sleep(2 * time.Second) // more sweeps the same day
+		if b := m.balance(m.keyA); b != domainPrice {
+			t.Errorf("balance %d after a refused renewal, want %d back", b, domainPrice)
+		}
+		evs := expiring(auto.ID)
+		if len(evs) != told+1 || !strings.Contains(fmt.Sprint(evs[len(evs)-1]["reason"]), "registry") {
+			t.Errorf("reminders after a refused renewal: %v", evs[told:])
+		}
+		if now := d.domain(m.keyA, auto.ID); !now.ExpiresAt.Equal(cur) || now.Status != api.DomainActive {
+			t.Errorf("after a refused renewal: %+v", now)
+		}
+		m.at(day.AddDate(0, 0, 1))
+		m.wait("renewed the next day", func() bool { return d.domain(m.keyA, auto.ID).ExpiresAt.After(cur) })
+		time.Sleep(time.Second)
+		if b := m.balance(m.keyA); b != 0 {
+			t.Errorf("balance %d after the renewal, want 0", b)
+		}
+		if n := d.applied("domain:renew", "renew-me.test"); n != 2 {
+			t.Errorf("%d renews applied at the registry, want 2", n)
+		}
+		if n := m.delivered(api.EventDomainRenewed, "domainId", auto.ID); n != 2 {
+			t.Errorf("%d domain.renewed, want 2", n)
 		}
 	})
 }
