@@ -45,7 +45,7 @@ type Options struct {
 	AttemptTimeout  time.Duration // 10 s: a 2xx must arrive within it
 	Backoff         Backoff       // DefaultBackoff
 	PerWebhook      int           // attempts in flight per subscription; 4
-	MaxInFlight     int           // attempts in flight in total; 512
+	MaxInFlight     int           // attempts in flight in total; 512 (an account at most half: fair.go)
 	FlushInterval   time.Duration // how often attempts are written through Raft; 50 ms
 	MaxBatch        int           // attempts per Raft command; 2000
 	Keep            int           // log entries kept per subscription; 1000
@@ -202,7 +202,7 @@ type run struct {
 
 	tracker *cursorTracker
 	results chan result
-	sem     chan struct{}
+	slots   *fairSlots
 	queued  atomic.Int64
 	busy    atomic.Int64
 
@@ -224,7 +224,7 @@ type subQueue struct {
 func (d *Dispatcher) Run(ctx context.Context) error {
 	r := &run{
 		d: d, ctx: ctx, tracker: newCursorTracker(), results: make(chan result, 8192),
-		sem: make(chan struct{}, d.opt.MaxInFlight), queues: map[string]*subQueue{}, tracked: map[string]int{},
+		slots: newFairSlots(d.opt.MaxInFlight, d.opt.MaxInFlight/2), queues: map[string]*subQueue{}, tracked: map[string]int{},
 		timers: newTimerQueue(),
 	}
 	var cursor []byte
@@ -481,12 +481,11 @@ func (r *run) attempt(j *job) {
 	if j.first {
 		defer r.queued.Add(-1)
 	}
-	select {
-	case r.sem <- struct{}{}:
-	case <-r.ctx.Done():
+	account := j.ev.ev.AccountID
+	if r.slots.acquire(r.ctx, account) != nil {
 		return
 	}
-	defer func() { <-r.sem }()
+	defer r.slots.release(account)
 	s := (*r.subs.Load())[j.webhookID]
 	r.mu.Lock()
 	superseded := r.tracked[j.deliveryID] > j.chain

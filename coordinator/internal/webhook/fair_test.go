@@ -1,0 +1,126 @@
+package webhook
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// acquired reports whether acquire(account) returns within d.
+func acquired(s *fairSlots, account string, d time.Duration) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	return s.acquire(ctx, account) == nil
+}
+
+// TestFairSlotsShareAndOrder: an account at its share waits while another
+// account gets a slot at once; a freed slot goes to the waiting account that
+// holds the fewest, not to the one that waited longest; a waiter whose
+// context ends leaves the queue and every slot comes back.
+func TestFairSlotsShareAndOrder(t *testing.T) {
+	s := newFairSlots(4, 2)
+	for range 2 {
+		if !acquired(s, "a", time.Second) {
+			t.Fatal("a's first two slots")
+		}
+	}
+	if acquired(s, "a", 50*time.Millisecond) {
+		t.Fatal("a got a third slot with a share of 2")
+	}
+	if !acquired(s, "b", 50*time.Millisecond) {
+		t.Fatal("b waited while a was at its share and slots were free")
+	}
+	// a holds 2, b 1, one slot free: a waits (share), b's second is at once.
+	if !acquired(s, "b", 50*time.Millisecond) {
+		t.Fatal("b's second slot")
+	}
+	// Full. a queues two attempts first, then c queues one.
+	got := make(chan string, 3)
+	var wg sync.WaitGroup
+	for _, acct := range []string{"a", "a", "c"} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.acquire(context.Background(), acct) == nil {
+				got <- acct
+			}
+		}()
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.release("b") // a holds 2 (its share): c, holding none, gets it
+	if first := <-got; first != "c" {
+		t.Fatalf("the freed slot went to %s; want c, which held none", first)
+	}
+	s.release("a") // a holds 1 now: its waiter gets it
+	if next := <-got; next != "a" {
+		t.Fatalf("the next slot went to %s", next)
+	}
+	// A waiter giving up leaves no trace.
+	if acquired(s, "d", 30*time.Millisecond) {
+		t.Fatal("d got a slot with none free")
+	}
+	// Free slots do not lift a's share: its last waiter stays queued
+	// until one of its own slots comes back.
+	s.release("b")
+	s.release("c")
+	select {
+	case g := <-got:
+		t.Fatalf("%s got a slot beyond its share", g)
+	case <-time.After(30 * time.Millisecond):
+	}
+	s.release("a")
+	if next := <-got; next != "a" {
+		t.Fatalf("got %s", next)
+	}
+	wg.Wait()
+	s.release("a")
+	s.release("a")
+	if s.free != 4 || len(s.held) != 0 || len(s.waiting) != 0 {
+		t.Fatalf("after every release: free %d held %v waiting %d", s.free, s.held, len(s.waiting))
+	}
+}
+
+// TestFairSlotsUnderLoad: many accounts' attempts taking and giving back
+// slots at random never exceed the total or an account's share, and end with
+// every slot free.
+func TestFairSlotsUnderLoad(t *testing.T) {
+	const total, share = 8, 3
+	s := newFairSlots(total, share)
+	var inUse atomic.Int32
+	per := make([]atomic.Int32, 5)
+	var wg sync.WaitGroup
+	for g := range 40 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := g % len(per)
+			acct := fmt.Sprint("acct", a)
+			for i := range 50 {
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(i%7)*time.Millisecond)
+				if i%3 != 0 {
+					ctx, cancel = context.WithCancel(context.Background())
+				}
+				if s.acquire(ctx, acct) == nil {
+					if n := inUse.Add(1); n > total {
+						t.Errorf("%d slots in use", n)
+					}
+					if n := per[a].Add(1); n > share {
+						t.Errorf("%s holds %d", acct, n)
+					}
+					time.Sleep(time.Duration(i%3) * 100 * time.Microsecond)
+					per[a].Add(-1)
+					inUse.Add(-1)
+					s.release(acct)
+				}
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	if s.free != total || len(s.held) != 0 || len(s.waiting) != 0 {
+		t.Fatalf("after the load: free %d held %v waiting %d", s.free, s.held, len(s.waiting))
+	}
+}
