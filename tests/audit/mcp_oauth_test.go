@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -299,8 +300,9 @@ func TestMCPTokenAudienceAndScopes(t *testing.T) {
 // the flows themselves: a loopback redirect URI is matched with any port
 // (RFC 8252 §7.3, OAuth 2.1: a native app gets an ephemeral port when it
 // starts, after it registered), and nothing but the port varies; the
-// discovery documents, registration, token and /mcp answer a browser's CORS
-// preflight.
+// discovery documents and the registration, token and revocation endpoints
+// answer a browser page (CORS, preflight included: the MCP Inspector's OAuth
+// flow runs in the page), the consent pages do not.
 func TestMCPOAuthNativeClients(t *testing.T) {
 	r := newMCPRig(t, "--public-url", "https://api.audit.example")
 	base := r.c.URL(r.follower())
@@ -318,6 +320,64 @@ func TestMCPOAuthNativeClients(t *testing.T) {
 			t.Errorf("exchange for %q: %d %v", u, st, tok)
 		}
 	}
+	// CORS, as a page at http://localhost:6274 (the Inspector) sees it,
+	// through the leader and a follower (which forwards register and token).
+	ld, _ := r.c.LeaderIndex(20 * time.Second)
+	const origin = "http://localhost:6274"
+	for _, i := range []int{ld, r.follower()} {
+		b := r.c.URL(i)
+		for _, ep := range []struct{ method, path, body string }{
+			{"GET", "/.well-known/oauth-protected-resource/mcp", ""},
+			{"GET", "/.well-known/oauth-protected-resource", ""},
+			{"GET", "/.well-known/oauth-authorization-server", ""},
+			{"POST", "/oauth/register", `{"client_name":"inspector","redirect_uris":["http://localhost:6274/oauth/callback"],"token_endpoint_auth_method":"none"}`},
+			{"POST", "/oauth/token", url.Values{"grant_type": {"refresh_token"}, "client_id": {client}, "refresh_token": {"snc_rt_nope"}}.Encode()},
+			{"POST", "/oauth/revoke", url.Values{"client_id": {client}, "token": {"snc_rt_nope"}}.Encode()},
+		} {
+			req, _ := http.NewRequest("OPTIONS", b+ep.path, nil)
+			req.Header.Set("Origin", origin)
+			req.Header.Set("Access-Control-Request-Method", ep.method)
+			req.Header.Set("Access-Control-Request-Headers", "content-type")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode/100 != 2 || resp.Header.Get("Access-Control-Allow-Origin") == "" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), ep.method) ||
+				!strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "content-type") {
+				t.Errorf("coordinator %d: preflight of %s %s: %d %v; want 2xx allowing the origin, %s and Content-Type", i, ep.method, ep.path, resp.StatusCode, resp.Header, ep.method)
+			}
+			req, _ = http.NewRequest(ep.method, b+ep.path, strings.NewReader(ep.body))
+			req.Header.Set("Origin", origin)
+			if strings.HasPrefix(ep.body, "{") {
+				req.Header.Set("Content-Type", "application/json")
+			} else if ep.body != "" {
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			}
+			if resp, err = http.DefaultClient.Do(req); err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if acao := resp.Header.Values("Access-Control-Allow-Origin"); len(acao) != 1 || (acao[0] != "*" && acao[0] != origin) {
+				t.Errorf("coordinator %d: %s %s from a page: %d Access-Control-Allow-Origin %q; want one value allowing it", i, ep.method, ep.path, resp.StatusCode, acao)
+			}
+		}
+		// The consent pages set a CSRF cookie: no page of another origin
+		// may read them.
+		for _, p := range []string{"/oauth/authorize?" + url.Values{"client_id": {client}}.Encode(), "/oauth/device"} {
+			req, _ := http.NewRequest("GET", b+p, nil)
+			req.Header.Set("Origin", origin)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if acao := resp.Header.Get("Access-Control-Allow-Origin"); acao != "" {
+				t.Errorf("coordinator %d: GET %s from a page: Access-Control-Allow-Origin %q; want none", i, p, acao)
+			}
+		}
+	}
+
 	for _, u := range []string{"http://127.0.0.1:53682/callbackx", "http://localhost:53682/callback", "http://127.0.0.2:53682/callback", "https://127.0.0.1:53682/callback", "http://127.0.0.1:53682/callback?x=1"} {
 		if status, loc, csrf, _ := o.consent(web(), o.authorizeURL(client, u, challenge, nil)); status != 400 || loc != "" || csrf != "" {
 			t.Errorf("redirect_uri %q (only the port may vary): %d %q consent %v; want a 400 page", u, status, loc, csrf != "")

@@ -70,17 +70,75 @@ func (a *API) pollInterval() time.Duration {
 }
 
 func (a *API) registerOAuth(mux *http.ServeMux) {
-	mux.HandleFunc("GET /.well-known/oauth-authorization-server", a.asMetadata)
-	mux.HandleFunc("GET /.well-known/oauth-protected-resource", a.resourceMetadata)
-	mux.HandleFunc("GET /.well-known/oauth-protected-resource/{rest...}", a.resourceMetadata)
-	mux.Handle("POST /oauth/register", a.oauthWrap(a.oauthRegister, false))
-	mux.Handle("POST /oauth/device_authorization", a.oauthWrap(a.oauthDeviceAuthorization, true))
-	mux.Handle("POST /oauth/token", a.oauthWrap(a.oauthToken, true))
-	mux.Handle("POST /oauth/revoke", a.oauthWrap(a.oauthRevokeToken, true))
+	mux.Handle("GET /.well-known/oauth-authorization-server", publicCORS(http.HandlerFunc(a.asMetadata)))
+	mux.Handle("GET /.well-known/oauth-protected-resource", publicCORS(http.HandlerFunc(a.resourceMetadata)))
+	mux.Handle("GET /.well-known/oauth-protected-resource/{rest...}", publicCORS(http.HandlerFunc(a.resourceMetadata)))
+	mux.Handle("POST /oauth/register", publicCORS(a.oauthWrap(a.oauthRegister, false)))
+	mux.Handle("POST /oauth/device_authorization", publicCORS(a.oauthWrap(a.oauthDeviceAuthorization, true)))
+	mux.Handle("POST /oauth/token", publicCORS(a.oauthWrap(a.oauthToken, true)))
+	mux.Handle("POST /oauth/revoke", publicCORS(a.oauthWrap(a.oauthRevokeToken, true)))
+	for _, p := range []string{"/.well-known/oauth-authorization-server", "/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/{rest...}"} {
+		mux.Handle("OPTIONS "+p, preflight("GET"))
+	}
+	for _, p := range []string{"/oauth/register", "/oauth/device_authorization", "/oauth/token", "/oauth/revoke"} {
+		mux.Handle("OPTIONS "+p, preflight("POST"))
+	}
 	mux.Handle("GET /oauth/authorize", a.pageWrap(a.authorizePage))
 	mux.Handle("POST /oauth/authorize", a.pageWrap(a.authorizeSubmit))
 	mux.Handle("GET /oauth/device", a.pageWrap(a.devicePage))
 	mux.Handle("POST /oauth/device", a.pageWrap(a.deviceSubmit))
+}
+
+// publicCORS lets a client running in a browser page (the MCP Inspector's
+// OAuth flow runs there) read what any client may: the metadata documents and
+// the registration, device, token and revocation answers. None of them takes a
+// cookie or another ambient credential, so any origin may; the consent pages
+// (/oauth/authorize, /oauth/device), which set a CSRF cookie, get none. The
+// header is set when the answer starts, replacing one a forwarded answer
+// brings, so a browser never sees two.
+func publicCORS(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") == "" {
+			h.ServeHTTP(w, r)
+			return
+		}
+		h.ServeHTTP(&corsWriter{ResponseWriter: w}, r)
+	})
+}
+
+type corsWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (w *corsWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.wrote = true
+		w.Header().Set("Access-Control-Allow-Origin", "*")
+		w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After")
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *corsWriter) Write(b []byte) (int, error) {
+	if !w.wrote {
+		w.WriteHeader(http.StatusOK)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *corsWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// preflight answers a browser's CORS preflight of a publicCORS endpoint.
+func preflight(method string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Access-Control-Allow-Origin", "*")
+		h.Set("Access-Control-Allow-Methods", method)
+		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, MCP-Protocol-Version")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+	})
 }
 
 func (a *API) asMetadata(w http.ResponseWriter, r *http.Request) {
