@@ -52,7 +52,12 @@ type rig struct {
 // extra flags), the scripted node and the catalogue, and two accounts with
 // every scope.
 func newRig(t *testing.T, extra ...string) *rig {
-	reg := framework.StartEPPD(t, framework.EPPDOptions{TLDs: []string{"test"}})
+	return newRigWith(t, framework.EPPDOptions{TLDs: []string{"test"}}, extra...)
+}
+
+// newRigWith is newRig with the registry started with o.
+func newRigWith(t *testing.T, o framework.EPPDOptions, extra ...string) *rig {
+	reg := framework.StartEPPD(t, o)
 	epp := reg.CoordinatorFlags()
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
 		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true,
