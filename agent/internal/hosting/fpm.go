@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -294,7 +295,26 @@ func (f *FPM) apply(ctx context.Context, version string) error {
 	if out, err := exec.CommandContext(ctx, bin, "-t", "-y", conf).CombinedOutput(); err != nil {
 		return fmt.Errorf("php-fpm%s -t refused the pools: %v: %s", version, err, strings.TrimSpace(string(out)))
 	}
+	// A reload is done when the re-executed master logs that it is ready:
+	// until then the old master serves the old pools (settings, and the
+	// socket of a removed pool), and the sockets that stay are there all
+	// along, so their presence says nothing.
+	logPath := filepath.Join(dir, "error.log")
+	reloaded := func() bool { return true }
 	if pid > 0 {
+		var off int64
+		if st, err := os.Stat(logPath); err == nil {
+			off = st.Size()
+		}
+		reloaded = func() bool {
+			fh, err := os.Open(logPath)
+			if err != nil {
+				return false
+			}
+			defer fh.Close()
+			b, _ := io.ReadAll(io.NewSectionReader(fh, off, 1<<20))
+			return strings.Contains(string(b), "ready to handle connections")
+		}
 		// USR2 re-executes the master in place; it keeps the sockets of the
 		// pools that stay.
 		if err := syscall.Kill(pid, syscall.SIGUSR2); err != nil {
@@ -311,7 +331,8 @@ func (f *FPM) apply(ctx context.Context, version string) error {
 		user := strings.TrimSuffix(filepath.Base(p), ".conf")
 		socks = append(socks, f.L.Socket(user))
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	// A reload waits for busy workers up to process_control_timeout (10 s).
+	deadline := time.Now().Add(20 * time.Second)
 	for {
 		missing := ""
 		for _, s := range socks {
@@ -320,11 +341,15 @@ func (f *FPM) apply(ctx context.Context, version string) error {
 				break
 			}
 		}
-		if missing == "" && pidAlive(f.pidFile(version)) > 0 {
+		ready := reloaded()
+		if missing == "" && ready && pidAlive(f.pidFile(version)) > 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			log, _ := os.ReadFile(logPath)
+			if !ready {
+				return fmt.Errorf("php-fpm%s: the reload did not finish: %s", version, tail(string(log), 400))
+			}
 			return fmt.Errorf("php-fpm%s: socket %s did not appear: %s", version, missing, tail(string(log), 400))
 		}
 		time.Sleep(10 * time.Millisecond)
