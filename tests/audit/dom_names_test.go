@@ -123,4 +123,37 @@ func TestDomainNamesInEveryForm(t *testing.T) {
 			t.Errorf("check of A's name in capitals: %s", rep)
 		}
 	})
+
+	t.Run("hostile contacts are 400s that reach no registry", func(t *testing.T) {
+		// (The country code is checked for its shape only: "XX" is taken
+		// and left to the registry, as an account's country is.)
+		creates, contacts, before := d.applied("domain:create", ""), d.applied("contact:create", ""), d.balance(d.keyA)
+		long := strings.Repeat("x", 300)
+		for i, c := range []map[string]any{
+			{"name": "Åda Lövelace", "street": []string{"1 St"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com"},
+			{"name": "Ada", "street": []string{"1 St"}, "city": "Istanbul", "cc": "tr", "email": "ada@example.com"},
+			{"name": "Ada", "street": []string{"1 St"}, "city": "Istanbul", "cc": "TUR", "email": "ada@example.com"},
+			{"name": "Ada", "street": []string{"1 St"}, "city": "Istanbul", "cc": "TR", "email": "not-an-email"},
+			{"name": "Ada", "street": []string{"1 St"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com\r\nBcc: x@y.z"},
+			{"name": "Ada", "street": []string{"1", "2", "3", "4"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com"},
+			{"name": long, "street": []string{"1 St"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com"},
+			{"name": "Ada", "street": []string{long}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com"},
+			{"name": "", "street": []string{"1 St"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com"},
+			{"name": "Ada", "street": []string{}, "city": "", "cc": "TR", "email": "ada@example.com"},
+			{"name": "Ada\u0000", "street": []string{"1 St"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com"},
+			{"name": "Ada", "street": []string{"1 St"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com", "voice": "call me"},
+		} {
+			b := domainBody("contact-probe.test")
+			b["contact"] = c
+			rep := d.call(0, d.keyA, "POST", "/v1/domains", b, nil)
+			if rep.Status != http.StatusBadRequest || !strings.Contains(string(rep.Body), "contact") {
+				t.Errorf("contact %d %v: %s, want 400 naming the contact", i, c, rep)
+			}
+		}
+		d.settled(d.keyA)
+		if d.applied("domain:create", "") != creates || d.applied("contact:create", "") != contacts || d.balance(d.keyA) != before {
+			t.Errorf("hostile contacts reached the registry or the wallet: creates %d→%d, contacts %d→%d, balance %d→%d",
+				creates, d.applied("domain:create", ""), contacts, d.applied("contact:create", ""), before, d.balance(d.keyA))
+		}
+	})
 }
