@@ -79,3 +79,11 @@ func (a *Admin) ListHosting(ctx context.Context, accountID string) ([]api.AdminH
 	}
 	return adminCall[[]api.AdminHostingAccount](ctx, a, "GET", p, nil)
 }
+
+// ResetHostingPassword sets new random passwords for a customer's hosting
+// account (operator): target as for Client.ResetHostingPassword. The new
+// passwords are in the answer only.
+func (a *Admin) ResetHostingPassword(ctx context.Context, id, target string) (api.HostingPasswordResetAccepted, error) {
+	return adminCall[api.HostingPasswordResetAccepted](ctx, a, "POST", "/admin/hosting/"+url.PathEscape(id)+"/password-reset",
+		api.HostingPasswordResetRequest{Target: target})
+}

@@ -5,10 +5,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
@@ -18,7 +20,8 @@ import (
 // password is refused over SSH and the new one logs in over SFTP, the old
 // database password is refused and the new one connects (TCP and the unix
 // socket); target db changes the database password and leaves the SFTP one
-// working. No password is written by any coordinator or the agent; another
+// working; the operator's hostplanectl hosting password-reset --target sftp
+// prints a password that logs in. No password is written by any coordinator or the agent; another
 // account gets a 404, a suspended account a 409.
 func TestHostingPasswordReset(t *testing.T) {
 	w := newWorld(t)
@@ -91,23 +94,31 @@ func TestHostingPasswordReset(t *testing.T) {
 		c.Close()
 	}
 
-	// Target sftp: the database password stays.
-	r3, err := w.client(0, w.key).ResetHostingPassword(ctx, id, api.HostingPasswordSFTP)
+	// Target sftp, by the operator (hostplanectl hosting password-reset):
+	// the printed password logs in, the database password stays.
+	out, err := exec.Command(framework.Ctl(t), "--socket", w.c.Nodes[1].AdminSocket(), "hosting", "password-reset", id,
+		"--target", "sftp").CombinedOutput()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("hostplanectl hosting password-reset: %v\n%s", err, out)
 	}
-	w.mustSucceed(r3.Action.ID)
-	if r3.DBPassword != "" || len(r3.SFTPPassword) != 20 {
-		t.Fatalf("target sftp answer %+v", r3)
+	m := regexp.MustCompile(`action (act_\S+) .*\nSFTP password \(shown only this once\): (\S+)\n$`).FindStringSubmatch(string(out))
+	if m == nil || strings.Contains(string(out), "database password") {
+		t.Fatalf("hostplanectl output:\n%s", out)
 	}
+	w.mustSucceed(m[1])
+	sftp3 := m[2]
 	if _, err := hostenv.DBLogin(w.env.DBPort, user, r2.DBPassword, user, "SELECT 1"); err != nil {
 		t.Fatalf("target sftp changed the database password: %v", err)
 	}
-	hostenv.PutProbe(t, w.env.SSHAddr, user, r3.SFTPPassword, "sftp with the target-sftp password")
+	if c, err := hostenv.SFTP(w.env.SSHAddr, user, r.SFTPPassword); err == nil {
+		c.Close()
+		t.Fatal("the replaced SFTP password still logs in")
+	}
+	hostenv.PutProbe(t, w.env.SSHAddr, user, sftp3, "sftp with the password hostplanectl printed")
 
 	// No coordinator (Raft log, snapshots, FSM, logs) nor the agent
 	// (journal, logs, node files) wrote any of the passwords.
-	pws := []string{r.SFTPPassword, r.DBPassword, r2.DBPassword, r3.SFTPPassword}
+	pws := []string{r.SFTPPassword, r.DBPassword, r2.DBPassword, sftp3}
 	for _, dir := range []string{filepath.Dir(w.c.Nodes[0].DataDir), w.env.Root} {
 		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 			if err != nil || !d.Type().IsRegular() {
@@ -132,7 +143,10 @@ func TestHostingPasswordReset(t *testing.T) {
 	if _, err := w.client(1, w.key).ResetHostingPassword(ctx, id, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "suspended") {
 		t.Fatalf("reset of a suspended account: %v", err)
 	}
-	if _, err := hostenv.SFTP(w.env.SSHAddr, user, r3.SFTPPassword); err == nil {
+	if _, err := w.c.AnyAlive(nil).Admin().ResetHostingPassword(ctx, id, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "suspended") {
+		t.Fatalf("operator's reset of a suspended account: %v", err)
+	}
+	if _, err := hostenv.SFTP(w.env.SSHAddr, user, sftp3); err == nil {
 		t.Fatal("sftp of a suspended account")
 	}
 }

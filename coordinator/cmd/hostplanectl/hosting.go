@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -53,7 +54,23 @@ func newHostingCmd(g *globals) *cobra.Command {
 		}
 	})
 	list.Flags().StringVar(&account, "account", "", "only this account's hosting accounts")
-	cmd.AddCommand(create, list)
+	var target string
+	reset := adminCmd(g, "password-reset ID [--target sftp|db|both]", "Set new random SFTP and/or database passwords of a hosting account (printed once) for a customer who lost them", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.HostingPasswordResetAccepted, error) {
+		if target != "" && !slices.Contains(api.HostingPasswordTargets, target) {
+			return api.HostingPasswordResetAccepted{}, usageError{"--target must be one of " + strings.Join(api.HostingPasswordTargets, ", ")}
+		}
+		return g.admin().ResetHostingPassword(c.Context(), args[0], target)
+	}, func(out api.HostingPasswordResetAccepted) {
+		fmt.Printf("hosting account %s: new passwords set by action %s (the old ones work until it succeeds)\n", out.Action.ResourceID, out.Action.ID)
+		if out.SFTPPassword != "" {
+			fmt.Printf("SFTP password (shown only this once): %s\n", out.SFTPPassword)
+		}
+		if out.DBPassword != "" {
+			fmt.Printf("database password (shown only this once): %s\n", out.DBPassword)
+		}
+	})
+	reset.Flags().StringVar(&target, "target", "", "which passwords: sftp, db or both (default both)")
+	cmd.AddCommand(create, list, reset)
 	cmd.AddCommand(suspendCmds(g, "hosting", "hosting account")...)
 	return cmd
 }

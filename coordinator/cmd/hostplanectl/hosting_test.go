@@ -16,6 +16,7 @@ func TestHostingCreateUsage(t *testing.T) {
 		{[]string{"create", "--account", "acc_1"}, "--plan"},
 		{[]string{"create", "--account", "acc_1", "--plan", "hosting-starter"}, "--domain"},
 		{[]string{"create", "--account", "acc_1", "--plan", "hosting-starter", "--domain", "example.com"}, "--username"},
+		{[]string{"password-reset", "hst_1", "--target", "root"}, "--target must be one of sftp, db, both"},
 	} {
 		cmd := newHostingCmd(&globals{})
 		cmd.SetArgs(c.args)

@@ -174,21 +174,32 @@ func (a *API) resetHostingPassword(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	return a.openHostingPasswordReset(h, req.Target, deps, rq.now, "customer", func(p fsm.HostingPasswordReset) (int, any, error) {
+		return a.propose(rq.Context(), rq, fsm.CmdHostingPasswordReset, p, http.StatusAccepted)
+	})
+}
+
+// openHostingPasswordReset makes the new passwords of target for h, puts
+// them in the dispatcher, proposes the action with propose and answers the
+// passwords with it; by names who asked in the log line (never a password).
+func (a *API) openHostingPasswordReset(h store.HostingAccount, target string, deps *ServerDeps, now time.Time, by string,
+	propose func(fsm.HostingPasswordReset) (int, any, error)) (int, any, error) {
 	if err := hostingResettable(h); err != nil {
 		return 0, nil, err
 	}
 	secrets := map[string]string{}
-	if req.Target != api.HostingPasswordDB {
+	var err error
+	if target != api.HostingPasswordDB {
 		if secrets[action.SecretSFTPPassword], err = newPassword(); err != nil {
 			return 0, nil, err
 		}
 	}
-	if req.Target != api.HostingPasswordSFTP {
+	if target != api.HostingPasswordSFTP {
 		if secrets[action.SecretDBPassword], err = newPassword(); err != nil {
 			return 0, nil, err
 		}
 	}
-	params, err := action.Encode(&action.HostingPasswordReset{Target: req.Target})
+	params, err := action.Encode(&action.HostingPasswordReset{Target: target})
 	if err != nil {
 		return 0, nil, err
 	}
@@ -197,12 +208,12 @@ func (a *API) resetHostingPassword(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	act := store.Action{
-		Action:    api.Action{ID: ids.New(actionIDPrefix, rq.now), Command: api.ActionHostingPasswordReset, ResourceType: fsm.ResourceHosting, ResourceID: h.ID},
-		AccountID: rq.caller.accountID, NodeID: h.NodeID, Target: h.Username, Params: params, NeedsSecret: true, Mutating: true,
-		Deadline: rq.now.Add(deps.actionDeadline()),
+		Action:    api.Action{ID: ids.New(actionIDPrefix, now), Command: api.ActionHostingPasswordReset, ResourceType: fsm.ResourceHosting, ResourceID: h.ID},
+		AccountID: h.AccountID, NodeID: h.NodeID, Target: h.Username, Params: params, NeedsSecret: true, Mutating: true,
+		Deadline: now.Add(deps.actionDeadline()),
 	}
 	deps.PutSecret(act.ID, sec)
-	status, v, err := a.propose(rq.Context(), rq, fsm.CmdHostingPasswordReset, fsm.HostingPasswordReset{Action: act}, http.StatusAccepted)
+	status, v, err := propose(fsm.HostingPasswordReset{Action: act})
 	if err != nil {
 		deps.DropSecret(act.ID)
 		return 0, nil, err
@@ -221,7 +232,7 @@ func (a *API) resetHostingPassword(rq *request) (int, any, error) {
 		out.Hosting = &hv
 	}
 	deps.Kick()
-	a.log.Info("hosting password reset", "hosting", h.ID, "account", rq.caller.accountID, "target", req.Target, "action", act.ID)
+	a.log.Info("hosting password reset", "hosting", h.ID, "account", h.AccountID, "by", by, "target", target, "action", act.ID)
 	return status, out, nil
 }
 
@@ -355,6 +366,27 @@ func hostingConflict(err error) error {
 func (a *API) hostingAdminRoutes(mux *http.ServeMux, leader func(adminFunc) http.Handler, cfg ServerAdminConfig) {
 	mux.Handle("POST /admin/hosting", leader(func(r *http.Request, body []byte, now time.Time) (int, any, error) {
 		return a.adminCreateHosting(r, body, now, cfg)
+	}))
+	// An operator's reset for a customer who lost the passwords
+	// (hostplanectl hosting password-reset): the same action and refusals
+	// as the customer's route, the passwords in this answer only.
+	mux.Handle("POST /admin/hosting/{id}/password-reset", leader(func(r *http.Request, body []byte, now time.Time) (int, any, error) {
+		var h store.HostingAccount
+		if err := a.state.Read(func(rt store.ReadTx) (err error) { h, err = rt.HostingAccountByID(r.PathValue("id")); return }); err != nil {
+			return 0, nil, err
+		}
+		req, err := DecodeHostingPasswordReset(body)
+		if err != nil {
+			return 0, nil, err
+		}
+		deps, err := a.serverDeps()
+		if err != nil {
+			return 0, nil, err
+		}
+		return a.openHostingPasswordReset(h, req.Target, deps, now, "operator", func(p fsm.HostingPasswordReset) (int, any, error) {
+			v, err := a.adminApply(r.Context(), fsm.CmdHostingPasswordReset, now, p)
+			return http.StatusAccepted, v, err
+		})
 	}))
 	mux.Handle("GET /admin/hosting", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 		var hs []store.HostingAccount
