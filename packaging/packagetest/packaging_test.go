@@ -211,6 +211,50 @@ func TestRpmInstallErase(t *testing.T) {
 	}
 }
 
+// TestConfigFilesNotWorldReadable: neither package lets every local user read
+// a configuration file that may hold a secret (coordinator.json takes
+// "cluster-secret", as every flag name; agent.json the join token), in the
+// .deb and the .rpm, and the coordinator's postinst gives its file to the
+// hostplane group (the service reads it as that user; the group does not
+// exist yet when the package is unpacked). Nothing in either package is
+// world-writable.
+func TestConfigFilesNotWorldReadable(t *testing.T) {
+	need(t, "dpkg-deb", "rpm")
+	packages(t)
+	modes := map[string]string{}
+	for _, f := range debs {
+		for _, l := range strings.Split(mustRun(t, "dpkg-deb", "--contents", f), "\n") {
+			if fs := strings.Fields(l); len(fs) >= 6 {
+				modes["deb "+strings.TrimPrefix(fs[5], ".")] = fs[0]
+			}
+		}
+	}
+	for _, f := range rpms {
+		for _, l := range strings.Split(mustRun(t, "rpm", "-qlvp", f), "\n") {
+			if fs := strings.Fields(l); len(fs) >= 9 {
+				modes["rpm "+fs[len(fs)-1]] = fs[0]
+			}
+		}
+	}
+	for _, conf := range []string{"/etc/hostplane/coordinator.json", "/etc/hostplane/agent.json"} {
+		for _, pk := range []string{"deb", "rpm"} {
+			m, ok := modes[pk+" "+conf]
+			if !ok || len(m) != 10 || m[7:] != "---" {
+				t.Errorf("%s in the .%s: mode %q, want no access for others", conf, pk, m)
+			}
+		}
+	}
+	for f, m := range modes {
+		if len(m) == 10 && m[0] != 'l' && m[8] == 'w' {
+			t.Errorf("%s is world-writable (%s)", f, m)
+		}
+	}
+	postinst := filepath.Join(root, "build/pkg/scripts/coordinator-postinst.sh")
+	if b, err := os.ReadFile(postinst); err != nil || !strings.Contains(string(b), "chgrp hostplane \"$conf\"") {
+		t.Errorf("%s does not give coordinator.json to group hostplane: %v", postinst, err)
+	}
+}
+
 // exposure runs systemd-analyze security --offline=true on a unit file.
 func exposure(t *testing.T, unit string) float64 {
 	t.Helper()
@@ -341,6 +385,10 @@ func TestInstallRemovePurge(t *testing.T) {
 	}
 	if st, err := os.Stat("/etc/hostplane/agent.json"); err != nil || st.Mode().Perm() != 0o600 {
 		t.Errorf("/etc/hostplane/agent.json: %v %v (want 0600)", st, err)
+	}
+	if st, err := os.Stat("/etc/hostplane/coordinator.json"); err != nil || st.Mode().Perm() != 0o640 ||
+		fmt.Sprint(st.Sys().(*syscall.Stat_t).Uid) != "0" || fmt.Sprint(st.Sys().(*syscall.Stat_t).Gid) != u.Gid {
+		t.Errorf("/etc/hostplane/coordinator.json: %v %v (want 0640 root:hostplane)", st, err)
 	}
 	for _, bin := range []string{"/usr/sbin/hostplane-coordinator", "/usr/bin/hostplanectl"} {
 		want := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(coord), "hostplane-coordinator_"), "_amd64.deb")

@@ -46,6 +46,17 @@ postinst() {
     fi
   fi
   install -d -m 0755 -o root -g root /var/lib/hostplane
+  # coordinator.json may hold a secret ("cluster-secret" is a flag name too):
+  # readable by the service's group, not by every local user. An edited copy
+  # from an earlier release (0644) is tightened too; a group the operator chose
+  # is kept.
+  conf=/etc/hostplane/coordinator.json
+  if [ "$PKG" = coordinator ] && [ -f "$conf" ]; then
+    if [ "$(stat -c %G "$conf")" = root ]; then
+      chgrp hostplane "$conf"
+    fi
+    chmod o-rwx "$conf"
+  fi
   case "$PKG" in
     coordinator) install -d -m 0700 -o hostplane -g hostplane /var/lib/hostplane/coordinator ;;
     agent) install -d -m 0711 -o root -g root /var/lib/hostplane/agent /var/lib/hostplane/pool ;;
