@@ -104,7 +104,9 @@ func TestDomainScopesListsAndOperator(t *testing.T) {
 	})
 
 	t.Run("B's list shows none of A's", func(t *testing.T) {
-		for _, path := range []string{"/v1/domains", "/v1/domains?limit=200", "/v1/domains?limit=1&page=1", "/v1/domains?limit=1&page=2", "/v1/domains?page=7"} {
+		acc := d.accA.ID
+		for _, path := range []string{"/v1/domains", "/v1/domains?limit=200", "/v1/domains?limit=1&page=1", "/v1/domains?limit=1&page=2", "/v1/domains?page=7",
+			"/v1/domains?account=" + acc, "/v1/domains?account_id=" + acc, "/v1/domains?accountId=" + acc, "/v1/domains?name=" + x.Name, "/v1/domains?consistency=stale"} {
 			for i := range 3 {
 				rep := d.call(i, d.keyB, "GET", path, nil, nil)
 				if rep.Status != http.StatusOK {
