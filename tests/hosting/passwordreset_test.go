@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
@@ -21,7 +22,8 @@ import (
 // database password is refused and the new one connects (TCP and the unix
 // socket); target db changes the database password and leaves the SFTP one
 // working; the operator's hostplanectl hosting password-reset --target sftp
-// prints a password that logs in. No password is written by any coordinator or the agent; another
+// prints a password that logs in; an agent killed mid-reset completes it once
+// on restart. No password is written by any coordinator or the agent; another
 // account gets a 404, a suspended account a 409.
 func TestHostingPasswordReset(t *testing.T) {
 	w := newWorld(t)
@@ -116,9 +118,41 @@ func TestHostingPasswordReset(t *testing.T) {
 	}
 	hostenv.PutProbe(t, w.env.SSHAddr, user, sftp3, "sftp with the password hostplanectl printed")
 
+	// The agent killed mid-reset (after the SFTP step): on restart the reset
+	// completes once, from the hashes in its journal.
+	w.agent.Stop()
+	w.agent.Start(api.NodeOpHostingPasswordReset + ":database")
+	w.c.WaitNode(w.nodeID, 30*time.Second, "connected", func(n api.AgentNode) bool { return n.Connected })
+	crash, err := w.client(0, w.key).ResetHostingPassword(ctx, id, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.agent.WaitExit(60 * time.Second)
+	w.agent.Start("")
+	w.mustSucceed(crash.Action.ID)
+	if _, err := hostenv.DBLogin(w.env.DBPort, user, crash.DBPassword, user, "SELECT 1"); err != nil {
+		t.Fatalf("database after the crash: %v", err)
+	}
+	if _, err := hostenv.DBLogin(w.env.DBPort, user, r2.DBPassword, user, "SELECT 1"); err == nil {
+		t.Fatal("the database password before the crashed reset still connects")
+	}
+	hostenv.PutProbe(t, w.env.SSHAddr, user, crash.SFTPPassword, "sftp after the crash")
+	started, resumed := 0, 0
+	for _, l := range strings.Split(framework.ReadFile(t, w.agent.Log), "\n") {
+		if strings.Contains(l, "op="+crash.Action.ID) && strings.Contains(l, `msg="operation started"`) {
+			started++
+		}
+		if strings.Contains(l, "op="+crash.Action.ID) && strings.Contains(l, `msg="operation succeeded"`) && strings.Contains(l, "recovery=true") {
+			resumed++
+		}
+	}
+	if started != 1 || resumed != 1 {
+		t.Fatalf("the reset started %d times and was completed by recovery %d times (want 1 and 1)", started, resumed)
+	}
+
 	// No coordinator (Raft log, snapshots, FSM, logs) nor the agent
 	// (journal, logs, node files) wrote any of the passwords.
-	pws := []string{r.SFTPPassword, r.DBPassword, r2.DBPassword, sftp3}
+	pws := []string{r.SFTPPassword, r.DBPassword, r2.DBPassword, sftp3, crash.SFTPPassword, crash.DBPassword}
 	for _, dir := range []string{filepath.Dir(w.c.Nodes[0].DataDir), w.env.Root} {
 		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
 			if err != nil || !d.Type().IsRegular() {
@@ -146,7 +180,7 @@ func TestHostingPasswordReset(t *testing.T) {
 	if _, err := w.c.AnyAlive(nil).Admin().ResetHostingPassword(ctx, id, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "suspended") {
 		t.Fatalf("operator's reset of a suspended account: %v", err)
 	}
-	if _, err := hostenv.SFTP(w.env.SSHAddr, user, sftp3); err == nil {
+	if _, err := hostenv.SFTP(w.env.SSHAddr, user, crash.SFTPPassword); err == nil {
 		t.Fatal("sftp of a suspended account")
 	}
 }
