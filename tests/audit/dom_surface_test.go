@@ -191,6 +191,17 @@ func TestDomainScopesListsAndOperator(t *testing.T) {
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &l) != nil || len(l) != 1 || l[0].ID != bobs.ID {
 			t.Errorf("B's domains: %s", r)
 		}
+		// An account without domains: an empty JSON list, not null.
+		accC, _, err := d.c.NewAccount(d.ctx, "audit-c@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r = ctl(t, p, "--json", "domain", "list", "--account", accC.ID); r.code != 0 || strings.TrimSpace(r.stdout) != "[]" {
+			t.Errorf("the domains of an account without any: %s", r)
+		}
+		if r = ctl(t, p, "domain", "list", "--account", accC.ID); r.code != 0 || strings.Contains(r.stdout, "null") {
+			t.Errorf("the domains of an account without any, as text: %s", r)
+		}
 		r = ctl(t, p, "--json", "domain", "show", x.ID)
 		var one api.AdminDomain
 		if r.code != 0 || json.Unmarshal([]byte(r.stdout), &one) != nil {
