@@ -156,4 +156,41 @@ func TestDomainNamesInEveryForm(t *testing.T) {
 				creates, d.applied("domain:create", ""), contacts, d.applied("contact:create", ""), before, d.balance(d.keyA))
 		}
 	})
+
+	t.Run("a quote is what the order would cost and changes nothing", func(t *testing.T) {
+		creates, bal, n := d.applied("domain:create", ""), d.balance(d.keyA), len(d.domains(d.keyA))
+		b := domainBody("quoted.test")
+		b["years"] = 3
+		var q api.DomainQuote
+		rep := d.call(1, d.keyA, "POST", "/v1/domains/quote", b, nil)
+		if rep.Status != http.StatusOK {
+			t.Fatalf("%s", rep)
+		}
+		rep.Decode(t, &q)
+		if !q.Available || q.Years != 3 || q.YearlyUsdCents != domainPrice || q.TotalUsdCents != 3*domainPrice || q.BalanceUsdCents != bal || q.ShortfallUsdCents != max(0, 3*domainPrice-bal) {
+			t.Errorf("quote of 3 years with %d in the wallet: %+v", bal, q)
+		}
+		b["years"] = 10
+		rep = d.call(1, d.keyA, "POST", "/v1/domains/quote", b, nil)
+		rep.Decode(t, &q)
+		if q.TotalUsdCents != 10*domainPrice || q.ShortfallUsdCents != max(0, 10*domainPrice-bal) {
+			t.Errorf("quote of 10 years with %d in the wallet: %+v", bal, q)
+		}
+		rep = d.call(2, d.keyA, "POST", "/v1/domains/quote", domainBody("PLAIN-name.test"), nil)
+		if rep.Status == http.StatusOK {
+			rep.Decode(t, &q)
+			if q.Available {
+				t.Errorf("a quote of A's own name in capitals: %+v", q)
+			}
+		}
+		rep = d.call(2, d.keyA, "GET", "/v1/domains/check?name="+url.QueryEscape("çay-evi.test"), nil, nil)
+		var c api.DomainCheck
+		rep.Decode(t, &c)
+		if c.Available || c.Name != "xn--ay-evi-vua.test" || c.UnicodeName != "çay-evi.test" {
+			t.Errorf("check of A's IDN: %s", rep)
+		}
+		if d.applied("domain:create", "") != creates || d.balance(d.keyA) != bal || len(d.domains(d.keyA)) != n {
+			t.Errorf("quotes changed something: creates %d→%d, balance %d→%d, domains %d→%d", creates, d.applied("domain:create", ""), bal, d.balance(d.keyA), n, len(d.domains(d.keyA)))
+		}
+	})
 }
