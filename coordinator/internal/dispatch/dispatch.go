@@ -45,7 +45,11 @@ type Deps struct {
 	Grace time.Duration
 	// ActionDeadline: an action whose node stays away this long fails.
 	ActionDeadline time.Duration
-	Log            *slog.Logger
+	// CleanupRetryBase is the wait before the second attempt of a failed
+	// provisioning's cleanup; each next attempt waits twice as long (at
+	// most an hour), up to fsm.MaxCleanupAttempts in all (0: a minute).
+	CleanupRetryBase time.Duration
+	Log              *slog.Logger
 }
 
 // Dispatcher hands committed actions to the agents (see the package comment).
@@ -319,6 +323,9 @@ func (d *Dispatcher) scan(ctx context.Context) {
 		if busy {
 			continue
 		}
+		if nb, err := time.Parse(time.RFC3339Nano, a.Meta[fsm.MetaNotBefore]); err == nil && now.Before(nb) {
+			continue // a cleanup's next attempt, held back (its deadline counts from then)
+		}
 		if d.connected(a.NodeID) {
 			if now.Before(retry) {
 				continue
@@ -329,9 +336,8 @@ func (d *Dispatcher) scan(ctx context.Context) {
 			if failed >= maxBrokenSends && now.After(a.Deadline) {
 				// The node is there but every exchange breaks (an agent that
 				// crashes on this action): stop at the deadline.
-				expired = append(expired, fsm.ActionFinish{ID: a.ID, ErrorCode: "node_error",
-					ErrorMessage:           fmt.Sprintf("the server's host did not complete the action after %d attempts; check the server's state and retry", failed),
-					CleanupDeadlineSeconds: d.cleanupDeadline(a)})
+				expired = append(expired, d.withCleanup(a, fsm.ActionFinish{ID: a.ID, ErrorCode: "node_error",
+					ErrorMessage: fmt.Sprintf("the server's host did not complete the action after %d attempts; check the server's state and retry", failed)}))
 				continue
 			}
 			ready = append(ready, a)
@@ -341,9 +347,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 			// A pending action fails at its deadline; one the node already
 			// runs only once the node has been away a whole deadline (a long
 			// reinstall outlives a short network cut).
-			r := deadlineResult(a, d.s.ActionDeadline)
-			r.CleanupDeadlineSeconds = d.cleanupDeadline(a)
-			expired = append(expired, r)
+			expired = append(expired, d.withCleanup(a, deadlineResult(a, d.s.ActionDeadline)))
 		}
 	}
 	d.sendAll(ctx, ready)
@@ -412,10 +416,49 @@ func commandOf(as []store.Action, id string) string {
 // hosting account: fsm.ActionFinish.CleanupDeadlineSeconds); 0 for other
 // actions.
 func (d *Dispatcher) cleanupDeadline(a store.Action) int64 {
-	if a.Command != api.ActionServerProvision && a.Command != api.ActionHostingCreate {
+	if a.Command != api.ActionServerProvision && a.Command != api.ActionHostingCreate && fsm.CleanupAttempt(a) == 0 {
 		return 0
 	}
 	return max(int64(d.s.ActionDeadline/time.Second), 1)
+}
+
+// cleanupRetry is how long (seconds) the next attempt of a, a failed
+// cleanup, waits: CleanupRetryBase doubled per attempt made, at most an
+// hour; 0 when a is no cleanup or its attempts are spent.
+func (d *Dispatcher) cleanupRetry(a store.Action) int64 {
+	n := fsm.CleanupAttempt(a)
+	if n == 0 || n >= fsm.MaxCleanupAttempts {
+		return 0
+	}
+	wait := d.s.CleanupRetryBase
+	if wait <= 0 {
+		wait = time.Minute
+	}
+	for i := 1; i < n && wait < time.Hour; i++ {
+		wait *= 2
+	}
+	return max(int64(min(wait, time.Hour)/time.Second), 1)
+}
+
+// withCleanup adds to fin, the failure of a, what the FSM needs to clean up
+// after it (a failed provisioning's cleanup, a failed cleanup's next
+// attempt) and logs a failed cleanup: retried when, or given up.
+func (d *Dispatcher) withCleanup(a store.Action, fin fsm.ActionFinish) fsm.ActionFinish {
+	fin.CleanupDeadlineSeconds = d.cleanupDeadline(a)
+	n := fsm.CleanupAttempt(a)
+	if n == 0 {
+		return fin
+	}
+	fin.CleanupRetrySeconds = d.cleanupRetry(a)
+	if fin.CleanupRetrySeconds > 0 {
+		d.s.Log.Warn("a failed provisioning's cleanup failed; retrying", "action", a.ID, "command", a.Command, "resource", a.ResourceID,
+			"node", a.NodeID, "attempt", n, "max_attempts", fsm.MaxCleanupAttempts, "retry_in", time.Duration(fin.CleanupRetrySeconds)*time.Second,
+			"error_code", fin.ErrorCode)
+	} else {
+		d.s.Log.Error("a failed provisioning's cleanup failed its last attempt; it stays in error holding its node room and addresses until an operator deletes it",
+			"action", a.ID, "command", a.Command, "resource", a.ResourceID, "node", a.NodeID, "attempts", n, "error_code", fin.ErrorCode)
+	}
+	return fin
 }
 
 func deadlineResult(a store.Action, deadline time.Duration) fsm.ActionFinish {
@@ -697,7 +740,11 @@ func (x *exchange) finish(err error) error {
 			fin.ErrorCode = "failed"
 		}
 		fin.ErrorMessage = scrub(result.ErrorMessage, a)
-		fin.CleanupDeadlineSeconds = d.cleanupDeadline(a)
+		if result.ErrorCode != api.NodeErrNotFound { // a cleanup answered not_found is done
+			fin = d.withCleanup(a, fin)
+		} else {
+			fin.CleanupDeadlineSeconds = d.cleanupDeadline(a)
+		}
 	}
 	// The result must be recorded even if this leader's job is being stopped:
 	// a bounded, independent context.

@@ -2,10 +2,13 @@ package dispatch
 
 import (
 	"encoding/json"
+	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -65,5 +68,37 @@ func TestSnapshotNamesPassTheAgent(t *testing.T) {
 		if err := validate.Name("snapshot", agentSnapshotName(id)); err != nil {
 			t.Fatalf("snapshot %s: %v", id, err)
 		}
+	}
+}
+
+// TestCleanupRetryBackoff: a failed cleanup's next attempt waits the base,
+// then twice as long per attempt made, at most an hour; the last attempt
+// gets none (bounded), nor does an action that is no cleanup.
+func TestCleanupRetryBackoff(t *testing.T) {
+	d := &Dispatcher{s: Deps{CleanupRetryBase: 40 * time.Minute, ActionDeadline: time.Minute, Log: slog.New(slog.DiscardHandler)}}
+	cleanup := func(n int) store.Action {
+		a := store.Action{Action: api.Action{ID: "act_c", Command: api.ActionServerTerminate}, Meta: map[string]string{"cleanup_of": "act_p"}}
+		if n > 1 {
+			a.Meta[fsm.MetaCleanupAttempt] = strconv.Itoa(n)
+		}
+		return a
+	}
+	want := map[int]int64{1: 2400, 2: 3600, 3: 3600, fsm.MaxCleanupAttempts - 1: 3600, fsm.MaxCleanupAttempts: 0}
+	for n, w := range want {
+		if got := d.cleanupRetry(cleanup(n)); got != w {
+			t.Errorf("attempt %d: retry in %d s, want %d", n, got, w)
+		}
+	}
+	d.s.CleanupRetryBase = time.Second
+	for n, w := range map[int]int64{1: 1, 2: 2, 3: 4, 5: 16, 6: 0} {
+		if got := d.cleanupRetry(cleanup(n)); got != w {
+			t.Errorf("base 1s, attempt %d: retry in %d s, want %d", n, got, w)
+		}
+	}
+	if f := d.withCleanup(store.Action{Action: api.Action{ID: "act_x", Command: api.ActionServerTerminate}}, fsm.ActionFinish{ID: "act_x"}); f.CleanupRetrySeconds != 0 || f.CleanupDeadlineSeconds != 0 {
+		t.Errorf("a terminate that is no cleanup: %+v", f)
+	}
+	if f := d.withCleanup(cleanup(2), fsm.ActionFinish{ID: "act_c"}); f.CleanupRetrySeconds != 2 || f.CleanupDeadlineSeconds != 60 {
+		t.Errorf("a failed second attempt: %+v", f)
 	}
 }

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -231,4 +232,119 @@ func TestFailedHostingCleanup(t *testing.T) {
 	re.Create.Hosting.Username, re.Create.Hosting.Domain, re.Create.Action.Target = "user2", "user2.example", "user2"
 	h.must(CmdHostingOrder, re)
 	h.replicasSame(hostingOrderDump)
+}
+
+// TestFailedCleanupRetried: a failed provisioning's cleanup that fails
+// itself (the node answered an error, not not_found) opens its next attempt
+// in the command recording the failure when the result carries
+// CleanupRetrySeconds, from semantics level 2: same command and target,
+// the attempt number and not_before (the failure's time plus the wait) in
+// its meta, its deadline counted from not_before. At level 1, or from an
+// entry without the field, nothing is opened. The attempts are bounded:
+// the last one's failure opens none (the server stays in error holding its
+// room). A success of a later attempt terminates the server as the first
+// would have. A hosting account's cleanup delete is retried alike.
+func TestFailedCleanupRetried(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
+	h.putVPS2(1200)
+	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
+		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
+	for n := 1; n <= 2; n++ {
+		o := testOrder(n, "vps-2")
+		o.Create.Action.Params, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 4096, DiskGiB: 60}})
+		h.must(CmdServerOrder, o)
+	}
+	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))
+	server := func(id string) (s store.Server) {
+		t.Helper()
+		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { s, err = r.Server(id); return }); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	actionOf := func(id string) (a store.Action) {
+		t.Helper()
+		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { a, err = r.Action(id); return }); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	failed := func(id string, retry int64) ActionFinish {
+		return ActionFinish{ID: id, ErrorCode: "node_error", ErrorMessage: "libvirt: broken", CleanupDeadlineSeconds: 300, CleanupRetrySeconds: retry}
+	}
+	h.must(CmdClusterLevel, ClusterLevel{Level: 2})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_1", ErrorCode: "failed", ErrorMessage: "boom", CleanupDeadlineSeconds: 300})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_2", ErrorCode: "failed", ErrorMessage: "boom", CleanupDeadlineSeconds: 300})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_h1", ErrorCode: "php_missing", ErrorMessage: "boom", CleanupDeadlineSeconds: 300})
+
+	// An entry without the field opens nothing.
+	first := server("srv_2").ActionID
+	h.must(CmdActionFinish, failed(first, 0))
+	if s := server("srv_2"); s.Status != api.ServerError || s.ActionID != "" {
+		t.Fatalf("a failed cleanup without the retry field: %+v", s)
+	}
+
+	// srv_1: every attempt fails, up to the bound.
+	cur := server("srv_1").ActionID
+	if CleanupAttempt(actionOf(cur)) != 1 {
+		t.Fatalf("the first cleanup is attempt %d", CleanupAttempt(actionOf(cur)))
+	}
+	for n := 2; n <= MaxCleanupAttempts; n++ {
+		h.must(CmdActionFinish, failed(cur, int64(n*10)))
+		at := h.at
+		s := server("srv_1")
+		a := actionOf(s.ActionID)
+		nb := at.Add(time.Duration(n*10) * time.Second)
+		if s.Status != api.ServerError || s.ActionID == cur || a.Command != api.ActionServerTerminate || a.Status != api.ActionPending ||
+			a.Meta[metaCleanupOf] != "act_1" || a.Meta[MetaCleanupAttempt] != fmt.Sprint(n) || a.Meta[MetaNotBefore] != nb.UTC().Format(time.RFC3339Nano) ||
+			!a.Deadline.Equal(nb.Add(300*time.Second)) || a.Target != "hp-srv_1" || a.NodeID != "hv-1" || !a.Mutating {
+			t.Fatalf("attempt %d: server %+v, action %+v", n, s, a)
+		}
+		if p := actionOf(cur); p.Status != api.ActionFailed || p.Error == nil || p.Error.Code != "node_error" {
+			t.Fatalf("attempt %d's predecessor %+v", n, p)
+		}
+		cur = s.ActionID
+	}
+	h.must(CmdActionFinish, failed(cur, 60))
+	if s := server("srv_1"); s.Status != api.ServerError || s.ActionID != "" {
+		t.Fatalf("after the last attempt failed: %+v, want error with no action", s)
+	}
+
+	// The hosting account's delete: retried, then done.
+	cur = hostingAt(t, h, "hst_1").ActionID
+	h.must(CmdActionFinish, failed(cur, 30))
+	next := hostingAt(t, h, "hst_1").ActionID
+	if a := actionOf(next); next == "" || next == cur || a.Command != api.ActionHostingDelete || a.Meta[MetaCleanupAttempt] != "2" || a.Status != api.ActionPending {
+		t.Fatalf("hosting cleanup retry: %+v", a)
+	}
+	h.must(CmdActionFinish, ActionFinish{ID: next, Success: true})
+	if a := hostingAt(t, h, "hst_1"); a.Status != api.HostingDeleted || a.ActionID != "" {
+		t.Fatalf("hosting account after its second cleanup: %+v", a)
+	}
+	h.replicasSame(failCleanupDump)
+}
+
+// TestFailedCleanupNotRetriedAtLevel1: at level 1 a failed cleanup opens no
+// next attempt even with the field (a coordinator of a release without it
+// is still in the cluster).
+func TestFailedCleanupNotRetriedAtLevel1(t *testing.T) {
+	h := ipHarness(t)
+	h.putVPS2(1200)
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
+	o := testOrder(1, "vps-2")
+	o.Create.Action.Params, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 4096, DiskGiB: 60}})
+	h.must(CmdServerOrder, o)
+	h.must(CmdActionFinish, ActionFinish{ID: "act_1", ErrorCode: "failed", ErrorMessage: "boom", CleanupDeadlineSeconds: 300})
+	var s store.Server
+	read := func() {
+		_ = h.fsms[0].Read(func(r store.ReadTx) (err error) { s, err = r.Server("srv_1"); return })
+	}
+	read()
+	h.must(CmdActionFinish, ActionFinish{ID: s.ActionID, ErrorCode: "node_error", ErrorMessage: "x", CleanupDeadlineSeconds: 300, CleanupRetrySeconds: 60})
+	read()
+	if s.Status != api.ServerError || s.ActionID != "" {
+		t.Fatalf("a failed cleanup at level 1: %+v", s)
+	}
 }

@@ -211,6 +211,10 @@ func finishHosting(c *applyCtx, a *store.Action, p ActionFinish, res *api.NodeOp
 				return err
 			}
 		}
+	case !ok && a.Command == api.ActionHostingDelete && h.Status == api.HostingError:
+		if _, err := retryCleanup(c, a, p, &h.ActionID); err != nil {
+			return err
+		}
 	case !ok:
 	case a.Command == api.ActionHostingCreate:
 		h.Status = api.HostingActive

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -99,6 +100,65 @@ type ActionFinish struct {
 	// server.provision results only, so every hosting.create failure logged
 	// before has 0 too.
 	CleanupDeadlineSeconds int64 `json:"cleanup_deadline_seconds,omitempty"`
+	// CleanupRetrySeconds, set by the proposer on the failed result of a
+	// cleanup action (meta cleanup_of) with attempts left, has the FSM open
+	// the next attempt in the same command, held back this long (meta
+	// not_before: the dispatcher sends it then), with CleanupDeadlineSeconds
+	// after that; from semantics level 2 and for at most MaxCleanupAttempts
+	// attempts in all (retryCleanup). Entries written before have 0.
+	CleanupRetrySeconds int64 `json:"cleanup_retry_seconds,omitempty"`
+}
+
+// MaxCleanupAttempts bounds the attempts of a failed provisioning's
+// cleanup (the first included): past it the server or hosting account
+// stays in error holding what it holds, for the operator.
+const MaxCleanupAttempts = 6
+
+// Meta keys of a cleanup retry: its attempt number (the first cleanup has
+// none: 1) and when the dispatcher may send it (RFC 3339).
+const (
+	MetaCleanupAttempt = "cleanup_attempt"
+	MetaNotBefore      = "not_before"
+)
+
+// levelCleanupRetry is the semantics level from which a failed cleanup
+// opens its next attempt.
+const levelCleanupRetry = 2
+
+// CleanupAttempt is the attempt number of a cleanup action (1 for the
+// first), 0 for an action that is no cleanup.
+func CleanupAttempt(a store.Action) int {
+	if a.Meta[metaCleanupOf] == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(a.Meta[MetaCleanupAttempt])
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// retryCleanup opens the next attempt of a, a failed cleanup action (see
+// ActionFinish.CleanupRetrySeconds), on the resource whose action id is
+// *actionID (set to the new one); it returns whether it opened one.
+func retryCleanup(c *applyCtx, a *store.Action, p ActionFinish, actionID *string) (bool, error) {
+	n := CleanupAttempt(*a)
+	if n == 0 || a.Status == api.ActionSuccess || p.CleanupRetrySeconds <= 0 || p.CleanupDeadlineSeconds <= 0 ||
+		n >= MaxCleanupAttempts || *actionID != "" || c.r.ClusterLevel() < levelCleanupRetry {
+		return false, nil
+	}
+	notBefore := c.at.Add(time.Duration(p.CleanupRetrySeconds) * time.Second)
+	next := store.Action{
+		Action:    api.Action{Command: a.Command, ResourceType: a.ResourceType, ResourceID: a.ResourceID},
+		AccountID: a.AccountID, NodeID: a.NodeID, Target: a.Target,
+	}
+	id, err := putCleanupWith(c, next, a.Meta[metaCleanupOf], notBefore.Sub(c.at)+time.Duration(p.CleanupDeadlineSeconds)*time.Second,
+		map[string]string{MetaCleanupAttempt: strconv.Itoa(n + 1), MetaNotBefore: notBefore.UTC().Format(time.RFC3339Nano)})
+	if err != nil {
+		return false, err
+	}
+	*actionID = id
+	return true, nil
 }
 
 // metaCleanupOf marks a server.terminate opened by a failed provisioning
@@ -549,6 +609,11 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 			return api.Action{}, err
 		}
 	}
+	if a.Command == api.ActionServerTerminate && s.Status == api.ServerError {
+		if _, err := retryCleanup(c, &a, p, &s.ActionID); err != nil {
+			return api.Action{}, err
+		}
+	}
 	if err := putServer(c.tx, s); err != nil {
 		return api.Action{}, err
 	}
@@ -592,6 +657,11 @@ func openHostingCleanup(c *applyCtx, h *store.HostingAccount, failedID string, d
 // id derived from the entry and probed past ids taken (several failures in
 // one entry), and returns the id.
 func putCleanup(c *applyCtx, a store.Action, failedID string, deadline time.Duration) (string, error) {
+	return putCleanupWith(c, a, failedID, deadline, nil)
+}
+
+// putCleanupWith is putCleanup with more meta (a retry's).
+func putCleanupWith(c *applyCtx, a store.Action, failedID string, deadline time.Duration, meta map[string]string) (string, error) {
 	var id string
 	for seq := uint16(0x4000); ; seq++ {
 		id = ids.Derived("act", c.at, c.index, seq)
@@ -601,6 +671,9 @@ func putCleanup(c *applyCtx, a store.Action, failedID string, deadline time.Dura
 	}
 	a.ID, a.Status, a.CreatedAt = id, api.ActionPending, c.at
 	a.Params, a.Mutating, a.Deadline, a.Meta = json.RawMessage(`{}`), true, c.at.Add(deadline), map[string]string{metaCleanupOf: failedID}
+	for k, v := range meta {
+		a.Meta[k] = v
+	}
 	return id, putAction(c.tx, a)
 }
 

@@ -29,6 +29,9 @@ type NodeConfig struct {
 	CertTTL time.Duration
 	// ActionDeadline: an action whose node stays away this long fails.
 	ActionDeadline time.Duration
+	// CleanupRetryBase: the wait before a failed provisioning's failed
+	// cleanup is tried again, doubled per attempt (dispatch.Deps).
+	CleanupRetryBase time.Duration
 	// VMPrefix starts the libvirt name of every server this cluster places.
 	VMPrefix string
 	// CPUOvercommit is how many vCPUs placement sells per host CPU.
@@ -46,7 +49,7 @@ type NodeConfig struct {
 
 func nodeDefaults() NodeConfig {
 	return NodeConfig{PingInterval: 5 * time.Second, Grace: 30 * time.Second, CertTTL: 90 * 24 * time.Hour,
-		ActionDeadline: 5 * time.Minute, VMPrefix: "hp-", CPUOvercommit: 4}
+		ActionDeadline: 5 * time.Minute, CleanupRetryBase: time.Minute, VMPrefix: "hp-", CPUOvercommit: 4}
 }
 
 func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
@@ -57,12 +60,16 @@ func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
 	if c.ActionDeadline == 0 {
 		c.ActionDeadline, c.VMPrefix, c.CPUOvercommit = d.ActionDeadline, d.VMPrefix, d.CPUOvercommit
 	}
+	if c.CleanupRetryBase == 0 {
+		c.CleanupRetryBase = d.CleanupRetryBase
+	}
 	fs.StringVar(&c.ListenAddr, "agent-listen", c.ListenAddr, "UDP address (host:port) where agents hold their QUIC sessions, e.g. 0.0.0.0:8422; empty: no agent sessions")
 	fs.StringVar(&c.Advertise, "agent-advertise", c.Advertise, "agent session address other coordinators send agents to when this one leads (default: the bound agent-listen address)")
 	fs.DurationVar(&c.PingInterval, "agent-ping-interval", c.PingInterval, "how often agents ping their coordinator")
 	fs.DurationVar(&c.Grace, "agent-grace", c.Grace, "a node without a ping for this long is recorded unreachable")
 	fs.DurationVar(&c.CertTTL, "agent-cert-ttl", c.CertTTL, "lifetime of node certificates; agents renew them once two thirds of it has passed")
 	fs.DurationVar(&c.ActionDeadline, "action-deadline", c.ActionDeadline, "an action (power, snapshot, reinstall, …) whose node stays unreachable this long fails with a message saying so")
+	fs.DurationVar(&c.CleanupRetryBase, "cleanup-retry-base", c.CleanupRetryBase, "a failed order's cleanup (the terminate or delete its failed provisioning opens) that fails is tried again after this, then twice as long each time (at most 1h), 6 attempts in all; each failure is logged, the last as an error")
 	fs.StringVar(&c.VMPrefix, "vm-name-prefix", c.VMPrefix, "prefix of the libvirt domain name of every server placed by this cluster (a-z, 0-9, '-', at most 20 characters)")
 	fs.Float64Var(&c.CPUOvercommit, "cpu-overcommit", c.CPUOvercommit, "vCPUs placement may sell per host CPU (memory and disk are never overcommitted)")
 	fs.StringVar(&c.PlanAddresses, "plan-addresses", c.PlanAddresses, "IP pool addresses per plan as PLAN=IPV4/IPV6 (IPv4 addresses / IPv6 prefixes), comma-separated, e.g. nano=1/0; a plan not named gets 1/1")
@@ -81,6 +88,9 @@ func (c *NodeConfig) validate() error {
 	}
 	if c.ActionDeadline <= 0 {
 		c.ActionDeadline = d.ActionDeadline
+	}
+	if c.CleanupRetryBase <= 0 {
+		c.CleanupRetryBase = d.CleanupRetryBase
 	}
 	if c.VMPrefix == "" {
 		c.VMPrefix = d.VMPrefix
@@ -135,7 +145,7 @@ func (s *Server) startNodes() error {
 	}, nodes.Deps{State: s.Node.FSM, Cluster: s.Node, Ready: s.API.LeaderReady, Apply: s.API.Apply, Sealer: s.sealer})
 	c.rt.disp = dispatch.New(dispatch.Deps{
 		State: s.Node.FSM, Propose: s.propose, Sessions: s.AgentSessions, Clock: c.Clock,
-		Grace: c.Grace, ActionDeadline: c.ActionDeadline, Log: s.log,
+		Grace: c.Grace, ActionDeadline: c.ActionDeadline, CleanupRetryBase: c.CleanupRetryBase, Log: s.log,
 	})
 	deps := c.rt.disp.ServerDeps()
 	deps.Console = s.console

@@ -13,7 +13,9 @@
 // A server.provision for a hostname starting with "fail-" fails as the real
 // agent's does when its template is gone (its undo leaves nothing), and a
 // server.terminate of that VM then answers not_found, as the real agent's
-// does for a VM it does not hold.
+// does for a VM it does not hold. A server.provision for a "stuck-" hostname
+// fails the same way, but the first two server.terminate of that VM fail
+// (a node that cannot remove it for a while) before it answers not_found.
 //
 // Handle: command "echo" answers a progress frame then a result carrying the
 // params; "block" answers a progress frame, then waits for its context to end
@@ -67,6 +69,7 @@ func main() {
 	var (
 		failedMu sync.Mutex
 		failed   = map[string]bool{} // VMs whose provisioning failed
+		stuck    = map[string]int{}  // VMs whose terminate fails this many more times
 	)
 	var a *session.Agent
 	a, err := session.New(session.Config{
@@ -133,6 +136,13 @@ func main() {
 					case as.Command == "server.provision" && strings.HasPrefix(p.Hostname, "fail-"):
 						failed[as.Target] = true
 						res = &pb.ActionResult{ActionId: as.ActionId, ErrorCode: "not_found", ErrorMessage: "provision " + as.Target + ": unknown template base"}
+					case as.Command == "server.provision" && strings.HasPrefix(p.Hostname, "stuck-"):
+						failed[as.Target], stuck[as.Target] = true, 2
+						res = &pb.ActionResult{ActionId: as.ActionId, ErrorCode: "not_found", ErrorMessage: "provision " + as.Target + ": unknown template base"}
+					case as.Command == "server.terminate" && stuck[as.Target] > 0:
+						stuck[as.Target]--
+						res = &pb.ActionResult{ActionId: as.ActionId, ErrorCode: "failed", ErrorMessage: "undefine " + as.Target + ": device or resource busy"}
+						event("terminate_failed", as.ActionId)
 					case as.Command == "server.terminate" && failed[as.Target]:
 						res = &pb.ActionResult{ActionId: as.ActionId, ErrorCode: "not_found", ErrorMessage: "vm " + as.Target + " not found"}
 					}
