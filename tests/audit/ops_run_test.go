@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -117,5 +118,71 @@ func TestOpsSecondCoordinatorRefused(t *testing.T) {
 	}
 	if r := ctl(t, p, "account", "show", "still-a-second-coordinator-on-its-data-dir@example.com"); r.code != 0 {
 		t.Fatalf("after the restart: %s", r)
+	}
+}
+
+// runUntil starts hostplane-coordinator with args, waits until its output
+// holds want (or 30 s), stops it with SIGTERM and returns the output.
+func runUntil(t *testing.T, want string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(framework.Coordinator(t), append([]string{"run", "--log-format", "text"}, args...)...)
+	cmd.Env = append(os.Environ(), "HOSTPLANE_DATA_DIR=", "HOSTPLANE_ADMIN_SOCKET=")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), want) && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Errorf("no exit within 20 s of SIGTERM")
+	}
+	return out.String()
+}
+
+// syncBuffer is a bytes.Buffer safe for the child's writes and the test's reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestOpsRestartSaysHowToGetAKey: `make run` prints a bootstrap API key on
+// its first start only; a later start on the same data dir (the key lost)
+// says the key was shown then and how to mint another with hostplanectl.
+func TestOpsRestartSaysHowToGetAKey(t *testing.T) {
+	dir := t.TempDir()
+	args := func() []string {
+		return []string{"--node-id", "vm", "--data-dir", dir, "--api-addr", framework.FreeAddr(t, "tcp"), "--raft-addr", framework.FreeAddr(t, "tcp"),
+			"--metrics-addr", framework.FreeAddr(t, "tcp")}
+	}
+	first := runUntil(t, "shown only this once", args()...)
+	if !strings.Contains(first, "shown only this once") {
+		t.Fatalf("first start printed no bootstrap key:\n%s", first)
+	}
+	second := runUntil(t, "key create", args()...)
+	t.Logf("second start:\n%s", second)
+	if strings.Contains(second, "shown only this once") || !strings.Contains(second, "key create") || !strings.Contains(second, filepath.Join(dir, "admin.sock")) {
+		t.Errorf("a second start on the same data dir: want no new key, and how to mint one (hostplanectl --socket … key create):\n%s", second)
 	}
 }

@@ -455,6 +455,12 @@ func (s *Server) bootstrapAccount(ctx context.Context) {
 	}
 	marker := filepath.Join(s.cfg.DataDir, "bootstrap-account-done")
 	if _, err := os.Stat(marker); err == nil {
+		// A restart on the same data dir (a second make run): the key was
+		// shown once, on the first start; say how to get another.
+		fmt.Fprintf(s.out, "\nThe bootstrap account (%s) was created on an earlier start, and its API key shown then.\n"+
+			"To mint another: hostplanectl --socket %s account show %s (its id), then\n"+
+			"                 hostplanectl --socket %s key create ACCOUNT_ID\n\n",
+			s.cfg.BootstrapEmail, s.cfg.AdminSocket, s.cfg.BootstrapEmail, s.cfg.AdminSocket)
 		return
 	}
 	empty := true
