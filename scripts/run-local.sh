@@ -37,7 +37,9 @@ cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Ctrl-C (or a TERM) is how a run ends: stop both, exit 0.
+trap 'cleanup; exit 0' INT TERM
 
 AGENT_ADDR=${HOSTPLANE_AGENT_LISTEN:-127.0.0.1:8422}
 HOSTPLANE_DATA_DIR=$DATA "$BIN/hostplane-coordinator" run --log-format text --agent-listen "$AGENT_ADDR" &
@@ -87,7 +89,8 @@ while :; do
   done_pid=
   rc=0
   wait -n -p done_pid "${pids[@]}" || rc=$?
-  if [ -n "$agent" ] && [ "$done_pid" = "$agent" ]; then
+  # wait leaves done_pid unset when a signal interrupts it (the trap exits).
+  if [ -n "$agent" ] && [ "${done_pid:-}" = "$agent" ]; then
     pids=("$coord")
     agent=
     agent_help "exited with status $rc" "$([ -f "$DATA/agent/session/node.crt" ] || echo token)"

@@ -99,6 +99,7 @@ type runLocal struct {
 	cmd  *exec.Cmd
 	out  framework.SyncBuilder // the script's output so far
 	done chan struct{}
+	err  error // the script's exit, once done is closed
 }
 
 func (r *runLocal) output() string { return r.out.String() }
@@ -112,7 +113,8 @@ func (r *runLocal) exited() bool {
 	}
 }
 
-// stop is Ctrl-C: the script stops the coordinator and the agent and exits.
+// stop is Ctrl-C: the script stops the coordinator and the agent and exits
+// with status 0, saying nothing of its own (a Ctrl-C is how a run ends).
 func (r *runLocal) stop(t *testing.T) {
 	t.Helper()
 	_ = r.cmd.Process.Signal(os.Interrupt)
@@ -122,6 +124,9 @@ func (r *runLocal) stop(t *testing.T) {
 		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 		<-r.done
 		t.Fatalf("run-local.sh did not stop on SIGINT:\n%s", r.output())
+	}
+	if r.err != nil || strings.Contains(r.output(), "run-local.sh: line") {
+		t.Fatalf("run-local.sh ended by Ctrl-C: %v (want exit 0 and no error of the script's own):\n%s", r.err, r.output())
 	}
 }
 
@@ -139,7 +144,7 @@ func startRunLocal(t *testing.T, bin, dir string) *runLocal {
 	if err := r.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = r.cmd.Wait(); close(r.done) }()
+	go func() { r.err = r.cmd.Wait(); close(r.done) }()
 	t.Cleanup(func() { // whatever happened, nothing of the run stays
 		_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 		<-r.done
