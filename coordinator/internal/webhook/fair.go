@@ -11,7 +11,10 @@ import (
 // longest, so an account whose receivers never answer, with attempts queued
 // for every slot, made every other account's deliveries wait behind its
 // timeouts. Here a freed slot goes to the waiting account that holds the
-// fewest, and no account holds more than perAccount at once (the dispatcher
+// fewest (among those holding as few, the one whose attempt has waited
+// longest: with more accounts waiting than slots, ordering ties by name
+// starved the accounts named last), and no account holds more than
+// perAccount at once (the dispatcher
 // gives each half the slots: more than a subscription's own bound, so one
 // slow subscription leaves the account's others room): the others'
 // attempts start as soon as a slot is free, or at once while one account
@@ -20,12 +23,19 @@ type fairSlots struct {
 	mu         sync.Mutex
 	free       int
 	perAccount int
-	held       map[string]int             // account → slots held
-	waiting    map[string][]chan struct{} // account → its attempts waiting, oldest first
+	held       map[string]int      // account → slots held
+	waiting    map[string][]waiter // account → its attempts waiting, oldest first
+	seq        uint64              // order of arrival of the waiters
+}
+
+// waiter is an attempt waiting for a slot: ch is closed when it is granted.
+type waiter struct {
+	ch  chan struct{}
+	seq uint64
 }
 
 func newFairSlots(total, perAccount int) *fairSlots {
-	return &fairSlots{free: total, perAccount: max(1, perAccount), held: map[string]int{}, waiting: map[string][]chan struct{}{}}
+	return &fairSlots{free: total, perAccount: max(1, perAccount), held: map[string]int{}, waiting: map[string][]waiter{}}
 }
 
 // acquire waits for a slot for account; it fails only when ctx ends.
@@ -38,7 +48,8 @@ func (s *fairSlots) acquire(ctx context.Context, account string) error {
 		return nil
 	}
 	ch := make(chan struct{})
-	s.waiting[account] = append(s.waiting[account], ch)
+	s.seq++
+	s.waiting[account] = append(s.waiting[account], waiter{ch: ch, seq: s.seq})
 	s.mu.Unlock()
 	select {
 	case <-ch:
@@ -47,7 +58,7 @@ func (s *fairSlots) acquire(ctx context.Context, account string) error {
 	}
 	s.mu.Lock()
 	q := s.waiting[account]
-	if i := slices.Index(q, ch); i >= 0 {
+	if i := slices.IndexFunc(q, func(w waiter) bool { return w.ch == ch }); i >= 0 {
 		if q = slices.Delete(q, i, i+1); len(q) == 0 {
 			delete(s.waiting, account)
 		} else {
@@ -70,18 +81,18 @@ func (s *fairSlots) release(account string) {
 	}
 	s.free++
 	for s.free > 0 {
-		best, bestHeld := "", -1
-		for a := range s.waiting {
+		best, bestHeld, bestSeq := "", -1, uint64(0)
+		for a, q := range s.waiting {
 			h := s.held[a]
-			if h < s.perAccount && (bestHeld < 0 || h < bestHeld || (h == bestHeld && a < best)) {
-				best, bestHeld = a, h
+			if h < s.perAccount && (bestHeld < 0 || h < bestHeld || (h == bestHeld && q[0].seq < bestSeq)) {
+				best, bestHeld, bestSeq = a, h, q[0].seq
 			}
 		}
 		if bestHeld < 0 {
 			return
 		}
 		q := s.waiting[best]
-		ch := q[0]
+		ch := q[0].ch
 		if q = q[1:]; len(q) == 0 {
 			delete(s.waiting, best)
 		} else {

@@ -154,3 +154,48 @@ func BenchmarkSlots(b *testing.B) {
 		})
 	})
 }
+
+// TestFairSlotsTiesGoToTheLongestWaiting: with more accounts waiting than
+// slots, a freed slot goes, among the accounts holding the fewest, to the one
+// whose attempt has waited longest. Ordered by name instead, an account whose
+// name sorts last never got a slot while accounts named before it kept
+// attempts queued: each of them, releasing a slot, held as few as it and won
+// the tie.
+func TestFairSlotsTiesGoToTheLongestWaiting(t *testing.T) {
+	s := newFairSlots(2, 1)
+	for _, acct := range []string{"a", "b"} {
+		if !acquired(s, acct, time.Second) {
+			t.Fatalf("%s's first slot", acct)
+		}
+	}
+	got := make(chan string, 3)
+	var wg sync.WaitGroup
+	for _, acct := range []string{"z", "a", "b"} { // z waits first
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.acquire(context.Background(), acct) == nil {
+				got <- acct
+			}
+		}()
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.release("a") // a and z hold none now: z has waited longest
+	if first := <-got; first != "z" {
+		t.Fatalf("the freed slot went to %s; want z, which waited longest of those holding none", first)
+	}
+	s.release("z") // a holds none, b holds its share
+	if next := <-got; next != "a" {
+		t.Fatalf("the next slot went to %s; want a", next)
+	}
+	s.release("b")
+	if next := <-got; next != "b" {
+		t.Fatalf("the last slot went to %s; want b", next)
+	}
+	wg.Wait()
+	s.release("a")
+	s.release("b")
+	if s.free != 2 || len(s.held) != 0 || len(s.waiting) != 0 {
+		t.Fatalf("after every release: free %d held %v waiting %d", s.free, s.held, len(s.waiting))
+	}
+}
