@@ -131,6 +131,13 @@ type HostingAccount struct {
 	PaidUntil *time.Time `json:"paid_until,omitempty"`
 	CreatedAt time.Time  `json:"created_at"`
 	UpdatedAt time.Time  `json:"updated_at"`
+	// DomainReleasedAt is when another hosting account verified control of
+	// this account's domain (a custom domain verified through DNS) and took
+	// the name over: the domain is no longer served for this account, which
+	// otherwise keeps working (SFTP, database, a custom domain of its own).
+	// A primary domain is never verified, so it holds its name only until
+	// someone proves control of it.
+	DomainReleasedAt *time.Time `json:"domain_released_at,omitempty"`
 	// CustomDomain is the account's custom domain with its certificate
 	// status (GET /v1/hosting/:id only; never stored with the account).
 	CustomDomain *HostingCustomDomain `json:"custom_domain,omitempty"`

@@ -42,6 +42,7 @@ const (
 	EventHostingCreated        WebhookEvent = "hosting.created"
 	EventHostingSuspended      WebhookEvent = "hosting.suspended"
 	EventHostingUnsuspended    WebhookEvent = "hosting.unsuspended"
+	EventHostingDomainReleased WebhookEvent = "hosting.domain.released"
 	EventInvoiceCreated        WebhookEvent = "invoice.created"
 	EventInvoicePaid           WebhookEvent = "invoice.paid"
 	EventWalletDepositReceived WebhookEvent = "wallet.deposit.received"
@@ -64,6 +65,7 @@ var WebhookEvents = []WebhookEventInfo{
 	{Name: string(EventHostingCreated), Description: "A web-hosting account finished provisioning.", Payload: []string{"hostingId", "username", "domain", "status"}, Emitted: true},
 	{Name: string(EventHostingSuspended), Description: "A web-hosting account was suspended (e.g. expiry).", Payload: []string{"hostingId", "domain", "reason"}, Emitted: true},
 	{Name: string(EventHostingUnsuspended), Description: "A web-hosting account's suspension was lifted (its renewal paid, or an operator).", Payload: []string{"hostingId", "domain"}, Emitted: true},
+	{Name: string(EventHostingDomainReleased), Description: "Another hosting account proved control of this account's domain (primary or a custom domain not verified yet) through DNS and took the name over: it is no longer served for this account.", Payload: []string{"hostingId", "domain", "kind"}, Emitted: true},
 	{Name: string(EventInvoiceCreated), Description: "A new invoice was issued (any source: order, renewal, admin).", Payload: []string{"invoiceId", "invoiceNumber", "status", "totalUsdCents", "currency"}, Emitted: true},
 	{Name: string(EventInvoicePaid), Description: "An invoice transitioned to paid.", Payload: []string{"invoiceId", "invoiceNumber", "totalUsdCents", "currency"}, Emitted: true},
 	{Name: string(EventWalletDepositReceived), Description: "A wallet top-up was credited.", Payload: []string{"amountUsdCents", "gateway", "transactionId"}, Emitted: true},

@@ -659,7 +659,9 @@ func (n *Node) Delete(ctx context.Context, u string, step Step) (*api.NodeHostin
 			_ = os.Remove(filepath.Join(n.L.CertsDir(), h.Name()+".pem"))
 		}
 	}
-	if a.Domain != "" {
+	if a.Domain != "" && n.L.HostUser(a.Domain) == "" {
+		// Not when the name is routed to another account (which took it
+		// over with a verified custom domain): the certificate is its.
 		_ = os.Remove(filepath.Join(n.L.CertsDir(), a.Domain+".pem"))
 	}
 	if err := step("pool"); err != nil {

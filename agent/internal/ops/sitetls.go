@@ -55,7 +55,7 @@ func (m *Manager) HostingCert(ctx context.Context, req HostingCertRequest) (*api
 	if err := m.needHosting(); err != nil {
 		return nil, err
 	}
-	if m.siteTLS == nil {
+	if m.siteTLS == nil && !req.Detach {
 		return nil, apiErr(api.NodeErrUnsupported, "this hosting node has no TLS listener (--hosting-tls-listen)")
 	}
 	if err := validate.HostingUsername(req.Username); err != nil {
@@ -66,7 +66,7 @@ func (m *Manager) HostingCert(ctx context.Context, req HostingCertRequest) (*api
 	} else if ascii != req.Domain {
 		return nil, fmt.Errorf("%w: domain %q: give its ASCII form %q", validate.ErrInvalid, req.Domain, ascii)
 	}
-	if owner := m.hosting.L.HostUser(req.Domain); owner != "" && owner != req.Username {
+	if owner := m.hosting.L.HostUser(req.Domain); owner != "" && owner != req.Username && !req.Detach {
 		return nil, fmt.Errorf("%w: domain %s is routed to another account on this node", validate.ErrInvalid, req.Domain)
 	}
 	if !req.Detach {
@@ -93,18 +93,27 @@ func (m *Manager) HostingCert(ctx context.Context, req HostingCertRequest) (*api
 // certRun does it; r (nil when recovering a detach) journals the step
 // "routed" between routing the domain and installing its certificate.
 func (m *Manager) certRun(ctx context.Context, r *run, req HostingCertRequest) (*api.NodeOpResult, error) {
-	st, l := m.siteTLS.Store, m.hosting.L
+	l := m.hosting.L
 	if req.Detach {
-		if l.HostUser(req.Domain) == req.Username {
+		// The name routed to another account (the cluster gave it to an
+		// account whose DNS proved control): its route and certificate are
+		// that account's, and nothing of this one's is left to remove.
+		switch owner := l.HostUser(req.Domain); {
+		case owner == req.Username:
 			if err := l.RemoveHost(req.Domain); err != nil {
 				return nil, err
 			}
+		case owner != "":
+			return &api.NodeOpResult{Message: req.Domain + " is routed to another account; nothing to detach"}, nil
 		}
-		if err := st.Detach(ctx, req.Domain); err != nil {
-			return nil, err
+		if m.siteTLS != nil {
+			if err := m.siteTLS.Store.Detach(ctx, req.Domain); err != nil {
+				return nil, err
+			}
 		}
-		return &api.NodeOpResult{Message: "custom domain " + req.Domain + " detached"}, nil
+		return &api.NodeOpResult{Message: "domain " + req.Domain + " detached"}, nil
 	}
+	st := m.siteTLS.Store
 	if err := l.SetHost(req.Domain, req.Username); err != nil {
 		return nil, err
 	}
@@ -130,7 +139,7 @@ func (m *Manager) recoverCert(ctx context.Context, r *run) (*api.NodeOpResult, e
 	if err := json.Unmarshal(r.rec.Input, &in); err != nil {
 		return nil, fmt.Errorf("recover %s: input: %w", r.rec.ID, err)
 	}
-	if !in.Detach || m.siteTLS == nil {
+	if !in.Detach {
 		return nil, interrupted("hosting.cert %s for %s interrupted by an agent restart; send it again", in.Domain, r.rec.Target)
 	}
 	res, err := m.certRun(ctx, nil, HostingCertRequest{Username: r.rec.Target, Domain: in.Domain, Detach: true})

@@ -99,6 +99,102 @@ type CustomDomainVerified struct {
 	HostingID string `json:"hosting_id"`
 	AccountID string `json:"account_id"`
 	Domain    string `json:"domain"`
+	// Takeover is the id and deadline (chosen by the proposer) of the
+	// hosting.uncert action that takes the name off another hosting
+	// account whose primary domain held it unverified (from level
+	// levelDomainClaims; takeOver).
+	Takeover *DetachAction `json:"takeover,omitempty"`
+}
+
+// levelDomainClaims is the semantics level (level.go) from which a name's
+// unverified claim — a hosting account's primary domain (never verified)
+// or a custom domain whose DNS was not verified yet — no longer blocks
+// another hosting account's custom domain: the other account's claim is
+// recorded pending (without holding the name) and, once its DNS proves
+// control, takes the name over (takeOver). A verified custom domain still
+// holds its name against everyone. Below it, the first claim of any kind
+// holds the name, as before.
+const levelDomainClaims = 2
+
+// domainClaim is the hosting account holding a name in
+// BucketHostingDomains, and its custom domain when the name is that (nil:
+// the account's primary domain).
+type domainClaim struct {
+	h      store.HostingAccount
+	custom *store.CustomDomain
+}
+
+// verified: a custom domain whose DNS proved control; a primary domain
+// never is.
+func (cl domainClaim) verified() bool {
+	return cl.custom != nil && cl.custom.Status == api.CustomDomainVerified
+}
+
+// claimOf loads who holds domain (ok false: nobody).
+func (c *applyCtx) claimOf(domain string) (cl domainClaim, ok bool, err error) {
+	id := c.r.HostingDomainTaken(domain)
+	if id == "" {
+		return cl, false, nil
+	}
+	if cl.h, err = c.r.HostingAccountByID(id); err != nil {
+		return cl, false, err
+	}
+	if d, err := c.r.CustomDomain(cl.h.AccountID, cl.h.ID); err == nil && d.Domain == domain {
+		cl.custom = &d
+	}
+	return cl, true, nil
+}
+
+// takeOver moves the name of cl, an unverified claim, to the hosting
+// account newID whose custom domain was just verified: a pending custom
+// domain of another account is dropped (never verified, so never routed on
+// its node); a primary domain stops being served for its account — its
+// hosting.uncert (p) takes the name's route off that account's node in
+// this command, and the account shows domain_released_at. The losing
+// account gets hosting.domain.released. Refused with nothing changed while
+// the losing account has an action under way (its create, say: the name
+// would be routed after this), or without p for a primary domain.
+func (c *applyCtx) takeOver(cl domainClaim, domain, newID string, p *DetachAction) error {
+	kind := "custom_domain"
+	if cl.custom != nil {
+		if err := c.tx.Bucket(store.BucketCustomDomains).Delete([]byte(cl.h.ID)); err != nil {
+			return err
+		}
+	} else {
+		kind = "primary"
+		h := cl.h
+		switch {
+		case h.ActionID != "":
+			return fmt.Errorf("%w: the hosting account holding %s unverified has an action under way; verify again once it is done", ErrConflict, domain)
+		case h.Status == api.HostingError:
+			// Its create failed and was undone on the node: nothing of the
+			// name is routed there.
+		case p == nil:
+			return fmt.Errorf("%w: taking %s over needs the hosting.uncert action of its holder", ErrInvalid, domain)
+		default:
+			params, err := action.Encode(&action.HostingUncert{Domain: domain})
+			if err != nil {
+				return err
+			}
+			a := store.Action{Action: api.Action{ID: p.ID, Command: api.ActionHostingUncert, ResourceType: ResourceHosting, ResourceID: h.ID},
+				AccountID: h.AccountID, NodeID: h.NodeID, Target: h.Username, Params: params, Mutating: true, Deadline: p.Deadline}
+			if _, err := applyHostingAction(c, HostingAction{Action: a}); err != nil {
+				return err
+			}
+			if h, err = c.r.OwnedHostingAccount(h.AccountID, h.ID); err != nil {
+				return err
+			}
+		}
+		at := c.at
+		h.DomainReleasedAt, h.UpdatedAt = &at, c.at
+		if err := putHosting(c.tx, h); err != nil {
+			return err
+		}
+	}
+	if err := c.tx.Bucket(store.BucketHostingDomains).Put([]byte(domain), []byte(newID)); err != nil {
+		return err
+	}
+	return c.emit(api.EventHostingDomainReleased, cl.h.AccountID, map[string]any{"hostingId": cl.h.ID, "domain": domain, "kind": kind})
 }
 
 // CustomDomainDelete detaches the account's custom domain; Detach takes it
@@ -171,12 +267,22 @@ func applyCustomDomainSet(c *applyCtx, p CustomDomainSet) (any, error) {
 	if oldErr == nil && old.Domain == p.Domain {
 		return old.CustomDomain, nil // the same domain again: the same token and records
 	}
+	holds := true // the new custom domain holds its name in the index
 	if owner := c.r.HostingDomainTaken(p.Domain); owner != "" {
 		msg := fmt.Sprintf("domain %s is already attached to a hosting account", p.Domain)
 		if owner == h.ID {
 			msg = fmt.Sprintf("domain %s is this hosting account's own domain", p.Domain)
+		} else if c.r.ClusterLevel() >= levelDomainClaims {
+			cl, _, err := c.claimOf(p.Domain)
+			if err != nil {
+				return nil, err
+			}
+			holds = cl.verified()
+			msg = fmt.Sprintf("domain %s is the verified custom domain of another hosting account", p.Domain)
 		}
-		return nil, &FieldConflictError{Field: "domain", Msg: msg}
+		if holds {
+			return nil, &FieldConflictError{Field: "domain", Msg: msg}
+		}
 	}
 	if oldErr == nil {
 		if err := c.detachOnNode(h, old, p.Detach); err != nil {
@@ -188,8 +294,10 @@ func applyCustomDomainSet(c *applyCtx, p CustomDomainSet) (any, error) {
 	}
 	d := store.CustomDomain{AccountID: p.AccountID, Token: p.Token, CustomDomain: api.CustomDomain{
 		HostingID: h.ID, Domain: p.Domain, Status: api.CustomDomainPendingDNS, Records: p.Records, CreatedAt: c.at}}
-	if err := c.tx.Bucket(store.BucketHostingDomains).Put([]byte(p.Domain), []byte(h.ID)); err != nil {
-		return nil, err
+	if holds {
+		if err := c.tx.Bucket(store.BucketHostingDomains).Put([]byte(p.Domain), []byte(h.ID)); err != nil {
+			return nil, err
+		}
 	}
 	if err := store.PutJSON(c.tx, store.BucketCustomDomains, []byte(h.ID), d); err != nil {
 		return nil, err
@@ -204,6 +312,26 @@ func applyCustomDomainVerified(c *applyCtx, p CustomDomainVerified) (any, error)
 	}
 	if d.Domain != p.Domain {
 		return nil, fmt.Errorf("%w: the custom domain changed to %s during the check", ErrConflict, d.Domain)
+	}
+	if c.r.ClusterLevel() >= levelDomainClaims {
+		// A custom domain recorded while another account's unverified
+		// claim held the name takes it now, its DNS proven.
+		cl, held, err := c.claimOf(d.Domain)
+		switch {
+		case err != nil:
+			return nil, err
+		case held && cl.h.ID == d.HostingID:
+		case held && cl.verified():
+			return nil, &FieldConflictError{Field: "domain", Msg: fmt.Sprintf("domain %s was verified by another hosting account first", d.Domain)}
+		case held:
+			if err := c.takeOver(cl, d.Domain, d.HostingID, p.Takeover); err != nil {
+				return nil, err
+			}
+		default:
+			if err := c.tx.Bucket(store.BucketHostingDomains).Put([]byte(d.Domain), []byte(d.HostingID)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if d.Status != api.CustomDomainVerified {
 		at := c.at

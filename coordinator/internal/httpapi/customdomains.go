@@ -158,10 +158,22 @@ func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
 		return 0, nil, &httpError{status: http.StatusUnprocessableEntity, code: "dns_records_missing",
 			msg: "DNS of " + d.Domain + " is not ready: " + res.Message()}
 	}
+	// The name may be held by another account's unverified claim (its
+	// primary domain, or a custom domain not verified): the proven one takes
+	// it over (fsm levelDomainClaims), taking it off that account's node
+	// with this hosting.uncert.
+	var holder string
+	_ = a.state.Read(func(r store.ReadTx) error { holder = r.HostingDomainTaken(d.Domain); return nil })
+	takeover, kick := a.detachAction(rq)
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdCustomDomainVerified, fsm.CustomDomainVerified{HostingID: h.ID,
-		AccountID: rq.caller.accountID, Domain: d.Domain}, http.StatusOK)
+		AccountID: rq.caller.accountID, Domain: d.Domain, Takeover: takeover}, http.StatusOK)
+	kick()
 	if err != nil {
-		return status, v, err
+		return status, v, hostingConflict(err)
+	}
+	if holder != "" && holder != h.ID {
+		a.log.Info("custom domain verified over another hosting account's unverified claim: the name moved", "domain", d.Domain,
+			"hosting", h.ID, "account", rq.caller.accountID, "released_from", holder)
 	}
 	if cd, ok := v.(api.CustomDomain); ok {
 		v = api.CustomDomainVerification{CustomDomain: cd, Nameservers: res.Nameservers}

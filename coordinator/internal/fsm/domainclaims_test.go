@@ -1,0 +1,195 @@
+package fsm
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// A name held by an unverified claim (a hosting account's primary domain,
+// never verified, or a custom domain whose DNS was not verified) does not
+// block another account's custom domain from level 2: the other account's
+// claim is recorded pending without holding the name, and its verification
+// takes the name over — the squatter's primary domain stops being served
+// (a hosting.uncert on its node in the same command, domain_released_at,
+// hosting.domain.released), a squatter's pending custom domain is dropped.
+// A verified custom domain holds its name against everyone. Level 1 keeps
+// the old rule (the first claim holds). Replicas byte-identical.
+func TestDomainClaims(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: 103})
+	deadline := h.at.Add(time.Hour)
+	mk := func(id, acc, user, domain string) error {
+		a := store.HostingAccount{HostingAccount: api.HostingAccount{ID: id, Username: user, Domain: domain, Plan: "p", PHPVersion: "8.2"},
+			AccountID: acc, NodeID: "hv-1"}
+		if _, err := h.apply(CmdHostingCreate, HostingCreate{Hosting: a, Action: store.Action{Action: api.Action{ID: "act_" + id,
+			Command: api.ActionHostingCreate, ResourceID: id}, NodeID: "hv-1", Target: user, Deadline: deadline, NeedsSecret: true}}); err != nil {
+			return err
+		}
+		h.must(CmdActionFinish, ActionFinish{ID: "act_" + id, Success: true})
+		return nil
+	}
+	for _, a := range [][4]string{{"hst_a", "acc_1", "ada", "ada.example"}, {"hst_a2", "acc_1", "ada2", "ada2.example"},
+		{"hst_b", "acc_2", "bob", "shop.example"}} { // bob squats shop.example as his primary domain
+		if err := mk(a[0], a[1], a[2], a[3]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := func(id, acc, d string) (any, error) {
+		return h.apply(CmdCustomDomainSet, CustomDomainSet{HostingID: id, AccountID: acc, Domain: d, Token: "t-" + id})
+	}
+	verify := func(id, acc, d, take string) (any, error) {
+		p := CustomDomainVerified{HostingID: id, AccountID: acc, Domain: d}
+		if take != "" {
+			p.Takeover = &DetachAction{ID: take, Deadline: deadline}
+		}
+		return h.apply(CmdCustomDomainVerified, p)
+	}
+	fieldConflict := func(err error) bool {
+		var fc *FieldConflictError
+		return errors.As(err, &fc) && fc.Field == "domain" && errors.Is(err, ErrConflict)
+	}
+	holder := func(d string) (id string) {
+		_ = h.fsms[1].Read(func(r store.ReadTx) error { id = r.HostingDomainTaken(d); return nil })
+		return
+	}
+	hosting := func(id string) (out store.HostingAccount) {
+		_ = h.fsms[1].Read(func(r store.ReadTx) (err error) { out, err = r.HostingAccountByID(id); return })
+		return
+	}
+	action := func(id string) (out store.Action, err error) {
+		err = h.fsms[1].Read(func(r store.ReadTx) (err error) { out, err = r.Action(id); return })
+		return
+	}
+	released := func(acc, hostingID, domain, kind string) int {
+		n := 0
+		for _, e := range outboxEvents(t, h.fsms[0]) {
+			var d map[string]any
+			_ = json.Unmarshal(e.Data, &d)
+			if e.Type == string(api.EventHostingDomainReleased) && e.AccountID == acc && d["hostingId"] == hostingID && d["domain"] == domain && d["kind"] == kind {
+				n++
+			}
+		}
+		return n
+	}
+
+	// Level 1: the squatter's primary domain holds the name (the old rule).
+	if _, err := set("hst_a", "acc_1", "shop.example"); !fieldConflict(err) {
+		t.Fatalf("level 1: A's custom domain on B's primary domain: %v", err)
+	}
+	h.must(CmdClusterLevel, ClusterLevel{Level: levelDomainClaims})
+
+	// Level 2: recorded pending, the name still B's until A's DNS proves it.
+	if out, err := set("hst_a", "acc_1", "shop.example"); err != nil || out.(api.CustomDomain).Status != api.CustomDomainPendingDNS {
+		t.Fatalf("level 2: A's custom domain on B's primary domain: %v %v", out, err)
+	}
+	if holder("shop.example") != "hst_b" {
+		t.Fatal("a pending claim took the name")
+	}
+	// B busy (a suspension under way): refused, nothing changed.
+	h.must(CmdHostingAction, HostingAction{Action: store.Action{Action: api.Action{ID: "act_susp", Command: api.ActionHostingSuspend,
+		ResourceID: "hst_b"}, AccountID: "acc_2", NodeID: "hv-1", Target: "bob", Deadline: deadline}})
+	if _, err := verify("hst_a", "acc_1", "shop.example", "act_take0"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("verify while the squatter's account is busy: %v", err)
+	}
+	if _, err := action("act_take0"); !errors.Is(err, ErrNotFound) || holder("shop.example") != "hst_b" {
+		t.Fatalf("the refused verify changed something: %v, holder %s", err, holder("shop.example"))
+	}
+	h.must(CmdActionFinish, ActionFinish{ID: "act_susp", Success: true})
+	if _, err := verify("hst_a", "acc_1", "shop.example", ""); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("a takeover of a primary domain without its hosting.uncert: %v", err)
+	}
+	v, err := verify("hst_a", "acc_1", "shop.example", "act_take")
+	if err != nil || v.(api.CustomDomain).Status != api.CustomDomainVerified {
+		t.Fatalf("A verifies: %v %v", v, err)
+	}
+	if holder("shop.example") != "hst_a" {
+		t.Fatalf("the name is %s's after A's verification", holder("shop.example"))
+	}
+	act, err := action("act_take")
+	if err != nil || act.Command != api.ActionHostingUncert || act.ResourceID != "hst_b" || act.Target != "bob" || act.NodeID != "hv-1" ||
+		act.AccountID != "acc_2" || act.Status != api.ActionPending || !strings.Contains(string(act.Params), `"domain":"shop.example"`) {
+		t.Fatalf("the squatter's hosting.uncert: %+v %s %v", act, act.Params, err)
+	}
+	if b := hosting("hst_b"); b.DomainReleasedAt == nil || b.Status != api.HostingSuspended || b.Domain != "shop.example" || b.ActionID != "act_take" {
+		t.Fatalf("the squatter's account: %+v", b)
+	}
+	if released("acc_2", "hst_b", "shop.example", "primary") != 1 {
+		t.Fatalf("hosting.domain.released for B: %v", outboxTypes(t, h.fsms[0]))
+	}
+	h.must(CmdActionFinish, ActionFinish{ID: "act_take", Success: true})
+	if b := hosting("hst_b"); b.Status != api.HostingSuspended || b.ActionID != "" {
+		t.Fatalf("the squatter's account after its uncert: %+v", b)
+	}
+
+	// B cannot take a name A verified: neither as a custom domain nor as a
+	// new account's primary domain, nor by verifying an older pending claim.
+	if _, err := set("hst_b", "acc_2", "shop.example"); !fieldConflict(err) {
+		t.Fatalf("B attaches A's verified domain: %v", err)
+	}
+	if err := mk("hst_b2", "acc_2", "bob2", "shop.example"); !fieldConflict(err) {
+		t.Fatalf("B orders hosting on A's verified domain: %v", err)
+	}
+
+	// A squatter's pending custom domain: dropped when A verifies the name.
+	if _, err := set("hst_b", "acc_2", "blog.example"); err != nil || holder("blog.example") != "hst_b" {
+		t.Fatalf("B's custom domain: %v", err)
+	}
+	if err := mk("hst_a3", "acc_1", "ada3", "blog.example"); !fieldConflict(err) {
+		t.Fatalf("a primary domain over a pending custom domain: %v", err)
+	}
+	if _, err := set("hst_a2", "acc_1", "blog.example"); err != nil {
+		t.Fatalf("A's custom domain on B's pending one: %v", err)
+	}
+	if _, err := verify("hst_a2", "acc_1", "blog.example", "act_take2"); err != nil {
+		t.Fatal(err)
+	}
+	if holder("blog.example") != "hst_a2" || released("acc_2", "hst_b", "blog.example", "custom_domain") != 1 {
+		t.Fatalf("blog.example: holder %s, events %v", holder("blog.example"), outboxTypes(t, h.fsms[0]))
+	}
+	if err := h.fsms[1].Read(func(r store.ReadTx) error { _, err := r.CustomDomain("acc_2", "hst_b"); return err }); !errors.Is(err, ErrNotFound) && !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("B's pending custom domain is still there: %v", err)
+	}
+	if _, err := action("act_take2"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("a pending custom domain (never on the node) opened an action: %v", err)
+	}
+	if b := hosting("hst_b"); b.ActionID != "" {
+		t.Fatalf("B busy after losing a pending custom domain: %+v", b)
+	}
+
+	// Two pending claims: the first verified wins; the other's verify is a
+	// conflict naming the domain.
+	if _, err := set("hst_b", "acc_2", "race.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := set("hst_a2", "acc_1", "race.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify("hst_b", "acc_2", "race.example", "act_r1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := verify("hst_a2", "acc_1", "race.example", "act_r2"); !fieldConflict(err) {
+		t.Fatalf("verified second: %v", err)
+	}
+	if holder("race.example") != "hst_b" {
+		t.Fatal("the second verification took the name")
+	}
+
+	// The squatter's deletion leaves A's name alone.
+	h.must(CmdHostingAction, HostingAction{Action: store.Action{Action: api.Action{ID: "act_delb", Command: api.ActionHostingDelete,
+		ResourceID: "hst_b"}, AccountID: "acc_2", NodeID: "hv-1", Target: "bob", Deadline: deadline}})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_delb", Success: true})
+	if holder("shop.example") != "hst_a" || holder("race.example") != "" {
+		t.Fatalf("after B's deletion: shop.example %q, race.example %q", holder("shop.example"), holder("race.example"))
+	}
+
+	buckets := append(append([][]byte{}, store.HostingBuckets...), store.BucketActions, store.BucketOutbox)
+	if a, b := bucketDump(h.fsms[0], buckets...), bucketDump(h.fsms[1], buckets...); string(a) != string(b) {
+		t.Fatal("replicas differ")
+	}
+}

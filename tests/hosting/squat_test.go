@@ -1,0 +1,170 @@
+package hosting
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
+)
+
+// TestVerifiedOwnerTakesASquattedDomain (outside-in, three coordinator
+// processes, pebble, the hosting agent on real nginx, the test's own
+// authoritative DNS): API account B places a hosting account whose primary
+// domain is a name A controls (a primary domain is never verified) and the
+// node serves B's site for it. A attaches the name as a custom domain and
+// verifies it through DNS: the name moves to A — A's site answers for it
+// over HTTP and HTTPS (A's certificate), B's no longer does, B's account
+// shows domain_released_at and B gets hosting.domain.released; B can then
+// neither attach the name nor place an account on it. A custom domain B
+// left pending does not block A either (A's verification drops it). B's
+// deletion leaves A's name and certificate on the node.
+func TestVerifiedOwnerTakesASquattedDomain(t *testing.T) {
+	w, dns, pb, tlsAddr := newACMEWorld(t, "squat.test")
+	ctx := hostenv.Ctx(t)
+	roots := pb.Root(t)
+	idA, _, _ := newSite(t, w, dns, "a", "squat.test")
+	clA := w.client(1, w.key)
+	name := "shop-" + w.env.Prefix + ".squat.test"
+	page := func(user, text string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(w.env.Root, "sites", user, "public", "index.html"), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page(w.env.Prefix+"a", "site of A\n")
+
+	// B, another API account, places a hosting account on A's name.
+	scopes := []string{api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeHostingDestroy, api.ScopeWebhooksWrite}
+	accB, keyB, err := w.c.NewAccount(ctx, w.env.Prefix+"-squatter@example.com", scopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clB := w.client(2, keyB)
+	if _, err := clB.CreateWebhook(ctx, api.WebhookCreateRequest{URL: w.hooks.srv.URL + "/hook", Events: []string{"*"}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	userB := w.env.Prefix + "b"
+	createdB, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: accB.ID,
+		Plan: "hosting-starter", Domain: name, Username: userB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	idB := createdB.Hosting.ID
+	framework.WaitActionSuccess(t, clB, createdB.Action.ID, 60*time.Second)
+	page(userB, "site of B\n")
+	if code, body := hostenv.Get(t, w.env.HTTPAddr, name, "/"); code != http.StatusOK || body != "site of B\n" {
+		t.Fatalf("the squatted name before: %d %q", code, body)
+	}
+
+	// A attaches and verifies it.
+	d, err := clA.SetCustomDomain(ctx, idA, name, "")
+	if err != nil {
+		t.Fatalf("A attaches the name B holds as an unverified primary domain: %v", err)
+	}
+	publish(t, dns, d.Records)
+	if v, err := clA.VerifyCustomDomain(ctx, idA); err != nil || v.Status != api.CustomDomainVerified {
+		t.Fatalf("A verifies: %+v %v", v, err)
+	}
+	deadline := time.Now().Add(40 * time.Second)
+	for {
+		code, body := hostenv.Get(t, w.env.HTTPAddr, name, "/")
+		resp, hbody, herr := framework.TryHTTPS(tlsAddr, name, roots)
+		if code == http.StatusOK && body == "site of A\n" && herr == nil && resp.StatusCode == http.StatusOK && string(hbody) == "site of A\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("40 s after A verified %s: HTTP %d %q, HTTPS %v %q", name, code, body, herr, hbody)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if u := filepath.Base(mustReadlink(t, filepath.Join(w.env.Root, "hosts", name))); u != w.env.Prefix+"a" {
+		t.Fatalf("hosts/%s routes to %s", name, u)
+	}
+
+	// B's account: still there, its domain released; B was told.
+	if code, body := rawGetWith(t, w, keyB, "/v1/hosting/"+idB); code != http.StatusOK || !strings.Contains(body, `"domain_released_at":"`) || !strings.Contains(body, `"status":"active"`) {
+		t.Fatalf("B's hosting account: %d %s", code, body)
+	}
+	deadline = time.Now().Add(20 * time.Second)
+	for w.hooks.find("hosting.domain.released", "hostingId", idB) == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("no hosting.domain.released for B's account")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if ev := w.hooks.find("hosting.domain.released", "hostingId", idB); ev["domain"] != name || ev["kind"] != "primary" {
+		t.Fatalf("hosting.domain.released: %v", ev)
+	}
+
+	// B cannot take a name A verified.
+	if _, err := clB.SetCustomDomain(ctx, idB, name, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "domain") {
+		t.Fatalf("B attaches A's verified domain: %v", err)
+	}
+	if _, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: accB.ID,
+		Plan: "hosting-starter", Domain: name, Username: w.env.Prefix + "c"}); apiStatus(err) != http.StatusConflict {
+		t.Fatalf("a hosting account of B on A's verified domain: %v", err)
+	}
+
+	// A custom domain B leaves pending does not block A's second site.
+	blog := "blog-" + w.env.Prefix + ".squat.test"
+	if _, err := clB.SetCustomDomain(ctx, idB, blog, ""); err != nil {
+		t.Fatal(err)
+	}
+	own2 := "own2-" + w.env.Prefix + ".squat.test"
+	created2 := w.create(w.env.Prefix+"a2", own2)
+	w.mustSucceed(created2.Action.ID)
+	dns.Add(t, own2+". 60 IN A 127.0.0.1")
+	idA2 := created2.Hosting.ID
+	d2, err := clA.SetCustomDomain(ctx, idA2, blog, "")
+	if err != nil {
+		t.Fatalf("A attaches the name B holds as a pending custom domain: %v", err)
+	}
+	publish(t, dns, d2.Records)
+	if v, err := clA.VerifyCustomDomain(ctx, idA2); err != nil || v.Status != api.CustomDomainVerified {
+		t.Fatalf("A verifies %s: %+v %v", blog, v, err)
+	}
+	if _, err := clB.CustomDomain(ctx, idB); apiStatus(err) != http.StatusNotFound {
+		t.Fatalf("B's pending custom domain after A verified it: %v", err)
+	}
+
+	// B's account deleted: A's name and certificate stay served.
+	acc, err := clB.DeleteHosting(ctx, idB, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	framework.WaitActionSuccess(t, clB, acc.Action.ID, 60*time.Second)
+	if resp, body := framework.GetHTTPS(t, tlsAddr, name, roots); resp.StatusCode != http.StatusOK || string(body) != "site of A\n" {
+		t.Fatalf("HTTPS %s after B's deletion: %d %q", name, resp.StatusCode, body)
+	}
+}
+
+func mustReadlink(t *testing.T, p string) string {
+	t.Helper()
+	s, err := os.Readlink(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// rawGetWith is GET of a /v1 path with key: status and body.
+func rawGetWith(t *testing.T, w *world, key, path string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(context.Background(), "GET", w.c.URL(0)+path, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(b)
+}
