@@ -117,6 +117,20 @@ func checkDiscovery(t *testing.T, base, pub string, hdr map[string]string, devic
 	if want := pub + "/.well-known/oauth-protected-resource/mcp"; mm[1] != want {
 		t.Errorf("%v: the 401 names resource_metadata %q; want %q", hdr, mm[1], want)
 	}
+	// RFC 6750 §3.1: no error code when no credentials were sent; with a
+	// bearer that is not good, error="invalid_token" (a client then drops
+	// the token and authorizes again), and the same resource_metadata.
+	if strings.Contains(wa, "error=") {
+		t.Errorf("%v: the 401 without a token has an error code: %q", hdr, wa)
+	}
+	for _, bad := range []string{"notakeyatall"} {
+		st, h, _ := rawMCP(t, "POST", base+"/mcp", bad, "", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, hdr, 20*time.Second)
+		bw := h.Get("WWW-Authenticate")
+		bm := resourceMetadata.FindStringSubmatch(bw)
+		if st != 401 || !strings.HasPrefix(bw, "Bearer ") || !strings.Contains(bw, `error="invalid_token"`) || bm == nil || bm[1] != mm[1] {
+			t.Errorf("%v: POST /mcp with the bad bearer %q: %d WWW-Authenticate %q; want 401 Bearer error=\"invalid_token\" resource_metadata=%q", hdr, bad, st, bw, mm[1])
+		}
+	}
 
 	var prm struct {
 		Resource             string   `json:"resource"`

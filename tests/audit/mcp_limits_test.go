@@ -80,6 +80,32 @@ func TestMCPRateLimitAsREST(t *testing.T) {
 	if sessions > 10 || pings > 10 {
 		t.Errorf("a key of 10 a minute opened %d MCP sessions of 40 (%d refused) and had %d of 40 pings answered in the same minute; want at most 10 requests", sessions, refused, pings)
 	}
+
+	// Notifications (answered 202, nothing sent back) are requests the
+	// server reads and handles too: a flood of them counts against the
+	// key's limit like any other request.
+	k3, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "ten notifications", Scopes: []string{"account:read"}, RateLimitPerMin: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m3 := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: k3.Key}
+	m3.initialize()
+	accepted, limitedN := 0, 0
+	for i := range 30 {
+		note := fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%d,"reason":"flood"}}`, 1000+i)
+		switch st, _, body := rawMCP(t, "POST", m3.endpoint, k3.Key, m3.session, note, nil, 10*time.Second); st {
+		case 202:
+			accepted++
+		case 429:
+			limitedN++
+		default:
+			t.Errorf("notifications/cancelled: %d %.200s", st, body)
+		}
+	}
+	rep := r.call(f, k3.Key, "GET", "/v1/account", nil, nil)
+	if accepted > 10 || limitedN == 0 || rep.Status != 429 {
+		t.Errorf("a key of 10 a minute sent 30 notifications: %d accepted, %d refused, then REST %d; want at most 10 accepted, the rest and REST 429", accepted, limitedN, rep.Status)
+	}
 }
 
 // TestMCPSlowStreamsDoNotBlock: clients that open the session's GET stream

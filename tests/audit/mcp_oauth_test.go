@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -277,12 +278,23 @@ func TestMCPTokenAudienceAndScopes(t *testing.T) {
 		"create_webhook": {"body": map[string]any{"url": "https://good.example/h", "events": []string{"*"}}},
 		"list_servers":   {},
 		"get_wallet":     {},
-		"create_server":  {"body": serverBody("x")},
+		"order_server":   {"body": serverBody("x")},
 		"create_api_key": {"body": map[string]any{"name": "k", "scopes": []string{"account:read"}}},
 	} {
-		tr := m.call(name, args)
-		if !tr.refused() || tr.isError && tr.status != 403 && tr.rpcErr == nil {
-			t.Errorf("%s with a token without its scope: %.300s; want refused (403 or a JSON-RPC error)", name, tr.raw)
+		// The MCP authorization spec's runtime insufficient-scope error:
+		// HTTP 403, WWW-Authenticate Bearer error="insufficient_scope" with
+		// the scopes to step up to (those granted and the tool's) and the
+		// resource metadata.
+		raw, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 50, "method": "tools/call", "params": map[string]any{"name": name, "arguments": args}})
+		st, h, body := rawMCP(t, "POST", m.endpoint, mcpAT, m.session, string(raw), nil, 20*time.Second)
+		wa := h.Get("WWW-Authenticate")
+		sc := challengeParam(wa, "scope")
+		need := outside[strings.ReplaceAll(name, "_", "")]
+		if st != 403 || !strings.HasPrefix(wa, "Bearer ") || challengeParam(wa, "error") != "insufficient_scope" ||
+			challengeParam(wa, "resource_metadata") != pub+"/.well-known/oauth-protected-resource/mcp" ||
+			need == "" || !slices.Contains(strings.Fields(sc), need) || !slices.Contains(strings.Fields(sc), "account:read") || !slices.Contains(strings.Fields(sc), "tickets:read") {
+			t.Errorf("%s with a token without its scope %s: %d WWW-Authenticate %q %.200s; want 403 Bearer error=\"insufficient_scope\" scope=\"account:read tickets:read %s\" resource_metadata=…",
+				name, need, st, wa, body, need)
 		}
 	}
 	var tl2 struct {
@@ -292,7 +304,57 @@ func TestMCPTokenAudienceAndScopes(t *testing.T) {
 	if tl2.Total != tl.Total || r.charged(r.keyA) != before {
 		t.Errorf("refused tool calls changed A's account")
 	}
+
+	// Step-up as an MCP client does it: authorize again with the scope of
+	// the challenge; the new token calls the tool.
+	raw, _ := json.Marshal(map[string]any{"jsonrpc": "2.0", "id": 51, "method": "tools/call", "params": map[string]any{"name": "get_wallet", "arguments": map[string]any{}}})
+	_, h, _ := rawMCP(t, "POST", m.endpoint, mcpAT, m.session, string(raw), nil, 20*time.Second)
+	verifier, challenge := pkce()
+	code := o.code(o.authorizeURL(client, cb, challenge, map[string]string{"scope": challengeParam(h.Get("WWW-Authenticate"), "scope"), "resource": pub + "/mcp"}), r.keyA)
+	form := exchange(client, code, cb, verifier)
+	form.Set("resource", pub+"/mcp")
+	status, tok = o.token(form)
+	upAT, _ := tok["access_token"].(string)
+	if status != 200 || upAT == "" {
+		t.Fatalf("step-up token: %d %v", status, tok)
+	}
+	up := &mcpSession{t: t, endpoint: base + "/mcp", token: upAT}
+	up.initialize()
+	if tr := up.call("get_wallet", map[string]any{}); tr.isError || tr.rpcErr != nil {
+		t.Errorf("get_wallet after step-up to %q: %.300s", challengeParam(h.Get("WWW-Authenticate"), "scope"), tr.raw)
+	}
+	if tr := up.call("get_account", map[string]any{}); tr.isError || tr.rpcErr != nil {
+		t.Errorf("get_account after step-up (a scope granted before): %.300s", tr.raw)
+	}
+
+	// scopes_supported of /mcp's protected-resource metadata holds every
+	// scope a tool needs (a client that asks for scopes_supported can
+	// call every tool the user may grant).
+	var prm struct {
+		ScopesSupported []string `json:"scopes_supported"`
+	}
+	getJSON(t, base+"/.well-known/oauth-protected-resource/mcp", nil, &prm)
+	for n, sc := range outside {
+		if !slices.Contains(prm.ScopesSupported, sc) {
+			t.Errorf("the tool of %s needs %s, not in scopes_supported %v", n, sc, prm.ScopesSupported)
+		}
+	}
+	for _, sc := range []string{"account:read", "tickets:read"} {
+		if !slices.Contains(prm.ScopesSupported, sc) {
+			t.Errorf("scopes_supported %v lacks %s", prm.ScopesSupported, sc)
+		}
+	}
 	_ = api.AllScopes
+}
+
+// challengeParam is the value of the auth-param name of a WWW-Authenticate
+// challenge (quoted or a token), "" when absent.
+func challengeParam(wa, name string) string {
+	m := regexp.MustCompile(`(?:^|[\s,])` + regexp.QuoteMeta(name) + `=(?:"([^"]*)"|([^\s,]+))`).FindStringSubmatch(strings.TrimPrefix(wa, "Bearer "))
+	if m == nil {
+		return ""
+	}
+	return m[1] + m[2]
 }
 
 // TestMCPOAuthNativeClients: what desktop MCP clients (and browser-based

@@ -145,10 +145,21 @@ func TestMCPSessionsOutsideIn(t *testing.T) {
 	if _, err := r.c.AnyAlive(nil).Admin().RevokeKey(r.ctx, k.Info.ID); err != nil {
 		t.Fatal(err)
 	}
+	// RFC 6750 §3.1: a token sent but no longer good is invalid_token; the
+	// challenge names the resource metadata under the --public-url.
+	challenge := func(what string, hdr http.Header) {
+		t.Helper()
+		wa := hdr.Get("WWW-Authenticate")
+		if !strings.HasPrefix(wa, "Bearer ") || !strings.Contains(wa, `error="invalid_token"`) ||
+			!strings.Contains(wa, `resource_metadata="https://api.audit.example/.well-known/oauth-protected-resource/mcp"`) {
+			t.Errorf("%s: 401 with WWW-Authenticate %q; want Bearer error=\"invalid_token\" and resource_metadata under the public URL", what, wa)
+		}
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		st, _, body := rawMCP(t, "POST", ep, k.Key, m.session, toolCallGetAccount, nil, 10*time.Second)
+		st, hdr, body := rawMCP(t, "POST", ep, k.Key, m.session, toolCallGetAccount, nil, 10*time.Second)
 		if st == 401 {
+			challenge("the session of a revoked key", hdr)
 			break
 		}
 		if time.Now().After(deadline) {
@@ -183,9 +194,7 @@ func TestMCPSessionsOutsideIn(t *testing.T) {
 	for {
 		st, hdr, body := rawMCP(t, "POST", ep, at, m.session, toolCallGetAccount, nil, 10*time.Second)
 		if st == 401 {
-			if !strings.Contains(hdr.Get("WWW-Authenticate"), "resource_metadata=") {
-				t.Errorf("401 after revocation without resource_metadata: %q", hdr.Get("WWW-Authenticate"))
-			}
+			challenge("the session of a revoked access token", hdr)
 			break
 		}
 		if time.Now().After(deadline) {

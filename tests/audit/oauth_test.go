@@ -423,11 +423,11 @@ func TestMCPOutsideIn(t *testing.T) {
 			t.Errorf("tools/list lacks %s (within %v): %v", name, scopes, listed)
 		}
 	}
-	// A tool outside the scopes, called anyway: refused, nothing made.
-	_, out := m.post("tools/call", map[string]any{"name": "create_ticket", "arguments": map[string]any{"body": map[string]any{"subject": "s", "message": "m"}}}, false)
-	res, _ := out["result"].(map[string]any)
-	if out["error"] == nil && (res == nil || res["isError"] != true) {
-		t.Errorf("create_ticket with a key without tickets:write: %v; want an error", out)
+	// A tool outside the scopes, called anyway: refused (the MCP
+	// authorization spec's 403 insufficient_scope challenge), nothing made.
+	resp, out := m.post("tools/call", map[string]any{"name": "create_ticket", "arguments": map[string]any{"body": map[string]any{"subject": "s", "message": "m"}}}, false)
+	if wa := resp.Header.Get("WWW-Authenticate"); resp.StatusCode != 403 || !strings.Contains(wa, `error="insufficient_scope"`) || !strings.Contains(wa, "tickets:write") {
+		t.Errorf("create_ticket with a key without tickets:write: %d %q %v; want 403 insufficient_scope naming tickets:write", resp.StatusCode, wa, out)
 	}
 	var tl struct {
 		Total int `json:"total"`
@@ -439,7 +439,7 @@ func TestMCPOutsideIn(t *testing.T) {
 
 	// Another account's bearer on this session: it never acts as A.
 	mb := &mcpSession{t: t, endpoint: m.endpoint, token: r.keyB, session: m.session, id: 100}
-	resp, out := mb.post("tools/call", map[string]any{"name": "get_account", "arguments": map[string]any{}}, false)
+	resp, out = mb.post("tools/call", map[string]any{"name": "get_account", "arguments": map[string]any{}}, false)
 	if raw, _ := json.Marshal(out); resp.StatusCode == 200 && strings.Contains(string(raw), r.accA.ID) {
 		t.Errorf("B's key on A's MCP session read A's account: %s", raw)
 	}
@@ -447,7 +447,7 @@ func TestMCPOutsideIn(t *testing.T) {
 	// A secret through MCP: the answer must not be stored by a cache.
 	rc := newReceiver(t)
 	resp, out = m.post("tools/call", map[string]any{"name": "create_webhook", "arguments": map[string]any{"body": map[string]any{"url": rc.URL, "events": []string{"*"}}}}, false)
-	res, _ = out["result"].(map[string]any)
+	res, _ := out["result"].(map[string]any)
 	raw, _ := json.Marshal(res)
 	if res == nil || res["isError"] == true || !strings.Contains(string(raw), "whsec_") {
 		t.Fatalf("create_webhook through MCP: %v", out)

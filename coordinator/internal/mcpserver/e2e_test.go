@@ -75,6 +75,21 @@ func callTool(t *testing.T, cs *mcp.ClientSession, name string, args map[string]
 	return r
 }
 
+// initSession opens a session on base's /mcp with key over plain HTTP
+// (initialize, then notifications/initialized) and returns its id.
+func initSession(t *testing.T, base, key string) string {
+	t.Helper()
+	resp, raw := framework.Fetch(t, nil, mcpserver.RPCRequest(base+"/mcp", key, "", mcpserver.InitializeBody))
+	sess := resp.Header.Get("Mcp-Session-Id")
+	if resp.StatusCode != 200 || sess == "" {
+		t.Fatalf("initialize: %d %s", resp.StatusCode, raw)
+	}
+	if resp, raw := framework.Fetch(t, nil, mcpserver.RPCRequest(base+"/mcp", key, sess, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)); resp.StatusCode != http.StatusAccepted {
+		t.Fatalf("notifications/initialized: %d %s", resp.StatusCode, raw)
+	}
+	return sess
+}
+
 func resultText(t *testing.T, r *mcp.CallToolResult) string {
 	t.Helper()
 	if len(r.Content) != 1 {
@@ -159,6 +174,9 @@ func TestMCPEndToEnd(t *testing.T) {
 			}
 			resp, raw := framework.Fetch(t, nil, req)
 			want := `Bearer resource_metadata="` + c.URL(0) + `/.well-known/oauth-protected-resource/mcp"`
+			if strings.HasPrefix(auth, "Bearer ") { // sent, not good: RFC 6750 §3.1's error code
+				want += `, error="invalid_token", error_description="invalid API key"`
+			}
 			if resp.StatusCode != 401 || resp.Header.Get("WWW-Authenticate") != want {
 				t.Errorf("Authorization %q: %d, WWW-Authenticate %q; want 401 with %s", auth, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), want)
 			}
@@ -420,14 +438,24 @@ func TestMCPEndToEnd(t *testing.T) {
 		if tools["list_servers"] == nil || tools["create_ticket"] == nil {
 			t.Errorf("default-scope key misses list_servers/create_ticket: %d tools", len(tools))
 		}
-		r := callTool(t, ncs, "terminate_server", map[string]any{"id": "srv_doesnotexist"})
+		// The MCP authorization spec's insufficient-scope error: HTTP 403
+		// with a challenge naming the scope to step up to.
+		_, err := ncs.CallTool(ctx, &mcp.CallToolParams{Name: "terminate_server", Arguments: map[string]any{"id": "srv_doesnotexist"}})
+		if err == nil || !strings.Contains(err.Error(), "Forbidden") {
+			t.Errorf("terminate_server without the scope: %v; want the HTTP 403 insufficient_scope challenge", err)
+		}
+		sess := initSession(t, c.URL(0), key)
+		resp, raw := framework.Fetch(t, nil, mcpserver.RPCRequest(c.URL(0)+"/mcp", key, sess,
+			`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"terminate_server","arguments":{"id":"srv_doesnotexist"}}}`))
 		var e api.Error
-		_ = json.Unmarshal([]byte(resultText(t, r)), &e)
-		if !r.IsError || e.StatusCode != 403 || e.Code != "missing_scope" {
-			t.Errorf("terminate_server without the scope: %s", resultText(t, r))
+		_ = json.Unmarshal(raw, &e)
+		wa := resp.Header.Get("WWW-Authenticate")
+		if resp.StatusCode != 403 || e.Code != "missing_scope" || !strings.Contains(wa, `error="insufficient_scope"`) ||
+			!strings.Contains(wa, `servers:destroy"`) || !strings.Contains(wa, `resource_metadata="`+c.URL(0)+`/.well-known/oauth-protected-resource/mcp"`) {
+			t.Errorf("terminate_server without the scope: %d %s WWW-Authenticate %q", resp.StatusCode, raw, wa)
 		}
 		// With the scope the same call reaches the handler (no such server).
-		r = callTool(t, cs, "terminate_server", map[string]any{"id": "srv_doesnotexist"})
+		r := callTool(t, cs, "terminate_server", map[string]any{"id": "srv_doesnotexist"})
 		if !r.IsError || r.Meta["hostplane/status"] != 404.0 {
 			t.Errorf("terminate_server with the scope: %s", resultText(t, r))
 		}
@@ -436,15 +464,21 @@ func TestMCPEndToEnd(t *testing.T) {
 
 // TestMCPRateLimit: tool calls count against the key's REST rate limit.
 func TestMCPRateLimit(t *testing.T) {
-	c := testcluster.New(t, 1, testcluster.WithRateLimit(3))
+	// The session's own requests (the Go SDK client's server/discover
+	// probe, initialize, the GET of its stream, notifications/initialized)
+	// count too: at 8 a minute, 3 to 7 of 7 calls, then 429.
+	c := testcluster.New(t, 1, testcluster.WithRateLimit(8))
 	_, key := c.NewAccount("mcp-rl@example.com", readScopes...)
 	cs := mcpClient(t, c, key)
 	var last *mcp.CallToolResult
-	for i := 0; i < 4; i++ {
-		last = callTool(t, cs, "get_account", nil)
+	ok := 0
+	for i := 0; i < 7; i++ {
+		if last = callTool(t, cs, "get_account", nil); !last.IsError {
+			ok++
+		}
 	}
-	if !last.IsError || last.Meta["hostplane/status"] != 429.0 || !strings.Contains(resultText(t, last), "rate_limited") {
-		t.Fatalf("4th call at 3/min: %s", resultText(t, last))
+	if ok < 3 || ok > 6 || !last.IsError || last.Meta["hostplane/status"] != 429.0 || !strings.Contains(resultText(t, last), "rate_limited") {
+		t.Fatalf("7 calls at 8/min: %d answered, the last %s", ok, resultText(t, last))
 	}
 	if st, _ := rest(t, c, key, "GET", "/v1/account", ""); st != 429 {
 		t.Fatalf("REST after the tool calls: %d, want 429 (one shared limit)", st)

@@ -335,7 +335,7 @@ func (f *fastCalls) serveBody(w http.ResponseWriter, r *http.Request, c httpapi.
 		return false
 	}
 	t := f.tools.ByName(p.Name)
-	if t == nil {
+	if t == nil || !t.allows(c.Scopes) { // NewHTTPHandler answers the scope challenge
 		return false
 	}
 	// The Who the SDK's path makes of the same request (whoFrom).

@@ -85,7 +85,7 @@ func TestFastPathMatchesSDK(t *testing.T) {
 		{name: "arguments not an object", body: call("6", `[1,2]`), fast: true, want: `must be a JSON object`},
 		{name: "missing argument", body: call("7", `{}`), fast: true, want: `required`},
 		{name: "no arguments", body: `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"get_ticket"}}`, fast: true, want: `required`},
-		{name: "scope refused", key: readKey, sess: readSess, body: `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"create_ticket","arguments":{"body":{"subject":"s","message":"m"}}}}`, fast: true, want: `"isError":true`},
+		{name: "scope refused", key: readKey, sess: readSess, body: `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"create_ticket","arguments":{"body":{"subject":"s","message":"m"}}}}`, want: `error="insufficient_scope", scope="tickets:read tickets:write"`},
 		{name: "unknown tool", body: `{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"no_such_tool","arguments":{}}}`, want: `unknown tool`},
 		{name: "missing session", sess: "nosuchsession", body: call("11", `{"id":"`+tk.ID+`"}`), want: `session not found`},
 		{name: "wrong protocol version", body: call("12", `{"id":"`+tk.ID+`"}`), edit: version("1999-01-01"), want: `Unsupported protocol version`},

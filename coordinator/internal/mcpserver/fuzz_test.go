@@ -17,11 +17,13 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// allowAll authenticates every request as one caller with the stand-in scopes.
+// allowAll authenticates every request as one caller with the stand-in
+// scopes but widgets:write, so delete_widget is the insufficient_scope
+// challenge.
 type allowAll struct{}
 
 func (allowAll) Authenticate(*http.Request) (httpapi.Caller, *api.Error) {
-	return httpapi.Caller{KeyID: "key_1", AccountID: "acc_1", Scopes: []string{"widgets:read", "widgets:write", "orders:write"}}, nil
+	return httpapi.Caller{KeyID: "key_1", AccountID: "acc_1", Scopes: []string{"widgets:read", "orders:write"}}, nil
 }
 
 // FuzzMCPBody posts arbitrary bodies to /mcp on an initialized session (the
@@ -36,6 +38,7 @@ func FuzzMCPBody(f *testing.F) {
 		`[{"jsonrpc":"2.0","id":4,"method":"ping"}]`,
 		`{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get_widget","arguments":{"id":{"$ref":"x"}}}}`,
 		`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":2}}`,
+		`{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"delete_widget","arguments":{"id":"1"}}}`,
 		`{`, `null`, `""`,
 	} {
 		f.Add(s)
@@ -59,6 +62,7 @@ func FuzzFastPathMatchesSDK(f *testing.F) {
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"order_widget","arguments":{"body":{"size":"s"}}}}`,
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_widget","arguments":[1,2]}}`,
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_widget"}}`,
+		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"delete_widget","arguments":{"id":"1"}}}`,
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_widget","arguments":null}}`,
 		`{"jsonrpc":"2.0","id":2,"Method":"tools/call","params":{"name":"get_widget","arguments":{"id":"1"}}}`,
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"Name":"get_widget","arguments":{"id":"1"}}}`,

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -110,8 +111,7 @@ func filterTools(tools *Tools) mcp.Middleware {
 			}
 			kept := lr.Tools[:0:0]
 			for _, def := range lr.Tools {
-				if t := tools.ByName(def.Name); t != nil && (t.Op.Scope == "" || hpauth.HasScope(ti.TokenInfo.Scopes, t.Op.Scope) ||
-					t.Op.AltScope != "" && hpauth.HasScope(ti.TokenInfo.Scopes, t.Op.AltScope)) {
+				if t := tools.ByName(def.Name); t != nil && t.allows(ti.TokenInfo.Scopes) {
 					kept = append(kept, def)
 				}
 			}
@@ -236,19 +236,22 @@ type Authenticator interface {
 }
 
 // RequestCounter is an Authenticator that also counts requests against the
-// caller's per-minute limit (httpapi.API). /mcp counts every request that
-// asks for an answer (initialize, ping, tools/list, the GET of a session's
-// stream, its DELETE, anything malformed) but a call of a known tool, which
-// its /v1 route counts when it is dispatched; notifications (202, nothing
-// answered) are not counted. So one key cannot open sessions
-// (held in memory up to SessionTimeout) or keep the SDK busy without bound.
+// caller's per-minute limit (httpapi.API). /mcp counts every request but a
+// call of a known tool that the caller's scopes allow, which its /v1 route
+// counts when it is dispatched: initialize, ping, tools/list, the GET of a
+// session's stream, its DELETE, anything malformed, and notifications
+// (notifications/initialized, cancelled, …: answered 202, but each one is a
+// request the SDK reads and handles). So one key cannot open sessions (held
+// in memory up to SessionTimeout) or keep the SDK busy without bound. A call
+// refused for its scope (insufficient_scope) is counted here, as /v1 counts
+// its own refusals.
 type RequestCounter interface {
 	CountRequest(w http.ResponseWriter, r *http.Request, c httpapi.Caller) *api.Error
 }
 
-// counted reports whether a POSTed body counts against the caller's limit
-// here (RequestCounter).
-func counted(tools *Tools, body []byte) bool {
+// toolCall is the tool a POSTed body calls when it is one tools/call request
+// (with an id) of a known tool, else nil.
+func toolCall(tools *Tools, body []byte) *Tool {
 	var m struct {
 		ID     json.RawMessage `json:"id"`
 		Method string          `json:"method"`
@@ -256,13 +259,44 @@ func counted(tools *Tools, body []byte) bool {
 			Name string `json:"name"`
 		} `json:"params"`
 	}
-	if json.Unmarshal(body, &m) != nil {
-		return true
+	if json.Unmarshal(body, &m) != nil || m.ID == nil || m.Method != "tools/call" {
+		return nil
 	}
-	if m.ID == nil { // a notification
-		return false
+	return tools.ByName(m.Params.Name)
+}
+
+// allows reports whether scopes let the caller use t (its scope, or its
+// alternative scope, or none needed), as the /v1 route decides.
+func (t *Tool) allows(scopes []string) bool {
+	return t.Op.Scope == "" || hpauth.HasScope(scopes, t.Op.Scope) || t.Op.AltScope != "" && hpauth.HasScope(scopes, t.Op.AltScope)
+}
+
+// stepUpScopes is the scope parameter of an insufficient_scope challenge
+// for t: the scopes the caller holds and the one t needs (MCP authorization,
+// "Scope Challenge Handling", the recommended approach: a client that
+// re-authorizes with them keeps what it was granted).
+func stepUpScopes(held []string, t *Tool) string {
+	out := make([]string, 0, len(held)+1)
+	for _, s := range held {
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
 	}
-	return m.Method != "tools/call" || tools.ByName(m.Params.Name) == nil
+	if !slices.Contains(out, t.Op.Scope) {
+		out = append(out, t.Op.Scope)
+	}
+	return strings.Join(out, " ")
+}
+
+// challengeValue is s fit for a quoted auth-param of WWW-Authenticate
+// (RFC 6750 §3: printable ASCII but the double quote and the backslash).
+func challengeValue(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 || r > 0x7e || r == '"' || r == '\\' {
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // HTTPOptions configure the /mcp handler.
@@ -313,18 +347,41 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streamable)
 	counter, _ := authn.(RequestCounter)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		fail := func(e *api.Error) {
-			meta := opts.ResourceMetadataURL
-			if meta == "" {
-				meta = baseURL(r) + "/.well-known/oauth-protected-resource/mcp"
-			}
-			if e.StatusCode == http.StatusUnauthorized {
-				w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer resource_metadata=%q`, meta))
-			}
+		meta := opts.ResourceMetadataURL
+		if meta == "" {
+			meta = baseURL(r) + "/.well-known/oauth-protected-resource/mcp"
+		}
+		answer := func(e *api.Error) {
 			w.Header().Set("Content-Type", "application/json")
 			w.WriteHeader(e.StatusCode)
 			e.RequestID = w.Header().Get("X-Request-Id")
 			_ = json.NewEncoder(w).Encode(e)
+		}
+		// fail answers e; a 401 challenges the client to authorize (MCP
+		// authorization: resource_metadata names where), with RFC 6750
+		// §3.1's error="invalid_token" when a bearer was sent and is not
+		// good (malformed, unknown, expired, revoked, for another
+		// resource), and no error code when none was sent.
+		fail := func(e *api.Error) {
+			if e.StatusCode == http.StatusUnauthorized {
+				ch := fmt.Sprintf(`Bearer resource_metadata=%q`, meta)
+				if bearerShaped(r.Header.Get("Authorization")) {
+					ch += fmt.Sprintf(`, error="invalid_token", error_description="%s"`, challengeValue(e.Message))
+				}
+				w.Header().Set("WWW-Authenticate", ch)
+			}
+			answer(e)
+		}
+		// insufficient answers a tools/call of t that the caller's scopes
+		// do not allow as the MCP authorization spec's runtime
+		// insufficient-scope error: HTTP 403 with error="insufficient_scope",
+		// the scopes to ask for and resource_metadata, so a client can
+		// step up its authorization and retry. Nothing is dispatched.
+		insufficient := func(t *Tool, c httpapi.Caller) {
+			msg := fmt.Sprintf("the tool %s needs the %q scope, which this token or API key lacks", t.Def.Name, t.Op.Scope)
+			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer error="insufficient_scope", scope="%s", resource_metadata=%q, error_description="%s"`,
+				challengeValue(stepUpScopes(c.Scopes, t)), meta, challengeValue(msg)))
+			answer(api.NewError(http.StatusForbidden, "missing_scope", msg))
 		}
 		if !bearerShaped(r.Header.Get("Authorization")) {
 			fail(api.NewError(http.StatusUnauthorized, "missing_api_key", "missing credentials: send Authorization: Bearer <API key or access token>"))
@@ -351,11 +408,16 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 				return
 			}
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
-			if counter != nil && counted(tools, body) {
+			t := toolCall(tools, body)
+			if counter != nil && (t == nil || !t.allows(c.Scopes)) {
 				if aerr := counter.CountRequest(w, r, c); aerr != nil {
 					fail(aerr)
 					return
 				}
+			}
+			if t != nil && !t.allows(c.Scopes) {
+				insufficient(t, c)
+				return
 			}
 		} else if counter != nil {
 			if aerr := counter.CountRequest(w, r, c); aerr != nil {
