@@ -139,6 +139,10 @@ const (
 	AttemptRetrying  = "retrying"  // failed; another attempt is scheduled at next_attempt_at
 	AttemptFailed    = "failed"    // failed; the retry window is over, the delivery failed
 	AttemptDisabled  = "disabled"  // 410 Gone: the subscription was disabled
+	// AttemptExpired: not sent; the delivery was held while its subscription
+	// was paused or disabled, and at the resume its retry window (counted from
+	// its first attempt) was over. The delivery failed; a redeliver sends it.
+	AttemptExpired = "expired"
 )
 
 // WebhookDelivery is one (event, subscription) pair. Its id is stable across

@@ -22,6 +22,17 @@ const (
 	CmdWebhookRedeliver    CommandType = 25
 )
 
+// levelWebhookHold is the semantics level from which a pause, or the
+// disable after a 410, holds the subscription's pending deliveries (pending,
+// not attempted) for the resume instead of failing them.
+const levelWebhookHold uint16 = 2
+
+// OutcomeHeld is the outcome of a record the dispatcher writes, in place of
+// an attempt, for an event committed before its subscription's pause that it
+// had not handed out yet: the delivery is created pending (held), nothing is
+// logged. Only a dispatcher reading a subscription paused at level 2 writes it.
+const OutcomeHeld = "held"
+
 // webhookHandlers are the webhook subscription and delivery commands.
 var webhookHandlers = map[CommandType]handlerFunc{
 	CmdWebhookCreate:       typed(applyWebhookCreate),
@@ -188,17 +199,61 @@ func applyWebhookUpdate(c *applyCtx, p WebhookUpdate) (any, error) {
 	}
 	if p.Active != nil && *p.Active != w.Active {
 		w.Active = *p.Active
+		hold := c.r.ClusterLevel() >= levelWebhookHold
 		if w.Active {
-			w.ActiveSince, w.DisabledReason = c.index, ""
+			if hold && w.PausedSince != 0 {
+				if err := setPendingNext(c, w.ID, &c.at); err != nil {
+					return nil, err
+				}
+			}
+			w.ActiveSince, w.DisabledReason, w.PausedSince = c.index, "", 0
 		} else {
 			w.DisabledReason = "paused"
-			if err := failPendingDeliveries(c, w.ID); err != nil {
+			if err := pauseDeliveries(c, &w, hold); err != nil {
 				return nil, err
 			}
 		}
 	}
 	w.UpdatedAt = c.at
 	return putWebhook(c, w)
+}
+
+// pauseDeliveries deals with a subscription's pending deliveries as it
+// becomes inactive: from level 2 (hold) they stay pending with no attempt
+// scheduled, held for the resume, and the subscription records the index of
+// the pause; below it they are failed, as the releases before did.
+func pauseDeliveries(c *applyCtx, w *store.Webhook, hold bool) error {
+	if !hold {
+		return failPendingDeliveries(c, w.ID)
+	}
+	w.PausedSince = c.index
+	return setPendingNext(c, w.ID, nil)
+}
+
+// setPendingNext sets the next attempt time of every pending delivery of a
+// subscription: nil while it is paused, the resume's time when it resumes.
+func setPendingNext(c *applyCtx, webhookID string, next *time.Time) error {
+	prefix := []byte(webhookID + "/")
+	var keys [][]byte
+	cur := c.tx.Bucket(store.BucketWebhookPending).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		keys = append(keys, append([]byte{}, k...))
+	}
+	for _, k := range keys {
+		var d store.Delivery
+		if err := store.GetJSON(c.tx, store.BucketWebhookDeliveries, k, &d); err != nil || d.Status != api.DeliveryPending {
+			continue
+		}
+		d.NextAttemptAt, d.UpdatedAt = nil, c.at
+		if next != nil {
+			at := *next
+			d.NextAttemptAt = &at
+		}
+		if err := store.PutJSON(c.tx, store.BucketWebhookDeliveries, k, d); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // failPendingDeliveries marks every pending delivery of a subscription failed.
@@ -376,7 +431,7 @@ func applyWebhookAttempts(c *applyCtx, p WebhookAttempts) (any, error) {
 					w.DisabledReason = "disabled after the receiver answered 410 Gone"
 				}
 				s.dirty = true
-				if err := failPendingDeliveries(c, w.ID); err != nil {
+				if err := pauseDeliveries(c, w, c.r.ClusterLevel() >= levelWebhookHold); err != nil {
 					return nil, err
 				}
 			}
@@ -449,6 +504,10 @@ func recordAttempt(c *applyCtx, s *attemptSub, r *WebhookAttemptRecord) (bool, e
 	key := store.WebhookKey(s.id, r.DeliveryID)
 	var d store.Delivery
 	err := store.GetJSON(c.tx, store.BucketWebhookDeliveries, key, &d)
+	if r.Outcome == OutcomeHeld {
+		return false, recordHeld(c, s, r, key, err)
+	}
+	hold := c.r.ClusterLevel() >= levelWebhookHold
 	switch {
 	case err == store.ErrNotFound:
 		if r.Event == nil {
@@ -475,13 +534,24 @@ func recordAttempt(c *applyCtx, s *attemptSub, r *WebhookAttemptRecord) (bool, e
 			if err != nil {
 				return false, err
 			}
-			if w.Active && r.NextAttemptAt != nil {
+			switch {
+			case w.Active && r.NextAttemptAt != nil:
 				next := *r.NextAttemptAt
 				d.NextAttemptAt = &next
+			case hold && w.Holding() && r.NextAttemptAt != nil:
+				d.NextAttemptAt = nil // paused since: held for the resume
+			default:
+				d.Status, d.NextAttemptAt = api.DeliveryFailed, nil
+			}
+		case api.AttemptDisabled:
+			if hold {
+				// The 410 disables the subscription (applyWebhookAttempts);
+				// the delivery is held with the others for the resume.
+				d.NextAttemptAt = nil
 			} else {
 				d.Status, d.NextAttemptAt = api.DeliveryFailed, nil
 			}
-		default: // failed, disabled
+		default: // failed, expired
 			d.Status, d.NextAttemptAt = api.DeliveryFailed, nil
 		}
 		pend := c.tx.Bucket(store.BucketWebhookPending)
@@ -509,6 +579,36 @@ func recordAttempt(c *applyCtx, s *attemptSub, r *WebhookAttemptRecord) (bool, e
 	}
 	s.nAtt++
 	return true, nil
+}
+
+// recordHeld creates, pending and held, the delivery of an event its
+// subscription was paused before the dispatcher handed it out (err is the
+// delivery's lookup). An existing delivery is left as it is; nothing is logged.
+func recordHeld(c *applyCtx, s *attemptSub, r *WebhookAttemptRecord, key []byte, err error) error {
+	if err != store.ErrNotFound {
+		return err
+	}
+	if r.Event == nil || c.r.ClusterLevel() < levelWebhookHold {
+		return nil
+	}
+	w, err := s.load(c.tx)
+	if err != nil {
+		return err
+	}
+	d := store.Delivery{WebhookDelivery: api.WebhookDelivery{
+		ID: r.DeliveryID, WebhookID: s.id, EventID: r.Event.ID, EventType: r.Event.Type,
+		Status: api.DeliveryPending, Chain: r.Chain, CreatedAt: c.at, UpdatedAt: c.at,
+	}, Event: *r.Event}
+	if !w.Holding() {
+		// Resumed since: the dispatcher sends it with the other held ones.
+		at := c.at
+		d.NextAttemptAt = &at
+	}
+	s.nDlv++
+	if err := store.PutJSON(c.tx, store.BucketWebhookDeliveries, key, d); err != nil {
+		return err
+	}
+	return c.tx.Bucket(store.BucketWebhookPending).Put(key, []byte{})
 }
 
 // trimFrontCount deletes up to n of the oldest keys under webhookID/ (skipping

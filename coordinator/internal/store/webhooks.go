@@ -35,9 +35,30 @@ type Webhook struct {
 	DisabledReason string   `json:"disabled_reason,omitempty"`
 	// ActiveSince is the Raft index from which events are delivered: the create or
 	// the last resume. Events committed while paused or before creation never are.
-	ActiveSince uint64    `json:"active_since"`
+	ActiveSince uint64 `json:"active_since"`
+	// PausedSince is the Raft index of the pause (or the disable after a 410)
+	// that holds the subscription's pending deliveries, set from semantics
+	// level 2: while it is set and the subscription is inactive, a pending
+	// delivery stays pending and is not attempted, and events committed
+	// before it are still delivered; the resume sends them. 0: not paused,
+	// or paused before level 2 (its pending deliveries were failed).
+	PausedSince uint64    `json:"paused_since,omitempty"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Holding reports whether the subscription is paused with its pending
+// deliveries held for the resume.
+func (w Webhook) Holding() bool { return !w.Active && w.PausedSince != 0 }
+
+// Takes reports whether an event committed at Raft index index is delivered
+// to the subscription: committed after the create or last resume, and
+// before the pause that holds it if paused.
+func (w Webhook) Takes(index uint64) bool {
+	if index <= w.ActiveSince {
+		return false
+	}
+	return w.Active || (w.PausedSince != 0 && index < w.PausedSince)
 }
 
 // Public is the API form with the secret masked.

@@ -180,6 +180,7 @@ type job struct {
 	first      bool   // first attempt of chain 1: the record carries the event
 	cursorKey  string // outbox key the cursor waits on ("" if none)
 	due        time.Time
+	held       bool // was held while its subscription was paused
 }
 
 type result struct {
@@ -209,6 +210,10 @@ type run struct {
 	mu      sync.Mutex
 	queues  map[string]*subQueue
 	tracked map[string]int // deliveryID → chain owned in memory
+	// held are the deliveries of paused subscriptions (Webhook.Holding),
+	// by webhook id, released to the timers when the subscription resumes
+	// or goes away (loadSubs).
+	held map[string][]*job
 
 	timers *timerQueue
 	wg     sync.WaitGroup
@@ -225,6 +230,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	r := &run{
 		d: d, ctx: ctx, tracker: newCursorTracker(), results: make(chan result, 8192),
 		slots: newFairSlots(d.opt.MaxInFlight, d.opt.MaxInFlight/2), queues: map[string]*subQueue{}, tracked: map[string]int{},
+		held:   map[string][]*job{},
 		timers: newTimerQueue(),
 	}
 	var cursor []byte
@@ -279,6 +285,32 @@ func (r *run) loadSubs(tx store.ReadTx) {
 	r.subs.Store(&m)
 	r.byAcct = by
 	r.subsVersion = tx.WebhookMeta(store.WebhookSubsVersionKey)
+	r.releaseHeld(m)
+}
+
+// releaseHeld hands the held deliveries of every subscription no longer
+// paused (resumed, or deleted: attempt drops those) to the timers, due now;
+// the timers hand equal-due jobs out in delivery-id order, the events'
+// order (PerWebhook are sent at once, so a receiver may see another order).
+func (r *run) releaseHeld(subs map[string]*sub) {
+	var out []*job
+	r.mu.Lock()
+	for id, js := range r.held {
+		if s := subs[id]; s == nil || !s.w.Holding() {
+			out = append(out, js...)
+			delete(r.held, id)
+		}
+	}
+	r.mu.Unlock()
+	if len(out) == 0 {
+		return
+	}
+	now := r.d.clock.Now()
+	for _, j := range out {
+		j.due = now
+		r.timers.add(j)
+	}
+	r.d.log.Info("webhook deliveries held while paused released", "deliveries", len(out))
 }
 
 // scanPending schedules every pending delivery the run does not own yet (at
@@ -404,7 +436,7 @@ func (r *run) fanOut(tx store.ReadTx, ev *store.Event) {
 	typ := r.d.opt.Dialect.Event(ev.Type)
 	for _, id := range r.byAcct[ev.AccountID] {
 		s := subs[id]
-		if s == nil || !s.w.Active || s.w.ActiveSince >= index || !s.w.Wants(typ) {
+		if s == nil || !s.w.Takes(index) || !s.w.Wants(typ) {
 			continue
 		}
 		dlv := DeliveryID(ev.ID, s.w.ID, ev.CreatedAt)
@@ -486,13 +518,34 @@ func (r *run) attempt(j *job) {
 		return
 	}
 	defer r.slots.release(account)
-	s := (*r.subs.Load())[j.webhookID]
+	// The subscription is read under r.mu, as releaseHeld reads the held
+	// ones after storing new subscriptions: a job is never held after its
+	// subscription's resume was released.
 	r.mu.Lock()
+	s := (*r.subs.Load())[j.webhookID]
 	superseded := r.tracked[j.deliveryID] > j.chain
+	if s != nil && !superseded && s.w.Holding() {
+		h := *j
+		h.first, h.cursorKey, h.held = false, "", true
+		r.held[j.webhookID] = append(r.held[j.webhookID], &h)
+		r.mu.Unlock()
+		if j.first {
+			// Not recorded yet: the FSM creates the delivery, pending and
+			// held, so the cursor can pass the event.
+			now := r.d.clock.Now()
+			ev := j.ev.ev
+			r.send(result{job: j, rec: &fsm.WebhookAttemptRecord{
+				ID: ids.New("att", now), WebhookID: j.webhookID, DeliveryID: j.deliveryID, Chain: j.chain, At: now.UTC(),
+				Outcome: fsm.OutcomeHeld, Event: &ev,
+			}})
+		}
+		return
+	}
 	r.mu.Unlock()
 	if s == nil || !s.w.Active || superseded {
-		// Deleted, paused or disabled since (the FSM failed its pending
-		// deliveries), or replaced by a redeliver: drop without an attempt.
+		// Deleted, paused or disabled since below level 2 (the FSM failed
+		// its pending deliveries), or replaced by a redeliver: drop
+		// without an attempt.
 		r.send(result{job: j, final: !superseded})
 		return
 	}
@@ -507,6 +560,16 @@ func (r *run) attempt(j *job) {
 		ev := j.ev.ev
 		rec.Event = &ev
 	}
+	if j.held && !j.chainStart.IsZero() && now.Sub(j.chainStart) > r.d.opt.Backoff.Window {
+		rec.Outcome = api.AttemptExpired
+		rec.Error = fmt.Sprintf("not sent: held while the webhook was paused or disabled, and its retry window (%s from the first attempt at %s) was over at the resume; redeliver it to send it again",
+			r.d.opt.Backoff.Window, j.chainStart.UTC().Format(time.RFC3339))
+		if obs := r.d.Observe; obs != nil {
+			obs(AttemptInfo{WebhookID: j.webhookID, DeliveryID: j.deliveryID, EventID: j.ev.ev.ID, Number: j.number, Chain: j.chain, Outcome: rec.Outcome, Start: time.Now()})
+		}
+		r.send(result{job: j, rec: rec, final: true})
+		return
+	}
 	start := time.Now()
 	code, respBody, gone, err := r.post(s, j, now)
 	rec.DurationMs = time.Since(start).Milliseconds()
@@ -519,6 +582,15 @@ func (r *run) attempt(j *job) {
 		rec.Outcome, res.final = api.AttemptDisabled, true
 		rec.Error = err.Error()
 		rec.Reason = "disabled after the receiver answered 410 Gone"
+		if r.holdsOnDisable() {
+			// The FSM holds the delivery with the subscription's others
+			// for the resume: so does this run, once the disable applied.
+			res.final = false
+			res.retry = &job{
+				webhookID: j.webhookID, deliveryID: j.deliveryID, ev: j.ev, chain: j.chain, number: j.number + 1,
+				chainStart: j.chainStart, due: now.Add(r.d.opt.Backoff.Delay(j.number)),
+			}
+		}
 	default:
 		rec.Error = err.Error()
 		if next, ok := r.d.opt.Backoff.Next(j.number, j.chainStart, now, r.d.rnd()); ok {
@@ -540,6 +612,14 @@ func (r *run) attempt(j *job) {
 		r.timers.add(res.retry)
 	}
 	r.send(res)
+}
+
+// holdsOnDisable reports whether the cluster's semantics level holds a
+// disabled subscription's pending deliveries (fsm levelWebhookHold).
+func (r *run) holdsOnDisable() bool {
+	var l uint16
+	_ = r.d.state.Read(func(tx store.ReadTx) error { l = tx.ClusterLevel(); return nil })
+	return l >= 2
 }
 
 // post sends one signed request. err is nil only for a 2xx; gone marks a 410.
@@ -748,10 +828,18 @@ func (q *timerQueue) next(now time.Time) (*job, time.Duration) {
 
 type jobHeap []*job
 
-func (h jobHeap) Len() int           { return len(h) }
-func (h jobHeap) Less(i, j int) bool { return h[i].due.Before(h[j].due) }
-func (h jobHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *jobHeap) Push(x any)        { *h = append(*h, x.(*job)) }
+func (h jobHeap) Len() int { return len(h) }
+
+// Less orders by due time, then by delivery id (the events' order): the
+// deliveries a resume releases, all due at once, go out oldest first.
+func (h jobHeap) Less(i, j int) bool {
+	if c := h[i].due.Compare(h[j].due); c != 0 {
+		return c < 0
+	}
+	return h[i].deliveryID < h[j].deliveryID
+}
+func (h jobHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *jobHeap) Push(x any)   { *h = append(*h, x.(*job)) }
 func (h *jobHeap) Pop() any {
 	old := *h
 	n := len(old)

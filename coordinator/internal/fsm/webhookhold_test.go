@@ -1,0 +1,123 @@
+package fsm
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestWebhookPauseHoldsAtLevel2: at semantics level 1 a pause fails the
+// pending deliveries (the releases before levels); at level 2 it holds them:
+// still pending with no next attempt, a retry recorded late keeps them so, a
+// held record creates an unrecorded event's delivery pending, a 410 holds its
+// own delivery and the others, and the resume schedules them all at its
+// time. Replicas stay byte-identical.
+func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
+	h := newWHHarness(t, 2)
+	h.must(CmdAccountCreate, AccountCreate{ID: "acc_a", Email: "a@example.com"})
+	ev := store.Event{ID: "evt_1", Type: "ticket.created", AccountID: "acc_a", CreatedAt: h.at, Data: []byte(`{"ticketId":"tkt_1"}`)}
+	retrying := func(wh, dlv string, n int) WebhookAttemptRecord {
+		next := h.at.Add(time.Minute)
+		e := ev
+		e.ID = "evt_" + dlv
+		r := WebhookAttemptRecord{ID: fmt.Sprintf("att_%s_%d", dlv, n), WebhookID: wh, DeliveryID: dlv, Chain: 1, Number: n, At: h.at, StatusCode: 500, Outcome: api.AttemptRetrying, NextAttemptAt: &next}
+		if n == 1 {
+			r.Event = &e
+		}
+		return r
+	}
+	delivery := func(wh, dlv string) store.Delivery {
+		var d store.Delivery
+		_ = h.fsms[0].View(func(tx *bolt.Tx) error {
+			return store.GetJSON(tx, store.BucketWebhookDeliveries, store.WebhookKey(wh, dlv), &d)
+		})
+		return d
+	}
+	webhook := func(id string) store.Webhook {
+		var w store.Webhook
+		_ = h.fsms[0].View(func(tx *bolt.Tx) error { w, _ = store.Read(tx).WebhookByID(id); return nil })
+		return w
+	}
+	off, on := false, true
+
+	// Level 1: the pause fails the retrying delivery.
+	h.must(CmdWebhookCreate, whCreate("wh_1", "acc_a", 0))
+	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{retrying("wh_1", "dlv_1", 1)}})
+	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_1", AccountID: "acc_a", Active: &off})
+	if d := delivery("wh_1", "dlv_1"); d.Status != api.DeliveryFailed || h.count(store.BucketWebhookPending, "wh_1/") != 0 || webhook("wh_1").PausedSince != 0 {
+		t.Fatalf("level 1 pause: delivery %+v", d.WebhookDelivery)
+	}
+
+	h.must(CmdClusterLevel, ClusterLevel{Level: 2})
+	h.must(CmdWebhookCreate, whCreate("wh_2", "acc_a", 0))
+	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{retrying("wh_2", "dlv_2", 1), retrying("wh_2", "dlv_3", 1)}})
+	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &off})
+	w := webhook("wh_2")
+	if w.Active || w.PausedSince != h.idx || !w.Holding() || w.DisabledReason != "paused" {
+		t.Fatalf("level 2 pause: %+v", w)
+	}
+	// The attempt in flight at the pause is recorded after it: held too.
+	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{retrying("wh_2", "dlv_3", 2)}})
+	// An event committed before the pause, handed out after it: held.
+	e4 := ev
+	e4.ID = "evt_4"
+	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{{ID: "att_h", WebhookID: "wh_2", DeliveryID: "dlv_4", Chain: 1, At: h.at, Outcome: OutcomeHeld, Event: &e4}}})
+	for _, id := range []string{"dlv_2", "dlv_3", "dlv_4"} {
+		if d := delivery("wh_2", id); d.Status != api.DeliveryPending || d.NextAttemptAt != nil {
+			t.Fatalf("held %s: %+v", id, d.WebhookDelivery)
+		}
+	}
+	if n := h.count(store.BucketWebhookPending, "wh_2/"); n != 3 {
+		t.Fatalf("%d pending while paused, want 3", n)
+	}
+	if n := h.count(store.BucketWebhookAttempts, "wh_2/"); n != 3 {
+		t.Fatalf("%d log entries, want 3 (a held record is not an attempt)", n)
+	}
+	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &on})
+	for _, id := range []string{"dlv_2", "dlv_3", "dlv_4"} {
+		if d := delivery("wh_2", id); d.Status != api.DeliveryPending || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(h.at) {
+			t.Fatalf("resumed %s: %+v", id, d.WebhookDelivery)
+		}
+	}
+	if w := webhook("wh_2"); !w.Active || w.PausedSince != 0 || w.ActiveSince != h.idx {
+		t.Fatalf("resumed %+v", w)
+	}
+	// An expired outcome fails the delivery.
+	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{{ID: "att_x", WebhookID: "wh_2", DeliveryID: "dlv_4", Chain: 1, Number: 1, At: h.at, Outcome: api.AttemptExpired, Error: "not sent"}}})
+	if d := delivery("wh_2", "dlv_4"); d.Status != api.DeliveryFailed || h.count(store.BucketWebhookPending, "wh_2/") != 2 {
+		t.Fatalf("expired: %+v", d.WebhookDelivery)
+	}
+
+	// A 410 at level 2 disables and holds its delivery and the others.
+	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{
+		{ID: "att_g", WebhookID: "wh_2", DeliveryID: "dlv_2", Chain: 1, Number: 2, At: h.at, StatusCode: 410, Outcome: api.AttemptDisabled, Reason: "disabled after the receiver answered 410 Gone"},
+	}})
+	if w := webhook("wh_2"); w.Active || !w.Holding() || w.DisabledReason == "" {
+		t.Fatalf("after a 410: %+v", w)
+	}
+	for _, id := range []string{"dlv_2", "dlv_3"} {
+		if d := delivery("wh_2", id); d.Status != api.DeliveryPending || d.NextAttemptAt != nil {
+			t.Fatalf("held after a 410 %s: %+v", id, d.WebhookDelivery)
+		}
+	}
+
+	dump := func(f *FSM) []byte {
+		var buf bytes.Buffer
+		_ = f.View(func(tx *bolt.Tx) error {
+			for _, b := range append(store.WebhookBuckets, store.BucketWebhooks) {
+				_ = tx.Bucket(b).ForEach(func(k, v []byte) error {
+					fmt.Fprintf(&buf, "%s %x %x\n", b, k, v)
+					return nil
+				})
+			}
+			return nil
+		})
+		return buf.Bytes()
+	}
+	h.replicasSame(dump)
+}

@@ -1,0 +1,169 @@
+package webhook
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock/clocktest"
+	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestPauseHoldsRetries (semantics level 2): deliveries retrying when their
+// subscription is paused are held: no request while paused, also not across
+// a dispatcher restart (a new leader), still pending in the FSM; on the resume
+// each is sent at once, signed, and succeeds; events committed while paused
+// are not delivered. A subscription paused past the retry window gets its
+// held delivery marked failed at the resume with the outcome expired and a
+// reason, and no request.
+func TestPauseHoldsRetries(t *testing.T) {
+	clk := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
+	node := newTestNode(t, clk.Now)
+	node.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
+	sealer := newTestSealer(t)
+	rc, acc, whID := node.subscribedReceiver(sealer, clk)
+	down := rc.failWhileDown(http.StatusServiceUnavailable, http.StatusNoContent)
+	long, accL, longID := node.subscribedReceiver(sealer, clk)
+	long.failWhileDown(http.StatusServiceUnavailable, http.StatusNoContent)
+	disp := start(t, node, sealer, devGuard, nil, clk, Options{})
+
+	const events = 3
+	for range events {
+		node.ticket(acc, "before the pause")
+	}
+	node.ticket(accL, "paused for long")
+	rc.waitFor(t, "first attempts", 10*time.Second, func(r []received) bool { return len(r) >= events })
+	long.waitFor(t, "first attempt", 10*time.Second, func(r []received) bool { return len(r) >= 1 })
+	// Second attempts (1 m ±10 %), still failing; the next due in 2 m.
+	stepUntil(t, disp.d, clk, 2*time.Minute, func() bool { return len(rc.all()) >= 2*events && len(long.all()) >= 2 })
+	waitUntil(t, "retries recorded", 5*time.Second, func() bool { return len(node.attempts(whID)) == 2*events })
+
+	off, on := false, true
+	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &off})
+	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: longID, AccountID: accL, Active: &off})
+	node.ticket(acc, "while paused")
+	time.Sleep(50 * time.Millisecond) // the dispatcher reads the pause (it polls every 2 ms)
+	before, beforeL := len(rc.all()), len(long.all())
+	for range 3 { // past every scheduled retry
+		quiesce(t, disp.d, clk)
+		clk.Advance(time.Hour)
+	}
+	quiesce(t, disp.d, clk)
+	pending := func(id string) []store.Delivery {
+		var out []store.Delivery
+		_ = node.f.View(func(tx *bolt.Tx) error {
+			return store.Read(tx).ForEachPendingDelivery(func(d store.Delivery) error {
+				if d.WebhookID == id {
+					out = append(out, d)
+				}
+				return nil
+			})
+		})
+		return out
+	}
+	if p := pending(whID); len(p) != events {
+		t.Fatalf("%d deliveries pending while paused, want %d held", len(p), events)
+	}
+	// A new leader's dispatcher, still paused.
+	disp.stop()
+	disp = start(t, node, sealer, devGuard, nil, clk, Options{})
+	clk.Advance(time.Hour)
+	quiesce(t, disp.d, clk)
+	time.Sleep(50 * time.Millisecond)
+	if n, nl := len(rc.all())-before, len(long.all())-beforeL; n != 0 || nl != 0 {
+		for _, a := range node.attempts(whID) {
+			t.Logf("%+v", a)
+		}
+		var w store.Webhook
+		_ = node.f.View(func(tx *bolt.Tx) error { w, _ = store.Read(tx).WebhookByID(whID); return nil })
+		t.Logf("%+v", w)
+		t.Fatalf("%d and %d requests to paused subscriptions", n, nl)
+	}
+
+	down.Store(false)
+	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &on})
+	got := rc.waitFor(t, "held deliveries after the resume", 10*time.Second, func(r []received) bool { return len(r) >= before+events })
+	quiesce(t, disp.d, clk)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(rc.all()); n != before+events {
+		t.Fatalf("%d requests after the resume, want %d (one per held delivery)", n-before, events)
+	}
+	sent := map[string]bool{}
+	for _, r := range got[before:] {
+		if r.sigErr != nil {
+			t.Fatalf("held delivery badly signed: %v", r.sigErr)
+		}
+		if b := decodeBody(t, r.body); b.Data["subject"] != "before the pause" {
+			t.Fatalf("sent after the resume: %v", b.Data)
+		}
+		sent[r.delivery] = true
+	}
+	if len(sent) != events {
+		t.Fatalf("%d distinct deliveries after the resume, want %d", len(sent), events)
+	}
+	waitUntil(t, "successes recorded", 5*time.Second, func() bool {
+		for id := range sent {
+			if d, _ := node.delivery(whID, id); d.Status != api.DeliverySucceeded || d.Attempts != 3 {
+				return false
+			}
+		}
+		return true
+	})
+
+	// Resumed after the window (24 h from the first attempt): expired.
+	clk.Advance(24 * time.Hour)
+	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: longID, AccountID: accL, Active: &on})
+	waitUntil(t, "expiry recorded", 5*time.Second, func() bool {
+		as := node.attempts(longID)
+		return len(as) > 0 && as[len(as)-1].Outcome == api.AttemptExpired
+	})
+	as := node.attempts(longID)
+	last := as[len(as)-1]
+	if d, _ := node.delivery(longID, last.DeliveryID); d.Status != api.DeliveryFailed || !(strings.Contains(last.Error, "paused") && strings.Contains(last.Error, "retry window") && strings.Contains(last.Error, "redeliver")) {
+		t.Fatalf("expired delivery %+v, log %+v", d.WebhookDelivery, last)
+	}
+	if nl := len(long.all()) - beforeL; nl != 0 {
+		t.Fatalf("%d requests for an expired delivery", nl)
+	}
+}
+
+// TestGoneHoldsDelivery (level 2): the delivery answered 410 is held with the
+// disabled subscription and sent once it is re-enabled.
+func TestGoneHoldsDelivery(t *testing.T) {
+	clk := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
+	node := newTestNode(t, clk.Now)
+	node.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
+	sealer := newTestSealer(t)
+	rc, acc, whID := node.subscribedReceiver(sealer, clk)
+	gone := rc.failWhileDown(http.StatusGone, http.StatusOK)
+	disp := start(t, node, sealer, devGuard, nil, clk, Options{})
+	node.ticket(acc, "t")
+	rc.waitFor(t, "attempt", 5*time.Second, func(r []received) bool { return len(r) == 1 })
+	waitUntil(t, "subscription disabled", 5*time.Second, func() bool {
+		var w store.Webhook
+		_ = node.f.View(func(tx *bolt.Tx) error { w, _ = store.Read(tx).WebhookByID(whID); return nil })
+		return !w.Active
+	})
+	time.Sleep(50 * time.Millisecond) // the dispatcher reads the disable (it polls every 2 ms)
+	clk.Advance(time.Hour)
+	quiesce(t, disp.d, clk)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(rc.all()); n != 1 {
+		t.Fatalf("%d requests to a disabled subscription", n)
+	}
+	gone.Store(false)
+	on := true
+	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &on})
+	got := rc.waitFor(t, "held delivery after re-enable", 5*time.Second, func(r []received) bool { return len(r) == 2 })
+	if got[1].delivery != got[0].delivery || got[1].sigErr != nil {
+		t.Fatalf("re-sent %s (signature %v), want %s", got[1].delivery, got[1].sigErr, got[0].delivery)
+	}
+	waitUntil(t, "success recorded", 5*time.Second, func() bool {
+		d, _ := node.delivery(whID, got[0].delivery)
+		return d.Status == api.DeliverySucceeded
+	})
+}
