@@ -177,3 +177,80 @@ func TestHostingCertThroughTheExecutor(t *testing.T) {
 		t.Fatal("a detached domain still gets a certificate")
 	}
 }
+
+// TestUncertOfATakenOverName: the hosting.uncert the coordinator opens when
+// another account's verified custom domain takes over an account's primary
+// domain. On a node without a TLS listener it removes the account's route
+// (HTTP with that Host is no site any more); once the name is routed to the
+// other account with its certificate, a late uncert of the first account
+// succeeds and leaves the other's route and certificate alone; deleting the
+// first account then leaves them too.
+func TestUncertOfATakenOverName(t *testing.T) {
+	e := hostingtest.Config(t)
+	n, err := hosting.New(e.Cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tlsAddr := freeport.Addr(t, "tcp")
+	tn, err := sitetls.Setup(n.L, sitetls.Options{Listen: tlsAddr, WebUser: "www-data"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.Close() })
+	if err := n.Start(hostenv.Ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(n.Stop)
+	m, j := newManager(t, filepath.Join(e.Cfg.Root, "agent"), n, "")
+	defer j.Close()
+	ex := actions.New(actions.Config{Manager: m, PollInterval: 20 * time.Millisecond})
+	squatter, owner := e.Prefix+"s", e.Prefix+"o"
+	name := "shop-" + e.Prefix + ".test"
+	hostingResult(t, call(t, ex, createAssign(t, "act-s-create", squatter, name, "SftpSecretPw1234567", "DbSecretPw123456789")))
+	hostingResult(t, call(t, ex, createAssign(t, "act-o-create", owner, "own-"+e.Prefix+".test", "SftpSecretPw1234568", "DbSecretPw123456780")))
+	for _, u := range []string{squatter, owner} {
+		if err := os.WriteFile(filepath.Join(n.L.Docroot(u), "index.html"), []byte("site of "+u+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if code, body := hostenv.Get(t, e.HTTPAddr, name, "/"); code != 200 || body != "site of "+squatter+"\n" {
+		t.Fatalf("the squatter's name before: %d %q", code, body)
+	}
+
+	// No TLS part on the manager: the route goes all the same.
+	if r := call(t, ex, certAssign(t, "act-s-uncert", squatter, name, nil, nil, true)); !r.Success {
+		t.Fatalf("uncert without a TLS listener: %s %s", r.ErrorCode, r.ErrorMessage)
+	}
+	if code, body := hostenv.Get(t, e.HTTPAddr, name, "/"); n.L.HostUser(name) != "" || code == 200 {
+		t.Fatalf("after the uncert %s routes to %q: %d %q", name, n.L.HostUser(name), code, body)
+	}
+
+	// The owner's certificate routes the name to the owner.
+	m.SetSiteTLS(tn)
+	chain, key, err := sitetls.SelfSigned(name, time.Now(), 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := call(t, ex, certAssign(t, "act-o-cert", owner, name, chain, key, false)); !r.Success {
+		t.Fatalf("the owner's hosting.cert: %s %s", r.ErrorCode, r.ErrorMessage)
+	}
+	ownerServed := func(what string) {
+		t.Helper()
+		resp, body := framework.GetHTTPS(t, tlsAddr, name, nil)
+		leaf, _ := pem.Decode(chain)
+		if n.L.HostUser(name) != owner || resp.StatusCode != 200 || string(body) != "site of "+owner+"\n" || !bytes.Equal(resp.TLS.PeerCertificates[0].Raw, leaf.Bytes) {
+			t.Fatalf("%s: %s routes to %q, HTTPS %d %q", what, name, n.L.HostUser(name), resp.StatusCode, body)
+		}
+	}
+	ownerServed("the owner's certificate installed")
+	// A late uncert of the squatter: done, nothing of the owner's touched.
+	if r := call(t, ex, certAssign(t, "act-s-uncert2", squatter, name, nil, nil, true)); !r.Success {
+		t.Fatalf("a late uncert of the squatter: %s %s", r.ErrorCode, r.ErrorMessage)
+	}
+	ownerServed("after a late uncert of the squatter")
+	params, _ := action.Encode(nil)
+	if r := call(t, ex, &pb.ActionAssign{ActionId: "act-s-delete", Command: api.ActionHostingDelete, Target: squatter, Params: params}); !r.Success {
+		t.Fatalf("delete the squatter: %s %s", r.ErrorCode, r.ErrorMessage)
+	}
+	ownerServed("after the squatter's account was deleted")
+}
