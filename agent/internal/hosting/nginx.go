@@ -9,8 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"text/template"
 	"time"
@@ -60,6 +62,12 @@ http {
     "~{{.HostRegex}}" $host;
     default "";
   }
+  # The account a host name's symlink points at (hosts/<host> → ../sites/<user>),
+  # read where PHP is served: its limits are in location @hp_php_<user> (site.conf).
+  map $realpath_root $hp_acct {
+    "~/sites/(?<hp_a>[a-z][a-z0-9]*)/public$" $hp_a;
+    default "";
+  }
   # Hook: the TLS server block(s) (per-SNI certificates) and other http-level parts.
   include {{.Root}}/nginx/tls.d/*.conf;
   server {
@@ -73,7 +81,13 @@ http {
 `))
 
 // SiteTemplate renders site.conf, the per-request site logic: everything is
-// looked up from hosts/$hp_site, so attaching a site needs no reload.
+// looked up from hosts/$hp_site, so attaching a host name needs no reload.
+// The limits of each account's plan are in its own named location
+// (@hp_php_<user>), chosen by the account the host name's symlink points at
+// ($hp_acct, from $realpath_root): a PHP request is checked against its own
+// account's limits whatever host name reached it (primary domain, custom
+// domain, HTTP or TLS). Adding or removing an account reloads nginx
+// (SetSites); attaching a host name does not.
 var SiteTemplate = template.Must(template.New("site.conf").Parse(`# rendered by hostplane-agent (hosting role): the site of $hp_site
 if ($hp_site = "") { return 421; }
 set $hp_home {{.Root}}/hosts/$hp_site;
@@ -87,14 +101,80 @@ location / {
   try_files $uri $uri/ =404;
 }
 location ~ \.php$ {
+  # A declared body larger than every plan on the node is refused here; the
+  # account's own limit is checked in its location.
+  client_max_body_size {{.MaxUploadMiB}}m;
+  error_page 503 /.hostplane-suspended.html;
   if (-f $hp_home/suspended) { return 503; }
+  if (!-f $request_filename) { return 404; }
+  # The account's location (a body is not read before it).
+  error_page 418 = @hp_php_$hp_acct;
+  return 418;
+}
+location @hp_php_ { return 404; }
+{{- range .Sites}}
+location @hp_php_{{.User}} {
+  client_max_body_size {{.UploadMiB}}m;
+  if ($content_length ~ "{{.TooLarge}}") { return 413; }
+  fastcgi_read_timeout {{.ReadTimeoutSeconds}}s;
   try_files $uri =404;
-  include {{.ConfDir}}/fastcgi_params;
+  include {{$.ConfDir}}/fastcgi_params;
   fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
   fastcgi_param HTTP_PROXY "";
-  fastcgi_pass unix:$hp_home/run/php-fpm.sock;
+  fastcgi_pass unix:{{$.Root}}/sites/{{.User}}/run/php-fpm.sock;
 }
+{{- end}}
 `))
+
+// SiteLimits are the nginx limits of one account's PHP requests (from its
+// plan; rendered as integers).
+type SiteLimits struct {
+	User string
+	// UploadMiB is the largest request body (client_max_body_size): the
+	// plan's upload_mib, PHP's post_max_size.
+	UploadMiB int
+	// ReadTimeoutSeconds is how long nginx waits for PHP's answer
+	// (fastcgi_read_timeout): longer than the pool's
+	// request_terminate_timeout, so PHP-FPM ends a long request, not nginx.
+	ReadTimeoutSeconds int
+}
+
+var siteUserRE = regexp.MustCompile(`^[a-z][a-z0-9]{0,31}$`)
+
+func (s SiteLimits) check() error {
+	switch {
+	case !siteUserRE.MatchString(s.User):
+		return fmt.Errorf("site %q is not a plain account name", s.User)
+	case s.UploadMiB < 1 || s.UploadMiB > MaxUploadMiB:
+		return fmt.Errorf("site %s: upload limit %d MiB out of range 1-%d", s.User, s.UploadMiB, MaxUploadMiB)
+	case s.ReadTimeoutSeconds < 1 || s.ReadTimeoutSeconds > 1<<20:
+		return fmt.Errorf("site %s: read timeout %d s out of range", s.User, s.ReadTimeoutSeconds)
+	}
+	return nil
+}
+
+// MaxUploadMiB is the largest upload limit a site may have (validate's
+// upload_mib range).
+const MaxUploadMiB = 4096
+
+// GreaterThanRegex is a regular expression matching exactly the decimal
+// numbers (leading zeros allowed) greater than n >= 0.
+func GreaterThanRegex(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	k := len(s)
+	alts := []string{fmt.Sprintf("[1-9][0-9]{%d,}", k)}
+	for i := 0; i < k; i++ {
+		if s[i] == '9' {
+			continue
+		}
+		alt := s[:i] + fmt.Sprintf("[%c-9]", s[i]+1)
+		if rest := k - i - 1; rest > 0 {
+			alt += fmt.Sprintf("[0-9]{%d}", rest)
+		}
+		alts = append(alts, alt)
+	}
+	return "^0*(" + strings.Join(alts, "|") + ")$"
+}
 
 const suspendedPage = `<!doctype html><html><head><meta charset="utf-8"><title>Account suspended</title></head>
 <body><h1>This account is suspended</h1><p>Please contact the site's owner or the hosting provider.</p></body></html>
@@ -127,6 +207,12 @@ type Nginx struct {
 	L      Layout
 	Bin    string // nginx
 	Params NginxParams
+	// Sites are the accounts' limits site.conf is rendered with (SetSites).
+	Sites []SiteLimits
+
+	// mu serializes renders and applies: the accounts' actions run
+	// concurrently.
+	mu sync.Mutex
 }
 
 func (n *Nginx) cmd(ctx context.Context, conf string, args ...string) *exec.Cmd {
@@ -146,14 +232,52 @@ func (n *Nginx) render() (conf, site []byte, err error) {
 	if err := p.check(); err != nil {
 		return nil, nil, err
 	}
+	type siteView struct {
+		SiteLimits
+		TooLarge string
+	}
+	v := struct {
+		NginxParams
+		MaxUploadMiB int
+		Sites        []siteView
+	}{NginxParams: p, MaxUploadMiB: 1}
+	sites := slices.Clone(n.Sites)
+	slices.SortFunc(sites, func(a, b SiteLimits) int { return strings.Compare(a.User, b.User) })
+	for i, s := range sites {
+		if err := s.check(); err != nil {
+			return nil, nil, err
+		}
+		if i > 0 && sites[i-1].User == s.User {
+			return nil, nil, fmt.Errorf("site %s given twice", s.User)
+		}
+		v.MaxUploadMiB = max(v.MaxUploadMiB, s.UploadMiB)
+		v.Sites = append(v.Sites, siteView{s, GreaterThanRegex(int64(s.UploadMiB) << 20)})
+	}
 	var a, b bytes.Buffer
 	if err := NginxTemplate.Execute(&a, p); err != nil {
 		return nil, nil, err
 	}
-	if err := SiteTemplate.Execute(&b, p); err != nil {
+	if err := SiteTemplate.Execute(&b, v); err != nil {
 		return nil, nil, err
 	}
 	return a.Bytes(), b.Bytes(), nil
+}
+
+// SetSites renders site.conf with the accounts' limits and applies it (nginx
+// -t, then a reload) when it changed; on an error the previous sites stay.
+func (n *Nginx) SetSites(ctx context.Context, sites []SiteLimits) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	old := n.Sites
+	n.Sites = sites
+	_, site, err := n.render()
+	if err == nil {
+		err = n.apply(ctx, nil, site)
+	}
+	if err != nil {
+		n.Sites = old
+	}
+	return err
 }
 
 // Ensure makes the layout's directories, renders the configuration and starts
@@ -161,6 +285,8 @@ func (n *Nginx) render() (conf, site []byte, err error) {
 // is checked with nginx -t first; if the reload fails the previous files are
 // put back and nginx is reloaded on them.
 func (n *Nginx) Ensure(ctx context.Context) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	conf, site, err := n.render()
 	if err != nil {
 		return err
@@ -193,13 +319,19 @@ func (n *Nginx) Ensure(ctx context.Context) error {
 	if err := WriteFileAtomic(filepath.Join(n.L.NginxDir(), "pages", "suspended.html"), []byte(suspendedPage), 0o644); err != nil {
 		return err
 	}
-	return n.Apply(ctx, conf, site)
+	return n.apply(ctx, conf, site)
 }
 
 // Apply installs a new nginx.conf and site.conf (either may be nil: kept) the
 // safe way: nginx -t on the candidates, atomic renames, then a start or a
 // reload; on a failed reload the previous files come back.
 func (n *Nginx) Apply(ctx context.Context, conf, site []byte) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.apply(ctx, conf, site)
+}
+
+func (n *Nginx) apply(ctx context.Context, conf, site []byte) error {
 	oldConf, errC := os.ReadFile(n.L.NginxConf())
 	oldSite, errS := os.ReadFile(n.L.SiteConf())
 	if conf == nil {
@@ -268,15 +400,73 @@ func (n *Nginx) start(ctx context.Context) error {
 	return errors.New("start nginx: no pid file after 1 s")
 }
 
-// Reload re-reads the configuration (SIGHUP to the master) and waits until
-// the master's log confirms it or 5 s pass.
+// Reload re-reads the configuration (nginx -s reload) and waits until every
+// worker of the previous configuration has stopped accepting requests (it
+// has exited or is "shutting down", finishing the requests it has) or 5 s
+// pass: what the caller does next (attach a host name whose account's
+// location the new configuration adds) is then served by the new one.
 func (n *Nginx) Reload(ctx context.Context) error {
+	master := n.PID()
+	old := workers(master)
 	// nginx -s reload parses the configuration first and fails on an error,
 	// where a bare HUP would leave the old workers running silently.
 	if out, err := n.cmd(ctx, n.L.NginxConf(), "-s", "reload").CombinedOutput(); err != nil {
 		return fmt.Errorf("nginx -s reload: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	return nil
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		serving := 0
+		for _, pid := range old {
+			if t, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(t), "worker process") &&
+				!strings.Contains(string(t), "shutting down") && ppid(pid) == master {
+				serving++
+			}
+		}
+		if serving == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("nginx reload: %d workers of the previous configuration still accept requests after 5 s", serving)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// workers are the worker processes of the nginx master pid.
+func workers(master int) []int {
+	if master <= 0 {
+		return nil
+	}
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || ppid(pid) != master {
+			continue
+		}
+		if t, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(t), "worker process") {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// ppid is pid's parent (0 if it is gone).
+func ppid(pid int) int {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+	if len(f) < 2 {
+		return 0
+	}
+	p, _ := strconv.Atoi(f[1])
+	return p
 }
 
 // PID is the running master's pid, or 0.

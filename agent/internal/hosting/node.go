@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"text/template"
 	"time"
 
@@ -57,6 +58,11 @@ type Node struct {
 	Nginx *Nginx
 	FPM   *FPM
 	DB    *MariaDB
+
+	// sitesMu holds reading the accounts' records and applying their
+	// limits to nginx together (SyncSites): two unserialized syncs could
+	// apply an older list last.
+	sitesMu sync.Mutex
 }
 
 // New returns a node; Start brings up its nginx.
@@ -82,7 +88,14 @@ func New(cfg Config) (*Node, error) {
 // pools and are not running, writes the sshd Match block and makes the SFTP
 // group.
 func (n *Node) Start(ctx context.Context) error {
-	if err := n.Nginx.Ensure(ctx); err != nil {
+	n.sitesMu.Lock()
+	sites, err := n.siteLimits()
+	if err == nil {
+		n.Nginx.Sites = sites
+		err = n.Nginx.Ensure(ctx)
+	}
+	n.sitesMu.Unlock()
+	if err != nil {
 		return err
 	}
 	if _, err := n.RefreshPools(ctx); err != nil {
@@ -119,6 +132,39 @@ func (n *Node) RefreshPools(ctx context.Context) (int, error) {
 		pools[u] = n.pool(a)
 	}
 	return n.FPM.RefreshPools(ctx, pools)
+}
+
+// siteLimits are the nginx limits of every account on the node (suspended
+// ones too: their site answers 503 before its limits apply).
+func (n *Node) siteLimits() ([]SiteLimits, error) {
+	var out []SiteLimits
+	for _, u := range n.Accounts() {
+		a, err := n.load(u)
+		if err != nil {
+			return nil, fmt.Errorf("account %s: %w", u, err)
+		}
+		out = append(out, n.site(a))
+	}
+	return out, nil
+}
+
+// site is an account's nginx limits: its plan's upload limit, and a read
+// timeout 5 s past the pool's request_terminate_timeout (PHP-FPM ends a
+// request that runs too long, not nginx).
+func (n *Node) site(a account) SiteLimits {
+	return SiteLimits{User: a.Username, UploadMiB: a.Plan.UploadMiB, ReadTimeoutSeconds: n.pool(a).RequestTerminateSecond + 5}
+}
+
+// SyncSites renders nginx's site.conf from the accounts' records and
+// reloads nginx if it changed.
+func (n *Node) SyncSites(ctx context.Context) error {
+	n.sitesMu.Lock()
+	defer n.sitesMu.Unlock()
+	sites, err := n.siteLimits()
+	if err != nil {
+		return err
+	}
+	return n.Nginx.SetSites(ctx, sites)
 }
 
 // Stop stops nginx and the PHP-FPM masters (tests; a node keeps them running
@@ -366,7 +412,10 @@ func (n *Node) Create(ctx context.Context, in CreateInput, step Step) (res *api.
 	if err := n.save(a); err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { _ = os.Remove(n.L.Account(u)) })
+	undo = append(undo, func() {
+		_ = os.Remove(n.L.Account(u))
+		_ = n.SyncSites(bg)
+	})
 	if err := step("pool"); err != nil {
 		return nil, err
 	}
@@ -377,6 +426,10 @@ func (n *Node) Create(ctx context.Context, in CreateInput, step Step) (res *api.
 		undo = append(undo, func() { _ = n.FPM.RemovePool(bg, u) })
 	}
 	if err := step("site"); err != nil {
+		return nil, err
+	}
+	// The account's limits reach nginx before its host name does.
+	if err := n.SyncSites(ctx); err != nil {
 		return nil, err
 	}
 	if err := n.L.SetHost(in.Domain, u); err != nil {
@@ -641,7 +694,11 @@ func (n *Node) Delete(ctx context.Context, u string, step Step) (*api.NodeHostin
 		// Nothing of this account is on the node: a delete done before, or a
 		// create that failed before it made anything (the account is then in
 		// error and must be deletable). A system user or a database of that
-		// name is not ours and is not touched.
+		// name is not ours and is not touched. nginx may still have its
+		// limits (a delete stopped after the record went).
+		if err := n.SyncSites(ctx); err != nil {
+			return nil, err
+		}
 		return &api.NodeHostingAccount{Username: u, Deleted: true}, nil
 	}
 	if ent != nil && ent.comment != userComment {
@@ -689,6 +746,10 @@ func (n *Node) Delete(ctx context.Context, u string, step Step) (*api.NodeHostin
 		return nil, err
 	}
 	if err := os.Remove(n.L.Account(u)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	// Its host names are gone: its location in nginx goes too.
+	if err := n.SyncSites(ctx); err != nil {
 		return nil, err
 	}
 	return &api.NodeHostingAccount{Username: u, Domain: a.Domain, Plan: a.Plan, PHPVersion: a.PHPVersion, Deleted: true}, nil
