@@ -277,8 +277,12 @@ func applyCustomDomainSet(c *applyCtx, p CustomDomainSet) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			holds = cl.verified()
-			msg = fmt.Sprintf("domain %s is the verified custom domain of another hosting account", p.Domain)
+			// Another hosting account of the same customer keeps it: the
+			// customer frees it there (no one to prove control against).
+			holds = cl.verified() || cl.h.AccountID == p.AccountID
+			if cl.verified() {
+				msg = fmt.Sprintf("domain %s is the verified custom domain of another hosting account", p.Domain)
+			}
 		}
 		if holds {
 			return nil, &FieldConflictError{Field: "domain", Msg: msg}

@@ -91,6 +91,10 @@ func TestDomainClaims(t *testing.T) {
 	if holder("shop.example") != "hst_b" {
 		t.Fatal("a pending claim took the name")
 	}
+	// Another hosting account of the same customer keeps its name.
+	if _, err := set("hst_a2", "acc_1", "ada.example"); !fieldConflict(err) {
+		t.Fatalf("the primary domain of the customer's other hosting account: %v", err)
+	}
 	// B busy (a suspension under way): refused, nothing changed.
 	h.must(CmdHostingAction, HostingAction{Action: store.Action{Action: api.Action{ID: "act_susp", Command: api.ActionHostingSuspend,
 		ResourceID: "hst_b"}, AccountID: "acc_2", NodeID: "hv-1", Target: "bob", Deadline: deadline}})
