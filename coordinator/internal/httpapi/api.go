@@ -673,6 +673,12 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		_, _ = w.Write(raw)
 		return
 	}
+	if o, ok := v.(api.ServerOrder); ok {
+		if raw, ok := encodeServerOrder(&o); ok {
+			_, _ = w.Write(raw)
+			return
+		}
+	}
 	if v == nil {
 		v = struct{}{}
 	}

@@ -28,6 +28,55 @@ func AppendAction(b []byte, a *Action) ([]byte, bool) {
 	if a.Snapshot != nil || len(a.Meta) > 0 || (len(a.Params) > 0 && !plainjson.PlainValue(a.Params)) {
 		return nil, false
 	}
+	b, ok := appendActionFields(b, &a.Action)
+	if !ok {
+		return nil, false
+	}
+	b = append(b, `,"account_id":`...)
+	b = plainjson.AppendJSONString(b, a.AccountID)
+	b = append(b, `,"node_id":`...)
+	b = plainjson.AppendJSONString(b, a.NodeID)
+	b = append(b, `,"target":`...)
+	b = plainjson.AppendJSONString(b, a.Target)
+	if len(a.Params) > 0 {
+		b = append(b, `,"params":`...)
+		b = append(b, a.Params...)
+	}
+	if a.NeedsSecret {
+		b = append(b, `,"needs_secret":true`...)
+	}
+	b = append(b, `,"mutating":`...)
+	b = strconv.AppendBool(b, a.Mutating)
+	b = append(b, `,"deadline":`...)
+	if b, ok = plainjson.AppendTime(b, a.Deadline); !ok {
+		return nil, false
+	}
+	if a.Step != "" {
+		b = append(b, `,"step":`...)
+		b = plainjson.AppendJSONString(b, a.Step)
+	}
+	if a.SnapshotID != "" {
+		b = append(b, `,"snapshot_id":`...)
+		b = plainjson.AppendJSONString(b, a.SnapshotID)
+	}
+	return append(b, '}'), true
+}
+
+// AppendAPIAction appends a as json.Marshal writes an api.Action (what a
+// customer is shown), or gives up (ok false: use encoding/json) when one of
+// its times is not UTC within years 0-9999.
+func AppendAPIAction(b []byte, a *api.Action) ([]byte, bool) {
+	b, ok := appendActionFields(b, a)
+	if !ok {
+		return nil, false
+	}
+	return append(b, '}'), true
+}
+
+// appendActionFields appends api.Action's object as json.Marshal writes it
+// but for its closing brace (ok false: a time json.Marshal writes otherwise
+// or refuses), for Action and AppendAPIAction.
+func appendActionFields(b []byte, a *api.Action) ([]byte, bool) {
 	b = append(b, `{"id":`...)
 	b = plainjson.AppendJSONString(b, a.ID)
 	b = append(b, `,"command":`...)
@@ -60,34 +109,7 @@ func AppendAction(b []byte, a *Action) ([]byte, bool) {
 		b = plainjson.AppendJSONString(b, a.Error.Message)
 		b = append(b, '}')
 	}
-	b = append(b, `,"account_id":`...)
-	b = plainjson.AppendJSONString(b, a.AccountID)
-	b = append(b, `,"node_id":`...)
-	b = plainjson.AppendJSONString(b, a.NodeID)
-	b = append(b, `,"target":`...)
-	b = plainjson.AppendJSONString(b, a.Target)
-	if len(a.Params) > 0 {
-		b = append(b, `,"params":`...)
-		b = append(b, a.Params...)
-	}
-	if a.NeedsSecret {
-		b = append(b, `,"needs_secret":true`...)
-	}
-	b = append(b, `,"mutating":`...)
-	b = strconv.AppendBool(b, a.Mutating)
-	b = append(b, `,"deadline":`...)
-	if b, ok = plainjson.AppendTime(b, a.Deadline); !ok {
-		return nil, false
-	}
-	if a.Step != "" {
-		b = append(b, `,"step":`...)
-		b = plainjson.AppendJSONString(b, a.Step)
-	}
-	if a.SnapshotID != "" {
-		b = append(b, `,"snapshot_id":`...)
-		b = plainjson.AppendJSONString(b, a.SnapshotID)
-	}
-	return append(b, '}'), true
+	return b, true
 }
 
 // actionKeys are Action's JSON keys in the order json.Marshal writes them.

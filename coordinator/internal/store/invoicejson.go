@@ -4,6 +4,7 @@ import (
 	"strconv"
 
 	"github.com/hostplane/hostplane/internal/plainjson"
+	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -19,6 +20,32 @@ func EncodeInvoice(inv *Invoice) ([]byte, bool) {
 	}
 	n += 160 * len(inv.Payments)
 	b := make([]byte, 0, n)
+	b, ok := appendInvoiceFields(b, &inv.Invoice)
+	if !ok {
+		return nil, false
+	}
+	b = append(b, `,"account_id":`...)
+	b = plainjson.AppendJSONString(b, inv.AccountID)
+	b = appendOmitEmpty(b, `,"server_id":`, inv.ServerID)
+	b = appendOmitEmpty(b, `,"hosting_id":`, inv.HostingID)
+	return append(b, '}'), true
+}
+
+// AppendAPIInvoice appends inv as json.Marshal writes an api.Invoice (what
+// a customer is shown), or gives up (ok false: use encoding/json) when one
+// of its times is not UTC within years 0-9999.
+func AppendAPIInvoice(b []byte, inv *api.Invoice) ([]byte, bool) {
+	b, ok := appendInvoiceFields(b, inv)
+	if !ok {
+		return nil, false
+	}
+	return append(b, '}'), true
+}
+
+// appendInvoiceFields appends api.Invoice's object as json.Marshal writes
+// it but for its closing brace (ok false: a time json.Marshal writes
+// otherwise or refuses), for Invoice and AppendAPIInvoice.
+func appendInvoiceFields(b []byte, inv *api.Invoice) ([]byte, bool) {
 	b = append(b, `{"id":`...)
 	b = plainjson.AppendJSONString(b, inv.ID)
 	b = append(b, `,"number":`...)
@@ -88,14 +115,7 @@ func EncodeInvoice(inv *Invoice) ([]byte, bool) {
 		}
 		b = append(b, ']')
 	}
-	if !ok {
-		return nil, false
-	}
-	b = append(b, `,"account_id":`...)
-	b = plainjson.AppendJSONString(b, inv.AccountID)
-	b = appendOmitEmpty(b, `,"server_id":`, inv.ServerID)
-	b = appendOmitEmpty(b, `,"hosting_id":`, inv.HostingID)
-	return append(b, '}'), true
+	return b, ok
 }
 
 // PutInvoice stores inv under accountID (EncodeInvoice, else

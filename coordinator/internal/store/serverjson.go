@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/internal/plainjson"
+	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // EncodeServer writes s as json.Marshal writes it, without reflection, or
@@ -32,44 +33,7 @@ func AppendServer(b []byte, s *Server) ([]byte, bool) {
 			return nil, false
 		}
 	}
-	b = append(b, `{"id":`...)
-	b = plainjson.AppendJSONString(b, s.ID)
-	b = append(b, `,"label":`...)
-	b = plainjson.AppendJSONString(b, s.Label)
-	b = append(b, `,"hostname":`...)
-	b = plainjson.AppendJSONString(b, s.Hostname)
-	b = append(b, `,"status":`...)
-	b = plainjson.AppendJSONString(b, s.Status)
-	b = append(b, `,"plan":{"slug":`...)
-	b = plainjson.AppendJSONString(b, s.Plan.Slug)
-	b = append(b, `,"vcpus":`...)
-	b = strconv.AppendUint(b, uint64(s.Plan.VCPUs), 10)
-	b = append(b, `,"memory_mib":`...)
-	b = strconv.AppendUint(b, s.Plan.MemoryMiB, 10)
-	b = append(b, `,"disk_gib":`...)
-	b = strconv.AppendUint(b, s.Plan.DiskGiB, 10)
-	b = append(b, `},"os_template":`...)
-	b = plainjson.AppendJSONString(b, s.OSTemplate)
-	b = append(b, `,"os":`...)
-	b = plainjson.AppendJSONString(b, s.OS)
-	b = appendOmitEmpty(b, `,"ipv4":`, s.IPv4)
-	b = appendOmitEmpty(b, `,"ipv6":`, s.IPv6)
-	b = appendOmitEmpty(b, `,"action_id":`, s.ActionID)
-	b = append(b, `,"created_at":`...)
-	b, ok := plainjson.AppendTime(b, s.CreatedAt)
-	if ok {
-		b = append(b, `,"updated_at":`...)
-		b, ok = plainjson.AppendTime(b, s.UpdatedAt)
-	}
-	for _, t := range [...]struct {
-		key string
-		at  *time.Time
-	}{{`,"terminated_at":`, s.TerminatedAt}, {`,"paid_until":`, s.PaidUntil}} {
-		if t.at != nil && ok {
-			b = append(b, t.key...)
-			b, ok = plainjson.AppendTime(b, *t.at)
-		}
-	}
+	b, ok := appendServerFields(b, &s.Server)
 	if !ok {
 		return nil, false
 	}
@@ -129,6 +93,62 @@ func AppendServer(b []byte, s *Server) ([]byte, bool) {
 		return nil, false
 	}
 	return append(b, '}'), true
+}
+
+// AppendAPIServer appends s as json.Marshal writes an api.Server (what a
+// customer is shown), or gives up (ok false: use encoding/json) when one
+// of its times is not UTC within years 0-9999.
+func AppendAPIServer(b []byte, s *api.Server) ([]byte, bool) {
+	b, ok := appendServerFields(b, s)
+	if !ok {
+		return nil, false
+	}
+	return append(b, '}'), true
+}
+
+// appendServerFields appends api.Server's object as json.Marshal writes it
+// but for its closing brace (ok false: a time json.Marshal writes otherwise
+// or refuses), for Server and AppendAPIServer.
+func appendServerFields(b []byte, s *api.Server) ([]byte, bool) {
+	b = append(b, `{"id":`...)
+	b = plainjson.AppendJSONString(b, s.ID)
+	b = append(b, `,"label":`...)
+	b = plainjson.AppendJSONString(b, s.Label)
+	b = append(b, `,"hostname":`...)
+	b = plainjson.AppendJSONString(b, s.Hostname)
+	b = append(b, `,"status":`...)
+	b = plainjson.AppendJSONString(b, s.Status)
+	b = append(b, `,"plan":{"slug":`...)
+	b = plainjson.AppendJSONString(b, s.Plan.Slug)
+	b = append(b, `,"vcpus":`...)
+	b = strconv.AppendUint(b, uint64(s.Plan.VCPUs), 10)
+	b = append(b, `,"memory_mib":`...)
+	b = strconv.AppendUint(b, s.Plan.MemoryMiB, 10)
+	b = append(b, `,"disk_gib":`...)
+	b = strconv.AppendUint(b, s.Plan.DiskGiB, 10)
+	b = append(b, `},"os_template":`...)
+	b = plainjson.AppendJSONString(b, s.OSTemplate)
+	b = append(b, `,"os":`...)
+	b = plainjson.AppendJSONString(b, s.OS)
+	b = appendOmitEmpty(b, `,"ipv4":`, s.IPv4)
+	b = appendOmitEmpty(b, `,"ipv6":`, s.IPv6)
+	b = appendOmitEmpty(b, `,"action_id":`, s.ActionID)
+	b = append(b, `,"created_at":`...)
+	b, ok := plainjson.AppendTime(b, s.CreatedAt)
+	if ok {
+		b = append(b, `,"updated_at":`...)
+		b, ok = plainjson.AppendTime(b, s.UpdatedAt)
+	}
+	for _, t := range [...]struct {
+		key string
+		at  *time.Time
+	}{{`,"terminated_at":`, s.TerminatedAt}, {`,"paid_until":`, s.PaidUntil}} {
+		if t.at != nil && ok {
+			b = append(b, t.key...)
+			b, ok = plainjson.AppendTime(b, *t.at)
+		}
+	}
+	return b, ok
 }
 
 // appendOmitEmpty appends key and s unless s is empty (omitempty).

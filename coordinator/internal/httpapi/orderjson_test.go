@@ -1,0 +1,138 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/internal/plainjson/codectest"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// checkServerOrderBody: whenever encodeServerOrder writes an order's body,
+// it writes json.Encoder's bytes (json.Marshal's and a newline), and
+// writeJSON answers those bytes.
+func checkServerOrderBody(t testing.TB, o api.ServerOrder) (fast bool) {
+	t.Helper()
+	fast = codectest.Encoding(t, "encodeServerOrder", func(o *api.ServerOrder) ([]byte, bool) {
+		b, ok := encodeServerOrder(o)
+		if !ok {
+			return nil, false
+		}
+		if len(b) == 0 || b[len(b)-1] != '\n' {
+			t.Fatalf("encodeServerOrder wrote no trailing newline: %q", b)
+		}
+		return b[:len(b)-1], true
+	}, o)
+	var want bytes.Buffer
+	if err := json.NewEncoder(&want).Encode(o); err != nil {
+		return fast // writeJSON then writes nothing more; not ours
+	}
+	rec := httptest.NewRecorder()
+	writeJSON(rec, 201, o)
+	if !bytes.Equal(rec.Body.Bytes(), want.Bytes()) {
+		t.Fatalf("writeJSON(%+v)\n got %s\nwant %s", o, rec.Body.Bytes(), want.Bytes())
+	}
+	return fast
+}
+
+func TestServerOrderBodyMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
+	until := at.AddDate(0, 1, 0)
+	ordered := api.ServerOrder{
+		Server: api.Server{ID: "srv_1", Label: "web", Hostname: "web.example.com", Status: api.ServerProvisioning,
+			Plan: api.ServerPlan{Slug: "vps-1", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1}, OSTemplate: "debian-12", OS: "Debian 12",
+			IPv4: "198.51.100.10/24", IPv6: "2001:db8:0:5::1/64", ActionID: "act_1", CreatedAt: at, UpdatedAt: at, PaidUntil: &until},
+		Action: api.Action{ID: "act_1", Command: api.ActionServerProvision, Status: api.ActionPending, ResourceType: "server", ResourceID: "srv_1", CreatedAt: at},
+		Invoice: api.Invoice{ID: "inv_1", Number: "INV-2026-000001", Status: api.InvoicePaid, Currency: "USD", TotalUsdCents: 900, CreatedAt: at, DueAt: at, PaidAt: &at,
+			Lines:    []api.InvoiceLine{{Description: "VPS 1 (vps-1) server srv_1, 2026-12-01 to 2027-01-01", Quantity: 1, UnitPriceUsdCents: 900, AmountUsdCents: 900}},
+			Payments: []api.Payment{{ID: "pay_1", Method: "wallet", AmountUsdCents: 900, TransactionID: "wtx_1", CreatedAt: at}}},
+		RootPassword: "Zq7<&>\"\\x",
+	}
+	hostile := ordered
+	hostile.Server.Label, hostile.Server.Hostname, hostile.RootPassword = "ünï \u2028 \"x\" \xff <b>", "", ""
+	hostile.Server.IPv4, hostile.Server.IPv6, hostile.Server.ActionID, hostile.Server.PaidUntil, hostile.Server.TerminatedAt = "", "", "", nil, &at
+	hostile.Action.StartedAt, hostile.Action.FinishedAt, hostile.Action.Error = &at, &until, &api.ActionError{Code: "x<", Message: "\x00\u2029"}
+	hostile.Invoice.PaidAt, hostile.Invoice.Lines, hostile.Invoice.Payments = nil, nil, []api.Payment{}
+	for _, o := range []api.ServerOrder{ordered, hostile, {}} {
+		if !checkServerOrderBody(t, o) {
+			t.Errorf("a UTC order took the slow path: %+v", o)
+		}
+	}
+	later := time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, o := range []api.ServerOrder{
+		{Server: api.Server{CreatedAt: at.In(time.FixedZone("x", 3600))}},
+		{Action: api.Action{FinishedAt: &later}},
+		{Invoice: api.Invoice{Payments: []api.Payment{{CreatedAt: later}}}},
+	} {
+		if checkServerOrderBody(t, o) {
+			t.Errorf("an order outside the fast path was encoded: %+v", o)
+		}
+	}
+}
+
+func FuzzEncodeServerOrderBody(f *testing.F) {
+	f.Add("srv_1", "web", "pending", uint32(1), uint64(256), int64(1764608645123456000), "pw", int64(900), uint8(7))
+	f.Add("s<\"\\", "\xff\u2028", "x\x00", uint32(0), uint64(1<<63), int64(-62135596800000000), "", int64(-1), uint8(0))
+	f.Fuzz(func(t *testing.T, id, label, status string, vcpus uint32, mem uint64, nanos int64, password string, cents int64, opts uint8) {
+		at := time.Unix(0, nanos).UTC()
+		later := at.Add(time.Duration(cents))
+		o := api.ServerOrder{
+			Server: api.Server{ID: id, Label: label, Hostname: password, Status: status, Plan: api.ServerPlan{Slug: label, VCPUs: vcpus, MemoryMiB: mem, DiskGiB: mem / 3},
+				OSTemplate: status, OS: label, IPv4: password, IPv6: id, ActionID: id, CreatedAt: at, UpdatedAt: later},
+			Action:       api.Action{ID: id, Command: status, Status: status, Progress: int(cents % 101), ResourceType: label, ResourceID: id, CreatedAt: later},
+			Invoice:      api.Invoice{ID: id, Number: label, Status: status, Currency: password, TotalUsdCents: cents, CreatedAt: at, DueAt: later},
+			RootPassword: password,
+		}
+		if opts&1 != 0 {
+			o.Server.PaidUntil, o.Invoice.PaidAt = &later, &at
+		}
+		if opts&2 != 0 {
+			o.Server.TerminatedAt, o.Action.StartedAt, o.Action.FinishedAt = &at, &at, &later
+		}
+		if opts&4 != 0 {
+			o.Action.Error = &api.ActionError{Code: status, Message: label}
+		}
+		if opts&8 != 0 {
+			o.Invoice.Lines = []api.InvoiceLine{{Description: label, Quantity: cents / 3, UnitPriceUsdCents: cents, AmountUsdCents: -cents}}
+		}
+		if opts&16 != 0 {
+			o.Invoice.Payments = []api.Payment{{ID: id, Method: status, AmountUsdCents: cents, TransactionID: password, CreatedAt: later}}
+		}
+		checkServerOrderBody(t, o)
+	})
+}
+
+// BenchmarkServerOrderBody: writeJSON's body of a server order through
+// encodeServerOrder beside json.Encoder.
+//
+//	go test ./coordinator/internal/httpapi -run '^$' -bench ServerOrderBody -benchmem
+func BenchmarkServerOrderBody(b *testing.B) {
+	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
+	until := at.AddDate(0, 1, 0)
+	o := api.ServerOrder{
+		Server: api.Server{ID: "srv_01KBKQ4Z3N0000000000000000", Label: "bench 1", Hostname: "bench-1.example.com", Status: api.ServerProvisioning,
+			Plan: api.ServerPlan{Slug: "vps-t", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1}, OSTemplate: "debian-12", OS: "debian",
+			IPv4: "198.51.100.7/24", ActionID: "act_01KBKQ4Z3N0000000000000000", CreatedAt: at, UpdatedAt: at, PaidUntil: &until},
+		Action: api.Action{ID: "act_01KBKQ4Z3N0000000000000000", Command: api.ActionServerProvision, Status: api.ActionPending, ResourceType: "server", ResourceID: "srv_01KBKQ4Z3N0000000000000000", CreatedAt: at},
+		Invoice: api.Invoice{ID: "inv_01KBKQ4Z3N0000000000000000", Number: "INV-2026-000123", Status: api.InvoicePaid, Currency: "USD", TotalUsdCents: 900, CreatedAt: at, DueAt: at, PaidAt: &at,
+			Lines:    []api.InvoiceLine{{Description: "VPS T (vps-t) server srv_01KBKQ4Z3N0000000000000000, 2026-12-01 to 2027-01-01", Quantity: 1, UnitPriceUsdCents: 900, AmountUsdCents: 900}},
+			Payments: []api.Payment{{ID: "pay_01KBKQ4Z3N0000000000000000", Method: "wallet", AmountUsdCents: 900, TransactionID: "wtx_01KBKQ4Z3N0000000000000000", CreatedAt: at}}},
+		RootPassword: "Zq7mWc2rT9xKp4Lh",
+	}
+	b.Run("fast", func(b *testing.B) {
+		for b.Loop() {
+			if _, ok := encodeServerOrder(&o); !ok {
+				b.Fatal("slow path")
+			}
+		}
+	})
+	b.Run("encoding-json", func(b *testing.B) {
+		for b.Loop() {
+			var buf bytes.Buffer
+			_ = json.NewEncoder(&buf).Encode(o)
+		}
+	})
+}
