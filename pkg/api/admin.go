@@ -145,4 +145,7 @@ type ClusterStatus struct {
 	Level    uint16          `json:"level,omitempty"`
 	MaxLevel uint16          `json:"max_level,omitempty"`
 	Servers  []ClusterServer `json:"servers"`
+	// Warnings are this coordinator's configuration problems an operator
+	// should fix (a cluster of several coordinators without --public-url).
+	Warnings []string `json:"warnings,omitempty"`
 }

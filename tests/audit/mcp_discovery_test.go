@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -325,6 +326,10 @@ func TestMCPDiscoveryOutsideIn(t *testing.T) {
 		}
 	}
 
+	// With --public-url on every coordinator, no warning about it (the
+	// cluster has run for many seconds: the check runs every second).
+	publicURLWarning(t, r, false)
+
 	t.Run("no public url", func(t *testing.T) {
 		d := newLightRig(t)
 		for i := range d.c.Len() {
@@ -332,5 +337,68 @@ func TestMCPDiscoveryOutsideIn(t *testing.T) {
 				checkDiscovery(t, d.c.URL(i), d.c.URL(i), hdr, false)
 			}
 		}
+		// README: a cluster of several coordinators needs --public-url for
+		// OAuth; each one without it says so in its log and in cluster
+		// status.
+		publicURLWarning(t, d, true)
+		// What the warning is about: a /mcp token from coordinator 0's
+		// consent is not taken everywhere (or is not issued at all).
+		o := oauthSide{t: t, base: d.c.URL(0)}
+		const cb = "http://127.0.0.1:9/cb"
+		client := o.register(cb)
+		verifier, challenge := pkce()
+		code := o.code(o.authorizeURL(client, cb, challenge, map[string]string{"scope": "account:read", "resource": d.c.URL(0) + "/mcp"}), d.keyA)
+		form := exchange(client, code, cb, verifier)
+		form.Set("resource", d.c.URL(0)+"/mcp")
+		status, tok := o.token(form)
+		t.Logf("without --public-url: exchange through coordinator 0: %d %v", status, tok["error"])
+		if status == 200 {
+			at, _ := tok["access_token"].(string)
+			refused := 0
+			for i := range d.c.Len() {
+				if st, _, _ := rawMCP(t, "POST", d.c.URL(i)+"/mcp", at, "", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, nil, 10*time.Second); st == 401 {
+					refused++
+				}
+			}
+			t.Logf("without --public-url: the /mcp token from coordinator 0 is refused by %d of %d coordinators", refused, d.c.Len())
+			if refused == 0 {
+				t.Errorf("without --public-url a /mcp token from coordinator 0 works on every coordinator: the README and the warning say it does not")
+			}
+		}
 	})
+}
+
+// noPublicURL is how the warning of a cluster without --public-url starts,
+// in the log and in cluster status.
+const noPublicURL = "no --public-url, in a cluster of 3 coordinators"
+
+// publicURLWarning checks that each coordinator of r warns, or does not, that
+// the cluster has no --public-url: in its log (within a few seconds) and in
+// its cluster status (hostplanectl cluster status prints the warnings).
+func publicURLWarning(t *testing.T, r *rig, want bool) {
+	t.Helper()
+	for i, p := range r.c.Nodes {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			raw, _ := os.ReadFile(p.LogPath())
+			got := slices.ContainsFunc(strings.Split(string(raw), "\n"), func(l string) bool {
+				return strings.Contains(l, "level=WARN") && strings.Contains(l, noPublicURL)
+			})
+			if got == want || !want || time.Now().After(deadline) {
+				if got != want {
+					t.Errorf("coordinator %d: warns of no --public-url in its log: %v; want %v", i, got, want)
+				}
+				break
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		st := clusterStatus(t, p)
+		got := len(st.Warnings) == 1 && strings.HasPrefix(st.Warnings[0], noPublicURL)
+		if got != want || !want && len(st.Warnings) > 0 {
+			t.Errorf("coordinator %d: cluster status --json warnings %q; want the no --public-url warning: %v", i, st.Warnings, want)
+		}
+		if out := ctl(t, p, "cluster", "status"); out.code != 0 || strings.Contains(out.stdout, "warning: "+noPublicURL) != want {
+			t.Errorf("coordinator %d: hostplanectl cluster status (exit %d):\n%s\nwant the no --public-url warning: %v", i, out.code, out.stdout, want)
+		}
+	}
 }

@@ -398,4 +398,7 @@ func printStatus(st api.ClusterStatus) {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.ID, s.RaftAddr, s.APIAddr, s.Suffrage, s.Leader, lvl)
 	})
+	for _, w := range st.Warnings {
+		fmt.Printf("warning: %s\n", w)
+	}
 }

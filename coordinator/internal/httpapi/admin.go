@@ -482,7 +482,19 @@ func (a *API) ClusterStatus() (api.ClusterStatus, error) {
 			MaxLevel: levels[s.ID],
 		})
 	}
+	if a.cfg.IssuerDefaulted && len(members) > 1 {
+		st.Warnings = append(st.Warnings, NoPublicURLWarning(len(members)))
+	}
 	return st, nil
+}
+
+// NoPublicURLWarning says what goes wrong in a cluster of n coordinators
+// started without --public-url, and what to do.
+func NoPublicURLWarning(n int) string {
+	return fmt.Sprintf("no --public-url, in a cluster of %d coordinators: each names its own address as the OAuth issuer and "+
+		"resource, so MCP clients' OAuth sign-in breaks when it reaches another coordinator than the one it started on "+
+		"(a token or code issued through one is refused by the others); set the same --public-url on every coordinator "+
+		"(README, \"Connecting AI tools: OAuth\")", n)
 }
 
 func (a *API) adminClusterStatus(_ *http.Request, _ []byte, _ time.Time) (int, any, error) {

@@ -50,6 +50,10 @@ type Config struct {
 	// Issuer is the public base URL of the API (--public-url): the OAuth
 	// issuer and the base of the resource identifiers tokens are bound to.
 	Issuer string
+	// IssuerDefaulted: Issuer is the default http://<api address>, no
+	// --public-url was given (ClusterStatus warns of it with several
+	// members).
+	IssuerDefaulted bool
 	// OAuthPollInterval is the device-code polling interval (0: 5 s).
 	OAuthPollInterval time.Duration
 	// DNSResolver is the recursive resolver custom-domain verification starts

@@ -139,7 +139,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	s.API = httpapi.New(httpapi.Config{
 		NodeID: cfg.NodeID, Brand: s.brand(), KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
 		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP, ClusterTLS: tlsCfg,
-		Issuer: publicURL(cfg.PublicURL, s.apiAddr), OAuthPollInterval: cfg.OAuthPollInterval,
+		Issuer: publicURL(cfg.PublicURL, s.apiAddr), IssuerDefaulted: cfg.PublicURL == "", OAuthPollInterval: cfg.OAuthPollInterval,
 		DNSResolver: cfg.DNSResolver, DNSNSPort: cfg.DNSNSPort,
 		StatsStreamsPerAccount: cfg.StatsStreamsPerAccount, StatsCallsPerNode: cfg.StatsCallsPerNode,
 	}, node, log.With("component", "api"), cfg.Clock, metrics)
@@ -406,7 +406,11 @@ func (s *Server) propose(ctx context.Context, t fsm.CommandType, payload any) (*
 // need to forward requests to it when it leads. The leader writes it directly; a
 // follower asks the leader through the cluster-internal admin mount.
 func (s *Server) registerLoop(ctx context.Context) {
+	warned := false
 	clock.Every(ctx, time.Second, func() {
+		if !warned {
+			warned = s.warnNoPublicURL()
+		}
 		var cur store.ClusterNode
 		_ = s.Node.FSM.Read(func(r store.ReadTx) (err error) { cur, err = r.ClusterNode(s.cfg.NodeID); return })
 		if cur.APIAddr != s.apiAddr {
@@ -415,6 +419,21 @@ func (s *Server) registerLoop(ctx context.Context) {
 			}
 		}
 	})
+}
+
+// warnNoPublicURL logs, once it sees this coordinator in a cluster of
+// several, that it has no --public-url (OAuth through the others breaks;
+// hostplanectl cluster status says it too). true: logged, or never needed.
+func (s *Server) warnNoPublicURL() bool {
+	if s.cfg.PublicURL != "" {
+		return true
+	}
+	ms, err := s.Node.Servers()
+	if err != nil || len(ms) < 2 {
+		return false
+	}
+	s.log.Warn(httpapi.NoPublicURLWarning(len(ms)))
+	return true
 }
 
 func (s *Server) registerSelf(ctx context.Context) error {
