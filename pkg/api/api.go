@@ -204,6 +204,20 @@ type Ticket struct {
 	Messages   []TicketMessage `json:"messages,omitempty"`
 }
 
+// AdminTicket is a ticket as the operator API shows it: with the account it
+// belongs to (GET /admin/tickets, /admin/tickets/{id}; the thread on the latter).
+type AdminTicket struct {
+	Ticket
+	AccountID string `json:"account_id"`
+}
+
+// AdminTicketList is GET /admin/tickets: the newest matching tickets
+// (without threads, at most the limit asked) and how many match in all.
+type AdminTicketList struct {
+	Data  []AdminTicket `json:"data"`
+	Total int           `json:"total"`
+}
+
 // TicketCreateRequest is the body of POST /v1/tickets.
 type TicketCreateRequest struct {
 	Subject    string `json:"subject"`

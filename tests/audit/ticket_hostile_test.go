@@ -351,4 +351,43 @@ func TestTicketLifecycleWithStaff(t *testing.T) {
 	if raw := r.call(f, r.keyB, "GET", "/v1/tickets?limit=10", nil, nil); !json.Valid(raw.Body) || strings.Contains(string(raw.Body), tk.ID) {
 		t.Errorf("B's list: %s", raw)
 	}
+
+	// The operator's queue, on a coordinator that does not lead: every
+	// account's tickets, by status and by account (id or email), A's with
+	// its thread; close from the CLI is what the customer sees.
+	queue := func(args ...string) (api.AdminTicketList, ctlRun) {
+		t.Helper()
+		run := ctl(t, r.c.Nodes[f], append([]string{"--json", "ticket", "list"}, args...)...)
+		var l api.AdminTicketList
+		if run.code != 0 || json.Unmarshal([]byte(run.stdout), &l) != nil {
+			t.Fatalf("%s", run)
+		}
+		return l, run
+	}
+	if l, _ := queue(); l.Total != 26 || len(l.Data) != 26 || l.Data[0].Subject != "b25" || l.Data[25].ID != tk.ID || l.Data[25].AccountID != r.accA.ID {
+		t.Errorf("the whole queue: %d of %d, first %q, last %s of %s; want 26, b25 first, A's ticket last", len(l.Data), l.Total, l.Data[0].Subject, l.Data[25].ID, l.Data[25].AccountID)
+	}
+	if l, _ := queue("--status", "on_hold"); l.Total != 1 || l.Data[0].ID != tk.ID || l.Data[0].AccountID != r.accA.ID {
+		t.Errorf("--status on_hold: %+v", l)
+	}
+	if l, _ := queue("--account", "hook-b@example.com", "--status", "open", "--limit", "3"); l.Total != 25 || len(l.Data) != 3 || l.Data[0].AccountID != r.accB.ID {
+		t.Errorf("--account B's email --status open --limit 3: %d of %d", len(l.Data), l.Total)
+	}
+	show := ctl(t, r.c.Nodes[f], "ticket", "show", tk.ID)
+	if show.code != 0 || !containsAll(show.stdout, tk.ID, r.accA.ID, "my server is down", "on_hold", "staff (Ayşe from Support)", "We are on it <b>now</b>.", "only once") {
+		t.Errorf("%s", show)
+	}
+	if run := ctl(t, r.c.Nodes[f], "ticket", "close", tk.ID); run.code != 0 || r.ticketGet(0, r.keyA, tk.ID).Status != api.TicketClosed {
+		t.Errorf("%s; the customer sees %s", run, r.ticketGet(0, r.keyA, tk.ID).Status)
+	}
+	for flag, args := range map[string][]string{
+		"--status":  {"ticket", "list", "--status", "waiting"},
+		"--limit":   {"ticket", "list", "--limit", "0"},
+		"account":   {"ticket", "list", "--account", "nobody@example.com"},
+		"not found": {"ticket", "show", unknown(tk.ID)},
+	} {
+		if run := ctl(t, r.c.Nodes[f], args...); run.code == 0 || !strings.Contains(run.stderr, flag) {
+			t.Errorf("%s; want a non-zero exit naming %s", run, flag)
+		}
+	}
 }

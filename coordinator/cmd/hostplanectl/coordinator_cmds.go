@@ -6,9 +6,12 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hostplane/hostplane/internal/atomicfile"
 	"github.com/hostplane/hostplane/internal/conflayer"
@@ -251,7 +254,7 @@ func newInvoiceCmd(g *globals) *cobra.Command {
 }
 
 func newTicketCmd(g *globals) *cobra.Command {
-	cmd := &cobra.Command{Use: "ticket", Short: "Staff side of support tickets"}
+	cmd := &cobra.Command{Use: "ticket", Short: "Staff side of support tickets: the queue, threads, replies, status"}
 	var req api.StaffReplyRequest
 	reply := &cobra.Command{
 		Use: "reply TICKET_ID", Short: "Post a staff reply (fires ticket.replied)", Args: cobra.ExactArgs(1),
@@ -262,6 +265,9 @@ func newTicketCmd(g *globals) *cobra.Command {
 					return err
 				}
 				req.Body = string(raw)
+			}
+			if strings.TrimSpace(req.Body) == "" {
+				return usageError{"--body is required (the reply text, or - to read it from stdin)"}
 			}
 			t, err := g.admin().StaffReply(c.Context(), args[0], req)
 			if err != nil {
@@ -275,8 +281,88 @@ func newTicketCmd(g *globals) *cobra.Command {
 	status := adminCmd(g, "status TICKET_ID STATUS", "Set a ticket's status ("+strings.Join(api.TicketStatuses, "|")+")", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (api.Ticket, error) {
 		return g.admin().SetTicketStatus(c.Context(), args[0], args[1])
 	}, func(t api.Ticket) { fmt.Printf("ticket #%d is %s\n", t.Number, t.Status) })
-	cmd.AddCommand(reply, status)
+	closeCmd := adminCmd(g, "close TICKET_ID", "Close a ticket (a customer reply re-opens it)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.Ticket, error) {
+		return g.admin().CloseTicket(c.Context(), args[0])
+	}, func(t api.Ticket) { fmt.Printf("ticket #%d (%s) is %s\n", t.Number, t.ID, t.Status) })
+	show := adminCmd(g, "show TICKET_ID", "Show a ticket of any account with its messages", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AdminTicket, error) {
+		return g.admin().Ticket(c.Context(), args[0])
+	}, printTicket)
+	cmd.AddCommand(newTicketListCmd(g), show, reply, closeCmd, status)
 	return cmd
+}
+
+func newTicketListCmd(g *globals) *cobra.Command {
+	var statuses []string
+	var q client.AdminTicketQuery
+	list := &cobra.Command{
+		Use:   "list",
+		Short: "List the support queue: every account's tickets, newest first",
+		Example: "  hostplanectl ticket list --status open,customer_reply\n" +
+			"  hostplanectl ticket list --account ada@example.com --limit 20 --json",
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			q.Statuses = nil
+			for _, s := range statuses {
+				s = strings.TrimSpace(s)
+				if !slices.Contains(api.TicketStatuses, s) {
+					return usageError{fmt.Sprintf("--status %q is not a ticket status: use %s (comma-separated or repeated for several)", s, strings.Join(api.TicketStatuses, ", "))}
+				}
+				q.Statuses = append(q.Statuses, s)
+			}
+			if c.Flags().Changed("account") && strings.TrimSpace(q.Account) == "" {
+				return usageError{"--account is empty: give an account id or email (leave it out for every account)"}
+			}
+			if c.Flags().Changed("limit") && (q.Limit < 1 || q.Limit > 1000) {
+				return usageError{fmt.Sprintf("--limit %d: must be from 1 to 1000", q.Limit)}
+			}
+			l, err := g.admin().Tickets(c.Context(), q)
+			if err != nil {
+				return err
+			}
+			return g.print(l, func() {
+				table(os.Stdout, "ID\tNUMBER\tACCOUNT\tSTATUS\tPRIORITY\tDEPARTMENT\tUPDATED\tSUBJECT", l.Data, func(tw io.Writer, t api.AdminTicket) {
+					fmt.Fprintf(tw, "%s\t#%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Number, t.AccountID, t.Status, printable(t.Priority, false),
+						printable(t.Department, false), t.UpdatedAt.UTC().Format(time.RFC3339), printable(t.Subject, false))
+				})
+				if l.Total > len(l.Data) {
+					fmt.Fprintf(os.Stderr, "%d of %d matching tickets shown (--limit)\n", len(l.Data), l.Total)
+				}
+			})
+		},
+	}
+	list.Flags().StringSliceVar(&statuses, "status", nil, "only tickets with this status ("+strings.Join(api.TicketStatuses, ", ")+"); comma-separated or repeated for several")
+	list.Flags().StringVar(&q.Account, "account", "", "only this account's tickets (account id or email)")
+	list.Flags().IntVar(&q.Limit, "limit", 0, "at most this many tickets, 1-1000 (default 200)")
+	return list
+}
+
+// printTicket prints a ticket's fields and its thread, oldest message first.
+func printTicket(t api.AdminTicket) {
+	fmt.Printf("ticket:      #%d (%s)\naccount:     %s\nsubject:     %s\nstatus:      %s\npriority:    %s\ndepartment:  %s\ncreated:     %s\nupdated:     %s\n",
+		t.Number, t.ID, t.AccountID, printable(t.Subject, false), t.Status, printable(t.Priority, false), printable(t.Department, false),
+		t.CreatedAt.UTC().Format(time.RFC3339), t.UpdatedAt.UTC().Format(time.RFC3339))
+	for _, m := range t.Messages {
+		who := m.Author
+		if m.StaffName != "" {
+			who += " (" + printable(m.StaffName, false) + ")"
+		}
+		fmt.Printf("\n--- %s, %s, %s\n%s\n", who, m.CreatedAt.UTC().Format(time.RFC3339), m.ID, printable(m.Body, true))
+	}
+}
+
+// printable is customer text made safe for the operator's terminal: control
+// characters (escape sequences could rewrite the screen) and invalid UTF-8
+// become U+FFFD; newlines and tabs stay only when multiline.
+func printable(s string, multiline bool) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case multiline && (r == '\n' || r == '\t'):
+			return r
+		case r == utf8.RuneError, unicode.IsControl(r), r == '\u2028', r == '\u2029', unicode.Is(unicode.Bidi_Control, r):
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }
 
 func newClusterCmd(g *globals) *cobra.Command {

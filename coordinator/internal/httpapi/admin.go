@@ -43,6 +43,8 @@ func (a *API) AdminHandler() http.Handler {
 	mux.Handle("POST /admin/accounts/{id}/wallet/credit", leader(a.adminWalletCredit))
 	mux.Handle("POST /admin/accounts/{id}/invoices", leader(a.adminIssueInvoice))
 	mux.Handle("POST /admin/invoices/{id}/pay", leader(a.adminPayInvoice))
+	mux.Handle("GET /admin/tickets", leader(a.adminListTickets))
+	mux.Handle("GET /admin/tickets/{id}", leader(a.adminGetTicket))
 	mux.Handle("POST /admin/tickets/{id}/reply", leader(a.adminStaffReply))
 	mux.Handle("POST /admin/tickets/{id}/status", leader(a.adminTicketStatus))
 	mux.Handle("GET /admin/cluster/status", local(a.adminClusterStatus))
