@@ -1,7 +1,7 @@
 // Package hosting runs web hosting accounts on a hosting node: a Linux user with
 // its home (the SFTP chroot) and docroot, a PHP-FPM pool as that user, a MariaDB
 // database and user, and sites served by one nginx whose configuration does not
-// change per site.
+// change per host name (per account only: its plan's limits).
 //
 // # Layout on the node (Root, default /var/lib/hostplane/hosting)
 //
@@ -14,7 +14,12 @@
 //	                        to the previous file if the reload fails
 //	nginx/site.conf         the per-request site logic (root, suspension, PHP),
 //	                        included by the HTTP server block and by any TLS server
-//	                        block: a site is the same on :80 and :443
+//	                        block: a site is the same on :80 and :443. It holds one
+//	                        named location per account (@hp_php_<user>: its plan's
+//	                        upload limit and read timeout), chosen by the account
+//	                        hosts/<host> points at: rendered from the accounts'
+//	                        records on start and on an account's create or delete
+//	                        (one reload), never per host name
 //	nginx/tls.d/*.conf      HOOK: files included at http{} level; the TLS server
 //	                        block (listen :443 ssl, per-SNI certificate) goes here.
 //	                        It includes nginx/site.conf after its ssl_* lines.
