@@ -106,6 +106,37 @@ func TestMCPRateLimitAsREST(t *testing.T) {
 	if accepted > 10 || limitedN == 0 || rep.Status != 429 {
 		t.Errorf("a key of 10 a minute sent 30 notifications: %d accepted, %d refused, then REST %d; want at most 10 accepted, the rest and REST 429", accepted, limitedN, rep.Status)
 	}
+
+	// Tool calls that dispatch nothing, so no /v1 route counts them: bad
+	// arguments on a good session, and a good call on a session this
+	// coordinator does not have. Each counts all the same.
+	for _, flood := range []struct {
+		what string
+		body func(sess string) (string, string)
+	}{
+		{"tools/call with an unknown argument", func(sess string) (string, string) {
+			return sess, `{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"get_account","arguments":{"colour":"red"}}}`
+		}},
+		{"tools/call on an unknown session", func(sess string) (string, string) { return unknown(sess), toolCallGetAccount }},
+	} {
+		k, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "ten calls", Scopes: []string{"account:read"}, RateLimitPerMin: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mk := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: k.Key}
+		mk.initialize()
+		refusedN := 0
+		for range 30 {
+			sess, body := flood.body(mk.session)
+			st, _, out := rawMCP(t, "POST", mk.endpoint, k.Key, sess, body, nil, 10*time.Second)
+			if st == 429 || strings.Contains(out, "rate_limited") {
+				refusedN++
+			}
+		}
+		if rep := r.call(f, k.Key, "GET", "/v1/account", nil, nil); refusedN == 0 || rep.Status != 429 {
+			t.Errorf("a key of 10 a minute sent 30 of %s: %d rate limited, then REST %d; want the key's limit reached (REST 429)", flood.what, refusedN, rep.Status)
+		}
+	}
 }
 
 // TestMCPSlowStreamsDoNotBlock: clients that open the session's GET stream

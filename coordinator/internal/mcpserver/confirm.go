@@ -108,7 +108,7 @@ func argsDigest(raw []byte) (digest, token string) {
 // caller) and a token, and the order is not run; with a good token the call
 // proceeds, with an Idempotency-Key derived from the token when the operation
 // takes one, so a retried confirmation spends once.
-func (h *handlers) confirmStep(ctx context.Context, t *Tool, raw []byte, call *Call, who Who) (*mcp.CallToolResult, bool) {
+func (h *handlers) confirmStep(ctx context.Context, t *Tool, raw []byte, call *Call, who Who, dispatched *bool) (*mcp.CallToolResult, bool) {
 	digest, tok := argsDigest(raw)
 	if tok != "" {
 		if why := h.confirm.take(tok, who.Caller, t.Def.Name, digest); why != "" {
@@ -126,6 +126,7 @@ func (h *handlers) confirmStep(ctx context.Context, t *Tool, raw []byte, call *C
 		if err != nil {
 			return errorResult(api.NewError(http.StatusBadRequest, "invalid_argument", err.Error())), false
 		}
+		*dispatched = true
 		resp, err := h.d.Dispatch(ctx, qc, who)
 		if err != nil {
 			return errorResult(api.NewError(http.StatusBadGateway, "dispatch_failed", err.Error())), false

@@ -19,6 +19,7 @@ import (
 	sjson "github.com/segmentio/encoding/json"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // fastCalls answers the plain case of tools/call, the hot one, without the
@@ -30,6 +31,7 @@ import (
 // (an SSE message event; no event store, so no event id or priming event).
 type fastCalls struct {
 	h          *handlers
+	counter    RequestCounter // nil: nothing counted at /mcp
 	publicHost string
 	tools      *Tools
 	mu         sync.Mutex
@@ -327,6 +329,15 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Call
 	return f.serveBody(w, r, c, body)
 }
 
+// known reports whether session id is one the SDK initialized for account
+// (a tools/call on it reaches the tool handler).
+func (f *fastCalls) known(id, account string) bool {
+	f.mu.Lock()
+	fs := f.sessions[id]
+	f.mu.Unlock()
+	return fs != nil && fs.userID == account
+}
+
 // serveBody is serve once the body is read: false, w untouched, when the
 // SDK is to answer.
 func (f *fastCalls) serveBody(w http.ResponseWriter, r *http.Request, c httpapi.Caller, body []byte) bool {
@@ -339,8 +350,12 @@ func (f *fastCalls) serveBody(w http.ResponseWriter, r *http.Request, c httpapi.
 		return false
 	}
 	// The Who the SDK's path makes of the same request (whoFrom).
-	resp, res := f.h.runOp(r.Context(), t, p.Arguments, true, Who{Authorization: r.Header.Get("Authorization"),
-		RemoteAddr: r.RemoteAddr, Host: r.Host, Caller: c.AccountID, RequestID: r.Header.Get(requestIDHeader)})
+	who := Who{Authorization: r.Header.Get("Authorization"),
+		RemoteAddr: r.RemoteAddr, Host: r.Host, Caller: c.AccountID, RequestID: r.Header.Get(requestIDHeader)}
+	if f.counter != nil {
+		who.count = func() *api.Error { return f.counter.CountRequest(headerSink{}, r, c) }
+	}
+	resp, res := f.h.runOp(r.Context(), t, p.Arguments, true, who)
 	if resp == nil && res == nil {
 		return false // never: the handler answers errors as results; the SDK would run it again
 	}

@@ -45,6 +45,10 @@ type Who struct {
 	// set before /mcp runs): an operation dispatched in-process runs under
 	// it, so a tool error's request_id names the /mcp request.
 	RequestID string
+	// count counts the call against the caller's per-minute limit when
+	// nothing was dispatched (bad arguments, a refused confirmation), which
+	// no /v1 route counts; nil: not counted (no RequestCounter).
+	count func() *api.Error
 }
 
 // Options configure the MCP server.
@@ -154,16 +158,27 @@ func (h *handlers) run(ctx context.Context, t *Tool, raw []byte, who Who) *mcp.C
 // valid: raw is known to be valid UTF-8 and valid JSON (the fast path
 // checked the whole request).
 func (h *handlers) runOp(ctx context.Context, t *Tool, raw []byte, valid bool, who Who) (resp *Response, res *mcp.CallToolResult) {
+	dispatched := false
+	defer func() {
+		// A call that dispatched nothing is counted here (a /v1 route
+		// counts each dispatched one): its refusal still costs the key.
+		if !dispatched && who.count != nil {
+			if e := who.count(); e != nil {
+				resp, res = nil, errorResult(e)
+			}
+		}
+	}()
 	call, err := t.build(raw, valid)
 	if err != nil {
 		return nil, errorResult(api.NewError(http.StatusBadRequest, "invalid_argument", err.Error()))
 	}
 	if t.Op.SpendsMoney {
-		res, proceed := h.confirmStep(ctx, t, raw, call, who)
+		res, proceed := h.confirmStep(ctx, t, raw, call, who, &dispatched)
 		if !proceed {
 			return nil, res
 		}
 	}
+	dispatched = true
 	resp, err = h.d.Dispatch(ctx, call, who)
 	if err != nil {
 		return nil, errorResult(api.NewError(http.StatusBadGateway, "dispatch_failed", err.Error()))
@@ -184,6 +199,7 @@ func whoFrom(x *mcp.RequestExtra) Who {
 		w.Caller = ti.UserID
 		w.RemoteAddr, _ = ti.Extra["remote_addr"].(string)
 		w.Host, _ = ti.Extra["host"].(string)
+		w.count, _ = ti.Extra["count"].(func() *api.Error)
 	}
 	return w
 }
@@ -346,6 +362,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		return ti, nil
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streamable)
 	counter, _ := authn.(RequestCounter)
+	fast.counter = counter
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		meta := opts.ResourceMetadataURL
 		if meta == "" {
@@ -409,7 +426,11 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			}
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 			t := toolCall(tools, body)
-			if counter != nil && (t == nil || !t.allows(c.Scopes)) {
+			// A permitted call of a known tool is counted by its /v1 route
+			// when dispatched, or by runOp when not; one the SDK will refuse
+			// before any tool runs (no session of this caller's here) is
+			// counted now.
+			if counter != nil && (t == nil || !t.allows(c.Scopes) || !fast.known(r.Header.Get(fastSessionHdr), c.AccountID)) {
 				if aerr := counter.CountRequest(w, r, c); aerr != nil {
 					fail(aerr)
 					return
@@ -427,6 +448,11 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		}
 		ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: c.AccountID,
 			Extra: map[string]any{"remote_addr": r.RemoteAddr, "host": r.Host, "key_id": c.KeyID}}
+		if counter != nil {
+			// The tool handler runs while the SDK writes the answer: the
+			// X-RateLimit headers of such a count are not sent.
+			ti.Extra["count"] = func() *api.Error { return counter.CountRequest(headerSink{}, r, c) }
+		}
 		verified.ServeHTTP(&noStoreWriter{ResponseWriter: w}, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
 	})
 }
@@ -487,6 +513,13 @@ func bearerShaped(v string) bool {
 }
 
 type tokenInfoKey struct{}
+
+// headerSink is a ResponseWriter whose headers go nowhere.
+type headerSink struct{}
+
+func (headerSink) Header() http.Header         { return http.Header{} }
+func (headerSink) Write(b []byte) (int, error) { return len(b), nil }
+func (headerSink) WriteHeader(int)             {}
 
 // requestIDHeader is the public listener's request id header.
 var requestIDHeader = http.CanonicalHeaderKey("X-Request-Id")
