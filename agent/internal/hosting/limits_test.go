@@ -229,9 +229,9 @@ func FuzzGreaterThanRegex(f *testing.F) {
 		re := regexp.MustCompile(hosting.GreaterThanRegex(n))
 		want := false
 		if regexp.MustCompile(`^[0-9]+$`).MatchString(s) {
-			t := strings.TrimLeft(s, "0")
+			d := strings.TrimLeft(s, "0")
 			ns := strconv.FormatInt(n, 10)
-			want = len(t) > len(ns) || len(t) == len(ns) && t > ns
+			want = len(d) > len(ns) || len(d) == len(ns) && d > ns
 		}
 		if got := re.MatchString(s); got != want {
 			t.Fatalf("n=%d %q: matched %v", n, s, got)
