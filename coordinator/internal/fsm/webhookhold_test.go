@@ -78,14 +78,31 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 	if n := h.count(store.BucketWebhookAttempts, "wh_2/"); n != 3 {
 		t.Fatalf("%d log entries, want 3 (a held record is not an attempt)", n)
 	}
+	pausedAt, createdAt := webhook("wh_2").PausedSince, webhook("wh_2").ActiveSince
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &on})
 	for _, id := range []string{"dlv_2", "dlv_3", "dlv_4"} {
 		if d := delivery("wh_2", id); d.Status != api.DeliveryPending || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(h.at) {
 			t.Fatalf("resumed %s: %+v", id, d.WebhookDelivery)
 		}
 	}
-	if w := webhook("wh_2"); !w.Active || w.PausedSince != 0 || w.ActiveSince != h.idx {
+	// The dispatcher's cursor is not past the pause (no cursor at all
+	// here): events before the pause are still taken, the pause's are not.
+	w = webhook("wh_2")
+	if !w.Active || w.PausedSince != 0 || w.ActiveSince != createdAt || w.GapFrom != pausedAt || w.GapTo != h.idx {
 		t.Fatalf("resumed %+v", w)
+	}
+	for idx, want := range map[uint64]bool{createdAt: false, pausedAt - 1: true, pausedAt: false, h.idx: false, h.idx + 1: true} {
+		if w.Takes(idx) != want {
+			t.Errorf("after the resume, an event at %d taken: %v", idx, !want)
+		}
+	}
+	// Paused and resumed again once the cursor is past the pause: the
+	// resume is the new start.
+	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &off})
+	h.must(CmdWebhookAttempts, WebhookAttempts{Cursor: store.OutboxKey(h.idx+1, 0)})
+	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &on})
+	if w := webhook("wh_2"); !w.Active || w.ActiveSince != h.idx || w.GapFrom != 0 || w.GapTo != 0 || w.Takes(h.idx-1) {
+		t.Fatalf("resumed with the cursor past the pause: %+v", w)
 	}
 	// An expired outcome fails the delivery.
 	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{{ID: "att_x", WebhookID: "wh_2", DeliveryID: "dlv_4", Chain: 1, Number: 1, At: h.at, Outcome: api.AttemptExpired, Error: "not sent"}}})

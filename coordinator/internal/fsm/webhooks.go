@@ -201,12 +201,23 @@ func applyWebhookUpdate(c *applyCtx, p WebhookUpdate) (any, error) {
 		w.Active = *p.Active
 		hold := c.r.ClusterLevel() >= levelWebhookHold
 		if w.Active {
+			w.DisabledReason = ""
 			if hold && w.PausedSince != 0 {
 				if err := setPendingNext(c, w.ID, &c.at); err != nil {
 					return nil, err
 				}
+				if cur := c.r.WebhookCursor(); len(cur) != 10 || binary.BigEndian.Uint64(cur[:8]) < w.PausedSince {
+					// The dispatcher has not read every event committed
+					// before the pause: they are still delivered, the
+					// pause's are not.
+					w.GapFrom, w.GapTo = w.PausedSince, c.index
+				} else {
+					w.ActiveSince, w.GapFrom, w.GapTo = c.index, 0, 0
+				}
+			} else {
+				w.ActiveSince = c.index
 			}
-			w.ActiveSince, w.DisabledReason, w.PausedSince = c.index, "", 0
+			w.PausedSince = 0
 		} else {
 			w.DisabledReason = "paused"
 			if err := pauseDeliveries(c, &w, hold); err != nil {

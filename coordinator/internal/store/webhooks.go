@@ -42,9 +42,15 @@ type Webhook struct {
 	// delivery stays pending and is not attempted, and events committed
 	// before it are still delivered; the resume sends them. 0: not paused,
 	// or paused before level 2 (its pending deliveries were failed).
-	PausedSince uint64    `json:"paused_since,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	PausedSince uint64 `json:"paused_since,omitempty"`
+	// GapFrom..GapTo (Raft indexes) is the last pause, from its start to its
+	// resume, kept (level 2) when the resume came before the dispatcher had
+	// read every event committed before the pause: those are still
+	// delivered, the pause's are not. 0, 0 when there is none.
+	GapFrom   uint64    `json:"gap_from,omitempty"`
+	GapTo     uint64    `json:"gap_to,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // Holding reports whether the subscription is paused with its pending
@@ -52,10 +58,11 @@ type Webhook struct {
 func (w Webhook) Holding() bool { return !w.Active && w.PausedSince != 0 }
 
 // Takes reports whether an event committed at Raft index index is delivered
-// to the subscription: committed after the create or last resume, and
-// before the pause that holds it if paused.
+// to the subscription: committed after the create or last resume (or before
+// the last pause, outside its gap), and before the pause that holds it if
+// paused.
 func (w Webhook) Takes(index uint64) bool {
-	if index <= w.ActiveSince {
+	if index <= w.ActiveSince || (w.GapTo != 0 && index >= w.GapFrom && index <= w.GapTo) {
 		return false
 	}
 	return w.Active || (w.PausedSince != 0 && index < w.PausedSince)

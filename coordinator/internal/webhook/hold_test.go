@@ -1,13 +1,16 @@
 package webhook
 
 import (
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/internal/clock/clocktest"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
@@ -166,4 +169,33 @@ func TestGoneHoldsDelivery(t *testing.T) {
 		d, _ := node.delivery(whID, got[0].delivery)
 		return d.Status == api.DeliverySucceeded
 	})
+}
+
+// TestResumeBeforeDispatcherRead (level 2): events committed before a pause
+// that the dispatcher had not read when the webhook was resumed (here: no
+// dispatcher ran meanwhile, as after a leader change behind its cursor) are
+// delivered; those committed while paused are not; those after the resume
+// are.
+func TestResumeBeforeDispatcherRead(t *testing.T) {
+	node := newTestNode(t, nil)
+	node.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
+	sealer := newTestSealer(t)
+	rc, acc, whID := node.subscribedReceiver(sealer, clock.Real{})
+	off, on := false, true
+	node.ticket(acc, "before")
+	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &off})
+	node.ticket(acc, "while paused")
+	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &on})
+	node.ticket(acc, "after")
+	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{})
+	rc.waitFor(t, "two deliveries", 5*time.Second, func(r []received) bool { return len(r) >= 2 })
+	time.Sleep(100 * time.Millisecond)
+	var got []string
+	for _, r := range rc.all() {
+		got = append(got, fmt.Sprint(decodeBody(t, r.body).Data["subject"]))
+	}
+	slices.Sort(got)
+	if strings.Join(got, ",") != "after,before" {
+		t.Fatalf("delivered %v, want the events before the pause and after the resume", got)
+	}
 }
