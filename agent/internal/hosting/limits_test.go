@@ -20,6 +20,7 @@ import (
 
 	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/agent/internal/hosting/hostingtest"
+	"github.com/hostplane/hostplane/agent/internal/seed"
 	"github.com/hostplane/hostplane/agent/internal/sitetls"
 	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
@@ -454,6 +455,75 @@ func TestPlanLimitsOverTLS(t *testing.T) {
 					t.Errorf("HTTPS upload over the limit (chunked %v): %d %q", chunked, code, body)
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkPHPRequest: a small PHP page on keep-alive connections, served
+// through the account's location (realpath of the docroot, an internal
+// redirect to @hp_php_<user>) against the old site.conf's direct
+// fastcgi_pass, on one nginx and PHP-FPM in the same run.
+func BenchmarkPHPRequest(b *testing.B) {
+	e := hostingtest.NewNode(b)
+	ctx := hostenv.Ctx(b)
+	a := newAcct(e, "p")
+	h, err := seed.HashPassword(a.sftpPW)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := e.Node.Create(ctx, hosting.CreateInput{Username: a.user, Domain: a.domain, Plan: testPlan, PHPVersion: "8.2",
+		SFTPHash: h, DBHash: hosting.MySQLNativeHash(a.dbPW)}, noStep); err != nil {
+		b.Fatal(err)
+	}
+	u, err := user.Lookup(a.user)
+	if err != nil {
+		b.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	page := filepath.Join(e.Node.L.Docroot(a.user), "p.php")
+	if err := os.WriteFile(page, []byte("<?php echo 'ok';"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.Chown(page, uid, -1); err != nil {
+		b.Fatal(err)
+	}
+	cur, _ := os.ReadFile(e.Node.L.SiteConf())
+	old := strings.NewReplacer("@ROOT@", e.Root, "@CONF@", e.Cfg.NginxConfDir).Replace(oldSiteConf)
+	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
+	get := func(b *testing.B) {
+		req, _ := http.NewRequest("GET", "http://"+e.HTTPAddr+"/p.php", nil)
+		req.Host = a.domain
+		res, err := c.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || string(body) != "ok" {
+			b.Fatalf("%d %q", res.StatusCode, body)
+		}
+	}
+	for _, v := range []struct {
+		name string
+		conf []byte
+	}{{"old", []byte(old)}, {"account-location", cur}} {
+		b.Run(v.name, func(b *testing.B) {
+			if err := os.WriteFile(e.Node.L.SiteConf(), v.conf, 0o644); err != nil {
+				b.Fatal(err)
+			}
+			if err := e.Node.Nginx.Reload(ctx); err != nil {
+				b.Fatal(err)
+			}
+			c.CloseIdleConnections()
+			for range 50 {
+				get(b)
+			}
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					get(b)
+				}
+			})
 		})
 	}
 }
