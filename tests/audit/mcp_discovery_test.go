@@ -118,6 +118,12 @@ func checkDiscovery(t *testing.T, base, pub string, hdr map[string]string, devic
 	if want := pub + "/.well-known/oauth-protected-resource/mcp"; mm[1] != want {
 		t.Errorf("%v: the 401 names resource_metadata %q; want %q", hdr, mm[1], want)
 	}
+	// The scopes a client asks for first (MCP "Scope Selection Strategy":
+	// the challenge's scope before scopes_supported): a default key's, so a
+	// user can approve with one; more come by step-up.
+	if sc := challengeParam(wa, "scope"); !slices.Equal(strings.Fields(sc), api.DefaultScopes()) {
+		t.Errorf("%v: the 401's scope %q; want the default scopes %v", hdr, sc, api.DefaultScopes())
+	}
 	// RFC 6750 §3.1: no error code when no credentials were sent; with a
 	// bearer that is not good, error="invalid_token" (a client then drops
 	// the token and authorizes again), and the same resource_metadata.
@@ -288,6 +294,22 @@ func TestMCPDiscoveryOutsideIn(t *testing.T) {
 		if raw, _ := json.Marshal(out); !strings.Contains(string(raw), r.accA.ID) {
 			t.Errorf("coordinator %d: get_account with the /mcp token: %.300s", i, raw)
 		}
+	}
+
+	// A client that asks for the 401's scope is approved with a default
+	// API key (the customer's usual key); asking for every scope in
+	// scopes_supported needs a key holding them all.
+	def, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "default", Scopes: api.DefaultScopes()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, h, _ := rawMCP(t, "POST", r.c.URL(1)+"/mcp", "", "", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, nil, 10*time.Second)
+	verifier, challenge = pkce()
+	code = o.code(o.authorizeURL(client, cb, challenge, map[string]string{"scope": challengeParam(h.Get("WWW-Authenticate"), "scope"), "resource": pub + "/mcp"}), def.Key)
+	form = exchange(client, code, cb, verifier)
+	form.Set("resource", pub+"/mcp")
+	if status, tok := o.token(form); status != 200 || tok["access_token"] == nil {
+		t.Errorf("a token for the 401's scope approved with a default key: %d %v", status, tok)
 	}
 
 	// A reverse proxy on the coordinator's host that passes the public

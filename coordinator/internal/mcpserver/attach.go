@@ -28,6 +28,13 @@ func Attach(a *httpapi.API, admin http.Handler, opts HTTPOptions) (http.Handler,
 	if opts.ResourceMetadataURL == "" {
 		opts.ResourceMetadataURL = a.ResourceMetadataURL("/mcp") // under --public-url
 	}
+	if opts.ChallengeScopes == nil {
+		// The default scopes (those of a default API key: every scope but
+		// the destructive ones, orders:write and keys:write), so a user can
+		// approve a client with a default key; a tool that needs more
+		// answers the insufficient_scope challenge (step-up).
+		opts.ChallengeScopes = a.Brand().DefaultScopes()
+	}
 	if opts.PublicHost == "" {
 		if u, err := url.Parse(a.Issuer()); err == nil {
 			opts.PublicHost = u.Host

@@ -173,7 +173,7 @@ func TestMCPEndToEnd(t *testing.T) {
 				req.Header.Set("Authorization", auth)
 			}
 			resp, raw := framework.Fetch(t, nil, req)
-			want := `Bearer resource_metadata="` + c.URL(0) + `/.well-known/oauth-protected-resource/mcp"`
+			want := `Bearer resource_metadata="` + c.URL(0) + `/.well-known/oauth-protected-resource/mcp", scope="` + strings.Join(api.DefaultScopes(), " ") + `"`
 			if strings.HasPrefix(auth, "Bearer ") { // sent, not good: RFC 6750 §3.1's error code
 				want += `, error="invalid_token", error_description="invalid API key"`
 			}

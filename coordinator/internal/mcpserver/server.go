@@ -322,6 +322,11 @@ type HTTPOptions struct {
 	// 9728), named in the 401s' WWW-Authenticate; empty: the host called plus
 	// /.well-known/oauth-protected-resource/mcp.
 	ResourceMetadataURL string
+	// ChallengeScopes are the scope parameter of a 401's challenge: the
+	// scopes a client asks for first (MCP authorization, "Scope Selection
+	// Strategy"), more by step-up (insufficient_scope); none: no parameter,
+	// and clients ask for all of scopes_supported.
+	ChallengeScopes []string
 	// SessionTimeout closes idle sessions (30 min).
 	SessionTimeout time.Duration
 	// PublicHost is the host (and port) of the public URL: a request that
@@ -382,6 +387,9 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		fail := func(e *api.Error) {
 			if e.StatusCode == http.StatusUnauthorized {
 				ch := fmt.Sprintf(`Bearer resource_metadata=%q`, meta)
+				if len(opts.ChallengeScopes) > 0 {
+					ch += fmt.Sprintf(`, scope="%s"`, challengeValue(strings.Join(opts.ChallengeScopes, " ")))
+				}
 				if bearerShaped(r.Header.Get("Authorization")) {
 					ch += fmt.Sprintf(`, error="invalid_token", error_description="%s"`, challengeValue(e.Message))
 				}
