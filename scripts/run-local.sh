@@ -23,10 +23,15 @@ POOL=hostplane-local-$(printf '%s' "$DATA" | sha256sum | cut -c1-12)
 
 # A second `make run` on the same data directory: the coordinator would refuse
 # the directory (it is locked), but the agent below would enrol with the
-# running one and share its agent's directory. Say so and stop instead.
-if "$BIN/hostplanectl" --socket "$DATA/admin.sock" cluster status >/dev/null 2>&1; then
-  echo "make run: a coordinator is already running on $DATA (its admin socket answers)." >&2
-  echo "          Stop it (Ctrl-C where it runs), or set HOSTPLANE_DATA_DIR to another directory" >&2
+# running one and share its agent's directory. Say so and stop instead. The
+# test is the coordinator's own lock (a flock the kernel drops however the
+# holder ends), tried without waiting: it answers at once also when the
+# running coordinator is stopped (Ctrl-Z) or hung, where its admin socket
+# would not.
+if [ -f "$DATA/coordinator.lock" ] && ! flock -n "$DATA/coordinator.lock" true 2>/dev/null; then
+  holder=$(tr -dc 0-9 < "$DATA/coordinator.lock" 2>/dev/null || true)
+  echo "make run: a coordinator is already running on $DATA (process ${holder:-unknown} holds its lock)." >&2
+  echo "          Stop it (Ctrl-C where it runs, or kill ${holder:-<pid>}), or set HOSTPLANE_DATA_DIR to another directory" >&2
   echo "          (and HOSTPLANE_API_ADDR, HOSTPLANE_RAFT_ADDR, HOSTPLANE_METRICS_ADDR, HOSTPLANE_AGENT_LISTEN to free ports)." >&2
   exit 1
 fi

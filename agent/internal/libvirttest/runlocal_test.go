@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -47,6 +49,9 @@ func TestRunLocalTwice(t *testing.T) {
 		if err != nil || !strings.Contains(string(out), "<path>"+filepath.Join(dir, "pool")+"</path>") {
 			t.Fatalf("run %d: pool %s is not at its data directory: %v\n%s", i+1, pool, err, out)
 		}
+		if i == 0 {
+			secondRunRefused(t, bin, dir, r)
+		}
 		r.stop(t)
 	}
 
@@ -75,6 +80,43 @@ func TestRunLocalTwice(t *testing.T) {
 		t.Fatalf("the coordinator does not answer after the agent failed: %v %s\n%s", err, out, r.output())
 	}
 	r.stop(t)
+}
+
+// secondRunRefused: a second run on a running one's data directory stops at
+// once naming the coordinator's pid, also while that coordinator is stopped
+// (Ctrl-Z: it answers nothing), and the first run goes on.
+func secondRunRefused(t *testing.T, bin, dir string, first *runLocal) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "coordinator.lock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatalf("coordinator.lock holds %q, not a pid", b)
+	}
+	for _, stopped := range []bool{false, true} {
+		if stopped {
+			_ = syscall.Kill(pid, syscall.SIGSTOP)
+		}
+		second := startRunLocal(t, bin, dir)
+		select {
+		case <-second.done:
+		case <-time.After(10 * time.Second):
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+			t.Fatalf("a second run on a running one's data directory (coordinator stopped: %v) did not stop within 10 s:\n%s", stopped, second.output())
+		}
+		if stopped {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+		want := fmt.Sprintf("already running on %s (process %d holds its lock)", dir, pid)
+		if second.err == nil || !strings.Contains(second.output(), want) {
+			t.Fatalf("second run (coordinator stopped: %v): %v; want a failure saying %q:\n%s", stopped, second.err, want, second.output())
+		}
+	}
+	if first.exited() {
+		t.Fatalf("the first run ended:\n%s", first.output())
+	}
 }
 
 // localPool is the pool name run-local.sh gives a data directory.

@@ -21,8 +21,9 @@ import (
 // levelJob raises the cluster's semantics level (fsm/level.go) once every
 // member's binary applies a newer one: the last step of a rolling upgrade
 // happens by itself, seconds after the last coordinator restarted on the new
-// release. It asks the members every few seconds while the level is below
-// this leader's own; at the leader's own level there is nothing to raise.
+// release. It asks the members every few seconds, also at the leader's own
+// level (nothing to raise then), since `cluster status` shows each member's
+// max level from these answers.
 func (s *Server) levelJob(ctx context.Context) {
 	clock.Every(ctx, 3*time.Second, func() { s.raiseLevel(ctx) })
 }
