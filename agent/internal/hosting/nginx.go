@@ -98,7 +98,10 @@ error_page 503 /.hostplane-suspended.html;
 location = /.hostplane-suspended.html { internal; alias {{.Root}}/nginx/pages/suspended.html; }
 location / {
   if (-f $hp_home/suspended) { return 503; }
-  try_files $uri $uri/ =404;
+  # A file is served, a directory runs its index; any other path goes to the
+  # site's front controller, its /index.php (REQUEST_URI stays the path asked
+  # for), through the PHP location below: a 404 if the site has none.
+  try_files $uri $uri/ /index.php$is_args$args;
 }
 location ~ \.php$ {
   # A declared body larger than every plan on the node is refused here; the
