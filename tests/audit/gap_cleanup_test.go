@@ -81,3 +81,93 @@ func TestFailedCleanupIsRetried(t *testing.T) {
 		t.Fatalf("%d logged retries of the failed cleanup, want the two", retries)
 	}
 }
+
+// TestTerminateDuringCleanupWait: a bought server's provisioning fails (a
+// stuck1- hostname), its cleanup terminate fails once, and with
+// --cleanup-retry-base 10m the next attempt waits ten minutes, the server
+// in error with that attempt as its action. The server's owner terminates
+// it then (DELETE /v1/servers/{id}: the way to remove a server stuck in
+// error): that is not a 409 (action in progress) for ten minutes but a 202
+// answering with the waiting attempt, sent at once: the server is
+// terminated within seconds, its node room back, the order refunded once
+// (not again by the terminate), and no further attempt is made (one failed
+// attempt logged, none after).
+func TestTerminateDuringCleanupWait(t *testing.T) {
+	r := newRig(t, "--cleanup-retry-base", "10m")
+	adm := r.c.AnyAlive(nil).Admin()
+	r.c.Credit(r.ctx, r.accA.ID, serverPrice)
+	used0, err := adm.AgentNodeDetail(r.ctx, "audit-node-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var o api.ServerOrder
+	rep := r.call(r.follower(), r.keyA, "POST", "/v1/servers", serverBody("stuck1-1"), nil)
+	if rep.Status != 201 {
+		t.Fatalf("order: %s", rep)
+	}
+	rep.Decode(t, &o)
+	cl := r.apis[0].Client(r.keyA)
+	prov := framework.WaitAction(t, cl, o.Action.ID, 30*time.Second)
+	if prov.Status != api.ActionFailed || prov.FinishedAt == nil {
+		t.Fatalf("the provisioning: %+v", prov)
+	}
+	// The first cleanup (opened with the failure) fails; the server's
+	// action becomes the next attempt, opened later, waiting ten minutes.
+	var waiting string
+	framework.WaitFor(t, "the cleanup's first attempt failed and the next waits", 30*time.Second, 50*time.Millisecond, func() bool {
+		s, err := cl.Server(r.ctx, o.Server.ID)
+		if err != nil || s.Status != api.ServerError || s.ActionID == "" {
+			return false
+		}
+		a, err := cl.Action(r.ctx, s.ActionID)
+		if err != nil || a.Status != api.ActionPending || !a.CreatedAt.After(*prov.FinishedAt) {
+			return false
+		}
+		waiting = a.ID
+		return true
+	})
+	time.Sleep(time.Second) // the waiting attempt is not sent on its own
+	if a, err := cl.Action(r.ctx, waiting); err != nil || a.Status != api.ActionPending {
+		t.Fatalf("the waiting attempt %+v %v", a, err)
+	}
+
+	asked := time.Now()
+	rep = r.call(r.follower(), r.keyA, "DELETE", "/v1/servers/"+o.Server.ID, nil, nil)
+	if rep.Status != 202 {
+		t.Fatalf("terminate while the cleanup's next attempt waits: %s, want 202", rep)
+	}
+	var acc api.ActionAccepted
+	rep.Decode(t, &acc)
+	if acc.Action.ID != waiting || acc.Action.Command != api.ActionServerTerminate {
+		t.Fatalf("the terminate answered with %+v, want the waiting attempt %s", acc.Action, waiting)
+	}
+	if a := framework.WaitAction(t, cl, waiting, 20*time.Second); a.Status != api.ActionSuccess {
+		t.Fatalf("the terminate %+v", a)
+	}
+	s, err := cl.Server(r.ctx, o.Server.ID)
+	if err != nil || s.Status != api.ServerTerminated || s.TerminatedAt == nil || s.ActionID != "" {
+		t.Fatalf("server after the terminate %+v %v", s, err)
+	}
+	if took := time.Since(asked); took > 20*time.Second {
+		t.Fatalf("terminated %s after the request", took)
+	}
+	if det, err := adm.AgentNodeDetail(r.ctx, "audit-node-1"); err != nil || det.Used != used0.Used {
+		t.Fatalf("node room after the terminate: %+v %v, want %+v", det.Used, err, used0.Used)
+	}
+	if ch := r.charged(r.keyA); ch.balance != serverPrice {
+		t.Fatalf("balance %d, want the order refunded once (%d)", ch.balance, serverPrice)
+	}
+	// Nothing more is sent: the one failed attempt is logged, none after.
+	time.Sleep(time.Second)
+	retries := 0
+	for _, p := range r.c.Nodes {
+		b, _ := os.ReadFile(p.LogPath())
+		retries += strings.Count(string(b), "cleanup failed")
+	}
+	if retries < 1 || retries > 2 { // a result recorded again after a leader change is logged again
+		t.Fatalf("%d logged failed cleanup attempts, want the one before the terminate", retries)
+	}
+	if ch := r.charged(r.keyA); ch.balance != serverPrice {
+		t.Fatalf("balance %d later, want %d", ch.balance, serverPrice)
+	}
+}

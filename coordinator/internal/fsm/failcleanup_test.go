@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -347,4 +348,166 @@ func TestFailedCleanupNotRetriedAtLevel1(t *testing.T) {
 	if s.Status != api.ServerError || s.ActionID != "" {
 		t.Fatalf("a failed cleanup at level 1: %+v", s)
 	}
+}
+
+// TestRemoveJoinsWaitingCleanup: on two replicas, a bought server and a
+// bought hosting account fail to provision, so each has its cleanup
+// (server.terminate, hosting.delete) as its action. At semantics level 1 a
+// terminate (delete) asked then is refused as before: 409, the resource
+// busy with that cleanup, nothing changed. At level 2 the cleanup fails
+// and its next attempt waits an hour (not_before); a terminate asked
+// meanwhile is not refused: it answers 202 with that waiting attempt, now
+// due (no not_before, its deadline an hour earlier: the entry's time plus
+// the cleanup deadline), and the request's own action is not recorded. A
+// second terminate joins the same attempt; its result terminates the server
+// (one server.terminated), the order refunded once only. The hosting
+// account's delete likewise. A resource that is not in error, or an action
+// that is not its cleanup, is still refused as busy.
+func TestRemoveJoinsWaitingCleanup(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
+	h.putVPS2(1200)
+	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
+		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
+	for n := 1; n <= 2; n++ {
+		o := testOrder(n, "vps-2")
+		o.Create.Action.Params, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 4096, DiskGiB: 60}})
+		h.must(CmdServerOrder, o)
+	}
+	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))
+	server := func(id string) (s store.Server) {
+		t.Helper()
+		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { s, err = r.Server(id); return }); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	actionOf := func(id string) (a store.Action, err error) {
+		err = h.fsms[0].Read(func(r store.ReadTx) (err error) { a, err = r.Action(id); return })
+		return a, err
+	}
+	mustAction := func(id string) store.Action {
+		t.Helper()
+		a, err := actionOf(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	n := 0
+	terminate := func(srv string) (any, error) {
+		n++
+		return h.apply(CmdActionCreate, ActionCreate{Action: store.Action{
+			Action:    api.Action{ID: fmt.Sprintf("act_op%d", n), Command: api.ActionServerTerminate, ResourceID: srv},
+			AccountID: "acc_1", NodeID: "hv-1", Target: "hp-" + srv, Mutating: true, Deadline: h.at.Add(time.Hour)}})
+	}
+	deleteHosting := func(id, user string) (any, error) {
+		n++
+		return h.apply(CmdHostingAction, HostingAction{Action: store.Action{
+			Action:    api.Action{ID: fmt.Sprintf("act_op%d", n), Command: api.ActionHostingDelete, ResourceID: id},
+			AccountID: "acc_1", NodeID: "hv-1", Target: user, Mutating: true, Deadline: h.at.Add(time.Hour)}})
+	}
+	busy := func(what string, err error, actionID string) {
+		t.Helper()
+		var be *ActionBusyError
+		if !errors.As(err, &be) || be.ActionID != actionID {
+			t.Fatalf("%s: %v, want busy with %s", what, err, actionID)
+		}
+	}
+
+	// Level 1: the provisionings fail, each opens its cleanup; a terminate
+	// or delete meanwhile is a 409 as before, changing nothing.
+	h.must(CmdActionFinish, ActionFinish{ID: "act_1", ErrorCode: "failed", ErrorMessage: "boom", CleanupDeadlineSeconds: 300})
+	cleanup := server("srv_1").ActionID
+	if a := mustAction(cleanup); CleanupAttempt(a) != 1 || a.Status != api.ActionPending {
+		t.Fatalf("srv_1's cleanup %+v", a)
+	}
+	before := failCleanupDump(h.fsms[0])
+	_, err := terminate("srv_1")
+	busy("a terminate at level 1", err, cleanup)
+	if !bytes.Equal(before, failCleanupDump(h.fsms[0])) {
+		t.Fatal("a refused terminate changed the state")
+	}
+
+	h.must(CmdClusterLevel, ClusterLevel{Level: 2})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_h1", ErrorCode: "php_missing", ErrorMessage: "boom", CleanupDeadlineSeconds: 300})
+	// srv_2's provisioning is still pending: its terminate is busy with it.
+	_, err = terminate("srv_2")
+	busy("a terminate of a server still provisioning", err, "act_2")
+
+	// Level 2: the cleanup fails; its next attempt waits an hour.
+	h.must(CmdActionFinish, ActionFinish{ID: cleanup, ErrorCode: "failed", ErrorMessage: "busy", CleanupDeadlineSeconds: 300, CleanupRetrySeconds: 3600})
+	waiting := server("srv_1").ActionID
+	if a := mustAction(waiting); waiting == cleanup || CleanupAttempt(a) != 2 || a.Meta[MetaNotBefore] == "" {
+		t.Fatalf("the waiting attempt %+v", a)
+	}
+	v, err := terminate("srv_1")
+	if err != nil {
+		t.Fatalf("a terminate while the cleanup's next attempt waits: %v", err)
+	}
+	askedAt, asked := h.at, fmt.Sprintf("act_op%d", n)
+	acc, ok := v.(api.ActionAccepted)
+	if !ok || acc.Action.ID != waiting || acc.Action.Command != api.ActionServerTerminate || acc.Action.Status != api.ActionPending ||
+		acc.Server == nil || acc.Server.ID != "srv_1" {
+		t.Fatalf("the terminate's answer %#v, want the waiting attempt %s", v, waiting)
+	}
+	a := mustAction(waiting)
+	if _, held := a.Meta[MetaNotBefore]; held || !a.Deadline.Equal(askedAt.Add(300*time.Second)) || a.Status != api.ActionPending ||
+		a.Meta[metaCleanupOf] != "act_1" || a.Meta[MetaCleanupAttempt] != "2" {
+		t.Fatalf("the joined attempt %+v, want it due now with its deadline 300 s from %s", a, askedAt)
+	}
+	if _, err := actionOf(asked); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the request's own action was recorded: %v", err)
+	}
+	if s := server("srv_1"); s.ActionID != waiting || s.Status != api.ServerError {
+		t.Fatalf("server after the terminate %+v", s)
+	}
+	if n := h.count(store.BucketOpenActions, ""); n != 3 { // the joined attempt, act_2, the hosting delete
+		t.Fatalf("%d open actions, want 3", n)
+	}
+	// A second terminate (a retry of the request) joins it again.
+	if v, err := terminate("srv_1"); err != nil || v.(api.ActionAccepted).Action.ID != waiting {
+		t.Fatalf("a second terminate: %v %v", v, err)
+	}
+	h.must(CmdActionFinish, ActionFinish{ID: waiting, Success: true})
+	if s := server("srv_1"); s.Status != api.ServerTerminated || s.ActionID != "" {
+		t.Fatalf("server after its joined cleanup %+v", s)
+	}
+	_, err = terminate("srv_1")
+	if !errors.Is(err, ErrConflict) {
+		t.Fatalf("a terminate of a terminated server: %v", err)
+	}
+
+	// The hosting account: its delete fails, the next waits; a delete joins it.
+	hc := hostingAt(t, h, "hst_1").ActionID
+	h.must(CmdActionFinish, ActionFinish{ID: hc, ErrorCode: "failed", ErrorMessage: "busy", CleanupDeadlineSeconds: 300, CleanupRetrySeconds: 3600})
+	hw := hostingAt(t, h, "hst_1").ActionID
+	v, err = deleteHosting("hst_1", "user1")
+	if err != nil {
+		t.Fatalf("a delete while the hosting cleanup's next attempt waits: %v", err)
+	}
+	if ha, ok := v.(api.HostingActionAccepted); !ok || ha.Action.ID != hw || hw == hc || ha.Hosting == nil {
+		t.Fatalf("the delete's answer %#v, want the waiting attempt %s", v, hw)
+	}
+	if a := mustAction(hw); a.Meta[MetaNotBefore] != "" || !a.Deadline.Equal(h.at.Add(300*time.Second)) {
+		t.Fatalf("the joined hosting attempt %+v", a)
+	}
+	h.must(CmdActionFinish, ActionFinish{ID: hw, Success: true})
+	if ha := hostingAt(t, h, "hst_1"); ha.Status != api.HostingDeleted || ha.ActionID != "" {
+		t.Fatalf("hosting account after its joined cleanup %+v", ha)
+	}
+
+	// Each order refunded once (srv_2's is still provisioning: paid).
+	if b := balance(t, h.fsms[0], "acc_1"); b != 5000-1200 {
+		t.Fatalf("balance %d, want %d: srv_1's and hst_1's orders refunded once each", b, 5000-1200)
+	}
+	count := map[string]int{}
+	for _, typ := range outboxTypes(t, h.fsms[0]) {
+		count[typ]++
+	}
+	if count[string(api.EventServerTerminated)] != 1 {
+		t.Fatalf("events %v, want one server.terminated", count)
+	}
+	h.replicasSame(failCleanupDump)
 }

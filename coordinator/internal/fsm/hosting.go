@@ -118,6 +118,16 @@ func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
 	if a.NodeID != h.NodeID || a.Target != h.Username {
 		return nil, fmt.Errorf("%w: action %s does not match hosting account %s", ErrInvalid, a.ID, h.ID)
 	}
+	if a.Command == api.ActionHostingDelete && h.Status == api.HostingError {
+		cur, ok, err := joinCleanup(c, h.ActionID, a.Command)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			pub := h.HostingAccount
+			return api.HostingActionAccepted{Action: cur.Action, Hosting: &pub}, nil
+		}
+	}
 	if err := c.busyWith(h.ID, h.ActionID, "hosting account"); err != nil {
 		return nil, err
 	}

@@ -161,6 +161,44 @@ func retryCleanup(c *applyCtx, a *store.Action, p ActionFinish, actionID *string
 	return true, nil
 }
 
+// levelCleanupJoin is the semantics level from which a terminate (delete)
+// of a server (hosting account) whose action is its failed provisioning's
+// cleanup of that command is not refused as busy but joins it (joinCleanup).
+const levelCleanupJoin = 2
+
+// joinCleanup: from semantics level 2, a request for command on a resource
+// whose unfinished action actionID is a failed provisioning's cleanup of
+// that same command (openCleanup, openHostingCleanup, a retry of
+// retryCleanup) is answered with that cleanup instead of the 409 of a busy
+// resource: an operator or customer who removes a server stuck in error
+// while its next attempt waits (up to an hour) has it sent now. A waiting
+// attempt is made due at once: its not_before is dropped and its deadline
+// moved as much earlier (decided from the entry's time, so every replica
+// writes the same), and the dispatcher, which reads the meta on each scan,
+// sends it on its next one. The request's own action is not recorded; the
+// cleanup stays the one action (its not_found still counts as done, its
+// failure still opens the next attempt), so nothing runs twice and the
+// result is applied once. ok is false when the request is to be handled as
+// before.
+func joinCleanup(c *applyCtx, actionID, command string) (store.Action, bool, error) {
+	if actionID == "" || c.r.ClusterLevel() < levelCleanupJoin {
+		return store.Action{}, false, nil
+	}
+	cur, err := c.r.Action(actionID)
+	if err != nil || cur.Finished() || cur.Command != command || CleanupAttempt(cur) == 0 {
+		return store.Action{}, false, nil
+	}
+	nb, err := time.Parse(time.RFC3339Nano, cur.Meta[MetaNotBefore])
+	if err != nil || !nb.After(c.at) {
+		return cur, true, nil // due already (or being sent): join it as it is
+	}
+	cur.Deadline = cur.Deadline.Add(-nb.Sub(c.at))
+	meta := maps.Clone(cur.Meta)
+	delete(meta, MetaNotBefore)
+	cur.Meta = meta
+	return cur, true, putAction(c.tx, cur)
+}
+
 // metaCleanupOf marks a server.terminate opened by a failed provisioning
 // (openCleanup); its value is the failed server.provision's id.
 const metaCleanupOf = "cleanup_of"
@@ -453,6 +491,16 @@ func applyActionCreate(c *applyCtx, p ActionCreate) (any, error) {
 	if s.Suspension != nil && a.Command != api.ActionServerStop && a.Command != api.ActionServerTerminate &&
 		a.Command != api.ActionSnapshotCreate && a.Command != api.ActionSnapshotDelete {
 		return nil, &SuspendedError{ServerID: s.ID, Reason: s.Suspension.Reason}
+	}
+	if a.Command == api.ActionServerTerminate && s.Status == api.ServerError && a.NodeID == s.NodeID && a.Target == s.VMName {
+		cur, ok, err := joinCleanup(c, s.ActionID, a.Command)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			pub := s.Server
+			return api.ActionAccepted{Action: cur.Action, Server: &pub}, nil
+		}
 	}
 	if a.Mutating {
 		if err := c.busyWith(s.ID, s.ActionID, ""); err != nil {

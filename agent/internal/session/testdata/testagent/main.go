@@ -15,7 +15,8 @@
 // server.terminate of that VM then answers not_found, as the real agent's
 // does for a VM it does not hold. A server.provision for a "stuck-" hostname
 // fails the same way, but the first two server.terminate of that VM fail
-// (a node that cannot remove it for a while) before it answers not_found.
+// (a node that cannot remove it for a while) before it answers not_found;
+// for a "stuck1-" hostname only the first one fails.
 //
 // Handle: command "echo" answers a progress frame then a result carrying the
 // params; "block" answers a progress frame, then waits for its context to end
@@ -135,6 +136,9 @@ func main() {
 					switch {
 					case as.Command == "server.provision" && strings.HasPrefix(p.Hostname, "fail-"):
 						failed[as.Target] = true
+						res = &pb.ActionResult{ActionId: as.ActionId, ErrorCode: "not_found", ErrorMessage: "provision " + as.Target + ": unknown template base"}
+					case as.Command == "server.provision" && strings.HasPrefix(p.Hostname, "stuck1-"):
+						failed[as.Target], stuck[as.Target] = true, 1
 						res = &pb.ActionResult{ActionId: as.ActionId, ErrorCode: "not_found", ErrorMessage: "provision " + as.Target + ": unknown template base"}
 					case as.Command == "server.provision" && strings.HasPrefix(p.Hostname, "stuck-"):
 						failed[as.Target], stuck[as.Target] = true, 2
