@@ -85,6 +85,14 @@ func TestFrontControllerFallback(t *testing.T) {
 		"/public/uploads/x.jpg":  evilJPG,
 		"/public/uploads/y.php":  `<?php echo "y ran\n";`,
 		"/public/emptydir/a.txt": "a\n",
+		// Hidden files: never served, run or given to the front controller.
+		"/public/.env":                     "DB_PASSWORD=SECRET\n",
+		"/public/.git/config":              "[core] SECRET\n",
+		"/public/.git/hook.php":            `<?php echo "SECRET ran\n";`,
+		"/public/.user.ini":                "; SECRET\n",
+		"/public/.htaccess":                "# SECRET\n",
+		"/public/sub/.htpasswd":            "u:SECRET\n",
+		"/public/.well-known/security.txt": "Contact: mailto:security@example.test\n",
 	})
 	createPlan(t, e, b, func(*hosting.CreateInput) {}, nil)
 	putFiles(t, e, b, map[string]string{"/public/index.php": frontPHP})
@@ -159,6 +167,19 @@ func TestFrontControllerFallback(t *testing.T) {
 				{v.a, "/uploads/x.jpg/y", 200, front(a, "/uploads/x.jpg/y", "", "/index.php")},
 				{v.a, "/uploads/x.jpg/.php", 404, ""},
 				{v.a, "/uploads/x.jpg%00.php", 0, ""},
+				// Hidden files and directories are 404s, existing or not, encoded or
+				// not; /.well-known/ is served.
+				{v.a, "/.env", 404, ""},
+				{v.a, "/%2eenv", 404, ""},
+				{v.a, "/.git/config", 404, ""},
+				{v.a, "/.git/", 404, ""},
+				{v.a, "/.git/hook.php", 404, ""},
+				{v.a, "/.user.ini", 404, ""},
+				{v.a, "/.htaccess", 404, ""},
+				{v.a, "/sub/.htpasswd", 404, ""},
+				{v.a, "/sub/.nothere/x", 404, ""},
+				{v.a, "/.well-known/security.txt", 200, "Contact: mailto:security@example.test\n"},
+				{v.a, "/.well-known/change-password", 200, front(a, "/.well-known/change-password", "", "/index.php")},
 				// A site without index.php: unknown paths are 404s.
 				{v.p, "/", 200, "plain site\n"},
 				{v.p, "/2026/12/hello-world/?a=1", 404, ""},
@@ -166,8 +187,8 @@ func TestFrontControllerFallback(t *testing.T) {
 				{v.p, "/index.php", 404, ""},
 			} {
 				code, ctype, body := v.get(c.host, c.path)
-				if strings.Contains(body, "EVIL-RAN") || strings.Contains(body, "CSS-RAN") {
-					t.Errorf("%s %s: %d ran a file that is not a .php script: %q", c.host, c.path, code, body)
+				if strings.Contains(body, "EVIL-RAN") || strings.Contains(body, "CSS-RAN") || strings.Contains(body, "SECRET") {
+					t.Errorf("%s %s: %d ran a file that is not a .php script or served a hidden one: %q", c.host, c.path, code, body)
 				}
 				switch {
 				case c.code == 0: // anything but running it

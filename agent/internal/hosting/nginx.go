@@ -103,6 +103,11 @@ location / {
   # for), through the PHP location below: a 404 if the site has none.
   try_files $uri $uri/ /index.php$is_args$args;
 }
+# Hidden files and directories (.git, .env, .user.ini, .htaccess, .htpasswd)
+# are neither served, run nor handed to the front controller; /.well-known/
+# (RFC 8615: security.txt, password change) is a path like any other. Before
+# the PHP location: /.git/x.php is refused too.
+location ~ "/\.(?!well-known(/|$))" { return 404; }
 location ~ \.php$ {
   # A declared body larger than every plan on the node is refused here; the
   # account's own limit is checked in its location.
