@@ -511,3 +511,57 @@ func TestRemoveJoinsWaitingCleanup(t *testing.T) {
 	}
 	h.replicasSame(failCleanupDump)
 }
+
+// TestJoinedCleanupFreesAddresses: a bought server with a pool IPv4 and an
+// IPv6 prefix fails to provision at level 2, its cleanup fails and the next
+// attempt waits an hour; a terminate joins it and the node answers
+// not_found (it holds no such VM): the server is terminated, both
+// addresses in quarantine, its node room free, the order refunded once;
+// replicas byte-identical.
+func TestJoinedCleanupFreesAddresses(t *testing.T) {
+	h := ipHarness(t)
+	h.putVPS2(1200)
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
+	h.must(CmdClusterLevel, ClusterLevel{Level: 2})
+	o := testOrder(1, "vps-2")
+	o.Create.Addresses = bothFamilies
+	o.Create.Action.Params, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 4096, DiskGiB: 60}})
+	h.must(CmdServerOrder, o)
+	var s store.Server
+	read := func() {
+		t.Helper()
+		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { s, err = r.Server("srv_1"); return }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.must(CmdActionFinish, ActionFinish{ID: "act_1", ErrorCode: "failed", ErrorMessage: "boom", CleanupDeadlineSeconds: 300})
+	read()
+	h.must(CmdActionFinish, ActionFinish{ID: s.ActionID, ErrorCode: "failed", ErrorMessage: "busy", CleanupDeadlineSeconds: 300, CleanupRetrySeconds: 3600})
+	read()
+	waiting := s.ActionID
+	if len(s.Addrs) != 2 || waiting == "" {
+		t.Fatalf("server waiting for its cleanup %+v", s)
+	}
+	v := h.must(CmdActionCreate, ActionCreate{Action: store.Action{Action: api.Action{ID: "act_op", Command: api.ActionServerTerminate, ResourceID: "srv_1"},
+		AccountID: "acc_1", NodeID: "hv-1", Target: "hp-srv_1", Mutating: true, Deadline: h.at.Add(time.Hour)}})
+	if acc := v.(api.ActionAccepted); acc.Action.ID != waiting {
+		t.Fatalf("the terminate answered %+v, want %s", acc.Action, waiting)
+	}
+	h.must(CmdActionFinish, ActionFinish{ID: waiting, ErrorCode: api.NodeErrNotFound, ErrorMessage: "vm hp-srv_1 not found"})
+	read()
+	if s.Status != api.ServerTerminated || s.ActionID != "" {
+		t.Fatalf("server after the joined cleanup %+v", s)
+	}
+	for _, unit := range []string{"pub4/198.51.100.2/32", "pub6/2001:db8::/64"} {
+		if h.count(store.BucketIPUnits, unit) != 1 {
+			t.Errorf("no quarantine record of %s", unit)
+		}
+	}
+	if used := dbNodeUsed(t, h.fsms[0], "hv-1"); used.VCPUs != 0 || used.MemoryBytes != 0 || used.DiskBytes != 0 {
+		t.Fatalf("node used %+v after the terminate, want none", used)
+	}
+	if b := balance(t, h.fsms[0], "acc_1"); b != 5000 {
+		t.Fatalf("balance %d, want the order refunded once", b)
+	}
+	h.replicasSame(failCleanupDump)
+}
