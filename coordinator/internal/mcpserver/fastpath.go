@@ -56,8 +56,13 @@ var (
 )
 
 type fastSession struct {
-	ss      *mcp.ServerSession
-	userID  string
+	ss     *mcp.ServerSession
+	userID string
+	// ready: the SDK handled its notifications/initialized (the fast path
+	// serves only such sessions); before, the session is recorded from its
+	// initialize on, so that known counts a call on it once (its /v1 route
+	// does), which the SDK serves already.
+	ready   bool         // under fastCalls.mu
 	touched atomic.Int64 // unix nanos the SDK last handled a message of it
 }
 
@@ -65,35 +70,61 @@ func newFastCalls(h *handlers, tools *Tools, publicHost string) *fastCalls {
 	return &fastCalls{h: h, tools: tools, publicHost: publicHost, sessions: map[string]*fastSession{}}
 }
 
-// middleware records the sessions the SDK initialized (on
-// notifications/initialized) and when the SDK last saw each.
+// middleware records the sessions the SDK initialized (from their
+// initialize on; ready on notifications/initialized) and when the SDK last
+// saw each.
 func (f *fastCalls) middleware(next mcp.MethodHandler) mcp.MethodHandler {
 	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 		ss, _ := req.GetSession().(*mcp.ServerSession)
-		if ss != nil && ss.ID() != "" {
-			id := ss.ID()
+		if ss == nil || ss.ID() == "" {
+			return next(ctx, method, req)
+		}
+		if method == "initialize" {
+			// The client learns the session's id from this answer: the
+			// session is recorded before it can send a call on it.
+			res, err := next(ctx, method, req)
+			if err == nil && ss.InitializeParams() != nil {
+				f.record(ss, req, false)
+			}
+			return res, err
+		}
+		var fs *fastSession
+		if method == "notifications/initialized" && ss.InitializeParams() != nil {
+			fs = f.record(ss, req, true)
+		} else {
 			f.mu.Lock()
-			fs := f.sessions[id]
-			if fs == nil && method == "notifications/initialized" && ss.InitializeParams() != nil {
-				fs = &fastSession{ss: ss}
-				if x := req.GetExtra(); x != nil && x.TokenInfo != nil {
-					fs.userID = x.TokenInfo.UserID
-				}
-				f.sessions[id] = fs
-				go func() {
-					_ = ss.Wait()
-					f.mu.Lock()
-					delete(f.sessions, id)
-					f.mu.Unlock()
-				}()
-			}
+			fs = f.sessions[ss.ID()]
 			f.mu.Unlock()
-			if fs != nil {
-				fs.touched.Store(time.Now().UnixNano())
-			}
+		}
+		if fs != nil {
+			fs.touched.Store(time.Now().UnixNano())
 		}
 		return next(ctx, method, req)
 	}
+}
+
+// record adds ss to the sessions (once: it is removed when ss ends), ready
+// when its notifications/initialized is handled.
+func (f *fastCalls) record(ss *mcp.ServerSession, req mcp.Request, ready bool) *fastSession {
+	id := ss.ID()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	fs := f.sessions[id]
+	if fs == nil {
+		fs = &fastSession{ss: ss}
+		if x := req.GetExtra(); x != nil && x.TokenInfo != nil {
+			fs.userID = x.TokenInfo.UserID
+		}
+		f.sessions[id] = fs
+		go func() {
+			_ = ss.Wait()
+			f.mu.Lock()
+			delete(f.sessions, id)
+			f.mu.Unlock()
+		}()
+	}
+	fs.ready = fs.ready || ready
+	return fs
 }
 
 var (
@@ -322,15 +353,16 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Call
 	}
 	f.mu.Lock()
 	fs := f.sessions[r.Header.Get(fastSessionHdr)]
+	ready := fs != nil && fs.ready
 	f.mu.Unlock()
-	if fs == nil || fs.userID != c.AccountID || time.Since(time.Unix(0, fs.touched.Load())) > fastTouch {
+	if !ready || fs.userID != c.AccountID || time.Since(time.Unix(0, fs.touched.Load())) > fastTouch {
 		return false
 	}
 	return f.serveBody(w, r, c, body)
 }
 
 // known reports whether session id is one the SDK initialized for account
-// (a tools/call on it reaches the tool handler).
+// (a tools/call on it reaches the tool handler), ready or not.
 func (f *fastCalls) known(id, account string) bool {
 	f.mu.Lock()
 	fs := f.sessions[id]
