@@ -169,6 +169,12 @@ func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
 	if p.PHPVersion != "" {
 		a.Meta = map[string]string{"php_version": p.PHPVersion}
 	}
+	return startHostingAction(c, h, a)
+}
+
+// startHostingAction records a as the hosting account's action under way and
+// answers the request that opened it.
+func startHostingAction(c *applyCtx, h store.HostingAccount, a store.Action) (any, error) {
 	h.ActionID, h.UpdatedAt = a.ID, c.at
 	if err := putHosting(c.tx, h); err != nil {
 		return nil, err

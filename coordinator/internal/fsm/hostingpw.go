@@ -103,13 +103,5 @@ func applyHostingPasswordReset(c *applyCtx, p HostingPasswordReset) (any, error)
 	}
 	a.Status, a.CreatedAt, a.Progress, a.Mutating = api.ActionPending, c.at, 0, true
 	a.StartedAt, a.FinishedAt, a.Error, a.Meta = nil, nil, nil, map[string]string{"target": params.Target}
-	h.ActionID, h.UpdatedAt = a.ID, c.at
-	if err := putHosting(c.tx, h); err != nil {
-		return nil, err
-	}
-	if err := putAction(c.tx, a); err != nil {
-		return nil, err
-	}
-	pub := h.HostingAccount
-	return api.HostingActionAccepted{Action: a.Action, Hosting: &pub}, nil
+	return startHostingAction(c, h, a)
 }

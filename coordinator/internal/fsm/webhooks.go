@@ -244,13 +244,7 @@ func pauseDeliveries(c *applyCtx, w *store.Webhook, hold bool) error {
 // setPendingNext sets the next attempt time of every pending delivery of a
 // subscription: nil while it is paused, the resume's time when it resumes.
 func setPendingNext(c *applyCtx, webhookID string, next *time.Time) error {
-	prefix := []byte(webhookID + "/")
-	var keys [][]byte
-	cur := c.tx.Bucket(store.BucketWebhookPending).Cursor()
-	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-		keys = append(keys, append([]byte{}, k...))
-	}
-	for _, k := range keys {
+	for _, k := range pendingKeys(c, webhookID) {
 		var d store.Delivery
 		if err := store.GetJSON(c.tx, store.BucketWebhookDeliveries, k, &d); err != nil || d.Status != api.DeliveryPending {
 			continue
@@ -267,15 +261,21 @@ func setPendingNext(c *applyCtx, webhookID string, next *time.Time) error {
 	return nil
 }
 
-// failPendingDeliveries marks every pending delivery of a subscription failed.
-func failPendingDeliveries(c *applyCtx, webhookID string) error {
+// pendingKeys lists the keys of a subscription's pending deliveries (copied:
+// the caller rewrites their records).
+func pendingKeys(c *applyCtx, webhookID string) [][]byte {
 	prefix := []byte(webhookID + "/")
 	var keys [][]byte
 	cur := c.tx.Bucket(store.BucketWebhookPending).Cursor()
 	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
 		keys = append(keys, append([]byte{}, k...))
 	}
-	for _, k := range keys {
+	return keys
+}
+
+// failPendingDeliveries marks every pending delivery of a subscription failed.
+func failPendingDeliveries(c *applyCtx, webhookID string) error {
+	for _, k := range pendingKeys(c, webhookID) {
 		var d store.Delivery
 		if err := store.GetJSON(c.tx, store.BucketWebhookDeliveries, k, &d); err == nil && d.Status == api.DeliveryPending {
 			d.Status, d.NextAttemptAt, d.UpdatedAt = api.DeliveryFailed, nil, c.at
