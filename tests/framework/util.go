@@ -298,15 +298,19 @@ func KillGroup(cmd *exec.Cmd, done <-chan struct{}) {
 }
 
 // stopThenClean has stop run when the test ends; then, when the test failed,
-// the tail of the daemon's log at logPath is shown and its directory dir kept,
-// else dir is removed. what names the daemon in the messages.
+// the tail of the daemon's log at logPath is shown; dir is removed, also then
+// (a run leaves nothing behind), unless HOSTPLANE_TEST_KEEP is set and the
+// test failed. what names the daemon in the messages.
 func stopThenClean(t testing.TB, what, dir, logPath string, stop func()) {
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
 			t.Logf("--- tail of %s log (%s):\n%s", what, logPath, Tail(logPath, 40))
-			t.Logf("%s files kept in %s", what, dir)
-			return
+			if os.Getenv("HOSTPLANE_TEST_KEEP") != "" {
+				t.Logf("%s files kept in %s (HOSTPLANE_TEST_KEEP)", what, dir)
+				return
+			}
+			t.Logf("%s files removed (HOSTPLANE_TEST_KEEP=1 keeps them when a test fails)", what)
 		}
 		os.RemoveAll(dir)
 	})
