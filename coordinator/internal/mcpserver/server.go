@@ -344,7 +344,20 @@ func rebound(r *http.Request, publicHost string) bool {
 	if !ok || la == nil || !loopbackAddr(la) || isLoopback(r.Host) {
 		return false
 	}
-	return publicHost == "" || !strings.EqualFold(r.Host, publicHost)
+	return publicHost == "" || !strings.EqualFold(withoutDefaultPort(r.Host), withoutDefaultPort(publicHost))
+}
+
+// withoutDefaultPort drops a :443 or :80 from a Host: a proxy may pass the
+// public host with or without its default port, and --public-url may be
+// written either way.
+func withoutDefaultPort(host string) string {
+	if h, ok := strings.CutSuffix(host, ":443"); ok {
+		return h
+	}
+	if h, ok := strings.CutSuffix(host, ":80"); ok {
+		return h
+	}
+	return host
 }
 
 // NewHTTPHandler serves the tools over Streamable HTTP (/mcp): the bearer is
