@@ -43,8 +43,13 @@ var ports struct {
 func Take(network string) (string, error) {
 	ports.Lock()
 	defer ports.Unlock()
+	return take(network)
+}
+
+// take is Take with ports locked.
+func take(network string) (string, error) {
 	if ports.given == nil {
-		ports.lo, ports.hi = 10000, ephemeralLow()-1
+		ports.lo, ports.hi = claimSlice(10000, ephemeralLow()-1)
 		ports.given = map[int]bool{}
 		ports.next = ports.lo + rand.IntN(ports.hi-ports.lo)
 	}
@@ -60,8 +65,42 @@ func Take(network string) (string, error) {
 		ports.given[p] = true
 		return net.JoinHostPort("127.0.0.1", strconv.Itoa(p)), nil
 	}
+	if full := ephemeralLow() - 1; ports.lo != 10000 || ports.hi != full {
+		// The slice is spent: the whole range, as before slices.
+		ports.lo, ports.hi, ports.next = 10000, full, 10000
+		return take(network)
+	}
 	return "", fmt.Errorf("no free %s port on 127.0.0.1 in %d-%d", network, ports.lo, ports.hi)
 }
+
+// slices is how many parts the range is cut into, one per test process.
+const slices = 8
+
+// claimSlice gives this process a part of lo-hi of its own: the first of
+// the slices whose abstract unix socket (@hostplane-freeport-N: no file, the
+// kernel frees the name however the process ends) it can bind, held until
+// the process exits. Test packages run at once (make test's two lanes)
+// otherwise handed out the same ports at different moments: a coordinator
+// killed in one package left its cluster's leader sending Raft traffic to
+// its port, which a coordinator of another package was then given, and that
+// one took the other cluster's log as its own (seen in a CI: "join c2: c2 is
+// already a member at" a port of no coordinator of the test). With every
+// slice taken, the whole range, as before.
+func claimSlice(lo, hi int) (int, int) {
+	size := (hi - lo + 1) / slices
+	for i := range slices {
+		ln, err := net.Listen("unix", fmt.Sprintf("@hostplane-freeport-%d", i))
+		if err != nil {
+			continue
+		}
+		held = append(held, ln) // kept open: the claim lasts as long as the process
+		return lo + i*size, lo + (i+1)*size - 1
+	}
+	return lo, hi
+}
+
+// held keeps the claimed slice's socket open.
+var held []net.Listener
 
 // portFree reports whether both TCP and UDP port p can be bound on loopback.
 func portFree(p int) bool {

@@ -36,3 +36,17 @@ func TestAddrIsFreeBelowTheEphemeralRangeAndNeverRepeats(t *testing.T) {
 		pc.Close()
 	}
 }
+
+// TestSlicesAreDisjoint: two claims (as two test processes make them) get
+// parts of the range that do not overlap, both inside it.
+func TestSlicesAreDisjoint(t *testing.T) {
+	lo, hi := 10000, 32767
+	a0, a1 := claimSlice(lo, hi)
+	b0, b1 := claimSlice(lo, hi)
+	if a0 < lo || b0 < lo || a1 > hi || b1 > hi || a0 > a1 || b0 > b1 {
+		t.Fatalf("slices %d-%d and %d-%d not inside %d-%d", a0, a1, b0, b1, lo, hi)
+	}
+	if a0 <= b1 && b0 <= a1 {
+		t.Fatalf("slices %d-%d and %d-%d overlap", a0, a1, b0, b1)
+	}
+}
