@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -9,47 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/internal/eppxml"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
-
-// rivalRegistrar registers name at reg as another registrar (clID, pw) with
-// auth code code, over EPP as any registrar would.
-func rivalRegistrar(t *testing.T, reg *framework.EPPD, clID, pw, name, code string) {
-	t.Helper()
-	conn, err := tls.Dial("tcp", reg.Addr, reg.TLSConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := eppxml.ReadFrame(conn, eppxml.MaxFrame); err != nil { // the greeting
-		t.Fatal(err)
-	}
-	send := func(cmd *eppxml.Command) {
-		t.Helper()
-		b, err := eppxml.Marshal(&eppxml.EPP{Command: cmd})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := eppxml.WriteFrame(conn, b); err != nil {
-			t.Fatal(err)
-		}
-		raw, err := eppxml.ReadFrame(conn, eppxml.MaxFrame)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := eppxml.Unmarshal(raw)
-		if err != nil || e.Response == nil || len(e.Response.Results) == 0 || e.Response.Results[0].Code != 1000 {
-			t.Fatalf("EPP %s answered %s (%v)", cmd.ClTRID, raw, err)
-		}
-	}
-	send(&eppxml.Command{ClTRID: "rival-login", Login: &eppxml.Login{ClID: clID, PW: pw, Options: eppxml.Options{Version: "1.0", Lang: "en"},
-		Svcs: eppxml.LoginSvc{ObjURI: []string{eppxml.NSDomain, eppxml.NSContact}}}})
-	send(&eppxml.Command{ClTRID: "rival-create-" + name, Create: &eppxml.CreateCmd{Domain: &eppxml.DomainCreate{
-		Name: name, Period: &eppxml.Period{Unit: "y", Value: 1}, AuthInfo: eppxml.AuthInfo{PW: code}}}})
-}
 
 // TestDomainTransferInWithHostileCodes: a transfer in as a careless or
 // hostile customer sends it. Malformed auth codes (empty, huge, control
@@ -64,7 +25,7 @@ func TestDomainTransferInWithHostileCodes(t *testing.T) {
 	d := &domRig{rig: newRigWith(t, framework.EPPDOptions{TLDs: []string{"test"}, Clients: map[string]string{framework.EPPDClientID: framework.EPPDPassword, rival: rivalPW}})}
 	d.c.Credit(d.ctx, d.accA.ID, 5*domainPrice)
 	code := `Xq7</domain:pw><domain:pw>&amp;"'` + "]]>" + `<![CDATA[z`
-	rivalRegistrar(t, d.reg, rival, rivalPW, "moving-in.test", code)
+	d.reg.RegisterAs(rival, rivalPW, "moving-in.test", code)
 	transfer := func(name, code string, hdr map[string]string) framework.Reply {
 		return d.call(d.follower(), d.keyA, "POST", "/v1/domains/transfer", map[string]any{"name": name, "auth_code": code, "contact": contact}, hdr)
 	}

@@ -1,56 +1,15 @@
 package domains
 
 import (
-	"crypto/tls"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hostplane/hostplane/internal/eppxml"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
-
-// otherRegistrar registers name at the registry as another registrar
-// account, with the auth code code: a few raw EPP commands (RFC 5730/5731)
-// written with internal/eppxml, none of the coordinator's client.
-func otherRegistrar(t *testing.T, reg *framework.EPPD, clID, pw, name, code string) {
-	t.Helper()
-	conn, err := tls.Dial("tcp", reg.Addr, reg.TLSConfig())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
-	if _, err := eppxml.ReadFrame(conn, eppxml.MaxFrame); err != nil { // the greeting
-		t.Fatal(err)
-	}
-	send := func(cmd *eppxml.Command) {
-		t.Helper()
-		b, err := eppxml.Marshal(&eppxml.EPP{Command: cmd})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := eppxml.WriteFrame(conn, b); err != nil {
-			t.Fatal(err)
-		}
-		raw, err := eppxml.ReadFrame(conn, eppxml.MaxFrame)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := eppxml.Unmarshal(raw)
-		if err != nil || e.Response == nil || len(e.Response.Results) == 0 || e.Response.Results[0].Code != 1000 {
-			t.Fatalf("EPP %s answered %s (%v)", cmd.ClTRID, raw, err)
-		}
-	}
-	send(&eppxml.Command{ClTRID: "other-login", Login: &eppxml.Login{ClID: clID, PW: pw, Options: eppxml.Options{Version: "1.0", Lang: "en"},
-		Svcs: eppxml.LoginSvc{ObjURI: []string{eppxml.NSDomain, eppxml.NSContact}}}})
-	send(&eppxml.Command{ClTRID: "other-create-" + name, Create: &eppxml.CreateCmd{Domain: &eppxml.DomainCreate{
-		Name: name, Period: &eppxml.Period{Unit: "y", Value: 1}, AuthInfo: eppxml.AuthInfo{PW: code}}}})
-}
 
 // TestDomainTransferIn: a domain another registrar holds moves here with its
 // auth code, through the coordinator's EPP client: a wrong code is refused
@@ -59,7 +18,7 @@ func otherRegistrar(t *testing.T, reg *framework.EPPD, clID, pw, name, code stri
 // Raft log or state in the clear.
 func TestDomainTransferIn(t *testing.T) {
 	r := newRig(t, map[string]string{"other-reg": "other-pw1"})
-	otherRegistrar(t, r.reg, "other-reg", "other-pw1", "moving.test", "Tr4nsfer-Code")
+	r.reg.RegisterAs("other-reg", "other-pw1", "moving.test", "Tr4nsfer-Code")
 	before := r.registry("moving.test")
 	if before.ClID != "other-reg" {
 		t.Fatalf("sponsor before: %+v", before)

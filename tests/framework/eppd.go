@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/eppxml"
 	"github.com/hostplane/hostplane/tests/eppd"
 )
 
@@ -284,4 +285,45 @@ func (e *EPPD) Transactions(verb, object string) []eppd.AdminTransaction {
 		}
 	}
 	return out
+}
+
+// RegisterAs registers name at the registry as another registrar account
+// (clID, pw, one of Clients) with the auth code code, over EPP as any
+// registrar would: a few raw commands (RFC 5730/5731) written with
+// internal/eppxml, none of the coordinator's client. It fails the test
+// unless the login and the create both answer 1000.
+func (e *EPPD) RegisterAs(clID, pw, name, code string) {
+	t := e.t
+	t.Helper()
+	conn, err := tls.Dial("tcp", e.Addr, e.TLSConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	if _, err := eppxml.ReadFrame(conn, eppxml.MaxFrame); err != nil { // the greeting
+		t.Fatal(err)
+	}
+	send := func(cmd *eppxml.Command) {
+		t.Helper()
+		b, err := eppxml.Marshal(&eppxml.EPP{Command: cmd})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := eppxml.WriteFrame(conn, b); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := eppxml.ReadFrame(conn, eppxml.MaxFrame)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := eppxml.Unmarshal(raw)
+		if err != nil || e.Response == nil || len(e.Response.Results) == 0 || e.Response.Results[0].Code != 1000 {
+			t.Fatalf("EPP %s answered %s (%v)", cmd.ClTRID, raw, err)
+		}
+	}
+	send(&eppxml.Command{ClTRID: clID + "-login", Login: &eppxml.Login{ClID: clID, PW: pw, Options: eppxml.Options{Version: "1.0", Lang: "en"},
+		Svcs: eppxml.LoginSvc{ObjURI: []string{eppxml.NSDomain, eppxml.NSContact}}}})
+	send(&eppxml.Command{ClTRID: clID + "-create-" + name, Create: &eppxml.CreateCmd{Domain: &eppxml.DomainCreate{
+		Name: name, Period: &eppxml.Period{Unit: "y", Value: 1}, AuthInfo: eppxml.AuthInfo{PW: code}}}})
 }
