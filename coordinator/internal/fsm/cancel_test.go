@@ -95,11 +95,7 @@ func TestCancellationRefund(t *testing.T) {
 		t.Fatalf("renewal invoice after the refund: %+v", inv)
 	}
 	// Refunded once: a repeated result changes nothing.
-	again := orderDump(h.fsms[0])
-	h.must(CmdActionFinish, ActionFinish{ID: "act_cancel_srv_3", Success: true})
-	if !bytes.Equal(again, orderDump(h.fsms[0])) {
-		t.Fatal("a repeated terminate result changed the state")
-	}
+	h.repeatChangesNothing(orderDump, "a repeated terminate result changed the state", CmdActionFinish, ActionFinish{ID: "act_cancel_srv_3", Success: true})
 	h.replicasSame(orderDump)
 }
 
@@ -110,10 +106,9 @@ func TestCancellationRefund(t *testing.T) {
 // non-payment; a hosting account is suspended and resumed on its node.
 func TestOperatorSuspension(t *testing.T) {
 	h := newServerHarness(t)
-	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
+	h.helloHosting()
 	h.putVPS2(1000)
-	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
-		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
+	h.putWeb1()
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 1500})
 	h.must(CmdServerOrder, testOrder(1, "vps-2"))
 	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))

@@ -121,16 +121,23 @@ func TestDomainOrderAndEnd(t *testing.T) {
 	h.replicasSame(domainDump)
 }
 
+// registeredHarness: the product domain-test, acc_1's wallet credited 1000
+// cents and its domain dom_1 (a.test) registered for a year, expiring at exp.
+func registeredHarness(t *testing.T) (h *whHarness, exp time.Time) {
+	h = newServerHarness(t)
+	h.putDomainTest()
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 1000})
+	h.must(CmdDomainOrder, testDomainOrder("dom_1", "a.test", 1))
+	exp = h.at.AddDate(1, 0, 0)
+	h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dom_1", OK: true, Expires: &exp})
+	return h, exp
+}
+
 // TestDomainChange: auto_renew is applied at once; registry settings are
 // pending until the end commits them (applied) or rolls them back (failed,
 // the reason kept, the settings unchanged); a second change waits.
 func TestDomainChange(t *testing.T) {
-	h := newServerHarness(t)
-	h.putDomainTest()
-	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 1000})
-	h.must(CmdDomainOrder, testDomainOrder("dom_1", "a.test", 1))
-	exp := h.at.AddDate(1, 0, 0)
-	h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dom_1", OK: true, Expires: &exp})
+	h, _ := registeredHarness(t)
 
 	off, on := false, true
 	d := h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &off}).(api.Domain)
@@ -168,12 +175,7 @@ func TestDomainChange(t *testing.T) {
 // dropped when the registry refuses it, and an auto_renew alone sent while
 // that change is pending wins over the held one.
 func TestDomainChangeAutoRenewGoesWithItsChange(t *testing.T) {
-	h := newServerHarness(t)
-	h.putDomainTest()
-	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 1000})
-	h.must(CmdDomainOrder, testDomainOrder("dom_1", "a.test", 1))
-	exp := h.at.AddDate(1, 0, 0)
-	h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dom_1", OK: true, Expires: &exp})
+	h, _ := registeredHarness(t)
 	on := true
 	ns := []string{"ns1.other.net", "ns2.other.net"}
 	change := func(id string, lock, ar bool) api.Domain {
@@ -213,12 +215,7 @@ func TestDomainChangeAutoRenewGoesWithItsChange(t *testing.T) {
 // is changed (releases before levels did); from level 2 it takes no change
 // (a DomainStateError, a conflict).
 func TestDomainChangeOfAnExpiredDomain(t *testing.T) {
-	h := newServerHarness(t)
-	h.putDomainTest()
-	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 1000})
-	h.must(CmdDomainOrder, testDomainOrder("dom_1", "a.test", 1))
-	exp := h.at.AddDate(1, 0, 0)
-	h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dom_1", OK: true, Expires: &exp})
+	h, exp := registeredHarness(t)
 	h.at = exp.Add(time.Hour)
 	h.must(CmdDomainSweep, DomainSweep{Policy: DomainPolicy{RenewDays: 30}, Domains: []string{"dom_1"}})
 	off := false

@@ -18,6 +18,26 @@ func failCleanupDump(f *FSM) []byte {
 		store.BucketOutbox, store.BucketAccounts, store.BucketWalletTx, store.BucketInvoices, store.BucketOpenActions)...)
 }
 
+// provisionOrder is testOrder n of vps-2 with its provisioning's
+// parameters (debian-12 on 2 vCPUs, 4096 MiB, 60 GiB).
+func provisionOrder(n int) ServerOrder {
+	o := testOrder(n, "vps-2")
+	o.Create.Action.Params, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 4096, DiskGiB: 60}})
+	return o
+}
+
+// serverOf reads server id from the first replica.
+func serverOf(t *testing.T, h *whHarness, id string) store.Server {
+	t.Helper()
+	return readOne(t, h.fsms[0], func(r store.ReadTx) (store.Server, error) { return r.Server(id) })
+}
+
+// actionOf reads action id from the first replica.
+func actionOf(t *testing.T, h *whHarness, id string) store.Action {
+	t.Helper()
+	return readOne(t, h.fsms[0], func(r store.ReadTx) (store.Action, error) { return r.Action(id) })
+}
+
 // TestFailedProvisionCleanup: on two replicas, three bought servers with
 // pool addresses fail to provision. The first failure is an entry written
 // before CleanupDeadlineSeconds: it is applied as it was (the server stays
@@ -33,32 +53,17 @@ func TestFailedProvisionCleanup(t *testing.T) {
 	h.putVPS2(1200)
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
 	for n := 1; n <= 3; n++ {
-		o := testOrder(n, "vps-2")
+		o := provisionOrder(n)
 		o.Create.Addresses = bothFamilies
-		o.Create.Action.Params, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 4096, DiskGiB: 60}})
 		h.must(CmdServerOrder, o)
 	}
 	usedAll := dbNodeUsed(t, h.fsms[0], "hv-1")
 	fail := func(id string, cleanup int64) ActionFinish {
 		return ActionFinish{ID: id, ErrorCode: "not_found", ErrorMessage: "provision: unknown template debian-12", CleanupDeadlineSeconds: cleanup}
 	}
-	server := func(id string) (s store.Server) {
-		t.Helper()
-		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { s, err = r.Server(id); return }); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	actionOf := func(id string) (a store.Action) {
-		t.Helper()
-		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { a, err = r.Action(id); return }); err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
 
 	h.must(CmdActionFinish, fail("act_1", 0))
-	if s := server("srv_1"); s.Status != api.ServerError || s.ActionID != "" || len(s.Addrs) != 2 {
+	if s := serverOf(t, h, "srv_1"); s.Status != api.ServerError || s.ActionID != "" || len(s.Addrs) != 2 {
 		t.Fatalf("an old entry's failure: %+v", s)
 	}
 	if n := h.count(store.BucketOpenActions, ""); n != 2 {
@@ -69,8 +74,8 @@ func TestFailedProvisionCleanup(t *testing.T) {
 	failedAt := h.at
 	cleanups := map[string]string{}
 	for _, id := range []string{"srv_2", "srv_3"} {
-		s := server(id)
-		a := actionOf(s.ActionID)
+		s := serverOf(t, h, id)
+		a := actionOf(t, h, s.ActionID)
 		if s.Status != api.ServerError || a.Command != api.ActionServerTerminate || a.Status != api.ActionPending || !a.Mutating ||
 			a.Meta[metaCleanupOf] != "act_"+id[4:] || a.Target != s.VMName || a.NodeID != "hv-1" || !a.Deadline.Equal(failedAt.Add(300*time.Second)) {
 			t.Fatalf("%s after its failure: %+v, its action %+v", id, s, a)
@@ -80,20 +85,16 @@ func TestFailedProvisionCleanup(t *testing.T) {
 	if cleanups["srv_2"] == cleanups["srv_3"] {
 		t.Fatalf("one action id for both cleanups: %v", cleanups)
 	}
-	again := failCleanupDump(h.fsms[0])
-	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_2", 300), fail("act_3", 300)}})
-	if !bytes.Equal(again, failCleanupDump(h.fsms[0])) {
-		t.Fatal("a repeated failure changed the state")
-	}
+	h.repeatChangesNothing(failCleanupDump, "a repeated failure changed the state", CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_2", 300), fail("act_3", 300)}})
 
 	h.must(CmdActionFinish, ActionFinish{ID: cleanups["srv_2"], ErrorCode: api.NodeErrNotFound, ErrorMessage: "vm hp-srv_2 not found"})
 	h.must(CmdActionFinish, ActionFinish{ID: cleanups["srv_3"], Success: true})
 	for _, id := range []string{"srv_2", "srv_3"} {
-		s, a := server(id), actionOf(cleanups[id])
+		s, a := serverOf(t, h, id), actionOf(t, h, cleanups[id])
 		if s.Status != api.ServerTerminated || s.TerminatedAt == nil || s.ActionID != "" || s.PaidUntil != nil || a.Status != api.ActionSuccess || a.Error != nil {
 			t.Fatalf("%s after its cleanup: %+v, its action %+v", id, s, a)
 		}
-		if p := actionOf("act_" + id[4:]); p.Status != api.ActionFailed || p.Error == nil || p.Error.Message != "provision: unknown template debian-12 (the order's 1200 cents were refunded to the wallet)" {
+		if p := actionOf(t, h, "act_"+id[4:]); p.Status != api.ActionFailed || p.Error == nil || p.Error.Message != "provision: unknown template debian-12 (the order's 1200 cents were refunded to the wallet)" {
 			t.Fatalf("%s's provisioning lost its reason: %+v", id, p.Error)
 		}
 	}
@@ -112,12 +113,8 @@ func TestFailedProvisionCleanup(t *testing.T) {
 	if b := balance(t, h.fsms[0], "acc_1"); b != 5000 {
 		t.Fatalf("balance %d, want every order refunded once", b)
 	}
-	count := map[string]int{}
-	for _, typ := range outboxTypes(t, h.fsms[0]) {
-		count[typ]++
-	}
-	if count[string(api.EventServerTerminated)] != 2 || count[string(api.EventServerCreated)] != 0 {
-		t.Fatalf("events %v", count)
+	if countEvents(t, h, string(api.EventServerTerminated)) != 2 || countEvents(t, h, string(api.EventServerCreated)) != 0 {
+		t.Fatalf("events %v", outboxTypes(t, h.fsms[0]))
 	}
 	h.replicasSame(failCleanupDump)
 }
@@ -135,11 +132,7 @@ func TestFailedProvisionCleanup(t *testing.T) {
 // end deleted, their usernames and domains free for a new order and their
 // node slots given back; every order refunded once.
 func TestFailedHostingCleanup(t *testing.T) {
-	h := newServerHarness(t)
-	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
-	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
-		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
-	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 2000})
+	h := webHarness(t, 2000)
 	for n := 1; n <= 4; n++ {
 		h.must(CmdHostingOrder, testHostingOrder(n, "web-1"))
 	}
@@ -153,13 +146,6 @@ func TestFailedHostingCleanup(t *testing.T) {
 			return nil
 		})
 		return u, d
-	}
-	actionOf := func(id string) (a store.Action) {
-		t.Helper()
-		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { a, err = r.Action(id); return }); err != nil {
-			t.Fatal(err)
-		}
-		return a
 	}
 	fail := func(id string, cleanup int64) ActionFinish {
 		return ActionFinish{ID: id, ErrorCode: "php_missing", ErrorMessage: "PHP 8.2 is not installed", CleanupDeadlineSeconds: cleanup}
@@ -188,7 +174,7 @@ func TestFailedHostingCleanup(t *testing.T) {
 	cleanups := map[string]string{}
 	for _, id := range []string{"hst_2", "hst_3"} {
 		ac := hostingAt(t, h, id)
-		a := actionOf(ac.ActionID)
+		a := actionOf(t, h, ac.ActionID)
 		if ac.Status != api.HostingError || a.Command != api.ActionHostingDelete || a.Status != api.ActionPending || !a.Mutating ||
 			a.Meta[metaCleanupOf] != "act_h"+id[4:] || a.Target != ac.Username || a.NodeID != "hv-1" || a.ResourceType != ResourceHosting ||
 			!a.Deadline.Equal(failedAt.Add(300*time.Second)) {
@@ -199,11 +185,7 @@ func TestFailedHostingCleanup(t *testing.T) {
 	if cleanups["hst_2"] == cleanups["hst_3"] {
 		t.Fatalf("one action id for both cleanups: %v", cleanups)
 	}
-	again := hostingOrderDump(h.fsms[0])
-	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_h2", 300), fail("act_h3", 300)}})
-	if !bytes.Equal(again, hostingOrderDump(h.fsms[0])) {
-		t.Fatal("a repeated failure changed the state")
-	}
+	h.repeatChangesNothing(hostingOrderDump, "a repeated failure changed the state", CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_h2", 300), fail("act_h3", 300)}})
 	if b := balance(t, h.fsms[0], "acc_1"); b != 2000 {
 		t.Fatalf("balance %d, want every order refunded once", b)
 	}
@@ -211,14 +193,14 @@ func TestFailedHostingCleanup(t *testing.T) {
 	h.must(CmdActionFinish, ActionFinish{ID: cleanups["hst_2"], Success: true})
 	h.must(CmdActionFinish, ActionFinish{ID: cleanups["hst_3"], ErrorCode: api.NodeErrNotFound, ErrorMessage: "hosting account user3 not found"})
 	for _, id := range []string{"hst_2", "hst_3"} {
-		ac, a := hostingAt(t, h, id), actionOf(cleanups[id])
+		ac, a := hostingAt(t, h, id), actionOf(t, h, cleanups[id])
 		if ac.Status != api.HostingDeleted || ac.ActionID != "" || ac.PaidUntil != nil || a.Status != api.ActionSuccess || a.Error != nil {
 			t.Fatalf("%s after its cleanup: %+v, its action %+v", id, ac, a)
 		}
 		if u, d := taken("user" + id[4:]); u != "" || d != "" {
 			t.Fatalf("%s's username or domain still taken: %q %q", id, u, d)
 		}
-		if p := actionOf("act_h" + id[4:]); p.Status != api.ActionFailed || p.Error == nil || !strings.Contains(p.Error.Message, "500 cents were refunded") {
+		if p := actionOf(t, h, "act_h"+id[4:]); p.Status != api.ActionFailed || p.Error == nil || !strings.Contains(p.Error.Message, "500 cents were refunded") {
 			t.Fatalf("%s's create lost its reason: %+v", id, p.Error)
 		}
 	}
@@ -235,6 +217,23 @@ func TestFailedHostingCleanup(t *testing.T) {
 	h.replicasSame(hostingOrderDump)
 }
 
+// cleanupHarness: node hv-1 (kvm, hosting), vps-2 at 1200 and web-1 at 500
+// cents a month, acc_1's wallet credited 5000 and three orders: servers srv_1
+// and srv_2 (provisionOrder, act_1 and act_2) and hosting account hst_1
+// (act_h1), their actions open.
+func cleanupHarness(t *testing.T) *whHarness {
+	h := newServerHarness(t)
+	h.helloHosting()
+	h.putVPS2(1200)
+	h.putWeb1()
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
+	for n := 1; n <= 2; n++ {
+		h.must(CmdServerOrder, provisionOrder(n))
+	}
+	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))
+	return h
+}
+
 // TestFailedCleanupRetried: a failed provisioning's cleanup that fails
 // itself (the node answered an error, not not_found) opens its next attempt
 // in the command recording the failure when the result carries
@@ -246,32 +245,7 @@ func TestFailedHostingCleanup(t *testing.T) {
 // room). A success of a later attempt terminates the server as the first
 // would have. A hosting account's cleanup delete is retried alike.
 func TestFailedCleanupRetried(t *testing.T) {
-	h := newServerHarness(t)
-	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
-	h.putVPS2(1200)
-	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
-		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
-	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
-	for n := 1; n <= 2; n++ {
-		o := testOrder(n, "vps-2")
-		o.Create.Action.Params, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 4096, DiskGiB: 60}})
-		h.must(CmdServerOrder, o)
-	}
-	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))
-	server := func(id string) (s store.Server) {
-		t.Helper()
-		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { s, err = r.Server(id); return }); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	actionOf := func(id string) (a store.Action) {
-		t.Helper()
-		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { a, err = r.Action(id); return }); err != nil {
-			t.Fatal(err)
-		}
-		return a
-	}
+	h := cleanupHarness(t)
 	failed := func(id string, retry int64) ActionFinish {
 		return ActionFinish{ID: id, ErrorCode: "node_error", ErrorMessage: "libvirt: broken", CleanupDeadlineSeconds: 300, CleanupRetrySeconds: retry}
 	}
@@ -281,35 +255,35 @@ func TestFailedCleanupRetried(t *testing.T) {
 	h.must(CmdActionFinish, ActionFinish{ID: "act_h1", ErrorCode: "php_missing", ErrorMessage: "boom", CleanupDeadlineSeconds: 300})
 
 	// An entry without the field opens nothing.
-	first := server("srv_2").ActionID
+	first := serverOf(t, h, "srv_2").ActionID
 	h.must(CmdActionFinish, failed(first, 0))
-	if s := server("srv_2"); s.Status != api.ServerError || s.ActionID != "" {
+	if s := serverOf(t, h, "srv_2"); s.Status != api.ServerError || s.ActionID != "" {
 		t.Fatalf("a failed cleanup without the retry field: %+v", s)
 	}
 
 	// srv_1: every attempt fails, up to the bound.
-	cur := server("srv_1").ActionID
-	if CleanupAttempt(actionOf(cur)) != 1 {
-		t.Fatalf("the first cleanup is attempt %d", CleanupAttempt(actionOf(cur)))
+	cur := serverOf(t, h, "srv_1").ActionID
+	if CleanupAttempt(actionOf(t, h, cur)) != 1 {
+		t.Fatalf("the first cleanup is attempt %d", CleanupAttempt(actionOf(t, h, cur)))
 	}
 	for n := 2; n <= MaxCleanupAttempts; n++ {
 		h.must(CmdActionFinish, failed(cur, int64(n*10)))
 		at := h.at
-		s := server("srv_1")
-		a := actionOf(s.ActionID)
+		s := serverOf(t, h, "srv_1")
+		a := actionOf(t, h, s.ActionID)
 		nb := at.Add(time.Duration(n*10) * time.Second)
 		if s.Status != api.ServerError || s.ActionID == cur || a.Command != api.ActionServerTerminate || a.Status != api.ActionPending ||
 			a.Meta[metaCleanupOf] != "act_1" || a.Meta[MetaCleanupAttempt] != fmt.Sprint(n) || a.Meta[MetaNotBefore] != nb.UTC().Format(time.RFC3339Nano) ||
 			!a.Deadline.Equal(nb.Add(300*time.Second)) || a.Target != "hp-srv_1" || a.NodeID != "hv-1" || !a.Mutating {
 			t.Fatalf("attempt %d: server %+v, action %+v", n, s, a)
 		}
-		if p := actionOf(cur); p.Status != api.ActionFailed || p.Error == nil || p.Error.Code != "node_error" {
+		if p := actionOf(t, h, cur); p.Status != api.ActionFailed || p.Error == nil || p.Error.Code != "node_error" {
 			t.Fatalf("attempt %d's predecessor %+v", n, p)
 		}
 		cur = s.ActionID
 	}
 	h.must(CmdActionFinish, failed(cur, 60))
-	if s := server("srv_1"); s.Status != api.ServerError || s.ActionID != "" {
+	if s := serverOf(t, h, "srv_1"); s.Status != api.ServerError || s.ActionID != "" {
 		t.Fatalf("after the last attempt failed: %+v, want error with no action", s)
 	}
 
@@ -317,7 +291,7 @@ func TestFailedCleanupRetried(t *testing.T) {
 	cur = hostingAt(t, h, "hst_1").ActionID
 	h.must(CmdActionFinish, failed(cur, 30))
 	next := hostingAt(t, h, "hst_1").ActionID
-	if a := actionOf(next); next == "" || next == cur || a.Command != api.ActionHostingDelete || a.Meta[MetaCleanupAttempt] != "2" || a.Status != api.ActionPending {
+	if a := actionOf(t, h, next); next == "" || next == cur || a.Command != api.ActionHostingDelete || a.Meta[MetaCleanupAttempt] != "2" || a.Status != api.ActionPending {
 		t.Fatalf("hosting cleanup retry: %+v", a)
 	}
 	h.must(CmdActionFinish, ActionFinish{ID: next, Success: true})
@@ -334,9 +308,7 @@ func TestFailedCleanupNotRetriedAtLevel1(t *testing.T) {
 	h := ipHarness(t)
 	h.putVPS2(1200)
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
-	o := testOrder(1, "vps-2")
-	o.Create.Action.Params, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 4096, DiskGiB: 60}})
-	h.must(CmdServerOrder, o)
+	h.must(CmdServerOrder, provisionOrder(1))
 	h.must(CmdActionFinish, ActionFinish{ID: "act_1", ErrorCode: "failed", ErrorMessage: "boom", CleanupDeadlineSeconds: 300})
 	var s store.Server
 	read := func() {
@@ -364,36 +336,10 @@ func TestFailedCleanupNotRetriedAtLevel1(t *testing.T) {
 // account's delete likewise. A resource that is not in error, or an action
 // that is not its cleanup, is still refused as busy.
 func TestRemoveJoinsWaitingCleanup(t *testing.T) {
-	h := newServerHarness(t)
-	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
-	h.putVPS2(1200)
-	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
-		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
-	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
-	for n := 1; n <= 2; n++ {
-		o := testOrder(n, "vps-2")
-		o.Create.Action.Params, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 4096, DiskGiB: 60}})
-		h.must(CmdServerOrder, o)
-	}
-	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))
-	server := func(id string) (s store.Server) {
-		t.Helper()
-		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) { s, err = r.Server(id); return }); err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
-	actionOf := func(id string) (a store.Action, err error) {
+	h := cleanupHarness(t)
+	lookup := func(id string) (a store.Action, err error) {
 		err = h.fsms[0].Read(func(r store.ReadTx) (err error) { a, err = r.Action(id); return })
 		return a, err
-	}
-	mustAction := func(id string) store.Action {
-		t.Helper()
-		a, err := actionOf(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a
 	}
 	n := 0
 	terminate := func(srv string) (any, error) {
@@ -419,8 +365,8 @@ func TestRemoveJoinsWaitingCleanup(t *testing.T) {
 	// Level 1: the provisionings fail, each opens its cleanup; a terminate
 	// or delete meanwhile is a 409 as before, changing nothing.
 	h.must(CmdActionFinish, ActionFinish{ID: "act_1", ErrorCode: "failed", ErrorMessage: "boom", CleanupDeadlineSeconds: 300})
-	cleanup := server("srv_1").ActionID
-	if a := mustAction(cleanup); CleanupAttempt(a) != 1 || a.Status != api.ActionPending {
+	cleanup := serverOf(t, h, "srv_1").ActionID
+	if a := actionOf(t, h, cleanup); CleanupAttempt(a) != 1 || a.Status != api.ActionPending {
 		t.Fatalf("srv_1's cleanup %+v", a)
 	}
 	before := failCleanupDump(h.fsms[0])
@@ -438,8 +384,8 @@ func TestRemoveJoinsWaitingCleanup(t *testing.T) {
 
 	// Level 2: the cleanup fails; its next attempt waits an hour.
 	h.must(CmdActionFinish, ActionFinish{ID: cleanup, ErrorCode: "failed", ErrorMessage: "busy", CleanupDeadlineSeconds: 300, CleanupRetrySeconds: 3600})
-	waiting := server("srv_1").ActionID
-	if a := mustAction(waiting); waiting == cleanup || CleanupAttempt(a) != 2 || a.Meta[MetaNotBefore] == "" {
+	waiting := serverOf(t, h, "srv_1").ActionID
+	if a := actionOf(t, h, waiting); waiting == cleanup || CleanupAttempt(a) != 2 || a.Meta[MetaNotBefore] == "" {
 		t.Fatalf("the waiting attempt %+v", a)
 	}
 	v, err := terminate("srv_1")
@@ -452,15 +398,15 @@ func TestRemoveJoinsWaitingCleanup(t *testing.T) {
 		acc.Server == nil || acc.Server.ID != "srv_1" {
 		t.Fatalf("the terminate's answer %#v, want the waiting attempt %s", v, waiting)
 	}
-	a := mustAction(waiting)
+	a := actionOf(t, h, waiting)
 	if _, held := a.Meta[MetaNotBefore]; held || !a.Deadline.Equal(askedAt.Add(300*time.Second)) || a.Status != api.ActionPending ||
 		a.Meta[metaCleanupOf] != "act_1" || a.Meta[MetaCleanupAttempt] != "2" {
 		t.Fatalf("the joined attempt %+v, want it due now with its deadline 300 s from %s", a, askedAt)
 	}
-	if _, err := actionOf(asked); !errors.Is(err, ErrNotFound) {
+	if _, err := lookup(asked); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("the request's own action was recorded: %v", err)
 	}
-	if s := server("srv_1"); s.ActionID != waiting || s.Status != api.ServerError {
+	if s := serverOf(t, h, "srv_1"); s.ActionID != waiting || s.Status != api.ServerError {
 		t.Fatalf("server after the terminate %+v", s)
 	}
 	if n := h.count(store.BucketOpenActions, ""); n != 3 { // the joined attempt, act_2, the hosting delete
@@ -471,7 +417,7 @@ func TestRemoveJoinsWaitingCleanup(t *testing.T) {
 		t.Fatalf("a second terminate: %v %v", v, err)
 	}
 	h.must(CmdActionFinish, ActionFinish{ID: waiting, Success: true})
-	if s := server("srv_1"); s.Status != api.ServerTerminated || s.ActionID != "" {
+	if s := serverOf(t, h, "srv_1"); s.Status != api.ServerTerminated || s.ActionID != "" {
 		t.Fatalf("server after its joined cleanup %+v", s)
 	}
 	_, err = terminate("srv_1")
@@ -490,7 +436,7 @@ func TestRemoveJoinsWaitingCleanup(t *testing.T) {
 	if ha, ok := v.(api.HostingActionAccepted); !ok || ha.Action.ID != hw || hw == hc || ha.Hosting == nil {
 		t.Fatalf("the delete's answer %#v, want the waiting attempt %s", v, hw)
 	}
-	if a := mustAction(hw); a.Meta[MetaNotBefore] != "" || !a.Deadline.Equal(h.at.Add(300*time.Second)) {
+	if a := actionOf(t, h, hw); a.Meta[MetaNotBefore] != "" || !a.Deadline.Equal(h.at.Add(300*time.Second)) {
 		t.Fatalf("the joined hosting attempt %+v", a)
 	}
 	h.must(CmdActionFinish, ActionFinish{ID: hw, Success: true})
@@ -502,12 +448,8 @@ func TestRemoveJoinsWaitingCleanup(t *testing.T) {
 	if b := balance(t, h.fsms[0], "acc_1"); b != 5000-1200 {
 		t.Fatalf("balance %d, want %d: srv_1's and hst_1's orders refunded once each", b, 5000-1200)
 	}
-	count := map[string]int{}
-	for _, typ := range outboxTypes(t, h.fsms[0]) {
-		count[typ]++
-	}
-	if count[string(api.EventServerTerminated)] != 1 {
-		t.Fatalf("events %v, want one server.terminated", count)
+	if countEvents(t, h, string(api.EventServerTerminated)) != 1 {
+		t.Fatalf("events %v, want one server.terminated", outboxTypes(t, h.fsms[0]))
 	}
 	h.replicasSame(failCleanupDump)
 }
@@ -523,9 +465,8 @@ func TestJoinedCleanupFreesAddresses(t *testing.T) {
 	h.putVPS2(1200)
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 5000})
 	h.must(CmdClusterLevel, ClusterLevel{Level: 2})
-	o := testOrder(1, "vps-2")
+	o := provisionOrder(1)
 	o.Create.Addresses = bothFamilies
-	o.Create.Action.Params, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 2, MemoryMiB: 4096, DiskGiB: 60}})
 	h.must(CmdServerOrder, o)
 	var s store.Server
 	read := func() {

@@ -33,6 +33,16 @@ func testHostingOrder(n int, slug string) HostingOrder {
 	}
 }
 
+// webHarness: node hv-1 (kvm, hosting), the hosting product web-1 at 500
+// cents a month and acc_1's wallet credited walletCents.
+func webHarness(t *testing.T, walletCents int64) *whHarness {
+	h := newServerHarness(t)
+	h.helloHosting()
+	h.putWeb1()
+	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: walletCents})
+	return h
+}
+
 func hostingAt(t *testing.T, h *whHarness, id string) store.HostingAccount {
 	t.Helper()
 	return readOne(t, h.fsms[0], func(r store.ReadTx) (store.HostingAccount, error) { return r.OwnedHostingAccount("acc_1", id) })
@@ -45,13 +55,12 @@ func hostingAt(t *testing.T, h *whHarness, id string) store.HostingAccount {
 // that fails refunds the order once; the replicas stay byte-identical.
 func TestHostingOrder(t *testing.T) {
 	h := newServerHarness(t)
-	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
+	h.helloHosting()
 	if _, err := h.apply(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
 		NameEn: "Web 1", RetailMonthlyUsdCents: 500}}); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "specs.hosting") {
 		t.Fatalf("a hosting product without quotas: %v", err)
 	}
-	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
-		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
+	h.putWeb1()
 	h.putVPS2(1200)
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 700})
 
@@ -98,11 +107,7 @@ func TestHostingOrder(t *testing.T) {
 	// hst_2's create fails on the node: refunded once, in that command.
 	fail := ActionFinish{ID: "act_h2", ErrorCode: "php_missing", ErrorMessage: "PHP 8.2 is not installed"}
 	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{{ID: "act_h1", Success: true}, fail}})
-	again := hostingOrderDump(h.fsms[0])
-	h.must(CmdActionFinish, fail)
-	if !bytes.Equal(again, hostingOrderDump(h.fsms[0])) {
-		t.Fatal("a repeated failure changed the state")
-	}
+	h.repeatChangesNothing(hostingOrderDump, "a repeated failure changed the state", CmdActionFinish, fail)
 	if b := balance(t, h.fsms[0], "acc_1"); b != 1000 {
 		t.Fatalf("balance %d after the refund, want 1000", b)
 	}
@@ -129,11 +134,7 @@ func TestHostingOrder(t *testing.T) {
 // (hosting.unsuspended, a hosting.unsuspend action), termination at due+T
 // deletes it; the candidates list only what a sweep changes.
 func TestHostingRenewal(t *testing.T) {
-	h := newServerHarness(t)
-	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
-	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
-		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
-	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 1000})
+	h := webHarness(t, 1000)
 	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))
 	h.must(CmdActionFinish, ActionFinish{ID: "act_h1", Success: true})
 	due := *hostingAt(t, h, "hst_1").PaidUntil
@@ -236,11 +237,7 @@ func TestHostingRenewal(t *testing.T) {
 // account themselves. Later they suspend it again on purpose: no sweep may
 // undo that with the hosting.unsuspend still pending from the payment.
 func TestHostingResumeNotLeftPending(t *testing.T) {
-	h := newServerHarness(t)
-	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
-	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
-		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
-	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 500})
+	h := webHarness(t, 500)
 	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))
 	h.must(CmdActionFinish, ActionFinish{ID: "act_h1", Success: true})
 	due := *hostingAt(t, h, "hst_1").PaidUntil

@@ -66,11 +66,37 @@ func (h *whHarness) putVPS2(monthly int64) {
 		RetailMonthlyUsdCents: monthly, Specs: api.ProductSpecs{VCPU: 2, RAMMB: 4096, DiskGB: 60}}})
 }
 
+// helloHosting: node hv-1 says hello with the kvm and hosting roles
+// (protocol 1.3).
+func (h *whHarness) helloHosting() {
+	h.t.Helper()
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
+}
+
+// putWeb1 puts the hosting product web-1 (testQuota) at 500 cents a month.
+func (h *whHarness) putWeb1() {
+	h.t.Helper()
+	h.must(CmdProductPut, ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
+		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &testQuota}}})
+}
+
 // putDomainTest puts the product domain-test: .test at 1000 cents a year.
 func (h *whHarness) putDomainTest() {
 	h.t.Helper()
 	h.must(CmdProductPut, ProductPut{Slug: "domain-test", Create: true, Product: api.ProductRequest{Category: api.ProductDomain,
 		NameEn: ".test", Tld: "test", RetailYearlyUsdCents: 1000}})
+}
+
+// repeatChangesNothing applies typ p (a repeat of an applied command) and
+// fails the test with msg when that changed what dump reads from the first
+// replica.
+func (h *whHarness) repeatChangesNothing(dump func(*FSM) []byte, msg string, typ CommandType, p any) {
+	h.t.Helper()
+	before := dump(h.fsms[0])
+	h.must(typ, p)
+	if !bytes.Equal(before, dump(h.fsms[0])) {
+		h.t.Fatal(msg)
+	}
 }
 
 func (h *whHarness) must(typ CommandType, p any) any {
