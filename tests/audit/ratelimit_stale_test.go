@@ -61,7 +61,10 @@ func TestStaleReadsShareTheKeyBudget(t *testing.T) {
 // TestStaleReadsWithoutALeaderKeepAShare: a coordinator left alone (the
 // other two killed, so no leader) still serves stale reads, up to its share
 // of the key's budget (9 a minute over 3 voters: 3), saying so in
-// X-RateLimit-Limit, and then answers 429 with Retry-After.
+// X-RateLimit-Limit, and then answers 429 with Retry-After. Its 503s
+// (no_leader: a linearizable read, a write) carry the same X-RateLimit-*
+// headers, and are not counted: the share is 3 before and after them, 0
+// once the stale reads spent it.
 func TestStaleReadsWithoutALeaderKeepAShare(t *testing.T) {
 	c, ctx, acc, apis := limitCluster(t, "alone@example.com")
 	const budget, share = 9, 3
@@ -88,6 +91,37 @@ func TestStaleReadsWithoutALeaderKeepAShare(t *testing.T) {
 	}
 	c.Kill(ld)
 	c.Kill((ld + 2) % 3)
+	// A 503 while it still names the dead leader is leader_unreachable (the
+	// key's limit, what it last knew of the leader's window), then
+	// no_leader (its share, as its stale reads count it). Each carries the
+	// key's headers.
+	unavailable := func(method, path string, remaining int) framework.Reply {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			rep := a.Call(k.Key, method, path, ticket(method), nil)
+			if rep.Status != 503 {
+				t.Fatalf("%s %s alone: %d %s, want 503", method, path, rep.Status, rep.Body)
+			}
+			lim, rem, reset := rep.Header.Get("X-RateLimit-Limit"), rep.Header.Get("X-RateLimit-Remaining"), rep.Header.Get("X-RateLimit-Reset")
+			l, _ := strconv.Atoi(lim)
+			r, _ := strconv.Atoi(rem)
+			rs, _ := strconv.ParseInt(reset, 10, 64)
+			if rep.Code() == "no_leader" || time.Now().After(deadline) {
+				if rep.Code() != "no_leader" || lim != strconv.Itoa(share) || rem != strconv.Itoa(remaining) ||
+					rs < time.Now().Unix()-1 || rs > time.Now().Add(61*time.Second).Unix() {
+					t.Errorf("%s %s alone: 503 %s, X-RateLimit-Limit %q, -Remaining %q, -Reset %q, want no_leader, %d, %d and within a minute",
+						method, path, rep.Code(), lim, rem, reset, share, remaining)
+				}
+				return rep
+			}
+			if (l != budget && l != share) || rem == "" || r > l || reset == "" {
+				t.Errorf("%s %s alone: 503 %s, X-RateLimit-Limit %q, -Remaining %q, -Reset %q, want %d or %d and at most that left",
+					method, path, rep.Code(), lim, rem, reset, budget, share)
+			}
+		}
+	}
+	unavailable("GET", "/v1/account", share)
+	unavailable("POST", "/v1/tickets", share)
 	var answered []string
 	for n := 0; n < share; n++ {
 		rep := a.Call(k.Key, "GET", "/v1/account?consistency=stale", nil, nil)
@@ -101,5 +135,8 @@ func TestStaleReadsWithoutALeaderKeepAShare(t *testing.T) {
 	if rep.Status != 429 || rep.Code() != "rate_limited" || rep.Header.Get("Retry-After") == "" || rep.Header.Get("X-RateLimit-Remaining") != "0" {
 		t.Errorf("past the share alone: %d %s (Retry-After %q, X-RateLimit-Remaining %q), want 429 rate_limited; before: %v",
 			rep.Status, rep.Body, rep.Header.Get("Retry-After"), rep.Header.Get("X-RateLimit-Remaining"), answered)
+	}
+	if u := unavailable("GET", "/v1/account", 0); u.Header.Get("X-RateLimit-Reset") != rep.Header.Get("X-RateLimit-Reset") {
+		t.Errorf("503 after the share was spent: X-RateLimit-Reset %q, the 429's %q", u.Header.Get("X-RateLimit-Reset"), rep.Header.Get("X-RateLimit-Reset"))
 	}
 }

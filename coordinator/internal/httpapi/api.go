@@ -416,6 +416,7 @@ func (a *API) wrap(rt Route) http.Handler {
 		w.Header().Set(headerRequestID, rid)
 		if msg := a.brandMismatch.Load(); msg != nil {
 			w.Header().Set("Retry-After", "1")
+			a.uncountedLimitHeaders(w, r)
 			writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "brand_mismatch", *msg))
 			return
 		}
@@ -488,9 +489,7 @@ func (a *API) rateLimit(rq *request, c *caller) error {
 		d = a.leases.Allow(rq.Context(), c.keyID, c.limit)
 	}
 	h := rq.w.Header()
-	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
-	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
-	h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+	setLimitHeaders(h, d)
 	if !d.Allowed {
 		retry := int(d.Reset.Sub(rq.now).Seconds() + 0.999)
 		if retry < 1 {
@@ -500,6 +499,40 @@ func (a *API) rateLimit(rq *request, c *caller) error {
 		return errf(http.StatusTooManyRequests, "rate_limited", "rate limit of %d requests per minute exceeded; retry after %d s", d.Limit, retry)
 	}
 	return nil
+}
+
+func setLimitHeaders(h http.Header, d ratelimit.Decision) {
+	h.Set("X-RateLimit-Limit", strconv.Itoa(d.Limit))
+	h.Set("X-RateLimit-Remaining", strconv.Itoa(d.Remaining))
+	h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
+}
+
+// uncountedLimitHeaders gives a /v1 answer written before the key's request
+// is counted (wrap's brand check, readGate's refusals, a follower's failures
+// to forward: the 503s of an election or of a lost quorum) the key's
+// X-RateLimit-* headers, as every authenticated answer has them. The request
+// serves nothing and is not counted: the headers say what this coordinator
+// knows of the key's budget (the leader's window on the leader, the lease or
+// the share without a leader on a follower: ratelimit Leases.Peek), from the
+// key as this coordinator's own state holds it, never asking the leader. A
+// key this coordinator does not know (or none, or an invalid one) gets no
+// headers, as a 401 has none: there is no budget to describe.
+func (a *API) uncountedLimitHeaders(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/v1/") || w.Header().Get("X-RateLimit-Limit") != "" || auth.FromRequest(r) == "" {
+		return
+	}
+	// No writer: a failed token check sets no WWW-Authenticate on this answer.
+	c, err := a.authenticate(&request{Request: r, now: a.now().UTC()})
+	if err != nil {
+		return
+	}
+	var d ratelimit.Decision
+	if a.raft.IsLeader() {
+		d = a.limiter.Peek(c.keyID, c.limit)
+	} else {
+		d = a.leases.Peek(c.keyID, c.limit)
+	}
+	setLimitHeaders(w.Header(), d)
 }
 
 // authenticate resolves the presented key to a caller: 401 for missing, unknown,

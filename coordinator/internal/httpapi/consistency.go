@@ -33,6 +33,7 @@ func (a *API) readGate(w http.ResponseWriter, r *http.Request, rid string) bool 
 	stale, err := staleRequested(r)
 	if err != nil {
 		ae, _ := toAPIError(err)
+		a.uncountedLimitHeaders(w, r)
 		writeError(w, rid, ae)
 		return false
 	}
@@ -46,12 +47,14 @@ func (a *API) readGate(w http.ResponseWriter, r *http.Request, rid string) bool 
 	}
 	if !a.awaitLeaderReady(r.Context()) {
 		w.Header().Set("Retry-After", "1")
+		a.uncountedLimitHeaders(w, r)
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
 		return false
 	}
 	if r.Method == http.MethodGet {
 		if ae := a.linearizableRead(r.Context()); ae != nil {
 			w.Header().Set("Retry-After", "1")
+			a.uncountedLimitHeaders(w, r)
 			writeError(w, rid, ae)
 			return false
 		}

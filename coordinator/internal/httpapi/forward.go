@@ -99,6 +99,7 @@ func newForwarder(a *API) *forwarder {
 			a.log.Warn("forward to leader failed", "err", err, "path", r.URL.Path)
 			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("Retry-After", "1")
+			a.uncountedLimitHeaders(w, r)
 			writeError(w, w.Header().Get(headerRequestID), api.NewError(http.StatusServiceUnavailable, "leader_unreachable", "the leader could not be reached; retry shortly"))
 		},
 	}
@@ -151,12 +152,14 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, rid string) 
 	if r.Header.Get(headerForwardedBy) != "" {
 		// Forwarded to us but we are not the leader (any more): one hop only.
 		w.Header().Set("Retry-After", "1")
+		f.a.uncountedLimitHeaders(w, r)
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
 		return
 	}
 	addr := f.a.LeaderAPIAddr()
 	if addr == "" {
 		w.Header().Set("Retry-After", "1")
+		f.a.uncountedLimitHeaders(w, r)
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "the cluster has no leader right now; retry shortly"))
 		return
 	}
@@ -184,6 +187,7 @@ func (f *forwarder) proxyTo(w http.ResponseWriter, r *http.Request, rid string, 
 				unread, ok := bodyUnread(err)
 				if !ok {
 					ae, _ := toAPIError(err)
+					f.a.uncountedLimitHeaders(w, r)
 					writeError(w, rid, ae)
 					return
 				}

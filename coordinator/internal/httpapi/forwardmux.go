@@ -804,6 +804,7 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 		var ok bool
 		if unread, ok = bodyUnread(err); !ok {
 			ae, _ := toAPIError(err)
+			f.a.uncountedLimitHeaders(w, r)
 			writeError(w, rid, ae)
 			return
 		}
@@ -827,6 +828,7 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 		f.a.log.Warn("forward to leader failed", "err", err, "path", r.URL.Path)
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Retry-After", "1")
+		f.a.uncountedLimitHeaders(w, r)
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "leader_unreachable", "the leader could not be reached; retry shortly"))
 		return
 	}

@@ -129,6 +129,30 @@ func (ls *Leases) Allow(ctx context.Context, key string, limit int) Decision {
 	}
 }
 
+// Peek is what this follower knows of key's budget now (limit per Window),
+// for an answer that serves nothing (a 503 while the leader is unreachable):
+// it spends no token and asks no leader. Without a leader it is the local
+// share's window, as Allow would count a stale read; with one, the leader's
+// remaining count at the last grant plus the tokens still held, until the
+// window ends; with no grant for the window, the full limit (nothing counted
+// that this follower saw), its reset a Window from now.
+func (ls *Leases) Peek(key string, limit int) Decision {
+	ldr := ls.leader()
+	now := ls.now()
+	ls.mu.Lock()
+	defer ls.mu.Unlock()
+	if ldr == "" || now.Before(ls.downUntil) {
+		share := Share(limit, ls.voters())
+		g := ls.local.Take(key, share, 0)
+		return Decision{Allowed: g.Remaining > 0, Limit: share, Remaining: g.Remaining, Reset: g.Reset}
+	}
+	if st := ls.m[key]; st != nil && st.leader == ldr && st.known && now.Before(st.expires) {
+		rem := st.remaining + st.tokens
+		return Decision{Allowed: rem > 0, Limit: limit, Remaining: rem, Reset: st.reset}
+	}
+	return Decision{Allowed: limit > 0, Limit: limit, Remaining: max(limit, 0), Reset: now.Add(Window)}
+}
+
 // stateLocked is key's lease under leader ldr, emptied when the leader
 // changed or its window ended. ls.mu is held.
 func (ls *Leases) stateLocked(key, ldr string, now time.Time) *lease {

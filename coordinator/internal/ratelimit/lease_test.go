@@ -280,3 +280,43 @@ func TestLeasesWithoutALeaderServeAShare(t *testing.T) {
 		t.Fatalf("leader back: %+v, %d fetches, want 3", d, cl.fetches.Load())
 	}
 }
+
+// TestPeekCountsNothing: Peek says what the next Allow would count against,
+// the leader's window on the leader, the lease or the share on a follower,
+// and neither spends a token nor asks the leader.
+func TestPeekCountsNothing(t *testing.T) {
+	cl := newCluster()
+	if d := cl.leader.Peek("k", 120); d.Limit != 120 || d.Remaining != 120 || !d.Allowed {
+		t.Fatalf("leader, unused key: %+v", d)
+	}
+	cl.leader.Allow("k", 120)
+	if d := cl.leader.Peek("k", 120); d.Remaining != 119 || !d.Reset.Equal(cl.c.now().Add(Window)) {
+		t.Fatalf("leader after one request: %+v", d)
+	}
+	if d := cl.leader.Allow("k", 120); d.Remaining != 118 {
+		t.Fatalf("Allow after two peeks: %+v, want 118 left", d)
+	}
+	f := cl.follower()
+	if d := f.Peek("k", 120); d.Limit != 120 || d.Remaining != 120 || cl.fetches.Load() != 0 {
+		t.Fatalf("follower without a lease: %+v, %d fetches", d, cl.fetches.Load())
+	}
+	f.Allow(context.Background(), "k", 120) // a lease of 1, then 2 ahead
+	settle(f)
+	before := cl.fetches.Load()
+	for i := 0; i < 3; i++ {
+		if d := f.Peek("k", 120); d.Limit != 120 || d.Remaining != 117 || cl.fetches.Load() != before {
+			t.Fatalf("follower with 2 tokens, the leader at 115: %+v, %d fetches", d, cl.fetches.Load()-before)
+		}
+	}
+	if d := f.Allow(context.Background(), "k", 120); !d.Allowed || d.Remaining != 116 {
+		t.Fatalf("Allow after peeks: %+v, want 116 left", d)
+	}
+	cl.ldr.Store("")
+	if d := f.Peek("k", 120); d.Limit != 40 || d.Remaining != 40 {
+		t.Fatalf("follower without a leader: %+v, want the share, 40", d)
+	}
+	f.Allow(context.Background(), "k", 120)
+	if d := f.Peek("k", 120); d.Limit != 40 || d.Remaining != 39 {
+		t.Fatalf("follower without a leader after one stale read: %+v, want 39 of 40", d)
+	}
+}

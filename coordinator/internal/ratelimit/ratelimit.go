@@ -92,6 +92,13 @@ func (l *Limiter) Allow(key string, limit int) Decision {
 	return d
 }
 
+// Peek is key's window as Allow would count it now (limit per Window),
+// without counting anything or starting a window.
+func (l *Limiter) Peek(key string, limit int) Decision {
+	g := l.Take(key, limit, 0)
+	return Decision{Allowed: g.Remaining > 0, Limit: limit, Remaining: g.Remaining, Reset: g.Reset}
+}
+
 // Grant is what the leader answers a follower's lease request.
 type Grant struct {
 	Granted   int           // tokens taken from the window for the follower
