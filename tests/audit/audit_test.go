@@ -62,16 +62,9 @@ func newRigWith(t *testing.T, o framework.EPPDOptions, extra ...string) *rig {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
 		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true,
 		Extra: func(int, *framework.CoordinatorProcess) []string { return slices.Concat(epp, extra) }})
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	r := &rig{t: t, c: c, ctx: ctx, reg: reg}
-	var err error
-	if r.accA, r.keyA, err = c.NewAccount(ctx, "audit-a@example.com", api.AllScopes...); err != nil {
-		t.Fatal(err)
-	}
-	if r.accB, r.keyB, err = c.NewAccount(ctx, "audit-b@example.com", api.AllScopes...); err != nil {
-		t.Fatal(err)
-	}
+	r := rigOn(t, c, "audit", 4*time.Minute)
+	r.reg = reg
+	ctx := r.ctx
 	c.StartTestAgent("audit-node-1", strings.Join(c.AgentAddrs(), ","), "-kvm", "-hosting")
 	adm := c.AnyAlive(nil).Admin()
 	for slug, p := range map[string]api.ProductRequest{
@@ -82,6 +75,24 @@ func newRigWith(t *testing.T, o framework.EPPDOptions, extra ...string) *rig {
 		if _, err := adm.CreateProduct(ctx, slug, p); err != nil {
 			t.Fatalf("product %s: %v", slug, err)
 		}
+	}
+	return r
+}
+
+// rigOn makes a rig of the running cluster c: a context of within for the
+// test and two accounts with every scope, prefix-a@ and prefix-b@example.com,
+// and an API client of each coordinator that checks its answers against its
+// /openapi.json.
+func rigOn(t *testing.T, c *framework.ProcessCluster, prefix string, within time.Duration) *rig {
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	t.Cleanup(cancel)
+	r := &rig{t: t, c: c, ctx: ctx}
+	var err error
+	if r.accA, r.keyA, err = c.NewAccount(ctx, prefix+"-a@example.com", api.AllScopes...); err != nil {
+		t.Fatal(err)
+	}
+	if r.accB, r.keyB, err = c.NewAccount(ctx, prefix+"-b@example.com", api.AllScopes...); err != nil {
+		t.Fatal(err)
 	}
 	for i := range c.Len() {
 		r.apis = append(r.apis, framework.NewAPI(t, c.URL(i), nil))

@@ -7,8 +7,43 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
 )
+
+// failedOrder is a server order whose provisioning failed: A's wallet
+// credited its price, the order sent to a follower and its provisioning
+// waited for.
+type failedOrder struct {
+	adm   *client.Admin
+	used0 api.AdminNodeDetail // audit-node-1 before the order
+	order api.ServerOrder
+	cl    *client.Client // A's
+	prov  api.Action     // the failed provisioning
+}
+
+// failedOrder orders a server named label (one the scripted node fails to
+// provision) for A and waits for the provisioning to fail.
+func (r *rig) failedOrder(label string) failedOrder {
+	t := r.t
+	t.Helper()
+	f := failedOrder{adm: r.c.AnyAlive(nil).Admin(), cl: r.apis[0].Client(r.keyA)}
+	r.c.Credit(r.ctx, r.accA.ID, serverPrice)
+	var err error
+	if f.used0, err = f.adm.AgentNodeDetail(r.ctx, "audit-node-1"); err != nil {
+		t.Fatal(err)
+	}
+	rep := r.call(r.follower(), r.keyA, "POST", "/v1/servers", serverBody(label), nil)
+	if rep.Status != 201 {
+		t.Fatalf("order: %s", rep)
+	}
+	rep.Decode(t, &f.order)
+	f.prov = framework.WaitAction(t, f.cl, f.order.Action.ID, 30*time.Second)
+	if f.prov.Status != api.ActionFailed || f.prov.FinishedAt == nil {
+		t.Fatalf("the provisioning: %+v", f.prov)
+	}
+	return f
+}
 
 // TestFailedCleanupIsRetried: a bought server's provisioning fails (the
 // scripted node fails it for a stuck- hostname) and the node cannot remove
@@ -21,23 +56,8 @@ import (
 // its action, and the leader's log names each failed attempt and its retry.
 func TestFailedCleanupIsRetried(t *testing.T) {
 	r := newRig(t, "--cleanup-retry-base", "1s")
-	adm := r.c.AnyAlive(nil).Admin()
-	r.c.Credit(r.ctx, r.accA.ID, serverPrice)
-	used0, err := adm.AgentNodeDetail(r.ctx, "audit-node-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var o api.ServerOrder
-	rep := r.call(r.follower(), r.keyA, "POST", "/v1/servers", serverBody("stuck-1"), nil)
-	if rep.Status != 201 {
-		t.Fatalf("order: %s", rep)
-	}
-	rep.Decode(t, &o)
-	cl := r.apis[0].Client(r.keyA)
-	prov := framework.WaitAction(t, cl, o.Action.ID, 30*time.Second)
-	if prov.Status != api.ActionFailed || prov.FinishedAt == nil {
-		t.Fatalf("the provisioning: %+v", prov)
-	}
+	f := r.failedOrder("stuck-1")
+	adm, used0, o, cl, prov := f.adm, f.used0, f.order, f.cl, f.prov
 	// The operator sees the server in error with a cleanup pending (an
 	// attempt, or a retry waiting) at least once before it ends.
 	sawPending := false
@@ -94,23 +114,8 @@ func TestFailedCleanupIsRetried(t *testing.T) {
 // attempt logged, none after).
 func TestTerminateDuringCleanupWait(t *testing.T) {
 	r := newRig(t, "--cleanup-retry-base", "10m")
-	adm := r.c.AnyAlive(nil).Admin()
-	r.c.Credit(r.ctx, r.accA.ID, serverPrice)
-	used0, err := adm.AgentNodeDetail(r.ctx, "audit-node-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var o api.ServerOrder
-	rep := r.call(r.follower(), r.keyA, "POST", "/v1/servers", serverBody("stuck1-1"), nil)
-	if rep.Status != 201 {
-		t.Fatalf("order: %s", rep)
-	}
-	rep.Decode(t, &o)
-	cl := r.apis[0].Client(r.keyA)
-	prov := framework.WaitAction(t, cl, o.Action.ID, 30*time.Second)
-	if prov.Status != api.ActionFailed || prov.FinishedAt == nil {
-		t.Fatalf("the provisioning: %+v", prov)
-	}
+	f := r.failedOrder("stuck1-1")
+	adm, used0, o, cl, prov := f.adm, f.used0, f.order, f.cl, f.prov
 	// The first cleanup (opened with the failure) fails; the server's
 	// action becomes the next attempt, opened later, waiting ten minutes.
 	var waiting string
@@ -132,7 +137,7 @@ func TestTerminateDuringCleanupWait(t *testing.T) {
 	}
 
 	asked := time.Now()
-	rep = r.call(r.follower(), r.keyA, "DELETE", "/v1/servers/"+o.Server.ID, nil, nil)
+	rep := r.call(r.follower(), r.keyA, "DELETE", "/v1/servers/"+o.Server.ID, nil, nil)
 	if rep.Status != 202 {
 		t.Fatalf("terminate while the cleanup's next attempt waits: %s, want 202", rep)
 	}

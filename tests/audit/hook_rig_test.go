@@ -23,24 +23,7 @@ import (
 // whose webhooks may reach plain-HTTP loopback receivers
 // (--webhook-allow-http --webhook-allow-private, the development flags) and
 // two accounts with every scope.
-func hookRig(t *testing.T, extra ...string) *rig {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond, Webhooks: true,
-		Extra: func(int, *framework.CoordinatorProcess) []string { return extra }})
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	r := &rig{t: t, c: c, ctx: ctx}
-	var err error
-	if r.accA, r.keyA, err = c.NewAccount(ctx, "hook-a@example.com", api.AllScopes...); err != nil {
-		t.Fatal(err)
-	}
-	if r.accB, r.keyB, err = c.NewAccount(ctx, "hook-b@example.com", api.AllScopes...); err != nil {
-		t.Fatal(err)
-	}
-	for i := range c.Len() {
-		r.apis = append(r.apis, framework.NewAPI(t, c.URL(i), nil))
-	}
-	return r
-}
+func hookRig(t *testing.T, extra ...string) *rig { return lightRig(t, "hook", extra...) }
 
 // sink is a webhook receiver on loopback whose answer is chosen per request
 // by answer (nil: 204). It keeps every request, when it came and when the

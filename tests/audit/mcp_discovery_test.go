@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -14,28 +13,10 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // newMCPRig is newLightRig with more `run` flags on every coordinator.
-func newMCPRig(t *testing.T, extra ...string) *rig {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond, Webhooks: true,
-		Extra: func(int, *framework.CoordinatorProcess) []string { return extra }})
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	r := &rig{t: t, c: c, ctx: ctx}
-	var err error
-	if r.accA, r.keyA, err = c.NewAccount(ctx, "mcp-a@example.com", api.AllScopes...); err != nil {
-		t.Fatal(err)
-	}
-	if r.accB, r.keyB, err = c.NewAccount(ctx, "mcp-b@example.com", api.AllScopes...); err != nil {
-		t.Fatal(err)
-	}
-	for i := range c.Len() {
-		r.apis = append(r.apis, framework.NewAPI(t, c.URL(i), nil))
-	}
-	return r
-}
+func newMCPRig(t *testing.T, extra ...string) *rig { return lightRig(t, "mcp", extra...) }
 
 // getJSON fetches url with the extra request headers (Host among them) and
 // decodes the JSON answer; it fails the test on anything but a 200.

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,15 +20,8 @@ import (
 // (A with money, B without). Everything after it is HTTP to the product, as
 // a customer's client (or an operator's hostplanectl) would send it.
 type netRig struct {
-	t    *testing.T
-	c    *framework.ProcessCluster
+	*rig
 	pdns *framework.PowerDNS
-	ctx  context.Context
-	apis []*framework.API
-	accA api.Account
-	keyA string
-	accB api.Account
-	keyB string
 }
 
 const (
@@ -54,16 +46,8 @@ func newNetRig(t *testing.T, cidr4 string, quarantine int64) *netRig {
 			return []string{"--pdns-api-url", p.APIURL, "--pdns-api-key-file", keyFile, "--pdns-nameservers", "ns1.example.test,ns2.example.test",
 				"--pdns-ptr-ttl", "300", "--pdns-retry-max", "1s"}
 		}})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	t.Cleanup(cancel)
-	r := &netRig{t: t, c: c, pdns: p, ctx: ctx}
-	var err error
-	if r.accA, r.keyA, err = c.NewAccount(ctx, "net-a@example.com", api.AllScopes...); err != nil {
-		t.Fatal(err)
-	}
-	if r.accB, r.keyB, err = c.NewAccount(ctx, "net-b@example.com", api.AllScopes...); err != nil {
-		t.Fatal(err)
-	}
+	r := &netRig{rig: rigOn(t, c, "net", 3*time.Minute), pdns: p}
+	ctx := r.ctx
 	c.StartTestAgent(netNode, strings.Join(c.AgentAddrs(), ","), "-kvm")
 	adm := r.adm()
 	if _, err := adm.CreateProduct(ctx, "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
@@ -82,9 +66,6 @@ func newNetRig(t *testing.T, cidr4 string, quarantine int64) *netRig {
 		if _, err := adm.AddReverseZone(ctx, z); err != nil {
 			t.Fatalf("zone %s: %v", z.Zone, err)
 		}
-	}
-	for i := range c.Len() {
-		r.apis = append(r.apis, framework.NewAPI(t, c.URL(i), nil))
 	}
 	return r
 }

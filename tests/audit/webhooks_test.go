@@ -24,22 +24,16 @@ import (
 // newLightRig is three coordinators (webhooks may reach loopback receivers
 // over plain HTTP) and two accounts with every scope: no registry, node or
 // catalogue, for the surfaces that need none.
-func newLightRig(t *testing.T) *rig {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond, Webhooks: true})
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	t.Cleanup(cancel)
-	r := &rig{t: t, c: c, ctx: ctx}
-	var err error
-	if r.accA, r.keyA, err = c.NewAccount(ctx, "light-a@example.com", api.AllScopes...); err != nil {
-		t.Fatal(err)
+func newLightRig(t *testing.T) *rig { return lightRig(t, "light") }
+
+// lightRig is newLightRig with the accounts prefix-a@ and prefix-b@example.com
+// and more `run` flags on every coordinator.
+func lightRig(t *testing.T, prefix string, extra ...string) *rig {
+	o := framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond, Webhooks: true}
+	if len(extra) > 0 {
+		o.Extra = func(int, *framework.CoordinatorProcess) []string { return extra }
 	}
-	if r.accB, r.keyB, err = c.NewAccount(ctx, "light-b@example.com", api.AllScopes...); err != nil {
-		t.Fatal(err)
-	}
-	for i := range c.Len() {
-		r.apis = append(r.apis, framework.NewAPI(t, c.URL(i), nil))
-	}
-	return r
+	return rigOn(t, framework.NewProcessCluster(t, o), prefix, 4*time.Minute)
 }
 
 // hit is one request a receiver got: its raw body and headers, and when.
