@@ -63,21 +63,18 @@ func masterChildren(t *testing.T, pidFile string) string {
 	return pid + ":" + strings.Join(live, " ")
 }
 
-// TestHostingCertThroughTheExecutor: a custom domain's certificate sent as
-// hosting.cert (key in secret_params only) routes the domain to the account
-// and serves its site over HTTPS with that certificate, with no nginx
-// reload; the key never reaches the journal; a certificate of another name
-// is refused with nothing changed; detach removes the route and the
-// certificate.
-func TestHostingCertThroughTheExecutor(t *testing.T) {
-	e := hostingtest.Config(t)
+// tlsNode starts a hosting node of hostingtest.Config with a site TLS
+// listener on a free loopback port (tlsAddr), both stopped when the test
+// ends.
+func tlsNode(t *testing.T) (e *hostingtest.Env, n *hosting.Node, tn *sitetls.Node, tlsAddr string) {
+	t.Helper()
+	e = hostingtest.Config(t)
 	n, err := hosting.New(e.Cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tlsAddr := freeport.Addr(t, "tcp")
-	tn, err := sitetls.Setup(n.L, sitetls.Options{Listen: tlsAddr, WebUser: "www-data"})
-	if err != nil {
+	tlsAddr = freeport.Addr(t, "tcp")
+	if tn, err = sitetls.Setup(n.L, sitetls.Options{Listen: tlsAddr, WebUser: "www-data"}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { tn.Close() })
@@ -85,6 +82,17 @@ func TestHostingCertThroughTheExecutor(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.Stop)
+	return e, n, tn, tlsAddr
+}
+
+// TestHostingCertThroughTheExecutor: a custom domain's certificate sent as
+// hosting.cert (key in secret_params only) routes the domain to the account
+// and serves its site over HTTPS with that certificate, with no nginx
+// reload; the key never reaches the journal; a certificate of another name
+// is refused with nothing changed; detach removes the route and the
+// certificate.
+func TestHostingCertThroughTheExecutor(t *testing.T) {
+	e, n, tn, tlsAddr := tlsNode(t)
 	dir := filepath.Join(e.Cfg.Root, "agent")
 	m, j := newManager(t, dir, n, "")
 	defer j.Close()
@@ -194,21 +202,7 @@ func TestHostingCertThroughTheExecutor(t *testing.T) {
 // succeeds and leaves the other's route and certificate alone; deleting the
 // first account then leaves them too.
 func TestUncertOfATakenOverName(t *testing.T) {
-	e := hostingtest.Config(t)
-	n, err := hosting.New(e.Cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tlsAddr := freeport.Addr(t, "tcp")
-	tn, err := sitetls.Setup(n.L, sitetls.Options{Listen: tlsAddr, WebUser: "www-data"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tn.Close() })
-	if err := n.Start(hostenv.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
+	e, n, tn, tlsAddr := tlsNode(t)
 	m, j := newManager(t, filepath.Join(e.Cfg.Root, "agent"), n, "")
 	defer j.Close()
 	ex := actions.New(actions.Config{Manager: m, PollInterval: 20 * time.Millisecond})

@@ -98,6 +98,42 @@ func waitQueued(t *testing.T, b *batcher, n int) {
 	}
 }
 
+// waitInFlight waits until an entry is in apply (not queued): the queue is
+// empty again and a commit runs.
+func waitInFlight(b *batcher) {
+	for {
+		b.mu.Lock()
+		inFlight := b.committing && len(b.queue) == 0
+		b.mu.Unlock()
+		if inFlight {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// heldBatcher is a batcher of at most perEntry proposals an entry whose first
+// entry, proposal 0 (first), is held in apply, with proposals 1 to n (rest)
+// queued behind it.
+func heldBatcher(t *testing.T, perEntry, n int) (f *fakeRaft, b *batcher, first, rest func() (map[int]any, map[int]error)) {
+	t.Helper()
+	f = &fakeRaft{hold: make(chan struct{})}
+	b = newBatcher(f.apply, perEntry)
+	first = proposeAll(b, 0, 1)
+	waitInFlight(b)
+	rest = proposeAll(b, 1, n+1)
+	waitQueued(t, b, n)
+	return f, b, first, rest
+}
+
+// release lets the held entry (and every later one) be applied.
+func (f *fakeRaft) release() {
+	f.mu.Lock()
+	close(f.hold)
+	f.hold = nil
+	f.mu.Unlock()
+}
+
 // proposeAll proposes {"n":i} for i in [from, to) at once and returns each
 // one's value or error, by i.
 func proposeAll(b *batcher, from, to int) (wait func() (map[int]any, map[int]error)) {
@@ -142,27 +178,10 @@ func TestBatcherAloneGoesAtOnce(t *testing.T) {
 // Proposals made while an entry is in flight go out together when it is
 // applied, at most maxBatch per entry, and each gets its own result.
 func TestBatcherGathersWhileOneIsInFlight(t *testing.T) {
-	f := &fakeRaft{hold: make(chan struct{})}
-	b := newBatcher(f.apply, 8)
+	// The first is in apply (held); then 20 more gather behind it.
+	f, b, first, rest := heldBatcher(t, 8, 20)
 	defer b.stop()
-	first := proposeAll(b, 0, 1)
-	// The first is in apply (not queued) once the queue is empty again and a
-	// commit runs; then 20 more gather behind it.
-	for {
-		b.mu.Lock()
-		inFlight := b.committing && len(b.queue) == 0
-		b.mu.Unlock()
-		if inFlight {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	rest := proposeAll(b, 1, 21)
-	waitQueued(t, b, 20)
-	f.mu.Lock()
-	close(f.hold)
-	f.hold = nil
-	f.mu.Unlock()
+	f.release()
 	vals, errs := first()
 	v2, e2 := rest()
 	for i, v := range v2 {
@@ -202,20 +221,7 @@ func TestBatcherApplyError(t *testing.T) {
 // A stop answers the proposals waiting behind the entry in flight and every
 // later one with ErrNotLeader; what is queued is not proposed.
 func TestBatcherStop(t *testing.T) {
-	f := &fakeRaft{hold: make(chan struct{})}
-	b := newBatcher(f.apply, 512)
-	first := proposeAll(b, 0, 1)
-	for {
-		b.mu.Lock()
-		inFlight := b.committing && len(b.queue) == 0
-		b.mu.Unlock()
-		if inFlight {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	waiting := proposeAll(b, 1, 6)
-	waitQueued(t, b, 5)
+	f, b, first, waiting := heldBatcher(t, 512, 5)
 	b.stop()
 	_, errs := waiting()
 	if len(errs) != 5 {
@@ -229,10 +235,7 @@ func TestBatcherStop(t *testing.T) {
 	if _, err := b.propose(context.Background(), []byte(`{"n":9}`)); !errors.Is(err, ErrNotLeader) {
 		t.Fatalf("a proposal after stop: %v, want ErrNotLeader", err)
 	}
-	f.mu.Lock()
-	close(f.hold)
-	f.hold = nil
-	f.mu.Unlock()
+	f.release()
 	first()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -275,23 +278,12 @@ func TestBatcherWholeEntryResult(t *testing.T) {
 				answers <- answer{res, err}
 			}
 			go prop(0)
-			for {
-				b.mu.Lock()
-				inFlight := b.committing && len(b.queue) == 0
-				b.mu.Unlock()
-				if inFlight {
-					break
-				}
-				time.Sleep(time.Millisecond)
-			}
+			waitInFlight(b)
 			for i := 1; i < 4; i++ {
 				go prop(i)
 			}
 			waitQueued(t, b, 3)
-			f.mu.Lock()
-			close(f.hold)
-			f.hold = nil
-			f.mu.Unlock()
+			f.release()
 			for range 4 {
 				a := <-answers
 				if a.err != nil {
