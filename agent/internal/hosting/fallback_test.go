@@ -49,6 +49,22 @@ func putFiles(t *testing.T, e *hostingtest.Env, a acct, files map[string]string)
 	}
 }
 
+// tlsNode starts a hosting node and sshd (hostingtest) with the site TLS
+// server block in mode on a free loopback port, tlsAddr; the listener is
+// closed when the test ends.
+func tlsNode(t *testing.T, mode sitetls.Mode) (e *hostingtest.Env, tn *sitetls.Node, tlsAddr string) {
+	t.Helper()
+	e = hostingtest.Config(t)
+	tlsAddr = framework.FreeAddr(t, "tcp")
+	tn, err := sitetls.Setup(hosting.Layout{Root: e.Root}, sitetls.Options{Listen: tlsAddr, Mode: mode, WebUser: e.Cfg.WebUser})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tn.Close() })
+	e.Start(t)
+	return e, tn, tlsAddr
+}
+
 // A path that is no file goes to the site's own /index.php (a front
 // controller: WordPress's pretty permalinks, /wp-json/, Laravel's routes),
 // which sees the path asked for as REQUEST_URI and the query string, under
@@ -57,23 +73,7 @@ func putFiles(t *testing.T, e *hostingtest.Env, a acct, files map[string]string)
 // index.php answers 404; an uploaded image with PHP in it never runs, with
 // a .php path after it or not.
 func TestFrontControllerFallback(t *testing.T) {
-	e := hostingtest.Config(t)
-	tlsAddr := framework.FreeAddr(t, "tcp")
-	tn, err := sitetls.Setup(hosting.Layout{Root: e.Root}, sitetls.Options{Listen: tlsAddr, Mode: sitetls.ModeVariable, WebUser: e.Cfg.WebUser})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tn.Close() })
-	n, err := hosting.New(e.Cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(hostenv.Ctx(t)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.Stop)
-	e.Node = n
-	e.StartSSHD(t)
+	e, tn, tlsAddr := tlsNode(t, sitetls.ModeVariable)
 
 	a, b, plain := newAcct(e, "fa"), newAcct(e, "fb"), newAcct(e, "fc")
 	const css = "body { color: red; } /* <?php echo 'CSS-' . 'RAN'; ?> */\n"
@@ -99,7 +99,7 @@ func TestFrontControllerFallback(t *testing.T) {
 	createPlan(t, e, plain, func(*hosting.CreateInput) {}, nil)
 	putFiles(t, e, plain, map[string]string{"/public/index.html": "plain site\n"})
 	for _, x := range []acct{a, plain} {
-		if err := n.L.SetHost("www."+x.domain, x.user); err != nil { // a custom domain
+		if err := e.Node.L.SetHost("www."+x.domain, x.user); err != nil { // a custom domain
 			t.Fatal(err)
 		}
 	}

@@ -413,23 +413,8 @@ func TestPlanLimitsOverTLS(t *testing.T) {
 			if _, err := os.Stat(sitetls.LuaModule); mode == sitetls.ModeLua && err != nil {
 				t.Fatalf("the lua mode needs nginx's lua module (apt-get install libnginx-mod-http-lua): %v", err)
 			}
-			e := hostingtest.Config(t)
-			tlsAddr := framework.FreeAddr(t, "tcp")
-			tn, err := sitetls.Setup(hosting.Layout{Root: e.Root}, sitetls.Options{Listen: tlsAddr, Mode: mode, WebUser: e.Cfg.WebUser})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { tn.Close() })
-			n, err := hosting.New(e.Cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := n.Start(hostenv.Ctx(t)); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(n.Stop)
-			e.Node = n
-			e.StartSSHD(t)
+			e, tn, tlsAddr := tlsNode(t, mode)
+			n := e.Node
 			a := newAcct(e, "t")
 			createPlan(t, e, a, func(in *hosting.CreateInput) { in.Plan.UploadMiB = 2 }, map[string]string{"/public/up.php": uploadPHP})
 			custom := "shop-" + a.domain

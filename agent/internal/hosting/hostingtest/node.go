@@ -33,6 +33,14 @@ func Config(tb testing.TB) *Env {
 // NewNode starts a hosting node (nginx) and sshd.
 func NewNode(tb testing.TB) *Env {
 	e := Config(tb)
+	e.Start(tb)
+	return e
+}
+
+// Start starts the hosting node of e.Cfg (nginx, stopped when the test
+// ends) as e.Node, and sshd.
+func (e *Env) Start(tb testing.TB) {
+	tb.Helper()
 	n, err := hosting.New(e.Cfg)
 	if err != nil {
 		tb.Fatal(err)
@@ -43,7 +51,6 @@ func NewNode(tb testing.TB) *Env {
 	tb.Cleanup(n.Stop)
 	e.Node = n
 	e.StartSSHD(tb)
-	return e
 }
 
 // StartNginx starts nginx (one worker) for the layout under root, listening
