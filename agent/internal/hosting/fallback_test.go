@@ -26,6 +26,10 @@ echo "qs=", $_SERVER['QUERY_STRING'], "\n";
 echo "script=", $_SERVER['SCRIPT_NAME'], "\n";
 `
 
+// configPHP is a script whose source holds a password: it may run (and
+// says so), its source is never served.
+const configPHP = "<?php $db_password = 'SECRET-' . 'pw'; echo \"config ran\\n\";\n"
+
 // evilJPG is an "image" a visitor uploaded with PHP code in it: it must
 // never run.
 const evilJPG = "\xff\xd8\xff\xe0<?php echo 'EVIL-' . 'RAN'; ?>\n"
@@ -93,6 +97,23 @@ func TestFrontControllerFallback(t *testing.T) {
 		"/public/.htaccess":                "# SECRET\n",
 		"/public/sub/.htpasswd":            "u:SECRET\n",
 		"/public/.well-known/security.txt": "Contact: mailto:security@example.test\n",
+		// PHP source under names PHP-FPM does not run: never served as text.
+		"/public/config.php":      configPHP,
+		"/public/config.PHP":      configPHP,
+		"/public/config.Php":      configPHP,
+		"/public/config.pHp":      configPHP,
+		"/public/Upper.PHP":       configPHP,
+		"/public/old.php5":        configPHP,
+		"/public/old.PHP7":        configPHP,
+		"/public/page.phtml":      configPHP,
+		"/public/page.pHtml":      configPHP,
+		"/public/lib.phar":        configPHP,
+		"/public/inc.pht":         configPHP,
+		"/public/show.phps":       configPHP,
+		"/public/config.php~":     configPHP,
+		"/public/config.php.bak":  configPHP,
+		"/public/config.PHP.save": configPHP,
+		"/public/config.php.orig": configPHP,
 	})
 	createPlan(t, e, b, func(*hosting.CreateInput) {}, nil)
 	putFiles(t, e, b, map[string]string{"/public/index.php": frontPHP})
@@ -180,6 +201,41 @@ func TestFrontControllerFallback(t *testing.T) {
 				{v.a, "/sub/.nothere/x", 404, ""},
 				{v.a, "/.well-known/security.txt", 200, "Contact: mailto:security@example.test\n"},
 				{v.a, "/.well-known/change-password", 200, front(a, "/.well-known/change-password", "", "/index.php")},
+				// PHP source is run (config.php, however its path is spelt) or a
+				// 404 (another case, PHP's other extensions, backup copies),
+				// never served as text; tricks from other systems' file names
+				// (a trailing dot or slash, a NUL, an NTFS stream) reach no file
+				// here and go to the front controller, or are nginx's 400.
+				{v.a, "/config.php", 200, "config ran\n"},
+				{v.a, "/config.ph%70", 200, "config ran\n"},
+				{v.a, "/./sub/../config.php", 200, "config ran\n"},
+				{v.a, "/config.PHP", 404, ""},
+				{v.a, "/config.Php", 404, ""},
+				{v.a, "/config.pHp", 404, ""},
+				{v.a, "/config.P%48P", 404, ""},
+				{v.a, "/Upper.PHP", 404, ""},
+				{v.a, "/UPPER.PHP", 404, ""},
+				{v.a, "/old.php5", 404, ""},
+				{v.a, "/old.PHP7", 404, ""},
+				{v.a, "/page.phtml", 404, ""},
+				{v.a, "/page.pHtml", 404, ""},
+				{v.a, "/lib.phar", 404, ""},
+				{v.a, "/inc.pht", 404, ""},
+				{v.a, "/show.phps", 404, ""},
+				{v.a, "/config.php~", 404, ""},
+				{v.a, "/config.php.bak", 404, ""},
+				{v.a, "/config.PHP.save", 404, ""},
+				{v.a, "/config.php.orig", 404, ""},
+				{v.a, "/config.php/", 0, ""},
+				{v.a, "/config.PHP/", 0, ""},
+				{v.a, "/config.php.", 0, ""},
+				{v.a, "/config.PHP.", 0, ""},
+				{v.a, "/config.php%00", 0, ""},
+				{v.a, "/config.PHP%00.txt", 0, ""},
+				{v.a, "/config.php::$DATA", 0, ""},
+				{v.a, "/config.PHP::$DATA", 0, ""},
+				{v.a, "/config.php%20", 0, ""},
+				{v.a, "/config.php%2f", 0, ""},
 				// A site without index.php: unknown paths are 404s.
 				{v.p, "/", 200, "plain site\n"},
 				{v.p, "/2026/12/hello-world/?a=1", 404, ""},
@@ -188,7 +244,7 @@ func TestFrontControllerFallback(t *testing.T) {
 			} {
 				code, ctype, body := v.get(c.host, c.path)
 				if strings.Contains(body, "EVIL-RAN") || strings.Contains(body, "CSS-RAN") || strings.Contains(body, "SECRET") {
-					t.Errorf("%s %s: %d ran a file that is not a .php script or served a hidden one: %q", c.host, c.path, code, body)
+					t.Errorf("%s %s: %d ran a file that is not a .php script, served a hidden one or PHP source: %q", c.host, c.path, code, body)
 				}
 				switch {
 				case c.code == 0: // anything but running it

@@ -119,6 +119,14 @@ location ~ \.php$ {
   error_page 418 = @hp_php_$hp_acct;
   return 418;
 }
+# Any other name PHP source goes by is a 404, never served as text: the
+# .php of another case (config.PHP, .Php: a case-insensitive file system's
+# habit; PHP-FPM runs .php only, security.limit_extensions), PHP's other
+# extensions (.php5, .phtml, .phar, .pht, .phps) and the editor and backup
+# copies of a script (config.php~, .php.bak, .php.save, .php.orig) whose
+# source holds the same passwords. After the PHP location, which takes
+# .php itself first.
+location ~* "\.ph(p[^/]*|tml|ar|t)$" { return 404; }
 location @hp_php_ { return 404; }
 {{- range .Sites}}
 location @hp_php_{{.User}} {
