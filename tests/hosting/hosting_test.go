@@ -110,6 +110,15 @@ func (w *world) client(i int, key string) *client.Client { return w.c.Client(i, 
 
 // create places an account through the admin API, retrying while the node's
 // inventory (its PHP versions) has not reached the leader yet.
+// active creates a hosting account (create) and waits for its creation to
+// succeed.
+func (w *world) active(user, domain string) api.AdminHostingCreated {
+	w.t.Helper()
+	out := w.create(user, domain)
+	w.mustSucceed(out.Action.ID)
+	return out
+}
+
 func (w *world) create(user, domain string) api.AdminHostingCreated {
 	w.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -352,17 +361,24 @@ func TestHostingThroughTheAPI(t *testing.T) {
 	}
 	hostenv.PutProbe(t, w.env.SSHAddr, cu, crash.SFTPPassword, "sftp after the crash")
 	hostenv.WantSite(t, w.env.HTTPAddr, cd, cu, "site after the crash")
+	w.recoveredOnce(t, "create", crash.Action.ID)
+}
+
+// recoveredOnce fails the test unless the agent's log shows the action id
+// (what) started once and completed once by the agent's recovery.
+func (w *world) recoveredOnce(t *testing.T, what, id string) {
+	t.Helper()
 	started, resumed := 0, 0
 	for _, l := range strings.Split(framework.ReadFile(t, w.agent.Log), "\n") {
-		if strings.Contains(l, "op="+crash.Action.ID) && strings.Contains(l, `msg="operation started"`) {
+		if strings.Contains(l, "op="+id) && strings.Contains(l, `msg="operation started"`) {
 			started++
 		}
-		if strings.Contains(l, "op="+crash.Action.ID) && strings.Contains(l, `msg="operation succeeded"`) && strings.Contains(l, "recovery=true") {
+		if strings.Contains(l, "op="+id) && strings.Contains(l, `msg="operation succeeded"`) && strings.Contains(l, "recovery=true") {
 			resumed++
 		}
 	}
 	if started != 1 || resumed != 1 {
-		t.Fatalf("the create started %d times and was completed by recovery %d times (want 1 and 1)", started, resumed)
+		t.Fatalf("the %s started %d times and was completed by recovery %d times (want 1 and 1)", what, started, resumed)
 	}
 }
 

@@ -22,8 +22,7 @@ func TestStarterPlanUploadLimit(t *testing.T) {
 	w := newWorld(t)
 	plan, _ := api.HostingPlanBySlug("hosting-starter")
 	user, domain := w.env.Prefix+"u", "up-"+w.env.Prefix+".test"
-	created := w.create(user, domain)
-	w.mustSucceed(created.Action.ID)
+	created := w.active(user, domain)
 	c, err := hostenv.SFTP(w.env.SSHAddr, user, created.SFTPPassword)
 	if err != nil {
 		t.Fatal(err)

@@ -29,8 +29,7 @@ func TestHostingPasswordReset(t *testing.T) {
 	w := newWorld(t)
 	ctx := hostenv.Ctx(t)
 	user, domain := w.env.Prefix+"p", "p-"+w.env.Prefix+".test"
-	created := w.create(user, domain)
-	w.mustSucceed(created.Action.ID)
+	created := w.active(user, domain)
 	id := created.Hosting.ID
 	hostenv.PutProbe(t, w.env.SSHAddr, user, created.SFTPPassword, "sftp with the order's password")
 
@@ -137,18 +136,7 @@ func TestHostingPasswordReset(t *testing.T) {
 		t.Fatal("the database password before the crashed reset still connects")
 	}
 	hostenv.PutProbe(t, w.env.SSHAddr, user, crash.SFTPPassword, "sftp after the crash")
-	started, resumed := 0, 0
-	for _, l := range strings.Split(framework.ReadFile(t, w.agent.Log), "\n") {
-		if strings.Contains(l, "op="+crash.Action.ID) && strings.Contains(l, `msg="operation started"`) {
-			started++
-		}
-		if strings.Contains(l, "op="+crash.Action.ID) && strings.Contains(l, `msg="operation succeeded"`) && strings.Contains(l, "recovery=true") {
-			resumed++
-		}
-	}
-	if started != 1 || resumed != 1 {
-		t.Fatalf("the reset started %d times and was completed by recovery %d times (want 1 and 1)", started, resumed)
-	}
+	w.recoveredOnce(t, "reset", crash.Action.ID)
 
 	// No coordinator (Raft log, snapshots, FSM, logs) nor the agent
 	// (journal, logs, node files) wrote any of the passwords.

@@ -16,8 +16,7 @@ func TestSuspendEndsOpenSessions(t *testing.T) {
 	w := newWorld(t)
 	ctx := hostenv.Ctx(t)
 	user, domain := w.env.Prefix+"s", "s-"+w.env.Prefix+".test"
-	c := w.create(user, domain)
-	w.mustSucceed(c.Action.ID)
+	c := w.active(user, domain)
 
 	sess, err := hostenv.SFTP(w.env.SSHAddr, user, c.SFTPPassword)
 	if err != nil {
