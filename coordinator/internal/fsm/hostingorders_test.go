@@ -43,6 +43,15 @@ func webHarness(t *testing.T, walletCents int64) *whHarness {
 	return h
 }
 
+// activeHosting is webHarness with acc_1's hosting account hst_1 (user1)
+// ordered and created; due is the end of its first month.
+func activeHosting(t *testing.T, walletCents int64) (h *whHarness, due time.Time) {
+	h = webHarness(t, walletCents)
+	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))
+	h.must(CmdActionFinish, ActionFinish{ID: "act_h1", Success: true})
+	return h, *hostingAt(t, h, "hst_1").PaidUntil
+}
+
 func hostingAt(t *testing.T, h *whHarness, id string) store.HostingAccount {
 	t.Helper()
 	return readOne(t, h.fsms[0], func(r store.ReadTx) (store.HostingAccount, error) { return r.OwnedHostingAccount("acc_1", id) })
@@ -134,10 +143,7 @@ func TestHostingOrder(t *testing.T) {
 // (hosting.unsuspended, a hosting.unsuspend action), termination at due+T
 // deletes it; the candidates list only what a sweep changes.
 func TestHostingRenewal(t *testing.T) {
-	h := webHarness(t, 1000)
-	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))
-	h.must(CmdActionFinish, ActionFinish{ID: "act_h1", Success: true})
-	due := *hostingAt(t, h, "hst_1").PaidUntil
+	h, due := activeHosting(t, 1000)
 	pol := RenewalPolicy{InvoiceDays: 7, SuspendDays: 3, TerminateDays: 10}
 	ref := []ServiceRef{{AccountID: "acc_1", HostingID: "hst_1"}}
 	sweep := func(at time.Time) RenewalSweepResult {
@@ -237,10 +243,7 @@ func TestHostingRenewal(t *testing.T) {
 // account themselves. Later they suspend it again on purpose: no sweep may
 // undo that with the hosting.unsuspend still pending from the payment.
 func TestHostingResumeNotLeftPending(t *testing.T) {
-	h := webHarness(t, 500)
-	h.must(CmdHostingOrder, testHostingOrder(1, "web-1"))
-	h.must(CmdActionFinish, ActionFinish{ID: "act_h1", Success: true})
-	due := *hostingAt(t, h, "hst_1").PaidUntil
+	h, due := activeHosting(t, 500)
 	pol := RenewalPolicy{InvoiceDays: 7, SuspendDays: 3}
 	ref := []ServiceRef{{AccountID: "acc_1", HostingID: "hst_1"}}
 	sweep := func(at time.Time) RenewalSweepResult {

@@ -15,12 +15,7 @@ import (
 // what an address's view says about its PTR at each step.
 func TestReverseZones(t *testing.T) {
 	h := newServerHarness(t)
-	srv := store.Server{Server: api.Server{ID: "srv_1", Label: "web", OSTemplate: "debian-12", OS: "debian", IPv4: "198.51.100.7/24"},
-		AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-srv-1"}
-	prov := store.Action{Action: api.Action{ID: "act_p", Command: api.ActionServerProvision, ResourceID: "srv_1"},
-		NodeID: "hv-1", Target: "hp-srv-1", Deadline: h.at.Add(time.Hour)}
-	h.must(CmdServerCreate, ServerCreate{Server: srv, Action: prov})
-	h.must(CmdActionFinish, ActionFinish{ID: "act_p", Success: true})
+	runningServer(h, "198.51.100.7/24")
 	ip := netip.MustParseAddr("198.51.100.7")
 
 	read := func() (s store.Server, zs []store.ReverseZone, changed, applied uint64) {

@@ -27,15 +27,22 @@ func ptrEvents(t *testing.T, f *FSM) []string {
 	return out
 }
 
+// runningServer creates acc_1's server srv_1 (hp-srv-1 on hv-1) with the
+// address ipv4 and finishes its provisioning, act_p.
+func runningServer(h *whHarness, ipv4 string) {
+	h.t.Helper()
+	srv := store.Server{Server: api.Server{ID: "srv_1", Label: "web", OSTemplate: "debian-12", OS: "debian", IPv4: ipv4},
+		AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-srv-1"}
+	prov := store.Action{Action: api.Action{ID: "act_p", Command: api.ActionServerProvision, ResourceID: "srv_1"},
+		NodeID: "hv-1", Target: "hp-srv-1", Deadline: h.at.Add(time.Hour)}
+	h.must(CmdServerCreate, ServerCreate{Server: srv, Action: prov})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_p", Success: true})
+}
+
 func TestServerPTR(t *testing.T) {
 	h := newServerHarness(t)
 	deadline := h.at.Add(time.Hour)
-	srv := store.Server{Server: api.Server{ID: "srv_1", Label: "web", OSTemplate: "debian-12", OS: "debian", IPv4: "203.0.113.7/24"},
-		AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-srv-1"}
-	prov := store.Action{Action: api.Action{ID: "act_p", Command: api.ActionServerProvision, ResourceID: "srv_1"},
-		NodeID: "hv-1", Target: "hp-srv-1", Deadline: deadline}
-	h.must(CmdServerCreate, ServerCreate{Server: srv, Action: prov})
-	h.must(CmdActionFinish, ActionFinish{ID: "act_p", Success: true})
+	runningServer(h, "203.0.113.7/24")
 
 	get := func() (s store.Server) {
 		_ = h.fsms[0].View(func(tx *bolt.Tx) (err error) { s, err = store.Read(tx).Server("srv_1"); return })
@@ -143,12 +150,7 @@ func TestServerPTR(t *testing.T) {
 // applied as that release does. Lifted, the change is applied again.
 func TestSuspendedServerPTR(t *testing.T) {
 	h := newServerHarness(t)
-	srv := store.Server{Server: api.Server{ID: "srv_1", Label: "web", OSTemplate: "debian-12", OS: "debian", IPv4: "203.0.113.7/24"},
-		AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-srv-1"}
-	prov := store.Action{Action: api.Action{ID: "act_p", Command: api.ActionServerProvision, ResourceID: "srv_1"},
-		NodeID: "hv-1", Target: "hp-srv-1", Deadline: h.at.Add(time.Hour)}
-	h.must(CmdServerCreate, ServerCreate{Server: srv, Action: prov})
-	h.must(CmdActionFinish, ActionFinish{ID: "act_p", Success: true})
+	runningServer(h, "203.0.113.7/24")
 	ptr := func(hostname string) (any, error) {
 		return h.apply(CmdServerPTR, ServerPTR{AccountID: "acc_1", ServerID: "srv_1", IP: "203.0.113.7", Hostname: hostname})
 	}

@@ -9,6 +9,36 @@ import (
 	"time"
 )
 
+// wantAllFree releases one slot of each of accounts and fails the test
+// unless then all total slots are free, none held and none waited for.
+func wantAllFree(t *testing.T, s *fairSlots, total int, accounts ...string) {
+	t.Helper()
+	for _, a := range accounts {
+		s.release(a)
+	}
+	if s.free != total || len(s.held) != 0 || len(s.waiting) != 0 {
+		t.Fatalf("after every release: free %d held %v waiting %d", s.free, s.held, len(s.waiting))
+	}
+}
+
+// queueAttempts starts an attempt of each account in turn, 20 ms apart so
+// they queue in that order; got receives each account whose attempt got a
+// slot, and wg is done once every attempt returned.
+func queueAttempts(s *fairSlots, accounts ...string) (got chan string, wg *sync.WaitGroup) {
+	got, wg = make(chan string, len(accounts)), &sync.WaitGroup{}
+	for _, acct := range accounts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if s.acquire(context.Background(), acct) == nil {
+				got <- acct
+			}
+		}()
+		time.Sleep(20 * time.Millisecond)
+	}
+	return got, wg
+}
+
 // acquired reports whether acquire(account) returns within d.
 func acquired(s *fairSlots, account string, d time.Duration) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
@@ -38,18 +68,7 @@ func TestFairSlotsShareAndOrder(t *testing.T) {
 		t.Fatal("b's second slot")
 	}
 	// Full. a queues two attempts first, then c queues one.
-	got := make(chan string, 3)
-	var wg sync.WaitGroup
-	for _, acct := range []string{"a", "a", "c"} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if s.acquire(context.Background(), acct) == nil {
-				got <- acct
-			}
-		}()
-		time.Sleep(20 * time.Millisecond)
-	}
+	got, wg := queueAttempts(s, "a", "a", "c")
 	s.release("b") // a holds 2 (its share): c, holding none, gets it
 	if first := <-got; first != "c" {
 		t.Fatalf("the freed slot went to %s; want c, which held none", first)
@@ -76,11 +95,7 @@ func TestFairSlotsShareAndOrder(t *testing.T) {
 		t.Fatalf("got %s", next)
 	}
 	wg.Wait()
-	s.release("a")
-	s.release("a")
-	if s.free != 4 || len(s.held) != 0 || len(s.waiting) != 0 {
-		t.Fatalf("after every release: free %d held %v waiting %d", s.free, s.held, len(s.waiting))
-	}
+	wantAllFree(t, s, 4, "a", "a")
 }
 
 // TestFairSlotsUnderLoad: many accounts' attempts taking and giving back
@@ -168,19 +183,8 @@ func TestFairSlotsTiesGoToTheLongestWaiting(t *testing.T) {
 			t.Fatalf("%s's first slot", acct)
 		}
 	}
-	got := make(chan string, 3)
-	var wg sync.WaitGroup
-	for _, acct := range []string{"z", "a", "b"} { // z waits first
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if s.acquire(context.Background(), acct) == nil {
-				got <- acct
-			}
-		}()
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.release("a") // a and z hold none now: z has waited longest
+	got, wg := queueAttempts(s, "z", "a", "b") // z waits first
+	s.release("a")                             // a and z hold none now: z has waited longest
 	if first := <-got; first != "z" {
 		t.Fatalf("the freed slot went to %s; want z, which waited longest of those holding none", first)
 	}
@@ -193,9 +197,5 @@ func TestFairSlotsTiesGoToTheLongestWaiting(t *testing.T) {
 		t.Fatalf("the last slot went to %s; want b", next)
 	}
 	wg.Wait()
-	s.release("a")
-	s.release("b")
-	if s.free != 2 || len(s.held) != 0 || len(s.waiting) != 0 {
-		t.Fatalf("after every release: free %d held %v waiting %d", s.free, s.held, len(s.waiting))
-	}
+	wantAllFree(t, s, 2, "a", "b")
 }
