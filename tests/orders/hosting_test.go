@@ -4,11 +4,11 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 )
 
 const hostingPrice = 450 // web-t at 600 retail, 25 % reseller discount
@@ -207,26 +207,16 @@ func TestLastSlotOrders(t *testing.T) {
 	const charge = big * 3 / 4 // the rig's 25 % reseller discount
 	r.credit(n * charge)
 	leader := r.c.WaitLeader(10 * time.Second)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	codes := map[int]int{}
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			req := order(i)
-			req.PlanSlug = "big-t"
-			_, err := r.c.Client(leader, r.key).OrderServer(r.ctx, req, "")
-			st, msg := status(err)
-			mu.Lock()
-			defer mu.Unlock()
-			codes[st]++
-			if st != 201 && (st != http.StatusConflict || msg != "no node can take the order now; try again later or ask support") {
-				t.Errorf("order %d: %d %s", i, st, msg)
-			}
-		}()
+	bigT := func(i int) api.ServerOrderRequest {
+		req := order(i)
+		req.PlanSlug = "big-t"
+		return req
 	}
-	wg.Wait()
+	codes := r.orderBurstVia(func(int) *client.Client { return r.c.Client(leader, r.key) }, n, bigT, "", func(i int, _ api.ServerOrder, st int, msg string) {
+		if st != 201 && (st != http.StatusConflict || msg != "no node can take the order now; try again later or ask support") {
+			t.Errorf("order %d: %d %s", i, st, msg)
+		}
+	})
 	if codes[201] != 1 || codes[409] != n-1 {
 		t.Fatalf("statuses %v, want one 201 and %d × 409", codes, n-1)
 	}

@@ -146,6 +146,11 @@ func order(n int) api.ServerOrderRequest {
 // (one at a time) with its status and error message (status); it returns how
 // many answers had each status.
 func (r *rig) orderBurst(n int, req func(i int) api.ServerOrderRequest, idemKey string, check func(i int, o api.ServerOrder, st int, msg string)) map[int]int {
+	return r.orderBurstVia(r.api, n, req, idemKey, check)
+}
+
+// orderBurstVia is orderBurst with order i sent through via(i).
+func (r *rig) orderBurstVia(via func(i int) *client.Client, n int, req func(i int) api.ServerOrderRequest, idemKey string, check func(i int, o api.ServerOrder, st int, msg string)) map[int]int {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	codes := map[int]int{}
@@ -153,7 +158,7 @@ func (r *rig) orderBurst(n int, req func(i int) api.ServerOrderRequest, idemKey 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			o, err := r.api(i).OrderServer(r.ctx, req(i), idemKey)
+			o, err := via(i).OrderServer(r.ctx, req(i), idemKey)
 			st, msg := status(err)
 			mu.Lock()
 			defer mu.Unlock()
