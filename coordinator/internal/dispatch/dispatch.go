@@ -442,7 +442,12 @@ func (d *Dispatcher) cleanupRetry(a store.Action) int64 {
 
 // withCleanup adds to fin, the failure of a, what the FSM needs to clean up
 // after it (a failed provisioning's cleanup, a failed cleanup's next
-// attempt) and logs a failed cleanup: retried when, or given up.
+// attempt) and logs a failed cleanup as the FSM will take it: retried when,
+// given up after its last attempt, or not retried at all while the cluster's
+// semantics level is below fsm.LevelCleanupRetry (a coordinator still runs
+// a release without retries: the FSM records the failure as that release
+// does). The level is read here, before the finish is proposed; it only
+// rises, so at worst a retry this log says will not happen does.
 func (d *Dispatcher) withCleanup(a store.Action, fin fsm.ActionFinish) fsm.ActionFinish {
 	fin.CleanupDeadlineSeconds = d.cleanupDeadline(a)
 	n := fsm.CleanupAttempt(a)
@@ -450,15 +455,30 @@ func (d *Dispatcher) withCleanup(a store.Action, fin fsm.ActionFinish) fsm.Actio
 		return fin
 	}
 	fin.CleanupRetrySeconds = d.cleanupRetry(a)
-	if fin.CleanupRetrySeconds > 0 {
+	switch level := d.clusterLevel(); {
+	case fin.CleanupRetrySeconds > 0 && level >= fsm.LevelCleanupRetry:
 		d.s.Log.Warn("a failed provisioning's cleanup failed; retrying", "action", a.ID, "command", a.Command, "resource", a.ResourceID,
 			"node", a.NodeID, "attempt", n, "max_attempts", fsm.MaxCleanupAttempts, "retry_in", time.Duration(fin.CleanupRetrySeconds)*time.Second,
 			"error_code", fin.ErrorCode)
-	} else {
+	case fin.CleanupRetrySeconds > 0:
+		d.s.Log.Error("a failed provisioning's cleanup failed and is not retried: the cluster's semantics level is below "+strconv.Itoa(fsm.LevelCleanupRetry)+
+			" (a coordinator still runs an older release; hostplanectl cluster status), so it stays in error holding its node room and addresses until an operator deletes it",
+			"action", a.ID, "command", a.Command, "resource", a.ResourceID, "node", a.NodeID, "attempt", n, "semantics_level", level, "error_code", fin.ErrorCode)
+	default:
 		d.s.Log.Error("a failed provisioning's cleanup failed its last attempt; it stays in error holding its node room and addresses until an operator deletes it",
 			"action", a.ID, "command", a.Command, "resource", a.ResourceID, "node", a.NodeID, "attempts", n, "error_code", fin.ErrorCode)
 	}
 	return fin
+}
+
+// clusterLevel is the cluster's semantics level in the replicated state (1
+// without one).
+func (d *Dispatcher) clusterLevel() uint16 {
+	level := uint16(1)
+	if d.s.State != nil {
+		_ = d.s.State.Read(func(r store.ReadTx) error { level = r.ClusterLevel(); return nil })
+	}
+	return level
 }
 
 func deadlineResult(a store.Action, deadline time.Duration) fsm.ActionFinish {

@@ -1,13 +1,16 @@
 package dispatch
 
 import (
+	"bytes"
 	"encoding/json"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
@@ -101,4 +104,52 @@ func TestCleanupRetryBackoff(t *testing.T) {
 	if f := d.withCleanup(cleanup(2), fsm.ActionFinish{ID: "act_c"}); f.CleanupRetrySeconds != 2 || f.CleanupDeadlineSeconds != 60 {
 		t.Errorf("a failed second attempt: %+v", f)
 	}
+}
+
+// TestCleanupLogSaysWhatHappens: a failed cleanup's log line says what the
+// FSM will do with it, read from the replicated state's semantics level:
+// at level 1 (mid-upgrade) it is not retried, and says so, not "retrying";
+// at level 2 it is retried in the backoff's time; the last attempt is given
+// up at either.
+func TestCleanupLogSaysWhatHappens(t *testing.T) {
+	f, err := fsm.Open(filepath.Join(t.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	var buf bytes.Buffer
+	d := &Dispatcher{s: Deps{State: f, CleanupRetryBase: time.Second, ActionDeadline: time.Minute, Log: slog.New(slog.NewTextHandler(&buf, nil))}}
+	cleanup := func(n int) store.Action {
+		return store.Action{Action: api.Action{ID: "act_c", Command: api.ActionServerTerminate},
+			Meta: map[string]string{"cleanup_of": "act_p", fsm.MetaCleanupAttempt: strconv.Itoa(n)}}
+	}
+	logOf := func(n int) string {
+		buf.Reset()
+		d.withCleanup(cleanup(n), fsm.ActionFinish{ID: "act_c", ErrorCode: "node_error"})
+		return buf.String()
+	}
+	has := func(level, line string, want ...string) {
+		t.Helper()
+		for _, w := range want {
+			neg := strings.HasPrefix(w, "!")
+			if strings.Contains(line, strings.TrimPrefix(w, "!")) == neg {
+				t.Errorf("level %s: log %q, want %q", level, line, w)
+			}
+		}
+	}
+	has("1", logOf(2), "level=ERROR", "not retried", "semantics level is below 2", "semantics_level=1", "attempt=2", "!retrying", "!retry_in")
+	has("1", logOf(fsm.MaxCleanupAttempts), "level=ERROR", "failed its last attempt", "!retrying")
+	env, err := fsm.NewEnvelope(fsm.CmdClusterLevel, time.Now(), fsm.ClusterLevel{Level: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := env.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res := f.Apply(&raft.Log{Index: 1, Type: raft.LogCommand, Data: data}).(*fsm.Result); res.Err != nil || f.ClusterLevel() != 2 {
+		t.Fatalf("raise the level: %v, level %d", res.Err, f.ClusterLevel())
+	}
+	has("2", logOf(2), "level=WARN", "retrying", "retry_in=2s", "attempt=2", "!not retried")
+	has("2", logOf(fsm.MaxCleanupAttempts), "level=ERROR", "failed its last attempt", "!retrying")
 }

@@ -121,9 +121,9 @@ const (
 	MetaNotBefore      = "not_before"
 )
 
-// levelCleanupRetry is the semantics level from which a failed cleanup
+// LevelCleanupRetry is the semantics level from which a failed cleanup
 // opens its next attempt.
-const levelCleanupRetry = 2
+const LevelCleanupRetry = 2
 
 // CleanupAttempt is the attempt number of a cleanup action (1 for the
 // first), 0 for an action that is no cleanup.
@@ -144,7 +144,7 @@ func CleanupAttempt(a store.Action) int {
 func retryCleanup(c *applyCtx, a *store.Action, p ActionFinish, actionID *string) (bool, error) {
 	n := CleanupAttempt(*a)
 	if n == 0 || a.Status == api.ActionSuccess || p.CleanupRetrySeconds <= 0 || p.CleanupDeadlineSeconds <= 0 ||
-		n >= MaxCleanupAttempts || *actionID != "" || c.r.ClusterLevel() < levelCleanupRetry {
+		n >= MaxCleanupAttempts || *actionID != "" || c.r.ClusterLevel() < LevelCleanupRetry {
 		return false, nil
 	}
 	notBefore := c.at.Add(time.Duration(p.CleanupRetrySeconds) * time.Second)
