@@ -188,8 +188,11 @@ type ProcessOptions struct {
 	// t.TempDir(), or a fresh temporary directory removed by Close).
 	Dir        string
 	NodePrefix string // node ids are NodePrefix1…N (default "c")
-	Secret     string // cluster secret (default a fixed test value)
-	RateLimit  int    // --rate-limit per key and minute (default 1000000)
+	// Secret is the cluster secret (default: a random one per cluster, so
+	// that a stray leader of another test's cluster, dialling a Raft port
+	// this cluster's node now has, fails the handshake).
+	Secret    string
+	RateLimit int // --rate-limit per key and minute (default 1000000)
 	// RaftTimeout sets the Raft heartbeat and election timeouts (0: the
 	// coordinator's defaults); tests use 500ms to fail over in seconds.
 	RaftTimeout time.Duration
@@ -212,8 +215,9 @@ type ProcessOptions struct {
 // ProcessCluster is N coordinator processes on loopback forming one Raft
 // cluster. It implements Cluster.
 type ProcessCluster struct {
-	Nodes []*CoordinatorProcess
-	Dir   string
+	Nodes  []*CoordinatorProcess
+	Dir    string
+	Secret string // the cluster secret every node was started with
 
 	tb       testing.TB // nil outside tests (the benchmark tool)
 	ownedDir bool
@@ -275,12 +279,14 @@ func prepare(o ProcessOptions) (*ProcessCluster, error) {
 		o.NodePrefix = "c"
 	}
 	if o.Secret == "" {
-		o.Secret = "framework-cluster-secret-0123456789"
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		o.Secret = "framework-cluster-secret-" + hex.EncodeToString(b)
 	}
 	if o.RateLimit == 0 {
 		o.RateLimit = 1000000
 	}
-	c := &ProcessCluster{Dir: o.Dir}
+	c := &ProcessCluster{Dir: o.Dir, Secret: o.Secret}
 	if c.Dir == "" {
 		dir, err := os.MkdirTemp("", "hpfw")
 		if err != nil {

@@ -487,7 +487,19 @@ func (a *API) ClusterStatus() (api.ClusterStatus, error) {
 	if a.cfg.IssuerDefaulted && len(members) > 1 {
 		st.Warnings = append(st.Warnings, NoPublicURLWarning(len(members)))
 	}
+	if !a.clusterAuth() && len(members) > 1 {
+		st.Warnings = append(st.Warnings, OpenRaftPortWarning(len(members)))
+	}
 	return st, nil
+}
+
+// OpenRaftPortWarning says that a cluster of n coordinators without a cluster
+// secret or Raft TLS serves Raft to anyone who reaches the port, and what to do.
+func OpenRaftPortWarning(n int) string {
+	return fmt.Sprintf("neither --cluster-secret nor --raft-tls-*, in a cluster of %d coordinators: the Raft port is open to anyone "+
+		"who reaches it (any process there can send this coordinator Raft messages and rewrite the cluster's state), and "+
+		"followers cannot forward admin writes to the leader; give every coordinator the same --cluster-secret-file (every Raft connection then "+
+		"proves it) or --raft-tls-cert/-key/-ca (README, \"What protects the Raft port\")", n)
 }
 
 // NoPublicURLWarning says what goes wrong in a cluster of n coordinators

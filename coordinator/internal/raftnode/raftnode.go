@@ -28,6 +28,10 @@ type Config struct {
 	AdvertiseAddr string // what peers dial; defaults to the bound address
 	Bootstrap     bool   // form a single-node cluster if there is no state yet
 	TLS           *tls.Config
+	// ClusterSecret, without TLS, authenticates every Raft connection by a
+	// handshake proving it (auth.go). Empty and no TLS: plain Raft, open to
+	// whoever reaches BindAddr.
+	ClusterSecret string
 
 	HeartbeatTimeout   time.Duration
 	ElectionTimeout    time.Duration
@@ -61,6 +65,7 @@ type Node struct {
 	// (see CommandsApplied).
 	quietThrough atomic.Uint64
 	transport    *raft.NetworkTransport
+	stream       *streamLayer
 	log          *slog.Logger
 	peers        peerHealth // the voters this leader's heartbeats do not reach
 }
@@ -94,7 +99,7 @@ func Open(cfg Config) (*Node, error) {
 		f.Close()
 		return nil, err
 	}
-	transport, err := openTransport(cfg, rc.Logger)
+	transport, stream, err := openTransport(cfg, rc.Logger, f, lg)
 	if err != nil {
 		logs.Close()
 		f.Close()
@@ -107,7 +112,7 @@ func Open(cfg Config) (*Node, error) {
 		f.Close()
 		return nil, err
 	}
-	n := &Node{Raft: r, FSM: f, ID: cfg.ID, dir: cfg.Dir, Addr: transport.LocalAddr(), logs: logs, transport: transport, log: lg}
+	n := &Node{Raft: r, FSM: f, ID: cfg.ID, dir: cfg.Dir, Addr: transport.LocalAddr(), logs: logs, transport: transport, stream: stream, log: lg}
 	// One group commit in flight at a time: a proposal arriving meanwhile
 	// waits for it and goes out with every other one that arrived, so under
 	// load each round of log fsyncs, replication and FSM transaction carries
@@ -199,12 +204,13 @@ func openStores(dir string, logger hclog.Logger) (logStore, *raft.FileSnapshotSt
 	return logs, snaps, nil
 }
 
-// openTransport listens on cfg.BindAddr (TLS when cfg.TLS is set) and
-// advertises cfg.AdvertiseAddr, or the listener's address.
-func openTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, error) {
+// openTransport listens on cfg.BindAddr (TLS when cfg.TLS is set; else the
+// cluster-secret handshake when cfg.ClusterSecret is set and f applies level
+// 2) and advertises cfg.AdvertiseAddr, or the listener's address.
+func openTransport(cfg Config, logger hclog.Logger, f *fsm.FSM, lg *slog.Logger) (*raft.NetworkTransport, *streamLayer, error) {
 	ln, err := net.Listen("tcp", cfg.BindAddr)
 	if err != nil {
-		return nil, fmt.Errorf("raft listen %s: %w", cfg.BindAddr, err)
+		return nil, nil, fmt.Errorf("raft listen %s: %w", cfg.BindAddr, err)
 	}
 	adv := cfg.AdvertiseAddr
 	if adv == "" {
@@ -213,15 +219,44 @@ func openTransport(cfg Config, logger hclog.Logger) (*raft.NetworkTransport, err
 	advAddr, err := net.ResolveTCPAddr("tcp", adv)
 	if err != nil {
 		ln.Close()
-		return nil, fmt.Errorf("raft advertise address %q: %w", adv, err)
+		return nil, nil, fmt.Errorf("raft advertise address %q: %w", adv, err)
 	}
 	stream := &streamLayer{Listener: ln, advertise: advAddr, tls: cfg.TLS}
-	if cfg.TLS != nil {
+	switch {
+	case cfg.TLS != nil:
 		stream.Listener = tls.NewListener(ln, cfg.TLS)
+	case cfg.ClusterSecret != "" && f.MaxLevel() >= 2:
+		// A coordinator acting as a release before level 2 speaks plain
+		// Raft only, as such a release.
+		if stream.auth, err = newAuthGate(cfg.ClusterSecret, ln, f.ClusterLevel, cfg.Dir, lg.With("component", "raft-transport")); err != nil {
+			ln.Close()
+			return nil, nil, err
+		}
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: logger,
-	}), nil
+	}), stream, nil
+}
+
+// TransportAuth says what protects this member's Raft port: "tls",
+// "cluster-secret" (every connection proves the secret), "cluster-secret
+// (legacy connections taken below semantics level 2)", or "none".
+func (n *Node) TransportAuth() string {
+	switch {
+	case n.stream.tls != nil:
+		return "tls"
+	case n.stream.auth == nil:
+		return "none"
+	case n.stream.auth.required.Load():
+		return "cluster-secret"
+	}
+	return "cluster-secret (legacy connections taken below semantics level 2)"
+}
+
+// transportAuthRequired reports whether every Raft connection must prove the
+// cluster secret.
+func (n *Node) transportAuthRequired() bool {
+	return n.stream.auth != nil && n.stream.auth.required.Load()
 }
 
 // logCacheEntries is how many of the newest log entries are kept in memory
@@ -345,19 +380,44 @@ func (n *Node) Close() error {
 	return err
 }
 
-// streamLayer is raft's transport over TCP, wrapped in TLS when configured.
+// streamLayer is raft's transport over TCP, wrapped in TLS when configured,
+// or authenticated by the cluster secret (auth).
 type streamLayer struct {
 	net.Listener
 	advertise net.Addr
 	tls       *tls.Config
+	auth      *authGate // nil: no handshake
 }
 
 func (s *streamLayer) Addr() net.Addr { return s.advertise }
+
+// Accept returns the next connection for Raft: with auth, only one that
+// proved the cluster secret (or, below level 2, a legacy one).
+func (s *streamLayer) Accept() (net.Conn, error) {
+	if s.auth != nil {
+		return s.auth.accept()
+	}
+	return s.Listener.Accept()
+}
+
+// Close stops accepting; with auth it also ends the handshakes in progress.
+func (s *streamLayer) Close() error {
+	if s.auth == nil {
+		return s.Listener.Close()
+	}
+	s.auth.close()
+	err := s.Listener.Close()
+	s.auth.wait()
+	return err
+}
 
 func (s *streamLayer) Dial(addr raft.ServerAddress, timeout time.Duration) (net.Conn, error) {
 	d := &net.Dialer{Timeout: timeout}
 	if s.tls != nil {
 		return tls.DialWithDialer(d, "tcp", string(addr), s.tls)
+	}
+	if s.auth != nil {
+		return s.auth.dial(addr, func() (net.Conn, error) { return d.Dial("tcp", string(addr)) })
 	}
 	return d.Dial("tcp", string(addr))
 }

@@ -125,7 +125,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	}
 	node, err := raftnode.Open(raftnode.Config{
 		ID: cfg.NodeID, Dir: filepath.Join(cfg.DataDir, "raft"), BindAddr: cfg.RaftAddr, AdvertiseAddr: cfg.RaftAdvertise,
-		Bootstrap: cfg.Bootstrap, TLS: tlsCfg, HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
+		Bootstrap: cfg.Bootstrap, TLS: tlsCfg, ClusterSecret: cfg.ClusterSecret, HeartbeatTimeout: cfg.HeartbeatTimeout, ElectionTimeout: cfg.ElectionTimeout,
 		LeaderLeaseTimeout: cfg.HeartbeatTimeout / 2, SnapshotThreshold: cfg.SnapshotThreshold, Logger: log,
 		MaxLevel: cfg.TestMaxLevel,
 	})
@@ -233,7 +233,12 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		s.pprofSrv = ps
 		go func() { _ = ps.ListenAndServe() }()
 	}
-	log.Info("coordinator started", "version", version.Version, "node_id", cfg.NodeID, "api", s.apiAddr, "raft", string(node.Addr), "data_dir", cfg.DataDir)
+	log.Info("coordinator started", "version", version.Version, "node_id", cfg.NodeID, "api", s.apiAddr, "raft", string(node.Addr), "data_dir", cfg.DataDir, "raft_auth", node.TransportAuth())
+	if !cfg.Bootstrap && cfg.ClusterSecret == "" && cfg.RaftTLSCert == "" {
+		log.Warn("started to be joined to a cluster with neither --cluster-secret nor --raft-tls-*: the Raft port is open to anyone who reaches it "+
+			"(any process there can send this coordinator Raft messages and rewrite its state); give every coordinator the same --cluster-secret-file "+
+			"or --raft-tls-cert/-key/-ca", "raft", string(node.Addr))
+	}
 	started = true
 	return s, nil
 }
@@ -406,10 +411,13 @@ func (s *Server) propose(ctx context.Context, t fsm.CommandType, payload any) (*
 // need to forward requests to it when it leads. The leader writes it directly; a
 // follower asks the leader through the cluster-internal admin mount.
 func (s *Server) registerLoop(ctx context.Context) {
-	warned := false
+	warned, warnedRaft := false, false
 	clock.Every(ctx, time.Second, func() {
 		if !warned {
 			warned = s.warnNoPublicURL()
+		}
+		if !warnedRaft {
+			warnedRaft = s.warnOpenRaftPort()
 		}
 		var cur store.ClusterNode
 		_ = s.Node.FSM.Read(func(r store.ReadTx) (err error) { cur, err = r.ClusterNode(s.cfg.NodeID); return })
@@ -433,6 +441,22 @@ func (s *Server) warnNoPublicURL() bool {
 		return false
 	}
 	s.log.Warn(httpapi.NoPublicURLWarning(len(ms)))
+	return true
+}
+
+// warnOpenRaftPort logs, once it sees this coordinator in a cluster of
+// several, that neither a cluster secret nor Raft TLS guards its Raft port
+// (Start logs it at once for a coordinator started to be joined).
+// true: logged, or never needed.
+func (s *Server) warnOpenRaftPort() bool {
+	if s.cfg.ClusterSecret != "" || s.cfg.RaftTLSCert != "" {
+		return true
+	}
+	ms, err := s.Node.Servers()
+	if err != nil || len(ms) < 2 {
+		return false
+	}
+	s.log.Warn(httpapi.OpenRaftPortWarning(len(ms)), "raft", string(s.Node.Addr))
 	return true
 }
 

@@ -1,0 +1,132 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+// TestForeignRaftPeerRefused: three coordinator processes with a cluster
+// secret and no Raft TLS, at semantics level 2. A foreign Raft client
+// (hashicorp/raft's NetworkTransport without the handshake, as any process
+// reaching the port, or a coordinator of a release before it) sends every
+// member AppendEntries, RequestVote and TimeoutNow with a far higher term, and
+// a coordinator of another cluster (another secret) tries to make one member
+// its own: every member refuses it and logs so, no term takes the foreign
+// one, the membership and leader stay, and the cluster keeps serving writes.
+// Before the handshake, the first AppendEntries made a member step down to the
+// foreign term (run with the gate removed: the RPCs are answered).
+func TestForeignRaftPeerRefused(t *testing.T) {
+	bin := framework.Coordinator(t)
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: bin, NodePrefix: "ra"})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	// The leader raises the level seconds after the start; each member then
+	// requires the handshake.
+	for i, p := range c.Nodes {
+		waitLog(t, p.LogPath(), "Raft connections must prove the cluster secret from now on", 60*time.Second)
+		if st, err := c.Admin(i).ClusterStatus(ctx); err != nil || st.Level != 2 {
+			t.Fatalf("%s: level %d (%v), want 2", p.ID, st.Level, err)
+		}
+	}
+	_, key, err := c.NewAccount(ctx, "raftauth@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld := c.WaitLeader(20 * time.Second)
+	before, err := c.Admin(ld).ClusterStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreignTerm := before.Term + 1000
+
+	foreign, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 2*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer foreign.Close()
+	hdr := raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("intruder"), Addr: []byte(foreign.LocalAddr())}
+	for _, p := range c.Nodes {
+		to := raft.ServerAddress(p.RaftAddr)
+		var ae raft.AppendEntriesResponse
+		if err := foreign.AppendEntries("intruder", to, &raft.AppendEntriesRequest{
+			RPCHeader: hdr, Term: foreignTerm, PrevLogEntry: 0, PrevLogTerm: 0, LeaderCommitIndex: before.CommitIndex + 1000,
+			Entries: []*raft.Log{{Index: 1, Term: foreignTerm, Type: raft.LogCommand, Data: []byte("foreign")}},
+		}, &ae); err == nil {
+			t.Errorf("%s answered a foreign AppendEntries: %+v", p.ID, ae)
+		}
+		var rv raft.RequestVoteResponse
+		if err := foreign.RequestVote("intruder", to, &raft.RequestVoteRequest{
+			RPCHeader: hdr, Term: foreignTerm, LastLogIndex: before.LastIndex + 1000, LastLogTerm: foreignTerm,
+		}, &rv); err == nil {
+			t.Errorf("%s answered a foreign RequestVote: %+v", p.ID, rv)
+		}
+		var tn raft.TimeoutNowResponse
+		if err := foreign.TimeoutNow("intruder", to, &raft.TimeoutNowRequest{RPCHeader: hdr}, &tn); err == nil {
+			t.Errorf("%s answered a foreign TimeoutNow: %+v", p.ID, tn)
+		}
+		waitLog(t, p.LogPath(), "refused a Raft connection", 10*time.Second)
+	}
+
+	// A coordinator of another cluster (its own random secret) adds a member
+	// of this one as its voter: its leader's Raft traffic is refused.
+	other := framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: bin, NodePrefix: "rb"})
+	victim := c.Nodes[1]
+	jctx, jcancel := context.WithTimeout(ctx, 5*time.Second)
+	_, _ = other.Admin(0).ClusterJoin(jctx, victim.ID, victim.RaftAddr, "")
+	jcancel()
+	waitLog(t, other.Nodes[0].LogPath(), "does not match this cluster's secret", 30*time.Second)
+
+	time.Sleep(2 * time.Second) // what a taken RPC would have done shows by now
+	for i, p := range c.Nodes {
+		st, err := c.Admin(i).ClusterStatus(ctx)
+		if err != nil {
+			t.Fatalf("%s status: %v", p.ID, err)
+		}
+		if st.Term >= foreignTerm {
+			t.Errorf("%s took the foreign term: %d (its term was %d)", p.ID, st.Term, before.Term)
+		}
+		if st.LeaderID == "" || !strings.HasPrefix(st.LeaderID, "ra") || len(st.Servers) != 3 {
+			t.Errorf("%s: leader %q, members %+v", p.ID, st.LeaderID, st.Servers)
+		}
+		for _, s := range st.Servers {
+			if !strings.HasPrefix(s.ID, "ra") {
+				t.Errorf("%s lists a foreign member %+v", p.ID, s)
+			}
+		}
+	}
+	for i := range c.Nodes {
+		tk, err := c.Client(i, key).CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("after the intruder %d", i), Message: "m"}, "")
+		if err != nil || tk.ID == "" {
+			t.Fatalf("write through %s after the foreign Raft traffic: %v", c.Nodes[i].ID, err)
+		}
+	}
+	for _, p := range c.Nodes {
+		if b, _ := os.ReadFile(p.LogPath()); strings.Contains(string(b), c.Secret) {
+			t.Errorf("%s logged the cluster secret", p.ID)
+		}
+	}
+}
+
+// waitLog waits until the file at path contains s.
+func waitLog(t *testing.T, path, s string, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; {
+		if b, _ := os.ReadFile(path); strings.Contains(string(b), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not log %q within %v", path, s, timeout)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

@@ -1,0 +1,555 @@
+package raftnode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+)
+
+const (
+	testSecret  = "raft-auth-test-secret-0123456789"
+	otherSecret = "another-clusters-secret-987654321"
+)
+
+// authPeer is one member's stream layer with the handshake, on loopback, at a
+// cluster level the test sets.
+type authPeer struct {
+	s     *streamLayer
+	level atomic.Uint32
+	dir   string
+}
+
+func newAuthPeer(t *testing.T, secret string, level uint16, timeout time.Duration) *authPeer {
+	t.Helper()
+	return newAuthPeerIn(t, t.TempDir(), secret, level, timeout)
+}
+
+func newAuthPeerIn(t *testing.T, dir, secret string, level uint16, timeout time.Duration) *authPeer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &authPeer{dir: dir}
+	p.level.Store(uint32(level))
+	g, err := newAuthGate(secret, ln, func() uint16 { return uint16(p.level.Load()) }, dir, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if timeout > 0 {
+		g.timeout = timeout
+	}
+	p.s = &streamLayer{Listener: ln, advertise: ln.Addr(), auth: g}
+	t.Cleanup(func() { _ = p.s.Close() })
+	return p
+}
+
+func (p *authPeer) addr() raft.ServerAddress { return raft.ServerAddress(p.s.Addr().String()) }
+
+// acceptOne waits up to d for a connection handed to Raft.
+func (p *authPeer) acceptOne(d time.Duration) (net.Conn, bool) {
+	ch := make(chan net.Conn, 1)
+	go func() {
+		if c, err := p.s.Accept(); err == nil {
+			ch <- c
+		}
+	}()
+	select {
+	case c := <-ch:
+		return c, true
+	case <-time.After(d):
+		return nil, false
+	}
+}
+
+// waitRefused waits until the peer has refused n connections in all.
+func (p *authPeer) waitRefused(t *testing.T, n int64) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); p.s.auth.refused.Load() < n; {
+		if time.Now().After(deadline) {
+			t.Fatalf("refused %d connections, want %d", p.s.auth.refused.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// closedByPeer reports whether c's peer closed it (within 5 s): EOF, or a
+// reset when it closed with bytes of ours unread.
+func closedByPeer(c net.Conn) bool {
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_, err := io.ReadAll(c)
+	var ne net.Error
+	return err == nil || !(errors.As(err, &ne) && ne.Timeout())
+}
+
+// The right secret on both sides: the handshake passes both ways and Raft
+// reads exactly what the dialler writes after it.
+func TestHandshakeRightSecret(t *testing.T) {
+	a := newAuthPeer(t, testSecret, 2, 0)
+	b := newAuthPeer(t, testSecret, 2, 0)
+	for _, dir := range []struct{ from, to *authPeer }{{a, b}, {b, a}} {
+		c, err := dir.from.s.Dial(dir.to.addr(), time.Second)
+		if err != nil {
+			t.Fatalf("dial: %v", err)
+		}
+		msg := []byte{0, 1, 2, 3, 'r', 'p', 'c'}
+		if _, err := c.Write(msg); err != nil {
+			t.Fatal(err)
+		}
+		in, ok := dir.to.acceptOne(5 * time.Second)
+		if !ok {
+			t.Fatal("no authenticated connection accepted")
+		}
+		got := make([]byte, len(msg))
+		if _, err := io.ReadFull(in, got); err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("raft reads %q (%v), want %q", got, err, msg)
+		}
+		c.Close()
+		in.Close()
+	}
+	if a.s.auth.refused.Load()+b.s.auth.refused.Load() != 0 {
+		t.Fatal("a good handshake was refused")
+	}
+}
+
+// Another secret is refused on each side: the dialler refuses the acceptor's
+// proof, the acceptor the dialler's, and nothing reaches Raft.
+func TestHandshakeWrongSecretRefused(t *testing.T) {
+	a := newAuthPeer(t, testSecret, 2, 0)
+	foreign := newAuthPeer(t, otherSecret, 2, 0)
+
+	// Dialling side: the foreign acceptor cannot prove the secret.
+	if c, err := a.s.Dial(foreign.addr(), time.Second); !errors.Is(err, errBadProof) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("dial to a coordinator of another secret: %v, want %v", err, errBadProof)
+	}
+	// Accepting side: a dialler of another secret (which goes on past the
+	// acceptor's proof) is refused and closed.
+	c := rawHandshake(t, a.addr(), otherSecret, nil)
+	if !closedByPeer(c) {
+		t.Fatal("connection of a dialler with another secret not closed")
+	}
+	a.waitRefused(t, 1)
+	if in, ok := a.acceptOne(300 * time.Millisecond); ok {
+		in.Close()
+		t.Fatal("a connection with another secret reached Raft")
+	}
+}
+
+// rawHandshake dials addr and runs the dialling side by hand with key, going
+// on to send its proof whatever the acceptor's (proof overrides it when set).
+// It returns the connection and, through got, what it sent.
+func rawHandshake(t *testing.T, addr raft.ServerAddress, secret string, proof func(dn, an, mac []byte) []byte) net.Conn {
+	t.Helper()
+	k, _ := deriveAuthKey(secret)
+	c, err := net.Dial("tcp", string(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	dn := bytes.Repeat([]byte{7}, nonceLen)
+	if _, err := c.Write(append([]byte(authMagic), dn...)); err != nil {
+		t.Fatal(err)
+	}
+	var ans [nonceLen + macLen]byte
+	if _, err := io.ReadFull(c, ans[:]); err != nil {
+		t.Fatalf("read answer: %v", err)
+	}
+	an, mac := ans[:nonceLen], ans[nonceLen:]
+	p := k.proof(labelDialling, dn, an)
+	if proof != nil {
+		p = proof(dn, an, mac)
+	}
+	if _, err := c.Write(p); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A proof is good for its connection only: the acceptor's own proof sent back
+// (reflected), or a dialler's proof recorded from an earlier connection with
+// the same hello (replayed), is refused.
+func TestHandshakeReflectedOrReplayedRefused(t *testing.T) {
+	a := newAuthPeer(t, testSecret, 2, 0)
+
+	// Reflected: whoever reaches the port gets the acceptor's proof; sending
+	// it back as the dialler's proof fails (another direction label).
+	c := rawHandshake(t, a.addr(), testSecret, func(_, _, mac []byte) []byte { return mac })
+	if !closedByPeer(c) {
+		t.Fatal("reflected proof: connection not closed")
+	}
+	a.waitRefused(t, 1)
+
+	// Replayed: a good handshake, recorded…
+	var recorded []byte
+	good := rawHandshake(t, a.addr(), testSecret, func(dn, an, mac []byte) []byte {
+		k, _ := deriveAuthKey(testSecret)
+		recorded = k.proof(labelDialling, dn, an)
+		return recorded
+	})
+	if in, ok := a.acceptOne(5 * time.Second); !ok {
+		t.Fatal("the recorded handshake itself was not accepted")
+	} else {
+		in.Close()
+	}
+	good.Close()
+	// …replayed with the same hello on a new connection: the acceptor's new
+	// nonce makes it worthless.
+	c = rawHandshake(t, a.addr(), otherSecret, func(_, _, _ []byte) []byte { return recorded })
+	if !closedByPeer(c) {
+		t.Fatal("replayed proof: connection not closed")
+	}
+	a.waitRefused(t, 2)
+	if in, ok := a.acceptOne(300 * time.Millisecond); ok {
+		in.Close()
+		t.Fatal("a replayed or reflected proof reached Raft")
+	}
+
+	// Dialling side: an acceptor replaying a recorded answer, or echoing the
+	// dialler's nonce, is refused.
+	k, _ := deriveAuthKey(testSecret)
+	oldAn := bytes.Repeat([]byte{9}, nonceLen)
+	oldMac := k.proof(labelAccepting, bytes.Repeat([]byte{7}, nonceLen), oldAn)
+	for name, answer := range map[string]func(hello []byte) []byte{
+		"replayed answer": func([]byte) []byte { return append(append([]byte{}, oldAn...), oldMac...) },
+		"echoed nonce": func(hello []byte) []byte {
+			dn := hello[len(authMagic):]
+			return append(append([]byte{}, dn...), k.proof(labelAccepting, dn, dn)...)
+		},
+	} {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			hello := make([]byte, len(authMagic)+nonceLen)
+			if _, err := io.ReadFull(c, hello); err == nil {
+				_, _ = c.Write(answer(hello))
+				_, _ = io.Copy(io.Discard, c)
+			}
+		}()
+		if c, err := a.s.Dial(raft.ServerAddress(ln.Addr().String()), time.Second); err == nil {
+			c.Close()
+			t.Errorf("%s: the dialler took the connection", name)
+		}
+		ln.Close()
+	}
+}
+
+// A silent peer holds its handshake for the deadline only, on either side.
+func TestHandshakeSilentPeerTimesOut(t *testing.T) {
+	a := newAuthPeer(t, testSecret, 2, 300*time.Millisecond)
+	c, err := net.Dial("tcp", string(a.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	if !closedByPeer(c) {
+		t.Fatal("a silent dialler was not closed")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("a silent dialler was closed after %v, want about the 300ms deadline", d)
+	}
+	a.waitRefused(t, 1)
+	a.s.auth.mu.Lock()
+	pending := len(a.s.auth.pending)
+	a.s.auth.mu.Unlock()
+	if pending != 0 {
+		t.Fatalf("%d handshakes still held after the deadline", pending)
+	}
+
+	// One that sends the magic and stops is closed at the same deadline.
+	c2, err := net.Dial("tcp", string(a.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	_, _ = c2.Write([]byte(authMagic[:3]))
+	if !closedByPeer(c2) {
+		t.Fatal("a dialler stalling in its hello was not closed")
+	}
+
+	// Dialling side: an acceptor that never answers.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	start = time.Now()
+	if c, err := a.s.Dial(raft.ServerAddress(ln.Addr().String()), time.Second); err == nil {
+		c.Close()
+		t.Fatal("dial to a silent acceptor succeeded")
+	}
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("dial to a silent acceptor gave up after %v", d)
+	}
+}
+
+// Below level 2 a legacy (no handshake) connection is taken, with its first
+// byte given back to Raft; once the level reads 2 such connections are closed,
+// new ones refused, and the requirement outlives a restart at level 1.
+func TestLegacyConnectionByLevel(t *testing.T) {
+	dir := t.TempDir()
+	a := newAuthPeerIn(t, dir, testSecret, 1, 0)
+	c, err := net.Dial("tcp", string(a.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg := []byte{1, 'v', 'o', 't', 'e'} // rpcRequestVote's type byte first
+	_, _ = c.Write(msg)
+	in, ok := a.acceptOne(5 * time.Second)
+	if !ok {
+		t.Fatal("a legacy connection below level 2 was not taken")
+	}
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(in, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("raft reads %q (%v), want %q", got, err, msg)
+	}
+
+	a.level.Store(2) // the leader raised the level; the gate reads it within a second
+	if !closedByPeer(c) {
+		t.Fatal("the legacy connection taken below level 2 stays open at level 2")
+	}
+	c2, err := net.Dial("tcp", string(a.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	_, _ = c2.Write(msg)
+	if !closedByPeer(c2) {
+		t.Fatal("a legacy connection at level 2 was not closed")
+	}
+	a.waitRefused(t, 1)
+	if in, ok := a.acceptOne(300 * time.Millisecond); ok {
+		in.Close()
+		t.Fatal("a legacy connection at level 2 reached Raft")
+	}
+	if _, err := os.Stat(filepath.Join(dir, transportAuthFile)); err != nil {
+		t.Fatalf("the requirement is not recorded: %v", err)
+	}
+
+	// Restarted on the same directory with the FSM at level 1 (a restored
+	// backup of level 1): still required.
+	_ = a.s.Close()
+	b := newAuthPeerIn(t, dir, testSecret, 1, 0)
+	c3, err := net.Dial("tcp", string(b.addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c3.Close()
+	_, _ = c3.Write(msg)
+	if !closedByPeer(c3) {
+		t.Fatal("a legacy connection was taken after a restart of a member that had reached level 2")
+	}
+}
+
+// Dialling below level 2 falls back to a legacy connection to a peer that
+// does not speak the handshake (a release before it: it closes on the
+// unknown first byte); at level 2 it does not.
+func TestDialFallbackBelowLevel2(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	firsts := make(chan byte, 8)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				var b [1]byte
+				if _, err := io.ReadFull(c, b[:]); err != nil {
+					return
+				}
+				firsts <- b[0]
+				if b[0] > 4 { // what hashicorp/raft does with an unknown rpc type
+					return
+				}
+				_, _ = c.Write([]byte("ok"))
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	old := raft.ServerAddress(ln.Addr().String())
+
+	a := newAuthPeer(t, testSecret, 1, 0)
+	c, err := a.s.Dial(old, time.Second)
+	if err != nil {
+		t.Fatalf("dial to a release before the handshake, below level 2: %v", err)
+	}
+	_, _ = c.Write([]byte{0})
+	var ok [2]byte
+	if _, err := io.ReadFull(c, ok[:]); err != nil {
+		t.Fatalf("legacy connection after the fallback: %v", err)
+	}
+	c.Close()
+	if f1, f2 := <-firsts, <-firsts; f1 != authMagic[0] || f2 != 0 {
+		t.Fatalf("first bytes seen by the old peer: %q then %q, want the magic then the RPC", f1, f2)
+	}
+	// Remembered: the next dial goes without a handshake.
+	c, err = a.s.Dial(old, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = c.Write([]byte{0})
+	c.Close()
+	if f := <-firsts; f != 0 {
+		t.Fatalf("second dial to the old peer started with %q, want no handshake", f)
+	}
+
+	b := newAuthPeer(t, testSecret, 2, 0)
+	if c, err := b.s.Dial(old, time.Second); !errors.Is(err, errPeerGone) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("dial at level 2 to a peer without the handshake: %v, want %v", err, errPeerGone)
+	}
+}
+
+// A member whose cluster runs level 2 with a secret: a foreign Raft client
+// (hashicorp/raft's own NetworkTransport without the handshake, as a stray
+// coordinator of another cluster or of a release before it would send)
+// sends AppendEntries and RequestVote with a higher term. Both fail, the
+// member's term and log do not change, and it keeps committing writes.
+func TestForeignRaftClientRefused(t *testing.T) {
+	n, err := Open(Config{ID: "auth", Dir: t.TempDir(), BindAddr: freeAddr(t), Bootstrap: true, ClusterSecret: testSecret,
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Close() })
+	waitLeads(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := n.Apply(ctx, levelEnv(t)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !n.transportAuthRequired(); {
+		if time.Now().After(deadline) {
+			t.Fatal("the handshake is not required 5 s after the level reached 2")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	term, last := n.Raft.CurrentTerm(), n.Raft.LastIndex()
+
+	foreign, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer foreign.Close()
+	var ae raft.AppendEntriesResponse
+	err = foreign.AppendEntries("foreign", n.Addr, &raft.AppendEntriesRequest{
+		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("foreign"), Addr: []byte(foreign.LocalAddr())},
+		Term:      term + 100, PrevLogEntry: 0, PrevLogTerm: 0, LeaderCommitIndex: last + 10,
+		Entries: []*raft.Log{{Index: 1, Term: term + 100, Type: raft.LogCommand, Data: []byte("foreign")}},
+	}, &ae)
+	if err == nil {
+		t.Fatalf("a foreign AppendEntries was answered: %+v", ae)
+	}
+	var rv raft.RequestVoteResponse
+	if err := foreign.RequestVote("foreign", n.Addr, &raft.RequestVoteRequest{
+		RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("foreign"), Addr: []byte(foreign.LocalAddr())},
+		Term:      term + 100, LastLogIndex: last + 100, LastLogTerm: term + 100,
+	}, &rv); err == nil {
+		t.Fatalf("a foreign RequestVote was answered: %+v", rv)
+	}
+	if got := n.Raft.CurrentTerm(); got != term {
+		t.Fatalf("term moved from %d to %d after the foreign RPCs", term, got)
+	}
+	if !n.IsLeader() {
+		t.Fatal("the member lost its leadership to the foreign RPCs")
+	}
+	res, err := n.Apply(ctx, levelEnv(t))
+	if err != nil || res == nil {
+		t.Fatalf("write after the foreign RPCs: %v", err)
+	}
+	if got := n.Raft.LastIndex(); got <= last {
+		t.Fatalf("last index %d after a write, was %d", got, last)
+	}
+}
+
+// levelEnv is the command raising the cluster's semantics level to 2.
+func levelEnv(t *testing.T) *fsm.Envelope {
+	t.Helper()
+	env, err := fsm.NewEnvelope(fsm.CmdClusterLevel, time.Now(), fsm.ClusterLevel{Level: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// FuzzAcceptHandshake feeds the accepting side arbitrary bytes as the
+// dialler's: it must never take them (the proof needs the key and the
+// acceptor's fresh nonce) nor panic, and must write at most its one answer.
+func FuzzAcceptHandshake(f *testing.F) {
+	k, _ := deriveAuthKey(testSecret)
+	f.Add([]byte(authMagic[1:] + string(bytes.Repeat([]byte{1}, nonceLen+macLen))))
+	f.Add([]byte("PRAFT\x00\x02"))
+	f.Add([]byte{})
+	f.Add(bytes.Repeat([]byte{0xff}, 200))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out bytes.Buffer
+		rw := struct {
+			io.Reader
+			io.Writer
+		}{bytes.NewReader(data), &out}
+		if err := acceptHandshake(rw, &k); err == nil {
+			t.Fatalf("accepted %x", data)
+		}
+		if out.Len() != 0 && out.Len() != nonceLen+macLen {
+			t.Fatalf("wrote %d bytes, want none or one answer", out.Len())
+		}
+	})
+}
+
+// FuzzDialHandshake feeds the dialling side arbitrary bytes as the acceptor's
+// answer: never taken (the proof covers the dialler's fresh nonce), no panic.
+func FuzzDialHandshake(f *testing.F) {
+	k, _ := deriveAuthKey(testSecret)
+	f.Add(bytes.Repeat([]byte{2}, nonceLen+macLen))
+	f.Add([]byte{})
+	f.Add([]byte("short"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var out bytes.Buffer
+		rw := struct {
+			io.Reader
+			io.Writer
+		}{bytes.NewReader(data), &out}
+		if err := dialHandshake(rw, &k); err == nil {
+			t.Fatalf("took answer %x", data)
+		}
+		if out.Len() != len(authMagic)+nonceLen {
+			t.Fatalf("wrote %d bytes, want the hello only", out.Len())
+		}
+	})
+}
