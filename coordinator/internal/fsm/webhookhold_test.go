@@ -104,10 +104,28 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 	if w := webhook("wh_2"); !w.Active || w.ActiveSince != h.idx || w.GapFrom != 0 || w.GapTo != 0 || w.Takes(h.idx-1) {
 		t.Fatalf("resumed with the cursor past the pause: %+v", w)
 	}
-	// An expired outcome fails the delivery.
-	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{{ID: "att_x", WebhookID: "wh_2", DeliveryID: "dlv_4", Chain: 1, Number: 1, At: h.at, Outcome: api.AttemptExpired, Error: "not sent"}}})
-	if d := delivery("wh_2", "dlv_4"); d.Status != api.DeliveryFailed || h.count(store.BucketWebhookPending, "wh_2/") != 2 {
-		t.Fatalf("expired: %+v", d.WebhookDelivery)
+	// An expired outcome fails the delivery, once: the same verdict from
+	// another leader's dispatcher is not logged again.
+	if d := delivery("wh_2", "dlv_4"); !d.ChainStart.Equal(e4.CreatedAt) {
+		t.Fatalf("held before its first attempt: window from %s, want the event's time %s", d.ChainStart, e4.CreatedAt)
+	}
+	logged := h.count(store.BucketWebhookAttempts, "wh_2/")
+	for _, id := range []string{"att_x", "att_x2"} {
+		h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{{ID: id, WebhookID: "wh_2", DeliveryID: "dlv_4", Chain: 1, Number: 1, At: h.at, Outcome: api.AttemptExpired, Error: "not sent"}}})
+	}
+	if d := delivery("wh_2", "dlv_4"); d.Status != api.DeliveryFailed || h.count(store.BucketWebhookPending, "wh_2/") != 2 || h.count(store.BucketWebhookAttempts, "wh_2/") != logged+1 {
+		t.Fatalf("expired twice: %+v, %d log entries, want %d", d.WebhookDelivery, h.count(store.BucketWebhookAttempts, "wh_2/"), logged+1)
+	}
+	// A redeliver's window starts at the redeliver (level 2), and its first
+	// attempt keeps it.
+	h.must(CmdWebhookRedeliver, WebhookRedeliver{WebhookID: "wh_2", AccountID: "acc_a", DeliveryID: "dlv_4"})
+	redelivered := h.at // the command's time
+	if d := delivery("wh_2", "dlv_4"); d.Chain != 2 || !d.ChainStart.Equal(redelivered) {
+		t.Fatalf("redelivered: chain %d, window from %s, want 2 and %s", d.Chain, d.ChainStart, redelivered)
+	}
+	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{{ID: "att_r", WebhookID: "wh_2", DeliveryID: "dlv_4", Chain: 2, Number: 1, At: h.at.Add(time.Hour), StatusCode: 204, Outcome: api.AttemptSucceeded}}})
+	if d := delivery("wh_2", "dlv_4"); d.Status != api.DeliverySucceeded || !d.ChainStart.Equal(redelivered) {
+		t.Fatalf("redelivered and sent: %+v, window from %s, want %s", d.WebhookDelivery, d.ChainStart, redelivered)
 	}
 
 	// A 410 at level 2 disables and holds its delivery and the others.

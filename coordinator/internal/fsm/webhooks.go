@@ -357,6 +357,11 @@ func applyWebhookRedeliver(c *applyCtx, p WebhookRedeliver) (any, error) {
 	at := c.at
 	d.Chain++
 	d.Status, d.Attempts, d.NextAttemptAt, d.UpdatedAt, d.ChainStart = api.DeliveryPending, 0, &at, c.at, time.Time{}
+	if c.r.ClusterLevel() >= levelWebhookHold {
+		// The new chain's window starts now (level 2): held by a pause
+		// before its first attempt, it still expires a window after this.
+		d.ChainStart = c.at
+	}
 	if err := store.PutJSON(c.tx, store.BucketWebhookDeliveries, key, d); err != nil {
 		return nil, err
 	}
@@ -532,9 +537,21 @@ func recordAttempt(c *applyCtx, s *attemptSub, r *WebhookAttemptRecord) (bool, e
 	case err != nil:
 		return false, err
 	}
-	if r.Chain == d.Chain && d.Status == api.DeliveryPending && r.Number > d.Attempts {
+	applies := r.Chain == d.Chain && d.Status == api.DeliveryPending && r.Number > d.Attempts
+	if !applies && hold && r.Outcome == api.AttemptExpired {
+		// Level 2: a delivery expires once. Expiry follows from the
+		// delivery's ChainStart, so another leader's dispatcher (or this
+		// one's after a leader change) may send the same verdict again:
+		// no request was made, nothing to log.
+		return false, nil
+	}
+	if applies {
 		d.Attempts, d.UpdatedAt = r.Number, c.at
-		if r.Number == 1 {
+		if r.Number == 1 && (!hold || d.ChainStart.IsZero()) {
+			// The chain's window starts at its first attempt, unless (level
+			// 2) it started already: a delivery held before its first
+			// attempt counts from its event's time, a redeliver from its
+			// own (recordHeld, applyWebhookRedeliver).
 			d.ChainStart = r.At
 		}
 		switch r.Outcome {
@@ -606,10 +623,13 @@ func recordHeld(c *applyCtx, s *attemptSub, r *WebhookAttemptRecord, key []byte,
 	if err != nil {
 		return err
 	}
+	// Its retry window runs from the event's time, not from an attempt
+	// made after the resume: a delivery held longer than the window expires
+	// whichever leader reads it (the dispatcher's attempt).
 	d := store.Delivery{WebhookDelivery: api.WebhookDelivery{
 		ID: r.DeliveryID, WebhookID: s.id, EventID: r.Event.ID, EventType: r.Event.Type,
 		Status: api.DeliveryPending, Chain: r.Chain, CreatedAt: c.at, UpdatedAt: c.at,
-	}, Event: *r.Event}
+	}, Event: *r.Event, ChainStart: r.Event.CreatedAt}
 	if !w.Holding() {
 		// Resumed since: the dispatcher sends it with the other held ones.
 		at := c.at

@@ -94,8 +94,12 @@ func (w Webhook) Wants(typ string) bool {
 // retry or a redeliver works after the outbox entry is pruned.
 type Delivery struct {
 	api.WebhookDelivery
-	Event      Event     `json:"event"`
-	ChainStart time.Time `json:"chain_start"` // first attempt of the current chain
+	Event Event `json:"event"`
+	// ChainStart is where the current chain's retry window starts: its first
+	// attempt; from semantics level 2 the event's time for a delivery held
+	// (paused) before its first attempt, and the redeliver's time for a
+	// redelivered chain.
+	ChainStart time.Time `json:"chain_start"`
 }
 
 // WebhookKey is the "<webhookID>/<id>" key of a subscription's delivery.

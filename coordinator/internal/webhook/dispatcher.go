@@ -175,12 +175,11 @@ type job struct {
 	deliveryID string
 	ev         *prepared
 	chain      int
-	number     int // attempt number within the chain, 1-based
-	chainStart time.Time
-	first      bool   // first attempt of chain 1: the record carries the event
-	cursorKey  string // outbox key the cursor waits on ("" if none)
+	number     int       // attempt number within the chain, 1-based
+	chainStart time.Time // the chain's window start (store.Delivery.ChainStart)
+	first      bool      // first attempt of chain 1: the record carries the event
+	cursorKey  string    // outbox key the cursor waits on ("" if none)
 	due        time.Time
-	held       bool // was held while its subscription was paused
 }
 
 type result struct {
@@ -285,14 +284,16 @@ func (r *run) loadSubs(tx store.ReadTx) {
 	r.subs.Store(&m)
 	r.byAcct = by
 	r.subsVersion = tx.WebhookMeta(store.WebhookSubsVersionKey)
-	r.releaseHeld(m)
+	r.releaseHeld(tx, m)
 }
 
 // releaseHeld hands the held deliveries of every subscription no longer
-// paused (resumed, or deleted: attempt drops those) to the timers, due now;
-// the timers hand equal-due jobs out in delivery-id order, the events'
-// order (PerWebhook are sent at once, so a receiver may see another order).
-func (r *run) releaseHeld(subs map[string]*sub) {
+// paused (resumed, or deleted: attempt drops those) to the timers, due at
+// the resume's time as the FSM recorded it (now when it has none), so the
+// expiry check (attempt) decides on what every leader reads; the timers
+// hand equal-due jobs out in delivery-id order, the events' order
+// (PerWebhook are sent at once, so a receiver may see another order).
+func (r *run) releaseHeld(tx store.ReadTx, subs map[string]*sub) {
 	var out []*job
 	r.mu.Lock()
 	for id, js := range r.held {
@@ -308,6 +309,9 @@ func (r *run) releaseHeld(subs map[string]*sub) {
 	now := r.d.clock.Now()
 	for _, j := range out {
 		j.due = now
+		if d, err := tx.Delivery(j.webhookID, j.deliveryID); err == nil && d.NextAttemptAt != nil && d.Chain == j.chain {
+			j.due = *d.NextAttemptAt
+		}
 		r.timers.add(j)
 	}
 	r.d.log.Info("webhook deliveries held while paused released", "deliveries", len(out))
@@ -526,7 +530,12 @@ func (r *run) attempt(j *job) {
 	superseded := r.tracked[j.deliveryID] > j.chain
 	if s != nil && !superseded && s.w.Holding() {
 		h := *j
-		h.first, h.cursorKey, h.held = false, "", true
+		h.first, h.cursorKey = false, ""
+		if h.chainStart.IsZero() && h.chain == 1 {
+			// Held before its first attempt: its window runs from the
+			// event's time, as the FSM records it (recordHeld).
+			h.chainStart = j.ev.ev.CreatedAt
+		}
 		r.held[j.webhookID] = append(r.held[j.webhookID], &h)
 		r.mu.Unlock()
 		if j.first {
@@ -560,10 +569,19 @@ func (r *run) attempt(j *job) {
 		ev := j.ev.ev
 		rec.Event = &ev
 	}
-	if j.held && !j.chainStart.IsZero() && now.Sub(j.chainStart) > r.d.opt.Backoff.Window {
+	// A delivery due past its chain's window (held by a pause or a 410
+	// longer than that) expires instead of being sent. Both times are the
+	// replicated state's (the delivery's ChainStart and the next attempt the
+	// FSM scheduled, the resume's time for a held one), so every leader
+	// expires the same deliveries, whichever held them.
+	due := j.due
+	if due.IsZero() {
+		due = now
+	}
+	if !j.chainStart.IsZero() && due.Sub(j.chainStart) > r.d.opt.Backoff.Window {
 		rec.Outcome = api.AttemptExpired
-		rec.Error = fmt.Sprintf("not sent: held while the webhook was paused or disabled, and its retry window (%s from the first attempt at %s) was over at the resume; redeliver it to send it again",
-			r.d.opt.Backoff.Window, j.chainStart.UTC().Format(time.RFC3339))
+		rec.Error = fmt.Sprintf("not sent: held while the webhook was paused or disabled, and its retry window (%s from %s) was over when it was due at %s; redeliver it to send it again",
+			r.d.opt.Backoff.Window, j.chainStart.UTC().Format(time.RFC3339), due.UTC().Format(time.RFC3339))
 		if obs := r.d.Observe; obs != nil {
 			obs(AttemptInfo{WebhookID: j.webhookID, DeliveryID: j.deliveryID, EventID: j.ev.ev.ID, Number: j.number, Chain: j.chain, Outcome: rec.Outcome, Start: time.Now()})
 		}

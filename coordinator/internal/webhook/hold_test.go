@@ -199,3 +199,122 @@ func TestResumeBeforeDispatcherRead(t *testing.T) {
 		t.Fatalf("delivered %v, want the events before the pause and after the resume", got)
 	}
 }
+
+// TestHeldExpiryAcrossLeaders (level 2): a delivery held by a pause longer
+// than the retry window (24 h) expires at the resume, with no request,
+// whichever dispatcher (leader) held it and whichever reads the resume:
+// one attempted before the pause and resumed under a new leader (the held
+// mark was the old leader's memory: it got one more attempt past the
+// window), and one held before its first attempt (no first attempt, no
+// window: it never expired), resumed under the leader that held it or
+// under a new one. Each is logged expired once. One paused for an hour is
+// still sent.
+func TestHeldExpiryAcrossLeaders(t *testing.T) {
+	clk := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
+	node := newTestNode(t, clk.Now)
+	node.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
+	sealer := newTestSealer(t)
+	type hook struct {
+		rc      *receiver
+		acc, id string
+	}
+	var hooks [4]hook
+	for i := range hooks {
+		rc, acc, id := node.subscribedReceiver(sealer, clk)
+		rc.failWhileDown(http.StatusServiceUnavailable, http.StatusNoContent).Store(i == 0)
+		hooks[i] = hook{rc, acc, id}
+	}
+	tried, heldLocal, heldNew, short := hooks[0], hooks[1], hooks[2], hooks[3]
+	off, on := false, true
+	pause := func(h hook, active *bool) {
+		node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: h.id, AccountID: h.acc, Active: active})
+	}
+
+	// tried: a first attempt fails, a retry is scheduled.
+	disp := start(t, node, sealer, devGuard, nil, clk, Options{})
+	node.ticket(tried.acc, "tried")
+	tried.rc.waitFor(t, "first attempt", 10*time.Second, func(r []received) bool { return len(r) == 1 })
+	waitUntil(t, "attempt recorded", 5*time.Second, func() bool { return len(node.attempts(tried.id)) == 1 })
+	disp.stop()
+	// The others' events are committed while no dispatcher runs, and each
+	// subscription is paused before one reads them: held before a first
+	// attempt. tried is paused with its retry pending.
+	for _, h := range []hook{heldLocal, heldNew, short} {
+		node.ticket(h.acc, "held")
+	}
+	for _, h := range hooks {
+		pause(h, &off)
+	}
+	disp = start(t, node, sealer, devGuard, nil, clk, Options{})
+	waitUntil(t, "held deliveries recorded", 5*time.Second, func() bool {
+		for _, h := range hooks {
+			var n int
+			_ = node.f.View(func(tx *bolt.Tx) error {
+				return store.Read(tx).ForEachPendingDelivery(func(d store.Delivery) error {
+					if d.WebhookID == h.id {
+						n++
+					}
+					return nil
+				})
+			})
+			if n != 1 {
+				return false
+			}
+		}
+		return true
+	})
+	quiesce(t, disp.d, clk)
+	clk.Advance(time.Hour)
+	quiesce(t, disp.d, clk)
+	pause(short, &on) // an hour: sent
+	short.rc.waitFor(t, "the delivery held an hour", 10*time.Second, func(r []received) bool { return len(r) == 1 })
+
+	clk.Advance(24 * time.Hour)
+	quiesce(t, disp.d, clk)
+	// settled waits (without failing: the checks below say what happened)
+	// for h's delivery to leave pending: expired, or sent.
+	settled := func(h hook) {
+		for deadline := time.Now().Add(3 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			as := node.attempts(h.id)
+			if len(as) > 0 && as[len(as)-1].Outcome != api.AttemptRetrying {
+				return
+			}
+		}
+	}
+	pause(heldLocal, &on) // resumed under the leader that held it
+	settled(heldLocal)
+	disp.stop() // a new leader: resumed before its dispatcher starts
+	pause(tried, &on)
+	pause(heldNew, &on)
+	disp = start(t, node, sealer, devGuard, nil, clk, Options{})
+	settled(tried)
+	settled(heldNew)
+	quiesce(t, disp.d, clk)
+	time.Sleep(50 * time.Millisecond)
+	for name, h := range map[string]hook{"tried": tried, "heldLocal": heldLocal, "heldNew": heldNew} {
+		want := 0
+		if h.id == tried.id {
+			want = 1 // the attempt before the pause
+		}
+		if n := len(h.rc.all()); n != want {
+			t.Errorf("%s: %d requests, want %d (none after the pause)", name, n, want)
+		}
+		as := node.attempts(h.id)
+		expired := 0
+		for _, a := range as {
+			if a.Outcome == api.AttemptExpired {
+				expired++
+				if !strings.Contains(a.Error, "paused") || !strings.Contains(a.Error, "retry window") || !strings.Contains(a.Error, "redeliver") {
+					t.Errorf("%s: expired without saying why: %q", name, a.Error)
+				}
+			}
+		}
+		if expired != 1 || len(as) == 0 {
+			t.Errorf("%s: log %+v, want one expired entry", name, as)
+			continue
+		}
+		if d, _ := node.delivery(h.id, as[len(as)-1].DeliveryID); d.Status != api.DeliveryFailed {
+			t.Errorf("%s: delivery %+v, want failed", name, d.WebhookDelivery)
+		}
+	}
+}
