@@ -20,11 +20,7 @@ import (
 // or a backup cut short, is refused (exit 2 naming the restore) and changes
 // nothing.
 func TestAdminBackupRestoreRoundTrip(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
-	ld, err := c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ld := plainCluster(t)
 	f1, f2 := c.Nodes[(ld+1)%3], c.Nodes[(ld+2)%3]
 	mustCtl := func(p *framework.CoordinatorProcess, args ...string) string {
 		t.Helper()

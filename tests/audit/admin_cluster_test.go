@@ -71,6 +71,18 @@ func voterIDs(st api.ClusterStatus) []string {
 	return ids
 }
 
+// plainCluster is three coordinator processes (a 500 ms Raft timeout) and
+// no more, and the index of their leader.
+func plainCluster(t *testing.T) (*framework.ProcessCluster, int) {
+	t.Helper()
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	ld, err := c.LeaderIndex(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, ld
+}
+
 // TestAdminClusterMembershipRefusals: `hostplanectl cluster join` with a Raft
 // address no coordinator can listen on, and `cluster remove` of an id that
 // is no member, run on a follower, exit non-zero naming the field or id on
@@ -79,11 +91,7 @@ func voterIDs(st api.ClusterStatus) []string {
 // loses the quorum; a removal of a mistyped id printed "removed").
 // transfer-leadership on a follower is forwarded and moves the leadership.
 func TestAdminClusterMembershipRefusals(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
-	ld, err := c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ld := plainCluster(t)
 	f := c.Nodes[(ld+1)%c.Len()]
 	before := clusterStatus(t, f)
 	want := voterIDs(before)
@@ -162,11 +170,7 @@ func TestAdminClusterMembershipRefusals(t *testing.T) {
 // coordinator. Once a second coordinator is back, a retry goes through
 // (forwarded to whichever leads) and the account exists once.
 func TestAdminDuringLeaderChange(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
-	ld, err := c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ld := plainCluster(t)
 	other, f := (ld+1)%c.Len(), c.Nodes[(ld+2)%c.Len()]
 	c.Kill(ld)
 	c.Kill(other)

@@ -18,11 +18,7 @@ import (
 // transaction or invoice. The same key with other flags is refused and
 // changes nothing; without a key each run is its own credit, as before.
 func TestAdminMoneyRetriesApplyOnce(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
-	ld, err := c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ld := plainCluster(t)
 	f, g := c.Nodes[(ld+1)%c.Len()], c.Nodes[(ld+2)%c.Len()]
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()

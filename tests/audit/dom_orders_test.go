@@ -11,6 +11,22 @@ import (
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
+// ordersAtOnce sends n orders of body (POST /v1/domains as A, with hdr) at
+// once, order i through coordinator i%3, and returns their answers by i.
+func (d *domRig) ordersAtOnce(n int, body any, hdr map[string]string) []framework.Reply {
+	reps := make([]framework.Reply, n)
+	var wg sync.WaitGroup
+	for i := range reps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			reps[i] = d.apis[i%3].Call(d.keyA, "POST", "/v1/domains", body, hdr)
+		}()
+	}
+	wg.Wait()
+	return reps
+}
+
 // TestDomainOrdersChargeOnce: a customer buying a domain, as a careless
 // client does it (retries, duplicates, races), is charged once per domain
 // the registry registered, and nothing for what it did not: six concurrent
@@ -31,16 +47,7 @@ func TestDomainOrdersChargeOnce(t *testing.T) {
 
 	t.Run("one key sent six times at once", func(t *testing.T) {
 		hdr := map[string]string{"Idempotency-Key": "dup-key-1"}
-		reps := make([]framework.Reply, 6)
-		var wg sync.WaitGroup
-		for i := range reps {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				reps[i] = d.apis[i%3].Call(d.keyA, "POST", "/v1/domains", domainBody("race-key.test"), hdr)
-			}()
-		}
-		wg.Wait()
+		reps := d.ordersAtOnce(6, domainBody("race-key.test"), hdr)
 		ids := map[string]bool{}
 		for _, rep := range reps {
 			switch rep.Status {
@@ -61,7 +68,7 @@ func TestDomainOrdersChargeOnce(t *testing.T) {
 		if got := d.named(d.keyA, "race-key.test"); len(got) != 1 || got[0].Status != api.DomainActive {
 			t.Errorf("race-key.test after six sends of one key: %+v", got)
 		}
-		if n := d.applied("domain:create", "race-key.test"); n != 1 {
+		if n := d.reg.Applied("domain:create", "race-key.test"); n != 1 {
 			t.Errorf("the registry applied %d creates of race-key.test", n)
 		}
 		if b := d.balance(d.keyA); b != funds-spent {
@@ -70,16 +77,7 @@ func TestDomainOrdersChargeOnce(t *testing.T) {
 	})
 
 	t.Run("one name ordered four times at once", func(t *testing.T) {
-		reps := make([]framework.Reply, 4)
-		var wg sync.WaitGroup
-		for i := range reps {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				reps[i] = d.apis[i%3].Call(d.keyA, "POST", "/v1/domains", domainBody("race-name.test"), nil)
-			}()
-		}
-		wg.Wait()
+		reps := d.ordersAtOnce(4, domainBody("race-name.test"), nil)
 		won := 0
 		for _, rep := range reps {
 			if rep.Status == http.StatusCreated || rep.Status == http.StatusAccepted {
@@ -99,8 +97,8 @@ func TestDomainOrdersChargeOnce(t *testing.T) {
 				active++
 			}
 		}
-		if active != 1 || d.applied("domain:create", "race-name.test") != 1 {
-			t.Errorf("race-name.test: %d active, %d creates applied at the registry", active, d.applied("domain:create", "race-name.test"))
+		if active != 1 || d.reg.Applied("domain:create", "race-name.test") != 1 {
+			t.Errorf("race-name.test: %d active, %d creates applied at the registry", active, d.reg.Applied("domain:create", "race-name.test"))
 		}
 		if b := d.balance(d.keyA); b != funds-spent {
 			t.Errorf("balance %d after four concurrent orders of one name, want %d", b, funds-spent)
@@ -252,7 +250,7 @@ func TestDomainOrdersChargeOnce(t *testing.T) {
 		if len(got) != 1 || got[0].Status != api.DomainActive {
 			t.Fatalf("killed.test: %+v", got)
 		}
-		if n := d.applied("domain:create", "killed.test"); n != 1 {
+		if n := d.reg.Applied("domain:create", "killed.test"); n != 1 {
 			t.Errorf("the registry applied %d creates of killed.test", n)
 		}
 		if b := d.balance(d.keyA); b != funds-spent {

@@ -219,7 +219,7 @@ func TestDomainPatchAsAHostileCustomer(t *testing.T) {
 		// The nameservers are applied (their answer held 2 s), the lock
 		// that follows is refused: the registry and the API end as before.
 		x = d.domain(d.keyA, x.ID)
-		applied := d.applied("domain:update", "patch-me.test")
+		applied := d.reg.Applied("domain:update", "patch-me.test")
 		d.reg.DelayNextOn("domain:update", 1, 2*time.Second)
 		done := make(chan framework.Reply, 1)
 		go func() {
@@ -236,7 +236,7 @@ func TestDomainPatchAsAHostileCustomer(t *testing.T) {
 		}
 		same("after a change refused half-way", x)
 		// Half-way indeed: the nameservers were applied and set back.
-		if n := d.applied("domain:update", "patch-me.test") - applied; n != 2 {
+		if n := d.reg.Applied("domain:update", "patch-me.test") - applied; n != 2 {
 			t.Errorf("%d updates applied at the registry, want the nameservers and their setting back", n)
 		}
 		if now := d.domain(d.keyA, x.ID); now.Change == nil || now.Change.Status != api.ChangeFailed || now.Change.Reason == "" {

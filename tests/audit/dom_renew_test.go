@@ -59,8 +59,8 @@ func TestDomainAutoRenewFromAShortWallet(t *testing.T) {
 			t.Errorf("renew-me.test's reminders: %v, want one naming the wallet", evs)
 		}
 		now := d.domain(m.keyA, auto.ID)
-		if now.Status != api.DomainActive || !now.ExpiresAt.Equal(exp) || d.applied("domain:renew", "renew-me.test") != 0 {
-			t.Errorf("renew-me.test not paid for: %+v, %d renews at the registry", now, d.applied("domain:renew", "renew-me.test"))
+		if now.Status != api.DomainActive || !now.ExpiresAt.Equal(exp) || d.reg.Applied("domain:renew", "renew-me.test") != 0 {
+			t.Errorf("renew-me.test not paid for: %+v, %d renews at the registry", now, d.reg.Applied("domain:renew", "renew-me.test"))
 		}
 	})
 
@@ -78,7 +78,7 @@ func TestDomainAutoRenewFromAShortWallet(t *testing.T) {
 		if r := m.reg.Domain("renew-me.test"); !r.ExDate.Equal(regExp.AddDate(1, 0, 0)) {
 			t.Errorf("the registry's expiry %s after one renewal of %s", r.ExDate, regExp)
 		}
-		if n := d.applied("domain:renew", "renew-me.test"); n != 1 {
+		if n := d.reg.Applied("domain:renew", "renew-me.test"); n != 1 {
 			t.Errorf("%d renews applied at the registry", n)
 		}
 		if b := m.balance(m.keyA); b != 0 {
@@ -138,7 +138,7 @@ func TestDomainAutoRenewFromAShortWallet(t *testing.T) {
 		if b := m.balance(m.keyA); b != 0 {
 			t.Errorf("balance %d after the renewal, want 0", b)
 		}
-		if n := d.applied("domain:renew", "renew-me.test"); n != 2 {
+		if n := d.reg.Applied("domain:renew", "renew-me.test"); n != 2 {
 			t.Errorf("%d renews applied at the registry, want 2", n)
 		}
 		if n := m.delivered(api.EventDomainRenewed, "domainId", auto.ID); n != 2 {

@@ -109,14 +109,3 @@ func (d *domRig) active(i int, name string) api.Domain {
 	})
 	return x
 }
-
-// applied counts the registry's applied commands of verb on object.
-func (d *domRig) applied(verb, object string) int {
-	n := 0
-	for _, tx := range d.reg.Transactions(verb, object) {
-		if tx.Code < 2000 {
-			n++
-		}
-	}
-	return n
-}

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -20,14 +19,9 @@ import (
 // the webhook's secret, and the log shows it succeeded.
 func TestHookPauseKeepsRetries(t *testing.T) {
 	r := hookRig(t, "--webhook-retry-max", "2s", "--webhook-retry-window", "5m")
-	var ok atomic.Bool
-	s := newSink(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
-		if ok.Load() {
-			w.WriteHeader(204)
-			return
-		}
-		w.WriteHeader(500)
-	})
+	var failing atomic.Bool // till the receiver is fixed
+	failing.Store(true)
+	s := switchedSink(t, 500, &failing)
 	f := r.follower()
 	wh := r.hook(r.keyA, s.URL, "ticket.created")
 	tks := []api.Ticket{r.ticket(f, r.keyA, "held one"), r.ticket(f, r.keyA, "held two")}
@@ -75,7 +69,7 @@ func TestHookPauseKeepsRetries(t *testing.T) {
 		}
 	}
 
-	ok.Store(true)
+	failing.Store(false)
 	r.c.Restart(ld)
 	r.c.WaitReady(ld, 30*time.Second)
 	if rep := r.call(up, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": true}, nil); rep.Status != 200 {

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,6 +34,18 @@ type sink struct {
 	mu     sync.Mutex
 	hits   []sinkHit
 	answer func(n int, w http.ResponseWriter, req *http.Request) // n: 0-based request number
+}
+
+// switchedSink is a sink answering code while failing is set, 204
+// otherwise.
+func switchedSink(t *testing.T, code int, failing *atomic.Bool) *sink {
+	return newSink(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
+		if failing.Load() {
+			w.WriteHeader(code)
+			return
+		}
+		w.WriteHeader(204)
+	})
 }
 
 type sinkHit struct {

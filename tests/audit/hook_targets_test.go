@@ -64,13 +64,7 @@ func loopbackNames(t *testing.T) []string {
 // (--webhook-allow-private) and restarted without it, an existing loopback
 // webhook gets nothing: its attempt is logged as blocked.
 func TestHookTargetsRefused(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	_, key, err := c.NewAccount(ctx, "targets2@example.com", api.AllScopes...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, key := keyCluster(t, "targets2@example.com", 3*time.Minute)
 	strict := framework.NewAPI(t, c.URL(2), nil)
 	var urls []string
 	for _, name := range loopbackNames(t) {

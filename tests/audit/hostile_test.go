@@ -129,33 +129,28 @@ func TestHostileInputOutsideIn(t *testing.T) {
 		}
 	}
 
+	// with is body b with one field set to v.
+	with := func(b map[string]any, field string, v any) map[string]any {
+		b[field] = v
+		return b
+	}
 	t.Run("config strings are refused", func(t *testing.T) {
 		for _, d := range hostileDomains {
-			b := hostingBody("shopz")
-			b["domain"] = d
-			refused(t, "POST", "/v1/hosting", "domain", b)
+			refused(t, "POST", "/v1/hosting", "domain", with(hostingBody("shopz"), "domain", d))
 			refused(t, "PUT", "/v1/hosting/"+own.hosting+"/custom-domain", "domain", map[string]any{"domain": d})
 		}
 		for _, u := range hostileUsernames {
-			b := hostingBody("shopz")
-			b["username"] = u
-			refused(t, "POST", "/v1/hosting", "username", b)
+			refused(t, "POST", "/v1/hosting", "username", with(hostingBody("shopz"), "username", u))
 		}
 		for _, p := range hostilePHP {
-			b := hostingBody("shopz")
-			b["php_version"] = p
-			refused(t, "POST", "/v1/hosting", "php_version", b)
+			refused(t, "POST", "/v1/hosting", "php_version", with(hostingBody("shopz"), "php_version", p))
 			refused(t, "PUT", "/v1/hosting/"+own.hosting+"/php", "php_version", map[string]any{"php_version": p})
 		}
 		for _, h := range hostileHostnames {
-			b := serverBody("web-9")
-			b["hostname"] = h
-			refused(t, "POST", "/v1/servers", "hostname", b)
+			refused(t, "POST", "/v1/servers", "hostname", with(serverBody("web-9"), "hostname", h))
 		}
 		for _, k := range hostileSSHKeys {
-			b := serverBody("web-9")
-			b["ssh_keys"] = []string{validKey, k}
-			refused(t, "POST", "/v1/servers", "ssh_keys[1]", b)
+			refused(t, "POST", "/v1/servers", "ssh_keys[1]", with(serverBody("web-9"), "ssh_keys", []string{validKey, k}))
 			refused(t, "POST", "/v1/servers/"+own.server+"/reinstall", "ssh_keys[0]", map[string]any{"osTemplate": "base", "ssh_keys": []string{k}})
 		}
 		for _, p := range hostilePTRs {
@@ -165,9 +160,7 @@ func TestHostileInputOutsideIn(t *testing.T) {
 		// printable characters only (no line breaks, C1 controls or
 		// bidirectional overrides that rewrite how a listing reads).
 		for _, l := range []string{"web\r\n1", "web\n1", "web\u0085x", "web\u009b31m", "\u202egnp.exe", "web\u200b1"} {
-			b := serverBody("web-9")
-			b["label"] = l
-			refused(t, "POST", "/v1/servers", "label", b)
+			refused(t, "POST", "/v1/servers", "label", with(serverBody("web-9"), "label", l))
 			refused(t, "PATCH", "/v1/servers/"+own.server+"/label", "label", map[string]any{"label": l})
 		}
 		for _, d := range []string{"a\x00b", "a\x1b[31mb", "a\x7fb"} {
@@ -184,23 +177,30 @@ func TestHostileInputOutsideIn(t *testing.T) {
 	})
 
 	t.Run("data strings are kept verbatim", func(t *testing.T) {
+		// patched: PATCH patch with {field: v} answered 200, then GET get
+		// decoded into out.
+		patched := func(patch, get, field, v string, out any) bool {
+			t.Helper()
+			if rep := r.call(f, r.keyA, "PATCH", patch, map[string]any{field: v}, nil); rep.Status != 200 {
+				t.Errorf("%s %q: %s", field, v, rep)
+				return false
+			}
+			r.call(0, r.keyA, "GET", get, nil, nil).Decode(t, out)
+			return true
+		}
 		for _, s := range []string{`"; rm -rf / #`, "$(id) ${IFS} `id`", "{{.Secret}} {% x %} <script>alert(1)</script>", "ünïcödé – 日本 🚀", `C:\x\..\..`, "%2e%2e/%00"} {
-			if rep := r.call(f, r.keyA, "PATCH", "/v1/servers/"+own.server+"/label", map[string]any{"label": s}, nil); rep.Status != 200 {
-				t.Errorf("label %q: %s", s, rep)
+			var sv api.Server
+			if !patched("/v1/servers/"+own.server+"/label", "/v1/servers/"+own.server, "label", s, &sv) {
 				continue
 			}
-			var sv api.Server
-			r.call(0, r.keyA, "GET", "/v1/servers/"+own.server, nil, nil).Decode(t, &sv)
 			if sv.Label != s {
 				t.Errorf("label %q read back as %q", s, sv.Label)
 			}
 			d := s + "\nsecond line\ttab"
-			if rep := r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+own.webhook, map[string]any{"description": d}, nil); rep.Status != 200 {
-				t.Errorf("description %q: %s", d, rep)
+			var wh api.Webhook
+			if !patched("/v1/webhooks/"+own.webhook, "/v1/webhooks/"+own.webhook, "description", d, &wh) {
 				continue
 			}
-			var wh api.Webhook
-			r.call(0, r.keyA, "GET", "/v1/webhooks/"+own.webhook, nil, nil).Decode(t, &wh)
 			if wh.Description != d {
 				t.Errorf("description %q read back as %q", d, wh.Description)
 			}

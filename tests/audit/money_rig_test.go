@@ -51,53 +51,50 @@ func (m *moneyRig) get(key, path string, v any) {
 	rep.Decode(m.t, v)
 }
 
+// getAs is GET path as key on the leader, decoded as a T.
+func getAs[T any](m *moneyRig, key, path string) T {
+	m.t.Helper()
+	var v T
+	m.get(key, path, &v)
+	return v
+}
+
+// listOf is a list answer's data.
+type listOf[T any] struct {
+	Data []T `json:"data"`
+}
+
 // invoices is key's invoices (the first 200).
 func (m *moneyRig) invoices(key string) []api.Invoice {
 	m.t.Helper()
-	var l struct {
-		Data []api.Invoice `json:"data"`
-	}
-	m.get(key, "/v1/billing/invoices?limit=200", &l)
-	return l.Data
+	return getAs[listOf[api.Invoice]](m, key, "/v1/billing/invoices?limit=200").Data
 }
 
 // invoice is one of key's invoices.
 func (m *moneyRig) invoice(key, id string) api.Invoice {
 	m.t.Helper()
-	var inv api.Invoice
-	m.get(key, "/v1/billing/invoices/"+id, &inv)
-	return inv
+	return getAs[api.Invoice](m, key, "/v1/billing/invoices/"+id)
 }
 
 // txs is key's wallet transactions (the latest 200).
 func (m *moneyRig) txs(key string) []api.WalletTransaction {
 	m.t.Helper()
-	var l struct {
-		Data []api.WalletTransaction `json:"data"`
-	}
-	m.get(key, "/v1/billing/wallet/transactions?limit=200", &l)
-	return l.Data
+	return getAs[listOf[api.WalletTransaction]](m, key, "/v1/billing/wallet/transactions?limit=200").Data
 }
 
 func (m *moneyRig) balance(key string) int64 {
 	m.t.Helper()
-	var w api.Wallet
-	m.get(key, "/v1/billing/wallet", &w)
-	return w.BalanceUsdCents
+	return getAs[api.Wallet](m, key, "/v1/billing/wallet").BalanceUsdCents
 }
 
 func (m *moneyRig) server(key, id string) api.Server {
 	m.t.Helper()
-	var s api.Server
-	m.get(key, "/v1/servers/"+id, &s)
-	return s
+	return getAs[api.Server](m, key, "/v1/servers/"+id)
 }
 
 func (m *moneyRig) hostingAcc(key, id string) api.HostingAccount {
 	m.t.Helper()
-	var h api.HostingAccount
-	m.get(key, "/v1/hosting/"+id, &h)
-	return h
+	return getAs[api.HostingAccount](m, key, "/v1/hosting/"+id)
 }
 
 // unpaid counts key's unpaid invoices.
@@ -123,15 +120,22 @@ func (m *moneyRig) delivered(typ api.WebhookEvent, field, id string) int {
 	return n
 }
 
+// created posts body to path as A on coordinator 0 and decodes its 201
+// answer into v; what names the request in a failure.
+func (m *moneyRig) created(what, path string, body, v any) {
+	m.t.Helper()
+	rep := m.call(0, m.keyA, "POST", path, body, nil)
+	if rep.Status != 201 {
+		m.t.Fatalf("%s: %s", what, rep)
+	}
+	rep.Decode(m.t, v)
+}
+
 // orderServer buys a vps-a server for A and waits for its provisioning.
 func (m *moneyRig) orderServer(label string) api.ServerOrder {
 	m.t.Helper()
 	var o api.ServerOrder
-	rep := m.call(0, m.keyA, "POST", "/v1/servers", serverBody(label), nil)
-	if rep.Status != 201 {
-		m.t.Fatalf("server order: %s", rep)
-	}
-	rep.Decode(m.t, &o)
+	m.created("server order", "/v1/servers", serverBody(label), &o)
 	framework.WaitActionSuccess(m.t, m.apis[0].Client(m.keyA), o.Action.ID, 60*time.Second)
 	return o
 }
@@ -140,11 +144,7 @@ func (m *moneyRig) orderServer(label string) api.ServerOrder {
 func (m *moneyRig) orderHosting(user string) api.HostingOrder {
 	m.t.Helper()
 	var o api.HostingOrder
-	rep := m.call(0, m.keyA, "POST", "/v1/hosting", hostingBody(user), nil)
-	if rep.Status != 201 {
-		m.t.Fatalf("hosting order: %s", rep)
-	}
-	rep.Decode(m.t, &o)
+	m.created("hosting order", "/v1/hosting", hostingBody(user), &o)
 	m.wait("the hosting account active", func() bool { return m.hostingAcc(m.keyA, o.Hosting.ID).Status == api.HostingActive })
 	return o
 }

@@ -40,16 +40,8 @@ func bearerFrom(t *testing.T, hc *http.Client, base, tok, path string) (int, str
 // unaffected (the control). Before, an app's tokens worked from anywhere, at
 // the default limit, for 90 days after its key expired.
 func TestOAuthAppGetsNoMoreThanItsKey(t *testing.T) {
-	r := newLightRig(t)
-	f := r.follower()
-	o := oauthSide{t: t, base: r.c.URL(f)}
-	const cb = "http://127.0.0.1:9/cb"
-	client := o.register(cb)
+	r, o, client, connect := oauthAppRig(t)
 	adm := r.c.AnyAlive(nil).Admin()
-	connect := func(key string) (access, refresh string) {
-		t.Helper()
-		return o.connect(client, cb, key, "account:read")
-	}
 	mint := func(req api.KeyCreateRequest) string {
 		t.Helper()
 		k, err := adm.CreateKey(r.ctx, r.accA.ID, req)

@@ -457,6 +457,22 @@ func TestMCPOutsideIn(t *testing.T) {
 	}
 }
 
+// oauthAppRig is a light rig and an OAuth client registered (with the
+// callback http://127.0.0.1:9/cb) at the authorization server of a
+// follower, o; connect connects the client with an API key for
+// account:read and returns its access and refresh tokens.
+func oauthAppRig(t *testing.T) (r *rig, o oauthSide, client string, connect func(key string) (access, refresh string)) {
+	r = newLightRig(t)
+	o = oauthSide{t: t, base: r.c.URL(r.follower())}
+	const cb = "http://127.0.0.1:9/cb"
+	client = o.register(cb)
+	connect = func(key string) (access, refresh string) {
+		t.Helper()
+		return o.connect(client, cb, key, "account:read")
+	}
+	return r, o, client, connect
+}
+
 // TestOAuthGrantEndsWithItsKey: an app connected with an API key (through
 // the authorization-code or the device flow's consent page) lives no longer
 // than that key. A key that leaked could otherwise connect an app of
@@ -465,16 +481,8 @@ func TestMCPOutsideIn(t *testing.T) {
 // token is a 401 on every coordinator and its refresh token is refused; an
 // app approved with another key of the account keeps working.
 func TestOAuthGrantEndsWithItsKey(t *testing.T) {
-	r := newLightRig(t)
-	f := r.follower()
-	o := oauthSide{t: t, base: r.c.URL(f)}
-	const cb = "http://127.0.0.1:9/cb"
-	client := o.register(cb)
+	r, o, client, connect := oauthAppRig(t)
 	adm := r.c.AnyAlive(nil).Admin()
-	connect := func(key string) (access, refresh string) {
-		t.Helper()
-		return o.connect(client, cb, key, "account:read")
-	}
 	// The device flow's consent page, approved with key.
 	devClient := func() string {
 		raw, _ := json.Marshal(map[string]any{"client_name": "audit cli", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}})

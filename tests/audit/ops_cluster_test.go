@@ -21,11 +21,7 @@ import (
 // leader or on the removed coordinator itself, exits non-zero naming it,
 // within the command's bounds, and the cluster still takes writes.
 func TestOpsClusterRemoveKeepsQuorum(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
-	ld, err := c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ld := plainCluster(t)
 	f1, down := (ld+1)%3, (ld+2)%3
 	leader := c.Nodes[ld]
 	want := voterIDs(clusterStatus(t, leader))
@@ -78,11 +74,7 @@ func TestOpsClusterRemoveKeepsQuorum(t *testing.T) {
 // default, naming --stale, and writes no file;
 // with --stale it writes its own state and says so, with the applied index.
 func TestOpsClusterBackupNotStale(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
-	ld, err := c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ld := plainCluster(t)
 	f1, f2 := c.Nodes[(ld+1)%3], c.Nodes[(ld+2)%3]
 	dir := t.TempDir()
 

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -127,7 +126,7 @@ func runUntil(t *testing.T, want string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(framework.Coordinator(t), append([]string{"run", "--log-format", "text"}, args...)...)
 	cmd.Env = append(os.Environ(), "HOSTPLANE_DATA_DIR=", "HOSTPLANE_ADMIN_SOCKET=")
-	var out syncBuffer
+	var out framework.SyncBuilder // the child's writes and the test's reads
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -147,24 +146,6 @@ func runUntil(t *testing.T, want string, args ...string) string {
 		t.Errorf("no exit within 20 s of SIGTERM")
 	}
 	return out.String()
-}
-
-// syncBuffer is a bytes.Buffer safe for the child's writes and the test's reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestOpsRestartSaysHowToGetAKey: `make run` prints a bootstrap API key on

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"strconv"
 	"testing"
 	"time"
@@ -8,6 +9,21 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
+
+// limitedKey is a key of acc named limited, of budget requests a minute,
+// and the index of c's leader.
+func limitedKey(t *testing.T, c *framework.ProcessCluster, ctx context.Context, acc api.Account, budget int) (api.KeyCreated, int) {
+	t.Helper()
+	k, err := c.AnyAlive(nil).Admin().CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "limited", RateLimitPerMin: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ld, err := c.LeaderIndex(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k, ld
+}
 
 // TestStaleReadsShareTheKeyBudget: a key's budget (here 6 a minute)
 // is the key's, whichever coordinator a client spreads its requests over and
@@ -17,14 +33,7 @@ import (
 func TestStaleReadsShareTheKeyBudget(t *testing.T) {
 	c, ctx, acc, apis := limitCluster(t, "limit@example.com")
 	const budget = 6
-	k, err := c.AnyAlive(nil).Admin().CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "limited", RateLimitPerMin: budget})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ld, err := c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, ld := limitedKey(t, c, ctx, acc, budget)
 	order := []int{ld, (ld + 1) % 3, (ld + 2) % 3}
 	paths := []string{"/v1/account", "/v1/account?consistency=stale"}
 	var answered []string
@@ -68,14 +77,7 @@ func TestStaleReadsShareTheKeyBudget(t *testing.T) {
 func TestStaleReadsWithoutALeaderKeepAShare(t *testing.T) {
 	c, ctx, acc, apis := limitCluster(t, "alone@example.com")
 	const budget, share = 9, 3
-	k, err := c.AnyAlive(nil).Admin().CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "limited", RateLimitPerMin: budget})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ld, err := c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	k, ld := limitedKey(t, c, ctx, acc, budget)
 	alone := (ld + 1) % 3
 	a := apis[alone]
 	// A stale read on the follower once it holds the key (a 401 is counted

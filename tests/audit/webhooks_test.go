@@ -370,6 +370,21 @@ func TestWebhooksOutsideIn(t *testing.T) {
 	}
 }
 
+// keyCluster is three coordinator processes (a 500 ms Raft timeout) and
+// the key of an account of email with every scope, created within the
+// given time.
+func keyCluster(t *testing.T, email string, within time.Duration) (*framework.ProcessCluster, string) {
+	t.Helper()
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	_, key, err := c.NewAccount(ctx, email, api.AllScopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, key
+}
+
 // TestWebhookTargetsOutsideIn: where a webhook may point. With the
 // coordinators' defaults (https only, no private addresses), every spelling
 // of a loopback, private, link-local or metadata address is a 400 naming
@@ -378,13 +393,7 @@ func TestWebhooksOutsideIn(t *testing.T) {
 // redirect is never followed (SPEC.md): the delivery fails and the
 // redirect's target gets nothing.
 func TestWebhookTargetsOutsideIn(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	_, key, err := c.NewAccount(ctx, "targets@example.com", api.AllScopes...)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, key := keyCluster(t, "targets@example.com", 2*time.Minute)
 	strict := framework.NewAPI(t, c.URL(1), nil)
 	metadata := []string{
 		"https://169.254.169.254/latest/meta-data/", "https://[::ffff:169.254.169.254]/", "https://[::ffff:a9fe:a9fe]/",

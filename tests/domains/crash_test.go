@@ -44,7 +44,7 @@ func TestLeaderKilledBeforeCallAndLostAnswers(t *testing.T) {
 	if ns := strings.Join(r.registry("early.test").NS, ","); ns != "ns1.before.net,ns2.before.net" {
 		t.Fatalf("registry nameservers %s", ns)
 	}
-	if n, st := r.applied("domain:update", "early.test"), r.reg.Stats(); n != 1 || st.Applied-st0.Applied != 1 {
+	if n, st := r.reg.Applied("domain:update", "early.test"), r.reg.Stats(); n != 1 || st.Applied-st0.Applied != 1 {
 		t.Fatalf("the registry applied %d updates of early.test, %d commands; want 1 and 1: %+v", n, st.Applied-st0.Applied, r.reg.Transactions("domain:update", "early.test"))
 	}
 
@@ -81,7 +81,7 @@ func TestLeaderKilledBeforeCallAndLostAnswers(t *testing.T) {
 	if ns := strings.Join(r.registry("lost.test").NS, ","); ns != "ns1.lost.net,ns2.lost.net" {
 		t.Fatalf("registry nameservers %s", ns)
 	}
-	if st := r.reg.Stats(); st.Applied-st0.Applied != 1 || r.applied("domain:update", "lost.test") != 1 {
+	if st := r.reg.Stats(); st.Applied-st0.Applied != 1 || r.reg.Applied("domain:update", "lost.test") != 1 {
 		t.Fatalf("registry applied %d commands (want 1): %+v", st.Applied-st0.Applied, r.reg.Transactions("domain:update", "lost.test"))
 	}
 	if st := r.reg.Stats(); st.DropAfter != 0 {

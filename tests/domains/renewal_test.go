@@ -21,18 +21,6 @@ func count(r *framework.WebhookReceiver, typ, id string) int {
 	return n
 }
 
-// applied is how many of the registry's recorded transactions of verb on
-// object it applied (refusals are recorded too, with a 2xxx code).
-func (r *rig) applied(verb, object string) int {
-	n := 0
-	for _, tx := range r.reg.Transactions(verb, object) {
-		if tx.Code < 2000 {
-			n++
-		}
-	}
-	return n
-}
-
 func waitFor(t *testing.T, what string, ok func() bool) {
 	t.Helper()
 	framework.WaitFor(t, what, 45*time.Second, 100*time.Millisecond, ok)
@@ -71,7 +59,7 @@ func TestDomainRenewalsThroughProcesses(t *testing.T) {
 	// renewed yet.
 	setClock(time.Until(exp.AddDate(0, 0, -40)))
 	waitFor(t, "the reminder of manual.test", func() bool { return count(hooks, "domain.expiring", manual.ID) == 1 })
-	if b := r.balance(); b != yearly || r.applied("domain:renew", "auto.test") != 0 {
+	if b := r.balance(); b != yearly || r.reg.Applied("domain:renew", "auto.test") != 0 {
 		t.Fatalf("renewed 40 days before expiry (renewal window 30 days): balance %d", b)
 	}
 	renewsBefore := r.reg.Stats()
@@ -104,7 +92,7 @@ func TestDomainRenewalsThroughProcesses(t *testing.T) {
 	if got := r.registry("auto.test").ExDate; !got.Equal(want) {
 		t.Fatalf("registry expiry %s, want %s", got, want)
 	}
-	if n := r.applied("domain:renew", "auto.test"); n != 1 {
+	if n := r.reg.Applied("domain:renew", "auto.test"); n != 1 {
 		t.Fatalf("the registry applied %d renewals of auto.test, want 1: %+v", n, r.reg.Transactions("domain:renew", "auto.test"))
 	}
 	if st := r.reg.Stats(); st.Applied-renewsBefore.Applied != 1 {

@@ -287,6 +287,20 @@ func (e *EPPD) Transactions(verb, object string) []eppd.AdminTransaction {
 	return out
 }
 
+// Applied is how many of the registry's recorded transactions of verb on
+// object ("" matches any) it applied (refusals are recorded too, with a
+// 2xxx code).
+func (e *EPPD) Applied(verb, object string) int {
+	e.t.Helper()
+	n := 0
+	for _, tx := range e.Transactions(verb, object) {
+		if tx.Code < 2000 {
+			n++
+		}
+	}
+	return n
+}
+
 // RegisterAs registers name at the registry as another registrar account
 // (clID, pw, one of Clients) with the auth code code, over EPP as any
 // registrar would: a few raw commands (RFC 5730/5731) written with

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,25 +13,8 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
-
-// lockedBuffer is a log sink the handlers may write from several goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // hostingAction opens a hosting action of command on hst (unfinished).
 func (s *srvAPI) hostingAction(acc, hst, user, command string) string {
@@ -60,7 +42,7 @@ func (s *srvAPI) secretCount() int {
 func TestHostingPasswordReset(t *testing.T) {
 	s := newSrvAPI(t)
 	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
-	var logged lockedBuffer
+	var logged framework.SyncBuilder // the handlers may write from several goroutines
 	s.a.log = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	acc, key := s.account(api.ScopeHostingRead, api.ScopeHostingWrite)
 	hst := s.hostingAccount(acc, "ada", "ada.hosting.test")
