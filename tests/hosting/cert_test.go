@@ -77,8 +77,8 @@ func TestCustomDomainCertificate(t *testing.T) {
 // newACMEWorld is a world whose coordinators order certificates from pebble
 // (a real ACME server; no short-lived certificates) validated through the
 // test's own authoritative DNS for zone, and whose agent serves HTTPS on
-// tlsAddr.
-func newACMEWorld(t *testing.T, zone string) (w *world, dns *dnstest.Server, pb *acmetest.Pebble, tlsAddr string) {
+// tlsAddr; coordinatorArgs are more flags of the coordinators.
+func newACMEWorld(t *testing.T, zone string, coordinatorArgs ...string) (w *world, dns *dnstest.Server, pb *acmetest.Pebble, tlsAddr string) {
 	t.Helper()
 	dns = dnstest.Start(t, zone)
 	tlsAddr = freeport.Addr(t, "tcp")
@@ -86,8 +86,8 @@ func newACMEWorld(t *testing.T, zone string) (w *world, dns *dnstest.Server, pb 
 		coordinatorArgs: func(env *hostenv.Env) []string {
 			_, port, _ := net.SplitHostPort(env.HTTPAddr)
 			pb = acmetest.Start(t, dns.Addr, port, 90*24*time.Hour)
-			return []string{"--acme-directory", pb.Dir, "--acme-ca-file", acmetest.RepoFile(t, ".bin/pebble-certs/pebble.minica.pem"),
-				"--acme-interval", "300ms", "--dns-resolver", dns.Addr, "--dns-ns-port", dns.Port}
+			return append([]string{"--acme-directory", pb.Dir, "--acme-ca-file", acmetest.RepoFile(t, ".bin/pebble-certs/pebble.minica.pem"),
+				"--acme-interval", "300ms", "--dns-resolver", dns.Addr, "--dns-ns-port", dns.Port}, coordinatorArgs...)
 		},
 		agentArgs: []string{"-hosting-tls-listen", tlsAddr},
 	})

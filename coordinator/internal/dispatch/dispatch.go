@@ -455,17 +455,22 @@ func (d *Dispatcher) withCleanup(a store.Action, fin fsm.ActionFinish) fsm.Actio
 		return fin
 	}
 	fin.CleanupRetrySeconds = d.cleanupRetry(a)
+	what, left := "a failed provisioning's cleanup", "it stays in error holding its node room and addresses until an operator deletes it"
+	if a.Command == api.ActionHostingUncert {
+		what = "taking a custom domain off its node (hosting.uncert)"
+		left = "the node may still route the name to this hosting account: remove its hosts/<domain> link and certs/<domain>.pem there by hand (the name's new holder's certificate is installed at its next try)"
+	}
 	switch level := d.clusterLevel(); {
 	case fin.CleanupRetrySeconds > 0 && level >= fsm.LevelCleanupRetry:
-		d.s.Log.Warn("a failed provisioning's cleanup failed; retrying", "action", a.ID, "command", a.Command, "resource", a.ResourceID,
+		d.s.Log.Warn(what+" failed; retrying", "action", a.ID, "command", a.Command, "resource", a.ResourceID,
 			"node", a.NodeID, "attempt", n, "max_attempts", fsm.MaxCleanupAttempts, "retry_in", time.Duration(fin.CleanupRetrySeconds)*time.Second,
 			"error_code", fin.ErrorCode)
 	case fin.CleanupRetrySeconds > 0:
-		d.s.Log.Error("a failed provisioning's cleanup failed and is not retried: the cluster's semantics level is below "+strconv.Itoa(fsm.LevelCleanupRetry)+
-			" (a coordinator still runs an older release; hostplanectl cluster status), so it stays in error holding its node room and addresses until an operator deletes it",
+		d.s.Log.Error(what+" failed and is not retried: the cluster's semantics level is below "+strconv.Itoa(fsm.LevelCleanupRetry)+
+			" (a coordinator still runs an older release; hostplanectl cluster status), so "+left,
 			"action", a.ID, "command", a.Command, "resource", a.ResourceID, "node", a.NodeID, "attempt", n, "semantics_level", level, "error_code", fin.ErrorCode)
 	default:
-		d.s.Log.Error("a failed provisioning's cleanup failed its last attempt; it stays in error holding its node room and addresses until an operator deletes it",
+		d.s.Log.Error(what+" failed its last attempt; "+left,
 			"action", a.ID, "command", a.Command, "resource", a.ResourceID, "node", a.NodeID, "attempts", n, "error_code", fin.ErrorCode)
 	}
 	return fin

@@ -172,15 +172,10 @@ func (c *applyCtx) takeOver(cl domainClaim, domain, newID string, p *DetachActio
 		case p == nil:
 			return fmt.Errorf("%w: taking %s over needs the hosting.uncert action of its holder", ErrInvalid, domain)
 		default:
-			params, err := action.Encode(&action.HostingUncert{Domain: domain})
-			if err != nil {
+			if err := c.openUncert(h, domain, p); err != nil {
 				return err
 			}
-			a := store.Action{Action: api.Action{ID: p.ID, Command: api.ActionHostingUncert, ResourceType: ResourceHosting, ResourceID: h.ID},
-				AccountID: h.AccountID, NodeID: h.NodeID, Target: h.Username, Params: params, Mutating: true, Deadline: p.Deadline}
-			if _, err := applyHostingAction(c, HostingAction{Action: a}); err != nil {
-				return err
-			}
+			var err error
 			if h, err = c.r.OwnedHostingAccount(h.AccountID, h.ID); err != nil {
 				return err
 			}
@@ -236,12 +231,34 @@ func (c *applyCtx) detachOnNode(h store.HostingAccount, d store.CustomDomain, p 
 	if p == nil || d.Status != api.CustomDomainVerified {
 		return nil
 	}
-	params, err := action.Encode(&action.HostingUncert{Domain: d.Domain})
+	return c.openUncert(h, d.Domain, p)
+}
+
+// levelUncertRetry is the semantics level (level.go) from which the
+// hosting.uncert a command opens (detachOnNode, takeOver) is retried like
+// a failed provisioning's cleanup: marked as one (meta cleanup_of: its own
+// id), a failure the dispatcher gives a retry wait opens the next attempt
+// in the same command, held back by the cleanup back-off, at most
+// MaxCleanupAttempts in all (retryCleanup); the node answering that it
+// holds no such account counts as done (cleanupGone: nothing of the name
+// can be routed to it there). Below it a failed uncert stays failed and
+// the node goes on routing the name to that account, so another account
+// that proved control of it never gets its certificate installed there.
+const levelUncertRetry = 2
+
+// openUncert opens the hosting.uncert (p: id and deadline) that takes domain
+// off h's node: its route to h and its certificate. Refused, with nothing
+// written, while h has an action under way.
+func (c *applyCtx) openUncert(h store.HostingAccount, domain string, p *DetachAction) error {
+	params, err := action.Encode(&action.HostingUncert{Domain: domain})
 	if err != nil {
 		return err
 	}
 	a := store.Action{Action: api.Action{ID: p.ID, Command: api.ActionHostingUncert, ResourceType: ResourceHosting, ResourceID: h.ID},
 		AccountID: h.AccountID, NodeID: h.NodeID, Target: h.Username, Params: params, Mutating: true, Deadline: p.Deadline}
+	if c.r.ClusterLevel() >= levelUncertRetry {
+		a.Meta = map[string]string{metaCleanupOf: p.ID}
+	}
 	_, err = applyHostingAction(c, HostingAction{Action: a})
 	return err
 }

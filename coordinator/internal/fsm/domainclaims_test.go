@@ -197,3 +197,96 @@ func TestDomainClaims(t *testing.T) {
 		t.Fatal("replicas differ")
 	}
 }
+
+// TestUncertRetried: from level 2 the hosting.uncert that takes a name off
+// its former holder's node (a takeover's, a removed custom domain's) is
+// retried as a failed cleanup is: a failure the proposer gives a retry wait
+// opens the next attempt in the same command (same domain, held back, the
+// account busy with it), the node's not_found counts as done, and once it
+// succeeds the new holder's certificate, which that node refused while the
+// name was routed to the old holder, is due at once. At level 1 a failed
+// uncert stays failed. Replicas byte-identical.
+func TestUncertRetried(t *testing.T) {
+	start := func(level uint16) (*whHarness, time.Time) {
+		h := newServerHarness(t)
+		h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: 103})
+		deadline := h.at.Add(time.Hour)
+		for _, a := range [][4]string{{"hst_a", "acc_1", "ada", "ada.example"}, {"hst_b", "acc_2", "bob", "shop.example"}} {
+			acc := store.HostingAccount{HostingAccount: api.HostingAccount{ID: a[0], Username: a[2], Domain: a[3], Plan: "p", PHPVersion: "8.2"},
+				AccountID: a[1], NodeID: "hv-1"}
+			h.must(CmdHostingCreate, HostingCreate{Hosting: acc, Action: store.Action{Action: api.Action{ID: "act_" + a[0],
+				Command: api.ActionHostingCreate, ResourceID: a[0]}, NodeID: "hv-1", Target: a[2], Deadline: deadline, NeedsSecret: true}})
+			h.must(CmdActionFinish, ActionFinish{ID: "act_" + a[0], Success: true})
+		}
+		if level > 1 {
+			h.must(CmdClusterLevel, ClusterLevel{Level: level})
+		}
+		return h, deadline
+	}
+	action := func(h *whHarness, id string) (out store.Action) {
+		_ = h.fsms[1].Read(func(r store.ReadTx) (err error) { out, err = r.Action(id); return })
+		return
+	}
+	hosting := func(h *whHarness, id string) (out store.HostingAccount) {
+		_ = h.fsms[1].Read(func(r store.ReadTx) (err error) { out, err = r.HostingAccountByID(id); return })
+		return
+	}
+	failed := ActionFinish{ErrorCode: "failed", ErrorMessage: "remove: operation not permitted", CleanupDeadlineSeconds: 300, CleanupRetrySeconds: 60}
+
+	// Level 1: A's own custom domain removed; its failed uncert stays failed.
+	h, deadline := start(1)
+	h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: "x.example", Token: "t"})
+	h.must(CmdCustomDomainVerified, CustomDomainVerified{HostingID: "hst_a", AccountID: "acc_1", Domain: "x.example"})
+	h.must(CmdCustomDomainDelete, CustomDomainDelete{HostingID: "hst_a", AccountID: "acc_1", Detach: &DetachAction{ID: "act_un0", Deadline: deadline}})
+	f := failed
+	f.ID = "act_un0"
+	h.must(CmdActionFinish, f)
+	if a := hosting(h, "hst_a"); a.ActionID != "" {
+		t.Fatalf("level 1: a failed uncert opened another action: %+v", a)
+	}
+
+	// Level 2: B squats shop.example as its primary domain; A proves it and
+	// takes it over, and A's certificate is refused by the node while the
+	// name is still routed to B.
+	h, deadline = start(levelUncertRetry)
+	h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example", Token: "t"})
+	h.must(CmdCustomDomainVerified, CustomDomainVerified{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example",
+		Takeover: &DetachAction{ID: "act_un1", Deadline: deadline}})
+	chain := "-----BEGIN CERTIFICATE-----\n…"
+	h.must(CmdCertOrderStart, CertOrderStart{HostingID: "hst_a", Domain: "shop.example", OrderID: "o1", Until: h.at.Add(5 * time.Minute)})
+	h.must(CmdCertIssued, CertIssued{HostingID: "hst_a", Domain: "shop.example", OrderID: "o1", Chain: chain, SealedKey: "v1.sealed",
+		NotAfter: h.at.Add(90 * 24 * time.Hour), RenewAt: h.at.Add(60 * 24 * time.Hour)})
+	h.must(CmdCertInstalled, CertInstalled{HostingID: "hst_a", Domain: "shop.example", Chain: chain,
+		Error: "domain shop.example is routed to another account on this node", RetryAt: h.at.Add(time.Minute)})
+
+	// The uncert fails: its next attempt is opened, held back.
+	f = failed
+	f.ID = "act_un1"
+	h.must(CmdActionFinish, f)
+	b := hosting(h, "hst_b")
+	next := action(h, b.ActionID)
+	if b.ActionID == "" || b.ActionID == "act_un1" || next.Command != api.ActionHostingUncert || next.Status != api.ActionPending ||
+		string(next.Params) != string(action(h, "act_un1").Params) || next.Meta[MetaCleanupAttempt] != "2" || next.Meta[MetaNotBefore] == "" ||
+		next.NodeID != "hv-1" || next.Target != "bob" || next.AccountID != "acc_2" {
+		t.Fatalf("after the failed uncert: B %+v, next %+v %s", b, next, next.Params)
+	}
+	if _, err := h.apply(CmdHostingAction, HostingAction{Action: store.Action{Action: api.Action{ID: "act_susp", Command: api.ActionHostingSuspend,
+		ResourceID: "hst_b"}, AccountID: "acc_2", NodeID: "hv-1", Target: "bob", Deadline: deadline}}); !errors.Is(err, ErrConflict) {
+		t.Fatalf("B's suspension while its uncert waits: %v", err)
+	}
+	// The next attempt answered not_found (the account is gone from the
+	// node): done, and A's install is due now.
+	h.must(CmdActionFinish, ActionFinish{ID: next.ID, ErrorCode: api.NodeErrNotFound})
+	if a := action(h, next.ID); a.Status != api.ActionSuccess || hosting(h, "hst_b").ActionID != "" {
+		t.Fatalf("an uncert answered not_found: %+v, B %+v", a, hosting(h, "hst_b"))
+	}
+	var d store.CustomDomain
+	_ = h.fsms[1].Read(func(r store.ReadTx) (err error) { d, err = r.CustomDomain("acc_1", "hst_a"); return })
+	if d.Cert == nil || !d.Cert.RetryAt.Equal(h.at) || d.Cert.InstallError == "" {
+		t.Fatalf("A's refused install once the name left B's node: %+v, want due at %s", d.Cert, h.at)
+	}
+	buckets := append(append([][]byte{}, store.HostingBuckets...), store.BucketActions, store.BucketOutbox, store.BucketCustomDomains)
+	if a, b := bucketDump(h.fsms[0], buckets...), bucketDump(h.fsms[1], buckets...); string(a) != string(b) {
+		t.Fatal("replicas differ")
+	}
+}

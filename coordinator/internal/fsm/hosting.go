@@ -227,11 +227,16 @@ func finishHosting(c *applyCtx, a *store.Action, p ActionFinish, res *api.NodeOp
 				return err
 			}
 		}
-	case !ok && a.Command == api.ActionHostingDelete && h.Status == api.HostingError:
+	case !ok && a.Command == api.ActionHostingDelete && h.Status == api.HostingError,
+		!ok && a.Command == api.ActionHostingUncert: // a retried uncert (openUncert)
 		if _, err := retryCleanup(c, a, p, &h.ActionID); err != nil {
 			return err
 		}
 	case !ok:
+	case a.Command == api.ActionHostingUncert:
+		if err := installAfterUncert(c, h, a); err != nil {
+			return err
+		}
 	case a.Command == api.ActionHostingCreate:
 		h.Status = api.HostingActive
 		if err := c.emit(api.EventHostingCreated, h.AccountID, map[string]any{"hostingId": h.ID, "username": h.Username,
@@ -281,4 +286,36 @@ func freeHosting(tx *bolt.Tx, h store.HostingAccount) error {
 		return err
 	}
 	return tx.Bucket(store.BucketNodeHosting).Delete(store.NodeHostingKey(h.NodeID, h.ID))
+}
+
+// installAfterUncert: from levelUncertRetry, once the node took the name of
+// a's hosting.uncert off h, the certificate of the hosting account that now
+// holds the name (its verified custom domain), which that node refused to
+// install while the name was routed to h, is made due at once instead of
+// at its next install retry.
+func installAfterUncert(c *applyCtx, h store.HostingAccount, a *store.Action) error {
+	if c.r.ClusterLevel() < levelUncertRetry {
+		return nil
+	}
+	var p struct {
+		Domain string `json:"domain"`
+	}
+	if json.Unmarshal(a.Params, &p) != nil || p.Domain == "" {
+		return nil
+	}
+	holder := c.r.HostingDomainTaken(p.Domain)
+	if holder == "" || holder == h.ID {
+		return nil
+	}
+	d, err := c.certDomain(holder, p.Domain)
+	if err != nil {
+		return nil // not a verified custom domain (a primary domain, a pending one): nothing to install
+	}
+	s := d.Cert
+	if s.OrderID != "" || s.Chain == "" || !s.InstalledAt.IsZero() || s.InstallError == "" || !s.RetryAt.After(c.at) {
+		return nil
+	}
+	s.RetryAt = c.at
+	_, err = c.putCert(d)
+	return err
 }

@@ -150,7 +150,7 @@ func retryCleanup(c *applyCtx, a *store.Action, p ActionFinish, actionID *string
 	notBefore := c.at.Add(time.Duration(p.CleanupRetrySeconds) * time.Second)
 	next := store.Action{
 		Action:    api.Action{Command: a.Command, ResourceType: a.ResourceType, ResourceID: a.ResourceID},
-		AccountID: a.AccountID, NodeID: a.NodeID, Target: a.Target,
+		AccountID: a.AccountID, NodeID: a.NodeID, Target: a.Target, Params: a.Params,
 	}
 	id, err := putCleanupWith(c, next, a.Meta[metaCleanupOf], notBefore.Sub(c.at)+time.Duration(p.CleanupDeadlineSeconds)*time.Second,
 		map[string]string{MetaCleanupAttempt: strconv.Itoa(n + 1), MetaNotBefore: notBefore.UTC().Format(time.RFC3339Nano)})
@@ -718,7 +718,10 @@ func putCleanupWith(c *applyCtx, a store.Action, failedID string, deadline time.
 		}
 	}
 	a.ID, a.Status, a.CreatedAt = id, api.ActionPending, c.at
-	a.Params, a.Mutating, a.Deadline, a.Meta = json.RawMessage(`{}`), true, c.at.Add(deadline), map[string]string{metaCleanupOf: failedID}
+	if len(a.Params) == 0 {
+		a.Params = json.RawMessage(`{}`) // a terminate or delete takes none; a retried uncert keeps its domain
+	}
+	a.Mutating, a.Deadline, a.Meta = true, c.at.Add(deadline), map[string]string{metaCleanupOf: failedID}
 	for k, v := range meta {
 		a.Meta[k] = v
 	}
@@ -726,11 +729,12 @@ func putCleanupWith(c *applyCtx, a store.Action, failedID string, deadline time.
 }
 
 // cleanupGone: a is a failed provisioning's terminate or delete
-// (openCleanup, openHostingCleanup) that the node answered not_found: it
-// holds no VM or account of that name, so nothing is left to remove and
-// the cleanup is done.
+// (openCleanup, openHostingCleanup), or a retried hosting.uncert
+// (openUncert), that the node answered not_found: it holds no VM or
+// account of that name, so nothing is left to remove and the cleanup is
+// done.
 func cleanupGone(a *store.Action) bool {
-	return (a.Command == api.ActionServerTerminate || a.Command == api.ActionHostingDelete) &&
+	return (a.Command == api.ActionServerTerminate || a.Command == api.ActionHostingDelete || a.Command == api.ActionHostingUncert) &&
 		a.Meta[metaCleanupOf] != "" && a.Error != nil && a.Error.Code == api.NodeErrNotFound
 }
 

@@ -69,7 +69,7 @@ func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
 	fs.DurationVar(&c.Grace, "agent-grace", c.Grace, "a node without a ping for this long is recorded unreachable")
 	fs.DurationVar(&c.CertTTL, "agent-cert-ttl", c.CertTTL, "lifetime of node certificates; agents renew them once two thirds of it has passed")
 	fs.DurationVar(&c.ActionDeadline, "action-deadline", c.ActionDeadline, "an action (power, snapshot, reinstall, …) whose node stays unreachable this long fails with a message saying so")
-	fs.DurationVar(&c.CleanupRetryBase, "cleanup-retry-base", c.CleanupRetryBase, "a failed order's cleanup (the terminate or delete its failed provisioning opens) that fails is tried again after this, then twice as long each time (at most 1h), 6 attempts in all; each failure is logged, the last as an error")
+	fs.DurationVar(&c.CleanupRetryBase, "cleanup-retry-base", c.CleanupRetryBase, "a failed order's cleanup (the terminate or delete its failed provisioning opens), or a hosting.uncert (a custom domain taken off its node), that fails is tried again after this, then twice as long each time (at most 1h), 6 attempts in all; each failure is logged, the last as an error")
 	fs.StringVar(&c.VMPrefix, "vm-name-prefix", c.VMPrefix, "prefix of the libvirt domain name of every server placed by this cluster (a-z, 0-9, '-', at most 20 characters)")
 	fs.Float64Var(&c.CPUOvercommit, "cpu-overcommit", c.CPUOvercommit, "vCPUs placement may sell per host CPU (memory and disk are never overcommitted)")
 	fs.StringVar(&c.PlanAddresses, "plan-addresses", c.PlanAddresses, "IP pool addresses per plan as PLAN=IPV4/IPV6 (IPv4 addresses / IPv6 prefixes), comma-separated, e.g. nano=1/0; a plan not named gets 1/1")
