@@ -176,6 +176,41 @@ func TestHostileInputOutsideIn(t *testing.T) {
 		}
 	})
 
+	t.Run("a name given twice or in another case", func(t *testing.T) {
+		// encoding/json keeps the last of two names and matches names
+		// case-insensitively, so such a body means one thing to a proxy or
+		// a log in front (the first "years", no "HOSTNAME") and another to
+		// the coordinator: refused, naming the member, through a follower.
+		with := func(body map[string]any, member string) string {
+			b, _ := json.Marshal(body)
+			return "{" + member + "," + string(b[1:])
+		}
+		ct := map[string]string{"Content-Type": "application/json"}
+		for _, p := range []struct{ method, path, body, want string }{
+			{"POST", "/v1/servers", with(serverBody("web-9"), `"hostname":"evil"`), `field "hostname" is given more than once`},
+			{"POST", "/v1/servers", with(serverBody("web-9"), `"PLAN_SLUG":"vps-a"`), `unknown field "PLAN_SLUG"`},
+			{"POST", "/v1/domains", with(domainBody("twice-audit.test"), `"years":10`), `field "years" is given more than once`},
+			{"POST", "/v1/hosting", with(hostingBody("twice"), `"Username":"root"`), `unknown field "Username"`},
+			{"PATCH", "/v1/webhooks/" + own.webhook, `{"description":"a","description":"b"}`, `field "description" is given more than once`},
+			{"POST", "/v1/tickets", `{"subject":"s","message":"m","Message":"n"}`, `unknown field "Message"`},
+		} {
+			rep := r.call(f, r.keyA, p.method, p.path, p.body, ct)
+			var e api.Error
+			_ = json.Unmarshal(rep.Body, &e)
+			if rep.Status != 400 || !strings.Contains(e.Message, p.want) {
+				t.Errorf("%s %s %s: %s, want 400 with %s", p.method, p.path, p.body, rep, p.want)
+			}
+		}
+		if after := r.charged(r.keyA); after != before {
+			t.Errorf("refused bodies changed A's account: %+v → %+v", before, after)
+		}
+		for v, was := range seen {
+			if now := get(v); now != was {
+				t.Errorf("GET %s changed after refused bodies:\n was %.400s\n now %.400s", v, was, now)
+			}
+		}
+	})
+
 	t.Run("data strings are kept verbatim", func(t *testing.T) {
 		// patched: PATCH patch with {field: v} answered 200, then GET get
 		// decoded into out.

@@ -7,10 +7,12 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/hostplane/hostplane/internal/jsonmembers"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -149,7 +151,21 @@ func decodeStrict(body []byte, v any) error {
 	if _, err := dec.Token(); err != io.EOF {
 		return badRequest("request body has data after the JSON object")
 	}
-	return nil
+	return memberError(jsonmembers.Check(body, reflect.TypeOf(v)))
+}
+
+// memberError words jsonmembers' refusal of a member name (nil stays nil): a
+// name given twice, or one that names a field only when case is ignored,
+// which encoding/json would take (the last of two; "SUBJECT" as "subject").
+func memberError(err error) error {
+	var de *jsonmembers.DuplicateError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &de):
+		return &httpError{status: http.StatusBadRequest, code: "duplicate_field", msg: err.Error()}
+	}
+	return &httpError{status: http.StatusBadRequest, code: "unknown_field", msg: err.Error()}
 }
 
 // decodeChecked decodes body strictly into a new T and runs check on it,

@@ -16,7 +16,8 @@ import (
 // 415, a known path with another method a 405 with Allow; every response
 // carries X-Request-Id and nosniff, keyed ones their rate-limit headers, API
 // responses no-store, a 401 WWW-Authenticate: Bearer; a required string of
-// white space is refused. Nothing is created by a refused request.
+// white space is refused; a member name given twice, or in another case, is
+// refused. Nothing is created by a refused request.
 func TestStrictHTTP(t *testing.T) {
 	s := newSrvAPI(t)
 	_, key := s.account(api.ScopeTicketsRead, api.ScopeTicketsWrite, api.ScopeWebhooksRead, api.ScopeWebhooksWrite)
@@ -39,6 +40,11 @@ func TestStrictHTTP(t *testing.T) {
 		{`{"subject":"s","message":"m"}`, "application/json; charset=latin1", 415, "Content-Type"},
 		{`{"subject":"   ","message":"m"}`, "", 400, `field "subject" is required`},
 		{`{"subject":"s","message":" \n\t "}`, "", 400, `field "message" is required`},
+		// encoding/json keeps the last of two names and matches names
+		// case-insensitively: both would make one body mean two things.
+		{`{"subject":"s","message":"m","subject":"t"}`, "", 400, `field "subject" is given more than once`},
+		{`{"SUBJECT":"s","message":"m"}`, "", 400, `unknown field "SUBJECT" (field names are case-sensitive: did you mean "subject"?)`},
+		{`{"subject":"s","Message":"m"}`, "", 400, `unknown field "Message"`},
 	}
 	for _, tc := range bad {
 		hdr := []string{"Content-Type", tc.ct}

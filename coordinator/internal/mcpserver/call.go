@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hostplane/hostplane/internal/jsonmembers"
 )
 
 // Call is the HTTP request a tool call stands for.
@@ -102,6 +105,11 @@ func (t *Tool) decodeArgsOf(buf args, raw []byte, valid bool) (args, error) {
 	}
 	if err := t.unknownArg(m); err != nil {
 		return nil, err
+	}
+	// json.Unmarshal kept the last of a repeated argument (or member beneath
+	// one): refused, as /v1 refuses a repeated field.
+	if err := jsonmembers.Check(raw, reflect.TypeOf(&m)); err != nil {
+		return nil, &ArgError{Msg: err.Error()}
 	}
 	out = make(args, 0, len(m))
 	for k, v := range m {

@@ -8,11 +8,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/jsonmembers"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -432,7 +434,8 @@ func TestDispatchReleaseRecycles(t *testing.T) {
 }
 
 // FuzzDecodeArgsMatches: the arguments read in place are what json.Unmarshal
-// makes of them (the former decoding), errors included, and a parameter's
+// makes of them (the former decoding), errors included, but for a repeated
+// name (json.Unmarshal keeps the last; refused since), and a parameter's
 // text is what the JSON decoder reads.
 func FuzzDecodeArgsMatches(f *testing.F) {
 	for _, s := range []string{`{"id":"1"}`, `{"id":"a","limit":3}`, `{"id":"1","id":"2"}`, `{"i\u0064":"1"}`, `{"colour":"red"}`,
@@ -447,8 +450,11 @@ func FuzzDecodeArgsMatches(f *testing.F) {
 		if s := strings.TrimSpace(raw); s != "" && s != "null" {
 			if err := json.Unmarshal([]byte(raw), &want); err != nil {
 				werr = &ArgError{Msg: "arguments must be a JSON object: " + err.Error()}
-			} else {
-				werr = get.unknownArg(want)
+			} else if werr = get.unknownArg(want); werr == nil {
+				// A repeated name (json.Unmarshal keeps the last) is refused.
+				if err := jsonmembers.Check([]byte(raw), reflect.TypeOf(&want)); err != nil {
+					werr = &ArgError{Msg: err.Error()}
+				}
 			}
 		}
 		if (gerr == nil) != (werr == nil) || gerr != nil && gerr.Error() != werr.Error() {

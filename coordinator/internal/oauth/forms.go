@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/hostplane/hostplane/internal/jsonmembers"
 )
 
 // TokenRequest is a decoded POST /oauth/token form (RFC 6749 §4.1.3, §6;
@@ -225,6 +228,11 @@ func ParseRegistration(body []byte) (Client, Registration, *Error) {
 	}
 	if dec.More() {
 		return Client{}, r, invalidMetadata("the body has data after the JSON object")
+	}
+	// A name given twice, or one in another case than RFC 7591's (which
+	// encoding/json would take as the field), makes the metadata ambiguous.
+	if err := jsonmembers.Check(body, reflect.TypeOf(&r)); err != nil {
+		return Client{}, r, invalidMetadata("%s", err.Error())
 	}
 	c, e := checkMetadata(r)
 	return c, r, e

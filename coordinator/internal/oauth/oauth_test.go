@@ -249,3 +249,22 @@ func FuzzParseRegistration(f *testing.F) {
 		_, _ = ParseMetadataDocument("https://a.example/c.json", body)
 	})
 }
+
+// TestRegistrationMemberNames: a metadata name given twice, or in another case
+// than RFC 7591's (encoding/json would take either, the last or as the field),
+// is refused as invalid_client_metadata naming it.
+func TestRegistrationMemberNames(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"client_name":"App","redirect_uris":["https://a.example/cb"],"client_name":"Bank"}`:                 `field "client_name" is given more than once`,
+		`{"client_name":"App","Redirect_URIs":["https://a.example/cb"]}`:                                      `unknown field "Redirect_URIs"`,
+		`{"client_name":"App","redirect_uris":["https://a.example/cb"],"grant_types":["x"],"GRANT_TYPES":[]}`: `unknown field "GRANT_TYPES"`,
+	} {
+		_, _, e := ParseRegistration([]byte(body))
+		if e == nil || e.Code != "invalid_client_metadata" || !strings.Contains(e.Description, want) {
+			t.Errorf("%s: %+v, want invalid_client_metadata with %s", body, e, want)
+		}
+	}
+	if _, _, e := ParseRegistration([]byte(`{"client_name":"App","redirect_uris":["https://a.example/cb"]}`)); e != nil {
+		t.Fatalf("a plain registration: %+v", e)
+	}
+}
