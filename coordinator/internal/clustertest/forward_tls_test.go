@@ -27,16 +27,22 @@ func clusterTLSConns(t *testing.T, c *testcluster.Cluster, i int) int {
 	return counter(t, c, i, "hostplane_cluster_tls_connections_total")
 }
 
-// counter reads the Prometheus counter name from node i's /metrics.
-func counter(t *testing.T, c *testcluster.Cluster, i int, name string) int {
-	t.Helper()
+// metrics is node i's /metrics page (its metrics listener).
+func metrics(tb testing.TB, c *testcluster.Cluster, i int) []byte {
+	tb.Helper()
 	resp, err := http.Get(c.MetricsURL(i) + "/metrics")
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\d+)`).FindSubmatch(raw)
+	return raw
+}
+
+// counter reads the Prometheus counter name from node i's /metrics.
+func counter(t *testing.T, c *testcluster.Cluster, i int, name string) int {
+	t.Helper()
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\d+)`).FindSubmatch(metrics(t, c, i))
 	if m == nil {
 		t.Fatalf("node %d /metrics lacks %s", i, name)
 	}

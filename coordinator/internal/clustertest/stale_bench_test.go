@@ -1,7 +1,6 @@
 package clustertest
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -61,14 +60,8 @@ func BenchmarkStaleRead(b *testing.B) {
 // leases is the count of leases node i granted (its /metrics).
 func leases(b *testing.B, c *testcluster.Cluster, i int) int {
 	b.Helper()
-	resp, err := http.Get(c.MetricsURL(i) + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
 	n := 0
-	for _, m := range leaseSeries.FindAllSubmatch(raw, -1) {
+	for _, m := range leaseSeries.FindAllSubmatch(metrics(b, c, i), -1) {
 		v, _ := strconv.Atoi(string(m[1]))
 		n += v
 	}
