@@ -88,7 +88,7 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 	// The dispatcher's cursor is not past the pause (no cursor at all
 	// here): events before the pause are still taken, the pause's are not.
 	w = webhook("wh_2")
-	if !w.Active || w.PausedSince != 0 || w.ActiveSince != createdAt || w.GapFrom != pausedAt || w.GapTo != h.idx {
+	if !w.Active || w.PausedSince != 0 || w.ActiveSince != createdAt || len(w.Gaps) != 1 || w.Gaps[0] != (store.IndexRange{From: pausedAt, To: h.idx}) {
 		t.Fatalf("resumed %+v", w)
 	}
 	for idx, want := range map[uint64]bool{createdAt: false, pausedAt - 1: true, pausedAt: false, h.idx: false, h.idx + 1: true} {
@@ -96,12 +96,39 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 			t.Errorf("after the resume, an event at %d taken: %v", idx, !want)
 		}
 	}
+	// Paused and resumed again before the dispatcher read that far: both
+	// pauses' events stay undelivered (only the last one was kept), those
+	// between them and before the first are delivered.
+	firstTo := h.idx
+	h.must(CmdAccountCreate, AccountCreate{ID: "acc_between", Email: "between@example.com"}) // an index between the pauses
+	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &off})
+	p2 := h.idx
+	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &on})
+	r2 := h.idx
+	w = webhook("wh_2")
+	if len(w.Gaps) != 2 || w.Gaps[0] != (store.IndexRange{From: pausedAt, To: firstTo}) || w.Gaps[1] != (store.IndexRange{From: p2, To: r2}) {
+		t.Fatalf("resumed twice behind the dispatcher: %+v", w)
+	}
+	for idx, want := range map[uint64]bool{pausedAt - 1: true, pausedAt: false, firstTo: false, firstTo + 1: true, p2 - 1: true, p2: false, r2: false, r2 + 1: true} {
+		if w.Takes(idx) != want {
+			t.Errorf("after two resumes, an event at %d taken: %v", idx, !want)
+		}
+	}
+	// The dispatcher read past the first pause only: a third pause keeps
+	// the second's gap and drops the first's.
+	h.must(CmdWebhookAttempts, WebhookAttempts{Cursor: store.OutboxKey(firstTo+1, 0)})
+	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &off})
+	p3 := h.idx
+	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &on})
+	if w := webhook("wh_2"); len(w.Gaps) != 2 || w.Gaps[0] != (store.IndexRange{From: p2, To: r2}) || w.Gaps[1] != (store.IndexRange{From: p3, To: h.idx}) {
+		t.Fatalf("third resume, the cursor past the first pause: %+v", w)
+	}
 	// Paused and resumed again once the cursor is past the pause: the
 	// resume is the new start.
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &off})
 	h.must(CmdWebhookAttempts, WebhookAttempts{Cursor: store.OutboxKey(h.idx+1, 0)})
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &on})
-	if w := webhook("wh_2"); !w.Active || w.ActiveSince != h.idx || w.GapFrom != 0 || w.GapTo != 0 || w.Takes(h.idx-1) {
+	if w := webhook("wh_2"); !w.Active || w.ActiveSince != h.idx || len(w.Gaps) != 0 || w.Takes(h.idx-1) {
 		t.Fatalf("resumed with the cursor past the pause: %+v", w)
 	}
 	// An expired outcome fails the delivery, once: the same verdict from

@@ -206,13 +206,18 @@ func applyWebhookUpdate(c *applyCtx, p WebhookUpdate) (any, error) {
 				if err := setPendingNext(c, w.ID, &c.at); err != nil {
 					return nil, err
 				}
-				if cur := c.r.WebhookCursor(); len(cur) != 10 || binary.BigEndian.Uint64(cur[:8]) < w.PausedSince {
+				var read uint64
+				if cur := c.r.WebhookCursor(); len(cur) == 10 {
+					read = binary.BigEndian.Uint64(cur[:8])
+				}
+				if read < w.PausedSince {
 					// The dispatcher has not read every event committed
-					// before the pause: they are still delivered, the
-					// pause's are not.
-					w.GapFrom, w.GapTo = w.PausedSince, c.index
+					// before the pause: they are still delivered, this
+					// pause's are not, nor an earlier pause's it has not
+					// read past either.
+					w.Gaps = store.AddWebhookGap(w.Gaps, store.IndexRange{From: w.PausedSince, To: c.index}, read)
 				} else {
-					w.ActiveSince, w.GapFrom, w.GapTo = c.index, 0, 0
+					w.ActiveSince, w.Gaps = c.index, nil
 				}
 			} else {
 				w.ActiveSince = c.index

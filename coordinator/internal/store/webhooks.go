@@ -43,14 +43,45 @@ type Webhook struct {
 	// before it are still delivered; the resume sends them. 0: not paused,
 	// or paused before level 2 (its pending deliveries were failed).
 	PausedSince uint64 `json:"paused_since,omitempty"`
-	// GapFrom..GapTo (Raft indexes) is the last pause, from its start to its
-	// resume, kept (level 2) when the resume came before the dispatcher had
-	// read every event committed before the pause: those are still
-	// delivered, the pause's are not. 0, 0 when there is none.
-	GapFrom   uint64    `json:"gap_from,omitempty"`
-	GapTo     uint64    `json:"gap_to,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	// Gaps are the pauses, each from its start to its resume (Raft indexes),
+	// kept (level 2) when the resume came before the dispatcher had read
+	// every event committed before the pause: those are still delivered,
+	// the pauses' are not. Every such pause is kept, oldest first, until the
+	// dispatcher's cursor is past it (at most MaxWebhookGaps: see
+	// AddWebhookGap).
+	Gaps      []IndexRange `json:"gaps,omitempty"`
+	CreatedAt time.Time    `json:"created_at"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+// IndexRange is a range of Raft indexes, both ends included.
+type IndexRange struct {
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+}
+
+// MaxWebhookGaps bounds a subscription's Gaps: pauses and resumes faster
+// than the dispatcher reads would otherwise grow its record without end.
+const MaxWebhookGaps = 16
+
+// AddWebhookGap is gaps with g (a pause that just ended) appended, less the
+// gaps the dispatcher has read past (read is its cursor's index): no event
+// it has yet to read is in those. Past MaxWebhookGaps the two oldest are
+// merged into one: the events committed between them, while the
+// subscription was active, are then not delivered (a pause's never are).
+func AddWebhookGap(gaps []IndexRange, g IndexRange, read uint64) []IndexRange {
+	out := make([]IndexRange, 0, len(gaps)+1)
+	for _, x := range gaps {
+		if x.To > read {
+			out = append(out, x)
+		}
+	}
+	out = append(out, g)
+	for len(out) > MaxWebhookGaps {
+		out[1].From = out[0].From
+		out = out[1:]
+	}
+	return out
 }
 
 // Holding reports whether the subscription is paused with its pending
@@ -59,11 +90,16 @@ func (w Webhook) Holding() bool { return !w.Active && w.PausedSince != 0 }
 
 // Takes reports whether an event committed at Raft index index is delivered
 // to the subscription: committed after the create or last resume (or before
-// the last pause, outside its gap), and before the pause that holds it if
+// it, outside every pause's gap), and before the pause that holds it if
 // paused.
 func (w Webhook) Takes(index uint64) bool {
-	if index <= w.ActiveSince || (w.GapTo != 0 && index >= w.GapFrom && index <= w.GapTo) {
+	if index <= w.ActiveSince {
 		return false
+	}
+	for _, g := range w.Gaps {
+		if index >= g.From && index <= g.To {
+			return false
+		}
 	}
 	return w.Active || (w.PausedSince != 0 && index < w.PausedSince)
 }

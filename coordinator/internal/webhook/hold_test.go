@@ -318,3 +318,38 @@ func TestHeldExpiryAcrossLeaders(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoResumesBeforeDispatcherRead (level 2): paused and resumed twice
+// before the dispatcher read the events (no dispatcher ran meanwhile):
+// the events of both pauses are not delivered (only the latest pause was
+// remembered: the first one's were), those before, between and after are.
+func TestTwoResumesBeforeDispatcherRead(t *testing.T) {
+	node := newTestNode(t, nil)
+	node.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
+	sealer := newTestSealer(t)
+	rc, acc, whID := node.subscribedReceiver(sealer, clock.Real{})
+	off, on := false, true
+	toggle := func(active *bool) {
+		node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: active})
+	}
+	node.ticket(acc, "before")
+	toggle(&off)
+	node.ticket(acc, "while paused")
+	toggle(&on)
+	node.ticket(acc, "between")
+	toggle(&off)
+	node.ticket(acc, "while paused again")
+	toggle(&on)
+	node.ticket(acc, "after")
+	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{})
+	rc.waitFor(t, "three deliveries", 5*time.Second, func(r []received) bool { return len(r) >= 3 })
+	time.Sleep(100 * time.Millisecond)
+	var got []string
+	for _, r := range rc.all() {
+		got = append(got, fmt.Sprint(decodeBody(t, r.body).Data["subject"]))
+	}
+	slices.Sort(got)
+	if strings.Join(got, ",") != "after,before,between" {
+		t.Fatalf("delivered %v, want the events before, between and after the pauses", got)
+	}
+}
