@@ -39,17 +39,42 @@ func Hash(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// FromRequest extracts a presented key from Authorization: Bearer or X-API-Key.
+// FromRequest extracts a presented key from Authorization: Bearer or X-API-Key
+// (the first, when a request presents several: see Presented).
 func FromRequest(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if tok, ok := strings.CutPrefix(h, "Bearer "); ok {
-			return strings.TrimSpace(tok)
-		}
-		if tok, ok := strings.CutPrefix(h, "bearer "); ok {
-			return strings.TrimSpace(tok)
+	key, _ := Presented(r)
+	return key
+}
+
+// Presented returns the key (or token) r presents: an Authorization header's
+// Bearer credential (the scheme in any case, RFC 7235 §2.1) before an
+// X-API-Key header's value. conflicting is true when r presents more than one
+// different key (Bearer and X-API-Key, or either header twice): RFC 6750 §2
+// lets a client send its token one way only, and a proxy or a log in front
+// may take another of the keys than the coordinator does.
+func Presented(r *http.Request) (key string, conflicting bool) {
+	var keys []string
+	for _, h := range r.Header.Values("Authorization") {
+		if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
+			if tok := strings.TrimSpace(h[7:]); tok != "" {
+				keys = append(keys, tok)
+			}
 		}
 	}
-	return strings.TrimSpace(r.Header.Get("X-API-Key"))
+	for _, h := range r.Header.Values("X-API-Key") {
+		if tok := strings.TrimSpace(h); tok != "" {
+			keys = append(keys, tok)
+		}
+	}
+	if len(keys) == 0 {
+		return "", false
+	}
+	for _, k := range keys[1:] {
+		if k != keys[0] {
+			return keys[0], true
+		}
+	}
+	return keys[0], false
 }
 
 // WellFormed reports whether s could be a key of this prefix (cheap pre-check that

@@ -45,6 +45,37 @@ func TestFromRequest(t *testing.T) {
 	}
 }
 
+// TestPresented: the Bearer scheme in any case; one key sent two ways (or a
+// header twice) with the same value is that key; two different keys conflict.
+func TestPresented(t *testing.T) {
+	for _, tc := range []struct {
+		auth, apiKey []string
+		key          string
+		conflicting  bool
+	}{
+		{auth: []string{"BEARER snc_a"}, key: "snc_a"},
+		{auth: []string{"bEaReR snc_a"}, key: "snc_a"},
+		{auth: []string{"Bearer snc_a"}, apiKey: []string{"snc_a"}, key: "snc_a"},
+		{auth: []string{"Bearer snc_a"}, apiKey: []string{"snc_b"}, key: "snc_a", conflicting: true},
+		{auth: []string{"Bearer snc_a", "Bearer snc_b"}, key: "snc_a", conflicting: true},
+		{apiKey: []string{"snc_b", "snc_a"}, key: "snc_b", conflicting: true},
+		{auth: []string{"Basic abc"}, apiKey: []string{"snc_b"}, key: "snc_b"},
+		{auth: []string{"Bearer "}, apiKey: []string{" "}, key: ""},
+		{auth: []string{"Bearersnc_a"}, key: ""},
+	} {
+		r := httptest.NewRequest("GET", "/", nil)
+		for _, v := range tc.auth {
+			r.Header.Add("Authorization", v)
+		}
+		for _, v := range tc.apiKey {
+			r.Header.Add("X-API-Key", v)
+		}
+		if key, c := Presented(r); key != tc.key || c != tc.conflicting {
+			t.Errorf("%q %q: %q %v, want %q %v", tc.auth, tc.apiKey, key, c, tc.key, tc.conflicting)
+		}
+	}
+}
+
 func TestIPAllowed(t *testing.T) {
 	cases := []struct {
 		list []string

@@ -538,9 +538,12 @@ func (a *API) uncountedLimitHeaders(w http.ResponseWriter, r *http.Request) {
 // authenticate resolves the presented key to a caller: 401 for missing, unknown,
 // revoked or expired keys.
 func (a *API) authenticate(rq *request) (*caller, error) {
-	key := auth.FromRequest(rq.Request)
+	key, conflicting := auth.Presented(rq.Request)
 	if key == "" {
 		return nil, errf(http.StatusUnauthorized, "missing_api_key", "missing API key: send Authorization: Bearer <key> or X-API-Key")
+	}
+	if conflicting {
+		return nil, errf(http.StatusBadRequest, "conflicting_credentials", "the request presents more than one API key: send one, in Authorization: Bearer or in X-API-Key")
 	}
 	if strings.HasPrefix(key, oauth.AccessPrefix(a.cfg.KeyPrefix)) || strings.HasPrefix(key, oauth.RefreshPrefix(a.cfg.KeyPrefix)) {
 		return a.authenticateToken(rq, key) // an OAuth access token (a refresh token is refused there)

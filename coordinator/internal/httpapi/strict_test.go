@@ -106,6 +106,21 @@ func TestStrictHTTP(t *testing.T) {
 			t.Errorf("GET %s: headers %v", p, resp.Header)
 		}
 	}
+	// The Bearer scheme is case-insensitive (RFC 7235 §2.1); two different
+	// keys in one request are a 400 (RFC 6750 §2: one way only), whichever
+	// the coordinator would have taken.
+	if r := s.call("", "GET", "/v1/tickets", "", "Authorization", "BEARER "+key); r.status != 200 {
+		t.Errorf("BEARER scheme: %d %s", r.status, r.body)
+	}
+	_, other := s.account(api.ScopeTicketsRead)
+	for _, hdr := range [][]string{{"Authorization", "Bearer " + key, "X-API-Key", other}, {"X-API-Key", key, "Authorization", "Bearer " + other}} {
+		if r := s.call("", "GET", "/v1/tickets", "", hdr...); r.status != 400 || r.code() != "conflicting_credentials" {
+			t.Errorf("%v: %d %s", hdr, r.status, r.body)
+		}
+	}
+	if r := s.call("", "GET", "/v1/tickets", "", "Authorization", "Bearer "+key, "X-API-Key", key); r.status != 200 {
+		t.Errorf("one key sent two ways: %d %s", r.status, r.body)
+	}
 	// A 401 says how to authenticate.
 	for _, k := range []string{"", "snc_wrong"} {
 		r := s.call(k, "GET", "/v1/tickets", "")
