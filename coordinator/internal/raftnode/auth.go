@@ -92,6 +92,7 @@ package raftnode
 
 import (
 	"bytes"
+	"cmp"
 	"crypto/hkdf"
 	"crypto/hmac"
 	"crypto/rand"
@@ -267,14 +268,15 @@ type authGate struct {
 }
 
 // newAuthGate starts authenticating the connections ln accepts. level is the
-// FSM's cluster semantics level; dir the Raft directory (for the record).
-func newAuthGate(secret string, ln net.Listener, level func() uint16, dir string, lg *slog.Logger) (*authGate, error) {
+// FSM's cluster semantics level; dir the Raft directory (for the record);
+// timeout bounds a handshake (0: handshakeTimeout).
+func newAuthGate(secret string, ln net.Listener, level func() uint16, dir string, timeout time.Duration, lg *slog.Logger) (*authGate, error) {
 	k, err := deriveAuthKey(secret)
 	if err != nil {
 		return nil, err
 	}
 	g := &authGate{
-		key: k, ln: ln, level: level, log: lg, timeout: handshakeTimeout,
+		key: k, ln: ln, level: level, log: lg, timeout: cmp.Or(timeout, handshakeTimeout),
 		conns: make(chan net.Conn), done: make(chan struct{}),
 		pending: map[net.Conn]string{}, perHost: map[string]int{}, legacy: map[*legacyConn]struct{}{},
 		oldPeer: map[raft.ServerAddress]time.Time{},

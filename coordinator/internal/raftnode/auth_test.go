@@ -43,12 +43,9 @@ func newAuthPeerIn(t *testing.T, dir, secret string, level uint16, timeout time.
 	}
 	p := &authPeer{dir: dir}
 	p.level.Store(uint32(level))
-	g, err := newAuthGate(secret, ln, func() uint16 { return uint16(p.level.Load()) }, dir, slog.New(slog.DiscardHandler))
+	g, err := newAuthGate(secret, ln, func() uint16 { return uint16(p.level.Load()) }, dir, timeout, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
-	}
-	if timeout > 0 {
-		g.timeout = timeout
 	}
 	p.s = &streamLayer{Listener: ln, advertise: ln.Addr(), auth: g}
 	t.Cleanup(func() { _ = p.s.Close() })

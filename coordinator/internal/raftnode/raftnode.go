@@ -228,7 +228,7 @@ func openTransport(cfg Config, logger hclog.Logger, f *fsm.FSM, lg *slog.Logger)
 	case cfg.ClusterSecret != "" && f.MaxLevel() >= 2:
 		// A coordinator acting as a release before level 2 speaks plain
 		// Raft only, as such a release.
-		if stream.auth, err = newAuthGate(cfg.ClusterSecret, ln, f.ClusterLevel, cfg.Dir, lg.With("component", "raft-transport")); err != nil {
+		if stream.auth, err = newAuthGate(cfg.ClusterSecret, ln, f.ClusterLevel, cfg.Dir, 0, lg.With("component", "raft-transport")); err != nil {
 			ln.Close()
 			return nil, nil, err
 		}
