@@ -2,12 +2,14 @@ package upgrade
 
 import (
 	"context"
+	"io"
 	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
@@ -55,6 +57,23 @@ func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 	}
 	// It asks the members every 3 s: several rounds pass.
 	time.Sleep(8 * time.Second)
+	// The new release's leader reaches the older one without the Raft
+	// handshake, which that release does not speak (raftnode/auth.go).
+	if b, _ := os.ReadFile(c.Leader().LogPath()); !strings.Contains(string(b), "does not speak the cluster-secret handshake") {
+		t.Fatalf("the leader of the new release does not log its fall back to plain Raft for the older release; log tail:\n%s", tail(b, 2000))
+	}
+	// …and replicates to it: the older release applies what the leader committed.
+	committed := leaderStatus().CommitIndex
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		st, err := c.Nodes[2].Admin().ClusterStatus(ctx)
+		if err == nil && st.AppliedIndex >= committed {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the older release's coordinator applied up to %d (%v), the leader committed %d: the new release's leader does not reach it", st.AppliedIndex, err, committed)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	st := leaderStatus()
 	if st.Level != 1 || st.MaxLevel != 2 {
 		t.Fatalf("level %d (leader %s applies up to %d) with coordinator 3 still on the older release; want level 1 under a leader of level 2", st.Level, st.LeaderID, st.MaxLevel)
@@ -86,6 +105,30 @@ func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// At level 2 every coordinator requires the Raft handshake: a client
+	// without it (as the older release) is refused, the cluster unmoved.
+	for _, p := range c.Nodes {
+		waitLogged(t, p.LogPath(), "Raft connections must prove the cluster secret from now on", 10*time.Second)
+	}
+	plain, err := raft.NewTCPTransport("127.0.0.1:0", nil, 1, 2*time.Second, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	term := leaderStatus().Term
+	for _, p := range c.Nodes {
+		var rv raft.RequestVoteResponse
+		if err := plain.RequestVote("old", raft.ServerAddress(p.RaftAddr), &raft.RequestVoteRequest{
+			RPCHeader: raft.RPCHeader{ProtocolVersion: raft.ProtocolVersionMax, ID: []byte("old"), Addr: []byte(plain.LocalAddr())},
+			Term:      term + 1000, LastLogIndex: 1 << 40, LastLogTerm: term + 1000,
+		}, &rv); err == nil {
+			t.Fatalf("%s answered a RequestVote without the handshake at level 2: %+v", p.ID, rv)
+		}
+	}
+	if st := leaderStatus(); st.Term >= term+1000 {
+		t.Fatalf("a RequestVote without the handshake moved the term to %d", st.Term)
+	}
+
 	// Back to the older release on one coordinator: it must not start.
 	p := c.Nodes[2]
 	p.Stop()
@@ -107,6 +150,21 @@ func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 	c.Restart(2)
 	if st := leaderStatus(); st.Level != 2 || len(st.Servers) != 3 {
 		t.Fatalf("after the coordinator came back: %+v", st)
+	}
+}
+
+// waitLogged waits until the file at path contains s.
+func waitLogged(t *testing.T, path, s string, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; {
+		if b, _ := os.ReadFile(path); strings.Contains(string(b), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(path)
+			t.Fatalf("%s does not log %q within %v; tail:\n%s", path, s, timeout, tail(b, 2000))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 
