@@ -344,6 +344,12 @@ func applyCustomDomainVerified(c *applyCtx, p CustomDomainVerified) (any, error)
 		case held && cl.h.ID == d.HostingID:
 		case held && cl.verified():
 			return nil, &FieldConflictError{Field: "domain", Msg: fmt.Sprintf("domain %s was verified by another hosting account first", d.Domain)}
+		case held && cl.h.AccountID == d.AccountID:
+			// Another hosting account of the same customer holds it (it
+			// took the name after this claim was recorded pending): as at
+			// PUT, the name does not move between a customer's own hosting
+			// accounts behind its back; the customer frees it there.
+			return nil, &FieldConflictError{Field: "domain", Msg: fmt.Sprintf("domain %s is held by your hosting account %s: remove it there first", d.Domain, cl.h.ID)}
 		case held:
 			if err := c.takeOver(cl, d.Domain, d.HostingID, p.Takeover); err != nil {
 				return nil, err

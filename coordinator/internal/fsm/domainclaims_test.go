@@ -166,6 +166,42 @@ func TestDomainClaims(t *testing.T) {
 		t.Fatalf("B busy after losing a pending custom domain: %+v", b)
 	}
 
+	// A claim of the customer's, recorded pending while another customer
+	// held the name, does not take it from the customer's own other hosting
+	// account that holds it since: a 409 as at PUT, nothing changed.
+	for _, a := range [][4]string{{"hst_a4", "acc_1", "ada4", "ada4.example"}, {"hst_a5", "acc_1", "ada5", "ada5.example"}} {
+		if err := mk(a[0], a[1], a[2], a[3]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := set("hst_b", "acc_2", "mine.example"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := set("hst_a4", "acc_1", "mine.example"); err != nil { // pending: B's claim is unverified
+		t.Fatal(err)
+	}
+	h.must(CmdCustomDomainDelete, CustomDomainDelete{HostingID: "hst_b", AccountID: "acc_2"})
+	if _, err := set("hst_a5", "acc_1", "mine.example"); err != nil || holder("mine.example") != "hst_a5" {
+		t.Fatalf("A's other hosting account takes the freed name: %v, holder %s", err, holder("mine.example"))
+	}
+	if _, err := verify("hst_a4", "acc_1", "mine.example", "act_mine"); !fieldConflict(err) || !strings.Contains(err.Error(), "hst_a5") {
+		t.Fatalf("A's verify over its own other hosting account's claim: %v", err)
+	}
+	if holder("mine.example") != "hst_a5" || released("acc_1", "hst_a5", "mine.example", "custom_domain") != 0 {
+		t.Fatalf("the refused verify moved the name: holder %s", holder("mine.example"))
+	}
+	for id, want := range map[string]string{"hst_a4": "mine.example", "hst_a5": "mine.example"} {
+		if err := h.fsms[1].Read(func(r store.ReadTx) error {
+			d, err := r.CustomDomain("acc_1", id)
+			if err == nil && (d.Domain != want || d.Status != api.CustomDomainPendingDNS) {
+				err = errors.New(d.Domain + " " + string(d.Status))
+			}
+			return err
+		}); err != nil {
+			t.Fatalf("%s's claim after the refused verify: %v", id, err)
+		}
+	}
+
 	// Two pending claims: the first verified wins; the other's verify is a
 	// conflict naming the domain.
 	if _, err := set("hst_b", "acc_2", "race.example"); err != nil {
