@@ -1,15 +1,20 @@
 package clustertest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
@@ -128,5 +133,85 @@ func waitLog(t *testing.T, path, s string, timeout time.Duration) {
 			t.Fatalf("%s does not log %q within %v", path, s, timeout)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// lockedBuffer is a log sink for coordinators in this process.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestOpenRaftPortWarned: coordinators with neither a cluster secret nor Raft
+// TLS. A single one (make run, the embedded default) says nothing; one
+// started to be joined warns at its start that its Raft port is open to
+// anyone who reaches it; once the two form a cluster, the first warns too and
+// cluster status lists the warning.
+func TestOpenRaftPortWarned(t *testing.T) {
+	const warning = "the Raft port is open to anyone who reaches it"
+	base := t.TempDir()
+	start := func(id string, bootstrap bool) (*server.Server, *lockedBuffer) {
+		t.Helper()
+		cfg := server.Defaults()
+		cfg.NodeID, cfg.DataDir = id, filepath.Join(base, id)
+		cfg.AdminSocket = filepath.Join(cfg.DataDir, "admin.sock")
+		cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr = framework.FreeAddr(t, "tcp"), framework.FreeAddr(t, "tcp"), ""
+		cfg.Bootstrap, cfg.BootstrapAccount = bootstrap, false
+		cfg.ClusterSecret = ""
+		cfg.PublicURL = "http://api.example.test" // no other warning
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
+		cfg.LogFormat = "text"
+		logs := &lockedBuffer{}
+		s, err := server.Start(cfg, slog.New(slog.NewTextHandler(logs, nil)), io.Discard)
+		if err != nil {
+			t.Fatalf("start %s: %v", id, err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s, logs
+	}
+	a, aLog := start("open1", true)
+	for deadline := time.Now().Add(15 * time.Second); !a.Node.IsLeader(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the single coordinator does not lead")
+		}
+	}
+	time.Sleep(2 * time.Second) // its checks run every second
+	st, err := a.API.ClusterStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(aLog.String(), warning) || len(st.Warnings) != 0 {
+		t.Fatalf("a single coordinator warns: %q; log:\n%s", st.Warnings, aLog.String())
+	}
+	if got := a.Node.TransportAuth(); got != "none" {
+		t.Fatalf("transport auth of a coordinator without secret or TLS: %q", got)
+	}
+
+	b, bLog := start("open2", false)
+	if !strings.Contains(bLog.String(), warning) {
+		t.Fatalf("a coordinator started to be joined without secret or TLS does not warn at its start; log:\n%s", bLog.String())
+	}
+	if err := a.Node.Join("open2", b.RaftAddr()); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(aLog.String(), warning); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first coordinator does not warn once in a cluster of two; log:\n%s", aLog.String())
+		}
+	}
+	if st, err = a.API.ClusterStatus(); err != nil || len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], warning) {
+		t.Fatalf("cluster status warnings %q (%v), want the open Raft port", st.Warnings, err)
 	}
 }
