@@ -199,3 +199,26 @@ func TestCLIUsageExitCodes(t *testing.T) {
 		t.Errorf("key --help: exit %d %q", code, stdout)
 	}
 }
+
+// TestUnknownSubcommand: a typo under a command group is bad usage (exit 2,
+// the command named, a suggestion), not the group's help with exit 0; the
+// group alone still prints its help. No coordinator is needed: the refusal
+// comes before any call.
+func TestUnknownSubcommand(t *testing.T) {
+	bin := buildCtl(t)
+	for _, tc := range []struct {
+		args []string
+		typo string
+	}{{[]string{"account", "lst"}, "lst"}, {[]string{"node", "template", "lsit"}, "lsit"}, {[]string{"ticket", "clsoe", "TKT-1"}, "clsoe"}} {
+		out, errOut, code := runCtl(t, bin, append(tc.args, "--socket", filepath.Join(t.TempDir(), "none.sock"))...)
+		if code != 2 || out != "" || !strings.Contains(errOut, `unknown command "`+tc.typo+`"`) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2 naming %q", tc.args, code, out, errOut, tc.typo)
+		}
+	}
+	if _, errOut, _ := runCtl(t, bin, "account", "shw"); !strings.Contains(errOut, "Did you mean this?\n\tshow") {
+		t.Errorf("account shw: no suggestion in %q", errOut)
+	}
+	if out, _, code := runCtl(t, bin, "account"); code != 0 || !strings.Contains(out, "Available Commands") {
+		t.Errorf("account alone: exit %d, %q", code, out)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 
+	"github.com/hostplane/hostplane/internal/clicmd"
 	"github.com/hostplane/hostplane/internal/clidocs"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
@@ -40,6 +41,7 @@ func main() {
 	root.AddCommand(newTemplateCmd(g))
 	root.AddCommand(newDomainCmd(g))
 	root.AddCommand(clidocs.Command(root, "1"))
+	clicmd.RejectUnknownSubcommands(root)
 	// A command's hooks run once its flags and arguments were accepted: an
 	// error before them (an unknown command or flag, a flag value that does
 	// not parse, the wrong number of arguments) is bad usage.
