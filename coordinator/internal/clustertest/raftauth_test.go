@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -119,7 +122,29 @@ func TestForeignRaftPeerRefused(t *testing.T) {
 		if b, _ := os.ReadFile(p.LogPath()); strings.Contains(string(b), c.Secret) {
 			t.Errorf("%s logged the cluster secret", p.ID)
 		}
+		// Each foreign RPC came on a connection of its own.
+		if n := refusedCount(t, p.MetricsURL()); n < 3 {
+			t.Errorf("%s /metrics: hostplane_raft_connections_refused_total %d, want at least 3", p.ID, n)
+		}
 	}
+}
+
+// refusedCount reads hostplane_raft_connections_refused_total from a
+// coordinator's /metrics.
+func refusedCount(t *testing.T, base string) int {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^hostplane_raft_connections_refused_total (\d+)`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("%s/metrics lacks hostplane_raft_connections_refused_total", base)
+	}
+	n, _ := strconv.Atoi(string(m[1]))
+	return n
 }
 
 // waitLog waits until the file at path contains s.

@@ -18,6 +18,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a Raft member.
@@ -251,6 +252,20 @@ func (n *Node) TransportAuth() string {
 		return "cluster-secret"
 	}
 	return "cluster-secret (legacy connections taken below semantics level 2)"
+}
+
+// Collectors are this member's transport metrics for /metrics.
+func (n *Node) Collectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "hostplane_raft_connections_refused_total",
+			Help: "Raft connections refused before Raft read them: a failed or missing cluster-secret handshake, a handshake past its deadline, too many handshakes at once."},
+			func() float64 {
+				if n.stream.auth == nil {
+					return 0
+				}
+				return float64(n.stream.auth.refused.Load())
+			}),
+	}
 }
 
 // transportAuthRequired reports whether every Raft connection must prove the

@@ -136,6 +136,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	s.Node = node
 	metrics := httpapi.NewMetrics(func() float64 { return float64(node.FSM.Size()) }, func() float64 { return float64(node.FSM.AppliedIndex()) })
 	metrics.Register(node.FSM.Collectors()...)
+	metrics.Register(node.Collectors()...)
 	s.API = httpapi.New(httpapi.Config{
 		NodeID: cfg.NodeID, Brand: s.brand(), KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
 		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP, ClusterTLS: tlsCfg,
