@@ -69,6 +69,35 @@ func TestRateLimitIsPerKeyAcrossCoordinators(t *testing.T) {
 		for _, w := range wrong {
 			t.Error(w)
 		}
+		// The leader loses its quorum: its 503s (no_leader, the read
+		// barrier failing while it still leads, then none known) carry the
+		// key's headers, uncounted: its own window (6, all spent) while it
+		// leads, the share of a coordinator without a leader (2 of 6 over
+		// 3 voters, none spent) once it stepped down.
+		// The followers are killed while the leader is asked (429s with the
+		// budget spent until then), so a 503 may come while it still leads.
+		killed := make(chan struct{})
+		go func() {
+			defer close(killed)
+			c.Kill((ld + 1) % 3)
+			c.Kill((ld + 2) % 3)
+		}()
+		seen := map[string]bool{}
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && !seen["503 2/2"]; time.Sleep(5 * time.Millisecond) {
+			rep := apis[ld].Call(k.Key, "GET", "/v1/account", nil, nil)
+			got := rep.Header.Get("X-RateLimit-Limit") + "/" + rep.Header.Get("X-RateLimit-Remaining")
+			if !(rep.Status == 429 && got == "6/0") && !(rep.Status == 503 && (got == "6/0" || got == "2/2")) || rep.Header.Get("X-RateLimit-Reset") == "" {
+				t.Fatalf("the leader losing its quorum: %d %s, X-RateLimit-Limit/-Remaining %q, -Reset %q, want 429 6/0, or 503 with 6/0 (leading) or 2/2 (stepped down)",
+					rep.Status, rep.Code(), got, rep.Header.Get("X-RateLimit-Reset"))
+			}
+			seen[strconv.Itoa(rep.Status)+" "+rep.Code()+" "+got] = true
+			seen[strconv.Itoa(rep.Status)+" "+got] = true
+		}
+		<-killed
+		if !seen["503 2/2"] {
+			t.Errorf("the leader without a quorum answered %v for 15 s, never the share of a coordinator without a leader", seen)
+		}
+		t.Logf("the leader's 503s without a quorum: %v", seen)
 		return
 	}
 }
