@@ -17,11 +17,9 @@ func (d *domRig) ordersAtOnce(n int, body any, hdr map[string]string) []framewor
 	reps := make([]framework.Reply, n)
 	var wg sync.WaitGroup
 	for i := range reps {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			reps[i] = d.apis[i%3].Call(d.keyA, "POST", "/v1/domains", body, hdr)
-		}()
+		})
 	}
 	wg.Wait()
 	return reps

@@ -160,15 +160,13 @@ func TestHookEdges(t *testing.T) {
 		var wg sync.WaitGroup
 		var failed atomic.Int32
 		for i := range 30 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				rep := r.apis[i%3].Call(r.keyB, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: fmt.Sprint("c", i), Message: "m"}, nil)
 				if rep.Status != 201 {
 					failed.Add(1)
 					t.Errorf("%s", rep)
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		l, total := r.ticketList(0, r.keyB, "?limit=200")

@@ -190,9 +190,7 @@ func newDripServer(t *testing.T, resp func(i int) []byte, gap time.Duration) *dr
 	d := &dripServer{URL: "http://" + ln.Addr().String() + "/hook", ln: ln, cancel: cancel}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { cancel(); ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -232,7 +230,7 @@ func newDripServer(t *testing.T, resp func(i int) []byte, gap time.Duration) *dr
 				d.mu.Unlock()
 			}()
 		}
-	}()
+	})
 	return d
 }
 

@@ -72,11 +72,9 @@ func TestMCPOrderConfirmation(t *testing.T) {
 		sessions[i].initialize()
 	}
 	for i := range 3 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			results[i] = sessions[i].call("order_server", with(serverBody("mcp-1")))
-		}()
+		})
 	}
 	wg.Wait()
 	// Each answer is the order (the same one: a replay) or a refusal.

@@ -107,13 +107,11 @@ func TestMoneyLedgerUnderRaces(t *testing.T) {
 	// Two top-ups at once, through two coordinators.
 	var wg sync.WaitGroup
 	for i := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if _, err := m.c.Admin(i).CreditWallet(m.ctx, m.accA.ID, api.WalletCreditRequest{AmountUsdCents: serverPrice, Gateway: "test"}); err != nil {
 				t.Errorf("top-up %d: %v", i, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	m.wait("A's renewals paid", func() bool { return m.unpaid(m.keyA) == 0 })

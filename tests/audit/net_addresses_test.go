@@ -38,14 +38,12 @@ func TestNetLastAddressRace(t *testing.T) {
 	var wg sync.WaitGroup
 	start := make(chan struct{})
 	for n := range racers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			<-start
 			i := n % r.c.Len()
 			label := fmt.Sprintf("race-%d", n)
 			answers[n] = answer{r.call(i, r.keyA, "POST", "/v1/servers", serverBody(label), map[string]string{"Idempotency-Key": label}), i}
-		}()
+		})
 	}
 	close(start)
 	wg.Wait()
@@ -91,11 +89,9 @@ func TestNetLastAddressRace(t *testing.T) {
 	// accepted, the others are told another action runs.
 	terms := make([]framework.Reply, 3)
 	for n := range terms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			terms[n] = r.call(n, r.keyA, "DELETE", "/v1/servers/"+srv, nil, map[string]string{"Idempotency-Key": fmt.Sprint("term-", n)})
-		}()
+		})
 	}
 	wg.Wait()
 	var acc api.ActionAccepted
@@ -201,9 +197,7 @@ func TestNetOrdersAcrossLeaderKill(t *testing.T) {
 	var wg sync.WaitGroup
 	served := make(chan struct{}, orders)
 	for n := range orders {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			time.Sleep(time.Duration(n) * 150 * time.Millisecond)
 			res := &results[n]
 			label := fmt.Sprintf("lk-%d", n)
@@ -246,7 +240,7 @@ func TestNetOrdersAcrossLeaderKill(t *testing.T) {
 				}
 				time.Sleep(100 * time.Millisecond)
 			}
-		}()
+		})
 	}
 	for range 2 {
 		select {

@@ -64,12 +64,10 @@ func TestTicketsOutsideIn(t *testing.T) {
 	answers := make([]string, r.c.Len())
 	statuses := make([]int, r.c.Len())
 	for i := range r.c.Len() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			rep := r.apis[i].Call(r.keyA, "POST", "/v1/tickets", body, hdr)
 			statuses[i], answers[i] = rep.Status, string(rep.Body)
-		}()
+		})
 	}
 	wg.Wait()
 	var created string

@@ -269,14 +269,12 @@ func TestDomainLifecycle(t *testing.T) {
 	status := map[int]int{}
 	var wg sync.WaitGroup
 	for i := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			rep := r.call(i%3, "POST", "/v1/domains", fmt.Sprintf(`{"name":"race%d.test",%s}`, i, contact), nil)
 			mu.Lock()
 			status[rep.Status]++
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
 	if status[201] != 2 || status[402] != 6 {

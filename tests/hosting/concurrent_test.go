@@ -20,11 +20,9 @@ func TestConcurrentCreatesOnOneNode(t *testing.T) {
 	created := make([]api.AdminHostingCreated, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			created[i] = w.create(fmt.Sprintf("%sc%d", w.env.Prefix, i), fmt.Sprintf("c%d-%s.test", i, w.env.Prefix))
-		}()
+		})
 	}
 	wg.Wait()
 	for i := range n {

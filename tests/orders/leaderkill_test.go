@@ -61,9 +61,7 @@ func TestOrdersAcrossLeaderKill(t *testing.T) {
 	deadline := time.Now().Add(90 * time.Second)
 	var wg sync.WaitGroup
 	for c := 0; c < clients; c++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for k := 0; k < perClient; k++ {
 				n := c*perClient + k
 				key := fmt.Sprintf("kill-order-%d", n)
@@ -74,7 +72,7 @@ func TestOrdersAcrossLeaderKill(t *testing.T) {
 				mu.Unlock()
 				answered.Add(1)
 			}
-		}()
+		})
 	}
 	// Kill the leader once a third of the stream is answered.
 	for answered.Load() < total/3 && time.Now().Before(deadline) {

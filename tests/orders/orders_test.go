@@ -155,16 +155,14 @@ func (r *rig) orderBurstVia(via func(i int) *client.Client, n int, req func(i in
 	var wg sync.WaitGroup
 	codes := map[int]int{}
 	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			o, err := via(i).OrderServer(r.ctx, req(i), idemKey)
 			st, msg := status(err)
 			mu.Lock()
 			defer mu.Unlock()
 			codes[st]++
 			check(i, o, st, msg)
-		}()
+		})
 	}
 	wg.Wait()
 	return codes

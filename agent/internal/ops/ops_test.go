@@ -127,11 +127,9 @@ func TestConcurrentSameIDRunsOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	ops := make([]*api.NodeOperation, 8)
 	for i := range ops {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			ops[i], _ = m.Provision(context.Background(), provReq("same", "vm1"))
-		}()
+		})
 	}
 	wg.Wait()
 	if n := hv.Count("DefineDomain"); n != 1 {

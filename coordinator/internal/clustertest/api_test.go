@@ -265,9 +265,7 @@ func TestIdempotency(t *testing.T) {
 	ids := map[string]int{}
 	statuses := map[int]int{}
 	for i := 0; i < 12; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			r := f.cl.Call(f.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "race", Message: "m"}, map[string]string{"Idempotency-Key": "race-1"})
 			mu.Lock()
 			defer mu.Unlock()
@@ -279,7 +277,7 @@ func TestIdempotency(t *testing.T) {
 			} else if r.Status != 409 || r.Code() != "idempotency_key_in_flight" {
 				t.Errorf("concurrent: %d %s", r.Status, r.Body)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if len(ids) != 1 {

@@ -46,9 +46,7 @@ func openStalled(t *testing.T, network, addr, prefix string, wg *sync.WaitGroup)
 	if _, err := io.WriteString(conn, prefix); err != nil {
 		t.Fatalf("write: %v", err)
 	}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	wg.Go(func() {
 		br := bufio.NewReader(conn)
 		line, _ := br.ReadString('\n')
 		st.status = strings.TrimSpace(line)
@@ -61,7 +59,7 @@ func openStalled(t *testing.T, network, addr, prefix string, wg *sync.WaitGroup)
 		_, _ = io.Copy(io.Discard, br)
 		st.closed = time.Now()
 		st.closedNs.Store(st.closed.UnixNano())
-	}()
+	})
 	return st, conn
 }
 

@@ -68,16 +68,14 @@ func TestChannelBrokenMidBatch(t *testing.T) {
 	took := make([]time.Duration, n)
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			r := httptest.NewRequest("POST", fmt.Sprintf("http://f1/v1/n/%d", i), strings.NewReader(`{"subject":"s"}`))
 			r.Header.Set("Content-Type", "application/json")
 			recs[i] = httptest.NewRecorder()
 			start := time.Now()
 			a.fwd.forwardOnChannel(recs[i], r, fmt.Sprintf("req_%d", i), c, "leader:1")
 			took[i] = time.Since(start)
-		}()
+		})
 	}
 	select {
 	case <-allIn:

@@ -141,9 +141,7 @@ func proposeAll(b *batcher, from, to int) (wait func() (map[int]any, map[int]err
 	vals, errs := map[int]any{}, map[int]error{}
 	var wg sync.WaitGroup
 	for i := from; i < to; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			res, err := b.propose(context.Background(), fmt.Appendf(nil, `{"n":%d}`, i))
 			mu.Lock()
 			defer mu.Unlock()
@@ -152,7 +150,7 @@ func proposeAll(b *batcher, from, to int) (wait func() (map[int]any, map[int]err
 			} else {
 				vals[i] = res.Value
 			}
-		}()
+		})
 	}
 	return func() (map[int]any, map[int]error) { wg.Wait(); return vals, errs }
 }

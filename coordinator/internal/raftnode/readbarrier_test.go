@@ -33,14 +33,12 @@ func TestReadBarrierWaitsForTheNextRound(t *testing.T) {
 	var wg sync.WaitGroup
 	lateDone := make(chan struct{}, late)
 	for i := 0; i < late; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if err := b.wait(ctx); err != nil {
 				t.Error(err)
 			}
 			lateDone <- struct{}{}
-		}()
+		})
 	}
 	time.Sleep(50 * time.Millisecond) // let them queue behind round 1
 	release <- struct{}{}             // round 1 ends
@@ -104,15 +102,13 @@ func TestReadBarrierSharesRounds(t *testing.T) {
 	var wg sync.WaitGroup
 	const readers, each = 32, 20
 	for i := 0; i < readers; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for j := 0; j < each; j++ {
 				if err := b.wait(context.Background()); err != nil {
 					t.Error(err)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if r := b.Rounds(); r > readers*each/4 {

@@ -175,15 +175,13 @@ func TestCallsOverLiveSession(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make(chan error, 200)
 		for i := range 200 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 				defer cancel()
 				if err := callEcho(cctx, f.srv, "node-1", fmt.Sprintf("c%d", i)); err != nil {
 					errs <- err
 				}
-			}()
+			})
 		}
 		wg.Wait()
 		close(errs)

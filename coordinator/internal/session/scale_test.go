@@ -67,9 +67,7 @@ func TestAgentSessionScale(t *testing.T) {
 	next := make(chan int)
 	admin := c.Admin(ld)
 	for w := 0; w < 32; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range next {
 				tok, err := admin.CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 3600})
 				if err != nil {
@@ -78,7 +76,7 @@ func TestAgentSessionScale(t *testing.T) {
 				}
 				tokens[i] = tok.Token
 			}
-		}()
+		})
 	}
 	for i := 0; i < n; i++ {
 		next <- i

@@ -27,13 +27,11 @@ func wantAllFree(t *testing.T, s *fairSlots, total int, accounts ...string) {
 func queueAttempts(s *fairSlots, accounts ...string) (got chan string, wg *sync.WaitGroup) {
 	got, wg = make(chan string, len(accounts)), &sync.WaitGroup{}
 	for _, acct := range accounts {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			if s.acquire(context.Background(), acct) == nil {
 				got <- acct
 			}
-		}()
+		})
 		time.Sleep(20 * time.Millisecond)
 	}
 	return got, wg
@@ -108,9 +106,7 @@ func TestFairSlotsUnderLoad(t *testing.T) {
 	per := make([]atomic.Int32, 5)
 	var wg sync.WaitGroup
 	for g := range 40 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			a := g % len(per)
 			acct := fmt.Sprint("acct", a)
 			for i := range 50 {
@@ -132,7 +128,7 @@ func TestFairSlotsUnderLoad(t *testing.T) {
 				}
 				cancel()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if s.free != total || len(s.held) != 0 || len(s.waiting) != 0 {

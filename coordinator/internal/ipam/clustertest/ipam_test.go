@@ -217,9 +217,7 @@ func TestConcurrentPlacementsNeverShareAnAddress(t *testing.T) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := 0; w < workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for next.Add(1) <= total {
 				deadline := time.Now().Add(60 * time.Second)
 				for {
@@ -246,7 +244,7 @@ func TestConcurrentPlacementsNeverShareAnAddress(t *testing.T) {
 					})
 				}
 			}
-		}()
+		})
 	}
 	progress := time.NewTicker(5 * time.Second)
 	done := make(chan struct{})
