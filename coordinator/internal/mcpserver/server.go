@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	hpauth "github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/internal/jsonmembers"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/version"
 )
@@ -265,6 +267,25 @@ type RequestCounter interface {
 	CountRequest(w http.ResponseWriter, r *http.Request, c httpapi.Caller) *api.Error
 }
 
+// rpcEnvelope names the JSON-RPC members that decide what a POSTed message
+// does. Three readers decode a message: toolCall here (encoding/json, which
+// matches names case-insensitively and keeps the last of two), the fast path
+// and the SDK (segmentio/encoding, case-sensitive). A message that gives one
+// of these names twice, or in another case ({"params":{"name":"list_tickets",
+// "Name":"create_server"}}), would be one tool to toolCall's scope check and
+// count and another to the SDK: refused before any of them reads it, as is a
+// name given twice anywhere in the message.
+type rpcEnvelope struct {
+	JSONRPC string          `json:"jsonrpc"`
+	ID      json.RawMessage `json:"id"`
+	Method  string          `json:"method"`
+	Params  struct {
+		Name      string          `json:"name"`
+		Arguments json.RawMessage `json:"arguments"`
+		Meta      json.RawMessage `json:"_meta"`
+	} `json:"params"`
+}
+
 // toolCall is the tool a POSTed body calls when it is one tools/call request
 // (with an id) of a known tool, else nil.
 func toolCall(tools *Tools, body []byte) *Tool {
@@ -440,6 +461,10 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			body, aerr := httpapi.ReadRequestBody(w, r)
 			if aerr != nil {
 				fail(aerr)
+				return
+			}
+			if err := jsonmembers.Check(body, reflect.TypeOf((*rpcEnvelope)(nil))); err != nil {
+				fail(api.NewError(http.StatusBadRequest, "invalid_request", "JSON-RPC message refused: "+err.Error()))
 				return
 			}
 			if !fastOff.Load() && fast.serve(w, r, c, body) {
