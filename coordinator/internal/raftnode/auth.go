@@ -103,6 +103,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -282,7 +283,7 @@ func newAuthGate(secret string, ln net.Listener, level func() uint16, dir string
 		oldPeer: map[raft.ServerAddress]time.Time{},
 	}
 	if dir != "" {
-		g.record = dir + string(os.PathSeparator) + transportAuthFile
+		g.record = filepath.Join(dir, transportAuthFile)
 		if _, err := os.Stat(g.record); err == nil {
 			g.required.Store(true)
 		}
