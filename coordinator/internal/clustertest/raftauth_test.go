@@ -56,6 +56,14 @@ func TestForeignRaftPeerRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	foreignTerm := before.Term + 1000
+	lastBefore := map[string]uint64{}
+	for i, p := range c.Nodes {
+		st, err := c.Admin(i).ClusterStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lastBefore[p.ID] = st.LastIndex
+	}
 
 	foreign, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, 2*time.Second, io.Discard)
 	if err != nil {
@@ -102,6 +110,11 @@ func TestForeignRaftPeerRefused(t *testing.T) {
 		}
 		if st.Term >= foreignTerm {
 			t.Errorf("%s took the foreign term: %d (its term was %d)", p.ID, st.Term, before.Term)
+		}
+		// The foreign AppendEntries carried one entry at index 1: taken, it
+		// would have cut the log back to it.
+		if st.LastIndex < lastBefore[p.ID] {
+			t.Errorf("%s's log went back from index %d to %d", p.ID, lastBefore[p.ID], st.LastIndex)
 		}
 		if st.LeaderID == "" || !strings.HasPrefix(st.LeaderID, "ra") || len(st.Servers) != 3 {
 			t.Errorf("%s: leader %q, members %+v", p.ID, st.LeaderID, st.Servers)
