@@ -550,3 +550,82 @@ func FuzzDialHandshake(f *testing.F) {
 		}
 	})
 }
+
+// openMember opens a member with the test secret and short timeouts.
+func openMember(t *testing.T, id, dir, addr string, bootstrap bool) *Node {
+	t.Helper()
+	n, err := Open(Config{ID: id, Dir: dir, BindAddr: addr, Bootstrap: bootstrap, ClusterSecret: testSecret,
+		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 150 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// waitFor polls cond for up to d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %v: %s", d, what)
+		}
+	}
+}
+
+// A new member joining a cluster already at level 2 (empty data directory,
+// so level 1 and no record): it takes the leader's handshake, catches up,
+// requires the handshake itself within a second of applying the level, and
+// its own dials are taken (it wins a leadership transfer and commits). Then
+// it restarts from its data directory and requires the handshake at once.
+func TestJoinAndRestartAtLevel2(t *testing.T) {
+	a := openMember(t, "a", t.TempDir(), freeAddr(t), true)
+	defer a.Close()
+	waitLeads(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := a.Apply(ctx, levelEnv(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a requires the handshake", a.transportAuthRequired)
+
+	bDir, bAddr := t.TempDir(), freeAddr(t)
+	b := openMember(t, "b", bDir, bAddr, false)
+	if b.transportAuthRequired() {
+		t.Fatal("a fresh member requires the handshake before it knows its cluster's level")
+	}
+	if err := a.Join("b", string(b.Addr)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "b applies level 2 and requires the handshake", func() bool {
+		return b.FSM.ClusterLevel() == 2 && b.transportAuthRequired()
+	})
+	if err := a.TransferLeadership("b"); err != nil {
+		t.Fatalf("leadership to the joined member (its dials must be taken): %v", err)
+	}
+	waitLeads(t, b)
+	if _, err := b.Apply(ctx, levelEnv(t)); err != nil {
+		t.Fatalf("write on the joined member as leader: %v", err)
+	}
+	if err := b.TransferLeadership("a"); err != nil {
+		t.Fatal(err)
+	}
+	waitLeads(t, a)
+
+	// Restart from its data directory: required from the first connection.
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b = openMember(t, "b", bDir, bAddr, false)
+	defer b.Close()
+	if !b.transportAuthRequired() {
+		t.Fatal("a member restarted on the data directory of a level-2 cluster takes connections without the handshake")
+	}
+	before := b.Raft.AppliedIndex()
+	if _, err := a.Apply(ctx, levelEnv(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the restarted member is replicated to again", func() bool { return b.Raft.AppliedIndex() > before })
+	if a.stream.auth.refused.Load()+b.stream.auth.refused.Load() != 0 {
+		t.Fatalf("members of one cluster refused each other: a %d, b %d", a.stream.auth.refused.Load(), b.stream.auth.refused.Load())
+	}
+}
