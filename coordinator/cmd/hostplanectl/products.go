@@ -19,20 +19,37 @@ func newProductCmd(g *globals) *cobra.Command {
 		var req api.ProductRequest
 		var names []string
 		var quota api.HostingPlan
-		verb, short := "update", "Replace a product's details and price (new orders pay it; running periods keep theirs)"
+		verb, short := "update", "Change a product's details or price: only the flags given change (new orders pay a new price; running periods keep theirs)"
+		use := verb + " SLUG [--price CENTS] [--name NAME] [--vcpu N …] [--php-workers N …]"
 		if create {
 			verb, short = "create", "Add a product to the catalogue"
+			use = verb + " SLUG --category vps|hosting --name NAME --price CENTS [--vcpu N --ram-mb N --disk-gb N] [--php-workers N --disk-mib N …]"
 		}
 		c := &cobra.Command{
-			Use:   verb + " SLUG --category vps|hosting --name NAME --price CENTS [--vcpu N --ram-mb N --disk-gb N] [--php-workers N --disk-mib N …]",
+			Use:   use,
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(c *cobra.Command, args []string) error {
-				if req.Category == api.ProductDomain {
-					if req.Tld == "" || !c.Flags().Changed("yearly-price") {
+				set := c.Flags().Changed
+				if !create {
+					// The admin API replaces a product whole: start from the
+					// product as it is, so a flag not given keeps its value
+					// (an update of the price alone reset a hosting plan's
+					// quotas to the flags' defaults before).
+					cur, err := productBySlug(c, g, args[0])
+					if err != nil {
+						return err
+					}
+					if req, err = changedProduct(set, cur.ProductRequest, req, quota, names); err != nil {
+						return err
+					}
+					names, quota = nil, api.HostingPlan{}
+				}
+				if create && req.Category == api.ProductDomain {
+					if req.Tld == "" || !set("yearly-price") {
 						return usageError{"a domain product needs --tld and --yearly-price"}
 					}
-				} else if req.Category == "" || req.NameEn == "" || !c.Flags().Changed("price") {
+				} else if create && (req.Category == "" || req.NameEn == "" || !set("price")) {
 					return usageError{"--category, --name and --price are required"}
 				}
 				if req.NameEn == "" {
@@ -48,7 +65,7 @@ func newProductCmd(g *globals) *cobra.Command {
 					}
 					req.Names[lang] = name
 				}
-				if req.Category == api.ProductHosting {
+				if create && req.Category == api.ProductHosting {
 					req.Specs.Hosting = &quota
 				}
 				call := g.admin().UpdateProduct
@@ -94,6 +111,82 @@ func newProductCmd(g *globals) *cobra.Command {
 	})
 	cmd.AddCommand(put(true), put(false), retire, list)
 	return cmd
+}
+
+// productBySlug is the catalogue's product slug (a 404-like error naming it
+// when there is none).
+func productBySlug(c *cobra.Command, g *globals, slug string) (api.AdminProduct, error) {
+	ps, err := g.admin().Products(c.Context())
+	if err != nil {
+		return api.AdminProduct{}, err
+	}
+	for _, p := range ps {
+		if p.Slug == slug {
+			return p, nil
+		}
+	}
+	return api.AdminProduct{}, api.NewError(404, "not_found", fmt.Sprintf("product %s: not found (hostplanectl product list shows the catalogue)", slug))
+}
+
+// changedProduct is cur with the flags that were given (set) taken from
+// flags, quota and names: what `product update` sends. Nothing given is a
+// usage error.
+func changedProduct(set func(string) bool, cur, flags api.ProductRequest, quota api.HostingPlan, names []string) (api.ProductRequest, error) {
+	out, changed := cur, false
+	take := func(flag string, apply func()) {
+		if set(flag) {
+			apply()
+			changed = true
+		}
+	}
+	take("category", func() { out.Category = flags.Category })
+	take("tld", func() { out.Tld = flags.Tld })
+	take("yearly-price", func() { out.RetailYearlyUsdCents = flags.RetailYearlyUsdCents })
+	take("name", func() { out.NameEn = flags.NameEn })
+	take("price", func() { out.RetailMonthlyUsdCents = flags.RetailMonthlyUsdCents })
+	take("vcpu", func() { out.Specs.VCPU = flags.Specs.VCPU })
+	take("ram-mb", func() { out.Specs.RAMMB = flags.Specs.RAMMB })
+	take("disk-gb", func() { out.Specs.DiskGB = flags.Specs.DiskGB })
+	take("traffic-gb", func() { out.Specs.TrafficGB = flags.Specs.TrafficGB })
+	take("locations", func() { out.Locations = flags.Locations })
+	var q api.HostingPlan
+	if cur.Specs.Hosting != nil {
+		q = *cur.Specs.Hosting
+	}
+	hosting := false
+	for flag, apply := range map[string]func(){
+		"php-workers":           func() { q.PHPWorkers = quota.PHPWorkers },
+		"php-memory-mib":        func() { q.PHPMemoryMiB = quota.PHPMemoryMiB },
+		"max-execution-seconds": func() { q.MaxExecutionSeconds = quota.MaxExecutionSeconds },
+		"upload-mib":            func() { q.UploadMiB = quota.UploadMiB },
+		"disk-mib":              func() { q.DiskMiB = quota.DiskMiB },
+	} {
+		if set(flag) {
+			apply()
+			hosting, changed = true, true
+		}
+	}
+	if hosting {
+		out.Specs.Hosting = &q
+	}
+	if len(names) > 0 {
+		out.Names = make(map[string]string, len(cur.Names)+len(names))
+		for k, v := range cur.Names {
+			out.Names[k] = v
+		}
+		for _, n := range names {
+			lang, name, ok := strings.Cut(n, "=")
+			if !ok {
+				return out, usageError{"--name-in takes LANG=NAME (tr=VPS 2)"}
+			}
+			out.Names[lang] = name
+		}
+		changed = true
+	}
+	if !changed {
+		return out, usageError{"nothing to change: give the flags to change (--price, --name, --vcpu, --php-workers, …)"}
+	}
+	return out, nil
 }
 
 func productLine(p api.AdminProduct) string {

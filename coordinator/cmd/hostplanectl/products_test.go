@@ -55,14 +55,53 @@ func TestProductCLI(t *testing.T) {
 		"--vcpu", "2", "--ram-mb", "4096", "--disk-gb", "80"); err != nil {
 		t.Fatal(err)
 	}
+	// An update changes only the flags given: the hosting quotas, names and
+	// locations not given stay (a price change alone reset a hosting plan's
+	// quotas to the flags' defaults before, and needed --category --name).
+	if err := run(product, g, "create", "web-2", "--category", "hosting", "--name", "Web 2", "--price", "500",
+		"--php-workers", "8", "--disk-mib", "20480", "--upload-mib", "256"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(product, g, "update", "web-2", "--price", "600"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(product, g, "update", "web-2", "--php-memory-mib", "256", "--name-in", "tr=Web 2 TR"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(product, g, "update", "web-2"); !errors.As(err, new(usageError)) {
+		t.Fatalf("an update without flags: %v, want a usage error", err)
+	}
+	ps, err := adm.Products(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.Slug != "web-2" {
+			continue
+		}
+		if h := p.Specs.Hosting; p.RetailMonthlyUsdCents != 600 || p.NameEn != "Web 2" || p.Category != api.ProductHosting || h == nil ||
+			*h != (api.HostingPlan{PHPWorkers: 8, PHPMemoryMiB: 256, MaxExecutionSeconds: 30, UploadMiB: 256, DiskMiB: 20480}) || p.Names["tr"] != "Web 2 TR" {
+			t.Fatalf("web-2 after updates: %+v %+v", p, h)
+		}
+	}
+	if err := run(product, g, "retire", "web-2"); err != nil {
+		t.Fatal(err)
+	}
 	if err := run(product, g, "retire", "vps-2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := run(product, g, "update", "nope", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "1", "--ram-mb", "64", "--disk-gb", "1"); !errors.As(err, &ae) || ae.StatusCode != 404 {
 		t.Fatalf("update of a missing product: %v", err)
 	}
-	ps, err := adm.Products(ctx)
-	if err != nil || len(ps) != 1 || ps[0].RetailMonthlyUsdCents != 1500 || ps[0].Specs.DiskGB != 80 || !ps[0].Retired || ps[0].Names != nil {
+	ps, err = adm.Products(ctx)
+	var vps2 api.AdminProduct
+	for _, p := range ps {
+		if p.Slug == "vps-2" {
+			vps2 = p
+		}
+	}
+	// The update gave no --name-in: the name in Turkish stays.
+	if err != nil || len(ps) != 2 || vps2.RetailMonthlyUsdCents != 1500 || vps2.Specs.DiskGB != 80 || !vps2.Retired || vps2.Names["tr"] != "VPS 2 TR" || len(vps2.Locations) != 2 {
 		t.Fatalf("products %+v (%v)", ps, err)
 	}
 	if err := run(account, g, "pricing", acc.ID, "--discount", "101"); !errors.As(err, &ae) || !strings.Contains(ae.Message, `"discount_percent"`) {
