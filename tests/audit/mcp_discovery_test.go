@@ -18,6 +18,18 @@ import (
 // newMCPRig is newLightRig with more `run` flags on every coordinator.
 func newMCPRig(t *testing.T, extra ...string) *rig { return lightRig(t, "mcp", extra...) }
 
+// withHeaders sets hdr on r (a "Host" entry as r.Host) and returns r.
+func withHeaders(r *http.Request, hdr map[string]string) *http.Request {
+	for k, v := range hdr {
+		if k == "Host" {
+			r.Host = v
+		} else {
+			r.Header.Set(k, v)
+		}
+	}
+	return r
+}
+
 // getJSON fetches url with the extra request headers (Host among them) and
 // decodes the JSON answer; it fails the test on anything but a 200.
 func getJSON(t *testing.T, rawURL string, hdr map[string]string, v any) http.Header {
@@ -26,14 +38,7 @@ func getJSON(t *testing.T, rawURL string, hdr map[string]string, v any) http.Hea
 	if err != nil {
 		t.Fatal(err)
 	}
-	for k, val := range hdr {
-		if k == "Host" {
-			req.Host = val
-		} else {
-			req.Header.Set(k, val)
-		}
-	}
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(withHeaders(req, hdr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,14 +84,7 @@ func checkDiscovery(t *testing.T, base, pub string, hdr map[string]string, devic
 	req, _ := http.NewRequest("POST", m.endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"audit","version":"1"}}}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	for k, v := range hdr {
-		if k == "Host" {
-			req.Host = v
-		} else {
-			req.Header.Set(k, v)
-		}
-	}
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(withHeaders(req, hdr))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,20 +194,10 @@ func checkDiscovery(t *testing.T, base, pub string, hdr map[string]string, devic
 	raw, _ := json.Marshal(map[string]any{"client_name": "audit cli", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"}})
 	req, _ = http.NewRequest("POST", base+"/oauth/register", strings.NewReader(string(raw)))
 	req.Header.Set("Content-Type", "application/json")
-	dreq := func(r *http.Request) *http.Request {
-		for k, v := range hdr {
-			if k == "Host" {
-				r.Host = v
-			} else {
-				r.Header.Set(k, v)
-			}
-		}
-		return r
-	}
 	var reg struct {
 		ClientID string `json:"client_id"`
 	}
-	if resp, err = http.DefaultClient.Do(dreq(req)); err != nil {
+	if resp, err = http.DefaultClient.Do(withHeaders(req, hdr)); err != nil {
 		t.Fatal(err)
 	}
 	_ = json.NewDecoder(resp.Body).Decode(&reg)
@@ -219,7 +207,7 @@ func checkDiscovery(t *testing.T, base, pub string, hdr map[string]string, devic
 	}
 	req, _ = http.NewRequest("POST", base+"/oauth/device_authorization", strings.NewReader(url.Values{"client_id": {reg.ClientID}, "scope": {"account:read"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if resp, err = http.DefaultClient.Do(dreq(req)); err != nil {
+	if resp, err = http.DefaultClient.Do(withHeaders(req, hdr)); err != nil {
 		t.Fatal(err)
 	}
 	var da struct {
