@@ -75,6 +75,10 @@ func (p Problem) String() string { return p.Reason }
 type Result struct {
 	Nameservers []string  `json:"nameservers"`
 	Problems    []Problem `json:"problems,omitempty"`
+	// TXT is every value the authoritative servers that answered hold at
+	// the ownership name (another hosting account's token among them means
+	// that account's proof still holds).
+	TXT []string `json:"-"`
 }
 
 // OK tells whether every record is in place.
@@ -255,17 +259,12 @@ func (r *Resolver) Verify(ctx context.Context, e Expect) (Result, error) {
 		return res, err
 	}
 
-	txt, _, err := r.answers(ctx, servers, e.TXTName(), dns.TypeTXT)
+	found, err := r.txt(ctx, servers, e.TXTName())
 	if err != nil {
 		return res, err
 	}
-	var found []string
-	ok := false
-	for _, rr := range txt {
-		v := strings.Join(rr.(*dns.TXT).Txt, "")
-		found = append(found, v)
-		ok = ok || v == e.Token
-	}
+	res.TXT = found
+	ok := slices.Contains(found, e.Token)
 	switch {
 	case ok:
 	case len(found) == 0:
@@ -294,6 +293,33 @@ func (r *Resolver) Verify(ctx context.Context, e Expect) (Result, error) {
 	}
 	res.Problems = append(res.Problems, r.checkAddrs(ctx, servers, e)...)
 	return res, nil
+}
+
+func (r *Resolver) txt(ctx context.Context, servers []string, name string) ([]string, error) {
+	rrs, _, err := r.answers(ctx, servers, name, dns.TypeTXT)
+	if err != nil {
+		return nil, err
+	}
+	var found []string
+	for _, rr := range rrs {
+		found = append(found, strings.Join(rr.(*dns.TXT).Txt, ""))
+	}
+	return found, nil
+}
+
+// OwnershipTXT is every value of domain's ownership TXT record
+// (_hostplane-verify.<domain>) at its authoritative nameservers; the error
+// is set when none could be asked.
+func (r *Resolver) OwnershipTXT(ctx context.Context, domain string) ([]string, error) {
+	zone, err := r.zone(ctx, domain)
+	if err != nil {
+		return nil, err
+	}
+	_, servers, err := r.nameservers(ctx, zone)
+	if err != nil {
+		return nil, err
+	}
+	return r.txt(ctx, servers, Expect{Domain: domain}.TXTName())
 }
 
 // Addresses resolves name's A and AAAA records through the recursive

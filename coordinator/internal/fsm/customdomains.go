@@ -83,6 +83,38 @@ type CustomDomainSet struct {
 	// Detach is the hosting.uncert action that takes a replaced domain
 	// off the node (detachOnNode).
 	Detach *DetachAction `json:"detach,omitempty"`
+	// Lapsed: the name is another customer's verified custom domain whose
+	// ownership record the proposer found gone from the name's DNS
+	// (levelLapsedClaims): recorded pending without the name.
+	Lapsed *LapsedClaim `json:"lapsed,omitempty"`
+}
+
+// LapsedClaim names the verified custom domain of another customer whose
+// ownership TXT record the proposer found gone at the name's authoritative
+// nameservers (none of them holds its token): the holding hosting account
+// and the token checked. The token is public (it was published in DNS).
+type LapsedClaim struct {
+	HostingID string `json:"hosting_id"`
+	Token     string `json:"token"`
+}
+
+// levelLapsedClaims is the semantics level (level.go) from which a verified
+// custom domain no longer holds its name for ever: once its ownership
+// record (its token at _hostplane-verify.<domain>) is gone from the name's
+// DNS — the domain expired, was sold or moved to another DNS — another
+// customer may attach the name (recorded pending, the name still held) and,
+// when its own DNS records prove control, take it over as from an
+// unverified claim (takeOver: the holder's custom domain is dropped and its
+// hosting.uncert takes the name's route and certificate off its node). The
+// proposer checks the DNS and names the claim (LapsedClaim); apply checks
+// it is still the one holding the name, with that token.
+const levelLapsedClaims = 2
+
+// lapsed: cl is another customer's verified custom domain that l, checked
+// by the proposer, says has lost its DNS proof.
+func (c *applyCtx) lapsed(cl domainClaim, l *LapsedClaim, accountID string) bool {
+	return l != nil && cl.verified() && c.r.ClusterLevel() >= levelLapsedClaims && cl.h.AccountID != accountID &&
+		cl.h.ID == l.HostingID && cl.custom.Token == l.Token
 }
 
 // DetachAction is the id and deadline (chosen by the proposer) of the
@@ -102,8 +134,13 @@ type CustomDomainVerified struct {
 	// Takeover is the id and deadline (chosen by the proposer) of the
 	// hosting.uncert action that takes the name off another hosting
 	// account whose primary domain held it unverified (from level
-	// levelDomainClaims; takeOver).
+	// levelDomainClaims; takeOver), or whose verified custom domain lost
+	// its DNS proof (Lapsed).
 	Takeover *DetachAction `json:"takeover,omitempty"`
+	// Lapsed: the name's holder is another customer's verified custom
+	// domain whose ownership record the proposer found gone
+	// (levelLapsedClaims): taken over like an unverified claim.
+	Lapsed *LapsedClaim `json:"lapsed,omitempty"`
 }
 
 // levelDomainClaims is the semantics level (level.go) from which a name's
@@ -157,6 +194,16 @@ func (c *applyCtx) claimOf(domain string) (cl domainClaim, ok bool, err error) {
 func (c *applyCtx) takeOver(cl domainClaim, domain, newID string, p *DetachAction) error {
 	kind := "custom_domain"
 	if cl.custom != nil {
+		if cl.verified() {
+			// A verified custom domain whose DNS proof lapsed: it may be
+			// routed on its node with its certificate.
+			if p == nil {
+				return fmt.Errorf("%w: taking %s over needs the hosting.uncert action of its holder", ErrInvalid, domain)
+			}
+			if err := c.openUncert(cl.h, domain, p); err != nil {
+				return err
+			}
+		}
 		if err := c.tx.Bucket(store.BucketCustomDomains).Delete([]byte(cl.h.ID)); err != nil {
 			return err
 		}
@@ -296,9 +343,12 @@ func applyCustomDomainSet(c *applyCtx, p CustomDomainSet) (any, error) {
 			}
 			// Another hosting account of the same customer keeps it: the
 			// customer frees it there (no one to prove control against).
-			holds = cl.verified() || cl.h.AccountID == p.AccountID
+			holds = (cl.verified() && !c.lapsed(cl, p.Lapsed, p.AccountID)) || cl.h.AccountID == p.AccountID
 			if cl.verified() {
 				msg = fmt.Sprintf("domain %s is the verified custom domain of another hosting account", p.Domain)
+				if c.r.ClusterLevel() >= levelLapsedClaims && cl.h.AccountID != p.AccountID {
+					msg += fmt.Sprintf(" whose ownership record _hostplane-verify.%s is still in the domain's DNS", p.Domain)
+				}
 			}
 		}
 		if holds {
@@ -342,7 +392,7 @@ func applyCustomDomainVerified(c *applyCtx, p CustomDomainVerified) (any, error)
 		case err != nil:
 			return nil, err
 		case held && cl.h.ID == d.HostingID:
-		case held && cl.verified():
+		case held && cl.verified() && !c.lapsed(cl, p.Lapsed, d.AccountID):
 			return nil, &FieldConflictError{Field: "domain", Msg: fmt.Sprintf("domain %s was verified by another hosting account first", d.Domain)}
 		case held && cl.h.AccountID == d.AccountID:
 			// Another hosting account of the same customer holds it (it

@@ -326,3 +326,136 @@ func TestUncertRetried(t *testing.T) {
 		t.Fatal("replicas differ")
 	}
 }
+
+// TestLapsedClaims: from level 2 a verified custom domain whose ownership
+// record the proposer found gone from the name's DNS (LapsedClaim: its
+// holder and token) no longer holds the name against another customer: the
+// other's PUT is recorded pending (the name still the holder's) and its
+// verify takes the name over — the holder's custom domain dropped, its
+// hosting.uncert opened in the same command, hosting.domain.released to the
+// holder. A claim naming another holder or token, the same customer, or a
+// holder busy with an action: refused, nothing changed. Replicas
+// byte-identical.
+func TestLapsedClaims(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: 103})
+	deadline := h.at.Add(time.Hour)
+	for _, a := range [][4]string{{"hst_a", "acc_1", "ada", "ada.example"}, {"hst_a2", "acc_1", "ada2", "ada2.example"},
+		{"hst_b", "acc_2", "bob", "bob.example"}} {
+		acc := store.HostingAccount{HostingAccount: api.HostingAccount{ID: a[0], Username: a[2], Domain: a[3], Plan: "p", PHPVersion: "8.2"},
+			AccountID: a[1], NodeID: "hv-1"}
+		h.must(CmdHostingCreate, HostingCreate{Hosting: acc, Action: store.Action{Action: api.Action{ID: "act_" + a[0],
+			Command: api.ActionHostingCreate, ResourceID: a[0]}, NodeID: "hv-1", Target: a[2], Deadline: deadline, NeedsSecret: true}})
+		h.must(CmdActionFinish, ActionFinish{ID: "act_" + a[0], Success: true})
+	}
+	h.must(CmdClusterLevel, ClusterLevel{Level: levelLapsedClaims})
+	h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example", Token: "t-a"})
+	h.must(CmdCustomDomainVerified, CustomDomainVerified{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example"})
+	fieldConflict := func(err error) bool {
+		var fc *FieldConflictError
+		return errors.As(err, &fc) && fc.Field == "domain" && errors.Is(err, ErrConflict)
+	}
+	holder := func() (id string) {
+		_ = h.fsms[1].Read(func(r store.ReadTx) error { id = r.HostingDomainTaken("shop.example"); return nil })
+		return
+	}
+	customOf := func(acc, id string) (d store.CustomDomain, err error) {
+		err = h.fsms[1].Read(func(r store.ReadTx) (err error) { d, err = r.CustomDomain(acc, id); return })
+		return
+	}
+	unchanged := func(what string) {
+		t.Helper()
+		if d, err := customOf("acc_1", "hst_a"); err != nil || holder() != "hst_a" || d.Status != api.CustomDomainVerified {
+			t.Fatalf("%s changed A's name: holder %s, %+v %v", what, holder(), d, err)
+		}
+	}
+	set := func(id, acc string, l *LapsedClaim) (any, error) {
+		return h.apply(CmdCustomDomainSet, CustomDomainSet{HostingID: id, AccountID: acc, Domain: "shop.example", Token: "t-" + id, Lapsed: l})
+	}
+	good := &LapsedClaim{HostingID: "hst_a", Token: "t-a"}
+	for _, l := range []*LapsedClaim{nil, {HostingID: "hst_a", Token: "t-other"}, {HostingID: "hst_a2", Token: "t-a"}} {
+		if _, err := set("hst_b", "acc_2", l); !fieldConflict(err) || !strings.Contains(err.Error(), "_hostplane-verify.shop.example") {
+			t.Fatalf("B attaches A's verified name with %+v: %v", l, err)
+		}
+	}
+	if _, err := set("hst_a2", "acc_1", good); !fieldConflict(err) {
+		t.Fatalf("A's other hosting account with a lapsed claim: %v", err)
+	}
+	unchanged("refused attaches")
+	if out, err := set("hst_b", "acc_2", good); err != nil || out.(api.CustomDomain).Status != api.CustomDomainPendingDNS {
+		t.Fatalf("B attaches A's lapsed name: %v %v", out, err)
+	}
+	unchanged("B's pending claim")
+
+	verify := func(l *LapsedClaim, take string) error {
+		p := CustomDomainVerified{HostingID: "hst_b", AccountID: "acc_2", Domain: "shop.example", Lapsed: l}
+		if take != "" {
+			p.Takeover = &DetachAction{ID: take, Deadline: deadline}
+		}
+		_, err := h.apply(CmdCustomDomainVerified, p)
+		return err
+	}
+	if err := verify(nil, "act_t0"); !fieldConflict(err) {
+		t.Fatalf("B verifies without a lapsed claim: %v", err)
+	}
+	if err := verify(&LapsedClaim{HostingID: "hst_a", Token: "t-other"}, "act_t0"); !fieldConflict(err) {
+		t.Fatalf("B verifies with another token: %v", err)
+	}
+	h.must(CmdHostingAction, HostingAction{Action: store.Action{Action: api.Action{ID: "act_susp", Command: api.ActionHostingSuspend,
+		ResourceID: "hst_a"}, AccountID: "acc_1", NodeID: "hv-1", Target: "ada", Deadline: deadline}})
+	if err := verify(good, "act_t1"); !errors.Is(err, ErrConflict) {
+		t.Fatalf("B verifies while A's account is busy: %v", err)
+	}
+	h.must(CmdActionFinish, ActionFinish{ID: "act_susp", Success: true})
+	if err := verify(good, ""); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("B verifies without the holder's uncert: %v", err)
+	}
+	var b store.CustomDomain
+	if b, _ = customOf("acc_2", "hst_b"); b.Status != api.CustomDomainPendingDNS {
+		t.Fatalf("B's claim after refused verifies: %+v", b)
+	}
+	for _, id := range []string{"act_t0", "act_t1"} {
+		if err := h.fsms[1].Read(func(r store.ReadTx) error { _, err := r.Action(id); return err }); !errors.Is(err, ErrNotFound) && !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("a refused verify recorded %s: %v", id, err)
+		}
+	}
+	unchanged("refused verifies")
+
+	if err := verify(good, "act_take"); err != nil {
+		t.Fatalf("B verifies A's lapsed name: %v", err)
+	}
+	if holder() != "hst_b" {
+		t.Fatalf("the name is %s's", holder())
+	}
+	if b, _ = customOf("acc_2", "hst_b"); b.Status != api.CustomDomainVerified {
+		t.Fatalf("B's custom domain: %+v", b)
+	}
+	if _, err := customOf("acc_1", "hst_a"); !errors.Is(err, ErrNotFound) && !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("A's custom domain after the takeover: %v", err)
+	}
+	var act store.Action
+	_ = h.fsms[1].Read(func(r store.ReadTx) (err error) { act, err = r.Action("act_take"); return })
+	if act.Command != api.ActionHostingUncert || act.ResourceID != "hst_a" || act.AccountID != "acc_1" || act.Target != "ada" ||
+		!strings.Contains(string(act.Params), `"domain":"shop.example"`) || act.Meta[MetaCleanupAttempt] != "" || CleanupAttempt(act) != 1 {
+		t.Fatalf("A's uncert: %+v %s", act, act.Params)
+	}
+	n := 0
+	for _, e := range outboxEvents(t, h.fsms[0]) {
+		var d map[string]any
+		_ = json.Unmarshal(e.Data, &d)
+		if e.Type == string(api.EventHostingDomainReleased) && e.AccountID == "acc_1" && d["hostingId"] == "hst_a" && d["domain"] == "shop.example" && d["kind"] == "custom_domain" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("hosting.domain.released to A: %d, events %v", n, outboxTypes(t, h.fsms[0]))
+	}
+	// Verified now, B's name holds against A's stale claim.
+	if _, err := h.apply(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example", Token: "t-a"}); !fieldConflict(err) {
+		t.Fatalf("A attaches B's verified name again: %v", err)
+	}
+	buckets := append(append([][]byte{}, store.HostingBuckets...), store.BucketActions, store.BucketOutbox, store.BucketCustomDomains)
+	if a, b := bucketDump(h.fsms[0], buckets...), bucketDump(h.fsms[1], buckets...); string(a) != string(b) {
+		t.Fatal("replicas differ")
+	}
+}

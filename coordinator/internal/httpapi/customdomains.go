@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,11 +103,52 @@ func (a *API) putCustomDomain(rq *request) (int, any, error) {
 	ctx, cancel := context.WithTimeout(rq.Context(), 5*time.Second)
 	defer cancel()
 	recs := records(domains.Required(a.expect(ctx, h, domain, token)))
+	// Another customer's verified custom domain: attachable (pending) once
+	// its ownership record is gone from the name's DNS.
+	var lapsed *fsm.LapsedClaim
+	if held, ok := a.verifiedHolder(rq, h, domain); ok {
+		if txt, err := a.resolver().OwnershipTXT(ctx, domain); err == nil {
+			lapsed = lapsedClaim(held, txt)
+		}
+	}
 	detach, kick := a.detachAction(rq)
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdCustomDomainSet, fsm.CustomDomainSet{HostingID: h.ID, AccountID: rq.caller.accountID,
-		Domain: domain, Token: token, Records: recs, Detach: detach}, http.StatusOK)
+		Domain: domain, Token: token, Records: recs, Detach: detach, Lapsed: lapsed}, http.StatusOK)
 	kick()
 	return status, v, err
+}
+
+// verifiedHolder is the verified custom domain of another customer's
+// hosting account that holds domain, if that is what holds it
+// (fsm.levelLapsedClaims).
+func (a *API) verifiedHolder(rq *request, h store.HostingAccount, domain string) (store.CustomDomain, bool) {
+	var d store.CustomDomain
+	ok := false
+	_ = a.state.Read(func(r store.ReadTx) error {
+		id := r.HostingDomainTaken(domain)
+		if id == "" || id == h.ID {
+			return nil
+		}
+		holder, err := r.HostingAccountByID(id)
+		if err != nil || holder.AccountID == rq.caller.accountID {
+			return nil
+		}
+		if d, err = r.CustomDomain(holder.AccountID, id); err == nil && d.Domain == domain && d.Status == api.CustomDomainVerified {
+			ok = true
+		}
+		return nil
+	})
+	return d, ok
+}
+
+// lapsedClaim is held as a fsm.LapsedClaim when none of txt, the values at
+// the name's ownership record, is its token (its DNS proof no longer
+// holds); nil otherwise.
+func lapsedClaim(held store.CustomDomain, txt []string) *fsm.LapsedClaim {
+	if held.Token == "" || slices.Contains(txt, held.Token) {
+		return nil
+	}
+	return &fsm.LapsedClaim{HostingID: held.HostingID, Token: held.Token}
 }
 
 // detachAction is the hosting.uncert action a custom domain's replacement or
@@ -162,16 +204,26 @@ func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
 	// primary domain, or a custom domain not verified): the proven one takes
 	// it over (fsm levelDomainClaims), taking it off that account's node
 	// with this hosting.uncert.
+	// So may another customer's verified custom domain whose ownership
+	// record is gone from the DNS just read (fsm.levelLapsedClaims).
 	var holder string
 	_ = a.state.Read(func(r store.ReadTx) error { holder = r.HostingDomainTaken(d.Domain); return nil })
+	var lapsed *fsm.LapsedClaim
+	if held, ok := a.verifiedHolder(rq, h, d.Domain); ok {
+		lapsed = lapsedClaim(held, res.TXT)
+	}
 	takeover, kick := a.detachAction(rq)
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdCustomDomainVerified, fsm.CustomDomainVerified{HostingID: h.ID,
-		AccountID: rq.caller.accountID, Domain: d.Domain, Takeover: takeover}, http.StatusOK)
+		AccountID: rq.caller.accountID, Domain: d.Domain, Takeover: takeover, Lapsed: lapsed}, http.StatusOK)
 	kick()
 	if err != nil {
 		return status, v, hostingConflict(err)
 	}
-	if holder != "" && holder != h.ID {
+	switch {
+	case lapsed != nil:
+		a.log.Info("custom domain verified over another hosting account's verified custom domain whose ownership record is gone from its DNS: the name moved",
+			"domain", d.Domain, "hosting", h.ID, "account", rq.caller.accountID, "released_from", holder)
+	case holder != "" && holder != h.ID:
 		a.log.Info("custom domain verified over another hosting account's unverified claim: the name moved", "domain", d.Domain,
 			"hosting", h.ID, "account", rq.caller.accountID, "released_from", holder)
 	}
