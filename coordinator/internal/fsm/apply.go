@@ -276,11 +276,19 @@ func applyInvoiceIssue(c *applyCtx, p InvoiceIssue) (any, error) {
 	if p.PayFromWallet && acc.BalanceUsdCents < inv.TotalUsdCents {
 		return nil, fmt.Errorf("%w: balance %d < total %d cents", ErrInsufficientFunds, acc.BalanceUsdCents, inv.TotalUsdCents)
 	}
-	if err := recordInvoice(c, &acc, &inv, p.PayFromWallet, p.PaymentID, p.TxID, false); err != nil {
+	// An operator's invoice is numbered as orders, renewals and domains
+	// number theirs (INV-2026-000123) from semantics level 2; a cluster
+	// still at 1 (mid-upgrade) numbers it INV-000123, as before. One counter
+	// either way: the numbers stay gap-free.
+	if err := recordInvoice(c, &acc, &inv, p.PayFromWallet, p.PaymentID, p.TxID, c.r.ClusterLevel() >= levelInvoiceYear); err != nil {
 		return nil, err
 	}
 	return inv.Invoice, nil
 }
+
+// levelInvoiceYear is the semantics level from which an operator's invoice
+// (CmdInvoiceIssue) carries the year in its number.
+const levelInvoiceYear uint16 = 2
 
 // recordInvoice numbers and stores a new invoice with its invoice.created
 // event and, with pay, pays it from the wallet (the caller checked the
