@@ -56,7 +56,11 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{t: t, Secret: "test-cluster-secret-0123456789", log: testLogger()}
+	// A secret of its own: a stray leader of another test's cluster that
+	// dials a Raft port one of these nodes now has fails the handshake.
+	sb := make([]byte, 16)
+	_, _ = rand.Read(sb)
+	c := &Cluster{t: t, Secret: "test-cluster-secret-" + hex.EncodeToString(sb), log: testLogger()}
 	t.Cleanup(func() {
 		c.mu.Lock()
 		defer c.mu.Unlock()
