@@ -16,13 +16,43 @@ func newTemplateCmd(g *globals) *cobra.Command {
 	var req api.OSTemplateLabelRequest
 	label := &cobra.Command{
 		Use:   "label NAME [--family F] [--version V] [--display-name TEXT]",
-		Short: "Set what customers see of a template (an unset family or version falls back to the name split at its first hyphen)",
+		Short: "Set what customers see of a template: only the flags given change (\"\" clears one; an unset family or version falls back to the name split at its first hyphen)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			if req == (api.OSTemplateLabelRequest{}) {
+			set := c.Flags().Changed
+			if !set("family") && !set("version") && !set("display-name") {
 				return usageError{"give at least one of --family, --version and --display-name"}
 			}
-			l, err := g.admin().LabelOSTemplate(c.Context(), args[0], req)
+			// The admin API sets a label whole: start from the label as it
+			// is, so a flag not given keeps its value (relabelling the
+			// display name alone cleared the family and version before).
+			labels, err := g.admin().OSTemplateLabels(c.Context())
+			if err != nil {
+				return err
+			}
+			out := api.OSTemplateLabelRequest{}
+			for _, l := range labels {
+				if l.Name == args[0] {
+					out = api.OSTemplateLabelRequest{Family: l.Family, Version: l.Version, DisplayName: l.DisplayName}
+				}
+			}
+			if set("family") {
+				out.Family = req.Family
+			}
+			if set("version") {
+				out.Version = req.Version
+			}
+			if set("display-name") {
+				out.DisplayName = req.DisplayName
+			}
+			if out == (api.OSTemplateLabelRequest{}) {
+				l, err := g.admin().UnlabelOSTemplate(c.Context(), args[0]) // every field cleared
+				if err != nil {
+					return err
+				}
+				return g.print(l, func() { fmt.Printf("template %s unlabelled\n", l.Name) })
+			}
+			l, err := g.admin().LabelOSTemplate(c.Context(), args[0], out)
 			if err != nil {
 				return err
 			}

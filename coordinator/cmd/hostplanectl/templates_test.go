@@ -12,7 +12,8 @@ import (
 // TestTemplateCLI drives `hostplanectl template label|unlabel|list` against
 // a real coordinator: a label with no flag is a usage error; a bad name or
 // field is a 400 naming it and stores nothing; labels are listed; unlabel
-// removes one (a second unlabel is a 404).
+// removes one (a second unlabel is a 404); a relabel changes only the flags
+// given.
 func TestTemplateCLI(t *testing.T) {
 	run := runCmd
 	wantUsageErrors(t, func(args ...string) error { return run(newTemplateCmd, &globals{}, args...) },
@@ -55,5 +56,17 @@ func TestTemplateCLI(t *testing.T) {
 	}
 	if ls, err := adm.OSTemplateLabels(ctx); err != nil || len(ls) != 1 || ls[0].Name != "u2404" {
 		t.Fatalf("after unlabel %+v (%v)", ls, err)
+	}
+	// A relabel changes only the flags given ("" clears one): the display
+	// name alone cleared the family and version before.
+	if err := run(newTemplateCmd, g, "label", "u2404", "--display-name", "Ubuntu 24.04.1 LTS"); err != nil {
+		t.Fatal(err)
+	}
+	if err := run(newTemplateCmd, g, "label", "u2404", "--version", ""); err != nil {
+		t.Fatal(err)
+	}
+	if ls, err := adm.OSTemplateLabels(ctx); err != nil || len(ls) != 1 ||
+		ls[0].OSTemplateLabelRequest != (api.OSTemplateLabelRequest{Family: "ubuntu", DisplayName: "Ubuntu 24.04.1 LTS"}) {
+		t.Fatalf("after relabelling: %+v (%v)", ls, err)
 	}
 }
