@@ -22,7 +22,8 @@ import (
 // hosts directory made immutable, as a read-only or failing disk would):
 // the hosting.uncert that takes the name off B fails, the name stays routed
 // to B and the node refuses A's certificate. The uncert is tried again
-// after the cleanup back-off (--cleanup-retry-base 2s here); once the
+// after the cleanup back-off (--cleanup-retry-base 5s here: time for the
+// test to see the failure and undo it under load); once the
 // directory is writable again that attempt removes B's route and A's
 // certificate is installed at once: A's site answers the name over HTTP and
 // HTTPS. Before, the failed uncert was never retried: the name stayed B's
@@ -32,7 +33,7 @@ func TestFailedUncertIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal("chattr is needed to make the node's hosts directory immutable: apt-get install e2fsprogs")
 	}
-	w, dns, pb, tlsAddr := newACMEWorld(t, "uncert.test", "--cleanup-retry-base", "2s")
+	w, dns, pb, tlsAddr := newACMEWorld(t, "uncert.test", "--cleanup-retry-base", "5s")
 	ctx := hostenv.Ctx(t)
 	roots := pb.Root(t)
 	idA, _, name := newSite(t, w, dns, "a", "uncert.test")
