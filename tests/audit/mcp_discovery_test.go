@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -191,33 +190,13 @@ func checkDiscovery(t *testing.T, base, pub string, hdr map[string]string, devic
 		return
 	}
 	// The device flow's verification_uri is what a user is told to open.
-	raw, _ := json.Marshal(map[string]any{"client_name": "audit cli", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"}})
-	req, _ = http.NewRequest("POST", base+"/oauth/register", strings.NewReader(string(raw)))
-	req.Header.Set("Content-Type", "application/json")
-	var reg struct {
-		ClientID string `json:"client_id"`
+	status, clientID, err := registerDeviceClient(t, base, hdr, "urn:ietf:params:oauth:grant-type:device_code")
+	if status != 201 || clientID == "" {
+		t.Fatalf("%v: register: %d %v", hdr, status, err)
 	}
-	if resp, err = http.DefaultClient.Do(withHeaders(req, hdr)); err != nil {
-		t.Fatal(err)
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&reg)
-	resp.Body.Close()
-	if resp.StatusCode != 201 || reg.ClientID == "" {
-		t.Fatalf("%v: register: %d", hdr, resp.StatusCode)
-	}
-	req, _ = http.NewRequest("POST", base+"/oauth/device_authorization", strings.NewReader(url.Values{"client_id": {reg.ClientID}, "scope": {"account:read"}}.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	if resp, err = http.DefaultClient.Do(withHeaders(req, hdr)); err != nil {
-		t.Fatal(err)
-	}
-	var da struct {
-		VerificationURI         string `json:"verification_uri"`
-		VerificationURIComplete string `json:"verification_uri_complete"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&da)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || da.VerificationURI != pub+"/oauth/device" || (da.VerificationURIComplete != "" && !strings.HasPrefix(da.VerificationURIComplete, pub+"/oauth/device?")) {
-		t.Errorf("%v: device authorization: %d verification_uri %q complete %q; want %q", hdr, resp.StatusCode, da.VerificationURI, da.VerificationURIComplete, pub+"/oauth/device")
+	status, da, _ := deviceAuthorize(t, base, clientID, hdr)
+	if status != 200 || da.VerificationURI != pub+"/oauth/device" || (da.VerificationURIComplete != "" && !strings.HasPrefix(da.VerificationURIComplete, pub+"/oauth/device?")) {
+		t.Errorf("%v: device authorization: %d verification_uri %q complete %q; want %q", hdr, status, da.VerificationURI, da.VerificationURIComplete, pub+"/oauth/device")
 	}
 }
 

@@ -40,6 +40,52 @@ func pkce() (verifier, challenge string) {
 	return verifier, base64.RawURLEncoding.EncodeToString(sum[:])
 }
 
+// registerDeviceClient registers a public client named "audit cli" with
+// grants at base (with the extra request headers hdr, a Host entry as the
+// request's Host) and returns the status, its client_id and the answer's
+// decoding error.
+func registerDeviceClient(t *testing.T, base string, hdr map[string]string, grants ...string) (int, string, error) {
+	t.Helper()
+	raw, _ := json.Marshal(map[string]any{"client_name": "audit cli", "grant_types": grants})
+	req, _ := http.NewRequest("POST", base+"/oauth/register", bytes.NewReader(raw))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(withHeaders(req, hdr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		ClientID string `json:"client_id"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&out)
+	return resp.StatusCode, out.ClientID, err
+}
+
+// deviceAnswer is a device authorization's answer (RFC 8628 section 3.2).
+type deviceAnswer struct {
+	DeviceCode              string `json:"device_code"`
+	UserCode                string `json:"user_code"`
+	VerificationURI         string `json:"verification_uri"`
+	VerificationURIComplete string `json:"verification_uri_complete"`
+}
+
+// deviceAuthorize asks base's device authorization endpoint for clientID
+// and account:read (with hdr as registerDeviceClient) and returns the
+// status, the answer and its decoding error.
+func deviceAuthorize(t *testing.T, base, clientID string, hdr map[string]string) (int, deviceAnswer, error) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/oauth/device_authorization", strings.NewReader(url.Values{"client_id": {clientID}, "scope": {"account:read"}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(withHeaders(req, hdr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var da deviceAnswer
+	err = json.NewDecoder(resp.Body).Decode(&da)
+	return resp.StatusCode, da, err
+}
+
 // oauthSide is one coordinator's OAuth endpoints, used with plain HTTP.
 type oauthSide struct {
 	t    *testing.T
@@ -485,41 +531,24 @@ func TestOAuthGrantEndsWithItsKey(t *testing.T) {
 	adm := r.c.AnyAlive(nil).Admin()
 	// The device flow's consent page, approved with key.
 	devClient := func() string {
-		raw, _ := json.Marshal(map[string]any{"client_name": "audit cli", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code", "refresh_token"}})
-		resp, err := http.Post(o.base+"/oauth/register", "application/json", bytes.NewReader(raw))
-		if err != nil {
-			t.Fatal(err)
+		status, id, err := registerDeviceClient(t, o.base, nil, "urn:ietf:params:oauth:grant-type:device_code", "refresh_token")
+		if err != nil || status != 201 {
+			t.Fatalf("register a device client: %d %v", status, err)
 		}
-		defer resp.Body.Close()
-		var out struct {
-			ClientID string `json:"client_id"`
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 201 {
-			t.Fatalf("register a device client: %d %v", resp.StatusCode, err)
-		}
-		return out.ClientID
+		return id
 	}()
 	device := func(key string) (access, refresh string) {
 		t.Helper()
-		resp, err := http.PostForm(o.base+"/oauth/device_authorization", url.Values{"client_id": {devClient}, "scope": {"account:read"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var da struct {
-			DeviceCode string `json:"device_code"`
-			UserCode   string `json:"user_code"`
-		}
-		err = json.NewDecoder(resp.Body).Decode(&da)
-		resp.Body.Close()
+		status, da, err := deviceAuthorize(t, o.base, devClient, nil)
 		if err != nil || da.UserCode == "" {
-			t.Fatalf("device authorization: %d %v", resp.StatusCode, err)
+			t.Fatalf("device authorization: %d %v", status, err)
 		}
 		hc := web()
 		status, _, csrf, body := o.consent(hc, o.base+"/oauth/device")
 		if status != 200 || csrf == "" {
 			t.Fatalf("device page: %d %.300s", status, body)
 		}
-		resp, err = hc.PostForm(o.base+"/oauth/device", url.Values{"user_code": {da.UserCode}, "csrf": {csrf}, "api_key": {key}, "decision": {"approve"}})
+		resp, err := hc.PostForm(o.base+"/oauth/device", url.Values{"user_code": {da.UserCode}, "csrf": {csrf}, "api_key": {key}, "decision": {"approve"}})
 		if err != nil {
 			t.Fatal(err)
 		}
