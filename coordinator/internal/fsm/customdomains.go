@@ -194,9 +194,11 @@ func (c *applyCtx) claimOf(domain string) (cl domainClaim, ok bool, err error) {
 func (c *applyCtx) takeOver(cl domainClaim, domain, newID string, p *DetachAction) error {
 	kind := "custom_domain"
 	if cl.custom != nil {
-		if cl.verified() {
+		if cl.verified() && cl.h.Status != api.HostingError {
 			// A verified custom domain whose DNS proof lapsed: it may be
-			// routed on its node with its certificate.
+			// routed on its node with its certificate (not for an account
+			// whose create failed: nothing of it is on the node, and it
+			// takes no action but its delete).
 			if p == nil {
 				return fmt.Errorf("%w: taking %s over needs the hosting.uncert action of its holder", ErrInvalid, domain)
 			}

@@ -450,6 +450,38 @@ func TestLapsedClaims(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("hosting.domain.released to A: %d, events %v", n, outboxTypes(t, h.fsms[0]))
 	}
+	// A lapsed name of an account whose create failed (nothing of it on
+	// its node): taken over with no action on it.
+	acc := store.HostingAccount{HostingAccount: api.HostingAccount{ID: "hst_e", Username: "eve", Domain: "eve.example", Plan: "p", PHPVersion: "8.2"},
+		AccountID: "acc_1", NodeID: "hv-1"}
+	h.must(CmdHostingCreate, HostingCreate{Hosting: acc, Action: store.Action{Action: api.Action{ID: "act_hst_e",
+		Command: api.ActionHostingCreate, ResourceID: "hst_e"}, NodeID: "hv-1", Target: "eve", Deadline: deadline, NeedsSecret: true}})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_hst_e", ErrorCode: "failed"})
+	h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_e", AccountID: "acc_1", Domain: "err.example", Token: "t-e"})
+	h.must(CmdCustomDomainVerified, CustomDomainVerified{HostingID: "hst_e", AccountID: "acc_1", Domain: "err.example"})
+	h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_b", AccountID: "acc_2", Domain: "err.example", Token: "t-b2",
+		Lapsed: &LapsedClaim{HostingID: "hst_e", Token: "t-e"}, Detach: &DetachAction{ID: "act_bdetach", Deadline: deadline}})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_bdetach", Success: true}) // B's shop.example off its node
+	h.must(CmdCustomDomainVerified, CustomDomainVerified{HostingID: "hst_b", AccountID: "acc_2", Domain: "err.example",
+		Lapsed: &LapsedClaim{HostingID: "hst_e", Token: "t-e"}, Takeover: &DetachAction{ID: "act_take_e", Deadline: deadline}})
+	if err := h.fsms[1].Read(func(r store.ReadTx) error { _, err := r.Action("act_take_e"); return err }); err == nil {
+		t.Fatal("an uncert was opened on an account whose create failed")
+	}
+	var eh store.HostingAccount
+	_ = h.fsms[1].Read(func(r store.ReadTx) (err error) { eh, err = r.HostingAccountByID("hst_e"); return })
+	if eh.ActionID != "" || eh.Status != api.HostingError {
+		t.Fatalf("the failed account after losing its name: %+v", eh)
+	}
+	if _, err := customOf("acc_1", "hst_e"); err == nil {
+		t.Fatal("the failed account's custom domain is still there")
+	}
+	h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_b", AccountID: "acc_2", Domain: "shop.example", Token: "t-b3",
+		Detach: &DetachAction{ID: "act_bdetach2", Deadline: deadline}})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_bdetach2", Success: true})
+	if _, err := h.apply(CmdCustomDomainVerified, CustomDomainVerified{HostingID: "hst_b", AccountID: "acc_2", Domain: "shop.example"}); err != nil {
+		t.Fatal(err)
+	}
+
 	// Verified now, B's name holds against A's stale claim.
 	if _, err := h.apply(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example", Token: "t-a"}); !fieldConflict(err) {
 		t.Fatalf("A attaches B's verified name again: %v", err)
