@@ -20,7 +20,10 @@ func TestWatchdogCheckFollowsRealProgress(t *testing.T) {
 	cfg := Defaults()
 	dir := t.TempDir()
 	cfg.NodeID, cfg.DataDir, cfg.AdminSocket = "wd1", dir, filepath.Join(dir, "admin.sock")
-	cfg.APIAddr, cfg.RaftAddr = freeport.Addr(t, "tcp"), freeport.Addr(t, "tcp")
+	// No /metrics listener: the default 127.0.0.1:8429 is a running `make
+	// run`'s or a packaged coordinator's on this machine, whose listener made
+	// Start fail here.
+	cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr = freeport.Addr(t, "tcp"), freeport.Addr(t, "tcp"), ""
 	cfg.BootstrapAccount = false
 	s, err := Start(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
