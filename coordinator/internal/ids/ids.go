@@ -9,20 +9,63 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"strings"
+	"sync"
 	"time"
 )
 
 const alphabet = "0123456789abcdefghjkmnpqrstvwxyz"
 
-// New returns prefix_<26 chars> for time t with crypto-random entropy.
+// New returns prefix_<26 chars> for time t with crypto-random entropy. Ids
+// this process makes for one millisecond count up from the first one's
+// random part by a random step of 2^32 to 2^33 (ULID's monotonic mode, with
+// a step that skips the 2^16 ids Successor may derive from one), so of two
+// ids made one after the other for the same t the later sorts last: a
+// wallet's deposit and the payment it funded in the same millisecond were
+// listed in a random order ("newest first" sorts by id), now in the order
+// they were made. Across milliseconds the time orders them, as before.
 func New(prefix string, t time.Time) string {
 	var b [16]byte
 	ms := uint64(t.UnixMilli())
-	binary.BigEndian.PutUint64(b[:8], ms<<16)
-	if _, err := rand.Read(b[6:]); err != nil {
+	var step [8]byte
+	if _, err := rand.Read(step[:]); err != nil {
 		panic("ids: crypto/rand failed: " + err.Error())
 	}
+	mono.Lock()
+	if ms == mono.ms && advance(&mono.last, 1<<32|binary.BigEndian.Uint64(step[:])>>32) {
+		b = mono.last
+	} else {
+		binary.BigEndian.PutUint64(b[:8], ms<<16)
+		if _, err := rand.Read(b[6:]); err != nil {
+			mono.Unlock()
+			panic("ids: crypto/rand failed: " + err.Error())
+		}
+		mono.ms, mono.last = ms, b
+	}
+	mono.Unlock()
 	return prefix + "_" + encode(b)
+}
+
+// mono is the last id New made and its millisecond.
+var mono struct {
+	sync.Mutex
+	ms   uint64
+	last [16]byte
+}
+
+// advance adds step to the 80 random bits of b (bytes 6-15); false, b
+// unchanged, when they would overflow (New then draws a fresh random part).
+func advance(b *[16]byte, step uint64) bool {
+	hi, lo := binary.BigEndian.Uint16(b[6:8]), binary.BigEndian.Uint64(b[8:])
+	sum := lo + step
+	if sum < lo {
+		if hi == 0xffff {
+			return false
+		}
+		hi++
+	}
+	binary.BigEndian.PutUint16(b[6:8], hi)
+	binary.BigEndian.PutUint64(b[8:], sum)
+	return true
 }
 
 // Derived returns a deterministic id from a time and two numbers (a Raft index and a

@@ -51,3 +51,50 @@ func TestSuccessorSortsRightAfter(t *testing.T) {
 		t.Fatal("an id of another prefix was accepted")
 	}
 }
+
+// TestNewCountsUpWithinAMillisecond: ids made one after the other for one
+// time sort in the order they were made (a deposit and the payment it funded
+// in one millisecond were listed newest-first in a random order), are all
+// different and valid, past the ids Successor derives from the one before;
+// a later millisecond sorts after them.
+func TestNewCountsUpWithinAMillisecond(t *testing.T) {
+	at := time.UnixMilli(1_796_000_000_000)
+	prev := New("wtx", at)
+	seen := map[string]bool{prev: true}
+	for i := 0; i < 10000; i++ {
+		id := New("wtx", at)
+		if id <= prev || seen[id] || !Valid("wtx", id) {
+			t.Fatalf("id %d: %s after %s", i, id, prev)
+		}
+		// The FSM derives up to 2^16 ids after one (Successor): the next
+		// New id is past them all.
+		if last, _ := Successor("wtx", prev, 0xffff); id <= last {
+			t.Fatalf("id %d: %s within Successor's range of %s (up to %s)", i, id, prev, last)
+		}
+		seen[id], prev = true, id
+	}
+	if later := New("wtx", at.Add(time.Millisecond)); later <= prev {
+		t.Fatalf("a later millisecond's id %s sorts before %s", later, prev)
+	}
+}
+
+// TestAdvanceOverflow: a random part too near its end is not wrapped round
+// (the id would sort first); New draws a fresh one instead.
+func TestAdvanceOverflow(t *testing.T) {
+	var b [16]byte
+	for i := 6; i < 16; i++ {
+		b[i] = 0xff
+	}
+	b[15] = 0x00 // 2^8 short of the end
+	if advance(&b, 1<<32) || b[15] != 0 {
+		t.Fatalf("advanced past the end: %x", b)
+	}
+	b = [16]byte{}
+	b[8], b[9] = 0xff, 0xff // the low 64 bits carry into the high 16
+	for i := 10; i < 16; i++ {
+		b[i] = 0xff
+	}
+	if !advance(&b, 1) || b[7] != 1 || b[15] != 0 {
+		t.Fatalf("carry: %x", b)
+	}
+}
