@@ -110,6 +110,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/raft"
+
+	"github.com/hostplane/hostplane/internal/atomicfile"
 )
 
 const (
@@ -310,7 +312,7 @@ func (g *authGate) require() {
 		return
 	}
 	if g.record != "" {
-		if err := writeFileSync(g.record, []byte("the cluster reached semantics level 2: Raft connections must prove the cluster secret\n")); err != nil {
+		if err := recordRequired(g.record); err != nil {
 			g.log.Warn("recording that Raft connections are authenticated failed (the FSM's level still says so)", "path", g.record, "err", err)
 		}
 	}
@@ -547,23 +549,12 @@ func (c *legacyConn) Close() error {
 	return c.Conn.Close()
 }
 
-// writeFileSync writes a small file durably (temp file, fsync, rename).
-func writeFileSync(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
+// recordRequired writes the record that the handshake is required, durably:
+// atomicfile's temporary file, fsync and rename, then the directory fsynced
+// so the rename outlives a crash.
+func recordRequired(path string) error {
+	if err := atomicfile.Write(path, []byte("the cluster reached semantics level 2: Raft connections must prove the cluster secret\n"), 0o600); err != nil {
 		return err
 	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.SyncDir(filepath.Dir(path))
 }
