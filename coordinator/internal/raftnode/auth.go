@@ -23,7 +23,8 @@ package raftnode
 // constant time (hmac.Equal). The whole handshake has one deadline, so a
 // silent or slow peer holds its goroutine and slot for at most that long; the
 // accepting side also caps the handshakes in progress (in all and per remote
-// host). A refused peer is closed and logged (rate-limited, naming the remote
+// host), a connection past a cap closing the oldest one (connections that
+// stall in their handshake cannot keep a member's out). A refused peer is closed and logged (rate-limited, naming the remote
 // address, never the secret) and nothing it sent reaches Raft.
 //
 // The construction is written here because no library fits: TLS is what
@@ -127,7 +128,10 @@ const (
 	// handshakeTimeout bounds a whole handshake (a round trip and a half).
 	handshakeTimeout = 5 * time.Second
 	// maxHandshakes caps the handshakes in progress on the accepting side,
-	// maxHandshakesPerHost those from one remote host: more are closed at once.
+	// maxHandshakesPerHost those from one remote host. A connection past a
+	// cap closes the oldest handshake in progress (of its host when that
+	// host's cap is reached): a member's handshake takes a round trip, so
+	// connections that stall in theirs cannot keep the members out.
 	maxHandshakes        = 128
 	maxHandshakesPerHost = 32
 	// legacyRetry is how long a dialler below level 2 dials an address
@@ -260,14 +264,22 @@ type authGate struct {
 	wg        sync.WaitGroup
 
 	mu      sync.Mutex
-	pending map[net.Conn]string // connections in their handshake → remote host
+	pending map[net.Conn]pendingConn // connections in their handshake
 	perHost map[string]int
+	evicted map[net.Conn]struct{} // closed to make room for a newer handshake
 	legacy  map[*legacyConn]struct{}
 	oldPeer map[raft.ServerAddress]time.Time // dial without a handshake until
 
 	logMu      sync.Mutex
 	lastLog    time.Time
 	suppressed int
+}
+
+// pendingConn is a connection in its handshake: its remote host and when it
+// was accepted.
+type pendingConn struct {
+	host  string
+	since time.Time
 }
 
 // newAuthGate starts authenticating the connections ln accepts. level is the
@@ -281,7 +293,7 @@ func newAuthGate(secret string, ln net.Listener, level func() uint16, dir string
 	g := &authGate{
 		key: k, ln: ln, level: level, log: lg, timeout: cmp.Or(timeout, handshakeTimeout),
 		conns: make(chan net.Conn), done: make(chan struct{}),
-		pending: map[net.Conn]string{}, perHost: map[string]int{}, legacy: map[*legacyConn]struct{}{},
+		pending: map[net.Conn]pendingConn{}, perHost: map[string]int{}, evicted: map[net.Conn]struct{}{}, legacy: map[*legacyConn]struct{}{},
 		oldPeer: map[raft.ServerAddress]time.Time{},
 	}
 	if dir != "" {
@@ -369,18 +381,51 @@ func (g *authGate) acceptLoop() {
 		delay = 0
 		host := remoteHost(c)
 		g.mu.Lock()
-		full := len(g.pending) >= maxHandshakes || g.perHost[host] >= maxHandshakesPerHost
-		if !full {
-			g.pending[c] = host
-			g.perHost[host]++
+		var evict []net.Conn
+		if g.perHost[host] >= maxHandshakesPerHost {
+			evict = append(evict, g.evictOldestLocked(host))
 		}
+		if len(g.pending) >= maxHandshakes {
+			evict = append(evict, g.evictOldestLocked(""))
+		}
+		g.pending[c] = pendingConn{host: host, since: time.Now()}
+		g.perHost[host]++
 		g.mu.Unlock()
-		if full {
-			g.refuse(c, "too many Raft handshakes in progress")
-			continue
+		for _, old := range evict {
+			if old != nil {
+				_ = old.Close() // its handshake fails and refuses it
+			}
 		}
 		g.wg.Add(1)
 		go func() { defer g.wg.Done(); g.handle(c) }()
+	}
+}
+
+// evictOldestLocked takes the oldest handshake in progress (of host, or of
+// any host when host is "") out of the pending ones, to be closed by the
+// caller; its handle refuses it as evicted. g.mu is held.
+func (g *authGate) evictOldestLocked(host string) net.Conn {
+	var oldest net.Conn
+	var since time.Time
+	for c, p := range g.pending {
+		if (host == "" || p.host == host) && (oldest == nil || p.since.Before(since)) {
+			oldest, since = c, p.since
+		}
+	}
+	if oldest != nil {
+		g.releaseLocked(oldest)
+		g.evicted[oldest] = struct{}{}
+	}
+	return oldest
+}
+
+// releaseLocked frees c's handshake slot. g.mu is held.
+func (g *authGate) releaseLocked(c net.Conn) {
+	if p, ok := g.pending[c]; ok {
+		delete(g.pending, c)
+		if g.perHost[p.host]--; g.perHost[p.host] <= 0 {
+			delete(g.perHost, p.host)
+		}
 	}
 }
 
@@ -394,26 +439,31 @@ func remoteHost(c net.Conn) string {
 
 // handle runs the accepting side of one connection and hands it to Accept.
 func (g *authGate) handle(c net.Conn) {
-	defer func() {
+	release := func() bool {
 		g.mu.Lock()
-		if h, ok := g.pending[c]; ok {
-			delete(g.pending, c)
-			if g.perHost[h]--; g.perHost[h] <= 0 {
-				delete(g.perHost, h)
-			}
+		defer g.mu.Unlock()
+		g.releaseLocked(c)
+		_, evicted := g.evicted[c]
+		delete(g.evicted, c)
+		return evicted
+	}
+	// fail refuses c (as evicted when a newer handshake took its slot).
+	fail := func(why string) {
+		if release() {
+			why = "closed to make room: too many Raft handshakes in progress"
 		}
-		g.mu.Unlock()
-	}()
+		g.refuse(c, why)
+	}
 	_ = c.SetDeadline(time.Now().Add(g.timeout))
 	var first [1]byte
 	if _, err := io.ReadFull(c, first[:]); err != nil {
-		g.refuse(c, "nothing received within the handshake deadline: "+err.Error())
+		fail("nothing received within the handshake deadline: " + err.Error())
 		return
 	}
 	var out net.Conn
 	if first[0] == authMagic[0] {
 		if err := acceptHandshake(c, &g.key); err != nil {
-			g.refuse(c, "handshake failed: "+err.Error())
+			fail("handshake failed: " + err.Error())
 			return
 		}
 		out = c
@@ -426,10 +476,16 @@ func (g *authGate) handle(c net.Conn) {
 		}
 		g.mu.Unlock()
 		if !ok {
-			g.refuse(c, "a Raft connection without the cluster-secret handshake (the cluster runs semantics level 2: every member must prove the secret)")
+			fail("a Raft connection without the cluster-secret handshake (the cluster runs semantics level 2: every member must prove the secret)")
 			return
 		}
 		out = lc
+	}
+	// Its handshake is over: its slot is free while Raft takes it.
+	if release() {
+		// Closed to make room just as its handshake passed.
+		g.refuse(out, "closed to make room: too many Raft handshakes in progress")
+		return
 	}
 	_ = c.SetDeadline(time.Time{})
 	select {

@@ -629,3 +629,73 @@ func TestJoinAndRestartAtLevel2(t *testing.T) {
 		t.Fatalf("members of one cluster refused each other: a %d, b %d", a.stream.auth.refused.Load(), b.stream.auth.refused.Load())
 	}
 }
+
+// Connections that stall in their handshake (the hello sent, the proof never)
+// cannot keep a member out: at the caps on handshakes in progress (in all,
+// and from the member's own host) a member's dial still passes at once, the
+// oldest stalled handshake closed to make room, and no more than the cap are
+// held.
+func TestStalledHandshakesDoNotLockOutMembers(t *testing.T) {
+	a := newAuthPeer(t, testSecret, 2, 0) // the 5 s deadline: the stalls outlast the test
+	b := newAuthPeer(t, testSecret, 2, 0)
+	var stalled []net.Conn
+	t.Cleanup(func() {
+		for _, c := range stalled {
+			c.Close()
+		}
+	})
+	stall := func(from string, n int) {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		hello := append([]byte(authMagic), make([]byte, nonceLen)...)
+		for range n {
+			c, err := d.Dial("tcp", string(a.addr()))
+			if err != nil {
+				t.Fatalf("stall from %s: %v", from, err)
+			}
+			if _, err := c.Write(hello); err != nil {
+				t.Fatal(err)
+			}
+			stalled = append(stalled, c)
+		}
+	}
+	pending := func() int {
+		a.s.auth.mu.Lock()
+		defer a.s.auth.mu.Unlock()
+		return len(a.s.auth.pending)
+	}
+	waitPending := func(want int) {
+		t.Helper()
+		waitFor(t, 5*time.Second, "stalled handshakes in progress", func() bool { return pending() == want })
+	}
+	memberDials := func(what string) {
+		t.Helper()
+		start := time.Now()
+		c, err := b.s.Dial(a.addr(), time.Second)
+		if err != nil {
+			t.Fatalf("%s: a member's dial refused: %v", what, err)
+		}
+		defer c.Close()
+		in, ok := a.acceptOne(5 * time.Second)
+		if !ok {
+			t.Fatalf("%s: the member's connection was not handed to Raft", what)
+		}
+		in.Close()
+		if d := time.Since(start); d > 2*time.Second {
+			t.Fatalf("%s: the member's dial took %v", what, d)
+		}
+		if n := pending(); n > maxHandshakes {
+			t.Fatalf("%s: %d handshakes held, cap %d", what, n, maxHandshakes)
+		}
+	}
+	// Every slot held from four other hosts (the member dials from 127.0.0.1).
+	for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+		stall(ip, maxHandshakesPerHost)
+	}
+	waitPending(maxHandshakes)
+	memberDials("every handshake slot stalled")
+	// The member's own host's slots held too.
+	stall("127.0.0.1", maxHandshakesPerHost)
+	waitPending(maxHandshakes)
+	memberDials("its host's slots stalled")
+}
