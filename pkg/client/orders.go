@@ -2,7 +2,9 @@ package client
 
 import (
 	"context"
+	"net/http"
 	"net/url"
+	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -36,6 +38,16 @@ func (a *Admin) CreateProduct(ctx context.Context, slug string, req api.ProductR
 // UpdateProduct replaces a product's details and price (new orders pay it).
 func (a *Admin) UpdateProduct(ctx context.Context, slug string, req api.ProductRequest) (api.AdminProduct, error) {
 	return adminCall[api.AdminProduct](ctx, a, "PUT", "/admin/products/"+url.PathEscape(slug), req)
+}
+
+// UpdateProductIf is UpdateProduct applied only to the product as last
+// changed at updatedAt (its updated_at as read, sent as If-Match): a product
+// changed since is a 412 precondition_failed, nothing changed.
+func (a *Admin) UpdateProductIf(ctx context.Context, slug string, req api.ProductRequest, updatedAt time.Time) (api.AdminProduct, error) {
+	var out api.AdminProduct
+	hdr := http.Header{"If-Match": {`"` + updatedAt.UTC().Format(time.RFC3339Nano) + `"`}}
+	err := a.DoWith(ctx, "PUT", "/admin/products/"+url.PathEscape(slug), req, &out, hdr)
+	return out, err
 }
 
 // RetireProduct stops a product from being ordered.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -31,6 +32,7 @@ func newProductCmd(g *globals) *cobra.Command {
 			Args:  cobra.ExactArgs(1),
 			RunE: func(c *cobra.Command, args []string) error {
 				set := c.Flags().Changed
+				var read *api.AdminProduct // the product as update read it
 				if !create {
 					// The admin API replaces a product whole: start from the
 					// product as it is, so a flag not given keeps its value
@@ -42,6 +44,10 @@ func newProductCmd(g *globals) *cobra.Command {
 					}
 					if req, err = changedProduct(set, cur.ProductRequest, req, quota, names); err != nil {
 						return err
+					}
+					read = &cur
+					if afterProductRead != nil {
+						afterProductRead()
 					}
 					names, quota = nil, api.HostingPlan{}
 				}
@@ -68,9 +74,14 @@ func newProductCmd(g *globals) *cobra.Command {
 				if create && req.Category == api.ProductHosting {
 					req.Specs.Hosting = &quota
 				}
-				call := g.admin().UpdateProduct
-				if create {
-					call = g.admin().CreateProduct
+				call := g.admin().CreateProduct
+				if read != nil {
+					// Sent only onto the product as read: a change made
+					// after the read (another operator's) is a 412, not
+					// undone by the fields this update copied from it.
+					call = func(ctx context.Context, slug string, req api.ProductRequest) (api.AdminProduct, error) {
+						return g.admin().UpdateProductIf(ctx, slug, req, read.UpdatedAt)
+					}
 				}
 				p, err := call(c.Context(), args[0], req)
 				if err != nil {
@@ -112,6 +123,10 @@ func newProductCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(put(true), put(false), retire, list)
 	return cmd
 }
+
+// afterProductRead, when set (tests), runs between product update's read of
+// the product and its write.
+var afterProductRead func()
 
 // productBySlug is the catalogue's product slug (a 404-like error naming it
 // when there is none).

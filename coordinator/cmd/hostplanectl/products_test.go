@@ -126,3 +126,61 @@ func TestProductCLI(t *testing.T) {
 		t.Fatalf("pricing %+v (%v)", p, err)
 	}
 }
+
+// TestProductUpdateKeepsConcurrentChange: product update reads the product,
+// overlays the flags given and sends the whole product back; another
+// operator's change landing between that read and the write was undone
+// silently (the write carried the old value read). The write is now sent
+// onto the product as read (If-Match: its updated_at): such an update is a
+// 412 naming the product, the other change kept; run again, it applies.
+func TestProductUpdateKeepsConcurrentChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a coordinator")
+	}
+	_, g, adm := cliCluster(t)
+	ctx := context.Background()
+	run := func(args ...string) error { return runCmd(newProductCmd, g, args...) }
+	if err := run("create", "web-3", "--category", "hosting", "--name", "Web 3", "--price", "500", "--php-workers", "8"); err != nil {
+		t.Fatal(err)
+	}
+	web3 := func() api.AdminProduct {
+		t.Helper()
+		ps, err := adm.Products(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range ps {
+			if p.Slug == "web-3" {
+				return p
+			}
+		}
+		t.Fatal("web-3 is gone")
+		return api.AdminProduct{}
+	}
+	// Another operator raises the plan's PHP workers while this update of
+	// the price is between its read and its write.
+	afterProductRead = func() {
+		cur := web3()
+		q := *cur.Specs.Hosting
+		q.PHPWorkers = 16
+		cur.Specs.Hosting = &q
+		if _, err := adm.UpdateProduct(ctx, "web-3", cur.ProductRequest); err != nil {
+			t.Error(err)
+		}
+	}
+	var ae *api.Error
+	err := run("update", "web-3", "--price", "700")
+	afterProductRead = nil
+	if !errors.As(err, &ae) || ae.StatusCode != 412 || !strings.Contains(ae.Message, "web-3") {
+		t.Fatalf("an update racing another change: %v, want a 412 naming web-3", err)
+	}
+	if p := web3(); p.Specs.Hosting.PHPWorkers != 16 || p.RetailMonthlyUsdCents != 500 {
+		t.Fatalf("after the refused update: php_workers %d, price %d; want 16 (the other change), 500", p.Specs.Hosting.PHPWorkers, p.RetailMonthlyUsdCents)
+	}
+	if err := run("update", "web-3", "--price", "700"); err != nil {
+		t.Fatal(err)
+	}
+	if p := web3(); p.Specs.Hosting.PHPWorkers != 16 || p.RetailMonthlyUsdCents != 700 {
+		t.Fatalf("after the update run again: php_workers %d, price %d; want 16, 700", p.Specs.Hosting.PHPWorkers, p.RetailMonthlyUsdCents)
+	}
+}

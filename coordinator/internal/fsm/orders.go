@@ -35,6 +35,41 @@ type ProductPut struct {
 	Slug    string             `json:"slug"`
 	Create  bool               `json:"create"`
 	Product api.ProductRequest `json:"product"`
+	// IfUpdatedAt: the update applies only to the product as last changed
+	// at this time (the updated_at its sender read), else it is a conflict
+	// with nothing changed (levelProductPrecondition): a read-modify-write
+	// (hostplanectl product update) does not undo another change made
+	// after its read.
+	IfUpdatedAt *time.Time `json:"if_updated_at,omitempty"`
+}
+
+// levelProductPrecondition is the semantics level (level.go) from which
+// ProductPut's IfUpdatedAt is checked in apply. Below it (a release before
+// it replicates too, mid-upgrade) it is ignored on every replica alike; the
+// admin API checks it before proposing at any level.
+const levelProductPrecondition = 2
+
+// ProductChangedError: the product changed after the update's sender read
+// it (ProductPut.IfUpdatedAt).
+type ProductChangedError struct {
+	Slug      string
+	UpdatedAt time.Time
+}
+
+func (e *ProductChangedError) Error() string {
+	return fmt.Sprintf("product %s was changed at %s, after it was read: read it again and send the update again",
+		e.Slug, e.UpdatedAt.UTC().Format(time.RFC3339Nano))
+}
+
+func (e *ProductChangedError) Unwrap() error { return ErrConflict }
+
+// ProductUnchangedSince is nil when cur, the product as stored, was last
+// changed at want (nil: no precondition), else a *ProductChangedError.
+func ProductUnchangedSince(cur api.AdminProduct, want *time.Time) error {
+	if want == nil || cur.UpdatedAt.Equal(*want) {
+		return nil
+	}
+	return &ProductChangedError{Slug: cur.Slug, UpdatedAt: cur.UpdatedAt}
 }
 
 // ProductRetire stops a product from being ordered (idempotent).
@@ -128,6 +163,10 @@ func applyProductPut(c *applyCtx, p ProductPut) (any, error) {
 		return nil, fmt.Errorf("%w: product %s exists", ErrConflict, p.Slug)
 	case !p.Create && !exists:
 		return nil, fmt.Errorf("product %s: %w", p.Slug, ErrNotFound)
+	case exists && c.r.ClusterLevel() >= levelProductPrecondition:
+		if err := ProductUnchangedSince(cur, p.IfUpdatedAt); err != nil {
+			return nil, err
+		}
 	}
 	out := api.AdminProduct{Slug: p.Slug, ProductRequest: p.Product, Retired: cur.Retired, CreatedAt: c.at, UpdatedAt: c.at}
 	if exists {

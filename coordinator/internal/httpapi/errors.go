@@ -65,6 +65,11 @@ func toAPIError(err error) (*api.Error, bool) {
 	if errors.As(err, &hst) {
 		return api.NewError(http.StatusConflict, hst.Code, userMessage(hst)), false
 	}
+	// An update sent with If-Match: the product changed after its read.
+	var changed *fsm.ProductChangedError
+	if errors.As(err, &changed) {
+		return api.NewError(http.StatusPreconditionFailed, "precondition_failed", userMessage(changed)), false
+	}
 	var susp *fsm.SuspendedError
 	if errors.As(err, &susp) {
 		return api.NewError(http.StatusConflict, "suspended", userMessage(susp)), false

@@ -338,6 +338,35 @@ func (a *API) templateKnown(deps *ServerDeps, template string) bool {
 	return !reported
 }
 
+// productIfMatch reads PUT /admin/products/{slug}'s If-Match header: the
+// product's updated_at as the sender read it (RFC 3339, quoted as an entity
+// tag), so that an update made from a read of the product (hostplanectl
+// product update) does not undo a change made after that read: a 412
+// precondition_failed instead, nothing changed. None, or "*", is no
+// precondition.
+func productIfMatch(vs []string) (*time.Time, error) {
+	switch {
+	case len(vs) == 0:
+		return nil, nil
+	case len(vs) == 1 && strings.TrimSpace(vs[0]) == "*":
+		return nil, nil
+	}
+	refused := &httpError{status: http.StatusBadRequest, code: "invalid_header",
+		msg: `header "If-Match" takes one entity tag: the product's updated_at, quoted ("2026-12-03T08:00:00.123456789Z")`}
+	if len(vs) != 1 {
+		return nil, refused
+	}
+	tag := strings.TrimSpace(vs[0])
+	if len(tag) < 2 || tag[0] != '"' || tag[len(tag)-1] != '"' {
+		return nil, refused
+	}
+	at, err := time.Parse(time.RFC3339Nano, tag[1:len(tag)-1])
+	if err != nil {
+		return nil, refused
+	}
+	return &at, nil
+}
+
 // catalogueAdminRoutes are `hostplanectl product` and `account pricing`.
 func (a *API) catalogueAdminRoutes(mux *http.ServeMux, leader func(adminFunc) http.Handler) {
 	mux.Handle("GET /admin/products", leader(func(_ *http.Request, _ []byte, _ time.Time) (int, any, error) {
@@ -352,7 +381,26 @@ func (a *API) catalogueAdminRoutes(mux *http.ServeMux, leader func(adminFunc) ht
 			if err != nil {
 				return 0, nil, err
 			}
-			v, err := a.adminApply(r.Context(), fsm.CmdProductPut, now, fsm.ProductPut{Slug: slug, Create: create, Product: req})
+			var since *time.Time
+			if !create {
+				if since, err = productIfMatch(r.Header.Values("If-Match")); err != nil {
+					return 0, nil, err
+				}
+				// Checked here too, so that a cluster below the level that
+				// checks it in apply (mid-upgrade) refuses a stale update
+				// all the same, but for the moment between this read and
+				// the apply.
+				if err := a.state.Read(func(rt store.ReadTx) error {
+					cur, err := rt.Product(slug)
+					if err != nil {
+						return nil // the apply says so
+					}
+					return fsm.ProductUnchangedSince(cur, since)
+				}); err != nil {
+					return 0, nil, err
+				}
+			}
+			v, err := a.adminApply(r.Context(), fsm.CmdProductPut, now, fsm.ProductPut{Slug: slug, Create: create, Product: req, IfUpdatedAt: since})
 			if err != nil {
 				return 0, nil, err
 			}
