@@ -23,8 +23,8 @@ package raftnode
 // constant time (hmac.Equal). The whole handshake has one deadline, so a
 // silent or slow peer holds its goroutine and slot for at most that long; the
 // accepting side also caps the handshakes in progress (in all and per remote
-// host), a connection past a cap closing the oldest one (connections that
-// stall in their handshake cannot keep a member's out). A refused peer is closed and logged (rate-limited, naming the remote
+// host), a connection past a cap closing the oldest one of the busiest host
+// (connections that stall in their handshake cannot keep a member's out). A refused peer is closed and logged (rate-limited, naming the remote
 // address, never the secret) and nothing it sent reaches Raft.
 //
 // The construction is written here because no library fits: TLS is what
@@ -129,8 +129,9 @@ const (
 	handshakeTimeout = 5 * time.Second
 	// maxHandshakes caps the handshakes in progress on the accepting side,
 	// maxHandshakesPerHost those from one remote host. A connection past a
-	// cap closes the oldest handshake in progress (of its host when that
-	// host's cap is reached): a member's handshake takes a round trip, so
+	// cap closes the oldest handshake in progress of its host when that
+	// host's cap is reached, else of the host with the most in progress: a
+	// member's handshake takes a round trip and is its host's only one, so
 	// connections that stall in theirs cannot keep the members out.
 	maxHandshakes        = 128
 	maxHandshakesPerHost = 32
@@ -386,7 +387,7 @@ func (g *authGate) acceptLoop() {
 			evict = append(evict, g.evictOldestLocked(host))
 		}
 		if len(g.pending) >= maxHandshakes {
-			evict = append(evict, g.evictOldestLocked(""))
+			evict = append(evict, g.evictOldestLocked(g.busiestHostLocked()))
 		}
 		g.pending[c] = pendingConn{host: host, since: time.Now()}
 		g.perHost[host]++
@@ -401,14 +402,26 @@ func (g *authGate) acceptLoop() {
 	}
 }
 
-// evictOldestLocked takes the oldest handshake in progress (of host, or of
-// any host when host is "") out of the pending ones, to be closed by the
-// caller; its handle refuses it as evicted. g.mu is held.
+// busiestHostLocked is the remote host with the most handshakes in
+// progress. g.mu is held.
+func (g *authGate) busiestHostLocked() string {
+	var busiest string
+	for h, n := range g.perHost {
+		if n > g.perHost[busiest] {
+			busiest = h
+		}
+	}
+	return busiest
+}
+
+// evictOldestLocked takes host's oldest handshake in progress out of the
+// pending ones, to be closed by the caller; its handle refuses it as
+// evicted. g.mu is held.
 func (g *authGate) evictOldestLocked(host string) net.Conn {
 	var oldest net.Conn
 	var since time.Time
 	for c, p := range g.pending {
-		if (host == "" || p.host == host) && (oldest == nil || p.since.Before(since)) {
+		if p.host == host && (oldest == nil || p.since.Before(since)) {
 			oldest, since = c, p.since
 		}
 	}

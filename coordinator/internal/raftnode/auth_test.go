@@ -644,30 +644,7 @@ func TestStalledHandshakesDoNotLockOutMembers(t *testing.T) {
 			c.Close()
 		}
 	})
-	stall := func(from string, n int) {
-		t.Helper()
-		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
-		hello := append([]byte(authMagic), make([]byte, nonceLen)...)
-		for range n {
-			c, err := d.Dial("tcp", string(a.addr()))
-			if err != nil {
-				t.Fatalf("stall from %s: %v", from, err)
-			}
-			if _, err := c.Write(hello); err != nil {
-				t.Fatal(err)
-			}
-			stalled = append(stalled, c)
-		}
-	}
-	pending := func() int {
-		a.s.auth.mu.Lock()
-		defer a.s.auth.mu.Unlock()
-		return len(a.s.auth.pending)
-	}
-	waitPending := func(want int) {
-		t.Helper()
-		waitFor(t, 5*time.Second, "stalled handshakes in progress", func() bool { return pending() == want })
-	}
+	stall, pending, waitPending := stallHandshakes(t, a, &stalled)
 	memberDials := func(what string) {
 		t.Helper()
 		start := time.Now()
@@ -698,4 +675,72 @@ func TestStalledHandshakesDoNotLockOutMembers(t *testing.T) {
 	stall("127.0.0.1", maxHandshakesPerHost)
 	waitPending(maxHandshakes)
 	memberDials("its host's slots stalled")
+}
+
+// stallHandshakes returns stall (n connections to a from the address from
+// that send the hello and stop, added to *stalled), pending (a's handshakes
+// in progress) and waitPending (until they are want).
+func stallHandshakes(t *testing.T, a *authPeer, stalled *[]net.Conn) (func(string, int), func() int, func(int)) {
+	stall := func(from string, n int) {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+		hello := append([]byte(authMagic), make([]byte, nonceLen)...)
+		for range n {
+			c, err := d.Dial("tcp", string(a.addr()))
+			if err != nil {
+				t.Fatalf("stall from %s: %v", from, err)
+			}
+			if _, err := c.Write(hello); err != nil {
+				t.Fatal(err)
+			}
+			*stalled = append(*stalled, c)
+		}
+	}
+	pending := func() int {
+		a.s.auth.mu.Lock()
+		defer a.s.auth.mu.Unlock()
+		return len(a.s.auth.pending)
+	}
+	waitPending := func(want int) {
+		t.Helper()
+		waitFor(t, 5*time.Second, "stalled handshakes in progress", func() bool { return pending() == want })
+	}
+	return stall, pending, waitPending
+}
+
+// A member's handshake in progress (its host's only one, and the oldest)
+// is not the one closed when stalled handshakes from other hosts pass the
+// cap: those of the busiest host make room.
+func TestMembersHandshakeOutlastsAFlood(t *testing.T) {
+	a := newAuthPeer(t, testSecret, 2, 0)
+	var stalled []net.Conn
+	t.Cleanup(func() {
+		for _, c := range stalled {
+			c.Close()
+		}
+	})
+	stall, _, waitPending := stallHandshakes(t, a, &stalled)
+	k, _ := deriveAuthKey(testSecret)
+	c := rawHandshake(t, a.addr(), testSecret, func(dn, an, _ []byte) []byte {
+		// Between the acceptor's answer and the member's proof: 128
+		// stalled handshakes from four other hosts, one over the cap.
+		for _, ip := range []string{"127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5"} {
+			stall(ip, maxHandshakesPerHost)
+		}
+		waitPending(maxHandshakes)
+		return k.proof(labelDialling, dn, an)
+	})
+	msg := []byte{1, 'r', 'p', 'c'}
+	if _, err := c.Write(msg); err != nil {
+		t.Fatalf("the member's connection was closed: %v", err)
+	}
+	in, ok := a.acceptOne(5 * time.Second)
+	if !ok {
+		t.Fatal("the member's handshake was closed to make room for the flood")
+	}
+	defer in.Close()
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(in, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("raft reads %q (%v), want %q", got, err, msg)
+	}
 }
