@@ -2,14 +2,18 @@ package hosting
 
 import (
 	"context"
+	"crypto/x509"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/internal/acmetest"
 	"github.com/hostplane/hostplane/internal/dnstest"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/freeport"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
@@ -42,7 +46,7 @@ func TestCustomDomainCertificate(t *testing.T) {
 	}
 
 	// The leader orders and installs it.
-	issued := waitCert(t, w, id, func(c *api.CertificateStatus) bool { return c != nil && c.Status == api.CertificateIssued }, 40*time.Second)
+	issued := waitCert(t, w.client(2, w.key), id, certIssued, 40*time.Second)
 	if issued.NotAfter == nil || issued.NotAfter.Before(time.Now().Add(24*time.Hour)) {
 		t.Fatalf("issued: %+v", issued)
 	}
@@ -100,10 +104,135 @@ func newACMEWorld(t *testing.T, zone string, coordinatorArgs ...string) (w *worl
 func newSite(t *testing.T, w *world, dns *dnstest.Server, suffix, zone string) (id, own, custom string) {
 	t.Helper()
 	own = "own-" + w.env.Prefix + "." + zone
-	created := w.create(w.env.Prefix+suffix, own)
+	return addSite(t, w, dns, w.env.Prefix+suffix, own), own, "shop-" + w.env.Prefix + "." + zone
+}
+
+// siteWorld is an ACME world (newACMEWorld) with a first site of the
+// world's API account, A (newSite, user <Prefix>a): where the tests of a
+// name changing hands between customers start.
+type siteWorld struct {
+	*world
+	dns     *dnstest.Server
+	roots   *x509.CertPool // pebble's
+	tlsAddr string
+	idA     string         // A's hosting account
+	ownA    string         // its own domain
+	name    string         // shop-<Prefix>.zone, the name the test claims
+	clA     *client.Client // A's API key on coordinator 1
+}
+
+// newSiteWorld is newACMEWorld(t, zone, coordinatorArgs...) and newSite(…, "a", zone).
+func newSiteWorld(t *testing.T, zone string, coordinatorArgs ...string) *siteWorld {
+	t.Helper()
+	w, dns, pb, tlsAddr := newACMEWorld(t, zone, coordinatorArgs...)
+	s := &siteWorld{world: w, dns: dns, roots: pb.Root(t), tlsAddr: tlsAddr}
+	s.idA, s.ownA, s.name = newSite(t, w, dns, "a", zone)
+	s.clA = w.client(1, w.key)
+	return s
+}
+
+// addSite creates a hosting account of the world's API account (user, domain
+// own), waits for its creation to succeed and has own resolve to the node.
+func addSite(t *testing.T, w *world, dns *dnstest.Server, user, own string) (id string) {
+	t.Helper()
+	created := w.create(user, own)
 	w.mustSucceed(created.Action.ID)
 	dns.Add(t, own+". 60 IN A 127.0.0.1")
-	return created.Hosting.ID, own, "shop-" + w.env.Prefix + "." + zone
+	return created.Hosting.ID
+}
+
+// writePage writes the index.html of user's site on the node.
+func writePage(t *testing.T, w *world, user, text string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(w.env.Root, "sites", user, "public", "index.html"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// customer is an API account other than the world's (another customer)
+// with a hosting account of its own on the node.
+type customer struct {
+	accountID, key string
+	id             string         // its hosting account
+	cl             *client.Client // with key, on coordinator 2
+}
+
+// newCustomer creates the API account <Prefix>-<who>@example.com with
+// scopes and, through the admin API, its hosting account (user, domain), and
+// waits for that creation to succeed.
+func newCustomer(t *testing.T, w *world, who, user, domain string, scopes ...string) customer {
+	t.Helper()
+	ctx := hostenv.Ctx(t)
+	acc, key, err := w.c.NewAccount(ctx, w.env.Prefix+"-"+who+"@example.com", scopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := customer{accountID: acc.ID, key: key, cl: w.client(2, key)}
+	created, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: acc.ID,
+		Plan: "hosting-starter", Domain: domain, Username: user})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.id = created.Hosting.ID
+	framework.WaitActionSuccess(t, c.cl, created.Action.ID, 60*time.Second)
+	return c
+}
+
+// attachVerified attaches name to hosting account id as its custom domain
+// (through cl), publishes the records it asks for in dns and verifies it;
+// who names the customer in failures. It returns the custom domain as
+// attached (its records).
+func attachVerified(t *testing.T, cl *client.Client, dns *dnstest.Server, who, id, name string) api.CustomDomain {
+	t.Helper()
+	ctx := hostenv.Ctx(t)
+	d, err := cl.SetCustomDomain(ctx, id, name, "")
+	if err != nil {
+		t.Fatalf("%s attaches %s: %v", who, name, err)
+	}
+	publish(t, dns, d.Records)
+	if v, err := cl.VerifyCustomDomain(ctx, id); err != nil || v.Status != api.CustomDomainVerified {
+		t.Fatalf("%s verifies %s: %+v %v", who, name, v, err)
+	}
+	return d
+}
+
+// waitServes waits until the node answers name with the page want over HTTP
+// and over HTTPS (a certificate of name chaining to roots, from tlsAddr),
+// and fails after timeout; detail, if not nil, adds to that failure.
+func waitServes(t *testing.T, w *world, tlsAddr string, roots *x509.CertPool, name, want string, timeout time.Duration, detail func() string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		code, body := hostenv.Get(t, w.env.HTTPAddr, name, "/")
+		resp, hbody, herr := framework.TryHTTPS(tlsAddr, name, roots)
+		if code == http.StatusOK && body == want && herr == nil && resp.StatusCode == http.StatusOK && string(hbody) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			more := ""
+			if detail != nil {
+				more = "; " + detail()
+			}
+			t.Fatalf("%s %s after: want %q, HTTP %d %q, HTTPS %v %q%s", name, timeout, want, code, body, herr, hbody, more)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// waitHook waits up to 20 s for a webhook event typ whose data has key val
+// (received by the world's receiver) and returns its data.
+func (w *world) waitHook(t *testing.T, typ, key, val string) map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if d := w.hooks.find(typ, key, val); d != nil {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s webhook with %s %s", typ, key, val)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // publish adds a custom domain's ownership TXT and address records to dns.
@@ -119,13 +248,17 @@ func publish(t *testing.T, dns *dnstest.Server, records []api.DNSRecord) {
 	}
 }
 
-// waitCert polls the custom domain through /v1 until ok holds.
-func waitCert(t *testing.T, w *world, id string, ok func(*api.CertificateStatus) bool, timeout time.Duration) *api.CertificateStatus {
+// certIssued is waitCert's condition for an issued certificate.
+func certIssued(c *api.CertificateStatus) bool { return c != nil && c.Status == api.CertificateIssued }
+
+// waitCert polls the custom domain of hosting account id through /v1 (cl)
+// until ok holds.
+func waitCert(t *testing.T, cl *client.Client, id string, ok func(*api.CertificateStatus) bool, timeout time.Duration) *api.CertificateStatus {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		d, err := w.client(2, w.key).CustomDomain(ctx, id)
+		d, err := cl.CustomDomain(ctx, id)
 		cancel()
 		if err == nil && ok(d.Certificate) {
 			return d.Certificate

@@ -1,7 +1,6 @@
 package hosting
 
 import (
-	"context"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -23,46 +22,27 @@ import (
 // that then attaches and verifies it gets its own certificate and its own
 // site there.
 func TestRemovedCustomDomainLeavesTheNode(t *testing.T) {
-	w, dns, pb, tlsAddr := newACMEWorld(t, "detach.test")
-	ctx := hostenv.Ctx(t)
-	roots := pb.Root(t)
-	idA, ownA, custom := newSite(t, w, dns, "a", "detach.test")
-	clA := w.client(1, w.key)
-	d, err := clA.SetCustomDomain(ctx, idA, custom, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	publish(t, dns, d.Records)
-	if _, err := clA.VerifyCustomDomain(ctx, idA); err != nil {
-		t.Fatalf("verify: %v", err)
-	}
-	waitCert(t, w, idA, func(c *api.CertificateStatus) bool { return c != nil && c.Status == api.CertificateIssued }, 40*time.Second)
+	s := newSiteWorld(t, "detach.test")
+	w, dns, roots, tlsAddr, ctx := s.world, s.dns, s.roots, s.tlsAddr, hostenv.Ctx(t)
+	idA, ownA, custom, clA := s.idA, s.ownA, s.name, s.clA
+	attachVerified(t, clA, dns, "A", idA, custom)
+	waitCert(t, w.client(2, w.key), idA, certIssued, 40*time.Second)
 	codeA, bodyA := hostenv.Get(t, w.env.HTTPAddr, ownA, "/")
 	if resp, body := framework.GetHTTPS(t, tlsAddr, custom, roots); resp.StatusCode != codeA || string(body) != bodyA {
 		t.Fatalf("HTTPS %s is not account A's site: %d %q", custom, resp.StatusCode, body)
 	}
 
 	// Another API account with a hosting account of its own on the node.
-	scopes := []string{api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeHostingDestroy}
-	accB, keyB, err := w.c.NewAccount(ctx, w.env.Prefix+"-b@example.com", scopes...)
-	if err != nil {
-		t.Fatal(err)
-	}
 	ownB := "ownb-" + w.env.Prefix + ".detach.test"
-	createdB, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: accB.ID,
-		Plan: "hosting-starter", Domain: ownB, Username: w.env.Prefix + "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idB, clB := createdB.Hosting.ID, w.client(2, keyB)
-	framework.WaitActionSuccess(t, clB, createdB.Action.ID, 60*time.Second)
+	b := newCustomer(t, w, "b", w.env.Prefix+"b", ownB, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeHostingDestroy)
+	idB, clB := b.id, b.cl
 	dns.Add(t, ownB+". 60 IN A 127.0.0.1")
 
 	// While A holds it, B can take it neither way.
 	if _, err := clB.SetCustomDomain(ctx, idB, custom, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "domain") {
 		t.Fatalf("B attaches A's custom domain: %v", err)
 	}
-	if _, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: accB.ID,
+	if _, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: b.accountID,
 		Plan: "hosting-starter", Domain: custom, Username: w.env.Prefix + "c"}); apiStatus(err) != http.StatusConflict {
 		t.Fatalf("a hosting account of B on A's custom domain: %v", err)
 	}
@@ -88,27 +68,8 @@ func TestRemovedCustomDomainLeavesTheNode(t *testing.T) {
 	}
 
 	// B attaches and verifies it: B's certificate and B's site.
-	d, err = clB.SetCustomDomain(ctx, idB, custom, "")
-	if err != nil {
-		t.Fatalf("B attaches the released domain: %v", err)
-	}
-	publish(t, dns, d.Records)
-	if _, err := clB.VerifyCustomDomain(ctx, idB); err != nil {
-		t.Fatalf("B verifies: %v", err)
-	}
-	deadline = time.Now().Add(40 * time.Second)
-	for {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		cd, err := clB.CustomDomain(cctx, idB)
-		cancel()
-		if err == nil && cd.Certificate != nil && cd.Certificate.Status == api.CertificateIssued {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("B's certificate of %s after 40 s: %+v %v", custom, cd.Certificate, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	attachVerified(t, clB, dns, "B", idB, custom)
+	waitCert(t, clB, idB, certIssued, 40*time.Second)
 	codeB, bodyB := hostenv.Get(t, w.env.HTTPAddr, ownB, "/")
 	if resp, body := framework.GetHTTPS(t, tlsAddr, custom, roots); resp.StatusCode != codeB || string(body) != bodyB {
 		t.Fatalf("HTTPS %s is not account B's site: %d %q (B's own domain: %d %q)", custom, resp.StatusCode, body, codeB, bodyB)

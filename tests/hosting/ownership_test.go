@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
@@ -23,28 +22,13 @@ import (
 // API accounts are different customers: between them the proven claim
 // still takes an unverified one (TestVerifiedOwnerTakesASquattedDomain).
 func TestOwnClaimDoesNotMove(t *testing.T) {
-	w, dns, _, _ := newACMEWorld(t, "own.test")
-	ctx := hostenv.Ctx(t)
-	id1, _, name := newSite(t, w, dns, "a1", "own.test")
-	own2 := "own2-" + w.env.Prefix + ".own.test"
-	created2 := w.create(w.env.Prefix+"a2", own2)
-	w.mustSucceed(created2.Action.ID)
-	dns.Add(t, own2+". 60 IN A 127.0.0.1")
-	id2 := created2.Hosting.ID
-	clA := w.client(1, w.key)
+	s := newSiteWorld(t, "own.test") // A1: user <Prefix>a
+	w, dns, ctx := s.world, s.dns, hostenv.Ctx(t)
+	id1, name, clA := s.idA, s.name, s.clA
+	id2 := addSite(t, w, dns, w.env.Prefix+"a2", "own2-"+w.env.Prefix+".own.test")
 
-	accB, keyB, err := w.c.NewAccount(ctx, w.env.Prefix+"-b@example.com", api.ScopeHostingRead, api.ScopeHostingWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clB := w.client(2, keyB)
-	createdB, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: accB.ID,
-		Plan: "hosting-starter", Domain: "ownb-" + w.env.Prefix + ".own.test", Username: w.env.Prefix + "b"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idB := createdB.Hosting.ID
-	framework.WaitActionSuccess(t, clB, createdB.Action.ID, 60*time.Second)
+	b := newCustomer(t, w, "b", w.env.Prefix+"b", "ownb-"+w.env.Prefix+".own.test", api.ScopeHostingRead, api.ScopeHostingWrite)
+	idB, clB := b.id, b.cl
 
 	if _, err := clB.SetCustomDomain(ctx, idB, name, ""); err != nil {
 		t.Fatal(err)

@@ -27,80 +27,36 @@ import (
 // left pending does not block A either (A's verification drops it). B's
 // deletion leaves A's name and certificate on the node.
 func TestVerifiedOwnerTakesASquattedDomain(t *testing.T) {
-	w, dns, pb, tlsAddr := newACMEWorld(t, "squat.test")
-	ctx := hostenv.Ctx(t)
-	roots := pb.Root(t)
-	idA, _, _ := newSite(t, w, dns, "a", "squat.test")
-	clA := w.client(1, w.key)
-	name := "shop-" + w.env.Prefix + ".squat.test"
-	page := func(user, text string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(w.env.Root, "sites", user, "public", "index.html"), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	page(w.env.Prefix+"a", "site of A\n")
+	s := newSiteWorld(t, "squat.test")
+	w, dns, roots, tlsAddr, ctx := s.world, s.dns, s.roots, s.tlsAddr, hostenv.Ctx(t)
+	idA, name, clA := s.idA, s.name, s.clA
+	writePage(t, w, w.env.Prefix+"a", "site of A\n")
 
 	// B, another API account, places a hosting account on A's name.
-	scopes := []string{api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeHostingDestroy, api.ScopeWebhooksWrite}
-	accB, keyB, err := w.c.NewAccount(ctx, w.env.Prefix+"-squatter@example.com", scopes...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clB := w.client(2, keyB)
+	userB := w.env.Prefix + "b"
+	b := newCustomer(t, w, "squatter", userB, name, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeHostingDestroy, api.ScopeWebhooksWrite)
+	idB, clB := b.id, b.cl
 	if _, err := clB.CreateWebhook(ctx, api.WebhookCreateRequest{URL: w.hooks.srv.URL + "/hook", Events: []string{"*"}}, ""); err != nil {
 		t.Fatal(err)
 	}
-	userB := w.env.Prefix + "b"
-	createdB, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: accB.ID,
-		Plan: "hosting-starter", Domain: name, Username: userB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idB := createdB.Hosting.ID
-	framework.WaitActionSuccess(t, clB, createdB.Action.ID, 60*time.Second)
-	page(userB, "site of B\n")
+	writePage(t, w, userB, "site of B\n")
 	if code, body := hostenv.Get(t, w.env.HTTPAddr, name, "/"); code != http.StatusOK || body != "site of B\n" {
 		t.Fatalf("the squatted name before: %d %q", code, body)
 	}
 
 	// A attaches and verifies it.
-	d, err := clA.SetCustomDomain(ctx, idA, name, "")
-	if err != nil {
-		t.Fatalf("A attaches the name B holds as an unverified primary domain: %v", err)
-	}
-	publish(t, dns, d.Records)
-	if v, err := clA.VerifyCustomDomain(ctx, idA); err != nil || v.Status != api.CustomDomainVerified {
-		t.Fatalf("A verifies: %+v %v", v, err)
-	}
-	deadline := time.Now().Add(40 * time.Second)
-	for {
-		code, body := hostenv.Get(t, w.env.HTTPAddr, name, "/")
-		resp, hbody, herr := framework.TryHTTPS(tlsAddr, name, roots)
-		if code == http.StatusOK && body == "site of A\n" && herr == nil && resp.StatusCode == http.StatusOK && string(hbody) == "site of A\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("40 s after A verified %s: HTTP %d %q, HTTPS %v %q", name, code, body, herr, hbody)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	// (A attaches the name B holds as an unverified primary domain.)
+	attachVerified(t, clA, dns, "A", idA, name)
+	waitServes(t, w, tlsAddr, roots, name, "site of A\n", 40*time.Second, nil)
 	if u := filepath.Base(mustReadlink(t, filepath.Join(w.env.Root, "hosts", name))); u != w.env.Prefix+"a" {
 		t.Fatalf("hosts/%s routes to %s", name, u)
 	}
 
 	// B's account: still there, its domain released; B was told.
-	if code, body := rawGetWith(t, w, keyB, "/v1/hosting/"+idB); code != http.StatusOK || !strings.Contains(body, `"domain_released_at":"`) || !strings.Contains(body, `"status":"active"`) {
+	if code, body := rawGetWith(t, w, b.key, "/v1/hosting/"+idB); code != http.StatusOK || !strings.Contains(body, `"domain_released_at":"`) || !strings.Contains(body, `"status":"active"`) {
 		t.Fatalf("B's hosting account: %d %s", code, body)
 	}
-	deadline = time.Now().Add(20 * time.Second)
-	for w.hooks.find("hosting.domain.released", "hostingId", idB) == nil {
-		if time.Now().After(deadline) {
-			t.Fatal("no hosting.domain.released for B's account")
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	if ev := w.hooks.find("hosting.domain.released", "hostingId", idB); ev["domain"] != name || ev["kind"] != "primary" {
+	if ev := w.waitHook(t, "hosting.domain.released", "hostingId", idB); ev["domain"] != name || ev["kind"] != "primary" {
 		t.Fatalf("hosting.domain.released: %v", ev)
 	}
 
@@ -108,7 +64,7 @@ func TestVerifiedOwnerTakesASquattedDomain(t *testing.T) {
 	if _, err := clB.SetCustomDomain(ctx, idB, name, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "domain") {
 		t.Fatalf("B attaches A's verified domain: %v", err)
 	}
-	if _, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: accB.ID,
+	if _, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: b.accountID,
 		Plan: "hosting-starter", Domain: name, Username: w.env.Prefix + "c"}); apiStatus(err) != http.StatusConflict {
 		t.Fatalf("a hosting account of B on A's verified domain: %v", err)
 	}
@@ -118,19 +74,9 @@ func TestVerifiedOwnerTakesASquattedDomain(t *testing.T) {
 	if _, err := clB.SetCustomDomain(ctx, idB, blog, ""); err != nil {
 		t.Fatal(err)
 	}
-	own2 := "own2-" + w.env.Prefix + ".squat.test"
-	created2 := w.create(w.env.Prefix+"a2", own2)
-	w.mustSucceed(created2.Action.ID)
-	dns.Add(t, own2+". 60 IN A 127.0.0.1")
-	idA2 := created2.Hosting.ID
-	d2, err := clA.SetCustomDomain(ctx, idA2, blog, "")
-	if err != nil {
-		t.Fatalf("A attaches the name B holds as a pending custom domain: %v", err)
-	}
-	publish(t, dns, d2.Records)
-	if v, err := clA.VerifyCustomDomain(ctx, idA2); err != nil || v.Status != api.CustomDomainVerified {
-		t.Fatalf("A verifies %s: %+v %v", blog, v, err)
-	}
+	idA2 := addSite(t, w, dns, w.env.Prefix+"a2", "own2-"+w.env.Prefix+".squat.test")
+	// (A attaches the name B holds as a pending custom domain.)
+	attachVerified(t, clA, dns, "A", idA2, blog)
 	if _, err := clB.CustomDomain(ctx, idB); apiStatus(err) != http.StatusNotFound {
 		t.Fatalf("B's pending custom domain after A verified it: %v", err)
 	}

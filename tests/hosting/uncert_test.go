@@ -3,8 +3,8 @@ package hosting
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
@@ -33,34 +33,15 @@ func TestFailedUncertIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal("chattr is needed to make the node's hosts directory immutable: apt-get install e2fsprogs")
 	}
-	w, dns, pb, tlsAddr := newACMEWorld(t, "uncert.test", "--cleanup-retry-base", "5s")
-	ctx := hostenv.Ctx(t)
-	roots := pb.Root(t)
-	idA, _, name := newSite(t, w, dns, "a", "uncert.test")
-	clA := w.client(1, w.key)
-	page := func(user, text string) {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(w.env.Root, "sites", user, "public", "index.html"), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	page(w.env.Prefix+"a", "site of A\n")
+	s := newSiteWorld(t, "uncert.test", "--cleanup-retry-base", "5s")
+	w, dns, roots, tlsAddr, ctx := s.world, s.dns, s.roots, s.tlsAddr, hostenv.Ctx(t)
+	idA, name, clA := s.idA, s.name, s.clA
+	writePage(t, w, w.env.Prefix+"a", "site of A\n")
 
-	scopes := []string{api.ScopeHostingRead, api.ScopeHostingWrite}
-	accB, keyB, err := w.c.NewAccount(ctx, w.env.Prefix+"-squatter@example.com", scopes...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clB := w.client(2, keyB)
 	userB := w.env.Prefix + "b"
-	createdB, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: accB.ID,
-		Plan: "hosting-starter", Domain: name, Username: userB})
-	if err != nil {
-		t.Fatal(err)
-	}
-	idB := createdB.Hosting.ID
-	framework.WaitActionSuccess(t, clB, createdB.Action.ID, 60*time.Second)
-	page(userB, "site of B\n")
+	b := newCustomer(t, w, "squatter", userB, name, api.ScopeHostingRead, api.ScopeHostingWrite)
+	idB, clB := b.id, b.cl
+	writePage(t, w, userB, "site of B\n")
 	if code, body := hostenv.Get(t, w.env.HTTPAddr, name, "/"); code != http.StatusOK || body != "site of B\n" {
 		t.Fatalf("the squatted name before: %d %q", code, body)
 	}
@@ -80,19 +61,12 @@ func TestFailedUncertIsRetried(t *testing.T) {
 	immutable(true)
 	t.Cleanup(func() { _ = exec.Command(chattr, "-i", hosts).Run() })
 
-	d, err := clA.SetCustomDomain(ctx, idA, name, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	publish(t, dns, d.Records)
-	if v, err := clA.VerifyCustomDomain(ctx, idA); err != nil || v.Status != api.CustomDomainVerified {
-		t.Fatalf("A verifies: %+v %v", v, err)
-	}
+	attachVerified(t, clA, dns, "A", idA, name)
 
 	// B's uncert fails; its next attempt is opened and waits.
 	actionOfB := func() string {
 		t.Helper()
-		code, body := rawGetWith(t, w, keyB, "/v1/hosting/"+idB)
+		code, body := rawGetWith(t, w, b.key, "/v1/hosting/"+idB)
 		var h api.HostingAccount
 		if code != http.StatusOK || json.Unmarshal([]byte(body), &h) != nil {
 			t.Fatalf("B's hosting account: %d %s", code, body)
@@ -135,19 +109,10 @@ func TestFailedUncertIsRetried(t *testing.T) {
 	// The next attempt takes the name off B; A's certificate follows.
 	framework.WaitActionSuccess(t, clB, retry, 30*time.Second)
 	done := time.Now()
-	deadline = done.Add(30 * time.Second)
-	for {
-		code, body := hostenv.Get(t, w.env.HTTPAddr, name, "/")
-		resp, hbody, herr := framework.TryHTTPS(tlsAddr, name, roots)
-		if code == http.StatusOK && body == "site of A\n" && herr == nil && resp.StatusCode == http.StatusOK && string(hbody) == "site of A\n" {
-			break
-		}
-		if time.Now().After(deadline) {
-			cd, _ := clA.CustomDomain(context.Background(), idA)
-			t.Fatalf("30 s after B's uncert succeeded: HTTP %d %q, HTTPS %v %q; A's certificate %+v", code, body, herr, hbody, cd.Certificate)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitServes(t, w, tlsAddr, roots, name, "site of A\n", 30*time.Second, func() string {
+		cd, _ := clA.CustomDomain(context.Background(), idA)
+		return fmt.Sprintf("after B's uncert succeeded; A's certificate %+v", cd.Certificate)
+	})
 	t.Logf("A's site served over HTTPS %.1f s after the uncert's retry succeeded", time.Since(done).Seconds())
-	waitCert(t, w, idA, func(c *api.CertificateStatus) bool { return c != nil && c.Status == api.CertificateIssued }, 10*time.Second)
+	waitCert(t, w.client(2, w.key), idA, certIssued, 10*time.Second)
 }
