@@ -42,26 +42,61 @@ func (e *CaseError) Error() string {
 	return "unknown field " + strconv.Quote(e.Path) + " (field names are case-sensitive: did you mean " + strconv.Quote(e.Want) + "?)"
 }
 
+// DepthError is a body nested deeper than MaxDepth (encoding/json's own
+// limit): refused before walking further, so a deep body costs no more than
+// a shallow one of its size.
+type DepthError struct{}
+
+func (e *DepthError) Error() string { return "the JSON body is nested too deep" }
+
+// MaxDepth is how deep Check walks.
+const MaxDepth = 10000
+
 // Check walks body, one JSON value that encoding/json decoded into a value of
 // type t without error, and returns a *DuplicateError or a *CaseError for
-// the first member name it refuses, or nil. Beneath a map, an interface or a
-// type that decodes itself (json.Unmarshaler, encoding.TextUnmarshaler) only
-// duplicates are refused. A body that is not valid JSON returns nil: the
-// decoder's own error is the one to report.
+// the first member name it refuses, a *DepthError for a body nested deeper
+// than MaxDepth, or nil. Beneath a map, an interface or a type that decodes
+// itself (json.Unmarshaler, encoding.TextUnmarshaler) only duplicates are
+// refused. A body that is not valid JSON returns nil: the decoder's own
+// error is the one to report.
 func Check(body []byte, t reflect.Type) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
-	err := walk(dec, t, "")
+	err := walk(dec, t, nil, 0)
 	var de *DuplicateError
 	var ce *CaseError
-	if errors.As(err, &de) || errors.As(err, &ce) {
+	var xe *DepthError
+	if errors.As(err, &de) || errors.As(err, &ce) || errors.As(err, &xe) {
 		return err
 	}
 	return nil
 }
 
+// seg is one step of the path to a value, linked to its parent: the path is
+// made text only for an error (building it at every level made a body of
+// 300,000 nested arrays cost tens of GB).
+type seg struct {
+	parent *seg
+	name   string
+	idx    int
+	isIdx  bool
+}
+
+func (p *seg) String() string {
+	if p == nil {
+		return ""
+	}
+	if p.isIdx {
+		return p.parent.String() + "[" + strconv.Itoa(p.idx) + "]"
+	}
+	if p.parent == nil {
+		return p.name
+	}
+	return p.parent.String() + "." + p.name
+}
+
 // walk reads one value from dec, which should decode into a t (nil: anything).
-func walk(dec *json.Decoder, t reflect.Type, path string) error {
+func walk(dec *json.Decoder, t reflect.Type, path *seg, depth int) error {
 	tok, err := dec.Token()
 	if err != nil {
 		return err
@@ -69,6 +104,9 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 	d, ok := tok.(json.Delim)
 	if !ok {
 		return nil // a scalar
+	}
+	if depth >= MaxDepth {
+		return &DepthError{}
 	}
 	s := shapeOf(t)
 	switch d {
@@ -80,9 +118,9 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 				return err
 			}
 			name, _ := tok.(string)
-			at := join(path, name)
+			at := &seg{parent: path, name: name}
 			if seen[name] {
-				return &DuplicateError{Path: at}
+				return &DuplicateError{Path: at.String()}
 			}
 			seen[name] = true
 			var sub reflect.Type
@@ -94,7 +132,7 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 					// (so "ſubject", with a long s, is "subject" too).
 					for want := range s.fields {
 						if strings.EqualFold(name, want) {
-							return &CaseError{Path: at, Want: want}
+							return &CaseError{Path: at.String(), Want: want}
 						}
 					}
 					// Not a field at all: DisallowUnknownFields refused it
@@ -104,26 +142,19 @@ func walk(dec *json.Decoder, t reflect.Type, path string) error {
 			case s.elem != nil:
 				sub = s.elem
 			}
-			if err := walk(dec, sub, at); err != nil {
+			if err := walk(dec, sub, at, depth+1); err != nil {
 				return err
 			}
 		}
 	case '[':
 		for i := 0; dec.More(); i++ {
-			if err := walk(dec, s.elem, path+"["+strconv.Itoa(i)+"]"); err != nil {
+			if err := walk(dec, s.elem, &seg{parent: path, idx: i, isIdx: true}, depth+1); err != nil {
 				return err
 			}
 		}
 	}
 	_, err = dec.Token() // the closing delimiter
 	return err
-}
-
-func join(path, name string) string {
-	if path == "" {
-		return name
-	}
-	return path + "." + name
 }
 
 // shape is what a type takes beneath it: a struct its fields by name, a map,

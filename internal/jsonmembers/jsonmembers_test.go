@@ -106,3 +106,20 @@ func FuzzCheck(f *testing.F) {
 		}
 	})
 }
+
+// TestDeepBody: a body nested past MaxDepth is a *DepthError, walked in
+// memory proportional to its size (the path was built as text at every
+// level: 300,000 nested arrays took tens of GB in a CI run), and a body at
+// MaxDepth passes.
+func TestDeepBody(t *testing.T) {
+	deep := bytes.Repeat([]byte("["), 300000)
+	deep = append(deep, bytes.Repeat([]byte("]"), 300000)...)
+	var xe *DepthError
+	if err := Check(deep, nil); !errors.As(err, &xe) {
+		t.Fatalf("300,000 levels: %v, want a DepthError", err)
+	}
+	ok := append(bytes.Repeat([]byte("["), MaxDepth), bytes.Repeat([]byte("]"), MaxDepth)...)
+	if err := Check(ok, nil); err != nil {
+		t.Fatalf("%d levels: %v", MaxDepth, err)
+	}
+}

@@ -164,6 +164,8 @@ func memberError(err error) error {
 		return nil
 	case errors.As(err, &de):
 		return &httpError{status: http.StatusBadRequest, code: "duplicate_field", msg: err.Error()}
+	case errors.As(err, new(*jsonmembers.DepthError)):
+		return badRequest("%s", err.Error())
 	}
 	return &httpError{status: http.StatusBadRequest, code: "unknown_field", msg: err.Error()}
 }
