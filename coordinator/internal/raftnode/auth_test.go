@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -743,4 +744,77 @@ func TestMembersHandshakeOutlastsAFlood(t *testing.T) {
 	if _, err := io.ReadFull(in, got); err != nil || !bytes.Equal(got, msg) {
 		t.Fatalf("raft reads %q (%v), want %q", got, err, msg)
 	}
+}
+
+// A member that reached level 2 (its record) restarted with neither the
+// cluster secret nor TLS would take anyone's Raft messages, its peers
+// refusing its own: it does not start, and says how to; with the secret it
+// starts requiring the handshake.
+func TestRestartWithoutSecretRefused(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	a := openMember(t, "a", dir, addr, true)
+	waitLeads(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := a.Apply(ctx, levelEnv(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "a requires the handshake", a.transportAuthRequired)
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n, err := Open(Config{ID: "a", Dir: dir, BindAddr: addr,
+		HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 150 * time.Millisecond})
+	if err == nil {
+		defer n.Close()
+		t.Fatalf("restarted without the cluster secret: started, Raft port guarded by %q", n.TransportAuth())
+	}
+	for _, want := range []string{transportAuthFile, "--cluster-secret-file", "--raft-tls-"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q does not name %q", err, want)
+		}
+	}
+	a = openMember(t, "a", dir, addr, true) // the port and the stores were released
+	defer a.Close()
+	if got := a.TransportAuth(); got != "cluster-secret" {
+		t.Fatalf("restarted with the secret: %q", got)
+	}
+}
+
+// The embedded default (`make run`: one coordinator, no cluster secret)
+// reaches level 2 like any cluster, but its port never required the
+// handshake, so nothing is recorded and it starts again on the same data
+// directory, every time.
+func TestRestartAtLevel2NeverSecretStarts(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	open := func() *Node {
+		t.Helper()
+		n, err := Open(Config{ID: "a", Dir: dir, BindAddr: addr, Bootstrap: true,
+			HeartbeatTimeout: 300 * time.Millisecond, ElectionTimeout: 300 * time.Millisecond, LeaderLeaseTimeout: 150 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("a single coordinator without a cluster secret, started again at level 2: %v", err)
+		}
+		return n
+	}
+	a := open()
+	waitLeads(t, a)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := a.Apply(ctx, levelEnv(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.FSM.ClusterLevel(); got != 2 {
+		t.Fatalf("level %d, want 2", got)
+	}
+	for i := 0; i < 2; i++ {
+		if err := a.Close(); err != nil {
+			t.Fatal(err)
+		}
+		a = open()
+		waitLeads(t, a)
+		if got := a.TransportAuth(); got != "none" {
+			t.Fatalf("restart %d: Raft port guarded by %q, want none", i+1, got)
+		}
+	}
+	a.Close()
 }

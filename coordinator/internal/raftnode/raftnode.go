@@ -233,6 +233,17 @@ func openTransport(cfg Config, logger hclog.Logger, f *fsm.FSM, lg *slog.Logger)
 			ln.Close()
 			return nil, nil, err
 		}
+	case cfg.ClusterSecret == "" && cfg.Dir != "":
+		// A member that reached level 2 requires the handshake for good
+		// (auth.go): without the secret or TLS its port would take
+		// anyone's Raft messages while its peers refuse its own.
+		if _, err := os.Stat(filepath.Join(cfg.Dir, transportAuthFile)); err == nil {
+			ln.Close()
+			return nil, nil, fmt.Errorf("raft: %s records that this cluster's Raft connections prove the cluster secret (it reached semantics level 2), "+
+				"and this coordinator has neither a cluster secret nor Raft TLS, so its Raft port would take anyone's Raft messages: "+
+				"start it with the cluster's --cluster-secret-file (or --raft-tls-cert/-key/-ca); to open the port knowingly, remove that file",
+				filepath.Join(cfg.Dir, transportAuthFile))
+		}
 	}
 	return raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
 		Stream: stream, MaxPool: 5, Timeout: 10 * time.Second, Logger: logger,
