@@ -165,6 +165,9 @@ type Route struct {
 	// without spending, for SpendsMoney routes that have one.
 	Quote   string
 	handler handlerFunc
+	// query is the sorted query parameter names the operation declares in
+	// /openapi.json; any other is refused (queryparams.go).
+	query []string
 }
 
 type handlerFunc func(rq *request) (int, any, error)
@@ -232,6 +235,13 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 		panic("httpapi: the embedded openapi.json: " + err.Error()) // a test keeps it valid
 	}
 	a.openapi = doc
+	params, err := queryParamsByOperation(doc)
+	if err != nil {
+		panic("httpapi: the embedded openapi.json's parameters: " + err.Error()) // a test keeps it valid
+	}
+	for i := range a.routes {
+		a.routes[i].query = params[a.routes[i].Method+" "+a.routes[i].Path]
+	}
 	return a
 }
 
@@ -446,6 +456,9 @@ func (a *API) wrap(rt Route) http.Handler {
 
 func (a *API) serve(rt Route, rq *request) (int, any, error) {
 	if rt.Public {
+		if err := checkQuery(rq.Request, rt.query); err != nil {
+			return 0, nil, err
+		}
 		return rt.handler(rq)
 	}
 	c, err := a.authenticate(rq)
@@ -461,6 +474,9 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 	}
 	if !auth.HasScope(c.scopes, rt.Scope) && (rt.AltScope == "" || !auth.HasScope(c.scopes, rt.AltScope)) {
 		return 0, nil, errf(http.StatusForbidden, "missing_scope", "this API key lacks the %q scope", rt.Scope)
+	}
+	if err := checkQuery(rq.Request, rt.query); err != nil {
+		return 0, nil, err
 	}
 	if rq.Method == http.MethodPost || rq.Method == http.MethodPut || rq.Method == http.MethodPatch {
 		body, err := readBody(rq.w, rq.Request)

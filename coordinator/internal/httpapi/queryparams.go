@@ -1,0 +1,132 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Query parameters are checked against the operation's declaration in
+// /openapi.json, as body members are against the request type (jsonmembers):
+// a name the operation does not take, a name given twice or a query string
+// that does not parse is a 400 invalid_query, before anything is read or
+// changed. Ignored, `GET /v1/tickets?status=open` listed every ticket and
+// `?Limit=5` fifty of them: a client believed a filter or a page size that
+// was never applied (Stripe refuses unknown parameters for the same reason).
+
+// queryParamsByOperation maps "METHOD /v1/path" (net/http pattern paths, as
+// Route.Path) to the query parameter names doc declares for it (the
+// operation's and its path item's, $refs to components resolved).
+func queryParamsByOperation(doc []byte) (map[string][]string, error) {
+	type param struct {
+		Ref  string `json:"$ref"`
+		Name string `json:"name"`
+		In   string `json:"in"`
+	}
+	var d struct {
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Parameters map[string]param `json:"parameters"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return nil, err
+	}
+	names := func(ps []param) ([]string, error) {
+		var out []string
+		for _, p := range ps {
+			if p.Ref != "" {
+				c, ok := d.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
+				if !ok {
+					return nil, fmt.Errorf("parameter %s is not in components", p.Ref)
+				}
+				p = c
+			}
+			if p.In == "query" {
+				out = append(out, p.Name)
+			}
+		}
+		return out, nil
+	}
+	out := map[string][]string{}
+	for path, item := range d.Paths {
+		var shared []string
+		if raw, ok := item["parameters"]; ok {
+			var ps []param
+			if err := json.Unmarshal(raw, &ps); err != nil {
+				return nil, fmt.Errorf("%s parameters: %w", path, err)
+			}
+			var err error
+			if shared, err = names(ps); err != nil {
+				return nil, fmt.Errorf("%s: %w", path, err)
+			}
+		}
+		for method, raw := range item {
+			switch method {
+			case "get", "put", "post", "delete", "patch", "head", "options":
+			default:
+				continue
+			}
+			var op struct {
+				Parameters []param `json:"parameters"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", method, path, err)
+			}
+			own, err := names(op.Parameters)
+			if err != nil {
+				return nil, fmt.Errorf("%s %s: %w", method, path, err)
+			}
+			all := append(slices.Clone(shared), own...)
+			slices.Sort(all)
+			out[strings.ToUpper(method)+" /v1"+path] = slices.Compact(all)
+		}
+	}
+	return out, nil
+}
+
+// checkQuery refuses a query string the operation does not take: one that
+// does not parse, a parameter it does not declare (allowed, sorted) or one
+// given twice.
+func checkQuery(r *http.Request, allowed []string) error {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return &httpError{status: http.StatusBadRequest, code: "invalid_query", msg: "the query string is malformed: " + err.Error()}
+	}
+	names := make([]string, 0, len(q))
+	for name := range q {
+		names = append(names, name)
+	}
+	slices.Sort(names) // the same error for the same query, whatever map order
+	for _, name := range names {
+		if _, ok := slices.BinarySearch(allowed, name); !ok {
+			return unknownQueryParam(r, name, allowed)
+		}
+		if len(q[name]) > 1 {
+			return &httpError{status: http.StatusBadRequest, code: "invalid_query", msg: "query parameter " + strconv.Quote(name) + " given more than once"}
+		}
+	}
+	return nil
+}
+
+func unknownQueryParam(r *http.Request, name string, allowed []string) error {
+	msg := "unknown query parameter " + strconv.Quote(name)
+	for _, a := range allowed {
+		if strings.EqualFold(a, name) {
+			return &httpError{status: http.StatusBadRequest, code: "invalid_query", msg: msg + ": query parameter names are case-sensitive: did you mean " + strconv.Quote(a) + "?"}
+		}
+	}
+	if len(allowed) == 0 {
+		msg += ": " + r.Method + " " + r.URL.Path + " takes no query parameters"
+	} else {
+		msg += ": " + r.Method + " " + r.URL.Path + " takes " + strings.Join(allowed, ", ")
+	}
+	return &httpError{status: http.StatusBadRequest, code: "invalid_query", msg: msg}
+}

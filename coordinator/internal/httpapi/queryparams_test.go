@@ -1,0 +1,85 @@
+package httpapi
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
+)
+
+// TestUnknownQueryParameters: a query parameter the operation does not declare
+// in /openapi.json, one given twice or a malformed query is a 400 naming it,
+// and the declared ones still work. Before, every one of these was a 200 that
+// listed all the tickets (or created one), so a client believed a filter, a
+// page size or an option that was never applied.
+func TestUnknownQueryParameters(t *testing.T) {
+	s := newSrvAPI(t)
+	_, key := s.account(api.ScopeTicketsRead, api.ScopeTicketsWrite, api.ScopeServersRead, api.ScopeAccountRead)
+	for i := 0; i < 3; i++ {
+		if r := s.call(key, "POST", "/v1/tickets", `{"subject":"s","message":"m"}`); r.status != 201 {
+			t.Fatalf("create ticket: %d %s", r.status, r.body)
+		}
+	}
+	bad := []struct{ method, path, want string }{
+		{"GET", "/v1/tickets?status=open", `unknown query parameter "status": GET /v1/tickets takes consistency, limit, page`},
+		{"GET", "/v1/tickets?Limit=1", `unknown query parameter "Limit": query parameter names are case-sensitive: did you mean "limit"?`},
+		{"GET", "/v1/tickets?limit=1&limit=2", `query parameter "limit" given more than once`},
+		{"GET", "/v1/tickets?limit=1&%zz=1", `the query string is malformed`},
+		{"GET", "/v1/tickets?limit=1;page=2", `the query string is malformed`},
+		{"GET", "/v1/account?fields=id", `unknown query parameter "fields": GET /v1/account takes consistency`},
+		{"POST", "/v1/tickets?priority=high", `unknown query parameter "priority": POST /v1/tickets takes no query parameters`},
+		{"GET", "/v1/servers/ips?=1", `unknown query parameter ""`},
+	}
+	for _, tc := range bad {
+		r := s.call(key, tc.method, tc.path, `{"subject":"q","message":"m"}`)
+		if r.status != 400 || r.code() != "invalid_query" || !strings.Contains(r.msg(), tc.want) {
+			t.Errorf("%s %s: %d %s, want 400 invalid_query containing %s", tc.method, tc.path, r.status, r.body, tc.want)
+		}
+	}
+	// Nothing was created by the refused POST.
+	r := s.call(key, "GET", "/v1/tickets?limit=200", "")
+	if d, _ := r.m["data"].([]any); r.status != 200 || len(d) != 3 {
+		t.Fatalf("tickets after the refusals: %d %s, want the 3 created", r.status, r.body)
+	}
+	// The declared parameters still work, and a key without the scope is told
+	// so before its query is looked at.
+	r = s.call(key, "GET", "/v1/tickets?limit=2&page=2&consistency=linearizable", "")
+	if d, _ := r.m["data"].([]any); r.status != 200 || len(d) != 1 {
+		t.Errorf("limit=2&page=2: %d %s, want the third ticket", r.status, r.body)
+	}
+	if r := s.call(key, "GET", "/v1/hosting?status=x", ""); r.status != 403 {
+		t.Errorf("a key without hosting:read: %d %s, want 403", r.status, r.body)
+	}
+	if r := s.call("", "GET", "/v1/tickets?status=x", ""); r.status != 401 {
+		t.Errorf("no key: %d %s, want 401", r.status, r.body)
+	}
+}
+
+// TestEveryRouteHasItsQueryParameters: the table the check uses is built
+// from the served document, so every route found its operation (a route
+// without one would refuse every query).
+// Every brand's: its routes and document are renamed alike.
+func TestEveryRouteHasItsQueryParameters(t *testing.T) {
+	routes := (&API{}).allRoutes()
+	for _, name := range brand.Names() {
+		b := brand.MustGet(name)
+		doc, err := BrandOpenAPI(b, OpenAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		params, err := queryParamsByOperation(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rt := range BrandRoutes(b, routes) {
+			if _, ok := params[rt.Method+" "+rt.Path]; !ok {
+				t.Errorf("%s: %s %s has no operation in /openapi.json", name, rt.Method, rt.Path)
+			}
+		}
+		stats := BrandRoutes(b, []Route{{Method: "GET", Path: "/v1/servers/{id}/stats"}})[0]
+		if got := params[stats.Method+" "+stats.Path]; strings.Join(got, ",") != "consistency,interval,stream" {
+			t.Errorf("%s: %s %s takes %v", name, stats.Method, stats.Path, got)
+		}
+	}
+}
