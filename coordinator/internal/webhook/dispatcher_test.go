@@ -197,11 +197,16 @@ func stepUntil(t *testing.T, d *Dispatcher, clock *clocktest.Fake, max time.Dura
 	quiesce(t, d, clock)
 }
 
+// noonClock is the tests' fake clock, at 12:00 UTC on 3 June 2026.
+func noonClock() *clocktest.Fake {
+	return clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
+}
+
 // TestReceiverDownThenUp: while the receiver fails, deliveries are retried at
 // 1 m, 2 m, 4 m (±10 % jitter) on the injected clock; once it is up, every event
 // arrives, and repeated requests carry the same X-Sunucu-Delivery.
 func TestReceiverDownThenUp(t *testing.T) {
-	clock := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
+	clock := noonClock()
 	node := newTestNode(t, clock.Now)
 	sealer := newTestSealer(t)
 	rc, acc, whID := node.subscribedReceiver(sealer, clock)
@@ -355,14 +360,13 @@ func TestPausedAccumulatesNothing(t *testing.T) {
 	node := newTestNode(t, nil)
 	sealer := newTestSealer(t)
 	rc, acc, whID := node.subscribedReceiver(sealer, clock.Real{})
-	off, on := false, true
-	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &off})
+	node.setActive(acc, whID, false)
 	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{})
 	for i := 0; i < 3; i++ {
 		node.ticket(acc, "while paused")
 	}
 	time.Sleep(50 * time.Millisecond)
-	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &on})
+	node.setActive(acc, whID, true)
 	node.ticket(acc, "after resume")
 	rc.waitFor(t, "one delivery", 5*time.Second, func(r []received) bool { return len(r) >= 1 })
 	time.Sleep(100 * time.Millisecond)
@@ -437,7 +441,7 @@ func TestSlowReceiverDoesNotStarveOthers(t *testing.T) {
 // TestResumesAfterLeaderChange: the dispatcher of a new term picks up pending
 // retries and events the previous term never saw, from the FSM alone.
 func TestResumesAfterLeaderChange(t *testing.T) {
-	clock := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
+	clock := noonClock()
 	node := newTestNode(t, clock.Now)
 	sealer := newTestSealer(t)
 	rc, acc, whID := node.subscribedReceiver(sealer, clock)
@@ -479,7 +483,7 @@ func TestResumesAfterLeaderChange(t *testing.T) {
 // TestCursorAndOutboxPruning: the cursor follows the delivered events and the
 // outbox is pruned once the retention passes.
 func TestCursorAndOutboxPruning(t *testing.T) {
-	clock := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
+	clock := noonClock()
 	node := newTestNode(t, clock.Now)
 	sealer := newTestSealer(t)
 	rc, acc, whID := node.subscribedReceiver(sealer, clock)

@@ -54,6 +54,15 @@ func newTestNode(t testing.TB, now func() time.Time) *testNode {
 	return &testNode{t: t, f: f, now: now}
 }
 
+// newLevel2Node is newTestNode with the cluster at semantics level 2 (held
+// deliveries), and the sealer of its subscriptions' secrets.
+func newLevel2Node(t testing.TB, now func() time.Time) (*testNode, *Sealer) {
+	t.Helper()
+	n := newTestNode(t, now)
+	n.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
+	return n, newTestSealer(t)
+}
+
 func testLog(t testing.TB) *slog.Logger {
 	if os.Getenv("HOSTPLANE_TEST_LOG") != "" {
 		return slog.New(slog.NewTextHandler(os.Stderr, nil))
@@ -125,6 +134,11 @@ func (n *testNode) subscribe(sealer *Sealer, account, url string, events ...stri
 	}
 	n.must(fsm.CmdWebhookCreate, fsm.WebhookCreate{ID: id, AccountID: account, URL: url, Events: events, SealedSecret: sealed, SecretHint: hint, MaxPerAccount: 20})
 	return id, secret
+}
+
+// setActive pauses (false) or resumes (true) the subscription id of account.
+func (n *testNode) setActive(account, id string, active bool) {
+	n.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: id, AccountID: account, Active: &active})
 }
 
 func (n *testNode) rotate(sealer *Sealer, account, id string) string {

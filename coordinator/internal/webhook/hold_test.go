@@ -8,10 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/clock"
-	"github.com/hostplane/hostplane/internal/clock/clocktest"
 	"github.com/hostplane/hostplane/pkg/api"
 	bolt "go.etcd.io/bbolt"
 )
@@ -24,10 +22,8 @@ import (
 // held delivery marked failed at the resume with the outcome expired and a
 // reason, and no request.
 func TestPauseHoldsRetries(t *testing.T) {
-	clk := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
-	node := newTestNode(t, clk.Now)
-	node.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
-	sealer := newTestSealer(t)
+	clk := noonClock()
+	node, sealer := newLevel2Node(t, clk.Now)
 	rc, acc, whID := node.subscribedReceiver(sealer, clk)
 	down := rc.failWhileDown(http.StatusServiceUnavailable, http.StatusNoContent)
 	long, accL, longID := node.subscribedReceiver(sealer, clk)
@@ -45,9 +41,8 @@ func TestPauseHoldsRetries(t *testing.T) {
 	stepUntil(t, disp.d, clk, 2*time.Minute, func() bool { return len(rc.all()) >= 2*events && len(long.all()) >= 2 })
 	waitUntil(t, "retries recorded", 5*time.Second, func() bool { return len(node.attempts(whID)) == 2*events })
 
-	off, on := false, true
-	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &off})
-	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: longID, AccountID: accL, Active: &off})
+	node.setActive(acc, whID, false)
+	node.setActive(accL, longID, false)
 	node.ticket(acc, "while paused")
 	time.Sleep(50 * time.Millisecond) // the dispatcher reads the pause (it polls every 2 ms)
 	before, beforeL := len(rc.all()), len(long.all())
@@ -88,7 +83,7 @@ func TestPauseHoldsRetries(t *testing.T) {
 	}
 
 	down.Store(false)
-	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &on})
+	node.setActive(acc, whID, true)
 	got := rc.waitFor(t, "held deliveries after the resume", 10*time.Second, func(r []received) bool { return len(r) >= before+events })
 	quiesce(t, disp.d, clk)
 	time.Sleep(50 * time.Millisecond)
@@ -119,7 +114,7 @@ func TestPauseHoldsRetries(t *testing.T) {
 
 	// Resumed after the window (24 h from the first attempt): expired.
 	clk.Advance(24 * time.Hour)
-	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: longID, AccountID: accL, Active: &on})
+	node.setActive(accL, longID, true)
 	waitUntil(t, "expiry recorded", 5*time.Second, func() bool {
 		as := node.attempts(longID)
 		return len(as) > 0 && as[len(as)-1].Outcome == api.AttemptExpired
@@ -137,10 +132,8 @@ func TestPauseHoldsRetries(t *testing.T) {
 // TestGoneHoldsDelivery (level 2): the delivery answered 410 is held with the
 // disabled subscription and sent once it is re-enabled.
 func TestGoneHoldsDelivery(t *testing.T) {
-	clk := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
-	node := newTestNode(t, clk.Now)
-	node.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
-	sealer := newTestSealer(t)
+	clk := noonClock()
+	node, sealer := newLevel2Node(t, clk.Now)
 	rc, acc, whID := node.subscribedReceiver(sealer, clk)
 	gone := rc.failWhileDown(http.StatusGone, http.StatusOK)
 	disp := start(t, node, sealer, devGuard, nil, clk, Options{})
@@ -159,8 +152,7 @@ func TestGoneHoldsDelivery(t *testing.T) {
 		t.Fatalf("%d requests to a disabled subscription", n)
 	}
 	gone.Store(false)
-	on := true
-	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &on})
+	node.setActive(acc, whID, true)
 	got := rc.waitFor(t, "held delivery after re-enable", 5*time.Second, func(r []received) bool { return len(r) == 2 })
 	if got[1].delivery != got[0].delivery || got[1].sigErr != nil {
 		t.Fatalf("re-sent %s (signature %v), want %s", got[1].delivery, got[1].sigErr, got[0].delivery)
@@ -177,27 +169,50 @@ func TestGoneHoldsDelivery(t *testing.T) {
 // delivered; those committed while paused are not; those after the resume
 // are.
 func TestResumeBeforeDispatcherRead(t *testing.T) {
-	node := newTestNode(t, nil)
-	node.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
-	sealer := newTestSealer(t)
+	resumedBeforeRead(t, []string{"before", stepPause, "while paused", stepResume, "after"},
+		"after,before", "the events before the pause and after the resume")
+}
+
+// The steps of resumedBeforeRead that are not ticket subjects.
+const (
+	stepPause  = "(pause)"
+	stepResume = "(resume)"
+)
+
+// resumedBeforeRead subscribes a receiver, then, before any dispatcher runs,
+// opens a ticket with each subject of steps, pausing and resuming the
+// subscription where the steps say; then it starts the dispatcher and wants
+// the subjects delivered, sorted and comma-joined, to be want.
+func resumedBeforeRead(t *testing.T, steps []string, want, what string) {
+	t.Helper()
+	node, sealer := newLevel2Node(t, nil)
 	rc, acc, whID := node.subscribedReceiver(sealer, clock.Real{})
-	off, on := false, true
-	node.ticket(acc, "before")
-	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &off})
-	node.ticket(acc, "while paused")
-	node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: &on})
-	node.ticket(acc, "after")
+	for _, s := range steps {
+		switch s {
+		case stepPause, stepResume:
+			node.setActive(acc, whID, s == stepResume)
+		default:
+			node.ticket(acc, s)
+		}
+	}
 	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{})
-	rc.waitFor(t, "two deliveries", 5*time.Second, func(r []received) bool { return len(r) >= 2 })
+	if got := rc.subjects(t, strings.Count(want, ",")+1); strings.Join(got, ",") != want {
+		t.Fatalf("delivered %v, want %s", got, what)
+	}
+}
+
+// subjects waits for n deliveries, then 100 ms for any further one, and
+// returns the subjects of the tickets delivered, sorted.
+func (rc *receiver) subjects(t *testing.T, n int) []string {
+	t.Helper()
+	rc.waitFor(t, fmt.Sprintf("%d deliveries", n), 5*time.Second, func(r []received) bool { return len(r) >= n })
 	time.Sleep(100 * time.Millisecond)
 	var got []string
 	for _, r := range rc.all() {
 		got = append(got, fmt.Sprint(decodeBody(t, r.body).Data["subject"]))
 	}
 	slices.Sort(got)
-	if strings.Join(got, ",") != "after,before" {
-		t.Fatalf("delivered %v, want the events before the pause and after the resume", got)
-	}
+	return got
 }
 
 // TestHeldExpiryAcrossLeaders (level 2): a delivery held by a pause longer
@@ -210,10 +225,8 @@ func TestResumeBeforeDispatcherRead(t *testing.T) {
 // under a new one. Each is logged expired once. One paused for an hour is
 // still sent.
 func TestHeldExpiryAcrossLeaders(t *testing.T) {
-	clk := clocktest.NewFake(time.Date(2026, 6, 3, 12, 0, 0, 0, time.UTC))
-	node := newTestNode(t, clk.Now)
-	node.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
-	sealer := newTestSealer(t)
+	clk := noonClock()
+	node, sealer := newLevel2Node(t, clk.Now)
 	type hook struct {
 		rc      *receiver
 		acc, id string
@@ -225,10 +238,7 @@ func TestHeldExpiryAcrossLeaders(t *testing.T) {
 		hooks[i] = hook{rc, acc, id}
 	}
 	tried, heldLocal, heldNew, short := hooks[0], hooks[1], hooks[2], hooks[3]
-	off, on := false, true
-	pause := func(h hook, active *bool) {
-		node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: h.id, AccountID: h.acc, Active: active})
-	}
+	pause := func(h hook, active bool) { node.setActive(h.acc, h.id, active) }
 
 	// tried: a first attempt fails, a retry is scheduled.
 	disp := start(t, node, sealer, devGuard, nil, clk, Options{})
@@ -243,7 +253,7 @@ func TestHeldExpiryAcrossLeaders(t *testing.T) {
 		node.ticket(h.acc, "held")
 	}
 	for _, h := range hooks {
-		pause(h, &off)
+		pause(h, false)
 	}
 	disp = start(t, node, sealer, devGuard, nil, clk, Options{})
 	waitUntil(t, "held deliveries recorded", 5*time.Second, func() bool {
@@ -266,7 +276,7 @@ func TestHeldExpiryAcrossLeaders(t *testing.T) {
 	quiesce(t, disp.d, clk)
 	clk.Advance(time.Hour)
 	quiesce(t, disp.d, clk)
-	pause(short, &on) // an hour: sent
+	pause(short, true) // an hour: sent
 	short.rc.waitFor(t, "the delivery held an hour", 10*time.Second, func(r []received) bool { return len(r) == 1 })
 
 	clk.Advance(24 * time.Hour)
@@ -281,11 +291,11 @@ func TestHeldExpiryAcrossLeaders(t *testing.T) {
 			}
 		}
 	}
-	pause(heldLocal, &on) // resumed under the leader that held it
+	pause(heldLocal, true) // resumed under the leader that held it
 	settled(heldLocal)
 	disp.stop() // a new leader: resumed before its dispatcher starts
-	pause(tried, &on)
-	pause(heldNew, &on)
+	pause(tried, true)
+	pause(heldNew, true)
 	disp = start(t, node, sealer, devGuard, nil, clk, Options{})
 	settled(tried)
 	settled(heldNew)
@@ -324,32 +334,6 @@ func TestHeldExpiryAcrossLeaders(t *testing.T) {
 // the events of both pauses are not delivered (only the latest pause was
 // remembered: the first one's were), those before, between and after are.
 func TestTwoResumesBeforeDispatcherRead(t *testing.T) {
-	node := newTestNode(t, nil)
-	node.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
-	sealer := newTestSealer(t)
-	rc, acc, whID := node.subscribedReceiver(sealer, clock.Real{})
-	off, on := false, true
-	toggle := func(active *bool) {
-		node.must(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: whID, AccountID: acc, Active: active})
-	}
-	node.ticket(acc, "before")
-	toggle(&off)
-	node.ticket(acc, "while paused")
-	toggle(&on)
-	node.ticket(acc, "between")
-	toggle(&off)
-	node.ticket(acc, "while paused again")
-	toggle(&on)
-	node.ticket(acc, "after")
-	start(t, node, sealer, devGuard, nil, clock.Real{}, Options{})
-	rc.waitFor(t, "three deliveries", 5*time.Second, func(r []received) bool { return len(r) >= 3 })
-	time.Sleep(100 * time.Millisecond)
-	var got []string
-	for _, r := range rc.all() {
-		got = append(got, fmt.Sprint(decodeBody(t, r.body).Data["subject"]))
-	}
-	slices.Sort(got)
-	if strings.Join(got, ",") != "after,before,between" {
-		t.Fatalf("delivered %v, want the events before, between and after the pauses", got)
-	}
+	resumedBeforeRead(t, []string{"before", stepPause, "while paused", stepResume, "between", stepPause, "while paused again", stepResume, "after"},
+		"after,before,between", "the events before, between and after the pauses")
 }
