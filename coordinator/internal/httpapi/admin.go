@@ -363,10 +363,11 @@ func (a *API) adminApplyOnce(r *http.Request, body []byte, now time.Time, t fsm.
 	if err != nil {
 		return 0, nil, err
 	}
-	if key := r.Header.Get("Idempotency-Key"); key != "" {
-		if len(key) > 255 || !printableASCII(key) {
-			return 0, nil, badRequest("Idempotency-Key must be 1-255 printable ASCII characters")
-		}
+	key, err := idempotencyKey(r.Header)
+	if err != nil {
+		return 0, nil, err
+	}
+	if key != "" {
 		sum := sha256.Sum256([]byte(r.Method + " " + r.URL.Path + "\n" + string(body)))
 		env.Idem = &fsm.IdemRequest{Scope: "admin/" + key, ReqHash: hex.EncodeToString(sum[:]), Status: status, ExpiresAt: now.Add(a.cfg.IdempotencyTTL)}
 	}

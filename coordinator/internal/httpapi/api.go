@@ -486,7 +486,11 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 		rq.body = body
 	}
 	if rt.Idempotent {
-		if key := rq.Header.Get("Idempotency-Key"); key != "" {
+		key, err := idempotencyKey(rq.Header)
+		if err != nil {
+			return 0, nil, err
+		}
+		if key != "" {
 			return a.withIdempotency(rt, rq, key)
 		}
 	}
@@ -609,13 +613,32 @@ func (a *API) lookupKey(hash string) (store.Key, error) {
 	return k, nil
 }
 
+// idempotencyKey is the request's Idempotency-Key, "" without one. A key that
+// is empty, longer than 255 characters or not printable ASCII is a 400, and so
+// are two different keys in one request: the first would be honoured here
+// where a proxy or a log in front may read the other, so a retry that a client
+// believed protected could run twice (as two API keys in one request are
+// refused, auth.Presented). The same key sent twice is that key.
+func idempotencyKey(h http.Header) (string, error) {
+	vs := h.Values("Idempotency-Key")
+	if len(vs) == 0 {
+		return "", nil
+	}
+	for _, v := range vs[1:] {
+		if v != vs[0] {
+			return "", &httpError{status: http.StatusBadRequest, code: "conflicting_idempotency_keys", msg: "the request carries more than one Idempotency-Key: send one"}
+		}
+	}
+	if key := vs[0]; key == "" || len(key) > 255 || !printableASCII(key) {
+		return "", badRequest("Idempotency-Key must be 1-255 printable ASCII characters")
+	}
+	return vs[0], nil
+}
+
 // withIdempotency implements Idempotency-Key: a stored response is replayed for the
 // same body, another body is a 422, a request still running is a 409. The record
 // is written by the FSM in the same command as the change.
 func (a *API) withIdempotency(rt Route, rq *request, key string) (int, any, error) {
-	if len(key) > 255 || !printableASCII(key) {
-		return 0, nil, badRequest("Idempotency-Key must be 1-255 printable ASCII characters")
-	}
 	scope := rq.caller.keyID + "/" + key
 	sum := sha256.Sum256([]byte(rq.Method + " " + rq.URL.Path + "\n" + string(rq.body)))
 	hash := hex.EncodeToString(sum[:])
