@@ -104,6 +104,33 @@ func (a *Admin) LabelOSTemplate(ctx context.Context, name string, req api.OSTemp
 	return adminCall[api.OSTemplateLabel](ctx, a, "PUT", "/admin/os-templates/"+url.PathEscape(name), req)
 }
 
+// ifLabel is the precondition header of a label write made from a read of
+// the label: If-Match its updated_at, or If-None-Match: * when there was
+// none (the zero time).
+func ifLabel(updatedAt time.Time) http.Header {
+	if updatedAt.IsZero() {
+		return http.Header{"If-None-Match": {"*"}}
+	}
+	return http.Header{"If-Match": {`"` + updatedAt.UTC().Format(time.RFC3339Nano) + `"`}}
+}
+
+// LabelOSTemplateIf is LabelOSTemplate applied only onto the label as read,
+// last changed at updatedAt (zero: the template had none): a label changed
+// since is a 412 precondition_failed, nothing changed.
+func (a *Admin) LabelOSTemplateIf(ctx context.Context, name string, req api.OSTemplateLabelRequest, updatedAt time.Time) (api.OSTemplateLabel, error) {
+	var out api.OSTemplateLabel
+	err := a.DoWith(ctx, "PUT", "/admin/os-templates/"+url.PathEscape(name), req, &out, ifLabel(updatedAt))
+	return out, err
+}
+
+// UnlabelOSTemplateIf is UnlabelOSTemplate applied only to the label as read
+// (LabelOSTemplateIf).
+func (a *Admin) UnlabelOSTemplateIf(ctx context.Context, name string, updatedAt time.Time) (api.OSTemplateLabel, error) {
+	var out api.OSTemplateLabel
+	err := a.DoWith(ctx, "DELETE", "/admin/os-templates/"+url.PathEscape(name), nil, &out, ifLabel(updatedAt))
+	return out, err
+}
+
 // UnlabelOSTemplate removes a template's label and returns it.
 func (a *Admin) UnlabelOSTemplate(ctx context.Context, name string) (api.OSTemplateLabel, error) {
 	return adminCall[api.OSTemplateLabel](ctx, a, "DELETE", "/admin/os-templates/"+url.PathEscape(name), nil)

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/spf13/cobra"
@@ -31,10 +34,15 @@ func newTemplateCmd(g *globals) *cobra.Command {
 				return err
 			}
 			out := api.OSTemplateLabelRequest{}
+			var read time.Time // the label's updated_at as read (zero: none)
 			for _, l := range labels {
 				if l.Name == args[0] {
 					out = api.OSTemplateLabelRequest{Family: l.Family, Version: l.Version, DisplayName: l.DisplayName}
+					read = l.UpdatedAt
 				}
+			}
+			if afterTemplateLabelRead != nil {
+				afterTemplateLabelRead()
 			}
 			if set("family") {
 				out.Family = req.Family
@@ -45,16 +53,20 @@ func newTemplateCmd(g *globals) *cobra.Command {
 			if set("display-name") {
 				out.DisplayName = req.DisplayName
 			}
+			// Sent only onto the label as read (If-Match its updated_at,
+			// If-None-Match: * when there was none): another operator's
+			// change made after the read is a 412, not undone by the
+			// fields copied from the read.
 			if out == (api.OSTemplateLabelRequest{}) {
-				l, err := g.admin().UnlabelOSTemplate(c.Context(), args[0]) // every field cleared
+				l, err := g.admin().UnlabelOSTemplateIf(c.Context(), args[0], read) // every field cleared
 				if err != nil {
-					return err
+					return labelChanged(args[0], err)
 				}
 				return g.print(l, func() { fmt.Printf("template %s unlabelled\n", l.Name) })
 			}
-			l, err := g.admin().LabelOSTemplate(c.Context(), args[0], out)
+			l, err := g.admin().LabelOSTemplateIf(c.Context(), args[0], out, read)
 			if err != nil {
-				return err
+				return labelChanged(args[0], err)
 			}
 			return g.print(l, func() { fmt.Printf("template %s labelled: %s\n", l.Name, templateLine(l)) })
 		},
@@ -74,6 +86,20 @@ func newTemplateCmd(g *globals) *cobra.Command {
 	})
 	cmd.AddCommand(label, unlabel, list)
 	return cmd
+}
+
+// afterTemplateLabelRead, when set (tests), runs between template label's
+// read of the label and its write.
+var afterTemplateLabelRead func()
+
+// labelChanged says what a 412 to template label's write means for the
+// operator (err otherwise).
+func labelChanged(name string, err error) error {
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.StatusCode == http.StatusPreconditionFailed {
+		return fmt.Errorf("template %s: its label was changed by someone else after this command read it; nothing changed here, run the command again: %w", name, err)
+	}
+	return err
 }
 
 func templateLine(l api.OSTemplateLabel) string {

@@ -70,3 +70,74 @@ func TestTemplateCLI(t *testing.T) {
 		t.Fatalf("after relabelling: %+v (%v)", ls, err)
 	}
 }
+
+// TestTemplateLabelKeepsConcurrentChange: template label reads the label,
+// overlays the flags given and sends the whole label back (the admin API
+// sets it whole), so another operator's change landing between that read
+// and the write was undone silently. The write is now sent onto the label
+// as read (If-Match its updated_at; If-None-Match: * when there was none):
+// such a write is a 412 the CLI explains, the other change kept, for a
+// relabel, a first label and a label whose flags clear every field (an
+// unlabel); run again, it applies.
+func TestTemplateLabelKeepsConcurrentChange(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a coordinator")
+	}
+	_, g, adm := cliCluster(t)
+	ctx := context.Background()
+	run := func(args ...string) error { return runCmd(newTemplateCmd, g, args...) }
+	labelOf := func(name string) api.OSTemplateLabelRequest {
+		t.Helper()
+		ls, err := adm.OSTemplateLabels(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			if l.Name == name {
+				return l.OSTemplateLabelRequest
+			}
+		}
+		return api.OSTemplateLabelRequest{}
+	}
+	// racing runs args with another operator's label of name landing
+	// between the CLI's read and its write: a 412 naming the template, the
+	// other label kept.
+	racing := func(other api.OSTemplateLabelRequest, args ...string) {
+		t.Helper()
+		afterTemplateLabelRead = func() {
+			if _, err := adm.LabelOSTemplate(ctx, args[1], other); err != nil {
+				t.Error(err)
+			}
+		}
+		err := run(args...)
+		afterTemplateLabelRead = nil
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.StatusCode != 412 || !strings.Contains(err.Error(), args[1]) || !strings.Contains(err.Error(), "run the command again") {
+			t.Fatalf("%q racing another change: %v, want a 412 naming %s that says to run it again", args, err, args[1])
+		}
+		if got := labelOf(args[1]); got != other {
+			t.Fatalf("%q racing another change left %+v, want the other change %+v", args, got, other)
+		}
+	}
+	if err := run("label", "u2404", "--family", "ubuntu"); err != nil {
+		t.Fatal(err)
+	}
+	other := api.OSTemplateLabelRequest{Family: "ubuntu", DisplayName: "Ubuntu 24.04 LTS"}
+	racing(other, "label", "u2404", "--version", "24.04")
+	if err := run("label", "u2404", "--version", "24.04"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := labelOf("u2404"), (api.OSTemplateLabelRequest{Family: "ubuntu", Version: "24.04", DisplayName: "Ubuntu 24.04 LTS"}); got != want {
+		t.Fatalf("run again: %+v, want %+v", got, want)
+	}
+	// Every field cleared is an unlabel, sent onto the label as read too.
+	racing(api.OSTemplateLabelRequest{DisplayName: "Ubuntu"}, "label", "u2404", "--family", "", "--version", "", "--display-name", "")
+	// A first label, read as none, racing another operator's first label.
+	racing(api.OSTemplateLabelRequest{Family: "debian"}, "label", "debian-12", "--display-name", "Debian 12")
+	if err := run("label", "debian-12", "--display-name", "Debian 12"); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := labelOf("debian-12"), (api.OSTemplateLabelRequest{Family: "debian", DisplayName: "Debian 12"}); got != want {
+		t.Fatalf("run again: %+v, want %+v", got, want)
+	}
+}

@@ -49,27 +49,33 @@ type ProductPut struct {
 // admin API checks it before proposing at any level.
 const levelProductPrecondition = 2
 
-// ProductChangedError: the product changed after the update's sender read
-// it (ProductPut.IfUpdatedAt).
-type ProductChangedError struct {
-	Slug      string
+// ChangedError: a conditional write (ProductPut.IfUpdatedAt,
+// OSTemplateLabelSet.IfUpdatedAt, OSTemplateUnlabel.IfUpdatedAt) found What
+// changed after its sender read it; UpdatedAt is its last change now (zero:
+// there is none now).
+type ChangedError struct {
+	What      string
 	UpdatedAt time.Time
 }
 
-func (e *ProductChangedError) Error() string {
-	return fmt.Sprintf("product %s was changed at %s, after it was read: read it again and send the update again",
-		e.Slug, e.UpdatedAt.UTC().Format(time.RFC3339Nano))
+func (e *ChangedError) Error() string {
+	now := "is gone"
+	if !e.UpdatedAt.IsZero() {
+		now = "was changed at " + e.UpdatedAt.UTC().Format(time.RFC3339Nano)
+	}
+	return fmt.Sprintf("%s %s, after it was read: read it again and send the change again", e.What, now)
 }
 
-func (e *ProductChangedError) Unwrap() error { return ErrConflict }
+func (e *ChangedError) Unwrap() error { return ErrConflict }
 
-// ProductUnchangedSince is nil when cur, the product as stored, was last
-// changed at want (nil: no precondition), else a *ProductChangedError.
-func ProductUnchangedSince(cur api.AdminProduct, want *time.Time) error {
-	if want == nil || cur.UpdatedAt.Equal(*want) {
+// UnchangedSince is nil when what, last changed at cur (zero: there is none),
+// is as its sender read it, last changed at want (zero: there was none; nil:
+// no precondition), else a *ChangedError.
+func UnchangedSince(what string, cur time.Time, want *time.Time) error {
+	if want == nil || cur.Equal(*want) {
 		return nil
 	}
-	return &ProductChangedError{Slug: cur.Slug, UpdatedAt: cur.UpdatedAt}
+	return &ChangedError{What: what, UpdatedAt: cur}
 }
 
 // ProductRetire stops a product from being ordered (idempotent).
@@ -164,7 +170,7 @@ func applyProductPut(c *applyCtx, p ProductPut) (any, error) {
 	case !p.Create && !exists:
 		return nil, fmt.Errorf("product %s: %w", p.Slug, ErrNotFound)
 	case exists && c.r.ClusterLevel() >= levelProductPrecondition:
-		if err := ProductUnchangedSince(cur, p.IfUpdatedAt); err != nil {
+		if err := UnchangedSince("product "+p.Slug, cur.UpdatedAt, p.IfUpdatedAt); err != nil {
 			return nil, err
 		}
 	}

@@ -3,6 +3,7 @@ package fsm
 import (
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -28,12 +29,37 @@ var osTemplateHandlers = map[CommandType]handlerFunc{
 type OSTemplateLabelSet struct {
 	Name  string                     `json:"name"`
 	Label api.OSTemplateLabelRequest `json:"label"`
+	// IfUpdatedAt: set only onto the label as its sender read it, last
+	// changed at this time (zero: the template had no label), else a
+	// *ChangedError with nothing changed (levelLabelPrecondition).
+	IfUpdatedAt *time.Time `json:"if_updated_at,omitempty"`
 }
+
+// levelLabelPrecondition is the semantics level (level.go) from which the
+// IfUpdatedAt of OSTemplateLabelSet and OSTemplateUnlabel is checked in
+// apply; below it every replica ignores it alike (the admin API checks it
+// before proposing at any level).
+const levelLabelPrecondition = 2
 
 // OSTemplateUnlabel removes a template's label (it falls back to its name);
 // the result is the label removed.
 type OSTemplateUnlabel struct {
 	Name string `json:"name"`
+	// IfUpdatedAt: as OSTemplateLabelSet's.
+	IfUpdatedAt *time.Time `json:"if_updated_at,omitempty"`
+}
+
+// labelUnchanged checks a label command's IfUpdatedAt against the label of
+// template name now (from levelLabelPrecondition).
+func (c *applyCtx) labelUnchanged(name string, want *time.Time) error {
+	if want == nil || c.r.ClusterLevel() < levelLabelPrecondition {
+		return nil
+	}
+	cur, err := c.r.OSTemplateLabel(name)
+	if err != nil && err != store.ErrNotFound {
+		return err
+	}
+	return UnchangedSince("the label of template "+name, cur.UpdatedAt, want)
 }
 
 // Longest family, version and display name of a template label.
@@ -100,11 +126,17 @@ func applyOSTemplateLabel(c *applyCtx, p OSTemplateLabelSet) (any, error) {
 	if field, reason := CheckOSTemplateLabel(p.Name, p.Label); field != "" {
 		return nil, fmt.Errorf("%w: %s %s", ErrInvalid, field, reason)
 	}
+	if err := c.labelUnchanged(p.Name, p.IfUpdatedAt); err != nil {
+		return nil, err
+	}
 	out := api.OSTemplateLabel{Name: p.Name, OSTemplateLabelRequest: p.Label, UpdatedAt: c.at}
 	return out, store.PutJSON(c.tx, store.BucketOSTemplates, []byte(p.Name), out)
 }
 
 func applyOSTemplateUnlabel(c *applyCtx, p OSTemplateUnlabel) (any, error) {
+	if err := c.labelUnchanged(p.Name, p.IfUpdatedAt); err != nil {
+		return nil, err
+	}
 	old, err := c.r.OSTemplateLabel(p.Name)
 	if err == store.ErrNotFound {
 		return nil, fmt.Errorf("template %s has no label: %w", p.Name, ErrNotFound)

@@ -82,3 +82,81 @@ func TestOSTemplateLabels(t *testing.T) {
 		t.Fatalf("u2404 still labelled: %v", err)
 	}
 }
+
+// TestOSTemplateLabelIfUpdatedAt: a label write sent onto the label as read
+// (IfUpdatedAt: its updated_at then, the zero time when there was none)
+// applies while the label is still that; after another change (or a label
+// set, or removed, since) it is a *ChangedError (a conflict) with nothing
+// changed, from semantics level 2, for a relabel and an unlabel alike. At
+// level 1 (a release before it replicates too, which does not know the
+// field) it is ignored on every replica alike. Replicas byte-identical.
+func TestOSTemplateLabelIfUpdatedAt(t *testing.T) {
+	h := newWHHarness(t, 2)
+	read := func() api.OSTemplateLabel {
+		t.Helper()
+		var l api.OSTemplateLabel
+		if err := h.fsms[0].Read(func(r store.ReadTx) (err error) {
+			if l, err = r.OSTemplateLabel("u2404"); err == store.ErrNotFound {
+				err = nil
+			}
+			return
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	label := func(at api.OSTemplateLabel, display string) error {
+		_, err := h.apply(CmdOSTemplateLabel, OSTemplateLabelSet{Name: "u2404", Label: api.OSTemplateLabelRequest{DisplayName: display}, IfUpdatedAt: &at.UpdatedAt})
+		return err
+	}
+	unlabel := func(at api.OSTemplateLabel) error {
+		_, err := h.apply(CmdOSTemplateUnlabel, OSTemplateUnlabel{Name: "u2404", IfUpdatedAt: &at.UpdatedAt})
+		return err
+	}
+	other := func(display string) { // another operator's change, unconditional
+		h.t.Helper()
+		h.must(CmdOSTemplateLabel, OSTemplateLabelSet{Name: "u2404", Label: api.OSTemplateLabelRequest{DisplayName: display}})
+	}
+	none := read() // no label yet
+	other("A")
+	// Level 1: ignored, as a release without the field applies it.
+	if err := label(none, "B"); err != nil {
+		t.Fatalf("level 1: %v", err)
+	}
+	if err := unlabel(none); err != nil {
+		t.Fatalf("level 1 unlabel: %v", err)
+	}
+	h.must(CmdClusterLevel, ClusterLevel{Level: levelLabelPrecondition})
+	var ce *ChangedError
+	refused := func(what string, err error, display string) {
+		t.Helper()
+		if !errors.As(err, &ce) || !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), "u2404") {
+			t.Fatalf("level 2, %s: %v, want a ChangedError naming u2404", what, err)
+		}
+		if l := read(); l.DisplayName != display {
+			t.Fatalf("level 2, %s: the refused write left %q, want %q", what, l.DisplayName, display)
+		}
+	}
+	none = read()
+	other("C") // a label set after a read that found none
+	refused("labelled after a read of none", label(none, "D"), "C")
+	stale := read()
+	other("E")
+	refused("relabelled after the read", label(stale, "F"), "E")
+	refused("unlabel, relabelled after the read", unlabel(stale), "E")
+	if err := label(read(), "G"); err != nil {
+		t.Fatalf("level 2, unchanged since the read: %v", err)
+	}
+	if l := read(); l.DisplayName != "G" {
+		t.Fatalf("label %q, want G", l.DisplayName)
+	}
+	stale = read()
+	if err := unlabel(stale); err != nil {
+		t.Fatalf("level 2, unlabel unchanged since the read: %v", err)
+	}
+	refused("relabel of a label removed since the read", label(stale, "H"), "")
+	if err := label(read(), "I"); err != nil { // none read, none now
+		t.Fatalf("level 2, a first label onto none read: %v", err)
+	}
+	h.replicasSame(func(f *FSM) []byte { return bucketDump(f, store.BucketOSTemplates) })
+}

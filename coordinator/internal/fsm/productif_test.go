@@ -10,7 +10,7 @@ import (
 
 // TestProductPutIfUpdatedAt: an update sent onto the product as read
 // (IfUpdatedAt: its updated_at then) applies while the product is still
-// that; after another change it is a *ProductChangedError (a conflict) with
+// that; after another change it is a *ChangedError (a conflict) with
 // nothing changed, from semantics level 2. At level 1 (a release before it
 // replicates too, which does not know the field) it is ignored on every
 // replica alike. Replicas byte-identical.
@@ -40,9 +40,9 @@ func TestProductPutIfUpdatedAt(t *testing.T) {
 	h.must(CmdClusterLevel, ClusterLevel{Level: levelProductPrecondition})
 	stale = read()
 	h.putVPS2Update(1500)
-	var ce *ProductChangedError
+	var ce *ChangedError
 	if err := update(stale, 1600); !errors.As(err, &ce) || !errors.Is(err, ErrConflict) {
-		t.Fatalf("level 2, changed after the read: %v, want a ProductChangedError", err)
+		t.Fatalf("level 2, changed after the read: %v, want a ChangedError", err)
 	}
 	if p := read(); p.RetailMonthlyUsdCents != 1500 {
 		t.Fatalf("the refused update left the price %d, want 1500", p.RetailMonthlyUsdCents)

@@ -65,8 +65,8 @@ func toAPIError(err error) (*api.Error, bool) {
 	if errors.As(err, &hst) {
 		return api.NewError(http.StatusConflict, hst.Code, userMessage(hst)), false
 	}
-	// An update sent with If-Match: the product changed after its read.
-	var changed *fsm.ProductChangedError
+	// A write sent with If-Match (If-None-Match): changed after its read.
+	var changed *fsm.ChangedError
 	if errors.As(err, &changed) {
 		return api.NewError(http.StatusPreconditionFailed, "precondition_failed", userMessage(changed)), false
 	}

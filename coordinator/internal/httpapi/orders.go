@@ -272,6 +272,25 @@ func (a *API) templateFamily(template string) string {
 	return fsm.TemplateView(template, label).Family
 }
 
+// labelIfUnchanged is the precondition (ifUnchanged) of a label write to the
+// template r names, checked here too, so that a cluster below the level
+// that checks it in apply refuses a stale write all the same (but for the
+// moment between this read and the apply).
+func (a *API) labelIfUnchanged(r *http.Request) (*time.Time, error) {
+	since, err := ifUnchanged(r.Header)
+	if err != nil || since == nil {
+		return since, err
+	}
+	name := r.PathValue("name")
+	return since, a.state.Read(func(rt store.ReadTx) error {
+		cur, err := rt.OSTemplateLabel(name)
+		if err != nil && err != store.ErrNotFound {
+			return err
+		}
+		return fsm.UnchangedSince("the label of template "+name, cur.UpdatedAt, since)
+	})
+}
+
 // templateAdminRoutes are `hostplanectl template list|label|unlabel`: the
 // operators' labels of the templates their nodes hold.
 func (a *API) templateAdminRoutes(mux *http.ServeMux, leader func(adminFunc) http.Handler) {
@@ -285,7 +304,11 @@ func (a *API) templateAdminRoutes(mux *http.ServeMux, leader func(adminFunc) htt
 		if err != nil {
 			return 0, nil, err
 		}
-		v, err := a.adminApply(r.Context(), fsm.CmdOSTemplateLabel, now, fsm.OSTemplateLabelSet{Name: r.PathValue("name"), Label: req})
+		since, err := a.labelIfUnchanged(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := a.adminApply(r.Context(), fsm.CmdOSTemplateLabel, now, fsm.OSTemplateLabelSet{Name: r.PathValue("name"), Label: req, IfUpdatedAt: since})
 		if err != nil {
 			return 0, nil, err
 		}
@@ -296,7 +319,11 @@ func (a *API) templateAdminRoutes(mux *http.ServeMux, leader func(adminFunc) htt
 		if err := templateName("name", r.PathValue("name")); err != nil {
 			return 0, nil, err
 		}
-		v, err := a.adminApply(r.Context(), fsm.CmdOSTemplateUnlabel, now, fsm.OSTemplateUnlabel{Name: r.PathValue("name")})
+		since, err := a.labelIfUnchanged(r)
+		if err != nil {
+			return 0, nil, err
+		}
+		v, err := a.adminApply(r.Context(), fsm.CmdOSTemplateUnlabel, now, fsm.OSTemplateUnlabel{Name: r.PathValue("name"), IfUpdatedAt: since})
 		if errors.Is(err, fsm.ErrNotFound) {
 			return 0, nil, notFound("template label")
 		}
@@ -338,25 +365,34 @@ func (a *API) templateKnown(deps *ServerDeps, template string) bool {
 	return !reported
 }
 
-// productIfMatch reads PUT /admin/products/{slug}'s If-Match header: the
-// product's updated_at as the sender read it (RFC 3339, quoted as an entity
-// tag), so that an update made from a read of the product (hostplanectl
-// product update) does not undo a change made after that read: a 412
-// precondition_failed instead, nothing changed. None, or "*", is no
+// ifUnchanged reads a conditional admin write's precondition (PUT
+// /admin/products/{slug}, PUT and DELETE /admin/os-templates/{name}): If-Match
+// is the updated_at of the record as the sender read it (RFC 3339, quoted as
+// an entity tag); If-None-Match: * says there was none (a zero time). A
+// write made from a read (hostplanectl product update, template label) then
+// does not undo a change made after that read: a 412 precondition_failed
+// instead, nothing changed. Neither header, or If-Match: *, is no
 // precondition.
-func productIfMatch(vs []string) (*time.Time, error) {
-	switch {
-	case len(vs) == 0:
-		return nil, nil
-	case len(vs) == 1 && strings.TrimSpace(vs[0]) == "*":
-		return nil, nil
-	}
+func ifUnchanged(h http.Header) (*time.Time, error) {
+	match, none := h.Values("If-Match"), h.Values("If-None-Match")
 	refused := &httpError{status: http.StatusBadRequest, code: "invalid_header",
-		msg: `header "If-Match" takes one entity tag: the product's updated_at, quoted ("2026-12-03T08:00:00.123456789Z")`}
-	if len(vs) != 1 {
+		msg: `header "If-Match" takes one entity tag, the updated_at read, quoted ("2026-12-03T08:00:00.123456789Z"), and "If-None-Match" only *`}
+	switch {
+	case len(match) > 0 && len(none) > 0:
+		return nil, refused
+	case len(none) > 0:
+		if len(none) != 1 || strings.TrimSpace(none[0]) != "*" {
+			return nil, refused
+		}
+		return &time.Time{}, nil
+	case len(match) == 0:
+		return nil, nil
+	case len(match) == 1 && strings.TrimSpace(match[0]) == "*":
+		return nil, nil
+	case len(match) != 1:
 		return nil, refused
 	}
-	tag := strings.TrimSpace(vs[0])
+	tag := strings.TrimSpace(match[0])
 	if len(tag) < 2 || tag[0] != '"' || tag[len(tag)-1] != '"' {
 		return nil, refused
 	}
@@ -383,7 +419,7 @@ func (a *API) catalogueAdminRoutes(mux *http.ServeMux, leader func(adminFunc) ht
 			}
 			var since *time.Time
 			if !create {
-				if since, err = productIfMatch(r.Header.Values("If-Match")); err != nil {
+				if since, err = ifUnchanged(r.Header); err != nil {
 					return 0, nil, err
 				}
 				// Checked here too, so that a cluster below the level that
@@ -395,7 +431,7 @@ func (a *API) catalogueAdminRoutes(mux *http.ServeMux, leader func(adminFunc) ht
 					if err != nil {
 						return nil // the apply says so
 					}
-					return fsm.ProductUnchangedSince(cur, since)
+					return fsm.UnchangedSince("product "+slug, cur.UpdatedAt, since)
 				}); err != nil {
 					return 0, nil, err
 				}
