@@ -260,15 +260,13 @@ func TestHostileInputOutsideIn(t *testing.T) {
 					t.Errorf("GET %s?%s: %d %.300s, want 400 naming %s", list, q, rep.Status, rep.Body, param)
 				}
 			}
-			// A cursor is not a parameter: ignored, the first page.
-			var p struct {
-				Page  int `json:"page"`
-				Total int `json:"total"`
-			}
+			// A cursor is not a parameter of these lists (they page): a 400
+			// naming it (d985afd; before, it was ignored and the first page
+			// served, so a client paging by cursor read page 1 for ever),
+			// and never a page of A's.
 			rep := r.call(f, r.keyB, "GET", list+"?cursor="+own.invoice, nil, nil)
-			rep.Decode(t, &p)
-			if rep.Status != 200 || p.Total != 0 || strings.Contains(string(rep.Body), own.invoice) {
-				t.Errorf("B's GET %s?cursor=<A's invoice>: %s", list, rep)
+			if rep.Status != 400 || !strings.Contains(string(rep.Body), `unknown query parameter \"cursor\"`) || strings.Contains(string(rep.Body), own.invoice) {
+				t.Errorf("B's GET %s?cursor=<A's invoice>: %s, want 400 naming cursor", list, rep)
 			}
 		}
 		// Domain years multiply a price: out of range is a 400 naming years,
