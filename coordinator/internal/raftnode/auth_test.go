@@ -91,6 +91,72 @@ func closedByPeer(c net.Conn) bool {
 	return err == nil || !(errors.As(err, &ne) && ne.Timeout())
 }
 
+// dialPlain dials addr with no handshake; the connection is closed at the
+// test's end.
+func dialPlain(t *testing.T, addr raft.ServerAddress) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", string(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// listenLoopback is a listener on a free loopback port, closed at the test's
+// end.
+func listenLoopback(t *testing.T) net.Listener {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return ln
+}
+
+// readsExactly checks that Raft reads msg from in (a connection it was
+// handed).
+func readsExactly(t *testing.T, in net.Conn, msg []byte) {
+	t.Helper()
+	got := make([]byte, len(msg))
+	if _, err := io.ReadFull(in, got); err != nil || !bytes.Equal(got, msg) {
+		t.Fatalf("raft reads %q (%v), want %q", got, err, msg)
+	}
+}
+
+// nothingReachesRaft checks that no connection is handed to Raft within
+// 300 ms; what names the connection that must not be.
+func (p *authPeer) nothingReachesRaft(t *testing.T, what string) {
+	t.Helper()
+	if in, ok := p.acceptOne(300 * time.Millisecond); ok {
+		in.Close()
+		t.Fatalf("%s reached Raft", what)
+	}
+}
+
+// dialRefused checks that p's dial to addr fails with want.
+func (p *authPeer) dialRefused(t *testing.T, addr raft.ServerAddress, want error, what string) {
+	t.Helper()
+	if c, err := p.s.Dial(addr, time.Second); !errors.Is(err, want) {
+		if c != nil {
+			c.Close()
+		}
+		t.Fatalf("%s: %v, want %v", what, err, want)
+	}
+}
+
+// closedAtEnd is a list of connections closed at the test's end.
+func closedAtEnd(t *testing.T) *[]net.Conn {
+	var cs []net.Conn
+	t.Cleanup(func() {
+		for _, c := range cs {
+			c.Close()
+		}
+	})
+	return &cs
+}
+
 // The right secret on both sides: the handshake passes both ways and Raft
 // reads exactly what the dialler writes after it.
 func TestHandshakeRightSecret(t *testing.T) {
@@ -109,10 +175,7 @@ func TestHandshakeRightSecret(t *testing.T) {
 		if !ok {
 			t.Fatal("no authenticated connection accepted")
 		}
-		got := make([]byte, len(msg))
-		if _, err := io.ReadFull(in, got); err != nil || !bytes.Equal(got, msg) {
-			t.Fatalf("raft reads %q (%v), want %q", got, err, msg)
-		}
+		readsExactly(t, in, msg)
 		c.Close()
 		in.Close()
 	}
@@ -128,12 +191,7 @@ func TestHandshakeWrongSecretRefused(t *testing.T) {
 	foreign := newAuthPeer(t, otherSecret, 2, 0)
 
 	// Dialling side: the foreign acceptor cannot prove the secret.
-	if c, err := a.s.Dial(foreign.addr(), time.Second); !errors.Is(err, errBadProof) {
-		if c != nil {
-			c.Close()
-		}
-		t.Fatalf("dial to a coordinator of another secret: %v, want %v", err, errBadProof)
-	}
+	a.dialRefused(t, foreign.addr(), errBadProof, "dial to a coordinator of another secret")
 	// Accepting side: a dialler of another secret (which goes on past the
 	// acceptor's proof) is refused and closed.
 	c := rawHandshake(t, a.addr(), otherSecret, nil)
@@ -141,10 +199,7 @@ func TestHandshakeWrongSecretRefused(t *testing.T) {
 		t.Fatal("connection of a dialler with another secret not closed")
 	}
 	a.waitRefused(t, 1)
-	if in, ok := a.acceptOne(300 * time.Millisecond); ok {
-		in.Close()
-		t.Fatal("a connection with another secret reached Raft")
-	}
+	a.nothingReachesRaft(t, "a connection with another secret")
 }
 
 // rawHandshake dials addr and runs the dialling side by hand with key, going
@@ -153,11 +208,7 @@ func TestHandshakeWrongSecretRefused(t *testing.T) {
 func rawHandshake(t *testing.T, addr raft.ServerAddress, secret string, proof func(dn, an, mac []byte) []byte) net.Conn {
 	t.Helper()
 	k, _ := deriveAuthKey(secret)
-	c, err := net.Dial("tcp", string(addr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dialPlain(t, addr)
 	dn := bytes.Repeat([]byte{7}, nonceLen)
 	if _, err := c.Write(append([]byte(authMagic), dn...)); err != nil {
 		t.Fatal(err)
@@ -211,10 +262,7 @@ func TestHandshakeReflectedOrReplayedRefused(t *testing.T) {
 		t.Fatal("replayed proof: connection not closed")
 	}
 	a.waitRefused(t, 2)
-	if in, ok := a.acceptOne(300 * time.Millisecond); ok {
-		in.Close()
-		t.Fatal("a replayed or reflected proof reached Raft")
-	}
+	a.nothingReachesRaft(t, "a replayed or reflected proof")
 
 	// Dialling side: an acceptor replaying a recorded answer, or echoing the
 	// dialler's nonce, is refused.
@@ -228,10 +276,7 @@ func TestHandshakeReflectedOrReplayedRefused(t *testing.T) {
 			return append(append([]byte{}, dn...), k.proof(labelAccepting, dn, dn)...)
 		},
 	} {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
+		ln := listenLoopback(t)
 		go func() {
 			c, err := ln.Accept()
 			if err != nil {
@@ -255,11 +300,7 @@ func TestHandshakeReflectedOrReplayedRefused(t *testing.T) {
 // A silent peer holds its handshake for the deadline only, on either side.
 func TestHandshakeSilentPeerTimesOut(t *testing.T) {
 	a := newAuthPeer(t, testSecret, 2, 300*time.Millisecond)
-	c, err := net.Dial("tcp", string(a.addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialPlain(t, a.addr())
 	start := time.Now()
 	if !closedByPeer(c) {
 		t.Fatal("a silent dialler was not closed")
@@ -276,22 +317,14 @@ func TestHandshakeSilentPeerTimesOut(t *testing.T) {
 	}
 
 	// One that sends the magic and stops is closed at the same deadline.
-	c2, err := net.Dial("tcp", string(a.addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	c2 := dialPlain(t, a.addr())
 	_, _ = c2.Write([]byte(authMagic[:3]))
 	if !closedByPeer(c2) {
 		t.Fatal("a dialler stalling in its hello was not closed")
 	}
 
 	// Dialling side: an acceptor that never answers.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLoopback(t)
 	go func() {
 		if c, err := ln.Accept(); err == nil {
 			defer c.Close()
@@ -314,40 +347,26 @@ func TestHandshakeSilentPeerTimesOut(t *testing.T) {
 func TestLegacyConnectionByLevel(t *testing.T) {
 	dir := t.TempDir()
 	a := newAuthPeerIn(t, dir, testSecret, 1, 0)
-	c, err := net.Dial("tcp", string(a.addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := dialPlain(t, a.addr())
 	msg := []byte{1, 'v', 'o', 't', 'e'} // rpcRequestVote's type byte first
 	_, _ = c.Write(msg)
 	in, ok := a.acceptOne(5 * time.Second)
 	if !ok {
 		t.Fatal("a legacy connection below level 2 was not taken")
 	}
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(in, got); err != nil || !bytes.Equal(got, msg) {
-		t.Fatalf("raft reads %q (%v), want %q", got, err, msg)
-	}
+	readsExactly(t, in, msg)
 
 	a.level.Store(2) // the leader raised the level; the gate reads it within a second
 	if !closedByPeer(c) {
 		t.Fatal("the legacy connection taken below level 2 stays open at level 2")
 	}
-	c2, err := net.Dial("tcp", string(a.addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c2.Close()
+	c2 := dialPlain(t, a.addr())
 	_, _ = c2.Write(msg)
 	if !closedByPeer(c2) {
 		t.Fatal("a legacy connection at level 2 was not closed")
 	}
 	a.waitRefused(t, 1)
-	if in, ok := a.acceptOne(300 * time.Millisecond); ok {
-		in.Close()
-		t.Fatal("a legacy connection at level 2 reached Raft")
-	}
+	a.nothingReachesRaft(t, "a legacy connection at level 2")
 	if _, err := os.Stat(filepath.Join(dir, transportAuthFile)); err != nil {
 		t.Fatalf("the requirement is not recorded: %v", err)
 	}
@@ -356,11 +375,7 @@ func TestLegacyConnectionByLevel(t *testing.T) {
 	// backup of level 1): still required.
 	_ = a.s.Close()
 	b := newAuthPeerIn(t, dir, testSecret, 1, 0)
-	c3, err := net.Dial("tcp", string(b.addr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c3.Close()
+	c3 := dialPlain(t, b.addr())
 	_, _ = c3.Write(msg)
 	if !closedByPeer(c3) {
 		t.Fatal("a legacy connection was taken after a restart of a member that had reached level 2")
@@ -371,11 +386,7 @@ func TestLegacyConnectionByLevel(t *testing.T) {
 // does not speak the handshake (a release before it: it closes on the
 // unknown first byte); at level 2 it does not.
 func TestDialFallbackBelowLevel2(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln := listenLoopback(t)
 	firsts := make(chan byte, 8)
 	go func() {
 		for {
@@ -426,12 +437,7 @@ func TestDialFallbackBelowLevel2(t *testing.T) {
 	}
 
 	b := newAuthPeer(t, testSecret, 2, 0)
-	if c, err := b.s.Dial(old, time.Second); !errors.Is(err, errPeerGone) {
-		if c != nil {
-			c.Close()
-		}
-		t.Fatalf("dial at level 2 to a peer without the handshake: %v, want %v", err, errPeerGone)
-	}
+	b.dialRefused(t, old, errPeerGone, "dial at level 2 to a peer without the handshake")
 }
 
 // A member whose cluster runs level 2 with a secret: a foreign Raft client
@@ -446,18 +452,10 @@ func TestForeignRaftClientRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = n.Close() })
-	waitLeads(t, n)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := n.Apply(ctx, levelEnv(t)); err != nil {
-		t.Fatal(err)
-	}
-	for deadline := time.Now().Add(5 * time.Second); !n.transportAuthRequired(); {
-		if time.Now().After(deadline) {
-			t.Fatal("the handshake is not required 5 s after the level reached 2")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	leadAtLevel2(ctx, t, n)
+	waitFor(t, 5*time.Second, "the handshake is required after the level reached 2", n.transportAuthRequired)
 	term, last := n.Raft.CurrentTerm(), n.Raft.LastIndex()
 
 	foreign, err := raft.NewTCPTransport("127.0.0.1:0", nil, 2, time.Second, io.Discard)
@@ -506,6 +504,16 @@ func levelEnv(t *testing.T) *fsm.Envelope {
 	return env
 }
 
+// scriptedPeer is a peer's side of a handshake that sends data and records
+// what it is sent.
+func scriptedPeer(data []byte) (io.ReadWriter, *bytes.Buffer) {
+	out := new(bytes.Buffer)
+	return struct {
+		io.Reader
+		io.Writer
+	}{bytes.NewReader(data), out}, out
+}
+
 // FuzzAcceptHandshake feeds the accepting side arbitrary bytes as the
 // dialler's: it must never take them (the proof needs the key and the
 // acceptor's fresh nonce) nor panic, and must write at most its one answer.
@@ -516,11 +524,7 @@ func FuzzAcceptHandshake(f *testing.F) {
 	f.Add([]byte{})
 	f.Add(bytes.Repeat([]byte{0xff}, 200))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var out bytes.Buffer
-		rw := struct {
-			io.Reader
-			io.Writer
-		}{bytes.NewReader(data), &out}
+		rw, out := scriptedPeer(data)
 		if err := acceptHandshake(rw, &k); err == nil {
 			t.Fatalf("accepted %x", data)
 		}
@@ -538,11 +542,7 @@ func FuzzDialHandshake(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("short"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var out bytes.Buffer
-		rw := struct {
-			io.Reader
-			io.Writer
-		}{bytes.NewReader(data), &out}
+		rw, out := scriptedPeer(data)
 		if err := dialHandshake(rw, &k); err == nil {
 			t.Fatalf("took answer %x", data)
 		}
@@ -563,6 +563,15 @@ func openMember(t *testing.T, id, dir, addr string, bootstrap bool) *Node {
 	return n
 }
 
+// leadAtLevel2 waits for n to lead and applies semantics level 2 through it.
+func leadAtLevel2(ctx context.Context, t *testing.T, n *Node) {
+	t.Helper()
+	waitLeads(t, n)
+	if _, err := n.Apply(ctx, levelEnv(t)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitFor polls cond for up to d.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -581,12 +590,9 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 func TestJoinAndRestartAtLevel2(t *testing.T) {
 	a := openMember(t, "a", t.TempDir(), freeAddr(t), true)
 	defer a.Close()
-	waitLeads(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := a.Apply(ctx, levelEnv(t)); err != nil {
-		t.Fatal(err)
-	}
+	leadAtLevel2(ctx, t, a)
 	waitFor(t, 5*time.Second, "a requires the handshake", a.transportAuthRequired)
 
 	bDir, bAddr := t.TempDir(), freeAddr(t)
@@ -639,13 +645,7 @@ func TestJoinAndRestartAtLevel2(t *testing.T) {
 func TestStalledHandshakesDoNotLockOutMembers(t *testing.T) {
 	a := newAuthPeer(t, testSecret, 2, 0) // the 5 s deadline: the stalls outlast the test
 	b := newAuthPeer(t, testSecret, 2, 0)
-	var stalled []net.Conn
-	t.Cleanup(func() {
-		for _, c := range stalled {
-			c.Close()
-		}
-	})
-	stall, pending, waitPending := stallHandshakes(t, a, &stalled)
+	stall, pending, waitPending := stallHandshakes(t, a, closedAtEnd(t))
 	memberDials := func(what string) {
 		t.Helper()
 		start := time.Now()
@@ -714,13 +714,7 @@ func stallHandshakes(t *testing.T, a *authPeer, stalled *[]net.Conn) (func(strin
 // cap: those of the busiest host make room.
 func TestMembersHandshakeOutlastsAFlood(t *testing.T) {
 	a := newAuthPeer(t, testSecret, 2, 0)
-	var stalled []net.Conn
-	t.Cleanup(func() {
-		for _, c := range stalled {
-			c.Close()
-		}
-	})
-	stall, _, waitPending := stallHandshakes(t, a, &stalled)
+	stall, _, waitPending := stallHandshakes(t, a, closedAtEnd(t))
 	k, _ := deriveAuthKey(testSecret)
 	c := rawHandshake(t, a.addr(), testSecret, func(dn, an, _ []byte) []byte {
 		// Between the acceptor's answer and the member's proof: 128
@@ -740,10 +734,7 @@ func TestMembersHandshakeOutlastsAFlood(t *testing.T) {
 		t.Fatal("the member's handshake was closed to make room for the flood")
 	}
 	defer in.Close()
-	got := make([]byte, len(msg))
-	if _, err := io.ReadFull(in, got); err != nil || !bytes.Equal(got, msg) {
-		t.Fatalf("raft reads %q (%v), want %q", got, err, msg)
-	}
+	readsExactly(t, in, msg)
 }
 
 // A member that reached level 2 (its record) restarted with neither the
@@ -753,12 +744,9 @@ func TestMembersHandshakeOutlastsAFlood(t *testing.T) {
 func TestRestartWithoutSecretRefused(t *testing.T) {
 	dir, addr := t.TempDir(), freeAddr(t)
 	a := openMember(t, "a", dir, addr, true)
-	waitLeads(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := a.Apply(ctx, levelEnv(t)); err != nil {
-		t.Fatal(err)
-	}
+	leadAtLevel2(ctx, t, a)
 	waitFor(t, 5*time.Second, "a requires the handshake", a.transportAuthRequired)
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
@@ -797,12 +785,9 @@ func TestRestartAtLevel2NeverSecretStarts(t *testing.T) {
 		return n
 	}
 	a := open()
-	waitLeads(t, a)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := a.Apply(ctx, levelEnv(t)); err != nil {
-		t.Fatal(err)
-	}
+	leadAtLevel2(ctx, t, a)
 	if got := a.FSM.ClusterLevel(); got != 2 {
 		t.Fatalf("level %d, want 2", got)
 	}
