@@ -35,10 +35,11 @@ func newTemplateCmd(g *globals) *cobra.Command {
 			}
 			out := api.OSTemplateLabelRequest{}
 			var read time.Time // the label's updated_at as read (zero: none)
+			found := false
 			for _, l := range labels {
 				if l.Name == args[0] {
 					out = api.OSTemplateLabelRequest{Family: l.Family, Version: l.Version, DisplayName: l.DisplayName}
-					read = l.UpdatedAt
+					read, found = l.UpdatedAt, true
 				}
 			}
 			if afterTemplateLabelRead != nil {
@@ -59,6 +60,13 @@ func newTemplateCmd(g *globals) *cobra.Command {
 			// fields copied from the read.
 			if out == (api.OSTemplateLabelRequest{}) {
 				l, err := g.admin().UnlabelOSTemplateIf(c.Context(), args[0], read) // every field cleared
+				var ae *api.Error
+				if !found && errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound {
+					// Only "" flags on a template without a label (its
+					// name checked by the coordinator): nothing to clear.
+					l = api.OSTemplateLabel{Name: args[0]}
+					return g.print(l, func() { fmt.Printf("template %s has no label: nothing to clear\n", l.Name) })
+				}
 				if err != nil {
 					return labelChanged(args[0], err)
 				}

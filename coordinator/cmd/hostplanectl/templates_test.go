@@ -141,3 +141,30 @@ func TestTemplateLabelKeepsConcurrentChange(t *testing.T) {
 		t.Fatalf("run again: %+v, want %+v", got, want)
 	}
 }
+
+// TestTemplateLabelNothingToClear: template label with only "" flags on a
+// template without a label cleared nothing and answered the unlabel's 404
+// ("template label not found"). It says there is nothing to clear and
+// succeeds, storing nothing; a bad name is still the coordinator's 400
+// naming it.
+func TestTemplateLabelNothingToClear(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs a coordinator")
+	}
+	_, g, adm := cliCluster(t)
+	text := &globals{socket: g.socket}
+	out, err := stdoutOf(t, func() error { return runCmd(newTemplateCmd, text, "label", "u2404", "--version", "") })
+	if err != nil || !strings.Contains(out, "template u2404 has no label: nothing to clear") {
+		t.Fatalf("label --version \"\" on an unlabelled template: %v, printed %q; want it to say there is nothing to clear", err, out)
+	}
+	if err := runCmd(newTemplateCmd, g, "label", "u2404", "--family", "", "--version", "", "--display-name", ""); err != nil {
+		t.Fatalf("every flag \"\" on an unlabelled template (--json): %v", err)
+	}
+	var ae *api.Error
+	if err := runCmd(newTemplateCmd, g, "label", "Ubuntu", "--version", ""); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, `"name"`) {
+		t.Fatalf("a bad name with only \"\" flags: %v, want a 400 naming the name", err)
+	}
+	if ls, err := adm.OSTemplateLabels(context.Background()); err != nil || len(ls) != 0 {
+		t.Fatalf("labels %+v (%v), want none", ls, err)
+	}
+}
