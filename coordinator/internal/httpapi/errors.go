@@ -48,55 +48,75 @@ func toAPIError(err error) (*api.Error, bool) {
 	if errors.As(err, &he) {
 		return api.NewError(he.status, he.code, he.msg), false
 	}
-	// A server's one-mutating-action rule: the message names the blocking
-	// action so the client can follow it (GET /v1/actions/:id).
-	var busy *fsm.ActionBusyError
-	if errors.As(err, &busy) {
-		return api.NewError(http.StatusConflict, "action_in_progress", userMessage(busy)), false
+	for _, typed := range typedErrors {
+		if e := typed(err); e != nil {
+			return e, false
+		}
 	}
-	// A node that filled up between placement and apply.
-	var full *fsm.NoCapacityError
-	if errors.As(err, &full) {
-		return api.NewError(http.StatusConflict, "no_capacity", userMessage(full)), false
-	}
-	// A suspended server refuses power-on, saying why.
-	// A hosting account whose state refuses the request, with its code.
-	var hst *fsm.HostingStateError
-	if errors.As(err, &hst) {
-		return api.NewError(http.StatusConflict, hst.Code, userMessage(hst)), false
-	}
-	// A write sent with If-Match (If-None-Match): changed after its read.
-	var changed *fsm.ChangedError
-	if errors.As(err, &changed) {
-		return api.NewError(http.StatusPreconditionFailed, "precondition_failed", userMessage(changed)), false
-	}
-	var susp *fsm.SuspendedError
-	if errors.As(err, &susp) {
-		return api.NewError(http.StatusConflict, "suspended", userMessage(susp)), false
-	}
-	// A command of a newer release while some coordinator still runs an
-	// older one (a rolling upgrade not finished).
-	var lvl *fsm.LevelError
-	if errors.As(err, &lvl) {
-		return api.NewError(http.StatusServiceUnavailable, "cluster_upgrading", userMessage(lvl)), false
-	}
-	switch {
-	case errors.Is(err, fsm.ErrNotFound):
-		return api.NewError(http.StatusNotFound, "not_found", userMessage(err)), false
-	case errors.Is(err, fsm.ErrConflict):
-		return api.NewError(http.StatusConflict, "conflict", userMessage(err)), false
-	case errors.Is(err, fsm.ErrInsufficientFunds):
-		return api.NewError(http.StatusConflict, "insufficient_funds", userMessage(err)), false
-	case errors.Is(err, fsm.ErrIdemMismatch):
-		return api.NewError(http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request body in the last 24 hours"), false
-	case errors.Is(err, fsm.ErrKeyEscalation):
-		return api.NewError(http.StatusForbidden, "key_escalation", userMessage(err)), false
-	case errors.Is(err, fsm.ErrInvalid):
-		return api.NewError(http.StatusBadRequest, "invalid_request", userMessage(err)), false
-	case errors.Is(err, raftnode.ErrNotLeader):
-		return api.NewError(http.StatusServiceUnavailable, "no_leader", "the cluster is electing a leader; retry shortly"), false
+	for _, m := range sentinelErrors {
+		if errors.Is(err, m.err) {
+			msg := m.msg
+			if msg == "" {
+				msg = userMessage(err)
+			}
+			return api.NewError(m.status, m.code, msg), false
+		}
 	}
 	return api.NewError(http.StatusInternalServerError, "internal_error", "internal error; the request id identifies it in the server log"), true
+}
+
+// typedErrors answer the FSM's typed refusals, tried in order: the first
+// whose type err wraps gives the status and code, and its text the message.
+var typedErrors = []func(error) *api.Error{
+	// A server's one-mutating-action rule: the message names the blocking
+	// action so the client can follow it (GET /v1/actions/:id).
+	typedError[*fsm.ActionBusyError](http.StatusConflict, "action_in_progress"),
+	// A node that filled up between placement and apply.
+	typedError[*fsm.NoCapacityError](http.StatusConflict, "no_capacity"),
+	// A hosting account whose state refuses the request, with its code.
+	func(err error) *api.Error {
+		var hst *fsm.HostingStateError
+		if !errors.As(err, &hst) {
+			return nil
+		}
+		return api.NewError(http.StatusConflict, hst.Code, userMessage(hst))
+	},
+	// A write sent with If-Match (If-None-Match): changed after its read.
+	typedError[*fsm.ChangedError](http.StatusPreconditionFailed, "precondition_failed"),
+	// A suspended server refuses power-on, saying why.
+	typedError[*fsm.SuspendedError](http.StatusConflict, "suspended"),
+	// A command of a newer release while some coordinator still runs an
+	// older one (a rolling upgrade not finished).
+	typedError[*fsm.LevelError](http.StatusServiceUnavailable, "cluster_upgrading"),
+}
+
+// typedError answers an error that wraps an E with status and code, the
+// E's text the message; nil for any other error.
+func typedError[E error](status int, code string) func(error) *api.Error {
+	return func(err error) *api.Error {
+		var e E
+		if !errors.As(err, &e) {
+			return nil
+		}
+		return api.NewError(status, code, userMessage(e))
+	}
+}
+
+// sentinelErrors answer the FSM's (and Raft's) sentinel errors, tried in
+// order by errors.Is after typedErrors; msg "" is the error's own text.
+var sentinelErrors = []struct {
+	err    error
+	status int
+	code   string
+	msg    string
+}{
+	{fsm.ErrNotFound, http.StatusNotFound, "not_found", ""},
+	{fsm.ErrConflict, http.StatusConflict, "conflict", ""},
+	{fsm.ErrInsufficientFunds, http.StatusConflict, "insufficient_funds", ""},
+	{fsm.ErrIdemMismatch, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request body in the last 24 hours"},
+	{fsm.ErrKeyEscalation, http.StatusForbidden, "key_escalation", ""},
+	{fsm.ErrInvalid, http.StatusBadRequest, "invalid_request", ""},
+	{raftnode.ErrNotLeader, http.StatusServiceUnavailable, "no_leader", "the cluster is electing a leader; retry shortly"},
 }
 
 // userMessage is the FSM error text, which names the resource but holds no secret.
