@@ -217,7 +217,7 @@ func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
 		AccountID: rq.caller.accountID, Domain: d.Domain, Takeover: takeover, Lapsed: lapsed}, http.StatusOK)
 	kick()
 	if err != nil {
-		return status, v, hostingConflict(err)
+		return status, v, err
 	}
 	switch {
 	case lapsed != nil:

@@ -120,12 +120,14 @@ func TestCustomDomainDNSVerification(t *testing.T) {
 		t.Fatalf("verify: %d %s", v.status, v.body)
 	}
 
-	// Another account cannot take the name, nor anyone the account's own domain.
+	// Another account cannot take the name, nor anyone the account's own
+	// domain: a 409 naming the field, as verify's conflict does.
 	acc2, key2 := s.account(scopes...)
 	hst2 := s.hostingAccount(acc2, "bob", "bob.hosting.test")
 	for _, d := range []string{"shop.example.test", "ada.hosting.test"} {
-		if r := s.call(key2, "PUT", "/v1/hosting/"+hst2+"/custom-domain", `{"domain":"`+d+`"}`); r.status != http.StatusConflict {
-			t.Fatalf("second account takes %s: %d %s", d, r.status, r.body)
+		if r := s.call(key2, "PUT", "/v1/hosting/"+hst2+"/custom-domain", `{"domain":"`+d+`"}`); r.status != http.StatusConflict ||
+			r.code() != "conflict" || !strings.Contains(r.msg(), `field "domain": domain `+d) {
+			t.Fatalf("second account takes %s: %d %s, want a 409 naming field \"domain\"", d, r.status, r.body)
 		}
 	}
 	// Nor read or detach it.

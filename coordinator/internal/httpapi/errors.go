@@ -83,6 +83,15 @@ var typedErrors = []func(error) *api.Error{
 	},
 	// A write sent with If-Match (If-None-Match): changed after its read.
 	typedError[*fsm.ChangedError](http.StatusPreconditionFailed, "precondition_failed"),
+	// A name taken (a hosting account's username or domain, a custom
+	// domain): the field it is in.
+	func(err error) *api.Error {
+		var fc *fsm.FieldConflictError
+		if !errors.As(err, &fc) {
+			return nil
+		}
+		return api.NewError(http.StatusConflict, "conflict", fmt.Sprintf("field %q: %s", fc.Field, fc.Msg))
+	},
 	// A suspended server refuses power-on, saying why.
 	typedError[*fsm.SuspendedError](http.StatusConflict, "suspended"),
 	// A command of a newer release while some coordinator still runs an

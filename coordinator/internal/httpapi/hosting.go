@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -335,7 +334,7 @@ func (a *API) orderHosting(rq *request) (int, any, error) {
 		return fsm.HostingOrder{OrderCharge: o, Create: create}
 	}, prod.Slug, "hosting order")
 	if err != nil || replay != nil {
-		return status, replay, hostingConflict(err)
+		return status, replay, err
 	}
 	out.Hosting = hostingView(store.HostingAccount{HostingAccount: out.Hosting})
 	out.SFTPPassword, out.DBPassword = sftpPW, dbPW
@@ -351,15 +350,6 @@ func (a *API) quoteHosting(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	return a.quote(rq, req.PlanSlug, api.ProductHosting, req.Location)
-}
-
-// hostingConflict is a taken username or domain as a 409 naming the field.
-func hostingConflict(err error) error {
-	var fc *fsm.FieldConflictError
-	if errors.As(err, &fc) {
-		return errf(http.StatusConflict, "conflict", "field %q: %s", fc.Field, fc.Msg)
-	}
-	return err
 }
 
 // hostingAdminRoutes adds the operator's hosting routes (leader only).
@@ -426,7 +416,7 @@ func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cf
 	}
 	out, err := applyPlaced[api.AdminHostingCreated](a, r, deps, fsm.CmdHostingCreate, now, create, create.Action.ID, "admin hosting create")
 	if err != nil {
-		return 0, nil, hostingConflict(err)
+		return 0, nil, err
 	}
 	out.Hosting = hostingView(store.HostingAccount{HostingAccount: out.Hosting})
 	out.SFTPPassword, out.DBPassword = sftpPW, dbPW
