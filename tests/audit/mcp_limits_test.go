@@ -25,12 +25,23 @@ func TestMCPRateLimitAsREST(t *testing.T) {
 	r := newMCPRig(t, "--public-url", "https://api.audit.example")
 	f := r.follower()
 	adm := r.c.AnyAlive(nil).Admin()
-	k, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "ten", Scopes: []string{"account:read"}, RateLimitPerMin: 10})
-	if err != nil {
-		t.Fatal(err)
+	// tenAMinute is a new key of A's limited to 10 requests a minute;
+	// session an MCP session initialized with a key through the follower.
+	tenAMinute := func(name string) string {
+		t.Helper()
+		k, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: name, Scopes: []string{"account:read"}, RateLimitPerMin: 10})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k.Key
 	}
-	m := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: k.Key}
-	m.initialize()
+	session := func(key string) *mcpSession {
+		m := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: key}
+		m.initialize()
+		return m
+	}
+	key := tenAMinute("ten")
+	m := session(key)
 	ok, limited := 0, 0
 	for range 14 {
 		tr := m.call("get_account", map[string]any{})
@@ -46,19 +57,16 @@ func TestMCPRateLimitAsREST(t *testing.T) {
 	if ok < 8 || ok > 10 || limited == 0 {
 		t.Errorf("14 tool calls with a key of 10 a minute: %d answered, %d rate limited; want 8–10 answered (the session's own requests may count), the rest 429", ok, limited)
 	}
-	if rep := r.call(f, k.Key, "GET", "/v1/account", nil, nil); rep.Status != 429 {
+	if rep := r.call(f, key, "GET", "/v1/account", nil, nil); rep.Status != 429 {
 		t.Errorf("REST after the key's tool calls: %s; want 429", rep)
 	}
 
 	// Another key: cheap MCP requests, without tool calls.
-	k2, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "ten more", Scopes: []string{"account:read"}, RateLimitPerMin: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
+	key2 := tenAMinute("ten more")
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"audit","version":"1"}}}`
 	sessions, refused := 0, 0
 	for range 40 {
-		st, hdr, body := rawMCP(t, "POST", r.c.URL(f)+"/mcp", k2.Key, "", init, nil, 10*time.Second)
+		st, hdr, body := rawMCP(t, "POST", r.c.URL(f)+"/mcp", key2, "", init, nil, 10*time.Second)
 		switch {
 		case st == 200 && hdr.Get("Mcp-Session-Id") != "":
 			sessions++
@@ -68,11 +76,10 @@ func TestMCPRateLimitAsREST(t *testing.T) {
 			t.Errorf("initialize: %d %.200s", st, body)
 		}
 	}
-	m2 := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: r.keyA}
-	m2.initialize()
+	m2 := session(r.keyA)
 	pings := 0
 	for range 40 {
-		st, _, _ := rawMCP(t, "POST", m2.endpoint, k2.Key, m2.session, `{"jsonrpc":"2.0","id":9,"method":"ping"}`, nil, 10*time.Second)
+		st, _, _ := rawMCP(t, "POST", m2.endpoint, key2, m2.session, `{"jsonrpc":"2.0","id":9,"method":"ping"}`, nil, 10*time.Second)
 		if st == 200 {
 			pings++
 		}
@@ -84,16 +91,12 @@ func TestMCPRateLimitAsREST(t *testing.T) {
 	// Notifications (answered 202, nothing sent back) are requests the
 	// server reads and handles too: a flood of them counts against the
 	// key's limit like any other request.
-	k3, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "ten notifications", Scopes: []string{"account:read"}, RateLimitPerMin: 10})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m3 := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: k3.Key}
-	m3.initialize()
+	key3 := tenAMinute("ten notifications")
+	m3 := session(key3)
 	accepted, limitedN := 0, 0
 	for i := range 30 {
 		note := fmt.Sprintf(`{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":%d,"reason":"flood"}}`, 1000+i)
-		switch st, _, body := rawMCP(t, "POST", m3.endpoint, k3.Key, m3.session, note, nil, 10*time.Second); st {
+		switch st, _, body := rawMCP(t, "POST", m3.endpoint, key3, m3.session, note, nil, 10*time.Second); st {
 		case 202:
 			accepted++
 		case 429:
@@ -102,7 +105,7 @@ func TestMCPRateLimitAsREST(t *testing.T) {
 			t.Errorf("notifications/cancelled: %d %.200s", st, body)
 		}
 	}
-	rep := r.call(f, k3.Key, "GET", "/v1/account", nil, nil)
+	rep := r.call(f, key3, "GET", "/v1/account", nil, nil)
 	if accepted > 10 || limitedN == 0 || rep.Status != 429 {
 		t.Errorf("a key of 10 a minute sent 30 notifications: %d accepted, %d refused, then REST %d; want at most 10 accepted, the rest and REST 429", accepted, limitedN, rep.Status)
 	}
@@ -119,21 +122,17 @@ func TestMCPRateLimitAsREST(t *testing.T) {
 		}},
 		{"tools/call on an unknown session", func(sess string) (string, string) { return unknown(sess), toolCallGetAccount }},
 	} {
-		k, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "ten calls", Scopes: []string{"account:read"}, RateLimitPerMin: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		mk := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: k.Key}
-		mk.initialize()
+		key := tenAMinute("ten calls")
+		mk := session(key)
 		refusedN := 0
 		for range 30 {
 			sess, body := flood.body(mk.session)
-			st, _, out := rawMCP(t, "POST", mk.endpoint, k.Key, sess, body, nil, 10*time.Second)
+			st, _, out := rawMCP(t, "POST", mk.endpoint, key, sess, body, nil, 10*time.Second)
 			if st == 429 || strings.Contains(out, "rate_limited") {
 				refusedN++
 			}
 		}
-		if rep := r.call(f, k.Key, "GET", "/v1/account", nil, nil); refusedN == 0 || rep.Status != 429 {
+		if rep := r.call(f, key, "GET", "/v1/account", nil, nil); refusedN == 0 || rep.Status != 429 {
 			t.Errorf("a key of 10 a minute sent 30 of %s: %d rate limited, then REST %d; want the key's limit reached (REST 429)", flood.what, refusedN, rep.Status)
 		}
 	}
