@@ -256,12 +256,7 @@ type probe struct {
 // probesUnder lists every operation of /openapi.json under A's server,
 // hosting, domain, action and invoice ids.
 func (r *rig) probesUnder(own aOwns) []probe {
-	t := r.t
-	t.Helper()
-	var doc struct {
-		Paths map[string]map[string]json.RawMessage `json:"paths"`
-	}
-	r.apis[0].Call("", "GET", "/openapi.json", nil, nil).Decode(t, &doc)
+	r.t.Helper()
 	ids := map[string]string{"/servers/": own.server, "/hosting/": own.hosting, "/domains/": own.domain, "/actions/": own.action, "/billing/invoices/": own.invoice,
 		"/webhooks/": own.webhook, "/tickets/": own.ticket}
 	bodies := map[string]map[string]any{
@@ -277,29 +272,49 @@ func (r *rig) probesUnder(own aOwns) []probe {
 		"POST /tickets/{id}/reply":                         {"body": "mine"},
 	}
 	var out []probe
-	for path, ops := range doc.Paths {
+	for _, op := range r.operations() {
 		var id string
 		for prefix, v := range ids {
-			if strings.HasPrefix(path, prefix+"{id}") {
+			if strings.HasPrefix(op.path, prefix+"{id}") {
 				id = v
 			}
 		}
 		if id == "" {
 			continue
 		}
+		p := probe{method: op.method, path: op.path, operationID: op.OperationID, id: id, body: bodies[op.method+" "+op.path]}
+		p.fill = func(id string) string {
+			return "/v1" + strings.NewReplacer("{id}", id, "{ip}", own.serverIP, "{snapshotId}", "snap_0000000000000000", "{action}", "reboot", "{deliveryId}", own.delivery).Replace(op.path)
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+// openAPIOp is an operation of /openapi.json.
+type openAPIOp struct {
+	method, path string // the method in upper case
+	OperationID  string `json:"operationId"`
+	Scope        string `json:"x-scope"`
+	AltScope     string `json:"x-alt-scope"`
+}
+
+// operations lists the operations of the first coordinator's
+// /openapi.json (a path's other members, such as its parameters, left out).
+func (r *rig) operations() []openAPIOp {
+	r.t.Helper()
+	var doc struct {
+		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	r.apis[0].Call("", "GET", "/openapi.json", nil, nil).Decode(r.t, &doc)
+	var out []openAPIOp
+	for path, ops := range doc.Paths {
 		for method, raw := range ops {
-			if method == "parameters" {
+			op := openAPIOp{method: strings.ToUpper(method), path: path}
+			if method == "parameters" || json.Unmarshal(raw, &op) != nil {
 				continue
 			}
-			var op struct {
-				OperationID string `json:"operationId"`
-			}
-			_ = json.Unmarshal(raw, &op)
-			p := probe{method: strings.ToUpper(method), path: path, operationID: op.OperationID, id: id, body: bodies[strings.ToUpper(method)+" "+path]}
-			p.fill = func(id string) string {
-				return "/v1" + strings.NewReplacer("{id}", id, "{ip}", own.serverIP, "{snapshotId}", "snap_0000000000000000", "{action}", "reboot", "{deliveryId}", own.delivery).Replace(path)
-			}
-			out = append(out, p)
+			out = append(out, op)
 		}
 	}
 	return out

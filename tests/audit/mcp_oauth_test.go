@@ -226,28 +226,17 @@ func TestMCPTokenAudienceAndScopes(t *testing.T) {
 
 	// The /mcp token's tools: its grant's scopes (account:read,
 	// tickets:read) only.
-	var doc struct {
-		Paths map[string]map[string]json.RawMessage `json:"paths"`
-	}
-	r.apis[0].Call("", "GET", "/openapi.json", nil, nil).Decode(t, &doc)
 	want := map[string]bool{}
 	outside := map[string]string{}
-	for _, ops := range doc.Paths {
-		for _, raw := range ops {
-			var op struct {
-				OperationID string `json:"operationId"`
-				Scope       string `json:"x-scope"`
-				AltScope    string `json:"x-alt-scope"`
-			}
-			if json.Unmarshal(raw, &op) != nil || op.OperationID == "" || op.Scope == "" {
-				continue
-			}
-			n := strings.ToLower(op.OperationID)
-			if slices.Contains([]string{"account:read", "tickets:read"}, op.Scope) || slices.Contains([]string{"account:read", "tickets:read"}, op.AltScope) {
-				want[n] = true
-			} else {
-				outside[n] = op.Scope
-			}
+	for _, op := range r.operations() {
+		if op.OperationID == "" || op.Scope == "" {
+			continue
+		}
+		n := strings.ToLower(op.OperationID)
+		if slices.Contains([]string{"account:read", "tickets:read"}, op.Scope) || slices.Contains([]string{"account:read", "tickets:read"}, op.AltScope) {
+			want[n] = true
+		} else {
+			outside[n] = op.Scope
 		}
 	}
 	m := &mcpSession{t: t, endpoint: base + "/mcp", token: mcpAT}

@@ -193,19 +193,10 @@ func TestMCPToolArgumentsHostile(t *testing.T) {
 	}
 
 	// Every tool is an operation of /openapi.json.
-	var doc struct {
-		Paths map[string]map[string]json.RawMessage `json:"paths"`
-	}
-	r.apis[0].Call("", "GET", "/openapi.json", nil, nil).Decode(t, &doc)
 	ops := map[string]bool{}
-	for _, p := range doc.Paths {
-		for _, raw := range p {
-			var op struct {
-				OperationID string `json:"operationId"`
-			}
-			if json.Unmarshal(raw, &op) == nil && op.OperationID != "" {
-				ops[strings.ToLower(op.OperationID)] = true
-			}
+	for _, op := range r.operations() {
+		if op.OperationID != "" {
+			ops[strings.ToLower(op.OperationID)] = true
 		}
 	}
 	_, out := m.post("tools/list", map[string]any{}, false)

@@ -421,23 +421,10 @@ func TestMCPOutsideIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var doc struct {
-		Paths map[string]map[string]json.RawMessage `json:"paths"`
-	}
-	r.apis[0].Call("", "GET", "/openapi.json", nil, nil).Decode(t, &doc)
 	others := map[string]string{}
-	for path, ops := range doc.Paths {
-		for method, raw := range ops {
-			var op struct {
-				OperationID string `json:"operationId"`
-				Scope       string `json:"x-scope"`
-			}
-			if json.Unmarshal(raw, &op) != nil || op.OperationID == "" {
-				continue // path-level parameters
-			}
-			if op.Scope != "" && !slices.Contains(scopes, op.Scope) {
-				others[snake(op.OperationID)] = strings.ToUpper(method) + " " + path + " (" + op.Scope + ")"
-			}
+	for _, op := range r.operations() {
+		if op.OperationID != "" && op.Scope != "" && !slices.Contains(scopes, op.Scope) {
+			others[snake(op.OperationID)] = op.method + " " + op.path + " (" + op.Scope + ")"
 		}
 	}
 	m := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: k.Key}
