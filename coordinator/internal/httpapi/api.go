@@ -466,11 +466,14 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	rq.caller = c
-	if err := a.rateLimit(rq, c); err != nil {
-		return 0, nil, err
-	}
+	// An address the key's allow-list does not hold is refused before the
+	// request is counted (as /mcp's Authenticate does): it neither spends
+	// the owner's budget nor sees its X-RateLimit-* figures.
 	if !auth.IPAllowed(c.cidrs, rq.clientIP) {
 		return 0, nil, errf(http.StatusForbidden, "ip_not_allowed", "this API key may not be used from %s", rq.clientIP)
+	}
+	if err := a.rateLimit(rq, c); err != nil {
+		return 0, nil, err
 	}
 	if !auth.HasScope(c.scopes, rt.Scope) && (rt.AltScope == "" || !auth.HasScope(c.scopes, rt.AltScope)) {
 		return 0, nil, errf(http.StatusForbidden, "missing_scope", "this API key lacks the %q scope", rt.Scope)
@@ -536,14 +539,15 @@ func setLimitHeaders(h http.Header, d ratelimit.Decision) {
 // the share without a leader on a follower: ratelimit Leases.Peek), from the
 // key as this coordinator's own state holds it, never asking the leader. A
 // key this coordinator does not know (or none, or an invalid one) gets no
-// headers, as a 401 has none: there is no budget to describe.
+// headers, as a 401 has none: there is no budget to describe; nor does a key
+// used from an address its allow-list does not hold, as its 403 has none.
 func (a *API) uncountedLimitHeaders(w http.ResponseWriter, r *http.Request) {
 	if !strings.HasPrefix(r.URL.Path, "/v1/") || w.Header().Get("X-RateLimit-Limit") != "" || auth.FromRequest(r) == "" {
 		return
 	}
 	// No writer: a failed token check sets no WWW-Authenticate on this answer.
 	c, err := a.authenticate(&request{Request: r, now: a.now().UTC()})
-	if err != nil {
+	if err != nil || !auth.IPAllowed(c.cidrs, a.clientIP(r)) {
 		return
 	}
 	var d ratelimit.Decision

@@ -1,0 +1,60 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/auth"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestDisallowedAddressSeesNoBudget: a key used from an address its
+// allow-list does not hold is refused (403 ip_not_allowed) before its
+// request is counted, as /mcp refuses it: the answer shows none of the
+// key's X-RateLimit-* figures (how much its owner spent this minute) and
+// spends none of its budget (a leaked key from elsewhere cannot exhaust its
+// owner's limit), and neither does an early 503 (uncountedLimitHeaders,
+// here the brand-mismatch refusal). A key whose allow-list holds the
+// address gets the figures on both.
+func TestDisallowedAddressSeesNoBudget(t *testing.T) {
+	w := newWHAPI(t)
+	key := func(cidrs ...string) (string, string) {
+		now := time.Now()
+		acc := ids.New("acc", now)
+		w.apply(fsm.CmdAccountCreate, fsm.AccountCreate{ID: acc, Email: acc + "@example.com", Name: "x", Country: "TR"})
+		plain, hash, prefix := auth.NewKey("snc_")
+		id := ids.New("key", now)
+		w.apply(fsm.CmdKeyCreate, fsm.KeyCreate{ID: id, AccountID: acc, Name: "k", Hash: hash, Prefix: prefix,
+			Scopes: []string{api.ScopeAccountRead}, AllowedCIDRs: cidrs, RateLimitPerMin: 5})
+		return plain, id
+	}
+	elsewhere, elsewhereID := key("10.0.0.0/8") // the test calls from 127.0.0.1
+	here, _ := key("127.0.0.0/8")
+	figures := func(h http.Header) string {
+		return h.Get("X-RateLimit-Limit") + h.Get("X-RateLimit-Remaining") + h.Get("X-RateLimit-Reset")
+	}
+	for i := range 7 { // past the limit of 5
+		r := w.api.Call(elsewhere, "GET", "/v1/account", nil, nil)
+		if r.Status != http.StatusForbidden || !strings.Contains(string(r.Body), "ip_not_allowed") || figures(r.Header) != "" {
+			t.Fatalf("request %d from outside the allow-list: %d %s, X-RateLimit-* %q; want 403 ip_not_allowed without them", i+1, r.Status, r.Body, figures(r.Header))
+		}
+	}
+	if d := w.a.limiter.Peek(elsewhereID, 5); d.Remaining != 5 {
+		t.Fatalf("7 refused requests spent the key's budget: %d of 5 left", d.Remaining)
+	}
+	if r := w.api.Call(here, "GET", "/v1/account", nil, nil); r.Status != http.StatusOK || r.Header.Get("X-RateLimit-Remaining") != "4" {
+		t.Fatalf("a key allowed here: %d, X-RateLimit-Remaining %q; want 200, 4", r.Status, r.Header.Get("X-RateLimit-Remaining"))
+	}
+	w.a.SetBrandMismatch("test: another brand")
+	defer w.a.SetBrandMismatch("")
+	if r := w.api.Call(elsewhere, "GET", "/v1/account", nil, nil); r.Status != http.StatusServiceUnavailable || figures(r.Header) != "" {
+		t.Fatalf("an early 503 to a key not allowed here: %d, X-RateLimit-* %q; want 503 without them", r.Status, figures(r.Header))
+	}
+	if r := w.api.Call(here, "GET", "/v1/account", nil, nil); r.Status != http.StatusServiceUnavailable || r.Header.Get("X-RateLimit-Remaining") != "4" {
+		t.Fatalf("an early 503 to a key allowed here: %d, X-RateLimit-Remaining %q; want 503, 4 (not counted)", r.Status, r.Header.Get("X-RateLimit-Remaining"))
+	}
+}
