@@ -23,7 +23,8 @@ package raftnode
 // constant time (hmac.Equal). The whole handshake has one deadline, so a
 // silent or slow peer holds its goroutine and slot for at most that long; the
 // accepting side also caps the handshakes in progress (in all and per remote
-// host), a connection past a cap closing the oldest one of the busiest host
+// host: an IPv4 address, an IPv6 /64), a connection past a cap closing the
+// oldest one of the busiest host
 // (connections that stall in their handshake cannot keep a member's out). A refused peer is closed and logged (rate-limited, naming the remote
 // address, never the secret) and nothing it sent reaches Raft.
 //
@@ -103,6 +104,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
@@ -442,12 +444,27 @@ func (g *authGate) releaseLocked(c net.Conn) {
 	}
 }
 
+// remoteHost is the remote host whose handshakes in progress c counts
+// towards: its IPv4 address, or its IPv6 address's /64 (one site's
+// network: whoever holds one address there holds 2^64 of them, so a host
+// per address would give a flood from it as many hosts as it likes and
+// make the busiest host, whose handshakes make room, anyone's).
 func remoteHost(c net.Conn) string {
 	a := c.RemoteAddr().String()
-	if h, _, err := net.SplitHostPort(a); err == nil {
-		return h
+	ap, err := netip.ParseAddrPort(a)
+	if err != nil {
+		if h, _, err := net.SplitHostPort(a); err == nil {
+			return h
+		}
+		return a
 	}
-	return a
+	ip := ap.Addr().Unmap()
+	if ip.Is6() {
+		if p, err := ip.Prefix(64); err == nil {
+			return p.String()
+		}
+	}
+	return ip.String()
 }
 
 // handle runs the accepting side of one connection and hands it to Accept.

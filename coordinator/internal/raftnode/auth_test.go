@@ -42,6 +42,12 @@ func newAuthPeerIn(t *testing.T, dir, secret string, level uint16, timeout time.
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newAuthPeerOn(t, ln, dir, secret, level, timeout)
+}
+
+// newAuthPeerOn is newAuthPeerIn on the listener ln.
+func newAuthPeerOn(t *testing.T, ln net.Listener, dir, secret string, level uint16, timeout time.Duration) *authPeer {
+	t.Helper()
 	p := &authPeer{dir: dir}
 	p.level.Store(uint32(level))
 	g, err := newAuthGate(secret, ln, func() uint16 { return uint16(p.level.Load()) }, dir, timeout, slog.New(slog.DiscardHandler))
@@ -207,8 +213,13 @@ func TestHandshakeWrongSecretRefused(t *testing.T) {
 // It returns the connection and, through got, what it sent.
 func rawHandshake(t *testing.T, addr raft.ServerAddress, secret string, proof func(dn, an, mac []byte) []byte) net.Conn {
 	t.Helper()
+	return rawHandshakeOn(t, dialPlain(t, addr), secret, proof)
+}
+
+// rawHandshakeOn is rawHandshake on the connection c.
+func rawHandshakeOn(t *testing.T, c net.Conn, secret string, proof func(dn, an, mac []byte) []byte) net.Conn {
+	t.Helper()
 	k, _ := deriveAuthKey(secret)
-	c := dialPlain(t, addr)
 	dn := bytes.Repeat([]byte{7}, nonceLen)
 	if _, err := c.Write(append([]byte(authMagic), dn...)); err != nil {
 		t.Fatal(err)
@@ -725,13 +736,21 @@ func TestMembersHandshakeOutlastsAFlood(t *testing.T) {
 		waitPending(maxHandshakes)
 		return k.proof(labelDialling, dn, an)
 	})
+	a.memberGetsThrough(t, c, "the flood")
+}
+
+// memberGetsThrough writes an RPC on c, a member's connection past its
+// proof, and checks that Raft reads it: its handshake was not closed to make
+// room for flood.
+func (p *authPeer) memberGetsThrough(t *testing.T, c net.Conn, flood string) {
+	t.Helper()
 	msg := []byte{1, 'r', 'p', 'c'}
 	if _, err := c.Write(msg); err != nil {
 		t.Fatalf("the member's connection was closed: %v", err)
 	}
-	in, ok := a.acceptOne(5 * time.Second)
+	in, ok := p.acceptOne(5 * time.Second)
 	if !ok {
-		t.Fatal("the member's handshake was closed to make room for the flood")
+		t.Fatalf("the member's handshake was closed to make room for %s", flood)
 	}
 	defer in.Close()
 	readsExactly(t, in, msg)
