@@ -74,6 +74,21 @@ func Tail(path string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
+// WaitLogged waits until the file at path (a log) contains s, failing t
+// with the file's last 20 lines when it does not within timeout.
+func WaitLogged(t testing.TB, path, s string, timeout time.Duration) {
+	t.Helper()
+	for deadline := time.Now().Add(timeout); ; {
+		if b, _ := os.ReadFile(path); strings.Contains(string(b), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not log %q within %v; tail:\n%s", path, s, timeout, Tail(path, 20))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
 // terminate stops a child started in its own process group: SIGTERM (to the
 // child, or to its whole group when group is set), then SIGKILL to the group
 // after grace; it returns once done is closed (the child was waited for).

@@ -108,7 +108,7 @@ func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 	// At level 2 every coordinator requires the Raft handshake: a client
 	// without it (as the older release) is refused, the cluster unmoved.
 	for _, p := range c.Nodes {
-		waitLogged(t, p.LogPath(), "Raft connections must prove the cluster secret from now on", 10*time.Second)
+		framework.WaitLogged(t, p.LogPath(), "Raft connections must prove the cluster secret from now on", 10*time.Second)
 	}
 	plain, err := raft.NewTCPTransport("127.0.0.1:0", nil, 1, 2*time.Second, io.Discard)
 	if err != nil {
@@ -150,21 +150,6 @@ func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 	c.Restart(2)
 	if st := leaderStatus(); st.Level != 2 || len(st.Servers) != 3 {
 		t.Fatalf("after the coordinator came back: %+v", st)
-	}
-}
-
-// waitLogged waits until the file at path contains s.
-func waitLogged(t *testing.T, path, s string, timeout time.Duration) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); ; {
-		if b, _ := os.ReadFile(path); strings.Contains(string(b), s) {
-			return
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(path)
-			t.Fatalf("%s does not log %q within %v; tail:\n%s", path, s, timeout, tail(b, 2000))
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 }
 

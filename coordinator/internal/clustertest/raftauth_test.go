@@ -1,7 +1,6 @@
 package clustertest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,7 +39,7 @@ func TestForeignRaftPeerRefused(t *testing.T) {
 	// The leader raises the level seconds after the start; each member then
 	// requires the handshake.
 	for i, p := range c.Nodes {
-		waitLog(t, p.LogPath(), "Raft connections must prove the cluster secret from now on", 60*time.Second)
+		framework.WaitLogged(t, p.LogPath(), "Raft connections must prove the cluster secret from now on", 60*time.Second)
 		if st, err := c.Admin(i).ClusterStatus(ctx); err != nil || st.Level != 2 {
 			t.Fatalf("%s: level %d (%v), want 2", p.ID, st.Level, err)
 		}
@@ -90,7 +88,7 @@ func TestForeignRaftPeerRefused(t *testing.T) {
 		if err := foreign.TimeoutNow("intruder", to, &raft.TimeoutNowRequest{RPCHeader: hdr}, &tn); err == nil {
 			t.Errorf("%s answered a foreign TimeoutNow: %+v", p.ID, tn)
 		}
-		waitLog(t, p.LogPath(), "refused a Raft connection", 10*time.Second)
+		framework.WaitLogged(t, p.LogPath(), "refused a Raft connection", 10*time.Second)
 	}
 
 	// A coordinator of another cluster (its own random secret) adds a member
@@ -100,7 +98,7 @@ func TestForeignRaftPeerRefused(t *testing.T) {
 	jctx, jcancel := context.WithTimeout(ctx, 5*time.Second)
 	_, _ = other.Admin(0).ClusterJoin(jctx, victim.ID, victim.RaftAddr, "")
 	jcancel()
-	waitLog(t, other.Nodes[0].LogPath(), "does not match this cluster's secret", 30*time.Second)
+	framework.WaitLogged(t, other.Nodes[0].LogPath(), "does not match this cluster's secret", 30*time.Second)
 
 	time.Sleep(2 * time.Second) // what a taken RPC would have done shows by now
 	for i, p := range c.Nodes {
@@ -160,38 +158,6 @@ func refusedCount(t *testing.T, base string) int {
 	return n
 }
 
-// waitLog waits until the file at path contains s.
-func waitLog(t *testing.T, path, s string, timeout time.Duration) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); ; {
-		if b, _ := os.ReadFile(path); strings.Contains(string(b), s) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s does not log %q within %v", path, s, timeout)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// lockedBuffer is a log sink for coordinators in this process.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestOpenRaftPortWarned: coordinators with neither a cluster secret nor Raft
 // TLS. A single one (make run, the embedded default) says nothing; one
 // started to be joined warns at its start that its Raft port is open to
@@ -200,7 +166,7 @@ func (l *lockedBuffer) String() string {
 func TestOpenRaftPortWarned(t *testing.T) {
 	const warning = "the Raft port is open to anyone who reaches it"
 	base := t.TempDir()
-	start := func(id string, bootstrap bool) (*server.Server, *lockedBuffer) {
+	start := func(id string, bootstrap bool) (*server.Server, *framework.SyncBuilder) {
 		t.Helper()
 		cfg := server.Defaults()
 		cfg.NodeID, cfg.DataDir = id, filepath.Join(base, id)
@@ -211,7 +177,7 @@ func TestOpenRaftPortWarned(t *testing.T) {
 		cfg.PublicURL = "http://api.example.test" // no other warning
 		cfg.HeartbeatTimeout, cfg.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
 		cfg.LogFormat = "text"
-		logs := &lockedBuffer{}
+		logs := &framework.SyncBuilder{} // a log sink for coordinators in this process
 		s, err := server.Start(cfg, slog.New(slog.NewTextHandler(logs, nil)), io.Discard)
 		if err != nil {
 			t.Fatalf("start %s: %v", id, err)
