@@ -42,6 +42,10 @@ type AgentNode struct {
 	// Bridges are the Linux bridges guests may join on the node, as its agent
 	// reported them (protocol 1.3); placement by bridge reads them.
 	Bridges []string `json:"bridges,omitempty"`
+	// Location is the datacenter or node group the operator put the node in
+	// (hostplanectl node location): an order's location, or its product's
+	// locations, place servers only on nodes there. "" for none.
+	Location string `json:"location,omitempty"`
 }
 
 // JoinTokenCreateRequest asks for a single-use node join token.
@@ -59,4 +63,12 @@ type JoinTokenCreated struct {
 	ExpiresAt     time.Time `json:"expires_at"`
 	NodeID        string    `json:"node_id,omitempty"`
 	CAFingerprint string    `json:"ca_fingerprint"`
+}
+
+// NodeLocationRequest is the body of PUT /admin/nodes/{id}/location.
+type NodeLocationRequest struct {
+	// Location is the node's location ("" for none; required): 1-64 bytes
+	// of letters, digits, spaces, '-', '_' and '.', as a product's
+	// locations.
+	Location *string `json:"location"`
 }

@@ -58,6 +58,9 @@ type Server struct {
 	// IPv6 is the server's IPv6 address with its delegated prefix's length
 	// (2001:db8:0:5::1/64): the whole prefix is routed to the server.
 	IPv6 string `json:"ipv6,omitempty"`
+	// Location is the location of the node it runs on (the datacenter or
+	// node group an order can ask for), if the node has one.
+	Location string `json:"location,omitempty"`
 	// ActionID is the mutating action in progress, if any.
 	ActionID     string     `json:"action_id,omitempty"`
 	CreatedAt    time.Time  `json:"created_at"`
@@ -168,18 +171,21 @@ type ServerStats struct {
 
 // AdminServerCreateRequest places and provisions a server for an account.
 type AdminServerCreateRequest struct {
-	AccountID  string   `json:"account_id"`
-	Plan       string   `json:"plan"` // a plan slug (see AdminPlans)
-	Template   string   `json:"template"`
-	OS         string   `json:"os,omitempty"`
-	Label      string   `json:"label,omitempty"`
-	Hostname   string   `json:"hostname,omitempty"`
-	SSHKeys    []string `json:"ssh_keys,omitempty"`
-	NodeID     string   `json:"node_id,omitempty"` // pin to a node (must have room)
-	IPv4       string   `json:"ipv4,omitempty"`    // static address in CIDR form; empty: DHCP
-	Gateway4   string   `json:"gateway4,omitempty"`
-	Network    string   `json:"network,omitempty"` // agent network spec; empty: the agent's default
-	NoPassword bool     `json:"no_password,omitempty"`
+	AccountID string   `json:"account_id"`
+	Plan      string   `json:"plan"` // a plan slug (see AdminPlans)
+	Template  string   `json:"template"`
+	OS        string   `json:"os,omitempty"`
+	Label     string   `json:"label,omitempty"`
+	Hostname  string   `json:"hostname,omitempty"`
+	SSHKeys   []string `json:"ssh_keys,omitempty"`
+	NodeID    string   `json:"node_id,omitempty"` // pin to a node (must have room)
+	// Location places it on a node in that location (hostplanectl node
+	// location); empty: any node.
+	Location   string `json:"location,omitempty"`
+	IPv4       string `json:"ipv4,omitempty"` // static address in CIDR form; empty: DHCP
+	Gateway4   string `json:"gateway4,omitempty"`
+	Network    string `json:"network,omitempty"` // agent network spec; empty: the agent's default
+	NoPassword bool   `json:"no_password,omitempty"`
 }
 
 // AdminServer is the operator's view of a server: the customer view plus where

@@ -54,6 +54,12 @@ func (a *Admin) UncordonNode(ctx context.Context, id string) (api.AdminNodeDetai
 	return a.schedule(ctx, id, "uncordon")
 }
 
+// SetNodeLocation puts the node in location ("" takes it out of any): orders
+// for that location, or for a product offered there, are placed on it.
+func (a *Admin) SetNodeLocation(ctx context.Context, id, location string) (api.AdminNodeDetail, error) {
+	return adminCall[api.AdminNodeDetail](ctx, a, "PUT", "/admin/nodes/"+url.PathEscape(id)+"/location", api.NodeLocationRequest{Location: &location})
+}
+
 // DrainNode cordons the node and marks it draining; the answer lists the
 // servers still on it.
 func (a *Admin) DrainNode(ctx context.Context, id string) (api.AdminNodeDetail, error) {

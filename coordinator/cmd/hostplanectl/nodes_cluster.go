@@ -63,6 +63,9 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 		if len(n.Bridges) > 0 {
 			fmt.Fprintf(w, "bridges:       %s\n", strings.Join(n.Bridges, ", "))
 		}
+		if n.Location != "" {
+			fmt.Fprintf(w, "location:      %s\n", n.Location)
+		}
 		fmt.Fprintf(w, "capacity:      %d vCPU, %s memory, %s disk\nversion:       %s (protocol %d)\nenrolled:      %s\ncert expires:  %s\n",
 			n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes), nodeBytes(n.Capacity.DiskBytes), n.SoftwareVersion, n.ProtocolVersion,
 			n.EnrolledAt.Format(time.RFC3339), n.CertNotAfter.Format(time.RFC3339))
@@ -86,7 +89,26 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 		}
 		return admin().DrainNode(c.Context(), id)
 	})
-	return append([]*cobra.Command{token, addSocket(list), addSocket(show), addSocket(remove)}, sched...)
+	var clearLoc bool
+	location := nodeCmd(f, "location NODE_ID [LOCATION]", "Put a node in a location (datacenter or node group) that orders and products place servers in",
+		cobra.RangeArgs(1, 2), func(c *cobra.Command, args []string) (api.AdminNodeDetail, error) {
+			if len(args) == 2 == clearLoc {
+				return api.AdminNodeDetail{}, usageError{"give a LOCATION, or --clear to take the node out of its location"}
+			}
+			loc := ""
+			if len(args) == 2 {
+				loc = args[1]
+			}
+			return admin().SetNodeLocation(c.Context(), args[0], loc)
+		}, func(w io.Writer, d api.AdminNodeDetail) {
+			if d.Location == "" {
+				fmt.Fprintf(w, "node %s: in no location (orders with a location, or for a product with locations, are not placed on it)\n", d.ID)
+				return
+			}
+			fmt.Fprintf(w, "node %s: location %s\n", d.ID, d.Location)
+		})
+	location.Flags().BoolVar(&clearLoc, "clear", false, "take the node out of its location")
+	return append([]*cobra.Command{token, addSocket(list), addSocket(show), addSocket(remove), addSocket(location)}, sched...)
 }
 
 func lastSeen(t *time.Time) string {

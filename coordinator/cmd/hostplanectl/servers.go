@@ -37,6 +37,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.StringVar(&req.Hostname, "hostname", "", "guest hostname")
 	f.StringArrayVar(&req.SSHKeys, "ssh-key", nil, "OpenSSH public key for root (repeatable)")
 	f.StringVar(&req.NodeID, "node", "", "place on this node (it must be ready, uncordoned and have room)")
+	f.StringVar(&req.Location, "location", "", "place on a node in this location (hostplanectl node location)")
 	f.StringVar(&req.IPv4, "ipv4", "", "static IPv4 address in CIDR form (default: DHCP)")
 	f.StringVar(&req.Gateway4, "gateway4", "", "IPv4 gateway (with --ipv4)")
 	f.StringVar(&req.Network, "network", "", `agent network: "user", "network:NAME" or "bridge:NAME" (default: the agent's)`)

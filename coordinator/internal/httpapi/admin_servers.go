@@ -85,6 +85,9 @@ func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.Ser
 		if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
 			return invalidField("node_id", "is not a node id")
 		}
+		if err := locationField(req.Location); err != nil {
+			return err
+		}
 		if req.IPv4 != "" {
 			if p, err := netip.ParsePrefix(req.IPv4); err != nil || !p.Addr().Is4() {
 				return invalidField("ipv4", "must be an IPv4 address in CIDR form, e.g. 192.0.2.10/24")
@@ -141,6 +144,25 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 			return a.adminNodeDetail(p.NodeID, cfg)
 		}))
 	}
+	// PUT /admin/nodes/{id}/location {"location": "fra-1"} ("" clears it):
+	// the location orders and products place servers in.
+	mux.Handle("PUT /admin/nodes/{id}/location", leader(func(r *http.Request, body []byte, now time.Time) (int, any, error) {
+		req, err := decodeChecked(body, func(req *api.NodeLocationRequest) error {
+			if req.Location == nil {
+				return invalidField("location", `is required ("" clears it)`)
+			}
+			return locationField(*req.Location)
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		p := fsm.NodeLocation{NodeID: r.PathValue("id"), Location: *req.Location}
+		if _, err := a.adminApply(r.Context(), fsm.CmdNodeLocation, now, p); err != nil {
+			return 0, nil, err
+		}
+		a.log.Info("node location set", "node", p.NodeID, "location", p.Location)
+		return a.adminNodeDetail(p.NodeID, cfg)
+	}))
 	a.ipPoolRoutes(mux, leader)
 	a.hostingAdminRoutes(mux, leader, cfg)
 	a.suspendAdminRoutes(mux, leader)
@@ -227,6 +249,14 @@ func (a *API) adminNodeDetail(id string, cfg ServerAdminConfig) (int, any, error
 	return http.StatusOK, d, nil
 }
 
+// locationField checks a body's "location" by the rule of node locations.
+func locationField(l string) error {
+	if err := fsm.CheckLocation(l); err != nil {
+		return invalidField("location", "%s", strings.TrimPrefix(err.Error(), fsm.ErrInvalid.Error()+": location "))
+	}
+	return nil
+}
+
 func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg ServerAdminConfig) (int, any, error) {
 	deps, req, plan, err := decodeAdminCreate(a, body, DecodeAdminServerCreate)
 	if err != nil {
@@ -239,7 +269,11 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 		// No "os": the template's family, its operator label's if it has one.
 		req.OS = a.templateFamily(req.Template)
 	}
-	create, password, err := a.prepareServerCreate(req, plan, deps, cfg, now)
+	var locations []string
+	if req.Location != "" {
+		locations = []string{req.Location}
+	}
+	create, password, err := a.prepareServerCreate(req, plan, locations, deps, cfg, now)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -292,7 +326,10 @@ func applyPlaced[T any](a *API, r *http.Request, deps *ServerDeps, t fsm.Command
 // params, and the root password, which it hands sealed to the dispatcher
 // (the caller drops it with deps.DropSecret(create.Action.ID) when nothing
 // was committed). The password is never in the command.
-func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.ServerPlan, deps *ServerDeps, cfg ServerAdminConfig, now time.Time) (fsm.ServerCreate, string, error) {
+//
+// locations, when set, are the node locations it may be placed in (an
+// order's location or its product's; an operator's --location).
+func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.ServerPlan, locations []string, deps *ServerDeps, cfg ServerAdminConfig, now time.Time) (fsm.ServerCreate, string, error) {
 	cands, pools, err := a.placementCandidates(req, deps, cfg)
 	if err != nil {
 		return fsm.ServerCreate{}, "", err
@@ -314,7 +351,7 @@ func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.Ser
 	if err := a.markExhausted(cands, pools, reqs, now); err != nil {
 		return fsm.ServerCreate{}, "", err
 	}
-	nodeID, err := placement.Choose(cands, plan, req.Template, placement.Policy{CPUOvercommit: cfg.CPUOvercommit})
+	nodeID, err := placement.Choose(cands, plan, req.Template, placement.Policy{CPUOvercommit: cfg.CPUOvercommit, Locations: locations})
 	if errors.Is(err, placement.ErrReconnecting) {
 		return fsm.ServerCreate{}, "", errf(http.StatusServiceUnavailable, "node_reconnecting", "%s; retry in a few seconds", err.Error())
 	} else if err != nil {
@@ -339,6 +376,14 @@ func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.Ser
 		Server: api.Server{ID: srvID, Label: serverLabel(req, srvID), Hostname: req.Hostname, Plan: plan, OSTemplate: req.Template, OS: req.OS,
 			IPv4: req.IPv4},
 		AccountID: req.AccountID, NodeID: nodeID, VMName: vm,
+	}
+	// The server shows the location of the node it went to. A node has one
+	// only from semantics level 2 (CmdNodeLocation), so no coordinator that
+	// would not keep the field applies a command carrying it.
+	for _, c := range cands {
+		if c.Node.ID == nodeID {
+			s.Location = c.Node.Location
+		}
 	}
 	act := store.Action{
 		Action: api.Action{ID: actID, Command: api.ActionServerProvision, ResourceType: "server", ResourceID: srvID},

@@ -324,9 +324,14 @@ func (a *API) orderHosting(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	// The order's location, else any of the product's (none: anywhere).
+	locations := prod.Locations
+	if req.Location != "" {
+		locations = []string{req.Location}
+	}
 	create, sftpPW, dbPW, err := a.prepareHostingCreate(api.AdminHostingCreateRequest{
 		AccountID: rq.caller.accountID, Plan: prod.Slug, Domain: req.Domain, Username: req.Username, PHPVersion: req.PHPVersion,
-	}, api.HostingPlanInfo{Slug: prod.Slug, HostingPlan: fsm.HostingPlanOf(prod)}, deps, cfg, rq.now)
+	}, api.HostingPlanInfo{Slug: prod.Slug, HostingPlan: fsm.HostingPlanOf(prod)}, locations, deps, cfg, rq.now)
 	if err != nil {
 		return 0, nil, a.scrubPlacement(rq, err)
 	}
@@ -410,7 +415,7 @@ func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cf
 	if err != nil {
 		return 0, nil, err
 	}
-	create, sftpPW, dbPW, err := a.prepareHostingCreate(req, plan, deps, cfg, now)
+	create, sftpPW, dbPW, err := a.prepareHostingCreate(req, plan, nil, deps, cfg, now)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -428,8 +433,9 @@ func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cf
 // its create command; the SFTP and database passwords ride in the action's
 // secret to the node, put in the dispatcher here (the caller drops it when
 // the command is refused) and returned to be shown once.
-func (a *API) prepareHostingCreate(req api.AdminHostingCreateRequest, plan api.HostingPlanInfo, deps *ServerDeps, cfg ServerAdminConfig, now time.Time) (fsm.HostingCreate, string, string, error) {
-	nodeID, php, err := a.placeHosting(req, deps, cfg)
+// locations, when set, are the node locations it may be placed in.
+func (a *API) prepareHostingCreate(req api.AdminHostingCreateRequest, plan api.HostingPlanInfo, locations []string, deps *ServerDeps, cfg ServerAdminConfig, now time.Time) (fsm.HostingCreate, string, string, error) {
+	nodeID, php, err := a.placeHosting(req, locations, deps, cfg)
 	if err != nil {
 		return fsm.HostingCreate{}, "", "", err
 	}
@@ -467,7 +473,7 @@ func (a *API) prepareHostingCreate(req api.AdminHostingCreateRequest, plan api.H
 // placeHosting picks the node and PHP version: connected, not cordoned
 // nodes with the hosting role (only req.NodeID when given) that offer the
 // version asked for (default: each node's newest); the fewest accounts wins.
-func (a *API) placeHosting(req api.AdminHostingCreateRequest, deps *ServerDeps, cfg ServerAdminConfig) (string, string, error) {
+func (a *API) placeHosting(req api.AdminHostingCreateRequest, locations []string, deps *ServerDeps, cfg ServerAdminConfig) (string, string, error) {
 	type cand struct {
 		id, php string
 		n       int
@@ -491,6 +497,10 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, deps *ServerDeps, 
 			return err
 		}
 		for _, n := range nodes {
+			if len(locations) > 0 && !slices.Contains(locations, n.Location) {
+				reasons = append(reasons, fmt.Sprintf("%s: in location %q, not %s", n.ID, n.Location, strings.Join(locations, ", ")))
+				continue
+			}
 			live := withLive(n, cfg.Nodes)
 			if !slices.Contains(n.Roles, api.RoleHosting) || n.State == api.AgentNodeRemoved || n.Cordoned || !live.Connected {
 				reasons = append(reasons, n.ID+": not a connected, schedulable hosting node")

@@ -163,10 +163,15 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 	if osName == "" {
 		osName = a.templateFamily(req.OSTemplate)
 	}
+	// The order's location, else any of the product's (none: anywhere).
+	locations := prod.Locations
+	if req.Location != "" {
+		locations = []string{req.Location}
+	}
 	create, password, err := a.prepareServerCreate(api.AdminServerCreateRequest{
 		AccountID: rq.caller.accountID, Plan: prod.Slug, Template: req.OSTemplate, OS: osName,
 		Label: req.Label, Hostname: req.Hostname, SSHKeys: req.SSHKeys,
-	}, prod.Plan(), deps, cfg, rq.now)
+	}, prod.Plan(), locations, deps, cfg, rq.now)
 	if err != nil {
 		return 0, nil, a.scrubPlacement(rq, err)
 	}

@@ -31,6 +31,10 @@ type Candidate struct {
 // overcommitted).
 type Policy struct {
 	CPUOvercommit float64 // default DefaultCPUOvercommit
+	// Locations, when set, are the node locations the server may go to (an
+	// order's location, or its product's locations); a node elsewhere, or
+	// in none, is skipped.
+	Locations []string
 }
 
 // DefaultCPUOvercommit is the vCPU overcommit of a Policy without one.
@@ -91,6 +95,13 @@ func Choose(cands []Candidate, plan api.ServerPlan, template string, pol Policy)
 			continue
 		case !slices.Contains(n.Roles, "kvm"):
 			skip("not a kvm node")
+			continue
+		case len(pol.Locations) > 0 && !slices.Contains(pol.Locations, n.Location):
+			if n.Location == "" {
+				skip("in no location (not %s)", strings.Join(pol.Locations, ", "))
+			} else {
+				skip("in location %s (not %s)", n.Location, strings.Join(pol.Locations, ", "))
+			}
 			continue
 		case n.Cordoned:
 			skip("cordoned")

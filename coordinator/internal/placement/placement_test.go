@@ -75,3 +75,47 @@ func TestChooseReconnecting(t *testing.T) {
 		}
 	}
 }
+
+// TestChooseLocations: with Policy.Locations a node elsewhere, or in no
+// location, is skipped (the refusal says where it is), even when it has the
+// most room; a node in one of the locations that is only reconnecting makes
+// it ErrReconnecting, one elsewhere does not.
+func TestChooseLocations(t *testing.T) {
+	small := api.ServerPlan{Slug: "small", VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25}
+	in := func(n api.AgentNode, loc string) api.AgentNode { n.Location = loc; return n }
+	cands := []Candidate{
+		{Node: in(node("ist-big", 8, 65536, 1000), "ist"), Connected: true},
+		{Node: in(node("fra-a", 2, 4096, 100), "fra"), Connected: true},
+		{Node: in(node("fra-b", 2, 8192, 100), "fra"), Connected: true},
+		{Node: node("none", 64, 1<<20, 1<<14), Connected: true},
+	}
+	if got, err := Choose(cands, small, "t", Policy{}); err != nil || got != "none" {
+		t.Fatalf("no locations asked: %q, %v; want none (most free memory)", got, err)
+	}
+	if got, err := Choose(cands, small, "t", Policy{Locations: []string{"fra"}}); err != nil || got != "fra-b" {
+		t.Fatalf("fra: %q, %v; want fra-b (the roomier fra node)", got, err)
+	}
+	if got, err := Choose(cands, small, "t", Policy{Locations: []string{"ist", "ams"}}); err != nil || got != "ist-big" {
+		t.Fatalf("ist or ams: %q, %v; want ist-big", got, err)
+	}
+	_, err := Choose(cands, small, "t", Policy{Locations: []string{"ams"}})
+	for _, want := range []string{"ist-big: in location ist (not ams)", "fra-a: in location fra (not ams)", "none: in no location (not ams)"} {
+		if err == nil || !strings.Contains(err.Error(), want) || errors.Is(err, ErrReconnecting) {
+			t.Errorf("ams: %v; want a no-room refusal saying %q", err, want)
+		}
+	}
+	// fra's only node reconnecting: retry; ist's node reconnecting: no room in fra.
+	cands = []Candidate{
+		{Node: in(node("fra-a", 2, 4096, 100), "fra"), Connected: false},
+		{Node: in(node("ist-a", 2, 4096, 100), "ist"), Connected: true},
+	}
+	if _, err := Choose(cands, small, "t", Policy{Locations: []string{"fra"}}); !errors.Is(err, ErrReconnecting) {
+		t.Errorf("fra's node reconnecting: %v, want ErrReconnecting", err)
+	}
+	cands[0].Node.Location, cands[1].Connected = "ist", false
+	cands[1].Node.Location = "fra"
+	cands[0].Connected = false
+	if _, err := Choose(cands, small, "t", Policy{Locations: []string{"ams"}}); err == nil || errors.Is(err, ErrReconnecting) {
+		t.Errorf("no node in ams, others reconnecting: %v, want plain no room", err)
+	}
+}

@@ -132,6 +132,7 @@ func appendServerFields(b []byte, s *api.Server) ([]byte, bool) {
 	b = plainjson.AppendJSONString(b, s.OS)
 	b = appendOmitEmpty(b, `,"ipv4":`, s.IPv4)
 	b = appendOmitEmpty(b, `,"ipv6":`, s.IPv6)
+	b = appendOmitEmpty(b, `,"location":`, s.Location)
 	b = appendOmitEmpty(b, `,"action_id":`, s.ActionID)
 	b = append(b, `,"created_at":`...)
 	b, ok := plainjson.AppendTime(b, s.CreatedAt)
@@ -160,7 +161,7 @@ func appendOmitEmpty(b []byte, key, s string) []byte {
 }
 
 // serverKeys are Server's JSON keys in the order json.Marshal writes them.
-var serverKeys = [...]string{"id", "label", "hostname", "status", "plan", "os_template", "os", "ipv4", "ipv6", "action_id",
+var serverKeys = [...]string{"id", "label", "hostname", "status", "plan", "os_template", "os", "ipv4", "ipv6", "location", "action_id",
 	"created_at", "updated_at", "terminated_at", "paid_until", "account_id", "node_id", "vm_name", "snapshots", "power_state",
 	"ptrs", "ptr_at", "addrs", "monthly_usd_cents", "invoice_id", "renewal", "suspension"}
 
@@ -185,7 +186,7 @@ func readServer(b []byte) (Server, bool) {
 // into the zero Server s.
 func ReadServer(rd *plainjson.Reader, s *Server) bool {
 	strings := [len(serverKeys)]*string{0: &s.ID, 1: &s.Label, 2: &s.Hostname, 3: &s.Status, 5: &s.OSTemplate, 6: &s.OS, 7: &s.IPv4, 8: &s.IPv6,
-		9: &s.ActionID, 14: &s.AccountID, 15: &s.NodeID, 16: &s.VMName, 18: &s.PowerState, 23: &s.InvoiceID}
+		9: &s.Location, 10: &s.ActionID, 15: &s.AccountID, 16: &s.NodeID, 17: &s.VMName, 19: &s.PowerState, 24: &s.InvoiceID}
 	return rd.Object(serverKeys[:], func(i int) (ok bool) {
 		if p := strings[i]; p != nil {
 			*p, ok = rd.String()

@@ -29,7 +29,7 @@ func checkReadServer(t testing.TB, b []byte) (read bool) {
 
 func TestReadServer(t *testing.T) {
 	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
-	s := Server{Server: api.Server{ID: "srv_1", Label: "web", Status: api.ServerRunning, Plan: api.ServerPlan{Slug: "vps-1", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1},
+	s := Server{Server: api.Server{ID: "srv_1", Label: "web", Status: api.ServerRunning, Plan: api.ServerPlan{Slug: "vps-1", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1}, Location: "ist 1",
 		CreatedAt: at, UpdatedAt: at, PaidUntil: &at, TerminatedAt: &at}, AccountID: "acc_1", PowerState: "running", MonthlyUsdCents: -5, InvoiceID: "inv_1",
 		Addrs:   []ServerAddr{{Pool: "v4", Unit: netip.MustParsePrefix("198.51.100.10/32"), Addr: netip.MustParsePrefix("198.51.100.10/24"), Gateway: "198.51.100.1"}},
 		Renewal: &Renewal{InvoiceID: "inv_2", PeriodStart: at, PeriodEnd: at}, Suspension: &Suspension{By: "operator", Reason: "abuse", At: at}}
@@ -70,7 +70,7 @@ func TestServerEncodingMatchesEncodingJSON(t *testing.T) {
 	until := at.AddDate(0, 1, 0)
 	ordered := Server{Server: api.Server{ID: "srv_1", Label: "web", Hostname: "web.example.com", Status: api.ServerProvisioning,
 		Plan: api.ServerPlan{Slug: "vps-1", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1}, OSTemplate: "debian-12", OS: "Debian 12",
-		IPv4: "198.51.100.10", IPv6: "2001:db8:0:5::1/64", ActionID: "act_1", CreatedAt: at, UpdatedAt: at, PaidUntil: &until},
+		IPv4: "198.51.100.10", IPv6: "2001:db8:0:5::1/64", Location: "fra-1", ActionID: "act_1", CreatedAt: at, UpdatedAt: at, PaidUntil: &until},
 		AccountID: "acc_1", NodeID: "hv-1", VMName: "vm-srv-1", MonthlyUsdCents: 100, InvoiceID: "inv_1",
 		Addrs: []ServerAddr{
 			{Pool: "v4", Unit: netip.MustParsePrefix("198.51.100.10/32"), Addr: netip.MustParsePrefix("198.51.100.10/24"), Gateway: "198.51.100.1"},

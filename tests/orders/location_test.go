@@ -1,0 +1,138 @@
+package orders
+
+import (
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+// TestOrdersByLocation: with two nodes in two locations (one put there with
+// `hostplanectl node location`, one through the admin API), a server or
+// hosting order for a location lands on that location's node and shows it; a
+// product offered in some locations places its orders only there; a location
+// no node is in is a 409 no_capacity that charges nothing, one the product is
+// not offered in a 400 naming location. Before, the location was only checked
+// against the product's list and the order went to whichever node had the
+// most room.
+func TestOrdersByLocation(t *testing.T) {
+	r := newRig(t)
+	adm := r.c.AnyAlive(nil).Admin()
+	r.c.StartTestAgent("orders-node-2", strings.Join(r.c.AgentAddrs(), ","), "-kvm", "-hosting")
+	// The CLI on one node (a usage error without a location, then the set),
+	// the client for the other.
+	ctl := framework.Ctl(t)
+	if out, err := exec.Command(ctl, "node", "location", "--admin-socket", r.c.Nodes[1].AdminSocket(), "orders-node-1").CombinedOutput(); err == nil || !strings.Contains(string(out), "--clear") {
+		t.Fatalf("node location without a location: %v %s, want a usage error naming --clear", err, out)
+	}
+	if out, err := exec.Command(ctl, "node", "location", "--admin-socket", r.c.Nodes[1].AdminSocket(), "orders-node-1", "ist-1").CombinedOutput(); err != nil || !strings.Contains(string(out), "location ist-1") {
+		t.Fatalf("hostplanectl node location orders-node-1 ist-1: %v %s", err, out)
+	}
+	if _, err := adm.SetNodeLocation(r.ctx, "orders-node-2", "fra-1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := adm.SetNodeLocation(r.ctx, "orders-node-2", "fra 1\n"); err == nil || !strings.Contains(err.Error(), `"location"`) {
+		t.Fatalf("a location with a newline: %v, want a 400 naming location", err)
+	}
+	if n, err := r.c.AnyAlive(nil).Admin().AgentNode(r.ctx, "orders-node-1"); err != nil || n.Location != "ist-1" {
+		t.Fatalf("orders-node-1: %+v %v, want location ist-1", n, err)
+	}
+	if _, err := adm.CreateProduct(r.ctx, "vps-fra", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS Fra", RetailMonthlyUsdCents: 400,
+		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}, Locations: []string{"fra-1"}}); err != nil {
+		t.Fatal(err)
+	}
+	r.credit(100_000)
+	nodeOf := func(id string) string {
+		t.Helper()
+		ss, err := adm.Servers(r.ctx, r.acc, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range ss {
+			if s.ID == id {
+				return s.NodeID
+			}
+		}
+		t.Fatalf("server %s not in the admin list", id)
+		return ""
+	}
+	for i, tc := range []struct {
+		plan, location, node, shows string
+	}{
+		{"vps-t", "fra-1", "orders-node-2", "fra-1"},
+		{"vps-t", "ist-1", "orders-node-1", "ist-1"},
+		{"vps-t", "ist-1", "orders-node-1", "ist-1"},
+		{"vps-fra", "", "orders-node-2", "fra-1"}, // the product's only location
+		{"vps-fra", "fra-1", "orders-node-2", "fra-1"},
+	} {
+		req := order(100 + i)
+		req.PlanSlug, req.Location = tc.plan, tc.location
+		o, err := r.api(i%3).OrderServer(r.ctx, req, "")
+		if err != nil {
+			t.Fatalf("%s in %q: %v", tc.plan, tc.location, err)
+		}
+		if got := nodeOf(o.Server.ID); got != tc.node || o.Server.Location != tc.shows {
+			t.Errorf("%s in %q: on %s showing location %q, want %s showing %q", tc.plan, tc.location, got, o.Server.Location, tc.node, tc.shows)
+		}
+		if s, err := r.api(2).Server(r.ctx, o.Server.ID); err != nil || s.Location != tc.shows {
+			t.Errorf("GET server %s: location %q %v, want %q", o.Server.ID, s.Location, err, tc.shows)
+		}
+	}
+	before, n := r.balance(), len(r.servers())
+	for _, tc := range []struct {
+		plan, location string
+		status         int
+		says           string
+	}{
+		{"vps-t", "ams-1", http.StatusConflict, "no"},             // no node there
+		{"vps-fra", "ist-1", http.StatusBadRequest, `"location"`}, // not offered there
+	} {
+		req := order(200)
+		req.PlanSlug, req.Location = tc.plan, tc.location
+		_, err := r.api(1).OrderServer(r.ctx, req, "")
+		if st, msg := status(err); st != tc.status || !strings.Contains(msg, tc.says) || strings.Contains(msg, "orders-node") {
+			t.Errorf("%s in %s: %d %s, want %d saying %s (and no node name)", tc.plan, tc.location, st, msg, tc.status, tc.says)
+		}
+	}
+	if b, m := r.balance(), len(r.servers()); b != before || m != n {
+		t.Fatalf("refused orders changed the account: balance %d → %d, servers %d → %d", before, b, n, m)
+	}
+
+	// Hosting: the same choice.
+	r.hostingProduct()
+	for i, loc := range []string{"fra-1", "ist-1"} {
+		req := hostingOrder([]string{"fraweb", "istweb"}[i])
+		req.Location = loc
+		o, err := r.api(i).OrderHosting(r.ctx, req, "")
+		if err != nil {
+			t.Fatalf("hosting in %s: %v", loc, err)
+		}
+		hs, err := adm.ListHosting(r.ctx, r.acc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"fra-1": "orders-node-2", "ist-1": "orders-node-1"}[loc]
+		for _, h := range hs {
+			if h.ID == o.Hosting.ID && h.NodeID != want {
+				t.Errorf("hosting in %s went to %s, want %s", loc, h.NodeID, want)
+			}
+		}
+	}
+	req := hostingOrder("amsweb")
+	req.Location = "ams-1"
+	if _, err := r.api(2).OrderHosting(r.ctx, req, ""); func() bool { st, _ := status(err); return st != http.StatusConflict }() {
+		t.Errorf("hosting in ams-1 (no node there): %v, want 409", err)
+	}
+	// Out of its location, a node takes no order that asks for one.
+	if _, err := adm.SetNodeLocation(r.ctx, "orders-node-2", ""); err != nil {
+		t.Fatal(err)
+	}
+	req2 := order(300)
+	req2.Location = "fra-1"
+	if _, err := r.api(0).OrderServer(r.ctx, req2, ""); func() bool { st, _ := status(err); return st != http.StatusConflict }() {
+		t.Errorf("fra-1 after its node left it: %v, want 409", err)
+	}
+}
