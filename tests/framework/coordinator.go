@@ -296,6 +296,12 @@ func prepare(o ProcessOptions) (*ProcessCluster, error) {
 	} else if err := os.MkdirAll(c.Dir, 0o700); err != nil {
 		return nil, err
 	}
+	// The cluster secret in a file (--cluster-secret-file), not on the
+	// command lines every local user reads (ps).
+	secretFile := filepath.Join(c.Dir, "cluster-secret")
+	if err := os.WriteFile(secretFile, []byte(o.Secret), 0o600); err != nil {
+		return nil, err
+	}
 	// One key-encryption key for every coordinator (as deployed: README,
 	// --webhook-kek-file): the agent CA key is sealed under it, so without a
 	// shared KEK only the coordinator that created the CA can serve agent
@@ -326,7 +332,7 @@ func prepare(o ProcessOptions) (*ProcessCluster, error) {
 		}
 		p.Args = []string{"run", "--node-id", p.ID, "--data-dir", p.DataDir, "--api-addr", p.APIAddr, "--raft-addr", p.RaftAddr,
 			"--metrics-addr", p.MetricsAddr,
-			fmt.Sprintf("--bootstrap=%v", i == 0), "--bootstrap-account=false", "--cluster-secret", o.Secret,
+			fmt.Sprintf("--bootstrap=%v", i == 0), "--bootstrap-account=false", "--cluster-secret-file", secretFile,
 			"--rate-limit", fmt.Sprint(o.RateLimit), "--log-format", "text"}
 		if o.RaftTimeout > 0 {
 			p.Args = append(p.Args, "--raft-heartbeat-timeout", o.RaftTimeout.String(), "--raft-election-timeout", o.RaftTimeout.String())

@@ -2,6 +2,7 @@ package framework_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"strings"
@@ -27,6 +28,11 @@ func TestCoordinatorProcessControls(t *testing.T) {
 	p := c.Nodes[0]
 	if c.Len() != 1 || c.WaitLeader(10*time.Second) != 0 || !c.Running(0) {
 		t.Fatalf("one-node cluster: len %d, running %v", c.Len(), c.Running(0))
+	}
+	// The cluster secret reaches the coordinator in a file, not on its
+	// command line, which every local user reads (ps, /proc/PID/cmdline).
+	if cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", p.Pid())); err != nil || len(cmdline) == 0 || strings.Contains(string(cmdline), c.Secret) {
+		t.Fatalf("the coordinator's command line (%v) holds the cluster secret: %q", err, strings.ReplaceAll(string(cmdline), "\x00", " "))
 	}
 	ctx := context.Background()
 	acc, err := c.Admin(0).CreateAccount(ctx, api.AccountCreateRequest{Email: "fw@example.com"})
