@@ -153,24 +153,8 @@ func TestPHPTenantIsolation(t *testing.T) {
 	}
 	bIndex := filepath.Join(e.Node.L.Docroot(b.user), "index.php")
 	bSecret := filepath.Join(e.Node.L.Site(b.user), "private", "secret.txt")
-	put := func(x acct, files map[string]string) {
-		t.Helper()
-		c, err := hostenv.SFTP(e.SSHAddr, x.user, x.sftpPW)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		for p, content := range files {
-			if dir := filepath.Dir(p); dir != "/public" {
-				_ = c.Mkdir(dir)
-			}
-			if err := hostenv.Put(c, p, content); err != nil {
-				t.Fatalf("put %s: %v", p, err)
-			}
-		}
-	}
-	put(b, map[string]string{"/public/index.php": `<?php echo "B-PAGE-SECRET";`, "/private/secret.txt": "B-PRIVATE-SECRET"})
-	put(a, map[string]string{"/public/iso.php": isoPHP, "/public/ui/.user.ini": userIni, "/public/ui/index.php": userIniPHP})
+	putFiles(t, e, b, map[string]string{"/public/index.php": `<?php echo "B-PAGE-SECRET";`, "/private/secret.txt": "B-PRIVATE-SECRET"})
+	putFiles(t, e, a, map[string]string{"/public/iso.php": isoPHP, "/public/ui/.user.ini": userIni, "/public/ui/index.php": userIniPHP})
 	// B's page runs (and is in OPcache, shared by every pool of the master)
 	// before A looks: OPcache does not cache a file changed in the last 2 s
 	// (opcache.file_update_protection), so B's is made an hour old.
