@@ -194,13 +194,7 @@ func TestPreWALClusterMigrates(t *testing.T) {
 		t.Fatalf("new write: %v", err)
 	}
 	for i := range c.Nodes {
-		waitStale(t, c.URL(i), m.APIKey, "/v1/tickets/"+tk.ID, func(b []byte) string {
-			var got api.Ticket
-			if err := json.Unmarshal(b, &got); err != nil || got.Subject != "after the WAL" {
-				return fmt.Sprintf("ticket %s: %s", tk.ID, b)
-			}
-			return ""
-		})
+		waitStaleTicket(t, c.URL(i), m.APIKey, tk.ID, "after the WAL")
 	}
 	t.Logf("%v: state read back, new write on every node", time.Since(began).Round(time.Millisecond))
 	stop()
@@ -262,13 +256,7 @@ func TestPreWALClusterMigrates(t *testing.T) {
 		t.Fatalf("write after the rollback: %+v, %v", tk2, err)
 	}
 	for i := range c.Nodes {
-		waitStale(t, c.URL(i), m.APIKey, "/v1/tickets/"+tk2.ID, func(b []byte) string {
-			var got api.Ticket
-			if err := json.Unmarshal(b, &got); err != nil || got.Subject != "after the rollback" {
-				return fmt.Sprintf("ticket %s: %s", tk2.ID, b)
-			}
-			return ""
-		})
+		waitStaleTicket(t, c.URL(i), m.APIKey, tk2.ID, "after the rollback")
 	}
 	stop()
 	t.Logf("%v: stopped", time.Since(began).Round(time.Millisecond))
@@ -501,6 +489,18 @@ func waitStale(t *testing.T, base, key, path string, check func(body []byte) str
 			return fmt.Sprintf("%d %s", status, b)
 		}
 		return check(b)
+	})
+}
+
+// waitStaleTicket is waitStale waiting for ticket id with subject.
+func waitStaleTicket(t *testing.T, base, key, id, subject string) {
+	t.Helper()
+	waitStale(t, base, key, "/v1/tickets/"+id, func(b []byte) string {
+		var got api.Ticket
+		if err := json.Unmarshal(b, &got); err != nil || got.Subject != subject {
+			return fmt.Sprintf("ticket %s: %s", id, b)
+		}
+		return ""
 	})
 }
 
