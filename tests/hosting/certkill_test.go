@@ -50,21 +50,7 @@ func TestLeaderKilledDuringACMEOrder(t *testing.T) {
 	t.Logf("leader %d SIGKILLed while pebble validated the HTTP-01 challenge of %s", leader, custom)
 
 	alive := (leader + 1) % 3
-	deadline := time.Now().Add(40 * time.Second)
-	var cert *api.CertificateStatus
-	for {
-		cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		d, err := w.client(alive, w.key).CustomDomain(cctx, id)
-		cancel()
-		if err == nil && d.Certificate != nil && d.Certificate.Status == api.CertificateIssued {
-			cert = d.Certificate
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no certificate issued and installed 40 s after the leader was killed: %+v %v", d.Certificate, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	cert := waitCert(t, w.client(alive, w.key), id, certIssued, 40*time.Second)
 	t.Logf("certificate issued and installed %.1f s after the leader was killed (not_after %s)", time.Since(killed).Seconds(), cert.NotAfter)
 
 	roots := pb.Root(t)
@@ -103,7 +89,7 @@ func TestLeaderKilledDuringACMEOrder(t *testing.T) {
 	// not see the renewed certificate within 40 s, unexplained, and the
 	// coordinator's fallback is its 1-minute install back-off. The guarantee
 	// checked here is that the install completes, once.
-	deadline = time.Now().Add(100 * time.Second)
+	deadline := time.Now().Add(100 * time.Second)
 	for {
 		resp, _, err := framework.TryHTTPS(tlsAddr, custom, roots)
 		if err == nil && resp.TLS.PeerCertificates[0].SerialNumber.Cmp(served) != 0 {
