@@ -79,6 +79,10 @@ type Result struct {
 	// the ownership name (another hosting account's token among them means
 	// that account's proof still holds).
 	TXT []string `json:"-"`
+	// TXTSilent names the nameservers none of whose addresses answered for
+	// the ownership name: what they hold there is unknown, so TXT does not
+	// show that a token is gone.
+	TXTSilent []string `json:"-"`
 }
 
 // OK tells whether every record is in place.
@@ -176,8 +180,13 @@ func (r *Resolver) zone(ctx context.Context, name string) (string, error) {
 	return "", fmt.Errorf("%w: the resolver knows no zone for %s", ErrNoNameserver, name)
 }
 
-// nameservers returns host:port of each authoritative server of the zone.
-func (r *Resolver) nameservers(ctx context.Context, zone string) ([]string, []string, error) {
+// server is one address (host:port) of a nameserver of the zone; "" when
+// the name has none.
+type server struct{ name, addr string }
+
+// nameservers returns the zone's nameservers' names and each of their
+// addresses.
+func (r *Resolver) nameservers(ctx context.Context, zone string) ([]string, []server, error) {
 	in, err := r.exchange(ctx, r.Addr, zone, dns.TypeNS, true)
 	if err != nil {
 		return nil, nil, fmt.Errorf("resolver %s: %w", r.Addr, err)
@@ -186,13 +195,17 @@ func (r *Resolver) nameservers(ctx context.Context, zone string) ([]string, []st
 	if port == "" {
 		port = "53"
 	}
-	var names, addrs []string
+	var names []string
+	var servers []server
+	addressed := false
 	for _, rr := range in.Answer {
 		ns, ok := rr.(*dns.NS)
 		if !ok {
 			continue
 		}
-		names = append(names, strings.TrimSuffix(ns.Ns, "."))
+		name := strings.TrimSuffix(ns.Ns, ".")
+		names = append(names, name)
+		var addrs []string
 		for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
 			ain, err := r.exchange(ctx, r.Addr, ns.Ns, qt, true)
 			if err != nil {
@@ -207,41 +220,61 @@ func (r *Resolver) nameservers(ctx context.Context, zone string) ([]string, []st
 				}
 			}
 		}
+		if len(addrs) == 0 {
+			servers = append(servers, server{name: name})
+		}
+		for _, a := range slices.Compact(addrs) {
+			servers, addressed = append(servers, server{name: name, addr: a}), true
+		}
 	}
 	sort.Strings(names)
-	if len(addrs) == 0 {
+	if !addressed {
 		return names, nil, fmt.Errorf("%w: no address for the nameservers of %s", ErrNoNameserver, strings.TrimSuffix(zone, "."))
 	}
-	return names, slices.Compact(addrs), nil
+	return names, servers, nil
 }
 
-// answers asks each authoritative server and merges what they hold for
-// (name, qtype); a server that does not answer authoritatively is skipped.
-func (r *Resolver) answers(ctx context.Context, servers []string, name string, qtype uint16) ([]dns.RR, int, error) {
-	var out []dns.RR
-	answered := 0
+// answers asks each authoritative server (each address once) and merges
+// what they hold for (name, qtype); a server that does not answer
+// authoritatively is skipped. silent names the nameservers none of whose
+// addresses answered.
+func (r *Resolver) answers(ctx context.Context, servers []server, name string, qtype uint16) (out []dns.RR, silent []string, err error) {
+	asked := map[string]bool{} // address → it answered
+	spoke := map[string]bool{} // nameserver → one of its addresses answered
 	var lastErr error
 	for _, s := range servers {
-		in, err := r.exchange(ctx, s, name, qtype, false)
-		if err != nil {
-			lastErr = err
-			continue
-		}
-		if !in.Authoritative || (in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError) {
-			lastErr = fmt.Errorf("%s answered %s without authority", s, dns.RcodeToString[in.Rcode])
-			continue
-		}
-		answered++
-		for _, rr := range in.Answer {
-			if rr.Header().Rrtype == qtype && strings.EqualFold(rr.Header().Name, dns.Fqdn(name)) {
-				out = append(out, rr)
+		ok, seen := asked[s.addr]
+		if !seen && s.addr == "" {
+			lastErr = fmt.Errorf("no address for %s", s.name)
+		} else if !seen {
+			var in *dns.Msg
+			switch in, err = r.exchange(ctx, s.addr, name, qtype, false); {
+			case err != nil:
+				lastErr = err
+			case !in.Authoritative || (in.Rcode != dns.RcodeSuccess && in.Rcode != dns.RcodeNameError):
+				lastErr = fmt.Errorf("%s answered %s without authority", s.addr, dns.RcodeToString[in.Rcode])
+			default:
+				ok = true
+				for _, rr := range in.Answer {
+					if rr.Header().Rrtype == qtype && strings.EqualFold(rr.Header().Name, dns.Fqdn(name)) {
+						out = append(out, rr)
+					}
+				}
 			}
+			asked[s.addr] = ok
+		}
+		spoke[s.name] = spoke[s.name] || ok
+	}
+	for ns, ok := range spoke {
+		if !ok {
+			silent = append(silent, ns)
 		}
 	}
-	if answered == 0 {
-		return nil, 0, fmt.Errorf("%w for %s: %v", ErrNoNameserver, name, lastErr)
+	if len(silent) == len(spoke) {
+		return nil, nil, fmt.Errorf("%w for %s: %v", ErrNoNameserver, name, lastErr)
 	}
-	return out, answered, nil
+	sort.Strings(silent)
+	return out, silent, nil
 }
 
 // Verify checks the ownership TXT and the address (A/AAAA or CNAME) of
@@ -259,11 +292,11 @@ func (r *Resolver) Verify(ctx context.Context, e Expect) (Result, error) {
 		return res, err
 	}
 
-	found, err := r.txt(ctx, servers, e.TXTName())
+	found, silent, err := r.txt(ctx, servers, e.TXTName())
 	if err != nil {
 		return res, err
 	}
-	res.TXT = found
+	res.TXT, res.TXTSilent = found, silent
 	ok := slices.Contains(found, e.Token)
 	switch {
 	case ok:
@@ -295,21 +328,21 @@ func (r *Resolver) Verify(ctx context.Context, e Expect) (Result, error) {
 	return res, nil
 }
 
-func (r *Resolver) txt(ctx context.Context, servers []string, name string) ([]string, error) {
-	rrs, _, err := r.answers(ctx, servers, name, dns.TypeTXT)
+func (r *Resolver) txt(ctx context.Context, servers []server, name string) (found, silent []string, err error) {
+	rrs, silent, err := r.answers(ctx, servers, name, dns.TypeTXT)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var found []string
 	for _, rr := range rrs {
 		found = append(found, strings.Join(rr.(*dns.TXT).Txt, ""))
 	}
-	return found, nil
+	return found, silent, nil
 }
 
 // OwnershipTXT is every value of domain's ownership TXT record
 // (_hostplane-verify.<domain>) at its authoritative nameservers; the error
-// is set when none could be asked.
+// is set unless every nameserver answered (what a silent one holds is
+// unknown, so the values would not show that a token is gone).
 func (r *Resolver) OwnershipTXT(ctx context.Context, domain string) ([]string, error) {
 	zone, err := r.zone(ctx, domain)
 	if err != nil {
@@ -319,7 +352,11 @@ func (r *Resolver) OwnershipTXT(ctx context.Context, domain string) ([]string, e
 	if err != nil {
 		return nil, err
 	}
-	return r.txt(ctx, servers, Expect{Domain: domain}.TXTName())
+	found, silent, err := r.txt(ctx, servers, Expect{Domain: domain}.TXTName())
+	if err == nil && len(silent) > 0 {
+		err = fmt.Errorf("%w for %s: %s did not answer", ErrNoNameserver, Expect{Domain: domain}.TXTName(), strings.Join(silent, ", "))
+	}
+	return found, err
 }
 
 // Addresses resolves name's A and AAAA records through the recursive
@@ -348,7 +385,7 @@ func (r *Resolver) Addresses(ctx context.Context, name string) (v4, v6 []netip.A
 
 // checkAddrs: at least one A or AAAA, and every one of them the node's (an
 // address elsewhere would send the ACME validation and visitors there).
-func (r *Resolver) checkAddrs(ctx context.Context, servers []string, e Expect) []Problem {
+func (r *Resolver) checkAddrs(ctx context.Context, servers []server, e Expect) []Problem {
 	var probs []Problem
 	have := 0
 	for _, f := range []struct {

@@ -104,7 +104,8 @@ func (a *API) putCustomDomain(rq *request) (int, any, error) {
 	defer cancel()
 	recs := records(domains.Required(a.expect(ctx, h, domain, token)))
 	// Another customer's verified custom domain: attachable (pending) once
-	// its ownership record is gone from the name's DNS.
+	// its ownership record is gone from the name's DNS (at every nameserver:
+	// OwnershipTXT is an error while one does not answer).
 	var lapsed *fsm.LapsedClaim
 	if held, ok := a.verifiedHolder(rq, h, domain); ok {
 		if txt, err := a.resolver().OwnershipTXT(ctx, domain); err == nil {
@@ -208,8 +209,10 @@ func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
 	// record is gone from the DNS just read (fsm.levelLapsedClaims).
 	var holder string
 	_ = a.state.Read(func(r store.ReadTx) error { holder = r.HostingDomainTaken(d.Domain); return nil })
+	// (Only when every nameserver answered: a silent one may still hold
+	// the token.)
 	var lapsed *fsm.LapsedClaim
-	if held, ok := a.verifiedHolder(rq, h, d.Domain); ok {
+	if held, ok := a.verifiedHolder(rq, h, d.Domain); ok && len(res.TXTSilent) == 0 {
 		lapsed = lapsedClaim(held, res.TXT)
 	}
 	takeover, kick := a.detachAction(rq)

@@ -209,3 +209,76 @@ func TestCertificateRetry(t *testing.T) {
 		t.Fatalf("another account's retry: %d %s", r.status, r.body)
 	}
 }
+
+// TestLapsedClaimNeedsEveryNameserver: another customer's verified custom
+// domain is attachable once its ownership token is gone from the name's
+// DNS, which only every nameserver answering shows: with one silent (ns2,
+// where nothing listens), the PUT and the verify of a second account are a
+// 409 naming the domain and the name stays; with every one answering, both
+// go through (pending, then verified: the name moved).
+func TestLapsedClaimNeedsEveryNameserver(t *testing.T) {
+	s := newSrvAPI(t)
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
+	dns := dnstest.Start(t, "example.test", "hosting.test")
+	dns.Add(t, "ada.hosting.test. 60 IN A 192.0.2.10")
+	dns.Add(t, "bob.hosting.test. 60 IN A 192.0.2.10")
+	s.a.cfg.DNSResolver, s.a.cfg.DNSNSPort = dns.Addr, dns.Port
+	scopes := []string{api.ScopeHostingRead, api.ScopeHostingWrite}
+	accA, keyA := s.account(scopes...)
+	accB, keyB := s.account(scopes...)
+	baseA := "/v1/hosting/" + s.hostingAccount(accA, "ada", "ada.hosting.test") + "/custom-domain"
+	baseB := "/v1/hosting/" + s.hostingAccount(accB, "bob", "bob.hosting.test") + "/custom-domain"
+	const name = "shop.example.test"
+	token := func(r reply) string {
+		t.Helper()
+		for _, x := range r.m["records"].([]any) {
+			if m := x.(map[string]any); m["type"] == "TXT" {
+				return m["value"].(string)
+			}
+		}
+		t.Fatalf("no TXT record in %s", r.body)
+		return ""
+	}
+	r := s.call(keyA, "PUT", baseA, `{"domain":"`+name+`"}`)
+	if r.status != 200 {
+		t.Fatalf("A's PUT: %d %s", r.status, r.body)
+	}
+	dns.Add(t, `_hostplane-verify.shop.example.test. 60 IN TXT "`+token(r)+`"`)
+	dns.Add(t, name+". 60 IN A 192.0.2.10")
+	if v := s.call(keyA, "POST", baseA+"/verify", ""); v.status != 200 {
+		t.Fatalf("A's verify: %d %s", v.status, v.body)
+	}
+	// A's token leaves the nameserver that answers; ns2 is silent.
+	dns.Remove("_hostplane-verify."+name, "TXT")
+	ns2 := func(silent bool) {
+		dns.Remove("example.test", "NS")
+		dns.Add(t, "example.test. 60 IN NS ns1.example.test.")
+		if silent {
+			dns.Add(t, "example.test. 60 IN NS ns2.example.test.")
+			dns.Add(t, "ns2.example.test. 60 IN A 127.0.0.2")
+		}
+	}
+	ns2(true)
+	wantHeld := func(what string, r reply) {
+		t.Helper()
+		if r.status != http.StatusConflict || !strings.Contains(r.msg(), `field "domain"`) {
+			t.Fatalf("%s with ns2 silent: %d %s, want a 409 naming the domain", what, r.status, r.body)
+		}
+		if a := s.call(keyA, "GET", baseA, ""); a.m["status"] != api.CustomDomainVerified {
+			t.Fatalf("%s with ns2 silent: A's custom domain %s", what, a.body)
+		}
+	}
+	wantHeld("B's PUT", s.call(keyB, "PUT", baseB, `{"domain":"`+name+`"}`))
+	ns2(false)
+	r = s.call(keyB, "PUT", baseB, `{"domain":"`+name+`"}`)
+	if r.status != 200 || r.m["status"] != api.CustomDomainPendingDNS {
+		t.Fatalf("B's PUT, every nameserver answering: %d %s, want pending", r.status, r.body)
+	}
+	dns.Add(t, `_hostplane-verify.shop.example.test. 60 IN TXT "`+token(r)+`"`)
+	ns2(true)
+	wantHeld("B's verify", s.call(keyB, "POST", baseB+"/verify", ""))
+	ns2(false)
+	if v := s.call(keyB, "POST", baseB+"/verify", ""); v.status != 200 || v.m["status"] != api.CustomDomainVerified {
+		t.Fatalf("B's verify, every nameserver answering: %d %s, want verified (the name moved)", v.status, v.body)
+	}
+}
