@@ -639,18 +639,29 @@ func (c *ProcessCluster) WaitNode(id string, timeout time.Duration, what string,
 // fails t with the last state seen.
 func WaitAction(t testing.TB, cl *client.Client, id string, timeout time.Duration) api.Action {
 	t.Helper()
+	return PollFor(t, "action "+id+" not finished", timeout, 100*time.Millisecond, func(ctx context.Context) (api.Action, error) {
+		return cl.Action(ctx, id)
+	}, func(a api.Action) bool { return a.Finished() })
+}
+
+// PollFor calls get, with 5 s for each call, every interval until it
+// answers without an error a value ok holds for, and returns that value; a
+// call that fails (a coordinator restarting, a new leader) is tried again.
+// After timeout it fails t with what, the last value and error.
+func PollFor[T any](t testing.TB, what string, timeout, interval time.Duration, get func(context.Context) (T, error), ok func(T) bool) T {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		a, err := cl.Action(ctx, id)
+		v, err := get(ctx)
 		cancel()
-		if err == nil && a.Finished() {
-			return a
+		if err == nil && ok(v) {
+			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("action %s not finished after %s: %+v %v", id, timeout, a, err)
+			t.Fatalf("%s after %s: %+v %v", what, timeout, v, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 

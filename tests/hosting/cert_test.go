@@ -255,17 +255,8 @@ func certIssued(c *api.CertificateStatus) bool { return c != nil && c.Status == 
 // until ok holds.
 func waitCert(t *testing.T, cl *client.Client, id string, ok func(*api.CertificateStatus) bool, timeout time.Duration) *api.CertificateStatus {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	return framework.PollFor(t, "certificate of "+id, timeout, 200*time.Millisecond, func(ctx context.Context) (*api.CertificateStatus, error) {
 		d, err := cl.CustomDomain(ctx, id)
-		cancel()
-		if err == nil && ok(d.Certificate) {
-			return d.Certificate
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("certificate of %s after %s: %+v %v", id, timeout, d.Certificate, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return d.Certificate, err
+	}, ok)
 }
