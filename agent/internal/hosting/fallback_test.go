@@ -274,8 +274,8 @@ func TestFrontControllerFallback(t *testing.T) {
 }
 
 // fetch GETs base+p with Host host and returns the status, Content-Type and
-// body (status 0 if the request failed).
-func fetch(t *testing.T, c *http.Client, base, host, p string) (int, string, string) {
+// body (status 0 and the error if the request failed).
+func fetch(t testing.TB, c *http.Client, base, host, p string) (int, string, string) {
 	t.Helper()
 	req, err := http.NewRequest("GET", base+p, nil)
 	if err != nil {

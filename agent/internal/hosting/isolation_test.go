@@ -359,19 +359,12 @@ func TestPHPTenantIsolation(t *testing.T) {
 		c := &http.Client{Jar: jar, Timeout: 15 * time.Second}
 		var id string
 		for i := 1; i <= 2; i++ {
-			req, _ := http.NewRequest("GET", "http://"+e.HTTPAddr+"/iso.php?t=session", nil)
-			req.Host = a.domain
 			// The jar keys cookies by the URL's host, the same each time.
-			res, err := c.Do(req)
-			if err != nil {
-				t.Fatal(err)
+			code, _, body := fetch(t, c, "http://"+e.HTTPAddr, a.domain, "/iso.php?t=session")
+			if code != 200 || line(body, "n") != string(rune('0'+i)) {
+				t.Fatalf("request %d: %d %q", i, code, body)
 			}
-			body, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode != 200 || line(string(body), "n") != string(rune('0'+i)) {
-				t.Fatalf("request %d: %d %q", i, res.StatusCode, body)
-			}
-			id = line(string(body), "id")
+			id = line(body, "id")
 		}
 		f := filepath.Join(e.Node.L.Site(a.user), "tmp", "sess_"+id)
 		st, err := os.Stat(f)

@@ -476,16 +476,8 @@ func BenchmarkPHPRequest(b *testing.B) {
 	old := strings.NewReplacer("@ROOT@", e.Root, "@CONF@", e.Cfg.NginxConfDir).Replace(oldSiteConf)
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}}
 	get := func(b *testing.B) {
-		req, _ := http.NewRequest("GET", "http://"+e.HTTPAddr+"/p.php", nil)
-		req.Host = a.domain
-		res, err := c.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode != 200 || string(body) != "ok" {
-			b.Fatalf("%d %q", res.StatusCode, body)
+		if code, _, body := fetch(b, c, "http://"+e.HTTPAddr, a.domain, "/p.php"); code != 200 || body != "ok" {
+			b.Fatalf("%d %q", code, body)
 		}
 	}
 	for _, v := range []struct {
