@@ -61,10 +61,7 @@ func (m *moneyRig) cancelServer(id string) {
 // void. The refund is once: the wallet shows one refund, of that amount.
 func TestMoneyCancelRefundsThePeriodPaidFor(t *testing.T) {
 	m := newMoneyRig(t)
-	m.c.Credit(m.ctx, m.accA.ID, 2*serverPrice)
-	o := m.orderServer("renewed")
-	id := o.Server.ID
-	first := *o.Server.PaidUntil
+	o, id, first := m.twoMonthsServer("renewed")
 
 	m.at(first.Add(time.Hour))
 	var second time.Time
@@ -115,10 +112,7 @@ func TestMoneyCancelRefundsThePeriodPaidFor(t *testing.T) {
 // days on the order's invoice.
 func TestMoneyCancelRefundsEveryPeriodPaidFor(t *testing.T) {
 	m := newMoneyRig(t)
-	m.c.Credit(m.ctx, m.accA.ID, 2*serverPrice)
-	o := m.orderServer("prepaid")
-	id := o.Server.ID
-	first := *o.Server.PaidUntil
+	o, id, first := m.twoMonthsServer("prepaid")
 
 	now := first.AddDate(0, 0, -7).Add(time.Hour)
 	m.at(now)

@@ -140,6 +140,15 @@ func (m *moneyRig) orderServer(label string) api.ServerOrder {
 	return o
 }
 
+// twoMonthsServer credits A two months of a server and orders one
+// (orderServer): the order, the server's id and the end of its first month.
+func (m *moneyRig) twoMonthsServer(label string) (o api.ServerOrder, id string, first time.Time) {
+	m.t.Helper()
+	m.c.Credit(m.ctx, m.accA.ID, 2*serverPrice)
+	o = m.orderServer(label)
+	return o, o.Server.ID, *o.Server.PaidUntil
+}
+
 // orderHosting buys a web-a hosting account for A and waits until it is active.
 func (m *moneyRig) orderHosting(user string) api.HostingOrder {
 	m.t.Helper()
