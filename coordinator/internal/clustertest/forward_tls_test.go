@@ -7,8 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,12 +40,18 @@ func metrics(tb testing.TB, c *testcluster.Cluster, i int) []byte {
 // counter reads the Prometheus counter name from node i's /metrics.
 func counter(t *testing.T, c *testcluster.Cluster, i int, name string) int {
 	t.Helper()
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(name) + ` (\d+)`).FindSubmatch(metrics(t, c, i))
-	if m == nil {
-		t.Fatalf("node %d /metrics lacks %s", i, name)
+	return metricsCounter(t, c.MetricsURL(i), name)
+}
+
+// metricsCounter reads the unlabelled counter name from the /metrics of a
+// metrics listener (base: its URL without the path).
+func metricsCounter(t testing.TB, base, name string) int {
+	t.Helper()
+	v, ok := framework.Metrics(t, base)[name]
+	if !ok {
+		t.Fatalf("%s/metrics lacks %s", base, name)
 	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n
+	return int(v)
 }
 
 // TestForwardingOverMutualTLS: with the cluster CA and no cluster secret,

@@ -5,11 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -144,18 +141,7 @@ func TestForeignRaftPeerRefused(t *testing.T) {
 // coordinator's /metrics.
 func refusedCount(t *testing.T, base string) int {
 	t.Helper()
-	resp, err := http.Get(base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^hostplane_raft_connections_refused_total (\d+)`).FindSubmatch(b)
-	if m == nil {
-		t.Fatalf("%s/metrics lacks hostplane_raft_connections_refused_total", base)
-	}
-	n, _ := strconv.Atoi(string(m[1]))
-	return n
+	return metricsCounter(t, base, "hostplane_raft_connections_refused_total")
 }
 
 // TestOpenRaftPortWarned: coordinators with neither a cluster secret nor Raft
