@@ -340,23 +340,20 @@ func (r *Resolver) txt(ctx context.Context, servers []server, name string) (foun
 }
 
 // OwnershipTXT is every value of domain's ownership TXT record
-// (_hostplane-verify.<domain>) at its authoritative nameservers; the error
-// is set unless every nameserver answered (what a silent one holds is
-// unknown, so the values would not show that a token is gone).
-func (r *Resolver) OwnershipTXT(ctx context.Context, domain string) ([]string, error) {
+// (_hostplane-verify.<domain>) at its authoritative nameservers that
+// answered, and silent the ones none of whose addresses did (what they hold
+// is unknown: the values show a token gone only when silent is empty); the
+// error is set when none could be asked.
+func (r *Resolver) OwnershipTXT(ctx context.Context, domain string) (txt, silent []string, err error) {
 	zone, err := r.zone(ctx, domain)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	_, servers, err := r.nameservers(ctx, zone)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	found, silent, err := r.txt(ctx, servers, Expect{Domain: domain}.TXTName())
-	if err == nil && len(silent) > 0 {
-		err = fmt.Errorf("%w for %s: %s did not answer", ErrNoNameserver, Expect{Domain: domain}.TXTName(), strings.Join(silent, ", "))
-	}
-	return found, err
+	return r.txt(ctx, servers, Expect{Domain: domain}.TXTName())
 }
 
 // Addresses resolves name's A and AAAA records through the recursive

@@ -104,11 +104,16 @@ func (a *API) putCustomDomain(rq *request) (int, any, error) {
 	defer cancel()
 	recs := records(domains.Required(a.expect(ctx, h, domain, token)))
 	// Another customer's verified custom domain: attachable (pending) once
-	// its ownership record is gone from the name's DNS (at every nameserver:
-	// OwnershipTXT is an error while one does not answer).
+	// its ownership record is gone from the name's DNS, at every nameserver.
 	var lapsed *fsm.LapsedClaim
+	var unshown string // why the record is not shown gone
 	if held, ok := a.verifiedHolder(rq, h, domain); ok {
-		if txt, err := a.resolver().OwnershipTXT(ctx, domain); err == nil {
+		switch txt, silent, err := a.resolver().OwnershipTXT(ctx, domain); {
+		case err != nil:
+			unshown = err.Error()
+		case len(silent) > 0:
+			unshown = strings.Join(silent, ", ") + " did not answer"
+		default:
 			lapsed = lapsedClaim(held, txt)
 		}
 	}
@@ -116,7 +121,18 @@ func (a *API) putCustomDomain(rq *request) (int, any, error) {
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdCustomDomainSet, fsm.CustomDomainSet{HostingID: h.ID, AccountID: rq.caller.accountID,
 		Domain: domain, Token: token, Records: recs, Detach: detach, Lapsed: lapsed}, http.StatusOK)
 	kick()
-	return status, v, err
+	return status, v, unshownLapse(err, unshown)
+}
+
+// unshownLapse adds to err, a conflict over a name another customer's
+// verified custom domain holds, why its ownership record was not shown gone
+// (unshown: a nameserver did not answer); other errors are as they are.
+func unshownLapse(err error, unshown string) error {
+	var fc *fsm.FieldConflictError
+	if unshown == "" || !errors.As(err, &fc) {
+		return err
+	}
+	return &fsm.FieldConflictError{Field: fc.Field, Msg: fc.Msg + "; " + unshown + " (the ownership record is gone only when gone from every nameserver)"}
 }
 
 // verifiedHolder is the verified custom domain of another customer's
@@ -212,15 +228,20 @@ func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
 	// (Only when every nameserver answered: a silent one may still hold
 	// the token.)
 	var lapsed *fsm.LapsedClaim
-	if held, ok := a.verifiedHolder(rq, h, d.Domain); ok && len(res.TXTSilent) == 0 {
-		lapsed = lapsedClaim(held, res.TXT)
+	var unshown string
+	if held, ok := a.verifiedHolder(rq, h, d.Domain); ok {
+		if len(res.TXTSilent) > 0 {
+			unshown = strings.Join(res.TXTSilent, ", ") + " did not answer"
+		} else {
+			lapsed = lapsedClaim(held, res.TXT)
+		}
 	}
 	takeover, kick := a.detachAction(rq)
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdCustomDomainVerified, fsm.CustomDomainVerified{HostingID: h.ID,
 		AccountID: rq.caller.accountID, Domain: d.Domain, Takeover: takeover, Lapsed: lapsed}, http.StatusOK)
 	kick()
 	if err != nil {
-		return status, v, err
+		return status, v, unshownLapse(err, unshown)
 	}
 	switch {
 	case lapsed != nil:

@@ -261,8 +261,8 @@ func TestLapsedClaimNeedsEveryNameserver(t *testing.T) {
 	ns2(true)
 	wantHeld := func(what string, r reply) {
 		t.Helper()
-		if r.status != http.StatusConflict || !strings.Contains(r.msg(), `field "domain"`) {
-			t.Fatalf("%s with ns2 silent: %d %s, want a 409 naming the domain", what, r.status, r.body)
+		if r.status != http.StatusConflict || !strings.Contains(r.msg(), `field "domain"`) || !strings.Contains(r.msg(), "ns2.example.test did not answer") {
+			t.Fatalf("%s with ns2 silent: %d %s, want a 409 naming the domain and the silent nameserver", what, r.status, r.body)
 		}
 		if a := s.call(keyA, "GET", baseA, ""); a.m["status"] != api.CustomDomainVerified {
 			t.Fatalf("%s with ns2 silent: A's custom domain %s", what, a.body)
