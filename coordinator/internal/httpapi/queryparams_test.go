@@ -83,3 +83,33 @@ func TestEveryRouteHasItsQueryParameters(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryGETTakesConsistency: readGate honours ?consistency= on every
+// authenticated GET (README "Read consistency"), so the query check must let
+// it through on each of them: an operation whose document forgot to declare
+// it answered ?consistency=stale with a 400 invalid_query (and a follower's
+// forwarded ?consistency=linearizable too).
+func TestEveryGETTakesConsistency(t *testing.T) {
+	s := newSrvAPI(t)
+	_, key := s.account(api.AllScopes...)
+	n := 0
+	for _, rt := range s.a.Routes() {
+		if rt.Method != "GET" || rt.Public {
+			continue
+		}
+		n++
+		path := rt.Path
+		for strings.Contains(path, "{") {
+			i, j := strings.Index(path, "{"), strings.Index(path, "}")
+			path = path[:i] + "x" + path[j+1:]
+		}
+		for _, c := range []string{"stale", "linearizable"} {
+			if r := s.call(key, "GET", path+"?consistency="+c, ""); r.status == 400 {
+				t.Errorf("GET %s?consistency=%s: %d %s", path, c, r.status, r.body)
+			}
+		}
+	}
+	if n < 20 {
+		t.Fatalf("only %d GET routes", n)
+	}
+}
