@@ -125,7 +125,10 @@ type HostingAccount struct {
 	Limits     HostingPlan       `json:"limits"`
 	Quota      HostingQuota      `json:"quota"`
 	Connection HostingConnection `json:"connection"`
-	ActionID   string            `json:"action_id,omitempty"` // the action in progress
+	// Location is the location of the node it runs on (the datacenter or
+	// node group an order can ask for), if the node has one.
+	Location string `json:"location,omitempty"`
+	ActionID string `json:"action_id,omitempty"` // the action in progress
 	// PaidUntil is the end of the period paid for (accounts bought with
 	// POST /v1/hosting; absent for accounts an operator placed).
 	PaidUntil *time.Time `json:"paid_until,omitempty"`

@@ -12,7 +12,8 @@ import (
 
 // TestOrdersByLocation: with two nodes in two locations (one put there with
 // `hostplanectl node location`, one through the admin API), a server or
-// hosting order for a location lands on that location's node and shows it; a
+// hosting order for a location lands on that location's node and shows it
+// (api.Server.location, api.HostingAccount.location); a
 // product offered in some locations places its orders only there; a location
 // no node is in is a 409 no_capacity that charges nothing, one the product is
 // not offered in a 400 naming location. Before, the location was only checked
@@ -116,9 +117,16 @@ func TestOrdersByLocation(t *testing.T) {
 		}
 		want := map[string]string{"fra-1": "orders-node-2", "ist-1": "orders-node-1"}[loc]
 		for _, h := range hs {
-			if h.ID == o.Hosting.ID && h.NodeID != want {
-				t.Errorf("hosting in %s went to %s, want %s", loc, h.NodeID, want)
+			if h.ID == o.Hosting.ID && (h.NodeID != want || h.Location != loc) {
+				t.Errorf("hosting in %s went to %s showing location %q, want %s showing %s", loc, h.NodeID, h.Location, want, loc)
 			}
+		}
+		// The customer sees the location, in the order's answer and after.
+		if o.Hosting.Location != loc {
+			t.Errorf("hosting order in %s answers location %q", loc, o.Hosting.Location)
+		}
+		if h, err := r.api(2).HostingAccount(r.ctx, o.Hosting.ID); err != nil || h.Location != loc {
+			t.Errorf("GET hosting %s: location %q %v, want %s", o.Hosting.ID, h.Location, err, loc)
 		}
 	}
 	req := hostingOrder("amsweb")

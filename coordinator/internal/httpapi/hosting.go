@@ -435,7 +435,7 @@ func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cf
 // the command is refused) and returned to be shown once.
 // locations, when set, are the node locations it may be placed in.
 func (a *API) prepareHostingCreate(req api.AdminHostingCreateRequest, plan api.HostingPlanInfo, locations []string, deps *ServerDeps, cfg ServerAdminConfig, now time.Time) (fsm.HostingCreate, string, string, error) {
-	nodeID, php, err := a.placeHosting(req, locations, deps, cfg)
+	nodeID, php, loc, err := a.placeHosting(req, locations, deps, cfg)
 	if err != nil {
 		return fsm.HostingCreate{}, "", "", err
 	}
@@ -458,7 +458,7 @@ func (a *API) prepareHostingCreate(req api.AdminHostingCreateRequest, plan api.H
 	}
 	h := store.HostingAccount{
 		HostingAccount: api.HostingAccount{ID: hstID, Username: req.Username, Domain: req.Domain, Plan: plan.Slug,
-			PHPVersion: php, Limits: plan.HostingPlan},
+			PHPVersion: php, Limits: plan.HostingPlan, Location: loc},
 		AccountID: req.AccountID, NodeID: nodeID,
 	}
 	act := store.Action{
@@ -473,10 +473,14 @@ func (a *API) prepareHostingCreate(req api.AdminHostingCreateRequest, plan api.H
 // placeHosting picks the node and PHP version: connected, not cordoned
 // nodes with the hosting role (only req.NodeID when given) that offer the
 // version asked for (default: each node's newest); the fewest accounts wins.
-func (a *API) placeHosting(req api.AdminHostingCreateRequest, locations []string, deps *ServerDeps, cfg ServerAdminConfig) (string, string, error) {
+// It returns the node, the PHP version and the node's location, which the
+// account records and shows as a server does (a node has one only from
+// semantics level 2, CmdNodeLocation, so no coordinator that would not keep
+// the field applies a command carrying it).
+func (a *API) placeHosting(req api.AdminHostingCreateRequest, locations []string, deps *ServerDeps, cfg ServerAdminConfig) (string, string, string, error) {
 	type cand struct {
-		id, php string
-		n       int
+		id, php, loc string
+		n            int
 	}
 	var cands []cand
 	var reasons []string
@@ -528,27 +532,27 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, locations []string
 				}
 				continue
 			}
-			cands = append(cands, cand{id: n.ID, php: php, n: r.NodeHostingCount(n.ID)})
+			cands = append(cands, cand{id: n.ID, php: php, loc: n.Location, n: r.NodeHostingCount(n.ID)})
 		}
 		return nil
 	})
 	if err != nil {
-		return "", "", err
+		return "", "", "", err
 	}
 	if req.NodeID != "" && len(cands) == 0 && len(reasons) == 0 {
-		return "", "", notFound("node " + req.NodeID)
+		return "", "", "", notFound("node " + req.NodeID)
 	}
 	if len(cands) == 0 && reconnecting {
-		return "", "", errf(http.StatusServiceUnavailable, "node_reconnecting", "%s: %s; retry in a few seconds", placement.ErrReconnecting, strings.Join(reasons, "; "))
+		return "", "", "", errf(http.StatusServiceUnavailable, "node_reconnecting", "%s: %s; retry in a few seconds", placement.ErrReconnecting, strings.Join(reasons, "; "))
 	}
 	if len(cands) == 0 {
 		if req.PHPVersion != "" && len(reasons) > 0 && strings.Contains(strings.Join(reasons, ""), "not installed") {
 			// A customer's answer names no node (SPEC: backbone-scrubbed).
 			slices.Sort(installed)
-			return "", "", invalidField("php_version", "names PHP %s, which no hosting node that can take the account has; installed: %s", req.PHPVersion, strings.Join(installed, ", "))
+			return "", "", "", invalidField("php_version", "names PHP %s, which no hosting node that can take the account has; installed: %s", req.PHPVersion, strings.Join(installed, ", "))
 		}
-		return "", "", errf(http.StatusConflict, "no_capacity", "no hosting node can take the account: %s", strings.Join(append(reasons, "(none enrolled)")[:max(1, len(reasons))], "; "))
+		return "", "", "", errf(http.StatusConflict, "no_capacity", "no hosting node can take the account: %s", strings.Join(append(reasons, "(none enrolled)")[:max(1, len(reasons))], "; "))
 	}
 	slices.SortStableFunc(cands, func(x, y cand) int { return x.n - y.n })
-	return cands[0].id, cands[0].php, nil
+	return cands[0].id, cands[0].php, cands[0].loc, nil
 }
