@@ -41,6 +41,7 @@ func TestOrdersByLocation(t *testing.T) {
 	if n, err := r.c.AnyAlive(nil).Admin().AgentNode(r.ctx, "orders-node-1"); err != nil || n.Location != "ist-1" {
 		t.Fatalf("orders-node-1: %+v %v, want location ist-1", n, err)
 	}
+	nodeListLocations(t, ctl, r.c.Nodes[0].AdminSocket(), map[string]string{"orders-node-1": "ist-1", "orders-node-2": "fra-1"})
 	if _, err := adm.CreateProduct(r.ctx, "vps-fra", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS Fra", RetailMonthlyUsdCents: 400,
 		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}, Locations: []string{"fra-1"}}); err != nil {
 		t.Fatal(err)
@@ -138,9 +139,36 @@ func TestOrdersByLocation(t *testing.T) {
 	if _, err := adm.SetNodeLocation(r.ctx, "orders-node-2", ""); err != nil {
 		t.Fatal(err)
 	}
+	nodeListLocations(t, ctl, r.c.Nodes[2].AdminSocket(), map[string]string{"orders-node-1": "ist-1", "orders-node-2": "-"})
 	req2 := order(300)
 	req2.Location = "fra-1"
 	if _, err := r.api(0).OrderServer(r.ctx, req2, ""); func() bool { st, _ := status(err); return st != http.StatusConflict }() {
 		t.Errorf("fra-1 after its node left it: %v, want 409", err)
+	}
+}
+
+// nodeListLocations checks the LOCATION column of `hostplanectl node list`
+// ("-" for a node in none) against want, node by node.
+func nodeListLocations(t *testing.T, ctl, sock string, want map[string]string) {
+	t.Helper()
+	out, err := exec.Command(ctl, "node", "list", "--admin-socket", sock).CombinedOutput()
+	if err != nil {
+		t.Fatalf("hostplanectl node list: %v %s", err, out)
+	}
+	lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+	col := strings.Index(lines[0], "LOCATION")
+	if col < 0 {
+		t.Fatalf("hostplanectl node list has no LOCATION column:\n%s", out)
+	}
+	got := map[string]string{}
+	for _, l := range lines[1:] {
+		if f := strings.Fields(l); len(f) > 0 && len(l) > col {
+			got[f[0]] = strings.Fields(l[col:])[0]
+		}
+	}
+	for id, loc := range want {
+		if got[id] != loc {
+			t.Errorf("hostplanectl node list shows %s in location %q, want %q:\n%s", id, got[id], loc, out)
+		}
 	}
 }

@@ -47,11 +47,11 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 	create.Flags().StringVar(&req.Description, "description", "", "note kept with the token")
 	token.AddCommand(addSocket(create))
 
-	list := nodeCmd(f, "list", "List enrolled nodes with state, capacity and last seen (coordinator)", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.AgentNode, error) {
+	list := nodeCmd(f, "list", "List enrolled nodes with state, location, capacity and last seen (coordinator)", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.AgentNode, error) {
 		return admin().AgentNodes(c.Context())
 	}, func(w io.Writer, ns []api.AgentNode) {
-		table(w, "ID\tSTATE\tVCPUS\tMEMORY\tDISK\tLAST SEEN\tVERSION", ns, func(tw io.Writer, n api.AgentNode) {
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes),
+		table(w, "ID\tSTATE\tLOCATION\tVCPUS\tMEMORY\tDISK\tLAST SEEN\tVERSION", ns, func(tw io.Writer, n api.AgentNode) {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, dash(n.Location), n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes),
 				nodeBytes(n.Capacity.DiskBytes), lastSeen(n.LastSeenAt), n.SoftwareVersion)
 		})
 	})
