@@ -68,6 +68,11 @@ func newForwarder(a *API) *forwarder {
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			target := pr.In.Context().Value(ctxLeaderURL{}).(*url.URL)
 			pr.SetURL(target)
+			// The query as the client sent it: the proxy re-encoded one that
+			// does not parse (a ';', a bad '%' escape), dropping what it could
+			// not read, so the leader, which refuses such a query (checkQuery),
+			// saw what was left and served a follower's client another request.
+			pr.Out.URL.RawQuery = pr.In.URL.RawQuery
 			pr.Out.Host = target.Host
 			pr.Out.Header.Set(headerForwardedBy, a.cfg.NodeID)
 			pr.Out.Header.Del(headerAudiencePath) // only this node may say it (forwardAudience)

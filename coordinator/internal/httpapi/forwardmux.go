@@ -665,9 +665,9 @@ func (c *muxClient) abandon(id uint64) {
 
 // channelEligible reports whether a forwarded request may go over the
 // channel: a /v1 call that is not a read (a GET may answer with a stream, which
-// the proxy relays as it comes), asks for no protocol switch, and has a query
-// the proxy would pass on unchanged (it re-encodes one with a ';', a '%' escape
-// or more than 10,000 parameters; such a request is proxied).
+// the proxy relays as it comes), asks for no protocol switch, and has a plain
+// query (one with a ';', a '%' escape or more than 10,000 parameters is
+// proxied, which passes it on as sent: the proxy's Rewrite restores it).
 func channelEligible(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodConnect, http.MethodTrace:
