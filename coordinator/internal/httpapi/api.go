@@ -564,7 +564,7 @@ func (a *API) uncountedLimitHeaders(w http.ResponseWriter, r *http.Request) {
 func (a *API) authenticate(rq *request) (*caller, error) {
 	key, conflicting := auth.Presented(rq.Request)
 	if key == "" {
-		return nil, errf(http.StatusUnauthorized, "missing_api_key", "missing API key: send Authorization: Bearer <key> or X-API-Key")
+		return nil, errf(http.StatusUnauthorized, "missing_api_key", "missing API key: send it as Authorization: Bearer YOUR_API_KEY or X-API-Key: YOUR_API_KEY")
 	}
 	if conflicting {
 		return nil, errf(http.StatusBadRequest, "conflicting_credentials", "the request presents more than one API key: send one, in Authorization: Bearer or in X-API-Key")

@@ -128,6 +128,14 @@ func TestStrictHTTP(t *testing.T) {
 			t.Errorf("key %q: %d WWW-Authenticate %q", k, r.status, r.header.Get("WWW-Authenticate"))
 		}
 	}
+	// Without a key, the message names both headers, and reads as written
+	// in the raw body: encoding/json writes < and > as \u003c and \u003e,
+	// which a user reading the body (curl) sees as such.
+	nk := s.call("", "GET", "/v1/tickets", "")
+	if msg, _ := nk.m["message"].(string); nk.code() != "missing_api_key" || !strings.Contains(msg, "Authorization: Bearer ") || !strings.Contains(msg, "X-API-Key: ") ||
+		!strings.Contains(string(nk.body), msg) {
+		t.Errorf("no key: %d %s, want missing_api_key naming Authorization: Bearer and X-API-Key, as written in the body", nk.status, nk.body)
+	}
 }
 
 func TestInvalidUTF8Path(t *testing.T) {

@@ -184,6 +184,11 @@ func TestMCPEndToEnd(t *testing.T) {
 			if json.Unmarshal(raw, &e) != nil || e.Code == "" {
 				t.Errorf("401 body %s: want a JSON error with a code", raw)
 			}
+			// Without credentials the message says how to send them, as
+			// written in the raw body (encoding/json escapes < and >).
+			if auth == "" && (!strings.Contains(e.Message, "Authorization: Bearer ") || !strings.Contains(string(raw), e.Message)) {
+				t.Errorf("401 body without credentials %s: want a message naming Authorization: Bearer, as written in the body", raw)
+			}
 		}
 	})
 

@@ -443,7 +443,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			answer(api.NewError(http.StatusForbidden, "missing_scope", msg))
 		}
 		if !bearerShaped(r.Header.Get("Authorization")) {
-			fail(api.NewError(http.StatusUnauthorized, "missing_api_key", "missing credentials: send Authorization: Bearer <API key or access token>"))
+			fail(api.NewError(http.StatusUnauthorized, "missing_api_key", "missing credentials: send an API key or OAuth access token as Authorization: Bearer TOKEN"))
 			return
 		}
 		c, aerr := authn.Authenticate(r)
