@@ -324,11 +324,7 @@ func (a *API) orderHosting(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	// The order's location, else any of the product's (none: anywhere).
-	locations := prod.Locations
-	if req.Location != "" {
-		locations = []string{req.Location}
-	}
+	locations := a.orderLocations(prod, req.Location)
 	create, sftpPW, dbPW, err := a.prepareHostingCreate(api.AdminHostingCreateRequest{
 		AccountID: rq.caller.accountID, Plan: prod.Slug, Domain: req.Domain, Username: req.Username, PHPVersion: req.PHPVersion,
 	}, api.HostingPlanInfo{Slug: prod.Slug, HostingPlan: fsm.HostingPlanOf(prod)}, locations, deps, cfg, rq.now)

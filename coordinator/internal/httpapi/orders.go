@@ -115,6 +115,22 @@ func orderPlanSlug(slug string) error {
 	return nil
 }
 
+// orderLocations are the node locations an order may be placed in: its
+// location, else any of the product's (none: anywhere). Below semantics
+// level 2 no node can be in a location (CmdNodeLocation needs it), so none
+// is asked for: the location is only checked against the product's, as
+// before placement by location, instead of every order of a product that
+// lists locations being a 409 during a rolling upgrade.
+func (a *API) orderLocations(prod api.AdminProduct, location string) []string {
+	if a.state.ClusterLevel() < 2 {
+		return nil
+	}
+	if location != "" {
+		return []string{location}
+	}
+	return prod.Locations
+}
+
 // orderLocation checks an order body's optional location.
 func orderLocation(location string) error {
 	if location == "" {
@@ -163,11 +179,7 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 	if osName == "" {
 		osName = a.templateFamily(req.OSTemplate)
 	}
-	// The order's location, else any of the product's (none: anywhere).
-	locations := prod.Locations
-	if req.Location != "" {
-		locations = []string{req.Location}
-	}
+	locations := a.orderLocations(prod, req.Location)
 	create, password, err := a.prepareServerCreate(api.AdminServerCreateRequest{
 		AccountID: rq.caller.accountID, Plan: prod.Slug, Template: req.OSTemplate, OS: osName,
 		Label: req.Label, Hostname: req.Hostname, SSHKeys: req.SSHKeys,
