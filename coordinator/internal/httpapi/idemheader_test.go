@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -68,5 +70,28 @@ func TestIdempotencyKeyHeader(t *testing.T) {
 	again := post("k3")
 	if first.status != 201 || again.status != 201 || first.m["id"] != again.m["id"] || count() != 1 {
 		t.Fatalf("one key sent twice, then once: %d %s / %d %s, %d tickets; want one ticket, replayed", first.status, first.body, again.status, again.body, count())
+	}
+}
+
+// TestIdempotencyKeyDocumented: the Idempotency-Key header's schema in
+// /openapi.json takes exactly the keys the API takes (1-255 printable ASCII
+// characters, no space): a client or an MCP tool built from the document
+// does not send one it documents as valid and gets a 400 for it.
+func TestIdempotencyKeyDocumented(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := doc.Components.Parameters["IdempotencyKey"]
+	if p == nil || p.Value == nil || p.Value.Schema == nil || p.Value.Schema.Value == nil {
+		t.Fatal("no IdempotencyKey parameter in components")
+	}
+	schema := p.Value.Schema.Value
+	for _, k := range []string{"", "k", "order-2026-12-03:1", strings.Repeat("k", 255), strings.Repeat("k", 256), "a b", "tab\tkey", "ké", "~!", "\x7f"} {
+		_, apiErr := idempotencyKey(http.Header{"Idempotency-Key": {k}})
+		docErr := schema.VisitJSON(k)
+		if (apiErr == nil) != (docErr == nil) {
+			t.Errorf("Idempotency-Key %q: the API says %v, the document %v", k, apiErr, docErr)
+		}
 	}
 }
