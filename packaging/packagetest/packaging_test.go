@@ -15,6 +15,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -111,6 +112,10 @@ func TestPackageSizes(t *testing.T) {
 	}
 }
 
+// lintianOneUnused is lintian's summary of its overrides when exactly one
+// override went unused.
+var lintianOneUnused = regexp.MustCompile(`^N: \d+ hints? overridden; 1 unused override$`)
+
 func TestLintianClean(t *testing.T) {
 	need(t, "lintian")
 	packages(t)
@@ -127,6 +132,12 @@ func TestLintianClean(t *testing.T) {
 				continue
 			}
 			kept = append(kept, l)
+		}
+		if dropped {
+			// With --display-info lintian then also sums up its overrides
+			// ("N: 0 hints overridden; 1 unused override", seen in CI):
+			// that one unused override is the spelling one left out above.
+			kept = slices.DeleteFunc(kept, func(l string) bool { return lintianOneUnused.MatchString(l) })
 		}
 		o = strings.Join(kept, "\n")
 		if err != nil && dropped && strings.TrimSpace(o+e) == "" {
