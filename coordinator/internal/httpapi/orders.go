@@ -531,7 +531,9 @@ func DecodeProduct(slug string, body []byte) (api.ProductRequest, error) {
 		}
 	}
 	for _, l := range req.Locations {
-		if nameChars("locations", l) != nil || l == "" || len(l) > 64 {
+		// The rule of node locations (fsm.CheckLocation), which orders
+		// for these are placed in.
+		if l == "" || fsm.CheckLocation(l) != nil {
 			return req, invalidField("locations", "are location names of 1-64 letters, digits, dots, dashes and underscores")
 		}
 	}
