@@ -117,7 +117,7 @@ func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 			writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
 			return
 		}
-		if needLeader && r.Method == http.MethodGet {
+		if needLeader && isRead(r) {
 			if ae := a.linearizableRead(r.Context()); ae != nil {
 				w.Header().Set("Retry-After", "1")
 				writeError(w, rid, ae)

@@ -51,7 +51,7 @@ func (a *API) readGate(w http.ResponseWriter, r *http.Request, rid string) bool 
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
 		return false
 	}
-	if r.Method == http.MethodGet {
+	if isRead(r) {
 		if ae := a.linearizableRead(r.Context()); ae != nil {
 			w.Header().Set("Retry-After", "1")
 			a.uncountedLimitHeaders(w, r)
@@ -64,7 +64,7 @@ func (a *API) readGate(w http.ResponseWriter, r *http.Request, rid string) bool 
 }
 
 // staleRequested parses ?consistency=: "" or "linearizable" (the default) or
-// "stale" (GET only).
+// "stale" (GET and HEAD only).
 func staleRequested(r *http.Request) (bool, error) {
 	if r.URL.RawQuery == "" {
 		return false, nil
@@ -81,12 +81,21 @@ func staleRequested(r *http.Request) (bool, error) {
 	case consistencyLinear:
 		return false, nil
 	case consistencyStale:
-		if r.Method != http.MethodGet {
-			return false, badParam(`query parameter "consistency" applies to GET requests only`)
+		if !isRead(r) {
+			return false, badParam(`query parameter "consistency" applies to GET (and HEAD) requests only`)
 		}
 		return true, nil
 	}
 	return false, badParam(`query parameter "consistency" must be "linearizable" or "stale"`)
+}
+
+// isRead: a GET or a HEAD. net/http routes a HEAD to the GET's handler and
+// drops the body, so a HEAD answers the GET's headers (ETag, Content-Length):
+// it reads as the GET does, with the same consistency and the same
+// ?consistency= choice. Before, a HEAD skipped the leader's read barrier and
+// ?consistency=stale on it was a 400.
+func isRead(r *http.Request) bool {
+	return r.Method == http.MethodGet || r.Method == http.MethodHead
 }
 
 func badParam(msg string) error {
