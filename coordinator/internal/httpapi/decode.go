@@ -128,10 +128,17 @@ func jsonContentType(ct string) bool {
 }
 
 // decodeStrict decodes one JSON object into v: unknown fields, wrong types, trailing
-// data and an empty body are 400s naming the field.
+// data, an empty body and a body that is not an object (null included) are 400s
+// naming the field.
 func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("request body is required (a JSON object)")
+	}
+	if string(bytes.TrimSpace(body)) == "null" {
+		// encoding/json decodes a top-level null into a struct as nothing at
+		// all: a PATCH of null answered "nothing to change" and a POST named
+		// its first missing field, where [] and "x" say what is wrong.
+		return badRequest("request body must be a JSON object, not null")
 	}
 	if !utf8.Valid(body) {
 		// encoding/json would replace the bytes with U+FFFD and store that.
