@@ -117,6 +117,28 @@ func Domain(s string) (string, error) {
 	return ascii, nil
 }
 
+// MaxHostingDomain is the longest domain, in its ASCII form, a hosting
+// account can be served on (its own domain or a custom domain): a node
+// keeps the name as a file name, hosts/<name> and certs/<name>.pem, each
+// written through a temporary file beside it, the longest
+// ".<name>.pem.tmp-<10 digits>" (atomicfile), all within Linux's 255-byte
+// file names. A longer valid name (up to MaxDomain) failed on the node
+// (ENAMETOOLONG) after the order had been charged.
+const MaxHostingDomain = 235
+
+// HostingDomain is Domain for a hosting account's domain or custom domain:
+// also refused when longer than MaxHostingDomain in its ASCII form.
+func HostingDomain(s string) (string, error) {
+	ascii, err := Domain(s)
+	if err != nil {
+		return "", err
+	}
+	if len(ascii) > MaxHostingDomain {
+		return "", Invalid("domain %q is %d characters in its ASCII form; a hosting domain is at most %d (the server keeps it as a file name)", truncate(s), len(ascii), MaxHostingDomain)
+	}
+	return ascii, nil
+}
+
 // asciiLabel checks one LDH label; an "xn--" label must be the A-label of a
 // valid, single-script U-label (its round trip gives it back).
 func asciiLabel(l string) error {

@@ -39,7 +39,7 @@ func DecodeCustomDomain(body []byte) (string, error) {
 	if req.Domain == "" {
 		return "", invalidField("domain", "is required")
 	}
-	ascii, err := validate.Domain(req.Domain)
+	ascii, err := validate.HostingDomain(req.Domain)
 	if err != nil {
 		return "", invalidField("domain", "%s", strings.TrimPrefix(validate.Reason(err), "domain "))
 	}
