@@ -31,6 +31,11 @@ const ResourceHosting = "hosting"
 type HostingCreate struct {
 	Hosting store.HostingAccount `json:"hosting"`
 	Action  store.Action         `json:"action"`
+	// Locations, when set, are the node locations the account may be in
+	// (an order's location or its product's, an operator's --location),
+	// checked again at apply from semantics level 2 as a server's are
+	// (checkNodeLocation). Entries written before have none.
+	Locations []string `json:"locations,omitempty"`
 }
 
 // HostingAction commits suspend, unsuspend, php or delete on an account; the
@@ -68,6 +73,12 @@ func applyHostingCreate(c *applyCtx, p HostingCreate) (any, error) {
 	}
 	if !slices.Contains(n.Roles, api.RoleHosting) {
 		return nil, fmt.Errorf("%w: node %s does not have the hosting role", ErrConflict, n.ID)
+	}
+	if c.r.ClusterLevel() >= levelLocationAtApply {
+		if err := checkNodeLocation(n.AgentNode, p.Locations, "the hosting account"); err != nil {
+			return nil, err
+		}
+		h.Location = n.Location
 	}
 	if c.tx.Bucket(store.BucketHostingIDs).Get([]byte(h.ID)) != nil {
 		return nil, fmt.Errorf("%w: hosting account %s exists", ErrConflict, h.ID)

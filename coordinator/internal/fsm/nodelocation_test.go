@@ -1,7 +1,9 @@
 package fsm
 
 import (
+	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,4 +57,79 @@ func TestNodeLocation(t *testing.T) {
 	if a, b := nodeBucketDump(t, h.fsms[0]), nodeBucketDump(t, h.fsms[1]); string(a) != string(b) {
 		t.Fatal("replicas differ")
 	}
+}
+
+// TestOrderLocationAtApply: a server or hosting order placed on a node in a
+// location it allows, whose node was put in another location before the
+// order's command applied, is refused at apply as a full node is (a
+// NoCapacityError, nothing charged) from semantics level 2; a create
+// records its node's location at apply; an order without locations, or
+// one at level 1, is applied as before.
+func TestOrderLocationAtApply(t *testing.T) {
+	h := webHarness(t, 10000)
+	h.putVPS2(1000)
+	// Level 1: no node is in a location, and an order's locations (an
+	// operator's --location, which the API does not gate) are not checked.
+	lvl1 := testOrder(1, "vps-2")
+	lvl1.Create.Locations = []string{"fra-1"}
+	if o := h.must(CmdServerOrder, lvl1).(api.ServerOrder); o.Server.Location != "" {
+		t.Fatalf("level 1 order: %+v", o.Server)
+	}
+	h.must(CmdClusterLevel, ClusterLevel{Level: 2})
+	h.must(CmdNodeLocation, NodeLocation{NodeID: "hv-1", Location: "fra-1"})
+	in := testOrder(2, "vps-2")
+	in.Create.Locations = []string{"fra-1"}
+	if o := h.must(CmdServerOrder, in).(api.ServerOrder); o.Server.Location != "fra-1" {
+		t.Fatalf("order in fra-1: location %q", o.Server.Location)
+	}
+
+	// The operator moves hv-1 to ist-1 after placement chose it for fra-1.
+	h.must(CmdNodeLocation, NodeLocation{NodeID: "hv-1", Location: "ist-1"})
+	moved := testOrder(3, "vps-2")
+	moved.Create.Locations = []string{"fra-1"}
+	moved.Create.Server.Location = "fra-1" // what placement saw
+	web := testHostingOrder(4, "web-1")
+	web.Create.Locations = []string{"fra-1", "fra-2"}
+	before, hostingBefore, wallet := orderDump(h.fsms[0]), hostingOrderDump(h.fsms[0]), balance(t, h.fsms[0], "acc_1")
+	for name, c := range map[string]struct {
+		t    CommandType
+		p    any
+		want string
+	}{
+		"server":  {CmdServerOrder, moved, `node hv-1 can no longer take the server: it is in location "ist-1" now, not in fra-1`},
+		"hosting": {CmdHostingOrder, web, `node hv-1 can no longer take the hosting account: it is in location "ist-1" now, not in fra-1, fra-2`},
+	} {
+		_, err := h.apply(c.t, c.p)
+		var full *NoCapacityError
+		if !errors.As(err, &full) || !errors.Is(err, ErrConflict) || err.Error() != c.want {
+			t.Errorf("%s order on a node moved out of its location: %v, want %q", name, err, c.want)
+		}
+	}
+	if !bytes.Equal(before, orderDump(h.fsms[0])) || !bytes.Equal(hostingBefore, hostingOrderDump(h.fsms[0])) || balance(t, h.fsms[0], "acc_1") != wallet {
+		t.Fatal("a refused order changed the state")
+	}
+	h.must(CmdNodeLocation, NodeLocation{NodeID: "hv-1", Location: ""})
+	if _, err := h.apply(CmdServerOrder, moved); err == nil || !strings.Contains(err.Error(), "it is in no location now, not in fra-1") {
+		t.Errorf("order on a node taken out of every location: %v", err)
+	}
+	h.must(CmdNodeLocation, NodeLocation{NodeID: "hv-1", Location: "fra-2"})
+
+	// Still in a location it allows: placed, showing the node's location
+	// now, not the one placement saw.
+	moved.Create.Locations = []string{"fra-1", "fra-2"}
+	if o := h.must(CmdServerOrder, moved).(api.ServerOrder); o.Server.Location != "fra-2" {
+		t.Errorf("order in fra-1 or fra-2 on a node moved to fra-2: location %q", o.Server.Location)
+	}
+	if o := h.must(CmdHostingOrder, web).(api.HostingOrder); o.Hosting.Location != "fra-2" || hostingAt(t, h, "hst_4").Location != "fra-2" {
+		t.Errorf("hosting order in fra-1 or fra-2 on a node moved to fra-2: location %q", o.Hosting.Location)
+	}
+	// No locations asked for: anywhere, as before.
+	if o := h.must(CmdServerOrder, testOrder(5, "vps-2")).(api.ServerOrder); o.Server.Location != "fra-2" {
+		t.Errorf("order without a location: location %q", o.Server.Location)
+	}
+	if balance(t, h.fsms[0], "acc_1") != wallet-1000-500-1000 {
+		t.Errorf("wallet %d after three orders from %d", balance(t, h.fsms[0], "acc_1"), wallet)
+	}
+	h.replicasSame(orderDump)
+	h.replicasSame(hostingOrderDump)
 }

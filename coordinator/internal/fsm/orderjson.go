@@ -12,14 +12,14 @@ import (
 // JSON keys in field order.
 var (
 	serverOrderKeys  = []string{"plan_slug", "create", "invoice_id", "payment_id", "tx_id"}
-	serverCreateKeys = []string{"server", "action", "addresses", "cpu_overcommit"}
+	serverCreateKeys = []string{"server", "action", "addresses", "cpu_overcommit", "locations"}
 )
 
 // readServerOrder reads a ServerOrder payload as json.Marshal writes it
-// (keys in field order) in plainjson's subset, without addresses and with
-// an integer overcommit, giving exactly what json.Unmarshal gives; anything
-// else fails it (ok false) and the caller decodes with encoding/json
-// (FuzzReadServerOrder). Every order command is decoded so on every replica.
+// (keys in field order) in plainjson's subset, without addresses, with an
+// integer overcommit and locations of plain strings, giving exactly what
+// json.Unmarshal gives; anything else fails it (ok false) and the caller
+// decodes with encoding/json (FuzzReadServerOrder). Every order command is decoded so on every replica.
 func readServerOrder(b []byte) (p ServerOrder, ok bool) {
 	rd := plainjson.NewReader(b)
 	strings := [...]*string{0: &p.PlanSlug, 2: &p.InvoiceID, 3: &p.PaymentID, 4: &p.TxID}
@@ -39,6 +39,10 @@ func readServerOrder(b []byte) (p ServerOrder, ok bool) {
 				// reads as json.Unmarshal reads it into a float64.
 				n, ok := rd.Uint(53)
 				p.Create.CPUOvercommit = float64(n)
+				return ok
+			case 4:
+				var ok bool
+				p.Create.Locations, ok = rd.Strings()
 				return ok
 			}
 			return false // addresses: left to encoding/json
@@ -235,6 +239,16 @@ func encodeServerCreate(b []byte, c *ServerCreate) ([]byte, bool) {
 	if oc != 0 {
 		b = append(b, `,"cpu_overcommit":`...)
 		b = strconv.AppendInt(b, int64(oc), 10)
+	}
+	if len(c.Locations) > 0 {
+		b = append(b, `,"locations":[`...)
+		for i, l := range c.Locations {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = plainjson.AppendJSONString(b, l)
+		}
+		b = append(b, ']')
 	}
 	return append(b, '}'), true
 }

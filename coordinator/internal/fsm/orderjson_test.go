@@ -23,7 +23,9 @@ func TestReadServerOrder(t *testing.T) {
 	plain, _ := json.Marshal(o)
 	o.Create.CPUOvercommit = 4
 	overcommit, _ := json.Marshal(o)
-	for _, b := range [][]byte{plain, overcommit} {
+	o.Create.Locations = []string{"fra-1", "ist 2"}
+	locations, _ := json.Marshal(o)
+	for _, b := range [][]byte{plain, overcommit, locations, []byte(`{"create":{"locations":[]}}`)} {
 		if !checkReadServerOrder(t, b) {
 			t.Errorf("a plain order was not read: %s", b)
 		}
@@ -32,7 +34,7 @@ func TestReadServerOrder(t *testing.T) {
 	fraction, _ := json.Marshal(o)
 	o.Create.CPUOvercommit, o.Create.Addresses = 0, &AddrRequest{}
 	addresses, _ := json.Marshal(o)
-	for _, b := range [][]byte{fraction, addresses, []byte(`{"tx_id":"a","plan_slug":"b"}`), []byte(`{"create":{"cpu_overcommit":9007199254740993}}`)} {
+	for _, b := range [][]byte{fraction, addresses, []byte(`{"create":{"locations":null}}`), []byte(`{"create":{"locations":["k\u00f6ln"]}}`), []byte(`{"tx_id":"a","plan_slug":"b"}`), []byte(`{"create":{"cpu_overcommit":9007199254740993}}`)} {
 		if checkReadServerOrder(t, b) {
 			t.Errorf("readServerOrder read %s", b)
 		}
@@ -45,6 +47,7 @@ func FuzzReadServerOrder(f *testing.F) {
 	b, _ := json.Marshal(o)
 	f.Add(b)
 	f.Add([]byte(`{"plan_slug":"x","create":{"server":{"id":"s","plan":{"vcpus":1}},"action":{"params":{"a":[1]}},"cpu_overcommit":-0},"tx_id":""}`))
+	f.Add([]byte(`{"plan_slug":"x","create":{"cpu_overcommit":8,"locations":["fra-1","Köln",""]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) { checkReadServerOrder(t, b) })
 }
 
@@ -122,6 +125,9 @@ func TestServerOrderEncodingMatchesEncodingJSON(t *testing.T) {
 		"html and unicode":      func(o *ServerOrder) { o.PlanSlug, o.Create.Server.Label, o.TxID = "<a&b>", "web \u2028 é", "\x01\"\\" },
 		"paid, with addresses":  func(o *ServerOrder) { o.Create.Server.PaidUntil, o.Create.Server.IPv4 = &at, "198.51.100.7" },
 		"no params, not secret": func(o *ServerOrder) { o.Create.Action.Params, o.Create.Action.NeedsSecret = nil, false },
+		"locations":             func(o *ServerOrder) { o.Create.Locations = []string{"fra-1", "ist 2"} },
+		"odd locations":         func(o *ServerOrder) { o.Create.Locations = []string{"Köln", "<&>", "", "\u2028\x00"} },
+		"empty locations":       func(o *ServerOrder) { o.Create.Locations = []string{} },
 	} {
 		p := realOrder()
 		o(&p)
@@ -175,6 +181,9 @@ func FuzzEncodeServerOrder(f *testing.F) {
 		a.NeedsSecret, a.Mutating = opts&8 != 0, opts&16 != 0
 		if opts&32 != 0 {
 			o.Create.CPUOvercommit = math.Trunc(overcommit)
+		}
+		if opts&64 != 0 {
+			o.Create.Locations = []string{slug, label}
 		}
 		checkOrderEncoding(t, o)
 	})

@@ -1,6 +1,7 @@
 package fsm
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -64,6 +65,13 @@ type ServerCreate struct {
 	// on the same last slot by the proposer cannot both land. Entries
 	// written before the check have 0 and are applied as they were.
 	CPUOvercommit float64 `json:"cpu_overcommit,omitempty"`
+	// Locations, when set, are the node locations the server may be in (an
+	// order's location or its product's, an operator's --location): from
+	// semantics level 2 a node that is in none of them at apply time (moved
+	// since placement, PUT /admin/nodes/{id}/location) refuses the server
+	// as a full node does (checkNodeLocation). Entries written before have
+	// none.
+	Locations []string `json:"locations,omitempty"`
 }
 
 // ActionCreate commits a new action on a server. The proposer fills every id,
@@ -442,6 +450,12 @@ func createServer(c *applyCtx, p ServerCreate, accountRead bool) (any, error) {
 		if err := checkNodeRoom(c, n.AgentNode, s.Plan, p.CPUOvercommit); err != nil {
 			return nil, err
 		}
+	}
+	if c.r.ClusterLevel() >= levelLocationAtApply {
+		if err := checkNodeLocation(n.AgentNode, p.Locations, "the server"); err != nil {
+			return nil, err
+		}
+		s.Location = n.Location
 	}
 	s.Status, s.CreatedAt, s.UpdatedAt, s.ActionID = api.ServerProvisioning, c.at, c.at, a.ID
 	a.Status, a.CreatedAt, a.AccountID, a.ResourceType, a.ResourceID = api.ActionPending, c.at, s.AccountID, "server", s.ID
@@ -941,16 +955,50 @@ func applyServerObserved(c *applyCtx, p ServerObserved) (any, error) {
 	return n, nil
 }
 
-// NoCapacityError refuses a server its node has no room for at apply time
-// (the API's 409 no_capacity); it is an ErrConflict.
-type NoCapacityError struct{ NodeID, Why string }
+// NoCapacityError refuses a server its node has no room for at apply time,
+// or a server or hosting account whose node is no longer in a location it
+// may be in (Moved) (the API's 409 no_capacity); it is an ErrConflict.
+type NoCapacityError struct {
+	NodeID, Why string
+	// What is what the node cannot take ("" for the server).
+	What string
+	// Moved says the node was put in another location since placement.
+	Moved bool
+}
 
 func (e *NoCapacityError) Error() string {
-	return fmt.Sprintf("node %s has no room left for the server: %s", e.NodeID, e.Why)
+	what := cmp.Or(e.What, "the server")
+	if e.Moved {
+		return fmt.Sprintf("node %s can no longer take %s: %s", e.NodeID, what, e.Why)
+	}
+	return fmt.Sprintf("node %s has no room left for %s: %s", e.NodeID, what, e.Why)
 }
 
 // Is makes a NoCapacityError an ErrConflict.
 func (e *NoCapacityError) Is(target error) bool { return target == ErrConflict }
+
+// levelLocationAtApply is the semantics level (level.go) from which a
+// server or hosting create checks its node's location again at apply
+// (checkNodeLocation) and records the node's location then, not the one
+// placement saw.
+const levelLocationAtApply = 2
+
+// checkNodeLocation refuses what (a server, a hosting account) on node n
+// when locations are set and n is in none of them: the node was put in
+// another location between placement and apply. Refused as a full node is
+// (NoCapacityError): the order charges nothing and its customer is told no
+// node can take it now.
+func checkNodeLocation(n api.AgentNode, locations []string, what string) error {
+	if len(locations) == 0 || slices.Contains(locations, n.Location) {
+		return nil
+	}
+	in := "in no location"
+	if n.Location != "" {
+		in = fmt.Sprintf("in location %q", n.Location)
+	}
+	return &NoCapacityError{NodeID: n.ID, What: what, Moved: true,
+		Why: fmt.Sprintf("it is %s now, not in %s", in, strings.Join(locations, ", "))}
+}
 
 // checkNodeRoom checks that the node's servers (those not terminated) and
 // a new one of plan fit its capacity, vCPUs overcommitted by overcommit,

@@ -394,7 +394,9 @@ func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.Ser
 	if overcommit <= 0 {
 		overcommit = placement.DefaultCPUOvercommit
 	}
-	create := fsm.ServerCreate{Server: s, Action: act, CPUOvercommit: overcommit}
+	// The locations go in the command too: a node moved out of them before
+	// it applies refuses the server as a full one does (from level 2).
+	create := fsm.ServerCreate{Server: s, Action: act, CPUOvercommit: overcommit, Locations: locations}
 	create.Addresses = reqs[nodeID]
 	return create, password, nil
 }

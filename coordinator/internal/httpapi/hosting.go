@@ -335,7 +335,10 @@ func (a *API) orderHosting(rq *request) (int, any, error) {
 		return fsm.HostingOrder{OrderCharge: o, Create: create}
 	}, prod.Slug, "hosting order")
 	if err != nil || replay != nil {
-		return status, replay, err
+		// A node moved out of the order's location before the command
+		// applied is a NoCapacityError naming the node: scrubbed as for
+		// a server order.
+		return status, replay, a.scrubPlacement(rq, err)
 	}
 	out.Hosting = hostingView(store.HostingAccount{HostingAccount: out.Hosting})
 	out.SFTPPassword, out.DBPassword = sftpPW, dbPW
@@ -463,7 +466,8 @@ func (a *API) prepareHostingCreate(req api.AdminHostingCreateRequest, plan api.H
 		Deadline: now.Add(deps.actionDeadline()),
 	}
 	deps.PutSecret(actID, secret)
-	return fsm.HostingCreate{Hosting: h, Action: act}, sftpPW, dbPW, nil
+	// The locations go in the command too, checked again at apply (level 2).
+	return fsm.HostingCreate{Hosting: h, Action: act, Locations: locations}, sftpPW, dbPW, nil
 }
 
 // placeHosting picks the node and PHP version: connected, not cordoned
