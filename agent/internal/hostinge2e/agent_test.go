@@ -120,6 +120,24 @@ func TestHostingActionsThroughTheExecutor(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// A password reset called again with its id is answered from the
+	// journal (Replayed), the same id with another password is a conflict;
+	// the journal holds neither password.
+	pw := ops.HostingPasswordResetRequest{OpID: "act-pw-1", Username: user, SFTPPassword: "SftpResetPw12345678"}
+	if op, err := m.HostingPasswordReset(context.Background(), pw); err != nil || op.Replayed || op.State != api.NodeOpSucceeded {
+		t.Fatalf("password reset: %+v %v", op, err)
+	}
+	if op, err := m.HostingPasswordReset(context.Background(), pw); err != nil || !op.Replayed || op.State != api.NodeOpSucceeded {
+		t.Fatalf("password reset again: %+v %v", op, err)
+	}
+	other := pw
+	other.SFTPPassword = "SftpOtherPw12345678"
+	if op, err := m.HostingPasswordReset(context.Background(), other); ops.Classify(err).Code != api.NodeErrConflict {
+		t.Fatalf("password reset again with another password: %+v %v, want a conflict", op, err)
+	}
+	if jb, err := os.ReadFile(filepath.Join(dir, "journal.db")); err != nil || strings.Contains(string(jb), pw.SFTPPassword) || strings.Contains(string(jb), other.SFTPPassword) {
+		t.Fatalf("a reset password is in the journal file (%v)", err)
+	}
 	// A re-send (even without the secret) is answered from the journal.
 	again := createAssign(t, "act-create-1", user, domain, sftpPW, dbPW)
 	again.SecretParams, again.Resend = nil, true

@@ -65,16 +65,7 @@ func (m *Manager) HostingCreate(ctx context.Context, req HostingCreateRequest) (
 	if err := validate.HostingPassword("db_password", req.DBPassword); err != nil {
 		return nil, err
 	}
-	if err := validate.OpID(req.OpID); err != nil {
-		return nil, err
-	}
-	// A replayed id is answered before the (salted, so different) hashes
-	// are made.
-	hash, err := m.j.InputHash(api.NodeOpHostingCreate, req.Username, req)
-	if err != nil {
-		return nil, err
-	}
-	if op, err := m.replay(req.OpID, api.NodeOpHostingCreate, req.Username, hash); op != nil || err != nil {
+	if op, err := m.replayEarly(req.OpID, api.NodeOpHostingCreate, req.Username, req); op != nil || err != nil {
 		return op, err
 	}
 	sftpHash, err := seed.HashPassword(req.SFTPPassword)
@@ -92,6 +83,21 @@ func (m *Manager) HostingCreate(ctx context.Context, req HostingCreateRequest) (
 		exec: func(ctx context.Context, r *run) (*api.NodeOpResult, error) {
 			return m.hostingCreate(ctx, r, in)
 		}})
+}
+
+// replayEarly answers a replayed operation id (a bad id refused) before
+// the caller makes what it journals in place of the input: the salted, so
+// each time different, hashes of a hosting account's passwords. nil, nil:
+// the id is new, go on.
+func (m *Manager) replayEarly(id, kind, target string, input any) (*api.NodeOperation, error) {
+	if err := validate.OpID(id); err != nil {
+		return nil, err
+	}
+	hash, err := m.j.InputHash(kind, target, input)
+	if err != nil {
+		return nil, err
+	}
+	return m.replay(id, kind, target, hash)
 }
 
 func (m *Manager) hostingCreate(ctx context.Context, r *run, in hosting.CreateInput) (*api.NodeOpResult, error) {
@@ -135,20 +141,12 @@ func (m *Manager) HostingPasswordReset(ctx context.Context, req HostingPasswordR
 			return nil, err
 		}
 	}
-	if err := validate.OpID(req.OpID); err != nil {
-		return nil, err
-	}
-	// A replayed id is answered before the (salted, so different) hashes
-	// are made.
-	hash, err := m.j.InputHash(api.NodeOpHostingPasswordReset, req.Username, req)
-	if err != nil {
-		return nil, err
-	}
-	if op, err := m.replay(req.OpID, api.NodeOpHostingPasswordReset, req.Username, hash); op != nil || err != nil {
+	if op, err := m.replayEarly(req.OpID, api.NodeOpHostingPasswordReset, req.Username, req); op != nil || err != nil {
 		return op, err
 	}
 	var in hosting.PasswordInput
 	if req.SFTPPassword != "" {
+		var err error
 		if in.SFTPHash, err = seed.HashPassword(req.SFTPPassword); err != nil {
 			return nil, err
 		}
