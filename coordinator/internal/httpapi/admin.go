@@ -96,12 +96,31 @@ func (a *API) adminUnrouted(w http.ResponseWriter, r *http.Request) {
 	writeError(w, rid, api.NewError(http.StatusNotFound, "route_not_found", "no such admin endpoint: "+r.Method+" "+r.URL.Path))
 }
 
+// adminQuery is the query parameters each operator route takes (by its mux
+// pattern; sorted); a route not listed takes none. A name not listed, one in
+// another case or one given twice is a 400 invalid_query before anything is
+// read or changed, as on /v1 (queryparams.go): ignored, a script calling
+// GET /admin/servers?acount=acc_1 (a typo) listed every account's servers.
+// The operator API has no OpenAPI document to read them from.
+var adminQuery = map[string][]string{
+	"GET /admin/servers":        {"account", "node"},
+	"GET /admin/tickets":        {"account", "limit", "status"},
+	"GET /admin/domains":        {"account"},
+	"GET /admin/hosting":        {"account"},
+	"GET /admin/cluster/backup": {paramConsistency},
+}
+
 type adminFunc func(r *http.Request, body []byte, now time.Time) (int, any, error)
 
 func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := requestID(r)
 		w.Header().Set(headerRequestID, rid)
+		if err := checkQuery(r, adminQuery[r.Pattern]); err != nil {
+			ae, _ := toAPIError(err)
+			writeError(w, rid, ae)
+			return
+		}
 		restore := r.URL.Path == "/admin/cluster/restore"
 		if restore {
 			// A backup may take longer than the body timeout to upload: it
@@ -714,6 +733,11 @@ func validNodeID(id string) error {
 func (a *API) adminClusterBackup(w http.ResponseWriter, r *http.Request) {
 	rid := requestID(r)
 	w.Header().Set(headerRequestID, rid)
+	if err := checkQuery(r, adminQuery[r.Pattern]); err != nil {
+		ae, _ := toAPIError(err)
+		writeError(w, rid, ae)
+		return
+	}
 	stale, err := staleRequested(r)
 	if err != nil {
 		ae, _ := toAPIError(err)

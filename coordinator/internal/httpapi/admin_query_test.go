@@ -1,0 +1,58 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestAdminQueryParameters: the operator API refuses a query parameter the
+// route does not take, as /v1 does (TestUnknownQueryParameters), before
+// anything is read or changed. Before, GET /admin/servers?acount=… (a typo)
+// listed every account's servers and POST /admin/accounts?dry_run=1 created
+// the account.
+func TestAdminQueryParameters(t *testing.T) {
+	s := newSrvAPI(t)
+	acc, _ := s.account(api.AllScopes...)
+	live := func(string) (time.Time, bool) { return time.Now(), true }
+	adm := s.a.ServerAdmin(s.a.NodeAdmin(s.a.ReverseZoneAdmin(s.a.AdminHandler()), NodeDeps{Live: live}),
+		ServerAdminConfig{Nodes: NodeDeps{Live: live}})
+	call := func(method, target, body string) (int, string) {
+		t.Helper()
+		w := httptest.NewRecorder()
+		adm.ServeHTTP(w, httptest.NewRequest(method, target, strings.NewReader(body)))
+		return w.Code, w.Body.String()
+	}
+	for _, c := range []struct{ method, target, body, want string }{
+		{"GET", "/admin/servers?acount=" + acc, "", `unknown query parameter \"acount\": GET /admin/servers takes account, node`},
+		{"GET", "/admin/servers?account=" + acc + "&account=acc_x", "", `query parameter \"account\" given more than once`},
+		{"GET", "/admin/hosting?Account=" + acc, "", `did you mean \"account\"?`},
+		{"GET", "/admin/domains?limit=5", "", `unknown query parameter \"limit\"`},
+		{"GET", "/admin/accounts/" + acc + "?expand=keys", "", `takes no query parameters`},
+		{"GET", "/admin/nodes?state=ready", "", `unknown query parameter \"state\"`},
+		{"GET", "/admin/cluster/backup?format=tar", "", `unknown query parameter \"format\"`},
+		{"GET", "/admin/cluster/status?x=%zz", "", `query string is malformed`},
+		{"POST", "/admin/accounts?dry_run=1", `{"email":"q@example.com","name":"Q"}`, `unknown query parameter \"dry_run\"`},
+	} {
+		code, out := call(c.method, c.target, c.body)
+		if code != http.StatusBadRequest || !strings.Contains(out, `"invalid_query"`) || !strings.Contains(out, c.want) {
+			t.Errorf("%s %s: %d %s, want a 400 invalid_query saying %s", c.method, c.target, code, out, c.want)
+		}
+	}
+	// Nothing was created by the refused POST, and the declared filters work.
+	if code, out := call("POST", "/admin/accounts", `{"email":"q@example.com","name":"Q"}`); code != http.StatusCreated {
+		t.Errorf("create after the refused one: %d %s (the refused one created it?)", code, out)
+	}
+	for _, target := range []string{
+		"/admin/servers?account=" + acc + "&node=hv-a", "/admin/hosting?account=" + acc, "/admin/domains?account=" + acc,
+		"/admin/tickets?status=open&account=" + acc + "&limit=5", "/admin/accounts/" + acc,
+	} {
+		if code, out := call("GET", target, ""); code != http.StatusOK {
+			t.Errorf("GET %s: %d %s", target, code, out)
+		}
+	}
+}
