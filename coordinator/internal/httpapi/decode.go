@@ -147,6 +147,13 @@ func decodeStrict(body []byte, v any) error {
 		}
 		return badRequest("request body is not valid UTF-8")
 	}
+	if at := unpairedSurrogate(body); at >= 0 {
+		esc := string(body[at:min(int(at)+6, len(body))])
+		if path := jsonPathAt(body, at); path != "" {
+			return &httpError{status: http.StatusBadRequest, code: "invalid_field", msg: "field " + strconv.Quote(path) + " is not valid Unicode: " + esc + " is half of a UTF-16 surrogate pair"}
+		}
+		return badRequest("request body is not valid Unicode: %s is half of a UTF-16 surrogate pair", esc)
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -297,18 +304,67 @@ func paging(r *http.Request) (page, limit int, err error) {
 // UTF-8 byte as a path such as lines[2].description; "" when the bytes lie
 // outside any value or the JSON is malformed before them.
 func invalidUTF8Path(body []byte) string {
-	bad := int64(-1)
 	for i := 0; i < len(body); {
 		r, n := utf8.DecodeRune(body[i:])
 		if r == utf8.RuneError && n <= 1 {
-			bad = int64(i)
-			break
+			return jsonPathAt(body, int64(i))
 		}
 		i += n
 	}
-	if bad < 0 {
-		return ""
+	return ""
+}
+
+// unpairedSurrogate is the offset of body's first \u escape of half a
+// UTF-16 surrogate pair (a high one not followed by a low one, or a low one
+// alone) inside a JSON string, or -1. encoding/json decodes such an escape as
+// U+FFFD: the text stored would not be the text sent. Outside strings, or in
+// malformed JSON, it may name an offset the decoder refuses anyway.
+func unpairedSurrogate(body []byte) int64 {
+	if !bytes.Contains(body, []byte(`\u`)) {
+		return -1
 	}
+	hex4 := func(i int) rune {
+		if i+4 > len(body) {
+			return -1
+		}
+		v, err := strconv.ParseUint(string(body[i:i+4]), 16, 16)
+		if err != nil {
+			return -1
+		}
+		return rune(v)
+	}
+	inString := false
+	for i := 0; i < len(body); i++ {
+		switch c := body[i]; {
+		case !inString:
+			inString = c == '"'
+		case c == '"':
+			inString = false
+		case c == '\\' && i+1 < len(body) && body[i+1] == 'u':
+			switch v := hex4(i + 2); {
+			case v >= 0xD800 && v < 0xDC00:
+				if i+7 < len(body) && body[i+6] == '\\' && body[i+7] == 'u' {
+					if w := hex4(i + 8); w >= 0xDC00 && w <= 0xDFFF {
+						i += 11
+						continue
+					}
+				}
+				return int64(i)
+			case v >= 0xDC00 && v <= 0xDFFF:
+				return int64(i)
+			}
+			i++ // past the u; the hex digits are plain bytes
+		case c == '\\':
+			i++ // past the escaped byte (\" or \\ included)
+		}
+	}
+	return -1
+}
+
+// jsonPathAt names the JSON value (or key) holding body's byte at bad as a
+// path such as lines[2].description; "" when it lies outside any value or the
+// JSON is malformed before it.
+func jsonPathAt(body []byte, bad int64) string {
 	type frame struct {
 		obj       bool
 		expectKey bool
