@@ -211,7 +211,12 @@ func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
 			return 0, nil, &httpError{status: http.StatusUnprocessableEntity, code: "dns_unreachable",
 				msg: "cannot verify " + d.Domain + ": " + err.Error()}
 		}
-		return 0, nil, err
+		// The coordinator's own resolver did not answer: the provider's
+		// trouble, retryable, not a bug of the request (a 500). The
+		// resolver's address stays in the log.
+		a.log.Warn("custom domain verify: DNS resolver failed", "request_id", rq.id, "domain", d.Domain, "err", err)
+		return 0, nil, &httpError{status: http.StatusServiceUnavailable, code: "dns_unavailable",
+			msg: "cannot verify " + d.Domain + " now: the DNS resolver did not answer; retry shortly"}
 	}
 	if !res.OK() {
 		return 0, nil, &httpError{status: http.StatusUnprocessableEntity, code: "dns_records_missing",
