@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/tests/framework/freeport"
 )
 
 // testNginx is a real nginx (Debian's) serving one rendered TLS block from a
@@ -43,15 +45,8 @@ func wwwDataGID(tb testing.TB) int {
 	return gid
 }
 
-func freePort(tb testing.TB) string {
-	tb.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+// freePort is a free loopback address (freeport.Addr).
+func freePort(tb testing.TB) string { return freeport.Addr(tb, "tcp") }
 
 // openDir makes dir and its parents up to the temp root traversable by the
 // nginx workers (www-data): t.TempDir is 0700.

@@ -65,13 +65,7 @@ func noPlaintextOnDisk(t *testing.T, w *whAPI, errf string, secrets ...string) {
 func newWHAPI(t *testing.T) *whAPI {
 	t.Helper()
 	dir := t.TempDir()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	node, err := raftnode.Open(raftnode.Config{ID: "n1", Dir: dir, BindAddr: addr, Bootstrap: true,
+	node, err := raftnode.Open(raftnode.Config{ID: "n1", Dir: dir, BindAddr: framework.FreeAddr(t, "tcp"), Bootstrap: true,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)

@@ -2,12 +2,12 @@ package raftnode
 
 import (
 	"context"
-	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/tests/framework/freeport"
 )
 
 // openLeader opens a bootstrapped one-member cluster in a temp dir and waits
@@ -23,16 +23,8 @@ func openLeader(t *testing.T) *Node {
 	return n
 }
 
-// freeAddr is a loopback address that was free when asked.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr is a free loopback address (freeport.Addr).
+func freeAddr(t *testing.T) string { return freeport.Addr(t, "tcp") }
 
 // openAt opens the one-member node of dir on addr (bootstrapped when new),
 // with short timeouts.
