@@ -203,6 +203,9 @@ type AdminHostingCreateRequest struct {
 	Username   string `json:"username"`
 	PHPVersion string `json:"php_version,omitempty"` // default: the node's newest
 	NodeID     string `json:"node_id,omitempty"`     // default: placed
+	// Location places it on a hosting node in that location (hostplanectl
+	// node location); empty: any node.
+	Location string `json:"location,omitempty"`
 }
 
 // AdminHostingCreated answers an admin hosting create: the account, its

@@ -1,6 +1,7 @@
 package orders
 
 import (
+	"encoding/json"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -135,6 +136,36 @@ func TestOrdersByLocation(t *testing.T) {
 	if _, err := r.api(2).OrderHosting(r.ctx, req, ""); func() bool { st, _ := status(err); return st != http.StatusConflict }() {
 		t.Errorf("hosting in ams-1 (no node there): %v, want 409", err)
 	}
+	// An operator's hosting account in a location (hostplanectl hosting
+	// create --location) is placed as an order is; ams-1 (no node there) is
+	// a 409 and a location outside the rule a usage error naming the flag,
+	// neither creating anything.
+	sock := r.c.Nodes[1].AdminSocket()
+	hostingCreate := func(user, loc string) ([]byte, error) {
+		return exec.Command(ctl, "--socket", sock, "--json", "hosting", "create", "--account", r.acc, "--plan", "hosting-starter",
+			"--domain", user+".example", "--username", user, "--location", loc).CombinedOutput()
+	}
+	for _, tc := range []struct{ user, loc, node string }{{"admfra", "fra-1", "orders-node-2"}, {"admist", "ist-1", "orders-node-1"}, {"admfrb", "fra-1", "orders-node-2"}} {
+		out, err := hostingCreate(tc.user, tc.loc)
+		var h api.AdminHostingCreated
+		if err != nil || json.Unmarshal(out, &h) != nil || h.NodeID != tc.node || h.Hosting.Location != tc.loc {
+			t.Errorf("hostplanectl hosting create --location %s: %v %s, want it on %s showing %s", tc.loc, err, out, tc.node, tc.loc)
+		}
+	}
+	hs, err := adm.ListHosting(r.ctx, r.acc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ loc, says string }{{"ams-1", "no_capacity"}, {"fra/1", "--location may hold only"}} {
+		out, err := hostingCreate("admams", tc.loc)
+		if err == nil || !strings.Contains(string(out), tc.says) {
+			t.Errorf("hostplanectl hosting create --location %s: %v %s, want an error saying %s", tc.loc, err, out, tc.says)
+		}
+	}
+	if after, err := adm.ListHosting(r.ctx, r.acc); err != nil || len(after) != len(hs) {
+		t.Errorf("refused hosting creates left %d accounts, had %d (%v)", len(after), len(hs), err)
+	}
+
 	// Out of its location, a node takes no order that asks for one.
 	if _, err := adm.SetNodeLocation(r.ctx, "orders-node-2", ""); err != nil {
 		t.Fatal(err)

@@ -27,10 +27,15 @@ func newHostingCmd(g *globals) *cobra.Command {
 			flagReq{"domain", req.Domain, ""}, flagReq{"username", req.Username, "3-16 of a-z and 0-9, starting with a letter"}); err != nil {
 			return api.AdminHostingCreated{}, err
 		}
-		return g.admin().CreateHosting(c.Context(), req)
+		out, err := g.admin().CreateHosting(c.Context(), req)
+		return out, flagRefusal(err, "location", "--location")
 	}, func(out api.AdminHostingCreated) {
-		fmt.Printf("hosting account %s (%s, %s) placed on node %s with PHP %s; provisioning: action %s\n",
-			out.Hosting.ID, out.Hosting.Username, out.Hosting.Domain, out.NodeID, out.Hosting.PHPVersion, out.Action.ID)
+		in := ""
+		if out.Hosting.Location != "" {
+			in = " in location " + out.Hosting.Location
+		}
+		fmt.Printf("hosting account %s (%s, %s) placed on node %s%s with PHP %s; provisioning: action %s\n",
+			out.Hosting.ID, out.Hosting.Username, out.Hosting.Domain, out.NodeID, in, out.Hosting.PHPVersion, out.Action.ID)
 		fmt.Printf("SFTP:     %s@%s (port %d), password (shown only this once): %s\n",
 			out.Hosting.Connection.SFTPUser, out.Hosting.Connection.SFTPHost, out.Hosting.Connection.SFTPPort, out.SFTPPassword)
 		fmt.Printf("database: %s, user %s on %s, password (shown only this once): %s\n",
@@ -43,6 +48,7 @@ func newHostingCmd(g *globals) *cobra.Command {
 	f.StringVar(&req.Username, "username", "", "Linux, SFTP and database user name: 3-16 of a-z and 0-9, starting with a letter")
 	f.StringVar(&req.PHPVersion, "php", "", "PHP version (default: the node's newest installed)")
 	f.StringVar(&req.NodeID, "node", "", "place on this hosting node")
+	f.StringVar(&req.Location, "location", "", "place on a hosting node in this location (hostplanectl node location)")
 
 	var account string
 	list := adminCmd(g, "list", "List hosting accounts (optionally of an account)", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.AdminHostingAccount, error) {

@@ -268,7 +268,7 @@ func DecodeAdminHostingCreate(body []byte) (api.AdminHostingCreateRequest, api.H
 		if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
 			return invalidField("node_id", "is not a node id")
 		}
-		return nil
+		return locationField(req.Location)
 	})
 	return req, plan, err
 }
@@ -414,7 +414,13 @@ func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cf
 	if err != nil {
 		return 0, nil, err
 	}
-	create, sftpPW, dbPW, err := a.prepareHostingCreate(req, plan, nil, deps, cfg, now)
+	// An operator's location places it as an order's does (and as
+	// hostplanectl server create --location places a server).
+	var locations []string
+	if req.Location != "" {
+		locations = []string{req.Location}
+	}
+	create, sftpPW, dbPW, err := a.prepareHostingCreate(req, plan, locations, deps, cfg, now)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
@@ -15,6 +16,8 @@ func FuzzDecodeAdminHostingCreate(f *testing.F) {
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-pro","domain":"bücher.example","username":"ada","php_version":"8.2","node_id":"web-1"}`,
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"../etc","username":"a;b"}`,
 		`{"domain":"a.com\n"}`, `{"username":"$x"}`,
+		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"example.com","username":"examplecom","location":"fra-1"}`,
+		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"example.com","username":"examplecom","location":"fra/1\n"}`,
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"example.com","username":"ubuntu"}`, `{`, ``, `null`, `[]`,
 	}
 	fuzzDecoder(f, seeds, withPlan(DecodeAdminHostingCreate), func(t *testing.T, d reqPlan[api.AdminHostingCreateRequest, api.HostingPlanInfo]) {
@@ -31,6 +34,9 @@ func FuzzDecodeAdminHostingCreate(f *testing.F) {
 		}
 		if req.PHPVersion != "" && validate.PHPVersion(req.PHPVersion) != nil {
 			t.Fatalf("accepted php_version %q", req.PHPVersion)
+		}
+		if fsm.CheckLocation(req.Location) != nil {
+			t.Fatalf("accepted location %q", req.Location)
 		}
 	})
 }
