@@ -293,7 +293,7 @@ func paging(r *http.Request) (page, limit int, err error) {
 	if s := q.Get("page"); s != "" {
 		n, e := strconv.Atoi(s)
 		if e != nil || n < 1 || n > 1_000_000 {
-			return 0, 0, &httpError{status: 400, code: "invalid_query", msg: "query parameter \"page\" must be a positive integer"}
+			return 0, 0, &httpError{status: 400, code: "invalid_query", msg: "query parameter \"page\" must be an integer from 1 to 1000000"}
 		}
 		page = n
 	}

@@ -2,6 +2,10 @@ package httpapi
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"strconv"
+
+	"github.com/getkin/kin-openapi/openapi3"
 	"strings"
 	"testing"
 
@@ -143,6 +147,31 @@ func TestHEADReadsAsItsGET(t *testing.T) {
 			if res.StatusCode != 200 || res.Header.Get(headerReadConsistency) != c.want {
 				t.Errorf("HEAD %s%s: %d, %s %q, want 200 and %q", path, c.query, res.StatusCode,
 					headerReadConsistency, res.Header.Get(headerReadConsistency), c.want)
+			}
+		}
+	}
+}
+
+// TestPagingDocumented: ?page= and ?limit= take what the document's Page and
+// Limit parameters say, no more and no less. Page said minimum 1 and nothing
+// more while the server refused above 1,000,000 saying "must be a positive
+// integer", which 99999999 is.
+func TestPagingDocumented(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, values := range map[string][]int{"page": {0, 1, 2, 1_000_000, 1_000_001, 99_999_999}, "limit": {0, 1, 50, 200, 201}} {
+		schema := doc.Components.Parameters[strings.ToUpper(name[:1])+name[1:]].Value.Schema.Value
+		for _, n := range values {
+			r := httptest.NewRequest("GET", "/v1/tickets?"+name+"="+strconv.Itoa(n), nil)
+			_, _, err := paging(r)
+			documented := schema.VisitJSON(float64(n)) == nil
+			if (err == nil) != documented {
+				t.Errorf("?%s=%d: server says %v, document valid=%v", name, n, err, documented)
+			}
+			if err != nil && !strings.Contains(err.Error(), "from 1 to ") {
+				t.Errorf("?%s=%d: %v, want the range named", name, n, err)
 			}
 		}
 	}
