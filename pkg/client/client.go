@@ -187,8 +187,13 @@ func call[T any](ctx context.Context, c *Client, method, path string, body any, 
 
 // adminCall makes one admin request and decodes its answer into a T.
 func adminCall[T any](ctx context.Context, a *Admin, method, path string, body any) (T, error) {
+	return adminCallWith[T](ctx, a, method, path, body, nil)
+}
+
+// adminCallWith is adminCall sending hdr's headers too (a.DoWith).
+func adminCallWith[T any](ctx context.Context, a *Admin, method, path string, body any, hdr http.Header) (T, error) {
 	var out T
-	err := a.Do(ctx, method, path, body, &out)
+	err := a.DoWith(ctx, method, path, body, &out, hdr)
 	return out, err
 }
 
@@ -230,9 +235,7 @@ func (a *Admin) CreditWallet(ctx context.Context, accountID string, req api.Wall
 // CreditWalletOnce is CreditWallet with an Idempotency-Key: a retry with the
 // same key and request answers the first credit instead of crediting again.
 func (a *Admin) CreditWalletOnce(ctx context.Context, accountID string, req api.WalletCreditRequest, key string) (api.WalletTransaction, error) {
-	var out api.WalletTransaction
-	err := a.DoWith(ctx, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/wallet/credit", req, &out, idempotencyHeader(key))
-	return out, err
+	return adminCallWith[api.WalletTransaction](ctx, a, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/wallet/credit", req, idempotencyHeader(key))
 }
 
 // idempotencyHeader is an Idempotency-Key header, or none for "".
@@ -252,9 +255,7 @@ func (a *Admin) IssueInvoice(ctx context.Context, accountID string, req api.Invo
 // retry with the same key and request answers the first invoice instead of
 // issuing (and perhaps paying) a second.
 func (a *Admin) IssueInvoiceOnce(ctx context.Context, accountID string, req api.InvoiceIssueRequest, key string) (api.Invoice, error) {
-	var out api.Invoice
-	err := a.DoWith(ctx, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/invoices", req, &out, idempotencyHeader(key))
-	return out, err
+	return adminCallWith[api.Invoice](ctx, a, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/invoices", req, idempotencyHeader(key))
 }
 
 // PayInvoice pays an invoice from the wallet.

@@ -44,10 +44,8 @@ func (a *Admin) UpdateProduct(ctx context.Context, slug string, req api.ProductR
 // changed at updatedAt (its updated_at as read, sent as If-Match): a product
 // changed since is a 412 precondition_failed, nothing changed.
 func (a *Admin) UpdateProductIf(ctx context.Context, slug string, req api.ProductRequest, updatedAt time.Time) (api.AdminProduct, error) {
-	var out api.AdminProduct
 	hdr := http.Header{"If-Match": {`"` + updatedAt.UTC().Format(time.RFC3339Nano) + `"`}}
-	err := a.DoWith(ctx, "PUT", "/admin/products/"+url.PathEscape(slug), req, &out, hdr)
-	return out, err
+	return adminCallWith[api.AdminProduct](ctx, a, "PUT", "/admin/products/"+url.PathEscape(slug), req, hdr)
 }
 
 // RetireProduct stops a product from being ordered.
@@ -118,17 +116,13 @@ func ifLabel(updatedAt time.Time) http.Header {
 // last changed at updatedAt (zero: the template had none): a label changed
 // since is a 412 precondition_failed, nothing changed.
 func (a *Admin) LabelOSTemplateIf(ctx context.Context, name string, req api.OSTemplateLabelRequest, updatedAt time.Time) (api.OSTemplateLabel, error) {
-	var out api.OSTemplateLabel
-	err := a.DoWith(ctx, "PUT", "/admin/os-templates/"+url.PathEscape(name), req, &out, ifLabel(updatedAt))
-	return out, err
+	return adminCallWith[api.OSTemplateLabel](ctx, a, "PUT", "/admin/os-templates/"+url.PathEscape(name), req, ifLabel(updatedAt))
 }
 
 // UnlabelOSTemplateIf is UnlabelOSTemplate applied only to the label as read
 // (LabelOSTemplateIf).
 func (a *Admin) UnlabelOSTemplateIf(ctx context.Context, name string, updatedAt time.Time) (api.OSTemplateLabel, error) {
-	var out api.OSTemplateLabel
-	err := a.DoWith(ctx, "DELETE", "/admin/os-templates/"+url.PathEscape(name), nil, &out, ifLabel(updatedAt))
-	return out, err
+	return adminCallWith[api.OSTemplateLabel](ctx, a, "DELETE", "/admin/os-templates/"+url.PathEscape(name), nil, ifLabel(updatedAt))
 }
 
 // UnlabelOSTemplate removes a template's label and returns it.
