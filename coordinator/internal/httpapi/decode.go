@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/hostplane/hostplane/internal/jsonmembers"
@@ -157,7 +158,7 @@ func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
+		return jsonError(body, reflect.TypeOf(v), err)
 	}
 	if dec.More() {
 		return badRequest("request body has data after the JSON object")
@@ -206,9 +207,10 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
-func jsonError(err error) error {
+func jsonError(body []byte, t reflect.Type, err error) error {
 	var te *json.UnmarshalTypeError
 	var se *json.SyntaxError
+	var pe *time.ParseError
 	switch {
 	case errors.As(err, &te):
 		field := te.Field
@@ -218,6 +220,16 @@ func jsonError(err error) error {
 		return &httpError{status: http.StatusBadRequest, code: "invalid_field", msg: "field " + strconv.Quote(field) + " must be " + jsonKind(te.Type.Kind().String()) + ", not " + te.Value}
 	case errors.As(err, &se):
 		return badRequest("malformed JSON at byte %d: %v", se.Offset, se)
+	case errors.As(err, &pe), strings.HasPrefix(err.Error(), "Time.UnmarshalJSON: "):
+		// time.Time's UnmarshalJSON says nothing of where: find the value.
+		msg := "must be a date and time as in RFC 3339, such as 2030-01-02T15:04:05Z"
+		if pe != nil {
+			msg += ", not " + strconv.Quote(shorten(pe.Value))
+		}
+		if field := badTimePath(body, t, err); field != "" {
+			return &httpError{status: http.StatusBadRequest, code: "invalid_field", msg: "field " + strconv.Quote(field) + " " + msg}
+		}
+		return badRequest("a time in the request body %s", msg)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
 		return &httpError{status: http.StatusBadRequest, code: "unknown_field", msg: "unknown field " + name}
@@ -365,6 +377,65 @@ func unpairedSurrogate(body []byte) int64 {
 // path such as lines[2].description; "" when it lies outside any value or the
 // JSON is malformed before it.
 func jsonPathAt(body []byte, bad int64) string {
+	return jsonPathWhere(body, func(_ json.Token, _ bool, end int64, _ string) bool { return end > bad })
+}
+
+// badTimePath names the value of body that time.Time refused (err): the first
+// scalar value of a member named as one of t's time fields, equal to the
+// refused text when that is known; "" if none.
+func badTimePath(body []byte, t reflect.Type, err error) string {
+	names := map[string]bool{}
+	timeFieldNames(t, names, 0)
+	var pe *time.ParseError
+	isParse := errors.As(err, &pe)
+	return jsonPathWhere(body, func(tok json.Token, key bool, _ int64, name string) bool {
+		if key || !names[name] || tok == nil {
+			return false
+		}
+		s, isString := tok.(string)
+		if isParse {
+			return isString && s == pe.Value
+		}
+		return !isString
+	})
+}
+
+// timeFieldNames adds the JSON names of t's time.Time fields, nested structs,
+// slices and pointers included, to names.
+func timeFieldNames(t reflect.Type, names map[string]bool, depth int) {
+	for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map) {
+		t = t.Elem()
+	}
+	if t == nil || t.Kind() != reflect.Struct || depth > 8 {
+		return
+	}
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" || !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		ft := f.Type
+		for ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if ft == reflect.TypeFor[time.Time]() {
+			names[name] = true
+			continue
+		}
+		timeFieldNames(f.Type, names, depth+1)
+	}
+}
+
+// jsonPathWhere walks body's tokens and names the first key or scalar value
+// for which found (given the token, whether it is a key, the offset just past
+// it and the name of the member it is the value of, "" in an array) is true,
+// as a path such as lines[2].description; "" when none is, or the JSON is
+// malformed before one.
+func jsonPathWhere(body []byte, found func(tok json.Token, key bool, end int64, name string) bool) string {
 	type frame struct {
 		obj       bool
 		expectKey bool
@@ -413,7 +484,7 @@ func jsonPathAt(body []byte, bad int64) string {
 		}
 		if s, ok := tok.(string); ok && top != nil && top.obj && top.expectKey {
 			top.key, top.expectKey = s, false
-			if end > bad {
+			if found(tok, true, end, "") {
 				return path() // the key itself
 			}
 			continue
@@ -427,7 +498,11 @@ func jsonPathAt(body []byte, bad int64) string {
 			done()
 			continue
 		}
-		if end > bad {
+		name := ""
+		if top != nil && top.obj {
+			name = top.key
+		}
+		if found(tok, false, end, name) {
 			return path()
 		}
 		done()

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBodyMustBeAnObject: a request body that is JSON but not an object is a
@@ -37,5 +38,31 @@ func TestBodyMustBeAnObject(t *testing.T) {
 	}
 	if req, err := DecodePower("reboot", []byte(`{"force":true}`)); err != nil || !req.Force {
 		t.Errorf("reboot {force:true}: %+v %v", req, err)
+	}
+}
+
+// TestBadTimesNameTheField: a time that is not RFC 3339 is a 400 naming the
+// field and the form wanted. Before, POST /v1/account/api-keys with
+// "expires_at":"2099-12-03" (found with curl on make run) was 'malformed JSON:
+// parsing time "2099-12-03" as "2006-01-02T15:04:05Z07:00": cannot parse ""
+// as "T"', code invalid_request, on JSON that was well formed, and a number
+// there said 'malformed JSON: Time.UnmarshalJSON: input is not a JSON string'.
+func TestBadTimesNameTheField(t *testing.T) {
+	const form = "must be a date and time as in RFC 3339"
+	for body, want := range map[string]string{
+		`{"name":"a","scopes":["tickets:read"],"expires_at":"2099-12-03"}`:           `field "expires_at" ` + form + `, such as 2030-01-02T15:04:05Z, not "2099-12-03"`,
+		`{"name":"2099-12-03","scopes":["tickets:read"],"expires_at":"2099-12-03"}`:  `field "expires_at" ` + form,
+		`{"name":"a","scopes":["tickets:read"],"expires_at":"2099-13-01T00:00:00Z"}`: `field "expires_at" ` + form,
+		`{"name":"a","scopes":["tickets:read"],"expires_at":5}`:                      `field "expires_at" ` + form,
+		`{"name":"a","scopes":["tickets:read"],"expires_at":true}`:                   `field "expires_at" ` + form,
+	} {
+		_, err := DecodeKeyCreate([]byte(body), time.Now())
+		var he *httpError
+		if !errors.As(err, &he) || he.status != 400 || he.code != "invalid_field" || !strings.Contains(he.msg, want) {
+			t.Errorf("%s: %v, want a 400 invalid_field saying %s", body, err, want)
+		}
+	}
+	if req, err := DecodeKeyCreate([]byte(`{"name":"a","scopes":["tickets:read"],"expires_at":"2099-12-03T00:00:00+03:00"}`), time.Now()); err != nil || req.ExpiresAt == nil {
+		t.Errorf("an RFC 3339 time: %+v %v", req, err)
 	}
 }
