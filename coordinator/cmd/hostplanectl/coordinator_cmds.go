@@ -164,6 +164,7 @@ func newWalletCmd(g *globals) *cobra.Command {
 	credit.Flags().StringVar(&req.Gateway, "gateway", "manual", "payment gateway that took the money")
 	credit.Flags().StringVar(&req.Description, "description", "", "shown on the transaction")
 	credit.Flags().StringVar(&idem, "idempotency-key", "", "credit at most once under this key (e.g. the payment's id at the gateway): a retry with the same key and flags answers the first credit (24 h)")
+	nonEmptyWhenGiven(credit.Flags(), "idempotency-key")
 	cmd.AddCommand(credit)
 	return cmd
 }
@@ -246,6 +247,7 @@ func newInvoiceCmd(g *globals) *cobra.Command {
 	issue.Flags().IntVar(&req.DueDays, "due-days", 7, "days until due")
 	issue.Flags().BoolVar(&req.PayFromWallet, "pay-from-wallet", false, "pay at once from the wallet (fails if the balance is short)")
 	issue.Flags().StringVar(&idem, "idempotency-key", "", "issue at most once under this key: a retry with the same key and flags answers the first invoice (24 h)")
+	nonEmptyWhenGiven(issue.Flags(), "idempotency-key")
 	pay := adminCmd(g, "pay INVOICE_ID", "Pay an unpaid invoice from the wallet", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.Invoice, error) {
 		return g.admin().PayInvoice(c.Context(), args[0])
 	}, func(inv api.Invoice) { fmt.Printf("invoice %s is %s\n", inv.Number, inv.Status) })
@@ -331,6 +333,7 @@ func newTicketListCmd(g *globals) *cobra.Command {
 		},
 	}
 	list.Flags().StringSliceVar(&statuses, "status", nil, "only tickets with this status ("+strings.Join(api.TicketStatuses, ", ")+"); comma-separated or repeated for several")
+	nonEmptyWhenGiven(list.Flags(), "status")
 	list.Flags().StringVar(&q.Account, "account", "", "only this account's tickets (account id or email)")
 	list.Flags().IntVar(&q.Limit, "limit", 0, "at most this many tickets, 1-1000 (default 200)")
 	return list
@@ -413,6 +416,7 @@ coordinator: the request is forwarded to the leader.`,
 		}, func(st api.ClusterStatus) { fmt.Printf("leadership transferred to %s\n", st.LeaderID); printStatus(st) }),
 	}
 	transfer.Flags().StringVar(&transferTo, "to", "", "coordinator id to hand the leadership to (default: the most up-to-date voter)")
+	nonEmptyWhenGiven(transfer.Flags(), "to")
 	var staleBackup bool
 	backup := &cobra.Command{
 		Use: "backup FILE", Short: "Write a consistent copy of the replicated state to FILE", Args: cobra.ExactArgs(1),

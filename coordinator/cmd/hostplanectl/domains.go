@@ -24,6 +24,7 @@ func newDomainCmd(g *globals) *cobra.Command {
 		})
 	})
 	list.Flags().StringVar(&account, "account", "", "only this account's domains")
+	nonEmptyWhenGiven(list.Flags(), "account")
 	show := adminCmd(g, "show DOMAIN_ID", "Show a domain, its latest change and the registry operation in flight", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AdminDomain, error) {
 		return g.admin().Domain(c.Context(), args[0])
 	}, func(d api.AdminDomain) {

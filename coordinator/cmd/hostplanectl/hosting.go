@@ -49,6 +49,7 @@ func newHostingCmd(g *globals) *cobra.Command {
 	f.StringVar(&req.PHPVersion, "php", "", "PHP version (default: the node's newest installed)")
 	f.StringVar(&req.NodeID, "node", "", "place on this hosting node")
 	f.StringVar(&req.Location, "location", "", "place on a hosting node in this location (hostplanectl node location)")
+	nonEmptyWhenGiven(f, "node", "php", "location")
 
 	var account string
 	list := adminCmd(g, "list", "List hosting accounts (optionally of an account)", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.AdminHostingAccount, error) {
@@ -60,6 +61,7 @@ func newHostingCmd(g *globals) *cobra.Command {
 		}
 	})
 	list.Flags().StringVar(&account, "account", "", "only this account's hosting accounts")
+	nonEmptyWhenGiven(list.Flags(), "account")
 	var target string
 	reset := adminCmd(g, "password-reset ID [--target sftp|db|both]", "Set new random SFTP and/or database passwords of a hosting account (printed once) for a customer who lost them", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.HostingPasswordResetAccepted, error) {
 		if target != "" && !slices.Contains(api.HostingPasswordTargets, target) {
@@ -76,6 +78,7 @@ func newHostingCmd(g *globals) *cobra.Command {
 		}
 	})
 	reset.Flags().StringVar(&target, "target", "", "which passwords: sftp, db or both (default both)")
+	nonEmptyWhenGiven(reset.Flags(), "target")
 	cmd.AddCommand(create, list, reset)
 	cmd.AddCommand(suspendCmds(g, "hosting", "hosting account")...)
 	return cmd

@@ -17,6 +17,7 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // globals are the flags every coordinator command shares.
@@ -26,7 +27,19 @@ type globals struct {
 }
 
 func main() {
-	g := &globals{}
+	started := false
+	root := newRootCmd(&globals{}, &started)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(exitCode(err, started))
+	}
+}
+
+// newRootCmd is hostplanectl's command tree on g; *started is set once a
+// command's flags and arguments were accepted (its hooks ran).
+func newRootCmd(g *globals, started *bool) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "hostplanectl",
 		Short:         "Operate hostplane coordinators and agents",
@@ -45,15 +58,17 @@ func main() {
 	clicmd.RejectUnknownSubcommands(root)
 	// A command's hooks run once its flags and arguments were accepted: an
 	// error before them (an unknown command or flag, a flag value that does
-	// not parse, the wrong number of arguments) is bad usage.
-	started := false
-	root.PersistentPreRun = func(*cobra.Command, []string) { started = true }
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
-	defer stop()
-	if err := root.ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(exitCode(err, started))
+	// not parse, the wrong number of arguments) is bad usage. The hook
+	// itself refuses blank arguments and blank values of the flags that
+	// must hold one when given.
+	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
+		*started = true
+		if err := checkArgs(c, args); err != nil {
+			return err
+		}
+		return checkGiven(c)
 	}
+	return root
 }
 
 // exitCode is the exit status of a command that failed with err: 2 for bad
@@ -86,6 +101,80 @@ func defaultAdminSocket() string {
 		}
 	}
 	return def
+}
+
+// checkArgs refuses a positional argument that is blank, "." or "..": an
+// id or name is a path segment of the admin call, and such a segment names
+// another endpoint (an empty id made "hosting unsuspend ”" a POST to
+// /admin/hosting/unsuspend, "ticket close ”" one to /admin/tickets/status)
+// or none; no command takes them as a name or a file an operator means. The
+// argument is named as the command's usage names it.
+func checkArgs(c *cobra.Command, args []string) error {
+	names := argNames(c.Use)
+	for i, a := range args {
+		name := fmt.Sprintf("argument %d", i+1)
+		if i < len(names) {
+			name = names[i]
+		}
+		switch strings.TrimSpace(a) {
+		case "":
+			return usageError{name + " is empty"}
+		case ".", "..":
+			return usageError{fmt.Sprintf("%s %q is not a name", name, a)}
+		}
+	}
+	return nil
+}
+
+// argNames are the placeholders of a command's positional arguments in its
+// use line ("reserve NAME IP" → NAME, IP; "location NODE_ID [LOCATION]" →
+// NODE_ID, LOCATION), up to the first flag.
+func argNames(use string) []string {
+	fields := strings.Fields(use)
+	var out []string
+	for _, f := range fields[min(1, len(fields)):] {
+		if strings.HasPrefix(strings.TrimLeft(f, "["), "-") {
+			break
+		}
+		out = append(out, strings.Trim(f, "[]…."))
+	}
+	return out
+}
+
+// givenNonEmpty is the annotation of a flag whose default is what leaving
+// it out means (every account, any node, both passwords, no key): given, it
+// must hold a value.
+const givenNonEmpty = "hostplanectl/given-non-empty"
+
+// nonEmptyWhenGiven marks flags of fs that, when given, must not be blank:
+// an empty value (a shell variable that was not set) would otherwise do what
+// leaving the flag out does, which is not what the operator wrote ("hosting
+// list --account $ACC" listed every customer's accounts, "wallet credit
+// --idempotency-key $PAYMENT" credited again on a retry).
+func nonEmptyWhenGiven(fs *pflag.FlagSet, names ...string) {
+	for _, n := range names {
+		if err := fs.SetAnnotation(n, givenNonEmpty, []string{"true"}); err != nil {
+			panic(err)
+		}
+	}
+}
+
+// checkGiven refuses a blank value of a flag nonEmptyWhenGiven marked.
+func checkGiven(c *cobra.Command) error {
+	var err error
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if err != nil || f.Annotations[givenNonEmpty] == nil {
+			return
+		}
+		vals := []string{f.Value.String()}
+		if sv, ok := f.Value.(pflag.SliceValue); ok {
+			vals = sv.GetSlice()
+		}
+		if strings.TrimSpace(strings.Join(vals, "")) == "" {
+			err = usageError{fmt.Sprintf("--%s is empty: give a value, or leave the flag out for its default", f.Name)}
+		}
+	})
+	return err
 }
 
 type usageError struct{ msg string }

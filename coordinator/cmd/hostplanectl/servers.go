@@ -39,6 +39,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&req.SSHKeys, "ssh-key", nil, "OpenSSH public key for root (repeatable)")
 	f.StringVar(&req.NodeID, "node", "", "place on this node (it must be ready, uncordoned and have room)")
 	f.StringVar(&req.Location, "location", "", "place on a node in this location (hostplanectl node location)")
+	nonEmptyWhenGiven(f, "node", "location")
 	f.StringVar(&req.IPv4, "ipv4", "", "static IPv4 address in CIDR form (default: DHCP)")
 	f.StringVar(&req.Gateway4, "gateway4", "", "IPv4 gateway (with --ipv4)")
 	f.StringVar(&req.Network, "network", "", `agent network: "user", "network:NAME" or "bridge:NAME" (default: the agent's)`)
@@ -50,6 +51,7 @@ func newServerCmd(g *globals) *cobra.Command {
 	}, func(ss []api.AdminServer) { printServers(ss) })
 	list.Flags().StringVar(&account, "account", "", "only this account's servers")
 	list.Flags().StringVar(&node, "node", "", "only servers on this node (not terminated)")
+	nonEmptyWhenGiven(list.Flags(), "account", "node")
 	show := adminCmd(g, "show SERVER_ID", "Show a server and where it runs", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AdminServer, error) {
 		return g.admin().Server(c.Context(), args[0])
 	}, func(s api.AdminServer) {
