@@ -76,6 +76,19 @@ func mutated[T any](m *Memory, op, object, clTRID string, apply func() (any, err
 	return v.(T), nil
 }
 
+// mutatedDomain is mutated applied to the domain name (lower-cased) holds:
+// one it does not hold is the registry's "object does not exist".
+func mutatedDomain[T any](m *Memory, op, name, clTRID string, apply func(d *Domain) (any, error)) (T, error) {
+	name = strings.ToLower(name)
+	return mutated[T](m, op, name, clTRID, func() (any, error) {
+		d, err := m.domain(name)
+		if err != nil {
+			return nil, err
+		}
+		return apply(d)
+	})
+}
+
 // mutate runs apply once per ClTRID under the lock.
 func (m *Memory) mutate(op, object, clTRID string, apply func() (any, error)) (any, error) {
 	if err := ValidClTRID(clTRID); err != nil {
@@ -178,12 +191,7 @@ func (m *Memory) Register(ctx context.Context, req RegisterRequest) (Domain, err
 
 // Renew implements Registrar.
 func (m *Memory) Renew(ctx context.Context, req RenewRequest) (RenewResult, error) {
-	name := strings.ToLower(req.Name)
-	return mutated[RenewResult](m, "domain:renew", name, req.ClTRID, func() (any, error) {
-		d, err := m.domain(name)
-		if err != nil {
-			return nil, err
-		}
+	return mutatedDomain[RenewResult](m, "domain:renew", req.Name, req.ClTRID, func(d *Domain) (any, error) {
 		if !sameDate(d.Expires, req.CurrentExpiry) {
 			return nil, &Error{Kind: KindRefused, Code: 2306, Reason: "curExpDate is not the current expiry date"}
 		}
@@ -200,12 +208,7 @@ func sameDate(a, b time.Time) bool {
 // Transfer implements Registrar: a correct auth code moves the domain at
 // once (serverApproved).
 func (m *Memory) Transfer(ctx context.Context, req TransferRequest) (TransferResult, error) {
-	name := strings.ToLower(req.Name)
-	return mutated[TransferResult](m, "domain:transfer", name, req.ClTRID, func() (any, error) {
-		d, err := m.domain(name)
-		if err != nil {
-			return nil, err
-		}
+	return mutatedDomain[TransferResult](m, "domain:transfer", req.Name, req.ClTRID, func(d *Domain) (any, error) {
 		if d.AuthCode == "" || d.AuthCode != req.AuthCode {
 			return nil, &Error{Kind: KindRefused, Code: 2202, Reason: "invalid authorization information"}
 		}
@@ -238,12 +241,7 @@ func (m *Memory) Info(ctx context.Context, name string) (Domain, error) {
 }
 
 func (m *Memory) update(op string, clTRID, name string, f func(d *Domain) error) (Tx, error) {
-	name = strings.ToLower(name)
-	return mutated[Tx](m, op, name, clTRID, func() (any, error) {
-		d, err := m.domain(name)
-		if err != nil {
-			return nil, err
-		}
+	return mutatedDomain[Tx](m, op, name, clTRID, func(d *Domain) (any, error) {
 		if err := f(d); err != nil {
 			return nil, err
 		}
@@ -300,10 +298,7 @@ func (m *Memory) SetAuthCode(ctx context.Context, req AuthCodeRequest) (Tx, erro
 // Delete implements Registrar.
 func (m *Memory) Delete(ctx context.Context, req DeleteRequest) (Tx, error) {
 	name := strings.ToLower(req.Name)
-	return mutated[Tx](m, "domain:delete", name, req.ClTRID, func() (any, error) {
-		if _, err := m.domain(name); err != nil {
-			return nil, err
-		}
+	return mutatedDomain[Tx](m, "domain:delete", name, req.ClTRID, func(*Domain) (any, error) {
 		delete(m.domains, name)
 		return m.tx(req.ClTRID), nil
 	})
