@@ -36,6 +36,9 @@ func TestProductLocationsBelowLevel2(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.credit(100_000)
+	// Quoted as ordered: placed anywhere, so priced (not the 409 a quote
+	// for a location no node is in is at level 2).
+	quoteLocations(t, r, map[string]int{"": http.StatusOK, "fra-1": http.StatusOK, "ist-1": http.StatusBadRequest}, "vps-fra", "")
 	for i, loc := range []string{"", "fra-1"} {
 		req := order(300 + i)
 		req.PlanSlug, req.Location = "vps-fra", loc

@@ -2,6 +2,7 @@ package orders
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -103,9 +104,14 @@ func TestOrdersByLocation(t *testing.T) {
 	if b, m := r.balance(), len(r.servers()); b != before || m != n {
 		t.Fatalf("refused orders changed the account: balance %d → %d, servers %d → %d", before, b, n, m)
 	}
+	// A quote answers as the order: a location no node is in is the
+	// order's 409 no_capacity (not a price for what cannot be bought), one
+	// a node is in a price.
+	r.hostingProduct()
+	quoteLocations(t, r, map[string]int{"fra-1": http.StatusOK, "ist-1": http.StatusOK, "ams-1": http.StatusConflict}, "vps-t", "web-t")
+	quoteLocations(t, r, map[string]int{"": http.StatusOK, "fra-1": http.StatusOK, "ist-1": http.StatusBadRequest}, "vps-fra", "")
 
 	// Hosting: the same choice.
-	r.hostingProduct()
 	for i, loc := range []string{"fra-1", "ist-1"} {
 		req := hostingOrder([]string{"fraweb", "istweb"}[i])
 		req.Location = loc
@@ -175,6 +181,40 @@ func TestOrdersByLocation(t *testing.T) {
 	req2.Location = "fra-1"
 	if _, err := r.api(0).OrderServer(r.ctx, req2, ""); func() bool { st, _ := status(err); return st != http.StatusConflict }() {
 		t.Errorf("fra-1 after its node left it: %v, want 409", err)
+	}
+	// Nor is it quoted: vps-fra (offered in fra-1 only) and fra-1 are the
+	// order's 409.
+	quoteLocations(t, r, map[string]int{"": http.StatusConflict, "fra-1": http.StatusConflict}, "vps-fra", "")
+	quoteLocations(t, r, map[string]int{"fra-1": http.StatusConflict, "ist-1": http.StatusOK}, "vps-t", "web-t")
+}
+
+// quoteLocations quotes a server order of plan (and a hosting order of
+// hostingPlan, unless "") in each location of want ("": none), wanting its
+// status; a 409 must be the order's no_capacity, naming no node.
+func quoteLocations(t *testing.T, r *rig, want map[string]int, plan, hostingPlan string) {
+	t.Helper()
+	for loc, st := range want {
+		req := order(400)
+		req.PlanSlug, req.Location = plan, loc
+		_, err := r.api(1).QuoteServer(r.ctx, req)
+		check := func(what string, err error) {
+			t.Helper()
+			got, msg := status(err)
+			if err == nil {
+				got = http.StatusOK
+			}
+			var ae *api.Error
+			if got != st || st == http.StatusConflict && (!errors.As(err, &ae) || ae.Code != "no_capacity" || strings.Contains(msg, "orders-node")) {
+				t.Errorf("%s quote in %q: %d %s, want %d (409 the order's no_capacity, no node named)", what, loc, got, msg, st)
+			}
+		}
+		check(plan, err)
+		if hostingPlan != "" {
+			h := hostingOrder("quoteweb")
+			h.PlanSlug, h.Location = hostingPlan, loc
+			_, err := r.api(2).QuoteHosting(r.ctx, h)
+			check(hostingPlan, err)
+		}
 	}
 }
 

@@ -617,10 +617,16 @@ func (a *API) quoteServer(rq *request) (int, any, error) {
 	return a.quote(rq, req.PlanSlug, api.ProductVPS, req.Location)
 }
 
-// quote is the price of an order of the product slug of category.
+// quote is the price of an order of the product slug of category. It
+// refuses what the order would refuse without placing: a location the
+// product is not offered in (400), and one no node of the kind is in
+// (quoteLocations: the order's 409 no_capacity).
 func (a *API) quote(rq *request, slug, category, location string) (int, any, error) {
 	prod, err := a.orderableProduct(slug, category, location)
 	if err != nil {
+		return 0, nil, err
+	}
+	if err := a.quoteLocations(prod, location); err != nil {
 		return 0, nil, err
 	}
 	out := api.ServerQuote{PlanSlug: prod.Slug, RetailMonthlyUsdCents: prod.RetailMonthlyUsdCents}
@@ -631,6 +637,37 @@ func (a *API) quote(rq *request, slug, category, location string) (int, any, err
 	out.ShortfallUsdCents = max(0, out.YourMonthlyUsdCents-out.BalanceUsdCents)
 	return http.StatusOK, out, err
 }
+
+// quoteLocations refuses a quote whose order would be placed only in
+// locations (orderLocations: its location, else its product's; from
+// semantics level 2) that no node taking its kind of service (not removed)
+// is in: that order is a 409 no_capacity whatever the room, and a quote
+// should not price what the order refuses (an MCP client would ask its
+// user to confirm it). Room is not checked: nodes there may still be full
+// or cordoned when the order comes.
+func (a *API) quoteLocations(prod api.AdminProduct, location string) error {
+	locs := a.orderLocations(prod, location)
+	if len(locs) == 0 {
+		return nil
+	}
+	role := map[string]string{api.ProductVPS: api.RoleKVM, api.ProductHosting: api.RoleHosting}[prod.Category]
+	found := false
+	err := a.state.Read(func(r store.ReadTx) error {
+		nodes, err := r.AgentNodes()
+		for _, n := range nodes {
+			found = found || n.State != api.AgentNodeRemoved && slices.Contains(n.Roles, role) && slices.Contains(locs, n.Location)
+		}
+		return err
+	})
+	if err != nil || found {
+		return err
+	}
+	return errf(http.StatusConflict, "no_capacity", "%s", noCapacityMessage)
+}
+
+// noCapacityMessage is a customer's 409 no_capacity: an order no node can
+// take now, named no node (SPEC: a customer's views name no node).
+const noCapacityMessage = "no node can take the order now; try again later or ask support"
 
 // scrubPlacement is what a customer's order is told when placement refused
 // it, or its node filled up between placement and the order's command
@@ -653,5 +690,5 @@ func (a *API) scrubPlacement(rq *request, err error) error {
 		return err
 	}
 	a.log.Info("order refused: no capacity", "request_id", rq.id, "account", rq.caller.accountID, "reasons", reasons)
-	return errf(http.StatusConflict, "no_capacity", "no node can take the order now; try again later or ask support")
+	return errf(http.StatusConflict, "no_capacity", "%s", noCapacityMessage)
 }
