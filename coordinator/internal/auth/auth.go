@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"math/big"
 	"net/http"
 	"net/netip"
@@ -122,6 +123,40 @@ func ParseCIDRs(list []string) ([]netip.Prefix, error) {
 		out = append(out, p.Masked())
 	}
 	return out, nil
+}
+
+// CheckCIDR is the rule for an allow-list entry a key is minted with, stricter
+// than ParseCIDRs (which reads stored lists, and masks): an address or a
+// prefix in its canonical form's family, without white space, an IPv6 zone,
+// an IPv4 address written as IPv6 (::ffff:10.0.0.1 never matches: clients'
+// addresses are compared unmapped) or bits set right of the prefix length
+// (10.0.0.1/8 reads as one host and allows 16 million).
+func CheckCIDR(s string) error {
+	if strings.TrimSpace(s) != s || s == "" {
+		return fmt.Errorf("%q: an address or CIDR without spaces", s)
+	}
+	addrPart, _, hasBits := strings.Cut(s, "/")
+	a, err := netip.ParseAddr(addrPart)
+	if err != nil {
+		return fmt.Errorf("%q is not an IP address or CIDR", s)
+	}
+	switch {
+	case a.Zone() != "":
+		return fmt.Errorf("%q: an IPv6 zone has no meaning in an allow-list", s)
+	case a.Is4In6():
+		return fmt.Errorf("%q: write an IPv4 address as IPv4 (%s)", s, strings.Replace(s, addrPart, a.Unmap().String(), 1))
+	}
+	if !hasBits {
+		return nil
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a CIDR: %v", s, err)
+	}
+	if m := p.Masked(); m != p {
+		return fmt.Errorf("%q has bits set right of /%d: did you mean %s (or %s/%d for the one address)?", s, p.Bits(), m, a, a.BitLen())
+	}
+	return nil
 }
 
 // IPAllowed reports whether ip is in the allowlist (an empty list allows all).

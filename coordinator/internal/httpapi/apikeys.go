@@ -138,8 +138,10 @@ func checkKeyFields(b *brand.Brand, scopes []string, expiresAt *time.Time, cidrs
 	if len(cidrs) > 100 {
 		return &httpError{status: 400, code: "invalid_field", msg: `field "allowed_cidrs" takes at most 100 entries`}
 	}
-	if _, err := auth.ParseCIDRs(cidrs); err != nil {
-		return &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("field \"allowed_cidrs\": %v", err)}
+	for _, c := range cidrs {
+		if err := auth.CheckCIDR(c); err != nil {
+			return &httpError{status: 400, code: "invalid_field", msg: fmt.Sprintf("field \"allowed_cidrs\": %v", err)}
+		}
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -64,5 +65,30 @@ func TestBadTimesNameTheField(t *testing.T) {
 	}
 	if req, err := DecodeKeyCreate([]byte(`{"name":"a","scopes":["tickets:read"],"expires_at":"2099-12-03T00:00:00+03:00"}`), time.Now()); err != nil || req.ExpiresAt == nil {
 		t.Errorf("an RFC 3339 time: %+v %v", req, err)
+	}
+}
+
+// TestKeyAllowListEntriesChecked: both ways of minting a key (a customer's
+// POST /v1/account/api-keys, the operator's POST /admin/accounts/{id}/keys)
+// refuse an allow-list entry auth.CheckCIDR refuses, naming allowed_cidrs.
+// Before, "10.0.0.1/8" was stored as given and "::ffff:10.0.0.1" made a key
+// no IPv4 client could use (found with curl on make run).
+func TestKeyAllowListEntriesChecked(t *testing.T) {
+	decoders := map[string]func([]byte) error{
+		"customer": func(b []byte) error { _, err := DecodeAPIKeyCreate(nil, b, time.Now()); return err },
+		"operator": func(b []byte) error { _, err := DecodeKeyCreate(b, time.Now()); return err },
+	}
+	for who, decode := range decoders {
+		for _, cidr := range []string{"10.0.0.1/8", "::ffff:10.0.0.1", "fe80::1%eth0", " 10.0.0.1"} {
+			body := `{"name":"a","scopes":["tickets:read"],"allowed_cidrs":["10.0.0.0/8",` + strconv.Quote(cidr) + `]}`
+			err := decode([]byte(body))
+			var he *httpError
+			if !errors.As(err, &he) || he.status != 400 || !strings.Contains(he.msg, `field "allowed_cidrs": "`) {
+				t.Errorf("%s, %q: %v, want a 400 naming allowed_cidrs", who, cidr, err)
+			}
+		}
+		if err := decode([]byte(`{"name":"a","scopes":["tickets:read"],"allowed_cidrs":["10.0.0.0/8","203.0.113.7","2001:db8::/32"]}`)); err != nil {
+			t.Errorf("%s, a good allow-list: %v", who, err)
+		}
 	}
 }
