@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -63,6 +64,10 @@ func TestCLIBlankArgumentsAndFlags(t *testing.T) {
 		t.Fatal(err)
 	}
 	bin := buildCtl(t)
+	// A refusal that let "cluster backup ' '" through would write a file
+	// named " ": into a directory of the test's, checked empty at the end.
+	cwd := t.TempDir()
+	t.Chdir(cwd)
 	sock := []string{"--socket", g.socket}
 	wantRefused := func(args []string, says string) {
 		t.Helper()
@@ -150,6 +155,9 @@ func TestCLIBlankArgumentsAndFlags(t *testing.T) {
 	}
 	if keys, err := adm.Keys(ctx, acc.ID); err != nil || len(keys) != 1 {
 		t.Errorf("the refusals left keys %+v (%v)", keys, err)
+	}
+	if es, err := os.ReadDir(cwd); err != nil || len(es) != 0 {
+		t.Errorf("the refusals wrote into the working directory: %v %v", es, err)
 	}
 	// What the flags are for still works.
 	for _, args := range [][]string{{"--json", "hosting", "list", "--account", acc.ID}, {"--json", "ticket", "list", "--status", "open"}, {"--json", "server", "list", "--account", acc.ID}} {
