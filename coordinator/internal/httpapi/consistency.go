@@ -90,7 +90,7 @@ func staleRequested(r *http.Request) (bool, error) {
 }
 
 // isRead: a GET or a HEAD. net/http routes a HEAD to the GET's handler and
-// drops the body, so a HEAD answers the GET's headers (ETag, Content-Length):
+// drops the body, so a HEAD answers the GET's headers (Content-Length, the rate-limit figures):
 // it reads as the GET does, with the same consistency and the same
 // ?consistency= choice. Before, a HEAD skipped the leader's read barrier and
 // ?consistency=stale on it was a 400.

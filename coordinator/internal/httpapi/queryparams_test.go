@@ -120,7 +120,7 @@ func TestEveryGETTakesConsistency(t *testing.T) {
 }
 
 // TestHEADReadsAsItsGET: net/http serves a HEAD with the GET's handler, so a
-// HEAD answers the GET's headers (ETag, Content-Length) and must read as the
+// HEAD answers the GET's headers (Content-Length, the rate-limit figures) and must read as the
 // GET does. Before, ?consistency=stale on a HEAD was a 400 ("applies to GET
 // requests only") and a HEAD without it skipped the leader's read barrier (no
 // X-Hostplane-Read-Consistency: linearizable). HEAD is not in openapi.json, so
