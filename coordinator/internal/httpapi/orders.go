@@ -178,6 +178,10 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 	osName := req.OSFamily
 	if osName == "" {
 		osName = a.templateFamily(req.OSTemplate)
+	} else if family, ok := a.templateRecordedFamily(req.OSTemplate); ok && !strings.EqualFold(family, osName) {
+		// A server showing "windows" for a debian image would mislead
+		// its owner (and support); nothing is charged.
+		return 0, nil, invalidField("os_family", "is %q but template %s is of the %s family: give %s or leave os_family out", osName, req.OSTemplate, family, family)
 	}
 	locations := a.orderLocations(prod, req.Location)
 	create, password, err := a.prepareServerCreate(api.AdminServerCreateRequest{
@@ -287,6 +291,20 @@ func (a *API) templateFamily(template string) string {
 	var label api.OSTemplateLabel
 	_ = a.state.Read(func(r store.ReadTx) (err error) { label, err = r.OSTemplateLabel(template); return })
 	return fsm.TemplateView(template, label).Family
+}
+
+// templateRecordedFamily is the OS family template records, if it records
+// one: its operator label's family, or the part of a family-version name
+// (debian-12) before the hyphen. A name without a hyphen and without a
+// labelled family (base) records none: an order's os_family is then the
+// customer's to give.
+func (a *API) templateRecordedFamily(template string) (string, bool) {
+	var label api.OSTemplateLabel
+	_ = a.state.Read(func(r store.ReadTx) (err error) { label, err = r.OSTemplateLabel(template); return })
+	if label.Family == "" && !strings.Contains(template, "-") {
+		return "", false
+	}
+	return fsm.TemplateView(template, label).Family, true
 }
 
 // labelIfUnchanged is the precondition (ifUnchanged) of a label write to the

@@ -58,6 +58,7 @@ func main() {
 	kvm := flag.Bool("kvm", false, "report the kvm role with room for a few servers, so placement picks this node (every action succeeds)")
 	kvmScale := flag.Int("kvm-scale", 1, "with -kvm, report this many times the capacity (16 vCPUs, 32 GiB, 1 TiB)")
 	hosting := flag.Bool("hosting", false, "also report the hosting role with PHP 8.2; a hosting.create for a domain starting with fail- fails (php_missing), one for slow- takes a second")
+	templates := flag.String("templates", "base", "comma-separated OS templates to report")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -65,7 +66,7 @@ func main() {
 
 	var (
 		invMu sync.Mutex
-		inv   = &pb.Inventory{Templates: []string{"base"}}
+		inv   = &pb.Inventory{Templates: strings.Split(*templates, ",")}
 	)
 	var (
 		failedMu sync.Mutex
