@@ -25,7 +25,7 @@ func readProvision(b []byte) (action.Provision, bool) {
 	var pr action.Provision
 	rd := plainjson.NewReader(b)
 	ok := rd.Object(provisionKeys[:], func(i int) (ok bool) {
-		switch key := provisionKeys[i]; key {
+		switch provisionKeys[i] {
 		case "plan":
 			return rd.Object(nodePlanKeys, func(i int) bool {
 				return store.ReadPlanSize(rd, i, &pr.Plan.VCPUs, &pr.Plan.MemoryMiB, &pr.Plan.DiskGiB)
@@ -35,7 +35,7 @@ func readProvision(b []byte) (action.Provision, bool) {
 		case "ssh_keys":
 			pr.SSHKeys, ok = rd.Strings()
 		default:
-			*provisionString(&pr, key), ok = rd.String()
+			*provisionString(&pr, i), ok = rd.String()
 		}
 		return ok
 	})
@@ -45,31 +45,11 @@ func readProvision(b []byte) (action.Provision, bool) {
 // nodePlanKeys are api.NodePlan's JSON keys in field order.
 var nodePlanKeys = []string{"vcpus", "memory_mib", "disk_gib"}
 
-// provisionString is the string field of key.
-func provisionString(pr *action.Provision, key string) *string {
-	switch key {
-	case "bridge":
-		return &pr.Bridge
-	case "gateway4":
-		return &pr.Gateway4
-	case "gateway6":
-		return &pr.Gateway6
-	case "hostname":
-		return &pr.Hostname
-	case "ipv4":
-		return &pr.IPv4
-	case "ipv6":
-		return &pr.IPv6
-	case "mac":
-		return &pr.MAC
-	case "name":
-		return &pr.Name
-	case "network":
-		return &pr.Network
-	case "root_password":
-		return &pr.RootPassword
-	}
-	return &pr.Template
+// provisionString is the string field of provisionKeys[i] (nil for plan,
+// resolvers and ssh_keys).
+func provisionString(pr *action.Provision, i int) *string {
+	return [len(provisionKeys)]*string{0: &pr.Bridge, 1: &pr.Gateway4, 2: &pr.Gateway6, 3: &pr.Hostname, 4: &pr.IPv4,
+		5: &pr.IPv6, 6: &pr.MAC, 7: &pr.Name, 8: &pr.Network, 11: &pr.RootPassword, 13: &pr.Template}[i]
 }
 
 // appendProvision writes json.Marshal(pr) (ok false if a string needs an
@@ -77,7 +57,7 @@ func provisionString(pr *action.Provision, key string) *string {
 func appendProvision(pr *action.Provision) ([]byte, bool) {
 	b := make([]byte, 0, 256)
 	b = append(b, '{')
-	for _, key := range provisionKeys {
+	for i, key := range provisionKeys {
 		switch key {
 		case "plan":
 			b = append(b, `"plan":{"vcpus":`...)
@@ -107,7 +87,7 @@ func appendProvision(pr *action.Provision) ([]byte, bool) {
 			}
 			b = append(b, "],"...)
 		default:
-			s := *provisionString(pr, key)
+			s := *provisionString(pr, i)
 			if s == "" && key != "template" {
 				continue
 			}
