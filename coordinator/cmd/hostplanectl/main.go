@@ -31,10 +31,109 @@ func main() {
 	root := newRootCmd(&globals{}, &started)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := root.ExecuteContext(ctx); err != nil {
+	if c, err := root.ExecuteContextC(ctx); err != nil {
+		err = flagOfField(c, err)
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(exitCode(err, started))
 	}
+}
+
+// fieldFlags names, per command, the flag or argument each field of its
+// admin request comes from (API field=flag, space-separated): a 400 naming
+// the field is said naming the flag the operator typed (flagOfField).
+var fieldFlags = map[string]string{
+	"account create":  "email=--email name=--name country=--country",
+	"account pricing": "discount_percent=--discount prices_usd_cents=--price",
+	"key create": "expires_at=--expires-in rate_limit_per_min=--rate-limit allowed_cidrs=--allow-ip scopes=--scopes name=--name " +
+		"account_id=ACCOUNT_ID",
+	"wallet credit":               "amount_usd_cents=--amount gateway=--gateway description=--description",
+	"invoice issue":               "lines=--line due_days=--due-days",
+	"ticket reply":                "staff_name=--as body=--body",
+	"ticket status":               "status=STATUS",
+	"cluster join":                "id=NODE_ID raft_addr=RAFT_ADDR api_addr=--api-addr",
+	"cluster remove":              "id=NODE_ID",
+	"cluster transfer-leadership": "to=--to",
+	"hosting create": "account_id=--account plan=--plan domain=--domain username=--username php_version=--php node_id=--node " +
+		"location=--location",
+	"hosting suspend": "reason=--reason",
+	"server suspend":  "reason=--reason",
+	"server create": "account_id=--account plan=--plan template=--template hostname=--hostname label=--label ssh_keys=--ssh-key " +
+		"ipv4=--ipv4 gateway4=--gateway4 os=--os network=--network node_id=--node location=--location",
+	"ip-pool create": "name=NAME cidr=--cidr gateway=--gateway exclude=--exclude nodes=--nodes prefix_len=--prefix-len " +
+		"quarantine_seconds=--quarantine resolvers=--resolver bridge=--bridge",
+	"ip-pool reserve":  "ip=IP note=--note",
+	"ip-pool release":  "ip=IP",
+	"reverse-zone add": "zone=ZONE pool=--pool",
+	"oauth approve":    "user_code=USER_CODE scopes=--scopes account_id=--account",
+	"oauth deny":       "user_code=USER_CODE",
+	"template label":   "name=NAME family=--family version=--version display_name=--display-name",
+	"product create":   productFieldFlags,
+	"product update":   productFieldFlags,
+	"product retire":   "slug=SLUG",
+}
+
+const productFieldFlags = "slug=SLUG category=--category name_en=--name names=--name-in retail_monthly_usd_cents=--price " +
+	"retail_yearly_usd_cents=--yearly-price tld=--tld locations=--locations vcpus=--vcpu memory=--ram-mb disk=--disk-gb " +
+	"traffic_gb=--traffic-gb php_workers=--php-workers php_memory_mib=--php-memory-mib " +
+	"max_execution_seconds=--max-execution-seconds upload_mib=--upload-mib disk_mib=--disk-mib"
+
+// flagOfField is err, a coordinator's 400 to command c, said as a usage
+// error naming the flag or argument its field comes from (fieldFlags):
+// "--price: 400 Bad Request: field "retail_monthly_usd_cents" must be …".
+// The field is the one the message starts with ("field "X"", X up to its
+// first '[' or '.'); a message naming a group of fields ("specs",
+// "specs.hosting") or none is searched for the first field of the command
+// it names. Other errors, and 400s naming no field of c's, pass.
+func flagOfField(c *cobra.Command, err error) error {
+	var ae *api.Error
+	if c == nil || !errors.As(err, &ae) || ae.StatusCode != 400 {
+		return err
+	}
+	pairs := strings.Fields(fieldFlags[strings.TrimPrefix(c.CommandPath(), c.Root().Name()+" ")])
+	flagOf := map[string]string{}
+	for _, p := range pairs {
+		field, flag, _ := strings.Cut(p, "=")
+		flagOf[field] = flag
+	}
+	msg := ae.Message
+	if rest, ok := strings.CutPrefix(msg, `field "`); ok {
+		if name, _, ok := strings.Cut(rest, `"`); ok {
+			if i := strings.IndexAny(name, "[."); i >= 0 {
+				name = name[:i]
+			}
+			if flag, ok := flagOf[name]; ok {
+				return usageError{flag + ": " + err.Error()}
+			}
+		}
+	}
+	at, flag := len(msg), ""
+	for field, f := range flagOf {
+		for i := 0; i+len(field) <= len(msg); {
+			j := strings.Index(msg[i:], field)
+			if j < 0 {
+				break
+			}
+			j += i
+			if !fieldChar(msg, j-1) && !fieldChar(msg, j+len(field)) && j < at {
+				at, flag = j, f
+			}
+			i = j + 1
+		}
+	}
+	if flag == "" {
+		return err
+	}
+	return usageError{flag + ": " + err.Error()}
+}
+
+// fieldChar reports whether msg[i] is a letter, digit or '_' (part of a
+// field name); out of range is not.
+func fieldChar(msg string, i int) bool {
+	if i < 0 || i >= len(msg) {
+		return false
+	}
+	b := msg[i]
+	return b >= 'a' && b <= 'z' || b >= '0' && b <= '9' || b == '_'
 }
 
 // newRootCmd is hostplanectl's command tree on g; *started is set once a
