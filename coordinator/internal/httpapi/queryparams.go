@@ -1,13 +1,13 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // Query parameters are checked against the operation's declaration in
@@ -20,70 +20,29 @@ import (
 
 // queryParamsByOperation maps "METHOD /v1/path" (net/http pattern paths, as
 // Route.Path) to the query parameter names doc declares for it (the
-// operation's and its path item's, $refs to components resolved).
+// operation's and its path item's, $refs to components resolved by
+// kin-openapi's loader, as the MCP server reads the same document).
 func queryParamsByOperation(doc []byte) (map[string][]string, error) {
-	type param struct {
-		Ref  string `json:"$ref"`
-		Name string `json:"name"`
-		In   string `json:"in"`
-	}
-	var d struct {
-		Paths      map[string]map[string]json.RawMessage `json:"paths"`
-		Components struct {
-			Parameters map[string]param `json:"parameters"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(doc, &d); err != nil {
+	d, err := openapi3.NewLoader().LoadFromData(doc)
+	if err != nil {
 		return nil, err
 	}
-	names := func(ps []param) ([]string, error) {
+	names := func(ps openapi3.Parameters) []string {
 		var out []string
 		for _, p := range ps {
-			if p.Ref != "" {
-				c, ok := d.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
-				if !ok {
-					return nil, fmt.Errorf("parameter %s is not in components", p.Ref)
-				}
-				p = c
-			}
-			if p.In == "query" {
-				out = append(out, p.Name)
+			if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+				out = append(out, p.Value.Name)
 			}
 		}
-		return out, nil
+		return out
 	}
 	out := map[string][]string{}
-	for path, item := range d.Paths {
-		var shared []string
-		if raw, ok := item["parameters"]; ok {
-			var ps []param
-			if err := json.Unmarshal(raw, &ps); err != nil {
-				return nil, fmt.Errorf("%s parameters: %w", path, err)
-			}
-			var err error
-			if shared, err = names(ps); err != nil {
-				return nil, fmt.Errorf("%s: %w", path, err)
-			}
-		}
-		for method, raw := range item {
-			switch method {
-			case "get", "put", "post", "delete", "patch", "head", "options":
-			default:
-				continue
-			}
-			var op struct {
-				Parameters []param `json:"parameters"`
-			}
-			if err := json.Unmarshal(raw, &op); err != nil {
-				return nil, fmt.Errorf("%s %s: %w", method, path, err)
-			}
-			own, err := names(op.Parameters)
-			if err != nil {
-				return nil, fmt.Errorf("%s %s: %w", method, path, err)
-			}
-			all := append(slices.Clone(shared), own...)
+	for path, item := range d.Paths.Map() {
+		shared := names(item.Parameters)
+		for method, op := range item.Operations() {
+			all := append(slices.Clone(shared), names(op.Parameters)...)
 			slices.Sort(all)
-			out[strings.ToUpper(method)+" /v1"+path] = slices.Compact(all)
+			out[method+" /v1"+path] = slices.Compact(all)
 		}
 	}
 	return out, nil

@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"bytes"
+	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -172,6 +175,76 @@ func TestPagingDocumented(t *testing.T) {
 			}
 			if err != nil && !strings.Contains(err.Error(), "from 1 to ") {
 				t.Errorf("?%s=%d: %v, want the range named", name, n, err)
+			}
+		}
+	}
+}
+
+// TestOpenAPIHasNoDuplicateMembers: /openapi.json names no member twice in
+// one object, for every brand. Two operations did: getCustomDomain had two
+// "parameters" lists (the path id, and the Consistency 2039dc2 added), so
+// what a client read depended on its JSON parser (most keep the last: no
+// ?consistency=, or the first: no id), and the query check read it one way
+// for one brand and the other for the other; getAction had two
+// "description"s. Found replacing the hand-written parameter reader with
+// kin-openapi's loader, which read the other list.
+func TestOpenAPIHasNoDuplicateMembers(t *testing.T) {
+	for _, name := range brand.Names() {
+		doc, err := BrandOpenAPI(brand.MustGet(name), OpenAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range []struct {
+			which string
+			doc   []byte
+		}{{"embedded", OpenAPI}, {"served", doc}} {
+			dec := json.NewDecoder(bytes.NewReader(d.doc))
+			type obj struct {
+				seen   map[string]bool
+				keyNow bool
+			}
+			var stack []*obj
+			var path []string
+			for {
+				tok, err := dec.Token()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatalf("%s %s: %v", name, d.which, err)
+				}
+				top := (*obj)(nil)
+				if len(stack) > 0 {
+					top = stack[len(stack)-1]
+				}
+				switch tok {
+				case json.Delim('{'):
+					stack = append(stack, &obj{seen: map[string]bool{}, keyNow: true})
+					path = append(path, "")
+					continue
+				case json.Delim('['):
+					stack = append(stack, nil)
+					path = append(path, "[]")
+					continue
+				case json.Delim('}'), json.Delim(']'):
+					stack, path = stack[:len(stack)-1], path[:len(path)-1]
+					if len(stack) > 0 && stack[len(stack)-1] != nil {
+						stack[len(stack)-1].keyNow = true
+					}
+					continue
+				}
+				if top != nil && top.keyNow {
+					k := tok.(string)
+					if top.seen[k] {
+						t.Errorf("%s %s: member %q twice in %s", name, d.which, k, strings.Join(path[:len(path)-1], " > "))
+					}
+					top.seen[k], top.keyNow = true, false
+					path[len(path)-1] = k
+					continue
+				}
+				if top != nil {
+					top.keyNow = true
+				}
 			}
 		}
 	}
