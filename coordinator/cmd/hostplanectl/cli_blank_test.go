@@ -116,6 +116,8 @@ func TestCLIBlankArgumentsAndFlags(t *testing.T) {
 		"server list --node":               {"server", "list"},
 		"ticket list --status":             {"ticket", "list"},
 		"wallet credit --idempotency-key":  {"wallet", "credit", acc.ID, "--amount", "5"},
+		"wallet credit --gateway":          {"wallet", "credit", acc.ID, "--amount", "5"},
+		"account create --country":         {"account", "create", "--email", "blank-country@example.com"},
 		"invoice issue --idempotency-key":  {"invoice", "issue", acc.ID, "--line", "Disk=1.00"},
 		"hosting password-reset --target":  {"hosting", "password-reset", "hst_01m8y5pc00y7dajqfjq7d8j44t"},
 		"hosting create --node":            {"hosting", "create", "--account", acc.ID, "--plan", "hosting-starter", "--domain", "blank.example", "--username", "blank"},
@@ -155,6 +157,9 @@ func TestCLIBlankArgumentsAndFlags(t *testing.T) {
 	}
 	if keys, err := adm.Keys(ctx, acc.ID); err != nil || len(keys) != 1 {
 		t.Errorf("the refusals left keys %+v (%v)", keys, err)
+	}
+	if a, err := adm.Account(ctx, "blank-country@example.com"); err == nil {
+		t.Errorf("the refusals made the account %+v", a)
 	}
 	if es, err := os.ReadDir(cwd); err != nil || len(es) != 0 {
 		t.Errorf("the refusals wrote into the working directory: %v %v", es, err)

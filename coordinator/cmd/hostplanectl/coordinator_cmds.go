@@ -39,6 +39,7 @@ func newAccountCmd(g *globals) *cobra.Command {
 	create.Flags().StringVar(&req.Email, "email", "", "email address (required, unique)")
 	create.Flags().StringVar(&req.Name, "name", "", "display name (default: the email)")
 	create.Flags().StringVar(&req.Country, "country", "", "ISO 3166-1 alpha-2 country (default TR)")
+	nonEmptyWhenGiven(create.Flags(), "country")
 	show := adminCmd(g, "show ACCOUNT_ID|EMAIL", "Show an account", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.Account, error) {
 		return g.admin().Account(c.Context(), args[0])
 	}, func(acc api.Account) {
@@ -162,6 +163,7 @@ func newWalletCmd(g *globals) *cobra.Command {
 	}
 	credit.Flags().StringVar(&amount, "amount", "", "amount in USD, e.g. 25 or 25.50 (required)")
 	credit.Flags().StringVar(&req.Gateway, "gateway", "manual", "payment gateway that took the money")
+	nonEmptyWhenGiven(credit.Flags(), "gateway")
 	credit.Flags().StringVar(&req.Description, "description", "", "shown on the transaction")
 	credit.Flags().StringVar(&idem, "idempotency-key", "", "credit at most once under this key (e.g. the payment's id at the gateway): a retry with the same key and flags answers the first credit (24 h)")
 	nonEmptyWhenGiven(credit.Flags(), "idempotency-key")
