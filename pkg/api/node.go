@@ -71,10 +71,12 @@ const (
 	NodePowerStarted  = "started"  // start: the VM was started
 )
 
-// Reboot methods: how a running VM was rebooted. Both keep the QEMU process.
+// Reboot methods: how a reboot was done. The first two reboot a running VM
+// and keep its QEMU process; a stopped VM is started instead.
 const (
-	NodeRebootGuest = "guest-acpi" // the guest rebooted on the ACPI request within the grace (libvirt reset it after its shutdown)
-	NodeRebootReset = "reset"      // forced: a hardware reset, after the grace ran out or at once with force
+	NodeRebootGuest   = "guest-acpi" // the guest rebooted on the ACPI request within the grace (libvirt reset it after its shutdown)
+	NodeRebootReset   = "reset"      // forced: a hardware reset, after the grace ran out or at once with force
+	NodeRebootStarted = "started"    // the VM was stopped: it was started (booted fresh), not rebooted
 )
 
 // NodeOperation is one journaled operation and, once finished, its result.
@@ -96,7 +98,7 @@ type NodeOpResult struct {
 	Template         *NodeTemplate `json:"template,omitempty"`
 	Snapshot         *NodeSnapshot `json:"snapshot,omitempty"`
 	PowerMethod      string        `json:"power_method,omitempty"`
-	RebootMethod     string        `json:"reboot_method,omitempty"` // reboot only: NodeReboot*
+	RebootMethod     string        `json:"reboot_method,omitempty"` // reboot only (always set): NodeReboot*
 	SnapshotsRemoved []string      `json:"snapshots_removed,omitempty"`
 	Message          string        `json:"message,omitempty"`
 	// Hosting is the account of a hosting action (protocol 1.3).

@@ -74,9 +74,11 @@ func TestForcedStopAndPasswordReset(t *testing.T) {
 		t.Fatal("guest without acpid shut down cleanly?")
 	}
 
-	// Reboot of a stopped VM starts it; forced reboot path of an ACPI-deaf guest.
+	// Reboot of a stopped VM starts it, and its result says so (the
+	// reboot method "started", not a guest reboot or a reset); forced
+	// reboot path of an ACPI-deaf guest.
 	op, err = c.Reboot(ctx, name, api.NodeStopRequest{OpID: e.prefix + "-reboot0"})
-	if err != nil || op.Result.PowerMethod != api.NodePowerStarted {
+	if err != nil || op.Result.PowerMethod != api.NodePowerStarted || op.Result.RebootMethod != api.NodeRebootStarted {
 		t.Fatalf("reboot of stopped vm: %+v %v", op, err)
 	}
 	waitReady(t, ctx, vm.ConsoleLog, 2)

@@ -253,7 +253,7 @@ func TestRebootKeepsTheProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	op, err = m.Reboot(ctx, "vm1", api.NodeStopRequest{OpID: "r4"})
-	if err != nil || op.Result.PowerMethod != api.NodePowerStarted || op.Result.RebootMethod != "" {
+	if err != nil || op.Result.PowerMethod != api.NodePowerStarted || op.Result.RebootMethod != api.NodeRebootStarted || !strings.Contains(op.Result.Message, "started") {
 		t.Fatalf("reboot of a stopped vm: %+v %v", op, err)
 	}
 	if st, _ := hv.DomainState(ctx, "vm1"); st != hypervisor.StateRunning {

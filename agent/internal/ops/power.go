@@ -139,7 +139,7 @@ forced:
 // Reboot reboots a running VM inside its QEMU process: the guest is asked through
 // the ACPI power button (libvirt's guest reboot) and, if it has not reset within
 // the grace, it gets a hardware reset. Force resets at once. A stopped VM is
-// simply started.
+// simply started. The result's RebootMethod says which of the three it was.
 func (m *Manager) Reboot(ctx context.Context, name string, req api.NodeStopRequest) (*api.NodeOperation, error) {
 	grace, err := m.stopGrace(name, req)
 	if err != nil {
@@ -152,7 +152,8 @@ func (m *Manager) Reboot(ctx context.Context, name string, req api.NodeStopReque
 				return nil, err
 			}
 			if started {
-				return &api.NodeOpResult{PowerMethod: api.NodePowerStarted, Message: "was stopped; started"}, nil
+				return &api.NodeOpResult{PowerMethod: api.NodePowerStarted, RebootMethod: api.NodeRebootStarted,
+					Message: "was stopped: started (a fresh boot, not a reboot)"}, nil
 			}
 			how, err := m.reboot(ctx, name, grace, req.Force)
 			if err != nil {
