@@ -434,8 +434,14 @@ func TestOrdersOutsideIn(t *testing.T) {
 		probed := 0
 		for _, p := range r.probesUnder(own) {
 			for _, i := range []int{0, f} {
-				mine := r.call(i, r.keyB, p.method, p.fill(p.id), p.body, nil)
-				none := r.call(i, r.keyB, p.method, p.fill(unknown(p.id)), p.body, nil)
+				// A route without a body is sent none (a nil map would be
+				// the body null, a 400 since 245fa2f, before the id is read).
+				var body any
+				if p.body != nil {
+					body = p.body
+				}
+				mine := r.call(i, r.keyB, p.method, p.fill(p.id), body, nil)
+				none := r.call(i, r.keyB, p.method, p.fill(unknown(p.id)), body, nil)
 				probed++
 				if mine.Status != 404 || mine.Status != none.Status || !sameError(string(mine.Body), string(none.Body), p.id) {
 					t.Errorf("B on A's %s %s (coordinator %d): %d %s; an unknown id: %d %s", p.method, p.path, i, mine.Status, mine.Body, none.Status, none.Body)
