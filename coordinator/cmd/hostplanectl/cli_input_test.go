@@ -89,9 +89,9 @@ func TestCLIInputRefusals(t *testing.T) {
 		{[]string{"wallet", "credit", acc.ID, "--amount", "1e3"}, "--amount"},
 		// A location outside the rule of node locations (fsm.CheckLocation),
 		// refused by the coordinator before placement.
-		{[]string{"hosting", "create", "--account", acc.ID, "--plan", "hosting-starter", "--domain", "loc.example", "--username", "locweb", "--location", "fra/1"}, "--location may hold only"},
-		{[]string{"hosting", "create", "--account", acc.ID, "--plan", "hosting-starter", "--domain", "loc.example", "--username", "locweb", "--location", " fra-1"}, "--location must be 1-64 bytes"},
-		{[]string{"server", "create", "--account", acc.ID, "--plan", "nano", "--template", "debian-12", "--location", "fra\n1"}, "--location may hold only"},
+		{[]string{"hosting", "create", "--account", acc.ID, "--plan", "hosting-starter", "--domain", "loc.example", "--username", "locweb", "--location", "fra/1"}, `--location: 400 Bad Request: field "location" may hold only`},
+		{[]string{"hosting", "create", "--account", acc.ID, "--plan", "hosting-starter", "--domain", "loc.example", "--username", "locweb", "--location", " fra-1"}, `--location: 400 Bad Request: field "location" must be 1-64 bytes`},
+		{[]string{"server", "create", "--account", acc.ID, "--plan", "nano", "--template", "debian-12", "--location", "fra\n1"}, `--location: 400 Bad Request: field "location" may hold only`},
 	} {
 		stdout, stderr, code := runCtl(t, bin, append(sock, tc.args...)...)
 		if code != 2 || !strings.Contains(stderr, tc.flag) || stdout != "" {

@@ -27,8 +27,7 @@ func newHostingCmd(g *globals) *cobra.Command {
 			flagReq{"domain", req.Domain, ""}, flagReq{"username", req.Username, "3-16 of a-z and 0-9, starting with a letter"}); err != nil {
 			return api.AdminHostingCreated{}, err
 		}
-		out, err := g.admin().CreateHosting(c.Context(), req)
-		return out, flagRefusal(err, "location", "--location")
+		return g.admin().CreateHosting(c.Context(), req)
 	}, func(out api.AdminHostingCreated) {
 		in := ""
 		if out.Hosting.Location != "" {

@@ -280,18 +280,6 @@ type usageError struct{ msg string }
 
 func (u usageError) Error() string { return u.msg }
 
-// flagRefusal is the coordinator's 400 refusing field (`field "NAME" …`) as
-// a usage error naming the command's flag instead, with the coordinator's
-// reason (the rule is the coordinator's, checked once); other errors pass.
-func flagRefusal(err error, field, flag string) error {
-	var ae *api.Error
-	prefix := fmt.Sprintf("field %q ", field)
-	if errors.As(err, &ae) && ae.StatusCode == 400 && strings.HasPrefix(ae.Message, prefix) {
-		return usageError{flag + " " + strings.TrimPrefix(ae.Message, prefix)}
-	}
-	return err
-}
-
 func (g *globals) admin() *client.Admin { return client.NewAdmin(g.socket) }
 
 // adminRun is the RunE of a command that makes one call (on the coordinator

@@ -21,8 +21,7 @@ func newServerCmd(g *globals) *cobra.Command {
 			flagReq{"template", req.Template, "an OS template imported on the nodes"}); err != nil {
 			return api.AdminServerCreated{}, err
 		}
-		out, err := g.admin().CreateServer(c.Context(), req)
-		return out, flagRefusal(err, "location", "--location")
+		return g.admin().CreateServer(c.Context(), req)
 	}, func(out api.AdminServerCreated) {
 		fmt.Printf("server %s placed on node %s (vm %s); provisioning: action %s\n", out.Server.ID, out.Server.NodeID, out.Server.VMName, out.Action.ID)
 		if out.RootPassword != "" {
