@@ -186,6 +186,21 @@ func cpuSplit(spread, leader Result) string {
 		per(spread.ServerCPU-spread.LeaderCPU, spread)-per(leader.ServerCPU-leader.LeaderCPU, leader))
 }
 
+// allCPU says how the CPU per write of all the processes, servers and clients
+// together, differs from the leader phase to the spread phase, and the
+// clients' part of the difference (empty when the clients' CPU was not
+// counted). On a machine the processes share, the throughput ratio is about
+// the inverse of this one; the clients run the same code in both phases.
+func allCPU(spread, leader Result) string {
+	if spread.ClientCPU == 0 || leader.ClientCPU == 0 || spread.OK == 0 || leader.OK == 0 {
+		return ""
+	}
+	per := func(d time.Duration, r Result) float64 { return us(d) / float64(r.OK) }
+	return fmt.Sprintf("        all CPU per write (servers and clients) spread / leader = %.2fx (clients %+.0f µs per write)\n",
+		per(spread.ServerCPU+spread.ClientCPU, spread)/per(leader.ServerCPU+leader.ClientCPU, leader),
+		per(spread.ClientCPU, spread)-per(leader.ClientCPU, leader))
+}
+
 // load runs fn from n goroutines for d and measures successes and latency.
 func load(name string, n int, d time.Duration, fn func(worker, i int) error) Result {
 	var ok, errs atomic.Int64
@@ -572,6 +587,7 @@ func printWriteRatios(o Options, wr, spread, etcdRes, etcdNative Result) {
 	if etcdRes.OK == 0 || etcdNative.OK == 0 {
 		fmt.Fprintf(o.Out, "\nwrites: hostplane spread / hostplane leader = %.2fx   aim >= 0.9x\n", spread.PerSec()/wr.PerSec())
 		fmt.Fprintf(o.Out, "        server CPU per write spread / leader = %.2fx%s\n", cpuRatio(spread, wr), cpuSplit(spread, wr))
+		fmt.Fprint(o.Out, allCPU(spread, wr))
 		return
 	}
 	fmt.Fprintf(o.Out, "\nwrites: hostplane leader / etcd JSON gateway = %.2fx   aim >= 1.0x\n", wr.PerSec()/etcdRes.PerSec())
@@ -579,6 +595,7 @@ func printWriteRatios(o Options, wr, spread, etcdRes, etcdNative Result) {
 	fmt.Fprintf(o.Out, "        hostplane spread / hostplane leader  = %.2fx   aim >= 0.9x\n", spread.PerSec()/wr.PerSec())
 	fmt.Fprintf(o.Out, "        server CPU per write: leader / etcd JSON gateway = %.2fx, leader / etcd Go client = %.2fx, spread / leader = %.2fx%s\n",
 		cpuRatio(wr, etcdRes), cpuRatio(wr, etcdNative), cpuRatio(spread, wr), cpuSplit(spread, wr))
+	fmt.Fprint(o.Out, allCPU(spread, wr))
 }
 
 func fetch(url, key string) ([]byte, error) {

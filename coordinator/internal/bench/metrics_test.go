@@ -119,6 +119,24 @@ func TestLeaderCPUSplit(t *testing.T) {
 	}
 }
 
+// The ratios' lines give the CPU per write of servers and clients together,
+// spread over leader, and how much of the difference is the clients'.
+func TestAllCPU(t *testing.T) {
+	leader := Result{OK: 1000, ServerCPU: 400 * time.Millisecond, ClientCPU: 100 * time.Millisecond}
+	spread := Result{OK: 500, ServerCPU: 250 * time.Millisecond, ClientCPU: 60 * time.Millisecond}
+	if got, want := allCPU(spread, leader), "        all CPU per write (servers and clients) spread / leader = 1.24x (clients +20 µs per write)\n"; got != want {
+		t.Fatalf("line %q, want %q", got, want)
+	}
+	if got := allCPU(spread, Result{OK: 10, ServerCPU: time.Millisecond}); got != "" {
+		t.Fatalf("without the clients' CPU: %q", got)
+	}
+	var out strings.Builder
+	printWriteRatios(Options{Out: &out}, leader, spread, Result{}, Result{})
+	if !strings.Contains(out.String(), "all CPU per write (servers and clients) spread / leader = 1.24x") {
+		t.Fatalf("the ratios do not give it:\n%s", out.String())
+	}
+}
+
 // Every measured phase counts the benchmark process's own CPU (the clients:
 // the etcd phases' Go client as well as hostplane's HTTP clients).
 func TestMeasuredCountsClientCPU(t *testing.T) {
