@@ -417,6 +417,10 @@ func (a *API) reinstallServer(rq *request) (int, any, error) {
 		if req.OSTemplate != s.OSTemplate || osName == "" {
 			osName = a.templateFamily(req.OSTemplate)
 		}
+	} else if family, ok := a.templateRecordedFamily(req.OSTemplate); ok && !strings.EqualFold(family, osName) {
+		// As an order's os_family: a server showing "windows" for a
+		// debian image would mislead its owner (and support).
+		return 0, nil, invalidField("os", "is %q but template %s is of the %s family: give %s or leave os out", osName, req.OSTemplate, family, family)
 	}
 	params := &action.Reinstall{Template: req.OSTemplate, SSHKeys: req.SSHKeys}
 	return a.startWithPassword(rq, deps, s, actionSpec{
