@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -59,6 +60,21 @@ func ScanFiles(root string, fn func(path string, raw []byte)) (int, error) {
 		return nil
 	})
 	return n, err
+}
+
+// AcceptEach serves every connection ln accepts with serve, each in a
+// goroutine of its own, until ln is closed; serve closes its connection. It
+// returns at once.
+func AcceptEach(ln net.Listener, serve func(net.Conn)) {
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
 }
 
 // Tail returns the last n lines of a file (a log), or the error reading it.

@@ -20,6 +20,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/hostplane/hostplane/internal/consoletoken"
 	"github.com/hostplane/hostplane/internal/testpki"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // display is a stand-in VNC server on loopback: it sends the RFB banner, then
@@ -36,19 +37,11 @@ func newDisplay(t *testing.T, domain string) *display {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = c.Write([]byte("RFB 003.008\n"))
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
+	framework.AcceptEach(ln, func(c net.Conn) {
+		defer c.Close()
+		_, _ = c.Write([]byte("RFB 003.008\n"))
+		_, _ = io.Copy(c, c)
+	})
 	return &display{ln: ln, domain: domain}
 }
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/validate"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 var modes = []Mode{ModeVariable, ModeLua}
@@ -183,15 +184,7 @@ func tlsServer(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func(c net.Conn) { _ = c.(*tls.Conn).Handshake(); c.Close() }(conn)
-		}
-	}()
+	framework.AcceptEach(l, func(c net.Conn) { _ = c.(*tls.Conn).Handshake(); c.Close() })
 	return l.Addr().String()
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 const (
@@ -399,27 +400,19 @@ func TestLegacyConnectionByLevel(t *testing.T) {
 func TestDialFallbackBelowLevel2(t *testing.T) {
 	ln := listenLoopback(t)
 	firsts := make(chan byte, 8)
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				var b [1]byte
-				if _, err := io.ReadFull(c, b[:]); err != nil {
-					return
-				}
-				firsts <- b[0]
-				if b[0] > 4 { // what hashicorp/raft does with an unknown rpc type
-					return
-				}
-				_, _ = c.Write([]byte("ok"))
-				_, _ = io.Copy(io.Discard, c)
-			}()
+	framework.AcceptEach(ln, func(c net.Conn) {
+		defer c.Close()
+		var b [1]byte
+		if _, err := io.ReadFull(c, b[:]); err != nil {
+			return
 		}
-	}()
+		firsts <- b[0]
+		if b[0] > 4 { // what hashicorp/raft does with an unknown rpc type
+			return
+		}
+		_, _ = c.Write([]byte("ok"))
+		_, _ = io.Copy(io.Discard, c)
+	})
 	old := raft.ServerAddress(ln.Addr().String())
 
 	a := newAuthPeer(t, testSecret, 1, 0)
