@@ -162,6 +162,11 @@ func newRootCmd(g *globals, started *bool) *cobra.Command {
 	// must hold one when given.
 	root.PersistentPreRunE = func(c *cobra.Command, args []string) error {
 		*started = true
+		if c.Name() == cobra.ShellCompRequestCmd || c.Name() == cobra.ShellCompNoDescRequestCmd {
+			// The shell completion scripts' request: its last word is the
+			// one being completed, "" after a space.
+			return nil
+		}
 		if err := checkArgs(c, args); err != nil {
 			return err
 		}
