@@ -28,6 +28,19 @@ func TestOrderOSFamilyOfTemplate(t *testing.T) {
 		req.OSTemplate, req.OSFamily = template, family
 		return r.api(n).OrderServer(r.ctx, req, "")
 	}
+	quote := func(template, family string) error {
+		req := order(900)
+		req.OSTemplate, req.OSFamily = template, family
+		_, err := r.api(n).QuoteServer(r.ctx, req)
+		return err
+	}
+	// quoteStatus is status for a quote (200, not 201, when it priced).
+	quoteStatus := func(err error) (int, string) {
+		if err == nil {
+			return http.StatusOK, ""
+		}
+		return status(err)
+	}
 	refused := func(template, family string) {
 		t.Helper()
 		before, servers := r.balance(), len(r.servers())
@@ -35,12 +48,19 @@ func TestOrderOSFamilyOfTemplate(t *testing.T) {
 		if st, msg := status(err); st != http.StatusBadRequest || !strings.Contains(msg, `"os_family"`) {
 			t.Errorf("%s with os_family %q: %d %s, want a 400 naming os_family", template, family, st, msg)
 		}
+		// Its quote too: not a price for what the order refuses.
+		if st, msg := quoteStatus(quote(template, family)); st != http.StatusBadRequest || !strings.Contains(msg, `"os_family"`) {
+			t.Errorf("quote of %s with os_family %q: %d %s, want a 400 naming os_family", template, family, st, msg)
+		}
 		if b, m := r.balance(), len(r.servers()); b != before || m != servers {
 			t.Errorf("%s with os_family %q charged: balance %d → %d, servers %d → %d", template, family, before, b, servers, m)
 		}
 	}
 	ordered := func(template, family, shows string) {
 		t.Helper()
+		if err := quote(template, family); err != nil {
+			t.Errorf("quote of %s with os_family %q: %v", template, family, err)
+		}
 		o, err := orderOS(template, family)
 		if err != nil || o.Server.OS != shows {
 			t.Errorf("%s with os_family %q: %v, os %q, want ordered showing %q", template, family, err, o.Server.OS, shows)
@@ -52,6 +72,10 @@ func TestOrderOSFamilyOfTemplate(t *testing.T) {
 	ordered("debian-12", "Debian", "Debian")
 	ordered("debian-12", "", "debian")
 	ordered("base", "windows", "windows") // base records no family
+	// A template no node offers: the order's 400, quoted too.
+	if st, msg := quoteStatus(quote("ubuntu-24.04", "")); st != http.StatusBadRequest || !strings.Contains(msg, `"os_template"`) {
+		t.Errorf("quote of ubuntu-24.04 (on no node): %d %s, want a 400 naming os_template", st, msg)
+	}
 
 	// An operator's label records a family: base is then "alma".
 	if _, err := adm.LabelOSTemplate(r.ctx, "base", api.OSTemplateLabelRequest{Family: "alma", Version: "9"}); err != nil {

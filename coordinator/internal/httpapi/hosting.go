@@ -353,7 +353,7 @@ func (a *API) quoteHosting(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return a.quote(rq, req.PlanSlug, api.ProductHosting, req.Location)
+	return a.quote(rq, req.PlanSlug, api.ProductHosting, req.Location, nil)
 }
 
 // hostingAdminRoutes adds the operator's hosting routes (leader only).

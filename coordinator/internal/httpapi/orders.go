@@ -157,6 +157,26 @@ func (a *API) orderStart(slug, category, location string) (*ServerDeps, ServerAd
 	return deps, *cfg, prod, err
 }
 
+// orderOS checks a server order's template and OS family and returns the
+// OS the server shows: the template must be on some node (when the nodes'
+// templates are known here; placement picks one that has it), and an
+// os_family other than the family the template records is a 400 naming
+// os_family (a server showing "windows" for a debian image would mislead
+// its owner and support); without one, the template's family. The order
+// and its quote both check so.
+func (a *API) orderOS(deps *ServerDeps, req api.ServerOrderRequest) (string, error) {
+	if deps != nil && deps.NodeTemplates != nil && !a.templateKnown(deps, req.OSTemplate) {
+		return "", invalidField("os_template", "names template %q, which no node offers", req.OSTemplate)
+	}
+	if req.OSFamily == "" {
+		return a.templateFamily(req.OSTemplate), nil
+	}
+	if family, ok := a.templateRecordedFamily(req.OSTemplate); ok && !strings.EqualFold(family, req.OSFamily) {
+		return "", invalidField("os_family", "is %q but template %s is of the %s family: give %s or leave os_family out", req.OSFamily, req.OSTemplate, family, family)
+	}
+	return req.OSFamily, nil
+}
+
 // orderServer buys a server from the wallet: placement here (on the leader),
 // then one command that prices, debits, invoices, creates and opens the
 // provisioning action, or changes nothing.
@@ -169,19 +189,9 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if deps.NodeTemplates != nil {
-		// The template must be on some node; placement picks one that has it.
-		if !a.templateKnown(deps, req.OSTemplate) {
-			return 0, nil, invalidField("os_template", "names template %q, which no node offers", req.OSTemplate)
-		}
-	}
-	osName := req.OSFamily
-	if osName == "" {
-		osName = a.templateFamily(req.OSTemplate)
-	} else if family, ok := a.templateRecordedFamily(req.OSTemplate); ok && !strings.EqualFold(family, osName) {
-		// A server showing "windows" for a debian image would mislead
-		// its owner (and support); nothing is charged.
-		return 0, nil, invalidField("os_family", "is %q but template %s is of the %s family: give %s or leave os_family out", osName, req.OSTemplate, family, family)
+	osName, err := a.orderOS(deps, req)
+	if err != nil {
+		return 0, nil, err
 	}
 	locations := a.orderLocations(prod, req.Location)
 	create, password, err := a.prepareServerCreate(api.AdminServerCreateRequest{
@@ -626,23 +636,32 @@ func (a *API) orderableProduct(slug, category, location string) (api.AdminProduc
 }
 
 // quoteServer prices an order body without ordering: the caller's price now
-// and what the wallet lacks.
+// and what the wallet lacks. A template no node offers, or an os_family
+// other than the template's, is the order's 400 (orderOS).
 func (a *API) quoteServer(rq *request) (int, any, error) {
 	req, err := DecodeServerOrder(rq.body)
 	if err != nil {
 		return 0, nil, err
 	}
-	return a.quote(rq, req.PlanSlug, api.ProductVPS, req.Location)
+	deps, _ := a.serverDeps() // nil while starting: the template is then not checked
+	return a.quote(rq, req.PlanSlug, api.ProductVPS, req.Location, func() error { _, err := a.orderOS(deps, req); return err })
 }
 
 // quote is the price of an order of the product slug of category. It
 // refuses what the order would refuse without placing: a location the
 // product is not offered in (400), and one no node of the kind is in
-// (quoteLocations: the order's 409 no_capacity).
-func (a *API) quote(rq *request, slug, category, location string) (int, any, error) {
+// (quoteLocations: the order's 409 no_capacity). check, if set, is the
+// order's other checks of its body, run after the product's as the order
+// runs them.
+func (a *API) quote(rq *request, slug, category, location string, check func() error) (int, any, error) {
 	prod, err := a.orderableProduct(slug, category, location)
 	if err != nil {
 		return 0, nil, err
+	}
+	if check != nil {
+		if err := check(); err != nil {
+			return 0, nil, err
+		}
 	}
 	if err := a.quoteLocations(prod, location); err != nil {
 		return 0, nil, err
