@@ -144,7 +144,7 @@ func CheckCIDR(s string) error {
 	case a.Zone() != "":
 		return fmt.Errorf("%q: an IPv6 zone has no meaning in an allow-list", s)
 	case a.Is4In6():
-		return fmt.Errorf("%q: write an IPv4 address as IPv4 (%s)", s, strings.Replace(s, addrPart, a.Unmap().String(), 1))
+		return mappedCIDR(s, a, hasBits)
 	}
 	if !hasBits {
 		return nil
@@ -157,6 +157,23 @@ func CheckCIDR(s string) error {
 		return fmt.Errorf("%q has bits set right of /%d: did you mean %s (or %s/%d for the one address)?", s, p.Bits(), m, a, a.BitLen())
 	}
 	return nil
+}
+
+// mappedCIDR refuses s, an address or prefix written as IPv4-mapped IPv6
+// (a), saying what to write instead: the IPv4 address, or the IPv4 prefix of
+// a prefix's last 32 bits (::ffff:10.0.0.0/104 is 10.0.0.0/8); a prefix
+// shorter than /96 holds more than IPv4-mapped addresses and has no IPv4
+// form.
+func mappedCIDR(s string, a netip.Addr, hasBits bool) error {
+	instead := a.Unmap().String()
+	if hasBits {
+		p, err := netip.ParsePrefix(s)
+		if err != nil || p.Bits() < 96 {
+			return fmt.Errorf("%q: write IPv4 addresses as IPv4 (such as 10.0.0.0/8), not as IPv6", s)
+		}
+		instead = netip.PrefixFrom(a.Unmap(), p.Bits()-96).String()
+	}
+	return fmt.Errorf("%q: write an IPv4 address as IPv4 (%s)", s, instead)
 }
 
 // IPAllowed reports whether ip is in the allowlist (an empty list allows all).

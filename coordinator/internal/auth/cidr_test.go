@@ -24,7 +24,10 @@ func TestCheckCIDR(t *testing.T) {
 		"10.0.0.1/8":          "did you mean 10.0.0.0/8 (or 10.0.0.1/32",
 		"2001:db8::1/32":      "did you mean 2001:db8::/32",
 		"::ffff:10.0.0.1":     "write an IPv4 address as IPv4 (10.0.0.1)",
-		"::ffff:10.0.0.0/104": "write an IPv4 address as IPv4 (10.0.0.0/104)",
+		"::ffff:10.0.0.0/104": "write an IPv4 address as IPv4 (10.0.0.0/8)",
+		"::ffff:10.0.0.1/128": "write an IPv4 address as IPv4 (10.0.0.1/32)",
+		"::ffff:0.0.0.0/96":   "write an IPv4 address as IPv4 (0.0.0.0/0)",
+		"::ffff:0.0.0.0/80":   "write IPv4 addresses as IPv4",
 		"fe80::1%eth0":        "zone",
 		" 10.0.0.1":           "without spaces",
 		"10.0.0.1 ":           "without spaces",
@@ -33,8 +36,16 @@ func TestCheckCIDR(t *testing.T) {
 		"300.1.1.1/8":         "not an IP address",
 		"example.com":         "not an IP address",
 	} {
-		if err := CheckCIDR(bad); err == nil || !strings.Contains(err.Error(), want) {
+		err := CheckCIDR(bad)
+		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want an error saying %q", bad, err, want)
+			continue
+		}
+		// What a refusal says to write instead is taken.
+		if _, rest, ok := strings.Cut(err.Error(), "write an IPv4 address as IPv4 ("); ok {
+			if instead, _, _ := strings.Cut(rest, ")"); CheckCIDR(instead) != nil {
+				t.Errorf("%q: %v, which says to write %q: %v", bad, err, instead, CheckCIDR(instead))
+			}
 		}
 	}
 }
