@@ -33,8 +33,8 @@ var requestID = regexp.MustCompile(`"request_id":"req_[0-9a-z]+"`)
 //   - names: SQL, shell and quote characters in a username, hostile and
 //     over-long domains through the quote and the order, are 400s naming the
 //     field, and so is a custom domain longer than a server can keep as a
-//     file name; B's order on A's domain, custom domain or username is a 409
-//     naming it, showing none of A's ids;
+//     file name; B's order on A's domain, custom domain or username, and
+//     its quote, are a 409 naming it, showing none of A's ids;
 //   - Idempotency-Key: a custom domain, a PHP version and a suspend replayed
 //     with another body or on another route are 422s.
 //
@@ -294,13 +294,17 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 			{"POST", "/v1/hosting", "domain", with("domain", "hostilea.example.com")},
 			{"POST", "/v1/hosting", "domain", with("domain", "www.hostilea-shop.example")},
 		} {
-			rep := r.call(f, r.keyB, tc.method, tc.path, tc.body, nil)
-			if rep.Status != 409 || !strings.Contains(envelope(rep).Message, tc.field) {
-				t.Errorf("B's %s %s %v: %s, want a 409 naming %s", tc.method, tc.path, tc.body, rep, tc.field)
-			}
-			for _, id := range []string{hA, r.accA.ID} {
-				if strings.Contains(string(rep.Body), id) {
-					t.Errorf("B's %s %s shows A's %s: %s", tc.method, tc.path, id, rep)
+			// The quote of that order says what the order would: the same
+			// 409 (it priced the order before).
+			for _, path := range []string{tc.path, tc.path + "/quote"} {
+				rep := r.call(f, r.keyB, tc.method, path, tc.body, nil)
+				if rep.Status != 409 || !strings.Contains(envelope(rep).Message, `"`+tc.field+`"`) {
+					t.Errorf("B's %s %s %v: %s, want a 409 naming %s", tc.method, path, tc.body, rep, tc.field)
+				}
+				for _, id := range []string{hA, r.accA.ID} {
+					if strings.Contains(string(rep.Body), id) {
+						t.Errorf("B's %s %s shows A's %s: %s", tc.method, path, id, rep)
+					}
 				}
 			}
 		}

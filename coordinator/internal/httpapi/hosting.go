@@ -347,13 +347,32 @@ func (a *API) orderHosting(rq *request) (int, any, error) {
 	return status, out, nil
 }
 
-// quoteHosting prices a hosting order body without ordering.
+// quoteHosting prices a hosting order body without ordering. A username or
+// domain another hosting account holds is the order's 409 naming it, not a
+// price: before, the quote priced an order that could only be refused, and
+// an MCP client asked its user to confirm it.
 func (a *API) quoteHosting(rq *request) (int, any, error) {
 	req, err := DecodeHostingOrder(rq.body)
 	if err != nil {
 		return 0, nil, err
 	}
-	return a.quote(rq, req.PlanSlug, api.ProductHosting, req.Location, nil)
+	// A username or domain another hosting account holds is checked where
+	// the order checks it: after the product, before placement.
+	return a.quote(rq, req.PlanSlug, api.ProductHosting, req.Location, func() error {
+		return a.state.Read(func(r store.ReadTx) error { return hostingNamesFree(r, req.Username, req.Domain) })
+	})
+}
+
+// hostingNamesFree refuses a new hosting account's username or domain that
+// a live hosting account holds: a 409 naming the field.
+func hostingNamesFree(r store.ReadTx, username, domain string) error {
+	if r.HostingUsernameTaken(username) != "" {
+		return errf(http.StatusConflict, "conflict", "field \"username\": username %s is taken", username)
+	}
+	if r.HostingDomainTaken(domain) != "" {
+		return errf(http.StatusConflict, "conflict", "field \"domain\": domain %s is already served by a hosting account", domain)
+	}
+	return nil
 }
 
 // hostingAdminRoutes adds the operator's hosting routes (leader only).
@@ -496,11 +515,8 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, locations []string
 		if !r.AccountExists(req.AccountID) {
 			return fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
 		}
-		if r.HostingUsernameTaken(req.Username) != "" {
-			return errf(http.StatusConflict, "conflict", "field \"username\": username %s is taken", req.Username)
-		}
-		if r.HostingDomainTaken(req.Domain) != "" {
-			return errf(http.StatusConflict, "conflict", "field \"domain\": domain %s is already served by a hosting account", req.Domain)
+		if err := hostingNamesFree(r, req.Username, req.Domain); err != nil {
+			return err
 		}
 		nodes, err := placementNodes(r, req.NodeID)
 		if err != nil {
