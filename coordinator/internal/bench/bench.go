@@ -106,6 +106,10 @@ type Result struct {
 	// second of the processes' life, not per request, so at a lower rate it
 	// weighs more per request.
 	Sysmon threadUse
+	// LeaderMoved: the leader's metrics showed another term, or it no
+	// longer leading, at the end of the phase than at its start. Its writes
+	// then went to a follower, and the phase compares nothing.
+	LeaderMoved bool
 	// lat are the successful requests' latencies, sorted (for merge).
 	lat []time.Duration
 }
@@ -128,6 +132,9 @@ func (r Result) String() string {
 		s += fmt.Sprintf(" (leader %.0f, followers %.0f)", us(r.LeaderCPU/time.Duration(r.OK)), us((r.ServerCPU-r.LeaderCPU)/time.Duration(r.OK)))
 	}
 	s += fmt.Sprintf("  (%d ok, %d errors, %.1fs)", r.OK, r.Errors, r.Elapsed.Seconds())
+	if r.LeaderMoved {
+		s += "  [THE LEADER CHANGED DURING THIS PHASE]"
+	}
 	if r.ClientCPU > 0 && r.OK > 0 {
 		s += fmt.Sprintf("  client CPU %.0f µs/op", us(r.ClientCPU/time.Duration(r.OK)))
 	}
@@ -253,6 +260,7 @@ func merge(name string, parts []Result) Result {
 		r.Elapsed += p.Elapsed
 		r.ServerCPU += p.ServerCPU
 		r.LeaderCPU += p.LeaderCPU
+		r.LeaderMoved = r.LeaderMoved || p.LeaderMoved
 		r.ClientCPU += p.ClientCPU
 		r.Entries += p.Entries
 		r.ServerSyscalls.reads += p.ServerSyscalls.reads
@@ -584,6 +592,9 @@ func RunSideBySide(ctx context.Context, o Options) error {
 }
 
 func printWriteRatios(o Options, wr, spread, etcdRes, etcdNative Result) {
+	if wr.LeaderMoved || spread.LeaderMoved {
+		fmt.Fprintf(o.Out, "\nthe Raft leader changed during a write phase: the ratios below do not compare what they say; run again\n")
+	}
 	if etcdRes.OK == 0 || etcdNative.OK == 0 {
 		fmt.Fprintf(o.Out, "\nwrites: hostplane spread / hostplane leader = %.2fx   aim >= 0.9x\n", spread.PerSec()/wr.PerSec())
 		fmt.Fprintf(o.Out, "        server CPU per write spread / leader = %.2fx%s\n", cpuRatio(spread, wr), cpuSplit(spread, wr))
@@ -802,6 +813,7 @@ func (hp *hostplane) measureWrites(name string, n int, d time.Duration, fn func(
 	r := measured(name, hp.pids(), n, d, fn)
 	r.LeaderCPU = procCPU(leader) - leaderBefore
 	if after, err2 := hp.leaderMetrics(); err == nil && err2 == nil {
+		r.LeaderMoved = after.term >= 0 && (after.term != before.term || after.leader != 1)
 		r.Entries = int64(after.applied - before.applied)
 		if c := after.applyCount - before.applyCount; c > 0 {
 			r.ApplyWait = time.Duration((after.applySum - before.applySum) / c * float64(time.Second))
@@ -814,6 +826,7 @@ func (hp *hostplane) measureWrites(name string, n int, d time.Duration, fn func(
 type leaderSample struct {
 	applied              float64 // hostplane_fsm_applied_index
 	applySum, applyCount float64 // hostplane_raft_apply_duration_seconds
+	leader, term         float64 // hostplane_raft_leader, hostplane_raft_term; -1: not exposed
 }
 
 // leaderMetrics reads the leader's metrics listener.
@@ -851,8 +864,18 @@ func parseLeaderSample(text string) (leaderSample, error) {
 			}
 		}
 	}
-	if found != 3 {
+	if s.leader, s.term = -1, -1; found != 3 {
 		return s, fmt.Errorf("the leader's metrics lack the applied index or the apply durations")
+	}
+	// The leadership gauges are optional: a build before them (an A/B
+	// against an older commit) has none, and its phases cannot tell.
+	for line := range strings.Lines(text) {
+		if v, ok := strings.CutPrefix(line, "hostplane_raft_leader "); ok {
+			_, _ = fmt.Sscan(v, &s.leader)
+		}
+		if v, ok := strings.CutPrefix(line, "hostplane_raft_term "); ok {
+			_, _ = fmt.Sscan(v, &s.term)
+		}
 	}
 	return s, nil
 }

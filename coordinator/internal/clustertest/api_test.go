@@ -478,6 +478,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 	for _, want := range []string{
 		`hostplane_http_requests_total{method="GET",route="GET /v1/account",status="200"}`,
 		"hostplane_http_request_duration_seconds_bucket", "hostplane_raft_apply_duration_seconds_count", "hostplane_fsm_size_bytes",
+		"\nhostplane_raft_leader 1\n", "\nhostplane_raft_term ",
 	} {
 		if !strings.Contains(string(r.Body), want) {
 			t.Errorf("/metrics lacks %s", want)

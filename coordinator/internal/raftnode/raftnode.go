@@ -276,6 +276,19 @@ func (n *Node) Collectors() []prometheus.Collector {
 				}
 				return float64(n.stream.auth.refused.Load())
 			}),
+		// Leadership, for alerting on elections and for benchmarks that must
+		// know the leader stayed put through a measurement.
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hostplane_raft_leader",
+			Help: "1 while this coordinator is the Raft leader, else 0."},
+			func() float64 {
+				if n.IsLeader() {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hostplane_raft_term",
+			Help: "This coordinator's current Raft term: it rises with every election."},
+			func() float64 { return float64(n.Term()) }),
 	}
 }
 
