@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -41,6 +42,11 @@ type seedSurface struct {
 	RetryAfter     string            `json:"retry_after_header"`
 	IdempotencyHdr string            `json:"idempotency_header"`
 	AccountFields  []string          `json:"account_fields"`
+	MCPPath        string            `json:"mcp_path"`
+	OAuthMetadata  string            `json:"oauth_metadata_path"`
+	OAuthPrefix    string            `json:"oauth_prefix"`
+	OAuthDevice    string            `json:"oauth_device_page"`
+	DeviceGrant    string            `json:"device_grant"`
 }
 
 type seedEndpoint struct {
@@ -493,6 +499,50 @@ func TestSeedSurfaceServedAsWritten(t *testing.T) {
 	}
 	if r.Header.Get("X-RateLimit-Limit") != fmt.Sprint(s.RatePerMinute) {
 		t.Errorf("X-RateLimit-Limit %q, want %d", r.Header.Get("X-RateLimit-Limit"), s.RatePerMinute)
+	}
+
+	// The changelog's MCP endpoint and OAuth device-code flow.
+	get := func(path string) (*http.Response, []byte) {
+		t.Helper()
+		resp, err := (&http.Client{Timeout: 15 * time.Second}).Get(c.URL(0) + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	if resp, b := get(s.MCPPath); resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer ") {
+		t.Errorf("GET %s without a key: %d, WWW-Authenticate %q, want a 401 asking for a Bearer token: %.200s", s.MCPPath, resp.StatusCode, resp.Header.Get("WWW-Authenticate"), b)
+	}
+	if r := a.Call("", "GET", s.MCPPath, nil, map[string]string{"Authorization": "Bearer " + key}); r.Status == http.StatusUnauthorized || r.Status == http.StatusNotFound {
+		t.Errorf("GET %s with the key as a Bearer token: %s", s.MCPPath, r)
+	}
+	resp, b := get(s.OAuthMetadata)
+	var meta struct {
+		DeviceEndpoint  string   `json:"device_authorization_endpoint"`
+		TokenEndpoint   string   `json:"token_endpoint"`
+		GrantTypes      []string `json:"grant_types_supported"`
+		ScopesSupported []string `json:"scopes_supported"`
+	}
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(b, &meta) != nil {
+		t.Errorf("GET %s: %d %.200s", s.OAuthMetadata, resp.StatusCode, b)
+	}
+	for _, u := range []string{meta.DeviceEndpoint, meta.TokenEndpoint} {
+		if !strings.HasPrefix(u, c.URL(0)+s.OAuthPrefix) {
+			t.Errorf("%s: endpoint %q, want one under %s", s.OAuthMetadata, u, s.OAuthPrefix)
+		}
+	}
+	if !slices.Contains(meta.GrantTypes, s.DeviceGrant) {
+		t.Errorf("%s: grant types %v, no %s", s.OAuthMetadata, meta.GrantTypes, s.DeviceGrant)
+	}
+	for _, sc := range s.Scopes {
+		if !slices.Contains(meta.ScopesSupported, sc) {
+			t.Errorf("%s: scopes_supported lacks %s", s.OAuthMetadata, sc)
+		}
+	}
+	if resp, b := get(s.OAuthDevice); resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("GET %s (where the browser approves): %d %s %.100s", s.OAuthDevice, resp.StatusCode, resp.Header.Get("Content-Type"), b)
 	}
 
 	// The error codes, in the error body.
