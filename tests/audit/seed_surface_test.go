@@ -303,8 +303,10 @@ func checkSeedDoc(s seedSurface, doc oaDoc) []string {
 // closed), ticket.created and wallet.deposit.received arrive signed as
 // X-Sunucu-Signature describes with their payload fields, the account
 // answers through X-API-Key with its fields, and 400/401/403/404/429 come in
-// the error body with their reason phrases, every answer with the rate-limit
-// headers and a 429 with Retry-After. One coordinator, no VMs.
+// the error body with their reason phrases, every keyed answer with the rate-limit
+// headers and a 429 with Retry-After; the changelog's /mcp takes the key as
+// a Bearer token and its OAuth device flow is published under /oauth/. One
+// coordinator, no VMs.
 func TestSeedSurfaceServedAsWritten(t *testing.T) {
 	s := loadSeedSurface(t)
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: framework.Coordinator(t), Webhooks: true, RateLimit: s.RatePerMinute})
