@@ -67,6 +67,11 @@ type Config struct {
 	// node's agent (0: DefaultStatsCallsPerNode). See statsCaps.
 	StatsStreamsPerAccount int
 	StatsCallsPerNode      int
+	// ReservedDomains are the provider's own names (--reserved-domains, in
+	// ReservedDomain's form): with each subdomain, and every enrolled
+	// node's hostname, refused as a customer's hosting or custom domain
+	// (domainNotReserved). Per coordinator, not replicated.
+	ReservedDomains []string
 }
 
 // API is the HTTP surface of one coordinator.

@@ -91,6 +91,9 @@ func (a *API) putCustomDomain(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.domainNotReserved(domain); err != nil {
+		return 0, nil, err
+	}
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
 	token := "hpv-" + hex.EncodeToString(b)

@@ -320,6 +320,9 @@ func (a *API) orderHosting(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.domainNotReserved(req.Domain); err != nil {
+		return 0, nil, err
+	}
 	deps, cfg, prod, err := a.orderStart(req.PlanSlug, api.ProductHosting, req.Location)
 	if err != nil {
 		return 0, nil, err
@@ -359,6 +362,9 @@ func (a *API) quoteHosting(rq *request) (int, any, error) {
 	// A username or domain another hosting account holds is checked where
 	// the order checks it: after the product, before placement.
 	return a.quote(rq, req.PlanSlug, api.ProductHosting, req.Location, func() error {
+		if err := a.domainNotReserved(req.Domain); err != nil {
+			return err
+		}
 		return a.state.Read(func(r store.ReadTx) error { return hostingNamesFree(r, req.Username, req.Domain) })
 	})
 }

@@ -86,6 +86,13 @@ type Config struct {
 	// (httpapi.Config).
 	StatsStreamsPerAccount int
 	StatsCallsPerNode      int
+	// ReservedDomains (--reserved-domains, comma-separated) are the
+	// provider's own names a customer cannot take as a hosting or custom
+	// domain, each with its subdomains; Validate puts them in
+	// httpapi.ReservedDomain's form into ReservedList. Per coordinator:
+	// give every coordinator the same.
+	ReservedDomains string
+	ReservedList    []string
 }
 
 // DefaultDataDir is where the embedded default keeps its data (see client.DefaultDataDir).
@@ -147,6 +154,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.DNSResolver, "dns-resolver", c.DNSResolver, "recursive DNS resolver (host:port) custom-domain verification finds a domain's authoritative nameservers through; the records are then read from those (default 127.0.0.1:53)")
 	fs.StringVar(&c.DNSNSPort, "dns-ns-port", c.DNSNSPort, "port the authoritative nameservers are asked on during custom-domain verification (default 53; for test setups)")
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach the API at, e.g. https://api.example.com: the OAuth issuer and the audience of its tokens; the same on every coordinator (default: http://<api-addr>)")
+	fs.StringVar(&c.ReservedDomains, "reserved-domains", c.ReservedDomains, "comma-separated domains of the provider (brand, API, panel names), each with all its subdomains, that customers cannot order hosting on or set as a custom domain (409 domain_reserved); every enrolled node's hostname is always reserved; the operator's hosting create is not refused; give every coordinator the same list")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "default requests per minute per API key")
 	fs.IntVar(&c.StatsStreamsPerAccount, "stats-streams-per-account", c.StatsStreamsPerAccount, "stats streams (GET /v1/servers/:id/stats?stream=1) one account may hold open at once; more are refused with 429 too_many_streams")
 	fs.IntVar(&c.StatsCallsPerNode, "stats-calls-per-node", c.StatsCallsPerNode, "stats calls (one-shot and streams) open to one node's agent at once, each holding one of the 256 streams its session takes (actions need the rest); more are refused with 503 node_busy")
@@ -232,6 +240,15 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.TrimSuffix(u.Path, "/") != "" {
 			errs = append(errs, fmt.Errorf("public-url %q: an http(s) URL with a host and no path, query or fragment", c.PublicURL))
 		}
+	}
+	c.ReservedList = nil
+	for _, d := range conflayer.SplitList(c.ReservedDomains) {
+		ascii, err := httpapi.ReservedDomain(d)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("reserved-domains: %s", validate.Reason(err)))
+			continue
+		}
+		c.ReservedList = append(c.ReservedList, ascii)
 	}
 	if c.RateLimit < 1 {
 		errs = append(errs, errors.New("rate-limit must be at least 1"))

@@ -69,3 +69,32 @@ func TestShippedConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestReservedDomainsSetting: --reserved-domains (here from the
+// environment, as any setting) is a comma-separated list taken in its
+// canonical form (lower case, no trailing dot, punycode); an entry that is
+// not a domain is refused naming the setting.
+func TestReservedDomainsSetting(t *testing.T) {
+	t.Setenv("HOSTPLANE_RESERVED_DOMAINS", "Provider.Example., panel.example,,bücher.example")
+	cfg := Defaults()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	BindFlags(fs, &cfg)
+	got, err := Load(fs, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if l := strings.Join(got.ReservedList, " "); l != "provider.example panel.example xn--bcher-kva.example" {
+		t.Fatalf("reserved list %q", l)
+	}
+	bad := Defaults()
+	bad.ReservedDomains = "provider.example,not a domain"
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "reserved-domains") || !strings.Contains(err.Error(), "not a domain") {
+		t.Fatalf("a bad reserved domain: %v", err)
+	}
+	if none := Defaults(); none.Validate() != nil || none.ReservedList != nil {
+		t.Fatalf("default: %v %q, want no reserved domains", none.Validate(), none.ReservedList)
+	}
+}

@@ -143,6 +143,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		Issuer: publicURL(cfg.PublicURL, s.apiAddr), IssuerDefaulted: cfg.PublicURL == "", OAuthPollInterval: cfg.OAuthPollInterval,
 		DNSResolver: cfg.DNSResolver, DNSNSPort: cfg.DNSNSPort,
 		StatsStreamsPerAccount: cfg.StatsStreamsPerAccount, StatsCallsPerNode: cfg.StatsCallsPerNode,
+		ReservedDomains: cfg.ReservedList,
 	}, node, log.With("component", "api"), cfg.Clock, metrics)
 	s.metrics = metrics
 	s.rdnsMet = reconcile.NewMetrics(node.FSM)

@@ -1,0 +1,159 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/dnstest"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
+)
+
+// TestReservedDomainRule: a reserved name as an operator writes it is
+// taken in its canonical form (lower case, no trailing dot, punycode), and
+// it covers itself and every subdomain, in the form validate.HostingDomain
+// gives a customer's domain; whole labels only (notprovider.example is not
+// under provider.example); a non-domain is refused.
+func TestReservedDomainRule(t *testing.T) {
+	var reserved []string
+	for _, in := range []string{"Provider.Example.", " panel.example ", "BÜCHER.example", "ПРИМЕР.рф"} {
+		d, err := ReservedDomain(in)
+		if err != nil {
+			t.Fatalf("ReservedDomain(%q): %v", in, err)
+		}
+		reserved = append(reserved, d)
+	}
+	if want := []string{"provider.example", "panel.example", "xn--bcher-kva.example", "xn--e1afmkfd.xn--p1ai"}; strings.Join(reserved, " ") != strings.Join(want, " ") {
+		t.Fatalf("canonical forms %q, want %q", reserved, want)
+	}
+	for _, bad := range []string{"", "localhost", "a..example", "*.provider.example", "192.0.2.1", "provider.example/x"} {
+		if d, err := ReservedDomain(bad); err == nil {
+			t.Errorf("ReservedDomain(%q) = %q, want an error", bad, d)
+		}
+	}
+	for domain, by := range map[string]string{
+		"provider.example":          "provider.example",
+		"www.provider.example":      "provider.example",
+		"a.b.c.provider.example":    "provider.example",
+		"panel.example":             "panel.example",
+		"bücher.example":            "xn--bcher-kva.example",
+		"shop.bücher.example":       "xn--bcher-kva.example",
+		"xn--bcher-kva.example":     "xn--bcher-kva.example",
+		"www.пример.рф":             "xn--e1afmkfd.xn--p1ai",
+		"notprovider.example":       "",
+		"provider.example.com":      "",
+		"provider-example.com":      "",
+		"xprovider.example":         "",
+		"bucher.example":            "",
+		"example":                   "", // not a hosting domain at all (below)
+		"panel.example.provider.io": "",
+	} {
+		ascii, err := validate.HostingDomain(domain)
+		if err != nil {
+			if domain == "example" {
+				continue
+			}
+			t.Fatalf("HostingDomain(%q): %v", domain, err)
+		}
+		if got := reservedBy(ascii, reserved); got != by {
+			t.Errorf("reservedBy(%q) = %q, want %q", ascii, got, by)
+		}
+	}
+	// The customer's spellings that are not canonical never get this far:
+	// upper case and a trailing dot are 400s naming domain.
+	for _, d := range []string{"WWW.Provider.Example", "provider.example."} {
+		if _, err := DecodeCustomDomain([]byte(`{"domain":"` + d + `"}`)); err == nil || !strings.Contains(err.Error(), `"domain"`) {
+			t.Errorf("custom domain %q: %v, want a 400 naming domain", d, err)
+		}
+	}
+}
+
+// TestReservedDomainsRefused: through the API, a hosting order, a hosting
+// quote and a custom-domain PUT of a reserved name (--reserved-domains or
+// an enrolled node's hostname) or a subdomain of one are 409
+// domain_reserved naming domain; nothing is charged (wallet, invoices),
+// no hosting account or custom domain is recorded. A near miss is priced
+// and attached as before.
+func TestReservedDomainsRefused(t *testing.T) {
+	s := newSrvAPI(t)
+	dns := dnstest.Start(t, "example.test", "hosting.test")
+	dns.Add(t, "ada.hosting.test. 60 IN A 192.0.2.10")
+	s.a.cfg.DNSResolver, s.a.cfg.DNSNSPort = dns.Addr, dns.Port
+	s.a.cfg.ReservedDomains = []string{"provider.test", "xn--bcher-kva.test"}
+	now := time.Now()
+	s.apply(fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_hn", Hash: "hn", ExpiresAt: now.Add(time.Hour)})
+	s.apply(fsm.CmdNodeEnrol, fsm.NodeEnrol{TokenID: "jt_hn", TokenHash: "hn", NodeID: "hv-named", Hostname: "HV7.DC.Example.test.",
+		CertSerial: "sn", CertNotAfter: now.Add(24 * time.Hour)})
+	s.apply(fsm.CmdProductPut, fsm.ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
+		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &api.HostingPlan{PHPWorkers: 3, PHPMemoryMiB: 96, MaxExecutionSeconds: 20, UploadMiB: 16, DiskMiB: 2048}}}})
+	acc, key := s.account(api.ScopeOrdersWrite, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeBillingRead)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 2500})
+	hst := s.hostingAccount(acc, "ada", "ada.hosting.test")
+	counts := func() (hosting, invoices int) {
+		_ = s.node.FSM.Read(func(r store.ReadTx) error {
+			hs, _ := r.AllHostingAccounts()
+			_, n, _ := r.Invoices(acc, 0, 1)
+			hosting, invoices = len(hs), n
+			return nil
+		})
+		return
+	}
+	hosting0, invoices0 := counts()
+
+	refused := func(what string, r reply, domain string) {
+		t.Helper()
+		if r.status != http.StatusConflict || r.code() != "domain_reserved" || !strings.Contains(r.msg(), `field "domain"`) || !strings.Contains(r.msg(), domain) {
+			t.Errorf("%s %s: %d %s, want 409 domain_reserved naming domain", what, domain, r.status, r.body)
+		}
+	}
+	for i, d := range []string{"provider.test", "www.provider.test", "bücher.test", "shop.xn--bcher-kva.test", "hv7.dc.example.test", "www.hv7.dc.example.test"} {
+		ascii, _ := validate.HostingDomain(d)
+		body := `{"plan_slug":"web-1","domain":"` + d + `","username":"shopx"}`
+		refused("quote", s.call(key, "POST", "/v1/hosting/quote", body), ascii)
+		refused("order", s.call(key, "POST", "/v1/hosting", body, "Idempotency-Key", fmt.Sprintf("reserved-%d", i)), ascii)
+		refused("custom domain", s.call(key, "PUT", "/v1/hosting/"+hst+"/custom-domain", `{"domain":"`+d+`"}`), ascii)
+	}
+	if b := s.balance(acc); b != 2500 {
+		t.Errorf("balance %d after the refusals, want 2500 (nothing charged)", b)
+	}
+	if h, i := counts(); h != hosting0 || i != invoices0 {
+		t.Errorf("hosting accounts %d→%d, invoices %d→%d after the refusals, want unchanged", hosting0, h, invoices0, i)
+	}
+	if r := s.call(key, "GET", "/v1/hosting/"+hst+"/custom-domain", ""); r.status != http.StatusNotFound {
+		t.Errorf("custom domain after the refusals: %d %s, want 404 (none recorded)", r.status, r.body)
+	}
+
+	// Near misses: priced, and attached (pending).
+	if r := s.call(key, "POST", "/v1/hosting/quote", `{"plan_slug":"web-1","domain":"notprovider.test","username":"shopx"}`); r.status != http.StatusOK {
+		t.Errorf("quote of notprovider.test: %d %s, want 200", r.status, r.body)
+	}
+	if r := s.call(key, "PUT", "/v1/hosting/"+hst+"/custom-domain", `{"domain":"provider.test.example.test"}`); r.status != http.StatusOK {
+		t.Errorf("custom domain provider.test.example.test: %d %s, want 200", r.status, r.body)
+	}
+}
+
+// FuzzReservedDomain: the reserved-domains reader never panics, and what it
+// takes is canonical (taken again unchanged) and covers itself and its
+// subdomains only.
+func FuzzReservedDomain(f *testing.F) {
+	for _, s := range []string{"Provider.Example.", "bücher.example", "xn--bcher-kva.example", "a..b", "", ".", "*.x.example", "ПРИМЕР.рф"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := ReservedDomain(s)
+		if err != nil {
+			return
+		}
+		if again, err := ReservedDomain(d); err != nil || again != d {
+			t.Fatalf("%q → %q → %q %v: not canonical", s, d, again, err)
+		}
+		if reservedBy(d, []string{d}) != d || reservedBy("www."+d, []string{d}) != d || reservedBy("x"+d, []string{d}) != "" {
+			t.Fatalf("%q: reservedBy does not cover exactly it and its subdomains", d)
+		}
+	})
+}
