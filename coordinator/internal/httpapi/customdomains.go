@@ -206,6 +206,10 @@ func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	// A name reserved since it was attached is not verified either.
+	if err := a.domainNotReserved(d.Domain); err != nil {
+		return 0, nil, err
+	}
 	ctx, cancel := context.WithTimeout(rq.Context(), 15*time.Second)
 	defer cancel()
 	res, err := a.resolver().Verify(ctx, a.expect(ctx, h, d.Domain, d.Token))

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -156,4 +157,57 @@ func FuzzReservedDomain(f *testing.F) {
 			t.Fatalf("%q: reservedBy does not cover exactly it and its subdomains", d)
 		}
 	})
+}
+
+// TestReservedAfterAttachIsNotVerified: a custom domain attached before its
+// name was reserved (the operator added it to --reserved-domains, or a node
+// with that hostname enrolled, meanwhile) is not verified: the verify is the
+// 409 domain_reserved as the PUT would be now, and the domain stays pending.
+// Before, only a new PUT, order or quote was checked.
+func TestReservedAfterAttachIsNotVerified(t *testing.T) {
+	s := newSrvAPI(t)
+	dns := dnstest.Start(t, "example.test", "hosting.test")
+	dns.Add(t, "ada.hosting.test. 60 IN A 192.0.2.10")
+	s.a.cfg.DNSResolver, s.a.cfg.DNSNSPort = dns.Addr, dns.Port
+	acc, key := s.account(api.ScopeHostingRead, api.ScopeHostingWrite)
+	hst := s.hostingAccount(acc, "ada", "ada.hosting.test")
+	for i, reserve := range []func(){
+		func() { s.a.cfg.ReservedDomains = []string{"later.example.test"} },
+		func() {
+			now := time.Now()
+			s.apply(fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_later", Hash: "hl", ExpiresAt: now.Add(time.Hour)})
+			s.apply(fsm.CmdNodeEnrol, fsm.NodeEnrol{TokenID: "jt_later", TokenHash: "hl", NodeID: "hv-later", Hostname: "hv9.example.test",
+				CertSerial: "sl", CertNotAfter: now.Add(24 * time.Hour)})
+		},
+	} {
+		domain := []string{"shop.later.example.test", "hv9.example.test"}[i]
+		s.a.cfg.ReservedDomains = nil
+		put := s.call(key, "PUT", "/v1/hosting/"+hst+"/custom-domain", `{"domain":"`+domain+`"}`)
+		var attached api.CustomDomain
+		if err := json.Unmarshal(put.body, &attached); put.status != http.StatusOK || err != nil {
+			t.Fatalf("attach %s before it is reserved: %d %s", domain, put.status, put.body)
+		}
+		// Its DNS is ready: without the reservation the verify would pass.
+		for _, rec := range attached.Records {
+			switch rec.Type {
+			case "TXT":
+				dns.Add(t, rec.Name+". 60 IN TXT \""+rec.Value+"\"")
+			case "A":
+				dns.Add(t, rec.Name+". 60 IN A "+rec.Value)
+			}
+		}
+		reserve()
+		r := s.call(key, "POST", "/v1/hosting/"+hst+"/custom-domain/verify", "")
+		if r.status != http.StatusConflict || r.code() != "domain_reserved" || !strings.Contains(r.msg(), domain) {
+			t.Errorf("verify %s after it was reserved: %d %s, want 409 domain_reserved", domain, r.status, r.body)
+		}
+		var cd api.CustomDomain
+		g := s.call(key, "GET", "/v1/hosting/"+hst+"/custom-domain", "")
+		if err := json.Unmarshal(g.body, &cd); err != nil || cd.Domain != domain || cd.Status == "verified" || cd.Status == "active" {
+			t.Errorf("custom domain after the refused verify: %d %s", g.status, g.body)
+		}
+		if r := s.call(key, "DELETE", "/v1/hosting/"+hst+"/custom-domain", ""); r.status >= 300 {
+			t.Fatalf("detach %s: %d %s", domain, r.status, r.body)
+		}
+	}
 }
