@@ -329,6 +329,19 @@ func TestHookHostileReceivers(t *testing.T) {
 		first := s1.waitAbout(t, "ticketId", tk.ID, 1, 20*time.Second)[0]
 		w2 := r.hook(r.keyA, s2.URL, "ticket.created")
 		d := first.header.Get("X-Sunucu-Delivery")
+		// The receiver has the request before the dispatcher's record of the
+		// attempt commits: until then the delivery is unknown under any
+		// webhook (a 404 for w1 too, which the final CI at f8d5b0a hit under
+		// load). Wait for w1's log to show it, so the w2 refusal below is
+		// about the webhook, not the timing.
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			if slices.ContainsFunc(r.attempts(f, r.keyA, w1.ID), func(a api.WebhookAttempt) bool { return a.DeliveryID == d }) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("delivery %s not in %s's log 20 s after its receiver got it", d, w1.ID)
+			}
+		}
 		for i := range r.c.Len() {
 			if rep := r.call(i, r.keyA, "POST", "/v1/webhooks/"+w2.ID+"/deliveries/"+d+"/redeliver", nil, nil); rep.Status != 404 {
 				t.Errorf("coordinator %d: w1's delivery redelivered under w2: %s; want 404", i, rep)
