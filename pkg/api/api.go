@@ -97,6 +97,22 @@ type Account struct {
 	BalanceUsdCents int64     `json:"balance_usd_cents"`
 }
 
+// AccountProfile is the answer of GET /v1/account: the account and its
+// reseller terms (444host v1.2: "GET /v1/account now reports reseller.enabled
+// + discount_pct").
+type AccountProfile struct {
+	Account
+	Reseller AccountReseller `json:"reseller"`
+}
+
+// AccountReseller is whether the account has reseller terms (a discount, or
+// an own price for some product; GET /v1/products shows what it pays) and its
+// discount in percent off the retail price.
+type AccountReseller struct {
+	Enabled     bool  `json:"enabled"`
+	DiscountPct int64 `json:"discount_pct"`
+}
+
 // Wallet is the prepaid wallet state.
 type Wallet struct {
 	BalanceUsdCents int64     `json:"balance_usd_cents"`

@@ -34,6 +34,31 @@ const (
 	ActionSnapshotRevert      = "snapshot.revert"
 )
 
+// ActionList is GET /v1/actions: a page of the account's actions, newest
+// first. NextCursor, when not null, is the cursor query parameter of the
+// next (older) page; a page may hold fewer than Limit actions and still
+// have a next one.
+type ActionList struct {
+	Data       []Action `json:"data"`
+	Limit      int      `json:"limit"`
+	NextCursor *string  `json:"next_cursor"`
+}
+
+// ActionStatuses are the statuses an action has (GET /v1/actions?status=).
+var ActionStatuses = []string{ActionPending, ActionRunning, ActionSuccess, ActionFailed}
+
+// ActionResourceTypes are the kinds of resource an action is about.
+var ActionResourceTypes = []string{"server", "hosting"}
+
+// ActionCommands are the commands an action may have (action.command, GET
+// /v1/actions?command=).
+var ActionCommands = []string{
+	ActionServerProvision, ActionServerStart, ActionServerStop, ActionServerReboot, ActionServerReinstall,
+	ActionServerTerminate, ActionServerPasswordReset, ActionSnapshotCreate, ActionSnapshotDelete, ActionSnapshotRevert,
+	ActionHostingCreate, ActionHostingSuspend, ActionHostingUnsuspend, ActionHostingSetPHP, ActionHostingDelete,
+	ActionHostingCert, ActionHostingUncert, ActionHostingChallenge, ActionHostingPasswordReset,
+}
+
 // ServerPlan is a server's size.
 type ServerPlan struct {
 	Slug      string `json:"slug"`
@@ -98,6 +123,23 @@ type Action struct {
 	StartedAt    *time.Time   `json:"started_at,omitempty"`
 	FinishedAt   *time.Time   `json:"finished_at,omitempty"`
 	Error        *ActionError `json:"error,omitempty"`
+	// Method is how a power action that succeeded was done, as its node
+	// reported (ActionMethods): a server.reboot of a stopped server is
+	// "started", a fresh boot and not a reboot. Empty for other actions,
+	// and for one whose node did not say.
+	Method string `json:"method,omitempty"`
+}
+
+// ActionMethods are the values of Action.Method, by command: a start
+// started the server or found it running already; a stop shut it down on
+// the ACPI request (graceful), powered it off when the grace ran out
+// (forced), or found it stopped; a reboot restarted the guest on the ACPI
+// request (guest-acpi), reset it (reset), or started it, as it was stopped
+// (started).
+var ActionMethods = map[string][]string{
+	ActionServerStart:  {NodePowerStarted, NodePowerAlready},
+	ActionServerStop:   {NodePowerGraceful, NodePowerForced, NodePowerAlready},
+	ActionServerReboot: {NodeRebootGuest, NodeRebootReset, NodeRebootStarted},
 }
 
 // Finished reports whether the action reached success or error.

@@ -56,7 +56,7 @@ const (
 // WebhookEvents is the event catalogue (SPEC.md, Webhook events), in SPEC order.
 var WebhookEvents = []WebhookEventInfo{
 	{Name: string(EventServerCreated), Description: "A server finished provisioning.", Payload: []string{"serverId", "status", "label"}, Emitted: true},
-	{Name: string(EventServerPowerChanged), Description: "A power action ran.", Payload: []string{"serverId", "action"}, Emitted: true},
+	{Name: string(EventServerPowerChanged), Description: "A power action ran. method, when the node said, is how (as the action's method): start started or already; stop graceful, forced or already; reboot guest-acpi, reset, or started (the server was stopped: it was started, a fresh boot, not a reboot).", Payload: []string{"serverId", "action"}, Emitted: true},
 	{Name: string(EventServerReinstalled), Description: "A reinstall ran.", Payload: []string{"serverId", "os", "osTemplate"}, Emitted: true},
 	{Name: string(EventServerTerminated), Description: "A server was terminated.", Payload: []string{"serverId"}, Emitted: true},
 	{Name: string(EventServerSuspended), Description: "A server was suspended (e.g. expiry).", Payload: []string{"serverId", "reason"}, Emitted: true},

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/url"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -19,7 +18,7 @@ func (c *Client) APIKeys(ctx context.Context) (api.KeyList, error) {
 
 // APIKeyUsage returns one page of a key's usage log, newest first.
 func (c *Client) APIKeyUsage(ctx context.Context, id string, page, limit int) (api.Page[api.KeyUsage], error) {
-	return get[api.Page[api.KeyUsage]](ctx, c, "/v1/account/api-keys/"+url.PathEscape(id)+"/usage"+pageQuery(page, limit))
+	return get[api.Page[api.KeyUsage]](ctx, c, "/v1/account/api-keys/"+seg("id", id)+"/usage"+pageQuery(page, limit))
 }
 
 // CreateAPIKey mints a key for the account (keys:write); the returned Key is
@@ -31,5 +30,5 @@ func (c *Client) CreateAPIKey(ctx context.Context, req api.APIKeyCreateRequest, 
 
 // RevokeAPIKey revokes one of the account's keys (keys:write).
 func (c *Client) RevokeAPIKey(ctx context.Context, id string) (api.KeyInfo, error) {
-	return call[api.KeyInfo](ctx, c, "DELETE", "/v1/account/api-keys/"+url.PathEscape(id), nil, nil)
+	return call[api.KeyInfo](ctx, c, "DELETE", "/v1/account/api-keys/"+seg("id", id), nil, nil)
 }

@@ -6,11 +6,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -77,9 +77,9 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any, hdr
 	})
 }
 
-// Account returns the caller's account.
-func (c *Client) Account(ctx context.Context) (api.Account, error) {
-	return call[api.Account](ctx, c, "GET", "/v1/account", nil, nil)
+// Account returns the caller's account and its reseller terms.
+func (c *Client) Account(ctx context.Context) (api.AccountProfile, error) {
+	return call[api.AccountProfile](ctx, c, "GET", "/v1/account", nil, nil)
 }
 
 // CreateTicket opens a ticket; idemKey may be empty.
@@ -89,7 +89,7 @@ func (c *Client) CreateTicket(ctx context.Context, req api.TicketCreateRequest, 
 
 // Ticket returns one ticket with its thread.
 func (c *Client) Ticket(ctx context.Context, id string) (api.Ticket, error) {
-	return call[api.Ticket](ctx, c, "GET", "/v1/tickets/"+url.PathEscape(id), nil, nil)
+	return call[api.Ticket](ctx, c, "GET", "/v1/tickets/"+seg("id", id), nil, nil)
 }
 
 // Tickets lists tickets.
@@ -98,6 +98,9 @@ func (c *Client) Tickets(ctx context.Context, page, limit int) (api.Page[api.Tic
 }
 
 func do(ctx context.Context, hc *http.Client, base, method, path string, body, out any, decorate func(*http.Request)) (*http.Response, error) {
+	if err := checkPath(method, path); err != nil {
+		return nil, err
+	}
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -171,7 +174,7 @@ func (a *Admin) DoWith(ctx context.Context, method, path string, body, out any, 
 		}
 	})
 	if err != nil {
-		if _, ok := err.(*api.Error); !ok {
+		if _, ok := err.(*api.Error); !ok && !errors.Is(err, ErrBadPathValue) {
 			return fmt.Errorf("admin socket %s: %w (is the coordinator running? set --socket or HOSTPLANE_ADMIN_SOCKET)", a.Socket, err)
 		}
 	}
@@ -204,27 +207,27 @@ func (a *Admin) CreateAccount(ctx context.Context, req api.AccountCreateRequest)
 
 // Account returns an account by id or email.
 func (a *Admin) Account(ctx context.Context, idOrEmail string) (api.Account, error) {
-	return adminCall[api.Account](ctx, a, "GET", "/admin/accounts/"+url.PathEscape(idOrEmail), nil)
+	return adminCall[api.Account](ctx, a, "GET", "/admin/accounts/"+seg("idOrEmail", idOrEmail), nil)
 }
 
 // CreateKey mints a key for an account.
 func (a *Admin) CreateKey(ctx context.Context, accountID string, req api.KeyCreateRequest) (api.KeyCreated, error) {
-	return adminCall[api.KeyCreated](ctx, a, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/keys", req)
+	return adminCall[api.KeyCreated](ctx, a, "POST", "/admin/accounts/"+seg("accountID", accountID)+"/keys", req)
 }
 
 // Keys lists an account's keys.
 func (a *Admin) Keys(ctx context.Context, accountID string) ([]api.KeyInfo, error) {
-	return adminCall[[]api.KeyInfo](ctx, a, "GET", "/admin/accounts/"+url.PathEscape(accountID)+"/keys", nil)
+	return adminCall[[]api.KeyInfo](ctx, a, "GET", "/admin/accounts/"+seg("accountID", accountID)+"/keys", nil)
 }
 
 // RevokeKey revokes a key.
 func (a *Admin) RevokeKey(ctx context.Context, keyID string) (api.KeyInfo, error) {
-	return adminCall[api.KeyInfo](ctx, a, "POST", "/admin/keys/"+url.PathEscape(keyID)+"/revoke", nil)
+	return adminCall[api.KeyInfo](ctx, a, "POST", "/admin/keys/"+seg("keyID", keyID)+"/revoke", nil)
 }
 
 // KeyUsage returns a key's usage log, newest first.
 func (a *Admin) KeyUsage(ctx context.Context, keyID string) ([]api.KeyUsage, error) {
-	return adminCall[[]api.KeyUsage](ctx, a, "GET", "/admin/keys/"+url.PathEscape(keyID)+"/usage", nil)
+	return adminCall[[]api.KeyUsage](ctx, a, "GET", "/admin/keys/"+seg("keyID", keyID)+"/usage", nil)
 }
 
 // CreditWallet credits a deposit.
@@ -235,7 +238,7 @@ func (a *Admin) CreditWallet(ctx context.Context, accountID string, req api.Wall
 // CreditWalletOnce is CreditWallet with an Idempotency-Key: a retry with the
 // same key and request answers the first credit instead of crediting again.
 func (a *Admin) CreditWalletOnce(ctx context.Context, accountID string, req api.WalletCreditRequest, key string) (api.WalletTransaction, error) {
-	return adminCallWith[api.WalletTransaction](ctx, a, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/wallet/credit", req, idempotencyHeader(key))
+	return adminCallWith[api.WalletTransaction](ctx, a, "POST", "/admin/accounts/"+seg("accountID", accountID)+"/wallet/credit", req, idempotencyHeader(key))
 }
 
 // idempotencyHeader is an Idempotency-Key header, or none for "".
@@ -255,22 +258,22 @@ func (a *Admin) IssueInvoice(ctx context.Context, accountID string, req api.Invo
 // retry with the same key and request answers the first invoice instead of
 // issuing (and perhaps paying) a second.
 func (a *Admin) IssueInvoiceOnce(ctx context.Context, accountID string, req api.InvoiceIssueRequest, key string) (api.Invoice, error) {
-	return adminCallWith[api.Invoice](ctx, a, "POST", "/admin/accounts/"+url.PathEscape(accountID)+"/invoices", req, idempotencyHeader(key))
+	return adminCallWith[api.Invoice](ctx, a, "POST", "/admin/accounts/"+seg("accountID", accountID)+"/invoices", req, idempotencyHeader(key))
 }
 
 // PayInvoice pays an invoice from the wallet.
 func (a *Admin) PayInvoice(ctx context.Context, invoiceID string) (api.Invoice, error) {
-	return adminCall[api.Invoice](ctx, a, "POST", "/admin/invoices/"+url.PathEscape(invoiceID)+"/pay", nil)
+	return adminCall[api.Invoice](ctx, a, "POST", "/admin/invoices/"+seg("invoiceID", invoiceID)+"/pay", nil)
 }
 
 // StaffReply posts a staff reply.
 func (a *Admin) StaffReply(ctx context.Context, ticketID string, req api.StaffReplyRequest) (api.Ticket, error) {
-	return adminCall[api.Ticket](ctx, a, "POST", "/admin/tickets/"+url.PathEscape(ticketID)+"/reply", req)
+	return adminCall[api.Ticket](ctx, a, "POST", "/admin/tickets/"+seg("ticketID", ticketID)+"/reply", req)
 }
 
 // SetTicketStatus changes a ticket's status.
 func (a *Admin) SetTicketStatus(ctx context.Context, ticketID, status string) (api.Ticket, error) {
-	return adminCall[api.Ticket](ctx, a, "POST", "/admin/tickets/"+url.PathEscape(ticketID)+"/status", api.TicketStatusRequest{Status: status})
+	return adminCall[api.Ticket](ctx, a, "POST", "/admin/tickets/"+seg("ticketID", ticketID)+"/status", api.TicketStatusRequest{Status: status})
 }
 
 // ClusterStatus returns the cluster as the socket's coordinator sees it.

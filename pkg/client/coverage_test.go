@@ -117,13 +117,13 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 		return discard(c.CreateServerSnapshot(ctx, "srv_1", api.SnapshotCreateRequest{Name: "s"}, "k"))
 	},
 	"deleteServerSnapshot": func(ctx context.Context, c *client.Client) error {
-		return discard(c.DeleteServerSnapshot(ctx, "srv_1", "snap_1"))
+		return discard(c.DeleteServerSnapshot(ctx, "srv_1", "snap_1", "k"))
 	},
 	"revertServerSnapshot": func(ctx context.Context, c *client.Client) error {
 		return discard(c.RevertServerSnapshot(ctx, "srv_1", "snap_1", "k"))
 	},
 	"powerServer": func(ctx context.Context, c *client.Client) error {
-		return discard(c.PowerServer(ctx, "srv_1", "reboot", &api.PowerRequest{Force: true}))
+		return discard(c.PowerServer(ctx, "srv_1", "reboot", &api.PowerRequest{Force: true}, "k"))
 	},
 	"resetServerPassword": func(ctx context.Context, c *client.Client) error { return discard(c.ResetServerPassword(ctx, "srv_1")) },
 	"labelServer": func(ctx context.Context, c *client.Client) error {
@@ -141,7 +141,10 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 	"deleteServerPTR": func(ctx context.Context, c *client.Client) error {
 		return discard(c.DeleteServerPTR(ctx, "srv_1", "192.0.2.1"))
 	},
-	"getAction":       func(ctx context.Context, c *client.Client) error { return discard(c.Action(ctx, "act_1")) },
+	"getAction": func(ctx context.Context, c *client.Client) error { return discard(c.Action(ctx, "act_1")) },
+	"listActions": func(ctx context.Context, c *client.Client) error {
+		return discard(c.Actions(ctx, client.ActionsQuery{Limit: 10, Cursor: "act_1", Status: "error"}))
+	},
 	"listScopes":      func(ctx context.Context, c *client.Client) error { return discard(c.Scopes(ctx)) },
 	"listApiKeys":     func(ctx context.Context, c *client.Client) error { return discard(c.APIKeys(ctx)) },
 	"listApiKeyUsage": func(ctx context.Context, c *client.Client) error { return discard(c.APIKeyUsage(ctx, "key_1", 1, 20)) },

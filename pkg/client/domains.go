@@ -16,7 +16,7 @@ func (c *Client) Domains(ctx context.Context, page, limit int) (api.Page[api.Dom
 
 // Domain returns one domain with its latest change.
 func (c *Client) Domain(ctx context.Context, id string) (api.Domain, error) {
-	return get[api.Domain](ctx, c, "/v1/domains/"+url.PathEscape(id))
+	return get[api.Domain](ctx, c, "/v1/domains/"+seg("id", id))
 }
 
 // CheckDomain asks the registry whether name can be registered, with the
@@ -36,7 +36,7 @@ func (c *Client) RegisterDomain(ctx context.Context, req api.DomainOrderRequest,
 // nameservers; the domain comes back with the change applied, or pending
 // when the registry has not answered yet (a refused change is an error).
 func (c *Client) UpdateDomain(ctx context.Context, id string, req api.DomainUpdateRequest, idemKey string) (api.Domain, error) {
-	return call[api.Domain](ctx, c, "PATCH", "/v1/domains/"+url.PathEscape(id), req, idem(idemKey))
+	return call[api.Domain](ctx, c, "PATCH", "/v1/domains/"+seg("id", id), req, idem(idemKey))
 }
 
 // Domains lists the registered domains of every account, or of one
@@ -51,7 +51,7 @@ func (a *Admin) Domains(ctx context.Context, accountID string) ([]api.AdminDomai
 
 // Domain returns one registered domain (operator).
 func (a *Admin) Domain(ctx context.Context, id string) (api.AdminDomain, error) {
-	return adminCall[api.AdminDomain](ctx, a, "GET", "/admin/domains/"+url.PathEscape(id), nil)
+	return adminCall[api.AdminDomain](ctx, a, "GET", "/admin/domains/"+seg("id", id), nil)
 }
 
 // QuoteDomain prices a registration body without ordering.

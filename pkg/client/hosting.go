@@ -19,9 +19,9 @@ func (c *Client) HostingAccount(ctx context.Context, id string) (api.HostingAcco
 }
 
 func hostingPath(id string, rest ...string) string {
-	p := "/v1/hosting/" + url.PathEscape(id)
+	p := "/v1/hosting/" + seg("id", id)
 	for _, r := range rest {
-		p += "/" + url.PathEscape(r)
+		p += "/" + r // a constant, or a seg
 	}
 	return p
 }
@@ -84,6 +84,6 @@ func (a *Admin) ListHosting(ctx context.Context, accountID string) ([]api.AdminH
 // account (operator): target as for Client.ResetHostingPassword. The new
 // passwords are in the answer only.
 func (a *Admin) ResetHostingPassword(ctx context.Context, id, target string) (api.HostingPasswordResetAccepted, error) {
-	return adminCall[api.HostingPasswordResetAccepted](ctx, a, "POST", "/admin/hosting/"+url.PathEscape(id)+"/password-reset",
+	return adminCall[api.HostingPasswordResetAccepted](ctx, a, "POST", "/admin/hosting/"+seg("id", id)+"/password-reset",
 		api.HostingPasswordResetRequest{Target: target})
 }

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/url"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -21,20 +20,20 @@ func (a *Admin) IPPools(ctx context.Context) ([]api.IPPool, error) {
 
 // IPPool shows a pool with its usage and every unit not free.
 func (a *Admin) IPPool(ctx context.Context, name string) (api.IPPoolDetail, error) {
-	return adminCall[api.IPPoolDetail](ctx, a, "GET", "/admin/ip-pools/"+url.PathEscape(name), nil)
+	return adminCall[api.IPPoolDetail](ctx, a, "GET", "/admin/ip-pools/"+seg("name", name), nil)
 }
 
 // RemoveIPPool removes a pool none of whose units is allocated or reserved.
 func (a *Admin) RemoveIPPool(ctx context.Context, name string) (api.IPPool, error) {
-	return adminCall[api.IPPool](ctx, a, "POST", "/admin/ip-pools/"+url.PathEscape(name)+"/remove", nil)
+	return adminCall[api.IPPool](ctx, a, "POST", "/admin/ip-pools/"+seg("name", name)+"/remove", nil)
 }
 
 // ReserveIP reserves the unit of a pool holding ip, so it is never allocated.
 func (a *Admin) ReserveIP(ctx context.Context, pool string, req api.IPReserveRequest) (api.IPPoolAddress, error) {
-	return adminCall[api.IPPoolAddress](ctx, a, "POST", "/admin/ip-pools/"+url.PathEscape(pool)+"/reserve", req)
+	return adminCall[api.IPPoolAddress](ctx, a, "POST", "/admin/ip-pools/"+seg("pool", pool)+"/reserve", req)
 }
 
 // ReleaseIP frees a reserved or quarantined unit at once.
 func (a *Admin) ReleaseIP(ctx context.Context, pool, ip string) (api.IPPoolAddress, error) {
-	return adminCall[api.IPPoolAddress](ctx, a, "POST", "/admin/ip-pools/"+url.PathEscape(pool)+"/release", api.IPReserveRequest{IP: ip})
+	return adminCall[api.IPPoolAddress](ctx, a, "POST", "/admin/ip-pools/"+seg("pool", pool)+"/release", api.IPReserveRequest{IP: ip})
 }

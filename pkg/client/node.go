@@ -10,7 +10,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -51,6 +50,9 @@ func NodeNew(socket string) *NodeClient {
 func (c *NodeClient) Close() { c.http.CloseIdleConnections() }
 
 func (c *NodeClient) do(ctx context.Context, method, path string, in, out any) error {
+	if err := checkPath(method, path); err != nil {
+		return err
+	}
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -126,7 +128,7 @@ func (c *NodeClient) ImportTemplate(ctx context.Context, req api.NodeTemplateImp
 
 // RemoveTemplate removes a template.
 func (c *NodeClient) RemoveTemplate(ctx context.Context, name, opID string) (*api.NodeOperation, error) {
-	return c.op(ctx, "/templates/"+url.PathEscape(name)+"/remove", api.NodeOpRequest{OpID: opID})
+	return c.op(ctx, "/templates/"+seg("name", name)+"/remove", api.NodeOpRequest{OpID: opID})
 }
 
 // VMs lists VMs.
@@ -138,7 +140,7 @@ func (c *NodeClient) VMs(ctx context.Context) ([]api.NodeVM, error) {
 // VM returns one VM.
 func (c *NodeClient) VM(ctx context.Context, name string) (*api.NodeVM, error) {
 	var out api.NodeVM
-	if err := c.do(ctx, http.MethodGet, "/vms/"+url.PathEscape(name), nil, &out); err != nil {
+	if err := c.do(ctx, http.MethodGet, "/vms/"+seg("name", name), nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -149,7 +151,7 @@ func (c *NodeClient) Provision(ctx context.Context, req api.NodeProvisionRequest
 	return c.op(ctx, "/vms", req)
 }
 
-func nodeVMPath(name, action string) string { return "/vms/" + url.PathEscape(name) + "/" + action }
+func nodeVMPath(name, action string) string { return "/vms/" + seg("name", name) + "/" + action }
 
 // Start starts a VM.
 func (c *NodeClient) Start(ctx context.Context, name, opID string) (*api.NodeOperation, error) {
@@ -194,19 +196,19 @@ func (c *NodeClient) CreateSnapshot(ctx context.Context, vm string, req api.Node
 
 // DeleteSnapshot deletes a snapshot.
 func (c *NodeClient) DeleteSnapshot(ctx context.Context, vm, snap, opID string) (*api.NodeOperation, error) {
-	return c.op(ctx, nodeVMPath(vm, "snapshots/"+url.PathEscape(snap)+"/delete"), api.NodeOpRequest{OpID: opID})
+	return c.op(ctx, nodeVMPath(vm, "snapshots/"+seg("snap", snap)+"/delete"), api.NodeOpRequest{OpID: opID})
 }
 
 // RevertSnapshot reverts to a snapshot.
 func (c *NodeClient) RevertSnapshot(ctx context.Context, vm, snap, opID string) (*api.NodeOperation, error) {
-	return c.op(ctx, nodeVMPath(vm, "snapshots/"+url.PathEscape(snap)+"/revert"), api.NodeOpRequest{OpID: opID})
+	return c.op(ctx, nodeVMPath(vm, "snapshots/"+seg("snap", snap)+"/revert"), api.NodeOpRequest{OpID: opID})
 }
 
 // Stats returns host stats and every VM's ring (only vm's when vm is set).
 func (c *NodeClient) Stats(ctx context.Context, vm string) (*api.NodeStats, error) {
 	p := "/stats"
 	if vm != "" {
-		p += "/" + url.PathEscape(vm)
+		p += "/" + seg("vm", vm)
 	}
 	var out api.NodeStats
 	if err := c.do(ctx, http.MethodGet, p, nil, &out); err != nil {
@@ -218,7 +220,7 @@ func (c *NodeClient) Stats(ctx context.Context, vm string) (*api.NodeStats, erro
 // Operation returns a journaled operation.
 func (c *NodeClient) Operation(ctx context.Context, id string) (*api.NodeOperation, error) {
 	var out api.NodeOperation
-	if err := c.do(ctx, http.MethodGet, "/operations/"+url.PathEscape(id), nil, &out); err != nil {
+	if err := c.do(ctx, http.MethodGet, "/operations/"+seg("id", id), nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/url"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -19,10 +18,10 @@ func (a *Admin) AgentNodes(ctx context.Context) ([]api.AgentNode, error) {
 
 // AgentNode shows one node.
 func (a *Admin) AgentNode(ctx context.Context, id string) (api.AgentNode, error) {
-	return adminCall[api.AgentNode](ctx, a, "GET", "/admin/nodes/"+url.PathEscape(id), nil)
+	return adminCall[api.AgentNode](ctx, a, "GET", "/admin/nodes/"+seg("id", id), nil)
 }
 
 // RemoveAgentNode revokes a node: its certificate is refused from then on.
 func (a *Admin) RemoveAgentNode(ctx context.Context, id string) (api.AgentNode, error) {
-	return adminCall[api.AgentNode](ctx, a, "POST", "/admin/nodes/"+url.PathEscape(id)+"/remove", nil)
+	return adminCall[api.AgentNode](ctx, a, "POST", "/admin/nodes/"+seg("id", id)+"/remove", nil)
 }

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/url"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -14,7 +13,7 @@ func (c *Client) ConnectedApps(ctx context.Context) (api.ConnectedAppList, error
 
 // RevokeConnectedApp revokes a connected app and every token it holds.
 func (c *Client) RevokeConnectedApp(ctx context.Context, id string) (api.ConnectedApp, error) {
-	return call[api.ConnectedApp](ctx, c, "DELETE", "/v1/account/connected-apps/"+url.PathEscape(id), nil, nil)
+	return call[api.ConnectedApp](ctx, c, "DELETE", "/v1/account/connected-apps/"+seg("id", id), nil, nil)
 }
 
 // OAuthApprove approves (or, with Deny, denies) a device authorization for an
@@ -25,10 +24,10 @@ func (a *Admin) OAuthApprove(ctx context.Context, req api.OAuthApproveRequest) (
 
 // ConnectedApps lists an account's connected apps.
 func (a *Admin) ConnectedApps(ctx context.Context, accountID string) (api.ConnectedAppList, error) {
-	return adminCall[api.ConnectedAppList](ctx, a, "GET", "/admin/accounts/"+url.PathEscape(accountID)+"/connected-apps", nil)
+	return adminCall[api.ConnectedAppList](ctx, a, "GET", "/admin/accounts/"+seg("accountID", accountID)+"/connected-apps", nil)
 }
 
 // RevokeConnectedApp revokes any account's connected app with its tokens.
 func (a *Admin) RevokeConnectedApp(ctx context.Context, id string) (api.ConnectedApp, error) {
-	return adminCall[api.ConnectedApp](ctx, a, "POST", "/admin/connected-apps/"+url.PathEscape(id)+"/revoke", nil)
+	return adminCall[api.ConnectedApp](ctx, a, "POST", "/admin/connected-apps/"+seg("id", id)+"/revoke", nil)
 }

@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -32,12 +31,12 @@ func (a *Admin) Products(ctx context.Context) ([]api.AdminProduct, error) {
 
 // CreateProduct adds a product to the catalogue.
 func (a *Admin) CreateProduct(ctx context.Context, slug string, req api.ProductRequest) (api.AdminProduct, error) {
-	return adminCall[api.AdminProduct](ctx, a, "POST", "/admin/products/"+url.PathEscape(slug), req)
+	return adminCall[api.AdminProduct](ctx, a, "POST", "/admin/products/"+seg("slug", slug), req)
 }
 
 // UpdateProduct replaces a product's details and price (new orders pay it).
 func (a *Admin) UpdateProduct(ctx context.Context, slug string, req api.ProductRequest) (api.AdminProduct, error) {
-	return adminCall[api.AdminProduct](ctx, a, "PUT", "/admin/products/"+url.PathEscape(slug), req)
+	return adminCall[api.AdminProduct](ctx, a, "PUT", "/admin/products/"+seg("slug", slug), req)
 }
 
 // UpdateProductIf is UpdateProduct applied only to the product as last
@@ -45,22 +44,22 @@ func (a *Admin) UpdateProduct(ctx context.Context, slug string, req api.ProductR
 // changed since is a 412 precondition_failed, nothing changed.
 func (a *Admin) UpdateProductIf(ctx context.Context, slug string, req api.ProductRequest, updatedAt time.Time) (api.AdminProduct, error) {
 	hdr := http.Header{"If-Match": {`"` + updatedAt.UTC().Format(time.RFC3339Nano) + `"`}}
-	return adminCallWith[api.AdminProduct](ctx, a, "PUT", "/admin/products/"+url.PathEscape(slug), req, hdr)
+	return adminCallWith[api.AdminProduct](ctx, a, "PUT", "/admin/products/"+seg("slug", slug), req, hdr)
 }
 
 // RetireProduct stops a product from being ordered.
 func (a *Admin) RetireProduct(ctx context.Context, slug string) (api.AdminProduct, error) {
-	return adminCall[api.AdminProduct](ctx, a, "POST", "/admin/products/"+url.PathEscape(slug)+"/retire", struct{}{})
+	return adminCall[api.AdminProduct](ctx, a, "POST", "/admin/products/"+seg("slug", slug)+"/retire", struct{}{})
 }
 
 // AccountPricing returns an account's reseller pricing.
 func (a *Admin) AccountPricing(ctx context.Context, accountID string) (api.AccountPricing, error) {
-	return adminCall[api.AccountPricing](ctx, a, "GET", "/admin/accounts/"+url.PathEscape(accountID)+"/pricing", nil)
+	return adminCall[api.AccountPricing](ctx, a, "GET", "/admin/accounts/"+seg("accountID", accountID)+"/pricing", nil)
 }
 
 // SetAccountPricing sets an account's reseller pricing.
 func (a *Admin) SetAccountPricing(ctx context.Context, accountID string, p api.AccountPricing) (api.AccountPricing, error) {
-	return adminCall[api.AccountPricing](ctx, a, "PUT", "/admin/accounts/"+url.PathEscape(accountID)+"/pricing", p)
+	return adminCall[api.AccountPricing](ctx, a, "PUT", "/admin/accounts/"+seg("accountID", accountID)+"/pricing", p)
 }
 
 // QuoteServer prices an order body without ordering.
@@ -82,13 +81,13 @@ func (c *Client) QuoteHosting(ctx context.Context, req api.HostingOrderRequest) 
 // Suspend suspends a server ("servers") or hosting account ("hosting") as an
 // operator, with the reason the customer is shown.
 func (a *Admin) Suspend(ctx context.Context, kind, id, reason string) (api.AdminSuspension, error) {
-	return adminCall[api.AdminSuspension](ctx, a, "POST", "/admin/"+kind+"/"+url.PathEscape(id)+"/suspend", api.AdminSuspendRequest{Reason: reason})
+	return adminCall[api.AdminSuspension](ctx, a, "POST", "/admin/"+seg("kind", kind)+"/"+seg("id", id)+"/suspend", api.AdminSuspendRequest{Reason: reason})
 }
 
 // Unsuspend lifts an operator's suspension of a server ("servers") or
 // hosting account ("hosting").
 func (a *Admin) Unsuspend(ctx context.Context, kind, id string) (api.AdminSuspension, error) {
-	return adminCall[api.AdminSuspension](ctx, a, "POST", "/admin/"+kind+"/"+url.PathEscape(id)+"/unsuspend", nil)
+	return adminCall[api.AdminSuspension](ctx, a, "POST", "/admin/"+seg("kind", kind)+"/"+seg("id", id)+"/unsuspend", nil)
 }
 
 // OSTemplateLabels lists the operators' template labels.
@@ -99,7 +98,7 @@ func (a *Admin) OSTemplateLabels(ctx context.Context) ([]api.OSTemplateLabel, er
 // LabelOSTemplate sets the family, version and display name customers see
 // of a template (GET /v1/os-templates); empty fields fall back to the name.
 func (a *Admin) LabelOSTemplate(ctx context.Context, name string, req api.OSTemplateLabelRequest) (api.OSTemplateLabel, error) {
-	return adminCall[api.OSTemplateLabel](ctx, a, "PUT", "/admin/os-templates/"+url.PathEscape(name), req)
+	return adminCall[api.OSTemplateLabel](ctx, a, "PUT", "/admin/os-templates/"+seg("name", name), req)
 }
 
 // ifLabel is the precondition header of a label write made from a read of
@@ -116,16 +115,16 @@ func ifLabel(updatedAt time.Time) http.Header {
 // last changed at updatedAt (zero: the template had none): a label changed
 // since is a 412 precondition_failed, nothing changed.
 func (a *Admin) LabelOSTemplateIf(ctx context.Context, name string, req api.OSTemplateLabelRequest, updatedAt time.Time) (api.OSTemplateLabel, error) {
-	return adminCallWith[api.OSTemplateLabel](ctx, a, "PUT", "/admin/os-templates/"+url.PathEscape(name), req, ifLabel(updatedAt))
+	return adminCallWith[api.OSTemplateLabel](ctx, a, "PUT", "/admin/os-templates/"+seg("name", name), req, ifLabel(updatedAt))
 }
 
 // UnlabelOSTemplateIf is UnlabelOSTemplate applied only to the label as read
 // (LabelOSTemplateIf).
 func (a *Admin) UnlabelOSTemplateIf(ctx context.Context, name string, updatedAt time.Time) (api.OSTemplateLabel, error) {
-	return adminCallWith[api.OSTemplateLabel](ctx, a, "DELETE", "/admin/os-templates/"+url.PathEscape(name), nil, ifLabel(updatedAt))
+	return adminCallWith[api.OSTemplateLabel](ctx, a, "DELETE", "/admin/os-templates/"+seg("name", name), nil, ifLabel(updatedAt))
 }
 
 // UnlabelOSTemplate removes a template's label and returns it.
 func (a *Admin) UnlabelOSTemplate(ctx context.Context, name string) (api.OSTemplateLabel, error) {
-	return adminCall[api.OSTemplateLabel](ctx, a, "DELETE", "/admin/os-templates/"+url.PathEscape(name), nil)
+	return adminCall[api.OSTemplateLabel](ctx, a, "DELETE", "/admin/os-templates/"+seg("name", name), nil)
 }

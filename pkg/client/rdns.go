@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/url"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -21,5 +20,5 @@ func (a *Admin) AddReverseZone(ctx context.Context, req api.ReverseZoneRequest) 
 // RemoveReverseZone unmaps a reverse zone; the leader deletes it from
 // PowerDNS.
 func (a *Admin) RemoveReverseZone(ctx context.Context, zone string) (api.ReverseZone, error) {
-	return adminCall[api.ReverseZone](ctx, a, "DELETE", "/admin/reverse-zones/"+url.PathEscape(zone), nil)
+	return adminCall[api.ReverseZone](ctx, a, "DELETE", "/admin/reverse-zones/"+seg("zone", zone), nil)
 }

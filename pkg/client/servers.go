@@ -32,16 +32,16 @@ func (a *Admin) Servers(ctx context.Context, accountID, nodeID string) ([]api.Ad
 
 // Server shows one server with where it runs.
 func (a *Admin) Server(ctx context.Context, id string) (api.AdminServer, error) {
-	return adminCall[api.AdminServer](ctx, a, "GET", "/admin/servers/"+url.PathEscape(id), nil)
+	return adminCall[api.AdminServer](ctx, a, "GET", "/admin/servers/"+seg("id", id), nil)
 }
 
 // AgentNodeDetail shows a node with its scheduling state, usage and servers.
 func (a *Admin) AgentNodeDetail(ctx context.Context, id string) (api.AdminNodeDetail, error) {
-	return adminCall[api.AdminNodeDetail](ctx, a, "GET", "/admin/nodes/"+url.PathEscape(id)+"/detail", nil)
+	return adminCall[api.AdminNodeDetail](ctx, a, "GET", "/admin/nodes/"+seg("id", id)+"/detail", nil)
 }
 
 func (a *Admin) schedule(ctx context.Context, id, verb string) (api.AdminNodeDetail, error) {
-	return adminCall[api.AdminNodeDetail](ctx, a, "POST", "/admin/nodes/"+url.PathEscape(id)+"/"+verb, nil)
+	return adminCall[api.AdminNodeDetail](ctx, a, "POST", "/admin/nodes/"+seg("id", id)+"/"+verb, nil)
 }
 
 // CordonNode stops new placements on a node.
@@ -57,7 +57,7 @@ func (a *Admin) UncordonNode(ctx context.Context, id string) (api.AdminNodeDetai
 // SetNodeLocation puts the node in location ("" takes it out of any): orders
 // for that location, or for a product offered there, are placed on it.
 func (a *Admin) SetNodeLocation(ctx context.Context, id, location string) (api.AdminNodeDetail, error) {
-	return adminCall[api.AdminNodeDetail](ctx, a, "PUT", "/admin/nodes/"+url.PathEscape(id)+"/location", api.NodeLocationRequest{Location: &location})
+	return adminCall[api.AdminNodeDetail](ctx, a, "PUT", "/admin/nodes/"+seg("id", id)+"/location", api.NodeLocationRequest{Location: &location})
 }
 
 // DrainNode cordons the node and marks it draining; the answer lists the

@@ -39,7 +39,7 @@ func (a *Admin) Tickets(ctx context.Context, q AdminTicketQuery) (api.AdminTicke
 
 // Ticket shows a ticket of any account with its thread.
 func (a *Admin) Ticket(ctx context.Context, ticketID string) (api.AdminTicket, error) {
-	return adminCall[api.AdminTicket](ctx, a, "GET", "/admin/tickets/"+url.PathEscape(ticketID), nil)
+	return adminCall[api.AdminTicket](ctx, a, "GET", "/admin/tickets/"+seg("ticketID", ticketID), nil)
 }
 
 // CloseTicket closes a ticket (its status becomes closed; a customer reply

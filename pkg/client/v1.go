@@ -46,19 +46,19 @@ func (c *Client) Invoices(ctx context.Context, page, limit int) (api.Page[api.In
 
 // Invoice returns one invoice with its lines.
 func (c *Client) Invoice(ctx context.Context, id string) (api.Invoice, error) {
-	return get[api.Invoice](ctx, c, "/v1/billing/invoices/"+url.PathEscape(id))
+	return get[api.Invoice](ctx, c, "/v1/billing/invoices/"+seg("id", id))
 }
 
 // Tickets.
 
 // ReplyTicket adds the customer's message to a ticket; idemKey may be empty.
 func (c *Client) ReplyTicket(ctx context.Context, id string, req api.TicketReplyRequest, idemKey string) (api.Ticket, error) {
-	return call[api.Ticket](ctx, c, "POST", "/v1/tickets/"+url.PathEscape(id)+"/reply", req, idem(idemKey))
+	return call[api.Ticket](ctx, c, "POST", "/v1/tickets/"+seg("id", id)+"/reply", req, idem(idemKey))
 }
 
 // CloseTicket closes a ticket.
 func (c *Client) CloseTicket(ctx context.Context, id string) (api.Ticket, error) {
-	return call[api.Ticket](ctx, c, "POST", "/v1/tickets/"+url.PathEscape(id)+"/close", nil, nil)
+	return call[api.Ticket](ctx, c, "POST", "/v1/tickets/"+seg("id", id)+"/close", nil, nil)
 }
 
 // Servers and actions. Every call that changes a server answers 202 with the
@@ -71,13 +71,13 @@ func (c *Client) Servers(ctx context.Context, page, limit int) (api.ServerList, 
 
 // Server returns one server.
 func (c *Client) Server(ctx context.Context, id string) (api.Server, error) {
-	return get[api.Server](ctx, c, "/v1/servers/"+url.PathEscape(id))
+	return get[api.Server](ctx, c, "/v1/servers/"+seg("id", id))
 }
 
 func (c *Client) serverPath(id string, rest ...string) string {
-	p := "/v1/servers/" + url.PathEscape(id)
+	p := "/v1/servers/" + seg("id", id)
 	for _, r := range rest {
-		p += "/" + url.PathEscape(r)
+		p += "/" + r // a constant, or a seg
 	}
 	return p
 }
@@ -106,24 +106,24 @@ func (c *Client) CreateServerSnapshot(ctx context.Context, id string, req api.Sn
 	return c.accepted(ctx, "POST", c.serverPath(id, "snapshots"), req, idem(idemKey))
 }
 
-// DeleteServerSnapshot deletes a snapshot.
-func (c *Client) DeleteServerSnapshot(ctx context.Context, id, snapshotID string) (api.ActionAccepted, error) {
-	return c.accepted(ctx, "DELETE", c.serverPath(id, "snapshots", snapshotID), nil, nil)
+// DeleteServerSnapshot deletes a snapshot; idemKey may be empty.
+func (c *Client) DeleteServerSnapshot(ctx context.Context, id, snapshotID, idemKey string) (api.ActionAccepted, error) {
+	return c.accepted(ctx, "DELETE", c.serverPath(id, "snapshots", seg("snapshotID", snapshotID)), nil, idem(idemKey))
 }
 
 // RevertServerSnapshot returns a server's disk to a snapshot; idemKey may be empty.
 func (c *Client) RevertServerSnapshot(ctx context.Context, id, snapshotID, idemKey string) (api.ActionAccepted, error) {
-	return c.accepted(ctx, "POST", c.serverPath(id, "snapshots", snapshotID, "revert"), nil, idem(idemKey))
+	return c.accepted(ctx, "POST", c.serverPath(id, "snapshots", seg("snapshotID", snapshotID), "revert"), nil, idem(idemKey))
 }
 
 // PowerServer starts, stops or reboots a server (action: one of
-// api.PowerActions); req may be nil.
-func (c *Client) PowerServer(ctx context.Context, id, action string, req *api.PowerRequest) (api.ActionAccepted, error) {
+// api.PowerActions); req may be nil, idemKey empty.
+func (c *Client) PowerServer(ctx context.Context, id, action string, req *api.PowerRequest, idemKey string) (api.ActionAccepted, error) {
 	var body any
 	if req != nil {
 		body = req
 	}
-	return c.accepted(ctx, "POST", c.serverPath(id, "power", action), body, nil)
+	return c.accepted(ctx, "POST", c.serverPath(id, "power", seg("action", action)), body, idem(idemKey))
 }
 
 // ResetServerPassword sets a new root password, returned this once.
@@ -176,15 +176,46 @@ func (c *Client) AccountIPsPage(ctx context.Context, page, limit int) (api.Accou
 
 // SetServerPTR sets the reverse-DNS name of one of the server's addresses.
 func (c *Client) SetServerPTR(ctx context.Context, id, ip string, req api.PTRRequest) (api.ServerIP, error) {
-	return call[api.ServerIP](ctx, c, "PUT", c.serverPath(id, "ips", ip, "ptr"), req, nil)
+	return call[api.ServerIP](ctx, c, "PUT", c.serverPath(id, "ips", seg("ip", ip), "ptr"), req, nil)
 }
 
 // DeleteServerPTR removes the reverse-DNS name of one of the server's addresses.
 func (c *Client) DeleteServerPTR(ctx context.Context, id, ip string) (api.ServerIP, error) {
-	return call[api.ServerIP](ctx, c, "DELETE", c.serverPath(id, "ips", ip, "ptr"), nil, nil)
+	return call[api.ServerIP](ctx, c, "DELETE", c.serverPath(id, "ips", seg("ip", ip), "ptr"), nil, nil)
+}
+
+// ActionsQuery selects a page of GET /v1/actions; an empty field (a zero
+// Limit) is not sent.
+type ActionsQuery struct {
+	Limit        int
+	Cursor       string // the previous page's NextCursor; "" the newest
+	ResourceType string // "server" or "hosting"
+	ResourceID   string
+	Status       string
+	Command      string
+}
+
+// Actions returns a page of the account's actions, newest first. A page's
+// NextCursor, when not nil, is the next (older) page's Cursor; nil is the
+// end. A page may hold fewer than Limit actions and still have a next one.
+func (c *Client) Actions(ctx context.Context, q ActionsQuery) (api.ActionList, error) {
+	v := url.Values{}
+	if q.Limit != 0 {
+		v.Set("limit", strconv.Itoa(q.Limit))
+	}
+	for name, val := range map[string]string{"cursor": q.Cursor, "resource_type": q.ResourceType, "resource_id": q.ResourceID, "status": q.Status, "command": q.Command} {
+		if val != "" {
+			v.Set(name, val)
+		}
+	}
+	path := "/v1/actions"
+	if len(v) > 0 {
+		path += "?" + v.Encode()
+	}
+	return get[api.ActionList](ctx, c, path)
 }
 
 // Action returns an action (queued, running, success or failed).
 func (c *Client) Action(ctx context.Context, id string) (api.Action, error) {
-	return get[api.Action](ctx, c, "/v1/actions/"+url.PathEscape(id))
+	return get[api.Action](ctx, c, "/v1/actions/"+seg("id", id))
 }

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/url"
 	"strconv"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -21,31 +20,31 @@ func (c *Client) Webhooks(ctx context.Context, page, limit int) (api.Page[api.We
 
 // Webhook returns one subscription (secret masked).
 func (c *Client) Webhook(ctx context.Context, id string) (api.Webhook, error) {
-	return call[api.Webhook](ctx, c, "GET", "/v1/webhooks/"+url.PathEscape(id), nil, nil)
+	return call[api.Webhook](ctx, c, "GET", "/v1/webhooks/"+seg("id", id), nil, nil)
 }
 
 // UpdateWebhook changes a subscription; nil fields stay.
 func (c *Client) UpdateWebhook(ctx context.Context, id string, req api.WebhookUpdateRequest) (api.Webhook, error) {
-	return call[api.Webhook](ctx, c, "PATCH", "/v1/webhooks/"+url.PathEscape(id), req, nil)
+	return call[api.Webhook](ctx, c, "PATCH", "/v1/webhooks/"+seg("id", id), req, nil)
 }
 
 // DeleteWebhook removes a subscription with its delivery log.
 func (c *Client) DeleteWebhook(ctx context.Context, id string) error {
-	_, err := c.Do(ctx, "DELETE", "/v1/webhooks/"+url.PathEscape(id), nil, nil, nil)
+	_, err := c.Do(ctx, "DELETE", "/v1/webhooks/"+seg("id", id), nil, nil, nil)
 	return err
 }
 
 // RotateWebhookSecret issues a new secret (returned once); the old one stops at once.
 func (c *Client) RotateWebhookSecret(ctx context.Context, id string) (api.Webhook, error) {
-	return call[api.Webhook](ctx, c, "POST", "/v1/webhooks/"+url.PathEscape(id)+"/rotate-secret", nil, nil)
+	return call[api.Webhook](ctx, c, "POST", "/v1/webhooks/"+seg("id", id)+"/rotate-secret", nil, nil)
 }
 
 // WebhookDeliveries returns a page of the subscription's delivery log, newest first.
 func (c *Client) WebhookDeliveries(ctx context.Context, id string, page, limit int) (api.Page[api.WebhookAttempt], error) {
-	return call[api.Page[api.WebhookAttempt]](ctx, c, "GET", "/v1/webhooks/"+url.PathEscape(id)+"/deliveries?page="+strconv.Itoa(page)+"&limit="+strconv.Itoa(limit), nil, nil)
+	return call[api.Page[api.WebhookAttempt]](ctx, c, "GET", "/v1/webhooks/"+seg("id", id)+"/deliveries?page="+strconv.Itoa(page)+"&limit="+strconv.Itoa(limit), nil, nil)
 }
 
 // RedeliverWebhook re-queues a past delivery as a new attempt chain.
 func (c *Client) RedeliverWebhook(ctx context.Context, id, deliveryID string) (api.WebhookDelivery, error) {
-	return call[api.WebhookDelivery](ctx, c, "POST", "/v1/webhooks/"+url.PathEscape(id)+"/deliveries/"+url.PathEscape(deliveryID)+"/redeliver", nil, nil)
+	return call[api.WebhookDelivery](ctx, c, "POST", "/v1/webhooks/"+seg("id", id)+"/deliveries/"+seg("deliveryID", deliveryID)+"/redeliver", nil, nil)
 }

@@ -580,4 +580,7 @@ func TestOrdersOutsideIn(t *testing.T) {
 			t.Fatalf("bad bodies changed A's account: %+v → %+v", before, after)
 		}
 	})
+
+	// Last: it reboots A's server (actions_list_test.go).
+	t.Run("the account's list of actions", func(t *testing.T) { checkActionList(t, r, own, f) })
 }

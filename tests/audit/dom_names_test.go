@@ -122,14 +122,17 @@ func TestDomainNamesInEveryForm(t *testing.T) {
 	})
 
 	t.Run("hostile contacts are 400s that reach no registry", func(t *testing.T) {
-		// (The country code is checked for its shape only: "XX" is taken
-		// and left to the registry, as an account's country is.)
+		// (A country code of the right shape that is no country, "XX"
+		// user-assigned or "YU" withdrawn, is refused as an account's
+		// country is.)
 		creates, contacts, before := d.reg.Applied("domain:create", ""), d.reg.Applied("contact:create", ""), d.balance(d.keyA)
 		long := strings.Repeat("x", 300)
 		for i, c := range []map[string]any{
 			{"name": "Åda Lövelace", "street": []string{"1 St"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com"},
 			{"name": "Ada", "street": []string{"1 St"}, "city": "Istanbul", "cc": "tr", "email": "ada@example.com"},
 			{"name": "Ada", "street": []string{"1 St"}, "city": "Istanbul", "cc": "TUR", "email": "ada@example.com"},
+			{"name": "Ada", "street": []string{"1 St"}, "city": "Istanbul", "cc": "XX", "email": "ada@example.com"},
+			{"name": "Ada", "street": []string{"1 St"}, "city": "Istanbul", "cc": "YU", "email": "ada@example.com"},
 			{"name": "Ada", "street": []string{"1 St"}, "city": "Istanbul", "cc": "TR", "email": "not-an-email"},
 			{"name": "Ada", "street": []string{"1 St"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com\r\nBcc: x@y.z"},
 			{"name": "Ada", "street": []string{"1", "2", "3", "4"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com"},

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestHookEdges: the corners of a subscription a careless customer finds.
@@ -186,28 +185,18 @@ func TestHookEdges(t *testing.T) {
 
 	// No secret in the clear on disk or in a log.
 	time.Sleep(time.Second)
-	var files int
 	for _, s := range secrets {
 		if len(s) < 20 || strings.Contains(s, "•") {
 			t.Errorf("a secret shown as %q", s)
 		}
 	}
-	err := filepath.Walk(r.c.Dir, func(path string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() || info.Mode()&os.ModeSocket != 0 {
-			return nil
-		}
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			return nil
-		}
-		files++
+	files, err := framework.ScanFiles(r.c.Dir, func(path string, raw []byte) {
 		for _, s := range secrets {
 			body := strings.TrimPrefix(s, "whsec_")
 			if bytes.Contains(raw, []byte(body)) {
 				t.Errorf("%s holds a signing secret in the clear", path)
 			}
 		}
-		return nil
 	})
 	if err != nil || files < 6 {
 		t.Errorf("walked %d files under %s: %v", files, r.c.Dir, err)

@@ -30,17 +30,7 @@ func TestRateLimitIsPerKeyAcrossCoordinators(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ld, err := c.LeaderIndex(20 * time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		term := func() uint64 {
-			st, err := c.Admin(ld).ClusterStatus(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return st.Term
-		}
+		ld, term := leaderAndTerm(ctx, t, c)
 		before := term()
 		order := []int{ld, (ld + 1) % 3, (ld + 2) % 3}
 		var answered, wrong []string
@@ -113,6 +103,24 @@ func ticket(method string) any {
 // limitCluster starts the rate-limit tests' three coordinator processes (a
 // short Raft timeout) with one account of email, and a client of each
 // coordinator's public API; ctx ends with the test, within 2 minutes.
+// leaderAndTerm is the cluster's leader and a reading of its Raft term: a
+// round that counts a budget on the leader is repeated when the term moved
+// under it (the new leader counts from a fresh window).
+func leaderAndTerm(ctx context.Context, t *testing.T, c *framework.ProcessCluster) (int, func() uint64) {
+	t.Helper()
+	ld, err := c.LeaderIndex(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ld, func() uint64 {
+		st, err := c.Admin(ld).ClusterStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Term
+	}
+}
+
 func limitCluster(t *testing.T, email string) (*framework.ProcessCluster, context.Context, api.Account, []*framework.API) {
 	t.Helper()
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})

@@ -303,8 +303,9 @@ func checkSeedDoc(s seedSurface, doc oaDoc) []string {
 // closed), ticket.created and wallet.deposit.received arrive signed as
 // X-Sunucu-Signature describes with their payload fields, the account
 // answers through X-API-Key with its fields, and 400/401/403/404/429 come in
-// the error body with their reason phrases, every keyed answer with the rate-limit
-// headers and a 429 with Retry-After; the changelog's /mcp takes the key as
+// the error body with their reason phrases, every answer with the rate-limit
+// headers (a 401 without a key: the client address's budget) and a 429 with
+// Retry-After; the changelog's /mcp takes the key as
 // a Bearer token and its OAuth device flow is published under /oauth/. One
 // coordinator, no VMs.
 func TestSeedSurfaceServedAsWritten(t *testing.T) {
@@ -548,7 +549,9 @@ func TestSeedSurfaceServedAsWritten(t *testing.T) {
 	}
 
 	// The error codes, in the error body.
-	errorBody("no key", a.Call("", "GET", "/v1/account", nil, nil), http.StatusUnauthorized)
+	r = a.Call("", "GET", "/v1/account", nil, nil)
+	errorBody("no key", r, http.StatusUnauthorized)
+	rateHeaders("no key", r)
 	errorBody("malformed body", a.Call(key, "POST", "/v1/tickets", "{", nil), http.StatusBadRequest)
 	absent := t1.ID[:len(t1.ID)-1] + "0"
 	if absent == t1.ID {

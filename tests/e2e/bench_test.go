@@ -49,7 +49,7 @@ func BenchmarkRebootLatency(b *testing.B) {
 	viaAPI := func() (time.Duration, time.Duration) {
 		start := time.Now()
 		acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-			return cl.PowerServer(ctx, created.Server.ID, "reboot", &api.PowerRequest{Force: true})
+			return cl.PowerServer(ctx, created.Server.ID, "reboot", &api.PowerRequest{Force: true}, "")
 		})
 		for {
 			r := c.do(http.MethodGet, "/v1/actions/"+acc.Action.ID, nil)

@@ -65,12 +65,16 @@ func (w *world) testLifecycle(t *testing.T) {
 
 	// Reboot: a second boot marker, counter 2.
 	acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", nil)
+		return cl.PowerServer(ctx, id, "reboot", nil, "")
 	})
 	if acc.Action.Command != api.ActionServerReboot || acc.Server == nil || acc.Server.ID != id {
 		t.Fatalf("reboot 202: %+v", acc)
 	}
-	c.waitSuccess(acc.Action.ID, actionTimeout)
+	// GET /v1/actions/{id} says how: the guest restarted on the ACPI
+	// request, or was reset.
+	if a := c.waitSuccess(acc.Action.ID, actionTimeout); a.Method != api.NodeRebootGuest && a.Method != api.NodeRebootReset {
+		t.Errorf("reboot of a running server: action method %q, want guest-acpi or reset", a.Method)
+	}
 	if b := waitBoot(t, console, 2); b.Count != "2" || b.InstallID != first.InstallID {
 		t.Fatalf("after reboot: %+v", b)
 	}
@@ -100,7 +104,7 @@ func (w *world) testLifecycle(t *testing.T) {
 
 	// Reboot again (counter 3), then revert: the disk goes back to 2.
 	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", nil)
+		return cl.PowerServer(ctx, id, "reboot", nil, "")
 	})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	waitBoot(t, console, 3)
@@ -150,7 +154,7 @@ func (w *world) testLifecycle(t *testing.T) {
 
 	// Stop: graceful, shut off, status stopped.
 	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "stop", nil)
+		return cl.PowerServer(ctx, id, "stop", nil, "")
 	})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	requireDomState(t, vm, "shut off")
@@ -160,14 +164,38 @@ func (w *world) testLifecycle(t *testing.T) {
 	if log := framework.ReadFile(t, console); !strings.Contains(log, "clean-shutdown") {
 		t.Fatal("stop did not shut the guest down through ACPI (no clean-shutdown in its console)")
 	}
-	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "stop"})
+	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "stop", "method": api.NodePowerGraceful})
 
-	// Start: it boots again.
+	// Reboot while stopped: the node starts it (a fresh boot, not a
+	// reboot), and the customer's action and event say so (method
+	// "started"); then it is stopped again for the start below.
 	n := len(boots(console))
 	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "start", nil)
+		return cl.PowerServer(ctx, id, "reboot", nil, "")
+	})
+	if a := c.waitSuccess(acc.Action.ID, actionTimeout); a.Method != api.NodeRebootStarted {
+		t.Errorf("reboot of a stopped server: action method %q, want started", a.Method)
+	}
+	waitBoot(t, console, n+1)
+	requireDomState(t, vm, "running")
+	if s := c.server(id); s.Status != api.ServerRunning {
+		t.Fatalf("after a reboot while stopped: status %s", s.Status)
+	}
+	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "reboot", "method": api.NodeRebootStarted})
+	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.PowerServer(ctx, id, "stop", nil, "")
 	})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
+	requireDomState(t, vm, "shut off")
+
+	// Start: it boots again.
+	n = len(boots(console))
+	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.PowerServer(ctx, id, "start", nil, "")
+	})
+	if a := c.waitSuccess(acc.Action.ID, actionTimeout); a.Method != api.NodePowerStarted {
+		t.Errorf("start: action method %q, want started", a.Method)
+	}
 	waitBoot(t, console, n+1)
 	requireDomState(t, vm, "running")
 	if s := c.server(id); s.Status != api.ServerRunning {
@@ -414,7 +442,7 @@ func (w *world) testLeaderKilled(t *testing.T) {
 	// One more action through the new leader: had the reinstall been dispatched
 	// again, it would have run before this one finished.
 	r := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", nil)
+		return cl.PowerServer(ctx, id, "reboot", nil, "")
 	})
 	c.waitSuccess(r.Action.ID, actionTimeout)
 	waitBoot(t, console, 3)

@@ -1,7 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -22,7 +25,9 @@ func TestNodeUnplugged(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a coordinator, an agent and boots a TCG guest")
 	}
-	w := newWorld(t, clusterOpts{n: 1, actionDeadline: unplugDeadline})
+	// The agent samples at the product's default interval (10 s): what a
+	// customer's stats stream sees between two cycles is checked below.
+	w := newWorld(t, clusterOpts{n: 1, actionDeadline: unplugDeadline, agentStats: 10 * time.Second})
 	created := w.createServer(t, "unplug")
 	id, vm := created.Server.ID, created.Server.VMName
 	console := w.agent.ConsoleLog(vm)
@@ -45,6 +50,8 @@ func TestNodeUnplugged(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+
+	liveStatsStream(t, w.c.AnyAlive(nil).URL(), w.key, id)
 
 	w.agent.Kill()
 	unplugged := time.Now()
@@ -73,7 +80,7 @@ func TestNodeUnplugged(t *testing.T) {
 
 	// A new action is accepted and fails at its deadline.
 	acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", nil)
+		return cl.PowerServer(ctx, id, "reboot", nil, "")
 	})
 	a := c.waitAction(acc.Action.ID, unplugDeadline+30*time.Second)
 	if a.Status != api.ActionFailed || a.Error == nil || a.Error.Code == "" || a.FinishedAt == nil {
@@ -112,7 +119,7 @@ func TestNodeUnplugged(t *testing.T) {
 		t.Fatalf("the expired reboot changed after the node returned: %+v", got)
 	}
 	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", nil)
+		return cl.PowerServer(ctx, id, "reboot", nil, "")
 	})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	if b := waitBoot(t, console, 2); b.Count != "2" {
@@ -152,8 +159,58 @@ func TestNodeUnplugged(t *testing.T) {
 		t.Fatalf("the failed reinstall changed after the node returned: %+v", got)
 	}
 	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", &api.PowerRequest{Force: true})
+		return cl.PowerServer(ctx, id, "reboot", &api.PowerRequest{Force: true}, "")
 	})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	requireDomState(t, vm, "running")
+}
+
+// liveStatsStream reads four events of GET /v1/servers/{id}/stats?stream=1&
+// interval=1: each is a sample taken when it was sent (its time within 1.5 s
+// of its arrival, later than the event before), though the agent samples
+// every 10 s. Before the agent's live samples, the stream sent the last
+// cycle's sample again each second, its time unchanged for ten events.
+func liveStatsStream(t *testing.T, base, key, id string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/v1/servers/"+id+"/stats?stream=1&interval=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("stats stream: %v", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("stats stream: %d %s", resp.StatusCode, b)
+	}
+	var prev time.Time
+	sc := bufio.NewScanner(resp.Body)
+	n := 0
+	for n < 4 && sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		arrived := time.Now()
+		var st api.ServerStats
+		if err := json.Unmarshal([]byte(data), &st); err != nil || st.ServerID != id || st.State != "running" {
+			t.Fatalf("stream event %d: %v %s", n, err, data)
+		}
+		if age := arrived.Sub(st.Time); age > 1500*time.Millisecond || age < -time.Second {
+			t.Fatalf("stream event %d: sample taken at %s arrived at %s (%s old): not live", n, st.Time.Format(time.RFC3339Nano), arrived.Format(time.RFC3339Nano), age)
+		}
+		if !st.Time.After(prev) {
+			t.Fatalf("stream event %d: sample time %s, not after the previous event's %s (the same sample sent again)", n, st.Time.Format(time.RFC3339Nano), prev.Format(time.RFC3339Nano))
+		}
+		prev = st.Time
+		n++
+	}
+	if n < 4 {
+		t.Fatalf("stats stream ended after %d events: %v", n, sc.Err())
+	}
 }

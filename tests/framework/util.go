@@ -43,23 +43,34 @@ func ReadFile(t testing.TB, path string) string {
 
 // ScanFiles calls fn with the path and content of every file under root (a
 // directory or one file), passing over directories and sockets, and returns
-// how many files it read; it stops at the first error walking or reading.
+// how many files it read; it stops at the first error walking or reading,
+// but for a file or directory gone between being listed and being read (a
+// running daemon renames and removes its files), which it passes over too.
 // Tests use it to look for plaintext secrets in what a daemon stores.
 func ScanFiles(root string, fn func(path string, raw []byte)) (int, error) {
 	n := 0
 	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || d.Type()&fs.ModeSocket != 0 {
-			return err
+			return unlessVanished(err, p != root)
 		}
 		raw, err := os.ReadFile(p)
 		if err != nil {
-			return err
+			return unlessVanished(err, true)
 		}
 		n++
 		fn(p, raw)
 		return nil
 	})
 	return n, err
+}
+
+// unlessVanished is err, or nil when below (not the root) is set and err
+// says the file is no longer there.
+func unlessVanished(err error, below bool) error {
+	if below && errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }
 
 // AcceptEach serves every connection ln accepts with serve, each in a

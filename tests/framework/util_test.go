@@ -3,9 +3,12 @@ package framework
 import (
 	"encoding/json"
 	"errors"
+	"io/fs"
 	"maps"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +18,31 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 )
+
+// TestScanFilesPassesOverVanishedFiles: a file removed between the walk
+// listing it and reading it (a running daemon renames and removes its
+// files) is passed over, not an error; a missing root is one.
+func TestScanFilesPassesOverVanishedFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range []string{"a", "b"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(name), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var seen []string
+	n, err := ScanFiles(dir, func(_ string, raw []byte) {
+		seen = append(seen, string(raw))
+		if err := os.Remove(filepath.Join(dir, "b")); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if n != 1 || err != nil || !slices.Equal(seen, []string{"a"}) {
+		t.Fatalf("ScanFiles read %d files %q, %v; want a alone and no error", n, seen, err)
+	}
+	if _, err := ScanFiles(filepath.Join(dir, "none"), func(string, []byte) {}); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a missing root: %v, want it not found", err)
+	}
+}
 
 // TestWaitUp: the launchers' start-up wait returns once the probe answers,
 // says so when the daemon exits first, and gives the probe's last error when

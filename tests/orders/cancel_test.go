@@ -73,7 +73,7 @@ func TestCancelAndSuspend(t *testing.T) {
 		t.Fatalf("suspend: %+v %v", s, err)
 	}
 	r.waitAction(s.ActionID)
-	_, err = r.api(1).PowerServer(r.ctx, o.Server.ID, "start", nil)
+	_, err = r.api(1).PowerServer(r.ctx, o.Server.ID, "start", nil, "")
 	if st, msg := status(err); st != http.StatusConflict || !strings.Contains(msg, "abuse report 42") {
 		t.Fatalf("start while suspended: %d %s", st, msg)
 	}
@@ -83,7 +83,7 @@ func TestCancelAndSuspend(t *testing.T) {
 	if _, err := adm.Unsuspend(r.ctx, "servers", o.Server.ID); err == nil {
 		t.Fatal("a second unsuspend was accepted")
 	}
-	acc, err := r.api(1).PowerServer(r.ctx, o.Server.ID, "start", nil)
+	acc, err := r.api(1).PowerServer(r.ctx, o.Server.ID, "start", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

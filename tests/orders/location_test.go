@@ -63,6 +63,7 @@ func TestOrdersByLocation(t *testing.T) {
 		t.Fatalf("server %s not in the admin list", id)
 		return ""
 	}
+	onNode := map[string]string{} // server or hosting id → its node
 	for i, tc := range []struct {
 		plan, location, node, shows string
 	}{
@@ -84,6 +85,7 @@ func TestOrdersByLocation(t *testing.T) {
 		if s, err := r.api(2).Server(r.ctx, o.Server.ID); err != nil || s.Location != tc.shows {
 			t.Errorf("GET server %s: location %q %v, want %q", o.Server.ID, s.Location, err, tc.shows)
 		}
+		onNode[o.Server.ID] = tc.node
 	}
 	before, n := r.balance(), len(r.servers())
 	for _, tc := range []struct {
@@ -136,6 +138,7 @@ func TestOrdersByLocation(t *testing.T) {
 		if h, err := r.api(2).HostingAccount(r.ctx, o.Hosting.ID); err != nil || h.Location != loc {
 			t.Errorf("GET hosting %s: location %q %v, want %s", o.Hosting.ID, h.Location, err, loc)
 		}
+		onNode[o.Hosting.ID] = want
 	}
 	req := hostingOrder("amsweb")
 	req.Location = "ams-1"
@@ -162,7 +165,9 @@ func TestOrdersByLocation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ loc, says string }{{"ams-1", "no_capacity"}, {"fra/1", "--location: 400"}} {
+	// The operator is told why each node was passed over, in the words
+	// server placement uses (placement.Outside).
+	for _, tc := range []struct{ loc, says string }{{"ams-1", "no_capacity"}, {"ams-1", "orders-node-1: in location ist-1 (not ams-1)"}, {"fra/1", "--location: 400"}} {
 		out, err := hostingCreate("admams", tc.loc)
 		if err == nil || !strings.Contains(string(out), tc.says) {
 			t.Errorf("hostplanectl hosting create --location %s: %v %s, want an error saying %s", tc.loc, err, out, tc.says)
@@ -176,6 +181,10 @@ func TestOrdersByLocation(t *testing.T) {
 	if _, err := adm.SetNodeLocation(r.ctx, "orders-node-2", ""); err != nil {
 		t.Fatal(err)
 	}
+	// What is on it is where it is: its servers and hosting accounts show
+	// no location now, on every coordinator, one by one and in the lists;
+	// orders-node-1's keep ist-1.
+	locationsShown(t, r, onNode, map[string]string{"orders-node-1": "ist-1", "orders-node-2": ""})
 	nodeListLocations(t, ctl, r.c.Nodes[2].AdminSocket(), map[string]string{"orders-node-1": "ist-1", "orders-node-2": "-"})
 	req2 := order(300)
 	req2.Location = "fra-1"
@@ -186,6 +195,53 @@ func TestOrdersByLocation(t *testing.T) {
 	// order's 409.
 	quoteLocations(t, r, map[string]int{"": http.StatusConflict, "fra-1": http.StatusConflict}, "vps-fra", "")
 	quoteLocations(t, r, map[string]int{"fra-1": http.StatusConflict, "ist-1": http.StatusOK}, "vps-t", "web-t")
+
+	// Moved into another location, they show that one.
+	if _, err := adm.SetNodeLocation(r.ctx, "orders-node-2", "ams-1"); err != nil {
+		t.Fatal(err)
+	}
+	locationsShown(t, r, onNode, map[string]string{"orders-node-1": "ist-1", "orders-node-2": "ams-1"})
+}
+
+// locationsShown checks that every server and hosting account of onNode
+// (id → node) shows its node's location in want, through each coordinator:
+// GET /v1/servers/{id} and /v1/hosting/{id}, and the lists. Before, they
+// kept the location recorded when they were placed after their node moved.
+func locationsShown(t *testing.T, r *rig, onNode map[string]string, want map[string]string) {
+	t.Helper()
+	for i := range r.c.Len() {
+		c := r.api(i)
+		listed := map[string]string{}
+		for _, s := range r.serversAt(c) {
+			listed[s.ID] = s.Location
+		}
+		hl, err := c.Hosting(r.ctx, 1, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hl.Data {
+			listed[h.ID] = h.Location
+		}
+		for id, node := range onNode {
+			var got string
+			if strings.HasPrefix(id, "srv_") {
+				s, err := c.Server(r.ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = s.Location
+			} else {
+				h, err := c.HostingAccount(r.ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = h.Location
+			}
+			if got != want[node] || listed[id] != want[node] {
+				t.Errorf("coordinator %d: %s on %s shows location %q (listed %q), want %q", i, id, node, got, listed[id], want[node])
+			}
+		}
+	}
 }
 
 // quoteLocations quotes a server order of plan (and a hosting order of

@@ -83,7 +83,7 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 		}
 		return false
 	})
-	_, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil)
+	_, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil, "")
 	if st, msg := status(err); st != http.StatusConflict || !strings.Contains(msg, "unpaid") {
 		t.Fatalf("start of the suspended server: %d %s", st, msg)
 	}
@@ -122,7 +122,7 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 		return err == nil
 	})
 	waitFor(t, "the renewal paid by the top-up", func() bool { return unpaid() == 0 })
-	acc, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil)
+	acc, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil, "")
 	if err != nil {
 		t.Fatalf("start after the top-up: %v", err)
 	}

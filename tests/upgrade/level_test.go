@@ -26,9 +26,23 @@ const actOld = "--test-max-semantics-level=1" // the coordinator acts as a relea
 // log as the older release would.
 func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
+		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 5 * time.Second,
 		Extra: func(int, *framework.CoordinatorProcess) []string { return []string{actOld} }})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
+	// An action made at level 1: the list of actions (level 2) refuses
+	// until the raise, whose apply indexes it on every replica.
+	oldAction, key := actionAtLevelOne(t, ctx, c)
+	listed := func(i int) framework.Reply {
+		t.Helper()
+		// stale: this coordinator's own state, not the leader's.
+		return framework.NewAPI(t, c.URL(i), nil).Call(key, "GET", "/v1/actions?consistency=stale", nil, nil)
+	}
+	for i := range c.Nodes {
+		if rep := listed(i); rep.Status != 503 || rep.Code() != "cluster_upgrading" || rep.Header.Get("Retry-After") == "" {
+			t.Fatalf("GET /v1/actions at level 1 on coordinator %d: %s, want 503 cluster_upgrading", i, rep)
+		}
+	}
 
 	leaderStatus := func() api.ClusterStatus {
 		t.Helper()
@@ -105,6 +119,18 @@ func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 
+	// Each replica indexed the action made at level 1 in the raise's apply.
+	for i := range c.Nodes {
+		var l api.ActionList
+		rep := listed(i)
+		if rep.Status == 200 {
+			rep.Decode(t, &l)
+		}
+		if len(l.Data) != 1 || l.Data[0].ID != oldAction {
+			t.Fatalf("GET /v1/actions at level 2 on coordinator %d: %s, want the action %s made at level 1", i, rep, oldAction)
+		}
+	}
+
 	// At level 2 every coordinator requires the Raft handshake: a client
 	// without it (as the older release) is refused, the cluster unmoved.
 	for _, p := range c.Nodes {
@@ -151,6 +177,32 @@ func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 	if st := leaderStatus(); st.Level != 2 || len(st.Servers) != 3 {
 		t.Fatalf("after the coordinator came back: %+v", st)
 	}
+}
+
+// actionAtLevelOne enrols the scripted agent node, orders a server for a
+// new account and waits for its provisioning; it returns the action and
+// the account's key.
+func actionAtLevelOne(t *testing.T, ctx context.Context, c *framework.ProcessCluster) (string, string) {
+	t.Helper()
+	c.StartTestAgent("up-node-1", strings.Join(c.AgentAddrs(), ","), "-kvm")
+	if _, err := c.AnyAlive(nil).Admin().CreateProduct(ctx, "vps-up", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS",
+		RetailMonthlyUsdCents: 1000, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	acc, key, err := c.NewAccount(ctx, "up-level@example.com", api.AllScopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Credit(ctx, acc.ID, 1000)
+	a := framework.NewAPI(t, c.URL(0), nil)
+	rep := a.Call(key, "POST", "/v1/servers", map[string]any{"plan_slug": "vps-up", "label": "up", "hostname": "up", "os_template": "base"}, nil)
+	var so api.ServerOrder
+	if rep.Status != 201 {
+		t.Fatalf("order at level 1: %s", rep)
+	}
+	rep.Decode(t, &so)
+	framework.WaitActionSuccess(t, a.Client(key), so.Action.ID, 60*time.Second)
+	return so.Action.ID, key
 }
 
 func tail(b []byte, n int) string {

@@ -276,7 +276,7 @@ func TestRollingUpgrade(t *testing.T) {
 		if status.State == "Leader" {
 			if reboot.Action.ID == "" {
 				// An action in flight across the leader's hand-off and restart.
-				if reboot, err = client.New(p.URL(), key).PowerServer(ctx, created.Server.ID, "reboot", nil); err != nil {
+				if reboot, err = client.New(p.URL(), key).PowerServer(ctx, created.Server.ID, "reboot", nil, ""); err != nil {
 					t.Fatalf("reboot: %v", err)
 				}
 			}
@@ -350,7 +350,7 @@ func TestRollingUpgrade(t *testing.T) {
 		t.Fatalf("guest after the agent upgrade: %s, boots %d → %d (want running, unchanged)", s, bootsBefore, boots(console))
 	}
 	// The upgraded agent serves actions: a second reboot runs once.
-	acc2, err := client.New(c.URL(1), key).PowerServer(ctx, created.Server.ID, "reboot", nil)
+	acc2, err := client.New(c.URL(1), key).PowerServer(ctx, created.Server.ID, "reboot", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

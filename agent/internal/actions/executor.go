@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/ops"
+	"github.com/hostplane/hostplane/agent/internal/stats"
 	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/action"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -33,6 +34,9 @@ const (
 // StatsSource is the stats collector's read side; power states are current.
 type StatsSource interface {
 	Current(ctx context.Context, vm string) api.NodeStats
+	// Live is vm's sample as of now; m carries a stream's previous sample
+	// from one call to the next (stats.Collector.Live).
+	Live(ctx context.Context, vm string, m *stats.Mark) (api.NodeVMStats, bool)
 }
 
 // Config configures an Executor.

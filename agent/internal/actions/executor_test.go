@@ -16,6 +16,7 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/hypervisor/hvfake"
 	"github.com/hostplane/hostplane/agent/internal/journal"
 	"github.com/hostplane/hostplane/agent/internal/ops"
+	"github.com/hostplane/hostplane/agent/internal/stats"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
 )
@@ -43,6 +44,18 @@ func (s *fakeStats) Current(_ context.Context, vm string) api.NodeStats {
 		out.VMs[vm] = append([]api.NodeVMStats(nil), r...)
 	}
 	return out
+}
+
+// Live answers the ring's last sample: the collector's live sampling is
+// stats' to test (TestLive…); here the executor's framing of what it answers.
+func (s *fakeStats) Live(_ context.Context, vm string, _ *stats.Mark) (api.NodeVMStats, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.vms[vm]
+	if len(r) == 0 {
+		return api.NodeVMStats{}, false
+	}
+	return r[len(r)-1], true
 }
 
 func newEnv(t *testing.T) *env {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/hostplane/hostplane/agent/internal/stats"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 	pb "github.com/hostplane/hostplane/proto"
@@ -42,8 +43,9 @@ func (e *Executor) stats(ctx context.Context, seq uint64, req *pb.StatsRequest, 
 		t = time.NewTicker(interval)
 		defer t.Stop()
 	}
+	var mark stats.Mark // a stream's samples are live, each with the rates since the one before
 	for {
-		s, final := e.sample(ctx, req.Target)
+		s, final := e.sample(ctx, req.Target, &mark)
 		if !req.Stream {
 			s.Last = true
 			_ = emit(s)
@@ -61,11 +63,17 @@ func (e *Executor) stats(ctx context.Context, seq uint64, req *pb.StatsRequest, 
 	}
 }
 
-// sample returns the latest sample of target. final is set when the answer
-// is an error that will not change (no such VM); a VM the node holds but the
-// collector has not sampled yet gives an "unavailable" sample (a stream goes
-// on: the next tick may have one).
-func (e *Executor) sample(ctx context.Context, target string) (s *pb.StatsSample, final bool) {
+// sample returns target's sample as of now (a VM's: stats.Collector.Live,
+// the host's: the last cycle's). final is set when the answer is an error
+// that will not change (no such VM); a VM the node holds but the collector
+// has not sampled yet gives an "unavailable" sample (a stream goes on: the
+// next tick may have one).
+func (e *Executor) sample(ctx context.Context, target string, mark *stats.Mark) (s *pb.StatsSample, final bool) {
+	if target != "" {
+		if v, ok := e.cfg.Stats.Live(ctx, target, mark); ok {
+			return vmSample(target, v), false
+		}
+	}
 	snap := e.cfg.Stats.Current(ctx, target)
 	if target == "" {
 		h := snap.Host
@@ -84,9 +92,13 @@ func (e *Executor) sample(ctx context.Context, target string) (s *pb.StatsSample
 		}
 		return &pb.StatsSample{Target: target, ErrorCode: api.NodeErrUnavailable, Error: "no sample of vm " + target + " yet"}, false
 	}
-	v := ring[len(ring)-1]
+	return vmSample(target, ring[len(ring)-1]), false
+}
+
+// vmSample is v on the wire.
+func vmSample(target string, v api.NodeVMStats) *pb.StatsSample {
 	return &pb.StatsSample{Target: target, AtUnixMs: v.Time.UnixMilli(), State: v.State, CpuPercent: v.CPUPercent,
 		CpuTimeNs: v.CPUTimeNs, MemoryUsedBytes: v.MemoryBytes, DiskReadBytes: v.DiskReadBytes, DiskWriteBytes: v.DiskWriteBytes,
 		NetRxBytes: v.NetRxBytes, NetTxBytes: v.NetTxBytes, DiskReadBps: v.DiskReadBps, DiskWriteBps: v.DiskWriteBps,
-		NetRxBps: v.NetRxBps, NetTxBps: v.NetTxBps}, false
+		NetRxBps: v.NetRxBps, NetTxBps: v.NetTxBps}
 }

@@ -84,9 +84,29 @@ func TestBadInputCorpus(t *testing.T) {
 		}
 	}
 
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", e.cfg.Socket)
+	}}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+
 	// Other endpoints with hostile path values and bodies.
 	for _, n := range []string{"..", "a%2Fb", "<x>", "x'y", strings.Repeat("b", 70)} {
-		if _, err := c.Start(ctx, n, e.prefix+"-s"); !errors.As(err, &ne) || (ne.Code != api.NodeErrInvalid && ne.Code != api.NodeErrNotFound) {
+		_, err := c.Start(ctx, n, e.prefix+"-s")
+		if n == ".." {
+			// pkg/client refuses a segment that would change the path
+			// (44d6c00) before sending; the agent's own answer to it is
+			// asked raw, the dots percent-encoded: refused, nothing started.
+			if err == nil || errors.As(err, &ne) || !strings.Contains(err.Error(), `".."`) {
+				t.Errorf("start %q: the client sent it or did not name it: %v", n, err)
+			}
+			resp, err := hc.Post("http://agent/v1/vms/%2E%2E/start", "application/json", strings.NewReader(`{"op_id":"`+e.prefix+`-s"}`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode < 300 || resp.StatusCode >= 500 {
+				t.Errorf("raw start of %q: status %d", n, resp.StatusCode)
+			}
+		} else if !errors.As(err, &ne) || (ne.Code != api.NodeErrInvalid && ne.Code != api.NodeErrNotFound) {
 			t.Errorf("start %q: %v", n, err)
 		}
 		if _, err := c.CreateSnapshot(ctx, e.prefix+"-vm", api.NodeSnapshotCreateRequest{OpID: e.prefix + "-sn", Name: n}); !errors.As(err, &ne) || ne.Code != api.NodeErrInvalid {
@@ -110,9 +130,6 @@ func TestBadInputCorpus(t *testing.T) {
 	}
 
 	// Raw malformed bodies.
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", e.cfg.Socket)
-	}}}
 	for _, body := range []string{"", "{", "[]", `{"op_id":"x","name":"a","unknown":1}`, `{"op_id":"x"} {"op_id":"y"}`, `{"plan":{"vcpus":-1}}`, strings.Repeat("[", 100000)} {
 		resp, err := hc.Post("http://agent/v1/vms", "application/json", bytes.NewBufferString(body))
 		if err != nil {

@@ -5,6 +5,7 @@ package stats
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -53,6 +54,15 @@ func (r *ring) add(s api.NodeVMStats) {
 	if r.next == 0 {
 		r.full = true
 	}
+}
+
+// latest is the sample added last (ok false: none yet), without list's copy
+// of the ring (Live and changed ask it at every stream tick).
+func (r *ring) latest() (api.NodeVMStats, bool) {
+	if r.next == 0 && !r.full {
+		return api.NodeVMStats{}, false
+	}
+	return r.buf[(r.next-1+len(r.buf))%len(r.buf)], true
 }
 
 func (r *ring) list() []api.NodeVMStats {
@@ -109,6 +119,84 @@ func (c *Collector) Current(ctx context.Context, vm string) api.NodeStats {
 	return c.Snapshot(vm)
 }
 
+// minRateWindow is the shortest time a first live sample's rates are computed
+// over: nearer to the collector's last sample, Live answers that one. (A
+// stream's later samples are its own interval apart, at least 500 ms.)
+const minRateWindow = 500 * time.Millisecond
+
+// Mark is what Live remembers between the calls of one caller (a stats
+// stream): vm's counters at its previous live sample, so that each sample's
+// rates cover the time since the one before it, and the sample it was
+// answered then (sent). The zero Mark is a first call.
+type Mark struct {
+	prev raw
+	sent api.NodeVMStats
+	set  bool
+}
+
+// Live returns vm's sample as of now rather than as of the last cycle (up to
+// the agent's --stats-interval old): one bulk call, whose results are recorded
+// as a cycle's when a power state changed (as Current does); the counters are
+// the call's, the rates cover the time since the caller's previous live sample
+// (m) or, on a first call, since the collector's last sample of vm; when that
+// is under minRateWindow ago, the collector's last sample is answered. If
+// libvirt cannot be asked, the last sample is answered (to a caller answered
+// a newer live sample already, that one again: a stream's samples never go
+// back in time, nor its counters down); ok is false when there is none (vm is
+// not defined, or not sampled yet): Current then tells which. Nothing is added
+// to the ring: a live sample is the caller's.
+func (c *Collector) Live(ctx context.Context, vm string, m *Mark) (s api.NodeVMStats, ok bool) {
+	ds, err := c.src.AllDomainStats(ctx)
+	if err != nil {
+		return c.lastFor(vm, m)
+	}
+	if c.changed(ds) {
+		c.record(ds)
+	}
+	i := slices.IndexFunc(ds, func(d hypervisor.DomainStats) bool { return d.Name == vm })
+	if i < 0 {
+		return api.NodeVMStats{}, false
+	}
+	d, now := ds[i], c.now()
+	base := m.prev
+	if !m.set {
+		c.mu.RLock()
+		base, ok = c.prev[vm]
+		c.mu.RUnlock()
+		if !ok || now.Sub(base.t) < minRateWindow {
+			return c.last(vm)
+		}
+	}
+	dt := now.Sub(base.t)
+	if dt <= 0 {
+		return c.lastFor(vm, m)
+	}
+	s = rates(now, d, base, dt)
+	m.prev, m.sent, m.set = raw{now, d}, s, true
+	return s, true
+}
+
+// lastFor is vm's last sample in the ring, or the live sample m was answered
+// when that is not older.
+func (c *Collector) lastFor(vm string, m *Mark) (api.NodeVMStats, bool) {
+	s, ok := c.last(vm)
+	if m.set && (!ok || !s.Time.After(m.sent.Time)) {
+		return m.sent, true
+	}
+	return s, ok
+}
+
+// last is vm's last sample in the ring.
+func (c *Collector) last(vm string) (api.NodeVMStats, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	r := c.vms[vm]
+	if r == nil {
+		return api.NodeVMStats{}, false
+	}
+	return r.latest()
+}
+
 // changed reports whether ds disagrees with the last samples about which
 // domains exist or their states.
 func (c *Collector) changed(ds []hypervisor.DomainStats) bool {
@@ -122,7 +210,7 @@ func (c *Collector) changed(ds []hypervisor.DomainStats) bool {
 		if r == nil {
 			return true
 		}
-		if l := r.list(); len(l) == 0 || l[len(l)-1].State != string(d.State) {
+		if l, ok := r.latest(); !ok || l.State != string(d.State) {
 			return true
 		}
 	}
@@ -139,18 +227,12 @@ func (c *Collector) record(ds []hypervisor.DomainStats) {
 	seen := make(map[string]bool, len(ds))
 	for _, d := range ds {
 		seen[d.Name] = true
-		s := api.NodeVMStats{Time: now, State: string(d.State), CPUTimeNs: d.CPUTimeNs, MemoryBytes: d.MemoryBytes,
-			DiskReadBytes: d.DiskReadBytes, DiskWriteBytes: d.DiskWriteBytes, NetRxBytes: d.NetRxBytes, NetTxBytes: d.NetTxBytes}
-		if p, ok := c.prev[d.Name]; ok {
-			dt := now.Sub(p.t).Seconds()
-			if dt > 0 {
-				s.CPUPercent = 100 * float64(sub(d.CPUTimeNs, p.s.CPUTimeNs)) / 1e9 / dt
-				s.DiskReadBps = float64(sub(d.DiskReadBytes, p.s.DiskReadBytes)) / dt
-				s.DiskWriteBps = float64(sub(d.DiskWriteBytes, p.s.DiskWriteBytes)) / dt
-				s.NetRxBps = float64(sub(d.NetRxBytes, p.s.NetRxBytes)) / dt
-				s.NetTxBps = float64(sub(d.NetTxBytes, p.s.NetTxBytes)) / dt
-			}
+		p, ok := c.prev[d.Name]
+		var dt time.Duration
+		if ok {
+			dt = now.Sub(p.t)
 		}
+		s := rates(now, d, p, dt)
 		c.prev[d.Name] = raw{now, d}
 		r := c.vms[d.Name]
 		if r == nil {
@@ -165,6 +247,21 @@ func (c *Collector) record(ds []hypervisor.DomainStats) {
 			delete(c.prev, n)
 		}
 	}
+}
+
+// rates is d's sample at now, its rates over the dt since p (none when dt is
+// not positive).
+func rates(now time.Time, d hypervisor.DomainStats, p raw, dt time.Duration) api.NodeVMStats {
+	s := api.NodeVMStats{Time: now, State: string(d.State), CPUTimeNs: d.CPUTimeNs, MemoryBytes: d.MemoryBytes,
+		DiskReadBytes: d.DiskReadBytes, DiskWriteBytes: d.DiskWriteBytes, NetRxBytes: d.NetRxBytes, NetTxBytes: d.NetTxBytes}
+	if sec := dt.Seconds(); sec > 0 {
+		s.CPUPercent = 100 * float64(sub(d.CPUTimeNs, p.s.CPUTimeNs)) / 1e9 / sec
+		s.DiskReadBps = float64(sub(d.DiskReadBytes, p.s.DiskReadBytes)) / sec
+		s.DiskWriteBps = float64(sub(d.DiskWriteBytes, p.s.DiskWriteBytes)) / sec
+		s.NetRxBps = float64(sub(d.NetRxBytes, p.s.NetRxBytes)) / sec
+		s.NetTxBps = float64(sub(d.NetTxBytes, p.s.NetTxBytes)) / sec
+	}
+	return s
 }
 
 // sub is a counter delta that treats a reset (e.g. a restarted QEMU) as zero.

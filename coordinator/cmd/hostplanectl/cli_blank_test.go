@@ -50,20 +50,12 @@ func leaves(c *cobra.Command, path []string) map[string]*cobra.Command {
 //     --idempotency-key ”" credited again on a retry, "invoice issue" the
 //     same, "hosting password-reset --target ”" reset both passwords.
 func TestCLIBlankArgumentsAndFlags(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a coordinator")
-	}
-	c, g, adm := cliCluster(t)
+	c, g, adm, acc, bin := ctlCluster(t, "blanks@example.com")
 	ctx := context.Background()
-	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: "blanks@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Scopes: []string{api.ScopeBillingRead, api.ScopeTicketsRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := buildCtl(t)
 	// A refusal that let "cluster backup ' '" through would write a file
 	// named " ": into a directory of the test's, checked empty at the end.
 	cwd := t.TempDir()

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // TestFieldFlagsNameRealFlags: every flag or argument fieldFlags names is
@@ -43,16 +40,7 @@ func TestFieldFlagsNameRealFlags(t *testing.T) {
 // '"specs.hosting" specs.hosting.php_workers' for --php-workers,
 // '"staff_name"' for --as, '"id"' for NODE_ID).
 func TestCLIErrorsNameTheFlag(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a coordinator")
-	}
-	c, g, adm := cliCluster(t)
-	ctx := context.Background()
-	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: "fieldflags@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := buildCtl(t)
+	c, g, _, acc, bin := ctlCluster(t, "fieldflags@example.com")
 	t.Chdir(t.TempDir())
 	sock := []string{"--socket", g.socket}
 	A := acc.ID
@@ -80,23 +68,43 @@ func TestCLIErrorsNameTheFlag(t *testing.T) {
 		{[]string{"invoice", "issue", A, "--line", "Disk=10001x1.00"}, "--line"}, {[]string{"invoice", "issue", A, "--line", "Disk=1.00", "--due-days", "366"}, "--due-days"},
 		{[]string{"wallet", "credit", A, "--amount", "1", "--description", strings.Repeat("d", 501)}, "--description"},
 		{[]string{"account", "create", "--email", "nope"}, "--email"}, {[]string{"account", "create", "--email", "ff2@example.com", "--country", "TUR"}, "--country"},
+		{[]string{"account", "create", "--email", "ff3@example.com", "--country", "XX"}, "--country"},
 		{[]string{"account", "pricing", A, "--price", "nosuch=5"}, "--price"},
 		{[]string{"cluster", "join", "C9", "127.0.0.1:1"}, "NODE_ID"}, {[]string{"cluster", "join", "c9", "127.0.0.1:99999"}, "RAFT_ADDR"},
 		{[]string{"cluster", "join", "c9", "127.0.0.1:1", "--api-addr", "bad addr"}, "--api-addr"}, {[]string{"cluster", "remove", "C;x"}, "NODE_ID"},
 		{[]string{"cluster", "transfer-leadership", "--to", "nosuch"}, "--to"},
 		{with(hosting[:4], "--plan", "nosuch", "--domain", "ff.example", "--username", "ffuser"), "--plan"}, {with(hosting[:6], "--domain", "ff.example;x", "--username", "ffuser"), "--domain"},
 		{with(hosting[:8], "--username", "a;b"), "--username"}, {with(hosting, "--php", "8.2;id"), "--php"}, {with(hosting, "--node", "../x"), "--node"},
-		{with(server, "--ipv4", "bad"), "--ipv4"}, {with(server[:4], "--plan", "nosuch", "--template", "debian-12"), "--plan"},
+		{with(server, "--ipv4", "bad"), "--ipv4"}, {with(server, "--os", "windows"), "--os"}, {with(server, "--os", "debian;x"), "--os"}, {with(server[:4], "--plan", "nosuch", "--template", "debian-12"), "--plan"},
 		{[]string{"hosting", "suspend", "hst_01m8y5pc00y7dajqfjq7d8j44t", "--reason", "a\x1b[2Jb"}, "--reason"},
 		{[]string{"server", "suspend", "srv_01m8y5pc00y7dajqfjq7d8j44t", "--reason", "a\x1b[2Jb"}, "--reason"},
 		{[]string{"ticket", "reply", "tkt_01m8y5pc00y7dajqfjq7d8j44t", "--body", "x", "--as", "a\x1b[2J"}, "--as"},
-		{[]string{"template", "label", "../x", "--family", "debian"}, "NAME"}, {[]string{"template", "label", "debian-12", "--family", strings.Repeat("f", 33)}, "--family"},
+		{[]string{"template", "label", "debian-12", "--family", strings.Repeat("f", 33)}, "--family"},
 		{[]string{"reverse-zone", "add", "example.com"}, "ZONE"}, {[]string{"reverse-zone", "add", "100.51.198.in-addr.arpa", "--pool", "nosuch"}, "--pool"},
 		{[]string{"oauth", "approve", "NOPE", "--account", A}, "USER_CODE"},
 	} {
 		stdout, stderr, code := runCtl(t, bin, append(slices.Clone(sock), tc.args...)...)
 		if code != 2 || stdout != "" || !strings.HasPrefix(stderr, "error: "+tc.flag+": ") || !strings.Contains(stderr, "400 Bad Request") {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2, stderr starting with %s and the coordinator's 400", tc.args, code, stdout, stderr, tc.flag)
+		}
+	}
+	// An argument no path segment may hold is refused by the client
+	// before anything is sent (pkg/client ErrBadPathValue), named the
+	// same way. Before, "template label ../x" reached the coordinator
+	// (its 400), and an id of "a/b" was sent escaped.
+	for _, tc := range []struct {
+		args []string
+		flag string
+	}{
+		{[]string{"template", "label", "../x", "--family", "debian"}, "NAME"},
+		{[]string{"server", "suspend", "srv_a/b", "--reason", "r"}, "ID"},
+		{[]string{"hosting", "suspend", "hst_1?x", "--reason", "r"}, "ID"},
+		{[]string{"account", "show", "a?b"}, "ACCOUNT_ID|EMAIL"},
+		{[]string{"ticket", "reply", "tkt_1#x", "--body", "b"}, "TICKET_ID"},
+	} {
+		stdout, stderr, code := runCtl(t, bin, append(slices.Clone(sock), tc.args...)...)
+		if code != 2 || stdout != "" || !strings.HasPrefix(stderr, "error: "+tc.flag+": client: ") || !strings.Contains(stderr, "{") {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want exit 2, stderr starting with %s and the client's refusal", tc.args, code, stdout, stderr, tc.flag)
 		}
 	}
 	// A refusal that is not a 400 is left as it is.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io"
 	"strings"
@@ -60,4 +61,20 @@ func cliCluster(t *testing.T, opts ...testcluster.Option) (*testcluster.Cluster,
 	c.WaitConverged(10 * time.Second)
 	g := &globals{socket: c.Nodes[0].Cfg.AdminSocket, json: true}
 	return c, g, client.NewAdmin(g.socket)
+}
+
+// ctlCluster is cliCluster (skipped with -short) with one customer account
+// of email on the coordinator, and the hostplanectl binary built, for the
+// tests that run the binary.
+func ctlCluster(t *testing.T, email string) (*testcluster.Cluster, *globals, *client.Admin, api.Account, string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a coordinator")
+	}
+	c, g, adm := cliCluster(t)
+	acc, err := adm.CreateAccount(context.Background(), api.AccountCreateRequest{Email: email})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, g, adm, acc, buildCtl(t)
 }

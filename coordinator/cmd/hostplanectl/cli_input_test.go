@@ -53,20 +53,12 @@ func runCtl(t *testing.T, bin string, args ...string) (string, string, int) {
 // `oauth approve --scopes " "` granted the default (for a device that asked
 // for nothing, every scope the account's keys hold).
 func TestCLIInputRefusals(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a coordinator")
-	}
-	c, g, adm := cliCluster(t)
+	c, g, adm, acc, bin := ctlCluster(t, "refusals@example.com")
 	ctx := context.Background()
-	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: "refusals@example.com"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Scopes: []string{api.ScopeBillingRead}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	bin := buildCtl(t)
 	sock := []string{"--socket", g.socket}
 	for _, tc := range []struct {
 		args []string

@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -426,32 +428,36 @@ coordinator: the request is forwarded to the leader.`,
 any coordinator: the leader takes the copy after confirming its leadership, so it
 holds every write acknowledged before the command. Without a leader it fails;
 --stale then copies the state of the coordinator asked, which may miss writes
-acknowledged elsewhere (the output names the coordinator and its applied index).`,
+acknowledged elsewhere (the output names the coordinator and its applied index).
+
+A regular FILE is replaced atomically (a symbolic link to one keeps pointing at it);
+FILE "-", or a pipe or device such as /dev/stdout, is written as the copy arrives,
+and the summary then goes to standard error.`,
 		RunE: func(c *cobra.Command, args []string) error {
 			var info client.BackupInfo
-			err := atomicfile.WriteFrom(args[0], 0o600, func(w io.Writer) error {
+			n, streamed, err := writeBackup(args[0], func(w io.Writer) error {
 				var err error
 				info, err = g.admin().BackupWith(c.Context(), w, staleBackup)
 				return err
 			})
 			var ae *api.Error
-			if errors.As(err, &ae) && ae.StatusCode == http.StatusServiceUnavailable && !staleBackup {
+			if errors.As(err, &ae) && ae.StatusCode == http.StatusServiceUnavailable && !staleBackup && !streamed {
 				return fmt.Errorf("%w\n(no copy was written; to copy this coordinator's own state, which may miss writes acknowledged elsewhere: hostplanectl cluster backup --stale %s)", err, args[0])
 			}
 			if err != nil {
 				return err
 			}
-			st, err := os.Stat(args[0])
-			if err != nil {
-				return err
+			out := map[string]any{"file": args[0], "bytes": n, "node": info.Node, "applied_index": info.AppliedIndex, "stale": info.Stale}
+			summary := os.Stdout
+			if streamed {
+				summary = os.Stderr // stdout may be the copy itself
 			}
-			out := map[string]any{"file": args[0], "bytes": st.Size(), "node": info.Node, "applied_index": info.AppliedIndex, "stale": info.Stale}
-			return g.print(out, func() {
-				fmt.Printf("backup written to %s (%d bytes): the state of coordinator %s at applied index %d", args[0], st.Size(), info.Node, info.AppliedIndex)
+			return g.printTo(summary, out, func() {
+				fmt.Fprintf(summary, "backup written to %s (%d bytes): the state of coordinator %s at applied index %d", args[0], n, info.Node, info.AppliedIndex)
 				if info.Stale {
-					fmt.Printf(", its own, not confirmed with the leader: it may miss writes acknowledged elsewhere")
+					fmt.Fprintf(summary, ", its own, not confirmed with the leader: it may miss writes acknowledged elsewhere")
 				}
-				fmt.Println()
+				fmt.Fprintln(summary)
 			})
 		},
 	}
@@ -459,14 +465,19 @@ acknowledged elsewhere (the output names the coordinator and its applied index).
 	restore := &cobra.Command{
 		Use:   "restore FILE",
 		Short: "Replace the whole cluster's state with a backup (disaster recovery)",
+		Long:  "Replace the whole cluster's state with a backup (disaster recovery). FILE \"-\" reads the backup from standard input.",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(c *cobra.Command, args []string) error {
-			f, err := os.Open(args[0])
-			if err != nil {
-				return err
+			var in io.Reader = os.Stdin
+			if args[0] != "-" {
+				f, err := os.Open(args[0])
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in = f
 			}
-			defer f.Close()
-			st, err := g.admin().Restore(c.Context(), f)
+			st, err := g.admin().Restore(c.Context(), in)
 			if err != nil {
 				return err
 			}
@@ -493,4 +504,69 @@ func printStatus(st api.ClusterStatus) {
 	for _, w := range st.Warnings {
 		fmt.Printf("warning: %s\n", w)
 	}
+}
+
+// writeBackup writes what fill writes to path: "-" is standard output; a
+// path that names (through symbolic links) something other than a regular
+// file — a pipe, a terminal, /dev/stdout — is written in place, as the copy
+// arrives (streamed: a failure may leave part of it there); a regular file,
+// or a new one, is replaced atomically, at the link's target when path is a
+// symbolic link, so the link stays. Before, the temporary file was renamed
+// over path itself: "cluster backup /dev/stdout" replaced the machine's
+// /dev/stdout symlink with a regular file holding the backup.
+func writeBackup(path string, fill func(io.Writer) error) (n int64, streamed bool, err error) {
+	count := func(w io.Writer) error {
+		cw := &countingWriter{w: w}
+		err := fill(cw)
+		n = cw.n
+		return err
+	}
+	// Each write is sequenced before n is read: in one return statement the
+	// order of reading n and calling count is unspecified.
+	if path == "-" {
+		err := count(os.Stdout)
+		return n, true, err
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err == nil && st.IsDir():
+		return 0, false, usageError{"FILE " + path + " is a directory"}
+	case err == nil && !st.Mode().IsRegular():
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return 0, false, err
+		}
+		err = count(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		return n, true, err
+	case err == nil:
+		target, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return 0, false, err
+		}
+		err = atomicfile.WriteFrom(target, 0o600, count)
+		return n, false, err
+	case errors.Is(err, fs.ErrNotExist):
+		if lst, lerr := os.Lstat(path); lerr == nil && lst.Mode()&fs.ModeSymlink != 0 {
+			return 0, false, usageError{"FILE " + path + " is a symbolic link to a missing file"}
+		}
+		err := atomicfile.WriteFrom(path, 0o600, count)
+		return n, false, err
+	default:
+		return 0, false, err
+	}
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -85,6 +86,15 @@ const productFieldFlags = "slug=SLUG category=--category name_en=--name names=--
 // "specs.hosting") or none is searched for the first field of the command
 // it names. Other errors, and 400s naming no field of c's, pass.
 func flagOfField(c *cobra.Command, err error) error {
+	var be *client.BadPathValueError
+	if c != nil && errors.As(err, &be) {
+		// Refused by the client before sending: the argument or flag
+		// the value came from, when one holds it.
+		if name := givenAs(c, be.Value); name != "" {
+			return usageError{name + ": " + err.Error()}
+		}
+		return usageError{err.Error()}
+	}
 	var ae *api.Error
 	if c == nil || !errors.As(err, &ae) || ae.StatusCode != 400 {
 		return err
@@ -124,6 +134,24 @@ func flagOfField(c *cobra.Command, err error) error {
 		return err
 	}
 	return usageError{flag + ": " + err.Error()}
+}
+
+// givenAs is the argument (by its name in c.Use) or flag of c that was
+// given value v: the first argument, else the first flag set; "" if none.
+func givenAs(c *cobra.Command, v string) string {
+	names := argNames(c.Use)
+	for i, a := range c.Flags().Args() {
+		if a == v && i < len(names) {
+			return names[i]
+		}
+	}
+	name := ""
+	c.Flags().Visit(func(f *pflag.Flag) {
+		if name == "" && f.Value.String() == v {
+			name = "--" + f.Name
+		}
+	})
+	return name
 }
 
 // fieldChar reports whether msg[i] is a letter, digit or '_' (part of a
@@ -326,8 +354,13 @@ func requireFlags(reqs ...flagReq) error {
 
 // print writes v as JSON with --json, else calls text.
 func (g *globals) print(v any, text func()) error {
+	return g.printTo(os.Stdout, v, text)
+}
+
+// printTo is print with the JSON written to w (text writes where it will).
+func (g *globals) printTo(w io.Writer, v any, text func()) error {
 	if g.json {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		return enc.Encode(v)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/pkg/validate"
 	"github.com/spf13/cobra"
 )
 
@@ -235,6 +236,9 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 		if preq.RootPassword, preq.SSHKeys, err = pcreds.read(); err != nil {
 			return nil, err
 		}
+		if err := templateFlag(preq.Template); err != nil {
+			return nil, err
+		}
 		preq.Name, preq.OpID = args[0], f.id()
 		return f.client().Provision(c.Context(), preq)
 	})
@@ -291,6 +295,9 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 	reinstall := nodeOperationCmd(f, "reinstall NAME --template T", "Replace the root disk with a fresh template copy (snapshots are removed)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
 		var err error
 		if rreq.RootPassword, rreq.SSHKeys, err = rcreds.read(); err != nil {
+			return nil, err
+		}
+		if err := templateFlag(rreq.Template); err != nil {
 			return nil, err
 		}
 		rreq.OpID = f.id()
@@ -401,4 +408,16 @@ func nodeBytes(n uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// templateFlag checks --template by the agent's rule for template names
+// (validate.TemplateName) before anything is sent, naming the flag.
+func templateFlag(t string) error {
+	if t == "" {
+		return usageError{"--template is required (a template imported on the node: hostplanectl node template list)"}
+	}
+	if err := validate.TemplateName(t); err != nil {
+		return usageError{"--template: " + strings.TrimPrefix(err.Error(), validate.ErrInvalid.Error()+": ")}
+	}
+	return nil
 }

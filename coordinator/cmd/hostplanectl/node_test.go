@@ -81,6 +81,21 @@ func TestNodeCLI(t *testing.T) {
 	if !errors.As(err, &ue) {
 		t.Fatalf("invalid input: %v", err)
 	}
+	// --template is checked by the agent's rule before anything is sent,
+	// naming the flag (before, "../x" and "Debian" went to the agent).
+	before := len(*seen)
+	for _, args := range [][]string{
+		{"vm", "provision", "vm3", "--template", "../x"}, {"vm", "provision", "vm3", "--template", "Debian"}, {"vm", "provision", "vm3"},
+		{"vm", "reinstall", "vm1", "--template", "a b"}, {"vm", "reinstall", "vm1"},
+	} {
+		_, err := runNode(append([]string{"--socket", sock}, args...)...)
+		if !errors.As(err, &ue) || !strings.HasPrefix(err.Error(), "--template") {
+			t.Errorf("%q: %v, want a usage error naming --template", args, err)
+		}
+	}
+	if len(*seen) != before {
+		t.Errorf("refused --template reached the agent: %q", (*seen)[before:])
+	}
 	// The network flags reach the agent's provision request.
 	_, _ = runNode("--socket", sock, "vm", "provision", "vm2", "--template", "t", "--bridge", "br-pub", "--ipv4", "198.51.100.10/24",
 		"--ipv6", "2001:db8:0:5::1/64", "--gateway6", "fe80::1", "--resolver", "198.51.100.53", "--resolver", "2001:db8::53")

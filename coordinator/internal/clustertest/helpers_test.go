@@ -1,9 +1,14 @@
 package clustertest
 
 import (
+	"net/http"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
@@ -11,4 +16,43 @@ import (
 // the embedded openapi.json.
 func newAPIClient(t *testing.T, base string) *framework.API {
 	return framework.NewAPI(t, base, httpapi.OpenAPI)
+}
+
+// internalRig is a 3-coordinator cluster with an account and a key of it,
+// for the tests of what a coordinator asks the leader (/internal/...).
+type internalRig struct {
+	c   *testcluster.Cluster
+	acc api.Account
+	key api.KeyCreated
+	ld  int // the leader's index
+}
+
+// newInternalRig starts the cluster (skipped with -short) with an account
+// of email and its key made by req.
+func newInternalRig(t *testing.T, email string, req api.KeyCreateRequest) *internalRig {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	r := &internalRig{c: testcluster.New(t, 3)}
+	r.acc, _ = r.c.NewAccount(email)
+	r.c.Retry503(func() (err error) {
+		r.key, err = r.c.Admin(r.c.WaitLeader(10*time.Second)).CreateKey(t.Context(), r.acc.ID, req)
+		return err
+	})
+	r.ld = r.c.Leader()
+	return r
+}
+
+// post sends body (JSON) to path on coordinator node with the cluster token
+// token ("" for none): the answer's status and body.
+func (r *internalRig) post(t *testing.T, node int, path, token, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest("POST", r.c.URL(node)+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set(httpapi.HeaderClusterToken, token)
+	}
+	resp, b := framework.Fetch(t, nil, req)
+	return resp.StatusCode, string(b)
 }

@@ -2,16 +2,12 @@ package clustertest
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"testing"
-	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
-	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestRateLeaseIsForCoordinatorsOnly: the lease a follower takes from a key's
@@ -20,41 +16,17 @@ import (
 // grants a share of what is left, which the key's next request sees, and
 // refuses a bad body; a follower does not lease.
 func TestRateLeaseIsForCoordinatorsOnly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a 3-node cluster")
-	}
-	c := testcluster.New(t, 3)
-	acc, _ := c.NewAccount("lease@example.com")
-	var k api.KeyCreated
-	c.Retry503(func() (err error) {
-		k, err = c.Admin(c.WaitLeader(10*time.Second)).CreateKey(t.Context(), acc.ID, api.KeyCreateRequest{Name: "limited", RateLimitPerMin: 30})
-		return err
-	})
-	ld := c.Leader()
+	r := newInternalRig(t, "lease@example.com", api.KeyCreateRequest{Name: "limited", RateLimitPerMin: 30})
+	c, k, ld := r.c, r.key, r.ld
 	lease := func(node int, token, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest("POST", c.URL(node)+"/internal/ratelimit/lease", strings.NewReader(body))
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set(httpapi.HeaderClusterToken, token)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return r.post(t, node, "/internal/ratelimit/lease", token, body)
 	}
 	remaining := func() string {
 		t.Helper()
 		req, _ := http.NewRequest("GET", c.URL(ld)+"/v1/account", nil)
 		req.Header.Set("Authorization", "Bearer "+k.Key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
+		resp, _ := framework.Fetch(t, nil, req)
 		if resp.StatusCode != 200 {
 			t.Fatalf("GET /v1/account on the leader: %d", resp.StatusCode)
 		}

@@ -64,6 +64,12 @@ type FSM struct {
 	// keysChanged.
 	clusterVersion atomic.Uint64
 	clusterChanged bool
+	// hostnamesVersion changes, after the commit, whenever a node's
+	// hostname may have changed (an enrolment or a hello records it), so
+	// the API's reserved-name set knows when to rebuild;
+	// hostnamesChanged is its keysChanged.
+	hostnamesVersion atomic.Uint64
+	hostnamesChanged bool
 	// maxLevel is the newest semantics level this FSM applies (level.go).
 	maxLevel uint16
 
@@ -178,6 +184,11 @@ func (f *FSM) KeysVersion() uint64 { return f.keysVersion.Load() }
 // bucket may have changed (moved after the change is readable).
 func (f *FSM) ClusterVersion() uint64 { return f.clusterVersion.Load() }
 
+// HostnamesVersion changes whenever a node's hostname may have changed (a
+// node enrolled or said hello), or the state is restored; moved after the
+// change is readable.
+func (f *FSM) HostnamesVersion() uint64 { return f.hostnamesVersion.Load() }
+
 // AppliedIndex is the Raft index of the last applied command.
 func (f *FSM) AppliedIndex() uint64 { return f.applied.Load() }
 
@@ -245,6 +256,10 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if f.clusterChanged {
 		f.clusterChanged = false
 		f.clusterVersion.Add(1)
+	}
+	if f.hostnamesChanged {
+		f.hostnamesChanged = false
+		f.hostnamesVersion.Add(1)
 	}
 	f.poolMu.Unlock()
 	if err != nil {
@@ -332,6 +347,9 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 	}
 	if env.Type == CmdNodeRegister {
 		f.clusterChanged = true
+	}
+	if env.Type == CmdNodeEnrol || env.Type == CmdNodeHello {
+		f.hostnamesChanged = true
 	}
 	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use, maxLevel: f.maxLevel}
 	if need := LevelOf(env.Type); need > 1 {
@@ -537,6 +555,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.applied.Store(restoredAt)
 	f.keysVersion.Add(1)
 	f.clusterVersion.Add(1)
+	f.hostnamesVersion.Add(1)
 	return nil
 }
 

@@ -105,7 +105,7 @@ func applyHostingCreate(c *applyCtx, p HostingCreate) (any, error) {
 	if err := putHosting(c.tx, h); err != nil {
 		return nil, err
 	}
-	if err := putAction(c.tx, a); err != nil {
+	if err := putAction(c, a); err != nil {
 		return nil, err
 	}
 	return api.AdminHostingCreated{Hosting: h.HostingAccount, NodeID: h.NodeID, Action: a.Action}, nil
@@ -190,7 +190,7 @@ func startHostingAction(c *applyCtx, h store.HostingAccount, a store.Action) (an
 	if err := putHosting(c.tx, h); err != nil {
 		return nil, err
 	}
-	if err := putAction(c.tx, a); err != nil {
+	if err := putAction(c, a); err != nil {
 		return nil, err
 	}
 	pub := h.HostingAccount

@@ -22,11 +22,6 @@ var hostingPasswordHandlers = map[CommandType]handlerFunc{
 	CmdHostingPasswordReset: typed(applyHostingPasswordReset),
 }
 
-// A command type added after level 1 needs the level of the release that
-// added it (level.go): until every coordinator applies it, the route
-// answers 503 cluster_upgrading.
-func init() { commandLevel[CmdHostingPasswordReset] = 2 }
-
 // HostingPasswordReset opens a hosting.password_reset action on an active
 // account. The new passwords ride in the dispatcher's secrets to the node,
 // never here: Action.Params holds the target alone.

@@ -35,9 +35,13 @@ type ClusterLevel struct {
 
 // commandLevel is the semantics level a command type needs, for the types
 // that need more than 1. A command type added after level 1 is listed here
-// with the level of the release that added it; a handler whose behaviour
-// changes with a level asks c.r.ClusterLevel() >= that level.
-var commandLevel = map[CommandType]uint16{}
+// with the level of the release that added it (until every coordinator
+// applies it, its route answers 503 cluster_upgrading); a handler whose
+// behaviour changes with a level asks c.r.ClusterLevel() >= that level.
+var commandLevel = map[CommandType]uint16{
+	CmdHostingPasswordReset: 2,
+	CmdNodeLocation:         2,
+}
 
 // LevelOf is the semantics level command type t needs.
 func LevelOf(t CommandType) uint16 {
@@ -75,6 +79,11 @@ func applyClusterLevel(c *applyCtx, p ClusterLevel) (any, error) {
 	}
 	if p.Level > c.maxLevel {
 		panic(fmt.Sprintf("fsm: the cluster raised its semantics level to %d at index %d but this coordinator's binary applies only up to %d: upgrade it (every coordinator must run a release that applies level %d)", p.Level, c.index, c.maxLevel, p.Level))
+	}
+	if have < levelActionIndex && p.Level >= levelActionIndex {
+		if _, err := backfillActionIndex(c.tx); err != nil {
+			return nil, err
+		}
 	}
 	return p.Level, store.PutClusterLevel(c.tx, p.Level)
 }

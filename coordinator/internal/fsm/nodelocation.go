@@ -21,11 +21,6 @@ var nodeLocationHandlers = map[CommandType]handlerFunc{
 	CmdNodeLocation: typed(applyNodeLocation),
 }
 
-// A command type added after level 1 needs the level of the release that
-// added it (level.go): until every coordinator applies it, the route
-// answers 503 cluster_upgrading.
-func init() { commandLevel[CmdNodeLocation] = 2 }
-
 // NodeLocation puts node NodeID in Location ("" for none).
 type NodeLocation struct {
 	NodeID   string `json:"node_id"`
@@ -44,7 +39,52 @@ func applyNodeLocation(c *applyCtx, p NodeLocation) (any, error) {
 		return nil, fmt.Errorf("%w: node %s was removed", ErrConflict, n.ID)
 	}
 	n.Location = p.Location
-	return n.AgentNode, store.PutJSON(c.tx, store.BucketAgentNodes, []byte(n.ID), n)
+	if err := store.PutJSON(c.tx, store.BucketAgentNodes, []byte(n.ID), n); err != nil {
+		return nil, err
+	}
+	if c.r.ClusterLevel() >= levelLocationFollowsNode {
+		if err := moveNodeResources(c, n.ID, p.Location); err != nil {
+			return nil, err
+		}
+	}
+	return n.AgentNode, nil
+}
+
+// levelLocationFollowsNode is the semantics level (level.go) from which
+// moving a node moves what is on it. CmdNodeLocation itself needs level 2,
+// so every replica that applies it does so; the gate says which behaviour
+// is the level's.
+const levelLocationFollowsNode = 2
+
+// moveNodeResources records location on every server (not terminated) and
+// live hosting account on node nodeID, in the command that moves the node:
+// a server is where its node is, and GET /v1/servers/{id}, lists and
+// anything reading a server's location say so from the move on. A server
+// terminated or an account deleted before keeps the location it had then.
+func moveNodeResources(c *applyCtx, nodeID, location string) error {
+	servers, err := c.r.NodeServers(nodeID)
+	if err != nil {
+		return err
+	}
+	for _, s := range servers {
+		if s.Location == location {
+			continue
+		}
+		s.Location, s.UpdatedAt = location, c.at
+		if err := putServer(c.tx, s); err != nil {
+			return err
+		}
+	}
+	for _, h := range c.r.NodeHostingAccounts(nodeID) {
+		if h.Location == location {
+			continue
+		}
+		h.Location, h.UpdatedAt = location, c.at
+		if err := putHosting(c.tx, h); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // CheckLocation is the rule for a node's location: "" (none) or what a

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -132,4 +133,54 @@ func TestOrderLocationAtApply(t *testing.T) {
 	}
 	h.replicasSame(orderDump)
 	h.replicasSame(hostingOrderDump)
+}
+
+// TestNodeMoveMovesWhatIsOnIt: moving a node (CmdNodeLocation) records its
+// new location on its servers and live hosting accounts in the same
+// command, on every replica alike; clearing it clears theirs. Before, they
+// kept the location recorded when they were placed, so GET
+// /v1/servers/{id} named a location the server was not in.
+func TestNodeMoveMovesWhatIsOnIt(t *testing.T) {
+	h := newServerHarness(t)
+	h.must(CmdClusterLevel, ClusterLevel{Level: 2})
+	h.helloHosting()
+	h.must(CmdNodeLocation, NodeLocation{NodeID: "hv-1", Location: "fra-1"})
+	deadline := h.at.Add(time.Hour)
+	for _, id := range []string{"srv_1", "srv_2"} {
+		srv := store.Server{Server: api.Server{ID: id, Label: "web", OSTemplate: "debian-12", OS: "debian"},
+			AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-" + id}
+		prov := store.Action{Action: api.Action{ID: "act_" + id, Command: api.ActionServerProvision, ResourceID: id},
+			NodeID: "hv-1", Target: "hp-" + id, Deadline: deadline}
+		h.must(CmdServerCreate, ServerCreate{Server: srv, Action: prov})
+		h.must(CmdActionFinish, ActionFinish{ID: "act_" + id, Success: true})
+	}
+	hst := store.HostingAccount{HostingAccount: api.HostingAccount{ID: "hst_a", Username: "ada", Domain: "ada.example", Plan: "p", PHPVersion: "8.2"},
+		AccountID: "acc_2", NodeID: "hv-1"}
+	h.must(CmdHostingCreate, HostingCreate{Hosting: hst, Action: store.Action{Action: api.Action{ID: "act_hst_a",
+		Command: api.ActionHostingCreate, ResourceID: "hst_a"}, NodeID: "hv-1", Target: "ada", Deadline: deadline, NeedsSecret: true}})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_hst_a", Success: true})
+
+	shows := func(want string) {
+		t.Helper()
+		for i, f := range h.fsms {
+			_ = f.Read(func(r store.ReadTx) error {
+				for _, id := range []string{"srv_1", "srv_2"} {
+					if s, err := r.Server(id); err != nil || s.Location != want {
+						t.Errorf("replica %d: %s location %q %v, want %q", i, id, s.Location, err, want)
+					}
+				}
+				if a, err := r.HostingAccountByID("hst_a"); err != nil || a.Location != want {
+					t.Errorf("replica %d: hst_a location %q %v, want %q", i, a.Location, err, want)
+				}
+				return nil
+			})
+		}
+	}
+	shows("fra-1") // placed there
+	h.must(CmdNodeLocation, NodeLocation{NodeID: "hv-1", Location: "ams-1"})
+	shows("ams-1")
+	h.must(CmdNodeLocation, NodeLocation{NodeID: "hv-1", Location: ""})
+	shows("")
+	h.replicasSame(serverDump)
+	h.replicasSame(func(f *FSM) []byte { return bucketDump(f, store.HostingBuckets...) })
 }

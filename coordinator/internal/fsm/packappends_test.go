@@ -14,11 +14,12 @@ import (
 // the API makes them, fill the pages of the append-only buckets (outbox,
 // server, invoice and ticket id indexes) to more than 75 %, and those of
 // the append-mostly ones (servers, actions, invoices, wallet transactions,
-// the node index), half of whose servers and actions are rewritten larger
+// the node index, the account index of actions), half of whose servers and actions are rewritten larger
 // by their provisioning's end, to more than 55 %; bbolt's default split
 // leaves such pages about half full. Both replicas hold the same.
 func TestAppendOnlyBucketsPacked(t *testing.T) {
 	h := newServerHarness(t)
+	h.must(CmdClusterLevel, ClusterLevel{Level: 2}) // the account index of actions is written from level 2
 	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103,
 		Capacity: api.AgentNodeCapacity{VCPUs: 1 << 20, MemoryBytes: 1 << 50, DiskBytes: 1 << 60}})
 	h.must(CmdProductPut, ProductPut{Slug: "vps-1", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 1",

@@ -565,7 +565,7 @@ func openSweepAction(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed, comma
 	if s.memoAction {
 		s.act = &memoAct{id: a.ID, a: a}
 	}
-	return true, putAction(c.tx, a)
+	return true, putAction(c, a)
 }
 
 func renewalInvoice(c *applyCtx, s *billed) (store.Invoice, error) {

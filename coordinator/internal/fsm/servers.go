@@ -204,7 +204,7 @@ func joinCleanup(c *applyCtx, actionID, command string) (store.Action, bool, err
 	meta := maps.Clone(cur.Meta)
 	delete(meta, MetaNotBefore)
 	cur.Meta = meta
-	return cur, true, putAction(c.tx, cur)
+	return cur, true, putAction(c, cur)
 }
 
 // metaCleanupOf marks a server.terminate opened by a failed provisioning
@@ -350,7 +350,11 @@ func putServer(tx *bolt.Tx, s store.Server) error {
 	return store.PutJSON(tx, store.BucketServers, store.OwnedKey(s.AccountID, s.ID), s)
 }
 
-func putAction(tx *bolt.Tx, a store.Action) error {
+func putAction(c *applyCtx, a store.Action) error {
+	tx := c.tx
+	if err := indexAction(c, &a); err != nil {
+		return err
+	}
 	if raw, ok := store.EncodeAction(&a); ok {
 		if err := tx.Bucket(store.BucketActions).Put([]byte(a.ID), raw); err != nil {
 			return err
@@ -484,7 +488,7 @@ func createServer(c *applyCtx, p ServerCreate, accountRead bool) (any, error) {
 		return nil, err
 	}
 	c.nodeServerAdded(s.NodeID, s.Plan)
-	if err := putAction(c.tx, a); err != nil {
+	if err := putAction(c, a); err != nil {
 		return nil, err
 	}
 	return api.AdminServerCreated{Server: s.Admin(), Action: a.Action}, nil
@@ -548,7 +552,7 @@ func applyActionCreate(c *applyCtx, p ActionCreate) (any, error) {
 			return nil, err
 		}
 	}
-	if err := putAction(c.tx, a); err != nil {
+	if err := putAction(c, a); err != nil {
 		return nil, err
 	}
 	out := api.ActionAccepted{Action: a.Action}
@@ -594,7 +598,7 @@ func applyActionProgress(c *applyCtx, p ActionProgress) (any, error) {
 	if !changed {
 		return a.Action, nil // a repeat: nothing to write
 	}
-	return a.Action, putAction(c.tx, a)
+	return a.Action, putAction(c, a)
 }
 
 func applyActionsFinished(c *applyCtx, p ActionsFinished) (any, error) {
@@ -653,7 +657,7 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 		if err := finishHosting(c, &a, p, &res); err != nil {
 			return api.Action{}, err
 		}
-		return a.Action, putAction(c.tx, a)
+		return a.Action, putAction(c, a)
 	}
 	s, err := c.r.OwnedServer(a.AccountID, a.ResourceID)
 	if err != nil {
@@ -679,7 +683,7 @@ func finishAction(c *applyCtx, p ActionFinish) (api.Action, error) {
 	if err := putServer(c.tx, s); err != nil {
 		return api.Action{}, err
 	}
-	return a.Action, putAction(c.tx, a)
+	return a.Action, putAction(c, a)
 }
 
 // openCleanup opens the server.terminate of s, a bought server whose
@@ -739,7 +743,31 @@ func putCleanupWith(c *applyCtx, a store.Action, failedID string, deadline time.
 	for k, v := range meta {
 		a.Meta[k] = v
 	}
-	return id, putAction(c.tx, a)
+	return id, putAction(c, a)
+}
+
+// levelPowerMethod is the semantics level (level.go) from which a power
+// action's success records how the node did it (api.Action.Method) and
+// its server.power.changed event says so ("method").
+const levelPowerMethod = 2
+
+// powerMethod is how the node reports it did power action command
+// (result: its api.NodeOpResult): a reboot's reboot_method, a start's or
+// stop's power_method; "" when the result says none, or a value not in
+// api.ActionMethods (the customer is shown only those).
+func powerMethod(command string, result []byte) string {
+	res, err := action.DecodeResult(result)
+	if err != nil {
+		return ""
+	}
+	m := res.PowerMethod
+	if command == api.ActionServerReboot {
+		m = res.RebootMethod
+	}
+	if !slices.Contains(api.ActionMethods[command], m) {
+		return ""
+	}
+	return m
 }
 
 // cleanupGone: a is a failed provisioning's terminate or delete
@@ -762,7 +790,13 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, result 
 		if s.Status == api.ServerRunning || s.Status == api.ServerStopped {
 			s.Status = state
 		}
-		return c.emit(api.EventServerPowerChanged, s.AccountID, map[string]any{"serverId": s.ID, "action": action})
+		data := map[string]any{"serverId": s.ID, "action": action}
+		if c.r.ClusterLevel() >= levelPowerMethod {
+			if a.Method = powerMethod(a.Command, result); a.Method != "" {
+				data["method"] = a.Method
+			}
+		}
+		return c.emit(api.EventServerPowerChanged, s.AccountID, data)
 	}
 	if !ok && cleanupGone(a) {
 		a.Status, a.Progress, a.Error, ok = api.ActionSuccess, 100, nil, true

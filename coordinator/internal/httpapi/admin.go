@@ -112,13 +112,29 @@ var adminQuery = map[string][]string{
 
 type adminFunc func(r *http.Request, body []byte, now time.Time) (int, any, error)
 
+// adminRequest starts the answer to an admin request: its request id in
+// the answer's header, and a query parameter its route does not take
+// refused (ok false: answered).
+func adminRequest(w http.ResponseWriter, r *http.Request) (rid string, ok bool) {
+	rid = requestID(r)
+	w.Header().Set(headerRequestID, rid)
+	if err := checkQuery(r, adminQuery[r.Pattern]); err != nil {
+		writeErr(w, rid, err)
+		return rid, false
+	}
+	return rid, true
+}
+
+// writeErr answers err as the API error it is (toAPIError).
+func writeErr(w http.ResponseWriter, rid string, err error) {
+	ae, _ := toAPIError(err)
+	writeError(w, rid, ae)
+}
+
 func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rid := requestID(r)
-		w.Header().Set(headerRequestID, rid)
-		if err := checkQuery(r, adminQuery[r.Pattern]); err != nil {
-			ae, _ := toAPIError(err)
-			writeError(w, rid, ae)
+		rid, ok := adminRequest(w, r)
+		if !ok {
 			return
 		}
 		restore := r.URL.Path == "/admin/cluster/restore"
@@ -147,8 +163,7 @@ func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 		if (r.Method == http.MethodPost || r.Method == http.MethodPut) && !restore {
 			var err error
 			if body, err = readBody(w, r); err != nil {
-				ae, _ := toAPIError(err)
-				writeError(w, rid, ae)
+				writeErr(w, rid, err)
 				return
 			}
 		}
@@ -212,8 +227,8 @@ func DecodeAccountCreate(body []byte) (api.AccountCreateRequest, error) {
 		if req.Country == "" {
 			req.Country = "TR"
 		}
-		if len(req.Country) != 2 || req.Country[0] < 'A' || req.Country[0] > 'Z' || req.Country[1] < 'A' || req.Country[1] > 'Z' {
-			return &httpError{status: 400, code: "invalid_field", msg: `field "country" must be an ISO 3166-1 alpha-2 code such as TR`}
+		if !isCountry(req.Country) {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "country" must be the ISO 3166-1 alpha-2 code of a country, in upper case, such as TR`}
 		}
 		return nil
 	})
@@ -573,8 +588,8 @@ func (a *API) adminClusterJoin(r *http.Request, body []byte, now time.Time) (int
 			return 0, nil, err
 		}
 	}
-	st, err := a.ClusterStatus()
-	return http.StatusOK, st, err
+	// Answered as GET /admin/cluster/status, the new member in it.
+	return a.adminClusterStatus(r, nil, now)
 }
 
 func (a *API) adminClusterRegister(r *http.Request, body []byte, now time.Time) (int, any, error) {
@@ -731,17 +746,13 @@ func validNodeID(id string) error {
 // can still be backed up); X-Hostplane-Read-Consistency says which, and
 // X-Hostplane-Node whose state it is.
 func (a *API) adminClusterBackup(w http.ResponseWriter, r *http.Request) {
-	rid := requestID(r)
-	w.Header().Set(headerRequestID, rid)
-	if err := checkQuery(r, adminQuery[r.Pattern]); err != nil {
-		ae, _ := toAPIError(err)
-		writeError(w, rid, ae)
+	rid, ok := adminRequest(w, r)
+	if !ok {
 		return
 	}
 	stale, err := staleRequested(r)
 	if err != nil {
-		ae, _ := toAPIError(err)
-		writeError(w, rid, ae)
+		writeErr(w, rid, err)
 		return
 	}
 	if !stale {

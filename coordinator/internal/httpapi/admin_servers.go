@@ -70,7 +70,7 @@ func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.Ser
 		if req.OS == "" {
 			req.OS, _, _ = strings.Cut(req.Template, "-")
 		}
-		if err := text("os", req.OS, 1, 32); err != nil {
+		if err := firstErr(text("os", req.OS, 1, maxOSName), nameChars("os", req.OS)); err != nil {
 			return err
 		}
 		if err := checkLabel(req.Label, 0); err != nil {
@@ -268,6 +268,10 @@ func (a *API) adminCreateServer(r *http.Request, body []byte, now time.Time, cfg
 	if _ = json.Unmarshal(body, &given); given.OS == "" {
 		// No "os": the template's family, its operator label's if it has one.
 		req.OS = a.templateFamily(req.Template)
+	} else if family, ok := a.templateRecordedFamily(req.Template); ok && !strings.EqualFold(family, req.OS) {
+		// As an order's os_family and a reinstall's os: a server showing
+		// "windows" for a debian image would mislead its owner (and support).
+		return 0, nil, invalidField("os", "is %q but template %s is of the %s family: give %s or leave os out", req.OS, req.Template, family, family)
 	}
 	var locations []string
 	if req.Location != "" {

@@ -37,10 +37,14 @@ type Config struct {
 	// Brand is the public dialect (nil: sunucu): paths, scopes, event
 	// names and payload fields, the OpenAPI document, the key prefix's default.
 	Brand            *brand.Brand
-	KeyPrefix        string        // "snc_" (empty: the brand's)
-	DefaultRateLimit int           // requests per minute per key
-	IdempotencyTTL   time.Duration // 24h
-	ClusterSecret    string        // shared by coordinators; authenticates forwarded requests over plain HTTP
+	KeyPrefix        string // "snc_" (empty: the brand's)
+	DefaultRateLimit int    // requests per minute per key
+	// IPRateLimit is the requests per minute of one client address (an
+	// IPv6 /64) without a valid key, on each coordinator that answers them
+	// (iplimit.go; 0: DefaultIPRateLimit).
+	IPRateLimit    int
+	IdempotencyTTL time.Duration // 24h
+	ClusterSecret  string        // shared by coordinators; authenticates forwarded requests over plain HTTP
 	// ClusterTLS (the Raft transport's mutual TLS, cluster CA) carries the
 	// forwarding between coordinators when set: a peer presenting a
 	// certificate of the cluster CA is a coordinator, no secret needed.
@@ -102,6 +106,9 @@ type API struct {
 	keyCache sync.Map // string → *cachedKey
 	// leaderAddr is LeaderAPIAddr's cached answer.
 	leaderAddr atomic.Pointer[leaderAddr]
+	// reserved is the reserved-name set domainNotReserved built last
+	// (reservedNow).
+	reserved atomic.Pointer[reservedCache]
 
 	// statsCaps counts the stats calls open on agent sessions.
 	statsCaps *statsCaps
@@ -210,6 +217,9 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 	if cfg.DefaultRateLimit <= 0 {
 		cfg.DefaultRateLimit = 120
 	}
+	if cfg.IPRateLimit <= 0 {
+		cfg.IPRateLimit = DefaultIPRateLimit
+	}
 	if cfg.StatsStreamsPerAccount <= 0 {
 		cfg.StatsStreamsPerAccount = DefaultStatsStreamsPerAccount
 	}
@@ -307,6 +317,7 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 	}
 	if a.clusterAuth() {
 		mux.Handle("POST "+leasePath, a.requireClusterToken(http.HandlerFunc(a.serveLease)))
+		mux.Handle("POST "+usagePath, a.requireClusterToken(http.HandlerFunc(a.serveUsage)))
 	}
 	// Anything else is a JSON 404, or a 405 with Allow, not the mux's text page.
 	mux.HandleFunc("/", a.unrouted(mux))
@@ -461,6 +472,9 @@ func (a *API) wrap(rt Route) http.Handler {
 
 func (a *API) serve(rt Route, rq *request) (int, any, error) {
 	if rt.Public {
+		if err := a.limitPublic(rq); err != nil {
+			return 0, nil, err
+		}
 		if err := checkQuery(rq.Request, rt.query); err != nil {
 			return 0, nil, err
 		}
@@ -468,13 +482,21 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 	}
 	c, err := a.authenticate(rq)
 	if err != nil {
+		// No valid key: the client address's budget (a 429 beyond it).
+		if lerr := a.limitUnkeyed(rq.w, rq.Request, rq.now); lerr != nil {
+			return 0, nil, lerr
+		}
 		return 0, nil, err
 	}
 	rq.caller = c
 	// An address the key's allow-list does not hold is refused before the
-	// request is counted (as /mcp's Authenticate does): it neither spends
-	// the owner's budget nor sees its X-RateLimit-* figures.
+	// key's request is counted (as /mcp's Authenticate does): it neither
+	// spends the owner's budget nor sees its X-RateLimit-* figures; it is
+	// counted against the address's budget, whose figures it carries.
 	if !auth.IPAllowed(c.cidrs, rq.clientIP) {
+		if lerr := a.limitUnkeyed(rq.w, rq.Request, rq.now); lerr != nil {
+			return 0, nil, lerr
+		}
 		return 0, nil, errf(http.StatusForbidden, "ip_not_allowed", "this API key may not be used from %s", rq.clientIP)
 	}
 	if err := a.rateLimit(rq, c); err != nil {
@@ -516,17 +538,7 @@ func (a *API) rateLimit(rq *request, c *caller) error {
 	} else {
 		d = a.leases.Allow(rq.Context(), c.keyID, c.limit)
 	}
-	h := rq.w.Header()
-	setLimitHeaders(h, d)
-	if !d.Allowed {
-		retry := int(d.Reset.Sub(rq.now).Seconds() + 0.999)
-		if retry < 1 {
-			retry = 1
-		}
-		h.Set("Retry-After", strconv.Itoa(retry))
-		return errf(http.StatusTooManyRequests, "rate_limited", "rate limit of %d requests per minute exceeded; retry after %d s", d.Limit, retry)
-	}
-	return nil
+	return limitAnswer(rq.w.Header(), d, rq.now, "rate limit of %d requests per minute exceeded; retry after %d s")
 }
 
 func setLimitHeaders(h http.Header, d ratelimit.Decision) {
@@ -535,24 +547,30 @@ func setLimitHeaders(h http.Header, d ratelimit.Decision) {
 	h.Set("X-RateLimit-Reset", strconv.FormatInt(d.Reset.Unix(), 10))
 }
 
-// uncountedLimitHeaders gives a /v1 answer written before the key's request
-// is counted (wrap's brand check, readGate's refusals, a follower's failures
-// to forward: the 503s of an election or of a lost quorum) the key's
-// X-RateLimit-* headers, as every authenticated answer has them. The request
-// serves nothing and is not counted: the headers say what this coordinator
-// knows of the key's budget (the leader's window on the leader, the lease or
-// the share without a leader on a follower: ratelimit Leases.Peek), from the
-// key as this coordinator's own state holds it, never asking the leader. A
-// key this coordinator does not know (or none, or an invalid one) gets no
-// headers, as a 401 has none: there is no budget to describe; nor does a key
-// used from an address its allow-list does not hold, as its 403 has none.
+// uncountedLimitHeaders gives a /v1 answer written before the request is
+// counted (wrap's brand check, readGate's refusals, a follower's failures to
+// forward: the 503s of an election or of a lost quorum) the X-RateLimit-*
+// headers every /v1 answer has. The request serves nothing and is not
+// counted: for a valid key the headers say what this coordinator knows of the
+// key's budget (the leader's window on the leader, the lease or the share
+// without a leader on a follower: ratelimit Leases.Peek), from the key as this
+// coordinator's own state holds it, never asking the leader. A request
+// without a key this coordinator knows as valid (none, an invalid one, or a
+// key used from an address its allow-list does not hold, whose owner's
+// figures it must not see) gets its client address's budget on this
+// coordinator (peekUnkeyed).
 func (a *API) uncountedLimitHeaders(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasPrefix(r.URL.Path, "/v1/") || w.Header().Get("X-RateLimit-Limit") != "" || auth.FromRequest(r) == "" {
+	if !strings.HasPrefix(r.URL.Path, "/v1/") || w.Header().Get("X-RateLimit-Limit") != "" {
+		return
+	}
+	if auth.FromRequest(r) == "" {
+		a.peekUnkeyed(w, r)
 		return
 	}
 	// No writer: a failed token check sets no WWW-Authenticate on this answer.
 	c, err := a.authenticate(&request{Request: r, now: a.now().UTC()})
 	if err != nil || !auth.IPAllowed(c.cidrs, a.clientIP(r)) {
+		a.peekUnkeyed(w, r)
 		return
 	}
 	var d ratelimit.Decision

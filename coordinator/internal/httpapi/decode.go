@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -293,14 +294,10 @@ func oneOf(field, v string, allowed []string) error {
 
 // paging parses ?page= and ?limit= (1..200, default 50).
 func paging(r *http.Request) (page, limit int, err error) {
-	page, limit = 1, 50
 	q := r.URL.Query()
-	if s := q.Get("limit"); s != "" {
-		n, e := strconv.Atoi(s)
-		if e != nil || n < 1 || n > 200 {
-			return 0, 0, &httpError{status: 400, code: "invalid_query", msg: "query parameter \"limit\" must be an integer from 1 to 200"}
-		}
-		limit = n
+	page = 1
+	if limit, err = queryLimit(q); err != nil {
+		return 0, 0, err
 	}
 	if s := q.Get("page"); s != "" {
 		n, e := strconv.Atoi(s)
@@ -310,6 +307,19 @@ func paging(r *http.Request) (page, limit int, err error) {
 		page = n
 	}
 	return page, limit, nil
+}
+
+// queryLimit parses a list's ?limit= (1..200, default 50).
+func queryLimit(q url.Values) (int, error) {
+	s := q.Get("limit")
+	if s == "" {
+		return 50, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 200 {
+		return 0, &httpError{status: 400, code: "invalid_query", msg: "query parameter \"limit\" must be an integer from 1 to 200"}
+	}
+	return n, nil
 }
 
 // invalidUTF8Path names the JSON value (or key) holding body's first invalid

@@ -97,7 +97,6 @@ const (
 var (
 	voiceRE = regexp.MustCompile(`^\+[0-9]{1,3}\.[0-9]{1,14}$`)
 	emailRE = regexp.MustCompile(`^[A-Za-z0-9.!#$%&'*+/=?^_{|}~-]{1,64}@[A-Za-z0-9.-]{1,253}$`)
-	ccRE    = regexp.MustCompile(`^[A-Z]{2}$`)
 )
 
 // asciiText checks an EPP "int" postal field: printable ASCII (the
@@ -138,8 +137,8 @@ func domainContact(c api.DomainContact) error {
 	if err := asciiText("contact.pc", c.PC, 0, 16); err != nil {
 		return err
 	}
-	if !ccRE.MatchString(c.CC) {
-		return invalidField("contact.cc", "must be an ISO 3166 two-letter country code in upper case (TR, DE)")
+	if !isCountry(c.CC) {
+		return invalidField("contact.cc", "must be the ISO 3166-1 alpha-2 code of a country, in upper case (TR, DE)")
 	}
 	if c.Voice != "" && !voiceRE.MatchString(c.Voice) {
 		return invalidField("contact.voice", "must be +CC.NUMBER (+90.2125550000)")

@@ -76,6 +76,8 @@ func TestDomainRoutes(t *testing.T) {
 		`{"name":"a.test","nameservers":["ns1.example.net"],` + testContact + `}`:                                "nameservers",
 		`{"name":"a.test","nameservers":["ns1.example.net","bad host"],` + testContact + `}`:                     "nameservers[1]",
 		`{"name":"a.test","contact":{"name":"Ada","street":["x"],"city":"c","cc":"tr","email":"a@example.com"}}`: "contact.cc",
+		`{"name":"a.test","contact":{"name":"Ada","street":["x"],"city":"c","cc":"XX","email":"a@example.com"}}`: "contact.cc", // user-assigned
+		`{"name":"a.test","contact":{"name":"Ada","street":["x"],"city":"c","cc":"YU","email":"a@example.com"}}`: "contact.cc", // withdrawn
 		`{"name":"a.test","contact":{"name":"Ada","street":["x"],"city":"c","cc":"TR","email":"nope"}}`:          "contact.email",
 		`{"name":"a.test","contact":{"name":"Adä","street":["x"],"city":"c","cc":"TR","email":"a@example.com"}}`: "contact.name",
 		`{"name":"a.test"}`: "contact.name",

@@ -8,7 +8,14 @@ import (
 )
 
 func (a *API) getAccount(rq *request) (int, any, error) {
-	acc, err := readOne(a, "account", func(r store.ReadTx) (api.Account, error) { return r.Account(rq.caller.accountID) })
+	acc, err := readOne(a, "account", func(r store.ReadTx) (p api.AccountProfile, err error) {
+		if p.Account, err = r.Account(rq.caller.accountID); err != nil {
+			return p, err
+		}
+		pricing, err := r.AccountPricing(rq.caller.accountID)
+		p.Reseller = api.AccountReseller{Enabled: pricing.DiscountPercent > 0 || len(pricing.Prices) > 0, DiscountPct: pricing.DiscountPercent}
+		return p, err
+	})
 	return http.StatusOK, acc, err
 }
 

@@ -62,22 +62,30 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 
 // unrouted answers what no route matched: 405 with Allow on a known path,
 // else 404. A /v1 call with a key is counted against that key's rate limit
-// (with its headers) like any other, so on a follower it goes to the leader.
+// (with its headers) like any other, so on a follower it goes to the leader;
+// one without a valid key (none, an invalid one, or a key used from an
+// address its allow-list does not hold) against its client address's budget
+// on the coordinator that answers (limitUnkeyed), a 429 beyond it.
 func (a *API) unrouted(mux *http.ServeMux) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		rid := requestID(r)
-		if strings.HasPrefix(r.URL.Path, "/v1/") && auth.FromRequest(r) != "" {
-			if !a.raft.IsLeader() {
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			if auth.FromRequest(r) != "" && !a.raft.IsLeader() {
 				a.fwd.forward(w, r, rid)
 				return
 			}
 			rq := &request{Request: r, w: w, id: rid, now: a.now().UTC(), clientIP: a.clientIP(r)}
-			if c, err := a.authenticate(rq); err == nil {
-				if err := a.rateLimit(rq, c); err != nil {
-					ae, _ := toAPIError(err)
-					writeError(w, rid, ae)
-					return
-				}
+			var err error
+			if c, aerr := a.authenticate(rq); aerr == nil && auth.IPAllowed(c.cidrs, rq.clientIP) {
+				err = a.rateLimit(rq, c)
+			} else {
+				// No valid key (or none): the address's budget here.
+				err = a.limitUnkeyed(w, r, rq.now)
+			}
+			if err != nil {
+				ae, _ := toAPIError(err)
+				writeError(w, rid, ae)
+				return
 			}
 		}
 		if allow := allowedMethods(mux, r); len(allow) > 0 {

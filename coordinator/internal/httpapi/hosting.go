@@ -529,8 +529,8 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, locations []string
 			return err
 		}
 		for _, n := range nodes {
-			if len(locations) > 0 && !slices.Contains(locations, n.Location) {
-				reasons = append(reasons, fmt.Sprintf("%s: in location %q, not %s", n.ID, n.Location, strings.Join(locations, ", ")))
+			if why := placement.Outside(n.Location, locations); why != "" {
+				reasons = append(reasons, n.ID+": "+why)
 				continue
 			}
 			live := withLive(n, cfg.Nodes)

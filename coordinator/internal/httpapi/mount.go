@@ -42,6 +42,19 @@ func (a *API) CountRequest(w http.ResponseWriter, r *http.Request, c Caller) *ap
 	return nil
 }
 
+// CountUnauthenticated counts a request refused for its credentials (none, or
+// a key or token that is not valid, or used from outside its allow-list: /mcp's
+// 401s and 403 ip_not_allowed) against its client address's budget, as /v1
+// counts its requests without a valid key (limitUnkeyed): it sets the
+// X-RateLimit-* headers and is a 429 (with Retry-After) beyond the budget.
+func (a *API) CountUnauthenticated(w http.ResponseWriter, r *http.Request) *api.Error {
+	if err := a.limitUnkeyed(w, r, a.now().UTC()); err != nil {
+		ae, _ := toAPIError(err)
+		return ae
+	}
+	return nil
+}
+
 // Authenticate resolves r's credentials exactly as every /v1 route does (the
 // same key look-up, revocation and expiry rules): a *api.Error, 401 when
 // they are missing or not valid, 403 from an address the key's allow-list

@@ -19,7 +19,16 @@ import (
 //go:embed openapi.json
 var OpenAPI []byte
 
+// serveOpenAPI serves the document on the coordinator called (no
+// forwarding), counted as a public route is (limitPublic): against a valid
+// key it presents, else against the client address's budget.
 func (a *API) serveOpenAPI(w http.ResponseWriter, r *http.Request) {
+	rq := &request{Request: r, w: w, now: a.now().UTC(), clientIP: a.clientIP(r)}
+	if err := a.limitPublic(rq); err != nil {
+		ae, _ := toAPIError(err)
+		writeError(w, "", ae)
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(a.openapi)
 }

@@ -122,13 +122,15 @@ func TestOSTemplateLabelAdmin(t *testing.T) {
 		t.Fatalf("after reinstall: %s", d.body)
 	}
 
-	// So does a server an operator places without "os"; one with "os" keeps it.
+	// So does a server an operator places without "os"; one with "os" of
+	// that family keeps it (another family is refused:
+	// TestAdminServerOSOfTemplate).
 	s.apply(fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-secret-node", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103,
 		Capacity: api.AgentNodeCapacity{VCPUs: 64, MemoryBytes: 64 << 30, DiskBytes: 1 << 40}})
 	for body, want := range map[string]string{
-		`{"account_id":"` + acc + `","plan":"nano","template":"u2404"}`:             "ubuntu",
-		`{"account_id":"` + acc + `","plan":"nano","template":"u2404","os":"Kubu"}`: "Kubu",
-		`{"account_id":"` + acc + `","plan":"nano","template":"debian-12"}`:         "debian",
+		`{"account_id":"` + acc + `","plan":"nano","template":"u2404"}`:               "ubuntu",
+		`{"account_id":"` + acc + `","plan":"nano","template":"u2404","os":"Ubuntu"}`: "Ubuntu",
+		`{"account_id":"` + acc + `","plan":"nano","template":"debian-12"}`:           "debian",
 	} {
 		code, out := admin("POST", "/admin/servers", body)
 		var created api.AdminServerCreated

@@ -1,9 +1,7 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,15 +78,8 @@ func parseLeaseAnswer(body []byte, limit, want int) (ratelimit.Grant, error) {
 // serveLease is the leader's end of a lease: it debits the key's window by
 // what it grants.
 func (a *API) serveLease(w http.ResponseWriter, r *http.Request) {
-	rid := requestID(r)
-	if !a.raft.IsLeader() {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "this coordinator is not the leader"))
-		return
-	}
-	body, status, _ := readLimited(w, r, maxLeaseBody)
-	if status != 0 { // readLimited's error always comes with its status
-		writeError(w, rid, api.NewError(status, "bad_body", "could not read the lease request"))
+	rid, body, ok := a.leaderBody(w, r, maxLeaseBody, "lease request")
+	if !ok {
 		return
 	}
 	q, err := parseLeaseRequest(body)
@@ -120,20 +111,7 @@ func (a *API) fetchLease(ctx context.Context, key string, limit, want int) (rate
 	if addr == "" || a.raft.IsLeader() {
 		return ratelimit.Grant{}, ratelimit.ErrNoLeader
 	}
-	body, err := json.Marshal(leaseRequest{Key: key, Limit: limit, Want: want})
-	if err != nil {
-		return ratelimit.Grant{}, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.fwd.leaderURL(addr).String()+leasePath, bytes.NewReader(body))
-	if err != nil {
-		return ratelimit.Grant{}, err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set(headerForwardedBy, a.cfg.NodeID)
-	if a.cfg.ClusterTLS == nil {
-		req.Header.Set(headerClusterToken, a.cfg.ClusterSecret)
-	}
-	resp, err := a.fwd.transport.RoundTrip(req)
+	resp, err := a.postToLeader(ctx, addr, leasePath, leaseRequest{Key: key, Limit: limit, Want: want})
 	if err != nil {
 		return ratelimit.Grant{}, err
 	}

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -209,5 +210,38 @@ func TestReservedAfterAttachIsNotVerified(t *testing.T) {
 		if r := s.call(key, "DELETE", "/v1/hosting/"+hst+"/custom-domain", ""); r.status >= 300 {
 			t.Fatalf("detach %s: %d %s", domain, r.status, r.body)
 		}
+	}
+}
+
+// TestReservedSetFollowsHostnames: the reserved-name set domainNotReserved
+// keeps is rebuilt when a node's hostname changes (a hello reporting
+// another one, as an enrolment is: TestReservedAfterAttachIsNotVerified)
+// and when the configured list does; between those it is the same set.
+func TestReservedSetFollowsHostnames(t *testing.T) {
+	s := newSrvAPI(t)
+	reserved := func(d string) bool {
+		err := s.a.domainNotReserved(d)
+		var he *httpError
+		return errors.As(err, &he) && he.code == "domain_reserved"
+	}
+	hello := func(hostname string) {
+		s.apply(fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-secret-node", CertSerial: "s1", Hostname: hostname, Roles: []string{"kvm"}, ProtocolVersion: 103,
+			Capacity: api.AgentNodeCapacity{VCPUs: 8, MemoryBytes: 8 << 30, DiskBytes: 1 << 40}})
+	}
+	hello("hv1.nodes.test")
+	if !reserved("hv1.nodes.test") || !reserved("www.hv1.nodes.test") || reserved("hv2.nodes.test") {
+		t.Fatal("after the first hello: hv1.nodes.test not reserved, or hv2 is")
+	}
+	first := s.a.reserved.Load()
+	if reserved("other.test"); s.a.reserved.Load() != first {
+		t.Error("the set was rebuilt with nothing changed")
+	}
+	hello("hv2.nodes.test")
+	if reserved("hv1.nodes.test") || !reserved("hv2.nodes.test") {
+		t.Error("after a hello with another hostname: the old one still reserved, or the new one not")
+	}
+	s.a.cfg.ReservedDomains = []string{"provider.test"}
+	if !reserved("shop.provider.test") || !reserved("hv2.nodes.test") {
+		t.Error("after the configured list changed: provider.test or the node's hostname not reserved")
 	}
 }

@@ -27,9 +27,12 @@ func (a *API) serverRoutes() []Route {
 		{Method: "GET", Path: "/v1/servers/{id}/stats", Scope: api.ScopeServersRead, handler: a.serverStats},
 		{Method: "GET", Path: "/v1/servers/{id}/snapshots", Scope: api.ScopeServersRead, handler: a.listSnapshots},
 		{Method: "GET", Path: "/v1/servers/{id}/ips", Scope: api.ScopeServersRead, handler: a.listServerIPs},
-		{Method: "POST", Path: "/v1/servers/{id}/power/{action}", Scope: api.ScopeServersWrite, handler: a.powerServer},
+		// Idempotent: a reboot retried after a lost answer must not reboot
+		// twice (without the key the retry is a 409 while the first runs, a
+		// second reboot after it).
+		{Method: "POST", Path: "/v1/servers/{id}/power/{action}", Scope: api.ScopeServersWrite, Idempotent: true, handler: a.powerServer},
 		{Method: "POST", Path: "/v1/servers/{id}/snapshots", Scope: api.ScopeServersWrite, Idempotent: true, handler: a.createSnapshot},
-		{Method: "DELETE", Path: "/v1/servers/{id}/snapshots/{snapshotId}", Scope: api.ScopeServersWrite, handler: a.deleteSnapshot},
+		{Method: "DELETE", Path: "/v1/servers/{id}/snapshots/{snapshotId}", Scope: api.ScopeServersWrite, Idempotent: true, handler: a.deleteSnapshot},
 		// Not Idempotent on purpose: the new password is only in the live
 		// response, so a replayed one would say "accepted" without the
 		// password and the customer would be locked out. A retry makes a new
@@ -47,6 +50,9 @@ func (a *API) serverRoutes() []Route {
 		// servers:read or hosting:read lets a key in; the handler then checks
 		// the scope that reads the action's resource.
 		{Method: "GET", Path: "/v1/actions/{id}", Scope: api.ScopeServersRead, AltScope: api.ScopeHostingRead, handler: a.getAction},
+		// The same scopes; the list holds the actions the key's scopes read
+		// (actions.go).
+		{Method: "GET", Path: "/v1/actions", Scope: api.ScopeServersRead, AltScope: api.ScopeHostingRead, handler: a.listActions},
 	}
 }
 

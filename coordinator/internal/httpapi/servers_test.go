@@ -121,6 +121,9 @@ func TestServerOtherAccount404(t *testing.T) {
 		if rt.Path == "/v1/actions/{id}" {
 			path = "/v1/actions/" + actID
 		}
+		if rt.Path == "/v1/actions" { // a list: below
+			continue
+		}
 		if rt.Path == "/v1/servers" {
 			if r := s.call(other, "GET", path, ""); r.status != 200 || r.m["total"] != float64(0) {
 				t.Errorf("another account's list: %d %s", r.status, r.body)
@@ -143,6 +146,21 @@ func TestServerOtherAccount404(t *testing.T) {
 		}
 		if r := s.call(key, rt.Method, bad, bodies[rt.Path]); r.status != 404 {
 			t.Errorf("%s %s with a bad id: %d %s", rt.Method, bad, r.status, r.body)
+		}
+	}
+	// The list of actions: a 503 naming the level until the cluster is at
+	// level 2; then another account's list, and its list filtered by this
+	// server, are empty (not a 404 that would confirm the server exists).
+	if r := s.call(other, "GET", "/v1/actions", ""); r.status != 503 || r.m["code"] != "cluster_upgrading" {
+		t.Errorf("GET /v1/actions at level 1: %d %s", r.status, r.body)
+	}
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
+	if r := s.call(key, "GET", "/v1/actions", ""); r.status != 200 || !strings.Contains(string(r.body), actID) {
+		t.Errorf("the owner's list: %d %s", r.status, r.body)
+	}
+	for _, path := range []string{"/v1/actions", "/v1/actions?resource_id=" + id} {
+		if r := s.call(other, "GET", path, ""); r.status != 200 || string(bytes.TrimSpace(r.body)) != `{"data":[],"limit":50,"next_cursor":null}` {
+			t.Errorf("GET %s by another account: %d %s", path, r.status, r.body)
 		}
 	}
 	if s.actionCount() != before {
@@ -668,5 +686,47 @@ func TestSuspendedServerRefusesPowerOn(t *testing.T) {
 	}
 	if r := s.call(key, "POST", base+"/power/stop", ""); r.status != 202 {
 		t.Fatalf("stop of a suspended server: %d %s", r.status, r.body)
+	}
+}
+
+// TestPowerAndSnapshotDeleteIdempotent: a power action or a snapshot
+// deletion sent again with the same Idempotency-Key answers the first action
+// (Idempotent-Replayed), while it runs and after it finished, and starts
+// nothing; the same key with another body is a 422. Before, the key was
+// ignored on these routes: the retry of a reboot was a 409 while the first
+// ran and a second reboot after it.
+func TestPowerAndSnapshotDeleteIdempotent(t *testing.T) {
+	s := newSrvAPI(t)
+	acc, key := s.account(allServerScopes...)
+	id := s.server(acc)
+	base := "/v1/servers/" + id
+
+	r1 := s.call(key, "POST", base+"/power/reboot", `{"force":true}`, "Idempotency-Key", "reboot-1")
+	first := actionID(t, r1)
+	before := s.actionCount()
+	for _, finished := range []bool{false, true} {
+		if finished {
+			s.finish(first, true)
+		}
+		r := s.call(key, "POST", base+"/power/reboot", `{"force":true}`, "Idempotency-Key", "reboot-1")
+		if r.status != 202 || r.header.Get("Idempotent-Replayed") != "true" || actionID(t, r) != first {
+			t.Fatalf("reboot retried (first finished: %v): %d %s", finished, r.status, r.body)
+		}
+	}
+	if r := s.call(key, "POST", base+"/power/reboot", `{"force":false}`, "Idempotency-Key", "reboot-1"); r.status != 422 {
+		t.Fatalf("the key with another body: %d %s", r.status, r.body)
+	}
+	if n := s.actionCount(); n != before {
+		t.Fatalf("retries stored %d actions", n-before)
+	}
+
+	snap := s.call(key, "POST", base+"/snapshots", `{"name":"keep"}`)
+	s.finish(actionID(t, snap), true)
+	snapID := snap.m["snapshot"].(map[string]any)["id"].(string)
+	d1 := s.call(key, "DELETE", base+"/snapshots/"+snapID, "", "Idempotency-Key", "del-1")
+	del := actionID(t, d1)
+	s.finish(del, true)
+	if d := s.call(key, "DELETE", base+"/snapshots/"+snapID, "", "Idempotency-Key", "del-1"); d.status != 202 || d.header.Get("Idempotent-Replayed") != "true" || actionID(t, d) != del {
+		t.Fatalf("snapshot deletion retried after it ran: %d %s", d.status, d.body)
 	}
 }

@@ -41,6 +41,25 @@ func (u *UsageRecorder) Record(keyID string, e fsm.KeyUsageEntry) {
 	}
 }
 
+// Merge adds a batch recorded elsewhere (a follower's shipment, or one that
+// could not be sent): its count and last use, and its entries as far as the
+// cap leaves room.
+func (u *UsageRecorder) Merge(in fsm.KeyUsageBatch) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	b := u.keys[in.KeyID]
+	if b == nil {
+		b = &fsm.KeyUsageBatch{KeyID: in.KeyID}
+		u.keys[in.KeyID] = b
+	}
+	b.Count += in.Count
+	if in.LastUsedAt.After(b.LastUsedAt) {
+		b.LastUsedAt = in.LastUsedAt
+	}
+	room := max(usageEntriesPerFlush-len(b.Entries), 0)
+	b.Entries = append(b.Entries, in.Entries[:min(room, len(in.Entries))]...)
+}
+
 // Take returns and clears what was buffered (nil if nothing).
 func (u *UsageRecorder) Take() *fsm.KeyUsage {
 	u.mu.Lock()

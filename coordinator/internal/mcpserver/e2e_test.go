@@ -314,8 +314,10 @@ func TestMCPEndToEnd(t *testing.T) {
 		// (Route.AltScope): the tool is listed for such a key, as its REST
 		// route serves it, and tools for servers:read only are not.
 		tools := listTools(t, mcpClient(t, c, hostingKey))
-		if tools["get_action"] == nil {
-			t.Errorf("a hosting:read key does not list get_action (%d tools)", len(tools))
+		for _, name := range []string{"get_action", "list_actions"} {
+			if tools[name] == nil {
+				t.Errorf("a hosting:read key does not list %s (%d tools)", name, len(tools))
+			}
 		}
 		if tools["list_servers"] != nil {
 			t.Errorf("a hosting:read key lists list_servers")

@@ -267,6 +267,15 @@ type RequestCounter interface {
 	CountRequest(w http.ResponseWriter, r *http.Request, c httpapi.Caller) *api.Error
 }
 
+// UnauthenticatedCounter is an Authenticator that also counts the requests it
+// refuses for their credentials against the client address's budget for
+// requests without a valid key (httpapi.API, --ip-rate-limit): /mcp counts
+// its 401s and 403 ip_not_allowed so, as /v1 counts its own, and answers a
+// 429 beyond the budget.
+type UnauthenticatedCounter interface {
+	CountUnauthenticated(w http.ResponseWriter, r *http.Request) *api.Error
+}
+
 // rpcEnvelope names the JSON-RPC members that decide what a POSTed message
 // does. Three readers decode a message: toolCall here (encoding/json, which
 // matches names case-insensitively and keeps the last of two), the fast path
@@ -402,6 +411,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streamable)
 	counter, _ := authn.(RequestCounter)
 	fast.counter = counter
+	uncounted, _ := authn.(UnauthenticatedCounter)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		meta := opts.ResourceMetadataURL
 		if meta == "" {
@@ -442,13 +452,24 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 				challengeValue(stepUpScopes(c.Scopes, t)), meta, challengeValue(msg)))
 			answer(api.NewError(http.StatusForbidden, "missing_scope", msg))
 		}
+		// refused answers a request refused for its credentials, counted
+		// against the client address's budget first: a 429 beyond it.
+		refused := func(e *api.Error) {
+			if uncounted != nil && e.StatusCode < 500 {
+				if le := uncounted.CountUnauthenticated(w, r); le != nil {
+					answer(le)
+					return
+				}
+			}
+			fail(e)
+		}
 		if !bearerShaped(r.Header.Get("Authorization")) {
-			fail(api.NewError(http.StatusUnauthorized, "missing_api_key", "missing credentials: send an API key or OAuth access token as Authorization: Bearer TOKEN"))
+			refused(api.NewError(http.StatusUnauthorized, "missing_api_key", "missing credentials: send an API key or OAuth access token as Authorization: Bearer TOKEN"))
 			return
 		}
 		c, aerr := authn.Authenticate(r)
 		if aerr != nil {
-			fail(aerr)
+			refused(aerr)
 			return
 		}
 		if rebound(r, opts.PublicHost) {

@@ -65,6 +65,21 @@ func Room(capacity, used, need api.AgentNodeCapacity, overcommit float64) string
 	return ""
 }
 
+// Outside says why a node in location loc may not take what is placed in
+// locations ("in location fra-1 (not ams-1)", "in no location (not
+// ams-1)"), or "" when it may: no locations given, or loc among them. Both
+// placements (Choose for servers, the HTTP API's for hosting accounts)
+// filter nodes by it.
+func Outside(loc string, locations []string) string {
+	switch {
+	case len(locations) == 0 || slices.Contains(locations, loc):
+		return ""
+	case loc == "":
+		return fmt.Sprintf("in no location (not %s)", strings.Join(locations, ", "))
+	}
+	return fmt.Sprintf("in location %s (not %s)", loc, strings.Join(locations, ", "))
+}
+
 // ErrReconnecting is (wrapped in) Choose's error when no node can take the
 // server now but a node that would is ready and only not connected to this
 // leader: after a leader change (or a short network loss) its agent holds a
@@ -90,18 +105,15 @@ func Choose(cands []Candidate, plan api.ServerPlan, template string, pol Policy)
 	for _, c := range cands {
 		n := c.Node
 		skip := func(format string, a ...any) { why = append(why, n.ID+": "+fmt.Sprintf(format, a...)) }
+		elsewhere := Outside(n.Location, pol.Locations)
 		switch {
 		case n.State == api.AgentNodeRemoved:
 			continue
 		case !slices.Contains(n.Roles, "kvm"):
 			skip("not a kvm node")
 			continue
-		case len(pol.Locations) > 0 && !slices.Contains(pol.Locations, n.Location):
-			if n.Location == "" {
-				skip("in no location (not %s)", strings.Join(pol.Locations, ", "))
-			} else {
-				skip("in location %s (not %s)", n.Location, strings.Join(pol.Locations, ", "))
-			}
+		case elsewhere != "":
+			skip("%s", elsewhere)
 			continue
 		case n.Cordoned:
 			skip("cordoned")

@@ -15,6 +15,11 @@
 //
 // The counts live in memory: a leader change starts every key's window afresh
 // on the new leader, and followers drop what they leased from the old one.
+//
+// Every coordinator's Limiter also counts, under keys of their own, the
+// per-address budgets of requests without a valid key (httpapi iplimit.go,
+// --ip-rate-limit) and of the OAuth endpoints: each coordinator for what it
+// answers itself, never leased.
 package ratelimit
 
 import (

@@ -5,8 +5,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/spf13/pflag"
 )
 
 // TestBrandConfig: --brand layers like every setting (file, HOSTPLANE_BRAND,
@@ -16,13 +14,7 @@ import (
 func TestBrandConfig(t *testing.T) {
 	load := func(file string, args ...string) (Config, error) {
 		t.Helper()
-		cfg := Defaults()
-		fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-		BindFlags(fs, &cfg)
-		if err := fs.Parse(args); err != nil {
-			t.Fatal(err)
-		}
-		got, err := Load(fs, file)
+		got, err := loadConfig(t, file, args...)
 		if err != nil {
 			t.Fatal(err)
 		}

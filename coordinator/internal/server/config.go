@@ -45,6 +45,7 @@ type Config struct {
 	Brand             string
 	KeyPrefix         string
 	RateLimit         int
+	IPRateLimit       int
 	LogLevel          string
 	LogFormat         string
 	HeartbeatTimeout  time.Duration
@@ -108,7 +109,7 @@ func Defaults() Config {
 	return Config{
 		NodeID: id, DataDir: DefaultDataDir(), APIAddr: "127.0.0.1:8420", RaftAddr: "127.0.0.1:8421",
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
-		Brand: brand.Default, RateLimit: 120, StatsStreamsPerAccount: httpapi.DefaultStatsStreamsPerAccount, StatsCallsPerNode: httpapi.DefaultStatsCallsPerNode, LogLevel: "info", LogFormat: "json",
+		Brand: brand.Default, RateLimit: 120, IPRateLimit: httpapi.DefaultIPRateLimit, StatsStreamsPerAccount: httpapi.DefaultStatsStreamsPerAccount, StatsCallsPerNode: httpapi.DefaultStatsCallsPerNode, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
 		RDNS:      rdnsDefaults(),
@@ -156,6 +157,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "base URL clients reach the API at, e.g. https://api.example.com: the OAuth issuer and the audience of its tokens; the same on every coordinator (default: http://<api-addr>)")
 	fs.StringVar(&c.ReservedDomains, "reserved-domains", c.ReservedDomains, "comma-separated domains of the provider (brand, API, panel names), each with all its subdomains, that customers cannot order hosting on or set as a custom domain (409 domain_reserved); every enrolled node's hostname is always reserved; the operator's hosting create is not refused; give every coordinator the same list")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "default requests per minute per API key")
+	fs.IntVar(&c.IPRateLimit, "ip-rate-limit", c.IPRateLimit, "requests per minute one client address (an IPv6 /64) may make to /v1, /openapi.json and /mcp without a valid API key or token (none, or an invalid, revoked, expired or not-allowed-here one; GET /v1/scopes), counted by each coordinator for what it answers; more are 429 rate_limited")
 	fs.IntVar(&c.StatsStreamsPerAccount, "stats-streams-per-account", c.StatsStreamsPerAccount, "stats streams (GET /v1/servers/:id/stats?stream=1) one account may hold open at once; more are refused with 429 too_many_streams")
 	fs.IntVar(&c.StatsCallsPerNode, "stats-calls-per-node", c.StatsCallsPerNode, "stats calls (one-shot and streams) open to one node's agent at once, each holding one of the 256 streams its session takes (actions need the rest); more are refused with 503 node_busy")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
@@ -252,6 +254,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RateLimit < 1 {
 		errs = append(errs, errors.New("rate-limit must be at least 1"))
+	}
+	if c.IPRateLimit < 1 {
+		errs = append(errs, errors.New("ip-rate-limit must be at least 1"))
 	}
 	if c.StatsStreamsPerAccount < 1 {
 		errs = append(errs, errors.New("stats-streams-per-account must be at least 1"))

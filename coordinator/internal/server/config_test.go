@@ -9,6 +9,34 @@ import (
 	"github.com/spf13/pflag"
 )
 
+// loadConfig layers the settings as the coordinator's start does: defaults,
+// then file (when not ""), the HOSTPLANE_ environment, then args as flags.
+// Flags that do not parse fail t; Load's error is returned.
+func loadConfig(t *testing.T, file string, args ...string) (Config, error) {
+	t.Helper()
+	cfg := Defaults()
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	BindFlags(fs, &cfg)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return Load(fs, file)
+}
+
+// validConfig is loadConfig's settings without flags, which must load and
+// validate.
+func validConfig(t *testing.T, file string) Config {
+	t.Helper()
+	got, err := loadConfig(t, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 // TestConfigLayering: defaults < file < environment < flags, and Validate names
 // the offending setting.
 func TestConfigLayering(t *testing.T) {
@@ -18,13 +46,7 @@ func TestConfigLayering(t *testing.T) {
 	}
 	t.Setenv("HOSTPLANE_RATE_LIMIT", "70")
 	t.Setenv("HOSTPLANE_NODE_ID", "fromenv")
-	cfg := Defaults()
-	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-	BindFlags(fs, &cfg)
-	if err := fs.Parse([]string{"--node-id", "fromflag"}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := Load(fs, file)
+	got, err := loadConfig(t, file, "--node-id", "fromflag")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +63,7 @@ func TestConfigLayering(t *testing.T) {
 	if err := os.WriteFile(file, []byte(`{"no-such-setting":1}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Load(fs, file); err == nil || !strings.Contains(err.Error(), "no-such-setting") {
+	if _, err := loadConfig(t, file, "--node-id", "fromflag"); err == nil || !strings.Contains(err.Error(), "no-such-setting") {
 		t.Fatalf("unknown file setting: %v", err)
 	}
 	bad := Defaults()
@@ -58,16 +80,7 @@ func TestConfigLayering(t *testing.T) {
 // TestShippedConfigLoads: the coordinator.json the packages install uses keys
 // this build knows, and validates.
 func TestShippedConfigLoads(t *testing.T) {
-	cfg := Defaults()
-	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-	BindFlags(fs, &cfg)
-	got, err := Load(fs, "../../../packaging/config/coordinator.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := got.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	validConfig(t, "../../../packaging/config/coordinator.json")
 }
 
 // TestReservedDomainsSetting: --reserved-domains (here from the
@@ -76,16 +89,7 @@ func TestShippedConfigLoads(t *testing.T) {
 // not a domain is refused naming the setting.
 func TestReservedDomainsSetting(t *testing.T) {
 	t.Setenv("HOSTPLANE_RESERVED_DOMAINS", "Provider.Example., panel.example,,bücher.example")
-	cfg := Defaults()
-	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
-	BindFlags(fs, &cfg)
-	got, err := Load(fs, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := got.Validate(); err != nil {
-		t.Fatal(err)
-	}
+	got := validConfig(t, "")
 	if l := strings.Join(got.ReservedList, " "); l != "provider.example panel.example xn--bcher-kva.example" {
 		t.Fatalf("reserved list %q", l)
 	}

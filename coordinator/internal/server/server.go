@@ -138,7 +138,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	metrics.Register(node.FSM.Collectors()...)
 	metrics.Register(node.Collectors()...)
 	s.API = httpapi.New(httpapi.Config{
-		NodeID: cfg.NodeID, Brand: s.brand(), KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, ClusterSecret: cfg.ClusterSecret,
+		NodeID: cfg.NodeID, Brand: s.brand(), KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, IPRateLimit: cfg.IPRateLimit, ClusterSecret: cfg.ClusterSecret,
 		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP, ClusterTLS: tlsCfg,
 		Issuer: publicURL(cfg.PublicURL, s.apiAddr), IssuerDefaulted: cfg.PublicURL == "", OAuthPollInterval: cfg.OAuthPollInterval,
 		DNSResolver: cfg.DNSResolver, DNSNSPort: cfg.DNSNSPort,
@@ -214,8 +214,9 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	s.admSrv = cfg.HTTP.Server(httpapi.Secure(admin))
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
-	s.wg.Add(6)
+	s.wg.Add(7)
 	go func() { defer s.wg.Done(); s.registerLoop(ctx) }()
+	go func() { defer s.wg.Done(); s.shipUsageLoop(ctx) }()
 	go func() { defer s.wg.Done(); s.watchBrand(ctx) }()
 	go func() { defer s.wg.Done(); s.kek.run(ctx) }()
 	go func() { defer s.wg.Done(); _ = s.apiSrv.Serve(apiLn) }()
@@ -387,7 +388,13 @@ func (s *Server) runLeader(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			s.flushUsage(context.Background())
+			// Stopping while it leads: write what was recorded. Stopped
+			// because it no longer leads: a proposal would fail and the
+			// usage taken be lost; left recorded, shipUsageLoop sends it
+			// to the new leader.
+			if s.Node.IsLeader() {
+				s.flushUsage(context.Background())
+			}
 			return
 		case <-usage.C:
 			s.flushUsage(ctx)
@@ -528,6 +535,21 @@ func (s *Server) bootstrapAccount(ctx context.Context) {
 	_ = os.WriteFile(marker, []byte("1\n"), 0o600)
 	s.log.Info("bootstrap account created", "account_id", accID, "key_prefix", prefix)
 	fmt.Fprintf(s.out, "\nBootstrap account %s (%s) created.\nIts API key, shown only this once:\n\n  %s\n\n", accID, s.cfg.BootstrapEmail, plain)
+}
+
+// shipUsageLoop sends, while this coordinator follows, the key usage it
+// recorded (stale reads it answered) to the leader every usage flush
+// interval, and once more when it stops: the leader's flush writes it.
+func (s *Server) shipUsageLoop(ctx context.Context) {
+	ship := func(ctx context.Context) {
+		if err := s.API.ShipUsage(ctx); err != nil {
+			s.log.Debug("ship key usage to the leader: will retry", "err", err)
+		}
+	}
+	clock.Every(ctx, s.cfg.UsageFlush, func() { ship(ctx) })
+	sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	ship(sctx)
 }
 
 func (s *Server) flushUsage(ctx context.Context) {

@@ -1,6 +1,8 @@
 package store
 
 import (
+	"sort"
+
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -54,9 +56,10 @@ func (r ReadTx) AccountKeys(accountID string) ([]api.KeyInfo, error) {
 	return out, err
 }
 
-// KeyUsage lists a key's most recent usage records, newest first, at most limit.
+// KeyUsage lists a key's most recent usage records, newest first by the time
+// of each request as KeyUsagePage orders them, at most limit.
 func (r ReadTx) KeyUsage(keyID string, limit int) ([]api.KeyUsage, error) {
-	items, _, err := ListOwned[api.KeyUsage](r.tx, BucketKeyUsage, keyID, 0, limit)
+	items, _, err := r.KeyUsagePage(keyID, 0, limit)
 	return items, err
 }
 
@@ -67,8 +70,22 @@ func (r ReadTx) Key(id string) (api.KeyInfo, error) {
 	return k.KeyInfo, err
 }
 
-// KeyUsagePage is one page of a key's usage log, newest first, and the number
-// of entries kept.
+// keyUsageReadMax bounds the entries of a key's usage log KeyUsagePage
+// orders (the FSM keeps 200).
+const keyUsageReadMax = 1000
+
+// KeyUsagePage is one page of a key's usage log, newest first by the time of
+// each request, and the number of entries kept. The log is stored in the
+// order its batches were written, which is not the requests' order: a
+// follower's requests reach it through a later flush of the leader's.
 func (r ReadTx) KeyUsagePage(keyID string, offset, limit int) ([]api.KeyUsage, int, error) {
-	return ListOwned[api.KeyUsage](r.tx, BucketKeyUsage, keyID, offset, limit)
+	all, total, err := ListOwned[api.KeyUsage](r.tx, BucketKeyUsage, keyID, 0, keyUsageReadMax)
+	if err != nil {
+		return nil, 0, err
+	}
+	sort.SliceStable(all, func(i, j int) bool { return all[i].At.After(all[j].At) })
+	if offset >= len(all) {
+		return []api.KeyUsage{}, total, nil
+	}
+	return all[offset:min(offset+limit, len(all))], total, nil
 }

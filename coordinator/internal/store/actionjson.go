@@ -109,12 +109,16 @@ func appendActionFields(b []byte, a *api.Action) ([]byte, bool) {
 		b = plainjson.AppendJSONString(b, a.Error.Message)
 		b = append(b, '}')
 	}
+	if a.Method != "" {
+		b = append(b, `,"method":`...)
+		b = plainjson.AppendJSONString(b, a.Method)
+	}
 	return b, true
 }
 
 // actionKeys are Action's JSON keys in the order json.Marshal writes them.
 var actionKeys = [...]string{"id", "command", "status", "progress", "resource_type", "resource_id", "created_at", "started_at", "finished_at", "error",
-	"account_id", "node_id", "target", "params", "needs_secret", "mutating", "deadline", "step", "snapshot_id"}
+	"method", "account_id", "node_id", "target", "params", "needs_secret", "mutating", "deadline", "step", "snapshot_id"}
 
 var actionErrorKeys = []string{"code", "message"}
 
@@ -133,7 +137,7 @@ func readAction(b []byte) (Action, bool) {
 func ReadAction(rd *plainjson.Reader, a *Action) bool {
 	// strings are the string fields by key index (nil: another kind).
 	strings := [len(actionKeys)]*string{0: &a.ID, 1: &a.Command, 2: &a.Status, 4: &a.ResourceType, 5: &a.ResourceID,
-		10: &a.AccountID, 11: &a.NodeID, 12: &a.Target, 17: &a.Step, 18: &a.SnapshotID}
+		10: &a.Method, 11: &a.AccountID, 12: &a.NodeID, 13: &a.Target, 18: &a.Step, 19: &a.SnapshotID}
 	return rd.Object(actionKeys[:], func(i int) (ok bool) {
 		if p := strings[i]; p != nil {
 			*p, ok = rd.String()

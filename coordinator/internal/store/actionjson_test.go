@@ -37,7 +37,9 @@ func TestActionCodecMatchesEncodingJSON(t *testing.T) {
 	failed := running
 	failed.Status, failed.FinishedAt, failed.Error = api.ActionFailed, &later, &api.ActionError{Code: "failed", Message: "no template (the order's 100 cents were refunded to the wallet)"}
 	plain := Action{Action: api.Action{ID: "act_2", Command: api.ActionServerStop, CreatedAt: at}, NeedsSecret: true, SnapshotID: "snap_1", Deadline: at}
-	for _, a := range []Action{provision, running, done, failed, plain, {Action: api.Action{Error: &api.ActionError{}}}} {
+	rebooted := done
+	rebooted.Command, rebooted.Method = api.ActionServerReboot, api.NodeRebootStarted // a reboot of a stopped server
+	for _, a := range []Action{provision, running, done, failed, plain, rebooted, {Action: api.Action{Error: &api.ActionError{}}}} {
 		if !checkActionCodec(t, a) {
 			t.Errorf("a plain action took the slow path: %+v", a)
 		}
@@ -95,6 +97,7 @@ func TestActionReadsBothWays(t *testing.T) {
 
 func FuzzEncodeAction(f *testing.F) {
 	f.Add("act_1", "server.provision", "running", 40, "srv_1", int64(1764608645123456000), []byte(`{"a":[1,"b",{}],"c":null}`), "accepted", uint8(7))
+	f.Add("act_2", "server.reboot", "started", 100, "srv_1", int64(1764608645123456000), []byte(`{}`), "", uint8(32+8))
 	f.Add("a<\"\\", "\xff\u2028", "x\x00", -1, "", int64(-62135596800000000), []byte(`{"a": "<"}`), "", uint8(0))
 	f.Fuzz(func(t *testing.T, id, command, status string, progress int, resource string, nanos int64, params []byte, step string, opts uint8) {
 		at := time.Unix(0, nanos).UTC()
@@ -109,6 +112,9 @@ func FuzzEncodeAction(f *testing.F) {
 		if opts&16 != 0 {
 			a.SnapshotID = command
 		}
+		if opts&32 != 0 {
+			a.Method = status
+		}
 		checkActionCodec(t, a)
 	})
 }
@@ -119,6 +125,8 @@ func FuzzReadAction(f *testing.F) {
 	good, _ := json.Marshal(Action{Action: api.Action{ID: "act_1", Status: "running", CreatedAt: at, StartedAt: &at, Error: &api.ActionError{Code: "c"}},
 		Params: json.RawMessage(`{"plan":{"vcpus":1},"keys":["k"]}`), Mutating: true, Deadline: at})
 	f.Add(good)
+	rebooted, _ := json.Marshal(Action{Action: api.Action{ID: "act_2", Command: api.ActionServerReboot, Status: "success", CreatedAt: at, Method: "started"}, Deadline: at})
+	f.Add(rebooted)
 	f.Add([]byte(`{"id":"a","progress":-0,"created_at":"2026-12-01T17:04:05+03:00","params":[true,false,null,"x"],"needs_secret":false}`))
 	f.Add([]byte(`{"created_at":"2026-13-01T17:04:05Z"}`))
 	f.Fuzz(func(t *testing.T, b []byte) { codectest.Reading(t, "readAction", readAction, b) })

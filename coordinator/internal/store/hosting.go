@@ -68,6 +68,20 @@ func (r ReadTx) HostingDomainTaken(domain string) string {
 	return string(r.value(BucketHostingDomains, []byte(domain)))
 }
 
+// NodeHostingAccounts lists the live hosting accounts on a node (records
+// that do not load are left out).
+func (r ReadTx) NodeHostingAccounts(nodeID string) []HostingAccount {
+	var out []HostingAccount
+	prefix := []byte(nodeID + "/")
+	cur := r.tx.Bucket(BucketNodeHosting).Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && len(k) > len(prefix) && string(k[:len(prefix)]) == string(prefix); k, _ = cur.Next() {
+		if h, err := r.HostingAccountByID(string(k[len(prefix):])); err == nil {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
 // NodeHostingCount is how many live hosting accounts a node holds.
 func (r ReadTx) NodeHostingCount(nodeID string) int {
 	n := 0

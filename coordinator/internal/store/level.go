@@ -17,16 +17,8 @@ func (r ReadTx) ClusterLevel() uint16 { return ClusterLevelTx(r.tx) }
 // ClusterLevelTx is ClusterLevel of a raw transaction (a snapshot checked
 // before it is installed).
 func ClusterLevelTx(tx *bolt.Tx) uint16 {
-	b := tx.Bucket(BucketMeta)
-	if b == nil {
-		return 1
-	}
-	v := b.Get(keyClusterLevel)
-	if len(v) != 2 {
-		return 1
-	}
-	if l := binary.BigEndian.Uint16(v); l > 1 {
-		return l
+	if v := metaFixed(tx, keyClusterLevel, 2); v != nil {
+		return max(1, binary.BigEndian.Uint16(v))
 	}
 	return 1
 }

@@ -73,8 +73,8 @@ func TestAllBucketsAreCreatedAndDistinct(t *testing.T) {
 			}
 		}
 	}
-	if len(AllBuckets) != 35+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets)+len(RegDomainBuckets) {
-		t.Errorf("AllBuckets has %d buckets, want %d (update this test when a bucket is added)", len(AllBuckets), 35+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets)+len(RegDomainBuckets))
+	if len(AllBuckets) != 36+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets)+len(RegDomainBuckets) {
+		t.Errorf("AllBuckets has %d buckets, want %d (update this test when a bucket is added)", len(AllBuckets), 36+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets)+len(RegDomainBuckets))
 	}
 }
 
@@ -368,6 +368,26 @@ func TestNodesAndCluster(t *testing.T) {
 		}
 		if m := r.ClusterAPIAddrs(); len(m) != 1 || m["c1"] != "10.0.0.1:8080" {
 			t.Errorf("ClusterAPIAddrs = %v", m)
+		}
+	})
+}
+
+// FuzzActionIndexValue: an index value parses back into the three fields
+// it was made of, and any bytes either parse into three space-free fields
+// that make the same value again or are refused.
+func FuzzActionIndexValue(f *testing.F) {
+	f.Add([]byte("server srv_1 server.reboot"))
+	f.Add([]byte("hosting  hosting.create"))
+	f.Add([]byte("a b c d"))
+	f.Fuzz(func(t *testing.T, v []byte) {
+		rt, rid, cmd, ok := ParseActionIndexValue(v)
+		if !ok {
+			return
+		}
+		a := Action{}
+		a.ResourceType, a.ResourceID, a.Command = rt, rid, cmd
+		if got := ActionIndexValue(&a); string(got) != string(v) {
+			t.Fatalf("%q parsed as %q %q %q, which make %q", v, rt, rid, cmd, got)
 		}
 	})
 }

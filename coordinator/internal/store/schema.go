@@ -74,6 +74,9 @@ var (
 	BucketNodeServers = []byte("node_servers") // nodeID/serverID → nil (servers not terminated)
 	BucketActions     = []byte("actions")      // actionID → Action
 	BucketOpenActions = []byte("open_actions") // actionID → nodeID (pending or running: the dispatcher's work list)
+	// BucketAccountActions indexes an account's actions for GET /v1/actions
+	// (actionlist.go), written from semantics level 2 on.
+	BucketAccountActions = []byte("account_actions") // accountID/actionID → "<resource type> <resource id> <command>"
 
 	// IP pools (ippools.go). A unit is an IPv4 address or an IPv6 prefix.
 	// The units a server holds are one record per server and pool, so a
@@ -137,7 +140,7 @@ var (
 	// NodeBuckets are the agent-node buckets.
 	NodeBuckets = [][]byte{BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs}
 	// ServerBuckets are the server and action buckets.
-	ServerBuckets = [][]byte{BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions}
+	ServerBuckets = [][]byte{BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions, BucketAccountActions}
 	// IPPoolBuckets are the IP pool buckets.
 	IPPoolBuckets = [][]byte{BucketIPPools, BucketIPUnits, BucketIPAllocs}
 	// OAuthBuckets are the OAuth buckets.
@@ -160,7 +163,7 @@ var AllBuckets = [][]byte{
 	BucketIdempotency, BucketOutbox, BucketCluster,
 	BucketWebhooks, BucketWebhookIDs, BucketWebhookDeliveries, BucketWebhookPending, BucketWebhookAttempts, BucketWebhookMeta,
 	BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs,
-	BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions,
+	BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions, BucketAccountActions,
 	BucketIPPools, BucketIPUnits, BucketIPAllocs, BucketReverseZones,
 	BucketOAuthClients, BucketOAuthDevices, BucketOAuthUserCodes, BucketOAuthCodes,
 	BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
@@ -182,12 +185,12 @@ var AppendOnlyBuckets = [][]byte{BucketOutbox, BucketServerIDs, BucketInvoiceIDs
 // after the keys of their owner already there (time-ordered ids after the
 // account's or node's prefix; actions' after all) and whose values, when
 // rewritten (a server or action changing state, an invoice paid), grow by
-// some tens of bytes: servers, actions, invoices, wallet transactions and
-// the node index of servers. Packed like the append-only buckets, a page
+// some tens of bytes: servers, actions, invoices, wallet transactions, the
+// node index of servers and the account index of actions (written once). Packed like the append-only buckets, a page
 // that overflows splits into a full page and the rest instead of two half
 // pages; the appends of several owners, interleaved, still fill their
 // pages. An order's commit writes fewer pages (TestOrderPagesTable).
-var AppendMostlyBuckets = [][]byte{BucketServers, BucketActions, BucketInvoices, BucketWalletTx, BucketNodeServers}
+var AppendMostlyBuckets = [][]byte{BucketServers, BucketActions, BucketInvoices, BucketWalletTx, BucketNodeServers, BucketAccountActions}
 
 // PackAppends makes the write transaction tx split full pages of the
 // append-only buckets at 100 % instead of bbolt's 50 %: a page that only
@@ -237,24 +240,30 @@ func CreateBuckets(tx *bolt.Tx) error {
 
 // schemaVersion is the schema version recorded in the database (0 if none).
 func schemaVersion(tx *bolt.Tx) uint64 {
-	v := tx.Bucket(BucketMeta).Get(keySchemaVersion)
-	if len(v) != 8 {
-		return 0
+	if v := metaFixed(tx, keySchemaVersion, 8); v != nil {
+		return binary.BigEndian.Uint64(v)
 	}
-	return binary.BigEndian.Uint64(v)
+	return 0
 }
 
 // AppliedIndex returns the Raft index of the last command applied to this database.
 func AppliedIndex(tx *bolt.Tx) uint64 {
-	b := tx.Bucket(BucketMeta)
-	if b == nil {
-		return 0
+	if v := metaFixed(tx, keyAppliedIndex, 8); v != nil {
+		return binary.BigEndian.Uint64(v)
 	}
-	v := b.Get(keyAppliedIndex)
-	if len(v) != 8 {
-		return 0
+	return 0
+}
+
+// metaFixed is the value of key in the meta bucket when it is size bytes
+// long, or nil: no such value, one of another size, or no meta bucket (a
+// database not made yet).
+func metaFixed(tx *bolt.Tx, key []byte, size int) []byte {
+	if b := tx.Bucket(BucketMeta); b != nil {
+		if v := b.Get(key); len(v) == size {
+			return v
+		}
 	}
-	return binary.BigEndian.Uint64(v)
+	return nil
 }
 
 // SetAppliedIndex records the applied index in the same transaction as the change.

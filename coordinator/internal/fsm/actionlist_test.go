@@ -1,0 +1,150 @@
+package fsm
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// listActions is one page of an account's action list on f: the ids,
+// newest first, and the next page's cursor.
+func listActions(t *testing.T, f *FSM, accountID string, q store.ActionQuery) ([]string, string, error) {
+	t.Helper()
+	var page []store.Action
+	var next string
+	err := f.Read(func(r store.ReadTx) (err error) {
+		page, next, err = r.AccountActions(accountID, q)
+		return err
+	})
+	var out []string
+	for _, a := range page {
+		out = append(out, a.ID)
+	}
+	return out, next, err
+}
+
+// TestActionIndexBackfilledAtLevelRaise: below level 2 no action is indexed
+// and the list refuses to answer; the apply that raises the level indexes
+// every action already recorded, alike on both replicas; from then on a new
+// action is indexed when it is created, a progress or finish writes no
+// index entry; the list pages newest first without a gap or a repeat, its
+// filters select, another account's actions are not in it; a backup
+// restored elsewhere keeps the index.
+func TestActionIndexBackfilledAtLevelRaise(t *testing.T) {
+	h := newServerHarness(t)
+	deadline := h.at.Add(time.Hour)
+	mkServer := func(acc, srv, act string) {
+		h.must(CmdServerCreate, ServerCreate{
+			Server: store.Server{Server: api.Server{ID: srv, Label: "web", OSTemplate: "debian-12", OS: "debian"}, AccountID: acc, NodeID: "hv-1", VMName: "hp-" + srv},
+			Action: store.Action{Action: api.Action{ID: act, Command: api.ActionServerProvision, ResourceID: srv}, NodeID: "hv-1", Target: "hp-" + srv, Deadline: deadline}})
+		h.must(CmdActionFinish, ActionFinish{ID: act, Success: true})
+	}
+	power := func(acc, srv, act, cmd string, ok bool) {
+		h.must(CmdActionCreate, ActionCreate{Action: store.Action{Action: api.Action{ID: act, Command: cmd, ResourceID: srv}, AccountID: acc,
+			NodeID: "hv-1", Target: "hp-" + srv, Deadline: deadline, Mutating: true}})
+		h.must(CmdActionProgress, ActionProgress{ID: act, Percent: 50})
+		if ok {
+			h.must(CmdActionFinish, ActionFinish{ID: act, Success: true})
+		} else {
+			h.must(CmdActionFinish, ActionFinish{ID: act, ErrorCode: "node_error", ErrorMessage: "no"})
+		}
+	}
+	// Level 1: ids sort by their letters here (act_01…, act_02…).
+	mkServer("acc_1", "srv_1", "act_01")
+	power("acc_1", "srv_1", "act_02", api.ActionServerStop, true)
+	mkServer("acc_2", "srv_9", "act_03")
+	mkServer("acc_1", "srv_2", "act_04")
+	power("acc_1", "srv_1", "act_05", api.ActionServerStart, false)
+
+	indexDump := func(f *FSM) []byte { return bucketDump(f, store.BucketAccountActions) }
+	if d := indexDump(h.fsms[0]); len(d) != 0 {
+		t.Fatalf("level 1 wrote the index: %q", d)
+	}
+	var le *store.ActionLevelError
+	if _, _, err := listActions(t, h.fsms[0], "acc_1", store.ActionQuery{Limit: 10}); !errors.As(err, &le) || le.Have != 1 {
+		t.Fatalf("list at level 1: %v, want an ActionLevelError", err)
+	}
+
+	h.must(CmdClusterLevel, ClusterLevel{Level: 2})
+	h.replicasSame(indexDump)
+	all, next, err := listActions(t, h.fsms[0], "acc_1", store.ActionQuery{Limit: 10})
+	if want := []string{"act_05", "act_04", "act_02", "act_01"}; err != nil || !reflect.DeepEqual(all, want) || next != "" {
+		t.Fatalf("acc_1 after the raise: %v next %q err %v, want %v", all, next, err, want)
+	}
+	if got, _, _ := listActions(t, h.fsms[1], "acc_2", store.ActionQuery{Limit: 10}); !reflect.DeepEqual(got, []string{"act_03"}) {
+		t.Fatalf("acc_2 after the raise on replica 2: %v", got)
+	}
+
+	// A new action is indexed at its creation; its progress and finish
+	// leave the index as it was.
+	h.must(CmdActionCreate, ActionCreate{Action: store.Action{Action: api.Action{ID: "act_06", Command: api.ActionServerReboot, ResourceID: "srv_2"}, AccountID: "acc_1",
+		NodeID: "hv-1", Target: "hp-srv_2", Deadline: deadline, Mutating: true}})
+	before := indexDump(h.fsms[0])
+	if !bytes.Contains(before, []byte("acc_1/act_06server srv_2 server.reboot")) {
+		t.Fatalf("new action not indexed: %q", before)
+	}
+	h.must(CmdActionProgress, ActionProgress{ID: "act_06", Percent: 50})
+	h.must(CmdActionFinish, ActionFinish{ID: "act_06", Success: true})
+	if !bytes.Equal(before, indexDump(h.fsms[0])) {
+		t.Fatal("a progress or finish rewrote the index")
+	}
+	h.replicasSame(indexDump)
+
+	// Pages of two: every action once, newest first.
+	var seen []string
+	cursor := ""
+	for i := 0; ; i++ {
+		page, next, err := listActions(t, h.fsms[0], "acc_1", store.ActionQuery{Before: cursor, Limit: 2})
+		if err != nil || i > 5 {
+			t.Fatalf("page %d: %v", i, err)
+		}
+		seen = append(seen, page...)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if want := []string{"act_06", "act_05", "act_04", "act_02", "act_01"}; !reflect.DeepEqual(seen, want) {
+		t.Fatalf("paged: %v, want %v", seen, want)
+	}
+
+	// Filters.
+	onSrv1 := func(_, rid, _ string) bool { return rid == "srv_1" }
+	if got, _, _ := listActions(t, h.fsms[0], "acc_1", store.ActionQuery{Limit: 10, Match: onSrv1}); !reflect.DeepEqual(got, []string{"act_05", "act_02", "act_01"}) {
+		t.Fatalf("resource srv_1: %v", got)
+	}
+	if got, _, _ := listActions(t, h.fsms[0], "acc_1", store.ActionQuery{Limit: 10, Status: api.ActionFailed}); !reflect.DeepEqual(got, []string{"act_05"}) {
+		t.Fatalf("status error: %v", got)
+	}
+	// A bounded scan ends a page early with a cursor to go on from.
+	got, next, _ := listActions(t, h.fsms[0], "acc_1", store.ActionQuery{Limit: 10, MaxScan: 2, Status: api.ActionFailed})
+	if !reflect.DeepEqual(got, []string{"act_05"}) || next != "act_05" {
+		t.Fatalf("scan of 2: %v next %q", got, next)
+	}
+	// Another account's server as a filter: nothing of it.
+	onSrv9 := func(_, rid, _ string) bool { return rid == "srv_9" }
+	if got, _, _ := listActions(t, h.fsms[0], "acc_1", store.ActionQuery{Limit: 10, Match: onSrv9}); len(got) != 0 {
+		t.Fatalf("acc_1 listing srv_9's actions: %v", got)
+	}
+
+	// A backup restored into another replica keeps the index.
+	var buf bytes.Buffer
+	if err := h.fsms[0].Backup(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r := open(t, filepath.Join(t.TempDir(), "restored.db"))
+	defer r.Close()
+	if err := r.Restore(io.NopCloser(&buf)); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, err := listActions(t, r, "acc_1", store.ActionQuery{Limit: 10}); err != nil || len(got) != 5 {
+		t.Fatalf("restored: %v %v", got, err)
+	}
+}

@@ -1,0 +1,83 @@
+package fsm
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestKeyUsageLogNewestFirst: a key's usage log reads newest first by the
+// time of each request, not by when its batch was written: a follower's
+// stale reads reach the log through the leader's next flush, after newer
+// requests the leader answered itself. The count and the last use add up.
+func TestKeyUsageLogNewestFirst(t *testing.T) {
+	f := open(t, filepath.Join(t.TempDir(), "f.db"))
+	defer f.Close()
+	idx := uint64(0)
+	apply := func(typ CommandType, p any) {
+		t.Helper()
+		idx++
+		if r := f.ApplyBatch([]*raft.Log{logAt(t, idx, typ, t0, p)})[0].(*Result); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	apply(CmdAccountCreate, AccountCreate{ID: "acc_a", Email: "a@x.io", Name: "a", Country: "TR"})
+	apply(CmdKeyCreate, KeyCreate{ID: "key_a", AccountID: "acc_a", Hash: "h", Prefix: "snc_a", Scopes: []string{api.ScopeAccountRead}})
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	entry := func(s int, path string) KeyUsageEntry {
+		return KeyUsageEntry{At: at(s), Method: "GET", Path: path, Status: 200, IP: "127.0.0.1"}
+	}
+	// The leader's flush: its own requests at 2 s and 4 s.
+	apply(CmdKeyUsage, KeyUsage{Keys: []KeyUsageBatch{{KeyID: "key_a", LastUsedAt: at(4), Count: 2, Entries: []KeyUsageEntry{entry(2, "/l2"), entry(4, "/l4")}}}})
+	// The next flush: a follower's stale reads at 1 s and 3 s, then the leader's at 5 s.
+	apply(CmdKeyUsage, KeyUsage{Keys: []KeyUsageBatch{{KeyID: "key_a", LastUsedAt: at(5), Count: 3, Entries: []KeyUsageEntry{entry(5, "/l5"), entry(1, "/f1"), entry(3, "/f3")}}}})
+	var all, page, admin, admin3 []api.KeyUsage
+	var total int
+	var k api.KeyInfo
+	if err := f.Read(func(r store.ReadTx) (err error) {
+		if all, total, err = r.KeyUsagePage("key_a", 0, 50); err != nil {
+			return err
+		}
+		// The operator's read (GET /admin/keys/{id}/usage, hostplanectl key usage).
+		if admin, err = r.KeyUsage("key_a", 200); err != nil {
+			return err
+		}
+		if admin3, err = r.KeyUsage("key_a", 3); err != nil {
+			return err
+		}
+		if page, _, err = r.KeyUsagePage("key_a", 1, 2); err != nil {
+			return err
+		}
+		k, err = r.Key("key_a")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, u := range all {
+		got = append(got, u.Path)
+	}
+	if total != 5 || len(got) != 5 || got[0] != "/l5" || got[1] != "/l4" || got[2] != "/f3" || got[3] != "/l2" || got[4] != "/f1" {
+		t.Errorf("usage log %v (total %d), want /l5 /l4 /f3 /l2 /f1", got, total)
+	}
+	var adm []string
+	for _, u := range admin {
+		adm = append(adm, u.Path)
+	}
+	if len(adm) != 5 || adm[0] != "/l5" || adm[1] != "/l4" || adm[2] != "/f3" || adm[3] != "/l2" || adm[4] != "/f1" {
+		t.Errorf("the operator's usage log %v, want /l5 /l4 /f3 /l2 /f1", adm)
+	}
+	if len(admin3) != 3 || admin3[0].Path != "/l5" || admin3[2].Path != "/f3" {
+		t.Errorf("the operator's newest 3: %+v, want /l5 /l4 /f3", admin3)
+	}
+	if len(page) != 2 || page[0].Path != "/l4" || page[1].Path != "/f3" {
+		t.Errorf("offset 1 limit 2: %+v, want /l4 /f3", page)
+	}
+	if k.UseCount != 5 || k.LastUsedAt == nil || !k.LastUsedAt.Equal(at(5)) {
+		t.Errorf("key after the flushes: use_count %d, last_used_at %v", k.UseCount, k.LastUsedAt)
+	}
+}

@@ -1,0 +1,96 @@
+package httpapi
+
+import (
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/auth"
+	"github.com/hostplane/hostplane/coordinator/internal/ratelimit"
+)
+
+// DefaultIPRateLimit is the per-minute budget of one client address for the
+// /v1 requests (and GET /openapi.json) that carry no valid key
+// (--ip-rate-limit): the OAuth endpoints' per-address budget (oauthIPLimit),
+// 2.5 times a key's default, so that the few such requests a client makes
+// (GET /v1/scopes, the document, a mistyped or revoked key) from many clients
+// behind one NAT address are not cut off, while one address sending bad keys
+// or none is held to 5 a second on each coordinator.
+const DefaultIPRateLimit = 300
+
+// ipBudgetPrefix keeps the address budgets apart from the keys' windows in
+// the one limiter (a key id never starts with it).
+const ipBudgetPrefix = "v1-ip:"
+
+// ipBudgetKey is the limiter key of the budget of client address ip (as
+// clientIP gives it, the address the key allow-lists check): an IPv4 address
+// (an IPv4-mapped IPv6 one as IPv4), or an IPv6 address's /64, the block one
+// host is given, so that a client cannot step round its budget by changing
+// the low bits of its address. Anything else (no address: an in-process
+// caller) is its own budget.
+func ipBudgetKey(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ipBudgetPrefix + ip
+	}
+	addr = addr.Unmap().WithZone("")
+	if addr.Is6() {
+		p, _ := addr.Prefix(64)
+		return ipBudgetPrefix + p.String()
+	}
+	return ipBudgetPrefix + addr.String()
+}
+
+// limitUnkeyed counts a request that carries no valid key (none, a malformed,
+// unknown, revoked or expired one, one used from an address its allow-list
+// does not hold, or a public route's) against its client address's budget on
+// this coordinator, the one that answers it, and sets X-RateLimit-* to that
+// budget's figures: a 429 rate_limited with Retry-After beyond it. A leader
+// counts what followers forward to it under the address they pass on.
+func (a *API) limitUnkeyed(w http.ResponseWriter, r *http.Request, now time.Time) error {
+	d := a.limiter.Allow(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit)
+	return limitAnswer(w.Header(), d, now, "rate limit of %d requests per minute without a valid API key from this address exceeded; retry after %d s")
+}
+
+// peekUnkeyed sets X-RateLimit-* to the figures of r's client address budget
+// on this coordinator, counting nothing (an answer written before the request
+// is counted: uncountedLimitHeaders).
+func (a *API) peekUnkeyed(w http.ResponseWriter, r *http.Request) {
+	if a.limiter == nil {
+		return // an API not made by New: tests of the forwarding alone
+	}
+	setLimitHeaders(w.Header(), a.limiter.Peek(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit))
+}
+
+// limitAnswer sets d's X-RateLimit-* headers on h and, when d refuses the
+// request, Retry-After, returning the 429 (msg takes the limit and the
+// seconds to wait).
+func limitAnswer(h http.Header, d ratelimit.Decision, now time.Time, msg string) error {
+	setLimitHeaders(h, d)
+	if d.Allowed {
+		return nil
+	}
+	retry := int(d.Reset.Sub(now).Seconds() + 0.999)
+	if retry < 1 {
+		retry = 1
+	}
+	h.Set("Retry-After", strconv.Itoa(retry))
+	return errf(http.StatusTooManyRequests, "rate_limited", msg, d.Limit, retry)
+}
+
+// limitPublic counts a request to a route served without a key (GET
+// /v1/scopes, GET /openapi.json): against the key it presents when that key
+// is valid from the client's address (the key's headers, as on any keyed
+// request), else against the address's budget. The key is not otherwise
+// used: no usage entry, and an invalid one is no 401 here.
+func (a *API) limitPublic(rq *request) error {
+	if auth.FromRequest(rq.Request) != "" {
+		// No writer: a failed token check sets no WWW-Authenticate.
+		c, err := a.authenticate(&request{Request: rq.Request, now: rq.now})
+		if err == nil && auth.IPAllowed(c.cidrs, rq.clientIP) {
+			return a.rateLimit(rq, c)
+		}
+	}
+	return a.limitUnkeyed(rq.w, rq.Request, rq.now)
+}
