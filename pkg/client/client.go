@@ -175,11 +175,32 @@ func (a *Admin) DoWith(ctx context.Context, method, path string, body, out any, 
 	})
 	if err != nil {
 		if _, ok := err.(*api.Error); !ok && !errors.Is(err, ErrBadPathValue) {
-			return fmt.Errorf("admin socket %s: %w (is the coordinator running? set --socket or HOSTPLANE_ADMIN_SOCKET)", a.Socket, err)
+			return &SocketError{Socket: a.Socket, Err: err}
 		}
 	}
 	return err
 }
+
+// SocketError is a call that got no answer from the coordinator on the admin
+// socket (none listens there, the socket is not there, the connection broke).
+// Flag is the command-line flag that sets the socket, for the message; a CLI
+// whose command names it otherwise sets it (hostplanectl's node commands use
+// --admin-socket, since their --socket is the agent's).
+type SocketError struct {
+	Socket string
+	Flag   string // "" means --socket
+	Err    error
+}
+
+func (e *SocketError) Error() string {
+	flag := e.Flag
+	if flag == "" {
+		flag = "--socket"
+	}
+	return fmt.Sprintf("admin socket %s: %v (is the coordinator running? set %s or HOSTPLANE_ADMIN_SOCKET)", e.Socket, e.Err, flag)
+}
+
+func (e *SocketError) Unwrap() error { return e.Err }
 
 // call is c.Do decoding the answer into a T.
 func call[T any](ctx context.Context, c *Client, method, path string, body any, hdr http.Header) (T, error) {
@@ -331,7 +352,7 @@ func (a *Admin) BackupWith(ctx context.Context, w io.Writer, stale bool) (Backup
 	resp, err := do(ctx, a.HTTP, "http://admin", "GET", path, nil, w, func(*http.Request) {})
 	if err != nil {
 		if _, ok := err.(*api.Error); !ok {
-			return BackupInfo{}, fmt.Errorf("admin socket %s: %w (is the coordinator running? set --socket or HOSTPLANE_ADMIN_SOCKET)", a.Socket, err)
+			return BackupInfo{}, &SocketError{Socket: a.Socket, Err: err}
 		}
 		return BackupInfo{}, err
 	}

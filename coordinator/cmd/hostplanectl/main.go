@@ -33,7 +33,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if c, err := root.ExecuteContextC(ctx); err != nil {
-		err = flagOfField(c, err)
+		err = socketFlag(c, flagOfField(c, err))
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(exitCode(err, started))
 	}
@@ -77,6 +77,18 @@ const productFieldFlags = "slug=SLUG category=--category name_en=--name names=--
 	"retail_yearly_usd_cents=--yearly-price tld=--tld locations=--locations vcpus=--vcpu memory=--ram-mb disk=--disk-gb " +
 	"traffic_gb=--traffic-gb php_workers=--php-workers php_memory_mib=--php-memory-mib " +
 	"max_execution_seconds=--max-execution-seconds upload_mib=--upload-mib disk_mib=--disk-mib"
+
+// socketFlag makes an unanswered admin-socket call name the flag that sets
+// the socket on command c: --admin-socket on the node commands the
+// coordinators serve (their --socket is the agent's local socket), else
+// --socket.
+func socketFlag(c *cobra.Command, err error) error {
+	var se *client.SocketError
+	if c != nil && errors.As(err, &se) && c.Flags().Lookup("admin-socket") != nil {
+		se.Flag = "--admin-socket"
+	}
+	return err
+}
 
 // flagOfField is err, a coordinator's 400 to command c, said as a usage
 // error naming the flag or argument its field comes from (fieldFlags):
