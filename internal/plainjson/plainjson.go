@@ -352,6 +352,13 @@ func (r *Reader) byte(c byte) bool {
 	return false
 }
 
+// AppendStringField appends key, a fragment of the object such as
+// `,"name":`, then s as json.Marshal writes a string (AppendJSONString): one
+// string field of a record written by hand.
+func AppendStringField(dst []byte, key, s string) []byte {
+	return AppendJSONString(append(dst, key...), s)
+}
+
 const hexDigits = "0123456789abcdef"
 
 // AppendJSONString appends s as json.Marshal writes a string, for any s: with

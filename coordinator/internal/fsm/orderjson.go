@@ -123,15 +123,11 @@ func readActionFinish(b []byte) (p ActionFinish, ok bool) {
 // FuzzOrderEventData).
 func invoiceEventData(inv *store.Invoice, withStatus bool) []byte {
 	b := make([]byte, 0, 112+len(inv.Currency)+len(inv.ID)+len(inv.Number)+len(inv.Status))
-	b = append(b, `{"currency":`...)
-	b = plainjson.AppendJSONString(b, inv.Currency)
-	b = append(b, `,"invoiceId":`...)
-	b = plainjson.AppendJSONString(b, inv.ID)
-	b = append(b, `,"invoiceNumber":`...)
-	b = plainjson.AppendJSONString(b, inv.Number)
+	b = plainjson.AppendStringField(b, `{"currency":`, inv.Currency)
+	b = plainjson.AppendStringField(b, `,"invoiceId":`, inv.ID)
+	b = plainjson.AppendStringField(b, `,"invoiceNumber":`, inv.Number)
 	if withStatus {
-		b = append(b, `,"status":`...)
-		b = plainjson.AppendJSONString(b, inv.Status)
+		b = plainjson.AppendStringField(b, `,"status":`, inv.Status)
 	}
 	b = append(b, `,"totalUsdCents":`...)
 	b = strconv.AppendInt(b, inv.TotalUsdCents, 10)
@@ -143,22 +139,17 @@ func invoiceEventData(inv *store.Invoice, withStatus bool) []byte {
 // primary IPv4 address).
 func serverCreatedData(s *store.Server) []byte {
 	b := make([]byte, 0, 128+len(s.Hostname)+len(s.Label)+len(s.Plan.Slug)+len(s.ID)+len(s.Status))
-	b = append(b, `{"hostname":`...)
-	b = plainjson.AppendJSONString(b, s.Hostname)
+	b = plainjson.AppendStringField(b, `{"hostname":`, s.Hostname)
 	b = append(b, `,"ipv4":`...)
 	if ip, ok := primaryIPv4(*s).(string); ok {
 		b = plainjson.AppendJSONString(b, ip)
 	} else {
 		b = append(b, "null"...)
 	}
-	b = append(b, `,"label":`...)
-	b = plainjson.AppendJSONString(b, s.Label)
-	b = append(b, `,"planSlug":`...)
-	b = plainjson.AppendJSONString(b, s.Plan.Slug)
-	b = append(b, `,"serverId":`...)
-	b = plainjson.AppendJSONString(b, s.ID)
-	b = append(b, `,"status":`...)
-	b = plainjson.AppendJSONString(b, s.Status)
+	b = plainjson.AppendStringField(b, `,"label":`, s.Label)
+	b = plainjson.AppendStringField(b, `,"planSlug":`, s.Plan.Slug)
+	b = plainjson.AppendStringField(b, `,"serverId":`, s.ID)
+	b = plainjson.AppendStringField(b, `,"status":`, s.Status)
 	return append(b, '}')
 }
 
@@ -198,19 +189,15 @@ func plainPayload(payload any) (raw []byte, ok bool) {
 // (TestServerOrderEncodingMatchesEncodingJSON, FuzzEncodeServerOrder).
 func encodeServerOrder(p *ServerOrder) ([]byte, bool) {
 	b := make([]byte, 0, 1280)
-	b = append(b, `{"plan_slug":`...)
-	b = plainjson.AppendJSONString(b, p.PlanSlug)
+	b = plainjson.AppendStringField(b, `{"plan_slug":`, p.PlanSlug)
 	b = append(b, `,"create":`...)
 	b, ok := encodeServerCreate(b, &p.Create)
 	if !ok {
 		return nil, false
 	}
-	b = append(b, `,"invoice_id":`...)
-	b = plainjson.AppendJSONString(b, p.InvoiceID)
-	b = append(b, `,"payment_id":`...)
-	b = plainjson.AppendJSONString(b, p.PaymentID)
-	b = append(b, `,"tx_id":`...)
-	b = plainjson.AppendJSONString(b, p.TxID)
+	b = plainjson.AppendStringField(b, `,"invoice_id":`, p.InvoiceID)
+	b = plainjson.AppendStringField(b, `,"payment_id":`, p.PaymentID)
+	b = plainjson.AppendStringField(b, `,"tx_id":`, p.TxID)
 	return append(b, '}'), true
 }
 

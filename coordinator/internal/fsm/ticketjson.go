@@ -29,8 +29,7 @@ func EncodeTicket(t *api.Ticket) ([]byte, bool) {
 		n += 120 + len(t.Messages[i].Body)
 	}
 	b := appendTicketSummary(make([]byte, 0, n), `{"id":`, `,"number":`, t)
-	b = append(b, `,"department":`...)
-	b = plainjson.AppendJSONString(b, t.Department)
+	b = plainjson.AppendStringField(b, `,"department":`, t.Department)
 	b = append(b, `,"created_at":`...)
 	b = appendJSONTime(b, t.CreatedAt)
 	b = append(b, `,"updated_at":`...)
@@ -42,16 +41,12 @@ func EncodeTicket(t *api.Ticket) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, `{"id":`...)
-			b = plainjson.AppendJSONString(b, m.ID)
-			b = append(b, `,"author":`...)
-			b = plainjson.AppendJSONString(b, m.Author)
+			b = plainjson.AppendStringField(b, `{"id":`, m.ID)
+			b = plainjson.AppendStringField(b, `,"author":`, m.Author)
 			if m.StaffName != "" {
-				b = append(b, `,"staff_name":`...)
-				b = plainjson.AppendJSONString(b, m.StaffName)
+				b = plainjson.AppendStringField(b, `,"staff_name":`, m.StaffName)
 			}
-			b = append(b, `,"body":`...)
-			b = plainjson.AppendJSONString(b, m.Body)
+			b = plainjson.AppendStringField(b, `,"body":`, m.Body)
 			b = append(b, `,"created_at":`...)
 			b = appendJSONTime(b, m.CreatedAt)
 			b = append(b, '}')
@@ -125,14 +120,10 @@ func encodeTicketCreated(t *api.Ticket) []byte {
 // share, in their order: the id and the number under the keys given (each
 // with its leading punctuation), then subject, status and priority.
 func appendTicketSummary(b []byte, idKey, numberKey string, t *api.Ticket) []byte {
-	b = append(b, idKey...)
-	b = plainjson.AppendJSONString(b, t.ID)
+	b = plainjson.AppendStringField(b, idKey, t.ID)
 	b = append(b, numberKey...)
 	b = strconv.AppendInt(b, t.Number, 10)
-	b = append(b, `,"subject":`...)
-	b = plainjson.AppendJSONString(b, t.Subject)
-	b = append(b, `,"status":`...)
-	b = plainjson.AppendJSONString(b, t.Status)
-	b = append(b, `,"priority":`...)
-	return plainjson.AppendJSONString(b, t.Priority)
+	b = plainjson.AppendStringField(b, `,"subject":`, t.Subject)
+	b = plainjson.AppendStringField(b, `,"status":`, t.Status)
+	return plainjson.AppendStringField(b, `,"priority":`, t.Priority)
 }

@@ -22,14 +22,10 @@ var accountKeys = []string{"id", "email", "name", "country", "email_verified", "
 // false) when its creation time is not UTC within years 0-9999.
 func EncodeAccount(acc *api.Account) ([]byte, bool) {
 	b := make([]byte, 0, 160+len(acc.ID)+len(acc.Email)+len(acc.Name)+len(acc.Country))
-	b = append(b, `{"id":`...)
-	b = plainjson.AppendJSONString(b, acc.ID)
-	b = append(b, `,"email":`...)
-	b = plainjson.AppendJSONString(b, acc.Email)
-	b = append(b, `,"name":`...)
-	b = plainjson.AppendJSONString(b, acc.Name)
-	b = append(b, `,"country":`...)
-	b = plainjson.AppendJSONString(b, acc.Country)
+	b = plainjson.AppendStringField(b, `{"id":`, acc.ID)
+	b = plainjson.AppendStringField(b, `,"email":`, acc.Email)
+	b = plainjson.AppendStringField(b, `,"name":`, acc.Name)
+	b = plainjson.AppendStringField(b, `,"country":`, acc.Country)
 	b = append(b, `,"email_verified":`...)
 	b = strconv.AppendBool(b, acc.EmailVerified)
 	b = append(b, `,"created_at":`...)
@@ -92,24 +88,18 @@ func PutAccount(tx *bolt.Tx, acc *api.Account) error {
 // false) when its time is not UTC within years 0-9999.
 func EncodeWalletTx(w *api.WalletTransaction) ([]byte, bool) {
 	b := make([]byte, 0, 192+len(w.ID)+len(w.Type)+len(w.Description)+len(w.Gateway)+len(w.InvoiceID))
-	b = append(b, `{"id":`...)
-	b = plainjson.AppendJSONString(b, w.ID)
-	b = append(b, `,"type":`...)
-	b = plainjson.AppendJSONString(b, w.Type)
+	b = plainjson.AppendStringField(b, `{"id":`, w.ID)
+	b = plainjson.AppendStringField(b, `,"type":`, w.Type)
 	b = append(b, `,"amount_usd_cents":`...)
 	b = strconv.AppendInt(b, w.AmountUsdCents, 10)
 	b = append(b, `,"balance_after_usd_cents":`...)
 	b = strconv.AppendInt(b, w.BalanceAfterUsdCents, 10)
-	b = append(b, `,"description":`...)
-	b = plainjson.AppendJSONString(b, w.Description)
+	b = plainjson.AppendStringField(b, `,"description":`, w.Description)
 	b = appendOmitEmpty(b, `,"gateway":`, w.Gateway)
 	b = appendOmitEmpty(b, `,"invoice_id":`, w.InvoiceID)
 	b = append(b, `,"created_at":`...)
 	b, ok := plainjson.AppendTime(b, w.CreatedAt)
-	if !ok {
-		return nil, false
-	}
-	return append(b, '}'), true
+	return closeObject(b, ok)
 }
 
 // PutWalletTx stores the wallet transaction w of accountID as PutJSON would.

@@ -32,12 +32,9 @@ func AppendAction(b []byte, a *Action) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	b = append(b, `,"account_id":`...)
-	b = plainjson.AppendJSONString(b, a.AccountID)
-	b = append(b, `,"node_id":`...)
-	b = plainjson.AppendJSONString(b, a.NodeID)
-	b = append(b, `,"target":`...)
-	b = plainjson.AppendJSONString(b, a.Target)
+	b = plainjson.AppendStringField(b, `,"account_id":`, a.AccountID)
+	b = plainjson.AppendStringField(b, `,"node_id":`, a.NodeID)
+	b = plainjson.AppendStringField(b, `,"target":`, a.Target)
 	if len(a.Params) > 0 {
 		b = append(b, `,"params":`...)
 		b = append(b, a.Params...)
@@ -52,12 +49,10 @@ func AppendAction(b []byte, a *Action) ([]byte, bool) {
 		return nil, false
 	}
 	if a.Step != "" {
-		b = append(b, `,"step":`...)
-		b = plainjson.AppendJSONString(b, a.Step)
+		b = plainjson.AppendStringField(b, `,"step":`, a.Step)
 	}
 	if a.SnapshotID != "" {
-		b = append(b, `,"snapshot_id":`...)
-		b = plainjson.AppendJSONString(b, a.SnapshotID)
+		b = plainjson.AppendStringField(b, `,"snapshot_id":`, a.SnapshotID)
 	}
 	return append(b, '}'), true
 }
@@ -66,29 +61,20 @@ func AppendAction(b []byte, a *Action) ([]byte, bool) {
 // customer is shown), or gives up (ok false: use encoding/json) when one of
 // its times is not UTC within years 0-9999.
 func AppendAPIAction(b []byte, a *api.Action) ([]byte, bool) {
-	b, ok := appendActionFields(b, a)
-	if !ok {
-		return nil, false
-	}
-	return append(b, '}'), true
+	return closeObject(appendActionFields(b, a))
 }
 
 // appendActionFields appends api.Action's object as json.Marshal writes it
 // but for its closing brace (ok false: a time json.Marshal writes otherwise
 // or refuses), for Action and AppendAPIAction.
 func appendActionFields(b []byte, a *api.Action) ([]byte, bool) {
-	b = append(b, `{"id":`...)
-	b = plainjson.AppendJSONString(b, a.ID)
-	b = append(b, `,"command":`...)
-	b = plainjson.AppendJSONString(b, a.Command)
-	b = append(b, `,"status":`...)
-	b = plainjson.AppendJSONString(b, a.Status)
+	b = plainjson.AppendStringField(b, `{"id":`, a.ID)
+	b = plainjson.AppendStringField(b, `,"command":`, a.Command)
+	b = plainjson.AppendStringField(b, `,"status":`, a.Status)
 	b = append(b, `,"progress":`...)
 	b = strconv.AppendInt(b, int64(a.Progress), 10)
-	b = append(b, `,"resource_type":`...)
-	b = plainjson.AppendJSONString(b, a.ResourceType)
-	b = append(b, `,"resource_id":`...)
-	b = plainjson.AppendJSONString(b, a.ResourceID)
+	b = plainjson.AppendStringField(b, `,"resource_type":`, a.ResourceType)
+	b = plainjson.AppendStringField(b, `,"resource_id":`, a.ResourceID)
 	b = append(b, `,"created_at":`...)
 	b, ok := plainjson.AppendTime(b, a.CreatedAt)
 	if a.StartedAt != nil && ok {
@@ -103,15 +89,12 @@ func appendActionFields(b []byte, a *api.Action) ([]byte, bool) {
 		return nil, false
 	}
 	if a.Error != nil {
-		b = append(b, `,"error":{"code":`...)
-		b = plainjson.AppendJSONString(b, a.Error.Code)
-		b = append(b, `,"message":`...)
-		b = plainjson.AppendJSONString(b, a.Error.Message)
+		b = plainjson.AppendStringField(b, `,"error":{"code":`, a.Error.Code)
+		b = plainjson.AppendStringField(b, `,"message":`, a.Error.Message)
 		b = append(b, '}')
 	}
 	if a.Method != "" {
-		b = append(b, `,"method":`...)
-		b = plainjson.AppendJSONString(b, a.Method)
+		b = plainjson.AppendStringField(b, `,"method":`, a.Method)
 	}
 	return b, true
 }

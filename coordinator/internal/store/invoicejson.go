@@ -24,8 +24,7 @@ func EncodeInvoice(inv *Invoice) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	b = append(b, `,"account_id":`...)
-	b = plainjson.AppendJSONString(b, inv.AccountID)
+	b = plainjson.AppendStringField(b, `,"account_id":`, inv.AccountID)
 	b = appendOmitEmpty(b, `,"server_id":`, inv.ServerID)
 	b = appendOmitEmpty(b, `,"hosting_id":`, inv.HostingID)
 	return append(b, '}'), true
@@ -35,25 +34,17 @@ func EncodeInvoice(inv *Invoice) ([]byte, bool) {
 // a customer is shown), or gives up (ok false: use encoding/json) when one
 // of its times is not UTC within years 0-9999.
 func AppendAPIInvoice(b []byte, inv *api.Invoice) ([]byte, bool) {
-	b, ok := appendInvoiceFields(b, inv)
-	if !ok {
-		return nil, false
-	}
-	return append(b, '}'), true
+	return closeObject(appendInvoiceFields(b, inv))
 }
 
 // appendInvoiceFields appends api.Invoice's object as json.Marshal writes
 // it but for its closing brace (ok false: a time json.Marshal writes
 // otherwise or refuses), for Invoice and AppendAPIInvoice.
 func appendInvoiceFields(b []byte, inv *api.Invoice) ([]byte, bool) {
-	b = append(b, `{"id":`...)
-	b = plainjson.AppendJSONString(b, inv.ID)
-	b = append(b, `,"number":`...)
-	b = plainjson.AppendJSONString(b, inv.Number)
-	b = append(b, `,"status":`...)
-	b = plainjson.AppendJSONString(b, inv.Status)
-	b = append(b, `,"currency":`...)
-	b = plainjson.AppendJSONString(b, inv.Currency)
+	b = plainjson.AppendStringField(b, `{"id":`, inv.ID)
+	b = plainjson.AppendStringField(b, `,"number":`, inv.Number)
+	b = plainjson.AppendStringField(b, `,"status":`, inv.Status)
+	b = plainjson.AppendStringField(b, `,"currency":`, inv.Currency)
 	b = append(b, `,"total_usd_cents":`...)
 	b = strconv.AppendInt(b, inv.TotalUsdCents, 10)
 	b = append(b, `,"created_at":`...)
@@ -78,8 +69,7 @@ func appendInvoiceFields(b []byte, inv *api.Invoice) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, `{"description":`...)
-			b = plainjson.AppendJSONString(b, l.Description)
+			b = plainjson.AppendStringField(b, `{"description":`, l.Description)
 			b = append(b, `,"quantity":`...)
 			b = strconv.AppendInt(b, l.Quantity, 10)
 			b = append(b, `,"unit_price_usd_cents":`...)
@@ -100,10 +90,8 @@ func appendInvoiceFields(b []byte, inv *api.Invoice) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, `{"id":`...)
-			b = plainjson.AppendJSONString(b, p.ID)
-			b = append(b, `,"method":`...)
-			b = plainjson.AppendJSONString(b, p.Method)
+			b = plainjson.AppendStringField(b, `{"id":`, p.ID)
+			b = plainjson.AppendStringField(b, `,"method":`, p.Method)
 			b = append(b, `,"amount_usd_cents":`...)
 			b = strconv.AppendInt(b, p.AmountUsdCents, 10)
 			b = appendOmitEmpty(b, `,"transaction_id":`, p.TransactionID)

@@ -37,12 +37,9 @@ func AppendServer(b []byte, s *Server) ([]byte, bool) {
 	if !ok {
 		return nil, false
 	}
-	b = append(b, `,"account_id":`...)
-	b = plainjson.AppendJSONString(b, s.AccountID)
-	b = append(b, `,"node_id":`...)
-	b = plainjson.AppendJSONString(b, s.NodeID)
-	b = append(b, `,"vm_name":`...)
-	b = plainjson.AppendJSONString(b, s.VMName)
+	b = plainjson.AppendStringField(b, `,"account_id":`, s.AccountID)
+	b = plainjson.AppendStringField(b, `,"node_id":`, s.NodeID)
+	b = plainjson.AppendStringField(b, `,"vm_name":`, s.VMName)
 	b = appendOmitEmpty(b, `,"power_state":`, s.PowerState)
 	if len(s.Addrs) > 0 {
 		b = append(b, `,"addrs":[`...)
@@ -51,8 +48,7 @@ func AppendServer(b []byte, s *Server) ([]byte, bool) {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = append(b, `{"pool":`...)
-			b = plainjson.AppendJSONString(b, a.Pool)
+			b = plainjson.AppendStringField(b, `{"pool":`, a.Pool)
 			// A valid prefix's text is digits, hex, '.', ':' and '/'.
 			b = append(b, `,"unit":"`...)
 			b, _ = a.Unit.AppendText(b)
@@ -70,8 +66,7 @@ func AppendServer(b []byte, s *Server) ([]byte, bool) {
 	}
 	b = appendOmitEmpty(b, `,"invoice_id":`, s.InvoiceID)
 	if r := s.Renewal; r != nil {
-		b = append(b, `,"renewal":{"invoice_id":`...)
-		b = plainjson.AppendJSONString(b, r.InvoiceID)
+		b = plainjson.AppendStringField(b, `,"renewal":{"invoice_id":`, r.InvoiceID)
 		b = append(b, `,"period_start":`...)
 		if b, ok = plainjson.AppendTime(b, r.PeriodStart); ok {
 			b = append(b, `,"period_end":`...)
@@ -80,56 +75,40 @@ func AppendServer(b []byte, s *Server) ([]byte, bool) {
 		b = append(b, '}')
 	}
 	if u := s.Suspension; u != nil && ok {
-		b = append(b, `,"suspension":{"by":`...)
-		b = plainjson.AppendJSONString(b, u.By)
-		b = append(b, `,"reason":`...)
-		b = plainjson.AppendJSONString(b, u.Reason)
+		b = plainjson.AppendStringField(b, `,"suspension":{"by":`, u.By)
+		b = plainjson.AppendStringField(b, `,"reason":`, u.Reason)
 		b = appendOmitEmpty(b, `,"invoice_id":`, u.InvoiceID)
 		b = append(b, `,"at":`...)
 		b, ok = plainjson.AppendTime(b, u.At)
 		b = append(b, '}')
 	}
-	if !ok {
-		return nil, false
-	}
-	return append(b, '}'), true
+	return closeObject(b, ok)
 }
 
 // AppendAPIServer appends s as json.Marshal writes an api.Server (what a
 // customer is shown), or gives up (ok false: use encoding/json) when one
 // of its times is not UTC within years 0-9999.
 func AppendAPIServer(b []byte, s *api.Server) ([]byte, bool) {
-	b, ok := appendServerFields(b, s)
-	if !ok {
-		return nil, false
-	}
-	return append(b, '}'), true
+	return closeObject(appendServerFields(b, s))
 }
 
 // appendServerFields appends api.Server's object as json.Marshal writes it
 // but for its closing brace (ok false: a time json.Marshal writes otherwise
 // or refuses), for Server and AppendAPIServer.
 func appendServerFields(b []byte, s *api.Server) ([]byte, bool) {
-	b = append(b, `{"id":`...)
-	b = plainjson.AppendJSONString(b, s.ID)
-	b = append(b, `,"label":`...)
-	b = plainjson.AppendJSONString(b, s.Label)
-	b = append(b, `,"hostname":`...)
-	b = plainjson.AppendJSONString(b, s.Hostname)
-	b = append(b, `,"status":`...)
-	b = plainjson.AppendJSONString(b, s.Status)
-	b = append(b, `,"plan":{"slug":`...)
-	b = plainjson.AppendJSONString(b, s.Plan.Slug)
+	b = plainjson.AppendStringField(b, `{"id":`, s.ID)
+	b = plainjson.AppendStringField(b, `,"label":`, s.Label)
+	b = plainjson.AppendStringField(b, `,"hostname":`, s.Hostname)
+	b = plainjson.AppendStringField(b, `,"status":`, s.Status)
+	b = plainjson.AppendStringField(b, `,"plan":{"slug":`, s.Plan.Slug)
 	b = append(b, `,"vcpus":`...)
 	b = strconv.AppendUint(b, uint64(s.Plan.VCPUs), 10)
 	b = append(b, `,"memory_mib":`...)
 	b = strconv.AppendUint(b, s.Plan.MemoryMiB, 10)
 	b = append(b, `,"disk_gib":`...)
 	b = strconv.AppendUint(b, s.Plan.DiskGiB, 10)
-	b = append(b, `},"os_template":`...)
-	b = plainjson.AppendJSONString(b, s.OSTemplate)
-	b = append(b, `,"os":`...)
-	b = plainjson.AppendJSONString(b, s.OS)
+	b = plainjson.AppendStringField(b, `},"os_template":`, s.OSTemplate)
+	b = plainjson.AppendStringField(b, `,"os":`, s.OS)
 	b = appendOmitEmpty(b, `,"ipv4":`, s.IPv4)
 	b = appendOmitEmpty(b, `,"ipv6":`, s.IPv6)
 	b = appendOmitEmpty(b, `,"location":`, s.Location)
@@ -152,12 +131,21 @@ func appendServerFields(b []byte, s *api.Server) ([]byte, bool) {
 	return b, ok
 }
 
+// closeObject closes the object b holds, or gives up (nil, false) when its
+// writer did (ok false).
+func closeObject(b []byte, ok bool) ([]byte, bool) {
+	if !ok {
+		return nil, false
+	}
+	return append(b, '}'), true
+}
+
 // appendOmitEmpty appends key and s unless s is empty (omitempty).
 func appendOmitEmpty(b []byte, key, s string) []byte {
 	if s == "" {
 		return b
 	}
-	return plainjson.AppendJSONString(append(b, key...), s)
+	return plainjson.AppendStringField(b, key, s)
 }
 
 // serverKeys are Server's JSON keys in the order json.Marshal writes them.
