@@ -147,27 +147,34 @@ func nodeReadSecret(path string) (string, error) {
 	return strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r"), nil
 }
 
-// credFlags are the root-password and SSH-key flags of vm provision and
-// reinstall.
-type credFlags struct {
+// imageFlags are the flags of vm provision and reinstall that say what the
+// root disk gets: the template, the root password and the SSH keys.
+type imageFlags struct {
+	template       string
 	pwFile         string
 	keys, keyFiles []string
 }
 
-func (cf *credFlags) add(c *cobra.Command, pwUsage string) {
+func (cf *imageFlags) add(c *cobra.Command, pwUsage string) {
+	c.Flags().StringVar(&cf.template, "template", "", "template name (required)")
 	c.Flags().StringVar(&cf.pwFile, "root-password-file", "", pwUsage)
 	c.Flags().StringArrayVar(&cf.keys, "ssh-key", nil, "authorized SSH public key (repeatable)")
 	c.Flags().StringArrayVar(&cf.keyFiles, "ssh-key-file", nil, "file of authorized SSH public keys (repeatable)")
 }
 
-// read returns the root password and the SSH keys the flags give.
-func (cf *credFlags) read() (string, []string, error) {
-	pw, err := nodeReadSecret(cf.pwFile)
-	if err != nil {
-		return "", nil, err
+// read returns the template, the root password and the SSH keys the flags
+// give, or the usage error of the first flag that is wrong.
+func (cf *imageFlags) read() (template, pw string, keys []string, err error) {
+	if pw, err = nodeReadSecret(cf.pwFile); err != nil {
+		return "", "", nil, err
 	}
-	keys, err := nodeReadKeys(cf.keys, cf.keyFiles)
-	return pw, keys, err
+	if keys, err = nodeReadKeys(cf.keys, cf.keyFiles); err != nil {
+		return "", "", nil, err
+	}
+	if err = templateFlag(cf.template); err != nil {
+		return "", "", nil, err
+	}
+	return cf.template, pw, keys, nil
 }
 
 func nodeReadKeys(keys []string, files []string) ([]string, error) {
@@ -230,19 +237,15 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 	cmd := &cobra.Command{Use: "vm", Short: "Provision, power, snapshot, reinstall and terminate VMs"}
 
 	var preq api.NodeProvisionRequest
-	var pcreds credFlags
+	var pimage imageFlags
 	prov := nodeOperationCmd(f, "provision NAME --template T", "Create and start a VM", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
 		var err error
-		if preq.RootPassword, preq.SSHKeys, err = pcreds.read(); err != nil {
-			return nil, err
-		}
-		if err := templateFlag(preq.Template); err != nil {
+		if preq.Template, preq.RootPassword, preq.SSHKeys, err = pimage.read(); err != nil {
 			return nil, err
 		}
 		preq.Name, preq.OpID = args[0], f.id()
 		return f.client().Provision(c.Context(), preq)
 	})
-	prov.Flags().StringVar(&preq.Template, "template", "", "template name (required)")
 	prov.Flags().Uint32Var(&preq.Plan.VCPUs, "vcpus", 1, "virtual CPUs")
 	prov.Flags().Uint64Var(&preq.Plan.MemoryMiB, "memory-mib", 1024, "memory in MiB")
 	prov.Flags().Uint64Var(&preq.Plan.DiskGiB, "disk-gib", 20, "root disk size in GiB")
@@ -255,7 +258,7 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 	prov.Flags().StringVar(&preq.IPv6, "ipv6", "", "static IPv6 in CIDR form (2001:db8:0:5::1/64)")
 	prov.Flags().StringVar(&preq.Gateway6, "gateway6", "", "IPv6 gateway for --ipv6 (in the prefix, elsewhere in the pool, or link-local)")
 	prov.Flags().StringArrayVar(&preq.Resolvers, "resolver", nil, "DNS resolver for the guest's network-config (repeatable)")
-	pcreds.add(prov, "file holding the root password ('-' for stdin); never pass it in argv")
+	pimage.add(prov, "file holding the root password ('-' for stdin); never pass it in argv")
 
 	list := nodeCmd(f, "list", "List VMs", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.NodeVM, error) {
 		return f.client().VMs(c.Context())
@@ -291,20 +294,16 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 	reboot := stopCmd("reboot", "Reboot a VM: graceful stop (forced after the grace), then start", (*client.NodeClient).Reboot)
 
 	var rreq api.NodeReinstallRequest
-	var rcreds credFlags
+	var rimage imageFlags
 	reinstall := nodeOperationCmd(f, "reinstall NAME --template T", "Replace the root disk with a fresh template copy (snapshots are removed)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
 		var err error
-		if rreq.RootPassword, rreq.SSHKeys, err = rcreds.read(); err != nil {
-			return nil, err
-		}
-		if err := templateFlag(rreq.Template); err != nil {
+		if rreq.Template, rreq.RootPassword, rreq.SSHKeys, err = rimage.read(); err != nil {
 			return nil, err
 		}
 		rreq.OpID = f.id()
 		return f.client().Reinstall(c.Context(), args[0], rreq)
 	})
-	reinstall.Flags().StringVar(&rreq.Template, "template", "", "template name (required)")
-	rcreds.add(reinstall, "file holding the new root password ('-' for stdin)")
+	rimage.add(reinstall, "file holding the new root password ('-' for stdin)")
 
 	terminate := nodeOperationCmd(f, "terminate NAME", "Destroy a VM and delete its disk and seed", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
 		return f.client().Terminate(c.Context(), args[0], f.id())
