@@ -1,13 +1,20 @@
 package audit
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // fromAddr is an HTTP client whose connections leave from ip (any 127/8
@@ -111,5 +118,159 @@ func TestOAuthAppGetsNoMoreThanItsKey(t *testing.T) {
 	}
 	if status, out := o.token(url.Values{"grant_type": {"refresh_token"}, "client_id": {client}, "refresh_token": {keptRt}}); status != 200 {
 		t.Errorf("refresh of the app of a live key: %d %v", status, out)
+	}
+}
+
+// TestOAuthSpendsTheAddressBudget: three coordinator processes with
+// --ip-rate-limit=7. The OAuth endpoints take no API key, so every request to
+// them is a request without a valid key: from one client address each kind
+// (a registration, a device authorization, a token request with a guessed
+// code, a revocation, the consent pages, the metadata documents) spends the
+// address's one budget, the one /v1 without a key spends, and carries its
+// X-RateLimit-* figures, through a follower (which forwards the protocol
+// endpoints to the leader) as well as on the leader. Past it each is refused
+// with Retry-After: a 429 whose body is OAuth's error format with
+// "rate_limited" (an HTML page on the consent pages), except a device-code
+// poll, which is RFC 8628's slow_down (a 400, the answer a device client
+// knows to back off on). A guessed code is refused before it is looked at,
+// so a token endpoint is no faster brute-force target than /v1. Another
+// address still has its budget. Before, the OAuth endpoints had a budget of
+// their own (300 a minute per exact address, whatever --ip-rate-limit said:
+// an IPv6 client could step round it by changing the low bits), sent no
+// X-RateLimit-*, answered slow_down to every kind of request, and the
+// metadata documents were not counted at all.
+func TestOAuthSpendsTheAddressBudget(t *testing.T) {
+	const budget = 7
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
+		Extra: func(int, *framework.CoordinatorProcess) []string {
+			return []string{"--ip-rate-limit=" + strconv.Itoa(budget)}
+		}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	type ask struct {
+		name, method, path, ctype, body string
+		status                          int
+		code                            string // the OAuth error code, "" for none or a page
+	}
+	reg := `{"client_name":"budget","grant_types":["urn:ietf:params:oauth:grant-type:device_code","authorization_code"],"redirect_uris":["http://127.0.0.1/cb"]}`
+	form := "application/x-www-form-urlencoded"
+	do := func(hc *http.Client, base string, q ask) (int, http.Header, string) {
+		t.Helper()
+		var body io.Reader
+		if q.body != "" {
+			body = strings.NewReader(q.body)
+		}
+		req, _ := http.NewRequestWithContext(ctx, q.method, base+q.path, body)
+		if q.ctype != "" {
+			req.Header.Set("Content-Type", q.ctype)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, resp.Header, string(b)
+	}
+	oauthCode := func(b string) string {
+		var e struct {
+			Error string `json:"error"`
+		}
+		_ = json.Unmarshal([]byte(b), &e)
+		return e.Error
+	}
+
+	for round := 1; ; round++ {
+		ip := fmt.Sprintf("127.0.2.%d", 10+round)
+		hc := fromAddr(ip)
+		ld, term := leaderAndTerm(ctx, t, c)
+		before := term()
+		leader, follower := c.URL(ld), c.URL((ld+1)%3)
+		var wrong []string
+		bad := func(format string, args ...any) { wrong = append(wrong, fmt.Sprintf(format, args...)) }
+
+		// A client to name in the requests, registered from another address.
+		st, h, b := do(fromAddr(fmt.Sprintf("127.0.3.%d", 10+round)), leader, ask{method: "POST", path: "/oauth/register", ctype: "application/json", body: reg})
+		var cl struct {
+			ClientID string `json:"client_id"`
+		}
+		if err := json.Unmarshal([]byte(b), &cl); st != 201 || err != nil {
+			t.Fatalf("register from another address: %d %s", st, b)
+		}
+		if h.Get("X-RateLimit-Limit") != strconv.Itoa(budget) {
+			bad("register: X-RateLimit-Limit %q, want %d", h.Get("X-RateLimit-Limit"), budget)
+		}
+		guess := url.Values{"grant_type": {"authorization_code"}, "client_id": {cl.ClientID}, "code": {"guessed-code"},
+			"redirect_uri": {"http://127.0.0.1/cb"}, "code_verifier": {strings.Repeat("v", 43)}}.Encode()
+		poll := url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "client_id": {cl.ClientID}, "device_code": {"guessed-device-code"}}.Encode()
+		authorize := "/oauth/authorize?" + url.Values{"response_type": {"code"}, "client_id": {cl.ClientID}, "redirect_uri": {"http://127.0.0.1/cb"},
+			"code_challenge": {strings.Repeat("c", 43)}, "code_challenge_method": {"S256"}, "state": {"s"}}.Encode()
+
+		every := []ask{
+			{name: "a registration", method: "POST", path: "/oauth/register", ctype: "application/json", body: reg, status: 201},
+			{name: "a device authorization", method: "POST", path: "/oauth/device_authorization", ctype: form, body: url.Values{"client_id": {cl.ClientID}, "scope": {"account:read"}}.Encode(), status: 200},
+			{name: "a guessed code", method: "POST", path: "/oauth/token", ctype: form, body: guess, status: 400, code: "invalid_grant"},
+			{name: "a revocation", method: "POST", path: "/oauth/revoke", ctype: form, body: url.Values{"client_id": {cl.ClientID}, "token": {"guessed"}}.Encode(), status: 200},
+			{name: "the device page", method: "GET", path: "/oauth/device", status: 200},
+			{name: "the authorize page", method: "GET", path: authorize, status: 200},
+			{name: "the metadata", method: "GET", path: "/.well-known/oauth-authorization-server", status: 200},
+		}
+		// Through the follower for the even ones, on the leader for the odd:
+		// one budget, the leader's, for what the leader serves.
+		for n, q := range every {
+			base, where := leader, "leader"
+			if n%2 == 0 && q.path != "/.well-known/oauth-authorization-server" {
+				base, where = follower, "follower"
+			}
+			st, h, b := do(hc, base, q)
+			want := fmt.Sprintf("%d/%d", budget, budget-1-n)
+			if got := h.Get("X-RateLimit-Limit") + "/" + h.Get("X-RateLimit-Remaining"); st != q.status || got != want || h.Get("X-RateLimit-Reset") == "" || q.code != "" && oauthCode(b) != q.code {
+				bad("%s, %s: %d %s, X-RateLimit-Limit/-Remaining %q, -Reset %q; want %d %s and %s", where, q.name, st, oauthCode(b), got, h.Get("X-RateLimit-Reset"), q.status, q.code, want)
+			}
+		}
+		past := fmt.Sprintf("%d/0", budget)
+		// /v1 without a key shares the budget: spent.
+		if st, h, _ := do(hc, leader, ask{method: "GET", path: "/v1/account"}); st != 429 || h.Get("X-RateLimit-Limit")+"/"+h.Get("X-RateLimit-Remaining") != past {
+			bad("/v1 without a key after OAuth spent the budget: %d, %q/%q; want 429 and %s", st, h.Get("X-RateLimit-Limit"), h.Get("X-RateLimit-Remaining"), past)
+		}
+		refused := append(every, ask{name: "a device-code poll", method: "POST", path: "/oauth/token", ctype: form, body: poll})
+		for _, q := range refused {
+			for _, at := range []struct{ where, base string }{{"leader", leader}, {"follower", follower}} {
+				if q.path == "/.well-known/oauth-authorization-server" && at.where == "follower" {
+					continue // a follower answers the documents itself, from its own budget
+				}
+				st, h, b := do(hc, at.base, q)
+				wantStatus, wantCode := 429, "rate_limited"
+				switch {
+				case q.name == "a device-code poll":
+					wantStatus, wantCode = 400, "slow_down"
+				case strings.HasPrefix(q.path, "/oauth/device") && q.method == "GET", strings.HasPrefix(q.path, "/oauth/authorize"):
+					wantCode = "" // an HTML page
+				case strings.HasPrefix(q.path, "/.well-known/"):
+					wantCode = "" // the API's error format, as the document's 404
+					if !strings.Contains(b, `"rate_limited"`) {
+						bad("%s past the budget, %s: %.200s, want rate_limited", at.where, q.name, b)
+					}
+				}
+				retry, _ := strconv.Atoi(h.Get("Retry-After"))
+				if got := h.Get("X-RateLimit-Limit") + "/" + h.Get("X-RateLimit-Remaining"); st != wantStatus || got != past || retry < 1 || retry > 60 || wantCode != "" && oauthCode(b) != wantCode {
+					bad("%s past the budget, %s: %d %q, X-RateLimit-Limit/-Remaining %q, Retry-After %q; want %d %q, %s, 1-60 s: %.200s", at.where, q.name, st, oauthCode(b), got, h.Get("Retry-After"), wantStatus, wantCode, past, b)
+				}
+			}
+		}
+		// Another address still has its budget.
+		if st, h, _ := do(fromAddr(fmt.Sprintf("127.0.4.%d", 10+round)), follower, ask{method: "POST", path: "/oauth/token", ctype: form, body: guess}); st != 400 || h.Get("X-RateLimit-Remaining") != strconv.Itoa(budget-1) {
+			bad("a guessed code from another address: %d, X-RateLimit-Remaining %q; want 400 and %d", st, h.Get("X-RateLimit-Remaining"), budget-1)
+		}
+
+		if after := term(); after != before && round < 3 {
+			t.Logf("round %d: the term moved from %d to %d; again from another address", round, before, after)
+			continue
+		}
+		for _, w := range wrong {
+			t.Error(w)
+		}
+		return
 	}
 }

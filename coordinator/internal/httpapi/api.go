@@ -558,12 +558,14 @@ func setLimitHeaders(h http.Header, d ratelimit.Decision) {
 // without a key this coordinator knows as valid (none, an invalid one, or a
 // key used from an address its allow-list does not hold, whose owner's
 // figures it must not see) gets its client address's budget on this
-// coordinator (peekUnkeyed).
+// coordinator (peekUnkeyed), as does any request to the OAuth endpoints
+// under /oauth/, which take no key.
 func (a *API) uncountedLimitHeaders(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasPrefix(r.URL.Path, "/v1/") || w.Header().Get("X-RateLimit-Limit") != "" {
+	oauthPath := strings.HasPrefix(r.URL.Path, "/oauth/")
+	if !strings.HasPrefix(r.URL.Path, "/v1/") && !oauthPath || w.Header().Get("X-RateLimit-Limit") != "" {
 		return
 	}
-	if auth.FromRequest(r) == "" {
+	if oauthPath || auth.FromRequest(r) == "" {
 		a.peekUnkeyed(w, r)
 		return
 	}

@@ -11,12 +11,13 @@ import (
 )
 
 // DefaultIPRateLimit is the per-minute budget of one client address for the
-// /v1 requests (and GET /openapi.json) that carry no valid key
-// (--ip-rate-limit): the OAuth endpoints' per-address budget (oauthIPLimit),
-// 2.5 times a key's default, so that the few such requests a client makes
-// (GET /v1/scopes, the document, a mistyped or revoked key) from many clients
-// behind one NAT address are not cut off, while one address sending bad keys
-// or none is held to 5 a second on each coordinator.
+// requests that carry no valid key (--ip-rate-limit): /v1's and /mcp's, GET
+// /openapi.json, and every request to the OAuth endpoints (oauthWrap,
+// pageWrap, addressCounted), 2.5 times a key's default, so that the few such
+// requests a client makes (GET /v1/scopes, the document, a mistyped or
+// revoked key, an OAuth sign-in) from many clients behind one NAT address are
+// not cut off, while one address sending bad keys, guessed codes or none is
+// held to 5 a second on each coordinator.
 const DefaultIPRateLimit = 300
 
 // ipBudgetPrefix keeps the address budgets apart from the keys' windows in
@@ -50,7 +51,40 @@ func ipBudgetKey(ip string) string {
 // counts what followers forward to it under the address they pass on.
 func (a *API) limitUnkeyed(w http.ResponseWriter, r *http.Request, now time.Time) error {
 	d := a.limiter.Allow(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit)
-	return limitAnswer(w.Header(), d, now, "rate limit of %d requests per minute without a valid API key from this address exceeded; retry after %d s")
+	return limitAnswer(w.Header(), d, now, unkeyedLimitMsg)
+}
+
+const unkeyedLimitMsg = "rate limit of %d requests per minute without a valid API key from this address exceeded; retry after %d s"
+
+// spendAddress counts r against its client address's budget on this
+// coordinator, as limitUnkeyed does, for an answer in another format than
+// the API's (OAuth's errors, the consent pages): it sets X-RateLimit-* and,
+// when the budget is spent, Retry-After, and returns the budget and the
+// seconds to wait (0: the request may go on).
+func (a *API) spendAddress(w http.ResponseWriter, r *http.Request, now time.Time) (limit, retry int) {
+	d := a.limiter.Allow(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit)
+	setLimitHeaders(w.Header(), d)
+	if d.Allowed {
+		return d.Limit, 0
+	}
+	retry = retryAfter(d, now)
+	w.Header().Set("Retry-After", strconv.Itoa(retry))
+	return d.Limit, retry
+}
+
+// addressCounted serves h (an answer that takes no credential and is written
+// on the coordinator the request reaches: the OAuth metadata documents) after
+// counting it against the client address's budget here: a 429 rate_limited
+// beyond it.
+func (a *API) addressCounted(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := a.limitUnkeyed(w, r, a.now().UTC()); err != nil {
+			ae, _ := toAPIError(err)
+			writeError(w, requestID(r), ae)
+			return
+		}
+		h(w, r)
+	}
 }
 
 // peekUnkeyed sets X-RateLimit-* to the figures of r's client address budget
@@ -71,12 +105,19 @@ func limitAnswer(h http.Header, d ratelimit.Decision, now time.Time, msg string)
 	if d.Allowed {
 		return nil
 	}
+	retry := retryAfter(d, now)
+	h.Set("Retry-After", strconv.Itoa(retry))
+	return errf(http.StatusTooManyRequests, "rate_limited", msg, d.Limit, retry)
+}
+
+// retryAfter is the whole seconds from now until refused decision d's window
+// frees a request, at least 1.
+func retryAfter(d ratelimit.Decision, now time.Time) int {
 	retry := int(d.Reset.Sub(now).Seconds() + 0.999)
 	if retry < 1 {
 		retry = 1
 	}
-	h.Set("Retry-After", strconv.Itoa(retry))
-	return errf(http.StatusTooManyRequests, "rate_limited", msg, d.Limit, retry)
+	return retry
 }
 
 // limitPublic counts a request to a route served without a key (GET

@@ -26,10 +26,6 @@ import (
 // (fsm/oauth.go); what is kept here in memory (poll pacing, fetched client
 // metadata documents) is the leader's and starts afresh after a leader change.
 
-// oauthIPLimit is the per-minute budget of one client IP on the unauthenticated
-// OAuth endpoints (registration, device authorization, token, consent pages).
-const oauthIPLimit = 300
-
 type oauthRuntime struct {
 	mu      sync.Mutex
 	polls   map[string]*devicePoll // device-code hash → pacing
@@ -70,9 +66,13 @@ func (a *API) pollInterval() time.Duration {
 }
 
 func (a *API) registerOAuth(mux *http.ServeMux) {
-	mux.Handle("GET /.well-known/oauth-authorization-server", publicCORS(http.HandlerFunc(a.asMetadata)))
-	mux.Handle("GET /.well-known/oauth-protected-resource", publicCORS(http.HandlerFunc(a.resourceMetadata)))
-	mux.Handle("GET /.well-known/oauth-protected-resource/{rest...}", publicCORS(http.HandlerFunc(a.resourceMetadata)))
+	// Every request to these endpoints is one without a valid key: each is
+	// counted against its client address's budget (--ip-rate-limit, one
+	// budget with /v1's and /mcp's), the documents on the coordinator that
+	// answers them, the rest on the leader (oauthWrap, pageWrap).
+	mux.Handle("GET /.well-known/oauth-authorization-server", publicCORS(a.addressCounted(a.asMetadata)))
+	mux.Handle("GET /.well-known/oauth-protected-resource", publicCORS(a.addressCounted(a.resourceMetadata)))
+	mux.Handle("GET /.well-known/oauth-protected-resource/{rest...}", publicCORS(a.addressCounted(a.resourceMetadata)))
 	mux.Handle("POST /oauth/register", publicCORS(a.oauthWrap(a.oauthRegister, false)))
 	mux.Handle("POST /oauth/device_authorization", publicCORS(a.oauthWrap(a.oauthDeviceAuthorization, true)))
 	mux.Handle("POST /oauth/token", publicCORS(a.oauthWrap(a.oauthToken, true)))
@@ -115,7 +115,7 @@ func (w *corsWriter) WriteHeader(code int) {
 	if !w.wrote {
 		w.wrote = true
 		w.Header().Set("Access-Control-Allow-Origin", "*")
-		w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After")
+		w.Header().Set("Access-Control-Expose-Headers", "WWW-Authenticate, Retry-After, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset")
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
@@ -196,7 +196,8 @@ type oauthCall struct {
 type oauthFunc func(c *oauthCall) (int, any, *oauth.Error)
 
 // oauthWrap serves a protocol endpoint on the leader (a follower forwards):
-// per-IP limit, body limit and type, OAuth-style JSON errors, no-store.
+// the client address's budget, body limit and type, OAuth-style JSON errors,
+// no-store.
 func (a *API) oauthWrap(h oauthFunc, form bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rid := requestID(r)
@@ -222,11 +223,23 @@ func (a *API) oauthWrap(h oauthFunc, form bool) http.Handler {
 	})
 }
 
+// oauthServe counts the request against its client address's budget (the
+// one /v1's requests without a valid key spend: a guessed device code, code,
+// PKCE verifier or refresh token is no cheaper here than a guessed key), with
+// its X-RateLimit-* figures. Past it the request is refused before anything
+// in it is looked at: a 429 rate_limited in OAuth's error format (RFC 6749
+// section 5.2), except a device-code poll of the token endpoint, which is
+// RFC 8628's slow_down (a 400: the answer a polling device client knows to
+// back off on, by 5 s more each time), both with Retry-After.
 func (a *API) oauthServe(c *oauthCall, h oauthFunc, form bool) (int, any, *oauth.Error) {
-	if d := a.limiter.Allow("oauth-ip:"+a.clientIP(c.r), oauthIPLimit); !d.Allowed {
-		return 0, nil, oauth.Errorf(http.StatusTooManyRequests, "slow_down", "too many OAuth requests from this address; retry in a minute")
-	}
+	limit, retry := a.spendAddress(c.w, c.r, c.now)
 	body, status, _ := readLimited(c.w, c.r, 64<<10)
+	if retry > 0 {
+		if v, err := url.ParseQuery(string(body)); c.r.URL.Path == "/oauth/token" && status == 0 && err == nil && v.Get("grant_type") == oauth.GrantTypeDeviceCode {
+			return 0, nil, oauth.Errorf(http.StatusBadRequest, "slow_down", "more than %d requests a minute from this address; wait %d s and poll less often", limit, retry)
+		}
+		return 0, nil, oauth.Errorf(http.StatusTooManyRequests, "rate_limited", "rate limit of %d requests per minute from this address exceeded; retry after %d s", limit, retry)
+	}
 	switch status {
 	case http.StatusRequestEntityTooLarge:
 		return 0, nil, oauth.Errorf(status, "invalid_request", "the request body is larger than 64 KiB")

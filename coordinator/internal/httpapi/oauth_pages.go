@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"mime"
@@ -53,9 +54,19 @@ func (a *API) pageWrap(h pageFunc) http.Handler {
 		// form-action is left out: Chromium applies it to the redirect to the
 		// client's redirect_uri after the authorize form.
 		h0.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'")
+		// Each request spends its client address's budget (--ip-rate-limit),
+		// on the leader, which serves the pages (a follower forwards them),
+		// or, for a cross-site form refused before, where it is refused.
+		tooMany := func(retry int) {
+			a.renderError(w, http.StatusTooManyRequests, fmt.Sprintf("Too many attempts from your address. Wait %d seconds and try again.", retry))
+		}
 		if r.Method == http.MethodPost && !sameOrigin(r) {
 			// Checked where the browser's request arrived (a follower rewrites
 			// Host when it forwards).
+			if _, retry := a.spendAddress(w, r, a.now().UTC()); retry > 0 {
+				tooMany(retry)
+				return
+			}
 			a.renderError(w, http.StatusForbidden, "This form was posted from another site.")
 			return
 		}
@@ -63,8 +74,8 @@ func (a *API) pageWrap(h pageFunc) http.Handler {
 			return
 		}
 		p := &page{w: w, r: r, rid: rid, now: a.now().UTC()}
-		if d := a.limiter.Allow("oauth-ip:"+a.clientIP(r), oauthIPLimit); !d.Allowed {
-			a.renderError(w, http.StatusTooManyRequests, "Too many attempts from your address. Wait a minute and try again.")
+		if _, retry := a.spendAddress(w, r, p.now); retry > 0 {
+			tooMany(retry)
 			return
 		}
 		if r.Method == http.MethodPost {
