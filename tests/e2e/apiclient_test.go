@@ -102,6 +102,15 @@ func (c *apiClient) accept(call func(context.Context, *client.Client) (api.Actio
 	return acc
 }
 
+// power sends POST /v1/servers/{id}/power/{action} (req nil: no body),
+// requires 202 and returns its body.
+func (c *apiClient) power(id, action string, req *api.PowerRequest) api.ActionAccepted {
+	c.t.Helper()
+	return c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
+		return cl.PowerServer(ctx, id, action, req, "")
+	})
+}
+
 // snapshots lists a server's snapshots (GET /v1/servers/{id}/snapshots, 200).
 func (c *apiClient) snapshots(id string) api.ServerSnapshotList {
 	c.t.Helper()

@@ -10,7 +10,6 @@ import (
 	"github.com/digitalocean/go-libvirt"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework/testenv"
 )
 
@@ -48,9 +47,7 @@ func BenchmarkRebootLatency(b *testing.B) {
 	// as the agent's journal timed it.
 	viaAPI := func() (time.Duration, time.Duration) {
 		start := time.Now()
-		acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-			return cl.PowerServer(ctx, created.Server.ID, "reboot", &api.PowerRequest{Force: true}, "")
-		})
+		acc := c.power(created.Server.ID, "reboot", &api.PowerRequest{Force: true})
 		for {
 			r := c.do(http.MethodGet, "/v1/actions/"+acc.Action.ID, nil)
 			var a api.Action

@@ -64,9 +64,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	w.hooks.wait(t, "server.created", id, map[string]any{"status": nil, "label": "life"})
 
 	// Reboot: a second boot marker, counter 2.
-	acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", nil, "")
-	})
+	acc := c.power(id, "reboot", nil)
 	if acc.Action.Command != api.ActionServerReboot || acc.Server == nil || acc.Server.ID != id {
 		t.Fatalf("reboot 202: %+v", acc)
 	}
@@ -103,9 +101,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	}
 
 	// Reboot again (counter 3), then revert: the disk goes back to 2.
-	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", nil, "")
-	})
+	acc = c.power(id, "reboot", nil)
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	waitBoot(t, console, 3)
 	disk := w.agent.DiskPath(vm)
@@ -153,9 +149,7 @@ func (w *world) testLifecycle(t *testing.T) {
 	w.hooks.wait(t, "server.reinstalled", id, map[string]any{"osTemplate": tplB, "os": nil})
 
 	// Stop: graceful, shut off, status stopped.
-	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "stop", nil, "")
-	})
+	acc = c.power(id, "stop", nil)
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	requireDomState(t, vm, "shut off")
 	if s := c.server(id); s.Status != api.ServerStopped {
@@ -166,42 +160,34 @@ func (w *world) testLifecycle(t *testing.T) {
 	}
 	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "stop", "method": api.NodePowerGraceful})
 
+	// bootStopped sends a power action to the stopped server and checks
+	// that it boots: the action's method, a new boot marker, libvirt and
+	// the API running, and the event with the data given.
+	bootStopped := func(action, wantMethod string, event map[string]any) {
+		t.Helper()
+		n := len(boots(console))
+		acc := c.power(id, action, nil)
+		if a := c.waitSuccess(acc.Action.ID, actionTimeout); a.Method != wantMethod {
+			t.Errorf("%s of a stopped server: action method %q, want %s", action, a.Method, wantMethod)
+		}
+		waitBoot(t, console, n+1)
+		requireDomState(t, vm, "running")
+		if s := c.server(id); s.Status != api.ServerRunning {
+			t.Fatalf("after a %s while stopped: status %s", action, s.Status)
+		}
+		w.hooks.wait(t, "server.power.changed", id, event)
+	}
+
 	// Reboot while stopped: the node starts it (a fresh boot, not a
 	// reboot), and the customer's action and event say so (method
 	// "started"); then it is stopped again for the start below.
-	n := len(boots(console))
-	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", nil, "")
-	})
-	if a := c.waitSuccess(acc.Action.ID, actionTimeout); a.Method != api.NodeRebootStarted {
-		t.Errorf("reboot of a stopped server: action method %q, want started", a.Method)
-	}
-	waitBoot(t, console, n+1)
-	requireDomState(t, vm, "running")
-	if s := c.server(id); s.Status != api.ServerRunning {
-		t.Fatalf("after a reboot while stopped: status %s", s.Status)
-	}
-	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "reboot", "method": api.NodeRebootStarted})
-	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "stop", nil, "")
-	})
+	bootStopped("reboot", api.NodeRebootStarted, map[string]any{"action": "reboot", "method": api.NodeRebootStarted})
+	acc = c.power(id, "stop", nil)
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	requireDomState(t, vm, "shut off")
 
 	// Start: it boots again.
-	n = len(boots(console))
-	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "start", nil, "")
-	})
-	if a := c.waitSuccess(acc.Action.ID, actionTimeout); a.Method != api.NodePowerStarted {
-		t.Errorf("start: action method %q, want started", a.Method)
-	}
-	waitBoot(t, console, n+1)
-	requireDomState(t, vm, "running")
-	if s := c.server(id); s.Status != api.ServerRunning {
-		t.Fatalf("after start: status %s", s.Status)
-	}
-	w.hooks.wait(t, "server.power.changed", id, map[string]any{"action": "start"})
+	bootStopped("start", api.NodePowerStarted, map[string]any{"action": "start"})
 
 	// Terminate: the domain is gone.
 	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
@@ -441,9 +427,7 @@ func (w *world) testLeaderKilled(t *testing.T) {
 	}
 	// One more action through the new leader: had the reinstall been dispatched
 	// again, it would have run before this one finished.
-	r := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", nil, "")
-	})
+	r := c.power(id, "reboot", nil)
 	c.waitSuccess(r.Action.ID, actionTimeout)
 	waitBoot(t, console, 3)
 	requireSingleInstall(t, console, old.InstallID)

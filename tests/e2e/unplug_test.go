@@ -79,9 +79,7 @@ func TestNodeUnplugged(t *testing.T) {
 	t.Logf("stats 503 node_offline %s after the unplug", time.Since(unplugged).Round(time.Millisecond))
 
 	// A new action is accepted and fails at its deadline.
-	acc := c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", nil, "")
-	})
+	acc := c.power(id, "reboot", nil)
 	a := c.waitAction(acc.Action.ID, unplugDeadline+30*time.Second)
 	if a.Status != api.ActionFailed || a.Error == nil || a.Error.Code == "" || a.FinishedAt == nil {
 		t.Fatalf("reboot for an absent node: want status error with a code, got %+v (error %+v)", a, a.Error)
@@ -118,9 +116,7 @@ func TestNodeUnplugged(t *testing.T) {
 	if got := c.waitActionOpen(acc.Action.ID); got.Status != api.ActionFailed {
 		t.Fatalf("the expired reboot changed after the node returned: %+v", got)
 	}
-	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", nil, "")
-	})
+	acc = c.power(id, "reboot", nil)
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	if b := waitBoot(t, console, 2); b.Count != "2" {
 		t.Fatalf("after the one reboot that ran: %+v", b)
@@ -158,9 +154,7 @@ func TestNodeUnplugged(t *testing.T) {
 	if got := c.waitActionOpen(acc.Action.ID); got.Status != api.ActionFailed {
 		t.Fatalf("the failed reinstall changed after the node returned: %+v", got)
 	}
-	acc = c.accept(func(ctx context.Context, cl *client.Client) (api.ActionAccepted, error) {
-		return cl.PowerServer(ctx, id, "reboot", &api.PowerRequest{Force: true}, "")
-	})
+	acc = c.power(id, "reboot", &api.PowerRequest{Force: true})
 	c.waitSuccess(acc.Action.ID, actionTimeout)
 	requireDomState(t, vm, "running")
 }
