@@ -86,6 +86,9 @@ type API struct {
 	log     *slog.Logger
 	now     func() time.Time
 	limiter *ratelimit.Limiter // the key windows this node counts as leader
+	// ipLimiter counts the client addresses' budgets of requests without a
+	// valid key (iplimit.go), in a table of ipWindows windows.
+	ipLimiter *ratelimit.Limiter
 	// leases are the tokens this node, as a follower, leased from the
 	// leader's windows for the stale reads it serves (ratelease.go).
 	leases      *ratelimit.Leases
@@ -237,7 +240,8 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 	}
 	a := &API{
 		cfg: cfg, raft: node, state: node.FSM, log: log, now: now, limiter: ratelimit.New(now), metrics: metrics,
-		Usage: NewUsageRecorder(), inflight: map[string]struct{}{},
+		ipLimiter: ratelimit.NewCapped(now, ipWindows),
+		Usage:     NewUsageRecorder(), inflight: map[string]struct{}{},
 		statsCaps: newStatsCaps(cfg.StatsStreamsPerAccount, cfg.StatsCallsPerNode),
 		oauthRT:   oauthRuntime{polls: map[string]*devicePoll{}, clients: map[string]cachedClient{}},
 	}

@@ -20,9 +20,19 @@ import (
 // held to 5 a second on each coordinator.
 const DefaultIPRateLimit = 300
 
-// ipBudgetPrefix keeps the address budgets apart from the keys' windows in
-// the one limiter (a key id never starts with it).
+// ipBudgetPrefix names the address budgets' windows (in a limiter of their
+// own, ipLimiter, apart from the keys').
 const ipBudgetPrefix = "v1-ip:"
+
+// ipWindows is the most client addresses' windows a coordinator holds (about
+// 13 MiB: 131 B an address, ratelimit BenchmarkAddressWindowMemory). A
+// client spraying requests from more addresses than that in a minute (an IPv6
+// /64 each) grows it no further: a running window is never dropped (its
+// address would come back to a fresh budget), so until the oldest ends, the
+// addresses it has no room for share one budget of --ip-rate-limit
+// (ratelimit.NewCapped): limited early, never late. A key's requests are
+// not counted here and are unaffected.
+const ipWindows = 100_000
 
 // ipBudgetKey is the limiter key of the budget of client address ip (as
 // clientIP gives it, the address the key allow-lists check): an IPv4 address
@@ -50,7 +60,7 @@ func ipBudgetKey(ip string) string {
 // budget's figures: a 429 rate_limited with Retry-After beyond it. A leader
 // counts what followers forward to it under the address they pass on.
 func (a *API) limitUnkeyed(w http.ResponseWriter, r *http.Request, now time.Time) error {
-	d := a.limiter.Allow(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit)
+	d := a.ipLimiter.Allow(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit)
 	return limitAnswer(w.Header(), d, now, unkeyedLimitMsg)
 }
 
@@ -62,7 +72,7 @@ const unkeyedLimitMsg = "rate limit of %d requests per minute without a valid AP
 // when the budget is spent, Retry-After, and returns the budget and the
 // seconds to wait (0: the request may go on).
 func (a *API) spendAddress(w http.ResponseWriter, r *http.Request, now time.Time) (limit, retry int) {
-	d := a.limiter.Allow(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit)
+	d := a.ipLimiter.Allow(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit)
 	setLimitHeaders(w.Header(), d)
 	if d.Allowed {
 		return d.Limit, 0
@@ -91,10 +101,10 @@ func (a *API) addressCounted(h http.HandlerFunc) http.HandlerFunc {
 // on this coordinator, counting nothing (an answer written before the request
 // is counted: uncountedLimitHeaders).
 func (a *API) peekUnkeyed(w http.ResponseWriter, r *http.Request) {
-	if a.limiter == nil {
+	if a.ipLimiter == nil {
 		return // an API not made by New: tests of the forwarding alone
 	}
-	setLimitHeaders(w.Header(), a.limiter.Peek(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit))
+	setLimitHeaders(w.Header(), a.ipLimiter.Peek(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit))
 }
 
 // limitAnswer sets d's X-RateLimit-* headers on h and, when d refuses the

@@ -16,10 +16,11 @@
 // The counts live in memory: a leader change starts every key's window afresh
 // on the new leader, and followers drop what they leased from the old one.
 //
-// Every coordinator's Limiter also counts, under keys of their own, the
-// per-address budgets of requests without a valid key (httpapi iplimit.go,
-// --ip-rate-limit) and of the OAuth endpoints: each coordinator for what it
-// answers itself, never leased.
+// Every coordinator also counts, in a Limiter of its own made by NewCapped,
+// the per-address budgets of requests without a valid key (httpapi
+// iplimit.go, --ip-rate-limit; the OAuth endpoints' included): each
+// coordinator for what it answers itself, never leased. That table has a
+// size, as a client can spray requests from as many addresses as it holds.
 package ratelimit
 
 import (
@@ -33,14 +34,24 @@ const Window = time.Minute
 // Limiter counts requests per key per window.
 type Limiter struct {
 	now func() time.Time
+	max int // the most windows held (0: no bound)
 	mu  sync.Mutex
 	m   map[string]*bucket
-	gc  time.Time
+	// The windows in m, oldest start first (a window that starts again
+	// moves to the back), so that the ended ones are dropped from the front
+	// as new ones come.
+	head, tail *bucket
+	// over is the one window the keys a full table has no room for share
+	// (NewCapped), and overflowed counts the requests counted in it.
+	over       bucket
+	overflowed uint64
 }
 
 type bucket struct {
-	start time.Time
-	n     int
+	start      time.Time
+	n          int
+	key        string
+	prev, next *bucket
 }
 
 // Decision is the outcome of one Allow call, with what the headers need.
@@ -51,7 +62,10 @@ type Decision struct {
 	Reset     time.Time
 }
 
-// New returns a limiter using clock now (time.Now when nil).
+// New returns a limiter using clock now (time.Now when nil), with no bound
+// on the windows it holds: the keys' windows, one per key that made a request
+// in the last minute (a key is a credential, so there are no more than
+// the live ones; a running window is never dropped).
 func New(now func() time.Time) *Limiter {
 	if now == nil {
 		now = time.Now
@@ -59,25 +73,94 @@ func New(now func() time.Time) *Limiter {
 	return &Limiter{now: now, m: map[string]*bucket{}}
 }
 
+// NewCapped is a limiter that holds at most size windows (size >= 1), for
+// keys anyone can make up (client addresses): memory stays bounded however
+// many a client sprays requests from. Ended windows are dropped first,
+// oldest first, as new keys come. A running window is never dropped, since
+// its key would come back to a fresh budget: while the table is full of
+// running windows, a key it holds no window for is counted in one window
+// that all such keys share, at the same limit, until the oldest window ends.
+// So a full table limits a newcomer early, never a key late.
+func NewCapped(now func() time.Time, size int) *Limiter {
+	l := New(now)
+	l.max = max(size, 1)
+	return l
+}
+
+// Len is the number of windows held (ended ones not yet dropped included).
+func (l *Limiter) Len() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.m)
+}
+
+// Overflowed is the number of requests counted in the shared window of a
+// full table (NewCapped) since the limiter was made.
+func (l *Limiter) Overflowed() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.overflowed
+}
+
+func (l *Limiter) pushBack(b *bucket) {
+	b.prev, b.next = l.tail, nil
+	if l.tail != nil {
+		l.tail.next = b
+	} else {
+		l.head = b
+	}
+	l.tail = b
+}
+
+func (l *Limiter) unlink(b *bucket) {
+	if b.prev != nil {
+		b.prev.next = b.next
+	} else {
+		l.head = b.next
+	}
+	if b.next != nil {
+		b.next.prev = b.prev
+	} else {
+		l.tail = b.prev
+	}
+	b.prev, b.next = nil, nil
+}
+
 // bucketLocked is key's bucket for the window holding now, started when
-// create (nil when there is none and !create). l.mu is held.
+// create (nil when there is none and !create): the shared window when a full
+// capped table has no room for key. l.mu is held.
 func (l *Limiter) bucketLocked(key string, now time.Time, create bool) *bucket {
-	if now.Sub(l.gc) > 2*Window {
-		for k, b := range l.m {
-			if now.Sub(b.start) >= Window {
-				delete(l.m, k)
-			}
-		}
-		l.gc = now
+	// Drop the ended windows at the front (each once: O(1) a call amortized).
+	for l.head != nil && now.Sub(l.head.start) >= Window {
+		b := l.head
+		l.unlink(b)
+		delete(l.m, b.key)
 	}
 	b := l.m[key]
-	if b == nil || now.Sub(b.start) >= Window {
-		if !create {
-			return nil
+	if b != nil && now.Sub(b.start) < Window {
+		return b
+	}
+	full := b == nil && l.max > 0 && len(l.m) >= l.max
+	switch {
+	case full && now.Sub(l.over.start) < Window:
+		if create {
+			l.overflowed++
 		}
-		b = &bucket{start: now.Truncate(time.Second)}
+		return &l.over
+	case !create:
+		return nil
+	case full:
+		l.over = bucket{start: now.Truncate(time.Second)}
+		l.overflowed++
+		return &l.over
+	case b != nil: // ended, behind a younger window (the clock stepped back)
+		l.unlink(b)
+		b.start, b.n = now.Truncate(time.Second), 0
+	default:
+		b = &bucket{start: now.Truncate(time.Second), key: key}
 		l.m[key] = b
 	}
+	l.pushBack(b)
 	return b
 }
 
