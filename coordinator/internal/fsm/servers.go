@@ -560,7 +560,7 @@ func applyActionCreate(c *applyCtx, p ActionCreate) (any, error) {
 	out.Server = &pub
 	if a.Snapshot != nil {
 		sn := *a.Snapshot
-		sn.CreatedAt = c.at // the request's time; the snapshot list shows when it was taken
+		sn.CreatedAt = c.at // the request's time, as the list shows it (levelSnapshotRequestTime)
 		if sn.State == "" {
 			sn.State = PowerWord(s.PowerState)
 		}
@@ -746,6 +746,14 @@ func putCleanupWith(c *applyCtx, a store.Action, failedID string, deadline time.
 	return id, putAction(c, a)
 }
 
+// levelSnapshotRequestTime is the semantics level (level.go) from which a
+// snapshot's created_at in the server's list is its snapshot.create
+// action's created_at (the request's time, which the 202 showed), not the
+// time the node's result was recorded: the 202 cannot know when the node
+// will take it, and the two disagreed. The node takes it while the action
+// runs, by its finished_at at the latest.
+const levelSnapshotRequestTime = 2
+
 // levelPowerMethod is the semantics level (level.go) from which a power
 // action's success records how the node did it (api.Action.Method) and
 // its server.power.changed event says so ("method").
@@ -868,6 +876,9 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, result 
 		if a.Snapshot != nil {
 			sn := *a.Snapshot
 			sn.CreatedAt = c.at
+			if c.r.ClusterLevel() >= levelSnapshotRequestTime {
+				sn.CreatedAt = a.CreatedAt
+			}
 			if res, _ := action.DecodeResult(result); res.Snapshot != nil {
 				sn.State = PowerWord(res.Snapshot.State)
 			} else if sn.State == "" {
