@@ -30,8 +30,13 @@ type KeyInfo struct {
 	RateLimitPerMin int        `json:"rate_limit_per_min"`
 	CreatedAt       time.Time  `json:"created_at"`
 	LastUsedAt      *time.Time `json:"last_used_at"`
-	UseCount        int64      `json:"use_count"`
-	RevokedAt       *time.Time `json:"revoked_at"`
+	// LastUsedIP is the client address of the key's last use (as
+	// KeyUsage.IP: the address the coordinator that answered saw, or the one
+	// a coordinator forwarding the request vouched for). Absent before the
+	// key's first use, and for a use recorded before semantics level 2.
+	LastUsedIP string     `json:"last_used_ip,omitempty"`
+	UseCount   int64      `json:"use_count"`
+	RevokedAt  *time.Time `json:"revoked_at"`
 }
 
 // KeyCreated is returned once when a key is minted: Key is the only copy of the

@@ -174,6 +174,12 @@ func applyKeyRevoke(c *applyCtx, p KeyRevoke) (any, error) {
 // cannot overflow int64.
 const maxAmount = 1_000_000_000_000
 
+// levelKeyLastIP is the semantics level (level.go) from which a key usage
+// flush records the client address of the key's last use with its time
+// (api.KeyInfo.LastUsedIP); below it the batch's address is ignored, as a
+// replica of the release before does.
+const levelKeyLastIP = 2
+
 // keyUsageKeep is how many usage entries each key keeps.
 const keyUsageKeep = 200
 
@@ -187,6 +193,9 @@ func applyKeyUsage(c *applyCtx, p KeyUsage) (any, error) {
 		last := kb.LastUsedAt
 		if k.LastUsedAt == nil || last.After(*k.LastUsedAt) {
 			k.LastUsedAt = &last
+			if kb.LastUsedIP != "" && c.r.ClusterLevel() >= levelKeyLastIP {
+				k.LastUsedIP = kb.LastUsedIP
+			}
 		}
 		k.UseCount += kb.Count
 		if err := store.PutJSON(c.tx, store.BucketKeys, []byte(kb.KeyID), k); err != nil {

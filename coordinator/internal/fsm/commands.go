@@ -201,8 +201,11 @@ type KeyUsage struct {
 
 // KeyUsageBatch is the usage of one key since the last flush.
 type KeyUsageBatch struct {
-	KeyID      string          `json:"key_id"`
-	LastUsedAt time.Time       `json:"last_used_at"`
+	KeyID      string    `json:"key_id"`
+	LastUsedAt time.Time `json:"last_used_at"`
+	// LastUsedIP is the client address of the request at LastUsedAt
+	// (written to the key from semantics level 2, levelKeyLastIP).
+	LastUsedIP string          `json:"last_used_ip,omitempty"`
 	Count      int64           `json:"count"`
 	Entries    []KeyUsageEntry `json:"entries"`
 }

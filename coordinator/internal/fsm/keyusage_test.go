@@ -81,3 +81,47 @@ func TestKeyUsageLogNewestFirst(t *testing.T) {
 		t.Errorf("key after the flushes: use_count %d, last_used_at %v", k.UseCount, k.LastUsedAt)
 	}
 }
+
+// TestKeyLastUsedIPApply: a usage flush records the address of the key's
+// last use with its time, from semantics level 2 (below it the replicas of
+// the release before ignore it, and so does this one); a batch older than
+// the recorded last use changes neither.
+func TestKeyLastUsedIPApply(t *testing.T) {
+	f := open(t, filepath.Join(t.TempDir(), "f.db"))
+	defer f.Close()
+	idx := uint64(0)
+	apply := func(typ CommandType, p any) {
+		t.Helper()
+		idx++
+		if r := f.ApplyBatch([]*raft.Log{logAt(t, idx, typ, t0, p)})[0].(*Result); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	key := func() api.KeyInfo {
+		t.Helper()
+		var k api.KeyInfo
+		if err := f.Read(func(r store.ReadTx) (err error) { k, err = r.Key("key_a"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	use := func(s int, ip string) KeyUsage {
+		return KeyUsage{Keys: []KeyUsageBatch{{KeyID: "key_a", LastUsedAt: at(s), LastUsedIP: ip, Count: 1}}}
+	}
+	apply(CmdAccountCreate, AccountCreate{ID: "acc_a", Email: "a@x.io", Name: "a", Country: "TR"})
+	apply(CmdKeyCreate, KeyCreate{ID: "key_a", AccountID: "acc_a", Hash: "h", Prefix: "snc_a", Scopes: []string{api.ScopeAccountRead}})
+	apply(CmdKeyUsage, use(1, "192.0.2.1"))
+	if k := key(); k.LastUsedIP != "" || k.LastUsedAt == nil {
+		t.Fatalf("level 1: %+v, want last_used_at without an address", k)
+	}
+	apply(CmdClusterLevel, ClusterLevel{Level: 2})
+	apply(CmdKeyUsage, use(3, "192.0.2.3"))
+	if k := key(); k.LastUsedIP != "192.0.2.3" || !k.LastUsedAt.Equal(at(3)) {
+		t.Fatalf("level 2: %+v, want 192.0.2.3 at 3 s", k)
+	}
+	apply(CmdKeyUsage, use(2, "192.0.2.2")) // a follower's older use, shipped late
+	if k := key(); k.LastUsedIP != "192.0.2.3" || !k.LastUsedAt.Equal(at(3)) || k.UseCount != 3 {
+		t.Fatalf("after an older batch: %+v, want 192.0.2.3 at 3 s, 3 uses", k)
+	}
+}

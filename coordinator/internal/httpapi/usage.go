@@ -10,9 +10,9 @@ import (
 // a key hammering the API cannot grow the buffer without bound.
 const usageEntriesPerFlush = 50
 
-// UsageRecorder buffers per-key last-use times and usage-log entries in memory; the
-// leader flushes them as one Raft command every few seconds instead of one write
-// per request.
+// UsageRecorder buffers per-key last-use times (with the client address of
+// that use) and usage-log entries in memory; the leader flushes them as one
+// Raft command every few seconds instead of one write per request.
 type UsageRecorder struct {
 	mu   sync.Mutex
 	keys map[string]*fsm.KeyUsageBatch
@@ -33,8 +33,8 @@ func (u *UsageRecorder) Record(keyID string, e fsm.KeyUsageEntry) {
 		u.keys[keyID] = b
 	}
 	b.Count++
-	if e.At.After(b.LastUsedAt) {
-		b.LastUsedAt = e.At
+	if !e.At.Before(b.LastUsedAt) {
+		b.LastUsedAt, b.LastUsedIP = e.At, e.IP
 	}
 	if len(b.Entries) < usageEntriesPerFlush {
 		b.Entries = append(b.Entries, e)
@@ -53,8 +53,11 @@ func (u *UsageRecorder) Merge(in fsm.KeyUsageBatch) {
 		u.keys[in.KeyID] = b
 	}
 	b.Count += in.Count
-	if in.LastUsedAt.After(b.LastUsedAt) {
-		b.LastUsedAt = in.LastUsedAt
+	switch {
+	case in.LastUsedAt.After(b.LastUsedAt):
+		b.LastUsedAt, b.LastUsedIP = in.LastUsedAt, in.LastUsedIP
+	case in.LastUsedAt.Equal(b.LastUsedAt) && b.LastUsedIP == "":
+		b.LastUsedIP = in.LastUsedIP
 	}
 	room := max(usageEntriesPerFlush-len(b.Entries), 0)
 	b.Entries = append(b.Entries, in.Entries[:min(room, len(in.Entries))]...)

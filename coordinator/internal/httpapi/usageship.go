@@ -24,6 +24,9 @@ const (
 	// maxUsageBody bounds a shipment's body; a follower sends bodies of at
 	// most half of it, a key's log entries cut to fit if they alone do not.
 	maxUsageBody = 8 << 20
+	// maxUsageIP bounds a batch's last_used_ip (an address as clientIP
+	// gives it: an IPv6 address with a zone fits).
+	maxUsageIP = 100
 	// maxUsageCount bounds one batch's request count.
 	maxUsageCount = 1 << 40
 )
@@ -39,6 +42,8 @@ func checkUsageBatch(b fsm.KeyUsageBatch) error {
 		return badRequest("at most %d entries, and no more than count", usageEntriesPerFlush)
 	case b.LastUsedAt.IsZero():
 		return badRequest("last_used_at is required")
+	case b.LastUsedIP != "" && (len(b.LastUsedIP) > maxUsageIP || !printableASCII(b.LastUsedIP)):
+		return badRequest("last_used_ip must be at most %d printable characters", maxUsageIP)
 	}
 	return nil
 }
@@ -86,10 +91,17 @@ func (a *API) ShipUsage(ctx context.Context) error {
 	if u == nil {
 		return nil
 	}
+	// A leader of the release before takes no last_used_ip (its shipment
+	// decoding refuses an unknown field): below semantics level 2, when one
+	// may still lead, it is left out (and the flush would ignore it anyway).
+	oldLeader := a.state.ClusterLevel() < 2
 	var chunk []fsm.KeyUsageBatch
 	size := 0
 	for i := range u.Keys {
 		b := &u.Keys[i]
+		if oldLeader {
+			b.LastUsedIP = ""
+		}
 		n := usageBatchSize(*b)
 		for n > maxUsageBody/2 && len(b.Entries) > 0 {
 			b.Entries = b.Entries[:len(b.Entries)/2]

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -13,14 +14,16 @@ var usageSeeds = []string{
 	`{"keys":[{"key_id":"k","last_used_at":"2026-12-03T17:00:00Z","count":0,"entries":[]}]}`,
 	`{"keys":[{"key_id":"k","count":1,"entries":[]}]}`, `{"keys":[{"key_id":"k","last_used_at":"2026-12-03T17:00:00Z","count":-1}]}`,
 	`{"keys":[{"key_id":"k","last_used_at":"2026-12-03T17:00:00Z","count":1,"entries":[{},{}]}]}`,
-	`{"keys":[{"key_id":"k","last_used_at":"x","count":1}]}`, `{"keys":null,"x":1}`, `{`, ``, `null`, `[]`,
+	`{"keys":[{"key_id":"k","last_used_at":"x","count":1}]}`,
+	`{"keys":[{"key_id":"k","last_used_at":"2026-12-03T17:00:00Z","last_used_ip":"2001:db8::1","count":1}]}`,
+	`{"keys":[{"key_id":"k","last_used_at":"2026-12-03T17:00:00Z","last_used_ip":"a b","count":1}]}`, `{"keys":null,"x":1}`, `{`, ``, `null`, `[]`,
 }
 
 func FuzzParseUsageShipment(f *testing.F) {
 	fuzzDecoder(f, usageSeeds, parseUsageShipment, func(t *testing.T, u fsm.KeyUsage) {
 		for _, b := range u.Keys {
 			if b.KeyID == "" || len(b.KeyID) > maxLeaseKey || b.Count < 1 || b.Count > maxUsageCount || len(b.Entries) > usageEntriesPerFlush ||
-				int64(len(b.Entries)) > b.Count || b.LastUsedAt.IsZero() {
+				int64(len(b.Entries)) > b.Count || b.LastUsedAt.IsZero() || len(b.LastUsedIP) > maxUsageIP || strings.ContainsAny(b.LastUsedIP, " \t\n") {
 				t.Fatalf("accepted %+v", b)
 			}
 		}
@@ -51,5 +54,23 @@ func TestUsageMergeKeepsTheCap(t *testing.T) {
 	}
 	if u.Take() != nil {
 		t.Error("Take after Take: not empty")
+	}
+}
+
+// TestUsageRecorderLastIP: a key's batch carries the address of its newest
+// use, whatever order the uses (and a follower's merged batches) came in.
+func TestUsageRecorderLastIP(t *testing.T) {
+	t0 := time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)
+	u := NewUsageRecorder()
+	u.Record("key_a", fsm.KeyUsageEntry{At: t0.Add(2 * time.Second), IP: "192.0.2.2"})
+	u.Record("key_a", fsm.KeyUsageEntry{At: t0.Add(1 * time.Second), IP: "192.0.2.1"})
+	u.Merge(fsm.KeyUsageBatch{KeyID: "key_a", Count: 1, LastUsedAt: t0, LastUsedIP: "192.0.2.9"})
+	if b := u.Take().Keys[0]; b.LastUsedIP != "192.0.2.2" || !b.LastUsedAt.Equal(t0.Add(2*time.Second)) || b.Count != 3 {
+		t.Fatalf("batch: %+v, want 192.0.2.2 at +2 s, 3 uses", b)
+	}
+	u.Record("key_a", fsm.KeyUsageEntry{At: t0, IP: "192.0.2.1"})
+	u.Merge(fsm.KeyUsageBatch{KeyID: "key_a", Count: 1, LastUsedAt: t0.Add(time.Second), LastUsedIP: "2001:db8::1"})
+	if b := u.Take().Keys[0]; b.LastUsedIP != "2001:db8::1" {
+		t.Fatalf("after a newer merged batch: %+v", b)
 	}
 }
