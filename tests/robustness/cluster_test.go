@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
@@ -31,7 +32,8 @@ func coordinatorBin(t *testing.T) string {
 }
 
 // cluster is three coordinator processes (tests/framework), an account with a
-// key, and one webhook whose description is the register under test.
+// key, and (newCluster) one webhook whose description is the register under
+// test.
 type cluster struct {
 	t       *testing.T
 	pc      *framework.ProcessCluster
@@ -39,23 +41,82 @@ type cluster struct {
 	key     string
 	account string
 	webhook string
+	// apis are pkg/client clients of each coordinator whose every /v1
+	// answer is validated against its /openapi.json (tests/framework).
+	apis []*framework.API
+}
+
+// clusterOptions say what startCluster starts besides the coordinators.
+type clusterOptions struct {
+	agents bool     // agent session listeners (200 ms pings, 2 s grace)
+	scopes []string // the key's scopes (none: the defaults)
+}
+
+// startCluster starts three coordinators (500 ms Raft timeouts) and creates
+// an account with a key.
+func startCluster(t *testing.T, name string, o clusterOptions) *cluster {
+	t.Helper()
+	po := framework.ProcessOptions{
+		Bin: coordinatorBin(t), NodePrefix: "r", RateLimit: 100000000, RaftTimeout: 500 * time.Millisecond,
+	}
+	if o.agents {
+		po.Agents, po.AgentPing, po.AgentGrace = true, 200*time.Millisecond, 2*time.Second
+	}
+	pc := framework.NewProcessCluster(t, po)
+	c := &cluster{t: t, pc: pc, procs: pc.Nodes}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	acc, key, err := pc.NewAccount(ctx, name+"@example.com", o.scopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.key, c.account = key, acc.ID
+	doc := fetchOpenAPI(t, c.procs[0].URL())
+	for _, p := range c.procs {
+		c.apis = append(c.apis, framework.NewAPI(t, p.URL(), doc))
+	}
+	return c
+}
+
+// fetchOpenAPI is the /openapi.json a coordinator serves.
+func fetchOpenAPI(t *testing.T, base string) []byte {
+	t.Helper()
+	resp, err := httpc.Get(base + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	doc, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET %s/openapi.json: %d %v", base, resp.StatusCode, err)
+	}
+	return doc
+}
+
+// api is the validating pkg/client client of coordinator p with the
+// cluster's key.
+func (c *cluster) api(p *framework.CoordinatorProcess) *client.Client {
+	return c.apis[c.index(p)].Client(c.key)
+}
+
+// index is p's index in c.procs.
+func (c *cluster) index(p *framework.CoordinatorProcess) int {
+	for i, q := range c.procs {
+		if q == p {
+			return i
+		}
+	}
+	panic("no coordinator " + p.ID)
 }
 
 // newCluster starts three coordinators (500 ms Raft timeouts) and creates the
 // register.
 func newCluster(t *testing.T, name string) *cluster {
 	t.Helper()
-	pc := framework.NewProcessCluster(t, framework.ProcessOptions{
-		Bin: coordinatorBin(t), NodePrefix: "r", RateLimit: 100000000, RaftTimeout: 500 * time.Millisecond,
-	})
-	c := &cluster{t: t, pc: pc, procs: pc.Nodes}
+	c := startCluster(t, name, clusterOptions{})
+	pc := c.pc
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	acc, key, err := pc.NewAccount(ctx, name+"@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.key, c.account = key, acc.ID
 	ld := pc.WaitLeader(20 * time.Second)
 	wh, err := pc.Client(ld, c.key).CreateWebhook(ctx, api.WebhookCreateRequest{
 		URL: "https://93.184.216.34/hostplane-robustness", Events: []string{string(api.EventServerCreated)}, Description: "0",

@@ -1,5 +1,7 @@
 // Package robustness holds Jepsen-style tests of the coordinators as real OS
-// processes: histories of a register driven through all three coordinators while
-// the leader is killed or paused, checked for linearizability with porcupine, and
-// a focused test that a resumed ex-leader never answers a read from its old state.
+// processes: histories driven through all three coordinators while the leader
+// is killed or paused, checked for linearizability with porcupine (a register;
+// the wallet, credited through the operator's API and debited by orders, each
+// retried with its Idempotency-Key; a set of tickets), and a focused test that
+// a resumed ex-leader never answers a read from its old state.
 package robustness

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -50,44 +49,6 @@ var registerModel = porcupine.Model{
 	},
 }
 
-// pendingForever is the return time of a write whose outcome is unknown (it
-// timed out or failed without a definite answer): it may take effect at any
-// point after its call, as porcupine models crashed operations.
-const pendingForever = math.MaxInt64
-
-// recorder collects a history from concurrent clients on one monotonic clock.
-type recorder struct {
-	start time.Time
-	mu    sync.Mutex
-	ops   []porcupine.Operation
-}
-
-func newRecorder() *recorder { return &recorder{start: time.Now()} }
-
-func (r *recorder) now() int64 { return int64(time.Since(r.start)) }
-
-func (r *recorder) add(op porcupine.Operation) {
-	r.mu.Lock()
-	r.ops = append(r.ops, op)
-	r.mu.Unlock()
-}
-
-func (r *recorder) history() []porcupine.Operation {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]porcupine.Operation(nil), r.ops...)
-}
-
-// fault is what happens to the leader during a run.
-type fault int
-
-const (
-	faultKill  fault = iota // SIGKILL, restarted 4 s later
-	faultPause              // SIGSTOP for 6 s, then SIGCONT
-)
-
-func (f fault) String() string { return [...]string{"kill", "pause"}[f] }
-
 // runStats describes a run for the log and the report.
 type runStats struct {
 	ops, reads, writes, unknownWrites, failedReads int
@@ -118,10 +79,7 @@ func runRegister(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcup
 			for ctx.Err() == nil {
 				// Half the clients stay on one coordinator, half pick one per
 				// operation: together they go through all three.
-				p := c.procs[i%3]
-				if i%2 == 1 {
-					p = c.procs[rng.IntN(3)]
-				}
+				p := c.clientProc(i, rng)
 				// Each request may wait 3 s: a client stuck on the paused
 				// coordinator gives up and tries again, so the requests still
 				// queued there when it resumes were sent late in the pause, after
@@ -169,52 +127,14 @@ func runRegister(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcup
 				// Think time: porcupine's search grows as 2^(operations in
 				// flight) wherever it has to backtrack, so clients pause a
 				// little between operations (0-40 ms; 2-3 in flight on average).
-				select {
-				case <-time.After(time.Duration(rng.IntN(40)) * time.Millisecond):
-				case <-ctx.Done():
-				}
+				thinkTime(ctx, rng, 40*time.Millisecond)
 			}
 		}(i)
 	}
 
 	// The fault, twice: at 5 s, and again 3 s after the first one ended, each
 	// time to whichever coordinator leads then.
-	faultDone := make(chan struct{})
-	go func() {
-		defer close(faultDone)
-		next := 5 * time.Second
-		for round := 0; round < 2; round++ {
-			select {
-			case <-time.After(next - time.Duration(rec.now())):
-			case <-ctx.Done():
-				return
-			}
-			ld := c.leaderOrNone(5 * time.Second)
-			if ld < 0 {
-				t.Errorf("no leader to %s at %.1fs", f, time.Duration(rec.now()).Seconds())
-				return
-			}
-			p := c.procs[ld]
-			switch f {
-			case faultKill:
-				t.Logf("SIGKILL leader %s at %.1fs", p.ID, time.Duration(rec.now()).Seconds())
-				p.Kill()
-				time.Sleep(4 * time.Second)
-				t.Logf("restart %s at %.1fs", p.ID, time.Duration(rec.now()).Seconds())
-				if err := p.Start(); err != nil {
-					t.Error(err)
-					return
-				}
-			case faultPause:
-				t.Logf("SIGSTOP leader %s at %.1fs", p.ID, time.Duration(rec.now()).Seconds())
-				p.Pause()
-				time.Sleep(6 * time.Second)
-				t.Logf("SIGCONT %s at %.1fs", p.ID, time.Duration(rec.now()).Seconds())
-				p.Resume()
-			}
-			next = time.Duration(rec.now()) + 3*time.Second
-		}
-	}()
+	faultDone := c.injectFaults(ctx, t, rec, f)
 	wg.Wait()
 	<-faultDone
 	// After the last request returned, no operation can still be running.
@@ -234,19 +154,6 @@ func runRegister(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcup
 		}
 	}
 	return hist, s
-}
-
-// retryPause follows the documented retry policy: wait Retry-After (1 s) after
-// a 503, a short moment after a network error.
-func retryPause(ctx context.Context, status int) {
-	d := 100 * time.Millisecond
-	if status == 503 {
-		d = time.Second
-	}
-	select {
-	case <-time.After(d):
-	case <-ctx.Done():
-	}
 }
 
 // dropUnobserved removes writes of unknown outcome whose value no read
@@ -269,37 +176,6 @@ func dropUnobserved(hist []porcupine.Operation) ([]porcupine.Operation, int) {
 		out = append(out, op)
 	}
 	return out, len(hist) - len(out)
-}
-
-// checkHistory fails the test unless hist is linearizable; an illegal history's
-// visualization is written to a file named in the failure.
-func checkHistory(t *testing.T, name string, hist []porcupine.Operation) {
-	t.Helper()
-	start := time.Now()
-	res := porcupine.CheckOperationsTimeout(registerModel, hist, 40*time.Second)
-	t.Logf("%s: porcupine checked %d operations in %s: %s", name, len(hist), time.Since(start).Round(time.Millisecond), res)
-	switch res {
-	case porcupine.Ok:
-	case porcupine.Illegal:
-		t.Errorf("%s: the history is NOT linearizable: %s", name, visualize(t, name, hist))
-	default:
-		t.Errorf("%s: porcupine could not decide within its timeout (%s)", name, res)
-	}
-}
-
-// visualize writes porcupine's visualization of hist and returns where.
-func visualize(t *testing.T, name string, hist []porcupine.Operation) string {
-	t.Helper()
-	_, info := porcupine.CheckOperationsVerbose(registerModel, hist, 40*time.Second)
-	dir := os.Getenv("HOSTPLANE_TEST_ARTIFACTS")
-	if dir == "" {
-		dir = os.TempDir()
-	}
-	path := filepath.Join(dir, fmt.Sprintf("hostplane-linearizability-%s-%d.html", name, time.Now().Unix()))
-	if err := porcupine.VisualizePath(registerModel, info, path); err != nil {
-		return fmt.Sprintf("(visualization failed: %v)", err)
-	}
-	return "visualization in " + path
 }
 
 // corrupt returns a copy of hist in which one read returns a value that was
@@ -349,7 +225,7 @@ func testRegister(t *testing.T, name string, f fault) {
 	}
 	hist, dropped := dropUnobserved(hist)
 	t.Logf("%s: %d writes of unknown outcome never observed, left out of the check", name, dropped)
-	checkHistory(t, name, hist)
+	checkLinearizable(t, registerModel, name, hist)
 
 	// The checker bites: the same history with one read made stale is illegal.
 	bad, ok := corrupt(hist)
