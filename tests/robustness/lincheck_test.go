@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -156,6 +157,7 @@ func checkLinearizable(t *testing.T, model porcupine.Model, name string, hist []
 func visualize(t *testing.T, model porcupine.Model, name string, hist []porcupine.Operation) string {
 	t.Helper()
 	_, info := porcupine.CheckOperationsVerbose(model, hist, 40*time.Second)
+	explain(t, model, name, hist, info)
 	dir := os.Getenv("HOSTPLANE_TEST_ARTIFACTS")
 	if dir == "" {
 		dir = os.TempDir()
@@ -178,16 +180,18 @@ type try struct {
 // untilDefinite runs one logical operation as a careful client does: send
 // on coordinator first, and after an unknown outcome (no answer, a 5xx, a
 // 409 for the same key still in flight) the same request with the same
-// Idempotency-Key on the next coordinator, each attempt given perTry, until
-// one answer is definite or giveUp passes. It returns the first attempt's
-// call time and the definite answer's return time on rec's clock
-// (pendingForever if none came: the operation may have taken effect, once,
-// at any time after its call), and the attempts made.
-func (c *cluster) untilDefinite(rec *recorder, first int, perTry time.Duration, giveUp time.Time, send func(ctx context.Context, p *framework.CoordinatorProcess) try) (call, ret int64, attempts int) {
+// Idempotency-Key on the next coordinator, until one answer is definite or
+// giveUp passes. Each attempt waits patience(rng): the client is at times
+// impatient, so that some attempts it gives up on still take effect and the
+// retry must find them. It returns the first attempt's call time and the
+// definite answer's return time on rec's clock (pendingForever if none came:
+// the operation may have taken effect, once, at any time after its call),
+// and the attempts made.
+func (c *cluster) untilDefinite(rec *recorder, rng *rand.Rand, first int, giveUp time.Time, send func(ctx context.Context, p *framework.CoordinatorProcess) try) (call, ret int64, attempts int) {
 	call = rec.now()
 	for i := first; ; i++ {
 		attempts++
-		ctx, cancel := context.WithTimeout(context.Background(), perTry)
+		ctx, cancel := context.WithTimeout(context.Background(), patience(rng))
 		r := send(ctx, c.procs[i%len(c.procs)])
 		cancel()
 		if r.done {
@@ -198,6 +202,17 @@ func (c *cluster) untilDefinite(rec *recorder, first int, perTry time.Duration, 
 		}
 		retryPause(context.Background(), r.status)
 	}
+}
+
+// patience is how long a client waits for one attempt's answer: 3 s (a
+// client stuck on the paused coordinator gives up and tries the next), but
+// one attempt in 5 only 2-40 ms, about what a write takes here, so that
+// some attempts the client abandons are committed all the same.
+func patience(rng *rand.Rand) time.Duration {
+	if rng.IntN(5) == 0 {
+		return time.Duration(2+rng.IntN(39)) * time.Millisecond
+	}
+	return 3 * time.Second
 }
 
 // statusOf is the HTTP status and error code of a pkg/client call's error:
@@ -215,4 +230,54 @@ func statusOf(err error) (int, string) {
 // being processed (the API's documented answer; retry).
 func unknownOutcome(status int, code string) bool {
 	return status == 0 || status >= 500 || (status == 409 && code == "idempotency_key_in_flight")
+}
+
+// explain logs where porcupine got stuck on an illegal history: the state
+// after the longest prefix it could linearize, that prefix's last
+// operations, and the operations it could not place next (the unplaced
+// operation that returned first and every unplaced one called before that).
+// Operation ids are indices into hist (the models here do not partition).
+func explain(t *testing.T, model porcupine.Model, name string, hist []porcupine.Operation, info porcupine.LinearizationInfo) {
+	t.Helper()
+	var longest []int
+	for _, part := range info.PartialLinearizations() {
+		for _, l := range part {
+			if len(l) > len(longest) {
+				longest = l
+			}
+		}
+	}
+	describe := func(op porcupine.Operation) string {
+		ret := "∞"
+		if op.Return != pendingForever {
+			ret = fmt.Sprintf("%.3fs", time.Duration(op.Return).Seconds())
+		}
+		return fmt.Sprintf("[%.3fs, %s] client %d: %s (%v)", time.Duration(op.Call).Seconds(), ret, op.ClientId, model.DescribeOperation(op.Input, op.Output), op.Metadata)
+	}
+	state := model.Init()
+	placed := map[int]bool{}
+	for _, id := range longest {
+		_, state = model.Step(state, hist[id].Input, hist[id].Output)
+		placed[id] = true
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: porcupine linearized %d of %d operations at most; then the state is %s.\nThe last ones placed:\n", name, len(longest), len(hist), model.DescribeState(state))
+	for _, id := range longest[max(0, len(longest)-6):] {
+		fmt.Fprintf(&b, "  %s\n", describe(hist[id]))
+	}
+	first := int64(pendingForever)
+	for id, op := range hist {
+		if !placed[id] && op.Return < first {
+			first = op.Return
+		}
+	}
+	b.WriteString("None of these fits next:\n")
+	shown := 0
+	for id, op := range hist {
+		if !placed[id] && op.Call <= first && shown < 20 {
+			fmt.Fprintf(&b, "  %s\n", describe(op))
+			shown++
+		}
+	}
+	t.Log(b.String())
 }

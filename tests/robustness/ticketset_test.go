@@ -133,13 +133,26 @@ func runTicketSet(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcu
 	count := func(do func()) { mu.Lock(); do(); mu.Unlock() }
 	// ids: the id each ticket was listed or created with; a ticket's id never changes.
 	ids := map[int]string{}
-	sameID := func(n int, id, where string) {
+	// reported: what was reported already (each ticket's fault once).
+	reported := map[string]bool{}
+	once := func(what string, n int, format string, args ...any) {
 		mu.Lock()
 		defer mu.Unlock()
-		if was, ok := ids[n]; ok && was != id {
-			t.Errorf("ticket lin-ticket-%d is %s %s, was %s", n, id, where, was)
+		if k := fmt.Sprint(what, n); !reported[k] {
+			reported[k] = true
+			t.Errorf(format, args...)
 		}
-		ids[n] = id
+	}
+	sameID := func(n int, id, where string) {
+		mu.Lock()
+		was, ok := ids[n]
+		if !ok {
+			ids[n] = id
+		}
+		mu.Unlock()
+		if ok && was != id {
+			once("id", n, "ticket lin-ticket-%d is %s %s, was %s (reported once)", n, id, where, was)
+		}
 	}
 	read := func(ctx context.Context, p *framework.CoordinatorProcess, client int, meta string) error {
 		call := rec.now()
@@ -152,18 +165,18 @@ func runTicketSet(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcu
 		for _, tk := range l.Data {
 			n := ticketNumber(tk.Subject)
 			if n == 0 {
-				t.Errorf("%s listed a ticket nobody opened: %+v", p.ID, tk)
+				once("stranger", 0, "%s listed a ticket nobody opened: %+v (reported once)", p.ID, tk)
 				continue
 			}
 			if out.set.has(n) {
-				t.Errorf("%s listed lin-ticket-%d twice", p.ID, n)
+				once("twice", n, "%s listed lin-ticket-%d twice (reported once)", p.ID, n)
 				out.twice = true
 			}
 			out.set = out.set.with(n)
 			sameID(n, tk.ID, "listed by "+p.ID)
 		}
 		if l.Total != len(l.Data) {
-			t.Errorf("%s: a page of %d tickets says there are %d", p.ID, len(l.Data), l.Total)
+			once("total", 0, "%s: a page of %d tickets says there are %d", p.ID, len(l.Data), l.Total)
 		}
 		rec.add(porcupine.Operation{ClientId: client, Input: setIn{}, Call: call, Output: out, Return: ret, Metadata: meta})
 		return nil
@@ -189,7 +202,7 @@ func runTicketSet(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcu
 					key := fmt.Sprintf("lin-ticket-%d", n)
 					req := api.TicketCreateRequest{Subject: key, Message: "linearizability check", Department: "technical", Priority: "medium"}
 					var id string
-					call, ret, attempts := c.untilDefinite(rec, c.index(p), 3*time.Second, giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
+					call, ret, attempts := c.untilDefinite(rec, rng, c.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
 						tk, err := c.api(p).CreateTicket(ctx, req, key)
 						if err == nil {
 							id = tk.ID

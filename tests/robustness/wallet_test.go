@@ -208,9 +208,9 @@ func runWallet(t *testing.T, r *walletRig, f fault, dur time.Duration) ([]porcup
 				case i < writers && w == 0:
 					n := next.Add(1)
 					key := fmt.Sprintf("lin-credit-%d", n)
-					amount := int64(200 + rng.IntN(900))
+					amount := int64(100 + rng.IntN(900))
 					var out walletOut
-					call, ret, attempts := r.untilDefinite(rec, r.index(p), 3*time.Second, giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
+					call, ret, attempts := r.untilDefinite(rec, rng, r.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
 						tx, res, err := r.credit(ctx, p, key, amount)
 						if err != nil {
 							t.Errorf("credit %s via %s: %v", key, p.ID, err)
@@ -240,7 +240,7 @@ func runWallet(t *testing.T, r *walletRig, f fault, dur time.Duration) ([]porcup
 					key := fmt.Sprintf("lin-order-%d", n)
 					req := api.ServerOrderRequest{PlanSlug: walletPlan, Label: key, Hostname: key, OSTemplate: "base"}
 					var out walletOut
-					call, ret, attempts := r.untilDefinite(rec, r.index(p), 3*time.Second, giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
+					call, ret, attempts := r.untilDefinite(rec, rng, r.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
 						o, err := r.api(p).OrderServer(ctx, req, key)
 						if err == nil {
 							if o.Invoice.TotalUsdCents != walletPrice || o.Invoice.Status != api.InvoicePaid || o.Server.ID == "" {
