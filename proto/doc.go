@@ -18,11 +18,21 @@ package hostplanepb
 // and ends its side once all are answered and the coordinator's side has
 // ended. With an older peer on either end, one request per stream, as
 // before.
-const ProtocolVersion uint32 = 104
+//
+// 1.5 (ProtocolConsoleSealed): a coordinator of 1.5 tells a 1.5 agent the
+// console sealing key in its HelloAck (console_seal_key) and gives it "hpc2"
+// browser console tokens, whose claims (node, server, VM) are sealed with
+// that key; an older agent is told no sealing key and gets "hpc1" tokens, as
+// an older coordinator gives every agent. A 1.5 agent accepts both.
+const ProtocolVersion uint32 = 105
 
 // ProtocolActionBatch is the first version whose peers may carry several
 // actions on one stream (see ProtocolVersion).
 const ProtocolActionBatch uint32 = 104
+
+// ProtocolConsoleSealed is the first version whose agents are told the
+// console sealing key and given sealed (hpc2) console tokens.
+const ProtocolConsoleSealed uint32 = 105
 
 // ProtocolMajor returns the major part of a protocol version.
 func ProtocolMajor(v uint32) uint32 { return v / 100 }

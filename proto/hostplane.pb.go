@@ -518,9 +518,16 @@ type HelloAck struct {
 	PingIntervalMs uint32 `protobuf:"varint,7,opt,name=ping_interval_ms,json=pingIntervalMs,proto3" json:"ping_interval_ms,omitempty"`
 	// Added in protocol 1.3: the cluster's console public key (Ed25519, 32
 	// bytes); the agent accepts browser console tokens signed with it.
-	ConsoleKey    []byte `protobuf:"bytes,8,opt,name=console_key,json=consoleKey,proto3" json:"console_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ConsoleKey []byte `protobuf:"bytes,8,opt,name=console_key,json=consoleKey,proto3" json:"console_key,omitempty"`
+	// Added in protocol 1.5, sent only to an agent that announced 1.5 or
+	// later: the cluster's console sealing key (AES-256-GCM, 32 bytes), with
+	// which the agent opens the claims of an "hpc2" console token (signed with
+	// console_key as before, its claims unreadable to the customer who holds
+	// it). A coordinator mints hpc2 tokens only for such agents, "hpc1" for
+	// older ones.
+	ConsoleSealKey []byte `protobuf:"bytes,9,opt,name=console_seal_key,json=consoleSealKey,proto3" json:"console_seal_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *HelloAck) Reset() {
@@ -605,6 +612,13 @@ func (x *HelloAck) GetPingIntervalMs() uint32 {
 func (x *HelloAck) GetConsoleKey() []byte {
 	if x != nil {
 		return x.ConsoleKey
+	}
+	return nil
+}
+
+func (x *HelloAck) GetConsoleSealKey() []byte {
+	if x != nil {
+		return x.ConsoleSealKey
 	}
 	return nil
 }
@@ -1658,7 +1672,7 @@ const file_hostplane_proto_rawDesc = "" +
 	"\bhostname\x18\x06 \x01(\tR\bhostname\x12\x1f\n" +
 	"\vconsole_url\x18\a \x01(\tR\n" +
 	"consoleUrl\x12\x18\n" +
-	"\abridges\x18\b \x03(\tR\abridges\"\x99\x02\n" +
+	"\abridges\x18\b \x03(\tR\abridges\"\xc3\x02\n" +
 	"\bHelloAck\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x1f\n" +
 	"\vleader_addr\x18\x02 \x01(\tR\n" +
@@ -1669,7 +1683,8 @@ const file_hostplane_proto_rawDesc = "" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12(\n" +
 	"\x10ping_interval_ms\x18\a \x01(\rR\x0epingIntervalMs\x12\x1f\n" +
 	"\vconsole_key\x18\b \x01(\fR\n" +
-	"consoleKey\"\x86\x01\n" +
+	"consoleKey\x12(\n" +
+	"\x10console_seal_key\x18\t \x01(\fR\x0econsoleSealKey\"\x86\x01\n" +
 	"\x02VM\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05state\x18\x02 \x01(\tR\x05state\x12\x14\n" +

@@ -89,7 +89,8 @@ func TestVerify(t *testing.T) {
 		{"claims swapped", tampered, ErrSignature},
 		{"empty", "", ErrMalformed},
 		{"truncated", good[:len(good)-3], ErrMalformed},
-		{"wrong prefix", "hpc2" + good[4:], ErrMalformed},
+		{"wrong prefix", "hpc3" + good[4:], ErrMalformed},
+		{"hpc1 claims under the hpc2 prefix", "hpc2" + good[4:], ErrSignature},
 		{"huge", strings.Repeat("a", 5000), ErrMalformed},
 	} {
 		if _, err := v.Verify(tc.tok); !errors.Is(err, tc.want) || !errors.Is(err, ErrRefused) {
@@ -177,6 +178,144 @@ func BenchmarkVerify(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := v.Verify(toks[i]); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func sealKey(t testing.TB, b byte) []byte {
+	t.Helper()
+	k, err := DeriveSealKey(bytes.Repeat([]byte{b}, 32))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// TestSealedClaimsAreOpaque: an hpc2 token, decoded as the customer holding
+// it would (every part base64url-decoded, raw and decoded searched), shows
+// neither the node id, the server id nor the VM name, and two tokens for
+// the same claims differ (a fresh nonce). An hpc1 token shows them all (the
+// leak hpc2 closes).
+func TestSealedClaimsAreOpaque(t *testing.T) {
+	c := Claims{ID: NewID(), Node: "hv-kosovo-01", Server: "srv_01k8secret", VM: "hp-srv-01k8secret", Expires: time.Now().Add(time.Minute).UnixMilli()}
+	key, sk := testKey(t, 1), sealKey(t, 1)
+	reveals := func(tok string) []string {
+		var seen []string
+		texts := []string{tok}
+		for _, p := range strings.Split(tok, ".") {
+			if b, err := base64.RawURLEncoding.DecodeString(p); err == nil {
+				texts = append(texts, string(b))
+			}
+		}
+		for _, secret := range []string{c.Node, c.Server, c.VM} {
+			for _, x := range texts {
+				if strings.Contains(x, secret) {
+					seen = append(seen, secret)
+					break
+				}
+			}
+		}
+		return seen
+	}
+	if got := reveals(sign(t, key, c)); len(got) != 3 {
+		t.Fatalf("hpc1 reveals %v: the control should show all three", got)
+	}
+	a, err := Seal(key, sk, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Seal(key, sk, c)
+	if !strings.HasPrefix(a, SealedPrefix+".") || a == b || len(a) > maxLen {
+		t.Fatalf("sealed tokens %q and %q: want hpc2., distinct, at most %d bytes", a, b, maxLen)
+	}
+	if got := reveals(a); len(got) != 0 {
+		t.Errorf("an hpc2 token reveals %v: %s", got, a)
+	}
+	if _, err := Seal(key, sk[:16], c); err == nil {
+		t.Error("a 16-byte sealing key was accepted")
+	}
+	if a1, a2, b := sealKey(t, 1), sealKey(t, 1), sealKey(t, 2); !bytes.Equal(a1, a2) || bytes.Equal(a1, b) || bytes.Equal(a1, key.Seed()) {
+		t.Error("DeriveSealKey: not one key per KEK, or the signing key's seed")
+	}
+}
+
+// TestVerifySealed: a verifier that holds the sealing key accepts an hpc2
+// token once, and an hpc1 token as before (a coordinator of the previous
+// version mints those); one without the sealing key (told none: an agent
+// of an older coordinator) refuses hpc2 and still takes hpc1. An hpc2
+// token sealed with another key, signed with another key, for another node,
+// expired, or with its sealed claims swapped for another token's is refused.
+func TestVerifySealed(t *testing.T) {
+	now := time.UnixMilli(1_800_000_000_000)
+	clock := func() time.Time { return now }
+	key, other := testKey(t, 1), testKey(t, 2)
+	sk, otherSK := sealKey(t, 1), sealKey(t, 2)
+	claims := func(id string) Claims {
+		return Claims{ID: id, Node: "hv-01", Server: "srv_1", VM: "hp-srv-1", Expires: now.Add(time.Minute).UnixMilli()}
+	}
+	seal := func(k ed25519.PrivateKey, s []byte, c Claims) string {
+		t.Helper()
+		tok, err := Seal(k, s, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	v := NewVerifier("hv-01", clock)
+	if err := v.AddKey(key.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v.Verify(seal(key, sk, claims("a0"))); !errors.Is(err, ErrSealed) {
+		t.Errorf("hpc2 without a sealing key: %v, want ErrSealed", err)
+	}
+	if got, err := v.Verify(sign(t, key, claims("a1"))); err != nil || got != claims("a1") {
+		t.Errorf("hpc1 without a sealing key: %+v, %v", got, err)
+	}
+	if err := v.AddSealKey(sk[:8]); err == nil {
+		t.Error("an 8-byte sealing key was accepted")
+	}
+	if err := v.AddSealKey(sk); err != nil {
+		t.Fatal(err)
+	}
+	good := seal(key, sk, claims("a"))
+	if got, err := v.Verify(good); err != nil || got != claims("a") {
+		t.Fatalf("hpc2, first use: %+v, %v", got, err)
+	}
+	if _, err := v.Verify(good); !errors.Is(err, ErrReused) {
+		t.Errorf("hpc2, second use: %v, want ErrReused", err)
+	}
+	if got, err := v.Verify(sign(t, key, claims("b"))); err != nil || got != claims("b") {
+		t.Errorf("hpc1 alongside hpc2: %+v, %v", got, err)
+	}
+
+	foreign, expired := claims("d"), claims("e")
+	foreign.Node = "hv-02"
+	expired.Expires = now.UnixMilli()
+	h := strings.Split(seal(key, sk, claims("f")), ".")
+	h2 := strings.Split(seal(key, sk, claims("g")), ".")
+	for _, tc := range []struct {
+		name, tok string
+		want      error
+	}{
+		{"another sealing key", seal(key, otherSK, claims("c")), ErrSealed},
+		{"another signing key", seal(other, sk, claims("c2")), ErrSignature},
+		{"another node", seal(key, sk, foreign), ErrNode},
+		{"expired", seal(key, sk, expired), ErrExpired},
+		{"sealed claims swapped", h[0] + "." + h2[1] + "." + h[2], ErrSignature},
+		{"hpc2 claims under the hpc1 prefix", "hpc1" + good[4:], ErrMalformed},
+		{"truncated", good[:len(good)-3], ErrMalformed},
+	} {
+		if _, err := v.Verify(tc.tok); !errors.Is(err, tc.want) || !errors.Is(err, ErrRefused) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+		}
+	}
+	// A second sealing key (another KEK) is accepted alongside the first.
+	if err := v.AddSealKey(otherSK); err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{seal(key, otherSK, claims("h")), seal(key, sk, claims("i"))} {
+		if _, err := v.Verify(tok); err != nil {
+			t.Errorf("after a second sealing key: %v", err)
 		}
 	}
 }

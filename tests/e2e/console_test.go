@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -31,7 +32,10 @@ import (
 // API: the noVNC page is served by the guest's host, the WebSocket speaks RFB
 // 3.8 with the guest's QEMU display (handshake, then a framebuffer update), and
 // a reused, expired, forged or foreign token is refused; terminating the
-// server closes an open console.
+// server closes an open console. The token in the URLs the customer gets
+// (hpc2: this agent speaks protocol 1.5) shows neither the node id nor the
+// VM name, however decoded, and the agent still accepts hpc1 tokens (what a
+// coordinator of the previous version mints in a rolling upgrade).
 func TestConsole(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a coordinator, an agent and boots a TCG guest")
@@ -73,6 +77,37 @@ func TestConsole(t *testing.T) {
 		t.Fatalf("noVNC path %q does not lead to %s", q, con.WebSocketURL)
 	}
 
+	// The token as the customer has it: every dot-separated part of it,
+	// raw and base64url-decoded, in both URLs, names neither the node nor the
+	// VM (an hpc1 token carries them in readable JSON).
+	for _, raw := range []string{con.URL, con.WebSocketURL} {
+		u, _ := url.Parse(raw)
+		tok := u.Query().Get("token")
+		if tok == "" {
+			if p, err := url.Parse("/" + u.Query().Get("path")); err == nil {
+				tok = p.Query().Get("token")
+			}
+		}
+		if !strings.HasPrefix(tok, consoletoken.SealedPrefix+".") {
+			t.Fatalf("the token in %s is %.8q…, want an %s token", raw, tok, consoletoken.SealedPrefix)
+		}
+		texts := []string{tok}
+		for _, p := range strings.Split(tok, ".") {
+			for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.StdEncoding} {
+				if b, err := enc.DecodeString(p); err == nil {
+					texts = append(texts, string(b))
+				}
+			}
+		}
+		for _, x := range texts {
+			for _, secret := range []string{w.agent.ID, vm} {
+				if strings.Contains(x, secret) {
+					t.Errorf("the console URL %s shows %q", raw, secret)
+				}
+			}
+		}
+	}
+
 	// The console: RFB through the WebSocket to the real guest's display.
 	start := time.Now()
 	rfb := dialConsole(t, httpc, con.WebSocketURL)
@@ -103,6 +138,11 @@ func TestConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 	forged, _ := consoletoken.DeriveKey(make([]byte, 32))
+	seal, err := consoletoken.DeriveSealKey(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedSeal, _ := consoletoken.DeriveSealKey(make([]byte, 32))
 	base := con.WebSocketURL[:strings.Index(con.WebSocketURL, "?")]
 	claims := func(mod func(*consoletoken.Claims)) consoletoken.Claims {
 		c := consoletoken.Claims{ID: consoletoken.NewID(), Node: w.agent.ID, Server: id, VM: vm, Expires: time.Now().Add(time.Minute).UnixMilli()}
@@ -112,13 +152,20 @@ func TestConsole(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		key  ed25519.PrivateKey
+		seal []byte // nil: hpc1
 		c    consoletoken.Claims
 	}{
-		{"expired", key, claims(func(c *consoletoken.Claims) { c.Expires = time.Now().Add(-time.Second).UnixMilli() })},
-		{"another node", key, claims(func(c *consoletoken.Claims) { c.Node = "hv-elsewhere" })},
-		{"another key", forged, claims(func(*consoletoken.Claims) {})},
+		{"expired", key, nil, claims(func(c *consoletoken.Claims) { c.Expires = time.Now().Add(-time.Second).UnixMilli() })},
+		{"another node", key, nil, claims(func(c *consoletoken.Claims) { c.Node = "hv-elsewhere" })},
+		{"another key", forged, nil, claims(func(*consoletoken.Claims) {})},
+		{"hpc2 for another node", key, seal, claims(func(c *consoletoken.Claims) { c.Node = "hv-elsewhere" })},
+		{"hpc2 signed with another key", forged, seal, claims(func(*consoletoken.Claims) {})},
+		{"hpc2 sealed with another key", key, forgedSeal, claims(func(*consoletoken.Claims) {})},
 	} {
 		tok, err := consoletoken.Sign(tc.key, tc.c)
+		if tc.seal != nil {
+			tok, err = consoletoken.Seal(tc.key, tc.seal, tc.c)
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -126,9 +173,14 @@ func TestConsole(t *testing.T) {
 			t.Errorf("%s token: %d, want 403", tc.name, status)
 		}
 	}
-	// The control: a token signed with the cluster's key for this node opens.
+	// The control: a token signed with the cluster's key for this node opens,
+	// hpc1 (what a coordinator of the previous version mints) as hpc2.
 	good, _ := consoletoken.Sign(key, claims(func(*consoletoken.Claims) {}))
 	c2 := dialConsole(t, httpc, base+"?token="+url.QueryEscape(good))
+	rfbHandshake(t, c2)
+	c2.Close()
+	good2, _ := consoletoken.Seal(key, seal, claims(func(*consoletoken.Claims) {}))
+	c2 = dialConsole(t, httpc, base+"?token="+url.QueryEscape(good2))
 	rfbHandshake(t, c2)
 	c2.Close()
 

@@ -80,7 +80,8 @@ func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *
 	ex := actions.New(actions.Config{Manager: m, Stats: src, Log: log.With("subsystem", "actions"),
 		OnChange: func() { s.InventoryChanged() }})
 	// Console tokens are checked against the key the coordinators tell in
-	// their HelloAck; the console's URL goes into every Hello.
+	// their HelloAck, and hpc2 tokens' claims opened with the sealing key
+	// they tell (protocol 1.5); the console's URL goes into every Hello.
 	tokens := consoletoken.NewVerifier(id, nil)
 	hello := hostHello(cfg)
 	s, err := session.New(session.Config{
@@ -94,6 +95,11 @@ func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *
 		OnConsoleKey: func(k []byte) {
 			if err := tokens.AddKey(k); err != nil {
 				log.Warn("console key from the coordinator refused", "err", err)
+			}
+		},
+		OnConsoleSealKey: func(k []byte) {
+			if err := tokens.AddSealKey(k); err != nil {
+				log.Warn("console sealing key from the coordinator refused", "err", err)
 			}
 		},
 		Handle: ex.Handle, Inventory: ex.Inventory,

@@ -63,6 +63,10 @@ type Config struct {
 	// accepting coordinator sends in its HelloAck (the browser console's
 	// tokens are signed with it).
 	OnConsoleKey func(key []byte)
+	// OnConsoleSealKey, if set, is called with the console sealing key a
+	// coordinator of protocol 1.5 or later sends in its HelloAck (the claims
+	// of hpc2 console tokens are sealed with it).
+	OnConsoleSealKey func(key []byte)
 	// ProtocolVersion is what the agent claims in Hello (0: pb.ProtocolVersion);
 	// tests set an older minor version to check compatibility.
 	ProtocolVersion uint32
@@ -313,6 +317,9 @@ func (a *Agent) connect(ctx context.Context, addr string) (up bool, redirect str
 	}
 	if len(ack.ConsoleKey) > 0 && a.cfg.OnConsoleKey != nil {
 		a.cfg.OnConsoleKey(ack.ConsoleKey)
+	}
+	if len(ack.ConsoleSealKey) > 0 && a.cfg.OnConsoleSealKey != nil {
+		a.cfg.OnConsoleSealKey(ack.ConsoleSealKey)
 	}
 	interval := a.cfg.PingInterval
 	if ack.PingIntervalMs > 0 {

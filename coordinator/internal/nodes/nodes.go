@@ -38,6 +38,9 @@ type Config struct {
 	Log     *slog.Logger
 	// ConsoleKey returns the console public key told to agents (nil: none).
 	ConsoleKey func() []byte
+	// ConsoleSealKey returns the console sealing key told to agents of
+	// protocol 1.5 or later (nil: none).
+	ConsoleSealKey func() []byte
 }
 
 // Leadership is what the service asks of the Raft member (raftnode.Cluster).
@@ -115,9 +118,10 @@ func (s *Service) Listen(onConnect func(nodeID string), onInventory func(nodeID 
 	srv, err := session.Listen(session.Config{
 		ID: s.cfg.ID, ListenAddr: s.cfg.ListenAddr, PingInterval: s.cfg.PingInterval, IdleTimeout: s.cfg.Grace, Backend: backend{s},
 		Log: s.log.With("component", "agent-sessions"), Clock: s.cfg.Clock,
-		OnInventory: onInventory,
-		OnConnect:   onConnect,
-		ConsoleKey:  s.cfg.ConsoleKey,
+		OnInventory:    onInventory,
+		OnConnect:      onConnect,
+		ConsoleKey:     s.cfg.ConsoleKey,
+		ConsoleSealKey: s.cfg.ConsoleSealKey,
 	})
 	if err != nil {
 		return err

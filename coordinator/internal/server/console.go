@@ -6,6 +6,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/internal/consoletoken"
+	pb "github.com/hostplane/hostplane/proto"
 )
 
 // consoleKey is the browser console's signing key (from the KEK).
@@ -25,8 +26,20 @@ func (s *Server) consolePublicKey() []byte {
 	return k.Public().(ed25519.PublicKey)
 }
 
+// consoleSealKey is what agents of protocol 1.5 are told in their HelloAck
+// (nil without a KEK).
+func (s *Server) consoleSealKey() []byte {
+	if _, err := s.consoleKey(); err != nil {
+		return nil
+	}
+	return s.cfg.Webhooks.rt.consoleSeal
+}
+
 // console signs a console token for c and returns the base URL of the
 // console listener of c.Node's agent, as it announced it in its session.
+// The token is hpc2, its claims (the node id, the VM name) sealed, when the
+// agent's session is of protocol 1.5 or later (it was told the sealing key
+// in its HelloAck); hpc1, which any agent accepts, for an older agent.
 func (s *Server) console(c consoletoken.Claims) (base, token string, err error) {
 	sess := s.AgentSessions()
 	if sess == nil {
@@ -43,7 +56,12 @@ func (s *Server) console(c consoletoken.Claims) (base, token string, err error) 
 	if err != nil {
 		return "", "", err
 	}
-	tok, err := consoletoken.Sign(k, c)
+	var tok string
+	if v, ok := sess.ProtocolVersion(c.Node); ok && v >= pb.ProtocolConsoleSealed && s.cfg.Webhooks.rt.consoleSeal != nil {
+		tok, err = consoletoken.Seal(k, s.cfg.Webhooks.rt.consoleSeal, c)
+	} else {
+		tok, err = consoletoken.Sign(k, c)
+	}
 	if err != nil {
 		return "", "", err
 	}

@@ -53,6 +53,9 @@ type webhookRuntime struct {
 	disp   *webhook.Dispatcher
 	// console is the browser console's signing key, derived from the KEK.
 	console ed25519.PrivateKey
+	// consoleSeal is the key hpc2 console tokens' claims are sealed with,
+	// derived from the KEK.
+	consoleSeal []byte
 }
 
 func webhookDefaults() WebhookConfig {
@@ -163,6 +166,10 @@ func (s *Server) initWebhooks() error {
 			return
 		}
 		if rt.console, err = consoletoken.DeriveKey(kek); err != nil {
+			rt.err = err
+			return
+		}
+		if rt.consoleSeal, err = consoletoken.DeriveSealKey(kek); err != nil {
 			rt.err = err
 			return
 		}

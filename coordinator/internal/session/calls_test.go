@@ -1,9 +1,11 @@
 package session_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -317,5 +319,57 @@ func TestCallsPreviousMinorProtocol(t *testing.T) {
 			t.Fatal("no ping from the 1.1 agent")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestConsoleSealKeyOnlyToAgentsThatKnowIt: the HelloAck tells every agent
+// the console public key, and the console sealing key (hpc2 tokens) only to
+// an agent that announced protocol 1.5 or later: an agent of 1.4 is told no
+// sealing key (it would not know the field, and a coordinator mints it hpc1
+// tokens), nor is any agent by a coordinator that claims 1.4. Before, no
+// agent was told a sealing key.
+func TestConsoleSealKeyOnlyToAgentsThatKnowIt(t *testing.T) {
+	signKey, sealKey := bytes.Repeat([]byte{0xa1}, 32), bytes.Repeat([]byte{0x5e}, 32)
+	told := func(t *testing.T, a *framework.Sim) (sign, seal string) {
+		t.Helper()
+		deadline := time.After(30 * time.Second)
+		for {
+			select {
+			case e := <-a.Events:
+				switch e.Kind {
+				case "console_key":
+					sign = e.ID
+				case "console_seal_key":
+					seal = e.ID
+				case "connected":
+					return sign, seal
+				}
+			case <-deadline:
+				t.Fatalf("no connected event; stderr:\n%s", a.Stderr.String())
+			}
+		}
+	}
+	for _, tc := range []struct {
+		name               string
+		coordinator        uint32 // 0: this build's
+		agent              string // -protocol ("0": this build's)
+		wantSign, wantSeal bool
+	}{
+		{"agent and coordinator of this build", 0, "0", true, true},
+		{"an agent of 1.4", 0, "104", true, false},
+		{"a coordinator of 1.4", 104, "0", true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newCallsFixture(t, func(c *session.Config) {
+				c.ConsoleKey = func() []byte { return signKey }
+				c.ConsoleSealKey = func() []byte { return sealKey }
+				c.ProtocolVersion = tc.coordinator
+			})
+			a := f.agent(t, "node-1", "-protocol", tc.agent)
+			sign, seal := told(t, a)
+			if (sign == hex.EncodeToString(signKey)) != tc.wantSign || (seal == hex.EncodeToString(sealKey)) != tc.wantSeal || !tc.wantSeal && seal != "" {
+				t.Errorf("told console key %q, sealing key %q; want the console key %v, the sealing key %v", sign, seal, tc.wantSign, tc.wantSeal)
+			}
+		})
 	}
 }

@@ -77,6 +77,10 @@ type Config struct {
 	// ConsoleKey, if set, returns the cluster's console public key, told to
 	// every agent in its HelloAck (nil: none is told).
 	ConsoleKey func() []byte
+	// ConsoleSealKey, if set, returns the cluster's console sealing key,
+	// told in its HelloAck to an agent that announced protocol 1.5
+	// (pb.ProtocolConsoleSealed) or later, and to no other (nil: none).
+	ConsoleSealKey func() []byte
 	// ProtocolVersion is what the coordinator claims in HelloAck (0:
 	// pb.ProtocolVersion); tests set an older minor version to check
 	// compatibility.
@@ -348,6 +352,9 @@ func (s *Server) handleSession(ctx context.Context, qc *quic.Conn, cert *x509.Ce
 	ack.Accepted = true
 	if s.cfg.ConsoleKey != nil {
 		ack.ConsoleKey = s.cfg.ConsoleKey()
+	}
+	if s.cfg.ConsoleSealKey != nil && h.ProtocolVersion >= pb.ProtocolConsoleSealed && s.cfg.ProtocolVersion >= pb.ProtocolConsoleSealed {
+		ack.ConsoleSealKey = s.cfg.ConsoleSealKey()
 	}
 	if err := reply(); err != nil {
 		s.refuse(qc, CodeProtocol, "write hello ack")

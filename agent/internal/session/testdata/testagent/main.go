@@ -27,6 +27,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -82,6 +83,9 @@ func main() {
 		ProtocolVersion: uint32(*proto), InventoryInterval: *invEvery,
 		Backoff: session.Backoff{Min: 50 * time.Millisecond, Max: 200 * time.Millisecond},
 		OnEvent: func(e session.Event) { event(e.Kind, "") },
+		// The console keys a HelloAck told, hex-encoded, before "connected".
+		OnConsoleKey:     func(k []byte) { event("console_key", hex.EncodeToString(k)) },
+		OnConsoleSealKey: func(k []byte) { event("console_seal_key", hex.EncodeToString(k)) },
 		Hello: func() *pb.Hello {
 			h := &pb.Hello{}
 			if *kvm {
