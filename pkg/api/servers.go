@@ -128,6 +128,11 @@ type Action struct {
 	// "started", a fresh boot and not a reboot. Empty for other actions,
 	// and for one whose node did not say.
 	Method string `json:"method,omitempty"`
+	// CurrentTask is what a pending or running action is doing now, one of
+	// ActionTasks ("queued" while pending); absent once it finished, and in
+	// the 202 that made it. Shown by GET /v1/actions/{id} and GET
+	// /v1/actions; it is worked out when read, never stored.
+	CurrentTask string `json:"current_task,omitempty"`
 }
 
 // ActionMethods are the values of Action.Method, by command: a start

@@ -135,7 +135,7 @@ func (a *API) listActions(rq *request) (int, any, error) {
 	}
 	out := api.ActionList{Data: make([]api.Action, 0, len(page)), Limit: q.limit}
 	for _, act := range page {
-		out.Data = append(out.Data, act.Action)
+		out.Data = append(out.Data, publicAction(act))
 	}
 	if next != "" {
 		out.NextCursor = &next

@@ -156,5 +156,5 @@ func (a *API) getAction(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return http.StatusOK, act.Action, nil
+	return http.StatusOK, publicAction(act), nil
 }

@@ -68,6 +68,9 @@ func AppendAPIAction(b []byte, a *api.Action) ([]byte, bool) {
 // but for its closing brace (ok false: a time json.Marshal writes otherwise
 // or refuses), for Action and AppendAPIAction.
 func appendActionFields(b []byte, a *api.Action) ([]byte, bool) {
+	if a.CurrentTask != "" {
+		return nil, false // worked out when read, never stored: not this codec's
+	}
 	b = plainjson.AppendStringField(b, `{"id":`, a.ID)
 	b = plainjson.AppendStringField(b, `,"command":`, a.Command)
 	b = plainjson.AppendStringField(b, `,"status":`, a.Status)
