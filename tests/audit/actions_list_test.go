@@ -73,13 +73,20 @@ func checkActionList(t *testing.T, r *rig, own aOwns, f int) {
 	if !provisioned || len(hostingActs) == 0 || before.NextCursor != nil {
 		t.Fatalf("A's list after its orders: %s", rep.Body)
 	}
-	// B sees none of it, even asking for A's server.
-	for _, q := range []string{"", "resource_id=" + own.server, "resource_id=" + own.hosting + "&status=success"} {
-		l, rep := r.actionPage(t, f, r.keyB, q)
-		if len(l.Data) != 0 || l.NextCursor != nil {
-			t.Errorf("B's list ?%s: %s", q, rep.Body)
+	// B sees none of it; asking for A's server, hosting account or action
+	// is the 404 of an id that names nothing.
+	l, rep0 := r.actionPage(t, f, r.keyB, "")
+	if len(l.Data) != 0 || l.NextCursor != nil {
+		t.Errorf("B's list: %s", rep0.Body)
+	}
+	own.notIn(t, "B's GET /v1/actions", string(rep0.Body), r.accA.ID)
+	for _, q := range []struct{ name, id string }{{"resource_id", own.server}, {"resource_id", own.hosting}, {"cursor", own.action}} {
+		rep := r.call(f, r.keyB, "GET", "/v1/actions?"+q.name+"="+q.id, nil, nil)
+		none := r.call(f, r.keyB, "GET", "/v1/actions?"+q.name+"="+unknown(q.id), nil, nil)
+		if rep.Status != 404 || !sameError(string(rep.Body), string(none.Body), q.id) {
+			t.Errorf("B's list ?%s=A's %s: %s, want the 404 of an unknown id: %s", q.name, q.id, rep, none)
 		}
-		own.notIn(t, "B's GET /v1/actions?"+q, string(rep.Body), r.accA.ID)
+		own.notIn(t, "B's GET /v1/actions?"+q.name, strings.ReplaceAll(string(rep.Body), q.id, "<the id asked>"), r.accA.ID)
 	}
 
 	// Pages of one through a follower, A rebooting its server after each:

@@ -531,6 +531,29 @@ func TestOrdersOutsideIn(t *testing.T) {
 		if probed < 34 {
 			t.Fatalf("only %d tools probed", probed)
 		}
+		// list_actions takes A's ids as query parameters: the same 404 as
+		// an unknown id, nothing of A's in it.
+		listWith := func(name, v string) (*mcp.CallToolResult, string) {
+			res, err := cs.CallTool(r.ctx, &mcp.CallToolParams{Name: "list_actions", Arguments: map[string]any{name: v}})
+			if err != nil {
+				t.Fatalf("list_actions %s=%s: %v", name, v, err)
+			}
+			var text strings.Builder
+			for _, c := range res.Content {
+				if tc, ok := c.(*mcp.TextContent); ok {
+					text.WriteString(tc.Text)
+				}
+			}
+			return res, text.String()
+		}
+		for _, q := range []struct{ name, id string }{{"resource_id", own.server}, {"resource_id", own.hosting}, {"cursor", own.action}} {
+			mine, mineText := listWith(q.name, q.id)
+			none, noneText := listWith(q.name, unknown(q.id))
+			if !mine.IsError || mine.Meta["hostplane/status"] != 404.0 || none.Meta["hostplane/status"] != 404.0 || !sameError(mineText, noneText, q.id) {
+				t.Errorf("B's list_actions %s=A's %s: %v %v %.300s; with an unknown id: %v %.300s", q.name, q.id, mine.IsError, mine.Meta["hostplane/status"], mineText, none.Meta["hostplane/status"], noneText)
+			}
+			own.notIn(t, "B's list_actions "+q.name, strings.ReplaceAll(mineText, q.id, "<the id asked>"), r.accA.ID)
+		}
 		if after := r.charged(r.keyA); after != before {
 			t.Errorf("B's tool calls changed A's account: %+v → %+v", before, after)
 		}

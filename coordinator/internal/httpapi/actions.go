@@ -35,11 +35,12 @@ import (
 // server without servers:read) is a 403 naming the scope, as the route of
 // that resource would answer. A key with neither is the route's 403.
 //
-// resource_id filters the caller's own actions: another account's server
-// gives an empty list, as an id of the caller's that has no action does. A
-// list never says whether something of another account exists; a 404 here
-// would need the filter resolved against the resource, and a terminated
-// server's actions are still listed by its id.
+// resource_id filters the caller's own actions: an id that is none of the
+// caller's servers (terminated ones included) or hosting accounts is a 404,
+// as on every route, and so is a cursor that is none of its actions
+// (ownedActionIDs); another account's id and an unknown one get the same
+// answer, so a list never says whether something of another account exists.
+// A resource of the caller's that has no action is an empty list.
 const actionListMaxScan = 5000
 
 // actionListQuery is GET /v1/actions's query, checked.
@@ -94,6 +95,37 @@ func parseActionListQuery(q url.Values) (actionListQuery, error) {
 	return out, nil
 }
 
+// ownedActionIDs is the 404 of an id in q that is not the caller's, as on
+// every route: resource_id that is none of accountID's servers (terminated
+// ones included) or hosting accounts (deleted ones included), a cursor that
+// is none of its actions. Another account's id and one that names nothing
+// get the same answer.
+func ownedActionIDs(r store.ReadTx, accountID string, q actionListQuery) error {
+	if q.cursor != "" {
+		if act, err := r.Action(q.cursor); errors.Is(err, store.ErrNotFound) || err == nil && act.AccountID != accountID {
+			return errf(http.StatusNotFound, "not_found", "action not found (query parameter \"cursor\")")
+		} else if err != nil {
+			return err
+		}
+	}
+	switch {
+	case q.resource == "":
+	case strings.HasPrefix(q.resource, serverIDPrefix+"_"):
+		if _, err := r.OwnedServer(accountID, q.resource); errors.Is(err, store.ErrNotFound) {
+			return errf(http.StatusNotFound, "not_found", "server not found (query parameter \"resource_id\")")
+		} else if err != nil {
+			return err
+		}
+	default:
+		if _, err := r.OwnedHostingAccount(accountID, q.resource); errors.Is(err, store.ErrNotFound) {
+			return errf(http.StatusNotFound, "not_found", "hosting account not found (query parameter \"resource_id\")")
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (a *API) listActions(rq *request) (int, any, error) {
 	q, err := parseActionListQuery(rq.URL.Query())
 	if err != nil {
@@ -122,6 +154,12 @@ func (a *API) listActions(rq *request) (int, any, error) {
 	var page []store.Action
 	var next string
 	err = a.state.Read(func(r store.ReadTx) (err error) {
+		if l := r.ClusterLevel(); l < 2 {
+			return &store.ActionLevelError{Have: l}
+		}
+		if err := ownedActionIDs(r, rq.caller.accountID, q); err != nil {
+			return err
+		}
 		page, next, err = r.AccountActions(rq.caller.accountID, store.ActionQuery{
 			Before: q.cursor, Limit: q.limit, MaxScan: actionListMaxScan, Match: match, Status: q.status})
 		return err

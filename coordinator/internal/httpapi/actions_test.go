@@ -88,14 +88,13 @@ func TestListActions(t *testing.T) {
 
 	// Filters.
 	for q, want := range map[string][]string{
-		"resource_type=hosting":                     {php, all[4]},
-		"resource_id=" + srv1:                       {start1, stop1, all[6]},
-		"status=error":                              {start1},
-		"status=running&resource_type=hosting":      {},
-		"status=pending":                            {php},
-		"command=server.stop":                       {stop2, stop1},
-		"command=server.stop&resource_id=" + srv2:   {stop2},
-		"resource_id=" + ids.New("srv", time.Now()): {},
+		"resource_type=hosting":                   {php, all[4]},
+		"resource_id=" + srv1:                     {start1, stop1, all[6]},
+		"status=error":                            {start1},
+		"status=running&resource_type=hosting":    {},
+		"status=pending":                          {php},
+		"command=server.stop":                     {stop2, stop1},
+		"command=server.stop&resource_id=" + srv2: {stop2},
 	} {
 		got, _ := actionIDs(t, s.call(key, "GET", "/v1/actions?"+q, ""))
 		if len(got) != len(want) || len(want) > 0 && !reflect.DeepEqual(got, want) {

@@ -149,8 +149,9 @@ func TestServerOtherAccount404(t *testing.T) {
 		}
 	}
 	// The list of actions: a 503 naming the level until the cluster is at
-	// level 2; then another account's list, and its list filtered by this
-	// server, are empty (not a 404 that would confirm the server exists).
+	// level 2; then another account's list is empty, and its list filtered
+	// by this server the 404 of a server id that names nothing (the same
+	// answer, so it confirms nothing).
 	if r := s.call(other, "GET", "/v1/actions", ""); r.status != 503 || r.m["code"] != "cluster_upgrading" {
 		t.Errorf("GET /v1/actions at level 1: %d %s", r.status, r.body)
 	}
@@ -158,10 +159,12 @@ func TestServerOtherAccount404(t *testing.T) {
 	if r := s.call(key, "GET", "/v1/actions", ""); r.status != 200 || !strings.Contains(string(r.body), actID) {
 		t.Errorf("the owner's list: %d %s", r.status, r.body)
 	}
-	for _, path := range []string{"/v1/actions", "/v1/actions?resource_id=" + id} {
-		if r := s.call(other, "GET", path, ""); r.status != 200 || string(bytes.TrimSpace(r.body)) != `{"data":[],"limit":50,"next_cursor":null}` {
-			t.Errorf("GET %s by another account: %d %s", path, r.status, r.body)
-		}
+	if r := s.call(other, "GET", "/v1/actions", ""); r.status != 200 || string(bytes.TrimSpace(r.body)) != `{"data":[],"limit":50,"next_cursor":null}` {
+		t.Errorf("GET /v1/actions by another account: %d %s", r.status, r.body)
+	}
+	theirs, none := s.call(other, "GET", "/v1/actions?resource_id="+id, ""), s.call(other, "GET", "/v1/actions?resource_id="+ids.New("srv", time.Now()), "")
+	if theirs.status != 404 || none.status != 404 || theirs.m["message"] != none.m["message"] || theirs.m["code"] != none.m["code"] {
+		t.Errorf("GET /v1/actions?resource_id= by another account: %d %s; of no server: %d %s", theirs.status, theirs.body, none.status, none.body)
 	}
 	if s.actionCount() != before {
 		t.Fatal("a refused request committed an action")
