@@ -45,8 +45,10 @@ func TestBackupHeaderNamesItsSnapshot(t *testing.T) {
 	dir := t.TempDir()
 	ld := c.WaitLeader(10 * time.Second)
 	// The two reads race only when a batch commits between them: take
-	// backups from two members at once for a while, under the load.
-	deadline := time.Now().Add(15 * time.Second)
+	// backups from two members at once for a while, under the load, and
+	// longer (up to a minute) until the state moved between 100 of them (a
+	// loaded machine takes fewer backups in the first 15 s).
+	deadline, last := time.Now().Add(15*time.Second), time.Now().Add(time.Minute)
 	var backups, moved, wrong, retried atomic.Int64
 	var wg sync.WaitGroup
 	for _, i := range []int{ld, (ld + 1) % 3} {
@@ -54,7 +56,7 @@ func TestBackupHeaderNamesItsSnapshot(t *testing.T) {
 		go func(i int) {
 			defer wg.Done()
 			var prev uint64
-			for n := 0; time.Now().Before(deadline) && wrong.Load() < 5; n++ {
+			for n := 0; (time.Now().Before(deadline) || moved.Load() < 100 && time.Now().Before(last)) && wrong.Load() < 5; n++ {
 				header, snap, err := backupWithHeader(c, i)
 				if errors.Is(err, errNoLeader) {
 					// An election under the load (seen in CI at load ~5):

@@ -59,7 +59,7 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 		mu.Unlock()
 	})
 	time.Sleep(1500 * time.Millisecond)
-	victim := c.Leader()
+	victim := c.WaitLeader(leaderWait)
 	if victim < 0 {
 		t.Fatal("no leader before the kill")
 	}
@@ -141,7 +141,7 @@ func TestFollowerForwardsAndReadsOwnWrites(t *testing.T) {
 	}
 	c := testcluster.New(t, 3)
 	_, key := c.NewAccount("fwd@example.com")
-	ld := c.Leader()
+	ld := c.WaitLeader(leaderWait)
 	f1, f2 := (ld+1)%3, (ld+2)%3
 	ctx := context.Background()
 	for n := 0; n < 20; n++ {
@@ -169,7 +169,7 @@ func TestClusterRemove(t *testing.T) {
 	}
 	c := testcluster.New(t, 3)
 	ctx := context.Background()
-	ld := c.Leader()
+	ld := c.WaitLeader(leaderWait)
 	victim := (ld + 1) % 3
 	var st api.ClusterStatus
 	c.Retry503(func() (err error) {
@@ -186,7 +186,7 @@ func TestClusterRemove(t *testing.T) {
 	}
 	c.Kill(victim)
 	_, key := c.NewAccount("after-remove@example.com")
-	if _, err := c.Client(c.Leader(), key).CreateTicket(ctx, api.TicketCreateRequest{Subject: "s", Message: "m"}, ""); err != nil {
+	if _, err := c.Client(c.WaitLeader(leaderWait), key).CreateTicket(ctx, api.TicketCreateRequest{Subject: "s", Message: "m"}, ""); err != nil {
 		t.Fatalf("write after remove: %v", err)
 	}
 }

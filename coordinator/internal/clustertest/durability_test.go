@@ -91,13 +91,13 @@ func TestBackupWipeRestore(t *testing.T) {
 	src := testcluster.New(t, 3)
 	acc, key := populate(t, src, 25)
 	src.WaitConverged(10 * time.Second)
-	want := dump(t, src.Nodes[src.Leader()].Server)
+	want := dump(t, src.Nodes[src.WaitLeader(leaderWait)].Server)
 	file := filepath.Join(t.TempDir(), "backup.hpsnap")
 	f, err := os.Create(file)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := src.Admin((src.Leader()+1)%3).Backup(ctx, f); err != nil { // from a follower
+	if err := src.Admin((src.WaitLeader(leaderWait)+1)%3).Backup(ctx, f); err != nil { // from a follower
 		t.Fatal(err)
 	}
 	f.Close()
@@ -110,7 +110,7 @@ func TestBackupWipeRestore(t *testing.T) {
 	populate(t, dst, 3) // state that the restore must replace
 	in, _ := os.Open(file)
 	defer in.Close()
-	if _, err := dst.Admin(dst.Leader()).Restore(ctx, in); err != nil {
+	if _, err := dst.Admin(dst.WaitLeader(leaderWait)).Restore(ctx, in); err != nil {
 		t.Fatalf("restore: %v", err)
 	}
 	dst.WaitConverged(20 * time.Second)
@@ -118,7 +118,7 @@ func TestBackupWipeRestore(t *testing.T) {
 		sameState(t, fmt.Sprint("node ", i), want, dump(t, dst.Nodes[i].Server))
 	}
 	// The restored account works through the API, and new writes apply on top.
-	ld := dst.Leader()
+	ld := dst.WaitLeader(leaderWait)
 	got, err := dst.Client(ld, key).Account(ctx)
 	if err != nil || got.ID != acc.ID || got.BalanceUsdCents != 2500 {
 		t.Fatalf("restored account: %+v %v", got, err)
@@ -134,11 +134,11 @@ func TestBackupWipeRestore(t *testing.T) {
 		t.Fatalf("tickets after restart: %d, want 26", p.Total)
 	}
 	// A file that is not a backup is refused and changes nothing.
-	before := dump(t, dst.Nodes[dst.Leader()].Server)
-	if _, err := dst.Admin(dst.Leader()).Restore(ctx, bytes.NewReader([]byte("not a backup"))); err == nil {
+	before := dump(t, dst.Nodes[dst.WaitLeader(leaderWait)].Server)
+	if _, err := dst.Admin(dst.WaitLeader(leaderWait)).Restore(ctx, bytes.NewReader([]byte("not a backup"))); err == nil {
 		t.Fatal("restore of garbage succeeded")
 	}
-	sameState(t, "after bad restore", before, dump(t, dst.Nodes[dst.Leader()].Server))
+	sameState(t, "after bad restore", before, dump(t, dst.Nodes[dst.WaitLeader(leaderWait)].Server))
 }
 
 // TestRestartAppliesNothingTwice: the FSM database persists with its applied

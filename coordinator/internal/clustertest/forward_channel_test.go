@@ -191,7 +191,7 @@ func TestForwardChannelAnswersAsTheProxy(t *testing.T) {
 			perWay: func(way string, q req) req { q.key = limited[way]; return q }},
 	}
 	for round := 1; ; round++ {
-		ld := c.Leader()
+		ld := c.WaitLeader(leaderWait)
 		f := (ld + 1) % 3
 		before := counter(t, c, ld, channelRequests)
 		// The replayed case replays a key first used on the leader.

@@ -75,7 +75,7 @@ func TestForwardingOverMutualTLS(t *testing.T) {
 	// retry), and the round is run again on the new leader.
 	var ld, f1, f2 int
 	for round := 1; ; round++ {
-		ld = c.Leader()
+		ld = c.WaitLeader(leaderWait)
 		f1, f2 = (ld+1)%3, (ld+2)%3
 		before := clusterTLSConns(t, c, ld)
 		for n := 0; n < 30; n++ {

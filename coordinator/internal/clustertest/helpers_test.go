@@ -12,6 +12,11 @@ import (
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
+// leaderWait bounds how long a test waits for a leader where it needs one's
+// index: an election can be under way at any moment on a loaded machine, and
+// Leader's -1 then would index no node.
+const leaderWait = 30 * time.Second
+
 // newAPIClient calls /v1 through pkg/client, checking every response against
 // the embedded openapi.json.
 func newAPIClient(t *testing.T, base string) *framework.API {
@@ -40,7 +45,7 @@ func newInternalRig(t *testing.T, email string, req api.KeyCreateRequest) *inter
 		r.key, err = r.c.Admin(r.c.WaitLeader(10*time.Second)).CreateKey(t.Context(), r.acc.ID, req)
 		return err
 	})
-	r.ld = r.c.Leader()
+	r.ld = r.c.WaitLeader(leaderWait)
 	return r
 }
 

@@ -185,7 +185,7 @@ func TestStalledBodiesOnFollowerAndAdminSocket(t *testing.T) {
 		cfg.HTTP.ReadHeader, cfg.HTTP.Body = bound, bound
 	})
 	_, key := c.NewAccount("stall2@example.com")
-	f := (c.Leader() + 1) % 3
+	f := (c.WaitLeader(leaderWait) + 1) % 3
 	host := c.Nodes[f].Cfg.APIAddr
 	var wg sync.WaitGroup
 	fw, fc := openStalled(t, "tcp", host, partialBody(host, key), &wg)

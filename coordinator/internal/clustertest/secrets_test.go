@@ -22,7 +22,7 @@ func TestNoPlaintextAPIKeyOnDisk(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		var k api.KeyCreated
 		c.Retry503(func() (err error) {
-			k, err = c.Admin(c.Leader()).CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "scan"})
+			k, err = c.Admin(c.WaitLeader(leaderWait)).CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "scan"})
 			return err
 		})
 		keys = append(keys, k.Key)
@@ -31,19 +31,19 @@ func TestNoPlaintextAPIKeyOnDisk(t *testing.T) {
 	// Idempotency-Key whose stored answer must not hold the secret either.
 	var mgr api.KeyCreated
 	c.Retry503(func() (err error) {
-		mgr, err = c.Admin(c.Leader()).CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "manager", Scopes: []string{api.ScopeAccountRead, api.ScopeKeysWrite}})
+		mgr, err = c.Admin(c.WaitLeader(leaderWait)).CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "manager", Scopes: []string{api.ScopeAccountRead, api.ScopeKeysWrite}})
 		return err
 	})
 	keys = append(keys, mgr.Key)
 	for _, idem := range []string{"", "mint-1"} {
-		k, err := c.Client(c.Leader(), mgr.Key).CreateAPIKey(ctx, api.APIKeyCreateRequest{Name: "minted", Scopes: []string{api.ScopeAccountRead}}, idem)
+		k, err := c.Client(c.WaitLeader(leaderWait), mgr.Key).CreateAPIKey(ctx, api.APIKeyCreateRequest{Name: "minted", Scopes: []string{api.ScopeAccountRead}}, idem)
 		if err != nil || k.Key == "" {
 			t.Fatalf("mint: %+v %v", k, err)
 		}
 		keys = append(keys, k.Key)
 	}
 	for _, k := range keys {
-		if _, err := c.Client(c.Leader(), k).Account(ctx); err != nil {
+		if _, err := c.Client(c.WaitLeader(leaderWait), k).Account(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -20,7 +20,7 @@ import (
 func BenchmarkStaleRead(b *testing.B) {
 	c := testcluster.New(b, 3, testcluster.WithRateLimit(100_000_000))
 	_, key := c.NewAccount("bench@example.com")
-	ld := c.Leader()
+	ld := c.WaitLeader(leaderWait)
 	for _, bc := range []struct {
 		name string
 		node int

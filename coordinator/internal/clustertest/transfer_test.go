@@ -22,7 +22,7 @@ func TestClusterTransferLeadership(t *testing.T) {
 	c := testcluster.New(t, 3)
 	ctx := context.Background()
 	_, key := c.NewAccount("transfer@example.com")
-	ld := c.Leader()
+	ld := c.WaitLeader(leaderWait)
 	target := (ld + 1) % 3
 	var st api.ClusterStatus
 	c.Retry503(func() (err error) {
@@ -47,7 +47,7 @@ func TestClusterTransferLeadership(t *testing.T) {
 	}
 	waitAllSeeLeader(t, c, st.LeaderID)
 
-	now := c.Nodes[c.Leader()].ID
+	now := c.Nodes[c.WaitLeader(leaderWait)].ID
 	for _, to := range []string{"nope", now, "Bad ID!"} {
 		_, err := c.Admin(0).ClusterTransferLeadership(ctx, to)
 		var ae *api.Error
@@ -55,7 +55,7 @@ func TestClusterTransferLeadership(t *testing.T) {
 			t.Errorf("transfer to %q: %v, want 400 invalid_field", to, err)
 		}
 	}
-	if got := c.Nodes[c.Leader()].ID; got != now {
+	if got := c.Nodes[c.WaitLeader(leaderWait)].ID; got != now {
 		t.Errorf("a refused transfer moved the leadership from %s to %s", now, got)
 	}
 }

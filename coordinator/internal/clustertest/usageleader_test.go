@@ -21,7 +21,7 @@ func TestUsageSurvivesLeaderChange(t *testing.T) {
 	c := testcluster.New(t, 3, func(_ int, cfg *server.Config) { cfg.UsageFlush = 3 * time.Second })
 	acc, key := c.NewAccount("usage-leader@example.com")
 	ctx := t.Context()
-	ld := c.Leader()
+	ld := c.WaitLeader(leaderWait)
 	const calls = 5
 	for i := 0; i < calls; i++ {
 		c.Retry503(func() error { _, err := c.Client(ld, key).Account(ctx); return err })
