@@ -64,3 +64,24 @@ var ActionTasks = []string{
 	ActionTaskSuspending, ActionTaskUnsuspending, ActionTaskInstallingCertificate, ActionTaskRemovingCertificate,
 	ActionTaskServingChallenge, ActionTaskFinishing,
 }
+
+// AdminAction is an action as the operator sees it (GET /admin/actions,
+// hostplanectl action list|get): the customer's view with the account, the
+// node it runs on and the node's own name of its last step.
+type AdminAction struct {
+	Action
+	AccountID string `json:"account_id"`
+	NodeID    string `json:"node_id"`
+	Step      string `json:"step,omitempty"`
+}
+
+// AdminActionList is GET /admin/actions: a page of every account's actions
+// (or one account's, one resource's, one status'), newest first, paged by
+// cursor as GET /v1/actions: NextCursor, when not null, is the cursor of the
+// next (older) page; a page may hold fewer than Limit actions and still
+// have a next one.
+type AdminActionList struct {
+	Data       []AdminAction `json:"data"`
+	Limit      int           `json:"limit"`
+	NextCursor *string       `json:"next_cursor"`
+}

@@ -193,6 +193,7 @@ func newRootCmd(g *globals, started *bool) *cobra.Command {
 	root.AddCommand(newProductCmd(g))
 	root.AddCommand(newTemplateCmd(g))
 	root.AddCommand(newDomainCmd(g))
+	root.AddCommand(newActionCmd(g))
 	root.AddCommand(clidocs.Command(root, "1"))
 	clicmd.RejectUnknownSubcommands(root)
 	// A command's hooks run once its flags and arguments were accepted: an

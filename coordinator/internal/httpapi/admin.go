@@ -104,6 +104,7 @@ func (a *API) adminUnrouted(w http.ResponseWriter, r *http.Request) {
 // The operator API has no OpenAPI document to read them from.
 var adminQuery = map[string][]string{
 	"GET /admin/servers":        {"account", "node"},
+	"GET /admin/actions":        {"account", "cursor", "hosting", "limit", "server", "status"},
 	"GET /admin/tickets":        {"account", "limit", "status"},
 	"GET /admin/domains":        {"account"},
 	"GET /admin/hosting":        {"account"},

@@ -169,6 +169,7 @@ func (a *API) ServerAdmin(next http.Handler, cfg ServerAdminConfig) http.Handler
 	a.catalogueAdminRoutes(mux, leader)
 	a.templateAdminRoutes(mux, leader)
 	a.domainRegAdminRoutes(mux, leader)
+	a.actionAdminRoutes(mux, leader)
 	a.orderCfg.Store(&cfg)
 	mux.Handle("/", next)
 	return mux

@@ -130,3 +130,37 @@ func (r ReadTx) AccountActions(accountID string, q ActionQuery) (page []Action, 
 	}
 	return page, "", nil
 }
+
+// AllActions is one page of every account's actions, newest first (by id:
+// action ids sort by creation time), that match selects (nil: all), read
+// from the actions themselves, at any semantics level; the operator's list
+// (GET /admin/actions). Before, Limit and MaxScan are as in ActionQuery
+// (Match and Status are not used: match sees the whole action).
+func (r ReadTx) AllActions(q ActionQuery, match func(a *Action) bool) (page []Action, next string, err error) {
+	cur := r.tx.Bucket(BucketActions).Cursor()
+	var k []byte
+	if q.Before == "" {
+		k, _ = cur.Last()
+	} else if k, _ = cur.Seek([]byte(q.Before)); k == nil {
+		k, _ = cur.Last()
+	} else {
+		k, _ = cur.Prev()
+	}
+	scanned := 0
+	for ; k != nil; k, _ = cur.Prev() {
+		if len(page) == q.Limit || (q.MaxScan > 0 && scanned == q.MaxScan) {
+			return page, next, nil
+		}
+		scanned++
+		id := string(k)
+		next = id
+		a, err := r.Action(id)
+		if err != nil {
+			return nil, "", err
+		}
+		if match == nil || match(&a) {
+			page = append(page, a)
+		}
+	}
+	return page, "", nil
+}
