@@ -60,6 +60,7 @@ func main() {
 	kvmScale := flag.Int("kvm-scale", 1, "with -kvm, report this many times the capacity (16 vCPUs, 32 GiB, 1 TiB)")
 	hosting := flag.Bool("hosting", false, "also report the hosting role with PHP 8.2; a hosting.create for a domain starting with fail- fails (php_missing), one for slow- takes a second")
 	templates := flag.String("templates", "base", "comma-separated OS templates to report")
+	consoleURL := flag.String("console-url", "", "the browser console base URL to announce in Hello (none served)")
 	flag.Parse()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -94,6 +95,7 @@ func main() {
 			if *hosting {
 				h.Roles = append(h.Roles, "hosting")
 			}
+			h.ConsoleUrl = *consoleURL
 			return h
 		},
 		Inventory: func(context.Context) (*pb.Inventory, error) {
