@@ -84,7 +84,10 @@ func DomainXML(spec DomainSpec) (string, error) {
 		AutoPort: "yes", Listen: vncListen,
 		Listeners: []libvirtxml.DomainGraphicListener{{Address: &libvirtxml.DomainGraphicListenerAddress{Address: vncListen}}},
 	}})
-	dev.MemBalloon = &libvirtxml.DomainMemBalloon{Model: "none"}
+	// A virtio balloon for the guest's own memory figures (ParseStats): the
+	// guest's driver reports them every BalloonStatsPeriod seconds. The agent
+	// never resizes the balloon; see MemoryBalloon in hypervisor.go.
+	dev.MemBalloon = &libvirtxml.DomainMemBalloon{Model: "virtio", Stats: &libvirtxml.DomainMemBalloonStats{Period: BalloonStatsPeriod}}
 	s, err := d.Marshal()
 	if err != nil {
 		return "", fmt.Errorf("domain xml %s: %w", spec.Name, err)

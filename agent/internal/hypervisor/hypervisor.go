@@ -101,12 +101,42 @@ type DomainStats struct {
 	State          State
 	VCPUs          uint32
 	CPUTimeNs      uint64
-	MemoryBytes    uint64 // resident memory of the QEMU process when known, else current allocation
+	MemoryBytes    uint64 // the memory the guest uses, at most its memory size; see MemorySource
+	MemorySource   MemorySource
 	DiskReadBytes  uint64
 	DiskWriteBytes uint64
 	NetRxBytes     uint64
 	NetTxBytes     uint64
 }
+
+// MemorySource says where DomainStats.MemoryBytes comes from.
+//
+// MemoryBalloon: the guest's own figure, reported through the domain's virtio
+// memballoon (DomainXML defines one, with statistics every BalloonStatsPeriod
+// seconds): total minus available memory (balloon.available − balloon.usable,
+// as free(1) counts "used": page cache the guest can drop is not counted), or
+// total minus free (balloon.available − balloon.unused) when the guest's kernel
+// gives no "available" figure; at most the domain's maximum memory.
+//
+// MemoryHost: no guest figure (a domain defined without a balloon, before this
+// agent version, keeps its definition until redefined; a guest without the
+// virtio_balloon driver; the first seconds after boot): the smaller of the QEMU
+// process's resident memory (balloon.rss) and the guest's current memory
+// (balloon.current), so never more than the domain's memory.
+//
+// The balloon device means the guest's memory can be shrunk from the host
+// (virsh setmem): the agent never does so; an operator who does takes memory
+// the customer pays for.
+type MemorySource string
+
+const (
+	MemoryBalloon MemorySource = "balloon"
+	MemoryHost    MemorySource = "host"
+)
+
+// BalloonStatsPeriod is how often, in seconds, a guest's balloon driver
+// reports its memory figures.
+const BalloonStatsPeriod = 5
 
 // DomainSpec is what a VM's domain is defined from.
 type DomainSpec struct {

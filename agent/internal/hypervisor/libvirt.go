@@ -718,7 +718,7 @@ func (l *Libvirt) AllDomainStats(ctx context.Context) ([]DomainStats, error) {
 // ParseStats folds libvirt's typed parameters into DomainStats.
 func ParseStats(name string, params []libvirt.TypedParam) DomainStats {
 	s := DomainStats{Name: name}
-	var rss, cur uint64
+	var m memFields
 	for _, p := range params {
 		v := paramUint(p.Value)
 		f := p.Field
@@ -729,10 +729,8 @@ func ParseStats(name string, params []libvirt.TypedParam) DomainStats {
 			s.CPUTimeNs = v
 		case f == "vcpu.current":
 			s.VCPUs = uint32(v)
-		case f == "balloon.rss":
-			rss = v * 1024
-		case f == "balloon.current":
-			cur = v * 1024
+		case strings.HasPrefix(f, "balloon."):
+			m.set(strings.TrimPrefix(f, "balloon."), v*1024)
 		case strings.HasPrefix(f, "block.") && strings.HasSuffix(f, ".rd.bytes"):
 			s.DiskReadBytes += v
 		case strings.HasPrefix(f, "block.") && strings.HasSuffix(f, ".wr.bytes"):
@@ -743,11 +741,57 @@ func ParseStats(name string, params []libvirt.TypedParam) DomainStats {
 			s.NetTxBytes += v
 		}
 	}
-	s.MemoryBytes = cur
-	if rss > 0 {
-		s.MemoryBytes = rss
-	}
+	s.MemoryBytes, s.MemorySource = m.used()
 	return s
+}
+
+// memFields are a domain's balloon.* figures in bytes (libvirt gives KiB);
+// have* say which the guest reported.
+type memFields struct {
+	current, maximum, rss, available, unused, usable uint64
+	haveAvailable, haveUnused, haveUsable            bool
+}
+
+func (m *memFields) set(field string, b uint64) {
+	switch field {
+	case "current":
+		m.current = b
+	case "maximum":
+		m.maximum = b
+	case "rss":
+		m.rss = b
+	case "available":
+		m.available, m.haveAvailable = b, true
+	case "unused":
+		m.unused, m.haveUnused = b, true
+	case "usable":
+		m.usable, m.haveUsable = b, true
+	}
+}
+
+// used is the memory the guest uses and where the figure comes from (see
+// MemorySource). A guest figure that does not add up (free or available
+// above total: the guest's report is its own, not the host's) is not used.
+func (m *memFields) used() (uint64, MemorySource) {
+	limit := func(b uint64) uint64 {
+		if m.maximum > 0 {
+			return min(b, m.maximum)
+		}
+		return b
+	}
+	if m.haveAvailable && m.available > 0 {
+		switch {
+		case m.haveUsable && m.usable <= m.available:
+			return limit(m.available - m.usable), MemoryBalloon
+		case !m.haveUsable && m.haveUnused && m.unused <= m.available:
+			return limit(m.available - m.unused), MemoryBalloon
+		}
+	}
+	b := m.current
+	if m.rss > 0 && (b == 0 || m.rss < b) {
+		b = m.rss
+	}
+	return limit(b), MemoryHost
 }
 
 func paramUint(v libvirt.TypedParamValue) uint64 {

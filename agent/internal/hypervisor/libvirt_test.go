@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/testenv"
+	"libvirt.org/go/libvirtxml"
 )
 
 func TestLibvirtDomainBasics(t *testing.T) {
@@ -139,4 +142,107 @@ func TestLibvirtDomainBasics(t *testing.T) {
 	if _, err := h.Volume(ctx, disk.Name); !errors.Is(err, hypervisor.ErrNotFound) {
 		t.Fatalf("volume after delete: %v", err)
 	}
+}
+
+// TestLibvirtMemoryWithoutBalloon: a domain defined without a memory balloon
+// (as every domain was before DomainXML added one; it keeps that definition
+// until it is redefined) reports no guest figures, and its memory figure falls
+// back to one that is more than zero and at most the domain's memory, though
+// the QEMU process's resident set is larger.
+func TestLibvirtMemoryWithoutBalloon(t *testing.T) {
+	if testing.Short() {
+		t.Skip("boots a guest")
+	}
+	g := testenv.RequireGuest(t)
+	h, prefix := testenv.Hypervisor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	base := filepath.Join(h.PoolPath(), "base.qcow2")
+	b, _ := os.ReadFile(g.Disk)
+	if err := os.WriteFile(base, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.RefreshPool(ctx); err != nil {
+		t.Fatal(err)
+	}
+	disk, err := h.CreateOverlay(ctx, prefix+"-root.qcow2", base, 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logPath := filepath.Join(t.TempDir(), "console.log")
+	name := prefix + "-old"
+	const memMiB = 128
+	x, err := hypervisor.DomainXML(hypervisor.DomainSpec{Name: name, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64",
+		VCPUs: 1, MemoryMiB: memMiB, Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline, DiskPath: disk.Path,
+		MAC: "52:54:00:aa:bb:02", Network: "user", ConsoleLog: logPath})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d libvirtxml.Domain
+	if err := d.Unmarshal(x); err != nil {
+		t.Fatal(err)
+	}
+	d.Devices.MemBalloon = &libvirtxml.DomainMemBalloon{Model: "none"}
+	if x, err = d.Marshal(); err != nil {
+		t.Fatal(err)
+	}
+	xmlPath := filepath.Join(t.TempDir(), "old.xml")
+	if err := os.WriteFile(xmlPath, []byte(x), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("virsh", "-q", "-c", "qemu:///system", "define", xmlPath).CombinedOutput(); err != nil {
+		t.Fatalf("virsh define: %v: %s", err, out)
+	}
+	if err := h.StartDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testenv.WaitForLog(ctx, logPath, "GUEST-READY", 1); err != nil {
+		t.Fatal(err)
+	}
+	// Past the balloon's statistics period: no guest figure comes late.
+	time.Sleep((hypervisor.BalloonStatsPeriod + 1) * time.Second)
+	stats, err := h.AllDomainStats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s *hypervisor.DomainStats
+	for i := range stats {
+		if stats[i].Name == name {
+			s = &stats[i]
+		}
+	}
+	if s == nil {
+		t.Fatal("no stats for the domain")
+	}
+	rss := qemuRSS(t, name)
+	t.Logf("memory %d MiB from %s; QEMU resident %d MiB; domain %d MiB", s.MemoryBytes>>20, s.MemorySource, rss>>20, memMiB)
+	if s.MemoryBytes == 0 || s.MemoryBytes > memMiB<<20 || s.MemorySource != hypervisor.MemoryHost {
+		t.Fatalf("memory without a balloon: %d bytes from %q, want more than 0, at most %d MiB, from %q", s.MemoryBytes, s.MemorySource, memMiB, hypervisor.MemoryHost)
+	}
+	if err := h.DestroyDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// qemuRSS is the resident set of the domain's QEMU process, from libvirt's pid
+// file and /proc.
+func qemuRSS(t *testing.T, dom string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/run/libvirt/qemu", dom+".pid"))
+	if err != nil {
+		t.Fatalf("qemu pid of %s: %v", dom, err)
+	}
+	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/status")
+	if err != nil {
+		t.Fatalf("qemu of %s: %v", dom, err)
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.ParseUint(f[1], 10, 64)
+			return v << 10
+		}
+	}
+	t.Fatalf("no VmRSS for the QEMU of %s", dom)
+	return 0
 }

@@ -43,6 +43,10 @@ func TestDomainXMLEscapes(t *testing.T) {
 	if d.Devices.Interfaces[0].Source.Bridge.Bridge != "br0" || len(d.Devices.Channels) != 1 {
 		t.Fatal("interface or guest agent channel missing")
 	}
+	// The guest reports its memory through a virtio balloon (ParseStats).
+	if b := d.Devices.MemBalloon; b == nil || b.Model != "virtio" || b.Stats == nil || b.Stats.Period != BalloonStatsPeriod {
+		t.Fatalf("memballoon: %+v", b)
+	}
 	if p, err := ParseDomainDisk(x); err != nil || p != "/p/d.qcow2" {
 		t.Fatalf("ParseDomainDisk: %q %v", p, err)
 	}
@@ -104,8 +108,48 @@ func TestParseStats(t *testing.T) {
 	s := ParseStats("a", []libvirt.TypedParam{p("state.state", int32(1)), p("cpu.time", uint64(5e9)), p("balloon.current", uint64(1024)),
 		p("balloon.rss", uint64(2048)), p("block.0.rd.bytes", uint64(10)), p("block.1.rd.bytes", uint64(5)), p("block.0.wr.bytes", uint64(7)),
 		p("net.0.rx.bytes", uint64(100)), p("net.0.tx.bytes", uint64(50)), p("vcpu.current", uint32(2))})
-	if s.State != StateRunning || s.CPUTimeNs != 5e9 || s.MemoryBytes != 2048*1024 || s.DiskReadBytes != 15 || s.DiskWriteBytes != 7 || s.NetRxBytes != 100 || s.NetTxBytes != 50 || s.VCPUs != 2 {
+	// No guest figures, QEMU's resident set above the guest's memory: the
+	// guest's memory (the smaller), not QEMU's overhead.
+	if s.State != StateRunning || s.CPUTimeNs != 5e9 || s.MemoryBytes != 1024*1024 || s.MemorySource != MemoryHost || s.DiskReadBytes != 15 || s.DiskWriteBytes != 7 || s.NetRxBytes != 100 || s.NetTxBytes != 50 || s.VCPUs != 2 {
 		t.Fatalf("%+v", s)
+	}
+}
+
+// TestParseStatsMemory: the memory figure is the guest's own when its balloon
+// driver reports one, else the smaller of QEMU's resident set and the guest's
+// memory; never more than the domain's maximum memory.
+func TestParseStatsMemory(t *testing.T) {
+	const MiB = 1024 // libvirt's balloon figures are KiB
+	for _, c := range []struct {
+		name   string
+		fields map[string]uint64
+		want   uint64 // MiB
+		source MemorySource
+	}{
+		{"guest total minus available", map[string]uint64{"current": 256 * MiB, "maximum": 256 * MiB, "rss": 341 * MiB,
+			"available": 240 * MiB, "unused": 150 * MiB, "usable": 200 * MiB}, 40, MemoryBalloon},
+		{"guest total minus free without available", map[string]uint64{"current": 256 * MiB, "maximum": 256 * MiB, "rss": 341 * MiB,
+			"available": 240 * MiB, "unused": 150 * MiB}, 90, MemoryBalloon},
+		{"no balloon: rss above memory", map[string]uint64{"current": 256 * MiB, "maximum": 256 * MiB, "rss": 341 * MiB}, 256, MemoryHost},
+		{"no balloon: rss below memory", map[string]uint64{"current": 256 * MiB, "maximum": 256 * MiB, "rss": 100 * MiB}, 100, MemoryHost},
+		{"no rss", map[string]uint64{"current": 256 * MiB, "maximum": 256 * MiB}, 256, MemoryHost},
+		{"only rss, capped by maximum", map[string]uint64{"maximum": 256 * MiB, "rss": 341 * MiB}, 256, MemoryHost},
+		{"guest total above maximum", map[string]uint64{"current": 256 * MiB, "maximum": 256 * MiB, "rss": 341 * MiB,
+			"available": 4096 * MiB, "usable": 0}, 256, MemoryBalloon},
+		{"guest free above total: host figure", map[string]uint64{"current": 256 * MiB, "maximum": 256 * MiB, "rss": 341 * MiB,
+			"available": 100 * MiB, "unused": 200 * MiB}, 256, MemoryHost},
+		{"guest available above total: host figure", map[string]uint64{"current": 256 * MiB, "maximum": 256 * MiB, "rss": 120 * MiB,
+			"available": 100 * MiB, "unused": 50 * MiB, "usable": 200 * MiB}, 120, MemoryHost},
+		{"nothing", map[string]uint64{}, 0, MemoryHost},
+	} {
+		var params []libvirt.TypedParam
+		for f, v := range c.fields {
+			params = append(params, libvirt.TypedParam{Field: "balloon." + f, Value: libvirt.TypedParamValue{I: v}})
+		}
+		s := ParseStats("a", params)
+		if s.MemoryBytes != c.want<<20 || s.MemorySource != c.source {
+			t.Errorf("%s: memory %d MiB (%d bytes) from %s, want %d MiB from %s", c.name, s.MemoryBytes>>20, s.MemoryBytes, s.MemorySource, c.want, c.source)
+		}
 	}
 }
 
