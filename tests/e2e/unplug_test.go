@@ -6,12 +6,16 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework/testenv"
 )
 
 // unplugDeadline is how long an action waits for its node in TestNodeUnplugged.
@@ -33,8 +37,16 @@ func TestNodeUnplugged(t *testing.T) {
 	console := w.agent.ConsoleLog(vm)
 	c := w.api(nil)
 
-	// Stats flow while the node is there.
-	deadline := time.Now().Add(15 * time.Second)
+	// Stats flow while the node is there. memory_bytes is the agent's figure
+	// for the guest (the agent's own sample of the same time has the same),
+	// more than zero and at most the plan's memory; once the guest's balloon
+	// driver reports, it is what the guest uses, not QEMU's resident set, which
+	// holds QEMU's own memory too (over 100 MiB under TCG): below it by more
+	// than guestBelowQEMU.
+	const guestBelowQEMU = 64 << 20
+	testenv.RequireGuestVersion(t, w.agent.Guest, testenv.BalloonGuestVersion)
+	plan := created.Server.Plan.MemoryMiB << 20
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r := c.do(http.MethodGet, "/v1/servers/"+id+"/stats", nil)
 		if r.Status == http.StatusOK {
@@ -43,9 +55,23 @@ func TestNodeUnplugged(t *testing.T) {
 			if st.ServerID != id {
 				t.Fatalf("stats of another server: %s", r)
 			}
-			break
-		}
-		if time.Now().After(deadline) {
+			if st.MemoryBytes == 0 || st.MemoryBytes > plan {
+				t.Fatalf("stats: memory_bytes %d (%d MiB), want more than 0 and at most the plan's %d MiB: %s", st.MemoryBytes, st.MemoryBytes>>20, plan>>20, r)
+			}
+			local := agentSampleAt(t, w, vm, st.Time)
+			if local != nil && local.MemoryBytes != st.MemoryBytes {
+				t.Fatalf("stats: memory_bytes %d, the agent's sample of %s has %d", st.MemoryBytes, st.Time, local.MemoryBytes)
+			}
+			rss := qemuRSS(t, vm)
+			if local != nil && st.MemoryBytes+guestBelowQEMU < rss {
+				t.Logf("memory_bytes %d MiB (plan %d MiB; QEMU resident %d MiB), the agent's sample the same", st.MemoryBytes>>20, plan>>20, rss>>20)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("stats after 30 s: memory_bytes %d MiB, QEMU resident %d MiB (want the guest's use, below it by more than %d MiB), the agent's sample of the same time %+v: %s",
+					st.MemoryBytes>>20, rss>>20, guestBelowQEMU>>20, local, r)
+			}
+		} else if time.Now().After(deadline) {
 			t.Fatalf("stats of a running server on a connected node: %s", r)
 		}
 		time.Sleep(200 * time.Millisecond)
@@ -207,4 +233,44 @@ func liveStatsStream(t *testing.T, base, key, id string) {
 	if n < 4 {
 		t.Fatalf("stats stream ended after %d events: %v", n, sc.Err())
 	}
+}
+
+// agentSampleAt is the agent's own stats sample of vm taken at at (to the
+// millisecond, as the session carries it), read from its local socket; nil if
+// the agent holds none of that time.
+func agentSampleAt(t *testing.T, w *world, vm string, at time.Time) *api.NodeVMStats {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := w.agent.Node().Stats(ctx, vm)
+	if err != nil {
+		t.Fatalf("the agent's stats of %s: %v", vm, err)
+	}
+	for _, s := range st.VMs[vm] {
+		if s.Time.UnixMilli() == at.UnixMilli() {
+			return &s
+		}
+	}
+	return nil
+}
+
+// qemuRSS is the resident set of the domain's QEMU process (libvirt's pid file, /proc).
+func qemuRSS(t *testing.T, dom string) uint64 {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("/run/libvirt/qemu", dom+".pid"))
+	if err != nil {
+		t.Fatalf("qemu pid of %s: %v", dom, err)
+	}
+	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/status")
+	if err != nil {
+		t.Fatalf("qemu of %s: %v", dom, err)
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.ParseUint(f[1], 10, 64)
+			return v << 10
+		}
+	}
+	t.Fatalf("no VmRSS for the QEMU of %s", dom)
+	return 0
 }

@@ -3,18 +3,14 @@ package libvirttest
 import (
 	"context"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"github.com/hostplane/hostplane/tests/framework"
 )
-
-// balloonGuestVersion is the first test guest whose initrds load virtio_balloon
-// (scripts/build-test-guest.sh, VERSION).
-const balloonGuestVersion = 5
 
 // TestMemoryIsTheGuests: a running guest's memory figure in the agent's stats
 // is what the guest itself uses, not QEMU's resident set: more than zero, at
@@ -23,7 +19,7 @@ const balloonGuestVersion = 5
 // the guest allocates (40 MiB written to a tmpfs).
 func TestMemoryIsTheGuests(t *testing.T) {
 	e, ctx := bootEnv(t, "boots a guest", 4*time.Minute)
-	requireGuestVersion(t, e.guest.Dir, balloonGuestVersion)
+	testenv.RequireGuestVersion(t, e.guest, testenv.BalloonGuestVersion)
 	e.importTemplate(ctx, "mem", e.guest.Disk, e.guest.InitrdGA, true)
 	name := e.prefix + "-mem"
 	req := e.provisionReq(e.prefix+"-prov", name, "mem")
@@ -131,15 +127,4 @@ func diff(a, b uint64) uint64 {
 		return a - b
 	}
 	return b - a
-}
-
-// requireGuestVersion fails the test unless the test guest in dir is at least
-// version v (an older cached guest lacks what the test needs).
-func requireGuestVersion(t *testing.T, dir string, v int) {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(dir, "VERSION"))
-	got, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || got < v {
-		t.Fatalf("test guest %s is version %q (%v), this test needs %d: run scripts/build-test-guest.sh (it rebuilds an older guest)", dir, b, err, v)
-	}
 }

@@ -20,6 +20,10 @@ const Setup = fenv.Setup
 // Guest is the test guest's files.
 type Guest = fenv.Guest
 
+// BalloonGuestVersion is the first test guest whose VMs report their memory
+// through the memory balloon (tests/framework/testenv).
+const BalloonGuestVersion = fenv.BalloonGuestVersion
+
 // Re-exported from tests/framework/testenv.
 var (
 	LibvirtSocket = fenv.LibvirtSocket
@@ -28,14 +32,16 @@ var (
 	// RequireNetGuest is the networked test guest (tests/framework/testenv).
 	RequireNetGuest = fenv.RequireNetGuest
 	RequireLibvirt  = fenv.RequireLibvirt
-	Prefix          = fenv.Prefix
-	Logger          = fenv.Logger
-	Cleanup         = fenv.Cleanup
-	WaitForLog      = fenv.WaitForLog
-	LastReady       = fenv.LastReady
-	Boots           = fenv.Boots
-	SHA256File      = fenv.SHA256File
-	ReadGuestFile   = fenv.ReadGuestFile
+	// RequireGuestVersion fails a test whose cached guest is too old.
+	RequireGuestVersion = fenv.RequireGuestVersion
+	Prefix              = fenv.Prefix
+	Logger              = fenv.Logger
+	Cleanup             = fenv.Cleanup
+	WaitForLog          = fenv.WaitForLog
+	LastReady           = fenv.LastReady
+	Boots               = fenv.Boots
+	SHA256File          = fenv.SHA256File
+	ReadGuestFile       = fenv.ReadGuestFile
 )
 
 // Hypervisor connects to libvirtd with a fresh pool under a temp dir; everything is

@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -89,6 +90,22 @@ func RequireGuest(tb testing.TB) Guest {
 	}
 	g.Cmdline = strings.TrimSpace(string(b))
 	return g
+}
+
+// BalloonGuestVersion is the first test guest (scripts/build-test-guest.sh,
+// VERSION) whose initrds load virtio_balloon, so its VMs report their memory
+// use through the domain's memory balloon.
+const BalloonGuestVersion = 5
+
+// RequireGuestVersion fails the test unless g is at least version v (an older
+// cached guest lacks what the test needs), naming the command that rebuilds it.
+func RequireGuestVersion(tb testing.TB, g Guest, v int) {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(g.Dir, "VERSION"))
+	got, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || got < v {
+		tb.Fatalf("test guest %s is version %q (%v), this test needs %d or later: run scripts/build-test-guest.sh (it rebuilds an older guest)", g.Dir, strings.TrimSpace(string(b)), err, v)
+	}
 }
 
 // NetGuestVersion is the networked test guest this tree uses: its files are
