@@ -13,8 +13,8 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -42,7 +42,12 @@ type Config struct {
 	// IPRateLimit is the requests per minute of one client address (an
 	// IPv6 /64) without a valid key, on each coordinator that answers them
 	// (iplimit.go; 0: DefaultIPRateLimit).
-	IPRateLimit    int
+	IPRateLimit int
+	// TrustedProxies are the reverse proxies in front of the API
+	// (--trusted-proxies, ParseTrustedProxies): a request from one has its
+	// client address taken from X-Forwarded-For (clientaddr.go). Empty: the
+	// TCP peer is the client.
+	TrustedProxies []netip.Prefix
 	IdempotencyTTL time.Duration // 24h
 	ClusterSecret  string        // shared by coordinators; authenticates forwarded requests over plain HTTP
 	// ClusterTLS (the Raft transport's mutual TLS, cluster CA) carries the
@@ -753,17 +758,6 @@ func (a *API) apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error)
 // Apply is apply for callers outside HTTP handlers (leader jobs).
 func (a *API) Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
 	return a.apply(ctx, env)
-}
-
-func (a *API) clientIP(r *http.Request) string {
-	if ip := r.Header.Get(headerClientIP); ip != "" && a.clusterTokenOK(r) {
-		return ip
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func requestID(r *http.Request) string {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,10 +43,16 @@ type Config struct {
 	// Brand is the public dialect: sunucu (default) or 444host. It sets the
 	// defaults of KeyPrefix and Webhooks.Brand; every coordinator of a
 	// cluster must be given the same.
-	Brand             string
-	KeyPrefix         string
-	RateLimit         int
-	IPRateLimit       int
+	Brand       string
+	KeyPrefix   string
+	RateLimit   int
+	IPRateLimit int
+	// TrustedProxies (--trusted-proxies, comma-separated CIDRs): the
+	// reverse proxies / load balancers in front of the API, whose
+	// X-Forwarded-For names the client; Validate parses them into
+	// TrustedProxyList. Empty: the TCP peer is the client.
+	TrustedProxies    string
+	TrustedProxyList  []netip.Prefix
 	LogLevel          string
 	LogFormat         string
 	HeartbeatTimeout  time.Duration
@@ -158,6 +165,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.ReservedDomains, "reserved-domains", c.ReservedDomains, "comma-separated domains of the provider (brand, API, panel names), each with all its subdomains, that customers cannot order hosting on or set as a custom domain (409 domain_reserved); every enrolled node's hostname is always reserved; the operator's hosting create is not refused; give every coordinator the same list")
 	fs.IntVar(&c.RateLimit, "rate-limit", c.RateLimit, "default requests per minute per API key")
 	fs.IntVar(&c.IPRateLimit, "ip-rate-limit", c.IPRateLimit, "requests per minute one client address (an IPv6 /64) may make to /v1, /openapi.json and /mcp without a valid API key or token (none, or an invalid, revoked, expired or not-allowed-here one; GET /v1/scopes), counted by each coordinator for what it answers; more are 429 rate_limited")
+	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of the reverse proxies / load balancers in front of the API: a request whose TCP peer is in one has its client address (key allow-lists, usage, last_used_ip, the --ip-rate-limit budget) taken from X-Forwarded-For, the rightmost address not itself in the list; Forwarded (RFC 7239) is not read; a peer outside the list is the client whatever it sends (default: none); give every coordinator the same list")
 	fs.IntVar(&c.StatsStreamsPerAccount, "stats-streams-per-account", c.StatsStreamsPerAccount, "stats streams (GET /v1/servers/:id/stats?stream=1) one account may hold open at once; more are refused with 429 too_many_streams")
 	fs.IntVar(&c.StatsCallsPerNode, "stats-calls-per-node", c.StatsCallsPerNode, "stats calls (one-shot and streams) open to one node's agent at once, each holding one of the 256 streams its session takes (actions need the rest); more are refused with 503 node_busy")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
@@ -251,6 +259,12 @@ func (c *Config) Validate() error {
 			continue
 		}
 		c.ReservedList = append(c.ReservedList, ascii)
+	}
+	c.TrustedProxyList = nil
+	if pl, err := httpapi.ParseTrustedProxies(conflayer.SplitList(c.TrustedProxies)); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.TrustedProxyList = pl
 	}
 	if c.RateLimit < 1 {
 		errs = append(errs, errors.New("rate-limit must be at least 1"))

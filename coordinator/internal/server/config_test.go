@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,5 +101,34 @@ func TestReservedDomainsSetting(t *testing.T) {
 	}
 	if none := Defaults(); none.Validate() != nil || none.ReservedList != nil {
 		t.Fatalf("default: %v %q, want no reserved domains", none.Validate(), none.ReservedList)
+	}
+}
+
+// TestTrustedProxiesSetting: --trusted-proxies is a comma-separated CIDR
+// list from the file (a JSON list too), the environment or the flag; a bad
+// entry is refused at start naming the setting; the default is none.
+func TestTrustedProxiesSetting(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "c.json")
+	if err := os.WriteFile(file, []byte(`{"trusted-proxies":["10.0.0.0/8","2001:db8::/32"]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got := validConfig(t, file)
+	if fmt.Sprint(got.TrustedProxyList) != "[10.0.0.0/8 2001:db8::/32]" {
+		t.Fatalf("from the file: %v", got.TrustedProxyList)
+	}
+	t.Setenv("HOSTPLANE_TRUSTED_PROXIES", "192.0.2.0/24, 127.0.0.1")
+	got = validConfig(t, file)
+	if fmt.Sprint(got.TrustedProxyList) != "[192.0.2.0/24 127.0.0.1/32]" {
+		t.Fatalf("from the environment: %v", got.TrustedProxyList)
+	}
+	got, err := loadConfig(t, file, "--trusted-proxies", "10.0.0.0/33")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := got.Validate(); err == nil || !strings.Contains(err.Error(), "trusted-proxies") || !strings.Contains(err.Error(), "10.0.0.0/33") {
+		t.Fatalf("a bad CIDR: %v", err)
+	}
+	if none := Defaults(); none.Validate() != nil || none.TrustedProxyList != nil {
+		t.Fatalf("default: %v %v, want no trusted proxies", none.Validate(), none.TrustedProxyList)
 	}
 }

@@ -138,7 +138,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	metrics.Register(node.FSM.Collectors()...)
 	metrics.Register(node.Collectors()...)
 	s.API = httpapi.New(httpapi.Config{
-		NodeID: cfg.NodeID, Brand: s.brand(), KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, IPRateLimit: cfg.IPRateLimit, ClusterSecret: cfg.ClusterSecret,
+		NodeID: cfg.NodeID, Brand: s.brand(), KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, IPRateLimit: cfg.IPRateLimit, TrustedProxies: cfg.TrustedProxyList, ClusterSecret: cfg.ClusterSecret,
 		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP, ClusterTLS: tlsCfg,
 		Issuer: publicURL(cfg.PublicURL, s.apiAddr), IssuerDefaulted: cfg.PublicURL == "", OAuthPollInterval: cfg.OAuthPollInterval,
 		DNSResolver: cfg.DNSResolver, DNSNSPort: cfg.DNSNSPort,
