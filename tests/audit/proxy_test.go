@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,6 +103,25 @@ func TestBehindALoadBalancer(t *testing.T) {
 		if u.IP != "203.0.113.7" {
 			t.Errorf("usage entry %s %s %d: ip %q; want 203.0.113.7", u.Method, u.Path, u.Status, u.IP)
 		}
+	}
+
+	// /mcp: the operations a tool call dispatches in-process see the
+	// customer's address too (they are checked against the allow-list).
+	ep := c.URL(0) + "/mcp"
+	const initialize = `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"audit","version":"1"}}}`
+	st, h, body := rawMCP(t, "POST", ep, k.Key, "", initialize, xff("203.0.113.7"), 10*time.Second)
+	if st != 200 || h.Get("Mcp-Session-Id") == "" {
+		t.Fatalf("/mcp initialize with X-Forwarded-For 203.0.113.7: %d %.300s", st, body)
+	}
+	session := h.Get("Mcp-Session-Id")
+	if st, _, body := rawMCP(t, "POST", ep, k.Key, session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`, xff("203.0.113.7"), 10*time.Second); st/100 != 2 {
+		t.Fatalf("/mcp notifications/initialized: %d %.300s", st, body)
+	}
+	if st, _, body := rawMCP(t, "POST", ep, k.Key, session, toolCallGetAccount, xff("1.2.3.4, 203.0.113.7"), 10*time.Second); st != 200 || !strings.Contains(body, acc.ID) || strings.Contains(body, "ip_not_allowed") {
+		t.Errorf("/mcp get_account with X-Forwarded-For \"1.2.3.4, 203.0.113.7\": %d %.400s; want the account", st, body)
+	}
+	if st, _, body := rawMCP(t, "POST", ep, k.Key, session, toolCallGetAccount, xff("203.0.113.8"), 10*time.Second); strings.Contains(body, acc.ID) {
+		t.Errorf("/mcp get_account with X-Forwarded-For 203.0.113.8: %d %.400s; want it refused", st, body)
 	}
 
 	// Refusals. A refused key spends its client address's budget: each

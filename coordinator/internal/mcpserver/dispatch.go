@@ -67,6 +67,11 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (res
 	if who.RemoteAddr != "" {
 		r.RemoteAddr = who.RemoteAddr
 	}
+	if len(who.ForwardedFor) > 0 {
+		r.Header[forwardedForHeader] = who.ForwardedFor
+	} else {
+		delete(r.Header, forwardedForHeader)
+	}
 	if c.Body == nil {
 		r.Body = http.NoBody
 		r.ContentLength = 0

@@ -383,7 +383,7 @@ func (f *fastCalls) serveBody(w http.ResponseWriter, r *http.Request, c httpapi.
 	}
 	// The Who the SDK's path makes of the same request (whoFrom).
 	who := Who{Authorization: r.Header.Get("Authorization"),
-		RemoteAddr: r.RemoteAddr, Host: r.Host, Caller: c.AccountID, RequestID: r.Header.Get(requestIDHeader)}
+		RemoteAddr: r.RemoteAddr, ForwardedFor: r.Header.Values(forwardedForHeader), Host: r.Host, Caller: c.AccountID, RequestID: r.Header.Get(requestIDHeader)}
 	if f.counter != nil {
 		who.count = func() *api.Error { return f.counter.CountRequest(headerSink{}, r, c) }
 	}

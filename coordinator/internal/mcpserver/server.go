@@ -41,8 +41,12 @@ type Dispatcher interface {
 type Who struct {
 	Authorization string // the /mcp request's Authorization header
 	RemoteAddr    string
-	Host          string
-	Caller        string // account id (confirmation tokens are bound to it)
+	// ForwardedFor is the /mcp request's X-Forwarded-For: with RemoteAddr,
+	// an operation dispatched in-process has the /mcp request's client
+	// address behind a trusted proxy (--trusted-proxies).
+	ForwardedFor []string
+	Host         string
+	Caller       string // account id (confirmation tokens are bound to it)
 	// RequestID is the /mcp request's X-Request-Id (the public listener's,
 	// set before /mcp runs): an operation dispatched in-process runs under
 	// it, so a tool error's request_id names the /mcp request.
@@ -196,6 +200,7 @@ func whoFrom(x *mcp.RequestExtra) Who {
 	if x.Header != nil {
 		w.Authorization = x.Header.Get("Authorization")
 		w.RequestID = x.Header.Get(requestIDHeader)
+		w.ForwardedFor = x.Header.Values(forwardedForHeader)
 	}
 	if ti := x.TokenInfo; ti != nil {
 		w.Caller = ti.UserID
@@ -590,6 +595,10 @@ func (headerSink) WriteHeader(int)             {}
 
 // requestIDHeader is the public listener's request id header.
 var requestIDHeader = http.CanonicalHeaderKey("X-Request-Id")
+
+// forwardedForHeader is the /mcp request's X-Forwarded-For, carried to
+// the operations it dispatches (Who.ForwardedFor).
+const forwardedForHeader = "X-Forwarded-For"
 
 // baseURL is the scheme and host the client called.
 func baseURL(r *http.Request) string {
