@@ -32,6 +32,19 @@ func (s *Service) Liveness(ctx context.Context) {
 	})
 }
 
+// leaderChangeReconnect is how much longer than the grace period a new
+// leader waits before it records a node that has not reached it yet as
+// unreachable (a node that held a session with it gets the grace period
+// from its last ping, as before). An agent whose coordinator died or
+// stopped leading first waits out its read deadline, then may spend a dial
+// timeout (3 s by default) on each coordinator that does not answer before
+// it finds this one: recorded unreachable meanwhile, a healthy node would
+// be refused orders with 409 no_capacity (placement skips it) for those
+// seconds, where a ready node not connected yet is a 503 node_reconnecting
+// (retry). A node truly gone is recorded unreachable this much later after
+// a leader change.
+const leaderChangeReconnect = 10 * time.Second
+
 func (s *Service) registerSessionAddr(ctx context.Context) error {
 	addr := s.SessionAddr()
 	var cur string
@@ -60,12 +73,17 @@ func (s *Service) sweepLiveness(ctx context.Context, srv *session.Server, since 
 				if n.LastSeenAt != nil && n.LastSeenAt.After(last) {
 					last = *n.LastSeenAt
 				}
+				gone := srv.LastSeen(n.ID)
 				if connected && seen.After(last) {
 					last = seen
-				} else if gone := srv.LastSeen(n.ID); !connected && gone.After(last) {
+				} else if !connected && gone.After(last) {
 					last = gone // the session ended; its last ping still counts
 				}
-				if now.Sub(last) > grace {
+				wait := grace
+				if !connected && !gone.After(since) && !last.After(since) {
+					wait += leaderChangeReconnect // not heard from since this leader took over
+				}
+				if now.Sub(last) > wait {
 					changes = append(changes, fsm.NodeState{NodeID: n.ID, State: api.AgentNodeUnreachable, LastSeenAt: last.UTC()})
 				}
 			case n.State == api.AgentNodeUnreachable && connected && now.Sub(seen) <= grace:
