@@ -55,8 +55,9 @@ type walletIn struct {
 // balance_after (the first answer, replayed to a retry), or the balance a
 // refused order's message names (-1: it names none); ok is an order's
 // success (false: 402 insufficient_funds); noRoom is an order refused with
-// 409 no_capacity (no node could take it: while the agent's session moves
-// to a new leader), which must have changed nothing either.
+// 409 no_capacity (no node could take it), which must have changed nothing
+// either; a run asserts there is none (the node is far from full, and while
+// its session moves to a new leader an order is a 503 node_reconnecting).
 type walletOut struct {
 	known   bool
 	ok      bool
