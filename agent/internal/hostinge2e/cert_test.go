@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -44,7 +45,13 @@ func certAssign(t *testing.T, id, user, domain string, chain, key []byte, detach
 	return a
 }
 
-func masterChildren(t *testing.T, pidFile string) string {
+// nginxProcs is nginx's master pid and the pids of its workers.
+type nginxProcs struct {
+	master  string
+	workers []string
+}
+
+func masterChildren(t *testing.T, pidFile string) nginxProcs {
 	t.Helper()
 	b, _ := os.ReadFile(pidFile)
 	pid := strings.TrimSpace(string(b))
@@ -52,15 +59,27 @@ func masterChildren(t *testing.T, pidFile string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A worker of an earlier configuration (the account's create reloads
-	// nginx) may still be exiting: only the workers that take requests count.
-	var live []string
-	for _, w := range strings.Fields(string(c)) {
-		if cl, err := os.ReadFile("/proc/" + w + "/cmdline"); err == nil && !strings.Contains(string(cl), "shutting down") {
-			live = append(live, w)
+	return nginxProcs{master: pid, workers: strings.Fields(string(c))}
+}
+
+// reloadedSince says how nginx changed since before, or "" when it did
+// not reload: a reload (or restart) starts new workers, so any worker not
+// among before's is one. A worker of an earlier configuration (the
+// account's create reloads nginx) may still be exiting when before is
+// taken and gone after, which is no reload.
+func (before nginxProcs) reloadedSince(after nginxProcs) string {
+	if after.master != before.master {
+		return fmt.Sprintf("master %s → %s", before.master, after.master)
+	}
+	for _, w := range after.workers {
+		if !slices.Contains(before.workers, w) {
+			return fmt.Sprintf("new worker %s (before: %v, after: %v)", w, before.workers, after.workers)
 		}
 	}
-	return pid + ":" + strings.Join(live, " ")
+	if len(after.workers) == 0 {
+		return "no worker left"
+	}
+	return ""
 }
 
 // tlsNode starts a hosting node of hostingtest.Config with a site TLS
@@ -137,8 +156,8 @@ func TestHostingCertThroughTheExecutor(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "custom site of "+uname+"\n" || !bytes.Equal(resp.TLS.PeerCertificates[0].Raw, leaf.Bytes) {
 		t.Fatalf("HTTPS %s: %d %q", custom, resp.StatusCode, body)
 	}
-	if after := masterChildren(t, n.L.NginxPID()); after != before {
-		t.Fatalf("nginx reloaded: %s → %s", before, after)
+	if r := before.reloadedSince(masterChildren(t, n.L.NginxPID())); r != "" {
+		t.Fatalf("nginx reloaded: %s", r)
 	}
 	// A re-send without the secret is answered from the journal.
 	again := certAssign(t, "act-c-attach", uname, custom, chain, nil, false)
