@@ -125,3 +125,53 @@ func TestKeyLastUsedIPApply(t *testing.T) {
 		t.Fatalf("after an older batch: %+v, want 192.0.2.3 at 3 s, 3 uses", k)
 	}
 }
+
+// TestKeyLastUsedIPFollowsTheLastUse: from semantics level 2 a key's
+// last_used_ip is always the address of the use at its last_used_at. A newer
+// use whose batch carries no address (a follower that had not yet applied
+// level 2 ships without it, as to a leader of the release before) clears the
+// address, so the key never shows a new time beside the address of an older
+// use; an older batch changes neither; a later use with an address sets it
+// again. Below level 2 the address is never written, as before.
+func TestKeyLastUsedIPFollowsTheLastUse(t *testing.T) {
+	f := open(t, filepath.Join(t.TempDir(), "f.db"))
+	defer f.Close()
+	idx := uint64(0)
+	apply := func(typ CommandType, p any) {
+		t.Helper()
+		idx++
+		if r := f.ApplyBatch([]*raft.Log{logAt(t, idx, typ, t0, p)})[0].(*Result); r.Err != nil {
+			t.Fatal(r.Err)
+		}
+	}
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	want := func(what string, ip string, s int, uses int64) {
+		t.Helper()
+		var k api.KeyInfo
+		if err := f.Read(func(r store.ReadTx) (err error) { k, err = r.Key("key_a"); return err }); err != nil {
+			t.Fatal(err)
+		}
+		if k.LastUsedIP != ip || k.LastUsedAt == nil || !k.LastUsedAt.Equal(at(s)) || k.UseCount != uses {
+			t.Fatalf("%s: last_used_ip %q, last_used_at %v, use_count %d; want %q at %v, %d uses", what, k.LastUsedIP, k.LastUsedAt, k.UseCount, ip, at(s), uses)
+		}
+	}
+	use := func(s int, ip string) KeyUsage {
+		return KeyUsage{Keys: []KeyUsageBatch{{KeyID: "key_a", LastUsedAt: at(s), LastUsedIP: ip, Count: 1}}}
+	}
+	apply(CmdAccountCreate, AccountCreate{ID: "acc_a", Email: "a@x.io", Name: "a", Country: "TR"})
+	apply(CmdKeyCreate, KeyCreate{ID: "key_a", AccountID: "acc_a", Hash: "h", Prefix: "snc_a", Scopes: []string{api.ScopeAccountRead}})
+	apply(CmdKeyUsage, use(1, "192.0.2.1"))
+	apply(CmdKeyUsage, use(2, ""))
+	want("level 1", "", 2, 2)
+	apply(CmdClusterLevel, ClusterLevel{Level: 2})
+	apply(CmdKeyUsage, use(3, "192.0.2.3"))
+	want("level 2, a use with its address", "192.0.2.3", 3, 3)
+	apply(CmdKeyUsage, use(4, "")) // a newer use, shipped without its address
+	want("a newer use without an address", "", 4, 4)
+	apply(CmdKeyUsage, use(3, "192.0.2.33")) // an older use with one, shipped late
+	want("an older use after it", "", 4, 5)
+	apply(CmdKeyUsage, use(4, "192.0.2.44")) // the same instant: the first one written stands
+	want("a use at the same instant", "", 4, 6)
+	apply(CmdKeyUsage, use(5, "192.0.2.5"))
+	want("a newer use with an address", "192.0.2.5", 5, 7)
+}
