@@ -107,8 +107,10 @@ func newKeyCmd(g *globals) *cobra.Command {
 	list := adminCmd(g, "list ACCOUNT_ID", "List an account's keys", cobra.ExactArgs(1), func(c *cobra.Command, args []string) ([]api.KeyInfo, error) {
 		return g.admin().Keys(c.Context(), args[0])
 	}, func(keys []api.KeyInfo) {
-		table(os.Stdout, "ID\tNAME\tPREFIX\tLAST USED\tUSES\tSTATE\tSCOPES", keys, func(tw io.Writer, k api.KeyInfo) {
-			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%d\t%s\t%s\n", k.ID, k.Name, k.Prefix, tstr(k.LastUsedAt), k.UseCount, keyState(k), strings.Join(k.Scopes, ","))
+		// LAST IP: the client address of that last use ("-": never used, or
+		// not known: below semantics level 2, or shipped without it).
+		table(os.Stdout, "ID\tNAME\tPREFIX\tLAST USED\tLAST IP\tUSES\tSTATE\tSCOPES", keys, func(tw io.Writer, k api.KeyInfo) {
+			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%d\t%s\t%s\n", k.ID, k.Name, k.Prefix, tstr(k.LastUsedAt), dash(printable(k.LastUsedIP, false)), k.UseCount, keyState(k), strings.Join(k.Scopes, ","))
 		})
 	})
 	revoke := adminCmd(g, "revoke KEY_ID", "Revoke a key (takes effect at once)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.KeyInfo, error) {

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestKeyListCLI: `hostplanectl key list ACCOUNT_ID` against a real
+// coordinator shows, per key, the client address of its last use in a LAST
+// IP column beside LAST USED ("-" for a key never used); --json prints the
+// API's answer, last_used_ip included, as before.
+func TestKeyListCLI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a coordinator")
+	}
+	c, g, adm := cliCluster(t)
+	ctx := context.Background()
+	acc, key := c.NewAccount("keylist@example.com")
+	idle, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "idle"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Client(0, key).Account(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var used api.KeyInfo
+	deadline := time.Now().Add(20 * time.Second)
+	for used.UseCount == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the key's use never reached the key list")
+		}
+		time.Sleep(100 * time.Millisecond)
+		keys, err := adm.Keys(ctx, acc.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range keys {
+			if k.ID != idle.Info.ID {
+				used = k
+			}
+		}
+	}
+	if used.LastUsedIP != "127.0.0.1" {
+		t.Fatalf("the used key's last_used_ip %q, want 127.0.0.1", used.LastUsedIP)
+	}
+	run := func(g *globals) string {
+		t.Helper()
+		out, err := stdoutOf(t, func() error { return execQuiet(newKeyCmd(g), "list", acc.ID) })
+		if err != nil {
+			t.Fatalf("key list: %v\n%s", err, out)
+		}
+		return out
+	}
+
+	// As text: a row per key, LAST IP right after LAST USED.
+	lines := strings.Split(strings.TrimSpace(run(&globals{socket: g.socket})), "\n")
+	header := strings.Fields(strings.ReplaceAll(strings.ReplaceAll(lines[0], "LAST USED", "LAST_USED"), "LAST IP", "LAST_IP"))
+	if strings.Join(header, " ") != "ID NAME PREFIX LAST_USED LAST_IP USES STATE SCOPES" {
+		t.Fatalf("key list header %q", lines[0])
+	}
+	rows := map[string][]string{}
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		rows[f[0]] = f
+	}
+	// ID NAME PREFIX… LAST_USED LAST_IP USES STATE SCOPES (names are one word here)
+	if r := rows[used.ID]; len(r) != 8 || r[3] != used.LastUsedAt.UTC().Format(time.RFC3339) || r[4] != "127.0.0.1" || r[5] != "1" || r[6] != "active" {
+		t.Errorf("the used key's row %q, want last used %s from 127.0.0.1, 1 use", r, used.LastUsedAt)
+	}
+	if r := rows[idle.Info.ID]; len(r) != 8 || r[1] != "idle" || r[3] != "never" || r[4] != "-" || r[5] != "0" {
+		t.Errorf("the unused key's row %q, want never, -, 0 uses", r)
+	}
+
+	// --json: the API's key list, unchanged.
+	var keys []api.KeyInfo
+	out := run(g)
+	if err := json.Unmarshal([]byte(out), &keys); err != nil || len(keys) != 2 {
+		t.Fatalf("key list --json: %v\n%s", err, out)
+	}
+	for _, k := range keys {
+		if k.ID == used.ID && (k.LastUsedIP != "127.0.0.1" || k.LastUsedAt == nil || k.UseCount != 1) {
+			t.Errorf("key list --json, the used key: %+v", k)
+		}
+	}
+	if !strings.Contains(out, `"last_used_ip": "127.0.0.1"`) {
+		t.Errorf("key list --json does not carry last_used_ip as the API does:\n%s", out)
+	}
+}
