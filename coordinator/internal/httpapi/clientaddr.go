@@ -26,7 +26,11 @@ import (
 // trusted peer too, so that a request can never choose which of the two is
 // believed: the proxy must set X-Forwarded-For (nginx
 // $proxy_add_x_forwarded_for, HAProxy option forwardfor; cloud load
-// balancers do by default).
+// balancers do by default). X-Real-Ip is not read either: nginx sets it only
+// when configured to and otherwise, as HAProxy and cloud load balancers do,
+// passes the client's own through, so believing it from a trusted peer would
+// let a client choose its address; and it has no chain to walk past a load
+// balancer in front of nginx.
 
 const headerXFF = "X-Forwarded-For"
 

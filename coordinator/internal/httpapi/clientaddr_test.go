@@ -46,6 +46,10 @@ func TestClientIPBehindTrustedProxies(t *testing.T) {
 		{"IPv6 trusted peer", "[2001:db8:ffff::1]:5000", []string{"2001:db8::7, 2001:db8:ffff::2"}, "2001:db8::7"},
 		{"IPv4-mapped trusted peer", "[::ffff:10.1.1.1]:5000", []string{"203.0.113.7"}, "203.0.113.7"},
 		{"a Forwarded header is not read", "10.1.1.1:5000", nil, "10.1.1.1"},
+		// nginx passes a client's own X-Real-Ip through unless told to set
+		// it; cloud load balancers never set it.
+		{"X-Real-Ip is not read", "10.1.1.1:5000", nil, "10.1.1.1"},
+		{"X-Real-Ip is not read beside X-Forwarded-For", "10.1.1.1:5000", []string{"203.0.113.7"}, "203.0.113.7"},
 	}
 	for _, tc := range cases {
 		r := &http.Request{RemoteAddr: tc.peer, Header: http.Header{}}
@@ -53,6 +57,7 @@ func TestClientIPBehindTrustedProxies(t *testing.T) {
 			r.Header.Add("x-forwarded-for", v)
 		}
 		r.Header.Set("Forwarded", "for=192.0.2.66")
+		r.Header.Set("X-Real-Ip", "192.0.2.77") // a hostile client's, passed through
 		a := &API{cfg: Config{TrustedProxies: trusted}}
 		if got := a.clientIP(r); got != tc.want {
 			t.Errorf("%s: peer %s, X-Forwarded-For %q: %s; want %s", tc.name, tc.peer, tc.xff, got, tc.want)
