@@ -9,8 +9,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
-	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/fsmtest"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 )
@@ -66,15 +65,9 @@ func TestActionCLI(t *testing.T) {
 	place := func(acc string) (string, string) {
 		t.Helper()
 		time.Sleep(2 * time.Millisecond) // distinct id times: a known order
-		now := time.Now()
-		id := ids.New("srv", now)
-		vm := "hp-vm-" + id[4:]
-		srv := store.Server{Server: api.Server{ID: id, Label: "web", Hostname: "web.example.com", OSTemplate: "debian-12", OS: "debian",
-			IPv4: "203.0.113.7/24", Plan: api.DefaultPlans[1]}, AccountID: acc, NodeID: "hv-cli", VMName: vm}
-		prov := store.Action{Action: api.Action{ID: ids.New("act", now), Command: api.ActionServerProvision, ResourceID: id},
-			NodeID: "hv-cli", Target: vm, Deadline: now.Add(time.Hour)}
-		apply(fsm.CmdServerCreate, fsm.ServerCreate{Server: srv, Action: prov})
-		return id, prov.ID
+		c := fsmtest.ServerCreate(acc, "hv-cli", time.Now())
+		apply(fsm.CmdServerCreate, c)
+		return c.Server.ID, c.Action.ID
 	}
 	srvA1, actA1 := place(accA.ID)
 	_, actA2 := place(accA.ID)

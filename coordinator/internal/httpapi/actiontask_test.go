@@ -11,8 +11,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
-	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/fsmtest"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -146,14 +145,9 @@ func TestActionCurrentTaskServed(t *testing.T) {
 	s := newSrvAPI(t)
 	acc, key := s.account(allServerScopes...)
 	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
-	now := time.Now()
-	id := ids.New("srv", now)
-	vm := "hp-vm-" + id[4:]
-	srv := store.Server{Server: api.Server{ID: id, Label: "web", Hostname: "web.example.com", OSTemplate: "debian-12", OS: "debian",
-		IPv4: "203.0.113.7/24", Plan: api.DefaultPlans[1]}, AccountID: acc, NodeID: "hv-secret-node", VMName: vm}
-	prov := store.Action{Action: api.Action{ID: ids.New("act", now), Command: api.ActionServerProvision, ResourceID: id},
-		NodeID: "hv-secret-node", Target: vm, Deadline: now.Add(time.Hour)}
-	s.apply(fsm.CmdServerCreate, fsm.ServerCreate{Server: srv, Action: prov})
+	c := fsmtest.ServerCreate(acc, "hv-secret-node", time.Now())
+	id, prov := c.Server.ID, c.Action
+	s.apply(fsm.CmdServerCreate, c)
 
 	task := func(actID string) (string, string) {
 		t.Helper()

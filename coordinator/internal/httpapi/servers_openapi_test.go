@@ -12,8 +12,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
-	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/fsmtest"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -96,16 +95,10 @@ func (s *srvAPI) secret(id string) map[string]string {
 // server places a provisioned (running) server for acc.
 func (s *srvAPI) server(acc string) string {
 	s.t.Helper()
-	now := time.Now()
-	id := ids.New("srv", now)
-	vm := "hp-vm-" + id[4:]
-	srv := store.Server{Server: api.Server{ID: id, Label: "web", Hostname: "web.example.com", OSTemplate: "debian-12", OS: "debian",
-		IPv4: "203.0.113.7/24", Plan: api.DefaultPlans[1]}, AccountID: acc, NodeID: "hv-secret-node", VMName: vm}
-	prov := store.Action{Action: api.Action{ID: ids.New("act", now), Command: api.ActionServerProvision, ResourceID: id},
-		NodeID: "hv-secret-node", Target: vm, Deadline: now.Add(time.Hour)}
-	s.apply(fsm.CmdServerCreate, fsm.ServerCreate{Server: srv, Action: prov})
-	s.finish(prov.ID, true)
-	return id
+	c := fsmtest.ServerCreate(acc, "hv-secret-node", time.Now())
+	s.apply(fsm.CmdServerCreate, c)
+	s.finish(c.Action.ID, true)
+	return c.Server.ID
 }
 
 // servers places n servers for acc (as server), oldest first, their ids
