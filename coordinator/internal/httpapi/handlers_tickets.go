@@ -12,6 +12,14 @@ import (
 const (
 	maxSubject = 200
 	maxMessage = 20000
+	// maxThreadBytes and maxThreadMessages bound a ticket's thread (its
+	// messages' bodies, and their number: each has a fixed overhead) for a
+	// customer's reply: every reply rewrites the whole thread in the
+	// replicated state and answers it whole, so a thread grown without end
+	// (20,000-character replies at the rate limit) slowed every account's
+	// writes. Staff replies are not bounded.
+	maxThreadBytes    = 1 << 20
+	maxThreadMessages = 200
 )
 
 func (a *API) listTickets(rq *request) (int, any, error) {
@@ -83,9 +91,37 @@ func (a *API) replyTicket(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.threadRoom(rq, id, len(req.Body)); err != nil {
+		return 0, nil, err
+	}
 	return ticketAnswer(a.propose(rq.Context(), rq, fsm.CmdTicketReply, fsm.TicketReply{
 		TicketID: id, AccountID: rq.caller.accountID, MessageID: ids.New("msg", rq.now), Body: req.Body,
 	}, http.StatusCreated))
+}
+
+// threadRoom refuses a customer's reply of n bytes that would take ticket
+// id's thread past maxThreadBytes or maxThreadMessages (409
+// ticket_thread_full). A ticket it cannot read is left to the command, which
+// answers it as before.
+func (a *API) threadRoom(rq *request, id string, n int) error {
+	var size, count int
+	err := a.state.Read(func(r store.ReadTx) error {
+		t, err := r.Ticket(rq.caller.accountID, id)
+		for _, m := range t.Messages {
+			size += len(m.Body)
+		}
+		count = len(t.Messages)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil
+	case count >= maxThreadMessages:
+		return errf(http.StatusConflict, "ticket_thread_full", "ticket %s holds %d messages, the most a thread holds: open a new ticket", id, count)
+	case size+n > maxThreadBytes:
+		return errf(http.StatusConflict, "ticket_thread_full", "ticket %s holds %d bytes of messages and a thread holds at most %d (1 MiB): open a new ticket", id, size, maxThreadBytes)
+	}
+	return nil
 }
 
 func (a *API) closeTicket(rq *request) (int, any, error) {
