@@ -600,7 +600,12 @@ var requestIDHeader = http.CanonicalHeaderKey("X-Request-Id")
 // the operations it dispatches (Who.ForwardedFor).
 const forwardedForHeader = "X-Forwarded-For"
 
-// baseURL is the scheme and host the client called.
+// baseURL is the scheme and host the client called. X-Forwarded-Proto is
+// read from any peer, unlike X-Forwarded-For (--trusted-proxies): only a
+// handler built without ResourceMetadataURL uses this (Attach, the
+// coordinator's, always sets it from --public-url), and only for the 401
+// challenge of the same request, whose Host the client chose anyway; a
+// forged value misleads no one but its sender.
 func baseURL(r *http.Request) string {
 	scheme := "http"
 	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
