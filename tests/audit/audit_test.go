@@ -28,6 +28,20 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
 
+// Parallel tests. This package is the suite's longest (about 600 s, every
+// test on clusters of its own). A few of its longest tests call t.Parallel:
+// once every other test has run they run two at a time (go test's -parallel
+// is GOMAXPROCS, 2 on the CI machine), each on its own cluster. Each spends
+// most of its time waiting: retry periods, windows in which nothing may
+// arrive, a key's expiry, a quarantine, elections after a leader kill; none
+// bounds how fast the coordinators answer more tightly than seconds. A test
+// joins them only when it is such a test and sets no environment
+// (framework.TestClock's t.Setenv panics in a parallel test). Tests that time
+// the coordinators stay sequential: slow_test.go, hook_fairness_test.go,
+// streams_test.go, the rate-limit tests, dom_patch_test.go (a change raced
+// against a registry delay), TestNetLastAddressRace (an order within the
+// quarantine).
+
 const (
 	serverPrice  = 1200 // vps-a, a month
 	hostingPrice = 600  // web-a, a month

@@ -26,6 +26,8 @@ import (
 // Tickets opened at once through all three coordinators get distinct
 // numbers 1…n.
 func TestHookEdges(t *testing.T) {
+	// Mostly waits (see "Parallel tests" in audit_test.go).
+	t.Parallel()
 	r := hookRig(t, "--webhook-max-per-account", "5")
 	f := r.follower()
 	var secrets []string

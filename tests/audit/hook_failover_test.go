@@ -21,6 +21,8 @@ import (
 // (duplicates are allowed, and a receiver can drop them by that id), each
 // signed with the webhook's secret.
 func TestHookDeliveriesAcrossLeaderKill(t *testing.T) {
+	// Mostly waits (see "Parallel tests" in audit_test.go).
+	t.Parallel()
 	r := hookRig(t)
 	var mu sync.Mutex
 	n := 0

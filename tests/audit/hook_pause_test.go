@@ -18,6 +18,8 @@ import (
 // the X-Sunucu-Delivery and event id of its earlier attempts, signed with
 // the webhook's secret, and the log shows it succeeded.
 func TestHookPauseKeepsRetries(t *testing.T) {
+	// Mostly waits (see "Parallel tests" in audit_test.go).
+	t.Parallel()
 	r := hookRig(t, "--webhook-retry-max", "2s", "--webhook-retry-window", "5m")
 	var failing atomic.Bool // till the receiver is fixed
 	failing.Store(true)

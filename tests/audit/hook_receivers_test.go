@@ -28,6 +28,8 @@ import (
 // webhook's delivery under another webhook of the same account is a 404.
 // The delivery log pages 200 at a time.
 func TestHookHostileReceivers(t *testing.T) {
+	// Mostly waits (see "Parallel tests" in audit_test.go).
+	t.Parallel()
 	const timeout = 2 * time.Second
 	r := hookRig(t, "--webhook-attempt-timeout", timeout.String(), "--webhook-retry-max", "4s", "--webhook-retry-window", "10s")
 	f := r.follower()

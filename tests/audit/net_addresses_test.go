@@ -182,6 +182,8 @@ func (r *netRig) charged() charged {
 // prefixes), the pool counting all five used, and every provisioning
 // finishing under the new leader.
 func TestNetOrdersAcrossLeaderKill(t *testing.T) {
+	// Mostly waits (see "Parallel tests" in audit_test.go).
+	t.Parallel()
 	r := newNetRig(t, "198.51.100.0/29", 0) // .2-.6
 	const orders = 5
 	r.c.Credit(r.ctx, r.accA.ID, orders*serverPrice)

@@ -47,6 +47,8 @@ func bearerFrom(t *testing.T, hc *http.Client, base, tok, path string) (int, str
 // unaffected (the control). Before, an app's tokens worked from anywhere, at
 // the default limit, for 90 days after its key expired.
 func TestOAuthAppGetsNoMoreThanItsKey(t *testing.T) {
+	// Mostly waits (see "Parallel tests" in audit_test.go).
+	t.Parallel()
 	r, o, client, connect := oauthAppRig(t)
 	adm := r.c.AnyAlive(nil).Admin()
 	mint := func(req api.KeyCreateRequest) string {
