@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -62,7 +59,7 @@ func TestNodeUnplugged(t *testing.T) {
 			if local != nil && local.MemoryBytes != st.MemoryBytes {
 				t.Fatalf("stats: memory_bytes %d, the agent's sample of %s has %d", st.MemoryBytes, st.Time, local.MemoryBytes)
 			}
-			rss := qemuRSS(t, vm)
+			rss := testenv.QEMURSS(t, vm)
 			if local != nil && st.MemoryBytes+guestBelowQEMU < rss {
 				t.Logf("memory_bytes %d MiB (plan %d MiB; QEMU resident %d MiB), the agent's sample the same", st.MemoryBytes>>20, plan>>20, rss>>20)
 				break
@@ -252,25 +249,4 @@ func agentSampleAt(t *testing.T, w *world, vm string, at time.Time) *api.NodeVMS
 		}
 	}
 	return nil
-}
-
-// qemuRSS is the resident set of the domain's QEMU process (libvirt's pid file, /proc).
-func qemuRSS(t *testing.T, dom string) uint64 {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/run/libvirt/qemu", dom+".pid"))
-	if err != nil {
-		t.Fatalf("qemu pid of %s: %v", dom, err)
-	}
-	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/status")
-	if err != nil {
-		t.Fatalf("qemu of %s: %v", dom, err)
-	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			v, _ := strconv.ParseUint(f[1], 10, 64)
-			return v << 10
-		}
-	}
-	t.Fatalf("no VmRSS for the QEMU of %s", dom)
-	return 0
 }

@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,16 +15,21 @@ import (
 	"libvirt.org/go/libvirtxml"
 )
 
-func TestLibvirtDomainBasics(t *testing.T) {
+// guestOverlay is the domain tests' set-up (skipped with -short: they boot a
+// guest): the test guest, a hypervisor with a fresh pool, the guest's disk
+// copied into the pool as base.qcow2 and a 1 GiB overlay of it,
+// PREFIX-root.qcow2. ctx ends with the test, within 2 minutes.
+func guestOverlay(t *testing.T) (ctx context.Context, g testenv.Guest, h *hypervisor.Libvirt, prefix, base string, disk hypervisor.Volume) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("boots a guest")
 	}
-	g := testenv.RequireGuest(t)
-	h, prefix := testenv.Hypervisor(t)
+	g = testenv.RequireGuest(t)
+	h, prefix = testenv.Hypervisor(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 
-	base := filepath.Join(h.PoolPath(), "base.qcow2")
+	base = filepath.Join(h.PoolPath(), "base.qcow2")
 	b, _ := os.ReadFile(g.Disk)
 	if err := os.WriteFile(base, b, 0o644); err != nil {
 		t.Fatal(err)
@@ -37,6 +41,11 @@ func TestLibvirtDomainBasics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return ctx, g, h, prefix, base, disk
+}
+
+func TestLibvirtDomainBasics(t *testing.T) {
+	ctx, g, h, prefix, base, disk := guestOverlay(t)
 	if disk.Capacity != 1<<30 {
 		t.Fatalf("capacity %d", disk.Capacity)
 	}
@@ -150,26 +159,7 @@ func TestLibvirtDomainBasics(t *testing.T) {
 // back to one that is more than zero and at most the domain's memory, though
 // the QEMU process's resident set is larger.
 func TestLibvirtMemoryWithoutBalloon(t *testing.T) {
-	if testing.Short() {
-		t.Skip("boots a guest")
-	}
-	g := testenv.RequireGuest(t)
-	h, prefix := testenv.Hypervisor(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-
-	base := filepath.Join(h.PoolPath(), "base.qcow2")
-	b, _ := os.ReadFile(g.Disk)
-	if err := os.WriteFile(base, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.RefreshPool(ctx); err != nil {
-		t.Fatal(err)
-	}
-	disk, err := h.CreateOverlay(ctx, prefix+"-root.qcow2", base, 1<<30)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, g, h, prefix, _, disk := guestOverlay(t)
 	logPath := filepath.Join(t.TempDir(), "console.log")
 	name := prefix + "-old"
 	const memMiB = 128
@@ -215,7 +205,7 @@ func TestLibvirtMemoryWithoutBalloon(t *testing.T) {
 	if s == nil {
 		t.Fatal("no stats for the domain")
 	}
-	rss := qemuRSS(t, name)
+	rss := testenv.QEMURSS(t, name)
 	t.Logf("memory %d MiB from %s; QEMU resident %d MiB; domain %d MiB", s.MemoryBytes>>20, s.MemorySource, rss>>20, memMiB)
 	if s.MemoryBytes == 0 || s.MemoryBytes > memMiB<<20 || s.MemorySource != hypervisor.MemoryHost {
 		t.Fatalf("memory without a balloon: %d bytes from %q, want more than 0, at most %d MiB, from %q", s.MemoryBytes, s.MemorySource, memMiB, hypervisor.MemoryHost)
@@ -223,26 +213,4 @@ func TestLibvirtMemoryWithoutBalloon(t *testing.T) {
 	if err := h.DestroyDomain(ctx, name); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// qemuRSS is the resident set of the domain's QEMU process, from libvirt's pid
-// file and /proc.
-func qemuRSS(t *testing.T, dom string) uint64 {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/run/libvirt/qemu", dom+".pid"))
-	if err != nil {
-		t.Fatalf("qemu pid of %s: %v", dom, err)
-	}
-	st, err := os.ReadFile("/proc/" + strings.TrimSpace(string(b)) + "/status")
-	if err != nil {
-		t.Fatalf("qemu of %s: %v", dom, err)
-	}
-	for _, line := range strings.Split(string(st), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			v, _ := strconv.ParseUint(f[1], 10, 64)
-			return v << 10
-		}
-	}
-	t.Fatalf("no VmRSS for the QEMU of %s", dom)
-	return 0
 }

@@ -5,11 +5,9 @@ package libvirttest
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -267,23 +265,4 @@ func poolFiles(t testing.TB, dir string) []string {
 		out = append(out, e.Name())
 	}
 	return out
-}
-
-// qemuPID is the pid of the domain's QEMU process, from libvirt's pid file,
-// checked against /proc.
-func qemuPID(t *testing.T, dom string) int {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join("/run/libvirt/qemu", dom+".pid"))
-	if err != nil {
-		t.Fatalf("qemu pid of %s: %v", dom, err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		t.Fatalf("qemu pid file of %s: %q", dom, b)
-	}
-	cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil || !strings.Contains(string(cmd), "guest="+dom) {
-		t.Fatalf("pid %d is not the QEMU of %s: %q %v", pid, dom, cmd, err)
-	}
-	return pid
 }

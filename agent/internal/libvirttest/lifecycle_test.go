@@ -63,7 +63,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("boot 1: bootcount=%s install-id=%s", bc, idA)
 	}
 
-	pid := qemuPID(t, name)
+	pid := testenv.QEMUPID(t, name)
 	op, err = c.Reboot(ctx, name, api.NodeStopRequest{OpID: e.prefix + "-reboot1"})
 	if err != nil {
 		t.Fatalf("reboot: %v", err)
@@ -77,7 +77,7 @@ func TestLifecycle(t *testing.T) {
 	if !strings.Contains(framework.ReadFile(t, vm.ConsoleLog), "clean-shutdown") {
 		t.Fatal("the guest did not shut down on the ACPI reboot request")
 	}
-	if got := qemuPID(t, name); got != pid {
+	if got := testenv.QEMUPID(t, name); got != pid {
 		t.Fatalf("reboot replaced the QEMU process: pid %d → %d", pid, got)
 	}
 

@@ -2,7 +2,6 @@ package libvirttest
 
 import (
 	"context"
-	"os"
 	"strconv"
 	"strings"
 	"testing"
@@ -52,13 +51,13 @@ func TestMemoryIsTheGuests(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: memory %d MiB, the guest uses %d MiB (MemTotal − MemAvailable) after 60 s; QEMU's resident set is %d MiB\nconsole:\n%s",
-					what, figure>>20, guest>>20, qemuRSS(t, name)>>20, framework.ReadFile(t, vm.ConsoleLog))
+					what, figure>>20, guest>>20, testenv.QEMURSS(t, name)>>20, framework.ReadFile(t, vm.ConsoleLog))
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
 	}
 	idle, guestIdle := settle("idle guest", func(uint64, uint64) bool { return true })
-	t.Logf("idle: stats %d MiB, guest %d MiB, QEMU resident %d MiB, plan %d MiB", idle>>20, guestIdle>>20, qemuRSS(t, name)>>20, plan>>20)
+	t.Logf("idle: stats %d MiB, guest %d MiB, QEMU resident %d MiB, plan %d MiB", idle>>20, guestIdle>>20, testenv.QEMURSS(t, name)>>20, plan>>20)
 
 	// 40 MiB in a tmpfs of its own (the root tmpfs is half the guest's memory,
 	// mostly taken by the initramfs): memory the guest cannot drop.
@@ -67,7 +66,7 @@ func TestMemoryIsTheGuests(t *testing.T) {
 		t.Fatalf("filling a tmpfs in the guest: %s", out)
 	}
 	busy, guestBusy := settle("after 40 MiB allocated", func(figure, _ uint64) bool { return figure >= idle+fill-slack })
-	t.Logf("after 40 MiB in a tmpfs: stats %d MiB, guest %d MiB, QEMU resident %d MiB", busy>>20, guestBusy>>20, qemuRSS(t, name)>>20)
+	t.Logf("after 40 MiB in a tmpfs: stats %d MiB, guest %d MiB, QEMU resident %d MiB", busy>>20, guestBusy>>20, testenv.QEMURSS(t, name)>>20)
 
 	if _, err := e.c.Terminate(ctx, name, e.prefix+"-term"); err != nil {
 		t.Fatal(err)
@@ -108,18 +107,6 @@ func guestUsed(t *testing.T, dom string) uint64 {
 		t.Fatalf("the guest's /proc/meminfo: %q", out)
 	}
 	return (total - avail) << 10
-}
-
-// qemuRSS is the resident set of the domain's QEMU process (for the log).
-func qemuRSS(t *testing.T, dom string) uint64 {
-	b, _ := os.ReadFile("/proc/" + strconv.Itoa(qemuPID(t, dom)) + "/status")
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			v, _ := strconv.ParseUint(f[1], 10, 64)
-			return v << 10
-		}
-	}
-	return 0
 }
 
 func diff(a, b uint64) uint64 {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
@@ -82,7 +83,7 @@ func TestForcedStopAndPasswordReset(t *testing.T) {
 		t.Fatalf("reboot of stopped vm: %+v %v", op, err)
 	}
 	waitReady(t, ctx, vm.ConsoleLog, 2)
-	pid := qemuPID(t, name)
+	pid := testenv.QEMUPID(t, name)
 	op, err = c.Reboot(ctx, name, api.NodeStopRequest{OpID: e.prefix + "-reboot1", GraceSeconds: 2})
 	if err != nil || op.Result.PowerMethod != api.NodePowerForced || op.Result.RebootMethod != api.NodeRebootReset {
 		t.Fatalf("reboot of ACPI-deaf guest: %+v %v", op, err)
@@ -90,7 +91,7 @@ func TestForcedStopAndPasswordReset(t *testing.T) {
 	if bc, _ := waitReady(t, ctx, vm.ConsoleLog, 3); bc != "3" {
 		t.Fatalf("after the forced reset: bootcount=%s", bc)
 	}
-	if got := qemuPID(t, name); got != pid {
+	if got := testenv.QEMUPID(t, name); got != pid {
 		t.Fatalf("forced reset replaced the QEMU process: pid %d → %d", pid, got)
 	}
 	if op, err := c.Start(ctx, name, e.prefix+"-start"); err != nil || op.Result.PowerMethod != api.NodePowerAlready {

@@ -42,6 +42,8 @@ var (
 	Boots               = fenv.Boots
 	SHA256File          = fenv.SHA256File
 	ReadGuestFile       = fenv.ReadGuestFile
+	QEMUPID             = fenv.QEMUPID
+	QEMURSS             = fenv.QEMURSS
 )
 
 // Hypervisor connects to libvirtd with a fresh pool under a temp dir; everything is

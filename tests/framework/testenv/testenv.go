@@ -261,3 +261,40 @@ func ReadGuestFile(tb testing.TB, disk, path string) string {
 	}
 	return strings.TrimSpace(string(out))
 }
+
+// QEMUPID is the pid of the domain's QEMU process, from libvirt's pid file,
+// checked against /proc (its command line names guest=dom).
+func QEMUPID(tb testing.TB, dom string) int {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join("/run/libvirt/qemu", dom+".pid"))
+	if err != nil {
+		tb.Fatalf("qemu pid of %s: %v", dom, err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		tb.Fatalf("qemu pid file of %s: %q", dom, b)
+	}
+	cmd, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || !strings.Contains(string(cmd), "guest="+dom) {
+		tb.Fatalf("pid %d is not the QEMU of %s: %q %v", pid, dom, cmd, err)
+	}
+	return pid
+}
+
+// QEMURSS is the resident set of the domain's QEMU process (QEMUPID, then
+// /proc/PID/status).
+func QEMURSS(tb testing.TB, dom string) uint64 {
+	tb.Helper()
+	st, err := os.ReadFile("/proc/" + strconv.Itoa(QEMUPID(tb, dom)) + "/status")
+	if err != nil {
+		tb.Fatalf("qemu of %s: %v", dom, err)
+	}
+	for _, line := range strings.Split(string(st), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			v, _ := strconv.ParseUint(f[1], 10, 64)
+			return v << 10
+		}
+	}
+	tb.Fatalf("no VmRSS for the QEMU of %s", dom)
+	return 0
+}
