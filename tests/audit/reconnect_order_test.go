@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -50,17 +49,7 @@ func TestOrdersWhileTheNodeReconnects(t *testing.T) {
 		t.Fatalf("an order with the node connected: %s", rep)
 	}
 
-	if err := syscall.Kill(sim.Pid(), syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			_ = syscall.Kill(sim.Pid(), syscall.SIGCONT)
-		}
-	}
-	t.Cleanup(resume)
+	resume := sim.Pause()
 	c.WaitNode(node, 30*time.Second, "not connected but still ready", func(n api.AgentNode) bool {
 		return !n.Connected && n.State == api.AgentNodeReady
 	})

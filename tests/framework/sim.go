@@ -81,6 +81,20 @@ func (p *Sim) Exited() <-chan struct{} { return p.done }
 // Pid is the process id of the simulator.
 func (p *Sim) Pid() int { return p.cmd.Process.Pid }
 
+// Pause stops the process (SIGSTOP): alive but silent, as an agent waiting
+// out a dead coordinator or a short network loss looks to the coordinators.
+// It returns what resumes it (SIGCONT); only the first call resumes, and the
+// test's end calls it too, so that the process never stays stopped.
+func (p *Sim) Pause() (resume func()) {
+	p.t.Helper()
+	if err := syscall.Kill(p.Pid(), syscall.SIGSTOP); err != nil {
+		p.t.Fatal(err)
+	}
+	resume = sync.OnceFunc(func() { _ = syscall.Kill(p.Pid(), syscall.SIGCONT) })
+	p.t.Cleanup(resume)
+	return resume
+}
+
 // Kill SIGKILLs the process and waits for it.
 func (p *Sim) Kill() {
 	if p.cmd.Process != nil {

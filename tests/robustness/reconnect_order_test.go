@@ -3,7 +3,6 @@ package robustness
 import (
 	"context"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -57,17 +56,7 @@ func TestOrderWhileTheAgentFindsTheNewLeader(t *testing.T) {
 		t.Fatalf("an order with the node connected: %s", rep)
 	}
 
-	if err := syscall.Kill(sim.Pid(), syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	resumed := false
-	resume := func() {
-		if !resumed {
-			resumed = true
-			_ = syscall.Kill(sim.Pid(), syscall.SIGCONT)
-		}
-	}
-	t.Cleanup(resume)
+	resume := sim.Pause()
 	c.Kill(old)
 	nl, err := c.LeaderIndexSkipping(map[int]bool{old: true}, 20*time.Second)
 	if err != nil {
