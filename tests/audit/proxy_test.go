@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"context"
 	"strconv"
 	"strings"
 	"testing"
@@ -25,16 +24,8 @@ import (
 // name 203.0.113.7, not the proxy.
 func TestBehindALoadBalancer(t *testing.T) {
 	const budget = 4
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
-		Extra: func(int, *framework.CoordinatorProcess) []string {
-			return []string{"--ip-rate-limit=" + strconv.Itoa(budget), "--trusted-proxies=127.0.0.0/8"}
-		}})
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	acc, _, err := c.NewAccount(ctx, "behind-lb@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ctx, acc := ipBudgetCluster(t, framework.ProcessOptions{N: 3, RaftTimeout: 500 * time.Millisecond}, budget, "behind-lb@example.com", 2*time.Minute,
+		"--trusted-proxies=127.0.0.0/8")
 	adm := c.AnyAlive(nil).Admin()
 	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "office", Scopes: []string{"account:read", "tickets:write"}, AllowedCIDRs: []string{"203.0.113.7/32"}})
 	if err != nil {
@@ -146,16 +137,7 @@ func TestBehindALoadBalancer(t *testing.T) {
 // and a key allow-listed for 203.0.113.7 is refused whatever the header says.
 func TestForwardedForIsIgnoredWithoutTrustedProxies(t *testing.T) {
 	const budget = 4
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: framework.Coordinator(t),
-		Extra: func(int, *framework.CoordinatorProcess) []string {
-			return []string{"--ip-rate-limit=" + strconv.Itoa(budget)}
-		}})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	acc, _, err := c.NewAccount(ctx, "no-lb@example.com")
-	if err != nil {
-		t.Fatal(err)
-	}
+	c, ctx, acc := ipBudgetCluster(t, framework.ProcessOptions{N: 1}, budget, "no-lb@example.com", time.Minute)
 	k, err := c.Admin(0).CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "office", Scopes: []string{"account:read"}, AllowedCIDRs: []string{"203.0.113.7/32"}})
 	if err != nil {
 		t.Fatal(err)
