@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -101,6 +102,65 @@ func (c *cluster) injectFaults(ctx context.Context, t *testing.T, rec *recorder,
 		}
 	}()
 	return faultDone
+}
+
+// reader is a read on p recorded as client's operation, with meta.
+type reader func(ctx context.Context, p *framework.CoordinatorProcess, client int, meta string) error
+
+// runClients runs clients concurrent clients until ctx ends, client i with a
+// random source of its own: op after op (do) on the coordinator clientProc
+// picks, with think time (0-40 ms) between them. Meanwhile f is applied to the
+// leader (injectFaults). Once every client has finished its last operation
+// and the fault is over, every coordinator i, running again, reads once more
+// (final, unless nil; tried for up to 20 s) as client clients+i: the last
+// word.
+func (c *cluster) runClients(ctx context.Context, t *testing.T, rec *recorder, f fault, clients int, do func(i int, rng *rand.Rand, p *framework.CoordinatorProcess), final reader) {
+	var wg sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
+			for ctx.Err() == nil {
+				do(i, rng, c.clientProc(i, rng))
+				// Think time: porcupine's search grows as 2^(operations in
+				// flight) wherever it has to backtrack, so clients pause a
+				// little between operations (0-40 ms; 2-3 in flight on average).
+				thinkTime(ctx, rng, 40*time.Millisecond)
+			}
+		}(i)
+	}
+	faultDone := c.injectFaults(ctx, t, rec, f)
+	wg.Wait()
+	<-faultDone
+	if final == nil {
+		return
+	}
+	for i, p := range c.procs {
+		c.waitReady(p, 20*time.Second)
+		framework.PollFor(t, p.ID+" reading a last time", 20*time.Second, 100*time.Millisecond, func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, final(ctx, p, clients+i, p.ID+" (final)")
+		}, func(struct{}) bool { return true })
+	}
+}
+
+// readCount counts a run's reads: answered and failed.
+type readCount struct{ ok, failed atomic.Int64 }
+
+// read is client's read on p during a run, which may wait 3 s: a client
+// stuck on the paused coordinator gives up and reads again. A failed read
+// constrains nothing; the client pauses per the retry policy.
+func (n *readCount) read(ctx context.Context, read reader, p *framework.CoordinatorProcess, client int) {
+	rctx, rcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	err := read(rctx, p, client, p.ID)
+	rcancel()
+	if err == nil {
+		n.ok.Add(1)
+		return
+	}
+	n.failed.Add(1)
+	st, _ := statusOf(err)
+	retryPause(ctx, st)
 }
 
 // clientProc is the coordinator client i sends its next operation to: half

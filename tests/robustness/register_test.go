@@ -8,12 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/anishathalye/porcupine"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // regInput is one register operation: a write of value, or a read.
@@ -69,74 +69,58 @@ func runRegister(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcup
 	var failedReads atomic.Int64
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
-	var wg sync.WaitGroup
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
-			clientID := i
-			for ctx.Err() == nil {
-				// Half the clients stay on one coordinator, half pick one per
-				// operation: together they go through all three.
-				p := c.clientProc(i, rng)
-				// Each request may wait 3 s: a client stuck on the paused
-				// coordinator gives up and tries again, so the requests still
-				// queued there when it resumes were sent late in the pause, after
-				// the new leader acknowledged writes.
-				rctx, rcancel := context.WithTimeout(context.Background(), 3*time.Second)
-				if i < writers && rng.IntN(2) == 0 {
-					v := int(nextValue.Add(1))
-					call := rec.now()
-					st, err := c.write(rctx, p, strconv.Itoa(v))
-					ret := rec.now()
-					op := porcupine.Operation{ClientId: clientID, Input: regInput{write: true, value: v}, Call: call, Output: 0, Return: ret, Metadata: p.ID}
-					switch {
-					case err == nil && st == 200:
-						rec.add(op)
-					case st >= 400 && st < 500:
-						// A definite refusal: nothing was written.
-						t.Errorf("write refused: %v", err)
-					default:
-						// Timed out, connection lost or 5xx: it may have been
-						// committed. Pending until infinity; this client then
-						// carries on under a new id, as a crashed client would.
-						op.Return = pendingForever
-						op.Metadata = fmt.Sprintf("%s: unknown outcome (status %d, %v)", p.ID, st, err)
-						rec.add(op)
-						clientID = int(nextClient.Add(1)) - 1
-						retryPause(ctx, st)
-					}
-				} else {
-					call := rec.now()
-					v, st, err := c.read(rctx, p, "")
-					ret := rec.now()
-					if err == nil && st == 200 {
-						n, perr := strconv.Atoi(v)
-						if perr != nil {
-							t.Errorf("register holds %q", v)
-						}
-						rec.add(porcupine.Operation{ClientId: clientID, Input: regInput{}, Call: call, Output: n, Return: ret, Metadata: p.ID})
-					} else {
-						// A failed read constrains nothing; retry per the policy.
-						failedReads.Add(1)
-						retryPause(ctx, st)
-					}
-				}
-				rcancel()
-				// Think time: porcupine's search grows as 2^(operations in
-				// flight) wherever it has to backtrack, so clients pause a
-				// little between operations (0-40 ms; 2-3 in flight on average).
-				thinkTime(ctx, rng, 40*time.Millisecond)
-			}
-		}(i)
+	// clientIDs[i]: client i's id in the history; after an operation of
+	// unknown outcome it carries on under a new one.
+	clientIDs := make([]int, clients)
+	for i := range clientIDs {
+		clientIDs[i] = i
 	}
-
-	// The fault, twice: at 5 s, and again 3 s after the first one ended, each
-	// time to whichever coordinator leads then.
-	faultDone := c.injectFaults(ctx, t, rec, f)
-	wg.Wait()
-	<-faultDone
+	c.runClients(ctx, t, rec, f, clients, func(i int, rng *rand.Rand, p *framework.CoordinatorProcess) {
+		// Each request may wait 3 s: a client stuck on the paused
+		// coordinator gives up and tries again, so the requests still
+		// queued there when it resumes were sent late in the pause, after
+		// the new leader acknowledged writes.
+		rctx, rcancel := context.WithTimeout(context.Background(), 3*time.Second)
+		if i < writers && rng.IntN(2) == 0 {
+			v := int(nextValue.Add(1))
+			call := rec.now()
+			st, err := c.write(rctx, p, strconv.Itoa(v))
+			ret := rec.now()
+			op := porcupine.Operation{ClientId: clientIDs[i], Input: regInput{write: true, value: v}, Call: call, Output: 0, Return: ret, Metadata: p.ID}
+			switch {
+			case err == nil && st == 200:
+				rec.add(op)
+			case st >= 400 && st < 500:
+				// A definite refusal: nothing was written.
+				t.Errorf("write refused: %v", err)
+			default:
+				// Timed out, connection lost or 5xx: it may have been
+				// committed. Pending until infinity; this client then
+				// carries on under a new id, as a crashed client would.
+				op.Return = pendingForever
+				op.Metadata = fmt.Sprintf("%s: unknown outcome (status %d, %v)", p.ID, st, err)
+				rec.add(op)
+				clientIDs[i] = int(nextClient.Add(1)) - 1
+				retryPause(ctx, st)
+			}
+		} else {
+			call := rec.now()
+			v, st, err := c.read(rctx, p, "")
+			ret := rec.now()
+			if err == nil && st == 200 {
+				n, perr := strconv.Atoi(v)
+				if perr != nil {
+					t.Errorf("register holds %q", v)
+				}
+				rec.add(porcupine.Operation{ClientId: clientIDs[i], Input: regInput{}, Call: call, Output: n, Return: ret, Metadata: p.ID})
+			} else {
+				// A failed read constrains nothing; retry per the policy.
+				failedReads.Add(1)
+				retryPause(ctx, st)
+			}
+		}
+		rcancel()
+	}, nil)
 	// After the last request returned, no operation can still be running.
 	hist := rec.history()
 	var s runStats

@@ -154,6 +154,7 @@ func runTicketSet(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcu
 			once("id", n, "ticket lin-ticket-%d is %s %s, was %s (reported once)", n, id, where, was)
 		}
 	}
+	var reads readCount
 	read := func(ctx context.Context, p *framework.CoordinatorProcess, client int, meta string) error {
 		call := rec.now()
 		l, err := c.api(p).Tickets(ctx, 1, 200)
@@ -185,82 +186,51 @@ func runTicketSet(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcu
 	defer cancel()
 	giveUp := time.Now().Add(dur + 20*time.Second)
 	start := time.Now()
-	var wg sync.WaitGroup
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
-			for ctx.Err() == nil {
-				p := c.clientProc(i, rng)
-				paced := next.Load() < int64(min(maxTickets, 5+7*time.Since(start).Seconds()))
-				if i < writers && paced && rng.IntN(2) == 0 {
-					n := int(next.Add(1))
-					if n > maxTickets {
-						continue
-					}
-					key := fmt.Sprintf("lin-ticket-%d", n)
-					req := api.TicketCreateRequest{Subject: key, Message: "linearizability check", Department: "technical", Priority: "medium"}
-					var id string
-					call, ret, attempts := c.untilDefinite(rec, rng, c.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
-						tk, err := c.api(p).CreateTicket(ctx, req, key)
-						if err == nil {
-							id = tk.ID
-							if tk.Subject != key {
-								t.Errorf("create %s answered %+v", key, tk)
-							}
-							sameID(n, tk.ID, "created via "+p.ID)
-							return try{done: true}
-						}
-						st, code := statusOf(err)
-						if unknownOutcome(st, code) {
-							return try{status: st}
-						}
-						t.Errorf("create %s via %s: %v", key, p.ID, err)
-						return try{done: true, status: st}
-					})
-					if ret == pendingForever || id != "" {
-						rec.add(porcupine.Operation{ClientId: i, Input: setIn{n: n}, Call: call, Output: setOut{id: id}, Return: ret,
-							Metadata: fmt.Sprintf("%s first, %d attempts", p.ID, attempts)})
-					}
-					count(func() {
-						s.creates++
-						if ret == pendingForever {
-							s.unknown++
-						}
-						if attempts > 1 {
-							s.retried++
-						}
-					})
-				} else {
-					// Each read may wait 3 s: a client stuck on the paused
-					// coordinator gives up and reads again.
-					rctx, rcancel := context.WithTimeout(context.Background(), 3*time.Second)
-					err := read(rctx, p, i, p.ID)
-					rcancel()
-					if err == nil {
-						count(func() { s.reads++ })
-					} else {
-						// A failed read constrains nothing.
-						count(func() { s.failedReads++ })
-						st, _ := statusOf(err)
-						retryPause(ctx, st)
-					}
-				}
-				thinkTime(ctx, rng, 40*time.Millisecond)
+	c.runClients(ctx, t, rec, f, clients, func(i int, rng *rand.Rand, p *framework.CoordinatorProcess) {
+		paced := next.Load() < int64(min(maxTickets, 5+7*time.Since(start).Seconds()))
+		if i < writers && paced && rng.IntN(2) == 0 {
+			n := int(next.Add(1))
+			if n > maxTickets {
+				return
 			}
-		}(i)
-	}
-	faultDone := c.injectFaults(ctx, t, rec, f)
-	wg.Wait()
-	<-faultDone
-	// The last word: every coordinator, up again, lists the tickets.
-	for i, p := range c.procs {
-		c.waitReady(p, 20*time.Second)
-		framework.PollFor(t, p.ID+" listing the tickets", 20*time.Second, 100*time.Millisecond, func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, read(ctx, p, clients+i, p.ID+" (final)")
-		}, func(struct{}) bool { return true })
-	}
+			key := fmt.Sprintf("lin-ticket-%d", n)
+			req := api.TicketCreateRequest{Subject: key, Message: "linearizability check", Department: "technical", Priority: "medium"}
+			var id string
+			call, ret, attempts := c.untilDefinite(rec, rng, c.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
+				tk, err := c.api(p).CreateTicket(ctx, req, key)
+				if err == nil {
+					id = tk.ID
+					if tk.Subject != key {
+						t.Errorf("create %s answered %+v", key, tk)
+					}
+					sameID(n, tk.ID, "created via "+p.ID)
+					return try{done: true}
+				}
+				st, code := statusOf(err)
+				if unknownOutcome(st, code) {
+					return try{status: st}
+				}
+				t.Errorf("create %s via %s: %v", key, p.ID, err)
+				return try{done: true, status: st}
+			})
+			if ret == pendingForever || id != "" {
+				rec.add(porcupine.Operation{ClientId: i, Input: setIn{n: n}, Call: call, Output: setOut{id: id}, Return: ret,
+					Metadata: fmt.Sprintf("%s first, %d attempts", p.ID, attempts)})
+			}
+			count(func() {
+				s.creates++
+				if ret == pendingForever {
+					s.unknown++
+				}
+				if attempts > 1 {
+					s.retried++
+				}
+			})
+		} else {
+			reads.read(ctx, read, p, i)
+		}
+	}, read)
+	s.reads, s.failedReads = int(reads.ok.Load()), int(reads.failed.Load())
 	return rec.history(), s
 }
 

@@ -197,133 +197,105 @@ func runWallet(t *testing.T, r *walletRig, f fault, dur time.Duration) ([]porcup
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
 	giveUp := time.Now().Add(dur + 20*time.Second)
-	var wg sync.WaitGroup
-	for i := 0; i < clients; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), uint64(time.Now().UnixNano())))
-			for ctx.Err() == nil {
-				p := r.clientProc(i, rng)
-				switch w := rng.IntN(2); {
-				case i < writers && w == 0:
-					n := next.Add(1)
-					key := fmt.Sprintf("lin-credit-%d", n)
-					amount := int64(100 + rng.IntN(900))
-					var out walletOut
-					call, ret, attempts := r.untilDefinite(rec, rng, r.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
-						tx, res, err := r.credit(ctx, p, key, amount)
-						if err != nil {
-							t.Errorf("credit %s via %s: %v", key, p.ID, err)
-						} else if res.done {
-							out = walletOut{known: true, balance: tx.BalanceAfterUsdCents}
-							if tx.AmountUsdCents != amount || tx.Type != api.TxDeposit {
-								t.Errorf("credit %s of %d answered %+v", key, amount, tx)
-							}
-						}
-						return res
-					})
-					if ret == pendingForever || out.known {
-						rec.add(porcupine.Operation{ClientId: i, Input: walletIn{kind: walletCredit, amount: amount, key: key}, Call: call, Output: out, Return: ret,
-							Metadata: fmt.Sprintf("%s first, %d attempts", p.ID, attempts)})
-					}
-					count(func() {
-						s.credits++
-						if ret == pendingForever {
-							s.unknown++
-						}
-						if attempts > 1 {
-							s.retried++
-						}
-					})
-				case i < writers:
-					n := next.Add(1)
-					key := fmt.Sprintf("lin-order-%d", n)
-					req := api.ServerOrderRequest{PlanSlug: walletPlan, Label: key, Hostname: key, OSTemplate: "base"}
-					var out walletOut
-					call, ret, attempts := r.untilDefinite(rec, rng, r.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
-						o, err := r.api(p).OrderServer(ctx, req, key)
-						if err == nil {
-							if o.Invoice.TotalUsdCents != walletPrice || o.Invoice.Status != api.InvoicePaid || o.Server.ID == "" {
-								t.Errorf("order %s answered invoice %+v, server %q", key, o.Invoice, o.Server.ID)
-							}
-							out = walletOut{known: true, ok: true}
-							return try{done: true}
-						}
-						st, code := statusOf(err)
-						switch {
-						case st == 402 && code == "insufficient_funds":
-							out = walletOut{known: true, balance: -1}
-							if m := holdsRE.FindStringSubmatch(err.Error()); m != nil {
-								out.balance, _ = strconv.ParseInt(m[1], 10, 64)
-							}
-							return try{done: true}
-						case st == 409 && code == "no_capacity":
-							out = walletOut{known: true, noRoom: true}
-							return try{done: true}
-						case unknownOutcome(st, code):
-							return try{status: st}
-						}
-						t.Errorf("order %s via %s: %v", key, p.ID, err)
-						return try{done: true, status: st}
-					})
-					if ret == pendingForever || out.known {
-						rec.add(porcupine.Operation{ClientId: i, Input: walletIn{kind: walletOrder, amount: walletPrice, key: key}, Call: call, Output: out, Return: ret,
-							Metadata: fmt.Sprintf("%s first, %d attempts", p.ID, attempts)})
-					}
-					count(func() {
-						s.orders++
-						switch {
-						case ret == pendingForever:
-							s.unknown++
-						case out.ok:
-							s.paid++
-						case out.noRoom:
-							s.noRoom++
-						case out.known:
-							s.refused++
-						}
-						if attempts > 1 {
-							s.retried++
-						}
-					})
-				default:
-					// Each read may wait 3 s: a client stuck on the paused
-					// coordinator gives up and reads again.
-					rctx, rcancel := context.WithTimeout(context.Background(), 3*time.Second)
-					call := rec.now()
-					wl, err := r.api(p).Wallet(rctx)
-					ret := rec.now()
-					rcancel()
-					if err == nil {
-						rec.add(porcupine.Operation{ClientId: i, Input: walletIn{kind: walletRead}, Call: call, Output: walletOut{known: true, balance: wl.BalanceUsdCents}, Return: ret, Metadata: p.ID})
-						count(func() { s.reads++ })
-					} else {
-						// A failed read constrains nothing.
-						count(func() { s.failedReads++ })
-						st, _ := statusOf(err)
-						retryPause(ctx, st)
+	// read reads the balance.
+	var reads readCount
+	read := func(ctx context.Context, p *framework.CoordinatorProcess, client int, meta string) error {
+		call := rec.now()
+		wl, err := r.api(p).Wallet(ctx)
+		ret := rec.now()
+		if err == nil {
+			rec.add(porcupine.Operation{ClientId: client, Input: walletIn{kind: walletRead}, Call: call, Output: walletOut{known: true, balance: wl.BalanceUsdCents}, Return: ret, Metadata: meta})
+		}
+		return err
+	}
+	r.runClients(ctx, t, rec, f, clients, func(i int, rng *rand.Rand, p *framework.CoordinatorProcess) {
+		switch w := rng.IntN(2); {
+		case i < writers && w == 0:
+			n := next.Add(1)
+			key := fmt.Sprintf("lin-credit-%d", n)
+			amount := int64(100 + rng.IntN(900))
+			var out walletOut
+			call, ret, attempts := r.untilDefinite(rec, rng, r.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
+				tx, res, err := r.credit(ctx, p, key, amount)
+				if err != nil {
+					t.Errorf("credit %s via %s: %v", key, p.ID, err)
+				} else if res.done {
+					out = walletOut{known: true, balance: tx.BalanceAfterUsdCents}
+					if tx.AmountUsdCents != amount || tx.Type != api.TxDeposit {
+						t.Errorf("credit %s of %d answered %+v", key, amount, tx)
 					}
 				}
-				thinkTime(ctx, rng, 40*time.Millisecond)
+				return res
+			})
+			if ret == pendingForever || out.known {
+				rec.add(porcupine.Operation{ClientId: i, Input: walletIn{kind: walletCredit, amount: amount, key: key}, Call: call, Output: out, Return: ret,
+					Metadata: fmt.Sprintf("%s first, %d attempts", p.ID, attempts)})
 			}
-		}(i)
-	}
-	faultDone := r.injectFaults(ctx, t, rec, f)
-	wg.Wait()
-	<-faultDone
-	// The last word: every coordinator, up again, reads the balance.
-	for i, p := range r.procs {
-		r.waitReady(p, 20*time.Second)
-		framework.PollFor(t, p.ID+" reading the wallet", 20*time.Second, 100*time.Millisecond, func(ctx context.Context) (struct{}, error) {
-			call := rec.now()
-			wl, err := r.api(p).Wallet(ctx)
-			if err == nil {
-				rec.add(porcupine.Operation{ClientId: clients + i, Input: walletIn{kind: walletRead}, Call: call, Output: walletOut{known: true, balance: wl.BalanceUsdCents}, Return: rec.now(), Metadata: p.ID + " (final)"})
+			count(func() {
+				s.credits++
+				if ret == pendingForever {
+					s.unknown++
+				}
+				if attempts > 1 {
+					s.retried++
+				}
+			})
+		case i < writers:
+			n := next.Add(1)
+			key := fmt.Sprintf("lin-order-%d", n)
+			req := api.ServerOrderRequest{PlanSlug: walletPlan, Label: key, Hostname: key, OSTemplate: "base"}
+			var out walletOut
+			call, ret, attempts := r.untilDefinite(rec, rng, r.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
+				o, err := r.api(p).OrderServer(ctx, req, key)
+				if err == nil {
+					if o.Invoice.TotalUsdCents != walletPrice || o.Invoice.Status != api.InvoicePaid || o.Server.ID == "" {
+						t.Errorf("order %s answered invoice %+v, server %q", key, o.Invoice, o.Server.ID)
+					}
+					out = walletOut{known: true, ok: true}
+					return try{done: true}
+				}
+				st, code := statusOf(err)
+				switch {
+				case st == 402 && code == "insufficient_funds":
+					out = walletOut{known: true, balance: -1}
+					if m := holdsRE.FindStringSubmatch(err.Error()); m != nil {
+						out.balance, _ = strconv.ParseInt(m[1], 10, 64)
+					}
+					return try{done: true}
+				case st == 409 && code == "no_capacity":
+					out = walletOut{known: true, noRoom: true}
+					return try{done: true}
+				case unknownOutcome(st, code):
+					return try{status: st}
+				}
+				t.Errorf("order %s via %s: %v", key, p.ID, err)
+				return try{done: true, status: st}
+			})
+			if ret == pendingForever || out.known {
+				rec.add(porcupine.Operation{ClientId: i, Input: walletIn{kind: walletOrder, amount: walletPrice, key: key}, Call: call, Output: out, Return: ret,
+					Metadata: fmt.Sprintf("%s first, %d attempts", p.ID, attempts)})
 			}
-			return struct{}{}, err
-		}, func(struct{}) bool { return true })
-	}
+			count(func() {
+				s.orders++
+				switch {
+				case ret == pendingForever:
+					s.unknown++
+				case out.ok:
+					s.paid++
+				case out.noRoom:
+					s.noRoom++
+				case out.known:
+					s.refused++
+				}
+				if attempts > 1 {
+					s.retried++
+				}
+			})
+		default:
+			reads.read(ctx, read, p, i)
+		}
+	}, read)
+	s.reads, s.failedReads = int(reads.ok.Load()), int(reads.failed.Load())
 	return rec.history(), s
 }
 
