@@ -174,13 +174,13 @@ func applyKeyRevoke(c *applyCtx, p KeyRevoke) (any, error) {
 // cannot overflow int64.
 const maxAmount = 1_000_000_000_000
 
-// levelKeyLastIP is the semantics level (level.go) from which a key usage
+// LevelKeyLastIP is the semantics level (level.go) from which a key usage
 // flush records the client address of the key's last use with its time
 // (api.KeyInfo.LastUsedIP), as one pair: a newer use whose batch has no
 // address clears it (unknown, rather than an older use's); below it the
 // batch's address is ignored and the stored one left as it is, as a replica
 // of the release before does.
-const levelKeyLastIP = 2
+const LevelKeyLastIP = 2
 
 // keyUsageKeep is how many usage entries each key keeps.
 const keyUsageKeep = 200
@@ -195,7 +195,7 @@ func applyKeyUsage(c *applyCtx, p KeyUsage) (any, error) {
 		last := kb.LastUsedAt
 		if k.LastUsedAt == nil || last.After(*k.LastUsedAt) {
 			k.LastUsedAt = &last
-			if c.r.ClusterLevel() >= levelKeyLastIP {
+			if c.r.ClusterLevel() >= LevelKeyLastIP {
 				// The address goes with the time, an empty one too: a
 				// newer use that came without its address (shipped by a
 				// follower that had not applied the level yet) must not

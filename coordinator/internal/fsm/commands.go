@@ -204,7 +204,7 @@ type KeyUsageBatch struct {
 	KeyID      string    `json:"key_id"`
 	LastUsedAt time.Time `json:"last_used_at"`
 	// LastUsedIP is the client address of the request at LastUsedAt
-	// (written to the key from semantics level 2, levelKeyLastIP, with
+	// (written to the key from semantics level 2, LevelKeyLastIP, with
 	// LastUsedAt as one pair: empty, when that use's coordinator did not
 	// send it, clears the key's).
 	LastUsedIP string          `json:"last_used_ip,omitempty"`

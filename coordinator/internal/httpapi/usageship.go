@@ -92,9 +92,9 @@ func (a *API) ShipUsage(ctx context.Context) error {
 		return nil
 	}
 	// A leader of the release before takes no last_used_ip (its shipment
-	// decoding refuses an unknown field): below semantics level 2, when one
+	// decoding refuses an unknown field): below fsm.LevelKeyLastIP, when one
 	// may still lead, it is left out (and the flush would ignore it anyway).
-	oldLeader := a.state.ClusterLevel() < 2
+	oldLeader := a.state.ClusterLevel() < fsm.LevelKeyLastIP
 	var chunk []fsm.KeyUsageBatch
 	size := 0
 	for i := range u.Keys {
