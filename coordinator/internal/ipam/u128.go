@@ -35,26 +35,14 @@ func (u u128) addr(is4 bool) netip.Addr {
 func (u u128) or(v u128) u128 { return u128{u.hi | v.hi, u.lo | v.lo} }
 func (u u128) not() u128      { return u128{^u.hi, ^u.lo} }
 
+// shr and shl shift by n bits, 0 to any count (128 or more gives zero). Go
+// defines an unsigned shift by 64 or more as 0, and n-64 or 64-n wraps to a
+// count that large when it would be negative, so each half takes the bits that
+// stay in it and those that cross from the other half, without cases.
 func (u u128) shr(n uint) u128 {
-	switch {
-	case n == 0:
-		return u
-	case n >= 128:
-		return u128{}
-	case n >= 64:
-		return u128{0, u.hi >> (n - 64)}
-	}
-	return u128{u.hi >> n, u.lo>>n | u.hi<<(64-n)}
+	return u128{u.hi >> n, u.lo>>n | u.hi<<(64-n) | u.hi>>(n-64)}
 }
 
 func (u u128) shl(n uint) u128 {
-	switch {
-	case n == 0:
-		return u
-	case n >= 128:
-		return u128{}
-	case n >= 64:
-		return u128{u.lo << (n - 64), 0}
-	}
-	return u128{u.hi<<n | u.lo>>(64-n), u.lo << n}
+	return u128{u.hi<<n | u.lo>>(64-n) | u.lo<<(n-64), u.lo << n}
 }
