@@ -63,6 +63,34 @@ func cliCluster(t *testing.T, opts ...testcluster.Option) (*testcluster.Cluster,
 	return c, g, client.NewAdmin(g.socket)
 }
 
+// cmdCluster is cliCluster (skipped with -short) for a test of one command:
+// the globals, the admin client, and run, which runs that command with args.
+func cmdCluster(t *testing.T, newCmd func(*globals) *cobra.Command) (*globals, *client.Admin, func(args ...string) error) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a coordinator")
+	}
+	_, g, adm := cliCluster(t)
+	return g, adm, func(args ...string) error { return runCmd(newCmd, g, args...) }
+}
+
+// find is the first element of what list answers that match picks, and
+// whether there is one; an error from list fails the test.
+func find[T any](t *testing.T, list func(context.Context) ([]T, error), match func(T) bool) (T, bool) {
+	t.Helper()
+	xs, err := list(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range xs {
+		if match(x) {
+			return x, true
+		}
+	}
+	var none T
+	return none, false
+}
+
 // ctlCluster is cliCluster (skipped with -short) with one customer account
 // of email on the coordinator, and the hostplanectl binary built, for the
 // tests that run the binary.

@@ -134,28 +134,18 @@ func TestProductCLI(t *testing.T) {
 // onto the product as read (If-Match: its updated_at): such an update is a
 // 412 naming the product, the other change kept; run again, it applies.
 func TestProductUpdateKeepsConcurrentChange(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a coordinator")
-	}
-	_, g, adm := cliCluster(t)
+	_, adm, run := cmdCluster(t, newProductCmd)
 	ctx := context.Background()
-	run := func(args ...string) error { return runCmd(newProductCmd, g, args...) }
 	if err := run("create", "web-3", "--category", "hosting", "--name", "Web 3", "--price", "500", "--php-workers", "8"); err != nil {
 		t.Fatal(err)
 	}
 	web3 := func() api.AdminProduct {
 		t.Helper()
-		ps, err := adm.Products(ctx)
-		if err != nil {
-			t.Fatal(err)
+		p, ok := find(t, adm.Products, func(p api.AdminProduct) bool { return p.Slug == "web-3" })
+		if !ok {
+			t.Fatal("web-3 is gone")
 		}
-		for _, p := range ps {
-			if p.Slug == "web-3" {
-				return p
-			}
-		}
-		t.Fatal("web-3 is gone")
-		return api.AdminProduct{}
+		return p
 	}
 	// Another operator raises the plan's PHP workers while this update of
 	// the price is between its read and its write.

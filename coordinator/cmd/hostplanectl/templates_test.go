@@ -80,24 +80,12 @@ func TestTemplateCLI(t *testing.T) {
 // relabel, a first label and a label whose flags clear every field (an
 // unlabel); run again, it applies.
 func TestTemplateLabelKeepsConcurrentChange(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a coordinator")
-	}
-	_, g, adm := cliCluster(t)
+	_, adm, run := cmdCluster(t, newTemplateCmd)
 	ctx := context.Background()
-	run := func(args ...string) error { return runCmd(newTemplateCmd, g, args...) }
 	labelOf := func(name string) api.OSTemplateLabelRequest {
 		t.Helper()
-		ls, err := adm.OSTemplateLabels(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range ls {
-			if l.Name == name {
-				return l.OSTemplateLabelRequest
-			}
-		}
-		return api.OSTemplateLabelRequest{}
+		l, _ := find(t, adm.OSTemplateLabels, func(l api.OSTemplateLabel) bool { return l.Name == name })
+		return l.OSTemplateLabelRequest
 	}
 	// racing runs args with another operator's label of name landing
 	// between the CLI's read and its write: a 412 naming the template, the
@@ -148,20 +136,17 @@ func TestTemplateLabelKeepsConcurrentChange(t *testing.T) {
 // succeeds, storing nothing; a bad name is still the coordinator's 400
 // naming it.
 func TestTemplateLabelNothingToClear(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs a coordinator")
-	}
-	_, g, adm := cliCluster(t)
+	g, adm, run := cmdCluster(t, newTemplateCmd)
 	text := &globals{socket: g.socket}
 	out, err := stdoutOf(t, func() error { return runCmd(newTemplateCmd, text, "label", "u2404", "--version", "") })
 	if err != nil || !strings.Contains(out, "template u2404 has no label: nothing to clear") {
 		t.Fatalf("label --version \"\" on an unlabelled template: %v, printed %q; want it to say there is nothing to clear", err, out)
 	}
-	if err := runCmd(newTemplateCmd, g, "label", "u2404", "--family", "", "--version", "", "--display-name", ""); err != nil {
+	if err := run("label", "u2404", "--family", "", "--version", "", "--display-name", ""); err != nil {
 		t.Fatalf("every flag \"\" on an unlabelled template (--json): %v", err)
 	}
 	var ae *api.Error
-	if err := runCmd(newTemplateCmd, g, "label", "Ubuntu", "--version", ""); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, `"name"`) {
+	if err := run("label", "Ubuntu", "--version", ""); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, `"name"`) {
 		t.Fatalf("a bad name with only \"\" flags: %v, want a 400 naming the name", err)
 	}
 	if ls, err := adm.OSTemplateLabels(context.Background()); err != nil || len(ls) != 0 {
