@@ -100,9 +100,6 @@ func ticket(method string) any {
 	return nil
 }
 
-// limitCluster starts the rate-limit tests' three coordinator processes (a
-// short Raft timeout) with one account of email, and a client of each
-// coordinator's public API; ctx ends with the test, within 2 minutes.
 // leaderAndTerm is the cluster's leader and a reading of its Raft term: a
 // round that counts a budget on the leader is repeated when the term moved
 // under it (the new leader counts from a fresh window).
@@ -121,6 +118,9 @@ func leaderAndTerm(ctx context.Context, t *testing.T, c *framework.ProcessCluste
 	}
 }
 
+// limitCluster starts the rate-limit tests' three coordinator processes (a
+// short Raft timeout) with one account of email, and a client of each
+// coordinator's public API; ctx ends with the test, within 2 minutes.
 func limitCluster(t *testing.T, email string) (*framework.ProcessCluster, context.Context, api.Account, []*framework.API) {
 	t.Helper()
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
