@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"net/url"
-	"strconv"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -21,20 +19,8 @@ type AdminActionQuery struct {
 
 // Actions lists every account's actions, newest first, one page.
 func (a *Admin) Actions(ctx context.Context, q AdminActionQuery) (api.AdminActionList, error) {
-	v := url.Values{}
-	for k, s := range map[string]string{"account": q.Account, "server": q.Server, "hosting": q.Hosting, "status": q.Status, "cursor": q.Cursor} {
-		if s != "" {
-			v.Set(k, s)
-		}
-	}
-	if q.Limit != 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	path := "/admin/actions"
-	if len(v) > 0 {
-		path += "?" + v.Encode()
-	}
-	return adminCall[api.AdminActionList](ctx, a, "GET", path, nil)
+	v := nonEmpty(map[string]string{"account": q.Account, "server": q.Server, "hosting": q.Hosting, "status": q.Status, "cursor": q.Cursor, "limit": count(q.Limit)})
+	return adminCall[api.AdminActionList](ctx, a, "GET", withQuery("/admin/actions", v), nil)
 }
 
 // Action shows one action of any account.

@@ -51,6 +51,34 @@ func seg(name, v string) string {
 	return url.PathEscape(v)
 }
 
+// withQuery is path with v as its query string (v.Encode: keys sorted), or
+// path alone when v holds nothing.
+func withQuery(path string, v url.Values) string {
+	if len(v) == 0 {
+		return path
+	}
+	return path + "?" + v.Encode()
+}
+
+// nonEmpty is the values of q that are not "", for withQuery.
+func nonEmpty(q map[string]string) url.Values {
+	v := url.Values{}
+	for k, s := range q {
+		if s != "" {
+			v.Set(k, s)
+		}
+	}
+	return v
+}
+
+// count is n as a query value, "" (left out) for 0.
+func count(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return strconv.Itoa(n)
+}
+
 // badSegment says why v cannot be a path segment ("" if it can).
 func badSegment(v string) string {
 	switch {

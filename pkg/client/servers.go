@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"net/url"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -16,18 +15,8 @@ func (a *Admin) CreateServer(ctx context.Context, req api.AdminServerCreateReque
 // Servers lists servers, optionally of one account and/or on one node (a node
 // filter lists only servers not terminated).
 func (a *Admin) Servers(ctx context.Context, accountID, nodeID string) ([]api.AdminServer, error) {
-	q := url.Values{}
-	if accountID != "" {
-		q.Set("account", accountID)
-	}
-	if nodeID != "" {
-		q.Set("node", nodeID)
-	}
-	path := "/admin/servers"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
-	}
-	return adminCall[[]api.AdminServer](ctx, a, "GET", path, nil)
+	q := nonEmpty(map[string]string{"account": accountID, "node": nodeID})
+	return adminCall[[]api.AdminServer](ctx, a, "GET", withQuery("/admin/servers", q), nil)
 }
 
 // Server shows one server with where it runs.

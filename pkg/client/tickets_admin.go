@@ -2,8 +2,6 @@ package client
 
 import (
 	"context"
-	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -20,21 +18,11 @@ type AdminTicketQuery struct {
 // Tickets lists the newest tickets of every account (or of one) that match
 // q, without their threads, with how many match in all.
 func (a *Admin) Tickets(ctx context.Context, q AdminTicketQuery) (api.AdminTicketList, error) {
-	v := url.Values{}
-	if len(q.Statuses) > 0 {
+	v := nonEmpty(map[string]string{"account": q.Account, "limit": count(q.Limit)})
+	if len(q.Statuses) > 0 { // sent even when it joins to "": the server refuses that
 		v.Set("status", strings.Join(q.Statuses, ","))
 	}
-	if q.Account != "" {
-		v.Set("account", q.Account)
-	}
-	if q.Limit != 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	path := "/admin/tickets"
-	if len(v) > 0 {
-		path += "?" + v.Encode()
-	}
-	return adminCall[api.AdminTicketList](ctx, a, "GET", path, nil)
+	return adminCall[api.AdminTicketList](ctx, a, "GET", withQuery("/admin/tickets", v), nil)
 }
 
 // Ticket shows a ticket of any account with its thread.

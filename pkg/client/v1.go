@@ -3,7 +3,6 @@ package client
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -199,20 +198,8 @@ type ActionsQuery struct {
 // NextCursor, when not nil, is the next (older) page's Cursor; nil is the
 // end. A page may hold fewer than Limit actions and still have a next one.
 func (c *Client) Actions(ctx context.Context, q ActionsQuery) (api.ActionList, error) {
-	v := url.Values{}
-	if q.Limit != 0 {
-		v.Set("limit", strconv.Itoa(q.Limit))
-	}
-	for name, val := range map[string]string{"cursor": q.Cursor, "resource_type": q.ResourceType, "resource_id": q.ResourceID, "status": q.Status, "command": q.Command} {
-		if val != "" {
-			v.Set(name, val)
-		}
-	}
-	path := "/v1/actions"
-	if len(v) > 0 {
-		path += "?" + v.Encode()
-	}
-	return get[api.ActionList](ctx, c, path)
+	v := nonEmpty(map[string]string{"limit": count(q.Limit), "cursor": q.Cursor, "resource_type": q.ResourceType, "resource_id": q.ResourceID, "status": q.Status, "command": q.Command})
+	return get[api.ActionList](ctx, c, withQuery("/v1/actions", v))
 }
 
 // Action returns an action (queued, running, success or failed).
