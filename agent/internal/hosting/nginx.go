@@ -433,7 +433,7 @@ func (n *Nginx) Reload(ctx context.Context) error {
 	for {
 		serving := 0
 		for _, pid := range old {
-			if t, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(t), "worker process") &&
+			if t, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && isWorker(string(t)) &&
 				!strings.Contains(string(t), "shutting down") && ppid(pid) == master {
 				serving++
 			}
@@ -452,6 +452,15 @@ func (n *Nginx) Reload(ctx context.Context) error {
 	}
 }
 
+// isWorker tells a worker by its command line: "worker process", or still
+// the master's own title in a worker just forked that has not yet set its own
+// (on a loaded machine that can last longer than the master's 100 ms between
+// starting new workers and stopping the old ones, and such a worker then
+// serves the configuration it was forked with).
+func isWorker(cmdline string) bool {
+	return strings.Contains(cmdline, "worker process") || strings.Contains(cmdline, "master process")
+}
+
 // workers are the worker processes of the nginx master pid.
 func workers(master int) []int {
 	if master <= 0 {
@@ -464,7 +473,7 @@ func workers(master int) []int {
 		if err != nil || ppid(pid) != master {
 			continue
 		}
-		if t, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && strings.Contains(string(t), "worker process") {
+		if t, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && isWorker(string(t)) {
 			out = append(out, pid)
 		}
 	}
