@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
@@ -108,11 +110,18 @@ func TestBackupWipeRestore(t *testing.T) {
 
 	dst := testcluster.New(t, 3)
 	populate(t, dst, 3) // state that the restore must replace
-	in, _ := os.Open(file)
-	defer in.Close()
-	if _, err := dst.Admin(dst.WaitLeader(leaderWait)).Restore(ctx, in); err != nil {
-		t.Fatalf("restore: %v", err)
-	}
+	// A leader change during the restore is a 503 restore_interrupted, and
+	// the README's answer is to run it again (on a loaded machine an
+	// election can fall into it).
+	dst.Retry503(func() error {
+		in, err := os.Open(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer in.Close()
+		_, err = dst.Admin(dst.WaitLeader(leaderWait)).Restore(ctx, in)
+		return err
+	})
 	dst.WaitConverged(20 * time.Second)
 	for i := range dst.Nodes {
 		sameState(t, fmt.Sprint("node ", i), want, dump(t, dst.Nodes[i].Server))
@@ -139,6 +148,16 @@ func TestBackupWipeRestore(t *testing.T) {
 		t.Fatal("restore of garbage succeeded")
 	}
 	sameState(t, "after bad restore", before, dump(t, dst.Nodes[dst.WaitLeader(leaderWait)].Server))
+	// A member that is not the leader refuses a restore as ErrNotLeader
+	// (which the API answers 503 restore_interrupted when leadership is
+	// lost on the way), not as a bad backup.
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Nodes[(dst.WaitLeader(leaderWait)+1)%3].Server.Node.Restore(bytes.NewReader(b)); !errors.Is(err, raftnode.ErrNotLeader) {
+		t.Fatalf("restore on a follower: %v, want ErrNotLeader", err)
+	}
 }
 
 // TestRestartAppliesNothingTwice: the FSM database persists with its applied

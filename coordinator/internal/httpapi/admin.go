@@ -799,6 +799,10 @@ func (a *API) adminClusterRestore(r *http.Request, _ []byte, now time.Time) (int
 		return 0, nil, err
 	}
 	if err := a.raft.Restore(io.LimitReader(r.Body, 64<<30)); err != nil {
+		if errors.Is(err, raftnode.ErrNotLeader) {
+			return 0, nil, &httpError{status: http.StatusServiceUnavailable, code: "restore_interrupted",
+				msg: "leadership changed during the restore, which may be installed on some coordinators only: run the same restore again"}
+		}
 		return 0, nil, &httpError{status: 400, code: "restore_failed", msg: "restore failed: " + err.Error()}
 	}
 	for _, s := range before.Servers {

@@ -159,8 +159,14 @@ func (b *batcher) commit(batch []*proposal) {
 }
 
 func applyError(err error) error {
-	if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrRaftShutdown) {
+	if leadershipError(err) {
 		return fmt.Errorf("%w: %v", ErrNotLeader, err)
 	}
 	return fmt.Errorf("raft apply: %w", err)
+}
+
+// leadershipError: raft refused or gave up because this node is not, or
+// stopped being, the leader.
+func leadershipError(err error) bool {
+	return errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrLeadershipTransferInProgress) || errors.Is(err, raft.ErrRaftShutdown)
 }

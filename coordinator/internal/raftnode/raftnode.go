@@ -386,7 +386,9 @@ func (n *Node) IsLeader() bool { return n.Raft.State() == raft.Leader }
 
 // Restore installs a backup as the cluster's state (leader only): the stream is
 // spooled to a file under the data directory, checked, and handed to Raft, which
-// replicates it to the followers as a snapshot.
+// replicates it to the followers as a snapshot. Leadership lost on the way
+// is an ErrNotLeader: the backup may then be installed on some members only,
+// and the same restore is run again.
 func (n *Node) Restore(r io.Reader) error {
 	f, err := os.CreateTemp(n.dir, "restore-*.hpsnap")
 	if err != nil {
@@ -405,7 +407,13 @@ func (n *Node) Restore(r io.Reader) error {
 		return err
 	}
 	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
-	return n.Raft.Restore(meta, f, 5*time.Minute)
+	if err := n.Raft.Restore(meta, f, 5*time.Minute); err != nil {
+		if leadershipError(err) {
+			return fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return err
+	}
+	return nil
 }
 
 // Close shuts Raft down and closes the stores.
