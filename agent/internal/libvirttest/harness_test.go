@@ -230,7 +230,11 @@ func waitReady(t *testing.T, ctx context.Context, consoleLog string, n int) (str
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("waiting for GUEST-READY #%d: %v\nconsole:\n%s", n, ctx.Err(), b)
+			// The domain's state tells a guest still booting slowly (running)
+			// from one that never came back (paused, shut off).
+			name := strings.TrimSuffix(filepath.Base(consoleLog), ".log")
+			st, _ := exec.Command("virsh", "-q", "-c", "qemu:///system", "domstate", "--reason", name).CombinedOutput()
+			t.Fatalf("waiting for GUEST-READY #%d: %v (domain %s: %s)\nconsole:\n%s", n, ctx.Err(), name, strings.TrimSpace(string(st)), b)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
