@@ -213,6 +213,24 @@ func checkLinearizable(t *testing.T, model porcupine.Model, name string, hist []
 	return res
 }
 
+// checkBites checks hist under model (checkLinearizable) and, when porcupine
+// finds it linearizable, that the check bites: corrupt's copy of hist, with
+// one defect (defect names it), must be judged Illegal; a history corrupt
+// finds no read in fails the test.
+func checkBites(t *testing.T, model porcupine.Model, name string, hist []porcupine.Operation, defect string, corrupt func([]porcupine.Operation) ([]porcupine.Operation, bool)) {
+	t.Helper()
+	if checkLinearizable(t, model, name, hist) != porcupine.Ok {
+		return
+	}
+	bad, ok := corrupt(hist)
+	if !ok {
+		t.Fatalf("%s: no read to corrupt", name)
+	}
+	if res := porcupine.CheckOperationsTimeout(model, bad, 40*time.Second); res != porcupine.Illegal {
+		t.Errorf("%s: a history with %s was judged %s, want Illegal", name, defect, res)
+	}
+}
+
 // visualize writes porcupine's visualization of hist and returns where.
 func visualize(t *testing.T, model porcupine.Model, name string, hist []porcupine.Operation) string {
 	t.Helper()
