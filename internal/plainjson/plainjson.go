@@ -85,6 +85,32 @@ func (r *Reader) Object(keys []string, value func(i int) bool) bool {
 	}
 }
 
+// Fields reads an object of keys (Object's rules) into dst, a pointer per
+// key in keys' order: a *string, *int, *bool, *time.Time or *[]string is read
+// with String, Int, Bool, Time or Strings. Any other pointer is a
+// programming error: it panics.
+func (r *Reader) Fields(keys []string, dst ...any) bool {
+	return r.Object(keys, func(i int) (ok bool) {
+		switch p := dst[i].(type) {
+		case *string:
+			*p, ok = r.String()
+		case *int:
+			*p, ok = r.Int()
+		case *bool:
+			*p, ok = r.Bool()
+		case *time.Time:
+			*p, ok = r.Time()
+		case *[]string:
+			*p, ok = r.Strings()
+		default:
+			// (not %T of dst[i]: handing it to fmt would move every
+			// caller's record to the heap)
+			panic("plainjson: Fields: no read into the destination of " + strconv.Quote(keys[i]))
+		}
+		return ok
+	})
+}
+
 // String reads a string of printable ASCII without escapes (ReadString,
 // narrowed to ASCII: the records read this way hold nothing else, and
 // anything else is left to encoding/json).

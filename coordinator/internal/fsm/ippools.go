@@ -98,19 +98,7 @@ func (r *AddrRequest) UnmarshalJSON(b []byte) error {
 func readAddrRequest(b []byte) (AddrRequest, bool) {
 	var out AddrRequest
 	rd := plainjson.NewReader(b)
-	ok := rd.Object(addrRequestKeys, func(i int) (ok bool) {
-		switch i {
-		case 0:
-			out.IPv4Pools, ok = rd.Strings()
-		case 1:
-			out.IPv4, ok = rd.Int()
-		case 2:
-			out.IPv6Pools, ok = rd.Strings()
-		default:
-			out.IPv6, ok = rd.Int()
-		}
-		return ok
-	})
+	ok := rd.Fields(addrRequestKeys, &out.IPv4Pools, &out.IPv4, &out.IPv6Pools, &out.IPv6)
 	return out, ok && rd.End()
 }
 

@@ -72,19 +72,7 @@ var (
 // with keys in field order, as json.Unmarshal does (FuzzReadActionPayloads).
 func readActionProgress(b []byte) (p ActionProgress, ok bool) {
 	rd := plainjson.NewReader(b)
-	ok = rd.Object(actionProgressKeys, func(i int) (ok bool) {
-		switch i {
-		case 0:
-			p.ID, ok = rd.String()
-		case 1:
-			p.At, ok = rd.Time()
-		case 2:
-			p.Percent, ok = rd.Int()
-		default:
-			p.Step, ok = rd.String()
-		}
-		return ok
-	})
+	ok = rd.Fields(actionProgressKeys, &p.ID, &p.At, &p.Percent, &p.Step)
 	return p, ok && rd.End()
 }
 

@@ -140,14 +140,7 @@ func ReadAction(rd *plainjson.Reader, a *Action) bool {
 			a.FinishedAt, ok = readTimePtr(rd)
 		case "error":
 			var e api.ActionError
-			ok = rd.Object(actionErrorKeys, func(i int) (ok bool) {
-				if i == 0 {
-					e.Code, ok = rd.String()
-				} else {
-					e.Message, ok = rd.String()
-				}
-				return ok
-			})
+			ok = rd.Fields(actionErrorKeys, &e.Code, &e.Message)
 			a.Error = &e
 		case "params":
 			var raw []byte

@@ -223,32 +223,10 @@ func ReadServer(rd *plainjson.Reader, s *Server) bool {
 			s.MonthlyUsdCents = int64(n)
 		case "renewal":
 			s.Renewal = &Renewal{}
-			return rd.Object(renewalKeys, func(i int) (ok bool) {
-				switch i {
-				case 0:
-					s.Renewal.InvoiceID, ok = rd.String()
-				case 1:
-					s.Renewal.PeriodStart, ok = rd.Time()
-				default:
-					s.Renewal.PeriodEnd, ok = rd.Time()
-				}
-				return ok
-			})
+			return rd.Fields(renewalKeys, &s.Renewal.InvoiceID, &s.Renewal.PeriodStart, &s.Renewal.PeriodEnd)
 		case "suspension":
 			s.Suspension = &Suspension{}
-			return rd.Object(suspensionKeys, func(i int) (ok bool) {
-				switch i {
-				case 0:
-					s.Suspension.By, ok = rd.String()
-				case 1:
-					s.Suspension.Reason, ok = rd.String()
-				case 2:
-					s.Suspension.InvoiceID, ok = rd.String()
-				default:
-					s.Suspension.At, ok = rd.Time()
-				}
-				return ok
-			})
+			return rd.Fields(suspensionKeys, &s.Suspension.By, &s.Suspension.Reason, &s.Suspension.InvoiceID, &s.Suspension.At)
 		}
 		return ok // snapshots, ptrs, ptr_at: left to encoding/json
 	})

@@ -1,0 +1,58 @@
+package plainjson
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestFields: Fields reads each key's value into its pointer by the
+// pointer's type, with Object's rules (keys in order, each at most once, any
+// of them left out); a value of another type, an unknown key or one out of
+// order fails the read.
+func TestFields(t *testing.T) {
+	keys := []string{"s", "n", "b", "at", "list"}
+	type rec struct {
+		s    string
+		n    int
+		b    bool
+		at   time.Time
+		list []string
+	}
+	read := func(in string) (rec, bool) {
+		var r rec
+		rd := NewReader([]byte(in))
+		ok := rd.Fields(keys, &r.s, &r.n, &r.b, &r.at, &r.list)
+		return r, ok && rd.End()
+	}
+	at := time.Date(2026, 12, 4, 5, 6, 7, 0, time.UTC)
+	got, ok := read(`{"s":"x","n":-3,"b":true,"at":"2026-12-04T05:06:07Z","list":["a","b"]}`)
+	if !ok || got.s != "x" || got.n != -3 || !got.b || !got.at.Equal(at) || !slices.Equal(got.list, []string{"a", "b"}) {
+		t.Fatalf("every field: %+v %v", got, ok)
+	}
+	if got, ok := read(`{"n":2,"list":[]}`); !ok || got.s != "" || got.n != 2 || got.list == nil || len(got.list) != 0 {
+		t.Fatalf("some fields: %+v %v", got, ok)
+	}
+	if _, ok := read(`{}`); !ok {
+		t.Fatal("no fields: refused")
+	}
+	for _, bad := range []string{`{"n":"2"}`, `{"s":1}`, `{"b":"true"}`, `{"at":"yesterday"}`, `{"list":"a"}`, `{"n":1,"s":"x"}`, `{"x":1}`, `{"s":"a","s":"b"}`, `{"s":"x"`} {
+		if got, ok := read(bad); ok {
+			t.Errorf("%s read as %+v", bad, got)
+		}
+	}
+}
+
+// TestFieldsRefusesOtherPointers: a destination Fields has no read for is
+// a programming error: it panics, naming the key.
+func TestFieldsRefusesOtherPointers(t *testing.T) {
+	defer func() {
+		if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), `"f"`) {
+			t.Fatalf("a *float64 destination: recovered %v, want a panic naming the key \"f\"", r)
+		}
+	}()
+	var f float64
+	NewReader([]byte(`{"f":1}`)).Fields([]string{"f"}, &f)
+}
