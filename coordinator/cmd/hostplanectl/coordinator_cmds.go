@@ -108,9 +108,12 @@ func newKeyCmd(g *globals) *cobra.Command {
 		return g.admin().Keys(c.Context(), args[0])
 	}, func(keys []api.KeyInfo) {
 		// LAST IP: the client address of that last use ("-": never used, or
-		// not known: below semantics level 2, or shipped without it).
+		// not known: below semantics level 2, or shipped without it). NAME
+		// is the customer's text (newlines, tabs and C1 controls pass the
+		// API's check), SCOPES theirs to choose: printable, so neither can
+		// add a row or reach the terminal as a control sequence.
 		table(os.Stdout, "ID\tNAME\tPREFIX\tLAST USED\tLAST IP\tUSES\tSTATE\tSCOPES", keys, func(tw io.Writer, k api.KeyInfo) {
-			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%d\t%s\t%s\n", k.ID, k.Name, k.Prefix, tstr(k.LastUsedAt), dash(printable(k.LastUsedIP, false)), k.UseCount, keyState(k), strings.Join(k.Scopes, ","))
+			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%d\t%s\t%s\n", k.ID, printable(k.Name, false), k.Prefix, tstr(k.LastUsedAt), dash(printable(k.LastUsedIP, false)), k.UseCount, keyState(k), printable(strings.Join(k.Scopes, ","), false))
 		})
 	})
 	revoke := adminCmd(g, "revoke KEY_ID", "Revoke a key (takes effect at once)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.KeyInfo, error) {

@@ -91,3 +91,50 @@ func TestKeyListCLI(t *testing.T) {
 		t.Errorf("key list --json does not carry last_used_ip as the API does:\n%s", out)
 	}
 }
+
+// TestKeyListHostileName: a key name is the customer's text (POST
+// /v1/account/api-keys takes newlines, tabs, C1 controls and bidi
+// overrides); `hostplanectl key list` prints it made safe, so it can neither
+// add a row to the table nor send the operator's terminal a control
+// sequence.
+func TestKeyListHostileName(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a coordinator")
+	}
+	c, g, adm := cliCluster(t)
+	ctx := context.Background()
+	acc, _ := c.NewAccount("keyname@example.com")
+	hostile := "evil\nkey_forged\tforged\tsnc_x…\tnever\t-\t0\tactive\tadmin\r\u009b2J\u202eman"
+	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: hostile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k.Info.Name != hostile {
+		t.Fatalf("the coordinator kept the name as %q, want it as sent (the test needs the hostile name stored)", k.Info.Name)
+	}
+	out, err := stdoutOf(t, func() error { return execQuiet(newKeyCmd(&globals{socket: g.socket}), "list", acc.ID) })
+	if err != nil {
+		t.Fatalf("key list: %v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 3 {
+		t.Errorf("key list printed %d lines for 2 keys, want a header and 2 rows:\n%s", len(lines), out)
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "key_forged") {
+			t.Errorf("the key name forged a row: %q", l)
+		}
+	}
+	if i := strings.IndexAny(out, "\r\x1b\u009b\u202e"); i >= 0 {
+		t.Errorf("key list printed a control character (%q at %d):\n%q", []rune(out[i:])[0], i, out)
+	}
+	var row string
+	for _, l := range lines {
+		if strings.HasPrefix(l, k.Info.ID) {
+			row = l
+		}
+	}
+	if want := "evil\uFFFDkey_forged\uFFFDforged\uFFFDsnc_x…\uFFFDnever\uFFFD-\uFFFD0\uFFFDactive\uFFFDadmin\uFFFD\uFFFD2J\uFFFDman"; !strings.Contains(row, want) {
+		t.Errorf("the hostile key's row %q does not show its name as %q", row, want)
+	}
+}
