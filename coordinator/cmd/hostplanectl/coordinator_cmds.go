@@ -122,8 +122,10 @@ func newKeyCmd(g *globals) *cobra.Command {
 	usage := adminCmd(g, "usage KEY_ID", "Show a key's recent usage log", cobra.ExactArgs(1), func(c *cobra.Command, args []string) ([]api.KeyUsage, error) {
 		return g.admin().KeyUsage(c.Context(), args[0])
 	}, func(u []api.KeyUsage) {
+		// METHOD and PATH are what the client sent (the path decoded: %1b is
+		// ESC): printable, as NAME in key list.
 		table(os.Stdout, "TIME\tMETHOD\tPATH\tSTATUS\tIP", u, func(tw io.Writer, e api.KeyUsage) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), e.Method, e.Path, e.Status, e.IP)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), printable(e.Method, false), printable(e.Path, false), e.Status, printable(e.IP, false))
 		})
 	})
 	cmd.AddCommand(create, list, revoke, usage)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +137,57 @@ func TestKeyListHostileName(t *testing.T) {
 	}
 	if want := "evil\uFFFDkey_forged\uFFFDforged\uFFFDsnc_x…\uFFFDnever\uFFFD-\uFFFD0\uFFFDactive\uFFFDadmin\uFFFD\uFFFD2J\uFFFDman"; !strings.Contains(row, want) {
 		t.Errorf("the hostile key's row %q does not show its name as %q", row, want)
+	}
+}
+
+// TestKeyUsageHostilePath: a key's usage log holds the request paths the
+// customer sent (percent-decoded: %1b is ESC, %0a a newline); `hostplanectl
+// key usage` prints them made safe, so a request cannot add rows to the log
+// table or send the operator's terminal a control sequence.
+func TestKeyUsageHostilePath(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a coordinator")
+	}
+	c, g, adm := cliCluster(t)
+	ctx := context.Background()
+	acc, key := c.NewAccount("keypath@example.com")
+	req, err := http.NewRequest("GET", c.URL(0)+"/v1/servers/srv_%1b%5b2J%0a2026-01-01T00:00:00Z%09GET%09%2Fv1%2Fforged%09200", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	keys, err := adm.Keys(ctx, acc.ID)
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("the account's keys: %v %v", keys, err)
+	}
+	id := keys[0].ID
+	var log []api.KeyUsage
+	deadline := time.Now().Add(20 * time.Second)
+	for len(log) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the request never reached the key's usage log")
+		}
+		time.Sleep(100 * time.Millisecond)
+		if log, err = adm.KeyUsage(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(log[0].Path, "\x1b[2J\n") {
+		t.Fatalf("the usage log holds the path as %q; the test needs it decoded, with its ESC and newline", log[0].Path)
+	}
+	out, err := stdoutOf(t, func() error { return execQuiet(newKeyCmd(&globals{socket: g.socket}), "usage", id) })
+	if err != nil {
+		t.Fatalf("key usage: %v\n%s", err, out)
+	}
+	if lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); len(lines) != 2 {
+		t.Errorf("key usage printed %d lines for 1 request, want a header and 1 row:\n%s", len(lines), out)
+	}
+	if i := strings.IndexAny(out, "\x1b\r"); i >= 0 {
+		t.Errorf("key usage printed a control character at %d:\n%q", i, out)
 	}
 }
