@@ -122,7 +122,7 @@ var sentinelErrors = []struct {
 	{fsm.ErrNotFound, http.StatusNotFound, "not_found", ""},
 	{fsm.ErrConflict, http.StatusConflict, "conflict", ""},
 	{fsm.ErrInsufficientFunds, http.StatusConflict, "insufficient_funds", ""},
-	{fsm.ErrIdemMismatch, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request body in the last 24 hours"},
+	{fsm.ErrIdemMismatch, http.StatusUnprocessableEntity, "idempotency_key_reused", "this Idempotency-Key was used with a different request (method, path or body) in the last 24 hours"},
 	{fsm.ErrKeyEscalation, http.StatusForbidden, "key_escalation", ""},
 	{fsm.ErrInvalid, http.StatusBadRequest, "invalid_request", ""},
 	{raftnode.ErrNotLeader, http.StatusServiceUnavailable, "no_leader", "the cluster is electing a leader; retry shortly"},
