@@ -59,6 +59,14 @@ func readLimited(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, i
 	// the end without growing, up to presizeMax: an announced length is not
 	// trusted with more memory than that before the bytes arrive (a client
 	// announcing 1 MiB and stalling would otherwise hold 1 MiB per connection).
+	if r.ContentLength > limit {
+		// Announced over the limit: answered at once, not after waiting
+		// for bytes that would be refused anyway (or for the body read
+		// timeout, when the client sends none). The unread body leaves the
+		// connection unusable: it is closed.
+		w.Header().Set("Connection", "close")
+		return nil, http.StatusRequestEntityTooLarge, &http.MaxBytesError{Limit: limit}
+	}
 	size := int64(512) // io.ReadAll's first buffer
 	if r.ContentLength > 0 {
 		size = min(r.ContentLength+1, presizeMax, limit+1)
