@@ -100,10 +100,7 @@ type API struct {
 	votersCache atomic.Pointer[votersCount]
 	metrics     *Metrics
 	Usage       *UsageRecorder
-	// usageFlush is the leader's usage flush that failed, kept for the
-	// next (FlushUsage).
-	usageFlush usageFlush
-	fwd        *forwarder
+	fwd         *forwarder
 	// kekState is the key-encryption key check /readyz reports (nil: none).
 	kekState func() string
 

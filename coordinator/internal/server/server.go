@@ -389,9 +389,9 @@ func (s *Server) runLeader(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			// Stopping while it leads: write what was recorded. Stopped
-			// because it no longer leads: a proposal would fail; what was
-			// recorded is left there, and shipUsageLoop sends it to the
-			// new leader.
+			// because it no longer leads: a proposal would fail and the
+			// usage taken be lost; left recorded, shipUsageLoop sends it
+			// to the new leader.
 			if s.Node.IsLeader() {
 				s.flushUsage(context.Background())
 			}
@@ -552,11 +552,13 @@ func (s *Server) shipUsageLoop(ctx context.Context) {
 	ship(sctx)
 }
 
-// flushUsage writes the key usage recorded since the last flush; one that
-// fails is kept and proposed again by the next (httpapi.FlushUsage).
 func (s *Server) flushUsage(ctx context.Context) {
-	if err := s.API.FlushUsage(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		s.log.Warn("flush key usage failed: will retry", "err", err)
+	u := s.API.Usage.Take()
+	if u == nil {
+		return
+	}
+	if _, err := s.propose(ctx, fsm.CmdKeyUsage, u); err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Warn("flush key usage failed", "err", err, "keys", len(u.Keys))
 	}
 }
 
