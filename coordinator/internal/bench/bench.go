@@ -72,6 +72,9 @@ type Result struct {
 	Elapsed time.Duration
 	P50     time.Duration
 	P99     time.Duration
+	// ErrorKinds counts the failed requests by what they got (at most
+	// maxErrorKinds distinct errors, the rest under "other").
+	ErrorKinds map[string]int64
 	// ServerCPU is the CPU time (user + system) the server processes used
 	// during the phase: all three cluster members, or the bare server.
 	ServerCPU time.Duration
@@ -132,6 +135,9 @@ func (r Result) String() string {
 		s += fmt.Sprintf(" (leader %.0f, followers %.0f)", us(r.LeaderCPU/time.Duration(r.OK)), us((r.ServerCPU-r.LeaderCPU)/time.Duration(r.OK)))
 	}
 	s += fmt.Sprintf("  (%d ok, %d errors, %.1fs)", r.OK, r.Errors, r.Elapsed.Seconds())
+	if len(r.ErrorKinds) > 0 {
+		s += "  errors: " + errorKinds(r.ErrorKinds)
+	}
 	if r.LeaderMoved {
 		s += "  [THE LEADER CHANGED DURING THIS PHASE]"
 	}
@@ -208,9 +214,49 @@ func allCPU(spread, leader Result) string {
 		per(spread.ClientCPU, spread)-per(leader.ClientCPU, leader))
 }
 
+// maxErrorKinds is how many distinct errors a phase tells apart.
+const maxErrorKinds = 5
+
+// errorKinds lists error counts, most frequent first.
+func errorKinds(m map[string]int64) string {
+	kinds := make([]string, 0, len(m))
+	for k := range m {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		if m[kinds[i]] != m[kinds[j]] {
+			return m[kinds[i]] > m[kinds[j]]
+		}
+		return kinds[i] < kinds[j]
+	})
+	var b strings.Builder
+	for i, k := range kinds {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%d× %s", m[k], k)
+	}
+	return b.String()
+}
+
+// addErrorKind counts n more errors of kind k in m, under "other" once m
+// holds maxErrorKinds other kinds.
+func addErrorKind(m map[string]int64, k string, n int64) {
+	named := len(m)
+	if _, ok := m["other"]; ok {
+		named--
+	}
+	if _, seen := m[k]; !seen && named >= maxErrorKinds {
+		k = "other"
+	}
+	m[k] += n
+}
+
 // load runs fn from n goroutines for d and measures successes and latency.
 func load(name string, n int, d time.Duration, fn func(worker, i int) error) Result {
 	var ok, errs atomic.Int64
+	var kindsMu sync.Mutex
+	kinds := map[string]int64{}
 	lat := make([][]time.Duration, n)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -223,6 +269,9 @@ func load(name string, n int, d time.Duration, fn func(worker, i int) error) Res
 				t0 := time.Now()
 				if err := fn(w, i); err != nil {
 					errs.Add(1)
+					kindsMu.Lock()
+					addErrorKind(kinds, err.Error(), 1)
+					kindsMu.Unlock()
 					continue
 				}
 				lat[w] = append(lat[w], time.Since(t0))
@@ -237,6 +286,9 @@ func load(name string, n int, d time.Duration, fn func(worker, i int) error) Res
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i] < all[j] })
 	r := Result{Name: name, OK: ok.Load(), Errors: errs.Load(), Elapsed: time.Since(start), lat: all}
+	if len(kinds) > 0 {
+		r.ErrorKinds = kinds
+	}
 	r.setPercentiles()
 	return r
 }
@@ -257,6 +309,12 @@ func merge(name string, parts []Result) Result {
 	for _, p := range parts {
 		r.OK += p.OK
 		r.Errors += p.Errors
+		for k, n := range p.ErrorKinds {
+			if r.ErrorKinds == nil {
+				r.ErrorKinds = map[string]int64{}
+			}
+			addErrorKind(r.ErrorKinds, k, n)
+		}
 		r.Elapsed += p.Elapsed
 		r.ServerCPU += p.ServerCPU
 		r.LeaderCPU += p.LeaderCPU
@@ -354,14 +412,15 @@ func Run(ctx context.Context, o Options) error {
 	defer p.killAll()
 	fmt.Fprintf(o.Out, "hostplane benchmark: %d concurrent clients, %s per phase, 3-node clusters on loopback, fsync on\n\n", o.Clients, o.Duration)
 
-	var etcdNative, etcdRes Result
+	var etcd etcdResults
 	if !o.NoEtcd {
-		etcdNative, etcdRes, err = benchEtcd(ctx, p, dir, o)
+		etcd, err = benchEtcd(ctx, p, dir, o)
 		if err != nil {
 			return fmt.Errorf("etcd baseline: %w", err)
 		}
-		fmt.Fprintln(o.Out, etcdNative)
-		fmt.Fprintln(o.Out, etcdRes)
+		fmt.Fprintln(o.Out, etcd.native)
+		fmt.Fprintln(o.Out, etcd.spread)
+		fmt.Fprintln(o.Out, etcd.gateway)
 		p.killAll()
 	}
 
@@ -392,20 +451,7 @@ func Run(ctx context.Context, o Options) error {
 	if o.Rounds > 0 && os.Getenv("BENCH_PPROF_BASE_PORT") == "" {
 		fmt.Fprintf(o.Out, "(write phases in %d rounds of leader, spread, spread, leader; %s each)\n", o.Rounds, o.Duration/time.Duration(2*o.Rounds))
 		sub := o.Duration / time.Duration(2*o.Rounds)
-		var lparts, sparts []Result
-		part := func(parts *[]Result, r Result) {
-			*parts = append(*parts, r)
-			if o.Verbose {
-				fmt.Fprintln(o.Out, "  ", r)
-			}
-		}
-		for range o.Rounds {
-			part(&lparts, leaderPhase(sub))
-			part(&sparts, spreadPhase(sub))
-			part(&sparts, spreadPhase(sub))
-			part(&lparts, leaderPhase(sub))
-		}
-		wr, spread = merge(leaderName, lparts), merge(spreadName, sparts)
+		wr, spread = inRounds(o, sub, leaderName, spreadName, leaderPhase, spreadPhase)
 		fmt.Fprintln(o.Out, wr)
 		fmt.Fprintf(o.Out, "(the leader is node %d)\n", hp.leader)
 	} else {
@@ -421,7 +467,7 @@ func Run(ctx context.Context, o Options) error {
 	spread.Direct, spread.Forwarded = split.means()
 	fmt.Fprintln(o.Out, spread)
 	if o.WritesOnly {
-		printWriteRatios(o, wr, spread, etcdRes, etcdNative)
+		printWriteRatios(o, wr, spread, etcd)
 		return nil
 	}
 
@@ -452,9 +498,29 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintln(o.Out, bare)
 	rd, stale := benchReads(o, hp.pids(), get, listURL, readKey)
 
-	printWriteRatios(o, wr, spread, etcdRes, etcdNative)
+	printWriteRatios(o, wr, spread, etcd)
 	printReadRatios(o, bare, rd, stale)
 	return nil
+}
+
+// inRounds measures a leader phase and a spread phase in o.Rounds rounds of
+// leader, spread, spread, leader, each sub long, and merges each kind's parts
+// (with o.Verbose each part is printed as it ends).
+func inRounds(o Options, sub time.Duration, leaderName, spreadName string, leaderPhase, spreadPhase func(time.Duration) Result) (leader, spread Result) {
+	var lparts, sparts []Result
+	part := func(parts *[]Result, r Result) {
+		*parts = append(*parts, r)
+		if o.Verbose {
+			fmt.Fprintln(o.Out, "  ", r)
+		}
+	}
+	for range o.Rounds {
+		part(&lparts, leaderPhase(sub))
+		part(&sparts, spreadPhase(sub))
+		part(&sparts, spreadPhase(sub))
+		part(&lparts, leaderPhase(sub))
+	}
+	return merge(leaderName, lparts), merge(spreadName, sparts)
 }
 
 // latencySplit sums the latencies of successful writes sent straight to the
@@ -510,11 +576,20 @@ func roundTrip(hc *http.Client, req *http.Request, want int) error {
 	if err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
 	if resp.StatusCode != want {
+		// The answer's error code, where it is hostplane's error body,
+		// tells a 503 no_leader from a 503 leader_unreachable.
+		var e api.Error
+		_ = json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&e)
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if e.Code != "" {
+			return fmt.Errorf("status %d %s", resp.StatusCode, e.Code)
+		}
 		return fmt.Errorf("status %d", resp.StatusCode)
 	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 	return nil
 }
 
@@ -591,10 +666,11 @@ func RunSideBySide(ctx context.Context, o Options) error {
 	return nil
 }
 
-func printWriteRatios(o Options, wr, spread, etcdRes, etcdNative Result) {
+func printWriteRatios(o Options, wr, spread Result, etcd etcdResults) {
 	if wr.LeaderMoved || spread.LeaderMoved {
 		fmt.Fprintf(o.Out, "\nthe Raft leader changed during a write phase: the ratios below do not compare what they say; run again\n")
 	}
+	etcdRes, etcdNative := etcd.gateway, etcd.native
 	if etcdRes.OK == 0 || etcdNative.OK == 0 {
 		fmt.Fprintf(o.Out, "\nwrites: hostplane spread / hostplane leader = %.2fx   aim >= 0.9x\n", spread.PerSec()/wr.PerSec())
 		fmt.Fprintf(o.Out, "        server CPU per write spread / leader = %.2fx%s\n", cpuRatio(spread, wr), cpuSplit(spread, wr))
@@ -604,6 +680,12 @@ func printWriteRatios(o Options, wr, spread, etcdRes, etcdNative Result) {
 	fmt.Fprintf(o.Out, "\nwrites: hostplane leader / etcd JSON gateway = %.2fx   aim >= 1.0x\n", wr.PerSec()/etcdRes.PerSec())
 	fmt.Fprintf(o.Out, "        hostplane leader / etcd Go client    = %.2fx   aim >= 0.8x\n", wr.PerSec()/etcdNative.PerSec())
 	fmt.Fprintf(o.Out, "        hostplane spread / hostplane leader  = %.2fx   aim >= 0.9x\n", spread.PerSec()/wr.PerSec())
+	if etcd.spread.OK > 0 {
+		// The reference the aim implies: etcd's own followers forwarding
+		// its puts to its leader, on the same machine in the same run.
+		fmt.Fprintf(o.Out, "        etcd spread / etcd leader (Go client) = %.2fx   (etcd's followers forward too; server CPU per put %.2fx%s)\n",
+			etcd.spread.PerSec()/etcdNative.PerSec(), cpuRatio(etcd.spread, etcdNative), cpuSplit(etcd.spread, etcdNative))
+	}
 	fmt.Fprintf(o.Out, "        server CPU per write: leader / etcd JSON gateway = %.2fx, leader / etcd Go client = %.2fx, spread / leader = %.2fx%s\n",
 		cpuRatio(wr, etcdRes), cpuRatio(wr, etcdNative), cpuRatio(spread, wr), cpuSplit(spread, wr))
 	fmt.Fprint(o.Out, allCPU(spread, wr))
@@ -661,11 +743,25 @@ func ServeBare(addr, file string) error {
 	}))
 }
 
-// benchEtcd starts a 3-node etcd and measures puts to its leader through etcd's
-// Go client (gRPC, the native path) and through its JSON gateway.
-func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (native, gateway Result, err error) {
+// etcdResults are the etcd baselines' phases.
+type etcdResults struct {
+	// native and gateway are puts to the leader through the Go client (gRPC)
+	// and through the JSON gateway.
+	native, gateway Result
+	// spread is puts through the Go client spread over all three members as
+	// hostplane's spread phase spreads its writes: a follower forwards each
+	// put's proposal to the leader over its peer connection and answers once
+	// it has applied it. Its ratio to native is what etcd itself does where
+	// hostplane's followers forward.
+	spread Result
+}
+
+// benchEtcd starts a 3-node etcd and measures puts through etcd's Go client
+// (gRPC, the native path) to its leader and spread over all its members, and
+// through its JSON gateway to its leader.
+func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (res etcdResults, err error) {
 	if _, err := exec.LookPath("etcd"); err != nil {
-		return native, gateway, fmt.Errorf("etcd not installed (apt-get install etcd-server): %w", err)
+		return res, fmt.Errorf("etcd not installed (apt-get install etcd-server): %w", err)
 	}
 	type member struct{ name, peer, client string }
 	var ms []member
@@ -683,7 +779,7 @@ func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (native, ga
 			"--initial-cluster", strings.Join(initialPeers, ","), "--initial-cluster-state", "new", "--initial-cluster-token", "hpbench",
 			"--log-level", "error", "--logger", "zap")
 		if err != nil {
-			return native, gateway, err
+			return res, err
 		}
 		pids = append(pids, cmd.Process.Pid)
 	}
@@ -712,7 +808,7 @@ func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (native, ga
 		time.Sleep(200 * time.Millisecond)
 	}
 	if leaderURL == "" {
-		return native, gateway, fmt.Errorf("etcd cluster elected no leader (logs in %s)", dir)
+		return res, fmt.Errorf("etcd cluster elected no leader (logs in %s)", dir)
 	}
 	val := base64.StdEncoding.EncodeToString([]byte(`{"subject":"bench","message":"benchmark ticket body","priority":"low"}`))
 	put := func(w, i int) error {
@@ -722,13 +818,13 @@ func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (native, ga
 		return roundTrip(hc, req, 200)
 	}
 	if err := put(0, -1); err != nil {
-		return native, gateway, fmt.Errorf("etcd put: %w", err)
+		return res, fmt.Errorf("etcd put: %w", err)
 	}
 	// The native client: one gRPC connection to the leader, as etcd's own
 	// benchmark tool uses per client group; puts of the same value.
 	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{leaderURL}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
-		return native, gateway, fmt.Errorf("etcd Go client: %w", err)
+		return res, fmt.Errorf("etcd Go client: %w", err)
 	}
 	defer cli.Close()
 	rawVal := `{"subject":"bench","message":"benchmark ticket body","priority":"low"}`
@@ -739,11 +835,56 @@ func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (native, ga
 		return err
 	}
 	if err := nput(0, -1); err != nil {
-		return native, gateway, fmt.Errorf("etcd Go client put: %w", err)
+		return res, fmt.Errorf("etcd Go client put: %w", err)
 	}
-	native = measured("etcd 3.4 put via Go client (gRPC, to the leader)", pids, o.Clients, o.Duration, nput)
-	gateway = measured("etcd 3.4 put via JSON gateway (to the leader)", pids, o.Clients, o.Duration, put)
-	return native, gateway, nil
+	// Spread: one Go client per member, each with that member as its only
+	// endpoint (the client balances nothing; a follower forwards), and the
+	// i-th put of worker w to member (w+i) % 3, as hostplane's spread phase.
+	leaderIdx := -1
+	clis := make([]*clientv3.Client, len(ms))
+	for i, m := range ms {
+		if m.client == leaderURL {
+			leaderIdx = i
+		}
+		if clis[i], err = clientv3.New(clientv3.Config{Endpoints: []string{m.client}, DialTimeout: 10 * time.Second, Logger: zap.NewNop()}); err != nil {
+			return res, fmt.Errorf("etcd Go client to %s: %w", m.name, err)
+		}
+		defer clis[i].Close()
+	}
+	var split latencySplit
+	sput := func(w, i int) error {
+		m := (w + i) % len(clis)
+		return split.time(m == leaderIdx, func() error {
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			defer cancel()
+			_, err := clis[m].Put(pctx, fmt.Sprintf("tickets-spread/%d/%d", w, i), rawVal)
+			return err
+		})
+	}
+	for w := range clis {
+		if err := sput(w, 0); err != nil {
+			return res, fmt.Errorf("etcd Go client put through %s: %w", ms[w].name, err)
+		}
+	}
+	split = latencySplit{}
+	const nativeName, spreadName = "etcd 3.4 put via Go client (gRPC, to the leader)", "etcd 3.4 put via Go client (gRPC, spread, followers forward)"
+	leaderPid := []int{pids[leaderIdx]}
+	withLeaderCPU := func(name string, d time.Duration, fn func(int, int) error) Result {
+		before := procCPU(leaderPid)
+		r := measured(name, pids, o.Clients, d, fn)
+		r.LeaderCPU = procCPU(leaderPid) - before
+		return r
+	}
+	leaderPhase := func(d time.Duration) Result { return withLeaderCPU(nativeName, d, nput) }
+	spreadPhase := func(d time.Duration) Result { return withLeaderCPU(spreadName, d, sput) }
+	if o.Rounds > 0 {
+		res.native, res.spread = inRounds(o, o.Duration/time.Duration(2*o.Rounds), nativeName, spreadName, leaderPhase, spreadPhase)
+	} else {
+		res.native, res.spread = leaderPhase(o.Duration), spreadPhase(o.Duration)
+	}
+	res.spread.Direct, res.spread.Forwarded = split.means()
+	res.gateway = measured("etcd 3.4 put via JSON gateway (to the leader)", pids, o.Clients, o.Duration, put)
+	return res, nil
 }
 
 type hostplane struct {

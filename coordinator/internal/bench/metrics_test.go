@@ -3,6 +3,7 @@ package bench
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"testing"
@@ -142,7 +143,7 @@ func TestAllCPU(t *testing.T) {
 		t.Fatalf("without the clients' CPU: %q", got)
 	}
 	var out strings.Builder
-	printWriteRatios(Options{Out: &out}, leader, spread, Result{}, Result{})
+	printWriteRatios(Options{Out: &out}, leader, spread, etcdResults{})
 	if !strings.Contains(out.String(), "all CPU per write (servers and clients) spread / leader = 1.24x") {
 		t.Fatalf("the ratios do not give it:\n%s", out.String())
 	}
@@ -237,9 +238,99 @@ func TestLeaderMovedIsSaid(t *testing.T) {
 		warn       bool
 	}{{ok, ok, false}, {moved, ok, true}, {ok, moved, true}} {
 		var out strings.Builder
-		printWriteRatios(Options{Out: &out}, c.wr, c.spread, Result{}, Result{})
+		printWriteRatios(Options{Out: &out}, c.wr, c.spread, etcdResults{})
 		if got := strings.Contains(out.String(), "the Raft leader changed during a write phase"); got != c.warn {
 			t.Errorf("leader moved %v/%v: warning %v in %q", c.wr.LeaderMoved, c.spread.LeaderMoved, got, out.String())
 		}
+	}
+}
+
+// With the etcd baselines, the ratios give etcd's own spread over leader (its
+// followers forwarding its puts) beside hostplane's, with its CPU per put and
+// how that moved on etcd's leader and followers; without an etcd spread
+// phase there is no such line.
+func TestEtcdSpreadBesideHostplane(t *testing.T) {
+	hpLeader := Result{OK: 4000, Elapsed: time.Second, ServerCPU: 800 * time.Millisecond}
+	hpSpread := Result{OK: 3400, Elapsed: time.Second, ServerCPU: 800 * time.Millisecond}
+	etcd := etcdResults{
+		native:  Result{OK: 8000, Elapsed: time.Second, ServerCPU: 800 * time.Millisecond, LeaderCPU: 500 * time.Millisecond},
+		spread:  Result{OK: 6000, Elapsed: time.Second, ServerCPU: 720 * time.Millisecond, LeaderCPU: 300 * time.Millisecond},
+		gateway: Result{OK: 5000, Elapsed: time.Second, ServerCPU: 800 * time.Millisecond},
+	}
+	var out strings.Builder
+	printWriteRatios(Options{Out: &out}, hpLeader, hpSpread, etcd)
+	for _, want := range []string{
+		"hostplane spread / hostplane leader  = 0.85x",
+		// 6000/s over 8000/s; CPU per put 120 over 100 µs; the leader
+		// 62.5 -> 50 µs, the followers 37.5 -> 70 µs per put.
+		"etcd spread / etcd leader (Go client) = 0.75x   (etcd's followers forward too; server CPU per put 1.20x (leader -12 µs, followers +32 µs per write))",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	etcd.spread = Result{}
+	printWriteRatios(Options{Out: &out}, hpLeader, hpSpread, etcd)
+	if strings.Contains(out.String(), "etcd spread") {
+		t.Fatalf("an etcd spread line without its phase:\n%s", out.String())
+	}
+}
+
+// inRounds measures leader, spread, spread, leader in every round, each part
+// as long as asked, and merges each kind under its name.
+func TestInRounds(t *testing.T) {
+	var order []string
+	phase := func(kind string, ok int64) func(time.Duration) Result {
+		return func(d time.Duration) Result {
+			order = append(order, kind)
+			return Result{Name: kind, OK: ok, Elapsed: d}
+		}
+	}
+	l, s := inRounds(Options{Rounds: 2, Out: io.Discard}, time.Second, "L", "S", phase("l", 10), phase("s", 7))
+	if got := strings.Join(order, ""); got != "lssllssl" {
+		t.Fatalf("order %q", got)
+	}
+	if l.Name != "L" || l.OK != 40 || l.Elapsed != 4*time.Second || s.Name != "S" || s.OK != 28 || s.Elapsed != 4*time.Second {
+		t.Fatalf("leader %+v, spread %+v", l, s)
+	}
+}
+
+// A phase's failed requests are told apart by what they got, the most
+// frequent first, at most maxErrorKinds kinds (the rest as "other"), and a
+// merged round adds them up: once 482 of a spread phase's writes failed and
+// the line said only "482 errors".
+func TestErrorKinds(t *testing.T) {
+	r := load("errs", 2, 50*time.Millisecond, func(_, i int) error {
+		switch i % 3 {
+		case 0:
+			return nil
+		case 1: // every worker's first error
+			return errors.New("status 503 leader_unreachable")
+		default:
+			return fmt.Errorf("transport %d", i) // many distinct ones
+		}
+	})
+	if r.Errors == 0 || r.ErrorKinds["status 503 leader_unreachable"] == 0 || len(r.ErrorKinds) > maxErrorKinds+1 {
+		t.Fatalf("%d errors as %v", r.Errors, r.ErrorKinds)
+	}
+	var sum int64
+	for _, n := range r.ErrorKinds {
+		sum += n
+	}
+	if sum != r.Errors {
+		t.Fatalf("kinds add to %d, errors %d", sum, r.Errors)
+	}
+	a := Result{Name: "a", OK: 1, Errors: 3, ErrorKinds: map[string]int64{"status 503 no_leader": 2, "status 502": 1}}
+	b := Result{Name: "b", OK: 1, Errors: 4, ErrorKinds: map[string]int64{"status 503 no_leader": 4}}
+	m := merge("m", []Result{a, b, {OK: 1}})
+	if m.Errors != 7 || m.ErrorKinds["status 503 no_leader"] != 6 || m.ErrorKinds["status 502"] != 1 {
+		t.Fatalf("merged %d errors as %v", m.Errors, m.ErrorKinds)
+	}
+	if s := m.String(); !strings.Contains(s, "errors: 6× status 503 no_leader, 1× status 502") {
+		t.Fatalf("line %q", s)
+	}
+	if s := (Result{Name: "clean", OK: 1, Elapsed: time.Second}).String(); strings.Contains(s, "errors:") {
+		t.Fatalf("line %q", s)
 	}
 }

@@ -29,6 +29,17 @@ func TestRoundTrip(t *testing.T) {
 	if err := roundTrip(hc, get(), 201); err == nil || err.Error() != "status 200" {
 		t.Fatalf("GET wanting 201: got %v, want status 200", err)
 	}
+	// A hostplane error body: its code is in the error.
+	coded := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"statusCode":503,"error":"Service Unavailable","message":"no leader","code":"no_leader"}`))
+	}))
+	defer coded.Close()
+	req, _ := http.NewRequest("POST", coded.URL, nil)
+	if err := roundTrip(coded.Client(), req, 201); err == nil || err.Error() != "status 503 no_leader" {
+		t.Fatalf("a 503 no_leader: got %v", err)
+	}
 	srv.Close()
 	if err := roundTrip(hc, get(), 200); err == nil {
 		t.Fatal("a closed server: got no error")
