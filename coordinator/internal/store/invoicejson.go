@@ -60,49 +60,29 @@ func appendInvoiceFields(b []byte, inv *api.Invoice) ([]byte, bool) {
 		b, ok = plainjson.AppendTime(b, *inv.PaidAt)
 	}
 	b = append(b, `,"lines":`...)
-	if inv.Lines == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range inv.Lines {
-			l := &inv.Lines[i]
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = plainjson.AppendStringField(b, `{"description":`, l.Description)
-			b = append(b, `,"quantity":`...)
-			b = strconv.AppendInt(b, l.Quantity, 10)
-			b = append(b, `,"unit_price_usd_cents":`...)
-			b = strconv.AppendInt(b, l.UnitPriceUsdCents, 10)
-			b = append(b, `,"amount_usd_cents":`...)
-			b = strconv.AppendInt(b, l.AmountUsdCents, 10)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	}
+	b = appendArray(b, inv.Lines, func(b []byte, l *api.InvoiceLine) []byte {
+		b = plainjson.AppendStringField(b, `{"description":`, l.Description)
+		b = append(b, `,"quantity":`...)
+		b = strconv.AppendInt(b, l.Quantity, 10)
+		b = append(b, `,"unit_price_usd_cents":`...)
+		b = strconv.AppendInt(b, l.UnitPriceUsdCents, 10)
+		b = append(b, `,"amount_usd_cents":`...)
+		b = strconv.AppendInt(b, l.AmountUsdCents, 10)
+		return append(b, '}')
+	})
 	b = append(b, `,"payments":`...)
-	if inv.Payments == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i := range inv.Payments {
-			p := &inv.Payments[i]
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = plainjson.AppendStringField(b, `{"id":`, p.ID)
-			b = plainjson.AppendStringField(b, `,"method":`, p.Method)
-			b = append(b, `,"amount_usd_cents":`...)
-			b = strconv.AppendInt(b, p.AmountUsdCents, 10)
-			b = appendOmitEmpty(b, `,"transaction_id":`, p.TransactionID)
-			if ok {
-				b = append(b, `,"created_at":`...)
-				b, ok = plainjson.AppendTime(b, p.CreatedAt)
-			}
-			b = append(b, '}')
+	b = appendArray(b, inv.Payments, func(b []byte, p *api.Payment) []byte {
+		b = plainjson.AppendStringField(b, `{"id":`, p.ID)
+		b = plainjson.AppendStringField(b, `,"method":`, p.Method)
+		b = append(b, `,"amount_usd_cents":`...)
+		b = strconv.AppendInt(b, p.AmountUsdCents, 10)
+		b = appendOmitEmpty(b, `,"transaction_id":`, p.TransactionID)
+		if ok {
+			b = append(b, `,"created_at":`...)
+			b, ok = plainjson.AppendTime(b, p.CreatedAt)
 		}
-		b = append(b, ']')
-	}
+		return append(b, '}')
+	})
 	return b, ok
 }
 

@@ -32,17 +32,8 @@ func encodeIPAlloc(a IPAlloc) ([]byte, error) {
 		b = append(plainjson.AppendString(append(b, `"account_id":`...), a.AccountID), ',')
 	}
 	b = append(b, `"units":`...)
-	if a.Units == nil {
-		return append(b, "null}"...), nil
-	}
-	b = append(b, '[')
-	for i, u := range a.Units {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = AppendPrefixJSON(b, u)
-	}
-	return append(b, "]}"...), nil
+	b = appendArray(b, a.Units, func(b []byte, u *netip.Prefix) []byte { return AppendPrefixJSON(b, *u) })
+	return append(b, '}'), nil
 }
 
 // AppendPrefixJSON appends p as encoding/json writes a netip.Prefix: its
