@@ -116,13 +116,13 @@ func orderPlanSlug(slug string) error {
 }
 
 // orderLocations are the node locations an order may be placed in: its
-// location, else any of the product's (none: anywhere). Below semantics
-// level 2 no node can be in a location (CmdNodeLocation needs it), so none
+// location, else any of the product's (none: anywhere). Below the semantics
+// level CmdNodeLocation needs (2) no node can be in a location, so none
 // is asked for: the location is only checked against the product's, as
 // before placement by location, instead of every order of a product that
 // lists locations being a 409 during a rolling upgrade.
 func (a *API) orderLocations(prod api.AdminProduct, location string) []string {
-	if a.state.ClusterLevel() < 2 {
+	if a.state.ClusterLevel() < fsm.LevelOf(fsm.CmdNodeLocation) {
 		return nil
 	}
 	if location != "" {

@@ -147,6 +147,10 @@ const (
 	transportAuthFile = "transport-auth"
 )
 
+// levelRaftAuth is the cluster semantics level (fsm/level.go) from which a
+// member requires the handshake: level 2, the first release that speaks it.
+const levelRaftAuth uint16 = 2
+
 // authKey is the handshake key derived from the cluster secret.
 type authKey [32]byte
 
@@ -312,9 +316,10 @@ func newAuthGate(secret string, ln net.Listener, level func() uint16, dir string
 	return g, nil
 }
 
-// refresh reads the cluster's level and requires the handshake from level 2 on.
+// refresh reads the cluster's level and requires the handshake from
+// levelRaftAuth on.
 func (g *authGate) refresh() {
-	if g.required.Load() || g.level == nil || g.level() < 2 {
+	if g.required.Load() || g.level == nil || g.level() < levelRaftAuth {
 		return
 	}
 	g.require()

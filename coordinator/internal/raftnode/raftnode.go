@@ -226,7 +226,7 @@ func openTransport(cfg Config, logger hclog.Logger, f *fsm.FSM, lg *slog.Logger)
 	switch {
 	case cfg.TLS != nil:
 		stream.Listener = tls.NewListener(ln, cfg.TLS)
-	case cfg.ClusterSecret != "" && f.MaxLevel() >= 2:
+	case cfg.ClusterSecret != "" && f.MaxLevel() >= levelRaftAuth:
 		// A coordinator acting as a release before level 2 speaks plain
 		// Raft only, as such a release.
 		if stream.auth, err = newAuthGate(cfg.ClusterSecret, ln, f.ClusterLevel, cfg.Dir, 0, lg.With("component", "raft-transport")); err != nil {
