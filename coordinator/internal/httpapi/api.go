@@ -43,6 +43,9 @@ type Config struct {
 	// IPv6 /64) without a valid key, on each coordinator that answers them
 	// (iplimit.go; 0: DefaultIPRateLimit).
 	IPRateLimit int
+	// IPWindows is the most client addresses' windows held for IPRateLimit
+	// (iplimit.go; 0: ipWindows, 100,000). Tests set a small one.
+	IPWindows int
 	// TrustedProxies are the reverse proxies in front of the API
 	// (--trusted-proxies, ParseTrustedProxies): a request from one has its
 	// client address taken from X-Forwarded-For (clientaddr.go). Empty: the
@@ -92,7 +95,7 @@ type API struct {
 	now     func() time.Time
 	limiter *ratelimit.Limiter // the key windows this node counts as leader
 	// ipLimiter counts the client addresses' budgets of requests without a
-	// valid key (iplimit.go), in a table of ipWindows windows.
+	// valid key (iplimit.go), in a table of cfg.IPWindows windows.
 	ipLimiter *ratelimit.Limiter
 	// leases are the tokens this node, as a follower, leased from the
 	// leader's windows for the stale reads it serves (ratelease.go).
@@ -228,6 +231,9 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 	if cfg.IPRateLimit <= 0 {
 		cfg.IPRateLimit = DefaultIPRateLimit
 	}
+	if cfg.IPWindows <= 0 {
+		cfg.IPWindows = ipWindows
+	}
 	if cfg.StatsStreamsPerAccount <= 0 {
 		cfg.StatsStreamsPerAccount = DefaultStatsStreamsPerAccount
 	}
@@ -245,10 +251,13 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 	}
 	a := &API{
 		cfg: cfg, raft: node, state: node.FSM, log: log, now: now, limiter: ratelimit.New(now), metrics: metrics,
-		ipLimiter: ratelimit.NewCapped(now, ipWindows),
+		ipLimiter: ratelimit.NewCapped(now, cfg.IPWindows),
 		Usage:     NewUsageRecorder(), inflight: map[string]struct{}{},
 		statsCaps: newStatsCaps(cfg.StatsStreamsPerAccount, cfg.StatsCallsPerNode),
 		oauthRT:   oauthRuntime{polls: map[string]*devicePoll{}, clients: map[string]cachedClient{}},
+	}
+	if metrics != nil {
+		metrics.Register(a.ipTableCollectors()...)
 	}
 	a.fwd = newForwarder(a)
 	a.leases = ratelimit.NewLeases(now, a.fetchLeaseLogged, node.LeaderID, a.voters)

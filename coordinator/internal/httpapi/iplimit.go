@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/ratelimit"
 )
@@ -33,6 +35,28 @@ const ipBudgetPrefix = "v1-ip:"
 // (ratelimit.NewCapped): limited early, never late. A key's requests are
 // not counted here and are unaffected.
 const ipWindows = 100_000
+
+// ipTableCollectors are the per-address table's series on /metrics: its
+// entries (windows held, ended ones not yet dropped included) against its
+// cap, and the requests counted in the window the addresses a full table has
+// no room for share (limited early, if anything: a flood from more addresses
+// than the cap in a minute, or a cap too small for the clients).
+func (a *API) ipTableCollectors() []prometheus.Collector {
+	return []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hostplane_ip_rate_windows",
+			Help: "Client addresses' windows held by this coordinator for the requests without a valid key (--ip-rate-limit), ended ones not yet dropped included.",
+		}, func() float64 { return float64(a.ipLimiter.Len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "hostplane_ip_rate_windows_max",
+			Help: "The most client addresses' windows this coordinator holds; past it new addresses share one window.",
+		}, func() float64 { return float64(a.cfg.IPWindows) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "hostplane_ip_rate_overflow_requests_total",
+			Help: "Requests without a valid key counted in the one window shared by the addresses a full table had no room for.",
+		}, func() float64 { return float64(a.ipLimiter.Overflowed()) }),
+	}
+}
 
 // ipBudgetKey is the limiter key of the budget of client address ip (as
 // clientIP gives it, the address the key allow-lists check): an IPv4 address
