@@ -16,12 +16,8 @@ import (
 // actionPage is one GET /v1/actions page on coordinator i.
 func (r *rig) actionPage(t *testing.T, i int, key, query string) (api.ActionList, framework.Reply) {
 	t.Helper()
-	rep := r.call(i, key, "GET", "/v1/actions?"+query, nil, nil)
-	if rep.Status != 200 {
-		t.Fatalf("%s", rep)
-	}
 	var l api.ActionList
-	rep.Decode(t, &l)
+	rep := r.get(t, i, key, "/v1/actions?"+query, &l)
 	return l, rep
 }
 

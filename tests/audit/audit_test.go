@@ -148,6 +148,18 @@ func (r *rig) call(i int, key, method, path string, body any, hdr map[string]str
 	return rep
 }
 
+// get is GET path as key through coordinator i, its answer decoded into v;
+// any answer but a 200 fails t.
+func (r *rig) get(t testing.TB, i int, key, path string, v any) framework.Reply {
+	t.Helper()
+	rep := r.call(i, key, "GET", path, nil, nil)
+	if rep.Status != 200 {
+		t.Fatalf("%s", rep)
+	}
+	rep.Decode(t, v)
+	return rep
+}
+
 // charged is what an account has been charged: its balance, invoices,
 // servers, hosting accounts and domains, read through coordinator 0.
 type charged struct {
@@ -162,11 +174,7 @@ func (r *rig) charged(key string) charged {
 		var p struct {
 			Total int `json:"total"`
 		}
-		rep := r.call(0, key, "GET", path, nil, nil)
-		if rep.Status != 200 {
-			r.t.Fatalf("%s", rep)
-		}
-		rep.Decode(r.t, &p)
+		r.get(r.t, 0, key, path, &p)
 		return p.Total
 	}
 	var w api.Wallet
@@ -249,10 +257,7 @@ func (r *rig) buy() aOwns {
 	var ips struct {
 		Data []api.ServerIP `json:"data"`
 	}
-	if rep = r.call(0, r.keyA, "GET", "/v1/servers/"+o.server+"/ips", nil, nil); rep.Status != 200 {
-		t.Fatalf("%s", rep)
-	}
-	rep.Decode(t, &ips)
+	r.get(t, 0, r.keyA, "/v1/servers/"+o.server+"/ips", &ips)
 	if len(ips.Data) > 0 {
 		o.serverIP = ips.Data[0].IP
 	}

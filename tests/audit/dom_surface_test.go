@@ -149,11 +149,7 @@ func TestDomainScopesListsAndOperator(t *testing.T) {
 				Data  []api.Domain `json:"data"`
 				Total int          `json:"total"`
 			}
-			rep := d.call(page%3, d.keyA, "GET", fmt.Sprintf("/v1/domains?limit=2&page=%d", page), nil, nil)
-			if rep.Status != http.StatusOK {
-				t.Fatalf("%s", rep)
-			}
-			rep.Decode(t, &l)
+			d.get(t, page%3, d.keyA, fmt.Sprintf("/v1/domains?limit=2&page=%d", page), &l)
 			if l.Total != len(all) {
 				t.Errorf("page %d: total %d, want %d", page, l.Total, len(all))
 			}

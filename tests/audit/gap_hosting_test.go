@@ -46,12 +46,8 @@ func TestFailedHostingOrderFreesItsClaims(t *testing.T) {
 		}
 		var h api.HostingAccount
 		framework.WaitFor(t, "the failed hosting account cleaned up", 30*time.Second, 100*time.Millisecond, func() bool {
-			rep := r.call(0, r.keyA, "GET", "/v1/hosting/"+o.Hosting.ID, nil, nil)
-			if rep.Status != 200 {
-				t.Fatalf("%s", rep)
-			}
 			h = api.HostingAccount{}
-			rep.Decode(t, &h)
+			r.get(t, 0, r.keyA, "/v1/hosting/"+o.Hosting.ID, &h)
 			return h.Status == api.HostingDeleted
 		})
 		if h.PaidUntil != nil || h.ActionID != "" {

@@ -28,12 +28,8 @@ func TestTerminatedServerShowsNoAddresses(t *testing.T) {
 	}
 	get := func(i int, key, id string) (api.Server, string) {
 		t.Helper()
-		rep := r.call(i, key, "GET", "/v1/servers/"+id, nil, nil)
-		if rep.Status != 200 {
-			t.Fatalf("%s", rep)
-		}
 		var s api.Server
-		rep.Decode(t, &s)
+		rep := r.get(t, i, key, "/v1/servers/"+id, &s)
 		return s, string(rep.Body)
 	}
 	framework.WaitFor(t, "A's server terminated", 30*time.Second, 100*time.Millisecond, func() bool {

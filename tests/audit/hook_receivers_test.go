@@ -381,11 +381,7 @@ func TestHookHostileReceivers(t *testing.T) {
 				Data  []api.WebhookAttempt `json:"data"`
 				Total int                  `json:"total"`
 			}
-			rep := r.call(f, r.keyA, "GET", "/v1/webhooks/"+wh.ID+"/deliveries?limit=200&page="+string(rune('0'+page)), nil, nil)
-			if rep.Status != 200 {
-				t.Fatalf("%s", rep)
-			}
-			rep.Decode(t, &l)
+			r.get(t, f, r.keyA, "/v1/webhooks/"+wh.ID+"/deliveries?limit=200&page="+string(rune('0'+page)), &l)
 			total = l.Total
 			for i, a := range l.Data {
 				if seen[a.ID] {

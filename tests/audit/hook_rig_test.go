@@ -129,14 +129,10 @@ func (h sinkHit) event(t *testing.T) event {
 // through coordinator i.
 func (r *rig) attempts(i int, key, webhook string) []api.WebhookAttempt {
 	r.t.Helper()
-	rep := r.call(i, key, "GET", "/v1/webhooks/"+webhook+"/deliveries?limit=200", nil, nil)
-	if rep.Status != 200 {
-		r.t.Fatalf("%s", rep)
-	}
 	var l struct {
 		Data []api.WebhookAttempt `json:"data"`
 	}
-	rep.Decode(r.t, &l)
+	r.get(r.t, i, key, "/v1/webhooks/"+webhook+"/deliveries?limit=200", &l)
 	return l.Data
 }
 

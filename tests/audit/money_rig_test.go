@@ -44,11 +44,7 @@ func (m *moneyRig) wait(what string, ok func() bool) {
 // unless asked otherwise) and decodes the 200 answer into v.
 func (m *moneyRig) get(key, path string, v any) {
 	m.t.Helper()
-	rep := m.call(m.c.WaitLeader(20*time.Second), key, "GET", path, nil, nil)
-	if rep.Status != 200 {
-		m.t.Fatalf("%s", rep)
-	}
-	rep.Decode(m.t, v)
+	m.rig.get(m.t, m.c.WaitLeader(20*time.Second), key, path, v)
 }
 
 // getAs is GET path as key on the leader, decoded as a T.

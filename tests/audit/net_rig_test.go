@@ -96,12 +96,8 @@ func (r *netRig) order(i int, key, label string) api.Server {
 // ips is GET /v1/servers/:id/ips on coordinator i.
 func (r *netRig) ips(i int, key, id string) []api.ServerIP {
 	r.t.Helper()
-	rep := r.call(i, key, "GET", "/v1/servers/"+id+"/ips", nil, nil)
-	if rep.Status != 200 {
-		r.t.Fatalf("%s", rep)
-	}
 	var l api.ServerIPList
-	rep.Decode(r.t, &l)
+	r.get(r.t, i, key, "/v1/servers/"+id+"/ips", &l)
 	return l.Data
 }
 

@@ -144,11 +144,7 @@ func TestSeed002KeysAsACyberPanelClient(t *testing.T) {
 	usage := "/v1/account/api-keys/" + id + "/usage"
 	for i := range calls {
 		var p api.Page[api.KeyUsage]
-		rep := r.call(0, mgr, "GET", usage+"?limit=1&page="+string(rune('1'+i)), nil, nil)
-		if rep.Status != 200 {
-			t.Fatalf("%s", rep)
-		}
-		rep.Decode(t, &p)
+		rep := r.get(t, 0, mgr, usage+"?limit=1&page="+string(rune('1'+i)), &p)
 		want := calls[len(calls)-1-i]
 		if p.Total != 3 || len(p.Data) != 1 || (p.NextPage != nil) != (i < 2) {
 			t.Fatalf("usage page %d of 1: %s", i+1, rep)

@@ -13,26 +13,18 @@ import (
 // ticketList is GET /v1/tickets (the list envelope) through coordinator i.
 func (r *rig) ticketList(i int, key, query string) (tks []api.Ticket, total int) {
 	r.t.Helper()
-	rep := r.call(i, key, "GET", "/v1/tickets"+query, nil, nil)
-	if rep.Status != 200 {
-		r.t.Fatalf("%s", rep)
-	}
 	var l struct {
 		Data  []api.Ticket `json:"data"`
 		Total int          `json:"total"`
 	}
-	rep.Decode(r.t, &l)
+	r.get(r.t, i, key, "/v1/tickets"+query, &l)
 	return l.Data, l.Total
 }
 
 func (r *rig) ticketGet(i int, key, id string) api.Ticket {
 	r.t.Helper()
-	rep := r.call(i, key, "GET", "/v1/tickets/"+id, nil, nil)
-	if rep.Status != 200 {
-		r.t.Fatalf("%s", rep)
-	}
 	var tk api.Ticket
-	rep.Decode(r.t, &tk)
+	r.get(r.t, i, key, "/v1/tickets/"+id, &tk)
 	return tk
 }
 
