@@ -3,11 +3,14 @@
 // systemd-analyze verify and security, dpkg -i / -r / --purge of the real
 // packages, and the installed daemons' sd_notify protocol (READY=1, WATCHDOG=1,
 // STOPPING=1) against a test datagram socket. It installs packages on the host
-// it runs on, as root, and purges them again whatever happens.
+// it runs on, as root, and purges them again whatever happens: it stops itself
+// stopMargin before go test's -timeout so that its purge still runs, and a run
+// killed anyway is cleaned up by the next (purgeOwnLeftovers).
 package packagetest
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -50,16 +53,104 @@ func run(t *testing.T, name string, args ...string) (stdout, stderr string, err 
 	return runEnv(t, nil, name, args...)
 }
 
-// runEnv runs name in the repository with env added to the environment.
+// runEnv runs name in the repository with env added to the environment. A
+// command still running at the test's stop time (stopBeforeTimeout) is killed
+// and its error says so.
 func runEnv(t *testing.T, env []string, name string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	cmd := exec.Command(name, args...)
+	return runUntil(stopTime(), env, name, args...)
+}
+
+// runUntil runs name in the repository with env added to the environment:
+// not started at or after stop (zero: no stop), and killed at stop unless it
+// is dpkg, which is left to finish (seconds): a dpkg killed while it unpacks
+// leaves its database refusing the next dpkg command until `dpkg
+// --configure -a`, the purge in the cleanups included.
+func runUntil(stop time.Time, env []string, name string, args ...string) (stdout, stderr string, err error) {
+	stopped := func() error {
+		return fmt.Errorf("%s (%v before go test's -timeout) passed: the test stops here so that its cleanups (dpkg --purge) still run", stopWhat, stopMarginOf())
+	}
+	ctx := context.Background()
+	if !stop.IsZero() {
+		if !time.Now().Before(stop) {
+			return "", "", fmt.Errorf("%s not started: %w", name, stopped())
+		}
+		if name != "dpkg" {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, stop)
+			defer cancel()
+		}
+	}
+	cmd := exec.CommandContext(ctx, name, args...)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err = cmd.Run()
+	if ctx.Err() != nil {
+		err = fmt.Errorf("%s killed (%v): %w", name, err, stopped())
+	}
 	return o.String(), e.String(), err
+}
+
+// stopMargin is how long before go test's -timeout deadline
+// TestInstallRemovePurge stops itself: go test's timeout panics without
+// running a test's cleanups, so the purge of the installed packages would
+// never happen, and the next run would refuse to start ("already installed").
+// Its cleanups (two dpkg --purge, a few seconds here; much longer under a
+// load of 19) need this much left.
+const stopMargin = 2 * time.Minute
+
+// stopWhat names the stop time in the errors of commands it killed.
+const stopWhat = "the test's stop time"
+
+var (
+	stopMu sync.Mutex
+	stopAt time.Time     // when commands are killed and waits give up (zero: never)
+	stopBy time.Duration // how long before go test's deadline stopAt is
+)
+
+func stopTime() time.Time {
+	stopMu.Lock()
+	defer stopMu.Unlock()
+	return stopAt
+}
+
+func stopMarginOf() time.Duration {
+	stopMu.Lock()
+	defer stopMu.Unlock()
+	return stopBy
+}
+
+// stopBeforeTimeout makes t stop margin before go test's -timeout deadline
+// (t.Deadline): from then on every command run, runEnv or mustRun runs is
+// killed (a command started after it at once) and notifySocket.expect gives
+// up, so t fails with t.Fatal and its cleanups run within margin, instead of
+// go test's panic that runs none. (The package's tests run one at a time:
+// one stop time for all.) The stop is lifted when t ends, and by liftStop
+// for a cleanup's own commands.
+func stopBeforeTimeout(t *testing.T, margin time.Duration) {
+	t.Helper()
+	deadline, ok := t.Deadline()
+	if !ok {
+		return // -timeout 0: no deadline
+	}
+	at := deadline.Add(-margin)
+	if !time.Now().Before(at) {
+		t.Fatalf("go test's -timeout leaves %v, not even the %v kept for this test's cleanups: give a longer -timeout", time.Until(deadline).Round(time.Second), margin)
+	}
+	stopMu.Lock()
+	stopAt, stopBy = at, margin
+	stopMu.Unlock()
+	t.Cleanup(liftStop)
+}
+
+// liftStop lets commands run past the stop time again: a cleanup that must
+// run (the purge) calls it first.
+func liftStop() {
+	stopMu.Lock()
+	defer stopMu.Unlock()
+	stopAt, stopBy = time.Time{}, 0
 }
 
 func mustRun(t *testing.T, name string, args ...string) string {
@@ -314,7 +405,9 @@ var leftovers = []string{"/etc/hostplane", "/var/lib/hostplane", "/run/hostplane
 // TestInstallRemovePurge installs both .debs on this machine, checks every file,
 // the user and the units, runs the installed daemons under a fake systemd notify
 // socket, removes them (configuration and state stay) and purges them (nothing
-// stays). The packages are purged at the end whatever happens.
+// stays). The packages are purged at the end whatever happens: the test stops
+// itself stopMargin before go test's -timeout to do it, and the packages a
+// killed run left are purged by the next run's setup (ownMarker).
 func TestInstallRemovePurge(t *testing.T) {
 	need(t, "dpkg", "dpkg-deb", "systemd-analyze", "getent")
 	if os.Geteuid() != 0 {
@@ -332,7 +425,9 @@ func TestInstallRemovePurge(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { lock.Close() }) // registered first: released after the purge below
+	stopBeforeTimeout(t, stopMargin)
 
+	purgeOwnLeftovers(t)
 	for _, p := range []string{"hostplane-coordinator", "hostplane-agent"} {
 		if installed(t, p) {
 			t.Fatalf("%s is already installed on this machine; this test installs and purges it: dpkg --purge it first", p)
@@ -347,27 +442,22 @@ func TestInstallRemovePurge(t *testing.T) {
 		t.Fatal("a hostplane user exists before the test; the install check needs a host without it")
 	}
 	t.Cleanup(func() {
-		for _, p := range []string{"hostplane-agent", "hostplane-coordinator"} {
-			if installed(t, p) {
-				if o, e, err := run(t, "dpkg", "--purge", p); err != nil {
-					t.Errorf("cleanup: dpkg --purge %s: %v\n%s%s", p, err, o, e)
-				}
-			}
-		}
+		liftStop() // the purge runs whatever the time
+		purgeTestPackages(t)
 	})
 
 	coord, agent := debs["hostplane-coordinator"], debs["hostplane-agent"]
-	mustRun(t, "dpkg", "-i", coord)
+	dpkgInstall(t, coord)
 	// The agent depends on libvirt-daemon-system, which pulls a newer systemd
 	// into this shared test machine; everything else it needs must be here.
 	unmet := unmetDeps(t, agent)
 	if len(unmet) > 0 && !(len(unmet) == 1 && unmet[0] == "libvirt-daemon-system") {
 		t.Fatalf("hostplane-agent: unmet dependencies %v (only libvirt-daemon-system may be missing here)", unmet)
 	}
-	mustRun(t, "dpkg", "-i", "--force-depends", agent)
+	dpkgInstall(t, agent, "--force-depends")
 	// Maintainer scripts are idempotent: installing the same packages again works.
-	mustRun(t, "dpkg", "-i", coord)
-	mustRun(t, "dpkg", "-i", "--force-depends", agent)
+	dpkgInstall(t, coord)
+	dpkgInstall(t, agent, "--force-depends")
 
 	files := map[string][]string{"hostplane-coordinator": debFiles(t, coord), "hostplane-agent": debFiles(t, agent)}
 	for p, fs := range files {
@@ -495,8 +585,8 @@ func packageUpgrade(t *testing.T, coord, agent, uid string) {
 	if len(nc) != 1 || len(na) != 1 {
 		t.Fatalf("upgrade build: %v %v", nc, na)
 	}
-	mustRun(t, "dpkg", "-i", nc[0])
-	mustRun(t, "dpkg", "-i", "--force-depends", na[0])
+	dpkgInstall(t, nc[0])
+	dpkgInstall(t, na[0], "--force-depends")
 	for _, p := range []string{"hostplane-coordinator", "hostplane-agent"} {
 		if v := mustRun(t, "dpkg-query", "-W", "-f=${Version}", p); v != newVersion {
 			t.Errorf("%s at %q after the upgrade, want %q", p, v, newVersion)
@@ -515,8 +605,123 @@ func packageUpgrade(t *testing.T, coord, agent, uid string) {
 		t.Errorf("hostplane user after the upgrade: %v %v (uid was %s)", u, err, uid)
 	}
 	// Downgrading back keeps the files list checks below meaningful.
-	mustRun(t, "dpkg", "-i", coord)
-	mustRun(t, "dpkg", "-i", "--force-depends", agent)
+	dpkgInstall(t, coord)
+	dpkgInstall(t, agent, "--force-depends")
+}
+
+// testPackages are the packages TestInstallRemovePurge installs, in the order
+// they are purged.
+var testPackages = []string{"hostplane-agent", "hostplane-coordinator"}
+
+// ownMarker records each package and version TestInstallRemovePurge installs
+// ("NAME VERSION" lines), written before its dpkg -i and removed once the
+// test's purge leaves neither package known to dpkg. A run killed before its
+// cleanups (SIGKILL, or a go test -timeout the stop time did not prevent)
+// leaves it behind with the packages, and the next run purges them
+// (purgeOwnLeftovers). It lives outside every path the packages own, so the
+// purge checks do not see it.
+const ownMarker = "/var/lib/hostplane-packagetest/installed"
+
+// dpkgInstall records deb's package and version in ownMarker, then installs
+// it with dpkg -i and flags.
+func dpkgInstall(t *testing.T, deb string, flags ...string) {
+	t.Helper()
+	name := strings.TrimSpace(mustRun(t, "dpkg-deb", "-f", deb, "Package"))
+	version := strings.TrimSpace(mustRun(t, "dpkg-deb", "-f", deb, "Version"))
+	if err := os.MkdirAll(filepath.Dir(ownMarker), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(ownMarker, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = fmt.Fprintf(f, "%s %s\n", name, version)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", ownMarker, err)
+	}
+	mustRun(t, "dpkg", append(append([]string{"-i"}, flags...), deb)...)
+}
+
+// purgeTestPackages purges whichever of testPackages dpkg knows, and removes
+// ownMarker when none is left.
+func purgeTestPackages(t *testing.T) {
+	t.Helper()
+	left := false
+	for _, p := range testPackages {
+		if installed(t, p) {
+			if o, e, err := run(t, "dpkg", "--purge", p); err != nil {
+				t.Errorf("dpkg --purge %s: %v\n%s%s", p, err, o, e)
+			}
+			left = left || installed(t, p)
+		}
+	}
+	if !left {
+		if err := os.RemoveAll(filepath.Dir(ownMarker)); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// purgeOwnLeftovers purges the packages an earlier run of this test
+// installed and did not purge (killed before its cleanups): those ownMarker
+// records, at the version it records. Nothing else is touched: without the
+// marker, or with a package at a version the marker does not record (an
+// operator's installation, or an upgrade after the test's), the test refuses
+// to start as before and says why.
+func purgeOwnLeftovers(t *testing.T) {
+	t.Helper()
+	marker, err := os.ReadFile(ownMarker)
+	if os.IsNotExist(err) {
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]string{}
+	for _, p := range testPackages {
+		if installed(t, p) {
+			have[p] = mustRun(t, "dpkg-query", "-W", "-f=${Version}", p)
+		}
+	}
+	purge, err := leftoversToPurge(string(marker), have)
+	if err != nil {
+		t.Fatalf("%v: dpkg --purge it by hand if an earlier run of this test left it, and remove %s", err, ownMarker)
+	}
+	if len(purge) > 0 {
+		t.Logf("an earlier run of this test left %v installed (%s records installing them): purging them", purge, ownMarker)
+	}
+	purgeTestPackages(t)
+	if _, err := os.Stat(ownMarker); err == nil {
+		t.Fatalf("the leftovers of an earlier run are still installed after dpkg --purge; %s kept", ownMarker)
+	}
+}
+
+// leftoversToPurge is which of the installed packages have (name → version)
+// may be purged as an earlier run's leftovers, by marker (ownMarker's text):
+// all of them when the marker records each at its version; none, and an
+// error naming the first it does not, otherwise.
+func leftoversToPurge(marker string, have map[string]string) ([]string, error) {
+	recorded := map[string]bool{}
+	for _, l := range strings.Split(marker, "\n") {
+		if f := strings.Fields(l); len(f) == 2 {
+			recorded[f[0]+" "+f[1]] = true
+		}
+	}
+	var out []string
+	for _, p := range testPackages {
+		v, ok := have[p]
+		if !ok {
+			continue
+		}
+		if !recorded[p+" "+v] {
+			return nil, fmt.Errorf("%s %s is installed on this machine and %s does not record this test installing that version: it is not this test's to purge", p, v, ownMarker)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // unmetDeps lists the .deb's Depends that are not installed.
@@ -566,6 +771,10 @@ func (ns *notifySocket) expect(t *testing.T, want string, within time.Duration) 
 	t.Helper()
 	var before []string
 	deadline := time.After(within)
+	var stop <-chan time.Time
+	if at := stopTime(); !at.IsZero() {
+		stop = time.After(time.Until(at))
+	}
 	for {
 		select {
 		case m, ok := <-ns.msgs:
@@ -580,6 +789,8 @@ func (ns *notifySocket) expect(t *testing.T, want string, within time.Duration) 
 			before = append(before, m)
 		case <-deadline:
 			t.Fatalf("no %q within %v (got %q)", want, within, before)
+		case <-stop:
+			t.Fatalf("waiting for %q: %s, %v before go test's -timeout, passed: the test stops here so that its cleanups (dpkg --purge) still run (got %q)", want, stopWhat, stopMarginOf(), before)
 		}
 	}
 }
