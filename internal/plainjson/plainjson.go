@@ -385,6 +385,22 @@ func AppendStringField(dst []byte, key, s string) []byte {
 	return AppendJSONString(append(dst, key...), s)
 }
 
+// AppendArray appends items as json.Marshal writes a slice: null for a nil
+// one, else each item through elem, comma-separated in brackets.
+func AppendArray[T any](dst []byte, items []T, elem func(dst []byte, item *T) []byte) []byte {
+	if items == nil {
+		return append(dst, "null"...)
+	}
+	dst = append(dst, '[')
+	for i := range items {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = elem(dst, &items[i])
+	}
+	return append(dst, ']')
+}
+
 const hexDigits = "0123456789abcdef"
 
 // AppendJSONString appends s as json.Marshal writes a string, for any s: with

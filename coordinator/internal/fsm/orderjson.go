@@ -216,14 +216,8 @@ func encodeServerCreate(b []byte, c *ServerCreate) ([]byte, bool) {
 		b = strconv.AppendInt(b, int64(oc), 10)
 	}
 	if len(c.Locations) > 0 {
-		b = append(b, `,"locations":[`...)
-		for i, l := range c.Locations {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = plainjson.AppendJSONString(b, l)
-		}
-		b = append(b, ']')
+		b = append(b, `,"locations":`...)
+		b = plainjson.AppendArray(b, c.Locations, func(b []byte, l *string) []byte { return plainjson.AppendJSONString(b, *l) })
 	}
 	return append(b, '}'), true
 }

@@ -35,12 +35,8 @@ func EncodeTicket(t *api.Ticket) ([]byte, bool) {
 	b = append(b, `,"updated_at":`...)
 	b = appendJSONTime(b, t.UpdatedAt)
 	if len(t.Messages) > 0 {
-		b = append(b, `,"messages":[`...)
-		for i := range t.Messages {
-			m := &t.Messages[i]
-			if i > 0 {
-				b = append(b, ',')
-			}
+		b = append(b, `,"messages":`...)
+		b = plainjson.AppendArray(b, t.Messages, func(b []byte, m *api.TicketMessage) []byte {
 			b = plainjson.AppendStringField(b, `{"id":`, m.ID)
 			b = plainjson.AppendStringField(b, `,"author":`, m.Author)
 			if m.StaffName != "" {
@@ -49,9 +45,8 @@ func EncodeTicket(t *api.Ticket) ([]byte, bool) {
 			b = plainjson.AppendStringField(b, `,"body":`, m.Body)
 			b = append(b, `,"created_at":`...)
 			b = appendJSONTime(b, m.CreatedAt)
-			b = append(b, '}')
-		}
-		b = append(b, ']')
+			return append(b, '}')
+		})
 	}
 	return append(b, '}'), true
 }

@@ -60,7 +60,7 @@ func appendInvoiceFields(b []byte, inv *api.Invoice) ([]byte, bool) {
 		b, ok = plainjson.AppendTime(b, *inv.PaidAt)
 	}
 	b = append(b, `,"lines":`...)
-	b = appendArray(b, inv.Lines, func(b []byte, l *api.InvoiceLine) []byte {
+	b = plainjson.AppendArray(b, inv.Lines, func(b []byte, l *api.InvoiceLine) []byte {
 		b = plainjson.AppendStringField(b, `{"description":`, l.Description)
 		b = append(b, `,"quantity":`...)
 		b = strconv.AppendInt(b, l.Quantity, 10)
@@ -71,7 +71,7 @@ func appendInvoiceFields(b []byte, inv *api.Invoice) ([]byte, bool) {
 		return append(b, '}')
 	})
 	b = append(b, `,"payments":`...)
-	b = appendArray(b, inv.Payments, func(b []byte, p *api.Payment) []byte {
+	b = plainjson.AppendArray(b, inv.Payments, func(b []byte, p *api.Payment) []byte {
 		b = plainjson.AppendStringField(b, `{"id":`, p.ID)
 		b = plainjson.AppendStringField(b, `,"method":`, p.Method)
 		b = append(b, `,"amount_usd_cents":`...)

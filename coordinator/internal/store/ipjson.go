@@ -32,7 +32,7 @@ func encodeIPAlloc(a IPAlloc) ([]byte, error) {
 		b = append(plainjson.AppendString(append(b, `"account_id":`...), a.AccountID), ',')
 	}
 	b = append(b, `"units":`...)
-	b = appendArray(b, a.Units, func(b []byte, u *netip.Prefix) []byte { return AppendPrefixJSON(b, *u) })
+	b = plainjson.AppendArray(b, a.Units, func(b []byte, u *netip.Prefix) []byte { return AppendPrefixJSON(b, *u) })
 	return append(b, '}'), nil
 }
 

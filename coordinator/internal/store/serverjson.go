@@ -43,7 +43,7 @@ func AppendServer(b []byte, s *Server) ([]byte, bool) {
 	b = appendOmitEmpty(b, `,"power_state":`, s.PowerState)
 	if len(s.Addrs) > 0 {
 		b = append(b, `,"addrs":`...)
-		b = appendArray(b, s.Addrs, func(b []byte, a *ServerAddr) []byte {
+		b = plainjson.AppendArray(b, s.Addrs, func(b []byte, a *ServerAddr) []byte {
 			b = plainjson.AppendStringField(b, `{"pool":`, a.Pool)
 			// A valid prefix's text is digits, hex, '.', ':' and '/'.
 			b = append(b, `,"unit":"`...)
@@ -133,22 +133,6 @@ func closeObject(b []byte, ok bool) ([]byte, bool) {
 		return nil, false
 	}
 	return append(b, '}'), true
-}
-
-// appendArray appends items as json.Marshal writes a slice: null for a nil
-// one, else each item through elem, comma-separated in brackets.
-func appendArray[T any](b []byte, items []T, elem func(b []byte, item *T) []byte) []byte {
-	if items == nil {
-		return append(b, "null"...)
-	}
-	b = append(b, '[')
-	for i := range items {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = elem(b, &items[i])
-	}
-	return append(b, ']')
 }
 
 // appendOmitEmpty appends key and s unless s is empty (omitempty).
