@@ -16,6 +16,11 @@ import (
 
 const actOld = "--test-max-semantics-level=1" // the coordinator acts as a release before level 2
 
+// newLevel is the semantics level the new release (this binary) applies:
+// the cluster's once every coordinator runs it. The level-2 changes this
+// test checks (the list of actions, the Raft handshake) hold from level 2 on.
+const newLevel = 3
+
 // TestSemanticsLevelRaisedByLastUpgrade is the README's rolling upgrade seen
 // through the cluster's semantics level, with real coordinator processes: a
 // cluster of three coordinators of an older release stays at its level while
@@ -89,16 +94,16 @@ func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	st := leaderStatus()
-	if st.Level != 1 || st.MaxLevel != 2 {
-		t.Fatalf("level %d (leader %s applies up to %d) with coordinator 3 still on the older release; want level 1 under a leader of level 2", st.Level, st.LeaderID, st.MaxLevel)
+	if st.Level != 1 || st.MaxLevel != newLevel {
+		t.Fatalf("level %d (leader %s applies up to %d) with coordinator 3 still on the older release; want level 1 under a leader of level %d", st.Level, st.LeaderID, st.MaxLevel, newLevel)
 	}
 	// The leader knows who holds the level back.
 	levels := map[string]uint16{}
 	for _, s := range st.Servers {
 		levels[s.ID] = s.MaxLevel
 	}
-	if levels[c.Nodes[2].ID] != 1 || levels[c.Nodes[0].ID] != 2 || levels[c.Nodes[1].ID] != 2 {
-		t.Fatalf("leader's view of the members' levels: %v, want %s at 1 and the others at 2", levels, c.Nodes[2].ID)
+	if levels[c.Nodes[2].ID] != 1 || levels[c.Nodes[0].ID] != newLevel || levels[c.Nodes[1].ID] != newLevel {
+		t.Fatalf("leader's view of the members' levels: %v, want %s at 1 and the others at %d", levels, c.Nodes[2].ID, newLevel)
 	}
 	upgrade(2)
 	deadline := time.Now().Add(30 * time.Second)
@@ -106,7 +111,7 @@ func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 		raised := true
 		for i := range c.Nodes {
 			st, err := c.Nodes[i].Admin().ClusterStatus(ctx)
-			if err != nil || st.Level != 2 {
+			if err != nil || st.Level != newLevel {
 				raised = false
 			}
 		}
@@ -114,7 +119,7 @@ func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("level not 2 on every coordinator 30 s after the last upgrade: leader says %+v", leaderStatus())
+			t.Fatalf("level not %d on every coordinator 30 s after the last upgrade: leader says %+v", newLevel, leaderStatus())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -174,7 +179,7 @@ func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
 	// The other two still serve writes, and the coordinator comes back on the new release.
 	p.Args = slices.DeleteFunc(p.Args, func(a string) bool { return a == actOld })
 	c.Restart(2)
-	if st := leaderStatus(); st.Level != 2 || len(st.Servers) != 3 {
+	if st := leaderStatus(); st.Level != newLevel || len(st.Servers) != 3 {
 		t.Fatalf("after the coordinator came back: %+v", st)
 	}
 }

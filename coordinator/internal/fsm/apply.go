@@ -81,7 +81,7 @@ func typed[P any](h func(c *applyCtx, p P) (any, error)) handlerFunc {
 }
 
 // handlers is every command type this binary applies.
-var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, hostingPasswordHandlers, customDomainHandlers, orderHandlers, renewalHandlers, accountKeyHandlers, domainRegHandlers, brandHandlers, idemAnswerHandlers, kekHandlers, osTemplateHandlers, levelHandlers, nodeLocationHandlers)
+var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, hostingPasswordHandlers, customDomainHandlers, orderHandlers, renewalHandlers, accountKeyHandlers, domainRegHandlers, brandHandlers, idemAnswerHandlers, kekHandlers, osTemplateHandlers, levelHandlers, nodeLocationHandlers, keyUsageFlushHandlers)
 
 func mergeHandlers(sets ...map[CommandType]handlerFunc) map[CommandType]handlerFunc {
 	out := map[CommandType]handlerFunc{}
@@ -186,56 +186,66 @@ const LevelKeyLastIP = 2
 const keyUsageKeep = 200
 
 func applyKeyUsage(c *applyCtx, p KeyUsage) (any, error) {
-	ub := c.tx.Bucket(store.BucketKeyUsage)
 	for _, kb := range p.Keys {
 		var k store.Key
 		if err := store.GetJSON(c.tx, store.BucketKeys, []byte(kb.KeyID), &k); err != nil {
 			continue // key removed since; its usage is moot
 		}
-		last := kb.LastUsedAt
-		if k.LastUsedAt == nil || last.After(*k.LastUsedAt) {
-			k.LastUsedAt = &last
-			if c.r.ClusterLevel() >= LevelKeyLastIP {
-				// The address goes with the time, an empty one too: a
-				// newer use that came without its address (shipped by a
-				// follower that had not applied the level yet) must not
-				// leave an older use's address beside its time.
-				k.LastUsedIP = kb.LastUsedIP
-			}
-		}
-		k.UseCount += kb.Count
-		if err := store.PutJSON(c.tx, store.BucketKeys, []byte(kb.KeyID), k); err != nil {
+		if err := addKeyUsage(c, &k, kb); err != nil {
 			return nil, err
-		}
-		seq, err := store.NextCounter(c.tx, "key_usage/"+kb.KeyID)
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range kb.Entries {
-			key := append([]byte(kb.KeyID+"/"), store.OutboxKey(seq, 0)[:8]...)
-			seq++
-			if err := store.PutJSON(c.tx, store.BucketKeyUsage, key, api.KeyUsage{At: e.At, Method: e.Method, Path: e.Path, Route: e.Route, Status: e.Status, IP: e.IP}); err != nil {
-				return nil, err
-			}
-		}
-		if err := c.tx.Bucket(store.BucketCounters).Put([]byte("key_usage/"+kb.KeyID), store.OutboxKey(seq, 0)[:8]); err != nil {
-			return nil, err
-		}
-		// Prune to the newest keyUsageKeep entries.
-		prefix := []byte(kb.KeyID + "/")
-		n := 0
-		cur := ub.Cursor()
-		for k, _ := cur.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, _ = cur.Next() {
-			n++
-		}
-		for k, _ := cur.Seek(prefix); n > keyUsageKeep && k != nil && strings.HasPrefix(string(k), string(prefix)); k, _ = cur.Seek(prefix) {
-			if err := ub.Delete(k); err != nil {
-				return nil, err
-			}
-			n--
 		}
 	}
 	return nil, nil
+}
+
+// addKeyUsage writes one key's batch of a usage flush to k (read from the
+// keys bucket): its count and last use on the key, which is stored, and its
+// entries to the key's usage log, pruned to the newest keyUsageKeep.
+func addKeyUsage(c *applyCtx, k *store.Key, kb KeyUsageBatch) error {
+	ub := c.tx.Bucket(store.BucketKeyUsage)
+	last := kb.LastUsedAt
+	if k.LastUsedAt == nil || last.After(*k.LastUsedAt) {
+		k.LastUsedAt = &last
+		if c.r.ClusterLevel() >= LevelKeyLastIP {
+			// The address goes with the time, an empty one too: a
+			// newer use that came without its address (shipped by a
+			// follower that had not applied the level yet) must not
+			// leave an older use's address beside its time.
+			k.LastUsedIP = kb.LastUsedIP
+		}
+	}
+	k.UseCount += kb.Count
+	if err := store.PutJSON(c.tx, store.BucketKeys, []byte(kb.KeyID), *k); err != nil {
+		return err
+	}
+	seq, err := store.NextCounter(c.tx, "key_usage/"+kb.KeyID)
+	if err != nil {
+		return err
+	}
+	for _, e := range kb.Entries {
+		key := append([]byte(kb.KeyID+"/"), store.OutboxKey(seq, 0)[:8]...)
+		seq++
+		if err := store.PutJSON(c.tx, store.BucketKeyUsage, key, api.KeyUsage{At: e.At, Method: e.Method, Path: e.Path, Route: e.Route, Status: e.Status, IP: e.IP}); err != nil {
+			return err
+		}
+	}
+	if err := c.tx.Bucket(store.BucketCounters).Put([]byte("key_usage/"+kb.KeyID), store.OutboxKey(seq, 0)[:8]); err != nil {
+		return err
+	}
+	// Prune to the newest keyUsageKeep entries.
+	prefix := []byte(kb.KeyID + "/")
+	n := 0
+	cur := ub.Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && strings.HasPrefix(string(k), string(prefix)); k, _ = cur.Next() {
+		n++
+	}
+	for k, _ := cur.Seek(prefix); n > keyUsageKeep && k != nil && strings.HasPrefix(string(k), string(prefix)); k, _ = cur.Seek(prefix) {
+		if err := ub.Delete(k); err != nil {
+			return err
+		}
+		n--
+	}
+	return nil
 }
 
 func applyWalletCredit(c *applyCtx, p WalletCredit) (any, error) {

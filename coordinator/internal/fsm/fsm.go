@@ -52,6 +52,8 @@ type FSM struct {
 	startupSnapshotIndex uint64
 	starting             atomic.Bool
 	applied              atomic.Uint64
+	// appliedTerm is the term of the last entry applied (AppliedTerm).
+	appliedTerm atomic.Uint64
 	// keysVersion changes whenever an API key's authorising fields may have
 	// changed, so the API's key cache knows when to reload.
 	keysVersion atomic.Uint64
@@ -268,6 +270,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		panic(fmt.Sprintf("fsm: apply batch ending at %d: %v", last, err))
 	}
 	f.applied.Store(last)
+	f.appliedTerm.Store(logs[len(logs)-1].Term)
 	if f.OnApply != nil {
 		f.OnApply(last)
 	}

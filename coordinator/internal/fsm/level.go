@@ -18,10 +18,11 @@ import (
 //
 // Level 1 is every command of the releases before levels existed (a state
 // without a recorded level is at 1). Level 2 is the first release that
-// records one.
+// records one. Level 3 writes key usage flushes with their ids
+// (CmdKeyUsageFlush, LevelUsageFlush).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 2
+const MaxLevel uint16 = 3
 
 // CmdClusterLevel raises the cluster's semantics level (numbers 570–579 are
 // the level's). Old binaries do not know it and skip it, which is harmless:
@@ -41,6 +42,7 @@ type ClusterLevel struct {
 var commandLevel = map[CommandType]uint16{
 	CmdHostingPasswordReset: 2,
 	CmdNodeLocation:         2,
+	CmdKeyUsageFlush:        LevelUsageFlush,
 }
 
 // LevelOf is the semantics level command type t needs.

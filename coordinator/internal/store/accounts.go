@@ -10,6 +10,31 @@ import (
 type Key struct {
 	api.KeyInfo
 	Hash string `json:"hash"`
+	// UsageFlushes is, per coordinator (its node id), the id of the last
+	// of its key usage flushes (fsm.CmdKeyUsageFlush) written to this key:
+	// one proposed again, when its first proposal's answer was lost, is
+	// not counted a second time. Kept with the key's use count, which it
+	// guards; one entry per coordinator that flushed this key's usage, at
+	// most MaxUsageFlushes.
+	UsageFlushes map[string]UsageFlushID `json:"usage_flushes,omitempty"`
+}
+
+// MaxUsageFlushes bounds Key.UsageFlushes: past it the entry of the
+// coordinator whose last flush is the oldest is dropped (a coordinator of
+// the cluster flushes usage every few seconds while it leads; an old entry
+// is one of a coordinator long gone).
+const MaxUsageFlushes = 16
+
+// UsageFlushID orders one coordinator's key usage flushes: the Raft term
+// it led in when it made the flush, then a sequence number.
+type UsageFlushID struct {
+	Term uint64 `json:"t"`
+	Seq  uint64 `json:"s"`
+}
+
+// Before reports whether id is older than o.
+func (id UsageFlushID) Before(o UsageFlushID) bool {
+	return id.Term < o.Term || id.Term == o.Term && id.Seq < o.Seq
 }
 
 // Account loads an account.
