@@ -103,7 +103,10 @@ type API struct {
 	votersCache atomic.Pointer[votersCount]
 	metrics     *Metrics
 	Usage       *UsageRecorder
-	fwd         *forwarder
+	// usageFlush is the leader's key usage flush: its sequence and the
+	// flush that failed, kept for the next (FlushUsage).
+	usageFlush usageFlush
+	fwd        *forwarder
 	// kekState is the key-encryption key check /readyz reports (nil: none).
 	kekState func() string
 

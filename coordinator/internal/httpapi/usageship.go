@@ -87,6 +87,10 @@ func (a *API) ShipUsage(ctx context.Context) error {
 	if !a.clusterAuth() || a.raft.IsLeader() {
 		return nil
 	}
+	// A flush this coordinator kept when it led, once its fate is settled.
+	a.usageFlush.mu.Lock()
+	a.settleUsageFlush()
+	a.usageFlush.mu.Unlock()
 	u := a.Usage.Take()
 	if u == nil {
 		return nil

@@ -552,13 +552,11 @@ func (s *Server) shipUsageLoop(ctx context.Context) {
 	ship(sctx)
 }
 
+// flushUsage writes the key usage recorded since the last flush
+// (httpapi.FlushUsage).
 func (s *Server) flushUsage(ctx context.Context) {
-	u := s.API.Usage.Take()
-	if u == nil {
-		return
-	}
-	if _, err := s.propose(ctx, fsm.CmdKeyUsage, u); err != nil && !errors.Is(err, context.Canceled) {
-		s.log.Warn("flush key usage failed", "err", err, "keys", len(u.Keys))
+	if err := s.API.FlushUsage(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		s.log.Warn("flush key usage failed", "err", err)
 	}
 }
 
