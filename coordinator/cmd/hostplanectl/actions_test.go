@@ -77,15 +77,7 @@ func TestActionCLI(t *testing.T) {
 
 	list := func(args ...string) api.AdminActionList {
 		t.Helper()
-		out, err := stdoutOf(t, func() error { return run(g, append([]string{"list"}, args...)...) })
-		if err != nil {
-			t.Fatalf("list %v: %v", args, err)
-		}
-		var l api.AdminActionList
-		if err := json.Unmarshal([]byte(out), &l); err != nil {
-			t.Fatalf("list %v --json: %v: %s", args, err, out)
-		}
-		return l
+		return listJSON[api.AdminActionList](t, func(args ...string) error { return run(g, args...) }, args...)
 	}
 	idsOf := func(l api.AdminActionList) string {
 		var out []string

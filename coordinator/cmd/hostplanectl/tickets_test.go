@@ -32,6 +32,22 @@ func stdoutOf(t *testing.T, fn func() error) (string, error) {
 	return s, ferr
 }
 
+// listJSON runs the command `list args…` with run, whose globals ask for
+// --json, and decodes what it printed as a T; a failed command or an output
+// that is not a T fails the test.
+func listJSON[T any](t *testing.T, run func(args ...string) error, args ...string) T {
+	t.Helper()
+	out, err := stdoutOf(t, func() error { return run(append([]string{"list"}, args...)...) })
+	if err != nil {
+		t.Fatalf("list %v: %v", args, err)
+	}
+	var l T
+	if err := json.Unmarshal([]byte(out), &l); err != nil {
+		t.Fatalf("list %v --json: %v: %s", args, err, out)
+	}
+	return l
+}
+
 // TestTicketQueueCLI: `hostplanectl ticket list|show|reply|close` work the
 // support queue of a real coordinator: the list holds every account's
 // tickets newest first with their accounts, filtered by --status (several
@@ -76,15 +92,7 @@ func TestTicketQueueCLI(t *testing.T) {
 
 	list := func(args ...string) api.AdminTicketList {
 		t.Helper()
-		out, err := stdoutOf(t, func() error { return run(g, append([]string{"list"}, args...)...) })
-		if err != nil {
-			t.Fatalf("list %v: %v", args, err)
-		}
-		var l api.AdminTicketList
-		if err := json.Unmarshal([]byte(out), &l); err != nil {
-			t.Fatalf("list %v --json: %v: %s", args, err, out)
-		}
-		return l
+		return listJSON[api.AdminTicketList](t, func(args ...string) error { return run(g, args...) }, args...)
 	}
 	ids := func(l api.AdminTicketList) []string {
 		var out []string
