@@ -1,0 +1,120 @@
+package clustertest
+
+import (
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestUsageFlushWithoutQuorum: a leader that lost both followers answers
+// stale reads, and its usage flush cannot commit: the proposal, appended to
+// its log only, fails when it steps down. The followers come back and a
+// leader is elected: the old one, whose log holds the flush (committed
+// then, and the kept flush proposed again: written once), or another (the
+// entry is dropped from the old leader's log, and the old leader, now a
+// follower, hands the kept flush's uses to the new one). Either way the
+// key's use count and usage log hold each request once.
+func TestUsageFlushWithoutQuorum(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	// n1, the leader, with a lease of 4 s (half its heartbeat timeout):
+	// it keeps leading, and flushing every 200 ms, for that long after it
+	// lost its followers. Its election timeout (8 s) against theirs
+	// (500 ms) makes one of them more likely to lead once they are back.
+	c := testcluster.New(t, 3, func(i int, cfg *server.Config) {
+		if i == 0 {
+			cfg.HeartbeatTimeout, cfg.ElectionTimeout = 8*time.Second, 8*time.Second
+		}
+	})
+	for i, nd := range c.Nodes {
+		for deadline := time.Now().Add(30 * time.Second); nd.Server.Node.FSM.ClusterLevel() < fsm.LevelUsageFlush; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("coordinator %d never applied semantics level %d", i, fsm.LevelUsageFlush)
+			}
+		}
+	}
+	acc, key := c.NewAccount("usage-quorum@example.com")
+	ld := c.WaitLeader(leaderWait)
+	if ld != 0 {
+		c.Retry503(func() error {
+			_, err := c.Admin(ld).ClusterTransferLeadership(t.Context(), c.Nodes[0].ID)
+			return err
+		})
+		waitAllSeeLeader(t, c, c.Nodes[0].ID)
+		ld = 0
+	}
+	old := c.Nodes[ld]
+	var keyID string
+	if err := old.Server.Node.FSM.Read(func(r store.ReadTx) error {
+		ks, err := r.AccountKeys(acc.ID)
+		if err == nil && len(ks) == 1 {
+			keyID = ks[0].ID
+		}
+		return err
+	}); err != nil || keyID == "" {
+		t.Fatalf("the account's key: %v", err)
+	}
+	uses := func(s *server.Server) int64 {
+		var k api.KeyInfo
+		_ = s.Node.FSM.Read(func(r store.ReadTx) (err error) { k, err = r.Key(keyID); return })
+		return k.UseCount
+	}
+	f1, f2 := (ld+1)%3, (ld+2)%3
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, i := range []int{f1, f2} {
+		wg.Add(1)
+		go func() { defer wg.Done(); c.Kill(i) }()
+	}
+	wg.Wait()
+	killed := time.Since(start)
+	const calls = 4
+	for i := 0; i < calls; i++ {
+		if rep := newAPIClient(t, c.URL(ld)).Call(key, "GET", "/v1/account?consistency=stale", nil, nil); rep.Status != http.StatusOK {
+			t.Fatalf("stale read on the leader without its followers: %s", rep)
+		}
+	}
+	// Two flush intervals: the leader flushed them (a proposal that cannot
+	// commit) while it still led, unless it stepped down before.
+	time.Sleep(400 * time.Millisecond)
+	t.Logf("followers stopped in %v; the leader still leads 400 ms after the uses: %v", killed.Round(time.Millisecond), old.Server.Node.IsLeader())
+	// It steps down (no quorum for the lease); what it flushed meanwhile
+	// was not written: its FSM applies committed entries only.
+	for deadline := time.Now().Add(20 * time.Second); old.Server.Node.IsLeader(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the leader without its followers never stepped down")
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	if n := uses(old.Server); n != 0 {
+		t.Fatalf("use_count %d written without a quorum", n)
+	}
+	c.Restart(f1)
+	c.Restart(f2)
+	c.WaitConverged(30 * time.Second)
+	nl := c.WaitLeader(leaderWait)
+	t.Logf("the old leader %s, the new %s", old.ID, c.Nodes[nl].ID)
+	deadline := time.Now().Add(30 * time.Second)
+	for uses(c.Nodes[nl].Server) < calls && time.Now().Before(deadline) {
+		time.Sleep(200 * time.Millisecond)
+	}
+	// A little longer: a flush written twice would show now.
+	time.Sleep(3 * time.Second)
+	nl = c.WaitLeader(leaderWait)
+	if n := uses(c.Nodes[nl].Server); n != calls {
+		t.Fatalf("use_count %d after %d uses the leader flushed without a quorum, want %d", n, calls, calls)
+	}
+	var log []api.KeyUsage
+	_ = c.Nodes[nl].Server.Node.FSM.Read(func(r store.ReadTx) (err error) { log, err = r.KeyUsage(keyID, 1000); return })
+	if len(log) != calls {
+		t.Fatalf("usage log: %d entries, want %d", len(log), calls)
+	}
+}
