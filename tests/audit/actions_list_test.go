@@ -134,14 +134,7 @@ func checkActionList(t *testing.T, r *rig, own aOwns, f int) {
 	}
 
 	// Scopes: a key reads the actions of what its scopes read.
-	adm := r.c.AnyAlive(nil).Admin()
-	key := func(scopes ...string) string {
-		k, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Scopes: scopes})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k.Key
-	}
+	key := func(scopes ...string) string { return r.keyOfA(t, api.KeyCreateRequest{Scopes: scopes}) }
 	srvKey, hstKey := key(api.ScopeServersRead), key(api.ScopeHostingRead)
 	if l, rep := r.actionPage(t, f, srvKey, "limit=200"); len(l.Data) != len(before.Data)+len(rebooted)-len(hostingActs) || strings.Contains(string(rep.Body), `"hosting"`) {
 		t.Errorf("a servers:read key's list: %s", rep.Body)

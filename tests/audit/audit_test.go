@@ -160,6 +160,17 @@ func (r *rig) get(t testing.TB, i int, key, path string, v any) framework.Reply 
 	return rep
 }
 
+// keyOfA is a new key of account A, made as req asks through a live
+// coordinator's admin socket; a refusal fails t.
+func (r *rig) keyOfA(t testing.TB, req api.KeyCreateRequest) string {
+	t.Helper()
+	k, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, req)
+	if err != nil {
+		t.Fatalf("create key %q: %v", req.Name, err)
+	}
+	return k.Key
+}
+
 // charged is what an account has been charged: its balance, invoices,
 // servers, hosting accounts and domains, read through coordinator 0.
 type charged struct {

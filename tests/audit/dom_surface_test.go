@@ -45,13 +45,8 @@ func TestDomainScopesListsAndOperator(t *testing.T) {
 		t.Fatalf("A's domains: %d, want 6", len(all))
 	}
 	x := mine[0]
-	adm := d.c.AnyAlive(nil).Admin()
 	key := func(scopes ...string) string {
-		k, err := adm.CreateKey(d.ctx, d.accA.ID, api.KeyCreateRequest{Name: strings.Join(scopes, "+"), Scopes: scopes})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k.Key
+		return d.keyOfA(t, api.KeyCreateRequest{Name: strings.Join(scopes, "+"), Scopes: scopes})
 	}
 
 	t.Run("scopes", func(t *testing.T) {

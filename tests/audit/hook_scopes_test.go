@@ -36,14 +36,7 @@ func TestHookScopesAndStaleReads(t *testing.T) {
 		t.Errorf("a ticket create sent 3 times with one Idempotency-Key fired %d ticket.created", n)
 	}
 
-	adm := r.c.AnyAlive(nil).Admin()
-	mint := func(scopes ...string) string {
-		k, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Scopes: scopes})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k.Key
-	}
+	mint := func(scopes ...string) string { return r.keyOfA(t, api.KeyCreateRequest{Scopes: scopes}) }
 	readOnly := mint("tickets:read", "webhooks:read")
 	writeOnly := mint("tickets:write", "webhooks:write")
 	before := r.call(0, r.keyA, "GET", "/v1/webhooks/"+wh.ID, nil, nil).Body

@@ -24,16 +24,10 @@ import (
 func TestMCPRateLimitAsREST(t *testing.T) {
 	r := newMCPRig(t, "--public-url", "https://api.audit.example")
 	f := r.follower()
-	adm := r.c.AnyAlive(nil).Admin()
 	// tenAMinute is a new key of A's limited to 10 requests a minute;
 	// session an MCP session initialized with a key through the follower.
 	tenAMinute := func(name string) string {
-		t.Helper()
-		k, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: name, Scopes: []string{"account:read"}, RateLimitPerMin: 10})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k.Key
+		return r.keyOfA(t, api.KeyCreateRequest{Name: name, Scopes: []string{"account:read"}, RateLimitPerMin: 10})
 	}
 	session := func(key string) *mcpSession {
 		m := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: key}

@@ -49,15 +49,7 @@ func TestOAuthAppGetsNoMoreThanItsKey(t *testing.T) {
 	// Mostly waits (see "Parallel tests" in audit_test.go).
 	t.Parallel()
 	r, o, client, connect := oauthAppRig(t)
-	adm := r.c.AnyAlive(nil).Admin()
-	mint := func(req api.KeyCreateRequest) string {
-		t.Helper()
-		k, err := adm.CreateKey(r.ctx, r.accA.ID, req)
-		if err != nil {
-			t.Fatalf("create key %q: %v", req.Name, err)
-		}
-		return k.Key
-	}
+	mint := func(req api.KeyCreateRequest) string { return r.keyOfA(t, req) }
 	expiry := time.Now().Add(15 * time.Second).UTC().Truncate(time.Second)
 	narrow := mint(api.KeyCreateRequest{Name: "narrow", Scopes: []string{"account:read"}, AllowedCIDRs: []string{"127.0.0.1/32"}, RateLimitPerMin: 5})
 	short := mint(api.KeyCreateRequest{Name: "short", Scopes: []string{"account:read"}, ExpiresAt: &expiry})
