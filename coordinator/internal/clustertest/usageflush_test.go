@@ -2,6 +2,7 @@ package clustertest
 
 import (
 	"net/http"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
 )
 
 // TestUsageFlushWithoutQuorum: a leader that lost both followers answers
@@ -116,5 +118,91 @@ func TestUsageFlushWithoutQuorum(t *testing.T) {
 	_ = c.Nodes[nl].Server.Node.FSM.Read(func(r store.ReadTx) (err error) { log, err = r.KeyUsage(keyID, 1000); return })
 	if len(log) != calls {
 		t.Fatalf("usage log: %d entries, want %d", len(log), calls)
+	}
+}
+
+// TestUsageFlushMixedLevels: a cluster with a coordinator that applies only
+// semantics level 2 (as the release before this one) stays at 2, and its
+// leader's usage flushes are the command that coordinator applies: every
+// replica holds the same use count, with no flush id on the key. Once that
+// coordinator is upgraded the level rises to 3, the flushes carry their ids,
+// and the replicas still agree.
+func TestUsageFlushMixedLevels(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	c := testcluster.New(t, 3, func(i int, cfg *server.Config) {
+		if i == 0 {
+			cfg.TestMaxLevel = fsm.LevelUsageFlush - 1 // the first leader: a new cluster starts at its level
+		}
+	})
+	acc, key := c.NewAccount("usage-levels@example.com")
+	var keyID string
+	// keys is key's record on every replica once all have applied the
+	// leader's flush of want uses.
+	keys := func(want int64) []store.Key {
+		t.Helper()
+		out := make([]store.Key, len(c.Nodes))
+		deadline := time.Now().Add(30 * time.Second)
+		for i, nd := range c.Nodes {
+			for {
+				_ = nd.Server.Node.FSM.View(func(tx *bolt.Tx) error {
+					if keyID == "" {
+						ks, _ := store.Read(tx).AccountKeys(acc.ID)
+						if len(ks) == 1 {
+							keyID = ks[0].ID
+						}
+					}
+					return store.GetJSON(tx, store.BucketKeys, []byte(keyID), &out[i])
+				})
+				if out[i].UseCount == want {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("coordinator %d: use_count %d, want %d", i, out[i].UseCount, want)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
+		return out
+	}
+	use := func(n int) {
+		t.Helper()
+		for range n {
+			c.Retry503(func() error { _, err := c.Client(c.WaitLeader(leaderWait), key).Account(t.Context()); return err })
+		}
+	}
+	// The leader asks the members every 3 s: a few rounds, the level stays.
+	time.Sleep(7 * time.Second)
+	for i, nd := range c.Nodes {
+		if l := nd.Server.Node.FSM.ClusterLevel(); l != fsm.LevelUsageFlush-1 {
+			t.Fatalf("coordinator %d at level %d with a member that applies only %d", i, l, fsm.LevelUsageFlush-1)
+		}
+	}
+	use(3)
+	for i, k := range keys(3) {
+		if len(k.UsageFlushes) != 0 {
+			t.Fatalf("coordinator %d: flush ids %v on the key below level %d", i, k.UsageFlushes, fsm.LevelUsageFlush)
+		}
+	}
+	c.Kill(0)
+	c.Nodes[0].Cfg.TestMaxLevel = 0
+	c.Restart(0)
+	for i, nd := range c.Nodes {
+		for deadline := time.Now().Add(30 * time.Second); nd.Server.Node.FSM.ClusterLevel() < fsm.LevelUsageFlush; time.Sleep(100 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("coordinator %d never applied semantics level %d", i, fsm.LevelUsageFlush)
+			}
+		}
+	}
+	use(2)
+	ks := keys(5)
+	if len(ks[0].UsageFlushes) == 0 {
+		t.Fatalf("no flush id on the key at level %d", fsm.LevelUsageFlush)
+	}
+	for i, k := range ks[1:] {
+		if !reflect.DeepEqual(k, ks[0]) {
+			t.Fatalf("coordinator %d's key %+v, coordinator 1's %+v", i+2, k, ks[0])
+		}
 	}
 }
