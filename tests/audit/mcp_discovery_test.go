@@ -247,13 +247,10 @@ func TestMCPDiscoveryOutsideIn(t *testing.T) {
 	// A client that asks for the 401's scope is approved with a default
 	// API key (the customer's usual key); asking for every scope in
 	// scopes_supported needs a key holding them all.
-	def, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "default", Scopes: api.DefaultScopes()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	def := r.keyOfA(t, api.KeyCreateRequest{Name: "default", Scopes: api.DefaultScopes()})
 	_, h, _ := rawMCP(t, "POST", r.c.URL(1)+"/mcp", "", "", `{"jsonrpc":"2.0","id":1,"method":"ping"}`, nil, 10*time.Second)
 	verifier, challenge = pkce()
-	code = o.code(o.authorizeURL(client, cb, challenge, map[string]string{"scope": challengeParam(h.Get("WWW-Authenticate"), "scope"), "resource": pub + "/mcp"}), def.Key)
+	code = o.code(o.authorizeURL(client, cb, challenge, map[string]string{"scope": challengeParam(h.Get("WWW-Authenticate"), "scope"), "resource": pub + "/mcp"}), def)
 	form = exchange(client, code, cb, verifier)
 	form.Set("resource", pub+"/mcp")
 	if status, tok := o.token(form); status != 200 || tok["access_token"] == nil {

@@ -115,11 +115,8 @@ func TestMCPSessionsOutsideIn(t *testing.T) {
 	}
 	// Another key of A's own account, with fewer scopes, on A's session:
 	// it acts with its own scopes only, or is refused.
-	narrow, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "narrow", Scopes: []string{"tickets:read"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st, _, body := rawMCP(t, "POST", ep, narrow.Key, a.session, toolCallGetAccount, nil, 10*time.Second); st == 200 && strings.Contains(body, r.accA.Email) {
+	narrow := r.keyOfA(t, api.KeyCreateRequest{Name: "narrow", Scopes: []string{"tickets:read"}})
+	if st, _, body := rawMCP(t, "POST", ep, narrow, a.session, toolCallGetAccount, nil, 10*time.Second); st == 200 && strings.Contains(body, r.accA.Email) {
 		t.Errorf("a tickets:read key on a session initialized with an account:read key read the account: %.300s", body)
 	}
 

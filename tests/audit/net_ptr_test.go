@@ -174,21 +174,15 @@ func TestNetPTROutsideIn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	roA, err := r.adm().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Scopes: []string{api.ScopeServersRead}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	noServers, err := r.adm().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Scopes: []string{api.ScopeAccountRead, api.ScopeBillingRead}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	roA := r.keyOfA(t, api.KeyCreateRequest{Scopes: []string{api.ScopeServersRead}})
+	noServers := r.keyOfA(t, api.KeyCreateRequest{Scopes: []string{api.ScopeAccountRead, api.ScopeBillingRead}})
 	for _, c := range []struct {
 		key, method, path string
 		want              int
 	}{
-		{roA.Key, "PUT", ptr(srvA, a4), 403}, {roA.Key, "DELETE", ptr(srvA, a4), 403}, {roA.Key, "GET", "/v1/servers/" + srvA + "/ips", 200},
+		{roA, "PUT", ptr(srvA, a4), 403}, {roA, "DELETE", ptr(srvA, a4), 403}, {roA, "GET", "/v1/servers/" + srvA + "/ips", 200},
 		{readOnly, "PUT", ptr(srvA, a4), 403}, {readOnly, "PUT", ptr(srvB, b4), 403},
-		{noServers.Key, "GET", "/v1/servers/ips", 403}, {noServers.Key, "GET", "/v1/servers/" + srvA + "/ips", 403},
+		{noServers, "GET", "/v1/servers/ips", 403}, {noServers, "GET", "/v1/servers/" + srvA + "/ips", 403},
 	} {
 		rep := r.call(1, c.key, c.method, c.path, map[string]string{"hostname": "evil.example.test"}, nil)
 		if rep.Status != c.want {

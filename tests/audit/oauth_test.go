@@ -417,17 +417,14 @@ func TestMCPOutsideIn(t *testing.T) {
 
 	// tools/list for a key with two read scopes and webhooks:write.
 	scopes := []string{"account:read", "tickets:read", "webhooks:write"}
-	k, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "mcp", Scopes: scopes})
-	if err != nil {
-		t.Fatal(err)
-	}
+	k := r.keyOfA(t, api.KeyCreateRequest{Name: "mcp", Scopes: scopes})
 	others := map[string]string{}
 	for _, op := range r.operations() {
 		if op.OperationID != "" && op.Scope != "" && !slices.Contains(scopes, op.Scope) {
 			others[snake(op.OperationID)] = op.method + " " + op.path + " (" + op.Scope + ")"
 		}
 	}
-	m := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: k.Key}
+	m := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: k}
 	m.initialize()
 	listed := map[string]bool{}
 	for cursor := ""; ; {

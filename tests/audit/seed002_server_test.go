@@ -128,11 +128,8 @@ func TestSeed002ServerAsACyberPanelClient(t *testing.T) {
 			t.Errorf("snapshot name %q: %s, want 400 naming name", name, rep)
 		}
 	}
-	ro, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Scopes: []string{api.ScopeServersRead}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rep := call(ro.Key, "POST", srv+"/snapshots", map[string]any{"name": "ro"}, nil); rep.Status != 403 || !strings.Contains(string(rep.Body), "servers:write") {
+	ro := r.keyOfA(t, api.KeyCreateRequest{Scopes: []string{api.ScopeServersRead}})
+	if rep := call(ro, "POST", srv+"/snapshots", map[string]any{"name": "ro"}, nil); rep.Status != 403 || !strings.Contains(string(rep.Body), "servers:write") {
 		t.Errorf("a snapshot with a servers:read key: %s, want 403 naming servers:write", rep)
 	}
 	if rep := call(r.keyB, "POST", srv+"/snapshots", map[string]any{"name": "b"}, nil); rep.Status != 404 {
