@@ -77,11 +77,11 @@ func (f *faultyApply) Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result
 	return f.Cluster.Apply(ctx, env)
 }
 
-// usageAPI is newWHAPI at this binary's newest semantics level, its Raft
-// member wrapped in faultyApply.
-func usageAPI(t *testing.T) (*whAPI, *faultyApply) {
+// usageAPI is newWHAPI at semantics level, its Raft member wrapped in
+// faultyApply.
+func usageAPI(t *testing.T, level uint16) (*whAPI, *faultyApply) {
 	w := newWHAPI(t)
-	w.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.MaxLevel})
+	w.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: level})
 	f := &faultyApply{Cluster: w.a.raft}
 	w.a.raft = f
 	return w, f
@@ -154,7 +154,7 @@ func otherLeaderFlush(w *whAPI, id string, n int64) {
 // (refused: no leader) lose nothing; the next flush that succeeds writes
 // the uses recorded before all of them, and the newest use's time.
 func TestUsageFlushKeepsAFailedBatch(t *testing.T) {
-	w, f := usageAPI(t)
+	w, f := usageAPI(t, fsm.MaxLevel)
 	id, key := usageKey(w)
 
 	useKey(w, key, 2)
@@ -179,7 +179,7 @@ func TestUsageFlushKeepsAFailedBatch(t *testing.T) {
 // whose answer was lost (a timeout) fails to its caller; proposed again, it
 // must not write that batch's uses a second time.
 func TestUsageFlushCountsABatchOnce(t *testing.T) {
-	w, f := usageAPI(t)
+	w, f := usageAPI(t, fsm.MaxLevel)
 	id, key := usageKey(w)
 
 	useKey(w, key, 2)
@@ -209,7 +209,7 @@ func TestUsageFlushAcrossALeaderChange(t *testing.T) {
 		{"lose-answer", "a flush committed with its answer lost"},
 	} {
 		t.Run(c.fault, func(t *testing.T) {
-			w, f := usageAPI(t)
+			w, f := usageAPI(t, fsm.MaxLevel)
 			id, key := usageKey(w)
 			useKey(w, key, 2)
 			f.inject(c.fault)
@@ -240,7 +240,7 @@ func TestUsageFlushLeftByADeposedLeader(t *testing.T) {
 		{"lose-answer", 0},
 	} {
 		t.Run(c.fault, func(t *testing.T) {
-			w, f := usageAPI(t)
+			w, f := usageAPI(t, fsm.MaxLevel)
 			w.a.cfg.ClusterSecret = "s" // ships; no leader address is known, so what it would ship is kept
 			id, key := usageKey(w)
 			useKey(w, key, 2)
@@ -273,10 +273,7 @@ func TestUsageFlushLeftByADeposedLeader(t *testing.T) {
 // CmdKeyUsage, as that release does, and one whose proposal fails is
 // dropped, as before: proposed again, it could be counted twice.
 func TestUsageFlushBelowItsLevel(t *testing.T) {
-	w := newWHAPI(t)
-	w.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelUsageFlush - 1})
-	f := &faultyApply{Cluster: w.a.raft}
-	w.a.raft = f
+	w, f := usageAPI(t, fsm.LevelUsageFlush-1)
 	id, key := usageKey(w)
 	useKey(w, key, 2)
 	f.inject("refuse")
