@@ -282,6 +282,32 @@ func (c *cluster) untilDefinite(rec *recorder, rng *rand.Rand, first int, giveUp
 	}
 }
 
+// addWrite adds client's write that untilDefinite ran (first sent to p,
+// from call to ret, in attempts tries) to the history when it was
+// acknowledged (acked) or its outcome stayed unknown (ret pendingForever);
+// a write refused for good changed nothing and is left out.
+func (r *recorder) addWrite(client int, in, out any, acked bool, call, ret int64, p *framework.CoordinatorProcess, attempts int) {
+	if ret == pendingForever || acked {
+		r.add(porcupine.Operation{ClientId: client, Input: in, Call: call, Output: out, Return: ret,
+			Metadata: fmt.Sprintf("%s first, %d attempts", p.ID, attempts)})
+	}
+}
+
+// retryCounts are a run's writes whose outcome stayed unknown and those
+// sent more than once.
+type retryCounts struct{ unknown, retried int }
+
+// count counts a write that untilDefinite ran (ret and attempts as it
+// answered).
+func (c *retryCounts) count(ret int64, attempts int) {
+	if ret == pendingForever {
+		c.unknown++
+	}
+	if attempts > 1 {
+		c.retried++
+	}
+}
+
 // patience is how long a client waits for one attempt's answer: 3 s (a
 // client stuck on the paused coordinator gives up and tries the next), but
 // one attempt in 5 only 2-40 ms, about what a write takes here, so that

@@ -107,7 +107,8 @@ var setModel = porcupine.Model{
 
 // setStats describes a run.
 type setStats struct {
-	reads, failedReads, creates, unknown, retried int
+	reads, failedReads, creates int
+	retryCounts
 }
 
 // ticketNumber is N of a ticket lin-ticket-N, 0 for another subject.
@@ -213,18 +214,10 @@ func runTicketSet(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcu
 				t.Errorf("create %s via %s: %v", key, p.ID, err)
 				return try{done: true, status: st}
 			})
-			if ret == pendingForever || id != "" {
-				rec.add(porcupine.Operation{ClientId: i, Input: setIn{n: n}, Call: call, Output: setOut{id: id}, Return: ret,
-					Metadata: fmt.Sprintf("%s first, %d attempts", p.ID, attempts)})
-			}
+			rec.addWrite(i, setIn{n: n}, setOut{id: id}, id != "", call, ret, p, attempts)
 			count(func() {
 				s.creates++
-				if ret == pendingForever {
-					s.unknown++
-				}
-				if attempts > 1 {
-					s.retried++
-				}
+				s.count(ret, attempts)
 			})
 		} else {
 			reads.read(ctx, read, p, i)

@@ -166,7 +166,8 @@ func newWalletRig(t *testing.T, name string) *walletRig {
 
 // walletStats describes a run.
 type walletStats struct {
-	reads, failedReads, credits, orders, paid, refused, noRoom, unknown, retried int
+	reads, failedReads, credits, orders, paid, refused, noRoom int
+	retryCounts
 }
 
 // credit sends one credit of amount with key through p's admin socket.
@@ -227,18 +228,10 @@ func runWallet(t *testing.T, r *walletRig, f fault, dur time.Duration) ([]porcup
 				}
 				return res
 			})
-			if ret == pendingForever || out.known {
-				rec.add(porcupine.Operation{ClientId: i, Input: walletIn{kind: walletCredit, amount: amount, key: key}, Call: call, Output: out, Return: ret,
-					Metadata: fmt.Sprintf("%s first, %d attempts", p.ID, attempts)})
-			}
+			rec.addWrite(i, walletIn{kind: walletCredit, amount: amount, key: key}, out, out.known, call, ret, p, attempts)
 			count(func() {
 				s.credits++
-				if ret == pendingForever {
-					s.unknown++
-				}
-				if attempts > 1 {
-					s.retried++
-				}
+				s.count(ret, attempts)
 			})
 		case i < writers:
 			n := next.Add(1)
@@ -271,24 +264,18 @@ func runWallet(t *testing.T, r *walletRig, f fault, dur time.Duration) ([]porcup
 				t.Errorf("order %s via %s: %v", key, p.ID, err)
 				return try{done: true, status: st}
 			})
-			if ret == pendingForever || out.known {
-				rec.add(porcupine.Operation{ClientId: i, Input: walletIn{kind: walletOrder, amount: walletPrice, key: key}, Call: call, Output: out, Return: ret,
-					Metadata: fmt.Sprintf("%s first, %d attempts", p.ID, attempts)})
-			}
+			rec.addWrite(i, walletIn{kind: walletOrder, amount: walletPrice, key: key}, out, out.known, call, ret, p, attempts)
 			count(func() {
 				s.orders++
+				s.count(ret, attempts)
 				switch {
-				case ret == pendingForever:
-					s.unknown++
+				case ret == pendingForever: // counted unknown
 				case out.ok:
 					s.paid++
 				case out.noRoom:
 					s.noRoom++
 				case out.known:
 					s.refused++
-				}
-				if attempts > 1 {
-					s.retried++
 				}
 			})
 		default:
