@@ -64,12 +64,9 @@ func applyHostingCreate(c *applyCtx, p HostingCreate) (any, error) {
 	if _, err := getAccount(c.tx, h.AccountID); err != nil {
 		return nil, err
 	}
-	n, err := c.r.AgentNode(h.NodeID)
+	n, err := c.nodeTakingNew(h.NodeID, "hosting accounts", false)
 	if err != nil {
 		return nil, err
-	}
-	if n.State == api.AgentNodeRemoved || n.Cordoned {
-		return nil, fmt.Errorf("%w: node %s takes no new hosting accounts", ErrConflict, n.ID)
 	}
 	if !slices.Contains(n.Roles, api.RoleHosting) {
 		return nil, fmt.Errorf("%w: node %s does not have the hosting role", ErrConflict, n.ID)

@@ -440,12 +440,9 @@ func createServer(c *applyCtx, p ServerCreate, accountRead bool) (any, error) {
 			return nil, err
 		}
 	}
-	n, err := c.r.AgentNode(s.NodeID)
+	n, err := c.nodeTakingNew(s.NodeID, "servers", true)
 	if err != nil {
 		return nil, err
-	}
-	if n.State == api.AgentNodeRemoved || n.Cordoned {
-		return nil, fmt.Errorf("%w: node %s takes no new servers (%s)", ErrConflict, n.ID, map[bool]string{true: "cordoned", false: "removed"}[n.Cordoned])
 	}
 	if c.tx.Bucket(store.BucketServerIDs).Get([]byte(s.ID)) != nil {
 		return nil, fmt.Errorf("%w: server %s exists", ErrConflict, s.ID)
@@ -1043,6 +1040,21 @@ func checkNodeLocation(n api.AgentNode, locations []string, what string) error {
 	}
 	return &NoCapacityError{NodeID: n.ID, What: what, Moved: true,
 		Why: fmt.Sprintf("it is %s now, not in %s", in, strings.Join(locations, ", "))}
+}
+
+// nodeTakingNew reads node id for a new what ("servers", "hosting
+// accounts"). A removed or cordoned node takes none: the refusal is a
+// conflict, "node ID takes no new WHAT", and with why it says which of the
+// two the node is.
+func (c *applyCtx) nodeTakingNew(id, what string, why bool) (store.AgentNode, error) {
+	n, err := c.r.AgentNode(id)
+	if err != nil || n.State != api.AgentNodeRemoved && !n.Cordoned {
+		return n, err
+	}
+	if why {
+		what += map[bool]string{true: " (cordoned)", false: " (removed)"}[n.Cordoned]
+	}
+	return n, fmt.Errorf("%w: node %s takes no new %s", ErrConflict, n.ID, what)
 }
 
 // checkNodeRoom checks that the node's servers (those not terminated) and

@@ -221,3 +221,41 @@ func TestServerActions(t *testing.T) {
 	}
 	h.replicasSame(serverDump)
 }
+
+// TestNodeTakesNoNewWork: a cordoned or removed node takes no new server
+// and no new hosting account; each refusal is a conflict that names the
+// node and what it does not take (a server's, which of the two it is).
+func TestNodeTakesNoNewWork(t *testing.T) {
+	h := newServerHarness(t)
+	deadline := h.at.Add(time.Hour)
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm", "hosting"}, ProtocolVersion: 103})
+	srv := ServerCreate{Server: store.Server{Server: api.Server{ID: "srv_1", Label: "web", OSTemplate: "debian-12", OS: "debian"},
+		AccountID: "acc_1", NodeID: "hv-1", VMName: "hp-srv-1"},
+		Action: store.Action{Action: api.Action{ID: "act_p", Command: api.ActionServerProvision, ResourceID: "srv_1"},
+			NodeID: "hv-1", Target: "hp-srv-1", Deadline: deadline}}
+	hst := HostingCreate{Hosting: store.HostingAccount{HostingAccount: api.HostingAccount{ID: "hst_1", Username: "ada",
+		Domain: "ada.example", Plan: "hosting-starter", PHPVersion: "8.2"}, AccountID: "acc_1", NodeID: "hv-1"},
+		Action: store.Action{Action: api.Action{ID: "act_hst_1", Command: api.ActionHostingCreate, ResourceID: "hst_1"},
+			NodeID: "hv-1", Target: "ada", Deadline: deadline, NeedsSecret: true}}
+	refused := func(state string) {
+		t.Helper()
+		for _, c := range []struct {
+			cmd  CommandType
+			p    any
+			want string
+		}{
+			{CmdServerCreate, srv, "node hv-1 takes no new servers (" + state + ")"},
+			{CmdHostingCreate, hst, "node hv-1 takes no new hosting accounts"},
+		} {
+			_, err := h.apply(c.cmd, c.p)
+			if !errors.Is(err, ErrConflict) || err.Error() != "conflict: "+c.want {
+				t.Errorf("command %d on a %s node: %v, want the conflict %q", c.cmd, state, err, "conflict: "+c.want)
+			}
+		}
+	}
+	h.must(CmdNodeSchedule, NodeSchedule{NodeID: "hv-1", Cordoned: true})
+	refused("cordoned")
+	h.must(CmdNodeSchedule, NodeSchedule{NodeID: "hv-1"})
+	h.must(CmdNodeRemove, NodeRemove{NodeID: "hv-1"})
+	refused("removed")
+}
