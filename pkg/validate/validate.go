@@ -289,13 +289,22 @@ func SSHKeys(keys []string) ([]string, error) {
 	return out, nil
 }
 
+// noStaticAddr reports whether no static address is given (addr empty): valid
+// without a gateway, and with one the error is refusal.
+func noStaticAddr(addr, gw, refusal string) (bool, error) {
+	if addr != "" {
+		return false, nil
+	}
+	if gw != "" {
+		return true, Invalid("%s", refusal)
+	}
+	return true, nil
+}
+
 // IPv4CIDR checks a static address like 192.0.2.10/24 and an optional gateway in its subnet.
 func IPv4CIDR(addr, gw string) error {
-	if addr == "" {
-		if gw != "" {
-			return Invalid("gateway given without an address")
-		}
-		return nil
+	if none, err := noStaticAddr(addr, gw, "gateway given without an address"); none {
+		return err
 	}
 	p, err := netip.ParsePrefix(addr)
 	if err != nil || !p.Addr().Is4() {
@@ -315,11 +324,8 @@ func IPv4CIDR(addr, gw string) error {
 // that prefix, elsewhere in the IP pool (2001:db8::1 for a server's /64 out
 // of 2001:db8::/48: the guest routes to it on-link) or link-local (fe80::1).
 func IPv6CIDR(addr, gw string) error {
-	if addr == "" {
-		if gw != "" {
-			return Invalid("gateway6 given without an ipv6 address")
-		}
-		return nil
+	if none, err := noStaticAddr(addr, gw, "gateway6 given without an ipv6 address"); none {
+		return err
 	}
 	p, err := netip.ParsePrefix(addr)
 	if err != nil || !p.Addr().Is6() || p.Addr().Is4In6() || p.Addr().Zone() != "" || p.Bits() < 1 {

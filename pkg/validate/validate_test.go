@@ -206,3 +206,25 @@ func TestBridgeIPv6Resolvers(t *testing.T) {
 		}
 	}
 }
+
+// TestStaticAddressNone: no static address (DHCP, or no IPv6) is valid
+// without a gateway; a gateway given without its address is refused, the
+// message naming the gateway field.
+func TestStaticAddressNone(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		check func(addr, gw string) error
+		gw    string
+		want  string
+	}{
+		{"IPv4CIDR", IPv4CIDR, "192.0.2.1", "gateway given without an address"},
+		{"IPv6CIDR", IPv6CIDR, "fe80::1", "gateway6 given without an ipv6 address"},
+	} {
+		if err := c.check("", ""); err != nil {
+			t.Errorf("%s(\"\", \"\"): %v", c.name, err)
+		}
+		if err := c.check("", c.gw); !errors.Is(err, ErrInvalid) || !strings.HasSuffix(err.Error(), c.want) {
+			t.Errorf("%s(\"\", %q): %v, want ErrInvalid ending %q", c.name, c.gw, err, c.want)
+		}
+	}
+}
