@@ -27,6 +27,7 @@ import (
 	"github.com/go-acme/lego/v5/lego"
 	"github.com/go-acme/lego/v5/registration"
 
+	"github.com/hostplane/hostplane/internal/signerkey"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
 
@@ -129,13 +130,9 @@ func parseKey(p []byte) (crypto.Signer, error) {
 	if b == nil {
 		return nil, errors.New("acme: account key is not PEM")
 	}
-	k, err := x509.ParsePKCS8PrivateKey(b.Bytes)
+	s, err := signerkey.ParsePKCS8(b.Bytes)
 	if err != nil {
 		return nil, fmt.Errorf("acme: account key: %w", err)
-	}
-	s, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, fmt.Errorf("acme: account key of type %T cannot sign", k)
 	}
 	return s, nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/internal/atomicfile"
+	"github.com/hostplane/hostplane/internal/signerkey"
 )
 
 // Creds are the node's certificate, its key and the coordinators' CA.
@@ -75,13 +76,9 @@ func LoadCreds(dir string) (*Creds, error) {
 	if err != nil {
 		return nil, err
 	}
-	k, err := x509.ParsePKCS8PrivateKey(keyDER)
+	signer, err := signerkey.ParsePKCS8(keyDER)
 	if err != nil {
 		return nil, fmt.Errorf("load node credentials: key: %w", err)
-	}
-	signer, ok := k.(crypto.Signer)
-	if !ok {
-		return nil, errors.New("load node credentials: key cannot sign")
 	}
 	cert, err := x509.ParseCertificate(certDER)
 	if err != nil {

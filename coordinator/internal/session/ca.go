@@ -14,6 +14,7 @@ import (
 	"math/big"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/signerkey"
 	"github.com/hostplane/hostplane/pkg/validate"
 	pb "github.com/hostplane/hostplane/proto"
 )
@@ -71,13 +72,9 @@ func LoadCA(certDER, keyDER []byte) (*CA, error) {
 	}
 	ca := &CA{Cert: cert, DER: certDER, Fingerprint: pb.CAFingerprint(certDER)}
 	if keyDER != nil {
-		k, err := x509.ParsePKCS8PrivateKey(keyDER)
+		signer, err := signerkey.ParsePKCS8(keyDER)
 		if err != nil {
 			return nil, fmt.Errorf("parse node ca key: %w", err)
-		}
-		signer, ok := k.(crypto.Signer)
-		if !ok {
-			return nil, errors.New("parse node ca key: not a signing key")
 		}
 		ca.Key = signer
 	}
