@@ -24,6 +24,7 @@ import (
 // goroutine wake-up per write.
 type batcher struct {
 	apply    func(data []byte, timeout time.Duration) raft.ApplyFuture
+	term     func() uint64 // the current Raft term (nil: 0)
 	maxBatch int
 	done     chan struct{} // closed by stop
 
@@ -35,18 +36,57 @@ type batcher struct {
 
 type proposal struct {
 	data []byte
-	res  chan proposalResult
-}
-
-type proposalResult struct {
-	res *fsm.Result
-	err error
+	// done is closed once Raft answered the proposal: res, err and term
+	// are set then.
+	done chan struct{}
+	res  *fsm.Result
+	err  error
+	term uint64 // the Raft term read when Raft answered
+	// taken (guarded by batcher.mu): out of the queue, in an entry on its
+	// way to Raft. A proposal not taken can be withdrawn.
+	taken bool
 }
 
 // newBatcher group-commits through apply (raft.Apply), at most maxBatch
-// proposals per entry, one entry in flight at a time.
-func newBatcher(apply func([]byte, time.Duration) raft.ApplyFuture, maxBatch int) *batcher {
-	return &batcher{apply: apply, maxBatch: maxBatch, done: make(chan struct{})}
+// proposals per entry, one entry in flight at a time; term reads the
+// current Raft term (raft.CurrentTerm).
+func newBatcher(apply func([]byte, time.Duration) raft.ApplyFuture, term func() uint64, maxBatch int) *batcher {
+	return &batcher{apply: apply, term: term, maxBatch: maxBatch, done: make(chan struct{})}
+}
+
+// ErrWithdrawn is in Apply's error (with the context's) when the caller's
+// context ended while its proposal still waited in this node's queue: the
+// proposal was taken out, and never reaches the Raft log.
+var ErrWithdrawn = errors.New("withdrawn before it reached raft")
+
+// InFlightError is Apply's error when the caller's context ended after its
+// proposal left this node's queue for Raft: it may still commit. Unlike a
+// proposal still queued (ErrWithdrawn), it cannot be taken back, and until
+// Raft answers it no one can say in which term it will be appended, if at
+// all (Raft may hold it a while before its leader loop appends it). It
+// unwraps to the context's error.
+type InFlightError struct {
+	Err error // the context's error
+	p   *proposal
+}
+
+func (e *InFlightError) Error() string {
+	return e.Err.Error() + " (the proposal is with raft and may still commit)"
+}
+
+func (e *InFlightError) Unwrap() error { return e.Err }
+
+// Answered is closed once Raft answered the proposal (Answer).
+func (e *InFlightError) Answered() <-chan struct{} { return e.p.done }
+
+// Answer waits for Raft's answer to the proposal (Answered): a nil error
+// if it committed and was applied here; else the error (it may have been
+// appended, and commit, all the same), and term, the Raft term read when
+// Raft answered: every copy of the proposal the log may hold was appended
+// in that term or an earlier one.
+func (e *InFlightError) Answer() (term uint64, err error) {
+	<-e.p.done
+	return e.p.term, e.p.err
 }
 
 // stop fails the proposals not yet committed, and every later one.
@@ -68,7 +108,7 @@ func (b *batcher) propose(ctx context.Context, data []byte) (*fsm.Result, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	p := &proposal{data: data, res: make(chan proposalResult, 1)}
+	p := &proposal{data: data, done: make(chan struct{})}
 	b.mu.Lock()
 	if b.stopped {
 		b.mu.Unlock()
@@ -82,14 +122,40 @@ func (b *batcher) propose(ctx context.Context, data []byte) (*fsm.Result, error)
 		go b.run()
 	}
 	select {
-	case r := <-p.res:
-		return r.res, r.err
+	case <-p.done:
+		return p.res, p.err
 	case <-ctx.Done():
-		// The proposal may still commit; the caller only stops waiting.
-		return nil, ctx.Err()
+		if b.withdraw(p) {
+			return nil, fmt.Errorf("%w (%w)", ctx.Err(), ErrWithdrawn)
+		}
+		select {
+		case <-p.done: // answered meanwhile
+			return p.res, p.err
+		default:
+		}
+		return nil, &InFlightError{Err: ctx.Err(), p: p}
 	case <-b.done:
 		return nil, errShuttingDown
 	}
+}
+
+// withdraw takes p out of the queue unless it was taken: then it never
+// reaches Raft, and withdraw returns true.
+func (b *batcher) withdraw(p *proposal) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if p.taken {
+		return false
+	}
+	for i, q := range b.queue {
+		if q == p {
+			copy(b.queue[i:], b.queue[i+1:])
+			b.queue[len(b.queue)-1] = nil
+			b.queue = b.queue[:len(b.queue)-1]
+			break
+		}
+	}
+	return true
 }
 
 // run commits what is queued, one entry at a time, until the queue is empty.
@@ -107,6 +173,9 @@ func (b *batcher) run() {
 		n := min(len(b.queue), b.maxBatch)
 		batch := make([]*proposal, n)
 		copy(batch, b.queue)
+		for _, p := range batch {
+			p.taken = true
+		}
 		rest := copy(b.queue, b.queue[n:])
 		clear(b.queue[rest:])
 		b.queue = b.queue[:rest]
@@ -115,10 +184,17 @@ func (b *batcher) run() {
 	}
 }
 
-func (b *batcher) fail(batch []*proposal, err error) {
-	for _, p := range batch {
-		p.res <- proposalResult{err: err}
+// answer gives p Raft's answer.
+func (p *proposal) answer(res *fsm.Result, err error, term uint64) {
+	p.res, p.err, p.term = res, err, term
+	close(p.done)
+}
+
+func (b *batcher) currentTerm() uint64 {
+	if b.term == nil {
+		return 0
 	}
+	return b.term()
 }
 
 func (b *batcher) commit(batch []*proposal) {
@@ -132,16 +208,22 @@ func (b *batcher) commit(batch []*proposal) {
 	}
 	fut := b.apply(data, 30*time.Second)
 	if err := fut.Error(); err != nil {
-		b.fail(batch, applyError(err))
+		// Read after Raft answered: the entry, if it was appended at
+		// all, was appended in this term or an earlier one.
+		term := b.currentTerm()
+		err = applyError(err)
+		for _, p := range batch {
+			p.answer(nil, err, term)
+		}
 		return
 	}
 	switch r := fut.Response().(type) {
 	case fsm.BatchResult:
 		for i, p := range batch {
 			if i < len(r) && r[i] != nil {
-				p.res <- proposalResult{res: r[i]}
+				p.answer(r[i], nil, 0)
 			} else {
-				p.res <- proposalResult{res: &fsm.Result{}}
+				p.answer(&fsm.Result{}, nil, 0)
 			}
 		}
 	case *fsm.Result:
@@ -149,11 +231,11 @@ func (b *batcher) commit(batch []*proposal) {
 		// decode): every proposal in it gets it, each its own copy.
 		for _, p := range batch {
 			rc := *r
-			p.res <- proposalResult{res: &rc}
+			p.answer(&rc, nil, 0)
 		}
 	default:
 		for _, p := range batch {
-			p.res <- proposalResult{res: &fsm.Result{}}
+			p.answer(&fsm.Result{}, nil, 0)
 		}
 	}
 }

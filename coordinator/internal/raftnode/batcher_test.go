@@ -118,7 +118,7 @@ func waitInFlight(b *batcher) {
 func heldBatcher(t *testing.T, perEntry, n int) (f *fakeRaft, b *batcher, first, rest func() (map[int]any, map[int]error)) {
 	t.Helper()
 	f = &fakeRaft{hold: make(chan struct{})}
-	b = newBatcher(f.apply, perEntry)
+	b = newBatcher(f.apply, nil, perEntry)
 	first = proposeAll(b, 0, 1)
 	waitInFlight(b)
 	rest = proposeAll(b, 1, n+1)
@@ -157,7 +157,7 @@ func proposeAll(b *batcher, from, to int) (wait func() (map[int]any, map[int]err
 
 func TestBatcherAloneGoesAtOnce(t *testing.T) {
 	f := &fakeRaft{}
-	b := newBatcher(f.apply, 512)
+	b := newBatcher(f.apply, nil, 512)
 	defer b.stop()
 	for i := range 3 {
 		res, err := b.propose(context.Background(), fmt.Appendf(nil, `{"n":%d}`, i))
@@ -203,7 +203,7 @@ func TestBatcherGathersWhileOneIsInFlight(t *testing.T) {
 
 func TestBatcherApplyError(t *testing.T) {
 	f := &fakeRaft{err: raft.ErrNotLeader}
-	b := newBatcher(f.apply, 512)
+	b := newBatcher(f.apply, nil, 512)
 	defer b.stop()
 	_, errs := proposeAll(b, 0, 5)()
 	if len(errs) != 5 {
@@ -262,7 +262,7 @@ func TestBatcherWholeEntryResult(t *testing.T) {
 	for name, whole := range map[string]any{"one result": bad, "no result": struct{}{}} {
 		t.Run(name, func(t *testing.T) {
 			f := &fakeRaft{hold: make(chan struct{}), whole: whole}
-			b := newBatcher(f.apply, 512)
+			b := newBatcher(f.apply, nil, 512)
 			defer b.stop()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -295,5 +295,61 @@ func TestBatcherWholeEntryResult(t *testing.T) {
 				t.Fatalf("entries of %s proposals, want [1 3]", got)
 			}
 		})
+	}
+}
+
+// A proposal whose caller's context ends while it waits in the queue is
+// taken out (ErrWithdrawn) and never reaches Raft; one whose context ends
+// after it was handed to Raft is an InFlightError that gives Raft's answer
+// (and the term read then) once Raft answers.
+func TestBatcherWithdrawsATimedOutQueuedProposal(t *testing.T) {
+	f := &fakeRaft{hold: make(chan struct{}), err: raft.ErrLeadershipLost}
+	b := newBatcher(f.apply, func() uint64 { return 7 }, 512)
+	defer b.stop()
+	propose := func(ctx context.Context, data string) <-chan error {
+		out := make(chan error, 1)
+		go func() {
+			_, err := b.propose(ctx, []byte(data))
+			out <- err
+		}()
+		return out
+	}
+	ctxA, cancelA := context.WithCancel(context.Background())
+	ctxB, cancelB := context.WithCancel(context.Background())
+	a := propose(ctxA, `{"a":1}`)
+	waitInFlight(b)
+	bq := propose(ctxB, `{"b":1}`)
+	waitQueued(t, b, 1)
+	c := propose(context.Background(), `{"c":1}`)
+	waitQueued(t, b, 2)
+	cancelA()
+	cancelB()
+
+	errB := <-bq
+	if !errors.Is(errB, ErrWithdrawn) || !errors.Is(errB, context.Canceled) {
+		t.Errorf("the queued proposal whose context ended: %v, want ErrWithdrawn and the context's error", errB)
+	}
+	errA := <-a
+	var inFlight *InFlightError
+	if !errors.As(errA, &inFlight) || !errors.Is(errA, context.Canceled) {
+		t.Fatalf("the proposal in flight whose context ended: %v, want an InFlightError and the context's error", errA)
+	}
+	select {
+	case <-inFlight.Answered():
+		t.Fatal("the proposal in flight is answered before Raft answered it")
+	default:
+	}
+	f.release()
+	if err := <-c; !errors.Is(err, ErrNotLeader) {
+		t.Errorf("the queued proposal still waited for: %v, want ErrNotLeader (Raft's answer)", err)
+	}
+	<-inFlight.Answered()
+	if term, err := inFlight.Answer(); term != 7 || !errors.Is(err, ErrNotLeader) {
+		t.Errorf("the in-flight proposal's answer: term %d, %v; want term 7, ErrNotLeader", term, err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if got := fmt.Sprint(f.entries); got != `[[{"a":1}] [{"c":1}]]` {
+		t.Errorf("entries %s, want the in-flight one and the one waited for; never the withdrawn one", got)
 	}
 }

@@ -19,6 +19,9 @@ type Cluster interface {
 	Membership
 
 	// Apply proposes a command and waits until it is committed and applied here.
+	// When ctx ends first, a proposal still in this member's queue is taken
+	// out (the error is ErrWithdrawn too); one handed to Raft may still
+	// commit (the error is an *InFlightError, which tells when Raft answers).
 	Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error)
 	// LinearizableRead returns once a local read is linearizable: this member is
 	// the leader, a quorum confirmed it after the call began, and the FSM has

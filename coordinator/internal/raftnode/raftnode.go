@@ -119,7 +119,7 @@ func Open(cfg Config) (*Node, error) {
 	// load each round of log fsyncs, replication and FSM transaction carries
 	// as many writes as are waiting. Two in flight halved the batches and
 	// cost 13 % more CPU per write (hostplane-bench --side-by-side).
-	n.batch = newBatcher(r.Apply, 512)
+	n.batch = newBatcher(r.Apply, r.CurrentTerm, 512)
 	n.reads = newReadBarrier(n.confirmRead)
 	n.peers.watch(r)
 	// A stall shorter than half an election timeout cannot make an answer
@@ -353,7 +353,9 @@ func setDur(dst *time.Duration, v time.Duration) {
 var ErrNotLeader = errors.New("not the raft leader")
 
 // Apply proposes a command and waits until it is committed and applied here.
-// Concurrent proposals are group-committed (see batcher).
+// Concurrent proposals are group-committed (see batcher). When ctx ends
+// first, a proposal still queued is withdrawn (ErrWithdrawn); one handed to
+// Raft may still commit (InFlightError).
 func (n *Node) Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
 	if need := fsm.LevelOf(env.Type); need > 1 {
 		// Refused before it reaches the log; the FSM refuses it too, should
