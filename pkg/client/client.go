@@ -186,10 +186,13 @@ func (a *Admin) DoWith(ctx context.Context, method, path string, body, out any, 
 // Flag is the command-line flag that sets the socket, for the message; a CLI
 // whose command names it otherwise sets it (hostplanectl's node commands use
 // --admin-socket, since their --socket is the agent's).
+// Note, if set, is said after that (what else the operator should know:
+// that a --socket they gave is not this socket, say).
 type SocketError struct {
 	Socket string
 	Flag   string // "" means --socket
 	Err    error
+	Note   string
 }
 
 func (e *SocketError) Error() string {
@@ -197,7 +200,11 @@ func (e *SocketError) Error() string {
 	if flag == "" {
 		flag = "--socket"
 	}
-	return fmt.Sprintf("admin socket %s: %v (is the coordinator running? set %s or HOSTPLANE_ADMIN_SOCKET)", e.Socket, e.Err, flag)
+	note := ""
+	if e.Note != "" {
+		note = "; " + e.Note
+	}
+	return fmt.Sprintf("admin socket %s: %v (is the coordinator running? set %s or HOSTPLANE_ADMIN_SOCKET%s)", e.Socket, e.Err, flag, note)
 }
 
 func (e *SocketError) Unwrap() error { return e.Err }

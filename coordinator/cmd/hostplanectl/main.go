@@ -81,11 +81,19 @@ const productFieldFlags = "slug=SLUG category=--category name_en=--name names=--
 // socketFlag makes an unanswered admin-socket call name the flag that sets
 // the socket on command c: --admin-socket on the node commands the
 // coordinators serve (their --socket is the agent's local socket), else
-// --socket.
+// --socket. There, a --socket the operator gave without --admin-socket
+// (meant, as on every other command, for the coordinator's admin socket)
+// is said to be the agent's.
 func socketFlag(c *cobra.Command, err error) error {
 	var se *client.SocketError
-	if c != nil && errors.As(err, &se) && c.Flags().Lookup("admin-socket") != nil {
+	if c == nil || !errors.As(err, &se) {
+		return err
+	}
+	if admin := c.Flags().Lookup("admin-socket"); admin != nil {
 		se.Flag = "--admin-socket"
+		if agent := c.Flags().Lookup("socket"); agent != nil && agent.Changed && !admin.Changed {
+			se.Note = fmt.Sprintf("under \"node\" --socket %s is the agent's local socket, not the coordinator's admin socket", agent.Value)
+		}
 	}
 	return err
 }
