@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/getkin/kin-openapi/openapi3"
-
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -78,10 +76,7 @@ func TestIdempotencyKeyHeader(t *testing.T) {
 // characters, no space): a client or an MCP tool built from the document
 // does not send one it documents as valid and gets a 400 for it.
 func TestIdempotencyKeyDocumented(t *testing.T) {
-	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := loadDoc(t, OpenAPI)
 	p := doc.Components.Parameters["IdempotencyKey"]
 	if p == nil || p.Value == nil || p.Value.Schema == nil || p.Value.Schema.Value == nil {
 		t.Fatal("no IdempotencyKey parameter in components")

@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/getkin/kin-openapi/openapi3"
-
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
@@ -203,10 +201,7 @@ func FuzzIPBudgetKey(f *testing.F) {
 // with Retry-After (a request without a valid key can be refused so on any
 // route, the public GET /scopes included).
 func TestEveryResponseDocumentsRateLimitHeaders(t *testing.T) {
-	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
+	doc := loadDoc(t, OpenAPI)
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			for status, ref := range op.Responses.Map() {

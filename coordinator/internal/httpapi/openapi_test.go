@@ -1,26 +1,16 @@
 package httpapi
 
 import (
-	"context"
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // TestOpenAPIMatchesRoutes fails when a route is missing from /openapi.json, when
 // the document lists an operation the server does not serve, or when the scopes
 // disagree.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(OpenAPI)
-	if err != nil {
-		t.Fatalf("openapi.json does not parse: %v", err)
-	}
-	if err := doc.Validate(context.Background()); err != nil {
-		t.Fatalf("openapi.json is not a valid OpenAPI 3 document: %v", err)
-	}
+	doc := loadDoc(t, OpenAPI)
 	if doc.OpenAPI != "3.0.3" {
 		t.Fatalf("openapi version %q, want 3.0.3", doc.OpenAPI)
 	}

@@ -65,12 +65,7 @@ func newSrvAPI(t *testing.T) *srvAPI {
 			return s.templates, s.templates != nil
 		},
 	})
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromData(OpenAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.doc = doc
+	s.doc = loadDoc(t, OpenAPI)
 	// An enrolled node to place servers on.
 	s.apply(fsm.CmdNodeCAInit, fsm.NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
 	s.apply(fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: time.Now().Add(time.Hour)})
@@ -157,13 +152,7 @@ func (s *srvAPI) schema(name string, raw []byte) error {
 // TestOpenAPIServerRoutes: every server route is documented with its scope and
 // a security requirement naming it (openapi_test.go covers the other tables).
 func TestOpenAPIServerRoutes(t *testing.T) {
-	doc, err := openapi3.NewLoader().LoadFromData(OpenAPI)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := doc.Validate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	doc := loadDoc(t, OpenAPI)
 	a := &API{}
 	var problems []string
 	for _, rt := range a.serverRoutes() {
