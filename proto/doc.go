@@ -24,7 +24,11 @@ package hostplanepb
 // browser console tokens, whose claims (node, server, VM) are sealed with
 // that key; an older agent is told no sealing key and gets "hpc1" tokens, as
 // an older coordinator gives every agent. A 1.5 agent accepts both.
-const ProtocolVersion uint32 = 105
+//
+// 1.6 (ProtocolHostingUsage): the leader asks a 1.6 agent of a hosting node
+// for its accounts' disk usage (HostingUsageRequest → HostingUsageReport);
+// an older agent is not asked (it would answer "unsupported").
+const ProtocolVersion uint32 = 106
 
 // ProtocolActionBatch is the first version whose peers may carry several
 // actions on one stream (see ProtocolVersion).
@@ -33,6 +37,10 @@ const ProtocolActionBatch uint32 = 104
 // ProtocolConsoleSealed is the first version whose agents are told the
 // console sealing key and given sealed (hpc2) console tokens.
 const ProtocolConsoleSealed uint32 = 105
+
+// ProtocolHostingUsage is the first version whose agents answer a
+// HostingUsageRequest.
+const ProtocolHostingUsage uint32 = 106
 
 // ProtocolMajor returns the major part of a protocol version.
 func ProtocolMajor(v uint32) uint32 { return v / 100 }

@@ -52,6 +52,8 @@ type Envelope struct {
 	//	*Envelope_RenewRequest
 	//	*Envelope_RenewResponse
 	//	*Envelope_Error
+	//	*Envelope_HostingUsageRequest
+	//	*Envelope_HostingUsageReport
 	Body          isEnvelope_Body `protobuf_oneof:"body"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -243,6 +245,24 @@ func (x *Envelope) GetError() *Error {
 	return nil
 }
 
+func (x *Envelope) GetHostingUsageRequest() *HostingUsageRequest {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_HostingUsageRequest); ok {
+			return x.HostingUsageRequest
+		}
+	}
+	return nil
+}
+
+func (x *Envelope) GetHostingUsageReport() *HostingUsageReport {
+	if x != nil {
+		if x, ok := x.Body.(*Envelope_HostingUsageReport); ok {
+			return x.HostingUsageReport
+		}
+	}
+	return nil
+}
+
 type isEnvelope_Body interface {
 	isEnvelope_Body()
 }
@@ -307,6 +327,15 @@ type Envelope_Error struct {
 	Error *Error `protobuf:"bytes,24,opt,name=error,proto3,oneof"`
 }
 
+type Envelope_HostingUsageRequest struct {
+	// Added in protocol 1.6.
+	HostingUsageRequest *HostingUsageRequest `protobuf:"bytes,25,opt,name=hosting_usage_request,json=hostingUsageRequest,proto3,oneof"`
+}
+
+type Envelope_HostingUsageReport struct {
+	HostingUsageReport *HostingUsageReport `protobuf:"bytes,26,opt,name=hosting_usage_report,json=hostingUsageReport,proto3,oneof"`
+}
+
 func (*Envelope_Hello) isEnvelope_Body() {}
 
 func (*Envelope_HelloAck) isEnvelope_Body() {}
@@ -336,6 +365,10 @@ func (*Envelope_RenewRequest) isEnvelope_Body() {}
 func (*Envelope_RenewResponse) isEnvelope_Body() {}
 
 func (*Envelope_Error) isEnvelope_Body() {}
+
+func (*Envelope_HostingUsageRequest) isEnvelope_Body() {}
+
+func (*Envelope_HostingUsageReport) isEnvelope_Body() {}
 
 // Capacity is what a node offers to guests.
 type Capacity struct {
@@ -1633,11 +1666,182 @@ func (x *Error) GetMessage() string {
 	return ""
 }
 
+// HostingUsageRequest (protocol 1.6) asks a hosting node for the disk usage
+// of its accounts: the leader sends it on a stream it opens every hosting
+// usage interval (coordinator --hosting-usage-interval), naming the accounts
+// (their usernames) the cluster places on the node. The agent answers with
+// one HostingUsageReport, or an Error (an agent of 1.5 or older answers
+// "unsupported").
+type HostingUsageRequest struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Usernames []string               `protobuf:"bytes,1,rep,name=usernames,proto3" json:"usernames,omitempty"`
+	// budget_ms bounds the node's walks (0: a minute; the agent caps it at 10
+	// minutes); accounts it leaves unwalked are left out of the report.
+	BudgetMs      uint32 `protobuf:"varint,2,opt,name=budget_ms,json=budgetMs,proto3" json:"budget_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostingUsageRequest) Reset() {
+	*x = HostingUsageRequest{}
+	mi := &file_hostplane_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostingUsageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostingUsageRequest) ProtoMessage() {}
+
+func (x *HostingUsageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_hostplane_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostingUsageRequest.ProtoReflect.Descriptor instead.
+func (*HostingUsageRequest) Descriptor() ([]byte, []int) {
+	return file_hostplane_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *HostingUsageRequest) GetUsernames() []string {
+	if x != nil {
+		return x.Usernames
+	}
+	return nil
+}
+
+func (x *HostingUsageRequest) GetBudgetMs() uint32 {
+	if x != nil {
+		return x.BudgetMs
+	}
+	return 0
+}
+
+// HostingUsage is one account's measured usage.
+type HostingUsage struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Username string                 `protobuf:"bytes,1,opt,name=username,proto3" json:"username,omitempty"`
+	// disk_bytes is what the account's site directory takes on disk:
+	// allocated blocks (st_blocks * 512, as du counts), each inode once, no
+	// symbolic link followed, no other file system entered.
+	DiskBytes     uint64 `protobuf:"varint,2,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostingUsage) Reset() {
+	*x = HostingUsage{}
+	mi := &file_hostplane_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostingUsage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostingUsage) ProtoMessage() {}
+
+func (x *HostingUsage) ProtoReflect() protoreflect.Message {
+	mi := &file_hostplane_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostingUsage.ProtoReflect.Descriptor instead.
+func (*HostingUsage) Descriptor() ([]byte, []int) {
+	return file_hostplane_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *HostingUsage) GetUsername() string {
+	if x != nil {
+		return x.Username
+	}
+	return ""
+}
+
+func (x *HostingUsage) GetDiskBytes() uint64 {
+	if x != nil {
+		return x.DiskBytes
+	}
+	return 0
+}
+
+// HostingUsageReport answers a HostingUsageRequest: the accounts measured
+// whole. An account the node does not hold, or whose walk failed or ran
+// out of time, is left out (its last figure stands).
+type HostingUsageReport struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Accounts      []*HostingUsage        `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
+	TakenAtUnixMs int64                  `protobuf:"varint,2,opt,name=taken_at_unix_ms,json=takenAtUnixMs,proto3" json:"taken_at_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostingUsageReport) Reset() {
+	*x = HostingUsageReport{}
+	mi := &file_hostplane_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostingUsageReport) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostingUsageReport) ProtoMessage() {}
+
+func (x *HostingUsageReport) ProtoReflect() protoreflect.Message {
+	mi := &file_hostplane_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostingUsageReport.ProtoReflect.Descriptor instead.
+func (*HostingUsageReport) Descriptor() ([]byte, []int) {
+	return file_hostplane_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *HostingUsageReport) GetAccounts() []*HostingUsage {
+	if x != nil {
+		return x.Accounts
+	}
+	return nil
+}
+
+func (x *HostingUsageReport) GetTakenAtUnixMs() int64 {
+	if x != nil {
+		return x.TakenAtUnixMs
+	}
+	return 0
+}
+
 var File_hostplane_proto protoreflect.FileDescriptor
 
 const file_hostplane_proto_rawDesc = "" +
 	"\n" +
-	"\x0fhostplane.proto\x12\x12hostplane.agent.v1\"\x9b\b\n" +
+	"\x0fhostplane.proto\x12\x12hostplane.agent.v1\"\xd6\t\n" +
 	"\bEnvelope\x12\x10\n" +
 	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x19\n" +
 	"\breply_to\x18\x02 \x01(\x04R\areplyTo\x121\n" +
@@ -1656,7 +1860,9 @@ const file_hostplane_proto_rawDesc = "" +
 	"\x0eenrol_response\x18\x15 \x01(\v2!.hostplane.agent.v1.EnrolResponseH\x00R\renrolResponse\x12G\n" +
 	"\rrenew_request\x18\x16 \x01(\v2 .hostplane.agent.v1.RenewRequestH\x00R\frenewRequest\x12J\n" +
 	"\x0erenew_response\x18\x17 \x01(\v2!.hostplane.agent.v1.RenewResponseH\x00R\rrenewResponse\x121\n" +
-	"\x05error\x18\x18 \x01(\v2\x19.hostplane.agent.v1.ErrorH\x00R\x05errorB\x06\n" +
+	"\x05error\x18\x18 \x01(\v2\x19.hostplane.agent.v1.ErrorH\x00R\x05error\x12]\n" +
+	"\x15hosting_usage_request\x18\x19 \x01(\v2'.hostplane.agent.v1.HostingUsageRequestH\x00R\x13hostingUsageRequest\x12Z\n" +
+	"\x14hosting_usage_report\x18\x1a \x01(\v2&.hostplane.agent.v1.HostingUsageReportH\x00R\x12hostingUsageReportB\x06\n" +
 	"\x04body\"b\n" +
 	"\bCapacity\x12\x14\n" +
 	"\x05vcpus\x18\x01 \x01(\rR\x05vcpus\x12!\n" +
@@ -1773,7 +1979,17 @@ const file_hostplane_proto_rawDesc = "" +
 	"leaderAddr\"5\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\tR\x04code\x12\x18\n" +
-	"\amessage\x18\x02 \x01(\tR\amessageB2Z0github.com/hostplane/hostplane/proto;hostplanepbb\x06proto3"
+	"\amessage\x18\x02 \x01(\tR\amessage\"P\n" +
+	"\x13HostingUsageRequest\x12\x1c\n" +
+	"\tusernames\x18\x01 \x03(\tR\tusernames\x12\x1b\n" +
+	"\tbudget_ms\x18\x02 \x01(\rR\bbudgetMs\"I\n" +
+	"\fHostingUsage\x12\x1a\n" +
+	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
+	"\n" +
+	"disk_bytes\x18\x02 \x01(\x04R\tdiskBytes\"{\n" +
+	"\x12HostingUsageReport\x12<\n" +
+	"\baccounts\x18\x01 \x03(\v2 .hostplane.agent.v1.HostingUsageR\baccounts\x12'\n" +
+	"\x10taken_at_unix_ms\x18\x02 \x01(\x03R\rtakenAtUnixMsB2Z0github.com/hostplane/hostplane/proto;hostplanepbb\x06proto3"
 
 var (
 	file_hostplane_proto_rawDescOnce sync.Once
@@ -1787,26 +2003,29 @@ func file_hostplane_proto_rawDescGZIP() []byte {
 	return file_hostplane_proto_rawDescData
 }
 
-var file_hostplane_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_hostplane_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_hostplane_proto_goTypes = []any{
-	(*Envelope)(nil),       // 0: hostplane.agent.v1.Envelope
-	(*Capacity)(nil),       // 1: hostplane.agent.v1.Capacity
-	(*Hello)(nil),          // 2: hostplane.agent.v1.Hello
-	(*HelloAck)(nil),       // 3: hostplane.agent.v1.HelloAck
-	(*VM)(nil),             // 4: hostplane.agent.v1.VM
-	(*Inventory)(nil),      // 5: hostplane.agent.v1.Inventory
-	(*ActionAssign)(nil),   // 6: hostplane.agent.v1.ActionAssign
-	(*ActionProgress)(nil), // 7: hostplane.agent.v1.ActionProgress
-	(*ActionResult)(nil),   // 8: hostplane.agent.v1.ActionResult
-	(*StatsRequest)(nil),   // 9: hostplane.agent.v1.StatsRequest
-	(*StatsSample)(nil),    // 10: hostplane.agent.v1.StatsSample
-	(*Ping)(nil),           // 11: hostplane.agent.v1.Ping
-	(*Pong)(nil),           // 12: hostplane.agent.v1.Pong
-	(*EnrolRequest)(nil),   // 13: hostplane.agent.v1.EnrolRequest
-	(*EnrolResponse)(nil),  // 14: hostplane.agent.v1.EnrolResponse
-	(*RenewRequest)(nil),   // 15: hostplane.agent.v1.RenewRequest
-	(*RenewResponse)(nil),  // 16: hostplane.agent.v1.RenewResponse
-	(*Error)(nil),          // 17: hostplane.agent.v1.Error
+	(*Envelope)(nil),            // 0: hostplane.agent.v1.Envelope
+	(*Capacity)(nil),            // 1: hostplane.agent.v1.Capacity
+	(*Hello)(nil),               // 2: hostplane.agent.v1.Hello
+	(*HelloAck)(nil),            // 3: hostplane.agent.v1.HelloAck
+	(*VM)(nil),                  // 4: hostplane.agent.v1.VM
+	(*Inventory)(nil),           // 5: hostplane.agent.v1.Inventory
+	(*ActionAssign)(nil),        // 6: hostplane.agent.v1.ActionAssign
+	(*ActionProgress)(nil),      // 7: hostplane.agent.v1.ActionProgress
+	(*ActionResult)(nil),        // 8: hostplane.agent.v1.ActionResult
+	(*StatsRequest)(nil),        // 9: hostplane.agent.v1.StatsRequest
+	(*StatsSample)(nil),         // 10: hostplane.agent.v1.StatsSample
+	(*Ping)(nil),                // 11: hostplane.agent.v1.Ping
+	(*Pong)(nil),                // 12: hostplane.agent.v1.Pong
+	(*EnrolRequest)(nil),        // 13: hostplane.agent.v1.EnrolRequest
+	(*EnrolResponse)(nil),       // 14: hostplane.agent.v1.EnrolResponse
+	(*RenewRequest)(nil),        // 15: hostplane.agent.v1.RenewRequest
+	(*RenewResponse)(nil),       // 16: hostplane.agent.v1.RenewResponse
+	(*Error)(nil),               // 17: hostplane.agent.v1.Error
+	(*HostingUsageRequest)(nil), // 18: hostplane.agent.v1.HostingUsageRequest
+	(*HostingUsage)(nil),        // 19: hostplane.agent.v1.HostingUsage
+	(*HostingUsageReport)(nil),  // 20: hostplane.agent.v1.HostingUsageReport
 }
 var file_hostplane_proto_depIdxs = []int32{
 	2,  // 0: hostplane.agent.v1.Envelope.hello:type_name -> hostplane.agent.v1.Hello
@@ -1824,16 +2043,19 @@ var file_hostplane_proto_depIdxs = []int32{
 	15, // 12: hostplane.agent.v1.Envelope.renew_request:type_name -> hostplane.agent.v1.RenewRequest
 	16, // 13: hostplane.agent.v1.Envelope.renew_response:type_name -> hostplane.agent.v1.RenewResponse
 	17, // 14: hostplane.agent.v1.Envelope.error:type_name -> hostplane.agent.v1.Error
-	1,  // 15: hostplane.agent.v1.Hello.capacity:type_name -> hostplane.agent.v1.Capacity
-	4,  // 16: hostplane.agent.v1.Inventory.vms:type_name -> hostplane.agent.v1.VM
-	2,  // 17: hostplane.agent.v1.EnrolRequest.hello:type_name -> hostplane.agent.v1.Hello
-	17, // 18: hostplane.agent.v1.EnrolResponse.error:type_name -> hostplane.agent.v1.Error
-	17, // 19: hostplane.agent.v1.RenewResponse.error:type_name -> hostplane.agent.v1.Error
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	18, // 15: hostplane.agent.v1.Envelope.hosting_usage_request:type_name -> hostplane.agent.v1.HostingUsageRequest
+	20, // 16: hostplane.agent.v1.Envelope.hosting_usage_report:type_name -> hostplane.agent.v1.HostingUsageReport
+	1,  // 17: hostplane.agent.v1.Hello.capacity:type_name -> hostplane.agent.v1.Capacity
+	4,  // 18: hostplane.agent.v1.Inventory.vms:type_name -> hostplane.agent.v1.VM
+	2,  // 19: hostplane.agent.v1.EnrolRequest.hello:type_name -> hostplane.agent.v1.Hello
+	17, // 20: hostplane.agent.v1.EnrolResponse.error:type_name -> hostplane.agent.v1.Error
+	17, // 21: hostplane.agent.v1.RenewResponse.error:type_name -> hostplane.agent.v1.Error
+	19, // 22: hostplane.agent.v1.HostingUsageReport.accounts:type_name -> hostplane.agent.v1.HostingUsage
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_hostplane_proto_init() }
@@ -1857,6 +2079,8 @@ func file_hostplane_proto_init() {
 		(*Envelope_RenewRequest)(nil),
 		(*Envelope_RenewResponse)(nil),
 		(*Envelope_Error)(nil),
+		(*Envelope_HostingUsageRequest)(nil),
+		(*Envelope_HostingUsageReport)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1864,7 +2088,7 @@ func file_hostplane_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hostplane_proto_rawDesc), len(file_hostplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -147,6 +147,15 @@ func (s *Server) CallEach(ctx context.Context, nodeID string, reqs []*pb.Envelop
 	}
 }
 
+// Protocol is the protocol version the agent of the node's current session
+// announced (0: the node holds no session here).
+func (s *Server) Protocol(nodeID string) uint32 {
+	if c := s.session(nodeID); c != nil {
+		return c.protocol
+	}
+	return 0
+}
+
 // session is the node's current session, or nil.
 func (s *Server) session(nodeID string) *conn {
 	s.mu.Lock()
