@@ -90,6 +90,8 @@ func (e *Executor) Handle(ctx context.Context, req *pb.Envelope, send func(*pb.E
 		e.action(ctx, req.Seq, b.ActionAssign, send)
 	case *pb.Envelope_StatsRequest:
 		e.stats(ctx, req.Seq, b.StatsRequest, send)
+	case *pb.Envelope_HostingUsageRequest:
+		e.hostingUsage(ctx, req.Seq, b.HostingUsageRequest, send)
 	default:
 		_ = send(&pb.Envelope{ReplyTo: req.Seq, Body: &pb.Envelope_Error{Error: &pb.Error{Code: api.NodeErrUnsupported, Message: "unsupported request"}}})
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,6 +62,8 @@ type Node struct {
 	// limits to nginx together (SyncSites): two unserialized syncs could
 	// apply an older list last.
 	sitesMu sync.Mutex
+	// usage is held by the usage request walking the sites (Usage).
+	usage chan struct{}
 }
 
 // New returns a node; Start brings up its nginx.
@@ -74,7 +75,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("hosting: mail spool %q must be an absolute path", cfg.MailSpool)
 	}
 	l := Layout{Root: cfg.Root}
-	n := &Node{cfg: cfg, L: l,
+	n := &Node{cfg: cfg, L: l, usage: make(chan struct{}, 1),
 		Nginx: &Nginx{L: l, Bin: cfg.NginxBin, Params: NginxParams{Root: cfg.Root, User: cfg.WebUser, Listen: cfg.HTTPListen,
 			ConfDir: cfg.NginxConfDir, Workers: cfg.NginxWorkers}},
 		FPM: &FPM{L: l, Glob: cfg.FPMGlob},
@@ -316,7 +317,7 @@ func (n *Node) View(user string) (*api.NodeHostingAccount, error) {
 		return nil, err
 	}
 	return &api.NodeHostingAccount{Username: a.Username, Domain: a.Domain, Plan: a.Plan, PHPVersion: a.PHPVersion,
-		Suspended: a.Suspended, Database: a.Username, DiskBytes: duBytes(n.L.Site(a.Username))}, nil
+		Suspended: a.Suspended, Database: a.Username, DiskBytes: siteBytes(n.L.Site(a.Username))}, nil
 }
 
 // Accounts lists the usernames of the node's accounts.
@@ -328,19 +329,6 @@ func (n *Node) Accounts() []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-func duBytes(dir string) uint64 {
-	var total uint64
-	_ = filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				total += uint64(fi.Size())
-			}
-		}
-		return nil
-	})
-	return total
 }
 
 func (n *Node) pool(a account) PoolParams {

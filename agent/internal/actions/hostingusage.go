@@ -1,0 +1,41 @@
+package actions
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	pb "github.com/hostplane/hostplane/proto"
+)
+
+// hostingUsage answers a HostingUsageRequest with the disk usage of the
+// named accounts (hosting.Node.Usage). It runs in the stream's own
+// goroutine, as every request does: however long the walks take, the
+// session's control stream (pings) and other streams go on.
+func (e *Executor) hostingUsage(ctx context.Context, seq uint64, req *pb.HostingUsageRequest, send func(*pb.Envelope) error) {
+	h := e.m.Hosting()
+	if h == nil {
+		_ = send(&pb.Envelope{ReplyTo: seq, Body: &pb.Envelope_Error{Error: &pb.Error{Code: api.NodeErrUnsupported, Message: "this node does not have the hosting role"}}})
+		return
+	}
+	got, err := h.Usage(ctx, req.Usernames, time.Duration(req.BudgetMs)*time.Millisecond)
+	if err != nil {
+		_ = send(&pb.Envelope{ReplyTo: seq, Body: &pb.Envelope_Error{Error: &pb.Error{Code: api.NodeErrUnavailable, Message: err.Error()}}})
+		return
+	}
+	rep := &pb.HostingUsageReport{TakenAtUnixMs: e.cfg.Clock.Now().UnixMilli()}
+	for u, b := range got {
+		rep.Accounts = append(rep.Accounts, &pb.HostingUsage{Username: u, DiskBytes: b})
+	}
+	slices.SortFunc(rep.Accounts, func(x, y *pb.HostingUsage) int {
+		if x.Username < y.Username {
+			return -1
+		}
+		if x.Username > y.Username {
+			return 1
+		}
+		return 0
+	})
+	_ = send(&pb.Envelope{Seq: 1, ReplyTo: seq, Body: &pb.Envelope_HostingUsageReport{HostingUsageReport: rep}})
+}
