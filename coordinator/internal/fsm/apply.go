@@ -81,7 +81,7 @@ func typed[P any](h func(c *applyCtx, p P) (any, error)) handlerFunc {
 }
 
 // handlers is every command type this binary applies.
-var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, hostingPasswordHandlers, customDomainHandlers, orderHandlers, renewalHandlers, accountKeyHandlers, domainRegHandlers, brandHandlers, idemAnswerHandlers, kekHandlers, osTemplateHandlers, levelHandlers, nodeLocationHandlers, keyUsageFlushHandlers)
+var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, hostingPasswordHandlers, customDomainHandlers, orderHandlers, renewalHandlers, accountKeyHandlers, domainRegHandlers, brandHandlers, idemAnswerHandlers, kekHandlers, osTemplateHandlers, levelHandlers, nodeLocationHandlers, keyUsageFlushHandlers, hostingUsageHandlers)
 
 func mergeHandlers(sets ...map[CommandType]handlerFunc) map[CommandType]handlerFunc {
 	out := map[CommandType]handlerFunc{}

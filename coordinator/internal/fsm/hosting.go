@@ -215,6 +215,10 @@ func finishHosting(c *applyCtx, a *store.Action, p ActionFinish, res *api.NodeOp
 	h.UpdatedAt = c.at
 	if ok && res != nil && res.Hosting != nil {
 		h.Quota.DiskUsedBytes = res.Hosting.DiskBytes
+		if c.r.ClusterLevel() >= LevelHostingUsage {
+			at := c.at
+			h.DiskUsedAt = &at
+		}
 		if res.Hosting.PHPVersion != "" {
 			h.PHPVersion = res.Hosting.PHPVersion
 		}

@@ -19,10 +19,11 @@ import (
 // Level 1 is every command of the releases before levels existed (a state
 // without a recorded level is at 1). Level 2 is the first release that
 // records one. Level 3 writes key usage flushes with their ids
-// (CmdKeyUsageFlush, LevelUsageFlush).
+// (CmdKeyUsageFlush, LevelUsageFlush). Level 4 writes hosting nodes'
+// periodic usage reports (CmdHostingUsage, LevelHostingUsage).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 3
+const MaxLevel uint16 = 4
 
 // CmdClusterLevel raises the cluster's semantics level (numbers 570–579 are
 // the level's). Old binaries do not know it and skip it, which is harmless:
@@ -43,6 +44,7 @@ var commandLevel = map[CommandType]uint16{
 	CmdHostingPasswordReset: 2,
 	CmdNodeLocation:         2,
 	CmdKeyUsageFlush:        LevelUsageFlush,
+	CmdHostingUsage:         LevelHostingUsage,
 }
 
 // LevelOf is the semantics level command type t needs.

@@ -1,6 +1,10 @@
 package store
 
-import "github.com/hostplane/hostplane/pkg/api"
+import (
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
 
 // HostingAccount is a stored hosting account: the customer view plus where it
 // runs and its plan's limits. Passwords are never stored.
@@ -23,6 +27,11 @@ type HostingAccount struct {
 	// suspended) on its node by its owner under a provider's suspension:
 	// lifting the provider's suspension leaves the owner's in place.
 	OwnerSuspended bool `json:"owner_suspended,omitempty"`
+	// DiskUsedAt is when Quota.DiskUsedBytes was measured: the leader's
+	// time of the usage report that wrote it, or the apply time of the
+	// action result that did (from semantics level 4; nil before). An
+	// older report does not overwrite it.
+	DiskUsedAt *time.Time `json:"disk_used_at,omitempty"`
 }
 
 // Admin is the operator view: the customer view with the owner and node.
