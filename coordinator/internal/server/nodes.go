@@ -8,11 +8,13 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/dispatch"
+	"github.com/hostplane/hostplane/coordinator/internal/hostingusage"
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
 	"github.com/hostplane/hostplane/coordinator/internal/nodes"
 	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/hostplane/hostplane/internal/clock"
+	pb "github.com/hostplane/hostplane/proto"
 	"github.com/spf13/pflag"
 )
 
@@ -39,6 +41,9 @@ type NodeConfig struct {
 	// PlanAddresses says how many IP pool addresses each plan's servers get
 	// ("nano=1/0,large=2/1": IPv4 addresses / IPv6 prefixes; others 1/1).
 	PlanAddresses string
+	// HostingUsageInterval is how often the leader asks each hosting node
+	// for its accounts' disk usage (hostingusage).
+	HostingUsageInterval time.Duration
 
 	// Set in code only (tests): the clock of node liveness, certificates and
 	// action deadlines (nil: the wall clock).
@@ -49,7 +54,8 @@ type NodeConfig struct {
 
 func nodeDefaults() NodeConfig {
 	return NodeConfig{PingInterval: 5 * time.Second, Grace: 30 * time.Second, CertTTL: 90 * 24 * time.Hour,
-		ActionDeadline: 5 * time.Minute, CleanupRetryBase: time.Minute, VMPrefix: "hp-", CPUOvercommit: 4}
+		ActionDeadline: 5 * time.Minute, CleanupRetryBase: time.Minute, VMPrefix: "hp-", CPUOvercommit: 4,
+		HostingUsageInterval: hostingusage.DefaultInterval}
 }
 
 func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
@@ -63,6 +69,9 @@ func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
 	if c.CleanupRetryBase == 0 {
 		c.CleanupRetryBase = d.CleanupRetryBase
 	}
+	if c.HostingUsageInterval == 0 {
+		c.HostingUsageInterval = d.HostingUsageInterval
+	}
 	fs.StringVar(&c.ListenAddr, "agent-listen", c.ListenAddr, "UDP address (host:port) where agents hold their QUIC sessions, e.g. 0.0.0.0:8422; empty: no agent sessions")
 	fs.StringVar(&c.Advertise, "agent-advertise", c.Advertise, "agent session address other coordinators send agents to when this one leads (default: the bound agent-listen address)")
 	fs.DurationVar(&c.PingInterval, "agent-ping-interval", c.PingInterval, "how often agents ping their coordinator")
@@ -72,6 +81,7 @@ func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
 	fs.DurationVar(&c.CleanupRetryBase, "cleanup-retry-base", c.CleanupRetryBase, "a failed order's cleanup (the terminate or delete its failed provisioning opens), or a hosting.uncert (a custom domain taken off its node), that fails is tried again after this, then twice as long each time (at most 1h), 6 attempts in all; each failure is logged, the last as an error")
 	fs.StringVar(&c.VMPrefix, "vm-name-prefix", c.VMPrefix, "prefix of the libvirt domain name of every server placed by this cluster (a-z, 0-9, '-', at most 20 characters)")
 	fs.Float64Var(&c.CPUOvercommit, "cpu-overcommit", c.CPUOvercommit, "vCPUs placement may sell per host CPU (memory and disk are never overcommitted)")
+	fs.DurationVar(&c.HostingUsageInterval, "hosting-usage-interval", c.HostingUsageInterval, "how often the leader asks each hosting node for its accounts' disk usage (quota.disk_used_bytes: allocated blocks of the site, du's count) and writes the figures that changed, one Raft command per node (from semantics level 4); at least 1s")
 	fs.StringVar(&c.PlanAddresses, "plan-addresses", c.PlanAddresses, "IP pool addresses per plan as PLAN=IPV4/IPV6 (IPv4 addresses / IPv6 prefixes), comma-separated, e.g. nano=1/0; a plan not named gets 1/1")
 }
 
@@ -92,6 +102,9 @@ func (c *NodeConfig) validate() error {
 	if c.CleanupRetryBase <= 0 {
 		c.CleanupRetryBase = d.CleanupRetryBase
 	}
+	if c.HostingUsageInterval <= 0 {
+		c.HostingUsageInterval = d.HostingUsageInterval
+	}
 	if c.VMPrefix == "" {
 		c.VMPrefix = d.VMPrefix
 	}
@@ -110,6 +123,9 @@ func (c *NodeConfig) validate() error {
 	}
 	if c.CertTTL < time.Minute {
 		errs = append(errs, errors.New("agent-cert-ttl must be at least 1m"))
+	}
+	if c.HostingUsageInterval < time.Second {
+		errs = append(errs, errors.New("hosting-usage-interval must be at least 1s"))
 	}
 	if c.ActionDeadline < time.Second {
 		errs = append(errs, errors.New("action-deadline must be at least 1s"))
@@ -130,6 +146,7 @@ func (c *NodeConfig) validate() error {
 type nodeRuntime struct {
 	nodes *nodes.Service
 	disp  *dispatch.Dispatcher
+	usage *hostingusage.Job
 }
 
 // startNodes builds the node backend and the action dispatcher and opens the
@@ -147,6 +164,28 @@ func (s *Server) startNodes() error {
 	c.rt.disp = dispatch.New(dispatch.Deps{
 		State: s.Node.FSM, Propose: s.propose, Sessions: s.AgentSessions, Clock: c.Clock,
 		Grace: c.Grace, ActionDeadline: c.ActionDeadline, CleanupRetryBase: c.CleanupRetryBase, Log: s.log,
+	})
+	c.rt.usage = hostingusage.New(hostingusage.Deps{
+		State: s.Node.FSM, Propose: s.propose, Interval: c.HostingUsageInterval, Now: s.now(),
+		Log: s.log.With("subsystem", "hostingusage"),
+		Nodes: func() map[string]uint32 {
+			srv := s.AgentSessions()
+			if srv == nil {
+				return nil
+			}
+			out := map[string]uint32{}
+			for id := range srv.Sessions() {
+				out[id] = srv.Protocol(id)
+			}
+			return out
+		},
+		Call: func(ctx context.Context, nodeID string, req *pb.Envelope, recv func(*pb.Envelope) (bool, error)) error {
+			srv := s.AgentSessions()
+			if srv == nil {
+				return session.ErrNotConnected
+			}
+			return srv.Call(ctx, nodeID, req, recv)
+		},
 	})
 	deps := c.rt.disp.ServerDeps()
 	deps.Console = s.console
@@ -187,12 +226,13 @@ func (s *Server) nodeAdminDeps() httpapi.NodeDeps {
 }
 
 // nodeJobs are the leader-only loops: the liveness sweep (which registers this
-// leader's session address) and the action dispatcher.
+// leader's session address), the action dispatcher and the hosting usage
+// reports.
 func (s *Server) nodeJobs() []func(ctx context.Context) {
 	if s.AgentSessions() == nil {
 		return nil
 	}
-	return []func(ctx context.Context){s.cfg.Nodes.rt.nodes.Liveness, s.cfg.Nodes.rt.disp.Run}
+	return []func(ctx context.Context){s.cfg.Nodes.rt.nodes.Liveness, s.cfg.Nodes.rt.disp.Run, s.cfg.Nodes.rt.usage.Run}
 }
 
 func (s *Server) sealer() (*webhook.Sealer, error) {

@@ -1,0 +1,208 @@
+// Package hostingusage keeps hosting accounts' disk usage current: a leader
+// job asks every connected hosting node, each interval, for the usage of
+// the accounts the cluster places on it, and writes the figures that
+// changed in one Raft command per node report (fsm.CmdHostingUsage).
+//
+// Pulled by the leader, not pushed by the agent: the leader is the one that
+// writes through Raft and knows which accounts are on each node, the
+// session already carries requests the coordinator opens (actions, stats),
+// the write rate is set in one place (--hosting-usage-interval) for the
+// whole cluster, and a new leader takes over with no agent change.
+package hostingusage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	pb "github.com/hostplane/hostplane/proto"
+)
+
+// DefaultInterval is how often the leader asks each hosting node.
+const DefaultInterval = 5 * time.Minute
+
+// Deps is what the job needs from the coordinator.
+type Deps struct {
+	// State is the replicated state (the FSM): the cluster's level and
+	// the accounts of each node.
+	State interface {
+		store.Reader
+		ClusterLevel() uint16
+	}
+	// Propose commits a command through Raft at the coordinator's clock.
+	Propose func(ctx context.Context, t fsm.CommandType, payload any) (*fsm.Result, error)
+	// Nodes lists the nodes holding a session here with the protocol
+	// version their agent announced.
+	Nodes func() map[string]uint32
+	// Call is the session's Call (session.Server.Call).
+	Call func(ctx context.Context, nodeID string, req *pb.Envelope, recv func(*pb.Envelope) (bool, error)) error
+	// Interval between two reports of a node (0: DefaultInterval).
+	Interval time.Duration
+	// Now is the coordinator's clock (the time of the commands it proposes).
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// ErrUnsupported: the node's agent does not measure hosting usage (a node
+// without the hosting role, a simulated agent).
+var ErrUnsupported = errors.New("the agent does not report hosting usage")
+
+// Job is the leader job (Run).
+type Job struct {
+	d    Deps
+	mu   sync.Mutex
+	busy map[string]bool // nodes asked and not answered yet
+}
+
+// New returns the job.
+func New(d Deps) *Job {
+	if d.Interval <= 0 {
+		d.Interval = DefaultInterval
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Job{d: d, busy: map[string]bool{}}
+}
+
+// budget is how long a node may walk its sites for one report: the
+// interval, within 5 s to 2 minutes. A node still walking at the next tick
+// is not asked again.
+func (j *Job) budget() time.Duration { return min(max(j.d.Interval, 5*time.Second), 2*time.Minute) }
+
+// Run asks the nodes every interval until ctx ends (the leader job).
+func (j *Job) Run(ctx context.Context) {
+	t := time.NewTicker(j.d.Interval)
+	defer t.Stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for node, proto := range j.d.Nodes() {
+			if proto < pb.ProtocolHostingUsage || !j.claim(node) {
+				continue
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer j.release(node)
+				_, err := j.Report(ctx, node)
+				switch {
+				case err == nil || ctx.Err() != nil:
+				case errors.Is(err, ErrUnsupported):
+					j.d.Log.Debug("hosting usage report", "node", node, "err", err)
+				default:
+					j.d.Log.Warn("hosting usage report", "node", node, "err", err)
+				}
+			}()
+		}
+	}
+}
+
+func (j *Job) claim(node string) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.busy[node] {
+		return false
+	}
+	j.busy[node] = true
+	return true
+}
+
+func (j *Job) release(node string) {
+	j.mu.Lock()
+	delete(j.busy, node)
+	j.mu.Unlock()
+}
+
+// Report asks node for its accounts' usage and writes the figures that
+// changed (one command; none when nothing changed). It returns the
+// command's answer (nil when nothing was proposed). An account the node
+// reports without being asked for it is refused (logged). Below
+// fsm.LevelHostingUsage (a coordinator still runs a release that does not
+// apply the reports) the node is not asked and nothing is proposed.
+func (j *Job) Report(ctx context.Context, node string) (*fsm.HostingUsageApplied, error) {
+	if j.d.State.ClusterLevel() < fsm.LevelHostingUsage {
+		return nil, nil
+	}
+	var accts []store.HostingAccount
+	if err := j.d.State.Read(func(r store.ReadTx) error { accts = r.NodeHostingAccounts(node); return nil }); err != nil {
+		return nil, err
+	}
+	byUser := map[string]store.HostingAccount{}
+	req := &pb.HostingUsageRequest{BudgetMs: uint32(j.budget() / time.Millisecond)}
+	for _, h := range accts {
+		if h.Status == api.HostingDeleted {
+			continue
+		}
+		byUser[h.Username] = h
+		req.Usernames = append(req.Usernames, h.Username)
+	}
+	if len(req.Usernames) == 0 {
+		return nil, nil
+	}
+	sort.Strings(req.Usernames)
+	at := j.d.Now()
+	cctx, cancel := context.WithTimeout(ctx, j.budget()+15*time.Second)
+	defer cancel()
+	var rep *pb.HostingUsageReport
+	err := j.d.Call(cctx, node, &pb.Envelope{Seq: 1, Body: &pb.Envelope_HostingUsageRequest{HostingUsageRequest: req}}, func(env *pb.Envelope) (bool, error) {
+		if e := env.GetError(); e != nil {
+			if e.Code == api.NodeErrUnsupported {
+				return true, fmt.Errorf("%w: %s", ErrUnsupported, e.Message)
+			}
+			return true, fmt.Errorf("the agent answered %s: %s", e.Code, e.Message)
+		}
+		if r := env.GetHostingUsageReport(); r != nil {
+			rep = r
+			return true, nil
+		}
+		return false, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ask node %s for its hosting usage: %w", node, err)
+	}
+	p := fsm.HostingUsageReport{Node: node, MeasuredAt: at}
+	for _, u := range rep.GetAccounts() {
+		h, ok := byUser[u.Username]
+		if !ok {
+			j.d.Log.Warn("a hosting node reported the usage of an account it was not asked for; refused", "node", node, "username", u.Username)
+			continue
+		}
+		delete(byUser, u.Username) // once
+		if u.DiskBytes != h.Quota.DiskUsedBytes {
+			p.Accounts = append(p.Accounts, fsm.HostingUsageEntry{ID: h.ID, DiskUsedBytes: u.DiskBytes})
+		}
+	}
+	if len(p.Accounts) == 0 {
+		return nil, nil
+	}
+	res, err := j.d.Propose(ctx, fsm.CmdHostingUsage, p)
+	if err == nil && res != nil {
+		err = res.Err
+	}
+	var le *fsm.LevelError
+	if errors.As(err, &le) {
+		return nil, nil // the level is not there (yet): nothing written, as below it
+	}
+	if err != nil {
+		return nil, fmt.Errorf("write node %s's hosting usage: %w", node, err)
+	}
+	out, _ := res.Value.(fsm.HostingUsageApplied)
+	j.d.Log.Debug("hosting usage written", "node", node, "written", out.Written, "refused", len(out.Refused))
+	return &out, nil
+}

@@ -1,0 +1,158 @@
+package hostingusage
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	pb "github.com/hostplane/hostplane/proto"
+)
+
+type rig struct {
+	t     *testing.T
+	f     *fsm.FSM
+	idx   uint64
+	at    time.Time
+	props int
+	calls int
+	// answer is what the node answers a request with.
+	answer func(req *pb.HostingUsageRequest) *pb.Envelope
+}
+
+func (r *rig) apply(typ fsm.CommandType, p any) (*fsm.Result, error) {
+	r.t.Helper()
+	r.idx++
+	r.at = r.at.Add(time.Second)
+	env, err := fsm.NewEnvelope(typ, r.at, p)
+	if err != nil {
+		return nil, err
+	}
+	b, err := env.Encode()
+	if err != nil {
+		return nil, err
+	}
+	return r.f.Apply(&raft.Log{Index: r.idx, Term: 1, Type: raft.LogCommand, Data: b}).(*fsm.Result), nil
+}
+
+func (r *rig) must(typ fsm.CommandType, p any) {
+	r.t.Helper()
+	if res, err := r.apply(typ, p); err != nil || res.Err != nil {
+		r.t.Fatalf("command %d: %v %v", typ, err, res.Err)
+	}
+}
+
+// newRig is an FSM at level with hosting account hst_1 (ada) of acc_1 on
+// hv-1, created at 4096 bytes, and a job whose proposals it applies.
+func newRig(t *testing.T, level uint16) (*rig, *Job) {
+	f, err := fsm.Open(filepath.Join(t.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	r := &rig{t: t, f: f, at: time.Date(2026, 12, 4, 13, 0, 0, 0, time.UTC)}
+	r.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: level})
+	r.must(fsm.CmdAccountCreate, fsm.AccountCreate{ID: "acc_1", Email: "a@example.com"})
+	r.must(fsm.CmdNodeCAInit, fsm.NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
+	r.must(fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: r.at.Add(time.Hour)})
+	r.must(fsm.CmdNodeEnrol, fsm.NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-1", CertSerial: "s1", CertNotAfter: r.at.Add(24 * time.Hour)})
+	r.must(fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: pb.ProtocolHostingUsage})
+	r.must(fsm.CmdHostingCreate, fsm.HostingCreate{Hosting: store.HostingAccount{HostingAccount: api.HostingAccount{ID: "hst_1", Username: "ada",
+		Domain: "ada.example", Plan: "hosting-starter", PHPVersion: "8.2"}, AccountID: "acc_1", NodeID: "hv-1"},
+		Action: store.Action{Action: api.Action{ID: "act_1", Command: api.ActionHostingCreate, ResourceID: "hst_1"},
+			NodeID: "hv-1", Target: "ada", Deadline: r.at.Add(time.Hour), NeedsSecret: true}})
+	res, _ := json.Marshal(api.NodeOpResult{Hosting: &api.NodeHostingAccount{Username: "ada", PHPVersion: "8.2", DiskBytes: 4096}})
+	r.must(fsm.CmdActionFinish, fsm.ActionFinish{ID: "act_1", Success: true, Result: res})
+	j := New(Deps{State: f, Interval: time.Second, Now: func() time.Time { return r.at.Add(500 * time.Millisecond) },
+		Propose: func(_ context.Context, typ fsm.CommandType, p any) (*fsm.Result, error) {
+			r.props++
+			return r.apply(typ, p)
+		},
+		Nodes: func() map[string]uint32 { return map[string]uint32{"hv-1": pb.ProtocolHostingUsage} },
+		Call: func(_ context.Context, node string, req *pb.Envelope, recv func(*pb.Envelope) (bool, error)) error {
+			r.calls++
+			_, err := recv(r.answer(req.GetHostingUsageRequest()))
+			return err
+		}})
+	return r, j
+}
+
+func (r *rig) usage() uint64 {
+	r.t.Helper()
+	var h store.HostingAccount
+	if err := r.f.Read(func(rt store.ReadTx) (err error) { h, err = rt.HostingAccountByID("hst_1"); return }); err != nil {
+		r.t.Fatal(err)
+	}
+	return h.Quota.DiskUsedBytes
+}
+
+func report(accts ...*pb.HostingUsage) *pb.Envelope {
+	return &pb.Envelope{Body: &pb.Envelope_HostingUsageReport{HostingUsageReport: &pb.HostingUsageReport{Accounts: accts}}}
+}
+
+// TestReportWritesChangedFigures: the node is asked for its accounts by
+// username; the figures that changed go in one command, an account the node
+// was not asked for is refused, an unchanged figure proposes nothing.
+func TestReportWritesChangedFigures(t *testing.T) {
+	r, j := newRig(t, fsm.LevelHostingUsage)
+	var asked []string
+	r.answer = func(req *pb.HostingUsageRequest) *pb.Envelope {
+		asked = req.Usernames
+		return report(&pb.HostingUsage{Username: "ada", DiskBytes: 2 << 30}, &pb.HostingUsage{Username: "eve", DiskBytes: 1})
+	}
+	out, err := j.Report(context.Background(), "hv-1")
+	if err != nil || out == nil || out.Written != 1 || len(out.Refused) != 0 {
+		t.Fatalf("report: %+v, %v", out, err)
+	}
+	if len(asked) != 1 || asked[0] != "ada" || r.usage() != 2<<30 || r.props != 1 {
+		t.Fatalf("asked %v; usage %d; %d proposals", asked, r.usage(), r.props)
+	}
+	// Unchanged: nothing proposed.
+	r.answer = func(*pb.HostingUsageRequest) *pb.Envelope {
+		return report(&pb.HostingUsage{Username: "ada", DiskBytes: 2 << 30})
+	}
+	if out, err := j.Report(context.Background(), "hv-1"); err != nil || out != nil || r.props != 1 {
+		t.Fatalf("unchanged figure: %+v, %v, %d proposals", out, err, r.props)
+	}
+	// The agent refuses (an older one, a busy node): an error, nothing written.
+	r.answer = func(*pb.HostingUsageRequest) *pb.Envelope {
+		return &pb.Envelope{Body: &pb.Envelope_Error{Error: &pb.Error{Code: "unavailable", Message: "busy"}}}
+	}
+	if _, err := j.Report(context.Background(), "hv-1"); err == nil || r.props != 1 {
+		t.Fatalf("agent error: %v, %d proposals", err, r.props)
+	}
+	// A node without accounts is not asked.
+	calls := r.calls
+	if out, err := j.Report(context.Background(), "hv-2"); err != nil || out != nil || r.calls != calls {
+		t.Fatalf("node without accounts: %+v %v, asked %d times", out, err, r.calls-calls)
+	}
+}
+
+// TestReportBelowLevel: below fsm.LevelHostingUsage the node is not asked
+// and nothing is proposed (the release before's behaviour).
+func TestReportBelowLevel(t *testing.T) {
+	r, j := newRig(t, fsm.LevelHostingUsage-1)
+	r.answer = func(*pb.HostingUsageRequest) *pb.Envelope {
+		return report(&pb.HostingUsage{Username: "ada", DiskBytes: 2 << 30})
+	}
+	if out, err := j.Report(context.Background(), "hv-1"); err != nil || out != nil || r.calls != 0 || r.props != 0 || r.usage() != 4096 {
+		t.Fatalf("below the level: %+v %v, %d calls, %d proposals, usage %d", out, err, r.calls, r.props, r.usage())
+	}
+	// Run, ticking each second, asks nobody either.
+	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	defer cancel()
+	j.Run(ctx)
+	if r.calls != 0 || r.props != 0 {
+		t.Fatalf("Run below the level: %d calls, %d proposals", r.calls, r.props)
+	}
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatal(ctx.Err())
+	}
+}
