@@ -64,6 +64,9 @@ type Node struct {
 	sitesMu sync.Mutex
 	// usage is held by the usage request walking the sites (Usage).
 	usage chan struct{}
+	// last is each account's last figure measured whole (siteBytes).
+	lastMu sync.Mutex
+	last   map[string]uint64
 }
 
 // New returns a node; Start brings up its nginx.
@@ -75,7 +78,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("hosting: mail spool %q must be an absolute path", cfg.MailSpool)
 	}
 	l := Layout{Root: cfg.Root}
-	n := &Node{cfg: cfg, L: l, usage: make(chan struct{}, 1),
+	n := &Node{cfg: cfg, L: l, usage: make(chan struct{}, 1), last: map[string]uint64{},
 		Nginx: &Nginx{L: l, Bin: cfg.NginxBin, Params: NginxParams{Root: cfg.Root, User: cfg.WebUser, Listen: cfg.HTTPListen,
 			ConfDir: cfg.NginxConfDir, Workers: cfg.NginxWorkers}},
 		FPM: &FPM{L: l, Glob: cfg.FPMGlob},
@@ -317,7 +320,7 @@ func (n *Node) View(user string) (*api.NodeHostingAccount, error) {
 		return nil, err
 	}
 	return &api.NodeHostingAccount{Username: a.Username, Domain: a.Domain, Plan: a.Plan, PHPVersion: a.PHPVersion,
-		Suspended: a.Suspended, Database: a.Username, DiskBytes: siteBytes(n.L.Site(a.Username))}, nil
+		Suspended: a.Suspended, Database: a.Username, DiskBytes: n.siteBytes(a.Username)}, nil
 }
 
 // Accounts lists the usernames of the node's accounts.

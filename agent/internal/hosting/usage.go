@@ -101,12 +101,19 @@ func SiteUsage(ctx context.Context, dir string) (uint64, error) {
 }
 
 // siteBytes is an account's usage for an action's result, within
-// siteUsageTimeout (0 when it could not be measured; the coordinator then
-// records 0 until the next usage report).
-func siteBytes(dir string) uint64 {
+// siteUsageTimeout. A walk that fails or runs out of time gives the
+// account's last figure measured here (0 if none since the agent started)
+// rather than a partial one.
+func (n *Node) siteBytes(user string) uint64 {
 	ctx, cancel := context.WithTimeout(context.Background(), siteUsageTimeout)
 	defer cancel()
-	b, _ := SiteUsage(ctx, dir)
+	b, err := SiteUsage(ctx, n.L.Site(user))
+	n.lastMu.Lock()
+	defer n.lastMu.Unlock()
+	if err != nil {
+		return n.last[user]
+	}
+	n.last[user] = b
 	return b
 }
 
@@ -147,6 +154,9 @@ func (n *Node) Usage(ctx context.Context, usernames []string, budget time.Durati
 			continue
 		}
 		out[u] = b
+		n.lastMu.Lock()
+		n.last[u] = b
+		n.lastMu.Unlock()
 	}
 	return out, nil
 }

@@ -116,7 +116,8 @@ func TestSiteUsageCountsBlocks(t *testing.T) {
 
 // TestNodeUsage: the node measures the accounts it holds (an account
 // record), leaves out one it does not hold or a name that is not a
-// username, and gives up on what its budget leaves unwalked.
+// username, gives an action's result the last whole figure when a walk
+// fails, and a request waiting past its budget gives up.
 func TestNodeUsage(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.Root = t.TempDir()
@@ -142,6 +143,14 @@ func TestNodeUsage(t *testing.T) {
 	}
 	if len(got) != 1 || got["ada"] < 2<<20 || got["ada"] > 2<<20+64<<10 {
 		t.Fatalf("usage: %v, want ada alone at 2 MiB and a few blocks", got)
+	}
+	// An action's result whose walk fails gives the last whole figure, not
+	// a partial one or 0.
+	if err := os.Rename(n.L.Site("ada"), n.L.Site("ada")+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if b := n.siteBytes("ada"); b != got["ada"] {
+		t.Fatalf("a failed walk for an action's result: %d, want the last figure %d", b, got["ada"])
 	}
 	// A second request waits while one walks; past its budget it gives up.
 	n.usage <- struct{}{}
