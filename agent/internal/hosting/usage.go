@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"path/filepath"
-	"syscall"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/validate"
+	"golang.org/x/sys/unix"
 )
 
 // What an account's disk usage counts (SiteUsage): the blocks its site
@@ -33,71 +32,103 @@ const defaultUsageBudget = time.Minute
 // siteUsageTimeout bounds the walk of View (an action's result).
 const siteUsageTimeout = 2 * time.Minute
 
+// maxSiteDepth bounds how deep the walk goes below the site (it holds one
+// open directory per level): a directory deeper than that counts its own
+// blocks, not what it holds.
+const maxSiteDepth = 1024
+
 // SiteUsage measures what dir takes on disk (see above). dir itself must be
 // a directory, not a symbolic link. Entries that vanish during the walk
 // count nothing; an entry that cannot be read is skipped. It fails with
 // ctx's error when ctx ends before the walk is done.
+//
+// The walk opens each directory relative to its parent's open descriptor
+// (openat, O_NOFOLLOW|O_DIRECTORY), never by path: a directory the
+// customer swaps for a symbolic link (or a FIFO) after it was listed is
+// not opened, so nothing outside the site is counted and no open blocks.
 func SiteUsage(ctx context.Context, dir string) (uint64, error) {
-	root, err := os.Lstat(dir)
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return 0, err
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.ENOTDIR) {
+			return 0, fmt.Errorf("%s is not a directory", dir)
+		}
+		return 0, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
-	if !root.IsDir() {
-		return 0, fmt.Errorf("%s is not a directory", dir)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		unix.Close(fd)
+		return 0, &fs.PathError{Op: "stat", Path: dir, Err: err}
 	}
-	rst, ok := root.Sys().(*syscall.Stat_t)
-	if !ok {
-		return 0, fmt.Errorf("%s: no file status", dir)
-	}
-	type inode struct{ dev, ino uint64 }
-	seen := map[inode]struct{}{}
-	var total uint64
-	n := 0
-	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
-		if n++; n%256 == 0 {
-			if cerr := ctx.Err(); cerr != nil {
-				return cerr
-			}
-		}
-		if err != nil {
-			if d != nil && d.IsDir() && path != dir {
-				return fs.SkipDir // an unreadable directory: its own blocks are all we know
-			}
-			return nil
-		}
-		// WalkDir never follows a symbolic link: Info is the link's own
-		// (lstat) status.
-		fi, err := d.Info()
-		if err != nil {
-			return nil // gone since it was listed
-		}
-		st, ok := fi.Sys().(*syscall.Stat_t)
-		if !ok {
-			return nil
-		}
-		if uint64(st.Dev) != uint64(rst.Dev) {
-			if d.IsDir() {
-				return fs.SkipDir // another file system mounted in the site
-			}
-			return nil
-		}
-		if st.Nlink > 1 && !d.IsDir() {
-			k := inode{uint64(st.Dev), uint64(st.Ino)}
-			if _, dup := seen[k]; dup {
-				return nil
-			}
-			seen[k] = struct{}{}
-		}
-		total += uint64(st.Blocks) * 512
-		return nil
-	})
-	if err != nil {
+	w := &siteWalk{ctx: ctx, dev: uint64(st.Dev), seen: map[inode]struct{}{}, total: uint64(st.Blocks) * 512}
+	if err := w.dir(fd, 0); err != nil {
 		return 0, err
 	}
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	return total, nil
+	return w.total, nil
+}
+
+type inode struct{ dev, ino uint64 }
+
+// siteWalk is one SiteUsage walk.
+type siteWalk struct {
+	ctx   context.Context
+	dev   uint64 // the site's file system
+	seen  map[inode]struct{}
+	total uint64
+	n     int
+}
+
+// dir counts what the open directory fd holds (not its own blocks) and
+// closes fd.
+func (w *siteWalk) dir(fd int, depth int) error {
+	f := os.NewFile(uintptr(fd), "site directory")
+	defer f.Close()
+	for {
+		names, rerr := f.Readdirnames(256)
+		for _, name := range names {
+			if w.n++; w.n%256 == 0 {
+				if err := w.ctx.Err(); err != nil {
+					return err
+				}
+			}
+			var st unix.Stat_t
+			if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil {
+				continue // gone since it was listed
+			}
+			if uint64(st.Dev) != w.dev {
+				continue // another file system mounted in the site
+			}
+			isDir := st.Mode&unix.S_IFMT == unix.S_IFDIR
+			if !isDir && uint64(st.Nlink) > 1 {
+				k := inode{uint64(st.Dev), uint64(st.Ino)}
+				if _, dup := w.seen[k]; dup {
+					continue
+				}
+				w.seen[k] = struct{}{}
+			}
+			w.total += uint64(st.Blocks) * 512
+			if !isDir || depth >= maxSiteDepth {
+				continue
+			}
+			cfd, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				continue // unreadable, or no longer a directory: its own blocks are all we know
+			}
+			var cst unix.Stat_t
+			if unix.Fstat(cfd, &cst) != nil || cst.Dev != st.Dev || cst.Ino != st.Ino {
+				unix.Close(cfd) // another directory since it was listed
+				continue
+			}
+			if err := w.dir(cfd, depth+1); err != nil {
+				return err
+			}
+		}
+		if rerr != nil || len(names) == 0 {
+			return nil // io.EOF, or the rest cannot be read
+		}
+	}
 }
 
 // siteBytes is an account's usage for an action's result, within
