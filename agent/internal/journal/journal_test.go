@@ -13,6 +13,18 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
+// openTemp is a journal in a fresh temporary directory, closed when the
+// test or benchmark ends.
+func openTemp(tb testing.TB) *DB {
+	tb.Helper()
+	j, err := Open(filepath.Join(tb.TempDir(), "j.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { j.Close() })
+	return j
+}
+
 func TestBeginReplayMismatch(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "j.db")
 	j, err := Open(path)
@@ -77,11 +89,7 @@ func FuzzDecodeRecord(f *testing.F) {
 // BenchmarkOperationRecord measures what the journal adds to every operation:
 // one durable Begin and one durable final Update.
 func BenchmarkOperationRecord(b *testing.B) {
-	j, err := Open(filepath.Join(b.TempDir(), "j.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer j.Close()
+	j := openTemp(b)
 	for i := 0; i < b.N; i++ {
 		rec, _, err := j.Begin(Record{ID: fmt.Sprint("op", i), Kind: "vm.start", Target: "a", InputHash: "h", StartedAt: time.Now()})
 		if err != nil {
@@ -97,11 +105,7 @@ func BenchmarkOperationRecord(b *testing.B) {
 // TestPrune: finished operations older than the cutoff go; recent ones, running
 // ones (however old) and the templates and VMs stay; a pruned id starts afresh.
 func TestPrune(t *testing.T) {
-	j, err := Open(filepath.Join(t.TempDir(), "j.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	j := openTemp(t)
 	now := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
 	add := func(id, state string, age time.Duration) {
 		h, _ := j.InputHash("vm.stop", "a", id)
@@ -161,11 +165,7 @@ func TestPrune(t *testing.T) {
 
 // TestPruneEvery prunes at start and on each tick until the context ends.
 func TestPruneEvery(t *testing.T) {
-	j, err := Open(filepath.Join(t.TempDir(), "j.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	j := openTemp(t)
 	h, _ := j.InputHash("vm.stop", "a", 1)
 	rec, _, _ := j.Begin(Record{ID: "op", Kind: "vm.stop", Target: "a", InputHash: h, StartedAt: time.Now()})
 	rec.State, rec.FinishedAt = api.NodeOpSucceeded, time.Now()
