@@ -17,6 +17,20 @@ import (
 // Leader's -1 then would index no node.
 const leaderWait = 30 * time.Second
 
+// waitAllAtLevel waits, up to 30 s a member, until every member of c has
+// applied semantics level: one that has not yet still applies and ships
+// usage as at the level before.
+func waitAllAtLevel(t *testing.T, c *testcluster.Cluster, level uint16) {
+	t.Helper()
+	for i, nd := range c.Nodes {
+		for deadline := time.Now().Add(30 * time.Second); nd.Server.Node.FSM.ClusterLevel() < level; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("coordinator %d never applied semantics level %d", i, level)
+			}
+		}
+	}
+}
+
 // newAPIClient calls /v1 through pkg/client, checking every response against
 // the embedded openapi.json.
 func newAPIClient(t *testing.T, base string) *framework.API {

@@ -122,14 +122,7 @@ func TestKeyLastUsedIPAcrossLevels(t *testing.T) {
 	c.Kill(0)
 	c.Nodes[0].Cfg.TestMaxLevel = 0
 	c.Restart(0)
-	for i, nd := range c.Nodes {
-		for nd.Server.Node.FSM.ClusterLevel() < 2 {
-			if ctx.Err() != nil {
-				t.Fatalf("coordinator %d never applied semantics level 2", i)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
+	waitAllAtLevel(t, c, 2)
 	ld = c.WaitLeader(leaderWait)
 	f = (ld + 1) % 3
 	use(ld, "127.0.0.2")

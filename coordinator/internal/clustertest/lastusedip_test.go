@@ -33,14 +33,7 @@ func TestKeyLastUsedIP(t *testing.T) {
 	}
 	// Every member applies the raise too: a follower that had not yet ships
 	// its usage without the address, as to a leader of the release before.
-	for i, nd := range c.Nodes {
-		for nd.Server.Node.FSM.ClusterLevel() < 2 {
-			if ctx.Err() != nil {
-				t.Fatalf("member %d never applied semantics level 2", i)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	waitAllAtLevel(t, c, 2)
 	keyInfo := func() api.KeyInfo {
 		t.Helper()
 		keys, err := c.Admin(ld).Keys(ctx, r.acc.ID)

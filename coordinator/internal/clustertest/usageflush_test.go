@@ -36,13 +36,7 @@ func TestUsageFlushWithoutQuorum(t *testing.T) {
 			cfg.HeartbeatTimeout, cfg.ElectionTimeout = 8*time.Second, 8*time.Second
 		}
 	})
-	for i, nd := range c.Nodes {
-		for deadline := time.Now().Add(30 * time.Second); nd.Server.Node.FSM.ClusterLevel() < fsm.LevelUsageFlush; time.Sleep(100 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("coordinator %d never applied semantics level %d", i, fsm.LevelUsageFlush)
-			}
-		}
-	}
+	waitAllAtLevel(t, c, fsm.LevelUsageFlush)
 	acc, key := c.NewAccount("usage-quorum@example.com")
 	ld := c.WaitLeader(leaderWait)
 	if ld != 0 {
@@ -188,13 +182,7 @@ func TestUsageFlushMixedLevels(t *testing.T) {
 	c.Kill(0)
 	c.Nodes[0].Cfg.TestMaxLevel = 0
 	c.Restart(0)
-	for i, nd := range c.Nodes {
-		for deadline := time.Now().Add(30 * time.Second); nd.Server.Node.FSM.ClusterLevel() < fsm.LevelUsageFlush; time.Sleep(100 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("coordinator %d never applied semantics level %d", i, fsm.LevelUsageFlush)
-			}
-		}
-	}
+	waitAllAtLevel(t, c, fsm.LevelUsageFlush)
 	use(2)
 	ks := keys(5)
 	if len(ks[0].UsageFlushes) == 0 {
