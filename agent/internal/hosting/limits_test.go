@@ -315,13 +315,7 @@ func TestStartRewritesExistingSites(t *testing.T) {
 		t.Fatalf("an upload under the plan's limit with the old agent's nginx: %d %q, want its 413", code, body)
 	}
 
-	n, err := hosting.New(e.Cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	hostingtest.Started(t, e.Cfg)
 	if code, body := upload(t, e.HTTPAddr, a.domain, "after", size, false); code != 200 || body != fmt.Sprintf("saved=%d\n", size) {
 		t.Fatalf("after the upgraded agent's start: %d %q, want the file saved", code, body)
 	}
@@ -330,13 +324,7 @@ func TestStartRewritesExistingSites(t *testing.T) {
 	}
 	logf := filepath.Join(e.Root, "nginx", "logs", "error.log")
 	before, _ := os.ReadFile(logf)
-	n2, err := hosting.New(e.Cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n2.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	hostingtest.Started(t, e.Cfg)
 	if after, _ := os.ReadFile(logf); strings.Count(string(after), "reconfiguring") != strings.Count(string(before), "reconfiguring") {
 		t.Fatalf("a start with nothing to change reloaded nginx:\n%s", after[len(before):])
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/agent/internal/hosting/hostingtest"
 	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
@@ -55,13 +54,7 @@ $r = @scandir('/'); echo "scandir=", $r === false ? "DENIED" : "LISTED", "\n";`)
 	})
 
 	// The upgraded agent starts.
-	n, err := hosting.New(e.Cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := n.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
+	n := hostingtest.Started(t, e.Cfg)
 	if got, _ := os.ReadFile(pool); string(got) != string(cur) {
 		t.Fatalf("pool after the start:\n%s", got)
 	}

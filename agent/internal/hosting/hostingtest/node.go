@@ -41,16 +41,25 @@ func NewNode(tb testing.TB) *Env {
 // ends) as e.Node, and sshd.
 func (e *Env) Start(tb testing.TB) {
 	tb.Helper()
-	n, err := hosting.New(e.Cfg)
+	n := Started(tb, e.Cfg)
+	tb.Cleanup(n.Stop)
+	e.Node = n
+	e.StartSSHD(tb)
+}
+
+// Started is a hosting node of cfg, started as an agent starts it (nginx,
+// the sites and pools it finds, PHP-FPM); the caller stops it, or leaves
+// that to the node whose servers it shares.
+func Started(tb testing.TB, cfg hosting.Config) *hosting.Node {
+	tb.Helper()
+	n, err := hosting.New(cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	if err := n.Start(hostenv.Ctx(tb)); err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(n.Stop)
-	e.Node = n
-	e.StartSSHD(tb)
+	return n
 }
 
 // StartNginx starts nginx (one worker) for the layout under root, listening
