@@ -142,6 +142,27 @@ func (w *world) mustSucceed(id string) {
 	framework.WaitActionSuccess(w.t, w.client(1, w.key), id, 60*time.Second)
 }
 
+// noneOnDisk fails the test for each file that holds one of secrets (what
+// names them in the failure) under the coordinators' data directories (Raft
+// log, snapshots, FSM, logs) or the agent's root (journal, logs, node files).
+func (w *world) noneOnDisk(t *testing.T, what string, secrets ...string) {
+	t.Helper()
+	for _, dir := range []string{filepath.Dir(w.c.Nodes[0].DataDir), w.env.Root} {
+		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			b, _ := os.ReadFile(path)
+			for _, s := range secrets {
+				if strings.Contains(string(b), s) {
+					t.Errorf("%s is in %s", what, path)
+				}
+			}
+			return nil
+		})
+	}
+}
+
 // rawGet is GET of a /v1 path with the owner's key: status, headers, body.
 func (w *world) rawGet(path string) (int, http.Header, string) {
 	w.t.Helper()
@@ -203,22 +224,8 @@ func TestHostingThroughTheAPI(t *testing.T) {
 	}
 	w.mustSucceed(created.Action.ID)
 	id := created.Hosting.ID
-	// No coordinator wrote a password anywhere (Raft log, snapshots, FSM,
-	// logs), nor the agent (journal, logs, node files).
-	for _, dir := range []string{filepath.Dir(w.c.Nodes[0].DataDir), w.env.Root} {
-		_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-			if err != nil || !d.Type().IsRegular() {
-				return nil
-			}
-			b, _ := os.ReadFile(path)
-			for _, pw := range []string{created.SFTPPassword, created.DBPassword} {
-				if strings.Contains(string(b), pw) {
-					t.Errorf("a password is in %s", path)
-				}
-			}
-			return nil
-		})
-	}
+	// No coordinator wrote a password anywhere, nor the agent.
+	w.noneOnDisk(t, "a password", created.SFTPPassword, created.DBPassword)
 
 	code, hdr, body := w.rawGet("/v1/hosting/" + id)
 	if code != 200 || hdr.Get("Cache-Control") != "no-store" {
