@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -131,9 +132,9 @@ func (j *Job) release(node string) {
 
 // Report asks node for its accounts' usage and writes the figures that
 // changed (one command; none when nothing changed). It returns the
-// command's answer (nil when nothing was proposed). An account the node
-// reports without being asked for it is refused (logged). Below
-// fsm.LevelHostingUsage (a coordinator still runs a release that does not
+// command's answer (nil when nothing was proposed). Accounts the node
+// reports without being asked for them are refused (one warning per
+// report). Below fsm.LevelHostingUsage (a coordinator still runs a release that does not
 // apply the reports) the node is not asked and nothing is proposed.
 func (j *Job) Report(ctx context.Context, node string) (*fsm.HostingUsageApplied, error) {
 	if j.d.State.ClusterLevel() < fsm.LevelHostingUsage {
@@ -177,16 +178,27 @@ func (j *Job) Report(ctx context.Context, node string) (*fsm.HostingUsageApplied
 		return nil, fmt.Errorf("ask node %s for its hosting usage: %w", node, err)
 	}
 	p := fsm.HostingUsageReport{Node: node, MeasuredAt: at}
+	unasked, first := 0, ""
 	for _, u := range rep.GetAccounts() {
 		h, ok := byUser[u.Username]
 		if !ok {
-			j.d.Log.Warn("a hosting node reported the usage of an account it was not asked for; refused", "node", node, "username", u.Username)
+			if unasked++; unasked == 1 {
+				first = u.Username
+			}
 			continue
 		}
 		delete(byUser, u.Username) // once
 		if u.DiskBytes != h.Quota.DiskUsedBytes {
 			p.Accounts = append(p.Accounts, fsm.HostingUsageEntry{ID: h.ID, DiskUsedBytes: u.DiskBytes})
 		}
+	}
+	if unasked > 0 {
+		// One line per report, however many names the agent sent (a
+		// frame holds hundreds of thousands), each name cut short.
+		if len(first) > 64 {
+			first = strings.ToValidUTF8(first[:64], "") + "…"
+		}
+		j.d.Log.Warn("a hosting node reported the usage of accounts it was not asked for; refused", "node", node, "accounts", unasked, "first", first)
 	}
 	if len(p.Accounts) == 0 {
 		return nil, nil

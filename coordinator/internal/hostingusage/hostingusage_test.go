@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -154,5 +155,42 @@ func TestReportBelowLevel(t *testing.T) {
 	}
 	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		t.Fatal(ctx.Err())
+	}
+}
+
+// countHandler counts the records logged at Warn or above.
+type countHandler struct{ warns *int }
+
+func (h countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelWarn {
+		*h.warns++
+	}
+	return nil
+}
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestReportOfUnaskedAccountsLogsOnce: a node (a hostile or broken agent)
+// that reports thousands of accounts it was not asked for, in one report
+// that fits a frame, has them all refused and gets one warning, not one
+// per name: the leader's log is not the agent's to fill.
+func TestReportOfUnaskedAccountsLogsOnce(t *testing.T) {
+	r, j := newRig(t, fsm.LevelHostingUsage)
+	warns := 0
+	j.d.Log = slog.New(countHandler{&warns})
+	r.answer = func(*pb.HostingUsageRequest) *pb.Envelope {
+		accts := []*pb.HostingUsage{{Username: "ada", DiskBytes: 8192}}
+		for i := range 5000 {
+			accts = append(accts, &pb.HostingUsage{Username: fmt.Sprintf("u%d", i), DiskBytes: 1})
+		}
+		return report(accts...)
+	}
+	out, err := j.Report(context.Background(), "hv-1")
+	if err != nil || out == nil || out.Written != 1 || r.usage() != 8192 {
+		t.Fatalf("report: %+v, %v, usage %d", out, err, r.usage())
+	}
+	if warns != 1 {
+		t.Fatalf("5000 accounts reported without being asked: %d warnings logged, want 1", warns)
 	}
 }
