@@ -67,6 +67,12 @@ type Node struct {
 	// last is each account's last figure measured whole (siteBytes).
 	lastMu sync.Mutex
 	last   map[string]uint64
+	// tried is when each account's site was last walked by Usage (turn,
+	// counting up; guarded by lastMu).
+	tried map[string]uint64
+	turn  uint64
+	// walk measures a site (nil: SiteUsage; tests set it).
+	walk func(ctx context.Context, dir string) (uint64, error)
 }
 
 // New returns a node; Start brings up its nginx.
@@ -78,7 +84,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("hosting: mail spool %q must be an absolute path", cfg.MailSpool)
 	}
 	l := Layout{Root: cfg.Root}
-	n := &Node{cfg: cfg, L: l, usage: make(chan struct{}, 1), last: map[string]uint64{},
+	n := &Node{cfg: cfg, L: l, usage: make(chan struct{}, 1), last: map[string]uint64{}, tried: map[string]uint64{},
 		Nginx: &Nginx{L: l, Bin: cfg.NginxBin, Params: NginxParams{Root: cfg.Root, User: cfg.WebUser, Listen: cfg.HTTPListen,
 			ConfDir: cfg.NginxConfDir, Workers: cfg.NginxWorkers}},
 		FPM: &FPM{L: l, Glob: cfg.FPMGlob},

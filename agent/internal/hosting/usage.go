@@ -1,11 +1,13 @@
 package hosting
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -154,7 +156,9 @@ var ErrUsageBusy = errors.New("another usage measurement is under way")
 // Usage measures the sites of the named accounts, one at a time, within
 // budget (0: a minute; at most 10 minutes). One request walks at a time: a
 // second (a new leader's, while the old one's still runs) waits its turn
-// within its budget. The map holds the accounts
+// within its budget. The accounts walked least recently are walked first,
+// so that a budget too short for all of them leaves different ones out
+// each time. The map holds the accounts
 // measured whole: one the node does not hold (no account record), one
 // whose walk failed, and those the budget left unwalked are absent.
 func (n *Node) Usage(ctx context.Context, usernames []string, budget time.Duration) (map[string]uint64, error) {
@@ -169,8 +173,15 @@ func (n *Node) Usage(ctx context.Context, usernames []string, budget time.Durati
 	case <-ctx.Done():
 		return nil, ErrUsageBusy
 	}
+	// The accounts walked least recently go first (never walked: before
+	// all): when the budget runs out before the last, the next request
+	// starts with those left, and every account gets its turn.
+	order := slices.Clone(usernames)
+	n.lastMu.Lock()
+	slices.SortStableFunc(order, func(a, b string) int { return cmp.Compare(n.tried[a], n.tried[b]) })
+	n.lastMu.Unlock()
 	out := make(map[string]uint64, len(usernames))
-	for _, u := range usernames {
+	for _, u := range order {
 		if ctx.Err() != nil {
 			break
 		}
@@ -180,7 +191,15 @@ func (n *Node) Usage(ctx context.Context, usernames []string, budget time.Durati
 		if _, err := os.Stat(n.L.Account(u)); err != nil {
 			continue // not an account of this node (or not any more)
 		}
-		b, err := SiteUsage(ctx, n.L.Site(u))
+		n.lastMu.Lock()
+		n.turn++
+		n.tried[u] = n.turn
+		n.lastMu.Unlock()
+		walk := n.walk
+		if walk == nil {
+			walk = SiteUsage
+		}
+		b, err := walk(ctx, n.L.Site(u))
 		if err != nil {
 			continue
 		}
