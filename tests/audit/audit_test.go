@@ -523,6 +523,21 @@ func TestOrdersOutsideIn(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer cs.Close()
+		// tool calls the tool name with args (what names the call in a
+		// failure): its result and the text of its content.
+		tool := func(what, name string, args map[string]any) (*mcp.CallToolResult, string) {
+			res, err := cs.CallTool(r.ctx, &mcp.CallToolParams{Name: name, Arguments: args})
+			if err != nil {
+				t.Fatalf("%s: %v", what, err)
+			}
+			var text strings.Builder
+			for _, c := range res.Content {
+				if tc, ok := c.(*mcp.TextContent); ok {
+					text.WriteString(tc.Text)
+				}
+			}
+			return res, text.String()
+		}
 		callWith := func(p probe, id string) (*mcp.CallToolResult, string) {
 			args := map[string]any{"id": id}
 			for _, prm := range []struct{ name, v string }{{"ip", own.serverIP}, {"snapshotId", "snap_0000000000000000"}, {"action", "reboot"}, {"deliveryId", own.delivery}} {
@@ -533,17 +548,7 @@ func TestOrdersOutsideIn(t *testing.T) {
 			if p.body != nil {
 				args["body"] = p.body
 			}
-			res, err := cs.CallTool(r.ctx, &mcp.CallToolParams{Name: snake(p.operationID), Arguments: args})
-			if err != nil {
-				t.Fatalf("%s: %v", snake(p.operationID), err)
-			}
-			var text strings.Builder
-			for _, c := range res.Content {
-				if tc, ok := c.(*mcp.TextContent); ok {
-					text.WriteString(tc.Text)
-				}
-			}
-			return res, text.String()
+			return tool(snake(p.operationID), snake(p.operationID), args)
 		}
 		probed := 0
 		for _, p := range r.probesUnder(own) {
@@ -564,17 +569,7 @@ func TestOrdersOutsideIn(t *testing.T) {
 		// list_actions takes A's ids as query parameters: the same 404 as
 		// an unknown id, nothing of A's in it.
 		listWith := func(name, v string) (*mcp.CallToolResult, string) {
-			res, err := cs.CallTool(r.ctx, &mcp.CallToolParams{Name: "list_actions", Arguments: map[string]any{name: v}})
-			if err != nil {
-				t.Fatalf("list_actions %s=%s: %v", name, v, err)
-			}
-			var text strings.Builder
-			for _, c := range res.Content {
-				if tc, ok := c.(*mcp.TextContent); ok {
-					text.WriteString(tc.Text)
-				}
-			}
-			return res, text.String()
+			return tool("list_actions "+name+"="+v, "list_actions", map[string]any{name: v})
 		}
 		for _, q := range []struct{ name, id string }{{"resource_id", own.server}, {"resource_id", own.hosting}, {"cursor", own.action}} {
 			mine, mineText := listWith(q.name, q.id)
