@@ -160,6 +160,20 @@ func (r *rig) get(t testing.TB, i int, key, path string, v any) framework.Reply 
 	return rep
 }
 
+// accepted checks that rep, an action's request sent with key, was answered
+// 202 (what names the request in a failure) and waits, up to within, until
+// the action succeeded (through coordinator 0); it returns the answer.
+func (r *rig) accepted(t testing.TB, what, key string, rep framework.Reply, within time.Duration) api.ActionAccepted {
+	t.Helper()
+	if rep.Status != 202 {
+		t.Fatalf("%s: %s", what, rep)
+	}
+	var acc api.ActionAccepted
+	rep.Decode(t, &acc)
+	framework.WaitActionSuccess(t, r.apis[0].Client(key), acc.Action.ID, within)
+	return acc
+}
+
 // keyOfA is a new key of account A, made as req asks through a live
 // coordinator's admin socket; a refusal fails t.
 func (r *rig) keyOfA(t testing.TB, req api.KeyCreateRequest) string {

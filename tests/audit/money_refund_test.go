@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // refunds is what key's wallet shows refunded, per invoice.
@@ -43,13 +42,7 @@ func proRata(price int64, start, end, now time.Time) int64 {
 // cancelServer is the customer's DELETE of a server, waited for.
 func (m *moneyRig) cancelServer(id string) {
 	m.t.Helper()
-	rep := m.call(0, m.keyA, "DELETE", "/v1/servers/"+id, nil, nil)
-	if rep.Status != 202 {
-		m.t.Fatalf("cancel: %s", rep)
-	}
-	var acc api.ActionAccepted
-	rep.Decode(m.t, &acc)
-	framework.WaitActionSuccess(m.t, m.apis[0].Client(m.keyA), acc.Action.ID, 60*time.Second)
+	m.accepted(m.t, "cancel", m.keyA, m.call(0, m.keyA, "DELETE", "/v1/servers/"+id, nil, nil), 60*time.Second)
 }
 
 // TestMoneyCancelRefundsThePeriodPaidFor: a server renewed once from the

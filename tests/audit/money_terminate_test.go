@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
-	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestMoneySuspendedThenTerminated: with --terminate-after-days 6, A's two
@@ -36,12 +35,7 @@ func TestMoneySuspendedThenTerminated(t *testing.T) {
 	m.wait("the hosting account suspended", func() bool { return m.hostingAcc(m.keyA, h.Hosting.ID).Status == api.HostingSuspended })
 	srv := "/v1/servers/" + s1.Server.ID
 	snap := m.call(0, m.keyA, "POST", srv+"/snapshots", map[string]any{"name": "before-paying"}, nil)
-	if snap.Status != 202 {
-		t.Fatalf("a snapshot of a suspended server: %s", snap)
-	}
-	var sa api.ActionAccepted
-	snap.Decode(t, &sa)
-	framework.WaitActionSuccess(t, m.apis[0].Client(m.keyA), sa.Action.ID, 30*time.Second)
+	sa := m.accepted(t, "a snapshot of a suspended server", m.keyA, snap, 30*time.Second)
 	for _, c := range []struct {
 		path string
 		body any

@@ -142,12 +142,7 @@ func TestSeed002ServerAsACyberPanelClient(t *testing.T) {
 
 	// Delete: gone from the list.
 	rep = call(r.keyA, "DELETE", srv+"/snapshots/"+first.Snapshot.ID, nil, nil)
-	if rep.Status != 202 {
-		t.Fatalf("snapshot delete: %s", rep)
-	}
-	var del api.ActionAccepted
-	rep.Decode(t, &del)
-	framework.WaitActionSuccess(t, r.apis[0].Client(r.keyA), del.Action.ID, 30*time.Second)
+	r.accepted(t, "snapshot delete", r.keyA, rep, 30*time.Second)
 	if l := snaps(); len(l) != 0 {
 		t.Errorf("snapshots after the delete: %+v", l)
 	}

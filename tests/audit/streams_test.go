@@ -190,12 +190,8 @@ func TestStatsStreamsCannotStarveActions(t *testing.T) {
 	orderAt := time.Now()
 	framework.WaitActionSuccess(t, r.apis[0].Client(r.keyB), so.Action.ID, 20*time.Second)
 	t.Logf("B's order completed in %s while A held its streams", time.Since(orderAt).Round(time.Millisecond))
-	var act api.ActionAccepted
-	if rep = r.call(f, r.keyB, "POST", "/v1/servers/"+bServer+"/power/stop", nil, nil); rep.Status != 202 {
-		t.Fatalf("B's power stop: %s", rep)
-	}
-	rep.Decode(t, &act)
-	framework.WaitActionSuccess(t, r.apis[0].Client(r.keyB), act.Action.ID, 20*time.Second)
+	rep = r.call(f, r.keyB, "POST", "/v1/servers/"+bServer+"/power/stop", nil, nil)
+	r.accepted(t, "B's power stop", r.keyB, rep, 20*time.Second)
 
 	// The node's cap: A holds streamCap of nodeCap; B gets the rest.
 	bctx, stopB := context.WithCancel(r.ctx)
