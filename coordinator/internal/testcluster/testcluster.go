@@ -102,12 +102,21 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 		c.Nodes = append(c.Nodes, nd)
 		c.start(nd)
 	}
-	c.WaitLeader(15 * time.Second)
+	c.WaitLeader(firstLeaderWait(c.Nodes[0].Cfg))
 	for _, nd := range c.Nodes[1:] {
 		c.joinWithRetry(nd)
 	}
 	c.WaitConverged(20 * time.Second)
 	return c
+}
+
+// firstLeaderWait is how long New waits for the bootstrap node to lead:
+// 15 s for starting up under load, plus the longest a lone follower waits
+// before it stands (hashicorp/raft's first heartbeat timer is random in
+// [HeartbeatTimeout, 2×HeartbeatTimeout)); a bootstrap node given an 8 s
+// heartbeat timeout could need 16 s before its election, past a flat 15 s.
+func firstLeaderWait(cfg server.Config) time.Duration {
+	return 15*time.Second + 2*max(cfg.HeartbeatTimeout, cfg.ElectionTimeout)
 }
 
 func testLogger() *slog.Logger {

@@ -3,6 +3,8 @@ package testcluster
 import (
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/server"
 )
 
 // WaitConverged holds once every member's FSM has every command the leader
@@ -23,4 +25,19 @@ func TestWaitConvergedAfterBarriers(t *testing.T) {
 		t.Fatalf("the leader's FSM is at %d, its commit index %d: no barrier after the last command, the case is not shown", fa, st.CommitIndex)
 	}
 	c.WaitConverged(10 * time.Second)
+}
+
+// TestFirstLeaderWaitCoversTheFirstElection: a bootstrap node with long
+// timeouts (clustertest's TestUsageFlushWithoutQuorum gives n1 8 s) may wait
+// up to twice its heartbeat timeout before it stands; New must wait longer
+// than that, with room for starting up. With the flat 15 s it had, that test
+// failed "no leader within 15s" when n1's first timer drew more than ~14 s.
+func TestFirstLeaderWaitCoversTheFirstElection(t *testing.T) {
+	for _, d := range []time.Duration{500 * time.Millisecond, 2 * time.Second, 8 * time.Second} {
+		cfg := server.Defaults()
+		cfg.HeartbeatTimeout, cfg.ElectionTimeout = d, d
+		if got, longest := firstLeaderWait(cfg), 2*d; got < longest+10*time.Second {
+			t.Errorf("timeouts %s: New waits %s for the first leader, the first election may start %s in", d, got, longest)
+		}
+	}
 }
