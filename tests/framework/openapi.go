@@ -3,12 +3,14 @@ package framework
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -33,15 +35,38 @@ type ValidatingTransport struct {
 	off    atomic.Bool
 }
 
+var openAPIDocs sync.Map // sha256 of a document → *openAPIDoc
+
+type openAPIDoc struct {
+	once sync.Once
+	d    *openapi3.T
+	err  error
+}
+
+// LoadOpenAPI is kin-openapi's loader for doc, run once per test binary and
+// document content: under -race one load of /openapi.json took ≈ 0.4–1 s, and
+// tests built a validating client per cluster or API. The document returned
+// is shared: callers only read it (a copy of the top-level struct may change
+// its own fields, as NewValidatingTransport does with Servers).
+func LoadOpenAPI(doc []byte) (*openapi3.T, error) {
+	v, _ := openAPIDocs.LoadOrStore(sha256.Sum256(doc), &openAPIDoc{})
+	e := v.(*openAPIDoc)
+	e.once.Do(func() { e.d, e.err = openapi3.NewLoader().LoadFromData(doc) })
+	return e.d, e.err
+}
+
 // NewValidatingTransport loads doc (the bytes of /openapi.json) for the API at base.
 func NewValidatingTransport(t testing.TB, doc []byte, base string) *ValidatingTransport {
 	t.Helper()
-	d, err := openapi3.NewLoader().LoadFromData(doc)
+	loaded, err := LoadOpenAPI(doc)
 	if err != nil {
 		t.Fatalf("openapi.json: %v", err)
 	}
+	// A copy of the shared document's top level with this API's server; the
+	// paths and schemas under it are shared and only read.
+	d := *loaded
 	d.Servers = openapi3.Servers{{URL: base + "/v1"}}
-	r, err := gorillamux.NewRouter(d)
+	r, err := gorillamux.NewRouter(&d)
 	if err != nil {
 		t.Fatalf("openapi.json router: %v", err)
 	}

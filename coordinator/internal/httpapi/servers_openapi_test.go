@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/fsmtest"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // srvAPI is the webhook test harness (a single-node Raft member behind an
@@ -29,6 +31,19 @@ type srvAPI struct {
 	templates []string // nil: the node reported none
 	stats     func(ctx context.Context, nodeID, vm string, stream bool, interval time.Duration, fn func(api.ServerStats) error) error
 }
+
+// embeddedDocValid is loadDoc's check of the embedded openapi.json, run once:
+// loading and validating it took ≈ 1 s per test under -race.
+var embeddedDocValid = sync.OnceValue(func() error {
+	d, err := openapi3.NewLoader().LoadFromData(OpenAPI)
+	if err != nil {
+		return fmt.Errorf("document does not parse: %w", err)
+	}
+	if err := d.Validate(context.Background()); err != nil {
+		return fmt.Errorf("not a valid OpenAPI 3 document: %w", err)
+	}
+	return nil
+})
 
 func newSrvAPI(t *testing.T) *srvAPI {
 	t.Helper()
@@ -65,7 +80,16 @@ func newSrvAPI(t *testing.T) *srvAPI {
 			return s.templates, s.templates != nil
 		},
 	})
-	s.doc = loadDoc(t, OpenAPI)
+	// The embedded document, checked as loadDoc checks one (parses, valid
+	// OpenAPI 3) once per test binary, and loaded once and shared (only read).
+	if err := embeddedDocValid(); err != nil {
+		t.Fatalf("the embedded openapi.json: %v", err)
+	}
+	doc, err := framework.LoadOpenAPI(OpenAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.doc = doc
 	// An enrolled node to place servers on.
 	s.apply(fsm.CmdNodeCAInit, fsm.NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
 	s.apply(fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: time.Now().Add(time.Hour)})
