@@ -7,11 +7,13 @@ package mcpserver
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"net/http"
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"unicode"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -93,7 +95,31 @@ func (ts *Tools) ByOperation(key string) *Tool { return ts.byOp[key] }
 // schema of the success response when it is an object. Every operation must
 // be documented; a parameter marked `x-mcp-omit` (one that switches the
 // answer to a stream, which a tool call cannot return) is left out.
+//
+// The table is built once per document and operations and shared (only
+// read) by every server given the same: a process serves one, but tests start
+// many in-process coordinators, and the build took ≈ 1 s under -race.
 func Generate(doc []byte, ops []Operation) (*Tools, error) {
+	h := sha256.New()
+	h.Write(doc)
+	for _, op := range ops {
+		fmt.Fprintf(h, "%#v\n", op) // every field (strings and bools: no addresses)
+	}
+	v, _ := generated.LoadOrStore(string(h.Sum(nil)), &generatedOnce{})
+	g := v.(*generatedOnce)
+	g.once.Do(func() { g.tools, g.err = generate(doc, ops) })
+	return g.tools, g.err
+}
+
+var generated sync.Map // sha256 of a document and operations → *generatedOnce
+
+type generatedOnce struct {
+	once  sync.Once
+	tools *Tools
+	err   error
+}
+
+func generate(doc []byte, ops []Operation) (*Tools, error) {
 	loader := openapi3.NewLoader()
 	d, err := loader.LoadFromData(doc)
 	if err != nil {
