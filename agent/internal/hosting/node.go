@@ -73,6 +73,9 @@ type Node struct {
 	turn  uint64
 	// walk measures a site (nil: SiteUsage; tests set it).
 	walk func(ctx context.Context, dir string) (uint64, error)
+	// resultWalkBound bounds an action result's walk (siteBytes):
+	// siteUsageTimeout; tests shorten it.
+	resultWalkBound time.Duration
 }
 
 // New returns a node; Start brings up its nginx.
@@ -85,6 +88,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	l := Layout{Root: cfg.Root}
 	n := &Node{cfg: cfg, L: l, usage: make(chan struct{}, 1), last: map[string]uint64{}, tried: map[string]uint64{},
+		resultWalkBound: siteUsageTimeout,
 		Nginx: &Nginx{L: l, Bin: cfg.NginxBin, Params: NginxParams{Root: cfg.Root, User: cfg.WebUser, Listen: cfg.HTTPListen,
 			ConfDir: cfg.NginxConfDir, Workers: cfg.NginxWorkers}},
 		FPM: &FPM{L: l, Glob: cfg.FPMGlob},

@@ -31,7 +31,8 @@ const maxUsageBudget = 10 * time.Minute
 // defaultUsageBudget is a usage request's budget when the coordinator gave none.
 const defaultUsageBudget = time.Minute
 
-// siteUsageTimeout bounds the walk of View (an action's result).
+// siteUsageTimeout bounds the walk of View (an action's result) when the
+// account has a figure to give instead (siteBytes).
 const siteUsageTimeout = 2 * time.Minute
 
 // maxSiteDepth bounds how deep the walk goes below the site (it holds one
@@ -133,20 +134,34 @@ func (w *siteWalk) dir(fd int, depth int) error {
 	}
 }
 
-// siteBytes is an account's usage for an action's result, within
-// siteUsageTimeout. A walk that fails or runs out of time gives the
-// account's last figure measured here (0 if none since the agent started)
-// rather than a partial one.
+// siteBytes is an account's usage for an action's result. A walk that
+// fails gives the account's last figure measured here (0 if none since the
+// agent started) rather than a partial one. The walk is bounded by
+// resultWalkBound only when there is such a figure to give instead: the
+// first one since the agent started takes as long as the site needs (as
+// every walk did before walks were bounded), since a result of 0 would be
+// written over the good figure the coordinator holds.
 func (n *Node) siteBytes(user string) uint64 {
-	ctx, cancel := context.WithTimeout(context.Background(), siteUsageTimeout)
-	defer cancel()
-	b, err := SiteUsage(ctx, n.L.Site(user))
 	n.lastMu.Lock()
-	defer n.lastMu.Unlock()
-	if err != nil {
-		return n.last[user]
+	last, ok := n.last[user]
+	n.lastMu.Unlock()
+	ctx := context.Background()
+	if ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, n.resultWalkBound)
+		defer cancel()
 	}
+	walk := n.walk
+	if walk == nil {
+		walk = SiteUsage
+	}
+	b, err := walk(ctx, n.L.Site(user))
+	if err != nil {
+		return last
+	}
+	n.lastMu.Lock()
 	n.last[user] = b
+	n.lastMu.Unlock()
 	return b
 }
 
