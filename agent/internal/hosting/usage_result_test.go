@@ -14,12 +14,7 @@ import (
 // the coordinator's good figure; once it has a figure, a walk past the bound
 // gives that figure.
 func TestResultWalkWithoutAFigureIsWhole(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Root = t.TempDir()
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := newRootedNode(t)
 	n.resultWalkBound = 20 * time.Millisecond
 	size := uint64(7 << 20)
 	// A slow disk: a walk takes 200 ms, ten times the bound.

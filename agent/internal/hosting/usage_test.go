@@ -119,12 +119,7 @@ func TestSiteUsageCountsBlocks(t *testing.T) {
 // username, gives an action's result the last whole figure when a walk
 // fails, and a request waiting past its budget gives up.
 func TestNodeUsage(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Root = t.TempDir()
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := newRootedNode(t)
 	for _, u := range []string{"ada", "bob"} {
 		if err := os.MkdirAll(filepath.Join(n.L.Site(u), "public"), 0o755); err != nil {
 			t.Fatal(err)
@@ -158,4 +153,18 @@ func TestNodeUsage(t *testing.T) {
 		t.Fatalf("while another request walks: %v", err)
 	}
 	<-n.usage
+}
+
+// newRootedNode is a hosting node of the default configuration with its
+// root in a fresh temporary directory, not started (no nginx): what the
+// usage tests measure needs only its layout and records.
+func newRootedNode(t *testing.T) *Node {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.Root = t.TempDir()
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

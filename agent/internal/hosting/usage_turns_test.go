@@ -16,12 +16,7 @@ import (
 // The walk here measures one site per request and then finds the budget
 // spent (it waits for the request's context), as a slow disk would.
 func TestNodeUsageTakesTurns(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.Root = t.TempDir()
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := newRootedNode(t)
 	users := []string{"ada", "bob", "carl"}
 	for _, u := range users {
 		if err := os.MkdirAll(filepath.Dir(n.L.Account(u)), 0o700); err != nil {
