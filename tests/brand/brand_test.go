@@ -23,6 +23,7 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/brand"
 	"github.com/hostplane/hostplane/tests/framework"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
 func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
@@ -91,6 +92,24 @@ func newSeedAPI(t *testing.T, ctx context.Context, c *framework.ProcessCluster, 
 		t.Fatal(err)
 	}
 	return seedAPI{t: t, a: framework.NewAPI(t, c.URL(0), nil), key: key}
+}
+
+// hostingSeedAPI starts a --brand 444host coordinator with env's hosting
+// node joined to it as nodeID, a hosting-starter product of plan (500 cents
+// a month) and an account with a first key of scopes (newAccount) whose
+// wallet holds cents: the caller of the seed's requests with that key.
+func hostingSeedAPI(t *testing.T, env *hostenv.Env, email, nodeID string, plan api.HostingPlan, cents int64, scopes ...string) seedAPI {
+	t.Helper()
+	c := start(t, "444host", true)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	acc, key := newAccount(t, ctx, c, email, scopes...)
+	env.JoinAgent(t, c, nodeID)
+	if _, err := c.Admin(0).CreateProduct(ctx, "hosting-starter", api.ProductRequest{Category: api.ProductHosting, NameEn: "Hosting Starter",
+		RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &plan}}); err != nil {
+		t.Fatal(err)
+	}
+	return newSeedAPI(t, ctx, c, acc.ID, key, cents)
 }
 
 // call makes the request (hdr: header name, value, …) and fails the test

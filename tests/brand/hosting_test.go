@@ -1,7 +1,6 @@
 package brand
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -21,20 +20,10 @@ import (
 // password the order showed once.
 func TestSeed444hostHosting(t *testing.T) {
 	env := hostenv.New(t)
-	c := start(t, "444host", true)
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	adm := c.Admin(0)
-	acc, key := newAccount(t, ctx, c, env.Prefix+"@example.com", "account:read", "orders:write", "hosting:read", "hosting:write",
-		"hosting:destroy", "billing:read", "webhooks:write")
-	env.JoinAgent(t, c, env.Prefix+"-web1")
-	if _, err := adm.CreateProduct(ctx, "hosting-starter", api.ProductRequest{Category: api.ProductHosting, NameEn: "Hosting Starter",
-		RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 128,
-			MaxExecutionSeconds: 30, UploadMiB: 16, DiskMiB: 1024}}}); err != nil {
-		t.Fatal(err)
-	}
-	sa := newSeedAPI(t, ctx, c, acc.ID, key, 1250)
-	a := sa.a
+	sa := hostingSeedAPI(t, env, env.Prefix+"@example.com", env.Prefix+"-web1",
+		api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 128, MaxExecutionSeconds: 30, UploadMiB: 16, DiskMiB: 1024}, 1250,
+		"account:read", "orders:write", "hosting:read", "hosting:write", "hosting:destroy", "billing:read", "webhooks:write")
+	a, key := sa.a, sa.key
 	call, obj := sa.call, sa.obj
 
 	recv := framework.NewWebhookReceiver(t)

@@ -1,7 +1,6 @@
 package brand
 
 import (
-	"context"
 	"strings"
 	"testing"
 	"time"
@@ -30,18 +29,10 @@ echo "upload_max_filesize=", ini_get('upload_max_filesize'), "\n";
 // the /openapi.json the coordinator serves.
 func TestSeed444hostPHPAsTheSiteSeesIt(t *testing.T) {
 	env := hostenv.New(t)
-	c := start(t, "444host", true)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	adm := c.Admin(0)
-	acc, key := newAccount(t, ctx, c, env.Prefix+"-php@example.com", "account:read", "orders:write", "hosting:read", "hosting:write", "billing:read")
-	env.JoinAgent(t, c, env.Prefix+"-php1")
-	plan := api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 96, MaxExecutionSeconds: 25, UploadMiB: 12, DiskMiB: 1024}
-	if _, err := adm.CreateProduct(ctx, "hosting-starter", api.ProductRequest{Category: api.ProductHosting, NameEn: "Hosting Starter",
-		RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &plan}}); err != nil {
-		t.Fatal(err)
-	}
-	sa := newSeedAPI(t, ctx, c, acc.ID, key, 500)
+	sa := hostingSeedAPI(t, env, env.Prefix+"-php@example.com", env.Prefix+"-php1",
+		api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 96, MaxExecutionSeconds: 25, UploadMiB: 12, DiskMiB: 1024}, 500,
+		"account:read", "orders:write", "hosting:read", "hosting:write", "billing:read")
+	key := sa.key
 	call, obj := sa.call, sa.obj
 	user := env.Prefix + "php"
 	order := map[string]any{"plan_slug": "hosting-starter", "domain": "php-probe.example.com", "username": user}
