@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/hostplane/hostplane/internal/memo"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 )
@@ -35,13 +35,7 @@ type ValidatingTransport struct {
 	off    atomic.Bool
 }
 
-var openAPIDocs sync.Map // sha256 of a document → *openAPIDoc
-
-type openAPIDoc struct {
-	once sync.Once
-	d    *openapi3.T
-	err  error
-}
+var openAPIDocs memo.Cache[[sha256.Size]byte, *openapi3.T] // by the document's sha256
 
 // LoadOpenAPI is kin-openapi's loader for doc, run once per test binary and
 // document content: under -race one load of /openapi.json took ≈ 0.4–1 s, and
@@ -49,10 +43,9 @@ type openAPIDoc struct {
 // is shared: callers only read it (a copy of the top-level struct may change
 // its own fields, as NewValidatingTransport does with Servers).
 func LoadOpenAPI(doc []byte) (*openapi3.T, error) {
-	v, _ := openAPIDocs.LoadOrStore(sha256.Sum256(doc), &openAPIDoc{})
-	e := v.(*openAPIDoc)
-	e.once.Do(func() { e.d, e.err = openapi3.NewLoader().LoadFromData(doc) })
-	return e.d, e.err
+	return openAPIDocs.Get(sha256.Sum256(doc), func() (*openapi3.T, error) {
+		return openapi3.NewLoader().LoadFromData(doc)
+	})
 }
 
 // NewValidatingTransport loads doc (the bytes of /openapi.json) for the API at base.

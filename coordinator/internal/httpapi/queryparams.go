@@ -7,9 +7,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/hostplane/hostplane/internal/memo"
 )
 
 // Query parameters are checked against the operation's declaration in
@@ -28,19 +28,12 @@ import (
 // every API built from it: a process runs one API, but tests build one per
 // test, and the load took ≈ 0.4–1 s under -race.
 func queryParamsByOperation(doc []byte) (map[string][]string, error) {
-	v, _ := queryParamsCache.LoadOrStore(sha256.Sum256(doc), &queryParamsOnce{})
-	e := v.(*queryParamsOnce)
-	e.once.Do(func() { e.params, e.err = loadQueryParams(doc) })
-	return e.params, e.err
+	return queryParamsCache.Get(sha256.Sum256(doc), func() (map[string][]string, error) {
+		return loadQueryParams(doc)
+	})
 }
 
-var queryParamsCache sync.Map // sha256 of a document → *queryParamsOnce
-
-type queryParamsOnce struct {
-	once   sync.Once
-	params map[string][]string
-	err    error
-}
+var queryParamsCache memo.Cache[[sha256.Size]byte, map[string][]string] // by the document's sha256
 
 func loadQueryParams(doc []byte) (map[string][]string, error) {
 	d, err := openapi3.NewLoader().LoadFromData(doc)

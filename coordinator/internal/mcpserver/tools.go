@@ -13,10 +13,10 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"sync"
 	"unicode"
 
 	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/hostplane/hostplane/internal/memo"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -105,19 +105,12 @@ func Generate(doc []byte, ops []Operation) (*Tools, error) {
 	for _, op := range ops {
 		fmt.Fprintf(h, "%#v\n", op) // every field (strings and bools: no addresses)
 	}
-	v, _ := generated.LoadOrStore(string(h.Sum(nil)), &generatedOnce{})
-	g := v.(*generatedOnce)
-	g.once.Do(func() { g.tools, g.err = generate(doc, ops) })
-	return g.tools, g.err
+	return generated.Get(string(h.Sum(nil)), func() (*Tools, error) {
+		return generate(doc, ops)
+	})
 }
 
-var generated sync.Map // sha256 of a document and operations → *generatedOnce
-
-type generatedOnce struct {
-	once  sync.Once
-	tools *Tools
-	err   error
-}
+var generated memo.Cache[string, *Tools] // by the sha256 of a document and operations
 
 func generate(doc []byte, ops []Operation) (*Tools, error) {
 	loader := openapi3.NewLoader()
