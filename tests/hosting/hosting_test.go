@@ -163,11 +163,19 @@ func (w *world) noneOnDisk(t *testing.T, what string, secrets ...string) {
 	}
 }
 
-// rawGet is GET of a /v1 path with the owner's key: status, headers, body.
+// rawGet is GET of a /v1 path with the owner's key through coordinator 2:
+// status, headers, body.
 func (w *world) rawGet(path string) (int, http.Header, string) {
 	w.t.Helper()
-	req, _ := http.NewRequest("GET", w.c.URL(2)+path, nil)
-	req.Header.Set("Authorization", "Bearer "+w.key)
+	return w.rawGetAs(2, w.key, path)
+}
+
+// rawGetAs is GET of a /v1 path with key through coordinator i: status,
+// headers, body.
+func (w *world) rawGetAs(i int, key, path string) (int, http.Header, string) {
+	w.t.Helper()
+	req, _ := http.NewRequest("GET", w.c.URL(i)+path, nil)
+	req.Header.Set("Authorization", "Bearer "+key)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		w.t.Fatal(err)

@@ -1,8 +1,6 @@
 package hosting
 
 import (
-	"context"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -53,7 +51,7 @@ func TestVerifiedOwnerTakesASquattedDomain(t *testing.T) {
 	}
 
 	// B's account: still there, its domain released; B was told.
-	if code, body := rawGetWith(t, w, b.key, "/v1/hosting/"+idB); code != http.StatusOK || !strings.Contains(body, `"domain_released_at":"`) || !strings.Contains(body, `"status":"active"`) {
+	if code, _, body := w.rawGetAs(0, b.key, "/v1/hosting/"+idB); code != http.StatusOK || !strings.Contains(body, `"domain_released_at":"`) || !strings.Contains(body, `"status":"active"`) {
 		t.Fatalf("B's hosting account: %d %s", code, body)
 	}
 	if ev := w.waitHook(t, "hosting.domain.released", "hostingId", idB); ev["domain"] != name || ev["kind"] != "primary" {
@@ -99,18 +97,4 @@ func mustReadlink(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return s
-}
-
-// rawGetWith is GET of a /v1 path with key: status and body.
-func rawGetWith(t *testing.T, w *world, key, path string) (int, string) {
-	t.Helper()
-	req, _ := http.NewRequestWithContext(context.Background(), "GET", w.c.URL(0)+path, nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
 }

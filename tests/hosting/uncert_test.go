@@ -66,7 +66,7 @@ func TestFailedUncertIsRetried(t *testing.T) {
 	// B's uncert fails; its next attempt is opened and waits.
 	actionOfB := func() string {
 		t.Helper()
-		code, body := rawGetWith(t, w, b.key, "/v1/hosting/"+idB)
+		code, _, body := w.rawGetAs(0, b.key, "/v1/hosting/"+idB)
 		var h api.HostingAccount
 		if code != http.StatusOK || json.Unmarshal([]byte(body), &h) != nil {
 			t.Fatalf("B's hosting account: %d %s", code, body)
