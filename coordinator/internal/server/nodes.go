@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -85,32 +86,25 @@ func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
 	fs.StringVar(&c.PlanAddresses, "plan-addresses", c.PlanAddresses, "IP pool addresses per plan as PLAN=IPV4/IPV6 (IPv4 addresses / IPv6 prefixes), comma-separated, e.g. nano=1/0; a plan not named gets 1/1")
 }
 
+// orDefault sets an unset setting to its default d: one that is 0 or less
+// (a string: empty).
+func orDefault[T cmp.Ordered](v *T, d T) {
+	var zero T
+	if *v <= zero {
+		*v = d
+	}
+}
+
 func (c *NodeConfig) validate() error {
 	d := nodeDefaults()
-	if c.PingInterval <= 0 {
-		c.PingInterval = d.PingInterval
-	}
-	if c.Grace <= 0 {
-		c.Grace = d.Grace
-	}
-	if c.CertTTL <= 0 {
-		c.CertTTL = d.CertTTL
-	}
-	if c.ActionDeadline <= 0 {
-		c.ActionDeadline = d.ActionDeadline
-	}
-	if c.CleanupRetryBase <= 0 {
-		c.CleanupRetryBase = d.CleanupRetryBase
-	}
-	if c.HostingUsageInterval <= 0 {
-		c.HostingUsageInterval = d.HostingUsageInterval
-	}
-	if c.VMPrefix == "" {
-		c.VMPrefix = d.VMPrefix
-	}
-	if c.CPUOvercommit <= 0 {
-		c.CPUOvercommit = d.CPUOvercommit
-	}
+	orDefault(&c.PingInterval, d.PingInterval)
+	orDefault(&c.Grace, d.Grace)
+	orDefault(&c.CertTTL, d.CertTTL)
+	orDefault(&c.ActionDeadline, d.ActionDeadline)
+	orDefault(&c.CleanupRetryBase, d.CleanupRetryBase)
+	orDefault(&c.HostingUsageInterval, d.HostingUsageInterval)
+	orDefault(&c.VMPrefix, d.VMPrefix)
+	orDefault(&c.CPUOvercommit, d.CPUOvercommit)
 	c.rt = &nodeRuntime{}
 	var errs []error
 	if c.ListenAddr != "" {
