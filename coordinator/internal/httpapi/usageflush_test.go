@@ -139,6 +139,16 @@ func flushOK(w *whAPI, what string) {
 	}
 }
 
+// flushFails is a flush whose proposal meets fault (faultyApply's): it must
+// report an error. what names the flush in a failure.
+func flushFails(w *whAPI, f *faultyApply, fault, what string) {
+	w.t.Helper()
+	f.inject(fault)
+	if err := w.a.FlushUsage(context.Background()); err == nil {
+		w.t.Fatalf("%s reported no error", what)
+	}
+}
+
 // otherLeaderFlush writes what another coordinator (n2), leading in a later
 // term, flushes: n uses of key id, one logged.
 func otherLeaderFlush(w *whAPI, id string, n int64) {
@@ -158,15 +168,9 @@ func TestUsageFlushKeepsAFailedBatch(t *testing.T) {
 	id, key := usageKey(w)
 
 	useKey(w, key, 2)
-	f.inject("refuse")
-	if err := w.a.FlushUsage(context.Background()); err == nil {
-		t.Fatal("the flush whose proposal was refused reported no error")
-	}
+	flushFails(w, f, "refuse", "the flush whose proposal was refused")
 	useKey(w, key, 3)
-	f.inject("refuse") // the kept flush's second proposal fails too
-	if err := w.a.FlushUsage(context.Background()); err == nil {
-		t.Fatal("the second flush, refused, reported no error")
-	}
+	flushFails(w, f, "refuse", "the second flush, refused") // the kept flush's second proposal fails too
 	before := time.Now()
 	useKey(w, key, 1)
 	flushOK(w, "third flush")
@@ -212,10 +216,7 @@ func TestUsageFlushAcrossALeaderChange(t *testing.T) {
 			w, f := usageAPI(t, fsm.MaxLevel)
 			id, key := usageKey(w)
 			useKey(w, key, 2)
-			f.inject(c.fault)
-			if err := w.a.FlushUsage(context.Background()); err == nil {
-				t.Fatalf("%s reported no error", c.why)
-			}
+			flushFails(w, f, c.fault, c.why)
 			otherLeaderFlush(w, id, 1)
 			useKey(w, key, 1)
 			flushOK(w, "the flush when this coordinator leads again")
@@ -245,20 +246,10 @@ func TestUsageFlushLeftByADeposedLeader(t *testing.T) {
 			id, key := usageKey(w)
 			useKey(w, key, 2)
 			f.depose(true)
-			f.inject(c.fault)
-			if err := w.a.FlushUsage(context.Background()); err == nil {
-				t.Fatal("the failed flush reported no error")
-			}
+			flushFails(w, f, c.fault, "the failed flush")
 			otherLeaderFlush(w, id, 1) // the new leader's entry, applied here
-			_ = w.a.ShipUsage(context.Background())
-			var shipped int64
-			if u := w.a.Usage.Take(); u != nil {
-				for _, b := range u.Keys {
-					shipped += b.Count
-				}
-			}
-			if shipped != c.want {
-				t.Errorf("%s: the deposed leader ships %d uses, want %d", c.fault, shipped, c.want)
+			if n := shipped(w); n != c.want {
+				t.Errorf("%s: the deposed leader ships %d uses, want %d", c.fault, n, c.want)
 			}
 			if n, _, _ := keyUses(w, id); n != 1+2-c.want {
 				t.Errorf("%s: use_count %d, want %d", c.fault, n, 1+2-c.want)
@@ -276,10 +267,7 @@ func TestUsageFlushBelowItsLevel(t *testing.T) {
 	w, f := usageAPI(t, fsm.LevelUsageFlush-1)
 	id, key := usageKey(w)
 	useKey(w, key, 2)
-	f.inject("refuse")
-	if err := w.a.FlushUsage(context.Background()); err == nil {
-		t.Fatal("the refused flush reported no error")
-	}
+	flushFails(w, f, "refuse", "the refused flush")
 	useKey(w, key, 1)
 	flushOK(w, "the next flush")
 	flushOK(w, "an empty flush")

@@ -57,6 +57,23 @@ func shipped(w *whAPI) int64 {
 	return n
 }
 
+// deposedFlushTimesOut: once the FSM has stalled (stallFSM), the leader's
+// flush, with a 300 ms apply timeout, times out while the coordinator is
+// deposed (faultyApply); it returns what the coordinator ships then, and
+// releases the FSM. what names the flush in a failure.
+func deposedFlushTimesOut(w *whAPI, f *faultyApply, stalled <-chan struct{}, release func(), what string) (sent int64) {
+	w.t.Helper()
+	<-stalled
+	w.a.cfg.ApplyTimeout = 300 * time.Millisecond
+	f.depose(true)
+	if err := w.a.FlushUsage(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
+		w.t.Fatalf("%s: %v, want its timeout", what, err)
+	}
+	sent = shipped(w)
+	release()
+	return sent
+}
+
 // TestUsageFlushTimedOutInTheQueue: a leader's flush whose proposal timed
 // out while it still waited in the member's group-commit queue (the entry
 // before it in flight, unanswered) is kept; the coordinator, deposed, then
@@ -79,14 +96,7 @@ func TestUsageFlushTimedOutInTheQueue(t *testing.T) {
 		_, err := w.a.Apply(context.Background(), accountEnv())
 		before <- err
 	}()
-	<-stalled
-	w.a.cfg.ApplyTimeout = 300 * time.Millisecond
-	f.depose(true)
-	if err := w.a.FlushUsage(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("the flush queued behind an unanswered entry: %v, want its timeout", err)
-	}
-	sent := shipped(w)
-	release()
+	sent := deposedFlushTimesOut(w, f, stalled, release, "the flush queued behind an unanswered entry")
 	if err := <-before; err != nil {
 		t.Fatalf("the entry in flight: %v", err)
 	}
@@ -124,14 +134,7 @@ func TestUsageFlushTimedOutWithRaft(t *testing.T) {
 		t.Fatal(err)
 	}
 	fut := w.node.Raft.Apply(data, 5*time.Second)
-	<-stalled
-	w.a.cfg.ApplyTimeout = 300 * time.Millisecond
-	f.depose(true)
-	if err := w.a.FlushUsage(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("the flush behind an entry the FSM has not applied: %v, want its timeout", err)
-	}
-	sent := shipped(w)
-	release()
+	sent := deposedFlushTimesOut(w, f, stalled, release, "the flush behind an entry the FSM has not applied")
 	if err := fut.Error(); err != nil {
 		t.Fatalf("the entry ahead: %v", err)
 	}
