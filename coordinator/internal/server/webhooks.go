@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -66,29 +67,20 @@ func webhookDefaults() WebhookConfig {
 	}
 }
 
-// fillDefaults gives every zero setting its default.
+// fillDefaults gives every zero setting its default (cmp.Or: the first
+// that is not zero).
 func (c *WebhookConfig) fillDefaults() {
 	d := webhookDefaults()
-	setInt := func(v *int, def int) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setDur := func(v *time.Duration, def time.Duration) {
-		if *v == 0 {
-			*v = def
-		}
-	}
-	setInt(&c.MaxPerAccount, d.MaxPerAccount)
-	setInt(&c.KeepAttempts, d.KeepAttempts)
-	setInt(&c.PerWebhook, d.PerWebhook)
-	setInt(&c.MaxInFlight, d.MaxInFlight)
-	setDur(&c.AttemptTimeout, d.AttemptTimeout)
-	setDur(&c.FlushInterval, d.FlushInterval)
-	setDur(&c.OutboxRetention, d.OutboxRetention)
-	setDur(&c.RetryInitial, d.RetryInitial)
-	setDur(&c.RetryMax, d.RetryMax)
-	setDur(&c.RetryWindow, d.RetryWindow)
+	c.MaxPerAccount = cmp.Or(c.MaxPerAccount, d.MaxPerAccount)
+	c.KeepAttempts = cmp.Or(c.KeepAttempts, d.KeepAttempts)
+	c.PerWebhook = cmp.Or(c.PerWebhook, d.PerWebhook)
+	c.MaxInFlight = cmp.Or(c.MaxInFlight, d.MaxInFlight)
+	c.AttemptTimeout = cmp.Or(c.AttemptTimeout, d.AttemptTimeout)
+	c.FlushInterval = cmp.Or(c.FlushInterval, d.FlushInterval)
+	c.OutboxRetention = cmp.Or(c.OutboxRetention, d.OutboxRetention)
+	c.RetryInitial = cmp.Or(c.RetryInitial, d.RetryInitial)
+	c.RetryMax = cmp.Or(c.RetryMax, d.RetryMax)
+	c.RetryWindow = cmp.Or(c.RetryWindow, d.RetryWindow)
 }
 
 func bindWebhookFlags(fs *pflag.FlagSet, c *WebhookConfig) {
