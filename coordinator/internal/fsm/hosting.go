@@ -117,14 +117,25 @@ func (e *FieldConflictError) Error() string { return e.Msg }
 // Is makes a FieldConflictError an ErrConflict.
 func (e *FieldConflictError) Is(target error) bool { return target == ErrConflict }
 
-func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
-	a := p.Action
-	h, err := newActionOn(c, &a, c.r.OwnedHostingAccount)
+// hostingActionOn is newActionOn for an action on a hosting account: the
+// account, which must be on the action's node under its target (the
+// username).
+func hostingActionOn(c *applyCtx, a *store.Action) (store.HostingAccount, error) {
+	h, err := newActionOn(c, a, c.r.OwnedHostingAccount)
 	if err != nil {
-		return nil, err
+		return h, err
 	}
 	if a.NodeID != h.NodeID || a.Target != h.Username {
-		return nil, fmt.Errorf("%w: action %s does not match hosting account %s", ErrInvalid, a.ID, h.ID)
+		return h, fmt.Errorf("%w: action %s does not match hosting account %s", ErrInvalid, a.ID, h.ID)
+	}
+	return h, nil
+}
+
+func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
+	a := p.Action
+	h, err := hostingActionOn(c, &a)
+	if err != nil {
+		return nil, err
 	}
 	if a.Command == api.ActionHostingDelete && h.Status == api.HostingError {
 		cur, ok, err := joinCleanup(c, h.ActionID, a.Command)

@@ -81,6 +81,22 @@ func TestHostingAccounts(t *testing.T) {
 	if _, err := h.apply(CmdHostingAction, other); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("another account's action: %v", err)
 	}
+	// An action for another node or another user (target) is refused, with
+	// nothing written.
+	before := hostingDump(h.fsms[0])
+	for _, mod := range []func(*HostingAction){
+		func(p *HostingAction) { p.Action.NodeID = "hv-2" },
+		func(p *HostingAction) { p.Action.Target = "bob" },
+	} {
+		p := act("act_m", api.ActionHostingSuspend)
+		mod(&p)
+		if _, err := h.apply(CmdHostingAction, p); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("an action on node %s for user %s: %v; want it refused as invalid", p.Action.NodeID, p.Action.Target, err)
+		}
+	}
+	if string(hostingDump(h.fsms[0])) != string(before) {
+		t.Fatal("an action for another node or user wrote something")
+	}
 	if _, err := h.apply(CmdHostingAction, act("act_u0", api.ActionHostingUnsuspend)); !errors.Is(err, ErrConflict) {
 		t.Fatalf("unsuspend of an active account: %v", err)
 	}

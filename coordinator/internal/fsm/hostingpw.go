@@ -67,12 +67,9 @@ func applyHostingPasswordReset(c *applyCtx, p HostingPasswordReset) (any, error)
 	if !a.NeedsSecret {
 		return nil, fmt.Errorf("%w: a hosting password reset carries its passwords as a secret", ErrInvalid)
 	}
-	h, err := newActionOn(c, &a, c.r.OwnedHostingAccount)
+	h, err := hostingActionOn(c, &a)
 	if err != nil {
 		return nil, err
-	}
-	if a.NodeID != h.NodeID || a.Target != h.Username {
-		return nil, fmt.Errorf("%w: action %s does not match hosting account %s", ErrInvalid, a.ID, h.ID)
 	}
 	if h.ActionID != "" {
 		if cur, err := c.r.Action(h.ActionID); err == nil && !cur.Finished() && cur.Command == api.ActionHostingDelete {

@@ -898,13 +898,22 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, result 
 	return nil
 }
 
-func applyServerLabel(c *applyCtx, p ServerLabel) (any, error) {
-	s, err := c.r.OwnedServer(p.AccountID, p.ServerID)
+// liveServer loads an account's server that is not terminated.
+func (c *applyCtx) liveServer(accountID, id string) (store.Server, error) {
+	s, err := c.r.OwnedServer(accountID, id)
 	if err != nil {
-		return nil, err
+		return s, err
 	}
 	if s.Status == api.ServerTerminated {
-		return nil, fmt.Errorf("%w: server %s is terminated", ErrConflict, s.ID)
+		return s, fmt.Errorf("%w: server %s is terminated", ErrConflict, s.ID)
+	}
+	return s, nil
+}
+
+func applyServerLabel(c *applyCtx, p ServerLabel) (any, error) {
+	s, err := c.liveServer(p.AccountID, p.ServerID)
+	if err != nil {
+		return nil, err
 	}
 	s.Label, s.UpdatedAt = p.Label, c.at
 	return s.Server, putServer(c.tx, s)
@@ -921,12 +930,9 @@ func applyServerPTR(c *applyCtx, p ServerPTR) (any, error) {
 	if len(p.Hostname) > maxPTRHostname || strings.ContainsAny(p.Hostname, " \t\r\n/") {
 		return nil, fmt.Errorf("%w: hostname is not a DNS name", ErrInvalid)
 	}
-	s, err := c.r.OwnedServer(p.AccountID, p.ServerID)
+	s, err := c.liveServer(p.AccountID, p.ServerID)
 	if err != nil {
 		return nil, err
-	}
-	if s.Status == api.ServerTerminated {
-		return nil, fmt.Errorf("%w: server %s is terminated", ErrConflict, s.ID)
 	}
 	// A suspended server's reverse DNS does not change (as it is not
 	// powered on); from semantics level 2 (level.go), so a cluster with a

@@ -139,6 +139,12 @@ func TestServerPTR(t *testing.T) {
 	if len(ptrEvents(t, h.fsms[0])) != 5 {
 		t.Fatal("events after termination")
 	}
+	// Nor a label.
+	same("a label on a terminated server", func() {
+		if _, err := h.apply(CmdServerLabel, ServerLabel{AccountID: "acc_1", ServerID: "srv_1", Label: "renamed"}); !errors.Is(err, ErrConflict) {
+			t.Fatalf("a terminated server's label: %v; want a conflict", err)
+		}
+	})
 
 	// The replicas agree.
 	h.replicasSame(serverDump)
