@@ -54,6 +54,11 @@ type FSM struct {
 	applied              atomic.Uint64
 	// appliedTerm is the term of the last entry applied (AppliedTerm).
 	appliedTerm atomic.Uint64
+	// appliedAt is AppliedAt (unix ns; 0: none), recorded with the applied
+	// index; batchAt is the latest time of the batch being applied,
+	// guarded by poolMu, held for the whole batch.
+	appliedAt atomic.Int64
+	batchAt   int64
 	// keysVersion changes whenever an API key's authorising fields may have
 	// changed, so the API's key cache knows when to reload.
 	keysVersion atomic.Uint64
@@ -132,11 +137,12 @@ func (f *FSM) open() error {
 		return fmt.Errorf("open fsm db %s: %w", f.path, err)
 	}
 	var applied uint64
+	var at int64
 	if err := db.Update(func(tx *bolt.Tx) error {
 		if err := store.CreateBuckets(tx); err != nil {
 			return err
 		}
-		applied = store.AppliedIndex(tx)
+		applied, at = store.AppliedIndex(tx), store.AppliedAt(tx)
 		return nil
 	}); err != nil {
 		db.Close()
@@ -150,7 +156,44 @@ func (f *FSM) open() error {
 	f.usageMu.Unlock()
 	f.skipUpTo = applied
 	f.applied.Store(applied)
+	f.raiseAppliedAt(at)
 	return nil
+}
+
+// AppliedAt is the latest time a command applied here carried (its
+// Envelope.At), kept across restarts and restores and never moved back; the
+// zero time when none is known. The coordinator makes ids and command times
+// no earlier (coordinator/internal/hlc): a new leader whose clock is behind
+// the old one's has applied the old leader's entries before it serves.
+// It depends only on the entries applied (and, after a restore, on the
+// times this replica had seen before it); nothing the FSM answers or stores
+// elsewhere depends on it, so replicas apply identically whatever it is.
+func (f *FSM) AppliedAt() time.Time {
+	if ns := f.appliedAt.Load(); ns != 0 {
+		return time.Unix(0, ns).UTC()
+	}
+	return time.Time{}
+}
+
+// raiseAppliedAt moves appliedAt up to ns (unix ns); never down.
+func (f *FSM) raiseAppliedAt(ns int64) {
+	for {
+		cur := f.appliedAt.Load()
+		if ns <= cur || f.appliedAt.CompareAndSwap(cur, ns) {
+			return
+		}
+	}
+}
+
+// noteAt raises the batch's latest time to at: a time of years 1970 to
+// 2261 (unix ns as int64); any other is left out.
+func (f *FSM) noteAt(at time.Time) {
+	if y := at.Year(); y < 1970 || y > 2261 {
+		return
+	}
+	if ns := at.UnixNano(); ns > f.batchAt {
+		f.batchAt = ns
+	}
 }
 
 // PrepareStart tells the FSM the index of the snapshot Raft is about to restore in
@@ -238,11 +281,17 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 			f.pages.Add(uint64(st.GetWrite()))
 		})
 		store.PackAppends(tx)
+		f.batchAt = f.appliedAt.Load()
 		for i, l := range logs {
 			if l.Index <= f.skipUpTo || l.Type != raft.LogCommand {
 				continue
 			}
 			out[i] = f.applyOne(tx, l)
+		}
+		if f.batchAt > f.appliedAt.Load() {
+			if err := store.SetAppliedAt(tx, f.batchAt); err != nil {
+				return err
+			}
 		}
 		return store.SetAppliedIndex(tx, last)
 	})
@@ -263,6 +312,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		f.hostnamesChanged = false
 		f.hostnamesVersion.Add(1)
 	}
+	batchAt := f.batchAt
 	f.poolMu.Unlock()
 	if err != nil {
 		// A storage failure leaves this replica unable to follow the log
@@ -271,6 +321,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	f.applied.Store(last)
 	f.appliedTerm.Store(logs[len(logs)-1].Term)
+	f.raiseAppliedAt(batchAt)
 	if f.OnApply != nil {
 		f.OnApply(last)
 	}
@@ -321,6 +372,7 @@ func (f *FSM) applyOne(tx *bolt.Tx, l *raft.Log) any {
 // applyEnvelope applies one command; seq numbers the outbox events of the log
 // entry across the commands of a batch.
 func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint16) *Result {
+	f.noteAt(env.At)
 	h, ok := handlers[env.Type]
 	if !ok {
 		// A newer leader proposed a command this binary does not know; every replica

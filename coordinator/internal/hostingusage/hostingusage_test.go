@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/hlc"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
@@ -192,5 +193,32 @@ func TestReportOfUnaskedAccountsLogsOnce(t *testing.T) {
 	}
 	if warns != 1 {
 		t.Fatalf("5000 accounts reported without being asked: %d warnings logged, want 1", warns)
+	}
+}
+
+// TestReportOnALeaderWithClockBehind: a leader whose clock is three hours
+// behind the one that wrote the account's figure measures at the
+// coordinator's clock (hlc: held to the latest applied time), so its
+// reports are written, one after the other, rather than refused as older
+// than the figure they follow until its clock catches up (as they are at
+// its bare clock).
+func TestReportOnALeaderWithClockBehind(t *testing.T) {
+	r, j := newRig(t, fsm.LevelHostingUsage)
+	behind := func() time.Time { return r.at.Add(-3 * time.Hour) }
+	figure := uint64(1 << 30)
+	r.answer = func(*pb.HostingUsageRequest) *pb.Envelope {
+		return report(&pb.HostingUsage{Username: "ada", DiskBytes: figure})
+	}
+	j.d.Now = behind
+	if out, err := j.Report(context.Background(), "hv-1"); err != nil || out == nil || out.Written != 0 || len(out.Refused) != 1 || r.usage() != 4096 {
+		t.Fatalf("at the bare clock, 3 h behind: %+v, %v, usage %d; want the report refused", out, err, r.usage())
+	}
+	j.d.Now = hlc.New(behind, r.f.AppliedAt).Now
+	for i := 0; i < 3; i++ {
+		figure += 4096
+		out, err := j.Report(context.Background(), "hv-1")
+		if err != nil || out == nil || out.Written != 1 || len(out.Refused) != 0 || r.usage() != figure {
+			t.Fatalf("report %d at the coordinator's clock: %+v, %v, usage %d, want %d written", i, out, err, r.usage(), figure)
+		}
 	}
 }

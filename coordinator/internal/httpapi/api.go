@@ -23,6 +23,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/hlc"
 	"github.com/hostplane/hostplane/coordinator/internal/oauth"
 	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/ratelimit"
@@ -88,11 +89,17 @@ type Config struct {
 
 // API is the HTTP surface of one coordinator.
 type API struct {
-	cfg     Config
-	raft    raftnode.Cluster // consensus: apply, leadership, membership
-	state   *fsm.FSM         // the replicated state this node has applied
-	log     *slog.Logger
+	cfg   Config
+	raft  raftnode.Cluster // consensus: apply, leadership, membership
+	state *fsm.FSM         // the replicated state this node has applied
+	log   *slog.Logger
+	// now is the clock of ids and command times: wall held to the latest
+	// time of the entries applied here (hlc), so a leader whose clock is
+	// behind the previous one's makes nothing that sorts or dates before
+	// what that one made. wall, the clock New was given, times the rate
+	// limits' windows, which must run with the wall clock.
 	now     func() time.Time
+	wall    func() time.Time
 	limiter *ratelimit.Limiter // the key windows this node counts as leader
 	// ipLimiter counts the client addresses' budgets of requests without a
 	// valid key (iplimit.go), in a table of cfg.IPWindows windows.
@@ -253,7 +260,7 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 		cfg.Timeouts = DefaultTimeouts()
 	}
 	a := &API{
-		cfg: cfg, raft: node, state: node.FSM, log: log, now: now, limiter: ratelimit.New(now), metrics: metrics,
+		cfg: cfg, raft: node, state: node.FSM, log: log, now: hlc.New(now, node.FSM.AppliedAt).Now, wall: now, limiter: ratelimit.New(now), metrics: metrics,
 		ipLimiter: ratelimit.NewCapped(now, cfg.IPWindows),
 		Usage:     NewUsageRecorder(), inflight: map[string]struct{}{},
 		statsCaps: newStatsCaps(cfg.StatsStreamsPerAccount, cfg.StatsCallsPerNode),
@@ -433,6 +440,12 @@ const (
 	headerClientIP     = "X-Hostplane-Client-Ip"
 )
 
+// Now is the clock this coordinator makes ids and command times at: the
+// clock New was given, never earlier than the latest time of an entry
+// applied here (coordinator/internal/hlc). The coordinator's own commands
+// (its leader jobs') are made at it too.
+func (a *API) Now() time.Time { return a.now() }
+
 // SetLeaderReady marks this node ready to serve as leader in term (after a barrier).
 func (a *API) SetLeaderReady(term uint64) { a.readyTerm.Store(term) }
 
@@ -504,7 +517,7 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 	c, err := a.authenticate(rq)
 	if err != nil {
 		// No valid key: the client address's budget (a 429 beyond it).
-		if lerr := a.limitUnkeyed(rq.w, rq.Request, rq.now); lerr != nil {
+		if lerr := a.limitUnkeyed(rq.w, rq.Request); lerr != nil {
 			return 0, nil, lerr
 		}
 		return 0, nil, err
@@ -515,7 +528,7 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 	// spends the owner's budget nor sees its X-RateLimit-* figures; it is
 	// counted against the address's budget, whose figures it carries.
 	if !auth.IPAllowed(c.cidrs, rq.clientIP) {
-		if lerr := a.limitUnkeyed(rq.w, rq.Request, rq.now); lerr != nil {
+		if lerr := a.limitUnkeyed(rq.w, rq.Request); lerr != nil {
 			return 0, nil, lerr
 		}
 		return 0, nil, errf(http.StatusForbidden, "ip_not_allowed", "this API key may not be used from %s", rq.clientIP)
@@ -559,7 +572,7 @@ func (a *API) rateLimit(rq *request, c *caller) error {
 	} else {
 		d = a.leases.Allow(rq.Context(), c.keyID, c.limit)
 	}
-	return limitAnswer(rq.w.Header(), d, rq.now, "rate limit of %d requests per minute exceeded; retry after %d s")
+	return limitAnswer(rq.w.Header(), d, a.wall(), "rate limit of %d requests per minute exceeded; retry after %d s")
 }
 
 func setLimitHeaders(h http.Header, d ratelimit.Decision) {

@@ -80,7 +80,7 @@ func (a *API) unrouted(mux *http.ServeMux) http.HandlerFunc {
 				err = a.rateLimit(rq, c)
 			} else {
 				// No valid key (or none): the address's budget here.
-				err = a.limitUnkeyed(w, r, rq.now)
+				err = a.limitUnkeyed(w, r)
 			}
 			if err != nil {
 				ae, _ := toAPIError(err)

@@ -83,9 +83,9 @@ func ipBudgetKey(ip string) string {
 // this coordinator, the one that answers it, and sets X-RateLimit-* to that
 // budget's figures: a 429 rate_limited with Retry-After beyond it. A leader
 // counts what followers forward to it under the address they pass on.
-func (a *API) limitUnkeyed(w http.ResponseWriter, r *http.Request, now time.Time) error {
+func (a *API) limitUnkeyed(w http.ResponseWriter, r *http.Request) error {
 	d := a.ipLimiter.Allow(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit)
-	return limitAnswer(w.Header(), d, now, unkeyedLimitMsg)
+	return limitAnswer(w.Header(), d, a.wall(), unkeyedLimitMsg)
 }
 
 const unkeyedLimitMsg = "rate limit of %d requests per minute without a valid API key from this address exceeded; retry after %d s"
@@ -95,13 +95,13 @@ const unkeyedLimitMsg = "rate limit of %d requests per minute without a valid AP
 // the API's (OAuth's errors, the consent pages): it sets X-RateLimit-* and,
 // when the budget is spent, Retry-After, and returns the budget and the
 // seconds to wait (0: the request may go on).
-func (a *API) spendAddress(w http.ResponseWriter, r *http.Request, now time.Time) (limit, retry int) {
+func (a *API) spendAddress(w http.ResponseWriter, r *http.Request) (limit, retry int) {
 	d := a.ipLimiter.Allow(ipBudgetKey(a.clientIP(r)), a.cfg.IPRateLimit)
 	setLimitHeaders(w.Header(), d)
 	if d.Allowed {
 		return d.Limit, 0
 	}
-	retry = retryAfter(d, now)
+	retry = retryAfter(d, a.wall())
 	w.Header().Set("Retry-After", strconv.Itoa(retry))
 	return d.Limit, retry
 }
@@ -112,7 +112,7 @@ func (a *API) spendAddress(w http.ResponseWriter, r *http.Request, now time.Time
 // beyond it.
 func (a *API) addressCounted(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := a.limitUnkeyed(w, r, a.now().UTC()); err != nil {
+		if err := a.limitUnkeyed(w, r); err != nil {
 			ae, _ := toAPIError(err)
 			writeError(w, requestID(r), ae)
 			return
@@ -167,5 +167,5 @@ func (a *API) limitPublic(rq *request) error {
 			return a.rateLimit(rq, c)
 		}
 	}
-	return a.limitUnkeyed(rq.w, rq.Request, rq.now)
+	return a.limitUnkeyed(rq.w, rq.Request)
 }

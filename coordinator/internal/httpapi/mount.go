@@ -48,7 +48,7 @@ func (a *API) CountRequest(w http.ResponseWriter, r *http.Request, c Caller) *ap
 // counts its requests without a valid key (limitUnkeyed): it sets the
 // X-RateLimit-* headers and is a 429 (with Retry-After) beyond the budget.
 func (a *API) CountUnauthenticated(w http.ResponseWriter, r *http.Request) *api.Error {
-	if err := a.limitUnkeyed(w, r, a.now().UTC()); err != nil {
+	if err := a.limitUnkeyed(w, r); err != nil {
 		ae, _ := toAPIError(err)
 		return ae
 	}

@@ -232,7 +232,7 @@ func (a *API) oauthWrap(h oauthFunc, form bool) http.Handler {
 // RFC 8628's slow_down (a 400: the answer a polling device client knows to
 // back off on, by 5 s more each time), both with Retry-After.
 func (a *API) oauthServe(c *oauthCall, h oauthFunc, form bool) (int, any, *oauth.Error) {
-	limit, retry := a.spendAddress(c.w, c.r, c.now)
+	limit, retry := a.spendAddress(c.w, c.r)
 	body, status, _ := readLimited(c.w, c.r, 64<<10)
 	if retry > 0 {
 		if v, err := url.ParseQuery(string(body)); c.r.URL.Path == "/oauth/token" && status == 0 && err == nil && v.Get("grant_type") == oauth.GrantTypeDeviceCode {

@@ -63,7 +63,7 @@ func (a *API) pageWrap(h pageFunc) http.Handler {
 		if r.Method == http.MethodPost && !sameOrigin(r) {
 			// Checked where the browser's request arrived (a follower rewrites
 			// Host when it forwards).
-			if _, retry := a.spendAddress(w, r, a.now().UTC()); retry > 0 {
+			if _, retry := a.spendAddress(w, r); retry > 0 {
 				tooMany(retry)
 				return
 			}
@@ -74,7 +74,7 @@ func (a *API) pageWrap(h pageFunc) http.Handler {
 			return
 		}
 		p := &page{w: w, r: r, rid: rid, now: a.now().UTC()}
-		if _, retry := a.spendAddress(w, r, p.now); retry > 0 {
+		if _, retry := a.spendAddress(w, r); retry > 0 {
 			tooMany(retry)
 			return
 		}

@@ -186,7 +186,7 @@ func (n *sessionNode) do(ctx context.Context, hostingID, command string, p actio
 	if err != nil {
 		return err
 	}
-	now := time.Now()
+	now := n.s.now()()
 	a := store.Action{Action: api.Action{ID: ids.New("act", now), Command: command, ResourceType: fsm.ResourceHosting, ResourceID: h.ID},
 		AccountID: h.AccountID, NodeID: h.NodeID, Target: h.Username, Params: params, NeedsSecret: secret != nil,
 		Mutating: true, Deadline: now.Add(actionWait)}

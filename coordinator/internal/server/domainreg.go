@@ -147,14 +147,10 @@ func (s *Server) domainRegJobs() []func(ctx context.Context) {
 	return []func(ctx context.Context){s.domainDriver.Run}
 }
 
-// now is the clock the coordinator's own commands carry: Config.Clock when
-// set (--test-clock-file), else the wall clock.
-func (s *Server) now() func() time.Time {
-	if s.cfg.Clock != nil {
-		return s.cfg.Clock
-	}
-	return time.Now
-}
+// now is the clock the coordinator's own commands carry and their ids are
+// made at: the API's (Config.Clock when set, --test-clock-file, else the
+// wall clock; never earlier than the latest time of an applied entry).
+func (s *Server) now() func() time.Time { return s.API.Now }
 
 // failpoint returns the crash-test hook of file (nil without one): the
 // process kills itself at the step the file names.

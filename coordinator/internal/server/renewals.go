@@ -47,10 +47,7 @@ func (c *RenewalConfig) validate() error {
 
 // renewalJobs is the leader's renewal sweep.
 func (s *Server) renewalJobs() []func(ctx context.Context) {
-	now := s.cfg.Clock
-	if now == nil {
-		now = time.Now
-	}
+	now := s.now()
 	var kick func()
 	if s.cfg.Nodes.rt.disp != nil {
 		kick = s.cfg.Nodes.rt.disp.Kick

@@ -521,7 +521,7 @@ func (s *Server) bootstrapAccount(ctx context.Context) {
 		_ = os.WriteFile(marker, []byte("1\n"), 0o600)
 		return
 	}
-	now := time.Now().UTC()
+	now := s.now()()
 	accID := ids.New("acc", now)
 	if _, err := s.propose(ctx, fsm.CmdAccountCreate, fsm.AccountCreate{ID: accID, Email: s.cfg.BootstrapEmail, Name: "Bootstrap admin", Country: "TR"}); err != nil {
 		s.log.Error("bootstrap account failed", "err", err)

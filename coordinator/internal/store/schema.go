@@ -27,7 +27,7 @@ const SchemaVersion = 2
 // domainreg.go); only the FSM writes.
 var (
 	// Accounts and API keys (accounts.go).
-	BucketMeta      = []byte("meta")       // applied_index, schema_version
+	BucketMeta      = []byte("meta")       // applied_index, applied_at, schema_version
 	BucketAccounts  = []byte("accounts")   // accountID → api.Account
 	BucketEmails    = []byte("emails")     // lower(email) → accountID
 	BucketKeys      = []byte("keys")       // keyID → Key
@@ -211,6 +211,7 @@ func PackAppends(tx *bolt.Tx) {
 
 var (
 	keyAppliedIndex  = []byte("applied_index")
+	keyAppliedAt     = []byte("applied_at")
 	keySchemaVersion = []byte("schema_version")
 )
 
@@ -269,6 +270,22 @@ func metaFixed(tx *bolt.Tx, key []byte, size int) []byte {
 // SetAppliedIndex records the applied index in the same transaction as the change.
 func SetAppliedIndex(tx *bolt.Tx, idx uint64) error {
 	return tx.Bucket(BucketMeta).Put(keyAppliedIndex, u64(idx))
+}
+
+// AppliedAt is the latest time (unix ns) a command applied to this database
+// carried (the commands' Envelope.At), 0 when none recorded (a database
+// written before it was kept). Coordinators make ids and times no earlier
+// (coordinator/internal/hlc).
+func AppliedAt(tx *bolt.Tx) int64 {
+	if v := metaFixed(tx, keyAppliedAt, 8); v != nil {
+		return int64(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+// SetAppliedAt records AppliedAt.
+func SetAppliedAt(tx *bolt.Tx, ns int64) error {
+	return tx.Bucket(BucketMeta).Put(keyAppliedAt, u64(uint64(ns)))
 }
 
 // OwnedKey is the "<account>/<object>" key of an account-owned object.

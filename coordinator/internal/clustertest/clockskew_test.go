@@ -1,0 +1,100 @@
+package clustertest
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestLeaderWithClockBehindListsNewestFirst: a coordinator whose clock is
+// three hours behind the others takes over the leadership; the tickets and
+// wallet transactions it makes are still listed newest first (lists sort by
+// id, and an id starts with the time it was made at) and carry times no
+// earlier than the ones made before the change: a leader makes ids and
+// command times at no earlier a time than any entry it has applied.
+func TestLeaderWithClockBehindListsNewestFirst(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-node cluster")
+	}
+	const skewed = 1 // n2
+	c := testcluster.New(t, 3, func(i int, cfg *server.Config) {
+		if i == skewed {
+			cfg.Clock = func() time.Time { return time.Now().Add(-3 * time.Hour) }
+		}
+	})
+	ctx := context.Background()
+	transfer := func(to int) {
+		t.Helper()
+		c.Retry503(func() error {
+			_, err := c.Admin(c.WaitLeader(leaderWait)).ClusterTransferLeadership(ctx, c.Nodes[to].ID)
+			return err
+		})
+		waitAllSeeLeader(t, c, c.Nodes[to].ID)
+	}
+	if c.WaitLeader(leaderWait) == skewed {
+		transfer(0)
+	}
+	acc, key := c.NewAccount("skew@example.com")
+	var made []api.Ticket
+	var txs []string
+	write := func(n int, tag string) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			ld := c.WaitLeader(leaderWait)
+			var tk api.Ticket
+			c.Retry503(func() (err error) {
+				tk, err = c.Client(ld, key).CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("%s %d", tag, i), Message: "m"}, "")
+				return err
+			})
+			made = append(made, tk)
+			var tx api.WalletTransaction
+			c.Retry503(func() (err error) {
+				tx, err = c.Admin(ld).CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 100, Description: tag})
+				return err
+			})
+			txs = append(txs, tx.ID)
+		}
+	}
+	write(3, "before")
+	transfer(skewed)
+	if got := c.WaitLeader(leaderWait); got != skewed {
+		t.Fatalf("leader is node %d, want the skewed node %d", got, skewed)
+	}
+	write(3, "after")
+
+	page, err := c.Client(skewed, key).Tickets(ctx, 1, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Data) != len(made) {
+		t.Fatalf("listed %d tickets, made %d", len(page.Data), len(made))
+	}
+	for i, tk := range page.Data {
+		want := made[len(made)-1-i]
+		if tk.ID != want.ID {
+			t.Errorf("ticket %d of the list (newest first) is %q (%s), want %q (%s)", i, tk.Subject, tk.ID, want.Subject, want.ID)
+		}
+	}
+	for i := 1; i < len(made); i++ {
+		if made[i].CreatedAt.Before(made[i-1].CreatedAt) {
+			t.Errorf("ticket %q was created at %s, before the earlier ticket %q (%s)", made[i].Subject, made[i].CreatedAt, made[i-1].Subject, made[i-1].CreatedAt)
+		}
+	}
+	wallet, err := c.Client(skewed, key).WalletTransactions(ctx, 1, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wallet.Data) != len(txs) {
+		t.Fatalf("listed %d wallet transactions, made %d", len(wallet.Data), len(txs))
+	}
+	for i, tx := range wallet.Data {
+		if want := txs[len(txs)-1-i]; tx.ID != want {
+			t.Errorf("wallet transaction %d of the list (newest first) is %s (%q), want %s", i, tx.ID, tx.Description, want)
+		}
+	}
+}

@@ -1,0 +1,88 @@
+// Package hlc is the clock a coordinator makes ids and command times at: the
+// wall clock, never earlier than what the entries it has applied carry (a
+// hybrid logical clock's floor).
+//
+// Ids (coordinator/internal/ids) start with the millisecond they were made
+// at, and lists sort by id, newest first. A leader makes them, and the time
+// each command carries, from its own clock before it proposes; a new leader
+// whose clock is behind the old one's would make ids that sort before the
+// old leader's and times earlier than the ones already stored (a usage
+// report refused as older than the figure it follows). The FSM keeps the
+// latest time of the entries it has applied (fsm.FSM.AppliedAt), and a new
+// leader has applied every earlier entry before it serves (the barrier of
+// httpapi's leader readiness), so its clock starts past the old leader's.
+package hlc
+
+import (
+	"sync"
+	"time"
+)
+
+// Clock is the wall clock held to the floor of the applied entries' times.
+// It is safe for concurrent use.
+type Clock struct {
+	wall  func() time.Time
+	floor func() time.Time
+	mu    sync.Mutex
+	// issued is the last time Now returned (unix ns; 0: none yet).
+	issued int64
+}
+
+// New returns the clock of wall (nil: time.Now) held to floor, the latest
+// time of an applied entry (fsm.FSM.AppliedAt; the zero time when none).
+func New(wall, floor func() time.Time) *Clock {
+	if wall == nil {
+		wall = time.Now
+	}
+	return &Clock{wall: wall, floor: floor}
+}
+
+// Now is the time to make ids and a command's time at, in UTC:
+//   - the wall clock, when it is past every applied entry's time and every
+//     time Now returned before;
+//   - when an applied entry carries a time later than any this clock gave
+//     (an entry of another coordinator, whose clock runs ahead of this
+//     one's) and the wall clock is not past that entry's millisecond: the
+//     start of the next millisecond, so the ids made at it sort after that
+//     entry's, which were made in its millisecond at the latest;
+//   - otherwise (the wall clock behind the last time it gave, its own
+//     entries' times): 1 ns past that time. It then advances 1 ns a call
+//     until the wall clock catches up: two reports of one account made one
+//     after the other carry increasing times, and ids made in one
+//     millisecond by one process sort in the order they were made
+//     (ids.New).
+//
+// Its own entries' times never move it past the wall clock by more than the
+// nanoseconds above, so a leader whose clock is right keeps to it.
+func (c *Clock) Now() time.Time {
+	w := c.wall()
+	var f int64
+	if c.floor != nil {
+		if ft := c.floor(); !ft.IsZero() {
+			f = ft.UnixNano()
+		}
+	}
+	t := w.UnixNano()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if f > c.issued && msOf(t) <= msOf(f) {
+		t = (msOf(f) + 1) * int64(time.Millisecond)
+	}
+	if t <= c.issued {
+		t = c.issued + 1
+	}
+	c.issued = t
+	if t == w.UnixNano() {
+		return w.UTC()
+	}
+	return time.Unix(0, t).UTC()
+}
+
+// msOf is the millisecond of unix ns t (floored, as time.UnixMilli).
+func msOf(t int64) int64 {
+	ms := t / int64(time.Millisecond)
+	if t < 0 && t%int64(time.Millisecond) != 0 {
+		ms--
+	}
+	return ms
+}

@@ -1,0 +1,73 @@
+package hlc
+
+import (
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+)
+
+// TestNowHeldToTheFloor: a clock hours behind the latest applied time
+// gives times past it, in the next millisecond, so ids made at them sort
+// after the ids of that millisecond; its own times then advance (1 ns a
+// call) without running away from the floor, and it follows the wall
+// clock again once that is past the floor.
+func TestNowHeldToTheFloor(t *testing.T) {
+	base := time.Date(2026, 12, 4, 16, 0, 0, 123456789, time.UTC)
+	var wall, floor atomic.Int64
+	wall.Store(base.Add(-3 * time.Hour).UnixNano())
+	floor.Store(base.UnixNano())
+	c := New(func() time.Time { return time.Unix(0, wall.Load()) }, func() time.Time { return time.Unix(0, floor.Load()) })
+
+	first := c.Now()
+	if want := base.Truncate(time.Millisecond).Add(time.Millisecond); !first.Equal(want) {
+		t.Fatalf("first time: %s, want %s (the millisecond after the floor's)", first, want)
+	}
+	old := ids.New("tkt", base) // made by the old leader in the floor's millisecond
+	prev, prevID := first, ids.New("tkt", first)
+	if prevID <= old {
+		t.Fatalf("id %s made at the clock sorts before the old leader's %s", prevID, old)
+	}
+	for i := 0; i < 1000; i++ {
+		floor.Store(prev.UnixNano()) // its own entry applied
+		wall.Add(int64(time.Millisecond))
+		now := c.Now()
+		if !now.After(prev) || now.Sub(first) > time.Millisecond {
+			t.Fatalf("call %d: %s after %s (first %s): want later, within a millisecond of the first", i, now, prev, first)
+		}
+		id := ids.New("tkt", now)
+		if id <= prevID {
+			t.Fatalf("call %d: id %s sorts before the one made before it, %s", i, id, prevID)
+		}
+		prev, prevID = now, id
+	}
+	// Another coordinator's entry, later still: past it again.
+	floor.Store(prev.Add(time.Minute).UnixNano())
+	if now := c.Now(); !now.Equal(prev.Add(time.Minute).Truncate(time.Millisecond).Add(time.Millisecond)) {
+		t.Fatalf("after a later foreign entry: %s", now)
+	}
+	// The wall clock past everything: it is the clock.
+	w := base.Add(time.Hour)
+	wall.Store(w.UnixNano())
+	if now := c.Now(); !now.Equal(w) {
+		t.Fatalf("wall clock past the floor: %s, want %s", now, w)
+	}
+}
+
+// TestNowFollowsARightClock: on a leader whose clock is right, its own
+// entries' times (the floor) never move the clock off the wall clock.
+func TestNowFollowsARightClock(t *testing.T) {
+	var floor atomic.Int64
+	c := New(nil, func() time.Time { return time.Unix(0, floor.Load()) })
+	for i := 0; i < 10000; i++ {
+		now := c.Now()
+		floor.Store(now.UnixNano())
+		if ahead := time.Until(now); ahead > time.Microsecond {
+			t.Fatalf("call %d: %s ahead of the wall clock", i, ahead)
+		}
+	}
+	if New(nil, nil).Now().IsZero() {
+		t.Fatal("a clock without a floor gives no time")
+	}
+}
