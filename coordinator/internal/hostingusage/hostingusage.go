@@ -1,7 +1,10 @@
 // Package hostingusage keeps hosting accounts' disk usage current: a leader
 // job asks every connected hosting node, each interval, for the usage of
 // the accounts the cluster places on it, and writes the figures that
-// changed in one Raft command per node report (fsm.CmdHostingUsage).
+// changed in one Raft command per node report (fsm.CmdHostingUsage). Each
+// node is asked at its own phase of the interval (a hash of its id), so the
+// walks and the commands of many nodes spread over the interval rather than
+// all coming at once.
 //
 // Pulled by the leader, not pushed by the agent: the leader is the one that
 // writes through Raft and knows which accounts are on each node, the
@@ -14,6 +17,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"sort"
 	"strings"
@@ -22,6 +26,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
 )
@@ -48,7 +53,9 @@ type Deps struct {
 	Interval time.Duration
 	// Now is the coordinator's clock (the time of the commands it proposes).
 	Now func() time.Time
-	Log *slog.Logger
+	// Clock times the asks (Run); nil: the wall clock.
+	Clock clock.Clock
+	Log   *slog.Logger
 }
 
 // ErrUnsupported: the node's agent does not measure hosting usage (a node
@@ -70,6 +77,9 @@ func New(d Deps) *Job {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
+	if d.Clock == nil {
+		d.Clock = clock.Real{}
+	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -81,20 +91,26 @@ func New(d Deps) *Job {
 // is not asked again.
 func (j *Job) budget() time.Duration { return min(max(j.d.Interval, 5*time.Second), 2*time.Minute) }
 
-// Run asks the nodes every interval until ctx ends (the leader job).
+// Run asks each node once an interval, at the node's phase of it
+// (phase), until ctx ends (the leader job). It looks every step for the
+// nodes whose time came since it looked last, so a node is asked at most a
+// step late; the phases are of the clock's time, not of when Run started,
+// so a new leader asks each node when the old one would have.
 func (j *Job) Run(ctx context.Context) {
-	t := time.NewTicker(j.d.Interval)
-	defer t.Stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	last := j.d.Clock.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-j.d.Clock.After(j.step()):
 		}
+		now := j.d.Clock.Now()
+		from := last
+		last = now
 		for node, proto := range j.d.Nodes() {
-			if proto < pb.ProtocolHostingUsage || !j.claim(node) {
+			if proto < pb.ProtocolHostingUsage || !j.due(node, from, now) || !j.claim(node) {
 				continue
 			}
 			wg.Add(1)
@@ -112,6 +128,36 @@ func (j *Job) Run(ctx context.Context) {
 			}()
 		}
 	}
+}
+
+// step is how often Run looks for the nodes due: a sixtieth of the
+// interval, within 10 ms to 5 s.
+func (j *Job) step() time.Duration {
+	return min(max(j.d.Interval/60, 10*time.Millisecond), 5*time.Second)
+}
+
+// phase is node's offset in the interval: the times it is asked at are
+// those whose Unix time in ns is phase modulo the interval. A hash of its
+// id, so nodes spread evenly over the interval and keep their phase across
+// leaders and restarts.
+func (j *Job) phase(node string) int64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(node))
+	return int64(h.Sum64() % uint64(j.d.Interval))
+}
+
+// due reports whether one of node's times falls in (from, to].
+func (j *Job) due(node string, from, to time.Time) bool {
+	p, iv := j.phase(node), int64(j.d.Interval)
+	return floorDiv(to.UnixNano()-p, iv) > floorDiv(from.UnixNano()-p, iv)
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
 }
 
 func (j *Job) claim(node string) bool {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/hlc"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/clock/clocktest"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
 )
@@ -220,5 +222,117 @@ func TestReportOnALeaderWithClockBehind(t *testing.T) {
 		if err != nil || out == nil || out.Written != 1 || len(out.Refused) != 0 || r.usage() != figure {
 			t.Fatalf("report %d at the coordinator's clock: %+v, %v, usage %d, want %d written", i, out, err, r.usage(), figure)
 		}
+	}
+}
+
+// gatedClock is a fake clock that tells the test each time Run waits.
+type gatedClock struct {
+	*clocktest.Fake
+	waiting chan struct{}
+}
+
+func (c *gatedClock) After(d time.Duration) <-chan time.Time {
+	ch := c.Fake.After(d)
+	c.waiting <- struct{}{}
+	return ch
+}
+
+// TestRunAsksEachNodeAtItsPhase: Run asks a node once an interval, at the
+// node's phase of it (not all nodes when Run starts or at one tick), at most
+// a step (a sixtieth of the interval) late.
+func TestRunAsksEachNodeAtItsPhase(t *testing.T) {
+	r, j := newRig(t, fsm.LevelHostingUsage)
+	start := time.Date(2026, 12, 4, 16, 0, 0, 0, time.UTC)
+	fake := clocktest.NewFake(start)
+	clk := &gatedClock{Fake: fake, waiting: make(chan struct{})}
+	j.d.Clock, j.d.Now, j.d.Interval = clk, fake.Now, time.Minute
+	var mu sync.Mutex
+	var asked []time.Time
+	figure := uint64(4096)
+	r.answer = func(*pb.HostingUsageRequest) *pb.Envelope {
+		mu.Lock()
+		asked = append(asked, fake.Now())
+		mu.Unlock()
+		figure++
+		return report(&pb.HostingUsage{Username: "ada", DiskBytes: figure})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { j.Run(ctx); close(done) }()
+	// idle: Run waits, and the reports it started this step are done.
+	idle := func() {
+		t.Helper()
+		select {
+		case <-clk.waiting:
+		case <-time.After(10 * time.Second):
+			t.Fatal("Run does not wait for its next step")
+		}
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			j.mu.Lock()
+			n := len(j.busy)
+			j.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("a report does not end")
+			}
+		}
+	}
+	for i := 0; i < 180; i++ {
+		idle()
+		fake.Advance(time.Second)
+	}
+	idle()
+	cancel()
+	<-done
+
+	p := time.Duration(j.phase("hv-1"))
+	first := start.Add(p.Truncate(time.Second))
+	if p%time.Second != 0 {
+		first = first.Add(time.Second)
+	}
+	want := []time.Time{first, first.Add(time.Minute), first.Add(2 * time.Minute)}
+	if len(asked) != len(want) {
+		t.Fatalf("over 3 minutes (interval 1 minute, phase %s) hv-1 was asked at %v, want %v", p, asked, want)
+	}
+	for i := range want {
+		if !asked[i].Equal(want[i]) {
+			t.Errorf("ask %d at %s, want %s (phase %s)", i, asked[i].Format(time.TimeOnly), want[i].Format(time.TimeOnly), p)
+		}
+	}
+}
+
+// TestPhasesSpreadTheNodes: over one interval each of 1000 nodes is due
+// exactly once, and no step (a sixtieth) holds more than a small share of
+// them: the asks do not come as one burst.
+func TestPhasesSpreadTheNodes(t *testing.T) {
+	j := New(Deps{Interval: 5 * time.Minute})
+	start := time.Date(2026, 12, 4, 16, 0, 7, 0, time.UTC)
+	step := j.step()
+	if step != 5*time.Second {
+		t.Fatalf("step of a 5 minute interval: %s", step)
+	}
+	times := map[string]int{}
+	most := 0
+	for from := start; from.Before(start.Add(5 * time.Minute)); from = from.Add(step) {
+		n := 0
+		for i := 0; i < 1000; i++ {
+			node := fmt.Sprintf("hv-%d", i)
+			if j.due(node, from, from.Add(step)) {
+				times[node]++
+				n++
+			}
+		}
+		most = max(most, n)
+	}
+	for i := 0; i < 1000; i++ {
+		if node := fmt.Sprintf("hv-%d", i); times[node] != 1 {
+			t.Fatalf("%s due %d times in one interval", node, times[node])
+		}
+	}
+	// 1000/60 ≈ 17 a step on average.
+	if most > 40 {
+		t.Fatalf("%d of 1000 nodes due in one step of 60", most)
 	}
 }

@@ -82,7 +82,7 @@ func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
 	fs.DurationVar(&c.CleanupRetryBase, "cleanup-retry-base", c.CleanupRetryBase, "a failed order's cleanup (the terminate or delete its failed provisioning opens), or a hosting.uncert (a custom domain taken off its node), that fails is tried again after this, then twice as long each time (at most 1h), 6 attempts in all; each failure is logged, the last as an error")
 	fs.StringVar(&c.VMPrefix, "vm-name-prefix", c.VMPrefix, "prefix of the libvirt domain name of every server placed by this cluster (a-z, 0-9, '-', at most 20 characters)")
 	fs.Float64Var(&c.CPUOvercommit, "cpu-overcommit", c.CPUOvercommit, "vCPUs placement may sell per host CPU (memory and disk are never overcommitted)")
-	fs.DurationVar(&c.HostingUsageInterval, "hosting-usage-interval", c.HostingUsageInterval, "how often the leader asks each hosting node for its accounts' disk usage (quota.disk_used_bytes: allocated blocks of the site, du's count) and writes the figures that changed, one Raft command per node (from semantics level 4); at least 1s")
+	fs.DurationVar(&c.HostingUsageInterval, "hosting-usage-interval", c.HostingUsageInterval, "how often the leader asks each hosting node for its accounts' disk usage (quota.disk_used_bytes: allocated blocks of the site, du's count) and writes the figures that changed, one Raft command per node (from semantics level 4), each node at its own point of the interval (a hash of its id); at least 1s")
 	fs.StringVar(&c.PlanAddresses, "plan-addresses", c.PlanAddresses, "IP pool addresses per plan as PLAN=IPV4/IPV6 (IPv4 addresses / IPv6 prefixes), comma-separated, e.g. nano=1/0; a plan not named gets 1/1")
 }
 
@@ -160,7 +160,7 @@ func (s *Server) startNodes() error {
 		Grace: c.Grace, ActionDeadline: c.ActionDeadline, CleanupRetryBase: c.CleanupRetryBase, Log: s.log,
 	})
 	c.rt.usage = hostingusage.New(hostingusage.Deps{
-		State: s.Node.FSM, Propose: s.propose, Interval: c.HostingUsageInterval, Now: s.now(),
+		State: s.Node.FSM, Propose: s.propose, Interval: c.HostingUsageInterval, Now: s.now(), Clock: c.Clock,
 		Log: s.log.With("subsystem", "hostingusage"),
 		Nodes: func() map[string]uint32 {
 			srv := s.AgentSessions()
