@@ -496,6 +496,19 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			if !fastOff.Load() && fast.serve(w, r, c, body) {
 				return
 			}
+			if dataAfterValue(body) {
+				// The SDK would run the first message and drop the rest
+				// without a word; /v1 refuses such a body with a 400. A
+				// malformed request counts against the key's limit.
+				if counter != nil {
+					if aerr := counter.CountRequest(w, r, c); aerr != nil {
+						fail(aerr)
+						return
+					}
+				}
+				fail(api.NewError(http.StatusBadRequest, "invalid_request", "JSON-RPC message refused: data after the JSON value (send one message per request)"))
+				return
+			}
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
 			t := toolCall(tools, body)
 			// A permitted call of a known tool is counted by its /v1 route
@@ -527,6 +540,20 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		}
 		verified.ServeHTTP(&noStoreWriter{ResponseWriter: w}, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
 	})
+}
+
+// dataAfterValue reports whether body is one JSON value followed by more than
+// white space (a second message, or garbage). A body that does not start with
+// a JSON value is false: the SDK answers it as malformed. The fast path never
+// takes such a body (jsonValid), so only the SDK's path pays for this.
+func dataAfterValue(body []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var v json.RawMessage
+	if dec.Decode(&v) != nil {
+		return false
+	}
+	_, err := dec.Token()
+	return err != io.EOF
 }
 
 // noStoreWriter gives an answer of the SDK Cache-Control: no-store,
