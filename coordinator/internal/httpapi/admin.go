@@ -255,20 +255,25 @@ func adminCommand[R any](a *API, r *http.Request, body []byte, now time.Time, de
 func (a *API) adminGetAccount(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 	var acc api.Account
 	err := a.state.Read(func(rt store.ReadTx) (err error) {
-		id := r.PathValue("id")
-		if !ids.Valid("acc", id) {
-			// Accept an email too, for operators.
-			if v := rt.AccountIDByEmail(lower(id)); v != "" {
-				id = v
-			}
-		}
-		acc, err = rt.Account(id)
+		acc, err = rt.Account(accountRef(rt, r.PathValue("id")))
 		return err
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, notFound("account")
 	}
 	return http.StatusOK, acc, err
+}
+
+// accountRef is the id of the account an operator names by its id or its
+// e-mail (in any case): ref itself when it is an id or no account has that
+// e-mail.
+func accountRef(rt store.ReadTx, ref string) string {
+	if !ids.Valid("acc", ref) {
+		if v := rt.AccountIDByEmail(lower(ref)); v != "" {
+			return v
+		}
+	}
+	return ref
 }
 
 func lower(s string) string {

@@ -102,12 +102,7 @@ func (a *API) adminListActions(r *http.Request, _ []byte, _ time.Time) (int, any
 	err = a.state.Read(func(rt store.ReadTx) error {
 		acc := account
 		if acc != "" {
-			if !ids.Valid("acc", acc) {
-				if v := rt.AccountIDByEmail(lower(acc)); v != "" {
-					acc = v
-				}
-			}
-			if !rt.AccountExists(acc) {
+			if acc = accountRef(rt, account); !rt.AccountExists(acc) {
 				return notFound("account " + strconv.Quote(account))
 			}
 		}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -89,12 +88,7 @@ func (a *API) adminListTickets(r *http.Request, _ []byte, _ time.Time) (int, any
 	err = a.state.Read(func(rt store.ReadTx) error {
 		acc := q.account
 		if acc != "" {
-			if !ids.Valid("acc", acc) {
-				if v := rt.AccountIDByEmail(lower(acc)); v != "" {
-					acc = v
-				}
-			}
-			if !rt.AccountExists(acc) {
+			if acc = accountRef(rt, q.account); !rt.AccountExists(acc) {
 				return notFound("account " + strconv.Quote(q.account))
 			}
 		}
