@@ -2,15 +2,19 @@ package fsm
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
 )
 
 // listActions is one page of an account's action list on f: the ids,
@@ -147,5 +151,123 @@ func TestActionIndexBackfilledAtLevelRaise(t *testing.T) {
 	}
 	if got, _, err := listActions(t, r, "acc_1", store.ActionQuery{Limit: 10}); err != nil || len(got) != 5 {
 		t.Fatalf("restored: %v %v", got, err)
+	}
+}
+
+// backfillInPassOrder is backfillActionIndex as releases before key-order
+// writes had it: each action's entry put as the pass meets it.
+func backfillInPassOrder(tx *bolt.Tx) (int, error) {
+	r := store.Read(tx)
+	n := 0
+	err := tx.Bucket(store.BucketActions).ForEach(func(k, _ []byte) error {
+		a, err := r.Action(string(k))
+		if err != nil {
+			return nil
+		}
+		n++
+		return store.PutActionIndex(tx, &a)
+	})
+	return n, err
+}
+
+// TestActionIndexBackfillSameAsInPassOrder: the level raise's backfill
+// leaves the index byte for byte as the backfill of the releases before
+// (entries put in the pass's order) leaves it, from the same state, so
+// replicas of either release agree: 3,000 actions of 40 accounts
+// interleaved, an action of no account, a record that does not decode,
+// entries already indexed (one with another value), two records of one id
+// (the later in id order wins); and, when an entry is too large for bbolt,
+// the same partial index and the same refusal.
+func TestActionIndexBackfillSameAsInPassOrder(t *testing.T) {
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	action := func(key, id, acc, srv, cmd string) (k, v []byte) {
+		a := store.Action{Action: api.Action{ID: id, Command: cmd, Status: api.ActionSuccess, Progress: 100, ResourceType: "server",
+			ResourceID: srv, CreatedAt: at}, AccountID: acc, NodeID: "hv-1", Target: "hp-" + srv, Deadline: at.Add(time.Hour)}
+		raw, err := json.Marshal(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return []byte(key), raw
+	}
+	seed := func(tx *bolt.Tx, tooLarge bool) error {
+		acts, idx := tx.Bucket(store.BucketActions), tx.Bucket(store.BucketAccountActions)
+		put := func(k, v []byte) error { return acts.Put(k, v) }
+		for i := 0; i < 3000; i++ {
+			id := fmt.Sprintf("act_%05d", i)
+			if err := put(action(id, id, fmt.Sprintf("acc_%02d", (i*7)%40), fmt.Sprintf("srv_%03d", i%300), api.ActionServerReboot)); err != nil {
+				return err
+			}
+			if tooLarge && i == 1500 {
+				big := "acc_" + strings.Repeat("x", bolt.MaxKeySize)
+				if err := put(action("act_01500x", "act_01500x", big, "srv_1", api.ActionServerStop)); err != nil {
+					return err
+				}
+			}
+		}
+		for _, kv := range [][2][]byte{
+			{[]byte("act_00010a"), nil}, // replaced below by a record of no account
+			{[]byte("act_00020a"), []byte(`{"id": 7`)},
+		} {
+			if kv[1] == nil {
+				_, kv[1] = action("", "act_00010a", "", "srv_1", api.ActionServerStart)
+			}
+			if err := acts.Put(kv[0], kv[1]); err != nil {
+				return err
+			}
+		}
+		// Two records holding the id act_00030: the one under act_00030z comes later.
+		if err := put(action("act_00030z", "act_00030", "acc_10", "srv_9", api.ActionServerStop)); err != nil {
+			return err
+		}
+		if err := idx.Put([]byte("acc_35/act_00005"), []byte("server srv_005 stale")); err != nil {
+			return err
+		}
+		return idx.Put([]byte("acc_14/act_00002"), []byte("server srv_002 server.reboot"))
+	}
+	for _, tooLarge := range []bool{false, true} {
+		now := open(t, filepath.Join(t.TempDir(), "now.db"))
+		before := open(t, filepath.Join(t.TempDir(), "before.db"))
+		for _, f := range []*FSM{now, before} {
+			if err := f.db.Update(func(tx *bolt.Tx) error { return seed(tx, tooLarge) }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res := now.Apply(logAt(t, 1, CmdClusterLevel, at, ClusterLevel{Level: 2})).(*Result)
+		var wantErr error
+		if err := before.db.Update(func(tx *bolt.Tx) error { _, wantErr = backfillInPassOrder(tx); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if (res.Err == nil) != (wantErr == nil) || (wantErr != nil && !errors.Is(res.Err, wantErr)) {
+			t.Fatalf("too large %v: the raise answered %v, the backfill in pass order %v", tooLarge, res.Err, wantErr)
+		}
+		got, want := bucketDump(now, store.BucketAccountActions), bucketDump(before, store.BucketAccountActions)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("too large %v: the index differs from the backfill in pass order (%d bytes, want %d)", tooLarge, len(got), len(want))
+		}
+		// What the comparison stands on: the cases are in the index as described.
+		for _, c := range []struct {
+			key, val string
+			in       bool
+		}{
+			{"acc_35/act_00005", "server srv_005 server.reboot", true},
+			{"acc_10/act_00030", "server srv_9 server.stop", true},
+			{"acc_10/act_02990", "server srv_290 server.reboot", !tooLarge},
+			{"/act_00010a", "", false},
+		} {
+			v, has := "", false
+			_ = now.View(func(tx *bolt.Tx) error {
+				raw := tx.Bucket(store.BucketAccountActions).Get([]byte(c.key))
+				v, has = string(raw), raw != nil
+				return nil
+			})
+			if has != c.in || (c.in && v != c.val) {
+				t.Fatalf("too large %v: index %s = %q (there %v), want %q there %v", tooLarge, c.key, v, has, c.val, c.in)
+			}
+		}
+		if n := bytes.Count(got, []byte("server.reboot")); !tooLarge && n != 3000-1 {
+			t.Fatalf("%d reboot entries indexed, want 2999 (act_00030's taken by the later record)", n)
+		}
+		now.Close()
+		before.Close()
 	}
 }

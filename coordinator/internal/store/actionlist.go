@@ -46,10 +46,20 @@ func ParseActionIndexValue(v []byte) (resourceType, resourceID, command string, 
 // same key and value: the backfill at the level raise may meet an action
 // indexed already).
 func PutActionIndex(tx *bolt.Tx, a *Action) error {
-	if a.AccountID == "" || a.ID == "" {
+	k, v, ok := ActionIndexEntry(a)
+	if !ok {
 		return nil
 	}
-	return tx.Bucket(BucketAccountActions).Put(OwnedKey(a.AccountID, a.ID), ActionIndexValue(a))
+	return tx.Bucket(BucketAccountActions).Put(k, v)
+}
+
+// ActionIndexEntry is the key and value PutActionIndex writes for a; ok
+// false for an action it does not index (no account or no id).
+func ActionIndexEntry(a *Action) (key, value []byte, ok bool) {
+	if a.AccountID == "" || a.ID == "" {
+		return nil, nil, false
+	}
+	return OwnedKey(a.AccountID, a.ID), ActionIndexValue(a), true
 }
 
 // ActionIndexed reports whether a's index key is written.
