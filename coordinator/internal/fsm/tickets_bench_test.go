@@ -3,10 +3,14 @@ package fsm
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	bolt "go.etcd.io/bbolt"
 )
 
 // BenchmarkApplyTicketBatch applies group commits of 32 ticket creations, as
@@ -39,4 +43,46 @@ func BenchmarkApplyTicketBatch(b *testing.B) {
 			b.Fatalf("batch %d: %v", i, out[0])
 		}
 	}
+}
+
+// BenchmarkTicketReplyIdemRecords applies a thread of 199 customer replies
+// of 4 KiB, each with an Idempotency-Key, as POST /v1/tickets/{id}/reply
+// proposes them (a thread holds at most 200 messages): the idempotency
+// record of each holds its answer, the whole thread so far. It reports the
+// records' bytes against the thread's (idem-bytes/op, thread-bytes/op):
+// with the answer kept whole, the records grow as the square of the thread.
+// One op is one thread. Run it with -benchtime 1x.
+func BenchmarkTicketReplyIdemRecords(b *testing.B) {
+	const replies, size = 199, 4096
+	var idem, thread int
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		f := open(b, filepath.Join(b.TempDir(), "f.db"))
+		f.ApplyBatch([]*raft.Log{logAt(b, 1, CmdAccountCreate, t0, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
+			logAt(b, 2, CmdTicketCreate, t0, TicketCreate{ID: "tkt_1", AccountID: "acc_1", MessageID: "msg_0", Subject: "s", Message: "m",
+				Department: "technical", Priority: "low", PerAccountNumber: true})})
+		body := strings.Repeat("x", size)
+		b.StartTimer()
+		for n := 0; n < replies; n++ {
+			at := t0.Add(time.Duration(n+1) * time.Second)
+			env, err := NewEnvelope(CmdTicketReply, at, TicketReply{TicketID: "tkt_1", AccountID: "acc_1", MessageID: ids.New("msg", at), Body: body})
+			if err != nil {
+				b.Fatal(err)
+			}
+			env.Idem = &IdemRequest{Scope: fmt.Sprintf("key_1/reply-%d", n), ReqHash: "h", Status: 201, ExpiresAt: at.Add(24 * time.Hour)}
+			raw, _ := env.Encode()
+			if r := f.ApplyBatch([]*raft.Log{{Index: uint64(n + 3), Term: 1, Type: raft.LogCommand, Data: raw}})[0].(*Result); r.Err != nil {
+				b.Fatalf("reply %d: %v", n, r.Err)
+			}
+		}
+		b.StopTimer()
+		idem, thread = 0, 0
+		_ = f.View(func(tx *bolt.Tx) error {
+			thread = len(tx.Bucket(store.BucketTickets).Get(store.OwnedKey("acc_1", "tkt_1")))
+			return tx.Bucket(store.BucketIdempotency).ForEach(func(k, v []byte) error { idem += len(k) + len(v); return nil })
+		})
+		f.Close()
+	}
+	b.ReportMetric(float64(idem), "idem-bytes/op")
+	b.ReportMetric(float64(thread), "thread-bytes/op")
 }
