@@ -304,6 +304,7 @@ func DecodeBrandKeyCreate(b *brand.Brand, body []byte, now time.Time) (api.KeyCr
 		if len(req.Scopes) == 0 {
 			req.Scopes = b.DefaultScopes()
 		}
+		req.ExpiresAt = inUTC(req.ExpiresAt)
 		if err := checkKeyFields(b, req.Scopes, req.ExpiresAt, req.AllowedCIDRs, now); err != nil {
 			return err
 		}

@@ -115,8 +115,19 @@ func DecodeAPIKeyCreate(b *brand.Brand, body []byte, now time.Time) (api.APIKeyC
 		if len(req.Scopes) == 0 {
 			return &httpError{status: 400, code: "invalid_field", msg: `field "scopes" is required: the scopes of the new key, each one a scope of the key making the request (GET /v1/scopes lists them)`}
 		}
+		req.ExpiresAt = inUTC(req.ExpiresAt)
 		return checkKeyFields(b, req.Scopes, req.ExpiresAt, req.AllowedCIDRs, now)
 	})
+}
+
+// inUTC is t in UTC (nil stays nil): a time a client sends in another offset
+// is stored and shown as every time of the API is (SPEC: RFC 3339 UTC).
+func inUTC(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 // checkKeyFields checks the scopes (b's, each once), the expiry (future)
