@@ -258,6 +258,9 @@ func jsonKind(k string) string {
 		return "an array"
 	case "map", "struct", "ptr":
 		return "an object"
+	case "int", "int8", "int16", "int32", "int64", "uint", "uint8", "uint16", "uint32", "uint64":
+		// A number was sent, but not a whole one in the field's range.
+		return "an integer (a whole number within its range)"
 	}
 	return "a number"
 }
