@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -317,20 +318,10 @@ func (a *Allocator) Snapshot(prev *Snapshot) *Snapshot {
 // for storage.
 func (a *Allocator) State() State {
 	var st State
-	used := make([]uint64, 0, len(a.used))
-	for o := range a.used {
-		used = append(used, o)
-	}
-	slices.Sort(used)
-	for _, o := range used {
+	for _, o := range slices.Sorted(maps.Keys(a.used)) {
 		st.Used = append(st.Used, a.unit(o))
 	}
-	quar := make([]uint64, 0, len(a.quar))
-	for o := range a.quar {
-		quar = append(quar, o)
-	}
-	slices.Sort(quar)
-	for _, o := range quar {
+	for _, o := range slices.Sorted(maps.Keys(a.quar)) {
 		st.Quarantined = append(st.Quarantined, Quarantined{Prefix: a.unit(o), Until: a.quar[o]})
 	}
 	return st
