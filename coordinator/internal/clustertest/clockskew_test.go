@@ -2,21 +2,26 @@ package clustertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/fsmtest"
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 )
 
 // TestLeaderWithClockBehindListsNewestFirst: a coordinator whose clock is
-// three hours behind the others takes over the leadership; the tickets and
-// wallet transactions it makes are still listed newest first (lists sort by
-// id, and an id starts with the time it was made at) and carry times no
-// earlier than the ones made before the change: a leader makes ids and
-// command times at no earlier a time than any entry it has applied.
+// three hours behind the others takes over the leadership; the actions,
+// tickets and wallet transactions it makes are still listed newest first
+// (lists sort by id, and an id starts with the time it was made at) and
+// carry times no earlier than the ones made before the change: a leader
+// makes ids and command times at no earlier a time than any entry it has
+// applied.
 func TestLeaderWithClockBehindListsNewestFirst(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
@@ -39,13 +44,33 @@ func TestLeaderWithClockBehindListsNewestFirst(t *testing.T) {
 	if c.WaitLeader(leaderWait) == skewed {
 		transfer(0)
 	}
-	acc, key := c.NewAccount("skew@example.com")
+	acc, key := c.NewAccount("skew@example.com", api.ScopeTicketsRead, api.ScopeTicketsWrite, api.ScopeBillingRead,
+		api.ScopeServersRead, api.ScopeServersWrite)
+	// Six running servers (of a node never connected), each to take one
+	// power action: the fixture's provisioning actions an hour old.
+	soon := time.Now().Add(time.Hour)
+	propose(t, c, fsm.CmdNodeCAInit, fsm.NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"}, fsm.ErrConflict)
+	propose(t, c, fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_skew", Hash: "h1", ExpiresAt: soon})
+	propose(t, c, fsm.CmdNodeEnrol, fsm.NodeEnrol{TokenID: "jt_skew", TokenHash: "h1", NodeID: "hv-skew", CertSerial: "s1", CertNotAfter: soon.Add(24 * time.Hour)})
+	var servers []string
+	for i := 0; i < 6; i++ {
+		sc := fsmtest.ServerCreate(acc.ID, "hv-skew", time.Now().Add(-time.Hour))
+		propose(t, c, fsm.CmdServerCreate, sc)
+		propose(t, c, fsm.CmdActionFinish, fsm.ActionFinish{ID: sc.Action.ID, Success: true})
+		servers = append(servers, sc.Server.ID)
+	}
 	var made []api.Ticket
-	var txs []string
+	var txs, acts []string
 	write := func(n int, tag string) {
 		t.Helper()
 		for i := 0; i < n; i++ {
 			ld := c.WaitLeader(leaderWait)
+			var act api.ActionAccepted
+			c.Retry503(func() (err error) {
+				act, err = c.Client(ld, key).PowerServer(ctx, servers[len(acts)], "stop", nil, "")
+				return err
+			})
+			acts = append(acts, act.Action.ID)
 			var tk api.Ticket
 			c.Retry503(func() (err error) {
 				tk, err = c.Client(ld, key).CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("%s %d", tag, i), Message: "m"}, "")
@@ -67,6 +92,18 @@ func TestLeaderWithClockBehindListsNewestFirst(t *testing.T) {
 	}
 	write(3, "after")
 
+	list, err := c.Client(skewed, key).Actions(ctx, client.ActionsQuery{Command: api.ActionServerStop})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.Data) != len(acts) {
+		t.Fatalf("listed %d stop actions, made %d", len(list.Data), len(acts))
+	}
+	for i, a := range list.Data {
+		if want := acts[len(acts)-1-i]; a.ID != want {
+			t.Errorf("stop action %d of the list (newest first) is %s, want %s", i, a.ID, want)
+		}
+	}
 	page, err := c.Client(skewed, key).Tickets(ctx, 1, 50)
 	if err != nil {
 		t.Fatal(err)
@@ -97,4 +134,27 @@ func TestLeaderWithClockBehindListsNewestFirst(t *testing.T) {
 			t.Errorf("wallet transaction %d of the list (newest first) is %s (%q), want %s", i, tx.ID, tx.Description, want)
 		}
 	}
+}
+
+// propose commits a fixture command through the leader at its clock; an
+// error the command answers that is one of ok is let be.
+func propose(t *testing.T, c *testcluster.Cluster, typ fsm.CommandType, p any, ok ...error) {
+	t.Helper()
+	c.Retry503(func() error {
+		a := c.Nodes[c.WaitLeader(leaderWait)].Server.API
+		env, err := fsm.NewEnvelope(typ, a.Now(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := a.Apply(context.Background(), env)
+		if err == nil && res.Err != nil {
+			for _, e := range ok {
+				if errors.Is(res.Err, e) {
+					return nil
+				}
+			}
+			t.Fatalf("command %d: %v", typ, res.Err)
+		}
+		return err
+	})
 }
