@@ -18,6 +18,14 @@ import (
 	"time"
 )
 
+// MaxAhead is how far past the wall clock a floor or the last time given
+// may hold the clock. A time further ahead is not another coordinator's
+// clock skew but a wrong clock (an entry made while one was a year ahead, a
+// wall clock set back): kept to, it would hold every later id and command
+// time that far in the future, a nanosecond a call, and the floor is kept
+// across restarts and never moved back. It is left out instead.
+const MaxAhead = 24 * time.Hour
+
 // Clock is the wall clock held to the floor of the applied entries' times.
 // It is safe for concurrent use.
 type Clock struct {
@@ -53,7 +61,8 @@ func New(wall, floor func() time.Time) *Clock {
 //     (ids.New).
 //
 // Its own entries' times never move it past the wall clock by more than the
-// nanoseconds above, so a leader whose clock is right keeps to it.
+// nanoseconds above, so a leader whose clock is right keeps to it. A floor
+// or last time more than MaxAhead past the wall clock is left out.
 func (c *Clock) Now() time.Time {
 	w := c.wall()
 	var f int64
@@ -63,8 +72,15 @@ func (c *Clock) Now() time.Time {
 		}
 	}
 	t := w.UnixNano()
+	limit := t + int64(MaxAhead)
+	if f > limit {
+		f = 0
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.issued > limit {
+		c.issued = 0
+	}
 	if f > c.issued && msOf(t) <= msOf(f) {
 		t = (msOf(f) + 1) * int64(time.Millisecond)
 	}

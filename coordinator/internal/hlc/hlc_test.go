@@ -71,3 +71,40 @@ func TestNowFollowsARightClock(t *testing.T) {
 		t.Fatal("a clock without a floor gives no time")
 	}
 }
+
+// TestNowIgnoresATimeFarAhead: one entry made on a coordinator whose clock
+// was a year ahead (the floor, kept across restarts and never moved back) or
+// a wall clock that stepped back by a year after this clock gave a time
+// does not hold every later id and command time a year in the future, a
+// nanosecond a call: a floor or a last time more than MaxAhead past the
+// wall clock is left out, and the clock is the wall clock again.
+func TestNowIgnoresATimeFarAhead(t *testing.T) {
+	base := time.Date(2026, 12, 4, 16, 0, 0, 123456789, time.UTC)
+	var wall, floor atomic.Int64
+	wall.Store(base.UnixNano())
+	floor.Store(base.AddDate(1, 0, 0).UnixNano()) // the bad entry
+	c := New(func() time.Time { return time.Unix(0, wall.Load()) }, func() time.Time { return time.Unix(0, floor.Load()) })
+	for i := 0; i < 3; i++ {
+		w := base.Add(time.Duration(i) * time.Second)
+		wall.Store(w.UnixNano())
+		if now := c.Now(); !now.Equal(w) {
+			t.Fatalf("call %d, floor a year ahead: %s, want the wall clock %s", i, now, w)
+		}
+	}
+	// A floor within MaxAhead is still kept to.
+	near := base.Add(time.Second + MaxAhead - time.Minute)
+	floor.Store(near.UnixNano())
+	if now, want := c.Now(), near.Truncate(time.Millisecond).Add(time.Millisecond); !now.Equal(want) {
+		t.Fatalf("floor within MaxAhead: %s, want %s", now, want)
+	}
+
+	// The wall clock a year ahead, then set right.
+	floor.Store(0)
+	c = New(func() time.Time { return time.Unix(0, wall.Load()) }, func() time.Time { return time.Unix(0, floor.Load()) })
+	wall.Store(base.AddDate(1, 0, 0).UnixNano())
+	c.Now()
+	wall.Store(base.UnixNano())
+	if now := c.Now(); !now.Equal(base) {
+		t.Fatalf("wall clock set back a year: %s, want the wall clock %s", now, base)
+	}
+}
