@@ -69,10 +69,13 @@ func (w *world) testLifecycle(t *testing.T) {
 		t.Fatalf("reboot 202: %+v", acc)
 	}
 	// GET /v1/actions/{id} says how: the guest restarted on the ACPI
-	// request, or was reset.
-	if a := c.waitSuccess(acc.Action.ID, actionTimeout); a.Method != api.NodeRebootGuest && a.Method != api.NodeRebootReset {
+	// request, or was reset. While it runs it says "rebooting" (the guest's
+	// ACPI restart may be too quick for a read to see it running).
+	a, running := c.followTasks(id, acc.Action.ID, api.ActionTaskRebooting)
+	if a.Method != api.NodeRebootGuest && a.Method != api.NodeRebootReset {
 		t.Errorf("reboot of a running server: action method %q, want guest-acpi or reset", a.Method)
 	}
+	t.Logf("reboot: %d reads saw it running", running)
 	if b := waitBoot(t, console, 2); b.Count != "2" || b.InstallID != first.InstallID {
 		t.Fatalf("after reboot: %+v", b)
 	}
@@ -90,7 +93,8 @@ func (w *world) testLifecycle(t *testing.T) {
 		t.Fatalf("snapshot 202 without snapshot: %+v", acc)
 	}
 	snapID := acc.Snapshot.ID
-	c.waitSuccess(acc.Action.ID, actionTimeout)
+	_, running = c.followTasks(id, acc.Action.ID, api.ActionTaskSnapshotting)
+	t.Logf("snapshot: %d reads saw it running", running)
 	var snaps api.ServerSnapshotList
 	snaps = c.snapshots(id)
 	if len(snaps.Data) != 1 || snaps.Data[0].ID != snapID || snaps.Data[0].Name != "after-boot-2" {
@@ -114,7 +118,8 @@ func (w *world) testLifecycle(t *testing.T) {
 	if acc.Action.Command != api.ActionSnapshotRevert {
 		t.Fatalf("revert 202: %+v", acc.Action)
 	}
-	c.waitSuccess(acc.Action.ID, actionTimeout)
+	_, running = c.followTasks(id, acc.Action.ID, api.ActionTaskReverting)
+	t.Logf("revert: %d reads saw it running", running)
 	if got := testenv.ReadGuestFile(t, disk, "/bootcount"); got != "2" {
 		t.Fatalf("disk bootcount after revert: %s, want 2 (the snapshot's)", got)
 	}
@@ -130,14 +135,21 @@ func (w *world) testLifecycle(t *testing.T) {
 	if acc.RootPassword == "" || acc.Action.Command != api.ActionServerReinstall {
 		t.Fatalf("reinstall 202: want a root password and a reinstall action: %s", r)
 	}
-	c.waitSuccess(acc.Action.ID, actionTimeout)
+	// A reinstall runs for seconds (new disk, swap, boot): reads see it
+	// running, with a reinstall's task, and the server names it.
+	_, running = c.followTasks(id, acc.Action.ID, api.ActionTaskPreparingDisk, api.ActionTaskReplacingDisk,
+		api.ActionTaskRemovingOldDisk, api.ActionTaskStarting)
+	if running == 0 {
+		t.Errorf("reinstall %s: no read saw it running", acc.Action.ID)
+	}
+	t.Logf("reinstall: %d reads saw it running", running)
 	b := waitBoot(t, console, before+1)
 	if b.Count != "1" || b.InstallID == first.InstallID {
 		t.Fatalf("after reinstall: %+v (first install %s)", b, first.InstallID)
 	}
 	requireDomState(t, vm, "running")
-	if s := c.server(id); s.Status != api.ServerRunning || s.OSTemplate != tplB {
-		t.Fatalf("after reinstall: status %s template %s", s.Status, s.OSTemplate)
+	if s := c.server(id); s.Status != api.ServerRunning || s.OSTemplate != tplB || s.ActionID != "" {
+		t.Fatalf("after reinstall: status %s template %s action %q", s.Status, s.OSTemplate, s.ActionID)
 	}
 	snaps = c.snapshots(id)
 	if len(snaps.Data) != 0 {
@@ -490,6 +502,58 @@ func (c *apiClient) waitActionRunning(id string, timeout time.Duration) api.Acti
 			return a
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// followTasks follows an action to success as waitSuccess does, checking on
+// every read the current_task a customer sees: "queued" while pending, one of
+// tasks while running, absent once finished. After the first read that shows
+// it running it reads the server: if the next read of the action still shows
+// it open, the server named it (action_id) when read. It returns the finished
+// action and how many reads saw it running.
+func (c *apiClient) followTasks(serverID, id string, tasks ...string) (api.Action, int) {
+	c.t.Helper()
+	deadline := time.Now().Add(actionTimeout)
+	running := 0
+	var srv *api.Server // read while the action ran, not yet checked
+	serverRead := false
+	for {
+		a := c.waitActionOpen(id)
+		if srv != nil && !a.Finished() && srv.ActionID != id {
+			c.t.Errorf("GET /v1/servers/%s while action %s (%s) ran: action_id %q", serverID, id, a.Command, srv.ActionID)
+		}
+		srv = nil
+		switch a.Status {
+		case api.ActionPending:
+			if a.CurrentTask != api.ActionTaskQueued {
+				c.t.Errorf("action %s (%s) pending: current_task %q, want %q", id, a.Command, a.CurrentTask, api.ActionTaskQueued)
+			}
+		case api.ActionRunning:
+			running++
+			if !slices.Contains(tasks, a.CurrentTask) {
+				c.t.Errorf("action %s (%s) running: current_task %q, want one of %q", id, a.Command, a.CurrentTask, tasks)
+			}
+			if !serverRead {
+				serverRead = true
+				s := c.server(serverID)
+				srv = &s
+			}
+		default:
+			if a.CurrentTask != "" {
+				c.t.Errorf("action %s (%s) %s: current_task %q, want none once finished", id, a.Command, a.Status, a.CurrentTask)
+			}
+			if a.Status != api.ActionSuccess {
+				c.t.Fatalf("action %s (%s) ended %s: %+v", id, a.Command, a.Status, a.Error)
+			}
+			if a.Progress != 100 || a.FinishedAt == nil {
+				c.t.Errorf("successful action %s: progress %d, finished_at %v", id, a.Progress, a.FinishedAt)
+			}
+			return a, running
+		}
+		if time.Now().After(deadline) {
+			c.t.Fatalf("action %s not finished after %s; last: %s (%s)", id, actionTimeout, a.Status, a.CurrentTask)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 }
 
