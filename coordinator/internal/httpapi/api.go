@@ -348,8 +348,9 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 		mux.Handle("POST "+usagePath, a.requireClusterToken(http.HandlerFunc(a.serveUsage)))
 	}
 	// Anything else is a JSON 404, or a 405 with Allow, not the mux's text page.
-	mux.HandleFunc("/", a.unrouted(mux))
-	h := secureHeaders(a.instrument(a.unreadBodies(mux)))
+	unrouted := a.unrouted(mux)
+	mux.HandleFunc("/", unrouted)
+	h := secureHeaders(a.instrument(a.unreadBodies(canonicalV1(mux, unrouted))))
 	if a.clusterAuth() {
 		// Followers' forwarded writes, framed on one connection (forwardmux.go).
 		mux.Handle("POST "+forwardPath, a.requireClusterToken(a.serveForwardChannel(h)))

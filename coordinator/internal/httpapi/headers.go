@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"path"
 	"strings"
 
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
@@ -60,6 +61,33 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 	return out
 }
 
+// canonicalV1 hands a /v1 path that is not in its canonical form (a doubled
+// slash, a "." or ".." segment) to unrouted, a JSON 404 counted against the
+// caller like any other path no route serves, where the mux would answer a
+// 307 text page without the X-RateLimit-* headers, which a client following
+// it obeys by sending a POST again to the canonical path.
+func canonicalV1(mux *http.ServeMux, unrouted http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodConnect && strings.HasPrefix(r.URL.Path, "/v1/") && !canonicalPath(r.URL.EscapedPath()) {
+			unrouted(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// canonicalPath reports whether p (a request's escaped path, as the mux
+// cleans it) is as the mux's path cleaning leaves it: path.Clean's form, a
+// trailing slash kept. An encoded slash or dot ("..%2f") is not cleaned: the
+// route sees it as part of a segment.
+func canonicalPath(p string) bool {
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
+}
+
 // unrouted answers what no route matched: 405 with Allow on a known path,
 // else 404. A /v1 call with a key is counted against that key's rate limit
 // (with its headers) like any other, so on a follower it goes to the leader;
@@ -88,7 +116,7 @@ func (a *API) unrouted(mux *http.ServeMux) http.HandlerFunc {
 				return
 			}
 		}
-		if allow := allowedMethods(mux, r); len(allow) > 0 {
+		if allow := allowedMethods(mux, r); len(allow) > 0 && canonicalPath(r.URL.EscapedPath()) {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
 			writeError(w, rid, api.NewError(http.StatusMethodNotAllowed, "method_not_allowed", r.Method+" is not allowed on "+r.URL.Path+"; allowed: "+strings.Join(allow, ", ")))
 			return
