@@ -41,7 +41,8 @@
 //	     hosting.challenge (token, key_authorization, remove): an HTTP-01
 //	     key authorization served by the node's responder during an ACME
 //	     order (public, no secret_params), or forgotten with remove.
-//	1.4 (104): hosting.password_reset (target "sftp", "db" or "both";
+//	1.4 (104; on the wire, several actions on one stream: proto/doc.go,
+//	     ProtocolActionBatch): hosting.password_reset (target "sftp", "db" or "both";
 //	     secret_params holds sftp_password and/or db_password, those of the
 //	     target): new passwords for the account's system user and its
 //	     MariaDB user; result is Result.hosting. An older agent answers
