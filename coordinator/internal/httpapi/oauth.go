@@ -541,6 +541,10 @@ func (a *API) devicePending(c *oauthCall, req oauth.TokenRequest) *oauth.Error {
 	if !c.now.Before(d.ExpiresAt) {
 		return oauth.Errorf(http.StatusBadRequest, "expired_token", "the device_code expired; start a new device authorization")
 	}
+	// The time between polls is the wall clock's, as the rate limits'
+	// windows are: c.now (hlc) stands still, a nanosecond a call, while
+	// this coordinator's clock is behind the entries it has applied.
+	now := a.wall()
 	a.oauthRT.mu.Lock()
 	defer a.oauthRT.mu.Unlock()
 	if len(a.oauthRT.polls) > 10000 {
@@ -550,12 +554,12 @@ func (a *API) devicePending(c *oauthCall, req oauth.TokenRequest) *oauth.Error {
 	if p == nil {
 		p = &devicePoll{interval: time.Duration(d.Interval) * time.Second}
 		a.oauthRT.polls[hash] = p
-	} else if c.now.Sub(p.last) < p.interval {
+	} else if now.Sub(p.last) < p.interval {
 		p.interval += oauth.SlowDownStep * time.Second
-		p.last = c.now
+		p.last = now
 		return oauth.Errorf(http.StatusBadRequest, "slow_down", "polling faster than every %d s; wait %d s between polls", d.Interval, int(p.interval/time.Second))
 	}
-	p.last = c.now
+	p.last = now
 	return oauth.Errorf(http.StatusBadRequest, "authorization_pending", "the user has not approved the request yet")
 }
 
