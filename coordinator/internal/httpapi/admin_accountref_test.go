@@ -3,10 +3,8 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestAdminNamesAnAccountByEmail: where the operator API takes an account
@@ -15,15 +13,7 @@ import (
 // e-mail no account has is a 404 (the filter's naming what was given).
 func TestAdminNamesAnAccountByEmail(t *testing.T) {
 	s := newSrvAPI(t)
-	live := func(string) (time.Time, bool) { return time.Now(), true }
-	adm := s.a.ServerAdmin(s.a.NodeAdmin(s.a.ReverseZoneAdmin(s.a.AdminHandler()), NodeDeps{Live: live}),
-		ServerAdminConfig{Nodes: NodeDeps{Live: live}})
-	call := func(method, target, body string) (int, string) {
-		t.Helper()
-		w := httptest.NewRecorder()
-		adm.ServeHTTP(w, httptest.NewRequest(method, target, strings.NewReader(body)))
-		return w.Code, w.Body.String()
-	}
+	call := adminCall(t, s)
 	code, out := call("POST", "/admin/accounts", `{"email":"ada.lovelace@example.com","name":"Ada"}`)
 	var acc struct{ ID string }
 	if err := json.Unmarshal([]byte(out), &acc); code != http.StatusCreated || err != nil || acc.ID == "" {

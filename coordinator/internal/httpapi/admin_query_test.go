@@ -10,6 +10,20 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
+// adminCall serves s's operator API in process (every admin mount; the
+// nodes' liveness: all live): call answers a request's status and body.
+func adminCall(t *testing.T, s *srvAPI) (call func(method, target, body string) (int, string)) {
+	live := func(string) (time.Time, bool) { return time.Now(), true }
+	adm := s.a.ServerAdmin(s.a.NodeAdmin(s.a.ReverseZoneAdmin(s.a.AdminHandler()), NodeDeps{Live: live}),
+		ServerAdminConfig{Nodes: NodeDeps{Live: live}})
+	return func(method, target, body string) (int, string) {
+		t.Helper()
+		w := httptest.NewRecorder()
+		adm.ServeHTTP(w, httptest.NewRequest(method, target, strings.NewReader(body)))
+		return w.Code, w.Body.String()
+	}
+}
+
 // TestAdminQueryParameters: the operator API refuses a query parameter the
 // route does not take, as /v1 does (TestUnknownQueryParameters), before
 // anything is read or changed. Before, GET /admin/servers?acount=… (a typo)
@@ -18,15 +32,7 @@ import (
 func TestAdminQueryParameters(t *testing.T) {
 	s := newSrvAPI(t)
 	acc, _ := s.account(api.AllScopes...)
-	live := func(string) (time.Time, bool) { return time.Now(), true }
-	adm := s.a.ServerAdmin(s.a.NodeAdmin(s.a.ReverseZoneAdmin(s.a.AdminHandler()), NodeDeps{Live: live}),
-		ServerAdminConfig{Nodes: NodeDeps{Live: live}})
-	call := func(method, target, body string) (int, string) {
-		t.Helper()
-		w := httptest.NewRecorder()
-		adm.ServeHTTP(w, httptest.NewRequest(method, target, strings.NewReader(body)))
-		return w.Code, w.Body.String()
-	}
+	call := adminCall(t, s)
 	for _, c := range []struct{ method, target, body, want string }{
 		{"GET", "/admin/servers?acount=" + acc, "", `unknown query parameter \"acount\": GET /admin/servers takes account, node`},
 		{"GET", "/admin/servers?account=" + acc + "&account=acc_x", "", `query parameter \"account\" given more than once`},
