@@ -248,18 +248,49 @@ func SHA256File(tb testing.TB, p string) string {
 }
 
 // ReadGuestFile reads a file from a guest's qcow2 disk (works while it runs).
+// The copy is taken without a lock (-U) while QEMU may be writing, so a copy
+// in which debugfs cannot read the file (it says why on stderr and exits 0:
+// once seen as an empty bootcount in tests/e2e) is taken again, up to three
+// times a second apart; then the test fails with what debugfs said.
 func ReadGuestFile(tb testing.TB, disk, path string) string {
 	tb.Helper()
 	raw := filepath.Join(tb.TempDir(), "disk.raw")
-	if out, err := exec.Command("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
-		tb.Fatalf("qemu-img convert: %v %s", err, out)
-	}
 	defer os.Remove(raw)
-	out, err := exec.Command("debugfs", "-R", "cat "+path, raw).Output()
-	if err != nil {
-		tb.Fatalf("debugfs: %v", err)
+	var complaint string
+	for try := 0; try < 3; try++ {
+		if try > 0 {
+			time.Sleep(time.Second)
+		}
+		if out, err := exec.Command("qemu-img", "convert", "-U", "-f", "qcow2", "-O", "raw", disk, raw).CombinedOutput(); err != nil {
+			tb.Fatalf("qemu-img convert: %v %s", err, out)
+		}
+		var stderr strings.Builder
+		cmd := exec.Command("debugfs", "-R", "cat "+path, raw)
+		cmd.Stderr = &stderr
+		out, err := cmd.Output()
+		if err != nil {
+			tb.Fatalf("debugfs: %v %s", err, stderr.String())
+		}
+		// debugfs prints its version banner on stderr; anything else is
+		// why it could not read the file.
+		complaint = strings.TrimSpace(dropBanner(stderr.String()))
+		if complaint == "" {
+			return strings.TrimSpace(string(out))
+		}
 	}
-	return strings.TrimSpace(string(out))
+	tb.Fatalf("debugfs cat %s of a copy of %s, three tries: %s", path, disk, complaint)
+	return ""
+}
+
+// dropBanner removes debugfs's "debugfs 1.47.0 (5-Feb-2023)" line.
+func dropBanner(s string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(l, "debugfs ") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
 }
 
 // QEMUPID is the pid of the domain's QEMU process, from libvirt's pid file,
