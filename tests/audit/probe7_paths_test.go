@@ -12,7 +12,7 @@ import (
 )
 
 // TestProbe7UncleanPathsAreJSON404s: a /v1 path that is not in its canonical
-// form (a doubled slash, a "." or ".." segment), with a valid key, through
+// form (a doubled slash, a "." or ".." segment, also before /v1), with a valid key, through
 // the leader and a follower, is what any other path no route serves is
 // (README: "Anything else is a JSON 404"): a 404 route_not_found in the error
 // envelope with the X-RateLimit-* headers SPEC.md puts on every response,
@@ -29,6 +29,7 @@ func TestProbe7UncleanPathsAreJSON404s(t *testing.T) {
 		for _, p := range []struct{ method, path string }{
 			{"GET", "/v1//tickets"}, {"GET", "/v1/./account"}, {"GET", "/v1/tickets/../account"}, {"GET", "/v1/billing//wallet"},
 			{"POST", "/v1//tickets"}, {"POST", "/v1/./tickets"},
+			{"POST", "/x/../v1/tickets"}, {"GET", "/./v1/account"}, // unclean before /v1 (//v1/…, from a base URL with a trailing slash: httpapi)
 		} {
 			for name, hc := range map[string]*http.Client{"a client": noFollow, "a client following redirects": follow} {
 				req, _ := http.NewRequest(p.method, r.c.URL(i)+p.path, strings.NewReader(`{"subject":"unclean","message":"m"}`))

@@ -62,18 +62,24 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 }
 
 // canonicalV1 hands a /v1 path that is not in its canonical form (a doubled
-// slash, a "." or ".." segment) to unrouted, a JSON 404 counted against the
+// slash, a "." or ".." segment, before /v1 too) to unrouted, a JSON 404 counted against the
 // caller like any other path no route serves, where the mux would answer a
 // 307 text page without the X-RateLimit-* headers, which a client following
 // it obeys by sending a POST again to the canonical path.
 func canonicalV1(mux *http.ServeMux, unrouted http.HandlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodConnect && strings.HasPrefix(r.URL.Path, "/v1/") && !canonicalPath(r.URL.EscapedPath()) {
+		if r.Method != http.MethodConnect && v1Path(r.URL.Path) && !canonicalPath(r.URL.EscapedPath()) {
 			unrouted(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// v1Path reports whether p is a /v1 path, as sent or as the mux cleans it
+// (//v1/tickets, from a client's base URL with a trailing slash; /./v1/…).
+func v1Path(p string) bool {
+	return strings.HasPrefix(p, "/v1/") || strings.HasPrefix(path.Clean(p), "/v1/")
 }
 
 // canonicalPath reports whether p (a request's escaped path, as the mux
@@ -97,7 +103,7 @@ func canonicalPath(p string) bool {
 func (a *API) unrouted(mux *http.ServeMux) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		rid := requestID(r)
-		if strings.HasPrefix(r.URL.Path, "/v1/") {
+		if v1Path(r.URL.Path) {
 			if auth.FromRequest(r) != "" && !a.raft.IsLeader() {
 				a.fwd.forward(w, r, rid)
 				return
