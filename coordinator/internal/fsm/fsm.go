@@ -390,6 +390,11 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 			if rec.ReqHash != env.Idem.ReqHash {
 				return &Result{Err: ErrIdemMismatch}
 			}
+			rec, err := ResolveIdem(store.Read(tx), rec)
+			if err != nil {
+				f.log.Error("idempotency record not replayed", "index", index, "scope", env.Idem.Scope, "err", err)
+				return &Result{Err: err}
+			}
 			return &Result{Replayed: &rec}
 		}
 	}
@@ -440,11 +445,10 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 	}
 	*seq += uint16(len(c.events))
 	if idemKey != nil {
-		body, err := json.Marshal(val)
+		rec, err := idemRecord(c, env, val)
 		if err != nil {
 			return &Result{Err: err}
 		}
-		rec := store.IdemRecord{ReqHash: env.Idem.ReqHash, Status: env.Idem.Status, Body: body, ExpiresAt: env.Idem.ExpiresAt}
 		if err := store.PutJSON(tx, store.BucketIdempotency, idemKey, rec); err != nil {
 			return &Result{Err: err}
 		}

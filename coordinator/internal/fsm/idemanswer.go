@@ -47,6 +47,6 @@ func applyIdemAnswer(c *applyCtx, p IdemAnswer) (any, error) {
 	case !rec.ExpiresAt.After(c.at) || rec.ReqHash != p.ReqHash:
 		return nil, fmt.Errorf("%w: no idempotency record %q of this request", ErrNotFound, p.Scope)
 	}
-	rec.Status, rec.Body = p.Status, p.Body
+	rec.Status, rec.Body, rec.Ticket = p.Status, p.Body, nil
 	return nil, store.PutJSON(c.tx, store.BucketIdempotency, []byte(p.Scope), rec)
 }

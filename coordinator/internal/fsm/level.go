@@ -20,10 +20,12 @@ import (
 // without a recorded level is at 1). Level 2 is the first release that
 // records one. Level 3 writes key usage flushes with their ids
 // (CmdKeyUsageFlush, LevelUsageFlush). Level 4 writes hosting nodes'
-// periodic usage reports (CmdHostingUsage, LevelHostingUsage).
+// periodic usage reports (CmdHostingUsage, LevelHostingUsage). Level 5
+// keeps a ticket reply's Idempotency-Key record without its answer, rebuilt
+// on replay (LevelTicketReplyIdem, ResolveIdem).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 4
+const MaxLevel uint16 = 5
 
 // CmdClusterLevel raises the cluster's semantics level (numbers 570–579 are
 // the level's). Old binaries do not know it and skip it, which is harmless:

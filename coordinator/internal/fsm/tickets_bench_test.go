@@ -47,19 +47,27 @@ func BenchmarkApplyTicketBatch(b *testing.B) {
 
 // BenchmarkTicketReplyIdemRecords applies a thread of 199 customer replies
 // of 4 KiB, each with an Idempotency-Key, as POST /v1/tickets/{id}/reply
-// proposes them (a thread holds at most 200 messages): the idempotency
-// record of each holds its answer, the whole thread so far. It reports the
-// records' bytes against the thread's (idem-bytes/op, thread-bytes/op):
-// with the answer kept whole, the records grow as the square of the thread.
-// One op is one thread. Run it with -benchtime 1x.
+// proposes them (a thread holds at most 200 messages), below and at
+// LevelTicketReplyIdem. It reports the records' bytes against the thread's
+// (idem-bytes/op, thread-bytes/op): below the level each record holds its
+// answer, the whole thread so far, and the records grow as the square of
+// the thread; at it each record is a few hundred bytes. One op is one
+// thread. Run it with -benchtime 1x.
 func BenchmarkTicketReplyIdemRecords(b *testing.B) {
+	for _, level := range []uint16{LevelTicketReplyIdem - 1, LevelTicketReplyIdem} {
+		b.Run(fmt.Sprintf("level-%d", level), func(b *testing.B) { benchTicketReplyIdemRecords(b, level) })
+	}
+}
+
+func benchTicketReplyIdemRecords(b *testing.B, level uint16) {
 	const replies, size = 199, 4096
 	var idem, thread int
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		f := open(b, filepath.Join(b.TempDir(), "f.db"))
-		f.ApplyBatch([]*raft.Log{logAt(b, 1, CmdAccountCreate, t0, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
-			logAt(b, 2, CmdTicketCreate, t0, TicketCreate{ID: "tkt_1", AccountID: "acc_1", MessageID: "msg_0", Subject: "s", Message: "m",
+		f.ApplyBatch([]*raft.Log{logAt(b, 1, CmdClusterLevel, t0, ClusterLevel{Level: level}),
+			logAt(b, 2, CmdAccountCreate, t0, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
+			logAt(b, 3, CmdTicketCreate, t0, TicketCreate{ID: "tkt_1", AccountID: "acc_1", MessageID: "msg_0", Subject: "s", Message: "m",
 				Department: "technical", Priority: "low", PerAccountNumber: true})})
 		body := strings.Repeat("x", size)
 		b.StartTimer()
@@ -71,7 +79,7 @@ func BenchmarkTicketReplyIdemRecords(b *testing.B) {
 			}
 			env.Idem = &IdemRequest{Scope: fmt.Sprintf("key_1/reply-%d", n), ReqHash: "h", Status: 201, ExpiresAt: at.Add(24 * time.Hour)}
 			raw, _ := env.Encode()
-			if r := f.ApplyBatch([]*raft.Log{{Index: uint64(n + 3), Term: 1, Type: raft.LogCommand, Data: raw}})[0].(*Result); r.Err != nil {
+			if r := f.ApplyBatch([]*raft.Log{{Index: uint64(n + 4), Term: 1, Type: raft.LogCommand, Data: raw}})[0].(*Result); r.Err != nil {
 				b.Fatalf("reply %d: %v", n, r.Err)
 			}
 		}

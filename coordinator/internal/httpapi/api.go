@@ -707,8 +707,24 @@ func (a *API) withIdempotency(rt Route, rq *request, key string) (int, any, erro
 	sum := sha256.Sum256([]byte(rq.Method + " " + rq.URL.Path + "\n" + string(rq.body)))
 	hash := hex.EncodeToString(sum[:])
 	var rec store.IdemRecord
-	err := a.state.Read(func(r store.ReadTx) (err error) { rec, err = r.Idempotency(scope); return })
-	if err == nil && rec.ExpiresAt.After(rq.now) {
+	var stored bool
+	var unresolved error
+	_ = a.state.Read(func(r store.ReadTx) error {
+		var err error
+		if rec, err = r.Idempotency(scope); err != nil || !rec.ExpiresAt.After(rq.now) {
+			return nil // no record this request can use: it proposes
+		}
+		stored = true
+		if rec.ReqHash == hash {
+			// A ticket reply's record is rebuilt from the ticket, in this read.
+			rec, unresolved = fsm.ResolveIdem(r, rec)
+		}
+		return nil
+	})
+	if unresolved != nil {
+		return 0, nil, unresolved // a record that cannot be replayed: a 500, logged
+	}
+	if stored {
 		if rec.ReqHash != hash {
 			return 0, nil, fsm.ErrIdemMismatch
 		}
