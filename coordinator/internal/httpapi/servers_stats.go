@@ -48,7 +48,7 @@ func statsQuery(r *http.Request) (stream bool, interval time.Duration, err error
 	case "1", "true":
 		stream = true
 	default:
-		return false, 0, &httpError{status: 400, code: "invalid_query", msg: "query parameter \"stream\" must be 1 or 0"}
+		return false, 0, &httpError{status: 400, code: "invalid_query", msg: "query parameter \"stream\" must be 1, 0, true or false"}
 	}
 	interval = defaultStatsInterval
 	if s := q.Get("interval"); s != "" {

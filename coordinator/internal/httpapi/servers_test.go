@@ -311,7 +311,7 @@ func TestServerBadBodies(t *testing.T) {
 		{"PATCH", base + "/label", `{"label":"a\tb"}`, "label"},
 		{"PATCH", base + "/label", `{"label":"` + strings.Repeat("é", 65) + `"}`, "label"},
 		{"GET", base + "/stats?interval=0&stream=1", "", "interval"},
-		{"GET", base + "/stats?stream=yes", "", "stream"},
+		{"GET", base + "/stats?stream=yes", "", `"stream" must be 1, 0, true or false`},
 	}
 	before := s.actionCount()
 	for _, c := range cases {
