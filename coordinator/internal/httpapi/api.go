@@ -362,6 +362,10 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 // ("matches", "differs" or "unrecorded"); call it before serving.
 func (a *API) SetKEKState(f func() string) { a.kekState = f }
 
+// readyApplyWait is how long /readyz waits for the FSM to reach the commit
+// index before it answers "catching up".
+const readyApplyWait = 500 * time.Millisecond
+
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 	st := a.raft.Status()
 	// Caught up is judged by the FSM, the state every read is served from:
@@ -398,7 +402,11 @@ func (a *API) readyz(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, body)
 		return
 	}
-	if !a.raft.CommandsApplied(commit) {
+	// An entry committed while this request ran may still be on its way to
+	// the FSM (Raft hands batches to it asynchronously): a write in flight is
+	// not catching up. A member whose FSM does not reach the commit index
+	// within readyApplyWait is.
+	if !a.raft.CommandsAppliedWithin(commit, readyApplyWait) {
 		body["status"] = "catching up"
 		w.Header().Set("Retry-After", "1")
 		writeJSON(w, http.StatusServiceUnavailable, body)

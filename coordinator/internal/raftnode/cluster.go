@@ -41,6 +41,10 @@ type Cluster interface {
 	// with a Raft index up to idx (at most the commit index): no-ops and
 	// barriers never reach the FSM, so its applied index alone lags behind.
 	CommandsApplied(idx uint64) bool
+	// CommandsAppliedWithin waits up to d for CommandsApplied(idx): Raft
+	// hands committed entries to the FSM asynchronously, so an entry
+	// committed an instant ago may still be on its way.
+	CommandsAppliedWithin(idx uint64, d time.Duration) bool
 	// LeaderCh signals gains and losses of leadership (one consumer only).
 	LeaderCh() <-chan bool
 	// Restore installs a backup as the cluster's state (leader only).

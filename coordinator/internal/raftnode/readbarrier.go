@@ -165,6 +165,11 @@ func (n *Node) waitApplied(idx uint64, deadline time.Time) error {
 	}
 }
 
+// CommandsAppliedWithin waits up to d for CommandsApplied(idx).
+func (n *Node) CommandsAppliedWithin(idx uint64, d time.Duration) bool {
+	return n.waitApplied(idx, time.Now().Add(d)) == nil
+}
+
 // maxQuietScan bounds the log entries one CommandsApplied call reads (a
 // variable for tests).
 var maxQuietScan uint64 = 4096
