@@ -39,8 +39,16 @@ type Deps struct {
 	Propose func(ctx context.Context, t fsm.CommandType, payload any) (*fsm.Result, error)
 	// Sessions is the agent session listener, or nil when there is none.
 	Sessions func() *session.Server
-	// Clock is the clock of node liveness and action deadlines (default: the wall clock).
+	// Clock is the wall clock node liveness and the waits between sends
+	// are timed on (default: the real one).
 	Clock clock.Clock
+	// Now is the cluster's clock (httpapi API.Now, hlc), the one an
+	// action's deadline and a cleanup's not-before time were set on (the
+	// FSM's command time plus a duration): they fall due when it passes
+	// them, not the wall clock, which on a leader whose clock is behind the
+	// one that opened the action is behind them by the skew (default:
+	// Clock.Now).
+	Now func() time.Time
 	// Grace: a session silent this long is dead.
 	Grace time.Duration
 	// ActionDeadline: an action whose node stays away this long fails.
@@ -112,6 +120,9 @@ const maxBrokenSends = 5
 func New(deps Deps) *Dispatcher {
 	if deps.Clock == nil {
 		deps.Clock = clock.Real{}
+	}
+	if deps.Now == nil {
+		deps.Now = deps.Clock.Now
 	}
 	if deps.Log == nil {
 		deps.Log = slog.New(slog.DiscardHandler)
@@ -308,6 +319,9 @@ func (d *Dispatcher) scan(ctx context.Context) {
 		return
 	})
 	now := d.s.Clock.Now()
+	// due: the deadlines and not-before times, set on the cluster's clock,
+	// are judged on it; now (the wall clock) times this leader's own waits.
+	due := d.s.Now()
 	var expired []fsm.ActionFinish
 	var ready []store.Action // to send now
 	openIDs := make(map[string]bool, len(open)+len(inflight))
@@ -323,7 +337,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 		if busy {
 			continue
 		}
-		if nb, err := time.Parse(time.RFC3339Nano, a.Meta[fsm.MetaNotBefore]); err == nil && now.Before(nb) {
+		if nb, err := time.Parse(time.RFC3339Nano, a.Meta[fsm.MetaNotBefore]); err == nil && due.Before(nb) {
 			continue // a cleanup's next attempt, held back (its deadline counts from then)
 		}
 		if d.connected(a.NodeID) {
@@ -333,7 +347,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 			d.mu.Lock()
 			failed := d.failed[a.ID]
 			d.mu.Unlock()
-			if failed >= maxBrokenSends && now.After(a.Deadline) {
+			if failed >= maxBrokenSends && due.After(a.Deadline) {
 				// The node is there but every exchange breaks (an agent that
 				// crashes on this action): stop at the deadline.
 				expired = append(expired, d.withCleanup(a, fsm.ActionFinish{ID: a.ID, ErrorCode: "node_error",
@@ -343,7 +357,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 			ready = append(ready, a)
 			continue
 		}
-		if now.After(a.Deadline) && (a.Status != api.ActionRunning || now.Sub(d.awaySince(a.NodeID)) > d.s.ActionDeadline) {
+		if due.After(a.Deadline) && (a.Status != api.ActionRunning || now.Sub(d.awaySince(a.NodeID)) > d.s.ActionDeadline) {
 			// A pending action fails at its deadline; one the node already
 			// runs only once the node has been away a whole deadline (a long
 			// reinstall outlives a short network cut).

@@ -46,8 +46,9 @@ type NodeConfig struct {
 	// for its accounts' disk usage (hostingusage).
 	HostingUsageInterval time.Duration
 
-	// Set in code only (tests): the clock of node liveness, certificates and
-	// action deadlines (nil: the wall clock).
+	// Set in code only (tests): the clock of node liveness and certificates
+	// (nil: the wall clock). Action deadlines are judged on the API's clock
+	// (API.Now), the one they were set on.
 	Clock clock.Clock
 
 	rt *nodeRuntime // made by validate, one per start
@@ -156,7 +157,7 @@ func (s *Server) startNodes() error {
 		ConsoleSealKey: s.consoleSealKey,
 	}, nodes.Deps{State: s.Node.FSM, Cluster: s.Node, Ready: s.API.LeaderReady, Apply: s.API.Apply, Sealer: s.sealer})
 	c.rt.disp = dispatch.New(dispatch.Deps{
-		State: s.Node.FSM, Propose: s.propose, Sessions: s.AgentSessions, Clock: c.Clock,
+		State: s.Node.FSM, Propose: s.propose, Sessions: s.AgentSessions, Clock: c.Clock, Now: s.API.Now,
 		Grace: c.Grace, ActionDeadline: c.ActionDeadline, CleanupRetryBase: c.CleanupRetryBase, Log: s.log,
 	})
 	c.rt.usage = hostingusage.New(hostingusage.Deps{
