@@ -130,6 +130,6 @@ func (s *Server) rdnsJobs() []func(ctx context.Context) {
 	}
 	client := &rdns.Client{BaseURL: c.APIURL, ServerID: c.ServerID, Key: c.key, HTTP: &http.Client{Timeout: 15 * time.Second}}
 	r := reconcile.New(client, reconcile.Config{Nameservers: c.nameservers(), TTL: c.TTL, Resync: c.Resync,
-		RetryInitial: c.RetryInitial, RetryMax: c.RetryMax}, s.Node.FSM, s.API.Apply, s.rdnsMet, log)
+		RetryInitial: c.RetryInitial, RetryMax: c.RetryMax, Now: s.API.Now}, s.Node.FSM, s.API.Apply, s.rdnsMet, log)
 	return []func(ctx context.Context){r.Run}
 }

@@ -73,6 +73,12 @@ type Config struct {
 	// RetryInitial and RetryMax bound the back-off while PowerDNS cannot be
 	// reached.
 	RetryInitial, RetryMax time.Duration
+	// Now is the clock the pass's command is stamped at (a zone's synced_at):
+	// the cluster's (httpapi API.Now), never earlier than the entries
+	// applied, so a zone is not shown synced before it was mapped on a
+	// leader whose clock is behind (nil: time.Now). The passes' own timing
+	// (Resync, the back-off) stays on the wall clock.
+	Now func() time.Time
 }
 
 // Applier proposes a command through Raft (the API's apply).
@@ -104,11 +110,18 @@ func New(c *rdns.Client, cfg Config, state store.Reader, apply Applier, met *Met
 	if cfg.RetryMax < cfg.RetryInitial {
 		cfg.RetryMax = 30 * time.Second
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	return &Reconciler{c: c, state: state, apply: apply, met: met, cfg: cfg, log: log}
 }
 
 func (r *Reconciler) propose(ctx context.Context, t fsm.CommandType, payload any) error {
-	env, err := fsm.NewEnvelope(t, time.Now(), payload)
+	now := time.Now
+	if r.cfg.Now != nil {
+		now = r.cfg.Now // nil in DropRemoved's, whose command stores no time
+	}
+	env, err := fsm.NewEnvelope(t, now(), payload)
 	if err != nil {
 		return err
 	}

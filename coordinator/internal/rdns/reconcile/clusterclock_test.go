@@ -1,0 +1,81 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/raft"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ipam"
+	"github.com/hostplane/hostplane/coordinator/internal/rdns"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+)
+
+// TestSyncedAtNotBeforeTheZoneWasMapped: a pass on a leader whose wall
+// clock is 3 h behind the cluster's (the zone mapped at the cluster's time,
+// by a leader whose clock was right) records the zone synced at the
+// cluster's clock, not 3 h before it was mapped.
+func TestSyncedAtNotBeforeTheZoneWasMapped(t *testing.T) {
+	f, err := fsm.Open(filepath.Join(t.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	mapped := time.Now().UTC().Add(3 * time.Hour) // the cluster's time: this process's wall clock is 3 h behind it
+	var idx uint64
+	apply := func(_ context.Context, env *fsm.Envelope) (*fsm.Result, error) {
+		data, err := json.Marshal(env)
+		if err != nil {
+			return nil, err
+		}
+		idx++
+		res := f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: data}).(*fsm.Result)
+		return res, res.Err
+	}
+	for _, c := range []struct {
+		t fsm.CommandType
+		p any
+	}{
+		{fsm.CmdIPPoolCreate, fsm.IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: "v4", CIDR: "198.51.100.0/24", Gateway: "198.51.100.1", Bridge: "br0"}}}},
+		{fsm.CmdReverseZoneAdd, fsm.ReverseZoneAdd{Zone: "100.51.198.in-addr.arpa", Pool: "v4"}},
+	} {
+		env, err := fsm.NewEnvelope(c.t, mapped, c.p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := apply(context.Background(), env); err != nil {
+			t.Fatalf("apply %d: %v", c.t, err)
+		}
+	}
+	// PowerDNS: the zone exists, empty; every change is taken.
+	pdns := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/zones/") {
+			_, _ = w.Write([]byte(`{"name":"100.51.198.in-addr.arpa.","kind":"Native","rrsets":[]}`))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(pdns.Close)
+	client := &rdns.Client{BaseURL: pdns.URL, ServerID: "localhost", Key: "k", HTTP: pdns.Client()}
+	cluster := func() time.Time { return mapped.Add(time.Second) } // the API's clock: past what was applied
+	r := New(client, Config{Nameservers: []string{"ns1.example.test"}, Now: cluster}, f, apply, NewMetrics(f), slog.New(slog.DiscardHandler))
+	if _, err := r.pass(context.Background(), true); err != nil {
+		t.Fatalf("pass: %v", err)
+	}
+	var zs []store.ReverseZone
+	_ = f.Read(func(rt store.ReadTx) (err error) { zs, err = rt.ReverseZones(); return })
+	if len(zs) != 1 || zs[0].SyncedAt == nil {
+		t.Fatalf("zones after the pass: %+v, want one synced", zs)
+	}
+	if z := zs[0]; z.SyncedAt.Before(z.CreatedAt) || !z.SyncedAt.Equal(cluster()) {
+		t.Fatalf("zone mapped at %s, synced at %s; want synced at the cluster's %s", z.CreatedAt, z.SyncedAt, cluster())
+	}
+}
