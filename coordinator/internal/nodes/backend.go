@@ -119,6 +119,12 @@ func (b backend) Enrol(ctx context.Context, in session.EnrolInput) *pb.EnrolResp
 		return enrolErr("bad_request", err.Error())
 	}
 	now := s.now().UTC()
+	// The token is checked, and the enrolment recorded, at the cluster's
+	// time: its expiry was set on that clock, and on a leader whose clock is
+	// behind the wall clock would take a token that expired before this
+	// leader took over. The certificate is signed on the wall clock, which
+	// TLS checks it against.
+	at := s.cfg.Now().UTC()
 	// Check before signing; the command checks again at its own time. A retry
 	// of an enrolment that went through (same token, node and key) gets the
 	// certificate issued then.
@@ -128,7 +134,7 @@ func (b backend) Enrol(ctx context.Context, in session.EnrolInput) *pb.EnrolResp
 			again = &n
 			return nil
 		}
-		_, err := fsm.CheckJoinToken(r, in.Token.ID, hash, in.NodeID, now)
+		_, err := fsm.CheckJoinToken(r, in.Token.ID, hash, in.NodeID, at)
 		return err
 	})
 	if err != nil {
@@ -147,7 +153,7 @@ func (b backend) Enrol(ctx context.Context, in session.EnrolInput) *pb.EnrolResp
 	if in.Hello != nil {
 		hostname = in.Hello.Hostname
 	}
-	env, err := fsm.NewEnvelope(fsm.CmdNodeEnrol, now, fsm.NodeEnrol{TokenID: in.Token.ID, TokenHash: hash, NodeID: in.NodeID,
+	env, err := fsm.NewEnvelope(fsm.CmdNodeEnrol, at, fsm.NodeEnrol{TokenID: in.Token.ID, TokenHash: hash, NodeID: in.NodeID,
 		Hostname: hostname, CertSerial: cert.Serial, CertNotAfter: cert.NotAfter, CertDER: cert.DER, KeyHash: keyHash})
 	if err == nil {
 		_, err = s.deps.Apply(ctx, env)

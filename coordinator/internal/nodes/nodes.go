@@ -35,7 +35,12 @@ type Config struct {
 	Grace   time.Duration
 	CertTTL time.Duration
 	Clock   clock.Clock // default: the wall clock
-	Log     *slog.Logger
+	// Now is the cluster's clock (httpapi API.Now, hlc: never earlier than
+	// the entries applied) an enrolment is judged and recorded at: a join
+	// token's expiry was set on it (default: Clock.Now). Liveness, hellos
+	// and certificates keep Clock (see propose).
+	Now func() time.Time
+	Log *slog.Logger
 	// ConsoleKey returns the console public key told to agents (nil: none).
 	ConsoleKey func() []byte
 	// ConsoleSealKey returns the console sealing key told to agents of
@@ -92,12 +97,23 @@ func New(cfg Config, deps Deps) *Service {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
+	if cfg.Now == nil {
+		cfg.Now = cfg.Clock.Now
+	}
 	return &Service{cfg: cfg, deps: deps, log: log}
 }
 
 func (s *Service) now() time.Time { return s.cfg.Clock.Now() }
 
-// propose commits a command stamped with the wall clock.
+// propose commits a command stamped with the wall clock: a hello's time is
+// the node's last_seen_at, which the liveness sweep measures the grace
+// period from on this leader's wall clock (on the cluster's clock, which
+// hlc holds while this leader's is behind, a node that went away after its
+// hello would be recorded unreachable only once the wall clock caught up).
+// The node state changes keep the hellos' clock (their transitions' times
+// follow one another), and the CA init's and session address's times are
+// compared with nothing. A renewal's time is checked against the old
+// certificate's not-after, signed on the wall clock, as Renew's is.
 func (s *Service) propose(ctx context.Context, t fsm.CommandType, payload any) (*fsm.Result, error) {
 	env, err := fsm.NewEnvelope(t, time.Now(), payload)
 	if err != nil {

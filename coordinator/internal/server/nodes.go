@@ -153,7 +153,7 @@ func (s *Server) startNodes() error {
 	}
 	c.rt.nodes = nodes.New(nodes.Config{
 		ID: s.cfg.NodeID, ListenAddr: c.ListenAddr, Advertise: c.Advertise, PingInterval: c.PingInterval,
-		Grace: c.Grace, CertTTL: c.CertTTL, Clock: c.Clock, Log: s.log, ConsoleKey: s.consolePublicKey,
+		Grace: c.Grace, CertTTL: c.CertTTL, Clock: c.Clock, Now: s.API.Now, Log: s.log, ConsoleKey: s.consolePublicKey,
 		ConsoleSealKey: s.consoleSealKey,
 	}, nodes.Deps{State: s.Node.FSM, Cluster: s.Node, Ready: s.API.LeaderReady, Apply: s.API.Apply, Sealer: s.sealer})
 	c.rt.disp = dispatch.New(dispatch.Deps{
