@@ -131,6 +131,7 @@ func (h *handlers) confirmStep(ctx context.Context, t *Tool, raw []byte, call *C
 		if err != nil {
 			return errorResult(api.NewError(http.StatusBadGateway, "dispatch_failed", err.Error())), false
 		}
+		who.sendLimit(resp.Header)
 		if resp.Status >= 300 {
 			return result(q, resp), false
 		}

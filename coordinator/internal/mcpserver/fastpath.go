@@ -384,8 +384,16 @@ func (f *fastCalls) serveBody(w http.ResponseWriter, r *http.Request, c httpapi.
 	// The Who the SDK's path makes of the same request (whoFrom).
 	who := Who{Authorization: r.Header.Get("Authorization"),
 		RemoteAddr: r.RemoteAddr, ForwardedFor: r.Header.Values(forwardedForHeader), Host: r.Host, Caller: c.AccountID, RequestID: r.Header.Get(requestIDHeader)}
+	// The answer is written after runOp: the X-RateLimit-* headers of the
+	// call's count go on it, as on every other /mcp and /v1 answer.
+	who.limit = func(h http.Header) { copyRateLimit(w.Header(), h) }
 	if f.counter != nil {
-		who.count = func() *api.Error { return f.counter.CountRequest(headerSink{}, r, c) }
+		who.count = func() *api.Error {
+			s := headerSink{h: http.Header{}}
+			e := f.counter.CountRequest(s, r, c)
+			copyRateLimit(w.Header(), s.h)
+			return e
+		}
 	}
 	resp, res := f.h.runOp(r.Context(), t, p.Arguments, true, who)
 	if resp == nil && res == nil {

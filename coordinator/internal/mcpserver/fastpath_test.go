@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +169,53 @@ func TestToolErrorNamesTheRequest(t *testing.T) {
 		if want := `\"request_id\":\"` + rid + `\"`; !strings.Contains(w.Body.String(), want) {
 			t.Errorf("fast=%v: the tool error does not name the /mcp request %s:\n%s", fast, rid, w.Body)
 		}
+	}
+}
+
+// TestToolCallsCarryRateLimitHeaders: a tool call on /mcp carries the
+// X-RateLimit-* headers of its count, as every /v1 answer and every other
+// /mcp request does, through the SDK's transport and on the fast path: a
+// call dispatched to its /v1 route (a result, a REST 404) and one refused
+// before dispatch (bad arguments, counted by /mcp itself), each one token
+// less than the one before.
+func TestToolCallsCarryRateLimitHeaders(t *testing.T) {
+	c := testcluster.New(t, 1, testcluster.WithRateLimit(100))
+	_, key := c.NewAccount("ratehdr@example.com", api.AllScopes...)
+	tk, err := c.Client(0, key).CreateTicket(context.Background(), api.TicketCreateRequest{Subject: "s", Message: "m"}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := c.Nodes[0].Server.APIHandler()
+	post, sess := inProcessSession(t, h, key)
+	call := func(args string) string {
+		return `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_ticket","arguments":` + args + `}}`
+	}
+	prev, prevReset := -1, ""
+	for _, fast := range []bool{false, true} { // the SDK first: the fast path serves a session the SDK saw initialized
+		was := mcpserver.SetFastCalls(fast)
+		for _, tc := range []struct{ name, body, want string }{
+			{"result", call(`{"id":"` + tk.ID + `"}`), `"structuredContent":{`},
+			{"rest 404", call(`{"id":"tkt_nope"}`), `"isError":true`},
+			{"unknown argument", call(`{"id":"x","colour":"red"}`), `unknown argument`},
+			{"result again", call(`{"id":"` + tk.ID + `"}`), `"structuredContent":{`},
+		} {
+			n := mcpserver.FastServed()
+			w := post(sess, tc.body)
+			if served := mcpserver.FastServed() - n; served != map[bool]int64{true: 1}[fast] || w.Code != 200 || !strings.Contains(w.Body.String(), tc.want) {
+				t.Fatalf("fast=%v %s: the fast path answered %d; %d %s", fast, tc.name, served, w.Code, w.Body)
+			}
+			lim, rem, reset := w.Header().Get("X-RateLimit-Limit"), w.Header().Get("X-RateLimit-Remaining"), w.Header().Get("X-RateLimit-Reset")
+			left, err := strconv.Atoi(rem)
+			if lim != "100" || err != nil || reset == "" {
+				t.Fatalf("fast=%v %s: X-RateLimit-Limit %q, -Remaining %q, -Reset %q; want the key's figures", fast, tc.name, lim, rem, reset)
+			}
+			// One window (a fixed minute from the key's first request) may
+			// end between two calls on a slow machine.
+			if prev >= 0 && reset == prevReset && left != prev-1 {
+				t.Errorf("fast=%v %s: X-RateLimit-Remaining %d after %d: not this call's count", fast, tc.name, left, prev)
+			}
+			prev, prevReset = left, reset
+		}
+		mcpserver.SetFastCalls(was)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -55,6 +56,35 @@ type Who struct {
 	// nothing was dispatched (bad arguments, a refused confirmation), which
 	// no /v1 route counts; nil: not counted (no RequestCounter).
 	count func() *api.Error
+	// limit takes the X-RateLimit-* headers of the call's count (a
+	// dispatched /v1 answer's, or count's) for the /mcp answer; nil: they
+	// are not sent.
+	limit func(http.Header)
+}
+
+// rateLimitHeaders are the headers of a request's count (httpapi).
+var rateLimitHeaders = []string{
+	http.CanonicalHeaderKey("X-RateLimit-Limit"),
+	http.CanonicalHeaderKey("X-RateLimit-Remaining"),
+	http.CanonicalHeaderKey("X-RateLimit-Reset"),
+}
+
+// copyRateLimit sets dst's X-RateLimit-* headers to src's, when src has them.
+func copyRateLimit(dst, src http.Header) {
+	if src.Get(rateLimitHeaders[0]) == "" {
+		return
+	}
+	for _, k := range rateLimitHeaders {
+		dst[k] = slices.Clone(src[k])
+	}
+}
+
+// sendLimit hands the X-RateLimit-* headers of h, a dispatched answer's,
+// to who.limit.
+func (w Who) sendLimit(h http.Header) {
+	if w.limit != nil && h != nil {
+		w.limit(h)
+	}
 }
 
 // Options configure the MCP server.
@@ -189,6 +219,7 @@ func (h *handlers) runOp(ctx context.Context, t *Tool, raw []byte, valid bool, w
 	if err != nil {
 		return nil, errorResult(api.NewError(http.StatusBadGateway, "dispatch_failed", err.Error()))
 	}
+	who.sendLimit(resp.Header)
 	return resp, nil
 }
 
@@ -207,6 +238,7 @@ func whoFrom(x *mcp.RequestExtra) Who {
 		w.RemoteAddr, _ = ti.Extra["remote_addr"].(string)
 		w.Host, _ = ti.Extra["host"].(string)
 		w.count, _ = ti.Extra["count"].(func() *api.Error)
+		w.limit, _ = ti.Extra["limit"].(func(http.Header))
 	}
 	return w
 }
@@ -533,12 +565,21 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		}
 		ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: c.AccountID,
 			Extra: map[string]any{"remote_addr": r.RemoteAddr, "host": r.Host, "key_id": c.KeyID}}
+		// The tool handler runs on the SDK's goroutine, which writes the
+		// answer once the handler returns: the X-RateLimit-* headers of the
+		// call's count are handed over under a lock and set as the answer's
+		// header is written (none when the SDK wrote it first).
+		lim := &limitBox{}
+		ti.Extra["limit"] = lim.set
 		if counter != nil {
-			// The tool handler runs while the SDK writes the answer: the
-			// X-RateLimit headers of such a count are not sent.
-			ti.Extra["count"] = func() *api.Error { return counter.CountRequest(headerSink{}, r, c) }
+			ti.Extra["count"] = func() *api.Error {
+				s := headerSink{h: http.Header{}}
+				e := counter.CountRequest(s, r, c)
+				lim.set(s.h)
+				return e
+			}
 		}
-		verified.ServeHTTP(&noStoreWriter{ResponseWriter: w}, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
+		verified.ServeHTTP(&noStoreWriter{ResponseWriter: w, lim: lim}, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
 	})
 }
 
@@ -564,6 +605,32 @@ func dataAfterValue(body []byte) bool {
 type noStoreWriter struct {
 	http.ResponseWriter
 	wrote bool
+	lim   *limitBox // X-RateLimit-* headers of a tool call's count
+}
+
+// limitBox holds the X-RateLimit-* headers of a tool call's count on the
+// SDK's path, handed from the tool handler to the answer's writer.
+type limitBox struct {
+	mu sync.Mutex
+	h  http.Header
+}
+
+func (b *limitBox) set(h http.Header) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.h == nil {
+		b.h = http.Header{}
+	}
+	copyRateLimit(b.h, h)
+}
+
+// writeTo sets the held headers on h, if any.
+func (b *limitBox) writeTo(h http.Header) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.h != nil {
+		copyRateLimit(h, b.h)
+	}
 }
 
 var noStore = []string{"no-store, no-transform"}
@@ -573,6 +640,9 @@ func (w *noStoreWriter) WriteHeader(code int) {
 		w.wrote = true
 		if _, ok := w.Header()["Cache-Control"]; ok {
 			w.Header()["Cache-Control"] = noStore
+		}
+		if w.lim != nil {
+			w.lim.writeTo(w.Header())
 		}
 	}
 	w.ResponseWriter.WriteHeader(code)
@@ -613,10 +683,11 @@ func bearerShaped(v string) bool {
 
 type tokenInfoKey struct{}
 
-// headerSink is a ResponseWriter whose headers go nowhere.
-type headerSink struct{}
+// headerSink is a ResponseWriter whose headers go to h and whose body goes
+// nowhere.
+type headerSink struct{ h http.Header }
 
-func (headerSink) Header() http.Header         { return http.Header{} }
+func (s headerSink) Header() http.Header       { return s.h }
 func (headerSink) Write(b []byte) (int, error) { return len(b), nil }
 func (headerSink) WriteHeader(int)             {}
 
