@@ -323,15 +323,17 @@ func (a *API) publicRoutes() []Route {
 	}
 }
 
-// Handler returns the public listener's handler: /v1, /openapi.json, health,
-// and the cluster-internal admin mount. /metrics has a listener of its own
-// (MetricsHandler).
+// Handler returns the public listener's handler: /v1, /openapi.json (also
+// as /v1/openapi.json), health, and the cluster-internal admin mount.
+// /metrics has a listener of its own (MetricsHandler).
 func (a *API) Handler(admin http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	for _, rt := range a.routes {
 		mux.Handle(rt.Method+" "+rt.Path, a.wrap(rt))
 	}
 	mux.HandleFunc("GET /openapi.json", a.serveOpenAPI)
+	// Also under /v1, for a client that appends the name to its /v1 base URL.
+	mux.HandleFunc("GET /v1/openapi.json", a.serveOpenAPI)
 	for _, m := range a.mounts {
 		mux.Handle(m.pattern, m.handler)
 	}
