@@ -30,8 +30,9 @@ func TestReadyWhileAWriteIsOnItsWayToTheFSM(t *testing.T) {
 		t.Fatalf("/readyz before: %d %q", code, st)
 	}
 	// The FSM holds after the next entry; the one after it is committed
-	// and waits for the FSM.
-	behind := func() (release func()) {
+	// and waits for the FSM. finish releases it and waits for both entries'
+	// answers, so the FSM is idle before stallFSM sets its hook again.
+	behind := func() (release, finish func()) {
 		stalled, release := stallFSM(w)
 		done := make(chan error, 2)
 		go func() { _, err := w.a.Apply(context.Background(), accountEnv()); done <- err }()
@@ -46,28 +47,29 @@ func TestReadyWhileAWriteIsOnItsWayToTheFSM(t *testing.T) {
 		go func() { done <- fut.Error() }()
 		for deadline := time.Now().Add(5 * time.Second); w.node.Raft.CommitIndex() <= w.node.FSM.AppliedIndex(); time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
+				release()
 				t.Fatal("the second entry was not committed within 5 s")
 			}
 		}
-		t.Cleanup(func() {
+		return release, func() {
 			release()
 			for range 2 {
 				if err := <-done; err != nil {
 					t.Errorf("apply: %v", err)
 				}
 			}
-		})
-		return release
+		}
 	}
 
-	release := behind()
+	release, finish := behind()
 	time.AfterFunc(100*time.Millisecond, release)
 	if code, st := ready(); code != 200 {
 		t.Errorf("/readyz with an entry on its way to the FSM (released after 100 ms): %d %q, want 200", code, st)
 	}
+	finish()
 
-	release = behind()
-	defer release()
+	_, finish = behind()
+	defer finish()
 	if code, st := ready(); code != 503 || st != "catching up" {
 		t.Errorf("/readyz with the FSM held behind the commit index: %d %q, want 503 \"catching up\"", code, st)
 	}
