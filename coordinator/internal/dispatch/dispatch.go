@@ -702,7 +702,19 @@ type exchange struct {
 }
 
 func (d *Dispatcher) startExchange(ctx context.Context, a store.Action, assign *pb.ActionAssign) *exchange {
-	d.s.Log.Info("action sent", "action", a.ID, "node", a.NodeID, "command", a.Command, "resend", assign.Resend)
+	// A first send is logged at debug level: "action finished" says how it
+	// ended and how long after it was sent (seconds), and the action's
+	// started_at when it started. A resend (the action may have reached the
+	// agent before) stays at info. Each log line cost the leader ~12 µs of
+	// CPU (mostly its write(2)); two per action were a third of the
+	// dispatcher's CPU per order under BenchmarkOrderCPU.
+	lvl := slog.LevelDebug
+	if assign.Resend {
+		lvl = slog.LevelInfo
+	}
+	if d.s.Log.Enabled(ctx, lvl) {
+		d.s.Log.Log(ctx, lvl, "action sent", "action", a.ID, "node", a.NodeID, "command", a.Command, "resend", assign.Resend)
+	}
 	d.sends.WithLabelValues(a.Command, strconv.FormatBool(assign.Resend)).Inc()
 	return &exchange{d: d, ctx: ctx, a: a, assign: assign, sentAt: time.Now(), status: a.Status}
 }
@@ -800,9 +812,10 @@ func (x *exchange) finish(err error) error {
 	if !result.Success {
 		outcome = api.ActionFailed
 	}
+	took := time.Since(x.sentAt).Seconds()
 	d.finished.WithLabelValues(a.Command, outcome).Inc()
-	d.duration.WithLabelValues(a.Command).Observe(time.Since(x.sentAt).Seconds())
-	d.s.Log.Info("action finished", "action", a.ID, "node", a.NodeID, "command", a.Command, "success", result.Success, "error_code", fin.ErrorCode)
+	d.duration.WithLabelValues(a.Command).Observe(took)
+	d.s.Log.Info("action finished", "action", a.ID, "node", a.NodeID, "command", a.Command, "success", result.Success, "error_code", fin.ErrorCode, "seconds", took)
 	return nil
 }
 

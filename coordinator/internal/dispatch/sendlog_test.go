@@ -1,0 +1,78 @@
+package dispatch
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	pb "github.com/hostplane/hostplane/proto"
+)
+
+// lockedBuffer is a bytes.Buffer for a logger written from several
+// goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// take returns what was written since the last take.
+func (b *lockedBuffer) take() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.buf.String()
+	b.buf.Reset()
+	return s
+}
+
+// TestSendLogLines: at the default (info) level an action sent for the
+// first time logs one line, "action finished" with its outcome and the
+// seconds since it was sent, not an "action sent" line as well; a resend
+// (the action may have reached the agent before) is logged at info; at
+// debug level the first send is logged too.
+func TestSendLogLines(t *testing.T) {
+	for _, tc := range []struct {
+		level slog.Level
+		want  []string // lines of the first send, then of the resend
+	}{
+		{slog.LevelInfo, []string{"action finished", "action sent|action finished"}},
+		{slog.LevelDebug, []string{"action sent|action finished", "action sent|action finished"}},
+	} {
+		r := newHeldRig(t, []*pb.Envelope{resultFrame("act_1")}, nil)
+		var out lockedBuffer
+		r.d.s.Log = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: tc.level}))
+		for i, want := range tc.want {
+			r.d.send(context.Background(), pendingAction())
+			waitIdle(t, r.d)
+			text := out.take()
+			var msgs []string
+			for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
+				_, msg, _ := strings.Cut(line, "msg=")
+				msg, _, _ = strings.Cut(strings.Trim(msg, `"`), `" `)
+				msgs = append(msgs, msg)
+				switch msg {
+				case "action sent":
+					if resend := i > 0; !strings.Contains(line, "level=") ||
+						strings.Contains(line, "level=INFO") != resend || !strings.Contains(line, "action=act_1") {
+						t.Errorf("level %s, send %d: %q: want the resend alone at INFO, naming the action", tc.level, i+1, line)
+					}
+				case "action finished":
+					if !strings.Contains(line, "level=INFO") || !strings.Contains(line, "success=true") || !strings.Contains(line, " seconds=") {
+						t.Errorf("level %s, send %d: %q: want INFO with its outcome and seconds", tc.level, i+1, line)
+					}
+				}
+			}
+			if got := strings.Join(msgs, "|"); got != want {
+				t.Errorf("level %s, send %d logged %q (%s), want %q", tc.level, i+1, got, text, want)
+			}
+		}
+	}
+}
