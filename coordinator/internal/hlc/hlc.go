@@ -1,6 +1,7 @@
 // Package hlc is the clock a coordinator makes ids and command times at: the
 // wall clock, never earlier than what the entries it has applied carry (a
-// hybrid logical clock's floor).
+// hybrid logical clock's floor), and running on from that floor at the rate
+// time passes while the wall clock is behind it.
 //
 // Ids (coordinator/internal/ids) start with the millisecond they were made
 // at, and lists sort by id, newest first. A leader makes them, and the time
@@ -11,6 +12,14 @@
 // latest time of the entries it has applied (fsm.FSM.AppliedAt), and a new
 // leader has applied every earlier entry before it serves (the barrier of
 // httpapi's leader readiness), so its clock starts past the old leader's.
+//
+// From there it runs as time passes (measured on the monotonic clock), not
+// held at the floor until the wall clock catches up: deadlines and
+// not-before times set on it (the dispatcher's) fall due after their
+// duration on a leader whose clock is behind, not late by the skew. The
+// price: when the floor is ahead because the old leader's clock was, the
+// cluster's times stay that far ahead of this leader's wall clock (at most
+// MaxAhead), as the entries already stored are.
 package hlc
 
 import (
@@ -31,9 +40,17 @@ const MaxAhead = 24 * time.Hour
 type Clock struct {
 	wall  func() time.Time
 	floor func() time.Time
-	mu    sync.Mutex
+	// mono is the time passed since New, on the monotonic clock: a wall
+	// clock set forward or back does not move it.
+	mono func() time.Duration
+	mu   sync.Mutex
 	// issued is the last time Now returned (unix ns; 0: none yet).
 	issued int64
+	// ahead is the time (unix ns) Now gave at aheadAt (mono) when it last
+	// moved past the wall clock to a later applied entry; 0: none. While
+	// the wall clock is behind, Now runs on from it as time passes.
+	ahead   int64
+	aheadAt time.Duration
 }
 
 // New returns the clock of wall (nil: time.Now) held to floor, the latest
@@ -42,7 +59,8 @@ func New(wall, floor func() time.Time) *Clock {
 	if wall == nil {
 		wall = time.Now
 	}
-	return &Clock{wall: wall, floor: floor}
+	start := time.Now()
+	return &Clock{wall: wall, floor: floor, mono: func() time.Duration { return time.Since(start) }}
 }
 
 // Now is the time to make ids and a command's time at, in UTC:
@@ -50,19 +68,24 @@ func New(wall, floor func() time.Time) *Clock {
 //     time Now returned before;
 //   - when an applied entry carries a time later than any this clock gave
 //     (an entry of another coordinator, whose clock runs ahead of this
-//     one's) and the wall clock is not past that entry's millisecond: the
+//     one's) and this clock is not past that entry's millisecond: the
 //     start of the next millisecond, so the ids made at it sort after that
 //     entry's, which were made in its millisecond at the latest;
-//   - otherwise (the wall clock behind the last time it gave, its own
+//   - after that, while the wall clock is behind: that time plus the time
+//     passed since (on the monotonic clock), so times keep their pace on a
+//     leader whose clock is behind (a deadline an hour on falls due an
+//     hour later);
+//   - otherwise (the clock at or behind the last time it gave, its own
 //     entries' times): 1 ns past that time. It then advances 1 ns a call
-//     until the wall clock catches up: two reports of one account made one
+//     until the clock catches up: two reports of one account made one
 //     after the other carry increasing times, and ids made in one
 //     millisecond by one process sort in the order they were made
 //     (ids.New).
 //
 // Its own entries' times never move it past the wall clock by more than the
-// nanoseconds above, so a leader whose clock is right keeps to it. A floor
-// or last time more than MaxAhead past the wall clock is left out.
+// nanoseconds above, so a leader whose clock is right keeps to it. A floor,
+// last time or running-on time more than MaxAhead past the wall clock is
+// left out.
 func (c *Clock) Now() time.Time {
 	w := c.wall()
 	var f int64
@@ -71,8 +94,8 @@ func (c *Clock) Now() time.Time {
 			f = ft.UnixNano()
 		}
 	}
-	t := w.UnixNano()
-	limit := t + int64(MaxAhead)
+	wt := w.UnixNano()
+	limit := wt + int64(MaxAhead)
 	if f > limit {
 		f = 0
 	}
@@ -81,14 +104,23 @@ func (c *Clock) Now() time.Time {
 	if c.issued > limit {
 		c.issued = 0
 	}
+	t := wt
+	if c.ahead != 0 {
+		if on := c.ahead + int64(c.mono()-c.aheadAt); on > wt && on <= limit {
+			t = on
+		} else {
+			c.ahead = 0 // the wall clock caught up (or stepped far back)
+		}
+	}
 	if f > c.issued && msOf(t) <= msOf(f) {
 		t = (msOf(f) + 1) * int64(time.Millisecond)
+		c.ahead, c.aheadAt = t, c.mono()
 	}
 	if t <= c.issued {
 		t = c.issued + 1
 	}
 	c.issued = t
-	if t == w.UnixNano() {
+	if t == wt {
 		return w.UTC()
 	}
 	return time.Unix(0, t).UTC()

@@ -19,6 +19,7 @@ func TestNowHeldToTheFloor(t *testing.T) {
 	wall.Store(base.Add(-3 * time.Hour).UnixNano())
 	floor.Store(base.UnixNano())
 	c := New(func() time.Time { return time.Unix(0, wall.Load()) }, func() time.Time { return time.Unix(0, floor.Load()) })
+	c.mono = func() time.Duration { return 0 } // the wall clock's moves below are steps, not time passing
 
 	first := c.Now()
 	if want := base.Truncate(time.Millisecond).Add(time.Millisecond); !first.Equal(want) {
@@ -106,5 +107,117 @@ func TestNowIgnoresATimeFarAhead(t *testing.T) {
 	wall.Store(base.UnixNano())
 	if now := c.Now(); !now.Equal(base) {
 		t.Fatalf("wall clock set back a year: %s, want the wall clock %s", now, base)
+	}
+}
+
+// fakeClock is a wall clock and a monotonic clock a test moves: pass moves
+// both (time passing), step only the wall clock (one set forward or back).
+type fakeClock struct{ wall, mono atomic.Int64 }
+
+func (f *fakeClock) pass(d time.Duration) { f.wall.Add(int64(d)); f.mono.Add(int64(d)) }
+func (f *fakeClock) step(d time.Duration) { f.wall.Add(int64(d)) }
+
+func (f *fakeClock) clock(floor func() time.Time) *Clock {
+	c := New(func() time.Time { return time.Unix(0, f.wall.Load()) }, floor)
+	c.mono = func() time.Duration { return time.Duration(f.mono.Load()) }
+	return c
+}
+
+// TestNowRunsOnFromTheFloor: on a leader whose wall clock is 3 h behind
+// the latest applied entry's time, the clock starts past that entry and
+// then advances as time passes (10 min later it gives a time 10 min on),
+// not a nanosecond a call until the wall clock catches up; its own entries
+// (the floor it then has) do not push it further. A wall clock set
+// forward, still behind, does not move it (the time passed is the
+// monotonic clock's); set back, it runs on; set past it, the wall clock is
+// the clock again.
+func TestNowRunsOnFromTheFloor(t *testing.T) {
+	base := time.Date(2026, 12, 4, 16, 0, 0, 123456789, time.UTC)
+	var fc fakeClock
+	var floor atomic.Int64
+	fc.wall.Store(base.Add(-3 * time.Hour).UnixNano())
+	floor.Store(base.UnixNano())
+	c := fc.clock(func() time.Time { return time.Unix(0, floor.Load()) })
+
+	first := c.Now()
+	if want := base.Truncate(time.Millisecond).Add(time.Millisecond); !first.Equal(want) {
+		t.Fatalf("first time: %s, want %s (the millisecond after the floor's)", first, want)
+	}
+	floor.Store(first.UnixNano()) // its own entry applied
+	fc.pass(10 * time.Minute)
+	if now, want := c.Now(), first.Add(10*time.Minute); !now.Equal(want) {
+		t.Fatalf("10 min later: %s (%s after the first), want %s", now, now.Sub(first), want)
+	}
+	passed := 10 * time.Minute
+	for i := 0; i < 100; i++ {
+		now := c.Now()
+		floor.Store(now.UnixNano())
+		fc.pass(time.Second)
+		passed += time.Second
+		if now, want := c.Now(), first.Add(passed); !now.Equal(want) {
+			t.Fatalf("call %d, %s after the first: %s, want %s", i, passed, now, want)
+		}
+	}
+	prev := first.Add(passed)
+
+	fc.step(time.Hour) // set forward, still 2 h behind
+	if now := c.Now(); !now.Equal(prev.Add(time.Nanosecond)) {
+		t.Fatalf("wall clock set forward an hour: %s, want %s (the time passed is the monotonic clock's)", now, prev.Add(time.Nanosecond))
+	}
+	fc.step(-time.Hour) // set back
+	fc.pass(time.Minute)
+	if now := c.Now(); !now.Equal(prev.Add(time.Minute)) {
+		t.Fatalf("wall clock set back an hour, a minute later: %s, want %s", now, prev.Add(time.Minute))
+	}
+
+	fc.step(4 * time.Hour) // past everything
+	w := time.Unix(0, fc.wall.Load()).UTC()
+	if now := c.Now(); !now.Equal(w) {
+		t.Fatalf("wall clock past the clock: %s, want %s", now, w)
+	}
+	fc.pass(time.Minute)
+	if now, want := c.Now(), w.Add(time.Minute); !now.Equal(want) {
+		t.Fatalf("then a minute later: %s, want the wall clock %s", now, want)
+	}
+}
+
+// TestNowRunsOnNoFurtherThanMaxAhead: a wall clock set back by more than
+// MaxAhead below the time the clock runs on from leaves that time out, as
+// it leaves out a floor that far ahead.
+func TestNowRunsOnNoFurtherThanMaxAhead(t *testing.T) {
+	base := time.Date(2026, 12, 4, 16, 0, 0, 0, time.UTC)
+	var fc fakeClock
+	fc.wall.Store(base.Add(-3 * time.Hour).UnixNano())
+	c := fc.clock(func() time.Time { return base })
+	if now := c.Now(); !now.Equal(base.Add(time.Millisecond)) {
+		t.Fatalf("first time: %s", now)
+	}
+	fc.step(-2 * MaxAhead)
+	fc.pass(time.Second)
+	w := time.Unix(0, fc.wall.Load()).UTC()
+	if now := c.Now(); !now.Equal(w) {
+		t.Fatalf("wall clock set back two days: %s, want the wall clock %s", now, w)
+	}
+}
+
+// TestDeadlineFallsDueAfterItsDuration: an action opened at the last
+// applied entry's time with a deadline an hour on falls due an hour later
+// on a leader whose wall clock is 3 h behind, with no entry applied since.
+func TestDeadlineFallsDueAfterItsDuration(t *testing.T) {
+	opened := time.Date(2026, 12, 4, 16, 0, 0, 0, time.UTC)
+	deadline := opened.Add(time.Hour)
+	var fc fakeClock
+	fc.wall.Store(opened.Add(-3 * time.Hour).UnixNano())
+	c := fc.clock(func() time.Time { return opened })
+	if now := c.Now(); now.After(deadline) {
+		t.Fatalf("at once: %s, past the deadline %s", now, deadline)
+	}
+	fc.pass(59 * time.Minute)
+	if now := c.Now(); now.After(deadline) {
+		t.Fatalf("59 min on: %s, past the deadline %s", now, deadline)
+	}
+	fc.pass(2 * time.Minute)
+	if now := c.Now(); !now.After(deadline) {
+		t.Fatalf("61 min on: %s, not past the deadline %s", now, deadline)
 	}
 }

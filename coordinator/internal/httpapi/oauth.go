@@ -542,8 +542,8 @@ func (a *API) devicePending(c *oauthCall, req oauth.TokenRequest) *oauth.Error {
 		return oauth.Errorf(http.StatusBadRequest, "expired_token", "the device_code expired; start a new device authorization")
 	}
 	// The time between polls is the wall clock's, as the rate limits'
-	// windows are: c.now (hlc) stands still, a nanosecond a call, while
-	// this coordinator's clock is behind the entries it has applied.
+	// windows are: c.now (hlc) jumps forward to the entries applied here
+	// while this coordinator's clock is behind them.
 	now := a.wall()
 	a.oauthRT.mu.Lock()
 	defer a.oauthRT.mu.Unlock()

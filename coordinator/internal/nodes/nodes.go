@@ -108,8 +108,9 @@ func (s *Service) now() time.Time { return s.cfg.Clock.Now() }
 // propose commits a command stamped with the wall clock: a hello's time is
 // the node's last_seen_at, which the liveness sweep measures the grace
 // period from on this leader's wall clock (on the cluster's clock, which
-// hlc holds while this leader's is behind, a node that went away after its
-// hello would be recorded unreachable only once the wall clock caught up).
+// hlc keeps ahead while this leader's is behind, a node that went away
+// after its hello would be recorded unreachable only once the wall clock
+// caught up).
 // The node state changes keep the hellos' clock (their transitions' times
 // follow one another), and the CA init's and session address's times are
 // compared with nothing. A renewal's time is checked against the old

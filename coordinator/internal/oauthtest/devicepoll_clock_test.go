@@ -10,10 +10,10 @@ import (
 // at its interval is answered authorization_pending, not slow_down, by a
 // coordinator whose clock is behind the entries it has applied (a new leader
 // whose clock is hours behind the old one's). Its ids and command times are
-// held past those entries (hlc), a nanosecond a call while its clock is
-// behind, but the time between two polls is the clock's: polls a second
-// apart were answered slow_down, the interval 5 s longer each time, for the
-// hours until the clock caught up.
+// held past those entries (hlc), but the time between two polls is the
+// clock's: when hlc stood still (a nanosecond a call) while its clock was
+// behind, polls a second apart timed on it were answered slow_down, the
+// interval 5 s longer each time, for the hours until the clock caught up.
 func TestDevicePollOnACoordinatorWhoseClockIsBehind(t *testing.T) {
 	e := start(t)
 	clientID := e.registerDeviceClient("Test CLI")
