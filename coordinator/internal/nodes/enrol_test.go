@@ -7,15 +7,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm/fsmtest"
 	"github.com/hostplane/hostplane/coordinator/internal/session"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
@@ -41,26 +38,13 @@ func (c fixedClock) Now() time.Time { return c.t }
 // made it) is refused, and an enrolment with a current token is recorded at
 // the cluster's time, not before the token was made.
 func TestEnrolJudgesTheTokenOnTheClusterClock(t *testing.T) {
-	f, err := fsm.Open(filepath.Join(t.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	r := fsmtest.Open(t)
+	f := r.FSM
 	cluster := time.Now().UTC().Truncate(time.Millisecond)
 	made := cluster.Add(-2 * time.Hour) // the tokens' time, on the cluster's clock
-	var idx uint64
-	apply := func(_ context.Context, env *fsm.Envelope) (*fsm.Result, error) {
-		data, err := json.Marshal(env)
-		if err != nil {
-			return nil, err
-		}
-		idx++
-		res := f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: data}).(*fsm.Result)
-		return res, res.Err
-	}
 	kek := make([]byte, webhook.KEKSize)
 	s := New(Config{ID: "c1", CertTTL: 24 * time.Hour, Clock: fixedClock{t: cluster.Add(-3 * time.Hour)}, Now: func() time.Time { return cluster }},
-		Deps{State: f, Cluster: leaderStub{}, Ready: func() bool { return true }, Apply: apply,
+		Deps{State: f, Cluster: leaderStub{}, Ready: func() bool { return true }, Apply: r.Commit,
 			Sealer: func() (*webhook.Sealer, error) { return webhook.NewSealer(kek) }})
 	s.leading.Store(true)
 	fp, err := s.EnsureCA(context.Background())
@@ -68,13 +52,7 @@ func TestEnrolJudgesTheTokenOnTheClusterClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	token := func(id string, ttl time.Duration) pb.JoinToken {
-		env, err := fsm.NewEnvelope(fsm.CmdNodeTokenCreate, made, fsm.NodeTokenCreate{ID: id, Hash: pb.TokenSecretHash("secret-" + id), ExpiresAt: made.Add(ttl)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := apply(context.Background(), env); err != nil {
-			t.Fatal(err)
-		}
+		r.MustAt(t, made, fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: id, Hash: pb.TokenSecretHash("secret-" + id), ExpiresAt: made.Add(ttl)})
 		return pb.JoinToken{ID: id, Secret: "secret-" + id, CAFingerprint: fp}
 	}
 	enrol := func(tok pb.JoinToken, node string) *pb.EnrolResponse {

@@ -4,7 +4,10 @@ package fsmtest
 
 import (
 	"context"
+	"log/slog"
+	"path/filepath"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
@@ -19,6 +22,18 @@ type Replica struct {
 
 	mu    sync.Mutex
 	index uint64
+}
+
+// Open opens an FSM in a temporary directory of t, closed when the test
+// ends, as a Replica.
+func Open(t testing.TB) *Replica {
+	t.Helper()
+	f, err := fsm.Open(filepath.Join(t.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return &Replica{FSM: f}
 }
 
 // Apply applies env as the next log entry. The result is nil when the FSM
@@ -47,4 +62,29 @@ func (r *Replica) Propose(_ context.Context, t fsm.CommandType, p any) error {
 		return err
 	}
 	return res.Err
+}
+
+// Commit applies env as the next log entry and returns its result, with the
+// command's own error: a leader's apply after Raft commits, as a package
+// that proposes envelopes takes it.
+func (r *Replica) Commit(_ context.Context, env *fsm.Envelope) (*fsm.Result, error) {
+	res, err := r.Apply(env)
+	if err != nil || res == nil {
+		return res, err
+	}
+	return res, res.Err
+}
+
+// MustAt applies a command of type typ with payload p stamped at (the
+// cluster's time it carries, which FSM.AppliedAt follows); an
+// error or a refusal fails t.
+func (r *Replica) MustAt(t testing.TB, at time.Time, typ fsm.CommandType, p any) {
+	t.Helper()
+	env, err := fsm.NewEnvelope(typ, at, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Commit(context.Background(), env); err != nil {
+		t.Fatalf("apply %d: %v", typ, err)
+	}
 }

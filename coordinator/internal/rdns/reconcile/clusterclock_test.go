@@ -2,17 +2,15 @@ package reconcile
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm/fsmtest"
 	"github.com/hostplane/hostplane/coordinator/internal/ipam"
 	"github.com/hostplane/hostplane/coordinator/internal/rdns"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
@@ -23,37 +21,11 @@ import (
 // by a leader whose clock was right) records the zone synced at the
 // cluster's clock, not 3 h before it was mapped.
 func TestSyncedAtNotBeforeTheZoneWasMapped(t *testing.T) {
-	f, err := fsm.Open(filepath.Join(t.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	rep := fsmtest.Open(t)
+	f, apply := rep.FSM, rep.Commit
 	mapped := time.Now().UTC().Add(3 * time.Hour) // the cluster's time: this process's wall clock is 3 h behind it
-	var idx uint64
-	apply := func(_ context.Context, env *fsm.Envelope) (*fsm.Result, error) {
-		data, err := json.Marshal(env)
-		if err != nil {
-			return nil, err
-		}
-		idx++
-		res := f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: data}).(*fsm.Result)
-		return res, res.Err
-	}
-	for _, c := range []struct {
-		t fsm.CommandType
-		p any
-	}{
-		{fsm.CmdIPPoolCreate, fsm.IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: "v4", CIDR: "198.51.100.0/24", Gateway: "198.51.100.1", Bridge: "br0"}}}},
-		{fsm.CmdReverseZoneAdd, fsm.ReverseZoneAdd{Zone: "100.51.198.in-addr.arpa", Pool: "v4"}},
-	} {
-		env, err := fsm.NewEnvelope(c.t, mapped, c.p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := apply(context.Background(), env); err != nil {
-			t.Fatalf("apply %d: %v", c.t, err)
-		}
-	}
+	rep.MustAt(t, mapped, fsm.CmdIPPoolCreate, fsm.IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: "v4", CIDR: "198.51.100.0/24", Gateway: "198.51.100.1", Bridge: "br0"}}})
+	rep.MustAt(t, mapped, fsm.CmdReverseZoneAdd, fsm.ReverseZoneAdd{Zone: "100.51.198.in-addr.arpa", Pool: "v4"})
 	// PowerDNS: the zone exists, empty; every change is taken.
 	pdns := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
