@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -17,8 +16,7 @@ import (
 // keyFor adds a key with scopes to account acc.
 func (s *srvAPI) keyFor(acc string, scopes ...string) string {
 	s.t.Helper()
-	plain, hash, prefix := auth.NewKey("snc_")
-	s.apply(fsm.CmdKeyCreate, fsm.KeyCreate{ID: ids.New("key", time.Now()), AccountID: acc, Name: "k", Hash: hash, Prefix: prefix, Scopes: scopes})
+	_, plain := s.addKey(acc, fsm.KeyCreate{Scopes: scopes})
 	return plain
 }
 

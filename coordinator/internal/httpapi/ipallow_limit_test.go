@@ -5,11 +5,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -26,13 +23,7 @@ import (
 func TestDisallowedAddressSeesNoBudget(t *testing.T) {
 	w := newWHAPI(t)
 	key := func(cidrs ...string) (string, string) {
-		now := time.Now()
-		acc := ids.New("acc", now)
-		w.apply(fsm.CmdAccountCreate, fsm.AccountCreate{ID: acc, Email: acc + "@example.com", Name: "x", Country: "TR"})
-		plain, hash, prefix := auth.NewKey("snc_")
-		id := ids.New("key", now)
-		w.apply(fsm.CmdKeyCreate, fsm.KeyCreate{ID: id, AccountID: acc, Name: "k", Hash: hash, Prefix: prefix,
-			Scopes: []string{api.ScopeAccountRead}, AllowedCIDRs: cidrs, RateLimitPerMin: 5})
+		id, plain := w.addKey(w.newAccount(), fsm.KeyCreate{Scopes: []string{api.ScopeAccountRead}, AllowedCIDRs: cidrs, RateLimitPerMin: 5})
 		return plain, id
 	}
 	elsewhere, elsewhereID := key("10.0.0.0/8") // the test calls from 127.0.0.1

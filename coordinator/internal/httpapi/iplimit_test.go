@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
@@ -32,14 +30,11 @@ func TestUnkeyedRequestsSpendTheAddressBudget(t *testing.T) {
 	const budget, keyLimit = 14, 100
 	w.a.cfg.IPRateLimit = budget
 	now := time.Now()
-	acc := ids.New("acc", now)
-	w.apply(fsm.CmdAccountCreate, fsm.AccountCreate{ID: acc, Email: acc + "@example.com", Name: "x", Country: "TR"})
+	acc := w.newAccount()
 	key := func(k fsm.KeyCreate) (string, string) {
-		plain, hash, prefix := auth.NewKey("snc_")
-		k.ID, k.AccountID, k.Name, k.Hash, k.Prefix = ids.New("key", time.Now()), acc, "k", hash, prefix
 		k.Scopes = []string{api.ScopeAccountRead}
-		w.apply(fsm.CmdKeyCreate, k)
-		return plain, k.ID
+		id, plain := w.addKey(acc, k)
+		return plain, id
 	}
 	valid, _ := key(fsm.KeyCreate{RateLimitPerMin: keyLimit})
 	revoked, revokedID := key(fsm.KeyCreate{})
@@ -52,16 +47,7 @@ func TestUnkeyedRequestsSpendTheAddressBudget(t *testing.T) {
 	// openapiDoc is GET /openapi.json (not a /v1 path: the validating
 	// client does not check it).
 	openapiDoc := func(key string) framework.Reply {
-		req, _ := http.NewRequest("GET", w.srv.URL+"/openapi.json", nil)
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
+		resp, body := w.rawGet("/openapi.json", key)
 		return framework.Reply{Method: "GET", Path: "/openapi.json", Status: resp.StatusCode, Header: resp.Header, Body: body}
 	}
 	type ask struct {

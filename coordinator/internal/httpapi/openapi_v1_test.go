@@ -2,14 +2,10 @@ package httpapi
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"testing"
-	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -22,45 +18,27 @@ func TestOpenAPIUnderV1(t *testing.T) {
 	w := newWHAPI(t)
 	const budget, keyLimit = 4, 100
 	w.a.cfg.IPRateLimit = budget
-	acc := ids.New("acc", time.Now())
-	w.apply(fsm.CmdAccountCreate, fsm.AccountCreate{ID: acc, Email: acc + "@example.com", Name: "x", Country: "TR"})
-	plain, hash, prefix := auth.NewKey("snc_")
-	w.apply(fsm.CmdKeyCreate, fsm.KeyCreate{ID: ids.New("key", time.Now()), AccountID: acc, Name: "k", Hash: hash, Prefix: prefix,
-		Scopes: []string{api.ScopeAccountRead}, RateLimitPerMin: keyLimit})
-	get := func(path, key string) (*http.Response, []byte) {
-		t.Helper()
-		req, _ := http.NewRequest("GET", w.srv.URL+path, nil)
-		if key != "" {
-			req.Header.Set("Authorization", "Bearer "+key)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, _ := io.ReadAll(resp.Body)
-		return resp, body
-	}
+	_, plain := w.addKey(w.newAccount(), fsm.KeyCreate{Scopes: []string{api.ScopeAccountRead}, RateLimitPerMin: keyLimit})
 	figures := func(r *http.Response) string {
 		return r.Header.Get("X-RateLimit-Limit") + "/" + r.Header.Get("X-RateLimit-Remaining")
 	}
-	root, doc := get("/openapi.json", "")
+	root, doc := w.rawGet("/openapi.json", "")
 	if root.StatusCode != 200 || len(doc) == 0 || figures(root) != "4/3" {
 		t.Fatalf("GET /openapi.json: %d, %d bytes, %q", root.StatusCode, len(doc), figures(root))
 	}
 	for i, want := range []string{"4/2", "4/1", "4/0"} {
-		r, body := get("/v1/openapi.json", "")
+		r, body := w.rawGet("/v1/openapi.json", "")
 		if r.StatusCode != 200 || !bytes.Equal(body, doc) || r.Header.Get("Content-Type") != root.Header.Get("Content-Type") || figures(r) != want || r.Header.Get("X-RateLimit-Reset") == "" {
 			t.Fatalf("GET /v1/openapi.json #%d without a key: %d %s, %d bytes (the document: %v), X-RateLimit-Limit/-Remaining %q, want 200, the document and the address's %s",
 				i+1, r.StatusCode, r.Header.Get("Content-Type"), len(body), bytes.Equal(body, doc), figures(r), want)
 		}
 	}
 	for _, p := range []string{"/v1/openapi.json", "/openapi.json"} {
-		if r, body := get(p, ""); r.StatusCode != 429 || r.Header.Get("Retry-After") == "" || figures(r) != "4/0" {
+		if r, body := w.rawGet(p, ""); r.StatusCode != 429 || r.Header.Get("Retry-After") == "" || figures(r) != "4/0" {
 			t.Errorf("GET %s past the address's budget: %d %.100s, Retry-After %q, %q; want 429 and 4/0", p, r.StatusCode, body, r.Header.Get("Retry-After"), figures(r))
 		}
 	}
-	if r, body := get("/v1/openapi.json", plain); r.StatusCode != 200 || !bytes.Equal(body, doc) || figures(r) != "100/99" {
+	if r, body := w.rawGet("/v1/openapi.json", plain); r.StatusCode != 200 || !bytes.Equal(body, doc) || figures(r) != "100/99" {
 		t.Errorf("GET /v1/openapi.json with a valid key: %d, the document %v, %q; want 200, the document and the key's 100/99", r.StatusCode, bytes.Equal(body, doc), figures(r))
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -22,9 +21,7 @@ import (
 func TestTicketThreadBounded(t *testing.T) {
 	w := newWHAPI(t)
 	acc, _ := w.account()
-	key, hash, prefix := auth.NewKey("snc_")
-	w.apply(fsm.CmdKeyCreate, fsm.KeyCreate{ID: ids.New("key", time.Now()), AccountID: acc, Name: "many", Hash: hash, Prefix: prefix,
-		Scopes: []string{api.ScopeTicketsRead, api.ScopeTicketsWrite}, RateLimitPerMin: 1000})
+	_, key := w.addKey(acc, fsm.KeyCreate{Name: "many", Scopes: []string{api.ScopeTicketsRead, api.ScopeTicketsWrite}, RateLimitPerMin: 1000})
 	open := func(msg string) string {
 		t.Helper()
 		st, out := w.do(key, "POST", "/v1/tickets", `{"subject":"s","message":"`+msg+`"}`)

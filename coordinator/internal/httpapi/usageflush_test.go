@@ -7,9 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -90,13 +88,7 @@ func usageAPI(t *testing.T, level uint16) (*whAPI, *faultyApply) {
 // usageKey makes an account and a key; it returns the key's id and secret.
 func usageKey(w *whAPI) (string, string) {
 	w.t.Helper()
-	now := time.Now()
-	acc := ids.New("acc", now)
-	w.apply(fsm.CmdAccountCreate, fsm.AccountCreate{ID: acc, Email: acc + "@example.com", Name: "x", Country: "TR"})
-	plain, hash, prefix := auth.NewKey("snc_")
-	id := ids.New("key", now)
-	w.apply(fsm.CmdKeyCreate, fsm.KeyCreate{ID: id, AccountID: acc, Name: "k", Hash: hash, Prefix: prefix, Scopes: []string{api.ScopeAccountRead}})
-	return id, plain
+	return w.addKey(w.newAccount(), fsm.KeyCreate{Scopes: []string{api.ScopeAccountRead}})
 }
 
 // useKey makes n requests with key, each recorded as a use.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -98,12 +100,49 @@ func newWHAPI(t *testing.T) *whAPI {
 // account makes an account and a key with the given scopes.
 func (w *whAPI) account(scopes ...string) (string, string) {
 	w.t.Helper()
-	now := time.Now()
-	acc := ids.New("acc", now)
-	w.apply(fsm.CmdAccountCreate, fsm.AccountCreate{ID: acc, Email: acc + "@example.com", Name: "x", Country: "TR"})
-	plain, hash, prefix := auth.NewKey("snc_")
-	w.apply(fsm.CmdKeyCreate, fsm.KeyCreate{ID: ids.New("key", now), AccountID: acc, Name: "k", Hash: hash, Prefix: prefix, Scopes: scopes})
+	acc := w.newAccount()
+	_, plain := w.addKey(acc, fsm.KeyCreate{Scopes: scopes})
 	return acc, plain
+}
+
+// newAccount makes an account and returns its id.
+func (w *whAPI) newAccount() string {
+	w.t.Helper()
+	acc := ids.New("acc", time.Now())
+	w.apply(fsm.CmdAccountCreate, fsm.AccountCreate{ID: acc, Email: acc + "@example.com", Name: "x", Country: "TR"})
+	return acc
+}
+
+// addKey adds a key to account acc with a fresh secret, a new id and the
+// name "k" unless k names it, and the rest of k (scopes, rate limit,
+// allow-list, expiry); it returns the key's id and secret.
+func (w *whAPI) addKey(acc string, k fsm.KeyCreate) (string, string) {
+	w.t.Helper()
+	plain, hash, prefix := auth.NewKey("snc_")
+	k.ID, k.AccountID, k.Hash, k.Prefix = ids.New("key", time.Now()), acc, hash, prefix
+	if k.Name == "" {
+		k.Name = "k"
+	}
+	w.apply(fsm.CmdKeyCreate, k)
+	return k.ID, plain
+}
+
+// rawGet sends GET path to w's server past the validating client (for a
+// path it does not check, or a check of its own), with key as a Bearer
+// token unless empty, and returns the response and its body.
+func (w *whAPI) rawGet(path, key string) (*http.Response, []byte) {
+	w.t.Helper()
+	req, _ := http.NewRequest("GET", w.srv.URL+path, nil)
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
 }
 
 func (w *whAPI) apply(typ fsm.CommandType, p any) any {
