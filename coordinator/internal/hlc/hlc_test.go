@@ -1,6 +1,7 @@
 package hlc
 
 import (
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -219,5 +220,70 @@ func TestDeadlineFallsDueAfterItsDuration(t *testing.T) {
 	fc.pass(2 * time.Minute)
 	if now := c.Now(); !now.After(deadline) {
 		t.Fatalf("61 min on: %s, not past the deadline %s", now, deadline)
+	}
+}
+
+// TestNowConcurrentCallsGetDistinctTimes: calls made at once never get
+// the same time (ids made at them stay distinct and ordered), and each
+// caller's times increase, on a right clock, on one held to a floor ahead
+// (the 1 ns steps) and on one running on from it.
+func TestNowConcurrentCallsGetDistinctTimes(t *testing.T) {
+	ahead := func() time.Time { return time.Now().Add(time.Hour) }
+	for name, c := range map[string]*Clock{
+		"right":  New(nil, nil),
+		"held":   New(func() time.Time { return time.Unix(0, 0) }, func() time.Time { return time.Unix(3600, 0) }),
+		"behind": New(nil, ahead),
+	} {
+		const callers, calls = 4, 5000
+		got := make([][]int64, callers)
+		var wg sync.WaitGroup
+		for g := range got {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < calls; i++ {
+					got[g] = append(got[g], c.Now().UnixNano())
+				}
+			}()
+		}
+		wg.Wait()
+		seen := make(map[int64]bool, callers*calls)
+		for g, ts := range got {
+			for i, ns := range ts {
+				if seen[ns] {
+					t.Fatalf("%s: caller %d, call %d: time %d given twice", name, g, i, ns)
+				}
+				seen[ns] = true
+				if i > 0 && ns <= ts[i-1] {
+					t.Fatalf("%s: caller %d, call %d: %d not after %d", name, g, i, ns, ts[i-1])
+				}
+			}
+		}
+	}
+}
+
+// BenchmarkNow: hlc.Now on a leader whose clock is right (its own entries
+// the floor) and on one running on ahead of its wall clock, beside
+// time.Now, one goroutine and parallel; compare within one run.
+func BenchmarkNow(b *testing.B) {
+	var floor atomic.Int64
+	right := New(nil, func() time.Time { return time.Unix(0, floor.Load()) })
+	behind := New(func() time.Time { return time.Now().Add(-3 * time.Hour) }, func() time.Time { return time.Unix(0, floor.Load()) })
+	for _, bc := range []struct {
+		name string
+		now  func() time.Time
+	}{{"time.Now", time.Now}, {"right", right.Now}, {"behind", behind.Now}} {
+		b.Run(bc.name, func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				floor.Store(bc.now().UnixNano())
+			}
+		})
+		b.Run(bc.name+"/parallel", func(b *testing.B) {
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					floor.Store(bc.now().UnixNano())
+				}
+			})
+		})
 	}
 }
