@@ -2,14 +2,11 @@ package dispatch
 
 import (
 	"context"
-	"encoding/json"
-	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	replica "github.com/hostplane/hostplane/coordinator/internal/fsm/fsmtest"
 	"github.com/hostplane/hostplane/coordinator/internal/fsmtest"
 	"github.com/hostplane/hostplane/coordinator/internal/hlc"
 	"github.com/hostplane/hostplane/coordinator/internal/session"
@@ -37,32 +34,15 @@ func (c behindClock) Now() time.Time { return time.Now().Add(-c.by) }
 // provisioning action, pending on that node, is due by deadline.
 func pendingOnAGoneNode(t *testing.T, opened, deadline time.Time) (*fsm.FSM, fsm.ServerCreate) {
 	t.Helper()
-	f, err := fsm.Open(filepath.Join(t.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	var idx uint64
-	apply := func(ct fsm.CommandType, p any) {
-		t.Helper()
-		env, err := fsm.NewEnvelope(ct, opened, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := json.Marshal(env)
-		idx++
-		if res := f.Apply(&raft.Log{Index: idx, Type: raft.LogCommand, Data: data}).(*fsm.Result); res.Err != nil {
-			t.Fatalf("apply %d: %v", ct, res.Err)
-		}
-	}
-	apply(fsm.CmdAccountCreate, fsm.AccountCreate{ID: "acc_1", Email: "a@example.com", Name: "A", Country: "TR"})
-	apply(fsm.CmdNodeCAInit, fsm.NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
-	apply(fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: opened.Add(time.Hour)})
-	apply(fsm.CmdNodeEnrol, fsm.NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-gone", CertSerial: "s1", CertNotAfter: opened.Add(26 * time.Hour)})
+	r := replica.Open(t)
+	r.MustAt(t, opened, fsm.CmdAccountCreate, fsm.AccountCreate{ID: "acc_1", Email: "a@example.com", Name: "A", Country: "TR"})
+	r.MustAt(t, opened, fsm.CmdNodeCAInit, fsm.NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
+	r.MustAt(t, opened, fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: "jt_1", Hash: "h1", ExpiresAt: opened.Add(time.Hour)})
+	r.MustAt(t, opened, fsm.CmdNodeEnrol, fsm.NodeEnrol{TokenID: "jt_1", TokenHash: "h1", NodeID: "hv-gone", CertSerial: "s1", CertNotAfter: opened.Add(26 * time.Hour)})
 	sc := fsmtest.ServerCreate("acc_1", "hv-gone", opened)
 	sc.Action.Deadline = deadline
-	apply(fsm.CmdServerCreate, sc)
-	return f, sc
+	r.MustAt(t, opened, fsm.CmdServerCreate, sc)
+	return r.FSM, sc
 }
 
 // expireScan runs one scan of a dispatcher on f with wall clock wall and
