@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -153,15 +154,39 @@ func boots(consoleLog string) int {
 	return len(testenv.Boots(string(b)))
 }
 
-func waitBoots(t *testing.T, consoleLog string, n int, timeout time.Duration) {
+// bootWait is how long a reboot's new boot marker may take to show after the
+// action succeeded (the node reports success when the guest resets, before it
+// boots). A TCG guest boots in 3.5–5.3 s on an idle machine; at load 25–30
+// on 2 cores a reboot here took 27.6 s from the action's success to the
+// marker (the kernel started ~13 s after the reset, the marker at uptime
+// 14.1 s), so the 1 minute this had was about twice that. The provisioning
+// boot here and every boot in tests/e2e get 2 minutes.
+const bootWait = 2 * time.Minute
+
+// uptimeRE is a complete GUEST-INIT or GUEST-READY line's uptime (the guest's
+// seconds since its kernel started).
+var uptimeRE = regexp.MustCompile(`(GUEST-INIT|GUEST-READY)\b.* uptime=([0-9.]+)\r?\n`)
+
+// waitBoots waits for the guest's n-th boot marker; on timeout it fails with
+// the domain's state and the end of the console, which tell a reboot that
+// never happened from a boot still under way.
+func waitBoots(t *testing.T, vm, consoleLog string, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for boots(consoleLog) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("guest boot #%d not seen in %s after %v", n, consoleLog, timeout)
+			b, _ := os.ReadFile(consoleLog)
+			t.Fatalf("guest boot #%d not seen in %s after %v (domain %s); console's last 2 KiB:\n%s", n, consoleLog, timeout, domState(vm), b[max(0, len(b)-2048):])
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+	b, _ := os.ReadFile(consoleLog)
+	var up []string
+	for _, m := range uptimeRE.FindAllStringSubmatch(string(b), -1) {
+		up = append(up, m[1]+" "+m[2])
+	}
+	t.Logf("guest boot #%d seen %v after the wait began; the console's last markers' uptimes (s): %v", n, time.Since(start).Round(100*time.Millisecond), up[max(0, len(up)-2):])
 }
 
 func domState(name string) string {
@@ -234,7 +259,7 @@ func TestRollingUpgrade(t *testing.T) {
 		t.Fatalf("provisioning: %+v", a)
 	}
 	console := agent.ConsoleLog(vm)
-	waitBoots(t, console, 1, 2*time.Minute)
+	waitBoots(t, vm, console, 1, bootWait)
 
 	var urls []string
 	for _, p := range c.Nodes {
@@ -315,8 +340,10 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 	if a := framework.WaitAction(t, api0, reboot.Action.ID, 2*time.Minute); a.Status != api.ActionSuccess {
 		t.Fatalf("the reboot in flight across the upgrade ended %s: %+v", a.Status, a.Error)
+	} else {
+		t.Logf("the reboot in flight: %s (method %s)", a.Status, a.Method)
 	}
-	waitBoots(t, console, bootsBefore+1, time.Minute)
+	waitBoots(t, vm, console, bootsBefore+1, bootWait)
 	time.Sleep(3 * time.Second) // a second, duplicate reboot would show by now
 	if got := boots(console); got != bootsBefore+1 {
 		t.Fatalf("the reboot in flight ran %d times (boots %d → %d), want exactly once", got-bootsBefore, bootsBefore, got)
@@ -356,8 +383,10 @@ func TestRollingUpgrade(t *testing.T) {
 	}
 	if a := framework.WaitAction(t, api0, acc2.Action.ID, 2*time.Minute); a.Status != api.ActionSuccess {
 		t.Fatalf("reboot after the agent upgrade: %+v", a)
+	} else {
+		t.Logf("the reboot after the agent upgrade: %s (method %s)", a.Status, a.Method)
 	}
-	waitBoots(t, console, bootsBefore+1, time.Minute)
+	waitBoots(t, vm, console, bootsBefore+1, bootWait)
 
 	stopLoad()
 	// Every acknowledged write is on every coordinator.
