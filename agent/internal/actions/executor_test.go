@@ -84,12 +84,22 @@ func newEnv(t *testing.T) *env {
 // call runs Handle and returns every frame it sent.
 func (e *env) call(t *testing.T, ctx context.Context, req *pb.Envelope) []*pb.Envelope {
 	t.Helper()
+	return e.callWatching(t, ctx, req, nil)
+}
+
+// callWatching is call that also hands each frame to watch (if not nil) as
+// it is sent.
+func (e *env) callWatching(t *testing.T, ctx context.Context, req *pb.Envelope, watch func(*pb.Envelope)) []*pb.Envelope {
+	t.Helper()
 	var mu sync.Mutex
 	var out []*pb.Envelope
 	e.ex.Handle(ctx, req, func(f *pb.Envelope) error {
 		mu.Lock()
 		defer mu.Unlock()
 		out = append(out, f)
+		if watch != nil {
+			watch(f)
+		}
 		return nil
 	})
 	return out
@@ -143,16 +153,26 @@ func TestProvisionProgressResultAndReplay(t *testing.T) {
 	e.hv.StartGate = make(chan struct{})
 	var frames []*pb.Envelope
 	done := make(chan struct{})
+	// The start is held until the poller has reported the step journaled
+	// before it: the poller follows the journal while an operation runs. (A
+	// fixed 50 ms hold was not always enough for its 5 ms ticker under load.)
+	defined := make(chan struct{})
+	var once sync.Once
 	go func() {
 		defer close(done)
-		frames = e.call(t, ctx, assign("act-1", api.ActionServerProvision, "vm1", provParams, rootSecret, false))
+		frames = e.callWatching(t, ctx, assign("act-1", api.ActionServerProvision, "vm1", provParams, rootSecret, false), func(f *pb.Envelope) {
+			if p, ok := f.Body.(*pb.Envelope_ActionProgress); ok && p.ActionProgress.Step == "defined" {
+				once.Do(func() { close(defined) })
+			}
+		})
 	}()
-	// Hold the start so the poller sees the journaled steps before it.
-	deadline := time.Now().Add(5 * time.Second)
-	for e.hv.Count("StartDomain") == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-defined:
+	case <-done:
+		t.Fatal("the provision finished with its start held")
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no progress frame with step \"defined\" within 10 s while the start was held (StartDomain calls: %d)", e.hv.Count("StartDomain"))
 	}
-	time.Sleep(50 * time.Millisecond)
 	close(e.hv.StartGate)
 	<-done
 	res, steps := result(t, frames)
