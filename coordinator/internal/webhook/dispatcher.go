@@ -113,6 +113,9 @@ type Stats struct {
 	Scheduled int       // retries waiting for their time
 	NextDue   time.Time // earliest scheduled retry (zero if none)
 	Tracked   int       // deliveries owned in memory
+	// Read is the FSM's applied index as of the latest read of the
+	// subscriptions (and of the outbox, up to MaxQueued); 0 before the first.
+	Read uint64
 }
 
 // Stats reports the dispatcher's in-memory state.
@@ -121,7 +124,7 @@ func (d *Dispatcher) Stats() Stats {
 	if r == nil {
 		return Stats{}
 	}
-	st := Stats{Running: true, Busy: r.busy.Load()}
+	st := Stats{Running: true, Busy: r.busy.Load(), Read: r.read.Load()}
 	r.timers.mu.Lock()
 	st.Scheduled = len(r.timers.h)
 	if len(r.timers.h) > 0 {
@@ -205,6 +208,7 @@ type run struct {
 	slots   *fairSlots
 	queued  atomic.Int64
 	busy    atomic.Int64
+	read    atomic.Uint64 // Stats.Read
 
 	mu      sync.Mutex
 	queues  map[string]*subQueue
@@ -385,6 +389,7 @@ func (r *run) poll() {
 			continue
 		}
 		seen = applied
+		r.read.Store(applied)
 	}
 }
 

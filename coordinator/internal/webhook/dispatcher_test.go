@@ -171,6 +171,15 @@ func quiesce(t *testing.T, d *Dispatcher, clock *clocktest.Fake) {
 	})
 }
 
+// readChange waits until the dispatcher has read the subscriptions as of
+// everything node applied so far (a pause or resume just committed): until
+// then its in-memory subscriptions do not know of it.
+func readChange(t *testing.T, d *Dispatcher, node *testNode) {
+	t.Helper()
+	idx := node.f.AppliedIndex()
+	waitUntil(t, "the dispatcher reading the latest change", 10*time.Second, func() bool { return d.Stats().Read >= idx })
+}
+
 // advanceToNextRetry moves the fake clock to the earliest scheduled retry.
 func advanceToNextRetry(t *testing.T, d *Dispatcher, clock *clocktest.Fake) {
 	t.Helper()

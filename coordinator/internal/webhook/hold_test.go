@@ -44,7 +44,7 @@ func TestPauseHoldsRetries(t *testing.T) {
 	node.setActive(acc, whID, false)
 	node.setActive(accL, longID, false)
 	node.ticket(acc, "while paused")
-	time.Sleep(50 * time.Millisecond) // the dispatcher reads the pause (it polls every 2 ms)
+	readChange(t, disp.d, node) // the pause, before the retries fall due
 	before, beforeL := len(rc.all()), len(long.all())
 	for range 3 { // past every scheduled retry
 		quiesce(t, disp.d, clk)
@@ -144,7 +144,7 @@ func TestGoneHoldsDelivery(t *testing.T) {
 		_ = node.f.View(func(tx *bolt.Tx) error { w, _ = store.Read(tx).WebhookByID(whID); return nil })
 		return !w.Active
 	})
-	time.Sleep(50 * time.Millisecond) // the dispatcher reads the disable (it polls every 2 ms)
+	readChange(t, disp.d, node) // the disable, before the retry falls due
 	clk.Advance(time.Hour)
 	quiesce(t, disp.d, clk)
 	time.Sleep(50 * time.Millisecond)
