@@ -42,8 +42,9 @@ type readBarrier struct {
 }
 
 type readRound struct {
-	done chan struct{}
-	err  error
+	done    chan struct{}
+	err     error
+	readers int // reads that joined it (under readBarrier.mu)
 }
 
 func newReadBarrier(confirm func() error) *readBarrier {
@@ -58,6 +59,7 @@ func (b *readBarrier) wait(ctx context.Context) error {
 		b.next = &readRound{done: make(chan struct{})}
 	}
 	r := b.next
+	r.readers++
 	if !b.running {
 		// Nothing in flight: this read's round starts now.
 		b.running = true

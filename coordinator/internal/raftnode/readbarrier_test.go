@@ -40,8 +40,14 @@ func TestReadBarrierWaitsForTheNextRound(t *testing.T) {
 			lateDone <- struct{}{}
 		})
 	}
-	time.Sleep(50 * time.Millisecond) // let them queue behind round 1
-	release <- struct{}{}             // round 1 ends
+	// All of them queued behind round 1 (a fixed 50 ms was not always enough
+	// under load: a read arriving after round 2 started waits for a third).
+	for deadline := time.Now().Add(10 * time.Second); readersWaiting(b) < late; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d reads queued for round 2 after 10 s", readersWaiting(b), late)
+		}
+	}
+	release <- struct{}{} // round 1 ends
 	if err := <-first; err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +71,16 @@ func TestReadBarrierWaitsForTheNextRound(t *testing.T) {
 	if r := b.Rounds(); r != 2 {
 		t.Fatalf("%d rounds for 21 reads in two waves, want 2", r)
 	}
+}
+
+// readersWaiting is how many reads wait for the next round.
+func readersWaiting(b *readBarrier) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.next == nil {
+		return 0
+	}
+	return b.next.readers
 }
 
 // TestReadBarrierError: a failed round fails every read waiting on it, and the
