@@ -96,27 +96,16 @@ func TestLeaderWithClockBehindListsNewestFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(list.Data) != len(acts) {
-		t.Fatalf("listed %d stop actions, made %d", len(list.Data), len(acts))
-	}
-	for i, a := range list.Data {
-		if want := acts[len(acts)-1-i]; a.ID != want {
-			t.Errorf("stop action %d of the list (newest first) is %s, want %s", i, a.ID, want)
-		}
-	}
+	newestFirst(t, "stop action", list.Data, acts, func(a api.Action) (string, string) { return a.ID, a.ID })
 	page, err := c.Client(skewed, key).Tickets(ctx, 1, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(page.Data) != len(made) {
-		t.Fatalf("listed %d tickets, made %d", len(page.Data), len(made))
+	var tickets []string
+	for _, tk := range made {
+		tickets = append(tickets, tk.ID)
 	}
-	for i, tk := range page.Data {
-		want := made[len(made)-1-i]
-		if tk.ID != want.ID {
-			t.Errorf("ticket %d of the list (newest first) is %q (%s), want %q (%s)", i, tk.Subject, tk.ID, want.Subject, want.ID)
-		}
-	}
+	newestFirst(t, "ticket", page.Data, tickets, func(tk api.Ticket) (string, string) { return tk.ID, fmt.Sprintf("%q (%s)", tk.Subject, tk.ID) })
 	for i := 1; i < len(made); i++ {
 		if made[i].CreatedAt.Before(made[i-1].CreatedAt) {
 			t.Errorf("ticket %q was created at %s, before the earlier ticket %q (%s)", made[i].Subject, made[i].CreatedAt, made[i-1].Subject, made[i-1].CreatedAt)
@@ -126,12 +115,22 @@ func TestLeaderWithClockBehindListsNewestFirst(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(wallet.Data) != len(txs) {
-		t.Fatalf("listed %d wallet transactions, made %d", len(wallet.Data), len(txs))
+	newestFirst(t, "wallet transaction", wallet.Data, txs, func(tx api.WalletTransaction) (string, string) {
+		return tx.ID, fmt.Sprintf("%s (%q)", tx.ID, tx.Description)
+	})
+}
+
+// newestFirst fails t unless list (a list's page, newest first) holds the
+// items of the ids made, in reverse; what names an item, and item gives an
+// item's id and how a message shows it.
+func newestFirst[T any](t *testing.T, what string, list []T, made []string, item func(T) (id, shown string)) {
+	t.Helper()
+	if len(list) != len(made) {
+		t.Fatalf("listed %d %ss, made %d", len(list), what, len(made))
 	}
-	for i, tx := range wallet.Data {
-		if want := txs[len(txs)-1-i]; tx.ID != want {
-			t.Errorf("wallet transaction %d of the list (newest first) is %s (%q), want %s", i, tx.ID, tx.Description, want)
+	for i, it := range list {
+		if id, shown := item(it); id != made[len(made)-1-i] {
+			t.Errorf("%s %d of the list (newest first) is %s, want %s", what, i, shown, made[len(made)-1-i])
 		}
 	}
 }
