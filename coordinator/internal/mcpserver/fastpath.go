@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"mime"
 	"net"
 	"net/http"
 	"net/netip"
@@ -332,10 +331,8 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Call
 	if r.Method != http.MethodPost || len(r.Header.Values("Last-Event-ID")) > 0 {
 		return false
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "application/json" { // the usual spelling needs no parsing
-		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != "application/json" {
-			return false
-		}
+	if !jsonMediaType(r.Header.Get("Content-Type")) {
+		return false
 	}
 	if j, s := accepts(r.Header.Values("Accept")); !j || !s {
 		return false

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"reflect"
@@ -521,6 +522,22 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 				fail(aerr)
 				return
 			}
+			if ct := r.Header.Get("Content-Type"); !jsonMediaType(ct) {
+				// The transport's messages are application/json. The SDK
+				// refuses other types too, but in plain text, and a tool
+				// call on a session reached it uncounted (its /v1 route
+				// never ran): refused here as /v1 refuses such a body, and
+				// counted, as a malformed request is.
+				if counter != nil {
+					if aerr := counter.CountRequest(w, r, c); aerr != nil {
+						fail(aerr)
+						return
+					}
+				}
+				fail(api.NewError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+					fmt.Sprintf("a JSON-RPC message must be sent as Content-Type: application/json, not %q", ct)))
+				return
+			}
 			if err := jsonmembers.Check(body, reflect.TypeOf((*rpcEnvelope)(nil))); err != nil {
 				fail(api.NewError(http.StatusBadRequest, "invalid_request", "JSON-RPC message refused: "+err.Error()))
 				return
@@ -581,6 +598,16 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		}
 		verified.ServeHTTP(&noStoreWriter{ResponseWriter: w, lim: lim}, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
 	})
+}
+
+// jsonMediaType reports whether ct is application/json (parameters such as
+// charset allowed), the one type the SDK takes a POSTed message in.
+func jsonMediaType(ct string) bool {
+	if ct == "application/json" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }
 
 // dataAfterValue reports whether body is one JSON value followed by more than
