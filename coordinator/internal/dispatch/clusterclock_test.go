@@ -84,11 +84,11 @@ func TestDeadlineFallsDueOnTheClusterClock(t *testing.T) {
 // TestDeadlineFallsDueAfterItsDurationOnALeaderBehind: on a leader whose
 // wall clock is 3 h behind the cluster's, judging on its cluster clock
 // (hlc over the FSM's latest applied time), an action opened at the last
-// entry with a deadline 300 ms on fails once 300 ms have passed, with no
-// entry applied since: the clock runs on from the floor as time passes
-// (before it was held at the floor, a nanosecond a call, and the action
-// would fail only when this leader's wall clock reached the deadline, 3 h
-// later).
+// entry with a deadline 300 ms on fails once 300 ms have passed on the
+// cluster clock (600 ms of real time: it runs on from the floor at half the
+// rate time passes), with no entry applied since (before it was held at the
+// floor, a nanosecond a call, and the action would fail only when this
+// leader's wall clock reached the deadline, 3 h later).
 func TestDeadlineFallsDueAfterItsDurationOnALeaderBehind(t *testing.T) {
 	const within = 300 * time.Millisecond
 	opened := time.Now().UTC()

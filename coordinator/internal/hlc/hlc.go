@@ -1,7 +1,7 @@
 // Package hlc is the clock a coordinator makes ids and command times at: the
 // wall clock, never earlier than what the entries it has applied carry (a
-// hybrid logical clock's floor), and running on from that floor at the rate
-// time passes while the wall clock is behind it.
+// hybrid logical clock's floor), and running on from that floor at half the
+// rate time passes while the wall clock is behind it.
 //
 // Ids (coordinator/internal/ids) start with the millisecond they were made
 // at, and lists sort by id, newest first. A leader makes them, and the time
@@ -13,13 +13,17 @@
 // leader has applied every earlier entry before it serves (the barrier of
 // httpapi's leader readiness), so its clock starts past the old leader's.
 //
-// From there it runs as time passes (measured on the monotonic clock), not
-// held at the floor until the wall clock catches up: deadlines and
-// not-before times set on it (the dispatcher's) fall due after their
-// duration on a leader whose clock is behind, not late by the skew. The
-// price: when the floor is ahead because the old leader's clock was, the
-// cluster's times stay that far ahead of this leader's wall clock (at most
-// MaxAhead), as the entries already stored are.
+// From there it runs on at half the rate time passes (measured on the
+// monotonic clock) until the wall clock catches up with it, after twice the
+// skew. Neither clock is known to be the right one: held at the floor (a
+// nanosecond a call), deadlines and not-before times set on it (the
+// dispatcher's) fell due only once the wall clock had caught up, late by
+// the whole skew, on a leader whose clock is behind; run on at the full
+// rate, a floor ahead because an earlier leader's clock was ahead would keep
+// the cluster's times that far ahead of every later leader's wall clock for
+// good, even after that clock was set right (every leader's first entries
+// carry the skew on). At half the rate a deadline falls due after at most
+// twice its duration, and the skew is gone after twice its size.
 package hlc
 
 import (
@@ -47,7 +51,7 @@ type Clock struct {
 	issued atomic.Int64
 	// ahead, when set, is the time Now gave when it last moved past the
 	// wall clock to a later applied entry: while the wall clock is behind,
-	// Now runs on from it as time passes.
+	// Now runs on from it at half the rate time passes (runOn).
 	ahead atomic.Pointer[mark]
 }
 
@@ -75,10 +79,10 @@ func New(wall, floor func() time.Time) *Clock {
 //     one's) and this clock is not past that entry's millisecond: the
 //     start of the next millisecond, so the ids made at it sort after that
 //     entry's, which were made in its millisecond at the latest;
-//   - after that, while the wall clock is behind: that time plus the time
-//     passed since (on the monotonic clock), so times keep their pace on a
-//     leader whose clock is behind (a deadline an hour on falls due an
-//     hour later);
+//   - after that, while the wall clock is behind: that time plus half the
+//     time passed since (on the monotonic clock), so times move on a
+//     leader whose clock is behind (a deadline an hour on falls due two
+//     hours later at the latest) and the wall clock catches up with them;
 //   - otherwise (the clock at or behind the last time it gave, its own
 //     entries' times): 1 ns past that time. It then advances 1 ns a call
 //     until the clock catches up: two reports of one account made one
@@ -105,7 +109,7 @@ func (c *Clock) Now() time.Time {
 	}
 	t0 := wt
 	if m := c.ahead.Load(); m != nil {
-		if on := m.at + int64(c.mono()-m.mono); on > wt && on <= limit {
+		if on := m.at + runOn(c.mono()-m.mono); on > wt && on <= limit {
 			t0 = on
 		} else {
 			c.ahead.CompareAndSwap(m, nil) // the wall clock caught up (or stepped far back)
@@ -143,7 +147,7 @@ func (c *Clock) markAhead(t int64) {
 	m := &mark{at: t, mono: c.mono()}
 	for {
 		cur := c.ahead.Load()
-		if cur != nil && cur.at+int64(m.mono-cur.mono) >= t {
+		if cur != nil && cur.at+runOn(m.mono-cur.mono) >= t {
 			return
 		}
 		if c.ahead.CompareAndSwap(cur, m) {
@@ -151,6 +155,10 @@ func (c *Clock) markAhead(t int64) {
 		}
 	}
 }
+
+// runOn is how far the clock runs on from a time past the wall clock when d
+// has passed since: half of d (the package doc says why not all of it).
+func runOn(d time.Duration) int64 { return int64(d / 2) }
 
 // msOf is the millisecond of unix ns t (floored, as time.UnixMilli).
 func msOf(t int64) int64 {

@@ -126,7 +126,8 @@ func (f *fakeClock) clock(floor func() time.Time) *Clock {
 
 // TestNowRunsOnFromTheFloor: on a leader whose wall clock is 3 h behind
 // the latest applied entry's time, the clock starts past that entry and
-// then advances as time passes (10 min later it gives a time 10 min on),
+// then advances at half the rate time passes (10 min later it gives a time
+// 5 min on),
 // not a nanosecond a call until the wall clock catches up; its own entries
 // (the floor it then has) do not push it further. A wall clock set
 // forward, still behind, does not move it (the time passed is the
@@ -146,14 +147,14 @@ func TestNowRunsOnFromTheFloor(t *testing.T) {
 	}
 	floor.Store(first.UnixNano()) // its own entry applied
 	fc.pass(10 * time.Minute)
-	if now, want := c.Now(), first.Add(10*time.Minute); !now.Equal(want) {
+	if now, want := c.Now(), first.Add(5*time.Minute); !now.Equal(want) {
 		t.Fatalf("10 min later: %s (%s after the first), want %s", now, now.Sub(first), want)
 	}
-	passed := 10 * time.Minute
+	passed := 5 * time.Minute // on the clock: half the time passed
 	for i := 0; i < 100; i++ {
 		now := c.Now()
 		floor.Store(now.UnixNano())
-		fc.pass(time.Second)
+		fc.pass(2 * time.Second)
 		passed += time.Second
 		if now, want := c.Now(), first.Add(passed); !now.Equal(want) {
 			t.Fatalf("call %d, %s after the first: %s, want %s", i, passed, now, want)
@@ -166,9 +167,9 @@ func TestNowRunsOnFromTheFloor(t *testing.T) {
 		t.Fatalf("wall clock set forward an hour: %s, want %s (the time passed is the monotonic clock's)", now, prev.Add(time.Nanosecond))
 	}
 	fc.step(-time.Hour) // set back
-	fc.pass(time.Minute)
+	fc.pass(2 * time.Minute)
 	if now := c.Now(); !now.Equal(prev.Add(time.Minute)) {
-		t.Fatalf("wall clock set back an hour, a minute later: %s, want %s", now, prev.Add(time.Minute))
+		t.Fatalf("wall clock set back an hour, two minutes later: %s, want %s", now, prev.Add(time.Minute))
 	}
 
 	fc.step(4 * time.Hour) // past everything
@@ -202,8 +203,10 @@ func TestNowRunsOnNoFurtherThanMaxAhead(t *testing.T) {
 }
 
 // TestDeadlineFallsDueAfterItsDuration: an action opened at the last
-// applied entry's time with a deadline an hour on falls due an hour later
-// on a leader whose wall clock is 3 h behind, with no entry applied since.
+// applied entry's time with a deadline an hour on falls due two hours later
+// (the clock runs on at half the rate) on a leader whose wall clock is 3 h
+// behind, with no entry applied since, not once that wall clock has passed
+// the deadline (4 h).
 func TestDeadlineFallsDueAfterItsDuration(t *testing.T) {
 	opened := time.Date(2026, 12, 4, 16, 0, 0, 0, time.UTC)
 	deadline := opened.Add(time.Hour)
@@ -213,13 +216,13 @@ func TestDeadlineFallsDueAfterItsDuration(t *testing.T) {
 	if now := c.Now(); now.After(deadline) {
 		t.Fatalf("at once: %s, past the deadline %s", now, deadline)
 	}
-	fc.pass(59 * time.Minute)
+	fc.pass(119 * time.Minute)
 	if now := c.Now(); now.After(deadline) {
-		t.Fatalf("59 min on: %s, past the deadline %s", now, deadline)
+		t.Fatalf("119 min on: %s, past the deadline %s", now, deadline)
 	}
 	fc.pass(2 * time.Minute)
 	if now := c.Now(); !now.After(deadline) {
-		t.Fatalf("61 min on: %s, not past the deadline %s", now, deadline)
+		t.Fatalf("121 min on: %s, not past the deadline %s", now, deadline)
 	}
 }
 
@@ -285,5 +288,37 @@ func BenchmarkNow(b *testing.B) {
 				}
 			})
 		})
+	}
+}
+
+// TestNowCatchesUpWithARightClock: a leader whose clock is right takes over
+// from one whose clock ran 10 min ahead (the floor, its last entry, is
+// 10 min past this wall clock). Its times start past the floor and move on,
+// and the skew is gone after twice its size: from then on the clock is the
+// wall clock again, not 10 min ahead of it for good (every entry it makes
+// then carries the skew on to the next leader, and on across restarts).
+func TestNowCatchesUpWithARightClock(t *testing.T) {
+	base := time.Date(2026, 12, 4, 16, 0, 0, 0, time.UTC)
+	var fc fakeClock
+	var floor atomic.Int64
+	fc.wall.Store(base.UnixNano())
+	floor.Store(base.Add(10 * time.Minute).UnixNano()) // the ex-leader's last entry
+	c := fc.clock(func() time.Time { return time.Unix(0, floor.Load()) })
+	prev := c.Now()
+	if want := base.Add(10*time.Minute + time.Millisecond); !prev.Equal(want) {
+		t.Fatalf("first time: %s, want %s (past the floor)", prev, want)
+	}
+	for passed := time.Duration(0); passed < 30*time.Minute; passed += 10 * time.Second {
+		floor.Store(prev.UnixNano()) // its own entry applied
+		fc.pass(10 * time.Second)
+		now := c.Now()
+		if !now.After(prev) {
+			t.Fatalf("%s on: %s, not after %s", passed, now, prev)
+		}
+		prev = now
+	}
+	w := time.Unix(0, fc.wall.Load()).UTC()
+	if !prev.Equal(w) {
+		t.Fatalf("30 min after a floor 10 min ahead: %s, want the wall clock %s (still %s ahead)", prev, w, prev.Sub(w))
 	}
 }
