@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http/httptest"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,4 +137,90 @@ func BenchmarkServerOrderBody(b *testing.B) {
 			_ = json.NewEncoder(&buf).Encode(o)
 		}
 	})
+}
+
+// checkServerOrderRequestRead: whenever readServerOrderRequest reads a body,
+// decodeStrict decodes it without a refusal into the same request; it
+// reports whether it read the body.
+func checkServerOrderRequestRead(t testing.TB, body []byte) (fast bool) {
+	t.Helper()
+	got, ok := readServerOrderRequest(body)
+	if !ok {
+		return false
+	}
+	var want api.ServerOrderRequest
+	if err := decodeStrict(body, &want); err != nil {
+		t.Fatalf("readServerOrderRequest read %q, which decodeStrict refuses: %v", body, err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("readServerOrderRequest(%q)\n got %#v\nwant %#v", body, got, want)
+	}
+	return true
+}
+
+// TestReadServerOrderRequest: the body a client marshalling
+// api.ServerOrderRequest sends is read without reflection, as decodeStrict
+// reads it; anything else (whitespace, members out of order, twice, in
+// another case or unknown, escapes, non-ASCII, null, trailing data) is left
+// to decodeStrict, and DecodeServerOrder answers it as before.
+func TestReadServerOrderRequest(t *testing.T) {
+	for _, req := range []api.ServerOrderRequest{
+		{PlanSlug: "vps-t", Label: "web-1", Hostname: "web-1.example.com", OSTemplate: "debian-12"},
+		{PlanSlug: "vps-t", Hostname: "h", OSTemplate: "base", OSFamily: "debian", Location: "ist-1", SSHKeys: []string{"ssh-ed25519 AAAA x", "ssh-rsa B"}},
+		{PlanSlug: "vps-t", Hostname: "h", OSTemplate: "base", SSHKeys: []string{}},
+		{},
+	} {
+		body, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !checkServerOrderRequestRead(t, body) {
+			t.Errorf("a client's body %s is not read without reflection", body)
+		}
+	}
+	for _, body := range []string{
+		`{"plan_slug": "vps-t","hostname":"h","os_template":"t"}`,
+		`{"plan_slug":"vps-t","hostname":"h","os_template":"t"}` + "\n",
+		`{"hostname":"h","plan_slug":"vps-t","os_template":"t"}`,
+		`{"plan_slug":"vps-t","plan_slug":"vps-u","hostname":"h","os_template":"t"}`,
+		`{"Plan_Slug":"vps-t","hostname":"h","os_template":"t"}`,
+		`{"plan_slug":"vps-t","hostname":"h","os_template":"t","extra":1}`,
+		`{"plan_slug":"vps-t","label":"w\u00e9b","hostname":"h","os_template":"t"}`,
+		`{"plan_slug":"vps-t","label":"wéb","hostname":"h","os_template":"t"}`,
+		`{"plan_slug":"vps-t","label":null,"hostname":"h","os_template":"t"}`,
+		`{"plan_slug":"vps-t","hostname":"h","os_template":"t","ssh_keys":null}`,
+		`{"plan_slug":"vps-t","hostname":"h","os_template":"t"}{}`,
+		`{"plan_slug":"vps-t","hostname":"h","os_template":"t"`,
+		`{"plan_slug":"","label":"a\u003cb\u003e\u0026c","hostname":"","os_template":""}`,
+		`null`, ``, `[]`,
+	} {
+		if checkServerOrderRequestRead(t, []byte(body)) {
+			t.Errorf("%s read without reflection; want it left to decodeStrict", body)
+		}
+	}
+	// DecodeServerOrder's answers are as before on both paths.
+	if req, err := DecodeServerOrder([]byte(`{"plan_slug":"vps-t","label":"web","hostname":"h","os_template":"base","location":"ist-1"}`)); err != nil ||
+		!reflect.DeepEqual(req, api.ServerOrderRequest{PlanSlug: "vps-t", Label: "web", Hostname: "h", OSTemplate: "base", Location: "ist-1"}) {
+		t.Errorf("fast path: %+v, %v", req, err)
+	}
+	if _, err := DecodeServerOrder([]byte(`{"plan_slug":"vps-t","hostname":"h","os_template":"base","extra":1}`)); err == nil || !strings.Contains(err.Error(), "extra") {
+		t.Errorf("unknown member: %v, want a refusal naming it", err)
+	}
+	if _, err := DecodeServerOrder([]byte(`{"plan_slug":"vps-t","hostname":"H!","os_template":"base"}`)); err == nil || !strings.Contains(err.Error(), "hostname") {
+		t.Errorf("bad hostname on the fast path: %v, want a refusal naming hostname", err)
+	}
+}
+
+// FuzzReadServerOrderRequest holds readServerOrderRequest to decodeStrict:
+// whatever it reads, decodeStrict reads the same.
+func FuzzReadServerOrderRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"plan_slug":"vps-2","label":"web-1","hostname":"web-1","os_template":"ubuntu-22.04","os_family":"ubuntu"}`,
+		`{"plan_slug":"vps-2","hostname":"web-1.example.com","os_template":"debian-12","location":"ist-1","ssh_keys":["ssh-ed25519 AAAA x"]}`,
+		`{"plan_slug":"vps-2","hostname":"h","os_template":"t","ssh_keys":[]}`, `{}`, `{"label":"<&>"}`,
+		`{"plan_slug":"vps-2","hostname":"h","os_template":"t"}{}`, `{"PLAN_SLUG":"x"}`, `{"plan_slug":"a","plan_slug":"b"}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) { checkServerOrderRequestRead(t, body) })
 }

@@ -65,9 +65,12 @@ func (a *API) listProducts(rq *request) (int, any, error) {
 
 // DecodeServerOrder validates POST /v1/servers; every refusal names its field.
 func DecodeServerOrder(body []byte) (api.ServerOrderRequest, error) {
-	var req api.ServerOrderRequest
-	if err := decodeStrict(body, &req); err != nil {
-		return req, err
+	req, ok := readServerOrderRequest(body)
+	if !ok {
+		req = api.ServerOrderRequest{}
+		if err := decodeStrict(body, &req); err != nil {
+			return req, err
+		}
 	}
 	if err := orderPlanSlug(req.PlanSlug); err != nil {
 		return req, err
