@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm/fsmtest"
 	"github.com/hostplane/hostplane/coordinator/internal/hlc"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/clock/clocktest"
@@ -56,11 +56,7 @@ func (r *rig) must(typ fsm.CommandType, p any) {
 // newRig is an FSM at level with hosting account hst_1 (ada) of acc_1 on
 // hv-1, created at 4096 bytes, and a job whose proposals it applies.
 func newRig(t *testing.T, level uint16) (*rig, *Job) {
-	f, err := fsm.Open(filepath.Join(t.TempDir(), "fsm.db"), slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
+	f := fsmtest.Open(t).FSM
 	r := &rig{t: t, f: f, at: time.Date(2026, 12, 4, 13, 0, 0, 0, time.UTC)}
 	r.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: level})
 	r.must(fsm.CmdAccountCreate, fsm.AccountCreate{ID: "acc_1", Email: "a@example.com"})
