@@ -54,6 +54,7 @@ func TestWatchdogPingsOnlyWhileTheCheckPasses(t *testing.T) {
 	c := listen(t)
 	t.Setenv("WATCHDOG_USEC", "300000") // 300ms: a check every 100ms
 	var healthy atomic.Bool
+	var failed atomic.Int32 // checks that failed
 	healthy.Store(true)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -63,6 +64,7 @@ func TestWatchdogPingsOnlyWhileTheCheckPasses(t *testing.T) {
 			if healthy.Load() {
 				return nil
 			}
+			failed.Add(1)
 			return errors.New("stuck")
 		})
 	}()
@@ -73,7 +75,14 @@ func TestWatchdogPingsOnlyWhileTheCheckPasses(t *testing.T) {
 		}
 	}
 	healthy.Store(false)
-	time.Sleep(150 * time.Millisecond)
+	// Once a check has failed, the ping of any check that passed before the
+	// switch has been sent (one loop: check, ping, tick): a fixed 150 ms was
+	// not that under load, and its late ping failed the test below.
+	for deadline := time.Now().Add(10 * time.Second); failed.Load() == 0; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no check ran within 10 s of the switch")
+		}
+	}
 	for { // drain a ping sent before the switch
 		if _, ok := read(t, c, 10*time.Millisecond); !ok {
 			break
