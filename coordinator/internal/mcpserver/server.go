@@ -596,7 +596,11 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 				return e
 			}
 		}
-		verified.ServeHTTP(&noStoreWriter{ResponseWriter: w, lim: lim}, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
+		nw := &noStoreWriter{ResponseWriter: w, lim: lim}
+		verified.ServeHTTP(nw, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
+		if nw.plain != 0 {
+			answer(sdkRefusal(r.Method, nw.plain, w.Header().Get("Allow"), nw.text.String()))
+		}
 	})
 }
 
@@ -608,6 +612,30 @@ func jsonMediaType(ct string) bool {
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && mt == "application/json"
+}
+
+// sdkRefusal is the error envelope of a refusal the SDK's transport wrote as
+// a text/plain line (a method /mcp does not serve, an Accept without both
+// types, no or an unknown session, a body that is not JSON-RPC): the status
+// kept and the line as the message, except that a 404 says how to start a new
+// session and a 405 names the methods Allow lists, as /v1's 405s do.
+func sdkRefusal(method string, status int, allow, text string) *api.Error {
+	msg := strings.TrimSpace(text)
+	code := "invalid_request"
+	switch status {
+	case http.StatusNotFound:
+		code, msg = "session_not_found", "MCP session not found: start a new one with initialize (without an Mcp-Session-Id header)"
+	case http.StatusMethodNotAllowed:
+		code, msg = "method_not_allowed", method+" is not allowed on /mcp; allowed: "+allow
+	case http.StatusForbidden:
+		code = "forbidden"
+	case http.StatusUnsupportedMediaType:
+		code = "unsupported_media_type"
+	}
+	if msg == "" {
+		msg = http.StatusText(status)
+	}
+	return api.NewError(status, code, msg)
 }
 
 // dataAfterValue reports whether body is one JSON value followed by more than
@@ -629,10 +657,16 @@ func dataAfterValue(body []byte) bool {
 // cache store it: a tool's answer can carry a secret shown once (a webhook's
 // or an API key's secret, a root password), and such answers are no-store on
 // /v1 (issue 10, item 4). The fast path writes the same header itself.
+//
+// A refusal the SDK writes as text/plain (http.Error: status 400 or more) is
+// held back instead: plain is its status and text its line (the first 1 KiB),
+// and the handler answers it in the error envelope once the SDK returns.
 type noStoreWriter struct {
 	http.ResponseWriter
 	wrote bool
 	lim   *limitBox // X-RateLimit-* headers of a tool call's count
+	plain int
+	text  bytes.Buffer
 }
 
 // limitBox holds the X-RateLimit-* headers of a tool call's count on the
@@ -671,13 +705,24 @@ func (w *noStoreWriter) WriteHeader(code int) {
 		if w.lim != nil {
 			w.lim.writeTo(w.Header())
 		}
+		if code >= 400 && strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
+			w.plain = code
+			w.Header().Del("Content-Length")
+			return
+		}
 	}
-	w.ResponseWriter.WriteHeader(code)
+	if w.plain == 0 {
+		w.ResponseWriter.WriteHeader(code)
+	}
 }
 
 func (w *noStoreWriter) Write(b []byte) (int, error) {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.plain != 0 {
+		w.text.Write(b[:min(len(b), max(0, 1024-w.text.Len()))])
+		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
 }
@@ -687,6 +732,9 @@ func (w *noStoreWriter) Write(b []byte) (int, error) {
 func (w *noStoreWriter) Flush() {
 	if !w.wrote {
 		w.WriteHeader(http.StatusOK)
+	}
+	if w.plain != 0 {
+		return
 	}
 	_ = http.NewResponseController(w.ResponseWriter).Flush()
 }
