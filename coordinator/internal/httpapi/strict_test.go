@@ -53,6 +53,14 @@ func TestStrictHTTP(t *testing.T) {
 			t.Errorf("body %q (%s): %d %s, want %d containing %s", tc.body, tc.ct, r.status, r.body, tc.status, tc.want)
 		}
 	}
+	// A body with a Content-Encoding other than identity is not decoded:
+	// a 415 naming the header, with Accept-Encoding: identity (RFC 7694).
+	for _, ce := range []string{"gzip", "br", "identity, gzip"} {
+		r := s.call(key, "POST", "/v1/tickets", `{"subject":"s","message":"m"}`, "Content-Encoding", ce)
+		if r.status != 415 || r.code() != "unsupported_media_type" || !strings.Contains(r.msg(), "Content-Encoding") || r.header.Get("Accept-Encoding") != "identity" {
+			t.Errorf("Content-Encoding %q: %d Accept-Encoding %q %s, want 415 naming Content-Encoding", ce, r.status, r.header.Get("Accept-Encoding"), r.body)
+		}
+	}
 	// Nested fields are named by their path.
 	r := s.call(key, "POST", "/v1/webhooks", "{\"url\":\"https://hooks.example.com/a\",\"events\":[\"ticket.created\",\"x\xfe\"]}")
 	if r.status != 400 || !strings.Contains(r.msg(), `field "events[1]" is not valid UTF-8`) {
@@ -66,6 +74,9 @@ func TestStrictHTTP(t *testing.T) {
 		if r := s.call(key, "POST", "/v1/tickets", `{"subject":"ok","message":"m"}`, "Content-Type", ct); r.status != 201 {
 			t.Errorf("Content-Type %q: %d %s", ct, r.status, r.body)
 		}
+	}
+	if r := s.call(key, "POST", "/v1/tickets", `{"subject":"ok","message":"m"}`, "Content-Encoding", "identity"); r.status != 201 {
+		t.Errorf("Content-Encoding identity: %d %s", r.status, r.body)
 	}
 
 	// 405 with Allow on a known path, JSON and with the request id.
