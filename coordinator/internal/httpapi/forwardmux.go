@@ -421,12 +421,28 @@ type muxClient struct {
 	conn net.Conn
 	w    *frameWriter
 
+	timeout time.Duration // how long a request waits for its answer (forwardTimeout)
+
 	mu      sync.Mutex
 	nextID  uint64
-	pending map[uint64]chan *fwdResponse
+	pending map[uint64]pendingAnswer
 	err     error // set once the channel failed
 	retired bool  // no new requests; closed when the last answer is in
 }
+
+// pendingAnswer is a request waiting for its answer: where the answer goes,
+// and when the wait ends (watch).
+type pendingAnswer struct {
+	ch       chan *fwdResponse
+	deadline time.Time
+}
+
+// answerTimedOut is what watch gives a request whose answer did not come in time.
+var answerTimedOut = &fwdResponse{}
+
+// answerChans holds the answer channels of requests that were answered, for
+// reuse: a forwarded request took a channel and a timer of its own before.
+var answerChans = sync.Pool{New: func() any { return make(chan *fwdResponse, 1) }}
 
 // muxState is the follower's channel to the current leader address.
 type muxState struct {
@@ -527,9 +543,49 @@ func (f *forwarder) dialChannel(addr string) (*muxClient, error) {
 
 // newMuxClient runs the follower's end of an upgraded channel.
 func newMuxClient(addr string, conn net.Conn, br *bufio.Reader) *muxClient {
-	c := &muxClient{addr: addr, conn: conn, w: newFrameWriter(conn, forwardTimeout), pending: map[uint64]chan *fwdResponse{}}
+	return newMuxClientWaiting(addr, conn, br, forwardTimeout)
+}
+
+// newMuxClientWaiting is newMuxClient whose requests wait timeout for their
+// answers.
+func newMuxClientWaiting(addr string, conn net.Conn, br *bufio.Reader, timeout time.Duration) *muxClient {
+	c := &muxClient{addr: addr, conn: conn, w: newFrameWriter(conn, forwardTimeout), timeout: timeout, pending: map[uint64]pendingAnswer{}}
 	go c.readLoop(br)
+	go c.watch()
 	return c
+}
+
+// watch ends the waits that outlast c.timeout, as a timer per request did:
+// it looks every c.timeout/30, so a wait ends within 1/30 of its length past
+// it. It returns when the channel closes.
+func (c *muxClient) watch() {
+	t := time.NewTicker(c.timeout / 30)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.w.done:
+			return
+		case now := <-t.C:
+			var late []uint64
+			c.mu.Lock()
+			for id, p := range c.pending {
+				if now.After(p.deadline) {
+					late = append(late, id)
+					delete(c.pending, id)
+					p.ch <- answerTimedOut // the only send: it left pending
+				}
+			}
+			done := late != nil && c.retired && len(c.pending) == 0
+			c.mu.Unlock()
+			for _, id := range late {
+				_ = c.w.send(func(b []byte) []byte { return appendCancelFrame(b, id) })
+			}
+			if done {
+				c.fail(errors.New("forward channel retired"))
+				return
+			}
+		}
+	}
 }
 
 func (c *muxClient) usable() bool {
@@ -556,12 +612,12 @@ func (c *muxClient) fail(err error) {
 		c.err = err
 	}
 	pending := c.pending
-	c.pending = map[uint64]chan *fwdResponse{}
+	c.pending = map[uint64]pendingAnswer{}
 	c.mu.Unlock()
 	c.w.close(err)
 	c.conn.Close()
-	for _, ch := range pending {
-		close(ch)
+	for _, p := range pending {
+		close(p.ch)
 	}
 }
 
@@ -580,12 +636,12 @@ func (c *muxClient) readLoop(br *bufio.Reader) {
 			return
 		}
 		c.mu.Lock()
-		ch := c.pending[id]
+		p, ok := c.pending[id]
 		delete(c.pending, id)
 		done := c.retired && len(c.pending) == 0
 		c.mu.Unlock()
-		if ch != nil {
-			ch <- resp
+		if ok {
+			p.ch <- resp
 		}
 		if done {
 			c.fail(errors.New("forward channel retired"))
@@ -613,38 +669,42 @@ func (c *muxClient) roundTrip(ctx context.Context, method, host, uri string, h h
 
 // send is roundTrip with the header given as it is framed.
 func (c *muxClient) send(ctx context.Context, method, host, uri string, h frameHeader, body []byte) (*fwdResponse, error) {
-	ch := make(chan *fwdResponse, 1)
+	ch := answerChans.Get().(chan *fwdResponse)
+	deadline := time.Now().Add(c.timeout)
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
+		answerChans.Put(ch)
 		return nil, err
 	}
 	c.nextID++
 	id := c.nextID
-	c.pending[id] = ch
+	c.pending[id] = pendingAnswer{ch: ch, deadline: deadline}
 	c.mu.Unlock()
 	if err := c.w.send(func(b []byte) []byte { return appendRequestFrameWith(b, id, method, host, uri, h, body) }); err != nil {
 		c.fail(err)
 		return nil, err
 	}
-	t := time.NewTimer(forwardTimeout)
-	defer t.Stop()
 	select {
 	case resp, ok := <-ch:
 		if !ok {
 			return nil, errors.New("forward channel closed")
+		}
+		// Whoever sent resp took this request out of pending first: no
+		// one else sends on ch, so it can serve another request.
+		answerChans.Put(ch)
+		if resp == answerTimedOut {
+			return nil, errors.New("timeout awaiting the leader's answer")
 		}
 		if resp.Status == 0 {
 			return nil, errors.New("the leader failed to answer")
 		}
 		return resp, nil
 	case <-ctx.Done():
+		// An answer may be on its way into ch: it is not reused.
 		c.abandon(id)
 		return nil, ctx.Err()
-	case <-t.C:
-		c.abandon(id)
-		return nil, errors.New("timeout awaiting the leader's answer")
 	}
 }
 

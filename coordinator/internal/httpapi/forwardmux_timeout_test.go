@@ -1,0 +1,77 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestChannelWaitEndsAtTheTimeout: a request the leader does not answer in
+// time gets the timeout error after about the channel's timeout (not before
+// it, not much after), the leader's handler sees its request cancelled, and the
+// channel goes on carrying other requests, answered as before.
+func TestChannelWaitEndsAtTheTimeout(t *testing.T) {
+	cancelled := make(chan struct{}, 1)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/never" {
+			<-r.Context().Done()
+			cancelled <- struct{}{}
+			return
+		}
+		_, _ = io.WriteString(w, r.URL.Path)
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, _ := ln.Accept()
+		accepted <- c
+	}()
+	cc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := <-accepted
+	if sc == nil {
+		t.Fatal("accept failed")
+	}
+	srv := newChannelServer(context.Background(), slog.New(slog.DiscardHandler), h, sc, cc.LocalAddr().String(), nil, 5*time.Second)
+	done := make(chan struct{})
+	go func() { defer close(done); srv.serve(bufio.NewReader(sc)) }()
+	const timeout = 600 * time.Millisecond
+	c := newMuxClientWaiting(ln.Addr().String(), cc, bufio.NewReader(cc), timeout)
+	defer func() {
+		c.fail(io.EOF)
+		<-done
+	}()
+
+	start := time.Now()
+	_, err = c.roundTrip(context.Background(), "POST", "l", "/v1/never", http.Header{}, nil)
+	took := time.Since(start)
+	if err == nil || !strings.Contains(err.Error(), "timeout awaiting the leader's answer") {
+		t.Fatalf("unanswered request: %v, want the timeout error", err)
+	}
+	if took < timeout || took > timeout+timeout/2 {
+		t.Errorf("the wait ended after %v, want %v to %v", took, timeout, timeout+timeout/2)
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the leader's handler was not cancelled")
+	}
+	for _, path := range []string{"/v1/a", "/v1/b"} {
+		resp, err := c.roundTrip(context.Background(), "POST", "l", path, http.Header{}, nil)
+		if err != nil || resp.Status != http.StatusOK || string(resp.Body) != path {
+			t.Fatalf("%s after the timeout: %+v, %v", path, resp, err)
+		}
+	}
+}
