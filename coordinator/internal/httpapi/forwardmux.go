@@ -74,11 +74,14 @@ type fwdRequest struct {
 	Body              []byte
 }
 
-// fwdResponse is a framed answer.
+// fwdResponse is a framed answer. As the follower's channel hands it over
+// its header is not decoded yet (Header nil): raw holds the checked payload,
+// which headerInto decodes straight into the header of the answer written.
 type fwdResponse struct {
 	Status int
 	Header http.Header
 	Body   []byte
+	raw    []byte
 }
 
 func appendString(b []byte, s string) []byte {
@@ -178,11 +181,21 @@ func (r *frameReader) str() (string, error) {
 }
 
 func (r *frameReader) header() (http.Header, error) {
+	n, _ := binary.Uvarint(r.raw[r.off:])
+	h := make(http.Header, min(n, uint64(len(r.raw)-r.off)/2))
+	if err := r.headerInto(h, nil); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// headerInto adds the header's values to h, but those of the names drop
+// reports (drop may be nil): after a name's values already in h.
+func (r *frameReader) headerInto(h http.Header, drop func(string) bool) error {
 	n, err := r.uvarint()
 	if err != nil || n > uint64(len(r.raw)-r.off)/2 { // each pair takes 2 bytes at least
-		return nil, errFrame
+		return errFrame
 	}
-	h := make(http.Header, n)
 	// One array holds every value, each name's first at its own index with
 	// no room after it, so appending to one (a second value here, or the
 	// handler later) copies instead of writing over the next (as textproto).
@@ -190,11 +203,14 @@ func (r *frameReader) header() (http.Header, error) {
 	for i := range vals {
 		k, err := r.str()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		v, err := r.str()
 		if err != nil {
-			return nil, err
+			return err
+		}
+		if drop != nil && drop(k) {
+			continue
 		}
 		if vs, ok := h[k]; ok {
 			h[k] = append(vs, v)
@@ -203,7 +219,21 @@ func (r *frameReader) header() (http.Header, error) {
 		vals[i] = v
 		h[k] = vals[i : i+1 : i+1]
 	}
-	return h, nil
+	return nil
+}
+
+// skipHeader checks a header's framing and steps over it.
+func (r *frameReader) skipHeader() error {
+	n, err := r.uvarint()
+	if err != nil || n > uint64(len(r.raw)-r.off)/2 {
+		return errFrame
+	}
+	for range 2 * n {
+		if _, _, err := r.span(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (r *frameReader) body() ([]byte, error) {
@@ -242,19 +272,55 @@ func decodeRequest(payload []byte) (*fwdRequest, error) {
 
 // decodeResponse reads a response frame's payload.
 func decodeResponse(payload []byte) (*fwdResponse, error) {
+	p, err := checkResponse(payload)
+	if err != nil {
+		return nil, err
+	}
+	return p.decoded(), nil
+}
+
+// checkResponse reads a response frame's status and body and checks its
+// header's framing; the header stays undecoded (headerInto).
+func checkResponse(payload []byte) (*fwdResponse, error) {
 	if len(payload) < 2 {
 		return nil, errFrame
 	}
-	p := &fwdResponse{Status: int(binary.BigEndian.Uint16(payload))}
-	r := &frameReader{raw: payload, s: string(payload), off: 2}
-	var err error
-	if p.Header, err = r.header(); err != nil {
+	r := &frameReader{raw: payload, off: 2}
+	if err := r.skipHeader(); err != nil {
 		return nil, err
 	}
-	if p.Body, err = r.body(); err != nil {
+	body, err := r.body()
+	if err != nil {
 		return nil, err
 	}
-	return p, nil
+	return &fwdResponse{Status: int(binary.BigEndian.Uint16(payload)), Body: body, raw: payload}, nil
+}
+
+// headerInto adds the answer's header to h, but the names drop reports.
+// Its strings share one copy of the header's bytes (not the body's).
+func (p *fwdResponse) headerInto(h http.Header, drop func(string) bool) {
+	if p.raw == nil {
+		for k, vs := range p.Header {
+			if drop == nil || !drop(k) {
+				h[k] = append(h[k], vs...)
+			}
+		}
+		return
+	}
+	end := len(p.raw) - len(p.Body) // the body's bytes are the payload's last
+	r := &frameReader{raw: p.raw[:end], s: string(p.raw[:end]), off: 2}
+	_ = r.headerInto(h, drop) // checkResponse checked its framing
+}
+
+// decoded is p with its header decoded into Header.
+func (p *fwdResponse) decoded() *fwdResponse {
+	if p.raw != nil {
+		n, _ := binary.Uvarint(p.raw[2:])
+		h := make(http.Header, min(n, uint64(len(p.raw))/2))
+		p.headerInto(h, nil)
+		p.Header, p.raw = h, nil
+	}
+	return p
 }
 
 // readFrame reads the next frame, of at most limit bytes: its kind, id and
@@ -629,7 +695,7 @@ func (c *muxClient) readLoop(br *bufio.Reader) {
 		}
 		var resp *fwdResponse
 		if err == nil {
-			resp, err = decodeResponse(payload)
+			resp, err = checkResponse(payload)
 		}
 		if err != nil {
 			c.fail(err)
@@ -664,7 +730,11 @@ func (h plainHeader) appendTo(b []byte) []byte { return appendHeader(b, http.Hea
 // roundTrip sends one request and waits for its answer: nil with an error
 // when the channel failed, the wait timed out or ctx ended.
 func (c *muxClient) roundTrip(ctx context.Context, method, host, uri string, h http.Header, body []byte) (*fwdResponse, error) {
-	return c.send(ctx, method, host, uri, plainHeader(h), body)
+	resp, err := c.send(ctx, method, host, uri, plainHeader(h), body)
+	if err != nil {
+		return nil, err
+	}
+	return resp.decoded(), nil
 }
 
 // send is roundTrip with the header given as it is framed.
@@ -892,17 +962,10 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "leader_unreachable", "the leader could not be reached; retry shortly"))
 		return
 	}
+	// The leader's header, decoded straight into this answer's (after this
+	// node's values of a name, which an append to never writes over).
 	dst := w.Header()
-	for k, vs := range resp.Header {
-		if k == headerRequestID || k == "X-Content-Type-Options" {
-			continue
-		}
-		if cur, ok := dst[k]; ok {
-			dst[k] = append(cur, vs...)
-		} else {
-			dst[k] = vs // the decoded answer's own: an append to it never writes over another name's value
-		}
-	}
+	resp.headerInto(dst, notFromLeader)
 	for _, k := range hopHeaders {
 		delete(dst, k)
 	}
@@ -912,9 +975,15 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 	}
 	w.WriteHeader(resp.Status)
 	if len(resp.Body) > 0 {
-		_, _ = newStallWriter(w, f.a.cfg.Timeouts.Write).Write(resp.Body)
+		// One write: its deadline as a stallWriter sets it.
+		_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(f.a.cfg.Timeouts.Write))
+		_, _ = w.Write(resp.Body)
 	}
 }
+
+// notFromLeader: the leader's answer headers a follower does not pass on,
+// having set the same itself.
+func notFromLeader(k string) bool { return k == headerRequestID || k == "X-Content-Type-Options" }
 
 // ---- the leader's side ----
 
