@@ -21,18 +21,31 @@ func wantAllFree(t *testing.T, s *fairSlots, total int, accounts ...string) {
 	}
 }
 
-// queueAttempts starts an attempt of each account in turn, 20 ms apart so
-// they queue in that order; got receives each account whose attempt got a
-// slot, and wg is done once every attempt returned.
-func queueAttempts(s *fairSlots, accounts ...string) (got chan string, wg *sync.WaitGroup) {
+// queueAttempts starts an attempt of each account in turn, each once the one
+// before waits (or got its slot), so they queue in that order; got receives
+// each account whose attempt got a slot, and wg is done once every attempt
+// returned. (Starting them 20 ms apart did not always queue them in order on
+// a loaded machine, nor the last one before the caller's next release.)
+func queueAttempts(t *testing.T, s *fairSlots, accounts ...string) (got chan string, wg *sync.WaitGroup) {
+	t.Helper()
 	got, wg = make(chan string, len(accounts)), &sync.WaitGroup{}
+	seq := func() uint64 {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.seq
+	}
 	for _, acct := range accounts {
+		waiters, granted := seq(), len(got)
 		wg.Go(func() {
 			if s.acquire(context.Background(), acct) == nil {
 				got <- acct
 			}
 		})
-		time.Sleep(20 * time.Millisecond)
+		for deadline := time.Now().Add(10 * time.Second); seq() == waiters && len(got) == granted; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s's attempt neither waits nor has a slot after 10 s", acct)
+			}
+		}
 	}
 	return got, wg
 }
@@ -66,7 +79,7 @@ func TestFairSlotsShareAndOrder(t *testing.T) {
 		t.Fatal("b's second slot")
 	}
 	// Full. a queues two attempts first, then c queues one.
-	got, wg := queueAttempts(s, "a", "a", "c")
+	got, wg := queueAttempts(t, s, "a", "a", "c")
 	s.release("b") // a holds 2 (its share): c, holding none, gets it
 	if first := <-got; first != "c" {
 		t.Fatalf("the freed slot went to %s; want c, which held none", first)
@@ -179,8 +192,8 @@ func TestFairSlotsTiesGoToTheLongestWaiting(t *testing.T) {
 			t.Fatalf("%s's first slot", acct)
 		}
 	}
-	got, wg := queueAttempts(s, "z", "a", "b") // z waits first
-	s.release("a")                             // a and z hold none now: z has waited longest
+	got, wg := queueAttempts(t, s, "z", "a", "b") // z waits first
+	s.release("a")                                // a and z hold none now: z has waited longest
 	if first := <-got; first != "z" {
 		t.Fatalf("the freed slot went to %s; want z, which waited longest of those holding none", first)
 	}
