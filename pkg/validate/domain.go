@@ -142,7 +142,7 @@ func HostingDomain(s string) (string, error) {
 // asciiLabel checks one LDH label; an "xn--" label must be the A-label of a
 // valid, single-script U-label (its round trip gives it back).
 func asciiLabel(l string) error {
-	if !labelRE.MatchString(l) {
+	if !isLabel(l) {
 		return scriptErr("each label must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'")
 	}
 	if len(l) < 4 || l[2:4] != "--" {

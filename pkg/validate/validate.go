@@ -47,12 +47,28 @@ const (
 	MaxNodeID       = 63
 )
 
-// idRE is the rule of template names and node ids: 1-63 characters of a-z,
-// 0-9, '.', '_' and '-', starting with a letter or digit.
-var idRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+// isID is the rule of template names and node ids: 1-63 characters of a-z,
+// 0-9, '.', '_' and '-', starting with a letter or digit (the regular
+// expression ^[a-z0-9][a-z0-9._-]{0,62}$, written out: a server order checks
+// its template and host name, and the regexp package's matching was most
+// of what the order's body cost to check; FuzzHandWrittenRules holds both
+// rules to their expressions).
+func isID(s string) bool {
+	if len(s) == 0 || len(s) > MaxTemplateName || !lowerOrDigit(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !lowerOrDigit(c) && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerOrDigit(c byte) bool { return 'a' <= c && c <= 'z' || '0' <= c && c <= '9' }
 
 func checkID(what, s string) error {
-	if !idRE.MatchString(s) {
+	if !isID(s) {
 		return Invalid("%s %q must be 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit", what, truncate(s))
 	}
 	return nil
@@ -162,7 +178,20 @@ func Bridge(s string) error {
 	return nil
 }
 
-var labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+// isLabel reports whether l is a DNS label: 1-63 characters of a-z, 0-9
+// and '-', not starting or ending with '-' (the regular expression
+// ^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$, written out as isID is).
+func isLabel(l string) bool {
+	if len(l) == 0 || len(l) > 63 || !lowerOrDigit(l[0]) || !lowerOrDigit(l[len(l)-1]) {
+		return false
+	}
+	for i := 1; i < len(l)-1; i++ {
+		if c := l[i]; !lowerOrDigit(c) && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // MaxHostname is the longest host name.
 const MaxHostname = 253
@@ -172,8 +201,10 @@ func Hostname(s string) error {
 	if s == "" || len(s) > MaxHostname {
 		return Invalid("hostname must be 1-%d characters", MaxHostname)
 	}
-	for _, l := range strings.Split(s, ".") {
-		if !labelRE.MatchString(l) {
+	for rest, more := s, true; more; {
+		var l string
+		l, rest, more = strings.Cut(rest, ".")
+		if !isLabel(l) {
 			return Invalid("hostname %q: each label must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'", truncate(s))
 		}
 	}

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"errors"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -227,4 +228,38 @@ func TestStaticAddressNone(t *testing.T) {
 			t.Errorf("%s(\"\", %q): %v, want ErrInvalid ending %q", c.name, c.gw, err, c.want)
 		}
 	}
+}
+
+// FuzzHandWrittenRules holds isLabel and isID to the regular expressions
+// they write out, and Hostname to the rule as it was written with them
+// (the labels strings.Split gives, each matching the label expression).
+func FuzzHandWrittenRules(f *testing.F) {
+	labelRE := regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+	idRE := regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+	hostname := func(s string) bool {
+		if s == "" || len(s) > MaxHostname {
+			return false
+		}
+		for _, l := range strings.Split(s, ".") {
+			if !labelRE.MatchString(l) {
+				return false
+			}
+		}
+		return true
+	}
+	for _, s := range []string{"", "a", "-", "a-", "-a", "a-b", "web-1.example.com", "debian-12", "ubuntu-24.04", "_x", "x_", ".", "a..b", "a.", ".a",
+		"A", "a\n", "\na", "é", strings.Repeat("a", 63), strings.Repeat("a", 64), strings.Repeat("a.", 127), strings.Repeat("a", 63) + "." + strings.Repeat("b", 64)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isLabel(s), labelRE.MatchString(s); got != want {
+			t.Fatalf("isLabel(%q) = %v, the expression says %v", s, got, want)
+		}
+		if got, want := isID(s), idRE.MatchString(s); got != want {
+			t.Fatalf("isID(%q) = %v, the expression says %v", s, got, want)
+		}
+		if got, want := Hostname(s) == nil, hostname(s); got != want {
+			t.Fatalf("Hostname(%q) accepts: %v, the rule says %v", s, got, want)
+		}
+	})
 }
