@@ -515,31 +515,38 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			return
 		}
 		if r.Method == http.MethodPost {
-			// Read here, as /v1 reads (1 MiB, 413; a stalled body 408), not
-			// by the SDK (4 MiB, and any read error a 400).
-			body, aerr := httpapi.ReadRequestBody(w, r)
-			if aerr != nil {
-				fail(aerr)
-				return
-			}
-			if ct := r.Header.Get("Content-Type"); !jsonMediaType(ct) {
-				// The transport's messages are application/json. The SDK
-				// refuses other types too, but in plain text, and a tool
-				// call on a session reached it uncounted (its /v1 route
-				// never ran): refused here as /v1 refuses such a body, and
-				// counted, as a malformed request is.
+			// refusedBody answers a POST refused for its body, counted
+			// against the key's limit first (a 429 beyond it), as /v1
+			// counts every request of a valid key before it reads the
+			// body: uncounted, a key could send such requests, each read
+			// and checked, past its limit.
+			refusedBody := func(e *api.Error) {
 				if counter != nil {
 					if aerr := counter.CountRequest(w, r, c); aerr != nil {
 						fail(aerr)
 						return
 					}
 				}
-				fail(api.NewError(http.StatusUnsupportedMediaType, "unsupported_media_type",
+				fail(e)
+			}
+			// Read here, as /v1 reads (1 MiB, 413; a stalled body 408), not
+			// by the SDK (4 MiB, and any read error a 400).
+			body, aerr := httpapi.ReadRequestBody(w, r)
+			if aerr != nil {
+				refusedBody(aerr)
+				return
+			}
+			if ct := r.Header.Get("Content-Type"); !jsonMediaType(ct) {
+				// The transport's messages are application/json. The SDK
+				// refuses other types too, but in plain text, and a tool
+				// call on a session reached it uncounted (its /v1 route
+				// never ran): refused here as /v1 refuses such a body.
+				refusedBody(api.NewError(http.StatusUnsupportedMediaType, "unsupported_media_type",
 					fmt.Sprintf("a JSON-RPC message must be sent as Content-Type: application/json, not %q", ct)))
 				return
 			}
 			if err := jsonmembers.Check(body, reflect.TypeOf((*rpcEnvelope)(nil))); err != nil {
-				fail(api.NewError(http.StatusBadRequest, "invalid_request", "JSON-RPC message refused: "+err.Error()))
+				refusedBody(api.NewError(http.StatusBadRequest, "invalid_request", "JSON-RPC message refused: "+err.Error()))
 				return
 			}
 			if !fastOff.Load() && fast.serve(w, r, c, body) {
@@ -547,15 +554,8 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			}
 			if dataAfterValue(body) {
 				// The SDK would run the first message and drop the rest
-				// without a word; /v1 refuses such a body with a 400. A
-				// malformed request counts against the key's limit.
-				if counter != nil {
-					if aerr := counter.CountRequest(w, r, c); aerr != nil {
-						fail(aerr)
-						return
-					}
-				}
-				fail(api.NewError(http.StatusBadRequest, "invalid_request", "JSON-RPC message refused: data after the JSON value (send one message per request)"))
+				// without a word; /v1 refuses such a body with a 400.
+				refusedBody(api.NewError(http.StatusBadRequest, "invalid_request", "JSON-RPC message refused: data after the JSON value (send one message per request)"))
 				return
 			}
 			r.Body, r.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))

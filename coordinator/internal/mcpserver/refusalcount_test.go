@@ -1,0 +1,64 @@
+package mcpserver_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestMCPRefusedBodiesAreCounted: a POST to /mcp refused for its body (over
+// 1 MiB, a member name twice or in another case) costs the key one request of
+// its limit, as every refused /v1 request with a valid key does and as /mcp's
+// other malformed requests (data after the message, a type other than JSON)
+// do: a key could otherwise send such requests past its limit, each read and
+// checked.
+func TestMCPRefusedBodiesAreCounted(t *testing.T) {
+	c := testcluster.New(t, 1, testcluster.WithRateLimit(100))
+	_, key := c.NewAccount("mcp-refusedcount@example.com", readScopes...)
+	h := c.Nodes[0].Server.APIHandler()
+	_, sess := inProcessSession(t, h, key)
+	remaining := func() int {
+		t.Helper()
+		req := httptest.NewRequest("GET", "/v1/account", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		n, err := strconv.Atoi(w.Header().Get("X-RateLimit-Remaining"))
+		if w.Code != 200 || err != nil {
+			t.Fatalf("GET /v1/account: %d %q %s", w.Code, w.Header().Get("X-RateLimit-Remaining"), w.Body)
+		}
+		return n
+	}
+	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"pad":"` + strings.Repeat("x", 1<<20) + `"}}}`
+	for _, tc := range []struct {
+		what, sess, body string
+		status           int
+		code             string
+	}{
+		{"a body over 1 MiB", sess, big, http.StatusRequestEntityTooLarge, "body_too_large"},
+		{"an id given twice", sess, `{"jsonrpc":"2.0","id":1,"id":2,"method":"ping"}`, http.StatusBadRequest, "invalid_request"},
+		{"a tool's name in another case", sess, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_account","Name":"list_servers","arguments":{}}}`, http.StatusBadRequest, "invalid_request"},
+		{"an initialize with a member twice", "", `{"jsonrpc":"2.0","jsonrpc":"2.0","id":4,"method":"initialize","params":{}}`, http.StatusBadRequest, "invalid_request"},
+	} {
+		before := remaining()
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, mcpserver.RPCRequest("/mcp", key, tc.sess, tc.body))
+		var e api.Error
+		if err := json.Unmarshal(w.Body.Bytes(), &e); w.Code != tc.status || err != nil || e.Code != tc.code {
+			t.Errorf("%s: %d %.300s, want %d %s", tc.what, w.Code, w.Body, tc.status, tc.code)
+		}
+		if w.Header().Get("X-RateLimit-Remaining") == "" {
+			t.Errorf("%s: no X-RateLimit-Remaining on the refusal", tc.what)
+		}
+		if used := before - remaining() - 1; used != 1 {
+			t.Errorf("%s: cost %d requests of the key's limit, want 1", tc.what, used)
+		}
+	}
+}
