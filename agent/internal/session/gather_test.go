@@ -73,7 +73,9 @@ func result(reply uint64, id string) *pb.Envelope {
 // send after it fails.
 func TestFrameGathererOneWrite(t *testing.T) {
 	st := &recordingStream{}
-	g := &frameGatherer{st: st, ctx: context.Background(), wait: 50 * time.Millisecond}
+	// The wait is long enough for eight goroutines to send on a loaded
+	// machine (with 50 ms, one scheduled late made a second write).
+	g := &frameGatherer{st: st, ctx: context.Background(), wait: time.Second}
 	var wg sync.WaitGroup
 	for i := 1; i <= 8; i++ {
 		wg.Add(1)
