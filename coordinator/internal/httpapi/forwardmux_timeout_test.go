@@ -13,9 +13,10 @@ import (
 )
 
 // TestChannelWaitEndsAtTheTimeout: a request the leader does not answer in
-// time gets the timeout error after about the channel's timeout (not before
-// it, not much after), the leader's handler sees its request cancelled, and the
-// channel goes on carrying other requests, answered as before.
+// time gets the timeout error after the channel's timeout (not before it, and
+// long before the default 30 s), the leader's handler sees its request
+// cancelled, and the channel goes on carrying other requests, answered as
+// before.
 func TestChannelWaitEndsAtTheTimeout(t *testing.T) {
 	cancelled := make(chan struct{}, 1)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -60,8 +61,11 @@ func TestChannelWaitEndsAtTheTimeout(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "timeout awaiting the leader's answer") {
 		t.Fatalf("unanswered request: %v, want the timeout error", err)
 	}
-	if took < timeout || took > timeout+timeout/2 {
-		t.Errorf("the wait ended after %v, want %v to %v", took, timeout, timeout+timeout/2)
+	// Not before the timeout; after it within the watch's tick, but a busy
+	// machine (-race, other tests) may run the watch late: 5 s is far
+	// from the 30 s of the channel's real timeout.
+	if took < timeout || took > 5*time.Second {
+		t.Errorf("the wait ended after %v, want %v to 5s", took, timeout)
 	}
 	select {
 	case <-cancelled:
