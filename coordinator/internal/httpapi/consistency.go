@@ -99,7 +99,7 @@ func isRead(r *http.Request) bool {
 }
 
 func badParam(msg string) error {
-	return &httpError{status: http.StatusBadRequest, code: "invalid_parameter", msg: msg}
+	return &httpError{status: http.StatusBadRequest, code: "invalid_query", msg: msg}
 }
 
 // linearizableRead waits for the read barrier: nil, or a 503 to retry.

@@ -31,8 +31,9 @@ func TestStaleRequested(t *testing.T) {
 			t.Errorf("%s %s: stale=%v err=%v", c.method, c.target, stale, err)
 		}
 		var he *httpError
-		if err != nil && (!errors.As(err, &he) || he.status != 400 || !strings.Contains(he.msg, `"consistency"`)) {
-			t.Errorf("%s %s: want a 400 naming the parameter, got %v", c.method, c.target, err)
+		// invalid_query, as every other query refusal (README).
+		if err != nil && (!errors.As(err, &he) || he.status != 400 || he.code != "invalid_query" || !strings.Contains(he.msg, `"consistency"`)) {
+			t.Errorf("%s %s: want a 400 invalid_query naming the parameter, got %v", c.method, c.target, err)
 		}
 	}
 }
