@@ -243,4 +243,30 @@ func TestProbe8OutsideIn(t *testing.T) {
 			}
 		}
 	})
+
+	// README: a query parameter the operation does not list, one in
+	// another case, one given twice or one that does not parse is a
+	// "400 invalid_query naming it": one code a client can match for every
+	// query refusal, consistency= included. Before, consistency='s refusals
+	// alone were invalid_parameter.
+	t.Run("every query refusal is invalid_query", func(t *testing.T) {
+		for _, q := range []struct{ method, query, param string }{
+			{"GET", "limit=0", "limit"}, {"GET", "limit=1&limit=2", "limit"}, {"GET", "Limit=5", "Limit"}, {"GET", "status=open", "status"},
+			{"GET", "consistency=strong", "consistency"}, {"GET", "consistency=stale&consistency=stale", "consistency"},
+			{"POST", "consistency=stale", "consistency"},
+		} {
+			for _, i := range []int{0, f} {
+				var body any
+				if q.method == "POST" {
+					body = map[string]any{"subject": "probe8 query", "message": "m"}
+				}
+				rep := r.call(i, r.keyA, q.method, "/v1/tickets?"+q.query, body, nil)
+				var e api.Error
+				_ = json.Unmarshal(rep.Body, &e)
+				if rep.Status != 400 || e.Code != "invalid_query" || !strings.Contains(e.Message, `"`+q.param+`"`) {
+					t.Errorf("%s /v1/tickets?%s on coordinator %d: %s; want 400 invalid_query naming %q", q.method, q.query, i, rep, q.param)
+				}
+			}
+		}
+	})
 }
