@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -37,18 +36,6 @@ func TestMCPRefusesBodiesNotJSON(t *testing.T) {
 		h.ServeHTTP(w, req)
 		return w
 	}
-	remaining := func() int {
-		t.Helper()
-		req := httptest.NewRequest("GET", "/v1/account", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
-		n, err := strconv.Atoi(w.Header().Get("X-RateLimit-Remaining"))
-		if w.Code != 200 || err != nil {
-			t.Fatalf("GET /v1/account: %d %q %s", w.Code, w.Header().Get("X-RateLimit-Remaining"), w.Body)
-		}
-		return n
-	}
 	call := `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_account","arguments":{}}}`
 	for _, tc := range []struct{ what, sess, ctype, body string }{
 		{"tools/call, text/plain", sess, "text/plain", call},
@@ -58,14 +45,14 @@ func TestMCPRefusesBodiesNotJSON(t *testing.T) {
 		{"tools/call, application/json-seq", sess, "application/json-seq", call},
 		{"initialize, text/plain", "", "text/plain", mcpserver.InitializeBody},
 	} {
-		before := remaining()
+		before := remaining(t, h, key)
 		w := send(tc.sess, tc.ctype, tc.body)
 		var e api.Error
 		if err := json.Unmarshal(w.Body.Bytes(), &e); w.Code != http.StatusUnsupportedMediaType || err != nil || e.Code != "unsupported_media_type" ||
 			!strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") || !strings.Contains(e.Message, "application/json") {
 			t.Errorf("%s: %d %q %.300s, want 415 unsupported_media_type (JSON, naming application/json)", tc.what, w.Code, w.Header().Get("Content-Type"), w.Body)
 		}
-		if used := before - remaining() - 1; used != 1 {
+		if used := before - remaining(t, h, key) - 1; used != 1 {
 			t.Errorf("%s: cost %d requests of the key's limit, want 1", tc.what, used)
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -24,18 +23,6 @@ func TestMCPRefusedBodiesAreCounted(t *testing.T) {
 	_, key := c.NewAccount("mcp-refusedcount@example.com", readScopes...)
 	h := c.Nodes[0].Server.APIHandler()
 	_, sess := inProcessSession(t, h, key)
-	remaining := func() int {
-		t.Helper()
-		req := httptest.NewRequest("GET", "/v1/account", nil)
-		req.Header.Set("Authorization", "Bearer "+key)
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
-		n, err := strconv.Atoi(w.Header().Get("X-RateLimit-Remaining"))
-		if w.Code != 200 || err != nil {
-			t.Fatalf("GET /v1/account: %d %q %s", w.Code, w.Header().Get("X-RateLimit-Remaining"), w.Body)
-		}
-		return n
-	}
 	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"pad":"` + strings.Repeat("x", 1<<20) + `"}}}`
 	for _, tc := range []struct {
 		what, sess, body string
@@ -47,7 +34,7 @@ func TestMCPRefusedBodiesAreCounted(t *testing.T) {
 		{"a tool's name in another case", sess, `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_account","Name":"list_servers","arguments":{}}}`, http.StatusBadRequest, "invalid_request"},
 		{"an initialize with a member twice", "", `{"jsonrpc":"2.0","jsonrpc":"2.0","id":4,"method":"initialize","params":{}}`, http.StatusBadRequest, "invalid_request"},
 	} {
-		before := remaining()
+		before := remaining(t, h, key)
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, mcpserver.RPCRequest("/mcp", key, tc.sess, tc.body))
 		var e api.Error
@@ -57,7 +44,7 @@ func TestMCPRefusedBodiesAreCounted(t *testing.T) {
 		if w.Header().Get("X-RateLimit-Remaining") == "" {
 			t.Errorf("%s: no X-RateLimit-Remaining on the refusal", tc.what)
 		}
-		if used := before - remaining() - 1; used != 1 {
+		if used := before - remaining(t, h, key) - 1; used != 1 {
 			t.Errorf("%s: cost %d requests of the key's limit, want 1", tc.what, used)
 		}
 	}

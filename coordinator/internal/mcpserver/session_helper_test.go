@@ -3,6 +3,7 @@ package mcpserver_test
 import (
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"testing"
 
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
@@ -25,4 +26,19 @@ func inProcessSession(tb testing.TB, h http.Handler, key string) (post func(sess
 	}
 	post(sess, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
 	return post, sess
+}
+
+// remaining is what is left of key's per-minute limit, read from a GET
+// /v1/account on handler h (which itself costs one request).
+func remaining(tb testing.TB, h http.Handler, key string) int {
+	tb.Helper()
+	req := httptest.NewRequest("GET", "/v1/account", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	n, err := strconv.Atoi(w.Header().Get("X-RateLimit-Remaining"))
+	if w.Code != 200 || err != nil {
+		tb.Fatalf("GET /v1/account: %d %q %s", w.Code, w.Header().Get("X-RateLimit-Remaining"), w.Body)
+	}
+	return n
 }
