@@ -55,8 +55,12 @@ func TestChannelWaitEndsAtTheTimeout(t *testing.T) {
 		<-done
 	}()
 
+	// Bounded, so a wait the watch never ends fails the test in 10 s with
+	// the error it met instead of hanging the package until -timeout.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	start := time.Now()
-	_, err = c.roundTrip(context.Background(), "POST", "l", "/v1/never", http.Header{}, nil)
+	_, err = c.roundTrip(ctx, "POST", "l", "/v1/never", http.Header{}, nil)
 	took := time.Since(start)
 	if err == nil || !strings.Contains(err.Error(), "timeout awaiting the leader's answer") {
 		t.Fatalf("unanswered request: %v, want the timeout error", err)
