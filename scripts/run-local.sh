@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make run`: the embedded default — a single-node coordinator with its data
 # directory, plus a hypervisor agent on this machine when libvirtd is running.
-# Ctrl-C stops both. Data is reused on the next run.
+# Ctrl-C stops both, and the servers (libvirt domains) the agent started with
+# disks in this data directory's pool. Data is reused on the next run.
 #
 # The agent's libvirt pool is named after the data directory
 # (hostplane-local-<hash of its path>), so runs from other checkouts or data
@@ -36,11 +37,43 @@ if [ -f "$DATA/coordinator.lock" ] && ! flock -n "$DATA/coordinator.lock" true 2
   exit 1
 fi
 
+# stop_guests shuts down the running domains with a disk in $DATA/pool: the
+# servers this data directory's agent started. A packaged agent leaves its
+# guests running when it stops (it restarts under them), but a run that ended
+# left them running unseen, and a removed data directory left them orphaned.
+# An ACPI shutdown first, then power off what still runs after 10 s; the next
+# run shows them stopped (POST /v1/servers/ID/power/start starts one).
+stop_guests() {
+  [ -S /var/run/libvirt/libvirt-sock ] && command -v virsh >/dev/null || return 0
+  local v=(virsh -q -c qemu:///system) doms=() left=() d x
+  for d in $("${v[@]}" list --name 2>/dev/null); do
+    # Not piped to grep -q: under pipefail, virsh killed by the pipe grep closed is a miss.
+    x=$("${v[@]}" dumpxml "$d" 2>/dev/null) || continue
+    if [[ $x == *"file='$DATA/pool/"* ]]; then doms+=("$d"); fi
+  done
+  [ ${#doms[@]} -gt 0 ] || return 0
+  echo "make run: shutting down this run's servers: ${doms[*]} (their disks stay in $DATA/pool; the next make run shows them stopped)" >&2
+  for d in "${doms[@]}"; do "${v[@]}" shutdown "$d" >/dev/null 2>&1 || true; done
+  local end=$((SECONDS + 10))
+  while :; do
+    left=()
+    for d in "${doms[@]}"; do
+      if [ "$("${v[@]}" domstate "$d" 2>/dev/null)" = running ]; then left+=("$d"); fi
+    done
+    [ ${#left[@]} -gt 0 ] || return 0
+    [ "$SECONDS" -lt "$end" ] || break
+    sleep 0.5
+  done
+  echo "make run: powering off what did not shut down within 10 s: ${left[*]}" >&2
+  for d in "${left[@]}"; do "${v[@]}" destroy "$d" >/dev/null 2>&1 || true; done
+}
+
 pids=()
 cleanup() {
   trap - EXIT INT TERM
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  stop_guests
 }
 trap cleanup EXIT
 # Ctrl-C (or a TERM) is how a run ends: stop both, exit 0.
@@ -56,7 +89,7 @@ agent_args=(--data-dir "$DATA/agent" --socket "$DATA/agent.sock" --pool-name "$P
 agent_help() { # $1: what happened
   echo "agent: $1 — the coordinator keeps running (Ctrl-C stops it)." >&2
   echo "       Fix the cause named above, then start the agent by hand:" >&2
-  echo "       $BIN/hostplane-agent ${agent_args[*]}${2:+ --join-token \$(bin/hostplanectl node token create --admin-socket $DATA/admin.sock)}" >&2
+  echo "       ${2:+HOSTPLANE_AGENT_JOIN_TOKEN=\$($BIN/hostplanectl node token create --admin-socket $DATA/admin.sock) }$BIN/hostplane-agent ${agent_args[*]}" >&2
   echo "       A libvirt pool defined at another path: virsh pool-dumpxml $POOL shows it;" >&2
   echo "       if nothing uses it, virsh pool-destroy $POOL; virsh pool-undefine $POOL." >&2
 }
@@ -65,7 +98,9 @@ agent=
 if [ -S /var/run/libvirt/libvirt-sock ]; then
   # Wait for the coordinator, then enrol the local agent once (its certificate
   # is kept in $DATA/agent/session and reused on the next run).
-  token=()
+  # The token goes in the agent's environment, not on its command line, which
+  # every user of the machine can read (ps).
+  token=
   if [ ! -f "$DATA/agent/session/node.crt" ]; then
     tok=
     for _ in $(seq 150); do # the coordinator elects itself within a few seconds
@@ -73,10 +108,12 @@ if [ -S /var/run/libvirt/libvirt-sock ]; then
       kill -0 "$coord" 2>/dev/null || break
       sleep 0.2
     done
-    [ -n "$tok" ] && token=(--join-token "$tok")
+    token=$tok
   fi
-  if [ -f "$DATA/agent/session/node.crt" ] || [ ${#token[@]} -gt 0 ]; then
-    "$BIN/hostplane-agent" "${agent_args[@]}" "${token[@]}" &
+  if [ -f "$DATA/agent/session/node.crt" ] || [ -n "$token" ]; then
+    agent_env=()
+    [ -z "$token" ] || agent_env=(HOSTPLANE_AGENT_JOIN_TOKEN="$token")
+    env "${agent_env[@]}" "$BIN/hostplane-agent" "${agent_args[@]}" &
     agent=$!
     pids+=("$agent")
     echo "agent: node 'local' joins the coordinator (pool $POOL at $DATA/pool; $BIN/hostplanectl node list --admin-socket $DATA/admin.sock);"

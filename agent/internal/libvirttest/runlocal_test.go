@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/testenv"
+	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
 )
@@ -80,6 +82,116 @@ func TestRunLocalTwice(t *testing.T) {
 		t.Fatalf("the coordinator does not answer after the agent failed: %v %s\n%s", err, out, r.output())
 	}
 	r.stop(t)
+}
+
+// TestRunLocalStopsItsServers is an operator's first `make run` with a server:
+// the agent enrols without its join token on its command line (which every
+// user of the machine reads with ps), a server placed with hostplanectl runs,
+// and Ctrl-C shuts it down with the run: no domain with a disk in the data
+// directory's pool is left running.
+func TestRunLocalStopsItsServers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the coordinator and the agent and boots a guest")
+	}
+	testenv.RequireLibvirt(t)
+	g := testenv.RequireGuest(t)
+	bin := buildAll(t)
+	dir := t.TempDir()
+	testenv.Cleanup(t, testenv.Prefix(), localPool(dir))
+	t.Cleanup(func() { // after the run's own cleanup: whatever the script left
+		for name := range poolDomains(dir) {
+			_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "destroy", name).Run()
+			_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "undefine", name).Run()
+		}
+	})
+	r := startRunLocal(t, bin, dir)
+	c := client.NodeNew(filepath.Join(dir, "agent.sock"))
+	defer c.Close()
+	waitFor(t, r, 60*time.Second, "the agent's local API", func() bool {
+		_, err := c.Templates(context.Background())
+		return err == nil
+	})
+	for _, cmdline := range groupCmdlines(r.cmd.Process.Pid) {
+		if strings.Contains(cmdline, "hpj1.") || strings.Contains(cmdline, "join-token") {
+			t.Fatalf("a join token on a command line: %s", cmdline)
+		}
+	}
+	if _, err := c.ImportTemplate(context.Background(), api.NodeTemplateImportRequest{OpID: client.NodeNewOpID(), Name: "tiny", OSFamily: "linux",
+		ImagePath: g.Disk, SHA256: testenv.SHA256File(t, g.Disk), KernelPath: g.Kernel, InitrdPath: g.Initrd, Cmdline: g.Cmdline}); err != nil {
+		t.Fatal(err)
+	}
+	ctl := func(args ...string) (string, error) {
+		out, err := exec.Command(filepath.Join(bin, "hostplanectl"), append([]string{"--socket", filepath.Join(dir, "admin.sock")}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	out, err := ctl("account", "show", "admin@localhost", "--json")
+	m := regexp.MustCompile(`"id": "(acc_[^"]+)"`).FindStringSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("account show admin@localhost: %v\n%s", err, out)
+	}
+	// The node reports the template to the leader a moment after the import.
+	waitFor(t, r, 60*time.Second, "server create", func() bool {
+		out, err = ctl("server", "create", "--account", m[1], "--plan", "nano", "--template", "tiny")
+		return err == nil
+	})
+	waitFor(t, r, 120*time.Second, "the server's domain running", func() bool {
+		for _, running := range poolDomains(dir) {
+			if running {
+				return true
+			}
+		}
+		return false
+	})
+	r.stop(t)
+	for name, running := range poolDomains(dir) {
+		if running {
+			t.Errorf("domain %s still runs after the run ended:\n%s", name, r.output())
+		}
+	}
+	if want := "shutting down this run's servers: hp-srv-"; !strings.Contains(r.output(), want) {
+		t.Errorf("the run did not say %q:\n%s", want, r.output())
+	}
+}
+
+// poolDomains is the libvirt domains with a disk in dir's pool, and whether
+// each runs.
+func poolDomains(dir string) map[string]bool {
+	virsh := func(args ...string) string {
+		out, _ := exec.Command("virsh", append([]string{"-q", "-c", "qemu:///system"}, args...)...).Output()
+		return string(out)
+	}
+	doms := map[string]bool{}
+	for _, name := range strings.Fields(virsh("list", "--all", "--name")) {
+		if strings.Contains(virsh("dumpxml", name), "file='"+filepath.Join(dir, "pool")+"/") {
+			doms[name] = strings.TrimSpace(virsh("domstate", name)) == "running"
+		}
+	}
+	return doms
+}
+
+// groupCmdlines is the command lines of the processes in process group pgid,
+// as ps shows them to any user.
+func groupCmdlines(pgid int) []string {
+	ents, _ := os.ReadDir("/proc")
+	var out []string
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		i := strings.LastIndexByte(string(stat), ')')
+		if err != nil || i < 0 {
+			continue
+		}
+		// After the command's name: state, ppid, pgrp.
+		if f := strings.Fields(string(stat[i+1:])); len(f) < 3 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline")); err == nil {
+			out = append(out, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
 }
 
 // secondRunRefused: a second run on a running one's data directory stops at
