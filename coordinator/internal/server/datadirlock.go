@@ -60,10 +60,12 @@ func adminSocketInUse(path string) bool {
 }
 
 // listenHint names the setting to change when addr could not be listened on
-// because something else holds it.
+// because something else holds it: the flag, and its environment variable,
+// which is how `make run` (scripts/run-local.sh, no flags of its own) takes it.
 func listenHint(err error, flag string) string {
 	if errors.Is(err, syscall.EADDRINUSE) {
-		return " (another coordinator or program listens there: stop it, or give this coordinator another " + flag + ")"
+		env := "HOSTPLANE_" + strings.ToUpper(strings.ReplaceAll(strings.TrimPrefix(flag, "--"), "-", "_"))
+		return " (another coordinator or program listens there: stop it, or give this coordinator another " + flag + " or " + env + ")"
 	}
 	return ""
 }
