@@ -5,35 +5,12 @@
 #
 # Heavy, by rule: every package under tests/ (whole-system tests) except the
 # framework itself (its test runs one coordinator and stays with the unit
-# tests), plus the packages named in HEAVY below.
+# tests), plus the packages named in GUESTS, HOSTING and CLUSTERS below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.bin:$PATH"
 
 mod=$(go list -m)
-HEAVY="
-$mod/coordinator/internal/clustertest
-$mod/coordinator/internal/oauthtest
-$mod/coordinator/internal/ipam/clustertest
-$mod/agent/internal/libvirttest
-$mod/agent/internal/hosting
-$mod/agent/internal/hostinge2e
-$mod/packaging/packagetest
-$mod/agent/internal/sitetls
-$mod/coordinator/internal/certjob
-$mod/coordinator/internal/renewal
-$mod/coordinator/internal/domainreg
-$mod/coordinator/internal/mcpserver/conformance
-"
-all=$(go list ./...)
-heavy=$(for p in $all; do
-  case "$p" in
-    "$mod"/tests/framework | "$mod"/tests/framework/*) ;;
-    "$mod"/tests/*) echo "$p" ;;
-    *) if grep -qxF "$p" <<<"$HEAVY"; then echo "$p"; fi ;;
-  esac
-done)
-units=$(grep -vxF -f <(echo "$heavy") <<<"$all")
 # Heavy packages run in four lanes at once, each lane one package at a time
 # (the suite was ≈ 31 min with two lanes while the machine's two cores were
 # busy only about half the time: these tests mostly wait on processes):
@@ -67,6 +44,23 @@ $mod/coordinator/internal/certjob
 $mod/coordinator/internal/renewal
 $mod/coordinator/internal/domainreg
 "
+# The heavy packages outside tests/ that neither boot guests nor start the
+# hosting services: they go to the clusters lanes.
+CLUSTERS="
+$mod/coordinator/internal/clustertest
+$mod/coordinator/internal/oauthtest
+$mod/coordinator/internal/ipam/clustertest
+$mod/coordinator/internal/mcpserver/conformance
+"
+all=$(go list ./...)
+heavy=$(for p in $all; do
+  case "$p" in
+    "$mod"/tests/framework | "$mod"/tests/framework/*) ;;
+    "$mod"/tests/*) echo "$p" ;;
+    *) if grep -qxF "$p" <<<"$GUESTS$HOSTING$CLUSTERS"; then echo "$p"; fi ;;
+  esac
+done)
+units=$(grep -vxF -f <(echo "$heavy") <<<"$all")
 # The clusters lanes' queue starts with these, longest first (685, 340, 248,
 # 111, 102, 55 and 41 s in the clean-clone CI at 33f99eb); the other packages
 # (under 20 s each) follow.
