@@ -64,16 +64,7 @@ func readAccount(b []byte) (acc api.Account, ok bool) {
 
 // GetAccount loads account id as GetJSON would (ErrNotFound when absent).
 func GetAccount(tx *bolt.Tx, id string) (api.Account, error) {
-	raw := tx.Bucket(BucketAccounts).Get([]byte(id))
-	if raw == nil {
-		return api.Account{}, ErrNotFound
-	}
-	if acc, ok := readAccount(raw); ok {
-		return acc, nil
-	}
-	var acc api.Account
-	err := GetJSON(tx, BucketAccounts, []byte(id), &acc)
-	return acc, err
+	return getRead(tx, BucketAccounts, []byte(id), readAccount)
 }
 
 // PutAccount stores acc as PutJSON would.

@@ -39,11 +39,8 @@ func (id UsageFlushID) Before(o UsageFlushID) bool {
 
 // Account loads an account.
 func (r ReadTx) Account(id string) (api.Account, error) {
-	if acc, ok := readAccount(r.tx.Bucket(BucketAccounts).Get([]byte(id))); ok {
-		return acc, nil
-	}
-	var acc api.Account
-	return acc, r.getNamed("account", id, BucketAccounts, []byte(id), &acc)
+	acc, err := GetAccount(r.tx, id)
+	return acc, named("account", id, err)
 }
 
 // AccountExists reports whether an account exists.

@@ -23,25 +23,12 @@ func (r ReadTx) Products() ([]api.AdminProduct, error) {
 
 // Product is one product by slug (ErrNotFound).
 func (r ReadTx) Product(slug string) (api.AdminProduct, error) {
-	if p, ok := readProduct(r.tx.Bucket(BucketProducts).Get([]byte(slug))); ok {
-		return p, nil
-	}
-	var p api.AdminProduct
-	err := GetJSON(r.tx, BucketProducts, []byte(slug), &p)
-	return p, err
+	return getRead(r.tx, BucketProducts, []byte(slug), readProduct)
 }
 
 // AccountPricing is an account's reseller pricing (the zero value: retail).
 func (r ReadTx) AccountPricing(accountID string) (api.AccountPricing, error) {
-	raw := r.tx.Bucket(BucketAccountPricing).Get([]byte(accountID))
-	if raw == nil {
-		return api.AccountPricing{}, nil
-	}
-	if p, ok := readAccountPricing(raw); ok {
-		return p, nil
-	}
-	var p api.AccountPricing
-	err := GetJSON(r.tx, BucketAccountPricing, []byte(accountID), &p)
+	p, err := getRead(r.tx, BucketAccountPricing, []byte(accountID), readAccountPricing)
 	if err == ErrNotFound {
 		return api.AccountPricing{}, nil
 	}

@@ -29,13 +29,28 @@ func (r ReadTx) get(bucket, key []byte, v any) error { return GetJSON(r.tx, buck
 
 // getNamed is get with a not-found error naming the object ("server srv_x: not found").
 func (r ReadTx) getNamed(what, id string, bucket, key []byte, v any) error {
-	if err := r.get(bucket, key, v); err != nil {
-		if err == ErrNotFound {
-			return fmt.Errorf("%s %s: %w", what, id, ErrNotFound)
-		}
-		return err
+	return named(what, id, r.get(bucket, key, v))
+}
+
+// named names the object in a not-found error ("server srv_x: not found");
+// other errors and nil are returned as they are.
+func named(what, id string, err error) error {
+	if err == ErrNotFound {
+		return fmt.Errorf("%s %s: %w", what, id, ErrNotFound)
 	}
-	return nil
+	return err
+}
+
+// getRead decodes bucket[key] with read, a record type's reader of
+// plainjson's subset (readAccount, readServer...: no reflection), or with
+// encoding/json as GetJSON does when read gives up (ErrNotFound when the
+// key is absent).
+func getRead[T any](tx *bolt.Tx, bucket, key []byte, read func([]byte) (T, bool)) (T, error) {
+	if v, ok := read(tx.Bucket(bucket).Get(key)); ok {
+		return v, nil
+	}
+	var v T
+	return v, GetJSON(tx, bucket, key, &v)
 }
 
 // has reports whether bucket holds key.

@@ -126,10 +126,8 @@ func (r ReadTx) Server(id string) (Server, error) { return servers.byID(r, id) }
 
 // OwnedServer loads an account's server; another account's is not found.
 func (r ReadTx) OwnedServer(accountID, id string) (Server, error) {
-	if s, ok := readServer(r.tx.Bucket(BucketServers).Get(OwnedKey(accountID, id))); ok {
-		return s, nil
-	}
-	return servers.owned(r, accountID, id)
+	s, err := getRead(r.tx, BucketServers, OwnedKey(accountID, id), readServer)
+	return s, named(servers.what, id, err)
 }
 
 // Servers pages an account's servers (terminated ones included), newest
@@ -170,11 +168,8 @@ func (r ReadTx) NodeServers(nodeID string) ([]Server, error) {
 
 // Action loads an action.
 func (r ReadTx) Action(id string) (Action, error) {
-	if a, ok := readAction(r.tx.Bucket(BucketActions).Get([]byte(id))); ok {
-		return a, nil
-	}
-	var a Action
-	return a, r.getNamed("action", id, BucketActions, []byte(id), &a)
+	a, err := getRead(r.tx, BucketActions, []byte(id), readAction)
+	return a, named("action", id, err)
 }
 
 // OpenActions lists the pending and running actions (the dispatcher's work).
