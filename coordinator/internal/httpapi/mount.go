@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"net/http"
 	"time"
 
@@ -33,8 +34,17 @@ type Caller struct {
 // route will count (an /mcp request other than a tool call), against the
 // caller's per-minute limit as /v1 counts its own: it sets the X-RateLimit-*
 // headers and is a 429 (with Retry-After) beyond the limit.
+//
+// It may be called after the request's body was read, or failed to be: a
+// body that stalls past --http-body-timeout ends the request's context (net/http
+// cancels it on the read error), and a follower's lease from the leader asked
+// under that context would be refused at once (a 429 for a 408). The count
+// runs under the request's context without its cancellation, bounded by
+// countWait.
 func (a *API) CountRequest(w http.ResponseWriter, r *http.Request, c Caller) *api.Error {
-	rq := &request{Request: r, w: w, now: a.now().UTC()}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), countWait)
+	defer cancel()
+	rq := &request{Request: r.WithContext(ctx), w: w, now: a.now().UTC()}
 	if err := a.rateLimit(rq, &caller{keyID: c.KeyID, limit: c.limit}); err != nil {
 		ae, _ := toAPIError(err)
 		return ae
@@ -85,6 +95,11 @@ func (a *API) Authenticate(r *http.Request) (Caller, *api.Error) {
 	}
 	return Caller{KeyID: c.keyID, AccountID: c.accountID, Scopes: c.scopes, limit: c.limit}, nil
 }
+
+// countWait bounds CountRequest's wait for a follower's lease from the
+// leader: the lease's own fetch is bounded too (ratelimit.Leases Timeout, 2 s),
+// a request of a key whose tokens other requests took meanwhile asks again.
+const countWait = 5 * time.Second
 
 // followerAuthWait bounds a follower's wait for a credential it does not know
 // yet (about a few heartbeats).

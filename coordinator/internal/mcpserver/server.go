@@ -532,16 +532,6 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			// Read here, as /v1 reads (1 MiB, 413; a stalled body 408), not
 			// by the SDK (4 MiB, and any read error a 400).
 			body, aerr := httpapi.ReadRequestBody(w, r)
-			if aerr != nil && aerr.StatusCode == http.StatusRequestTimeout {
-				// A stalled body is answered 408 uncounted, as before
-				// 5f499c9: counting it then asked a follower's rate lease
-				// under the request's context after the body timeout, and
-				// the clean-clone CI at c84790d saw a dribbling client on a
-				// follower answered 429, not 408 (tests/audit
-				// TestDribblingClientsAreCut).
-				fail(aerr)
-				return
-			}
 			if aerr != nil {
 				refusedBody(aerr)
 				return
