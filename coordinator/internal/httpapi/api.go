@@ -352,6 +352,7 @@ func (a *API) Handler(admin http.Handler) http.Handler {
 	// Anything else is a JSON 404, or a 405 with Allow, not the mux's text page.
 	unrouted := a.unrouted(mux)
 	mux.HandleFunc("/", unrouted)
+	shadowLiterals(mux, a.routes, unrouted)
 	h := secureHeaders(a.instrument(a.unreadBodies(canonicalV1(mux, unrouted))))
 	if a.clusterAuth() {
 		// Followers' forwarded writes, framed on one connection (forwardmux.go).

@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"net/http"
+	"net/url"
 	"path"
+	"slices"
 	"strings"
 
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
@@ -46,12 +48,13 @@ var (
 var probeMethods = []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
 
 // allowedMethods lists the methods mux serves on r's path (none: the path is
-// unknown).
+// unknown). A shadowed pattern (shadowLiterals) is no method served.
 func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 	var out []string
 	for _, m := range probeMethods {
 		probe := &http.Request{Method: m, URL: r.URL, Host: r.Host, Header: http.Header{}}
-		if _, pattern := mux.Handler(probe); pattern != "" && pattern != "/" {
+		h, pattern := mux.Handler(probe)
+		if _, shadow := h.(shadowed); !shadow && pattern != "" && pattern != "/" {
 			out = append(out, m)
 			if m == http.MethodGet {
 				out = append(out, http.MethodHead)
@@ -59,6 +62,38 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 		}
 	}
 	return out
+}
+
+// shadowed is the handler shadowLiterals registers: unrouted's, which
+// allowedMethods does not count as a method the path is served with.
+type shadowed http.HandlerFunc
+
+func (s shadowed) ServeHTTP(w http.ResponseWriter, r *http.Request) { s(w, r) }
+
+// shadowLiterals makes each route path whose literal segment a wildcard
+// sibling also matches (/v1/domains/transfer and /v1/domains/{id},
+// /v1/servers/quote and /v1/servers/{id}) answer the methods it is not
+// served with as unrouted does, a 405 whose Allow lists the path's own
+// methods, rather than through the sibling: GET /v1/domains/transfer was the
+// domain route's 404 "domain not found", DELETE /v1/servers/quote a 403
+// naming servers:destroy, and a 405 elsewhere on the path listed the
+// sibling's methods in Allow. Call it once every route is registered.
+func shadowLiterals(mux *http.ServeMux, routes []Route, unrouted http.HandlerFunc) {
+	served := map[string][]string{} // path → its methods
+	for _, rt := range routes {
+		served[rt.Path] = append(served[rt.Path], rt.Method)
+	}
+	for p, methods := range served {
+		u := &url.URL{Path: p}
+		for _, m := range probeMethods {
+			if slices.Contains(methods, m) {
+				continue
+			}
+			if _, pattern := mux.Handler(&http.Request{Method: m, URL: u, Header: http.Header{}}); pattern != "" && pattern != "/" && pattern != m+" "+p {
+				mux.Handle(m+" "+p, shadowed(unrouted))
+			}
+		}
+	}
 }
 
 // canonicalV1 hands a /v1 path that is not in its canonical form (a doubled
