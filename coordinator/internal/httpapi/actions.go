@@ -69,7 +69,7 @@ func parseActionListQuery(q url.Values) (actionListQuery, error) {
 	}
 	oneOfQuery := func(name string, allowed []string) (string, error) {
 		s, ok := q[name]
-		if !ok {
+		if !ok || len(s) == 1 && s[0] == "" { // empty: no filter, as absent
 			return "", nil
 		}
 		if len(s) != 1 || !slices.Contains(allowed, s[0]) {
@@ -86,7 +86,7 @@ func parseActionListQuery(q url.Values) (actionListQuery, error) {
 	if out.command, err = oneOfQuery("command", api.ActionCommands); err != nil {
 		return out, err
 	}
-	if s, ok := q["resource_id"]; ok {
+	if s, ok := q["resource_id"]; ok && (len(s) != 1 || s[0] != "") { // empty: no filter
 		if len(s) != 1 || !ids.Valid(serverIDPrefix, s[0]) && !ids.Valid(hostingIDPrefix, s[0]) {
 			return out, bad("resource_id", "a server id (srv_…) or a hosting account id (hst_…)")
 		}

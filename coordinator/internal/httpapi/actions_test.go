@@ -93,6 +93,9 @@ func TestListActions(t *testing.T) {
 		"status=pending":                          {php},
 		"command=server.stop":                     {stop2, stop1},
 		"command=server.stop&resource_id=" + srv2: {stop2},
+		// An empty value is no filter, as absent (queryparams.go).
+		"resource_type=&status=&command=&resource_id=&cursor=&limit=": all,
+		"status=&resource_type=hosting":                               {php, all[4]},
 	} {
 		got, _ := actionIDs(t, s.call(key, "GET", "/v1/actions?"+q, ""))
 		if len(got) != len(want) || len(want) > 0 && !reflect.DeepEqual(got, want) {
@@ -151,9 +154,9 @@ func TestListActions(t *testing.T) {
 	for q, name := range map[string]string{
 		"limit=0": "limit", "limit=201": "limit", "limit=x": "limit",
 		"cursor=x": "cursor", "cursor=" + srv1: "cursor", "cursor=act_%00": "cursor",
-		"resource_type=vm": "resource_type", "resource_type=": "resource_type",
+		"resource_type=vm":  "resource_type",
 		"resource_id=act_x": "resource_id", "resource_id=" + url.QueryEscape("srv_1 OR 1=1"): "resource_id",
-		"status=failed": "status", "command=server.destroy": "command", "command=": "command",
+		"status=failed": "status", "command=server.destroy": "command",
 		"page=2": "page", "status=error&status=success": "status",
 	} {
 		r := s.call(key, "GET", "/v1/actions?"+q, "")

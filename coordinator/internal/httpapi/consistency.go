@@ -63,8 +63,9 @@ func (a *API) readGate(w http.ResponseWriter, r *http.Request, rid string) bool 
 	return true
 }
 
-// staleRequested parses ?consistency=: "" or "linearizable" (the default) or
-// "stale" (GET and HEAD only).
+// staleRequested parses ?consistency=: absent, empty or "linearizable" (the
+// default) or "stale" (GET and HEAD only). An empty value is the default, as
+// for every query parameter (queryparams.go).
 func staleRequested(r *http.Request) (bool, error) {
 	if r.URL.RawQuery == "" {
 		return false, nil
@@ -78,7 +79,7 @@ func staleRequested(r *http.Request) (bool, error) {
 		return false, badParam(`query parameter "consistency" given more than once`)
 	}
 	switch vs[0] {
-	case consistencyLinear:
+	case "", consistencyLinear:
 		return false, nil
 	case consistencyStale:
 		if !isRead(r) {

@@ -19,6 +19,13 @@ import (
 // changed. Ignored, `GET /v1/tickets?status=open` listed every ticket and
 // `?Limit=5` fifty of them: a client believed a filter or a page size that
 // was never applied (Stripe refuses unknown parameters for the same reason).
+//
+// A parameter the operation takes given with an empty value (?limit=,
+// ?page=, ?cursor=, ?consistency=, ?status=) is as if it were not given: its
+// default, or no filter; a required one is then missing. One rule for every
+// parameter, so a client that fills a URL template or a form with a value it
+// does not have gets the default: before, ?limit= and ?cursor= were the
+// default but ?consistency= and the action list's empty filters a 400.
 
 // queryParamsByOperation maps "METHOD /v1/path" (net/http pattern paths, as
 // Route.Path) to the query parameter names doc declares for it (the
