@@ -112,11 +112,7 @@ var actionErrorKeys = []string{"code", "message"}
 // field order (no snapshot, no meta, no null), giving exactly what
 // json.Unmarshal gives; anything else fails it (ok false) and the caller
 // decodes with encoding/json.
-func readAction(b []byte) (Action, bool) {
-	var a Action
-	rd := plainjson.NewReader(b)
-	return a, ReadAction(rd, &a) && rd.End()
-}
+func readAction(b []byte) (Action, bool) { return readWhole(b, ReadAction) }
 
 // ReadAction is readAction of the value at rd (an order command's action),
 // into the zero Action a.

@@ -61,7 +61,8 @@ func TestActionCodecMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 	// Records encoding/json reads but writes otherwise are read slowly.
-	for _, raw := range []string{`{"id":"a" }`, `{"command":"c","id":"a"}`, `{"id":"a","id":"b"}`, `{"progress":1.0}`, `{"params":{"a":[1,2]},"x":1}`, `{"error":null}`, `{"started_at":null}`} {
+	for _, raw := range []string{`{"id":"a" }`, `{"command":"c","id":"a"}`, `{"id":"a","id":"b"}`, `{"progress":1.0}`, `{"params":{"a":[1,2]},"x":1}`, `{"error":null}`, `{"started_at":null}`,
+		`{"id":"a"}{}`} { // a value after the record
 		if _, ok := readAction([]byte(raw)); ok {
 			t.Errorf("readAction read %s", raw)
 		}

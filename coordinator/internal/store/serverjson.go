@@ -159,10 +159,15 @@ var (
 // order (no snapshots, no PTRs, no null), giving exactly what json.Unmarshal
 // gives; anything else fails it (ok false) and the caller decodes with
 // encoding/json (FuzzReadServer).
-func readServer(b []byte) (Server, bool) {
-	var s Server
+func readServer(b []byte) (Server, bool) { return readWhole(b, ReadServer) }
+
+// readWhole reads b whole with read (ReadServer, ReadAction: the value at
+// rd into the zero T): ok false when read gives up or anything follows the
+// value.
+func readWhole[T any](b []byte, read func(*plainjson.Reader, *T) bool) (T, bool) {
+	var v T
 	rd := plainjson.NewReader(b)
-	return s, ReadServer(rd, &s) && rd.End()
+	return v, read(rd, &v) && rd.End()
 }
 
 // ReadServer is readServer of the value at rd (an order command's server),

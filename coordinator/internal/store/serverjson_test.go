@@ -40,7 +40,8 @@ func TestReadServer(t *testing.T) {
 			t.Errorf("a plain server record was not read: %s", b)
 		}
 	}
-	for _, b := range []string{`{"snapshots":[]}`, `{"ptrs":{"a":"b"}}`, `{"label":"<\u00e9>"}`, `{"addrs":[{"unit":"x"}]}`, `{"renewal":null}`, `{"plan":{"vcpus":4294967296}}`, `{"label":"a","id":"b"}`} {
+	for _, b := range []string{`{"snapshots":[]}`, `{"ptrs":{"a":"b"}}`, `{"label":"<\u00e9>"}`, `{"addrs":[{"unit":"x"}]}`, `{"renewal":null}`, `{"plan":{"vcpus":4294967296}}`, `{"label":"a","id":"b"}`,
+		`{"id":"a"}{}`} { // a value after the record
 		if checkReadServer(t, []byte(b)) {
 			t.Errorf("readServer read %s", b)
 		}
