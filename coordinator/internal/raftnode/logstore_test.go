@@ -48,13 +48,20 @@ func testEntry(i uint64) *raft.Log {
 		Data: []byte(fmt.Sprintf(`{"entry":%d}`, i)), Extensions: []byte{byte(i)}}
 }
 
-// checkMigrated asserts that the store under dir holds what writeBoltDir wrote.
-func checkMigrated(t *testing.T, dir string, first, last uint64) {
+// mustOpenLogStore opens the log store under dir as the node does.
+func mustOpenLogStore(t *testing.T, dir string) logStore {
 	t.Helper()
 	s, err := openLogStore(dir, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// checkMigrated asserts that the store under dir holds what writeBoltDir wrote.
+func checkMigrated(t *testing.T, dir string, first, last uint64) {
+	t.Helper()
+	s := mustOpenLogStore(t, dir)
 	defer s.Close()
 	if v, err := s.GetUint64([]byte("CurrentTerm")); err != nil || v != 7 {
 		t.Fatalf("CurrentTerm = %d, %v; want 7", v, err)
@@ -105,10 +112,7 @@ func TestLogStoreMigratesBoltDir(t *testing.T) {
 	checkMigrated(t, dir, 1001, 1800)
 
 	// The migrated store takes new entries after the old ones.
-	s, err := openLogStore(dir, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpenLogStore(t, dir)
 	if err := s.StoreLogs([]*raft.Log{testEntry(1801)}); err != nil {
 		t.Fatal(err)
 	}
@@ -140,10 +144,7 @@ func TestLogStoreFinishesRetiringBoltLog(t *testing.T) {
 	writeBoltDir(t, dir, 1, 300)
 	// Migrated, then stopped after the WAL was renamed into place and before
 	// raft.db was renamed: the next open keeps the WAL and retires raft.db.
-	s, err := openLogStore(dir, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpenLogStore(t, dir)
 	s.Close()
 	if err := os.Rename(filepath.Join(dir, boltLogName+preWALSuffix), filepath.Join(dir, boltLogName)); err != nil {
 		t.Fatal(err)
@@ -153,10 +154,7 @@ func TestLogStoreFinishesRetiringBoltLog(t *testing.T) {
 
 func TestLogStoreNewDir(t *testing.T) {
 	dir := t.TempDir()
-	s, err := openLogStore(dir, hclog.NewNullLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustOpenLogStore(t, dir)
 	defer s.Close()
 	if l, err := s.LastIndex(); err != nil || l != 0 {
 		t.Fatalf("LastIndex of a new store = %d, %v", l, err)
