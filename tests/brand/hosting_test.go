@@ -125,8 +125,9 @@ func TestSeed444hostHosting(t *testing.T) {
 	settled("active")
 
 	// POST /v1/hosting/:id/ssl/retry: certificates are issued for an
-	// account's verified custom domain; this account has none.
-	if r := call("POST", "/v1/hosting/"+id+"/ssl/retry", nil, 404); !strings.Contains(strings.ToLower(string(r.Body)), "custom domain") {
+	// account's verified custom domain; this account has none: a 409
+	// no_custom_domain (the account exists; a 404 read as it gone).
+	if r := call("POST", "/v1/hosting/"+id+"/ssl/retry", nil, 409); !strings.Contains(strings.ToLower(string(r.Body)), "no custom domain") {
 		t.Errorf("ssl retry without a custom domain: %s", r.Body)
 	}
 

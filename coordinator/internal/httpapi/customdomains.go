@@ -287,10 +287,27 @@ func (a *API) deleteCustomDomain(rq *request) (int, any, error) {
 // retryCertificate makes the custom domain's certificate due now (a failed
 // order is tried again, an issued certificate renewed) unless the name's
 // failed validations of the last hour leave no room under Let's Encrypt's
-// limit (429 saying from when).
+// limit (429 saying from when). The caller's hosting account without a
+// custom domain, or deleted, is a 409 saying so, as one whose domain is not
+// verified: it exists, and a 404 ("custom domain not found") read as the
+// account being gone or not the caller's (seed: "404 … does not exist or
+// is not yours").
 func (a *API) retryCertificate(rq *request) (int, any, error) {
-	h, d, err := a.loadCustomDomain(rq)
+	h, err := a.loadHosting(rq)
 	if err != nil {
+		return 0, nil, err
+	}
+	if err := decodeNoBody(rq.body); err != nil {
+		return 0, nil, err
+	}
+	var d store.CustomDomain
+	err = a.state.Read(func(r store.ReadTx) (err error) { d, err = r.CustomDomain(rq.caller.accountID, h.ID); return })
+	switch {
+	case errors.Is(err, store.ErrNotFound) && h.Status == api.HostingDeleted:
+		return 0, nil, errf(http.StatusConflict, "conflict", "hosting account %s is deleted", h.ID)
+	case errors.Is(err, store.ErrNotFound):
+		return 0, nil, errf(http.StatusConflict, "no_custom_domain", "hosting account %s has no custom domain: certificates are issued for a verified custom domain (PUT /v1/hosting/%s/custom-domain, then POST …/custom-domain/verify)", h.ID, h.ID)
+	case err != nil:
 		return 0, nil, err
 	}
 	if d.Status != api.CustomDomainVerified {

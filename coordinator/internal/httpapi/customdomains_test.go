@@ -158,7 +158,9 @@ func FuzzDecodeCustomDomain(f *testing.F) {
 	})
 }
 
-// TestCertificateRetry: POST …/ssl/retry needs a verified domain (409), is
+// TestCertificateRetry: POST …/ssl/retry needs a custom domain (409
+// no_custom_domain: the account exists, a 404 read as it gone) that is
+// verified (409), is
 // refused with 429 retry_limited once the name failed validation 4 times in
 // the last hour, and otherwise makes a failed certificate due now, shown in
 // the custom domain's certificate status; another account's hosting is a 404.
@@ -167,7 +169,7 @@ func TestCertificateRetry(t *testing.T) {
 	acc, key := s.account(api.ScopeHostingRead, api.ScopeHostingWrite)
 	hst := s.hostingAccount(acc, "ada", "ada.hosting.test")
 	retry := "/v1/hosting/" + hst + "/ssl/retry"
-	if r := s.call(key, "POST", retry, ""); r.status != http.StatusNotFound {
+	if r := s.call(key, "POST", retry, ""); r.status != http.StatusConflict || !strings.Contains(string(r.body), "no_custom_domain") {
 		t.Fatalf("retry without a custom domain: %d %s", r.status, r.body)
 	}
 	s.apply(fsm.CmdCustomDomainSet, fsm.CustomDomainSet{HostingID: hst, AccountID: acc, Domain: "shop.example.test", Token: "t",
