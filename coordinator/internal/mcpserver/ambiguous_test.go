@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -19,9 +18,8 @@ import (
 // this check; of two "name"s each takes the last only by its library's
 // choice. A plain call still runs.
 func TestMCPAmbiguousMessage(t *testing.T) {
-	c := testcluster.New(t, 1)
-	_, key := c.NewAccount("mcp-ambiguous@example.com", api.ScopeTicketsRead)
-	post, sess := inProcessSession(t, c.Nodes[0].Server.APIHandler(), key)
+	r := newMCPRig(t, "mcp-ambiguous@example.com", []string{api.ScopeTicketsRead})
+	post, sess := r.post, r.sess
 	for _, body := range []string{
 		`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_tickets","Name":"create_server","arguments":{}}}`,
 		`{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_tickets","name":"create_server","arguments":{}}}`,

@@ -24,14 +24,12 @@ import (
 // message. Each reports the process's CPU time per call (cpu_µs/call): the
 // coordinator's, the client being only the request's construction.
 func BenchmarkServerCostInProcess(b *testing.B) {
-	c := testcluster.New(b, 1, testcluster.WithRateLimit(100_000_000))
-	_, key := c.NewAccount("bench-inproc@example.com", api.AllScopes...)
-	tk, err := c.Client(0, key).CreateTicket(context.Background(), api.TicketCreateRequest{Subject: "b", Message: "m"}, "")
+	r := newMCPRig(b, "bench-inproc@example.com", api.AllScopes, testcluster.WithRateLimit(100_000_000))
+	h, key, post, sess := r.h, r.key, r.post, r.sess
+	tk, err := r.c.Client(0, key).CreateTicket(context.Background(), api.TicketCreateRequest{Subject: "b", Message: "m"}, "")
 	if err != nil {
 		b.Fatal(err)
 	}
-	h := c.Nodes[0].Server.APIHandler()
-	post, sess := inProcessSession(b, h, key)
 	call := `{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get_ticket","arguments":{"id":"` + tk.ID + `"}}}`
 	rest := func(b *testing.B) {
 		req := httptest.NewRequest("GET", "/v1/tickets/"+tk.ID, nil)

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
-	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -17,9 +16,8 @@ import (
 // under the limit still reaches the tool. (The MCP SDK, which read the body
 // before, took up to 4 MiB.)
 func TestMCPBodyLimit(t *testing.T) {
-	c := testcluster.New(t, 1)
-	_, key := c.NewAccount("mcp-limit@example.com", api.AllScopes...)
-	post, sess := inProcessSession(t, c.Nodes[0].Server.APIHandler(), key)
+	r := newMCPRig(t, "mcp-limit@example.com", api.AllScopes)
+	post, sess := r.post, r.sess
 	call := func(pad int) string {
 		return `{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"get_ticket","arguments":{"id":"tk_` +
 			strings.Repeat("a", pad) + `"}}}`

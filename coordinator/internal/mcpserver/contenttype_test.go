@@ -21,10 +21,8 @@ import (
 // costs the key one request, as a malformed request does. A JSON type with
 // a charset still runs.
 func TestMCPRefusesBodiesNotJSON(t *testing.T) {
-	c := testcluster.New(t, 1, testcluster.WithRateLimit(100))
-	_, key := c.NewAccount("mcp-ctype@example.com", readScopes...)
-	h := c.Nodes[0].Server.APIHandler()
-	post, sess := inProcessSession(t, h, key)
+	r := newMCPRig(t, "mcp-ctype@example.com", readScopes, testcluster.WithRateLimit(100))
+	h, key, post, sess := r.h, r.key, r.post, r.sess
 	send := func(sess, ctype, body string) *httptest.ResponseRecorder {
 		req := mcpserver.RPCRequest("/mcp", key, sess, body)
 		if ctype == "" {

@@ -150,10 +150,8 @@ func TestFastPathMatchesSDK(t *testing.T) {
 // request's id (its X-Request-Id answer header), on the fast path and on
 // the SDK's, so an error a user reports names the request they sent.
 func TestToolErrorNamesTheRequest(t *testing.T) {
-	c := testcluster.New(t, 1)
-	_, key := c.NewAccount("reqid@example.com", api.AllScopes...)
-	h := c.Nodes[0].Server.APIHandler()
-	post, sess := inProcessSession(t, h, key)
+	r := newMCPRig(t, "reqid@example.com", api.AllScopes)
+	post, sess := r.post, r.sess
 	for _, fast := range []bool{false, true} { // the SDK first: it records the session (initialized) as it goes
 		was := mcpserver.SetFastCalls(fast)
 		n := mcpserver.FastServed()
@@ -179,14 +177,12 @@ func TestToolErrorNamesTheRequest(t *testing.T) {
 // before dispatch (bad arguments, counted by /mcp itself), each one token
 // less than the one before.
 func TestToolCallsCarryRateLimitHeaders(t *testing.T) {
-	c := testcluster.New(t, 1, testcluster.WithRateLimit(100))
-	_, key := c.NewAccount("ratehdr@example.com", api.AllScopes...)
-	tk, err := c.Client(0, key).CreateTicket(context.Background(), api.TicketCreateRequest{Subject: "s", Message: "m"}, "")
+	r := newMCPRig(t, "ratehdr@example.com", api.AllScopes, testcluster.WithRateLimit(100))
+	post, sess := r.post, r.sess
+	tk, err := r.c.Client(0, r.key).CreateTicket(context.Background(), api.TicketCreateRequest{Subject: "s", Message: "m"}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := c.Nodes[0].Server.APIHandler()
-	post, sess := inProcessSession(t, h, key)
 	call := func(args string) string {
 		return `{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"get_ticket","arguments":` + args + `}}`
 	}

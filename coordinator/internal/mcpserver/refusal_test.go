@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -18,10 +17,8 @@ import (
 // its Allow; a session's answers are unchanged. Before, these were the SDK's
 // text/plain lines ("Method Not Allowed", "session not found").
 func TestTransportRefusalsAreTheErrorEnvelope(t *testing.T) {
-	c := testcluster.New(t, 1)
-	_, key := c.NewAccount("mcp-refusals@example.com", api.AllScopes...)
-	h := c.Nodes[0].Server.APIHandler()
-	post, sess := inProcessSession(t, h, key)
+	r := newMCPRig(t, "mcp-refusals@example.com", api.AllScopes)
+	h, key, post, sess := r.h, r.key, r.post, r.sess
 	for _, tc := range []struct {
 		what, method, session, accept, body string
 		status                              int

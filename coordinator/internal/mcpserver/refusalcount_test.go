@@ -19,10 +19,8 @@ import (
 // do: a key could otherwise send such requests past its limit, each read and
 // checked.
 func TestMCPRefusedBodiesAreCounted(t *testing.T) {
-	c := testcluster.New(t, 1, testcluster.WithRateLimit(100))
-	_, key := c.NewAccount("mcp-refusedcount@example.com", readScopes...)
-	h := c.Nodes[0].Server.APIHandler()
-	_, sess := inProcessSession(t, h, key)
+	r := newMCPRig(t, "mcp-refusedcount@example.com", readScopes, testcluster.WithRateLimit(100))
+	h, key, sess := r.h, r.key, r.sess
 	big := `{"jsonrpc":"2.0","id":1,"method":"ping","params":{"_meta":{"pad":"` + strings.Repeat("x", 1<<20) + `"}}}`
 	for _, tc := range []struct {
 		what, sess, body string

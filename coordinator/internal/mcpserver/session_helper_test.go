@@ -7,7 +7,30 @@ import (
 	"testing"
 
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 )
+
+// mcpRig is where the in-process /mcp tests start: a one-node cluster, the
+// key of a new account, the node's API handler h, and an initialized /mcp
+// session sess on h with the key's poster of JSON-RPC bodies.
+type mcpRig struct {
+	c    *testcluster.Cluster
+	key  string
+	h    http.Handler
+	post func(sess, body string) *httptest.ResponseRecorder
+	sess string
+}
+
+// newMCPRig starts a one-node cluster with opts, opens an account for email
+// with scopes and an /mcp session with its key.
+func newMCPRig(tb testing.TB, email string, scopes []string, opts ...testcluster.Option) mcpRig {
+	tb.Helper()
+	c := testcluster.New(tb, 1, opts...)
+	_, key := c.NewAccount(email, scopes...)
+	h := c.Nodes[0].Server.APIHandler()
+	post, sess := inProcessSession(tb, h, key)
+	return mcpRig{c: c, key: key, h: h, post: post, sess: sess}
+}
 
 // inProcessSession initializes an MCP session on handler h with key, as a
 // client does (initialize, then notifications/initialized), and returns a
