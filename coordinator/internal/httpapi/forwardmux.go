@@ -701,11 +701,7 @@ func (c *muxClient) readLoop(br *bufio.Reader) {
 			c.fail(err)
 			return
 		}
-		c.mu.Lock()
-		p, ok := c.pending[id]
-		delete(c.pending, id)
-		done := c.retired && len(c.pending) == 0
-		c.mu.Unlock()
+		p, ok, done := c.take(id)
 		if ok {
 			p.ch <- resp
 		}
@@ -778,13 +774,19 @@ func (c *muxClient) send(ctx context.Context, method, host, uri string, h frameH
 	}
 }
 
+// take ends the wait for id: it returns the wait, whether there was one,
+// and whether that was the last wait of a retired channel (which then ends).
+func (c *muxClient) take(id uint64) (p pendingAnswer, ok, done bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok = c.pending[id]
+	delete(c.pending, id)
+	return p, ok, c.retired && len(c.pending) == 0
+}
+
 // abandon stops waiting for id and tells the leader to cancel it.
 func (c *muxClient) abandon(id uint64) {
-	c.mu.Lock()
-	_, waiting := c.pending[id]
-	delete(c.pending, id)
-	done := c.retired && len(c.pending) == 0
-	c.mu.Unlock()
+	_, waiting, done := c.take(id)
 	if waiting {
 		_ = c.w.send(func(b []byte) []byte { return appendCancelFrame(b, id) })
 	}

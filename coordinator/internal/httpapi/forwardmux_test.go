@@ -36,6 +36,13 @@ func channelEnds(t testing.TB, h http.Handler) (*muxClient, *channelServer) {
 // accepted connection) when wrap is not nil.
 func channelEndsOver(t testing.TB, h http.Handler, wrap func(net.Conn) net.Conn) (*muxClient, *channelServer) {
 	t.Helper()
+	return channelEndsWaiting(t, h, wrap, forwardTimeout)
+}
+
+// channelEndsWaiting is channelEndsOver whose follower end waits timeout for
+// each answer.
+func channelEndsWaiting(t testing.TB, h http.Handler, wrap func(net.Conn) net.Conn, timeout time.Duration) (*muxClient, *channelServer) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +70,7 @@ func channelEndsOver(t testing.TB, h http.Handler, wrap func(net.Conn) net.Conn)
 	srv := newChannelServer(context.Background(), slog.New(slog.DiscardHandler), h, sc, cc.LocalAddr().String(), nil, 5*time.Second)
 	done := make(chan struct{})
 	go func() { defer close(done); srv.serve(bufio.NewReader(sc)) }()
-	c := newMuxClient(ln.Addr().String(), cc, bufio.NewReader(cc))
+	c := newMuxClientWaiting(ln.Addr().String(), cc, bufio.NewReader(cc), timeout)
 	t.Cleanup(func() {
 		c.fail(io.EOF)
 		<-done

@@ -1,11 +1,8 @@
 package httpapi
 
 import (
-	"bufio"
 	"context"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -27,40 +24,15 @@ func TestChannelWaitEndsAtTheTimeout(t *testing.T) {
 		}
 		_, _ = io.WriteString(w, r.URL.Path)
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, _ := ln.Accept()
-		accepted <- c
-	}()
-	cc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc := <-accepted
-	if sc == nil {
-		t.Fatal("accept failed")
-	}
-	srv := newChannelServer(context.Background(), slog.New(slog.DiscardHandler), h, sc, cc.LocalAddr().String(), nil, 5*time.Second)
-	done := make(chan struct{})
-	go func() { defer close(done); srv.serve(bufio.NewReader(sc)) }()
 	const timeout = 600 * time.Millisecond
-	c := newMuxClientWaiting(ln.Addr().String(), cc, bufio.NewReader(cc), timeout)
-	defer func() {
-		c.fail(io.EOF)
-		<-done
-	}()
+	c, _ := channelEndsWaiting(t, h, nil, timeout)
 
 	// Bounded, so a wait the watch never ends fails the test in 10 s with
 	// the error it met instead of hanging the package until -timeout.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	start := time.Now()
-	_, err = c.roundTrip(ctx, "POST", "l", "/v1/never", http.Header{}, nil)
+	_, err := c.roundTrip(ctx, "POST", "l", "/v1/never", http.Header{}, nil)
 	took := time.Since(start)
 	if err == nil || !strings.Contains(err.Error(), "timeout awaiting the leader's answer") {
 		t.Fatalf("unanswered request: %v, want the timeout error", err)
