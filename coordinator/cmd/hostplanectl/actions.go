@@ -36,52 +36,24 @@ func newActionListCmd(g *globals) *cobra.Command {
 			"  hostplanectl action list --account ada@example.com --server srv_01jzq0x6m7d2k9c4v8b3n5t1aa --limit 20 --json\n" +
 			"  hostplanectl action list --cursor act_01jzq0x6m7d2k9c4v8b3n5t1aa",
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
-			for _, f := range []struct {
-				name, v, hint string
-			}{
-				{"account", q.Account, "an account id or email (leave it out for every account)"},
-				{"server", q.Server, "a server id, srv_…"},
-				{"hosting", q.Hosting, "a hosting account id, hst_…"},
-				{"status", q.Status, strings.Join(api.ActionStatuses, ", ")},
-				{"cursor", q.Cursor, "the next cursor a previous page printed"},
-			} {
-				if c.Flags().Changed(f.name) && strings.TrimSpace(f.v) == "" {
-					return usageError{"--" + f.name + " is empty: give " + f.hint}
+		RunE: adminRun(g, func(c *cobra.Command, _ []string) (api.AdminActionList, error) {
+			if err := checkActionQuery(c, q); err != nil {
+				return api.AdminActionList{}, err
+			}
+			return g.admin().Actions(c.Context(), q)
+		}, func(l api.AdminActionList) {
+			table(os.Stdout, "ID\tACCOUNT\tCOMMAND\tRESOURCE\tSTATUS\tTASK\tPROGRESS\tCREATED\tNODE\tERROR", l.Data, func(tw io.Writer, a api.AdminAction) {
+				errText := ""
+				if a.Error != nil {
+					errText = a.Error.Code + ": " + a.Error.Message
 				}
-			}
-			switch {
-			case q.Server != "" && !strings.HasPrefix(q.Server, "srv_"):
-				return usageError{fmt.Sprintf("--server %q is not a server id (srv_…)", q.Server)}
-			case q.Hosting != "" && !strings.HasPrefix(q.Hosting, "hst_"):
-				return usageError{fmt.Sprintf("--hosting %q is not a hosting account id (hst_…)", q.Hosting)}
-			case q.Server != "" && q.Hosting != "":
-				return usageError{"--server and --hosting: give one (an action is about one resource)"}
-			case q.Status != "" && !slices.Contains(api.ActionStatuses, q.Status):
-				return usageError{fmt.Sprintf("--status %q is not an action status: use %s", q.Status, strings.Join(api.ActionStatuses, ", "))}
-			case q.Cursor != "" && !strings.HasPrefix(q.Cursor, "act_"):
-				return usageError{fmt.Sprintf("--cursor %q is not an action id (act_…): give the next cursor a previous page printed", q.Cursor)}
-			case c.Flags().Changed("limit") && (q.Limit < 1 || q.Limit > 200):
-				return usageError{fmt.Sprintf("--limit %d: must be from 1 to 200", q.Limit)}
-			}
-			l, err := g.admin().Actions(c.Context(), q)
-			if err != nil {
-				return err
-			}
-			return g.print(l, func() {
-				table(os.Stdout, "ID\tACCOUNT\tCOMMAND\tRESOURCE\tSTATUS\tTASK\tPROGRESS\tCREATED\tNODE\tERROR", l.Data, func(tw io.Writer, a api.AdminAction) {
-					errText := ""
-					if a.Error != nil {
-						errText = a.Error.Code + ": " + a.Error.Message
-					}
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d%%\t%s\t%s\t%s\n", a.ID, a.AccountID, a.Command, a.ResourceID, a.Status,
-						dash(a.CurrentTask), a.Progress, a.CreatedAt.UTC().Format(time.RFC3339), dash(a.NodeID), printable(errText, false))
-				})
-				if l.NextCursor != nil {
-					fmt.Fprintf(os.Stderr, "more: hostplanectl action list --cursor %s (with the same filters)\n", *l.NextCursor)
-				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d%%\t%s\t%s\t%s\n", a.ID, a.AccountID, a.Command, a.ResourceID, a.Status,
+					dash(a.CurrentTask), a.Progress, a.CreatedAt.UTC().Format(time.RFC3339), dash(a.NodeID), printable(errText, false))
 			})
-		},
+			if l.NextCursor != nil {
+				fmt.Fprintf(os.Stderr, "more: hostplanectl action list --cursor %s (with the same filters)\n", *l.NextCursor)
+			}
+		}),
 	}
 	list.Flags().StringVar(&q.Account, "account", "", "only this account's actions (an id or email)")
 	list.Flags().StringVar(&q.Server, "server", "", "only this server's actions (srv_…)")
@@ -90,6 +62,36 @@ func newActionListCmd(g *globals) *cobra.Command {
 	list.Flags().IntVar(&q.Limit, "limit", 50, "actions per page, 1 to 200")
 	list.Flags().StringVar(&q.Cursor, "cursor", "", "start after this action (the next cursor a previous page printed)")
 	return list
+}
+
+// checkActionQuery is the usage error of action list's flags, if any.
+func checkActionQuery(c *cobra.Command, q client.AdminActionQuery) error {
+	for _, f := range []struct {
+		name, v, hint string
+	}{
+		{"account", q.Account, "an account id or email (leave it out for every account)"},
+		{"server", q.Server, "a server id, srv_…"},
+		{"hosting", q.Hosting, "a hosting account id, hst_…"},
+		{"status", q.Status, strings.Join(api.ActionStatuses, ", ")},
+		{"cursor", q.Cursor, "the next cursor a previous page printed"},
+	} {
+		if c.Flags().Changed(f.name) && strings.TrimSpace(f.v) == "" {
+			return usageError{"--" + f.name + " is empty: give " + f.hint}
+		}
+	}
+	switch {
+	case q.Server != "" && !strings.HasPrefix(q.Server, "srv_"):
+		return usageError{fmt.Sprintf("--server %q is not a server id (srv_…)", q.Server)}
+	case q.Hosting != "" && !strings.HasPrefix(q.Hosting, "hst_"):
+		return usageError{fmt.Sprintf("--hosting %q is not a hosting account id (hst_…)", q.Hosting)}
+	case q.Server != "" && q.Hosting != "":
+		return usageError{"--server and --hosting: give one (an action is about one resource)"}
+	case q.Status != "" && !slices.Contains(api.ActionStatuses, q.Status):
+		return usageError{fmt.Sprintf("--status %q is not an action status: use %s", q.Status, strings.Join(api.ActionStatuses, ", "))}
+	case q.Cursor != "" && !strings.HasPrefix(q.Cursor, "act_"):
+		return usageError{fmt.Sprintf("--cursor %q is not an action id (act_…): give the next cursor a previous page printed", q.Cursor)}
+	}
+	return checkLimit(c, q.Limit, 200)
 }
 
 func printAction(a api.AdminAction) {

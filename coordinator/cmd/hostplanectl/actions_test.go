@@ -40,9 +40,6 @@ func TestActionCLI(t *testing.T) {
 	}
 	wantUsageErrors(t, func(args ...string) error { return run(quiet, args...) },
 		[]string{"list", "--limit", "0"}, []string{"list", "--server", "srv_a", "--hosting", "hst_b"}, []string{"list", "--status", ""})
-	if testing.Short() {
-		return
-	}
 	c, g, adm := cliCluster(t)
 	ctx := context.Background()
 	apply := func(typ fsm.CommandType, p any) {

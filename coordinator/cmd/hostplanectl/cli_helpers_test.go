@@ -57,6 +57,9 @@ func wantFieldRefusals(t *testing.T, run func(args ...string) error, cases []fie
 // admin socket (JSON output) and an admin client of that socket.
 func cliCluster(t *testing.T, opts ...testcluster.Option) (*testcluster.Cluster, *globals, *client.Admin) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a coordinator")
+	}
 	c := testcluster.New(t, 1, opts...)
 	c.WaitConverged(10 * time.Second)
 	g := &globals{socket: c.Nodes[0].Cfg.AdminSocket, json: true}
@@ -67,9 +70,6 @@ func cliCluster(t *testing.T, opts ...testcluster.Option) (*testcluster.Cluster,
 // the globals, the admin client, and run, which runs that command with args.
 func cmdCluster(t *testing.T, newCmd func(*globals) *cobra.Command) (*globals, *client.Admin, func(args ...string) error) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("needs a coordinator")
-	}
 	_, g, adm := cliCluster(t)
 	return g, adm, func(args ...string) error { return runCmd(newCmd, g, args...) }
 }
@@ -96,9 +96,6 @@ func find[T any](t *testing.T, list func(context.Context) ([]T, error), match fu
 // tests that run the binary.
 func ctlCluster(t *testing.T, email string) (*testcluster.Cluster, *globals, *client.Admin, api.Account, string) {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("starts a coordinator")
-	}
 	c, g, adm := cliCluster(t)
 	acc, err := adm.CreateAccount(context.Background(), api.AccountCreateRequest{Email: email})
 	if err != nil {

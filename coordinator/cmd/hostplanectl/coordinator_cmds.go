@@ -313,35 +313,31 @@ func newTicketListCmd(g *globals) *cobra.Command {
 		Example: "  hostplanectl ticket list --status open,customer_reply\n" +
 			"  hostplanectl ticket list --account ada@example.com --limit 20 --json",
 		Args: cobra.NoArgs,
-		RunE: func(c *cobra.Command, _ []string) error {
+		RunE: adminRun(g, func(c *cobra.Command, _ []string) (api.AdminTicketList, error) {
 			q.Statuses = nil
 			for _, s := range statuses {
 				s = strings.TrimSpace(s)
 				if !slices.Contains(api.TicketStatuses, s) {
-					return usageError{fmt.Sprintf("--status %q is not a ticket status: use %s (comma-separated or repeated for several)", s, strings.Join(api.TicketStatuses, ", "))}
+					return api.AdminTicketList{}, usageError{fmt.Sprintf("--status %q is not a ticket status: use %s (comma-separated or repeated for several)", s, strings.Join(api.TicketStatuses, ", "))}
 				}
 				q.Statuses = append(q.Statuses, s)
 			}
 			if c.Flags().Changed("account") && strings.TrimSpace(q.Account) == "" {
-				return usageError{"--account is empty: give an account id or email (leave it out for every account)"}
+				return api.AdminTicketList{}, usageError{"--account is empty: give an account id or email (leave it out for every account)"}
 			}
-			if c.Flags().Changed("limit") && (q.Limit < 1 || q.Limit > 1000) {
-				return usageError{fmt.Sprintf("--limit %d: must be from 1 to 1000", q.Limit)}
+			if err := checkLimit(c, q.Limit, 1000); err != nil {
+				return api.AdminTicketList{}, err
 			}
-			l, err := g.admin().Tickets(c.Context(), q)
-			if err != nil {
-				return err
-			}
-			return g.print(l, func() {
-				table(os.Stdout, "ID\tNUMBER\tACCOUNT\tSTATUS\tPRIORITY\tDEPARTMENT\tUPDATED\tSUBJECT", l.Data, func(tw io.Writer, t api.AdminTicket) {
-					fmt.Fprintf(tw, "%s\t#%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Number, t.AccountID, t.Status, printable(t.Priority, false),
-						printable(t.Department, false), t.UpdatedAt.UTC().Format(time.RFC3339), printable(t.Subject, false))
-				})
-				if l.Total > len(l.Data) {
-					fmt.Fprintf(os.Stderr, "%d of %d matching tickets shown (--limit)\n", len(l.Data), l.Total)
-				}
+			return g.admin().Tickets(c.Context(), q)
+		}, func(l api.AdminTicketList) {
+			table(os.Stdout, "ID\tNUMBER\tACCOUNT\tSTATUS\tPRIORITY\tDEPARTMENT\tUPDATED\tSUBJECT", l.Data, func(tw io.Writer, t api.AdminTicket) {
+				fmt.Fprintf(tw, "%s\t#%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Number, t.AccountID, t.Status, printable(t.Priority, false),
+					printable(t.Department, false), t.UpdatedAt.UTC().Format(time.RFC3339), printable(t.Subject, false))
 			})
-		},
+			if l.Total > len(l.Data) {
+				fmt.Fprintf(os.Stderr, "%d of %d matching tickets shown (--limit)\n", len(l.Data), l.Total)
+			}
+		}),
 	}
 	list.Flags().StringSliceVar(&statuses, "status", nil, "only tickets with this status ("+strings.Join(api.TicketStatuses, ", ")+"); comma-separated or repeated for several")
 	nonEmptyWhenGiven(list.Flags(), "status")

@@ -19,9 +19,6 @@ func TestIPPoolCLI(t *testing.T) {
 		[]string{"create", "p", "--cidr", "198.51.100.0/24"},
 		[]string{"create", "p", "--cidr", "198.51.100.0/24", "--gateway", "198.51.100.1", "--quarantine", "-1s"},
 	)
-	if testing.Short() {
-		return
-	}
 	_, g, adm := cliCluster(t)
 	ctx := context.Background()
 

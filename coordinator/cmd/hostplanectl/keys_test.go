@@ -16,9 +16,6 @@ import (
 // IP column beside LAST USED ("-" for a key never used); --json prints the
 // API's answer, last_used_ip included, as before.
 func TestKeyListCLI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a coordinator")
-	}
 	c, g, adm := cliCluster(t)
 	ctx := context.Background()
 	acc, key := c.NewAccount("keylist@example.com")
@@ -99,9 +96,6 @@ func TestKeyListCLI(t *testing.T) {
 // add a row to the table nor send the operator's terminal a control
 // sequence.
 func TestKeyListHostileName(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a coordinator")
-	}
 	c, g, adm := cliCluster(t)
 	ctx := context.Background()
 	acc, _ := c.NewAccount("keyname@example.com")
@@ -145,9 +139,6 @@ func TestKeyListHostileName(t *testing.T) {
 // key usage` prints them made safe, so a request cannot add rows to the log
 // table or send the operator's terminal a control sequence.
 func TestKeyUsageHostilePath(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a coordinator")
-	}
 	c, g, adm := cliCluster(t)
 	ctx := context.Background()
 	acc, key := c.NewAccount("keypath@example.com")

@@ -373,6 +373,14 @@ func requireFlags(reqs ...flagReq) error {
 	return nil
 }
 
+// checkLimit is the usage error of a --limit given outside 1 to most.
+func checkLimit(c *cobra.Command, limit, most int) error {
+	if c.Flags().Changed("limit") && (limit < 1 || limit > most) {
+		return usageError{fmt.Sprintf("--limit %d: must be from 1 to %d", limit, most)}
+	}
+	return nil
+}
+
 // print writes v as JSON with --json, else calls text.
 func (g *globals) print(v any, text func()) error {
 	return g.printTo(os.Stdout, v, text)

@@ -13,9 +13,6 @@ import (
 // TestNodeClusterCLI drives `hostplanectl node token create|list|show|remove`
 // against a real single-node coordinator.
 func TestNodeClusterCLI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a coordinator")
-	}
 	_, g, _ := cliCluster(t)
 	sock := g.socket
 

@@ -21,9 +21,6 @@ func TestProductCLI(t *testing.T) {
 		[]string{"create", "vps-2", "--category", "vps", "--name", "VPS 2"},
 		[]string{"create", "vps-2", "--category", "vps", "--name", "VPS 2", "--price", "1", "--name-in", "tr"},
 	)
-	if testing.Short() {
-		return
-	}
 	_, g, adm := cliCluster(t)
 	ctx := context.Background()
 	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: "reseller@example.com"})

@@ -14,9 +14,6 @@ import (
 // side is tests/rdns): bad zones and pools are refused naming the field, and
 // an unmapped zone goes (nothing to delete in PowerDNS).
 func TestReverseZoneCLI(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a coordinator")
-	}
 	_, g, adm := cliCluster(t)
 	run := func(args ...string) error { return execQuiet(newReverseZoneCmd(g), args...) }
 	ctx := context.Background()

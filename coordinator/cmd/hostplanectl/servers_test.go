@@ -19,9 +19,6 @@ func TestServerAndScheduleCLI(t *testing.T) {
 		[]string{"create", "--account", "acc_x", "--template", "t"},
 		[]string{"create", "--account", "acc_x", "--plan", "nano"},
 	)
-	if testing.Short() {
-		return
-	}
 	_, cg, _ := cliCluster(t)
 	sock := cg.socket
 	var ae *api.Error

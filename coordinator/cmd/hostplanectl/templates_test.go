@@ -19,9 +19,6 @@ func TestTemplateCLI(t *testing.T) {
 	wantUsageErrors(t, func(args ...string) error { return run(newTemplateCmd, &globals{}, args...) },
 		[]string{"label", "u2404"},
 	)
-	if testing.Short() {
-		return
-	}
 	_, g, adm := cliCluster(t)
 	ctx := context.Background()
 	var ae *api.Error

@@ -73,9 +73,6 @@ func TestTicketQueueCLI(t *testing.T) {
 			t.Errorf("%v: want a usage error naming %s, got %v", args, flag, err)
 		}
 	}
-	if testing.Short() {
-		return
-	}
 	c, g, adm := cliCluster(t)
 	ctx := context.Background()
 	accA, keyA := c.NewAccount("queue-a@example.com", api.ScopeTicketsWrite, api.ScopeTicketsRead)
