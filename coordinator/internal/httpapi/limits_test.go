@@ -34,9 +34,7 @@ func serveWith(t *testing.T, to Timeouts, h http.Handler) string {
 // TestStatsStreamOutlivesListenerDeadlines: the listener's body and write
 // deadlines (300 ms here) do not end a stats stream that runs for seconds.
 func TestStatsStreamOutlivesListenerDeadlines(t *testing.T) {
-	s := newSrvAPI(t)
-	acc, key := s.account(allServerScopes...)
-	id := s.server(acc)
+	s, _, key, id := newServerOwner(t)
 	base := serveWith(t, shortTimeouts, s.a.Handler(nil))
 	s.setStats(func(ctx context.Context, _, _ string, _ bool, _ time.Duration, fn func(api.ServerStats) error) error {
 		for {

@@ -120,6 +120,15 @@ func (s *srvAPI) server(acc string) string {
 	return c.Server.ID
 }
 
+// newServerOwner is newSrvAPI with an account holding allServerScopes and
+// one server of it (as server): the account, its key and the server's id.
+func newServerOwner(t *testing.T) (s *srvAPI, acc, key, id string) {
+	t.Helper()
+	s = newSrvAPI(t)
+	acc, key = s.account(allServerScopes...)
+	return s, acc, key, s.server(acc)
+}
+
 // servers places n servers for acc (as server), oldest first, their ids
 // of distinct milliseconds so the newest-first order of a list is known.
 func (s *srvAPI) servers(acc string, n int) []string {

@@ -41,9 +41,7 @@ func ptrEvent(id, ptr string) string {
 }
 
 func TestServerPTR(t *testing.T) {
-	s := newSrvAPI(t)
-	acc, key := s.account(allServerScopes...)
-	id := s.server(acc)
+	s, acc, key, id := newServerOwner(t)
 	base := "/v1/servers/" + id
 	ptr := base + "/ips/203.0.113.7/ptr"
 	want := func(r reply, status int, body string) {

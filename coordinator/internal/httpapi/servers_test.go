@@ -175,9 +175,7 @@ func TestServerOtherAccount404(t *testing.T) {
 }
 
 func TestServerActionsBusyAndFlow(t *testing.T) {
-	s := newSrvAPI(t)
-	acc, key := s.account(allServerScopes...)
-	id := s.server(acc)
+	s, _, key, id := newServerOwner(t)
 	base := "/v1/servers/" + id
 
 	r := s.call(key, "POST", base+"/power/stop", `{"grace_seconds":30}`)
@@ -281,9 +279,7 @@ func TestServerActionsBusyAndFlow(t *testing.T) {
 }
 
 func TestServerBadBodies(t *testing.T) {
-	s := newSrvAPI(t)
-	acc, key := s.account(allServerScopes...)
-	id := s.server(acc)
+	s, _, key, id := newServerOwner(t)
 	base := "/v1/servers/" + id
 	cases := []struct{ method, path, body, says string }{
 		{"POST", base + "/power/explode", "", "start, stop, reboot"},
@@ -338,9 +334,7 @@ func TestServerBadBodies(t *testing.T) {
 // password once; it goes to the dispatcher as a secret and is in no Raft or
 // FSM file; an idempotent replay returns the same action without it.
 func TestServerPasswordsNeverStored(t *testing.T) {
-	s := newSrvAPI(t)
-	acc, key := s.account(allServerScopes...)
-	id := s.server(acc)
+	s, _, key, id := newServerOwner(t)
 	base := "/v1/servers/" + id
 
 	body := `{"osTemplate":"ubuntu-24.04","ssh_keys":["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEL6P6xcEx8Rin3snII2BE9kXbu6DHiO2alXqoX86AQD user@host"]}`
@@ -401,9 +395,7 @@ func TestServerPasswordShape(t *testing.T) {
 }
 
 func TestServerStats(t *testing.T) {
-	s := newSrvAPI(t)
-	acc, key := s.account(allServerScopes...)
-	id := s.server(acc)
+	s, _, key, id := newServerOwner(t)
 	path := "/v1/servers/" + id + "/stats"
 
 	// Offline node: 503 node_offline with Retry-After.
@@ -480,9 +472,7 @@ func readEvents(t *testing.T, body io.Reader, n int) []sseEvent {
 }
 
 func TestServerStatsStream(t *testing.T) {
-	s := newSrvAPI(t)
-	acc, key := s.account(allServerScopes...)
-	id := s.server(acc)
+	s, _, key, id := newServerOwner(t)
 	path := "/v1/servers/" + id + "/stats?stream=1&interval=1"
 	get := func() (*http.Request, *http.Response) {
 		req, _ := http.NewRequest("GET", s.srv.URL+path, nil)
@@ -699,9 +689,7 @@ func TestSuspendedServerRefusesPowerOn(t *testing.T) {
 // ignored on these routes: the retry of a reboot was a 409 while the first
 // ran and a second reboot after it.
 func TestPowerAndSnapshotDeleteIdempotent(t *testing.T) {
-	s := newSrvAPI(t)
-	acc, key := s.account(allServerScopes...)
-	id := s.server(acc)
+	s, _, key, id := newServerOwner(t)
 	base := "/v1/servers/" + id
 
 	r1 := s.call(key, "POST", base+"/power/reboot", `{"force":true}`, "Idempotency-Key", "reboot-1")

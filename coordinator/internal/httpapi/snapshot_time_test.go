@@ -52,9 +52,7 @@ func TestSnapshotCreatedAtAgrees(t *testing.T) {
 // time the node's result was recorded, as the releases before level 2 (a
 // replica of the older release applies the result so).
 func TestSnapshotCreatedAtLevel1(t *testing.T) {
-	s := newSrvAPI(t)
-	acc, key := s.account(allServerScopes...)
-	id := s.server(acc)
+	s, _, key, id := newServerOwner(t)
 	r := s.call(key, "POST", "/v1/servers/"+id+"/snapshots", `{"name":"before upgrade"}`)
 	snap := r.m["snapshot"].(map[string]any)
 	time.Sleep(30 * time.Millisecond)
