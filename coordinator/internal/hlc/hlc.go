@@ -27,7 +27,7 @@
 package hlc
 
 import (
-	"sync/atomic"
+	"sync"
 	"time"
 )
 
@@ -47,18 +47,15 @@ type Clock struct {
 	// mono is the time passed since New, on the monotonic clock: a wall
 	// clock set forward or back does not move it.
 	mono func() time.Duration
+	mu   sync.Mutex
 	// issued is the last time Now returned (unix ns; 0: none yet).
-	issued atomic.Int64
-	// ahead, when set, is the time Now gave when it last moved past the
-	// wall clock to a later applied entry: while the wall clock is behind,
-	// Now runs on from it at half the rate time passes (runOn).
-	ahead atomic.Pointer[mark]
-}
-
-// mark is a time Now gave (unix ns) and the monotonic reading then.
-type mark struct {
-	at   int64
-	mono time.Duration
+	issued int64
+	// ahead is the time (unix ns) Now gave at aheadAt (mono) when it last
+	// moved past the wall clock to a later applied entry; 0: none. While
+	// the wall clock is behind, Now runs on from it at half the rate time
+	// passes (runOn).
+	ahead   int64
+	aheadAt time.Duration
 }
 
 // New returns the clock of wall (nil: time.Now) held to floor, the latest
@@ -107,53 +104,31 @@ func (c *Clock) Now() time.Time {
 	if f > limit {
 		f = 0
 	}
-	t0 := wt
-	if m := c.ahead.Load(); m != nil {
-		if on := m.at + runOn(c.mono()-m.mono); on > wt && on <= limit {
-			t0 = on
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.issued > limit {
+		c.issued = 0
+	}
+	t := wt
+	if c.ahead != 0 {
+		if on := c.ahead + runOn(c.mono()-c.aheadAt); on > wt && on <= limit {
+			t = on
 		} else {
-			c.ahead.CompareAndSwap(m, nil) // the wall clock caught up (or stepped far back)
+			c.ahead = 0 // the wall clock caught up (or stepped far back)
 		}
 	}
-	for {
-		last := c.issued.Load()
-		issued := last
-		if issued > limit {
-			issued = 0
-		}
-		t, past := t0, false
-		if f > issued && msOf(t) <= msOf(f) {
-			t, past = (msOf(f)+1)*int64(time.Millisecond), true
-		}
-		if t <= issued {
-			t = issued + 1
-		}
-		if !c.issued.CompareAndSwap(last, t) {
-			continue // another call gave a time meanwhile: judge again past it
-		}
-		if past {
-			c.markAhead(t)
-		}
-		if t == wt {
-			return w.UTC()
-		}
-		return time.Unix(0, t).UTC()
+	if f > c.issued && msOf(t) <= msOf(f) {
+		t = (msOf(f) + 1) * int64(time.Millisecond)
+		c.ahead, c.aheadAt = t, c.mono()
 	}
-}
-
-// markAhead makes t, a time Now gave past the wall clock, the one to run
-// on from, unless a later one is already kept.
-func (c *Clock) markAhead(t int64) {
-	m := &mark{at: t, mono: c.mono()}
-	for {
-		cur := c.ahead.Load()
-		if cur != nil && cur.at+runOn(m.mono-cur.mono) >= t {
-			return
-		}
-		if c.ahead.CompareAndSwap(cur, m) {
-			return
-		}
+	if t <= c.issued {
+		t = c.issued + 1
 	}
+	c.issued = t
+	if t == wt {
+		return w.UTC()
+	}
+	return time.Unix(0, t).UTC()
 }
 
 // runOn is how far the clock runs on from a time past the wall clock when d
