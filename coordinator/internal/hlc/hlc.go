@@ -24,6 +24,12 @@
 // good, even after that clock was set right (every leader's first entries
 // carry the skew on). At half the rate a deadline falls due after at most
 // twice its duration, and the skew is gone after twice its size.
+//
+// A leader's own wall clock set back below a time it gave is the same case
+// (its own entries are the floor then): it runs on from that time at half
+// the rate too, not a nanosecond a call, which would stop the cluster's
+// times for as long as the step and make every deadline set meanwhile late
+// by it.
 package hlc
 
 import (
@@ -81,11 +87,11 @@ func New(wall, floor func() time.Time) *Clock {
 //     leader whose clock is behind (a deadline an hour on falls due two
 //     hours later at the latest) and the wall clock catches up with them;
 //   - otherwise (the clock at or behind the last time it gave, its own
-//     entries' times): 1 ns past that time. It then advances 1 ns a call
-//     until the clock catches up: two reports of one account made one
-//     after the other carry increasing times, and ids made in one
+//     entries' times): 1 ns past that time, so two reports of one account
+//     made one after the other carry increasing times, and ids made in one
 //     millisecond by one process sort in the order they were made
-//     (ids.New).
+//     (ids.New). When the wall clock is behind that time (set back), the
+//     clock runs on from it as from a later entry, above.
 //
 // Its own entries' times never move it past the wall clock by more than the
 // nanoseconds above, so a leader whose clock is right keeps to it. A floor,
@@ -123,6 +129,11 @@ func (c *Clock) Now() time.Time {
 	}
 	if t <= c.issued {
 		t = c.issued + 1
+		if wt < c.issued && c.ahead == 0 {
+			// The wall clock is behind a time this clock gave (set back):
+			// run on from here, as from a later applied entry.
+			c.ahead, c.aheadAt = t, c.mono()
+		}
 	}
 	c.issued = t
 	if t == wt {

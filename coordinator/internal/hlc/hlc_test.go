@@ -183,6 +183,41 @@ func TestNowRunsOnFromTheFloor(t *testing.T) {
 	}
 }
 
+// TestNowRunsOnAfterItsOwnClockStepsBack: a leader whose own wall clock is
+// set back 10 min, below the times it gave (its own entries, the floor),
+// runs on from the last of them at half the rate time passes, as it runs on
+// from another coordinator's later entry, not a nanosecond a call: 2 min
+// later its times are 1 min on, and the wall clock is the clock again once
+// it has caught up (after twice the step).
+func TestNowRunsOnAfterItsOwnClockStepsBack(t *testing.T) {
+	base := time.Date(2026, 12, 4, 16, 0, 0, 0, time.UTC)
+	var fc fakeClock
+	var floor atomic.Int64
+	fc.wall.Store(base.UnixNano())
+	c := fc.clock(func() time.Time { return time.Unix(0, floor.Load()) })
+	var prev time.Time
+	for i := 0; i < 10; i++ { // a right clock, its own entries applied
+		prev = c.Now()
+		floor.Store(prev.UnixNano())
+		fc.pass(time.Second)
+	}
+	prev = c.Now()
+	floor.Store(prev.UnixNano())
+	fc.step(-10 * time.Minute)
+	if now := c.Now(); !now.Equal(prev.Add(time.Nanosecond)) {
+		t.Fatalf("wall clock set back 10 min: %s, want %s (just past the last time given)", now, prev.Add(time.Nanosecond))
+	}
+	fc.pass(2 * time.Minute)
+	if now, want := c.Now(), prev.Add(time.Nanosecond+time.Minute); !now.Equal(want) {
+		t.Fatalf("2 min after the wall clock was set back 10 min: %s (%s past the last time given before), want %s", now, now.Sub(prev), want)
+	}
+	fc.pass(20 * time.Minute)
+	w := time.Unix(0, fc.wall.Load()).UTC()
+	if now := c.Now(); !now.Equal(w) {
+		t.Fatalf("22 min after the wall clock was set back 10 min: %s, want the wall clock %s", now, w)
+	}
+}
+
 // TestNowRunsOnNoFurtherThanMaxAhead: a wall clock set back by more than
 // MaxAhead below the time the clock runs on from leaves that time out, as
 // it leaves out a floor that far ahead.
