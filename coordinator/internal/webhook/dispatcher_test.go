@@ -174,9 +174,18 @@ func quiesce(t *testing.T, d *Dispatcher, clock *clocktest.Fake) {
 // readChange waits until the dispatcher has read the subscriptions as of
 // everything node applied so far (a pause or resume just committed): until
 // then its in-memory subscriptions do not know of it.
+//
+// The index is taken under node.mu, which Apply holds until the FSM has
+// stored its AppliedIndex: a change the test saw committed by another
+// goroutine's Apply (the dispatcher's recorder disabling a subscription
+// after a 410) is visible to a read transaction before AppliedIndex counts
+// it, and the index read then was the one before it, which the dispatcher
+// may have read already.
 func readChange(t *testing.T, d *Dispatcher, node *testNode) {
 	t.Helper()
+	node.mu.Lock()
 	idx := node.f.AppliedIndex()
+	node.mu.Unlock()
 	waitUntil(t, "the dispatcher reading the latest change", 10*time.Second, func() bool { return d.Stats().Read >= idx })
 }
 
