@@ -14,11 +14,6 @@ import (
 // Customers' own API keys (/v1/account/api-keys, keys:write). The minting or
 // revoking key is named in the command and checked here, at apply time, so a
 // key revoked or narrowed between the request and the commit cannot mint.
-// Commands 330–339.
-const (
-	CmdAccountKeyCreate CommandType = 330
-	CmdAccountKeyRevoke CommandType = 331
-)
 
 // ErrKeyEscalation refuses a key that would hold more than the key making
 // the request: a scope it lacks, a later expiry, more source addresses.
@@ -41,11 +36,6 @@ type AccountKeyRevoke struct {
 	ID           string `json:"id"`
 	AccountID    string `json:"account_id"`
 	RevokerKeyID string `json:"revoker_key_id"`
-}
-
-var accountKeyHandlers = map[CommandType]handlerFunc{
-	CmdAccountKeyCreate: typed(applyAccountKeyCreate),
-	CmdAccountKeyRevoke: typed(applyAccountKeyRevoke),
 }
 
 // actingKey loads the key making a request of account: it must belong to the

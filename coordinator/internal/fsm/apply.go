@@ -80,38 +80,6 @@ func typed[P any](h func(c *applyCtx, p P) (any, error)) handlerFunc {
 	}
 }
 
-// handlers is every command type this binary applies.
-var handlers = mergeHandlers(coreHandlers, webhookHandlers, nodeHandlers, serverHandlers, ipPoolHandlers, rdnsHandlers, oauthHandlers, hostingHandlers, hostingPasswordHandlers, customDomainHandlers, orderHandlers, renewalHandlers, accountKeyHandlers, domainRegHandlers, brandHandlers, idemAnswerHandlers, kekHandlers, osTemplateHandlers, levelHandlers, nodeLocationHandlers, keyUsageFlushHandlers, hostingUsageHandlers)
-
-func mergeHandlers(sets ...map[CommandType]handlerFunc) map[CommandType]handlerFunc {
-	out := map[CommandType]handlerFunc{}
-	for _, set := range sets {
-		for t, h := range set {
-			if _, dup := out[t]; dup {
-				panic(fmt.Sprintf("fsm: command type %d registered twice", t))
-			}
-			out[t] = h
-		}
-	}
-	return out
-}
-
-var coreHandlers = map[CommandType]handlerFunc{
-	CmdAccountCreate: typed(applyAccountCreate),
-	CmdKeyCreate:     typed(applyKeyCreate),
-	CmdKeyRevoke:     typed(applyKeyRevoke),
-	CmdKeyUsage:      typed(applyKeyUsage),
-	CmdWalletCredit:  typed(applyWalletCredit),
-	CmdInvoiceIssue:  typed(applyInvoiceIssue),
-	CmdInvoicePay:    typed(applyInvoicePay),
-	CmdTicketCreate:  ticketCreateHandler,
-	CmdTicketReply:   typed(applyTicketReply),
-	CmdTicketClose:   typed(applyTicketClose),
-	CmdTicketStatus:  typed(applyTicketStatus),
-	CmdIdemExpire:    typed(applyIdemExpire),
-	CmdNodeRegister:  typed(applyNodeRegister),
-}
-
 func applyAccountCreate(c *applyCtx, p AccountCreate) (any, error) {
 	email := strings.ToLower(p.Email)
 	if c.tx.Bucket(store.BucketEmails).Get([]byte(email)) != nil {

@@ -7,20 +7,9 @@ import (
 	"github.com/hostplane/hostplane/pkg/brand"
 )
 
-// CmdClusterBrand records the cluster's public dialect (pkg/brand). The
-// first leader records its --brand; a leader of another brand is refused
-// (ErrConflict), so a coordinator started with the wrong --brand learns it
-// and refuses to serve instead of answering in another dialect. (Command
-// numbers 390–399 are the brand's.)
-const CmdClusterBrand CommandType = 390
-
 // ClusterBrand is the payload of CmdClusterBrand.
 type ClusterBrand struct {
 	Brand string `json:"brand"`
-}
-
-var brandHandlers = map[CommandType]handlerFunc{
-	CmdClusterBrand: typed(applyClusterBrand),
 }
 
 // applyClusterBrand records p.Brand when none is recorded and answers the

@@ -10,30 +10,6 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 )
 
-// CommandType numbers are append-only: never reuse or renumber one, since old log
-// entries and snapshots keep them forever.
-type CommandType uint16
-
-// Command types.
-const (
-	CmdAccountCreate CommandType = 1
-	CmdKeyCreate     CommandType = 2
-	CmdKeyRevoke     CommandType = 3
-	CmdKeyUsage      CommandType = 4
-	CmdWalletCredit  CommandType = 5
-	CmdInvoiceIssue  CommandType = 6
-	CmdInvoicePay    CommandType = 7
-	CmdTicketCreate  CommandType = 8
-	CmdTicketReply   CommandType = 9
-	CmdTicketClose   CommandType = 10
-	CmdTicketStatus  CommandType = 11
-	CmdIdemExpire    CommandType = 12
-	CmdNodeRegister  CommandType = 13
-	// CmdBatch carries several envelopes proposed together (group commit); its
-	// data is a JSON array of envelopes. It never nests.
-	CmdBatch CommandType = 14
-)
-
 // Envelope is the record written to the Raft log: a typed, versioned payload and the
 // time it was proposed (the FSM never reads the clock).
 type Envelope struct {

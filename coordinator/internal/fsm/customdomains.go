@@ -10,30 +10,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// Custom domain commands use type numbers 120-139 (append-only).
-const (
-	CmdCustomDomainSet      CommandType = 120
-	CmdCustomDomainVerified CommandType = 121
-	CmdCustomDomainDelete   CommandType = 122
-	// CmdACMEAccountInit records the cluster's one ACME account (key sealed).
-	CmdACMEAccountInit CommandType = 123
-	// CmdACMEAccountRegistered records the account's URI at the server.
-	CmdACMEAccountRegistered CommandType = 124
-)
-
-var customDomainHandlers = map[CommandType]handlerFunc{
-	CmdCustomDomainSet:       typed(applyCustomDomainSet),
-	CmdCustomDomainVerified:  typed(applyCustomDomainVerified),
-	CmdCustomDomainDelete:    typed(applyCustomDomainDelete),
-	CmdACMEAccountInit:       typed(applyACMEAccountInit),
-	CmdACMEAccountRegistered: typed(applyACMEAccountRegistered),
-	CmdCertOrderStart:        typed(applyCertOrderStart),
-	CmdCertIssued:            typed(applyCertIssued),
-	CmdCertFailed:            typed(applyCertFailed),
-	CmdCertRetry:             typed(applyCertRetry),
-	CmdCertInstalled:         typed(applyCertInstalled),
-}
-
 // ACMEAccountInit creates the cluster's ACME account record; a second one
 // is a conflict (the first stays: every leader uses the same key).
 type ACMEAccountInit struct {
@@ -437,20 +413,6 @@ func applyCustomDomainDelete(c *applyCtx, p CustomDomainDelete) (any, error) {
 	}
 	return nil, nil
 }
-
-// Certificate commands of custom domains (the leader's certificate job).
-const (
-	// CmdCertOrderStart records an order's intent before any ACME call.
-	CmdCertOrderStart CommandType = 125
-	// CmdCertIssued records the certificate (key sealed) of the order.
-	CmdCertIssued CommandType = 126
-	// CmdCertFailed records a failed order and when to try again.
-	CmdCertFailed CommandType = 127
-	// CmdCertRetry asks for a new order now (POST …/ssl/retry).
-	CmdCertRetry CommandType = 128
-	// CmdCertInstalled records whether the node took the certificate.
-	CmdCertInstalled CommandType = 129
-)
 
 // CertOrderStart records that the leader orders a certificate for Domain
 // (OrderID: its own name for the order) until Until at the latest. Another

@@ -11,8 +11,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// Registered-domain commands use type numbers 300-329 (append-only).
-//
 // A registry call is bracketed by two commands: the intent (an order, a
 // change, a renewal: money moves and the operation is recorded with the base
 // of its client transaction ids) and its end (DomainOpDone: committed, or
@@ -20,19 +18,6 @@ import (
 // (coordinator/internal/domainreg) calls the registry in between; an intent a
 // leader change left open is driven to its end by the next leader with the
 // same transaction ids, which the registry applies at most once.
-const (
-	CmdDomainOrder  CommandType = 300
-	CmdDomainOpDone CommandType = 301
-	CmdDomainChange CommandType = 302
-	CmdDomainSweep  CommandType = 303
-)
-
-var domainRegHandlers = map[CommandType]handlerFunc{
-	CmdDomainOrder:  typed(applyDomainOrder),
-	CmdDomainOpDone: typed(applyDomainOpDone),
-	CmdDomainChange: typed(applyDomainChange),
-	CmdDomainSweep:  typed(applyDomainSweep),
-}
 
 // MaxDomainYears bounds a registration period (EPP allows 1-99; registries 10).
 const MaxDomainYears = 10

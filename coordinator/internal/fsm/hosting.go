@@ -12,17 +12,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Hosting commands use type numbers 100-119 (append-only).
-const (
-	CmdHostingCreate CommandType = 100
-	CmdHostingAction CommandType = 101
-)
-
-var hostingHandlers = map[CommandType]handlerFunc{
-	CmdHostingCreate: typed(applyHostingCreate),
-	CmdHostingAction: typed(applyHostingAction),
-}
-
 // ResourceHosting is the resource type of hosting actions.
 const ResourceHosting = "hosting"
 

@@ -12,13 +12,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// Order commands after the first ones (issue 14) use type numbers 340-359
-// (append-only).
-const (
-	CmdHostingOrder   CommandType = 340
-	CmdServiceSuspend CommandType = 341
-)
-
 // HostingOrder is a hosting account bought from the wallet, in one command:
 // the account's effective price of the hosting product at apply time, the
 // paid invoice, the account placed (Create, as CmdHostingCreate does, with

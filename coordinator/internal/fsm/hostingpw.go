@@ -10,18 +10,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// Hosting password reset: command numbers 500-509 (append-only).
-const (
-	// CmdHostingPasswordReset opens a hosting.password_reset action (a new
-	// command, not a new kind of CmdHostingAction, so what that command
-	// applies stays as it was).
-	CmdHostingPasswordReset CommandType = 500
-)
-
-var hostingPasswordHandlers = map[CommandType]handlerFunc{
-	CmdHostingPasswordReset: typed(applyHostingPasswordReset),
-}
-
 // HostingPasswordReset opens a hosting.password_reset action on an active
 // account. The new passwords ride in the dispatcher's secrets to the node,
 // never here: Action.Params holds the target alone.

@@ -15,11 +15,6 @@ import (
 // account's usage changes only with its actions' results, as before.
 const LevelHostingUsage = 4
 
-// CmdHostingUsage writes one hosting node's usage report (numbers 910–919
-// are the hosting usage reports'): the disk usage of the node's accounts
-// whose figure changed since the last report.
-const CmdHostingUsage CommandType = 910
-
 // maxHostingUsageAccounts bounds the accounts of one report.
 const maxHostingUsageAccounts = 100000
 
@@ -45,10 +40,6 @@ type HostingUsageEntry struct {
 type HostingUsageApplied struct {
 	Written int      `json:"written"`
 	Refused []string `json:"refused,omitempty"`
-}
-
-var hostingUsageHandlers = map[CommandType]handlerFunc{
-	CmdHostingUsage: typed(applyHostingUsage),
 }
 
 // applyHostingUsage writes each account's figure when the account still

@@ -8,14 +8,6 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 )
 
-// CmdIdemAnswer records, under an Idempotency-Key that already holds a
-// command's response, the answer the handler finally gave the client when
-// that was not the command's own value: a domain order's command stores 202
-// registering, and its handler answers 201 (or 409 registration_failed) once
-// the registry has answered. A replay of the key then returns that first
-// answer, as SPEC.md promises. (Command numbers 440–449 are review's.)
-const CmdIdemAnswer CommandType = 440
-
 // IdemAnswer is the payload of CmdIdemAnswer: the key's scope and the
 // request's hash (as the command's IdemRequest had them), and the answer.
 // Body never holds a once-only secret.
@@ -24,10 +16,6 @@ type IdemAnswer struct {
 	ReqHash string          `json:"req_hash"`
 	Status  int             `json:"status"`
 	Body    json.RawMessage `json:"body"`
-}
-
-var idemAnswerHandlers = map[CommandType]handlerFunc{
-	CmdIdemAnswer: typed(applyIdemAnswer),
 }
 
 // applyIdemAnswer replaces the status and body of the record under p.Scope,

@@ -18,24 +18,11 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// IP pool commands use type numbers 80-89 (append-only). Addresses are
-// allocated inside CmdServerCreate (ServerCreate.Addresses) and released into
-// their pool's quarantine by the terminate result, so two servers never hold
-// one address whatever the concurrency or leader changes: the log orders every
-// allocation and each replica's allocator computes the same answer from it.
-const (
-	CmdIPPoolCreate CommandType = 80
-	CmdIPPoolRemove CommandType = 81
-	CmdIPReserve    CommandType = 82
-	CmdIPRelease    CommandType = 83
-)
-
-var ipPoolHandlers = map[CommandType]handlerFunc{
-	CmdIPPoolCreate: typed(applyIPPoolCreate),
-	CmdIPPoolRemove: typed(applyIPPoolRemove),
-	CmdIPReserve:    typed(applyIPReserve),
-	CmdIPRelease:    typed(applyIPRelease),
-}
+// Addresses are allocated inside CmdServerCreate (ServerCreate.Addresses) and
+// released into their pool's quarantine by the terminate result, so two servers
+// never hold one address whatever the concurrency or leader changes: the log
+// orders every allocation and each replica's allocator computes the same answer
+// from it.
 
 // IPPoolCreate defines a pool. Apply validates it (ipam) and checks it
 // against the pools already defined: a refusal is ErrInvalid wrapping the

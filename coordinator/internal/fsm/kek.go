@@ -7,14 +7,6 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 )
 
-// CmdKEKMark records the fingerprint of the cluster's key-encryption key
-// (command numbers 370–379 are the KEK check's).
-const CmdKEKMark CommandType = 370
-
-var kekHandlers = map[CommandType]handlerFunc{
-	CmdKEKMark: typed(applyKEKMark),
-}
-
 // KEKMarkSet records the fingerprint of the key-encryption key (never the key);
 // the first one wins: the same fingerprint again is a no-op, another one a
 // conflict.

@@ -14,15 +14,6 @@ import (
 // before applies.
 const LevelUsageFlush = 3
 
-// CmdKeyUsageFlush writes a leader's key usage flush that carries its id
-// (numbers 890–899 are the key usage flushes'). Applied twice, or after a
-// later flush of the same coordinator, it changes nothing: a key skips a
-// flush whose id is not after the last one of that coordinator it holds
-// (store.Key.UsageFlushes). So a coordinator may propose a flush again
-// when the answer to its first proposal was lost (it may have committed),
-// as long as it proposes no later flush before that one is written.
-const CmdKeyUsageFlush CommandType = 890
-
 // maxUsageFlushBy bounds KeyUsageFlush.By (a coordinator's node id).
 const maxUsageFlushBy = 256
 
@@ -39,10 +30,6 @@ type KeyUsageFlush struct {
 // ID is the flush's id among its coordinator's.
 func (p *KeyUsageFlush) ID() store.UsageFlushID {
 	return store.UsageFlushID{Term: p.Term, Seq: p.Seq}
-}
-
-var keyUsageFlushHandlers = map[CommandType]handlerFunc{
-	CmdKeyUsageFlush: typed(applyKeyUsageFlush),
 }
 
 // applyKeyUsageFlush writes each key's batch as CmdKeyUsage does, to the

@@ -27,11 +27,6 @@ import (
 // MaxLevel is the newest semantics level this binary applies.
 const MaxLevel uint16 = 5
 
-// CmdClusterLevel raises the cluster's semantics level (numbers 570–579 are
-// the level's). Old binaries do not know it and skip it, which is harmless:
-// the leader proposes a level only once every member reported it applies it.
-const CmdClusterLevel CommandType = 570
-
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {
 	Level uint16 `json:"level"`
@@ -63,10 +58,6 @@ type LevelError struct{ Need, Have uint16 }
 
 func (e *LevelError) Error() string {
 	return fmt.Sprintf("this operation needs every coordinator of the cluster upgraded: it needs semantics level %d and the cluster runs %d (hostplanectl cluster status shows each coordinator's)", e.Need, e.Have)
-}
-
-var levelHandlers = map[CommandType]handlerFunc{
-	CmdClusterLevel: typed(applyClusterLevel),
 }
 
 // applyClusterLevel raises the recorded level; a lower or equal level

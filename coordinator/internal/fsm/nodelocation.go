@@ -9,18 +9,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// Node locations: command numbers 700-709 (append-only).
-const (
-	// CmdNodeLocation sets (or clears) the location a node is in: the
-	// datacenter or node group an order's location, or a product's
-	// locations, place servers in.
-	CmdNodeLocation CommandType = 700
-)
-
-var nodeLocationHandlers = map[CommandType]handlerFunc{
-	CmdNodeLocation: typed(applyNodeLocation),
-}
-
 // NodeLocation puts node NodeID in Location ("" for none).
 type NodeLocation struct {
 	NodeID   string `json:"node_id"`

@@ -9,31 +9,8 @@ import (
 	"github.com/hostplane/hostplane/pkg/validate"
 )
 
-// Agent node commands use type numbers 40-59 (append-only). Every id, time,
-// certificate serial and signature in them is made by the proposer; apply only
-// checks and records.
-const (
-	CmdNodeCAInit      CommandType = 40
-	CmdNodeTokenCreate CommandType = 41
-	CmdNodeEnrol       CommandType = 42
-	CmdNodeHello       CommandType = 43
-	CmdNodeState       CommandType = 44
-	CmdNodeCertRenew   CommandType = 45
-	CmdNodeRemove      CommandType = 46
-	CmdNodeSessionAddr CommandType = 47
-)
-
-// nodeHandlers are the agent node commands.
-var nodeHandlers = map[CommandType]handlerFunc{
-	CmdNodeCAInit:      typed(applyNodeCAInit),
-	CmdNodeTokenCreate: typed(applyNodeTokenCreate),
-	CmdNodeEnrol:       typed(applyNodeEnrol),
-	CmdNodeHello:       typed(applyNodeHello),
-	CmdNodeState:       typed(applyNodeState),
-	CmdNodeCertRenew:   typed(applyNodeCertRenew),
-	CmdNodeRemove:      typed(applyNodeRemove),
-	CmdNodeSessionAddr: typed(applyNodeSessionAddr),
-}
+// Every id, time, certificate serial and signature in the agent node
+// commands is made by the proposer; apply only checks and records.
 
 // NodeCAInit installs the agent CA; the first one wins (a second is a conflict,
 // and the proposer re-reads the installed one).

@@ -11,32 +11,9 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// OAuth commands use type numbers 150-169 (append-only). Codes and tokens
-// arrive as SHA-256 hashes only; every expiry is computed from and compared
-// with the command's time (c.at), never a clock.
-const (
-	CmdOAuthClientRegister CommandType = 150
-	CmdOAuthDeviceStart    CommandType = 151
-	CmdOAuthDeviceDecide   CommandType = 152
-	CmdOAuthDeviceRedeem   CommandType = 153
-	CmdOAuthCodeCreate     CommandType = 154
-	CmdOAuthCodeRedeem     CommandType = 155
-	CmdOAuthRefresh        CommandType = 156
-	CmdOAuthRevoke         CommandType = 157
-	CmdOAuthSweep          CommandType = 158
-)
-
-var oauthHandlers = map[CommandType]handlerFunc{
-	CmdOAuthClientRegister: typed(applyOAuthClientRegister),
-	CmdOAuthDeviceStart:    typed(applyOAuthDeviceStart),
-	CmdOAuthDeviceDecide:   typed(applyOAuthDeviceDecide),
-	CmdOAuthDeviceRedeem:   typed(applyOAuthDeviceRedeem),
-	CmdOAuthCodeCreate:     typed(applyOAuthCodeCreate),
-	CmdOAuthCodeRedeem:     typed(applyOAuthCodeRedeem),
-	CmdOAuthRefresh:        typed(applyOAuthRefresh),
-	CmdOAuthRevoke:         typed(applyOAuthRevoke),
-	CmdOAuthSweep:          typed(applyOAuthSweep),
-}
+// Codes and tokens of the OAuth commands arrive as SHA-256 hashes only; every
+// expiry is computed from and compared with the command's time (c.at), never a
+// clock.
 
 // OAuthError is an OAuth refusal (RFC 6749 §5.2 error code) decided by the FSM.
 // Returned as an error it changed nothing; returned as the command's value

@@ -12,23 +12,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/validate"
 )
 
-// Catalogue and order commands use type numbers 200-219 (append-only).
-const (
-	CmdProductPut     CommandType = 200
-	CmdProductRetire  CommandType = 201
-	CmdAccountPricing CommandType = 202
-	CmdServerOrder    CommandType = 203
-)
-
-var orderHandlers = map[CommandType]handlerFunc{
-	CmdProductPut:     typed(applyProductPut),
-	CmdProductRetire:  typed(applyProductRetire),
-	CmdAccountPricing: typed(applyAccountPricing),
-	CmdServerOrder:    fastTyped(readServerOrder, applyServerOrder),
-	CmdHostingOrder:   typed(applyHostingOrder),
-	CmdServiceSuspend: typed(applyServiceSuspend),
-}
-
 // ProductPut creates (Create) or updates a product of the catalogue. An
 // update changes what new orders pay; running periods keep their price.
 type ProductPut struct {

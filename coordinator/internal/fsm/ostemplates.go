@@ -13,17 +13,7 @@ import (
 )
 
 // Operator template labels (`hostplanectl template label|unlabel`): what GET
-// /v1/os-templates shows of a template the nodes hold. Command numbers
-// 342-359 are the orders' performance and template work (append-only).
-const (
-	CmdOSTemplateLabel   CommandType = 342
-	CmdOSTemplateUnlabel CommandType = 343
-)
-
-var osTemplateHandlers = map[CommandType]handlerFunc{
-	CmdOSTemplateLabel:   typed(applyOSTemplateLabel),
-	CmdOSTemplateUnlabel: typed(applyOSTemplateUnlabel),
-}
+// /v1/os-templates shows of a template the nodes hold.
 
 // OSTemplateLabelSet labels (or relabels) the template Name.
 type OSTemplateLabelSet struct {

@@ -12,19 +12,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Reverse-DNS commands use type numbers 90-99 (append-only).
-const (
-	CmdReverseZoneAdd    CommandType = 90
-	CmdReverseZoneRemove CommandType = 91
-	CmdReverseZoneSynced CommandType = 92
-)
-
-var rdnsHandlers = map[CommandType]handlerFunc{
-	CmdReverseZoneAdd:    typed(applyReverseZoneAdd),
-	CmdReverseZoneRemove: typed(applyReverseZoneRemove),
-	CmdReverseZoneSynced: typed(applyReverseZoneSynced),
-}
-
 // ReverseZoneAdd maps a reverse zone, optionally linked to the IP pool it
 // serves (the pool must exist and overlap the zone). The proposer validates
 // the name (rdns.ParseZone); apply checks it again.

@@ -14,15 +14,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Renewal commands use type numbers 220-229 (append-only).
-const (
-	CmdRenewalSweep CommandType = 220
-)
-
-var renewalHandlers = map[CommandType]handlerFunc{
-	CmdRenewalSweep: typed(applyRenewalSweep),
-}
-
 // MaxRenewalBatch bounds the servers of one RenewalSweep (a sweep over
 // 100,000 services is 100 entries).
 const MaxRenewalBatch = 1000

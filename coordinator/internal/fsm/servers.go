@@ -20,32 +20,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Server and action commands use type numbers 60-79 (append-only); node
-// scheduling (cordon, drain) is 48, in the node range.
-const (
-	CmdNodeSchedule    CommandType = 48
-	CmdServerCreate    CommandType = 60
-	CmdActionCreate    CommandType = 61
-	CmdActionProgress  CommandType = 62
-	CmdActionFinish    CommandType = 63
-	CmdServerLabel     CommandType = 64
-	CmdServerObserved  CommandType = 65
-	CmdActionsFinished CommandType = 66
-	CmdServerPTR       CommandType = 67
-)
-
-var serverHandlers = map[CommandType]handlerFunc{
-	CmdNodeSchedule:    typed(applyNodeSchedule),
-	CmdServerCreate:    typed(applyServerCreate),
-	CmdActionCreate:    typed(applyActionCreate),
-	CmdActionProgress:  fastTyped(readActionProgress, applyActionProgress),
-	CmdActionFinish:    fastTyped(readActionFinish, applyActionFinish),
-	CmdServerLabel:     typed(applyServerLabel),
-	CmdServerObserved:  typed(applyServerObserved),
-	CmdActionsFinished: typed(applyActionsFinished),
-	CmdServerPTR:       typed(applyServerPTR),
-}
-
 // NodeSchedule cordons, uncordons or drains a node.
 type NodeSchedule struct {
 	NodeID   string `json:"node_id"`

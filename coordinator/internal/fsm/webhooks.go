@@ -12,16 +12,6 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Webhook commands use type numbers 20-39 (append-only).
-const (
-	CmdWebhookCreate       CommandType = 20
-	CmdWebhookUpdate       CommandType = 21
-	CmdWebhookDelete       CommandType = 22
-	CmdWebhookRotateSecret CommandType = 23
-	CmdWebhookAttempts     CommandType = 24
-	CmdWebhookRedeliver    CommandType = 25
-)
-
 // levelWebhookHold is the semantics level from which a pause, or the
 // disable after a 410, holds the subscription's pending deliveries (pending,
 // not attempted) for the resume instead of failing them.
@@ -32,16 +22,6 @@ const levelWebhookHold uint16 = 2
 // had not handed out yet: the delivery is created pending (held), nothing is
 // logged. Only a dispatcher reading a subscription paused at level 2 writes it.
 const OutcomeHeld = "held"
-
-// webhookHandlers are the webhook subscription and delivery commands.
-var webhookHandlers = map[CommandType]handlerFunc{
-	CmdWebhookCreate:       typed(applyWebhookCreate),
-	CmdWebhookUpdate:       typed(applyWebhookUpdate),
-	CmdWebhookDelete:       typed(applyWebhookDelete),
-	CmdWebhookRotateSecret: typed(applyWebhookRotate),
-	CmdWebhookAttempts:     typed(applyWebhookAttempts),
-	CmdWebhookRedeliver:    typed(applyWebhookRedeliver),
-}
 
 // WebhookCreate subscribes a URL. The secret arrives sealed.
 type WebhookCreate struct {
