@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -33,6 +34,25 @@ func TestProbe9EveryOtherMethodIs405(t *testing.T) {
 		r := newLightRig(t)
 		for _, i := range []int{0, r.follower()} {
 			sweepMethods(t, r.c.URL(i), r.keyA)
+		}
+		// The operator API alike: POST /admin/nodes/tokens (join tokens)
+		// beside GET /admin/nodes/{id}. Before, GET /admin/nodes/tokens was
+		// that route's 404 "node tokens not found" and the other methods'
+		// 405 listed GET in Allow.
+		hc := &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", r.c.Nodes[0].AdminSocket())
+		}}}
+		for _, m := range []string{"GET", "HEAD", "PUT", "PATCH", "DELETE"} {
+			req, _ := http.NewRequest(m, "http://admin/admin/nodes/tokens", nil)
+			resp, err := hc.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
+				t.Errorf("%s /admin/nodes/tokens: %d Allow %q %.200s; want 405 with Allow POST", m, resp.StatusCode, resp.Header.Get("Allow"), body)
+			}
 		}
 	})
 	t.Run("444host", func(t *testing.T) {

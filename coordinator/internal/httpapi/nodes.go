@@ -46,6 +46,9 @@ func (a *API) NodeAdmin(next http.Handler, deps NodeDeps) http.Handler {
 	mux.Handle("GET /admin/nodes/{id}", leader(func(r *http.Request, _ []byte, _ time.Time) (int, any, error) {
 		return a.adminGetNode(r.PathValue("id"), deps)
 	}))
+	// GET /admin/nodes/tokens is a 405 (Allow: POST), not the node route's
+	// 404 "node tokens not found" (shadowLiterals, for /v1).
+	mux.Handle("GET /admin/nodes/tokens", shadowed(a.adminUnrouted))
 	mux.Handle("POST /admin/nodes/{id}/remove", leader(func(r *http.Request, _ []byte, now time.Time) (int, any, error) {
 		v, err := a.adminApply(r.Context(), fsm.CmdNodeRemove, now, fsm.NodeRemove{NodeID: r.PathValue("id")})
 		if err != nil {
