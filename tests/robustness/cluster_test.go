@@ -53,9 +53,12 @@ type clusterOptions struct {
 }
 
 // startCluster starts three coordinators (500 ms Raft timeouts) and creates
-// an account with a key.
+// an account with a key; with -short it skips the test.
 func startCluster(t *testing.T, name string, o clusterOptions) *cluster {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("runs three coordinator processes")
+	}
 	po := framework.ProcessOptions{
 		Bin: coordinatorBin(t), NodePrefix: "r", RateLimit: 100000000, RaftTimeout: 500 * time.Millisecond,
 	}

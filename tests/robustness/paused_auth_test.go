@@ -16,9 +16,6 @@ import (
 // (401) or the read refused as a whole (503), never served; the listing must
 // show the revocation and the new key, or fail (503); never the old state.
 func TestPausedLeaderRevokedKeyAndAdminRead(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three coordinator processes")
-	}
 	c := newCluster(t, "revoke")
 	ctx := context.Background()
 	old := c.leader(nil, 10*time.Second)

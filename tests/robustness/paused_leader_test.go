@@ -25,9 +25,6 @@ import (
 // must show the new value, or be a 503 to retry; never the old value. Reads
 // sent to it right after the resume are held to the same rule.
 func TestPausedLeaderServesNoStaleRead(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three coordinator processes")
-	}
 	start := time.Now()
 	c := newCluster(t, "focused")
 	ctx := context.Background()

@@ -193,9 +193,6 @@ func corrupt(hist []porcupine.Operation) ([]porcupine.Operation, bool) {
 
 // testRegister is one porcupine run under fault f, then the corrupted copy.
 func testRegister(t *testing.T, name string, f fault) {
-	if testing.Short() {
-		t.Skip("runs three coordinator processes for 25 s")
-	}
 	start := time.Now()
 	c := newCluster(t, name)
 	hist, s := runRegister(t, c, f, 25*time.Second)

@@ -252,9 +252,6 @@ func corruptSet(hist []porcupine.Operation) ([]porcupine.Operation, bool) {
 // testTicketSet is one set run under fault f, its check and the check of a
 // corrupted copy.
 func testTicketSet(t *testing.T, name string, f fault) {
-	if testing.Short() {
-		t.Skip("runs three coordinator processes for 25 s")
-	}
 	start := time.Now()
 	c := startCluster(t, name, clusterOptions{scopes: []string{api.ScopeTicketsRead, api.ScopeTicketsWrite}})
 	for _, p := range c.procs {

@@ -366,9 +366,6 @@ func corruptWallet(hist []porcupine.Operation) []porcupine.Operation {
 // testWallet is one wallet run under fault f, its check, the ledger, and the
 // check of a corrupted copy.
 func testWallet(t *testing.T, name string, f fault) {
-	if testing.Short() {
-		t.Skip("runs three coordinator processes and an agent for 25 s")
-	}
 	start := time.Now()
 	r := newWalletRig(t, name)
 	t.Logf("%s: cluster, agent and product ready in %.1fs", name, time.Since(start).Seconds())
