@@ -49,9 +49,11 @@ func TestProbe9QueryRules(t *testing.T) {
 	var lists []string
 	takes := map[string][]string{}
 	type param struct {
-		Ref  string `json:"$ref"`
-		Name string `json:"name"`
-		In   string `json:"in"`
+		Ref        string `json:"$ref"`
+		Name       string `json:"name"`
+		In         string `json:"in"`
+		Required   bool   `json:"required"`
+		AllowEmpty bool   `json:"allowEmptyValue"`
 	}
 	var doc struct {
 		Paths      map[string]map[string]json.RawMessage `json:"paths"`
@@ -83,6 +85,11 @@ func TestProbe9QueryRules(t *testing.T) {
 			}
 			if prm.In == "query" {
 				names = append(names, prm.Name)
+				// The document says so too (OpenAPI 3.0.3 allowEmptyValue),
+				// for a client or a generator that reads it.
+				if !prm.Required && !prm.AllowEmpty {
+					t.Errorf("GET %s: query parameter %q in /openapi.json without allowEmptyValue: true", p, prm.Name)
+				}
 			}
 		}
 		if slices.Contains(names, "limit") {
