@@ -80,6 +80,14 @@ func typed[P any](h func(c *applyCtx, p P) (any, error)) handlerFunc {
 	}
 }
 
+// setIfGiven sets *dst to *v when v is given: a field an update leaves nil
+// keeps what it had.
+func setIfGiven[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
 func applyAccountCreate(c *applyCtx, p AccountCreate) (any, error) {
 	email := strings.ToLower(p.Email)
 	if c.tx.Bucket(store.BucketEmails).Get([]byte(email)) != nil {

@@ -282,15 +282,9 @@ func applyDomainOpDone(c *applyCtx, p DomainOpDone) (any, error) {
 			if op.Nameservers != nil {
 				d.Nameservers = slices.Clone(op.Nameservers)
 			}
-			if op.TransferLock != nil {
-				d.TransferLock = *op.TransferLock
-			}
-			if op.WhoisPrivacy != nil {
-				d.WhoisPrivacy = *op.WhoisPrivacy
-			}
-			if op.AutoRenew != nil {
-				d.AutoRenew = *op.AutoRenew
-			}
+			setIfGiven(&d.TransferLock, op.TransferLock)
+			setIfGiven(&d.WhoisPrivacy, op.WhoisPrivacy)
+			setIfGiven(&d.AutoRenew, op.AutoRenew)
 		}
 	case op.Kind == store.RegOpRenew:
 		net, err := refundInvoice(c, d.AccountID, op.InvoiceID, "the registry did not renew "+d.Name)

@@ -168,15 +168,9 @@ func applyWebhookUpdate(c *applyCtx, p WebhookUpdate) (any, error) {
 	if (p.URL != nil && *p.URL == "") || (p.Events != nil && len(*p.Events) == 0) {
 		return nil, fmt.Errorf("%w: url and events cannot be empty", ErrInvalid)
 	}
-	if p.URL != nil {
-		w.URL = *p.URL
-	}
-	if p.Events != nil {
-		w.Events = *p.Events
-	}
-	if p.Description != nil {
-		w.Description = *p.Description
-	}
+	setIfGiven(&w.URL, p.URL)
+	setIfGiven(&w.Events, p.Events)
+	setIfGiven(&w.Description, p.Description)
 	if p.Active != nil && *p.Active != w.Active {
 		w.Active = *p.Active
 		hold := c.r.ClusterLevel() >= levelWebhookHold
