@@ -131,8 +131,19 @@ func Open(path string, log *slog.Logger) (*FSM, error) {
 	return f, nil
 }
 
+// initialMmapSize is the size bbolt maps the FSM database at when it opens
+// it (bolt.Options.InitialMmapSize; address space, not memory: only the
+// pages read are resident). bbolt maps a small file at 32 KiB and doubles
+// the mapping as the file grows, and a remap waits for every open read
+// transaction to end. A backup streaming to a slow client, or a snapshot
+// being persisted, holds one for its whole copy: a write that outgrew the
+// mapping meanwhile stalled every apply, and every read queued behind it,
+// until the copy ended (TestBackupDoesNotStallApplies). Mapped at 1 GiB, a
+// state smaller than that is never remapped.
+const initialMmapSize = 1 << 30
+
 func (f *FSM) open() error {
-	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType, NoSync: true, NoFreelistSync: true})
+	db, err := bolt.Open(f.path, 0o600, &bolt.Options{Timeout: 5 * time.Second, FreelistType: bolt.FreelistMapType, NoSync: true, NoFreelistSync: true, InitialMmapSize: initialMmapSize})
 	if err != nil {
 		return fmt.Errorf("open fsm db %s: %w", f.path, err)
 	}
