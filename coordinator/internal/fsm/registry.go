@@ -188,9 +188,10 @@ const (
 )
 
 // handlers is every command type this binary applies, in number order
-// (CmdBatch is unpacked by ApplyBatch, not applied). Which semantics level a
-// type needs is commandLevel's (level.go), kept apart: it is a property of
-// the release that added the type, and tests register probe types in each.
+// (CmdBatch is unpacked by applyOne in fsm.go, not applied). Which semantics
+// level a type needs is commandLevel's (level.go), kept apart: it is a
+// property of the release that added the type, and tests register probe
+// types in each.
 var handlers = map[CommandType]handlerFunc{
 	CmdAccountCreate: typed(applyAccountCreate),
 	CmdKeyCreate:     typed(applyKeyCreate),
