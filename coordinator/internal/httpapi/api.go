@@ -560,6 +560,18 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 			return 0, nil, err
 		}
 		rq.body = body
+	} else if rq.ContentLength != 0 {
+		// No GET or DELETE takes a body: one sent is refused as the POSTs
+		// that take none refuse it (nothing, or {}), rather than ignored. A
+		// DELETE with {"dry_run": true} deleted; a GET with {"status":
+		// "open"} listed everything, a list the client took for filtered.
+		body, err := readBody(rq.w, rq.Request)
+		if err != nil {
+			return 0, nil, err
+		}
+		if err := decodeNoBody(body); err != nil {
+			return 0, nil, err
+		}
 	}
 	if rt.Idempotent {
 		key, err := idempotencyKey(rq.Header)
