@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -203,15 +202,7 @@ func TestProbe8OutsideIn(t *testing.T) {
 			"{action}", "reboot", "{deliveryId}", "dlv_0000000000000000")
 		hc := &http.Client{Timeout: 15 * time.Second}
 		send := func(method, path string) (int, http.Header, []byte) {
-			req, _ := http.NewRequest(method, r.c.URL(f)+path, nil)
-			req.Header.Set("Authorization", "Bearer "+r.keyA)
-			resp, err := hc.Do(req)
-			if err != nil {
-				t.Fatalf("%s %s: %v", method, path, err)
-			}
-			defer resp.Body.Close()
-			b, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, resp.Header, b
+			return sendRaw(t, hc, method, r.c.URL(f), path, r.keyA, nil)
 		}
 		for p, ms := range methods {
 			path := "/v1" + fill.Replace(p)

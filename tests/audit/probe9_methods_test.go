@@ -79,6 +79,25 @@ func TestProbe9EveryOtherMethodIs405(t *testing.T) {
 	})
 }
 
+// sendRaw sends method path to the coordinator at base with key as a Bearer
+// token and body, if not nil, as JSON; it returns the status, the header and
+// the body (TestProbe8OutsideIn's HEAD and OPTIONS, sweepMethods).
+func sendRaw(t *testing.T, hc *http.Client, method, base, path, key string, body io.Reader) (int, http.Header, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest(method, base+path, body)
+	req.Header.Set("Authorization", "Bearer "+key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header, b
+}
+
 // sweepMethods is TestProbe9EveryOtherMethodIs405 on the coordinator at base.
 func sweepMethods(t *testing.T, base, key string) {
 	t.Helper()
@@ -88,18 +107,7 @@ func sweepMethods(t *testing.T, base, key string) {
 		if method != "GET" && method != "HEAD" {
 			body = strings.NewReader(`{}`)
 		}
-		req, _ := http.NewRequest(method, base+path, body)
-		req.Header.Set("Authorization", "Bearer "+key)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatalf("%s %s: %v", method, path, err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, resp.Header, b
+		return sendRaw(t, hc, method, base, path, key, body)
 	}
 	_, _, raw := send("GET", "/openapi.json")
 	var doc struct {
