@@ -12,6 +12,7 @@ package audit
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"slices"
@@ -131,11 +132,14 @@ func (r *rig) follower() int {
 // confirm it still leads: an election, as happens under load with the rig's
 // 500 ms Raft timeout) is sent again after it for up to 15 s, as a client
 // does; such an answer is made before the key is looked up, so it has no
-// rate-limit headers to check. Writes are never sent again here.
+// rate-limit headers to check. A write is sent again alike only when it
+// carries an Idempotency-Key (the cluster then executes it once); others
+// never.
 func (r *rig) call(i int, key, method, path string, body any, hdr map[string]string) framework.Reply {
 	r.t.Helper()
 	rep := r.apis[i].Call(key, method, path, body, hdr)
-	for end := time.Now().Add(15 * time.Second); method == "GET" && rep.Status == 503 && rep.Header.Get("Retry-After") != "" && time.Now().Before(end); {
+	resend := method == "GET" || hdr["Idempotency-Key"] != ""
+	for end := time.Now().Add(15 * time.Second); resend && rep.Status == 503 && rep.Header.Get("Retry-After") != "" && time.Now().Before(end); {
 		r.t.Logf("%s on coordinator %d: sent again after Retry-After", rep, i)
 		time.Sleep(time.Second)
 		rep = r.apis[i].Call(key, method, path, body, hdr)
@@ -613,8 +617,11 @@ func TestOrdersOutsideIn(t *testing.T) {
 				{`{"plan_slug":"vps-a","is_admin":true}`, 400, ""},
 				{`{"plan_slug":"vps-a"}{"plan_slug":"vps-a"}`, 400, ""},
 			} {
-				for _, i := range []int{0, f} {
-					rep := r.call(i, r.keyA, "POST", path, tc.body, map[string]string{"Content-Type": "application/json"})
+				for k, i := range []int{0, f} {
+					// Each a key of its own: a 503 of an election under load is
+					// sent again (a refusal changes nothing and is not stored).
+					hdr := map[string]string{"Content-Type": "application/json", "Idempotency-Key": fmt.Sprintf("bad-%s-%d-%d-%d", path, tc.status, len(tc.body), k)}
+					rep := r.call(i, r.keyA, "POST", path, tc.body, hdr)
 					var e api.Error
 					_ = json.Unmarshal(rep.Body, &e)
 					if rep.Status != tc.status || e.Message == "" || e.StatusCode != tc.status {

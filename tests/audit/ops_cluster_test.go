@@ -61,6 +61,11 @@ func TestOpsClusterRemoveKeepsQuorum(t *testing.T) {
 	if got := voterIDs(clusterStatus(t, leader)); slices.Contains(got, c.Nodes[f1].ID) || len(got) != 2 {
 		t.Fatalf("voters after the removal: %v", got)
 	}
+	// The restarted coordinator learns the two-voter cluster's leader at its
+	// next heartbeat; a write sent before that is a 503 to retry.
+	for end := time.Now().Add(15 * time.Second); clusterStatus(t, c.Nodes[down]).LeaderID == "" && time.Now().Before(end); {
+		time.Sleep(200 * time.Millisecond)
+	}
 	if r := ctl(t, c.Nodes[down], "account", "create", "--email", "after-remove@example.com"); r.code != 0 {
 		t.Fatalf("a write after the removal: %s", r)
 	}
