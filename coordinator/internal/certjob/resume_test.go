@@ -255,15 +255,32 @@ func TestFailureAfterFinalizeResumesTheOrder(t *testing.T) {
 	// fetch the recorded order (a network error, not the server refusing
 	// it): the order is kept, not placed again, and resumed after the
 	// back-off.
-	st.must(t, fsm.CmdCertRetry, fsm.CertRetry{HostingID: "hst_1", AccountID: "acc_1"})
-	bctx, killB := context.WithCancel(ctx)
-	nd.onPresent = func() error { killB(); return bctx.Err() }
-	due = dueFor("killed.example.test", time.Now(), "lead_b")
-	if len(due) != 1 || due[0].Reason != ReasonRenew {
-		t.Fatalf("due after a retry: %+v", due)
-	}
-	if err := runner("lead_b").Run(bctx, due[0]); err == nil {
-		t.Fatal("the renewal ended although its leader died")
+	//
+	// pebble (v2.10.1) reuses a valid authorization 1 time in 100 even at
+	// PEBBLE_AUTHZREUSE=0 (it places a new one only when rand.Intn(100) > 0):
+	// the renewal then presents no challenge, so its leader is not killed and
+	// it ends with a certificate. That renewal is retried (at most 3 times),
+	// its order counted in the orders checked below.
+	reused := 0
+	for {
+		st.must(t, fsm.CmdCertRetry, fsm.CertRetry{HostingID: "hst_1", AccountID: "acc_1"})
+		bctx, killB := context.WithCancel(ctx)
+		nd.onPresent = func() error { killB(); return bctx.Err() }
+		due = dueFor("killed.example.test", time.Now(), "lead_b")
+		if len(due) != 1 || due[0].Reason != ReasonRenew {
+			t.Fatalf("due after a retry: %+v", due)
+		}
+		before := nd.presented
+		err := runner("lead_b").Run(bctx, due[0])
+		if err == nil && nd.presented == before && reused < 3 {
+			reused++
+			t.Logf("renewal %d: pebble reused the valid authorization (no challenge presented); retried", reused)
+			continue
+		}
+		if err == nil {
+			t.Fatal("the renewal ended although its leader died")
+		}
+		break
 	}
 	rec = byName()["killed.example.test"].Cert
 	due = dueFor("killed.example.test", time.Now(), "lead_c")
@@ -286,5 +303,5 @@ func TestFailureAfterFinalizeResumesTheOrder(t *testing.T) {
 	if err := runner("lead_c").Run(ctx, due[0]); err != nil {
 		t.Fatal(err)
 	}
-	checkOne("killed.example.test", rec, 3)
+	checkOne("killed.example.test", rec, 3+reused)
 }
