@@ -2,10 +2,13 @@ package httpapi
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // Timeouts bound how long a client may hold a connection of a listener (public
@@ -23,7 +26,7 @@ type Timeouts struct {
 	Body           time.Duration // the whole request body, from the end of the headers
 	Write          time.Duration // the response, from the end of the body's time (headers + Body)
 	Idle           time.Duration // a keep-alive connection between requests
-	MaxHeaderBytes int           // request line and headers
+	MaxHeaderBytes int           // request line and headers: a JSON 431 beyond (headerLimit)
 }
 
 // DefaultTimeouts are the listeners' defaults.
@@ -32,14 +35,67 @@ func DefaultTimeouts() Timeouts {
 }
 
 // Server returns an http.Server for h with these limits; h is wrapped so each
-// request gets its body and write deadlines.
+// request gets its body and write deadlines, and a request whose line and
+// headers pass MaxHeaderBytes is answered with the API's JSON 431.
 func (t Timeouts) Server(h http.Handler) *http.Server {
 	return &http.Server{
-		Handler:           t.Deadlines(h),
+		Handler:           t.headerLimit(t.Deadlines(h)),
 		ReadHeaderTimeout: t.ReadHeader,
 		IdleTimeout:       t.Idle,
-		MaxHeaderBytes:    t.MaxHeaderBytes,
+		MaxHeaderBytes:    t.cutHeaderBytes(),
 	}
+}
+
+// cutHeaderBytes is net/http's own limit, above MaxHeaderBytes. net/http
+// answers a request past its limit itself, before any handler runs and with no
+// way to shape the answer: a text/plain 431 without X-Request-Id, the
+// connection closed. So it is set higher, and headerLimit answers between the
+// two limits with the JSON error every other refusal is; only headers past
+// this one (twice MaxHeaderBytes, at least 64 KiB more) get net/http's answer,
+// which still bounds what a connection may make the server read and hold.
+func (t Timeouts) cutHeaderBytes() int {
+	if t.MaxHeaderBytes <= 0 {
+		return 0 // net/http's default (1 MiB), and no check of ours
+	}
+	return max(2*t.MaxHeaderBytes, t.MaxHeaderBytes+64<<10)
+}
+
+// headerLimit answers a request whose line and headers take more than
+// MaxHeaderBytes with a JSON 431 headers_too_large (and closes the
+// connection: its body is not read), before anything else handles it.
+func (t Timeouts) headerLimit(next http.Handler) http.Handler {
+	if t.MaxHeaderBytes <= 0 {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := headerBytes(r); n > t.MaxHeaderBytes {
+			rid := requestID(r)
+			h := w.Header()
+			h[headerRequestID] = []string{rid}
+			h["X-Content-Type-Options"] = nosniff
+			h["Cache-Control"] = noStore
+			h.Set("Connection", "close")
+			writeError(w, rid, api.NewError(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+				fmt.Sprintf("the request line and headers take %d bytes, more than the %d accepted", n, t.MaxHeaderBytes)))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// headerBytes is about the size of r's request line and headers as they came
+// on the wire (net/http keeps Host apart from the other headers).
+func headerBytes(r *http.Request) int {
+	n := len(r.Method) + 1 + len(r.RequestURI) + 1 + len(r.Proto) + 2
+	if r.Host != "" {
+		n += len("Host: ") + len(r.Host) + 2
+	}
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			n += len(k) + 2 + len(v) + 2
+		}
+	}
+	return n + 2
 }
 
 // Deadlines sets the request's read deadline to Body from now (the end of the

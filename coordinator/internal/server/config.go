@@ -182,7 +182,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.DurationVar(&c.HTTP.Body, "http-body-timeout", c.HTTP.Body, "a client must send a request's whole body within this time after its headers, or it gets a 408 and the connection is closed")
 	fs.DurationVar(&c.HTTP.Write, "http-write-timeout", c.HTTP.Write, "a response must be written within this time after the body was due (headers + http-body-timeout); a stream: each event")
 	fs.DurationVar(&c.HTTP.Idle, "http-idle-timeout", c.HTTP.Idle, "a keep-alive connection with no request is closed after this time")
-	fs.IntVar(&c.HTTP.MaxHeaderBytes, "http-max-header-bytes", c.HTTP.MaxHeaderBytes, "largest request line and headers accepted (431 beyond)")
+	fs.IntVar(&c.HTTP.MaxHeaderBytes, "http-max-header-bytes", c.HTTP.MaxHeaderBytes, "largest request line and headers accepted (a JSON 431 beyond; net/http cuts the connection at twice this, at least 64 KiB more)")
 	bindWebhookFlags(fs, &c.Webhooks)
 	bindNodeFlags(fs, &c.Nodes)
 	bindRDNSFlags(fs, &c.RDNS)
