@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/hostplane/hostplane/agent/internal/actions"
 	"github.com/hostplane/hostplane/agent/internal/config"
@@ -141,5 +143,11 @@ func startConsole(ctx context.Context, cfg config.Config, cons *console.Server, 
 		return err
 	}
 	context.AfterFunc(ctx, func() { _ = used.Close() })
-	return cons.Start(ctx, nodeCert, tokens)
+	err = cons.Start(ctx, nodeCert, tokens)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		// Another agent (a second make run) or program has the port: say
+		// how to choose another, as the coordinator does for its listeners.
+		err = fmt.Errorf("%w (another agent or program listens there: stop it, or give this agent another --console-listen or %sCONSOLE_LISTEN, port 0 for any free one, or an empty one to turn the console off)", err, config.EnvPrefix)
+	}
+	return err
 }
