@@ -8,8 +8,12 @@
 # (hostplane-local-<hash of its path>), so runs from other checkouts or data
 # directories each get their own pool instead of finding one defined elsewhere.
 # If the agent fails, the coordinator keeps running and the script says what to do.
-# Environment: HOSTPLANE_DATA_DIR, HOSTPLANE_AGENT_LISTEN, HOSTPLANE_BIN (default bin),
-# and the coordinator's own HOSTPLANE_* settings.
+# The agent's browser console listens on a free loopback port (the coordinator
+# learns its URL from the agent), not the fixed 8423 a packaged agent uses, so a
+# second run from another checkout, or another program on 8423, does not take it.
+# Environment: HOSTPLANE_DATA_DIR, HOSTPLANE_AGENT_LISTEN, HOSTPLANE_AGENT_CONSOLE_LISTEN
+# (default 127.0.0.1:0, any free port), HOSTPLANE_BIN (default bin), and the
+# coordinator's own HOSTPLANE_* settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${HOSTPLANE_BIN:-bin}
@@ -85,7 +89,7 @@ coord=$!
 pids+=("$coord")
 
 agent_args=(--data-dir "$DATA/agent" --socket "$DATA/agent.sock" --pool-name "$POOL" --pool-path "$DATA/pool"
-  --log-level warn --coordinators "$AGENT_ADDR" --node-id local)
+  --log-level warn --coordinators "$AGENT_ADDR" --node-id local --console-listen "${HOSTPLANE_AGENT_CONSOLE_LISTEN-127.0.0.1:0}")
 agent_help() { # $1: what happened
   echo "agent: $1 — the coordinator keeps running (Ctrl-C stops it)." >&2
   echo "       Fix the cause named above, then start the agent by hand:" >&2
