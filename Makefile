@@ -7,7 +7,7 @@ export PATH := $(GOBIN_DIR):$(HOME)/go/bin:/usr/local/go/bin:$(PATH)
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/hostplane/hostplane/pkg/version.Version=$(VERSION)
 
-.PHONY: build run test test-deps lint bench generate clean packages
+.PHONY: build run run-clean test test-deps lint bench generate clean packages
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/ ./coordinator/cmd/... ./agent/cmd/...
@@ -15,6 +15,10 @@ build:
 # Single-node coordinator on the embedded default; data dir reused across runs.
 run: build
 	scripts/run-local.sh
+
+# Removes what make run left in libvirt for its data dir (its domains and pool); the data dir stays.
+run-clean:
+	scripts/run-clean.sh
 
 test-deps:
 	scripts/install-test-deps.sh

@@ -13,18 +13,13 @@
 # second run from another checkout, or another program on 8423, does not take it.
 # Environment: HOSTPLANE_DATA_DIR, HOSTPLANE_AGENT_LISTEN, HOSTPLANE_AGENT_CONSOLE_LISTEN
 # (default 127.0.0.1:0, any free port), HOSTPLANE_BIN (default bin), and the
-# coordinator's own HOSTPLANE_* settings.
+# coordinator's own HOSTPLANE_* settings. make run-clean (scripts/run-clean.sh)
+# removes what runs on a data directory left in libvirt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${HOSTPLANE_BIN:-bin}
 
-DATA=${HOSTPLANE_DATA_DIR:-}
-if [ -z "$DATA" ]; then
-  if [ -n "${XDG_DATA_HOME:-}" ]; then DATA=$XDG_DATA_HOME/hostplane; else DATA=.hostplane; fi
-fi
-mkdir -p "$DATA"
-DATA=$(cd "$DATA" && pwd)
-POOL=hostplane-local-$(printf '%s' "$DATA" | sha256sum | cut -c1-12)
+. scripts/run-env.sh mkdir # DATA, POOL
 
 # A second `make run` on the same data directory: the coordinator would refuse
 # the directory (it is locked), but the agent below would enrol with the
