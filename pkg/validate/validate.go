@@ -394,6 +394,16 @@ func Resolvers(rs []string) ([]string, error) {
 	return out, nil
 }
 
+// MaxSnapshotDescription is the most bytes of a snapshot's description (the
+// agent keeps it in the libvirt snapshot's XML).
+const MaxSnapshotDescription = 1024
+
+// SnapshotDescription checks a snapshot's description as the agent takes it:
+// Text (one line: a tab, no other control character) of at most
+// MaxSnapshotDescription bytes. The coordinator applies it too, so a
+// description the agent would refuse is a 400, not a failed action.
+func SnapshotDescription(s string) error { return Text("description", s, MaxSnapshotDescription) }
+
 // Text checks free text (descriptions, OS family, kernel cmdline): printable, bounded.
 func Text(kind, s string, max int) error {
 	if len(s) > max {

@@ -51,7 +51,7 @@ func (m *Manager) CreateSnapshot(ctx context.Context, vm string, req api.NodeSna
 	if err := validate.Name("snapshot", req.Name); err != nil {
 		return nil, err
 	}
-	if err := validate.Text("description", req.Description, 1024); err != nil {
+	if err := validate.SnapshotDescription(req.Description); err != nil {
 		return nil, err
 	}
 	return m.do(ctx, spec{

@@ -73,8 +73,19 @@ func DecodeSnapshotCreate(body []byte) (api.SnapshotCreateRequest, error) {
 			text("name", req.Name, 1, maxSnapshotName),
 			nameChars("name", req.Name),
 			text("description", req.Description, 0, maxSnapshotDescription),
+			snapshotDescription(req.Description),
 		)
 	})
+}
+
+// snapshotDescription refuses a description the node agent would refuse
+// (validate.SnapshotDescription: a line break, or over 1024 bytes, which
+// 500 characters can be): else the customer's 202 ends in a failed action.
+func snapshotDescription(d string) error {
+	if validate.SnapshotDescription(d) != nil {
+		return invalidField("description", "must be one line (no line break or control character but a tab) of at most %d bytes in UTF-8", validate.MaxSnapshotDescription)
+	}
+	return nil
 }
 
 // nameChars allows letters, digits, space, '-', '_' and '.', with no space at

@@ -43,7 +43,8 @@ func FuzzDecodePower(f *testing.F) {
 func FuzzDecodeSnapshotCreate(f *testing.F) {
 	fuzzDecoder(f, serverSeeds, DecodeSnapshotCreate, func(t *testing.T, req api.SnapshotCreateRequest) {
 		n := utf8.RuneCountInString(req.Name)
-		if n < 1 || n > maxSnapshotName || strings.TrimSpace(req.Name) != req.Name || utf8.RuneCountInString(req.Description) > maxSnapshotDescription {
+		if n < 1 || n > maxSnapshotName || strings.TrimSpace(req.Name) != req.Name || utf8.RuneCountInString(req.Description) > maxSnapshotDescription ||
+			validate.SnapshotDescription(req.Description) != nil {
 			t.Fatalf("accepted %+v", req)
 		}
 		for _, r := range req.Name {
