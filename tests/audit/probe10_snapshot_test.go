@@ -26,7 +26,9 @@ func agentSnapshotDescription(d string) error { return validate.Text("descriptio
 // here takes every action, so the agent's own check is asked). Before, all
 // three were accepted, and a real node refused each ("description contains
 // control characters", "longer than 1024 bytes"). A description of 500
-// two-byte characters and one with a tab are still taken.
+// two-byte characters, one with a tab, and hostileText (bidi override, C1
+// controls: the node takes them; hostplanectl prints them safely) are
+// still taken.
 func TestProbe10SnapshotDescriptionTheNodeTakes(t *testing.T) {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: framework.Coordinator(t), Agents: true,
 		AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second})
@@ -58,7 +60,7 @@ func TestProbe10SnapshotDescriptionTheNodeTakes(t *testing.T) {
 		return len(l.Data)
 	}
 
-	for i, d := range []string{"before the upgrade\nand after", "carriage\rreturn", strings.Repeat("😀", 500), strings.Repeat("ğ", 500), "tab\there"} {
+	for i, d := range []string{"before the upgrade\nand after", "carriage\rreturn", strings.Repeat("😀", 500), strings.Repeat("ğ", 500), "tab\there", hostileText} {
 		before := count()
 		rep := r.call(0, r.keyA, "POST", srv+"/snapshots", map[string]any{"name": "s" + string(rune('a'+i)), "description": d}, nil)
 		switch rep.Status {
@@ -74,6 +76,7 @@ func TestProbe10SnapshotDescriptionTheNodeTakes(t *testing.T) {
 				t.Errorf("description %.40q: refused, yet %d snapshots, were %d", d, after, before)
 			}
 		case 202:
+			t.Logf("description %.40q: 202", d)
 			if err := agentSnapshotDescription(d); err != nil {
 				t.Errorf("description %.40q (%d bytes): 202, but the node refuses it (%v): the snapshot would fail after the customer was told it is under way", d, len(d), err)
 			}

@@ -1,14 +1,22 @@
 package audit
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // hostileText is what a customer (or anyone who can register an OAuth
@@ -89,4 +97,57 @@ func TestProbe10OAuthClientNameInOperatorOutput(t *testing.T) {
 		t.Fatalf("second device authorization: %d %+v %v", st, da, err)
 	}
 	check(ctl(t, p, "oauth", "deny", da.UserCode))
+}
+
+// TestProbe10NodeSnapshotListShowsTheDescriptionSafely: a snapshot's
+// description is the customer's text (POST /v1/servers/:id/snapshots takes
+// bidi overrides and C1 controls, as the node agent does), kept in libvirt
+// and listed by the agent verbatim. `hostplanectl node vm snapshot list`,
+// run on the node against the agent's local socket (here one answering
+// what the agent lists), prints it without those characters raw and one
+// line per snapshot under its header; --json keeps it verbatim.
+func TestProbe10NodeSnapshotListShowsTheDescriptionSafely(t *testing.T) {
+	if err := agentSnapshotDescription(hostileText); err != nil {
+		t.Fatalf("the node agent refuses %q (%v): this test's text is no longer one that reaches the list", hostileText, err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/vms/{name}/snapshots", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode([]api.NodeSnapshot{
+			{Name: "snp_01", Description: hostileText, CreatedAt: time.Date(2026, 12, 5, 1, 0, 0, 0, time.UTC), State: "running", Current: true},
+			{Name: "snp_02", Description: "plain", CreatedAt: time.Date(2026, 12, 5, 1, 1, 0, 0, time.UTC), State: "shutoff"},
+		})
+	})
+	srv := &http.Server{Handler: mux}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	run := func(args ...string) string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, framework.Ctl(t), args...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			t.Fatalf("hostplanectl %s: %v: %s %s", strings.Join(args, " "), err, out.String(), errb.String())
+		}
+		return out.String()
+	}
+	out := run("node", "vm", "snapshot", "list", "vm-1", "--socket", sock)
+	if bad := terminalUnsafe(out, false); len(bad) > 0 {
+		t.Errorf("node vm snapshot list prints %v raw: %q", bad, out)
+	}
+	if lines := strings.Split(strings.TrimRight(out, "\n"), "\n"); len(lines) != 3 {
+		t.Errorf("node vm snapshot list of two snapshots prints %d lines; want the header and two rows: %q", len(lines), out)
+	}
+	var l []api.NodeSnapshot
+	if err := json.Unmarshal([]byte(run("--json", "node", "vm", "snapshot", "list", "vm-1", "--socket", sock)), &l); err != nil || len(l) != 2 || l[0].Description != hostileText {
+		t.Errorf("node vm snapshot list --json: %+v %v; want the description verbatim", l, err)
+	}
 }

@@ -336,8 +336,11 @@ func nodeSnapshotCmd(f *nodeFlags) *cobra.Command {
 	list := nodeCmd(f, "list VM", "List a VM's snapshots", cobra.ExactArgs(1), func(c *cobra.Command, args []string) ([]api.NodeSnapshot, error) {
 		return f.client().Snapshots(c.Context(), args[0])
 	}, func(w io.Writer, snaps []api.NodeSnapshot) {
+		// DESCRIPTION is the customer's (POST /v1/servers/:id/snapshots
+		// takes bidi overrides and C1 controls, as the agent does):
+		// printable, as a ticket's subject.
 		table(w, "NAME\tSTATE\tCREATED\tVM-STATE\tCURRENT\tDESCRIPTION", snaps, func(tw io.Writer, s api.NodeSnapshot) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, s.Description)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, printable(s.Description, false))
 		})
 	})
 	del := nodeOperationCmd(f, "delete VM SNAPSHOT", "Delete a snapshot", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
