@@ -344,7 +344,8 @@ func (r *Reader) Time() (time.Time, bool) {
 		return t, false
 	}
 	raw, ok := r.Raw()
-	return t, ok && t.UnmarshalJSON(raw) == nil
+	ok = ok && t.UnmarshalJSON(raw) == nil
+	return t, ok
 }
 
 // AppendTime appends t as json.Marshal writes a time.Time, when t is UTC

@@ -118,7 +118,8 @@ func NodeNewOpID() string {
 // Templates lists templates.
 func (c *NodeClient) Templates(ctx context.Context) ([]api.NodeTemplate, error) {
 	var out []api.NodeTemplate
-	return out, c.do(ctx, http.MethodGet, "/templates", nil, &out)
+	err := c.do(ctx, http.MethodGet, "/templates", nil, &out)
+	return out, err
 }
 
 // ImportTemplate imports a template.
@@ -134,7 +135,8 @@ func (c *NodeClient) RemoveTemplate(ctx context.Context, name, opID string) (*ap
 // VMs lists VMs.
 func (c *NodeClient) VMs(ctx context.Context) ([]api.NodeVM, error) {
 	var out []api.NodeVM
-	return out, c.do(ctx, http.MethodGet, "/vms", nil, &out)
+	err := c.do(ctx, http.MethodGet, "/vms", nil, &out)
+	return out, err
 }
 
 // VM returns one VM.
@@ -186,7 +188,8 @@ func (c *NodeClient) ResetPassword(ctx context.Context, name string, req api.Nod
 // Snapshots lists a VM's snapshots.
 func (c *NodeClient) Snapshots(ctx context.Context, vm string) ([]api.NodeSnapshot, error) {
 	var out []api.NodeSnapshot
-	return out, c.do(ctx, http.MethodGet, nodeVMPath(vm, "snapshots"), nil, &out)
+	err := c.do(ctx, http.MethodGet, nodeVMPath(vm, "snapshots"), nil, &out)
+	return out, err
 }
 
 // CreateSnapshot creates a snapshot.

@@ -312,7 +312,8 @@ func (n *Node) load(user string) (account, error) {
 	if err != nil {
 		return a, err
 	}
-	return a, json.Unmarshal(b, &a)
+	err = json.Unmarshal(b, &a)
+	return a, err
 }
 
 func (n *Node) save(a account) error {

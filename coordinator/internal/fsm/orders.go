@@ -274,7 +274,8 @@ func applyOrder(c *applyCtx, accountID, category string, o OrderCharge,
 		}},
 		TotalUsdCents: price,
 	}}
-	return inv, recordInvoice(c, &acc, &inv, true, o.PaymentID, o.TxID, true)
+	err = recordInvoice(c, &acc, &inv, true, o.PaymentID, o.TxID, true)
+	return inv, err
 }
 
 func applyServerOrder(c *applyCtx, p ServerOrder) (any, error) {

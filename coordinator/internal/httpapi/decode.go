@@ -222,7 +222,8 @@ func decodeChecked[T any](body []byte, check func(req *T) error) (T, error) {
 	if err := decodeStrict(body, &req); err != nil {
 		return req, err
 	}
-	return req, check(&req)
+	err := check(&req)
+	return req, err
 }
 
 // firstErr is the first error of errs that is not nil: independent checks of

@@ -19,7 +19,8 @@ func TestBrandConfig(t *testing.T) {
 			t.Fatal(err)
 		}
 		got.DataDir = t.TempDir()
-		return got, got.Validate()
+		err = got.Validate() // fills the brand's defaults in got
+		return got, err
 	}
 	cfg, err := load("")
 	if err != nil || cfg.Brand != "sunucu" || cfg.KeyPrefix != "snc_" || cfg.Webhooks.Brand != "Sunucu" {

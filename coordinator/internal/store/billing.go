@@ -35,5 +35,6 @@ func (r ReadTx) Invoices(accountID string, offset, limit int) ([]api.Invoice, in
 // Invoice loads an account's invoice; another account's is not found.
 func (r ReadTx) Invoice(accountID, id string) (Invoice, error) {
 	var inv Invoice
-	return inv, r.getNamed("invoice", id, BucketInvoices, OwnedKey(accountID, id), &inv)
+	err := r.getNamed("invoice", id, BucketInvoices, OwnedKey(accountID, id), &inv)
+	return inv, err
 }

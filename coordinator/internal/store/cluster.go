@@ -9,7 +9,8 @@ type ClusterNode struct {
 // ClusterNode loads a coordinator's record.
 func (r ReadTx) ClusterNode(id string) (ClusterNode, error) {
 	var n ClusterNode
-	return n, r.get(BucketCluster, []byte(id), &n)
+	err := r.get(BucketCluster, []byte(id), &n)
+	return n, err
 }
 
 // ClusterAPIAddrs maps every recorded coordinator to its API address

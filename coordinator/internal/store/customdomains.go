@@ -81,7 +81,8 @@ type ACMEAccount struct {
 // ACMEAccount loads the cluster's ACME account.
 func (r ReadTx) ACMEAccount() (ACMEAccount, error) {
 	var a ACMEAccount
-	return a, r.getNamed("acme account", "cluster", BucketACME, ACMEAccountKey, &a)
+	err := r.getNamed("acme account", "cluster", BucketACME, ACMEAccountKey, &a)
+	return a, err
 }
 
 // CustomDomains lists every custom domain (the leader's certificate job

@@ -34,5 +34,6 @@ type IdemTicket struct {
 // ("<keyID>/<key>"), expired or not.
 func (r ReadTx) Idempotency(scope string) (IdemRecord, error) {
 	var rec IdemRecord
-	return rec, r.get(BucketIdempotency, []byte(scope), &rec)
+	err := r.get(BucketIdempotency, []byte(scope), &rec)
+	return rec, err
 }

@@ -76,7 +76,8 @@ func IPAllocKey(pool, serverID string) []byte { return []byte(pool + "/" + serve
 // IPPool loads a pool by name.
 func (r ReadTx) IPPool(name string) (IPPool, error) {
 	var p IPPool
-	return p, r.getNamed("ip pool", name, BucketIPPools, []byte(name), &p)
+	err := r.getNamed("ip pool", name, BucketIPPools, []byte(name), &p)
+	return p, err
 }
 
 // IPPools lists every pool by name.

@@ -111,14 +111,16 @@ func (r ReadTx) ForEachAgentNode(visit func(n AgentNode)) error {
 // JoinToken loads a join token record (its secret's hash, never the secret).
 func (r ReadTx) JoinToken(id string) (JoinToken, error) {
 	var t JoinToken
-	return t, r.get(BucketJoinTokens, []byte(id), &t)
+	err := r.get(BucketJoinTokens, []byte(id), &t)
+	return t, err
 }
 
 // NodeCA loads the coordinators' CA for agent certificates, or ErrNotFound
 // before it is made.
 func (r ReadTx) NodeCA() (NodeCA, error) {
 	var ca NodeCA
-	return ca, r.get(BucketNodeCA, NodeCAKey, &ca)
+	err := r.get(BucketNodeCA, NodeCAKey, &ca)
+	return ca, err
 }
 
 // NodeCAExists reports whether the CA was made.
@@ -127,7 +129,8 @@ func (r ReadTx) NodeCAExists() bool { return r.has(BucketNodeCA, NodeCAKey) }
 // KEKMark loads the recorded KEK fingerprint, or ErrNotFound before one is recorded.
 func (r ReadTx) KEKMark() (KEKMark, error) {
 	var m KEKMark
-	return m, r.get(BucketNodeCA, KEKMarkKey, &m)
+	err := r.get(BucketNodeCA, KEKMarkKey, &m)
+	return m, err
 }
 
 // SessionAddr is the agent session address a coordinator recorded, or "".

@@ -83,13 +83,15 @@ type OAuthToken struct {
 // OAuthClient loads a registered client.
 func (r ReadTx) OAuthClient(id string) (OAuthClient, error) {
 	var c OAuthClient
-	return c, r.getNamed("oauth client", id, BucketOAuthClients, []byte(id), &c)
+	err := r.getNamed("oauth client", id, BucketOAuthClients, []byte(id), &c)
+	return c, err
 }
 
 // OAuthDevice loads a device authorization by the device code's hash.
 func (r ReadTx) OAuthDevice(deviceHash string) (OAuthDevice, error) {
 	var d OAuthDevice
-	return d, r.get(BucketOAuthDevices, []byte(deviceHash), &d)
+	err := r.get(BucketOAuthDevices, []byte(deviceHash), &d)
+	return d, err
 }
 
 // OAuthDeviceByUserCode loads a device authorization by the user code's hash.
@@ -100,7 +102,8 @@ func (r ReadTx) OAuthDeviceByUserCode(userCodeHash string) (OAuthDevice, error) 
 // OAuthCode loads an authorization code by its hash.
 func (r ReadTx) OAuthCode(codeHash string) (OAuthCode, error) {
 	var c OAuthCode
-	return c, r.get(BucketOAuthCodes, []byte(codeHash), &c)
+	err := r.get(BucketOAuthCodes, []byte(codeHash), &c)
+	return c, err
 }
 
 // OAuthToken loads a token and its grant by the token's hash.
@@ -121,7 +124,8 @@ func (r ReadTx) OAuthGrant(id string) (OAuthGrant, error) {
 	if owner == nil {
 		return g, ErrNotFound
 	}
-	return g, r.getNamed("connected app", id, BucketOAuthGrants, OwnedKey(string(owner), id), &g)
+	err := r.getNamed("connected app", id, BucketOAuthGrants, OwnedKey(string(owner), id), &g)
+	return g, err
 }
 
 // ConnectedApps lists an account's grants that are not revoked, newest first.

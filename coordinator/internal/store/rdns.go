@@ -60,5 +60,6 @@ func (r ReadTx) ReverseZones() ([]ReverseZone, error) { return all[ReverseZone](
 // ReverseZone loads one reverse zone by its canonical name.
 func (r ReadTx) ReverseZone(name string) (ReverseZone, error) {
 	var z ReverseZone
-	return z, r.getNamed("reverse zone", name, BucketReverseZones, []byte(name), &z)
+	err := r.getNamed("reverse zone", name, BucketReverseZones, []byte(name), &z)
+	return z, err
 }

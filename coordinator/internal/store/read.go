@@ -50,7 +50,8 @@ func getRead[T any](tx *bolt.Tx, bucket, key []byte, read func([]byte) (T, bool)
 		return v, nil
 	}
 	var v T
-	return v, GetJSON(tx, bucket, key, &v)
+	err := GetJSON(tx, bucket, key, &v)
+	return v, err
 }
 
 // has reports whether bucket holds key.

@@ -167,7 +167,8 @@ func readServer(b []byte) (Server, bool) { return readWhole(b, ReadServer) }
 func readWhole[T any](b []byte, read func(*plainjson.Reader, *T) bool) (T, bool) {
 	var v T
 	rd := plainjson.NewReader(b)
-	return v, read(rd, &v) && rd.End()
+	ok := read(rd, &v) && rd.End()
+	return v, ok
 }
 
 // ReadServer is readServer of the value at rd (an order command's server),

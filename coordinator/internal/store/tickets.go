@@ -9,7 +9,8 @@ import (
 // Ticket loads an account's ticket with its thread; another account's is not found.
 func (r ReadTx) Ticket(accountID, id string) (api.Ticket, error) {
 	var t api.Ticket
-	return t, r.getNamed("ticket", id, BucketTickets, OwnedKey(accountID, id), &t)
+	err := r.getNamed("ticket", id, BucketTickets, OwnedKey(accountID, id), &t)
+	return t, err
 }
 
 // TicketListJSON pages an account's tickets without their threads, newest

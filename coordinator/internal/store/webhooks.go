@@ -171,7 +171,8 @@ func (r ReadTx) WebhookByID(webhookID string) (Webhook, error) {
 // Webhook loads an account's subscription; another account's is not found.
 func (r ReadTx) Webhook(accountID, webhookID string) (Webhook, error) {
 	var w Webhook
-	return w, r.get(BucketWebhooks, OwnedKey(accountID, webhookID), &w)
+	err := r.get(BucketWebhooks, OwnedKey(accountID, webhookID), &w)
+	return w, err
 }
 
 // Webhooks pages an account's subscriptions, newest first, with the total count.
@@ -212,7 +213,8 @@ func (r ReadTx) DeliveryLog(accountID, webhookID string, offset, limit int) ([]a
 // Delivery loads a delivery of a subscription.
 func (r ReadTx) Delivery(webhookID, deliveryID string) (Delivery, error) {
 	var d Delivery
-	return d, r.get(BucketWebhookDeliveries, WebhookKey(webhookID, deliveryID), &d)
+	err := r.get(BucketWebhookDeliveries, WebhookKey(webhookID, deliveryID), &d)
+	return d, err
 }
 
 // DeliveryExists reports whether a delivery of a subscription was recorded.
