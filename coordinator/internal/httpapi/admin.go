@@ -115,15 +115,43 @@ type adminFunc func(r *http.Request, body []byte, now time.Time) (int, any, erro
 
 // adminRequest starts the answer to an admin request: its request id in
 // the answer's header, and a query parameter its route does not take
-// refused (ok false: answered).
-func adminRequest(w http.ResponseWriter, r *http.Request) (rid string, ok bool) {
+// refused (ok false: answered). The request comes back without the
+// parameters given empty: as on /v1 (queryparams.go), ?limit=, ?cursor=,
+// ?status= are as if not given (the default, no filter), for every route
+// in one place rather than in each handler's parsing. Before, the action
+// and ticket lists refused them.
+func adminRequest(w http.ResponseWriter, r *http.Request) (rid string, _ *http.Request, ok bool) {
 	rid = requestID(r)
 	w.Header().Set(headerRequestID, rid)
 	if err := checkQuery(r, adminQuery[r.Pattern]); err != nil {
 		writeErr(w, rid, err)
-		return rid, false
+		return rid, r, false
 	}
-	return rid, true
+	return rid, withoutEmptyQuery(r), true
+}
+
+// withoutEmptyQuery is r (a shallow copy) without the query parameters
+// given with an empty value (?a= or ?a), the others as they came. r's query
+// has passed checkQuery: it parses, and no name is given twice.
+func withoutEmptyQuery(r *http.Request) *http.Request {
+	if r.URL.RawQuery == "" {
+		return r
+	}
+	parts := strings.Split(r.URL.RawQuery, "&")
+	kept := parts[:0:0]
+	for _, p := range parts {
+		if _, v, _ := strings.Cut(p, "="); v != "" {
+			kept = append(kept, p)
+		}
+	}
+	if len(kept) == len(parts) {
+		return r
+	}
+	u := *r.URL
+	u.RawQuery = strings.Join(kept, "&")
+	r2 := r.WithContext(r.Context())
+	r2.URL = &u
+	return r2
 }
 
 // writeErr answers err as the API error it is (toAPIError).
@@ -134,7 +162,7 @@ func writeErr(w http.ResponseWriter, rid string, err error) {
 
 func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rid, ok := adminRequest(w, r)
+		rid, r, ok := adminRequest(w, r)
 		if !ok {
 			return
 		}
@@ -753,7 +781,7 @@ func validNodeID(id string) error {
 // can still be backed up); X-Hostplane-Read-Consistency says which, and
 // X-Hostplane-Node whose state it is.
 func (a *API) adminClusterBackup(w http.ResponseWriter, r *http.Request) {
-	rid, ok := adminRequest(w, r)
+	rid, r, ok := adminRequest(w, r)
 	if !ok {
 		return
 	}

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -60,5 +62,80 @@ func TestAdminQueryParameters(t *testing.T) {
 		if code, out := call("GET", target, ""); code != http.StatusOK {
 			t.Errorf("GET %s: %d %s", target, code, out)
 		}
+	}
+}
+
+// TestAdminListQueryRules: every operator list route follows /v1's rule
+// for its query string (queryparams.go, tests/audit TestProbe9QueryRules):
+// a parameter it takes given empty (?cursor=, ?status=, ?limit=, all of
+// them at once) lists what no parameter lists; the same parameter given
+// twice (empty or not), a name it does not take (empty or not) or one in
+// another case is a 400 invalid_query naming it. Before, GET
+// /admin/actions?cursor= (and its other parameters empty) and
+// /admin/tickets?limit=, ?status=, ?account= were 400s while
+// /admin/servers?account= listed every server.
+func TestAdminListQueryRules(t *testing.T) {
+	s := newSrvAPI(t)
+	acc, key := s.account(api.AllScopes...)
+	s.server(acc)
+	if r := s.call(key, "POST", "/v1/tickets", `{"subject":"query rules","message":"hello"}`); r.status != http.StatusCreated {
+		t.Fatalf("open a ticket: %d %s", r.status, r.body)
+	}
+	call := adminCall(t, s)
+	// Every operator route that lists, with the parameters it takes.
+	lists := map[string][]string{
+		"/admin/servers":                             adminQuery["GET /admin/servers"],
+		"/admin/actions":                             adminQuery["GET /admin/actions"],
+		"/admin/tickets":                             adminQuery["GET /admin/tickets"],
+		"/admin/domains":                             adminQuery["GET /admin/domains"],
+		"/admin/hosting":                             adminQuery["GET /admin/hosting"],
+		"/admin/nodes":                               nil,
+		"/admin/ip-pools":                            nil,
+		"/admin/os-templates":                        nil,
+		"/admin/products":                            nil,
+		"/admin/reverse-zones":                       nil,
+		"/admin/accounts/" + acc + "/keys":           nil,
+		"/admin/accounts/" + acc + "/connected-apps": nil,
+	}
+	for pattern := range adminQuery {
+		if path, ok := strings.CutPrefix(pattern, "GET "); ok && path != "/admin/cluster/backup" && lists[path] == nil {
+			t.Errorf("%s takes query parameters but is not in the table", pattern)
+		}
+	}
+	bad := func(target, name string) {
+		t.Helper()
+		code, out := call("GET", target, "")
+		var e api.Error
+		_ = json.Unmarshal([]byte(out), &e)
+		if code != http.StatusBadRequest || e.Code != "invalid_query" || !strings.Contains(e.Message, strconv.Quote(name)) {
+			t.Errorf("GET %s: %d %s; want a 400 invalid_query naming %q", target, code, out, name)
+		}
+	}
+	for path, params := range lists {
+		code, want := call("GET", path, "")
+		if code != http.StatusOK {
+			t.Errorf("GET %s: %d %s", path, code, want)
+			continue
+		}
+		same := func(target string) {
+			t.Helper()
+			if code, out := call("GET", target, ""); code != http.StatusOK || out != want {
+				t.Errorf("GET %s: %d %s; want what GET %s lists: %s", target, code, out, path, want)
+			}
+		}
+		var empties []string
+		for _, p := range params {
+			same(path + "?" + p + "=")
+			same(path + "?" + p) // no "=": empty all the same
+			bad(path+"?"+p+"=&"+p+"=", p)
+			bad(path+"?"+p+"=1&"+p+"=1", p)
+			bad(path+"?"+strings.ToUpper(p)+"=", strings.ToUpper(p))
+			empties = append(empties, p+"=")
+		}
+		if len(empties) > 1 {
+			same(path + "?" + strings.Join(empties, "&"))
+		}
+		bad(path+"?bogus=", "bogus")
+		bad(path+"?bogus=1", "bogus")
 	}
 }
