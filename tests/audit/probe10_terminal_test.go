@@ -151,3 +151,82 @@ func TestProbe10NodeSnapshotListShowsTheDescriptionSafely(t *testing.T) {
 		t.Errorf("node vm snapshot list --json: %+v %v; want the description verbatim", l, err)
 	}
 }
+
+// TestProbe10CustomerTextInOperatorOutput: the other customer text
+// hostplanectl prints, sent with hostileText plus a newline, a carriage
+// return and an escape sequence where the API takes them: a ticket's
+// subject and message (`ticket list`, `ticket show`), the name of a key the
+// customer mints (POST /v1/account/api-keys; `key list`) and the path of a
+// request made with it (`key usage`). Every answer of hostplanectl is free
+// of control, bidi and separator characters but for the newlines (and
+// tabs) of `ticket show`'s thread, and each list prints one line per item.
+func TestProbe10CustomerTextInOperatorOutput(t *testing.T) {
+	r := newLightRig(t)
+	f := r.follower()
+	p := r.c.Nodes[f]
+	subject := hostileText + " \x1b[2J"
+	message := hostileText + "\n\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\\r\nforged"
+	rep := r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: message}, nil)
+	if rep.Status != 201 {
+		// The API may refuse the escape; the subject without it then.
+		subject, message = hostileText, hostileText+"\nsecond line"
+		if rep = r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: message}, nil); rep.Status != 201 {
+			t.Fatalf("ticket with %q: %s", hostileText, rep)
+		}
+	}
+	var tk api.Ticket
+	rep.Decode(t, &tk)
+	name := hostileText + "\nforged"
+	var minted struct {
+		Key string `json:"key"`
+	}
+	rep = r.call(f, r.keyA, "POST", "/v1/account/api-keys", map[string]any{"name": name, "scopes": []string{"account:read"}}, nil)
+	if rep.Status != 201 {
+		name = hostileText
+		if rep = r.call(f, r.keyA, "POST", "/v1/account/api-keys", map[string]any{"name": name, "scopes": []string{"account:read"}}, nil); rep.Status != 201 {
+			t.Fatalf("key named %q: %s", name, rep)
+		}
+	}
+	rep.Decode(t, &minted)
+	r.call(f, minted.Key, "GET", "/v1/tickets/"+url.PathEscape(hostileText+"\x1b[2J\r\n"), nil, nil)
+
+	for _, c := range []struct {
+		args      []string
+		multiline bool
+		rows      int // lines below the header; 0: not a table
+	}{
+		{[]string{"ticket", "list", "--account", r.accA.ID}, false, 1},
+		{[]string{"ticket", "show", tk.ID}, true, 0},
+		{[]string{"key", "list", r.accA.ID}, false, 2},
+	} {
+		run := ctl(t, p, c.args...)
+		if run.code != 0 {
+			t.Fatalf("%s", run)
+		}
+		if bad := terminalUnsafe(run.stdout+run.stderr, c.multiline); len(bad) > 0 {
+			t.Errorf("hostplanectl %s prints %v raw: %q", strings.Join(c.args, " "), bad, run.stdout)
+		}
+		if lines := strings.Split(strings.TrimRight(run.stdout, "\n"), "\n"); c.rows > 0 && len(lines) != c.rows+1 {
+			t.Errorf("hostplanectl %s prints %d lines; want the header and %d: %q", strings.Join(c.args, " "), len(lines), c.rows, run.stdout)
+		}
+	}
+	var keys []api.KeyInfo
+	if run := ctl(t, p, "--json", "key", "list", r.accA.ID); run.code != 0 || json.Unmarshal([]byte(run.stdout), &keys) != nil {
+		t.Fatalf("%s", run)
+	}
+	for _, k := range keys {
+		if k.Name != name {
+			continue
+		}
+		var run ctlRun
+		framework.WaitFor(t, "the key's use in its usage log", 20*time.Second, 200*time.Millisecond, func() bool {
+			run = ctl(t, p, "key", "usage", k.ID)
+			return run.code == 0 && strings.Contains(run.stdout, "GET")
+		})
+		if bad := terminalUnsafe(run.stdout+run.stderr, false); len(bad) > 0 {
+			t.Errorf("hostplanectl key usage prints %v raw: %q", bad, run.stdout)
+		}
+		return
+	}
+	t.Errorf("no key named %q in %+v", name, keys)
+}
