@@ -149,6 +149,24 @@ func TestAllCPU(t *testing.T) {
 	}
 }
 
+// The ratios' line says how much of the server CPU per write the spread
+// phase adds is the Go sysmon threads'.
+func TestSysmonSplit(t *testing.T) {
+	leader := Result{OK: 1000, ServerCPU: 400 * time.Millisecond, LeaderCPU: 250 * time.Millisecond, Sysmon: threadUse{cpu: 40 * time.Millisecond, switches: 2000}}
+	spread := Result{OK: 500, ServerCPU: 250 * time.Millisecond, LeaderCPU: 100 * time.Millisecond, Sysmon: threadUse{cpu: 27 * time.Millisecond, switches: 1500}}
+	if got, want := sysmonSplit(spread, leader), ", of which Go sysmon threads +14 µs per write"; got != want {
+		t.Fatalf("split %q, want %q", got, want)
+	}
+	if got := sysmonSplit(spread, Result{OK: 10, ServerCPU: time.Millisecond}); got != "" {
+		t.Fatalf("without the sysmon threads' figures: %q", got)
+	}
+	var out strings.Builder
+	printWriteRatios(Options{Out: &out}, leader, spread, etcdResults{})
+	if want := "server CPU per write spread / leader = 1.25x (leader -50 µs, followers +150 µs per write), of which Go sysmon threads +14 µs per write\n"; !strings.Contains(out.String(), want) {
+		t.Fatalf("the ratios do not give it:\n%s", out.String())
+	}
+}
+
 // Every measured phase counts the benchmark process's own CPU (the clients:
 // the etcd phases' Go client as well as hostplane's HTTP clients).
 func TestMeasuredCountsClientCPU(t *testing.T) {
