@@ -178,6 +178,25 @@ func (r *rig) accepted(t testing.TB, what, key string, rep framework.Reply, with
 	return acc
 }
 
+// ordered sends an order (POST path with body: serverBody, hostingBody) as
+// key through coordinator i, checks it was answered 201 (what names the
+// order in a failure), decodes the answer into order (an *api.ServerOrder,
+// *api.HostingOrder) and waits, up to within, until the action it opened
+// succeeded (through coordinator 0).
+func (r *rig) ordered(t testing.TB, what string, i int, key, path string, body, order any, within time.Duration) {
+	t.Helper()
+	rep := r.call(i, key, "POST", path, body, nil)
+	if rep.Status != 201 {
+		t.Fatalf("%s: %s", what, rep)
+	}
+	rep.Decode(t, order)
+	var opened struct {
+		Action api.Action `json:"action"`
+	}
+	rep.Decode(t, &opened)
+	framework.WaitActionSuccess(t, r.apis[0].Client(key), opened.Action.ID, within)
+}
+
 // keyOfA is a new key of account A, made as req asks through a live
 // coordinator's admin socket; a refusal fails t.
 func (r *rig) keyOfA(t testing.TB, req api.KeyCreateRequest) string {

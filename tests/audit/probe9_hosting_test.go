@@ -28,13 +28,8 @@ func TestProbe9HostingLifecycleAsScripted(t *testing.T) {
 	r.c.Credit(r.ctx, r.accA.ID, hostingPrice)
 	f := r.follower()
 	var ho api.HostingOrder
-	rep := r.call(f, r.keyA, "POST", "/v1/hosting", hostingBody("pnine"), nil)
-	if rep.Status != 201 {
-		t.Fatalf("order: %s", rep)
-	}
-	rep.Decode(t, &ho)
+	r.ordered(t, "order", f, r.keyA, "/v1/hosting", hostingBody("pnine"), &ho, 60*time.Second)
 	id := ho.Hosting.ID
-	framework.WaitActionSuccess(t, r.apis[0].Client(r.keyA), ho.Action.ID, 60*time.Second)
 	path := "/v1/hosting/" + id
 	// settled waits until the account has no action under way and is in
 	// status want on PHP 8.2.

@@ -117,13 +117,8 @@ func TestStatsStreamsCannotStarveActions(t *testing.T) {
 	r.c.Credit(r.ctx, r.accA.ID, serverPrice)
 	r.c.Credit(r.ctx, r.accB.ID, serverPrice)
 	var so api.ServerOrder
-	rep := r.call(ld, r.keyA, "POST", "/v1/servers", serverBody("stats-a"), nil)
-	if rep.Status != 201 {
-		t.Fatalf("A's order: %s", rep)
-	}
-	rep.Decode(t, &so)
+	r.ordered(t, "A's order", ld, r.keyA, "/v1/servers", serverBody("stats-a"), &so, 60*time.Second)
 	aServer := so.Server.ID
-	framework.WaitActionSuccess(t, r.apis[0].Client(r.keyA), so.Action.ID, 60*time.Second)
 
 	// A mints three more keys (each has its own per-minute window).
 	keys := []string{r.keyA}
@@ -182,15 +177,11 @@ func TestStatsStreamsCannotStarveActions(t *testing.T) {
 	// B orders a server on the same node and stops it, through a
 	// follower, while A holds its streams: both actions complete.
 	f := r.follower()
-	if rep = r.call(f, r.keyB, "POST", "/v1/servers", serverBody("stats-b"), nil); rep.Status != 201 {
-		t.Fatalf("B's order while A holds its streams: %s", rep)
-	}
-	rep.Decode(t, &so)
-	bServer := so.Server.ID
 	orderAt := time.Now()
-	framework.WaitActionSuccess(t, r.apis[0].Client(r.keyB), so.Action.ID, 20*time.Second)
-	t.Logf("B's order completed in %s while A held its streams", time.Since(orderAt).Round(time.Millisecond))
-	rep = r.call(f, r.keyB, "POST", "/v1/servers/"+bServer+"/power/stop", nil, nil)
+	r.ordered(t, "B's order while A holds its streams", f, r.keyB, "/v1/servers", serverBody("stats-b"), &so, 20*time.Second)
+	bServer := so.Server.ID
+	t.Logf("B's order answered and completed in %s while A held its streams", time.Since(orderAt).Round(time.Millisecond))
+	rep := r.call(f, r.keyB, "POST", "/v1/servers/"+bServer+"/power/stop", nil, nil)
 	r.accepted(t, "B's power stop", r.keyB, rep, 20*time.Second)
 
 	// The node's cap: A holds streamCap of nodeCap; B gets the rest.
