@@ -36,9 +36,9 @@ type Hypervisor interface {
 	DestroyDomain(ctx context.Context, name string) error  // forced power off; nil if not running
 	// RebootDomain asks the guest to reboot through the ACPI power button with
 	// libvirt's guest-reboot semantics: once the guest has shut down, libvirt
-	// resets it inside the same QEMU process. The returned channel is closed when
-	// the domain resets (libvirt's reboot event); stop ends the watch and must be called.
-	RebootDomain(ctx context.Context, name string) (reset <-chan struct{}, stop func(), err error)
+	// resets it inside the same QEMU process. The returned watch says when the
+	// domain resets; its Stop must be called.
+	RebootDomain(ctx context.Context, name string) (*RebootWatch, error)
 	ResetDomain(ctx context.Context, name string) error    // hardware reset now; the QEMU process stays
 	UndefineDomain(ctx context.Context, name string) error // with snapshot metadata and NVRAM; nil if missing
 	ListDomains(ctx context.Context) ([]string, error)
@@ -54,6 +54,23 @@ type Hypervisor interface {
 
 	// Stats: one bulk call for every domain.
 	AllDomainStats(ctx context.Context) ([]DomainStats, error)
+}
+
+// RebootWatch reports the reset of a domain asked to reboot (RebootDomain)
+// through two signals, subscribed before the request, so that one not
+// delivered does not make a reboot that happened look like none.
+type RebootWatch struct {
+	// Event is closed on libvirt's reboot event for the domain
+	// (VIR_DOMAIN_EVENT_ID_REBOOT, emitted when QEMU reports a reset).
+	Event <-chan struct{}
+	// Reset is closed on QEMU's own RESET event for the domain, which libvirt
+	// relays as a QEMU monitor event beside the reboot event. Nothing else
+	// shows libvirt's guest reboot: it keeps the guest's shutdown out of the
+	// domain's state and sends no lifecycle event for it (libvirt's
+	// qemuProcessHandleShutdown; none came in 22 reboots watched here).
+	Reset <-chan struct{}
+	// Stop ends the watch; it must be called, once.
+	Stop func()
 }
 
 // State is a domain's power state.

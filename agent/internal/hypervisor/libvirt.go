@@ -33,6 +33,12 @@ type Libvirt struct {
 	mu   sync.Mutex
 	lv   *libvirt.Libvirt
 	pool libvirt.StoragePool
+
+	// The connection's one subscription to libvirt's reboot events, relayed
+	// to the reboot watches (watchRebootEvent).
+	rebootMu       sync.Mutex
+	rebootConn     *libvirt.Libvirt         // the connection subscribed; nil: none
+	rebootWatchers map[chan struct{}]string // a watch's Event → its domain
 }
 
 // NewLibvirt connects to libvirtd. Close it when done.
@@ -475,37 +481,112 @@ func (l *Libvirt) ShutdownDomain(ctx context.Context, name string) error {
 // RebootDomain presses the ACPI power button with libvirt's reboot semantics
 // (virDomainReboot with VIR_DOMAIN_REBOOT_ACPI_POWER_BTN): when the guest has
 // shut down, libvirt issues a system reset to the same QEMU process instead of
-// letting it exit. The reset is seen as libvirt's reboot event for the domain,
-// which closes the returned channel. The watch is subscribed before the request,
-// so a fast guest cannot reset unseen.
-func (l *Libvirt) RebootDomain(ctx context.Context, name string) (<-chan struct{}, func(), error) {
+// letting it exit. The watch (watchReset) is subscribed before the request, so
+// a fast guest cannot reset unseen.
+func (l *Libvirt) RebootDomain(ctx context.Context, name string) (*RebootWatch, error) {
 	lv, d, err := l.lookup(ctx, "reboot", name)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	w, err := l.watchReset(lv, d)
+	if err != nil {
+		return nil, err
+	}
+	if err := lv.DomainReboot(d, libvirt.DomainRebootAcpiPowerBtn); err != nil {
+		w.Stop()
+		return nil, l.translate("reboot", name, err)
+	}
+	return w, nil
+}
+
+// watchReset subscribes to the two signals of domain d's reset (RebootWatch):
+// libvirt's reboot event (watchRebootEvent) and QEMU's RESET event for d.
+func (l *Libvirt) watchReset(lv *libvirt.Libvirt, d libvirt.Domain) (*RebootWatch, error) {
+	event, unwatch, err := l.watchRebootEvent(lv, d.Name)
+	if err != nil {
+		return nil, err
 	}
 	wctx, cancel := context.WithCancel(context.Background())
-	events, err := lv.SubscribeEvents(wctx, libvirt.DomainEventIDReboot, libvirt.OptDomain{})
+	qemuEvents, err := lv.SubscribeQEMUEvents(wctx, d.Name)
 	if err != nil {
 		cancel()
-		return nil, nil, l.translate("reboot", name, err)
+		unwatch()
+		return nil, l.translate("reboot", d.Name, err)
 	}
 	reset, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		fired := false
-		for ev := range events { // read until closed: the library's sender blocks otherwise
-			if m, ok := ev.(*libvirt.DomainEventCallbackRebootMsg); ok && !fired && m.Msg.Dom.Name == name {
-				fired = true
-				close(reset)
+		closeOnFirst(reset, qemuEvents, func(ev libvirt.DomainEvent) bool {
+			return ev.Event == "RESET" && ev.Domain.Name == d.Name
+		})
+	}()
+	return &RebootWatch{Event: event, Reset: reset, Stop: func() { cancel(); <-done; unwatch() }}, nil
+}
+
+// watchRebootEvent returns a channel closed on libvirt's next reboot event
+// for domain name, and the function that ends the watch. libvirtd takes one
+// subscription to the reboot events of every domain per connection and
+// refuses a second while it is open ("event callback already tracked"; the
+// library has no per-domain subscription), so two VMs rebooting at once
+// share this one: made on lv at the first watch, kept while lv is connected.
+func (l *Libvirt) watchRebootEvent(lv *libvirt.Libvirt, name string) (<-chan struct{}, func(), error) {
+	l.rebootMu.Lock()
+	defer l.rebootMu.Unlock()
+	if l.rebootConn != lv {
+		events, err := lv.SubscribeEvents(context.Background(), libvirt.DomainEventIDReboot, libvirt.OptDomain{})
+		if err != nil {
+			return nil, nil, l.translate("reboot", name, err)
+		}
+		l.rebootConn = lv
+		if l.rebootWatchers == nil {
+			l.rebootWatchers = map[chan struct{}]string{}
+		}
+		go l.relayRebootEvents(lv, events)
+	}
+	c := make(chan struct{})
+	l.rebootWatchers[c] = name
+	return c, func() {
+		l.rebootMu.Lock()
+		delete(l.rebootWatchers, c)
+		l.rebootMu.Unlock()
+	}, nil
+}
+
+// relayRebootEvents closes the watches of each reboot event's domain, until
+// the connection lv ends (the library then closes events); the next watch
+// subscribes again on the new connection.
+func (l *Libvirt) relayRebootEvents(lv *libvirt.Libvirt, events <-chan any) {
+	for ev := range events {
+		m, ok := ev.(*libvirt.DomainEventCallbackRebootMsg)
+		if !ok {
+			continue
+		}
+		l.rebootMu.Lock()
+		for c, name := range l.rebootWatchers {
+			if name == m.Msg.Dom.Name {
+				close(c)
+				delete(l.rebootWatchers, c)
 			}
 		}
-	}()
-	stop := func() { cancel(); <-done }
-	if err := lv.DomainReboot(d, libvirt.DomainRebootAcpiPowerBtn); err != nil {
-		stop()
-		return nil, nil, l.translate("reboot", name, err)
+		l.rebootMu.Unlock()
 	}
-	return reset, stop, nil
+	l.rebootMu.Lock()
+	if l.rebootConn == lv {
+		l.rebootConn = nil
+	}
+	l.rebootMu.Unlock()
+}
+
+// closeOnFirst closes c on the first of events that match accepts, and reads
+// events until it is closed (the library's sender blocks otherwise).
+func closeOnFirst[E any](c chan struct{}, events <-chan E, match func(E) bool) {
+	fired := false
+	for ev := range events {
+		if !fired && match(ev) {
+			fired = true
+			close(c)
+		}
+	}
 }
 
 // ResetDomain resets the guest at once (virDomainReset, like pressing the reset

@@ -68,9 +68,7 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatalf("reboot: %v", err)
 	}
-	if op.Result.PowerMethod != api.NodePowerGraceful || op.Result.RebootMethod != api.NodeRebootGuest {
-		t.Fatalf("reboot: %+v %+v\nconsole:\n%s", op, op.Result, framework.ReadFile(t, vm.ConsoleLog))
-	}
+	requireGuestReboot(t, op, vm.ConsoleLog)
 	if bc, _ := waitReady(t, ctx, vm.ConsoleLog, 2); bc != "2" {
 		t.Fatalf("boot 2: bootcount=%s", bc)
 	}
@@ -90,9 +88,11 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("snapshots: %+v %v", snaps, err)
 	}
 
-	if _, err := c.Reboot(ctx, name, api.NodeStopRequest{OpID: e.prefix + "-reboot2"}); err != nil {
+	op, err = c.Reboot(ctx, name, api.NodeStopRequest{OpID: e.prefix + "-reboot2"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	requireGuestReboot(t, op, vm.ConsoleLog)
 	if bc, _ := waitReady(t, ctx, vm.ConsoleLog, 3); bc != "3" {
 		t.Fatalf("boot 3: bootcount=%s", bc)
 	}
@@ -176,5 +176,17 @@ func TestLifecycle(t *testing.T) {
 	}
 	if _, err := c.VM(ctx, name); !errors.As(err, &ne) || ne.Code != api.NodeErrNotFound {
 		t.Fatalf("show after terminate: %v", err)
+	}
+}
+
+// requireGuestReboot fails the test unless the reboot op of a guest that
+// honours ACPI says the guest rebooted on the request (power_method
+// graceful, reboot_method guest-acpi), with the console, which shows whether
+// the guest restarted before any forced reset, in the message.
+func requireGuestReboot(t *testing.T, op *api.NodeOperation, consoleLog string) {
+	t.Helper()
+	if op.Result.PowerMethod != api.NodePowerGraceful || op.Result.RebootMethod != api.NodeRebootGuest {
+		t.Fatalf("reboot %s: power_method %q reboot_method %q (%s), want a guest reboot: %+v\nconsole:\n%s",
+			op.ID, op.Result.PowerMethod, op.Result.RebootMethod, op.Result.Message, op, framework.ReadFile(t, consoleLog))
 	}
 }

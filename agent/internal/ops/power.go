@@ -171,16 +171,34 @@ func (m *Manager) Reboot(ctx context.Context, name string, req api.NodeStopReque
 		}))
 }
 
-// reboot returns NodeRebootGuest or NodeRebootReset.
+// rebootEventLag is how long, after QEMU's reset event, libvirt's reboot event
+// may take before its absence is logged. libvirt queues the two together
+// (the monitor event first), so it follows within milliseconds.
+const rebootEventLag = 2 * time.Second
+
+// reboot returns NodeRebootGuest or NodeRebootReset. The guest has rebooted
+// when either of the watch's two signals comes (RebootWatch); only when
+// neither comes within the grace is it reset.
 func (m *Manager) reboot(ctx context.Context, name string, grace time.Duration, force bool) (string, error) {
 	if !force {
-		reset, stop, err := m.hv.RebootDomain(ctx, name)
+		w, err := m.hv.RebootDomain(ctx, name)
 		if err != nil {
 			return "", err
 		}
-		defer stop()
+		defer w.Stop()
 		select {
-		case <-reset:
+		case <-w.Event:
+			return api.NodeRebootGuest, nil
+		case <-w.Reset:
+			// Say so when libvirt's reboot event is missing (issue 10 item 9):
+			// this signal is what recognised the reboot.
+			select {
+			case <-w.Event:
+			case <-m.clock.After(rebootEventLag):
+				m.log.Warn("reboot: libvirt's reboot event did not come, QEMU's reset event did: the guest rebooted",
+					"vm", name, "waited", rebootEventLag)
+			case <-ctx.Done():
+			}
 			return api.NodeRebootGuest, nil
 		case <-m.clock.After(grace):
 		case <-ctx.Done():

@@ -221,9 +221,9 @@ func (f *HV) ShutdownDomain(_ context.Context, name string) error {
 	})
 }
 
-// RebootDomain resets a guest that honours ACPI (ACPIPoll >= 0) at once; a
-// guest that ignores ACPI never resets.
-func (f *HV) RebootDomain(_ context.Context, name string) (<-chan struct{}, func(), error) {
+// RebootDomain resets a guest that honours ACPI (ACPIPoll >= 0) at once, and
+// its watch shows both signals; a guest that ignores ACPI never resets.
+func (f *HV) RebootDomain(_ context.Context, name string) (*hypervisor.RebootWatch, error) {
 	reset := make(chan struct{})
 	err := f.onDom("RebootDomain", name, func(d *Dom) error {
 		if f.ACPIPoll >= 0 && d.State.Active() {
@@ -233,9 +233,9 @@ func (f *HV) RebootDomain(_ context.Context, name string) (<-chan struct{}, func
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return reset, func() {}, nil
+	return &hypervisor.RebootWatch{Event: reset, Reset: reset, Stop: func() {}}, nil
 }
 func (f *HV) ResetDomain(_ context.Context, name string) error {
 	return f.onDom("ResetDomain", name, func(d *Dom) error { d.Boots++; return nil })

@@ -1,0 +1,93 @@
+package hypervisor_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/agent/internal/hypervisor"
+	"github.com/hostplane/hostplane/agent/internal/testenv"
+)
+
+// TestLibvirtRebootWatchesAtOnce: two VMs of one agent can be rebooting at
+// once. The watches share the agent's one libvirt connection, and libvirtd
+// refuses a second subscription to the reboot events of every domain on a
+// connection ("event callback already tracked"); each watch subscribes for
+// its own domain. No guest runs: the watches are opened on defined domains.
+func TestLibvirtRebootWatchesAtOnce(t *testing.T) {
+	h, prefix := testenv.Hypervisor(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var watches []*hypervisor.RebootWatch
+	for i, n := range []string{prefix + "-a", prefix + "-b"} {
+		spec := hypervisor.DomainSpec{Name: n, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64",
+			VCPUs: 1, MemoryMiB: 64, DiskPath: filepath.Join(h.PoolPath(), n+".qcow2"), MAC: fmt.Sprintf("52:54:00:aa:bb:%02x", i+1),
+			Network: "user"}
+		if _, err := h.DefineDomain(ctx, spec); err != nil {
+			t.Fatal(err)
+		}
+		w, err := h.WatchReset(ctx, n)
+		if err != nil {
+			t.Fatalf("reboot watch of %s while %d other(s) open: %v", n, len(watches), err)
+		}
+		watches = append(watches, w)
+	}
+	for _, w := range watches {
+		w.Stop()
+	}
+}
+
+// TestLibvirtRebootSignals: a guest reboot through RebootDomain shows in both
+// of the watch's signals, libvirt's reboot event and QEMU's RESET event (so
+// the second is a working signal, not one that never fires), and the guest
+// boots again in the same QEMU process.
+func TestLibvirtRebootSignals(t *testing.T) {
+	ctx, g, h, prefix, _, disk := guestOverlay(t)
+	logPath := filepath.Join(t.TempDir(), "console.log")
+	name := prefix + "-vm"
+	spec := hypervisor.DomainSpec{Name: name, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64",
+		VCPUs: 1, MemoryMiB: 128, Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline, DiskPath: disk.Path,
+		MAC: "52:54:00:aa:bb:03", Network: "user", ConsoleLog: logPath}
+	if _, err := h.DefineDomain(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.StartDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testenv.WaitForLog(ctx, logPath, "GUEST-READY", 1); err != nil {
+		t.Fatal(err)
+	}
+	pid := testenv.QEMUPID(t, name)
+	w, err := h.RebootDomain(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Stop()
+	for sig, c := range map[string]<-chan struct{}{"libvirt's reboot event": w.Event, "QEMU's RESET event": w.Reset} {
+		select {
+		case <-c:
+		case <-ctx.Done():
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("no %s for the guest's reboot; console:\n%s", sig, b)
+		}
+	}
+	if _, err := testenv.WaitForLog(ctx, logPath, "GUEST-READY", 2); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "clean-shutdown") {
+		t.Fatalf("the guest did not shut down on the ACPI request:\n%s", b)
+	}
+	if got := testenv.QEMUPID(t, name); got != pid {
+		t.Fatalf("the reboot replaced the QEMU process: pid %d → %d", pid, got)
+	}
+	if err := h.DestroyDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.UndefineDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+}
