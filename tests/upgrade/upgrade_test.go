@@ -373,6 +373,14 @@ func TestRollingUpgrade(t *testing.T) {
 	if got := rebootsRun(t, agent.LogPath(), vm); got != rebootsBefore+1 {
 		t.Fatalf("the agent ran %d reboots of %s across the upgrade (%d → %d in its log), want exactly one", got-rebootsBefore, vm, rebootsBefore, got)
 	}
+	// And the guest booted once: one new boot marker 3 s after the first. The
+	// agent's count cannot see a guest that booted twice for one operation
+	// (a reboot whose event the agent missed, then forced with a reset); this
+	// sees it when the second marker comes within those 3 s, not when that
+	// boot is still under way (rebootsRun's comment).
+	if got := boots(console); got != bootsBefore+1 {
+		t.Fatalf("the guest booted %d times for the reboot in flight (boots %d → %d), want once", got-bootsBefore, bootsBefore, got)
+	}
 	select {
 	case <-agent.Exited():
 		t.Fatal("the agent process exited during the coordinators' upgrade (it must reconnect by itself)")
