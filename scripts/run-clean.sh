@@ -32,7 +32,10 @@ for d in "${doms[@]}"; do
   if [ "$("${v[@]}" domstate "$d" 2>/dev/null)" != "shut off" ]; then
     "${v[@]}" destroy "$d" >/dev/null 2>&1 || true
   fi
-  "${v[@]}" undefine "$d" --snapshots-metadata --nvram >/dev/null
+  # The agent's own flags (hypervisor UndefineDomain): a managed save image
+  # (libvirt-guests' ON_SHUTDOWN=suspend at a host shutdown) makes undefine
+  # refuse otherwise.
+  "${v[@]}" undefine "$d" --snapshots-metadata --nvram --managed-save --checkpoints-metadata >/dev/null
   echo "make run-clean: domain $d removed"
 done
 

@@ -12,8 +12,8 @@ import (
 )
 
 // TestRunCleanRemovesOnlyItsRun is `make run-clean` on a data directory
-// whose run left two domains (one running) with disks in its pool, and the
-// pool: those go, and nothing else does — a domain with its disk in a sibling
+// whose run left two domains (one running, one with a managed save image)
+// with disks in its pool, and the pool: those go, and nothing else does — a domain with its disk in a sibling
 // directory whose path starts the same (<dir>/pool2), one elsewhere, another
 // pool. While a coordinator holds the data directory it removes nothing; run
 // again it finds nothing to remove; and a pool of its name at another path is
@@ -69,6 +69,10 @@ func TestRunCleanRemovesOnlyItsRun(t *testing.T) {
 	defineDomain(mine[0], filepath.Join(dir, "pool", "a.img"))
 	defineDomain(mine[1], filepath.Join(dir, "pool", "b.img"))
 	must("start", mine[1]) // no bootable disk: the firmware waits, running
+	// A run's server the host saved (libvirt-guests' default ON_SHUTDOWN=suspend
+	// is a managed save): undefine refuses it unless told to drop the image.
+	must("start", mine[0])
+	must("managedsave", mine[0])
 	notMine := []string{prefix + "-sibling", prefix + "-elsewhere"}
 	defineDomain(notMine[0], filepath.Join(dir, "pool2", "a.img"))
 	defineDomain(notMine[1], filepath.Join(t.TempDir(), "a.img"))

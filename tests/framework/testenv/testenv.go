@@ -180,7 +180,7 @@ func Cleanup(tb testing.TB, prefix, pool string) {
 		for _, name := range strings.Fields(string(out)) {
 			if strings.HasPrefix(name, prefix) {
 				_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "destroy", name).Run()
-				_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "undefine", name, "--snapshots-metadata", "--nvram").Run()
+				_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "undefine", name, "--snapshots-metadata", "--nvram", "--managed-save", "--checkpoints-metadata").Run()
 			}
 		}
 		if pool != "" {
