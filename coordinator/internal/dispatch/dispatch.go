@@ -289,8 +289,12 @@ func (d *Dispatcher) Run(ctx context.Context) {
 // sendGather is how long a kick waits for further new actions before the
 // scan that sends them: a new action reaches its agent up to this much
 // later, and under a stream of orders the whole system spends less CPU per
-// order (BenchmarkOrderCPU, BenchmarkOrdersVsTickets).
-const sendGather = 10 * time.Millisecond
+// order (BenchmarkOrderCPU, BenchmarkOrdersVsTickets). At 20 ms rather than
+// 10 a stream to one node carried 10-14 actions instead of 6-8 at ~350
+// orders/s, and the agent's CPU per action (its session's per-stream work:
+// the stream, its goroutines, the gathered answer's packets) fell by about
+// 45%; the order/ticket rate did not change measurably.
+const sendGather = 20 * time.Millisecond
 
 func (d *Dispatcher) connected(nodeID string) bool {
 	srv := d.s.Sessions()
