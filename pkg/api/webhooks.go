@@ -131,6 +131,8 @@ const (
 	DeliveryPending   = "pending"
 	DeliverySucceeded = "succeeded"
 	DeliveryFailed    = "failed"
+	// DeliveryQueued is the status of a delivery log's queued row (AttemptQueued).
+	DeliveryQueued = "queued"
 )
 
 // Attempt outcomes.
@@ -143,6 +145,12 @@ const (
 	// was paused or disabled, and at the resume its retry window (counted from
 	// its first attempt) was over. The delivery failed; a redeliver sends it.
 	AttemptExpired = "expired"
+	// AttemptQueued: a row of the delivery log for a delivery not attempted
+	// yet (its event applied, its first attempt has not): attempt 0, no
+	// attempted_at and an empty id, delivery_status "queued". Its
+	// delivery_id is the one the attempts will carry; a redeliver of it is
+	// a 409 not_attempted_yet.
+	AttemptQueued = "queued"
 )
 
 // WebhookDelivery is one (event, subscription) pair. Its id is stable across
@@ -166,10 +174,10 @@ type WebhookAttempt struct {
 	DeliveryID     string     `json:"delivery_id"`
 	EventID        string     `json:"event_id"`
 	EventType      string     `json:"event_type"`
-	Attempt        int        `json:"attempt"` // 1-based within the chain
+	Attempt        int        `json:"attempt"` // 1-based within the chain; 0 on a queued row
 	Chain          int        `json:"chain"`
-	AttemptedAt    time.Time  `json:"attempted_at"`
-	StatusCode     int        `json:"status_code"` // 0 when no response arrived
+	AttemptedAt    time.Time  `json:"attempted_at,omitzero"` // absent on a queued row
+	StatusCode     int        `json:"status_code"`           // 0 when no response arrived
 	DurationMs     int64      `json:"duration_ms"`
 	Error          string     `json:"error,omitempty"`
 	ResponseBody   string     `json:"response_body,omitempty"` // first 1 KiB

@@ -39,12 +39,15 @@ func (c *Client) RotateWebhookSecret(ctx context.Context, id string) (api.Webhoo
 	return call[api.Webhook](ctx, c, "POST", "/v1/webhooks/"+seg("id", id)+"/rotate-secret", nil, nil)
 }
 
-// WebhookDeliveries returns a page of the subscription's delivery log, newest first.
+// WebhookDeliveries returns a page of the subscription's delivery log: the
+// deliveries not attempted yet first (outcome api.AttemptQueued), newest
+// first, then the attempts, newest first.
 func (c *Client) WebhookDeliveries(ctx context.Context, id string, page, limit int) (api.Page[api.WebhookAttempt], error) {
 	return call[api.Page[api.WebhookAttempt]](ctx, c, "GET", "/v1/webhooks/"+seg("id", id)+"/deliveries?page="+strconv.Itoa(page)+"&limit="+strconv.Itoa(limit), nil, nil)
 }
 
-// RedeliverWebhook re-queues a past delivery as a new attempt chain.
+// RedeliverWebhook re-queues a past delivery as a new attempt chain; a
+// queued delivery (not attempted yet) is a 409 not_attempted_yet.
 func (c *Client) RedeliverWebhook(ctx context.Context, id, deliveryID string) (api.WebhookDelivery, error) {
 	return call[api.WebhookDelivery](ctx, c, "POST", "/v1/webhooks/"+seg("id", id)+"/deliveries/"+seg("deliveryID", deliveryID)+"/redeliver", nil, nil)
 }

@@ -302,13 +302,57 @@ func (a *API) listWebhookDeliveries(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	log := func(r store.ReadTx, owner string, offset, limit int) ([]api.WebhookAttempt, int, error) {
-		return r.DeliveryLog(owner, id, offset, limit)
+		return a.deliveryLog(r, owner, id, offset, limit)
 	}
 	status, body, err := listPage(a, rq, rq.caller.accountID, log, same[api.WebhookAttempt])
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, notFound("webhook")
 	}
 	return status, body, err
+}
+
+// deliveryLog pages the delivery log of an account's subscription with its
+// queued rows (webhook.Queued) first, newest first, then the recorded
+// attempts, newest first. A queued delivery's first attempt is recorded at
+// the head of the attempts, right after the queued rows left: as the
+// dispatcher sends a subscription's deliveries oldest first, the last
+// queued row, the row keeps its place when it turns into its attempt (only
+// attempts finishing out of their events' order, up to the in-flight limit
+// per subscription, swap places), so a walk through the pages neither skips
+// nor repeats it for that.
+func (a *API) deliveryLog(r store.ReadTx, owner, id string, offset, limit int) ([]api.WebhookAttempt, int, error) {
+	w, err := r.Webhook(owner, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	queued, _ := webhook.Queued(r, a.brand, &w, webhook.MaxQueuedScan)
+	var rows []api.WebhookAttempt
+	if offset < len(queued) {
+		rows = queued[offset:min(len(queued), offset+limit)]
+	}
+	logged, total, err := r.DeliveryLog(owner, id, max(0, offset-len(queued)), limit-len(rows))
+	if err != nil {
+		return nil, 0, err
+	}
+	return append(rows, logged...), total + len(queued), nil
+}
+
+// queuedDelivery reports whether dlv is a queued delivery of an account's
+// subscription: not recorded yet, its event waiting for the dispatcher.
+func (a *API) queuedDelivery(owner, id, dlv string) bool {
+	found := false
+	_ = a.state.Read(func(r store.ReadTx) error {
+		w, err := r.Webhook(owner, id)
+		if err != nil || r.DeliveryExists(id, dlv) {
+			return nil
+		}
+		queued, _ := webhook.Queued(r, a.brand, &w, webhook.MaxQueuedScan)
+		for _, q := range queued {
+			found = found || q.DeliveryID == dlv
+		}
+		return nil
+	})
+	return found
 }
 
 func (a *API) redeliverWebhook(rq *request) (int, any, error) {
@@ -323,7 +367,12 @@ func (a *API) redeliverWebhook(rq *request) (int, any, error) {
 	if err := decodeEmptyObject(rq.body); err != nil {
 		return 0, nil, err
 	}
-	return a.propose(rq.Context(), rq, fsm.CmdWebhookRedeliver, fsm.WebhookRedeliver{
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdWebhookRedeliver, fsm.WebhookRedeliver{
 		WebhookID: id, AccountID: rq.caller.accountID, DeliveryID: dlv,
 	}, http.StatusAccepted)
+	if errors.Is(err, fsm.ErrNotFound) && a.queuedDelivery(rq.caller.accountID, id, dlv) {
+		return 0, nil, errf(http.StatusConflict, "not_attempted_yet",
+			"delivery %s is queued: its first attempt has not been made yet; redeliver it once it has (its outcome in the delivery log is no longer \"queued\")", dlv)
+	}
+	return status, v, err
 }

@@ -439,13 +439,11 @@ func (r *run) readChanges() (more bool, err error) {
 // fanOut makes one delivery per subscription that takes the event.
 func (r *run) fanOut(tx store.ReadTx, ev *store.Event) {
 	subs := *r.subs.Load()
-	index := binary.BigEndian.Uint64(ev.Seq[:8])
 	var jobs []*job
 	var p *prepared
-	typ := r.d.opt.Dialect.Event(ev.Type)
 	for _, id := range r.byAcct[ev.AccountID] {
 		s := subs[id]
-		if s == nil || !s.w.Takes(index) || !s.w.Wants(typ) {
+		if s == nil || !Matches(r.d.opt.Dialect, &s.w, ev) {
 			continue
 		}
 		dlv := DeliveryID(ev.ID, s.w.ID, ev.CreatedAt)
