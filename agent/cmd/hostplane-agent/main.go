@@ -5,13 +5,13 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/hostplane/hostplane/agent/internal/agent"
 	"github.com/hostplane/hostplane/agent/internal/config"
+	"github.com/hostplane/hostplane/internal/logsetup"
 	"github.com/hostplane/hostplane/internal/sysd"
 )
 
@@ -27,16 +27,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	var h slog.Handler = slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level})
-	switch {
-	case cfg.LogFormat == "text":
-		h = slog.NewTextHandler(os.Stdout, &slog.HandlerOptions{Level: level})
-	case cfg.LogFormat == "journal" && sysd.JournalAvailable():
-		h = sysd.NewJournalHandler("hostplane-agent", level)
-	}
-	log := slog.New(h)
+	log := logsetup.New(cfg.LogFormat, cfg.LogLevel, "hostplane-agent", os.Stdout)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = agent.Run(ctx, cfg, log)

@@ -31,6 +31,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/registrar"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/clock"
+	"github.com/hostplane/hostplane/internal/logsetup"
 	"github.com/hostplane/hostplane/internal/sysd"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/brand"
@@ -71,18 +72,10 @@ type Server struct {
 }
 
 // NewLogger builds the slog logger the config asks for: JSON or text lines on w,
-// or native journald entries (falling back to JSON on w when there is no journal).
+// or native journald entries (falling back to JSON on w when there is no journal),
+// with customer text's C1 and bidi controls escaped (logsetup.New).
 func NewLogger(cfg Config, w io.Writer) *slog.Logger {
-	lvl := new(slog.LevelVar)
-	_ = lvl.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: lvl}
-	switch {
-	case cfg.LogFormat == "text":
-		return slog.New(slog.NewTextHandler(w, opts))
-	case cfg.LogFormat == "journal" && sysd.JournalAvailable():
-		return slog.New(sysd.NewJournalHandler("hostplane-coordinator", lvl))
-	}
-	return slog.New(slog.NewJSONHandler(w, opts))
+	return logsetup.New(cfg.LogFormat, cfg.LogLevel, "hostplane-coordinator", w)
 }
 
 // Start brings a coordinator up and returns once it listens. out receives the

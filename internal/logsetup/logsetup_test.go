@@ -1,0 +1,103 @@
+package logsetup
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"strings"
+	"testing"
+)
+
+// hostile is a request path as a customer can send it: C1 controls (NEL,
+// CSI) and bidi controls that, raw, reorder or hide what follows them on a
+// terminal.
+const hostile = "/v1/servers/\u0085a\u009bb\u202ec\u202ad\u2066e\u2069f\u200eg\u200fh\u061ci"
+
+var escapes = []string{`\u0085`, `\u009b`, `\u202e`, `\u202a`, `\u2066`, `\u2069`, `\u200e`, `\u200f`, `\u061c`}
+
+// raw reports the first C1 or bidi control in out, if any.
+func raw(out string) (rune, bool) {
+	for _, r := range out {
+		if escaped(r) {
+			return r, true
+		}
+	}
+	return 0, false
+}
+
+// checkInert asserts out holds none of hostile's controls raw, and each as
+// its escape, in the request path and in the error's text.
+func checkInert(t *testing.T, out string) {
+	t.Helper()
+	if r, ok := raw(out); ok {
+		t.Errorf("log line holds %U raw:\n%q", r, out)
+	}
+	for _, e := range escapes {
+		if strings.Count(out, e) < 2 {
+			t.Errorf("log line lacks %s in the path and in the error:\n%s", e, out)
+		}
+	}
+}
+
+func TestNewEscapesC1AndBidiControls(t *testing.T) {
+	for _, format := range []string{"json", "text", ""} {
+		t.Run("format="+format, func(t *testing.T) {
+			var buf bytes.Buffer
+			log := New(format, "info", "hostplane-test", &buf)
+			log.With("node", "n1").WithGroup("req").Warn("forward to leader failed",
+				"err", errors.New("proxy "+hostile+": EOF"), "path", hostile, "plain", "ascii-only é")
+			out := buf.String()
+			checkInert(t, out)
+			if !strings.Contains(out, "ascii-only é") {
+				t.Errorf("text without a control changed:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestInertWrapsAHandlerWithoutReplaceAttr(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(inert{slog.NewJSONHandler(&buf, nil)})
+	log.With("pre", hostile).WithGroup("g").Warn("m\u202e",
+		slog.Group("req", "err", errors.New(hostile), "path", hostile))
+	out := buf.String()
+	checkInert(t, out)
+	if !strings.Contains(out, `"msg":"m\\u202e"`) {
+		t.Errorf("message not escaped:\n%s", out)
+	}
+}
+
+func TestEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                         "",
+		"/v1/servers/abc":          "/v1/servers/abc",
+		"héllo ✓":                  "héllo ✓",
+		"a\u202eb":                 `a\u202eb`,
+		"\u0080\u009f\u00a0":       `\u0080\u009f` + "\u00a0",
+		"\u202a\u202e\u202f":       `\u202a\u202e` + "\u202f",
+		"\u2065\u2066\u2069\u206a": "\u2065" + `\u2066\u2069` + "\u206a",
+	} {
+		if got := Escape(in); got != want {
+			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func BenchmarkReplaceAttr(b *testing.B) {
+	for _, c := range []struct{ name, path string }{{"ascii", "/v1/servers/srv_01JABCDEFGHJKMNPQRSTVWXYZ"}, {"bidi", hostile}} {
+		for _, rep := range []struct {
+			name string
+			fn   func([]string, slog.Attr) slog.Attr
+		}{{"without", nil}, {"with", ReplaceAttr}} {
+			b.Run(c.name+"/"+rep.name, func(b *testing.B) {
+				var buf bytes.Buffer
+				log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{ReplaceAttr: rep.fn}))
+				b.ReportAllocs()
+				for b.Loop() {
+					buf.Reset()
+					log.Info("order placed", "request_id", "req_01JABCDEFG", "path", c.path, "account_id", "acc_01JABCDEFG", "status", 201)
+				}
+			})
+		}
+	}
+}
