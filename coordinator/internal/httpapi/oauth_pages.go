@@ -134,7 +134,7 @@ var pageTmpl = template.Must(template.New("page").Parse(`<!doctype html>
 <style>body{font-family:sans-serif;max-width:34em;margin:3em auto;padding:0 1em;color:#222}
 input{font-size:1.1em;padding:.3em;width:100%;box-sizing:border-box}button{font-size:1.1em;padding:.4em 1.2em;margin:.8em .5em 0 0}
 .err{color:#a00}.ok{color:#070}code{font-size:1.1em}</style></head><body>
-<h1>{{.Title}}</h1>
+<h1>{{if .Heading}}{{.Heading}}{{else}}{{.Title}}{{end}}</h1>
 {{if .Error}}<p class="err" id="error">{{.Error}}</p>{{end}}
 {{if .Done}}<p class="ok" id="done">{{.Done}}</p>{{end}}
 {{if eq .Step "code"}}
@@ -145,7 +145,7 @@ input{font-size:1.1em;padding:.3em;width:100%;box-sizing:border-box}button{font-
 <button id="continue" type="submit">Continue</button>
 </form>
 {{else if eq .Step "consent"}}
-<p><strong id="client_name">{{.ClientName}}</strong> asks to access your account{{if .Resource}} at <code id="resource">{{.Resource}}</code>{{end}} with these scopes:</p>
+<p><strong id="client_name"><bdi>{{.ClientName}}</bdi></strong> asks to access your account{{if .Resource}} at <code id="resource"><bdi>{{.Resource}}</bdi></code>{{end}} with these scopes:</p>
 <ul id="scopes">{{range .Scopes}}<li>{{.}}</li>{{else}}<li>every scope of the API key you approve with</li>{{end}}</ul>
 <form method="post" action="{{.Action}}">
 <input type="hidden" name="csrf" value="{{.CSRF}}">
@@ -159,11 +159,17 @@ input{font-size:1.1em;padding:.3em;width:100%;box-sizing:border-box}button{font-
 </body></html>
 `))
 
+// pageData is what a page shows. A client chooses its name (client_name), and
+// a bidi control in it (U+202E) would reorder the words after it: the
+// template shows ClientName and Resource in <bdi>, and Heading and Done are
+// built by named, which puts the name in <bdi> too. Title (the <title>, text
+// only) ends with the name, so there is nothing after it to reorder.
 type pageData struct {
 	Title      string
-	Step       string // "code", "consent" or "" (a message)
+	Heading    template.HTML // the <h1> when set (named); Title otherwise
+	Step       string        // "code", "consent" or "" (a message)
 	Error      string
-	Done       string
+	Done       template.HTML // constant text, or built by named
 	CSRF       string
 	UserCode   string
 	ClientName string
@@ -171,6 +177,12 @@ type pageData struct {
 	Scopes     []string
 	Action     string
 	Hidden     map[string]string
+}
+
+// named is before, name and after, each HTML-escaped, the name (a client's
+// choice) isolated in <bdi> so its bidi characters cannot reorder the rest.
+func named(before, name, after string) template.HTML {
+	return template.HTML(template.HTMLEscapeString(before) + "<bdi>" + template.HTMLEscapeString(name) + "</bdi>" + template.HTMLEscapeString(after))
 }
 
 func (a *API) render(w http.ResponseWriter, status int, d pageData) {
@@ -263,7 +275,7 @@ func (a *API) deviceSubmit(p *page) {
 	}
 	display := norm[:4] + "-" + norm[4:]
 	consent := pageData{
-		Title: "Connect " + d.ClientName, Step: "consent", CSRF: a.csrfToken(p.w), ClientName: d.ClientName, Resource: d.Resource,
+		Title: "Connect " + d.ClientName, Heading: named("Connect ", d.ClientName, ""), Step: "consent", CSRF: a.csrfToken(p.w), ClientName: d.ClientName, Resource: d.Resource,
 		Scopes: d.Scopes, Action: "/oauth/device", Hidden: map[string]string{"user_code": display},
 	}
 	if p.form.Get("decision") == "" {
@@ -276,7 +288,7 @@ func (a *API) deviceSubmit(p *page) {
 			a.render(p.w, http.StatusBadRequest, consent)
 			return
 		}
-		a.render(p.w, http.StatusOK, pageData{Title: "Request denied", Done: "You denied " + d.ClientName + ". You can close this page."})
+		a.render(p.w, http.StatusOK, pageData{Title: "Request denied", Done: named("You denied ", d.ClientName, ". You can close this page.")})
 	}, func() pageData { return consent })
 	if !ok {
 		return
@@ -288,7 +300,7 @@ func (a *API) deviceSubmit(p *page) {
 		return
 	}
 	a.log.Info("oauth device approved", "request_id", p.rid, "client_id", d.ClientID, "account_id", account, "scopes", strings.Join(scopes, " "))
-	a.render(p.w, http.StatusOK, pageData{Title: "Device connected", Done: d.ClientName + " is connected to your account. You can return to your device and close this page."})
+	a.render(p.w, http.StatusOK, pageData{Title: "Device connected", Done: named("", d.ClientName, " is connected to your account. You can return to your device and close this page.")})
 }
 
 func (a *API) pagePropose(p *page, t fsm.CommandType, payload any) (any, string) {
@@ -379,7 +391,7 @@ func (a *API) authorizeConsent(p *page, req oauth.AuthorizeRequest, cl oauth.Cli
 		}
 	}
 	return pageData{
-		Title: "Connect " + cl.Name, Step: "consent", CSRF: a.csrfToken(p.w), ClientName: cl.Name, Resource: resource,
+		Title: "Connect " + cl.Name, Heading: named("Connect ", cl.Name, ""), Step: "consent", CSRF: a.csrfToken(p.w), ClientName: cl.Name, Resource: resource,
 		Scopes: req.Scopes, Action: "/oauth/authorize", Hidden: hidden,
 	}
 }

@@ -247,7 +247,7 @@ func TestConsentPageDecisions(t *testing.T) {
 	if status, page := post("approve", weak); status != http.StatusForbidden || !strings.Contains(page, "lacks the scopes tickets:read") || !strings.Contains(page, "Connect Decider") {
 		t.Fatalf("device with a key lacking tickets:read: %d %s, want 403 and the consent form", status, page)
 	}
-	if status, page := post("deny", weak); status != http.StatusOK || !strings.Contains(page, "You denied Decider.") {
+	if status, page := post("deny", weak); status != http.StatusOK || !strings.Contains(page, "You denied <bdi>Decider</bdi>.") {
 		t.Fatalf("device, denied: %d %s", status, page)
 	}
 	if _, err := cfg.DeviceAccessToken(e.ctx, da); oauthCode(err) != "access_denied" {
