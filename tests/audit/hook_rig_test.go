@@ -245,7 +245,7 @@ func (r *rig) waitAttempts(key, wh string, n int, within time.Duration, ok func(
 	framework.WaitFor(r.t, fmt.Sprintf("%d logged attempts of %s", n, wh), within, 100*time.Millisecond, func() bool {
 		got = got[:0]
 		for _, a := range r.attempts(0, key, wh) {
-			if ok == nil || ok(a) {
+			if a.Outcome != api.AttemptQueued && (ok == nil || ok(a)) { // a queued row is no attempt yet
 				got = append(got, a)
 			}
 		}

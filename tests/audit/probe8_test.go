@@ -116,8 +116,12 @@ func TestProbe8OutsideIn(t *testing.T) {
 		// The delivery is recorded with its first attempt's outcome, a
 		// moment after the receiver has it: redelivered once it is listed.
 		dlv := first.header.Get("X-Sunucu-Delivery")
-		framework.WaitFor(t, "the delivery listed", 20*time.Second, 50*time.Millisecond, func() bool {
-			return strings.Contains(string(r.call(f, r.keyA, "GET", "/v1/webhooks/"+wh.ID+"/deliveries", nil, nil).Body), dlv)
+		framework.WaitFor(t, "the delivery's attempt listed", 20*time.Second, 50*time.Millisecond, func() bool {
+			var dl struct {
+				Data []api.WebhookAttempt `json:"data"`
+			}
+			r.call(f, r.keyA, "GET", "/v1/webhooks/"+wh.ID+"/deliveries", nil, nil).Decode(t, &dl)
+			return slices.ContainsFunc(dl.Data, func(a api.WebhookAttempt) bool { return a.DeliveryID == dlv && a.Outcome != api.AttemptQueued })
 		})
 		since := time.Now()
 		if rep = r.call(f, r.keyA, "POST", "/v1/webhooks/"+wh.ID+"/deliveries/"+dlv+"/redeliver", nil, nil); rep.Status != 202 {

@@ -341,8 +341,9 @@ func TestWebhooksOutsideIn(t *testing.T) {
 		Data []api.WebhookAttempt `json:"data"`
 	}
 	r.call(0, r.keyA, "GET", "/v1/webhooks/"+wh.ID+"/deliveries", nil, nil).Decode(t, &dl)
+	dl.Data = slices.DeleteFunc(dl.Data, func(a api.WebhookAttempt) bool { return a.Outcome == api.AttemptQueued })
 	if len(dl.Data) == 0 {
-		t.Fatal("A's webhook has no deliveries")
+		t.Fatal("A's webhook has no attempted deliveries")
 	}
 	dlv := dl.Data[0].DeliveryID
 	rc.mu.Lock()
@@ -444,8 +445,8 @@ func TestWebhookTargetsOutsideIn(t *testing.T) {
 			Data []api.WebhookAttempt `json:"data"`
 		}
 		r.call(0, r.keyA, "GET", "/v1/webhooks/"+wh.ID+"/deliveries", nil, nil).Decode(t, &dl)
-		attempts = dl.Data
-		return len(dl.Data) > 0
+		attempts = slices.DeleteFunc(dl.Data, func(a api.WebhookAttempt) bool { return a.Outcome == api.AttemptQueued })
+		return len(attempts) > 0
 	})
 	if a := attempts[0]; a.StatusCode != http.StatusTemporaryRedirect || a.Outcome == "succeeded" || a.DeliveryStatus == api.DeliverySucceeded {
 		t.Errorf("attempt at a receiver answering 307: %+v; want a failed attempt recording 307", a)
