@@ -12,6 +12,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -257,4 +258,43 @@ func waitHook(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 	}
+}
+
+// TestWebhookDeliveryListedQueuedWhileHeld: a delivery held by a pause
+// before its first attempt (recorded pending, nothing logged) stays listed
+// as queued, with the same id, until the resume sends it.
+func TestWebhookDeliveryListedQueuedWhileHeld(t *testing.T) {
+	w := newWHAPI(t)
+	w.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: 2})
+	rc := newHeldReceiver(t)
+	acc, key := w.account(api.ScopeWebhooksRead)
+	wh := w.subscribe(acc, rc.srv.URL+"/now", "*")
+	w.ticket(acc)
+	paused, resumed := false, true
+	w.apply(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: wh, AccountID: acc, Active: &paused})
+	total, rows := w.deliveries(key, wh, 1, 50)
+	if total != 1 || len(rows) != 1 || rows[0]["outcome"] != api.AttemptQueued {
+		t.Fatalf("an event before the pause: total %d, rows %v; want it queued", total, rows)
+	}
+	dlv := rows[0]["delivery_id"].(string)
+	w.dispatch() // it records the delivery held
+	waitHook(t, "the hold recorded", func() bool {
+		held := false
+		_ = w.node.FSM.Read(func(r store.ReadTx) error { held = r.DeliveryExists(wh, dlv); return nil })
+		return held
+	})
+	if total, rows := w.deliveries(key, wh, 1, 50); total != 1 || len(rows) != 1 || rows[0]["delivery_id"] != dlv || rows[0]["outcome"] != api.AttemptQueued {
+		t.Fatalf("held: total %d, rows %v; want the one queued row %s", total, rows, dlv)
+	}
+	if len(rc.sent("/now")) != 0 {
+		t.Fatalf("sent while paused: %v", rc.sent("/now"))
+	}
+	w.apply(fsm.CmdWebhookUpdate, fsm.WebhookUpdate{ID: wh, AccountID: acc, Active: &resumed})
+	waitHook(t, "the delivery's attempt after the resume", func() bool {
+		total, rows := w.deliveries(key, wh, 1, 50)
+		if total != 1 || len(rows) != 1 || rows[0]["delivery_id"] != dlv {
+			t.Fatalf("after the resume: total %d, rows %v; want one row of %s", total, rows, dlv)
+		}
+		return rows[0]["outcome"] == api.AttemptSucceeded
+	})
 }

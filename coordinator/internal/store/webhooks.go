@@ -236,6 +236,25 @@ func (r ReadTx) ForEachPendingDelivery(visit func(d Delivery) error) error {
 	})
 }
 
+// ForEachPendingDeliveryOf is ForEachPendingDelivery for one subscription,
+// in key order; visiting stops at the first error, which it returns.
+func (r ReadTx) ForEachPendingDeliveryOf(webhookID string, visit func(d Delivery) error) error {
+	deliveries := r.tx.Bucket(BucketWebhookDeliveries)
+	prefix := WebhookKey(webhookID, "")
+	c := r.tx.Bucket(BucketWebhookPending).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		var d Delivery
+		raw := deliveries.Get(k)
+		if raw == nil || json.Unmarshal(raw, &d) != nil || d.Status != api.DeliveryPending {
+			continue
+		}
+		if err := visit(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WebhookMeta reads an 8-byte value of BucketWebhookMeta (0 if absent).
 func (r ReadTx) WebhookMeta(key []byte) uint64 {
 	v := r.tx.Bucket(BucketWebhookMeta).Get(key)

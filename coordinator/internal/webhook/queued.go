@@ -2,6 +2,9 @@ package webhook
 
 import (
 	"encoding/binary"
+	"errors"
+	"slices"
+	"strings"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -25,12 +28,13 @@ func Matches(dialect *brand.Brand, w *store.Webhook, ev *store.Event) bool {
 	return w.Takes(binary.BigEndian.Uint64(ev.Seq[:8])) && w.Wants(dialect.Event(ev.Type))
 }
 
-// Queued lists w's deliveries the dispatcher has yet to record (their first
-// attempt, or their hold while w is paused, has not applied): the events of
-// up to maxScan outbox entries past the dispatcher's cursor that match w
-// (Matches) and have no delivery record, newest first. Each is a row of the
-// delivery log with the delivery id the dispatcher will use, attempt 0, no
-// attempt time and outcome and delivery status "queued". more reports
+// Queued lists w's deliveries not attempted yet, as rows of the delivery
+// log with attempt 0, no attempt time and outcome and delivery status
+// "queued": first those the dispatcher has yet to record, the events of up
+// to maxScan outbox entries past its cursor that match w (Matches) and
+// have no delivery record, with the delivery id the dispatcher will use,
+// newest first; then up to maxScan more held by a pause before their first
+// attempt (recorded pending, nothing logged), newest first. more reports
 // outbox entries past the maxScan read (their deliveries are not listed).
 func Queued(tx store.ReadTx, dialect *brand.Brand, w *store.Webhook, maxScan int) (rows []api.WebhookAttempt, more bool) {
 	more = tx.ScanOutboxFor(tx.WebhookCursor(), maxScan, func(accountID string) bool { return accountID == w.AccountID },
@@ -42,13 +46,30 @@ func Queued(tx store.ReadTx, dialect *brand.Brand, w *store.Webhook, maxScan int
 			if tx.DeliveryExists(w.ID, id) {
 				return
 			}
-			rows = append(rows, api.WebhookAttempt{
-				DeliveryID: id, EventID: ev.ID, EventType: dialect.Event(ev.Type), Chain: 1,
-				Outcome: api.AttemptQueued, DeliveryStatus: api.DeliveryQueued,
-			})
+			rows = append(rows, queuedRow(id, ev.ID, dialect.Event(ev.Type)))
 		})
-	for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
-		rows[i], rows[j] = rows[j], rows[i]
+	slices.Reverse(rows)
+	var held []api.WebhookAttempt
+	_ = tx.ForEachPendingDeliveryOf(w.ID, func(d store.Delivery) error {
+		if len(held) >= maxScan {
+			return errStopScan
+		}
+		if d.Chain == 1 && d.Attempts == 0 {
+			held = append(held, queuedRow(d.ID, d.EventID, d.EventType))
+		}
+		return nil
+	})
+	// Delivery ids begin with the event's time: newest event first.
+	slices.SortFunc(held, func(a, b api.WebhookAttempt) int { return strings.Compare(b.DeliveryID, a.DeliveryID) })
+	return append(rows, held...), more
+}
+
+var errStopScan = errors.New("enough")
+
+// queuedRow is the delivery log's row of a delivery not attempted yet.
+func queuedRow(deliveryID, eventID, eventType string) api.WebhookAttempt {
+	return api.WebhookAttempt{
+		DeliveryID: deliveryID, EventID: eventID, EventType: eventType, Chain: 1,
+		Outcome: api.AttemptQueued, DeliveryStatus: api.DeliveryQueued,
 	}
-	return rows, more
 }
