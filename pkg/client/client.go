@@ -150,7 +150,16 @@ func do(ctx context.Context, hc *http.Client, base, method, path string, body, o
 type Admin struct {
 	Socket string
 	HTTP   *http.Client
+	// ElectionWait is how long a call that a coordinator refused because it
+	// knows no leader (503 not_leader with Retry-After: it executed nothing,
+	// it forwarded nothing) is sent again, as Retry-After says, while an
+	// election runs: 0 means DefaultElectionWait, below 0 never. A body
+	// given as an io.Reader is not sent again.
+	ElectionWait time.Duration
 }
+
+// DefaultElectionWait is Admin.ElectionWait's default: a few elections here.
+const DefaultElectionWait = 15 * time.Second
 
 // NewAdmin returns an admin client for the socket path.
 func NewAdmin(socket string) *Admin {
@@ -168,11 +177,54 @@ func (a *Admin) Do(ctx context.Context, method, path string, body, out any) erro
 
 // DoWith is Do sending hdr's headers too (an Idempotency-Key, say).
 func (a *Admin) DoWith(ctx context.Context, method, path string, body, out any, hdr http.Header) error {
-	_, err := do(ctx, a.HTTP, "http://admin", method, path, body, out, func(r *http.Request) {
-		for k, vs := range hdr {
-			r.Header[k] = vs
+	wait := a.ElectionWait
+	if wait == 0 {
+		wait = DefaultElectionWait
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		resp, err := do(ctx, a.HTTP, "http://admin", method, path, body, out, func(r *http.Request) {
+			for k, vs := range hdr {
+				r.Header[k] = vs
+			}
+		})
+		pause, again := noLeaderYet(resp, err, body)
+		if again && wait > 0 && time.Now().Add(pause).Before(deadline) {
+			t := time.NewTimer(pause)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return a.socketErr(err)
+			case <-t.C:
+			}
+			continue
 		}
-	})
+		return a.socketErr(err)
+	}
+}
+
+// noLeaderYet says whether err is a coordinator's refusal for knowing no
+// leader (503 not_leader with Retry-After), which leaves nothing done, so
+// the same request can go again after the pause Retry-After names; a body
+// read from an io.Reader cannot.
+func noLeaderYet(resp *http.Response, err error, body any) (time.Duration, bool) {
+	var ae *api.Error
+	if resp == nil || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable || ae.Code != "not_leader" {
+		return 0, false
+	}
+	if _, ok := body.(io.Reader); ok {
+		return 0, false
+	}
+	secs, perr := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if perr != nil || secs < 0 {
+		return 0, false
+	}
+	return time.Duration(min(secs, 5)) * time.Second, true
+}
+
+// socketErr wraps an error that is not the coordinator's answer as a
+// SocketError naming the socket.
+func (a *Admin) socketErr(err error) error {
 	if err != nil {
 		if _, ok := err.(*api.Error); !ok && !errors.Is(err, ErrBadPathValue) {
 			return &SocketError{Socket: a.Socket, Err: err}

@@ -214,10 +214,13 @@ func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 func (a *API) forwardAdmin(w http.ResponseWriter, r *http.Request, rid string) {
 	addr := a.LeaderAPIAddr()
 	if addr == "" || !a.clusterAuth() || r.Header.Get(headerForwardedBy) != "" {
-		w.Header().Set("Retry-After", "1")
-		msg := "this coordinator is not the leader and the leader is unknown; retry shortly"
-		if !a.clusterAuth() && addr != "" {
-			msg = "this coordinator is not the leader and has no cluster secret to forward with; run the command on the leader (" + addr + ")"
+		// Nothing was executed or forwarded: with Retry-After the admin
+		// client sends it again while an election runs. Without a secret
+		// waiting does not help, so no Retry-After.
+		msg := "this coordinator is not the leader and has no cluster secret to forward with; run the command on the leader (" + addr + ")"
+		if a.clusterAuth() || addr == "" {
+			w.Header().Set("Retry-After", "1")
+			msg = "this coordinator is not the leader and the leader is unknown; retry shortly"
 		}
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "not_leader", msg))
 		return

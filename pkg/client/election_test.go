@@ -1,0 +1,143 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// adminServer serves h on a unix socket and returns an admin client for it.
+func adminServer(t *testing.T, h http.HandlerFunc) *Admin {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "admin.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return NewAdmin(sock)
+}
+
+// refuse answers as a coordinator that knows no leader (admin.go forwardAdmin).
+func refuse(w http.ResponseWriter, retryAfter bool) {
+	if retryAfter {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	raw, _ := json.Marshal(api.NewError(http.StatusServiceUnavailable, "not_leader", "this coordinator is not the leader and the leader is unknown; retry shortly"))
+	_, _ = w.Write(raw)
+}
+
+// TestAdminSendsAgainWhileNoLeaderIsKnown: a call a coordinator refused for
+// knowing no leader (503 not_leader with Retry-After, nothing executed) is
+// sent again, the same body, until it is answered; one refused without
+// Retry-After (no cluster secret: waiting does not help), another 503, a
+// body read from an io.Reader, ElectionWait below 0 and a cancelled context
+// are not.
+func TestAdminSendsAgainWhileNoLeaderIsKnown(t *testing.T) {
+	var n atomic.Int32
+	var bodies []string
+	a := adminServer(t, func(w http.ResponseWriter, r *http.Request) {
+		var b strings.Builder
+		buf := make([]byte, 512)
+		for {
+			k, err := r.Body.Read(buf)
+			b.Write(buf[:k])
+			if err != nil {
+				break
+			}
+		}
+		bodies = append(bodies, b.String())
+		if n.Add(1) <= 2 {
+			refuse(w, true)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"id":"acc_1","email":"a@example.com"}`))
+	})
+	start := time.Now()
+	got, err := a.CreateAccount(context.Background(), api.AccountCreateRequest{Email: "a@example.com"})
+	if err != nil {
+		t.Fatalf("create after two refusals: %v", err)
+	}
+	if got.ID != "acc_1" || n.Load() != 3 {
+		t.Fatalf("got %+v after %d requests, want acc_1 after 3", got, n.Load())
+	}
+	if len(bodies) != 3 || bodies[0] == "" || bodies[1] != bodies[0] || bodies[2] != bodies[0] {
+		t.Fatalf("bodies sent %q: want the same body three times", bodies)
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("sent again after %v in all: Retry-After: 1 twice asks for 2 s", d)
+	}
+
+	cases := []struct {
+		name       string
+		retryAfter bool
+		code       int
+		body       any
+		wait       time.Duration
+	}{
+		{"no Retry-After", false, 503, nil, 0},
+		{"another 503", true, 0, nil, 0},
+		{"io.Reader body", true, 503, strings.NewReader(`{}`), 0},
+		{"ElectionWait below 0", true, 503, nil, -1},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var calls atomic.Int32
+			a := adminServer(t, func(w http.ResponseWriter, r *http.Request) {
+				calls.Add(1)
+				if c.code == 0 {
+					w.Header().Set("Retry-After", "1")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					raw, _ := json.Marshal(api.NewError(http.StatusServiceUnavailable, "no_leader", "the cluster is electing a leader; retry shortly"))
+					_, _ = w.Write(raw)
+					return
+				}
+				refuse(w, c.retryAfter)
+			})
+			a.ElectionWait = c.wait
+			err := a.Do(context.Background(), "POST", "/admin/accounts", c.body, nil)
+			var ae *api.Error
+			if !errors.As(err, &ae) || ae.StatusCode != 503 || calls.Load() != 1 {
+				t.Fatalf("err %v after %d requests: want the 503 after one", err, calls.Load())
+			}
+		})
+	}
+
+	t.Run("context ends the wait", func(t *testing.T) {
+		var calls atomic.Int32
+		a := adminServer(t, func(w http.ResponseWriter, r *http.Request) { calls.Add(1); refuse(w, true) })
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		err := a.Do(ctx, "GET", "/admin/cluster/status", nil, nil)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != "not_leader" || time.Since(start) > 900*time.Millisecond {
+			t.Fatalf("err %v after %v: want the not_leader 503 once the context ends", err, time.Since(start))
+		}
+	})
+
+	t.Run("gives up after ElectionWait", func(t *testing.T) {
+		var calls atomic.Int32
+		a := adminServer(t, func(w http.ResponseWriter, r *http.Request) { calls.Add(1); refuse(w, true) })
+		a.ElectionWait = 1500 * time.Millisecond
+		err := a.Do(context.Background(), "GET", "/admin/cluster/status", nil, nil)
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.Code != "not_leader" || calls.Load() != 2 {
+			t.Fatalf("err %v after %d requests: want the not_leader 503 after 2 (1.5 s allows one pause of 1 s)", err, calls.Load())
+		}
+	})
+}
