@@ -247,11 +247,16 @@ type TicketReplyRequest struct {
 	Body string `json:"body"`
 }
 
-// Page is the envelope of every list response.
+// Page is the envelope of every list response. A list that takes a cursor
+// (?cursor=, the id of the last item seen) answers NextCursor, the cursor of
+// the next page (nil at the end); a page asked for by cursor has Page 0 and
+// NextPage nil. Walk by cursor for a walk that neither repeats nor skips
+// items made or deleted meanwhile: page numbers shift under such writes.
 type Page[T any] struct {
-	Data     []T  `json:"data"`
-	Page     int  `json:"page"`
-	Limit    int  `json:"limit"`
-	Total    int  `json:"total"`
-	NextPage *int `json:"next_page"`
+	Data       []T     `json:"data"`
+	Page       int     `json:"page"`
+	Limit      int     `json:"limit"`
+	Total      int     `json:"total"`
+	NextPage   *int    `json:"next_page"`
+	NextCursor *string `json:"next_cursor"`
 }

@@ -319,13 +319,15 @@ type ServerIPGroup struct {
 
 // AccountIPList is GET /v1/servers/ips: every address of the account's
 // servers (not terminated), grouped per server, newest server first, one
-// page of servers (Page, Limit, Total and NextPage as in Page).
+// page of servers (Page, Limit, Total, NextPage and NextCursor as in Page;
+// the cursor is a server id).
 type AccountIPList struct {
-	Data     []ServerIPGroup `json:"data"`
-	Page     int             `json:"page"`
-	Limit    int             `json:"limit"`
-	Total    int             `json:"total"`
-	NextPage *int            `json:"next_page"`
+	Data       []ServerIPGroup `json:"data"`
+	Page       int             `json:"page"`
+	Limit      int             `json:"limit"`
+	Total      int             `json:"total"`
+	NextPage   *int            `json:"next_page"`
+	NextCursor *string         `json:"next_cursor"`
 }
 
 // PTRRequest is PUT /v1/servers/:id/ips/:ip/ptr: the reverse-DNS name of the

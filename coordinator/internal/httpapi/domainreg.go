@@ -73,7 +73,7 @@ func (a *API) domainRegRoutes() []Route {
 func regDomainView(d store.RegDomain) api.Domain { return d.Domain }
 
 func (a *API) listDomains(rq *request) (int, any, error) {
-	return listPage(a, rq, rq.caller.accountID, store.ReadTx.RegDomains, regDomainView)
+	return listWalk(a, rq, rq.caller.accountID, regDomainIDPrefix, store.ReadTx.RegDomainsAt, regDomainView)
 }
 
 func (a *API) loadRegDomain(rq *request) (store.RegDomain, error) {

@@ -54,11 +54,11 @@ func callerPrice(r store.ReadTx, accountID, slug string, retail int64) (price, b
 }
 
 func (a *API) listTransactions(rq *request) (int, any, error) {
-	return a.listRaw(rq, store.ReadTx.WalletTransactionsJSON)
+	return a.listRaw(rq, "wtx", store.ReadTx.WalletTransactionsJSONAt)
 }
 
 func (a *API) listInvoices(rq *request) (int, any, error) {
-	return listPage(a, rq, rq.caller.accountID, store.ReadTx.Invoices, same[api.Invoice])
+	return listWalk(a, rq, rq.caller.accountID, "inv", store.ReadTx.InvoicesAt, same[api.Invoice])
 }
 
 func (a *API) getInvoice(rq *request) (int, any, error) {

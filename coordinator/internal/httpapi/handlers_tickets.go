@@ -23,7 +23,7 @@ const (
 )
 
 func (a *API) listTickets(rq *request) (int, any, error) {
-	return a.listRaw(rq, store.ReadTx.TicketListJSON)
+	return a.listRaw(rq, "tkt", store.ReadTx.TicketListJSONAt)
 }
 
 func (a *API) getTicket(rq *request) (int, any, error) {

@@ -51,7 +51,7 @@ func (a *API) loadHosting(rq *request) (store.HostingAccount, error) {
 }
 
 func (a *API) listHosting(rq *request) (int, any, error) {
-	return listPage(a, rq, rq.caller.accountID, store.ReadTx.HostingAccounts, hostingView)
+	return listWalk(a, rq, rq.caller.accountID, hostingIDPrefix, store.ReadTx.HostingAccountsAt, hostingView)
 }
 
 func (a *API) getHosting(rq *request) (int, any, error) {

@@ -29,7 +29,7 @@ func TestUnknownQueryParameters(t *testing.T) {
 		}
 	}
 	bad := []struct{ method, path, want string }{
-		{"GET", "/v1/tickets?status=open", `unknown query parameter "status": GET /v1/tickets takes consistency, limit, page`},
+		{"GET", "/v1/tickets?status=open", `unknown query parameter "status": GET /v1/tickets takes consistency, cursor, limit, page`},
 		{"GET", "/v1/tickets?Limit=1", `unknown query parameter "Limit": query parameter names are case-sensitive: did you mean "limit"?`},
 		{"GET", "/v1/tickets?limit=1&limit=2", `query parameter "limit" given more than once`},
 		{"GET", "/v1/tickets?limit=1&%zz=1", `the query string is malformed`},

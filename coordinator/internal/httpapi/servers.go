@@ -65,7 +65,7 @@ func (a *API) loadServer(rq *request) (store.Server, error) {
 // listServers pages the account's servers, newest first (ids sort by creation
 // time); terminated servers stay listed with status "terminated".
 func (a *API) listServers(rq *request) (int, any, error) {
-	return listPage(a, rq, rq.caller.accountID, store.ReadTx.Servers, store.Server.Public)
+	return listWalk(a, rq, rq.caller.accountID, serverIDPrefix, store.ReadTx.ServersAt, store.Server.Public)
 }
 
 func (a *API) getServer(rq *request) (int, any, error) {
@@ -121,20 +121,20 @@ func ipViews(s store.Server, zones []store.ReverseZone) []api.ServerIP {
 // terminated, grouped per server, newest server first, with PTR names
 // (444host's all-ips); page and limit as for GET /v1/servers.
 func (a *API) listAccountIPs(rq *request) (int, any, error) {
-	return listPage(a, rq, rq.caller.accountID, func(r store.ReadTx, owner string, offset, limit int) ([]api.ServerIPGroup, int, error) {
-		ss, total, err := r.LiveServers(owner, offset, limit)
+	return listWalk(a, rq, rq.caller.accountID, serverIDPrefix, func(r store.ReadTx, owner string, at store.PageAt, limit int) ([]api.ServerIPGroup, int, string, error) {
+		ss, total, next, err := r.LiveServersAt(owner, at, limit)
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 		zones, err := r.ReverseZones()
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, "", err
 		}
 		out := make([]api.ServerIPGroup, 0, len(ss))
 		for _, s := range ss {
 			out = append(out, api.ServerIPGroup{ServerID: s.ID, Label: s.Label, IPs: ipViews(s, zones)})
 		}
-		return out, total, nil
+		return out, total, next, nil
 	}, same[api.ServerIPGroup])
 }
 

@@ -131,7 +131,7 @@ func TestServerOtherAccount404(t *testing.T) {
 			continue
 		}
 		if rt.Path == "/v1/servers/ips" { // the caller's own addresses: none for the other account
-			if r := s.call(other, "GET", path, ""); r.status != 200 || string(bytes.TrimSpace(r.body)) != `{"data":[],"page":1,"limit":50,"total":0,"next_page":null}` {
+			if r := s.call(other, "GET", path, ""); r.status != 200 || string(bytes.TrimSpace(r.body)) != `{"data":[],"page":1,"limit":50,"total":0,"next_page":null,"next_cursor":null}` {
 				t.Errorf("another account's addresses: %d %s", r.status, r.body)
 			}
 			continue

@@ -182,7 +182,7 @@ func (a *API) loadWebhook(rq *request, id string) (store.Webhook, error) {
 }
 
 func (a *API) listWebhooks(rq *request) (int, any, error) {
-	return listPage(a, rq, rq.caller.accountID, store.ReadTx.Webhooks, store.Webhook.Public)
+	return listWalk(a, rq, rq.caller.accountID, "wh", store.ReadTx.WebhooksAt, store.Webhook.Public)
 }
 
 func (a *API) getWebhook(rq *request) (int, any, error) {

@@ -27,9 +27,20 @@ func (r ReadTx) WalletTransactionsJSON(accountID string, offset, limit int) ([][
 	return ListOwnedRaw(r.tx, BucketWalletTx, accountID, offset, limit)
 }
 
+// WalletTransactionsJSONAt is WalletTransactionsJSON from at, with the next
+// page's Below (ListOwnedRawAt).
+func (r ReadTx) WalletTransactionsJSONAt(accountID string, at PageAt, limit int) ([][]byte, int, string) {
+	return ListOwnedRawAt(r.tx, BucketWalletTx, accountID, at, limit)
+}
+
 // Invoices pages an account's invoices, newest first, with the total count.
 func (r ReadTx) Invoices(accountID string, offset, limit int) ([]api.Invoice, int, error) {
 	return ListOwned[api.Invoice](r.tx, BucketInvoices, accountID, offset, limit)
+}
+
+// InvoicesAt is Invoices from at, with the next page's Below (ListOwnedAt).
+func (r ReadTx) InvoicesAt(accountID string, at PageAt, limit int) ([]api.Invoice, int, string, error) {
+	return ListOwnedAt[api.Invoice](r.tx, BucketInvoices, accountID, at, limit)
 }
 
 // Invoice loads an account's invoice; another account's is not found.

@@ -79,6 +79,11 @@ func (r ReadTx) RegDomains(accountID string, offset, limit int) ([]RegDomain, in
 	return regDomains.page(r, accountID, offset, limit)
 }
 
+// RegDomainsAt is RegDomains from at, with the next page's Below (ListOwnedAt).
+func (r ReadTx) RegDomainsAt(accountID string, at PageAt, limit int) ([]RegDomain, int, string, error) {
+	return regDomains.pageAt(r, accountID, at, limit)
+}
+
 // AllRegDomains lists every domain of every account.
 func (r ReadTx) AllRegDomains() ([]RegDomain, error) { return regDomains.all(r) }
 

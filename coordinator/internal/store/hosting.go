@@ -61,6 +61,12 @@ func (r ReadTx) HostingAccounts(accountID string, offset, limit int) ([]HostingA
 	return hostingAccounts.page(r, accountID, offset, limit)
 }
 
+// HostingAccountsAt is HostingAccounts from at, with the next page's Below
+// (ListOwnedAt).
+func (r ReadTx) HostingAccountsAt(accountID string, at PageAt, limit int) ([]HostingAccount, int, string, error) {
+	return hostingAccounts.pageAt(r, accountID, at, limit)
+}
+
 // AllHostingAccounts lists every hosting account of every account.
 func (r ReadTx) AllHostingAccounts() ([]HostingAccount, error) { return hostingAccounts.all(r) }
 

@@ -129,5 +129,10 @@ func (o ownedRecords[T]) page(r ReadTx, accountID string, offset, limit int) ([]
 	return ListOwned[T](r.tx, o.bucket, accountID, offset, limit)
 }
 
+// pageAt is page from at, with the next page's Below (ListOwnedAt).
+func (o ownedRecords[T]) pageAt(r ReadTx, accountID string, at PageAt, limit int) ([]T, int, string, error) {
+	return ListOwnedAt[T](r.tx, o.bucket, accountID, at, limit)
+}
+
 // all lists every account's records.
 func (o ownedRecords[T]) all(r ReadTx) ([]T, error) { return all[T](r, o.bucket) }

@@ -3,6 +3,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -343,63 +344,100 @@ func ListOwned[T any](tx *bolt.Tx, bucket []byte, accountID string, offset, limi
 	return listOwnedIf[T](tx, bucket, accountID, offset, limit, nil)
 }
 
-// listOwnedIf is ListOwned over the objects keep accepts (walkOwnedIf).
+// listOwnedIf is ListOwned over the objects keep accepts (walkOwnedAt).
 func listOwnedIf[T any](tx *bolt.Tx, bucket []byte, accountID string, offset, limit int, keep func(v []byte) (bool, error)) ([]T, int, error) {
-	out := []T{}
-	total, err := walkOwnedIf(tx, bucket, accountID, offset, limit, keep, appendDecoded(bucket, &out))
+	out, total, _, err := listOwnedAt[T](tx, bucket, accountID, PageAt{Offset: offset}, limit, keep)
 	return out, total, err
+}
+
+// PageAt is where a page of an account's objects starts, newest first: at
+// the Offset-th of them, or, when Below is set, at the newest whose key
+// sorts below OwnedKey(account, Below). Below is a position, not a lookup:
+// an id of an object deleted since, or of another account's, places the
+// page as well (ids sort by creation time) and reads nothing of it.
+type PageAt struct {
+	Offset int
+	Below  string
+}
+
+// ListOwnedAt is ListOwned from at, with next, the id of the page's last
+// object when an older one follows it ("" at the end): the Below of the
+// next page.
+func ListOwnedAt[T any](tx *bolt.Tx, bucket []byte, accountID string, at PageAt, limit int) (page []T, total int, next string, err error) {
+	return listOwnedAt[T](tx, bucket, accountID, at, limit, nil)
+}
+
+// listOwnedAt is ListOwnedAt over the objects keep accepts (walkOwnedAt).
+func listOwnedAt[T any](tx *bolt.Tx, bucket []byte, accountID string, at PageAt, limit int, keep func(v []byte) (bool, error)) ([]T, int, string, error) {
+	out := []T{}
+	total, next, err := walkOwnedAt(tx, bucket, accountID, at, limit, keep, appendDecoded(bucket, &out))
+	return out, total, next, err
 }
 
 // ListOwnedRaw is ListOwned without decoding: it returns copies of the stored
 // JSON values, for buckets that store exactly what the API returns.
 func ListOwnedRaw(tx *bolt.Tx, bucket []byte, accountID string, offset, limit int) ([][]byte, int) {
-	out := [][]byte{}
-	total, _ := walkOwned(tx, bucket, accountID, offset, limit, func(_, v []byte) error {
-		out = append(out, append([]byte(nil), v...))
-		return nil
-	})
+	out, total, _ := ListOwnedRawAt(tx, bucket, accountID, PageAt{Offset: offset}, limit)
 	return out, total
 }
 
-// walkOwned visits one page of an account's objects, newest first, and counts
-// them all.
-func walkOwned(tx *bolt.Tx, bucket []byte, accountID string, offset, limit int, visit func(k, v []byte) error) (int, error) {
-	return walkOwnedIf(tx, bucket, accountID, offset, limit, nil, visit)
+// ListOwnedRawAt is ListOwnedAt without decoding (ListOwnedRaw).
+func ListOwnedRawAt(tx *bolt.Tx, bucket []byte, accountID string, at PageAt, limit int) ([][]byte, int, string) {
+	out := [][]byte{}
+	total, next, _ := walkOwnedAt(tx, bucket, accountID, at, limit, nil, func(_, v []byte) error {
+		out = append(out, append([]byte(nil), v...))
+		return nil
+	})
+	return out, total, next
 }
 
-// walkOwnedIf is walkOwned over the objects keep accepts (all with a nil
-// keep): it pages and counts only those.
-func walkOwnedIf(tx *bolt.Tx, bucket []byte, accountID string, offset, limit int, keep func(v []byte) (bool, error), visit func(k, v []byte) error) (int, error) {
+// walkOwnedAt visits one page of an account's objects that keep accepts
+// (all with a nil keep), newest first, from at, and returns their count
+// and the id of the page's last object when an older one follows it, else
+// "". It counts every object keep accepts, above the page too: the total
+// does not depend on where the page starts.
+func walkOwnedAt(tx *bolt.Tx, bucket []byte, accountID string, at PageAt, limit int, keep func(v []byte) (bool, error), visit func(k, v []byte) error) (total int, next string, err error) {
 	prefix := OwnedPrefix(accountID)
+	var below []byte
+	if at.Below != "" {
+		below = OwnedKey(accountID, at.Below)
+	}
 	c := tx.Bucket(bucket).Cursor()
 	// Seek past the prefix to walk it backwards.
 	end := append(append([]byte{}, prefix...), 0xff)
-	var k, v []byte
+	var k, v, last []byte
 	if k, _ = c.Seek(end); k == nil {
 		k, v = c.Last()
 	} else {
 		k, v = c.Prev()
 	}
-	total, taken := 0, 0
+	taken, more := 0, false
 	for ; k != nil && hasPrefix(k, prefix); k, v = c.Prev() {
 		if keep != nil {
 			ok, err := keep(v)
 			if err != nil {
-				return 0, fmt.Errorf("decode %s/%s: %w", bucket, k, err)
+				return 0, "", fmt.Errorf("decode %s/%s: %w", bucket, k, err)
 			}
 			if !ok {
 				continue
 			}
 		}
-		if total >= offset && taken < limit {
-			if err := visit(k, v); err != nil {
-				return 0, err
+		if below == nil && total >= at.Offset || below != nil && bytes.Compare(k, below) < 0 {
+			if taken < limit {
+				if err := visit(k, v); err != nil {
+					return 0, "", err
+				}
+				taken, last = taken+1, k
+			} else {
+				more = true
 			}
-			taken++
 		}
 		total++
 	}
-	return total, nil
+	if more && last != nil { // last is nil on a page of limit 0 (DeliveryLog's, after queued rows)
+		next = string(last[len(prefix):])
+	}
+	return total, next, nil
 }
 
 func hasPrefix(k, p []byte) bool {

@@ -136,16 +136,29 @@ func (r ReadTx) Servers(accountID string, offset, limit int) ([]Server, int, err
 	return servers.page(r, accountID, offset, limit)
 }
 
+// ServersAt is Servers from at, with the next page's Below (ListOwnedAt).
+func (r ReadTx) ServersAt(accountID string, at PageAt, limit int) ([]Server, int, string, error) {
+	return servers.pageAt(r, accountID, at, limit)
+}
+
 // LiveServers pages the account's servers that are not terminated, newest
 // first, with their total count.
 func (r ReadTx) LiveServers(accountID string, offset, limit int) ([]Server, int, error) {
-	return listOwnedIf[Server](r.tx, BucketServers, accountID, offset, limit, func(v []byte) (bool, error) {
-		var st struct {
-			Status string `json:"status"`
-		}
-		err := json.Unmarshal(v, &st)
-		return st.Status != api.ServerTerminated, err
-	})
+	return listOwnedIf[Server](r.tx, BucketServers, accountID, offset, limit, notTerminated)
+}
+
+// LiveServersAt is LiveServers from at, with the next page's Below (ListOwnedAt).
+func (r ReadTx) LiveServersAt(accountID string, at PageAt, limit int) ([]Server, int, string, error) {
+	return listOwnedAt[Server](r.tx, BucketServers, accountID, at, limit, notTerminated)
+}
+
+// notTerminated keeps the stored servers that are not terminated.
+func notTerminated(v []byte) (bool, error) {
+	var st struct {
+		Status string `json:"status"`
+	}
+	err := json.Unmarshal(v, &st)
+	return st.Status != api.ServerTerminated, err
 }
 
 // AllServers lists every server of every account (terminated ones included).

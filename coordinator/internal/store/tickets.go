@@ -19,6 +19,12 @@ func (r ReadTx) TicketListJSON(accountID string, offset, limit int) ([][]byte, i
 	return ListOwnedRaw(r.tx, BucketTicketList, accountID, offset, limit)
 }
 
+// TicketListJSONAt is TicketListJSON from at, with the next page's Below
+// (ListOwnedRawAt).
+func (r ReadTx) TicketListJSONAt(accountID string, at PageAt, limit int) ([][]byte, int, string) {
+	return ListOwnedRawAt(r.tx, BucketTicketList, accountID, at, limit)
+}
+
 // TicketOwner is the account a ticket belongs to ("" when there is no such ticket).
 func (r ReadTx) TicketOwner(id string) string { return string(r.value(BucketTicketIDs, []byte(id))) }
 

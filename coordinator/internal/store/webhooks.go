@@ -180,6 +180,11 @@ func (r ReadTx) Webhooks(accountID string, offset, limit int) ([]Webhook, int, e
 	return ListOwned[Webhook](r.tx, BucketWebhooks, accountID, offset, limit)
 }
 
+// WebhooksAt is Webhooks from at, with the next page's Below (ListOwnedAt).
+func (r ReadTx) WebhooksAt(accountID string, at PageAt, limit int) ([]Webhook, int, string, error) {
+	return ListOwnedAt[Webhook](r.tx, BucketWebhooks, accountID, at, limit)
+}
+
 // ForEachWebhook visits every subscription of every account; an undecodable
 // record is visited with its key and the error.
 func (r ReadTx) ForEachWebhook(visit func(key string, w Webhook, err error)) {
