@@ -50,6 +50,15 @@ func TestListQueries(t *testing.T) {
 			return err
 		}, "/v1/actions?command=power&cursor=c&limit=20&resource_id=srv_1&resource_type=server&status=running"},
 		{func() error { _, err := c.Actions(ctx, client.ActionsQuery{Limit: 5}); return err }, "/v1/actions?limit=5"},
+		{func() error { _, err := c.ListTickets(ctx, client.ListQuery{}); return err }, "/v1/tickets"},
+		{func() error { _, err := c.ListTickets(ctx, client.ListQuery{Limit: 2, Cursor: "tkt_1"}); return err }, "/v1/tickets?cursor=tkt_1&limit=2"},
+		{func() error { _, err := c.ListWebhooks(ctx, client.ListQuery{Page: 3, Limit: 2}); return err }, "/v1/webhooks?limit=2&page=3"},
+		{func() error { _, err := c.ListServers(ctx, client.ListQuery{Cursor: "srv_1"}); return err }, "/v1/servers?cursor=srv_1"},
+		{func() error { _, err := c.ListAccountIPs(ctx, client.ListQuery{Cursor: "srv_1"}); return err }, "/v1/servers/ips?cursor=srv_1"},
+		{func() error { _, err := c.ListHosting(ctx, client.ListQuery{Cursor: "hst_1"}); return err }, "/v1/hosting?cursor=hst_1"},
+		{func() error { _, err := c.ListDomains(ctx, client.ListQuery{Cursor: "dom_1"}); return err }, "/v1/domains?cursor=dom_1"},
+		{func() error { _, err := c.ListInvoices(ctx, client.ListQuery{Cursor: "inv_1"}); return err }, "/v1/billing/invoices?cursor=inv_1"},
+		{func() error { _, err := c.ListWalletTransactions(ctx, client.ListQuery{Cursor: "wtx_1"}); return err }, "/v1/billing/wallet/transactions?cursor=wtx_1"},
 	} {
 		if err := tc.call(); err == nil {
 			t.Fatalf("%s: the recorder answers 404, the call succeeded", tc.want)
