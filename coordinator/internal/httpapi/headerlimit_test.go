@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -96,5 +97,39 @@ func TestHeaderBytesCountsTheWire(t *testing.T) {
 	}
 	if n := headerBytes(r); n != len(raw) {
 		t.Fatalf("headerBytes %d, sent %d", n, len(raw))
+	}
+}
+
+// TestForwardedHeadersGetTheFollowersSlack: a request a follower forwards
+// carries the follower's own headers (about 300 bytes) on top of the
+// client's, which the follower has already held to the limit; at the leader
+// it may take forwardedHeaderSlack more, so a client just under the limit is
+// not refused by the leader for bytes it never sent. Without the marker the
+// same size is refused, and past the slack a forwarded one is too.
+func TestForwardedHeadersGetTheFollowersSlack(t *testing.T) {
+	const limit = 4 << 10
+	h := Timeouts{MaxHeaderBytes: limit}.headerLimit(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	status := func(fill int, forwarded bool) int {
+		r := httptest.NewRequest("GET", "/v1/servers", nil)
+		if forwarded {
+			r.Header.Set(headerForwardedBy, "c2")
+		}
+		r.Header.Set("X-Big", strings.Repeat("a", fill))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w.Code
+	}
+	base := headerBytes(httptest.NewRequest("GET", "/v1/servers", nil))
+	over := limit - base + 300 // the client's limit plus a follower's headers
+	if got := status(over, false); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("%d bytes past the limit, not forwarded: %d, want 431", over-limit+base, got)
+	}
+	if got := status(over, true); got != http.StatusNoContent {
+		t.Fatalf("the same, forwarded by a follower: %d, want it served", got)
+	}
+	if got := status(limit-base+forwardedHeaderSlack+100, true); got != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("past the slack, forwarded: %d, want 431", got)
 	}
 }

@@ -68,7 +68,14 @@ func (t Timeouts) headerLimit(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if n := headerBytes(r); n > t.MaxHeaderBytes {
+		limit := t.MaxHeaderBytes
+		if r.Header.Get(headerForwardedBy) != "" {
+			// A follower checked the client's headers against the limit
+			// and added its own (forward.go: the forwarding node, the
+			// client's address, the cluster token, the leader's Host).
+			limit += forwardedHeaderSlack
+		}
+		if n := headerBytes(r); n > limit {
 			rid := requestID(r)
 			h := w.Header()
 			h[headerRequestID] = []string{rid}
@@ -82,6 +89,13 @@ func (t Timeouts) headerLimit(next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
+
+// forwardedHeaderSlack is how many more header bytes a request forwarded by
+// a follower may take at the leader than a client's: the follower's own
+// headers are about 300 bytes. Anyone may send the marker header; it buys
+// them this much (net/http's cut stays above), and the request is refused
+// later unless it proves the cluster's secret or certificate.
+const forwardedHeaderSlack = 1 << 10
 
 // headerBytes is about the size of r's request line and headers as they came
 // on the wire (net/http keeps Host apart from the other headers).
