@@ -260,12 +260,22 @@ func TestHostileInputOutsideIn(t *testing.T) {
 					t.Errorf("GET %s?%s: %d %.300s, want 400 naming %s", list, q, rep.Status, rep.Body, param)
 				}
 			}
-			// A cursor is not a parameter of these lists (they page): a 400
-			// naming it (d985afd; before, it was ignored and the first page
-			// served, so a client paging by cursor read page 1 for ever),
-			// and never a page of A's.
+			// These lists also walk by cursor since 723d3f4 (before, d985afd
+			// refused a cursor as unknown, since ignoring it had served page
+			// 1 for ever). A's invoice as B's cursor is only a position in
+			// B's own invoices (B has none): never a page of A's. On the
+			// transactions list an invoice id is no cursor: a 400 naming it.
 			rep := r.call(f, r.keyB, "GET", list+"?cursor="+own.invoice, nil, nil)
-			if rep.Status != 400 || !strings.Contains(string(rep.Body), `unknown query parameter \"cursor\"`) || strings.Contains(string(rep.Body), own.invoice) {
+			var pg struct {
+				Data  []json.RawMessage `json:"data"`
+				Total int               `json:"total"`
+			}
+			switch {
+			case strings.Contains(string(rep.Body), own.invoice[4:]):
+				t.Errorf("B's GET %s?cursor=<A's invoice>: %s, shows A's invoice", list, rep)
+			case list == "/v1/billing/invoices" && (rep.Status != 200 || json.Unmarshal(rep.Body, &pg) != nil || len(pg.Data) != 0 || pg.Total != 0):
+				t.Errorf("B's GET %s?cursor=<A's invoice>: %s, want 200 with none of B's (B has none)", list, rep)
+			case list != "/v1/billing/invoices" && (rep.Status != 400 || !strings.Contains(string(rep.Body), `\"cursor\"`)):
 				t.Errorf("B's GET %s?cursor=<A's invoice>: %s, want 400 naming cursor", list, rep)
 			}
 		}
