@@ -33,8 +33,9 @@ func Matches(dialect *brand.Brand, w *store.Webhook, ev *store.Event) bool {
 // "queued": first those the dispatcher has yet to record, the events of up
 // to maxScan outbox entries past its cursor that match w (Matches) and
 // have no delivery record, with the delivery id the dispatcher will use,
-// newest first; then up to maxScan more held by a pause before their first
-// attempt (recorded pending, nothing logged), newest first. more reports
+// newest first; then those held by a pause before their first attempt
+// (recorded pending, nothing logged) among the first maxScan pending
+// deliveries of w in key order, newest first. more reports
 // outbox entries past the maxScan read (their deliveries are not listed).
 func Queued(tx store.ReadTx, dialect *brand.Brand, w *store.Webhook, maxScan int) (rows []api.WebhookAttempt, more bool) {
 	more = tx.ScanOutboxFor(tx.WebhookCursor(), maxScan, func(accountID string) bool { return accountID == w.AccountID },
@@ -50,8 +51,13 @@ func Queued(tx store.ReadTx, dialect *brand.Brand, w *store.Webhook, maxScan int
 		})
 	slices.Reverse(rows)
 	var held []api.WebhookAttempt
+	visited := 0
 	_ = tx.ForEachPendingDeliveryOf(w.ID, func(d store.Delivery) error {
-		if len(held) >= maxScan {
+		// Bounded by the pending deliveries read, not by the held rows
+		// found: every retrying delivery is pending too, and a receiver down
+		// through its retry window would otherwise make each list call and
+		// each redeliver 404 decode all of them.
+		if visited++; visited > maxScan {
 			return errStopScan
 		}
 		if d.Chain == 1 && d.Attempts == 0 {
