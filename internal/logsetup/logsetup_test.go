@@ -3,6 +3,7 @@ package logsetup
 import (
 	"bytes"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -73,29 +74,37 @@ func TestEscape(t *testing.T) {
 		"/v1/servers/abc":          "/v1/servers/abc",
 		"héllo ✓":                  "héllo ✓",
 		"a\u202eb":                 `a\u202eb`,
+		`a\u202eb`:                 `a\\u202eb`,
+		`C:\x`:                     `C:\\x`,
+		"é\\":                      `é\\`,
 		"\u0080\u009f\u00a0":       `\u0080\u009f` + "\u00a0",
 		"\u202a\u202e\u202f":       `\u202a\u202e` + "\u202f",
 		"\u2065\u2066\u2069\u206a": "\u2065" + `\u2066\u2069` + "\u206a",
 	} {
-		if got := Escape(in); got != want {
-			t.Errorf("Escape(%q) = %q, want %q", in, got, want)
+		if got := escape(in); got != want {
+			t.Errorf("escape(%q) = %q, want %q", in, got, want)
+		}
+		if got := unescape(t, escape(in)); got != in {
+			t.Errorf("unescape(escape(%q)) = %q", in, got)
 		}
 	}
 }
 
-// BenchmarkReplaceAttr: a log line of four attributes through the JSON
-// handler without a ReplaceAttr, with one that changes nothing (slog's own
-// cost of having one: the built-in attributes go through it), and with
-// ReplaceAttr; an ASCII path (the fast path) and a hostile one.
-func BenchmarkReplaceAttr(b *testing.B) {
+// BenchmarkJSON: a log line of four attributes through slog's JSON handler
+// as is, and through New's (the same handler writing through jsonEscaper);
+// an ASCII path (the escaper's fast path) and a hostile one.
+func BenchmarkJSON(b *testing.B) {
 	for _, c := range []struct{ name, path string }{{"ascii", "/v1/servers/srv_01JABCDEFGHJKMNPQRSTVWXYZ"}, {"bidi", hostile}} {
-		for _, rep := range []struct {
+		for _, h := range []struct {
 			name string
-			fn   func([]string, slog.Attr) slog.Attr
-		}{{"without", nil}, {"identity", func(_ []string, a slog.Attr) slog.Attr { return a }}, {"with", ReplaceAttr}} {
-			b.Run(c.name+"/"+rep.name, func(b *testing.B) {
+			new  func(w io.Writer) *slog.Logger
+		}{
+			{"slog", func(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }},
+			{"New", func(w io.Writer) *slog.Logger { return New("json", "info", "", w) }},
+		} {
+			b.Run(c.name+"/"+h.name, func(b *testing.B) {
 				var buf bytes.Buffer
-				log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{ReplaceAttr: rep.fn}))
+				log := h.new(&buf)
 				b.ReportAllocs()
 				for b.Loop() {
 					buf.Reset()
