@@ -40,6 +40,23 @@ func walkByCursor[T any](t *testing.T, r *rig, i int, key, path string, maxPages
 	return nil
 }
 
+// checkWalkSawEachOnce fails t for each item a walk saw more than once
+// (seen counts the times each id was seen) and for each item of before
+// (there for the whole walk) it never saw; what names the kind of item.
+func checkWalkSawEachOnce(t *testing.T, what string, seen map[string]int, before []string) {
+	t.Helper()
+	for id, k := range seen {
+		if k > 1 {
+			t.Errorf("%s %s seen %d times in one walk", what, id, k)
+		}
+	}
+	for _, id := range before {
+		if seen[id] == 0 {
+			t.Errorf("%s %s, there for the whole walk, never seen", what, id)
+		}
+	}
+}
+
 // TestProbe10TicketCursorUnderInserts is TestProbe10TicketPagesUnderInserts
 // (a walk of GET /v1/tickets with limit=2 while the account opens a ticket
 // between two page requests) walking by next_cursor: no ticket is seen
@@ -64,16 +81,7 @@ func TestProbe10TicketCursorUnderInserts(t *testing.T) {
 	if n == 0 {
 		t.Fatal("no ticket opened during the walk")
 	}
-	for id, k := range seen {
-		if k > 1 {
-			t.Errorf("ticket %s seen %d times in one walk", id, k)
-		}
-	}
-	for _, id := range before {
-		if seen[id] == 0 {
-			t.Errorf("ticket %s, there for the whole walk, never seen", id)
-		}
-	}
+	checkWalkSawEachOnce(t, "ticket", seen, before)
 	if len(seen) != len(before) {
 		t.Errorf("the walk saw %d tickets, want the %d opened before it (those opened during it are newer than its first page)", len(seen), len(before))
 	}

@@ -81,16 +81,7 @@ func TestProbe10ActionPagesUnderInsertsAndALeaderKill(t *testing.T) {
 		}
 		power()
 	}
-	for id, k := range seen {
-		if k > 1 {
-			t.Errorf("action %s seen %d times in one walk", id, k)
-		}
-	}
-	for _, id := range before {
-		if seen[id] == 0 {
-			t.Errorf("action %s, there for the whole walk, never seen", id)
-		}
-	}
+	checkWalkSawEachOnce(t, "action", seen, before)
 
 	tk := r.ticket(f, r.keyA, "not an action")
 	if rep := r.call(f, r.keyA, "GET", "/v1/actions?cursor="+tk.ID, nil, nil); rep.Status != 400 || !strings.Contains(string(rep.Body), "cursor") {
