@@ -131,39 +131,53 @@ func TestLeaderCPUSplit(t *testing.T) {
 	}
 }
 
-// The ratios' lines give the CPU per write of servers and clients together,
-// spread over leader, and how much of the difference is the clients'.
-func TestAllCPU(t *testing.T) {
-	leader := Result{OK: 1000, ServerCPU: 400 * time.Millisecond, ClientCPU: 100 * time.Millisecond}
-	spread := Result{OK: 500, ServerCPU: 250 * time.Millisecond, ClientCPU: 60 * time.Millisecond}
-	if got, want := allCPU(spread, leader), "        all CPU per write (servers and clients) spread / leader = 1.24x (clients +20 µs per write)\n"; got != want {
-		t.Fatalf("line %q, want %q", got, want)
-	}
-	if got := allCPU(spread, Result{OK: 10, ServerCPU: time.Millisecond}); got != "" {
-		t.Fatalf("without the clients' CPU: %q", got)
-	}
-	var out strings.Builder
-	printWriteRatios(Options{Out: &out}, leader, spread, etcdResults{})
-	if !strings.Contains(out.String(), "all CPU per write (servers and clients) spread / leader = 1.24x") {
-		t.Fatalf("the ratios do not give it:\n%s", out.String())
-	}
-}
-
-// The ratios' line says how much of the server CPU per write the spread
-// phase adds is the Go sysmon threads'.
-func TestSysmonSplit(t *testing.T) {
-	leader := Result{OK: 1000, ServerCPU: 400 * time.Millisecond, LeaderCPU: 250 * time.Millisecond, Sysmon: threadUse{cpu: 40 * time.Millisecond, switches: 2000}}
-	spread := Result{OK: 500, ServerCPU: 250 * time.Millisecond, LeaderCPU: 100 * time.Millisecond, Sysmon: threadUse{cpu: 27 * time.Millisecond, switches: 1500}}
-	if got, want := sysmonSplit(spread, leader), ", of which Go sysmon threads +14 µs per write"; got != want {
-		t.Fatalf("split %q, want %q", got, want)
-	}
-	if got := sysmonSplit(spread, Result{OK: 10, ServerCPU: time.Millisecond}); got != "" {
-		t.Fatalf("without the sysmon threads' figures: %q", got)
-	}
-	var out strings.Builder
-	printWriteRatios(Options{Out: &out}, leader, spread, etcdResults{})
-	if want := "server CPU per write spread / leader = 1.25x (leader -50 µs, followers +150 µs per write), of which Go sysmon threads +14 µs per write\n"; !strings.Contains(out.String(), want) {
-		t.Fatalf("the ratios do not give it:\n%s", out.String())
+// Two of the ratios' lines, each from its own function, empty without its
+// figures (a leader phase of 10 writes in 1 ms of server CPU, nothing else),
+// and printed by printWriteRatios:
+//   - allCPU: the CPU per write of servers and clients together, spread over
+//     leader, and how much of the difference is the clients';
+//   - sysmonSplit: how much of the server CPU per write the spread phase adds
+//     is the Go sysmon threads'.
+func TestRatioLines(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		line           func(spread, leader Result) string
+		leader, spread Result
+		want           string // line(spread, leader)
+		without        string // the figures line needs
+		ratios         string // in printWriteRatios' output
+	}{{
+		name:    "allCPU",
+		line:    allCPU,
+		leader:  Result{OK: 1000, ServerCPU: 400 * time.Millisecond, ClientCPU: 100 * time.Millisecond},
+		spread:  Result{OK: 500, ServerCPU: 250 * time.Millisecond, ClientCPU: 60 * time.Millisecond},
+		want:    "        all CPU per write (servers and clients) spread / leader = 1.24x (clients +20 µs per write)\n",
+		without: "the clients' CPU",
+		ratios:  "all CPU per write (servers and clients) spread / leader = 1.24x",
+	}, {
+		name: "sysmonSplit",
+		line: sysmonSplit,
+		leader: Result{OK: 1000, ServerCPU: 400 * time.Millisecond, LeaderCPU: 250 * time.Millisecond,
+			Sysmon: threadUse{cpu: 40 * time.Millisecond, switches: 2000}},
+		spread: Result{OK: 500, ServerCPU: 250 * time.Millisecond, LeaderCPU: 100 * time.Millisecond,
+			Sysmon: threadUse{cpu: 27 * time.Millisecond, switches: 1500}},
+		want:    ", of which Go sysmon threads +14 µs per write",
+		without: "the sysmon threads' figures",
+		ratios:  "server CPU per write spread / leader = 1.25x (leader -50 µs, followers +150 µs per write), of which Go sysmon threads +14 µs per write\n",
+	}} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.line(c.spread, c.leader); got != c.want {
+				t.Fatalf("line %q, want %q", got, c.want)
+			}
+			if got := c.line(c.spread, Result{OK: 10, ServerCPU: time.Millisecond}); got != "" {
+				t.Fatalf("without %s: %q", c.without, got)
+			}
+			var out strings.Builder
+			printWriteRatios(Options{Out: &out}, c.leader, c.spread, etcdResults{})
+			if !strings.Contains(out.String(), c.ratios) {
+				t.Fatalf("the ratios do not give %q:\n%s", c.ratios, out.String())
+			}
+		})
 	}
 }
 
