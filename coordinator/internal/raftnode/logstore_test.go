@@ -12,10 +12,12 @@ import (
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 )
 
-// writeBoltDir writes dir/raft.db as a version before the WAL would: a term,
-// a vote and the log [first, last] (a compacted log does not start at 1).
-func writeBoltDir(t *testing.T, dir string, first, last uint64) {
+// boltDir makes a directory whose raft.db is as a version before the WAL
+// wrote it: a term, a vote and the log [first, last] (a compacted log does
+// not start at 1).
+func boltDir(t *testing.T, first, last uint64) (dir string) {
 	t.Helper()
+	dir = t.TempDir()
 	s, err := raftboltdb.NewBoltStore(filepath.Join(dir, boltLogName))
 	if err != nil {
 		t.Fatal(err)
@@ -37,6 +39,7 @@ func writeBoltDir(t *testing.T, dir string, first, last uint64) {
 	if err := s.StoreLogs(logs); err != nil {
 		t.Fatal(err)
 	}
+	return dir
 }
 
 func testEntry(i uint64) *raft.Log {
@@ -58,7 +61,7 @@ func mustOpenLogStore(t *testing.T, dir string) logStore {
 	return s
 }
 
-// checkMigrated asserts that the store under dir holds what writeBoltDir wrote.
+// checkMigrated asserts that the store under dir holds what boltDir wrote.
 func checkMigrated(t *testing.T, dir string, first, last uint64) {
 	t.Helper()
 	s := mustOpenLogStore(t, dir)
@@ -105,8 +108,7 @@ func checkMigrated(t *testing.T, dir string, first, last uint64) {
 }
 
 func TestLogStoreMigratesBoltDir(t *testing.T) {
-	dir := t.TempDir()
-	writeBoltDir(t, dir, 1001, 1800)
+	dir := boltDir(t, 1001, 1800)
 	checkMigrated(t, dir, 1001, 1800)
 	// Opened again: the WAL as it is, the kept raft.db untouched.
 	checkMigrated(t, dir, 1001, 1800)
@@ -121,8 +123,7 @@ func TestLogStoreMigratesBoltDir(t *testing.T) {
 }
 
 func TestLogStoreRemigratesAfterCrash(t *testing.T) {
-	dir := t.TempDir()
-	writeBoltDir(t, dir, 1, 700)
+	dir := boltDir(t, 1, 700)
 	// A migration that stopped half way: a partial WAL in the temporary
 	// directory, raft.db still in place.
 	w, err := openWAL(filepath.Join(dir, walDirName+".tmp"), hclog.NewNullLogger())
@@ -140,8 +141,7 @@ func TestLogStoreRemigratesAfterCrash(t *testing.T) {
 }
 
 func TestLogStoreFinishesRetiringBoltLog(t *testing.T) {
-	dir := t.TempDir()
-	writeBoltDir(t, dir, 1, 300)
+	dir := boltDir(t, 1, 300)
 	// Migrated, then stopped after the WAL was renamed into place and before
 	// raft.db was renamed: the next open keeps the WAL and retires raft.db.
 	s := mustOpenLogStore(t, dir)
