@@ -182,14 +182,22 @@ func (a *API) detachAction(rq *request) (*fsm.DetachAction, func()) {
 	return &fsm.DetachAction{ID: ids.New(actionIDPrefix, rq.now), Deadline: rq.now.Add(deadline)}, kick
 }
 
+// loadHostingNoBody reads the caller's hosting account for a request that
+// takes no body: an account not found is its 404 whatever the body, then the
+// body must pass decodeNoBody (nothing, or an empty object).
+func (a *API) loadHostingNoBody(rq *request) (store.HostingAccount, error) {
+	h, err := a.loadHosting(rq)
+	if err != nil {
+		return h, err
+	}
+	return h, decodeNoBody(rq.body)
+}
+
 // loadCustomDomain reads the caller's hosting account and its custom domain
 // for a POST that takes no body.
 func (a *API) loadCustomDomain(rq *request) (store.HostingAccount, store.CustomDomain, error) {
-	h, err := a.loadHosting(rq)
+	h, err := a.loadHostingNoBody(rq)
 	if err != nil {
-		return h, store.CustomDomain{}, err
-	}
-	if err := decodeNoBody(rq.body); err != nil {
 		return h, store.CustomDomain{}, err
 	}
 	d, err := readOne(a, "custom domain", func(r store.ReadTx) (store.CustomDomain, error) {
@@ -270,11 +278,8 @@ func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
 }
 
 func (a *API) deleteCustomDomain(rq *request) (int, any, error) {
-	h, err := a.loadHosting(rq)
+	h, err := a.loadHostingNoBody(rq)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := decodeNoBody(rq.body); err != nil {
 		return 0, nil, err
 	}
 	detach, kick := a.detachAction(rq)
@@ -293,11 +298,8 @@ func (a *API) deleteCustomDomain(rq *request) (int, any, error) {
 // account being gone or not the caller's (seed: "404 … does not exist or
 // is not yours").
 func (a *API) retryCertificate(rq *request) (int, any, error) {
-	h, err := a.loadHosting(rq)
+	h, err := a.loadHostingNoBody(rq)
 	if err != nil {
-		return 0, nil, err
-	}
-	if err := decodeNoBody(rq.body); err != nil {
 		return 0, nil, err
 	}
 	var d store.CustomDomain
