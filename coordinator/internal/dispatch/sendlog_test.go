@@ -1,37 +1,14 @@
 package dispatch
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	pb "github.com/hostplane/hostplane/proto"
+	"github.com/hostplane/hostplane/tests/framework"
 )
-
-// lockedBuffer is a bytes.Buffer for a logger written from several
-// goroutines.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// take returns what was written since the last take.
-func (b *lockedBuffer) take() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	s := b.buf.String()
-	b.buf.Reset()
-	return s
-}
 
 // TestSendLogLines: at the default (info) level an action sent for the
 // first time logs one line, "action finished" with its outcome and the
@@ -47,12 +24,14 @@ func TestSendLogLines(t *testing.T) {
 		{slog.LevelDebug, []string{"action sent|action finished", "action sent|action finished"}},
 	} {
 		r := newHeldRig(t, []*pb.Envelope{resultFrame("act_1")}, nil)
-		var out lockedBuffer
+		var out framework.SyncBuilder // written from the dispatcher's goroutines
 		r.d.s.Log = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: tc.level}))
+		read := 0 // of out: what the sends before logged
 		for i, want := range tc.want {
 			r.d.send(context.Background(), pendingAction())
 			waitIdle(t, r.d)
-			text := out.take()
+			text := out.String()[read:]
+			read += len(text)
 			var msgs []string
 			for _, line := range strings.Split(strings.TrimSpace(text), "\n") {
 				_, msg, _ := strings.Cut(line, "msg=")
