@@ -69,6 +69,12 @@ type RebootWatch struct {
 	// domain's state and sends no lifecycle event for it (libvirt's
 	// qemuProcessHandleShutdown; none came in 22 reboots watched here).
 	Reset <-chan struct{}
+	// Lost is closed when the libvirt connection the watch is on ends first
+	// (libvirtd restarted, the socket broke): neither signal can come any
+	// more, and whether the guest reset meanwhile is not known
+	// (ErrConnectionLost). A signal delivered before the connection ended is
+	// closed before Lost. Nil: never.
+	Lost <-chan struct{}
 	// Stop ends the watch; it must be called, once.
 	Stop func()
 }
@@ -190,6 +196,10 @@ var (
 	ErrUnsupported = errors.New("not supported")
 	ErrInvalid     = errors.New("invalid request")
 	ErrHypervisor  = errors.New("hypervisor error (details in the agent log)")
+
+	// ErrConnectionLost is a watch ended by the end of its libvirt
+	// connection (RebootWatch.Lost); it is ErrUnavailable.
+	ErrConnectionLost = fmt.Errorf("%w: the connection to libvirtd was lost", ErrUnavailable)
 )
 
 // Error is a libvirt failure translated for operators. Error() is safe to show;

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/digitalocean/go-libvirt"
@@ -37,8 +38,16 @@ type Libvirt struct {
 	// The connection's one subscription to libvirt's reboot events, relayed
 	// to the reboot watches (watchRebootEvent).
 	rebootMu       sync.Mutex
-	rebootConn     *libvirt.Libvirt         // the connection subscribed; nil: none
-	rebootWatchers map[chan struct{}]string // a watch's Event → its domain
+	rebootConn     *libvirt.Libvirt                // the connection subscribed; nil: none
+	rebootWatchers map[chan struct{}]rebootWatcher // a watch's Event → its domain and connection
+}
+
+// rebootWatcher is one reboot watch's part in the shared reboot event
+// subscription (watchRebootEvent).
+type rebootWatcher struct {
+	name string           // the domain
+	lv   *libvirt.Libvirt // the connection the watch is on
+	lost chan struct{}    // closed when lv's subscription ends
 }
 
 // NewLibvirt connects to libvirtd. Close it when done.
@@ -134,7 +143,10 @@ func Translate(op, res string, err error) error {
 		e.Kind = ErrBusy
 	case strings.Contains(msg, "guest agent is not connected") || strings.Contains(msg, "guest agent not available"):
 		e.Kind = ErrGuestAgent
-	case errors.Is(err, os.ErrDeadlineExceeded) || strings.Contains(msg, "connection refused") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset"):
+	case errors.Is(err, os.ErrDeadlineExceeded) || strings.Contains(msg, "connection refused") || strings.Contains(msg, "broken pipe") || strings.Contains(msg, "connection reset"),
+		// The connection ended during the call (go-libvirt's
+		// ErrInterrupted), or before it (its socket answers EINVAL).
+		errors.Is(err, libvirt.ErrInterrupted) || errors.Is(err, syscall.EINVAL):
 		e.Kind = ErrUnavailable
 	}
 	return e
@@ -501,8 +513,12 @@ func (l *Libvirt) RebootDomain(ctx context.Context, name string) (*RebootWatch, 
 
 // watchReset subscribes to the two signals of domain d's reset (RebootWatch):
 // libvirt's reboot event (watchRebootEvent) and QEMU's RESET event for d.
+// When the connection lv ends, both subscriptions end (go-libvirt closes
+// every event stream of a lost connection) and the watch's Lost is closed,
+// after any signal delivered before: a reboot in flight does not wait for
+// signals that can no longer come.
 func (l *Libvirt) watchReset(lv *libvirt.Libvirt, d libvirt.Domain) (*RebootWatch, error) {
-	event, unwatch, err := l.watchRebootEvent(lv, d.Name)
+	event, eventLost, unwatch, err := l.watchRebootEvent(lv, d.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -513,39 +529,49 @@ func (l *Libvirt) watchReset(lv *libvirt.Libvirt, d libvirt.Domain) (*RebootWatc
 		unwatch()
 		return nil, l.translate("reboot", d.Name, err)
 	}
-	reset, done := make(chan struct{}), make(chan struct{})
+	reset, lost, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
 		closeOnFirst(reset, qemuEvents, func(ev libvirt.DomainEvent) bool {
 			return ev.Event == "RESET" && ev.Domain.Name == d.Name
 		})
+		// The QEMU events ended: Stop, or the connection ended, which
+		// ends the reboot event subscription too.
+		select {
+		case <-eventLost:
+			close(lost)
+		case <-wctx.Done():
+		}
 	}()
-	return &RebootWatch{Event: event, Reset: reset, Stop: func() { cancel(); <-done; unwatch() }}, nil
+	return &RebootWatch{Event: event, Reset: reset, Lost: lost, Stop: func() { cancel(); <-done; unwatch() }}, nil
 }
 
 // watchRebootEvent returns a channel closed on libvirt's next reboot event
-// for domain name, and the function that ends the watch. libvirtd takes one
+// for domain name, one closed instead when the subscription ends with the
+// connection lv, and the function that ends the watch. libvirtd takes one
 // subscription to the reboot events of every domain per connection and
 // refuses a second while it is open ("event callback already tracked"; the
 // library has no per-domain subscription), so two VMs rebooting at once
-// share this one: made on lv at the first watch, kept while lv is connected.
-func (l *Libvirt) watchRebootEvent(lv *libvirt.Libvirt, name string) (<-chan struct{}, func(), error) {
+// share this one: made on lv at the first watch, kept while lv is connected,
+// made again on the next connection.
+func (l *Libvirt) watchRebootEvent(lv *libvirt.Libvirt, name string) (event, lost <-chan struct{}, unwatch func(), err error) {
 	l.rebootMu.Lock()
 	defer l.rebootMu.Unlock()
 	if l.rebootConn != lv {
 		events, err := lv.SubscribeEvents(context.Background(), libvirt.DomainEventIDReboot, libvirt.OptDomain{})
 		if err != nil {
-			return nil, nil, l.translate("reboot", name, err)
+			return nil, nil, nil, l.translate("reboot", name, err)
 		}
 		l.rebootConn = lv
 		if l.rebootWatchers == nil {
-			l.rebootWatchers = map[chan struct{}]string{}
+			l.rebootWatchers = map[chan struct{}]rebootWatcher{}
 		}
 		go l.relayRebootEvents(lv, events)
 	}
 	c := make(chan struct{})
-	l.rebootWatchers[c] = name
-	return c, func() {
+	w := rebootWatcher{name: name, lv: lv, lost: make(chan struct{})}
+	l.rebootWatchers[c] = w
+	return c, w.lost, func() {
 		l.rebootMu.Lock()
 		delete(l.rebootWatchers, c)
 		l.rebootMu.Unlock()
@@ -553,7 +579,8 @@ func (l *Libvirt) watchRebootEvent(lv *libvirt.Libvirt, name string) (<-chan str
 }
 
 // relayRebootEvents closes the watches of each reboot event's domain, until
-// the connection lv ends (the library then closes events); the next watch
+// the connection lv ends (the library then closes events); then it closes
+// the lost channel of every watch still open on lv, and the next watch
 // subscribes again on the new connection.
 func (l *Libvirt) relayRebootEvents(lv *libvirt.Libvirt, events <-chan any) {
 	for ev := range events {
@@ -562,8 +589,8 @@ func (l *Libvirt) relayRebootEvents(lv *libvirt.Libvirt, events <-chan any) {
 			continue
 		}
 		l.rebootMu.Lock()
-		for c, name := range l.rebootWatchers {
-			if name == m.Msg.Dom.Name {
+		for c, w := range l.rebootWatchers {
+			if w.lv == lv && w.name == m.Msg.Dom.Name {
 				close(c)
 				delete(l.rebootWatchers, c)
 			}
@@ -571,10 +598,16 @@ func (l *Libvirt) relayRebootEvents(lv *libvirt.Libvirt, events <-chan any) {
 		l.rebootMu.Unlock()
 	}
 	l.rebootMu.Lock()
+	defer l.rebootMu.Unlock()
 	if l.rebootConn == lv {
 		l.rebootConn = nil
 	}
-	l.rebootMu.Unlock()
+	for c, w := range l.rebootWatchers {
+		if w.lv == lv {
+			close(w.lost)
+			delete(l.rebootWatchers, c)
+		}
+	}
 }
 
 // closeOnFirst closes c on the first of events that match accepts, and reads

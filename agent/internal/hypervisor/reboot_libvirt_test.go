@@ -91,3 +91,97 @@ func TestLibvirtRebootSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestLibvirtRebootWatchConnectionLost: when the agent's libvirt connection
+// ends (libvirtd restarted; here the test closes the client connection, as
+// the libvirtd is shared), every open reboot watch ends at once through its
+// Lost, without a signal: a reboot in flight does not wait out its grace for
+// events that can no longer come. The next reboot, on the new connection,
+// subscribes again and sees both signals.
+func TestLibvirtRebootWatchConnectionLost(t *testing.T) {
+	ctx, g, h, prefix, _, disk := guestOverlay(t)
+	logPath := filepath.Join(t.TempDir(), "console.log")
+	name, idle := prefix+"-vm", prefix+"-idle"
+	spec := hypervisor.DomainSpec{Name: name, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64",
+		VCPUs: 1, MemoryMiB: 128, Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline, DiskPath: disk.Path,
+		MAC: "52:54:00:aa:bb:04", Network: "user", ConsoleLog: logPath}
+	if _, err := h.DefineDomain(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	// A second domain's watch (defined, not running): every watch ends.
+	if _, err := h.DefineDomain(ctx, hypervisor.DomainSpec{Name: idle, Type: "qemu", Machine: "pc",
+		Emulator: "/usr/bin/qemu-system-x86_64", VCPUs: 1, MemoryMiB: 64, DiskPath: filepath.Join(h.PoolPath(), idle+".qcow2"),
+		MAC: "52:54:00:aa:bb:05", Network: "user"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.StartDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testenv.WaitForLog(ctx, logPath, "GUEST-READY", 1); err != nil {
+		t.Fatal(err)
+	}
+	pid := testenv.QEMUPID(t, name)
+	watches := map[string]*hypervisor.RebootWatch{}
+	for _, n := range []string{name, idle} {
+		w, err := h.WatchReset(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Stop()
+		watches[n] = w
+	}
+	lv, err := h.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if err := lv.Disconnect(); err != nil {
+		t.Fatal(err)
+	}
+	for n, w := range watches {
+		select {
+		case <-w.Lost:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the reboot watch of %s did not end within 10 s of the connection's end", n)
+		}
+		for sig, c := range map[string]<-chan struct{}{"libvirt's reboot event": w.Event, "QEMU's RESET event": w.Reset} {
+			select {
+			case <-c:
+				t.Fatalf("the watch of %s, ended by the connection's end, says %s came", n, sig)
+			default:
+			}
+		}
+	}
+	t.Logf("every watch ended %s after the connection's end", time.Since(start).Round(time.Millisecond))
+
+	// The next reboot is on a new connection, with a new subscription.
+	w, err := h.RebootDomain(ctx, name)
+	if err != nil {
+		t.Fatalf("reboot after the connection's end: %v", err)
+	}
+	defer w.Stop()
+	for sig, c := range map[string]<-chan struct{}{"libvirt's reboot event": w.Event, "QEMU's RESET event": w.Reset} {
+		select {
+		case <-c:
+		case <-w.Lost:
+			t.Fatalf("the watch on the new connection ended before %s", sig)
+		case <-ctx.Done():
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("no %s for the reboot on the new connection; console:\n%s", sig, b)
+		}
+	}
+	if _, err := testenv.WaitForLog(ctx, logPath, "GUEST-READY", 2); err != nil {
+		t.Fatal(err)
+	}
+	if got := testenv.QEMUPID(t, name); got != pid {
+		t.Fatalf("the reboot replaced the QEMU process: pid %d → %d", pid, got)
+	}
+	if err := h.DestroyDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{name, idle} {
+		if err := h.UndefineDomain(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

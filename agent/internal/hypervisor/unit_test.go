@@ -3,10 +3,12 @@ package hypervisor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/digitalocean/go-libvirt"
@@ -67,6 +69,8 @@ func TestTranslate(t *testing.T) {
 		{libvirt.Error{Code: uint32(libvirt.ErrInternalError), Message: "cannot write: No space left on device"}, ErrNoSpace},
 		{libvirt.Error{Code: uint32(libvirt.ErrAgentUnresponsive), Message: "Guest agent is not responding"}, ErrGuestAgent},
 		{libvirt.Error{Code: uint32(libvirt.ErrInternalError), Message: "something odd"}, ErrHypervisor},
+		{libvirt.ErrInterrupted, ErrUnavailable},              // the connection ended during the call
+		{fmt.Errorf("x: %w", syscall.EINVAL), ErrUnavailable}, // go-libvirt's answer on a closed connection
 	}
 	for _, c := range cases {
 		e := Translate("op", "res", c.err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
@@ -178,7 +179,11 @@ const rebootEventLag = 2 * time.Second
 
 // reboot returns NodeRebootGuest or NodeRebootReset. The guest has rebooted
 // when either of the watch's two signals comes (RebootWatch); only when
-// neither comes within the grace is it reset.
+// neither comes within the grace is it reset. When the libvirt connection
+// ends first, the reboot fails (unavailable) at once, without a reset:
+// whether the guest rebooted cannot be known any more, and a reset after the
+// grace could be a second reboot of a guest that had done it; the caller
+// retries, on the agent's new connection.
 func (m *Manager) reboot(ctx context.Context, name string, grace time.Duration, force bool) (string, error) {
 	if !force {
 		w, err := m.hv.RebootDomain(ctx, name)
@@ -194,12 +199,25 @@ func (m *Manager) reboot(ctx context.Context, name string, grace time.Duration, 
 			// this signal is what recognised the reboot.
 			select {
 			case <-w.Event:
+			case <-w.Lost:
 			case <-m.clock.After(rebootEventLag):
 				m.log.Warn("reboot: libvirt's reboot event did not come, QEMU's reset event did: the guest rebooted",
 					"vm", name, "waited", rebootEventLag)
 			case <-ctx.Done():
 			}
 			return api.NodeRebootGuest, nil
+		case <-w.Lost:
+			// A signal delivered before the connection ended is closed
+			// before Lost; select picks among ready cases at random.
+			select {
+			case <-w.Event:
+				return api.NodeRebootGuest, nil
+			case <-w.Reset:
+				return api.NodeRebootGuest, nil
+			default:
+			}
+			return "", fmt.Errorf("reboot %s: %w while waiting for the guest to restart: whether it restarted is not known, it was not reset; retry the reboot",
+				name, hypervisor.ErrConnectionLost)
 		case <-m.clock.After(grace):
 		case <-ctx.Done():
 			return "", ctx.Err()

@@ -2,9 +2,11 @@ package ops
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/hypervisor/hvfake"
@@ -13,10 +15,11 @@ import (
 )
 
 // lostSignals is the fake hypervisor whose reboot watch never delivers the
-// signals named: the guest still reboots on the ACPI request.
+// signals named: the guest still reboots on the ACPI request. With conn the
+// watch's libvirt connection has ended (its Lost is closed).
 type lostSignals struct {
 	*hvfake.HV
-	event, reset bool
+	event, reset, conn bool
 }
 
 func (h lostSignals) RebootDomain(ctx context.Context, name string) (*hypervisor.RebootWatch, error) {
@@ -30,6 +33,11 @@ func (h lostSignals) RebootDomain(ctx context.Context, name string) (*hypervisor
 	}
 	if h.reset {
 		out.Reset = make(chan struct{})
+	}
+	if h.conn {
+		lost := make(chan struct{})
+		close(lost)
+		out.Lost = lost
 	}
 	return &out, nil
 }
@@ -78,4 +86,49 @@ func TestRebootSeenThroughEitherSignal(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRebootConnectionLost: when the agent's libvirt connection ends while
+// a reboot waits for the guest's reset (libvirtd restarted), neither signal
+// can come any more. The reboot fails at once as unavailable, saying that
+// whether the guest restarted is not known, without waiting for the grace
+// and without a reset (before, it waited out the grace and reset the guest,
+// a second reboot if it had rebooted, and said it had not restarted). A
+// signal delivered before the connection ended still counts.
+func TestRebootConnectionLost(t *testing.T) {
+	t.Run("no signal before", func(t *testing.T) {
+		m, _, hv := newWithVM1(t)
+		m.hv = lostSignals{HV: hv, event: true, reset: true, conn: true}
+		start := time.Now()
+		op, err := m.Reboot(context.Background(), "vm1", api.NodeStopRequest{OpID: "r1", GraceSeconds: 600})
+		if err != nil || op.State != api.NodeOpFailed || op.Error == nil || op.Error.Code != api.NodeErrUnavailable {
+			t.Fatalf("reboot on a lost connection: %+v %+v %v", op, op.Result, err)
+		}
+		for _, want := range []string{"connection to libvirtd was lost", "not known", "not reset", "retry"} {
+			if !strings.Contains(op.Error.Message, want) {
+				t.Errorf("error %q does not say %q", op.Error.Message, want)
+			}
+		}
+		if n := hv.Count("ResetDomain"); n != 0 {
+			t.Errorf("%d resets after the connection was lost", n)
+		}
+		if el := time.Since(start); el >= 600*time.Millisecond { // 600 s at the fake clock's 1000×
+			t.Errorf("the reboot failed after %s, the grace", el)
+		}
+	})
+	t.Run("reboot event before", func(t *testing.T) {
+		m, _, hv := newWithVM1(t)
+		m.hv = lostSignals{HV: hv, conn: true}
+		// The watch's signals and Lost are all closed: every try, whichever
+		// the select sees first, is a guest reboot.
+		for i := range 20 {
+			op, err := m.Reboot(context.Background(), "vm1", api.NodeStopRequest{OpID: fmt.Sprintf("r%d", i)})
+			if err != nil || op.State != api.NodeOpSucceeded || op.Result.RebootMethod != api.NodeRebootGuest {
+				t.Fatalf("try %d: a guest reboot seen before the connection was lost: %+v %+v %v", i, op, op.Error, err)
+			}
+		}
+		if n := hv.Count("ResetDomain"); n != 0 {
+			t.Errorf("%d resets", n)
+		}
+	})
 }
