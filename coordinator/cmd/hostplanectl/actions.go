@@ -47,11 +47,11 @@ func newActionListCmd(g *globals) *cobra.Command {
 				if a.Error != nil {
 					errText = a.Error.Code + ": " + a.Error.Message
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d%%\t%s\t%s\t%s\n", a.ID, a.AccountID, a.Command, a.ResourceID, a.Status,
+				fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d%%\t%s\t%s\t%s\n", a.ID, a.AccountID, a.Command, a.ResourceID, a.Status,
 					dash(a.CurrentTask), a.Progress, a.CreatedAt.UTC().Format(time.RFC3339), dash(a.NodeID), printable(errText, false))
 			})
 			if l.NextCursor != nil {
-				fmt.Fprintf(os.Stderr, "more: hostplanectl action list --cursor %s (with the same filters)\n", *l.NextCursor)
+				fprintf(os.Stderr, "more: hostplanectl action list --cursor %s (with the same filters)\n", *l.NextCursor)
 			}
 		}),
 	}
@@ -96,21 +96,21 @@ func checkActionQuery(c *cobra.Command, q client.AdminActionQuery) error {
 
 func printAction(a api.AdminAction) {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "ID:\t%s\n", a.ID)
-	fmt.Fprintf(tw, "ACCOUNT:\t%s\n", a.AccountID)
-	fmt.Fprintf(tw, "COMMAND:\t%s\n", a.Command)
-	fmt.Fprintf(tw, "RESOURCE:\t%s %s\n", a.ResourceType, a.ResourceID)
-	fmt.Fprintf(tw, "STATUS:\t%s (%d%%)\n", a.Status, a.Progress)
-	fmt.Fprintf(tw, "TASK:\t%s\n", dash(a.CurrentTask))
-	fmt.Fprintf(tw, "NODE:\t%s (step %s)\n", dash(a.NodeID), dash(a.Step))
-	fmt.Fprintf(tw, "CREATED:\t%s\n", a.CreatedAt.UTC().Format(time.RFC3339))
-	fmt.Fprintf(tw, "STARTED:\t%s\n", tstr(a.StartedAt))
-	fmt.Fprintf(tw, "FINISHED:\t%s\n", tstr(a.FinishedAt))
+	fprintf(tw, "ID:\t%s\n", a.ID)
+	fprintf(tw, "ACCOUNT:\t%s\n", a.AccountID)
+	fprintf(tw, "COMMAND:\t%s\n", a.Command)
+	fprintf(tw, "RESOURCE:\t%s %s\n", a.ResourceType, a.ResourceID)
+	fprintf(tw, "STATUS:\t%s (%d%%)\n", a.Status, a.Progress)
+	fprintf(tw, "TASK:\t%s\n", dash(a.CurrentTask))
+	fprintf(tw, "NODE:\t%s (step %s)\n", dash(a.NodeID), dash(a.Step))
+	fprintf(tw, "CREATED:\t%s\n", a.CreatedAt.UTC().Format(time.RFC3339))
+	fprintf(tw, "STARTED:\t%s\n", tstr(a.StartedAt))
+	fprintf(tw, "FINISHED:\t%s\n", tstr(a.FinishedAt))
 	if a.Method != "" {
-		fmt.Fprintf(tw, "METHOD:\t%s\n", a.Method)
+		fprintf(tw, "METHOD:\t%s\n", a.Method)
 	}
 	if a.Error != nil {
-		fmt.Fprintf(tw, "ERROR:\t%s: %s\n", a.Error.Code, printable(a.Error.Message, false))
+		fprintf(tw, "ERROR:\t%s: %s\n", a.Error.Code, printable(a.Error.Message, false))
 	}
 	_ = tw.Flush()
 }

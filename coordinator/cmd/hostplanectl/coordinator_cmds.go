@@ -35,7 +35,7 @@ func newAccountCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.print(acc, func() { fmt.Printf("account %s created (%s)\n", acc.ID, acc.Email) })
+			return g.print(acc, func() { printf("account %s created (%s)\n", acc.ID, acc.Email) })
 		},
 	}
 	create.Flags().StringVar(&req.Email, "email", "", "email address (required, unique)")
@@ -45,7 +45,7 @@ func newAccountCmd(g *globals) *cobra.Command {
 	show := adminCmd(g, "show ACCOUNT_ID|EMAIL", "Show an account", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.Account, error) {
 		return g.admin().Account(c.Context(), args[0])
 	}, func(acc api.Account) {
-		fmt.Printf("id:       %s\nemail:    %s\nname:     %s\ncountry:  %s\ncreated:  %s\nbalance:  %s\n",
+		printf("id:       %s\nemail:    %s\nname:     %s\ncountry:  %s\ncreated:  %s\nbalance:  %s\n",
 			acc.ID, acc.Email, acc.Name, acc.Country, acc.CreatedAt.Format(time.RFC3339), money(acc.BalanceUsdCents))
 	})
 	cmd.AddCommand(create, show, newPricingCmd(g))
@@ -94,7 +94,7 @@ func newKeyCmd(g *globals) *cobra.Command {
 			}
 			return g.print(k, func() {
 				// Only the key goes to stdout, so KEY=$(hostplanectl key create …) works.
-				fmt.Fprintf(os.Stderr, "key %s for %s, scopes: %s\nThe key is shown only now; store it safely:\n", k.Info.ID, k.Info.AccountID, strings.Join(k.Info.Scopes, " "))
+				fprintf(os.Stderr, "key %s for %s, scopes: %s\nThe key is shown only now; store it safely:\n", k.Info.ID, k.Info.AccountID, strings.Join(k.Info.Scopes, " "))
 				fmt.Println(k.Key)
 			})
 		},
@@ -113,19 +113,19 @@ func newKeyCmd(g *globals) *cobra.Command {
 		// API's check), SCOPES theirs to choose: printable, so neither can
 		// add a row or reach the terminal as a control sequence.
 		table(os.Stdout, "ID\tNAME\tPREFIX\tLAST USED\tLAST IP\tUSES\tSTATE\tSCOPES", keys, func(tw io.Writer, k api.KeyInfo) {
-			fmt.Fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%d\t%s\t%s\n", k.ID, printable(k.Name, false), k.Prefix, tstr(k.LastUsedAt), dash(printable(k.LastUsedIP, false)), k.UseCount, keyState(k), printable(strings.Join(k.Scopes, ","), false))
+			fprintf(tw, "%s\t%s\t%s…\t%s\t%s\t%d\t%s\t%s\n", k.ID, printable(k.Name, false), k.Prefix, tstr(k.LastUsedAt), dash(printable(k.LastUsedIP, false)), k.UseCount, keyState(k), printable(strings.Join(k.Scopes, ","), false))
 		})
 	})
 	revoke := adminCmd(g, "revoke KEY_ID", "Revoke a key (takes effect at once)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.KeyInfo, error) {
 		return g.admin().RevokeKey(c.Context(), args[0])
-	}, func(k api.KeyInfo) { fmt.Printf("key %s revoked\n", k.ID) })
+	}, func(k api.KeyInfo) { printf("key %s revoked\n", k.ID) })
 	usage := adminCmd(g, "usage KEY_ID", "Show a key's recent usage log", cobra.ExactArgs(1), func(c *cobra.Command, args []string) ([]api.KeyUsage, error) {
 		return g.admin().KeyUsage(c.Context(), args[0])
 	}, func(u []api.KeyUsage) {
 		// METHOD and PATH are what the client sent (the path decoded: %1b is
 		// ESC): printable, as NAME in key list.
 		table(os.Stdout, "TIME\tMETHOD\tPATH\tSTATUS\tIP", u, func(tw io.Writer, e api.KeyUsage) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), printable(e.Method, false), printable(e.Path, false), e.Status, printable(e.IP, false))
+			fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.At.Format(time.RFC3339), printable(e.Method, false), printable(e.Path, false), e.Status, printable(e.IP, false))
 		})
 	})
 	cmd.AddCommand(create, list, revoke, usage)
@@ -166,7 +166,7 @@ func newWalletCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.print(tx, func() {
-				fmt.Printf("credited %s (transaction %s); balance now %s\n", money(tx.AmountUsdCents), tx.ID, money(tx.BalanceAfterUsdCents))
+				printf("credited %s (transaction %s); balance now %s\n", money(tx.AmountUsdCents), tx.ID, money(tx.BalanceAfterUsdCents))
 			})
 		},
 	}
@@ -250,7 +250,7 @@ func newInvoiceCmd(g *globals) *cobra.Command {
 				return err
 			}
 			return g.print(inv, func() {
-				fmt.Printf("invoice %s (%s) issued: %s, %s\n", inv.Number, inv.ID, money(inv.TotalUsdCents), inv.Status)
+				printf("invoice %s (%s) issued: %s, %s\n", inv.Number, inv.ID, money(inv.TotalUsdCents), inv.Status)
 			})
 		},
 	}
@@ -261,7 +261,7 @@ func newInvoiceCmd(g *globals) *cobra.Command {
 	nonEmptyWhenGiven(issue.Flags(), "idempotency-key")
 	pay := adminCmd(g, "pay INVOICE_ID", "Pay an unpaid invoice from the wallet", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.Invoice, error) {
 		return g.admin().PayInvoice(c.Context(), args[0])
-	}, func(inv api.Invoice) { fmt.Printf("invoice %s is %s\n", inv.Number, inv.Status) })
+	}, func(inv api.Invoice) { printf("invoice %s is %s\n", inv.Number, inv.Status) })
 	cmd.AddCommand(issue, pay)
 	return cmd
 }
@@ -286,17 +286,17 @@ func newTicketCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.print(t, func() { fmt.Printf("replied to ticket #%d (%s); status %s\n", t.Number, t.ID, t.Status) })
+			return g.print(t, func() { printf("replied to ticket #%d (%s); status %s\n", t.Number, t.ID, t.Status) })
 		},
 	}
 	reply.Flags().StringVar(&req.Body, "body", "", "reply text, or - to read stdin (required)")
 	reply.Flags().StringVar(&req.StaffName, "as", "Support", "staff name shown to the customer")
 	status := adminCmd(g, "status TICKET_ID STATUS", "Set a ticket's status ("+strings.Join(api.TicketStatuses, "|")+")", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (api.Ticket, error) {
 		return g.admin().SetTicketStatus(c.Context(), args[0], args[1])
-	}, func(t api.Ticket) { fmt.Printf("ticket #%d is %s\n", t.Number, t.Status) })
+	}, func(t api.Ticket) { printf("ticket #%d is %s\n", t.Number, t.Status) })
 	closeCmd := adminCmd(g, "close TICKET_ID", "Close a ticket (a customer reply re-opens it)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.Ticket, error) {
 		return g.admin().CloseTicket(c.Context(), args[0])
-	}, func(t api.Ticket) { fmt.Printf("ticket #%d (%s) is %s\n", t.Number, t.ID, t.Status) })
+	}, func(t api.Ticket) { printf("ticket #%d (%s) is %s\n", t.Number, t.ID, t.Status) })
 	show := adminCmd(g, "show TICKET_ID", "Show a ticket of any account with its messages", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AdminTicket, error) {
 		return g.admin().Ticket(c.Context(), args[0])
 	}, printTicket)
@@ -331,11 +331,11 @@ func newTicketListCmd(g *globals) *cobra.Command {
 			return g.admin().Tickets(c.Context(), q)
 		}, func(l api.AdminTicketList) {
 			table(os.Stdout, "ID\tNUMBER\tACCOUNT\tSTATUS\tPRIORITY\tDEPARTMENT\tUPDATED\tSUBJECT", l.Data, func(tw io.Writer, t api.AdminTicket) {
-				fmt.Fprintf(tw, "%s\t#%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Number, t.AccountID, t.Status, printable(t.Priority, false),
+				fprintf(tw, "%s\t#%d\t%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, t.Number, t.AccountID, t.Status, printable(t.Priority, false),
 					printable(t.Department, false), t.UpdatedAt.UTC().Format(time.RFC3339), printable(t.Subject, false))
 			})
 			if l.Total > len(l.Data) {
-				fmt.Fprintf(os.Stderr, "%d of %d matching tickets shown (--limit)\n", len(l.Data), l.Total)
+				fprintf(os.Stderr, "%d of %d matching tickets shown (--limit)\n", len(l.Data), l.Total)
 			}
 		}),
 	}
@@ -348,7 +348,7 @@ func newTicketListCmd(g *globals) *cobra.Command {
 
 // printTicket prints a ticket's fields and its thread, oldest message first.
 func printTicket(t api.AdminTicket) {
-	fmt.Printf("ticket:      #%d (%s)\naccount:     %s\nsubject:     %s\nstatus:      %s\npriority:    %s\ndepartment:  %s\ncreated:     %s\nupdated:     %s\n",
+	printf("ticket:      #%d (%s)\naccount:     %s\nsubject:     %s\nstatus:      %s\npriority:    %s\ndepartment:  %s\ncreated:     %s\nupdated:     %s\n",
 		t.Number, t.ID, t.AccountID, printable(t.Subject, false), t.Status, printable(t.Priority, false), printable(t.Department, false),
 		t.CreatedAt.UTC().Format(time.RFC3339), t.UpdatedAt.UTC().Format(time.RFC3339))
 	for _, m := range t.Messages {
@@ -356,7 +356,8 @@ func printTicket(t api.AdminTicket) {
 		if m.StaffName != "" {
 			who += " (" + printable(m.StaffName, false) + ")"
 		}
-		fmt.Printf("\n--- %s, %s, %s\n%s\n", who, m.CreatedAt.UTC().Format(time.RFC3339), m.ID, printable(m.Body, true))
+		printf("\n--- %s, %s, %s\n", who, m.CreatedAt.UTC().Format(time.RFC3339), m.ID)
+		fmt.Printf("%s\n", printable(m.Body, true))
 	}
 }
 
@@ -388,7 +389,7 @@ func newClusterCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return g.print(st, func() { fmt.Printf("%s joined\n", args[0]); printStatus(st) })
+			return g.print(st, func() { printf("%s joined\n", args[0]); printStatus(st) })
 		},
 	}
 	join.Flags().StringVar(&joinAPI, "api-addr", "", "the new node's API address (optional: with a shared cluster secret the node registers it itself)")
@@ -405,7 +406,7 @@ until the missing ones are back. --force removes it anyway.`,
 			if err != nil {
 				return err
 			}
-			return g.print(st, func() { fmt.Printf("%s removed\n", args[0]); printStatus(st) })
+			return g.print(st, func() { printf("%s removed\n", args[0]); printStatus(st) })
 		},
 	}
 	remove.Flags().BoolVar(&force, "force", false, "remove a voter even if the voters left would not include a quorum that answers (the cluster stops taking writes)")
@@ -420,7 +421,7 @@ coordinator: the request is forwarded to the leader.`,
 		Args: cobra.NoArgs,
 		RunE: adminRun(g, func(c *cobra.Command, _ []string) (api.ClusterStatus, error) {
 			return g.admin().ClusterTransferLeadership(c.Context(), transferTo)
-		}, func(st api.ClusterStatus) { fmt.Printf("leadership transferred to %s\n", st.LeaderID); printStatus(st) }),
+		}, func(st api.ClusterStatus) { printf("leadership transferred to %s\n", st.LeaderID); printStatus(st) }),
 	}
 	transfer.Flags().StringVar(&transferTo, "to", "", "coordinator id to hand the leadership to (default: the most up-to-date voter)")
 	nonEmptyWhenGiven(transfer.Flags(), "to")
@@ -456,9 +457,9 @@ and the summary then goes to standard error.`,
 				summary = os.Stderr // stdout may be the copy itself
 			}
 			return g.printTo(summary, out, func() {
-				fmt.Fprintf(summary, "backup written to %s (%d bytes): the state of coordinator %s at applied index %d", args[0], n, info.Node, info.AppliedIndex)
+				fprintf(summary, "backup written to %s (%d bytes): the state of coordinator %s at applied index %d", args[0], n, info.Node, info.AppliedIndex)
 				if info.Stale {
-					fmt.Fprintf(summary, ", its own, not confirmed with the leader: it may miss writes acknowledged elsewhere")
+					fprintf(summary, ", its own, not confirmed with the leader: it may miss writes acknowledged elsewhere")
 				}
 				fmt.Fprintln(summary)
 			})
@@ -484,7 +485,7 @@ and the summary then goes to standard error.`,
 			if err != nil {
 				return err
 			}
-			return g.print(st, func() { fmt.Printf("restored %s\n", args[0]); printStatus(st) })
+			return g.print(st, func() { printf("restored %s\n", args[0]); printStatus(st) })
 		},
 	}
 	cmd.AddCommand(status, join, remove, transfer, backup, restore)
@@ -492,20 +493,20 @@ and the summary then goes to standard error.`,
 }
 
 func printStatus(st api.ClusterStatus) {
-	fmt.Printf("node %s: %s, leader %s, term %d, commit %d, applied %d, fsm %d bytes\n",
+	printf("node %s: %s, leader %s, term %d, commit %d, applied %d, fsm %d bytes\n",
 		st.NodeID, st.State, st.LeaderID, st.Term, st.CommitIndex, st.AppliedIndex, st.FSMBytes)
 	if st.MaxLevel > 0 {
-		fmt.Printf("semantics level %d (this coordinator applies up to %d)\n", max(st.Level, 1), st.MaxLevel)
+		printf("semantics level %d (this coordinator applies up to %d)\n", max(st.Level, 1), st.MaxLevel)
 	}
 	table(os.Stdout, "ID\tRAFT\tAPI\tSUFFRAGE\tLEADER\tMAX LEVEL", st.Servers, func(tw io.Writer, s api.ClusterServer) {
 		lvl := "-" // known on the leader's view only
 		if s.MaxLevel > 0 {
 			lvl = fmt.Sprint(s.MaxLevel)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.ID, s.RaftAddr, s.APIAddr, s.Suffrage, s.Leader, lvl)
+		fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.ID, s.RaftAddr, s.APIAddr, s.Suffrage, s.Leader, lvl)
 	})
 	for _, w := range st.Warnings {
-		fmt.Printf("warning: %s\n", w)
+		printf("warning: %s\n", w)
 	}
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -20,7 +19,7 @@ func newDomainCmd(g *globals) *cobra.Command {
 		return g.admin().Domains(c.Context(), account)
 	}, func(ds []api.AdminDomain) {
 		table(os.Stdout, "ID\tNAME\tSTATUS\tEXPIRES\tAUTO_RENEW\tIN_FLIGHT\tACCOUNT", ds, func(tw io.Writer, d api.AdminDomain) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\n", d.ID, d.Name, d.Status, expiry(d.ExpiresAt), d.AutoRenew, opLine(d.Op), d.AccountID)
+			fprintf(tw, "%s\t%s\t%s\t%s\t%t\t%s\t%s\n", d.ID, d.Name, d.Status, expiry(d.ExpiresAt), d.AutoRenew, opLine(d.Op), d.AccountID)
 		})
 	})
 	list.Flags().StringVar(&account, "account", "", "only this account's domains")
@@ -28,16 +27,16 @@ func newDomainCmd(g *globals) *cobra.Command {
 	show := adminCmd(g, "show DOMAIN_ID", "Show a domain, its latest change and the registry operation in flight", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AdminDomain, error) {
 		return g.admin().Domain(c.Context(), args[0])
 	}, func(d api.AdminDomain) {
-		fmt.Printf("id:            %s\nname:          %s\nstatus:        %s\naccount:       %s\nexpires:       %s\nnameservers:   %s\nauto_renew:    %t\ntransfer_lock: %t\nwhois_privacy: %t\nyearly price:  %s\n",
+		printf("id:            %s\nname:          %s\nstatus:        %s\naccount:       %s\nexpires:       %s\nnameservers:   %s\nauto_renew:    %t\ntransfer_lock: %t\nwhois_privacy: %t\nyearly price:  %s\n",
 			d.ID, d.Name, d.Status, d.AccountID, expiry(d.ExpiresAt), dash(strings.Join(d.Nameservers, ", ")), d.AutoRenew, d.TransferLock, d.WhoisPrivacy, usd(d.YearlyUsdCents))
 		if d.StatusReason != "" {
-			fmt.Printf("reason:        %s\n", d.StatusReason)
+			printf("reason:        %s\n", d.StatusReason)
 		}
 		if d.Change != nil {
-			fmt.Printf("last change:   %s %s %s\n", d.Change.ID, d.Change.Status, d.Change.Reason)
+			printf("last change:   %s %s %s\n", d.Change.ID, d.Change.Status, d.Change.Reason)
 		}
 		if d.Op != nil {
-			fmt.Printf("in flight:     %s (cl_trid %s, since %s)\n", opLine(d.Op), d.Op.ClTRID, d.Op.StartedAt.Format(time.RFC3339))
+			printf("in flight:     %s (cl_trid %s, since %s)\n", opLine(d.Op), d.Op.ClTRID, d.Op.StartedAt.Format(time.RFC3339))
 		}
 	})
 	cmd.AddCommand(list, show)

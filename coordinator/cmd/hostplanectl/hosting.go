@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"slices"
 	"strings"
 
@@ -33,11 +32,11 @@ func newHostingCmd(g *globals) *cobra.Command {
 		if out.Hosting.Location != "" {
 			in = " in location " + out.Hosting.Location
 		}
-		fmt.Printf("hosting account %s (%s, %s) placed on node %s%s with PHP %s; provisioning: action %s\n",
+		printf("hosting account %s (%s, %s) placed on node %s%s with PHP %s; provisioning: action %s\n",
 			out.Hosting.ID, out.Hosting.Username, out.Hosting.Domain, out.NodeID, in, out.Hosting.PHPVersion, out.Action.ID)
-		fmt.Printf("SFTP:     %s@%s (port %d), password (shown only this once): %s\n",
+		printf("SFTP:     %s@%s (port %d), password (shown only this once): %s\n",
 			out.Hosting.Connection.SFTPUser, out.Hosting.Connection.SFTPHost, out.Hosting.Connection.SFTPPort, out.SFTPPassword)
-		fmt.Printf("database: %s, user %s on %s, password (shown only this once): %s\n",
+		printf("database: %s, user %s on %s, password (shown only this once): %s\n",
 			out.Hosting.Connection.DBName, out.Hosting.Connection.DBUser, out.Hosting.Connection.DBHost, out.DBPassword)
 	})
 	f := create.Flags()
@@ -54,9 +53,9 @@ func newHostingCmd(g *globals) *cobra.Command {
 	list := adminCmd(g, "list", "List hosting accounts (optionally of an account)", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.AdminHostingAccount, error) {
 		return g.admin().ListHosting(c.Context(), account)
 	}, func(hs []api.AdminHostingAccount) {
-		fmt.Printf("%-30s %-16s %-30s %-12s %-6s %-16s %s\n", "ID", "USERNAME", "DOMAIN", "STATUS", "PHP", "NODE", "ACCOUNT")
+		printf("%-30s %-16s %-30s %-12s %-6s %-16s %s\n", "ID", "USERNAME", "DOMAIN", "STATUS", "PHP", "NODE", "ACCOUNT")
 		for _, h := range hs {
-			fmt.Printf("%-30s %-16s %-30s %-12s %-6s %-16s %s\n", h.ID, h.Username, h.Domain, h.Status, h.PHPVersion, h.NodeID, h.AccountID)
+			printf("%-30s %-16s %-30s %-12s %-6s %-16s %s\n", h.ID, h.Username, h.Domain, h.Status, h.PHPVersion, h.NodeID, h.AccountID)
 		}
 	})
 	list.Flags().StringVar(&account, "account", "", "only this account's hosting accounts")
@@ -68,12 +67,12 @@ func newHostingCmd(g *globals) *cobra.Command {
 		}
 		return g.admin().ResetHostingPassword(c.Context(), args[0], target)
 	}, func(out api.HostingPasswordResetAccepted) {
-		fmt.Printf("hosting account %s: new passwords set by action %s (the old ones work until it succeeds)\n", out.Action.ResourceID, out.Action.ID)
+		printf("hosting account %s: new passwords set by action %s (the old ones work until it succeeds)\n", out.Action.ResourceID, out.Action.ID)
 		if out.SFTPPassword != "" {
-			fmt.Printf("SFTP password (shown only this once): %s\n", out.SFTPPassword)
+			printf("SFTP password (shown only this once): %s\n", out.SFTPPassword)
 		}
 		if out.DBPassword != "" {
-			fmt.Printf("database password (shown only this once): %s\n", out.DBPassword)
+			printf("database password (shown only this once): %s\n", out.DBPassword)
 		}
 	})
 	reset.Flags().StringVar(&target, "target", "", "which passwords: sftp, db or both (default both)")

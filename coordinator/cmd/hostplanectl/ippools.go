@@ -28,7 +28,7 @@ func newIPPoolCmd(g *globals) *cobra.Command {
 		}
 		req.QuarantineSeconds = int64(quarantine / time.Second)
 		return g.admin().CreateIPPool(c.Context(), req)
-	}, func(p api.IPPool) { fmt.Printf("ip pool %s created: %s\n", p.Name, usageLine(p)) })
+	}, func(p api.IPPool) { printf("ip pool %s created: %s\n", p.Name, usageLine(p)) })
 	f := create.Flags()
 	f.StringVar(&req.CIDR, "cidr", "", "the pool's network (203.0.113.0/24, 2001:db8::/48)")
 	f.StringVar(&req.Gateway, "gateway", "", "the servers' default gateway")
@@ -43,14 +43,14 @@ func newIPPoolCmd(g *globals) *cobra.Command {
 		return g.admin().IPPools(c.Context())
 	}, func(ps []api.IPPool) {
 		table(os.Stdout, "NAME\tCIDR\tGATEWAY\tBRIDGE\tNODES\tUSED\tRESERVED\tQUARANTINED\tFREE\tTOTAL", ps, func(tw io.Writer, p api.IPPool) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", p.Name, poolCIDR(p), p.Gateway, dash(p.Bridge),
+			fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\n", p.Name, poolCIDR(p), p.Gateway, dash(p.Bridge),
 				dash(strings.Join(p.Nodes, ",")), p.Usage.Used, p.Usage.Reserved, p.Usage.Quarantined, p.Usage.Free, p.Usage.Total)
 		})
 	})
 	show := adminCmd(g, "show NAME", "Show a pool, its usage and every address in use, reserved or in quarantine", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.IPPoolDetail, error) {
 		return g.admin().IPPool(c.Context(), args[0])
 	}, func(p api.IPPoolDetail) {
-		fmt.Printf("name:        %s\ncidr:        %s\ngateway:     %s\nbridge:      %s\nnodes:       %s\nresolvers:   %s\nexclude:     %s\nquarantine:  %s\nusage:       %s\n",
+		printf("name:        %s\ncidr:        %s\ngateway:     %s\nbridge:      %s\nnodes:       %s\nresolvers:   %s\nexclude:     %s\nquarantine:  %s\nusage:       %s\n",
 			p.Name, poolCIDR(p.IPPool), p.Gateway, dash(p.Bridge), dash(strings.Join(p.Nodes, ", ")), dash(strings.Join(p.Resolvers, ", ")),
 			dash(strings.Join(p.Exclude, ", ")), time.Duration(p.QuarantineSeconds)*time.Second, usageLine(p.IPPool))
 		if len(p.Addresses) == 0 {
@@ -62,20 +62,20 @@ func newIPPoolCmd(g *globals) *cobra.Command {
 			if a.Until != nil {
 				until = a.Until.UTC().Format(time.RFC3339)
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Prefix, a.Status, dash(a.ServerID), dash(a.AccountID), until, dash(a.Note))
+			fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Prefix, a.Status, dash(a.ServerID), dash(a.AccountID), until, dash(a.Note))
 		})
 	})
 	remove := adminCmd(g, "remove NAME", "Remove a pool with no address allocated or reserved", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.IPPool, error) {
 		return g.admin().RemoveIPPool(c.Context(), args[0])
-	}, func(p api.IPPool) { fmt.Printf("ip pool %s removed\n", p.Name) })
+	}, func(p api.IPPool) { printf("ip pool %s removed\n", p.Name) })
 	var note string
 	reserve := adminCmd(g, "reserve NAME IP", "Reserve an address of the pool (never allocated to a server)", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (api.IPPoolAddress, error) {
 		return g.admin().ReserveIP(c.Context(), args[0], api.IPReserveRequest{IP: args[1], Note: note})
-	}, func(a api.IPPoolAddress) { fmt.Printf("%s reserved\n", a.Prefix) })
+	}, func(a api.IPPoolAddress) { printf("%s reserved\n", a.Prefix) })
 	reserve.Flags().StringVar(&note, "note", "", "why it is reserved")
 	release := adminCmd(g, "release NAME IP", "Free a reserved address, or end an address's quarantine now", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (api.IPPoolAddress, error) {
 		return g.admin().ReleaseIP(c.Context(), args[0], args[1])
-	}, func(a api.IPPoolAddress) { fmt.Printf("%s released\n", a.Prefix) })
+	}, func(a api.IPPoolAddress) { printf("%s released\n", a.Prefix) })
 	cmd.AddCommand(create, list, show, remove, reserve, release)
 	return cmd
 }

@@ -34,7 +34,8 @@ func main() {
 	defer stop()
 	if c, err := root.ExecuteContextC(ctx); err != nil {
 		err = socketFlag(c, flagOfField(c, err))
-		fmt.Fprintln(os.Stderr, "error:", err)
+		// An error can carry outside text (a registry's or a node's answer).
+		fmt.Fprintln(os.Stderr, "error:", printable(err.Error(), true))
 		os.Exit(exitCode(err, started))
 	}
 }

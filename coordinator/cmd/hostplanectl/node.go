@@ -104,28 +104,28 @@ func printNodeOp(w io.Writer, op *api.NodeOperation) {
 	if op.Replayed {
 		replay = ", recorded result"
 	}
-	fmt.Fprintf(w, "%s %s: %s%s [op %s%s]\n", op.Kind, op.Target, op.State, extra, op.ID, replay)
+	fprintf(w, "%s %s: %s%s [op %s%s]\n", op.Kind, op.Target, op.State, extra, op.ID, replay)
 	if op.Error != nil {
-		fmt.Fprintf(w, "  error (%s): %s\n", op.Error.Code, op.Error.Message)
+		fprintf(w, "  error (%s): %s\n", op.Error.Code, op.Error.Message)
 	}
 	r := op.Result
 	if r == nil {
 		return
 	}
 	if r.Message != "" {
-		fmt.Fprintf(w, "  %s\n", r.Message)
+		fprintf(w, "  %s\n", r.Message)
 	}
 	if r.VM != nil {
-		fmt.Fprintf(w, "  vm %s: %s, uuid %s, mac %s, disk %s\n", r.VM.Name, r.VM.State, r.VM.UUID, r.VM.MAC, r.VM.DiskVolume)
+		fprintf(w, "  vm %s: %s, uuid %s, mac %s, disk %s\n", r.VM.Name, r.VM.State, r.VM.UUID, r.VM.MAC, r.VM.DiskVolume)
 	}
 	if r.Template != nil {
-		fmt.Fprintf(w, "  template %s: %s, %d bytes virtual, sha256 %s\n", r.Template.Name, r.Template.OSFamily, r.Template.SizeBytes, r.Template.SHA256)
+		fprintf(w, "  template %s: %s, %d bytes virtual, sha256 %s\n", r.Template.Name, r.Template.OSFamily, r.Template.SizeBytes, r.Template.SHA256)
 	}
 	if r.Snapshot != nil {
-		fmt.Fprintf(w, "  snapshot %s: %s, taken %s\n", r.Snapshot.Name, r.Snapshot.State, r.Snapshot.CreatedAt.Format(time.RFC3339))
+		fprintf(w, "  snapshot %s: %s, taken %s\n", r.Snapshot.Name, r.Snapshot.State, r.Snapshot.CreatedAt.Format(time.RFC3339))
 	}
 	if r.SnapshotsRemoved != nil {
-		fmt.Fprintf(w, "  snapshots removed: %d %s\n", len(r.SnapshotsRemoved), strings.Join(r.SnapshotsRemoved, " "))
+		fprintf(w, "  snapshots removed: %d %s\n", len(r.SnapshotsRemoved), strings.Join(r.SnapshotsRemoved, " "))
 	}
 }
 
@@ -223,7 +223,7 @@ func nodeTemplateCmd(f *nodeFlags) *cobra.Command {
 		return f.client().Templates(c.Context())
 	}, func(w io.Writer, ts []api.NodeTemplate) {
 		table(w, "NAME\tOS\tSIZE\tFILE\tGUEST-AGENT\tSHA256", ts, func(tw io.Writer, t api.NodeTemplate) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.16s…\n", t.Name, t.OSFamily, nodeBytes(t.SizeBytes), nodeBytes(t.FileBytes), t.GuestAgent, t.SHA256)
+			fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%.16s…\n", t.Name, t.OSFamily, nodeBytes(t.SizeBytes), nodeBytes(t.FileBytes), t.GuestAgent, t.SHA256)
 		})
 	})
 	rm := nodeOperationCmd(f, "remove NAME", "Remove a template no VM uses", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
@@ -264,13 +264,13 @@ func nodeVMCmd(f *nodeFlags) *cobra.Command {
 		return f.client().VMs(c.Context())
 	}, func(w io.Writer, vms []api.NodeVM) {
 		table(w, "NAME\tSTATE\tTEMPLATE\tVCPUS\tMEMORY\tDISK\tMAC", vms, func(tw io.Writer, v api.NodeVM) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d MiB\t%d GiB\t%s\n", v.Name, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC)
+			fprintf(tw, "%s\t%s\t%s\t%d\t%d MiB\t%d GiB\t%s\n", v.Name, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC)
 		})
 	})
 	show := nodeCmd(f, "show NAME", "Show a VM", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (*api.NodeVM, error) {
 		return f.client().VM(c.Context(), args[0])
 	}, func(w io.Writer, v *api.NodeVM) {
-		fmt.Fprintf(w, "name:        %s\nuuid:        %s\nstate:       %s\ntemplate:    %s\nplan:        %d vCPU, %d MiB, %d GiB\nmac:         %s\nnetwork:     %s\nhostname:    %s\ndomain type: %s\ndisk:        %s\nseed:        %s\nconsole log: %s\ninstalled:   %s\ncreated:     %s\n",
+		fprintf(w, "name:        %s\nuuid:        %s\nstate:       %s\ntemplate:    %s\nplan:        %d vCPU, %d MiB, %d GiB\nmac:         %s\nnetwork:     %s\nhostname:    %s\ndomain type: %s\ndisk:        %s\nseed:        %s\nconsole log: %s\ninstalled:   %s\ncreated:     %s\n",
 			v.Name, v.UUID, v.State, v.Template, v.Plan.VCPUs, v.Plan.MemoryMiB, v.Plan.DiskGiB, v.MAC, v.Network, v.Hostname,
 			v.DomainType, v.DiskVolume, v.SeedVolume, v.ConsoleLog, v.InstalledAt.Format(time.RFC3339), v.CreatedAt.Format(time.RFC3339))
 	})
@@ -340,7 +340,7 @@ func nodeSnapshotCmd(f *nodeFlags) *cobra.Command {
 		// takes bidi overrides and C1 controls, as the agent does):
 		// printable, as a ticket's subject.
 		table(w, "NAME\tSTATE\tCREATED\tVM-STATE\tCURRENT\tDESCRIPTION", snaps, func(tw io.Writer, s api.NodeSnapshot) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, printable(s.Description, false))
+			fprintf(tw, "%s\t%s\t%s\t%s\t%v\t%s\n", s.Name, s.State, s.CreatedAt.Format(time.RFC3339), nodeBytes(s.VMStateBytes), s.Current, printable(s.Description, false))
 		})
 	})
 	del := nodeOperationCmd(f, "delete VM SNAPSHOT", "Delete a snapshot", cobra.ExactArgs(2), func(c *cobra.Command, args []string) (*api.NodeOperation, error) {
@@ -367,7 +367,7 @@ func nodeStatsCmd(f *nodeFlags) *cobra.Command {
 			}
 			return f.emit(c, st, func(w io.Writer) {
 				h := st.Host
-				fmt.Fprintf(w, "host: cpu %.1f%%, memory %s/%s, disk %s/%s, load %.2f %.2f %.2f\n",
+				fprintf(w, "host: cpu %.1f%%, memory %s/%s, disk %s/%s, load %.2f %.2f %.2f\n",
 					h.CPUPercent, nodeBytes(h.MemoryUsed), nodeBytes(h.MemoryTotal), nodeBytes(h.DiskUsed), nodeBytes(h.DiskTotal), h.Load1, h.Load5, h.Load15)
 				names := make([]string, 0, len(st.VMs))
 				for n := range st.VMs {
@@ -380,7 +380,7 @@ func nodeStatsCmd(f *nodeFlags) *cobra.Command {
 						return
 					}
 					s := ring[len(ring)-1]
-					fmt.Fprintf(tw, "%s\t%s\t%.1f\t%s\t%.0f/%.0f\t%.0f/%.0f\t%d\n", n, s.State, s.CPUPercent, nodeBytes(s.MemoryBytes),
+					fprintf(tw, "%s\t%s\t%.1f\t%s\t%.0f/%.0f\t%.0f/%.0f\t%d\n", n, s.State, s.CPUPercent, nodeBytes(s.MemoryBytes),
 						s.DiskReadBps, s.DiskWriteBps, s.NetRxBps, s.NetTxBps, len(ring))
 				})
 			})

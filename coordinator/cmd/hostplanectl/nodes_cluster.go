@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -37,7 +36,7 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 				return err
 			}
 			return f.emit(c, t, func(w io.Writer) {
-				fmt.Fprintf(w, "join token %s (expires %s), shown only this once:\n\n  %s\n\nStart the agent with --join-token (or HOSTPLANE_AGENT_JOIN_TOKEN) and --coordinators.\n",
+				fprintf(w, "join token %s (expires %s), shown only this once:\n\n  %s\n\nStart the agent with --join-token (or HOSTPLANE_AGENT_JOIN_TOKEN) and --coordinators.\n",
 					t.ID, t.ExpiresAt.Format(time.RFC3339), t.Token)
 			})
 		},
@@ -51,22 +50,22 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 		return admin().AgentNodes(c.Context())
 	}, func(w io.Writer, ns []api.AgentNode) {
 		table(w, "ID\tSTATE\tLOCATION\tVCPUS\tMEMORY\tDISK\tLAST SEEN\tVERSION", ns, func(tw io.Writer, n api.AgentNode) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, dash(n.Location), n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes),
+			fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\n", n.ID, n.State, dash(n.Location), n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes),
 				nodeBytes(n.Capacity.DiskBytes), lastSeen(n.LastSeenAt), n.SoftwareVersion)
 		})
 	})
 	show := nodeCmd(f, "show NODE_ID", "Show an enrolled node (coordinator)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AgentNode, error) {
 		return admin().AgentNode(c.Context(), args[0])
 	}, func(w io.Writer, n api.AgentNode) {
-		fmt.Fprintf(w, "id:            %s\nstate:         %s (since %s)\nconnected:     %v\nlast seen:     %s\nhostname:      %s\nroles:         %v\n",
+		fprintf(w, "id:            %s\nstate:         %s (since %s)\nconnected:     %v\nlast seen:     %s\nhostname:      %s\nroles:         %v\n",
 			n.ID, n.State, n.StateChangedAt.Format(time.RFC3339), n.Connected, lastSeen(n.LastSeenAt), n.Hostname, n.Roles)
 		if len(n.Bridges) > 0 {
-			fmt.Fprintf(w, "bridges:       %s\n", strings.Join(n.Bridges, ", "))
+			fprintf(w, "bridges:       %s\n", strings.Join(n.Bridges, ", "))
 		}
 		if n.Location != "" {
-			fmt.Fprintf(w, "location:      %s\n", n.Location)
+			fprintf(w, "location:      %s\n", n.Location)
 		}
-		fmt.Fprintf(w, "capacity:      %d vCPU, %s memory, %s disk\nversion:       %s (protocol %d)\nenrolled:      %s\ncert expires:  %s\n",
+		fprintf(w, "capacity:      %d vCPU, %s memory, %s disk\nversion:       %s (protocol %d)\nenrolled:      %s\ncert expires:  %s\n",
 			n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes), nodeBytes(n.Capacity.DiskBytes), n.SoftwareVersion, n.ProtocolVersion,
 			n.EnrolledAt.Format(time.RFC3339), n.CertNotAfter.Format(time.RFC3339))
 		sched := "schedulable"
@@ -75,11 +74,11 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 		} else if n.Cordoned {
 			sched = "cordoned"
 		}
-		fmt.Fprintf(w, "scheduling:    %s\n", sched)
+		fprintf(w, "scheduling:    %s\n", sched)
 	})
 	remove := nodeCmd(f, "remove NODE_ID", "Revoke a node: its certificate is refused from now on", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AgentNode, error) {
 		return admin().RemoveAgentNode(c.Context(), args[0])
-	}, func(w io.Writer, n api.AgentNode) { fmt.Fprintf(w, "node %s removed\n", n.ID) })
+	}, func(w io.Writer, n api.AgentNode) { fprintf(w, "node %s removed\n", n.ID) })
 	sched := nodeScheduleCmds(f, addSocket, func(c *cobra.Command, verb, id string) (api.AdminNodeDetail, error) {
 		switch verb {
 		case "cordon":
@@ -102,10 +101,10 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 			return admin().SetNodeLocation(c.Context(), args[0], loc)
 		}, func(w io.Writer, d api.AdminNodeDetail) {
 			if d.Location == "" {
-				fmt.Fprintf(w, "node %s: in no location (orders with a location, or for a product with locations, are not placed on it)\n", d.ID)
+				fprintf(w, "node %s: in no location (orders with a location, or for a product with locations, are not placed on it)\n", d.ID)
 				return
 			}
-			fmt.Fprintf(w, "node %s: location %s\n", d.ID, d.Location)
+			fprintf(w, "node %s: location %s\n", d.ID, d.Location)
 		})
 	location.Flags().BoolVar(&clearLoc, "clear", false, "take the node out of its location")
 	return append([]*cobra.Command{token, addSocket(list), addSocket(show), addSocket(remove), addSocket(location)}, sched...)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"strings"
@@ -38,13 +37,13 @@ func newOAuthCmd(g *globals) *cobra.Command {
 		}
 		return g.admin().OAuthApprove(c.Context(), req)
 	}, func(a api.OAuthApproval) {
-		fmt.Printf("%s approved for %s, scopes: %s\n", printable(a.ClientName, false), a.AccountID, strings.Join(a.Scopes, " "))
+		printf("%s approved for %s, scopes: %s\n", printable(a.ClientName, false), a.AccountID, strings.Join(a.Scopes, " "))
 	})
 	approve.Flags().StringVar(&account, "account", "", "the account the device acts for")
 	approve.Flags().StringVar(&scopes, "scopes", "", "comma-separated scopes to grant (default: those the device asked for, or all the account's keys hold)")
 	deny := adminCmd(g, "deny USER_CODE", "Deny a device's user code (its polling gets access_denied)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.OAuthApproval, error) {
 		return g.admin().OAuthApprove(c.Context(), api.OAuthApproveRequest{UserCode: args[0], Deny: true})
-	}, func(a api.OAuthApproval) { fmt.Printf("%s denied\n", printable(a.ClientName, false)) })
+	}, func(a api.OAuthApproval) { printf("%s denied\n", printable(a.ClientName, false)) })
 	apps := adminCmd(g, "apps ACCOUNT_ID", "List an account's connected apps", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.ConnectedAppList, error) {
 		return g.admin().ConnectedApps(c.Context(), args[0])
 	}, func(l api.ConnectedAppList) {
@@ -53,13 +52,13 @@ func newOAuthCmd(g *globals) *cobra.Command {
 		// controls and line separators reach here; printable, as NAME in
 		// key list.
 		table(os.Stdout, "ID\tCLIENT\tGRANT\tRESOURCE\tCREATED\tREFRESHED\tSCOPES", l.Data, func(tw io.Writer, a api.ConnectedApp) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, printable(a.ClientName, false), a.GrantType, a.Resource, tstr(&a.CreatedAt), tstr(a.RefreshedAt), strings.Join(a.Scopes, ","))
+			fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, printable(a.ClientName, false), a.GrantType, a.Resource, tstr(&a.CreatedAt), tstr(a.RefreshedAt), strings.Join(a.Scopes, ","))
 		})
 	})
 	revoke := adminCmd(g, "revoke APP_ID", "Revoke a connected app and every token it holds (takes effect at once)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.ConnectedApp, error) {
 		return g.admin().RevokeConnectedApp(c.Context(), args[0])
 	}, func(a api.ConnectedApp) {
-		fmt.Printf("connected app %s (%s) revoked\n", a.ID, printable(a.ClientName, false))
+		printf("connected app %s (%s) revoked\n", a.ID, printable(a.ClientName, false))
 	})
 	cmd.AddCommand(approve, deny, apps, revoke)
 	return cmd

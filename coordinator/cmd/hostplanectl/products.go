@@ -87,7 +87,7 @@ func newProductCmd(g *globals) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				return g.print(p, func() { fmt.Printf("product %s %sd: %s\n", p.Slug, verb, productLine(p)) })
+				return g.print(p, func() { printf("product %s %sd: %s\n", p.Slug, verb, productLine(p)) })
 			},
 		}
 		f := c.Flags()
@@ -111,12 +111,12 @@ func newProductCmd(g *globals) *cobra.Command {
 	}
 	retire := adminCmd(g, "retire SLUG", "Stop a product from being ordered (running services keep renewing at their price)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AdminProduct, error) {
 		return g.admin().RetireProduct(c.Context(), args[0])
-	}, func(p api.AdminProduct) { fmt.Printf("product %s retired\n", p.Slug) })
+	}, func(p api.AdminProduct) { printf("product %s retired\n", p.Slug) })
 	list := adminCmd(g, "list", "List the catalogue, retired products included", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.AdminProduct, error) {
 		return g.admin().Products(c.Context())
 	}, func(ps []api.AdminProduct) {
 		table(os.Stdout, "SLUG\tCATEGORY\tNAME\tMONTHLY\tVCPU\tRAM_MB\tDISK_GB\tLOCATIONS\tRETIRED", ps, func(tw io.Writer, p api.AdminProduct) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%t\n", p.Slug, p.Category, p.NameEn, usd(p.RetailMonthlyUsdCents),
+			fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%s\t%t\n", p.Slug, p.Category, p.NameEn, usd(p.RetailMonthlyUsdCents),
 				p.Specs.VCPU, p.Specs.RAMMB, p.Specs.DiskGB, dash(strings.Join(p.Locations, ",")), p.Retired)
 		})
 	})
@@ -256,13 +256,13 @@ func newPricingCmd(g *globals) *cobra.Command {
 }
 
 func printPricing(p api.AccountPricing) {
-	fmt.Printf("discount: %d%%\n", p.DiscountPercent)
+	printf("discount: %d%%\n", p.DiscountPercent)
 	slugs := make([]string, 0, len(p.Prices))
 	for s := range p.Prices {
 		slugs = append(slugs, s)
 	}
 	sort.Strings(slugs)
 	for _, s := range slugs {
-		fmt.Printf("price:    %s %s a month\n", s, usd(p.Prices[s]))
+		printf("price:    %s %s a month\n", s, usd(p.Prices[s]))
 	}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 
@@ -24,7 +23,7 @@ func newReverseZoneCmd(g *globals) *cobra.Command {
 	add := adminCmd(g, "add ZONE [--pool NAME]", "Map a reverse zone", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.ReverseZone, error) {
 		return g.admin().AddReverseZone(c.Context(), api.ReverseZoneRequest{Zone: args[0], Pool: pool})
 	}, func(z api.ReverseZone) {
-		fmt.Printf("reverse zone %s (%s) mapped; %s\n", z.Zone, z.Prefix, z.Status)
+		printf("reverse zone %s (%s) mapped; %s\n", z.Zone, z.Prefix, z.Status)
 	})
 	add.Flags().StringVar(&pool, "pool", "", "the IP pool whose addresses the zone serves")
 	list := adminCmd(g, "list", "List the mapped reverse zones and whether PowerDNS serves them as recorded", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.ReverseZone, error) {
@@ -33,7 +32,7 @@ func newReverseZoneCmd(g *globals) *cobra.Command {
 	remove := adminCmd(g, "remove ZONE", "Unmap a reverse zone (the leader deletes it from PowerDNS)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.ReverseZone, error) {
 		return g.admin().RemoveReverseZone(c.Context(), args[0])
 	}, func(z api.ReverseZone) {
-		fmt.Printf("reverse zone %s unmapped; %s\n", z.Zone, z.Status)
+		printf("reverse zone %s unmapped; %s\n", z.Zone, z.Status)
 	})
 	cmd.AddCommand(add, list, remove)
 	return cmd
@@ -45,6 +44,6 @@ func printReverseZones(zs []api.ReverseZone) {
 		if pool == "" {
 			pool = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", z.Zone, z.Prefix, pool, z.Status, z.LastError)
+		fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", z.Zone, z.Prefix, pool, z.Status, z.LastError)
 	})
 }

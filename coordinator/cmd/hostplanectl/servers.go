@@ -23,9 +23,9 @@ func newServerCmd(g *globals) *cobra.Command {
 		}
 		return g.admin().CreateServer(c.Context(), req)
 	}, func(out api.AdminServerCreated) {
-		fmt.Printf("server %s placed on node %s (vm %s); provisioning: action %s\n", out.Server.ID, out.Server.NodeID, out.Server.VMName, out.Action.ID)
+		printf("server %s placed on node %s (vm %s); provisioning: action %s\n", out.Server.ID, out.Server.NodeID, out.Server.VMName, out.Action.ID)
 		if out.RootPassword != "" {
-			fmt.Printf("root password (shown only this once): %s\n", out.RootPassword)
+			printf("root password (shown only this once): %s\n", out.RootPassword)
 		}
 	})
 	f := create.Flags()
@@ -54,11 +54,11 @@ func newServerCmd(g *globals) *cobra.Command {
 	show := adminCmd(g, "show SERVER_ID", "Show a server and where it runs", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AdminServer, error) {
 		return g.admin().Server(c.Context(), args[0])
 	}, func(s api.AdminServer) {
-		fmt.Printf("id:        %s\nlabel:     %s\nstatus:    %s\naccount:   %s\nnode:      %s\nvm:        %s\nplan:      %s (%d vCPU, %d MiB, %d GiB)\ntemplate:  %s\ncreated:   %s\n",
+		printf("id:        %s\nlabel:     %s\nstatus:    %s\naccount:   %s\nnode:      %s\nvm:        %s\nplan:      %s (%d vCPU, %d MiB, %d GiB)\ntemplate:  %s\ncreated:   %s\n",
 			s.ID, s.Label, s.Status, s.AccountID, s.NodeID, s.VMName, s.Plan.Slug, s.Plan.VCPUs, s.Plan.MemoryMiB, s.Plan.DiskGiB,
 			s.OSTemplate, s.CreatedAt.Format(time.RFC3339))
 		if s.ActionID != "" {
-			fmt.Printf("action:    %s (in progress)\n", s.ActionID)
+			printf("action:    %s (in progress)\n", s.ActionID)
 		}
 	})
 	cmd.AddCommand(create, list, show)
@@ -76,7 +76,7 @@ func planSlugs() string {
 
 func printServers(ss []api.AdminServer) {
 	table(os.Stdout, "ID\tSTATUS\tNODE\tVM\tPLAN\tACCOUNT\tLABEL", ss, func(tw io.Writer, s api.AdminServer) {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Status, s.NodeID, s.VMName, s.Plan.Slug, s.AccountID, s.Label)
+		fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Status, s.NodeID, s.VMName, s.Plan.Slug, s.AccountID, s.Label)
 	})
 }
 
@@ -97,11 +97,11 @@ func nodeScheduleCmds(f *nodeFlags, addSocket func(*cobra.Command) *cobra.Comman
 					} else if d.Cordoned {
 						state = "cordoned"
 					}
-					fmt.Fprintf(w, "node %s: %s; %d server(s) on it\n", d.ID, state, len(d.Servers))
+					fprintf(w, "node %s: %s; %d server(s) on it\n", d.ID, state, len(d.Servers))
 					if verb == "drain" && len(d.Servers) > 0 {
 						fmt.Fprintln(w, "servers still on the node (move or terminate them):")
 						for _, s := range d.Servers {
-							fmt.Fprintf(w, "  %s\t%s\t%s\taccount %s\n", s.ID, s.Status, s.VMName, s.AccountID)
+							fprintf(w, "  %s\t%s\t%s\taccount %s\n", s.ID, s.Status, s.VMName, s.AccountID)
 						}
 					}
 				})

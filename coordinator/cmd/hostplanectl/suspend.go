@@ -18,9 +18,9 @@ func suspendCmds(g *globals, kind, noun string) []*cobra.Command {
 			if s.Suspended {
 				state = fmt.Sprintf("suspended by %s: %s", s.By, s.Reason)
 			}
-			fmt.Printf("%s %s %s", noun, id, state)
+			printf("%s %s %s", noun, id, state)
 			if s.ActionID != "" {
-				fmt.Printf("; action %s", s.ActionID)
+				printf("; action %s", s.ActionID)
 			}
 			fmt.Println()
 		}

@@ -65,18 +65,18 @@ func newTemplateCmd(g *globals) *cobra.Command {
 					// Only "" flags on a template without a label (its
 					// name checked by the coordinator): nothing to clear.
 					l = api.OSTemplateLabel{Name: args[0]}
-					return g.print(l, func() { fmt.Printf("template %s has no label: nothing to clear\n", l.Name) })
+					return g.print(l, func() { printf("template %s has no label: nothing to clear\n", l.Name) })
 				}
 				if err != nil {
 					return labelChanged(args[0], err)
 				}
-				return g.print(l, func() { fmt.Printf("template %s unlabelled\n", l.Name) })
+				return g.print(l, func() { printf("template %s unlabelled\n", l.Name) })
 			}
 			l, err := g.admin().LabelOSTemplateIf(c.Context(), args[0], out, read)
 			if err != nil {
 				return labelChanged(args[0], err)
 			}
-			return g.print(l, func() { fmt.Printf("template %s labelled: %s\n", l.Name, templateLine(l)) })
+			return g.print(l, func() { printf("template %s labelled: %s\n", l.Name, templateLine(l)) })
 		},
 	}
 	label.Flags().StringVar(&req.Family, "family", "", "OS family (ubuntu)")
@@ -84,12 +84,12 @@ func newTemplateCmd(g *globals) *cobra.Command {
 	label.Flags().StringVar(&req.DisplayName, "display-name", "", "name shown to customers (Ubuntu 24.04 LTS)")
 	unlabel := adminCmd(g, "unlabel NAME", "Remove a template's label (it falls back to its name)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.OSTemplateLabel, error) {
 		return g.admin().UnlabelOSTemplate(c.Context(), args[0])
-	}, func(l api.OSTemplateLabel) { fmt.Printf("template %s unlabelled\n", l.Name) })
+	}, func(l api.OSTemplateLabel) { printf("template %s unlabelled\n", l.Name) })
 	list := adminCmd(g, "list", "List the template labels (whether or not a node holds the template now)", cobra.NoArgs, func(c *cobra.Command, _ []string) ([]api.OSTemplateLabel, error) {
 		return g.admin().OSTemplateLabels(c.Context())
 	}, func(ls []api.OSTemplateLabel) {
 		table(os.Stdout, "NAME\tFAMILY\tVERSION\tDISPLAY_NAME", ls, func(tw io.Writer, l api.OSTemplateLabel) {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Name, dash(l.Family), dash(l.Version), dash(l.DisplayName))
+			fprintf(tw, "%s\t%s\t%s\t%s\n", l.Name, dash(l.Family), dash(l.Version), dash(l.DisplayName))
 		})
 	})
 	cmd.AddCommand(label, unlabel, list)
