@@ -269,6 +269,36 @@ func rate(n, clients int, call func(i int) error) (float64, error) {
 // figures are over all rounds. It cannot be combined with ORDERS_PERF_DIR
 // (one recording of each kind).
 //
+// ORDERS_AGENT=stop or hold measures the orders without the node's agent
+// running on this machine's two cores during their window (in production
+// it runs on its hypervisor, not on the coordinators' machine). The order
+// command is the same: placed on the same node, which stays ready and
+// connected; the same one Raft command (commands/order 1, where the default
+// mode's 2 include each action's finish); every action is still sent by the
+// leader's dispatcher during the window and checked a success afterwards.
+// An order round's window is its HTTP calls until the leader has sent every
+// one of the round's actions (hostplane_action_sends_total).
+//   - stop: the agent process is stopped (SIGSTOP, framework.Sim.Pause)
+//     over the window and continued after it, so it spends no CPU in it;
+//     the actions wait in its socket. The coordinators then run with
+//     --agent-grace 10s (the rig's is 2s) so that the node stays connected
+//     through a slow round's window (a paused agent sends no pings).
+//   - hold: the agent runs but holds every action that reaches it (the
+//     testagent's hold: it answers nothing, not even the accepted progress)
+//     until after the window: its receiving of the actions stays in the
+//     window, its handling of them does not.
+//
+// Left out of the window either way: the agent's handling and answering of
+// each action, and the leader's receiving and recording of the result (its
+// finish command, applied on every coordinator), with, under stop, the
+// leader's QUIC work the stopped agent's missing acknowledgements defer.
+// That part, from the continue (release) until the leader holds no open
+// action, is measured apart and reported as after-*-µs/order (leader, a
+// follower's mean, agent) and after-commands/order; resent-actions/order
+// counts actions the leader sent again (a session broken by the pause would
+// show here; 0 expected), held-actions/order (hold) those the agent held (1:
+// all). Without ORDERS_AGENT the benchmark is as it was.
+//
 //	go test -c ./tests/orders && ./orders.test -test.run '^$' -test.bench OrderCPU -test.benchtime 1x
 func BenchmarkOrderCPU(b *testing.B) {
 	// 128 servers of 1 vCPU and 256 MiB fit the scripted node; more calls
@@ -291,8 +321,18 @@ func BenchmarkOrderCPU(b *testing.B) {
 	if rounds > 1 && os.Getenv("ORDERS_PERF_DIR") != "" {
 		b.Fatal("ORDERS_PERF_DIR records all the calls of each kind at once: leave ORDERS_CPU_ROUNDS unset")
 	}
-	per := n / rounds // calls of each kind per round
-	r := newRigFlags(b, func(int) []string { return []string{"--cpu-overcommit", "8"} }, "-kvm-scale", strconv.Itoa(scale))
+	agentMode := os.Getenv("ORDERS_AGENT")
+	if agentMode != "" && agentMode != "stop" && agentMode != "hold" {
+		b.Fatalf("ORDERS_AGENT=%q: want stop, hold or nothing", agentMode)
+	}
+	away := agentMode != "" // the agent does not handle actions in the orders' window
+	per := n / rounds       // calls of each kind per round
+	r := newRigFlags(b, func(int) []string {
+		if agentMode == "stop" {
+			return []string{"--cpu-overcommit", "8", "--agent-grace", "10s"} // the last --agent-grace counts
+		}
+		return []string{"--cpu-overcommit", "8"}
+	}, "-kvm-scale", strconv.Itoa(scale))
 	r.credit(int64(b.N*n) * price)
 	leader := r.c.WaitLeader(20 * time.Second)
 	var pids []int
@@ -377,6 +417,27 @@ func BenchmarkOrderCPU(b *testing.B) {
 	}
 	var tRate, oRate float64
 	var tc, oc cost
+	var after cost // ORDERS_AGENT: from the continue or release until no action is open
+	held := 0      // ORDERS_AGENT=hold: the actions the agent held
+	resends0 := actionResends(b, metrics)
+	// settled waits until the leader holds no open action (its gauge): a
+	// status read per action here cost 1.6-1.9 ms of CPU per order over
+	// the four processes (120 linearizable GETs, at load ~10), which is
+	// this benchmark's, not the order's.
+	settled := func() {
+		for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
+			open, ok := framework.Metrics(b, metrics)["hostplane_actions_open"]
+			if !ok {
+				b.Fatal("the leader's /metrics lacks hostplane_actions_open")
+			}
+			if open == 0 {
+				return
+			}
+			if time.Now().After(deadline) {
+				b.Fatal("provisioning not done after a minute")
+			}
+		}
+	}
 	b.ResetTimer()
 	ordered := 0            // orders placed so far (each its own hostname)
 	var resent atomic.Int64 // calls sent again after a 503 no_leader
@@ -386,30 +447,35 @@ func BenchmarkOrderCPU(b *testing.B) {
 		}, func() {})
 		var acts []string
 		var mu sync.Mutex
+		settle := settled
+		var resume func()
+		if away {
+			if agentMode == "stop" {
+				resume = r.sim.Pause()
+			} else {
+				holdActions(b, r.sim)
+			}
+			s0, _ := actionSends(b, metrics)
+			settle = func() { sentAll(b, metrics, s0+float64(per)) }
+		}
 		o, d := measure("orders", func(i int) error {
 			out, err := benchOrder(r.ctx, r.api(i), ordered+i, &resent)
 			mu.Lock()
 			acts = append(acts, out.Action.ID)
 			mu.Unlock()
 			return err
-		}, func() {
-			// Until the leader holds no open action (its gauge): a status
-			// read per action here cost 1.6-1.9 ms of CPU per order over
-			// the four processes (120 linearizable GETs, at load ~10),
-			// which is this benchmark's, not the order's.
-			for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-				open, ok := framework.Metrics(b, metrics)["hostplane_actions_open"]
-				if !ok {
-					b.Fatal("the leader's /metrics lacks hostplane_actions_open")
+		}, settle)
+		if away {
+			_, a := measure("after", func(int) error { return nil }, func() {
+				if resume != nil {
+					resume()
+				} else {
+					held += releaseActions(b, r.sim)
 				}
-				if open == 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					b.Fatal("provisioning not done after a minute")
-				}
-			}
-		})
+				settled()
+			})
+			after = add(after, a)
+		}
 		for _, id := range acts { // each provisioned, checked once measured
 			a, err := r.api(leader).Action(r.ctx, id)
 			if err != nil {
@@ -447,6 +513,22 @@ func BenchmarkOrderCPU(b *testing.B) {
 	b.ReportMetric(oc.fsmPages/perFollower, "follower-fsm-pages/order")
 	b.ReportMetric(tc.fsmPages/perFollower, "follower-fsm-pages/ticket")
 	b.ReportMetric(float64(resent.Load()), "resent-after-503")
+	// Per process: the leader, the followers' mean, the agent.
+	perProc := func(c cost, unit string) {
+		b.ReportMetric(us(c.cpu[0]), "leader-"+unit)
+		b.ReportMetric((us(c.cpu[1])+us(c.cpu[2]))/2, "follower-"+unit)
+		b.ReportMetric(us(c.cpu[3]), "agent-"+unit)
+	}
+	perProc(oc, "µs/order")
+	perProc(tc, "µs/ticket")
+	if away {
+		perProc(after, "after-µs/order")
+		b.ReportMetric(after.commands/calls, "after-commands/order")
+		b.ReportMetric((actionResends(b, metrics)-resends0)/calls, "resent-actions/order")
+		if agentMode == "hold" {
+			b.ReportMetric(float64(held)/calls, "held-actions/order")
+		}
+	}
 	for i, name := range names {
 		b.Logf("%-8s (pid %6d) per order: %5.0f µs CPU, %5.1f reads, %5.1f writes, %5.1f switches; per ticket: %5.0f µs, %5.1f reads, %5.1f writes, %5.1f switches",
 			name, procs[i], us(oc.cpu[i]), float64(oc.reads[i])/calls, float64(oc.writes[i])/calls, float64(oc.switches[i])/calls,
@@ -454,6 +536,61 @@ func BenchmarkOrderCPU(b *testing.B) {
 	}
 	b.Logf("UDP datagrams sent on the machine per order %.1f, per ticket %.1f; the leader sent %.0f actions on %.0f streams (%.1f a stream)",
 		oc.udp/calls, tc.udp/calls, oc.sends, oc.streams, oc.sends/max(oc.streams, 1))
+	if away {
+		for i, name := range names {
+			b.Logf("%-8s after the release, per order: %5.0f µs CPU, %5.1f reads, %5.1f writes, %5.1f switches",
+				name, us(after.cpu[i]), float64(after.reads[i])/calls, float64(after.writes[i])/calls, float64(after.switches[i])/calls)
+		}
+		b.Logf("ORDERS_AGENT=%s: after the window, %.2f commands and %.2f Raft entries per order; the agent held %d actions (hold only)",
+			agentMode, after.commands/calls, after.entries/calls, held)
+	}
+}
+
+// holdActions has the scripted agent hold every action that reaches it from
+// now on (the testagent's hold command) and waits until it does.
+func holdActions(b *testing.B, sim *framework.Sim) {
+	if _, err := io.WriteString(sim.Stdin, "hold\n"); err != nil {
+		b.Fatal(err)
+	}
+	sim.Wait("holding", 10*time.Second)
+}
+
+// releaseActions has the scripted agent handle the actions it holds and
+// stop holding; it returns how many it held.
+func releaseActions(b *testing.B, sim *framework.Sim) int {
+	if _, err := io.WriteString(sim.Stdin, "release\n"); err != nil {
+		b.Fatal(err)
+	}
+	n, err := strconv.Atoi(sim.Wait("released", 10*time.Second).ID)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// actionResends reads the actions the leader has sent again
+// (hostplane_action_sends_total with resend="true").
+func actionResends(b *testing.B, metricsURL string) (n float64) {
+	for k, v := range framework.Metrics(b, metricsURL) {
+		if strings.HasPrefix(k, "hostplane_action_sends_total{") && strings.Contains(k, `resend="true"`) {
+			n += v
+		}
+	}
+	return n
+}
+
+// sentAll waits (10 s at most) until the leader has sent sends actions to
+// agents (hostplane_action_sends_total over its labels).
+func sentAll(b *testing.B, metricsURL string, sends float64) {
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		n, _ := actionSends(b, metricsURL)
+		if n >= sends {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the leader has sent %.0f actions after 10 s; want %.0f", n, sends)
+		}
+	}
 }
 
 // actionSends reads the actions the leader has sent to agents and the

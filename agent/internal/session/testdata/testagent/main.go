@@ -3,6 +3,15 @@
 // one JSON event per line on stdout and reads commands on stdin:
 //
 //	inv <name>=<state> ...   set the inventory's VMs and call InventoryChanged
+//	hold                     hold every action that arrives from now on before
+//	                         it is handled (nothing answered, not even its
+//	                         accepted progress); prints {"kind":"holding"}
+//	release                  handle the held actions and stop holding; prints
+//	                         {"kind":"released","id":"<actions held>"}
+//
+// (hold and release are for tests/orders BenchmarkOrderCPU's
+// ORDERS_AGENT=hold mode: the agent connected, but running no action
+// while the orders are measured.)
 //
 // With -kvm the node reports the kvm role and some capacity (-kvm-scale
 // times 16 vCPUs, 32 GiB and 1 TiB), so the coordinator places servers on
@@ -34,6 +43,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -75,6 +85,7 @@ func main() {
 		failed   = map[string]bool{} // VMs whose provisioning failed
 		stuck    = map[string]int{}  // VMs whose terminate fails this many more times
 	)
+	var gate actionGate
 	var a *session.Agent
 	a, err := session.New(session.Config{
 		Coordinators: strings.Split(*coord, ","), JoinToken: *token, NodeID: *node, Dir: *dir,
@@ -112,6 +123,9 @@ func main() {
 		Handle: func(ctx context.Context, req *pb.Envelope, send func(*pb.Envelope) error) {
 			switch b := req.Body.(type) {
 			case *pb.Envelope_ActionAssign:
+				if !gate.wait(ctx) {
+					return // the stream was abandoned while held: the action stays open
+				}
 				as := b.ActionAssign
 				_ = send(&pb.Envelope{Seq: 1, ReplyTo: req.Seq, Body: &pb.Envelope_ActionProgress{ActionProgress: &pb.ActionProgress{ActionId: as.ActionId, Step: "accepted"}}})
 				switch as.Command {
@@ -194,7 +208,19 @@ func main() {
 		sc := bufio.NewScanner(os.Stdin)
 		for sc.Scan() {
 			f := strings.Fields(sc.Text())
-			if len(f) == 0 || f[0] != "inv" {
+			if len(f) == 0 {
+				continue
+			}
+			switch f[0] {
+			case "hold":
+				gate.hold()
+				event("holding", "")
+				continue
+			case "release":
+				event("released", strconv.Itoa(gate.release()))
+				continue
+			case "inv":
+			default:
 				continue
 			}
 			var vms []*pb.VM
@@ -211,5 +237,53 @@ func main() {
 	if err := a.Run(ctx); err != nil && ctx.Err() == nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
+	}
+}
+
+// actionGate holds actions between hold and release.
+type actionGate struct {
+	mu   sync.Mutex
+	open chan struct{} // closed by release; nil while not holding
+	held int           // actions held since hold
+}
+
+// hold holds every action wait sees from now on, until release.
+func (g *actionGate) hold() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open == nil {
+		g.open, g.held = make(chan struct{}), 0
+	}
+}
+
+// release lets the held actions go on, stops holding, and returns how many
+// were held.
+func (g *actionGate) release() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.open != nil {
+		close(g.open)
+		g.open = nil
+	}
+	return g.held
+}
+
+// wait returns at once when not holding; otherwise once released (true)
+// or once ctx ends (false).
+func (g *actionGate) wait(ctx context.Context) bool {
+	g.mu.Lock()
+	open := g.open
+	if open != nil {
+		g.held++
+	}
+	g.mu.Unlock()
+	if open == nil {
+		return true
+	}
+	select {
+	case <-open:
+		return true
+	case <-ctx.Done():
+		return false
 	}
 }
