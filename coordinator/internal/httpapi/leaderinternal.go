@@ -32,21 +32,27 @@ func (a *API) postToLeader(ctx context.Context, addr, path string, v any) (*http
 	return a.fwd.transport.RoundTrip(req)
 }
 
-// leaderBody starts the leader's end: a coordinator that does not lead
+// leaderRequest starts the leader's end: a coordinator that does not lead
 // answers 503 no_leader (Retry-After 1), a body that cannot be read within
-// limit bytes is a bad_body saying it could not read what; ok false when it
-// has answered.
-func (a *API) leaderBody(w http.ResponseWriter, r *http.Request, limit int64, what string) (rid string, body []byte, ok bool) {
-	rid = requestID(r)
+// limit bytes is a bad_body saying it could not read what, and one that parse
+// refuses is a 400 with code, "invalid " what and parse's reason; ok false
+// when it has answered.
+func leaderRequest[T any](a *API, w http.ResponseWriter, r *http.Request, limit int64, what, code string, parse func([]byte) (T, error)) (v T, ok bool) {
+	rid := requestID(r)
 	if !a.raft.IsLeader() {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "this coordinator is not the leader"))
-		return rid, nil, false
+		return v, false
 	}
 	body, status, _ := readLimited(w, r, limit)
 	if status != 0 { // readLimited's error always comes with its status
 		writeError(w, rid, api.NewError(status, "bad_body", "could not read the "+what))
-		return rid, nil, false
+		return v, false
 	}
-	return rid, body, true
+	v, err := parse(body)
+	if err != nil {
+		writeError(w, rid, api.NewError(http.StatusBadRequest, code, "invalid "+what+": "+err.Error()))
+		return v, false
+	}
+	return v, true
 }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/ratelimit"
-	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // A key's rate-limit window is counted on the leader (ratelimit package doc).
@@ -78,13 +77,8 @@ func parseLeaseAnswer(body []byte, limit, want int) (ratelimit.Grant, error) {
 // serveLease is the leader's end of a lease: it debits the key's window by
 // what it grants.
 func (a *API) serveLease(w http.ResponseWriter, r *http.Request) {
-	rid, body, ok := a.leaderBody(w, r, maxLeaseBody, "lease request")
+	q, ok := leaderRequest(a, w, r, maxLeaseBody, "lease request", "invalid_lease", parseLeaseRequest)
 	if !ok {
-		return
-	}
-	q, err := parseLeaseRequest(body)
-	if err != nil {
-		writeError(w, rid, api.NewError(http.StatusBadRequest, "invalid_lease", "invalid lease request: "+err.Error()))
 		return
 	}
 	g := a.limiter.Lease(q.Key, q.Limit, q.Want, a.voters())

@@ -8,7 +8,6 @@ import (
 	"net/http"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
-	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // Key usage is written through Raft by the leader (the server's usage
@@ -64,13 +63,8 @@ func parseUsageShipment(body []byte) (fsm.KeyUsage, error) {
 
 // serveUsage is the leader's end of a follower's shipment.
 func (a *API) serveUsage(w http.ResponseWriter, r *http.Request) {
-	rid, body, ok := a.leaderBody(w, r, maxUsageBody, "usage shipment")
+	u, ok := leaderRequest(a, w, r, maxUsageBody, "usage shipment", "invalid_usage", parseUsageShipment)
 	if !ok {
-		return
-	}
-	u, err := parseUsageShipment(body)
-	if err != nil {
-		writeError(w, rid, api.NewError(http.StatusBadRequest, "invalid_usage", "invalid usage shipment: "+err.Error()))
 		return
 	}
 	for _, b := range u.Keys {
