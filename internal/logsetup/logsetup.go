@@ -24,10 +24,11 @@ import (
 //
 // A log carries customer text (a request path, an error from a registry),
 // and a reader must not see it reorder or hide the rest of the line, nor
-// mistake one text for another. So no C1 control (U+0080–U+009F) or bidi
-// control (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069) is written
-// raw, in any message, key or value (strings, errors, structs, slices, maps,
-// LogValuers), and each format stays lossless:
+// mistake one text for another. So no C1 control (U+0080–U+009F), bidi
+// control (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069) or line
+// or paragraph separator (U+2028, U+2029) is written raw, in any message,
+// key or value (strings, errors, structs, slices, maps, LogValuers), and
+// each format stays lossless:
 //   - JSON: the character is written as its JSON escape (U+202E as \u202e),
 //     so a JSON decoder gets the customer's string back; a customer who typed
 //     backslash-u-2-0-2-e reads \\u202e, as JSON writes any backslash.
@@ -188,8 +189,8 @@ func textOf(v any) (s string, ok bool) {
 	return fmt.Sprintf("%+v", v), true
 }
 
-// escape returns s with every backslash doubled and every C1 control and
-// bidi control written as a \u escape of four lower-case hex digits (U+202E
+// escape returns s with every backslash doubled and every C1 control, bidi
+// control and line or paragraph separator written as a \u escape of four lower-case hex digits (U+202E
 // → `\u202e`), the rest unchanged: text that shows no such character and
 // that a reader can turn back into s. Text with neither a backslash nor a
 // byte ≥ 0x80 is returned as is, unallocated.
@@ -228,10 +229,14 @@ func needsEscape(s string) bool {
 	return false
 }
 
+// escaped reports whether r is a C1 control, a bidi control or a line or
+// paragraph separator. slog's JSON handler and encoding/json escape the
+// separators themselves, and the text handler quotes them, but the journal
+// takes them raw.
 func escaped(r rune) bool {
 	switch {
 	case r >= 0x80 && r <= 0x9f, r == 0x061c, r == 0x200e, r == 0x200f,
-		r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069:
+		r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069, r == 0x2028, r == 0x2029:
 		return true
 	}
 	return false

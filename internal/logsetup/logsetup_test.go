@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"unicode"
 )
 
 // hostile is a request path as a customer can send it: C1 controls (NEL,
@@ -16,10 +17,11 @@ const hostile = "/v1/servers/\u0085a\u009bb\u202ec\u202ad\u2066e\u2069f\u200eg\u
 
 var escapes = []string{`\u0085`, `\u009b`, `\u202e`, `\u202a`, `\u2066`, `\u2069`, `\u200e`, `\u200f`, `\u061c`}
 
-// raw reports the first C1 or bidi control in out, if any.
+// raw reports the first C1 control, bidi control or line or paragraph
+// separator in out, if any (by Unicode's tables, not by escaped).
 func raw(out string) (rune, bool) {
 	for _, r := range out {
-		if escaped(r) {
+		if r >= 0x80 && r <= 0x9f || unicode.Is(unicode.Bidi_Control, r) || r == '\u2028' || r == '\u2029' {
 			return r, true
 		}
 	}
@@ -80,6 +82,7 @@ func TestEscape(t *testing.T) {
 		"\u0080\u009f\u00a0":       `\u0080\u009f` + "\u00a0",
 		"\u202a\u202e\u202f":       `\u202a\u202e` + "\u202f",
 		"\u2065\u2066\u2069\u206a": "\u2065" + `\u2066\u2069` + "\u206a",
+		"\u2027\u2028\u2029\u202a": "\u2027" + `\u2028\u2029\u202a`,
 	} {
 		if got := escape(in); got != want {
 			t.Errorf("escape(%q) = %q, want %q", in, got, want)
