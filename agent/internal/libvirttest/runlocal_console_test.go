@@ -1,12 +1,10 @@
 package libvirttest
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/testenv"
-	"github.com/hostplane/hostplane/pkg/client"
 )
 
 // TestRunLocalConsolePortTaken is `make run` with the packaged agent's
@@ -36,13 +33,7 @@ func TestRunLocalConsolePortTaken(t *testing.T) {
 	bin := buildAll(t)
 	dir := t.TempDir()
 	testenv.Cleanup(t, testenv.Prefix(), localPool(dir))
-	r := startRunLocal(t, bin, dir)
-	c := client.NodeNew(filepath.Join(dir, "agent.sock"))
-	defer c.Close()
-	waitFor(t, r, 60*time.Second, "the agent's local API", func() bool {
-		_, err := c.Templates(context.Background())
-		return err == nil
-	})
+	r, _ := startRunLocalAgent(t, bin, dir)
 	var addr string
 	waitFor(t, r, 30*time.Second, "the agent's console listener", func() bool {
 		if strings.Contains(r.output(), "browser console disabled") {

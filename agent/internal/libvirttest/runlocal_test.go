@@ -104,13 +104,7 @@ func TestRunLocalStopsItsServers(t *testing.T) {
 			_ = exec.Command("virsh", "-q", "-c", "qemu:///system", "undefine", name).Run()
 		}
 	})
-	r := startRunLocal(t, bin, dir)
-	c := client.NodeNew(filepath.Join(dir, "agent.sock"))
-	defer c.Close()
-	waitFor(t, r, 60*time.Second, "the agent's local API", func() bool {
-		_, err := c.Templates(context.Background())
-		return err == nil
-	})
+	r, c := startRunLocalAgent(t, bin, dir)
 	for _, cmdline := range groupCmdlines(r.cmd.Process.Pid) {
 		if strings.Contains(cmdline, "hpj1.") || strings.Contains(cmdline, "join-token") {
 			t.Fatalf("a join token on a command line: %s", cmdline)
@@ -304,6 +298,21 @@ func startRunLocal(t *testing.T, bin, dir string) *runLocal {
 		<-r.done
 	})
 	return r
+}
+
+// startRunLocalAgent starts the run (startRunLocal) and waits up to 60 s
+// for its agent's local API to answer; the client to it is closed when the
+// test ends.
+func startRunLocalAgent(t *testing.T, bin, dir string) (*runLocal, *client.NodeClient) {
+	t.Helper()
+	r := startRunLocal(t, bin, dir)
+	c := client.NodeNew(filepath.Join(dir, "agent.sock"))
+	t.Cleanup(func() { c.Close() })
+	waitFor(t, r, 60*time.Second, "the agent's local API", func() bool {
+		_, err := c.Templates(context.Background())
+		return err == nil
+	})
+	return r, c
 }
 
 func waitFor(t *testing.T, r *runLocal, d time.Duration, what string, ok func() bool) {
