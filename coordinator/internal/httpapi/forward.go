@@ -20,7 +20,8 @@ type forwarder struct {
 	a         *API
 	proxy     *httputil.ReverseProxy
 	transport *http.Transport
-	mux       muxState // the channel for writes (forwardmux.go)
+	mux       muxState   // the channel for writes (forwardmux.go)
+	runs      leaderRuns // who leads, while requests are in flight (forward_leadermove.go)
 }
 
 // leaderURL is the base URL of the coordinator API at addr for cluster
@@ -169,6 +170,11 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, rid string) 
 		return
 	}
 	r.Header.Set(headerRequestID, rid)
+	// A leader that hangs or is cut off does not hold the request past a
+	// new leader's election (forward_leadermove.go).
+	ctx, done := f.untilLeaderMoves(r.Context(), addr)
+	defer done()
+	r = r.WithContext(ctx)
 	if f.a.clusterAuth() && channelEligible(r) {
 		if _, isStall := r.Body.(*stallBody); !isStall {
 			if c := f.channel(addr); c != nil {

@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// A follower waits up to 30 s for the leader's answer to a request it
+// forwarded (forwardTimeout, the proxy's ResponseHeaderTimeout). A leader
+// that hangs or is cut off keeps its connections open, so without more every
+// request in flight to it waited those 30 s (pkg/client's own timeout), though
+// the others elect a new leader within a second or two. So a request in flight
+// to a coordinator that is no longer the leader this follower knows gets
+// leaderMoveGrace more for its answer (a leader that stepped down answers at
+// once), then ends as the proxy's 503 leader_unreachable with Retry-After.
+const (
+	leaderMoveGrace = 2 * time.Second
+	leaderMovePoll  = 250 * time.Millisecond
+)
+
+// leaderRuns is the follower's record of the leader address it forwards to.
+type leaderRuns struct {
+	mu  sync.Mutex
+	cur *leaderRun
+}
+
+// leaderRun is the time one address leads, as this follower sees it: ctx
+// ends leaderMoveGrace after another address leads.
+type leaderRun struct {
+	addr    string
+	ctx     context.Context
+	cancel  context.CancelFunc
+	refs    int  // requests in flight to addr
+	polling bool // a goroutine watches the leader while refs > 0
+}
+
+// untilLeaderMoves is ctx for a request forwarded to the leader at addr: it
+// also ends leaderMoveGrace after another coordinator is known to lead. done
+// releases it.
+func (f *forwarder) untilLeaderMoves(ctx context.Context, addr string) (context.Context, func()) {
+	w := &f.runs
+	w.mu.Lock()
+	run := w.cur
+	if run == nil || run.addr != addr {
+		if run != nil {
+			time.AfterFunc(leaderMoveGrace, run.cancel)
+		}
+		run = &leaderRun{addr: addr}
+		run.ctx, run.cancel = context.WithCancel(context.Background())
+		w.cur = run
+	}
+	run.refs++
+	if !run.polling {
+		run.polling = true
+		go f.watchLeader(run)
+	}
+	w.mu.Unlock()
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(run.ctx, cancel)
+	return ctx, func() {
+		stop()
+		cancel()
+		w.mu.Lock()
+		run.refs--
+		w.mu.Unlock()
+	}
+}
+
+// watchLeader asks who leads while requests are in flight to run's address,
+// and ends run leaderMoveGrace after another address leads.
+func (f *forwarder) watchLeader(run *leaderRun) {
+	w := &f.runs
+	t := time.NewTicker(leaderMovePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-run.ctx.Done():
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		if run.refs == 0 {
+			run.polling = false
+			w.mu.Unlock()
+			return
+		}
+		w.mu.Unlock()
+		if addr := f.a.LeaderAPIAddr(); addr != "" && addr != run.addr {
+			w.mu.Lock()
+			if w.cur == run {
+				w.cur = nil
+			}
+			w.mu.Unlock()
+			time.AfterFunc(leaderMoveGrace, run.cancel)
+			return
+		}
+	}
+}
