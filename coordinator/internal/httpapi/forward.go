@@ -155,8 +155,11 @@ type leaderAddr struct {
 }
 
 func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, rid string) {
-	if r.Header.Get(headerForwardedBy) != "" {
+	if r.Header.Get(headerForwardedBy) != "" && (f.a.clusterTokenOK(r) || !f.a.clusterAuth()) {
 		// Forwarded to us but we are not the leader (any more): one hop only.
+		// From a client the header means nothing (both ways of forwarding
+		// replace it with this node's): before, a follower answered such a
+		// client this 503 for ever, where the leader served it.
 		w.Header().Set("Retry-After", "1")
 		f.a.uncountedLimitHeaders(w, r)
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
