@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"fmt"
 	"net/url"
+	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -104,6 +106,58 @@ func TestProbe11AcrossCoordinators(t *testing.T) {
 					t.Errorf("POST /v1/tickets at coordinator %d with %v: %s; want 201, as without them", i, hdr, rep)
 				}
 			}
+		}
+	})
+
+	// SPEC.md: X-RateLimit-Reset is when the key's window ends, and the
+	// budget is the key's (README: one window on the leader for the
+	// cluster). So a client spreading its calls over the coordinators reads
+	// one Reset from all of them, and a 429 from any says to retry no later
+	// than that Reset. A leader change starts a new window (README): a
+	// round that sees one is tried again with a new key.
+	t.Run("one window's headers on every coordinator", func(t *testing.T) {
+		const budget = 6
+		var wrong []string
+		for round := 1; round <= 3; round++ {
+			k, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: fmt.Sprint("probe11-limit-", round), RateLimitPerMin: budget})
+			if err != nil {
+				t.Fatal(err)
+			}
+			wrong = nil
+			resets := map[string]bool{}
+			for m := range budget + n {
+				i := m % n
+				method, body := "GET", any(nil)
+				if m%2 == 1 {
+					method, body = "POST", api.TicketCreateRequest{Subject: "limit", Message: "m"}
+				}
+				path := map[string]string{"GET": "/v1/account", "POST": "/v1/tickets"}[method]
+				rep := r.apis[i].Call(k.Key, method, path, body, nil)
+				reset := rep.Header.Get("X-RateLimit-Reset")
+				resets[reset] = true
+				at, _ := strconv.ParseInt(reset, 10, 64)
+				switch {
+				case m < budget && rep.Status/100 != 2:
+					wrong = append(wrong, fmt.Sprintf("request %d (coordinator %d) within the budget: %s", m+1, i, rep))
+				case m >= budget && rep.Status != 429:
+					wrong = append(wrong, fmt.Sprintf("request %d (coordinator %d) past the budget: %s; want 429", m+1, i, rep))
+				case m >= budget:
+					retry, err := strconv.Atoi(rep.Header.Get("Retry-After"))
+					if left := time.Until(time.Unix(at, 0)); err != nil || retry < 1 || time.Duration(retry-1)*time.Second > left+time.Second {
+						wrong = append(wrong, fmt.Sprintf("a 429 at coordinator %d: Retry-After %q with X-RateLimit-Reset %s (%s from now)", i, rep.Header.Get("Retry-After"), reset, left.Round(time.Second)))
+					}
+				}
+			}
+			if len(resets) != 1 {
+				wrong = append(wrong, fmt.Sprintf("X-RateLimit-Reset took %d values over one window's requests to the three coordinators: %v", len(resets), resets))
+			}
+			if wrong == nil {
+				return
+			}
+			t.Logf("round %d: %v (again, in case the leader changed)", round, wrong)
+		}
+		for _, w := range wrong {
+			t.Error(w)
 		}
 	})
 
