@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -390,9 +389,7 @@ func (g *globals) print(v any, text func()) error {
 // printTo is print with the JSON written to w (text writes where it will).
 func (g *globals) printTo(w io.Writer, v any, text func()) error {
 	if g.json {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return writeJSON(w, v)
 	}
 	text()
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,9 +38,7 @@ func (f *nodeFlags) id() string {
 
 func (f *nodeFlags) emit(c *cobra.Command, v any, text func(w io.Writer)) error {
 	if f.json {
-		enc := json.NewEncoder(c.OutOrStdout())
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+		return writeJSON(c.OutOrStdout(), v)
 	}
 	text(c.OutOrStdout())
 	return nil

@@ -107,6 +107,27 @@ func unsafeRunes(out string, multiline bool) []string {
 	return bad
 }
 
+// holds reports whether the decoded JSON value v holds the string s.
+func holds(v any, s string) bool {
+	switch v := v.(type) {
+	case string:
+		return v == s
+	case []any:
+		for _, e := range v {
+			if holds(e, s) {
+				return true
+			}
+		}
+	case map[string]any:
+		for k, e := range v {
+			if k == s || holds(e, s) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // TestPrintersShowOutsideTextSafely walks hostplanectl's read commands
 // with the real binary against a socket (admin and agent) answering the
 // API's types with every string set to hostileField: a domain's status
@@ -114,7 +135,8 @@ func unsafeRunes(out string, multiline bool) []string {
 // error (PowerDNS's), a server's label, an account's name, a node's
 // hostname… No output holds a control, bidi or separator character raw
 // (ticket show's thread keeps its newlines and tabs), and each prints as
-// many lines as with plain text, so no field forges a row.
+// many lines as with plain text, so no field forges a row. With --json the
+// output holds none raw either, and decodes to the text as served.
 func TestPrintersShowOutsideTextSafely(t *testing.T) {
 	bin := buildCtl(t)
 	var text atomic.Pointer[string]
@@ -205,6 +227,18 @@ func TestPrintersShowOutsideTextSafely(t *testing.T) {
 		}
 		if !c.multiline && strings.Count(out, "\n") != strings.Count(plainOut, "\n") {
 			t.Errorf("hostplanectl %s prints %d lines, %d with plain text; a field forges lines:\n%s", strings.Join(c.args, " "), strings.Count(out, "\n"), strings.Count(plainOut, "\n"), out)
+		}
+		js, errOut, code := runCtl(t, bin, append([]string{"--json"}, args...)...)
+		if code != 0 {
+			t.Errorf("--json %v: exit %d: %s", c.args, code, errOut)
+			continue
+		}
+		if bad := unsafeRunes(js, false); len(bad) > 0 {
+			t.Errorf("hostplanectl --json %s prints %v raw:\n%s", strings.Join(c.args, " "), bad, js)
+		}
+		var v any
+		if err := json.Unmarshal([]byte(js), &v); err != nil || !holds(v, hostileField) {
+			t.Errorf("hostplanectl --json %s: %v; want JSON holding the text as served:\n%s", strings.Join(c.args, " "), err, js)
 		}
 	}
 }

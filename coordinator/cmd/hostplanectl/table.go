@@ -1,10 +1,13 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"reflect"
 	"text/tabwriter"
+	"unicode"
+	"unicode/utf8"
 )
 
 // table writes header and one row per item (row writes its tab-separated
@@ -56,4 +59,29 @@ func printableArg(a any) any {
 		return ss
 	}
 	return a
+}
+
+// writeJSON writes v as --json prints it (indented, one value, a newline)
+// with every C1 control and bidi control written as its JSON \u escape:
+// encoding/json escapes C0 controls and U+2028/2029 but writes these raw,
+// and an operator may read --json on a terminal. A non-ASCII character
+// stands only inside a JSON string, where \uXXXX is that character, so a
+// JSON reader gets the same strings, the customer's text as it is.
+func writeJSON(w io.Writer, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	out := make([]byte, 0, len(b)+1)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		if r >= 0x80 && r <= 0x9f || unicode.Is(unicode.Bidi_Control, r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		} else {
+			out = append(out, b[:size]...)
+		}
+		b = b[size:]
+	}
+	_, err = w.Write(append(out, '\n'))
+	return err
 }
