@@ -49,19 +49,7 @@ func TestLibvirtRebootSignals(t *testing.T) {
 	ctx, g, h, prefix, _, disk := guestOverlay(t)
 	logPath := filepath.Join(t.TempDir(), "console.log")
 	name := prefix + "-vm"
-	spec := hypervisor.DomainSpec{Name: name, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64",
-		VCPUs: 1, MemoryMiB: 128, Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline, DiskPath: disk.Path,
-		MAC: "52:54:00:aa:bb:03", Network: "user", ConsoleLog: logPath}
-	if _, err := h.DefineDomain(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.StartDomain(ctx, name); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := testenv.WaitForLog(ctx, logPath, "GUEST-READY", 1); err != nil {
-		t.Fatal(err)
-	}
-	pid := testenv.QEMUPID(t, name)
+	pid := runningGuest(ctx, t, g, h, name, "52:54:00:aa:bb:03", disk.Path, logPath)
 	w, err := h.RebootDomain(ctx, name)
 	if err != nil {
 		t.Fatal(err)
@@ -102,25 +90,13 @@ func TestLibvirtRebootWatchConnectionLost(t *testing.T) {
 	ctx, g, h, prefix, _, disk := guestOverlay(t)
 	logPath := filepath.Join(t.TempDir(), "console.log")
 	name, idle := prefix+"-vm", prefix+"-idle"
-	spec := hypervisor.DomainSpec{Name: name, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64",
-		VCPUs: 1, MemoryMiB: 128, Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline, DiskPath: disk.Path,
-		MAC: "52:54:00:aa:bb:04", Network: "user", ConsoleLog: logPath}
-	if _, err := h.DefineDomain(ctx, spec); err != nil {
-		t.Fatal(err)
-	}
+	pid := runningGuest(ctx, t, g, h, name, "52:54:00:aa:bb:04", disk.Path, logPath)
 	// A second domain's watch (defined, not running): every watch ends.
 	if _, err := h.DefineDomain(ctx, hypervisor.DomainSpec{Name: idle, Type: "qemu", Machine: "pc",
 		Emulator: "/usr/bin/qemu-system-x86_64", VCPUs: 1, MemoryMiB: 64, DiskPath: filepath.Join(h.PoolPath(), idle+".qcow2"),
 		MAC: "52:54:00:aa:bb:05", Network: "user"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := h.StartDomain(ctx, name); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := testenv.WaitForLog(ctx, logPath, "GUEST-READY", 1); err != nil {
-		t.Fatal(err)
-	}
-	pid := testenv.QEMUPID(t, name)
 	watches := map[string]*hypervisor.RebootWatch{}
 	for _, n := range []string{name, idle} {
 		w, err := h.WatchReset(ctx, n)
@@ -184,4 +160,24 @@ func TestLibvirtRebootWatchConnectionLost(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// runningGuest defines domain name booting the test guest g from diskPath
+// (MAC mac, its console written to logPath), starts it and waits until the
+// guest is ready; it returns the domain's QEMU process id.
+func runningGuest(ctx context.Context, t *testing.T, g testenv.Guest, h *hypervisor.Libvirt, name, mac, diskPath, logPath string) int {
+	t.Helper()
+	spec := hypervisor.DomainSpec{Name: name, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64",
+		VCPUs: 1, MemoryMiB: 128, Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline, DiskPath: diskPath,
+		MAC: mac, Network: "user", ConsoleLog: logPath}
+	if _, err := h.DefineDomain(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.StartDomain(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := testenv.WaitForLog(ctx, logPath, "GUEST-READY", 1); err != nil {
+		t.Fatal(err)
+	}
+	return testenv.QEMUPID(t, name)
 }
