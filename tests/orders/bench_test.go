@@ -239,7 +239,11 @@ func rate(n, clients int, call func(i int) error) (float64, error) {
 // after the measurement), each from 8 clients spread over the coordinators.
 // It reports the CPU per call of the leader, of the two followers, of the
 // agent and of this process (the clients), and the total ratio
-// order/ticket. BenchmarkOrdersVsTickets' rounds of 40 calls measure CPU in
+// order/ticket; and where a call's time goes: its mean duration as the
+// clients saw it (call-ms/order, /ticket) and the leader's mean time from
+// proposing a command to applying it (apply-wait-ms/order-command,
+// /ticket-command; by default an order's action's finish command is among
+// the order window's). BenchmarkOrdersVsTickets' rounds of 40 calls measure CPU in
 // clock ticks of 10 ms per process (±0.75 ms a call), and the provisioning
 // an order sets off runs on into the next ticket round; here neither blurs
 // the figure. It also reports the Raft log entries and the commands the
@@ -282,7 +286,10 @@ func rate(n, clients int, call func(i int) error) (float64, error) {
 //     over the window and continued after it, so it spends no CPU in it;
 //     the actions wait in its socket. The coordinators then run with
 //     --agent-grace 10s (the rig's is 2s) so that the node stays connected
-//     through a slow round's window (a paused agent sends no pings).
+//     through a slow round's window (a paused agent sends no pings). A
+//     leader change inside the window fails the run: the stopped agent
+//     cannot reconnect to the new leader, and the orders meanwhile answer
+//     503 node_reconnecting.
 //   - hold: the agent runs but holds every action that reaches it (the
 //     testagent's hold: it answers nothing, not even the accepted progress)
 //     until after the window: its receiving of the actions stays in the
@@ -352,6 +359,8 @@ func BenchmarkOrderCPU(b *testing.B) {
 		reads, writes     []int64         // read and write syscalls per process of procs
 		switches          []int64         // context switches per process of procs
 		entries, commands float64         // committed by the leader
+		applyWait         float64         // seconds from proposing to applying, summed over the leader's commands
+		callTime          time.Duration   // the calls' durations as the clients saw them, summed
 		fsmTxs, fsmPages  float64         // the followers' FSM transactions and pages written
 		udp               float64         // UDP datagrams sent on the machine (the agent's QUIC session)
 		sends, streams    float64         // actions the leader sent to the agent, and the streams they took
@@ -369,6 +378,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 		}
 		a.entries, a.commands, a.fsmTxs, a.fsmPages, a.udp = a.entries+b.entries, a.commands+b.commands, a.fsmTxs+b.fsmTxs, a.fsmPages+b.fsmPages, a.udp+b.udp
 		a.sends, a.streams = a.sends+b.sends, a.streams+b.streams
+		a.applyWait, a.callTime = a.applyWait+b.applyWait, a.callTime+b.callTime
 		return a
 	}
 	metrics := r.c.Nodes[leader].MetricsURL()
@@ -393,11 +403,19 @@ func BenchmarkOrderCPU(b *testing.B) {
 	measure := func(kind string, call func(i int) error, settle func()) (float64, cost) {
 		stopPerf := perfRecord(b, kind, procs)
 		e0, n0 := raftCounts(b, metrics)
+		w0s := applyWait(b, metrics)
+		var callNs atomic.Int64
+		timed := func(i int) error {
+			start := time.Now()
+			err := call(i)
+			callNs.Add(int64(time.Since(start)))
+			return err
+		}
 		x0, p0 := fsmCounts(b, followerMetrics, e0)
 		c0, r0, w0, x0s := sample()
 		u0 := udpSent(b)
 		s0, st0 := actionSends(b, metrics)
-		perSec, err := rate(per, clients, call)
+		perSec, err := rate(per, clients, timed)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -408,7 +426,8 @@ func BenchmarkOrderCPU(b *testing.B) {
 		e1, n1 := raftCounts(b, metrics)
 		x1, p1 := fsmCounts(b, followerMetrics, e1)
 		stopPerf()
-		c := cost{entries: e1 - e0, commands: n1 - n0, fsmTxs: x1 - x0, fsmPages: p1 - p0, udp: u1 - u0, sends: s1 - s0, streams: st1 - st0}
+		c := cost{entries: e1 - e0, commands: n1 - n0, fsmTxs: x1 - x0, fsmPages: p1 - p0, udp: u1 - u0, sends: s1 - s0, streams: st1 - st0,
+			applyWait: applyWait(b, metrics) - w0s, callTime: time.Duration(callNs.Load())}
 		for i := range procs {
 			c.cpu, c.reads, c.writes = append(c.cpu, c1[i]-c0[i]), append(c.reads, r1[i]-r0[i]), append(c.writes, w1[i]-w0[i])
 			c.switches = append(c.switches, x1s[i]-x0s[i])
@@ -513,6 +532,14 @@ func BenchmarkOrderCPU(b *testing.B) {
 	b.ReportMetric(oc.fsmPages/perFollower, "follower-fsm-pages/order")
 	b.ReportMetric(tc.fsmPages/perFollower, "follower-fsm-pages/ticket")
 	b.ReportMetric(float64(resent.Load()), "resent-after-503")
+	// Where a call's time goes: as the clients saw it, and the part from
+	// proposing its command to its apply on the leader (per command the
+	// leader proposed in the window: by default an order's action's finish
+	// command is among them).
+	b.ReportMetric(float64(oc.callTime.Microseconds())/1000/calls, "call-ms/order")
+	b.ReportMetric(float64(tc.callTime.Microseconds())/1000/calls, "call-ms/ticket")
+	b.ReportMetric(oc.applyWait*1000/max(oc.commands, 1), "apply-wait-ms/order-command")
+	b.ReportMetric(tc.applyWait*1000/max(tc.commands, 1), "apply-wait-ms/ticket-command")
 	// Per process: the leader, the followers' mean, the agent.
 	perProc := func(c cost, unit string) {
 		b.ReportMetric(us(c.cpu[0]), "leader-"+unit)
@@ -652,6 +679,16 @@ func raftCounts(b *testing.B, metricsURL string) (index, commands float64) {
 		b.Fatalf("the leader's /metrics lacks the applied index or the apply count: %v", m)
 	}
 	return index, commands
+}
+
+// applyWait reads the leader's summed time from proposing a command to
+// its apply (hostplane_raft_apply_duration_seconds_sum), in seconds.
+func applyWait(b *testing.B, metricsURL string) float64 {
+	v, ok := framework.Metrics(b, metricsURL)["hostplane_raft_apply_duration_seconds_sum"]
+	if !ok {
+		b.Fatal("the leader's /metrics lacks hostplane_raft_apply_duration_seconds_sum")
+	}
+	return v
 }
 
 // fsmCounts waits (10 s at most) until each coordinator whose /metrics
