@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -131,5 +132,99 @@ func TestForwardedHeadersGetTheFollowersSlack(t *testing.T) {
 	}
 	if got := status(limit-base+forwardedHeaderSlack+100, true); got != http.StatusRequestHeaderFieldsTooLarge {
 		t.Fatalf("past the slack, forwarded: %d, want 431", got)
+	}
+}
+
+// TestOverLongTargetIsAJSON414: through a real listener with the default
+// header limit (64 KiB), a request target (path and query) over
+// maxTargetBytes is refused as every other refusal is, the JSON error
+// envelope with its X-Request-Id: 414 uri_too_long naming the limit, whether
+// the length is in the query or the path, and also when the target alone
+// passes the header limit (there it was a 431 naming headers the client
+// never had). A target just under the limit is served; one past net/http's
+// own cut still gets net/http's answer (or the connection closed), and the
+// server goes on answering. Over-long headers with a short target are still
+// the 431.
+func TestOverLongTargetIsAJSON414(t *testing.T) {
+	w := newWHAPI(t)
+	to := shortTimeouts
+	to.MaxHeaderBytes = DefaultTimeouts().MaxHeaderBytes
+	base := serveWith(t, to, w.a.Handler(nil))
+
+	get := func(target string, hdr map[string]string) (*http.Response, []byte) {
+		t.Helper()
+		req, err := http.NewRequest("GET", base+target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp, body
+	}
+	query := func(n int) string { // "/v1/servers?cursor=…", n bytes in all
+		p := "/v1/servers?cursor="
+		return p + strings.Repeat("c", n-len(p))
+	}
+	for _, c := range []struct {
+		name, target string
+	}{
+		{"a query just over", query(maxTargetBytes + 1)},
+		{"a long path", "/v1/servers/" + strings.Repeat("p", 20<<10)},
+		{"a target over the header limit", query(70 << 10)},
+	} {
+		resp, body := get(c.target, nil)
+		var e api.Error
+		if resp.StatusCode != http.StatusRequestURITooLong || resp.Header.Get("Content-Type") != "application/json" ||
+			json.Unmarshal(body, &e) != nil || e.StatusCode != 414 || e.Code != "uri_too_long" || e.Err != http.StatusText(http.StatusRequestURITooLong) {
+			t.Errorf("%s (%d bytes): %s %q %.300s\nwant the JSON 414 uri_too_long", c.name, len(c.target), resp.Status, resp.Header.Get("Content-Type"), body)
+			continue
+		}
+		if rid := resp.Header.Get("X-Request-Id"); rid == "" || e.RequestID != rid {
+			t.Fatalf("%s: X-Request-Id %q, request_id %q: want both, the same", c.name, rid, e.RequestID)
+		}
+		if want := fmt.Sprintf("takes %d bytes, more than the %d accepted", len(c.target), maxTargetBytes); !strings.Contains(e.Message, want) ||
+			resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("%s: message %q (want %q), nosniff %q, cache %q", c.name, e.Message, want,
+				resp.Header.Get("X-Content-Type-Options"), resp.Header.Get("Cache-Control"))
+		}
+	}
+
+	// At the limit: served (here the route's 401, no key).
+	if resp, body := get(query(maxTargetBytes), nil); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a target of %d bytes: %s %.300s, want the route's 401", maxTargetBytes, resp.Status, body)
+	}
+	// A short target with too much header is still the 431.
+	if resp, body := get("/v1/servers", map[string]string{"X-Big": strings.Repeat("a", 70<<10)}); resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge ||
+		!strings.Contains(string(body), `"headers_too_large"`) {
+		t.Fatalf("70 KiB of headers: %s %.300s, want the JSON 431", resp.Status, body)
+	}
+
+	// Past net/http's own cut (twice the header limit): its answer, not ours.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() {
+		_, _ = conn.Write([]byte("GET " + query(200<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n"))
+	}()
+	got, err := io.ReadAll(conn)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("a 200 KiB target: the connection is still open after 10 s (read %.300q)", got)
+	}
+	if len(got) > 0 && !strings.HasPrefix(string(got), "HTTP/1.1 431 ") {
+		t.Fatalf("a 200 KiB target answered:\n%.300s", got)
+	}
+	if resp, _ := get("/healthz", nil); resp.StatusCode != http.StatusOK {
+		t.Fatalf("after the 200 KiB target, /healthz: %s", resp.Status)
 	}
 }

@@ -35,8 +35,9 @@ func DefaultTimeouts() Timeouts {
 }
 
 // Server returns an http.Server for h with these limits; h is wrapped so each
-// request gets its body and write deadlines, and a request whose line and
-// headers pass MaxHeaderBytes is answered with the API's JSON 431.
+// request gets its body and write deadlines, and a request whose target
+// passes maxTargetBytes or whose line and headers pass MaxHeaderBytes is
+// answered with the API's JSON 414 or 431.
 func (t Timeouts) Server(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           t.headerLimit(t.Deadlines(h)),
@@ -60,14 +61,25 @@ func (t Timeouts) cutHeaderBytes() int {
 	return max(2*t.MaxHeaderBytes, t.MaxHeaderBytes+64<<10)
 }
 
-// headerLimit answers a request whose line and headers take more than
-// MaxHeaderBytes with a JSON 431 headers_too_large (and closes the
-// connection: its body is not read), before anything else handles it.
+// headerLimit answers, before anything else handles it, a request whose
+// target (path and query) takes more than maxTargetBytes with a JSON 414
+// uri_too_long, and one whose line and headers take more than MaxHeaderBytes
+// with a JSON 431 headers_too_large; either closes the connection (the body
+// is not read).
 func (t Timeouts) headerLimit(next http.Handler) http.Handler {
-	if t.MaxHeaderBytes <= 0 {
-		return next
-	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if n := len(r.RequestURI); n > maxTargetBytes {
+			// Before the header check: a long target also passes the
+			// header limit, and the 431 would name headers the client
+			// never sent.
+			refuseEarly(w, r, api.NewError(http.StatusRequestURITooLong, "uri_too_long",
+				fmt.Sprintf("the request target (path and query) takes %d bytes, more than the %d accepted", n, maxTargetBytes)))
+			return
+		}
+		if t.MaxHeaderBytes <= 0 {
+			next.ServeHTTP(w, r)
+			return
+		}
 		limit := t.MaxHeaderBytes
 		if r.Header.Get(headerForwardedBy) != "" {
 			// A follower checked the client's headers against the limit
@@ -76,18 +88,34 @@ func (t Timeouts) headerLimit(next http.Handler) http.Handler {
 			limit += forwardedHeaderSlack
 		}
 		if n := headerBytes(r); n > limit {
-			rid := requestID(r)
-			h := w.Header()
-			h[headerRequestID] = []string{rid}
-			h["X-Content-Type-Options"] = nosniff
-			h["Cache-Control"] = noStore
-			h.Set("Connection", "close")
-			writeError(w, rid, api.NewError(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
+			refuseEarly(w, r, api.NewError(http.StatusRequestHeaderFieldsTooLarge, "headers_too_large",
 				fmt.Sprintf("the request line and headers take %d bytes, more than the %d accepted", n, t.MaxHeaderBytes)))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// maxTargetBytes is the longest request target (path and query, as sent)
+// the listeners take. The longest the API makes or asks for is far shorter
+// (ids, cursors and filters: a few hundred bytes); RFC 9112 recommends
+// taking request lines of at least 8000 bytes, and nginx's default buffer for
+// one is 8 KiB. Longer is a JSON 414
+// up to net/http's own cut (cutHeaderBytes: the request line counts against
+// it), past which net/http answers its text/plain 431 itself.
+const maxTargetBytes = 8 << 10
+
+// refuseEarly writes e, the answer of a check that runs before the API's own
+// middleware (so not counted by the rate limits, no X-RateLimit-*), with the
+// headers that middleware gives every answer, and closes the connection.
+func refuseEarly(w http.ResponseWriter, r *http.Request, e *api.Error) {
+	rid := requestID(r)
+	h := w.Header()
+	h[headerRequestID] = []string{rid}
+	h["X-Content-Type-Options"] = nosniff
+	h["Cache-Control"] = noStore
+	h.Set("Connection", "close")
+	writeError(w, rid, e)
 }
 
 // forwardedHeaderSlack is how many more header bytes a request forwarded by
