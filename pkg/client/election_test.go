@@ -141,3 +141,36 @@ func TestAdminSendsAgainWhileNoLeaderIsKnown(t *testing.T) {
 		}
 	})
 }
+
+// TestAdminGivesUpAtOnceWithoutClusterSecret: the wire shape of a follower
+// that knows the leader but has no cluster secret to forward with (httpapi
+// forwardAdmin since da4ff56): 503 not_leader naming the leader, no
+// Retry-After. Admin sends it once and returns that error as it came, the
+// leader's address in what hostplanectl prints, without waiting
+// (coordinator/internal/httpapi TestAdminOnFollowerWithoutSecretIsNotRetried
+// checks the coordinator answers so).
+func TestAdminGivesUpAtOnceWithoutClusterSecret(t *testing.T) {
+	const msg = "this coordinator is not the leader and has no cluster secret to forward with; run the command on the leader (10.0.0.1:8443)"
+	var calls atomic.Int32
+	a := adminServer(t, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-Id", "req_1")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		raw, _ := json.Marshal(api.NewError(http.StatusServiceUnavailable, "not_leader", msg))
+		_, _ = w.Write(raw)
+	})
+	start := time.Now()
+	_, err := a.CreateAccount(context.Background(), api.AccountCreateRequest{Email: "a@example.com"})
+	took := time.Since(start)
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.StatusCode != 503 || ae.Code != "not_leader" || ae.Message != msg {
+		t.Fatalf("err %v: want the coordinator's 503 not_leader, its message as sent", err)
+	}
+	if !strings.Contains(err.Error(), "run the command on the leader (10.0.0.1:8443)") {
+		t.Fatalf("err.Error() = %q: want the leader's address in it", err.Error())
+	}
+	if n := calls.Load(); n != 1 || took > 900*time.Millisecond {
+		t.Fatalf("%d requests in %v: want one, at once (waiting does not help)", n, took)
+	}
+}
