@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/http"
 	"time"
@@ -56,7 +57,40 @@ func (a *API) apiKeyUsage(rq *request) (int, any, error) {
 	if k.AccountID != rq.caller.accountID {
 		return 0, nil, notFound("API key")
 	}
-	return listPage(a, rq, id, store.ReadTx.KeyUsagePage, same[api.KeyUsage])
+	cursor, page, limit, err := pagingToken(rq.Request)
+	if err != nil {
+		return 0, nil, err
+	}
+	at := store.UsageAt{Offset: max(0, page-1) * limit}
+	if cursor != "" {
+		pos, err := openListToken(cursor, tokenKeyUsage, rq.caller.accountID, id)
+		if err != nil {
+			return 0, nil, err
+		}
+		if len(pos) != 16 {
+			return 0, nil, badListToken()
+		}
+		at.Below = &store.UsagePos{At: int64(binary.BigEndian.Uint64(pos)), Seq: binary.BigEndian.Uint64(pos[8:])}
+	}
+	out := api.Page[api.KeyUsage]{Page: page, Limit: limit}
+	var next *store.UsagePos
+	err = a.state.Read(func(r store.ReadTx) (err error) {
+		out.Data, out.Total, next, err = r.KeyUsageAt(id, at, limit)
+		return err
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if page > 0 && page*limit < out.Total {
+		n := page + 1
+		out.NextPage = &n
+	}
+	if next != nil {
+		pos := binary.BigEndian.AppendUint64(nil, uint64(next.At))
+		c := sealListToken(tokenKeyUsage, rq.caller.accountID, id, binary.BigEndian.AppendUint64(pos, next.Seq))
+		out.NextCursor = &c
+	}
+	return http.StatusOK, out, nil
 }
 
 // keyManager refuses an OAuth access token: a connected app must not mint

@@ -46,10 +46,6 @@ func readOne[T any](a *API, what string, get func(r store.ReadTx) (T, error)) (T
 	return v, err
 }
 
-// pageOf is a typed page read of the store, e.g. store.ReadTx.Invoices: one
-// owner's objects, newest first, with the total count.
-type pageOf[T any] func(r store.ReadTx, owner string, offset, limit int) ([]T, int, error)
-
 // walkOf is a typed page read of the store in its cursor form, e.g.
 // store.ReadTx.InvoicesAt: one owner's objects, newest first, from at, with
 // the total count and the next page's cursor ("" at the end).
@@ -65,29 +61,8 @@ type walkOf[T any] func(r store.ReadTx, owner string, at store.PageAt, limit int
 // account's. A cursor page answers page 0 (it has no number) and next_page
 // null; page and cursor in one request are a 400.
 
-// listPage serves the page the query asks for of owner's objects, each shown
-// as view(item): a list paged by number only (no cursor, no next_cursor).
-func listPage[T, V any](a *API, rq *request, owner string, read pageOf[T], view func(T) V) (int, any, error) {
-	status, body, err := listWalk(a, rq, owner, "", func(r store.ReadTx, owner string, at store.PageAt, limit int) ([]T, int, string, error) {
-		items, total, err := read(r, owner, at.Offset, limit)
-		return items, total, "", err
-	}, view)
-	if p, ok := body.(api.Page[V]); ok {
-		body = numberedPage[V]{Page: p}
-	}
-	return status, body, err
-}
-
-// numberedPage is a page of a list paged by number only: api.Page without
-// next_cursor.
-type numberedPage[V any] struct {
-	api.Page[V]
-	NextCursor *struct{} `json:"next_cursor,omitempty"` // always nil: hides Page's
-}
-
 // listWalk serves the page the query asks for, by number or by cursor (the
 // id of an item, of prefix), of owner's objects, each shown as view(item).
-// prefix "" is a list that takes no cursor (listPage).
 func listWalk[T, V any](a *API, rq *request, owner, prefix string, read walkOf[T], view func(T) V) (int, any, error) {
 	at, page, limit, err := pagingAt(rq.Request, prefix)
 	if err != nil {
@@ -185,10 +160,14 @@ func pagingAt(r *http.Request, prefix string) (at store.PageAt, page, limit int,
 		return store.PageAt{Offset: (page - 1) * limit}, page, limit, nil
 	}
 	if q.Get("page") != "" {
-		return at, 0, 0, &httpError{status: http.StatusBadRequest, code: "invalid_query", msg: "query parameters \"page\" and \"cursor\" cannot be used together: walk by one or the other"}
+		return at, 0, 0, errPageAndCursor()
 	}
 	if !ids.Valid(prefix, cursor) {
 		return at, 0, 0, &httpError{status: http.StatusBadRequest, code: "invalid_query", msg: "query parameter \"cursor\" must be the next_cursor of a previous page (an id, " + prefix + "_…)"}
 	}
 	return store.PageAt{Below: cursor}, 0, limit, nil
+}
+
+func errPageAndCursor() error {
+	return &httpError{status: http.StatusBadRequest, code: "invalid_query", msg: "query parameters \"page\" and \"cursor\" cannot be used together: walk by one or the other"}
 }

@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
@@ -301,40 +303,140 @@ func (a *API) listWebhookDeliveries(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	log := func(r store.ReadTx, owner string, offset, limit int) ([]api.WebhookAttempt, int, error) {
-		return a.deliveryLog(r, owner, id, offset, limit)
+	cursor, page, limit, err := pagingToken(rq.Request)
+	if err != nil {
+		return 0, nil, err
 	}
-	status, body, err := listPage(a, rq, rq.caller.accountID, log, same[api.WebhookAttempt])
+	var at deliveryAt
+	if cursor != "" {
+		pos, err := openListToken(cursor, tokenDeliveries, rq.caller.accountID, id)
+		if err != nil {
+			return 0, nil, err
+		}
+		if at, err = decodeDeliveryAt(pos); err != nil {
+			return 0, nil, err
+		}
+	}
+	out := api.Page[api.WebhookAttempt]{Page: page, Limit: limit}
+	var next *deliveryAt
+	err = a.state.Read(func(r store.ReadTx) (err error) {
+		out.Data, out.Total, next, err = a.deliveryLog(r, rq.caller.accountID, id, at, max(0, page-1)*limit, limit)
+		return err
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return 0, nil, notFound("webhook")
 	}
-	return status, body, err
+	if err != nil {
+		return 0, nil, err
+	}
+	if page > 0 && page*limit < out.Total {
+		n := page + 1
+		out.NextPage = &n
+	}
+	if next != nil {
+		c := sealListToken(tokenDeliveries, rq.caller.accountID, id, next.encode())
+		out.NextCursor = &c
+	}
+	return http.StatusOK, out, nil
 }
 
-// deliveryLog pages the delivery log of an account's subscription with its
-// queued rows (webhook.Queued) first, newest first, then the recorded
-// attempts, newest first. A queued delivery's first attempt is recorded at
-// the head of the attempts, right after the queued rows left: as the
-// dispatcher sends a subscription's deliveries oldest first, the last
-// queued row, the row keeps its place when it turns into its attempt (only
-// attempts finishing out of their events' order, up to the in-flight limit
-// per subscription, swap places), so a walk through the pages neither skips
-// nor repeats it for that.
-func (a *API) deliveryLog(r store.ReadTx, owner, id string, offset, limit int) ([]api.WebhookAttempt, int, error) {
+// deliveryAt is a place in a subscription's delivery log (deliveryLog), the
+// position a delivery-log cursor holds: the zero value is the head.
+type deliveryAt struct {
+	// Queued is the delivery id of the last queued row the walk showed, ""
+	// before any: the walk goes on with the queued rows below it and, among
+	// the attempts logged since the walk began, with the first attempts of
+	// those deliveries only.
+	Queued string
+	// Since is the seq of the newest attempt logged when the walk began.
+	Since uint64
+	// Below is the seq of the last attempt the walk showed, 0 before any
+	// (while in the queued rows).
+	Below uint64
+}
+
+func (at deliveryAt) encode() []byte {
+	b := binary.BigEndian.AppendUint64(nil, at.Since)
+	b = binary.BigEndian.AppendUint64(b, at.Below)
+	return append(b, at.Queued...)
+}
+
+func decodeDeliveryAt(b []byte) (deliveryAt, error) {
+	if len(b) < 16 || len(b) > 16 && !ids.Valid("dlv", string(b[16:])) {
+		return deliveryAt{}, badListToken()
+	}
+	return deliveryAt{Since: binary.BigEndian.Uint64(b), Below: binary.BigEndian.Uint64(b[8:]), Queued: string(b[16:])}, nil
+}
+
+// deliveryLog is one page of the delivery log of an account's subscription,
+// from at, the first offset rows passed over (page numbers), with the
+// total and the place of the page's last row when another row follows (nil
+// at the end). The log is the queued rows (webhook.Queued), newest
+// delivery first, then the logged attempts, newest first. A walk shows a
+// delivery not attempted yet once, whether it is still queued when the walk
+// reaches it or attempted by then: a queued row's first attempt is logged
+// at the head of the attempts, newer than every attempt the walk began
+// with (Since), so the walk takes, of those, only the first attempts of
+// the deliveries it has yet to reach among the queued rows (Queued), and
+// once past the queued rows, the attempts below the last it showed (a
+// first attempt logged after the page is newer still). Attempts logged
+// since the walk began that are not such first attempts (a retry, a
+// redeliver) are newer than the walk, as new items are in every list.
+// A page reads the queued rows it needs out of webhook.Queued's (which
+// the total counts) and the logged attempts from where it starts.
+func (a *API) deliveryLog(r store.ReadTx, owner, id string, at deliveryAt, offset, limit int) (rows []api.WebhookAttempt, total int, next *deliveryAt, err error) {
 	w, err := r.Webhook(owner, id)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
+	}
+	logged, newest, err := r.DeliveryLogSize(owner, id)
+	if err != nil {
+		return nil, 0, nil, err
 	}
 	queued, _ := webhook.Queued(r, a.brand, &w, webhook.MaxQueuedScan)
-	var rows []api.WebhookAttempt
-	if offset < len(queued) {
-		rows = queued[offset:min(len(queued), offset+limit)]
+	total = len(queued) + logged
+	if at == (deliveryAt{}) {
+		at.Since = newest
 	}
-	logged, total, err := r.DeliveryLog(owner, id, max(0, offset-len(queued)), limit-len(rows))
-	if err != nil {
-		return nil, 0, err
+	rows = []api.WebhookAttempt{}
+	last := at
+	if at.Below == 0 {
+		i := 0
+		if at.Queued != "" {
+			// Newest delivery first: the rows below at.Queued.
+			i = sort.Search(len(queued), func(i int) bool { return queued[i].DeliveryID < at.Queued })
+		}
+		skip := min(offset, len(queued)-i)
+		i, offset = i+skip, offset-skip
+		for ; i < len(queued) && len(rows) < limit; i++ {
+			rows = append(rows, queued[i])
+			last.Queued = queued[i].DeliveryID
+		}
+		if i < len(queued) {
+			return rows, total, &last, nil
+		}
 	}
-	return append(rows, logged...), total + len(queued), nil
+	more := false
+	err = r.DeliveryLogBelow(id, at.Below, offset, func(seq uint64, att api.WebhookAttempt) (bool, error) {
+		if seq > at.Since && (att.Chain != 1 || att.Attempt != 1 || at.Queued != "" && att.DeliveryID >= at.Queued) {
+			return true, nil // logged since the walk began, and no queued row it has yet to show
+		}
+		if len(rows) == limit {
+			more = true
+			return false, nil
+		}
+		att.DeliveryStatus = r.DeliveryStatus(id, att.DeliveryID)
+		rows = append(rows, att)
+		last.Below = seq
+		return true, nil
+	})
+	if err != nil || !more {
+		return rows, total, nil, err
+	}
+	if last.Below != at.Below {
+		last.Queued = at.Queued // past the queued rows: the walk's filter of new first attempts stays
+	}
+	return rows, total, &last, nil
 }
 
 // queuedDelivery reports whether dlv is a queued delivery of an account's

@@ -25,7 +25,7 @@ import (
 )
 
 type whAPI struct {
-	t    *testing.T
+	t    testing.TB
 	a    *API
 	srv  *httptest.Server
 	dir  string
@@ -64,7 +64,7 @@ func noPlaintextOnDisk(t *testing.T, w *whAPI, errf string, secrets ...string) {
 }
 
 // newWHAPI starts a single-node Raft member with the API on an httptest server.
-func newWHAPI(t *testing.T) *whAPI {
+func newWHAPI(t testing.TB) *whAPI {
 	t.Helper()
 	dir := t.TempDir()
 	node, err := raftnode.Open(raftnode.Config{ID: "n1", Dir: dir, BindAddr: framework.FreeAddr(t, "tcp"), Bootstrap: true,

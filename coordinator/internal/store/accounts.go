@@ -1,6 +1,9 @@
 package store
 
 import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
 	"sort"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -101,13 +104,70 @@ const keyUsageReadMax = 1000
 // order its batches were written, which is not the requests' order: a
 // follower's requests reach it through a later flush of the leader's.
 func (r ReadTx) KeyUsagePage(keyID string, offset, limit int) ([]api.KeyUsage, int, error) {
-	all, total, err := ListOwned[api.KeyUsage](r.tx, BucketKeyUsage, keyID, 0, keyUsageReadMax)
-	if err != nil {
-		return nil, 0, err
+	items, total, _, err := r.KeyUsageAt(keyID, UsageAt{Offset: offset}, limit)
+	return items, total, err
+}
+
+// UsagePos is the place of an entry in a key's usage log as KeyUsagePage
+// orders it: newest request first, entries of the same time newest
+// written first (Seq, the entry's key).
+type UsagePos struct {
+	At  int64 // the request's time, Unix nanoseconds
+	Seq uint64
+}
+
+// UsageAt is where a page of a key's usage log starts: at the Offset-th
+// entry, or, when Below is set, at the first entry after the place Below
+// (an entry pruned since places the page as well).
+type UsageAt struct {
+	Offset int
+	Below  *UsagePos
+}
+
+// before reports whether p comes after q in the usage log's order.
+func (p UsagePos) before(q UsagePos) bool { return p.At < q.At || p.At == q.At && p.Seq < q.Seq }
+
+// KeyUsageAt is KeyUsagePage from at, with next, the place of the page's
+// last entry when another follows it (nil at the end): the Below of the
+// next page.
+func (r ReadTx) KeyUsageAt(keyID string, at UsageAt, limit int) (page []api.KeyUsage, total int, next *UsagePos, err error) {
+	type entry struct {
+		pos UsagePos
+		u   api.KeyUsage
 	}
-	sort.SliceStable(all, func(i, j int) bool { return all[i].At.After(all[j].At) })
-	if offset >= len(all) {
-		return []api.KeyUsage{}, total, nil
+	var all []entry
+	prefix := OwnedPrefix(keyID)
+	c := r.tx.Bucket(BucketKeyUsage).Cursor()
+	end := append(append([]byte{}, prefix...), 0xff)
+	var k, v []byte
+	if k, _ = c.Seek(end); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
 	}
-	return all[offset:min(offset+limit, len(all))], total, nil
+	for ; k != nil && hasPrefix(k, prefix); k, v = c.Prev() {
+		if total++; len(all) >= keyUsageReadMax || len(k) != len(prefix)+8 {
+			continue
+		}
+		var u api.KeyUsage
+		if err := json.Unmarshal(v, &u); err != nil {
+			return nil, 0, nil, fmt.Errorf("decode %s/%x: %w", BucketKeyUsage, k, err)
+		}
+		all = append(all, entry{UsagePos{u.At.UnixNano(), binary.BigEndian.Uint64(k[len(prefix):])}, u})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[j].pos.before(all[i].pos) })
+	from := min(at.Offset, len(all))
+	if at.Below != nil {
+		from = sort.Search(len(all), func(i int) bool { return all[i].pos.before(*at.Below) })
+	}
+	to := min(from+limit, len(all))
+	page = make([]api.KeyUsage, 0, to-from)
+	for _, e := range all[from:to] {
+		page = append(page, e.u)
+	}
+	if to < len(all) && to > from {
+		last := all[to-1].pos
+		next = &last
+	}
+	return page, total, next, nil
 }

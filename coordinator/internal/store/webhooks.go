@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"time"
 
@@ -271,3 +272,71 @@ func (r ReadTx) WebhookMeta(key []byte) uint64 {
 
 // WebhookCursor is the dispatcher's outbox cursor (nil before the first event).
 func (r ReadTx) WebhookCursor() []byte { return r.value(BucketWebhookMeta, WebhookCursorKey) }
+
+// DeliveryLogSize is the number of attempts in the log of an account's
+// subscription and the seq of the newest (0 when none was ever logged:
+// seqs start at 1); a subscription of another account is ErrNotFound. It
+// reads keys only.
+func (r ReadTx) DeliveryLogSize(accountID, webhookID string) (count int, newest uint64, err error) {
+	if !r.has(BucketWebhooks, OwnedKey(accountID, webhookID)) {
+		return 0, 0, ErrNotFound
+	}
+	prefix := WebhookKey(webhookID, "")
+	c := r.tx.Bucket(BucketWebhookAttempts).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		count++
+		if len(k) == len(prefix)+8 {
+			newest = binary.BigEndian.Uint64(k[len(prefix):])
+		}
+	}
+	return count, newest, nil
+}
+
+// DeliveryLogBelow visits a subscription's logged attempts newest first,
+// starting at the newest whose seq is below below (0: at the newest), the
+// first skip of them passed over undecoded, until visit returns false. The
+// attempts carry no DeliveryStatus (DeliveryStatus reads it).
+func (r ReadTx) DeliveryLogBelow(webhookID string, below uint64, skip int, visit func(seq uint64, a api.WebhookAttempt) (more bool, err error)) error {
+	prefix := WebhookKey(webhookID, "")
+	c := r.tx.Bucket(BucketWebhookAttempts).Cursor()
+	var k, v []byte
+	start := append(append([]byte{}, prefix...), 0xff)
+	if below != 0 {
+		start = WebhookAttemptKey(webhookID, below)
+	}
+	if k, _ = c.Seek(start); k == nil {
+		k, v = c.Last()
+	} else {
+		k, v = c.Prev()
+	}
+	for ; k != nil && hasPrefix(k, prefix); k, v = c.Prev() {
+		if len(k) != len(prefix)+8 {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		var a api.WebhookAttempt
+		if err := json.Unmarshal(v, &a); err != nil {
+			return fmt.Errorf("decode %s/%x: %w", BucketWebhookAttempts, k, err)
+		}
+		more, err := visit(binary.BigEndian.Uint64(k[len(prefix):]), a)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeliveryStatus is the current status of a subscription's delivery, ""
+// when it is not recorded (pruned, or not made yet).
+func (r ReadTx) DeliveryStatus(webhookID, deliveryID string) string {
+	var d struct {
+		Status string `json:"status"`
+	}
+	if r.get(BucketWebhookDeliveries, WebhookKey(webhookID, deliveryID), &d) != nil {
+		return ""
+	}
+	return d.Status
+}

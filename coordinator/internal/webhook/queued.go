@@ -30,13 +30,15 @@ func Matches(dialect *brand.Brand, w *store.Webhook, ev *store.Event) bool {
 
 // Queued lists w's deliveries not attempted yet, as rows of the delivery
 // log with attempt 0, no attempt time and outcome and delivery status
-// "queued": first those the dispatcher has yet to record, the events of up
-// to maxScan outbox entries past its cursor that match w (Matches) and
-// have no delivery record, with the delivery id the dispatcher will use,
-// newest first; then those held by a pause before their first attempt
-// (recorded pending, nothing logged) among the first maxScan pending
-// deliveries of w in key order, newest first. more reports
-// outbox entries past the maxScan read (their deliveries are not listed).
+// "queued", newest delivery first (by delivery id, which begins with the
+// event's time, so a delivery keeps its place when the dispatcher records
+// it held): those the dispatcher has yet to record, the events of up to
+// maxScan outbox entries past its cursor that match w (Matches) and have
+// no delivery record, with the delivery id the dispatcher will use; and
+// those held by a pause before their first attempt (recorded pending,
+// nothing logged) among the first maxScan pending deliveries of w in key
+// order. more reports outbox entries past the maxScan read (their
+// deliveries are not listed).
 func Queued(tx store.ReadTx, dialect *brand.Brand, w *store.Webhook, maxScan int) (rows []api.WebhookAttempt, more bool) {
 	more = tx.ScanOutboxFor(tx.WebhookCursor(), maxScan, func(accountID string) bool { return accountID == w.AccountID },
 		func(ev store.Event, err error) {
@@ -49,7 +51,6 @@ func Queued(tx store.ReadTx, dialect *brand.Brand, w *store.Webhook, maxScan int
 			}
 			rows = append(rows, queuedRow(id, ev.ID, dialect.Event(ev.Type)))
 		})
-	slices.Reverse(rows)
 	var held []api.WebhookAttempt
 	visited := 0
 	_ = tx.ForEachPendingDeliveryOf(w.ID, func(d store.Delivery) error {
@@ -65,9 +66,9 @@ func Queued(tx store.ReadTx, dialect *brand.Brand, w *store.Webhook, maxScan int
 		}
 		return nil
 	})
-	// Delivery ids begin with the event's time: newest event first.
-	slices.SortFunc(held, func(a, b api.WebhookAttempt) int { return strings.Compare(b.DeliveryID, a.DeliveryID) })
-	return append(rows, held...), more
+	rows = append(rows, held...)
+	slices.SortFunc(rows, func(a, b api.WebhookAttempt) int { return strings.Compare(b.DeliveryID, a.DeliveryID) })
+	return rows, more
 }
 
 var errStopScan = errors.New("enough")
