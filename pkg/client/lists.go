@@ -8,7 +8,7 @@ import (
 
 // ListQuery selects a page of a list that walks by number or by cursor
 // (servers, account IPs, hosting, domains, tickets, webhooks, invoices,
-// wallet transactions); an empty field (a zero Page or Limit) is not sent.
+// wallet transactions, a webhook's delivery log, a key's usage log); an empty field (a zero Page or Limit) is not sent.
 // Walk by Cursor for a walk that neither repeats nor skips an item made or
 // deleted meanwhile: page numbers shift under such writes.
 type ListQuery struct {
@@ -59,4 +59,18 @@ func (c *Client) ListInvoices(ctx context.Context, q ListQuery) (api.Page[api.In
 // ListWalletTransactions returns a page of the wallet's transactions, newest first.
 func (c *Client) ListWalletTransactions(ctx context.Context, q ListQuery) (api.Page[api.WalletTransaction], error) {
 	return get[api.Page[api.WalletTransaction]](ctx, c, q.on("/v1/billing/wallet/transactions"))
+}
+
+// ListWebhookDeliveries returns a page of the subscription's delivery log
+// (as WebhookDeliveries orders it). Its cursor is an opaque token of this
+// subscription's log: a walk by Cursor shows each delivery not attempted
+// yet once, queued or attempted by the time the walk reaches it.
+func (c *Client) ListWebhookDeliveries(ctx context.Context, id string, q ListQuery) (api.Page[api.WebhookAttempt], error) {
+	return get[api.Page[api.WebhookAttempt]](ctx, c, q.on("/v1/webhooks/"+seg("id", id)+"/deliveries"))
+}
+
+// ListAPIKeyUsage returns a page of a key's usage log, newest request first.
+// Its cursor is an opaque token of this key's log.
+func (c *Client) ListAPIKeyUsage(ctx context.Context, id string, q ListQuery) (api.Page[api.KeyUsage], error) {
+	return get[api.Page[api.KeyUsage]](ctx, c, q.on("/v1/account/api-keys/"+seg("id", id)+"/usage"))
 }

@@ -59,6 +59,12 @@ func TestListQueries(t *testing.T) {
 		{func() error { _, err := c.ListDomains(ctx, client.ListQuery{Cursor: "dom_1"}); return err }, "/v1/domains?cursor=dom_1"},
 		{func() error { _, err := c.ListInvoices(ctx, client.ListQuery{Cursor: "inv_1"}); return err }, "/v1/billing/invoices?cursor=inv_1"},
 		{func() error { _, err := c.ListWalletTransactions(ctx, client.ListQuery{Cursor: "wtx_1"}); return err }, "/v1/billing/wallet/transactions?cursor=wtx_1"},
+		{func() error {
+			_, err := c.ListWebhookDeliveries(ctx, "wh_1", client.ListQuery{Limit: 3, Cursor: "ZAbc-_"})
+			return err
+		}, "/v1/webhooks/wh_1/deliveries?cursor=ZAbc-_&limit=3"},
+		{func() error { _, err := c.ListWebhookDeliveries(ctx, "wh_1", client.ListQuery{}); return err }, "/v1/webhooks/wh_1/deliveries"},
+		{func() error { _, err := c.ListAPIKeyUsage(ctx, "key_1", client.ListQuery{Cursor: "dQ"}); return err }, "/v1/account/api-keys/key_1/usage?cursor=dQ"},
 	} {
 		if err := tc.call(); err == nil {
 			t.Fatalf("%s: the recorder answers 404, the call succeeded", tc.want)
