@@ -116,6 +116,40 @@ func TestActionCLI(t *testing.T) {
 	if err != nil || !containsAll(out, "ID", "ACCOUNT", "COMMAND", "STATUS", "TASK", "NODE", actA2, accA.ID, "server.provision", "running", "creating", "hv-cli") || strings.Contains(out, actA1) {
 		t.Fatalf("list as text: %v\n%s", err, out)
 	}
+	// A page with more after it says on stderr how to get the next one;
+	// following that line walks the rest, and the last page says nothing.
+	var seen []string
+	for args, pages := []string{"list", "--limit", "2"}, 0; ; pages++ {
+		var out string
+		errOut, err := stderrOf(t, func() error {
+			var err error
+			out, err = stdoutOf(t, func() error { return run(text, args...) })
+			return err
+		})
+		if err != nil || pages > 3 {
+			t.Fatalf("%v: %v (page %d)", args, err, pages)
+		}
+		for _, id := range []string{actB1, actA2, actA1} {
+			if strings.Contains(out, id) {
+				seen = append(seen, id)
+			}
+		}
+		i := strings.Index(errOut, "more: hostplanectl action list ")
+		if i < 0 {
+			if strings.TrimSpace(errOut) != "" {
+				t.Errorf("last page: stderr %q", errOut)
+			}
+			break
+		}
+		next := strings.Fields(strings.TrimPrefix(errOut[i:], "more: hostplanectl action "))
+		if len(next) < 3 || next[1] != "--cursor" {
+			t.Fatalf("next page line: %q", errOut)
+		}
+		args = []string{"list", "--limit", "2", "--cursor", next[2]}
+	}
+	if strings.Join(seen, " ") != strings.Join([]string{actB1, actA2, actA1}, " ") {
+		t.Errorf("walking the text pages by their next line: %v", seen)
+	}
 	out, err = stdoutOf(t, func() error { return run(g, "get", actA2) })
 	var one api.AdminAction
 	if err != nil || json.Unmarshal([]byte(out), &one) != nil || one.ID != actA2 || one.AccountID != accA.ID || one.CurrentTask != "creating" || one.Step != "seed-created" || one.Progress != 20 {

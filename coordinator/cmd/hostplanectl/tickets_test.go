@@ -32,6 +32,25 @@ func stdoutOf(t *testing.T, fn func() error) (string, error) {
 	return s, ferr
 }
 
+// stderrOf runs fn with os.Stderr captured and returns what it wrote there.
+func stderrOf(t *testing.T, fn func() error) (string, error) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := os.Stderr
+	os.Stderr = w
+	out := make(chan string)
+	go func() { b, _ := io.ReadAll(r); out <- string(b) }()
+	ferr := fn()
+	os.Stderr = old
+	w.Close()
+	s := <-out
+	r.Close()
+	return s, ferr
+}
+
 // listJSON runs the command `list args…` with run, whose globals ask for
 // --json, and decodes what it printed as a T; a failed command or an output
 // that is not a T fails the test.
