@@ -261,6 +261,36 @@ func (r ReadTx) ForEachPendingDeliveryOf(webhookID string, visit func(d Delivery
 	return nil
 }
 
+// DeliveryHead is what a list of pending deliveries reads of each: the
+// delivery without its event's copy, which decoding it would allocate.
+type DeliveryHead struct {
+	ID        string `json:"id"`
+	EventID   string `json:"event_id"`
+	EventType string `json:"event_type"`
+	Status    string `json:"status"`
+	Attempts  int    `json:"attempts"`
+	Chain     int    `json:"chain"`
+}
+
+// ForEachPendingDeliveryHeadOf is ForEachPendingDeliveryOf reading each
+// delivery's head only.
+func (r ReadTx) ForEachPendingDeliveryHeadOf(webhookID string, visit func(d DeliveryHead) error) error {
+	deliveries := r.tx.Bucket(BucketWebhookDeliveries)
+	prefix := WebhookKey(webhookID, "")
+	c := r.tx.Bucket(BucketWebhookPending).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
+		var d DeliveryHead
+		raw := deliveries.Get(k)
+		if raw == nil || json.Unmarshal(raw, &d) != nil || d.Status != api.DeliveryPending {
+			continue
+		}
+		if err := visit(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // WebhookMeta reads an 8-byte value of BucketWebhookMeta (0 if absent).
 func (r ReadTx) WebhookMeta(key []byte) uint64 {
 	v := r.tx.Bucket(BucketWebhookMeta).Get(key)

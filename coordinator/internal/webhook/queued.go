@@ -53,7 +53,7 @@ func Queued(tx store.ReadTx, dialect *brand.Brand, w *store.Webhook, maxScan int
 		})
 	var held []api.WebhookAttempt
 	visited := 0
-	_ = tx.ForEachPendingDeliveryOf(w.ID, func(d store.Delivery) error {
+	_ = tx.ForEachPendingDeliveryHeadOf(w.ID, func(d store.DeliveryHead) error {
 		// Bounded by the pending deliveries read, not by the held rows
 		// found: every retrying delivery is pending too, and a receiver down
 		// through its retry window would otherwise make each list call and
