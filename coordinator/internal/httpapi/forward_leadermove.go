@@ -23,6 +23,8 @@ const (
 type leaderRuns struct {
 	mu  sync.Mutex
 	cur *leaderRun
+	// leader is who leads now (nil: the API's LeaderAPIAddr); tests set it.
+	leader func() string
 }
 
 // leaderRun is the time one address leads, as this follower sees it: ctx
@@ -43,9 +45,11 @@ func (f *forwarder) untilLeaderMoves(ctx context.Context, addr string) (context.
 	w.mu.Lock()
 	run := w.cur
 	if run == nil || run.addr != addr {
-		if run != nil {
-			time.AfterFunc(leaderMoveGrace, run.cancel)
-		}
+		// The run replaced is not ended here: addr may be older than its
+		// (read just before the leader changed, by a request that got here
+		// after one that read the new leader), and ending it would cut the
+		// leader's requests. Its watcher, running while it has requests in
+		// flight, ends it if its address no longer leads.
 		run = &leaderRun{addr: addr}
 		run.ctx, run.cancel = context.WithCancel(context.Background())
 		w.cur = run
@@ -86,7 +90,7 @@ func (f *forwarder) watchLeader(run *leaderRun) {
 			return
 		}
 		w.mu.Unlock()
-		if addr := f.a.LeaderAPIAddr(); addr != "" && addr != run.addr {
+		if addr := f.leaderNow(); addr != "" && addr != run.addr {
 			w.mu.Lock()
 			if w.cur == run {
 				w.cur = nil
@@ -96,4 +100,12 @@ func (f *forwarder) watchLeader(run *leaderRun) {
 			return
 		}
 	}
+}
+
+// leaderNow is the address of the coordinator that leads now, "" unknown.
+func (f *forwarder) leaderNow() string {
+	if f.runs.leader != nil {
+		return f.runs.leader()
+	}
+	return f.a.LeaderAPIAddr()
 }
