@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -69,6 +70,15 @@ type Server struct {
 
 	domainRegistry registrar.Registrar
 	domainDriver   *domainreg.Driver
+}
+
+// httpErrorLog is the ErrorLog of the listener named listener: what net/http
+// logs itself (a handler's superfluous WriteHeader, a panic it recovered, an
+// accept error, a TLS handshake that failed) goes to the coordinator's log as
+// a warning of component "http", in its format and escaping, instead of a
+// plain line on stderr between the JSON ones.
+func httpErrorLog(log *slog.Logger, listener string) *stdlog.Logger {
+	return slog.NewLogLogger(log.With("component", "http", "listener", listener).Handler(), slog.LevelWarn)
 }
 
 // NewLogger builds the slog logger the config asks for: JSON or text lines on w,
@@ -204,7 +214,9 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		return nil, fmt.Errorf("mcp tools: %w", err)
 	}
 	s.apiSrv = cfg.HTTP.Server(public)
+	s.apiSrv.ErrorLog = httpErrorLog(log, "api")
 	s.admSrv = cfg.HTTP.Server(httpapi.Secure(admin))
+	s.admSrv.ErrorLog = httpErrorLog(log, "admin")
 	ctx, cancel := context.WithCancel(context.Background())
 	s.stop = cancel
 	s.wg.Add(7)
@@ -218,6 +230,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	if metLn != nil {
 		s.metAddr = metLn.Addr().String()
 		s.metSrv = cfg.HTTP.Server(metrics.MetricsHandler())
+		s.metSrv.ErrorLog = httpErrorLog(log, "metrics")
 		go func() { _ = s.metSrv.Serve(metLn) }()
 	}
 	if cfg.PprofAddr != "" {
@@ -225,7 +238,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		ps := &http.Server{Addr: cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		ps := &http.Server{Addr: cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: httpErrorLog(log, "pprof")}
 		s.pprofSrv = ps
 		go func() { _ = ps.ListenAndServe() }()
 	}
