@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install what the hosting role and its tests need, idempotently: nginx, PHP-FPM,
-# MariaDB, OpenSSH (sftp) and sshpass from the Debian archive. Nothing is started
+# MariaDB, OpenSSH (sftp), sshpass and btrfs-progs (sites as subvolumes with disk
+# limits where sites/ is on btrfs with quotas; the quota tests mount a loop btrfs)
+# from the Debian archive. Nothing is started
 # (Debian's policy-rc.d keeps postinst from starting services; the tests start
 # their own instances). Run as root. Quiet on success.
 set -euo pipefail
 die() { echo "install-hosting: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 "$(dirname "$0")/apt-install-missing.sh" nginx php8.2-fpm php8.2-mysql mariadb-server mariadb-client \
-  openssh-server openssh-client sshpass curl \
-  || die "could not install nginx, php8.2-fpm, mariadb-server and openssh-server"
+  openssh-server openssh-client sshpass curl btrfs-progs \
+  || die "could not install nginx, php8.2-fpm, mariadb-server, openssh-server and btrfs-progs"
 getent group www-data >/dev/null || die "group www-data missing after installing nginx"
