@@ -43,8 +43,9 @@ type HostingPlan struct {
 	MaxExecutionSeconds int `json:"max_execution_seconds"`
 	// UploadMiB is upload_max_filesize and post_max_size.
 	UploadMiB int `json:"upload_mib"`
-	// DiskMiB is the disk allowance (reported against usage; not enforced by
-	// a file system quota).
+	// DiskMiB is the disk allowance, reported against usage; enforced by a
+	// file system quota only on hosting nodes whose sites are on btrfs with
+	// quotas enabled (NodeHostingAccount.QuotaEnforced).
 	DiskMiB int `json:"disk_mib"`
 }
 
@@ -58,7 +59,13 @@ type NodeHostingAccount struct {
 	Suspended  bool        `json:"suspended"`
 	Database   string      `json:"database"`
 	DiskBytes  uint64      `json:"disk_bytes"`
-	Deleted    bool        `json:"deleted,omitempty"`
+	// QuotaEnforced: the node enforces the plan's disk allowance with a
+	// file system quota (the site is a btrfs subvolume with a qgroup limit
+	// of disk_mib: writes past it fail with "Disk quota exceeded"). False
+	// (absent) on a node without quotas, for an account made before they
+	// were enabled, and from agents before this field.
+	QuotaEnforced bool `json:"quota_enforced,omitempty"`
+	Deleted       bool `json:"deleted,omitempty"`
 }
 
 // Hosting account statuses.

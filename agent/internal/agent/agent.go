@@ -118,6 +118,13 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 			}
 		}
 		log.Info("hosting role ready", "root", hc.Root, "http", hc.HTTPListen, "php_versions", node.PHPVersions())
+		// Whether plans' disk allowances are enforced (btrfs qgroups) or only
+		// reported, and why not.
+		if q := node.DiskQuota(); q.Enforced {
+			log.Info("hosting disk allowances enforced", "fs", q.FS, "enforced", true)
+		} else {
+			log.Info("hosting disk allowances reported, not enforced", "fs", q.FS, "enforced", false, "reason", q.Why)
+		}
 		m.SetHosting(node)
 	}
 	if err := m.Recover(ctx); err != nil {

@@ -37,13 +37,16 @@
 //	                        so a Host of "../x", "A.TEST" or junk never reaches the
 //	                        file system (421). Attaching a host is a symlink written
 //	                        under a temporary name and renamed over: no reload.
-//	sites/<user>/           root:root 0755, the account's home and SFTP chroot
+//	sites/<user>/           root:root 0755, the account's home and SFTP chroot; where
+//	                        sites/ is on btrfs with quotas, a subvolume limited to
+//	                        the plan's disk allowance (quota.go)
 //	sites/<user>/public     <user>:www-data 2750, the docroot (nginx reads through
 //	                        the group; SFTP uploads with umask 027 keep the group)
 //	sites/<user>/private    <user> 0700, outside the docroot (PHP may use it)
 //	sites/<user>/tmp        <user> 0700, PHP uploads and sessions
 //	sites/<user>/run        root:www-data 0750, php-fpm.sock (the pool's socket,
-//	                        <user>:www-data 0660)
+//	                        <user>:www-data 0660); in a site subvolume, a
+//	                        subvolume of its own, outside the limit
 //	sites/<user>/suspended  present while the account is suspended (nginx answers
 //	                        503 with nginx/pages/suspended.html)
 //	fpm/<version>/          one php-fpm master per PHP version: php-fpm.conf,

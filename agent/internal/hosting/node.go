@@ -34,6 +34,10 @@ type Config struct {
 	// account's PHP can leave files outside its home; a deleted account's
 	// are removed there (nil: DefaultTempDirs).
 	TempDirs []string
+	// Btrfs is the btrfs command (btrfs-progs): it makes the sites'
+	// subvolumes and sets their disk limits where sites/ is on btrfs with
+	// quotas enabled ("": btrfs).
+	Btrfs string
 }
 
 // DefaultTempDirs are the shared temporary directories of a Debian node.
@@ -44,7 +48,7 @@ func DefaultConfig() Config {
 	return Config{Root: "/var/lib/hostplane/hosting", HTTPListen: "0.0.0.0:80", NginxBin: "nginx",
 		NginxConfDir: "/etc/nginx", NginxWorkers: "auto", WebUser: "www-data", FPMGlob: "/usr/sbin/php-fpm*",
 		MariaDBClient: "mariadb", MariaDBSocket: "/run/mysqld/mysqld.sock", SFTPGroup: "hostplane-sftp",
-		MailSpool: "/var/mail"}
+		MailSpool: "/var/mail", Btrfs: "btrfs"}
 }
 
 // userComment marks the Linux users this package created (GECOS field).
@@ -76,6 +80,9 @@ type Node struct {
 	// resultWalkBound bounds an action result's walk (siteBytes):
 	// siteUsageTimeout; tests shorten it.
 	resultWalkBound time.Duration
+	// quota is how sites/ holds disk allowances (DiskQuota).
+	quotaMu sync.Mutex
+	quota   *DiskQuota
 }
 
 // New returns a node; Start brings up its nginx.
@@ -112,6 +119,7 @@ func (n *Node) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.refreshQuota(ctx) // sites/ exists now (Nginx.Ensure)
 	if _, err := n.RefreshPools(ctx); err != nil {
 		return err
 	}
@@ -331,7 +339,8 @@ func (n *Node) View(user string) (*api.NodeHostingAccount, error) {
 		return nil, err
 	}
 	return &api.NodeHostingAccount{Username: a.Username, Domain: a.Domain, Plan: a.Plan, PHPVersion: a.PHPVersion,
-		Suspended: a.Suspended, Database: a.Username, DiskBytes: n.siteBytes(a.Username)}, nil
+		Suspended: a.Suspended, Database: a.Username, DiskBytes: n.siteBytes(a.Username),
+		QuotaEnforced: n.quotaEnforced(a.Username)}, nil
 }
 
 // Accounts lists the usernames of the node's accounts.
@@ -396,10 +405,15 @@ func (n *Node) Create(ctx context.Context, in CreateInput, step Step) (res *api.
 	if err := step("files"); err != nil {
 		return nil, err
 	}
+	// The site subvolume and its limit (where quotas are on) are part of
+	// this step: resumed, it finds the subvolume and sets the limit.
+	if err := n.ensureSiteVolume(ctx, u, in.Plan.DiskMiB); err != nil {
+		return nil, err
+	}
+	undo = append(undo, func() { _ = n.removeSite(bg, u) })
 	if err := n.makeDirs(u); err != nil {
 		return nil, err
 	}
-	undo = append(undo, func() { _ = os.RemoveAll(n.L.Site(u)) })
 	if err := step("database"); err != nil {
 		return nil, err
 	}
@@ -590,7 +604,7 @@ func (n *Node) suspensions(ctx context.Context, u string, a account) []suspensio
 		}
 	}
 	return []suspension{
-		{"site", func() error { return WriteFileAtomic(marker, []byte("suspended\n"), 0o644) }, func() error {
+		{"site", func() error { return n.writeSiteFile(ctx, u, a.Plan.DiskMiB, marker, []byte("suspended\n"), 0o644) }, func() error {
 			if err := os.Remove(marker); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return err
 			}
@@ -679,6 +693,53 @@ func (n *Node) SetPHP(ctx context.Context, u, version string, step Step) (*api.N
 	return n.View(u)
 }
 
+// SetPlan gives the account another plan's limits: its disk limit (where
+// its site is a subvolume: a raised allowance lets the next write through,
+// a lowered one below the usage refuses writes until files go), its pool
+// (unless suspended) and its nginx location. Each step is idempotent: a
+// change resumed after a crash sets them all again. No coordinator action
+// calls it yet (there is no plan change of a hosting account); it is the
+// node's half of one.
+func (n *Node) SetPlan(ctx context.Context, u string, p api.HostingPlan, step Step) (*api.NodeHostingAccount, error) {
+	if err := validate.HostingUsername(u); err != nil {
+		return nil, err
+	}
+	if err := CheckPlan(p); err != nil {
+		return nil, err
+	}
+	a, err := n.load(u)
+	if err != nil {
+		return nil, err
+	}
+	a.Plan = p
+	if err := n.save(a); err != nil {
+		return nil, err
+	}
+	if err := step("disk"); err != nil {
+		return nil, err
+	}
+	if isSubvolume(n.L.Site(u)) && n.DiskQuota().Enforced {
+		if err := n.setSiteLimit(ctx, u, p.DiskMiB); err != nil {
+			return nil, err
+		}
+	}
+	if err := step("pool"); err != nil {
+		return nil, err
+	}
+	if !a.Suspended {
+		if err := n.FPM.PutPool(ctx, a.PHPVersion, n.pool(a)); err != nil {
+			return nil, err
+		}
+	}
+	if err := step("site"); err != nil {
+		return nil, err
+	}
+	if err := n.SyncSites(ctx); err != nil {
+		return nil, err
+	}
+	return n.View(u)
+}
+
 // Delete removes the site (every host name pointing at the account, and their
 // certificates), the pool, the database and its user, the Linux user, its
 // files and mail spool. Idempotent (an account with nothing on the node is
@@ -741,7 +802,7 @@ func (n *Node) Delete(ctx context.Context, u string, step Step) (*api.NodeHostin
 	if err := n.removeUser(ctx, u); err != nil {
 		return nil, err
 	}
-	if err := os.RemoveAll(n.L.Site(u)); err != nil {
+	if err := n.removeSite(ctx, u); err != nil {
 		return nil, err
 	}
 	if err := os.Remove(filepath.Join(n.cfg.MailSpool, u)); err != nil && !errors.Is(err, os.ErrNotExist) {
