@@ -184,11 +184,7 @@ func (n *Node) ensureSiteVolume(ctx context.Context, user string, diskMiB int) e
 	if !q.Enforced {
 		return nil
 	}
-	if _, err := os.Lstat(site); errors.Is(err, fs.ErrNotExist) {
-		if _, err := run(ctx, "", n.btrfsBin(), "subvolume", "create", site); err != nil {
-			return fmt.Errorf("site subvolume of %s: %w", user, err)
-		}
-	} else if err != nil {
+	if err := n.makeSubvolume(ctx, site); err != nil {
 		return err
 	}
 	if !isSubvolume(site) {
@@ -197,12 +193,16 @@ func (n *Node) ensureSiteVolume(ctx context.Context, user string, diskMiB int) e
 	if err := n.setSiteLimit(ctx, user, diskMiB); err != nil {
 		return err
 	}
-	if _, err := os.Lstat(runDir); errors.Is(err, fs.ErrNotExist) {
-		if _, err := run(ctx, "", n.btrfsBin(), "subvolume", "create", runDir); err != nil {
-			return fmt.Errorf("run subvolume of %s: %w", user, err)
-		}
-	} else if err != nil {
+	return n.makeSubvolume(ctx, runDir)
+}
+
+// makeSubvolume makes p (a quotaPath) a subvolume unless p exists.
+func (n *Node) makeSubvolume(ctx context.Context, p string) error {
+	if _, err := os.Lstat(p); !errors.Is(err, fs.ErrNotExist) {
 		return err
+	}
+	if _, err := run(ctx, "", n.btrfsBin(), "subvolume", "create", p); err != nil {
+		return fmt.Errorf("subvolume %s: %w", p, err)
 	}
 	return nil
 }
