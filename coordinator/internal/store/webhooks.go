@@ -242,25 +242,6 @@ func (r ReadTx) ForEachPendingDelivery(visit func(d Delivery) error) error {
 	})
 }
 
-// ForEachPendingDeliveryOf is ForEachPendingDelivery for one subscription,
-// in key order; visiting stops at the first error, which it returns.
-func (r ReadTx) ForEachPendingDeliveryOf(webhookID string, visit func(d Delivery) error) error {
-	deliveries := r.tx.Bucket(BucketWebhookDeliveries)
-	prefix := WebhookKey(webhookID, "")
-	c := r.tx.Bucket(BucketWebhookPending).Cursor()
-	for k, _ := c.Seek(prefix); k != nil && hasPrefix(k, prefix); k, _ = c.Next() {
-		var d Delivery
-		raw := deliveries.Get(k)
-		if raw == nil || json.Unmarshal(raw, &d) != nil || d.Status != api.DeliveryPending {
-			continue
-		}
-		if err := visit(d); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // DeliveryHead is what a list of pending deliveries reads of each: the
 // delivery without its event's copy, which decoding it would allocate.
 type DeliveryHead struct {
@@ -272,8 +253,9 @@ type DeliveryHead struct {
 	Chain     int    `json:"chain"`
 }
 
-// ForEachPendingDeliveryHeadOf is ForEachPendingDeliveryOf reading each
-// delivery's head only.
+// ForEachPendingDeliveryHeadOf is ForEachPendingDelivery for one
+// subscription, in key order, reading each delivery's head only; visiting
+// stops at the first error, which it returns.
 func (r ReadTx) ForEachPendingDeliveryHeadOf(webhookID string, visit func(d DeliveryHead) error) error {
 	deliveries := r.tx.Bucket(BucketWebhookDeliveries)
 	prefix := WebhookKey(webhookID, "")
