@@ -1,38 +1,18 @@
 package server
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/internal/testpki"
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/freeport"
 )
-
-// syncBuf is a bytes.Buffer the coordinator's goroutines may write while the
-// test reads it.
-type syncBuf struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuf) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuf) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestNetHTTPErrorsInTheCoordinatorsLog: what net/http logs itself goes to the
 // coordinator's log, a JSON line of component "http" naming the listener,
@@ -56,7 +36,7 @@ func TestNetHTTPErrorsInTheCoordinatorsLog(t *testing.T) {
 	cfg.RaftTLSKey = testpki.WritePEM(t, filepath.Join(dir, "h1-key.pem"), "EC PRIVATE KEY", kder)
 	cfg.RaftTLSCA = testpki.WritePEM(t, filepath.Join(dir, "ca.pem"), "CERTIFICATE", ca.Cert.Raw)
 	cfg.LogFormat, cfg.LogLevel = "json", "info"
-	var logs syncBuf
+	var logs framework.SyncBuilder // the coordinator's goroutines write it while the test reads
 	s, err := Start(cfg, NewLogger(cfg, &logs), nil)
 	if err != nil {
 		t.Fatal(err)
