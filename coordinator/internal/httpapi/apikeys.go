@@ -81,16 +81,11 @@ func (a *API) apiKeyUsage(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if page > 0 && page*limit < out.Total {
-		n := page + 1
-		out.NextPage = &n
-	}
+	var pos []byte
 	if next != nil {
-		pos := binary.BigEndian.AppendUint64(nil, uint64(next.At))
-		c := sealListToken(tokenKeyUsage, rq.caller.accountID, id, binary.BigEndian.AppendUint64(pos, next.Seq))
-		out.NextCursor = &c
+		pos = binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(next.At)), next.Seq)
 	}
-	return http.StatusOK, out, nil
+	return tokenPage(rq, out, tokenKeyUsage, id, pos)
 }
 
 // keyManager refuses an OAuth access token: a connected app must not mint

@@ -4,6 +4,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+
+	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // A list whose position is not one item's id (the webhook delivery log,
@@ -44,6 +46,22 @@ func openListToken(cursor string, kind byte, accountID, listID string) ([]byte, 
 		return nil, badListToken()
 	}
 	return b[9:], nil
+}
+
+// tokenPage answers out, a page of a list walked by an opaque cursor (kind,
+// listID): next_page while a numbered page has rows after it, next_cursor
+// the token of pos, the place of the page's last row when another follows
+// (nil: none does).
+func tokenPage[T any](rq *request, out api.Page[T], kind byte, listID string, pos []byte) (int, any, error) {
+	if out.Page > 0 && out.Page*out.Limit < out.Total {
+		n := out.Page + 1
+		out.NextPage = &n
+	}
+	if pos != nil {
+		c := sealListToken(kind, rq.caller.accountID, listID, pos)
+		out.NextCursor = &c
+	}
+	return http.StatusOK, out, nil
 }
 
 func badListToken() error {

@@ -329,15 +329,11 @@ func (a *API) listWebhookDeliveries(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if page > 0 && page*limit < out.Total {
-		n := page + 1
-		out.NextPage = &n
-	}
+	var pos []byte
 	if next != nil {
-		c := sealListToken(tokenDeliveries, rq.caller.accountID, id, next.encode())
-		out.NextCursor = &c
+		pos = next.encode()
 	}
-	return http.StatusOK, out, nil
+	return tokenPage(rq, out, tokenDeliveries, id, pos)
 }
 
 // deliveryAt is a place in a subscription's delivery log (deliveryLog), the
