@@ -715,7 +715,9 @@ func (n *Node) SetPlan(ctx context.Context, u string, p api.HostingPlan, step St
 	if err := n.save(a); err != nil {
 		return nil, err
 	}
-	if err := step("disk"); err != nil {
+	// The disk limit is the site files' part, as in Create (its "files"
+	// step): one step name the coordinator already knows.
+	if err := step("files"); err != nil {
 		return nil, err
 	}
 	if isSubvolume(n.L.Site(u)) && n.DiskQuota().Enforced {
