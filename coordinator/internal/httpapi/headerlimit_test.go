@@ -59,17 +59,7 @@ func TestOverLongHeadersAreAJSONError(t *testing.T) {
 	}
 
 	// 2 MiB: net/http stops reading at its own, higher limit.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	go func() {
-		// The server may close while this is still being written.
-		_, _ = conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + strings.Repeat("b", 2<<20) + "\r\n\r\n"))
-	}()
-	got, err := io.ReadAll(conn)
+	got, err := rawExchange(t, base, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("b", 2<<20)+"\r\n\r\n")
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("2 MiB of headers: the connection is still open after 10 s (read %q)", got)
@@ -86,6 +76,23 @@ func TestOverLongHeadersAreAJSONError(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("after the 2 MiB request, /healthz: %s", resp.Status)
 	}
+}
+
+// rawExchange writes req on a new connection to base (http://host:port)
+// and reads until the server closes it, within 10 s: what the server
+// answered and the read's error (a timeout: it kept the connection open).
+// The write goes on beside the read, since the server may close while a
+// long request is still being written.
+func rawExchange(t *testing.T, base, req string) ([]byte, error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() { _, _ = conn.Write([]byte(req)) }()
+	return io.ReadAll(conn)
 }
 
 // TestHeaderBytesCountsTheWire: the size headerLimit compares is the request
@@ -207,16 +214,7 @@ func TestOverLongTargetIsAJSON414(t *testing.T) {
 	}
 
 	// Past net/http's own cut (twice the header limit): its answer, not ours.
-	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	go func() {
-		_, _ = conn.Write([]byte("GET " + query(200<<10) + " HTTP/1.1\r\nHost: x\r\n\r\n"))
-	}()
-	got, err := io.ReadAll(conn)
+	got, err := rawExchange(t, base, "GET "+query(200<<10)+" HTTP/1.1\r\nHost: x\r\n\r\n")
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() {
 		t.Fatalf("a 200 KiB target: the connection is still open after 10 s (read %.300q)", got)
