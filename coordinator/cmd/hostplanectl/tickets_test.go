@@ -16,35 +16,29 @@ import (
 // stdoutOf runs fn with os.Stdout sent to a pipe and returns what it wrote.
 func stdoutOf(t *testing.T, fn func() error) (string, error) {
 	t.Helper()
-	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := os.Stdout
-	os.Stdout = w
-	out := make(chan string)
-	go func() { b, _ := io.ReadAll(r); out <- string(b) }()
-	ferr := fn()
-	os.Stdout = old
-	w.Close()
-	s := <-out
-	r.Close()
-	return s, ferr
+	return captured(t, &os.Stdout, fn)
 }
 
 // stderrOf runs fn with os.Stderr captured and returns what it wrote there.
 func stderrOf(t *testing.T, fn func() error) (string, error) {
 	t.Helper()
+	return captured(t, &os.Stderr, fn)
+}
+
+// captured runs fn with *std (os.Stdout or os.Stderr) sent to a pipe, puts
+// it back, and returns what fn wrote there.
+func captured(t *testing.T, std **os.File, fn func() error) (string, error) {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	old := os.Stderr
-	os.Stderr = w
+	old := *std
+	*std = w
 	out := make(chan string)
 	go func() { b, _ := io.ReadAll(r); out <- string(b) }()
 	ferr := fn()
-	os.Stderr = old
+	*std = old
 	w.Close()
 	s := <-out
 	r.Close()
