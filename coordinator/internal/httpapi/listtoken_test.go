@@ -40,6 +40,32 @@ func (w *whAPI) tokenPage(key, path, cursor string, limit int) (rows []map[strin
 	return rows, next
 }
 
+// walk walks path by cursor (w.tokenPage), pages of limit, to the page
+// whose next_cursor is null, failing past 20 pages. After each page it
+// calls between with the page's number (from 1) and rows, before the next
+// page is asked for. It returns how many times each row's idField was
+// seen, and the number of pages.
+func (w *whAPI) walk(key, path string, limit int, idField string, between func(page int, rows []map[string]any)) (seen map[string]int, pages int) {
+	w.t.Helper()
+	seen = map[string]int{}
+	cursor := ""
+	for {
+		rows, next := w.tokenPage(key, path, cursor, limit)
+		for _, r := range rows {
+			seen[r[idField].(string)]++
+		}
+		pages++
+		between(pages, rows)
+		if next == "" {
+			return seen, pages
+		}
+		if pages > 20 {
+			w.t.Fatal("the walk does not end")
+		}
+		cursor = next
+	}
+}
+
 // attempted is how many of the rows of wh's delivery log (first page of
 // 200) are succeeded attempts.
 func (w *whAPI) attempted(key, wh string) int {
@@ -72,15 +98,8 @@ func TestWebhookDeliveryCursorWalk(t *testing.T) {
 	if len(first) != 20 {
 		t.Fatalf("%d rows before the walk, want 20 queued", len(first))
 	}
-	seen := map[string]int{}
-	cursor, pages := "", 0
-	for {
-		rows, next := w.tokenPage(key, path, cursor, 3)
-		for _, r := range rows {
-			seen[r["delivery_id"].(string)]++
-		}
-		pages++
-		switch pages {
+	seen, pages := w.walk(key, path, 3, "delivery_id", func(page int, _ []map[string]any) {
+		switch page {
 		case 1:
 			// The 8 oldest deliveries' first attempts (not shown yet)
 			// apply, and 2 new events come.
@@ -99,14 +118,7 @@ func TestWebhookDeliveryCursorWalk(t *testing.T) {
 			waitHook(t, "22 attempts", func() bool { return w.attempted(key, wh) == 22 })
 			w.ticket(acc)
 		}
-		if next == "" {
-			break
-		}
-		if pages > 20 {
-			t.Fatal("the walk does not end")
-		}
-		cursor = next
-	}
+	})
 	for _, r := range first {
 		if id := r["delivery_id"].(string); seen[id] != 1 {
 			t.Errorf("delivery %s (queued when the walk began) seen %d times", id, seen[id])
@@ -148,13 +160,9 @@ func TestKeyUsageCursorWalk(t *testing.T) {
 	flush(start...)
 	path := "/v1/account/api-keys/" + keyID + "/usage"
 	_, before := w.deliveriesOf(reader, path)
-	seen := map[string]int{}
 	var last time.Time
-	cursor := ""
-	for page := 1; ; page++ {
-		rows, next := w.tokenPage(reader, path, cursor, 4)
+	seen, _ := w.walk(reader, path, 4, "path", func(page int, rows []map[string]any) {
 		for _, r := range rows {
-			seen[r["path"].(string)]++
 			at, _ := time.Parse(time.RFC3339Nano, r["at"].(string))
 			if page > 1 && at.After(last) {
 				t.Errorf("page %d: %v after %v: not newest first", page, at, last)
@@ -167,14 +175,7 @@ func TestKeyUsageCursorWalk(t *testing.T) {
 		if page == 2 {
 			flush(t0.Add(-time.Minute))
 		}
-		if next == "" {
-			break
-		}
-		if page > 20 {
-			t.Fatal("the walk does not end")
-		}
-		cursor = next
-	}
+	})
 	for _, p := range before {
 		if seen[p] != 1 {
 			t.Errorf("entry %s (there for the whole walk) seen %d times", p, seen[p])
