@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -13,8 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode"
 
+	"github.com/hostplane/hostplane/internal/termtest"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
@@ -25,21 +24,6 @@ import (
 // C1 controls, a screen clear and a new line) and a line separator. Each of
 // them passes a check that refuses only C0 controls.
 const hostileText = "evil\u202egnp.exe \u009b2J\u009b31mred\u0085forged row\u2028x"
-
-// terminalUnsafe lists the runes of out that an operator's terminal takes
-// as other than text: control characters but the newline (and the tab
-// when multiline), bidi controls, line and paragraph separators.
-func terminalUnsafe(out string, multiline bool) []string {
-	var bad []string
-	for _, r := range out {
-		switch {
-		case r == '\n', multiline && r == '\t':
-		case unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r), r == '\u2028', r == '\u2029':
-			bad = append(bad, fmt.Sprintf("%U", r))
-		}
-	}
-	return bad
-}
 
 // TestProbe10OAuthClientNameInOperatorOutput: dynamic client registration
 // is open to anyone, and a device's client_name is shown to the operator by
@@ -65,7 +49,7 @@ func TestProbe10OAuthClientNameInOperatorOutput(t *testing.T) {
 		if run.code != 0 {
 			t.Fatalf("%s", run)
 		}
-		if bad := terminalUnsafe(run.stdout+run.stderr, false); len(bad) > 0 {
+		if bad := termtest.Unsafe(run.stdout+run.stderr, false); len(bad) > 0 {
 			t.Errorf("hostplanectl %s prints %v raw: %q", strings.Join(run.args, " "), bad, run.stdout)
 		}
 	}
@@ -140,7 +124,7 @@ func TestProbe10NodeSnapshotListShowsTheDescriptionSafely(t *testing.T) {
 		return out.String()
 	}
 	out := run("node", "vm", "snapshot", "list", "vm-1", "--socket", sock)
-	if bad := terminalUnsafe(out, false); len(bad) > 0 {
+	if bad := termtest.Unsafe(out, false); len(bad) > 0 {
 		t.Errorf("node vm snapshot list prints %v raw: %q", bad, out)
 	}
 	if lines := strings.Split(strings.TrimRight(out, "\n"), "\n"); len(lines) != 3 {
@@ -203,7 +187,7 @@ func TestProbe10CustomerTextInOperatorOutput(t *testing.T) {
 		if run.code != 0 {
 			t.Fatalf("%s", run)
 		}
-		if bad := terminalUnsafe(run.stdout+run.stderr, c.multiline); len(bad) > 0 {
+		if bad := termtest.Unsafe(run.stdout+run.stderr, c.multiline); len(bad) > 0 {
 			t.Errorf("hostplanectl %s prints %v raw: %q", strings.Join(c.args, " "), bad, run.stdout)
 		}
 		if lines := strings.Split(strings.TrimRight(run.stdout, "\n"), "\n"); c.rows > 0 && len(lines) != c.rows+1 {
@@ -223,7 +207,7 @@ func TestProbe10CustomerTextInOperatorOutput(t *testing.T) {
 			run = ctl(t, p, "key", "usage", k.ID)
 			return run.code == 0 && strings.Contains(run.stdout, "GET")
 		})
-		if bad := terminalUnsafe(run.stdout+run.stderr, false); len(bad) > 0 {
+		if bad := termtest.Unsafe(run.stdout+run.stderr, false); len(bad) > 0 {
 			t.Errorf("hostplanectl key usage prints %v raw: %q", bad, run.stdout)
 		}
 		return

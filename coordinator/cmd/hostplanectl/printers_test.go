@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-	"unicode"
 
+	"github.com/hostplane/hostplane/internal/termtest"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -90,21 +90,6 @@ func fakeSocket(t *testing.T, answers map[string]func(string) any, text *atomic.
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return sock
-}
-
-// unsafeRunes lists what out holds that a terminal takes as other than
-// text: controls but the newline (and the tab when multiline), bidi
-// controls, line and paragraph separators.
-func unsafeRunes(out string, multiline bool) []string {
-	var bad []string
-	for _, r := range out {
-		switch {
-		case r == '\n', multiline && r == '\t':
-		case unicode.IsControl(r), unicode.Is(unicode.Bidi_Control, r), r == '\u2028', r == '\u2029':
-			bad = append(bad, fmt.Sprintf("%U", r))
-		}
-	}
-	return bad
 }
 
 // holds reports whether the decoded JSON value v holds the string s.
@@ -222,7 +207,7 @@ func TestPrintersShowOutsideTextSafely(t *testing.T) {
 			t.Errorf("%v: exit %d: %s", c.args, code, errOut)
 			continue
 		}
-		if bad := unsafeRunes(out+errOut, c.multiline); len(bad) > 0 {
+		if bad := termtest.Unsafe(out+errOut, c.multiline); len(bad) > 0 {
 			t.Errorf("hostplanectl %s prints %v raw:\n%s", strings.Join(c.args, " "), bad, out)
 		}
 		if !c.multiline && strings.Count(out, "\n") != strings.Count(plainOut, "\n") {
@@ -233,7 +218,7 @@ func TestPrintersShowOutsideTextSafely(t *testing.T) {
 			t.Errorf("--json %v: exit %d: %s", c.args, code, errOut)
 			continue
 		}
-		if bad := unsafeRunes(js, false); len(bad) > 0 {
+		if bad := termtest.Unsafe(js, false); len(bad) > 0 {
 			t.Errorf("hostplanectl --json %s prints %v raw:\n%s", strings.Join(c.args, " "), bad, js)
 		}
 		var v any
