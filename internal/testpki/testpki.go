@@ -7,10 +7,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
+	"net"
 	"os"
 	"testing"
 	"time"
@@ -62,6 +65,26 @@ func WritePEM(tb testing.TB, path, typ string, der []byte) string {
 		tb.Fatal(err)
 	}
 	return path
+}
+
+// Refusal is the error with which the TLS server at addr turns away a
+// client of cfg, or nil if it takes the client. Under TLS 1.3 the client's
+// handshake ends before the server has checked the client's certificate,
+// so the refusal (an alert, or the connection closed) comes with the first
+// read. A server that took the client waits for a request: a read that
+// times out after wait is no refusal. Dialling waits at most wait too.
+func Refusal(addr string, cfg *tls.Config, wait time.Duration) error {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: wait}, "tcp", addr, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_ = conn.SetReadDeadline(time.Now().Add(wait))
+	_, err = conn.Read(make([]byte, 1))
+	if ne := net.Error(nil); errors.As(err, &ne) && ne.Timeout() {
+		return nil
+	}
+	return err
 }
 
 func newKey(tb testing.TB) *ecdsa.PrivateKey {
