@@ -127,7 +127,7 @@ func (a *API) serverStats(rq *request) (int, any, error) {
 
 // streamStats serves ?stream=1 as server-sent events: `event: stats` per
 // sample until the client goes away, or one `event: error` when the node
-// drops. A failure before the first sample is a plain JSON error; the response
+// drops or the stream's key is revoked or expires (its 401). A failure before the first sample is a plain JSON error; the response
 // is committed by the first sample, or after statsTimeout without one, so a
 // proxy waiting for headers (the follower's forwarder) does not give up.
 func (a *API) streamStats(rq *request, deps *ServerDeps, s store.Server, interval time.Duration) (int, any, error) {
@@ -171,11 +171,21 @@ func (a *API) streamStats(rq *request, deps *ServerDeps, s store.Server, interva
 			_ = rc.Flush()
 		}
 	})
+	// refused: the stream's key (or access token) was revoked or expired
+	// since it was opened. Each sample checks it again (from the key cache,
+	// read again only after a key changed): a key that was checked once,
+	// when the stream opened, kept streaming the server's figures to
+	// whoever held it after its revocation, for as long as they read.
+	var refused *api.Error
 	err := deps.Stats(rq.Context(), s.NodeID, s.VMName, true, interval, func(st api.ServerStats) error {
 		mu.Lock()
 		defer mu.Unlock()
 		if done {
 			return errors.New("stream closed")
+		}
+		if _, err := a.authenticate(&request{Request: rq.Request, now: a.now().UTC()}); err != nil {
+			refused, _ = toAPIError(err)
+			return err
 		}
 		if !started {
 			begin()
@@ -188,12 +198,17 @@ func (a *API) streamStats(rq *request, deps *ServerDeps, s store.Server, interva
 	defer mu.Unlock()
 	done = true
 	if !started {
+		if refused != nil {
+			return 0, nil, &httpError{status: refused.StatusCode, code: refused.Code, msg: refused.Message}
+		}
 		if err == nil {
 			err = errNoSample
 		}
 		return 0, nil, a.statsError(rq, s, err)
 	}
-	if rq.Context().Err() == nil {
+	if refused != nil {
+		_ = send("error", refused)
+	} else if rq.Context().Err() == nil {
 		// The node dropped (or the agent ended the stream): say so, then end.
 		if err == nil {
 			err = errNoSample

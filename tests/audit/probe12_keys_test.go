@@ -1,0 +1,176 @@
+package audit
+
+import (
+	"bufio"
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestProbe12KeyRevokedWhileInUse: a key that is revoked (DELETE
+// /v1/account/api-keys/:id with another key of the account) while requests
+// with it are in flight on the three coordinators, as a leaked key a
+// customer revokes is being used.
+//
+// README (Customers' own API keys): after the revocation "the next request
+// with it is a 401 on every coordinator" (Read consistency: a key whose
+// revocation was acknowledged before the request was sent is refused). So
+// every request sent after the 204 is a 401 revoked_api_key, through each
+// coordinator; those in flight at the revoke are a 200 or that 401.
+//
+// A live stats stream (GET /v1/servers/:id/stats?stream=1) opened with the
+// key before is the key in use too: it ends once the key is revoked (an
+// `event: error` naming the revocation, then the end), within a few of its
+// intervals, rather than streaming the server's figures to whoever holds the
+// revoked key for as long as it cares to read. Before, it went on: the key
+// was checked once, when the stream was opened.
+func TestProbe12KeyRevokedWhileInUse(t *testing.T) {
+	r := newRig(t)
+	r.c.Credit(r.ctx, r.accA.ID, serverPrice)
+	var so api.ServerOrder
+	r.ordered(t, "A's server", 0, r.keyA, "/v1/servers", serverBody("probe12-keys"), &so, 60*time.Second)
+	n := r.c.Len()
+
+	leaked, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "leaked",
+		Scopes: []string{api.ScopeAccountRead, api.ScopeServersRead}, RateLimitPerMin: 6000})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The stream, through a follower, 1 s between samples.
+	f := r.follower()
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", r.c.URL(f)+"/v1/servers/"+so.Server.ID+"/stats?stream=1&interval=1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+leaked.Key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("stats stream with the key: %d", resp.StatusCode)
+	}
+	type line struct {
+		text string
+		at   time.Time
+	}
+	lines := make(chan line, 1000)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			lines <- line{sc.Text(), time.Now()}
+		}
+	}()
+	// A first sample before the revoke.
+	for first := time.After(10 * time.Second); ; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("the stream ended before its first sample")
+			}
+			if l.text != "event: stats" {
+				continue
+			}
+		case <-first:
+			t.Fatal("no sample within 10 s")
+		}
+		break
+	}
+
+	// Requests with the key on every coordinator while it is revoked.
+	type sent struct {
+		at     time.Time // when it was sent
+		coord  int
+		status int
+		code   string
+	}
+	var (
+		mu   sync.Mutex
+		log  []sent
+		stop = make(chan struct{})
+		wg   sync.WaitGroup
+	)
+	for i := range n {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				at := time.Now()
+				rep, err := r.apis[i].Try(leaked.Key, "GET", "/v1/account", nil, nil)
+				if err != nil {
+					continue
+				}
+				mu.Lock()
+				log = append(log, sent{at, i, rep.Status, rep.Code()})
+				mu.Unlock()
+				time.Sleep(40 * time.Millisecond) // under the key's 100 a second
+			}
+		})
+	}
+	time.Sleep(300 * time.Millisecond)
+	rep := r.call(r.follower(), r.keyA, "DELETE", "/v1/account/api-keys/"+leaked.Info.ID, nil, nil)
+	revoked := time.Now()
+	if rep.Status/100 != 2 {
+		t.Fatalf("revoke: %s", rep)
+	}
+	time.Sleep(time.Second)
+	close(stop)
+	wg.Wait()
+
+	after := map[int]int{}
+	for _, s := range log {
+		switch {
+		case s.status == 200 && s.at.After(revoked):
+			t.Errorf("a request with the key sent %s after its revoke's answer, through coordinator %d: 200; want 401", s.at.Sub(revoked), s.coord)
+		case s.status == 401 && s.code == "revoked_api_key":
+			if s.at.After(revoked) {
+				after[s.coord]++
+			}
+		case s.status == 200:
+		case s.status == 503: // an election: not served
+		default:
+			t.Errorf("a request with the key through coordinator %d: %d %s; want 200 or 401 revoked_api_key", s.coord, s.status, s.code)
+		}
+	}
+	for i := range n {
+		if after[i] == 0 {
+			t.Errorf("no request with the key through coordinator %d after the revoke (of %d sent): the probe measured nothing there", i, len(log))
+		}
+	}
+	t.Logf("%d requests with the key, %v refused after the revoke per coordinator", len(log), after)
+
+	// The stream ends within a few intervals of the revoke.
+	var tail []string
+	var ended time.Time
+	for deadline := time.After(8 * time.Second); ended.IsZero(); {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				ended = time.Now()
+				break
+			}
+			if l.at.After(revoked) && len(tail) < 40 {
+				tail = append(tail, l.text)
+			}
+		case <-deadline:
+			t.Fatalf("the stats stream of the revoked key still runs 8 s after the revoke; lines after it: %q", tail)
+		}
+	}
+	if s := strings.Join(tail, "\n"); !strings.Contains(s, "event: error") || !strings.Contains(s, "revoked_api_key") {
+		t.Errorf("the stats stream of the revoked key ended %s after the revoke without an error event naming it: %q", ended.Sub(revoked).Round(time.Millisecond), tail)
+	}
+	t.Logf("the stats stream ended %s after the revoke", ended.Sub(revoked).Round(time.Millisecond))
+}
