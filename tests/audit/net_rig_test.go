@@ -22,6 +22,7 @@ import (
 type netRig struct {
 	*rig
 	pdns *framework.PowerDNS
+	sim  *framework.Sim // the node's scripted agent (hold, release)
 }
 
 const (
@@ -48,7 +49,7 @@ func newNetRig(t *testing.T, cidr4 string, quarantine int64) *netRig {
 		}})
 	r := &netRig{rig: rigOn(t, c, "net", 3*time.Minute), pdns: p}
 	ctx := r.ctx
-	c.StartTestAgent(netNode, strings.Join(c.AgentAddrs(), ","), "-kvm")
+	r.sim = c.StartTestAgent(netNode, strings.Join(c.AgentAddrs(), ","), "-kvm")
 	adm := r.adm()
 	if _, err := adm.CreateProduct(ctx, "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
 		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}); err != nil {
