@@ -61,6 +61,7 @@ type rig struct {
 	accB api.Account
 	keyB string
 	reg  *framework.EPPD // the registry the coordinators use
+	sim  *framework.Sim  // newRig's scripted node (hold, release)
 }
 
 // newRig starts the registry, three coordinators using it (each with the
@@ -80,7 +81,7 @@ func newRigWith(t *testing.T, o framework.EPPDOptions, extra ...string) *rig {
 	r := rigOn(t, c, "audit", 4*time.Minute)
 	r.reg = reg
 	ctx := r.ctx
-	c.StartTestAgent("audit-node-1", strings.Join(c.AgentAddrs(), ","), "-kvm", "-hosting")
+	r.sim = c.StartTestAgent("audit-node-1", strings.Join(c.AgentAddrs(), ","), "-kvm", "-hosting")
 	adm := c.AnyAlive(nil).Admin()
 	for slug, p := range map[string]api.ProductRequest{
 		"vps-a":  {Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}},

@@ -91,6 +91,9 @@ func (a *API) putCustomDomain(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if err := a.deleteUnderway(h); err != nil {
+		return 0, nil, err
+	}
 	if err := a.domainNotReserved(domain); err != nil {
 		return 0, nil, err
 	}
@@ -191,6 +194,21 @@ func (a *API) loadHostingNoBody(rq *request) (store.HostingAccount, error) {
 		return h, err
 	}
 	return h, decodeNoBody(rq.body)
+}
+
+// deleteUnderway is the 409 action_in_progress naming h's delete while it
+// is under way, as every other change of the account is then: a custom
+// domain set on it was a 200 with the DNS records to create for a site
+// that was gone a moment later, the domain dropped with it.
+func (a *API) deleteUnderway(h store.HostingAccount) error {
+	if h.ActionID == "" {
+		return nil
+	}
+	cur, err := readOne(a, "action", func(r store.ReadTx) (store.Action, error) { return r.Action(h.ActionID) })
+	if err != nil || cur.Finished() || cur.Command != api.ActionHostingDelete {
+		return nil
+	}
+	return &fsm.ActionBusyError{ServerID: h.ID, ActionID: cur.ID, Command: cur.Command, Resource: "hosting account"}
 }
 
 // loadCustomDomain reads the caller's hosting account and its custom domain
