@@ -20,12 +20,14 @@ import (
 // gets it, the other is a 409 naming the domain field, and only the winner
 // shows it. Three hosting orders at once from a wallet that pays for one:
 // one order, two 402 insufficient_funds that charge nothing, the balance
-// never below zero. A site deleted twice at once while its node holds the
-// delete: one delete is accepted, the other is the 409 action_in_progress
-// naming it, and so is a custom domain given to the site then; once the
-// delete is done the site is deleted, the domain it was given is free for
-// another site, a delete again is refused, and the wallet is refunded at
-// most once for it.
+// never below zero. Two orders for one username at once, money for both:
+// one order, one debit, the other a 409 naming the username. A site deleted
+// twice at once while its node holds the delete: one delete is accepted,
+// the other is the 409 action_in_progress naming it, and so is a custom
+// domain given to the site then (before: a 200 with the DNS records to
+// create for a site about to go); once the delete is done the site is
+// deleted, that domain is free for another site, a delete again is
+// refused, and the wallet is refunded at most once for it.
 func TestProbe12HostingConflictsAcrossCoordinators(t *testing.T) {
 	r := newRig(t)
 	// A's calls (and the waits for actions, which poll) on a key whose
@@ -120,6 +122,35 @@ func TestProbe12HostingConflictsAcrossCoordinators(t *testing.T) {
 	if third.Hosting.ID == "" {
 		t.FailNow()
 	}
+
+	t.Run("two orders for one username at once", func(t *testing.T) {
+		r.c.Credit(r.ctx, r.accA.ID, 2*hostingPrice)
+		before := r.charged(r.keyA)
+		body := hostingBody("p12twin")
+		other := hostingBody("p12twin")
+		other["domain"] = "p12twin-other.example.com"
+		reps := at(
+			probe12Req{"order", 1, "POST", "/v1/hosting", body},
+			probe12Req{"order again", 2, "POST", "/v1/hosting", other},
+		)
+		var won api.HostingOrder
+		for k, rep := range reps {
+			switch {
+			case rep.Status == 201 && won.Hosting.ID == "":
+				rep.Decode(t, &won)
+			case rep.Status == 409 && rep.Code() == "conflict" && strings.Contains(string(rep.Body), `\"username\"`):
+			default:
+				t.Errorf("order %d of two for one username at once: %s; want one 201, the other 409 conflict naming username", k, rep)
+			}
+		}
+		if won.Hosting.ID == "" {
+			t.Fatalf("neither order went through: %v", reps)
+		}
+		framework.WaitActionSuccess(t, r.apis[0].Client(r.keyA), won.Action.ID, 60*time.Second)
+		if after := r.charged(r.keyA); after.balance != before.balance-hostingPrice || after.hosting != before.hosting+1 || after.invoices != before.invoices+1 {
+			t.Errorf("two orders for one username at once: %+v → %+v; want one site, one invoice, one debit", before, after)
+		}
+	})
 
 	t.Run("deleted twice at once, then a custom domain", func(t *testing.T) {
 		// The site without a custom domain: the one whose claim lost.
