@@ -8,7 +8,7 @@ die() { echo "install-acme-test-deps: $*" >&2; exit 1; }
 
 scripts/apt-install-missing.sh nginx libnginx-mod-http-lua
 
-PEBBLE_VERSION=v2.10.1
+PEBBLE_VERSION=v2.10.3
 mkdir -p .bin
 if ! [ -x .bin/pebble ] || ! grep -qx "$PEBBLE_VERSION" .bin/pebble.version 2>/dev/null; then
   GOBIN="$PWD/.bin" go install "github.com/letsencrypt/pebble/v2/cmd/pebble@${PEBBLE_VERSION}" \

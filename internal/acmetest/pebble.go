@@ -23,8 +23,13 @@ import (
 	"github.com/hostplane/hostplane/tests/framework/freeport"
 )
 
-// PebbleVersion is the pebble the scripts install.
-const PebbleVersion = "v2.10.1"
+// PebbleVersion is the pebble the scripts install: v2.10.2 or later. In
+// v2.10.1 an order's handler read-locks the order twice (pebble issue 554):
+// a poll of the order while the CA stores its certificate could block for
+// good, and with it every later request for that order and then pebble's
+// whole store (tests/hosting TestCustomDomainCertificate's order "context
+// deadline exceeded", never answered again).
+const PebbleVersion = "v2.10.3"
 
 // RepoFile finds path (".bin/pebble") in the repository above the test's
 // package; a missing file fails the test saying how to install it.

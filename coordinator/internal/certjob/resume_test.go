@@ -256,7 +256,7 @@ func TestFailureAfterFinalizeResumesTheOrder(t *testing.T) {
 	// it): the order is kept, not placed again, and resumed after the
 	// back-off.
 	//
-	// pebble (v2.10.1) reuses a valid authorization 1 time in 100 even at
+	// pebble (v2.10.3) reuses a valid authorization 1 time in 100 even at
 	// PEBBLE_AUTHZREUSE=0 (it places a new one only when rand.Intn(100) > 0):
 	// the renewal then presents no challenge, so its leader is not killed and
 	// it ends with a certificate. That renewal is retried (at most 3 times),
