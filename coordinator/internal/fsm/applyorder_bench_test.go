@@ -41,20 +41,28 @@ const applyOrderBatch = 8
 // applyOrderState is BenchmarkApplyOrder's store before the measured
 // commands: every order's command time is after at.
 type applyOrderState struct {
-	f    *FSM
-	at   time.Time
-	idx  uint64
-	seq  int
-	prov []byte // an order's provision params, as the API encodes them
+	f     *FSM
+	at    time.Time
+	idx   uint64
+	seq   int
+	prov  []byte // an order's provision params, as the API encodes them
+	fixed bool   // ids numbered from seq, not ids.New's (TestApplyOrderRecordsUnchanged)
+	label string // the servers' label
 }
 
 const applyOrderAccounts = 40
 
 func newApplyOrderState(b *testing.B) *applyOrderState {
+	return newApplyOrderStateOf(b, 300, false)
+}
+
+// newApplyOrderStateOf is the store with servers servers (and as many
+// tickets) ordered, their ids numbered when fixed.
+func newApplyOrderStateOf(b testing.TB, servers int, fixed bool) *applyOrderState {
 	b.Helper()
 	f := open(b, filepath.Join(b.TempDir(), "fsm.db"))
 	b.Cleanup(func() { f.Close() })
-	s := &applyOrderState{f: f, at: time.Date(2026, 6, 3, 10, 0, 0, 0, time.UTC)}
+	s := &applyOrderState{f: f, at: time.Date(2026, 6, 3, 10, 0, 0, 0, time.UTC), fixed: fixed, label: "web"}
 	s.prov, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25},
 		Hostname: "web.example.com", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx3b3JkcyBvZiBhIHRlc3Qga2V5IGZvciB0aGUgYmVuY2ggb25seQ bench@example"}})
 	setup := []*Envelope{
@@ -84,8 +92,8 @@ func newApplyOrderState(b *testing.B) *applyOrderState {
 		cmd(CmdIPPoolCreate, IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: "v4", CIDR: "198.18.0.0/16", Gateway: "198.18.0.1", Bridge: "br0"}}}),
 		cmd(CmdIPPoolCreate, IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: "v6", CIDR: "2001:db8::/48", Gateway: "fe80::1", Bridge: "br0"}}}))
 	s.applyGroup(setup)
-	// 300 servers already ordered, with their tickets.
-	for i := 0; i < 300; i += applyOrderBatch {
+	// The servers already ordered, with their tickets.
+	for i := 0; i < servers; i += applyOrderBatch {
 		var g []*Envelope
 		for j := 0; j < applyOrderBatch; j++ {
 			g = append(g, s.next("order-addr"), s.next("ticket"))
@@ -105,16 +113,16 @@ func (s *applyOrderState) next(kind string) *Envelope {
 	var err error
 	switch kind {
 	case "ticket":
-		env, err = NewEnvelope(CmdTicketCreate, s.at, TicketCreate{ID: ids.New("tkt", s.at), AccountID: acc, MessageID: ids.New("msg", s.at),
+		env, err = NewEnvelope(CmdTicketCreate, s.at, TicketCreate{ID: s.id("tkt"), AccountID: acc, MessageID: s.id("msg"),
 			Subject: "The server does not answer on port 443", Message: "Since this morning the server answers nothing on port 443; port 22 works. Can you look?",
 			Department: "technical", Priority: "normal", PerAccountNumber: true})
 	default:
-		srv, act := ids.New("srv", s.at), ids.New("act", s.at)
+		srv, act := s.id("srv"), s.id("act")
 		vm := "hp-" + srv
 		node := fmt.Sprintf("hv-%d", 1+s.seq%3)
 		plan := api.ServerPlan{Slug: "vps-1", VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25}
 		c := ServerCreate{
-			Server: store.Server{Server: api.Server{ID: srv, Label: "web", Hostname: "web.example.com", Plan: plan, OSTemplate: "debian-12", OS: "debian"},
+			Server: store.Server{Server: api.Server{ID: srv, Label: s.label, Hostname: "web.example.com", Plan: plan, OSTemplate: "debian-12", OS: "debian"},
 				AccountID: acc, NodeID: node, VMName: vm},
 			Action: store.Action{Action: api.Action{ID: act, Command: api.ActionServerProvision, ResourceType: "server", ResourceID: srv},
 				NodeID: node, Target: vm, Params: s.prov, NeedsSecret: true, Mutating: true, Deadline: s.at.Add(15 * time.Minute)},
@@ -124,13 +132,21 @@ func (s *applyOrderState) next(kind string) *Envelope {
 			c.Addresses = &AddrRequest{IPv4Pools: []string{"v4"}, IPv4: 1, IPv6Pools: []string{"v6"}, IPv6: 1}
 		}
 		env, err = NewEnvelope(CmdServerOrder, s.at, ServerOrder{PlanSlug: "vps-1", Create: c,
-			InvoiceID: ids.New("inv", s.at), PaymentID: ids.New("pay", s.at), TxID: ids.New("wtx", s.at)})
+			InvoiceID: s.id("inv"), PaymentID: s.id("pay"), TxID: s.id("wtx")})
 	}
 	if err != nil {
 		panic(err)
 	}
 	env.Idem = &IdemRequest{Scope: fmt.Sprintf("key_%s/bench-%d", acc, s.seq), ReqHash: fmt.Sprintf("%064x", s.seq), Status: 201, ExpiresAt: s.at.Add(24 * time.Hour)}
 	return env
+}
+
+// id is a new id of prefix: ids.New's, or numbered from seq when s.fixed.
+func (s *applyOrderState) id(prefix string) string {
+	if s.fixed {
+		return fmt.Sprintf("%s_%06d", prefix, s.seq)
+	}
+	return ids.New(prefix, s.at)
 }
 
 // entry is envs as the batcher commits them: one Raft entry, a group
