@@ -3,6 +3,8 @@ package fsm
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/hostplane/hostplane/internal/plainjson"
 )
 
 // decodeBatchLayout reads a group commit laid out exactly as EncodeBatch and
@@ -63,7 +65,12 @@ func decodeBatchLayout(data []byte) (subs []Envelope, ok bool) {
 		}
 		if r.lit(`,"i":`) {
 			raw, ok := r.value()
-			if !ok || json.Unmarshal(raw, &e.Idem) != nil {
+			if !ok {
+				return nil, false
+			}
+			if idem, ok := readIdemRequest(raw); ok {
+				e.Idem = &idem
+			} else if json.Unmarshal(raw, &e.Idem) != nil {
 				return nil, false
 			}
 		}
@@ -83,6 +90,19 @@ func decodeBatchLayout(data []byte) (subs []Envelope, ok bool) {
 			return nil, false
 		}
 	}
+}
+
+// idemRequestKeys are IdemRequest's JSON keys in field order.
+var idemRequestKeys = []string{"s", "h", "st", "exp"}
+
+// readIdemRequest reads a command's idempotency request in plainjson's
+// subset with keys in field order, as json.Unmarshal reads it
+// (FuzzReadIdemRequest); ok false leaves it to encoding/json. Every
+// command sent with an Idempotency-Key carries one.
+func readIdemRequest(b []byte) (p IdemRequest, ok bool) {
+	rd := plainjson.NewReader(b)
+	ok = rd.Fields(idemRequestKeys, &p.Scope, &p.ReqHash, &p.Status, &p.ExpiresAt)
+	return p, ok && rd.End()
 }
 
 // layoutReader walks decodeBatchLayout's input.

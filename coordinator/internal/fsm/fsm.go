@@ -460,7 +460,7 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 		if err != nil {
 			return &Result{Err: err}
 		}
-		if err := store.PutJSON(tx, store.BucketIdempotency, idemKey, rec); err != nil {
+		if err := store.PutIdemRecord(tx, idemKey, &rec); err != nil {
 			return &Result{Err: err}
 		}
 	}

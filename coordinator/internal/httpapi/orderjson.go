@@ -15,26 +15,11 @@ import (
 // recording, a ticket's answer ~4. TestServerOrderBodyMatchesEncodingJSON
 // and FuzzEncodeServerOrderBody hold it to encoding/json's bytes.
 func encodeServerOrder(o *api.ServerOrder) ([]byte, bool) {
-	n := 1024 + len(o.Server.Label) + len(o.Server.Hostname) + len(o.RootPassword)
-	for i := range o.Invoice.Lines {
-		n += 100 + len(o.Invoice.Lines[i].Description)
-	}
-	n += 160 * len(o.Invoice.Payments)
-	b := append(make([]byte, 0, n), `{"server":`...)
-	b, ok := store.AppendAPIServer(b, &o.Server)
-	if ok {
-		b, ok = store.AppendAPIAction(append(b, `,"action":`...), &o.Action)
-	}
-	if ok {
-		b, ok = store.AppendAPIInvoice(append(b, `,"invoice":`...), &o.Invoice)
-	}
+	b, ok := store.EncodeAPIServerOrder(o, 1)
 	if !ok {
 		return nil, false
 	}
-	if o.RootPassword != "" {
-		b = plainjson.AppendJSONString(append(b, `,"root_password":`...), o.RootPassword)
-	}
-	return append(b, '}', '\n'), true
+	return append(b, '\n'), true
 }
 
 // serverOrderKeys are api.ServerOrderRequest's members in the order

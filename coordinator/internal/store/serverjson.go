@@ -80,6 +80,36 @@ func AppendServer(b []byte, s *Server) ([]byte, bool) {
 	return closeObject(b, ok)
 }
 
+// EncodeAPIServerOrder writes o as json.Marshal writes an api.ServerOrder
+// (the answer to POST /v1/servers: the order's server, action and paid
+// invoice), with spare capacity for extra more bytes, or gives up (ok
+// false: use encoding/json) when one of its times is not UTC within years
+// 0-9999. The leader writes it to answer every order, and every replica
+// once more into the order's idempotency record
+// (TestServerOrderBodyMatchesEncodingJSON, FuzzEncodeServerOrderBody).
+func EncodeAPIServerOrder(o *api.ServerOrder, extra int) ([]byte, bool) {
+	n := 1024 + extra + len(o.Server.Label) + len(o.Server.Hostname) + len(o.RootPassword)
+	for i := range o.Invoice.Lines {
+		n += 100 + len(o.Invoice.Lines[i].Description)
+	}
+	n += 160 * len(o.Invoice.Payments)
+	b := append(make([]byte, 0, n), `{"server":`...)
+	b, ok := AppendAPIServer(b, &o.Server)
+	if ok {
+		b, ok = AppendAPIAction(append(b, `,"action":`...), &o.Action)
+	}
+	if ok {
+		b, ok = AppendAPIInvoice(append(b, `,"invoice":`...), &o.Invoice)
+	}
+	if !ok {
+		return nil, false
+	}
+	if o.RootPassword != "" {
+		b = plainjson.AppendJSONString(append(b, `,"root_password":`...), o.RootPassword)
+	}
+	return append(b, '}'), true
+}
+
 // AppendAPIServer appends s as json.Marshal writes an api.Server (what a
 // customer is shown), or gives up (ok false: use encoding/json) when one
 // of its times is not UTC within years 0-9999.

@@ -1,0 +1,76 @@
+package fsm
+
+import (
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/internal/plainjson/codectest"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestIdemAnswerMatchesEncodingJSON: the answer an idempotency record
+// keeps is json.Marshal's bytes of the command's result, written without
+// reflection for a server order and a ticket (escapes included), and left
+// to encoding/json for other results and times outside the fast path.
+func TestIdemAnswerMatchesEncodingJSON(t *testing.T) {
+	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
+	until := at.AddDate(0, 1, 0)
+	order := api.ServerOrder{
+		Server: api.Server{ID: "srv_1", Label: "web", Hostname: "web.example.com", Status: api.ServerProvisioning,
+			Plan: api.ServerPlan{Slug: "vps-1", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1}, OSTemplate: "debian-12", OS: "debian",
+			IPv4: "198.51.100.10/24", IPv6: "2001:db8:0:5::1/64", Location: "fra-1", ActionID: "act_1", CreatedAt: at, UpdatedAt: at, PaidUntil: &until},
+		Action: api.Action{ID: "act_1", Command: api.ActionServerProvision, Status: api.ActionPending, ResourceType: "server", ResourceID: "srv_1", CreatedAt: at},
+		Invoice: api.Invoice{ID: "inv_1", Number: "INV-2026-000001", Status: api.InvoicePaid, Currency: "USD", TotalUsdCents: 900, CreatedAt: at, DueAt: at, PaidAt: &at,
+			Lines:    []api.InvoiceLine{{Description: "VPS 1 (vps-1) server srv_1, 2026-12-01 to 2027-01-01", Quantity: 1, UnitPriceUsdCents: 900, AmountUsdCents: 900}},
+			Payments: []api.Payment{{ID: "pay_1", Method: "wallet", AmountUsdCents: 900, TransactionID: "wtx_1", CreatedAt: at}}},
+	}
+	hostile := order
+	hostile.Server.Label, hostile.Server.Hostname = "ünï \u2028 \"x\" \xff <b>", ""
+	hostile.Invoice.Lines = []api.InvoiceLine{{Description: "<&> \u2029"}}
+	ticket := api.Ticket{ID: "tkt_1", Number: 7, Subject: "<b>\"q\" \u2028 \xff</b>", Status: api.TicketOpen, Priority: "low", Department: "technical",
+		CreatedAt: at, UpdatedAt: at, Messages: []api.TicketMessage{{ID: "msg_1", Author: "customer", Body: "a\x00b", CreatedAt: at}}}
+	encode := func(v *any) ([]byte, bool) { return encodeAnswer(*v) }
+	for _, v := range []any{order, hostile, ticket} {
+		if !codectest.Encoding(t, "encodeAnswer", encode, v) {
+			t.Errorf("an answer of UTC times took the slow path: %+v", v)
+		}
+	}
+	late := order
+	late.Invoice.DueAt = at.In(time.FixedZone("x", 3600))
+	oldTicket := ticket
+	oldTicket.UpdatedAt = time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, v := range []any{late, oldTicket, api.AdminServerCreated{}, &order, nil} {
+		if _, ok := encodeAnswer(v); ok {
+			t.Errorf("encodeAnswer wrote an answer it does not know: %T %+v", v, v)
+		}
+	}
+}
+
+// FuzzReadIdemRequest: whatever readIdemRequest reads, json.Unmarshal reads
+// the same.
+func FuzzReadIdemRequest(f *testing.F) {
+	f.Add([]byte(`{"s":"key_1/k-1","h":"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08","st":201,"exp":"2026-12-02T17:04:05.123456Z"}`))
+	f.Add([]byte(`{"s":"k","st":-1}`))
+	f.Add([]byte(`{"S":"k","h":"x\u00e9","exp":"2026-12-02T17:04:05+01:00"}`))
+	f.Add([]byte(`{"s":"k","s":"j"}`))
+	f.Fuzz(func(t *testing.T, b []byte) { codectest.Reading(t, "readIdemRequest", readIdemRequest, b) })
+}
+
+// TestReadIdemRequest: the requests the API sends are read without
+// reflection; anything else is left to encoding/json.
+func TestReadIdemRequest(t *testing.T) {
+	for _, b := range []string{
+		`{"s":"key_1/k-1","h":"9f86d0818","st":201,"exp":"2026-12-02T17:04:05.123456Z"}`,
+		`{"s":"acc_1/x","h":"h","st":0,"exp":"0001-01-01T00:00:00Z"}`,
+		`{"s":"k"}`,
+	} {
+		if !codectest.Reading(t, "readIdemRequest", readIdemRequest, []byte(b)) {
+			t.Errorf("%s took the slow path", b)
+		}
+	}
+	for _, b := range []string{`null`, `{"s":"k","s":"j"}`, `{"h":"h","s":"k"}`, `{"S":"k"}`, `{"s":"\u00e9"}`, `{"s":"k","st":1.0}`, `{"s":"k"} `, `{"s":"k","x":1}`} {
+		if codectest.Reading(t, "readIdemRequest", readIdemRequest, []byte(b)) {
+			t.Errorf("%s was read by the fast path", b)
+		}
+	}
+}
