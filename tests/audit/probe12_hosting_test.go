@@ -23,9 +23,9 @@ import (
 // never below zero. Two orders for one username at once, money for both:
 // one order, one debit, the other a 409 naming the username. A site deleted
 // twice at once while its node holds the delete: one delete is accepted,
-// the other is the 409 action_in_progress naming it, and so is a custom
+// the other is the 409 action_in_progress naming it, and so are a custom
 // domain given to the site then (before: a 200 with the DNS records to
-// create for a site about to go); once the delete is done the site is
+// create for a site about to go) and a verify of the one it had; once the delete is done the site is
 // deleted, that domain is free for another site, a delete again is
 // refused, and the wallet is refunded at most once for it.
 func TestProbe12HostingConflictsAcrossCoordinators(t *testing.T) {
@@ -159,6 +159,10 @@ func TestProbe12HostingConflictsAcrossCoordinators(t *testing.T) {
 			gone = sites[0].Hosting
 		}
 		const dom = "blog.probe12.example"
+		// A custom domain given before the delete, to verify during it.
+		if rep := r.call(1, r.keyA, "PUT", site(gone)+"/custom-domain", map[string]string{"domain": "pre." + dom}, nil); rep.Status != 200 {
+			t.Fatalf("custom domain before the delete: %s", rep)
+		}
 		balance := r.charged(r.keyA).balance
 		fmt.Fprintln(r.sim.Stdin, "hold")
 		r.sim.Wait("holding", 10*time.Second)
@@ -191,6 +195,11 @@ func TestProbe12HostingConflictsAcrossCoordinators(t *testing.T) {
 		for i := range 3 {
 			if rep := r.call(i, r.keyA, "PUT", site(gone)+"/custom-domain", map[string]string{"domain": dom}, nil); rep.Status != 409 || rep.Code() != "action_in_progress" || !strings.Contains(string(rep.Body), del.Action.ID) {
 				t.Errorf("a custom domain for the site through coordinator %d while its delete %s is under way: %s; want 409 action_in_progress naming it", i, del.Action.ID, rep)
+			}
+			// Nor is the one it had verified then (it could take the name
+			// over from another account's claim for a site about to go).
+			if rep := r.call(i, r.keyA, "POST", site(gone)+"/custom-domain/verify", nil, nil); rep.Status != 409 || rep.Code() != "action_in_progress" || !strings.Contains(string(rep.Body), del.Action.ID) {
+				t.Errorf("the site's custom domain verified through coordinator %d while its delete %s is under way: %s; want 409 action_in_progress naming it", i, del.Action.ID, rep)
 			}
 		}
 		time.Sleep(time.Second)

@@ -199,7 +199,9 @@ func (a *API) loadHostingNoBody(rq *request) (store.HostingAccount, error) {
 // deleteUnderway is the 409 action_in_progress naming h's delete while it
 // is under way, as every other change of the account is then: a custom
 // domain set on it was a 200 with the DNS records to create for a site
-// that was gone a moment later, the domain dropped with it.
+// that was gone a moment later, the domain dropped with it; one verified
+// then could take the name over from another account's claim (and start
+// a certificate order) for a site about to go.
 func (a *API) deleteUnderway(h store.HostingAccount) error {
 	if h.ActionID == "" {
 		return nil
@@ -230,6 +232,9 @@ func (a *API) loadCustomDomain(rq *request) (store.HostingAccount, store.CustomD
 func (a *API) verifyCustomDomain(rq *request) (int, any, error) {
 	h, d, err := a.loadCustomDomain(rq)
 	if err != nil {
+		return 0, nil, err
+	}
+	if err := a.deleteUnderway(h); err != nil {
 		return 0, nil, err
 	}
 	// A name reserved since it was attached is not verified either.
