@@ -2,9 +2,7 @@ package audit
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -39,18 +37,7 @@ func TestProbe12HostingConflictsAcrossCoordinators(t *testing.T) {
 		r.ordered(t, fmt.Sprint("site ", k), k, r.keyA, "/v1/hosting", hostingBody(fmt.Sprint("p12site", k)), &sites[k], 60*time.Second)
 	}
 	at := func(reqs ...probe12Req) []framework.Reply {
-		out := make([]framework.Reply, len(reqs))
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for k, q := range reqs {
-			wg.Go(func() {
-				<-start
-				out[k] = r.call(q.i, r.keyA, q.method, q.path, q.body, nil)
-			})
-		}
-		close(start)
-		wg.Wait()
-		return out
+		return atOnce(reqs, func(q probe12Req) framework.Reply { return r.call(q.i, r.keyA, q.method, q.path, q.body, nil) })
 	}
 	site := func(h api.HostingAccount) string { return "/v1/hosting/" + h.ID }
 
@@ -164,8 +151,7 @@ func TestProbe12HostingConflictsAcrossCoordinators(t *testing.T) {
 			t.Fatalf("custom domain before the delete: %s", rep)
 		}
 		balance := r.charged(r.keyA).balance
-		fmt.Fprintln(r.sim.Stdin, "hold")
-		r.sim.Wait("holding", 10*time.Second)
+		holdActions(r.sim)
 		reps := at(
 			probe12Req{"delete", 0, "DELETE", site(gone), nil},
 			probe12Req{"delete again", 1, "DELETE", site(gone), nil},
@@ -203,8 +189,7 @@ func TestProbe12HostingConflictsAcrossCoordinators(t *testing.T) {
 			}
 		}
 		time.Sleep(time.Second)
-		fmt.Fprintln(r.sim.Stdin, "release")
-		if held, _ := strconv.Atoi(r.sim.Wait("released", 10*time.Second).ID); held != 1 {
+		if held := releaseActions(t, r.sim); held != 1 {
 			t.Errorf("the agent was sent %d actions while the delete was under way; want it alone", held)
 		}
 		framework.WaitActionSuccess(t, r.apis[0].Client(r.keyA), del.Action.ID, 60*time.Second)

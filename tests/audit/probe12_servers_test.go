@@ -20,17 +20,16 @@ type probe12Req struct {
 	body         any
 }
 
-// burst sends every request at the same moment, each with an
-// Idempotency-Key of its own (tag + its name), and returns the answers in
-// order.
-func (r *netRig) burst(tag string, reqs []probe12Req) []framework.Reply {
+// atOnce sends every request through send at the same moment and returns
+// the answers in order.
+func atOnce(reqs []probe12Req, send func(probe12Req) framework.Reply) []framework.Reply {
 	out := make([]framework.Reply, len(reqs))
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for k, q := range reqs {
 		wg.Go(func() {
 			<-start
-			out[k] = r.call(q.i, r.keyA, q.method, q.path, q.body, map[string]string{"Idempotency-Key": tag + "-" + q.name})
+			out[k] = send(q)
 		})
 	}
 	close(start)
@@ -38,20 +37,29 @@ func (r *netRig) burst(tag string, reqs []probe12Req) []framework.Reply {
 	return out
 }
 
-// hold makes the node's agent hold every action it is sent (none answered,
-// not even accepted) until release, which returns how many it held.
-func (r *netRig) hold() {
-	r.t.Helper()
-	fmt.Fprintln(r.sim.Stdin, "hold")
-	r.sim.Wait("holding", 10*time.Second)
+// burst sends every request at the same moment, each with an
+// Idempotency-Key of its own (tag + its name), and returns the answers in
+// order.
+func (r *netRig) burst(tag string, reqs []probe12Req) []framework.Reply {
+	return atOnce(reqs, func(q probe12Req) framework.Reply {
+		return r.call(q.i, r.keyA, q.method, q.path, q.body, map[string]string{"Idempotency-Key": tag + "-" + q.name})
+	})
 }
 
-func (r *netRig) release() int {
-	r.t.Helper()
-	fmt.Fprintln(r.sim.Stdin, "release")
-	n, err := strconv.Atoi(r.sim.Wait("released", 10*time.Second).ID)
+// holdActions makes a scripted node's agent hold every action it is sent
+// (none answered, not even accepted) until releaseActions, which returns
+// how many it held.
+func holdActions(sim *framework.Sim) {
+	fmt.Fprintln(sim.Stdin, "hold")
+	sim.Wait("holding", 10*time.Second)
+}
+
+func releaseActions(t testing.TB, sim *framework.Sim) int {
+	t.Helper()
+	fmt.Fprintln(sim.Stdin, "release")
+	n, err := strconv.Atoi(sim.Wait("released", 10*time.Second).ID)
 	if err != nil {
-		r.t.Fatal(err)
+		t.Fatal(err)
 	}
 	return n
 }
@@ -128,7 +136,7 @@ func TestProbe12ServerConflictsAcrossCoordinators(t *testing.T) {
 	// one: exactly one is accepted, the agent is sent it alone.
 	s0destroyed := false
 	for round := range 3 {
-		r.hold()
+		holdActions(r.sim)
 		reqs := actions(servers[0], round, fmt.Sprint(round))
 		reps := r.burst(fmt.Sprint("r", round), reqs)
 		var won api.Action
@@ -148,7 +156,7 @@ func TestProbe12ServerConflictsAcrossCoordinators(t *testing.T) {
 		}
 		busy(fmt.Sprint("round ", round), won, lost, lostReps)
 		time.Sleep(time.Second) // the dispatcher sends it; the agent holds it
-		if held := r.release(); held != 1 {
+		if held := releaseActions(t, r.sim); held != 1 {
 			t.Errorf("round %d: the agent was sent %d actions while %s (%s) was under way; want that one alone", round, held, won.Command, won.ID)
 		}
 		wait(fmt.Sprint("round ", round), won)
@@ -162,7 +170,7 @@ func TestProbe12ServerConflictsAcrossCoordinators(t *testing.T) {
 	// Server 1: its destroy under way, then everything else at once.
 	s1 := servers[1]
 	before := r.charged()
-	r.hold()
+	holdActions(r.sim)
 	rep := r.call(2, r.keyA, "DELETE", path(s1), nil, map[string]string{"Idempotency-Key": "destroy-alone"})
 	if rep.Status != 202 {
 		t.Fatalf("destroy: %s", rep)
@@ -182,7 +190,7 @@ func TestProbe12ServerConflictsAcrossCoordinators(t *testing.T) {
 	}
 	busy("during the destroy", destroy.Action, reqs, reps[2:])
 	time.Sleep(time.Second)
-	if held := r.release(); held != 1 {
+	if held := releaseActions(t, r.sim); held != 1 {
 		t.Errorf("the agent was sent %d actions while the destroy was under way; want it alone", held)
 	}
 	wait("server 1", destroy.Action)
