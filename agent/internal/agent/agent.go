@@ -120,8 +120,21 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Info("hosting role ready", "root", hc.Root, "http", hc.HTTPListen, "php_versions", node.PHPVersions())
 		// Whether plans' disk allowances are enforced (btrfs qgroups) or only
 		// reported, and why not.
+		// With the accounts' limits set back to their plans' (Start), in
+		// counts; stale qgroups of deleted sites are swept in the
+		// background, now and hourly.
 		if q := node.DiskQuota(); q.Enforced {
-			log.Info("hosting disk allowances enforced", "fs", q.FS, "enforced", true)
+			lim := node.Limits()
+			args := []any{"fs", q.FS, "enforced", true, "accounts_limited", lim.Limited, "limits_restored", lim.Restored,
+				"limits_failed", lim.Failed, "accounts_not_enforced", lim.Plain}
+			if lim.Err != nil {
+				args = append(args, "first_error", lim.Err.Error())
+			}
+			log.Info("hosting disk allowances enforced", args...)
+			sctx, stop := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); sweepQgroups(sctx, node, log) }()
+			defer func() { stop(); <-done }()
 		} else {
 			log.Info("hosting disk allowances reported, not enforced", "fs", q.FS, "enforced", false, "reason", q.Why)
 		}
@@ -135,6 +148,36 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	col := stats.New(hv, cfg.PoolPath, cfg.StatsRing, log.With("subsystem", "stats"), nil)
 	return serve(ctx, cfg, log, j, m, col, cons, hv)
+}
+
+// qgroupSweepEvery is how often the agent clears the qgroups of deleted
+// sites (hosting.Node.SweepStaleQgroups); it also sweeps at start.
+const qgroupSweepEvery = time.Hour
+
+// sweepQgroups sweeps the stale qgroups of node's sites/ at once and every
+// qgroupSweepEvery until ctx ends, logging what went and what failed
+// (nothing when there was nothing to clear).
+func sweepQgroups(ctx context.Context, node *hosting.Node, log *slog.Logger) {
+	t := time.NewTicker(qgroupSweepEvery)
+	defer t.Stop()
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		n, err := node.SweepStaleQgroups(sctx)
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			log.Warn("hosting: stale qgroups of deleted sites not cleared (tried again in an hour)", "cleared", n, "err", err)
+		case n > 0:
+			log.Info("hosting: stale qgroups of deleted sites cleared", "cleared", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // checkBridges fails the start, before anything is touched, when a

@@ -83,6 +83,8 @@ type Node struct {
 	// quota is how sites/ holds disk allowances (DiskQuota).
 	quotaMu sync.Mutex
 	quota   *DiskQuota
+	// limits is what Start's ConvergeLimits did (guarded by quotaMu).
+	limits LimitsReport
 }
 
 // New returns a node; Start brings up its nginx.
@@ -103,7 +105,9 @@ func New(cfg Config) (*Node, error) {
 	return n, nil
 }
 
-// Start renders the layout, starts (or reloads) nginx, rewrites the existing
+// Start renders the layout, starts (or reloads) nginx, finds out whether
+// disk allowances are enforced and sets each enforced account's limit to
+// its plan's (ConvergeLimits, Limits), rewrites the existing
 // pools from the accounts' records (RefreshPools: an upgraded agent's pool
 // settings reach the existing sites), starts the PHP-FPM masters that have
 // pools and are not running, writes the sshd Match block and makes the SFTP
@@ -120,6 +124,12 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	n.refreshQuota(ctx) // sites/ exists now (Nginx.Ensure)
+	// Each enforced account's limit is its plan's again, whatever a crash
+	// or an operator left (best effort: Limits says what failed).
+	lim := n.ConvergeLimits(ctx)
+	n.quotaMu.Lock()
+	n.limits = lim
+	n.quotaMu.Unlock()
 	if _, err := n.RefreshPools(ctx); err != nil {
 		return err
 	}

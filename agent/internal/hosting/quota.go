@@ -95,6 +95,12 @@ func (n *Node) detectQuota(ctx context.Context) DiskQuota {
 		q.Why = q.FS + " has no per-directory quota the agent sets (only btrfs qgroups are used)"
 		return q
 	}
+	if fi, err := os.Lstat(n.sitesDir()); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		// The btrfs command follows links: it is only handed paths
+		// without one (quotaPath).
+		q.Why = n.sitesDir() + " is a symbolic link (mount the btrfs file system there)"
+		return q
+	}
 	if _, err := exec.LookPath(n.btrfsBin()); err != nil {
 		q.Why = "btrfs-progs is not installed (" + n.btrfsBin() + " not found)"
 		return q
@@ -132,10 +138,10 @@ func (n *Node) refreshQuota(ctx context.Context) DiskQuota {
 	return q
 }
 
-// quotaPath is sites/<user>, or sites/<user>/run with run set, checked to
-// be that path under the root and not a symbolic link: the only paths
-// handed to the btrfs command.
-func (n *Node) quotaPath(user string, runDir bool) (string, error) {
+// sitePath is sites/<user>, or sites/<user>/run with run set, checked by
+// name only: user is a hosting username and the path is that one under the
+// root (nothing is read on disk).
+func (n *Node) sitePath(user string, runDir bool) (string, error) {
 	if err := validate.HostingUsername(user); err != nil {
 		return "", err
 	}
@@ -147,6 +153,39 @@ func (n *Node) quotaPath(user string, runDir bool) (string, error) {
 	if err != nil || rel != filepath.Clean(rel) || strings.HasPrefix(rel, "..") || filepath.IsAbs(rel) ||
 		(runDir && rel != user+"/run") || (!runDir && rel != user) {
 		return "", fmt.Errorf("hosting: %s is not a site path under %s", p, n.sitesDir())
+	}
+	return p, nil
+}
+
+// quotaPath is sitePath with no symbolic link below the root: sites/,
+// sites/<user> and (with run) sites/<user>/run, each that exists, is a
+// directory, not a link (Lstat, component by component; what does not
+// exist yet ends the check: nothing below it exists either). These are the
+// only paths handed to the btrfs command, which follows links: a link
+// there would aim it at another file system or subvolume. What is checked
+// cannot be swapped for a link by an account between the check and the
+// command: sites/ and sites/<user> are root's and writable by no one else
+// (the chroot rule), run/ is root:www-data 0750.
+func (n *Node) quotaPath(user string, runDir bool) (string, error) {
+	p, err := n.sitePath(user, runDir)
+	if err != nil {
+		return "", err
+	}
+	comps := []string{n.sitesDir(), n.L.Site(user)}
+	if runDir {
+		comps = append(comps, p)
+	}
+	for _, c := range comps {
+		fi, err := os.Lstat(c)
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return "", err
+		}
+		if !fi.IsDir() {
+			return "", fmt.Errorf("hosting: %s is not a directory (%s): no btrfs command is run through it", c, fi.Mode().Type())
+		}
 	}
 	return p, nil
 }
@@ -172,6 +211,12 @@ func isSubvolume(p string) bool {
 // set). A site that exists as a plain directory is left as it is. Without
 // quotas nothing is done (makeDirs makes a plain directory).
 func (n *Node) ensureSiteVolume(ctx context.Context, user string, diskMiB int) error {
+	if _, err := n.sitePath(user, false); err != nil {
+		return err
+	}
+	if !n.DiskQuota().Enforced {
+		return nil
+	}
 	site, err := n.quotaPath(user, false)
 	if err != nil {
 		return err
@@ -179,10 +224,6 @@ func (n *Node) ensureSiteVolume(ctx context.Context, user string, diskMiB int) e
 	runDir, err := n.quotaPath(user, true)
 	if err != nil {
 		return err
-	}
-	q := n.DiskQuota()
-	if !q.Enforced {
-		return nil
 	}
 	if err := n.makeSubvolume(ctx, site); err != nil {
 		return err
@@ -274,15 +315,15 @@ func (n *Node) quotaEnforced(user string) bool {
 // (its limit lifted, then run/ first: a subvolume holding another is not
 // deleted), or the plain directory and all it holds.
 func (n *Node) removeSite(ctx context.Context, user string) error {
-	site, err := n.quotaPath(user, false)
-	if err != nil {
-		return err
-	}
-	runDir, err := n.quotaPath(user, true)
+	site, err := n.sitePath(user, false)
 	if err != nil {
 		return err
 	}
 	if isSubvolume(site) {
+		if _, err := n.quotaPath(user, false); err != nil {
+			return err
+		}
+		runDir := filepath.Join(site, "run")
 		// Removing run/'s entry from a full site needs room there too
 		// (EDQUOT): the limit goes first. Without quotas (disabled since)
 		// there is none to lift.
@@ -292,6 +333,9 @@ func (n *Node) removeSite(ctx context.Context, user string) error {
 			}
 		}
 		if isSubvolume(runDir) {
+			if _, err := n.quotaPath(user, true); err != nil {
+				return err
+			}
 			if _, err := run(ctx, "", n.btrfsBin(), "subvolume", "delete", runDir); err != nil {
 				return fmt.Errorf("removing the run subvolume of %s: %w", user, err)
 			}
@@ -305,11 +349,17 @@ func (n *Node) removeSite(ctx context.Context, user string) error {
 }
 
 // writeSiteFile writes a file of the agent's into the account's site; when
-// the site's allowance is used up (EDQUOT, root included) the limit is
-// lifted for that write and set back to diskMiB.
+// the site's allowance is used up (EDQUOT, root included) and the site is a
+// subvolume (its limit is the one in the way) the limit is lifted for that
+// write and set back to diskMiB. Elsewhere (a plain directory in a full
+// parent qgroup) the EDQUOT is the answer: there is no limit of the site's
+// to lift.
 func (n *Node) writeSiteFile(ctx context.Context, user string, diskMiB int, path string, b []byte, mode os.FileMode) error {
 	err := WriteFileAtomic(path, b, mode)
 	if err == nil || !errors.Is(err, syscall.EDQUOT) {
+		return err
+	}
+	if site, perr := n.quotaPath(user, false); perr != nil || !isSubvolume(site) || !n.DiskQuota().Enforced {
 		return err
 	}
 	if err := n.setSiteLimit(ctx, user, 0); err != nil {
@@ -320,4 +370,125 @@ func (n *Node) writeSiteFile(ctx context.Context, user string, diskMiB int, path
 		return errors.Join(werr, err)
 	}
 	return werr
+}
+
+// LimitsReport is what ConvergeLimits checked and did.
+type LimitsReport struct {
+	// Limited is the accounts whose site is a subvolume, each checked
+	// against its plan's allowance; Restored those whose limit differed
+	// and was set again; Failed those whose limit could not be read or set
+	// (Err is the first such error).
+	Limited, Restored, Failed int
+	// Plain is the accounts whose site is a plain directory (not enforced).
+	Plain int
+	Err   error
+}
+
+// ConvergeLimits sets the limit of every account whose site is a subvolume
+// back to its plan's allowance where it differs: a limit lifted by hand
+// (btrfs qgroup limit none), or left lifted by an agent stopped inside
+// writeSiteFile. Start runs it, before any action. Where the node does not
+// enforce allowances it does nothing.
+func (n *Node) ConvergeLimits(ctx context.Context) LimitsReport {
+	var r LimitsReport
+	if !n.DiskQuota().Enforced {
+		return r
+	}
+	fail := func(err error) {
+		r.Failed++
+		if r.Err == nil {
+			r.Err = err
+		}
+	}
+	for _, u := range n.Accounts() {
+		a, err := n.load(u)
+		if err != nil {
+			fail(fmt.Errorf("account %s: %w", u, err))
+			continue
+		}
+		site, err := n.sitePath(u, false)
+		if err != nil {
+			fail(err)
+			continue
+		}
+		if !isSubvolume(site) {
+			r.Plain++
+			continue
+		}
+		r.Limited++
+		l, ok, err := n.SiteLimit(ctx, u)
+		if err != nil {
+			fail(err)
+			continue
+		}
+		if (a.Plan.DiskMiB <= 0 && !ok) || (ok && a.Plan.DiskMiB > 0 && l == uint64(a.Plan.DiskMiB)<<20) {
+			continue
+		}
+		if err := n.setSiteLimit(ctx, u, a.Plan.DiskMiB); err != nil {
+			fail(err)
+			continue
+		}
+		r.Restored++
+	}
+	return r
+}
+
+// Limits is what Start's ConvergeLimits found and did.
+func (n *Node) Limits() LimitsReport {
+	n.quotaMu.Lock()
+	defer n.quotaMu.Unlock()
+	return n.limits
+}
+
+// SweepStaleQgroups removes the qgroups btrfs keeps for deleted
+// subvolumes (every deleted site leaves one, and its ids are not reused).
+// btrfs frees a deleted subvolume in the background, and until it has,
+// its qgroup cannot go (clear-stale right after a delete answers EBUSY):
+// so the sweep first waits, within ctx, for the subvolumes deleted so far
+// to be freed (btrfs subvolume sync), then clears. It returns how many
+// qgroups went. Best effort: one still busy goes at the next sweep (the
+// agent sweeps at start and hourly, logging what it cleared or why not).
+func (n *Node) SweepStaleQgroups(ctx context.Context) (int, error) {
+	if !n.DiskQuota().Enforced {
+		return 0, nil
+	}
+	sites := n.sitesDir()
+	if fi, err := os.Lstat(sites); err != nil || !fi.IsDir() {
+		return 0, fmt.Errorf("hosting: %s is not a directory", sites)
+	}
+	before, err := n.qgroupIDs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := run(ctx, "", n.btrfsBin(), "subvolume", "sync", sites); err != nil {
+		return 0, err
+	}
+	_, cerr := run(ctx, "", n.btrfsBin(), "qgroup", "clear-stale", sites)
+	after, err := n.qgroupIDs(ctx)
+	if err != nil {
+		return 0, errors.Join(cerr, err)
+	}
+	gone := 0
+	for id := range before {
+		if !after[id] {
+			gone++
+		}
+	}
+	return gone, cerr
+}
+
+// qgroupIDs are the level-0 qgroups of sites/'s file system (0/<id>).
+func (n *Node) qgroupIDs(ctx context.Context) (map[string]bool, error) {
+	out, err := run(ctx, "", n.btrfsBin(), "qgroup", "show", "--raw", n.sitesDir())
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) > 0 && strings.HasPrefix(f[0], "0/") {
+			ids[f[0]] = true
+		}
+	}
+	return ids, nil
 }

@@ -1,0 +1,259 @@
+package hosting_test
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/hostplane/hostplane/agent/internal/hosting"
+	"github.com/hostplane/hostplane/agent/internal/hosting/hostingtest"
+	"github.com/hostplane/hostplane/tests/framework/hostenv"
+)
+
+// loggedBtrfs is a btrfs command that appends every absolute path it is
+// handed, resolved as the kernel would resolve it then (readlink -f), to
+// the returned log, and runs the real btrfs.
+func loggedBtrfs(t *testing.T) (bin, log string) {
+	t.Helper()
+	real, err := exec.LookPath("btrfs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	bin, log = filepath.Join(dir, "btrfs"), filepath.Join(dir, "paths.log")
+	script := "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in /*) readlink -f -- \"$a\" >>" + log + ";; esac; done\nexec " + real + " \"$@\"\n"
+	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, log
+}
+
+// btrfsPaths are the paths the logged btrfs command was handed so far.
+func btrfsPaths(t *testing.T, log string) []string {
+	t.Helper()
+	b, err := os.ReadFile(log)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	return strings.Fields(string(b))
+}
+
+// noPathUnder fails the test if the btrfs command was aimed under dir.
+func noPathUnder(t *testing.T, log, dir, when string) {
+	t.Helper()
+	dir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range btrfsPaths(t, log) {
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			t.Fatalf("%s: the btrfs command was aimed at %s, outside the hosting root", when, p)
+		}
+	}
+}
+
+// The btrfs command is never aimed through a symbolic link out of the
+// hosting root: a site that is a link to another btrfs (a full subvolume
+// there) is not lifted when the agent's write into it fails with EDQUOT,
+// nor limited, nor deleted; and a sites/ that is a link is reported not
+// enforced, before any btrfs command runs on it.
+func TestQuotaCommandsNeverThroughALink(t *testing.T) {
+	e := hostingtest.Config(t)
+	loopBtrfs(t, filepath.Join(e.Root, "sites"), true)
+	outside := filepath.Join(t.TempDir(), "outside")
+	loopBtrfs(t, outside, true)
+	bin, log := loggedBtrfs(t)
+	e.Cfg.Btrfs = bin
+	e.Start(t)
+	ctx := hostenv.Ctx(t)
+
+	// A full subvolume outside the root, 8 MiB limit.
+	victim := filepath.Join(outside, "victim")
+	hostenv.Run(t, "btrfs", "subvolume", "create", victim)
+	hostenv.Run(t, "btrfs", "qgroup", "limit", "8M", victim)
+	if out, err := exec.Command("dd", "if=/dev/zero", "of="+filepath.Join(victim, "fill"), "bs=1M", "count=16", "conv=fsync").CombinedOutput(); err == nil {
+		t.Fatalf("16 MiB into the 8 MiB victim: %s", out)
+	}
+
+	a := newAcct(e, "a")
+	in := a.input(t)
+	in.Plan.DiskMiB = 8
+	if v, err := e.Node.Create(ctx, in, noStep); err != nil || !v.QuotaEnforced {
+		t.Fatalf("create: %+v %v", v, err)
+	}
+	if len(btrfsPaths(t, log)) == 0 {
+		t.Fatal("the logged btrfs command was not used")
+	}
+	// Its site is swapped for a link to the victim.
+	site := e.Node.L.Site(a.user)
+	hostenv.Run(t, "btrfs", "subvolume", "delete", filepath.Join(site, "run"))
+	hostenv.Run(t, "btrfs", "subvolume", "delete", site)
+	if err := os.Symlink(victim, site); err != nil {
+		t.Fatal(err)
+	}
+
+	// The suspension marker's write fails (EDQUOT): the victim's limit is
+	// not lifted for it.
+	if _, err := e.Node.Suspend(ctx, a.user, noStep); !errors.Is(err, syscall.EDQUOT) {
+		t.Fatalf("suspend of the linked site: %v, want EDQUOT", err)
+	}
+	noPathUnder(t, log, outside, "suspend")
+	in.Plan.DiskMiB = 64
+	if _, err := e.Node.SetPlan(ctx, a.user, in.Plan, noStep); err != nil {
+		t.Fatalf("SetPlan: %v", err)
+	}
+	noPathUnder(t, log, outside, "SetPlan")
+	if r := hostingtest.Started(t, e.Cfg).Limits(); r.Limited != 0 || r.Restored != 0 {
+		t.Fatalf("limits at start: %+v (the linked site is no subvolume of the root)", r)
+	}
+	noPathUnder(t, log, outside, "start")
+	if _, err := e.Node.Delete(ctx, a.user, noStep); err != nil {
+		t.Fatalf("delete: %v", err)
+	}
+	noPathUnder(t, log, outside, "delete")
+	if out := hostenv.Run(t, "btrfs", "qgroup", "show", "-r", "--raw", "-f", victim); !strings.Contains(out, " 8388608 ") {
+		t.Fatalf("the victim's limit changed:\n%s", out)
+	}
+	if _, err := os.Stat(filepath.Join(victim, "fill")); err != nil {
+		t.Fatalf("the victim's file: %v", err)
+	}
+
+	// A sites/ that is a link: not enforced, no btrfs command run on it.
+	root2 := t.TempDir()
+	if err := os.Symlink(outside, filepath.Join(root2, "sites")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := e.Cfg
+	cfg.Root = root2
+	n, err := hosting.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := n.DiskQuota(); q.Enforced || q.FS != "btrfs" || !strings.Contains(q.Why, "symbolic link") {
+		t.Fatalf("DiskQuota of a linked sites/: %+v", q)
+	}
+	noPathUnder(t, log, outside, "DiskQuota of a linked sites/")
+}
+
+// The upkeep of the accounts' limits on btrfs with quotas: the agent's
+// write into a plain-directory site that a full parent qgroup refuses is
+// EDQUOT (no limit of the site's is lifted: it has none); a node started
+// again sets every enforced account's limit back to its plan's (one lifted
+// by hand, one changed by hand), counting them; the qgroups of deleted
+// sites go at the sweep.
+func TestDiskAllowanceUpkeep(t *testing.T) {
+	e := hostingtest.Config(t)
+	sites := filepath.Join(e.Root, "sites")
+	loopBtrfs(t, sites, true)
+	bin, log := loggedBtrfs(t)
+	e.Cfg.Btrfs = bin
+	e.Start(t)
+	ctx := hostenv.Ctx(t)
+
+	mk := func(name string, diskMiB int, plain bool) acct {
+		t.Helper()
+		x := newAcct(e, name)
+		if plain {
+			if err := os.Mkdir(e.Node.L.Site(x.user), 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		in := x.input(t)
+		in.Plan.DiskMiB = diskMiB
+		if v, err := e.Node.Create(ctx, in, noStep); err != nil || v.QuotaEnforced == plain {
+			t.Fatalf("create %s: %+v %v", x.user, v, err)
+		}
+		return x
+	}
+	a, b, old := mk("a", 8, false), mk("b", 16, false), mk("o", 8, true)
+
+	t.Run("plain-site-in-a-full-parent", func(t *testing.T) {
+		// The top-level subvolume (the plain directory's) limited and
+		// filled.
+		hostenv.Run(t, "btrfs", "qgroup", "limit", "4M", sites)
+		defer hostenv.Run(t, "btrfs", "qgroup", "limit", "none", sites)
+		fill := filepath.Join(e.Node.L.Site(old.user), "private", "fill")
+		if out, err := exec.Command("dd", "if=/dev/zero", "of="+fill, "bs=1M", "count=16", "conv=fsync").CombinedOutput(); err == nil {
+			t.Fatalf("16 MiB into the 4 MiB top level: %s", out)
+		}
+		defer os.Remove(fill)
+		before := len(btrfsPaths(t, log))
+		_, err := e.Node.Suspend(ctx, old.user, noStep)
+		if !errors.Is(err, syscall.EDQUOT) || strings.Contains(err.Error(), "subvolume") {
+			t.Fatalf("suspend of a plain site in a full parent: %v, want EDQUOT", err)
+		}
+		if p := btrfsPaths(t, log)[before:]; len(p) != 0 {
+			t.Fatalf("btrfs commands run for the plain site: %v", p)
+		}
+	})
+
+	t.Run("limits-converge-at-start", func(t *testing.T) {
+		hostenv.Run(t, "btrfs", "qgroup", "limit", "none", e.Node.L.Site(a.user))
+		hostenv.Run(t, "btrfs", "qgroup", "limit", "1G", e.Node.L.Site(b.user))
+		if l, ok := siteLimit(t, e, a.user); ok {
+			t.Fatalf("limit of a after btrfs qgroup limit none: %d", l)
+		}
+		n := hostingtest.Started(t, e.Cfg)
+		if l, ok := siteLimit(t, e, a.user); !ok || l != 8<<20 {
+			t.Fatalf("limit of a after the start: %d %v, want %d", l, ok, 8<<20)
+		}
+		if l, ok := siteLimit(t, e, b.user); !ok || l != 16<<20 {
+			t.Fatalf("limit of b after the start: %d %v, want %d", l, ok, 16<<20)
+		}
+		if r := n.Limits(); r != (hosting.LimitsReport{Limited: 2, Restored: 2, Plain: 1}) {
+			t.Fatalf("limits at start: %+v", r)
+		}
+		if out, err := writeAs(t, e, a.user, "big", 16); err == nil || !strings.Contains(out, "Disk quota exceeded") {
+			t.Fatalf("16 MiB on a's 8 MiB after the start: %v %s", err, out)
+		}
+		if r := hostingtest.Started(t, e.Cfg).Limits(); r != (hosting.LimitsReport{Limited: 2, Plain: 1}) {
+			t.Fatalf("limits at the next start: %+v", r)
+		}
+	})
+
+	t.Run("stale-qgroups-swept", func(t *testing.T) {
+		id := subvolID(t, e.Node.L.Site(a.user))
+		runID := subvolID(t, filepath.Join(e.Node.L.Site(a.user), "run"))
+		if _, err := e.Node.Delete(ctx, a.user, noStep); err != nil {
+			t.Fatal(err)
+		}
+		n, err := e.Node.SweepStaleQgroups(ctx)
+		if err != nil || n < 2 {
+			t.Fatalf("sweep: %d %v, want the 2 qgroups of the deleted site", n, err)
+		}
+		out := hostenv.Run(t, "btrfs", "qgroup", "show", "--raw", sites)
+		for _, q := range []string{"0/" + id, "0/" + runID} {
+			if strings.Contains(out, q+" ") {
+				t.Fatalf("qgroup %s of the deleted site is left:\n%s", q, out)
+			}
+		}
+		if !strings.Contains(out, "0/"+subvolID(t, e.Node.L.Site(b.user))+" ") {
+			t.Fatalf("b's qgroup went:\n%s", out)
+		}
+		if n, err := e.Node.SweepStaleQgroups(ctx); err != nil || n != 0 {
+			t.Fatalf("a second sweep: %d %v", n, err)
+		}
+	})
+
+	for _, x := range []acct{b, old} {
+		if _, err := e.Node.Delete(ctx, x.user, noStep); err != nil {
+			t.Fatalf("delete %s: %v", x.user, err)
+		}
+	}
+}
+
+// subvolID is the subvolume id of the subvolume at p.
+func subvolID(t *testing.T, p string) string {
+	t.Helper()
+	for _, l := range strings.Split(hostenv.Run(t, "btrfs", "subvolume", "show", p), "\n") {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == "Subvolume" && f[1] == "ID:" {
+			return f[2]
+		}
+	}
+	t.Fatalf("no subvolume id of %s", p)
+	return ""
+}
