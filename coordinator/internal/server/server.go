@@ -426,14 +426,10 @@ func (s *Server) propose(ctx context.Context, t fsm.CommandType, payload any) (*
 // need to forward requests to it when it leads. The leader writes it directly; a
 // follower asks the leader through the cluster-internal admin mount.
 func (s *Server) registerLoop(ctx context.Context) {
-	warned, warnedRaft := false, false
+	warned, warnedRaft := 0, 0 // how many coordinators each warning last named
 	clock.Every(ctx, time.Second, func() {
-		if !warned {
-			warned = s.warnNoPublicURL()
-		}
-		if !warnedRaft {
-			warnedRaft = s.warnOpenRaftPort()
-		}
+		warned = s.warnNoPublicURL(warned)
+		warnedRaft = s.warnOpenRaftPort(warnedRaft)
 		var cur store.ClusterNode
 		_ = s.Node.FSM.Read(func(r store.ReadTx) (err error) { cur, err = r.ClusterNode(s.cfg.NodeID); return })
 		if cur.APIAddr != s.apiAddr {
@@ -444,35 +440,48 @@ func (s *Server) registerLoop(ctx context.Context) {
 	})
 }
 
-// warnNoPublicURL logs, once it sees this coordinator in a cluster of
+// warnNoPublicURL logs, when it sees this coordinator in a cluster of
 // several, that it has no --public-url (OAuth through the others breaks;
-// hostplanectl cluster status says it too). true: logged, or never needed.
-func (s *Server) warnNoPublicURL() bool {
+// hostplanectl cluster status says it too); again when the number of
+// coordinators changes: a follower may first see the cluster at 2 on its way
+// to 3. last is the number the warning last named (0: none); it returns the
+// number it names now.
+func (s *Server) warnNoPublicURL(last int) int {
 	if s.cfg.PublicURL != "" {
-		return true
+		return last
 	}
-	ms, err := s.Node.Servers()
-	if err != nil || len(ms) < 2 {
-		return false
+	n := s.clusterSizeToWarn(last)
+	if n != last {
+		s.log.Warn(httpapi.NoPublicURLWarning(n))
 	}
-	s.log.Warn(httpapi.NoPublicURLWarning(len(ms)))
-	return true
+	return n
 }
 
-// warnOpenRaftPort logs, once it sees this coordinator in a cluster of
+// warnOpenRaftPort logs, when it sees this coordinator in a cluster of
 // several, that neither a cluster secret nor Raft TLS guards its Raft port
-// (Start logs it at once for a coordinator started to be joined).
-// true: logged, or never needed.
-func (s *Server) warnOpenRaftPort() bool {
+// (Start logs it at once for a coordinator started to be joined); again
+// when the number of coordinators changes. last and the result as for
+// warnNoPublicURL.
+func (s *Server) warnOpenRaftPort(last int) int {
 	if s.cfg.ClusterSecret != "" || s.cfg.RaftTLSCert != "" {
-		return true
+		return last
 	}
+	n := s.clusterSizeToWarn(last)
+	if n != last {
+		s.log.Warn(httpapi.OpenRaftPortWarning(n), "raft", string(s.Node.Addr))
+	}
+	return n
+}
+
+// clusterSizeToWarn is the number of coordinators in the Raft configuration
+// when they are several, else last (a coordinator alone again, or a
+// configuration not read, changes nothing).
+func (s *Server) clusterSizeToWarn(last int) int {
 	ms, err := s.Node.Servers()
 	if err != nil || len(ms) < 2 {
-		return false
+		return last
 	}
-	s.log.Warn(httpapi.OpenRaftPortWarning(len(ms)), "raft", string(s.Node.Addr))
-	return true
+	return len(ms)
 }
 
 func (s *Server) registerSelf(ctx context.Context) error {
