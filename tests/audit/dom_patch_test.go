@@ -281,12 +281,20 @@ func TestDomainPatchAsAHostileCustomer(t *testing.T) {
 			t.Fatalf("failed-one.test: %+v", failed)
 		}
 		// Slower than the order's 10 s wait: the answer is a 202 with the
-		// domain registering.
-		d.reg.DelayNextOn("domain:create", 1, 14*time.Second)
-		rep = d.call(f, d.keyA, "POST", "/v1/domains", domainBody("slow-one.test"), nil)
+		// domain registering. A leader elected meanwhile (under load, with
+		// the rig's 500 ms Raft timeout) sends the registration again with
+		// its transaction id, as it must: the registry is slow for every
+		// create until the answer, not only the first (an undelayed second
+		// create made it a 201 within seconds), and the order carries an
+		// Idempotency-Key, so that the follower's 503 leader_unreachable
+		// of the leader change is sent again as a client does (answered
+		// with the order's 202).
+		d.reg.DelayNextOn("domain:create", 5, 14*time.Second)
+		rep = d.call(f, d.keyA, "POST", "/v1/domains", domainBody("slow-one.test"), map[string]string{"Idempotency-Key": "slow-one"})
 		if rep.Status != http.StatusAccepted {
 			t.Errorf("an order the registry answers in 14 s: %s, want 202", rep)
 		}
+		d.reg.Reset() // the delays not taken
 		var slow api.Domain
 		rep.Decode(t, &slow)
 		for _, id := range []string{failed[0].ID, slow.ID} {
