@@ -35,8 +35,25 @@ func main() {
 		err = socketFlag(c, flagOfField(c, err))
 		// An error can carry outside text (a registry's or a node's answer).
 		fmt.Fprintln(os.Stderr, "error:", printable(err.Error(), true))
+		if h := errorHint(err); h != "" {
+			fmt.Fprintln(os.Stderr, h)
+		}
 		os.Exit(exitCode(err, started))
 	}
+}
+
+// errorHint is what an operator needs to know of err beyond the
+// coordinator's words, "" when nothing.
+func errorHint(err error) string {
+	var ae *api.Error
+	if errors.As(err, &ae) && ae.StatusCode == 503 && ae.Code == "leader_unreachable" {
+		// The coordinator on the socket is a follower: it forwarded the
+		// command and ended the wait (a new leader was elected, or the
+		// leader could not be reached at all).
+		return "(this coordinator forwarded the command to the cluster's leader, which did not answer: it is down or hung, " +
+			"or leadership moved; a change may have been applied or not: check, then run the command again)"
+	}
+	return ""
 }
 
 // fieldFlags names, per command, the flag or argument each field of its

@@ -226,7 +226,12 @@ func (a *API) forwardAdmin(w http.ResponseWriter, r *http.Request, rid string) {
 		return
 	}
 	r.URL.Path = "/internal" + r.URL.Path
-	a.fwd.proxyTo(w, r, rid, a.fwd.leaderURL(addr))
+	// A leader that hangs does not hold the operator past a new leader's
+	// election, as on /v1 (forward_leadermove.go); an answer it has started
+	// (a backup streaming) is not cut.
+	ctx, done := a.fwd.untilAnswered(r.Context(), addr)
+	defer done()
+	a.fwd.proxyTo(w, r.WithContext(ctx), rid, a.fwd.leaderURL(addr))
 }
 
 func (a *API) adminApply(ctx context.Context, t fsm.CommandType, now time.Time, payload any) (any, error) {

@@ -97,6 +97,7 @@ func newForwarder(a *API) *forwarder {
 		// This node has set X-Request-Id and nosniff already (the same values);
 		// the leader's Cache-Control replaces this node's (proxyTo).
 		ModifyResponse: func(resp *http.Response) error {
+			endCut(resp.Request.Context())
 			resp.Header.Del(headerRequestID)
 			resp.Header.Del("X-Content-Type-Options")
 			return nil

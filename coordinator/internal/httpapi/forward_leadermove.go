@@ -41,6 +41,34 @@ type leaderRun struct {
 // also ends leaderMoveGrace after another coordinator is known to lead. done
 // releases it.
 func (f *forwarder) untilLeaderMoves(ctx context.Context, addr string) (context.Context, func()) {
+	ctx, _, done := f.leaderCut(ctx, addr)
+	return ctx, done
+}
+
+// answerEndsCut holds, in the context of a request forwarded with
+// untilAnswered, what stops its leader-move cut.
+type answerEndsCut struct{}
+
+// untilAnswered is untilLeaderMoves until the leader's answer starts (its
+// response headers: the proxy's ModifyResponse calls endCut): an operator's
+// command waits no longer for a hung leader than a customer's request, but a
+// backup the leader has started to stream, a consistent copy as of the
+// request, is not cut when leadership moves on while it streams.
+func (f *forwarder) untilAnswered(ctx context.Context, addr string) (context.Context, func()) {
+	ctx, stop, done := f.leaderCut(ctx, addr)
+	return context.WithValue(ctx, answerEndsCut{}, stop), done
+}
+
+// endCut stops the leader-move cut of a request forwarded with untilAnswered.
+func endCut(ctx context.Context) {
+	if stop, ok := ctx.Value(answerEndsCut{}).(func() bool); ok {
+		stop()
+	}
+}
+
+// leaderCut is untilLeaderMoves with stop, which ends the cut (the request
+// then keeps only ctx's end).
+func (f *forwarder) leaderCut(ctx context.Context, addr string) (_ context.Context, stop func() bool, done func()) {
 	w := &f.runs
 	w.mu.Lock()
 	run := w.cur
@@ -61,8 +89,8 @@ func (f *forwarder) untilLeaderMoves(ctx context.Context, addr string) (context.
 	}
 	w.mu.Unlock()
 	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(run.ctx, cancel)
-	return ctx, func() {
+	stop = context.AfterFunc(run.ctx, cancel)
+	return ctx, stop, func() {
 		stop()
 		cancel()
 		w.mu.Lock()
