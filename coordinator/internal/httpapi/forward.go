@@ -98,6 +98,7 @@ func newForwarder(a *API) *forwarder {
 		// the leader's Cache-Control replaces this node's (proxyTo).
 		ModifyResponse: func(resp *http.Response) error {
 			endCut(resp.Request.Context())
+			endStreamsWithError(resp) // forward_sse.go
 			resp.Header.Del(headerRequestID)
 			resp.Header.Del("X-Content-Type-Options")
 			return nil
