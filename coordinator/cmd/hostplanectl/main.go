@@ -11,6 +11,8 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/hostplane/hostplane/internal/clicmd"
 	"github.com/hostplane/hostplane/internal/clidocs"
@@ -32,14 +34,79 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	if c, err := root.ExecuteContextC(ctx); err != nil {
+		answered := err
 		err = socketFlag(c, flagOfField(c, err))
-		// An error can carry outside text (a registry's or a node's answer).
-		fmt.Fprintln(os.Stderr, "error:", printable(err.Error(), true))
+		fmt.Fprintln(os.Stderr, "error:", errorLine(err, answered))
 		if h := errorHint(err); h != "" {
 			fmt.Fprintln(os.Stderr, h)
 		}
 		os.Exit(exitCode(err, started))
 	}
+}
+
+// errorLine is err as printed after "error:". An error can carry outside
+// text (a coordinator's answer quoting a registry's or a node's words, an
+// agent's; answered is the error as the command returned it, before
+// flagOfField copied its text into a usage error): that text is written on
+// one line, its newlines, tabs and other
+// controls as Go escapes (\n, \t, \x1b, \u202e), so it cannot start a
+// line of its own or act on the terminal; the lines hostplanectl writes
+// itself (cobra's suggestions, a hint) stay lines. A backslash in the
+// text is written as it is.
+func errorLine(err, answered error) string {
+	msg := err.Error()
+	for _, outside := range answerTexts(answered) {
+		if esc := escapeLine(outside); esc != outside {
+			msg = strings.ReplaceAll(msg, outside, esc)
+		}
+	}
+	return printable(msg, true)
+}
+
+// answerTexts is the text of each answer err wraps: *api.Error (a
+// coordinator's) and *api.NodeError (an agent's).
+func answerTexts(err error) []string {
+	switch e := err.(type) {
+	case nil:
+		return nil
+	case *api.Error:
+		return []string{e.Error()}
+	case *api.NodeError:
+		return []string{e.Error()}
+	case interface{ Unwrap() []error }:
+		var out []string
+		for _, w := range e.Unwrap() {
+			out = append(out, answerTexts(w)...)
+		}
+		return out
+	}
+	return answerTexts(errors.Unwrap(err))
+}
+
+// escapeLine writes what printable would replace in s as a Go escape
+// instead: \n, \t, \r, \xNN (other C0 controls, DEL, bytes that are not
+// UTF-8), \uNNNN (C1 controls, bidi controls, U+2028/2029).
+func escapeLine(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == utf8.RuneError && size == 1, r < 0x80 && unicode.IsControl(r):
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unicode.IsControl(r), r == '\u2028', r == '\u2029', unicode.Is(unicode.Bidi_Control, r):
+			fmt.Fprintf(&b, `\u%04x`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // errorHint is what an operator needs to know of err beyond the

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/hostplane/hostplane/internal/termtest"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestErrorLinesKeepOutsideTextOnOneLine runs the real binary against a
+// socket whose error answers carry a newline, a tab, a carriage return and
+// other controls in their text (a coordinator's message quoting a
+// registry's or a node's words; an agent's operation error): hostplanectl
+// prints each error on one line, those characters written as escapes
+// (\n, \t, \r, \x1b, \u202e), so no answer forges a line of its own on
+// stderr. A leader_unreachable error is that line and hostplanectl's own
+// hint under it.
+func TestErrorLinesKeepOutsideTextOnOneLine(t *testing.T) {
+	bin := buildCtl(t)
+	const hostile = "no such thing\nerror: forged line\tafter a tab\r\x1b[31mred\u202eevil\u0085"
+	const escaped = `no such thing\nerror: forged line\tafter a tab\r\x1b[31mred\u202eevil\u0085`
+	sock := filepath.Join(t.TempDir(), "s.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/admin/accounts/acc_1":
+			w.WriteHeader(404)
+			_ = json.NewEncoder(w).Encode(api.NewError(404, "not_found", hostile))
+		case "/admin/accounts/acc_2":
+			w.WriteHeader(503)
+			_ = json.NewEncoder(w).Encode(api.NewError(503, "leader_unreachable", hostile))
+		case "/admin/accounts/acc_1/wallet/credit":
+			w.WriteHeader(400)
+			_ = json.NewEncoder(w).Encode(api.NewError(400, "invalid_field", `field "amount_usd_cents" must be `+hostile))
+		case "/v1/vms/vm1":
+			w.WriteHeader(409)
+			_ = json.NewEncoder(w).Encode(api.NodeErrorResponse{Error: api.NodeError{Code: "conflict", Message: hostile}})
+		default:
+			w.WriteHeader(500)
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	for _, c := range []struct {
+		args  []string
+		code  int
+		lines []string // what stderr's lines must start with, in order
+	}{
+		{[]string{"--socket", sock, "account", "show", "acc_1"}, 1, []string{"error: 404 Not Found: " + escaped + " (not_found)"}},
+		{[]string{"--socket", sock, "account", "show", "acc_2"}, 1, []string{"error: 503 Service Unavailable: " + escaped + " (leader_unreachable)", "(this coordinator forwarded"}},
+		// A 400 said as the flag's usage error (flagOfField copies the text).
+		{[]string{"--socket", sock, "wallet", "credit", "acc_1", "--amount", "5"}, 2, []string{`error: --amount: 400 Bad Request: field "amount_usd_cents" must be ` + escaped + " (invalid_field)"}},
+		{[]string{"node", "vm", "show", "vm1", "--socket", sock}, 1, []string{"error: "}},
+	} {
+		out, errOut, code := runCtl(t, bin, c.args...)
+		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")
+		ok := code == c.code && out == "" && len(lines) == len(c.lines) && strings.Contains(lines[0], escaped)
+		for i := range c.lines {
+			ok = ok && i < len(lines) && strings.HasPrefix(lines[i], c.lines[i])
+		}
+		if bad := termtest.Unsafe(errOut, false); !ok || len(bad) > 0 {
+			t.Errorf("hostplanectl %s: exit %d, stdout %q, stderr:\n%s\n(%q, %v raw)\nwant exit %d and %d line(s) starting %q, the answer's text escaped on one line",
+				strings.Join(c.args, " "), code, out, errOut, errOut, bad, c.code, len(c.lines), c.lines)
+		}
+	}
+}
