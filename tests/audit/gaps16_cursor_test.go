@@ -1,0 +1,146 @@
+package audit
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestGaps16CursorWalksThroughAFollower walks the three lists a customer
+// reads by cursor and whose rows move under them, each through a follower
+// while rows are added, and for key usage pruned, between two pages: each
+// row is seen at most once, and none is skipped that was there for the
+// whole walk.
+//   - webhook deliveries: a failing receiver keeps 12 deliveries queued; between
+//     pages a ticket (one more delivery) is opened through the leader, and
+//     halfway the receiver recovers, so queued deliveries get attempted
+//     mid-walk (a delivery appears once, queued or attempted);
+//   - key usage: a key with 200 logged requests (the log keeps the newest 200)
+//     makes 15 more between pages, through the two other coordinators, so the
+//     oldest are pruned mid-walk; the rows there before and after the walk
+//     were there throughout;
+//   - tickets: between pages one is opened through the leader and one seen is
+//     closed (its updated_at moves).
+func TestGaps16CursorWalksThroughAFollower(t *testing.T) {
+	r := lightRig(t, "gaps16cur")
+	ld, err := r.c.LeaderIndex(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := (ld + 1) % 3
+	other := (ld + 2) % 3
+
+	t.Run("webhook deliveries", func(t *testing.T) {
+		var failing atomic.Bool
+		failing.Store(true)
+		s := switchedSink(t, 500, &failing)
+		wh := r.hook(r.keyA, s.URL, "ticket.created")
+		for i := range 12 {
+			r.ticket(other, r.keyA, fmt.Sprintf("queued %d", i))
+		}
+		var before []string
+		for _, a := range r.attempts(f, r.keyA, wh.ID) {
+			before = append(before, a.DeliveryID)
+		}
+		if len(before) < 12 {
+			t.Fatalf("%d deliveries listed before the walk; want 12", len(before))
+		}
+		pages := 0
+		seen := map[string]int{}
+		for _, a := range walkByCursor(t, r, f, r.keyA, "/v1/webhooks/"+wh.ID+"/deliveries?limit=3", 40, func([]api.WebhookAttempt) {
+			r.ticket(ld, r.keyA, fmt.Sprintf("during %d", pages))
+			if pages++; pages == 2 {
+				failing.Store(false)
+				time.Sleep(time.Second) // attempts logged before the next page
+			}
+		}) {
+			seen[a.DeliveryID]++
+		}
+		t.Logf("deliveries: %d before, %d seen in %d pages", len(before), len(seen), pages+1)
+		checkWalkSawEachOnce(t, "delivery", seen, before)
+	})
+
+	t.Run("key usage", func(t *testing.T) {
+		k, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "walked", Scopes: api.AllScopes, RateLimitPerMin: 10000})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		use := func(count int) {
+			for range count {
+				i := []int{ld, other}[n%2]
+				r.apis[i].Call(k.Key, "GET", fmt.Sprintf("/v1/tickets/tkt_gaps16_%04d", n), nil, nil)
+				n++
+			}
+		}
+		usage := func() map[string]bool {
+			out := map[string]bool{}
+			for _, u := range walkByCursor(t, r, f, r.keyA, "/v1/account/api-keys/"+k.Info.ID+"/usage?limit=100", 10, func([]api.KeyUsage) {}) {
+				out[u.Path] = true
+			}
+			return out
+		}
+		flushed := func(want int) map[string]bool {
+			for end := time.Now().Add(20 * time.Second); ; time.Sleep(500 * time.Millisecond) {
+				if u := usage(); len(u) >= want || time.Now().After(end) {
+					return u
+				}
+			}
+		}
+		// A coordinator logs at most 50 of a key's requests per usage flush
+		// (2 s): 40 at a time.
+		for range 5 {
+			use(40)
+			time.Sleep(2500 * time.Millisecond)
+		}
+		use(10)
+		start := flushed(200)
+		if len(start) != 200 {
+			t.Fatalf("%d usage rows after 210 requests; want the newest 200", len(start))
+		}
+		pages := 0
+		seen := map[string]int{}
+		for _, u := range walkByCursor(t, r, f, r.keyA, "/v1/account/api-keys/"+k.Info.ID+"/usage?limit=20", 40, func([]api.KeyUsage) {
+			use(15)
+			pages++
+			time.Sleep(2500 * time.Millisecond) // past the usage flush interval: pruned before the next page
+		}) {
+			seen[u.Path]++
+		}
+		end := usage()
+		var throughout []string
+		for p := range start {
+			if end[p] {
+				throughout = append(throughout, p)
+			}
+		}
+		t.Logf("key usage: %d rows at the start, %d of them still at the end, %d seen in %d pages, %d requests made",
+			len(start), len(throughout), len(seen), pages+1, n)
+		if len(throughout) == len(start) {
+			t.Errorf("no usage row was pruned during the walk (%d requests); the walk did not test pruning", n)
+		}
+		checkWalkSawEachOnce(t, "usage row", seen, throughout)
+	})
+
+	t.Run("tickets", func(t *testing.T) {
+		var before []string
+		for i := range 8 {
+			before = append(before, r.ticket(other, r.keyB, fmt.Sprintf("before %d", i)).ID)
+		}
+		n := 0
+		seen := map[string]int{}
+		for _, tk := range walkByCursor(t, r, f, r.keyB, "/v1/tickets?limit=3", 20, func(page []api.Ticket) {
+			r.ticket(ld, r.keyB, fmt.Sprintf("during %d", n))
+			n++
+			if rep := r.call(ld, r.keyB, "POST", "/v1/tickets/"+page[0].ID+"/close", nil, nil); rep.Status >= 300 {
+				t.Errorf("close %s: %s", page[0].ID, rep)
+			}
+		}) {
+			seen[tk.ID]++
+		}
+		checkWalkSawEachOnce(t, "ticket", seen, before)
+	})
+}
