@@ -40,15 +40,7 @@ func TestAdminForwardEndsWhenTheLeaderMoves(t *testing.T) {
 	t.Cleanup(leaderSrv.Close)
 	leaderAddr := strings.TrimPrefix(leaderSrv.URL, "http://")
 
-	w := newWHAPI(t)
-	w.a.cfg.ClusterSecret = "admin-leadermove-secret"
-	w.apply(fsm.CmdNodeRegister, fsm.NodeRegister{ID: w.a.raft.LeaderID(), APIAddr: leaderAddr})
-	var noLeader atomic.Bool
-	w.a.raft = followerView{w.a.raft, &noLeader}
-	var leader atomic.Pointer[string]
-	lead := func(addr string) { leader.Store(&addr) }
-	lead(leaderAddr)
-	w.a.fwd.runs.leader = func() string { return *leader.Load() }
+	w, lead := followerOf(t, leaderAddr)
 	admin := httptest.NewServer(w.a.AdminHandler())
 	t.Cleanup(admin.Close)
 
@@ -87,4 +79,19 @@ func TestAdminForwardEndsWhenTheLeaderMoves(t *testing.T) {
 	if took < leaderMoveGrace || took > leaderMoveGrace+3*time.Second {
 		t.Errorf("answered after %s; want %s (the grace) after the leader moved, not much more", took, leaderMoveGrace)
 	}
+}
+
+// followerOf is a coordinator with a cluster secret that follows the leader
+// whose API is at leaderAddr (the address its state records for the
+// leader); lead(addr) makes the forwarder's watch see addr lead.
+func followerOf(t *testing.T, leaderAddr string) (w *whAPI, lead func(addr string)) {
+	w = newWHAPI(t)
+	w.a.cfg.ClusterSecret = "follower-of-secret"
+	w.apply(fsm.CmdNodeRegister, fsm.NodeRegister{ID: w.a.raft.LeaderID(), APIAddr: leaderAddr})
+	w.a.raft = followerView{w.a.raft, new(atomic.Bool)}
+	var leader atomic.Pointer[string]
+	lead = func(addr string) { leader.Store(&addr) }
+	lead(leaderAddr)
+	w.a.fwd.runs.leader = func() string { return *leader.Load() }
+	return w, lead
 }

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -50,14 +49,7 @@ func TestForwardedStatsStreamEndsWithAnErrorEvent(t *testing.T) {
 	t.Cleanup(leaderSrv.Close)
 	leaderAddr := strings.TrimPrefix(leaderSrv.URL, "http://")
 
-	w := newWHAPI(t)
-	w.a.cfg.ClusterSecret = "sse-secret"
-	w.apply(fsm.CmdNodeRegister, fsm.NodeRegister{ID: w.a.raft.LeaderID(), APIAddr: leaderAddr})
-	var noLeader atomic.Bool
-	w.a.raft = followerView{w.a.raft, &noLeader}
-	var leader atomic.Pointer[string]
-	lead := func(addr string) { leader.Store(&addr) }
-	w.a.fwd.runs.leader = func() string { return *leader.Load() }
+	w, lead := followerOf(t, leaderAddr)
 
 	for _, c := range []struct{ how, want string }{
 		{"hang", whole + "event: error\ndata: "},
