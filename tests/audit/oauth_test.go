@@ -487,12 +487,15 @@ func TestMCPOutsideIn(t *testing.T) {
 	}
 }
 
-// oauthAppRig is a light rig and an OAuth client registered (with the
-// callback http://127.0.0.1:9/cb) at the authorization server of a
-// follower, o; connect connects the client with an API key for
-// account:read and returns its access and refresh tokens.
+// oauthAppRig is a light rig with one --public-url on every coordinator (as
+// the README asks of a cluster of several: without it the issuer and a
+// token's audience are the address of the coordinator that led when it was
+// issued, and every token is refused after a leader change) and an OAuth
+// client registered (with the callback http://127.0.0.1:9/cb) at the
+// authorization server of a follower, o; connect connects the client with an
+// API key for account:read and returns its access and refresh tokens.
 func oauthAppRig(t *testing.T) (r *rig, o oauthSide, client string, connect func(key string) (access, refresh string)) {
-	r = newLightRig(t)
+	r = lightRig(t, "light", "--public-url", "https://api.audit.example")
 	o = oauthSide{t: t, base: r.c.URL(r.follower())}
 	const cb = "http://127.0.0.1:9/cb"
 	client = o.register(cb)
