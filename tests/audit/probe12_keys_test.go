@@ -3,6 +3,7 @@ package audit
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -173,4 +174,49 @@ func TestProbe12KeyRevokedWhileInUse(t *testing.T) {
 		t.Errorf("the stats stream of the revoked key ended %s after the revoke without an error event naming it: %q", ended.Sub(revoked).Round(time.Millisecond), tail)
 	}
 	t.Logf("the stats stream ended %s after the revoke", ended.Sub(revoked).Round(time.Millisecond))
+}
+
+// TestProbe12MCPStreamOfRevokedKey: the GET stream of an MCP session (the
+// session's server-to-client messages), opened with an API key that is then
+// revoked, ends within a few seconds, as every POST of the session is then a
+// 401 (TestMCPSessionsOutsideIn). Before, it stayed open for as long as the
+// client held it: the key was checked once, when it opened.
+func TestProbe12MCPStreamOfRevokedKey(t *testing.T) {
+	r := newMCPRig(t, "--public-url", "https://api.audit.example")
+	ep := r.c.URL(r.follower()) + "/mcp"
+	k, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "soon revoked", Scopes: []string{api.ScopeAccountRead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &mcpSession{t: t, endpoint: ep, token: k.Key}
+	m.initialize()
+	ctx, cancel := context.WithCancel(r.ctx)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", ep, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h, v := range map[string]string{"Accept": "text/event-stream", "Authorization": "Bearer " + k.Key, "Mcp-Session-Id": m.session, "MCP-Protocol-Version": "2025-06-18"} {
+		req.Header.Set(h, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("the session's GET stream: %d", resp.StatusCode)
+	}
+	ended := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, resp.Body); close(ended) }()
+	if _, err := r.c.AnyAlive(nil).Admin().RevokeKey(r.ctx, k.Info.ID); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	select {
+	case <-ended:
+		t.Logf("the stream ended %s after the revoke", time.Since(revoked).Round(time.Millisecond))
+	case <-time.After(10 * time.Second):
+		t.Errorf("the GET stream of the revoked key's MCP session is still open 10 s after the revoke")
+	}
 }

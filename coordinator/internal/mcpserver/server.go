@@ -597,11 +597,43 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			}
 		}
 		nw := &noStoreWriter{ResponseWriter: w, lim: lim}
-		verified.ServeHTTP(nw, r.WithContext(context.WithValue(r.Context(), tokenInfoKey{}, ti)))
+		ctx := r.Context()
+		if r.Method == http.MethodGet {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithCancel(ctx)
+			defer cancel()
+			go endWithCredentials(ctx, cancel, authn, r)
+		}
+		verified.ServeHTTP(nw, r.WithContext(context.WithValue(ctx, tokenInfoKey{}, ti)))
 		if nw.plain != 0 {
 			answer(sdkRefusal(r.Method, nw.plain, w.Header().Get("Allow"), nw.text.String()))
 		}
 	})
+}
+
+// streamAuthEvery is how often a session's GET stream checks the
+// credentials that opened it.
+const streamAuthEvery = time.Second
+
+// endWithCredentials cancels a session's GET stream (the request r, ctx its
+// context) once its API key or access token is refused (revoked, expired:
+// a 401 or 403; not a 5xx, which says nothing of them), as every POST of
+// the session then is. Before, a stream opened before the key was revoked
+// stayed open for as long as the client held it.
+func endWithCredentials(ctx context.Context, cancel context.CancelFunc, authn Authenticator, r *http.Request) {
+	t := time.NewTicker(streamAuthEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, e := authn.Authenticate(r.WithContext(ctx)); e != nil && e.StatusCode < 500 {
+			cancel()
+			return
+		}
+	}
 }
 
 // jsonMediaType reports whether ct is application/json (parameters such as
