@@ -43,9 +43,10 @@ func TestStdio(t *testing.T) {
 	}
 	env := map[string]string{"HOSTPLANE_API_KEY": key, "HOSTPLANE_API_URL": tlsProxy.URL, "HOSTPLANE_CA_FILE": caFile}
 
+	cs, done := connect(t, env)
+	// The minute is the calls' below, not run's start (connect's own).
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cs, done := connect(t, ctx, env)
 
 	ops, err := mcpserver.OperationsFromDoc(httpapi.OpenAPI)
 	if err != nil {
@@ -95,16 +96,37 @@ func TestStdio(t *testing.T) {
 }
 
 // connect runs hostplane-mcp's server over pipes with the environment env
-// and connects an MCP client to it; done receives run's result.
-func connect(t *testing.T, ctx context.Context, env map[string]string) (cs *mcp.ClientSession, done chan error) {
+// and connects an MCP client to it; done receives run's result. run serves
+// until the client closes or the test ends. Its start (GET /openapi.json,
+// the tools' generation: seconds under -race on a loaded machine) is timed
+// here, not by the caller's budget: the client's initialize waits on the
+// pipe until run serves. When run returns, both pipes are closed with its
+// error, so a client waiting on them fails with it (before, a run that
+// failed before serving left Connect blocked in its pipe write for good,
+// past any context, and its error unseen).
+func connect(t *testing.T, env map[string]string) (cs *mcp.ClientSession, done chan error) {
 	t.Helper()
+	runCtx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
 	srvIn, cliOut := io.Pipe()
 	cliIn, srvOut := io.Pipe()
 	done = make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, srvIn, srvOut) }()
+	go func() {
+		err := run(runCtx, func(k string) string { return env[k] }, srvIn, srvOut)
+		_ = srvIn.CloseWithError(err)
+		_ = srvOut.CloseWithError(err)
+		done <- err
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
 	cs, err := mcp.NewClient(&mcp.Implementation{Name: "stdio-test"}, nil).Connect(ctx, &mcp.IOTransport{Reader: cliIn, Writer: cliOut}, nil)
 	if err != nil {
-		t.Fatal(err)
+		select {
+		case runErr := <-done:
+			t.Fatalf("connect: %v; run returned: %v", err, runErr)
+		case <-time.After(10 * time.Second):
+			t.Fatalf("connect: %v (run still serving)", err)
+		}
 	}
 	return cs, done
 }
@@ -120,10 +142,10 @@ func TestStdioBrandKey(t *testing.T) {
 	if !strings.HasPrefix(key, "h444_") {
 		t.Fatalf("key %.9s…, want h444_…", key)
 	}
+	cs, _ := connect(t, map[string]string{"H444_API_KEY": key, "HOSTPLANE_API_URL": c.URL(0)})
+	defer cs.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	cs, _ := connect(t, ctx, map[string]string{"H444_API_KEY": key, "HOSTPLANE_API_URL": c.URL(0)})
-	defer cs.Close()
 	names := framework.ToolNames(t, ctx, cs)
 	if !slices.Contains(names, "list_vps") || slices.Contains(names, "list_servers") {
 		t.Errorf("tools over stdio on 444host: %v", names)
