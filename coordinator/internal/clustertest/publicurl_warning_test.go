@@ -2,9 +2,6 @@ package clustertest
 
 import (
 	"errors"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -26,21 +23,7 @@ func TestNoPublicURLWarningFollowsTheClusterSize(t *testing.T) {
 	base := t.TempDir()
 	start := func(id string, bootstrap bool) (*server.Server, *framework.SyncBuilder) {
 		t.Helper()
-		cfg := server.Defaults()
-		cfg.NodeID, cfg.DataDir = id, filepath.Join(base, id)
-		cfg.AdminSocket = filepath.Join(cfg.DataDir, "admin.sock")
-		cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr = framework.FreeAddr(t, "tcp"), framework.FreeAddr(t, "tcp"), ""
-		cfg.Bootstrap, cfg.BootstrapAccount = bootstrap, false
-		cfg.ClusterSecret, cfg.PublicURL = "", ""
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
-		cfg.LogFormat = "text"
-		logs := &framework.SyncBuilder{}
-		s, err := server.Start(cfg, slog.New(slog.NewTextHandler(logs, nil)), io.Discard)
-		if err != nil {
-			t.Fatalf("start %s: %v", id, err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s, logs
+		return startLogging(t, base, id, bootstrap, "")
 	}
 	waitLogged := func(name string, log *framework.SyncBuilder, want string) {
 		t.Helper()

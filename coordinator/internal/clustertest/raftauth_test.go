@@ -154,22 +154,7 @@ func TestOpenRaftPortWarned(t *testing.T) {
 	base := t.TempDir()
 	start := func(id string, bootstrap bool) (*server.Server, *framework.SyncBuilder) {
 		t.Helper()
-		cfg := server.Defaults()
-		cfg.NodeID, cfg.DataDir = id, filepath.Join(base, id)
-		cfg.AdminSocket = filepath.Join(cfg.DataDir, "admin.sock")
-		cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr = framework.FreeAddr(t, "tcp"), framework.FreeAddr(t, "tcp"), ""
-		cfg.Bootstrap, cfg.BootstrapAccount = bootstrap, false
-		cfg.ClusterSecret = ""
-		cfg.PublicURL = "http://api.example.test" // no other warning
-		cfg.HeartbeatTimeout, cfg.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
-		cfg.LogFormat = "text"
-		logs := &framework.SyncBuilder{} // a log sink for coordinators in this process
-		s, err := server.Start(cfg, slog.New(slog.NewTextHandler(logs, nil)), io.Discard)
-		if err != nil {
-			t.Fatalf("start %s: %v", id, err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		return s, logs
+		return startLogging(t, base, id, bootstrap, "http://api.example.test") // no other warning
 	}
 	a, aLog := start("open1", true)
 	for deadline := time.Now().Add(15 * time.Second); !a.Node.IsLeader(); time.Sleep(20 * time.Millisecond) {
@@ -204,4 +189,27 @@ func TestOpenRaftPortWarned(t *testing.T) {
 	if st, err = a.API.ClusterStatus(); err != nil || len(st.Warnings) != 1 || !strings.Contains(st.Warnings[0], warning) {
 		t.Fatalf("cluster status warnings %q (%v), want the open Raft port", st.Warnings, err)
 	}
+}
+
+// startLogging starts coordinator id in base/id with neither a cluster secret
+// nor Raft TLS, publicURL as its --public-url ("" for none), 500 ms Raft
+// timeouts and its log kept in the returned builder (a log sink for
+// coordinators in this process); t's cleanup closes it.
+func startLogging(t *testing.T, base, id string, bootstrap bool, publicURL string) (*server.Server, *framework.SyncBuilder) {
+	t.Helper()
+	cfg := server.Defaults()
+	cfg.NodeID, cfg.DataDir = id, filepath.Join(base, id)
+	cfg.AdminSocket = filepath.Join(cfg.DataDir, "admin.sock")
+	cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr = framework.FreeAddr(t, "tcp"), framework.FreeAddr(t, "tcp"), ""
+	cfg.Bootstrap, cfg.BootstrapAccount = bootstrap, false
+	cfg.ClusterSecret, cfg.PublicURL = "", publicURL
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
+	cfg.LogFormat = "text"
+	logs := &framework.SyncBuilder{}
+	s, err := server.Start(cfg, slog.New(slog.NewTextHandler(logs, nil)), io.Discard)
+	if err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, logs
 }
