@@ -127,7 +127,9 @@ func (a *API) serverStats(rq *request) (int, any, error) {
 
 // streamStats serves ?stream=1 as server-sent events: `event: stats` per
 // sample until the client goes away, or one `event: error` when the node
-// drops or the stream's key is revoked or expires (its 401). A failure before the first sample is a plain JSON error; the response
+// drops or the stream's key is refused (StreamRefusal: revoked, expired, its
+// allow-list no longer holds the client; its 401 or 403). A failure before
+// the first sample is a plain JSON error; the response
 // is committed by the first sample, or after statsTimeout without one, so a
 // proxy waiting for headers (the follower's forwarder) does not give up.
 func (a *API) streamStats(rq *request, deps *ServerDeps, s store.Server, interval time.Duration) (int, any, error) {
@@ -171,11 +173,12 @@ func (a *API) streamStats(rq *request, deps *ServerDeps, s store.Server, interva
 			_ = rc.Flush()
 		}
 	})
-	// refused: the stream's key (or access token) was revoked or expired
-	// since it was opened. Each sample checks it again (from the key cache,
-	// read again only after a key changed): a key that was checked once,
-	// when the stream opened, kept streaming the server's figures to
-	// whoever held it after its revocation, for as long as they read.
+	// refused: the stream's key (or access token) is refused since it was
+	// opened (revoked, expired, its allow-list no longer holds the client).
+	// Each sample checks it again (StreamRefusal, from the key cache, read
+	// again only after a key changed): a key that was checked once, when
+	// the stream opened, kept streaming the server's figures to whoever held
+	// it after its revocation, for as long as they read.
 	var refused *api.Error
 	err := deps.Stats(rq.Context(), s.NodeID, s.VMName, true, interval, func(st api.ServerStats) error {
 		mu.Lock()
@@ -183,9 +186,8 @@ func (a *API) streamStats(rq *request, deps *ServerDeps, s store.Server, interva
 		if done {
 			return errors.New("stream closed")
 		}
-		if _, err := a.authenticate(&request{Request: rq.Request, now: a.now().UTC()}); err != nil {
-			refused, _ = toAPIError(err)
-			return err
+		if refused = a.StreamRefusal(rq.Request, api.ScopeServersRead); refused != nil {
+			return refused
 		}
 		if !started {
 			begin()

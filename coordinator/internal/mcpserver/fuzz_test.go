@@ -26,6 +26,8 @@ func (allowAll) Authenticate(*http.Request) (httpapi.Caller, *api.Error) {
 	return httpapi.Caller{KeyID: "key_1", AccountID: "acc_1", Scopes: []string{"widgets:read", "orders:write"}}, nil
 }
 
+func (allowAll) StreamRefusal(*http.Request, string) *api.Error { return nil }
+
 // FuzzMCPBody posts arbitrary bodies to /mcp on an initialized session (the
 // SDK's JSON-RPC decoding, then the tools' argument decoding and the order
 // confirmation): never a panic, never a 5xx.

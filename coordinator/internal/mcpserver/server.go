@@ -289,6 +289,10 @@ func errorResult(e *api.Error) *mcp.CallToolResult {
 // Authenticator resolves a request's credentials (httpapi.API).
 type Authenticator interface {
 	Authenticate(r *http.Request) (httpapi.Caller, *api.Error)
+	// StreamRefusal checks again the credentials of the request that
+	// opened a stream, as a new request of the client would be checked: a
+	// 4xx it answers ends the stream (httpapi.API.StreamRefusal).
+	StreamRefusal(r *http.Request, scope string) *api.Error
 }
 
 // RequestCounter is an Authenticator that also counts requests against the
@@ -616,10 +620,10 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 const streamAuthEvery = time.Second
 
 // endWithCredentials cancels a session's GET stream (the request r, ctx its
-// context) once its API key or access token is refused (revoked, expired:
-// a 401 or 403; not a 5xx, which says nothing of them), as every POST of
-// the session then is. Before, a stream opened before the key was revoked
-// stayed open for as long as the client held it.
+// context) once its API key or access token is refused (StreamRefusal:
+// revoked, expired, its allow-list no longer holding the client; a 401 or
+// 403), as every POST of the session then is. Before, a stream opened before
+// the key was revoked stayed open for as long as the client held it.
 func endWithCredentials(ctx context.Context, cancel context.CancelFunc, authn Authenticator, r *http.Request) {
 	t := time.NewTicker(streamAuthEvery)
 	defer t.Stop()
@@ -629,7 +633,7 @@ func endWithCredentials(ctx context.Context, cancel context.CancelFunc, authn Au
 			return
 		case <-t.C:
 		}
-		if _, e := authn.Authenticate(r.WithContext(ctx)); e != nil && e.StatusCode < 500 {
+		if authn.StreamRefusal(r.WithContext(ctx), "") != nil {
 			cancel()
 			return
 		}

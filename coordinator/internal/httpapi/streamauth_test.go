@@ -1,0 +1,96 @@
+package httpapi
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/auth"
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestStatsStreamEndsWhenItsKeyNoLongerAllowsTheClient: a running stats
+// stream whose key's allow-list is narrowed to exclude the client, or whose
+// scopes lose servers:read, ends with one `event: error` carrying the 403 the
+// same client's new requests get (StreamRefusal). Before, the stream checked
+// only revocation and expiry, and went on sending samples.
+//
+// The API has no call that edits a key: the test rewrites the stored key
+// record (a KeyCreate of the same id under another hash), as an edit would.
+func TestStatsStreamEndsWhenItsKeyNoLongerAllowsTheClient(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		narrow func(k *fsm.KeyCreate)
+		code   string
+	}{
+		{"allow-list", func(k *fsm.KeyCreate) { k.AllowedCIDRs = []string{"192.0.2.0/24"} }, "ip_not_allowed"},
+		{"scope", func(k *fsm.KeyCreate) {
+			k.Scopes = slices.DeleteFunc(slices.Clone(k.Scopes), func(s string) bool { return s == api.ScopeServersRead })
+		}, "missing_scope"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newSrvAPI(t)
+			acc := s.newAccount()
+			kc := fsm.KeyCreate{Name: "k", Scopes: allServerScopes, AllowedCIDRs: []string{"127.0.0.0/8", "::1/128"}}
+			keyID, key := s.addKey(acc, kc)
+			id := s.server(acc)
+			s.setStats(func(ctx context.Context, _, _ string, _ bool, _ time.Duration, fn func(api.ServerStats) error) error {
+				for {
+					if err := fn(api.ServerStats{Time: time.Now().UTC(), State: "running"}); err != nil {
+						return err
+					}
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(20 * time.Millisecond):
+					}
+				}
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			req, _ := http.NewRequestWithContext(ctx, "GET", s.srv.URL+"/v1/servers/"+id+"/stats?stream=1&interval=1", nil)
+			req.Header.Set("Authorization", "Bearer "+key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if evs := readEvents(t, resp.Body, 1); len(evs) != 1 || evs[0].name != "stats" {
+				t.Fatalf("stream before the change: %d %+v", resp.StatusCode, evs)
+			}
+
+			narrowed := kc
+			tc.narrow(&narrowed)
+			_, hash, prefix := auth.NewKey("snc_")
+			narrowed.ID, narrowed.AccountID, narrowed.Hash, narrowed.Prefix = keyID, acc, hash, prefix
+			s.apply(fsm.CmdKeyCreate, narrowed)
+			if r := s.call(key, "GET", "/v1/servers/"+id+"/stats", ""); r.status != http.StatusForbidden || r.code() != tc.code {
+				t.Fatalf("a new request of the narrowed key: %d %s; want 403 %s", r.status, r.body, tc.code)
+			}
+
+			// The stream ends within a few samples, its last event the 403.
+			done := make(chan []sseEvent, 1)
+			go func() { done <- readEvents(t, resp.Body, 0) }()
+			select {
+			case evs := <-done:
+				if len(evs) == 0 || evs[len(evs)-1].name != "error" || !strings.Contains(evs[len(evs)-1].data, `"code":"`+tc.code+`"`) ||
+					!strings.Contains(evs[len(evs)-1].data, `"statusCode":403`) {
+					t.Fatalf("the stream ended with %+v; want an error event with the 403 %s", evs, tc.code)
+				}
+				if len(evs) > 5 {
+					t.Errorf("%d samples after the change (one each 20 ms): the stream was not checked per sample", len(evs)-1)
+				}
+			case <-time.After(5 * time.Second):
+				cancel()
+				<-done
+				t.Fatal("the stats stream still runs 5 s after its key stopped allowing the client")
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+		})
+	}
+}
