@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -426,6 +428,7 @@ coordinator: the request is forwarded to the leader.`,
 	transfer.Flags().StringVar(&transferTo, "to", "", "coordinator id to hand the leadership to (default: the most up-to-date voter)")
 	nonEmptyWhenGiven(transfer.Flags(), "to")
 	var staleBackup bool
+	stallTimeout := defaultBackupStall
 	backup := &cobra.Command{
 		Use: "backup FILE", Short: "Write a consistent copy of the replicated state to FILE", Args: cobra.ExactArgs(1),
 		Long: `Write a consistent copy of the cluster's state to FILE (mode 0600). Run it against
@@ -436,14 +439,32 @@ acknowledged elsewhere (the output names the coordinator and its applied index).
 
 A regular FILE is replaced atomically (a symbolic link to one keeps pointing at it);
 FILE "-", or a pipe or device such as /dev/stdout, is written as the copy arrives,
-and the summary then goes to standard error.`,
+and the summary then goes to standard error.
+
+A backup that gets no data for --stall-timeout (a leader that hangs) ends with an
+error: a regular FILE is then left as it was; what went to a pipe is incomplete
+and is not a backup (cluster restore refuses it).`,
 		RunE: func(c *cobra.Command, args []string) error {
+			if stallTimeout <= 0 {
+				return usageError{"--stall-timeout must be above 0"}
+			}
+			adm := g.admin()
+			// A large state sent to a slow output may take longer than the
+			// client's overall limit: the stall guard bounds each wait instead.
+			adm.HTTP.Timeout = 0
+			ctx, cancel := context.WithCancel(c.Context())
+			defer cancel()
+			guard := newStallGuard(stallTimeout, cancel)
+			defer guard.stop()
 			var info client.BackupInfo
 			n, streamed, err := writeBackup(args[0], func(w io.Writer) error {
 				var err error
-				info, err = g.admin().BackupWith(c.Context(), w, staleBackup)
+				info, err = adm.BackupWith(ctx, guard.writer(w), staleBackup)
 				return err
 			})
+			if err != nil && (guard.fired() || n > 0) {
+				return backupCut(args[0], n, streamed, guard, err)
+			}
 			var ae *api.Error
 			if errors.As(err, &ae) && ae.StatusCode == http.StatusServiceUnavailable && !staleBackup && !streamed {
 				return fmt.Errorf("%w\n(no copy was written; to copy this coordinator's own state, which may miss writes acknowledged elsewhere: hostplanectl cluster backup --stale %s)", err, args[0])
@@ -466,6 +487,7 @@ and the summary then goes to standard error.`,
 		},
 	}
 	backup.Flags().BoolVar(&staleBackup, "stale", false, "copy the state of the coordinator asked, without the leader (it may miss writes acknowledged elsewhere)")
+	backup.Flags().DurationVar(&stallTimeout, "stall-timeout", defaultBackupStall, "give up when no data of the copy arrives for this long (a leader that hangs)")
 	restore := &cobra.Command{
 		Use:   "restore FILE",
 		Short: "Replace the whole cluster's state with a backup (disaster recovery)",
@@ -573,4 +595,83 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	n, err := c.w.Write(p)
 	c.n += int64(n)
 	return n, err
+}
+
+// defaultBackupStall is how long `cluster backup` waits for the next bytes of
+// the copy: a leader streams its state as fast as it reads it, so a wait this
+// long is a leader that hangs (stopped, or cut off with its connection open),
+// which the follower relaying the stream, or the client on the leader's own
+// socket, would otherwise wait for without end.
+const defaultBackupStall = 30 * time.Second
+
+// stallGuard calls cut when d passes with no bytes written through its
+// writer. Time spent in the writer itself (a slow pipe downstream) is not
+// counted: only the waits for the coordinator are.
+type stallGuard struct {
+	d     time.Duration
+	mu    sync.Mutex
+	t     *time.Timer
+	cut   bool
+	ended bool
+}
+
+func newStallGuard(d time.Duration, cut func()) *stallGuard {
+	g := &stallGuard{d: d}
+	g.t = time.AfterFunc(d, func() {
+		g.mu.Lock()
+		g.cut = !g.ended
+		g.mu.Unlock()
+		cut()
+	})
+	return g
+}
+
+// writer is w with the guard's clock stopped while each write runs.
+func (g *stallGuard) writer(w io.Writer) io.Writer {
+	return writerFunc(func(p []byte) (int, error) {
+		if !g.t.Stop() {
+			return 0, errors.New("backup stalled")
+		}
+		n, err := w.Write(p)
+		g.t.Reset(g.d)
+		return n, err
+	})
+}
+
+// fired reports whether the guard cut the backup.
+func (g *stallGuard) fired() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.cut
+}
+
+func (g *stallGuard) stop() {
+	g.mu.Lock()
+	g.ended = true
+	g.mu.Unlock()
+	g.t.Stop()
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// backupCut is the error of a backup that stalled or broke once started:
+// it says what became of FILE and what to do.
+func backupCut(file string, n int64, streamed bool, g *stallGuard, err error) error {
+	what := fmt.Sprintf("the backup broke after %d bytes: %v", n, err)
+	switch {
+	case g.fired() && n == 0:
+		what = fmt.Sprintf("the backup stalled: no answer from the coordinator for %s (it, or the leader it asks, may hang)", g.d)
+	case g.fired():
+		what = fmt.Sprintf("the backup stalled: no data from the coordinator for %s after %d bytes (the leader streaming it may hang)", g.d, n)
+	}
+	left := fmt.Sprintf("%s was not written (left as it was)", file)
+	if streamed {
+		left = fmt.Sprintf("the %d bytes written to %s are an incomplete copy, not a backup: discard them", n, file)
+		if file == "-" {
+			left = fmt.Sprintf("the %d bytes written to standard output are an incomplete copy, not a backup: discard them", n)
+		}
+	}
+	return fmt.Errorf("%s\n(%s; see `hostplanectl cluster status`, then run the backup again)", what, left)
 }

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// adminSocket serves h on a new unix socket, as a coordinator's admin socket.
+func adminSocket(t *testing.T, h http.HandlerFunc) string {
+	t.Helper()
+	socket := filepath.Join(t.TempDir(), "admin.sock")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return socket
+}
+
+// stallingAdmin serves GET /admin/cluster/backup as a leader that hangs
+// after it started the stream does: the headers and what send writes, then
+// nothing, the connection kept open. gone gets a value when the client has
+// dropped the request.
+func stallingAdmin(t *testing.T, send func(w http.ResponseWriter)) (socket string, gone chan struct{}) {
+	t.Helper()
+	gone = make(chan struct{}, 8)
+	return adminSocket(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Hostplane-Node", "c1")
+		w.Header().Set("X-Hostplane-Applied-Index", "42")
+		send(w)
+		<-r.Context().Done()
+		gone <- struct{}{}
+	}), gone
+}
+
+// runBounded runs `cluster backup args` and fails t when it has not ended
+// within limit (hostplanectl before the stall guard waited without end).
+func runBounded(t *testing.T, socket string, limit time.Duration, args ...string) (time.Duration, error) {
+	t.Helper()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		done <- execQuiet(newClusterCmd(&globals{socket: socket}), append([]string{"backup"}, args...)...)
+	}()
+	select {
+	case err := <-done:
+		return time.Since(start), err
+	case <-time.After(limit):
+		t.Fatalf("cluster backup %v still waiting after %s for a coordinator that stopped sending", args, limit)
+		return 0, nil
+	}
+}
+
+// TestClusterBackupStallEnds: a backup whose coordinator stops sending after
+// the stream started (a leader that hangs: its connection stays open) ends
+// after --stall-timeout with an error that says it stalled, drops the
+// request, leaves a regular FILE as it was, and says that what went to a
+// pipe is not a backup. A coordinator that answers slowly, and an output
+// that takes the copy slowly, are not taken for a stall. Before, hostplanectl
+// waited for the stalled stream without end (a pipe) or 5 minutes (the admin
+// client's overall limit, which also failed a large backup to a slow output).
+func TestClusterBackupStallEnds(t *testing.T) {
+	first := bytes.Repeat([]byte{'b'}, 64<<10)
+	socket, gone := stallingAdmin(t, func(w http.ResponseWriter) {
+		_, _ = w.Write(first)
+		w.(http.Flusher).Flush()
+	})
+
+	// A regular file that holds an earlier backup.
+	file := filepath.Join(t.TempDir(), "state.hpsnap")
+	if err := os.WriteFile(file, []byte("earlier backup"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	took, err := runBounded(t, socket, 10*time.Second, file, "--stall-timeout", "500ms")
+	if err == nil || !strings.Contains(err.Error(), "stalled") || !strings.Contains(err.Error(), "500ms") ||
+		!strings.Contains(err.Error(), file+" was not written") || !strings.Contains(err.Error(), "run the backup again") {
+		t.Fatalf("after %s: %v; want the stall, that %s was not written, and what to do", took, err, file)
+	}
+	if took < 500*time.Millisecond {
+		t.Fatalf("ended after %s, before the stall timeout", took)
+	}
+	if b, _ := os.ReadFile(file); string(b) != "earlier backup" {
+		t.Fatalf("the stalled backup changed %s: %d bytes", file, len(b))
+	}
+	if es, _ := os.ReadDir(filepath.Dir(file)); len(es) != 1 {
+		t.Fatalf("a stalled backup left %d files beside %s", len(es)-1, file)
+	}
+	select {
+	case <-gone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the coordinator still holds the stalled request")
+	}
+
+	// "-": what went to standard output is said to be no backup.
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan int, 1)
+	go func() { b, _ := io.ReadAll(r); got <- len(b) }()
+	stdout := os.Stdout
+	os.Stdout = w
+	_, err = runBounded(t, socket, 10*time.Second, "-", "--stall-timeout", "500ms")
+	os.Stdout = stdout
+	w.Close()
+	if n := <-got; err == nil || n != len(first) || !strings.Contains(err.Error(), "stalled") ||
+		!strings.Contains(err.Error(), "65536 bytes written to standard output are an incomplete copy, not a backup") {
+		t.Fatalf("backup -: %d bytes out, %v; want the stall and that the 65536 bytes are not a backup", n, err)
+	}
+
+	// Nothing answers at all (hostplanectl on the socket of a leader that hangs).
+	mute, _ := stallingAdmin(t, func(http.ResponseWriter) {})
+	_, err = runBounded(t, mute, 10*time.Second, filepath.Join(t.TempDir(), "x"), "--stall-timeout", "500ms")
+	if err == nil || !strings.Contains(err.Error(), "no answer from the coordinator for 500ms") {
+		t.Fatalf("a coordinator that never answers: %v", err)
+	}
+
+	// Slow but moving: a chunk every 300 ms for 2.4 s, under a 1 s guard.
+	const total = 512 << 10
+	slow := adminSocket(t, func(w http.ResponseWriter, _ *http.Request) {
+		for range 8 {
+			_, _ = w.Write(first[:1024])
+			w.(http.Flusher).Flush()
+			time.Sleep(300 * time.Millisecond)
+		}
+		_, _ = w.Write(bytes.Repeat([]byte{'c'}, total-8*1024))
+	})
+	slowFile := filepath.Join(t.TempDir(), "slow.hpsnap")
+	if took, err := runBounded(t, slow, 20*time.Second, slowFile, "--stall-timeout", "1s"); err != nil {
+		t.Fatalf("a coordinator sending every 300 ms, after %s: %v", took, err)
+	}
+	if st, err := os.Stat(slowFile); err != nil || st.Size() != total {
+		t.Fatalf("the slow backup: %v %v, want %d bytes", st, err, total)
+	}
+
+	// An output that takes nothing for 2 s (a pipe read late), under a 1 s
+	// guard, from a coordinator that sends it all at once.
+	fast := adminSocket(t, func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write(bytes.Repeat([]byte{'d'}, total))
+	})
+	r, w, err = os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(2 * time.Second)
+		b, _ := io.ReadAll(r)
+		got <- len(b)
+	}()
+	os.Stdout = w
+	_, err = runBounded(t, fast, 20*time.Second, "-", "--stall-timeout", "1s")
+	os.Stdout = stdout
+	w.Close()
+	if n := <-got; err != nil || n != total {
+		t.Fatalf("backup - to an output read late: %d bytes, %v; want %d and no error", n, err, total)
+	}
+}
