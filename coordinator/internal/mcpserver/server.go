@@ -20,6 +20,7 @@ import (
 
 	hpauth "github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/internal/jsonmembers"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/version"
@@ -623,21 +624,16 @@ const streamAuthEvery = time.Second
 // context) once its API key or access token is refused (StreamRefusal:
 // revoked, expired, its allow-list no longer holding the client; a 401 or
 // 403), as every POST of the session then is. Before, a stream opened before
-// the key was revoked stayed open for as long as the client held it.
+// the key was revoked stayed open for as long as the client held it. It
+// checks at once (clock.Every), then every streamAuthEvery until ctx ends:
+// a key refused since the request's own check ends the stream without
+// waiting a tick.
 func endWithCredentials(ctx context.Context, cancel context.CancelFunc, authn Authenticator, r *http.Request) {
-	t := time.NewTicker(streamAuthEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	clock.Every(ctx, streamAuthEvery, func() {
 		if authn.StreamRefusal(r.WithContext(ctx), "") != nil {
 			cancel()
-			return
 		}
-	}
+	})
 }
 
 // jsonMediaType reports whether ct is application/json (parameters such as
