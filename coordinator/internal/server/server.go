@@ -424,12 +424,12 @@ func (s *Server) propose(ctx context.Context, t fsm.CommandType, payload any) (*
 
 // registerLoop makes sure the FSM holds this node's API address, which followers
 // need to forward requests to it when it leads. The leader writes it directly; a
-// follower asks the leader through the cluster-internal admin mount.
+// follower asks the leader through the cluster-internal admin mount. Each
+// tick also logs the cluster warnings that apply (warnCluster).
 func (s *Server) registerLoop(ctx context.Context) {
-	warned, warnedRaft := 0, 0 // how many coordinators each warning last named
+	var warned clusterWarned
 	clock.Every(ctx, time.Second, func() {
-		warned = s.warnNoPublicURL(warned)
-		warnedRaft = s.warnOpenRaftPort(warnedRaft)
+		s.warnCluster(&warned, s.Node.Servers)
 		var cur store.ClusterNode
 		_ = s.Node.FSM.Read(func(r store.ReadTx) (err error) { cur, err = r.ClusterNode(s.cfg.NodeID); return })
 		if cur.APIAddr != s.apiAddr {
@@ -440,48 +440,39 @@ func (s *Server) registerLoop(ctx context.Context) {
 	})
 }
 
-// warnNoPublicURL logs, when it sees this coordinator in a cluster of
-// several, that it has no --public-url (OAuth through the others breaks;
-// hostplanectl cluster status says it too); again when the number of
-// coordinators changes: a follower may first see the cluster at 2 on its way
-// to 3. last is the number the warning last named (0: none); it returns the
-// number it names now.
-func (s *Server) warnNoPublicURL(last int) int {
-	if s.cfg.PublicURL != "" {
-		return last
-	}
-	n := s.clusterSizeToWarn(last)
-	if n != last {
-		s.log.Warn(httpapi.NoPublicURLWarning(n))
-	}
-	return n
-}
+// clusterWarned is how many coordinators each of warnCluster's warnings last
+// named (0: none).
+type clusterWarned struct{ publicURL, raftPort int }
 
-// warnOpenRaftPort logs, when it sees this coordinator in a cluster of
-// several, that neither a cluster secret nor Raft TLS guards its Raft port
-// (Start logs it at once for a coordinator started to be joined); again
-// when the number of coordinators changes. last and the result as for
-// warnNoPublicURL.
-func (s *Server) warnOpenRaftPort(last int) int {
-	if s.cfg.ClusterSecret != "" || s.cfg.RaftTLSCert != "" {
-		return last
+// warnCluster logs, when it sees this coordinator in a cluster of several,
+// the warnings such a cluster needs, each again when the number of
+// coordinators changes (a follower may first see the cluster at 2 on its way
+// to 3); w holds the numbers they last named. The Raft configuration is read
+// once (servers) for both, and not at all when neither applies; a
+// coordinator alone again, or a configuration not read, changes nothing.
+//   - no --public-url: OAuth through the others breaks (hostplanectl cluster
+//     status says it too);
+//   - neither a cluster secret nor Raft TLS guards its Raft port (Start logs
+//     it at once for a coordinator started to be joined).
+func (s *Server) warnCluster(w *clusterWarned, servers func() ([]raftnode.Server, error)) {
+	noPublicURL := s.cfg.PublicURL == ""
+	openRaftPort := s.cfg.ClusterSecret == "" && s.cfg.RaftTLSCert == ""
+	if !noPublicURL && !openRaftPort {
+		return
 	}
-	n := s.clusterSizeToWarn(last)
-	if n != last {
-		s.log.Warn(httpapi.OpenRaftPortWarning(n), "raft", string(s.Node.Addr))
-	}
-	return n
-}
-
-// clusterSizeToWarn is the number of coordinators in the Raft configuration
-// when they are several, else last (a coordinator alone again, or a
-// configuration not read, changes nothing).
-func (s *Server) clusterSizeToWarn(last int) int {
-	ms, err := s.Node.Servers()
+	ms, err := servers()
 	if err != nil || len(ms) < 2 {
-		return last
+		return
 	}
-	return len(ms)
+	n := len(ms)
+	if noPublicURL && n != w.publicURL {
+		s.log.Warn(httpapi.NoPublicURLWarning(n))
+		w.publicURL = n
+	}
+	if openRaftPort && n != w.raftPort {
+		s.log.Warn(httpapi.OpenRaftPortWarning(n), "raft", string(s.Node.Addr))
+		w.raftPort = n
+	}
 }
 
 func (s *Server) registerSelf(ctx context.Context) error {
