@@ -18,12 +18,13 @@ import (
 // registry's or a node's words; an agent's operation error): hostplanectl
 // prints each error on one line, those characters written as escapes
 // (\n, \t, \r, \x1b, \u202e), so no answer forges a line of its own on
-// stderr. A leader_unreachable error is that line and hostplanectl's own
+// stderr; a backslash the text carries is doubled, so the two characters
+// \n it typed read apart from a newline. A leader_unreachable error is that line and hostplanectl's own
 // hint under it.
 func TestErrorLinesKeepOutsideTextOnOneLine(t *testing.T) {
 	bin := buildCtl(t)
-	const hostile = "no such thing\nerror: forged line\tafter a tab\r\x1b[31mred\u202eevil\u0085"
-	const escaped = `no such thing\nerror: forged line\tafter a tab\r\x1b[31mred\u202eevil\u0085`
+	const hostile = "no such thing\nerror: forged line\tafter a tab\r\x1b[31mred\u202eevil\u0085 typed \\n"
+	const escaped = `no such thing\nerror: forged line\tafter a tab\r\x1b[31mred\u202eevil\u0085 typed \\n`
 	sock := filepath.Join(t.TempDir(), "s.sock")
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
@@ -71,6 +72,28 @@ func TestErrorLinesKeepOutsideTextOnOneLine(t *testing.T) {
 		if bad := termtest.Unsafe(errOut, false); !ok || len(bad) > 0 {
 			t.Errorf("hostplanectl %s: exit %d, stdout %q, stderr:\n%s\n(%q, %v raw)\nwant exit %d and %d line(s) starting %q, the answer's text escaped on one line",
 				strings.Join(c.args, " "), code, out, errOut, errOut, bad, c.code, len(c.lines), c.lines)
+		}
+	}
+}
+
+// TestEscapeLine: escapeLine's text reads as a Go string literal's (quotes
+// aside), and a quote is left as it is.
+func TestEscapeLine(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain Ayşe":                 "plain Ayşe",
+		`field "name" must be set`:   `field "name" must be set`,
+		"a\\nb":                      `a\\nb`,
+		"a\\\"b":                     `a\\"b`,
+		"a\nb":                       `a\nb`,
+		"line\nnext\tcol\r\a\x1b[2J": `line\nnext\tcol\r\a\x1b[2J`,
+		"bad \xff utf8":              `bad \xff utf8`,
+		"rtl \u202e \u2028 \u0085":   `rtl \u202e \u2028 \u0085`,
+	} {
+		if got := escapeLine(in); got != want {
+			t.Errorf("escapeLine(%q) = %s, want %s", in, got, want)
+		}
+		if bad := termtest.Unsafe(escapeLine(in), false); len(bad) > 0 {
+			t.Errorf("escapeLine(%q) leaves %v", in, bad)
 		}
 	}
 }

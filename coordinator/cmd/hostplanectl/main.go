@@ -10,9 +10,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/hostplane/hostplane/internal/clicmd"
 	"github.com/hostplane/hostplane/internal/clidocs"
@@ -52,7 +51,7 @@ func main() {
 // controls as Go escapes (\n, \t, \x1b, \u202e), so it cannot start a
 // line of its own or act on the terminal; the lines hostplanectl writes
 // itself (cobra's suggestions, a hint) stay lines. A backslash in the
-// text is written as it is.
+// text is doubled, so a typed \n reads apart from an escaped newline.
 func errorLine(err, answered error) string {
 	msg := err.Error()
 	for _, outside := range answerTexts(answered) {
@@ -83,30 +82,16 @@ func answerTexts(err error) []string {
 	return answerTexts(errors.Unwrap(err))
 }
 
-// escapeLine writes what printable would replace in s as a Go escape
-// instead: \n, \t, \r, \xNN (other C0 controls, DEL, bytes that are not
-// UTF-8), \uNNNN (C1 controls, bidi controls, U+2028/2029).
+// escapeLine is s as the text of a Go string literal (strconv.Quote, less
+// the quotes, a '"' left as it is): a backslash doubled, \n, \t, \r, \a,
+// \x1b for the other ASCII controls and for bytes that are not UTF-8,
+// \u202e for C1 and bidi controls, U+2028/2029 and other runes that do not
+// print; so the text a server typed as \n reads apart from its newline.
 func escapeLine(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == '\n':
-			b.WriteString(`\n`)
-		case r == '\t':
-			b.WriteString(`\t`)
-		case r == '\r':
-			b.WriteString(`\r`)
-		case r == utf8.RuneError && size == 1, r < 0x80 && unicode.IsControl(r):
-			fmt.Fprintf(&b, `\x%02x`, s[i])
-		case unicode.IsControl(r), r == '\u2028', r == '\u2029', unicode.Is(unicode.Bidi_Control, r):
-			fmt.Fprintf(&b, `\u%04x`, r)
-		default:
-			b.WriteString(s[i : i+size])
-		}
-		i += size
-	}
-	return b.String()
+	q := strconv.Quote(s)
+	// In q every backslash starts an escape: `\"` is only ever an escaped
+	// quote, never the end of an escaped backslash.
+	return strings.ReplaceAll(q[1:len(q)-1], `\"`, `"`)
 }
 
 // errorHint is what an operator needs to know of err beyond the
