@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"bufio"
-	"context"
 	"io"
 	"log/slog"
 	"net"
@@ -36,18 +35,7 @@ func serveWith(t *testing.T, to Timeouts, h http.Handler) string {
 func TestStatsStreamOutlivesListenerDeadlines(t *testing.T) {
 	s, _, key, id := newServerOwner(t)
 	base := serveWith(t, shortTimeouts, s.a.Handler(nil))
-	s.setStats(func(ctx context.Context, _, _ string, _ bool, _ time.Duration, fn func(api.ServerStats) error) error {
-		for {
-			if err := fn(api.ServerStats{Time: time.Now().UTC(), State: "running"}); err != nil {
-				return err
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(400 * time.Millisecond):
-			}
-		}
-	})
+	s.setStats(runningSamples(400 * time.Millisecond))
 	req, _ := http.NewRequest("GET", base+"/v1/servers/"+id+"/stats?stream=1&interval=1", nil)
 	req.Header.Set("Authorization", "Bearer "+key)
 	start := time.Now()

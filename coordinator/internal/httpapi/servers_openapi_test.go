@@ -103,6 +103,23 @@ func (s *srvAPI) setStats(f func(ctx context.Context, nodeID, vm string, stream 
 	s.stats = f
 }
 
+// runningSamples is a node's stats stream: a "running" sample each every
+// until the stream's callback refuses one or its context ends.
+func runningSamples(every time.Duration) func(ctx context.Context, _, _ string, _ bool, _ time.Duration, fn func(api.ServerStats) error) error {
+	return func(ctx context.Context, _, _ string, _ bool, _ time.Duration, fn func(api.ServerStats) error) error {
+		for {
+			if err := fn(api.ServerStats{Time: time.Now().UTC(), State: "running"}); err != nil {
+				return err
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(every):
+			}
+		}
+	}
+}
+
 func (s *srvAPI) secret(id string) map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()

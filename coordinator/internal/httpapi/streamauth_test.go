@@ -39,18 +39,7 @@ func TestStatsStreamEndsWhenItsKeyNoLongerAllowsTheClient(t *testing.T) {
 			kc := fsm.KeyCreate{Name: "k", Scopes: allServerScopes, AllowedCIDRs: []string{"127.0.0.0/8", "::1/128"}}
 			keyID, key := s.addKey(acc, kc)
 			id := s.server(acc)
-			s.setStats(func(ctx context.Context, _, _ string, _ bool, _ time.Duration, fn func(api.ServerStats) error) error {
-				for {
-					if err := fn(api.ServerStats{Time: time.Now().UTC(), State: "running"}); err != nil {
-						return err
-					}
-					select {
-					case <-ctx.Done():
-						return ctx.Err()
-					case <-time.After(20 * time.Millisecond):
-					}
-				}
-			})
+			s.setStats(runningSamples(20 * time.Millisecond))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			req, _ := http.NewRequestWithContext(ctx, "GET", s.srv.URL+"/v1/servers/"+id+"/stats?stream=1&interval=1", nil)
