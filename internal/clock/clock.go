@@ -24,19 +24,24 @@ func (Real) Now() time.Time { return time.Now() }
 // After implements Clock.
 func (Real) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
-// Every calls fn at once and then at each tick of a wall-clock ticker of
-// period d until ctx is done; a tick that comes while fn runs is kept (one at
-// most, as time.Ticker keeps it) and a later one dropped. The leader jobs'
-// polling loops run on it.
-func Every(ctx context.Context, d time.Duration, fn func()) {
-	t := time.NewTicker(d)
-	defer t.Stop()
+// Every calls fn at once and then every d of the wall clock until ctx is
+// done (EveryOn with Real). The leader jobs' polling loops run on it.
+func Every(ctx context.Context, d time.Duration, fn func()) { EveryOn(ctx, Real{}, d, fn) }
+
+// EveryOn calls fn at once and then each time d has passed on c since the
+// previous call began, until ctx is done: a call that runs longer than d is
+// followed by the next at once (one at most, as a time.Ticker keeps one
+// tick), not by one per period missed. With a fake clock (clocktest) the
+// next call's wait is registered before fn runs, so a test that sees fn's
+// effect can advance the clock to the next call.
+func EveryOn(ctx context.Context, c Clock, d time.Duration, fn func()) {
 	for {
+		next := c.After(d)
 		fn()
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-next:
 		}
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/ops"
 	"github.com/hostplane/hostplane/agent/internal/sitetls"
 	"github.com/hostplane/hostplane/agent/internal/stats"
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 )
@@ -154,30 +155,19 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 // sites (hosting.Node.SweepStaleQgroups); it also sweeps at start.
 const qgroupSweepEvery = time.Hour
 
-// sweepQgroups sweeps the stale qgroups of node's sites/ at once and every
-// qgroupSweepEvery until ctx ends, logging what went and what failed
-// (nothing when there was nothing to clear).
+// sweepQgroups sweeps the stale qgroups of node's deleted sites at once
+// and every qgroupSweepEvery until ctx ends (hosting.Node.SweepQgroupsEvery),
+// logging what went and what failed (nothing when there was nothing to
+// clear).
 func sweepQgroups(ctx context.Context, node *hosting.Node, log *slog.Logger) {
-	t := time.NewTicker(qgroupSweepEvery)
-	defer t.Stop()
-	for {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
-		n, err := node.SweepStaleQgroups(sctx)
-		cancel()
+	node.SweepQgroupsEvery(ctx, clock.Real{}, qgroupSweepEvery, func(n int, err error) {
 		switch {
-		case ctx.Err() != nil:
-			return
 		case err != nil:
 			log.Warn("hosting: stale qgroups of deleted sites not cleared (tried again in an hour)", "cleared", n, "err", err)
 		case n > 0:
 			log.Info("hosting: stale qgroups of deleted sites cleared", "cleared", n)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
+	})
 }
 
 // checkBridges fails the start, before anything is touched, when a

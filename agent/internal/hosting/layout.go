@@ -55,6 +55,8 @@
 //	                        version, suspended), root 0600
 //	certs/                  HOOK: certificates of the TLS block (owned by the TLS
 //	                        part); delete removes certs/<host>.pem of the account's hosts
+//	deleted-qgroups         the qgroups (0/<id>) of the site subvolumes deleted whose
+//	                        qgroup the sweep has not destroyed yet (quota.go), root 0600
 //	ssh/sftp.conf           the sshd Match block for the SFTP group (include it from
 //	                        sshd_config, or start sshd on it as the tests do)
 //
@@ -113,6 +115,9 @@ func (l Layout) FPMDir(version string) string { return filepath.Join(l.Root, "fp
 
 // Account is the node's record of an account.
 func (l Layout) Account(user string) string { return filepath.Join(l.Root, "accounts", user+".json") }
+
+// DeletedQgroups lists the qgroups of deleted site subvolumes not destroyed yet.
+func (l Layout) DeletedQgroups() string { return filepath.Join(l.Root, "deleted-qgroups") }
 
 // SFTPConf is the sshd Match block.
 func (l Layout) SFTPConf() string { return filepath.Join(l.Root, "ssh", "sftp.conf") }

@@ -85,6 +85,8 @@ type Node struct {
 	quota   *DiskQuota
 	// limits is what Start's ConvergeLimits did (guarded by quotaMu).
 	limits LimitsReport
+	// staleMu holds the deleted-qgroups file (SweepStaleQgroups).
+	staleMu sync.Mutex
 }
 
 // New returns a node; Start brings up its nginx.

@@ -9,10 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/validate"
 	"golang.org/x/sys/unix"
 )
@@ -171,23 +174,32 @@ func (n *Node) quotaPath(user string, runDir bool) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	comps := []string{n.sitesDir(), n.L.Site(user)}
-	if runDir {
-		comps = append(comps, p)
+	return p, n.noLinkTo(p)
+}
+
+// noLinkTo is quotaPath's check of p, a sitePath: sites/ and each
+// component of p below it exists as a directory, not a link, up to the
+// first that does not exist.
+func (n *Node) noLinkTo(p string) error {
+	rel, err := filepath.Rel(n.sitesDir(), p)
+	if err != nil {
+		return err
 	}
-	for _, c := range comps {
+	c := n.sitesDir()
+	for _, name := range append([]string{""}, strings.Split(rel, string(filepath.Separator))...) {
+		c = filepath.Join(c, name)
 		fi, err := os.Lstat(c)
 		if errors.Is(err, fs.ErrNotExist) {
 			break
 		}
 		if err != nil {
-			return "", err
+			return err
 		}
 		if !fi.IsDir() {
-			return "", fmt.Errorf("hosting: %s is not a directory (%s): no btrfs command is run through it", c, fi.Mode().Type())
+			return fmt.Errorf("hosting: %s is not a directory (%s): no btrfs command is run through it", c, fi.Mode().Type())
 		}
 	}
-	return p, nil
+	return nil
 }
 
 // isSubvolume says whether p (not followed) is the root of a btrfs subvolume.
@@ -211,11 +223,9 @@ func isSubvolume(p string) bool {
 // set). A site that exists as a plain directory is left as it is. Without
 // quotas nothing is done (makeDirs makes a plain directory).
 func (n *Node) ensureSiteVolume(ctx context.Context, user string, diskMiB int) error {
-	if _, err := n.sitePath(user, false); err != nil {
-		return err
-	}
 	if !n.DiskQuota().Enforced {
-		return nil
+		_, err := n.sitePath(user, false)
+		return err
 	}
 	site, err := n.quotaPath(user, false)
 	if err != nil {
@@ -320,7 +330,7 @@ func (n *Node) removeSite(ctx context.Context, user string) error {
 		return err
 	}
 	if isSubvolume(site) {
-		if _, err := n.quotaPath(user, false); err != nil {
+		if err := n.noLinkTo(site); err != nil {
 			return err
 		}
 		runDir := filepath.Join(site, "run")
@@ -332,10 +342,19 @@ func (n *Node) removeSite(ctx context.Context, user string) error {
 				return err
 			}
 		}
+		subvols := []string{site}
 		if isSubvolume(runDir) {
-			if _, err := n.quotaPath(user, true); err != nil {
+			if err := n.noLinkTo(runDir); err != nil {
 				return err
 			}
+			subvols = append(subvols, runDir)
+		}
+		// Their qgroups outlive them: the sweep destroys them, and only
+		// them (SweepStaleQgroups), once they are gone.
+		if err := n.recordDeletedQgroups(ctx, subvols); err != nil {
+			return err
+		}
+		if len(subvols) == 2 {
 			if _, err := run(ctx, "", n.btrfsBin(), "subvolume", "delete", runDir); err != nil {
 				return fmt.Errorf("removing the run subvolume of %s: %w", user, err)
 			}
@@ -440,41 +459,148 @@ func (n *Node) Limits() LimitsReport {
 	return n.limits
 }
 
-// SweepStaleQgroups removes the qgroups btrfs keeps for deleted
-// subvolumes (every deleted site leaves one, and its ids are not reused).
+// The qgroups of deleted sites. btrfs keeps a deleted subvolume's qgroup
+// (its ids are not reused): each deleted site leaves two. The agent
+// destroys those, and only those: "btrfs qgroup clear-stale" would clear
+// every stale qgroup of the file system, and sites/ may be on the
+// system's btrfs, whose snapshots' stale qgroups are not the agent's. So
+// removeSite records the ids of the subvolumes it deletes, before it
+// deletes them, in the hosting root's deleted-qgroups file (Layout), and
+// the sweep destroys each recorded qgroup whose subvolume is gone.
+
+// recordDeletedQgroups adds the qgroups of subvols (quotaPaths of
+// subvolumes about to be deleted) to the deleted-qgroups file.
+func (n *Node) recordDeletedQgroups(ctx context.Context, subvols []string) error {
+	var ids []string
+	for _, p := range subvols {
+		out, err := run(ctx, "", n.btrfsBin(), "inspect-internal", "rootid", p)
+		if err != nil {
+			return err
+		}
+		id, err := strconv.ParseUint(strings.TrimSpace(out), 10, 64)
+		if err != nil {
+			return fmt.Errorf("btrfs inspect-internal rootid %s: %q", p, out)
+		}
+		ids = append(ids, "0/"+strconv.FormatUint(id, 10))
+	}
+	n.staleMu.Lock()
+	defer n.staleMu.Unlock()
+	rec, err := n.deletedQgroups()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		rec[id] = true
+	}
+	return n.writeDeletedQgroups(rec)
+}
+
+// deletedQgroups reads the deleted-qgroups file (held by staleMu).
+func (n *Node) deletedQgroups() (map[string]bool, error) {
+	b, err := os.ReadFile(n.L.DeletedQgroups())
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	rec := map[string]bool{}
+	for _, f := range strings.Fields(string(b)) {
+		rec[f] = true
+	}
+	return rec, nil
+}
+
+// writeDeletedQgroups replaces the deleted-qgroups file (held by staleMu).
+func (n *Node) writeDeletedQgroups(rec map[string]bool) error {
+	ids := make([]string, 0, len(rec))
+	for id := range rec {
+		ids = append(ids, id+"\n")
+	}
+	slices.Sort(ids)
+	return WriteFileAtomic(n.L.DeletedQgroups(), []byte(strings.Join(ids, "")), 0o600)
+}
+
+// SweepStaleQgroups destroys the qgroups of the sites deleted so far
+// (those recorded, above) whose subvolumes btrfs has freed, and no other.
 // btrfs frees a deleted subvolume in the background, and until it has,
-// its qgroup cannot go (clear-stale right after a delete answers EBUSY):
-// so the sweep first waits, within ctx, for the subvolumes deleted so far
-// to be freed (btrfs subvolume sync), then clears. It returns how many
-// qgroups went. Best effort: one still busy goes at the next sweep (the
-// agent sweeps at start and hourly, logging what it cleared or why not).
+// its qgroup cannot go (EBUSY): so the sweep first waits, within ctx, for
+// the subvolumes deleted so far to be freed (btrfs subvolume sync). It
+// returns how many qgroups went. Best effort: one still busy goes at the
+// next sweep (the agent sweeps at start and hourly, logging what it
+// cleared or why not); one no longer listed (destroyed by hand) is
+// forgotten; one whose subvolume still exists (its delete failed) waits.
 func (n *Node) SweepStaleQgroups(ctx context.Context) (int, error) {
 	if !n.DiskQuota().Enforced {
 		return 0, nil
 	}
-	sites := n.sitesDir()
-	if fi, err := os.Lstat(sites); err != nil || !fi.IsDir() {
-		return 0, fmt.Errorf("hosting: %s is not a directory", sites)
+	n.staleMu.Lock()
+	defer n.staleMu.Unlock()
+	rec, err := n.deletedQgroups()
+	if err != nil || len(rec) == 0 {
+		return 0, err
 	}
-	before, err := n.qgroupIDs(ctx)
-	if err != nil {
+	sites := n.sitesDir()
+	if err := n.noLinkTo(sites); err != nil {
 		return 0, err
 	}
 	if _, err := run(ctx, "", n.btrfsBin(), "subvolume", "sync", sites); err != nil {
 		return 0, err
 	}
-	_, cerr := run(ctx, "", n.btrfsBin(), "qgroup", "clear-stale", sites)
-	after, err := n.qgroupIDs(ctx)
+	listed, err := n.qgroupIDs(ctx)
 	if err != nil {
-		return 0, errors.Join(cerr, err)
+		return 0, err
+	}
+	live, err := n.subvolumeIDs(ctx)
+	if err != nil {
+		return 0, err
 	}
 	gone := 0
-	for id := range before {
-		if !after[id] {
+	var errs []error
+	for id := range rec {
+		switch {
+		case !listed[id]:
+			delete(rec, id)
+		case live[id]:
+		default:
+			if _, err := run(ctx, "", n.btrfsBin(), "qgroup", "destroy", id, sites); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			delete(rec, id)
 			gone++
 		}
 	}
-	return gone, cerr
+	return gone, errors.Join(append(errs, n.writeDeletedQgroups(rec))...)
+}
+
+// SweepQgroupsEvery runs SweepStaleQgroups at once and then every d on c
+// until ctx ends, each sweep within 10 minutes, handing each one's outcome
+// to report (not the one ctx's end cut short).
+func (n *Node) SweepQgroupsEvery(ctx context.Context, c clock.Clock, d time.Duration, report func(cleared int, err error)) {
+	clock.EveryOn(ctx, c, d, func() {
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+		cleared, err := n.SweepStaleQgroups(sctx)
+		cancel()
+		if ctx.Err() == nil {
+			report(cleared, err)
+		}
+	})
+}
+
+// subvolumeIDs are the qgroup ids (0/<id>) of the subvolumes of sites/'s
+// file system that exist.
+func (n *Node) subvolumeIDs(ctx context.Context) (map[string]bool, error) {
+	out, err := run(ctx, "", n.btrfsBin(), "subvolume", "list", n.sitesDir())
+	if err != nil {
+		return nil, err
+	}
+	ids := map[string]bool{}
+	sc := bufio.NewScanner(strings.NewReader(out))
+	for sc.Scan() {
+		// ID 256 gen 9 top level 5 path sites/a
+		if f := strings.Fields(sc.Text()); len(f) > 1 && f[0] == "ID" {
+			ids["0/"+f[1]] = true
+		}
+	}
+	return ids, nil
 }
 
 // qgroupIDs are the level-0 qgroups of sites/'s file system (0/<id>).

@@ -21,6 +21,17 @@ import (
 // The mount is unmounted and the loop device detached when the test ends.
 func loopBtrfs(t *testing.T, dir string, quotas bool) {
 	t.Helper()
+	mountBtrfs(t, loopDevice(t), dir)
+	if quotas {
+		hostenv.Run(t, "btrfs", "quota", "enable", dir)
+	}
+}
+
+// loopDevice is a loop device on a fresh 320 MiB btrfs image in the
+// test's temp dir, detached when the test ends (after its mounts, made
+// later, are gone).
+func loopDevice(t *testing.T) string {
+	t.Helper()
 	hostenv.Need(t, "mkfs.btrfs", "btrfs", "losetup", "mount", "umount")
 	img := filepath.Join(t.TempDir(), "sites.img")
 	f, err := os.Create(img)
@@ -38,14 +49,22 @@ func loopBtrfs(t *testing.T, dir string, quotas bool) {
 			t.Errorf("losetup --detach %s: %v %s", dev, err, out)
 		}
 	})
+	return dev
+}
+
+// mountBtrfs mounts dev at dir (made if missing, mode 0755 once mounted)
+// with the mount options opts, unmounted when the test ends.
+func mountBtrfs(t *testing.T, dev, dir string, opts ...string) {
+	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	hostenv.Run(t, "mount", dev, dir)
+	hostenv.Run(t, "mount", append(opts, dev, dir)...)
 	t.Cleanup(func() {
 		// A process of the test may still be leaving the mount (sshd's
 		// sessions): try for a while.
 		var out []byte
+		var err error
 		for i := 0; i < 50; i++ {
 			if out, err = exec.Command("umount", dir).CombinedOutput(); err == nil {
 				return
@@ -57,9 +76,6 @@ func loopBtrfs(t *testing.T, dir string, quotas bool) {
 	})
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
-	}
-	if quotas {
-		hostenv.Run(t, "btrfs", "quota", "enable", dir)
 	}
 }
 
