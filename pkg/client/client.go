@@ -50,6 +50,13 @@ type Client struct {
 	// sent in the brand's (/v1/vps…). Scope and event names the caller
 	// passes are sent as given.
 	Brand *brand.Brand
+	// LeaderWait bounds how long Do sends a request again that a
+	// coordinator answered 503 leader_unreachable (it is a follower that
+	// forwarded the request and the leader did not answer: leadership is
+	// moving, or the leader hangs): 0 means DefaultElectionWait, below 0
+	// never. The request's context bounds it too. See Do for which requests
+	// are sent again.
+	LeaderWait time.Duration
 }
 
 // NewBrand returns a client for a coordinator speaking brand b.
@@ -66,15 +73,58 @@ func New(baseURL, key string) *Client {
 
 // Do sends a request and decodes a 2xx JSON body into out (if non-nil); a non-2xx
 // response is returned as *api.Error.
+//
+// A 503 leader_unreachable (a follower forwarded the request and the leader
+// did not answer, as during a leader change) is sent again, after a back-off
+// from 250 ms doubling to 2 s, while ctx and LeaderWait allow, when sending
+// it again cannot apply a change twice: a GET or HEAD, or a write that
+// carries an Idempotency-Key (the coordinator answers a resent one with the
+// first answer, or applies it once). A write without an Idempotency-Key is
+// never sent again (the leader may have applied it before it stopped
+// answering), nor is a body given as an io.Reader. When the wait ends, the
+// last 503 is returned.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any, hdr http.Header) (*http.Response, error) {
-	return do(ctx, c.HTTP, c.BaseURL, method, c.Brand.Path(path), body, out, func(r *http.Request) {
-		if c.Key != "" {
-			r.Header.Set("Authorization", "Bearer "+c.Key)
+	wait := c.LeaderWait
+	if wait == 0 {
+		wait = DefaultElectionWait
+	}
+	deadline := time.Now().Add(wait)
+	resend := wait > 0 && resendable(method, body, hdr)
+	for pause := 250 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
+		resp, err := do(ctx, c.HTTP, c.BaseURL, method, c.Brand.Path(path), body, out, func(r *http.Request) {
+			if c.Key != "" {
+				r.Header.Set("Authorization", "Bearer "+c.Key)
+			}
+			for k, v := range hdr {
+				r.Header[k] = v
+			}
+		})
+		var ae *api.Error
+		if !resend || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable || ae.Code != "leader_unreachable" {
+			return resp, err
 		}
-		for k, v := range hdr {
-			r.Header[k] = v
+		next := time.Now().Add(pause)
+		if d, ok := ctx.Deadline(); !next.Before(deadline) || ok && !next.Before(d) {
+			return resp, err
 		}
-	})
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return resp, err
+		case <-t.C:
+		}
+	}
+}
+
+// resendable says whether a request may be sent again after an answer that
+// leaves unknown whether it was applied: a read, or a write with an
+// Idempotency-Key, whose body (if any) can be sent again.
+func resendable(method string, body any, hdr http.Header) bool {
+	if _, ok := body.(io.Reader); ok {
+		return false
+	}
+	return method == http.MethodGet || method == http.MethodHead || hdr.Get("Idempotency-Key") != ""
 }
 
 // Account returns the caller's account and its reseller terms.

@@ -86,7 +86,9 @@ func (c *NodeClient) do(ctx context.Context, method, path string, in, out any) e
 		if json.Unmarshal(data, &e) == nil && e.Error.Code != "" {
 			return &e.Error
 		}
-		return fmt.Errorf("%s %s: HTTP %d: %s", method, path, resp.StatusCode, bytes.TrimSpace(data))
+		// Not the agent's error (a proxy's page, a panic's text): quoted, so
+		// it stays on one line, its newlines and controls escaped.
+		return fmt.Errorf("%s %s: HTTP %d: %q", method, path, resp.StatusCode, bytes.TrimSpace(data))
 	}
 	if out != nil {
 		if err := json.Unmarshal(data, out); err != nil {

@@ -220,7 +220,9 @@ func Capture(ctx context.Context) (context.Context, *Reply) {
 
 // Try sends a request with key (empty: none) through client.Do: body is sent
 // as JSON, or as-is when it is a string or []byte; hdr adds headers. An HTTP
-// error status is a Reply, not an error; err is a transport failure.
+// error status is a Reply, not an error; err is a transport failure. The
+// request is sent once (pkg/client's resending of a 503 leader_unreachable
+// is off), so the Reply is that request's answer.
 func (a *API) Try(key, method, path string, body any, hdr map[string]string) (Reply, error) {
 	ctx, r := Capture(context.Background())
 	switch b := body.(type) {
@@ -233,7 +235,9 @@ func (a *API) Try(key, method, path string, body any, hdr map[string]string) (Re
 	for k, v := range hdr {
 		h.Set(k, v)
 	}
-	_, err := a.Client(key).Do(ctx, method, path, body, io.Discard, h)
+	c := a.Client(key)
+	c.LeaderWait = -1 // the coordinator's own answer, a 503 leader_unreachable too
+	_, err := c.Do(ctx, method, path, body, io.Discard, h)
 	if r.Header == nil { // no answer reached the transport
 		return Reply{Method: method, Path: path}, fmt.Errorf("%s %s: %w", method, path, err)
 	}

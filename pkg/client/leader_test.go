@@ -1,0 +1,152 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// unreachable answers as a follower whose forward to the leader failed
+// (httpapi forward.go and forwardmux.go: the same headers and body).
+func unreachable(w http.ResponseWriter) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set("X-Request-Id", "req_1")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	e := api.NewError(http.StatusServiceUnavailable, "leader_unreachable", "the leader could not be reached; retry shortly")
+	e.RequestID = "req_1"
+	_ = json.NewEncoder(w).Encode(e)
+}
+
+// leaderMoving is a coordinator answering its first `refusals` requests
+// 503 leader_unreachable, then 200 with ok; it records each request.
+type leaderMoving struct {
+	mu       sync.Mutex
+	refusals int
+	sent     []string // method, path, Idempotency-Key and body of each request
+	ok       string
+}
+
+func (l *leaderMoving) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	l.mu.Lock()
+	l.sent = append(l.sent, r.Method+" "+r.URL.Path+" key="+r.Header.Get("Idempotency-Key")+" "+string(body))
+	n := len(l.sent)
+	l.mu.Unlock()
+	if n <= l.refusals {
+		unreachable(w)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = io.WriteString(w, l.ok)
+}
+
+func (l *leaderMoving) requests() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.sent...)
+}
+
+func leaderMovingClient(t *testing.T, refusals int, ok string) (*Client, *leaderMoving) {
+	t.Helper()
+	l := &leaderMoving{refusals: refusals, ok: ok}
+	srv := httptest.NewServer(l)
+	t.Cleanup(srv.Close)
+	return New(srv.URL, "k"), l
+}
+
+// TestClientSendsAgainWhileTheLeaderIsUnreachable: a request a follower
+// answered 503 leader_unreachable (it forwarded it, the leader did not
+// answer) is sent again while leadership moves, when that cannot apply a
+// change twice: a GET, and a write with an Idempotency-Key (the same body
+// and key each time). A write without a key is sent once, its 503 returned.
+func TestClientSendsAgainWhileTheLeaderIsUnreachable(t *testing.T) {
+	ctx := context.Background()
+
+	c, l := leaderMovingClient(t, 2, `{"id":"acc_1"}`)
+	acc, err := c.Account(ctx)
+	if err != nil || acc.ID != "acc_1" || len(l.requests()) != 3 {
+		t.Fatalf("GET: %+v, %v after %q; want acc_1 after the third request", acc, err, l.requests())
+	}
+
+	c, l = leaderMovingClient(t, 2, `{"id":"tkt_1"}`)
+	tk, err := c.CreateTicket(ctx, api.TicketCreateRequest{Subject: "s", Message: "m"}, "idem-1")
+	sent := l.requests()
+	if err != nil || tk.ID != "tkt_1" || len(sent) != 3 || sent[1] != sent[0] || sent[2] != sent[0] || !strings.Contains(sent[0], "key=idem-1 {") {
+		t.Fatalf("keyed POST: %+v, %v after %q; want tkt_1 after the same keyed request three times", tk, err, sent)
+	}
+
+	c, l = leaderMovingClient(t, 2, `{"id":"tkt_1"}`)
+	_, err = c.CreateTicket(ctx, api.TicketCreateRequest{Subject: "s", Message: "m"}, "")
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.StatusCode != 503 || ae.Code != "leader_unreachable" || len(l.requests()) != 1 {
+		t.Fatalf("POST without a key: %v after %q; want its 503 leader_unreachable after one request", err, l.requests())
+	}
+}
+
+// TestClientLeaderWaitIsBounded: sending again stops when the request's
+// context would end before the next try, or at LeaderWait (below 0: never
+// sent again); the last 503 is returned, not the context's error.
+func TestClientLeaderWaitIsBounded(t *testing.T) {
+	c, l := leaderMovingClient(t, 1000, `{}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := c.Account(ctx)
+	took := time.Since(start)
+	var ae *api.Error
+	// Tries at 0, 0.25, 0.75 s; the next (1.75 s) is past the deadline (on
+	// a machine slow to answer, the third may be past it already).
+	if n := len(l.requests()); !errors.As(err, &ae) || ae.Code != "leader_unreachable" || took > 1200*time.Millisecond || n < 2 || n > 3 {
+		t.Fatalf("GET within a 1.2 s context: %v after %v and %d requests; want the 503 within the context after 3", err, took, n)
+	}
+
+	c, l = leaderMovingClient(t, 1000, `{}`)
+	c.LeaderWait = 600 * time.Millisecond
+	start = time.Now()
+	if _, err := c.Account(context.Background()); !errors.As(err, &ae) || ae.Code != "leader_unreachable" || len(l.requests()) > 2 || time.Since(start) > time.Second {
+		t.Fatalf("GET with LeaderWait 600 ms: %v after %d requests and %v; want the 503 after 2 (0, 0.25 s)", err, len(l.requests()), time.Since(start))
+	}
+
+	c, l = leaderMovingClient(t, 1, `{}`)
+	c.LeaderWait = -1
+	if _, err := c.Account(context.Background()); !errors.As(err, &ae) || ae.Code != "leader_unreachable" || len(l.requests()) != 1 {
+		t.Fatalf("GET with LeaderWait -1: %v after %d requests; want the 503 after 1", err, len(l.requests()))
+	}
+}
+
+// TestNodeErrorOfAnotherFormIsOneLine: an agent's error answer that is not
+// its JSON error (a proxy's HTML page, a panic's text) is returned on one
+// line, its newlines escaped.
+func TestNodeErrorOfAnotherFormIsOneLine(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		w.WriteHeader(http.StatusBadGateway)
+		_, _ = io.WriteString(w, "<html>\n<body>bad gateway</body>\r\n</html>\n")
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	c := NodeNew(sock)
+	defer c.Close()
+	_, err = c.VMs(context.Background())
+	if err == nil || strings.ContainsAny(err.Error(), "\r\n") || !strings.Contains(err.Error(), "HTTP 502") || !strings.Contains(err.Error(), `<body>bad gateway</body>`) {
+		t.Fatalf("error %q; want HTTP 502 and the page's text on one line", err)
+	}
+}
