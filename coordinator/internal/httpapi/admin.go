@@ -202,6 +202,10 @@ func (a *API) adminWrap(h adminFunc, needLeader bool) http.Handler {
 			if internal {
 				a.log.Error("admin request failed", "request_id", rid, "path", r.URL.Path, "err", err)
 			}
+			if ae.StatusCode == http.StatusServiceUnavailable {
+				// As on /v1 (wrap): a leadership change, try again shortly.
+				w.Header().Set("Retry-After", "1")
+			}
 			writeError(w, rid, ae)
 			return
 		}

@@ -91,20 +91,34 @@ var _ Cluster = (*Node)(nil)
 // membershipTimeout bounds a configuration change.
 const membershipTimeout = 30 * time.Second
 
-// Join adds a voter (leader only).
+// Join adds a voter (leader only). It fails with ErrNotLeader when this member
+// is not, or stops being, the leader before the change commits, or the change
+// cannot start within membershipTimeout (the last one not committed: no
+// quorum): the same join can be sent again.
 func (n *Node) Join(id, raftAddr string) error {
 	if err := n.Raft.AddVoter(raft.ServerID(id), raft.ServerAddress(raftAddr), 0, membershipTimeout).Error(); err != nil {
-		return fmt.Errorf("add voter %s: %w", id, err)
+		return fmt.Errorf("add voter %s: %w", id, membershipError(err))
 	}
 	return nil
 }
 
-// Remove removes a member (leader only).
+// Remove removes a member (leader only); errors as Join's.
 func (n *Node) Remove(id string) error {
 	if err := n.Raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout).Error(); err != nil {
-		return fmt.Errorf("remove server %s: %w", id, err)
+		return fmt.Errorf("remove server %s: %w", id, membershipError(err))
 	}
 	return nil
+}
+
+// membershipError is a configuration change's error, as ErrNotLeader when
+// the change was refused or lost for leadership (leadershipError) or timed out
+// waiting to start: a leader whose last change has no quorum to commit is
+// as unable to serve as no leader, and a change it lost may or may not commit.
+func membershipError(err error) error {
+	if leadershipError(err) || errors.Is(err, raft.ErrEnqueueTimeout) {
+		return fmt.Errorf("%w: %v", ErrNotLeader, err)
+	}
+	return err
 }
 
 // Servers lists the members of the latest configuration.
