@@ -380,7 +380,7 @@ func (c *ProcessCluster) start() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for _, p := range c.Nodes[1:] {
-		if _, err := c.Nodes[0].Admin().ClusterJoin(ctx, p.ID, p.RaftAddr, ""); err != nil {
+		if err := c.join(ctx, p); err != nil {
 			return fmt.Errorf("join %s: %w", p.ID, err)
 		}
 	}
@@ -390,6 +390,43 @@ func (c *ProcessCluster) start() error {
 		}
 	}
 	return c.WaitSettled(30 * time.Second)
+}
+
+// join adds p as a voter through the first node, again (a second apart, until
+// ctx ends) while the answer is a 503 the README says to send again: no_leader
+// (the leader lost its leadership during the change, or knows no quorum),
+// not_leader (pkg/client's Admin already sent it again for 15 s) and
+// leader_unreachable (the first node forwarded it to a leader that did not
+// answer). Joining p again at its own address changes nothing. Under load a
+// leader that does not run for a second right after a join loses its
+// leadership with the change in flight (500 ms Raft timeouts here).
+func (c *ProcessCluster) join(ctx context.Context, p *CoordinatorProcess) error {
+	for {
+		_, err := c.Nodes[0].Admin().ClusterJoin(ctx, p.ID, p.RaftAddr, "")
+		if !leaderChanging(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (sent again until %v)", err, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// leaderChanging is whether err is a 503 with Retry-After that the README
+// documents as a leadership change to send the request again after:
+// no_leader, not_leader, leader_unreachable.
+func leaderChanging(err error) bool {
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
+		return false
+	}
+	switch ae.Code {
+	case "no_leader", "not_leader", "leader_unreachable":
+		return true
+	}
+	return false
 }
 
 // WaitSettled waits until the running nodes agree on one leader in one term,
