@@ -22,17 +22,26 @@ import (
 // the returned log, and runs the real btrfs.
 func loggedBtrfs(t *testing.T) (bin, log string) {
 	t.Helper()
+	return btrfsWrapper(t, "paths.log", func(real, log string) string {
+		return "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in /*) readlink -f -- \"$a\" >>" + log + ";; esac; done\nexec " + real + " \"$@\"\n"
+	})
+}
+
+// btrfsWrapper writes, in a new temp dir, the btrfs command script makes
+// from the real btrfs's path and the path of its file named side in that
+// dir, and returns the command's path and side's.
+func btrfsWrapper(t *testing.T, side string, script func(real, side string) string) (bin, sidePath string) {
+	t.Helper()
 	real, err := exec.LookPath("btrfs")
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	bin, log = filepath.Join(dir, "btrfs"), filepath.Join(dir, "paths.log")
-	script := "#!/bin/sh\nfor a in \"$@\"; do case \"$a\" in /*) readlink -f -- \"$a\" >>" + log + ";; esac; done\nexec " + real + " \"$@\"\n"
-	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+	bin, sidePath = filepath.Join(dir, "btrfs"), filepath.Join(dir, side)
+	if err := os.WriteFile(bin, []byte(script(real, sidePath)), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	return bin, log
+	return bin, sidePath
 }
 
 // btrfsPaths are the paths the logged btrfs command was handed so far.
@@ -272,16 +281,8 @@ func subvolID(t *testing.T, p string) string {
 // clear-stale" removes them all.
 func staleKeepingBtrfs(t *testing.T) (bin, stale string) {
 	t.Helper()
-	real, err := exec.LookPath("btrfs")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	bin, stale = filepath.Join(dir, "btrfs"), filepath.Join(dir, "stale")
-	if err := os.WriteFile(stale, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	script := `#!/bin/sh
+	bin, stale = btrfsWrapper(t, "stale", func(real, stale string) string {
+		return `#!/bin/sh
 stale=` + stale + `
 if [ "$1" = qgroup ]; then
 	case "$2" in
@@ -292,7 +293,8 @@ if [ "$1" = qgroup ]; then
 fi
 exec ` + real + ` "$@"
 `
-	if err := os.WriteFile(bin, []byte(script), 0o755); err != nil {
+	})
+	if err := os.WriteFile(stale, nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return bin, stale
