@@ -59,15 +59,26 @@ type Hypervisor interface {
 // RebootWatch reports the reset of a domain asked to reboot (RebootDomain)
 // through two signals, subscribed before the request, so that one not
 // delivered does not make a reboot that happened look like none.
+//
+// Both count only a reset that follows the guest's shutdown after the
+// request (QEMU's SHUTDOWN event, by QEMU's time not before the watch began).
+// A guest still booting from the previous reboot or start resets itself in
+// its firmware once or twice, 0.1–0.3 s after that reset; before, a reboot
+// asked for then took those resets' late events for its own and said the
+// guest had restarted on its request, which the firmware does not even hear.
+// A guest that answers the power button by resetting itself without
+// shutting down is not seen either: it is reset after the grace.
 type RebootWatch struct {
 	// Event is closed on libvirt's reboot event for the domain
-	// (VIR_DOMAIN_EVENT_ID_REBOOT, emitted when QEMU reports a reset).
+	// (VIR_DOMAIN_EVENT_ID_REBOOT, emitted when QEMU reports a reset) after
+	// the guest's shutdown.
 	Event <-chan struct{}
-	// Reset is closed on QEMU's own RESET event for the domain, which libvirt
-	// relays as a QEMU monitor event beside the reboot event. Nothing else
-	// shows libvirt's guest reboot: it keeps the guest's shutdown out of the
-	// domain's state and sends no lifecycle event for it (libvirt's
-	// qemuProcessHandleShutdown; none came in 22 reboots watched here).
+	// Reset is closed on QEMU's own RESET event for the domain after its
+	// SHUTDOWN event; libvirt relays both as QEMU monitor events beside the
+	// reboot event. Nothing else shows libvirt's guest reboot: it keeps the
+	// guest's shutdown out of the domain's state and sends no lifecycle
+	// event for it (libvirt's qemuProcessHandleShutdown; none came in 22
+	// reboots watched here).
 	Reset <-chan struct{}
 	// Lost is closed when the libvirt connection the watch is on ends first
 	// (libvirtd restarted, the socket broke): neither signal can come any

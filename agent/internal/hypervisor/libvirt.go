@@ -35,19 +35,13 @@ type Libvirt struct {
 	lv   *libvirt.Libvirt
 	pool libvirt.StoragePool
 
-	// The connection's one subscription to libvirt's reboot events, relayed
-	// to the reboot watches (watchRebootEvent).
-	rebootMu       sync.Mutex
-	rebootConn     *libvirt.Libvirt                // the connection subscribed; nil: none
-	rebootWatchers map[chan struct{}]rebootWatcher // a watch's Event → its domain and connection
-}
-
-// rebootWatcher is one reboot watch's part in the shared reboot event
-// subscription (watchRebootEvent).
-type rebootWatcher struct {
-	name string           // the domain
-	lv   *libvirt.Libvirt // the connection the watch is on
-	lost chan struct{}    // closed when lv's subscription ends
+	// The reboot watches (watchReset) and the subscriptions relayed to
+	// them: the connection's one subscription to libvirt's reboot events,
+	// and one to each watched domain's QEMU events.
+	rebootMu      sync.Mutex
+	rebootConn    *libvirt.Libvirt // the connection subscribed to reboot events; nil: none
+	qemuSubs      map[qemuSubKey]*qemuSub
+	rebootWatches map[*rebootWatch]bool
 }
 
 // NewLibvirt connects to libvirtd. Close it when done.
@@ -493,8 +487,9 @@ func (l *Libvirt) ShutdownDomain(ctx context.Context, name string) error {
 // RebootDomain presses the ACPI power button with libvirt's reboot semantics
 // (virDomainReboot with VIR_DOMAIN_REBOOT_ACPI_POWER_BTN): when the guest has
 // shut down, libvirt issues a system reset to the same QEMU process instead of
-// letting it exit. The watch (watchReset) is subscribed before the request, so
-// a fast guest cannot reset unseen.
+// letting it exit. The watch (watchReset) is subscribed before the request,
+// so a fast guest cannot reset unseen, and it counts only a reset that
+// follows the guest's shutdown after the request (RebootWatch).
 func (l *Libvirt) RebootDomain(ctx context.Context, name string) (*RebootWatch, error) {
 	lv, d, err := l.lookup(ctx, "reboot", name)
 	if err != nil {
@@ -511,88 +506,212 @@ func (l *Libvirt) RebootDomain(ctx context.Context, name string) (*RebootWatch, 
 	return w, nil
 }
 
-// watchReset subscribes to the two signals of domain d's reset (RebootWatch):
-// libvirt's reboot event (watchRebootEvent) and QEMU's RESET event for d.
-// When the connection lv ends, both subscriptions end (go-libvirt closes
-// every event stream of a lost connection) and the watch's Lost is closed,
-// after any signal delivered before: a reboot in flight does not wait for
-// signals that can no longer come.
-func (l *Libvirt) watchReset(lv *libvirt.Libvirt, d libvirt.Domain) (*RebootWatch, error) {
-	event, eventLost, unwatch, err := l.watchRebootEvent(lv, d.Name)
-	if err != nil {
-		return nil, err
-	}
-	wctx, cancel := context.WithCancel(context.Background())
-	qemuEvents, err := lv.SubscribeQEMUEvents(wctx, d.Name)
-	if err != nil {
-		cancel()
-		unwatch()
-		return nil, l.translate("reboot", d.Name, err)
-	}
-	reset, lost, done := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(done)
-		closeOnFirst(reset, qemuEvents, func(ev libvirt.DomainEvent) bool {
-			return ev.Event == "RESET" && ev.Domain.Name == d.Name
-		})
-		// The QEMU events ended: Stop, or the connection ended, which
-		// ends the reboot event subscription too.
-		select {
-		case <-eventLost:
-			close(lost)
-		case <-wctx.Done():
-		}
-	}()
-	return &RebootWatch{Event: event, Reset: reset, Lost: lost, Stop: func() { cancel(); <-done; unwatch() }}, nil
+// rebootWatch is one reboot watch's state, guarded by Libvirt.rebootMu and
+// updated by the connection's two relays: relayRebootEvents (libvirt's
+// reboot events) and relayQEMUEvents (QEMU's events of the domain).
+type rebootWatch struct {
+	uuid  libvirt.UUID     // the domain
+	lv    *libvirt.Libvirt // the connection the watch is on
+	since time.Time        // just before the request: the guest's shutdown comes after it
+	// shutdownAt is QEMU's time of the guest's shutdown (its SHUTDOWN
+	// event, not before since); zero until then. Only a reset after it is
+	// this reboot's: a guest still booting from the previous reboot or
+	// start resets itself in its firmware once or twice, and those resets'
+	// events come after a reboot asked for at once has begun its watch.
+	shutdownAt time.Time
+	// eventAt is when a libvirt reboot event came while shutdownAt was not
+	// known yet (zero: none). The two come through different relays, so
+	// libvirt's event of the reset after the shutdown can be relayed before
+	// QEMU's SHUTDOWN; one that came after the shutdown happened counts once
+	// the shutdown is known.
+	eventAt              time.Time
+	event, reset, lost   chan struct{}
+	eventSeen, resetSeen bool
+	// relays is how many of the watch's two relays still run; Lost is
+	// closed when none does (the connection ended), so that a signal
+	// either had in hand is delivered first.
+	relays int
 }
 
-// watchRebootEvent returns a channel closed on libvirt's next reboot event
-// for domain name, one closed instead when the subscription ends with the
-// connection lv, and the function that ends the watch. libvirtd takes one
+// qemuSubKey names a connection's subscription to one domain's QEMU events.
+type qemuSubKey struct {
+	lv   *libvirt.Libvirt
+	uuid libvirt.UUID
+}
+
+// qemuSub is a subscription to one domain's QEMU events; cancel ends it.
+type qemuSub struct{ cancel context.CancelFunc }
+
+// watchReset subscribes to the two signals of domain d's reset (RebootWatch)
+// on the connection lv: libvirt's reboot events (one subscription per
+// connection, watchRebootEvents) and QEMU's events of d (one subscription per
+// connection and domain, watchQEMUEvents), and registers a watch of d's next
+// shutdown and reset. When the connection ends, both subscriptions end
+// (go-libvirt closes every event stream of a lost connection) and the watch's
+// Lost is closed, after any signal delivered before: a reboot in flight does
+// not wait for signals that can no longer come.
+func (l *Libvirt) watchReset(lv *libvirt.Libvirt, d libvirt.Domain) (*RebootWatch, error) {
+	l.rebootMu.Lock()
+	defer l.rebootMu.Unlock()
+	if err := l.watchRebootEvents(lv, d.Name); err != nil {
+		return nil, err
+	}
+	if err := l.watchQEMUEvents(lv, d); err != nil {
+		return nil, err
+	}
+	w := &rebootWatch{uuid: d.UUID, lv: lv, since: time.Now(), relays: 2,
+		event: make(chan struct{}), reset: make(chan struct{}), lost: make(chan struct{})}
+	if l.rebootWatches == nil {
+		l.rebootWatches = map[*rebootWatch]bool{}
+	}
+	l.rebootWatches[w] = true
+	return &RebootWatch{Event: w.event, Reset: w.reset, Lost: w.lost, Stop: func() {
+		l.rebootMu.Lock()
+		delete(l.rebootWatches, w)
+		l.rebootMu.Unlock()
+	}}, nil
+}
+
+// watchRebootEvents makes sure that the connection lv's libvirt reboot events
+// are relayed to the watches (relayRebootEvents). libvirtd takes one
 // subscription to the reboot events of every domain per connection and
 // refuses a second while it is open ("event callback already tracked"; the
 // library has no per-domain subscription), so two VMs rebooting at once
 // share this one: made on lv at the first watch, kept while lv is connected,
-// made again on the next connection.
-func (l *Libvirt) watchRebootEvent(lv *libvirt.Libvirt, name string) (event, lost <-chan struct{}, unwatch func(), err error) {
-	l.rebootMu.Lock()
-	defer l.rebootMu.Unlock()
-	if l.rebootConn != lv {
-		events, err := lv.SubscribeEvents(context.Background(), libvirt.DomainEventIDReboot, libvirt.OptDomain{})
-		if err != nil {
-			return nil, nil, nil, l.translate("reboot", name, err)
-		}
-		l.rebootConn = lv
-		if l.rebootWatchers == nil {
-			l.rebootWatchers = map[chan struct{}]rebootWatcher{}
-		}
-		go l.relayRebootEvents(lv, events)
+// made again on the next connection. Called with rebootMu held.
+func (l *Libvirt) watchRebootEvents(lv *libvirt.Libvirt, name string) error {
+	if l.rebootConn == lv {
+		return nil
 	}
-	c := make(chan struct{})
-	w := rebootWatcher{name: name, lv: lv, lost: make(chan struct{})}
-	l.rebootWatchers[c] = w
-	return c, w.lost, func() {
-		l.rebootMu.Lock()
-		delete(l.rebootWatchers, c)
-		l.rebootMu.Unlock()
-	}, nil
+	events, err := lv.SubscribeEvents(context.Background(), libvirt.DomainEventIDReboot, libvirt.OptDomain{})
+	if err != nil {
+		return l.translate("reboot", name, err)
+	}
+	l.rebootConn = lv
+	go l.relayRebootEvents(lv, events)
+	return nil
 }
 
-// relayRebootEvents closes the watches of each reboot event's domain, until
-// the connection lv ends (the library then closes events); then it closes
-// the lost channel of every watch still open on lv, and the next watch
-// subscribes again on the new connection.
+// watchQEMUEvents makes sure that QEMU's events of domain d on the connection
+// lv are relayed to the watches (relayQEMUEvents). libvirtd refuses a second
+// subscription to one domain's QEMU events on a connection while the first
+// is open ("event callback already tracked"), and go-libvirt deregisters a
+// subscription only after its channel has closed, so a watch per
+// subscription would rely on that deregistration reaching libvirtd before
+// the next watch's subscription (it did in 50 watches in a row). Instead the
+// subscription is made at d's first watch and kept while lv is connected and
+// d defined (UndefineDomain ends it). Called with rebootMu held.
+func (l *Libvirt) watchQEMUEvents(lv *libvirt.Libvirt, d libvirt.Domain) error {
+	key := qemuSubKey{lv, d.UUID}
+	if _, ok := l.qemuSubs[key]; ok {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	events, err := lv.SubscribeQEMUEvents(ctx, d.Name)
+	if err != nil {
+		cancel()
+		return l.translate("reboot", d.Name, err)
+	}
+	if l.qemuSubs == nil {
+		l.qemuSubs = map[qemuSubKey]*qemuSub{}
+	}
+	sub := &qemuSub{cancel}
+	l.qemuSubs[key] = sub
+	go l.relayQEMUEvents(key, sub, d.Name, events)
+	return nil
+}
+
+// endQEMUEvents ends the subscriptions to QEMU's events of the domain uuid
+// (UndefineDomain).
+func (l *Libvirt) endQEMUEvents(uuid libvirt.UUID) {
+	l.rebootMu.Lock()
+	defer l.rebootMu.Unlock()
+	for key, sub := range l.qemuSubs {
+		if key.uuid == uuid {
+			sub.cancel()
+			delete(l.qemuSubs, key)
+		}
+	}
+}
+
+// relayQEMUEvents updates the watches of one domain on one connection with
+// its QEMU events (rebootWatch) until the subscription sub ends (with the
+// connection, or endQEMUEvents). The events carry QEMU's own time.
+func (l *Libvirt) relayQEMUEvents(key qemuSubKey, sub *qemuSub, name string, events <-chan libvirt.DomainEvent) {
+	for ev := range events {
+		if ev.Event != "SHUTDOWN" && ev.Event != "RESET" {
+			continue
+		}
+		at := time.Unix(int64(ev.Seconds), int64(ev.Microseconds)*1000)
+		l.log.Debug("reboot watch: QEMU event", "vm", name, "event", ev.Event, "at", at, "details", string(ev.Details))
+		l.rebootMu.Lock()
+		for w := range l.rebootWatches {
+			if w.lv != key.lv || w.uuid != key.uuid {
+				continue
+			}
+			switch {
+			case ev.Event == "SHUTDOWN" && w.shutdownAt.IsZero() && !at.Before(w.since):
+				w.shutdownAt = at
+				if !w.eventAt.IsZero() && !w.eventAt.Before(at) {
+					w.signal(&w.eventSeen, w.event)
+				}
+			case ev.Event == "RESET" && !w.shutdownAt.IsZero():
+				w.signal(&w.resetSeen, w.reset)
+			}
+		}
+		l.rebootMu.Unlock()
+	}
+	l.rebootMu.Lock()
+	defer l.rebootMu.Unlock()
+	if l.qemuSubs[key] == sub {
+		delete(l.qemuSubs, key)
+	}
+	sub.cancel()
+	for w := range l.rebootWatches {
+		if w.lv == key.lv && w.uuid == key.uuid {
+			l.relayEnded(w)
+		}
+	}
+}
+
+// relayEnded notes that one of w's relays ended; when both have, w's
+// connection has ended and Lost is closed. Called with rebootMu held.
+func (l *Libvirt) relayEnded(w *rebootWatch) {
+	if w.relays--; w.relays == 0 {
+		close(w.lost)
+		delete(l.rebootWatches, w)
+	}
+}
+
+// signal closes c once; seen says whether it was.
+func (w *rebootWatch) signal(seen *bool, c chan struct{}) {
+	if !*seen {
+		*seen = true
+		close(c)
+	}
+}
+
+// relayRebootEvents updates the watches of each reboot event's domain
+// (rebootWatch), until the connection lv ends (the library then closes
+// events); then it closes the lost channel of every watch still open on lv,
+// and the next watch subscribes again on the new connection.
 func (l *Libvirt) relayRebootEvents(lv *libvirt.Libvirt, events <-chan any) {
 	for ev := range events {
 		m, ok := ev.(*libvirt.DomainEventCallbackRebootMsg)
 		if !ok {
 			continue
 		}
+		now := time.Now()
+		l.log.Debug("reboot watch: libvirt reboot event", "vm", m.Msg.Dom.Name)
 		l.rebootMu.Lock()
-		for c, w := range l.rebootWatchers {
-			if w.lv == lv && w.name == m.Msg.Dom.Name {
-				close(c)
-				delete(l.rebootWatchers, c)
+		for w := range l.rebootWatches {
+			if w.lv != lv || w.uuid != m.Msg.Dom.UUID {
+				continue
+			}
+			if w.shutdownAt.IsZero() {
+				w.eventAt = now
+			} else {
+				w.signal(&w.eventSeen, w.event)
 			}
 		}
 		l.rebootMu.Unlock()
@@ -602,22 +721,9 @@ func (l *Libvirt) relayRebootEvents(lv *libvirt.Libvirt, events <-chan any) {
 	if l.rebootConn == lv {
 		l.rebootConn = nil
 	}
-	for c, w := range l.rebootWatchers {
+	for w := range l.rebootWatches {
 		if w.lv == lv {
-			close(w.lost)
-			delete(l.rebootWatchers, c)
-		}
-	}
-}
-
-// closeOnFirst closes c on the first of events that match accepts, and reads
-// events until it is closed (the library's sender blocks otherwise).
-func closeOnFirst[E any](c chan struct{}, events <-chan E, match func(E) bool) {
-	fired := false
-	for ev := range events {
-		if !fired && match(ev) {
-			fired = true
-			close(c)
+			l.relayEnded(w)
 		}
 	}
 }
@@ -644,10 +750,15 @@ func (l *Libvirt) DestroyDomain(ctx context.Context, name string) error {
 	})
 }
 
-// UndefineDomain removes the definition with snapshot metadata and NVRAM.
+// UndefineDomain removes the definition with snapshot metadata and NVRAM,
+// and ends the reboot watches' subscription to the domain's QEMU events.
 func (l *Libvirt) UndefineDomain(ctx context.Context, name string) error {
 	return l.ifDefined(ctx, "undefine", name, func(lv *libvirt.Libvirt, d libvirt.Domain) error {
-		return lv.DomainUndefineFlags(d, libvirt.DomainUndefineSnapshotsMetadata|libvirt.DomainUndefineNvram|libvirt.DomainUndefineManagedSave|libvirt.DomainUndefineCheckpointsMetadata)
+		err := lv.DomainUndefineFlags(d, libvirt.DomainUndefineSnapshotsMetadata|libvirt.DomainUndefineNvram|libvirt.DomainUndefineManagedSave|libvirt.DomainUndefineCheckpointsMetadata)
+		if err == nil {
+			l.endQEMUEvents(d.UUID)
+		}
+		return err
 	})
 }
 
