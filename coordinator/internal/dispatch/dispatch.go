@@ -53,6 +53,11 @@ type Deps struct {
 	Grace time.Duration
 	// ActionDeadline: an action whose node stays away this long fails.
 	ActionDeadline time.Duration
+	// Watch registers the function the state calls, after each commit that
+	// wrote actions, with their ids (nil: the whole state was replaced):
+	// fsm.FSM.WatchActions. The dispatcher keeps its index of open actions
+	// from it (index.go). Nil: each wake-up reads every open action.
+	Watch func(fn func(ids []string))
 	// CleanupRetryBase is the wait before the second attempt of a failed
 	// provisioning's cleanup; each next attempt waits twice as long (at
 	// most an hour), up to fsm.MaxCleanupAttempts in all (0: a minute).
@@ -74,6 +79,21 @@ type Dispatcher struct {
 	sent     map[string]int                // action id → sends by this leader
 	failed   map[string]int                // action id → streams that broke before a result
 	running  bool                          // the leader job is on
+	// tracking: the state's notes of written actions are kept in changed
+	// for the next scan (from the first scan of a leader job to its end);
+	// rescan: the state was replaced, the next scan reads it all.
+	tracking, rescan bool
+	changed          map[string]struct{}
+	sweptAt          time.Time // forget's last sweep
+	// idx is the open actions as this leader knows them (index.go); nil:
+	// the next scan reads them all. Only scan and Run touch it.
+	idx *openIndex
+	// lastVisits is how many open actions the last scan looked at or read
+	// (tests).
+	lastVisits int
+	// live says whether a node is connected; nil: its session is live
+	// within Grace (tests give their own).
+	live func(nodeID string) bool
 	// call opens an exchange with a node's agent; nil: Sessions().Call
 	// (tests give their own).
 	call func(ctx context.Context, nodeID string, req *pb.Envelope, recv func(*pb.Envelope) (bool, error)) error
@@ -143,6 +163,9 @@ func New(deps Deps) *Dispatcher {
 		Name: "hostplane_action_exchange_duration_seconds", Help: "From sending an action to its agent to recording the result, by command.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600},
 	}, []string{"command"})
+	if deps.Watch != nil {
+		deps.Watch(d.actionsChanged)
+	}
 	return d
 }
 
@@ -256,10 +279,12 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	d.mu.Lock()
 	d.running, d.leadStart = true, d.s.Clock.Now()
 	d.sent, d.failed = map[string]int{}, map[string]int{}
+	d.idx = nil // read it all at the first scan
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
 		d.running = false
+		d.tracking, d.changed, d.idx = false, nil, nil
 		for _, cancel := range d.inflight {
 			cancel()
 		}
@@ -297,6 +322,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 const sendGather = 20 * time.Millisecond
 
 func (d *Dispatcher) connected(nodeID string) bool {
+	if d.live != nil {
+		return d.live(nodeID)
+	}
 	srv := d.s.Sessions()
 	if srv == nil {
 		return false
@@ -305,68 +333,154 @@ func (d *Dispatcher) connected(nodeID string) bool {
 	return ok && d.s.Clock.Now().Sub(seen) <= d.s.Grace
 }
 
+// scan is a wake-up: it sends the open actions of connected nodes that are
+// not on their way to their agent yet, and fails the actions past their
+// deadline (see index.go for what it reads).
 func (d *Dispatcher) scan(ctx context.Context) {
-	// The actions already on their way to an agent are neither sent again
-	// nor expired here: only their ids are read, not their records (a
-	// leader with many long provisionings in flight would otherwise decode
-	// every one of them at each order's kick).
 	d.mu.Lock()
-	busy := make(map[string]bool, len(d.inflight))
-	for id := range d.inflight {
-		busy[id] = true
+	full := d.s.Watch == nil || d.idx == nil || d.rescan
+	var changed []string
+	var busy map[string]bool
+	if full {
+		// Notes of commits from now on are kept; those before are in the
+		// read below (a note of one read already is read again, harmless).
+		d.tracking, d.rescan, d.changed = true, false, nil
+		// The actions already on their way to an agent are neither sent
+		// again nor expired here: only their ids are read, not their
+		// records.
+		busy = make(map[string]bool, len(d.inflight))
+		for id := range d.inflight {
+			busy[id] = true
+		}
+	} else {
+		changed = make([]string, 0, len(d.changed))
+		busy = make(map[string]bool)
+		for id := range d.changed {
+			changed = append(changed, id)
+			if _, ok := d.inflight[id]; ok {
+				busy[id] = true
+			}
+		}
+		d.changed = nil
 	}
 	d.mu.Unlock()
-	var open []store.Action
-	var inflight []string
-	_ = d.s.State.Read(func(r store.ReadTx) (err error) {
-		open, inflight, err = r.OpenActionsExcept(func(id string) bool { return busy[id] })
-		return
-	})
-	now := d.s.Clock.Now()
-	// due: the deadlines and not-before times, set on the cluster's clock,
-	// are judged on it; now (the wall clock) times this leader's own waits.
-	due := d.s.Now()
+	visits := 0
+	var closed []string
+	var ready, expiring []store.Action
 	var expired []fsm.ActionFinish
-	var ready []store.Action // to send now
-	openIDs := make(map[string]bool, len(open)+len(inflight))
-	for _, id := range inflight {
-		openIDs[id] = true
-	}
-	for _, a := range open {
-		openIDs[a.ID] = true
-		d.mu.Lock()
-		_, busy := d.inflight[a.ID]
-		retry := d.retryAt[a.ID]
-		d.mu.Unlock()
-		if busy {
-			continue
+	err := d.s.State.Read(func(r store.ReadTx) error {
+		if full {
+			open, inflight, err := r.OpenActionsExcept(func(id string) bool { return busy[id] })
+			if err != nil {
+				return err
+			}
+			d.idx = newOpenIndex()
+			for _, a := range open {
+				d.idx.put(a, true)
+			}
+			for _, id := range inflight {
+				d.idx.putInFlight(id)
+			}
+			visits += len(open) + len(inflight)
 		}
-		if nb, err := time.Parse(time.RFC3339Nano, a.Meta[fsm.MetaNotBefore]); err == nil && due.Before(nb) {
-			continue // a cleanup's next attempt, held back (its deadline counts from then)
+		for _, id := range changed {
+			visits++
+			a, err := r.Action(id)
+			if err != nil || a.Finished() {
+				d.idx.drop(id)
+				if err == nil {
+					closed = append(closed, id)
+				}
+				continue
+			}
+			d.idx.put(a, !busy[id])
 		}
-		if d.connected(a.NodeID) {
-			if now.Before(retry) {
+		now := d.s.Clock.Now()
+		// due: the deadlines and not-before times, set on the cluster's
+		// clock, are judged on it; now (the wall clock) times this leader's
+		// own waits.
+		due := d.s.Now()
+		var sendIDs, expireIDs []string
+		broken := map[string]bool{} // expiring: the node is there but every exchange breaks
+		for node, n := range d.idx.nodes {
+			connected := d.connected(node)
+			away := false
+			if !connected {
+				// An away node's actions wait for their deadlines: none is
+				// looked at before the earliest is due.
+				first, firstPending := n.earliest()
+				away = now.Sub(d.awaySince(node)) > d.s.ActionDeadline
+				if !(!firstPending.IsZero() && due.After(firstPending)) && !(away && !first.IsZero() && due.After(first)) {
+					continue
+				}
+			}
+			d.mu.Lock()
+			for id, e := range n.ids {
+				visits++
+				if _, busy := d.inflight[id]; busy {
+					continue
+				}
+				if !e.notBefore.IsZero() && due.Before(e.notBefore) {
+					continue // a cleanup's next attempt, held back (its deadline counts from then)
+				}
+				if connected {
+					if now.Before(d.retryAt[id]) {
+						continue
+					}
+					if d.failed[id] >= maxBrokenSends && due.After(e.deadline) {
+						expireIDs, broken[id] = append(expireIDs, id), true
+						continue
+					}
+					sendIDs = append(sendIDs, id)
+					continue
+				}
+				// A pending action fails at its deadline; one the node already
+				// runs only once the node has been away a whole deadline (a long
+				// reinstall outlives a short network cut).
+				if due.After(e.deadline) && (e.status != api.ActionRunning || away) {
+					expireIDs = append(expireIDs, id)
+				}
+			}
+			d.mu.Unlock()
+		}
+		// In the order of their ids, as the state lists them.
+		slices.Sort(sendIDs)
+		slices.Sort(expireIDs)
+		for _, id := range sendIDs {
+			a, err := r.Action(id)
+			if err != nil || a.Finished() {
+				continue // read again from its note
+			}
+			d.idx.sent(d.idx.all[id])
+			ready = append(ready, a)
+		}
+		for _, id := range expireIDs {
+			a, err := r.Action(id)
+			if err != nil || a.Finished() {
 				continue
 			}
 			d.mu.Lock()
-			failed := d.failed[a.ID]
+			failed := d.failed[id]
 			d.mu.Unlock()
-			if failed >= maxBrokenSends && due.After(a.Deadline) {
+			if broken[id] {
 				// The node is there but every exchange breaks (an agent that
 				// crashes on this action): stop at the deadline.
 				expired = append(expired, d.withCleanup(a, fsm.ActionFinish{ID: a.ID, ErrorCode: "node_error",
 					ErrorMessage: fmt.Sprintf("the server's host did not complete the action after %d attempts; check the server's state and retry", failed)}))
-				continue
+			} else {
+				expired = append(expired, d.withCleanup(a, deadlineResult(a, d.s.ActionDeadline)))
 			}
-			ready = append(ready, a)
-			continue
+			expiring = append(expiring, a)
 		}
-		if due.After(a.Deadline) && (a.Status != api.ActionRunning || now.Sub(d.awaySince(a.NodeID)) > d.s.ActionDeadline) {
-			// A pending action fails at its deadline; one the node already
-			// runs only once the node has been away a whole deadline (a long
-			// reinstall outlives a short network cut).
-			expired = append(expired, d.withCleanup(a, deadlineResult(a, d.s.ActionDeadline)))
-		}
+		return nil
+	})
+	d.lastVisits = visits
+	if err != nil {
+		// What changed may not have been read: all of it next time.
+		d.mu.Lock()
+		d.rescan = true
+		d.mu.Unlock()
+		d.s.Log.Warn("read open actions", "err", err)
 	}
 	d.sendAll(ctx, ready)
 	if len(expired) > 0 {
@@ -374,35 +488,81 @@ func (d *Dispatcher) scan(ctx context.Context) {
 			d.s.Log.Warn("record expired actions; will retry", "actions", len(expired), "err", err)
 		} else {
 			for _, r := range expired {
-				d.finished.WithLabelValues(commandOf(open, r.ID), api.ActionFailed).Inc()
+				d.finished.WithLabelValues(commandOf(expiring, r.ID), api.ActionFailed).Inc()
 				d.s.Log.Warn("action failed at its deadline", "action", r.ID, "code", r.ErrorCode, "message", r.ErrorMessage)
 			}
 		}
 	}
-	// Forget what belongs to finished actions.
+	d.forget(closed, full)
+}
+
+// forget drops what this leader kept for the closed actions (finished), and,
+// after a full read or once a minute, for every action not open (a secret
+// only once it is a minute old: its action may not be committed yet).
+func (d *Dispatcher) forget(closed []string, full bool) {
 	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, id := range closed {
+		delete(d.secrets, id)
+		delete(d.retryAt, id)
+		delete(d.stepAt, id)
+		delete(d.sent, id)
+		delete(d.failed, id)
+	}
+	if d.idx == nil || (!full && time.Since(d.sweptAt) < time.Minute) {
+		return
+	}
+	d.sweptAt = time.Now()
+	open := func(id string) bool { _, ok := d.idx.all[id]; return ok }
 	for id, sec := range d.secrets {
-		if !openIDs[id] && time.Since(sec.at) > time.Minute {
+		if !open(id) && time.Since(sec.at) > time.Minute {
 			delete(d.secrets, id)
 		}
 	}
 	for id := range d.retryAt {
-		if !openIDs[id] {
+		if !open(id) {
 			delete(d.retryAt, id)
 		}
 	}
 	for id := range d.stepAt {
-		if !openIDs[id] {
+		if !open(id) {
 			delete(d.stepAt, id)
 		}
 	}
 	for id := range d.sent {
-		if !openIDs[id] {
+		if !open(id) {
 			delete(d.sent, id)
 			delete(d.failed, id)
 		}
 	}
-	d.mu.Unlock()
+}
+
+// actionsChanged takes the FSM's note of the actions a commit wrote (nil:
+// the state was replaced: read it all again); see index.go.
+func (d *Dispatcher) actionsChanged(ids []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.tracking {
+		return
+	}
+	if ids == nil {
+		d.rescan = true
+		return
+	}
+	for _, id := range ids {
+		d.noteLocked(id)
+	}
+}
+
+// noteLocked has the next scan read action id again; d.mu held.
+func (d *Dispatcher) noteLocked(id string) {
+	if !d.tracking {
+		return
+	}
+	if d.changed == nil {
+		d.changed = map[string]struct{}{}
+	}
+	d.changed[id] = struct{}{}
 }
 
 // awaySince is when this leader last heard from the node (or when it started
@@ -604,6 +764,7 @@ func (d *Dispatcher) exchanged(actx context.Context, a store.Action, err error) 
 	defer func() {
 		d.mu.Lock()
 		delete(d.inflight, a.ID)
+		d.noteLocked(a.ID) // read again: open (to send again) or finished
 		d.mu.Unlock()
 	}()
 	if err == nil || actx.Err() != nil {

@@ -36,6 +36,9 @@ type applyCtx struct {
 	useTouched bool
 	// maxLevel is the newest semantics level the FSM applies (level.go).
 	maxLevel uint16
+	// actions, when the FSM's actions are watched (WatchActions), collects
+	// the ids of the actions this command writes.
+	actions *[]string
 }
 
 func (c *applyCtx) decode(v any) error {

@@ -100,6 +100,27 @@ type FSM struct {
 	// OnApply, if set, is called after each batch commits (used by waiters in tests
 	// and by the outbox notifier). It must not block.
 	OnApply func(lastIndex uint64)
+
+	// actionsWatch is WatchActions' function (nil: none); actionsTouched
+	// collects the ids of the actions the batch being applied wrote,
+	// guarded by poolMu, held for the whole batch.
+	actionsWatch   atomic.Pointer[func(ids []string)]
+	actionsTouched []string
+}
+
+// WatchActions has fn called, after each batch that wrote actions commits,
+// with the ids of the actions it wrote (opened, progressed or finished; an id
+// may be named that ended unchanged), and with nil after a Restore replaced
+// the whole state. The dispatcher keeps its index of open actions from these
+// (dispatch), reading each named action back rather than trusting the note.
+// fn must not block nor read the FSM. Safe to call while the FSM applies.
+func (f *FSM) WatchActions(fn func(ids []string)) { f.actionsWatch.Store(&fn) }
+
+// notifyActions calls WatchActions' function with ids.
+func (f *FSM) notifyActions(ids []string) {
+	if fn := f.actionsWatch.Load(); fn != nil && *fn != nil {
+		(*fn)(ids)
+	}
 }
 
 // Open opens (or creates) the FSM database at path.
@@ -324,6 +345,8 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		f.hostnamesVersion.Add(1)
 	}
 	batchAt := f.batchAt
+	touched := f.actionsTouched
+	f.actionsTouched = nil
 	f.poolMu.Unlock()
 	if err != nil {
 		// A storage failure leaves this replica unable to follow the log
@@ -333,6 +356,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	f.applied.Store(last)
 	f.appliedTerm.Store(logs[len(logs)-1].Term)
 	f.raiseAppliedAt(batchAt)
+	if len(touched) > 0 {
+		f.notifyActions(touched)
+	}
 	if f.OnApply != nil {
 		f.OnApply(last)
 	}
@@ -423,6 +449,9 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 		f.hostnamesChanged = true
 	}
 	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use, maxLevel: f.maxLevel}
+	if f.actionsWatch.Load() != nil {
+		c.actions = &f.actionsTouched
+	}
 	if need := LevelOf(env.Type); need > 1 {
 		// Refused alike on every replica that knows the level (one that does
 		// not know the type skips it as unknown): a leader proposed it before
@@ -626,6 +655,7 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.keysVersion.Add(1)
 	f.clusterVersion.Add(1)
 	f.hostnamesVersion.Add(1)
+	f.notifyActions(nil)
 	return nil
 }
 

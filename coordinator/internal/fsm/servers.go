@@ -336,6 +336,9 @@ func putAction(c *applyCtx, a store.Action) error {
 	} else if err := store.PutJSON(tx, store.BucketActions, []byte(a.ID), a); err != nil {
 		return err
 	}
+	if c.actions != nil {
+		*c.actions = append(*c.actions, a.ID)
+	}
 	open := tx.Bucket(store.BucketOpenActions)
 	if a.Finished() {
 		return open.Delete([]byte(a.ID))

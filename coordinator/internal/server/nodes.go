@@ -159,6 +159,7 @@ func (s *Server) startNodes() error {
 	c.rt.disp = dispatch.New(dispatch.Deps{
 		State: s.Node.FSM, Propose: s.propose, Sessions: s.AgentSessions, Clock: c.Clock, Now: s.API.Now,
 		Grace: c.Grace, ActionDeadline: c.ActionDeadline, CleanupRetryBase: c.CleanupRetryBase, Log: s.log,
+		Watch: s.Node.FSM.WatchActions,
 	})
 	c.rt.usage = hostingusage.New(hostingusage.Deps{
 		State: s.Node.FSM, Propose: s.propose, Interval: c.HostingUsageInterval, Now: s.now(), Clock: c.Clock,

@@ -1,0 +1,193 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	replica "github.com/hostplane/hostplane/coordinator/internal/fsm/fsmtest"
+	"github.com/hostplane/hostplane/coordinator/internal/fsmtest"
+	"github.com/hostplane/hostplane/coordinator/internal/session"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	pb "github.com/hostplane/hostplane/proto"
+)
+
+// queuedRig is a replicated state with an account, two enrolled nodes
+// (hv-away, not connected, and hv-up) and n servers of hv-away whose
+// provisioning actions are pending, due in an hour; and a dispatcher on it,
+// watching it as the coordinator's does, whose proposals are committed to
+// it and whose agent on hv-up answers each action when release is closed.
+type queuedRig struct {
+	r       *replica.Replica
+	d       *Dispatcher
+	opened  time.Time
+	now     time.Time // the cluster's clock
+	mu      sync.Mutex
+	sent    []string // node/action of each send
+	release chan struct{}
+	away    []string        // the actions of hv-away
+	breaks  map[string]bool // actions whose first stream breaks at once
+}
+
+func newQueuedRig(t testing.TB, n int) *queuedRig {
+	t.Helper()
+	q := &queuedRig{r: replica.Open(t), opened: time.Now().UTC(), release: make(chan struct{}), breaks: map[string]bool{}}
+	q.now = q.opened
+	q.r.MustAt(t, q.opened, fsm.CmdAccountCreate, fsm.AccountCreate{ID: "acc_1", Email: "a@example.com", Name: "A", Country: "TR"})
+	q.r.MustAt(t, q.opened, fsm.CmdNodeCAInit, fsm.NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"})
+	for i, node := range []string{"hv-away", "hv-up"} {
+		tok, hash := "jt_"+node, "h"+node
+		q.r.MustAt(t, q.opened, fsm.CmdNodeTokenCreate, fsm.NodeTokenCreate{ID: tok, Hash: hash, ExpiresAt: q.opened.Add(time.Hour)})
+		q.r.MustAt(t, q.opened, fsm.CmdNodeEnrol, fsm.NodeEnrol{TokenID: tok, TokenHash: hash, NodeID: node, CertSerial: "s" + string(rune('1'+i)), CertNotAfter: q.opened.Add(26 * time.Hour)})
+	}
+	for range n {
+		sc := fsmtest.ServerCreate("acc_1", "hv-away", q.opened)
+		q.r.MustAt(t, q.opened, fsm.CmdServerCreate, sc)
+		q.away = append(q.away, sc.Action.ID)
+	}
+	q.d = New(Deps{State: q.r.FSM, Watch: q.r.FSM.WatchActions, Sessions: func() *session.Server { return nil },
+		Now: func() time.Time { q.mu.Lock(); defer q.mu.Unlock(); return q.now }, ActionDeadline: time.Hour,
+		Propose: func(ctx context.Context, ct fsm.CommandType, p any) (*fsm.Result, error) {
+			env, err := fsm.NewEnvelope(ct, time.Now(), p)
+			if err != nil {
+				return nil, err
+			}
+			return q.r.Commit(ctx, env)
+		}})
+	q.d.leadStart = time.Now()
+	q.d.live = func(node string) bool { return node == "hv-up" }
+	q.d.batches = func(string) bool { return false }
+	q.d.call = func(ctx context.Context, node string, req *pb.Envelope, recv func(*pb.Envelope) (bool, error)) error {
+		id := req.GetActionAssign().GetActionId()
+		q.mu.Lock()
+		q.sent = append(q.sent, node+"/"+id)
+		broken := q.breaks[id]
+		delete(q.breaks, id)
+		q.mu.Unlock()
+		if broken {
+			return errors.New("stream reset by peer")
+		}
+		select {
+		case <-q.release:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		_, err := recv(resultFrame(id))
+		return err
+	}
+	return q
+}
+
+func (q *queuedRig) sends() []string {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return append([]string(nil), q.sent...)
+}
+
+// TestWakeUpVisitsOnlyWhatChanged: with many actions queued for a node
+// that is away, a wake-up after one new action for a connected node sends
+// that action having looked at it alone (the scan's visits are counted:
+// before the index every wake-up read every open action); while it is on its
+// way it is not sent again, and once its result is recorded it is gone; the
+// queued ones still fail at their deadline, all of them, and a replaced
+// state (a restore) is read whole again.
+func TestWakeUpVisitsOnlyWhatChanged(t *testing.T) {
+	const n = 300
+	q := newQueuedRig(t, n)
+	d := q.d
+	ctx := context.Background()
+	d.scan(ctx)
+	if d.lastVisits < n {
+		t.Fatalf("first scan of a leader looked at %d actions, want all %d", d.lastVisits, n)
+	}
+	if s := q.sends(); len(s) != 0 {
+		t.Fatalf("sent %v to a node that is away", s)
+	}
+	d.scan(ctx)
+	if d.lastVisits != 0 {
+		t.Fatalf("a wake-up with nothing changed looked at %d actions", d.lastVisits)
+	}
+
+	sc := fsmtest.ServerCreate("acc_1", "hv-up", q.opened)
+	q.r.MustAt(t, q.opened, fsm.CmdServerCreate, sc)
+	d.scan(ctx)
+	if d.lastVisits > 2 {
+		t.Fatalf("the wake-up after one new action looked at %d actions (%d queued for a node away), want at most 2", d.lastVisits, n)
+	}
+	for end := time.Now().Add(10 * time.Second); len(q.sends()) == 0 && time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+	}
+	want := "hv-up/" + sc.Action.ID
+	if s := q.sends(); len(s) != 1 || s[0] != want {
+		t.Fatalf("sent %v, want [%s]", s, want)
+	}
+	d.scan(ctx) // on its way: not sent again
+	close(q.release)
+	waitIdle(t, d)
+	d.scan(ctx)
+	if s := q.sends(); len(s) != 1 {
+		t.Fatalf("sent %v, want the new action once", s)
+	}
+	var a store.Action
+	_ = q.r.FSM.Read(func(r store.ReadTx) (err error) { a, err = r.Action(sc.Action.ID); return })
+	if a.Status != api.ActionSuccess {
+		t.Fatalf("the sent action is %q, want its result recorded", a.Status)
+	}
+	if _, ok := d.idx.all[sc.Action.ID]; ok {
+		t.Fatal("the finished action is still in the index")
+	}
+
+	// One whose stream breaks is sent again (a second later), and only then.
+	sc2 := fsmtest.ServerCreate("acc_1", "hv-up", q.opened)
+	q.mu.Lock()
+	q.breaks[sc2.Action.ID] = true
+	q.mu.Unlock()
+	q.r.MustAt(t, q.opened, fsm.CmdServerCreate, sc2)
+	d.scan(ctx)
+	waitIdle(t, d)
+	d.scan(ctx)
+	if s := q.sends(); len(s) != 2 {
+		t.Fatalf("sent %v, want the broken one once before its retry time", s)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	d.scan(ctx)
+	waitIdle(t, d)
+	if s := q.sends(); len(s) != 3 || s[2] != "hv-up/"+sc2.Action.ID {
+		t.Fatalf("sent %v, want %s sent again after its stream broke", s, sc2.Action.ID)
+	}
+
+	q.d.actionsChanged(nil) // a restore replaced the state
+	d.scan(ctx)
+	if d.lastVisits < n {
+		t.Fatalf("the scan after a restore looked at %d actions, want all %d", d.lastVisits, n)
+	}
+
+	q.mu.Lock()
+	q.now = q.opened.Add(2 * time.Hour)
+	q.mu.Unlock()
+	d.scan(ctx)
+	open := 0
+	_ = q.r.FSM.Read(func(r store.ReadTx) error { open = r.OpenActionCount(); return nil })
+	if open != 0 {
+		t.Fatalf("%d actions of the away node still open past their deadline", open)
+	}
+	d.scan(ctx)
+	if d.lastVisits > n || len(d.idx.all) != 0 {
+		t.Fatalf("after the expiry: %d visits, %d in the index", d.lastVisits, len(d.idx.all))
+	}
+}
+
+// BenchmarkWakeUp10k is a wake-up of a leader with 10,000 actions queued
+// for a node that is away and nothing changed since the last one.
+func BenchmarkWakeUp10k(b *testing.B) {
+	q := newQueuedRig(b, 10000)
+	ctx := context.Background()
+	q.d.scan(ctx)
+	b.ResetTimer()
+	for range b.N {
+		q.d.scan(ctx)
+	}
+}
