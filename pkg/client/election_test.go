@@ -18,7 +18,14 @@ import (
 // adminServer serves h on a unix socket and returns an admin client for it.
 func adminServer(t *testing.T, h http.HandlerFunc) *Admin {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "admin.sock")
+	return NewAdmin(unixServer(t, "admin.sock", h))
+}
+
+// unixServer serves h on a new unix socket named name, closed when the test
+// ends, and returns the socket's path.
+func unixServer(t *testing.T, name string, h http.Handler) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), name)
 	ln, err := net.Listen("unix", sock)
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +33,7 @@ func adminServer(t *testing.T, h http.HandlerFunc) *Admin {
 	srv := &http.Server{Handler: h}
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })
-	return NewAdmin(sock)
+	return sock
 }
 
 // refuse answers as a coordinator that knows no leader (admin.go forwardAdmin).

@@ -5,10 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -131,21 +129,14 @@ func TestClientLeaderWaitIsBounded(t *testing.T) {
 // its JSON error (a proxy's HTML page, a panic's text) is returned on one
 // line, its newlines escaped.
 func TestNodeErrorOfAnotherFormIsOneLine(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	sock := unixServer(t, "agent.sock", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/html")
 		w.WriteHeader(http.StatusBadGateway)
 		_, _ = io.WriteString(w, "<html>\n<body>bad gateway</body>\r\n</html>\n")
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	}))
 	c := NodeNew(sock)
 	defer c.Close()
-	_, err = c.VMs(context.Background())
+	_, err := c.VMs(context.Background())
 	if err == nil || strings.ContainsAny(err.Error(), "\r\n") || !strings.Contains(err.Error(), "HTTP 502") || !strings.Contains(err.Error(), `<body>bad gateway</body>`) {
 		t.Fatalf("error %q; want HTTP 502 and the page's text on one line", err)
 	}
