@@ -222,6 +222,11 @@ func (a *API) forwardAdmin(w http.ResponseWriter, r *http.Request, rid string) {
 		// client sends it again while an election runs. Without a secret
 		// waiting does not help, so no Retry-After.
 		msg := "this coordinator is not the leader and has no cluster secret to forward with; run the command on the leader (" + addr + ")"
+		if addr == "" && !a.isMember() {
+			// Waiting does not help: no Retry-After.
+			writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "not_leader", notMemberMessage))
+			return
+		}
 		if a.clusterAuth() || addr == "" {
 			w.Header().Set("Retry-After", "1")
 			msg = "this coordinator is not the leader and the leader is unknown; retry shortly"
@@ -566,6 +571,9 @@ func (a *API) ClusterStatus() (api.ClusterStatus, error) {
 			MaxLevel: levels[s.ID],
 		})
 	}
+	if !slices.ContainsFunc(members, func(s raftnode.Server) bool { return s.ID == a.cfg.NodeID }) {
+		st.Warnings = append(st.Warnings, notMemberWarning(len(members) > 0))
+	}
 	if a.cfg.IssuerDefaulted && len(members) > 1 {
 		st.Warnings = append(st.Warnings, NoPublicURLWarning(len(members)))
 	}
@@ -573,6 +581,32 @@ func (a *API) ClusterStatus() (api.ClusterStatus, error) {
 		st.Warnings = append(st.Warnings, OpenRaftPortWarning(len(members)))
 	}
 	return st, nil
+}
+
+// notMemberMessage answers an admin command that needs the leader on a
+// coordinator outside the cluster's configuration, which knows no leader and
+// never will until it is joined.
+const notMemberMessage = "this coordinator is no member of the cluster (not joined yet, or removed), so it knows no leader: " +
+	"run the command on a member (`hostplanectl cluster status` there lists them)"
+
+// notMemberWarning is the status warning of a coordinator outside its own
+// Raft configuration: never joined (configured false: it knows none), or
+// removed. Either serves nothing: every request is a 503.
+func notMemberWarning(configured bool) string {
+	if !configured {
+		return "this coordinator is in no cluster yet: it serves nothing (503) until `hostplanectl cluster join ID RAFT_ADDR` " +
+			"is run on a member of the cluster (or, for a new cluster, until it is started with --bootstrap)"
+	}
+	return "this coordinator is no member of the cluster (it was removed): it serves nothing (every request is a 503 no_leader); " +
+		"stop it and take it out of the clients' and load balancers' lists, or, to bring it back, start it on an empty " +
+		"--data-dir with --bootstrap=false and run `hostplanectl cluster join ID RAFT_ADDR` on a member"
+}
+
+// isMember reports whether this coordinator is in its own Raft
+// configuration (true when that cannot be read: nothing is said then).
+func (a *API) isMember() bool {
+	members, err := a.raft.Servers()
+	return err != nil || slices.ContainsFunc(members, func(s raftnode.Server) bool { return s.ID == a.cfg.NodeID })
 }
 
 // OpenRaftPortWarning says that a cluster of n coordinators without a cluster
