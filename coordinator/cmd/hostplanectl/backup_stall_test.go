@@ -164,3 +164,25 @@ func TestClusterBackupStallEnds(t *testing.T) {
 		t.Fatalf("backup - to an output read late: %d bytes, %v; want %d and no error", n, err, total)
 	}
 }
+
+// TestClusterBackupBrokenStream: a coordinator that aborts the copy after
+// part of it (its copy failed, or the leader a follower relays went away)
+// is said to have broken the backup after so many bytes, FILE left as it
+// was; not "is the coordinator running?", which it was.
+func TestClusterBackupBrokenStream(t *testing.T) {
+	socket := adminSocket(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("X-Hostplane-Node", "c1")
+		_, _ = w.Write(make([]byte, 65536))
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	})
+	file := filepath.Join(t.TempDir(), "state.hpsnap")
+	_, err := runBounded(t, socket, 10*time.Second, file)
+	if err == nil || !strings.Contains(err.Error(), "the backup broke after 65536 bytes: unexpected EOF") ||
+		!strings.Contains(err.Error(), file+" was not written") || strings.Contains(err.Error(), "is the coordinator running") {
+		t.Fatalf("a stream aborted after 64 KiB: %v", err)
+	}
+	if _, serr := os.Stat(file); serr == nil {
+		t.Fatalf("a broken backup left %s", file)
+	}
+}

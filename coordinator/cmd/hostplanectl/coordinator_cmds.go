@@ -659,6 +659,10 @@ func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 // backupCut is the error of a backup that stalled or broke once started:
 // it says what became of FILE and what to do.
 func backupCut(file string, n int64, streamed bool, g *stallGuard, err error) error {
+	var se *client.SocketError
+	if errors.As(err, &se) {
+		err = se.Err // the coordinator answered: "is it running?" misleads
+	}
 	what := fmt.Sprintf("the backup broke after %d bytes: %v", n, err)
 	switch {
 	case g.fired() && n == 0:

@@ -862,13 +862,26 @@ func (a *API) adminClusterBackup(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	// The index is the copy's own: read in its transaction, as its first
 	// write sends the headers.
-	err = a.state.BackupLabelled(w, func(applied uint64) {
+	started := false
+	err = backupState(a.state, w, func(applied uint64) {
+		started = true
 		w.Header().Set("X-Hostplane-Applied-Index", fmt.Sprint(applied))
 	})
 	if err != nil {
-		a.log.Error("backup failed", "err", err)
+		a.log.Error("backup failed", "request_id", rid, "err", err)
+		if !started {
+			writeErr(w, rid, err)
+			return
+		}
+		// The 200 and part of the copy are sent: a response ended as usual
+		// would hand the client (and a follower relaying it) a cut copy as
+		// a whole one. Aborted, the stream is seen broken.
+		panic(http.ErrAbortHandler)
 	}
 }
+
+// backupState streams s's copy as BackupLabelled does (a test's failing copy).
+var backupState = (*fsm.FSM).BackupLabelled
 
 // adminClusterRestore installs a backup as the state of the whole cluster. The
 // backup's own record of coordinator API addresses belongs to the cluster it was
