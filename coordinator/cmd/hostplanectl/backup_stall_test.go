@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -184,5 +185,28 @@ func TestClusterBackupBrokenStream(t *testing.T) {
 	}
 	if _, serr := os.Stat(file); serr == nil {
 		t.Fatalf("a broken backup left %s", file)
+	}
+}
+
+// TestClusterBackupRestoreFileRefusals: a restore of a directory and a
+// backup into a directory that does not exist are usage errors naming what
+// the operator typed, before any coordinator is asked. Before, the first was
+// "admin socket …: read DIR: is a directory (is the coordinator running?)",
+// the second named the temporary file ("open DIR/.x.tmp-…: no such file").
+func TestClusterBackupRestoreFileRefusals(t *testing.T) {
+	g := &globals{socket: filepath.Join(t.TempDir(), "none.sock")}
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "no-such-dir", "state.hpsnap")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"restore", dir}, "FILE " + dir + " is a directory"},
+		{[]string{"backup", missing}, "FILE " + missing + ": its directory " + filepath.Dir(missing) + " does not exist"},
+	} {
+		var ue usageError
+		if err := execQuiet(newClusterCmd(g), tc.args...); !errors.As(err, &ue) || err.Error() != tc.want {
+			t.Errorf("cluster %v: %v; want the usage error %q", tc.args, err, tc.want)
+		}
 	}
 }

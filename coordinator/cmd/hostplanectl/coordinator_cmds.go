@@ -501,6 +501,11 @@ and is not a backup (cluster restore refuses it).`,
 					return err
 				}
 				defer f.Close()
+				if st, err := f.Stat(); err == nil && st.IsDir() {
+					// Else read as the upload: "admin socket …: read FILE: is a
+					// directory (is the coordinator running?)".
+					return usageError{"FILE " + args[0] + " is a directory"}
+				}
 				in = f
 			}
 			st, err := g.admin().Restore(c.Context(), in)
@@ -578,11 +583,20 @@ func writeBackup(path string, fill func(io.Writer) error) (n int64, streamed boo
 		if lst, lerr := os.Lstat(path); lerr == nil && lst.Mode()&fs.ModeSymlink != 0 {
 			return 0, false, usageError{"FILE " + path + " is a symbolic link to a missing file"}
 		}
+		if dir := filepath.Dir(path); !isDir(dir) {
+			// Else the temporary file's name: "open DIR/.x.tmp-123: no such file".
+			return 0, false, usageError{"FILE " + path + ": its directory " + dir + " does not exist"}
+		}
 		err := atomicfile.WriteFrom(path, 0o600, count)
 		return n, false, err
 	default:
 		return 0, false, err
 	}
+}
+
+func isDir(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && st.IsDir()
 }
 
 // countingWriter counts the bytes written through it.
