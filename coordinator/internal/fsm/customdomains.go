@@ -245,6 +245,46 @@ func (c *applyCtx) liveCustomDomain(accountID, hostingID string) (store.CustomDo
 	return c.r.CustomDomain(accountID, hostingID)
 }
 
+// levelCustomDomainVsDelete is the semantics level (level.go) from which
+// a custom domain's set or verification (CmdCustomDomainSet,
+// CmdCustomDomainVerified) is refused at apply while the account's delete
+// is under way (HostingDeleteUnderway), as it is refused once the account
+// is deleted. Below it only the handler refused it, before proposing: a
+// command that passed that check could still apply after the delete was
+// committed, recording a custom domain (a 200 with DNS records to create)
+// for a site about to go, or a verified one taking a name over.
+const levelCustomDomainVsDelete = 6
+
+// settableHosting is liveHosting for a custom domain's set or
+// verification: from levelCustomDomainVsDelete not while the account's
+// delete is under way.
+func (c *applyCtx) settableHosting(accountID, id string) (store.HostingAccount, error) {
+	h, err := c.liveHosting(accountID, id)
+	if err != nil || c.r.ClusterLevel() < levelCustomDomainVsDelete {
+		return h, err
+	}
+	return h, HostingDeleteUnderway(c.r, h)
+}
+
+// HostingDeleteUnderway is the 409 action_in_progress naming h's delete
+// while it is under way (the action h names is an unfinished
+// hosting.delete), nil when it is not. An action h names that cannot be
+// read is an error of its own (never read as no delete under way, nor as
+// the request's 404).
+func HostingDeleteUnderway(r store.ReadTx, h store.HostingAccount) error {
+	if h.ActionID == "" {
+		return nil
+	}
+	cur, err := r.Action(h.ActionID)
+	if err != nil {
+		return fmt.Errorf("hosting account %s: reading its action %s: %s", h.ID, h.ActionID, err.Error())
+	}
+	if cur.Finished() || cur.Command != api.ActionHostingDelete {
+		return nil
+	}
+	return &ActionBusyError{ServerID: h.ID, ActionID: cur.ID, Command: cur.Command, Resource: "hosting account"}
+}
+
 // detachOnNode opens the hosting.uncert action of the custom domain d of h
 // (p: its id and deadline) when d was verified, so that the node stops
 // routing it and removes its certificate; else the node would go on serving
@@ -301,7 +341,7 @@ func applyCustomDomainSet(c *applyCtx, p CustomDomainSet) (any, error) {
 	if p.Domain == "" || p.Token == "" {
 		return nil, fmt.Errorf("%w: a custom domain needs a domain and a token", ErrInvalid)
 	}
-	h, err := c.liveHosting(p.AccountID, p.HostingID)
+	h, err := c.settableHosting(p.AccountID, p.HostingID)
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +395,10 @@ func applyCustomDomainSet(c *applyCtx, p CustomDomainSet) (any, error) {
 }
 
 func applyCustomDomainVerified(c *applyCtx, p CustomDomainVerified) (any, error) {
-	d, err := c.liveCustomDomain(p.AccountID, p.HostingID)
+	if _, err := c.settableHosting(p.AccountID, p.HostingID); err != nil {
+		return nil, err
+	}
+	d, err := c.r.CustomDomain(p.AccountID, p.HostingID)
 	if err != nil {
 		return nil, err
 	}

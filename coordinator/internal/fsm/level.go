@@ -22,10 +22,12 @@ import (
 // (CmdKeyUsageFlush, LevelUsageFlush). Level 4 writes hosting nodes'
 // periodic usage reports (CmdHostingUsage, LevelHostingUsage). Level 5
 // keeps a ticket reply's Idempotency-Key record without its answer, rebuilt
-// on replay (LevelTicketReplyIdem, ResolveIdem).
+// on replay (LevelTicketReplyIdem, ResolveIdem). Level 6 refuses a custom
+// domain's set or verification at apply while the hosting account's delete
+// is under way (levelCustomDomainVsDelete).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 5
+const MaxLevel uint16 = 6
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {

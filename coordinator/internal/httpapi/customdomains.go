@@ -197,20 +197,16 @@ func (a *API) loadHostingNoBody(rq *request) (store.HostingAccount, error) {
 }
 
 // deleteUnderway is the 409 action_in_progress naming h's delete while it
-// is under way, as every other change of the account is then: a custom
-// domain set on it was a 200 with the DNS records to create for a site
-// that was gone a moment later, the domain dropped with it; one verified
-// then could take the name over from another account's claim (and start
-// a certificate order) for a site about to go.
+// is under way (fsm.HostingDeleteUnderway), as every other change of the
+// account is then: a custom domain set on it was a 200 with the DNS
+// records to create for a site that was gone a moment later, the domain
+// dropped with it; one verified then could take the name over from another
+// account's claim (and start a certificate order) for a site about to go.
+// A fast answer before the DNS is read: from semantics level 6 the apply
+// refuses the command likewise (a delete committed after this check). The
+// action h names that cannot be read is a 500, not "no delete under way".
 func (a *API) deleteUnderway(h store.HostingAccount) error {
-	if h.ActionID == "" {
-		return nil
-	}
-	cur, err := readOne(a, "action", func(r store.ReadTx) (store.Action, error) { return r.Action(h.ActionID) })
-	if err != nil || cur.Finished() || cur.Command != api.ActionHostingDelete {
-		return nil
-	}
-	return &fsm.ActionBusyError{ServerID: h.ID, ActionID: cur.ID, Command: cur.Command, Resource: "hosting account"}
+	return a.state.Read(func(r store.ReadTx) error { return fsm.HostingDeleteUnderway(r, h) })
 }
 
 // loadCustomDomain reads the caller's hosting account and its custom domain
