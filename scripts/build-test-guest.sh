@@ -44,7 +44,7 @@ DISK_SIZE=${DISK_SIZE:-32M}
 CMDLINE=${CMDLINE:-console=ttyS0 quiet panic=-1 mitigations=off tsc=reliable no_timer_check i8042.noaux i8042.nopnp cryptomgr.notests}
 FILES="vmlinuz initrd.img initrd-noacpi.img initrd-ga.img disk.qcow2 disk-alt.qcow2 cmdline SHA256SUMS VERSION"
 VERSION=5 # bump when the guest changes (2: initrd-ga.img with qemu-ga; 3: it also reads the seed ISO; 4: GUEST-READY after acpid listens; 5: virtio_balloon)
-NET_VERSION=2 # the networked guest's directory, net-v$NET_VERSION: bump when it changes (2: as VERSION 4)
+NET_VERSION=3 # the networked guest's directory, net-v$NET_VERSION: bump when it changes (2: as VERSION 4; 3: virtio_balloon)
 NET_OUT=$OUT/net-v$NET_VERSION
 NET_FILES="vmlinuz initrd.img disk.qcow2 cmdline SHA256SUMS VERSION"
 
@@ -90,11 +90,9 @@ build_initrd() { # $1 = output file, $2 = 1 to run acpid, $3 = 1 to run qemu-ga,
   cp "$WORK/x/bin/busybox" "$R/bin/busybox"
   ln -s busybox "$R/bin/sh"
   mknod -m 600 "$R/dev/console" c 5 1 2>/dev/null || true
-  local MODS="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk button evdev"
   # virtio_balloon reports the guest's memory figures through the domain's
-  # memballoon (the agent's memory stat); not in the networked guest, whose
-  # version (net-v$NET_VERSION) is unchanged: its VMs report the fallback figure.
-  [ "${4:-0}" = 1 ] || MODS="$MODS virtio_balloon"
+  # memballoon (the agent's memory stat), in every guest.
+  local MODS="virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk button evdev virtio_balloon"
   local GA='true'
   if [ "${3:-0}" = 1 ]; then
     # virtio_console for the agent's port; the IDE CD-ROM and isofs to read

@@ -109,8 +109,9 @@ func RequireGuestVersion(tb testing.TB, g Guest, v int) {
 }
 
 // NetGuestVersion is the networked test guest this tree uses: its files are
-// in <guest dir>/net-v2 (scripts/build-test-guest.sh, NET_VERSION).
-const NetGuestVersion = "net-2"
+// in <guest dir>/net-v3 (scripts/build-test-guest.sh, NET_VERSION). Since
+// net-3 its initrd loads virtio_balloon, as BalloonGuestVersion's do.
+const NetGuestVersion = "net-3"
 
 // NetGuest is the networked test guest: the test guest with qemu-ga that also
 // applies its seed's network-config (virtio-net) and prints
@@ -124,7 +125,7 @@ type NetGuest struct {
 // setup command.
 func RequireNetGuest(tb testing.TB) NetGuest {
 	tb.Helper()
-	dir := filepath.Join(RequireGuest(tb).Dir, "net-v2")
+	dir := filepath.Join(RequireGuest(tb).Dir, "net-v3")
 	b, err := os.ReadFile(filepath.Join(dir, "VERSION"))
 	if err != nil || strings.TrimSpace(string(b)) != NetGuestVersion {
 		tb.Fatalf("networked test guest %s missing or not %s (%v): run %s", dir, NetGuestVersion, err, Setup)
