@@ -125,7 +125,8 @@ func TestClusterBackupStallEnds(t *testing.T) {
 		t.Fatalf("a coordinator that never answers: %v", err)
 	}
 
-	// Slow but moving: a chunk every 300 ms for 2.4 s, under a 1 s guard.
+	// Slow but moving: a chunk every 300 ms for 2.4 s, under a 3 s guard (a
+	// loaded machine can pause a process for a second and more).
 	const total = 512 << 10
 	slow := adminSocket(t, func(w http.ResponseWriter, _ *http.Request) {
 		for range 8 {
@@ -136,14 +137,14 @@ func TestClusterBackupStallEnds(t *testing.T) {
 		_, _ = w.Write(bytes.Repeat([]byte{'c'}, total-8*1024))
 	})
 	slowFile := filepath.Join(t.TempDir(), "slow.hpsnap")
-	if took, err := runBounded(t, slow, 20*time.Second, slowFile, "--stall-timeout", "1s"); err != nil {
+	if took, err := runBounded(t, slow, 20*time.Second, slowFile, "--stall-timeout", "3s"); err != nil {
 		t.Fatalf("a coordinator sending every 300 ms, after %s: %v", took, err)
 	}
 	if st, err := os.Stat(slowFile); err != nil || st.Size() != total {
 		t.Fatalf("the slow backup: %v %v, want %d bytes", st, err, total)
 	}
 
-	// An output that takes nothing for 2 s (a pipe read late), under a 1 s
+	// An output that takes nothing for 4 s (a pipe read late), under a 2 s
 	// guard, from a coordinator that sends it all at once.
 	fast := adminSocket(t, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write(bytes.Repeat([]byte{'d'}, total))
@@ -153,12 +154,12 @@ func TestClusterBackupStallEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() {
-		time.Sleep(2 * time.Second)
+		time.Sleep(4 * time.Second)
 		b, _ := io.ReadAll(r)
 		got <- len(b)
 	}()
 	os.Stdout = w
-	_, err = runBounded(t, fast, 20*time.Second, "-", "--stall-timeout", "1s")
+	_, err = runBounded(t, fast, 20*time.Second, "-", "--stall-timeout", "2s")
 	os.Stdout = stdout
 	w.Close()
 	if n := <-got; err != nil || n != total {
