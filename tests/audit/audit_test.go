@@ -119,11 +119,19 @@ func rigOn(t *testing.T, c *framework.ProcessCluster, prefix string, within time
 // follower is the index of a coordinator that is not the leader.
 func (r *rig) follower() int {
 	r.t.Helper()
+	_, f := r.leaderAndFollower()
+	return f
+}
+
+// leaderAndFollower is the index of the leader (known within 20 s) and of
+// the coordinator after it, a follower.
+func (r *rig) leaderAndFollower() (ld, f int) {
+	r.t.Helper()
 	ld, err := r.c.LeaderIndex(20 * time.Second)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	return (ld + 1) % r.c.Len()
+	return ld, (ld + 1) % r.c.Len()
 }
 
 // call sends one request to coordinator i with key and checks the answer

@@ -21,11 +21,7 @@ import (
 // same key once answered, the credit is made once.
 func TestGaps16AdminAtAFollowerWhileTheLeaderIsPaused(t *testing.T) {
 	r := lightRig(t, "gaps16adm")
-	ld, err := r.c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := (ld + 1) % 3
+	ld, f := r.leaderAndFollower()
 	fp := r.c.Nodes[f]
 	balance := func() int64 {
 		t.Helper()

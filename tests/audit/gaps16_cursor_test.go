@@ -26,11 +26,7 @@ import (
 //     closed (its updated_at moves).
 func TestGaps16CursorWalksThroughAFollower(t *testing.T) {
 	r := lightRig(t, "gaps16cur")
-	ld, err := r.c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := (ld + 1) % 3
+	ld, f := r.leaderAndFollower()
 	other := (ld + 2) % 3
 
 	t.Run("webhook deliveries", func(t *testing.T) {

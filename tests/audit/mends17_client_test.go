@@ -19,11 +19,7 @@ import (
 // is created once.
 func TestMends17ClientRidesOutALeaderChange(t *testing.T) {
 	r := lightRig(t, "mends17cl")
-	ld, err := r.c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := (ld + 1) % 3
+	ld, f := r.leaderAndFollower()
 	c := r.c.Client(f, r.keyA)
 	ctx, cancel := context.WithTimeout(r.ctx, 40*time.Second)
 	defer cancel()
