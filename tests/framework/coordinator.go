@@ -401,17 +401,10 @@ func (c *ProcessCluster) start() error {
 // leader that does not run for a second right after a join loses its
 // leadership with the change in flight (500 ms Raft timeouts here).
 func (c *ProcessCluster) join(ctx context.Context, p *CoordinatorProcess) error {
-	for {
+	return Resend(ctx, func(bool) error {
 		_, err := c.Nodes[0].Admin().ClusterJoin(ctx, p.ID, p.RaftAddr, "")
-		if !leaderChanging(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (sent again until %v)", err, ctx.Err())
-		case <-time.After(time.Second):
-		}
-	}
+		return err
+	})
 }
 
 // leaderChanging is whether err is a 503 with Retry-After that the README
@@ -604,24 +597,76 @@ func (c *ProcessCluster) AgentAddrs() []string {
 }
 
 // NewAccount creates an account and a key with scopes (none: the defaults)
-// through a live node's admin socket and returns the account and the key.
+// through a live node's admin socket and returns the account and the key. A
+// step answered with a leadership 503 (leaderChanging: it may or may not have
+// been made) is read before it is sent again, as the README's retry policy
+// says: the account by its email; the key is sent again only while the
+// account has none (a key made by the lost request could not be shown).
 func (c *ProcessCluster) NewAccount(ctx context.Context, email string, scopes ...string) (api.Account, string, error) {
 	adm := c.AnyAlive(nil).Admin()
-	acc, err := adm.CreateAccount(ctx, api.AccountCreateRequest{Email: email})
+	var acc api.Account
+	err := Resend(ctx, func(again bool) (err error) {
+		if again {
+			var ae *api.Error
+			if acc, err = adm.Account(ctx, email); err == nil || !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound {
+				return err
+			}
+		}
+		acc, err = adm.CreateAccount(ctx, api.AccountCreateRequest{Email: email})
+		return err
+	})
 	if err != nil {
 		return acc, "", err
 	}
-	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Scopes: scopes})
+	var k api.KeyCreated
+	err = Resend(ctx, func(again bool) error {
+		if again {
+			keys, err := adm.Keys(ctx, acc.ID)
+			if err != nil {
+				return err
+			}
+			if len(keys) > 0 {
+				return fmt.Errorf("a key for %s answered a leadership change and was made: its secret is not known", email)
+			}
+		}
+		var err error
+		k, err = adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Scopes: scopes})
+		return err
+	})
 	return acc, k.Key, err
 }
 
+// Resend calls send (again: false), then, while its error is a leadership
+// 503 (no_leader, not_leader, leader_unreachable: the README's to send again),
+// again a second later (again: true) until ctx ends. A send that is not safe
+// to repeat reads first when again is true (the lost request may have been
+// made) or carries an Idempotency-Key.
+func Resend(ctx context.Context, send func(again bool) error) error {
+	err := send(false)
+	for leaderChanging(err) {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (sent again until %v)", err, ctx.Err())
+		case <-time.After(time.Second):
+		}
+		err = send(true)
+	}
+	return err
+}
+
 // Credit credits cents to an account's wallet (gateway "test") through any
-// live node's admin socket; it fails the test when the credit is refused.
+// live node's admin socket, with an Idempotency-Key, so a credit answered with
+// a leadership 503 is sent again and made once; it fails the test when the
+// credit is refused.
 func (c *ProcessCluster) Credit(ctx context.Context, accountID string, cents int64) {
 	if c.tb != nil {
 		c.tb.Helper()
 	}
-	if _, err := c.AnyAlive(nil).Admin().CreditWallet(ctx, accountID, api.WalletCreditRequest{AmountUsdCents: cents, Gateway: "test"}); err != nil {
+	adm, key := c.AnyAlive(nil).Admin(), "framework-credit-"+rand.Text()
+	if err := Resend(ctx, func(bool) error {
+		_, err := adm.CreditWalletOnce(ctx, accountID, api.WalletCreditRequest{AmountUsdCents: cents, Gateway: "test"}, key)
+		return err
+	}); err != nil {
 		c.fatalf("credit %d cents to %s: %v", cents, accountID, err)
 	}
 }
