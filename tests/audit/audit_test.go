@@ -11,6 +11,7 @@ package audit
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -24,6 +25,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
@@ -88,11 +90,38 @@ func newRigWith(t *testing.T, o framework.EPPDOptions, extra ...string) *rig {
 		"web-a":  {Category: api.ProductHosting, NameEn: "Web A", RetailMonthlyUsdCents: hostingPrice, Specs: api.ProductSpecs{Hosting: &api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 64, MaxExecutionSeconds: 20, UploadMiB: 8, DiskMiB: 1024}}},
 		"test-a": {Category: api.ProductDomain, NameEn: ".test", Tld: "test", RetailYearlyUsdCents: domainPrice},
 	} {
-		if _, err := adm.CreateProduct(ctx, slug, p); err != nil {
-			t.Fatalf("product %s: %v", slug, err)
-		}
+		createProduct(ctx, t, adm, slug, p)
 	}
 	return r
+}
+
+// setUp makes what the test needs (create), sent again after a leadership
+// 503 (framework.Resend) once made says it is not there: the request the 503
+// answered may have made it.
+func setUp(ctx context.Context, t testing.TB, what string, made func() (bool, error), create func() error) {
+	t.Helper()
+	if err := framework.Resend(ctx, func(again bool) error {
+		if again {
+			if ok, err := made(); err != nil || ok {
+				return err
+			}
+		}
+		return create()
+	}); err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// createProduct creates product slug through adm (setUp).
+func createProduct(ctx context.Context, t testing.TB, adm *client.Admin, slug string, p api.ProductRequest) {
+	t.Helper()
+	setUp(ctx, t, "product "+slug, func() (bool, error) {
+		ps, err := adm.Products(ctx)
+		return slices.ContainsFunc(ps, func(x api.AdminProduct) bool { return x.Slug == slug }), err
+	}, func() error {
+		_, err := adm.CreateProduct(ctx, slug, p)
+		return err
+	})
 }
 
 // rigOn makes a rig of the running cluster c: a context of within for the
@@ -161,6 +190,27 @@ func (r *rig) call(i int, key, method, path string, body any, hdr map[string]str
 	return rep
 }
 
+// write sends a write that is not what the test looks at (it makes what the
+// test then looks at: a webhook, a ticket, an order) as key through
+// coordinator i, with an Idempotency-Key of its own when the operation
+// honours one (openapi.json), so that call sends it again after a 503 with
+// Retry-After (a leader change under load) and the cluster executes it once.
+// A resent create may be answered by the replay of its first answer, which
+// shows no secret the first showed (a webhook's, a hosting order's
+// passwords): logged. A test whose subject is a write's answer uses call.
+func (r *rig) write(i int, key, method, path string, body any) framework.Reply {
+	r.t.Helper()
+	var hdr map[string]string
+	if r.apis[i].HonoursIdempotencyKey(method, path) {
+		hdr = map[string]string{"Idempotency-Key": "rig-" + rand.Text()}
+	}
+	rep := r.call(i, key, method, path, body, hdr)
+	if rep.Header.Get("Idempotent-Replayed") == "true" {
+		r.t.Logf("%s on coordinator %d: answered by the replay of its first send (no secret it showed)", rep, i)
+	}
+	return rep
+}
+
 // get is GET path as key through coordinator i, its answer decoded into v;
 // any answer but a 200 fails t.
 func (r *rig) get(t testing.TB, i int, key, path string, v any) framework.Reply {
@@ -194,7 +244,7 @@ func (r *rig) accepted(t testing.TB, what, key string, rep framework.Reply, with
 // succeeded (through coordinator 0).
 func (r *rig) ordered(t testing.TB, what string, i int, key, path string, body, order any, within time.Duration) {
 	t.Helper()
-	rep := r.call(i, key, "POST", path, body, nil)
+	rep := r.write(i, key, "POST", path, body)
 	if rep.Status != 201 {
 		t.Fatalf("%s: %s", what, rep)
 	}

@@ -20,7 +20,7 @@ type domRig struct {
 func newDomRig(t *testing.T, extra ...string) *domRig {
 	d := &domRig{rig: newRig(t, extra...)}
 	d.hooks = framework.NewWebhookReceiver(t)
-	if rep := d.call(0, d.keyA, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: d.hooks.URL + "/hook", Events: []string{"*"}}, nil); rep.Status != 201 {
+	if rep := d.write(0, d.keyA, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: d.hooks.URL + "/hook", Events: []string{"*"}}); rep.Status != 201 {
 		t.Fatalf("webhook: %s", rep)
 	}
 	return d
@@ -94,7 +94,7 @@ func (d *domRig) settled(key string) []api.Domain {
 // active.
 func (d *domRig) active(i int, name string) api.Domain {
 	d.t.Helper()
-	rep := d.call(i, d.keyA, "POST", "/v1/domains", domainBody(name), nil)
+	rep := d.write(i, d.keyA, "POST", "/v1/domains", domainBody(name))
 	if rep.Status != http.StatusCreated && rep.Status != http.StatusAccepted {
 		d.t.Fatalf("order %s: %s", name, rep)
 	}

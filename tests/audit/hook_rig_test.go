@@ -139,7 +139,7 @@ func (r *rig) attempts(i int, key, webhook string) []api.WebhookAttempt {
 // hook creates a webhook for key and returns it (with its secret).
 func (r *rig) hook(key, url string, events ...string) api.Webhook {
 	r.t.Helper()
-	rep := r.call(0, key, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: url, Events: events}, nil)
+	rep := r.write(0, key, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: url, Events: events})
 	if rep.Status != 201 {
 		r.t.Fatalf("webhook to %s: %s", url, rep)
 	}
@@ -151,7 +151,7 @@ func (r *rig) hook(key, url string, events ...string) api.Webhook {
 // ticket opens a ticket for key through coordinator i.
 func (r *rig) ticket(i int, key, subject string) api.Ticket {
 	r.t.Helper()
-	rep := r.call(i, key, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: "m"}, nil)
+	rep := r.write(i, key, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: "m"})
 	if rep.Status != 201 {
 		r.t.Fatalf("ticket: %s", rep)
 	}

@@ -25,7 +25,7 @@ func newMoneyRig(t *testing.T, extra ...string) *moneyRig {
 		"--renewal-invoice-days", "7", "--suspend-after-days", "3"}, extra...)
 	m := &moneyRig{rig: newRig(t, flags...), setClock: set}
 	m.hooks = framework.NewWebhookReceiver(t)
-	if rep := m.call(0, m.keyA, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: m.hooks.URL + "/hook", Events: []string{"*"}}, nil); rep.Status != 201 {
+	if rep := m.write(0, m.keyA, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: m.hooks.URL + "/hook", Events: []string{"*"}}); rep.Status != 201 {
 		t.Fatalf("webhook: %s", rep)
 	}
 	return m
@@ -120,7 +120,7 @@ func (m *moneyRig) delivered(typ api.WebhookEvent, field, id string) int {
 // answer into v; what names the request in a failure.
 func (m *moneyRig) created(what, path string, body, v any) {
 	m.t.Helper()
-	rep := m.call(0, m.keyA, "POST", path, body, nil)
+	rep := m.write(0, m.keyA, "POST", path, body)
 	if rep.Status != 201 {
 		m.t.Fatalf("%s: %s", what, rep)
 	}

@@ -3,6 +3,7 @@ package audit
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -51,17 +52,19 @@ func newNetRig(t *testing.T, cidr4 string, quarantine int64) *netRig {
 	ctx := r.ctx
 	r.sim = c.StartTestAgent(netNode, strings.Join(c.AgentAddrs(), ","), "-kvm")
 	adm := r.adm()
-	if _, err := adm.CreateProduct(ctx, "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
-		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	createProduct(ctx, t, adm, "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
+		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}})
 	for _, pool := range []api.IPPoolCreateRequest{
 		{Name: "pub4", CIDR: cidr4, Gateway: "198.51.100.1", QuarantineSeconds: quarantine},
 		{Name: "pub6", CIDR: netCIDR6, Gateway: "fe80::1", PrefixLen: 64, QuarantineSeconds: quarantine},
 	} {
-		if _, err := adm.CreateIPPool(ctx, pool); err != nil {
-			t.Fatalf("pool %s: %v", pool.Name, err)
-		}
+		setUp(ctx, t, "pool "+pool.Name, func() (bool, error) {
+			ps, err := adm.IPPools(ctx)
+			return slices.ContainsFunc(ps, func(x api.IPPool) bool { return x.Name == pool.Name }), err
+		}, func() error {
+			_, err := adm.CreateIPPool(ctx, pool)
+			return err
+		})
 	}
 	for _, z := range []api.ReverseZoneRequest{{Zone: netZone4, Pool: "pub4"}, {Zone: netZone6, Pool: "pub6"}} {
 		if _, err := adm.AddReverseZone(ctx, z); err != nil {

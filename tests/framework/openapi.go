@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -130,6 +131,27 @@ func (v *ValidatingTransport) Check(req *http.Request, body []byte, status int, 
 	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
 		v.t.Errorf("%s %s → %d does not match openapi.json: %v\nbody: %.400s", req.Method, req.URL.Path, status, err, raw)
 	}
+}
+
+// HonoursIdempotencyKey reports whether the operation method path (a /v1
+// path, as sent) documents the Idempotency-Key header in openapi.json: the
+// operations whose retry with the same key is answered, not executed again
+// (README: every operation answered 201 or 202 but those that show a secret).
+func (a *API) HonoursIdempotencyKey(method, path string) bool {
+	req, err := http.NewRequest(method, a.Base+path, nil)
+	if err != nil {
+		return false
+	}
+	route, _, err := a.Transport.router.FindRoute(req)
+	if err != nil {
+		return false
+	}
+	for _, p := range slices.Concat(route.PathItem.Parameters, route.Operation.Parameters) {
+		if p.Value != nil && p.Value.In == openapi3.ParameterInHeader && http.CanonicalHeaderKey(p.Value.Name) == "Idempotency-Key" {
+			return true
+		}
+	}
+	return false
 }
 
 // API calls a coordinator's HTTP API through pkg/client with a
