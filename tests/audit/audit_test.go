@@ -257,10 +257,35 @@ func (r *rig) ordered(t testing.TB, what string, i int, key, path string, body, 
 }
 
 // keyOfA is a new key of account A, made as req asks through a live
-// coordinator's admin socket; a refusal fails t.
+// coordinator's admin socket; a refusal fails t. A create answered with a
+// leadership 503 (framework.Resend) is sent again only when A's keys show
+// it was not made (a made key's secret cannot be shown again: t fails).
 func (r *rig) keyOfA(t testing.TB, req api.KeyCreateRequest) string {
 	t.Helper()
-	k, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, req)
+	adm := r.c.AnyAlive(nil).Admin()
+	ids := func() ([]string, error) {
+		keys, err := adm.Keys(r.ctx, r.accA.ID)
+		var out []string
+		for _, k := range keys {
+			out = append(out, k.ID)
+		}
+		return out, err
+	}
+	var before []string
+	var k api.KeyCreated
+	err := framework.Resend(r.ctx, func(again bool) (err error) {
+		if !again {
+			if before, err = ids(); err != nil {
+				return err
+			}
+		} else if now, err := ids(); err != nil {
+			return err
+		} else if len(now) != len(before) {
+			return fmt.Errorf("made by the request a leader change answered (%d keys, were %d): its secret is not known", len(now), len(before))
+		}
+		k, err = adm.CreateKey(r.ctx, r.accA.ID, req)
+		return err
+	})
 	if err != nil {
 		t.Fatalf("create key %q: %v", req.Name, err)
 	}
@@ -319,14 +344,14 @@ func (r *rig) buy() aOwns {
 	// A webhook first, so the orders' events give it a delivery.
 	hooks := framework.NewWebhookReceiver(t)
 	var wh api.Webhook
-	rep := r.call(f, r.keyA, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: hooks.URL + "/hook", Events: []string{"*"}}, nil)
+	rep := r.write(f, r.keyA, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: hooks.URL + "/hook", Events: []string{"*"}})
 	if rep.Status != 201 {
 		t.Fatalf("webhook: %s", rep)
 	}
 	rep.Decode(t, &wh)
 	o.webhook = wh.ID
 	var tk api.Ticket
-	if rep = r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "A's", Message: "mine"}, nil); rep.Status != 201 {
+	if rep = r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "A's", Message: "mine"}); rep.Status != 201 {
 		t.Fatalf("ticket: %s", rep)
 	}
 	rep.Decode(t, &tk)
