@@ -680,7 +680,13 @@ func (c *ProcessCluster) Credit(ctx context.Context, accountID string, cents int
 func (c *ProcessCluster) StartTestAgent(node, coordinators string, args ...string) *Sim {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	tok, err := c.AnyAlive(nil).Admin().CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: node})
+	// A token made by a request a leadership 503 answered is never shown, so
+	// never used, and expires with its TTL: another is made (Resend).
+	var tok api.JoinTokenCreated
+	err := Resend(ctx, func(bool) (err error) {
+		tok, err = c.AnyAlive(nil).Admin().CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: node})
+		return err
+	})
 	if err != nil {
 		c.fatalf("join token for %s: %v", node, err)
 	}
