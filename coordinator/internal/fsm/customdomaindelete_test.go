@@ -57,15 +57,7 @@ func (h *whHarness) batch(cmds ...*Envelope) BatchResult {
 // domain set (other.example) and its verification, each having passed the
 // handler's check before the delete was committed.
 func deletingHarness(t *testing.T, level uint16) (*whHarness, []*Envelope) {
-	h := newServerHarness(t)
-	h.must(CmdClusterLevel, ClusterLevel{Level: level})
-	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: 106})
-	a := store.HostingAccount{HostingAccount: api.HostingAccount{ID: "hst_a", Username: "ada", Domain: "ada.example", Plan: "p", PHPVersion: "8.2"},
-		AccountID: "acc_1", NodeID: "hv-1"}
-	h.must(CmdHostingCreate, HostingCreate{Hosting: a, Action: store.Action{Action: api.Action{ID: "act_a",
-		Command: api.ActionHostingCreate, ResourceID: "hst_a"}, NodeID: "hv-1", Target: "ada", Deadline: h.at.Add(time.Hour), NeedsSecret: true}})
-	h.must(CmdActionFinish, ActionFinish{ID: "act_a", Success: true})
-	h.must(CmdCustomDomainSet, CustomDomainSet{HostingID: "hst_a", AccountID: "acc_1", Domain: "shop.example", Token: "t1"})
+	h := shopHarnessOn(t, level, 106)
 	return h, []*Envelope{
 		cmd(CmdHostingAction, HostingAction{Action: store.Action{Action: api.Action{ID: "act_del", Command: api.ActionHostingDelete,
 			ResourceID: "hst_a"}, AccountID: "acc_1", NodeID: "hv-1", Target: "ada", Deadline: h.at.Add(time.Hour)}}),

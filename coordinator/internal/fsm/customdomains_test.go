@@ -86,9 +86,17 @@ func TestCustomDomains(t *testing.T) {
 // the certificate due now; the replicas agree.
 // shopHarness is a hosting account hst_a on node hv-1 with the custom
 // domain shop.example set (not verified).
-func shopHarness(t *testing.T) *whHarness {
+func shopHarness(t *testing.T) *whHarness { return shopHarnessOn(t, 0, 103) }
+
+// shopHarnessOn is shopHarness with the cluster's semantics level set to
+// level first (0: left as the harness has it) and the node's hello at
+// protocol version proto.
+func shopHarnessOn(t *testing.T, level uint16, proto uint32) *whHarness {
 	h := newServerHarness(t)
-	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: 103})
+	if level > 0 {
+		h.must(CmdClusterLevel, ClusterLevel{Level: level})
+	}
+	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: proto})
 	a := store.HostingAccount{HostingAccount: api.HostingAccount{ID: "hst_a", Username: "ada", Domain: "ada.example", Plan: "p", PHPVersion: "8.2"},
 		AccountID: "acc_1", NodeID: "hv-1"}
 	h.must(CmdHostingCreate, HostingCreate{Hosting: a, Action: store.Action{Action: api.Action{ID: "act_a",
