@@ -1733,7 +1733,13 @@ type HostingUsage struct {
 	// disk_bytes is what the account's site directory takes on disk:
 	// allocated blocks (st_blocks * 512, as du counts), each inode once, no
 	// symbolic link followed, no other file system entered.
-	DiskBytes     uint64 `protobuf:"varint,2,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
+	DiskBytes uint64 `protobuf:"varint,2,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
+	// quota_enforced (added after protocol 1.6; no version of its own: an
+	// agent that does not know it leaves it unset, which reads as not known)
+	// is whether the node enforces the account's disk allowance (its site a
+	// btrfs subvolume with a qgroup limit), as an action's result says it.
+	// Unset where the agent could not tell (a btrfs command failed).
+	QuotaEnforced *bool `protobuf:"varint,3,opt,name=quota_enforced,json=quotaEnforced,proto3,oneof" json:"quota_enforced,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1780,6 +1786,13 @@ func (x *HostingUsage) GetDiskBytes() uint64 {
 		return x.DiskBytes
 	}
 	return 0
+}
+
+func (x *HostingUsage) GetQuotaEnforced() bool {
+	if x != nil && x.QuotaEnforced != nil {
+		return *x.QuotaEnforced
+	}
+	return false
 }
 
 // HostingUsageReport answers a HostingUsageRequest: the accounts measured
@@ -1982,11 +1995,13 @@ const file_hostplane_proto_rawDesc = "" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"P\n" +
 	"\x13HostingUsageRequest\x12\x1c\n" +
 	"\tusernames\x18\x01 \x03(\tR\tusernames\x12\x1b\n" +
-	"\tbudget_ms\x18\x02 \x01(\rR\bbudgetMs\"I\n" +
+	"\tbudget_ms\x18\x02 \x01(\rR\bbudgetMs\"\x88\x01\n" +
 	"\fHostingUsage\x12\x1a\n" +
 	"\busername\x18\x01 \x01(\tR\busername\x12\x1d\n" +
 	"\n" +
-	"disk_bytes\x18\x02 \x01(\x04R\tdiskBytes\"{\n" +
+	"disk_bytes\x18\x02 \x01(\x04R\tdiskBytes\x12*\n" +
+	"\x0equota_enforced\x18\x03 \x01(\bH\x00R\rquotaEnforced\x88\x01\x01B\x11\n" +
+	"\x0f_quota_enforced\"{\n" +
 	"\x12HostingUsageReport\x12<\n" +
 	"\baccounts\x18\x01 \x03(\v2 .hostplane.agent.v1.HostingUsageR\baccounts\x12'\n" +
 	"\x10taken_at_unix_ms\x18\x02 \x01(\x03R\rtakenAtUnixMsB2Z0github.com/hostplane/hostplane/proto;hostplanepbb\x06proto3"
@@ -2082,6 +2097,7 @@ func file_hostplane_proto_init() {
 		(*Envelope_HostingUsageRequest)(nil),
 		(*Envelope_HostingUsageReport)(nil),
 	}
+	file_hostplane_proto_msgTypes[19].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

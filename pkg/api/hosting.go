@@ -63,7 +63,8 @@ type NodeHostingAccount struct {
 	// file system quota (the site is a btrfs subvolume with a qgroup limit
 	// of disk_mib: writes past it fail with "Disk quota exceeded"). False
 	// (absent) on a node without quotas, for an account made before they
-	// were enabled, and from agents before this field.
+	// were enabled, and from agents before this field. The coordinator
+	// records it as the account's quota.enforced (HostingQuota.Enforced).
 	QuotaEnforced bool `json:"quota_enforced,omitempty"`
 	Deleted       bool `json:"deleted,omitempty"`
 }
@@ -118,6 +119,15 @@ type HostingConnection struct {
 type HostingQuota struct {
 	DiskMiB       int    `json:"disk_mib"`
 	DiskUsedBytes uint64 `json:"disk_used_bytes"`
+	// Enforced: true, the node enforces DiskMiB with a file system quota
+	// (a btrfs qgroup limit of the account's site: a write past it fails
+	// with "Disk quota exceeded"); false, the allowance is only reported
+	// (the node's sites are not on btrfs with quotas, or the account was
+	// made before they were enabled). As the node last reported it, with
+	// an action's result or in its usage report. Nil (absent) while not
+	// known: below semantics level 6, and until the node has reported it
+	// (a pointer, so that a record written below the level holds no key).
+	Enforced *bool `json:"enforced,omitempty"`
 }
 
 // HostingAccount is the customer view of a hosting account (never a password,

@@ -24,9 +24,20 @@ func (e *Executor) hostingUsage(ctx context.Context, seq uint64, req *pb.Hosting
 		_ = send(&pb.Envelope{ReplyTo: seq, Body: &pb.Envelope_Error{Error: &pb.Error{Code: api.NodeErrUnavailable, Message: err.Error()}}})
 		return
 	}
+	// Whether each allowance is enforced, for the accounts measured (so
+	// that the coordinator knows it without an action of theirs).
+	users := make([]string, 0, len(got))
+	for u := range got {
+		users = append(users, u)
+	}
+	enforced := h.QuotasEnforced(ctx, users)
 	rep := &pb.HostingUsageReport{TakenAtUnixMs: e.cfg.Clock.Now().UnixMilli()}
 	for u, b := range got {
-		rep.Accounts = append(rep.Accounts, &pb.HostingUsage{Username: u, DiskBytes: b})
+		hu := &pb.HostingUsage{Username: u, DiskBytes: b}
+		if v, ok := enforced[u]; ok {
+			hu.QuotaEnforced = &v
+		}
+		rep.Accounts = append(rep.Accounts, hu)
 	}
 	slices.SortFunc(rep.Accounts, func(x, y *pb.HostingUsage) int {
 		if x.Username < y.Username {

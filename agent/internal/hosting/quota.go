@@ -312,13 +312,29 @@ func (n *Node) SiteLimit(ctx context.Context, user string) (limit uint64, ok boo
 }
 
 // quotaEnforced says whether the account's site has its allowance
-// enforced (a subvolume with a limit).
+// enforced (a subvolume with a limit); false where that cannot be told.
 func (n *Node) quotaEnforced(user string) bool {
-	if !n.DiskQuota().Enforced {
-		return false
+	return n.QuotasEnforced(context.Background(), []string{user})[user]
+}
+
+// QuotasEnforced says for each of users whether its site has its
+// allowance enforced (a subvolume with a limit: SiteLimit), as an action's
+// result says it, leaving out those it cannot tell (the btrfs command
+// failed, ctx ended). Where the node does not enforce allowances each is
+// false, and no command runs.
+func (n *Node) QuotasEnforced(ctx context.Context, users []string) map[string]bool {
+	out := make(map[string]bool, len(users))
+	enforcing := n.DiskQuota().Enforced
+	for _, u := range users {
+		if !enforcing {
+			out[u] = false
+			continue
+		}
+		if _, ok, err := n.SiteLimit(ctx, u); err == nil {
+			out[u] = ok
+		}
 	}
-	_, ok, err := n.SiteLimit(context.Background(), user)
-	return err == nil && ok
+	return out
 }
 
 // removeSite removes the account's site: its subvolumes when it is one

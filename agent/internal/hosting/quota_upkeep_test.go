@@ -182,6 +182,10 @@ func TestDiskAllowanceUpkeep(t *testing.T) {
 		return x
 	}
 	a, b, old := mk("a", 8, false), mk("b", 16, false), mk("o", 8, true)
+	// What the usage report says of each (as the create's result did).
+	if got := e.Node.QuotasEnforced(ctx, []string{a.user, old.user}); len(got) != 2 || !got[a.user] || got[old.user] {
+		t.Fatalf("QuotasEnforced: %v, want %s true and %s false", got, a.user, old.user)
+	}
 
 	t.Run("plain-site-in-a-full-parent", func(t *testing.T) {
 		// The top-level subvolume (the plain directory's) limited and

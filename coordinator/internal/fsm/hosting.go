@@ -198,6 +198,14 @@ func startHostingAction(c *applyCtx, h store.HostingAccount, a store.Action) (an
 // failed hosting.create opens its cleanup delete.
 const levelHostingCleanup = 2
 
+// LevelQuotaEnforced is the semantics level (level.go) from which a
+// finished hosting action's result, and a node's usage report that carries
+// it (applyHostingUsage), record whether the node enforces the account's
+// disk allowance (quota.enforced, the node's quota_enforced). Below it the
+// field stays unset (nil: no key in the stored record), as the release
+// before writes the record.
+const LevelQuotaEnforced = 6
+
 // finishHosting applies a finished hosting action to its account and queues
 // the event, in the result's transaction.
 func finishHosting(c *applyCtx, a *store.Action, p ActionFinish, res *api.NodeOpResult) error {
@@ -218,6 +226,10 @@ func finishHosting(c *applyCtx, a *store.Action, p ActionFinish, res *api.NodeOp
 		if c.r.ClusterLevel() >= LevelHostingUsage {
 			at := c.at
 			h.DiskUsedAt = &at
+		}
+		if c.r.ClusterLevel() >= LevelQuotaEnforced && !res.Hosting.Deleted {
+			enforced := res.Hosting.QuotaEnforced
+			h.Quota.Enforced = &enforced
 		}
 		if res.Hosting.PHPVersion != "" {
 			h.PHPVersion = res.Hosting.PHPVersion

@@ -28,10 +28,15 @@ type HostingUsageReport struct {
 	Accounts   []HostingUsageEntry `json:"accounts"`
 }
 
-// HostingUsageEntry is one account's figure in a report.
+// HostingUsageEntry is one account's figure in a report. QuotaEnforced is
+// whether the node enforces the account's disk allowance, when the node
+// said (an agent of this release) and the cluster is at LevelQuotaEnforced
+// (the leader leaves it out below: a replica of the release before would
+// not read it); a replica below that level ignores it.
 type HostingUsageEntry struct {
 	ID            string `json:"id"`
 	DiskUsedBytes uint64 `json:"disk_used_bytes"`
+	QuotaEnforced *bool  `json:"quota_enforced,omitempty"`
 }
 
 // HostingUsageApplied is what CmdHostingUsage answers: the accounts whose
@@ -46,8 +51,9 @@ type HostingUsageApplied struct {
 // lives on the report's node: one deleted since the node was asked is not
 // brought back, one on another node (a report naming an account not its
 // node's, or one moved since) is refused, and a figure measured after the
-// report's (an action's result) stays. Only quota.disk_used_bytes and its
-// time change: no event, no updated_at.
+// report's (an action's result) stays. Only quota.disk_used_bytes, its
+// time and (from LevelQuotaEnforced) quota.enforced change: no event, no
+// updated_at.
 func applyHostingUsage(c *applyCtx, p HostingUsageReport) (any, error) {
 	if p.Node == "" || p.MeasuredAt.IsZero() || len(p.Accounts) == 0 || len(p.Accounts) > maxHostingUsageAccounts {
 		return nil, fmt.Errorf("%w: a hosting usage report needs its node, its time and 1 to %d accounts", ErrInvalid, maxHostingUsageAccounts)
@@ -70,6 +76,10 @@ func applyHostingUsage(c *applyCtx, p HostingUsageReport) (any, error) {
 		}
 		at := p.MeasuredAt
 		h.Quota.DiskUsedBytes, h.DiskUsedAt = e.DiskUsedBytes, &at
+		if e.QuotaEnforced != nil && c.r.ClusterLevel() >= LevelQuotaEnforced {
+			enforced := *e.QuotaEnforced
+			h.Quota.Enforced = &enforced
+		}
 		if err := putHosting(c.tx, h); err != nil {
 			return nil, err
 		}

@@ -24,7 +24,9 @@ import (
 // keeps a ticket reply's Idempotency-Key record without its answer, rebuilt
 // on replay (LevelTicketReplyIdem, ResolveIdem). Level 6 refuses a custom
 // domain's set or verification at apply while the hosting account's delete
-// is under way (levelCustomDomainVsDelete).
+// is under way (levelCustomDomainVsDelete), and records whether the node
+// enforces a hosting account's disk allowance (quota.enforced) from its
+// actions' results and usage reports (LevelQuotaEnforced).
 
 // MaxLevel is the newest semantics level this binary applies.
 const MaxLevel uint16 = 6

@@ -177,13 +177,16 @@ func (j *Job) release(node string) {
 }
 
 // Report asks node for its accounts' usage and writes the figures that
-// changed (one command; none when nothing changed). It returns the
+// changed, and from fsm.LevelQuotaEnforced whether each account's allowance
+// is enforced where the node said and it changed or was not known (one
+// command; none when nothing changed). It returns the
 // command's answer (nil when nothing was proposed). Accounts the node
 // reports without being asked for them are refused (one warning per
 // report). Below fsm.LevelHostingUsage (a coordinator still runs a release that does not
 // apply the reports) the node is not asked and nothing is proposed.
 func (j *Job) Report(ctx context.Context, node string) (*fsm.HostingUsageApplied, error) {
-	if j.d.State.ClusterLevel() < fsm.LevelHostingUsage {
+	level := j.d.State.ClusterLevel()
+	if level < fsm.LevelHostingUsage {
 		return nil, nil
 	}
 	var accts []store.HostingAccount
@@ -234,8 +237,13 @@ func (j *Job) Report(ctx context.Context, node string) (*fsm.HostingUsageApplied
 			continue
 		}
 		delete(byUser, u.Username) // once
-		if u.DiskBytes != h.Quota.DiskUsedBytes {
-			p.Accounts = append(p.Accounts, fsm.HostingUsageEntry{ID: h.ID, DiskUsedBytes: u.DiskBytes})
+		e := fsm.HostingUsageEntry{ID: h.ID, DiskUsedBytes: u.DiskBytes}
+		if level >= fsm.LevelQuotaEnforced && u.QuotaEnforced != nil &&
+			(h.Quota.Enforced == nil || *h.Quota.Enforced != *u.QuotaEnforced) {
+			e.QuotaEnforced = u.QuotaEnforced // newly known, or changed
+		}
+		if u.DiskBytes != h.Quota.DiskUsedBytes || e.QuotaEnforced != nil {
+			p.Accounts = append(p.Accounts, e)
 		}
 	}
 	if unasked > 0 {

@@ -332,3 +332,46 @@ func TestPhasesSpreadTheNodes(t *testing.T) {
 		t.Fatalf("%d of 1000 nodes due in one step of 60", most)
 	}
 }
+
+// TestReportCarriesQuotaEnforced: from fsm.LevelQuotaEnforced the node's
+// quota_enforced reaches the account (quota.enforced) with no action of its
+// own: proposed when newly known or changed, even with the same figure;
+// nothing proposed when unchanged, or when the agent leaves it out (an
+// older agent). Below the level it is not proposed (an account made then
+// shows it as not known).
+func TestReportCarriesQuotaEnforced(t *testing.T) {
+	r, j := newRig(t, fsm.LevelQuotaEnforced-1)
+	enforced := func() string {
+		t.Helper()
+		var h store.HostingAccount
+		if err := r.f.Read(func(rt store.ReadTx) (err error) { h, err = rt.HostingAccountByID("hst_1"); return }); err != nil {
+			t.Fatal(err)
+		}
+		if h.Quota.Enforced == nil {
+			return "unknown"
+		}
+		return fmt.Sprint(*h.Quota.Enforced)
+	}
+	says := func(v *bool) {
+		r.answer = func(*pb.HostingUsageRequest) *pb.Envelope {
+			return report(&pb.HostingUsage{Username: "ada", DiskBytes: 4096, QuotaEnforced: v})
+		}
+	}
+	yes, no := true, false
+	step := func(what string, v *bool, props int, want string) {
+		t.Helper()
+		says(v)
+		if _, err := j.Report(context.Background(), "hv-1"); err != nil || r.props != props || enforced() != want {
+			t.Fatalf("%s: %v, %d proposals (want %d), quota.enforced %s (want %s)", what, err, r.props, props, enforced(), want)
+		}
+	}
+	step("below the level", &yes, 0, "unknown")
+	r.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelQuotaEnforced})
+	step("at the level, newly known", &yes, 1, "true")
+	step("unchanged", &yes, 1, "true")
+	step("left out by an older agent", nil, 1, "true")
+	step("changed", &no, 2, "false")
+	if r.usage() != 4096 {
+		t.Fatalf("usage %d", r.usage())
+	}
+}
