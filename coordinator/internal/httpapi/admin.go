@@ -224,7 +224,7 @@ func (a *API) forwardAdmin(w http.ResponseWriter, r *http.Request, rid string) {
 		msg := "this coordinator is not the leader and has no cluster secret to forward with; run the command on the leader (" + addr + ")"
 		if addr == "" && !a.isMember() {
 			// Waiting does not help: no Retry-After.
-			writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "not_leader", notMemberMessage))
+			writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "not_leader", notMemberMessage(a.cfg.NodeID)))
 			return
 		}
 		if a.clusterAuth() || addr == "" {
@@ -583,11 +583,14 @@ func (a *API) ClusterStatus() (api.ClusterStatus, error) {
 	return st, nil
 }
 
-// notMemberMessage answers an admin command that needs the leader on a
-// coordinator outside the cluster's configuration, which knows no leader and
-// never will until it is joined.
-const notMemberMessage = "this coordinator is no member of the cluster (not joined yet, or removed), so it knows no leader: " +
-	"run the command on a member (`hostplanectl cluster status` there lists them)"
+// notMemberMessage answers an admin command that needs the leader on
+// coordinator id, outside the cluster's configuration, which knows no leader
+// and never will until it is joined. It names id: the operator may be running
+// a command about it (`cluster remove` of itself, again).
+func notMemberMessage(id string) string {
+	return "this coordinator (" + id + ") is no member of the cluster (not joined yet, or removed), so it knows no leader: " +
+		"run the command on a member (`hostplanectl cluster status` there lists them)"
+}
 
 // notMemberWarning is the status warning of a coordinator outside its own
 // Raft configuration: never joined (configured false: it knows none), or
