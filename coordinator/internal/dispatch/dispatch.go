@@ -386,11 +386,19 @@ func (d *Dispatcher) scan(ctx context.Context) {
 		for _, id := range changed {
 			visits++
 			a, err := r.Action(id)
-			if err != nil || a.Finished() {
+			if errors.Is(err, store.ErrNotFound) {
 				d.idx.drop(id)
-				if err == nil {
-					closed = append(closed, id)
-				}
+				continue
+			}
+			if err != nil {
+				// Not read: the next scan reads everything (rescan
+				// below), rather than leaving the action unsent and
+				// unexpired until the next leader.
+				return err
+			}
+			if a.Finished() {
+				d.idx.drop(id)
+				closed = append(closed, id)
 				continue
 			}
 			d.idx.put(a, !busy[id])
