@@ -96,16 +96,7 @@ func TestApplyOrderRecordsUnchanged(t *testing.T) {
 			})
 		})
 	})
-	golden := filepath.Join("testdata", "applyorder.golden")
-	if *updateApplyOrderGolden {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
+	golden, want := readGolden(t, "applyorder.golden", *updateApplyOrderGolden, out.Bytes())
 	if got := out.Bytes(); !bytes.Equal(got, want) {
 		gl, wl := bytes.Split(got, []byte("\n")), bytes.Split(want, []byte("\n"))
 		for i := range max(len(gl), len(wl)) {
@@ -121,4 +112,22 @@ func TestApplyOrderRecordsUnchanged(t *testing.T) {
 			}
 		}
 	}
+}
+
+// readGolden returns testdata/name's path and bytes, first writing got
+// there when update is set (the test's -update-… flag); the test compares
+// and says what differs.
+func readGolden(t *testing.T, name string, update bool, got []byte) (string, []byte) {
+	t.Helper()
+	golden := filepath.Join("testdata", name)
+	if update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return golden, want
 }

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -117,16 +115,7 @@ func TestCustomDomainDuringHostingDeleteLevel5(t *testing.T) {
 			})
 		})
 	}
-	golden := filepath.Join("testdata", "customdomain_delete_level5.golden")
-	if *updateCustomDomainDeleteGolden {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, want := readGolden(t, "customdomain_delete_level5.golden", *updateCustomDomainDeleteGolden, out.Bytes())
 	if !bytes.Equal(out.Bytes(), want) {
 		t.Fatalf("below level 6 the batch applied otherwise than the release before:\n%s\nwant:\n%s", out.Bytes(), want)
 	}

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -141,16 +139,7 @@ func TestHostingRecordsBelowLevel6Unchanged(t *testing.T) {
 			return nil
 		})
 	})
-	golden := filepath.Join("testdata", "quota_level5.golden")
-	if *updateQuotaLevel5Golden {
-		if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, want := readGolden(t, "quota_level5.golden", *updateQuotaLevel5Golden, out.Bytes())
 	if !bytes.Equal(out.Bytes(), want) {
 		t.Fatalf("below level 6 the hosting records differ from the release before's:\n%s\nwant:\n%s", out.Bytes(), want)
 	}
