@@ -3,6 +3,7 @@ package actions
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
@@ -30,23 +31,24 @@ func (e *Executor) hostingUsage(ctx context.Context, seq uint64, req *pb.Hosting
 	for u := range got {
 		users = append(users, u)
 	}
-	enforced := h.QuotasEnforced(ctx, users)
-	rep := &pb.HostingUsageReport{TakenAtUnixMs: e.cfg.Clock.Now().UnixMilli()}
-	for u, b := range got {
+	rep := usageReport(e.cfg.Clock.Now(), got, h.QuotasEnforced(ctx, users))
+	_ = send(&pb.Envelope{Seq: 1, ReplyTo: seq, Body: &pb.Envelope_HostingUsageReport{HostingUsageReport: rep}})
+}
+
+// usageReport is the report of the accounts measured (used: each one's
+// disk bytes), by username. An account carries quota_enforced where
+// enforced says it (hosting.Node.QuotasEnforced) and none where enforced
+// leaves it out (the node could not tell): unset reads as not known, and
+// the coordinator keeps what it knew rather than a false.
+func usageReport(takenAt time.Time, used map[string]uint64, enforced map[string]bool) *pb.HostingUsageReport {
+	rep := &pb.HostingUsageReport{TakenAtUnixMs: takenAt.UnixMilli()}
+	for u, b := range used {
 		hu := &pb.HostingUsage{Username: u, DiskBytes: b}
 		if v, ok := enforced[u]; ok {
 			hu.QuotaEnforced = &v
 		}
 		rep.Accounts = append(rep.Accounts, hu)
 	}
-	slices.SortFunc(rep.Accounts, func(x, y *pb.HostingUsage) int {
-		if x.Username < y.Username {
-			return -1
-		}
-		if x.Username > y.Username {
-			return 1
-		}
-		return 0
-	})
-	_ = send(&pb.Envelope{Seq: 1, ReplyTo: seq, Body: &pb.Envelope_HostingUsageReport{HostingUsageReport: rep}})
+	slices.SortFunc(rep.Accounts, func(x, y *pb.HostingUsage) int { return strings.Compare(x.Username, y.Username) })
+	return rep
 }

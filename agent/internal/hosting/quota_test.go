@@ -271,3 +271,46 @@ func TestDiskAllowanceNotEnforcedElsewhere(t *testing.T) {
 		}
 	})
 }
+
+// QuotasEnforced is what the agent's usage report says of each account
+// (on btrfs with quotas): true for a site that is a subvolume with a limit,
+// false for one without a limit and for a plain-directory site, and
+// nothing for a site whose btrfs command failed. Left out reads as not
+// known at the coordinator, which keeps what it knew: a false there would
+// tell the customer an allowance that may be enforced is not.
+func TestQuotasEnforcedLeavesOutWhatItCannotTell(t *testing.T) {
+	root, _ := hostenv.Root(t)
+	sites := filepath.Join(root, "sites")
+	loopBtrfs(t, sites, true)
+	// The btrfs command fails to show the qgroup of sites/broken.
+	bin, _ := btrfsWrapper(t, "unused", func(real, _ string) string {
+		return "#!/bin/sh\ncase \"$*\" in *'qgroup show'*/sites/broken) echo 'ERROR: cannot show qgroups' >&2; exit 1;; esac\nexec " + real + " \"$@\"\n"
+	})
+	cfg := hosting.DefaultConfig()
+	cfg.Root, cfg.Btrfs = root, bin
+	n, err := hosting.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := n.DiskQuota(); !q.Enforced {
+		t.Fatalf("DiskQuota on btrfs with quotas: %+v", q)
+	}
+	for _, s := range []string{"limited", "unlimited", "broken"} {
+		hostenv.Run(t, "btrfs", "subvolume", "create", filepath.Join(sites, s))
+	}
+	hostenv.Run(t, "btrfs", "qgroup", "limit", "8M", filepath.Join(sites, "limited"))
+	hostenv.Run(t, "btrfs", "qgroup", "limit", "8M", filepath.Join(sites, "broken"))
+	if err := os.Mkdir(filepath.Join(sites, "plainsite"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got := n.QuotasEnforced(hostenv.Ctx(t), []string{"limited", "unlimited", "plainsite", "broken"})
+	want := map[string]bool{"limited": true, "unlimited": false, "plainsite": false}
+	if len(got) != len(want) {
+		t.Fatalf("QuotasEnforced: %v, want %v (broken left out)", got, want)
+	}
+	for u, v := range want {
+		if e, ok := got[u]; !ok || e != v {
+			t.Fatalf("QuotasEnforced: %v, want %v (broken left out)", got, want)
+		}
+	}
+}

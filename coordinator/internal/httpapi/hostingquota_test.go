@@ -17,7 +17,8 @@ import (
 // since: never a false for an allowance that may be enforced), and shows
 // what the node says in its periodic usage report (quota_enforced, an
 // agent of this release) once the leader's usage job has asked it, with no
-// action of the account's.
+// action of the account's; a report that does not say it (the node could
+// not tell) keeps what was known.
 func TestHostingQuotaEnforcedOverV1(t *testing.T) {
 	s := newSrvAPI(t)
 	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelQuotaEnforced - 1})
@@ -41,7 +42,7 @@ func TestHostingQuotaEnforcedOverV1(t *testing.T) {
 	}
 
 	// The leader's usage job asks the node, which says it is enforced.
-	enforced := true
+	enforced, said, used := true, true, uint64(8192)
 	j := hostingusage.New(hostingusage.Deps{State: s.node.FSM, Interval: time.Minute,
 		Propose: func(ctx context.Context, typ fsm.CommandType, p any) (*fsm.Result, error) {
 			env, err := fsm.NewEnvelope(typ, time.Now(), p)
@@ -54,7 +55,11 @@ func TestHostingQuotaEnforcedOverV1(t *testing.T) {
 		Call: func(_ context.Context, _ string, req *pb.Envelope, recv func(*pb.Envelope) (bool, error)) error {
 			var accts []*pb.HostingUsage
 			for _, u := range req.GetHostingUsageRequest().GetUsernames() {
-				accts = append(accts, &pb.HostingUsage{Username: u, DiskBytes: 8192, QuotaEnforced: &enforced})
+				hu := &pb.HostingUsage{Username: u, DiskBytes: used}
+				if said {
+					hu.QuotaEnforced = &enforced
+				}
+				accts = append(accts, hu)
 			}
 			_, err := recv(&pb.Envelope{Body: &pb.Envelope_HostingUsageReport{HostingUsageReport: &pb.HostingUsageReport{Accounts: accts}}})
 			return err
@@ -65,7 +70,16 @@ func TestHostingQuotaEnforcedOverV1(t *testing.T) {
 	if q := quota("after the node's usage report"); q["enforced"] != true || q["disk_used_bytes"] != float64(8192) {
 		t.Fatalf("after the node's usage report: quota %v, want enforced true", q)
 	}
-	enforced = false
+	// A report that leaves it out (the node could not tell: its btrfs
+	// command failed) changes the figure and keeps what was known.
+	said, used = false, 12288
+	if _, err := j.Report(context.Background(), "hv-web"); err != nil {
+		t.Fatal(err)
+	}
+	if q := quota("after a report without it"); q["enforced"] != true || q["disk_used_bytes"] != float64(12288) {
+		t.Fatalf("after a report that did not say it: quota %v, want enforced still true, 12288 bytes", q)
+	}
+	said, enforced = true, false
 	if _, err := j.Report(context.Background(), "hv-web"); err != nil {
 		t.Fatal(err)
 	}
