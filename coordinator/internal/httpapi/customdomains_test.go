@@ -284,3 +284,60 @@ func TestLapsedClaimNeedsEveryNameserver(t *testing.T) {
 		t.Fatalf("B's verify, every nameserver answering: %d %s, want verified (the name moved)", v.status, v.body)
 	}
 }
+
+// TestCustomDomainChangeWhenTheAccountsActionCannotBeRead: a custom
+// domain's PUT and verify first read the hosting account's action (is its
+// delete under way? deleteUnderway); a read that fails other than "not
+// found" (a broken record) answers 500 internal_error in the JSON envelope
+// and changes nothing, where it read as "no delete under way" and the
+// request went on before fb12418. Below semantics level 6 the handler is
+// all that refuses (the apply checks from level 6).
+func TestCustomDomainChangeWhenTheAccountsActionCannotBeRead(t *testing.T) {
+	for _, level := range []uint16{fsm.LevelTicketReplyIdem, fsm.MaxLevel} {
+		t.Run(fmt.Sprintf("level-%d", level), func(t *testing.T) {
+			s := newSrvAPI(t)
+			s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: level})
+			dns := dnstest.Start(t, "example.test", "hosting.test")
+			dns.Add(t, "ada.hosting.test. 60 IN A 192.0.2.10")
+			s.a.cfg.DNSResolver, s.a.cfg.DNSNSPort = dns.Addr, dns.Port
+			acc, key := s.account(api.ScopeHostingRead, api.ScopeHostingWrite)
+			hst := s.hostingAccount(acc, "ada", "ada.hosting.test")
+			base := "/v1/hosting/" + hst + "/custom-domain"
+			if r := s.call(key, "PUT", base, `{"domain":"shop.example.test"}`); r.status != http.StatusOK {
+				t.Fatalf("PUT: %d %s", r.status, r.body)
+			}
+			before := s.call(key, "GET", base, "")
+			if before.status != http.StatusOK || before.m["status"] != api.CustomDomainPendingDNS {
+				t.Fatalf("GET: %d %s", before.status, before.body)
+			}
+
+			// The account names an action under way whose record does not
+			// decode.
+			editState(t, s.node.FSM, func(tx *bolt.Tx) error {
+				h, err := store.Read(tx).HostingAccountByID(hst)
+				if err != nil {
+					return err
+				}
+				h.ActionID = ids.New("act", time.Now())
+				if err := tx.Bucket(store.BucketActions).Put([]byte(h.ActionID), []byte("{not json")); err != nil {
+					return err
+				}
+				return store.PutJSON(tx, store.BucketHosting, store.OwnedKey(acc, hst), h)
+			})
+			for _, c := range []struct{ method, path, body string }{
+				{"PUT", base, `{"domain":"other.example.test"}`},
+				{"POST", base + "/verify", ""},
+			} {
+				r := s.call(key, c.method, c.path, c.body)
+				if r.status != http.StatusInternalServerError || r.code() != "internal_error" || r.m["request_id"] == nil ||
+					r.header.Get("Content-Type") != "application/json" {
+					t.Fatalf("%s %s with the account's action unreadable: %d %q %s, want a 500 internal_error envelope",
+						c.method, c.path, r.status, r.header.Get("Content-Type"), r.body)
+				}
+			}
+			if after := s.call(key, "GET", base, ""); after.status != http.StatusOK || string(after.body) != string(before.body) {
+				t.Fatalf("custom domain after the refused PUT and verify: %d %s, was %s", after.status, after.body, before.body)
+			}
+		})
+	}
+}

@@ -47,20 +47,7 @@ func TestTicketReplyReplayOfABrokenRecord(t *testing.T) {
 	}
 
 	// The thread cut to its first message; the record still counts two.
-	var backup bytes.Buffer
-	if err := w.node.FSM.Backup(&backup); err != nil {
-		t.Fatal(err)
-	}
-	db := filepath.Join(t.TempDir(), "edited.db")
-	magic, _, _ := bytes.Cut(backup.Bytes(), []byte("\n"))
-	if err := os.WriteFile(db, backup.Bytes()[len(magic)+1:], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	bdb, err := bolt.Open(db, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bdb.Update(func(tx *bolt.Tx) error {
+	editState(t, w.node.FSM, func(tx *bolt.Tx) error {
 		var tk api.Ticket
 		if err := store.GetJSON(tx, store.BucketTickets, store.OwnedKey(acc, id), &tk); err != nil {
 			return err
@@ -70,19 +57,7 @@ func TestTicketReplyReplayOfABrokenRecord(t *testing.T) {
 		}
 		tk.Messages = tk.Messages[:1]
 		return store.PutJSON(tx, store.BucketTickets, store.OwnedKey(acc, id), tk)
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if err := bdb.Close(); err != nil {
-		t.Fatal(err)
-	}
-	edited, err := os.ReadFile(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.node.FSM.Restore(io.NopCloser(io.MultiReader(bytes.NewReader(append(magic, '\n')), bytes.NewReader(edited)))); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	broken := reply()
 	var e api.Error
@@ -100,5 +75,37 @@ func TestTicketReplyReplayOfABrokenRecord(t *testing.T) {
 	}
 	if !strings.Contains(line, "level=ERROR") || !strings.Contains(line, "cannot be replayed") || !strings.Contains(line, "counts 2 messages, the thread holds 1") {
 		t.Fatalf("log line of request %s: %q; whole log:\n%s", e.RequestID, line, logged.String())
+	}
+}
+
+// editState breaks the FSM's state the one way a test can from outside it:
+// a backup, edited by edit in a bbolt transaction, restored.
+func editState(t *testing.T, f *fsm.FSM, edit func(tx *bolt.Tx) error) {
+	t.Helper()
+	var backup bytes.Buffer
+	if err := f.Backup(&backup); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(t.TempDir(), "edited.db")
+	magic, _, _ := bytes.Cut(backup.Bytes(), []byte("\n"))
+	if err := os.WriteFile(db, backup.Bytes()[len(magic)+1:], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bdb, err := bolt.Open(db, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Update(edit); err != nil {
+		t.Fatal(err)
+	}
+	if err := bdb.Close(); err != nil {
+		t.Fatal(err)
+	}
+	edited, err := os.ReadFile(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Restore(io.NopCloser(io.MultiReader(bytes.NewReader(append(magic, '\n')), bytes.NewReader(edited)))); err != nil {
+		t.Fatal(err)
 	}
 }
