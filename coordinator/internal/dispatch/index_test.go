@@ -3,7 +3,9 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
+	bolt "go.etcd.io/bbolt"
 )
 
 // queuedRig is a replicated state with an account, two enrolled nodes
@@ -190,4 +193,72 @@ func BenchmarkWakeUp10k(b *testing.B) {
 	for range b.N {
 		q.d.scan(ctx)
 	}
+}
+
+// brokenState is the state the dispatcher reads, but while on is set the
+// reads are served from copy, a copy in which one action's record does not
+// decode: a read of an action that fails other than "not found" (a corrupt
+// record), which no command writes.
+type brokenState struct {
+	store.Reader
+	on   atomic.Bool
+	copy *bolt.DB
+}
+
+func (b *brokenState) Read(fn func(store.ReadTx) error) error {
+	if b.on.Load() {
+		return b.copy.View(func(tx *bolt.Tx) error { return fn(store.Read(tx)) })
+	}
+	return b.Reader.Read(fn)
+}
+
+// TestWakeUpRereadsAnActionItCouldNotRead: a wake-up that cannot read an
+// action a commit wrote (its record does not decode: not absent) keeps it;
+// the next wake-up reads every open action again and sends it once the
+// read works. Before a486fcd the incremental scan dropped it from the index,
+// and it sat unsent (and unexpired) until the next leader's full read.
+func TestWakeUpRereadsAnActionItCouldNotRead(t *testing.T) {
+	const n = 3
+	q := newQueuedRig(t, n)
+	st := &brokenState{Reader: q.r.FSM}
+	q.d.s.State = st
+	ctx := context.Background()
+	q.d.scan(ctx)
+
+	sc := fsmtest.ServerCreate("acc_1", "hv-up", q.opened)
+	q.r.MustAt(t, q.opened, fsm.CmdServerCreate, sc)
+	path := filepath.Join(t.TempDir(), "broken.db")
+	if err := q.r.FSM.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) }); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(store.BucketActions).Put([]byte(sc.Action.ID), []byte("{not json"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.copy = db
+	st.on.Store(true)
+	q.d.scan(ctx)
+	if s := q.sends(); len(s) != 0 {
+		t.Fatalf("sent %v while the new action could not be read", s)
+	}
+
+	st.on.Store(false)
+	q.d.scan(ctx)
+	visits := q.d.lastVisits
+	for end := time.Now().Add(5 * time.Second); len(q.sends()) == 0 && time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+	}
+	if s, want := q.sends(), "hv-up/"+sc.Action.ID; len(s) != 1 || s[0] != want {
+		t.Fatalf("sent %v once the action could be read again, want [%s]", s, want)
+	}
+	if visits < n+1 {
+		t.Fatalf("the wake-up after a failed read looked at %d actions, want all %d open", visits, n+1)
+	}
+	close(q.release)
+	waitIdle(t, q.d)
 }
