@@ -18,6 +18,8 @@ mod=$(go list -m)
 #   without KVM here, so they are CPU-heavy) share one lane so no two of them
 #   boot guests together (agent/internal/hypervisor too: its domain tests
 #   boot the guest, and the lanes run beside the unit tests);
+#   packaging/packagetest, which boots none (it starts the packaged agent on
+#   a pool of its own), runs in the clusters lanes;
 # - hosting: the packages that start nginx, PHP-FPM, MariaDB, sshd and the
 #   site TLS listener on this machine, which had always run one at a time;
 # - clusters1 and clusters2: every other heavy package (process clusters,
@@ -33,7 +35,6 @@ GUESTS="
 $mod/agent/internal/libvirttest
 $mod/tests/e2e
 $mod/tests/upgrade
-$mod/packaging/packagetest
 $mod/agent/internal/hypervisor
 "
 HOSTING="
@@ -53,6 +54,7 @@ $mod/coordinator/internal/clustertest
 $mod/coordinator/internal/oauthtest
 $mod/coordinator/internal/ipam/clustertest
 $mod/coordinator/internal/mcpserver/conformance
+$mod/packaging/packagetest
 "
 all=$(go list ./...)
 heavy=$(for p in $all; do
@@ -63,13 +65,14 @@ heavy=$(for p in $all; do
   esac
 done)
 units=$(grep -vxF -f <(echo "$heavy") <<<"$all")
-# The clusters lanes' queue starts with these, longest first (685, 340, 248,
-# 111, 102, 55 and 41 s in the clean-clone CI at 33f99eb); the other packages
-# (under 20 s each) follow.
+# The clusters lanes' queue starts with these, longest first (772, 260, 210,
+# 197, 106, 101, 44 and 37 s in the clean-clone CI at 1ce0b50); the other
+# packages (under 20 s each) follow.
 LONGEST="
 $mod/tests/audit
-$mod/coordinator/internal/clustertest
 $mod/tests/robustness
+$mod/coordinator/internal/clustertest
+$mod/packaging/packagetest
 $mod/coordinator/internal/oauthtest
 $mod/tests/orders
 $mod/tests/domains
@@ -115,7 +118,7 @@ queued() { # queued NAME: a lane running the queue's packages one at a time
 }
 status=0
 T0=$SECONDS
-units() { # the unit tests, then the second clusters lane
+units() { # the unit tests
   local rc=0
   # -p 4: go test's -p (default: the CPUs, 2 here) caps its compiles, links
   # and running test binaries together, and the unit tests mostly wait (their
@@ -125,22 +128,20 @@ units() { # the unit tests, then the second clusters lane
   # shellcheck disable=SC2086
   go test -p 4 -race -count=1 -timeout 15m $units || rc=1
   echo "unit tests: $((SECONDS - T0)) s" >>"$logs/times"
-  queued clusters2 || rc=1
   return $rc
 }
-# The guests and hosting lanes (each ≈ 15–16 min of one package after
-# another, the longest) and the first clusters lane (tests/audit first) start
-# with the unit tests, not after them; the second clusters lane starts when
-# the unit tests end. The lanes wait on processes most of the time (the run
-# before this change kept the 2 cores ≈ 71 % busy), and the 4 m 09 s of unit
-# tests before them made the suite's critical path unit tests + the hosting
-# lane (clean-clone CI at 1ce0b50: 249 + 958 of 1207 s).
+# The four lanes start with the unit tests, not after them: the lanes wait on
+# processes most of the time (the run before this change kept the 2 cores
+# ≈ 71 % busy), and the 4 m 09 s of unit tests before them made the suite's
+# critical path unit tests + the hosting lane (clean-clone CI at 1ce0b50:
+# 249 + 958 of 1207 s).
 pids=()
 # shellcheck disable=SC2086
 lane guests $guests & pids+=($!)
 # shellcheck disable=SC2086
 lane hosting $hosting & pids+=($!)
 queued clusters1 & pids+=($!)
+queued clusters2 & pids+=($!)
 units & pids+=($!)
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 echo "wall time: $((SECONDS - T0)) s" >>"$logs/times"
