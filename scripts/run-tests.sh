@@ -21,7 +21,9 @@ mod=$(go list -m)
 #   packaging/packagetest, which boots none (it starts the packaged agent on
 #   a pool of its own), runs in the clusters lanes;
 # - hosting: the packages that start nginx, PHP-FPM, MariaDB, sshd and the
-#   site TLS listener on this machine, which had always run one at a time;
+#   site TLS listener on this machine, which had always run one at a time
+#   (they add and remove system users with useradd/userdel, which take
+#   /etc/passwd's lock);
 # - clusters1 and clusters2: every other heavy package (process clusters,
 #   pebble, PowerDNS, Chromium), tests/audit (≈ 11 min) included, in two
 #   lanes that take the next package from one queue, the longest first
@@ -43,18 +45,19 @@ $mod/tests/hosting
 $mod/agent/internal/hostinge2e
 $mod/agent/internal/sitetls
 $mod/tests/brand
-$mod/coordinator/internal/certjob
-$mod/coordinator/internal/renewal
-$mod/coordinator/internal/domainreg
 "
 # The heavy packages outside tests/ that neither boot guests nor start the
-# hosting services: they go to the clusters lanes.
+# hosting services: they go to the clusters lanes (certjob runs pebble on
+# free ports, renewal and domainreg in-process clusters).
 CLUSTERS="
 $mod/coordinator/internal/clustertest
 $mod/coordinator/internal/oauthtest
 $mod/coordinator/internal/ipam/clustertest
 $mod/coordinator/internal/mcpserver/conformance
 $mod/packaging/packagetest
+$mod/coordinator/internal/certjob
+$mod/coordinator/internal/renewal
+$mod/coordinator/internal/domainreg
 "
 all=$(go list ./...)
 heavy=$(for p in $all; do
