@@ -49,9 +49,15 @@ include = {{.Dir}}/pool.d/*.conf
 // value that could end a line, start a comment or a section, or expand a
 // variable in php-fpm's ini syntax.
 type PoolParams struct {
-	User, Group, WebGroup  string
-	Socket                 string
-	Site                   string // Layout.Site(user)
+	User, Group, WebGroup string
+	Socket                string
+	Site                  string // Layout.Site(user)
+	// DBSocket is the node's MariaDB socket (Config.MariaDBSocket): PHP's
+	// mysqli and PDO connect to it for the host "localhost", the db_host
+	// customers are given; PHP's own default is Debian's path, so without
+	// it a node whose MariaDB listens elsewhere gives every site a 2002.
+	// Empty: PHP's default (no setting rendered).
+	DBSocket               string
 	MaxChildren            int
 	MemoryMiB              int
 	MaxExecutionSeconds    int
@@ -131,7 +137,9 @@ php_admin_value[memory_limit] = {{.P.MemoryMiB}}M
 php_admin_value[max_execution_time] = {{.P.MaxExecutionSeconds}}
 php_admin_value[upload_max_filesize] = {{.P.UploadMiB}}M
 php_admin_value[post_max_size] = {{.P.UploadMiB}}M
-php_admin_flag[opcache.validate_permission] = on
+{{if .P.DBSocket}}php_admin_value[mysqli.default_socket] = {{.P.DBSocket}}
+php_admin_value[pdo_mysql.default_socket] = {{.P.DBSocket}}
+{{end}}php_admin_flag[opcache.validate_permission] = on
 php_admin_flag[allow_url_include] = off
 php_admin_flag[expose_php] = off
 `))
@@ -144,6 +152,14 @@ var (
 	poolPathRE = regexp.MustCompile(`^(/[A-Za-z0-9._-]+)+$`)
 )
 
+// checkPoolPath refuses a path a pool file may not hold.
+func checkPoolPath(s string) error {
+	if !poolPathRE.MatchString(s) || slices.Contains(strings.Split(s, "/"), "..") || slices.Contains(strings.Split(s, "/"), ".") {
+		return fmt.Errorf("pool: %q must be a clean absolute path of A-Z, a-z, 0-9, '.', '_' and '-'", s)
+	}
+	return nil
+}
+
 func (p PoolParams) check() error {
 	for _, w := range []string{p.User, p.Group, p.WebGroup} {
 		if !poolWordRE.MatchString(w) {
@@ -151,8 +167,13 @@ func (p PoolParams) check() error {
 		}
 	}
 	for _, s := range []string{p.Socket, p.Site} {
-		if !poolPathRE.MatchString(s) || slices.Contains(strings.Split(s, "/"), "..") || slices.Contains(strings.Split(s, "/"), ".") {
-			return fmt.Errorf("pool: %q must be a clean absolute path of A-Z, a-z, 0-9, '.', '_' and '-'", s)
+		if err := checkPoolPath(s); err != nil {
+			return err
+		}
+	}
+	if p.DBSocket != "" {
+		if err := checkPoolPath(p.DBSocket); err != nil {
+			return err
 		}
 	}
 	for _, n := range []int{p.MaxChildren, p.MemoryMiB, p.MaxExecutionSeconds, p.UploadMiB, p.RequestTerminateSecond} {

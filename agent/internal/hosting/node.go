@@ -97,6 +97,11 @@ func New(cfg Config) (*Node, error) {
 	if !safePathRE.MatchString(cfg.MailSpool) {
 		return nil, fmt.Errorf("hosting: mail spool %q must be an absolute path", cfg.MailSpool)
 	}
+	// Every pool names the MariaDB socket (PoolParams.DBSocket): refused
+	// here rather than by the first pool rendered.
+	if err := checkPoolPath(cfg.MariaDBSocket); cfg.MariaDBSocket != "" && err != nil {
+		return nil, fmt.Errorf("hosting: mariadb socket: %w", err)
+	}
 	l := Layout{Root: cfg.Root}
 	n := &Node{cfg: cfg, L: l, usage: make(chan struct{}, 1), last: map[string]uint64{}, tried: map[string]uint64{},
 		resultWalkBound: siteUsageTimeout,
@@ -368,7 +373,7 @@ func (n *Node) Accounts() []string {
 
 func (n *Node) pool(a account) PoolParams {
 	return PoolParams{User: a.Username, Group: a.Username, WebGroup: n.cfg.WebUser, Socket: n.L.Socket(a.Username),
-		Site: n.L.Site(a.Username), MaxChildren: a.Plan.PHPWorkers, MemoryMiB: a.Plan.PHPMemoryMiB,
+		Site: n.L.Site(a.Username), DBSocket: n.cfg.MariaDBSocket, MaxChildren: a.Plan.PHPWorkers, MemoryMiB: a.Plan.PHPMemoryMiB,
 		MaxExecutionSeconds: a.Plan.MaxExecutionSeconds, UploadMiB: a.Plan.UploadMiB,
 		RequestTerminateSecond: a.Plan.MaxExecutionSeconds + 5}
 }

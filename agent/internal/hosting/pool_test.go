@@ -35,7 +35,7 @@ func parsePool(t testing.TB, conf string) (section string, kv map[string]string)
 
 var goodPool = hosting.PoolParams{User: "hpa", Group: "hpa", WebGroup: "www-data",
 	Socket: "/var/lib/hostplane/hosting/sites/hpa/run/php-fpm.sock", Site: "/var/lib/hostplane/hosting/sites/hpa",
-	MaxChildren: 4, MemoryMiB: 128, MaxExecutionSeconds: 30, UploadMiB: 32, RequestTerminateSecond: 35}
+	DBSocket: "/srv/mariadb/mysqld.sock", MaxChildren: 4, MemoryMiB: 128, MaxExecutionSeconds: 30, UploadMiB: 32, RequestTerminateSecond: 35}
 
 // The isolation settings are in every pool, as admin values (a site's
 // .user.ini or ini_set cannot change them).
@@ -56,6 +56,9 @@ func TestRenderPoolIsolation(t *testing.T) {
 		"php_admin_value[memory_limit]":               "128M",
 		"php_admin_value[max_execution_time]":         "30",
 		"php_admin_flag[opcache.validate_permission]": "on",
+		// "localhost" (the db_host customers are given) is the node's MariaDB.
+		"php_admin_value[mysqli.default_socket]":    goodPool.DBSocket,
+		"php_admin_value[pdo_mysql.default_socket]": goodPool.DBSocket,
 	}
 	if sec != "hpa" {
 		t.Fatalf("section %q", sec)
@@ -87,6 +90,8 @@ func TestRenderPoolRefusesInjection(t *testing.T) {
 		"site relative":  func(p *hosting.PoolParams) { p.Site = "srv/a" },
 		"site variable":  func(p *hosting.PoolParams) { p.Site = "/srv/${HOME}" },
 		"socket space":   func(p *hosting.PoolParams) { p.Socket = "/srv/a b.sock" },
+		"db socket line": func(p *hosting.PoolParams) { p.DBSocket = "/a.sock\nphp_admin_value[open_basedir] = /" },
+		"db socket rel":  func(p *hosting.PoolParams) { p.DBSocket = "run/mysqld.sock" },
 		"zero memory":    func(p *hosting.PoolParams) { p.MemoryMiB = 0 },
 		"negative time":  func(p *hosting.PoolParams) { p.RequestTerminateSecond = -1 },
 	} {
@@ -147,4 +152,29 @@ func mustRender(f *testing.F, p hosting.PoolParams) string {
 		f.Fatal(err)
 	}
 	return string(conf)
+}
+
+// A MariaDB socket that no pool could name stops the hosting role at New,
+// naming it, rather than at the first pool rendered; the default is taken.
+// A pool without one leaves PHP's default (no setting).
+func TestNewRefusesAMariaDBSocketNoPoolCanHold(t *testing.T) {
+	for _, sock := range []string{"run/mysqld.sock", "/run/my sql.sock", "/run/../x.sock", "/run/x.sock\nuser = root"} {
+		cfg := hosting.DefaultConfig()
+		cfg.MariaDBSocket = sock
+		if _, err := hosting.New(cfg); err == nil || !strings.Contains(err.Error(), "mariadb socket") {
+			t.Errorf("socket %q: %v", sock, err)
+		}
+	}
+	if _, err := hosting.New(hosting.DefaultConfig()); err != nil {
+		t.Fatal(err)
+	}
+	p := goodPool
+	p.DBSocket = ""
+	conf, err := hosting.RenderPool(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, kv := parsePool(t, string(conf)); kv["php_admin_value[mysqli.default_socket]"] != "" {
+		t.Fatalf("a pool without a MariaDB socket sets one:\n%s", conf)
+	}
 }
