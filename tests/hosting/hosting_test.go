@@ -63,6 +63,9 @@ func newWorld(t *testing.T) *world { return newWorldWith(t, worldOptions{}) }
 type worldOptions struct {
 	coordinatorArgs func(env *hostenv.Env) []string
 	agentArgs       []string
+	// prepare, if set, readies the node's root before its agent starts
+	// (a file system for sites/, say).
+	prepare func(t *testing.T, env *hostenv.Env)
 }
 
 func newWorldWith(t *testing.T, o worldOptions) *world {
@@ -101,6 +104,9 @@ func newWorldWith(t *testing.T, o worldOptions) *world {
 	t.Cleanup(w.hooks.srv.Close)
 	if _, err := w.client(0, w.key).CreateWebhook(ctx, api.WebhookCreateRequest{URL: w.hooks.srv.URL + "/hook", Events: []string{"*"}}, ""); err != nil {
 		t.Fatal(err)
+	}
+	if o.prepare != nil {
+		o.prepare(t, env)
 	}
 	w.agent = env.JoinAgent(t, w.c, w.nodeID, o.agentArgs...)
 	return w
