@@ -1,11 +1,9 @@
 package hostenv
 
 import (
-	"bufio"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"os/user"
 	"strconv"
@@ -21,29 +19,7 @@ import (
 // RemoveUsers deletes the Linux users (and their groups) whose names start
 // with prefix, and the group prefix+"sftp": the last cleanup of a test.
 func RemoveUsers(tb testing.TB, prefix string) {
-	tb.Cleanup(func() {
-		for _, file := range []string{"/etc/passwd", "/etc/group"} {
-			f, err := os.Open(file)
-			if err != nil {
-				continue
-			}
-			var names []string
-			sc := bufio.NewScanner(f)
-			for sc.Scan() {
-				if name, _, ok := strings.Cut(sc.Text(), ":"); ok && strings.HasPrefix(name, prefix) {
-					names = append(names, name)
-				}
-			}
-			f.Close()
-			for _, n := range names {
-				if file == "/etc/passwd" {
-					_ = exec.Command("userdel", n).Run()
-				} else {
-					_ = exec.Command("groupdel", n).Run()
-				}
-			}
-		}
-	})
+	tb.Cleanup(func() { removeUsersNow(prefix) })
 }
 
 // SFTP logs in with a password; the caller closes the client.

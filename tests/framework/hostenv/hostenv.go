@@ -46,9 +46,13 @@ const Base = "/var/lib/hostplane-test"
 
 // Root makes a fresh hosting root for the test (root:root 0755 all the way
 // down) and a short random prefix for its user and group names; both are
-// removed when the test ends.
+// removed when the test ends. It first sweeps what killed tests left
+// (SweepStale).
 func Root(tb testing.TB) (root, prefix string) {
 	tb.Helper()
+	if swept := SweepStale(); len(swept) > 0 {
+		tb.Logf("hostenv: removed what killed test runs left under %s: %s", Base, strings.Join(swept, " "))
+	}
 	b := make([]byte, 3)
 	_, _ = rand.Read(b)
 	prefix = "hpt" + hex.EncodeToString(b)
@@ -58,6 +62,9 @@ func Root(tb testing.TB) (root, prefix string) {
 	_ = os.Chmod(Base, 0o755)
 	root = filepath.Join(Base, prefix)
 	if err := os.Mkdir(root, 0o755); err != nil {
+		tb.Fatal(err)
+	}
+	if err := writeOwner(root); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() {
