@@ -121,6 +121,15 @@ queued() { # queued NAME: a lane running the queue's packages one at a time
 }
 status=0
 T0=$SECONDS
+# The binaries the tests start (tests/framework's BuildBinary, default build
+# options), built once here for every test binary instead of once by each
+# (≈ 4 CPU-s a link of hostplane-coordinator, and most heavy packages link
+# it and one to three others); a package builds its own if this build fails.
+if go build -o "$logs/bin/" ./coordinator/cmd/hostplane-coordinator ./coordinator/cmd/hostplanectl \
+  ./agent/cmd/hostplane-agent ./agent/cmd/hostplane-agent-sim ./agent/internal/session/testdata/testagent \
+  ./tests/eppd/cmd/eppd; then
+  export HOSTPLANE_TEST_BIN_DIR="$logs/bin"
+fi
 units() { # the unit tests
   local rc=0
   # -p 4: go test's -p (default: the CPUs, 2 here) caps its compiles, links

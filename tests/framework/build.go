@@ -44,9 +44,16 @@ type built struct {
 	err  error
 }
 
+// SharedBinDirEnv names a directory of this tree's binaries built once for
+// every test binary of a run (scripts/run-tests.sh sets it): BuildBinary
+// takes a default build (no Version, no Race) of a package from there when
+// it holds one, named as go build names it, instead of building its own.
+const SharedBinDirEnv = "HOSTPLANE_TEST_BIN_DIR"
+
 // BuildBinary builds the package (one of the Pkg constants, relative to the
 // repository root) once per test binary and variant and returns the binary's
-// path. The binaries live in one temporary directory that Main removes.
+// path (or the shared one, SharedBinDirEnv). The binaries live in one
+// temporary directory that Main removes.
 func BuildBinary(pkg string, o BuildOptions) (string, error) {
 	key := fmt.Sprintf("%s|%s|%v", pkg, o.Version, o.Race)
 	builds.mu.Lock()
@@ -69,6 +76,12 @@ func BuildBinary(pkg string, o BuildOptions) (string, error) {
 	dir := builds.dir
 	builds.mu.Unlock()
 	b.once.Do(func() {
+		if shared := os.Getenv(SharedBinDirEnv); shared != "" && o == (BuildOptions{}) {
+			if p := filepath.Join(shared, filepath.Base(pkg)); isExecutable(p) {
+				b.path = p
+				return
+			}
+		}
 		root, err := testenv.Root()
 		if err != nil {
 			b.err = err
@@ -103,6 +116,11 @@ func BuildBinary(pkg string, o BuildOptions) (string, error) {
 		b.path = out
 	})
 	return b.path, b.err
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
 }
 
 // Binary is BuildBinary failing the test when the build fails.
