@@ -53,9 +53,9 @@ type Client struct {
 	// LeaderWait bounds how long Do sends a request again that a
 	// coordinator answered 503 leader_unreachable (it is a follower that
 	// forwarded the request and the leader did not answer: leadership is
-	// moving, or the leader hangs): 0 means DefaultElectionWait, below 0
-	// never. The request's context bounds it too. See Do for which requests
-	// are sent again.
+	// moving, or the leader hangs) or 503 no_leader (an election is under
+	// way): 0 means DefaultElectionWait, below 0 never. The request's
+	// context bounds it too. See Do for which requests are sent again.
 	LeaderWait time.Duration
 }
 
@@ -75,14 +75,17 @@ func New(baseURL, key string) *Client {
 // response is returned as *api.Error.
 //
 // A 503 leader_unreachable (a follower forwarded the request and the leader
-// did not answer, as during a leader change) is sent again, after a back-off
-// from 250 ms doubling to 2 s, while ctx and LeaderWait allow, when sending
-// it again cannot apply a change twice: a GET or HEAD, or a write that
-// carries an Idempotency-Key (the coordinator answers a resent one with the
-// first answer, or applies it once). A write without an Idempotency-Key is
-// never sent again (the leader may have applied it before it stopped
-// answering), nor is a body given as an io.Reader. When the wait ends, the
-// last 503 is returned.
+// did not answer, as during a leader change) or 503 no_leader (the
+// coordinator knows no leader, or lost the leadership while it served the
+// request: an election) is sent again, after a back-off from 250 ms doubling
+// to 2 s, and for no_leader at least as long as its Retry-After asks (at
+// most 5 s), while ctx and LeaderWait allow, when sending it again cannot
+// apply a change twice: a GET or HEAD, or a write that carries an
+// Idempotency-Key (the coordinator answers a resent one with the first
+// answer, or applies it once). A write without an Idempotency-Key is never
+// sent again (the leader may have applied it before it stopped answering or
+// lost the leadership), nor is a body given as an io.Reader. When the wait
+// ends, the last 503 is returned.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any, hdr http.Header) (*http.Response, error) {
 	wait := c.LeaderWait
 	if wait == 0 {
@@ -100,14 +103,18 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any, hdr
 			}
 		})
 		var ae *api.Error
-		if !resend || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable || ae.Code != "leader_unreachable" {
+		if !resend || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable || ae.Code != "leader_unreachable" && ae.Code != "no_leader" {
 			return resp, err
 		}
-		next := time.Now().Add(pause)
+		sleep := pause
+		if ra, ok := retryAfter(resp); ok && ae.Code == "no_leader" {
+			sleep = max(sleep, ra)
+		}
+		next := time.Now().Add(sleep)
 		if d, ok := ctx.Deadline(); !next.Before(deadline) || ok && !next.Before(d) {
 			return resp, err
 		}
-		t := time.NewTimer(pause)
+		t := time.NewTimer(sleep)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -265,8 +272,17 @@ func noLeaderYet(resp *http.Response, err error, body any) (time.Duration, bool)
 	if _, ok := body.(io.Reader); ok {
 		return 0, false
 	}
-	secs, perr := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if perr != nil || secs < 0 {
+	return retryAfter(resp)
+}
+
+// retryAfter is the pause resp's Retry-After asks for in seconds, at most
+// 5 s; false without one.
+func retryAfter(resp *http.Response) (time.Duration, bool) {
+	if resp == nil {
+		return 0, false
+	}
+	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+	if err != nil || secs < 0 {
 		return 0, false
 	}
 	return time.Duration(min(secs, 5)) * time.Second, true

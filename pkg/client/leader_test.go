@@ -28,11 +28,21 @@ func unreachable(w http.ResponseWriter) {
 	_ = json.NewEncoder(w).Encode(e)
 }
 
+// noLeader answers as a coordinator that knows no leader (httpapi
+// forward.go, consistency.go: the same headers and body).
+func noLeader(w http.ResponseWriter) {
+	w.Header().Set("Retry-After", "1")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_ = json.NewEncoder(w).Encode(api.NewError(http.StatusServiceUnavailable, "no_leader", "the cluster has no leader right now; retry shortly"))
+}
+
 // leaderMoving is a coordinator answering its first `refusals` requests
-// 503 leader_unreachable, then 200 with ok; it records each request.
+// with refuse (nil: unreachable), then 200 with ok; it records each request.
 type leaderMoving struct {
 	mu       sync.Mutex
 	refusals int
+	refuse   func(http.ResponseWriter)
 	sent     []string // method, path, Idempotency-Key and body of each request
 	ok       string
 }
@@ -44,7 +54,11 @@ func (l *leaderMoving) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := len(l.sent)
 	l.mu.Unlock()
 	if n <= l.refusals {
-		unreachable(w)
+		if l.refuse != nil {
+			l.refuse(w)
+		} else {
+			unreachable(w)
+		}
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -91,6 +105,49 @@ func TestClientSendsAgainWhileTheLeaderIsUnreachable(t *testing.T) {
 	var ae *api.Error
 	if !errors.As(err, &ae) || ae.StatusCode != 503 || ae.Code != "leader_unreachable" || len(l.requests()) != 1 {
 		t.Fatalf("POST without a key: %v after %q; want its 503 leader_unreachable after one request", err, l.requests())
+	}
+}
+
+// TestClientSendsAgainWhileNoLeaderIsKnown: a request a coordinator
+// answered 503 no_leader with Retry-After (an election) is sent again as
+// Retry-After asks, the same rule as for leader_unreachable: a GET and a
+// write with an Idempotency-Key, never a write without one.
+func TestClientSendsAgainWhileNoLeaderIsKnown(t *testing.T) {
+	ctx := context.Background()
+	client := func(refusals int, ok string) (*Client, *leaderMoving) {
+		c, l := leaderMovingClient(t, refusals, ok)
+		l.refuse = noLeader
+		return c, l
+	}
+
+	c, l := client(2, `{"id":"acc_1"}`)
+	start := time.Now()
+	acc, err := c.Account(ctx)
+	if err != nil || acc.ID != "acc_1" || len(l.requests()) != 3 {
+		t.Fatalf("GET: %+v, %v after %q; want acc_1 after the third request", acc, err, l.requests())
+	}
+	if d := time.Since(start); d < 2*time.Second {
+		t.Fatalf("GET answered after %v: Retry-After: 1 twice asks for 2 s", d)
+	}
+
+	c, l = client(1, `{"id":"tkt_1"}`)
+	tk, err := c.CreateTicket(ctx, api.TicketCreateRequest{Subject: "s", Message: "m"}, "idem-1")
+	sent := l.requests()
+	if err != nil || tk.ID != "tkt_1" || len(sent) != 2 || sent[1] != sent[0] || !strings.Contains(sent[0], "key=idem-1 {") {
+		t.Fatalf("keyed POST: %+v, %v after %q; want tkt_1 after the same keyed request twice", tk, err, sent)
+	}
+
+	c, l = client(1, `{"id":"tkt_1"}`)
+	_, err = c.CreateTicket(ctx, api.TicketCreateRequest{Subject: "s", Message: "m"}, "")
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.StatusCode != 503 || ae.Code != "no_leader" || len(l.requests()) != 1 {
+		t.Fatalf("POST without a key: %v after %q; want its 503 no_leader after one request", err, l.requests())
+	}
+
+	c, l = client(1000, `{}`)
+	c.LeaderWait = 1500 * time.Millisecond
+	if _, err := c.Account(ctx); !errors.As(err, &ae) || ae.Code != "no_leader" || len(l.requests()) != 2 {
+		t.Fatalf("GET with LeaderWait 1.5 s: %v after %d requests; want the 503 after 2 (0, 1 s)", err, len(l.requests()))
 	}
 }
 
