@@ -94,7 +94,7 @@ func checkActionList(t *testing.T, r *rig, own aOwns, f int) {
 	for n := 0; ; n++ {
 		l, _ := r.actionPage(t, f, r.keyA, "limit=1&cursor="+cursor)
 		seen = append(seen, actionIDsOf(l)...)
-		rep := r.call(f, r.keyA, "POST", "/v1/servers/"+own.server+"/power/reboot", nil, nil)
+		rep := r.write(f, r.keyA, "POST", "/v1/servers/"+own.server+"/power/reboot", nil)
 		var acc api.ActionAccepted
 		if rep.Status != 202 {
 			t.Fatalf("reboot: %s", rep)

@@ -20,7 +20,7 @@ import (
 // (empty) were 400s on every coordinator.
 func TestAdminEmptyQueryOnEveryCoordinator(t *testing.T) {
 	r := newLightRig(t)
-	if rep := r.call(0, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "admin query", Message: "hello"}, nil); rep.Status != 201 {
+	if rep := r.write(0, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "admin query", Message: "hello"}); rep.Status != 201 {
 		t.Fatalf("ticket: %s", rep)
 	}
 	ld, err := r.c.LeaderIndex(20 * time.Second)

@@ -90,7 +90,7 @@ func TestDomainNamesInEveryForm(t *testing.T) {
 
 	t.Run("the registry gets what the order asked", func(t *testing.T) {
 		b := map[string]any{"name": "private.test", "years": 2, "contact": contact, "whois_privacy": true, "auto_renew": false}
-		rep := d.call(0, d.keyA, "POST", "/v1/domains", b, nil)
+		rep := d.write(0, d.keyA, "POST", "/v1/domains", b)
 		if rep.Status != http.StatusCreated {
 			t.Fatalf("%s", rep)
 		}

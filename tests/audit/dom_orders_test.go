@@ -195,7 +195,7 @@ func TestDomainOrdersChargeOnce(t *testing.T) {
 	t.Run("domain.registered as the seed says", func(t *testing.T) {
 		b := domainBody("three-years.test")
 		b["years"] = 3
-		rep := d.call(0, d.keyA, "POST", "/v1/domains", b, nil)
+		rep := d.write(0, d.keyA, "POST", "/v1/domains", b)
 		if rep.Status != http.StatusCreated && rep.Status != http.StatusAccepted {
 			t.Fatalf("%s", rep)
 		}

@@ -34,7 +34,7 @@ func TestDomainScopesListsAndOperator(t *testing.T) {
 	if rep := d.call(0, d.keyA, "POST", "/v1/domains", domainBody("list-failed.test"), nil); rep.Status != http.StatusConflict {
 		t.Fatalf("%s", rep)
 	}
-	rep := d.call(1, d.keyB, "POST", "/v1/domains", domainBody("bobs.test"), nil)
+	rep := d.write(1, d.keyB, "POST", "/v1/domains", domainBody("bobs.test"))
 	if rep.Status != http.StatusCreated {
 		t.Fatalf("%s", rep)
 	}

@@ -33,7 +33,7 @@ func (r *rig) failedOrder(label string) failedOrder {
 	if f.used0, err = f.adm.AgentNodeDetail(r.ctx, "audit-node-1"); err != nil {
 		t.Fatal(err)
 	}
-	rep := r.call(r.follower(), r.keyA, "POST", "/v1/servers", serverBody(label), nil)
+	rep := r.write(r.follower(), r.keyA, "POST", "/v1/servers", serverBody(label))
 	if rep.Status != 201 {
 		t.Fatalf("order: %s", rep)
 	}

@@ -29,7 +29,7 @@ func TestFailedHostingOrderFreesItsClaims(t *testing.T) {
 	order := func(body map[string]any) api.HostingOrder {
 		t.Helper()
 		var o api.HostingOrder
-		rep := r.call(r.follower(), r.keyA, "POST", "/v1/hosting", body, nil)
+		rep := r.write(r.follower(), r.keyA, "POST", "/v1/hosting", body)
 		if rep.Status != 201 {
 			t.Fatalf("hosting order %v: %s", body, rep)
 		}

@@ -23,7 +23,7 @@ func TestTerminatedServerShowsNoAddresses(t *testing.T) {
 	if !strings.HasPrefix(srvA.IPv4, "198.51.100.2") || srvA.IPv6 == "" {
 		t.Fatalf("A's server holds %q %q, want the pool's one address and a /64", srvA.IPv4, srvA.IPv6)
 	}
-	if rep := r.call(1, r.keyA, "DELETE", "/v1/servers/"+srvA.ID, nil, nil); rep.Status != 202 {
+	if rep := r.write(1, r.keyA, "DELETE", "/v1/servers/"+srvA.ID, nil); rep.Status != 202 {
 		t.Fatalf("terminate: %s", rep)
 	}
 	get := func(i int, key, id string) (api.Server, string) {

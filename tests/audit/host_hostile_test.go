@@ -48,7 +48,7 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 	order := func(key, user string) string {
 		t.Helper()
 		var o api.HostingOrder
-		rep := r.call(f, key, "POST", "/v1/hosting", hostingBody(user), nil)
+		rep := r.write(f, key, "POST", "/v1/hosting", hostingBody(user))
 		if rep.Status != 201 {
 			t.Fatalf("hosting order %s: %s", user, rep)
 		}
@@ -60,7 +60,7 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 		return o.Hosting.ID
 	}
 	hA, hB := order(r.keyA, "hostilea"), order(r.keyB, "hostileb")
-	if rep := r.call(f, r.keyA, "PUT", "/v1/hosting/"+hA+"/custom-domain", map[string]any{"domain": "www.hostilea-shop.example"}, nil); rep.Status != 200 {
+	if rep := r.write(f, r.keyA, "PUT", "/v1/hosting/"+hA+"/custom-domain", map[string]any{"domain": "www.hostilea-shop.example"}); rep.Status != 200 {
 		t.Fatalf("A's custom domain: %s", rep)
 	}
 

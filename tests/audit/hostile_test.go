@@ -511,7 +511,7 @@ func TestHostileInputOutsideIn(t *testing.T) {
 		}
 		b := hostingBody("buecher")
 		b["domain"] = u
-		rep := r.call(f, r.keyA, "POST", "/v1/hosting", b, nil)
+		rep := r.write(f, r.keyA, "POST", "/v1/hosting", b)
 		if rep.Status != 201 {
 			t.Fatalf("A's hosting on %s: %s", uname, rep)
 		}

@@ -65,13 +65,13 @@ func TestMCPToolArgumentsHostile(t *testing.T) {
 	r := newMCPRig(t, "--public-url", "https://api.audit.example")
 	f := r.follower()
 	var tk api.Ticket
-	if rep := r.call(0, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "A's", Message: "mine"}, nil); rep.Status != 201 {
+	if rep := r.write(0, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "A's", Message: "mine"}); rep.Status != 201 {
 		t.Fatalf("ticket: %s", rep)
 	} else {
 		rep.Decode(t, &tk)
 	}
 	var bt api.Ticket
-	r.call(0, r.keyB, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "B's", Message: "theirs"}, nil).Decode(t, &bt)
+	r.write(0, r.keyB, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "B's", Message: "theirs"}).Decode(t, &bt)
 	m := &mcpSession{t: t, endpoint: r.c.URL(f) + "/mcp", token: r.keyA}
 	m.initialize()
 

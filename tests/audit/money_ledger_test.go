@@ -38,7 +38,7 @@ func TestMoneyLedgerUnderRaces(t *testing.T) {
 	}
 	m.c.Credit(m.ctx, m.accB.ID, 2*serverPrice)
 	var sb api.ServerOrder
-	if rep := m.call(1, m.keyB, "POST", "/v1/servers", serverBody("b0"), nil); rep.Status != 201 {
+	if rep := m.write(1, m.keyB, "POST", "/v1/servers", serverBody("b0")); rep.Status != 201 {
 		t.Fatalf("B's order: %s", rep)
 	} else {
 		rep.Decode(t, &sb)

@@ -42,7 +42,7 @@ func proRata(price int64, start, end, now time.Time) int64 {
 // cancelServer is the customer's DELETE of a server, waited for.
 func (m *moneyRig) cancelServer(id string) {
 	m.t.Helper()
-	m.accepted(m.t, "cancel", m.keyA, m.call(0, m.keyA, "DELETE", "/v1/servers/"+id, nil, nil), 60*time.Second)
+	m.accepted(m.t, "cancel", m.keyA, m.write(0, m.keyA, "DELETE", "/v1/servers/"+id, nil), 60*time.Second)
 }
 
 // TestMoneyCancelRefundsThePeriodPaidFor: a server renewed once from the

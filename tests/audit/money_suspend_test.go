@@ -22,7 +22,7 @@ func TestMoneyPaymentKeepsCustomersOwnSuspension(t *testing.T) {
 	m.c.Credit(m.ctx, m.accA.ID, hostingPrice)
 	o := m.orderHosting("ownsusp")
 	id := o.Hosting.ID
-	if rep := m.call(0, m.keyA, "POST", "/v1/hosting/"+id+"/suspend", nil, nil); rep.Status != 202 {
+	if rep := m.write(0, m.keyA, "POST", "/v1/hosting/"+id+"/suspend", nil); rep.Status != 202 {
 		t.Fatalf("the customer's suspend: %s", rep)
 	}
 	m.wait("suspended by its owner", func() bool { return m.hostingAcc(m.keyA, id).Status == api.HostingSuspended })

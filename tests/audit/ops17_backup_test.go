@@ -80,7 +80,7 @@ func TestOps17BackupAndRestoreOnDay2(t *testing.T) {
 	for w := range 6 {
 		wg.Go(func() {
 			for i := range 50 {
-				rep := r.apis[ld].Call(r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: fmt.Sprintf("bulk %d-%d", w, i), Message: big, Department: "technical", Priority: "low"}, nil)
+				rep := r.write(ld, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: fmt.Sprintf("bulk %d-%d", w, i), Message: big, Department: "technical", Priority: "low"})
 				if rep.Status != 201 {
 					t.Errorf("bulk ticket: %s", rep)
 					return

@@ -46,7 +46,7 @@ func TestProbe10SnapshotDescriptionTheNodeTakes(t *testing.T) {
 		r.call(0, r.keyA, "GET", "/v1/os-templates", nil, nil).Decode(t, &tpls)
 		return len(tpls.Data) == 1
 	})
-	rep := r.call(0, r.keyA, "POST", "/v1/servers", serverBody("web-1"), nil)
+	rep := r.write(0, r.keyA, "POST", "/v1/servers", serverBody("web-1"))
 	if rep.Status != 201 {
 		t.Fatalf("order: %s", rep)
 	}

@@ -150,11 +150,11 @@ func TestProbe10CustomerTextInOperatorOutput(t *testing.T) {
 	p := r.c.Nodes[f]
 	subject := hostileText + " \x1b[2J"
 	message := hostileText + "\n\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\\r\nforged"
-	rep := r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: message}, nil)
+	rep := r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: message})
 	if rep.Status != 201 {
 		// The API may refuse the escape; the subject without it then.
 		subject, message = hostileText, hostileText+"\nsecond line"
-		if rep = r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: message}, nil); rep.Status != 201 {
+		if rep = r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: message}); rep.Status != 201 {
 			t.Fatalf("ticket with %q: %s", hostileText, rep)
 		}
 	}

@@ -40,7 +40,7 @@ func TestProbe11AcrossCoordinators(t *testing.T) {
 				rd = (rd + 1) % n
 			}
 			subject := fmt.Sprint("ryw-", k)
-			rep := r.call(w, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: "m"}, nil)
+			rep := r.write(w, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: "m"})
 			if rep.Status != 201 {
 				t.Fatalf("ticket through coordinator %d: %s", w, rep)
 			}

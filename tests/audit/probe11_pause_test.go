@@ -32,7 +32,7 @@ func TestProbe11WritesAtFollowersWhileTheLeaderIsPaused(t *testing.T) {
 	followers := []int{(ld + 1) % 3, (ld + 2) % 3}
 	// Each follower's channel to the leader is open (a write forwarded).
 	for _, f := range followers {
-		if rep := r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "warm", Message: "up"}, nil); rep.Status != 201 {
+		if rep := r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "warm", Message: "up"}); rep.Status != 201 {
 			t.Fatalf("a ticket through coordinator %d: %s", f, rep)
 		}
 	}

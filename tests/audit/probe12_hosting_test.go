@@ -147,7 +147,7 @@ func TestProbe12HostingConflictsAcrossCoordinators(t *testing.T) {
 		}
 		const dom = "blog.probe12.example"
 		// A custom domain given before the delete, to verify during it.
-		if rep := r.call(1, r.keyA, "PUT", site(gone)+"/custom-domain", map[string]string{"domain": "pre." + dom}, nil); rep.Status != 200 {
+		if rep := r.write(1, r.keyA, "PUT", site(gone)+"/custom-domain", map[string]string{"domain": "pre." + dom}); rep.Status != 200 {
 			t.Fatalf("custom domain before the delete: %s", rep)
 		}
 		balance := r.charged(r.keyA).balance

@@ -91,7 +91,7 @@ func TestProbe8OutsideIn(t *testing.T) {
 			ID string `json:"id"`
 		}
 		start := time.Now()
-		r.call(f, r.keyA, "POST", "/v1/tickets", map[string]any{"subject": "probe8 hook", "message": "m", "department": "technical", "priority": "medium"}, nil).Decode(t, &tk)
+		r.write(f, r.keyA, "POST", "/v1/tickets", map[string]any{"subject": "probe8 hook", "message": "m", "department": "technical", "priority": "medium"}).Decode(t, &tk)
 		first := rc.wait(t, "ticketId", tk.ID, start, 1, 20*time.Second)[0]
 		type event struct {
 			ID        string         `json:"id"`

@@ -34,7 +34,7 @@ func TestTicketThreadIsBounded(t *testing.T) {
 	f := r.follower()
 	big := strings.Repeat("x", 20000)
 	var tk api.Ticket
-	if rep := r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "long thread", Message: "first"}, nil); rep.Status != 201 {
+	if rep := r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "long thread", Message: "first"}); rep.Status != 201 {
 		t.Fatalf("open: %s", rep)
 	} else {
 		rep.Decode(t, &tk)
@@ -86,7 +86,7 @@ func TestTicketThreadIsBounded(t *testing.T) {
 	// Another ticket is not affected, and it is bounded by its number of
 	// messages too (each has a fixed overhead however short its body): 200.
 	var other api.Ticket
-	r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "next", Message: "continued"}, nil).Decode(t, &other)
+	r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "next", Message: "continued"}).Decode(t, &other)
 	if rep := r.call(f, r.keyA, "POST", "/v1/tickets/"+other.ID+"/reply", map[string]string{"body": big}, nil); rep.Status != 201 {
 		t.Fatalf("reply to a new ticket: %s", rep)
 	}

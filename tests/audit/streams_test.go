@@ -201,7 +201,7 @@ func TestStatsStreamsCannotStarveActions(t *testing.T) {
 	r.ordered(t, "B's order while A holds its streams", f, r.keyB, "/v1/servers", serverBody("stats-b"), &so, 20*time.Second)
 	bServer := so.Server.ID
 	t.Logf("B's order answered and completed in %s while A held its streams", time.Since(orderAt).Round(time.Millisecond))
-	rep := r.call(f, r.keyB, "POST", "/v1/servers/"+bServer+"/power/stop", nil, nil)
+	rep := r.write(f, r.keyB, "POST", "/v1/servers/"+bServer+"/power/stop", nil)
 	r.accepted(t, "B's power stop", r.keyB, rep, 20*time.Second)
 
 	// The node's cap: A holds streamCap of nodeCap; B gets the rest.

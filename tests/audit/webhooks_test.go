@@ -190,7 +190,7 @@ func TestWebhooksOutsideIn(t *testing.T) {
 
 	// A delivery, verified as a receiver written from the seed would.
 	var tk api.Ticket
-	if rep = r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "sig one", Message: "m"}, nil); rep.Status != 201 {
+	if rep = r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "sig one", Message: "m"}); rep.Status != 201 {
 		t.Fatalf("ticket: %s", rep)
 	}
 	rep.Decode(t, &tk)
@@ -225,7 +225,7 @@ func TestWebhooksOutsideIn(t *testing.T) {
 	// secret only.
 	rc.setFailing(true)
 	var tk2 api.Ticket
-	if rep = r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "sig two", Message: "m"}, nil); rep.Status != 201 {
+	if rep = r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "sig two", Message: "m"}); rep.Status != 201 {
 		t.Fatalf("ticket: %s", rep)
 	}
 	rep.Decode(t, &tk2)
@@ -247,7 +247,7 @@ func TestWebhooksOutsideIn(t *testing.T) {
 	rc.setFailing(false)
 	retries := rc.wait(t, "ticketId", tk2.ID, cutoff, 1, 60*time.Second)
 	var tk3 api.Ticket
-	if rep = r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "sig three", Message: "m"}, nil); rep.Status != 201 {
+	if rep = r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "sig three", Message: "m"}); rep.Status != 201 {
 		t.Fatalf("ticket: %s", rep)
 	}
 	rep.Decode(t, &tk3)
@@ -269,7 +269,7 @@ func TestWebhooksOutsideIn(t *testing.T) {
 		t.Fatalf("pause: %s", rep)
 	}
 	var paused api.Ticket
-	r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "while paused", Message: "m"}, nil).Decode(t, &paused)
+	r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "while paused", Message: "m"}).Decode(t, &paused)
 	if got := r.call(f, r.keyA, "POST", "/v1/webhooks/"+wh.ID+"/deliveries/"+first.header.Get("X-Sunucu-Delivery")+"/redeliver", nil, nil); got.Status != 409 {
 		t.Errorf("redeliver on a paused webhook: %s; want 409", got)
 	}
@@ -285,7 +285,7 @@ func TestWebhooksOutsideIn(t *testing.T) {
 		t.Fatalf("resume: %s", rep)
 	}
 	var resumed api.Ticket
-	r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "resumed", Message: "m"}, nil).Decode(t, &resumed)
+	r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "resumed", Message: "m"}).Decode(t, &resumed)
 	rc.wait(t, "ticketId", resumed.ID, time.Time{}, 1, 30*time.Second)
 
 	// events ["*"]: every event, shown as ["*"].
@@ -299,7 +299,7 @@ func TestWebhooksOutsideIn(t *testing.T) {
 		t.Errorf("events of a [*] subscription: %v", all.Events)
 	}
 	var tk4 api.Ticket
-	r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "star", Message: "m"}, nil).Decode(t, &tk4)
+	r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "star", Message: "m"}).Decode(t, &tk4)
 	h = rcAll.wait(t, "ticketId", tk4.ID, time.Time{}, 1, 30*time.Second)[0]
 	if ok, _, err := signedBy(all.Secret, h.header.Get("X-Sunucu-Signature"), h.body); !ok || err != nil {
 		t.Errorf("[*] delivery does not verify with its own secret: %v", err)
@@ -438,7 +438,7 @@ func TestWebhookTargetsOutsideIn(t *testing.T) {
 		t.Fatalf("webhook: %s", rep)
 	}
 	rep.Decode(t, &wh)
-	r.call(0, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "redirect", Message: "m"}, nil)
+	r.write(0, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "redirect", Message: "m"})
 	var attempts []api.WebhookAttempt
 	framework.WaitFor(t, "an attempt at the redirecting receiver", 30*time.Second, 100*time.Millisecond, func() bool {
 		var dl struct {
