@@ -213,6 +213,9 @@ type Admin struct {
 	// election runs: 0 means DefaultElectionWait, below 0 never. A body
 	// given as an io.Reader is not sent again.
 	ElectionWait time.Duration
+	// BackupStall bounds how long BackupWith waits for the next bytes of
+	// the copy: 0 means DefaultBackupStall, below 0 no bound.
+	BackupStall time.Duration
 }
 
 // DefaultElectionWait is Admin.ElectionWait's default: a few elections here.
@@ -449,41 +452,6 @@ func (a *Admin) ClusterRemoveWith(ctx context.Context, req api.ClusterRemoveRequ
 // the most up-to-date one when to is "", and returns the status afterwards.
 func (a *Admin) ClusterTransferLeadership(ctx context.Context, to string) (api.ClusterStatus, error) {
 	return adminCall[api.ClusterStatus](ctx, a, "POST", "/admin/cluster/transfer-leadership", api.ClusterTransferLeadershipRequest{To: to})
-}
-
-// Backup streams a backup of the cluster's state into w (taken on the
-// leader: it holds every write acknowledged before the call).
-func (a *Admin) Backup(ctx context.Context, w io.Writer) error {
-	_, err := a.BackupWith(ctx, w, false)
-	return err
-}
-
-// BackupInfo is what the coordinator says of a backup it streamed.
-type BackupInfo struct {
-	Node         string // the coordinator whose state it is
-	AppliedIndex uint64 // the Raft index of the last command in it
-	Stale        bool   // the state of the coordinator asked, not confirmed with the leader
-}
-
-// BackupWith streams a backup into w: of the cluster's state, taken on the
-// leader, or with stale, of the state of the coordinator asked, leader or not,
-// which may miss acknowledged writes (a coordinator cut off from the others
-// can still be backed up).
-func (a *Admin) BackupWith(ctx context.Context, w io.Writer, stale bool) (BackupInfo, error) {
-	path := "/admin/cluster/backup"
-	if stale {
-		path += "?consistency=stale"
-	}
-	resp, err := do(ctx, a.HTTP, "http://admin", "GET", path, nil, w, func(*http.Request) {})
-	if err != nil {
-		if _, ok := err.(*api.Error); !ok {
-			return BackupInfo{}, &SocketError{Socket: a.Socket, Err: err}
-		}
-		return BackupInfo{}, err
-	}
-	info := BackupInfo{Node: resp.Header.Get("X-Hostplane-Node"), Stale: resp.Header.Get("X-Hostplane-Read-Consistency") == "stale"}
-	info.AppliedIndex, _ = strconv.ParseUint(resp.Header.Get("X-Hostplane-Applied-Index"), 10, 64)
-	return info, nil
 }
 
 // Restore installs a backup stream as the cluster's state.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -450,20 +448,17 @@ and is not a backup (cluster restore refuses it).`,
 			}
 			adm := g.admin()
 			// A large state sent to a slow output may take longer than the
-			// client's overall limit: the stall guard bounds each wait instead.
+			// client's overall limit: the stall bound bounds each wait instead.
 			adm.HTTP.Timeout = 0
-			ctx, cancel := context.WithCancel(c.Context())
-			defer cancel()
-			guard := newStallGuard(stallTimeout, cancel)
-			defer guard.stop()
+			adm.BackupStall = stallTimeout
 			var info client.BackupInfo
 			n, streamed, err := writeBackup(args[0], func(w io.Writer) error {
 				var err error
-				info, err = adm.BackupWith(ctx, guard.writer(w), staleBackup)
+				info, err = adm.BackupWith(c.Context(), w, staleBackup)
 				return err
 			})
-			if err != nil && (guard.fired() || n > 0) {
-				return backupCut(args[0], n, streamed, guard, err)
+			if stalled := errors.Is(err, client.ErrBackupStalled); stalled || err != nil && n > 0 {
+				return backupCut(args[0], n, streamed, stalled, stallTimeout, err)
 			}
 			var ae *api.Error
 			if errors.As(err, &ae) && ae.StatusCode == http.StatusServiceUnavailable && !staleBackup && !streamed {
@@ -611,78 +606,23 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// defaultBackupStall is how long `cluster backup` waits for the next bytes of
-// the copy: a leader streams its state as fast as it reads it, so a wait this
-// long is a leader that hangs (stopped, or cut off with its connection open),
-// which the follower relaying the stream, or the client on the leader's own
-// socket, would otherwise wait for without end.
-const defaultBackupStall = 30 * time.Second
-
-// stallGuard calls cut when d passes with no bytes written through its
-// writer. Time spent in the writer itself (a slow pipe downstream) is not
-// counted: only the waits for the coordinator are.
-type stallGuard struct {
-	d     time.Duration
-	mu    sync.Mutex
-	t     *time.Timer
-	cut   bool
-	ended bool
-}
-
-func newStallGuard(d time.Duration, cut func()) *stallGuard {
-	g := &stallGuard{d: d}
-	g.t = time.AfterFunc(d, func() {
-		g.mu.Lock()
-		g.cut = !g.ended
-		g.mu.Unlock()
-		cut()
-	})
-	return g
-}
-
-// writer is w with the guard's clock stopped while each write runs.
-func (g *stallGuard) writer(w io.Writer) io.Writer {
-	return writerFunc(func(p []byte) (int, error) {
-		if !g.t.Stop() {
-			return 0, errors.New("backup stalled")
-		}
-		n, err := w.Write(p)
-		g.t.Reset(g.d)
-		return n, err
-	})
-}
-
-// fired reports whether the guard cut the backup.
-func (g *stallGuard) fired() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.cut
-}
-
-func (g *stallGuard) stop() {
-	g.mu.Lock()
-	g.ended = true
-	g.mu.Unlock()
-	g.t.Stop()
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+// defaultBackupStall is `cluster backup --stall-timeout`'s default: how
+// long it waits for the next bytes of the copy (client.Admin.BackupStall).
+const defaultBackupStall = client.DefaultBackupStall
 
 // backupCut is the error of a backup that stalled or broke once started:
 // it says what became of FILE and what to do.
-func backupCut(file string, n int64, streamed bool, g *stallGuard, err error) error {
+func backupCut(file string, n int64, streamed, stalled bool, stall time.Duration, err error) error {
 	var se *client.SocketError
 	if errors.As(err, &se) {
 		err = se.Err // the coordinator answered: "is it running?" misleads
 	}
 	what := fmt.Sprintf("the backup broke after %d bytes: %v", n, err)
 	switch {
-	case g.fired() && n == 0:
-		what = fmt.Sprintf("the backup stalled: no answer from the coordinator for %s (it, or the leader it asks, may hang)", g.d)
-	case g.fired():
-		what = fmt.Sprintf("the backup stalled: no data from the coordinator for %s after %d bytes (the leader streaming it may hang)", g.d, n)
+	case stalled && n == 0:
+		what = fmt.Sprintf("the backup stalled: no answer from the coordinator for %s (it, or the leader it asks, may hang)", stall)
+	case stalled:
+		what = fmt.Sprintf("the backup stalled: no data from the coordinator for %s after %d bytes (the leader streaming it may hang)", stall, n)
 	}
 	left := fmt.Sprintf("%s was not written (left as it was)", file)
 	if streamed {
