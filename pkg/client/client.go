@@ -210,9 +210,16 @@ type Admin struct {
 	// ElectionWait is how long a call that a coordinator refused because it
 	// knows no leader (503 not_leader with Retry-After: it executed nothing,
 	// it forwarded nothing) is sent again, as Retry-After says, while an
-	// election runs: 0 means DefaultElectionWait, below 0 never. A body
-	// given as an io.Reader is not sent again.
+	// election runs: 0 means DefaultElectionWait, below 0 never. A 503
+	// no_leader or leader_unreachable with Retry-After (an election, or a
+	// leader that stopped answering: a write may have been applied) is sent
+	// again alike when that cannot apply a change twice: a GET or HEAD, or a
+	// write with an Idempotency-Key. A body given as an io.Reader is not
+	// sent again.
 	ElectionWait time.Duration
+	// Waiting, if set, is called before each such wait with the answer
+	// that caused it and the pause (hostplanectl says it is waiting).
+	Waiting func(e *api.Error, pause time.Duration)
 	// BackupStall bounds how long BackupWith waits for the next bytes of
 	// the copy: 0 means DefaultBackupStall, below 0 no bound.
 	BackupStall time.Duration
@@ -248,8 +255,13 @@ func (a *Admin) DoWith(ctx context.Context, method, path string, body, out any, 
 				r.Header[k] = vs
 			}
 		})
-		pause, again := noLeaderYet(resp, err, body)
+		pause, again := noLeaderYet(resp, err, method, body, hdr)
 		if again && wait > 0 && time.Now().Add(pause).Before(deadline) {
+			if a.Waiting != nil {
+				var ae *api.Error
+				errors.As(err, &ae)
+				a.Waiting(ae, pause)
+			}
 			t := time.NewTimer(pause)
 			select {
 			case <-ctx.Done():
@@ -263,16 +275,26 @@ func (a *Admin) DoWith(ctx context.Context, method, path string, body, out any, 
 	}
 }
 
-// noLeaderYet says whether err is a coordinator's refusal for knowing no
-// leader (503 not_leader with Retry-After), which leaves nothing done, so
-// the same request can go again after the pause Retry-After names; a body
-// read from an io.Reader cannot.
-func noLeaderYet(resp *http.Response, err error, body any) (time.Duration, bool) {
+// noLeaderYet says whether err is a 503 with Retry-After the same request
+// can be sent again after, for the pause Retry-After names: a refusal for
+// knowing no leader (not_leader), which leaves nothing done, or a
+// no_leader or leader_unreachable, which may leave a write done, for a
+// request resendable allows. A body read from an io.Reader cannot go again.
+func noLeaderYet(resp *http.Response, err error, method string, body any, hdr http.Header) (time.Duration, bool) {
 	var ae *api.Error
-	if resp == nil || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable || ae.Code != "not_leader" {
+	if resp == nil || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
 		return 0, false
 	}
-	if _, ok := body.(io.Reader); ok {
+	switch ae.Code {
+	case "not_leader":
+		if _, ok := body.(io.Reader); ok {
+			return 0, false
+		}
+	case "no_leader", "leader_unreachable":
+		if !resendable(method, body, hdr) {
+			return 0, false
+		}
+	default:
 		return 0, false
 	}
 	return retryAfter(resp)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -179,5 +180,57 @@ func TestAdminGivesUpAtOnceWithoutClusterSecret(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 || took > 900*time.Millisecond {
 		t.Fatalf("%d requests in %v: want one, at once (waiting does not help)", n, took)
+	}
+}
+
+// TestAdminSendsAgainWhileTheClusterElects: an admin call answered 503
+// no_leader or leader_unreachable with Retry-After (an election; a leader
+// that stopped answering) is sent again as Retry-After says when that
+// cannot apply a change twice: a GET, a write with an Idempotency-Key;
+// Waiting hears of each wait. A write without a key is sent once.
+func TestAdminSendsAgainWhileTheClusterElects(t *testing.T) {
+	for _, c := range []struct {
+		name, code string
+		call       func(a *Admin) error
+		refusals   int32
+		want       int32 // requests
+	}{
+		{"GET no_leader", "no_leader", func(a *Admin) error { _, err := a.ClusterStatus(context.Background()); return err }, 2, 3},
+		{"GET leader_unreachable", "leader_unreachable", func(a *Admin) error { _, err := a.Account(context.Background(), "acc_1"); return err }, 1, 2},
+		{"keyed POST no_leader", "no_leader", func(a *Admin) error {
+			_, err := a.CreditWalletOnce(context.Background(), "acc_1", api.WalletCreditRequest{AmountUsdCents: 5}, "pay-1")
+			return err
+		}, 1, 2},
+		{"POST without a key", "no_leader", func(a *Admin) error {
+			_, err := a.CreateAccount(context.Background(), api.AccountCreateRequest{Email: "a@example.com"})
+			return err
+		}, 1, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var n atomic.Int32
+			a := adminServer(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if n.Add(1) <= c.refusals {
+					w.Header().Set("Retry-After", "1")
+					w.WriteHeader(http.StatusServiceUnavailable)
+					raw, _ := json.Marshal(api.NewError(http.StatusServiceUnavailable, c.code, "leadership is changing; retry shortly"))
+					_, _ = w.Write(raw)
+					return
+				}
+				_, _ = w.Write([]byte(`{}`))
+			})
+			var waits []string
+			a.Waiting = func(e *api.Error, pause time.Duration) { waits = append(waits, fmt.Sprint(e.Code, " ", pause)) }
+			err := c.call(a)
+			var ae *api.Error
+			switch {
+			case c.want == 1:
+				if !errors.As(err, &ae) || ae.Code != c.code || n.Load() != 1 || len(waits) != 0 {
+					t.Fatalf("err %v after %d requests, waits %q: want the 503 %s after one, no wait", err, n.Load(), waits, c.code)
+				}
+			case err != nil || n.Load() != c.want || len(waits) != int(c.want-1) || waits[0] != c.code+" 1s":
+				t.Fatalf("err %v after %d requests, waits %q: want the answer after %d, a 1 s wait before each resend", err, n.Load(), waits, c.want)
+			}
+		})
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hostplane/hostplane/internal/clicmd"
 	"github.com/hostplane/hostplane/internal/clidocs"
@@ -104,6 +105,12 @@ func errorHint(err error) string {
 		// leader could not be reached at all).
 		return "(this coordinator forwarded the command to the cluster's leader, which did not answer: it is down or hung, " +
 			"or leadership moved; a change may have been applied or not: check, then run the command again)"
+	}
+	if errors.As(err, &ae) && ae.StatusCode == 503 && ae.Code == "no_leader" {
+		// Not sent again (a write without an Idempotency-Key), or sent
+		// again for ElectionWait without a leader answering.
+		return "(no leader answered: the cluster is electing one, or has lost its quorum; a change may have been applied or not: " +
+			"check `hostplanectl cluster status`, then run the command again)"
 	}
 	return ""
 }
@@ -403,7 +410,23 @@ type usageError struct{ msg string }
 
 func (u usageError) Error() string { return u.msg }
 
-func (g *globals) admin() *client.Admin { return client.NewAdmin(g.socket) }
+func (g *globals) admin() *client.Admin { return newAdmin(g.socket) }
+
+// newAdmin is the admin client of socket, saying on stderr each time it
+// waits to send a command again while the cluster elects a leader (the
+// coordinator's 503 with Retry-After: client.Admin.ElectionWait), so the
+// operator sees why the command takes a while.
+func newAdmin(socket string) *client.Admin {
+	a := client.NewAdmin(socket)
+	a.Waiting = func(e *api.Error, pause time.Duration) {
+		why := "no leader yet"
+		if e.Code == "leader_unreachable" {
+			why = "the leader did not answer"
+		}
+		fmt.Fprintf(os.Stderr, "hostplanectl: %s (503 %s): sending the command again in %s\n", why, e.Code, pause)
+	}
+	return a
+}
 
 // adminRun is the RunE of a command that makes one call (on the coordinator
 // admin socket) and prints its result: as JSON with --json, else with text.

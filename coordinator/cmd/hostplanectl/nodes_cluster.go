@@ -15,7 +15,7 @@ import (
 // local socket. They talk to the coordinator admin socket given by --admin-socket.
 func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 	var adminSocket string
-	admin := func() *client.Admin { return client.NewAdmin(adminSocket) }
+	admin := func() *client.Admin { return newAdmin(adminSocket) }
 	addSocket := func(c *cobra.Command) *cobra.Command {
 		c.Flags().StringVar(&adminSocket, "admin-socket", defaultAdminSocket(), "coordinator admin socket (env HOSTPLANE_ADMIN_SOCKET)")
 		return c
