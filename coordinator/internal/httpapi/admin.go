@@ -726,13 +726,15 @@ func (a *API) adminClusterRemove(_ *http.Request, body []byte, _ time.Time) (int
 		return 0, nil, err
 	}
 	// Removing an id that is no member would change nothing and answer as if
-	// it had (a mistyped id looks removed).
+	// it had (a mistyped id looks removed). It may be one removed already:
+	// a removal committed as the leader lost the leadership answered 503
+	// no_leader, and the README says to run it again.
 	members, err := a.raft.Servers()
 	if err != nil {
 		return 0, nil, err
 	}
 	if !slices.ContainsFunc(members, func(s raftnode.Server) bool { return s.ID == req.ID }) {
-		return 0, nil, &httpError{status: http.StatusNotFound, code: "not_found", msg: fmt.Sprintf("coordinator %q is not a member of the cluster (hostplanectl cluster status)", req.ID)}
+		return 0, nil, &httpError{status: http.StatusNotFound, code: "not_found", msg: fmt.Sprintf("coordinator %q is not a member of the cluster (already removed? see hostplanectl cluster status)", req.ID)}
 	}
 	// The removal commits under the configuration without the member: if
 	// the voters left hold no quorum that answers, it never commits, the

@@ -46,3 +46,24 @@ func TestAdminOnARemovedCoordinatorNamesIt(t *testing.T) {
 			resp.Status, e.Code, e.Message, resp.Header.Get("Retry-After"))
 	}
 }
+
+// TestRemovingANonMemberSaysItMayBeRemovedAlready: `cluster remove` of an id
+// the configuration does not list is the 404 naming it, and says it may
+// have been removed already: a removal the leader committed but answered
+// 503 no_leader (it lost the leadership as it did), run again as the README
+// says, meets this answer.
+func TestRemovingANonMemberSaysItMayBeRemovedAlready(t *testing.T) {
+	w := newWHAPI(t)
+	admin := httptest.NewServer(w.a.AdminHandler())
+	t.Cleanup(admin.Close)
+	resp, err := http.Post(admin.URL+"/admin/cluster/remove", "application/json", strings.NewReader(`{"id":"c9"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e api.Error
+	_ = json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode != http.StatusNotFound || e.Code != "not_found" || !strings.Contains(e.Message, `"c9" is not a member`) || !strings.Contains(e.Message, "already removed?") {
+		t.Errorf("remove of a non-member: %s %q %q; want 404 not_found naming c9, saying it may be removed already", resp.Status, e.Code, e.Message)
+	}
+}
