@@ -41,10 +41,8 @@ func TestConsoleTokenFollowsTheAgentsProtocol(t *testing.T) {
 	old := framework.StartSim(t, bin, append(args, "-protocol", "104")...)
 	connectedAt(104)
 
-	if _, err := adm.CreateProduct(r.ctx, "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
-		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	createProduct(r.ctx, t, adm, "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
+		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}})
 	c.Credit(r.ctx, r.accA.ID, serverPrice)
 	rep := r.call(0, r.keyA, "POST", "/v1/servers", serverBody("cons"), map[string]string{"Idempotency-Key": "order-cons"})
 	if rep.Status != 201 {

@@ -20,10 +20,7 @@ import (
 // active. Every order is refunded once, nothing more.
 func TestFailedHostingOrderFreesItsClaims(t *testing.T) {
 	r := newRig(t)
-	adm := r.c.AnyAlive(nil).Admin()
-	if _, err := adm.CreditWallet(r.ctx, r.accA.ID, api.WalletCreditRequest{AmountUsdCents: 3 * hostingPrice, Gateway: "test"}); err != nil {
-		t.Fatal(err)
-	}
+	r.c.Credit(r.ctx, r.accA.ID, 3*hostingPrice)
 	cl := r.apis[0].Client(r.keyA)
 	failing := map[string]any{"plan_slug": "web-a", "domain": "fail-gap.example.com", "username": "failgap"}
 	order := func(body map[string]any) api.HostingOrder {

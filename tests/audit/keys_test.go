@@ -18,13 +18,8 @@ import (
 // a 401 everywhere.
 func TestKeyLimitsOutsideIn(t *testing.T) {
 	r := newLightRig(t)
-	adm := r.c.AnyAlive(nil).Admin()
 	mk := func(name string, cidrs []string, exp *time.Time) string {
-		k, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: name, Scopes: []string{"account:read", "tickets:write"}, AllowedCIDRs: cidrs, ExpiresAt: exp})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return k.Key
+		return r.keyOfA(t, api.KeyCreateRequest{Name: name, Scopes: []string{"account:read", "tickets:write"}, AllowedCIDRs: cidrs, ExpiresAt: exp})
 	}
 	elsewhere := mk("office", []string{"10.0.0.0/8"}, nil)
 	local := mk("local", []string{"127.0.0.0/8"}, nil)

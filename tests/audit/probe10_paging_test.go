@@ -22,10 +22,8 @@ func TestProbe10ActionPagesUnderInsertsAndALeaderKill(t *testing.T) {
 		AgentPing: 200 * time.Millisecond, AgentGrace: 5 * time.Second})
 	r := rigOn(t, c, "p10act", 4*time.Minute)
 	c.StartTestAgent("p10-act-node", strings.Join(c.AgentAddrs(), ","), "-kvm")
-	if _, err := c.AnyAlive(nil).Admin().CreateProduct(r.ctx, "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
-		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	createProduct(r.ctx, t, c.AnyAlive(nil).Admin(), "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
+		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}})
 	c.Credit(r.ctx, r.accA.ID, serverPrice)
 	f := r.follower()
 	framework.WaitFor(t, "the node's template", 20*time.Second, 100*time.Millisecond, func() bool {

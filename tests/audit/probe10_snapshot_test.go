@@ -34,10 +34,8 @@ func TestProbe10SnapshotDescriptionTheNodeTakes(t *testing.T) {
 		AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second})
 	r := rigOn(t, c, "p10snap", 2*time.Minute)
 	c.StartTestAgent("p10-node-1", c.AgentAddrs()[0], "-kvm")
-	if _, err := c.Admin(0).CreateProduct(r.ctx, "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
-		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	createProduct(r.ctx, t, c.Admin(0), "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
+		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}})
 	c.Credit(r.ctx, r.accA.ID, serverPrice)
 	framework.WaitFor(t, "the node's template", 20*time.Second, 100*time.Millisecond, func() bool {
 		var tpls struct {

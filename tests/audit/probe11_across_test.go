@@ -119,10 +119,7 @@ func TestProbe11AcrossCoordinators(t *testing.T) {
 		const budget = 6
 		var wrong []string
 		for round := 1; round <= 3; round++ {
-			k, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: fmt.Sprint("probe11-limit-", round), RateLimitPerMin: budget})
-			if err != nil {
-				t.Fatal(err)
-			}
+			key := r.keyOfA(t, api.KeyCreateRequest{Name: fmt.Sprint("probe11-limit-", round), RateLimitPerMin: budget})
 			wrong = nil
 			resets := map[string]bool{}
 			for m := range budget + n {
@@ -132,7 +129,7 @@ func TestProbe11AcrossCoordinators(t *testing.T) {
 					method, body = "POST", api.TicketCreateRequest{Subject: "limit", Message: "m"}
 				}
 				path := map[string]string{"GET": "/v1/account", "POST": "/v1/tickets"}[method]
-				rep := r.apis[i].Call(k.Key, method, path, body, nil)
+				rep := r.apis[i].Call(key, method, path, body, nil)
 				reset := rep.Header.Get("X-RateLimit-Reset")
 				resets[reset] = true
 				at, _ := strconv.ParseInt(reset, 10, 64)

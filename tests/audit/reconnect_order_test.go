@@ -33,9 +33,7 @@ func TestOrdersWhileTheNodeReconnects(t *testing.T) {
 		"vps-a": {Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}},
 		"web-a": {Category: api.ProductHosting, NameEn: "Web A", RetailMonthlyUsdCents: hostingPrice, Specs: api.ProductSpecs{Hosting: &api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 64, MaxExecutionSeconds: 20, UploadMiB: 8, DiskMiB: 1024}}},
 	} {
-		if _, err := adm.CreateProduct(ctx, slug, p); err != nil {
-			t.Fatalf("product %s: %v", slug, err)
-		}
+		createProduct(ctx, t, adm, slug, p)
 	}
 	c.Credit(ctx, acc.ID, 2*serverPrice+hostingPrice)
 	sim := c.StartTestAgent(node, strings.Join(c.AgentAddrs(), ","), "-kvm", "-hosting")

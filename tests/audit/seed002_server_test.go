@@ -27,10 +27,8 @@ func TestSeed002ServerAsACyberPanelClient(t *testing.T) {
 	r := rigOn(t, c, "s002srv", 2*time.Minute)
 	c.StartTestAgent("s002-node-1", c.AgentAddrs()[0], "-kvm")
 	adm := c.Admin(0)
-	if _, err := adm.CreateProduct(r.ctx, "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
-		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}); err != nil {
-		t.Fatal(err)
-	}
+	createProduct(r.ctx, t, adm, "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
+		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}})
 	c.Credit(r.ctx, r.accA.ID, serverPrice)
 	call := func(key, method, path string, body any, hdr map[string]string) framework.Reply {
 		t.Helper()

@@ -35,12 +35,8 @@ var specScopes = []string{"account:read", "servers:read", "servers:write", "serv
 // directory or log (keys are stored hashed).
 func TestSeed002KeysAsACyberPanelClient(t *testing.T) {
 	r := lightRig(t, "s002", "--usage-flush-interval", "200ms")
-	mgrK, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "manager",
+	mgr := r.keyOfA(t, api.KeyCreateRequest{Name: "manager",
 		Scopes: []string{api.ScopeAccountRead, api.ScopeKeysWrite, api.ScopeTicketsRead}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mgr := mgrK.Key
 	secrets := []string{mgr, r.keyA, r.keyB}
 
 	// GET /v1/scopes: no key, every scope of SPEC.md described.
