@@ -135,13 +135,14 @@ if go build -o "$logs/bin/" ./coordinator/cmd/hostplane-coordinator ./coordinato
 fi
 units() { # the unit tests
   local rc=0
-  # -p 4: go test's -p (default: the CPUs, 2 here) caps its compiles, links
-  # and running test binaries together, and the unit tests mostly wait (their
-  # phase kept 0.9 of the 2 cores busy with -p 2, with the long ones, httpapi,
-  # hostplanectl and session, holding a slot each while they wait): with 4 at
-  # once the builds and the short packages go on beside them.
+  # -p 2 (go test's default here, the CPUs): it caps the unit tests'
+  # compiles, links and running test binaries together. Alone they ran with
+  # -p 4 (with -p 2 their phase kept 0.9 of the 2 cores busy); beside the
+  # lanes, which start their first packages, builds and guests at the same
+  # time, -p 2 leaves the lanes the other core: the unit tests take longer
+  # but end long before the lanes.
   # shellcheck disable=SC2086
-  go test -p 4 -race -count=1 -timeout 15m $units || rc=1
+  go test -p 2 -race -count=1 -timeout 15m $units || rc=1
   echo "unit tests: $((SECONDS - T0)) s" >>"$logs/times"
   return $rc
 }
