@@ -30,7 +30,7 @@ func TestHookPauseKeepsRetries(t *testing.T) {
 	for _, tk := range tks {
 		s.waitAbout(t, "ticketId", tk.ID, 2, 20*time.Second) // a retry went out
 	}
-	if rep := r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": false}, nil); rep.Status != 200 {
+	if rep := r.write(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": false}); rep.Status != 200 {
 		t.Fatalf("pause: %s", rep)
 	}
 	cut := time.Now().Add(300 * time.Millisecond)
@@ -74,7 +74,7 @@ func TestHookPauseKeepsRetries(t *testing.T) {
 	failing.Store(false)
 	r.c.Restart(ld)
 	r.c.WaitReady(ld, 30*time.Second)
-	if rep := r.call(up, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": true}, nil); rep.Status != 200 {
+	if rep := r.write(up, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": true}); rep.Status != 200 {
 		t.Fatalf("resume: %s", rep)
 	}
 	for _, tk := range tks {

@@ -248,7 +248,7 @@ func TestHookHostileReceivers(t *testing.T) {
 			t.Errorf("%d more requests to a receiver that answered 410", n)
 		}
 		gone.Store(false)
-		if rep := r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": true}, nil); rep.Status != 200 || !strings.Contains(string(rep.Body), `"isActive":true`) {
+		if rep := r.write(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": true}); rep.Status != 200 || !strings.Contains(string(rep.Body), `"isActive":true`) {
 			t.Fatalf("re-enable: %s", rep)
 		}
 		again := r.ticket(f, r.keyA, "back")
@@ -285,7 +285,7 @@ func TestHookHostileReceivers(t *testing.T) {
 		wh := r.hook(r.keyA, s.URL, "ticket.created")
 		tk := r.ticket(f, r.keyA, "paused")
 		s.waitAbout(t, "ticketId", tk.ID, 1, 20*time.Second)
-		if rep := r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": false}, nil); rep.Status != 200 {
+		if rep := r.write(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": false}); rep.Status != 200 {
 			t.Fatalf("pause: %s", rep)
 		}
 		cut := time.Now().Add(300 * time.Millisecond)
@@ -296,7 +296,7 @@ func TestHookHostileReceivers(t *testing.T) {
 			}
 		}
 		failing.Store(false)
-		r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": true}, nil)
+		r.write(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": true})
 		time.Sleep(3 * time.Second)
 		t.Logf("after resume, the delivery retried while paused got %d more requests", len(s.about("ticketId", tk.ID))-1)
 		del(wh)
@@ -310,7 +310,7 @@ func TestHookHostileReceivers(t *testing.T) {
 		if n := len(s.all()); n != 0 {
 			t.Errorf("a ticket.replied subscription got %d requests for a ticket.created", n)
 		}
-		if rep := r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"events": []string{"ticket.created"}}, nil); rep.Status != 200 {
+		if rep := r.write(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"events": []string{"ticket.created"}}); rep.Status != 200 {
 			t.Fatalf("patch events: %s", rep)
 		}
 		next := r.ticket(f, r.keyA, "unfiltered")

@@ -265,7 +265,7 @@ func TestWebhooksOutsideIn(t *testing.T) {
 
 	// Paused (isActive false): nothing is sent, a redeliver is refused;
 	// resumed: the next event is.
-	if rep = r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": false}, nil); rep.Status != 200 || !strings.Contains(string(rep.Body), `"isActive":false`) {
+	if rep = r.write(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"isActive": false}); rep.Status != 200 || !strings.Contains(string(rep.Body), `"isActive":false`) {
 		t.Fatalf("pause: %s", rep)
 	}
 	var paused api.Ticket
@@ -281,7 +281,7 @@ func TestWebhooksOutsideIn(t *testing.T) {
 		}
 	}
 	rc.mu.Unlock()
-	if rep = r.call(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"is_active": true}, nil); rep.Status != 200 || !strings.Contains(string(rep.Body), `"isActive":true`) {
+	if rep = r.write(f, r.keyA, "PATCH", "/v1/webhooks/"+wh.ID, map[string]any{"is_active": true}); rep.Status != 200 || !strings.Contains(string(rep.Body), `"isActive":true`) {
 		t.Fatalf("resume: %s", rep)
 	}
 	var resumed api.Ticket
