@@ -166,18 +166,20 @@ func (r *rig) leaderAndFollower() (ld, f int) {
 // call sends one request to coordinator i with key and checks the answer
 // carries the rate-limit headers SPEC.md promises on every response.
 //
-// A read answered 503 with Retry-After (no leader, or one that could not
-// confirm it still leads: an election, as happens under load with the rig's
-// 500 ms Raft timeout) is sent again after it for up to 15 s, as a client
-// does; such an answer is made before the key is looked up, so it has no
-// rate-limit headers to check. A write is sent again alike only when it
-// carries an Idempotency-Key (the cluster then executes it once); others
-// never.
+// A read answered 503 with Retry-After for a leadership change (no leader,
+// or one that could not confirm it still leads, or a new leader still
+// starting: an election, as happens under load with the rig's 500 ms Raft
+// timeout; leadershipChange) is sent again after it for up to 15 s, as a
+// client does; such an answer is made before the key is looked up, so it
+// has no rate-limit headers to check. A write is sent again alike only when
+// it carries an Idempotency-Key (the cluster then executes it once); others
+// never. Any other 503 (node_busy, node_offline, dns_unavailable, ...) is
+// the product's answer, returned at once for the test to check.
 func (r *rig) call(i int, key, method, path string, body any, hdr map[string]string) framework.Reply {
 	r.t.Helper()
 	rep := r.apis[i].Call(key, method, path, body, hdr)
 	resend := method == "GET" || hdr["Idempotency-Key"] != ""
-	for end := time.Now().Add(15 * time.Second); resend && rep.Status == 503 && rep.Header.Get("Retry-After") != "" && time.Now().Before(end); {
+	for end := time.Now().Add(15 * time.Second); resend && leadershipChange(rep) && time.Now().Before(end); {
 		r.t.Logf("%s on coordinator %d: sent again after Retry-After", rep, i)
 		time.Sleep(time.Second)
 		rep = r.apis[i].Call(key, method, path, body, hdr)
@@ -188,6 +190,20 @@ func (r *rig) call(i int, key, method, path string, body any, hdr map[string]str
 		}
 	}
 	return rep
+}
+
+// leadershipChange: rep is a 503 with Retry-After that a leadership change
+// answers (the README's to send again, and a new leader's "starting on this
+// coordinator"), not one the product answers of what was asked.
+func leadershipChange(rep framework.Reply) bool {
+	if rep.Status != http.StatusServiceUnavailable || rep.Header.Get("Retry-After") == "" {
+		return false
+	}
+	switch rep.Code() {
+	case "no_leader", "not_leader", "leader_unreachable", "read_unconfirmed", "servers_unavailable", "webhooks_unavailable":
+		return true
+	}
+	return false
 }
 
 // write sends a write that is not what the test looks at (it makes what the

@@ -1,0 +1,65 @@
+package audit
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+// TestRigCallSendsAgainOnlyAfterALeadershipChange: rig.call (and so
+// rig.write) sends a read again after a 503 with Retry-After that a
+// leadership change answers (no_leader), and returns any other 503 with
+// Retry-After (node_busy: the node's stats calls all taken, which
+// TestStatsStreamsCannotStarveActions asserts) at once, after one request:
+// sent again for 15 s, a product 503 a test asserts would be hidden, or
+// turn into the 200 it asserts is not served. No cluster: a fake
+// coordinator answering as httpapi does (Retry-After, the rate-limit
+// headers, the error envelope).
+func TestRigCallSendsAgainOnlyAfterALeadershipChange(t *testing.T) {
+	doc := []byte(`{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{
+	 "/account":{"get":{"responses":{"200":{"description":"ok"},"503":{"description":"unavailable"}}}},
+	 "/servers/{id}/stats":{"parameters":[{"name":"id","in":"path","required":true,"schema":{"type":"string"}}],
+	   "get":{"responses":{"200":{"description":"ok"},"503":{"description":"unavailable"}}}}}}`)
+	var account, stats atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
+			w.Header().Set(h, "60")
+		}
+		w.Header().Set("Content-Type", "application/json")
+		refuse := func(code string) {
+			w.Header().Set("Retry-After", "1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(api.NewError(http.StatusServiceUnavailable, code, "retry shortly"))
+		}
+		switch r.URL.Path {
+		case "/v1/account":
+			if account.Add(1) <= 2 {
+				refuse("no_leader")
+				return
+			}
+		case "/v1/servers/srv_1/stats":
+			stats.Add(1)
+			refuse("node_busy")
+			return
+		}
+		_, _ = w.Write([]byte(`{}`))
+	}))
+	defer srv.Close()
+	r := &rig{t: t, apis: []*framework.API{framework.NewAPI(t, srv.URL, doc)}}
+
+	if rep := r.call(0, "k", "GET", "/v1/account", nil, nil); rep.Status != 200 || account.Load() != 3 {
+		t.Errorf("a read answered 503 no_leader twice: %s after %d requests; want the 200 after 3", rep, account.Load())
+	}
+	start := time.Now()
+	rep := r.call(0, "k", "GET", "/v1/servers/srv_1/stats", nil, nil)
+	if rep.Status != 503 || rep.Code() != "node_busy" || stats.Load() != 1 {
+		t.Errorf("a read answered 503 node_busy with Retry-After: %s after %d requests and %v; want that 503 after one request",
+			rep, stats.Load(), time.Since(start).Round(time.Millisecond))
+	}
+}
