@@ -2,8 +2,6 @@ package hosting
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,45 +19,9 @@ import (
 // the loop device detached.
 func probe13LoopBtrfs(t *testing.T, env *hostenv.Env) {
 	t.Helper()
-	hostenv.Need(t, "mkfs.btrfs", "btrfs", "losetup", "mount", "umount")
-	img := filepath.Join(t.TempDir(), "sites.img")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(320 << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	hostenv.Run(t, "mkfs.btrfs", "-q", img)
-	dev := strings.TrimSpace(hostenv.Run(t, "losetup", "--find", "--show", img))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "--detach", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup --detach %s: %v %s", dev, err, out)
-		}
-	})
-	dir := filepath.Join(env.Root, "sites")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	hostenv.Run(t, "mount", dev, dir)
-	t.Cleanup(func() {
-		hostenv.StopDaemons(env.Root)
-		var out []byte
-		var err error
-		for i := 0; i < 50; i++ {
-			if out, err = exec.Command("umount", dir).CombinedOutput(); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		_ = exec.Command("umount", "--lazy", dir).Run()
-		t.Errorf("umount %s: %v %s (unmounted lazily)", dir, err, out)
-	})
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	hostenv.Run(t, "btrfs", "quota", "enable", dir)
+	hostenv.LoopBtrfs(t, filepath.Join(env.Root, "sites"), true)
+	// Registered after the mount's: runs before its unmount.
+	t.Cleanup(func() { hostenv.StopDaemons(env.Root) })
 }
 
 // TestProbe13FullDiskAllowance (outside-in, three coordinator processes,

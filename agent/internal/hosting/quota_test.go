@@ -4,80 +4,15 @@ import (
 	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/hosting"
 	"github.com/hostplane/hostplane/agent/internal/hosting/hostingtest"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
-
-// loopBtrfs mounts a fresh 320 MiB btrfs (a loop device on a sparse file
-// in the test's temp dir) at dir, with quotas enabled if quotas is set.
-// The mount is unmounted and the loop device detached when the test ends.
-func loopBtrfs(t *testing.T, dir string, quotas bool) {
-	t.Helper()
-	mountBtrfs(t, loopDevice(t), dir)
-	if quotas {
-		hostenv.Run(t, "btrfs", "quota", "enable", dir)
-	}
-}
-
-// loopDevice is a loop device on a fresh 320 MiB btrfs image in the
-// test's temp dir, detached when the test ends (after its mounts, made
-// later, are gone).
-func loopDevice(t *testing.T) string {
-	t.Helper()
-	hostenv.Need(t, "mkfs.btrfs", "btrfs", "losetup", "mount", "umount")
-	img := filepath.Join(t.TempDir(), "sites.img")
-	f, err := os.Create(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Truncate(320 << 20); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	hostenv.Run(t, "mkfs.btrfs", "-q", img)
-	dev := strings.TrimSpace(hostenv.Run(t, "losetup", "--find", "--show", img))
-	t.Cleanup(func() {
-		if out, err := exec.Command("losetup", "--detach", dev).CombinedOutput(); err != nil {
-			t.Errorf("losetup --detach %s: %v %s", dev, err, out)
-		}
-	})
-	return dev
-}
-
-// mountBtrfs mounts dev at dir (made if missing, mode 0755 once mounted)
-// with the mount options opts, unmounted when the test ends.
-func mountBtrfs(t *testing.T, dev, dir string, opts ...string) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	hostenv.Run(t, "mount", append(opts, dev, dir)...)
-	t.Cleanup(func() {
-		// A process of the test may still be leaving the mount (sshd's
-		// sessions): try for a while.
-		var out []byte
-		var err error
-		for i := 0; i < 50; i++ {
-			if out, err = exec.Command("umount", dir).CombinedOutput(); err == nil {
-				return
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		_ = exec.Command("umount", "--lazy", dir).Run()
-		t.Errorf("umount %s: %v %s (unmounted lazily)", dir, err, out)
-	})
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-}
 
 func siteLimit(t *testing.T, e *hostingtest.Env, user string) (uint64, bool) {
 	t.Helper()
@@ -106,7 +41,7 @@ func writeAs(t *testing.T, e *hostingtest.Env, user, name string, mib int) (stri
 func TestDiskAllowanceEnforcedOnBtrfs(t *testing.T) {
 	e := hostingtest.Config(t)
 	sites := filepath.Join(e.Root, "sites")
-	loopBtrfs(t, sites, true)
+	hostenv.LoopBtrfs(t, sites, true)
 	e.Start(t)
 	ctx := hostenv.Ctx(t)
 	if q := e.Node.DiskQuota(); q.FS != "btrfs" || !q.Enforced || q.Why != "" {
@@ -259,7 +194,7 @@ func TestDiskAllowanceNotEnforcedElsewhere(t *testing.T) {
 	})
 	t.Run("btrfs-without-quotas", func(t *testing.T) {
 		root, _ := hostenv.Root(t)
-		loopBtrfs(t, filepath.Join(root, "sites"), false)
+		hostenv.LoopBtrfs(t, filepath.Join(root, "sites"), false)
 		cfg := hosting.DefaultConfig()
 		cfg.Root = root
 		n, err := hosting.New(cfg)
@@ -281,7 +216,7 @@ func TestDiskAllowanceNotEnforcedElsewhere(t *testing.T) {
 func TestQuotasEnforcedLeavesOutWhatItCannotTell(t *testing.T) {
 	root, _ := hostenv.Root(t)
 	sites := filepath.Join(root, "sites")
-	loopBtrfs(t, sites, true)
+	hostenv.LoopBtrfs(t, sites, true)
 	// The btrfs command fails to show the qgroup of sites/broken.
 	bin, _ := btrfsWrapper(t, "unused", func(real, _ string) string {
 		return "#!/bin/sh\ncase \"$*\" in *'qgroup show'*/sites/broken) echo 'ERROR: cannot show qgroups' >&2; exit 1;; esac\nexec " + real + " \"$@\"\n"

@@ -75,9 +75,9 @@ func noPathUnder(t *testing.T, log, dir, when string) {
 // enforced, before any btrfs command runs on it.
 func TestQuotaCommandsNeverThroughALink(t *testing.T) {
 	e := hostingtest.Config(t)
-	loopBtrfs(t, filepath.Join(e.Root, "sites"), true)
+	hostenv.LoopBtrfs(t, filepath.Join(e.Root, "sites"), true)
 	outside := filepath.Join(t.TempDir(), "outside")
-	loopBtrfs(t, outside, true)
+	hostenv.LoopBtrfs(t, outside, true)
 	bin, log := loggedBtrfs(t)
 	e.Cfg.Btrfs = bin
 	e.Start(t)
@@ -160,7 +160,7 @@ func TestQuotaCommandsNeverThroughALink(t *testing.T) {
 func TestDiskAllowanceUpkeep(t *testing.T) {
 	e := hostingtest.Config(t)
 	sites := filepath.Join(e.Root, "sites")
-	loopBtrfs(t, sites, true)
+	hostenv.LoopBtrfs(t, sites, true)
 	bin, log := loggedBtrfs(t)
 	e.Cfg.Btrfs = bin
 	e.Start(t)
@@ -312,11 +312,11 @@ exec ` + real + ` "$@"
 // qgroups are kept as an older kernel keeps them (staleKeepingBtrfs).
 func TestStaleQgroupsSweptHourlyOnlySites(t *testing.T) {
 	e := hostingtest.Config(t)
-	dev := loopDevice(t)
+	dev := hostenv.LoopDevice(t)
 	top := filepath.Join(t.TempDir(), "fs")
-	mountBtrfs(t, dev, top)
+	hostenv.MountBtrfs(t, dev, top)
 	hostenv.Run(t, "btrfs", "subvolume", "create", filepath.Join(top, "sites"))
-	mountBtrfs(t, dev, filepath.Join(e.Root, "sites"), "-o", "subvol=sites")
+	hostenv.MountBtrfs(t, dev, filepath.Join(e.Root, "sites"), "-o", "subvol=sites")
 	hostenv.Run(t, "btrfs", "quota", "enable", top)
 	bin, staleFile := staleKeepingBtrfs(t)
 	e.Cfg.Btrfs = bin
