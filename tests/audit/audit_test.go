@@ -226,8 +226,8 @@ func (r *rig) write(i int, key, method, path string, body any) framework.Reply {
 	rep := r.call(i, key, method, path, body, hdr)
 	// A PUT or PATCH without a key sets what its body says: sent again, it
 	// sets the same, so it too is sent again after a leadership 503.
-	for end := time.Now().Add(15 * time.Second); hdr == nil && (method == "PUT" || method == "PATCH") && rep.Status == 503 &&
-		rep.Header.Get("Retry-After") != "" && time.Now().Before(end); {
+	for end := time.Now().Add(15 * time.Second); hdr == nil && (method == "PUT" || method == "PATCH") && leadershipChange(rep) &&
+		time.Now().Before(end); {
 		r.t.Logf("%s on coordinator %d: sent again after Retry-After", rep, i)
 		time.Sleep(time.Second)
 		rep = r.call(i, key, method, path, body, nil)

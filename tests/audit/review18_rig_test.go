@@ -13,8 +13,9 @@ import (
 )
 
 // TestRigCallSendsAgainOnlyAfterALeadershipChange: rig.call (and so
-// rig.write) sends a read again after a 503 with Retry-After that a
-// leadership change answers (no_leader), and returns any other 503 with
+// rig.write, and its keyless PUT or PATCH) sends a read again after a 503
+// with Retry-After that a leadership change answers (no_leader), and
+// returns any other 503 with
 // Retry-After (node_busy: the node's stats calls all taken, which
 // TestStatsStreamsCannotStarveActions asserts) at once, after one request:
 // sent again for 15 s, a product 503 a test asserts would be hidden, or
@@ -25,8 +26,10 @@ func TestRigCallSendsAgainOnlyAfterALeadershipChange(t *testing.T) {
 	doc := []byte(`{"openapi":"3.0.3","info":{"title":"t","version":"1"},"paths":{
 	 "/account":{"get":{"responses":{"200":{"description":"ok"},"503":{"description":"unavailable"}}}},
 	 "/servers/{id}/stats":{"parameters":[{"name":"id","in":"path","required":true,"schema":{"type":"string"}}],
-	   "get":{"responses":{"200":{"description":"ok"},"503":{"description":"unavailable"}}}}}}`)
-	var account, stats atomic.Int32
+	   "get":{"responses":{"200":{"description":"ok"},"503":{"description":"unavailable"}}}},
+	 "/webhooks/{id}":{"parameters":[{"name":"id","in":"path","required":true,"schema":{"type":"string"}}],
+	   "patch":{"responses":{"200":{"description":"ok"},"503":{"description":"unavailable"}}}}}}`)
+	var account, stats, patches atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
 			w.Header().Set(h, "60")
@@ -47,6 +50,15 @@ func TestRigCallSendsAgainOnlyAfterALeadershipChange(t *testing.T) {
 			stats.Add(1)
 			refuse("node_busy")
 			return
+		case "/v1/webhooks/wh_1":
+			if patches.Add(1) <= 2 {
+				refuse("no_leader")
+				return
+			}
+		case "/v1/webhooks/wh_2":
+			patches.Add(1)
+			refuse("node_busy")
+			return
 		}
 		_, _ = w.Write([]byte(`{}`))
 	}))
@@ -61,5 +73,13 @@ func TestRigCallSendsAgainOnlyAfterALeadershipChange(t *testing.T) {
 	if rep.Status != 503 || rep.Code() != "node_busy" || stats.Load() != 1 {
 		t.Errorf("a read answered 503 node_busy with Retry-After: %s after %d requests and %v; want that 503 after one request",
 			rep, stats.Load(), time.Since(start).Round(time.Millisecond))
+	}
+
+	if rep := r.write(0, "k", "PATCH", "/v1/webhooks/wh_1", map[string]any{"isActive": true}); rep.Status != 200 || patches.Load() != 3 {
+		t.Errorf("a keyless PATCH answered 503 no_leader twice: %s after %d requests; want the 200 after 3", rep, patches.Load())
+	}
+	patches.Store(0)
+	if rep := r.write(0, "k", "PATCH", "/v1/webhooks/wh_2", map[string]any{"isActive": true}); rep.Status != 503 || patches.Load() != 1 {
+		t.Errorf("a keyless PATCH answered 503 node_busy: %s after %d requests; want that 503 after one request", rep, patches.Load())
 	}
 }
