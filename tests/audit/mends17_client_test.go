@@ -64,16 +64,7 @@ func TestMends17ClientRidesOutALeaderChange(t *testing.T) {
 			t.Errorf("request %d answered after %v; want within the client's LeaderWait (15 s) and the follower's cut", i, d)
 		}
 	}
-	page, err := c.Tickets(ctx, 1, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyed := 0
-	for _, tk := range page.Data {
-		if tk.Subject == "keyed" {
-			keyed++
-		}
-	}
+	keyed := ticketsWithSubject(ctx, t, c, "keyed")
 	if errKeyed == nil && keyed != 1 {
 		t.Errorf("%d tickets made by the keyed POST sent again; want 1", keyed)
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
@@ -108,16 +109,7 @@ func TestNoleader18ClientRidesOutAnElection(t *testing.T) {
 			t.Errorf("request %d answered after %v; want after the 3 s without a leader, within the client's LeaderWait (15 s)", i, took)
 		}
 	}
-	page, err := c.Tickets(ctx, 1, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyed := 0
-	for _, tk := range page.Data {
-		if tk.Subject == "keyed" {
-			keyed++
-		}
-	}
+	keyed := ticketsWithSubject(ctx, t, c, "keyed")
 	if keyed != 1 {
 		t.Errorf("%d tickets made by the keyed POST sent again; want 1", keyed)
 	}
@@ -129,4 +121,21 @@ func status(rep framework.Reply, want int) error {
 		return fmt.Errorf("%s", rep)
 	}
 	return nil
+}
+
+// ticketsWithSubject is how many of the caller's tickets (the first 100)
+// have subject: a keyed create sent again must have made one.
+func ticketsWithSubject(ctx context.Context, t *testing.T, c *client.Client, subject string) int {
+	t.Helper()
+	page, err := c.Tickets(ctx, 1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, tk := range page.Data {
+		if tk.Subject == subject {
+			n++
+		}
+	}
+	return n
 }
