@@ -868,7 +868,11 @@ func (a *API) adminClusterBackup(w http.ResponseWriter, r *http.Request) {
 	// The index is the copy's own: read in its transaction, as its first
 	// write sends the headers.
 	started := false
-	err = backupState(a.state, w, func(applied uint64) {
+	backup := a.backupState
+	if backup == nil {
+		backup = (*fsm.FSM).BackupLabelled
+	}
+	err = backup(a.state, w, func(applied uint64) {
 		started = true
 		w.Header().Set("X-Hostplane-Applied-Index", fmt.Sprint(applied))
 	})
@@ -884,9 +888,6 @@ func (a *API) adminClusterBackup(w http.ResponseWriter, r *http.Request) {
 		panic(http.ErrAbortHandler)
 	}
 }
-
-// backupState streams s's copy as BackupLabelled does (a test's failing copy).
-var backupState = (*fsm.FSM).BackupLabelled
 
 // adminClusterRestore installs a backup as the state of the whole cluster. The
 // backup's own record of coordinator API addresses belongs to the cluster it was

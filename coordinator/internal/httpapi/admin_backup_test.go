@@ -18,12 +18,12 @@ import (
 // copy: pkg/client's BackupWith (hostplanectl's) returns an error. One that
 // fails before anything was sent is the API's JSON error. Before, the
 // handler logged the error and ended the response as usual: the client got
-// a cut copy and success.
+// a cut copy and success. The failing copy is the test's API's own: another
+// API of the process is not touched.
 func TestAdminBackupFailingMidwayIsNoBackup(t *testing.T) {
 	w := newWHAPI(t)
 	admin := httptest.NewServer(w.a.AdminHandler())
 	t.Cleanup(admin.Close)
-	defer func(f func(*fsm.FSM, io.Writer, func(uint64)) error) { backupState = f }(backupState)
 
 	// Whole: the copy as the FSM writes it.
 	adm := &client.Admin{HTTP: admin.Client()}
@@ -34,7 +34,7 @@ func TestAdminBackupFailingMidwayIsNoBackup(t *testing.T) {
 	}
 
 	// Cut: part of it sent, then the copy fails.
-	backupState = func(s *fsm.FSM, out io.Writer, label func(uint64)) error {
+	w.a.backupState = func(s *fsm.FSM, out io.Writer, label func(uint64)) error {
 		label(7)
 		if _, err := out.Write(make([]byte, 8192)); err != nil {
 			return err
@@ -47,9 +47,20 @@ func TestAdminBackupFailingMidwayIsNoBackup(t *testing.T) {
 		t.Fatalf("a backup whose copy failed after %d bytes: success (%+v); want an error", cut.n, info)
 	}
 	t.Logf("a copy failing after 8192 bytes: %d bytes received, %v", cut.n, err)
+	// The failing copy is that API's alone: another coordinator's API in
+	// the same process (tests run several) still backs up whole.
+	w2 := newWHAPI(t)
+	admin2 := httptest.NewServer(w2.a.AdminHandler())
+	t.Cleanup(admin2.Close)
+	adm2 := &client.Admin{HTTP: admin2.Client()}
+	adm2.HTTP.Transport = rewrite{admin2.URL}
+	var other countWriter
+	if _, err := adm2.BackupWith(context.Background(), &other, false); err != nil || other.n == 0 {
+		t.Fatalf("another API's backup while the first's copy fails: %d bytes, %v", other.n, err)
+	}
 
 	// Failed before a byte: the JSON error.
-	backupState = func(*fsm.FSM, io.Writer, func(uint64)) error {
+	w.a.backupState = func(*fsm.FSM, io.Writer, func(uint64)) error {
 		return errors.New("begin read transaction: too many open files")
 	}
 	resp, err := http.Get(admin.URL + "/admin/cluster/backup")

@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -116,6 +117,10 @@ type API struct {
 	fwd        *forwarder
 	// kekState is the key-encryption key check /readyz reports (nil: none).
 	kekState func() string
+	// backupState streams the state's copy for /admin/cluster/backup (nil:
+	// (*fsm.FSM).BackupLabelled): this API's own, so a test's failing copy
+	// reaches no other API of the process.
+	backupState func(s *fsm.FSM, w io.Writer, label func(appliedIndex uint64)) error
 
 	// readyTerm is the Raft term in which this node, as leader, has applied every
 	// entry committed before it (a barrier). Until then its FSM may lag the
