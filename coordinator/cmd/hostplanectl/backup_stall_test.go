@@ -194,16 +194,30 @@ func TestClusterBackupBrokenStream(t *testing.T) {
 // the operator typed, before any coordinator is asked. Before, the first was
 // "admin socket …: read DIR: is a directory (is the coordinator running?)",
 // the second named the temporary file ("open DIR/.x.tmp-…: no such file").
+// A FILE whose directory is a file (or sits below one), or a restore of a
+// FILE that does not exist, names which component is wrong; before, "stat
+// FILE: not a directory" or "open FILE: no such file or directory" (exit 1).
 func TestClusterBackupRestoreFileRefusals(t *testing.T) {
 	g := &globals{socket: filepath.Join(t.TempDir(), "none.sock")}
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "no-such-dir", "state.hpsnap")
+	// A file where FILE's directory, or one above it, should be.
+	afile := filepath.Join(dir, "afile")
+	if err := os.WriteFile(afile, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	inFile, belowFile := filepath.Join(afile, "state.hpsnap"), filepath.Join(afile, "sub", "state.hpsnap")
 	for _, tc := range []struct {
 		args []string
 		want string
 	}{
 		{[]string{"restore", dir}, "FILE " + dir + " is a directory"},
 		{[]string{"backup", missing}, "FILE " + missing + ": its directory " + filepath.Dir(missing) + " does not exist"},
+		{[]string{"backup", inFile}, "FILE " + inFile + ": its directory " + afile + " is not a directory"},
+		{[]string{"backup", belowFile}, "FILE " + belowFile + ": its directory " + filepath.Dir(belowFile) + " does not exist: " + afile + " is not a directory"},
+		{[]string{"restore", missing}, "FILE " + missing + ": its directory " + filepath.Dir(missing) + " does not exist"},
+		{[]string{"restore", inFile}, "FILE " + inFile + ": its directory " + afile + " is not a directory"},
+		{[]string{"restore", filepath.Join(dir, "none.hpsnap")}, "FILE " + filepath.Join(dir, "none.hpsnap") + " does not exist"},
 	} {
 		var ue usageError
 		if err := execQuiet(newClusterCmd(g), tc.args...); !errors.As(err, &ue) || err.Error() != tc.want {

@@ -493,6 +493,12 @@ and is not a backup (cluster restore refuses it).`,
 			if args[0] != "-" {
 				f, err := os.Open(args[0])
 				if err != nil {
+					if why := dirTrouble(args[0]); why != "" {
+						return usageError{"FILE " + args[0] + ": " + why}
+					}
+					if errors.Is(err, fs.ErrNotExist) {
+						return usageError{"FILE " + args[0] + " does not exist"}
+					}
 					return err
 				}
 				defer f.Close()
@@ -578,15 +584,58 @@ func writeBackup(path string, fill func(io.Writer) error) (n int64, streamed boo
 		if lst, lerr := os.Lstat(path); lerr == nil && lst.Mode()&fs.ModeSymlink != 0 {
 			return 0, false, usageError{"FILE " + path + " is a symbolic link to a missing file"}
 		}
-		if dir := filepath.Dir(path); !isDir(dir) {
+		if why := dirTrouble(path); why != "" {
 			// Else the temporary file's name: "open DIR/.x.tmp-123: no such file".
-			return 0, false, usageError{"FILE " + path + ": its directory " + dir + " does not exist"}
+			return 0, false, usageError{"FILE " + path + ": " + why}
 		}
 		err := atomicfile.WriteFrom(path, 0o600, count)
 		return n, false, err
 	default:
+		if why := dirTrouble(path); why != "" {
+			// Else "stat FILE: not a directory", which does not say where.
+			return 0, false, usageError{"FILE " + path + ": " + why}
+		}
 		return 0, false, err
 	}
+}
+
+// dirTrouble says why FILE path's directory cannot hold it, naming the
+// directory and, when the trouble is higher up, the first path component
+// from the top that does not exist or is not a directory: "its directory
+// D does not exist", "its directory D is not a directory", "its directory
+// D does not exist: U is not a directory". "" when the directory is one
+// (or cannot be looked at: the caller's own error says why).
+func dirTrouble(path string) string {
+	dir := filepath.Dir(path)
+	if isDir(dir) {
+		return ""
+	}
+	var up []string // dir and each directory above it, the top last
+	for p := dir; ; p = filepath.Dir(p) {
+		up = append(up, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
+	for i := len(up) - 1; i >= 0; i-- {
+		st, err := os.Stat(up[i])
+		var what string
+		switch {
+		case err == nil && st.IsDir():
+			continue
+		case err == nil:
+			what = "is not a directory"
+		case errors.Is(err, fs.ErrNotExist):
+			what = "does not exist"
+		default:
+			return ""
+		}
+		if i == 0 {
+			return "its directory " + dir + " " + what
+		}
+		return "its directory " + dir + " does not exist: " + up[i] + " " + what
+	}
+	return ""
 }
 
 func isDir(path string) bool {
