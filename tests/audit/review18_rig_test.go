@@ -29,57 +29,51 @@ func TestRigCallSendsAgainOnlyAfterALeadershipChange(t *testing.T) {
 	   "get":{"responses":{"200":{"description":"ok"},"503":{"description":"unavailable"}}}},
 	 "/webhooks/{id}":{"parameters":[{"name":"id","in":"path","required":true,"schema":{"type":"string"}}],
 	   "patch":{"responses":{"200":{"description":"ok"},"503":{"description":"unavailable"}}}}}}`)
-	var account, stats, patches atomic.Int32
+	// Each path answers its code's 503 refusals times (-1: always), then 200;
+	// sent counts its requests.
+	type script struct {
+		code     string
+		refusals int32
+		sent     atomic.Int32
+	}
+	scripts := map[string]*script{
+		"/v1/account":             {code: "no_leader", refusals: 2},
+		"/v1/servers/srv_1/stats": {code: "node_busy", refusals: -1},
+		"/v1/webhooks/wh_1":       {code: "no_leader", refusals: 2},
+		"/v1/webhooks/wh_2":       {code: "node_busy", refusals: -1},
+	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
 			w.Header().Set(h, "60")
 		}
 		w.Header().Set("Content-Type", "application/json")
-		refuse := func(code string) {
-			w.Header().Set("Retry-After", "1")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(api.NewError(http.StatusServiceUnavailable, code, "retry shortly"))
-		}
-		switch r.URL.Path {
-		case "/v1/account":
-			if account.Add(1) <= 2 {
-				refuse("no_leader")
+		if sc := scripts[r.URL.Path]; sc != nil {
+			if n := sc.sent.Add(1); sc.refusals < 0 || n <= sc.refusals {
+				w.Header().Set("Retry-After", "1")
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_ = json.NewEncoder(w).Encode(api.NewError(http.StatusServiceUnavailable, sc.code, "retry shortly"))
 				return
 			}
-		case "/v1/servers/srv_1/stats":
-			stats.Add(1)
-			refuse("node_busy")
-			return
-		case "/v1/webhooks/wh_1":
-			if patches.Add(1) <= 2 {
-				refuse("no_leader")
-				return
-			}
-		case "/v1/webhooks/wh_2":
-			patches.Add(1)
-			refuse("node_busy")
-			return
 		}
 		_, _ = w.Write([]byte(`{}`))
 	}))
 	defer srv.Close()
 	r := &rig{t: t, apis: []*framework.API{framework.NewAPI(t, srv.URL, doc)}}
 
-	if rep := r.call(0, "k", "GET", "/v1/account", nil, nil); rep.Status != 200 || account.Load() != 3 {
-		t.Errorf("a read answered 503 no_leader twice: %s after %d requests; want the 200 after 3", rep, account.Load())
+	if rep := r.call(0, "k", "GET", "/v1/account", nil, nil); rep.Status != 200 || scripts["/v1/account"].sent.Load() != 3 {
+		t.Errorf("a read answered 503 no_leader twice: %s after %d requests; want the 200 after 3", rep, scripts["/v1/account"].sent.Load())
 	}
 	start := time.Now()
 	rep := r.call(0, "k", "GET", "/v1/servers/srv_1/stats", nil, nil)
-	if rep.Status != 503 || rep.Code() != "node_busy" || stats.Load() != 1 {
+	if rep.Status != 503 || rep.Code() != "node_busy" || scripts["/v1/servers/srv_1/stats"].sent.Load() != 1 {
 		t.Errorf("a read answered 503 node_busy with Retry-After: %s after %d requests and %v; want that 503 after one request",
-			rep, stats.Load(), time.Since(start).Round(time.Millisecond))
+			rep, scripts["/v1/servers/srv_1/stats"].sent.Load(), time.Since(start).Round(time.Millisecond))
 	}
 
-	if rep := r.write(0, "k", "PATCH", "/v1/webhooks/wh_1", map[string]any{"isActive": true}); rep.Status != 200 || patches.Load() != 3 {
-		t.Errorf("a keyless PATCH answered 503 no_leader twice: %s after %d requests; want the 200 after 3", rep, patches.Load())
+	if rep := r.write(0, "k", "PATCH", "/v1/webhooks/wh_1", map[string]any{"isActive": true}); rep.Status != 200 || scripts["/v1/webhooks/wh_1"].sent.Load() != 3 {
+		t.Errorf("a keyless PATCH answered 503 no_leader twice: %s after %d requests; want the 200 after 3", rep, scripts["/v1/webhooks/wh_1"].sent.Load())
 	}
-	patches.Store(0)
-	if rep := r.write(0, "k", "PATCH", "/v1/webhooks/wh_2", map[string]any{"isActive": true}); rep.Status != 503 || patches.Load() != 1 {
-		t.Errorf("a keyless PATCH answered 503 node_busy: %s after %d requests; want that 503 after one request", rep, patches.Load())
+	if rep := r.write(0, "k", "PATCH", "/v1/webhooks/wh_2", map[string]any{"isActive": true}); rep.Status != 503 || scripts["/v1/webhooks/wh_2"].sent.Load() != 1 {
+		t.Errorf("a keyless PATCH answered 503 node_busy: %s after %d requests; want that 503 after one request", rep, scripts["/v1/webhooks/wh_2"].sent.Load())
 	}
 }
