@@ -102,12 +102,50 @@ func (n *Node) Join(id, raftAddr string) error {
 	return nil
 }
 
-// Remove removes a member (leader only); errors as Join's.
+// Remove removes a member (leader only); errors as Join's. A leader that
+// removes itself answers once the change has committed, as for any other
+// member, and then shuts its Raft down (hashicorp/raft's ShutdownOnRemove).
 func (n *Node) Remove(id string) error {
-	if err := n.Raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout).Error(); err != nil {
+	err := n.awaitFuture(n.Raft.RemoveServer(raft.ServerID(id), 0, membershipTimeout))
+	if errors.Is(err, raft.ErrRaftShutdown) && id == n.ID && !n.closing.Load() {
+		// Raft shuts itself down on removal only after the configuration
+		// without this member has committed: the removal is done.
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("remove server %s: %w", id, membershipError(err))
 	}
 	return nil
+}
+
+// awaitFuture is f.Error(), which also ends (ErrRaftShutdown) once Raft has
+// shut down. hashicorp/raft v1.7.3 hands a committed configuration change to
+// its FSM goroutine to answer; a leader that removed itself shuts down right
+// after the commit, and that goroutine may take the shutdown first and never
+// answer the change's future, whose Error() then waits for ever (it has no
+// shutdown channel). The goroutine left waiting on such a future is the
+// price (one per removal of the leader through itself that lost the race).
+func (n *Node) awaitFuture(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-tick.C:
+			if n.Raft.State() != raft.Shutdown {
+				continue
+			}
+			select {
+			case err := <-done:
+				return err
+			default:
+				return raft.ErrRaftShutdown
+			}
+		}
+	}
 }
 
 // membershipError is a configuration change's error, as ErrNotLeader when

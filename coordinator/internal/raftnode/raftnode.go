@@ -68,7 +68,8 @@ type Node struct {
 	transport    *raft.NetworkTransport
 	stream       *streamLayer
 	log          *slog.Logger
-	peers        peerHealth // the voters this leader's heartbeats do not reach
+	peers        peerHealth  // the voters this leader's heartbeats do not reach
+	closing      atomic.Bool // Close has begun: a Raft shutdown from now on is not a removal
 }
 
 // Open starts the member. It does not wait for a leader.
@@ -420,6 +421,7 @@ func (n *Node) Restore(r io.Reader) error {
 
 // Close shuts Raft down and closes the stores.
 func (n *Node) Close() error {
+	n.closing.Store(true)
 	n.batch.stop()
 	n.stall.stop()
 	err := n.Raft.Shutdown().Error()
