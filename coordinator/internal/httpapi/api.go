@@ -220,6 +220,10 @@ type request struct {
 	now      time.Time
 	body     []byte
 	clientIP string
+	// scope is the route's scope the caller's key was let in with (the
+	// route's Scope, or its AltScope), in the brand's name: what a stream
+	// checks again (StreamRefusal).
+	scope string
 }
 
 type caller struct {
@@ -553,7 +557,12 @@ func (a *API) serve(rt Route, rq *request) (int, any, error) {
 	if err := a.rateLimit(rq, c); err != nil {
 		return 0, nil, err
 	}
-	if !auth.HasScope(c.scopes, rt.Scope) && (rt.AltScope == "" || !auth.HasScope(c.scopes, rt.AltScope)) {
+	switch {
+	case auth.HasScope(c.scopes, rt.Scope):
+		rq.scope = rt.Scope
+	case rt.AltScope != "" && auth.HasScope(c.scopes, rt.AltScope):
+		rq.scope = rt.AltScope
+	default:
 		return 0, nil, errf(http.StatusForbidden, "missing_scope", "this API key lacks the %q scope", rt.Scope)
 	}
 	if err := checkQuery(rq.Request, rt.query); err != nil {

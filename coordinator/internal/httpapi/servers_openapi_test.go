@@ -47,7 +47,13 @@ var embeddedDocValid = sync.OnceValue(func() error {
 
 func newSrvAPI(t *testing.T) *srvAPI {
 	t.Helper()
-	s := &srvAPI{whAPI: newWHAPI(t), secrets: map[string][]byte{}, templates: []string{"debian-12", "ubuntu-24.04"}}
+	return newSrvAPIWith(t, Config{NodeID: "n1"})
+}
+
+// newSrvAPIWith is newSrvAPI with the API's configuration cfg.
+func newSrvAPIWith(t *testing.T, cfg Config) *srvAPI {
+	t.Helper()
+	s := &srvAPI{whAPI: newWHAPIWith(t, cfg), secrets: map[string][]byte{}, templates: []string{"debian-12", "ubuntu-24.04"}}
 	s.a.SetServerDeps(&ServerDeps{
 		ActionDeadline: time.Hour,
 		PutSecret: func(id string, b []byte) {

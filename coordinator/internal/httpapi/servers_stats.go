@@ -186,7 +186,7 @@ func (a *API) streamStats(rq *request, deps *ServerDeps, s store.Server, interva
 		if done {
 			return errors.New("stream closed")
 		}
-		if refused = a.StreamRefusal(rq.Request, api.ScopeServersRead); refused != nil {
+		if refused = a.StreamRefusal(rq.Request, rq.scope); refused != nil {
 			return refused
 		}
 		if !started {

@@ -11,7 +11,9 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/auth"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/brand"
 )
 
 // TestStatsStreamEndsWhenItsKeyNoLongerAllowsTheClient: a running stats
@@ -81,5 +83,40 @@ func TestStatsStreamEndsWhenItsKeyNoLongerAllowsTheClient(t *testing.T) {
 			}
 			_, _ = io.Copy(io.Discard, resp.Body)
 		})
+	}
+}
+
+// TestStatsStreamOfABrandsKey: on a 444host coordinator (scopes vps:*) a
+// stats stream opened with a vps:read key goes on sending samples: each
+// sample's re-check (StreamRefusal) asks for the scope the route let the
+// key in with, in the brand's name. Before, the handler named
+// servers:read, which no 444host key holds: every stream there ended at
+// its first sample with a 403 missing_scope.
+func TestStatsStreamOfABrandsKey(t *testing.T) {
+	b := brand.MustGet(brand.H444)
+	s := newSrvAPIWith(t, Config{NodeID: "n1", Brand: b})
+	acc := s.newAccount()
+	key, hash, prefix := auth.NewKey(b.KeyPrefix) // the brand's keys
+	s.apply(fsm.CmdKeyCreate, fsm.KeyCreate{ID: ids.New("key", time.Now()), AccountID: acc, Name: "k", Hash: hash, Prefix: prefix,
+		Scopes: b.Scopes([]string{api.ScopeServersRead})})
+	id := s.server(acc)
+	s.setStats(runningSamples(20 * time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", s.srv.URL+"/v1/vps/"+id+"/stats?stream=1&interval=1", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	evs := readEvents(t, resp.Body, 3)
+	if resp.StatusCode != http.StatusOK || len(evs) != 3 {
+		t.Fatalf("a 444host stats stream: %d %+v, want 3 samples", resp.StatusCode, evs)
+	}
+	for _, ev := range evs {
+		if ev.name != "stats" {
+			t.Fatalf("a 444host stats stream: %+v, want samples only", evs)
+		}
 	}
 }

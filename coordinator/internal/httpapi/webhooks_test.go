@@ -66,6 +66,13 @@ func noPlaintextOnDisk(t *testing.T, w *whAPI, errf string, secrets ...string) {
 // newWHAPI starts a single-node Raft member with the API on an httptest server.
 func newWHAPI(t testing.TB) *whAPI {
 	t.Helper()
+	return newWHAPIWith(t, Config{NodeID: "n1"})
+}
+
+// newWHAPIWith is newWHAPI with the API's configuration cfg (NodeID "n1":
+// the Raft node's).
+func newWHAPIWith(t testing.TB, cfg Config) *whAPI {
+	t.Helper()
 	dir := t.TempDir()
 	node, err := raftnode.Open(raftnode.Config{ID: "n1", Dir: dir, BindAddr: framework.FreeAddr(t, "tcp"), Bootstrap: true,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
@@ -80,7 +87,7 @@ func newWHAPI(t testing.TB) *whAPI {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	a := New(Config{NodeID: "n1"}, node, slog.New(slog.DiscardHandler), nil, nil)
+	a := New(cfg, node, slog.New(slog.DiscardHandler), nil, nil)
 	if err := node.Raft.Barrier(5 * time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
