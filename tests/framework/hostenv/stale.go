@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -112,8 +113,8 @@ func SweepStale() []string {
 func killUnder(root, prefix string) {
 	uids := map[string]bool{}
 	for _, u := range namesWithPrefix("/etc/passwd", prefix) {
-		if out, err := exec.Command("id", "-u", u).Output(); err == nil {
-			uids[strings.TrimSpace(string(out))] = true
+		if pw, err := user.Lookup(u); err == nil {
+			uids[pw.Uid] = true
 		}
 	}
 	procs, _ := os.ReadDir("/proc")
