@@ -78,7 +78,10 @@ type Dispatcher struct {
 	stepAt   map[string]time.Time          // action id → last progress write
 	sent     map[string]int                // action id → sends by this leader
 	failed   map[string]int                // action id → streams that broke before a result
-	running  bool                          // the leader job is on
+	// unreadable: the open actions the last full read could not read (a
+	// record that does not decode), each logged once while it stays so.
+	unreadable map[string]bool
+	running    bool // the leader job is on
 	// tracking: the state's notes of written actions are kept in changed
 	// for the next scan (from the first scan of a leader job to its end);
 	// rescan: the state was replaced, the next scan reads it all.
@@ -178,6 +181,13 @@ func (d *Dispatcher) Collectors() []prometheus.Collector {
 		_ = d.s.State.Read(func(r store.ReadTx) error { n = r.OpenActionCount(); return nil })
 		return float64(n)
 	})
+	unreadable := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "hostplane_actions_unreadable", Help: "Open actions whose record this coordinator as leader could not read at its last full read (neither sent nor expired; each is logged).",
+	}, func() float64 {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		return float64(len(d.unreadable))
+	})
 	sessions := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "hostplane_agent_sessions", Help: "Agent sessions held by this coordinator (only the leader holds any).",
 	}, func() float64 {
@@ -186,7 +196,7 @@ func (d *Dispatcher) Collectors() []prometheus.Collector {
 		}
 		return 0
 	})
-	return []prometheus.Collector{d.sends, d.streams, d.finished, d.duration, open, sessions}
+	return []prometheus.Collector{d.sends, d.streams, d.finished, d.duration, open, unreadable, sessions}
 }
 
 // Kick wakes the dispatcher.
@@ -370,10 +380,11 @@ func (d *Dispatcher) scan(ctx context.Context) {
 	var expired []fsm.ActionFinish
 	err := d.s.State.Read(func(r store.ReadTx) error {
 		if full {
-			open, inflight, err := r.OpenActionsExcept(func(id string) bool { return busy[id] })
+			open, inflight, bad, err := r.OpenActionsExcept(func(id string) bool { return busy[id] })
 			if err != nil {
 				return err
 			}
+			d.noteUnreadable(bad)
 			d.idx = newOpenIndex()
 			for _, a := range open {
 				d.idx.put(a, true)
@@ -381,7 +392,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 			for _, id := range inflight {
 				d.idx.putInFlight(id)
 			}
-			visits += len(open) + len(inflight)
+			visits += len(open) + len(inflight) + len(bad)
 		}
 		for _, id := range changed {
 			visits++
@@ -396,6 +407,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 				// unexpired until the next leader.
 				return err
 			}
+			d.readable(id)
 			if a.Finished() {
 				d.idx.drop(id)
 				closed = append(closed, id)
@@ -502,6 +514,30 @@ func (d *Dispatcher) scan(ctx context.Context) {
 		}
 	}
 	d.forget(closed, full)
+}
+
+// noteUnreadable keeps the open actions a full read could not read, logging
+// each one the first time: such an action (a record that does not decode,
+// which no command writes) is neither sent nor expired by this leader, and
+// without the line nothing would say why it sits pending.
+func (d *Dispatcher) noteUnreadable(bad map[string]error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	was := d.unreadable
+	d.unreadable = make(map[string]bool, len(bad))
+	for id, err := range bad {
+		d.unreadable[id] = true
+		if !was[id] {
+			d.s.Log.Error("open action cannot be read; it is neither sent nor expired until its record reads again", "action", id, "err", err)
+		}
+	}
+}
+
+// readable forgets that action id could not be read, now that it could.
+func (d *Dispatcher) readable(id string) {
+	d.mu.Lock()
+	delete(d.unreadable, id)
+	d.mu.Unlock()
 }
 
 // forget drops what this leader kept for the closed actions (finished), and,

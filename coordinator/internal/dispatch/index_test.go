@@ -3,7 +3,9 @@ package dispatch
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,6 +18,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
+	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -258,6 +261,116 @@ func TestWakeUpRereadsAnActionItCouldNotRead(t *testing.T) {
 	}
 	if visits < n+1 {
 		t.Fatalf("the wake-up after a failed read looked at %d actions, want all %d open", visits, n+1)
+	}
+	close(q.release)
+	waitIdle(t, q.d)
+}
+
+// lockedBuffer is a log destination for a test whose dispatcher may log
+// from its send goroutines too.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// unreadableGauge is hostplane_actions_unreadable as a scrape of d's
+// collectors reads it.
+func unreadableGauge(t *testing.T, d *Dispatcher) float64 {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(d.Collectors()...)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "hostplane_actions_unreadable" {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatal("no hostplane_actions_unreadable series")
+	return 0
+}
+
+// TestUnreadableOpenActionIsSaid: an open action whose record does not
+// decode is neither sent nor expired by a leader (it cannot read what to
+// send); the full read that meets it logs it once, naming it, and counts it
+// in hostplane_actions_unreadable while it stays so, and a write that makes
+// it read again (its note) sends it and clears the count. Before, the full
+// read skipped it without a word: it sat pending with nothing to say why.
+func TestUnreadableOpenActionIsSaid(t *testing.T) {
+	q := newQueuedRig(t, 2)
+	st := &brokenState{Reader: q.r.FSM}
+	q.d.s.State = st
+	var logs lockedBuffer
+	q.d.s.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	ctx := context.Background()
+	q.d.scan(ctx)
+
+	sc := fsmtest.ServerCreate("acc_1", "hv-up", q.opened)
+	q.r.MustAt(t, q.opened, fsm.CmdServerCreate, sc)
+	id := sc.Action.ID
+	path := filepath.Join(t.TempDir(), "broken.db")
+	if err := q.r.FSM.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) }); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(store.BucketActions).Put([]byte(id), []byte("{not json"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st.copy = db
+	st.on.Store(true)
+	// The wake-up for its note fails to read it; the next reads everything
+	// and meets it again; two more full reads (a replaced state's) meet it
+	// again and say nothing new.
+	for i := range 4 {
+		if i >= 2 {
+			q.d.actionsChanged(nil)
+		}
+		q.d.scan(ctx)
+		if i >= 2 && q.d.lastVisits < 3 {
+			t.Fatalf("wake-up %d looked at %d actions, want a full read", i+1, q.d.lastVisits)
+		}
+	}
+	if s := q.sends(); len(s) != 0 {
+		t.Fatalf("sent %v while the action could not be read", s)
+	}
+	line := "open action cannot be read"
+	if n := strings.Count(logs.String(), line); n != 1 || !strings.Contains(logs.String(), "action="+id) {
+		t.Fatalf("%d log lines %q naming %s over four wake-ups, want 1; log:\n%s", n, line, id, logs.String())
+	}
+	if g := unreadableGauge(t, q.d); g != 1 {
+		t.Fatalf("hostplane_actions_unreadable %v while %s cannot be read, want 1", g, id)
+	}
+
+	st.on.Store(false)
+	q.d.actionsChanged([]string{id}) // as the write that mends it notes it
+	q.d.scan(ctx)
+	for end := time.Now().Add(5 * time.Second); len(q.sends()) == 0 && time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+	}
+	if s, want := q.sends(), "hv-up/"+id; len(s) != 1 || s[0] != want {
+		t.Fatalf("sent %v once the action read again, want [%s]", s, want)
+	}
+	if g := unreadableGauge(t, q.d); g != 0 {
+		t.Fatalf("hostplane_actions_unreadable %v once the action read again, want 0", g)
 	}
 	close(q.release)
 	waitIdle(t, q.d)

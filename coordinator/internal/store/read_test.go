@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -127,16 +128,50 @@ func TestServersAreOwnedPagedAndIndexed(t *testing.T) {
 			t.Errorf("OpenActions = %v, %v; count %d", open, err, r.OpenActionCount())
 		}
 		// The dispatcher's scan: an action it already exchanges is named, not read.
-		open, skipped, err := r.OpenActionsExcept(func(id string) bool { return id == "act_1" })
-		if err != nil || len(open) != 0 || len(skipped) != 1 || skipped[0] != "act_1" {
-			t.Errorf("OpenActionsExcept(act_1) = %v, skipped %v, %v", open, skipped, err)
+		open, skipped, bad, err := r.OpenActionsExcept(func(id string) bool { return id == "act_1" })
+		if err != nil || len(open) != 0 || len(skipped) != 1 || skipped[0] != "act_1" || len(bad) != 0 {
+			t.Errorf("OpenActionsExcept(act_1) = %v, skipped %v, unreadable %v, %v", open, skipped, bad, err)
 		}
-		open, skipped, _ = r.OpenActionsExcept(func(string) bool { return false })
-		if len(open) != 1 || open[0].ID != "act_1" || len(skipped) != 0 {
-			t.Errorf("OpenActionsExcept(none) = %v, skipped %v", open, skipped)
+		open, skipped, bad, _ = r.OpenActionsExcept(func(string) bool { return false })
+		if len(open) != 1 || open[0].ID != "act_1" || len(skipped) != 0 || len(bad) != 0 {
+			t.Errorf("OpenActionsExcept(none) = %v, skipped %v, unreadable %v", open, skipped, bad)
 		}
 		if _, err := r.Action("act_2"); !errors.Is(err, ErrNotFound) {
 			t.Errorf("Action(act_2): %v", err)
+		}
+	})
+}
+
+// TestOpenActionsUnreadable: an open action whose record does not decode,
+// and one the open index names without a record, are listed as unreadable
+// with an error naming each, not dropped without a word (the dispatcher
+// logs them; before, the scan skipped them silently).
+func TestOpenActionsUnreadable(t *testing.T) {
+	db := testDB(t, func(tx *bolt.Tx) error {
+		a := Action{Action: api.Action{ID: "act_ok", ResourceID: "srv_1"}, NodeID: "hv-1"}
+		if err := put(tx, BucketActions, []byte(a.ID), a); err != nil {
+			return err
+		}
+		if err := tx.Bucket(BucketActions).Put([]byte("act_bad"), []byte("{not json")); err != nil {
+			return err
+		}
+		for _, id := range []string{"act_ok", "act_bad", "act_gone"} {
+			if err := tx.Bucket(BucketOpenActions).Put([]byte(id), []byte("hv-1")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	read(t, db, func(r ReadTx) {
+		open, skipped, bad, err := r.OpenActionsExcept(nil)
+		if err != nil || len(open) != 1 || open[0].ID != "act_ok" || len(skipped) != 0 {
+			t.Fatalf("OpenActionsExcept = %v, skipped %v, %v; want [act_ok]", open, skipped, err)
+		}
+		if len(bad) != 2 || bad["act_bad"] == nil || !errors.Is(bad["act_gone"], ErrNotFound) {
+			t.Fatalf("unreadable = %v, want act_bad (does not decode) and act_gone (not found)", bad)
+		}
+		if msg := bad["act_bad"].Error(); !strings.Contains(msg, "act_bad") {
+			t.Errorf("act_bad's error %q does not name it", msg)
 		}
 	})
 }

@@ -187,15 +187,18 @@ func (r ReadTx) Action(id string) (Action, error) {
 
 // OpenActions lists the pending and running actions (the dispatcher's work).
 func (r ReadTx) OpenActions() ([]Action, error) {
-	out, _, err := r.OpenActionsExcept(nil)
+	out, _, _, err := r.OpenActionsExcept(nil)
 	return out, err
 }
 
 // OpenActionsExcept is OpenActions without reading the actions skip
 // reports (nil: none): their ids are listed in skipped instead. The
 // dispatcher skips the actions it is already exchanging with their agents,
-// so a scan decodes only the new ones, however many run.
-func (r ReadTx) OpenActionsExcept(skip func(id string) bool) (open []Action, skipped []string, err error) {
+// so a scan decodes only the new ones, however many run. An open action
+// whose record cannot be read (it does not decode, or the open index names
+// an action that is not there: no command writes either) is in neither
+// list: unreadable holds it, by id, with the read's error.
+func (r ReadTx) OpenActionsExcept(skip func(id string) bool) (open []Action, skipped []string, unreadable map[string]error, err error) {
 	err = r.tx.Bucket(BucketOpenActions).ForEach(func(k, _ []byte) error {
 		if skip != nil && skip(string(k)) {
 			skipped = append(skipped, string(k))
@@ -203,12 +206,16 @@ func (r ReadTx) OpenActionsExcept(skip func(id string) bool) (open []Action, ski
 		}
 		a, err := r.Action(string(k))
 		if err != nil {
+			if unreadable == nil {
+				unreadable = map[string]error{}
+			}
+			unreadable[string(k)] = err
 			return nil
 		}
 		open = append(open, a)
 		return nil
 	})
-	return open, skipped, err
+	return open, skipped, unreadable, err
 }
 
 // OpenActionCount counts the pending and running actions.
