@@ -50,6 +50,8 @@ type cluster struct {
 type clusterOptions struct {
 	agents bool     // agent session listeners (200 ms pings, 2 s grace)
 	scopes []string // the key's scopes (none: the defaults)
+	// place changes the processes' options (a PartitionNet's Place).
+	place func(*framework.ProcessOptions)
 }
 
 // startCluster starts three coordinators (500 ms Raft timeouts) and creates
@@ -64,6 +66,9 @@ func startCluster(t *testing.T, name string, o clusterOptions) *cluster {
 	}
 	if o.agents {
 		po.Agents, po.AgentPing, po.AgentGrace = true, 200*time.Millisecond, 2*time.Second
+	}
+	if o.place != nil {
+		o.place(&po)
 	}
 	pc := framework.NewProcessCluster(t, po)
 	c := &cluster{t: t, pc: pc, procs: pc.Nodes}
@@ -116,11 +121,28 @@ func (c *cluster) index(p *framework.CoordinatorProcess) int {
 // register.
 func newCluster(t *testing.T, name string) *cluster {
 	t.Helper()
-	c := startCluster(t, name, clusterOptions{})
+	return newClusterWith(t, name, clusterOptions{})
+}
+
+// newClusterWith is newCluster started with o.
+func newClusterWith(t *testing.T, name string, o clusterOptions) *cluster {
+	t.Helper()
+	c := startCluster(t, name, o)
+	c.newRegister(t)
+	return c
+}
+
+// newRegister creates a register, "0", and makes it the one c reads and
+// writes (t: the test or subtest running).
+func (c *cluster) newRegister(t *testing.T) {
+	t.Helper()
 	pc := c.pc
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	ld := pc.WaitLeader(20 * time.Second)
+	ld, err := pc.LeaderIndex(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
 	wh, err := pc.Client(ld, c.key).CreateWebhook(ctx, api.WebhookCreateRequest{
 		URL: "https://93.184.216.34/hostplane-robustness", Events: []string{string(api.EventServerCreated)}, Description: "0",
 	}, "")
@@ -142,7 +164,6 @@ func newCluster(t *testing.T, name string) *cluster {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	return c
 }
 
 func (c *cluster) waitReady(p *framework.CoordinatorProcess, d time.Duration) {

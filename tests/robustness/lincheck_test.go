@@ -61,6 +61,17 @@ const (
 
 func (f fault) String() string { return [...]string{"kill", "pause"}[f] }
 
+// faults is what happens to the cluster while clients run (runClients): a
+// fault applied to the leader, or a network partition (partition_test.go).
+// inject starts it on rec's clock; the channel closes when it is over.
+type faults interface {
+	inject(ctx context.Context, t *testing.T, c *cluster, rec *recorder) <-chan struct{}
+}
+
+func (f fault) inject(ctx context.Context, t *testing.T, c *cluster, rec *recorder) <-chan struct{} {
+	return c.injectFaults(ctx, t, rec, f)
+}
+
 // injectFaults applies f to whichever coordinator leads, at 5 s into rec's
 // clock and again 3 s after the first fault ended, unless ctx ends first; the
 // channel closes when it is done (the coordinator running again).
@@ -109,12 +120,12 @@ type reader func(ctx context.Context, p *framework.CoordinatorProcess, client in
 
 // runClients runs clients concurrent clients until ctx ends, client i with a
 // random source of its own: op after op (do) on the coordinator clientProc
-// picks, with think time (0-40 ms) between them. Meanwhile f is applied to the
-// leader (injectFaults). Once every client has finished its last operation
+// picks, with think time (0-40 ms) between them. Meanwhile f happens (a
+// fault: injectFaults). Once every client has finished its last operation
 // and the fault is over, every coordinator i, running again, reads once more
 // (final, unless nil; tried for up to 20 s) as client clients+i: the last
 // word.
-func (c *cluster) runClients(ctx context.Context, t *testing.T, rec *recorder, f fault, clients int, do func(i int, rng *rand.Rand, p *framework.CoordinatorProcess), final reader) {
+func (c *cluster) runClients(ctx context.Context, t *testing.T, rec *recorder, f faults, clients int, do func(i int, rng *rand.Rand, p *framework.CoordinatorProcess), final reader) {
 	var wg sync.WaitGroup
 	for i := 0; i < clients; i++ {
 		wg.Add(1)
@@ -130,7 +141,7 @@ func (c *cluster) runClients(ctx context.Context, t *testing.T, rec *recorder, f
 			}
 		}(i)
 	}
-	faultDone := c.injectFaults(ctx, t, rec, f)
+	faultDone := f.inject(ctx, t, c, rec)
 	wg.Wait()
 	<-faultDone
 	if final == nil {

@@ -56,8 +56,8 @@ type runStats struct {
 }
 
 // runRegister drives 16 clients against the register through all three
-// coordinator processes for dur, applying f to the leader at 5 s.
-func runRegister(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcupine.Operation, runStats) {
+// coordinator processes for dur while f happens (a fault: to the leader at 5 s).
+func runRegister(t *testing.T, c *cluster, f faults, dur time.Duration) ([]porcupine.Operation, runStats) {
 	// 16 clients, 4 of which also write: a read pins the register to one value,
 	// but the order of concurrent writes no read tells apart is searched
 	// exhaustively, so porcupine's work grows as 2^(concurrent writes).

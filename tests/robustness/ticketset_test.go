@@ -125,7 +125,7 @@ func ticketNumber(subject string) int {
 // leader at 5 s; after dur every client finishes the create it has begun
 // (retrying for up to 20 s), then every coordinator lists the tickets once
 // more.
-func runTicketSet(t *testing.T, c *cluster, f fault, dur time.Duration) ([]porcupine.Operation, setStats) {
+func runTicketSet(t *testing.T, c *cluster, f faults, dur time.Duration) ([]porcupine.Operation, setStats) {
 	const clients, writers = 12, 3
 	rec := newRecorder()
 	var next atomic.Int64
