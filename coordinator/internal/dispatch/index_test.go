@@ -18,6 +18,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	pb "github.com/hostplane/hostplane/proto"
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/prometheus/client_golang/prometheus"
 	bolt "go.etcd.io/bbolt"
 )
@@ -215,6 +216,28 @@ func (b *brokenState) Read(fn func(store.ReadTx) error) error {
 	return b.Reader.Read(fn)
 }
 
+// breakAction has b's reads served from a copy of q's state as it is now in
+// which action id's record does not decode.
+func (b *brokenState) breakAction(t *testing.T, q *queuedRig, id string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "broken.db")
+	if err := q.r.FSM.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) }); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(store.BucketActions).Put([]byte(id), []byte("{not json"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	b.copy = db
+	b.on.Store(true)
+}
+
 // TestWakeUpRereadsAnActionItCouldNotRead: a wake-up that cannot read an
 // action a commit wrote (its record does not decode: not absent) keeps it;
 // the next wake-up reads every open action again and sends it once the
@@ -230,22 +253,7 @@ func TestWakeUpRereadsAnActionItCouldNotRead(t *testing.T) {
 
 	sc := fsmtest.ServerCreate("acc_1", "hv-up", q.opened)
 	q.r.MustAt(t, q.opened, fsm.CmdServerCreate, sc)
-	path := filepath.Join(t.TempDir(), "broken.db")
-	if err := q.r.FSM.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) }); err != nil {
-		t.Fatal(err)
-	}
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(store.BucketActions).Put([]byte(sc.Action.ID), []byte("{not json"))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	st.copy = db
-	st.on.Store(true)
+	st.breakAction(t, q, sc.Action.ID)
 	q.d.scan(ctx)
 	if s := q.sends(); len(s) != 0 {
 		t.Fatalf("sent %v while the new action could not be read", s)
@@ -264,25 +272,6 @@ func TestWakeUpRereadsAnActionItCouldNotRead(t *testing.T) {
 	}
 	close(q.release)
 	waitIdle(t, q.d)
-}
-
-// lockedBuffer is a log destination for a test whose dispatcher may log
-// from its send goroutines too.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // unreadableGauge is hostplane_actions_unreadable as a scrape of d's
@@ -314,7 +303,7 @@ func TestUnreadableOpenActionIsSaid(t *testing.T) {
 	q := newQueuedRig(t, 2)
 	st := &brokenState{Reader: q.r.FSM}
 	q.d.s.State = st
-	var logs lockedBuffer
+	var logs framework.SyncBuilder // the dispatcher may log from its send goroutines too
 	q.d.s.Log = slog.New(slog.NewTextHandler(&logs, nil))
 	ctx := context.Background()
 	q.d.scan(ctx)
@@ -322,22 +311,7 @@ func TestUnreadableOpenActionIsSaid(t *testing.T) {
 	sc := fsmtest.ServerCreate("acc_1", "hv-up", q.opened)
 	q.r.MustAt(t, q.opened, fsm.CmdServerCreate, sc)
 	id := sc.Action.ID
-	path := filepath.Join(t.TempDir(), "broken.db")
-	if err := q.r.FSM.View(func(tx *bolt.Tx) error { return tx.CopyFile(path, 0o600) }); err != nil {
-		t.Fatal(err)
-	}
-	db, err := bolt.Open(path, 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Update(func(tx *bolt.Tx) error {
-		return tx.Bucket(store.BucketActions).Put([]byte(id), []byte("{not json"))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	st.copy = db
-	st.on.Store(true)
+	st.breakAction(t, q, id)
 	// The wake-up for its note fails to read it; the next reads everything
 	// and meets it again; two more full reads (a replaced state's) meet it
 	// again and say nothing new.
