@@ -78,8 +78,9 @@ type Dispatcher struct {
 	stepAt   map[string]time.Time          // action id → last progress write
 	sent     map[string]int                // action id → sends by this leader
 	failed   map[string]int                // action id → streams that broke before a result
-	// unreadable: the open actions the last full read could not read (a
-	// record that does not decode), each logged once while it stays so.
+	// unreadable: the open actions the last full read of this leader job
+	// could not read (a record that does not decode), each logged once while
+	// it stays so; nil once the job ends (a follower sends nothing).
 	unreadable map[string]bool
 	running    bool // the leader job is on
 	// tracking: the state's notes of written actions are kept in changed
@@ -182,7 +183,7 @@ func (d *Dispatcher) Collectors() []prometheus.Collector {
 		return float64(n)
 	})
 	unreadable := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "hostplane_actions_unreadable", Help: "Open actions whose record this coordinator as leader could not read at its last full read (neither sent nor expired; each is logged).",
+		Name: "hostplane_actions_unreadable", Help: "Open actions whose record this coordinator as leader could not read at its last full read (neither sent nor expired; each is logged); 0 on a follower.",
 	}, func() float64 {
 		d.mu.Lock()
 		defer d.mu.Unlock()
@@ -294,7 +295,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	defer func() {
 		d.mu.Lock()
 		d.running = false
-		d.tracking, d.changed, d.idx = false, nil, nil
+		d.tracking, d.changed, d.idx, d.unreadable = false, nil, nil, nil
 		for _, cancel := range d.inflight {
 			cancel()
 		}

@@ -349,3 +349,32 @@ func TestUnreadableOpenActionIsSaid(t *testing.T) {
 	close(q.release)
 	waitIdle(t, q.d)
 }
+
+// TestUnreadableCountIsTheLeaders: hostplane_actions_unreadable is the
+// leader's, as the action is its to send: a coordinator whose leader job
+// ended (a follower now, the next leader counting the action itself) shows
+// 0, not the count of its last full read, which nothing it does as a
+// follower would ever clear; and leading again, it says so again.
+func TestUnreadableCountIsTheLeaders(t *testing.T) {
+	q := newQueuedRig(t, 1)
+	st := &brokenState{Reader: q.r.FSM}
+	q.d.s.State = st
+	var logs framework.SyncBuilder
+	q.d.s.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	sc := fsmtest.ServerCreate("acc_1", "hv-up", q.opened)
+	q.r.MustAt(t, q.opened, fsm.CmdServerCreate, sc)
+	st.breakAction(t, q, sc.Action.ID)
+	line := "open action cannot be read"
+	for term := 1; term <= 2; term++ {
+		// A leader job that ends after its first wake-up (a full read).
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		q.d.Run(ctx)
+		if n := strings.Count(logs.String(), line); n != term {
+			t.Fatalf("%d log lines %q after %d leader jobs, want one a job; log:\n%s", n, line, term, logs.String())
+		}
+		if g := unreadableGauge(t, q.d); g != 0 {
+			t.Fatalf("hostplane_actions_unreadable %v on a coordinator whose leader job ended, want 0 (the leader counts it)", g)
+		}
+	}
+}
