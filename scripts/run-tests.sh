@@ -133,12 +133,16 @@ T0=$SECONDS
 # The binaries the tests start (tests/framework's BuildBinary, default build
 # options), built once here for every test binary instead of once by each
 # (≈ 4 CPU-s a link of hostplane-coordinator, and most heavy packages link
-# it and one to three others); a package builds its own if this build fails.
-if go build -o "$logs/bin/" ./coordinator/cmd/hostplane-coordinator ./coordinator/cmd/hostplanectl \
+# it and one to three others). When this build fails the suite stops here,
+# saying so: with no shared binaries every test binary would build its own
+# (minutes of CPU) only to fail the same way.
+if ! go build -o "$logs/bin/" ./coordinator/cmd/hostplane-coordinator ./coordinator/cmd/hostplanectl \
   ./agent/cmd/hostplane-agent ./agent/cmd/hostplane-agent-sim ./agent/internal/session/testdata/testagent \
   ./tests/eppd/cmd/eppd; then
-  export HOSTPLANE_TEST_BIN_DIR="$logs/bin"
+  echo "run-tests: building the binaries the tests start failed (go build's errors above)" >&2
+  exit 1
 fi
+export HOSTPLANE_TEST_BIN_DIR="$logs/bin"
 units() { # the unit tests
   local rc=0
   # -p 2 (go test's default here, the CPUs): it caps the unit tests'
