@@ -17,6 +17,7 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // Benchmarks run their function once with b.N=1 and again with the real N; the
@@ -58,7 +59,7 @@ func fixture[T any](b *testing.B, key string, build func(tb testing.TB) T) T {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
+	code := framework.Main(m) // removes the binaries framework built
 	for i := len(pkgCleanups) - 1; i >= 0; i-- {
 		pkgCleanups[i]()
 	}

@@ -4,7 +4,6 @@ package libvirttest
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +17,7 @@ import (
 	"github.com/hostplane/hostplane/agent/internal/testenv"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 const testKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHkLdvy1TyHQOhUjYZr36zB0sUeCCPdFHnB8WWf33Hlo test@hostplane"
@@ -122,33 +122,12 @@ func (e *env) connect(errc <-chan error) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	agentBin  string
-	buildErr  error
-)
-
-// buildAgent builds the real agent binary once per test process.
+// buildAgent is the real agent binary: the run's shared build
+// (framework.SharedBinDirEnv, set by scripts/run-tests.sh) or one built once
+// per test process.
 func buildAgent(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "hostplane-agent-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		pkgCleanups = append(pkgCleanups, func() { os.RemoveAll(dir) }) // run by TestMain
-		agentBin = filepath.Join(dir, "hostplane-agent")
-		cmd := exec.Command("go", "build", "-o", agentBin, "./agent/cmd/hostplane-agent")
-		cmd.Dir = testenv.RepoRoot(t)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = errors.New(string(out))
-		}
-	})
-	if buildErr != nil {
-		t.Fatalf("build agent: %v", buildErr)
-	}
-	return agentBin
+	return framework.AgentBinary(t)
 }
 
 // startProcess runs the agent binary; failpoint (may be empty) makes it kill itself.

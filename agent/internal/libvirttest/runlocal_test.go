@@ -231,14 +231,17 @@ func localPool(dir string) string {
 	return "hostplane-local-" + hex.EncodeToString(sum[:])[:12]
 }
 
-// buildAll builds the coordinator, hostplanectl and the agent into a temp dir.
+// buildAll is a directory holding the coordinator, hostplanectl and the
+// agent (run-local.sh's HOSTPLANE_BIN): links to the run's shared builds
+// (framework.SharedBinDirEnv) or to the ones built once per test process,
+// not a go build of every command per test.
 func buildAll(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./coordinator/cmd/...", "./agent/cmd/...")
-	cmd.Dir = testenv.RepoRoot(t)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
+	for _, bin := range []string{framework.Coordinator(t), framework.Ctl(t), framework.AgentBinary(t)} {
+		if err := os.Symlink(bin, filepath.Join(dir, filepath.Base(bin))); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return dir
 }
