@@ -100,10 +100,38 @@ trap 'rm -rf "$logs"' EXIT
 # clean-clone CI at load 20–54, agent/internal/hosting, 390 s quiet, was
 # stopped at 15 min mid-test with no test failed; tests/audit and
 # libvirttest reached 15 min too, after failures of their own at that load).
+#
+# Each package's wall and CPU time go to the list printed at the end. Its CPU
+# is user + system time of go test and every process it waited for (the
+# compile, the test binary and the processes the tests start and reap: the
+# coordinators, nginx, PHP-FPM, MariaDB…), not that of processes another
+# process reaps (QEMU, which libvirtd starts): so the guests lane's figures
+# leave out its guests.
+cpu() { # cpu FILE CMD...: CMD, its CPU seconds then written to FILE
+  local f=$1
+  shift
+  (
+    rc=0
+    "$@" || rc=$?
+    times >"$f"
+    exit $rc
+  )
+}
+cpus() { # cpus FILE: the CPU seconds (whole) written by cpu
+  awk 'NR == 2 { gsub(",", "."); split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.0f", u[1] * 60 + u[2] + s[1] * 60 + s[2] }' "$1"
+}
+lanecpu() { # lanecpu NAME: the CPU seconds of lane NAME's packages so far
+  awk -v n="$1" '$3 == n { s += $1 } END { print s + 0 }' "$logs/pkgtimes" 2>/dev/null || echo 0
+}
 run1() { # run1 NAME I PKG: one package's tests, its output printed whole
-  local rc=0
-  go test -race -count=1 -timeout 25m "$3" >"$logs/$1.$2" 2>&1 || rc=1
+  local rc=0 t0=$SECONDS lock=()
+  # HP_LOCK_guests / HP_LOCK_hosting: a lock file the lane's packages each
+  # take (flock) while they run, for a machine shared with other test runs.
+  local lockvar=HP_LOCK_$1
+  if [ -n "${!lockvar:-}" ]; then lock=(flock "${!lockvar}"); fi
+  cpu "$logs/$1.$2.cpu" "${lock[@]}" go test -race -count=1 -timeout 25m "$3" >"$logs/$1.$2" 2>&1 || rc=1
   cat "$logs/$1.$2"
+  echo "$(cpus "$logs/$1.$2.cpu") $((SECONDS - t0)) $1 ${3#"$mod"/}" >>"$logs/pkgtimes"
   return $rc
 }
 lane() { # lane NAME PKG...: 0 when every package passed
@@ -113,7 +141,7 @@ lane() { # lane NAME PKG...: 0 when every package passed
     i=$((i + 1))
     run1 "$name" "$i" "$p" || rc=1
   done
-  echo "$name: $((SECONDS - t0)) s (from $((t0 - T0)) s)" >>"$logs/times"
+  echo "$name: $((SECONDS - t0)) s, $(lanecpu "$name") CPU-s (from $((t0 - T0)) s)" >>"$logs/times"
   return $rc
 }
 next() { # next: the first package left in the queue (removed from it), or nothing
@@ -125,7 +153,7 @@ queued() { # queued NAME: a lane running the queue's packages one at a time
     i=$((i + 1))
     run1 "$name" "$i" "$p" || rc=1
   done
-  echo "$name: $((SECONDS - t0)) s ($i packages, from $((t0 - T0)) s)" >>"$logs/times"
+  echo "$name: $((SECONDS - t0)) s, $(lanecpu "$name") CPU-s ($i packages, from $((t0 - T0)) s)" >>"$logs/times"
   return $rc
 }
 status=0
@@ -152,8 +180,8 @@ units() { # the unit tests
   # time, -p 2 leaves the lanes the other core: the unit tests take longer
   # but end long before the lanes.
   # shellcheck disable=SC2086
-  go test -p 2 -race -count=1 -timeout 15m $units || rc=1
-  echo "unit tests: $((SECONDS - T0)) s" >>"$logs/times"
+  cpu "$logs/units.cpu" go test -p 2 -race -count=1 -timeout 15m $units || rc=1
+  echo "unit tests: $((SECONDS - T0)) s, $(cpus "$logs/units.cpu") CPU-s" >>"$logs/times"
   return $rc
 }
 # The four lanes start with the unit tests, not after them: the lanes wait on
@@ -170,6 +198,9 @@ queued clusters1 & pids+=($!)
 queued clusters2 & pids+=($!)
 units & pids+=($!)
 for p in "${pids[@]}"; do wait "$p" || status=1; done
-echo "wall time: $((SECONDS - T0)) s" >>"$logs/times"
+times >"$logs/all.cpu"
+echo "wall time: $((SECONDS - T0)) s, $(cpus "$logs/all.cpu") CPU-s (not counted: processes another process reaps, QEMU)" >>"$logs/times"
 sed 's/^/run-tests: /' "$logs/times"
+# The heavy packages, most CPU first: CPU-s, wall s, lane, package.
+sort -rn "$logs/pkgtimes" | sed 's/^/run-tests: package /'
 exit $status
