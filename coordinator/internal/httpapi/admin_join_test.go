@@ -1,11 +1,8 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,19 +48,10 @@ func TestClusterJoinThatCostsTheLeadershipIs503(t *testing.T) {
 	}
 	a := New(Config{NodeID: "n1"}, n1, slog.New(slog.DiscardHandler), nil, nil)
 	a.SetLeaderReady(n1.Raft.CurrentTerm())
-	admin := httptest.NewServer(a.AdminHandler())
-	t.Cleanup(admin.Close)
+	admin := adminURL(t, a)
 	join := func(id, raftAddr string) (*http.Response, api.Error) {
 		t.Helper()
-		resp, err := http.Post(admin.URL+"/admin/cluster/join", "application/json",
-			strings.NewReader(`{"id":"`+id+`","raft_addr":"`+raftAddr+`"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var e api.Error
-		_ = json.NewDecoder(resp.Body).Decode(&e)
-		return resp, e
+		return postAdmin(t, admin+"/admin/cluster/join", `{"id":"`+id+`","raft_addr":"`+raftAddr+`"}`)
 	}
 
 	n2, closeN2 := open("n2", false)

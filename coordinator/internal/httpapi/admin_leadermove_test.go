@@ -41,11 +41,10 @@ func TestAdminForwardEndsWhenTheLeaderMoves(t *testing.T) {
 	leaderAddr := strings.TrimPrefix(leaderSrv.URL, "http://")
 
 	w, lead := followerOf(t, leaderAddr)
-	admin := httptest.NewServer(w.a.AdminHandler())
-	t.Cleanup(admin.Close)
+	admin := adminURL(t, w.a)
 
 	// The backup: its headers come, then leadership moves on.
-	resp, err := http.Get(admin.URL + "/admin/cluster/backup")
+	resp, err := http.Get(admin + "/admin/cluster/backup")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +63,7 @@ func TestAdminForwardEndsWhenTheLeaderMoves(t *testing.T) {
 		lead("10.0.0.9:8443")
 	}()
 	start := time.Now()
-	resp, err = http.Get(admin.URL + "/admin/accounts/acc_1")
+	resp, err = http.Get(admin + "/admin/accounts/acc_1")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,14 +1,11 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
-	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // removedView is a Raft member that knows no leader and whose latest
@@ -32,15 +29,7 @@ func (v removedView) Servers() ([]raftnode.Server, error) { return v.servers, ni
 func TestAdminOnARemovedCoordinatorNamesIt(t *testing.T) {
 	w := newWHAPI(t) // NodeID n1
 	w.a.raft = removedView{w.a.raft, []raftnode.Server{{ID: "n2", Address: "127.0.0.1:2", Suffrage: "Voter"}, {ID: "n3", Address: "127.0.0.1:3", Suffrage: "Voter"}}}
-	admin := httptest.NewServer(w.a.AdminHandler())
-	t.Cleanup(admin.Close)
-	resp, err := http.Post(admin.URL+"/admin/cluster/remove", "application/json", strings.NewReader(`{"id":"n1"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var e api.Error
-	_ = json.NewDecoder(resp.Body).Decode(&e)
+	resp, e := postAdmin(t, adminURL(t, w.a)+"/admin/cluster/remove", `{"id":"n1"}`)
 	if resp.StatusCode != http.StatusServiceUnavailable || e.Code != "not_leader" || !strings.Contains(e.Message, "(n1) is no member of the cluster") || resp.Header.Get("Retry-After") != "" {
 		t.Errorf("admin command on a removed coordinator: %s %q %q, Retry-After %q; want 503 not_leader saying n1 is no member, no Retry-After",
 			resp.Status, e.Code, e.Message, resp.Header.Get("Retry-After"))
@@ -54,15 +43,7 @@ func TestAdminOnARemovedCoordinatorNamesIt(t *testing.T) {
 // says, meets this answer.
 func TestRemovingANonMemberSaysItMayBeRemovedAlready(t *testing.T) {
 	w := newWHAPI(t)
-	admin := httptest.NewServer(w.a.AdminHandler())
-	t.Cleanup(admin.Close)
-	resp, err := http.Post(admin.URL+"/admin/cluster/remove", "application/json", strings.NewReader(`{"id":"c9"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var e api.Error
-	_ = json.NewDecoder(resp.Body).Decode(&e)
+	resp, e := postAdmin(t, adminURL(t, w.a)+"/admin/cluster/remove", `{"id":"c9"}`)
 	if resp.StatusCode != http.StatusNotFound || e.Code != "not_found" || !strings.Contains(e.Message, `"c9" is not a member`) || !strings.Contains(e.Message, "already removed?") {
 		t.Errorf("remove of a non-member: %s %q %q; want 404 not_found naming c9, saying it may be removed already", resp.Status, e.Code, e.Message)
 	}
