@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
@@ -22,12 +21,10 @@ import (
 // API of the process is not touched.
 func TestAdminBackupFailingMidwayIsNoBackup(t *testing.T) {
 	w := newWHAPI(t)
-	admin := httptest.NewServer(w.a.AdminHandler())
-	t.Cleanup(admin.Close)
+	admin := adminURL(t, w.a)
 
 	// Whole: the copy as the FSM writes it.
-	adm := &client.Admin{HTTP: admin.Client()}
-	adm.HTTP.Transport = rewrite{admin.URL}
+	adm := adminClient(admin)
 	var whole countWriter
 	if _, err := adm.BackupWith(context.Background(), &whole, false); err != nil || whole.n == 0 {
 		t.Fatalf("a backup: %d bytes, %v", whole.n, err)
@@ -49,11 +46,7 @@ func TestAdminBackupFailingMidwayIsNoBackup(t *testing.T) {
 	t.Logf("a copy failing after 8192 bytes: %d bytes received, %v", cut.n, err)
 	// The failing copy is that API's alone: another coordinator's API in
 	// the same process (tests run several) still backs up whole.
-	w2 := newWHAPI(t)
-	admin2 := httptest.NewServer(w2.a.AdminHandler())
-	t.Cleanup(admin2.Close)
-	adm2 := &client.Admin{HTTP: admin2.Client()}
-	adm2.HTTP.Transport = rewrite{admin2.URL}
+	adm2 := adminClient(adminURL(t, newWHAPI(t).a))
 	var other countWriter
 	if _, err := adm2.BackupWith(context.Background(), &other, false); err != nil || other.n == 0 {
 		t.Fatalf("another API's backup while the first's copy fails: %d bytes, %v", other.n, err)
@@ -63,7 +56,7 @@ func TestAdminBackupFailingMidwayIsNoBackup(t *testing.T) {
 	w.a.backupState = func(*fsm.FSM, io.Writer, func(uint64)) error {
 		return errors.New("begin read transaction: too many open files")
 	}
-	resp, err := http.Get(admin.URL + "/admin/cluster/backup")
+	resp, err := http.Get(admin + "/admin/cluster/backup")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,6 +70,12 @@ func TestAdminBackupFailingMidwayIsNoBackup(t *testing.T) {
 type countWriter struct{ n int }
 
 func (c *countWriter) Write(p []byte) (int, error) { c.n += len(p); return len(p), nil }
+
+// adminClient is pkg/client's Admin (hostplanectl's) of the admin API served
+// at base (adminURL).
+func adminClient(base string) *client.Admin {
+	return &client.Admin{HTTP: &http.Client{Transport: rewrite{base}}}
+}
 
 // rewrite sends the admin client's requests (to http://admin) to base.
 type rewrite struct{ base string }
