@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -58,12 +59,7 @@ func TestForwardedStatsStreamEndsWithAnErrorEvent(t *testing.T) {
 	} {
 		how.Store(c.how)
 		lead(leaderAddr)
-		req, _ := http.NewRequest("GET", w.srv.URL+"/v1/servers/srv_1/stats?stream=1", nil)
-		req.Header.Set("Authorization", "Bearer hp_anything")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
+		resp := w.openGet(context.Background(), "/v1/servers/srv_1/stats?stream=1", "hp_anything")
 		if c.how == "hang" {
 			lead("10.0.0.9:8443")
 		}

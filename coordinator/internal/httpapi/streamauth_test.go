@@ -44,12 +44,7 @@ func TestStatsStreamEndsWhenItsKeyNoLongerAllowsTheClient(t *testing.T) {
 			s.setStats(runningSamples(20 * time.Millisecond))
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, "GET", s.srv.URL+"/v1/servers/"+id+"/stats?stream=1&interval=1", nil)
-			req.Header.Set("Authorization", "Bearer "+key)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
+			resp := s.openGet(ctx, "/v1/servers/"+id+"/stats?stream=1&interval=1", key)
 			defer resp.Body.Close()
 			if evs := readEvents(t, resp.Body, 1); len(evs) != 1 || evs[0].name != "stats" {
 				t.Fatalf("stream before the change: %d %+v", resp.StatusCode, evs)
@@ -103,12 +98,7 @@ func TestStatsStreamOfABrandsKey(t *testing.T) {
 	s.setStats(runningSamples(20 * time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", s.srv.URL+"/v1/vps/"+id+"/stats?stream=1&interval=1", nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := s.openGet(ctx, "/v1/vps/"+id+"/stats?stream=1&interval=1", key)
 	defer resp.Body.Close()
 	evs := readEvents(t, resp.Body, 3)
 	if resp.StatusCode != http.StatusOK || len(evs) != 3 {

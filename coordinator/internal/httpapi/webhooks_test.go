@@ -139,7 +139,17 @@ func (w *whAPI) addKey(acc string, k fsm.KeyCreate) (string, string) {
 // token unless empty, and returns the response and its body.
 func (w *whAPI) rawGet(path, key string) (*http.Response, []byte) {
 	w.t.Helper()
-	req, _ := http.NewRequest("GET", w.srv.URL+path, nil)
+	resp := w.openGet(context.Background(), path, key)
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp, body
+}
+
+// openGet is rawGet under ctx with the body left unread: the caller reads
+// it (a stream, for as long as ctx lasts) and closes it.
+func (w *whAPI) openGet(ctx context.Context, path, key string) *http.Response {
+	w.t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "GET", w.srv.URL+path, nil)
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
@@ -147,9 +157,7 @@ func (w *whAPI) rawGet(path, key string) (*http.Response, []byte) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, body
+	return resp
 }
 
 func (w *whAPI) apply(typ fsm.CommandType, p any) any {
