@@ -13,10 +13,11 @@ import (
 	"time"
 )
 
-// adminSocket serves h on a new unix socket, as a coordinator's admin socket.
-func adminSocket(t *testing.T, h http.HandlerFunc) string {
+// serveSocket serves h on a new unix socket (a coordinator's admin socket,
+// an agent's local API) until the test ends, and returns its path.
+func serveSocket(t *testing.T, h http.HandlerFunc) string {
 	t.Helper()
-	socket := filepath.Join(t.TempDir(), "admin.sock")
+	socket := filepath.Join(t.TempDir(), "s.sock")
 	ln, err := net.Listen("unix", socket)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +35,7 @@ func adminSocket(t *testing.T, h http.HandlerFunc) string {
 func stallingAdmin(t *testing.T, send func(w http.ResponseWriter)) (socket string, gone chan struct{}) {
 	t.Helper()
 	gone = make(chan struct{}, 8)
-	return adminSocket(t, func(w http.ResponseWriter, r *http.Request) {
+	return serveSocket(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("X-Hostplane-Node", "c1")
 		w.Header().Set("X-Hostplane-Applied-Index", "42")
 		send(w)
@@ -128,7 +129,7 @@ func TestClusterBackupStallEnds(t *testing.T) {
 	// Slow but moving: a chunk every 300 ms for 2.4 s, under a 3 s guard (a
 	// loaded machine can pause a process for a second and more).
 	const total = 512 << 10
-	slow := adminSocket(t, func(w http.ResponseWriter, _ *http.Request) {
+	slow := serveSocket(t, func(w http.ResponseWriter, _ *http.Request) {
 		for range 8 {
 			_, _ = w.Write(first[:1024])
 			w.(http.Flusher).Flush()
@@ -146,7 +147,7 @@ func TestClusterBackupStallEnds(t *testing.T) {
 
 	// An output that takes nothing for 4 s (a pipe read late), under a 2 s
 	// guard, from a coordinator that sends it all at once.
-	fast := adminSocket(t, func(w http.ResponseWriter, _ *http.Request) {
+	fast := serveSocket(t, func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write(bytes.Repeat([]byte{'d'}, total))
 	})
 	r, w, err = os.Pipe()
@@ -172,7 +173,7 @@ func TestClusterBackupStallEnds(t *testing.T) {
 // is said to have broken the backup after so many bytes, FILE left as it
 // was; not "is the coordinator running?", which it was.
 func TestClusterBackupBrokenStream(t *testing.T) {
-	socket := adminSocket(t, func(w http.ResponseWriter, _ *http.Request) {
+	socket := serveSocket(t, func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Hostplane-Node", "c1")
 		_, _ = w.Write(make([]byte, 65536))
 		w.(http.Flusher).Flush()

@@ -17,7 +17,7 @@ import (
 func TestOperatorSeesTheElection(t *testing.T) {
 	bin := buildCtl(t)
 	var reads atomic.Int32
-	sock := adminSocket(t, func(w http.ResponseWriter, r *http.Request) {
+	sock := serveSocket(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.Method != "GET" || reads.Add(1) == 1 {
 			w.Header().Set("Retry-After", "1")

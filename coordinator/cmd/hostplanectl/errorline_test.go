@@ -2,9 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,12 +23,7 @@ func TestErrorLinesKeepOutsideTextOnOneLine(t *testing.T) {
 	bin := buildCtl(t)
 	const hostile = "no such thing\nerror: forged line\tafter a tab\r\x1b[31mred\u202eevil\u0085 typed \\n"
 	const escaped = `no such thing\nerror: forged line\tafter a tab\r\x1b[31mred\u202eevil\u0085 typed \\n`
-	sock := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	sock := serveSocket(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		switch r.URL.Path {
 		case "/admin/accounts/acc_1":
@@ -48,9 +41,7 @@ func TestErrorLinesKeepOutsideTextOnOneLine(t *testing.T) {
 		default:
 			w.WriteHeader(500)
 		}
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	})
 
 	for _, c := range []struct {
 		args  []string

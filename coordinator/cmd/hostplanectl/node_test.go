@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -18,11 +17,6 @@ import (
 // fakeAgent serves a canned local API on a unix socket and records requests.
 func fakeAgent(t *testing.T) (string, *[]string) {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "a.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var seen []string
 	mux := http.NewServeMux()
 	reply := func(w http.ResponseWriter, status int, v any) {
@@ -47,10 +41,7 @@ func fakeAgent(t *testing.T) (string, *[]string) {
 		reply(w, 200, api.NodeOperation{ID: "x", Kind: api.NodeOpStart, Target: "vm1", State: api.NodeOpFailed,
 			Error: &api.NodeError{Code: api.NodeErrUnavailable, Message: "start vm1: libvirt is not reachable"}})
 	})
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return sock, &seen
+	return serveSocket(t, mux.ServeHTTP), &seen
 }
 
 func runNode(args ...string) (string, error) {

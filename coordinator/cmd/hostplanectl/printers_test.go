@@ -3,9 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"sync/atomic"
@@ -72,12 +70,7 @@ func filled[T any]() func(string) any {
 // given) on a unix socket, with text, and 404 naming the request otherwise.
 func fakeSocket(t *testing.T, answers map[string]func(string) any, text *atomic.Pointer[string]) string {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return serveSocket(t, func(w http.ResponseWriter, r *http.Request) {
 		mk, ok := answers[r.Method+" "+r.URL.Path]
 		if !ok {
 			w.WriteHeader(http.StatusNotFound)
@@ -86,10 +79,7 @@ func fakeSocket(t *testing.T, answers map[string]func(string) any, text *atomic.
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(mk(*text.Load()))
-	})}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-	return sock
+	})
 }
 
 // holds reports whether the decoded JSON value v holds the string s.
