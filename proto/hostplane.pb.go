@@ -446,9 +446,14 @@ type Hello struct {
 	ConsoleUrl string `protobuf:"bytes,7,opt,name=console_url,json=consoleUrl,proto3" json:"console_url,omitempty"`
 	// Added in protocol 1.3: the Linux bridges guests may join on this node
 	// (agent --bridge), each checked to exist when the agent started.
-	Bridges       []string `protobuf:"bytes,8,rep,name=bridges,proto3" json:"bridges,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Bridges []string `protobuf:"bytes,8,rep,name=bridges,proto3" json:"bridges,omitempty"`
+	// Added after protocol 1.6 (no version of its own: unset reads as not
+	// known): on a node with the hosting role, where its customers connect
+	// (SFTP and MariaDB), which the coordinator shows in each account's
+	// connection details.
+	HostingConnection *HostingConnection `protobuf:"bytes,9,opt,name=hosting_connection,json=hostingConnection,proto3" json:"hosting_connection,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -537,6 +542,77 @@ func (x *Hello) GetBridges() []string {
 	return nil
 }
 
+func (x *Hello) GetHostingConnection() *HostingConnection {
+	if x != nil {
+		return x.HostingConnection
+	}
+	return nil
+}
+
+// HostingConnection is where a hosting node's customers connect: the SFTP
+// host name (the node's public hostname as its operator configured it;
+// empty: none, each account's own domain is shown), the port its sshd
+// listens on, and the TCP port of its MariaDB (0: unknown or no TCP).
+type HostingConnection struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SftpHost      string                 `protobuf:"bytes,1,opt,name=sftp_host,json=sftpHost,proto3" json:"sftp_host,omitempty"`
+	SftpPort      uint32                 `protobuf:"varint,2,opt,name=sftp_port,json=sftpPort,proto3" json:"sftp_port,omitempty"`
+	DbPort        uint32                 `protobuf:"varint,3,opt,name=db_port,json=dbPort,proto3" json:"db_port,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostingConnection) Reset() {
+	*x = HostingConnection{}
+	mi := &file_hostplane_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostingConnection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostingConnection) ProtoMessage() {}
+
+func (x *HostingConnection) ProtoReflect() protoreflect.Message {
+	mi := &file_hostplane_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostingConnection.ProtoReflect.Descriptor instead.
+func (*HostingConnection) Descriptor() ([]byte, []int) {
+	return file_hostplane_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *HostingConnection) GetSftpHost() string {
+	if x != nil {
+		return x.SftpHost
+	}
+	return ""
+}
+
+func (x *HostingConnection) GetSftpPort() uint32 {
+	if x != nil {
+		return x.SftpPort
+	}
+	return 0
+}
+
+func (x *HostingConnection) GetDbPort() uint32 {
+	if x != nil {
+		return x.DbPort
+	}
+	return 0
+}
+
 // HelloAck answers Hello. A follower (or a coordinator that lost leadership)
 // answers accepted=false with the leader's session address when it knows it.
 type HelloAck struct {
@@ -565,7 +641,7 @@ type HelloAck struct {
 
 func (x *HelloAck) Reset() {
 	*x = HelloAck{}
-	mi := &file_hostplane_proto_msgTypes[3]
+	mi := &file_hostplane_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +653,7 @@ func (x *HelloAck) String() string {
 func (*HelloAck) ProtoMessage() {}
 
 func (x *HelloAck) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[3]
+	mi := &file_hostplane_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +666,7 @@ func (x *HelloAck) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HelloAck.ProtoReflect.Descriptor instead.
 func (*HelloAck) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{3}
+	return file_hostplane_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HelloAck) GetAccepted() bool {
@@ -669,7 +745,7 @@ type VM struct {
 
 func (x *VM) Reset() {
 	*x = VM{}
-	mi := &file_hostplane_proto_msgTypes[4]
+	mi := &file_hostplane_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +757,7 @@ func (x *VM) String() string {
 func (*VM) ProtoMessage() {}
 
 func (x *VM) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[4]
+	mi := &file_hostplane_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +770,7 @@ func (x *VM) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VM.ProtoReflect.Descriptor instead.
 func (*VM) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{4}
+	return file_hostplane_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *VM) GetName() string {
@@ -750,7 +826,7 @@ type Inventory struct {
 
 func (x *Inventory) Reset() {
 	*x = Inventory{}
-	mi := &file_hostplane_proto_msgTypes[5]
+	mi := &file_hostplane_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +838,7 @@ func (x *Inventory) String() string {
 func (*Inventory) ProtoMessage() {}
 
 func (x *Inventory) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[5]
+	mi := &file_hostplane_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +851,7 @@ func (x *Inventory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Inventory.ProtoReflect.Descriptor instead.
 func (*Inventory) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{5}
+	return file_hostplane_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Inventory) GetVms() []*VM {
@@ -832,7 +908,7 @@ type ActionAssign struct {
 
 func (x *ActionAssign) Reset() {
 	*x = ActionAssign{}
-	mi := &file_hostplane_proto_msgTypes[6]
+	mi := &file_hostplane_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -844,7 +920,7 @@ func (x *ActionAssign) String() string {
 func (*ActionAssign) ProtoMessage() {}
 
 func (x *ActionAssign) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[6]
+	mi := &file_hostplane_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -857,7 +933,7 @@ func (x *ActionAssign) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionAssign.ProtoReflect.Descriptor instead.
 func (*ActionAssign) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{6}
+	return file_hostplane_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ActionAssign) GetActionId() string {
@@ -920,7 +996,7 @@ type ActionProgress struct {
 
 func (x *ActionProgress) Reset() {
 	*x = ActionProgress{}
-	mi := &file_hostplane_proto_msgTypes[7]
+	mi := &file_hostplane_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -932,7 +1008,7 @@ func (x *ActionProgress) String() string {
 func (*ActionProgress) ProtoMessage() {}
 
 func (x *ActionProgress) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[7]
+	mi := &file_hostplane_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -945,7 +1021,7 @@ func (x *ActionProgress) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionProgress.ProtoReflect.Descriptor instead.
 func (*ActionProgress) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{7}
+	return file_hostplane_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ActionProgress) GetActionId() string {
@@ -983,7 +1059,7 @@ type ActionResult struct {
 
 func (x *ActionResult) Reset() {
 	*x = ActionResult{}
-	mi := &file_hostplane_proto_msgTypes[8]
+	mi := &file_hostplane_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -995,7 +1071,7 @@ func (x *ActionResult) String() string {
 func (*ActionResult) ProtoMessage() {}
 
 func (x *ActionResult) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[8]
+	mi := &file_hostplane_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1008,7 +1084,7 @@ func (x *ActionResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ActionResult.ProtoReflect.Descriptor instead.
 func (*ActionResult) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{8}
+	return file_hostplane_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ActionResult) GetActionId() string {
@@ -1058,7 +1134,7 @@ type StatsRequest struct {
 
 func (x *StatsRequest) Reset() {
 	*x = StatsRequest{}
-	mi := &file_hostplane_proto_msgTypes[9]
+	mi := &file_hostplane_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1070,7 +1146,7 @@ func (x *StatsRequest) String() string {
 func (*StatsRequest) ProtoMessage() {}
 
 func (x *StatsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[9]
+	mi := &file_hostplane_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1083,7 +1159,7 @@ func (x *StatsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsRequest.ProtoReflect.Descriptor instead.
 func (*StatsRequest) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{9}
+	return file_hostplane_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *StatsRequest) GetTarget() string {
@@ -1134,7 +1210,7 @@ type StatsSample struct {
 
 func (x *StatsSample) Reset() {
 	*x = StatsSample{}
-	mi := &file_hostplane_proto_msgTypes[10]
+	mi := &file_hostplane_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1146,7 +1222,7 @@ func (x *StatsSample) String() string {
 func (*StatsSample) ProtoMessage() {}
 
 func (x *StatsSample) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[10]
+	mi := &file_hostplane_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1159,7 +1235,7 @@ func (x *StatsSample) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StatsSample.ProtoReflect.Descriptor instead.
 func (*StatsSample) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{10}
+	return file_hostplane_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *StatsSample) GetTarget() string {
@@ -1290,7 +1366,7 @@ type Ping struct {
 
 func (x *Ping) Reset() {
 	*x = Ping{}
-	mi := &file_hostplane_proto_msgTypes[11]
+	mi := &file_hostplane_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1302,7 +1378,7 @@ func (x *Ping) String() string {
 func (*Ping) ProtoMessage() {}
 
 func (x *Ping) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[11]
+	mi := &file_hostplane_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1315,7 +1391,7 @@ func (x *Ping) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Ping.ProtoReflect.Descriptor instead.
 func (*Ping) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{11}
+	return file_hostplane_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Ping) GetSentUnixMs() int64 {
@@ -1334,7 +1410,7 @@ type Pong struct {
 
 func (x *Pong) Reset() {
 	*x = Pong{}
-	mi := &file_hostplane_proto_msgTypes[12]
+	mi := &file_hostplane_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1346,7 +1422,7 @@ func (x *Pong) String() string {
 func (*Pong) ProtoMessage() {}
 
 func (x *Pong) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[12]
+	mi := &file_hostplane_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1359,7 +1435,7 @@ func (x *Pong) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Pong.ProtoReflect.Descriptor instead.
 func (*Pong) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{12}
+	return file_hostplane_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Pong) GetSentUnixMs() int64 {
@@ -1382,7 +1458,7 @@ type EnrolRequest struct {
 
 func (x *EnrolRequest) Reset() {
 	*x = EnrolRequest{}
-	mi := &file_hostplane_proto_msgTypes[13]
+	mi := &file_hostplane_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1394,7 +1470,7 @@ func (x *EnrolRequest) String() string {
 func (*EnrolRequest) ProtoMessage() {}
 
 func (x *EnrolRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[13]
+	mi := &file_hostplane_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1407,7 +1483,7 @@ func (x *EnrolRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrolRequest.ProtoReflect.Descriptor instead.
 func (*EnrolRequest) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{13}
+	return file_hostplane_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *EnrolRequest) GetToken() string {
@@ -1446,7 +1522,7 @@ type EnrolResponse struct {
 
 func (x *EnrolResponse) Reset() {
 	*x = EnrolResponse{}
-	mi := &file_hostplane_proto_msgTypes[14]
+	mi := &file_hostplane_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1458,7 +1534,7 @@ func (x *EnrolResponse) String() string {
 func (*EnrolResponse) ProtoMessage() {}
 
 func (x *EnrolResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[14]
+	mi := &file_hostplane_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1471,7 +1547,7 @@ func (x *EnrolResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnrolResponse.ProtoReflect.Descriptor instead.
 func (*EnrolResponse) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{14}
+	return file_hostplane_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *EnrolResponse) GetNodeId() string {
@@ -1519,7 +1595,7 @@ type RenewRequest struct {
 
 func (x *RenewRequest) Reset() {
 	*x = RenewRequest{}
-	mi := &file_hostplane_proto_msgTypes[15]
+	mi := &file_hostplane_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1531,7 +1607,7 @@ func (x *RenewRequest) String() string {
 func (*RenewRequest) ProtoMessage() {}
 
 func (x *RenewRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[15]
+	mi := &file_hostplane_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1544,7 +1620,7 @@ func (x *RenewRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewRequest.ProtoReflect.Descriptor instead.
 func (*RenewRequest) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{15}
+	return file_hostplane_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *RenewRequest) GetCsrDer() []byte {
@@ -1565,7 +1641,7 @@ type RenewResponse struct {
 
 func (x *RenewResponse) Reset() {
 	*x = RenewResponse{}
-	mi := &file_hostplane_proto_msgTypes[16]
+	mi := &file_hostplane_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1577,7 +1653,7 @@ func (x *RenewResponse) String() string {
 func (*RenewResponse) ProtoMessage() {}
 
 func (x *RenewResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[16]
+	mi := &file_hostplane_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1590,7 +1666,7 @@ func (x *RenewResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewResponse.ProtoReflect.Descriptor instead.
 func (*RenewResponse) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{16}
+	return file_hostplane_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *RenewResponse) GetCertDer() []byte {
@@ -1624,7 +1700,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_hostplane_proto_msgTypes[17]
+	mi := &file_hostplane_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1636,7 +1712,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[17]
+	mi := &file_hostplane_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1649,7 +1725,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{17}
+	return file_hostplane_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *Error) GetCode() string {
@@ -1684,7 +1760,7 @@ type HostingUsageRequest struct {
 
 func (x *HostingUsageRequest) Reset() {
 	*x = HostingUsageRequest{}
-	mi := &file_hostplane_proto_msgTypes[18]
+	mi := &file_hostplane_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1772,7 @@ func (x *HostingUsageRequest) String() string {
 func (*HostingUsageRequest) ProtoMessage() {}
 
 func (x *HostingUsageRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[18]
+	mi := &file_hostplane_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +1785,7 @@ func (x *HostingUsageRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostingUsageRequest.ProtoReflect.Descriptor instead.
 func (*HostingUsageRequest) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{18}
+	return file_hostplane_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *HostingUsageRequest) GetUsernames() []string {
@@ -1746,7 +1822,7 @@ type HostingUsage struct {
 
 func (x *HostingUsage) Reset() {
 	*x = HostingUsage{}
-	mi := &file_hostplane_proto_msgTypes[19]
+	mi := &file_hostplane_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1758,7 +1834,7 @@ func (x *HostingUsage) String() string {
 func (*HostingUsage) ProtoMessage() {}
 
 func (x *HostingUsage) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[19]
+	mi := &file_hostplane_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1771,7 +1847,7 @@ func (x *HostingUsage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostingUsage.ProtoReflect.Descriptor instead.
 func (*HostingUsage) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{19}
+	return file_hostplane_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *HostingUsage) GetUsername() string {
@@ -1802,13 +1878,16 @@ type HostingUsageReport struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Accounts      []*HostingUsage        `protobuf:"bytes,1,rep,name=accounts,proto3" json:"accounts,omitempty"`
 	TakenAtUnixMs int64                  `protobuf:"varint,2,opt,name=taken_at_unix_ms,json=takenAtUnixMs,proto3" json:"taken_at_unix_ms,omitempty"`
+	// The node's connection details as of the report (added after protocol
+	// 1.6, as Hello's hosting_connection; unset: not known).
+	Connection    *HostingConnection `protobuf:"bytes,3,opt,name=connection,proto3" json:"connection,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HostingUsageReport) Reset() {
 	*x = HostingUsageReport{}
-	mi := &file_hostplane_proto_msgTypes[20]
+	mi := &file_hostplane_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1820,7 +1899,7 @@ func (x *HostingUsageReport) String() string {
 func (*HostingUsageReport) ProtoMessage() {}
 
 func (x *HostingUsageReport) ProtoReflect() protoreflect.Message {
-	mi := &file_hostplane_proto_msgTypes[20]
+	mi := &file_hostplane_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1833,7 +1912,7 @@ func (x *HostingUsageReport) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostingUsageReport.ProtoReflect.Descriptor instead.
 func (*HostingUsageReport) Descriptor() ([]byte, []int) {
-	return file_hostplane_proto_rawDescGZIP(), []int{20}
+	return file_hostplane_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *HostingUsageReport) GetAccounts() []*HostingUsage {
@@ -1848,6 +1927,13 @@ func (x *HostingUsageReport) GetTakenAtUnixMs() int64 {
 		return x.TakenAtUnixMs
 	}
 	return 0
+}
+
+func (x *HostingUsageReport) GetConnection() *HostingConnection {
+	if x != nil {
+		return x.Connection
+	}
+	return nil
 }
 
 var File_hostplane_proto protoreflect.FileDescriptor
@@ -1881,7 +1967,7 @@ const file_hostplane_proto_rawDesc = "" +
 	"\x05vcpus\x18\x01 \x01(\rR\x05vcpus\x12!\n" +
 	"\fmemory_bytes\x18\x02 \x01(\x04R\vmemoryBytes\x12\x1d\n" +
 	"\n" +
-	"disk_bytes\x18\x03 \x01(\x04R\tdiskBytes\"\x9d\x02\n" +
+	"disk_bytes\x18\x03 \x01(\x04R\tdiskBytes\"\xf3\x02\n" +
 	"\x05Hello\x12\x17\n" +
 	"\anode_id\x18\x01 \x01(\tR\x06nodeId\x12)\n" +
 	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\x12\x14\n" +
@@ -1891,7 +1977,12 @@ const file_hostplane_proto_rawDesc = "" +
 	"\bhostname\x18\x06 \x01(\tR\bhostname\x12\x1f\n" +
 	"\vconsole_url\x18\a \x01(\tR\n" +
 	"consoleUrl\x12\x18\n" +
-	"\abridges\x18\b \x03(\tR\abridges\"\xc3\x02\n" +
+	"\abridges\x18\b \x03(\tR\abridges\x12T\n" +
+	"\x12hosting_connection\x18\t \x01(\v2%.hostplane.agent.v1.HostingConnectionR\x11hostingConnection\"f\n" +
+	"\x11HostingConnection\x12\x1b\n" +
+	"\tsftp_host\x18\x01 \x01(\tR\bsftpHost\x12\x1b\n" +
+	"\tsftp_port\x18\x02 \x01(\rR\bsftpPort\x12\x17\n" +
+	"\adb_port\x18\x03 \x01(\rR\x06dbPort\"\xc3\x02\n" +
 	"\bHelloAck\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x1f\n" +
 	"\vleader_addr\x18\x02 \x01(\tR\n" +
@@ -2001,10 +2092,13 @@ const file_hostplane_proto_rawDesc = "" +
 	"\n" +
 	"disk_bytes\x18\x02 \x01(\x04R\tdiskBytes\x12*\n" +
 	"\x0equota_enforced\x18\x03 \x01(\bH\x00R\rquotaEnforced\x88\x01\x01B\x11\n" +
-	"\x0f_quota_enforced\"{\n" +
+	"\x0f_quota_enforced\"\xc2\x01\n" +
 	"\x12HostingUsageReport\x12<\n" +
 	"\baccounts\x18\x01 \x03(\v2 .hostplane.agent.v1.HostingUsageR\baccounts\x12'\n" +
-	"\x10taken_at_unix_ms\x18\x02 \x01(\x03R\rtakenAtUnixMsB2Z0github.com/hostplane/hostplane/proto;hostplanepbb\x06proto3"
+	"\x10taken_at_unix_ms\x18\x02 \x01(\x03R\rtakenAtUnixMs\x12E\n" +
+	"\n" +
+	"connection\x18\x03 \x01(\v2%.hostplane.agent.v1.HostingConnectionR\n" +
+	"connectionB2Z0github.com/hostplane/hostplane/proto;hostplanepbb\x06proto3"
 
 var (
 	file_hostplane_proto_rawDescOnce sync.Once
@@ -2018,59 +2112,62 @@ func file_hostplane_proto_rawDescGZIP() []byte {
 	return file_hostplane_proto_rawDescData
 }
 
-var file_hostplane_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_hostplane_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_hostplane_proto_goTypes = []any{
 	(*Envelope)(nil),            // 0: hostplane.agent.v1.Envelope
 	(*Capacity)(nil),            // 1: hostplane.agent.v1.Capacity
 	(*Hello)(nil),               // 2: hostplane.agent.v1.Hello
-	(*HelloAck)(nil),            // 3: hostplane.agent.v1.HelloAck
-	(*VM)(nil),                  // 4: hostplane.agent.v1.VM
-	(*Inventory)(nil),           // 5: hostplane.agent.v1.Inventory
-	(*ActionAssign)(nil),        // 6: hostplane.agent.v1.ActionAssign
-	(*ActionProgress)(nil),      // 7: hostplane.agent.v1.ActionProgress
-	(*ActionResult)(nil),        // 8: hostplane.agent.v1.ActionResult
-	(*StatsRequest)(nil),        // 9: hostplane.agent.v1.StatsRequest
-	(*StatsSample)(nil),         // 10: hostplane.agent.v1.StatsSample
-	(*Ping)(nil),                // 11: hostplane.agent.v1.Ping
-	(*Pong)(nil),                // 12: hostplane.agent.v1.Pong
-	(*EnrolRequest)(nil),        // 13: hostplane.agent.v1.EnrolRequest
-	(*EnrolResponse)(nil),       // 14: hostplane.agent.v1.EnrolResponse
-	(*RenewRequest)(nil),        // 15: hostplane.agent.v1.RenewRequest
-	(*RenewResponse)(nil),       // 16: hostplane.agent.v1.RenewResponse
-	(*Error)(nil),               // 17: hostplane.agent.v1.Error
-	(*HostingUsageRequest)(nil), // 18: hostplane.agent.v1.HostingUsageRequest
-	(*HostingUsage)(nil),        // 19: hostplane.agent.v1.HostingUsage
-	(*HostingUsageReport)(nil),  // 20: hostplane.agent.v1.HostingUsageReport
+	(*HostingConnection)(nil),   // 3: hostplane.agent.v1.HostingConnection
+	(*HelloAck)(nil),            // 4: hostplane.agent.v1.HelloAck
+	(*VM)(nil),                  // 5: hostplane.agent.v1.VM
+	(*Inventory)(nil),           // 6: hostplane.agent.v1.Inventory
+	(*ActionAssign)(nil),        // 7: hostplane.agent.v1.ActionAssign
+	(*ActionProgress)(nil),      // 8: hostplane.agent.v1.ActionProgress
+	(*ActionResult)(nil),        // 9: hostplane.agent.v1.ActionResult
+	(*StatsRequest)(nil),        // 10: hostplane.agent.v1.StatsRequest
+	(*StatsSample)(nil),         // 11: hostplane.agent.v1.StatsSample
+	(*Ping)(nil),                // 12: hostplane.agent.v1.Ping
+	(*Pong)(nil),                // 13: hostplane.agent.v1.Pong
+	(*EnrolRequest)(nil),        // 14: hostplane.agent.v1.EnrolRequest
+	(*EnrolResponse)(nil),       // 15: hostplane.agent.v1.EnrolResponse
+	(*RenewRequest)(nil),        // 16: hostplane.agent.v1.RenewRequest
+	(*RenewResponse)(nil),       // 17: hostplane.agent.v1.RenewResponse
+	(*Error)(nil),               // 18: hostplane.agent.v1.Error
+	(*HostingUsageRequest)(nil), // 19: hostplane.agent.v1.HostingUsageRequest
+	(*HostingUsage)(nil),        // 20: hostplane.agent.v1.HostingUsage
+	(*HostingUsageReport)(nil),  // 21: hostplane.agent.v1.HostingUsageReport
 }
 var file_hostplane_proto_depIdxs = []int32{
 	2,  // 0: hostplane.agent.v1.Envelope.hello:type_name -> hostplane.agent.v1.Hello
-	3,  // 1: hostplane.agent.v1.Envelope.hello_ack:type_name -> hostplane.agent.v1.HelloAck
-	5,  // 2: hostplane.agent.v1.Envelope.inventory:type_name -> hostplane.agent.v1.Inventory
-	6,  // 3: hostplane.agent.v1.Envelope.action_assign:type_name -> hostplane.agent.v1.ActionAssign
-	7,  // 4: hostplane.agent.v1.Envelope.action_progress:type_name -> hostplane.agent.v1.ActionProgress
-	8,  // 5: hostplane.agent.v1.Envelope.action_result:type_name -> hostplane.agent.v1.ActionResult
-	9,  // 6: hostplane.agent.v1.Envelope.stats_request:type_name -> hostplane.agent.v1.StatsRequest
-	10, // 7: hostplane.agent.v1.Envelope.stats_sample:type_name -> hostplane.agent.v1.StatsSample
-	11, // 8: hostplane.agent.v1.Envelope.ping:type_name -> hostplane.agent.v1.Ping
-	12, // 9: hostplane.agent.v1.Envelope.pong:type_name -> hostplane.agent.v1.Pong
-	13, // 10: hostplane.agent.v1.Envelope.enrol_request:type_name -> hostplane.agent.v1.EnrolRequest
-	14, // 11: hostplane.agent.v1.Envelope.enrol_response:type_name -> hostplane.agent.v1.EnrolResponse
-	15, // 12: hostplane.agent.v1.Envelope.renew_request:type_name -> hostplane.agent.v1.RenewRequest
-	16, // 13: hostplane.agent.v1.Envelope.renew_response:type_name -> hostplane.agent.v1.RenewResponse
-	17, // 14: hostplane.agent.v1.Envelope.error:type_name -> hostplane.agent.v1.Error
-	18, // 15: hostplane.agent.v1.Envelope.hosting_usage_request:type_name -> hostplane.agent.v1.HostingUsageRequest
-	20, // 16: hostplane.agent.v1.Envelope.hosting_usage_report:type_name -> hostplane.agent.v1.HostingUsageReport
+	4,  // 1: hostplane.agent.v1.Envelope.hello_ack:type_name -> hostplane.agent.v1.HelloAck
+	6,  // 2: hostplane.agent.v1.Envelope.inventory:type_name -> hostplane.agent.v1.Inventory
+	7,  // 3: hostplane.agent.v1.Envelope.action_assign:type_name -> hostplane.agent.v1.ActionAssign
+	8,  // 4: hostplane.agent.v1.Envelope.action_progress:type_name -> hostplane.agent.v1.ActionProgress
+	9,  // 5: hostplane.agent.v1.Envelope.action_result:type_name -> hostplane.agent.v1.ActionResult
+	10, // 6: hostplane.agent.v1.Envelope.stats_request:type_name -> hostplane.agent.v1.StatsRequest
+	11, // 7: hostplane.agent.v1.Envelope.stats_sample:type_name -> hostplane.agent.v1.StatsSample
+	12, // 8: hostplane.agent.v1.Envelope.ping:type_name -> hostplane.agent.v1.Ping
+	13, // 9: hostplane.agent.v1.Envelope.pong:type_name -> hostplane.agent.v1.Pong
+	14, // 10: hostplane.agent.v1.Envelope.enrol_request:type_name -> hostplane.agent.v1.EnrolRequest
+	15, // 11: hostplane.agent.v1.Envelope.enrol_response:type_name -> hostplane.agent.v1.EnrolResponse
+	16, // 12: hostplane.agent.v1.Envelope.renew_request:type_name -> hostplane.agent.v1.RenewRequest
+	17, // 13: hostplane.agent.v1.Envelope.renew_response:type_name -> hostplane.agent.v1.RenewResponse
+	18, // 14: hostplane.agent.v1.Envelope.error:type_name -> hostplane.agent.v1.Error
+	19, // 15: hostplane.agent.v1.Envelope.hosting_usage_request:type_name -> hostplane.agent.v1.HostingUsageRequest
+	21, // 16: hostplane.agent.v1.Envelope.hosting_usage_report:type_name -> hostplane.agent.v1.HostingUsageReport
 	1,  // 17: hostplane.agent.v1.Hello.capacity:type_name -> hostplane.agent.v1.Capacity
-	4,  // 18: hostplane.agent.v1.Inventory.vms:type_name -> hostplane.agent.v1.VM
-	2,  // 19: hostplane.agent.v1.EnrolRequest.hello:type_name -> hostplane.agent.v1.Hello
-	17, // 20: hostplane.agent.v1.EnrolResponse.error:type_name -> hostplane.agent.v1.Error
-	17, // 21: hostplane.agent.v1.RenewResponse.error:type_name -> hostplane.agent.v1.Error
-	19, // 22: hostplane.agent.v1.HostingUsageReport.accounts:type_name -> hostplane.agent.v1.HostingUsage
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	3,  // 18: hostplane.agent.v1.Hello.hosting_connection:type_name -> hostplane.agent.v1.HostingConnection
+	5,  // 19: hostplane.agent.v1.Inventory.vms:type_name -> hostplane.agent.v1.VM
+	2,  // 20: hostplane.agent.v1.EnrolRequest.hello:type_name -> hostplane.agent.v1.Hello
+	18, // 21: hostplane.agent.v1.EnrolResponse.error:type_name -> hostplane.agent.v1.Error
+	18, // 22: hostplane.agent.v1.RenewResponse.error:type_name -> hostplane.agent.v1.Error
+	20, // 23: hostplane.agent.v1.HostingUsageReport.accounts:type_name -> hostplane.agent.v1.HostingUsage
+	3,  // 24: hostplane.agent.v1.HostingUsageReport.connection:type_name -> hostplane.agent.v1.HostingConnection
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_hostplane_proto_init() }
@@ -2097,14 +2194,14 @@ func file_hostplane_proto_init() {
 		(*Envelope_HostingUsageRequest)(nil),
 		(*Envelope_HostingUsageReport)(nil),
 	}
-	file_hostplane_proto_msgTypes[19].OneofWrappers = []any{}
+	file_hostplane_proto_msgTypes[20].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_hostplane_proto_rawDesc), len(file_hostplane_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -103,7 +103,17 @@ func HostingPlanBySlug(slug string) (HostingPlanInfo, bool) {
 }
 
 // HostingConnection is how the customer reaches the account: SFTP and the
-// database (never a password).
+// database (never a password). The host and ports are those of the node the
+// account is on, as its agent reports them (NodeHostingConnection): the SFTP
+// host is the node's public hostname where its operator configured one
+// (agent --hosting-sftp-host), so that it works before the domain's DNS
+// points at the node, else the account's own domain; the SFTP port is the
+// one the node's sshd listens on and db_port its MariaDB's TCP port. Until
+// the node has reported them (an agent before this field, a cluster below
+// semantics level 7) they are the defaults: the domain, 22 and 3306.
+// db_host is "localhost": PHP's mysqli and PDO then use the node's MariaDB
+// socket (the port is not used); a client connecting over TCP on the node
+// uses 127.0.0.1 and db_port.
 type HostingConnection struct {
 	SFTPHost string `json:"sftp_host"`
 	SFTPPort int    `json:"sftp_port"`
@@ -113,6 +123,23 @@ type HostingConnection struct {
 	DBName   string `json:"db_name"`
 	DBUser   string `json:"db_user"`
 }
+
+// NodeHostingConnection is where a hosting node's customers connect, as its
+// agent reports it (Hello, usage reports): SFTPHost is the node's public
+// hostname ("" when its operator set none), SFTPPort its sshd's port and
+// DBPort its MariaDB's TCP port (0: not known, or MariaDB takes no TCP).
+type NodeHostingConnection struct {
+	SFTPHost string `json:"sftp_host,omitempty"`
+	SFTPPort int    `json:"sftp_port,omitempty"`
+	DBPort   int    `json:"db_port,omitempty"`
+}
+
+// Defaults of a hosting account's connection details while its node has not
+// reported its own (HostingConnection).
+const (
+	DefaultSFTPPort = 22
+	DefaultDBPort   = 3306
+)
 
 // HostingQuota is the plan's disk allowance and the usage the node last
 // reported.

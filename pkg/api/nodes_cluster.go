@@ -46,6 +46,9 @@ type AgentNode struct {
 	// (hostplanectl node location): an order's location, or its product's
 	// locations, place servers only on nodes there. "" for none.
 	Location string `json:"location,omitempty"`
+	// HostingConnection is where a hosting node's customers connect, as
+	// its agent last reported it (from semantics level 7; absent before).
+	HostingConnection *NodeHostingConnection `json:"hosting_connection,omitempty"`
 }
 
 // JoinTokenCreateRequest asks for a single-use node join token.

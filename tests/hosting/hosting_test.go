@@ -63,6 +63,8 @@ func newWorld(t *testing.T) *world { return newWorldWith(t, worldOptions{}) }
 type worldOptions struct {
 	coordinatorArgs func(env *hostenv.Env) []string
 	agentArgs       []string
+	// agentArgsFor, if set, adds agent flags that need the Env (its ports).
+	agentArgsFor func(env *hostenv.Env) []string
 	// prepare, if set, readies the node's root before its agent starts
 	// (a file system for sites/, say).
 	prepare func(t *testing.T, env *hostenv.Env)
@@ -108,7 +110,11 @@ func newWorldWith(t *testing.T, o worldOptions) *world {
 	if o.prepare != nil {
 		o.prepare(t, env)
 	}
-	w.agent = env.JoinAgent(t, w.c, w.nodeID, o.agentArgs...)
+	args := o.agentArgs
+	if o.agentArgsFor != nil {
+		args = append(append([]string{}, args...), o.agentArgsFor(env)...)
+	}
+	w.agent = env.JoinAgent(t, w.c, w.nodeID, args...)
 	return w
 }
 

@@ -32,6 +32,7 @@ func (e *Executor) hostingUsage(ctx context.Context, seq uint64, req *pb.Hosting
 		users = append(users, u)
 	}
 	rep := usageReport(e.cfg.Clock.Now(), got, h.QuotasEnforced(ctx, users))
+	rep.Connection = HostingConnection(h.Connection(ctx))
 	_ = send(&pb.Envelope{Seq: 1, ReplyTo: seq, Body: &pb.Envelope_HostingUsageReport{HostingUsageReport: rep}})
 }
 
@@ -51,4 +52,10 @@ func usageReport(takenAt time.Time, used map[string]uint64, enforced map[string]
 	}
 	slices.SortFunc(rep.Accounts, func(x, y *pb.HostingUsage) int { return strings.Compare(x.Username, y.Username) })
 	return rep
+}
+
+// HostingConnection is the node's connection details (hosting.Node.Connection)
+// on the wire.
+func HostingConnection(c api.NodeHostingConnection) *pb.HostingConnection {
+	return &pb.HostingConnection{SftpHost: c.SFTPHost, SftpPort: uint32(c.SFTPPort), DbPort: uint32(c.DBPort)}
 }

@@ -93,6 +93,7 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		hc := hosting.DefaultConfig()
 		hc.Root, hc.HTTPListen, hc.MariaDBSocket = cfg.HostingRoot, cfg.HostingHTTPListen, cfg.HostingMariaDBSocket
 		hc.SFTPGroup, hc.FPMGlob = cfg.HostingSFTPGroup, cfg.HostingFPMGlob
+		hc.SFTPHost, hc.SFTPPort = cfg.HostingSFTPHost, cfg.HostingSFTPPort
 		node, err := hosting.New(hc)
 		if err != nil {
 			return fmt.Errorf("config: %w", err)

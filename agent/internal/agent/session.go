@@ -92,6 +92,11 @@ func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *
 		Hello: func() *pb.Hello {
 			h := hello()
 			h.ConsoleUrl = cons.URL()
+			if hn := m.Hosting(); hn != nil {
+				// Where customers connect (shown in their accounts'
+				// connection details); the usage reports carry it too.
+				h.HostingConnection = actions.HostingConnection(hn.Connection(context.Background()))
+			}
 			return h
 		},
 		OnConsoleKey: func(k []byte) {

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -67,6 +68,13 @@ type Config struct {
 	HostingMariaDBSocket string `json:"hosting_mariadb_socket,omitempty"`
 	HostingSFTPGroup     string `json:"hosting_sftp_group,omitempty"`
 	HostingFPMGlob       string `json:"hosting_fpm_glob,omitempty"`
+	// HostingSFTPHost is the node's public host name (or address) its
+	// customers reach its sshd at, shown as each account's sftp_host
+	// ("": none, each account's own domain is shown); HostingSFTPPort is
+	// the port its sshd listens on (default 22). The MariaDB port shown is
+	// the one the node's MariaDB says it listens on.
+	HostingSFTPHost string `json:"hosting_sftp_host,omitempty"`
+	HostingSFTPPort int    `json:"hosting_sftp_port,omitempty"`
 	// Failpoint kills the process (SIGKILL) when an operation reaches the named step,
 	// e.g. "vm.reinstall:disk-swapped". Crash tests only.
 	Failpoint string `json:"failpoint,omitempty"`
@@ -108,6 +116,7 @@ func Default() Config {
 		HostingMariaDBSocket: hosting.DefaultConfig().MariaDBSocket,
 		HostingSFTPGroup:     hosting.DefaultConfig().SFTPGroup,
 		HostingFPMGlob:       hosting.DefaultConfig().FPMGlob,
+		HostingSFTPPort:      22,
 		ConsoleListen:        "127.0.0.1:8423",
 		NoVNCDir:             "/usr/share/novnc",
 	}
@@ -175,6 +184,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.HostingTLSListen, "hosting-tls-listen", c.HostingTLSListen, "hosting role: nginx's TLS listen address for custom domains (e.g. 0.0.0.0:443; empty: no TLS server block)")
 	fs.StringVar(&c.HostingTLSMode, "hosting-tls-mode", c.HostingTLSMode, "hosting role: how nginx finds a handshake's certificate: lua (per-worker cache, needs libnginx-mod-http-lua) or variable (file read per handshake); empty: lua when the module is installed")
 	fs.StringVar(&c.HostingMariaDBSocket, "hosting-mariadb-socket", c.HostingMariaDBSocket, "hosting role: MariaDB's unix socket (root logs in over it by unix_socket authentication)")
+	fs.StringVar(&c.HostingSFTPHost, "hosting-sftp-host", c.HostingSFTPHost, "hosting role: the node's public host name (or IP address) customers connect to with SFTP, shown in each account's connection details; empty: the account's own domain (which works only once its DNS points at the node)")
+	fs.IntVar(&c.HostingSFTPPort, "hosting-sftp-port", c.HostingSFTPPort, "hosting role: the port the node's sshd listens on for SFTP, shown in each account's connection details")
 	fs.StringVar(&c.HostingSFTPGroup, "hosting-sftp-group", c.HostingSFTPGroup, "hosting role: the group of hosting users, chrooted to their home by HOSTING_ROOT/ssh/sftp.conf (include it from sshd_config)")
 	fs.StringVar(&c.HostingFPMGlob, "hosting-fpm-glob", c.HostingFPMGlob, "hosting role: where the php-fpmX.Y binaries are; their versions are offered")
 	fs.StringVar(&c.ConsoleListen, "console-listen", c.ConsoleListen, "browser console listener (HTTPS: noVNC and the WebSocket to guests' VNC displays, opened with single-use tokens from the coordinators); 0.0.0.0:8423 to serve browsers on other hosts, empty to turn it off")
@@ -262,6 +273,16 @@ func (c *Config) Validate() error {
 	}
 	if c.HasRole(api.RoleHosting) && !filepath.IsAbs(c.HostingRoot) {
 		errs = append(errs, fmt.Errorf("hosting-root must be an absolute path, got %q", c.HostingRoot))
+	}
+	if c.HostingSFTPHost != "" {
+		if _, err := netip.ParseAddr(c.HostingSFTPHost); err != nil {
+			if err := validate.Hostname(c.HostingSFTPHost); err != nil {
+				errs = append(errs, fmt.Errorf("hosting-sftp-host: %s (or an IP address)", validate.Reason(err)))
+			}
+		}
+	}
+	if c.HostingSFTPPort < 1 || c.HostingSFTPPort > 65535 {
+		errs = append(errs, fmt.Errorf("hosting-sftp-port %d: want 1 to 65535", c.HostingSFTPPort))
 	}
 	for _, b := range c.Bridges {
 		if err := validate.Bridge(b); err != nil {

@@ -38,6 +38,11 @@ type Config struct {
 	// subvolumes and sets their disk limits where sites/ is on btrfs with
 	// quotas enabled ("": btrfs).
 	Btrfs string
+	// SFTPHost and SFTPPort are where customers reach the node's sshd
+	// (Connection): its public host name ("": each account's domain) and
+	// port (0: 22).
+	SFTPHost string
+	SFTPPort int
 }
 
 // DefaultTempDirs are the shared temporary directories of a Debian node.
@@ -48,7 +53,7 @@ func DefaultConfig() Config {
 	return Config{Root: "/var/lib/hostplane/hosting", HTTPListen: "0.0.0.0:80", NginxBin: "nginx",
 		NginxConfDir: "/etc/nginx", NginxWorkers: "auto", WebUser: "www-data", FPMGlob: "/usr/sbin/php-fpm*",
 		MariaDBClient: "mariadb", MariaDBSocket: "/run/mysqld/mysqld.sock", SFTPGroup: "hostplane-sftp",
-		MailSpool: "/var/mail", Btrfs: "btrfs"}
+		MailSpool: "/var/mail", Btrfs: "btrfs", SFTPPort: 22}
 }
 
 // userComment marks the Linux users this package created (GECOS field).

@@ -26,6 +26,10 @@ type HostingUsageReport struct {
 	Node       string              `json:"node"`
 	MeasuredAt time.Time           `json:"measured_at"`
 	Accounts   []HostingUsageEntry `json:"accounts"`
+	// Connection is the node's connection details as of the report, when
+	// they are new or changed (the leader sets it only from
+	// LevelHostingConnection; a report may then name no account).
+	Connection *api.NodeHostingConnection `json:"connection,omitempty"`
 }
 
 // HostingUsageEntry is one account's figure in a report. QuotaEnforced is
@@ -52,10 +56,15 @@ type HostingUsageApplied struct {
 // brought back, one on another node (a report naming an account not its
 // node's, or one moved since) is refused, and a figure measured after the
 // report's (an action's result) stays. Only quota.disk_used_bytes, its
-// time and (from LevelQuotaEnforced) quota.enforced change: no event, no
+// time and (from LevelQuotaEnforced) quota.enforced change, with (from
+// LevelHostingConnection) the node's connection details: no event, no
 // updated_at.
 func applyHostingUsage(c *applyCtx, p HostingUsageReport) (any, error) {
-	if p.Node == "" || p.MeasuredAt.IsZero() || len(p.Accounts) == 0 || len(p.Accounts) > maxHostingUsageAccounts {
+	minAccounts := 1
+	if p.Connection != nil && c.r.ClusterLevel() >= LevelHostingConnection {
+		minAccounts = 0 // the node's connection details alone
+	}
+	if p.Node == "" || p.MeasuredAt.IsZero() || len(p.Accounts) < minAccounts || len(p.Accounts) > maxHostingUsageAccounts {
 		return nil, fmt.Errorf("%w: a hosting usage report needs its node, its time and 1 to %d accounts", ErrInvalid, maxHostingUsageAccounts)
 	}
 	seen := make(map[string]bool, len(p.Accounts))
@@ -64,6 +73,9 @@ func applyHostingUsage(c *applyCtx, p HostingUsageReport) (any, error) {
 			return nil, fmt.Errorf("%w: a hosting usage report names each account once, by id", ErrInvalid)
 		}
 		seen[e.ID] = true
+	}
+	if err := recordUsageConnection(c, p.Node, p.Connection); err != nil {
+		return nil, err
 	}
 	var out HostingUsageApplied
 	for _, e := range p.Accounts {

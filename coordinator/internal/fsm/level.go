@@ -26,10 +26,12 @@ import (
 // domain's set or verification at apply while the hosting account's delete
 // is under way (levelCustomDomainVsDelete), and records whether the node
 // enforces a hosting account's disk allowance (quota.enforced) from its
-// actions' results and usage reports (LevelQuotaEnforced).
+// actions' results and usage reports (LevelQuotaEnforced). Level 7
+// records a hosting node's connection details (SFTP host and port, MariaDB
+// port) from its Hello and usage reports (LevelHostingConnection).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 6
+const MaxLevel uint16 = 7
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {

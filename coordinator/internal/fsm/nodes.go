@@ -53,6 +53,11 @@ type NodeHello struct {
 	ProtocolVersion uint32                `json:"protocol_version"`
 	// Bridges (protocol 1.3) replace the node's list; a 1.2 agent sends none.
 	Bridges []string `json:"bridges,omitempty"`
+	// HostingConnection is where a hosting node's customers connect, as
+	// its agent said (nil: it said nothing, an agent before the field).
+	// The leader sets it only from LevelHostingConnection, and apply
+	// records it (replacing what the node had) only from that level.
+	HostingConnection *api.NodeHostingConnection `json:"hosting_connection,omitempty"`
 }
 
 // NodeStates records the liveness transitions (ready ↔ unreachable) one sweep
@@ -217,6 +222,9 @@ func applyNodeHello(c *applyCtx, p NodeHello) (any, error) {
 		if err := validate.Bridge(b); err != nil {
 			return nil, fmt.Errorf("%w: node %s: %s", ErrInvalid, p.NodeID, validate.Reason(err))
 		}
+	}
+	if _, err := setNodeHostingConnection(c, &n, p.HostingConnection); err != nil {
+		return nil, err
 	}
 	n.Hostname, n.Roles, n.Capacity = p.Hostname, p.Roles, p.Capacity
 	n.Bridges = p.Bridges

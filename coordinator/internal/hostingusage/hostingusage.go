@@ -254,7 +254,10 @@ func (j *Job) Report(ctx context.Context, node string) (*fsm.HostingUsageApplied
 		}
 		j.d.Log.Warn("a hosting node reported the usage of accounts it was not asked for; refused", "node", node, "accounts", unasked, "first", first)
 	}
-	if len(p.Accounts) == 0 {
+	if level >= fsm.LevelHostingConnection {
+		p.Connection = j.newConnection(node, rep.GetConnection())
+	}
+	if len(p.Accounts) == 0 && p.Connection == nil {
 		return nil, nil
 	}
 	res, err := j.d.Propose(ctx, fsm.CmdHostingUsage, p)
@@ -271,4 +274,28 @@ func (j *Job) Report(ctx context.Context, node string) (*fsm.HostingUsageApplied
 	out, _ := res.Value.(fsm.HostingUsageApplied)
 	j.d.Log.Debug("hosting usage written", "node", node, "written", out.Written, "refused", len(out.Refused))
 	return &out, nil
+}
+
+// newConnection is the node's connection details of a report when they are
+// valid and not what the node has recorded (nil otherwise: nothing to write).
+func (j *Job) newConnection(node string, c *pb.HostingConnection) *api.NodeHostingConnection {
+	if c == nil {
+		return nil
+	}
+	conn := &api.NodeHostingConnection{SFTPHost: c.SftpHost, SFTPPort: int(c.SftpPort), DBPort: int(c.DbPort)}
+	if err := fsm.CheckNodeHostingConnection(*conn); err != nil {
+		j.d.Log.Warn("a hosting node's connection details are refused; its accounts show the ones recorded", "node", node, "err", err)
+		return nil
+	}
+	var have *api.NodeHostingConnection
+	_ = j.d.State.Read(func(r store.ReadTx) error {
+		if n, err := r.AgentNode(node); err == nil {
+			have = n.HostingConnection
+		}
+		return nil
+	})
+	if fsm.SameHostingConnection(have, conn) {
+		return nil
+	}
+	return conn
 }

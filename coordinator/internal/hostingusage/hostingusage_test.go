@@ -375,3 +375,43 @@ func TestReportCarriesQuotaEnforced(t *testing.T) {
 		t.Fatalf("usage %d", r.usage())
 	}
 }
+
+// TestReportCarriesConnection: from fsm.LevelHostingConnection a report
+// whose connection details are new or changed is proposed with them, even
+// when no figure changed, and the node records them; the same details again
+// propose nothing; invalid ones are left out (the figures still written);
+// below the level they are never proposed.
+func TestReportCarriesConnection(t *testing.T) {
+	r, j := newRig(t, fsm.LevelHostingConnection-1)
+	conn := func() *api.NodeHostingConnection {
+		t.Helper()
+		var n store.AgentNode
+		if err := r.f.Read(func(rt store.ReadTx) (err error) { n, err = rt.AgentNode("hv-1"); return }); err != nil {
+			t.Fatal(err)
+		}
+		return n.HostingConnection
+	}
+	step := func(what string, c *pb.HostingConnection, bytes uint64, props int, want *api.NodeHostingConnection) {
+		t.Helper()
+		r.answer = func(*pb.HostingUsageRequest) *pb.Envelope {
+			env := report(&pb.HostingUsage{Username: "ada", DiskBytes: bytes})
+			env.GetHostingUsageReport().Connection = c
+			return env
+		}
+		if _, err := j.Report(context.Background(), "hv-1"); err != nil || r.props != props || !fsm.SameHostingConnection(conn(), want) {
+			t.Fatalf("%s: %v, %d proposals (want %d), node's connection %+v (want %+v)", what, err, r.props, props, conn(), want)
+		}
+	}
+	c1 := &pb.HostingConnection{SftpHost: "web1.example", SftpPort: 2222, DbPort: 3307}
+	w1 := &api.NodeHostingConnection{SFTPHost: "web1.example", SFTPPort: 2222, DBPort: 3307}
+	step("below the level", c1, 4096, 0, nil)
+	r.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelHostingConnection})
+	step("at the level, new", c1, 4096, 1, w1)
+	step("unchanged", c1, 4096, 1, w1)
+	step("left out by an older agent", nil, 4096, 1, w1)
+	step("invalid, with a new figure", &pb.HostingConnection{SftpPort: 70000}, 8192, 2, w1)
+	step("changed", &pb.HostingConnection{SftpPort: 22, DbPort: 3306}, 8192, 3, &api.NodeHostingConnection{SFTPPort: 22, DBPort: 3306})
+	if r.usage() != 8192 {
+		t.Fatalf("usage %d", r.usage())
+	}
+}

@@ -35,15 +35,72 @@ func (a *API) hostingRoutes() []Route {
 	}
 }
 
-// hostingView is the customer view of a stored account: the SFTP host is the
-// account's own domain (no node name), the database is reached from the
-// account's PHP on the node.
-func hostingView(h store.HostingAccount) api.HostingAccount {
+// hostingView is the customer view of a stored account (no node name): its
+// connection details are its node's as the node reported them (its public
+// host name, its sshd's and MariaDB's ports), or the defaults (the
+// account's domain, 22, 3306) while the node has reported none
+// (api.HostingConnection); the database is reached from the account's PHP
+// on the node.
+func (a *API) hostingView(h store.HostingAccount) api.HostingAccount {
+	return hostingViewOn(h, a.nodeHostingConnection(h.NodeID))
+}
+
+// hostingViews is hostingView for the accounts of a list: each node read once.
+func (a *API) hostingViews() func(store.HostingAccount) api.HostingAccount {
+	conns := map[string]*api.NodeHostingConnection{}
+	return func(h store.HostingAccount) api.HostingAccount {
+		c, ok := conns[h.NodeID]
+		if !ok {
+			c = a.nodeHostingConnection(h.NodeID)
+			conns[h.NodeID] = c
+		}
+		return hostingViewOn(h, c)
+	}
+}
+
+// nodeHostingConnection is what node nodeID reported of its connection
+// details (nil: none, or no such node).
+func (a *API) nodeHostingConnection(nodeID string) *api.NodeHostingConnection {
+	var c *api.NodeHostingConnection
+	if nodeID == "" {
+		return nil
+	}
+	_ = a.state.Read(func(r store.ReadTx) error {
+		if n, err := r.AgentNode(nodeID); err == nil {
+			c = n.HostingConnection
+		}
+		return nil
+	})
+	return c
+}
+
+// hostingViewOn is the customer view of h on a node that reported conn.
+func hostingViewOn(h store.HostingAccount, conn *api.NodeHostingConnection) api.HostingAccount {
 	v := h.HostingAccount
-	v.Connection = api.HostingConnection{SFTPHost: h.Domain, SFTPPort: 22, SFTPUser: h.Username,
-		DBHost: "localhost", DBPort: 3306, DBName: h.Username, DBUser: h.Username}
+	v.Connection = hostingConnection(h, conn)
 	v.Quota.DiskMiB = h.Limits.DiskMiB
 	return v
+}
+
+// hostingConnection is the connection details of account h on a node that
+// reported conn (nil: it reported none): the node's public host name, else
+// the account's domain; the node's ports, else 22 and 3306.
+func hostingConnection(h store.HostingAccount, conn *api.NodeHostingConnection) api.HostingConnection {
+	out := api.HostingConnection{SFTPHost: h.Domain, SFTPPort: api.DefaultSFTPPort, SFTPUser: h.Username,
+		DBHost: "localhost", DBPort: api.DefaultDBPort, DBName: h.Username, DBUser: h.Username}
+	if conn == nil {
+		return out
+	}
+	if conn.SFTPHost != "" {
+		out.SFTPHost = conn.SFTPHost
+	}
+	if conn.SFTPPort != 0 {
+		out.SFTPPort = conn.SFTPPort
+	}
+	if conn.DBPort != 0 {
+		out.DBPort = conn.DBPort
+	}
+	return out
 }
 
 func (a *API) loadHosting(rq *request) (store.HostingAccount, error) {
@@ -51,7 +108,7 @@ func (a *API) loadHosting(rq *request) (store.HostingAccount, error) {
 }
 
 func (a *API) listHosting(rq *request) (int, any, error) {
-	return listWalk(a, rq, rq.caller.accountID, hostingIDPrefix, store.ReadTx.HostingAccountsAt, hostingView)
+	return listWalk(a, rq, rq.caller.accountID, hostingIDPrefix, store.ReadTx.HostingAccountsAt, a.hostingViews())
 }
 
 func (a *API) getHosting(rq *request) (int, any, error) {
@@ -59,7 +116,7 @@ func (a *API) getHosting(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	v := hostingView(h)
+	v := a.hostingView(h)
 	if d, err := readOne(a, "custom domain", func(r store.ReadTx) (store.CustomDomain, error) {
 		return r.CustomDomain(rq.caller.accountID, h.ID)
 	}); err == nil {
@@ -97,7 +154,7 @@ func (a *API) startHostingAction(rq *request, deps *ServerDeps, h store.HostingA
 		return 0, nil, err
 	}
 	if acc, ok := v.(api.HostingActionAccepted); ok && acc.Hosting != nil {
-		hv := hostingView(store.HostingAccount{HostingAccount: *acc.Hosting})
+		hv := a.hostingView(store.HostingAccount{HostingAccount: *acc.Hosting, NodeID: h.NodeID})
 		acc.Hosting = &hv
 		v = acc
 	}
@@ -227,7 +284,7 @@ func (a *API) openHostingPasswordReset(h store.HostingAccount, target string, de
 	out := api.HostingPasswordResetAccepted{Action: acc.Action, Hosting: acc.Hosting,
 		SFTPPassword: secrets[action.SecretSFTPPassword], DBPassword: secrets[action.SecretDBPassword]}
 	if out.Hosting != nil {
-		hv := hostingView(store.HostingAccount{HostingAccount: *out.Hosting})
+		hv := a.hostingView(store.HostingAccount{HostingAccount: *out.Hosting, NodeID: h.NodeID})
 		out.Hosting = &hv
 	}
 	deps.Kick()
@@ -343,7 +400,7 @@ func (a *API) orderHosting(rq *request) (int, any, error) {
 		// a server order.
 		return status, replay, a.scrubPlacement(rq, err)
 	}
-	out.Hosting = hostingView(store.HostingAccount{HostingAccount: out.Hosting})
+	out.Hosting = a.hostingView(store.HostingAccount{HostingAccount: out.Hosting, NodeID: create.Hosting.NodeID})
 	out.SFTPPassword, out.DBPassword = sftpPW, dbPW
 	a.log.Info("hosting ordered", "hosting", out.Hosting.ID, "account", rq.caller.accountID, "plan", prod.Slug,
 		"invoice", out.Invoice.Number, "amount_usd_cents", out.Invoice.TotalUsdCents, "action", create.Action.ID)
@@ -419,10 +476,11 @@ func (a *API) hostingAdminRoutes(mux *http.ServeMux, leader func(adminFunc) http
 			return 0, nil, err
 		}
 		out := []api.AdminHostingAccount{}
+		view := a.hostingViews()
 		for _, h := range hs {
 			if acc := r.URL.Query().Get("account"); acc == "" || acc == h.AccountID {
 				v := h.Admin()
-				v.HostingAccount = hostingView(h)
+				v.HostingAccount = view(h)
 				out = append(out, v)
 			}
 		}
@@ -453,7 +511,7 @@ func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cf
 	if err != nil {
 		return 0, nil, err
 	}
-	out.Hosting = hostingView(store.HostingAccount{HostingAccount: out.Hosting})
+	out.Hosting = a.hostingView(store.HostingAccount{HostingAccount: out.Hosting, NodeID: create.Hosting.NodeID})
 	out.SFTPPassword, out.DBPassword = sftpPW, dbPW
 	a.log.Info("hosting account placed", "hosting", create.Hosting.ID, "node", create.Hosting.NodeID, "account", req.AccountID, "plan", plan.Slug, "action", create.Action.ID)
 	return http.StatusCreated, out, nil

@@ -180,12 +180,40 @@ func (b backend) Hello(ctx context.Context, nodeID, serial string, h *pb.Hello) 
 	if p.Roles == nil {
 		p.Roles = []string{}
 	}
+	level := uint16(1)
+	_ = b.s.deps.State.Read(func(r store.ReadTx) error { level = r.ClusterLevel(); return nil })
+	if level >= fsm.LevelHostingConnection {
+		p.HostingConnection = HostingConnection(h.GetHostingConnection())
+		if p.HostingConnection != nil {
+			if err := fsm.CheckNodeHostingConnection(*p.HostingConnection); err != nil {
+				b.s.log.Warn("hello: the node's hosting connection details are refused; its accounts show the defaults", "node", nodeID, "err", err)
+				p.HostingConnection = nil
+			}
+		}
+	} else {
+		// Not written below the level (a replica of the release before would
+		// not read it), so not compared either.
+		p.HostingConnection = n.HostingConnection
+	}
 	if n.State == api.AgentNodeReady && n.Hostname == p.Hostname && slices.Equal(n.Roles, p.Roles) && n.Capacity == p.Capacity &&
-		n.SoftwareVersion == p.SoftwareVersion && n.ProtocolVersion == p.ProtocolVersion && slices.Equal(n.Bridges, p.Bridges) {
+		n.SoftwareVersion == p.SoftwareVersion && n.ProtocolVersion == p.ProtocolVersion && slices.Equal(n.Bridges, p.Bridges) &&
+		fsm.SameHostingConnection(n.HostingConnection, p.HostingConnection) {
 		return nil // nothing new: no Raft write
+	}
+	if level < fsm.LevelHostingConnection {
+		p.HostingConnection = nil
 	}
 	_, err = b.s.propose(ctx, fsm.CmdNodeHello, p)
 	return err
+}
+
+// HostingConnection is a node's connection details as its agent sent them
+// (nil when it sent none).
+func HostingConnection(c *pb.HostingConnection) *api.NodeHostingConnection {
+	if c == nil {
+		return nil
+	}
+	return &api.NodeHostingConnection{SFTPHost: c.SftpHost, SFTPPort: int(c.SftpPort), DBPort: int(c.DbPort)}
 }
 
 func (b backend) Renew(ctx context.Context, nodeID, serial string, csrDER []byte) ([]byte, string, error) {

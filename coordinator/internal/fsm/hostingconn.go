@@ -1,0 +1,85 @@
+package fsm
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
+)
+
+// LevelHostingConnection is the semantics level (level.go) from which a
+// hosting node's connection details (api.NodeHostingConnection: its public
+// SFTP host name, its sshd's port, its MariaDB's TCP port) are recorded on
+// the node, from its Hello (NodeHello.HostingConnection) and from its usage
+// reports (HostingUsageReport.Connection). Below it the leader leaves them
+// out of both commands and apply ignores them, as the release before (which
+// does not know the fields) does; the accounts' connection details are then
+// the defaults (the domain, 22, 3306).
+const LevelHostingConnection = 7
+
+// CheckNodeHostingConnection is the rule for a node's reported connection
+// details: the SFTP host "" or a host name (RFC 1123, lower case) or an IP
+// address, the ports 0 (not known) to 65535.
+func CheckNodeHostingConnection(p api.NodeHostingConnection) error {
+	if p.SFTPHost != "" {
+		if _, err := netip.ParseAddr(p.SFTPHost); err != nil {
+			if err := validate.Hostname(p.SFTPHost); err != nil {
+				return fmt.Errorf("%w: sftp host: %s", ErrInvalid, validate.Reason(err))
+			}
+		}
+	}
+	if p.SFTPPort < 0 || p.SFTPPort > 65535 || p.DBPort < 0 || p.DBPort > 65535 {
+		return fmt.Errorf("%w: sftp port %d and db port %d must be 0 to 65535", ErrInvalid, p.SFTPPort, p.DBPort)
+	}
+	return nil
+}
+
+// setNodeHostingConnection records conn (nil: not known) on n from
+// LevelHostingConnection; it reports whether n changed. An invalid conn is
+// ErrInvalid (the leader checks it before proposing).
+func setNodeHostingConnection(c *applyCtx, n *store.AgentNode, conn *api.NodeHostingConnection) (bool, error) {
+	if c.r.ClusterLevel() < LevelHostingConnection {
+		return false, nil
+	}
+	if conn != nil {
+		if err := CheckNodeHostingConnection(*conn); err != nil {
+			return false, fmt.Errorf("node %s: %w", n.ID, err)
+		}
+		cp := *conn
+		conn = &cp
+	}
+	if SameHostingConnection(n.HostingConnection, conn) {
+		return false, nil
+	}
+	n.HostingConnection = conn
+	return true, nil
+}
+
+// SameHostingConnection reports whether a and b say the same (both nil, or
+// equal).
+func SameHostingConnection(a, b *api.NodeHostingConnection) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return *a == *b
+}
+
+// recordUsageConnection records a usage report's connection details on its
+// node (from LevelHostingConnection; none given changes nothing). A node
+// removed keeps what it had.
+func recordUsageConnection(c *applyCtx, node string, conn *api.NodeHostingConnection) error {
+	if conn == nil || c.r.ClusterLevel() < LevelHostingConnection {
+		return nil
+	}
+	n, err := c.r.AgentNode(node)
+	if err != nil || n.State == api.AgentNodeRemoved {
+		return nil // its accounts are refused as not on the node
+	}
+	changed, err := setNodeHostingConnection(c, &n, conn)
+	if err != nil || !changed {
+		return err
+	}
+	return store.PutJSON(c.tx, store.BucketAgentNodes, []byte(n.ID), n)
+}

@@ -1,0 +1,88 @@
+package fsm
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+func nodeDump(f *FSM) []byte { return bucketDump(f, store.BucketAgentNodes) }
+
+// TestNodeHostingConnection: from LevelHostingConnection a hosting node's
+// connection details are recorded from its Hello (replaced by each Hello:
+// one without them clears them) and from a usage report (which may then
+// name no account; one without them changes nothing); invalid ones are
+// refused. Below the level neither command records them (no key in the
+// node's record, as the release before writes it), and a report naming no
+// account is invalid as before.
+func TestNodeHostingConnection(t *testing.T) {
+	h, _ := hostingUsageHarness(t, LevelHostingConnection-1)
+	node := func() *api.NodeHostingConnection {
+		t.Helper()
+		return readOne(t, h.fsms[1], func(r store.ReadTx) (store.AgentNode, error) { return r.AgentNode("hv-1") }).HostingConnection
+	}
+	conn := &api.NodeHostingConnection{SFTPHost: "web1.hosting.example", SFTPPort: 2222, DBPort: 3307}
+	hello := func(c *api.NodeHostingConnection) (any, error) {
+		return h.apply(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: 106, HostingConnection: c})
+	}
+	report := func(c *api.NodeHostingConnection, ids ...string) (any, error) {
+		p := HostingUsageReport{Node: "hv-1", MeasuredAt: h.at.Add(time.Second), Connection: c}
+		for _, id := range ids {
+			p.Accounts = append(p.Accounts, HostingUsageEntry{ID: id, DiskUsedBytes: 8192})
+		}
+		return h.apply(CmdHostingUsage, p)
+	}
+	if _, err := hello(conn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := report(conn, "hst_1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := report(conn); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("below level 7 a report of no account: %v, want invalid", err)
+	}
+	if c := node(); c != nil || strings.Contains(string(nodeDump(h.fsms[0])), "hosting_connection") {
+		t.Fatalf("below level 7 the node recorded %+v", c)
+	}
+	h.must(CmdClusterLevel, ClusterLevel{Level: LevelHostingConnection})
+	if _, err := report(conn); err != nil {
+		t.Fatalf("a report of the connection alone: %v", err)
+	}
+	if c := node(); c == nil || *c != *conn {
+		t.Fatalf("after the report: %+v", c)
+	}
+	if _, err := report(nil, "hst_1"); err != nil || node() == nil {
+		t.Fatalf("a report without connection details cleared them: %v %+v", err, node())
+	}
+	other := &api.NodeHostingConnection{SFTPPort: 22, DBPort: 3306}
+	if _, err := hello(other); err != nil {
+		t.Fatal(err)
+	}
+	if c := node(); c == nil || *c != *other {
+		t.Fatalf("after a hello: %+v", c)
+	}
+	if _, err := hello(nil); err != nil || node() != nil {
+		t.Fatalf("a hello without them (an older agent): %v %+v, want none", err, node())
+	}
+	for _, bad := range []api.NodeHostingConnection{{SFTPHost: "Bad_Host"}, {SFTPPort: 70000}, {DBPort: -1}, {SFTPHost: "a b"}} {
+		before := string(nodeDump(h.fsms[0]))
+		if _, err := hello(&bad); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("hello with %+v: %v, want invalid", bad, err)
+		}
+		if _, err := report(&bad, "hst_1"); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("report with %+v: %v, want invalid", bad, err)
+		}
+		if string(nodeDump(h.fsms[0])) != before {
+			t.Fatalf("refused %+v changed the node", bad)
+		}
+	}
+	if _, err := hello(&api.NodeHostingConnection{SFTPHost: "192.0.2.7", SFTPPort: 22}); err != nil {
+		t.Fatalf("an IP address as the SFTP host: %v", err)
+	}
+	h.replicasSame(nodeDump)
+	h.replicasSame(hostingDump)
+}

@@ -1,0 +1,51 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestHostingConnectionOverV1: GET /v1/hosting/{id} and GET /v1/hosting
+// show the connection details of the account's node once the node has
+// reported them (its public host name as sftp_host, its sshd's and
+// MariaDB's ports), and the defaults (the domain, 22, 3306) while it has
+// not: below semantics level 7, and at level 7 until it does. A node that
+// reports no host name keeps the domain as sftp_host; one that reports no
+// MariaDB port (0) shows 3306.
+func TestHostingConnectionOverV1(t *testing.T) {
+	s := newSrvAPI(t)
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelHostingConnection - 1})
+	acc, key := s.account(api.ScopeHostingRead)
+	hst := s.hostingAccount(acc, "ada", "ada.hosting.test")
+	hello := func(c *api.NodeHostingConnection) {
+		t.Helper()
+		s.apply(fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-web", CertSerial: "sw", Roles: []string{api.RoleHosting}, ProtocolVersion: 106, HostingConnection: c})
+	}
+	want := func(when string, c api.HostingConnection) {
+		t.Helper()
+		var one api.HostingAccount
+		var list api.HostingList
+		for path, v := range map[string]any{"/v1/hosting/" + hst: &one, "/v1/hosting": &list} {
+			r := s.call(key, "GET", path, "")
+			if r.status != 200 || json.Unmarshal(r.body, v) != nil {
+				t.Fatalf("%s: GET %s: %d %s", when, path, r.status, r.body)
+			}
+		}
+		if one.Connection != c || len(list.Data) != 1 || list.Data[0].Connection != c {
+			t.Fatalf("%s: GET %+v, list %+v; want %+v", when, one.Connection, list.Data, c)
+		}
+	}
+	defaults := api.HostingConnection{SFTPHost: "ada.hosting.test", SFTPPort: 22, SFTPUser: "ada", DBHost: "localhost", DBPort: 3306, DBName: "ada", DBUser: "ada"}
+	reported := &api.NodeHostingConnection{SFTPHost: "web1.provider.example", SFTPPort: 2222, DBPort: 3307}
+	hello(reported)
+	want("below level 7", defaults)
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelHostingConnection})
+	want("at level 7, not reported since", defaults)
+	hello(reported)
+	want("reported", api.HostingConnection{SFTPHost: "web1.provider.example", SFTPPort: 2222, SFTPUser: "ada", DBHost: "localhost", DBPort: 3307, DBName: "ada", DBUser: "ada"})
+	hello(&api.NodeHostingConnection{SFTPPort: 2200})
+	want("no public host name, no MariaDB port", api.HostingConnection{SFTPHost: "ada.hosting.test", SFTPPort: 2200, SFTPUser: "ada", DBHost: "localhost", DBPort: 3306, DBName: "ada", DBUser: "ada"})
+}
