@@ -43,6 +43,8 @@ const (
 	EventHostingSuspended      WebhookEvent = "hosting.suspended"
 	EventHostingUnsuspended    WebhookEvent = "hosting.unsuspended"
 	EventHostingDomainReleased WebhookEvent = "hosting.domain.released"
+	EventHostingDiskWarning    WebhookEvent = "hosting.disk_quota_warning"
+	EventHostingDiskExceeded   WebhookEvent = "hosting.disk_quota_exceeded"
 	EventInvoiceCreated        WebhookEvent = "invoice.created"
 	EventInvoicePaid           WebhookEvent = "invoice.paid"
 	EventWalletDepositReceived WebhookEvent = "wallet.deposit.received"
@@ -66,6 +68,8 @@ var WebhookEvents = []WebhookEventInfo{
 	{Name: string(EventHostingSuspended), Description: "A web-hosting account was suspended (e.g. expiry).", Payload: []string{"hostingId", "domain", "reason"}, Emitted: true},
 	{Name: string(EventHostingUnsuspended), Description: "A web-hosting account's suspension was lifted (its renewal paid, or an operator).", Payload: []string{"hostingId", "domain"}, Emitted: true},
 	{Name: string(EventHostingDomainReleased), Description: "Another hosting account proved control of this account's domain through DNS and took the name over: a primary domain or a custom domain not verified yet, or a verified custom domain whose ownership TXT record (_hostplane-verify) is gone from the domain's DNS. It is no longer served for this account.", Payload: []string{"hostingId", "domain", "kind"}, Emitted: true},
+	{Name: string(EventHostingDiskWarning), Description: "A web-hosting account's disk usage reached 90 % of its plan's allowance (quota.disk_used_bytes against limits.disk_mib, as the node's usage reports measure it). Sent once per crossing: again only after the usage went back under 90 %.", Payload: []string{"hostingId", "domain", "diskUsedBytes", "diskMib"}, Emitted: true},
+	{Name: string(EventHostingDiskExceeded), Description: "A web-hosting account's disk usage reached its plan's allowance (100 %). Where the node enforces it (quota.enforced), further writes fail: an SFTP client sees only \"Failure\". Sent once per crossing (a usage that jumps past both thresholds sends this one only): again only after the usage went back under 100 %.", Payload: []string{"hostingId", "domain", "diskUsedBytes", "diskMib"}, Emitted: true},
 	{Name: string(EventInvoiceCreated), Description: "A new invoice was issued (any source: order, renewal, admin).", Payload: []string{"invoiceId", "invoiceNumber", "status", "totalUsdCents", "currency"}, Emitted: true},
 	{Name: string(EventInvoicePaid), Description: "An invoice transitioned to paid.", Payload: []string{"invoiceId", "invoiceNumber", "totalUsdCents", "currency"}, Emitted: true},
 	{Name: string(EventWalletDepositReceived), Description: "A wallet top-up was credited.", Payload: []string{"amountUsdCents", "gateway", "transactionId"}, Emitted: true},

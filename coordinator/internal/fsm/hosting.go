@@ -234,6 +234,11 @@ func finishHosting(c *applyCtx, a *store.Action, p ActionFinish, res *api.NodeOp
 		if res.Hosting.PHPVersion != "" {
 			h.PHPVersion = res.Hosting.PHPVersion
 		}
+		if !res.Hosting.Deleted {
+			if err := noteQuotaAlert(c, &h); err != nil {
+				return err
+			}
+		}
 	}
 	switch {
 	case !ok && a.Command == api.ActionHostingCreate:

@@ -57,8 +57,9 @@ type HostingUsageApplied struct {
 // node's, or one moved since) is refused, and a figure measured after the
 // report's (an action's result) stays. Only quota.disk_used_bytes, its
 // time and (from LevelQuotaEnforced) quota.enforced change, with (from
-// LevelHostingConnection) the node's connection details: no event, no
-// updated_at.
+// LevelHostingConnection) the node's connection details: no updated_at, and
+// no event but (from LevelQuotaAlerts) an allowance crossing's
+// (noteQuotaAlert).
 func applyHostingUsage(c *applyCtx, p HostingUsageReport) (any, error) {
 	minAccounts := 1
 	if p.Connection != nil && c.r.ClusterLevel() >= LevelHostingConnection {
@@ -91,6 +92,9 @@ func applyHostingUsage(c *applyCtx, p HostingUsageReport) (any, error) {
 		if e.QuotaEnforced != nil && c.r.ClusterLevel() >= LevelQuotaEnforced {
 			enforced := *e.QuotaEnforced
 			h.Quota.Enforced = &enforced
+		}
+		if err := noteQuotaAlert(c, &h); err != nil {
+			return nil, err
 		}
 		if err := putHosting(c.tx, h); err != nil {
 			return nil, err

@@ -28,7 +28,10 @@ import (
 // enforces a hosting account's disk allowance (quota.enforced) from its
 // actions' results and usage reports (LevelQuotaEnforced). Level 7
 // records a hosting node's connection details (SFTP host and port, MariaDB
-// port) from its Hello and usage reports (LevelHostingConnection).
+// port) from its Hello and usage reports (LevelHostingConnection), and
+// notifies a hosting account's disk allowance crossings
+// (hosting.disk_quota_warning/exceeded) from its usage figures
+// (LevelQuotaAlerts).
 
 // MaxLevel is the newest semantics level this binary applies.
 const MaxLevel uint16 = 7

@@ -29,7 +29,7 @@ func TestOpenAPIWebhookCatalogue(t *testing.T) {
 			emitted = append(emitted, e.Name)
 		}
 	}
-	if len(api.WebhookEvents) != 19 || !reflect.DeepEqual(doc.Emitted, emitted) {
+	if len(api.WebhookEvents) != 21 || !reflect.DeepEqual(doc.Emitted, emitted) {
 		t.Fatalf("catalogue %d events, emitted %v vs %v", len(api.WebhookEvents), doc.Emitted, emitted)
 	}
 }

@@ -32,6 +32,10 @@ type HostingAccount struct {
 	// action result that did (from semantics level 4; nil before). An
 	// older report does not overwrite it.
 	DiskUsedAt *time.Time `json:"disk_used_at,omitempty"`
+	// QuotaAlert is the disk allowance threshold the account's usage was
+	// last notified at (fsm.LevelQuotaAlerts): "" under 90 %, "warning" at
+	// 90 % or more, "exceeded" at 100 % or more. Never set below level 7.
+	QuotaAlert string `json:"quota_alert,omitempty"`
 }
 
 // Admin is the operator view: the customer view with the owner and node.
