@@ -14,6 +14,11 @@ import (
 // to a coordinator that is no longer the leader this follower knows gets
 // leaderMoveGrace more for its answer (a leader that stepped down answers at
 // once), then ends as the proxy's 503 leader_unreachable with Retry-After.
+// The same when this follower has known no leader for leaderMoveGrace: it is
+// the one cut off (it heard no heartbeat for an election timeout and stood
+// for election), and its requests in flight, whose packets are lost, would
+// otherwise wait those 30 s or until the network healed (tests/robustness
+// TestPartitionLinearizable, follower-isolated).
 const (
 	leaderMoveGrace = 2 * time.Second
 	leaderMovePoll  = 250 * time.Millisecond
@@ -100,11 +105,14 @@ func (f *forwarder) leaderCut(ctx context.Context, addr string) (_ context.Conte
 }
 
 // watchLeader asks who leads while requests are in flight to run's address,
-// and ends run leaderMoveGrace after another address leads.
+// and ends run leaderMoveGrace after another address leads, or once no
+// leader has been known for leaderMoveGrace (a leader known again in
+// between, run's own, starts that count anew).
 func (f *forwarder) watchLeader(run *leaderRun) {
 	w := &f.runs
 	t := time.NewTicker(leaderMovePoll)
 	defer t.Stop()
+	var none time.Time // since when no leader is known (zero: one is)
 	for {
 		select {
 		case <-run.ctx.Done():
@@ -118,15 +126,28 @@ func (f *forwarder) watchLeader(run *leaderRun) {
 			return
 		}
 		w.mu.Unlock()
-		if addr := f.leaderNow(); addr != "" && addr != run.addr {
-			w.mu.Lock()
-			if w.cur == run {
-				w.cur = nil
-			}
-			w.mu.Unlock()
-			time.AfterFunc(leaderMoveGrace, run.cancel)
-			return
+		addr := f.leaderNow()
+		switch {
+		case addr == run.addr:
+			none = time.Time{}
+			continue
+		case addr == "" && none.IsZero():
+			none = time.Now()
+			continue
+		case addr == "" && time.Since(none) < leaderMoveGrace:
+			continue
 		}
+		w.mu.Lock()
+		if w.cur == run {
+			w.cur = nil
+		}
+		w.mu.Unlock()
+		if addr == "" {
+			run.cancel() // its grace has passed without a leader
+		} else {
+			time.AfterFunc(leaderMoveGrace, run.cancel)
+		}
+		return
 	}
 }
 
