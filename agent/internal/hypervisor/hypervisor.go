@@ -39,6 +39,11 @@ type Hypervisor interface {
 	// resets it inside the same QEMU process. The returned watch says when the
 	// domain resets; its Stop must be called.
 	RebootDomain(ctx context.Context, name string) (*RebootWatch, error)
+	// WatchReset opens the watch RebootDomain returns without asking for a
+	// reboot: the rest of a reboot whose watch ended before the reset (its
+	// libvirt connection was lost, the agent restarted) is watched on a new
+	// one. It sees only a shutdown and reset after it opened.
+	WatchReset(ctx context.Context, name string) (*RebootWatch, error)
 	ResetDomain(ctx context.Context, name string) error    // hardware reset now; the QEMU process stays
 	UndefineDomain(ctx context.Context, name string) error // with snapshot metadata and NVRAM; nil if missing
 	ListDomains(ctx context.Context) ([]string, error)

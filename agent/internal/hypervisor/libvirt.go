@@ -29,11 +29,12 @@ type LibvirtConfig struct {
 
 // Libvirt implements Hypervisor over go-libvirt.
 type Libvirt struct {
-	cfg  LibvirtConfig
-	log  *slog.Logger
-	mu   sync.Mutex
-	lv   *libvirt.Libvirt
-	pool libvirt.StoragePool
+	cfg    LibvirtConfig
+	log    *slog.Logger
+	mu     sync.Mutex
+	lv     *libvirt.Libvirt
+	closed bool // Close was called: no new connection
+	pool   libvirt.StoragePool
 
 	// The reboot watches (watchReset) and the subscriptions relayed to
 	// them: the connection's one subscription to libvirt's reboot events,
@@ -68,6 +69,11 @@ func (l *Libvirt) conn(ctx context.Context) (*libvirt.Libvirt, error) {
 	if l.lv != nil && l.lv.IsConnected() {
 		return l.lv, nil
 	}
+	if l.closed {
+		// An operation still running when the agent stops (a reboot
+		// watching on after its connection ended) gets no new one.
+		return nil, &Error{Op: "connect", Resource: l.cfg.Socket, Kind: ErrUnavailable, Detail: "the agent's libvirt client is closed"}
+	}
 	lv := libvirt.NewWithDialer(dialers.NewLocal(dialers.WithSocket(l.cfg.Socket), dialers.WithLocalTimeout(5*time.Second)))
 	if err := lv.ConnectToURI(libvirt.QEMUSystem); err != nil {
 		return nil, &Error{Op: "connect", Resource: l.cfg.Socket, Kind: ErrUnavailable, Detail: err.Error()}
@@ -76,10 +82,11 @@ func (l *Libvirt) conn(ctx context.Context) (*libvirt.Libvirt, error) {
 	return lv, nil
 }
 
-// Close disconnects.
+// Close disconnects; no call connects again.
 func (l *Libvirt) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.closed = true
 	if l.lv == nil {
 		return nil
 	}
@@ -504,6 +511,16 @@ func (l *Libvirt) RebootDomain(ctx context.Context, name string) (*RebootWatch, 
 		return nil, l.translate("reboot", name, err)
 	}
 	return w, nil
+}
+
+// WatchReset opens domain name's reboot watch without asking for a reboot
+// (Hypervisor.WatchReset): RebootDomain's first half.
+func (l *Libvirt) WatchReset(ctx context.Context, name string) (*RebootWatch, error) {
+	lv, d, err := l.lookup(ctx, "reboot", name)
+	if err != nil {
+		return nil, err
+	}
+	return l.watchReset(lv, d)
 }
 
 // rebootWatch is one reboot watch's state, guarded by Libvirt.rebootMu and

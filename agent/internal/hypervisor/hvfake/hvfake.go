@@ -35,11 +35,16 @@ type HV struct {
 
 // Dom is a domain of the fake.
 type Dom struct {
-	Spec    hypervisor.DomainSpec
-	State   hypervisor.State
-	Snaps   []string
-	Boots   int // guest resets by RebootDomain and ResetDomain (the process stays)
-	pending int // polls until ACPI shutdown completes
+	Spec  hypervisor.DomainSpec
+	State hypervisor.State
+	Snaps []string
+	Boots int // guest resets by RebootDomain and ResetDomain (the process stays)
+	// RebootPending is libvirt's fake-reboot flag: a reboot request
+	// (RebootDomain) the guest has not acted on, which would turn its next
+	// shutdown into a restart. A reset, an ACPI shutdown request, a
+	// power-off or a start clears it.
+	RebootPending bool
+	pending       int // polls until ACPI shutdown completes
 }
 
 // New returns an empty fake whose pool is the directory pool; an ACPI
@@ -208,7 +213,7 @@ func (f *HV) StartDomain(_ context.Context, name string) error {
 		<-gate
 	}
 	return f.onDom("", name, func(d *Dom) error {
-		d.State, d.pending = hypervisor.StateRunning, 0
+		d.State, d.pending, d.RebootPending = hypervisor.StateRunning, 0, false
 		return nil
 	})
 }
@@ -217,6 +222,7 @@ func (f *HV) ShutdownDomain(_ context.Context, name string) error {
 		if f.ACPIPoll >= 0 {
 			d.pending = f.ACPIPoll + 1
 		}
+		d.RebootPending = false
 		return nil
 	})
 }
@@ -229,6 +235,8 @@ func (f *HV) RebootDomain(_ context.Context, name string) (*hypervisor.RebootWat
 		if f.ACPIPoll >= 0 && d.State.Active() {
 			d.Boots++
 			close(reset)
+		} else {
+			d.RebootPending = d.State.Active()
 		}
 		return nil
 	})
@@ -237,13 +245,23 @@ func (f *HV) RebootDomain(_ context.Context, name string) (*hypervisor.RebootWat
 	}
 	return &hypervisor.RebootWatch{Event: reset, Reset: reset, Stop: func() {}}, nil
 }
+
+// WatchReset opens a watch whose signals never come: the fake's guest
+// resets only when RebootDomain asks it to, at once.
+func (f *HV) WatchReset(_ context.Context, name string) (*hypervisor.RebootWatch, error) {
+	err := f.onDom("WatchReset", name, func(*Dom) error { return nil })
+	if err != nil {
+		return nil, err
+	}
+	return &hypervisor.RebootWatch{Event: make(chan struct{}), Reset: make(chan struct{}), Stop: func() {}}, nil
+}
 func (f *HV) ResetDomain(_ context.Context, name string) error {
-	return f.onDom("ResetDomain", name, func(d *Dom) error { d.Boots++; return nil })
+	return f.onDom("ResetDomain", name, func(d *Dom) error { d.Boots++; d.RebootPending = false; return nil })
 }
 func (f *HV) DestroyDomain(_ context.Context, name string) error {
 	return f.mutate("DestroyDomain", func() {
 		if d, ok := f.Doms[name]; ok {
-			d.State, d.pending = hypervisor.StateShutoff, 0
+			d.State, d.pending, d.RebootPending = hypervisor.StateShutoff, 0, false
 		}
 	})
 }
