@@ -223,6 +223,11 @@ func (m *Manager) do(ctx context.Context, s spec) (*api.NodeOperation, error) {
 	r := &run{m: m, rec: rec, log: m.log.With("op", s.id, "kind", s.kind, "target", s.target)}
 	r.log.Info("operation started")
 	res, err := s.exec(context.WithoutCancel(m.base), r)
+	if errors.Is(err, errAgentStopping) {
+		// Left running in the journal: the next start finishes it (Recover).
+		r.log.Warn("operation left for the agent's next start", "err", err)
+		return nil, &api.NodeError{Code: api.NodeErrInterrupted, Message: fmt.Sprintf("%s %s: %v", s.kind, s.target, err)}
+	}
 	return m.finish(r, res, err)
 }
 

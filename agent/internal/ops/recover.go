@@ -3,9 +3,11 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/hostplane/hostplane/agent/internal/hypervisor"
 	"github.com/hostplane/hostplane/agent/internal/journal"
@@ -31,6 +33,13 @@ func (m *Manager) Recover(ctx context.Context) error {
 		}
 		res, opErr := m.recoverOne(ctx, r)
 		unlock()
+		if errors.Is(opErr, errAgentStopping) || ctx.Err() != nil && errors.Is(opErr, ctx.Err()) {
+			// Stopped meanwhile: left running, settled at the next start.
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("recover %s: %w", rec.ID, opErr)
+		}
 		if _, err := m.finish(r, res, opErr); err != nil {
 			return err
 		}
@@ -101,6 +110,9 @@ func (m *Manager) recoverOne(ctx context.Context, r *run) (*api.NodeOpResult, er
 		_ = os.RemoveAll(m.templateDir(req.Name))
 		return nil, interrupted("template import %s interrupted by an agent restart; partial files removed, template not registered", req.Name)
 
+	case api.NodeOpReboot:
+		return m.recoverReboot(ctx, r)
+
 	case api.NodeOpSnapshotCreate:
 		var req api.NodeSnapshotCreateRequest
 		_ = json.Unmarshal(rec.Input, &req)
@@ -116,6 +128,46 @@ func (m *Manager) recoverOne(ctx context.Context, r *run) (*api.NodeOpResult, er
 		st, _ := m.hv.DomainState(ctx, name)
 		return nil, interrupted("%s %s interrupted by an agent restart at step %q; not retried; it is now %s", rec.Kind, name, rec.Step, st)
 	}
+}
+
+// recoverRebootWait bounds how long a restarted agent watches for the
+// restart of a guest whose reboot it stopped in before resetting it (the
+// rest of the reboot's grace, at most this): Recover runs before the agent
+// serves requests.
+const recoverRebootWait = time.Minute
+
+// recoverReboot finishes a reboot the agent stopped in (Reboot). Its ACPI
+// request may be left pending in libvirt (the fake-reboot flag of a guest
+// that did not act on the button, which turns the guest's next shutdown
+// into a restart): the rest of the grace (at most recoverRebootWait) is
+// watched on the new connection, and the guest is reset when it did not
+// restart meanwhile, as the reboot would have done. Before, the reboot was
+// marked interrupted and the request left pending. A forced reboot (its
+// reset leaves nothing pending) and a VM no longer running (its QEMU process
+// took the flag with it) are marked interrupted, as every other operation.
+func (m *Manager) recoverReboot(ctx context.Context, r *run) (*api.NodeOpResult, error) {
+	name := r.rec.Target
+	var req api.NodeStopRequest
+	if err := json.Unmarshal(r.rec.Input, &req); err != nil {
+		return nil, fmt.Errorf("recover %s: input: %w", r.rec.ID, err)
+	}
+	st, err := m.hv.DomainState(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	grace, gerr := m.grace(req)
+	if req.Force || !st.Active() || gerr != nil {
+		return nil, interrupted("%s %s interrupted by an agent restart at step %q; not retried; it is now %s", r.rec.Kind, name, r.rec.Step, st)
+	}
+	wait := min(max(r.rec.StartedAt.Add(grace).Sub(m.clock.Now()), 0), recoverRebootWait)
+	r.log.Info("reboot: watching for the guest's restart before resetting it", "wait", wait)
+	out, err := m.awaitReboot(ctx, name, nil, cutAgentRestart, m.clock.After(wait))
+	if err != nil {
+		return nil, fmt.Errorf("reboot %s resumed after an agent restart: %w", name, err)
+	}
+	res := rebootResult(out, grace, false)
+	res.Message = "resumed after an agent restart; " + res.Message
+	return res, nil
 }
 
 func (m *Manager) recoverProvision(ctx context.Context, r *run, in provisionInput) (*api.NodeOpResult, error) {
