@@ -55,8 +55,11 @@ type Client struct {
 	// forwarded the request and the leader did not answer: leadership is
 	// moving, or the leader hangs) or 503 no_leader (an election is under
 	// way): 0 means DefaultElectionWait, below 0 never. The request's
-	// context bounds it too. See Do for which requests are sent again.
+	// context bounds it too. See Resend for which requests are sent again.
 	LeaderWait time.Duration
+	// Waiting, if set, is called before each such resend with the answer
+	// that caused it and the pause before it (Resend.Waiting).
+	Waiting func(e *api.Error, pause time.Duration)
 }
 
 // NewBrand returns a client for a coordinator speaking brand b.
@@ -77,24 +80,19 @@ func New(baseURL, key string) *Client {
 // A 503 leader_unreachable (a follower forwarded the request and the leader
 // did not answer, as during a leader change) or 503 no_leader (the
 // coordinator knows no leader, or lost the leadership while it served the
-// request: an election) is sent again, after a back-off from 250 ms doubling
-// to 2 s, and for no_leader at least as long as its Retry-After asks (at
-// most 5 s), while ctx and LeaderWait allow, when sending it again cannot
-// apply a change twice: a GET or HEAD, or a write that carries an
-// Idempotency-Key (the coordinator answers a resent one with the first
-// answer, or applies it once). A write without an Idempotency-Key is never
-// sent again (the leader may have applied it before it stopped answering or
-// lost the leadership), nor is a body given as an io.Reader. When the wait
-// ends, the last 503 is returned.
+// request: an election) with Retry-After is sent again as Resend says (a
+// back-off, at least Retry-After), while ctx and
+// LeaderWait allow, when sending it again cannot apply a change twice: a GET
+// or HEAD, or a write that carries an Idempotency-Key (the coordinator
+// answers a resent one with the first answer, or applies it once). A write
+// without an Idempotency-Key is never sent again (the leader may have
+// applied it before it stopped answering or lost the leadership), nor is a
+// body given as an io.Reader. When the wait ends, the last 503 is returned.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any, hdr http.Header) (*http.Response, error) {
-	wait := c.LeaderWait
-	if wait == 0 {
-		wait = DefaultElectionWait
-	}
-	deadline := time.Now().Add(wait)
-	resend := wait > 0 && resendable(method, body, hdr)
-	for pause := 250 * time.Millisecond; ; pause = min(2*pause, 2*time.Second) {
-		resp, err := do(ctx, c.HTTP, c.BaseURL, method, c.Brand.Path(path), body, out, func(r *http.Request) {
+	var resp *http.Response
+	err := Resend{Wait: c.LeaderWait, Waiting: c.Waiting}.Do(ctx, method, body, hdr, func() (http.Header, error) {
+		var err error
+		resp, err = do(ctx, c.HTTP, c.BaseURL, method, c.Brand.Path(path), body, out, func(r *http.Request) {
 			if c.Key != "" {
 				r.Header.Set("Authorization", "Bearer "+c.Key)
 			}
@@ -102,36 +100,17 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any, hdr
 				r.Header[k] = v
 			}
 		})
-		var ae *api.Error
-		if !resend || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable || ae.Code != "leader_unreachable" && ae.Code != "no_leader" {
-			return resp, err
-		}
-		sleep := pause
-		if ra, ok := retryAfter(resp); ok && ae.Code == "no_leader" {
-			sleep = max(sleep, ra)
-		}
-		next := time.Now().Add(sleep)
-		if d, ok := ctx.Deadline(); !next.Before(deadline) || ok && !next.Before(d) {
-			return resp, err
-		}
-		t := time.NewTimer(sleep)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return resp, err
-		case <-t.C:
-		}
-	}
+		return header(resp), err
+	})
+	return resp, err
 }
 
-// resendable says whether a request may be sent again after an answer that
-// leaves unknown whether it was applied: a read, or a write with an
-// Idempotency-Key, whose body (if any) can be sent again.
-func resendable(method string, body any, hdr http.Header) bool {
-	if _, ok := body.(io.Reader); ok {
-		return false
+// header is resp's headers; nil without a response.
+func header(resp *http.Response) http.Header {
+	if resp == nil {
+		return nil
 	}
-	return method == http.MethodGet || method == http.MethodHead || hdr.Get("Idempotency-Key") != ""
+	return resp.Header
 }
 
 // Account returns the caller's account and its reseller terms.
@@ -207,15 +186,15 @@ func do(ctx context.Context, hc *http.Client, base, method, path string, body, o
 type Admin struct {
 	Socket string
 	HTTP   *http.Client
-	// ElectionWait is how long a call that a coordinator refused because it
-	// knows no leader (503 not_leader with Retry-After: it executed nothing,
-	// it forwarded nothing) is sent again, as Retry-After says, while an
-	// election runs: 0 means DefaultElectionWait, below 0 never. A 503
-	// no_leader or leader_unreachable with Retry-After (an election, or a
-	// leader that stopped answering: a write may have been applied) is sent
-	// again alike when that cannot apply a change twice: a GET or HEAD, or a
-	// write with an Idempotency-Key. A body given as an io.Reader is not
-	// sent again.
+	// ElectionWait bounds how long a call a coordinator answered 503 during
+	// an election is sent again: 0 means DefaultElectionWait, below 0 never.
+	// A 503 not_leader with Retry-After (a coordinator that knows no leader:
+	// it executed nothing, it forwarded nothing) is sent again for any
+	// request; a 503 no_leader or leader_unreachable (an election, or a
+	// leader that stopped answering: a write may have been applied) only
+	// when that cannot apply a change twice: a GET or HEAD, or a write with
+	// an Idempotency-Key. A body given as an io.Reader is not sent again.
+	// Resend has the pauses.
 	ElectionWait time.Duration
 	// Waiting, if set, is called before each such wait with the answer
 	// that caused it and the pause (hostplanectl says it is waiting).
@@ -224,9 +203,6 @@ type Admin struct {
 	// the copy: 0 means DefaultBackupStall, below 0 no bound.
 	BackupStall time.Duration
 }
-
-// DefaultElectionWait is Admin.ElectionWait's default: a few elections here.
-const DefaultElectionWait = 15 * time.Second
 
 // NewAdmin returns an admin client for the socket path.
 func NewAdmin(socket string) *Admin {
@@ -244,73 +220,15 @@ func (a *Admin) Do(ctx context.Context, method, path string, body, out any) erro
 
 // DoWith is Do sending hdr's headers too (an Idempotency-Key, say).
 func (a *Admin) DoWith(ctx context.Context, method, path string, body, out any, hdr http.Header) error {
-	wait := a.ElectionWait
-	if wait == 0 {
-		wait = DefaultElectionWait
-	}
-	deadline := time.Now().Add(wait)
-	for {
+	err := Resend{Wait: a.ElectionWait, Waiting: a.Waiting}.Do(ctx, method, body, hdr, func() (http.Header, error) {
 		resp, err := do(ctx, a.HTTP, "http://admin", method, path, body, out, func(r *http.Request) {
 			for k, vs := range hdr {
 				r.Header[k] = vs
 			}
 		})
-		pause, again := noLeaderYet(resp, err, method, body, hdr)
-		if again && wait > 0 && time.Now().Add(pause).Before(deadline) {
-			if a.Waiting != nil {
-				var ae *api.Error
-				errors.As(err, &ae)
-				a.Waiting(ae, pause)
-			}
-			t := time.NewTimer(pause)
-			select {
-			case <-ctx.Done():
-				t.Stop()
-				return a.socketErr(err)
-			case <-t.C:
-			}
-			continue
-		}
-		return a.socketErr(err)
-	}
-}
-
-// noLeaderYet says whether err is a 503 with Retry-After the same request
-// can be sent again after, for the pause Retry-After names: a refusal for
-// knowing no leader (not_leader), which leaves nothing done, or a
-// no_leader or leader_unreachable, which may leave a write done, for a
-// request resendable allows. A body read from an io.Reader cannot go again.
-func noLeaderYet(resp *http.Response, err error, method string, body any, hdr http.Header) (time.Duration, bool) {
-	var ae *api.Error
-	if resp == nil || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
-		return 0, false
-	}
-	switch ae.Code {
-	case "not_leader":
-		if _, ok := body.(io.Reader); ok {
-			return 0, false
-		}
-	case "no_leader", "leader_unreachable":
-		if !resendable(method, body, hdr) {
-			return 0, false
-		}
-	default:
-		return 0, false
-	}
-	return retryAfter(resp)
-}
-
-// retryAfter is the pause resp's Retry-After asks for in seconds, at most
-// 5 s; false without one.
-func retryAfter(resp *http.Response) (time.Duration, bool) {
-	if resp == nil {
-		return 0, false
-	}
-	secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
-	if err != nil || secs < 0 {
-		return 0, false
-	}
-	return time.Duration(min(secs, 5)) * time.Second, true
+		return header(resp), err
+	})
+	return a.socketErr(err)
 }
 
 // socketErr wraps an error that is not the coordinator's answer as a
