@@ -92,7 +92,7 @@ func BenchmarkOrdersVsTickets(b *testing.B) {
 		for round := 0; round < rounds; round++ {
 			c0, l0 := proccpu.Of(pids...), proccpu.Of(pids[leader])
 			t, err := rate(per, clients, func(i int) error {
-				return benchTicket(r.ctx, r.benchAPI(i), fmt.Sprintf("bench-ticket-%d", n*per+i), &resent)
+				return benchTicket(r.ctx, r.api(i), fmt.Sprintf("bench-ticket-%d", n*per+i), &resent)
 			})
 			if err != nil {
 				b.Fatal(err)
@@ -100,7 +100,7 @@ func BenchmarkOrdersVsTickets(b *testing.B) {
 			c1, l1 := proccpu.Of(pids...), proccpu.Of(pids[leader])
 			var acts []string
 			o, err := rate(per, clients, func(i int) error {
-				out, err := benchOrder(r.ctx, r.benchAPI(i), n*per+i, &resent)
+				out, err := benchOrder(r.ctx, r.api(i), n*per+i, &resent)
 				actsMu.Lock()
 				acts = append(acts, out.Action.ID)
 				actsMu.Unlock()
@@ -178,48 +178,49 @@ func leaderProfile(b *testing.B, port int) (stop func()) {
 	return func() { <-done }
 }
 
-// benchTicket creates a ticket through c with the Idempotency-Key key, sent
-// again after a 503 no_leader (resendNoLeader).
+// benchTicket creates a ticket through c with the Idempotency-Key key: a
+// 503 no_leader pkg/client sends again itself, a 409 idempotency_key_in_flight
+// resendInFlight; both counted in resent (counted).
 func benchTicket(ctx context.Context, c *client.Client, key string, resent *atomic.Int64) error {
-	return resendNoLeader(resent, func() error {
+	c = counted(c, resent)
+	return resendInFlight(resent, func() error {
 		_, err := c.CreateTicket(ctx, api.TicketCreateRequest{Subject: "s", Message: "m", Department: "technical", Priority: "low"}, key)
 		return err
 	})
 }
 
 // benchOrder places order(n) through c with the Idempotency-Key
-// "bench-order-n", sent again after a 503 no_leader (resendNoLeader).
+// "bench-order-n", sent again as benchTicket's ticket is.
 func benchOrder(ctx context.Context, c *client.Client, n int, resent *atomic.Int64) (api.ServerOrder, error) {
+	c = counted(c, resent)
 	var out api.ServerOrder
-	err := resendNoLeader(resent, func() (err error) {
+	err := resendInFlight(resent, func() (err error) {
 		out, err = c.OrderServer(ctx, order(n), fmt.Sprintf("bench-order-%d", n))
 		return err
 	})
 	return out, err
 }
 
-// benchAPI is r.api(i) that returns a 503 as the coordinator answered it
-// (LeaderWait < 0): pkg/client would otherwise send a no_leader again itself
-// (f4bd0ca), and resendNoLeader, which counts what the benchmarks report as
-// resent-after-503, would never see one.
-func (r *rig) benchAPI(i int) *client.Client {
-	c := r.api(i)
-	c.LeaderWait = -1
-	return c
+// counted is c counting in resent each request it sends again after a 503
+// (an election, as happens under load with the rig's 500 ms Raft timeout:
+// one run of these benchmarks died on one; pkg/client's Resend, for up to
+// 15 s), which the benchmarks report as resent-after-503. The calls send an
+// Idempotency-Key of their own, so pkg/client sends them again and the
+// cluster executes each once however often it is sent.
+func counted(c *client.Client, resent *atomic.Int64) *client.Client {
+	cc := *c
+	cc.Waiting = func(*api.Error, time.Duration) { resent.Add(1) }
+	return &cc
 }
 
-// resendNoLeader calls call, and again while it answers 503 no_leader (an
-// election, as happens under load with the rig's 500 ms Raft timeout: one
-// run of these benchmarks died on one), every 250 ms for up to 15 s, as
-// tests/audit's rig does (its call, 260bf0a; a method of that package's
-// test rig, so not importable here). call must send an Idempotency-Key of
-// its own: the cluster then executes it once however often it is sent, and
-// a 409 idempotency_key_in_flight can only be this call's earlier send,
-// still being applied, so it is sent again too. Each resend is counted in
-// resent, which the benchmarks report (resent-after-503).
-func resendNoLeader(resent *atomic.Int64, call func() error) error {
+// resendInFlight calls call, and again while it answers 409
+// idempotency_key_in_flight, every 250 ms for up to 15 s: with the call's
+// own Idempotency-Key, that can only be its earlier send (one pkg/client
+// sent again after a 503), still being applied. Each resend is counted in
+// resent.
+func resendInFlight(resent *atomic.Int64, call func() error) error {
 	err := call()
-	for end := time.Now().Add(15 * time.Second); resendable(err) && time.Now().Before(end); {
+	for end := time.Now().Add(15 * time.Second); inFlight(err) && time.Now().Before(end); {
 		resent.Add(1)
 		time.Sleep(250 * time.Millisecond)
 		err = call()
@@ -227,12 +228,10 @@ func resendNoLeader(resent *atomic.Int64, call func() error) error {
 	return err
 }
 
-// resendable reports whether err is a 503 no_leader or a 409
-// idempotency_key_in_flight answer.
-func resendable(err error) bool {
+// inFlight reports whether err is a 409 idempotency_key_in_flight answer.
+func inFlight(err error) bool {
 	var ae *api.Error
-	return errors.As(err, &ae) && (ae.StatusCode == http.StatusServiceUnavailable && ae.Code == "no_leader" ||
-		ae.StatusCode == http.StatusConflict && ae.Code == "idempotency_key_in_flight")
+	return errors.As(err, &ae) && ae.StatusCode == http.StatusConflict && ae.Code == "idempotency_key_in_flight"
 }
 
 // rate runs n calls of call from clients goroutines and returns calls/s.
@@ -472,7 +471,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 	var resent atomic.Int64 // calls sent again after a 503 no_leader
 	for it := 0; it < b.N*rounds; it++ {
 		t, c := measure("tickets", func(i int) error {
-			return benchTicket(r.ctx, r.benchAPI(i), fmt.Sprintf("cpu-ticket-%d-%d", it, i), &resent)
+			return benchTicket(r.ctx, r.api(i), fmt.Sprintf("cpu-ticket-%d-%d", it, i), &resent)
 		}, func() {})
 		var acts []string
 		var mu sync.Mutex
@@ -488,7 +487,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 			settle = func() { sentAll(b, metrics, s0+float64(per)) }
 		}
 		o, d := measure("orders", func(i int) error {
-			out, err := benchOrder(r.ctx, r.benchAPI(i), ordered+i, &resent)
+			out, err := benchOrder(r.ctx, r.api(i), ordered+i, &resent)
 			mu.Lock()
 			acts = append(acts, out.Action.ID)
 			mu.Unlock()
@@ -780,12 +779,14 @@ func TestBenchCallsResendAfterNoLeader(t *testing.T) {
 					st, body, _ := strings.Cut(a, " ")
 					code, _ := strconv.Atoi(st)
 					w.Header().Set("Content-Type", "application/json")
+					if code == http.StatusServiceUnavailable {
+						w.Header().Set("Retry-After", "1") // as the coordinator sends with its 503s (httpapi wrap, readGate)
+					}
 					w.WriteHeader(code)
 					_, _ = io.WriteString(w, body)
 				}))
 				defer srv.Close()
 				c := client.New(srv.URL, "hp_test")
-				c.LeaderWait = -1 // as benchAPI's
 				var resent atomic.Int64
 				var err error
 				if kind == "order" {
