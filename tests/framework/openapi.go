@@ -232,6 +232,21 @@ func (r Reply) Code() string {
 	return e.Code
 }
 
+// Err is the answer as pkg/client returns it: nil for a 2xx, else the
+// *api.Error its body holds (one with the status and the body as its
+// message when the body is not an error envelope). With the Header, it is
+// what client.Resend.Do looks at to send a request again.
+func (r Reply) Err() error {
+	if r.Status < 300 {
+		return nil
+	}
+	var e api.Error
+	if json.Unmarshal(r.Body, &e) != nil || e.StatusCode == 0 {
+		return api.NewError(r.Status, "", string(bytes.TrimSpace(r.Body)))
+	}
+	return &e
+}
+
 // Capture returns a context whose calls through a ValidatingTransport record
 // their raw answer in the returned Reply: a typed pkg/client call made with it
 // can still assert on the status and headers.
@@ -264,6 +279,27 @@ func (a *API) Try(key, method, path string, body any, hdr map[string]string) (Re
 		return Reply{Method: method, Path: path}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	return *r, nil
+}
+
+// TryResending is Try sent again as p says (pkg/client's policy,
+// client.Resend: a 503 an election answers, with Retry-After, for a request
+// that sending again cannot apply twice), its waits within ctx: a test's
+// rig sends as a client does. The Reply is the last answer; err a
+// transport failure, which is not sent again.
+func (a *API) TryResending(ctx context.Context, p client.Resend, key, method, path string, body any, hdr map[string]string) (Reply, error) {
+	h := http.Header{}
+	for k, v := range hdr {
+		h.Set(k, v)
+	}
+	var rep Reply
+	var err error
+	_ = p.Do(ctx, method, body, h, func() (http.Header, error) {
+		if rep, err = a.Try(key, method, path, body, hdr); err != nil {
+			return nil, err
+		}
+		return rep.Header, rep.Err()
+	})
+	return rep, err
 }
 
 // Call is Try failing the test on a transport error.
