@@ -163,27 +163,50 @@ func (r *rig) leaderAndFollower() (ld, f int) {
 	return ld, (ld + 1) % r.c.Len()
 }
 
-// call sends one request to coordinator i with key and checks the answer
-// carries the rate-limit headers SPEC.md promises on every response.
-//
-// A read answered 503 with Retry-After for a leadership change (no leader,
-// or one that could not confirm it still leads, or a new leader still
-// starting: an election, as happens under load with the rig's 500 ms Raft
-// timeout; leadershipChange) is sent again after it for up to 15 s, as a
-// client does; such an answer is made before the key is looked up, so it
-// has no rate-limit headers to check. A write is sent again alike only when
-// it carries an Idempotency-Key (the cluster then executes it once); others
-// never. Any other 503 (node_busy, node_offline, dns_unavailable, ...) is
-// the product's answer, returned at once for the test to check.
+// call sends one request to coordinator i with key (send: again after a
+// leadership change's 503, when that cannot apply it twice) and checks the
+// answer carries the rate-limit headers SPEC.md promises on every response.
 func (r *rig) call(i int, key, method, path string, body any, hdr map[string]string) framework.Reply {
 	r.t.Helper()
-	rep := r.apis[i].Call(key, method, path, body, hdr)
-	resend := method == "GET" || hdr["Idempotency-Key"] != ""
-	for end := time.Now().Add(15 * time.Second); resend && leadershipChange(rep) && time.Now().Before(end); {
-		r.t.Logf("%s on coordinator %d: sent again after Retry-After", rep, i)
-		time.Sleep(time.Second)
-		rep = r.apis[i].Call(key, method, path, body, hdr)
+	return r.limited(i, r.send(i, key, method, path, body, hdr, nil))
+}
+
+// send sends one request to coordinator i with key, and again after a 503
+// a leadership change answers, as pkg/client's Resend says (a client's
+// rule: for up to 15 s, at least as long as Retry-After asks, each resend
+// logged): no leader, or one that could not confirm it still leads, or a
+// new leader still starting (an election, as happens under load with the
+// rig's 500 ms Raft timeout). Such a request is sent again when that cannot
+// apply it twice: a read, or a write with an Idempotency-Key (the cluster
+// then executes it once), or what resendable (nil: client.Resendable)
+// allows; the test's context ends the waits. Any other 503 (node_busy, node_offline, dns_unavailable, ...) is
+// the product's answer, returned at once for the test to check.
+func (r *rig) send(i int, key, method, path string, body any, hdr map[string]string, resendable func(string, any, http.Header) bool) framework.Reply {
+	r.t.Helper()
+	ctx := r.ctx
+	if ctx == nil { // a rig without a cluster (review18_rig_test.go)
+		ctx = context.Background()
 	}
+	p := client.Resend{Codes: newLeaderCodes, Resendable: resendable, Waiting: func(e *api.Error, pause time.Duration) {
+		r.t.Logf("%s %s on coordinator %d: %v: sent again in %s", method, path, i, e, pause)
+	}}
+	rep, err := r.apis[i].TryResending(ctx, p, key, method, path, body, hdr)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return rep
+}
+
+// newLeaderCodes are the 503s besides pkg/client's (no_leader,
+// leader_unreachable) a leadership change answers, which the rig sends
+// again alike: a read the leader could not confirm in time, and a new
+// leader's "starting on this coordinator".
+var newLeaderCodes = []string{"read_unconfirmed", "servers_unavailable", "webhooks_unavailable"}
+
+// limited checks that rep, coordinator i's answer, carries the rate-limit
+// headers SPEC.md promises on every response, and returns it.
+func (r *rig) limited(i int, rep framework.Reply) framework.Reply {
+	r.t.Helper()
 	for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
 		if rep.Header.Get(h) == "" {
 			r.t.Errorf("%s on coordinator %d: no %s header", rep, i, h)
@@ -192,46 +215,27 @@ func (r *rig) call(i int, key, method, path string, body any, hdr map[string]str
 	return rep
 }
 
-// leadershipChange: rep is a 503 with Retry-After that a leadership change
-// answers (the README's to send again, and a new leader's "starting on this
-// coordinator"), not one the product answers of what was asked.
-func leadershipChange(rep framework.Reply) bool {
-	if rep.Status != http.StatusServiceUnavailable || rep.Header.Get("Retry-After") == "" {
-		return false
-	}
-	switch rep.Code() {
-	case "no_leader", "not_leader", "leader_unreachable", "read_unconfirmed", "servers_unavailable", "webhooks_unavailable":
-		return true
-	}
-	return false
-}
-
 // write sends a write that is not what the test looks at (it makes what the
 // test then looks at: a webhook, a ticket, an order) as key through
 // coordinator i, with an Idempotency-Key of its own when the operation
-// honours one (openapi.json), so that call sends it again after a 503 with
-// Retry-After (a leader change under load) and the cluster executes it once.
-// A resent create may be answered by the replay of its first answer, which
-// shows no secret the first showed (a webhook's, a hosting order's
-// passwords): logged. A 409 idempotency_key_in_flight can only be its own
-// earlier send, still being applied: sent again too. A test whose subject
-// is a write's answer uses call; what a test makes in its own body before
-// what it looks at goes through write.
+// honours one (openapi.json), so that send sends it again after a
+// leadership change's 503 and the cluster executes it once. A PUT or PATCH
+// without a key sets what its body says: sent again, it sets the same, so
+// it too is sent again. A resent create may be answered by the replay of
+// its first answer, which shows no secret the first showed (a webhook's, a
+// hosting order's passwords): logged. A 409 idempotency_key_in_flight can
+// only be its own earlier send, still being applied: sent again too. A test
+// whose subject is a write's answer uses call; what a test makes in its own
+// body before what it looks at goes through write.
 func (r *rig) write(i int, key, method, path string, body any) framework.Reply {
 	r.t.Helper()
 	var hdr map[string]string
 	if r.apis[i].HonoursIdempotencyKey(method, path) {
 		hdr = map[string]string{"Idempotency-Key": "rig-" + rand.Text()}
 	}
-	rep := r.call(i, key, method, path, body, hdr)
-	// A PUT or PATCH without a key sets what its body says: sent again, it
-	// sets the same, so it too is sent again after a leadership 503.
-	for end := time.Now().Add(15 * time.Second); hdr == nil && (method == "PUT" || method == "PATCH") && leadershipChange(rep) &&
-		time.Now().Before(end); {
-		r.t.Logf("%s on coordinator %d: sent again after Retry-After", rep, i)
-		time.Sleep(time.Second)
-		rep = r.call(i, key, method, path, body, nil)
-	}
+	rep := r.limited(i, r.send(i, key, method, path, body, hdr, func(method string, body any, h http.Header) bool {
+		return method == "PUT" || method == "PATCH" || client.Resendable(method, body, h)
+	}))
 	for end := time.Now().Add(15 * time.Second); hdr != nil && rep.Status == 409 && rep.Code() == "idempotency_key_in_flight" && time.Now().Before(end); {
 		time.Sleep(250 * time.Millisecond)
 		rep = r.call(i, key, method, path, body, hdr)
