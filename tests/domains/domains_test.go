@@ -11,8 +11,10 @@ package domains
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"os"
 	"reflect"
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/eppd"
 	"github.com/hostplane/hostplane/tests/framework"
 )
@@ -81,7 +84,14 @@ func newRigFlags(t *testing.T, flags []string, others ...map[string]string) *rig
 	return r
 }
 
-// call sends a request to coordinator i (any alive one when i < 0).
+// call sends a request to coordinator i (any alive one when i < 0), and
+// again after a 503 an election answers (an election, as happens under load
+// with the rig's 500 ms Raft timeout) as pkg/client's Resend says: for up to
+// 15 s, at least as long as Retry-After asks, when that cannot apply it
+// twice. A write the caller gives no Idempotency-Key gets one of the rig's
+// own (when the operation honours one), so that it too is sent again and
+// the cluster executes it once. A request that got no answer fails the
+// test, naming it.
 func (r *rig) call(i int, method, path, body string, hdr map[string]string) framework.Reply {
 	r.t.Helper()
 	if i < 0 {
@@ -92,17 +102,28 @@ func (r *rig) call(i int, method, path, body string, hdr map[string]string) fram
 			}
 		}
 	}
-	for attempt := 0; ; attempt++ {
-		rep, err := r.apis[i].Try(r.key, method, path, body, hdr)
-		if err == nil && (rep.Status != http.StatusServiceUnavailable || attempt > 40) {
-			return rep
+	if method != http.MethodGet && hdr["Idempotency-Key"] == "" && r.apis[i].HonoursIdempotencyKey(method, path) {
+		hdr = maps.Clone(hdr)
+		if hdr == nil {
+			hdr = map[string]string{}
 		}
-		if attempt > 40 {
-			r.t.Fatalf("%s %s: %v", method, path, err)
-		}
-		time.Sleep(250 * time.Millisecond) // an election: retry as clients do
+		hdr["Idempotency-Key"] = "rig-" + rand.Text()
 	}
+	p := client.Resend{Codes: electionCodes, Waiting: func(e *api.Error, pause time.Duration) {
+		r.t.Logf("%s %s on coordinator %d: %v: sent again in %s", method, path, i, e, pause)
+	}}
+	rep, err := r.apis[i].TryResending(r.ctx, p, r.key, method, path, body, hdr)
+	if err != nil {
+		r.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	return rep
 }
+
+// electionCodes are the 503s besides pkg/client's (no_leader,
+// leader_unreachable) that call sends again: a read the leader could not
+// confirm in time, a new leader's "starting on this coordinator", and a
+// registry that could not be asked (nothing was charged).
+var electionCodes = []string{"read_unconfirmed", "servers_unavailable", "webhooks_unavailable", "registry_unavailable"}
 
 func (r *rig) credit(cents int64) { r.t.Helper(); r.c.Credit(r.ctx, r.acc, cents) }
 
