@@ -57,6 +57,8 @@ type Manager struct {
 	running map[string]chan struct{} // op id → closed when finished
 	locks   map[string]chan struct{} // resource → 1-slot semaphore
 
+	recoverBy time.Time // Recover: when the reboots in flight are reset at the latest
+
 	hosting *hosting.Node // the hosting role, or nil
 	siteTLS *sitetls.Node // the hosting role's TLS part, or nil
 }

@@ -24,6 +24,9 @@ func (m *Manager) Recover(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("recover: %w", err)
 	}
+	// Reboots in flight are watched until the rest of their grace, and
+	// all of them together at most recoverRebootWait from here.
+	m.recoverBy = m.clock.Now().Add(recoverRebootWait)
 	for _, rec := range recs {
 		r := &run{m: m, rec: rec, log: m.log.With("op", rec.ID, "kind", rec.Kind, "target", rec.Target, "recovery", true)}
 		r.log.Warn("operation was running when the agent stopped", "step", rec.Step)
@@ -131,9 +134,9 @@ func (m *Manager) recoverOne(ctx context.Context, r *run) (*api.NodeOpResult, er
 }
 
 // recoverRebootWait bounds how long a restarted agent watches for the
-// restart of a guest whose reboot it stopped in before resetting it (the
-// rest of the reboot's grace, at most this): Recover runs before the agent
-// serves requests.
+// restart of the guests whose reboots it stopped in before resetting them
+// (the rest of each reboot's grace, all of them within this of Recover's
+// start): Recover runs before the agent serves requests.
 const recoverRebootWait = time.Minute
 
 // recoverReboot finishes a reboot the agent stopped in (Reboot). Its ACPI
@@ -159,7 +162,8 @@ func (m *Manager) recoverReboot(ctx context.Context, r *run) (*api.NodeOpResult,
 	if req.Force || !st.Active() || gerr != nil {
 		return nil, interrupted("%s %s interrupted by an agent restart at step %q; not retried; it is now %s", r.rec.Kind, name, r.rec.Step, st)
 	}
-	wait := min(max(r.rec.StartedAt.Add(grace).Sub(m.clock.Now()), 0), recoverRebootWait)
+	now := m.clock.Now()
+	wait := max(min(r.rec.StartedAt.Add(grace).Sub(now), m.recoverBy.Sub(now)), 0)
 	r.log.Info("reboot: watching for the guest's restart before resetting it", "wait", wait)
 	out, err := m.awaitReboot(ctx, name, nil, cutAgentRestart, m.clock.After(wait))
 	if err != nil {
