@@ -43,29 +43,45 @@ func TestLibvirtRebootWatchesAtOnce(t *testing.T) {
 
 // TestLibvirtRebootSignals: a guest reboot through RebootDomain shows in both
 // of the watch's signals, libvirt's reboot event and QEMU's RESET event (so
-// the second is a working signal, not one that never fires), and the guest
-// boots again in the same QEMU process.
+// the second is a working signal, not one that never fires), within the
+// agent's default grace of the request (after it, the agent would have reset
+// the guest), and the guest boots again in the same QEMU process.
+//
+// The guest's two boots are the rig's, not the product's: at load 43-54
+// (stop 46) each took 50-65 s (TCG), and the signals came within 0.5 s of
+// the guest's shutdown. The test used to bound the whole of it, boots
+// included, by guestOverlay's 2 minutes, and failed once at load ~40 (stop
+// 45): a passing run at load 45 took 116 s of them. The boots are bounded by
+// a hang detector now, and the signals by what a user sees, the grace.
 func TestLibvirtRebootSignals(t *testing.T) {
-	ctx, g, h, prefix, _, disk := guestOverlay(t)
+	_, g, h, prefix, _, disk := guestOverlay(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	defer cancel()
 	logPath := filepath.Join(t.TempDir(), "console.log")
 	name := prefix + "-vm"
+	start := time.Now()
 	pid := runningGuest(ctx, t, g, h, name, "52:54:00:aa:bb:03", disk.Path, logPath)
+	t.Logf("first boot: %s", time.Since(start).Round(time.Second))
+	asked := time.Now()
 	w, err := h.RebootDomain(ctx, name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer w.Stop()
+	grace := time.After(defaultGrace)
 	for sig, c := range map[string]<-chan struct{}{"libvirt's reboot event": w.Event, "QEMU's RESET event": w.Reset} {
 		select {
 		case <-c:
-		case <-ctx.Done():
+		case <-grace:
 			b, _ := os.ReadFile(logPath)
-			t.Fatalf("no %s for the guest's reboot; console:\n%s", sig, b)
+			t.Fatalf("no %s within %s of the reboot request (the agent's default grace: it would have reset the guest); console:\n%s", sig, defaultGrace, b)
 		}
 	}
+	t.Logf("both signals %s after the request", time.Since(asked).Round(time.Millisecond))
 	if _, err := testenv.WaitForLog(ctx, logPath, "GUEST-READY", 2); err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("second boot ready %s after the request", time.Since(asked).Round(time.Second))
 	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "clean-shutdown") {
 		t.Fatalf("the guest did not shut down on the ACPI request:\n%s", b)
 	}
@@ -79,6 +95,11 @@ func TestLibvirtRebootSignals(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// defaultGrace is the agent's default stop and reboot grace
+// (config.Default().StopGrace): a reboot whose reset is not seen within it
+// resets the guest.
+const defaultGrace = 60 * time.Second
 
 // TestLibvirtRebootWatchConnectionLost: when the agent's libvirt connection
 // ends (libvirtd restarted; here the test closes the client connection, as
