@@ -246,6 +246,36 @@ func (r *rig) write(i int, key, method, path string, body any) framework.Reply {
 	return rep
 }
 
+// remove deletes path as key through coordinator i where the delete is not
+// what the test looks at (a webhook removed before the test watches what
+// it no longer gets). A DELETE leaves its resource deleted however often
+// it is sent, so, unlike call, it is sent again after a leadership
+// change's 503 (as send's rule) without an Idempotency-Key (DELETE
+// /v1/webhooks/:id takes none); a 404 answered to a resend means an earlier
+// send deleted it. Any other answer but a 200 fails t.
+func (r *rig) remove(t testing.TB, i int, key, path string) {
+	t.Helper()
+	resent := 0
+	p := client.Resend{Codes: newLeaderCodes, Resendable: func(string, any, http.Header) bool { return true },
+		Waiting: func(e *api.Error, pause time.Duration) {
+			resent++
+			t.Logf("DELETE %s on coordinator %d: %v: sent again in %s", path, i, e, pause)
+		}}
+	ctx := r.ctx
+	if ctx == nil { // a rig without a cluster (review18_rig_test.go)
+		ctx = context.Background()
+	}
+	rep, err := r.apis[i].TryResending(ctx, p, key, "DELETE", path, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.limited(i, rep)
+	if rep.Status == 200 || rep.Status == 404 && resent > 0 {
+		return
+	}
+	t.Fatalf("delete %s: %s", path, rep)
+}
+
 // get is GET path as key through coordinator i, its answer decoded into v;
 // any answer but a 200 fails t.
 func (r *rig) get(t testing.TB, i int, key, path string, v any) framework.Reply {

@@ -28,12 +28,14 @@ func TestRigCallSendsAgainOnlyAfterALeadershipChange(t *testing.T) {
 	 "/servers/{id}/stats":{"parameters":[{"name":"id","in":"path","required":true,"schema":{"type":"string"}}],
 	   "get":{"responses":{"200":{"description":"ok"},"503":{"description":"unavailable"}}}},
 	 "/webhooks/{id}":{"parameters":[{"name":"id","in":"path","required":true,"schema":{"type":"string"}}],
-	   "patch":{"responses":{"200":{"description":"ok"},"503":{"description":"unavailable"}}}}}}`)
-	// Each path answers its code's 503 refusals times (-1: always), then 200;
-	// sent counts its requests.
+	   "patch":{"responses":{"200":{"description":"ok"},"503":{"description":"unavailable"}}},
+	   "delete":{"responses":{"200":{"description":"ok"},"404":{"description":"gone"},"503":{"description":"unavailable"}}}}}}`)
+	// Each path answers its code's 503 refusals times (-1: always), then
+	// 200 (or then, when set); sent counts its requests.
 	type script struct {
 		code     string
 		refusals int32
+		then     int
 		sent     atomic.Int32
 	}
 	scripts := map[string]*script{
@@ -41,6 +43,7 @@ func TestRigCallSendsAgainOnlyAfterALeadershipChange(t *testing.T) {
 		"/v1/servers/srv_1/stats": {code: "node_busy", refusals: -1},
 		"/v1/webhooks/wh_1":       {code: "no_leader", refusals: 2},
 		"/v1/webhooks/wh_2":       {code: "node_busy", refusals: -1},
+		"/v1/webhooks/wh_3":       {code: "no_leader", refusals: 1, then: http.StatusNotFound},
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {
@@ -52,6 +55,11 @@ func TestRigCallSendsAgainOnlyAfterALeadershipChange(t *testing.T) {
 				w.Header().Set("Retry-After", "1")
 				w.WriteHeader(http.StatusServiceUnavailable)
 				_ = json.NewEncoder(w).Encode(api.NewError(http.StatusServiceUnavailable, sc.code, "retry shortly"))
+				return
+			}
+			if sc.then != 0 {
+				w.WriteHeader(sc.then)
+				_ = json.NewEncoder(w).Encode(api.NewError(sc.then, "not_found", "no such webhook"))
 				return
 			}
 		}
@@ -75,5 +83,12 @@ func TestRigCallSendsAgainOnlyAfterALeadershipChange(t *testing.T) {
 	}
 	if rep := r.write(0, "k", "PATCH", "/v1/webhooks/wh_2", map[string]any{"isActive": true}); rep.Status != 503 || scripts["/v1/webhooks/wh_2"].sent.Load() != 1 {
 		t.Errorf("a keyless PATCH answered 503 node_busy: %s after %d requests; want that 503 after one request", rep, scripts["/v1/webhooks/wh_2"].sent.Load())
+	}
+	// rig.remove: a DELETE refused with no_leader (which may have deleted,
+	// as a leader_unreachable may) is sent again, and the 404 that answers
+	// it means an earlier send deleted it.
+	r.remove(t, 0, "k", "/v1/webhooks/wh_3")
+	if n := scripts["/v1/webhooks/wh_3"].sent.Load(); n != 2 {
+		t.Errorf("a DELETE answered 503 no_leader once: %d requests; want 2 (the 404 after it taken as deleted)", n)
 	}
 }
