@@ -63,8 +63,11 @@ type Manager struct {
 	siteTLS *sitetls.Node // the hosting role's TLS part, or nil
 }
 
-// New returns a manager. base bounds the lifetime of running operations: they are
-// not cancelled when the requesting client goes away.
+// New returns a manager. Running operations are not cancelled when the requesting
+// client goes away, nor when base is: they run with base's values but without its
+// cancellation (context.WithoutCancel), so a half-done create or delete is never cut
+// off. base's Done ends only the waits a later start can take up again: a reboot
+// waiting for its guest is left running in the journal for Recover to finish.
 func New(base context.Context, cfg Config, hv hypervisor.Hypervisor, j *journal.DB, log *slog.Logger, clk clock.Clock) *Manager {
 	if clk == nil {
 		clk = clock.Real{}
