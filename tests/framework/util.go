@@ -315,14 +315,19 @@ func TryHTTPS(addr, name string, roots *x509.CertPool) (*http.Response, []byte, 
 
 // StartInGroup starts cmd in a process group of its own with its output
 // appended to logPath; the channel is closed once it has exited (and the log
-// file closed).
+// file closed). The process is SIGKILLed by the kernel when the test binary
+// dies (Pdeathsig), so a test killed by go test's -timeout, which runs no
+// cleanup, does not leave its coordinators and daemons running and holding
+// ports while the rest of the suite runs. (Pdeathsig fires when the thread
+// that started the process exits: the Go runtime ends threads only for
+// goroutines that exit locked to theirs, which nothing here does.)
 func StartInGroup(cmd *exec.Cmd, logPath string) (chan struct{}, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
 		return nil, err
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		logf.Close()
 		return nil, err

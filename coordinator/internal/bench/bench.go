@@ -379,7 +379,9 @@ func (p *procs) start(logFile string, name string, args ...string) (*exec.Cmd, e
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Killed with the benchmark (an interrupted run leaves no coordinator
+	// or etcd behind to load the machine's next measurement).
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
