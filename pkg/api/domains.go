@@ -82,7 +82,7 @@ type DomainContact struct {
 // DomainOrderRequest is POST /v1/domains: a registration bought from the wallet.
 type DomainOrderRequest struct {
 	Name         string        `json:"name"`
-	Years        int           `json:"years"`
+	Years        int           `json:"years,omitempty"` // 0: omitted, one year
 	Nameservers  []string      `json:"nameservers,omitempty"`
 	Contact      DomainContact `json:"contact"`
 	AutoRenew    *bool         `json:"auto_renew,omitempty"`

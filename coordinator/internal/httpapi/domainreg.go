@@ -202,12 +202,21 @@ func lowerASCII(s string) string {
 
 // DecodeDomainOrder validates POST /v1/domains (everything but whether the
 // TLD is offered, which needs the catalogue); every refusal names its field.
+// An omitted years is one year.
 func DecodeDomainOrder(body []byte) (api.DomainOrderRequest, error) {
 	return decodeChecked(body, func(req *api.DomainOrderRequest) error {
 		if err := requestedDomainName(req.Name); err != nil {
 			return err
 		}
 		if req.Years == 0 {
+			// Omitted is a year; an explicit 0 (or null) is a client's
+			// mistake, refused rather than billed as a year.
+			var sent struct {
+				Years json.RawMessage `json:"years"`
+			}
+			if json.Unmarshal(body, &sent) == nil && sent.Years != nil {
+				return invalidField("years", "must be 1 to %d", fsm.MaxDomainYears)
+			}
 			req.Years = 1
 		}
 		if req.Years < 1 || req.Years > fsm.MaxDomainYears {

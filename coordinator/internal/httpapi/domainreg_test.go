@@ -343,3 +343,18 @@ func TestDomainsNotOffered(t *testing.T) {
 		t.Fatalf("list without a registrar: %d %s", r.status, r.body)
 	}
 }
+
+// TestDecodeDomainOrderYears: an omitted years is one year; a years sent as
+// 0 or null is a client's mistake, a 400 naming years, not a year billed.
+func TestDecodeDomainOrderYears(t *testing.T) {
+	req, err := DecodeDomainOrder([]byte(`{"name":"a.test",` + testContact + `}`))
+	if err != nil || req.Years != 1 {
+		t.Fatalf("years omitted: %+v %v, want 1", req, err)
+	}
+	for _, y := range []string{"0", "null", "-1", "11"} {
+		_, err := DecodeDomainOrder([]byte(`{"name":"a.test","years":` + y + `,` + testContact + `}`))
+		if err == nil || !strings.Contains(err.Error(), `"years"`) {
+			t.Errorf("years %s: %v, want a 400 naming years", y, err)
+		}
+	}
+}
