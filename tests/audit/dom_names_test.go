@@ -83,7 +83,7 @@ func TestDomainNamesInEveryForm(t *testing.T) {
 		if now := d.domain(d.keyA, plain.ID); now.Status != api.DomainActive || d.reg.Domain("plain-name.test").ClID != framework.EPPDClientID {
 			t.Errorf("A's plain-name.test after B's transfer: %+v", now)
 		}
-		if n := len(d.reg.Transactions("domain:transfer", "")); n != 0 {
+		if n := len(d.reg.Transactions("domain:transfer:request", "")); n != 0 {
 			t.Errorf("%d transfers reached the registry", n)
 		}
 	})

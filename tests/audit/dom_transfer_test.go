@@ -43,7 +43,7 @@ func TestDomainTransferInWithHostileCodes(t *testing.T) {
 		if b := d.balance(d.keyA); b != 5*domainPrice {
 			t.Errorf("balance %d after refused transfers", b)
 		}
-		if n := len(d.reg.Transactions("domain:transfer", "")); n != 0 {
+		if n := len(d.reg.Transactions("domain:transfer:request", "")); n != 0 {
 			t.Errorf("%d transfers reached the registry", n)
 		}
 	})
