@@ -97,16 +97,17 @@ func newRigWith(t *testing.T, o framework.EPPDOptions, extra ...string) *rig {
 
 // setUp makes what the test needs (create), sent again after a leadership
 // 503 (framework.Resend) once made says it is not there: the request the 503
-// answered may have made it.
-func setUp(ctx context.Context, t testing.TB, what string, made func() (bool, error), create func() error) {
+// answered may have made it. Both make their requests with the ctx they are
+// given (framework.Resend reads the answers' Retry-After through it).
+func setUp(ctx context.Context, t testing.TB, what string, made func(context.Context) (bool, error), create func(context.Context) error) {
 	t.Helper()
-	if err := framework.Resend(ctx, func(again bool) error {
+	if err := framework.Resend(ctx, func(ctx context.Context, again bool) error {
 		if again {
-			if ok, err := made(); err != nil || ok {
+			if ok, err := made(ctx); err != nil || ok {
 				return err
 			}
 		}
-		return create()
+		return create(ctx)
 	}); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
@@ -115,10 +116,10 @@ func setUp(ctx context.Context, t testing.TB, what string, made func() (bool, er
 // createProduct creates product slug through adm (setUp).
 func createProduct(ctx context.Context, t testing.TB, adm *client.Admin, slug string, p api.ProductRequest) {
 	t.Helper()
-	setUp(ctx, t, "product "+slug, func() (bool, error) {
+	setUp(ctx, t, "product "+slug, func(ctx context.Context) (bool, error) {
 		ps, err := adm.Products(ctx)
 		return slices.ContainsFunc(ps, func(x api.AdminProduct) bool { return x.Slug == slug }), err
-	}, func() error {
+	}, func(ctx context.Context) error {
 		_, err := adm.CreateProduct(ctx, slug, p)
 		return err
 	})
@@ -328,8 +329,8 @@ func (r *rig) ordered(t testing.TB, what string, i int, key, path string, body, 
 func (r *rig) keyOfA(t testing.TB, req api.KeyCreateRequest) string {
 	t.Helper()
 	adm := r.c.AnyAlive(nil).Admin()
-	ids := func() ([]string, error) {
-		keys, err := adm.Keys(r.ctx, r.accA.ID)
+	ids := func(ctx context.Context) ([]string, error) {
+		keys, err := adm.Keys(ctx, r.accA.ID)
 		var out []string
 		for _, k := range keys {
 			out = append(out, k.ID)
@@ -338,17 +339,17 @@ func (r *rig) keyOfA(t testing.TB, req api.KeyCreateRequest) string {
 	}
 	var before []string
 	var k api.KeyCreated
-	err := framework.Resend(r.ctx, func(again bool) (err error) {
+	err := framework.Resend(r.ctx, func(ctx context.Context, again bool) (err error) {
 		if !again {
-			if before, err = ids(); err != nil {
+			if before, err = ids(ctx); err != nil {
 				return err
 			}
-		} else if now, err := ids(); err != nil {
+		} else if now, err := ids(ctx); err != nil {
 			return err
 		} else if len(now) != len(before) {
 			return fmt.Errorf("made by the request a leader change answered (%d keys, were %d): its secret is not known", len(now), len(before))
 		}
-		k, err = adm.CreateKey(r.ctx, r.accA.ID, req)
+		k, err = adm.CreateKey(ctx, r.accA.ID, req)
 		return err
 	})
 	if err != nil {

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,10 +59,10 @@ func newNetRig(t *testing.T, cidr4 string, quarantine int64) *netRig {
 		{Name: "pub4", CIDR: cidr4, Gateway: "198.51.100.1", QuarantineSeconds: quarantine},
 		{Name: "pub6", CIDR: netCIDR6, Gateway: "fe80::1", PrefixLen: 64, QuarantineSeconds: quarantine},
 	} {
-		setUp(ctx, t, "pool "+pool.Name, func() (bool, error) {
+		setUp(ctx, t, "pool "+pool.Name, func(ctx context.Context) (bool, error) {
 			ps, err := adm.IPPools(ctx)
 			return slices.ContainsFunc(ps, func(x api.IPPool) bool { return x.Name == pool.Name }), err
-		}, func() error {
+		}, func(ctx context.Context) error {
 			_, err := adm.CreateIPPool(ctx, pool)
 			return err
 		})

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -42,10 +43,10 @@ func newProbe14NetRig(t *testing.T) (*netRig, *framework.WebhookReceiver) {
 		{Name: "pub4", CIDR: "198.51.100.0/24", Gateway: "198.51.100.1"},
 		{Name: "pub6", CIDR: netCIDR6, Gateway: "fe80::1", PrefixLen: 64},
 	} {
-		setUp(ctx, t, "pool "+pool.Name, func() (bool, error) {
+		setUp(ctx, t, "pool "+pool.Name, func(ctx context.Context) (bool, error) {
 			ps, err := adm.IPPools(ctx)
 			return slices.ContainsFunc(ps, func(x api.IPPool) bool { return x.Name == pool.Name }), err
-		}, func() error {
+		}, func(ctx context.Context) error {
 			_, err := adm.CreateIPPool(ctx, pool)
 			return err
 		})

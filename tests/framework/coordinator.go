@@ -43,8 +43,30 @@ func (p *CoordinatorProcess) MetricsURL() string { return "http://" + p.MetricsA
 // AdminSocket is the admin socket's path.
 func (p *CoordinatorProcess) AdminSocket() string { return filepath.Join(p.DataDir, "admin.sock") }
 
-// Admin is a client of the admin socket.
-func (p *CoordinatorProcess) Admin() *client.Admin { return client.NewAdmin(p.AdminSocket()) }
+// Admin is a client of the admin socket. Like an API client's
+// (ValidatingTransport), its answers' status and headers are recorded in
+// the Reply a request's context carries (Capture; the body is not: a
+// backup streams through): Resend reads a 503's Retry-After there.
+func (p *CoordinatorProcess) Admin() *client.Admin {
+	a := client.NewAdmin(p.AdminSocket())
+	a.HTTP.Transport = capturing{a.HTTP.Transport}
+	return a
+}
+
+// capturing records each answer's status and headers in the Reply its
+// request's context carries (Capture), if any.
+type capturing struct{ next http.RoundTripper }
+
+func (c capturing) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.next.RoundTrip(req)
+	if r, ok := req.Context().Value(captureKey{}).(*Reply); ok {
+		*r = Reply{Method: req.Method, Path: req.URL.RequestURI()} // no answer: no headers
+		if err == nil {
+			r.Status, r.Header = resp.StatusCode, resp.Header
+		}
+	}
+	return resp, err
+}
 
 // LogPath is the file holding the process's stdout and stderr (appended across restarts).
 func (p *CoordinatorProcess) LogPath() string { return p.DataDir + ".log" }
@@ -392,34 +414,19 @@ func (c *ProcessCluster) start() error {
 	return c.WaitSettled(30 * time.Second)
 }
 
-// join adds p as a voter through the first node, again (a second apart, until
-// ctx ends) while the answer is a 503 the README says to send again: no_leader
-// (the leader lost its leadership during the change, or knows no quorum),
-// not_leader (pkg/client's Admin already sent it again for 15 s) and
+// join adds p as a voter through the first node, sent again as Resend says
+// (until ctx ends) after a leadership change's 503: no_leader (the leader
+// lost its leadership during the change, or knows no quorum), not_leader
+// (pkg/client's Admin already sent it again for 15 s) and
 // leader_unreachable (the first node forwarded it to a leader that did not
 // answer). Joining p again at its own address changes nothing. Under load a
 // leader that does not run for a second right after a join loses its
 // leadership with the change in flight (500 ms Raft timeouts here).
 func (c *ProcessCluster) join(ctx context.Context, p *CoordinatorProcess) error {
-	return Resend(ctx, func(bool) error {
+	return Resend(ctx, func(ctx context.Context, _ bool) error {
 		_, err := c.Nodes[0].Admin().ClusterJoin(ctx, p.ID, p.RaftAddr, "")
 		return err
 	})
-}
-
-// leaderChanging is whether err is a 503 with Retry-After that the README
-// documents as a leadership change to send the request again after:
-// no_leader, not_leader, leader_unreachable.
-func leaderChanging(err error) bool {
-	var ae *api.Error
-	if !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
-		return false
-	}
-	switch ae.Code {
-	case "no_leader", "not_leader", "leader_unreachable":
-		return true
-	}
-	return false
 }
 
 // WaitSettled waits until the running nodes agree on one leader in one term,
@@ -598,14 +605,14 @@ func (c *ProcessCluster) AgentAddrs() []string {
 
 // NewAccount creates an account and a key with scopes (none: the defaults)
 // through a live node's admin socket and returns the account and the key. A
-// step answered with a leadership 503 (leaderChanging: it may or may not have
-// been made) is read before it is sent again, as the README's retry policy
+// step answered with a leadership 503 (Resend: it may or may not have been
+// made) is read before it is sent again, as the README's retry policy
 // says: the account by its email; the key is sent again only while the
 // account has none (a key made by the lost request could not be shown).
 func (c *ProcessCluster) NewAccount(ctx context.Context, email string, scopes ...string) (api.Account, string, error) {
 	adm := c.AnyAlive(nil).Admin()
 	var acc api.Account
-	err := Resend(ctx, func(again bool) (err error) {
+	err := Resend(ctx, func(ctx context.Context, again bool) (err error) {
 		if again {
 			var ae *api.Error
 			if acc, err = adm.Account(ctx, email); err == nil || !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound {
@@ -619,7 +626,7 @@ func (c *ProcessCluster) NewAccount(ctx context.Context, email string, scopes ..
 		return acc, "", err
 	}
 	var k api.KeyCreated
-	err = Resend(ctx, func(again bool) error {
+	err = Resend(ctx, func(ctx context.Context, again bool) error {
 		if again {
 			keys, err := adm.Keys(ctx, acc.ID)
 			if err != nil {
@@ -636,20 +643,31 @@ func (c *ProcessCluster) NewAccount(ctx context.Context, email string, scopes ..
 	return acc, k.Key, err
 }
 
-// Resend calls send (again: false), then, while its error is a leadership
-// 503 (no_leader, not_leader, leader_unreachable: the README's to send again),
-// again a second later (again: true) until ctx ends. A send that is not safe
-// to repeat reads first when again is true (the lost request may have been
-// made) or carries an Idempotency-Key.
-func Resend(ctx context.Context, send func(again bool) error) error {
-	err := send(false)
-	for leaderChanging(err) {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (sent again until %v)", err, ctx.Err())
-		case <-time.After(time.Second):
-		}
-		err = send(true)
+// Resend calls send (again: false), then again (again: true) as pkg/client's
+// policy sends a request again that an election answered (client.Resend: a
+// 503 no_leader, not_leader or leader_unreachable with Retry-After, after a
+// pause of at least what it asks), until ctx ends (without a deadline, for
+// client.DefaultElectionWait); it returns send's last error. Any request is
+// sent again, since send makes itself safe to repeat: it reads first when
+// again is true (the lost request may have been made), or carries an
+// Idempotency-Key, or repeating it changes nothing. send makes its requests
+// with the ctx it is given, through admin clients of
+// CoordinatorProcess.Admin: they record the answer's headers there
+// (Capture), which the policy reads.
+func Resend(ctx context.Context, send func(ctx context.Context, again bool) error) error {
+	p := client.Resend{Resendable: func(string, any, http.Header) bool { return true }}
+	if d, ok := ctx.Deadline(); ok {
+		p.Wait = max(time.Until(d), -1) // below 0: ended, never again
+	}
+	sends := 0
+	err := p.Do(ctx, "", nil, nil, func() (http.Header, error) {
+		cctx, rep := Capture(ctx)
+		err := send(cctx, sends > 0)
+		sends++
+		return rep.Header, err
+	})
+	if err != nil && sends > 1 {
+		return fmt.Errorf("%w (sent %d times)", err, sends)
 	}
 	return err
 }
@@ -663,7 +681,7 @@ func (c *ProcessCluster) Credit(ctx context.Context, accountID string, cents int
 		c.tb.Helper()
 	}
 	adm, key := c.AnyAlive(nil).Admin(), "framework-credit-"+rand.Text()
-	if err := Resend(ctx, func(bool) error {
+	if err := Resend(ctx, func(ctx context.Context, _ bool) error {
 		_, err := adm.CreditWalletOnce(ctx, accountID, api.WalletCreditRequest{AmountUsdCents: cents, Gateway: "test"}, key)
 		return err
 	}); err != nil {
@@ -683,7 +701,7 @@ func (c *ProcessCluster) StartTestAgent(node, coordinators string, args ...strin
 	// A token made by a request a leadership 503 answered is never shown, so
 	// never used, and expires with its TTL: another is made (Resend).
 	var tok api.JoinTokenCreated
-	err := Resend(ctx, func(bool) (err error) {
+	err := Resend(ctx, func(ctx context.Context, _ bool) (err error) {
 		tok, err = c.AnyAlive(nil).Admin().CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: node})
 		return err
 	})

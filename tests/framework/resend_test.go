@@ -3,11 +3,13 @@ package framework
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"os/exec"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,13 +24,6 @@ import (
 // "503 no_leader" at a rig's start under load). A fake admin socket answers
 // the first create of each with the 503 (the account made, the key not).
 func TestSetupWritesAfterALeaderChange(t *testing.T) {
-	dir := t.TempDir()
-	node := &CoordinatorProcess{ID: "c1", DataDir: dir, cmd: &exec.Cmd{}}
-	c := &ProcessCluster{Nodes: []*CoordinatorProcess{node}, tb: t}
-	ln, err := net.Listen("unix", node.AdminSocket())
-	if err != nil {
-		t.Fatal(err)
-	}
 	var (
 		mu       sync.Mutex
 		seen     []string // method path [Idempotency-Key]
@@ -41,8 +36,18 @@ func TestSetupWritesAfterALeaderChange(t *testing.T) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_ = json.NewEncoder(w).Encode(api.NewError(http.StatusServiceUnavailable, code, "leadership is changing; retry shortly"))
 	}
+	// created answers the n-th create of a kind: the first a leadership
+	// change's code, the next v.
+	created := func(w http.ResponseWriter, n *int, code string, v any) {
+		if *n++; *n == 1 {
+			leaderChange(w, code)
+			return
+		}
+		w.WriteHeader(http.StatusCreated)
+		_ = json.NewEncoder(w).Encode(v)
+	}
 	acc := api.Account{ID: "acc_1", Email: "a@example.com"}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c := fakeAdmin(t, func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		defer mu.Unlock()
 		seen = append(seen, strings.TrimSpace(r.Method+" "+r.URL.Path+" "+r.Header.Get("Idempotency-Key")))
@@ -60,25 +65,13 @@ func TestSetupWritesAfterALeaderChange(t *testing.T) {
 		case r.Method == "GET" && r.URL.Path == "/admin/accounts/acc_1/keys":
 			_ = json.NewEncoder(w).Encode([]api.KeyInfo{})
 		case r.Method == "POST" && r.URL.Path == "/admin/accounts/acc_1/keys":
-			if keyTries++; keyTries == 1 {
-				leaderChange(w, "leader_unreachable")
-				return
-			}
-			w.WriteHeader(http.StatusCreated)
-			_ = json.NewEncoder(w).Encode(api.KeyCreated{Key: "hp_secret"})
+			created(w, &keyTries, "leader_unreachable", api.KeyCreated{Key: "hp_secret"})
 		case r.Method == "POST" && r.URL.Path == "/admin/accounts/acc_1/wallet/credit":
-			if credited++; credited == 1 {
-				leaderChange(w, "no_leader")
-				return
-			}
-			w.WriteHeader(http.StatusCreated)
-			_ = json.NewEncoder(w).Encode(api.WalletTransaction{ID: "wtx_1"})
+			created(w, &credited, "no_leader", api.WalletTransaction{ID: "wtx_1"})
 		default:
 			http.NotFound(w, r)
 		}
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	})
 
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -101,4 +94,41 @@ func TestSetupWritesAfterALeaderChange(t *testing.T) {
 	if !strings.HasPrefix(first, "POST /admin/accounts/acc_1/wallet/credit ") || first != second {
 		t.Fatalf("credit sent as %q, then %q; want the same Idempotency-Key twice", first, second)
 	}
+}
+
+// A leadership 503 without Retry-After is one waiting does not help (a
+// not_leader from a coordinator that is no member of a cluster, or has no
+// secret to forward with): Resend, as pkg/client's policy says, returns it
+// at once. Before, the framework's own loop sent it again every second until
+// the test's context ended.
+func TestResendNotWithoutRetryAfter(t *testing.T) {
+	var sends atomic.Int32
+	c := fakeAdmin(t, func(w http.ResponseWriter, r *http.Request) {
+		sends.Add(1)
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_ = json.NewEncoder(w).Encode(api.NewError(http.StatusServiceUnavailable, "not_leader", "this coordinator is not a member of a cluster"))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := Resend(ctx, func(ctx context.Context, _ bool) error {
+		_, err := c.Nodes[0].Admin().CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600})
+		return err
+	})
+	var ae *api.Error
+	if !errors.As(err, &ae) || ae.Code != "not_leader" || sends.Load() != 1 {
+		t.Fatalf("Resend: %v after %d sends; want the 503 not_leader after one", err, sends.Load())
+	}
+}
+
+// fakeAdmin is a one-node cluster whose admin socket h answers.
+func fakeAdmin(t *testing.T, h http.HandlerFunc) *ProcessCluster {
+	node := &CoordinatorProcess{ID: "c1", DataDir: t.TempDir(), cmd: &exec.Cmd{}}
+	ln, err := net.Listen("unix", node.AdminSocket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return &ProcessCluster{Nodes: []*CoordinatorProcess{node}, tb: t}
 }
