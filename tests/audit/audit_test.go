@@ -225,7 +225,8 @@ func (r *rig) limited(i int, rep framework.Reply) framework.Reply {
 // it too is sent again. A resent create may be answered by the replay of
 // its first answer, which shows no secret the first showed (a webhook's, a
 // hosting order's passwords): logged. A 409 idempotency_key_in_flight can
-// only be its own earlier send, still being applied: sent again too. A test
+// only be its own earlier send, still being applied: sent again too
+// (framework.ResendInFlight; without a key, none is answered). A test
 // whose subject is a write's answer uses call; what a test makes in its own
 // body before what it looks at goes through write.
 func (r *rig) write(i int, key, method, path string, body any) framework.Reply {
@@ -234,13 +235,13 @@ func (r *rig) write(i int, key, method, path string, body any) framework.Reply {
 	if r.apis[i].HonoursIdempotencyKey(method, path) {
 		hdr = map[string]string{"Idempotency-Key": "rig-" + rand.Text()}
 	}
-	rep := r.limited(i, r.send(i, key, method, path, body, hdr, func(method string, body any, h http.Header) bool {
-		return method == "PUT" || method == "PATCH" || client.Resendable(method, body, h)
-	}))
-	for end := time.Now().Add(15 * time.Second); hdr != nil && rep.Status == 409 && rep.Code() == "idempotency_key_in_flight" && time.Now().Before(end); {
-		time.Sleep(250 * time.Millisecond)
-		rep = r.call(i, key, method, path, body, hdr)
-	}
+	var rep framework.Reply
+	_ = framework.ResendInFlight(15*time.Second, func(bool) error {
+		rep = r.limited(i, r.send(i, key, method, path, body, hdr, func(method string, body any, h http.Header) bool {
+			return method == "PUT" || method == "PATCH" || client.Resendable(method, body, h)
+		}))
+		return rep.Err()
+	})
 	if rep.Header.Get("Idempotent-Replayed") == "true" {
 		r.t.Logf("%s on coordinator %d: answered by the replay of its first send (no secret it showed)", rep, i)
 	}

@@ -29,11 +29,11 @@ func TestProbe11OrderKeyAcrossCoordinators(t *testing.T) {
 	// 409 in flight (a client waits for the first send to finish).
 	send := func(i int, body map[string]any, key string) framework.Reply {
 		hdr := map[string]string{"Idempotency-Key": key}
-		rep := r.call(i, r.keyA, "POST", "/v1/servers", body, hdr)
-		for end := time.Now().Add(30 * time.Second); rep.Status == 409 && rep.Code() == "idempotency_key_in_flight" && time.Now().Before(end); {
-			time.Sleep(200 * time.Millisecond)
+		var rep framework.Reply
+		_ = framework.ResendInFlight(30*time.Second, func(bool) error {
 			rep = r.call(i, r.keyA, "POST", "/v1/servers", body, hdr)
-		}
+			return rep.Err()
+		})
 		return rep
 	}
 	atOnce := func(at []int, bodies []map[string]any, key string) []framework.Reply {

@@ -672,6 +672,26 @@ func Resend(ctx context.Context, send func(ctx context.Context, again bool) erro
 	return err
 }
 
+// ResendInFlight calls send (again: false), and again (again: true) every
+// 250 ms for up to within while its error is a 409 idempotency_key_in_flight
+// (InFlight): sent with the request's own Idempotency-Key, that can only be
+// its own earlier send (one sent again after a leadership 503), still being
+// applied. It returns send's last error.
+func ResendInFlight(within time.Duration, send func(again bool) error) error {
+	err := send(false)
+	for end := time.Now().Add(within); InFlight(err) && time.Now().Before(end); {
+		time.Sleep(250 * time.Millisecond)
+		err = send(true)
+	}
+	return err
+}
+
+// InFlight reports whether err is a 409 idempotency_key_in_flight answer.
+func InFlight(err error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.StatusCode == http.StatusConflict && ae.Code == "idempotency_key_in_flight"
+}
+
 // Credit credits cents to an account's wallet (gateway "test") through any
 // live node's admin socket, with an Idempotency-Key, so a credit answered with
 // a leadership 503 is sent again and made once; it fails the test when the

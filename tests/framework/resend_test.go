@@ -132,3 +132,29 @@ func fakeAdmin(t *testing.T, h http.HandlerFunc) *ProcessCluster {
 	t.Cleanup(func() { _ = srv.Close() })
 	return &ProcessCluster{Nodes: []*CoordinatorProcess{node}, tb: t}
 }
+
+// ResendInFlight sends again while the answer is a 409
+// idempotency_key_in_flight, and returns any other answer at once.
+func TestResendInFlight(t *testing.T) {
+	inFlight := api.NewError(http.StatusConflict, "idempotency_key_in_flight", "a request with this Idempotency-Key is still being processed")
+	for _, tc := range []struct {
+		name    string
+		answers []error // in turn; the last repeats
+		sends   int
+	}{
+		{"in flight twice, then done", []error{inFlight, inFlight, nil}, 3},
+		{"another 409", []error{api.NewError(http.StatusConflict, "conflict", "taken"), nil}, 1},
+		{"done at once", []error{nil}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var again []bool
+			err := ResendInFlight(time.Minute, func(a bool) error {
+				again = append(again, a)
+				return tc.answers[min(len(again), len(tc.answers))-1]
+			})
+			if len(again) != tc.sends || again[0] || len(again) > 1 && !again[1] || err != tc.answers[tc.sends-1] {
+				t.Fatalf("sends (again) %v, err %v; want %d sends, the first not again, and answer %d", again, err, tc.sends, tc.sends)
+			}
+		})
+	}
+}

@@ -2,7 +2,6 @@ package orders
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -214,24 +213,17 @@ func counted(c *client.Client, resent *atomic.Int64) *client.Client {
 }
 
 // resendInFlight calls call, and again while it answers 409
-// idempotency_key_in_flight, every 250 ms for up to 15 s: with the call's
-// own Idempotency-Key, that can only be its earlier send (one pkg/client
-// sent again after a 503), still being applied. Each resend is counted in
-// resent.
+// idempotency_key_in_flight (framework.ResendInFlight: every 250 ms for up
+// to 15 s): with the call's own Idempotency-Key, that can only be its
+// earlier send (one pkg/client sent again after a 503), still being
+// applied. Each resend is counted in resent.
 func resendInFlight(resent *atomic.Int64, call func() error) error {
-	err := call()
-	for end := time.Now().Add(15 * time.Second); inFlight(err) && time.Now().Before(end); {
-		resent.Add(1)
-		time.Sleep(250 * time.Millisecond)
-		err = call()
-	}
-	return err
-}
-
-// inFlight reports whether err is a 409 idempotency_key_in_flight answer.
-func inFlight(err error) bool {
-	var ae *api.Error
-	return errors.As(err, &ae) && ae.StatusCode == http.StatusConflict && ae.Code == "idempotency_key_in_flight"
+	return framework.ResendInFlight(15*time.Second, func(again bool) error {
+		if again {
+			resent.Add(1)
+		}
+		return call()
+	})
 }
 
 // rate runs n calls of call from clients goroutines and returns calls/s.
