@@ -44,7 +44,8 @@ import (
 //     refunded).
 //   - A transfer sent again with its Idempotency-Key across a leader kill
 //     while the registry is slow is one transfer at the registry and one
-//     charge.
+//     charge; one the registry refuses, sent across another kill, is
+//     refunded once (the balance ends where it began).
 func TestProbe14Domains(t *testing.T) {
 	const rival, rivalPW = "rival-reg", "rival-pw-1"
 	d := &domRig{rig: newRigWith(t, framework.EPPDOptions{TLDs: []string{"test"}, Clients: map[string]string{framework.EPPDClientID: framework.EPPDPassword, rival: rivalPW}})}
@@ -417,6 +418,51 @@ func TestProbe14Domains(t *testing.T) {
 		}
 		if spent := before - d.balance(d.keyA); spent != yours {
 			t.Errorf("one transfer sent again across a kill charged %d, want %d", spent, yours)
+		}
+	})
+
+	// After the kill above: the killed coordinator back, then a refused
+	// transfer across another kill.
+	t.Run("a refused transfer across a leader kill is refunded once", func(t *testing.T) {
+		for i := range d.c.Len() {
+			if !d.c.Running(i) {
+				d.c.Restart(i)
+			}
+		}
+		d.reg.RegisterAs(rival, rivalPW, "refused-kill.test", "Right-Code-2")
+		before := d.balance(d.keyA)
+		hdr := map[string]string{"Idempotency-Key": "probe14-refused-kill"}
+		body := map[string]any{"name": "refused-kill.test", "auth_code": "Wrong-Code-2", "contact": contact}
+		ld, f := d.leaderAndFollower()
+		d.reg.DelayNextOn("domain:transfer", 1, 4*time.Second)
+		done := make(chan framework.Reply, 1)
+		go func() {
+			r, _ := d.apis[f].Try(d.keyA, "POST", "/v1/domains/transfer", body, hdr)
+			done <- r
+		}()
+		time.Sleep(1500 * time.Millisecond)
+		d.c.Kill(ld)
+		t.Logf("the first send's answer: %s", <-done)
+		other := (ld + 2) % 3
+		var last framework.Reply
+		framework.WaitFor(t, "an answer to the key sent again", 45*time.Second, 500*time.Millisecond, func() bool {
+			r, err := d.apis[other].Try(d.keyA, "POST", "/v1/domains/transfer", body, hdr)
+			last = r
+			return err == nil && r.Status < 500 && r.Code() != "idempotency_key_in_flight"
+		})
+		t.Logf("the key's answer: %s", last)
+		d.settled(d.keyA)
+		for _, x := range d.named(d.keyA, "refused-kill.test") {
+			if x.Status != api.DomainFailed {
+				t.Errorf("refused-kill.test: %+v, want failed", x)
+			}
+		}
+		if r := d.reg.Domain("refused-kill.test"); r == nil || r.ClID != rival {
+			t.Errorf("the registry's refused-kill.test: %+v", r)
+		}
+		time.Sleep(2 * time.Second) // a second refund would have landed
+		if b := d.balance(d.keyA); b != before {
+			t.Errorf("a refused transfer across a kill: balance %d → %d, want it unchanged (charged and refunded once)", before, b)
 		}
 	})
 }
