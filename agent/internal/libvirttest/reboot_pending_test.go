@@ -54,16 +54,7 @@ func TestRebootConnectionLostLeavesNoRebootPending(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatalf("the reboot did not answer: %v", ctx.Err())
 	}
-	if op == nil {
-		t.Fatalf("the reboot did not answer")
-	}
-	t.Logf("reboot: state %s, result %+v, error %+v", op.State, op.Result, op.Error)
-	requireNoRebootPending(t, ctx, e, name, console, op)
-	if op.State != api.NodeOpSucceeded || op.Result.RebootMethod != api.NodeRebootReset ||
-		!strings.Contains(op.Result.Message, "connection to libvirtd was lost") {
-		t.Fatalf("reboot of a guest deaf to the button, its watch's connection lost: %s %+v %+v; want a forced reset that says the connection was lost",
-			op.State, op.Result, op.Error)
-	}
+	requireResetNoPending(t, ctx, e, name, console, op, "reboot", "its watch's connection lost", "connection to libvirtd was lost")
 }
 
 // TestRebootAgentKilledLeavesNoRebootPending: the agent dies (SIGKILL) while
@@ -84,15 +75,24 @@ func TestRebootAgentKilledLeavesNoRebootPending(t *testing.T) {
 	e.stop() // waits for the exit
 	e.startProcess("")
 	op, _ := e.c.Reboot(ctx, name, api.NodeStopRequest{OpID: opID, GraceSeconds: grace})
+	requireResetNoPending(t, ctx, e, name, console, op, "replayed reboot", "the agent killed meanwhile", "agent restart")
+}
+
+// requireResetNoPending checks op, the answer of the reboot (what names it)
+// of a guest deaf to the button while the test cut its wait short (cut says
+// how): that the guest's own power-off then stops the domain
+// (requireNoRebootPending), and that op was a forced reset whose message
+// says says.
+func requireResetNoPending(t *testing.T, ctx context.Context, e *env, name, console string, op *api.NodeOperation, what, cut, says string) {
+	t.Helper()
 	if op == nil {
-		t.Fatalf("the replayed reboot did not answer")
+		t.Fatalf("the %s did not answer", what)
 	}
-	t.Logf("reboot after the restart: state %s, result %+v, error %+v", op.State, op.Result, op.Error)
+	t.Logf("%s: state %s, result %+v, error %+v", what, op.State, op.Result, op.Error)
 	requireNoRebootPending(t, ctx, e, name, console, op)
-	if op.State != api.NodeOpSucceeded || op.Result.RebootMethod != api.NodeRebootReset ||
-		!strings.Contains(op.Result.Message, "agent restart") {
-		t.Fatalf("reboot of a guest deaf to the button, the agent killed meanwhile: %s %+v %+v; want a forced reset that says the agent restarted",
-			op.State, op.Result, op.Error)
+	if op.State != api.NodeOpSucceeded || op.Result.RebootMethod != api.NodeRebootReset || !strings.Contains(op.Result.Message, says) {
+		t.Fatalf("%s of a guest deaf to the button, %s: %s %+v %+v; want a forced reset whose message says %q",
+			what, cut, op.State, op.Result, op.Error, says)
 	}
 }
 
