@@ -24,10 +24,7 @@ import (
 // under their lower-case names.
 func TestPasswordResetRealGuestAgent(t *testing.T) {
 	e, ctx := bootEnv(t, "boots a guest", 3*time.Minute)
-	e.importTemplate(ctx, "real-ga", e.guest.Disk, e.guest.InitrdGA, true)
-	name := e.prefix + "-ga"
-	vm := e.provision(ctx, e.prefix+"-prov", name, "real-ga").Result.VM
-	waitReady(t, ctx, vm.ConsoleLog, 1)
+	name, vm := e.bootedGuest(ctx, "real-ga", e.guest.InitrdGA, true, "ga")
 	log := framework.ReadFile(t, vm.ConsoleLog)
 	if !strings.Contains(log, "GUEST-GA started") {
 		t.Fatalf("qemu-ga did not start in the guest:\n%s", log)

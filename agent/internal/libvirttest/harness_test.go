@@ -197,8 +197,20 @@ func (e *env) provisionReq(opID, name, template string) api.NodeProvisionRequest
 		RootPassword: "correct-horse-1", SSHKeys: []string{testKey}}
 }
 
+// bootedGuest imports the test guest's disk with initrd as template tmpl
+// (with the guest agent or not), provisions VM prefix-suffix of it and waits
+// for its first boot; it returns the VM's name and the VM.
+func (e *env) bootedGuest(ctx context.Context, tmpl, initrd string, guestAgent bool, suffix string) (string, *api.NodeVM) {
+	e.t.Helper()
+	e.importTemplate(ctx, tmpl, e.guest.Disk, initrd, guestAgent)
+	name := e.prefix + "-" + suffix
+	vm := e.provision(ctx, e.prefix+"-prov", name, tmpl).Result.VM
+	waitReady(e.t, ctx, vm.ConsoleLog, 1)
+	return name, vm
+}
+
 // waitReady waits for the n-th complete GUEST-READY line and returns its bootcount and install-id.
-func waitReady(t *testing.T, ctx context.Context, consoleLog string, n int) (string, string) {
+func waitReady(t testing.TB, ctx context.Context, consoleLog string, n int) (string, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
 	defer cancel()

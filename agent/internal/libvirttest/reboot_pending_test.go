@@ -111,10 +111,7 @@ func pendingRebootEnv(t *testing.T) (*env, context.Context, string, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	t.Cleanup(cancel)
 	e.startProcess("")
-	e.importTemplate(ctx, "guest-a", e.guest.Disk, e.guest.Initrd, false)
-	name := e.prefix + "-deaf"
-	vm := e.provision(ctx, e.prefix+"-prov", name, "guest-a").Result.VM
-	waitReady(t, ctx, vm.ConsoleLog, 1)
+	name, vm := e.bootedGuest(ctx, "guest-a", e.guest.Initrd, false, "deaf")
 	if _, err := e.c.Reboot(ctx, name, api.NodeStopRequest{OpID: e.prefix + "-reset", Force: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -24,10 +24,7 @@ import (
 // shuts down cleanly on a stop.
 func TestRebootBackToBack(t *testing.T) {
 	e, ctx := bootEnv(t, "boots a guest three times", 5*time.Minute)
-	e.importTemplate(ctx, "guest-a", e.guest.Disk, e.guest.Initrd, false)
-	name := e.prefix + "-twice"
-	vm := e.provision(ctx, e.prefix+"-prov", name, "guest-a").Result.VM
-	waitReady(t, ctx, vm.ConsoleLog, 1)
+	name, vm := e.bootedGuest(ctx, "guest-a", e.guest.Initrd, false, "twice")
 
 	const grace = 10 // s: a guest deaf to the second request is reset after it
 	var ops []*api.NodeOperation
