@@ -428,3 +428,66 @@ func (c *Child) WaitExit(timeout time.Duration) bool {
 		return false
 	}
 }
+
+// DiesWithTheTest checks that a process start starts is killed when the test
+// binary that started it dies without cleaning up (as go test's -timeout
+// kills it). The test binary runs t's test again as a helper in which start
+// starts `sleep 300` (dir is for its files: the helper's own t.TempDir would
+// outlive it) and which prints the sleep's pid and waits; the helper is
+// SIGKILLed, and the sleep must be gone (or a zombie) within 30 s. t's test
+// must do nothing before DiesWithTheTest that the helper should not.
+func DiesWithTheTest(t *testing.T, start func(cmd *exec.Cmd, dir string) error) {
+	t.Helper()
+	if dir := os.Getenv("HOSTPLANE_FW_PDEATH_HELPER"); dir != "" {
+		cmd := exec.Command("sleep", "300")
+		if err := start(cmd, dir); err != nil {
+			fmt.Println("error", err)
+			os.Exit(1)
+		}
+		fmt.Println("pid", cmd.Process.Pid)
+		select {}
+	}
+	helper := exec.Command(os.Args[0], "-test.run", "^"+t.Name()+"$")
+	helper.Env = append(os.Environ(), "HOSTPLANE_FW_PDEATH_HELPER="+t.TempDir())
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = helper.Process.Kill(); _ = helper.Wait() }()
+	var word string
+	var pid int
+	if _, err := fmt.Fscan(out, &word, &pid); err != nil || word != "pid" {
+		t.Fatalf("the helper said %q %d (%v), want its child's pid", word, pid, err)
+	}
+	// The child runs until its parent dies.
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Fatalf("the helper's child %d is not running before the helper dies: %v", pid, err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL); _ = syscall.Kill(-pid, syscall.SIGKILL) })
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = helper.Wait()
+	deadline := time.Now().Add(30 * time.Second)
+	for alive(pid) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the child %d of a SIGKILLed test binary still runs 30 s later", pid)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// alive reports whether pid names a process that has not exited (a zombie
+// waiting for its reaper counts as exited).
+func alive(pid int) bool {
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(st)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+}

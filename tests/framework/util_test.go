@@ -3,7 +3,6 @@ package framework
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io/fs"
 	"maps"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -200,60 +198,10 @@ func TestMetrics(t *testing.T) {
 
 // TestChildrenDieWithTheTest: a process started by StartInGroup is killed
 // when the test binary that started it dies without cleaning up (as go
-// test's -timeout kills it). The test runs itself again as a helper that
-// starts a sleep, prints its pid and waits; the helper is SIGKILLed, and
-// the sleep must be gone soon after.
+// test's -timeout kills it).
 func TestChildrenDieWithTheTest(t *testing.T) {
-	if os.Getenv("HOSTPLANE_FW_PDEATH_HELPER") != "" {
-		cmd := exec.Command("sleep", "300")
-		if _, err := StartInGroup(cmd, filepath.Join(os.Getenv("HOSTPLANE_FW_PDEATH_HELPER"), "sleep.log")); err != nil {
-			fmt.Println("error", err)
-			os.Exit(1)
-		}
-		fmt.Println("pid", cmd.Process.Pid)
-		select {}
-	}
-	helper := exec.Command(os.Args[0], "-test.run", "^TestChildrenDieWithTheTest$")
-	helper.Env = append(os.Environ(), "HOSTPLANE_FW_PDEATH_HELPER="+t.TempDir())
-	out, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = helper.Process.Kill(); _ = helper.Wait() }()
-	var word string
-	var pid int
-	if _, err := fmt.Fscan(out, &word, &pid); err != nil || word != "pid" {
-		t.Fatalf("the helper said %q %d (%v), want its child's pid", word, pid, err)
-	}
-	// The child runs until its parent dies.
-	if err := syscall.Kill(pid, 0); err != nil {
-		t.Fatalf("the helper's child %d is not running before the helper dies: %v", pid, err)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(-pid, syscall.SIGKILL) })
-	if err := helper.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	_ = helper.Wait()
-	deadline := time.Now().Add(30 * time.Second)
-	for alive(pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the child %d of a SIGKILLed test binary still runs 30 s later", pid)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// alive reports whether pid names a process that has not exited (a zombie
-// waiting for its reaper counts as exited).
-func alive(pid int) bool {
-	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	s := string(st)
-	i := strings.LastIndexByte(s, ')')
-	return i < 0 || i+2 >= len(s) || s[i+2] != 'Z'
+	DiesWithTheTest(t, func(cmd *exec.Cmd, dir string) error {
+		_, err := StartInGroup(cmd, filepath.Join(dir, "sleep.log"))
+		return err
+	})
 }
