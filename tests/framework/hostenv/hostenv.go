@@ -157,9 +157,15 @@ func MariaDB(tb testing.TB, dir string, port int) (socket string) {
 
 // startDaemon starts cmd and stops it when the test ends (SIGTERM, SIGKILL
 // after grace); logf, when not nil, is closed once cmd has exited. The
-// channel is closed when cmd exits.
+// channel is closed when cmd exits. Like framework.StartInGroup's, the
+// process is SIGKILLed when the test binary dies (Pdeathsig): a test killed by
+// go test's -timeout runs no Cleanup.
 func startDaemon(tb testing.TB, cmd *exec.Cmd, logf *os.File, grace time.Duration) <-chan struct{} {
 	tb.Helper()
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGKILL
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
