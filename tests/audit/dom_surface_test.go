@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
@@ -227,7 +228,11 @@ func TestDomainScopesListsAndOperator(t *testing.T) {
 		d.reg.DelayNextOn("domain:update", 1, 3*time.Second)
 		done := make(chan framework.Reply, 1)
 		go func() {
-			r, _ := d.apis[0].Try(d.keyA, "PATCH", "/v1/domains/"+x.ID, map[string]any{"nameservers": []string{"ns3.example.net", "ns4.example.net"}}, nil)
+			// With an Idempotency-Key, sent again after an election's 503 (as
+			// a client does; seen once at load ~43: no_leader, not a refusal)
+			// and executed once.
+			p := client.Resend{Codes: newLeaderCodes}
+			r, _ := d.apis[0].TryResending(d.ctx, p, d.keyA, "PATCH", "/v1/domains/"+x.ID, map[string]any{"nameservers": []string{"ns3.example.net", "ns4.example.net"}}, map[string]string{"Idempotency-Key": "dom-surface-in-flight"})
 			done <- r
 		}()
 		defer func() {
