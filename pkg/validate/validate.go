@@ -211,6 +211,26 @@ func Hostname(s string) error {
 	return nil
 }
 
+// PublicHost checks a host that clients elsewhere connect to (a hosting
+// node's public SFTP host: agent --hosting-sftp-host, and the connection
+// details the coordinator records from it): an RFC 1123 host name (lower
+// case, Hostname) or an IP address without a zone. A zoned address
+// (fe80::1%eth0) names an interface of the node itself: no client
+// elsewhere reaches it by that name.
+func PublicHost(s string) error {
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		if err := Hostname(s); err != nil {
+			return Invalid("%s (or an IP address)", Reason(err))
+		}
+		return nil
+	}
+	if a.Zone() != "" {
+		return Invalid("%q: an IP address with a zone names an interface of the node, not an address others reach; give a host name or an address without %%%s", truncate(s), truncate(a.Zone()))
+	}
+	return nil
+}
+
 // Password lengths: what a root password may be.
 const (
 	MinPassword = 8

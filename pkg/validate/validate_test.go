@@ -263,3 +263,22 @@ func FuzzHandWrittenRules(f *testing.F) {
 		}
 	})
 }
+
+// TestPublicHost: a host name or an IP address without a zone; a zoned
+// address is refused saying so.
+func TestPublicHost(t *testing.T) {
+	for _, h := range []string{"sftp.example.net", "localhost", "192.0.2.7", "2001:db8::7", "::ffff:192.0.2.7"} {
+		if err := PublicHost(h); err != nil {
+			t.Errorf("PublicHost(%q): %v", h, err)
+		}
+	}
+	for _, h := range []string{"", "fe80::1%eth0", "fe80::1%25eth0", "Sftp.Example.net", "-x.example", "a b", "sftp.example.net."} {
+		err := PublicHost(h)
+		if !errors.Is(err, ErrInvalid) {
+			t.Errorf("PublicHost(%q) = %v, want ErrInvalid", h, err)
+		}
+	}
+	if err := PublicHost("fe80::1%eth0"); err == nil || !strings.Contains(err.Error(), "zone") {
+		t.Errorf("a zoned address: %v, want a reason naming the zone", err)
+	}
+}

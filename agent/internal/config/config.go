@@ -10,7 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/netip"
 	"net/url"
 	"path/filepath"
 	"slices"
@@ -275,10 +274,8 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("hosting-root must be an absolute path, got %q", c.HostingRoot))
 	}
 	if c.HostingSFTPHost != "" {
-		if _, err := netip.ParseAddr(c.HostingSFTPHost); err != nil {
-			if err := validate.Hostname(c.HostingSFTPHost); err != nil {
-				errs = append(errs, fmt.Errorf("hosting-sftp-host: %s (or an IP address)", validate.Reason(err)))
-			}
+		if err := validate.PublicHost(c.HostingSFTPHost); err != nil {
+			errs = append(errs, fmt.Errorf("hosting-sftp-host: %s", validate.Reason(err)))
 		}
 	}
 	if c.HostingSFTPPort < 1 || c.HostingSFTPPort > 65535 {

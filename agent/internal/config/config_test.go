@@ -141,3 +141,24 @@ func TestBridgesRepeatable(t *testing.T) {
 		t.Fatalf("bad bridge name: %v", err)
 	}
 }
+
+// TestHostingSFTPHost: --hosting-sftp-host takes a host name or an IP
+// address the customers reach; a zoned address (an interface of the node
+// itself) and a malformed name are refused with an error naming the flag.
+func TestHostingSFTPHost(t *testing.T) {
+	for _, h := range []string{"", "sftp.example.net", "localhost", "192.0.2.7", "2001:db8::7"} {
+		c := Default()
+		c.HostingSFTPHost = h
+		if err := c.Validate(); err != nil {
+			t.Errorf("--hosting-sftp-host %q refused: %v", h, err)
+		}
+	}
+	for _, h := range []string{"fe80::1%eth0", "fe80::1%25eth0", "Sftp.Example.net", "-x.example", "a b", "1.2.3.4%eth0"} {
+		c := Default()
+		c.HostingSFTPHost = h
+		err := c.Validate()
+		if err == nil || !strings.Contains(err.Error(), "hosting-sftp-host") {
+			t.Errorf("--hosting-sftp-host %q: %v, want an error naming the flag", h, err)
+		}
+	}
+}
