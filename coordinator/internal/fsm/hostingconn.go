@@ -19,13 +19,31 @@ import (
 // the defaults (the domain, 22, 3306).
 const LevelHostingConnection = 7
 
+// LevelHostingHostNoZone is the semantics level from which apply refuses a
+// node's connection details whose SFTP host is an IP address with a zone
+// (fe80::1%eth0: an interface of the node itself, which no customer
+// reaches), as the leader's check (CheckNodeHostingConnection) and the
+// agent's --hosting-sftp-host do. Below it apply takes them, as the release
+// before does, so that replicas of both releases and a replayed log agree.
+const LevelHostingHostNoZone = 8
+
 // CheckNodeHostingConnection is the rule for a node's reported connection
 // details: the SFTP host "" or a host name (RFC 1123, lower case) or an IP
-// address, the ports 0 (not known) to 65535.
+// address without a zone (validate.PublicHost, the agent's rule for
+// --hosting-sftp-host), the ports 0 (not known) to 65535. The leader holds
+// what it proposes to it; apply does from LevelHostingHostNoZone.
 func CheckNodeHostingConnection(p api.NodeHostingConnection) error {
+	return checkNodeHostingConnection(p, LevelHostingHostNoZone)
+}
+
+// checkNodeHostingConnection is the rule at semantics level level: below
+// LevelHostingHostNoZone an SFTP host that parses as an IP address passes
+// whatever its zone.
+func checkNodeHostingConnection(p api.NodeHostingConnection, level uint16) error {
 	if p.SFTPHost != "" {
-		if _, err := netip.ParseAddr(p.SFTPHost); err != nil {
-			if err := validate.Hostname(p.SFTPHost); err != nil {
+		_, aerr := netip.ParseAddr(p.SFTPHost)
+		if level >= LevelHostingHostNoZone || aerr != nil {
+			if err := validate.PublicHost(p.SFTPHost); err != nil {
 				return fmt.Errorf("%w: sftp host: %s", ErrInvalid, validate.Reason(err))
 			}
 		}
@@ -40,11 +58,12 @@ func CheckNodeHostingConnection(p api.NodeHostingConnection) error {
 // LevelHostingConnection; it reports whether n changed. An invalid conn is
 // ErrInvalid (the leader checks it before proposing).
 func setNodeHostingConnection(c *applyCtx, n *store.AgentNode, conn *api.NodeHostingConnection) (bool, error) {
-	if c.r.ClusterLevel() < LevelHostingConnection {
+	level := c.r.ClusterLevel()
+	if level < LevelHostingConnection {
 		return false, nil
 	}
 	if conn != nil {
-		if err := CheckNodeHostingConnection(*conn); err != nil {
+		if err := checkNodeHostingConnection(*conn, level); err != nil {
 			return false, fmt.Errorf("node %s: %w", n.ID, err)
 		}
 		cp := *conn

@@ -86,3 +86,53 @@ func TestNodeHostingConnection(t *testing.T) {
 	h.replicasSame(nodeDump)
 	h.replicasSame(hostingDump)
 }
+
+// TestNodeHostingConnectionZone: an SFTP host that is an IP address with a
+// zone (fe80::1%eth0) is refused by the leader's check at any level, and by
+// apply from LevelHostingHostNoZone with nothing changed; below it apply
+// records it, as the release before does (an older leader may have
+// proposed it, and a replayed log must come out the same).
+func TestNodeHostingConnectionZone(t *testing.T) {
+	zoned := api.NodeHostingConnection{SFTPHost: "fe80::1%eth0", SFTPPort: 22}
+	if err := CheckNodeHostingConnection(zoned); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "zone") {
+		t.Fatalf("the leader's check of %+v: %v, want invalid naming the zone", zoned, err)
+	}
+	h, _ := hostingUsageHarness(t, LevelHostingHostNoZone-1)
+	node := func() *api.NodeHostingConnection {
+		t.Helper()
+		return readOne(t, h.fsms[1], func(r store.ReadTx) (store.AgentNode, error) { return r.AgentNode("hv-1") }).HostingConnection
+	}
+	hello := func(c *api.NodeHostingConnection) (any, error) {
+		return h.apply(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: 106, HostingConnection: c})
+	}
+	report := func(c *api.NodeHostingConnection) (any, error) {
+		return h.apply(CmdHostingUsage, HostingUsageReport{Node: "hv-1", MeasuredAt: h.at.Add(time.Second), Connection: c})
+	}
+	if _, err := hello(&zoned); err != nil {
+		t.Fatalf("below level %d a hello with %+v: %v, want recorded as before", LevelHostingHostNoZone, zoned, err)
+	}
+	if c := node(); c == nil || *c != zoned {
+		t.Fatalf("below level %d: %+v", LevelHostingHostNoZone, c)
+	}
+	good := api.NodeHostingConnection{SFTPHost: "2001:db8::7", SFTPPort: 22, DBPort: 3306}
+	if _, err := report(&good); err != nil {
+		t.Fatal(err)
+	}
+	h.must(CmdClusterLevel, ClusterLevel{Level: LevelHostingHostNoZone})
+	for _, bad := range []api.NodeHostingConnection{zoned, {SFTPHost: "fe80::1%25eth0"}, {SFTPHost: "192.0.2.7%lo", DBPort: 3306}} {
+		before := string(nodeDump(h.fsms[0]))
+		if _, err := hello(&bad); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("hello with %+v: %v, want invalid", bad, err)
+		}
+		if _, err := report(&bad); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("report with %+v: %v, want invalid", bad, err)
+		}
+		if string(nodeDump(h.fsms[0])) != before {
+			t.Fatalf("refused %+v changed the node", bad)
+		}
+	}
+	if c := node(); c == nil || *c != good {
+		t.Fatalf("after the refusals: %+v, want %+v", c, good)
+	}
+	h.replicasSame(nodeDump)
+}

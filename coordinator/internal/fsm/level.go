@@ -31,10 +31,11 @@ import (
 // port) from its Hello and usage reports (LevelHostingConnection), and
 // notifies a hosting account's disk allowance crossings
 // (hosting.disk_quota_warning/exceeded) from its usage figures
-// (LevelQuotaAlerts).
+// (LevelQuotaAlerts). Level 8 refuses a hosting node's connection details
+// whose SFTP host is an IP address with a zone (LevelHostingHostNoZone).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 7
+const MaxLevel uint16 = 8
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {
