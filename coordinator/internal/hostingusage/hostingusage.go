@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/nodes"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -279,12 +280,12 @@ func (j *Job) Report(ctx context.Context, node string) (*fsm.HostingUsageApplied
 // newConnection is the node's connection details of a report when they are
 // valid and not what the node has recorded (nil otherwise: nothing to write).
 func (j *Job) newConnection(node string, c *pb.HostingConnection) *api.NodeHostingConnection {
-	if c == nil {
+	conn, err := nodes.HostingConnection(c)
+	if err != nil {
+		j.d.Log.Warn("a hosting node's connection details are refused; its accounts show the ones recorded", "node", node, "err", err)
 		return nil
 	}
-	conn := &api.NodeHostingConnection{SFTPHost: c.SftpHost, SFTPPort: int(c.SftpPort), DBPort: int(c.DbPort)}
-	if err := fsm.CheckNodeHostingConnection(*conn); err != nil {
-		j.d.Log.Warn("a hosting node's connection details are refused; its accounts show the ones recorded", "node", node, "err", err)
+	if conn == nil {
 		return nil
 	}
 	var have *api.NodeHostingConnection

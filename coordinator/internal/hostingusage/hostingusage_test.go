@@ -414,4 +414,9 @@ func TestReportCarriesConnection(t *testing.T) {
 	if r.usage() != 8192 {
 		t.Fatalf("usage %d", r.usage())
 	}
+	step("a zoned SFTP host, with a new figure", &pb.HostingConnection{SftpHost: "fe80::1%eth0", SftpPort: 22}, 12288, 4,
+		&api.NodeHostingConnection{SFTPPort: 22, DBPort: 3306})
+	if r.usage() != 12288 {
+		t.Fatalf("usage %d", r.usage())
+	}
 }

@@ -183,12 +183,8 @@ func (b backend) Hello(ctx context.Context, nodeID, serial string, h *pb.Hello) 
 	level := uint16(1)
 	_ = b.s.deps.State.Read(func(r store.ReadTx) error { level = r.ClusterLevel(); return nil })
 	if level >= fsm.LevelHostingConnection {
-		p.HostingConnection = HostingConnection(h.GetHostingConnection())
-		if p.HostingConnection != nil {
-			if err := fsm.CheckNodeHostingConnection(*p.HostingConnection); err != nil {
-				b.s.log.Warn("hello: the node's hosting connection details are refused; its accounts show the defaults", "node", nodeID, "err", err)
-				p.HostingConnection = nil
-			}
+		if p.HostingConnection, err = HostingConnection(h.GetHostingConnection()); err != nil {
+			b.s.log.Warn("hello: the node's hosting connection details are refused; its accounts show the defaults", "node", nodeID, "err", err)
 		}
 	} else {
 		// Not written below the level (a replica of the release before would
@@ -208,12 +204,18 @@ func (b backend) Hello(ctx context.Context, nodeID, serial string, h *pb.Hello) 
 }
 
 // HostingConnection is a node's connection details as its agent sent them
-// (nil when it sent none).
-func HostingConnection(c *pb.HostingConnection) *api.NodeHostingConnection {
+// (in its Hello or a usage report): nil when it sent none, and nil with the
+// reason when they break fsm.CheckNodeHostingConnection (the leader proposes
+// none of them then).
+func HostingConnection(c *pb.HostingConnection) (*api.NodeHostingConnection, error) {
 	if c == nil {
-		return nil
+		return nil, nil
 	}
-	return &api.NodeHostingConnection{SFTPHost: c.SftpHost, SFTPPort: int(c.SftpPort), DBPort: int(c.DbPort)}
+	conn := &api.NodeHostingConnection{SFTPHost: c.SftpHost, SFTPPort: int(c.SftpPort), DBPort: int(c.DbPort)}
+	if err := fsm.CheckNodeHostingConnection(*conn); err != nil {
+		return nil, err
+	}
+	return conn, nil
 }
 
 func (b backend) Renew(ctx context.Context, nodeID, serial string, csrDER []byte) ([]byte, string, error) {
