@@ -313,7 +313,7 @@ func TestCustomDomainChangeWhenTheAccountsActionCannotBeRead(t *testing.T) {
 
 			// The account names an action under way whose record does not
 			// decode.
-			editState(t, s.node.FSM, func(tx *bolt.Tx) error {
+			editState(t, s.whAPI, func(tx *bolt.Tx) error {
 				h, err := store.Read(tx).HostingAccountByID(hst)
 				if err != nil {
 					return err

@@ -47,7 +47,7 @@ func TestTicketReplyReplayOfABrokenRecord(t *testing.T) {
 	}
 
 	// The thread cut to its first message; the record still counts two.
-	editState(t, w.node.FSM, func(tx *bolt.Tx) error {
+	editState(t, w, func(tx *bolt.Tx) error {
 		var tk api.Ticket
 		if err := store.GetJSON(tx, store.BucketTickets, store.OwnedKey(acc, id), &tk); err != nil {
 			return err
@@ -79,9 +79,16 @@ func TestTicketReplyReplayOfABrokenRecord(t *testing.T) {
 }
 
 // editState breaks the FSM's state the one way a test can from outside it:
-// a backup, edited by edit in a bbolt transaction, restored.
-func editState(t *testing.T, f *fsm.FSM, edit func(tx *bolt.Tx) error) {
+// a backup, edited by edit in a bbolt transaction, restored. A restore outside
+// start-up leaves the FSM's applied index at 0 (fsm.Restore), below commands
+// in the Raft log, so a linearizable read would wait for the FSM to reach
+// them and answer 503 no_leader (unless an earlier read had already found
+// the log's tail applied, which under load it may not have); a command
+// that changes nothing (the level it has) brings the index back to the
+// log's end, as the next write in a running cluster would.
+func editState(t *testing.T, w *whAPI, edit func(tx *bolt.Tx) error) {
 	t.Helper()
+	f := w.node.FSM
 	var backup bytes.Buffer
 	if err := f.Backup(&backup); err != nil {
 		t.Fatal(err)
@@ -108,4 +115,5 @@ func editState(t *testing.T, f *fsm.FSM, edit func(tx *bolt.Tx) error) {
 	if err := f.Restore(io.NopCloser(io.MultiReader(bytes.NewReader(append(magic, '\n')), bytes.NewReader(edited)))); err != nil {
 		t.Fatal(err)
 	}
+	w.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: f.ClusterLevel()})
 }
