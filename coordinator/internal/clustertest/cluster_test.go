@@ -58,16 +58,39 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 		acked = append(acked, tk.ID)
 		mu.Unlock()
 	})
-	time.Sleep(1500 * time.Millisecond)
+	ackedNow := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(acked)
+	}
+	// The kill comes mid-stream: once every node has acknowledged writes
+	// (how long that takes depends on the machine's load, so it is waited
+	// for, not slept), and after at least 1.5 s of writes.
+	start := time.Now()
+	if !waitUntil(loadWait, func() bool {
+		return time.Since(start) >= 1500*time.Millisecond &&
+			perNode[0].Load() > 0 && perNode[1].Load() > 0 && perNode[2].Load() > 0
+	}) {
+		stop()
+		t.Fatalf("%d writes acknowledged (per node %d/%d/%d) in %s of load; want some through every node before the kill",
+			ackedNow(), perNode[0].Load(), perNode[1].Load(), perNode[2].Load(), loadWait)
+	}
 	victim := c.WaitLeader(leaderWait)
 	if victim < 0 {
+		stop()
 		t.Fatal("no leader before the kill")
 	}
-	mu.Lock()
-	before := len(acked)
-	mu.Unlock()
+	before := ackedNow()
 	c.Kill(victim)
-	time.Sleep(3 * time.Second)
+	// The stream goes on through the failover: at least 3 s, and until
+	// writes are acknowledged again once another node leads.
+	killed := time.Now()
+	c.WaitLeader(leaderWait)
+	elected := ackedNow()
+	if !waitUntil(loadWait, func() bool { return time.Since(killed) >= 3*time.Second && ackedNow() > elected }) {
+		stop()
+		t.Fatalf("no write acknowledged in %s after a new leader was elected (%d before the kill, %d failed)", loadWait, before, failed.Load())
+	}
 	stop()
 	t.Logf("acked %d writes (%d before the kill), %d failed during failover; per node %d/%d/%d",
 		len(acked), before, failed.Load(), perNode[0].Load(), perNode[1].Load(), perNode[2].Load())
@@ -130,6 +153,24 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 	}
 	if total > len(acked) {
 		t.Logf("%d failed attempts were committed before the failover (ambiguous failures)", total-len(acked))
+	}
+}
+
+// loadWait bounds how long TestLeaderKillLosesNoAcknowledgedWrite waits for
+// acknowledged writes before and after its kill: under a loaded machine's
+// scheduling the first writes took over 1.5 s.
+const loadWait = time.Minute
+
+// waitUntil polls cond every 50 ms until it holds, for at most d, and
+// reports whether it held.
+func waitUntil(d time.Duration, cond func() bool) bool {
+	for end := time.Now().Add(d); ; time.Sleep(50 * time.Millisecond) {
+		if cond() {
+			return true
+		}
+		if time.Now().After(end) {
+			return false
+		}
 	}
 }
 
