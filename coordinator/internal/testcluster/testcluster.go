@@ -314,8 +314,18 @@ func (c *Cluster) NewAccount(email string, scopes ...string) (api.Account, strin
 	c.t.Helper()
 	ctx := context.Background()
 	var acc api.Account
+	resent := false
 	c.Retry503(func() (err error) {
-		acc, err = c.Admin(c.WaitLeader(10*time.Second)).CreateAccount(ctx, api.AccountCreateRequest{Email: email})
+		adm := c.Admin(c.WaitLeader(10 * time.Second))
+		acc, err = adm.CreateAccount(ctx, api.AccountCreateRequest{Email: email})
+		var ae *api.Error
+		if resent && errors.As(err, &ae) && ae.StatusCode == 409 {
+			// A create answered 503 during a leader change may have
+			// committed all the same (README "Retry policy"): the
+			// account the resend conflicts with is that one.
+			acc, err = adm.Account(ctx, email)
+		}
+		resent = true
 		return err
 	})
 	var k api.KeyCreated
