@@ -205,15 +205,26 @@ const (
 	flapFor, flapRun      = 20 * time.Second, 24 * time.Second
 )
 
-// isolateLeader: the leader (alive, keeping its clients) cut from both
-// followers both ways for cutFor.
-func isolateLeader(ctx context.Context, t *testing.T, n *netPlan, c *cluster, at func(time.Duration) bool) {
+// leaderAtCut waits until cutAt into the run and returns the coordinator
+// that leads then (known within 3 s); false when the run ended first, or
+// when none leads (failing t with none).
+func leaderAtCut(t *testing.T, c *cluster, at func(time.Duration) bool, none string) (int, bool) {
 	if !at(cutAt) {
-		return
+		return -1, false
 	}
 	ld := c.leaderOrNone(3 * time.Second)
 	if ld < 0 {
-		t.Error("no leader to isolate")
+		t.Error(none)
+		return -1, false
+	}
+	return ld, true
+}
+
+// isolateLeader: the leader (alive, keeping its clients) cut from both
+// followers both ways for cutFor.
+func isolateLeader(ctx context.Context, t *testing.T, n *netPlan, c *cluster, at func(time.Duration) bool) {
+	ld, ok := leaderAtCut(t, c, at, "no leader to isolate")
+	if !ok {
 		return
 	}
 	n.cut(t, "leader "+c.procs[ld].ID+" isolated", []int{ld}, func() { n.pn.Isolate(ld) })
@@ -223,12 +234,8 @@ func isolateLeader(ctx context.Context, t *testing.T, n *netPlan, c *cluster, at
 // muteLeader: an asymmetric cut for cutFor: what the leader sends
 // to the followers is dropped; it still hears them.
 func muteLeader(ctx context.Context, t *testing.T, n *netPlan, c *cluster, at func(time.Duration) bool) {
-	if !at(cutAt) {
-		return
-	}
-	ld := c.leaderOrNone(3 * time.Second)
-	if ld < 0 {
-		t.Error("no leader to cut")
+	ld, ok := leaderAtCut(t, c, at, "no leader to cut")
+	if !ok {
 		return
 	}
 	n.cut(t, "leader "+c.procs[ld].ID+" unheard (it hears the followers)", []int{ld}, func() {
@@ -245,12 +252,8 @@ const probeClient, probeValue = 1 << 20, 1 << 20
 // isolateFollower: a follower cut from both others for cutFor;
 // meanwhile its ?consistency=stale reads (outside the check) are recorded.
 func isolateFollower(ctx context.Context, t *testing.T, n *netPlan, c *cluster, at func(time.Duration) bool) {
-	if !at(cutAt) {
-		return
-	}
-	ld := c.leaderOrNone(3 * time.Second)
-	if ld < 0 {
-		t.Error("no leader")
+	ld, ok := leaderAtCut(t, c, at, "no leader")
+	if !ok {
 		return
 	}
 	f := (ld + 1) % len(c.procs)
