@@ -97,17 +97,8 @@ func NewPartitionNet(t testing.TB, n int) *PartitionNet {
 	}
 	t.Cleanup(pn.remove)
 
-	unlock := lockPartitionNets(t)
-	pn.subnet = pn.freeSubnet()
+	pn.addBridge()
 	base := strings.TrimSuffix(pn.subnet, ".0/24")
-	pn.Host = base + ".1"
-	pn.ip("link", "add", pn.Bridge, "type", "bridge")
-	pn.created = append(pn.created, pn.Bridge)
-	pn.sysctl("net.ipv6.conf."+pn.Bridge+".disable_ipv6", "1")
-	pn.ip("addr", "add", pn.Host+"/24", "dev", pn.Bridge)
-	pn.ip("link", "set", pn.Bridge, "up")
-	unlock()
-
 	for i := 0; i < n; i++ {
 		ns, hostEnd, nsEnd := fmt.Sprintf("%s-c%d", pn.prefix, i+1), fmt.Sprintf("%s-h%d", pn.prefix, i+1), fmt.Sprintf("%s-n%d", pn.prefix, i+1)
 		addr := fmt.Sprintf("%s.%d", base, i+2)
@@ -127,6 +118,23 @@ func NewPartitionNet(t testing.TB, n int) *PartitionNet {
 		pn.NS, pn.Addrs = append(pn.NS, ns), append(pn.Addrs, addr)
 	}
 	return pn
+}
+
+// addBridge picks the subnet and makes the bridge, with the test's address
+// on it, holding the partition networks' lock, which it releases however it
+// returns (a failure's runtime.Goexit or a panic too: before, a failure
+// between the lock and its release left the lock's listener open until a
+// garbage collection finalized it, and other PartitionNets waited for it).
+func (pn *PartitionNet) addBridge() {
+	pn.t.Helper()
+	defer lockPartitionNets(pn.t)()
+	pn.subnet = pn.freeSubnet()
+	pn.Host = strings.TrimSuffix(pn.subnet, ".0/24") + ".1"
+	pn.ip("link", "add", pn.Bridge, "type", "bridge")
+	pn.created = append(pn.created, pn.Bridge)
+	pn.sysctl("net.ipv6.conf."+pn.Bridge+".disable_ipv6", "1")
+	pn.ip("addr", "add", pn.Host+"/24", "dev", pn.Bridge)
+	pn.ip("link", "set", pn.Bridge, "up")
 }
 
 // freeSubnet picks a /24 of 198.18.0.0/15 that no address or route of the
