@@ -11,12 +11,14 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -118,18 +120,7 @@ func MariaDB(tb testing.TB, dir string, port int) (socket string) {
 	if err := os.MkdirAll(tmp, 0o700); err != nil {
 		tb.Fatal(err)
 	}
-	install := []string{"--no-defaults", "--datadir=" + m + "/data", "--tmpdir=" + tmp, "--user=root",
-		"--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve", "--innodb-log-file-size=8M"}
-	if out, err := exec.Command("mariadb-install-db", install...).CombinedOutput(); err != nil {
-		// MariaDB 10.11.19's bootstrap crashed once in a CI run (signal 11 in
-		// Aria's drop of a temporary table) while other tests bootstrapped
-		// theirs: one more try on an empty datadir before failing, logged.
-		tb.Logf("mariadb-install-db failed (%v); trying once more on an empty datadir:\n%s", err, out)
-		if err := os.RemoveAll(m + "/data"); err != nil {
-			tb.Fatal(err)
-		}
-		Run(tb, "mariadb-install-db", install...)
-	}
+	installDB(tb, m+"/data", tmp)
 	socket = filepath.Join(m, "mysqld.sock")
 	cmd := exec.Command("mariadbd", "--no-defaults", "--datadir="+m+"/data", "--tmpdir="+tmp, "--socket="+socket,
 		fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1", "--user=root", "--pid-file="+m+"/mysqld.pid",
@@ -153,6 +144,95 @@ func MariaDB(tb testing.TB, dir string, port int) (socket string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// bootstrapped is the datadir of the first mariadb-install-db in this
+// process, kept in memory (≈ 26 MiB): the bootstrap is the same for every
+// test (nothing in the datadir names its path, port or socket) and took
+// ≈ 10 s of wall of each test's ≈ 1 CPU-s under CI's load, so the tests
+// after the first start from a copy of it written into their own datadir
+// (their servers stay separate, each on a datadir of its own).
+var bootstrapped struct {
+	sync.Mutex
+	files []datadirFile // nil until a bootstrap succeeded
+}
+
+// datadirFile is a directory (data nil) or a file of a datadir.
+type datadirFile struct {
+	rel  string
+	mode fs.FileMode
+	data []byte
+}
+
+// installDB makes a freshly bootstrapped MariaDB datadir at data (which
+// must not exist), with tmp as the bootstrap's tmpdir: mariadb-install-db
+// the first time in this process, a copy of what it made after that.
+func installDB(tb testing.TB, data, tmp string) {
+	tb.Helper()
+	bootstrapped.Lock()
+	defer bootstrapped.Unlock()
+	if bootstrapped.files != nil {
+		for _, f := range bootstrapped.files {
+			p := filepath.Join(data, f.rel)
+			var err error
+			if f.data == nil {
+				err = os.Mkdir(p, f.mode)
+			} else {
+				err = os.WriteFile(p, f.data, f.mode)
+			}
+			if err == nil {
+				err = os.Chmod(p, f.mode) // not narrowed by the umask
+			}
+			if err != nil {
+				tb.Fatalf("copying the bootstrapped MariaDB datadir: %v", err)
+			}
+		}
+		return
+	}
+	install := []string{"--no-defaults", "--datadir=" + data, "--tmpdir=" + tmp, "--user=root",
+		"--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve", "--innodb-log-file-size=8M"}
+	if out, err := exec.Command("mariadb-install-db", install...).CombinedOutput(); err != nil {
+		// MariaDB 10.11.19's bootstrap crashed once in a CI run (signal 11 in
+		// Aria's drop of a temporary table) while other tests bootstrapped
+		// theirs: one more try on an empty datadir before failing, logged.
+		tb.Logf("mariadb-install-db failed (%v); trying once more on an empty datadir:\n%s", err, out)
+		if err := os.RemoveAll(data); err != nil {
+			tb.Fatal(err)
+		}
+		Run(tb, "mariadb-install-db", install...)
+	}
+	var files []datadirFile
+	err := filepath.WalkDir(data, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		f := datadirFile{mode: fi.Mode()}
+		if f.rel, err = filepath.Rel(data, p); err != nil {
+			return err
+		}
+		switch {
+		case d.IsDir():
+		case fi.Mode().IsRegular():
+			if f.data, err = os.ReadFile(p); err != nil {
+				return err
+			}
+			if f.data == nil {
+				f.data = []byte{}
+			}
+		default:
+			return fmt.Errorf("%s: neither a file nor a directory (%s)", p, fi.Mode())
+		}
+		files = append(files, f)
+		return nil
+	})
+	if err != nil {
+		tb.Fatalf("reading the bootstrapped MariaDB datadir: %v", err)
+	}
+	bootstrapped.files = files
 }
 
 // startDaemon starts cmd and stops it when the test ends (SIGTERM, SIGKILL
