@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Run the whole suite: unit tests (with -race) in parallel, and beside them
-# the heavy packages in four lanes (below), since they start Raft clusters of
+# the heavy packages in five lanes (below), since they start Raft clusters of
 # processes and boot real guests on a 2-core machine.
 #
 # Heavy, by rule: every package under tests/ (whole-system tests) except the
 # framework itself (its test runs one coordinator and stays with the unit
-# tests), plus the packages named in GUESTS, HOSTING and CLUSTERS below.
+# tests), plus the packages named in GUESTS, HOSTING1/2 and CLUSTERS below.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.bin:$PATH"
 
 mod=$(go list -m)
-# Heavy packages run in four lanes at once, each lane one package at a time
+# Heavy packages run in five lanes at once, each lane one package at a time
 # (the suite was ≈ 31 min with two lanes while the machine's two cores were
 # busy only about half the time: these tests mostly wait on processes):
 # - guests: the packages that boot real guests (or drive libvirtd; QEMU runs
@@ -20,21 +20,33 @@ mod=$(go list -m)
 #   boot the guest, and the lanes run beside the unit tests);
 #   packaging/packagetest, which boots none (it starts the packaged agent on
 #   a pool of its own), runs in the clusters lanes;
-# - hosting: the packages that start nginx, PHP-FPM, MariaDB and sshd for a
-#   hosting node on this machine, which had always run one at a time (they
-#   add and remove system users with useradd/userdel, which take
-#   /etc/passwd's lock); agent/internal/sitetls, which adds no user (its
-#   nginx runs on free ports from a temporary directory, as www-data),
-#   runs in the clusters lanes since the hosting lane became the longest
-#   (clean-clone CI at 9e6260e: hosting 1276 s, sitetls 59 s of it; guests
-#   1223 s, clusters 1112 s and 1122 s);
+# - hosting1 and hosting2: the packages that start nginx, PHP-FPM, MariaDB
+#   and sshd for a hosting node on this machine (HOSTING1 and HOSTING2),
+#   in two lanes, since one was the longest lane (clean-clone CI at
+#   b6d87d2: 1228 s, agent/internal/hosting 574 s and tests/hosting 479 s
+#   of it). They ran one at a time because they add and remove system
+#   users (useradd, chpasswd, usermod, userdel, groupadd, groupdel): those
+#   of shadow 4.13 (Debian 12) first take glibc's lckpwdf, a lock on
+#   /etc/.pwd.lock that waits up to 15 s for another holder, so two
+#   packages' user changes wait for each other rather than fail (on this
+#   machine: useradd with the lock held 3 s by another process waited and
+#   succeeded; 12 useradd and then 12 userdel at once all exited 0).
+#   Everything else of theirs is per test (hostenv: root, name prefix,
+#   ports, MariaDB, loop devices). agent/internal/sitetls, which adds no
+#   user (its nginx runs on free ports from a temporary directory, as
+#   www-data), runs in the clusters lanes;
 # - clusters1 and clusters2: every other heavy package (process clusters,
-#   pebble, PowerDNS, Chromium), tests/audit (≈ 11 min) included, in two
+#   pebble, PowerDNS, Chromium), tests/audit (≈ 15 min) included, in two
 #   lanes that take the next package from one queue, the longest first
 #   (LONGEST below, then the rest): the fixed split it replaces (tests/audit
 #   alone, the others in one lane) left one lane ≈ 5 min longer than the
 #   other (clean-clone CI at 33f99eb: 702 s and 1007 s), and a package's time
-#   changes from stop to stop.
+#   changes from stop to stop. The other lanes, when their own packages
+#   have ended, take packages from the same queue.
+# A package in SHARDS runs as two go test invocations (its two shards), each
+# an entry of its own in a lane or the queue: tests/audit (911 s at b6d87d2,
+# longer than any lane should be) in two halves, and tests/upgrade's tests
+# that boot no guest out of the guests lane.
 # Each package's output is printed whole when it ends, and each lane's and
 # the unit tests' wall time at the end.
 GUESTS="
@@ -43,12 +55,15 @@ $mod/tests/e2e
 $mod/tests/upgrade
 $mod/agent/internal/hypervisor
 "
-HOSTING="
+HOSTING1="
 $mod/agent/internal/hosting
-$mod/tests/hosting
-$mod/agent/internal/hostinge2e
 $mod/tests/brand
 "
+HOSTING2="
+$mod/tests/hosting
+$mod/agent/internal/hostinge2e
+"
+HOSTING="$HOSTING1$HOSTING2"
 # The heavy packages outside tests/ that neither boot guests nor start the
 # hosting services: they go to the clusters lanes (certjob runs pebble on
 # free ports, renewal and domainreg in-process clusters, sitetls its own
@@ -64,6 +79,21 @@ $mod/coordinator/internal/certjob
 $mod/coordinator/internal/renewal
 $mod/coordinator/internal/domainreg
 "
+# SHARDS: one line a package, the package then a regular expression of
+# test names (no slash: top-level tests only): its first shard (@1) runs
+# the tests it matches (go test -run), its second (@2) every other test (go
+# test -skip of the same expression), so each test runs in exactly one
+# shard whatever tests are added. Before the first shard runs, go test
+# -list checks that each shard has a test (an expression that matches none
+# or all would leave a shard empty unseen) and prints how many each has.
+# tests/audit (922 s alone at load 21-28, go test -json: 847 s of
+# sequential tests, ≈ 8 s each on a cluster of its own, then its 7
+# parallel ones, ≈ 70 s) splits by name: Probe, Hook, MCP and Ops tests
+# took 445 s of it, the others 472 s.
+SHARDS="
+$mod/tests/audit ^Test(Probe|Hook|MCP|Ops)
+$mod/tests/upgrade ^TestRollingUpgrade$
+"
 all=$(go list ./...)
 heavy=$(for p in $all; do
   case "$p" in
@@ -73,11 +103,12 @@ heavy=$(for p in $all; do
   esac
 done)
 units=$(grep -vxF -f <(echo "$heavy") <<<"$all")
-# The clusters lanes' queue starts with these, longest first (772, 260, 210,
-# 197, 106, 101, 44 and 37 s in the clean-clone CI at 1ce0b50); the other
-# packages (under 20 s each) follow.
+# The clusters lanes' queue starts with these, longest first (tests/audit's
+# shards ≈ 455 s each of its 911; 377, 260, 258, 106, 95, 43 and 48 s in the
+# clean-clone CI at b6d87d2); the other packages (under 40 s each) follow.
 LONGEST="
-$mod/tests/audit
+$mod/tests/audit@1
+$mod/tests/audit@2
 $mod/tests/robustness
 $mod/coordinator/internal/clustertest
 $mod/packaging/packagetest
@@ -86,13 +117,30 @@ $mod/tests/orders
 $mod/tests/domains
 $mod/coordinator/internal/ipam/clustertest
 "
-pick() { grep -xF -f <(echo "$1") <<<"$heavy" || true; }
+# shardre PKG: the expression of PKG's first shard, or nothing.
+shardre() { awk -v p="$1" '$1 == p { print $2 }' <<<"$SHARDS"; }
+# entries PKG...: what runs PKG in a lane or the queue: PKG, or PKG@1 and
+# PKG@2 for a package in SHARDS.
+entries() {
+  local p
+  for p in "$@"; do
+    if [ -n "$(shardre "$p")" ]; then printf '%s@1\n%s@2\n' "$p" "$p"; else echo "$p"; fi
+  done
+}
+pick() { grep -xF -f <(echo "$heavy") <<<"$1" || true; } # pick LIST: LIST's heavy packages, in LIST's order
 # The guests lane in GUESTS' order: agent/internal/hypervisor, whose domain
 # tests give the whole test 2 minutes with the guest's boot, last, when the
-# unit tests beside the lanes have ended.
-guests=$(grep -xF -f <(echo "$heavy") <<<"$GUESTS" || true)
-hosting=$(pick "$HOSTING")
-rest=$(grep -vxF -f <(printf '%s\n%s\n' "$GUESTS" "$HOSTING") <<<"$heavy" || true)
+# unit tests beside the lanes have ended. A guests package's second shard
+# (tests that boot no guest) goes to the queue.
+# shellcheck disable=SC2046
+guests=$(entries $(pick "$GUESTS") | grep -v '@2$' || true)
+# shellcheck disable=SC2046
+hosting1=$(entries $(pick "$HOSTING1"))
+# shellcheck disable=SC2046
+hosting2=$(entries $(pick "$HOSTING2"))
+# shellcheck disable=SC2046
+rest=$(entries $(grep -vxF -f <(printf '%s\n%s\n' "$GUESTS" "$HOSTING") <<<"$heavy" || true)
+  entries $(pick "$GUESTS") | grep '@2$' || true)
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 {
@@ -128,38 +176,66 @@ cpus() { # cpus FILE: the CPU seconds (whole) written by cpu
 lanecpu() { # lanecpu NAME: the CPU seconds of lane NAME's packages so far
   awk -v n="$1" '$3 == n { s += $1 } END { print s + 0 }' "$logs/pkgtimes" 2>/dev/null || echo 0
 }
-run1() { # run1 NAME I PKG: one package's tests, its output printed whole
-  local rc=0 t0=$SECONDS lock=()
-  # HP_LOCK_guests / HP_LOCK_hosting: a lock file the lane's packages each
-  # take (flock) while they run, for a machine shared with other test runs.
-  local lockvar=HP_LOCK_$1
-  if [ -n "${!lockvar:-}" ]; then lock=(flock "${!lockvar}"); fi
-  cpu "$logs/$1.$2.cpu" "${lock[@]}" go test -race -count=1 -timeout 25m "$3" >"$logs/$1.$2" 2>&1 || rc=1
+shardcheck() { # shardcheck PKG: fails, saying why, unless both of PKG's shards have a test
+  local all one n1 n
+  all=$(go test -race -list . "$1" | grep -E '^(Test|Fuzz|Example)') || {
+    echo "run-tests: go test -list $1 failed" >&2
+    return 1
+  }
+  one=$(grep -E "$(shardre "$1")" <<<"$all" || true)
+  n=$(grep -c . <<<"$all")
+  n1=$(grep -c . <<<"$one" || true)
+  echo "run-tests: ${1#"$mod"/}@1 ($(shardre "$1")) runs $n1 of its $n tests, @2 the other $((n - n1))"
+  case "$(shardre "$1")" in
+    */*)
+      echo "run-tests: the SHARDS expression of ${1#"$mod"/} has a slash (subtests)" >&2
+      return 1
+      ;;
+  esac
+  if [ "$n1" = 0 ] || [ "$n1" = "$n" ]; then
+    echo "run-tests: a shard of ${1#"$mod"/} would run no test: SHARDS' expression matches none or all of its tests" >&2
+    return 1
+  fi
+}
+run1() { # run1 NAME I ENTRY: one package's (or shard's) tests, its output printed whole
+  local rc=0 t0=$SECONDS lock=() pkg=${3%@*} args=() re
+  case "$3" in
+    *@1 | *@2)
+      re=$(shardre "$pkg")
+      if [ "${3##*@}" = 1 ]; then args=(-run "$re"); else args=(-skip "$re"); fi
+      ;;
+  esac
+  # HP_LOCK_guests / HP_LOCK_hosting: a lock file the packages of GUESTS or
+  # HOSTING each take (flock) while they run, for a machine shared with
+  # other test runs; the hosting packages' lock is shared (flock -s), since
+  # this run's two hosting lanes run them two at a time.
+  if grep -qxF "$pkg" <<<"$GUESTS" && [ -n "${HP_LOCK_guests:-}" ]; then lock=(flock "$HP_LOCK_guests"); fi
+  if grep -qxF "$pkg" <<<"$HOSTING" && [ -n "${HP_LOCK_hosting:-}" ]; then lock=(flock -s "$HP_LOCK_hosting"); fi
+  if [ "${3: -2}" = @1 ] && ! shardcheck "$pkg" >"$logs/$1.$2" 2>&1; then
+    rc=1
+  else
+    cpu "$logs/$1.$2.cpu" "${lock[@]}" go test -race -count=1 -timeout 25m "${args[@]}" "$pkg" >>"$logs/$1.$2" 2>&1 || rc=1
+  fi
   cat "$logs/$1.$2"
-  echo "$(cpus "$logs/$1.$2.cpu") $((SECONDS - t0)) $1 ${3#"$mod"/}" >>"$logs/pkgtimes"
+  echo "$(cpus "$logs/$1.$2.cpu" 2>/dev/null || echo 0) $((SECONDS - t0)) $1 ${3#"$mod"/}" >>"$logs/pkgtimes"
   return $rc
 }
-lane() { # lane NAME PKG...: 0 when every package passed
+lane() { # lane NAME ENTRY...: its entries, then the queue's; 0 when every package passed
   local name=$1 rc=0 i=0 p t0=$SECONDS
   shift
   for p in "$@"; do
     i=$((i + 1))
     run1 "$name" "$i" "$p" || rc=1
   done
-  echo "$name: $((SECONDS - t0)) s, $(lanecpu "$name") CPU-s (from $((t0 - T0)) s)" >>"$logs/times"
-  return $rc
-}
-next() { # next: the first package left in the queue (removed from it), or nothing
-  flock "$logs/queue.lock" sh -c 'head -n 1 "$1" && sed -i 1d "$1"' _ "$logs/queue"
-}
-queued() { # queued NAME: a lane running the queue's packages one at a time
-  local name=$1 rc=0 i=0 p t0=$SECONDS
   while p=$(next) && [ -n "$p" ]; do
     i=$((i + 1))
     run1 "$name" "$i" "$p" || rc=1
   done
   echo "$name: $((SECONDS - t0)) s, $(lanecpu "$name") CPU-s ($i packages, from $((t0 - T0)) s)" >>"$logs/times"
   return $rc
+}
+next() { # next: the first package left in the queue (removed from it), or nothing
+  flock "$logs/queue.lock" sh -c 'head -n 1 "$1" && sed -i 1d "$1"' _ "$logs/queue"
 }
 status=0
 T0=$SECONDS
@@ -189,7 +265,7 @@ units() { # the unit tests
   echo "unit tests: $((SECONDS - T0)) s, $(cpus "$logs/units.cpu") CPU-s" >>"$logs/times"
   return $rc
 }
-# The four lanes start with the unit tests, not after them: the lanes wait on
+# The lanes start with the unit tests, not after them: the lanes wait on
 # processes most of the time (the run before this change kept the 2 cores
 # ≈ 71 % busy), and the 4 m 09 s of unit tests before them made the suite's
 # critical path unit tests + the hosting lane (clean-clone CI at 1ce0b50:
@@ -198,9 +274,11 @@ pids=()
 # shellcheck disable=SC2086
 lane guests $guests & pids+=($!)
 # shellcheck disable=SC2086
-lane hosting $hosting & pids+=($!)
-queued clusters1 & pids+=($!)
-queued clusters2 & pids+=($!)
+lane hosting1 $hosting1 & pids+=($!)
+# shellcheck disable=SC2086
+lane hosting2 $hosting2 & pids+=($!)
+lane clusters1 & pids+=($!)
+lane clusters2 & pids+=($!)
 units & pids+=($!)
 for p in "${pids[@]}"; do wait "$p" || status=1; done
 times >"$logs/all.cpu"
