@@ -207,9 +207,10 @@ run1() { # run1 NAME I ENTRY: one package's (or shard's) tests, its output print
   esac
   # HP_LOCK_guests / HP_LOCK_hosting: a lock file the packages of GUESTS or
   # HOSTING each take (flock) while they run, for a machine shared with
-  # other test runs; the hosting packages' lock is shared (flock -s), since
-  # this run's two hosting lanes run them two at a time.
-  if grep -qxF "$pkg" <<<"$GUESTS" && [ -n "${HP_LOCK_guests:-}" ]; then lock=(flock "$HP_LOCK_guests"); fi
+  # other test runs (not a guests package's second shard, which boots no
+  # guest); the hosting packages' lock is shared (flock -s), since this
+  # run's two hosting lanes run them two at a time.
+  if grep -qxF "$pkg" <<<"$GUESTS" && [ "${3: -2}" != @2 ] && [ -n "${HP_LOCK_guests:-}" ]; then lock=(flock "$HP_LOCK_guests"); fi
   if grep -qxF "$pkg" <<<"$HOSTING" && [ -n "${HP_LOCK_hosting:-}" ]; then lock=(flock -s "$HP_LOCK_hosting"); fi
   if [ "${3: -2}" = @1 ] && ! shardcheck "$pkg" >"$logs/$1.$2" 2>&1; then
     rc=1
