@@ -89,7 +89,7 @@ const slices = 8
 func claimSlice(lo, hi int) (int, int) {
 	size := (hi - lo + 1) / slices
 	for i := range slices {
-		ln, err := net.Listen("unix", fmt.Sprintf("@hostplane-freeport-%d", i))
+		ln, err := net.Listen("unix", fmt.Sprintf("@%s-%d", sliceName, i))
 		if err != nil {
 			continue
 		}
@@ -98,6 +98,11 @@ func claimSlice(lo, hi int) (int, int) {
 	}
 	return lo, hi
 }
+
+// sliceName names the slices' sockets (a test of claimSlice uses names of
+// its own, so that the test processes running beside it, which hold slices
+// of the real names, cannot make its claims fall back to the whole range).
+var sliceName = "hostplane-freeport"
 
 // held keeps the claimed slice's socket open.
 var held []net.Listener

@@ -1,7 +1,9 @@
 package freeport
 
 import (
+	"fmt"
 	"net"
+	"os"
 	"strconv"
 	"testing"
 )
@@ -40,6 +42,13 @@ func TestAddrIsFreeBelowTheEphemeralRangeAndNeverRepeats(t *testing.T) {
 // TestSlicesAreDisjoint: two claims (as two test processes make them) get
 // parts of the range that do not overlap, both inside it.
 func TestSlicesAreDisjoint(t *testing.T) {
+	// Names of this test's own: with eight or more test processes of the
+	// suite holding slices (make test's lanes and a developer's runs beside
+	// them), both claims below fell back to the whole range ("slices
+	// 29922-32767 and 10000-32767 overlap", seen in a run of the suite).
+	old := sliceName
+	sliceName = fmt.Sprintf("hostplane-freeport-test-%d", os.Getpid())
+	t.Cleanup(func() { sliceName = old })
 	lo, hi := 10000, 32767
 	a0, a1 := claimSlice(lo, hi)
 	b0, b1 := claimSlice(lo, hi)
