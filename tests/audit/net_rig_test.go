@@ -38,18 +38,24 @@ const (
 // 198.51.100.0/24, gateway .1) whose released addresses wait quarantine
 // seconds, and an IPv6 pool pub6 (/64 per server).
 func newNetRig(t *testing.T, cidr4 string, quarantine int64) *netRig {
+	return netRigOf(t, "net", 3*time.Minute, false, cidr4, quarantine)
+}
+
+// netRigOf is newNetRig of rig name within budget, whose coordinators
+// deliver webhooks (to loopback receivers) when webhooks is set.
+func netRigOf(t *testing.T, name string, budget time.Duration, webhooks bool, cidr4 string, quarantine int64) *netRig {
 	p := framework.StartPowerDNS(t)
 	keyFile := filepath.Join(t.TempDir(), "pdns-key")
 	if err := os.WriteFile(keyFile, []byte(p.APIKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
-		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
+		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: webhooks,
 		Extra: func(int, *framework.CoordinatorProcess) []string {
 			return []string{"--pdns-api-url", p.APIURL, "--pdns-api-key-file", keyFile, "--pdns-nameservers", "ns1.example.test,ns2.example.test",
 				"--pdns-ptr-ttl", "300", "--pdns-retry-max", "1s"}
 		}})
-	r := &netRig{rig: rigOn(t, c, "net", 3*time.Minute), pdns: p}
+	r := &netRig{rig: rigOn(t, c, name, budget), pdns: p}
 	ctx := r.ctx
 	r.sim = c.StartTestAgent(netNode, strings.Join(c.AgentAddrs(), ","), "-kvm")
 	adm := r.adm()

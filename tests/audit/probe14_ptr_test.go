@@ -1,12 +1,9 @@
 package audit
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -22,40 +19,7 @@ import (
 // newProbe14NetRig is newNetRig (net_rig_test.go) whose coordinators also
 // deliver webhooks to loopback receivers, with A subscribed to every event.
 func newProbe14NetRig(t *testing.T) (*netRig, *framework.WebhookReceiver) {
-	p := framework.StartPowerDNS(t)
-	keyFile := filepath.Join(t.TempDir(), "pdns-key")
-	if err := os.WriteFile(keyFile, []byte(p.APIKey+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
-		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true,
-		Extra: func(int, *framework.CoordinatorProcess) []string {
-			return []string{"--pdns-api-url", p.APIURL, "--pdns-api-key-file", keyFile, "--pdns-nameservers", "ns1.example.test,ns2.example.test",
-				"--pdns-ptr-ttl", "300", "--pdns-retry-max", "1s"}
-		}})
-	r := &netRig{rig: rigOn(t, c, "probe14", 4*time.Minute), pdns: p}
-	ctx := r.ctx
-	r.sim = c.StartTestAgent(netNode, strings.Join(c.AgentAddrs(), ","), "-kvm")
-	adm := r.adm()
-	createProduct(ctx, t, adm, "vps-a", api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice,
-		Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}})
-	for _, pool := range []api.IPPoolCreateRequest{
-		{Name: "pub4", CIDR: "198.51.100.0/24", Gateway: "198.51.100.1"},
-		{Name: "pub6", CIDR: netCIDR6, Gateway: "fe80::1", PrefixLen: 64},
-	} {
-		setUp(ctx, t, "pool "+pool.Name, func(ctx context.Context) (bool, error) {
-			ps, err := adm.IPPools(ctx)
-			return slices.ContainsFunc(ps, func(x api.IPPool) bool { return x.Name == pool.Name }), err
-		}, func(ctx context.Context) error {
-			_, err := adm.CreateIPPool(ctx, pool)
-			return err
-		})
-	}
-	for _, z := range []api.ReverseZoneRequest{{Zone: netZone4, Pool: "pub4"}, {Zone: netZone6, Pool: "pub6"}} {
-		if _, err := adm.AddReverseZone(ctx, z); err != nil {
-			t.Fatalf("zone %s: %v", z.Zone, err)
-		}
-	}
+	r := netRigOf(t, "probe14", 4*time.Minute, true, "198.51.100.0/24", 0)
 	hooks := framework.NewWebhookReceiver(t)
 	if rep := r.write(0, r.keyA, "POST", "/v1/webhooks", api.WebhookCreateRequest{URL: hooks.URL + "/hook", Events: []string{"*"}}); rep.Status != 201 {
 		t.Fatalf("webhook: %s", rep)
