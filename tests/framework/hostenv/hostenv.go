@@ -109,6 +109,12 @@ func Ctx(tb testing.TB) context.Context {
 // dir; it is shut down and its data removed when the test ends.
 func MariaDB(tb testing.TB, dir string, port int) (socket string) {
 	tb.Helper()
+	socket, _ = mariaDB(tb, dir, port)
+	return socket
+}
+
+func mariaDB(tb testing.TB, dir string, port int) (socket string, done <-chan struct{}) {
+	tb.Helper()
 	Need(tb, "mariadb-install-db", "mariadbd", "mariadb", "mariadb-admin")
 	m := filepath.Join(dir, "mysql")
 	if err := os.MkdirAll(m, 0o755); err != nil {
@@ -121,16 +127,24 @@ func MariaDB(tb testing.TB, dir string, port int) (socket string) {
 		tb.Fatal(err)
 	}
 	installDB(tb, m+"/data", tmp)
+	return startMariaDB(tb, m, port)
+}
+
+// startMariaDB starts mariadbd on the datadir under m (mysql/ of a test's
+// root) with the extra options, and waits until it answers on its socket;
+// it is stopped when the test ends.
+func startMariaDB(tb testing.TB, m string, port int, extra ...string) (socket string, done <-chan struct{}) {
+	tb.Helper()
 	socket = filepath.Join(m, "mysqld.sock")
-	cmd := exec.Command("mariadbd", "--no-defaults", "--datadir="+m+"/data", "--tmpdir="+tmp, "--socket="+socket,
-		fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1", "--user=root", "--pid-file="+m+"/mysqld.pid",
-		"--log-error="+m+"/error.log", "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M", "--skip-name-resolve",
-		"--performance-schema=OFF")
-	done := startDaemon(tb, cmd, nil, 20*time.Second)
+	args := []string{"--no-defaults", "--datadir=" + m + "/data", "--tmpdir=" + filepath.Join(m, "tmp"), "--socket=" + socket,
+		fmt.Sprintf("--port=%d", port), "--bind-address=127.0.0.1", "--user=root", "--pid-file=" + m + "/mysqld.pid",
+		"--log-error=" + m + "/error.log", "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M", "--skip-name-resolve",
+		"--performance-schema=OFF"}
+	done = startDaemon(tb, exec.Command("mariadbd", append(args, extra...)...), nil, 20*time.Second)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if exec.Command("mariadb-admin", "--no-defaults", "--socket="+socket, "-uroot", "ping").Run() == nil {
-			return socket
+			return socket, done
 		}
 		select {
 		case <-done:
@@ -144,6 +158,34 @@ func MariaDB(tb testing.TB, dir string, port int) (socket string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// StopMariaDB shuts the Env's MariaDB down (its data kept) and waits until
+// it has exited: a node's MariaDB stopped, as an operator or a crash leaves
+// it. StartMariaDB starts it again.
+func (e *Env) StopMariaDB(tb testing.TB) {
+	tb.Helper()
+	if e.dbDone == nil {
+		tb.Fatal("hostenv: StopMariaDB: MariaDB is not running")
+	}
+	Run(tb, "mariadb-admin", "--no-defaults", "--socket="+e.DBSocket, "-uroot", "shutdown")
+	select {
+	case <-e.dbDone:
+	case <-time.After(30 * time.Second):
+		tb.Fatal("hostenv: mariadbd still running 30 s after its shutdown")
+	}
+	e.dbDone = nil
+}
+
+// StartMariaDB starts the Env's MariaDB again, on the same data, socket
+// and port, with the extra mariadbd options (--skip-networking: no TCP
+// port); it is stopped when the test ends.
+func (e *Env) StartMariaDB(tb testing.TB, extra ...string) {
+	tb.Helper()
+	if e.dbDone != nil {
+		tb.Fatal("hostenv: StartMariaDB: MariaDB is running (StopMariaDB first)")
+	}
+	_, e.dbDone = startMariaDB(tb, filepath.Join(e.Root, "mysql"), e.DBPort, extra...)
 }
 
 // bootstrapped is the datadir of the first mariadb-install-db in this
@@ -325,6 +367,8 @@ type Env struct {
 	DBSocket  string
 	SFTPGroup string
 	MailSpool string
+
+	dbDone <-chan struct{} // closed when the running mariadbd exits (nil: stopped)
 }
 
 func port(tb testing.TB) (string, int) {
@@ -347,7 +391,7 @@ func New(tb testing.TB) *Env {
 	_, e.DBPort = port(tb)
 	e.HTTPAddr, _ = port(tb)
 	e.SSHAddr, _ = port(tb)
-	e.DBSocket = MariaDB(tb, root, e.DBPort)
+	e.DBSocket, e.dbDone = mariaDB(tb, root, e.DBPort)
 	return e
 }
 
