@@ -108,9 +108,12 @@ func HostingPlanBySlug(slug string) (HostingPlanInfo, bool) {
 // host is the node's public hostname where its operator configured one
 // (agent --hosting-sftp-host), so that it works before the domain's DNS
 // points at the node, else the account's own domain; the SFTP port is the
-// one the node's sshd listens on and db_port its MariaDB's TCP port. Until
-// the node has reported them (an agent before this field, a cluster below
-// semantics level 7) they are the defaults: the domain, 22 and 3306.
+// one the node's sshd listens on and db_port its MariaDB's TCP port: 0 when
+// the node's MariaDB takes no TCP connections (skip_networking) or the node
+// could not ask it yet, so that only db_host localhost (its socket) reaches
+// the database. Until the node has reported them (an agent before this
+// field, a cluster below semantics level 7) they are the defaults: the
+// domain, 22 and 3306.
 // db_host is "localhost": PHP's mysqli and PDO then use the node's MariaDB
 // socket (the port is not used); a client connecting over TCP on the node
 // uses 127.0.0.1 and db_port.

@@ -94,8 +94,9 @@ func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *
 			h.ConsoleUrl = cons.URL()
 			if hn := m.Hosting(); hn != nil {
 				// Where customers connect (shown in their accounts'
-				// connection details); the usage reports carry it too.
-				h.HostingConnection = actions.HostingConnection(hn.Connection(context.Background()))
+				// connection details), without waiting on MariaDB; the
+				// usage reports carry it too, MariaDB asked afresh.
+				h.HostingConnection = actions.HostingConnection(hn.HelloConnection(context.Background()))
 			}
 			return h
 		},

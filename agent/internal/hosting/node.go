@@ -92,6 +92,11 @@ type Node struct {
 	limits LimitsReport
 	// staleMu holds the deleted-qgroups file (SweepStaleQgroups).
 	staleMu sync.Mutex
+	// dbPort is the TCP port MariaDB last answered (Connection), and
+	// whether it ever has.
+	dbPortMu    sync.Mutex
+	dbPort      int
+	dbPortKnown bool
 }
 
 // New returns a node; Start brings up its nginx.

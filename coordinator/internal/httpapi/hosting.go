@@ -84,7 +84,10 @@ func hostingViewOn(h store.HostingAccount, conn *api.NodeHostingConnection) api.
 
 // hostingConnection is the connection details of account h on a node that
 // reported conn (nil: it reported none): the node's public host name, else
-// the account's domain; the node's ports, else 22 and 3306.
+// the account's domain; the node's sshd port, else 22; its MariaDB's TCP
+// port as it reported it: 0 when MariaDB takes no TCP connections
+// (skip_networking) or could not be asked yet, never a port nothing may
+// listen on (3306 only while the node reported nothing).
 func hostingConnection(h store.HostingAccount, conn *api.NodeHostingConnection) api.HostingConnection {
 	out := api.HostingConnection{SFTPHost: h.Domain, SFTPPort: api.DefaultSFTPPort, SFTPUser: h.Username,
 		DBHost: "localhost", DBPort: api.DefaultDBPort, DBName: h.Username, DBUser: h.Username}
@@ -97,9 +100,7 @@ func hostingConnection(h store.HostingAccount, conn *api.NodeHostingConnection) 
 	if conn.SFTPPort != 0 {
 		out.SFTPPort = conn.SFTPPort
 	}
-	if conn.DBPort != 0 {
-		out.DBPort = conn.DBPort
-	}
+	out.DBPort = conn.DBPort
 	return out
 }
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
@@ -14,7 +15,8 @@ import (
 // MariaDB's ports), and the defaults (the domain, 22, 3306) while it has
 // not: below semantics level 7, and at level 7 until it does. A node that
 // reports no host name keeps the domain as sftp_host; one that reports no
-// MariaDB port (0) shows 3306.
+// MariaDB port (0: skip_networking, or not known yet) shows db_port 0, not
+// 3306 (a port nothing may listen on).
 func TestHostingConnectionOverV1(t *testing.T) {
 	s := newSrvAPI(t)
 	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelHostingConnection - 1})
@@ -47,5 +49,9 @@ func TestHostingConnectionOverV1(t *testing.T) {
 	hello(reported)
 	want("reported", api.HostingConnection{SFTPHost: "web1.provider.example", SFTPPort: 2222, SFTPUser: "ada", DBHost: "localhost", DBPort: 3307, DBName: "ada", DBUser: "ada"})
 	hello(&api.NodeHostingConnection{SFTPPort: 2200})
-	want("no public host name, no MariaDB port", api.HostingConnection{SFTPHost: "ada.hosting.test", SFTPPort: 2200, SFTPUser: "ada", DBHost: "localhost", DBPort: 3306, DBName: "ada", DBUser: "ada"})
+	want("no public host name, no MariaDB port", api.HostingConnection{SFTPHost: "ada.hosting.test", SFTPPort: 2200, SFTPUser: "ada", DBHost: "localhost", DBPort: 0, DBName: "ada", DBUser: "ada"})
+	r := s.call(key, "GET", "/v1/hosting/"+hst, "")
+	if !strings.Contains(string(r.body), `"db_port":0`) {
+		t.Fatalf("no MariaDB port: the JSON must say db_port 0: %s", r.body)
+	}
 }
