@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -36,8 +37,12 @@ func newHostingCmd(g *globals) *cobra.Command {
 			out.Hosting.ID, out.Hosting.Username, out.Hosting.Domain, out.NodeID, in, out.Hosting.PHPVersion, out.Action.ID)
 		printf("SFTP:     %s@%s (port %d), password (shown only this once): %s\n",
 			out.Hosting.Connection.SFTPUser, out.Hosting.Connection.SFTPHost, out.Hosting.Connection.SFTPPort, out.SFTPPassword)
-		printf("database: %s, user %s on %s, password (shown only this once): %s\n",
-			out.Hosting.Connection.DBName, out.Hosting.Connection.DBUser, out.Hosting.Connection.DBHost, out.DBPassword)
+		port := "no TCP port: its socket only"
+		if p := out.Hosting.Connection.DBPort; p != 0 {
+			port = fmt.Sprintf("TCP port %d", p)
+		}
+		printf("database: %s, user %s on %s (%s), password (shown only this once): %s\n",
+			out.Hosting.Connection.DBName, out.Hosting.Connection.DBUser, out.Hosting.Connection.DBHost, port, out.DBPassword)
 	})
 	f := create.Flags()
 	f.StringVar(&req.AccountID, "account", "", "customer account id (acc_…)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -56,26 +57,7 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 	})
 	show := nodeCmd(f, "show NODE_ID", "Show an enrolled node (coordinator)", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AgentNode, error) {
 		return admin().AgentNode(c.Context(), args[0])
-	}, func(w io.Writer, n api.AgentNode) {
-		fprintf(w, "id:            %s\nstate:         %s (since %s)\nconnected:     %v\nlast seen:     %s\nhostname:      %s\nroles:         %v\n",
-			n.ID, n.State, n.StateChangedAt.Format(time.RFC3339), n.Connected, lastSeen(n.LastSeenAt), n.Hostname, n.Roles)
-		if len(n.Bridges) > 0 {
-			fprintf(w, "bridges:       %s\n", strings.Join(n.Bridges, ", "))
-		}
-		if n.Location != "" {
-			fprintf(w, "location:      %s\n", n.Location)
-		}
-		fprintf(w, "capacity:      %d vCPU, %s memory, %s disk\nversion:       %s (protocol %d)\nenrolled:      %s\ncert expires:  %s\n",
-			n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes), nodeBytes(n.Capacity.DiskBytes), n.SoftwareVersion, n.ProtocolVersion,
-			n.EnrolledAt.Format(time.RFC3339), n.CertNotAfter.Format(time.RFC3339))
-		sched := "schedulable"
-		if n.Draining {
-			sched = "draining (cordoned)"
-		} else if n.Cordoned {
-			sched = "cordoned"
-		}
-		fprintf(w, "scheduling:    %s\n", sched)
-	})
+	}, writeNodeShow)
 	remove := nodeCmd(f, "remove NODE_ID", "Revoke a node: its certificate is refused from now on", cobra.ExactArgs(1), func(c *cobra.Command, args []string) (api.AgentNode, error) {
 		return admin().RemoveAgentNode(c.Context(), args[0])
 	}, func(w io.Writer, n api.AgentNode) { fprintf(w, "node %s removed\n", n.ID) })
@@ -108,6 +90,58 @@ func nodeClusterCmds(f *nodeFlags) []*cobra.Command {
 		})
 	location.Flags().BoolVar(&clearLoc, "clear", false, "take the node out of its location")
 	return append([]*cobra.Command{token, addSocket(list), addSocket(show), addSocket(remove), addSocket(location)}, sched...)
+}
+
+// writeNodeShow is `node show`'s text: the node's record, and for a hosting
+// node where its customers connect (what their accounts' connection details
+// show).
+func writeNodeShow(w io.Writer, n api.AgentNode) {
+	fprintf(w, "id:            %s\nstate:         %s (since %s)\nconnected:     %v\nlast seen:     %s\nhostname:      %s\nroles:         %v\n",
+		n.ID, n.State, n.StateChangedAt.Format(time.RFC3339), n.Connected, lastSeen(n.LastSeenAt), n.Hostname, n.Roles)
+	if len(n.Bridges) > 0 {
+		fprintf(w, "bridges:       %s\n", strings.Join(n.Bridges, ", "))
+	}
+	if n.Location != "" {
+		fprintf(w, "location:      %s\n", n.Location)
+	}
+	fprintf(w, "capacity:      %d vCPU, %s memory, %s disk\nversion:       %s (protocol %d)\nenrolled:      %s\ncert expires:  %s\n",
+		n.Capacity.VCPUs, nodeBytes(n.Capacity.MemoryBytes), nodeBytes(n.Capacity.DiskBytes), n.SoftwareVersion, n.ProtocolVersion,
+		n.EnrolledAt.Format(time.RFC3339), n.CertNotAfter.Format(time.RFC3339))
+	sched := "schedulable"
+	if n.Draining {
+		sched = "draining (cordoned)"
+	} else if n.Cordoned {
+		sched = "cordoned"
+	}
+	fprintf(w, "scheduling:    %s\n", sched)
+	if slices.Contains(n.Roles, api.RoleHosting) {
+		writeHostingConnection(w, n.HostingConnection)
+	}
+}
+
+// writeHostingConnection is a hosting node's connection details as the
+// agent reported them (agent --hosting-sftp-host, --hosting-sftp-port, its
+// MariaDB's @@port).
+func writeHostingConnection(w io.Writer, c *api.NodeHostingConnection) {
+	if c == nil {
+		fprintf(w, "sftp:          not reported (an agent of an older release, or the cluster below semantics level 7): accounts show their domain, port %d\n", api.DefaultSFTPPort)
+		fprintf(w, "mariadb port:  not reported: accounts show %d\n", api.DefaultDBPort)
+		return
+	}
+	host := c.SFTPHost
+	if host == "" {
+		host = "each account's domain (no public host name: agent --hosting-sftp-host)"
+	}
+	port := c.SFTPPort
+	if port == 0 {
+		port = api.DefaultSFTPPort
+	}
+	fprintf(w, "sftp:          %s, port %d\n", host, port)
+	if c.DBPort == 0 {
+		fprintf(w, "mariadb port:  none (MariaDB takes no TCP connections, or the agent could not ask it yet): accounts reach it through its socket only\n")
+		return
+	}
+	fprintf(w, "mariadb port:  %d\n", c.DBPort)
 }
 
 func lastSeen(t *time.Time) string {

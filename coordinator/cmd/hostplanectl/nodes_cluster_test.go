@@ -48,3 +48,35 @@ func TestNodeClusterCLI(t *testing.T) {
 		t.Fatalf("remove unknown: %v", err)
 	}
 }
+
+// TestNodeShowHostingConnection: `node show` of a hosting node says where
+// its customers connect, as its agent reported it: the public SFTP host
+// and port, and MariaDB's TCP port or none; and that nothing was reported
+// yet where nothing was. A node without the hosting role shows none of it.
+func TestNodeShowHostingConnection(t *testing.T) {
+	show := func(n api.AgentNode) string {
+		var b strings.Builder
+		writeNodeShow(&b, n)
+		return b.String()
+	}
+	n := api.AgentNode{ID: "web-1", Roles: []string{api.RoleHosting},
+		HostingConnection: &api.NodeHostingConnection{SFTPHost: "sftp.example.net", SFTPPort: 2222, DBPort: 3307}}
+	for _, want := range []string{"sftp:          sftp.example.net, port 2222\n", "mariadb port:  3307\n"} {
+		if out := show(n); !strings.Contains(out, want) {
+			t.Fatalf("node show: %q lacks %q", out, want)
+		}
+	}
+	n.HostingConnection = &api.NodeHostingConnection{SFTPPort: 22}
+	out := show(n)
+	if !strings.Contains(out, "sftp:          each account's domain") || !strings.Contains(out, "mariadb port:  none (MariaDB takes no TCP connections") {
+		t.Fatalf("node show without a public host name or a MariaDB port: %q", out)
+	}
+	n.HostingConnection = nil
+	if out := show(n); !strings.Contains(out, "sftp:          not reported") || !strings.Contains(out, "mariadb port:  not reported: accounts show 3306") {
+		t.Fatalf("node show of a node that reported nothing: %q", out)
+	}
+	n.Roles = []string{api.RoleKVM}
+	if out := show(n); strings.Contains(out, "sftp:") || strings.Contains(out, "mariadb") {
+		t.Fatalf("node show of a kvm node: %q", out)
+	}
+}
