@@ -41,25 +41,9 @@ func TestProbe13FullDiskAllowance(t *testing.T) {
 		prepare:         probe13LoopBtrfs,
 	})
 	ctx := hostenv.Ctx(t)
-	plan := api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 64, MaxExecutionSeconds: 30, UploadMiB: 8, DiskMiB: 16}
-	if _, err := w.c.AnyAlive(nil).Admin().CreateProduct(ctx, "p13-tiny", api.ProductRequest{Category: api.ProductHosting,
-		NameEn: "Tiny", RetailMonthlyUsdCents: 100, Specs: api.ProductSpecs{Hosting: &plan}}); err != nil {
-		t.Fatal(err)
-	}
-	acc, key, err := w.c.NewAccount(ctx, w.env.Prefix+"-tiny@example.com", api.ScopeHostingRead, api.ScopeHostingWrite,
+	site := newTinySite(t, w, "p13", w.env.Prefix+"f", "full-"+w.env.Prefix+".test", api.ScopeHostingRead, api.ScopeHostingWrite,
 		api.ScopeHostingDestroy, api.ScopeOrdersWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.c.Credit(ctx, acc.ID, 100)
-	cl := w.client(1, key)
-	user, domain := w.env.Prefix+"f", "full-"+w.env.Prefix+".test"
-	ord, err := cl.OrderHosting(ctx, api.HostingOrderRequest{PlanSlug: "p13-tiny", Domain: domain, Username: user}, "p13-order")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := ord.Hosting.ID
-	framework.WaitActionSuccess(t, cl, ord.Action.ID, 60*time.Second)
+	cl, ord, id, user, domain := site.cl, site.ord, site.ord.Hosting.ID, site.user, site.domain
 	view := func(what string, ok func(api.HostingAccount) bool) api.HostingAccount {
 		t.Helper()
 		return framework.PollFor(t, what, 30*time.Second, 200*time.Millisecond, func(ctx context.Context) (api.HostingAccount, error) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
@@ -32,31 +33,15 @@ func TestDiskQuotaEvents(t *testing.T) {
 		return []string{"--hosting-usage-interval=1s"}
 	}})
 	ctx := hostenv.Ctx(t)
-	plan := api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 64, MaxExecutionSeconds: 30, UploadMiB: 8, DiskMiB: 16}
-	if _, err := w.c.AnyAlive(nil).Admin().CreateProduct(ctx, "qe-tiny", api.ProductRequest{Category: api.ProductHosting,
-		NameEn: "Tiny", RetailMonthlyUsdCents: 100, Specs: api.ProductSpecs{Hosting: &plan}}); err != nil {
-		t.Fatal(err)
-	}
-	acc, key, err := w.c.NewAccount(ctx, w.env.Prefix+"-qe@example.com", api.ScopeHostingRead, api.ScopeHostingWrite,
+	site := newTinySite(t, w, "qe", w.env.Prefix+"e", "quota-"+w.env.Prefix+".test", api.ScopeHostingRead, api.ScopeHostingWrite,
 		api.ScopeHostingDestroy, api.ScopeOrdersWrite, api.ScopeWebhooksWrite, api.ScopeWebhooksRead)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.c.Credit(ctx, acc.ID, 100)
-	cl := w.client(1, key)
+	cl, ord, id, user, domain := site.cl, site.ord, site.ord.Hosting.ID, site.user, site.domain
 	rcv := framework.NewWebhookReceiver(t)
 	hook, err := cl.CreateWebhook(ctx, api.WebhookCreateRequest{URL: rcv.URL + "/hook",
 		Events: []string{string(api.EventHostingDiskWarning), string(api.EventHostingDiskExceeded)}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	user, domain := w.env.Prefix+"e", "quota-"+w.env.Prefix+".test"
-	ord, err := cl.OrderHosting(ctx, api.HostingOrderRequest{PlanSlug: "qe-tiny", Domain: domain, Username: user}, "qe-order")
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := ord.Hosting.ID
-	framework.WaitActionSuccess(t, cl, ord.Action.ID, 60*time.Second)
 	view := func(what string, ok func(api.HostingAccount) bool) api.HostingAccount {
 		t.Helper()
 		return framework.PollFor(t, what, 30*time.Second, 200*time.Millisecond, func(ctx context.Context) (api.HostingAccount, error) {
@@ -147,24 +132,8 @@ func TestDiskQuotaEvents(t *testing.T) {
 func TestSFTPPastTheAllowanceSaysFailure(t *testing.T) {
 	hostenv.Need(t, "sftp", "sshpass")
 	w := newWorldWith(t, worldOptions{prepare: probe13LoopBtrfs})
-	ctx := hostenv.Ctx(t)
-	plan := api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 64, MaxExecutionSeconds: 30, UploadMiB: 8, DiskMiB: 16}
-	if _, err := w.c.AnyAlive(nil).Admin().CreateProduct(ctx, "qf-tiny", api.ProductRequest{Category: api.ProductHosting,
-		NameEn: "Tiny", RetailMonthlyUsdCents: 100, Specs: api.ProductSpecs{Hosting: &plan}}); err != nil {
-		t.Fatal(err)
-	}
-	acc, key, err := w.c.NewAccount(ctx, w.env.Prefix+"-qf@example.com", api.ScopeHostingRead, api.ScopeOrdersWrite)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.c.Credit(ctx, acc.ID, 100)
-	cl := w.client(1, key)
-	user, domain := w.env.Prefix+"x", "full-"+w.env.Prefix+".test"
-	ord, err := cl.OrderHosting(ctx, api.HostingOrderRequest{PlanSlug: "qf-tiny", Domain: domain, Username: user}, "qf-order")
-	if err != nil {
-		t.Fatal(err)
-	}
-	framework.WaitActionSuccess(t, cl, ord.Action.ID, 60*time.Second)
+	site := newTinySite(t, w, "qf", w.env.Prefix+"x", "full-"+w.env.Prefix+".test", api.ScopeHostingRead, api.ScopeOrdersWrite)
+	cl, ord, user := site.cl, site.ord, site.user
 	h := framework.PollFor(t, "the allowance known", 30*time.Second, 200*time.Millisecond, func(ctx context.Context) (api.HostingAccount, error) {
 		return cl.HostingAccount(ctx, ord.Hosting.ID)
 	}, func(h api.HostingAccount) bool { return h.Quota.Enforced != nil })
@@ -218,4 +187,41 @@ func TestSFTPPastTheAllowanceSaysFailure(t *testing.T) {
 		t.Fatalf("OpenSSH sftp putting 32 MiB on a 16 MiB allowance: %v\n%s", err, out)
 	}
 	t.Logf("OpenSSH sftp client: %v\n%s", err, out)
+}
+
+// tinyPlan is the hosting plan the disk allowance tests fill: 16 MiB.
+var tinyPlan = api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 64, MaxExecutionSeconds: 30, UploadMiB: 8, DiskMiB: 16}
+
+// tinySite is a customer's hosting account on tinyPlan, bought through the
+// API (newTinySite).
+type tinySite struct {
+	cl           *client.Client // the customer's, through coordinator 1
+	ord          api.HostingOrder
+	user, domain string
+}
+
+// newTinySite makes tinyPlan a product (slug tag-tiny), a customer
+// (Prefix-tag@example.com) with the scopes and 100 of credit, and the
+// customer's order of a site of user and domain on it (idempotency key
+// tag-order); it returns once the order's action has succeeded.
+func newTinySite(t *testing.T, w *world, tag, user, domain string, scopes ...string) tinySite {
+	t.Helper()
+	ctx := hostenv.Ctx(t)
+	plan := tinyPlan
+	if _, err := w.c.AnyAlive(nil).Admin().CreateProduct(ctx, tag+"-tiny", api.ProductRequest{Category: api.ProductHosting,
+		NameEn: "Tiny", RetailMonthlyUsdCents: 100, Specs: api.ProductSpecs{Hosting: &plan}}); err != nil {
+		t.Fatal(err)
+	}
+	acc, key, err := w.c.NewAccount(ctx, w.env.Prefix+"-"+tag+"@example.com", scopes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.c.Credit(ctx, acc.ID, 100)
+	cl := w.client(1, key)
+	ord, err := cl.OrderHosting(ctx, api.HostingOrderRequest{PlanSlug: tag + "-tiny", Domain: domain, Username: user}, tag+"-order")
+	if err != nil {
+		t.Fatal(err)
+	}
+	framework.WaitActionSuccess(t, cl, ord.Action.ID, 60*time.Second)
+	return tinySite{cl: cl, ord: ord, user: user, domain: domain}
 }
