@@ -216,7 +216,11 @@ func Hostname(s string) error {
 // details the coordinator records from it): an RFC 1123 host name (lower
 // case, Hostname) or an IP address without a zone. A zoned address
 // (fe80::1%eth0) names an interface of the node itself: no client
-// elsewhere reaches it by that name.
+// elsewhere reaches it by that name. Nor does an unspecified address
+// (0.0.0.0, ::: a listener's "every address", no address to connect to)
+// or a multicast one. A loopback address or "localhost" passes on purpose:
+// a node whose customers connect on the machine itself (make run's single
+// machine, the test rigs) has no other name to give.
 func PublicHost(s string) error {
 	a, err := netip.ParseAddr(s)
 	if err != nil {
@@ -227,6 +231,9 @@ func PublicHost(s string) error {
 	}
 	if a.Zone() != "" {
 		return Invalid("%q: an IP address with a zone names an interface of the node, not an address others reach; give a host name or an address without %%%s", truncate(s), truncate(a.Zone()))
+	}
+	if u := a.Unmap(); u.IsUnspecified() || u.IsMulticast() {
+		return Invalid("%q: an unspecified or multicast address is no address others connect to; give a host name or the node's public address", truncate(s))
 	}
 	return nil
 }
