@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole suite: unit tests (with -race) in parallel, and beside them
-# the heavy packages in five lanes (below), since they start Raft clusters of
+# the heavy packages in four lanes (below), since they start Raft clusters of
 # processes and boot real guests on a 2-core machine.
 #
 # Heavy, by rule: every package under tests/ (whole-system tests) except the
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 export PATH="$PWD/.bin:$PATH"
 
 mod=$(go list -m)
-# Heavy packages run in five lanes at once, each lane one package at a time
+# Heavy packages run in four lanes at once, each lane one package at a time
 # (the suite was ≈ 31 min with two lanes while the machine's two cores were
 # busy only about half the time: these tests mostly wait on processes):
 # - guests: the packages that boot real guests (or drive libvirtd; QEMU runs
@@ -20,19 +20,17 @@ mod=$(go list -m)
 #   boot the guest, and the lanes run beside the unit tests);
 #   packaging/packagetest, which boots none (it starts the packaged agent on
 #   a pool of its own), runs in the clusters lanes;
-# - hosting1 and hosting2: the packages that start nginx, PHP-FPM, MariaDB
-#   and sshd for a hosting node on this machine (HOSTING1 and HOSTING2),
-#   in two lanes, since one was the longest lane (clean-clone CI at
-#   b6d87d2: 1228 s, agent/internal/hosting 574 s and tests/hosting 479 s
-#   of it). They ran one at a time because they add and remove system
-#   users (useradd, chpasswd, usermod, userdel, groupadd, groupdel): those
-#   of shadow 4.13 (Debian 12) first take glibc's lckpwdf, a lock on
-#   /etc/.pwd.lock that waits up to 15 s for another holder, so two
-#   packages' user changes wait for each other rather than fail (on this
-#   machine: useradd with the lock held 3 s by another process waited and
-#   succeeded; 12 useradd and then 12 userdel at once all exited 0).
-#   Everything else of theirs is per test (hostenv: root, name prefix,
-#   ports, MariaDB, loop devices). agent/internal/sitetls, which adds no
+# - hosting: the packages that start nginx, PHP-FPM, MariaDB and sshd for
+#   a hosting node on this machine (HOSTING1, then HOSTING2), in one lane.
+#   Two hosting lanes could run side by side (their user changes wait for
+#   each other on glibc's lckpwdf rather than fail: shadow 4.13's useradd
+#   with the lock held 3 s by another process waited and succeeded; 12
+#   useradd and then 12 userdel at once all exited 0; everything else of
+#   theirs is per test), but a fifth lane made the suite slower, not
+#   faster: the clean-clone CI at 61de960 (five lanes) took 25 m 05 s,
+#   run-tests 1346 s, 1957 CPU-s, its guests lane 1341 s with libvirttest
+#   938 s (661 s at b6d87d2 with four lanes: 1233 s, 1849 CPU-s): the two
+#   cores were already the limit, and the guests' boots waited for them. agent/internal/sitetls, which adds no
 #   user (its nginx runs on free ports from a temporary directory, as
 #   www-data), runs in the clusters lanes;
 # - clusters1 and clusters2: every other heavy package (process clusters,
@@ -275,9 +273,7 @@ pids=()
 # shellcheck disable=SC2086
 lane guests $guests & pids+=($!)
 # shellcheck disable=SC2086
-lane hosting1 $hosting1 & pids+=($!)
-# shellcheck disable=SC2086
-lane hosting2 $hosting2 & pids+=($!)
+lane hosting $hosting1 $hosting2 & pids+=($!)
 lane clusters1 & pids+=($!)
 lane clusters2 & pids+=($!)
 units & pids+=($!)
