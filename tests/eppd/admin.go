@@ -246,6 +246,18 @@ func (s *Server) adminDomain(w http.ResponseWriter, r *http.Request) {
 	json.NewEncoder(w).Encode(AdminDomain{Name: rec.Name, Status: rec.Status, NS: rec.NS, ClID: rec.ClID, ExDate: rec.ExDate, Privacy: rec.Privacy})
 }
 
+// RecordedVerbs are the verbs of the commands the registry records as
+// transactions (AdminTransaction.Verb): those that change objects, each named
+// where commands.go hands it to transform. Queries (check, info, poll) are not
+// recorded. A transfer with an op the registry does not know is recorded
+// under "domain:transfer:" and that op, refused; it is not listed here.
+var RecordedVerbs = map[string]bool{
+	"host:create": true, "contact:create": true, "contact:update": true, "contact:delete": true,
+	"domain:create": true, "domain:renew": true, "domain:update": true, "domain:delete": true,
+	"domain:transfer:request": true, "domain:transfer:approve": true, "domain:transfer:reject": true,
+	"domain:transfer:cancel": true,
+}
+
 // AdminTransaction is one recorded transform command: answered once (Code:
 // 1xxx applied, 2xxx refused), that answer replayed to a repeat of the same
 // clTRID.

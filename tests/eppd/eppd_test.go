@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -515,5 +516,33 @@ func TestHostObjectRules(t *testing.T) {
 	_, _, resp := c.cmd(&eppxml.Command{Info: &eppxml.InfoCmd{Domain: &eppxml.DomainInfo{Name: eppxml.HostsName{Name: "h.test"}}}})
 	if ns := resp.ResData.DomainInf.NS; ns == nil || len(ns.HostObj) != 1 || len(ns.HostAttr) != 0 {
 		t.Fatalf("info shows the delegation as %+v, want hostObj", ns)
+	}
+}
+
+// TestRecordedVerbsListEveryTransform: each verb commands.go hands to
+// transform is in RecordedVerbs, so that a test asking the registry for its
+// transactions of a verb (framework.EPPD.Transactions refuses an unlisted one)
+// cannot miss one that exists.
+func TestRecordedVerbsListEveryTransform(t *testing.T) {
+	src, err := os.ReadFile("commands.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := regexp.MustCompile(`ss\.transform\(c, "([a-z:]+)"(\+c\.Transfer\.Op)?`).FindAllStringSubmatch(string(src), -1)
+	if len(calls) < 8 {
+		t.Fatalf("found %d transform calls in commands.go; the pattern no longer matches them", len(calls))
+	}
+	for _, m := range calls {
+		if m[2] != "" {
+			for _, op := range []string{"request", "approve", "reject", "cancel"} {
+				if !RecordedVerbs[m[1]+op] {
+					t.Errorf("RecordedVerbs lacks %q", m[1]+op)
+				}
+			}
+			continue
+		}
+		if !RecordedVerbs[m[1]] {
+			t.Errorf("RecordedVerbs lacks %q", m[1])
+		}
 	}
 }

@@ -269,6 +269,11 @@ func (e *EPPD) Domain(name string) *eppd.AdminDomain {
 // verb on object ("" matches any).
 func (e *EPPD) Transactions(verb, object string) []eppd.AdminTransaction {
 	e.t.Helper()
+	if verb != "" && !eppd.RecordedVerbs[verb] {
+		// A verb the registry never records matches nothing, and a check that
+		// counts none would pass for the wrong reason.
+		e.t.Fatalf("eppd records no transactions of verb %q; see eppd.RecordedVerbs", verb)
+	}
 	resp, err := http.Get(e.AdminURL + "/transactions")
 	if err != nil {
 		e.t.Fatalf("eppd admin transactions: %v", err)

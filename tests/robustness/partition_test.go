@@ -209,6 +209,7 @@ const (
 // that leads then (known within 3 s); false when the run ended first, or
 // when none leads (failing t with none).
 func leaderAtCut(t *testing.T, c *cluster, at func(time.Duration) bool, none string) (int, bool) {
+	t.Helper()
 	if !at(cutAt) {
 		return -1, false
 	}
