@@ -116,12 +116,13 @@ func TestProbe14Domains(t *testing.T) {
 		if spent := before - d.balance(d.keyA); spent != q.TotalUsdCents || x.YearlyUsdCents != yours {
 			t.Errorf("the order charged %d (the quote said %d); the domain renews at %d, want %d", spent, q.TotalUsdCents, x.YearlyUsdCents, yours)
 		}
-		if x.InvoiceID != "" {
-			var inv api.Invoice
-			d.get(t, 1, d.keyA, "/v1/billing/invoices/"+x.InvoiceID, &inv)
-			if inv.TotalUsdCents != q.TotalUsdCents || inv.Status != api.InvoicePaid {
-				t.Errorf("the order's invoice: %d cents %s, want %d paid", inv.TotalUsdCents, inv.Status, q.TotalUsdCents)
-			}
+		if x.InvoiceID == "" {
+			t.Fatalf("the registered domain names no invoice: %+v", x)
+		}
+		var inv api.Invoice
+		d.get(t, 1, d.keyA, "/v1/billing/invoices/"+x.InvoiceID, &inv)
+		if inv.TotalUsdCents != q.TotalUsdCents || inv.Status != api.InvoicePaid {
+			t.Errorf("the order's invoice: %d cents %s, want %d paid", inv.TotalUsdCents, inv.Status, q.TotalUsdCents)
 		}
 	})
 
