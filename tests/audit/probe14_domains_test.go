@@ -381,7 +381,7 @@ func TestProbe14Domains(t *testing.T) {
 	})
 
 	// transferAcrossKill sends A's transfer through a follower while the
-	// registry holds it 4 s, kills the leader 1.5 s later, and sends the
+	// registry holds it 4 s, kills the leader while it is held, and sends the
 	// same key again through the third coordinator until it is answered
 	// (not a 5xx, not in flight); that answer is returned.
 	transferAcrossKill := func(t *testing.T, body map[string]any, hdr map[string]string) framework.Reply {
@@ -393,7 +393,11 @@ func TestProbe14Domains(t *testing.T) {
 			r, _ := d.apis[f].Try(d.keyA, "POST", "/v1/domains/transfer", body, hdr)
 			done <- r
 		}()
-		time.Sleep(1500 * time.Millisecond)
+		// Kill once the registry holds the transfer (its delay taken), not
+		// after a guess at how long the call takes to reach it.
+		framework.WaitFor(t, "the registry to hold the transfer", 30*time.Second, 20*time.Millisecond, func() bool {
+			return d.reg.Stats().DelayNext == 0
+		})
 		d.c.Kill(ld)
 		t.Logf("the first send's answer: %s", <-done)
 		other := (ld + 2) % 3
