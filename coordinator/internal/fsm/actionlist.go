@@ -49,17 +49,10 @@ func indexAction(c *applyCtx, a *store.Action) error {
 // for bbolt (unreachable with valid ids), the entries before it in the
 // pass's order are written and its put fails, as then.
 func backfillActionIndex(tx *bolt.Tx) (int, error) {
-	r := store.Read(tx)
 	type entry struct{ k, v []byte }
 	var entries []entry
-	n := 0
-	err := tx.Bucket(store.BucketActions).ForEach(func(k, _ []byte) error {
-		a, err := r.Action(string(k))
-		if err != nil {
-			return nil
-		}
-		n++
-		if k, v, ok := store.ActionIndexEntry(&a); ok {
+	n, err := eachRecordedAction(tx, func(a *store.Action) error {
+		if k, v, ok := store.ActionIndexEntry(a); ok {
 			entries = append(entries, entry{k, v})
 		}
 		return nil
@@ -83,4 +76,22 @@ func backfillActionIndex(tx *bolt.Tx) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// eachRecordedAction is the backfill's pass: fn is called with every record
+// of the actions bucket that decodes, in id order (one that does not is
+// skipped), until it returns an error. It returns the number of records
+// passed to fn.
+func eachRecordedAction(tx *bolt.Tx, fn func(a *store.Action) error) (int, error) {
+	r := store.Read(tx)
+	n := 0
+	err := tx.Bucket(store.BucketActions).ForEach(func(k, _ []byte) error {
+		a, err := r.Action(string(k))
+		if err != nil {
+			return nil
+		}
+		n++
+		return fn(&a)
+	})
+	return n, err
 }

@@ -157,17 +157,7 @@ func TestActionIndexBackfilledAtLevelRaise(t *testing.T) {
 // backfillInPassOrder is backfillActionIndex as releases before key-order
 // writes had it: each action's entry put as the pass meets it.
 func backfillInPassOrder(tx *bolt.Tx) (int, error) {
-	r := store.Read(tx)
-	n := 0
-	err := tx.Bucket(store.BucketActions).ForEach(func(k, _ []byte) error {
-		a, err := r.Action(string(k))
-		if err != nil {
-			return nil
-		}
-		n++
-		return store.PutActionIndex(tx, &a)
-	})
-	return n, err
+	return eachRecordedAction(tx, func(a *store.Action) error { return store.PutActionIndex(tx, a) })
 }
 
 // TestActionIndexBackfillSameAsInPassOrder: the level raise's backfill
