@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/tests/framework/testnet"
 )
 
 // PartitionNet cuts the network between coordinator processes while the
@@ -102,19 +104,19 @@ func NewPartitionNet(t testing.TB, n int) *PartitionNet {
 	for i := 0; i < n; i++ {
 		ns, hostEnd, nsEnd := fmt.Sprintf("%s-c%d", pn.prefix, i+1), fmt.Sprintf("%s-h%d", pn.prefix, i+1), fmt.Sprintf("%s-n%d", pn.prefix, i+1)
 		addr := fmt.Sprintf("%s.%d", base, i+2)
-		pn.ip("netns", "add", ns)
+		testnet.IP(pn.t, "netns", "add", ns)
 		pn.netns = append(pn.netns, ns)
-		pn.ip("link", "add", hostEnd, "type", "veth", "peer", "name", nsEnd)
+		testnet.IP(pn.t, "link", "add", hostEnd, "type", "veth", "peer", "name", nsEnd)
 		pn.created = append(pn.created, hostEnd)
-		pn.sysctl("net.ipv6.conf."+hostEnd+".disable_ipv6", "1")
-		pn.ip("link", "set", hostEnd, "master", pn.Bridge, "up")
-		pn.ip("link", "set", nsEnd, "netns", ns)
-		pn.ip("-n", ns, "link", "set", "lo", "up")
-		pn.ip("-n", ns, "addr", "add", addr+"/24", "dev", nsEnd)
-		pn.ip("-n", ns, "link", "set", nsEnd, "up")
+		testnet.Sysctl(pn.t, "net.ipv6.conf."+hostEnd+".disable_ipv6", "1")
+		testnet.IP(pn.t, "link", "set", hostEnd, "master", pn.Bridge, "up")
+		testnet.IP(pn.t, "link", "set", nsEnd, "netns", ns)
+		testnet.IP(pn.t, "-n", ns, "link", "set", "lo", "up")
+		testnet.IP(pn.t, "-n", ns, "addr", "add", addr+"/24", "dev", nsEnd)
+		testnet.IP(pn.t, "-n", ns, "link", "set", nsEnd, "up")
 		// The local table after the cuts' rules (preference 0 comes first).
-		pn.ip("-n", ns, "rule", "add", "pref", "1000", "lookup", "local")
-		pn.ip("-n", ns, "rule", "del", "pref", "0", "lookup", "local")
+		testnet.IP(pn.t, "-n", ns, "rule", "add", "pref", "1000", "lookup", "local")
+		testnet.IP(pn.t, "-n", ns, "rule", "del", "pref", "0", "lookup", "local")
 		pn.NS, pn.Addrs = append(pn.NS, ns), append(pn.Addrs, addr)
 	}
 	return pn
@@ -130,11 +132,11 @@ func (pn *PartitionNet) addBridge() {
 	defer lockPartitionNets(pn.t)()
 	pn.subnet = pn.freeSubnet()
 	pn.Host = strings.TrimSuffix(pn.subnet, ".0/24") + ".1"
-	pn.ip("link", "add", pn.Bridge, "type", "bridge")
+	testnet.IP(pn.t, "link", "add", pn.Bridge, "type", "bridge")
 	pn.created = append(pn.created, pn.Bridge)
-	pn.sysctl("net.ipv6.conf."+pn.Bridge+".disable_ipv6", "1")
-	pn.ip("addr", "add", pn.Host+"/24", "dev", pn.Bridge)
-	pn.ip("link", "set", pn.Bridge, "up")
+	testnet.Sysctl(pn.t, "net.ipv6.conf."+pn.Bridge+".disable_ipv6", "1")
+	testnet.IP(pn.t, "addr", "add", pn.Host+"/24", "dev", pn.Bridge)
+	testnet.IP(pn.t, "link", "set", pn.Bridge, "up")
 }
 
 // freeSubnet picks a /24 of 198.18.0.0/15 that no address or route of the
@@ -288,20 +290,6 @@ func (pn *PartitionNet) change(op string, from, to int) bool {
 		return false
 	}
 	return true
-}
-
-func (pn *PartitionNet) ip(args ...string) {
-	pn.t.Helper()
-	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		pn.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
-	}
-}
-
-func (pn *PartitionNet) sysctl(key, v string) {
-	pn.t.Helper()
-	if err := os.WriteFile("/proc/sys/"+strings.ReplaceAll(key, ".", "/"), []byte(v), 0o644); err != nil {
-		pn.t.Fatalf("sysctl %s=%s: %v", key, v, err)
-	}
 }
 
 // remove deletes what NewPartitionNet made: a process still in one of the

@@ -81,7 +81,7 @@ func New(t testing.TB, prefix string) *Net {
 		case strings.TrimSpace(string(out)) != "":
 			t.Fatalf("the root namespace routes %s already (%s): not a test range here", r[1], out)
 		default:
-			n.ip(r[0], "route", "add", "unreachable", r[1])
+			IP(n.t, r[0], "route", "add", "unreachable", r[1])
 			n.removeRoutes = append(n.removeRoutes, []string{r[0], "route", "del", "unreachable", r[1]})
 		}
 	}
@@ -89,18 +89,18 @@ func New(t testing.TB, prefix string) *Net {
 		t.Fatalf("a host interface holds an address in %s: %s", Range4, out)
 	}
 
-	n.ip("netns", "add", n.NS)
-	n.ip("link", "add", n.Bridge, "type", "bridge")
-	n.sysctl("net.ipv6.conf."+n.Bridge+".disable_ipv6", "1") // the bridge has no host address at all
-	n.ip("link", "set", n.Bridge, "up")
-	n.ip("link", "add", n.hostVeth, "type", "veth", "peer", "name", n.nsVeth)
-	n.sysctl("net.ipv6.conf."+n.hostVeth+".disable_ipv6", "1")
-	n.ip("link", "set", n.hostVeth, "master", n.Bridge, "up")
-	n.ip("link", "set", n.nsVeth, "netns", n.NS)
-	n.ip("-n", n.NS, "link", "set", "lo", "up")
-	n.ip("-n", n.NS, "addr", "add", CIDR4, "dev", n.nsVeth)
-	n.ip("-n", n.NS, "-6", "addr", "add", CIDR6, "dev", n.nsVeth, "nodad")
-	n.ip("-n", n.NS, "link", "set", n.nsVeth, "up")
+	IP(n.t, "netns", "add", n.NS)
+	IP(n.t, "link", "add", n.Bridge, "type", "bridge")
+	Sysctl(n.t, "net.ipv6.conf."+n.Bridge+".disable_ipv6", "1") // the bridge has no host address at all
+	IP(n.t, "link", "set", n.Bridge, "up")
+	IP(n.t, "link", "add", n.hostVeth, "type", "veth", "peer", "name", n.nsVeth)
+	Sysctl(n.t, "net.ipv6.conf."+n.hostVeth+".disable_ipv6", "1")
+	IP(n.t, "link", "set", n.hostVeth, "master", n.Bridge, "up")
+	IP(n.t, "link", "set", n.nsVeth, "netns", n.NS)
+	IP(n.t, "-n", n.NS, "link", "set", "lo", "up")
+	IP(n.t, "-n", n.NS, "addr", "add", CIDR4, "dev", n.nsVeth)
+	IP(n.t, "-n", n.NS, "-6", "addr", "add", CIDR6, "dev", n.nsVeth, "nodad")
+	IP(n.t, "-n", n.NS, "link", "set", n.nsVeth, "up")
 
 	// ip route get: the guests' addresses are unreachable from the root
 	// namespace (not sent to the default gateway), reachable only inside.
@@ -117,17 +117,21 @@ func New(t testing.TB, prefix string) *Net {
 	return n
 }
 
-func (n *Net) ip(args ...string) {
-	n.t.Helper()
+// IP runs ip(8) with args; a failure fails t with the command and its
+// output. (The framework's PartitionNet builds its namespaces with it too.)
+func IP(t testing.TB, args ...string) {
+	t.Helper()
 	if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
-		n.t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
+		t.Fatalf("ip %s: %v: %s", strings.Join(args, " "), err, out)
 	}
 }
 
-func (n *Net) sysctl(key, v string) {
-	n.t.Helper()
+// Sysctl sets the kernel parameter key (net.ipv6.conf.all.forwarding) to
+// v through /proc/sys; a failure fails t.
+func Sysctl(t testing.TB, key, v string) {
+	t.Helper()
 	if err := os.WriteFile("/proc/sys/"+strings.ReplaceAll(key, ".", "/"), []byte(v), 0o644); err != nil {
-		n.t.Fatalf("sysctl %s=%s: %v", key, v, err)
+		t.Fatalf("sysctl %s=%s: %v", key, v, err)
 	}
 }
 
