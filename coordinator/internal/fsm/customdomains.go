@@ -225,15 +225,10 @@ type CustomDomainDelete struct {
 	Detach    *DetachAction `json:"detach,omitempty"`
 }
 
+// liveHosting loads an account's hosting account that is not deleted.
 func (c *applyCtx) liveHosting(accountID, id string) (store.HostingAccount, error) {
 	h, err := c.r.OwnedHostingAccount(accountID, id)
-	if err != nil {
-		return h, err
-	}
-	if h.Status == api.HostingDeleted {
-		return h, fmt.Errorf("%w: hosting account %s is deleted", ErrConflict, h.ID)
-	}
-	return h, nil
+	return h, liveErr(err, h.Status == api.HostingDeleted, "hosting account", h.ID, "deleted")
 }
 
 // liveCustomDomain loads the custom domain of a hosting account that is not

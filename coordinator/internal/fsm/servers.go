@@ -878,13 +878,17 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, result 
 // liveServer loads an account's server that is not terminated.
 func (c *applyCtx) liveServer(accountID, id string) (store.Server, error) {
 	s, err := c.r.OwnedServer(accountID, id)
-	if err != nil {
-		return s, err
+	return s, liveErr(err, s.Status == api.ServerTerminated, "server", s.ID, "terminated")
+}
+
+// liveErr is the error of loading a resource that must not have ended
+// (liveServer, liveHosting): the load's own, else when it has ended a
+// conflict naming it ("server srv_1 is terminated").
+func liveErr(err error, ended bool, noun, id, state string) error {
+	if err == nil && ended {
+		return fmt.Errorf("%w: %s %s is %s", ErrConflict, noun, id, state)
 	}
-	if s.Status == api.ServerTerminated {
-		return s, fmt.Errorf("%w: server %s is terminated", ErrConflict, s.ID)
-	}
-	return s, nil
+	return err
 }
 
 func applyServerLabel(c *applyCtx, p ServerLabel) (any, error) {
