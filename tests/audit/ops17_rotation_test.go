@@ -82,17 +82,7 @@ func TestOps17RotationWithAgentsConnected(t *testing.T) {
 	if err := os.WriteFile(secretFile, []byte("ops17-rotated-cluster-secret-0123456789abcdef"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range c.Nodes {
-		if err := p.Start(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, p := range c.Nodes {
-		if err := p.WaitReady(60 * time.Second); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.WaitSettled(60 * time.Second); err != nil {
+	if err := c.StartAll(60 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	ld = c.WaitLeader(20 * time.Second)

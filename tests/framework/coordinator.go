@@ -414,6 +414,23 @@ func (c *ProcessCluster) start() error {
 	return c.WaitSettled(30 * time.Second)
 }
 
+// StartAll starts every node again (after each was stopped: a cluster-wide
+// restart), waits for each to be ready and for the cluster to settle, each
+// wait bounded by timeout.
+func (c *ProcessCluster) StartAll(timeout time.Duration) error {
+	for _, p := range c.Nodes {
+		if err := p.Start(); err != nil {
+			return err
+		}
+	}
+	for _, p := range c.Nodes {
+		if err := p.WaitReady(timeout); err != nil {
+			return err
+		}
+	}
+	return c.WaitSettled(timeout)
+}
+
 // join adds p as a voter through the first node, sent again as Resend says
 // (until ctx ends) after a leadership change's 503: no_leader (the leader
 // lost its leadership during the change, or knows no quorum), not_leader

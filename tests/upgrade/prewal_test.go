@@ -131,17 +131,7 @@ func TestPreWALClusterMigrates(t *testing.T) {
 	})
 	start := func() {
 		t.Helper()
-		for _, p := range c.Nodes {
-			if err := p.Start(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, p := range c.Nodes {
-			if err := p.WaitReady(30 * time.Second); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if err := c.WaitSettled(30 * time.Second); err != nil {
+		if err := c.StartAll(30 * time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
