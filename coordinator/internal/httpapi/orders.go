@@ -168,13 +168,25 @@ func (a *API) orderStart(slug, category, location string) (*ServerDeps, ServerAd
 // its owner and support); without one, the template's family. The order
 // and its quote both check so.
 func (a *API) orderOS(deps *ServerDeps, req api.ServerOrderRequest) (string, error) {
-	if deps != nil && deps.NodeTemplates != nil && !a.templateKnown(deps, req.OSTemplate) {
+	// One read for the nodes and the template's label (they were
+	// one read each).
+	checkNodes := deps != nil && deps.NodeTemplates != nil
+	var nodes []string
+	var label api.OSTemplateLabel
+	_ = a.state.Read(func(r store.ReadTx) error {
+		if checkNodes {
+			nodes = r.AgentNodeIDs()
+		}
+		label, _ = r.OSTemplateLabel(req.OSTemplate)
+		return nil
+	})
+	if checkNodes && !templateOnNodes(deps, nodes, req.OSTemplate) {
 		return "", invalidField("os_template", "names template %q, which no node offers", req.OSTemplate)
 	}
 	if req.OSFamily == "" {
-		return a.templateFamily(req.OSTemplate), nil
+		return fsm.TemplateView(req.OSTemplate, label).Family, nil
 	}
-	if family, ok := a.templateRecordedFamily(req.OSTemplate); ok && !strings.EqualFold(family, req.OSFamily) {
+	if family, ok := recordedFamily(req.OSTemplate, label); ok && !strings.EqualFold(family, req.OSFamily) {
 		return "", invalidField("os_family", "is %q but template %s is of the %s family: give %s or leave os_family out", req.OSFamily, req.OSTemplate, family, family)
 	}
 	return req.OSFamily, nil
@@ -314,6 +326,12 @@ func (a *API) templateFamily(template string) string {
 func (a *API) templateRecordedFamily(template string) (string, bool) {
 	var label api.OSTemplateLabel
 	_ = a.state.Read(func(r store.ReadTx) (err error) { label, err = r.OSTemplateLabel(template); return })
+	return recordedFamily(template, label)
+}
+
+// recordedFamily is templateRecordedFamily of template labelled label (the
+// zero label: none).
+func recordedFamily(template string, label api.OSTemplateLabel) (string, bool) {
 	if label.Family == "" && !strings.Contains(template, "-") {
 		return "", false
 	}
@@ -396,11 +414,9 @@ func DecodeOSTemplateLabel(name string, body []byte) (api.OSTemplateLabelRequest
 	return req, nil
 }
 
-// templateKnown reports whether some node offers template, or no node has
-// reported its list (then the agent decides).
-func (a *API) templateKnown(deps *ServerDeps, template string) bool {
-	var nodes []string
-	_ = a.state.Read(func(r store.ReadTx) error { nodes = r.AgentNodeIDs(); return nil })
+// templateOnNodes reports whether some node of nodes (their ids) offers
+// template, or none has reported its list (then the agent decides).
+func templateOnNodes(deps *ServerDeps, nodes []string, template string) bool {
 	reported := false
 	for _, id := range nodes {
 		if t, ok := deps.NodeTemplates(id); ok {
