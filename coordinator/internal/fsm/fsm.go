@@ -591,14 +591,20 @@ func (f *FSM) BackupLabelled(w io.Writer, label func(appliedIndex uint64)) error
 	})
 }
 
-// Restore implements raft.FSM: it replaces the database with the snapshot's copy.
+// Restore implements raft.FSM: it replaces the database with the snapshot's copy
+// and records the snapshot's Raft index as applied (see IndexedSnapshots).
 // At start-up, when the database on disk already contains the snapshot (its applied
 // index is at or past the snapshot's), the copy is skipped and replay resumes after it.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
-	if f.starting.Load() && f.startupSnapshotIndex > 0 && f.applied.Load() >= f.startupSnapshotIndex {
+	snapIndex, snapTerm := snapshotOf(rc)
+	starting := f.starting.Load()
+	if starting && snapIndex == 0 {
+		snapIndex = f.startupSnapshotIndex
+	}
+	if starting && snapIndex > 0 && f.applied.Load() >= snapIndex {
 		f.log.Info("fsm already holds the snapshot; skipping restore",
-			"snapshot_index", f.startupSnapshotIndex, "applied_index", f.applied.Load())
+			"snapshot_index", snapIndex, "applied_index", f.applied.Load())
 		_, _ = io.Copy(io.Discard, rc)
 		return nil
 	}
@@ -639,19 +645,20 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	if err := f.open(); err != nil {
 		return err
 	}
-	restoredAt := uint64(0)
-	if f.starting.Load() {
-		// Raft told us which snapshot this is; entries after it follow.
-		restoredAt = f.startupSnapshotIndex
-	}
-	// Outside start-up the snapshot's Raft index is unknown here: record 0 so that a
-	// restart before the next apply restores it again rather than trusting the copy's
-	// own (foreign) applied index.
+	// The snapshot's Raft index, never the copy's own applied index (a backup's
+	// is foreign): entries after it follow, and a restart skips the restore.
+	// Restored from a stream whose snapshot is unknown (not opened through
+	// IndexedSnapshots), 0 is recorded, so that a restart before the next
+	// apply restores the snapshot again rather than trusting the copy's index.
+	restoredAt := snapIndex
 	if err := f.db.Update(func(tx *bolt.Tx) error { return store.SetAppliedIndex(tx, restoredAt) }); err != nil {
 		return fmt.Errorf("fsm restore: %w", err)
 	}
 	f.skipUpTo = restoredAt
 	f.applied.Store(restoredAt)
+	if snapTerm > 0 {
+		f.appliedTerm.Store(snapTerm)
+	}
 	f.keysVersion.Add(1)
 	f.clusterVersion.Add(1)
 	f.hostnamesVersion.Add(1)

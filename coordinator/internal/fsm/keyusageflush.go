@@ -111,7 +111,8 @@ func (f *FSM) KeyUsageFlushWritten(p *KeyUsageFlush) bool {
 }
 
 // AppliedTerm is the Raft term of the last log entry this replica applied
-// (0 before the first since it opened). Once it is above the term in which
+// (0 before the first since it opened; after a restore at run time, the
+// snapshot's, which covers that entry). Once it is above the term in which
 // an entry was last proposed, that entry's fate is settled and applied
 // here: an entry committed in a later term has every entry committed
 // before it ahead of it in the log, and no entry of an earlier term can

@@ -319,7 +319,10 @@ func startRaft(rc *raft.Config, f *fsm.FSM, logs logStore, snaps *raft.FileSnaps
 		snapIndex = metas[0].Index
 	}
 	f.PrepareStart(snapIndex)
-	r, err := raft.NewRaft(rc, f, cached, logs, snaps, transport)
+	// Opened through IndexedSnapshots, a snapshot restored at run time (a
+	// leader's InstallSnapshot, a cluster restore) is recorded by the FSM as
+	// applied up to its index, as one restored here at start-up is.
+	r, err := raft.NewRaft(rc, f, cached, logs, fsm.IndexedSnapshots(snaps), transport)
 	f.FinishStart()
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)

@@ -1,0 +1,195 @@
+package raftnode
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+)
+
+// A restore at run time, with no write after it: the leader restores a
+// backup (Raft's user restore; cluster restore's re-registering of API
+// addresses, a write, is left out), the followers install it from the
+// leader (InstallSnapshot). Every member's FSM then reports the snapshot's
+// Raft index as applied, and linearizable reads are confirmed at once: on
+// the leader, whose log still holds the commands the backup replaced, and
+// on a follower that installed it and then took over. Before, the FSM
+// recorded applied index 0 after a restore at run time, and the leader
+// found those commands after it in its log: every read failed with "the
+// state machine did not reach index" until the next write. Restarted, a
+// member keeps the snapshot's index.
+func TestRunTimeRestoreKeepsReads(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodes := make([]*Node, 3)
+	dirs := make([]string, 3)
+	addrs := make([]string, 3)
+	for i := range nodes {
+		dirs[i], addrs[i] = t.TempDir(), freeAddr(t)
+		nodes[i] = openRestoreMember(t, i, dirs[i], addrs[i])
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			if n != nil {
+				_ = n.Close()
+			}
+		}
+	})
+	a := nodes[0]
+	waitLeads(t, a)
+	for _, n := range nodes[1:] {
+		if err := a.Join(n.ID, string(n.Addr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	register := func(id string) {
+		t.Helper()
+		env, err := fsm.NewEnvelope(fsm.CmdNodeRegister, time.Now(), fsm.NodeRegister{ID: id, APIAddr: "127.0.0.1:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			_, err := leaderOf(t, nodes).Apply(ctx, env)
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
+				t.Fatalf("register %s: %v", id, err)
+			}
+		}
+	}
+	register("kept")
+	a = leaderOf(t, nodes)
+	confirmRead(ctx, t, a)
+	var backup bytes.Buffer
+	if err := a.FSM.Backup(&backup); err != nil {
+		t.Fatal(err)
+	}
+	// Commands the restore replaces: in the leader's log after what its
+	// reads have confirmed.
+	for i := range 3 {
+		register(fmt.Sprint("replaced", i))
+	}
+	// Through the leader, again if leadership moved on the way (the restore
+	// is then run again, as the README says).
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		a = leaderOf(t, nodes)
+		err := a.Restore(bytes.NewReader(backup.Bytes()))
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
+			t.Fatalf("restore: %v", err)
+		}
+	}
+	snap := lastSnapshotIndex(a)
+	for _, n := range nodes {
+		waitFor(t, 30*time.Second, n.ID+" installs the snapshot", func() bool { return lastSnapshotIndex(n) >= snap })
+		if got := n.FSM.AppliedIndex(); got != snap {
+			t.Errorf("%s restored the snapshot at %d at run time; its FSM reports applied index %d", n.ID, snap, got)
+		}
+	}
+	confirmRead(ctx, t, a)
+	wantRestored(t, a)
+
+	bi := (indexOf(nodes, a) + 1) % 3
+	b := nodes[bi]
+	for deadline := time.Now().Add(30 * time.Second); !b.IsLeader(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not take over within 30 s", b.ID)
+		}
+		_ = leaderOf(t, nodes).TransferLeadership(b.ID)
+	}
+	confirmRead(ctx, t, b)
+	wantRestored(t, b)
+
+	// Restarted before any write, a member that installed the snapshot at
+	// run time holds it at its index.
+	ci := (bi + 1) % 3
+	if err := nodes[ci].Close(); err != nil {
+		t.Fatal(err)
+	}
+	nodes[ci] = nil
+	c := openRestoreMember(t, ci, dirs[ci], addrs[ci])
+	nodes[ci] = c
+	if got := c.FSM.AppliedIndex(); got != snap {
+		t.Errorf("restarted, %s reports applied index %d, want the snapshot's %d", c.ID, got, snap)
+	}
+	wantRestored(t, c)
+}
+
+// leaderOf waits up to 30 s for one of nodes to lead and returns it.
+func leaderOf(t *testing.T, nodes []*Node) *Node {
+	t.Helper()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		for _, n := range nodes {
+			if n != nil && n.IsLeader() {
+				return n
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no leader within 30 s")
+		}
+	}
+}
+
+func indexOf(nodes []*Node, n *Node) int {
+	for i, m := range nodes {
+		if m == n {
+			return i
+		}
+	}
+	return -1
+}
+
+// openRestoreMember opens member i ("r0", "r1", ...; r0 bootstraps), with
+// timeouts that keep a loaded machine from changing leaders often.
+func openRestoreMember(t *testing.T, i int, dir, addr string) *Node {
+	t.Helper()
+	n, err := Open(Config{ID: fmt.Sprint("r", i), Dir: dir, BindAddr: addr, Bootstrap: i == 0,
+		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, LeaderLeaseTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// confirmRead wants a linearizable read on n confirmed within 15 s; each
+// attempt that fails (a round lasts up to readConfirmTimeout) is retried
+// while n still leads.
+func confirmRead(ctx context.Context, t *testing.T, n *Node) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline) && n.IsLeader(); time.Sleep(20 * time.Millisecond) {
+		if err = n.LinearizableRead(ctx); err == nil {
+			return
+		}
+	}
+	st := n.Status()
+	t.Fatalf("no linearizable read on %s (%s, commit index %d, FSM at %d): %v", n.ID, st.State, st.CommitIndex, n.FSM.AppliedIndex(), err)
+}
+
+// lastSnapshotIndex is the Raft index of n's latest snapshot (0: none).
+func lastSnapshotIndex(n *Node) uint64 {
+	i, _ := strconv.ParseUint(n.Raft.Stats()["last_snapshot_index"], 10, 64)
+	return i
+}
+
+// wantRestored wants n's state to be the backup's: the coordinator
+// registered before it, none of those registered after.
+func wantRestored(t *testing.T, n *Node) {
+	t.Helper()
+	var addrs map[string]string
+	if err := n.FSM.Read(func(r store.ReadTx) error { addrs = r.ClusterAPIAddrs(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := addrs["kept"]; !ok || len(addrs) != 1 {
+		t.Fatalf("%s holds API addresses %v, want only the backup's (kept)", n.ID, addrs)
+	}
+}
