@@ -1,7 +1,7 @@
 // Package memo holds values computed once per key and shared by every caller
-// that asks for the same key: the OpenAPI-derived tables a process builds
-// (httpapi's query parameters, the MCP server's tools) and a test binary
-// loads many times over (tests/framework's document).
+// that asks for the same key: the OpenAPI document a process loads
+// (openapidoc) and the tables it derives from it (httpapi's query
+// parameters, the MCP server's tools).
 package memo
 
 import "sync"

@@ -3,7 +3,6 @@ package framework
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,7 +18,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
-	"github.com/hostplane/hostplane/internal/memo"
+	"github.com/hostplane/hostplane/internal/openapidoc"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 )
@@ -36,18 +35,13 @@ type ValidatingTransport struct {
 	off    atomic.Bool
 }
 
-var openAPIDocs memo.Cache[[sha256.Size]byte, *openapi3.T] // by the document's sha256
-
 // LoadOpenAPI is kin-openapi's loader for doc, run once per test binary and
-// document content: under -race one load of /openapi.json took ≈ 0.4–1 s, and
-// tests built a validating client per cluster or API. The document returned
-// is shared: callers only read it (a copy of the top-level struct may change
-// its own fields, as NewValidatingTransport does with Servers).
-func LoadOpenAPI(doc []byte) (*openapi3.T, error) {
-	return openAPIDocs.Get(sha256.Sum256(doc), func() (*openapi3.T, error) {
-		return openapi3.NewLoader().LoadFromData(doc)
-	})
-}
+// document content (openapidoc.Load): under -race one load of /openapi.json
+// took ≈ 0.4–1 s, and tests built a validating client per cluster or API.
+// The document returned is shared: callers only read it (a copy of the
+// top-level struct may change its own fields, as NewValidatingTransport does
+// with Servers).
+func LoadOpenAPI(doc []byte) (*openapi3.T, error) { return openapidoc.Load(doc) }
 
 // NewValidatingTransport loads doc (the bytes of /openapi.json) for the API at base.
 func NewValidatingTransport(t testing.TB, doc []byte, base string) *ValidatingTransport {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/hostplane/hostplane/internal/memo"
+	"github.com/hostplane/hostplane/internal/openapidoc"
 )
 
 // Query parameters are checked against the operation's declaration in
@@ -30,7 +31,8 @@ import (
 // queryParamsByOperation maps "METHOD /v1/path" (net/http pattern paths, as
 // Route.Path) to the query parameter names doc declares for it (the
 // operation's and its path item's, $refs to components resolved by
-// kin-openapi's loader, as the MCP server reads the same document).
+// kin-openapi's loader, as the MCP server reads the same document: one
+// load, openapidoc's, serves both).
 // The result is computed once per document content and shared (read only) by
 // every API built from it: a process runs one API, but tests build one per
 // test, and the load took ≈ 0.4–1 s under -race.
@@ -43,7 +45,7 @@ func queryParamsByOperation(doc []byte) (map[string][]string, error) {
 var queryParamsCache memo.Cache[[sha256.Size]byte, map[string][]string] // by the document's sha256
 
 func loadQueryParams(doc []byte) (map[string][]string, error) {
-	d, err := openapi3.NewLoader().LoadFromData(doc)
+	d, err := openapidoc.Load(doc) // shared with the MCP server's tools
 	if err != nil {
 		return nil, err
 	}

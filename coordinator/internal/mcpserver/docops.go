@@ -11,6 +11,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 
+	"github.com/hostplane/hostplane/internal/openapidoc"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 )
@@ -20,7 +21,7 @@ import (
 // the scope from x-scope, Idempotent from an Idempotency-Key header
 // parameter, SpendsMoney and Quote from x-spends-money and x-quote.
 func OperationsFromDoc(doc []byte) ([]Operation, error) {
-	d, err := openapi3.NewLoader().LoadFromData(doc)
+	d, err := openapidoc.Load(doc)
 	if err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/hostplane/hostplane/internal/memo"
+	"github.com/hostplane/hostplane/internal/openapidoc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -113,8 +114,7 @@ func Generate(doc []byte, ops []Operation) (*Tools, error) {
 var generated memo.Cache[string, *Tools] // by the sha256 of a document and operations
 
 func generate(doc []byte, ops []Operation) (*Tools, error) {
-	loader := openapi3.NewLoader()
-	d, err := loader.LoadFromData(doc)
+	d, err := openapidoc.Load(doc) // shared with httpapi's query parameters
 	if err != nil {
 		return nil, fmt.Errorf("openapi: %w", err)
 	}
