@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run the whole suite: unit tests (with -race) in parallel, and beside them
 # the heavy packages in four lanes (below), since they start Raft clusters of
-# processes and boot real guests on a 2-core machine.
+# processes and boot real guests on a 2-core machine; with -race too, but for
+# those that only drive processes (DRIVERS below).
 #
 # Heavy, by rule: every package under tests/ (whole-system tests) except the
 # framework itself (its test runs one coordinator and stays with the unit
@@ -92,6 +93,38 @@ SHARDS="
 $mod/tests/audit ^Test(Probe|Hook|MCP|Ops)
 $mod/tests/upgrade ^TestRollingUpgrade$
 "
+# DRIVERS: heavy packages whose test binary only drives processes (the
+# binaries the tests start, built without -race, and real servers), run
+# without -race: the race detector checks the test binary alone, here test
+# code and the pkg/ clients (which have -race unit tests of their own), at
+# ≈ 0.4 CPU-s a test in tests/audit (below). Each must import no package
+# under coordinator/ or agent/ (checked below: such a package runs product
+# code in the test binary, which keeps -race). tests/audit, six tests (a
+# cluster of three coordinators each), load 24-38, test binaries with and
+# without -race interleaved: 14.5 and 13.5 CPU-s with, 11.4 and 11.0
+# without, the test binary and every process it reaped.
+DRIVERS="
+$mod/tests/apikeys
+$mod/tests/audit
+$mod/tests/brand
+$mod/tests/domains
+$mod/tests/e2e
+$mod/tests/hosting
+$mod/tests/orders
+$mod/tests/rdns
+$mod/tests/robustness
+$mod/tests/upgrade
+$mod/packaging/packagetest
+"
+# shellcheck disable=SC2086
+deps=$(go list -test -deps $DRIVERS)
+if inproc=$(grep -E "^$mod/(coordinator|agent)/" <<<"$deps"); then
+  echo "run-tests: a package in DRIVERS imports product code, which needs -race: $(tr '\n' ' ' <<<"$inproc")" >&2
+  exit 1
+fi
+race() { # race PKG: -race, unless PKG is in DRIVERS
+  grep -qxF "$1" <<<"$DRIVERS" || echo -race
+}
 all=$(go list ./...)
 heavy=$(for p in $all; do
   case "$p" in
@@ -176,7 +209,8 @@ lanecpu() { # lanecpu NAME: the CPU seconds of lane NAME's packages so far
 }
 shardcheck() { # shardcheck PKG: fails, saying why, unless both of PKG's shards have a test
   local all one n1 n
-  all=$(go test -race -list . "$1" | grep -E '^(Test|Fuzz|Example)') || {
+  # shellcheck disable=SC2046
+  all=$(go test $(race "$1") -list . "$1" | grep -E '^(Test|Fuzz|Example)') || {
     echo "run-tests: go test -list $1 failed" >&2
     return 1
   }
@@ -213,7 +247,8 @@ run1() { # run1 NAME I ENTRY: one package's (or shard's) tests, its output print
   if [ "${3: -2}" = @1 ] && ! shardcheck "$pkg" >"$logs/$1.$2" 2>&1; then
     rc=1
   else
-    cpu "$logs/$1.$2.cpu" "${lock[@]}" go test -race -count=1 -timeout 25m "${args[@]}" "$pkg" >>"$logs/$1.$2" 2>&1 || rc=1
+    # shellcheck disable=SC2046
+    cpu "$logs/$1.$2.cpu" "${lock[@]}" go test $(race "$pkg") -count=1 -timeout 25m "${args[@]}" "$pkg" >>"$logs/$1.$2" 2>&1 || rc=1
   fi
   cat "$logs/$1.$2"
   echo "$(cpus "$logs/$1.$2.cpu" 2>/dev/null || echo 0) $((SECONDS - t0)) $1 ${3#"$mod"/}" >>"$logs/pkgtimes"
