@@ -174,21 +174,26 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, rid string) 
 		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "the cluster has no leader right now; retry shortly"))
 		return
 	}
-	r.Header.Set(headerRequestID, rid)
+	if v := r.Header[headerRequestID]; len(v) != 1 || v[0] != rid {
+		r.Header.Set(headerRequestID, rid) // secureHeaders has set it already
+	}
 	// A leader that hangs or is cut off does not hold the request past a
-	// new leader's election (forward_leadermove.go).
-	ctx, done := f.untilLeaderMoves(r.Context(), addr)
-	defer done()
-	r = r.WithContext(ctx)
+	// new leader's election (forward_leadermove.go): a request on the
+	// channel waits on its leader run's end, a proxied one's context ends
+	// with it.
 	if f.a.clusterAuth() && channelEligible(r) {
 		if _, isStall := r.Body.(*stallBody); !isStall {
 			if c := f.channel(addr); c != nil {
-				f.forwardOnChannel(w, r, rid, c, addr)
+				run := f.joinRun(addr)
+				defer f.leaveRun(run)
+				f.forwardOnChannel(w, r, rid, c, addr, run.done)
 				return
 			}
 		}
 	}
-	f.proxyTo(w, r, rid, f.leaderURL(addr))
+	ctx, done := f.untilLeaderMoves(r.Context(), addr)
+	defer done()
+	f.proxyTo(w, r.WithContext(ctx), rid, f.leaderURL(addr))
 }
 
 // proxyTo sends r to the leader at u. A body is read here first, within this

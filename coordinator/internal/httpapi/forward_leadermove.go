@@ -38,8 +38,9 @@ type leaderRun struct {
 	addr    string
 	ctx     context.Context
 	cancel  context.CancelFunc
-	refs    int  // requests in flight to addr
-	polling bool // a goroutine watches the leader while refs > 0
+	done    <-chan struct{} // ctx.Done()
+	refs    int             // requests in flight to addr
+	polling bool            // a goroutine watches the leader while refs > 0
 }
 
 // untilLeaderMoves is ctx for a request forwarded to the leader at addr: it
@@ -74,8 +75,27 @@ func endCut(ctx context.Context) {
 // leaderCut is untilLeaderMoves with stop, which ends the cut (the request
 // then keeps only ctx's end).
 func (f *forwarder) leaderCut(ctx context.Context, addr string) (_ context.Context, stop func() bool, done func()) {
+	run := f.joinRun(addr)
+	ctx, cancel := context.WithCancel(ctx)
+	stop = context.AfterFunc(run.ctx, cancel)
+	return ctx, stop, func() {
+		stop()
+		cancel()
+		f.leaveRun(run)
+	}
+}
+
+// joinRun counts a request in flight to the leader at addr in its run and
+// returns the run: its ctx ends leaderMoveGrace after another coordinator is
+// known to lead. leaveRun releases it. A request on the forwarding channel
+// waits on the run's Done itself (muxClient.send) rather than on a context
+// of its own derived from it: that took two contexts, a copy of the request
+// and a registration with the run shared by every request in flight, per
+// forwarded write.
+func (f *forwarder) joinRun(addr string) *leaderRun {
 	w := &f.runs
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	run := w.cur
 	if run == nil || run.addr != addr {
 		// The run replaced is not ended here: addr may be older than its
@@ -85,6 +105,7 @@ func (f *forwarder) leaderCut(ctx context.Context, addr string) (_ context.Conte
 		// flight, ends it if its address no longer leads.
 		run = &leaderRun{addr: addr}
 		run.ctx, run.cancel = context.WithCancel(context.Background())
+		run.done = run.ctx.Done()
 		w.cur = run
 	}
 	run.refs++
@@ -92,16 +113,14 @@ func (f *forwarder) leaderCut(ctx context.Context, addr string) (_ context.Conte
 		run.polling = true
 		go f.watchLeader(run)
 	}
-	w.mu.Unlock()
-	ctx, cancel := context.WithCancel(ctx)
-	stop = context.AfterFunc(run.ctx, cancel)
-	return ctx, stop, func() {
-		stop()
-		cancel()
-		w.mu.Lock()
-		run.refs--
-		w.mu.Unlock()
-	}
+	return run
+}
+
+// leaveRun releases a request's count in run (joinRun).
+func (f *forwarder) leaveRun(run *leaderRun) {
+	f.runs.mu.Lock()
+	run.refs--
+	f.runs.mu.Unlock()
 }
 
 // watchLeader asks who leads while requests are in flight to run's address,

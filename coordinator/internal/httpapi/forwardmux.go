@@ -735,6 +735,12 @@ func (c *muxClient) roundTrip(ctx context.Context, method, host, uri string, h h
 
 // send is roundTrip with the header given as it is framed.
 func (c *muxClient) send(ctx context.Context, method, host, uri string, h frameHeader, body []byte) (*fwdResponse, error) {
+	return c.sendCut(ctx, nil, method, host, uri, h, body)
+}
+
+// sendCut is send whose wait also ends, as an end of ctx does, when cut is
+// closed (nil: never).
+func (c *muxClient) sendCut(ctx context.Context, cut <-chan struct{}, method, host, uri string, h frameHeader, body []byte) (*fwdResponse, error) {
 	ch := answerChans.Get().(chan *fwdResponse)
 	deadline := time.Now().Add(c.timeout)
 	c.mu.Lock()
@@ -771,8 +777,16 @@ func (c *muxClient) send(ctx context.Context, method, host, uri string, h frameH
 		// An answer may be on its way into ch: it is not reused.
 		c.abandon(id)
 		return nil, ctx.Err()
+	case <-cut:
+		c.abandon(id)
+		return nil, errLeaderMoved
 	}
 }
+
+// errLeaderMoved ends a wait on the channel whose leader run ended (the
+// leader moved or was lost leaderMoveGrace ago), as the canceled context of
+// a proxied request does.
+var errLeaderMoved = errors.New("the leader moved or was lost while the request was in flight")
 
 // take ends the wait for id: it returns the wait, whether there was one,
 // and whether that was the last wait of a retired channel (which then ends).
@@ -929,7 +943,10 @@ func (fh *forwardedHeader) appendTo(b []byte) []byte {
 // proxy would: the leader's headers but X-Request-Id and nosniff (this node set
 // the same), its Cache-Control instead of this node's, its status and body; or,
 // when the leader cannot be reached, the proxy's 503.
-func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid string, c *muxClient, host string) {
+//
+// cut ends the wait for the answer as an end of r's context does (nil: never):
+// the leader run's end (forwarder.joinRun).
+func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid string, c *muxClient, host string, cut <-chan struct{}) {
 	body, err := readBodyAny(w, r) // the leader checks the type
 	unread := ""
 	if err != nil {
@@ -953,8 +970,9 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 		var cancel context.CancelFunc
 		ctx, cancel = unreadContext(ctx)
 		defer cancel()
+		cut = nil // as before: unreadContext dropped every end of r's context
 	}
-	resp, err := c.send(ctx, r.Method, host, r.URL.RequestURI(), fh, body)
+	resp, err := c.sendCut(ctx, cut, r.Method, host, r.URL.RequestURI(), fh, body)
 	w.Header().Del("Cache-Control")
 	if err != nil {
 		f.a.log.Warn("forward to leader failed", "err", err, "path", r.URL.Path)

@@ -54,7 +54,7 @@ func BenchmarkForwardOnChannel(b *testing.B) {
 			w.Header().Set(headerRequestID, "req_0123456789abcdef01234567")
 			w.Header().Set("X-Content-Type-Options", "nosniff")
 			w.Header().Set("Cache-Control", "no-store")
-			a.fwd.forwardOnChannel(w, r, "req_0123456789abcdef01234567", c, "leader:8080")
+			a.fwd.forwardOnChannel(w, r, "req_0123456789abcdef01234567", c, "leader:8080", nil)
 			if w.Code != http.StatusCreated || w.Body.Len() != len(answer) {
 				b.Fatalf("answer %d %q", w.Code, w.Body.Bytes())
 			}

@@ -73,7 +73,7 @@ func TestChannelBrokenMidBatch(t *testing.T) {
 			r.Header.Set("Content-Type", "application/json")
 			recs[i] = httptest.NewRecorder()
 			start := time.Now()
-			a.fwd.forwardOnChannel(recs[i], r, fmt.Sprintf("req_%d", i), c, "leader:1")
+			a.fwd.forwardOnChannel(recs[i], r, fmt.Sprintf("req_%d", i), c, "leader:1", nil)
 			took[i] = time.Since(start)
 		})
 	}
