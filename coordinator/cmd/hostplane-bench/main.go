@@ -14,12 +14,21 @@ import (
 
 func main() {
 	o := bench.Options{Out: os.Stdout}
+	var profileDir string
 	self, _ := os.Executable()
 	root := &cobra.Command{
 		Use:          "hostplane-bench",
 		Short:        "Whole-system benchmarks against baselines measured in the same run",
 		SilenceUsage: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if profileDir != "" {
+				if o.SideBySide != "" {
+					return fmt.Errorf("--profile profiles one build's cluster: not with --side-by-side")
+				}
+				if err := bench.EnableProfiling(profileDir); err != nil {
+					return err
+				}
+			}
 			if o.SideBySide != "" {
 				return bench.RunSideBySide(context.Background(), o)
 			}
@@ -35,6 +44,7 @@ func main() {
 	root.Flags().DurationVar(&o.Warmup, "warmup", 3*time.Second, "unmeasured writes spread over all nodes before hostplane's first write phase (0: none)")
 	root.Flags().BoolVarP(&o.Verbose, "verbose", "v", false, "with --rounds, print each round's phases too")
 	root.Flags().StringVar(&o.SideBySide, "side-by-side", "", "directory of another hostplane-coordinator build: load a cluster of each at once and compare their writes (no etcd)")
+	root.Flags().StringVar(&profileDir, "profile", "", "save CPU profiles of each coordinator and of the clients over each measured phase in this directory (<phase>[-<part>]-node<i>.pprof, -client.pprof; node i serves pprof on BENCH_PPROF_BASE_PORT+i+1, a free base unless set); off by default")
 	var addr, file string
 	bare := &cobra.Command{
 		Use: "bare-server", Short: "The bare net/http JSON baseline (started by the benchmark itself)", Hidden: true,

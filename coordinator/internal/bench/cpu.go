@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -167,4 +168,53 @@ func profilePhase(tag string, nodes int, d time.Duration) (wait func()) {
 			<-done
 		}
 	}
+}
+
+// EnableProfiling makes this a profiling run (profilePhase) saving into dir:
+// hostplane-bench --profile. It sets BENCH_PROFILE_DIR and, unless it is set
+// already, BENCH_PPROF_BASE_PORT to a base whose next three ports are free
+// now (the coordinators' --pprof-addr).
+func EnableProfiling(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	if err := os.Setenv("BENCH_PROFILE_DIR", dir); err != nil {
+		return err
+	}
+	if os.Getenv("BENCH_PPROF_BASE_PORT") != "" {
+		return nil
+	}
+	base, err := freePortRun(3)
+	if err != nil {
+		return err
+	}
+	return os.Setenv("BENCH_PPROF_BASE_PORT", fmt.Sprint(base))
+}
+
+// freePortRun finds a base port whose next n ports can be listened on now.
+func freePortRun(n int) (int, error) {
+	for try := 0; try < 100; try++ {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, err
+		}
+		base := ln.Addr().(*net.TCPAddr).Port - 1
+		lns := []net.Listener{ln}
+		ok := base+n <= 65535
+		for p := base + 2; ok && p <= base+n; p++ {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+			if err != nil {
+				ok = false
+				break
+			}
+			lns = append(lns, l)
+		}
+		for _, l := range lns {
+			l.Close()
+		}
+		if ok {
+			return base, nil
+		}
+	}
+	return 0, fmt.Errorf("no %d free ports in a row for the coordinators' pprof", n)
 }
