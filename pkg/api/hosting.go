@@ -94,12 +94,7 @@ var DefaultHostingPlans = []HostingPlanInfo{
 
 // HostingPlanBySlug finds a default hosting plan.
 func HostingPlanBySlug(slug string) (HostingPlanInfo, bool) {
-	for _, p := range DefaultHostingPlans {
-		if p.Slug == slug {
-			return p, true
-		}
-	}
-	return HostingPlanInfo{}, false
+	return bySlug(DefaultHostingPlans, slug, func(p HostingPlanInfo) string { return p.Slug })
 }
 
 // HostingConnection is how the customer reaches the account: SFTP and the

@@ -272,12 +272,19 @@ var DefaultPlans = []ServerPlan{
 
 // PlanBySlug finds a default plan.
 func PlanBySlug(slug string) (ServerPlan, bool) {
-	for _, p := range DefaultPlans {
-		if p.Slug == slug {
+	return bySlug(DefaultPlans, slug, func(p ServerPlan) string { return p.Slug })
+}
+
+// bySlug finds the plan of plans whose slug (slugOf's) is slug: the lookup
+// of PlanBySlug and HostingPlanBySlug.
+func bySlug[P any](plans []P, slug string, slugOf func(P) string) (P, bool) {
+	for _, p := range plans {
+		if slugOf(p) == slug {
 			return p, true
 		}
 	}
-	return ServerPlan{}, false
+	var none P
+	return none, false
 }
 
 // PowerRequest is the optional body of POST /v1/servers/:id/power/:action.
