@@ -359,6 +359,17 @@ func (n *Node) save(a account) error {
 	return WriteFileAtomic(n.L.Account(a.Username), b, 0o600)
 }
 
+// update loads user's account record, changes it and saves it, before the
+// work the change records (Suspend, SetPlan); the record saved is returned.
+func (n *Node) update(user string, change func(*account)) (account, error) {
+	a, err := n.load(user)
+	if err != nil {
+		return a, err
+	}
+	change(&a)
+	return a, n.save(a)
+}
+
 // View is the account as reported in results.
 func (n *Node) View(user string) (*api.NodeHostingAccount, error) {
 	a, err := n.load(user)
@@ -655,12 +666,8 @@ func (n *Node) suspensions(ctx context.Context, u string, a account) []suspensio
 // password is locked), the pool stops and the account's processes are
 // ended, the database user is locked and its connections ended. Idempotent.
 func (n *Node) Suspend(ctx context.Context, u string, step Step) (*api.NodeHostingAccount, error) {
-	a, err := n.load(u)
+	a, err := n.update(u, func(a *account) { a.Suspended = true })
 	if err != nil {
-		return nil, err
-	}
-	a.Suspended = true
-	if err := n.save(a); err != nil {
 		return nil, err
 	}
 	for _, s := range n.suspensions(ctx, u, a) {
@@ -734,12 +741,8 @@ func (n *Node) SetPlan(ctx context.Context, u string, p api.HostingPlan, step St
 	if err := CheckPlan(p); err != nil {
 		return nil, err
 	}
-	a, err := n.load(u)
+	a, err := n.update(u, func(a *account) { a.Plan = p })
 	if err != nil {
-		return nil, err
-	}
-	a.Plan = p
-	if err := n.save(a); err != nil {
 		return nil, err
 	}
 	// The disk limit is the site files' part, as in Create (its "files"
