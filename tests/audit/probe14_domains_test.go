@@ -75,6 +75,22 @@ func TestProbe14Domains(t *testing.T) {
 		}
 	}
 
+	// stayedWithRival: once A's domains settle, A's records of name (if the
+	// transfer was not refused outright) are failed ones and the registry
+	// still has name at the rival registrar.
+	stayedWithRival := func(t *testing.T, name, what string) {
+		t.Helper()
+		d.settled(d.keyA)
+		for _, x := range d.named(d.keyA, name) {
+			if x.Status != api.DomainFailed {
+				t.Errorf("%s: %+v, want failed or refused", what, x)
+			}
+		}
+		if r := d.reg.Domain(name); r == nil || r.ClID != rival {
+			t.Errorf("the registry's %s after %s: %+v", name, what, r)
+		}
+	}
+
 	t.Run("a reseller's discount holds for domains", func(t *testing.T) {
 		var prods api.ProductList
 		if rep := d.call(0, d.keyA, "GET", "/v1/products", nil, nil); rep.Status != 200 {
@@ -250,15 +266,7 @@ func TestProbe14Domains(t *testing.T) {
 		if rep.Status >= 500 {
 			t.Fatalf("a wrong auth code: %s", rep)
 		}
-		d.settled(d.keyA)
-		for _, x := range d.named(d.keyA, "held-elsewhere.test") {
-			if x.Status != api.DomainFailed {
-				t.Errorf("a transfer with a wrong auth code: %+v, want failed or refused", x)
-			}
-		}
-		if r := d.reg.Domain("held-elsewhere.test"); r == nil || r.ClID != rival {
-			t.Errorf("the registry's held-elsewhere.test after a wrong code: %+v", r)
-		}
+		stayedWithRival(t, "held-elsewhere.test", "a transfer with a wrong auth code")
 		if b := d.balance(d.keyA); b != before {
 			t.Errorf("a transfer with a wrong auth code: balance %d → %d (answer %s)", before, b, rep)
 		}
@@ -450,15 +458,7 @@ func TestProbe14Domains(t *testing.T) {
 		body := map[string]any{"name": "refused-kill.test", "auth_code": "Wrong-Code-2", "contact": contact}
 		last := transferAcrossKill(t, body, hdr)
 		t.Logf("the key's answer: %s", last)
-		d.settled(d.keyA)
-		for _, x := range d.named(d.keyA, "refused-kill.test") {
-			if x.Status != api.DomainFailed {
-				t.Errorf("refused-kill.test: %+v, want failed", x)
-			}
-		}
-		if r := d.reg.Domain("refused-kill.test"); r == nil || r.ClID != rival {
-			t.Errorf("the registry's refused-kill.test: %+v", r)
-		}
+		stayedWithRival(t, "refused-kill.test", "a refused transfer across a kill")
 		time.Sleep(2 * time.Second) // a second refund would have landed
 		if b := d.balance(d.keyA); b != before {
 			t.Errorf("a refused transfer across a kill: balance %d → %d, want it unchanged (charged and refunded once)", before, b)
