@@ -47,19 +47,8 @@ func TestProbe12KeyRevokedWhileInUse(t *testing.T) {
 	f := r.follower()
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", r.c.URL(f)+"/v1/servers/"+so.Server.ID+"/stats?stream=1&interval=1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+leaked.Key)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("stats stream with the key: %d", resp.StatusCode)
-	}
+	resp := openStream(t, ctx, r.c.URL(f)+"/v1/servers/"+so.Server.ID+"/stats?stream=1&interval=1",
+		map[string]string{"Authorization": "Bearer " + leaked.Key}, "stats stream with the key")
 	type line struct {
 		text string
 		at   time.Time
@@ -192,21 +181,8 @@ func TestProbe12MCPStreamOfRevokedKey(t *testing.T) {
 	m.initialize()
 	ctx, cancel := context.WithCancel(r.ctx)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, "GET", ep, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for h, v := range map[string]string{"Accept": "text/event-stream", "Authorization": "Bearer " + k.Key, "Mcp-Session-Id": m.session, "MCP-Protocol-Version": "2025-06-18"} {
-		req.Header.Set(h, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("the session's GET stream: %d", resp.StatusCode)
-	}
+	resp := openStream(t, ctx, ep, map[string]string{"Accept": "text/event-stream", "Authorization": "Bearer " + k.Key,
+		"Mcp-Session-Id": m.session, "MCP-Protocol-Version": "2025-06-18"}, "the session's GET stream")
 	ended := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, resp.Body); close(ended) }()
 	if _, err := r.c.AnyAlive(nil).Admin().RevokeKey(r.ctx, k.Info.ID); err != nil {
@@ -219,4 +195,27 @@ func TestProbe12MCPStreamOfRevokedKey(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Errorf("the GET stream of the revoked key's MCP session is still open 10 s after the revoke")
 	}
+}
+
+// openStream GETs url with the headers and fails the test, naming what,
+// unless it answers 200; the caller reads the body (a stream), closed when
+// the test ends.
+func openStream(t *testing.T, ctx context.Context, url string, headers map[string]string, what string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for h, v := range headers {
+		req.Header.Set(h, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	if resp.StatusCode != 200 {
+		t.Fatalf("%s: %d", what, resp.StatusCode)
+	}
+	return resp
 }
