@@ -4,6 +4,7 @@ package client
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -257,15 +258,11 @@ type SocketError struct {
 }
 
 func (e *SocketError) Error() string {
-	flag := e.Flag
-	if flag == "" {
-		flag = "--socket"
-	}
 	note := ""
 	if e.Note != "" {
 		note = "; " + e.Note
 	}
-	return fmt.Sprintf("admin socket %s: %v (is the coordinator running? set %s or HOSTPLANE_ADMIN_SOCKET%s)", e.Socket, e.Err, flag, note)
+	return fmt.Sprintf("admin socket %s: %v (is the coordinator running? set %s or HOSTPLANE_ADMIN_SOCKET%s)", e.Socket, e.Err, cmp.Or(e.Flag, "--socket"), note)
 }
 
 func (e *SocketError) Unwrap() error { return e.Err }

@@ -2,6 +2,7 @@ package fsm
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -70,11 +71,7 @@ type SuspendedError struct {
 }
 
 func (e *SuspendedError) Error() string {
-	what := e.Resource
-	if what == "" {
-		what = "server"
-	}
-	return fmt.Sprintf("%s %s is suspended: %s", what, e.ServerID, e.Reason)
+	return fmt.Sprintf("%s %s is suspended: %s", cmp.Or(e.Resource, "server"), e.ServerID, e.Reason)
 }
 
 // Is makes a SuspendedError an ErrConflict.
