@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/socktest"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -26,15 +26,7 @@ func adminServer(t *testing.T, h http.HandlerFunc) *Admin {
 // ends, and returns the socket's path.
 func unixServer(t *testing.T, name string, h http.Handler) string {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), name)
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return sock
+	return socktest.Serve(t, filepath.Join(t.TempDir(), name), h)
 }
 
 // refuse answers as a coordinator that knows no leader (admin.go forwardAdmin).

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hostplane/hostplane/internal/socktest"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 )
@@ -64,16 +65,7 @@ func TestEmptyIDsAreNotSent(t *testing.T) {
 	rec := &recorder{}
 	tcp := httptest.NewServer(rec)
 	defer tcp.Close()
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unix := httptest.NewUnstartedServer(rec)
-	unix.Listener.Close()
-	unix.Listener = ln
-	unix.Start()
-	defer unix.Close()
+	sock := socktest.Serve(t, filepath.Join(t.TempDir(), "agent.sock"), rec)
 
 	c := client.New(tcp.URL, "k")
 	adm := &client.Admin{Socket: "test", HTTP: &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {

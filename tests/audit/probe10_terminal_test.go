@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/socktest"
 	"github.com/hostplane/hostplane/internal/termtest"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
@@ -94,11 +94,6 @@ func TestProbe10NodeSnapshotListShowsTheDescriptionSafely(t *testing.T) {
 	if err := agentSnapshotDescription(hostileText); err != nil {
 		t.Fatalf("the node agent refuses %q (%v): this test's text is no longer one that reaches the list", hostileText, err)
 	}
-	sock := filepath.Join(t.TempDir(), "agent.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/vms/{name}/snapshots", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -107,9 +102,7 @@ func TestProbe10NodeSnapshotListShowsTheDescriptionSafely(t *testing.T) {
 			{Name: "snp_02", Description: "plain", CreatedAt: time.Date(2026, 12, 5, 1, 1, 0, 0, time.UTC), State: "shutoff"},
 		})
 	})
-	srv := &http.Server{Handler: mux}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	sock := socktest.Serve(t, filepath.Join(t.TempDir(), "agent.sock"), mux)
 
 	run := func(args ...string) string {
 		t.Helper()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/internal/socktest"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -123,13 +123,7 @@ func TestResendNotWithoutRetryAfter(t *testing.T) {
 // fakeAdmin is a one-node cluster whose admin socket h answers.
 func fakeAdmin(t *testing.T, h http.HandlerFunc) *ProcessCluster {
 	node := &CoordinatorProcess{ID: "c1", DataDir: t.TempDir(), cmd: &exec.Cmd{}}
-	ln, err := net.Listen("unix", node.AdminSocket())
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
+	socktest.Serve(t, node.AdminSocket(), h)
 	return &ProcessCluster{Nodes: []*CoordinatorProcess{node}, tb: t}
 }
 

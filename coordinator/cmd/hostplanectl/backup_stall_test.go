@@ -4,28 +4,21 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/internal/socktest"
 )
 
 // serveSocket serves h on a new unix socket (a coordinator's admin socket,
 // an agent's local API) until the test ends, and returns its path.
 func serveSocket(t *testing.T, h http.HandlerFunc) string {
 	t.Helper()
-	socket := filepath.Join(t.TempDir(), "s.sock")
-	ln, err := net.Listen("unix", socket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: h}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return socket
+	return socktest.Serve(t, filepath.Join(t.TempDir(), "s.sock"), h)
 }
 
 // stallingAdmin serves GET /admin/cluster/backup as a leader that hangs
