@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -826,6 +827,17 @@ func (a *API) apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error)
 		a.metrics.applyLatency.Observe(time.Since(start).Seconds())
 	}
 	if err != nil {
+		if ctx.Err() != nil && !a.raft.IsLeader() {
+			// The wait ran out and this coordinator no longer leads: the
+			// leadership change left the proposal unanswered (a leader
+			// that removed itself shuts its Raft down, and hashicorp/raft
+			// may then never answer a proposal that committed with the
+			// removal). It may or may not have been applied, as after any
+			// leadership change: 503 no_leader with Retry-After, so the
+			// client sends it again with its Idempotency-Key (README
+			// "Retry policy"), not a 500 that tells it nothing.
+			return nil, fmt.Errorf("%w: %w", raftnode.ErrNotLeader, err)
+		}
 		return nil, err
 	}
 	if res.Err != nil {
