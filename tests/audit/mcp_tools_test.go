@@ -47,6 +47,19 @@ func (m *mcpSession) call(name string, args any) toolResult {
 	return tr
 }
 
+// leadershipChange is the code of a tool call answered 503 while the
+// cluster changes leader (no_leader, leader_unreachable: sent again after
+// Retry-After, as on REST), else "".
+func (tr toolResult) leadershipChange() string {
+	var e struct {
+		Code string `json:"code"`
+	}
+	if !tr.isError || tr.status != 503 || json.Unmarshal([]byte(tr.text), &e) != nil || e.Code != "no_leader" && e.Code != "leader_unreachable" {
+		return ""
+	}
+	return e.Code
+}
+
 // refused is a tool call that did nothing: a JSON-RPC error, or a tool
 // error with a 4xx REST status.
 func (tr toolResult) refused() bool {
