@@ -130,22 +130,44 @@ func TestOps17MembershipWhileCustomersWrite(t *testing.T) {
 	}
 	waitTickets(10)
 
-	statusAll := func(step string, want []string, leader string, skip string) {
+	// statusAll: `cluster status` on every running member but skip says
+	// the voters are want and names one leader among them, the same on
+	// every member; it returns that leader. The members are read one after
+	// another, and an election (the rig's 500 ms Raft timeout, on a loaded
+	// machine) can move the leader between two reads, or leave one member
+	// knowing none for a moment: they are read again, for up to 30 s,
+	// until they agree.
+	statusAll := func(step string, want []string, skip string) *framework.CoordinatorProcess {
 		t.Helper()
-		for _, p := range c.Nodes {
-			if !p.Alive() {
-				continue
+		var said []string
+		leader, agree := "", false
+		for end := time.Now().Add(30 * time.Second); !agree && time.Now().Before(end); {
+			if said != nil {
+				time.Sleep(200 * time.Millisecond)
 			}
-			run := ctl(t, p, "cluster", "status")
-			t.Logf("%s: status on %s: %s", step, p.ID, run)
-			if p.ID == skip {
-				continue
-			}
-			st := clusterStatus(t, p)
-			if got := voterIDs(st); !slices.Equal(got, want) || st.LeaderID != leader {
-				t.Errorf("%s: %s says voters %v, leader %q; want %v, %q", step, p.ID, got, st.LeaderID, want, leader)
+			said, leader, agree = []string{}, "", true
+			for _, p := range c.Nodes {
+				if !p.Alive() || p.ID == skip {
+					continue
+				}
+				st := clusterStatus(t, p)
+				got := voterIDs(st)
+				said = append(said, fmt.Sprintf("%s says voters %v, leader %q", p.ID, got, st.LeaderID))
+				if !slices.Equal(got, want) || !slices.Contains(want, st.LeaderID) || leader != "" && st.LeaderID != leader {
+					agree = false
+				}
+				leader = st.LeaderID
 			}
 		}
+		for _, p := range c.Nodes {
+			if p.Alive() {
+				t.Logf("%s: status on %s: %s", step, p.ID, ctl(t, p, "cluster", "status"))
+			}
+		}
+		if !agree {
+			t.Fatalf("%s: %s; want voters %v and one of them the leader on every member (for 30 s)", step, strings.Join(said, "; "), want)
+		}
+		return c.Nodes[slices.IndexFunc(c.Nodes, func(q *framework.CoordinatorProcess) bool { return q.ID == leader })]
 	}
 	// replace removes p (through via), starts it again empty and joins it back.
 	replace := func(p, via *framework.CoordinatorProcess) {
@@ -157,29 +179,30 @@ func TestOps17MembershipWhileCustomersWrite(t *testing.T) {
 			}
 		}
 		slices.Sort(ids)
-		run := ctl(t, via, "cluster", "remove", p.ID)
-		t.Logf("remove %s through %s: %s", p.ID, via.ID, run)
+		// A removal the leader could not complete (it lost the leadership:
+		// an election, as the rig's 500 ms Raft timeout makes on a loaded
+		// machine) answers 503 no_leader, and the README says to run the
+		// same command again once there is a leader: the operator does, for
+		// up to 30 s. Should the first run have removed p all the same, p
+		// says so in its status.
+		var run ctlRun
+		for end := time.Now().Add(30 * time.Second); ; {
+			run = ctl(t, via, "cluster", "remove", p.ID)
+			t.Logf("remove %s through %s: %s", p.ID, via.ID, run)
+			if run.code == 0 || !strings.Contains(run.stderr, "(no_leader)") || time.Now().After(end) {
+				break
+			}
+			time.Sleep(time.Second)
+			if st := clusterStatus(t, p); slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "no member of the cluster (it was removed)") }) {
+				run.code = 0
+				break
+			}
+		}
 		if run.code != 0 {
 			t.Fatalf("remove %s: %s", p.ID, run)
 		}
 		// The members left agree on the voters and on one of them leading.
-		var ld *framework.CoordinatorProcess
-		framework.WaitFor(t, "the members left to agree", 20*time.Second, 200*time.Millisecond, func() bool {
-			leader := ""
-			for _, q := range c.Nodes {
-				if q == p {
-					continue
-				}
-				st := clusterStatus(t, q)
-				if !slices.Equal(voterIDs(st), ids) || !slices.Contains(ids, st.LeaderID) || leader != "" && st.LeaderID != leader {
-					return false
-				}
-				leader = st.LeaderID
-			}
-			ld = c.Nodes[slices.IndexFunc(c.Nodes, func(q *framework.CoordinatorProcess) bool { return q.ID == leader })]
-			return true
-		})
-		statusAll("after removing "+p.ID, ids, ld.ID, p.ID)
+		ld := statusAll("after removing "+p.ID, ids, p.ID)
 		// The removed one, still running, says it is out.
 		if st := clusterStatus(t, p); !slices.ContainsFunc(st.Warnings, func(w string) bool { return strings.Contains(w, "no member of the cluster (it was removed)") }) {
 			t.Errorf("cluster status on %s, removed and still running: %+v; want a warning that it is no member", p.ID, st)
@@ -243,16 +266,7 @@ func TestOps17MembershipWhileCustomersWrite(t *testing.T) {
 		framework.WaitFor(t, fmt.Sprintf("%s to catch up to index %d", p.ID, commit), 30*time.Second, 200*time.Millisecond, func() bool {
 			return clusterStatus(t, p).AppliedIndex >= commit
 		})
-		framework.WaitFor(t, "every member to agree", 20*time.Second, 200*time.Millisecond, func() bool {
-			for _, q := range c.Nodes {
-				st := clusterStatus(t, q)
-				if !slices.Equal(voterIDs(st), all) || st.LeaderID == "" {
-					return false
-				}
-			}
-			return true
-		})
-		statusAll("after joining "+p.ID+" back", all, c.Nodes[c.WaitLeader(20*time.Second)].ID, "")
+		statusAll("after joining "+p.ID+" back", all, "")
 		n = s.count()
 		waitTickets(n + 5)
 	}
