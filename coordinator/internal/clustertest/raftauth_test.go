@@ -120,8 +120,11 @@ func TestForeignRaftPeerRefused(t *testing.T) {
 			}
 		}
 	}
+	// Each with an Idempotency-Key, so the client sends it again after a
+	// 503 an election answers (the cluster's 1 s Raft timeout, on a
+	// loaded machine), as clients are told to.
 	for i := range c.Nodes {
-		tk, err := c.Client(i, key).CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("after the intruder %d", i), Message: "m"}, "")
+		tk, err := c.Client(i, key).CreateTicket(ctx, api.TicketCreateRequest{Subject: fmt.Sprintf("after the intruder %d", i), Message: "m"}, fmt.Sprintf("after-intruder-%d", i))
 		if err != nil || tk.ID == "" {
 			t.Fatalf("write through %s after the foreign Raft traffic: %v", c.Nodes[i].ID, err)
 		}
