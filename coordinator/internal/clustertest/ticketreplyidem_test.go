@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,8 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
+	"github.com/hostplane/hostplane/tests/framework"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -27,16 +30,35 @@ func TestTicketReplyReplayThroughFollower(t *testing.T) {
 	leader := c.WaitLeader(leaderWait)
 	follower := (leader + 1) % len(c.Nodes)
 	_, key := c.NewAccount("idem5@example.com", api.AllScopes...)
+	// send sends as a client does (pkg/client's policy): a 503 an election
+	// answers (the 500 ms Raft timeout, on a loaded machine) is sent again
+	// after its Retry-After when that cannot apply it twice: a write with
+	// an Idempotency-Key, or the close, which closes once.
+	send := func(i int, method, path string, body any, hdr map[string]string) framework.Reply {
+		t.Helper()
+		p := client.Resend{Resendable: func(method string, body any, hdr http.Header) bool {
+			return strings.HasSuffix(path, "/close") || client.Resendable(method, body, hdr)
+		}, Waiting: func(e *api.Error, pause time.Duration) {
+			t.Logf("%s %s on coordinator %d: %v: sent again in %s", method, path, i, e, pause)
+		}}
+		r, err := newAPIClient(t, c.URL(i)).TryResending(ctx, p, key, method, path, body, hdr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
 	call := func(i int, method, path string, body any, hdr map[string]string, want int) []byte {
 		t.Helper()
-		r := newAPIClient(t, c.URL(i)).Call(key, method, path, body, hdr)
+		r := send(i, method, path, body, hdr)
 		if r.Status != want {
 			t.Fatalf("%s on coordinator %d: want %d", r, i, want)
 		}
 		return r.Body
 	}
 	var tk api.Ticket
-	newAPIClient(t, c.URL(leader)).Call(key, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "s", Message: "first"}, nil).Decode(t, &tk)
+	if err := json.Unmarshal(call(leader, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "s", Message: "first"}, map[string]string{"Idempotency-Key": "open-1"}, 201), &tk); err != nil {
+		t.Fatal(err)
+	}
 	reply := "/v1/tickets/" + tk.ID + "/reply"
 	idem := map[string]string{"Idempotency-Key": "reply-1"}
 	body := api.TicketReplyRequest{Body: "<b>a reply</b> & more \u2028"}
@@ -44,12 +66,16 @@ func TestTicketReplyReplayThroughFollower(t *testing.T) {
 	for n := range 3 {
 		call(leader, "POST", reply, api.TicketReplyRequest{Body: fmt.Sprint("later ", n)}, map[string]string{"Idempotency-Key": fmt.Sprint("later-", n)}, 201)
 	}
-	if _, err := c.Admin(leader).StaffReply(ctx, tk.ID, api.StaffReplyRequest{Body: "staff", StaffName: "Ann"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Admin(leader).SetTicketStatus(ctx, tk.ID, api.TicketOnHold); err != nil {
-		t.Fatal(err)
-	}
+	// The operator's, sent again after a 503 (a second staff reply, should
+	// the first have been applied, changes nothing checked here).
+	c.Retry503(func() error {
+		_, err := c.Admin(c.WaitLeader(leaderWait)).StaffReply(ctx, tk.ID, api.StaffReplyRequest{Body: "staff", StaffName: "Ann"})
+		return err
+	})
+	c.Retry503(func() error {
+		_, err := c.Admin(c.WaitLeader(leaderWait)).SetTicketStatus(ctx, tk.ID, api.TicketOnHold)
+		return err
+	})
 	call(follower, "POST", "/v1/tickets/"+tk.ID+"/close", struct{}{}, nil, 200)
 	c.WaitConverged(10 * time.Second)
 	for i := range c.Nodes {
@@ -72,7 +98,7 @@ func TestTicketReplyReplayThroughFollower(t *testing.T) {
 		}
 	}
 	for i := range c.Nodes {
-		r := newAPIClient(t, c.URL(i)).Call(key, "POST", reply, body, idem)
+		r := send(i, "POST", reply, body, idem)
 		if r.Status != 201 || r.Header.Get("Idempotent-Replayed") != "true" || string(r.Body) != string(first) {
 			t.Fatalf("the key again through coordinator %d (leader %d):\n%s (replayed %q)\nwant 201 %s", i, leader, r, r.Header.Get("Idempotent-Replayed"), first)
 		}
