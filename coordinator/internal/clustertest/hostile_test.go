@@ -38,11 +38,15 @@ type stalled struct {
 // answers and when it closes the connection.
 func openStalled(t *testing.T, network, addr, prefix string, wg *sync.WaitGroup) (*stalled, net.Conn) {
 	t.Helper()
+	// Taken before the dial: the server's deadlines start once it has
+	// taken the connection, which on a loaded machine can be before this
+	// goroutine runs again after the dial returns (a connection cut 15 ms
+	// "before its bound" was seen at load ~60 with opened taken after).
+	st := &stalled{opened: time.Now()}
 	conn, err := net.Dial(network, addr)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	st := &stalled{opened: time.Now()}
 	if _, err := io.WriteString(conn, prefix); err != nil {
 		t.Fatalf("write: %v", err)
 	}
@@ -110,6 +114,26 @@ func TestStalledClientsDoNotStarveOthers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// measure times the normal client's requests (at most 300, 5 ms apart)
+	// until until; it returns them sorted.
+	measure := func(what string, until time.Time) []time.Duration {
+		t.Helper()
+		var lat []time.Duration
+		for len(lat) < 300 && time.Now().Before(until) {
+			d, err := get()
+			if err != nil {
+				t.Fatalf("normal client %s: %v", what, err)
+			}
+			lat = append(lat, d)
+			time.Sleep(5 * time.Millisecond)
+		}
+		slices.Sort(lat)
+		return lat
+	}
+	// The same client on the same machine without the stalls, just before:
+	// what the machine's load alone makes of its latency.
+	quiet := measure("before the stalls", time.Now().Add(bound))
+	quietP99 := quiet[(len(quiet)*99)/100]
 
 	var wg sync.WaitGroup
 	var all []*stalled
@@ -129,16 +153,7 @@ func TestStalledClientsDoNotStarveOthers(t *testing.T) {
 		return n >= len(all) && allRead
 	})
 	// The first stalled connection may be cut at opened+bound: measure before.
-	measureUntil := all[0].opened.Add(bound - time.Second)
-	var lat []time.Duration
-	for len(lat) < 300 && time.Now().Before(measureUntil) {
-		d, err := get()
-		if err != nil {
-			t.Fatalf("normal client while 500 connections stall: %v", err)
-		}
-		lat = append(lat, d)
-		time.Sleep(5 * time.Millisecond)
-	}
+	lat := measure("while 500 connections stall", all[0].opened.Add(bound-time.Second))
 	for _, s := range all {
 		if ns := s.closedNs.Load(); ns != 0 && time.Unix(0, ns).Before(s.opened.Add(bound)) {
 			t.Fatalf("a stalled connection was ended after %v, before its bound: the measurement did not overlap 500 open stalls", time.Unix(0, ns).Sub(s.opened))
@@ -147,11 +162,16 @@ func TestStalledClientsDoNotStarveOthers(t *testing.T) {
 	if len(lat) < 100 {
 		t.Fatalf("only %d requests fit in the %v window (the machine is too loaded to measure)", len(lat), bound)
 	}
-	slices.Sort(lat)
 	p50, p99 := lat[len(lat)/2], lat[(len(lat)*99)/100]
-	t.Logf("normal client with 500 stalled connections open: %d requests, p50 %v, p99 %v, max %v", len(lat), p50, p99, lat[len(lat)-1])
-	if p99 >= 100*time.Millisecond {
-		t.Errorf("p99 %v ≥ 100 ms", p99)
+	t.Logf("normal client with 500 stalled connections open: %d requests, p50 %v, p99 %v, max %v; without them, just before: %d requests, p50 %v, p99 %v, max %v",
+		len(lat), p50, p99, lat[len(lat)-1], len(quiet), quiet[len(quiet)/2], quietP99, quiet[len(quiet)-1])
+	// Starved, the client would wait for stalled connections to be cut
+	// (seconds). Under 100 ms is not starved; on a loaded machine (helpers'
+	// tests beside it, load 25-40) the p99 alone passes 100 ms (104 ms
+	// seen), so above it the p99 must stay within 5 times the one without
+	// the stalls.
+	if p99 >= 100*time.Millisecond && p99 > 5*quietP99 {
+		t.Errorf("p99 %v ≥ 100 ms and over 5 times the %v without the stalls", p99, quietP99)
 	}
 
 	// Every stalled connection ends within the bound (plus scheduling slack).
