@@ -1,6 +1,7 @@
 package orders
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -28,9 +29,12 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 	r := newRig(t, "--test-clock-file", clock, "--renewal-interval", "200ms", "--renewal-invoice-days", "7", "--suspend-after-days", "3")
 	hooks, hookID := r.hooks(api.EventServerSuspended, api.EventServerUnsuspended)
 	r.credit(3 * price)
+	// The customer's writes carry an Idempotency-Key: pkg/client then sends
+	// one again after a 503 an election answers (the rig's 500 ms Raft
+	// timeout, on a loaded machine), as the README's retry policy says.
 	var srv [2]api.ServerOrder
 	for i := range srv {
-		o, err := r.api(i).OrderServer(r.ctx, order(i), "")
+		o, err := r.api(i).OrderServer(r.ctx, order(i), fmt.Sprintf("renewal-order-%d", i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +87,7 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 		}
 		return false
 	})
-	_, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil, "")
+	_, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil, "renewal-start-suspended")
 	if st, msg := status(err); st != http.StatusConflict || !strings.Contains(msg, "unpaid") {
 		t.Fatalf("start of the suspended server: %d %s", st, msg)
 	}
@@ -122,7 +126,7 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 		return err == nil
 	})
 	waitFor(t, "the renewal paid by the top-up", func() bool { return unpaid() == 0 })
-	acc, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil, "")
+	acc, err := cl().PowerServer(r.ctx, suspended.ID, "start", nil, "renewal-start-after-top-up")
 	if err != nil {
 		t.Fatalf("start after the top-up: %v", err)
 	}
@@ -161,7 +165,7 @@ func TestHostingRenewalWebhooks(t *testing.T) {
 	r.hostingProduct()
 	hooks, _ := r.hooks(api.EventHostingSuspended, api.EventHostingUnsuspended)
 	r.credit(hostingPrice)
-	o, err := r.api(0).OrderHosting(r.ctx, hostingOrder("renew"), "")
+	o, err := r.api(0).OrderHosting(r.ctx, hostingOrder("renew"), "renewal-hosting-order")
 	if err != nil {
 		t.Fatal(err)
 	}
