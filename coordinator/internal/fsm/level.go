@@ -33,9 +33,12 @@ import (
 // (hosting.disk_quota_warning/exceeded) from its usage figures
 // (LevelQuotaAlerts). Level 8 refuses a hosting node's connection details
 // whose SFTP host is an IP address with a zone (LevelHostingHostNoZone).
+// Level 9 logs a webhook attempt once: a WebhookAttempts command applied
+// again (proposed again after an apply that failed but committed) skips
+// each attempt whose id the delivery log holds (LevelWebhookAttemptOnce).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 8
+const MaxLevel uint16 = 9
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {

@@ -17,6 +17,17 @@ import (
 // not attempted) for the resume instead of failing them.
 const levelWebhookHold uint16 = 2
 
+// LevelWebhookAttemptOnce is the semantics level from which an attempt is
+// logged once. The dispatcher proposes a batch of attempts again when its
+// apply answered an error although the entry committed (a timeout, a
+// leadership change after the entry was replicated), so the same
+// WebhookAttempts may apply twice: from this level an attempt whose id the
+// subscription's log holds already (BucketWebhookAttemptIDs) is skipped, with
+// no second row, count or change to its delivery or subscription. Below it
+// every record is logged, as the releases before do: a replayed log must
+// come out the same on every replica.
+const LevelWebhookAttemptOnce = 9
+
 // OutcomeHeld is the outcome of a record the dispatcher writes, in place of
 // an attempt, for an event committed before its subscription's pause that it
 // had not handed out yet: the delivery is created pending (held), nothing is
@@ -285,7 +296,7 @@ func applyWebhookDelete(c *applyCtx, p WebhookDelete) (any, error) {
 		return nil, err
 	}
 	prefix := []byte(w.ID + "/")
-	for _, b := range [][]byte{store.BucketWebhookDeliveries, store.BucketWebhookPending, store.BucketWebhookAttempts} {
+	for _, b := range [][]byte{store.BucketWebhookDeliveries, store.BucketWebhookPending, store.BucketWebhookAttempts, store.BucketWebhookAttemptIDs} {
 		if err := deletePrefix(c.tx, b, prefix); err != nil {
 			return nil, err
 		}
@@ -362,6 +373,10 @@ type attemptSub struct {
 	w               *store.Webhook
 	dirty           bool
 	seq, nAtt, nDlv uint64
+	// once: level LevelWebhookAttemptOnce, the log's attempts are indexed
+	// by id; nAtt0 is the log's count before this command.
+	once  bool
+	nAtt0 uint64
 }
 
 func (s *attemptSub) load(tx *bolt.Tx) (*store.Webhook, error) {
@@ -394,19 +409,25 @@ func applyWebhookAttempts(c *applyCtx, p WebhookAttempts) (any, error) {
 	subs := map[string]*attemptSub{}
 	var order []*attemptSub
 	recorded := 0
+	once := c.r.ClusterLevel() >= LevelWebhookAttemptOnce
 	for i := range p.Attempts {
 		r := &p.Attempts[i]
 		s, ok := subs[r.WebhookID]
 		if !ok {
 			if owner := c.r.WebhookOwner(r.WebhookID); owner != "" {
-				s = &attemptSub{id: r.WebhookID, account: owner}
+				s = &attemptSub{id: r.WebhookID, account: owner, once: once}
 				s.seq, s.nAtt, s.nDlv = metaGet(c.tx, "seq_att/"+s.id), metaGet(c.tx, "n_att/"+s.id), metaGet(c.tx, "n_dlv/"+s.id)
+				s.nAtt0 = s.nAtt
 				order = append(order, s)
 			}
 			subs[r.WebhookID] = s // nil: deleted since, its log went with it
 		}
 		if s == nil {
 			continue
+		}
+		if s.once && r.Outcome != OutcomeHeld && r.ID != "" &&
+			c.tx.Bucket(store.BucketWebhookAttemptIDs).Get(store.WebhookKey(s.id, r.ID)) != nil {
+			continue // recorded already: this command (or its batch) applies again
 		}
 		ok, err := recordAttempt(c, s, r)
 		if err != nil {
@@ -469,7 +490,7 @@ func applyWebhookAttempts(c *applyCtx, p WebhookAttempts) (any, error) {
 func trimSub(tx *bolt.Tx, s *attemptSub, keep int) error {
 	if s.nAtt > uint64(keep) {
 		var removed int
-		if err := trimFrontCount(tx, store.BucketWebhookAttempts, s.id, int(s.nAtt)-keep, nil, &removed); err != nil {
+		if err := trimAttempts(tx, s, int(s.nAtt)-keep, &removed); err != nil {
 			return err
 		}
 		s.nAtt -= uint64(removed)
@@ -478,7 +499,7 @@ func trimSub(tx *bolt.Tx, s *attemptSub, keep int) error {
 		pend := tx.Bucket(store.BucketWebhookPending)
 		skip := func(k []byte) bool { return pend.Get(k) != nil } // never drop a pending delivery
 		var removed int
-		if err := trimFrontCount(tx, store.BucketWebhookDeliveries, s.id, int(s.nDlv)-keep, skip, &removed); err != nil {
+		if err := trimFrontCount(tx, store.BucketWebhookDeliveries, s.id, int(s.nDlv)-keep, skip, nil, &removed); err != nil {
 			return err
 		}
 		s.nDlv -= uint64(removed)
@@ -584,6 +605,11 @@ func recordAttempt(c *applyCtx, s *attemptSub, r *WebhookAttemptRecord) (bool, e
 	if err := store.PutJSON(c.tx, store.BucketWebhookAttempts, store.WebhookAttemptKey(s.id, s.seq), entry); err != nil {
 		return false, err
 	}
+	if s.once && r.ID != "" {
+		if err := c.tx.Bucket(store.BucketWebhookAttemptIDs).Put(store.WebhookKey(s.id, r.ID), binary.BigEndian.AppendUint64(nil, s.seq)); err != nil {
+			return false, err
+		}
+	}
 	s.nAtt++
 	return true, nil
 }
@@ -621,18 +647,49 @@ func recordHeld(c *applyCtx, s *attemptSub, r *WebhookAttemptRecord, key []byte,
 	return c.tx.Bucket(store.BucketWebhookPending).Put(key, []byte{})
 }
 
+// trimAttempts prunes the n oldest entries of a subscription's log. From
+// level LevelWebhookAttemptOnce their ids leave the index with them, and a
+// command prunes only entries older than itself: the command proposed again
+// finds every attempt it logged in the index (a batch of more than keep
+// attempts of one subscription leaves the log longer than keep until the
+// next command). An attempt recorded again after its entry was pruned is
+// logged again.
+func trimAttempts(tx *bolt.Tx, s *attemptSub, n int, removed *int) error {
+	if !s.once {
+		return trimFrontCount(tx, store.BucketWebhookAttempts, s.id, n, nil, nil, removed)
+	}
+	n = min(n, int(s.nAtt0))
+	var ids [][]byte
+	gone := func(v []byte) {
+		var a struct {
+			ID string `json:"id"`
+		}
+		if json.Unmarshal(v, &a) == nil && a.ID != "" {
+			ids = append(ids, store.WebhookKey(s.id, a.ID))
+		}
+	}
+	if err := trimFrontCount(tx, store.BucketWebhookAttempts, s.id, n, nil, gone, removed); err != nil {
+		return err
+	}
+	return deleteKeys(tx.Bucket(store.BucketWebhookAttemptIDs), ids)
+}
+
 // trimFrontCount deletes up to n of the oldest keys under webhookID/ (skipping
-// those skip reports), counting them in removed.
-func trimFrontCount(tx *bolt.Tx, bucket []byte, webhookID string, n int, skip func([]byte) bool, removed *int) error {
+// those skip reports, showing each it deletes to gone when not nil),
+// counting them in removed.
+func trimFrontCount(tx *bolt.Tx, bucket []byte, webhookID string, n int, skip func([]byte) bool, gone func(v []byte), removed *int) error {
 	prefix := []byte(webhookID + "/")
 	b := tx.Bucket(bucket)
 	var keys [][]byte
 	cur := b.Cursor()
 	scanned := 0
-	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(keys) < n && scanned < n+1000; k, _ = cur.Next() {
+	for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(keys) < n && scanned < n+1000; k, v = cur.Next() {
 		scanned++
 		if skip != nil && skip(k) {
 			continue
+		}
+		if gone != nil {
+			gone(v)
 		}
 		keys = append(keys, append([]byte{}, k...))
 	}

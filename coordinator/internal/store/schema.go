@@ -60,6 +60,12 @@ var (
 	BucketWebhookPending    = []byte("webhook_pending")    // webhookID/deliveryID → "" for deliveries awaiting an attempt
 	BucketWebhookAttempts   = []byte("webhook_attempts")   // webhookID/<8-byte seq> → api.WebhookAttempt (the delivery log)
 	BucketWebhookMeta       = []byte("webhook_meta")       // dispatcher cursor, change versions, per-subscription counters
+	// BucketWebhookAttemptIDs indexes the attempts the delivery log holds by
+	// their id, so an attempt recorded again (a WebhookAttempts command
+	// proposed again after an apply that failed but committed) is not
+	// logged twice; written from semantics level 9 on (fsm
+	// LevelWebhookAttemptOnce), pruned with the log.
+	BucketWebhookAttemptIDs = []byte("webhook_attempt_ids") // webhookID/attemptID → <8-byte seq> of its log entry
 
 	// Agent nodes (nodes.go): the hypervisor/hosting nodes that enrol with a
 	// join token and hold a session to the leader. (Coordinators are in
@@ -136,7 +142,7 @@ var (
 	// WebhookBuckets are the webhook subscription and delivery buckets.
 	WebhookBuckets = [][]byte{
 		BucketWebhooks, BucketWebhookIDs, BucketWebhookDeliveries, BucketWebhookPending,
-		BucketWebhookAttempts, BucketWebhookMeta,
+		BucketWebhookAttempts, BucketWebhookMeta, BucketWebhookAttemptIDs,
 	}
 	// NodeBuckets are the agent-node buckets.
 	NodeBuckets = [][]byte{BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs}
@@ -163,6 +169,7 @@ var AllBuckets = [][]byte{
 	BucketWalletTx, BucketInvoices, BucketInvoiceIDs, BucketTickets, BucketTicketIDs, BucketTicketList, BucketCounters,
 	BucketIdempotency, BucketOutbox, BucketCluster,
 	BucketWebhooks, BucketWebhookIDs, BucketWebhookDeliveries, BucketWebhookPending, BucketWebhookAttempts, BucketWebhookMeta,
+	BucketWebhookAttemptIDs,
 	BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs,
 	BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions, BucketAccountActions,
 	BucketIPPools, BucketIPUnits, BucketIPAllocs, BucketReverseZones,
