@@ -41,6 +41,9 @@ type WebhookConfig struct {
 	TLSConfig *tls.Config               // client TLS for deliveries (e.g. a test CA)
 	Resolver  webhook.Resolver          // default: the system resolver
 	Observe   func(webhook.AttemptInfo) // called after every attempt
+	// WrapApply, if set, wraps how the dispatcher proposes its records
+	// (fault injection: an apply that commits but answers an error).
+	WrapApply func(webhook.Applier) webhook.Applier
 
 	rt *webhookRuntime // made by validate; shared by the copies of this config
 }
@@ -172,12 +175,16 @@ func (s *Server) initWebhooks() error {
 		s.API.SetWebhookDeps(&httpapi.WebhookDeps{Sealer: rt.sealer, Guard: rt.guard, MaxPerAccount: c.MaxPerAccount,
 			Fetch: rt.guard.Client(5*time.Second, c.TLSConfig, 4)})
 		client := rt.guard.Client(c.AttemptTimeout, c.TLSConfig, c.MaxInFlight)
+		apply := webhook.Applier(s.API.Apply)
+		if c.WrapApply != nil {
+			apply = c.WrapApply(apply)
+		}
 		rt.disp = webhook.New(webhook.Options{
 			Brand: c.Brand, Dialect: s.brand(), AttemptTimeout: c.AttemptTimeout,
 			Backoff:    webhook.Backoff{Initial: c.RetryInitial, Max: c.RetryMax, Window: c.RetryWindow, Jitter: webhook.DefaultBackoff.Jitter},
 			PerWebhook: c.PerWebhook, MaxInFlight: c.MaxInFlight, FlushInterval: c.FlushInterval, Keep: c.KeepAttempts,
 			OutboxRetention: c.OutboxRetention,
-		}, s.Node.FSM, s.API.Apply, rt.sealer, client, c.Clock, s.log.With("component", "webhooks"))
+		}, s.Node.FSM, apply, rt.sealer, client, c.Clock, s.log.With("component", "webhooks"))
 		rt.disp.Observe = c.Observe
 	})
 	return rt.err
