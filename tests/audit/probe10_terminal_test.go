@@ -104,11 +104,12 @@ func TestProbe10NodeSnapshotListShowsTheDescriptionSafely(t *testing.T) {
 	})
 	sock := socktest.Serve(t, filepath.Join(t.TempDir(), "agent.sock"), mux)
 
+	ctlBin := framework.Ctl(t) // built before any call's 30 s starts
 	run := func(args ...string) string {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		cmd := exec.CommandContext(ctx, framework.Ctl(t), args...)
+		cmd := exec.CommandContext(ctx, ctlBin, args...)
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Run(); err != nil {
