@@ -636,11 +636,11 @@ func (r *run) attempt(j *job) {
 }
 
 // holdsOnDisable reports whether the cluster's semantics level holds a
-// disabled subscription's pending deliveries (fsm levelWebhookHold).
+// disabled subscription's pending deliveries (fsm.LevelWebhookHold).
 func (r *run) holdsOnDisable() bool {
-	var l uint16
-	_ = r.d.state.Read(func(tx store.ReadTx) error { l = tx.ClusterLevel(); return nil })
-	return l >= 2
+	var level uint16
+	_ = r.d.state.Read(func(tx store.ReadTx) error { level = tx.ClusterLevel(); return nil })
+	return level >= fsm.LevelWebhookHold
 }
 
 // post sends one signed request. err is nil only for a 2xx; gone marks a 410.
