@@ -2,14 +2,13 @@ package webhook
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/fsmtest"
 	"github.com/hostplane/hostplane/internal/clock"
 )
 
@@ -31,22 +30,8 @@ func TestAttemptRecordedOnceWhenApplyFailsAfterCommit(t *testing.T) {
 			node.must(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: c.level})
 			sealer := newTestSealer(t)
 			rc, acc, whID := node.subscribedReceiver(sealer, clock.Real{})
-			var proposed, failed atomic.Int32 // batches with attempts proposed; answered as failed
-			apply := func(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
-				res, err := node.Apply(ctx, env)
-				if err != nil || env.Type != fsm.CmdWebhookAttempts {
-					return res, err
-				}
-				var p fsm.WebhookAttempts
-				if json.Unmarshal(env.Data, &p) != nil || len(p.Attempts) == 0 {
-					return res, err
-				}
-				proposed.Add(1)
-				if failed.CompareAndSwap(0, 1) {
-					return nil, raft.ErrLeadershipLost // committed, answered as failed
-				}
-				return res, err
-			}
+			var proposed atomic.Int32 // batches with attempts proposed (the first answered as failed)
+			apply := fsmtest.FirstAttemptsAnswerFails(node.Apply, &proposed)
 			d := New(Options{FlushInterval: 10 * time.Millisecond, PollInterval: 2 * time.Millisecond, AttemptTimeout: 5 * time.Second},
 				node.f, apply, sealer, devGuard.Client(5*time.Second, nil, 64), clock.Real{}, testLog(t))
 			ctx, cancel := context.WithCancel(context.Background())

@@ -2,13 +2,12 @@ package clustertest
 
 import (
 	"context"
-	"encoding/json"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/fsmtest"
 	"github.com/hostplane/hostplane/coordinator/internal/server"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
@@ -29,24 +28,8 @@ func TestAttemptCommittedButFailedListedOnce(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 3-node cluster")
 	}
-	var proposed, failed atomic.Int32 // proposals of a batch with attempts; those answered as failed
-	wrap := func(apply webhook.Applier) webhook.Applier {
-		return func(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
-			res, err := apply(ctx, env)
-			if err != nil || env.Type != fsm.CmdWebhookAttempts {
-				return res, err
-			}
-			var p fsm.WebhookAttempts
-			if json.Unmarshal(env.Data, &p) != nil || len(p.Attempts) == 0 {
-				return res, err
-			}
-			proposed.Add(1)
-			if failed.CompareAndSwap(0, 1) {
-				return nil, raft.ErrLeadershipLost // committed, answered as failed
-			}
-			return res, err
-		}
-	}
+	var proposed atomic.Int32 // proposals of a batch with attempts (the first answered as failed)
+	wrap := func(apply webhook.Applier) webhook.Applier { return fsmtest.FirstAttemptsAnswerFails(apply, &proposed) }
 	c := testcluster.New(t, 3, testcluster.WithRateLimit(1_000_000), withWebhooks(sharedKEK(t), func(w *server.WebhookConfig) { w.WrapApply = wrap }))
 	for _, nd := range c.Nodes {
 		waitFor(t, "semantics level 9 on every coordinator", 30*time.Second, func() bool {
