@@ -277,6 +277,24 @@ func NewProcessCluster(t testing.TB, o ProcessOptions) *ProcessCluster {
 	return c
 }
 
+// For is c as test t's cluster, for a cluster that outlives its tests
+// (StartProcessCluster, shared by the tests of a package that only use it
+// as customers would): the methods that fail a test (WaitLeader, Credit,
+// StartTestAgent...) fail t, and when t fails the tail of every node's log
+// is printed. It shares c's nodes; Close stays the owner's.
+func (c *ProcessCluster) For(t testing.TB) *ProcessCluster {
+	v := *c
+	v.tb, v.ownedDir = t, false
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, p := range v.Nodes {
+				t.Logf("--- tail of shared coordinator %s log (%s):\n%s", p.ID, p.LogPath(), Tail(p.LogPath(), 40))
+			}
+		}
+	})
+	return &v
+}
+
 // StartProcessCluster starts a cluster outside a test (Close stops it).
 func StartProcessCluster(o ProcessOptions) (*ProcessCluster, error) {
 	c, err := prepare(o)
