@@ -133,64 +133,62 @@ func (*bodyReader) Close() error { return nil }
 // numeric port.
 func plainHost(h string) bool {
 	name, port, hasPort := strings.Cut(h, ":")
-	if name == "" || (hasPort && port == "") {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		if c := name[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	for i := 0; i < len(port); i++ {
-		if c := port[i]; c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	return name != "" && (!hasPort || port != "") && allIn(name, hostBytes) && allIn(port, digitBytes)
 }
 
 // plainPath: an absolute path of the bytes url.URL keeps unescaped in a
 // path (unreserved, and $&+,/:;=@), so Path is the path and RawPath empty.
 func plainPath(p string) bool {
-	if p == "" || p[0] != '/' {
-		return false
-	}
-	for i := 0; i < len(p); i++ {
-		if !pathKept[p[i]] {
-			return false
-		}
-	}
-	return true
+	return p != "" && p[0] == '/' && allIn(p, pathBytes)
 }
 
 // plainQuery: a non-empty query of printable ASCII without '#'.
 func plainQuery(q string) bool {
-	if q == "" {
-		return false
+	return q != "" && allIn(q, queryBytes)
+}
+
+// A byteSet is the bytes a plain* check lets through (allIn).
+type byteSet [256]bool
+
+// The byte sets of plainHost, plainPath, plainQuery, plainID and plainKey.
+var (
+	hostBytes  = setOf(alnum + ".-")
+	digitBytes = setOf("0123456789")
+	pathBytes  = setOf(alnum + "-_.~$&+,/:;=@")
+	queryBytes = printableBut('#')
+	idBytes    = setOf(alnum + "._:-")
+	keyBytes   = setOf(alnum + "_/.:-")
+)
+
+const alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// setOf is the set of the bytes of chars.
+func setOf(chars string) *byteSet {
+	var t byteSet
+	for i := 0; i < len(chars); i++ {
+		t[chars[i]] = true
 	}
-	for i := 0; i < len(q); i++ {
-		if c := q[i]; c <= ' ' || c >= 0x7f || c == '#' {
+	return &t
+}
+
+// printableBut is the set of printable ASCII ('!' to '~') without not.
+func printableBut(not byte) *byteSet {
+	var t byteSet
+	for c := '!'; c <= '~'; c++ {
+		t[c] = byte(c) != not
+	}
+	return &t
+}
+
+// allIn says whether every byte of s is in t (true for an empty s).
+func allIn[S string | []byte](s S, t *byteSet) bool {
+	for i := 0; i < len(s); i++ {
+		if !t[s[i]] {
 			return false
 		}
 	}
 	return true
 }
-
-var pathKept = func() (t [256]bool) {
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-	}
-	for c := 'A'; c <= 'Z'; c++ {
-		t[c] = true
-	}
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for _, c := range []byte("-_.~$&+,/:;=@") {
-		t[c] = true
-	}
-	return t
-}()
 
 // recorder is the in-process http.ResponseWriter, and the Response made
 // of what it recorded. Recorders are recycled: a Response's Release hands

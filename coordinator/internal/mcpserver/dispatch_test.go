@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -102,4 +103,48 @@ func FuzzBearerShaped(f *testing.F) {
 func fieldsBearer(v string) bool {
 	f := strings.Fields(v)
 	return len(f) == 2 && strings.EqualFold(f[0], "bearer")
+}
+
+// plainPatterns are the plain* checks' documented byte rules as regular
+// expressions: each check answers true exactly when its pattern matches.
+var plainPatterns = []struct {
+	name  string
+	check func(string) bool
+	re    *regexp.Regexp
+}{
+	{"plainHost", plainHost, regexp.MustCompile(`^[A-Za-z0-9.-]+(:[0-9]+)?$`)},
+	{"plainPath", plainPath, regexp.MustCompile(`^/[A-Za-z0-9\-_.~$&+,/:;=@]*$`)},
+	{"plainQuery", plainQuery, regexp.MustCompile(`^[!-"$-~]+$`)},
+	{"plainID", func(s string) bool { return plainID([]byte(s)) }, regexp.MustCompile(`^("[A-Za-z0-9._:-]{0,64}"|0|-?[1-9][0-9]{0,14})$`)},
+	{"plainKey", plainKey, regexp.MustCompile(`^[A-Za-z0-9_/.:-]+$`)},
+}
+
+func checkPlainPatterns(t *testing.T, s string) {
+	t.Helper()
+	for _, p := range plainPatterns {
+		if got, want := p.check(s), p.re.MatchString(s); got != want {
+			t.Errorf("%s(%q) = %v, want %v (%s)", p.name, s, got, want, p.re)
+		}
+	}
+}
+
+// TestPlainChecksMatchTheirPatterns: plainHost, plainPath, plainQuery,
+// plainID and plainKey let through what their comments say and nothing else.
+func TestPlainChecksMatchTheirPatterns(t *testing.T) {
+	for _, s := range []string{"", "a", "localhost", "api.example.com:8443", "h:", ":80", "h:8x", "h:1:2", "a b", "/", "/v1/$&+,:;=@~-_.",
+		"/v1/a%2Fb", "v1/x", "/v1/\x7f", "/v1/é", "page=2&limit=10", "a#b", "a?b", "!\"$~", " ", "\x7f", "0", "-0", "00", "-1", "7",
+		"123456789012345", "1234567890123456", "-123456789012345", `""`, `"a"`, `"srv_1:x.y-z"`, `"a b"`, `"`, `"` + strings.Repeat("x", 64) + `"`,
+		`"` + strings.Repeat("x", 65) + `"`, "key_1/a.b:c-d", "key+1", "é"} {
+		checkPlainPatterns(t, s)
+	}
+	for c := 0; c < 256; c++ {
+		checkPlainPatterns(t, string([]byte{byte(c)}))
+		checkPlainPatterns(t, "/a"+string([]byte{byte(c)}))
+	}
+}
+
+func FuzzPlainChecksMatchTheirPatterns(f *testing.F) {
+	f.Add("api.example.com:8443")
+	f.Add(`"srv_1"`)
+	f.Fuzz(func(t *testing.T, s string) { checkPlainPatterns(t, s) })
 }

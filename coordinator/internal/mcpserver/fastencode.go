@@ -154,15 +154,7 @@ func appendTail[S string | []byte](dst []byte, text S, structured []byte, isErro
 // or a string of at most 64 of [A-Za-z0-9._:-].
 func plainID(id []byte) bool {
 	if len(id) >= 2 && id[0] == '"' && id[len(id)-1] == '"' {
-		if len(id) > 66 {
-			return false
-		}
-		for _, c := range id[1 : len(id)-1] {
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == ':' || c == '-') {
-				return false
-			}
-		}
-		return true
+		return len(id) <= 66 && allIn(id[1:len(id)-1], idBytes)
 	}
 	if string(id) == "0" {
 		return true
@@ -170,29 +162,12 @@ func plainID(id []byte) bool {
 	if len(id) > 0 && id[0] == '-' {
 		id = id[1:]
 	}
-	if len(id) == 0 || len(id) > 15 || id[0] < '1' || id[0] > '9' {
-		return false
-	}
-	for _, c := range id {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
+	return len(id) > 0 && len(id) <= 15 && id[0] != '0' && allIn(id, digitBytes)
 }
 
 // plainKey: a key of letters, digits and _/.:- that needs no escaping.
 func plainKey(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '/' || c == '.' || c == ':' || c == '-') {
-			return false
-		}
-	}
-	return true
+	return k != "" && allIn(k, keyBytes)
 }
 
 const hexDigits = "0123456789abcdef"
