@@ -2,6 +2,7 @@ package plainjson
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -13,23 +14,24 @@ import (
 // of them left out); a value of another type, an unknown key or one out of
 // order fails the read.
 func TestFields(t *testing.T) {
-	keys := []string{"s", "n", "b", "at", "list"}
+	keys := []string{"s", "n", "b", "at", "list", "cents"}
 	type rec struct {
-		s    string
-		n    int
-		b    bool
-		at   time.Time
-		list []string
+		s     string
+		n     int
+		b     bool
+		at    time.Time
+		list  []string
+		cents int64
 	}
 	read := func(in string) (rec, bool) {
 		var r rec
 		rd := NewReader([]byte(in))
-		ok := rd.Fields(keys, &r.s, &r.n, &r.b, &r.at, &r.list)
+		ok := rd.Fields(keys, &r.s, &r.n, &r.b, &r.at, &r.list, &r.cents)
 		return r, ok && rd.End()
 	}
 	at := time.Date(2026, 12, 4, 5, 6, 7, 0, time.UTC)
-	got, ok := read(`{"s":"x","n":-3,"b":true,"at":"2026-12-04T05:06:07Z","list":["a","b"]}`)
-	if !ok || got.s != "x" || got.n != -3 || !got.b || !got.at.Equal(at) || !slices.Equal(got.list, []string{"a", "b"}) {
+	got, ok := read(`{"s":"x","n":-3,"b":true,"at":"2026-12-04T05:06:07Z","list":["a","b"],"cents":-9223372036854775808}`)
+	if !ok || got.s != "x" || got.n != -3 || !got.b || !got.at.Equal(at) || !slices.Equal(got.list, []string{"a", "b"}) || got.cents != math.MinInt64 {
 		t.Fatalf("every field: %+v %v", got, ok)
 	}
 	if got, ok := read(`{"n":2,"list":[]}`); !ok || got.s != "" || got.n != 2 || got.list == nil || len(got.list) != 0 {
@@ -38,7 +40,7 @@ func TestFields(t *testing.T) {
 	if _, ok := read(`{}`); !ok {
 		t.Fatal("no fields: refused")
 	}
-	for _, bad := range []string{`{"n":"2"}`, `{"s":1}`, `{"b":"true"}`, `{"at":"yesterday"}`, `{"list":"a"}`, `{"n":1,"s":"x"}`, `{"x":1}`, `{"s":"a","s":"b"}`, `{"s":"x"`} {
+	for _, bad := range []string{`{"n":"2"}`, `{"s":1}`, `{"b":"true"}`, `{"at":"yesterday"}`, `{"list":"a"}`, `{"n":1,"s":"x"}`, `{"x":1}`, `{"s":"a","s":"b"}`, `{"s":"x"`, `{"cents":9223372036854775808}`, `{"cents":1.5}`} {
 		if got, ok := read(bad); ok {
 			t.Errorf("%s read as %+v", bad, got)
 		}

@@ -86,8 +86,9 @@ func (r *Reader) Object(keys []string, value func(i int) bool) bool {
 }
 
 // Fields reads an object of keys (Object's rules) into dst, a pointer per
-// key in keys' order: a *string, *int, *bool, *time.Time or *[]string is read
-// with String, Int, Bool, Time or Strings. Any other pointer is a
+// key in keys' order: a *string, *int, *int64, *bool, *time.Time or
+// *[]string is read with String, Int (an int64 as an int: the same range
+// on 64-bit machines), Bool, Time or Strings. Any other pointer is a
 // programming error: it panics.
 func (r *Reader) Fields(keys []string, dst ...any) bool {
 	return r.Object(keys, func(i int) (ok bool) {
@@ -96,6 +97,10 @@ func (r *Reader) Fields(keys []string, dst ...any) bool {
 			*p, ok = r.String()
 		case *int:
 			*p, ok = r.Int()
+		case *int64:
+			var n int
+			n, ok = r.Int()
+			*p = int64(n)
 		case *bool:
 			*p, ok = r.Bool()
 		case *time.Time:

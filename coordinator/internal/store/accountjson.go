@@ -43,22 +43,7 @@ func EncodeAccount(acc *api.Account) ([]byte, bool) {
 // anything else fails it (ok false).
 func readAccount(b []byte) (acc api.Account, ok bool) {
 	rd := plainjson.NewReader(b)
-	strings := [...]*string{0: &acc.ID, 1: &acc.Email, 2: &acc.Name, 3: &acc.Country}
-	ok = rd.Object(accountKeys, func(i int) (ok bool) {
-		switch i {
-		case 4:
-			acc.EmailVerified, ok = rd.Bool()
-		case 5:
-			acc.CreatedAt, ok = rd.Time()
-		case 6:
-			var n int
-			n, ok = rd.Int()
-			acc.BalanceUsdCents = int64(n)
-		default:
-			*strings[i], ok = rd.String()
-		}
-		return ok
-	})
+	ok = rd.Fields(accountKeys, &acc.ID, &acc.Email, &acc.Name, &acc.Country, &acc.EmailVerified, &acc.CreatedAt, &acc.BalanceUsdCents)
 	return acc, ok && rd.End()
 }
 
