@@ -13,28 +13,21 @@ import (
 // otherwise or refuses.
 func TestIdemRecordEncodingMatchesEncodingJSON(t *testing.T) {
 	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
-	for _, rec := range []IdemRecord{
-		{ReqHash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Status: 201, Body: []byte(`{"server":{"id":"srv_1"}}`), ExpiresAt: at},
-		{ReqHash: "h", Status: 0, Body: nil, ExpiresAt: at.Truncate(time.Second)},
-		{ReqHash: "", Status: -1, Body: []byte{}, ExpiresAt: time.Unix(0, 0).UTC()},
-		{ReqHash: "<&>\"\\ ü \u2028 \xff", Status: 599, Body: []byte{0, 1, 2, 0xfe, 0xff}, ExpiresAt: at},
-		{ReqHash: "h", Status: 201, ExpiresAt: at, Ticket: &IdemTicket{ID: "tkt_1", Owner: "acc_1", Messages: 3, Status: "open", UpdatedAt: at}},
-		{ReqHash: "h", Status: 201, ExpiresAt: at, Ticket: &IdemTicket{ID: "<x>", Owner: "\u2029", Status: "\x00", UpdatedAt: at.Add(time.Nanosecond)}},
-	} {
-		if !codectest.Encoding(t, "EncodeIdemRecord", EncodeIdemRecord, rec) {
-			t.Errorf("a record of UTC times took the slow path: %+v", rec)
-		}
-	}
-	for _, rec := range []IdemRecord{
-		{ExpiresAt: at.In(time.FixedZone("x", 3600))},
-		{ExpiresAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
-		{ExpiresAt: at, Ticket: &IdemTicket{UpdatedAt: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}},
-		{ExpiresAt: at, Ticket: &IdemTicket{UpdatedAt: at.Local()}},
-	} {
-		if _, ok := EncodeIdemRecord(&rec); ok {
-			t.Errorf("a record outside the fast path's times was encoded: %+v", rec)
-		}
-	}
+	codectest.Paths(t, "record", func(rec IdemRecord) bool { return codectest.Encoding(t, "EncodeIdemRecord", EncodeIdemRecord, rec) },
+		[]IdemRecord{ // UTC times
+			{ReqHash: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", Status: 201, Body: []byte(`{"server":{"id":"srv_1"}}`), ExpiresAt: at},
+			{ReqHash: "h", Status: 0, Body: nil, ExpiresAt: at.Truncate(time.Second)},
+			{ReqHash: "", Status: -1, Body: []byte{}, ExpiresAt: time.Unix(0, 0).UTC()},
+			{ReqHash: "<&>\"\\ ü \u2028 \xff", Status: 599, Body: []byte{0, 1, 2, 0xfe, 0xff}, ExpiresAt: at},
+			{ReqHash: "h", Status: 201, ExpiresAt: at, Ticket: &IdemTicket{ID: "tkt_1", Owner: "acc_1", Messages: 3, Status: "open", UpdatedAt: at}},
+			{ReqHash: "h", Status: 201, ExpiresAt: at, Ticket: &IdemTicket{ID: "<x>", Owner: "\u2029", Status: "\x00", UpdatedAt: at.Add(time.Nanosecond)}},
+		},
+		[]IdemRecord{ // times outside the fast path's
+			{ExpiresAt: at.In(time.FixedZone("x", 3600))},
+			{ExpiresAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
+			{ExpiresAt: at, Ticket: &IdemTicket{UpdatedAt: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}},
+			{ExpiresAt: at, Ticket: &IdemTicket{UpdatedAt: at.Local()}},
+		})
 }
 
 // FuzzIdemRecordEncoding: whatever EncodeIdemRecord writes is json.Marshal's bytes.

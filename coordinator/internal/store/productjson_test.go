@@ -26,30 +26,16 @@ func TestProductReadingMatchesEncodingJSON(t *testing.T) {
 		Specs: api.ProductSpecs{VCPU: 2, RAMMB: 4096, DiskGB: 60, TrafficGB: 2000}, Locations: []string{"ist", "fra"}}, CreatedAt: at, UpdatedAt: at.Add(time.Hour)}
 	domain := api.AdminProduct{Slug: "com", ProductRequest: api.ProductRequest{Category: api.ProductDomain, NameEn: ".com", Tld: "com", RetailYearlyUsdCents: 1500},
 		Retired: true, CreatedAt: at.In(time.FixedZone("x", 3600))}
-	for _, p := range []api.AdminProduct{vps, domain, {}} {
-		if !checkProductReading(t, p) {
-			t.Errorf("a plain product took the slow path: %+v", p)
-		}
-	}
 	named, hosting := vps, vps
 	named.Names = map[string]string{"tr": "VPS 1"}
 	hosting.Specs.Hosting = &api.HostingPlan{}
-	for _, p := range []api.AdminProduct{named, hosting} {
-		if checkProductReading(t, p) {
-			t.Errorf("a product with names or hosting quotas was read: %+v", p)
-		}
-	}
-	for _, raw := range []string{`{"slug":"a","locations":null}`, `{"specs":{"vcpu":4294967296}}`, `{"slug":"a"} `, `{"category":"a","slug":"b"}`, ``} {
-		if codectest.Reading(t, "readProduct", readProduct, []byte(raw)) {
-			t.Errorf("readProduct read %q", raw)
-		}
-	}
+	// Plain products are read; one with names or hosting quotas is not.
+	codectest.Paths(t, "product", func(p api.AdminProduct) bool { return checkProductReading(t, p) },
+		[]api.AdminProduct{vps, domain, {}}, []api.AdminProduct{named, hosting})
 	// What it reads on its own (no reordering by json.Marshal) too.
-	for _, raw := range []string{`{}`, `{"slug":"a","locations":[]}`, `{"specs":{}}`, `{"specs":{"traffic_gb":0},"retired":false}`} {
-		if !codectest.Reading(t, "readProduct", readProduct, []byte(raw)) {
-			t.Errorf("readProduct did not read %q", raw)
-		}
-	}
+	codectest.Paths(t, "product record", func(raw string) bool { return codectest.Reading(t, "readProduct", readProduct, []byte(raw)) },
+		[]string{`{}`, `{"slug":"a","locations":[]}`, `{"specs":{}}`, `{"specs":{"traffic_gb":0},"retired":false}`},
+		[]string{`{"slug":"a","locations":null}`, `{"specs":{"vcpu":4294967296}}`, `{"slug":"a"} `, `{"category":"a","slug":"b"}`, ``})
 }
 
 func FuzzReadProduct(f *testing.F) {
@@ -72,25 +58,15 @@ func TestAccountPricingReadingMatchesEncodingJSON(t *testing.T) {
 		b, _ := json.Marshal(p)
 		return codectest.Reading(t, "readAccountPricing", readAccountPricing, b)
 	}
-	for _, d := range []int64{0, 25, 100, -7, 1 << 62} {
-		if !read(api.AccountPricing{DiscountPercent: d}) {
-			t.Errorf("a discount of %d took the slow path", d)
-		}
-	}
-	if read(api.AccountPricing{DiscountPercent: 10, Prices: map[string]int64{"vps-t": 900}}) {
-		t.Error("a price list was read")
-	}
-	for _, raw := range []string{`{"discount_percent":25,"prices_usd_cents":{}}`, `{"discount_percent":2.5}`, `{"discount_percent":9223372036854775808}`,
-		`{"discount_percent":null}`, `{"discount_percent":1,"discount_percent":2}`, `{"discount_percent":1} `, `{"x":1}`, `null`, ``} {
-		if codectest.Reading(t, "readAccountPricing", readAccountPricing, []byte(raw)) {
-			t.Errorf("readAccountPricing read %q", raw)
-		}
-	}
-	for _, raw := range []string{`{}`, `{"discount_percent":-0}`} {
-		if !codectest.Reading(t, "readAccountPricing", readAccountPricing, []byte(raw)) {
-			t.Errorf("readAccountPricing did not read %q", raw)
-		}
-	}
+	// Discounts alone are read; a price list is not.
+	codectest.Paths(t, "pricing", read,
+		[]api.AccountPricing{{DiscountPercent: 0}, {DiscountPercent: 25}, {DiscountPercent: 100}, {DiscountPercent: -7}, {DiscountPercent: 1 << 62}},
+		[]api.AccountPricing{{DiscountPercent: 10, Prices: map[string]int64{"vps-t": 900}}})
+	codectest.Paths(t, "pricing record", func(raw string) bool {
+		return codectest.Reading(t, "readAccountPricing", readAccountPricing, []byte(raw))
+	}, []string{`{}`, `{"discount_percent":-0}`},
+		[]string{`{"discount_percent":25,"prices_usd_cents":{}}`, `{"discount_percent":2.5}`, `{"discount_percent":9223372036854775808}`,
+			`{"discount_percent":null}`, `{"discount_percent":1,"discount_percent":2}`, `{"discount_percent":1} `, `{"x":1}`, `null`, ``})
 }
 
 func FuzzReadAccountPricing(f *testing.F) {

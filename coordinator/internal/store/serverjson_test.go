@@ -35,17 +35,10 @@ func TestReadServer(t *testing.T) {
 		Renewal: &Renewal{InvoiceID: "inv_2", PeriodStart: at, PeriodEnd: at}, Suspension: &Suspension{By: "operator", Reason: "abuse", At: at}}
 	plain, _ := json.Marshal(s)
 	proposed, _ := json.Marshal(Server{Server: api.Server{ID: "srv_2"}, Addrs: []ServerAddr{}})
-	for _, b := range [][]byte{plain, proposed, []byte(`{}`), []byte(`{"plan":{},"addrs":[]}`)} {
-		if !checkReadServer(t, b) {
-			t.Errorf("a plain server record was not read: %s", b)
-		}
-	}
-	for _, b := range []string{`{"snapshots":[]}`, `{"ptrs":{"a":"b"}}`, `{"label":"<\u00e9>"}`, `{"addrs":[{"unit":"x"}]}`, `{"renewal":null}`, `{"plan":{"vcpus":4294967296}}`, `{"label":"a","id":"b"}`,
-		`{"id":"a"}{}`} { // a value after the record
-		if checkReadServer(t, []byte(b)) {
-			t.Errorf("readServer read %s", b)
-		}
-	}
+	codectest.Paths(t, "server record", func(b string) bool { return checkReadServer(t, []byte(b)) },
+		[]string{string(plain), string(proposed), `{}`, `{"plan":{},"addrs":[]}`},
+		[]string{`{"snapshots":[]}`, `{"ptrs":{"a":"b"}}`, `{"label":"<\u00e9>"}`, `{"addrs":[{"unit":"x"}]}`, `{"renewal":null}`, `{"plan":{"vcpus":4294967296}}`, `{"label":"a","id":"b"}`,
+			`{"id":"a"}{}`}) // a value after the record
 	db := testDB(t, func(tx *bolt.Tx) error { return PutJSON(tx, BucketServers, OwnedKey("acc_1", "srv_1"), s) })
 	read(t, db, func(r ReadTx) {
 		if got, err := r.OwnedServer("acc_1", "srv_1"); err != nil || !reflect.DeepEqual(got, s) {
@@ -86,23 +79,16 @@ func TestServerEncodingMatchesEncodingJSON(t *testing.T) {
 	terminated := running
 	terminated.TerminatedAt, terminated.Addrs, terminated.Suspension = &at, nil, &Suspension{By: SuspendOperator, At: at}
 	placed := Server{Server: api.Server{ID: "srv_2", Label: "ünï \u2028 \"x\" \xff", CreatedAt: at, UpdatedAt: at}}
-	for _, s := range []Server{ordered, running, renewing, terminated, placed} {
-		if !checkServerEncoding(t, s) {
-			t.Errorf("a plain server took the slow path: %+v", s)
-		}
-	}
-	for _, s := range []Server{
-		{Server: api.Server{CreatedAt: at.In(time.FixedZone("x", 3600)), UpdatedAt: at}},
-		{Server: api.Server{CreatedAt: at, UpdatedAt: at, PaidUntil: &time.Time{}}, Renewal: &Renewal{PeriodStart: at, PeriodEnd: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}},
-		{Server: api.Server{CreatedAt: at, UpdatedAt: at}, Snapshots: []api.ServerSnapshot{{ID: "s"}}},
-		{Server: api.Server{CreatedAt: at, UpdatedAt: at}, PTRs: map[string]string{"198.51.100.10": "a.example"}},
-		{Server: api.Server{CreatedAt: at, UpdatedAt: at}, PTRAt: map[string]uint64{"198.51.100.10": 3}},
-		{Server: api.Server{CreatedAt: at, UpdatedAt: at}, Addrs: []ServerAddr{{Pool: "p"}}},
-	} {
-		if checkServerEncoding(t, s) {
-			t.Errorf("a server outside the fast path was encoded: %+v", s)
-		}
-	}
+	codectest.Paths(t, "server", func(s Server) bool { return checkServerEncoding(t, s) },
+		[]Server{ordered, running, renewing, terminated, placed},
+		[]Server{
+			{Server: api.Server{CreatedAt: at.In(time.FixedZone("x", 3600)), UpdatedAt: at}},
+			{Server: api.Server{CreatedAt: at, UpdatedAt: at, PaidUntil: &time.Time{}}, Renewal: &Renewal{PeriodStart: at, PeriodEnd: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}},
+			{Server: api.Server{CreatedAt: at, UpdatedAt: at}, Snapshots: []api.ServerSnapshot{{ID: "s"}}},
+			{Server: api.Server{CreatedAt: at, UpdatedAt: at}, PTRs: map[string]string{"198.51.100.10": "a.example"}},
+			{Server: api.Server{CreatedAt: at, UpdatedAt: at}, PTRAt: map[string]uint64{"198.51.100.10": 3}},
+			{Server: api.Server{CreatedAt: at, UpdatedAt: at}, Addrs: []ServerAddr{{Pool: "p"}}},
+		})
 }
 
 func FuzzEncodeServer(f *testing.F) {

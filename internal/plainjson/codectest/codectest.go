@@ -40,3 +40,20 @@ func Reading[T any](t testing.TB, name string, read func([]byte) (T, bool), b []
 	}
 	return true
 }
+
+// Paths checks that check (one of the checks above, bound to the codec
+// under test) reports the fast path for every value of fast and for none of
+// slow; what names the values in a failure.
+func Paths[T any](t testing.TB, what string, check func(T) (fast bool), fast, slow []T) {
+	t.Helper()
+	for i, v := range fast {
+		if !check(v) {
+			t.Errorf("%s %d of the fast list took the slow path: %+v", what, i, v)
+		}
+	}
+	for i, v := range slow {
+		if check(v) {
+			t.Errorf("%s %d of the slow list took the fast path: %+v", what, i, v)
+		}
+	}
+}

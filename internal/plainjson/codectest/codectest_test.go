@@ -17,6 +17,10 @@ func (r *recorder) Helper() {}
 
 func (r *recorder) Fatalf(format string, args ...any) { r.failed = fmt.Sprintf(format, args...) }
 
+func (r *recorder) Errorf(format string, args ...any) {
+	r.failed += fmt.Sprintf(format, args...) + "\n"
+}
+
 type pair struct {
 	A string `json:"a"`
 	N int    `json:"n"`
@@ -61,6 +65,31 @@ func TestEncoding(t *testing.T) {
 		r := &recorder{TB: t}
 		if fast := Encoding(r, "encode", c.encode, pair{A: "x", N: 1}); fast != c.fast || (r.failed != "") != c.fail {
 			t.Errorf("%s: fast %v, failed %q; want fast %v, a failure %v", c.name, fast, r.failed, c.fast, c.fail)
+		}
+	}
+}
+
+func TestPaths(t *testing.T) {
+	short := func(s string) bool { return len(s) < 3 }
+	for _, c := range []struct {
+		name       string
+		fast, slow []string
+		fail       []string
+	}{
+		{"right", []string{"a", "bb"}, []string{"ccc"}, nil},
+		{"none", nil, nil, nil},
+		{"a fast one slow", []string{"a", "dddd"}, nil, []string{"s 1 of the fast list took the slow path: dddd"}},
+		{"a slow one fast", nil, []string{"ccc", "e"}, []string{"s 1 of the slow list took the fast path: e"}},
+		{"both", []string{"ccc"}, []string{"e"}, []string{"s 0 of the fast list took the slow path: ccc", "s 0 of the slow list took the fast path: e"}},
+	} {
+		r := &recorder{TB: t}
+		Paths(r, "s", short, c.fast, c.slow)
+		want := ""
+		for _, f := range c.fail {
+			want += f + "\n"
+		}
+		if r.failed != want {
+			t.Errorf("%s: failed %q, want %q", c.name, r.failed, want)
 		}
 	}
 }
