@@ -31,25 +31,13 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 		}
 		return r
 	}
-	delivery := func(wh, dlv string) store.Delivery {
-		var d store.Delivery
-		_ = h.fsms[0].View(func(tx *bolt.Tx) error {
-			return store.GetJSON(tx, store.BucketWebhookDeliveries, store.WebhookKey(wh, dlv), &d)
-		})
-		return d
-	}
-	webhook := func(id string) store.Webhook {
-		var w store.Webhook
-		_ = h.fsms[0].View(func(tx *bolt.Tx) error { w, _ = store.Read(tx).WebhookByID(id); return nil })
-		return w
-	}
 	off, on := false, true
 
 	// Level 1: the pause fails the retrying delivery.
 	h.must(CmdWebhookCreate, whCreate("wh_1", "acc_a", 0))
 	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{retrying("wh_1", "dlv_1", 1)}})
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_1", AccountID: "acc_a", Active: &off})
-	if d := delivery("wh_1", "dlv_1"); d.Status != api.DeliveryFailed || h.count(store.BucketWebhookPending, "wh_1/") != 0 || webhook("wh_1").PausedSince != 0 {
+	if d := h.delivery("wh_1", "dlv_1"); d.Status != api.DeliveryFailed || h.count(store.BucketWebhookPending, "wh_1/") != 0 || h.webhook("wh_1").PausedSince != 0 {
 		t.Fatalf("level 1 pause: delivery %+v", d.WebhookDelivery)
 	}
 
@@ -57,7 +45,7 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 	h.must(CmdWebhookCreate, whCreate("wh_2", "acc_a", 0))
 	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{retrying("wh_2", "dlv_2", 1), retrying("wh_2", "dlv_3", 1)}})
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &off})
-	w := webhook("wh_2")
+	w := h.webhook("wh_2")
 	if w.Active || w.PausedSince != h.idx || !w.Holding() || w.DisabledReason != "paused" {
 		t.Fatalf("level 2 pause: %+v", w)
 	}
@@ -68,7 +56,7 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 	e4.ID = "evt_4"
 	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{{ID: "att_h", WebhookID: "wh_2", DeliveryID: "dlv_4", Chain: 1, At: h.at, Outcome: OutcomeHeld, Event: &e4}}})
 	for _, id := range []string{"dlv_2", "dlv_3", "dlv_4"} {
-		if d := delivery("wh_2", id); d.Status != api.DeliveryPending || d.NextAttemptAt != nil {
+		if d := h.delivery("wh_2", id); d.Status != api.DeliveryPending || d.NextAttemptAt != nil {
 			t.Fatalf("held %s: %+v", id, d.WebhookDelivery)
 		}
 	}
@@ -78,16 +66,16 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 	if n := h.count(store.BucketWebhookAttempts, "wh_2/"); n != 3 {
 		t.Fatalf("%d log entries, want 3 (a held record is not an attempt)", n)
 	}
-	pausedAt, createdAt := webhook("wh_2").PausedSince, webhook("wh_2").ActiveSince
+	pausedAt, createdAt := h.webhook("wh_2").PausedSince, h.webhook("wh_2").ActiveSince
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &on})
 	for _, id := range []string{"dlv_2", "dlv_3", "dlv_4"} {
-		if d := delivery("wh_2", id); d.Status != api.DeliveryPending || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(h.at) {
+		if d := h.delivery("wh_2", id); d.Status != api.DeliveryPending || d.NextAttemptAt == nil || !d.NextAttemptAt.Equal(h.at) {
 			t.Fatalf("resumed %s: %+v", id, d.WebhookDelivery)
 		}
 	}
 	// The dispatcher's cursor is not past the pause (no cursor at all
 	// here): events before the pause are still taken, the pause's are not.
-	w = webhook("wh_2")
+	w = h.webhook("wh_2")
 	if !w.Active || w.PausedSince != 0 || w.ActiveSince != createdAt || len(w.Gaps) != 1 || w.Gaps[0] != (store.IndexRange{From: pausedAt, To: h.idx}) {
 		t.Fatalf("resumed %+v", w)
 	}
@@ -105,7 +93,7 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 	p2 := h.idx
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &on})
 	r2 := h.idx
-	w = webhook("wh_2")
+	w = h.webhook("wh_2")
 	if len(w.Gaps) != 2 || w.Gaps[0] != (store.IndexRange{From: pausedAt, To: firstTo}) || w.Gaps[1] != (store.IndexRange{From: p2, To: r2}) {
 		t.Fatalf("resumed twice behind the dispatcher: %+v", w)
 	}
@@ -120,7 +108,7 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &off})
 	p3 := h.idx
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &on})
-	if w := webhook("wh_2"); len(w.Gaps) != 2 || w.Gaps[0] != (store.IndexRange{From: p2, To: r2}) || w.Gaps[1] != (store.IndexRange{From: p3, To: h.idx}) {
+	if w := h.webhook("wh_2"); len(w.Gaps) != 2 || w.Gaps[0] != (store.IndexRange{From: p2, To: r2}) || w.Gaps[1] != (store.IndexRange{From: p3, To: h.idx}) {
 		t.Fatalf("third resume, the cursor past the first pause: %+v", w)
 	}
 	// Paused and resumed again once the cursor is past the pause: the
@@ -128,30 +116,30 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &off})
 	h.must(CmdWebhookAttempts, WebhookAttempts{Cursor: store.OutboxKey(h.idx+1, 0)})
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_2", AccountID: "acc_a", Active: &on})
-	if w := webhook("wh_2"); !w.Active || w.ActiveSince != h.idx || len(w.Gaps) != 0 || w.Takes(h.idx-1) {
+	if w := h.webhook("wh_2"); !w.Active || w.ActiveSince != h.idx || len(w.Gaps) != 0 || w.Takes(h.idx-1) {
 		t.Fatalf("resumed with the cursor past the pause: %+v", w)
 	}
 	// An expired outcome fails the delivery, once: the same verdict from
 	// another leader's dispatcher is not logged again.
-	if d := delivery("wh_2", "dlv_4"); !d.ChainStart.Equal(e4.CreatedAt) {
+	if d := h.delivery("wh_2", "dlv_4"); !d.ChainStart.Equal(e4.CreatedAt) {
 		t.Fatalf("held before its first attempt: window from %s, want the event's time %s", d.ChainStart, e4.CreatedAt)
 	}
 	logged := h.count(store.BucketWebhookAttempts, "wh_2/")
 	for _, id := range []string{"att_x", "att_x2"} {
 		h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{{ID: id, WebhookID: "wh_2", DeliveryID: "dlv_4", Chain: 1, Number: 1, At: h.at, Outcome: api.AttemptExpired, Error: "not sent"}}})
 	}
-	if d := delivery("wh_2", "dlv_4"); d.Status != api.DeliveryFailed || h.count(store.BucketWebhookPending, "wh_2/") != 2 || h.count(store.BucketWebhookAttempts, "wh_2/") != logged+1 {
+	if d := h.delivery("wh_2", "dlv_4"); d.Status != api.DeliveryFailed || h.count(store.BucketWebhookPending, "wh_2/") != 2 || h.count(store.BucketWebhookAttempts, "wh_2/") != logged+1 {
 		t.Fatalf("expired twice: %+v, %d log entries, want %d", d.WebhookDelivery, h.count(store.BucketWebhookAttempts, "wh_2/"), logged+1)
 	}
 	// A redeliver's window starts at the redeliver (level 2), and its first
 	// attempt keeps it.
 	h.must(CmdWebhookRedeliver, WebhookRedeliver{WebhookID: "wh_2", AccountID: "acc_a", DeliveryID: "dlv_4"})
 	redelivered := h.at // the command's time
-	if d := delivery("wh_2", "dlv_4"); d.Chain != 2 || !d.ChainStart.Equal(redelivered) {
+	if d := h.delivery("wh_2", "dlv_4"); d.Chain != 2 || !d.ChainStart.Equal(redelivered) {
 		t.Fatalf("redelivered: chain %d, window from %s, want 2 and %s", d.Chain, d.ChainStart, redelivered)
 	}
 	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{{ID: "att_r", WebhookID: "wh_2", DeliveryID: "dlv_4", Chain: 2, Number: 1, At: h.at.Add(time.Hour), StatusCode: 204, Outcome: api.AttemptSucceeded}}})
-	if d := delivery("wh_2", "dlv_4"); d.Status != api.DeliverySucceeded || !d.ChainStart.Equal(redelivered) {
+	if d := h.delivery("wh_2", "dlv_4"); d.Status != api.DeliverySucceeded || !d.ChainStart.Equal(redelivered) {
 		t.Fatalf("redelivered and sent: %+v, window from %s, want %s", d.WebhookDelivery, d.ChainStart, redelivered)
 	}
 
@@ -159,11 +147,11 @@ func TestWebhookPauseHoldsAtLevel2(t *testing.T) {
 	h.must(CmdWebhookAttempts, WebhookAttempts{Attempts: []WebhookAttemptRecord{
 		{ID: "att_g", WebhookID: "wh_2", DeliveryID: "dlv_2", Chain: 1, Number: 2, At: h.at, StatusCode: 410, Outcome: api.AttemptDisabled, Reason: "disabled after the receiver answered 410 Gone"},
 	}})
-	if w := webhook("wh_2"); w.Active || !w.Holding() || w.DisabledReason == "" {
+	if w := h.webhook("wh_2"); w.Active || !w.Holding() || w.DisabledReason == "" {
 		t.Fatalf("after a 410: %+v", w)
 	}
 	for _, id := range []string{"dlv_2", "dlv_3"} {
-		if d := delivery("wh_2", id); d.Status != api.DeliveryPending || d.NextAttemptAt != nil {
+		if d := h.delivery("wh_2", id); d.Status != api.DeliveryPending || d.NextAttemptAt != nil {
 			t.Fatalf("held after a 410 %s: %+v", id, d.WebhookDelivery)
 		}
 	}

@@ -54,13 +54,6 @@ func TestWebhookAttemptLoggedOnceAtLevel9(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
-	delivery := func(wh, dlv string) store.Delivery {
-		var d store.Delivery
-		_ = h.fsms[0].View(func(tx *bolt.Tx) error {
-			return store.GetJSON(tx, store.BucketWebhookDeliveries, store.WebhookKey(wh, dlv), &d)
-		})
-		return d
-	}
 	meta := func(key string) uint64 {
 		var v uint64
 		_ = h.fsms[0].View(func(tx *bolt.Tx) error { v = metaGet(tx, key); return nil })
@@ -104,7 +97,7 @@ func TestWebhookAttemptLoggedOnceAtLevel9(t *testing.T) {
 	if len(log) != 1 || log[0].ID != "att_1" || log[0].Attempt != 1 || log[0].DeliveryStatus != api.DeliveryPending {
 		t.Fatalf("delivery log after the batch applied twice: %+v, want att_1 once, pending", log)
 	}
-	if d := delivery("wh_1", "dlv_1"); d.Attempts != 1 || d.Status != api.DeliveryPending || d.NextAttemptAt == nil {
+	if d := h.delivery("wh_1", "dlv_1"); d.Attempts != 1 || d.Status != api.DeliveryPending || d.NextAttemptAt == nil {
 		t.Fatalf("delivery after the batch applied twice: %+v", d.WebhookDelivery)
 	}
 	if s, n := meta("seq_att/wh_1"), meta("n_att/wh_1"); s != 1 || n != 1 {
@@ -120,7 +113,7 @@ func TestWebhookAttemptLoggedOnceAtLevel9(t *testing.T) {
 	if got := ids(logOf("wh_1")); !slices.Equal(got, []string{"att_1", "att_2"}) {
 		t.Fatalf("log %v, want att_1 and att_2 once each", got)
 	}
-	if d := delivery("wh_1", "dlv_1"); d.Attempts != 2 || d.Status != api.DeliverySucceeded {
+	if d := h.delivery("wh_1", "dlv_1"); d.Attempts != 2 || d.Status != api.DeliverySucceeded {
 		t.Fatalf("delivery after a late repeat of its first attempt: %+v", d.WebhookDelivery)
 	}
 
@@ -140,9 +133,7 @@ func TestWebhookAttemptLoggedOnceAtLevel9(t *testing.T) {
 	on := true
 	h.must(CmdWebhookUpdate, WebhookUpdate{ID: "wh_g", AccountID: "acc_a", Active: &on})
 	h.must(CmdWebhookAttempts, gone)
-	var wg store.Webhook
-	_ = h.fsms[0].View(func(tx *bolt.Tx) error { wg, _ = store.Read(tx).WebhookByID("wh_g"); return nil })
-	if !wg.Active || len(logOf("wh_g")) != 1 {
+	if wg := h.webhook("wh_g"); !wg.Active || len(logOf("wh_g")) != 1 {
 		t.Fatalf("a 410 applied again after the resume: active %v, %d log rows; want active, 1", wg.Active, len(logOf("wh_g")))
 	}
 

@@ -50,6 +50,24 @@ func (h *whHarness) apply(typ CommandType, p any) (any, error) {
 	return first.Value, first.Err
 }
 
+// delivery is the first replica's record of wh's delivery dlv (the zero
+// record when there is none).
+func (h *whHarness) delivery(wh, dlv string) store.Delivery {
+	var d store.Delivery
+	_ = h.fsms[0].View(func(tx *bolt.Tx) error {
+		return store.GetJSON(tx, store.BucketWebhookDeliveries, store.WebhookKey(wh, dlv), &d)
+	})
+	return d
+}
+
+// webhook is the first replica's subscription id (the zero one when there is
+// none).
+func (h *whHarness) webhook(id string) store.Webhook {
+	var w store.Webhook
+	_ = h.fsms[0].View(func(tx *bolt.Tx) error { w, _ = store.Read(tx).WebhookByID(id); return nil })
+	return w
+}
+
 // replicasSame fails the test unless dump reads the same bytes from the
 // first two replicas.
 func (h *whHarness) replicasSame(dump func(*FSM) []byte) {
@@ -192,11 +210,7 @@ func TestWebhookCommands(t *testing.T) {
 	h.must(CmdWebhookAttempts, WebhookAttempts{Keep: 3, Attempts: []WebhookAttemptRecord{
 		{ID: "att_2", WebhookID: "wh_1", DeliveryID: "dlv_1", Chain: 1, Number: 2, At: h.at, Outcome: api.AttemptSucceeded},
 	}})
-	var got store.Delivery
-	_ = h.fsms[0].View(func(tx *bolt.Tx) error {
-		return store.GetJSON(tx, store.BucketWebhookDeliveries, store.WebhookKey("wh_1", "dlv_1"), &got)
-	})
-	if got.Status != api.DeliveryPending || got.Chain != 2 {
+	if got := h.delivery("wh_1", "dlv_1"); got.Status != api.DeliveryPending || got.Chain != 2 {
 		t.Fatalf("stale attempt changed the delivery: %+v", got.WebhookDelivery)
 	}
 	// The log keeps the newest Keep entries; terminal deliveries are pruned too.
@@ -225,9 +239,7 @@ func TestWebhookCommands(t *testing.T) {
 	h.must(CmdWebhookAttempts, WebhookAttempts{Keep: 3, Attempts: []WebhookAttemptRecord{
 		{ID: "att_g", WebhookID: "wh_2", DeliveryID: "dlv_g", Chain: 1, Number: 1, At: h.at, StatusCode: 410, Outcome: api.AttemptDisabled, Event: &ev},
 	}})
-	var w2 store.Webhook
-	_ = h.fsms[0].View(func(tx *bolt.Tx) error { w2, _ = store.Read(tx).WebhookByID("wh_2"); return nil })
-	if w2.Active || w2.DisabledReason == "" {
+	if w2 := h.webhook("wh_2"); w2.Active || w2.DisabledReason == "" {
 		t.Fatalf("410 did not disable: %+v", w2)
 	}
 	// Delete removes the subscription and everything under it.
