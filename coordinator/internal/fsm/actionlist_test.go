@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -140,15 +139,7 @@ func TestActionIndexBackfilledAtLevelRaise(t *testing.T) {
 	}
 
 	// A backup restored into another replica keeps the index.
-	var buf bytes.Buffer
-	if err := h.fsms[0].Backup(&buf); err != nil {
-		t.Fatal(err)
-	}
-	r := open(t, filepath.Join(t.TempDir(), "restored.db"))
-	defer r.Close()
-	if err := r.Restore(io.NopCloser(&buf)); err != nil {
-		t.Fatal(err)
-	}
+	r := restored(t, filepath.Join(t.TempDir(), "restored.db"), backup(t, h.fsms[0]))
 	if got, _, err := listActions(t, r, "acc_1", store.ActionQuery{Limit: 10}); err != nil || len(got) != 5 {
 		t.Fatalf("restored: %v %v", got, err)
 	}

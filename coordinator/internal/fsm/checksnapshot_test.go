@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,11 +19,7 @@ func TestCheckSnapshotRefusesCutShort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var buf bytes.Buffer
-	if err := f.Backup(&buf); err != nil {
-		t.Fatal(err)
-	}
-	full := buf.Bytes()
+	full := backup(t, f)
 	path := filepath.Join(dir, "backup.snap")
 	if err := os.WriteFile(path, full, 0o600); err != nil {
 		t.Fatal(err)

@@ -65,6 +65,34 @@ func open(t testing.TB, path string) *FSM {
 	return f
 }
 
+// backup is f's backup: the stream a snapshot of it writes.
+func backup(t testing.TB, f *FSM) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := f.Backup(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// restore restores the backup b into f.
+func restore(t testing.TB, f *FSM, b []byte) {
+	t.Helper()
+	if err := f.Restore(io.NopCloser(bytes.NewReader(b))); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// restored is a new FSM at path, closed when the test ends, restored from
+// the backup b.
+func restored(t testing.TB, path string, b []byte) *FSM {
+	t.Helper()
+	f := open(t, path)
+	t.Cleanup(func() { f.Close() })
+	restore(t, f, b)
+	return f
+}
+
 // TestReplayAfterCleanCloseIsSkipped: Raft replays entries the database already
 // holds after a restart; they must not apply twice.
 func TestReplayAfterCleanCloseIsSkipped(t *testing.T) {
@@ -124,15 +152,7 @@ func TestSnapshotRestoreRoundTrip(t *testing.T) {
 	if r := res[3].(*Result); r.Err == nil {
 		t.Fatal("duplicate email accepted")
 	}
-	var buf bytes.Buffer
-	if err := a.Backup(&buf); err != nil {
-		t.Fatal(err)
-	}
-	b := open(t, filepath.Join(dir, "b.db"))
-	defer b.Close()
-	if err := b.Restore(io.NopCloser(&buf)); err != nil {
-		t.Fatal(err)
-	}
+	b := restored(t, filepath.Join(dir, "b.db"), backup(t, a))
 	if bal := balance(t, b, "acc_1"); bal != 700 {
 		t.Fatalf("restored balance %d, want 700", bal)
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -361,10 +360,7 @@ func TestAllocatorsRebuiltOnRestore(t *testing.T) {
 	if _, err := placeServer(h, "srv_1", bothFamilies); err != nil {
 		t.Fatal(err)
 	}
-	var snap bytes.Buffer
-	if err := h.fsms[0].Backup(&snap); err != nil {
-		t.Fatal(err)
-	}
+	snap := backup(t, h.fsms[0])
 	// Both replicas allocate more (and build allocators holding it)...
 	for _, id := range []string{"srv_2", "srv_3"} {
 		if _, err := placeServer(h, id, bothFamilies); err != nil {
@@ -372,9 +368,7 @@ func TestAllocatorsRebuiltOnRestore(t *testing.T) {
 		}
 	}
 	// ...then the second is restored to the snapshot taken before them.
-	if err := h.fsms[1].Restore(io.NopCloser(&snap)); err != nil {
-		t.Fatal(err)
-	}
+	restore(t, h.fsms[1], snap)
 	h.fsms = h.fsms[1:]
 	s, err := placeServer(h, "srv_4", bothFamilies)
 	if err != nil || s.IPv4 != "198.51.100.3/24" || s.IPv6 != "2001:db8:0:1::1/64" {
@@ -530,10 +524,7 @@ func TestOldIPUnitsMigratedOnOpenAndRestore(t *testing.T) {
 	if bytes.Equal(old, want) || !bytes.Contains(old, []byte(`pub4/198.51.100.3/32{"prefix":"198.51.100.3/32","server_id":"srv_1","account_id":"acc_1"}`)) {
 		t.Fatalf("the version-1 state is not the old layout:\n%s", old)
 	}
-	var snap bytes.Buffer
-	if err := h.fsms[1].Backup(&snap); err != nil {
-		t.Fatal(err)
-	}
+	snap := backup(t, h.fsms[1])
 
 	// Opened: migrated.
 	g := reopen(h, 1)
@@ -542,9 +533,7 @@ func TestOldIPUnitsMigratedOnOpenAndRestore(t *testing.T) {
 	}
 	// Restored from the version-1 snapshot (replica 2 had built its
 	// allocators): migrated.
-	if err := h.fsms[2].Restore(io.NopCloser(&snap)); err != nil {
-		t.Fatal(err)
-	}
+	restore(t, h.fsms[2], snap)
 	if got := ipDump(h.fsms[2]); !bytes.Equal(got, want) {
 		t.Fatalf("migrated on restore:\n%s\nwant:\n%s", got, want)
 	}

@@ -112,26 +112,18 @@ func TestRestoreRefusesNewerLevel(t *testing.T) {
 		logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
 		logOf(t, 2, CmdClusterLevel, ClusterLevel{Level: 2}),
 	})
-	var buf bytes.Buffer
-	if err := a.Backup(&buf); err != nil {
-		t.Fatal(err)
-	}
+	snap := backup(t, a)
 	old := open(t, filepath.Join(dir, "old.db"))
 	defer old.Close()
 	old.LimitLevel(1)
-	err := old.Restore(io.NopCloser(bytes.NewReader(buf.Bytes())))
+	err := old.Restore(io.NopCloser(bytes.NewReader(snap)))
 	if err == nil || !strings.Contains(err.Error(), "semantics level 2") {
 		t.Fatalf("restore of a level-2 snapshot into a level-1 binary: %v", err)
 	}
 	if err := old.Read(func(r store.ReadTx) error { _, err := r.Account("acc_1"); return err }); err == nil {
 		t.Fatal("the refused snapshot's account is there")
 	}
-	cur := open(t, filepath.Join(dir, "cur.db"))
-	defer cur.Close()
-	if err := cur.Restore(io.NopCloser(bytes.NewReader(buf.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
-	if l := cur.ClusterLevel(); l != 2 {
+	if l := restored(t, filepath.Join(dir, "cur.db"), snap).ClusterLevel(); l != 2 {
 		t.Fatalf("restored level %d, want 2", l)
 	}
 }

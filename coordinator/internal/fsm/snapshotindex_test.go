@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"bytes"
 	"io"
 	"path/filepath"
 	"testing"
@@ -28,10 +27,7 @@ func TestRestoreRecordsSnapshotIndex(t *testing.T) {
 		logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
 		logOf(t, 2, CmdWalletCredit, WalletCredit{TxID: "wtx_1", AccountID: "acc_1", AmountUsdCents: 700}),
 	})
-	var buf bytes.Buffer
-	if err := a.Backup(&buf); err != nil {
-		t.Fatal(err)
-	}
+	snap := backup(t, a)
 	snaps, err := raft.NewFileSnapshotStore(filepath.Join(dir, "snaps"), 1, io.Discard)
 	if err != nil {
 		t.Fatal(err)
@@ -40,7 +36,7 @@ func TestRestoreRecordsSnapshotIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := sink.Write(buf.Bytes()); err != nil {
+	if _, err := sink.Write(snap); err != nil {
 		t.Fatal(err)
 	}
 	if err := sink.Close(); err != nil {
@@ -76,12 +72,7 @@ func TestRestoreRecordsSnapshotIndex(t *testing.T) {
 	}
 	b.Close()
 
-	c := open(t, filepath.Join(dir, "c.db"))
-	defer c.Close()
-	if err := c.Restore(io.NopCloser(bytes.NewReader(buf.Bytes()))); err != nil {
-		t.Fatal(err)
-	}
-	if got := c.AppliedIndex(); got != 0 {
+	if got := restored(t, filepath.Join(dir, "c.db"), snap).AppliedIndex(); got != 0 {
 		t.Fatalf("a stream of no known snapshot restored at run time: applied index %d, want 0", got)
 	}
 }
