@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/apitest"
 	"github.com/hostplane/hostplane/internal/plainjson/codectest"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -14,16 +15,7 @@ import (
 // to encoding/json for other results and times outside the fast path.
 func TestIdemAnswerMatchesEncodingJSON(t *testing.T) {
 	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
-	until := at.AddDate(0, 1, 0)
-	order := api.ServerOrder{
-		Server: api.Server{ID: "srv_1", Label: "web", Hostname: "web.example.com", Status: api.ServerProvisioning,
-			Plan: api.ServerPlan{Slug: "vps-1", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1}, OSTemplate: "debian-12", OS: "debian",
-			IPv4: "198.51.100.10/24", IPv6: "2001:db8:0:5::1/64", Location: "fra-1", ActionID: "act_1", CreatedAt: at, UpdatedAt: at, PaidUntil: &until},
-		Action: api.Action{ID: "act_1", Command: api.ActionServerProvision, Status: api.ActionPending, ResourceType: "server", ResourceID: "srv_1", CreatedAt: at},
-		Invoice: api.Invoice{ID: "inv_1", Number: "INV-2026-000001", Status: api.InvoicePaid, Currency: "USD", TotalUsdCents: 900, CreatedAt: at, DueAt: at, PaidAt: &at,
-			Lines:    []api.InvoiceLine{{Description: "VPS 1 (vps-1) server srv_1, 2026-12-01 to 2027-01-01", Quantity: 1, UnitPriceUsdCents: 900, AmountUsdCents: 900}},
-			Payments: []api.Payment{{ID: "pay_1", Method: "wallet", AmountUsdCents: 900, TransactionID: "wtx_1", CreatedAt: at}}},
-	}
+	order := apitest.PaidServerOrder(at, "1")
 	hostile := order
 	hostile.Server.Label, hostile.Server.Hostname = "ünï \u2028 \"x\" \xff <b>", ""
 	hostile.Invoice.Lines = []api.InvoiceLine{{Description: "<&> \u2029"}}

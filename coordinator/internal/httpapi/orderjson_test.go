@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/apitest"
 	"github.com/hostplane/hostplane/internal/plainjson/codectest"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -43,16 +44,8 @@ func checkServerOrderBody(t testing.TB, o api.ServerOrder) (fast bool) {
 func TestServerOrderBodyMatchesEncodingJSON(t *testing.T) {
 	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
 	until := at.AddDate(0, 1, 0)
-	ordered := api.ServerOrder{
-		Server: api.Server{ID: "srv_1", Label: "web", Hostname: "web.example.com", Status: api.ServerProvisioning,
-			Plan: api.ServerPlan{Slug: "vps-1", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1}, OSTemplate: "debian-12", OS: "Debian 12",
-			IPv4: "198.51.100.10/24", IPv6: "2001:db8:0:5::1/64", ActionID: "act_1", CreatedAt: at, UpdatedAt: at, PaidUntil: &until},
-		Action: api.Action{ID: "act_1", Command: api.ActionServerProvision, Status: api.ActionPending, ResourceType: "server", ResourceID: "srv_1", CreatedAt: at},
-		Invoice: api.Invoice{ID: "inv_1", Number: "INV-2026-000001", Status: api.InvoicePaid, Currency: "USD", TotalUsdCents: 900, CreatedAt: at, DueAt: at, PaidAt: &at,
-			Lines:    []api.InvoiceLine{{Description: "VPS 1 (vps-1) server srv_1, 2026-12-01 to 2027-01-01", Quantity: 1, UnitPriceUsdCents: 900, AmountUsdCents: 900}},
-			Payments: []api.Payment{{ID: "pay_1", Method: "wallet", AmountUsdCents: 900, TransactionID: "wtx_1", CreatedAt: at}}},
-		RootPassword: "Zq7<&>\"\\x",
-	}
+	ordered := apitest.PaidServerOrder(at, "1")
+	ordered.Server.OS, ordered.Server.Location, ordered.RootPassword = "Debian 12", "", "Zq7<&>\"\\x"
 	hostile := ordered
 	hostile.Server.Label, hostile.Server.Hostname, hostile.RootPassword = "ünï \u2028 \"x\" \xff <b>", "", ""
 	hostile.Server.IPv4, hostile.Server.IPv6, hostile.Server.ActionID, hostile.Server.PaidUntil, hostile.Server.TerminatedAt = "", "", "", nil, &at
@@ -106,17 +99,8 @@ func FuzzEncodeServerOrderBody(f *testing.F) {
 //	go test ./coordinator/internal/httpapi -run '^$' -bench ServerOrderBody -benchmem
 func BenchmarkServerOrderBody(b *testing.B) {
 	at := time.Date(2026, 12, 1, 17, 4, 5, 123456000, time.UTC)
-	until := at.AddDate(0, 1, 0)
-	o := api.ServerOrder{
-		Server: api.Server{ID: "srv_01KBKQ4Z3N0000000000000000", Label: "bench 1", Hostname: "bench-1.example.com", Status: api.ServerProvisioning,
-			Plan: api.ServerPlan{Slug: "vps-t", VCPUs: 1, MemoryMiB: 256, DiskGiB: 1}, OSTemplate: "debian-12", OS: "debian",
-			IPv4: "198.51.100.7/24", ActionID: "act_01KBKQ4Z3N0000000000000000", CreatedAt: at, UpdatedAt: at, PaidUntil: &until},
-		Action: api.Action{ID: "act_01KBKQ4Z3N0000000000000000", Command: api.ActionServerProvision, Status: api.ActionPending, ResourceType: "server", ResourceID: "srv_01KBKQ4Z3N0000000000000000", CreatedAt: at},
-		Invoice: api.Invoice{ID: "inv_01KBKQ4Z3N0000000000000000", Number: "INV-2026-000123", Status: api.InvoicePaid, Currency: "USD", TotalUsdCents: 900, CreatedAt: at, DueAt: at, PaidAt: &at,
-			Lines:    []api.InvoiceLine{{Description: "VPS T (vps-t) server srv_01KBKQ4Z3N0000000000000000, 2026-12-01 to 2027-01-01", Quantity: 1, UnitPriceUsdCents: 900, AmountUsdCents: 900}},
-			Payments: []api.Payment{{ID: "pay_01KBKQ4Z3N0000000000000000", Method: "wallet", AmountUsdCents: 900, TransactionID: "wtx_01KBKQ4Z3N0000000000000000", CreatedAt: at}}},
-		RootPassword: "Zq7mWc2rT9xKp4Lh",
-	}
+	o := apitest.PaidServerOrder(at, "01KBKQ4Z3N0000000000000000") // ids as long as real ones
+	o.RootPassword = "Zq7mWc2rT9xKp4Lh"
 	b.Run("fast", func(b *testing.B) {
 		for b.Loop() {
 			if _, ok := encodeServerOrder(&o); !ok {
