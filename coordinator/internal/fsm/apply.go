@@ -319,7 +319,7 @@ func numberInvoice(c *applyCtx, acc *api.Account, inv *store.Invoice, pay bool, 
 			return err
 		}
 	}
-	return c.tx.Bucket(store.BucketInvoiceIDs).Put([]byte(inv.ID), []byte(acc.ID))
+	return putOwner(c, store.BucketInvoiceIDs, inv.ID, acc.ID)
 }
 
 // payFromWallet debits the wallet and marks inv paid; the caller checked the balance.
@@ -361,7 +361,7 @@ func recordWalletPayment(c *applyCtx, acc *api.Account, inv *store.Invoice, paym
 }
 
 func applyInvoicePay(c *applyCtx, p InvoicePay) (any, error) {
-	accID := c.tx.Bucket(store.BucketInvoiceIDs).Get([]byte(p.InvoiceID))
+	accID := store.OwnerOf(c.tx, store.BucketInvoiceIDs, p.InvoiceID)
 	if accID == nil {
 		return nil, fmt.Errorf("invoice %s: %w", p.InvoiceID, ErrNotFound)
 	}

@@ -26,13 +26,17 @@ import (
 // (the cluster benchmark's rig has none); order-addr one that allocates an
 // IPv4 and an IPv6 from the pools; ticket a ticket creation. cpu-µs/op
 // is the process's CPU time per command: ns/op is wall time, which on a
-// shared machine includes waits for the page cache's writes.
+// shared machine includes waits for the page cache's writes. The three
+// run at this binary's MaxLevel; order-level9 is order on a state at the
+// level before LevelOwnerIDs (server_ids and invoice_ids written), as a
+// cluster not yet upgraded applies it.
 //
 //	go test ./coordinator/internal/fsm -run '^$' -bench ApplyOrder -benchmem
 func BenchmarkApplyOrder(b *testing.B) {
-	b.Run("order", func(b *testing.B) { benchApplyOrder(b, "order") })
-	b.Run("order-addr", func(b *testing.B) { benchApplyOrder(b, "order-addr") })
-	b.Run("ticket", func(b *testing.B) { benchApplyOrder(b, "ticket") })
+	b.Run("order", func(b *testing.B) { benchApplyOrder(b, "order", MaxLevel) })
+	b.Run("order-addr", func(b *testing.B) { benchApplyOrder(b, "order-addr", MaxLevel) })
+	b.Run("ticket", func(b *testing.B) { benchApplyOrder(b, "ticket", MaxLevel) })
+	b.Run("order-level9", func(b *testing.B) { benchApplyOrder(b, "order", LevelOwnerIDs-1) })
 }
 
 // applyOrderBatch is how many commands one group commit of the benchmark holds.
@@ -53,12 +57,12 @@ type applyOrderState struct {
 const applyOrderAccounts = 40
 
 func newApplyOrderState(b *testing.B) *applyOrderState {
-	return newApplyOrderStateOf(b, 300, false)
+	return newApplyOrderStateOf(b, 300, false, MaxLevel)
 }
 
-// newApplyOrderStateOf is the store with servers servers (and as many
-// tickets) ordered, their ids numbered when fixed.
-func newApplyOrderStateOf(b testing.TB, servers int, fixed bool) *applyOrderState {
+// newApplyOrderStateOf is the store at semantics level with servers
+// servers (and as many tickets) ordered, their ids numbered when fixed.
+func newApplyOrderStateOf(b testing.TB, servers int, fixed bool, level uint16) *applyOrderState {
 	b.Helper()
 	f := open(b, filepath.Join(b.TempDir(), "fsm.db"))
 	b.Cleanup(func() { f.Close() })
@@ -66,7 +70,7 @@ func newApplyOrderStateOf(b testing.TB, servers int, fixed bool) *applyOrderStat
 	s.prov, _ = action.Encode(&action.Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25},
 		Hostname: "web.example.com", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx3b3JkcyBvZiBhIHRlc3Qga2V5IGZvciB0aGUgYmVuY2ggb25seQ bench@example"}})
 	setup := []*Envelope{
-		cmd(CmdClusterLevel, ClusterLevel{Level: MaxLevel}),
+		cmd(CmdClusterLevel, ClusterLevel{Level: level}),
 		cmd(CmdNodeCAInit, NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"}),
 	}
 	for i := 0; i < applyOrderAccounts; i++ {
@@ -187,8 +191,8 @@ func checkApplied(out any) {
 	}
 }
 
-func benchApplyOrder(b *testing.B, kind string) {
-	s := newApplyOrderState(b)
+func benchApplyOrder(b *testing.B, kind string, level uint16) {
+	s := newApplyOrderStateOf(b, 300, false, level)
 	var logs []*raft.Log
 	for n := 0; n < b.N; n += applyOrderBatch {
 		g := make([]*Envelope, min(applyOrderBatch, b.N-n))

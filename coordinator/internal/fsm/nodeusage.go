@@ -58,13 +58,13 @@ func (c *applyCtx) nodeUsed(nodeID string) (api.AgentNodeCapacity, error) {
 // scanNodesUsed sums the plans of every node's servers from the database.
 func scanNodesUsed(c *applyCtx) (map[string]api.AgentNodeCapacity, error) {
 	out := map[string]api.AgentNodeCapacity{}
-	servers, ids := c.tx.Bucket(store.BucketServers), c.tx.Bucket(store.BucketServerIDs)
+	servers := c.tx.Bucket(store.BucketServers)
 	err := c.tx.Bucket(store.BucketNodeServers).ForEach(func(k, _ []byte) error {
 		node, id, ok := bytes.Cut(k, []byte("/"))
 		if !ok {
 			return nil
 		}
-		acc := ids.Get(id)
+		acc := store.OwnerOf(c.tx, store.BucketServerIDs, string(id))
 		if acc == nil {
 			return nil
 		}
@@ -94,7 +94,7 @@ func scanNodeUsed(c *applyCtx, nodeID string) (api.AgentNodeCapacity, error) {
 			Plan api.ServerPlan `json:"plan"`
 		}
 		id := k[len(prefix):]
-		acc := c.tx.Bucket(store.BucketServerIDs).Get(id)
+		acc := store.OwnerOf(c.tx, store.BucketServerIDs, string(id))
 		if acc == nil {
 			continue
 		}

@@ -1,6 +1,9 @@
 package fsm
 
 import (
+	"bytes"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -16,10 +19,29 @@ import (
 // the append-mostly ones (servers, actions, invoices, wallet transactions,
 // the node index, the account index of actions), half of whose servers and actions are rewritten larger
 // by their provisioning's end, to more than 55 %; bbolt's default split
-// leaves such pages about half full. Both replicas hold the same.
+// leaves such pages about half full. Both replicas hold the same. Below
+// LevelOwnerIDs the server and invoice ids are indexed in server_ids and
+// invoice_ids, from it in owner_ids (the other two stay empty).
 func TestAppendOnlyBucketsPacked(t *testing.T) {
+	for _, level := range []uint16{LevelOwnerIDs - 1, LevelOwnerIDs} {
+		t.Run(fmt.Sprintf("level %d", level), func(t *testing.T) { testAppendOnlyBucketsPacked(t, level) })
+	}
+}
+
+// testAppendOnlyBucketsPacked is TestAppendOnlyBucketsPacked at level (2 or more).
+func testAppendOnlyBucketsPacked(t *testing.T, level uint16) {
+	unused := [][]byte{store.BucketOwnerIDs}
+	if level >= LevelOwnerIDs {
+		unused = [][]byte{store.BucketServerIDs, store.BucketInvoiceIDs}
+	}
+	var appendOnly [][]byte
+	for _, b := range store.AppendOnlyBuckets {
+		if !slices.ContainsFunc(unused, func(u []byte) bool { return bytes.Equal(u, b) }) {
+			appendOnly = append(appendOnly, b)
+		}
+	}
 	h := newServerHarness(t)
-	h.must(CmdClusterLevel, ClusterLevel{Level: 2}) // the account index of actions is written from level 2
+	h.must(CmdClusterLevel, ClusterLevel{Level: level}) // the account index of actions is written from level 2
 	h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"kvm"}, ProtocolVersion: 103,
 		Capacity: api.AgentNodeCapacity{VCPUs: 1 << 20, MemoryBytes: 1 << 50, DiskBytes: 1 << 60}})
 	h.must(CmdProductPut, ProductPut{Slug: "vps-1", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "VPS 1",
@@ -61,7 +83,12 @@ func TestAppendOnlyBucketsPacked(t *testing.T) {
 					}
 				}
 			}
-			checkFill(store.AppendOnlyBuckets, n, 0.75)
+			for _, name := range unused {
+				if k := tx.Bucket(name).Stats().KeyN; k != 0 {
+					t.Fatalf("%s holds %d keys at level %d, want none", name, k, level)
+				}
+			}
+			checkFill(appendOnly, n, 0.75)
 			// The append-mostly buckets: values rewritten larger split
 			// some pages, which stay fuller than bbolt's half.
 			checkFill(store.AppendMostlyBuckets, 0, 0.55)

@@ -162,11 +162,16 @@ func (g *sweepIDs) flushAccounts() error {
 // next is a new invoice ("inv") or action ("act") id, probed past ids taken
 // by earlier commands of the same entry (a batch shares its index).
 func (g *sweepIDs) next(prefix string) string {
-	bucket := map[string][]byte{"inv": store.BucketInvoiceIDs, "act": store.BucketActions}[prefix]
 	for {
 		g.seq++
 		id := ids.Derived(prefix, g.c.at, g.c.index, g.seq)
-		if g.c.tx.Bucket(bucket).Get([]byte(id)) == nil {
+		var taken []byte
+		if prefix == "inv" {
+			taken = store.OwnerOf(g.c.tx, store.BucketInvoiceIDs, id)
+		} else {
+			taken = g.c.tx.Bucket(store.BucketActions).Get([]byte(id))
+		}
+		if taken == nil {
 			return id
 		}
 	}

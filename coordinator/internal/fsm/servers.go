@@ -421,7 +421,7 @@ func createServer(c *applyCtx, p ServerCreate, accountRead bool) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if c.tx.Bucket(store.BucketServerIDs).Get([]byte(s.ID)) != nil {
+	if store.OwnerOf(c.tx, store.BucketServerIDs, s.ID) != nil {
 		return nil, fmt.Errorf("%w: server %s exists", ErrConflict, s.ID)
 	}
 	if p.CPUOvercommit > 0 {
@@ -455,7 +455,7 @@ func createServer(c *applyCtx, p ServerCreate, accountRead bool) (any, error) {
 	if err := putServer(c.tx, s); err != nil {
 		return nil, err
 	}
-	if err := c.tx.Bucket(store.BucketServerIDs).Put([]byte(s.ID), []byte(s.AccountID)); err != nil {
+	if err := putOwner(c, store.BucketServerIDs, s.ID, s.AccountID); err != nil {
 		return nil, err
 	}
 	if err := c.tx.Bucket(store.BucketNodeServers).Put(store.NodeServerKey(s.NodeID, s.ID), nil); err != nil {

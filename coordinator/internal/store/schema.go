@@ -38,7 +38,7 @@ var (
 	// Billing (billing.go).
 	BucketWalletTx   = []byte("wallet_tx")   // accountID/txID → api.WalletTransaction
 	BucketInvoices   = []byte("invoices")    // accountID/invoiceID → Invoice
-	BucketInvoiceIDs = []byte("invoice_ids") // invoiceID → accountID
+	BucketInvoiceIDs = []byte("invoice_ids") // invoiceID → accountID (invoices made below semantics level 10; then BucketOwnerIDs)
 
 	// Support tickets (tickets.go).
 	BucketTickets    = []byte("tickets")     // accountID/ticketID → api.Ticket (with thread)
@@ -77,13 +77,20 @@ var (
 
 	// Servers and actions (servers.go).
 	BucketServers     = []byte("servers")      // accountID/serverID → Server
-	BucketServerIDs   = []byte("server_ids")   // serverID → accountID
+	BucketServerIDs   = []byte("server_ids")   // serverID → accountID (servers created below semantics level 10)
 	BucketNodeServers = []byte("node_servers") // nodeID/serverID → nil (servers not terminated)
 	BucketActions     = []byte("actions")      // actionID → Action
 	BucketOpenActions = []byte("open_actions") // actionID → nodeID (pending or running: the dispatcher's work list)
 	// BucketAccountActions indexes an account's actions for GET /v1/actions
 	// (actionlist.go), written from semantics level 2 on.
 	BucketAccountActions = []byte("account_actions") // accountID/actionID → "<resource type> <resource id> <command>"
+	// BucketOwnerIDs is the id index of the servers and invoices made from
+	// semantics level 10 on (fsm LevelOwnerIDs): one bucket where there
+	// were two (server_ids, invoice_ids, which keep what was indexed
+	// before), keyed by OwnerKey, so that the ids an order makes in one
+	// millisecond (its server's and its invoice's) sort next to each
+	// other and its commit writes one leaf of one tree (ownerids.go).
+	BucketOwnerIDs = []byte("owner_ids") // OwnerKey(serverID or invoiceID) → accountID
 
 	// IP pools (ippools.go). A unit is an IPv4 address or an IPv6 prefix.
 	// The units a server holds are one record per server and pool, so a
@@ -147,7 +154,7 @@ var (
 	// NodeBuckets are the agent-node buckets.
 	NodeBuckets = [][]byte{BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs}
 	// ServerBuckets are the server and action buckets.
-	ServerBuckets = [][]byte{BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions, BucketAccountActions}
+	ServerBuckets = [][]byte{BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions, BucketAccountActions, BucketOwnerIDs}
 	// IPPoolBuckets are the IP pool buckets.
 	IPPoolBuckets = [][]byte{BucketIPPools, BucketIPUnits, BucketIPAllocs}
 	// OAuthBuckets are the OAuth buckets.
@@ -172,6 +179,7 @@ var AllBuckets = [][]byte{
 	BucketWebhookAttemptIDs,
 	BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs,
 	BucketServers, BucketServerIDs, BucketNodeServers, BucketActions, BucketOpenActions, BucketAccountActions,
+	BucketOwnerIDs,
 	BucketIPPools, BucketIPUnits, BucketIPAllocs, BucketReverseZones,
 	BucketOAuthClients, BucketOAuthDevices, BucketOAuthUserCodes, BucketOAuthCodes,
 	BucketOAuthGrants, BucketOAuthGrantIDs, BucketOAuthTokens, BucketOAuthGrantTokens,
@@ -184,10 +192,11 @@ var AllBuckets = [][]byte{
 // AppendOnlyBuckets are the buckets whose new keys sort after the keys
 // already there and whose values are written once: the outbox (keyed by
 // Raft index, pruned from its front) and the id indexes of servers,
-// invoices and tickets (keyed by time-ordered ids; one made on a
+// invoices and tickets (keyed by time-ordered ids, or their time first in
+// owner_ids; one made on a
 // coordinator whose clock is some milliseconds behind lands just before the
 // end and splits that one page). PackAppends fills their pages.
-var AppendOnlyBuckets = [][]byte{BucketOutbox, BucketServerIDs, BucketInvoiceIDs, BucketTicketIDs}
+var AppendOnlyBuckets = [][]byte{BucketOutbox, BucketServerIDs, BucketInvoiceIDs, BucketTicketIDs, BucketOwnerIDs}
 
 // AppendMostlyBuckets are the buckets an order writes whose new keys sort
 // after the keys of their owner already there (time-ordered ids after the

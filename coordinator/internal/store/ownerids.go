@@ -1,0 +1,46 @@
+package store
+
+import (
+	"strings"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// OwnerKey is id's key in BucketOwnerIDs: a time-ordered id
+// ("srv_01kt6e…", prefix, underscore, its time first) is keyed by what
+// follows the prefix, then an underscore and the prefix ("01kt6e…_srv"),
+// so that the ids one command makes in the same millisecond (ids.New makes
+// them in increasing order across prefixes: an order's server, action and
+// invoice) sort next to each other. Any other id (no underscore, an empty
+// part, or a NUL first after the prefix) is keyed by a NUL and the id.
+// The key is unique to the id: the first kind never starts with a NUL,
+// and its last underscore is the one after the time (a prefix is what
+// precedes an id's first underscore), so the id is read back from it.
+func OwnerKey(id string) []byte {
+	prefix, rest, ok := strings.Cut(id, "_")
+	if !ok || prefix == "" || rest == "" || rest[0] == 0 {
+		return append([]byte{0}, id...)
+	}
+	k := make([]byte, 0, len(id))
+	k = append(k, rest...)
+	k = append(k, '_')
+	return append(k, prefix...)
+}
+
+// PutOwner indexes id (a server's or an invoice's) as accountID's in
+// BucketOwnerIDs (semantics level 10 on; the FSM writes).
+func PutOwner(tx *bolt.Tx, id, accountID string) error {
+	return tx.Bucket(BucketOwnerIDs).Put(OwnerKey(id), []byte(accountID))
+}
+
+// OwnerOf is the account that owns id, a server's or an invoice's: from
+// BucketOwnerIDs (made from semantics level 10 on), else from legacy, the
+// type's index of the ids made before (BucketServerIDs, BucketInvoiceIDs);
+// nil when neither holds it. Both are read at every level: the ids made
+// below level 10 stay where they were written.
+func OwnerOf(tx *bolt.Tx, legacy []byte, id string) []byte {
+	if acc := tx.Bucket(BucketOwnerIDs).Get(OwnerKey(id)); acc != nil {
+		return acc
+	}
+	return tx.Bucket(legacy).Get([]byte(id))
+}
