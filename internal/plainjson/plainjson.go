@@ -354,15 +354,25 @@ func (r *Reader) Time() (time.Time, bool) {
 }
 
 // AppendTime appends t as json.Marshal writes a time.Time, when t is UTC
-// within years 0-9999 (ok false otherwise: json.Marshal refuses other years,
-// and other zones are left to it).
+// within years 0-9999 (PlainTime; ok false otherwise: json.Marshal refuses
+// other years, and other zones are left to it).
 func AppendTime(dst []byte, t time.Time) ([]byte, bool) {
-	if t.Location() != time.UTC || t.Year() < 0 || t.Year() > 9999 {
+	if !PlainTime(t) {
 		return dst, false
 	}
 	dst = append(dst, '"')
 	dst = t.AppendFormat(dst, time.RFC3339Nano)
 	return append(dst, '"'), true
+}
+
+// PlainTime reports whether AppendTime writes t: whether it is UTC within
+// years 0-9999.
+func PlainTime(t time.Time) bool {
+	if t.Location() != time.UTC {
+		return false
+	}
+	y := t.Year()
+	return y >= 0 && y <= 9999
 }
 
 // End reports whether the whole input was read.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/internal/plainjson"
 )
 
 // Envelope is the record written to the Raft log: a typed, versioned payload and the
@@ -80,7 +81,7 @@ func (e *Envelope) Encode() ([]byte, error) {
 // writes exactly so (TestEnvelopeEncodingMatchesEncodingJSON,
 // FuzzEnvelopeEncoding); ok is false for any other.
 func (e *Envelope) encodePlain() ([]byte, bool) {
-	if e.Idem != nil || e.At.Location() != time.UTC || e.At.Year() < 0 || e.At.Year() > 9999 {
+	if e.Idem != nil || !plainjson.PlainTime(e.At) {
 		return nil, false
 	}
 	data := e.Data
@@ -92,9 +93,9 @@ func (e *Envelope) encodePlain() ([]byte, bool) {
 	b = strconv.AppendUint(b, uint64(e.Type), 10)
 	b = append(b, `,"v":`...)
 	b = strconv.AppendUint(b, uint64(e.Version), 10)
-	b = append(b, `,"at":"`...)
-	b = e.At.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, `","d":`...)
+	b = append(b, `,"at":`...)
+	b, _ = plainjson.AppendTime(b, e.At) // plain: checked above
+	b = append(b, `,"d":`...)
 	b = append(b, data...)
 	return append(b, '}'), true
 }

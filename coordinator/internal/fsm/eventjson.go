@@ -1,8 +1,6 @@
 package fsm
 
 import (
-	"time"
-
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/plainjson"
 )
@@ -17,7 +15,7 @@ import (
 // fuzzer hold it to encoding/json's bytes).
 func encodeEvent(ev *store.Event) ([]byte, bool) {
 	if !plainjson.Plain(ev.ID) || !plainjson.Plain(ev.Type) || !plainjson.Plain(ev.AccountID) ||
-		ev.CreatedAt.Location() != time.UTC || ev.CreatedAt.Year() < 0 || ev.CreatedAt.Year() > 9999 || len(ev.Data) == 0 {
+		!plainjson.PlainTime(ev.CreatedAt) || len(ev.Data) == 0 {
 		return nil, false
 	}
 	b := make([]byte, 0, 96+len(ev.ID)+len(ev.Type)+len(ev.AccountID)+len(ev.Data))
@@ -28,9 +26,8 @@ func encodeEvent(ev *store.Event) ([]byte, bool) {
 	b = append(b, ',')
 	b = plainjson.AppendString(plainjson.AppendKey(b, "account_id"), ev.AccountID)
 	b = append(b, ',')
-	b = append(plainjson.AppendKey(b, "created_at"), '"')
-	b = ev.CreatedAt.AppendFormat(b, time.RFC3339Nano)
-	b = append(b, '"', ',')
+	b, _ = plainjson.AppendTime(plainjson.AppendKey(b, "created_at"), ev.CreatedAt) // plain: checked above
+	b = append(b, ',')
 	b = append(plainjson.AppendKey(b, "data"), ev.Data...)
 	return append(b, '}'), true
 }

@@ -2,7 +2,6 @@ package fsm
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/hostplane/hostplane/internal/plainjson"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -16,11 +15,11 @@ import (
 // CPU. TestTicketEncodingMatchesEncodingJSON and FuzzTicketEncoding hold it
 // to encoding/json's bytes, escapes and invalid UTF-8 included.
 func EncodeTicket(t *api.Ticket) ([]byte, bool) {
-	if !plainTime(t.CreatedAt) || !plainTime(t.UpdatedAt) {
+	if !plainjson.PlainTime(t.CreatedAt) || !plainjson.PlainTime(t.UpdatedAt) {
 		return nil, false
 	}
 	for i := range t.Messages {
-		if !plainTime(t.Messages[i].CreatedAt) {
+		if !plainjson.PlainTime(t.Messages[i].CreatedAt) {
 			return nil, false
 		}
 	}
@@ -31,9 +30,9 @@ func EncodeTicket(t *api.Ticket) ([]byte, bool) {
 	b := appendTicketSummary(make([]byte, 0, n), `{"id":`, `,"number":`, t)
 	b = plainjson.AppendStringField(b, `,"department":`, t.Department)
 	b = append(b, `,"created_at":`...)
-	b = appendJSONTime(b, t.CreatedAt)
+	b, _ = plainjson.AppendTime(b, t.CreatedAt)
 	b = append(b, `,"updated_at":`...)
-	b = appendJSONTime(b, t.UpdatedAt)
+	b, _ = plainjson.AppendTime(b, t.UpdatedAt)
 	if len(t.Messages) > 0 {
 		b = append(b, `,"messages":`...)
 		b = plainjson.AppendArray(b, t.Messages, func(b []byte, m *api.TicketMessage) []byte {
@@ -44,23 +43,11 @@ func EncodeTicket(t *api.Ticket) ([]byte, bool) {
 			}
 			b = plainjson.AppendStringField(b, `,"body":`, m.Body)
 			b = append(b, `,"created_at":`...)
-			b = appendJSONTime(b, m.CreatedAt)
+			b, _ = plainjson.AppendTime(b, m.CreatedAt)
 			return append(b, '}')
 		})
 	}
 	return append(b, '}'), true
-}
-
-// plainTime reports whether appendJSONTime writes t as json.Marshal does
-// (which refuses years outside 0-9999).
-func plainTime(t time.Time) bool {
-	return t.Location() == time.UTC && t.Year() >= 0 && t.Year() <= 9999
-}
-
-func appendJSONTime(b []byte, t time.Time) []byte {
-	b = append(b, '"')
-	b = t.AppendFormat(b, time.RFC3339Nano)
-	return append(b, '"')
 }
 
 // ticketCreateKeys are TicketCreate's JSON keys as json.Marshal writes them.
