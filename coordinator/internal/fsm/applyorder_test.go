@@ -7,7 +7,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -164,12 +163,7 @@ func restoredWithout(t *testing.T, f *FSM, bucket []byte) *FSM {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	r := open(t, filepath.Join(t.TempDir(), "restored.db"))
-	t.Cleanup(func() { r.Close() })
-	if err := r.Restore(io.NopCloser(&snap)); err != nil {
-		t.Fatal(err)
-	}
-	return r
+	return restored(t, filepath.Join(t.TempDir(), "restored.db"), snap.Bytes())
 }
 
 // applyOrderLog applies TestApplyOrderRecordsUnchanged's log on a state at
