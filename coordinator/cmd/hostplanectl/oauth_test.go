@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,20 +39,12 @@ func TestOAuthCLI(t *testing.T) {
 		_ = json.NewDecoder(resp.Body).Decode(out)
 		return resp.StatusCode
 	}
-	resp, err := http.Post(c.URL(0)+"/oauth/register", "application/json", strings.NewReader(`{"client_name":"CLI","grant_types":["urn:ietf:params:oauth:grant-type:device_code"]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reg struct {
-		ClientID string `json:"client_id"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&reg)
-	resp.Body.Close()
+	clientID := c.RegisterOAuthClient(0, map[string]any{"client_name": "CLI", "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"}})
 	var da struct {
 		DeviceCode string `json:"device_code"`
 		UserCode   string `json:"user_code"`
 	}
-	if st := post("/oauth/device_authorization", url.Values{"client_id": {reg.ClientID}, "scope": {"account:read"}}, &da); st != 200 {
+	if st := post("/oauth/device_authorization", url.Values{"client_id": {clientID}, "scope": {"account:read"}}, &da); st != 200 {
 		t.Fatalf("device authorization: %d", st)
 	}
 	if err := run(g, "approve", da.UserCode, "--account", acc.ID, "--scopes", "servers:destroy"); err == nil {
@@ -66,7 +57,7 @@ func TestOAuthCLI(t *testing.T) {
 		AccessToken string `json:"access_token"`
 		Scope       string `json:"scope"`
 	}
-	if st := post("/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da.DeviceCode}, "client_id": {reg.ClientID}}, &tok); st != 200 || tok.Scope != "account:read" {
+	if st := post("/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da.DeviceCode}, "client_id": {clientID}}, &tok); st != 200 || tok.Scope != "account:read" {
 		t.Fatalf("token after the CLI approval: %d %+v", st, tok.Scope)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

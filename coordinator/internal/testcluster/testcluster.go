@@ -4,13 +4,16 @@
 package testcluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -307,6 +310,30 @@ func (c *Cluster) URL(i int) string { return "http://" + c.Nodes[i].Cfg.APIAddr 
 
 // Client returns a /v1 client on node i.
 func (c *Cluster) Client(i int, key string) *client.Client { return client.New(c.URL(i), key) }
+
+// RegisterOAuthClient registers an OAuth client of metadata meta (RFC 7591
+// dynamic registration) on node i and returns its client_id; it fails the
+// test unless the registration answers 201 with one.
+func (c *Cluster) RegisterOAuthClient(i int, meta map[string]any) string {
+	c.t.Helper()
+	body, err := json.Marshal(meta)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	resp, err := http.Post(c.URL(i)+"/oauth/register", "application/json", bytes.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var reg struct {
+		ClientID string `json:"client_id"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&reg)
+	if resp.StatusCode != http.StatusCreated || reg.ClientID == "" {
+		c.t.Fatalf("register: %d", resp.StatusCode)
+	}
+	return reg.ClientID
+}
 
 // NewAccount creates an account with a key of the given scopes (default scopes
 // when none) through the leader, returning the account and the key.

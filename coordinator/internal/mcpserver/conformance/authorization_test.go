@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -64,24 +63,12 @@ func TestAuthorizationServerConformance(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
 	redirect := fmt.Sprintf("http://127.0.0.1:%d/callback", port)
-	reg, _ := json.Marshal(map[string]any{"client_name": "MCP conformance", "redirect_uris": []string{redirect},
+	clientID := c.RegisterOAuthClient(0, map[string]any{"client_name": "MCP conformance", "redirect_uris": []string{redirect},
 		"grant_types": []string{"authorization_code", "refresh_token"}, "token_endpoint_auth_method": "none"})
-	resp, err := http.Post(base+"/oauth/register", "application/json", bytes.NewReader(reg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var client struct {
-		ClientID string `json:"client_id"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&client)
-	resp.Body.Close()
-	if resp.StatusCode != 201 || client.ClientID == "" {
-		t.Fatalf("register: %d", resp.StatusCode)
-	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, cli, "authorization", "--url", base, "--client-id", client.ClientID,
+	cmd := exec.CommandContext(ctx, node, cli, "authorization", "--url", base, "--client-id", clientID,
 		"--resource", base+"/mcp", "-p", fmt.Sprint(port), "-o", t.TempDir())
 	cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(node)+":"+os.Getenv("PATH"), "NO_COLOR=1")
 	stdout, err := cmd.StdoutPipe()
