@@ -541,8 +541,8 @@ func (n *Node) writeDeletedQgroups(rec map[string]bool) error {
 // the subvolumes deleted so far to be freed (btrfs subvolume sync). It
 // returns how many qgroups went. Best effort: one still busy goes at the
 // next sweep (the agent sweeps at start and hourly, logging what it
-// cleared or why not); one no longer listed (destroyed by hand) is
-// forgotten; one whose subvolume still exists (its delete failed) waits.
+// cleared or why not); one no longer listed (destroyed by hand, or by the
+// kernel, before or during the sweep) is forgotten, and not counted; one whose subvolume still exists (its delete failed) waits.
 func (n *Node) SweepStaleQgroups(ctx context.Context) (int, error) {
 	if !n.DiskQuota().Enforced {
 		return 0, nil
@@ -577,6 +577,14 @@ func (n *Node) SweepStaleQgroups(ctx context.Context) (int, error) {
 		case live[id]:
 		default:
 			if _, err := run(ctx, "", n.btrfsBin(), "qgroup", "destroy", id, sites); err != nil {
+				// A newer kernel removes a freed subvolume's qgroup itself,
+				// in the background: it may have done so between the
+				// listing above and this destroy (ENOENT). One no longer
+				// listed is gone, as wanted: forgotten, not counted.
+				if now, lerr := n.qgroupIDs(ctx); lerr == nil && !now[id] {
+					delete(rec, id)
+					continue
+				}
 				errs = append(errs, err)
 				continue
 			}
