@@ -642,8 +642,10 @@ func (c *ProcessCluster) AgentAddrs() []string {
 // through a live node's admin socket and returns the account and the key. A
 // step answered with a leadership 503 (Resend: it may or may not have been
 // made) is read before it is sent again, as the README's retry policy
-// says: the account by its email; the key is sent again only while the
-// account has none (a key made by the lost request could not be shown).
+// says: the account by its email; the account's keys (it is new: all are
+// this call's), of which one made by the lost request cannot be shown
+// again: it is revoked (a revoke sent again revokes nothing more) and
+// another made.
 func (c *ProcessCluster) NewAccount(ctx context.Context, email string, scopes ...string) (api.Account, string, error) {
 	adm := c.AnyAlive(nil).Admin()
 	var acc api.Account
@@ -667,8 +669,12 @@ func (c *ProcessCluster) NewAccount(ctx context.Context, email string, scopes ..
 			if err != nil {
 				return err
 			}
-			if len(keys) > 0 {
-				return fmt.Errorf("a key for %s answered a leadership change and was made: its secret is not known", email)
+			for _, k := range keys {
+				if k.RevokedAt == nil {
+					if _, err := adm.RevokeKey(ctx, k.ID); err != nil {
+						return fmt.Errorf("revoke %s's key %s, made by a request a leadership change answered (its secret is not known): %w", email, k.ID, err)
+					}
+				}
 			}
 		}
 		var err error
