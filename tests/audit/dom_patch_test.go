@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"crypto/rand"
 	"fmt"
 	"net/http"
 	"slices"
@@ -27,7 +28,13 @@ func TestDomainPatchAsAHostileCustomer(t *testing.T) {
 	d.c.Credit(d.ctx, d.accA.ID, 20*domainPrice)
 	x := d.active(0, "patch-me.test")
 	f := d.follower()
+	// patch sends each PATCH with an Idempotency-Key (its own unless hdr
+	// gives one), so that a leadership 503 is sent again (d.call, as the
+	// README says a client must) and answered as the first send was.
 	patch := func(i int, id string, body any, hdr map[string]string) framework.Reply {
+		if hdr == nil {
+			hdr = map[string]string{"Idempotency-Key": "patch-" + rand.Text()}
+		}
 		return d.call(i, d.keyA, "PATCH", "/v1/domains/"+id, body, hdr)
 	}
 	// same fails the test when the API's or the registry's view of
@@ -272,7 +279,7 @@ func TestDomainPatchAsAHostileCustomer(t *testing.T) {
 
 	t.Run("a domain that is not registered takes no registry change", func(t *testing.T) {
 		d.reg.FailNextOn("domain:create", 1, 2306)
-		rep := d.call(f, d.keyA, "POST", "/v1/domains", domainBody("failed-one.test"), nil)
+		rep := d.call(f, d.keyA, "POST", "/v1/domains", domainBody("failed-one.test"), map[string]string{"Idempotency-Key": "failed-one"})
 		if rep.Status != http.StatusConflict {
 			t.Fatalf("%s", rep)
 		}

@@ -128,13 +128,12 @@ func (o oauthSide) authorizeURL(client, redirect, challenge string, extra map[st
 
 // consent loads the consent page of authURL; csrf is empty when the page is
 // not a consent form. It answers with the status and, for a redirect, its
-// Location.
+// Location. A load answered 503 with Retry-After (an election: the page is
+// the leader's read) is loaded again (getAgainAfter503), as a user reloads
+// it.
 func (o oauthSide) consent(hc *http.Client, authURL string) (status int, loc, csrf, body string) {
 	o.t.Helper()
-	resp, err := hc.Get(authURL)
-	if err != nil {
-		o.t.Fatal(err)
-	}
+	resp := getAgainAfter503(o.t, "the consent page", func() (*http.Response, error) { return hc.Get(authURL) })
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	if m := csrfField.FindStringSubmatch(string(raw)); m != nil {

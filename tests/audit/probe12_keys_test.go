@@ -5,12 +5,15 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 )
 
 // TestProbe12KeyRevokedWhileInUse: a key that is revoked (DELETE
@@ -37,11 +40,22 @@ func TestProbe12KeyRevokedWhileInUse(t *testing.T) {
 	r.ordered(t, "A's server", 0, r.keyA, "/v1/servers", serverBody("probe12-keys"), &so, 60*time.Second)
 	n := r.c.Len()
 
-	leaked, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "leaked",
+	// Made (keyOfA) and revoked (below) as a client does in an election:
+	// sent again after a leadership 503 where that makes one key and one
+	// revocation.
+	leakedKey := r.keyOfA(t, api.KeyCreateRequest{Name: "leaked",
 		Scopes: []string{api.ScopeAccountRead, api.ScopeServersRead}, RateLimitPerMin: 6000})
+	keys, err := r.c.AnyAlive(nil).Admin().Keys(r.ctx, r.accA.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
+	i := slices.IndexFunc(keys, func(k api.KeyInfo) bool {
+		return k.Name == "leaked" && k.Prefix != "" && strings.HasPrefix(leakedKey, k.Prefix)
+	})
+	if i < 0 {
+		t.Fatalf("no key named leaked among A's: %+v", keys)
+	}
+	leaked := api.KeyCreated{Key: leakedKey, Info: keys[i]}
 
 	// The stream, through a follower, 1 s between samples.
 	f := r.follower()
@@ -111,7 +125,10 @@ func TestProbe12KeyRevokedWhileInUse(t *testing.T) {
 		})
 	}
 	time.Sleep(300 * time.Millisecond)
-	rep := r.call(r.follower(), r.keyA, "DELETE", "/v1/account/api-keys/"+leaked.Info.ID, nil, nil)
+	// A revoke sent again revokes nothing more (answered as the first).
+	f = r.follower()
+	rep := r.limited(f, r.send(f, r.keyA, "DELETE", "/v1/account/api-keys/"+leaked.Info.ID, nil, nil,
+		func(string, any, http.Header) bool { return true }))
 	revoked := time.Now()
 	if rep.Status/100 != 2 {
 		t.Fatalf("revoke: %s", rep)
@@ -197,25 +214,47 @@ func TestProbe12MCPStreamOfRevokedKey(t *testing.T) {
 	}
 }
 
-// openStream GETs url with the headers and fails the test, naming what,
-// unless it answers 200; the caller reads the body (a stream), closed when
-// the test ends.
+// openStream GETs url with the headers (again after an election's 503:
+// getAgainAfter503) and fails the test, naming what, unless it answers 200;
+// the caller reads the body (a stream), closed when the test ends.
 func openStream(t *testing.T, ctx context.Context, url string, headers map[string]string, what string) *http.Response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for h, v := range headers {
-		req.Header.Set(h, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getAgainAfter503(t, what, func() (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, "GET", url, nil)
+		if err != nil {
+			return nil, err
+		}
+		for h, v := range headers {
+			req.Header.Set(h, v)
+		}
+		return http.DefaultClient.Do(req)
+	})
 	t.Cleanup(func() { resp.Body.Close() })
 	if resp.StatusCode != 200 {
 		t.Fatalf("%s: %d", what, resp.StatusCode)
 	}
 	return resp
+}
+
+// getAgainAfter503 sends a GET (get) and, while it is answered 503 with
+// Retry-After (an election: the read was not served), sends it again after
+// the pause asked (1 to 5 s), for up to 15 s from the first send
+// (client.DefaultElectionWait), as pkg/client's Resend does for a read; it
+// returns the last answer. An error sending fails t, naming what.
+func getAgainAfter503(t testing.TB, what string, get func() (*http.Response, error)) *http.Response {
+	t.Helper()
+	for end := time.Now().Add(client.DefaultElectionWait); ; {
+		resp, err := get()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		pause := time.Duration(min(max(secs, 1), 5)) * time.Second
+		if resp.StatusCode != http.StatusServiceUnavailable || err != nil || !time.Now().Add(pause).Before(end) {
+			return resp
+		}
+		resp.Body.Close()
+		t.Logf("%s: 503: sent again in %s", what, pause)
+		time.Sleep(pause)
+	}
 }
