@@ -23,8 +23,13 @@ import (
 // (then it starts one). Handing each proposal to a gathering goroutine cost a
 // goroutine wake-up per write.
 type batcher struct {
-	apply    func(data []byte, timeout time.Duration) raft.ApplyFuture
-	term     func() uint64 // the current Raft term (nil: 0)
+	apply func(data []byte, timeout time.Duration) raft.ApplyFuture
+	term  func() uint64 // the current Raft term (nil: 0)
+	// await waits for an applied entry's future (nil: its Error()); the
+	// Node's ends once Raft has shut down (Node.awaitFuture), since Raft may
+	// then leave a committed entry's future unanswered for ever, and
+	// every later proposal would wait behind it.
+	await    func(raft.Future) error
 	maxBatch int
 	done     chan struct{} // closed by stop
 
@@ -49,9 +54,10 @@ type proposal struct {
 
 // newBatcher group-commits through apply (raft.Apply), at most maxBatch
 // proposals per entry, one entry in flight at a time; term reads the
-// current Raft term (raft.CurrentTerm).
-func newBatcher(apply func([]byte, time.Duration) raft.ApplyFuture, term func() uint64, maxBatch int) *batcher {
-	return &batcher{apply: apply, term: term, maxBatch: maxBatch, done: make(chan struct{})}
+// current Raft term (raft.CurrentTerm); await waits for an entry's answer
+// (batcher.await).
+func newBatcher(apply func([]byte, time.Duration) raft.ApplyFuture, term func() uint64, await func(raft.Future) error, maxBatch int) *batcher {
+	return &batcher{apply: apply, term: term, await: await, maxBatch: maxBatch, done: make(chan struct{})}
 }
 
 // ErrWithdrawn is in Apply's error (with the context's) when the caller's
@@ -207,7 +213,11 @@ func (b *batcher) commit(batch []*proposal) {
 		data = fsm.EncodeBatch(time.Now(), encoded)
 	}
 	fut := b.apply(data, 30*time.Second)
-	if err := fut.Error(); err != nil {
+	await := raft.Future.Error
+	if b.await != nil {
+		await = b.await
+	}
+	if err := await(fut); err != nil {
 		// Read after Raft answered: the entry, if it was appended at
 		// all, was appended in this term or an earlier one.
 		term := b.currentTerm()

@@ -118,7 +118,7 @@ func waitInFlight(b *batcher) {
 func heldBatcher(t *testing.T, perEntry, n int) (f *fakeRaft, b *batcher, first, rest func() (map[int]any, map[int]error)) {
 	t.Helper()
 	f = &fakeRaft{hold: make(chan struct{})}
-	b = newBatcher(f.apply, nil, perEntry)
+	b = newBatcher(f.apply, nil, nil, perEntry)
 	first = proposeAll(b, 0, 1)
 	waitInFlight(b)
 	rest = proposeAll(b, 1, n+1)
@@ -157,7 +157,7 @@ func proposeAll(b *batcher, from, to int) (wait func() (map[int]any, map[int]err
 
 func TestBatcherAloneGoesAtOnce(t *testing.T) {
 	f := &fakeRaft{}
-	b := newBatcher(f.apply, nil, 512)
+	b := newBatcher(f.apply, nil, nil, 512)
 	defer b.stop()
 	for i := range 3 {
 		res, err := b.propose(context.Background(), fmt.Appendf(nil, `{"n":%d}`, i))
@@ -203,7 +203,7 @@ func TestBatcherGathersWhileOneIsInFlight(t *testing.T) {
 
 func TestBatcherApplyError(t *testing.T) {
 	f := &fakeRaft{err: raft.ErrNotLeader}
-	b := newBatcher(f.apply, nil, 512)
+	b := newBatcher(f.apply, nil, nil, 512)
 	defer b.stop()
 	_, errs := proposeAll(b, 0, 5)()
 	if len(errs) != 5 {
@@ -262,7 +262,7 @@ func TestBatcherWholeEntryResult(t *testing.T) {
 	for name, whole := range map[string]any{"one result": bad, "no result": struct{}{}} {
 		t.Run(name, func(t *testing.T) {
 			f := &fakeRaft{hold: make(chan struct{}), whole: whole}
-			b := newBatcher(f.apply, nil, 512)
+			b := newBatcher(f.apply, nil, nil, 512)
 			defer b.stop()
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
@@ -304,7 +304,7 @@ func TestBatcherWholeEntryResult(t *testing.T) {
 // (and the term read then) once Raft answers.
 func TestBatcherWithdrawsATimedOutQueuedProposal(t *testing.T) {
 	f := &fakeRaft{hold: make(chan struct{}), err: raft.ErrLeadershipLost}
-	b := newBatcher(f.apply, func() uint64 { return 7 }, 512)
+	b := newBatcher(f.apply, func() uint64 { return 7 }, nil, 512)
 	defer b.stop()
 	propose := func(ctx context.Context, data string) <-chan error {
 		out := make(chan error, 1)

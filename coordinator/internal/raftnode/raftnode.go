@@ -120,7 +120,7 @@ func Open(cfg Config) (*Node, error) {
 	// load each round of log fsyncs, replication and FSM transaction carries
 	// as many writes as are waiting. Two in flight halved the batches and
 	// cost 13 % more CPU per write (hostplane-bench --side-by-side).
-	n.batch = newBatcher(r.Apply, r.CurrentTerm, 512)
+	n.batch = newBatcher(r.Apply, r.CurrentTerm, n.awaitFuture, 512)
 	n.reads = newReadBarrier(n.confirmRead)
 	n.peers.watch(r)
 	// A stall shorter than half an election timeout cannot make an answer

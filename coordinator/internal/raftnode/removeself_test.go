@@ -108,3 +108,57 @@ func TestAwaitFutureEndsWhenRaftShutsDown(t *testing.T) {
 		t.Fatal("awaitFuture still waits 5 s after Raft shut down")
 	}
 }
+
+// neverApplyFuture is an applied entry's future whose answer never comes,
+// as a committed entry's when Raft shuts down (a leader that removed
+// itself) before its FSM goroutine answered it.
+type neverApplyFuture struct{ neverFuture }
+
+func (neverApplyFuture) Response() any { return nil }
+func (neverApplyFuture) Index() uint64 { return 0 }
+
+// An entry Raft never answers holds its proposal, and every proposal queued
+// behind it, only until Raft has shut down: then they are answered
+// ErrNotLeader (a 503 no_leader the client may send again), and later ones
+// at once. Before, the batcher's commit goroutine waited on the entry for
+// ever, and every later proposal on the node queued behind it.
+func TestBatcherEndsWhenRaftShutsDownUnderAnUnansweredEntry(t *testing.T) {
+	n, err := openAt(t.TempDir(), freeAddr(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	waitLeads(t, n)
+	applied := make(chan struct{})
+	n.batch = newBatcher(func(data []byte, timeout time.Duration) raft.ApplyFuture {
+		select {
+		case <-applied:
+			return n.Raft.Apply(data, timeout)
+		default:
+			close(applied)
+			return neverApplyFuture{}
+		}
+	}, n.Raft.CurrentTerm, n.awaitFuture, 512)
+	ctx := t.Context()
+	errs := make(chan error, 2)
+	go func() { _, err := n.batch.propose(ctx, []byte(`{"n":0}`)); errs <- err }()
+	<-applied
+	go func() { _, err := n.batch.propose(ctx, []byte(`{"n":1}`)); errs <- err }()
+	waitQueued(t, n.batch, 1)
+	if err := n.Raft.Shutdown().Error(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		select {
+		case err := <-errs:
+			if !errors.Is(err, ErrNotLeader) {
+				t.Fatalf("proposal %d after the shutdown: %v, want ErrNotLeader", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("%d of 2 proposals still wait 5 s after Raft shut down", 2-i)
+		}
+	}
+	if _, err := n.batch.propose(ctx, []byte(`{"n":2}`)); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("a proposal after: %v, want ErrNotLeader", err)
+	}
+}
