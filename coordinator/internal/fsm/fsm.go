@@ -47,11 +47,10 @@ type FSM struct {
 	// skipUpTo: log entries at or below it are already in the database (it survived
 	// a restart); Raft replays them after restoring its snapshot and they are skipped.
 	skipUpTo uint64
-	// startupSnapshotIndex is the Raft index of the snapshot Raft restores at start
-	// (0 if none); when the database already holds it, the restore is skipped.
-	startupSnapshotIndex uint64
-	starting             atomic.Bool
-	applied              atomic.Uint64
+	// starting: Raft's start-up restore, which is skipped when the database
+	// already holds the snapshot (Restore).
+	starting atomic.Bool
+	applied  atomic.Uint64
 	// appliedTerm is the term of the last entry applied (AppliedTerm).
 	appliedTerm atomic.Uint64
 	// appliedAt is AppliedAt (unix ns; 0: none), recorded with the applied
@@ -228,12 +227,11 @@ func (f *FSM) noteAt(at time.Time) {
 	}
 }
 
-// PrepareStart tells the FSM the index of the snapshot Raft is about to restore in
-// NewRaft; call it before raft.NewRaft and FinishStart after.
-func (f *FSM) PrepareStart(snapshotIndex uint64) {
-	f.startupSnapshotIndex = snapshotIndex
-	f.starting.Store(true)
-}
+// PrepareStart opens the start-up window in which Raft's restore of a
+// snapshot the database already holds is skipped (Restore: the snapshot's
+// index comes with its stream, IndexedSnapshots); call it before
+// raft.NewRaft and FinishStart after.
+func (f *FSM) PrepareStart() { f.starting.Store(true) }
 
 // FinishStart ends the start-up window in which a snapshot restore may be skipped.
 func (f *FSM) FinishStart() { f.starting.Store(false) }
@@ -598,11 +596,7 @@ func (f *FSM) BackupLabelled(w io.Writer, label func(appliedIndex uint64)) error
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	snapIndex, snapTerm := snapshotOf(rc)
-	starting := f.starting.Load()
-	if starting && snapIndex == 0 {
-		snapIndex = f.startupSnapshotIndex
-	}
-	if starting && snapIndex > 0 && f.applied.Load() >= snapIndex {
+	if f.starting.Load() && snapIndex > 0 && f.applied.Load() >= snapIndex {
 		f.log.Info("fsm already holds the snapshot; skipping restore",
 			"snapshot_index", snapIndex, "applied_index", f.applied.Load())
 		_, _ = io.Copy(io.Discard, rc)

@@ -312,16 +312,12 @@ func startRaft(rc *raft.Config, f *fsm.FSM, logs logStore, snaps *raft.FileSnaps
 	if err != nil {
 		return nil, fmt.Errorf("raft log cache: %w", err)
 	}
-	// Tell the FSM which snapshot NewRaft will restore so it can skip the copy when
-	// its database already holds that state.
-	var snapIndex uint64
-	if metas, err := snaps.List(); err == nil && len(metas) > 0 {
-		snapIndex = metas[0].Index
-	}
-	f.PrepareStart(snapIndex)
-	// Opened through IndexedSnapshots, a snapshot restored at run time (a
-	// leader's InstallSnapshot, a cluster restore) is recorded by the FSM as
-	// applied up to its index, as one restored here at start-up is.
+	// Within the start-up window the FSM skips the copy of the snapshot
+	// NewRaft restores when its database already holds that state. Opened
+	// through IndexedSnapshots, every snapshot Raft restores (here, or at
+	// run time: a leader's InstallSnapshot, a cluster restore) names its
+	// Raft index to the FSM, which records it as applied.
+	f.PrepareStart()
 	r, err := raft.NewRaft(rc, f, cached, logs, fsm.IndexedSnapshots(snaps), transport)
 	f.FinishStart()
 	if err != nil {

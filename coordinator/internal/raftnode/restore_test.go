@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -193,4 +195,57 @@ func wantRestored(t *testing.T, n *Node) {
 	if _, ok := addrs["kept"]; !ok || len(addrs) != 1 {
 		t.Fatalf("%s holds API addresses %v, want only the backup's (kept)", n.ID, addrs)
 	}
+}
+
+// A restart over a snapshot the FSM's database already holds skips the
+// snapshot's copy (fsm.db stays the same file: a restore replaces it) and
+// keeps the applied index: the snapshot's index comes with the stream Raft
+// opens through fsm.IndexedSnapshots, which startRaft no longer also reads
+// from the snapshot store's listing for FSM.PrepareStart.
+func TestRestartOverASnapshotSkipsItsCopy(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	n, err := openAt(dir, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeads(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range 3 {
+		env, err := fsm.NewEnvelope(fsm.CmdNodeRegister, time.Now(), fsm.NodeRegister{ID: "snap", APIAddr: "127.0.0.1:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Apply(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := n.Raft.Snapshot().Error(); err != nil {
+		t.Fatal(err)
+	}
+	applied := n.FSM.AppliedIndex()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(dir, "fsm.db")
+	before, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err = openAt(dir, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	after, err := os.Stat(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !os.SameFile(before, after) {
+		t.Errorf("fsm.db was replaced at the restart: the snapshot the database already held was restored again")
+	}
+	if got := n.FSM.AppliedIndex(); got < applied {
+		t.Errorf("applied index %d after the restart, %d before", got, applied)
+	}
+	waitLeads(t, n)
 }
