@@ -19,7 +19,7 @@ import (
 // naming it. Before, /admin/actions?cursor=… and /admin/tickets?limit=…
 // (empty) were 400s on every coordinator.
 func TestAdminEmptyQueryOnEveryCoordinator(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	if rep := r.write(0, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "admin query", Message: "hello"}); rep.Status != 201 {
 		t.Fatalf("ticket: %s", rep)
 	}

@@ -29,12 +29,20 @@ import (
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
-func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
+// TestMain runs the tests, then stops the clusters they shared
+// (shared_rig_test.go).
+func TestMain(m *testing.M) {
+	code := framework.Main(m)
+	closeShared()
+	os.Exit(code)
+}
 
-// Parallel tests. This package is the suite's longest (about 600 s, every
-// test on clusters of its own). A few of its longest tests call t.Parallel:
-// once every other test has run they run two at a time (go test's -parallel
-// is GOMAXPROCS, 2 on the CI machine), each on its own cluster. Each spends
+// Parallel tests. This package is the suite's longest (about 600 s; most
+// tests on clusters they share, shared_rig_test.go, the others on clusters
+// of their own). A few of its longest tests call t.Parallel: once every
+// other test has run they run two at a time (go test's -parallel is
+// GOMAXPROCS, 2 on the CI machine), each on its own cluster (never a shared
+// one: the tests on a shared cluster run one at a time). Each spends
 // most of its time waiting: retry periods, windows in which nothing may
 // arrive, a key's expiry, a quarantine, elections after a leader kill; none
 // bounds how fast the coordinators answer more tightly than seconds. A test
@@ -76,14 +84,32 @@ func newRig(t *testing.T, extra ...string) *rig {
 // newRigWith is newRig with the registry started with o.
 func newRigWith(t *testing.T, o framework.EPPDOptions, extra ...string) *rig {
 	reg := framework.StartEPPD(t, o)
-	epp := reg.CoordinatorFlags()
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
-		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true,
-		Extra: func(int, *framework.CoordinatorProcess) []string { return slices.Concat(epp, extra) }})
+	c := auditCluster(t, reg, extra...)
 	r := rigOn(t, c, "audit", 4*time.Minute)
 	r.reg = reg
-	ctx := r.ctx
-	r.sim = c.StartTestAgent("audit-node-1", strings.Join(c.AgentAddrs(), ","), "-kvm", "-hosting")
+	r.sim = auditNode(c)
+	auditCatalogue(r.ctx, t, c)
+	return r
+}
+
+// auditCluster starts three coordinators using the registry reg, each with
+// the extra flags, for t (stopped when t ends).
+func auditCluster(t testing.TB, reg *framework.EPPD, extra ...string) *framework.ProcessCluster {
+	t.Helper()
+	epp := reg.CoordinatorFlags()
+	return framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
+		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true,
+		Extra: func(int, *framework.CoordinatorProcess) []string { return slices.Concat(epp, extra) }})
+}
+
+// auditNode starts newRig's scripted node (-kvm, -hosting) on c.
+func auditNode(c *framework.ProcessCluster) *framework.Sim {
+	return c.StartTestAgent("audit-node-1", strings.Join(c.AgentAddrs(), ","), "-kvm", "-hosting")
+}
+
+// auditCatalogue creates newRig's products on c: vps-a, web-a and test-a.
+func auditCatalogue(ctx context.Context, t testing.TB, c *framework.ProcessCluster) {
+	t.Helper()
 	adm := c.AnyAlive(nil).Admin()
 	for slug, p := range map[string]api.ProductRequest{
 		"vps-a":  {Category: api.ProductVPS, NameEn: "VPS A", RetailMonthlyUsdCents: serverPrice, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}},
@@ -92,7 +118,6 @@ func newRigWith(t *testing.T, o framework.EPPDOptions, extra ...string) *rig {
 	} {
 		createProduct(ctx, t, adm, slug, p)
 	}
-	return r
 }
 
 // setUp makes what the test needs (create), sent again after a leadership
@@ -599,7 +624,7 @@ func unknown(id string) string {
 // 400/400/413 and charge nothing; bad paging on every list is a 400 naming
 // the parameter.
 func TestOrdersOutsideIn(t *testing.T) {
-	r := newRig(t)
+	r := sharedRig(t, "audit")
 	r.c.Credit(r.ctx, r.accA.ID, serverPrice+hostingPrice+domainPrice+5000)
 	own := r.buy()
 	before := r.charged(r.keyA)

@@ -19,7 +19,7 @@ import (
 // same way; an order of the same username with another domain then becomes
 // active. Every order is refunded once, nothing more.
 func TestFailedHostingOrderFreesItsClaims(t *testing.T) {
-	r := newRig(t)
+	r := sharedRig(t, "audit")
 	r.c.Credit(r.ctx, r.accA.ID, 3*hostingPrice)
 	cl := r.apis[0].Client(r.keyA)
 	failing := map[string]any{"plan_slug": "web-a", "domain": "fail-gap.example.com", "username": "failgap"}

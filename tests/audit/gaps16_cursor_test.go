@@ -28,7 +28,7 @@ import (
 //   - tickets: between pages one is opened through the leader and one seen is
 //     closed (its updated_at moves).
 func TestGaps16CursorWalksThroughAFollower(t *testing.T) {
-	r := lightRig(t, "gaps16cur")
+	r := sharedLightRig(t, "gaps16cur")
 	ld, f := r.leaderAndFollower()
 	other := (ld + 2) % 3
 

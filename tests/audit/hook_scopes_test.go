@@ -18,7 +18,7 @@ import (
 // unknown, as linearizable reads do. A ticket create replayed by its
 // Idempotency-Key fires ticket.created once.
 func TestHookScopesAndStaleReads(t *testing.T) {
-	r := hookRig(t)
+	r := sharedLightRig(t, "hook")
 	f := r.follower()
 	s := newSink(t, nil)
 	wh := r.hook(r.keyA, s.URL, "ticket.created", "ticket.replied")

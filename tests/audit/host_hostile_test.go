@@ -41,7 +41,7 @@ var requestID = regexp.MustCompile(`"request_id":"req_[0-9a-z]+"`)
 // After each part A's and B's accounts read as before and nobody was
 // charged.
 func TestHostingAsAHostileCustomer(t *testing.T) {
-	r := newRig(t)
+	r := sharedRig(t, "audit")
 	r.c.Credit(r.ctx, r.accA.ID, hostingPrice)
 	r.c.Credit(r.ctx, r.accB.ID, hostingPrice)
 	f := r.follower()

@@ -17,7 +17,7 @@ import (
 // address, not the follower's, is what the leader checks); an expired key is
 // a 401 everywhere.
 func TestKeyLimitsOutsideIn(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	mk := func(name string, cidrs []string, exp *time.Time) string {
 		return r.keyOfA(t, api.KeyCreateRequest{Name: name, Scopes: []string{"account:read", "tickets:write"}, AllowedCIDRs: cidrs, ExpiresAt: exp})
 	}

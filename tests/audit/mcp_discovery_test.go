@@ -14,9 +14,6 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// newMCPRig is newLightRig with more `run` flags on every coordinator.
-func newMCPRig(t *testing.T, extra ...string) *rig { return lightRig(t, "mcp", extra...) }
-
 // withHeaders sets hdr on r (a "Host" entry as r.Host) and returns r.
 func withHeaders(r *http.Request, hdr map[string]string) *http.Request {
 	for k, v := range hdr {
@@ -214,7 +211,7 @@ func checkDiscovery(t *testing.T, base, pub string, hdr map[string]string, devic
 // is refused (DNS rebinding).
 func TestMCPDiscoveryOutsideIn(t *testing.T) {
 	const pub = "https://api.audit.example"
-	r := newMCPRig(t, "--public-url", pub)
+	r := sharedMCPRig(t, "mcp")
 	for i := range r.c.Len() {
 		for _, hdr := range forgedHeaders {
 			checkDiscovery(t, r.c.URL(i), pub, hdr, true)
@@ -298,7 +295,7 @@ func TestMCPDiscoveryOutsideIn(t *testing.T) {
 	publicURLWarning(t, r, false)
 
 	t.Run("no public url", func(t *testing.T) {
-		d := newLightRig(t)
+		d := sharedLightRig(t, "light")
 		for i := range d.c.Len() {
 			for _, hdr := range forgedHeaders {
 				checkDiscovery(t, d.c.URL(i), d.c.URL(i), hdr, false)

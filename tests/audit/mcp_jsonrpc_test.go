@@ -36,7 +36,7 @@ func jsonrpcError(body string) map[string]any {
 // protocol version header, unknown methods and tools. After all of it every
 // coordinator still answers a well-formed call.
 func TestMCPMalformedJSONRPC(t *testing.T) {
-	r := newMCPRig(t, "--public-url", "https://api.audit.example")
+	r := sharedMCPRig(t, "mcp")
 	ld, _ := r.c.LeaderIndex(20 * time.Second)
 	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"audit","version":"1"}}}`
 	deep := strings.Repeat("[", 200000) + strings.Repeat("]", 200000)

@@ -22,7 +22,7 @@ import (
 // bounded by the key's limit as well, so one key cannot open sessions
 // without end.
 func TestMCPRateLimitAsREST(t *testing.T) {
-	r := newMCPRig(t, "--public-url", "https://api.audit.example")
+	r := sharedMCPRig(t, "mcp")
 	f := r.follower()
 	// tenAMinute is a new key of A's limited to 10 requests a minute;
 	// session an MCP session initialized with a key through the follower.
@@ -137,7 +137,7 @@ func TestMCPRateLimitAsREST(t *testing.T) {
 // hold nothing another client needs: meanwhile a well-behaved client's
 // initialize and tool calls on the same coordinator answer within seconds.
 func TestMCPSlowStreamsDoNotBlock(t *testing.T) {
-	r := newMCPRig(t, "--public-url", "https://api.audit.example")
+	r := sharedMCPRig(t, "mcp")
 	f := r.follower()
 	ep := r.c.URL(f) + "/mcp"
 	host := strings.TrimPrefix(r.c.URL(f), "http://")

@@ -47,7 +47,7 @@ func registerRaw(t *testing.T, base string, body any) (int, map[string]any, stri
 // secret; over-long and malformed bodies are 4xx; a client name carrying
 // markup is shown escaped on the consent page.
 func TestMCPOAuthRegistrationHostile(t *testing.T) {
-	r := newMCPRig(t, "--public-url", "https://api.audit.example")
+	r := sharedMCPRig(t, "mcp")
 	base := r.c.URL(r.follower())
 	code := map[string]any{"client_name": "hostile", "grant_types": []string{"authorization_code", "refresh_token"}, "response_types": []string{"code"}, "token_endpoint_auth_method": "none"}
 	with := func(k string, v any) map[string]any {
@@ -137,7 +137,7 @@ func TestMCPOAuthRegistrationHostile(t *testing.T) {
 // (no effect) on the tools it does not list.
 func TestMCPTokenAudienceAndScopes(t *testing.T) {
 	const pub = "https://api.audit.example"
-	r := newMCPRig(t, "--public-url", pub)
+	r := sharedMCPRig(t, "mcp")
 	f := r.follower()
 	base := r.c.URL(f)
 	o := oauthSide{t: t, base: base}
@@ -355,7 +355,7 @@ func challengeParam(wa, name string) string {
 // answer a browser page (CORS, preflight included: the MCP Inspector's OAuth
 // flow runs in the page), the consent pages do not.
 func TestMCPOAuthNativeClients(t *testing.T) {
-	r := newMCPRig(t, "--public-url", "https://api.audit.example")
+	r := sharedMCPRig(t, "mcp")
 	base := r.c.URL(r.follower())
 	o := oauthSide{t: t, base: base}
 	client := o.register("http://127.0.0.1/callback", "http://[::1]:8080/callback")

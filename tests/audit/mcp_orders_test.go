@@ -14,7 +14,7 @@ import (
 // right call sent three times at once (a client retrying) orders and charges
 // once; the token after that is spent.
 func TestMCPOrderConfirmation(t *testing.T) {
-	r := newRig(t)
+	r := sharedRig(t, "audit")
 	r.c.Credit(r.ctx, r.accA.ID, 3*serverPrice)
 	f := r.follower()
 	ep := r.c.URL(f) + "/mcp"

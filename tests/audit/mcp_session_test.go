@@ -74,7 +74,7 @@ const toolCallGetAccount = `{"jsonrpc":"2.0","id":7,"method":"tools/call","param
 func TestMCPSessionsOutsideIn(t *testing.T) {
 	// One --public-url for the cluster (README): tokens are for it on
 	// every coordinator.
-	r := newMCPRig(t, "--public-url", "https://api.audit.example")
+	r := sharedMCPRig(t, "mcp")
 	f := r.follower()
 	ep := r.c.URL(f) + "/mcp"
 

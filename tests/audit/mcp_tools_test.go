@@ -75,7 +75,7 @@ func (tr toolResult) refused() bool {
 // (a webhook's) appear in a tool answer only where REST shows them once;
 // tools/list offers only /openapi.json's operations.
 func TestMCPToolArgumentsHostile(t *testing.T) {
-	r := newMCPRig(t, "--public-url", "https://api.audit.example")
+	r := sharedMCPRig(t, "mcp")
 	f := r.follower()
 	var tk api.Ticket
 	if rep := r.write(0, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "A's", Message: "mine"}); rep.Status != 201 {

@@ -228,7 +228,7 @@ func TestOAuthCodeFlowOutsideIn(t *testing.T) {
 	// One --public-url for the cluster, as the README asks of several
 	// coordinators (oauthAppRig): without it the token below, used on every
 	// coordinator, is refused everywhere after a leader change (oauth16).
-	r := lightRig(t, "light", "--public-url", "https://api.audit.example")
+	r := sharedMCPRig(t, "light")
 	f := r.follower()
 	o := oauthSide{t: t, base: r.c.URL(f)}
 	const cb1, cb2 = "http://127.0.0.1:9/cb-one", "http://127.0.0.1:9/cb-two"
@@ -404,7 +404,7 @@ func (m *mcpSession) initialize() {
 // (Cache-Control: no-store, as issue 10 item 4 asks of every response that
 // carries one).
 func TestMCPOutsideIn(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	for i := range r.c.Len() {
 		for _, tok := range []string{"", "snc_" + strings.Repeat("x", 43), "snc_at_nope"} {
@@ -497,7 +497,12 @@ func TestMCPOutsideIn(t *testing.T) {
 // authorization server of a follower, o; connect connects the client with an
 // API key for account:read and returns its access and refresh tokens.
 func oauthAppRig(t *testing.T) (r *rig, o oauthSide, client string, connect func(key string) (access, refresh string)) {
-	r = lightRig(t, "light", "--public-url", "https://api.audit.example")
+	return oauthAppOn(t, lightRig(t, "light", "--public-url", "https://api.audit.example"))
+}
+
+// oauthAppOn is oauthAppRig on r, a rig of a cluster with --public-url
+// https://api.audit.example (sharedMCPRig).
+func oauthAppOn(t *testing.T, r *rig) (_ *rig, o oauthSide, client string, connect func(key string) (access, refresh string)) {
 	o = oauthSide{t: t, base: r.c.URL(r.follower())}
 	const cb = "http://127.0.0.1:9/cb"
 	client = o.register(cb)
@@ -516,7 +521,7 @@ func oauthAppRig(t *testing.T) (r *rig, o oauthSide, client string, connect func
 // token is a 401 on every coordinator and its refresh token is refused; an
 // app approved with another key of the account keeps working.
 func TestOAuthGrantEndsWithItsKey(t *testing.T) {
-	r, o, client, connect := oauthAppRig(t)
+	r, o, client, connect := oauthAppOn(t, sharedMCPRig(t, "light"))
 	adm := r.c.AnyAlive(nil).Admin()
 	// The device flow's consent page, approved with key.
 	devClient := func() string {

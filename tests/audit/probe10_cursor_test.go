@@ -64,7 +64,7 @@ func checkWalkSawEachOnce(t *testing.T, what string, seen map[string]int, before
 // (the probe's walk) 4 tickets were seen twice: each insert pushed the last
 // ticket seen onto the next page.
 func TestProbe10TicketCursorUnderInserts(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	var before []string
 	for i := range 6 {
@@ -95,7 +95,7 @@ func TestProbe10TicketCursorUnderInserts(t *testing.T) {
 // next page. By page number 2 webhooks were never seen: each deletion
 // behind the walk moved an unseen one onto the page already read.
 func TestProbe10WebhookCursorUnderDeletes(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	s := newSink(t, nil)
 	var all []string

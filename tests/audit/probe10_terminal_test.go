@@ -34,7 +34,7 @@ const hostileText = "evil\u202egnp.exe \u009b2J\u009b31mred\u0085forged row\u202
 // control, bidi or separator character, and `oauth apps` prints one line
 // per app under its header. --json keeps the name as registered.
 func TestProbe10OAuthClientNameInOperatorOutput(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	base := r.c.URL(f)
 	p := r.c.Nodes[f]
@@ -139,7 +139,7 @@ func TestProbe10NodeSnapshotListShowsTheDescriptionSafely(t *testing.T) {
 // of control, bidi and separator characters but for the newlines (and
 // tabs) of `ticket show`'s thread, and each list prints one line per item.
 func TestProbe10CustomerTextInOperatorOutput(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	p := r.c.Nodes[f]
 	subject := hostileText + " \x1b[2J"

@@ -30,7 +30,7 @@ import (
 // body replays its answer byte for byte and the loser's is the 422, on every
 // coordinator.
 func TestProbe11AcrossCoordinators(t *testing.T) {
-	r := lightRig(t, "probe11across")
+	r := sharedLightRig(t, "probe11across")
 	n := r.c.Len()
 
 	t.Run("reads after writes elsewhere", func(t *testing.T) {

@@ -20,7 +20,7 @@ import (
 // 409 or a 422, and afterwards that body is a 422 on every coordinator while
 // the winner's replays.
 func TestProbe11OrderKeyAcrossCoordinators(t *testing.T) {
-	r := newRig(t)
+	r := sharedRig(t, "audit")
 	r.c.Credit(r.ctx, r.accA.ID, 10*serverPrice)
 	before := r.charged(r.keyA)
 	n := r.c.Len()

@@ -23,7 +23,7 @@ import (
 // and a webhook made again with the same URL gets none of the events
 // committed before it.
 func TestProbe12WebhookDeletedWithDeliveriesQueued(t *testing.T) {
-	r := lightRig(t, "probe12hook")
+	r := sharedLightRig(t, "probe12hook")
 	r.keyA = r.keyOfA(t, api.KeyCreateRequest{Name: "probe12", Scopes: api.AllScopes, RateLimitPerMin: 6000})
 	s := newSink(t, func(_ int, w http.ResponseWriter, _ *http.Request) {
 		time.Sleep(300 * time.Millisecond)

@@ -34,7 +34,7 @@ import (
 // revoked key for as long as it cares to read. Before, it went on: the key
 // was checked once, when the stream was opened.
 func TestProbe12KeyRevokedWhileInUse(t *testing.T) {
-	r := newRig(t)
+	r := sharedRig(t, "audit")
 	r.c.Credit(r.ctx, r.accA.ID, serverPrice)
 	var so api.ServerOrder
 	r.ordered(t, "A's server", 0, r.keyA, "/v1/servers", serverBody("probe12-keys"), &so, 60*time.Second)
@@ -188,7 +188,7 @@ func TestProbe12KeyRevokedWhileInUse(t *testing.T) {
 // 401 (TestMCPSessionsOutsideIn). Before, it stayed open for as long as the
 // client held it: the key was checked once, when it opened.
 func TestProbe12MCPStreamOfRevokedKey(t *testing.T) {
-	r := newMCPRig(t, "--public-url", "https://api.audit.example")
+	r := sharedMCPRig(t, "mcp")
 	ep := r.c.URL(r.follower()) + "/mcp"
 	k, err := r.c.AnyAlive(nil).Admin().CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: "soon revoked", Scopes: []string{api.ScopeAccountRead}})
 	if err != nil {

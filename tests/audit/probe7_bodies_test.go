@@ -21,7 +21,7 @@ import (
 // suspend/unsuspend, SSL retry, ticket close, rotate-secret, redeliver)
 // answered 413 and 415 without declaring them.
 func TestProbe7BodiesAsDocumented(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	declared := r.declaredStatuses()
 	big := `{"name":"` + strings.Repeat("x", 1<<20) + `"}`

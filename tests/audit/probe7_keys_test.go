@@ -17,7 +17,7 @@ import (
 // answer showed "2030-01-01T03:00:00+03:00", the only time in the API not
 // in UTC.
 func TestProbe7KeyExpiryInUTC(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	istanbul := time.FixedZone("TRT", 3*3600)
 	at := time.Date(2030, 1, 1, 3, 0, 0, 0, istanbul) // 2030-01-01T00:00:00Z

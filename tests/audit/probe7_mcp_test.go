@@ -20,7 +20,7 @@ import (
 // ticket opened) and the rest was dropped without a word, where /v1 answers
 // the same body a 400 ("data after the JSON object").
 func TestProbe7MCPOneMessagePerPost(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 
 	call := func(subject string) string {

@@ -21,7 +21,7 @@ import (
 // no rate-limit headers, and a client following it re-sent the POST to the
 // canonical path, opening a ticket.
 func TestProbe7UncleanPathsAreJSON404s(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	noFollow := &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	follow := &http.Client{Timeout: 15 * time.Second}

@@ -22,7 +22,7 @@ import (
 // event signed with the current secret; a compressed body refused with a
 // 415 that names Content-Encoding; HEAD and OPTIONS on every route.
 func TestProbe8OutsideIn(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 
 	// /mcp's refusals made by the MCP transport (a method it does not

@@ -17,7 +17,7 @@ import (
 // ignored: DELETE /v1/webhooks/{id} with {"dry_run": true} deleted the
 // webhook, and GET /v1/tickets with {"status": "open"} listed every ticket.
 func TestProbe9BodiesOnGETAndDELETE(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	ct := map[string]string{"Content-Type": "application/json"}
 	r.ticket(0, r.keyA, "probe9 bodies")

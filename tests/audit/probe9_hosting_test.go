@@ -24,7 +24,7 @@ import (
 // id gets. Before, ssl/retry without a custom domain (and on a deleted
 // account) was a 404 "custom domain not found".
 func TestProbe9HostingLifecycleAsScripted(t *testing.T) {
-	r := newRig(t)
+	r := sharedRig(t, "audit")
 	r.c.Credit(r.ctx, r.accA.ID, hostingPrice)
 	f := r.follower()
 	var ho api.HostingOrder

@@ -31,7 +31,7 @@ import (
 // methods in Allow (POST /v1/servers/ips: "GET, HEAD, DELETE").
 func TestProbe9EveryOtherMethodIs405(t *testing.T) {
 	t.Run("sunucu", func(t *testing.T) {
-		r := newLightRig(t)
+		r := sharedLightRig(t, "light")
 		for _, i := range []int{0, r.follower()} {
 			sweepMethods(t, r.c.URL(i), r.keyA)
 		}

@@ -30,7 +30,7 @@ import (
 // the action list's ?status=, ?resource_type=, ?command=, ?resource_id=) was a
 // 400: the same template answered or refused by the parameter's name.
 func TestProbe9QueryRules(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	// Ids for the lists under one: a webhook (its deliveries), the key's
 	// own id (its usage log); a ticket whose id is a cursor of no list.

@@ -30,7 +30,7 @@ func threadBytes(tk api.Ticket) int {
 // operator can still answer; a new ticket takes replies.
 func TestTicketThreadIsBounded(t *testing.T) {
 	const limit = 1 << 20
-	r := lightRig(t, "r7tk")
+	r := sharedLightRig(t, "r7tk")
 	f := r.follower()
 	big := strings.Repeat("x", 20000)
 	var tk api.Ticket

@@ -39,7 +39,7 @@ func (r *rig) ticketGet(i int, key, id string) api.Ticket {
 // and in the signed ticket.created payload; control characters are refused
 // with a 400 naming the field or kept verbatim, never altered silently.
 func TestTicketHostileCustomer(t *testing.T) {
-	r := hookRig(t)
+	r := sharedLightRig(t, "hook")
 	f := r.follower()
 	s := newSink(t, nil)
 	wh := r.hook(r.keyA, s.URL, "ticket.created")

@@ -16,7 +16,7 @@ import (
 // ticket; the key with another body is a 422; another account's reply and
 // close are 404s that leave the thread as it was.
 func TestTicketsOutsideIn(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	open := func(key, subject string, hdr map[string]string) api.Ticket {
 		t.Helper()

@@ -23,7 +23,8 @@ import (
 
 // newLightRig is three coordinators (webhooks may reach loopback receivers
 // over plain HTTP) and two accounts with every scope: no registry, node or
-// catalogue, for the surfaces that need none.
+// catalogue, for the surfaces that need none. It is the test's own: a test
+// that only uses the cluster as customers would takes sharedLightRig.
 func newLightRig(t *testing.T) *rig { return lightRig(t, "light") }
 
 // lightRig is newLightRig with the accounts prefix-a@ and prefix-b@example.com
@@ -151,7 +152,7 @@ func signedBy(secret, header string, body []byte) (ok bool, t int64, err error) 
 // refused events and URLs that create nothing, and another account's
 // delivery id that is a 404.
 func TestWebhooksOutsideIn(t *testing.T) {
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	f := r.follower()
 	rc := newReceiver(t)
 
@@ -422,7 +423,7 @@ func TestWebhookTargetsOutsideIn(t *testing.T) {
 	}
 
 	// Development flags: loopback allowed, metadata never.
-	r := newLightRig(t)
+	r := sharedLightRig(t, "light")
 	for _, u := range metadata {
 		u = strings.Replace(u, "https://", "http://", 1)
 		if rep := r.call(0, r.keyA, "POST", "/v1/webhooks", map[string]any{"url": u, "events": []string{"*"}}, nil); rep.Status != 400 || !strings.Contains(string(rep.Body), `\"url\"`) {
