@@ -18,7 +18,8 @@ import (
 // accounts, keys, orders, requests, webhooks and tickets of their own. Such
 // a test takes its rig on a cluster shared by the tests of its
 // configuration (sharedLightRig, sharedMCPRig, sharedRig): started by the
-// first of them, closed by TestMain after every test. Each test still has
+// first of them, stopped once none has used it for sharedIdle (and by
+// TestMain after every test), started again by the next. Each test still has
 // accounts of its own (a prefix numbered per rig) and its own keys, so no
 // test depends on another's data or order (-shuffle=on), and a test run
 // again (-count) gets a cluster none of its earlier runs used, so names it
@@ -36,10 +37,12 @@ import (
 // from 127.0.0.1; the tests of that budget (ratelimit_ip_test.go) start
 // clusters of their own.
 type sharedCluster struct {
-	name  string
-	start func(tb testing.TB) *sharedRun // starts the cluster for tb (an outliving)
-	mu    sync.Mutex
-	run   *sharedRun // nil: not started
+	name   string
+	start  func(tb testing.TB) *sharedRun // starts the cluster for tb (an outliving)
+	mu     sync.Mutex
+	run    *sharedRun  // nil: not started
+	active int         // tests using run now
+	idle   *time.Timer // closes run once sharedIdle has passed with no test using it
 }
 
 // sharedRun is one start of a shared cluster.
@@ -65,7 +68,18 @@ var (
 		auditCatalogue(ctx, tb, c)
 		return &sharedRun{c: c, reg: reg, sim: sim}
 	}}
-	shared     = []*sharedCluster{sharedLight, sharedMCP, sharedFull}
+	shared = []*sharedCluster{sharedLight, sharedMCP, sharedFull}
+	// sharedIdle is how long a shared cluster waits for its next test
+	// before it stops. An idle cluster of three coordinators costs about
+	// 5 CPU-s a minute (heartbeats, 500 ms Raft timeouts, timers; 510
+	// and 553 hundredths of a second in a minute for the light and the
+	// full one, at load 24), a start about 1.7 CPU-s (a test of a few
+	// requests on a cluster of its own: 1.7 to 2.2 CPU-s with the test
+	// binary, load 19): kept for the whole run (about 10 min), the
+	// three cost more than the starts they save. The tests that share one
+	// are spread over the package's files; in go test's order, with 10 s,
+	// 44 tests make about 20 starts.
+	sharedIdle = 10 * time.Second
 	sharedRigs atomic.Int64 // numbers the shared rigs' account prefixes
 	// sharedFlags are every shared cluster's `run` flags beyond its
 	// configuration's.
@@ -85,6 +99,10 @@ func (s *sharedCluster) get(t *testing.T) *sharedRun {
 	t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.idle != nil {
+		s.idle.Stop()
+		s.idle = nil
+	}
 	if s.run != nil && s.run.used[t.Name()] {
 		s.run.life.close()
 		s.run = nil
@@ -102,7 +120,28 @@ func (s *sharedCluster) get(t *testing.T) *sharedRun {
 		s.run = run
 	}
 	s.run.used[t.Name()] = true
-	return s.run
+	s.active++
+	run := s.run
+	t.Cleanup(func() { s.release(run) })
+	return run
+}
+
+// release is the end of a test that used run: once no test has used it
+// for sharedIdle, it stops.
+func (s *sharedCluster) release(run *sharedRun) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.active--; s.active > 0 || s.run != run {
+		return
+	}
+	s.idle = time.AfterFunc(sharedIdle, func() {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.run == run && s.active == 0 {
+			run.life.close()
+			s.run, s.idle = nil, nil
+		}
+	})
 }
 
 // rig is a rig (rigOn) on s's cluster with accounts of its own,
@@ -144,9 +183,15 @@ func sharedRig(t *testing.T, prefix string) *rig {
 // closeShared stops the shared clusters (TestMain, after every test).
 func closeShared() {
 	for _, s := range shared {
+		s.mu.Lock()
+		if s.idle != nil {
+			s.idle.Stop()
+		}
 		if s.run != nil {
 			s.run.life.close()
+			s.run = nil
 		}
+		s.mu.Unlock()
 	}
 }
 
