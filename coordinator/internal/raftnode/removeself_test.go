@@ -129,16 +129,21 @@ func TestBatcherEndsWhenRaftShutsDownUnderAnUnansweredEntry(t *testing.T) {
 	}
 	defer n.Close()
 	waitLeads(t, n)
+	// Open's batcher, with the wait Open gave it: only its first entry's
+	// future is replaced by one that never answers.
 	applied := make(chan struct{})
-	n.batch = newBatcher(func(data []byte, timeout time.Duration) raft.ApplyFuture {
+	n.batch.mu.Lock()
+	apply := n.batch.apply
+	n.batch.apply = func(data []byte, timeout time.Duration) raft.ApplyFuture {
 		select {
 		case <-applied:
-			return n.Raft.Apply(data, timeout)
+			return apply(data, timeout)
 		default:
 			close(applied)
 			return neverApplyFuture{}
 		}
-	}, n.Raft.CurrentTerm, n.awaitFuture, 512)
+	}
+	n.batch.mu.Unlock()
 	ctx := t.Context()
 	errs := make(chan error, 2)
 	go func() { _, err := n.batch.propose(ctx, []byte(`{"n":0}`)); errs <- err }()
