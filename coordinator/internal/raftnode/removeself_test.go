@@ -88,12 +88,7 @@ func (neverFuture) Error() error { select {} }
 // itself: noleader18 saw `cluster remove` of the leader hang under load, the
 // leader having logged "removed ourself, shutting down").
 func TestAwaitFutureEndsWhenRaftShutsDown(t *testing.T) {
-	n, err := openAt(t.TempDir(), freeAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	waitLeads(t, n)
+	n := openLeader(t)
 	if err := n.Raft.Shutdown().Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -123,12 +118,7 @@ func (neverApplyFuture) Index() uint64 { return 0 }
 // at once. Before, the batcher's commit goroutine waited on the entry for
 // ever, and every later proposal on the node queued behind it.
 func TestBatcherEndsWhenRaftShutsDownUnderAnUnansweredEntry(t *testing.T) {
-	n, err := openAt(t.TempDir(), freeAddr(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	waitLeads(t, n)
+	n := openLeader(t)
 	// Open's batcher, with the wait Open gave it: only its first entry's
 	// future is replaced by one that never answers.
 	applied := make(chan struct{})
