@@ -14,7 +14,7 @@ import (
 
 func domainDump(f *FSM) []byte {
 	return bucketDump(f, append(store.RegDomainBuckets, store.BucketOutbox, store.BucketAccounts, store.BucketWalletTx,
-		store.BucketInvoices, store.BucketInvoiceIDs, store.BucketCounters)...)
+		store.BucketInvoices, store.BucketInvoiceIDs, store.BucketOwnerIDs, store.BucketCounters)...)
 }
 
 func testDomainOrder(id, name string, years int) DomainOrder {

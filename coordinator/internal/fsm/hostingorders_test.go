@@ -15,7 +15,7 @@ import (
 
 func hostingOrderDump(f *FSM) []byte {
 	return bucketDump(f, append(append([][]byte{}, store.HostingBuckets...), store.BucketActions, store.BucketOutbox, store.BucketAccounts,
-		store.BucketWalletTx, store.BucketInvoices, store.BucketInvoiceIDs, store.BucketCounters)...)
+		store.BucketWalletTx, store.BucketInvoices, store.BucketInvoiceIDs, store.BucketOwnerIDs, store.BucketCounters)...)
 }
 
 var testQuota = api.HostingPlan{PHPWorkers: 3, PHPMemoryMiB: 96, MaxExecutionSeconds: 20, UploadMiB: 16, DiskMiB: 2048}
