@@ -37,7 +37,10 @@ func PutOwner(tx *bolt.Tx, id, accountID string) error {
 // BucketOwnerIDs (made from semantics level 10 on), else from legacy, the
 // type's index of the ids made before (BucketServerIDs, BucketInvoiceIDs);
 // nil when neither holds it. Both are read at every level: the ids made
-// below level 10 stay where they were written.
+// below level 10 stay where they were written. BucketOwnerIDs holds both
+// types, so an invoice's id asked with BucketServerIDs as legacy finds its
+// owner too: a caller reads the typed record next (servers, invoices),
+// which the other type's id does not name.
 func OwnerOf(tx *bolt.Tx, legacy []byte, id string) []byte {
 	if acc := tx.Bucket(BucketOwnerIDs).Get(OwnerKey(id)); acc != nil {
 		return acc
