@@ -63,7 +63,7 @@ type RegDomainOp struct {
 	AutoRenew *bool `json:"auto_renew,omitempty"`
 }
 
-var regDomains = ownedRecords[RegDomain]{"domain", BucketRegDomains, BucketRegDomainIDs}
+var regDomains = ownedRecords[RegDomain]{what: "domain", bucket: BucketRegDomains, index: BucketRegDomainIDs}
 
 // RegDomainByID loads a registered domain by id alone (leader jobs, admin).
 func (r ReadTx) RegDomainByID(id string) (RegDomain, error) { return regDomains.byID(r, id) }

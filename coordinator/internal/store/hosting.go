@@ -46,7 +46,7 @@ func (h HostingAccount) Admin() api.AdminHostingAccount {
 // NodeHostingKey is the key of BucketNodeHosting.
 func NodeHostingKey(nodeID, id string) []byte { return []byte(nodeID + "/" + id) }
 
-var hostingAccounts = ownedRecords[HostingAccount]{"hosting account", BucketHosting, BucketHostingIDs}
+var hostingAccounts = ownedRecords[HostingAccount]{what: "hosting account", bucket: BucketHosting, index: BucketHostingIDs}
 
 // HostingAccountByID loads a hosting account by id alone (leader jobs, admin).
 func (r ReadTx) HostingAccountByID(id string) (HostingAccount, error) {

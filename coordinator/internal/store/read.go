@@ -105,6 +105,9 @@ func viaIndex[T any](r ReadTx, index, bucket []byte, key string) (T, error) {
 type ownedRecords[T any] struct {
 	what          string // names the record in not-found errors ("server srv_x: not found")
 	bucket, index []byte
+	// owners: ids made from semantics level 10 on are indexed in
+	// BucketOwnerIDs, index holds those made before (OwnerOf).
+	owners bool
 }
 
 // owned loads an account's record; another account's is not found.
@@ -116,7 +119,12 @@ func (o ownedRecords[T]) owned(r ReadTx, accountID, id string) (T, error) {
 
 // byID loads a record by id alone, through the index.
 func (o ownedRecords[T]) byID(r ReadTx, id string) (T, error) {
-	acc := r.tx.Bucket(o.index).Get([]byte(id))
+	var acc []byte
+	if o.owners {
+		acc = OwnerOf(r.tx, o.index, id)
+	} else {
+		acc = r.tx.Bucket(o.index).Get([]byte(id))
+	}
 	if acc == nil {
 		var none T
 		return none, fmt.Errorf("%s %s: %w", o.what, id, ErrNotFound)

@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/netip"
 	"time"
 
@@ -120,18 +119,12 @@ type Action struct {
 // NodeServerKey is the key of BucketNodeServers.
 func NodeServerKey(nodeID, serverID string) []byte { return []byte(nodeID + "/" + serverID) }
 
-var servers = ownedRecords[Server]{"server", BucketServers, BucketServerIDs}
+var servers = ownedRecords[Server]{what: "server", bucket: BucketServers, index: BucketServerIDs, owners: true}
 
 // Server loads a server by id alone (leader jobs, admin), through its id's
 // index: BucketOwnerIDs from semantics level 10 on, BucketServerIDs below
 // (OwnerOf).
-func (r ReadTx) Server(id string) (Server, error) {
-	acc := OwnerOf(r.tx, BucketServerIDs, id)
-	if acc == nil {
-		return Server{}, fmt.Errorf("%s %s: %w", servers.what, id, ErrNotFound)
-	}
-	return servers.owned(r, string(acc), id)
-}
+func (r ReadTx) Server(id string) (Server, error) { return servers.byID(r, id) }
 
 // OwnedServer loads an account's server; another account's is not found.
 func (r ReadTx) OwnedServer(accountID, id string) (Server, error) {
