@@ -542,7 +542,8 @@ func (n *Node) writeDeletedQgroups(rec map[string]bool) error {
 // returns how many qgroups went. Best effort: one still busy goes at the
 // next sweep (the agent sweeps at start and hourly, logging what it
 // cleared or why not); one no longer listed (destroyed by hand, or by the
-// kernel, before or during the sweep) is forgotten, and not counted; one whose subvolume still exists (its delete failed) waits.
+// kernel, before or during the sweep) is forgotten, and not counted; one
+// whose subvolume still exists (its delete failed) waits.
 func (n *Node) SweepStaleQgroups(ctx context.Context) (int, error) {
 	if !n.DiskQuota().Enforced {
 		return 0, nil
