@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,9 +18,12 @@ import (
 
 // unreachable answers as a follower whose forward to the leader failed
 // (httpapi forward.go and forwardmux.go: the same headers and body).
-func unreachable(w http.ResponseWriter) {
+func unreachable(w http.ResponseWriter) { unreachableAsking(w, "1") }
+
+// unreachableAsking is unreachable with Retry-After: retryAfter.
+func unreachableAsking(w http.ResponseWriter, retryAfter string) {
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Retry-After", "1")
+	w.Header().Set("Retry-After", retryAfter)
 	w.Header().Set("X-Request-Id", "req_1")
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusServiceUnavailable)
@@ -153,26 +157,42 @@ func TestClientSendsAgainWhileNoLeaderIsKnown(t *testing.T) {
 
 // TestClientLeaderWaitIsBounded: sending again stops when the request's
 // context would end before the next try, or at LeaderWait (below 0: never
-// sent again); the last 503 is returned, not the context's error.
+// sent again); the last 503 is returned at once, not the context's error.
+// What is sent and what Waiting is told are checked, not how long it took:
+// the deadlines are seconds away from every try, so that a loaded machine's
+// slow answers (a few hundred milliseconds) change nothing.
 func TestClientLeaderWaitIsBounded(t *testing.T) {
 	c, l := leaderMovingClient(t, 1000, `{}`)
-	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	var refused atomic.Int32
+	l.refuse = func(w http.ResponseWriter) {
+		if refused.Add(1) == 1 {
+			unreachableAsking(w, "1")
+		} else {
+			unreachableAsking(w, "5")
+		}
+	}
+	var pauses []time.Duration
+	c.Waiting = func(_ *api.Error, pause time.Duration) { pauses = append(pauses, pause) }
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
 	defer cancel()
-	start := time.Now()
 	_, err := c.Account(ctx)
-	took := time.Since(start)
 	var ae *api.Error
-	// Tries at 0 and 1 s (the answer's Retry-After: 1); the next (2 s) is
-	// past the deadline.
-	if n := len(l.requests()); !errors.As(err, &ae) || ae.Code != "leader_unreachable" || took > 1200*time.Millisecond || n < 2 || n > 3 {
-		t.Fatalf("GET within a 1.2 s context: %v after %v and %d requests; want the 503 within the context after 2", err, took, n)
+	// Tries at 0 and 1 s (the first answer's Retry-After: 1); the next, 5 s
+	// after the second (its Retry-After: 5), is past the 4 s deadline: the
+	// second answer is returned without a pause, while the context runs.
+	if n := len(l.requests()); !errors.As(err, &ae) || ae.Code != "leader_unreachable" || ctx.Err() != nil || n != 2 ||
+		len(pauses) != 1 || pauses[0] != time.Second {
+		t.Fatalf("GET within a 4 s context: %v (context: %v) after %d requests and pauses %v; want the second 503 after one pause of 1 s, before the context ends",
+			err, ctx.Err(), n, pauses)
 	}
 
 	c, l = leaderMovingClient(t, 1000, `{}`)
 	c.LeaderWait = 600 * time.Millisecond
-	start = time.Now()
-	if _, err := c.Account(context.Background()); !errors.As(err, &ae) || ae.Code != "leader_unreachable" || len(l.requests()) > 2 || time.Since(start) > time.Second {
-		t.Fatalf("GET with LeaderWait 600 ms: %v after %d requests and %v; want the 503 after 1 (the next, after Retry-After: 1, is past the wait)", err, len(l.requests()), time.Since(start))
+	pauses = nil
+	c.Waiting = func(_ *api.Error, pause time.Duration) { pauses = append(pauses, pause) }
+	if _, err := c.Account(context.Background()); !errors.As(err, &ae) || ae.Code != "leader_unreachable" || len(l.requests()) != 1 || len(pauses) != 0 {
+		t.Fatalf("GET with LeaderWait 600 ms: %v after %d requests and pauses %v; want the 503 after 1 and no pause (the next, after Retry-After: 1, is past the wait)",
+			err, len(l.requests()), pauses)
 	}
 
 	c, l = leaderMovingClient(t, 1, `{}`)
