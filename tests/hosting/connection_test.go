@@ -64,8 +64,7 @@ func TestConnectionDetailsAreTheNodes(t *testing.T) {
 	if p := sshdPort(t, w.env); p == api.DefaultSFTPPort || w.env.DBPort == api.DefaultDBPort {
 		t.Fatalf("the test's sshd (%d) and MariaDB (%d) must not be on the default ports", p, w.env.DBPort)
 	}
-	user, domain := w.env.Prefix+"c", "conn-"+w.env.Prefix+".test"
-	created := w.active(user, domain)
+	user, domain, created := w.activeSite("c", "conn")
 	cl := w.client(2, w.key)
 	want := api.HostingConnection{SFTPHost: "localhost", SFTPPort: sshdPort(t, w.env), SFTPUser: user,
 		DBHost: "localhost", DBPort: w.env.DBPort, DBName: user, DBUser: user}

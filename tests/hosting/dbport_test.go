@@ -34,8 +34,7 @@ func TestDBPortFollowsTheNodesMariaDB(t *testing.T) {
 			return []string{"-hosting-sftp-host", "localhost", "-hosting-sftp-port", strconv.Itoa(sshdPort(t, env))}
 		},
 	})
-	user, domain := w.env.Prefix+"p", "dbport-"+w.env.Prefix+".test"
-	created := w.active(user, domain)
+	user, domain, created := w.activeSite("p", "dbport")
 	cl := w.client(1, w.key)
 	get := func() api.HostingAccount {
 		t.Helper()

@@ -120,8 +120,6 @@ func newWorldWith(t *testing.T, o worldOptions) *world {
 
 func (w *world) client(i int, key string) *client.Client { return w.c.Client(i, key) }
 
-// create places an account through the admin API, retrying while the node's
-// inventory (its PHP versions) has not reached the leader yet.
 // active creates a hosting account (create) and waits for its creation to
 // succeed.
 func (w *world) active(user, domain string) api.AdminHostingCreated {
@@ -131,6 +129,16 @@ func (w *world) active(user, domain string) api.AdminHostingCreated {
 	return out
 }
 
+// activeSite is active for the test's own names: the user w.env.Prefix+name
+// and the domain label-<prefix>.test.
+func (w *world) activeSite(name, label string) (user, domain string, created api.AdminHostingCreated) {
+	w.t.Helper()
+	user, domain = w.env.Prefix+name, label+"-"+w.env.Prefix+".test"
+	return user, domain, w.active(user, domain)
+}
+
+// create places an account through the admin API, retrying while the node's
+// inventory (its PHP versions) has not reached the leader yet.
 func (w *world) create(user, domain string) api.AdminHostingCreated {
 	w.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)

@@ -21,8 +21,7 @@ import (
 func TestStarterPlanUploadLimit(t *testing.T) {
 	w := newWorld(t)
 	plan, _ := api.HostingPlanBySlug("hosting-starter")
-	user, domain := w.env.Prefix+"u", "up-"+w.env.Prefix+".test"
-	created := w.active(user, domain)
+	user, domain, created := w.activeSite("u", "up")
 	c, err := hostenv.SFTP(w.env.SSHAddr, user, created.SFTPPassword)
 	if err != nil {
 		t.Fatal(err)

@@ -26,8 +26,7 @@ import (
 func TestHostingPasswordReset(t *testing.T) {
 	w := newWorld(t)
 	ctx := hostenv.Ctx(t)
-	user, domain := w.env.Prefix+"p", "p-"+w.env.Prefix+".test"
-	created := w.active(user, domain)
+	user, domain, created := w.activeSite("p", "p")
 	id := created.Hosting.ID
 	hostenv.PutProbe(t, w.env.SSHAddr, user, created.SFTPPassword, "sftp with the order's password")
 

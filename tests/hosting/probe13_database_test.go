@@ -43,8 +43,7 @@ catch (Throwable $e) { echo "pdo=DENIED:", $e->getMessage(), "\n"; }
 func TestProbe13SiteReachesItsDatabase(t *testing.T) {
 	w := newWorld(t)
 	ctx := hostenv.Ctx(t)
-	user, domain := w.env.Prefix+"d", "db-"+w.env.Prefix+".test"
-	created := w.active(user, domain)
+	user, domain, created := w.activeSite("d", "db")
 	id := created.Hosting.ID
 	view, err := w.client(2, w.key).HostingAccount(ctx, id)
 	if err != nil {

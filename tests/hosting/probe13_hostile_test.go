@@ -72,8 +72,7 @@ func probe13NodeState(t *testing.T, root string) map[string]string {
 func TestProbe13HostileInputLeavesTheNodeAlone(t *testing.T) {
 	w := newWorld(t)
 	ctx := hostenv.Ctx(t)
-	user, domain := w.env.Prefix+"h", "h-"+w.env.Prefix+".test"
-	created := w.active(user, domain)
+	user, domain, created := w.activeSite("h", "h")
 	id := created.Hosting.ID
 	hostenv.PutProbe(t, w.env.SSHAddr, user, created.SFTPPassword, "sftp")
 	before := probe13NodeState(t, w.env.Root)

@@ -15,8 +15,7 @@ import (
 func TestSuspendEndsOpenSessions(t *testing.T) {
 	w := newWorld(t)
 	ctx := hostenv.Ctx(t)
-	user, domain := w.env.Prefix+"s", "s-"+w.env.Prefix+".test"
-	c := w.active(user, domain)
+	user, _, c := w.activeSite("s", "s")
 
 	sess, err := hostenv.SFTP(w.env.SSHAddr, user, c.SFTPPassword)
 	if err != nil {

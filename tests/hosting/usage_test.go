@@ -22,8 +22,7 @@ func TestDiskUsageKeptCurrent(t *testing.T) {
 	w := newWorldWith(t, worldOptions{coordinatorArgs: func(*hostenv.Env) []string {
 		return []string{"--hosting-usage-interval=1s"}
 	}})
-	user, domain := w.env.Prefix+"q", "q-"+w.env.Prefix+".test"
-	created := w.active(user, domain)
+	user, _, created := w.activeSite("q", "q")
 	id := created.Hosting.ID
 	cl := w.client(2, w.key)
 	get := func() api.HostingAccount {
