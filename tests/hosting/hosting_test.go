@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -196,12 +195,7 @@ func (w *world) rawGetAs(i int, key, path string) (int, http.Header, string) {
 	w.t.Helper()
 	req, _ := http.NewRequest("GET", w.c.URL(i)+path, nil)
 	req.Header.Set("Authorization", "Bearer "+key)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		w.t.Fatal(err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
+	res, b := framework.Fetch(w.t, nil, req)
 	return res.StatusCode, res.Header, string(b)
 }
 

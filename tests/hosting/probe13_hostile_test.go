@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/hostenv"
 )
 
@@ -85,12 +85,7 @@ func TestProbe13HostileInputLeavesTheNodeAlone(t *testing.T) {
 		req, _ := http.NewRequest(method, w.c.URL(0)+path, strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+w.key)
 		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer res.Body.Close()
-		b, _ := io.ReadAll(res.Body)
+		res, b := framework.Fetch(t, nil, req)
 		return res.StatusCode, string(b)
 	}
 	quote := func(s string) string { b, _ := json.Marshal(s); return string(b) }
