@@ -83,6 +83,16 @@ func restore(t testing.TB, f *FSM, b []byte) {
 	}
 }
 
+// applied is a new FSM at path, closed when the test ends, with logs
+// applied in one batch (their results unread).
+func applied(t testing.TB, path string, logs ...*raft.Log) *FSM {
+	t.Helper()
+	f := open(t, path)
+	t.Cleanup(func() { f.Close() })
+	f.ApplyBatch(logs)
+	return f
+}
+
 // restored is a new FSM at path, closed when the test ends, restored from
 // the backup b.
 func restored(t testing.TB, path string, b []byte) *FSM {
@@ -238,9 +248,7 @@ func FuzzApply(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fs := open(t, filepath.Join(t.TempDir(), "f.db"))
-		defer fs.Close()
-		fs.ApplyBatch([]*raft.Log{logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"})})
+		fs := applied(t, filepath.Join(t.TempDir(), "f.db"), logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}))
 		fs.ApplyBatch([]*raft.Log{{Index: 2, Type: raft.LogCommand, Data: b}})
 		if bal := balance(t, fs, "acc_1"); bal < 0 {
 			t.Fatalf("balance went negative: %d", bal)
@@ -300,9 +308,7 @@ func TestEnvelopeEncodeRoundTrip(t *testing.T) {
 // response; the same key replays it; CmdIdemExpire (the leader's sweep) removes
 // records whose TTL passed, after which the key is free again.
 func TestIdempotencyRecordsExpire(t *testing.T) {
-	f := open(t, filepath.Join(t.TempDir(), "f.db"))
-	defer f.Close()
-	f.ApplyBatch([]*raft.Log{logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"})})
+	f := applied(t, filepath.Join(t.TempDir(), "f.db"), logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}))
 	credit := func(idx uint64, at time.Time) *Result {
 		env, _ := NewEnvelope(CmdWalletCredit, at, WalletCredit{TxID: fmt.Sprint("wtx_", idx), AccountID: "acc_1", AmountUsdCents: 100})
 		env.Idem = &IdemRequest{Scope: "key_1/k", ReqHash: "h1", Status: 201, ExpiresAt: t0.Add(24 * time.Hour)}

@@ -13,9 +13,7 @@ import (
 // and body a key replays (its expiry kept); another request's hash, an
 // unknown key or an expired record are ErrNotFound and change nothing.
 func TestIdemAnswerReplacesTheReplayedAnswer(t *testing.T) {
-	f := open(t, filepath.Join(t.TempDir(), "f.db"))
-	defer f.Close()
-	f.ApplyBatch([]*raft.Log{logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"})})
+	f := applied(t, filepath.Join(t.TempDir(), "f.db"), logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}))
 	idx := uint64(1)
 	apply := func(at time.Time, typ CommandType, p any, idem *IdemRequest) *Result {
 		idx++

@@ -106,13 +106,9 @@ func TestLevelAboveBinaryStopsReplica(t *testing.T) {
 // level this binary does not apply is refused, leaving the state as it was.
 func TestRestoreRefusesNewerLevel(t *testing.T) {
 	dir := t.TempDir()
-	a := open(t, filepath.Join(dir, "a.db"))
-	defer a.Close()
-	a.ApplyBatch([]*raft.Log{
+	snap := backup(t, applied(t, filepath.Join(dir, "a.db"),
 		logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
-		logOf(t, 2, CmdClusterLevel, ClusterLevel{Level: 2}),
-	})
-	snap := backup(t, a)
+		logOf(t, 2, CmdClusterLevel, ClusterLevel{Level: 2})))
 	old := open(t, filepath.Join(dir, "old.db"))
 	defer old.Close()
 	old.LimitLevel(1)

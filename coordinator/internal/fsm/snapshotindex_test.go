@@ -21,13 +21,9 @@ func (w raftWrapper) WrappedReadCloser() io.ReadCloser { return w.ReadCloser }
 // recorded at 0, as before, so that a restart restores it again.
 func TestRestoreRecordsSnapshotIndex(t *testing.T) {
 	dir := t.TempDir()
-	a := open(t, filepath.Join(dir, "a.db"))
-	defer a.Close()
-	a.ApplyBatch([]*raft.Log{
+	snap := backup(t, applied(t, filepath.Join(dir, "a.db"),
 		logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
-		logOf(t, 2, CmdWalletCredit, WalletCredit{TxID: "wtx_1", AccountID: "acc_1", AmountUsdCents: 700}),
-	})
-	snap := backup(t, a)
+		logOf(t, 2, CmdWalletCredit, WalletCredit{TxID: "wtx_1", AccountID: "acc_1", AmountUsdCents: 700})))
 	snaps, err := raft.NewFileSnapshotStore(filepath.Join(dir, "snaps"), 1, io.Discard)
 	if err != nil {
 		t.Fatal(err)

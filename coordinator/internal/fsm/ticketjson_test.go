@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/plainjson/codectest"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -43,12 +42,9 @@ func TestTicketEncodingMatchesEncodingJSON(t *testing.T) {
 // A created ticket's stored records (the ticket and its list view) are
 // json.Marshal's bytes of what they hold.
 func TestStoredTicketIsEncodingJSON(t *testing.T) {
-	f := open(t, filepath.Join(t.TempDir(), "f.db"))
-	defer f.Close()
-	f.ApplyBatch([]*raft.Log{
+	f := applied(t, filepath.Join(t.TempDir(), "f.db"),
 		logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
-		logOf(t, 2, CmdTicketCreate, TicketCreate{ID: "tkt_1", AccountID: "acc_1", MessageID: "msg_1", Subject: `s <&> "ü"`, Message: "m\n", Department: "technical", Priority: "low", PerAccountNumber: true}),
-	})
+		logOf(t, 2, CmdTicketCreate, TicketCreate{ID: "tkt_1", AccountID: "acc_1", MessageID: "msg_1", Subject: `s <&> "ü"`, Message: "m\n", Department: "technical", Priority: "low", PerAccountNumber: true}))
 	for _, bucket := range [][]byte{store.BucketTickets, store.BucketTicketList} {
 		var raw []byte
 		_ = f.View(func(tx *bolt.Tx) error {
