@@ -211,10 +211,7 @@ func TestServerActionsBusyAndFlow(t *testing.T) {
 		t.Fatal("a refused action was stored")
 	}
 	// Nothing of the refused password reset is left with the dispatcher.
-	s.mu.Lock()
-	left := len(s.secrets)
-	s.mu.Unlock()
-	if left != 0 {
+	if left := s.secretCount(); left != 0 {
 		t.Fatalf("%d secrets left after refused proposals", left)
 	}
 	if a := s.call(key, "GET", "/v1/actions/"+stop, ""); a.status != 200 || a.m["status"] != api.ActionPending {
@@ -327,10 +324,7 @@ func TestServerBadBodies(t *testing.T) {
 	if d := s.call(key, "GET", base, ""); d.m["label"] != "web" || d.m["action_id"] != nil {
 		t.Fatalf("server changed: %s", d.body)
 	}
-	s.mu.Lock()
-	n := len(s.secrets)
-	s.mu.Unlock()
-	if n != 0 {
+	if n := s.secretCount(); n != 0 {
 		t.Fatalf("secrets handed out for refused requests: %d", n)
 	}
 }
