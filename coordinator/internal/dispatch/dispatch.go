@@ -92,9 +92,9 @@ type Dispatcher struct {
 	// idx is the open actions as this leader knows them (index.go); nil:
 	// the next scan reads them all. Only scan and Run touch it.
 	idx *openIndex
-	// lastVisits is how many open actions the last scan looked at or read
-	// (tests).
-	lastVisits int
+	// lastVisits is how many open actions the last scan looked at or read,
+	// lastReads how many action records it read (tests).
+	lastVisits, lastReads int
 	// live says whether a node is connected; nil: its session is live
 	// within Grace (tests give their own).
 	live func(nodeID string) bool
@@ -375,11 +375,23 @@ func (d *Dispatcher) scan(ctx context.Context) {
 		d.changed = nil
 	}
 	d.mu.Unlock()
-	visits := 0
+	visits, reads := 0, 0
 	var closed []string
 	var ready, expiring []store.Action
 	var expired []fsm.ActionFinish
+	// fresh holds the changed actions read below that are still open: the
+	// send and the expiry take them from here instead of reading each
+	// record a second time in the same transaction (an order's action is
+	// read once on its way to the agent).
+	var fresh map[string]store.Action
 	err := d.s.State.Read(func(r store.ReadTx) error {
+		action := func(id string) (store.Action, error) {
+			if a, ok := fresh[id]; ok {
+				return a, nil
+			}
+			reads++
+			return r.Action(id)
+		}
 		if full {
 			open, inflight, bad, err := r.OpenActionsExcept(func(id string) bool { return busy[id] })
 			if err != nil {
@@ -395,8 +407,12 @@ func (d *Dispatcher) scan(ctx context.Context) {
 			}
 			visits += len(open) + len(inflight) + len(bad)
 		}
+		if len(changed) > 0 {
+			fresh = make(map[string]store.Action, len(changed))
+		}
 		for _, id := range changed {
 			visits++
+			reads++
 			a, err := r.Action(id)
 			if errors.Is(err, store.ErrNotFound) {
 				d.idx.drop(id)
@@ -415,6 +431,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 				continue
 			}
 			d.idx.put(a, !busy[id])
+			fresh[id] = a
 		}
 		now := d.s.Clock.Now()
 		// due: the deadlines and not-before times, set on the cluster's
@@ -468,7 +485,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 		slices.Sort(sendIDs)
 		slices.Sort(expireIDs)
 		for _, id := range sendIDs {
-			a, err := r.Action(id)
+			a, err := action(id)
 			if err != nil || a.Finished() {
 				continue // read again from its note
 			}
@@ -476,7 +493,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 			ready = append(ready, a)
 		}
 		for _, id := range expireIDs {
-			a, err := r.Action(id)
+			a, err := action(id)
 			if err != nil || a.Finished() {
 				continue
 			}
@@ -495,7 +512,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 		}
 		return nil
 	})
-	d.lastVisits = visits
+	d.lastVisits, d.lastReads = visits, reads
 	if err != nil {
 		// What changed may not have been read: all of it next time.
 		d.mu.Lock()

@@ -98,7 +98,8 @@ func (q *queuedRig) sends() []string {
 // TestWakeUpVisitsOnlyWhatChanged: with many actions queued for a node
 // that is away, a wake-up after one new action for a connected node sends
 // that action having looked at it alone (the scan's visits are counted:
-// before the index every wake-up read every open action); while it is on its
+// before the index every wake-up read every open action) and read its record
+// once; while it is on its
 // way it is not sent again, and once its result is recorded it is gone; the
 // queued ones still fail at their deadline, all of them, and a replaced
 // state (a restore) is read whole again.
@@ -124,6 +125,9 @@ func TestWakeUpVisitsOnlyWhatChanged(t *testing.T) {
 	d.scan(ctx)
 	if d.lastVisits > 2 {
 		t.Fatalf("the wake-up after one new action looked at %d actions (%d queued for a node away), want at most 2", d.lastVisits, n)
+	}
+	if d.lastReads != 1 {
+		t.Fatalf("the wake-up that sent one new action read %d action records, want 1 (read once, sent from that read)", d.lastReads)
 	}
 	for end := time.Now().Add(10 * time.Second); len(q.sends()) == 0 && time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 	}
@@ -197,6 +201,30 @@ func BenchmarkWakeUp10k(b *testing.B) {
 	for range b.N {
 		q.d.scan(ctx)
 	}
+}
+
+// BenchmarkWakeUpSends8 is the wake-up after 8 new actions for a connected
+// node (a burst of orders gathered into one scan), with 300 queued for a
+// node that is away; the agent answers nothing (as a stopped one).
+func BenchmarkWakeUpSends8(b *testing.B) {
+	q := newQueuedRig(b, 300)
+	q.d.call = func(ctx context.Context, node string, req *pb.Envelope, recv func(*pb.Envelope) (bool, error)) error {
+		<-ctx.Done()
+		return ctx.Err()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q.d.scan(ctx)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		for range 8 {
+			q.r.MustAt(b, q.opened, fsm.CmdServerCreate, fsmtest.ServerCreate("acc_1", "hv-up", q.opened))
+		}
+		b.StartTimer()
+		q.d.scan(ctx)
+	}
+	b.ReportMetric(float64(q.d.lastReads), "reads/scan")
 }
 
 // brokenState is the state the dispatcher reads, but while on is set the
