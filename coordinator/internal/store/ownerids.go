@@ -16,15 +16,17 @@ import (
 // The key is unique to the id: the first kind never starts with a NUL,
 // and its last underscore is the one after the time (a prefix is what
 // precedes an id's first underscore), so the id is read back from it.
-func OwnerKey(id string) []byte {
+func OwnerKey(id string) []byte { return appendOwnerKey(make([]byte, 0, len(id)+1), id) }
+
+// appendOwnerKey appends OwnerKey(id) to dst.
+func appendOwnerKey(dst []byte, id string) []byte {
 	prefix, rest, ok := strings.Cut(id, "_")
 	if !ok || prefix == "" || rest == "" || rest[0] == 0 {
-		return append([]byte{0}, id...)
+		return append(append(dst, 0), id...)
 	}
-	k := make([]byte, 0, len(id))
-	k = append(k, rest...)
-	k = append(k, '_')
-	return append(k, prefix...)
+	dst = append(dst, rest...)
+	dst = append(dst, '_')
+	return append(dst, prefix...)
 }
 
 // PutOwner indexes id (a server's or an invoice's) as accountID's in
@@ -42,7 +44,11 @@ func PutOwner(tx *bolt.Tx, id, accountID string) error {
 // owner too: a caller reads the typed record next (servers, invoices),
 // which the other type's id does not name.
 func OwnerOf(tx *bolt.Tx, legacy []byte, id string) []byte {
-	if acc := tx.Bucket(BucketOwnerIDs).Get(OwnerKey(id)); acc != nil {
+	// The key is only looked up (bbolt keeps no reference to it): built in
+	// a buffer on the stack, not allocated (an order's apply looks up its
+	// new server's id on every coordinator).
+	var buf [64]byte
+	if acc := tx.Bucket(BucketOwnerIDs).Get(appendOwnerKey(buf[:0], id)); acc != nil {
 		return acc
 	}
 	return tx.Bucket(legacy).Get([]byte(id))

@@ -72,3 +72,27 @@ func TestOwnerOfReadsBothIndexes(t *testing.T) {
 		return nil
 	})
 }
+
+// TestOwnerOfAllocatesNoKey: OwnerOf's look-up of an id in owner_ids
+// allocates no more than bbolt's Get of the key itself (the key is built
+// on the stack): an order's apply looks its new server's id up on every
+// coordinator.
+func TestOwnerOfAllocatesNoKey(t *testing.T) {
+	id := ids.New("srv", time.Date(2026, 6, 3, 10, 0, 0, 0, time.UTC))
+	db := testDB(t, func(tx *bolt.Tx) error { return PutOwner(tx, id, "acc_a") })
+	if err := db.View(func(tx *bolt.Tx) error {
+		key := OwnerKey(id)
+		get := testing.AllocsPerRun(100, func() { tx.Bucket(BucketOwnerIDs).Get(key) })
+		owner := testing.AllocsPerRun(100, func() {
+			if string(OwnerOf(tx, BucketServerIDs, id)) != "acc_a" {
+				t.Fatal("owner not found")
+			}
+		})
+		if owner > get {
+			t.Errorf("OwnerOf allocated %.0f times, bbolt's Get of its key %.0f: the key is allocated", owner, get)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
