@@ -44,7 +44,7 @@ func main() {
 	root.Flags().DurationVar(&o.Warmup, "warmup", 3*time.Second, "unmeasured writes spread over all nodes before hostplane's first write phase (0: none)")
 	root.Flags().BoolVarP(&o.Verbose, "verbose", "v", false, "with --rounds, print each round's phases too")
 	root.Flags().StringVar(&o.SideBySide, "side-by-side", "", "directory of another hostplane-coordinator build: load a cluster of each at once and compare their writes (no etcd)")
-	root.Flags().StringVar(&profileDir, "profile", "", "save CPU profiles of each coordinator and of the clients over each measured phase in this directory (<phase>[-<part>]-node<i>.pprof, -client.pprof; node i serves pprof on BENCH_PPROF_BASE_PORT+i+1, a free base unless set); off by default")
+	root.Flags().StringVar(&profileDir, "profile", "", "save CPU profiles of each coordinator and of the clients over each measured phase in this directory (<phase>[-<part>]-node<i>.pprof, -client.pprof; node i serves pprof on BENCH_PPROF_BASE_PORT+i+1, a free base unless set; scripts/forward-profile.py accounts a forwarded write's extra CPU from the write phases' profiles); off by default")
 	var addr, file string
 	bare := &cobra.Command{
 		Use: "bare-server", Short: "The bare net/http JSON baseline (started by the benchmark itself)", Hidden: true,
