@@ -2,15 +2,15 @@ package httpapi
 
 import (
 	"crypto/sha256"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/hostplane/hostplane/internal/memo"
-	"github.com/hostplane/hostplane/internal/openapidoc"
 )
 
 // Query parameters are checked against the operation's declaration in
@@ -30,12 +30,19 @@ import (
 
 // queryParamsByOperation maps "METHOD /v1/path" (net/http pattern paths, as
 // Route.Path) to the query parameter names doc declares for it (the
-// operation's and its path item's, $refs to components resolved by
-// kin-openapi's loader, as the MCP server reads the same document: one
-// load, openapidoc's, serves both).
+// operation's and its path item's, $refs to components/parameters resolved).
 // The result is computed once per document content and shared (read only) by
 // every API built from it: a process runs one API, but tests build one per
-// test, and the load took ≈ 0.4–1 s under -race.
+// test.
+//
+// It reads only what it needs with encoding/json (queryDoc), not through
+// kin-openapi's loader: that load (≈ 130 ms of CPU, kin-openapi reads JSON
+// through its YAML parser, and as much again in garbage collection) was
+// about a fifth of a test coordinator's start, and every coordinator paid it
+// although only /mcp needs the loaded document (mcpserver builds its tools
+// at the first /mcp request). TestQueryParamsAsKinOpenAPIReadsThem checks
+// that the table is the one kin-openapi's loaded document gives, for every
+// brand's document.
 func queryParamsByOperation(doc []byte) (map[string][]string, error) {
 	return queryParamsCache.Get(sha256.Sum256(doc), func() (map[string][]string, error) {
 		return loadQueryParams(doc)
@@ -44,25 +51,85 @@ func queryParamsByOperation(doc []byte) (map[string][]string, error) {
 
 var queryParamsCache memo.Cache[[sha256.Size]byte, map[string][]string] // by the document's sha256
 
+// queryDoc is what loadQueryParams reads of an OpenAPI 3.0 document: each
+// path item's members (its parameters, and an operation under each method's
+// lower-case name) and the parameters of components.
+type queryDoc struct {
+	Paths      map[string]map[string]json.RawMessage `json:"paths"`
+	Components struct {
+		Parameters map[string]queryParam `json:"parameters"`
+	} `json:"components"`
+}
+
+// queryParam is a parameter object, or a reference to one.
+type queryParam struct {
+	Ref  string `json:"$ref"`
+	Name string `json:"name"`
+	In   string `json:"in"`
+}
+
+// queryMethods are the operations a path item holds (OpenAPI 3.0), by
+// member name.
+var queryMethods = map[string]string{
+	"get": http.MethodGet, "put": http.MethodPut, "post": http.MethodPost, "delete": http.MethodDelete,
+	"options": http.MethodOptions, "head": http.MethodHead, "patch": http.MethodPatch, "trace": http.MethodTrace,
+}
+
+const componentParameterRef = "#/components/parameters/"
+
 func loadQueryParams(doc []byte) (map[string][]string, error) {
-	d, err := openapidoc.Load(doc) // shared with the MCP server's tools
-	if err != nil {
+	var d queryDoc
+	if err := json.Unmarshal(doc, &d); err != nil {
 		return nil, err
 	}
-	names := func(ps openapi3.Parameters) []string {
+	names := func(where string, raw json.RawMessage) ([]string, error) {
+		var ps []queryParam
+		if err := json.Unmarshal(raw, &ps); err != nil {
+			return nil, fmt.Errorf("%s: parameters: %w", where, err)
+		}
 		var out []string
 		for _, p := range ps {
-			if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
-				out = append(out, p.Value.Name)
+			if p.Ref != "" {
+				c, ok := d.Components.Parameters[strings.TrimPrefix(p.Ref, componentParameterRef)]
+				if !strings.HasPrefix(p.Ref, componentParameterRef) || !ok || c.Ref != "" {
+					return nil, fmt.Errorf("%s: parameter $ref %q is not one of components.parameters", where, p.Ref)
+				}
+				p = c
+			}
+			if p.In == "query" {
+				out = append(out, p.Name)
 			}
 		}
-		return out
+		return out, nil
 	}
 	out := map[string][]string{}
-	for path, item := range d.Paths.Map() {
-		shared := names(item.Parameters)
-		for method, op := range item.Operations() {
-			all := append(slices.Clone(shared), names(op.Parameters)...)
+	for path, item := range d.Paths {
+		var shared []string
+		if raw, ok := item["parameters"]; ok {
+			var err error
+			if shared, err = names(path, raw); err != nil {
+				return nil, err
+			}
+		}
+		for member, raw := range item {
+			method, ok := queryMethods[member]
+			if !ok {
+				continue
+			}
+			var op struct {
+				Parameters json.RawMessage `json:"parameters"`
+			}
+			if err := json.Unmarshal(raw, &op); err != nil {
+				return nil, fmt.Errorf("%s %s: %w", method, path, err)
+			}
+			all := slices.Clone(shared)
+			if op.Parameters != nil {
+				own, err := names(method+" "+path, op.Parameters)
+				if err != nil {
+					return nil, err
+				}
+				all = append(all, own...)
+			}
 			slices.Sort(all)
 			out[method+" /v1"+path] = slices.Compact(all)
 		}

@@ -6,11 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
-
 	"strings"
 	"testing"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/brand"
 )
@@ -88,6 +89,79 @@ func TestEveryRouteHasItsQueryParameters(t *testing.T) {
 		if got := params[stats.Method+" "+stats.Path]; strings.Join(got, ",") != "consistency,interval,stream" {
 			t.Errorf("%s: %s %s takes %v", name, stats.Method, stats.Path, got)
 		}
+	}
+}
+
+// TestQueryParamsAsKinOpenAPIReadsThem: the table the query check uses,
+// read with encoding/json (loadQueryParams), is the one kin-openapi's loaded
+// document gives (each operation's and its path item's query parameters,
+// $refs resolved), for every brand's served document: the two readers do
+// not disagree on any operation.
+func TestQueryParamsAsKinOpenAPIReadsThem(t *testing.T) {
+	for _, name := range brand.Names() {
+		doc, err := BrandOpenAPI(brand.MustGet(name), OpenAPI)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := loadQueryParams(doc)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		d := loadDoc(t, doc)
+		names := func(ps openapi3.Parameters) []string {
+			var out []string
+			for _, p := range ps {
+				if p.Value != nil && p.Value.In == openapi3.ParameterInQuery {
+					out = append(out, p.Value.Name)
+				}
+			}
+			return out
+		}
+		want := map[string][]string{}
+		for path, item := range d.Paths.Map() {
+			for method, op := range item.Operations() {
+				all := append(names(item.Parameters), names(op.Parameters)...)
+				slices.Sort(all)
+				want[method+" /v1"+path] = slices.Compact(all)
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s: %d operations, kin-openapi reads %d", name, len(got), len(want))
+		}
+		withQuery := 0
+		for op, w := range want {
+			g, ok := got[op]
+			if !ok || !slices.Equal(g, w) {
+				t.Errorf("%s: %s takes %v (found %v), kin-openapi reads %v", name, op, g, ok, w)
+			}
+			if len(w) > 0 {
+				withQuery++
+			}
+		}
+		if withQuery < 10 {
+			t.Errorf("%s: only %d operations take query parameters", name, withQuery)
+		}
+	}
+}
+
+// TestQueryParamsRefusesAnOtherRef: a parameter $ref the reader does not
+// resolve (not one of components.parameters) fails the start (New panics:
+// the embedded document is checked by the test above), rather than leaving
+// the operation's parameter out and refusing it.
+func TestQueryParamsRefusesAnOtherRef(t *testing.T) {
+	for _, doc := range []string{
+		`{"paths":{"/x":{"get":{"parameters":[{"$ref":"#/components/parameters/Nope"}]}}},"components":{"parameters":{}}}`,
+		`{"paths":{"/x":{"parameters":[{"$ref":"other.json#/P"}],"get":{}}}}`,
+	} {
+		if got, err := loadQueryParams([]byte(doc)); err == nil {
+			t.Errorf("%s: %v, want an error", doc, got)
+		}
+	}
+	got, err := loadQueryParams([]byte(`{"paths":{"/x":{"parameters":[{"$ref":"#/components/parameters/P"}],` +
+		`"get":{"parameters":[{"name":"b","in":"query"},{"name":"id","in":"path"}]},"post":{}}},` +
+		`"components":{"parameters":{"P":{"name":"a","in":"query"}}}}`))
+	if err != nil || !slices.Equal(got["GET /v1/x"], []string{"a", "b"}) || !slices.Equal(got["POST /v1/x"], []string{"a"}) || len(got) != 2 {
+		t.Errorf("got %v, %v; want GET [a b] and POST [a]", got, err)
 	}
 }
 
