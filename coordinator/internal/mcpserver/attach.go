@@ -1,10 +1,13 @@
 package mcpserver
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"sync"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // FromRoutes is the route table as operations.
@@ -20,11 +23,15 @@ func FromRoutes(routes []httpapi.Route) []Operation {
 // Attach mounts /mcp on a's public listener, with one tool per route of a's
 // route table described by a.OpenAPI() (the brand's document), and returns the public handler
 // (a.Handler(admin)) through which every tool call is dispatched.
+//
+// The tools are built at the first request to /mcp, not here: building them
+// loads the OpenAPI document with kin-openapi (≈ 150 ms of CPU and as much
+// again in garbage collection), a fifth of a coordinator's start, which the
+// many coordinators that never serve /mcp (most of the suite's) paid for
+// nothing. The document is embedded and the brands built in, so the build
+// cannot fail in one process and not another: TestToolsOfEveryBrand builds
+// them for every brand. Should it fail, /mcp answers 500 saying why.
 func Attach(a *httpapi.API, admin http.Handler, opts HTTPOptions) (http.Handler, error) {
-	tools, err := Generate(a.OpenAPI(), FromRoutes(a.Routes()))
-	if err != nil {
-		return nil, err
-	}
 	if opts.ResourceMetadataURL == "" {
 		opts.ResourceMetadataURL = a.ResourceMetadataURL("/mcp") // under --public-url
 	}
@@ -42,7 +49,23 @@ func Attach(a *httpapi.API, admin http.Handler, opts HTTPOptions) (http.Handler,
 	}
 	var public http.Handler
 	late := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { public.ServeHTTP(w, r) })
-	a.Mount("/mcp", NewHTTPHandler(tools, a, HandlerDispatcher{Handler: late, Routes: a.RouteHandlers()}, opts))
+	handler := sync.OnceValues(func() (http.Handler, error) {
+		tools, err := Generate(a.OpenAPI(), FromRoutes(a.Routes()))
+		if err != nil {
+			return nil, err
+		}
+		return NewHTTPHandler(tools, a, HandlerDispatcher{Handler: late, Routes: a.RouteHandlers()}, opts), nil
+	})
+	a.Mount("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, err := handler()
+		if err != nil {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			_ = json.NewEncoder(w).Encode(api.NewError(http.StatusInternalServerError, "internal_error", "the MCP tools could not be built: "+err.Error()))
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
 	public = a.Handler(admin)
 	return public, nil
 }
