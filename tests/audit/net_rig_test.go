@@ -74,9 +74,15 @@ func netRigOf(t *testing.T, name string, budget time.Duration, webhooks bool, ci
 		})
 	}
 	for _, z := range []api.ReverseZoneRequest{{Zone: netZone4, Pool: "pub4"}, {Zone: netZone6, Pool: "pub6"}} {
-		if _, err := adm.AddReverseZone(ctx, z); err != nil {
-			t.Fatalf("zone %s: %v", z.Zone, err)
-		}
+		// Sent again after a leadership 503 once the zones show it was
+		// not mapped, as the pools (before, a 503 no_leader failed the rig).
+		setUp(ctx, t, "zone "+z.Zone, func(ctx context.Context) (bool, error) {
+			zs, err := adm.ReverseZones(ctx)
+			return slices.ContainsFunc(zs, func(x api.ReverseZone) bool { return x.Zone == z.Zone }), err
+		}, func(ctx context.Context) error {
+			_, err := adm.AddReverseZone(ctx, z)
+			return err
+		})
 	}
 	return r
 }
