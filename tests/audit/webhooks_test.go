@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -350,8 +351,11 @@ func TestWebhooksOutsideIn(t *testing.T) {
 	rc.mu.Lock()
 	n := len(rc.hits)
 	rc.mu.Unlock()
+	// Each redeliver carries an Idempotency-Key, so the rig sends it again
+	// after an election's 503, as a client would.
+	keyed := func() map[string]string { return map[string]string{"Idempotency-Key": "redeliver-" + rand.Text()} }
 	for i := range r.c.Len() {
-		if got := r.call(i, r.keyB, "POST", "/v1/webhooks/"+bw.ID+"/deliveries/"+dlv+"/redeliver", nil, nil); got.Status != 404 {
+		if got := r.call(i, r.keyB, "POST", "/v1/webhooks/"+bw.ID+"/deliveries/"+dlv+"/redeliver", nil, keyed()); got.Status != 404 {
 			t.Errorf("coordinator %d: B redelivering A's delivery under B's webhook: %s; want 404", i, got)
 		}
 	}
@@ -362,7 +366,7 @@ func TestWebhooksOutsideIn(t *testing.T) {
 	}
 	rc.mu.Unlock()
 	// A's own redeliver of it works (the id was a real one).
-	if got := r.call(f, r.keyA, "POST", "/v1/webhooks/"+wh.ID+"/deliveries/"+dlv+"/redeliver", nil, nil); got.Status != 202 {
+	if got := r.call(f, r.keyA, "POST", "/v1/webhooks/"+wh.ID+"/deliveries/"+dlv+"/redeliver", nil, keyed()); got.Status != 202 {
 		t.Errorf("A redelivering its own delivery: %s", got)
 	}
 	bRecv.mu.Lock()
