@@ -76,9 +76,20 @@ var (
 	// full one, at load 24), a start about 1.7 CPU-s (a test of a few
 	// requests on a cluster of its own: 1.7 to 2.2 CPU-s with the test
 	// binary, load 19): kept for the whole run (about 10 min), the
-	// three cost more than the starts they save. The tests that share one
-	// are spread over the package's files; in go test's order, with 10 s,
-	// 44 tests make about 20 starts.
+	// three cost more than the starts they save. So the tests that share
+	// one run one after the other: go test runs a package's tests in the
+	// order of its files' names (and within a file, in source order), and
+	// the files of the tests on a shared cluster are named for it, in an
+	// order that keeps each cluster's tests together: shared1_full_*
+	// (sharedRig), shared2_fullmcp_* (a test on sharedRig, then one on
+	// sharedMCPRig), shared3_mcp_*, shared4_mcplight_* (tests on
+	// sharedMCPRig and on sharedLightRig) and shared5_light_*. Each
+	// cluster then starts about once per go test run (run-tests.sh runs
+	// the package in two shards, two runs), where spread over the files
+	// the 44 tests made about 20 starts. A test that takes a shared
+	// cluster belongs in the files of that cluster (a test of its own
+	// cluster anywhere else); -shuffle=on still passes, only with more
+	// starts.
 	sharedIdle = 10 * time.Second
 	sharedRigs atomic.Int64 // numbers the shared rigs' account prefixes
 	// sharedFlags are every shared cluster's `run` flags beyond its
