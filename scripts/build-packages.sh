@@ -3,7 +3,9 @@
 # dist/ with nfpm (pinned, installed into .bin/ by install-packaging-tools.sh).
 # The version comes from `git describe` (scripts/pkg-version.sh); binaries carry
 # the same string (hostplane-coordinator version). HOSTPLANE_VERSION overrides the
-# version, DIST the output directory (the packaging tests build an upgrade with both).
+# version, DIST the output directory (the packaging tests build an upgrade with both),
+# PACKAGERS the formats (default "deb rpm"; the packaging tests' upgrade is a .deb
+# only: the .rpm's nfpm run is about half of a rebuild's CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.bin:/usr/local/go/bin:$PATH"
@@ -65,7 +67,7 @@ done
 
 rm -f "$DIST"/hostplane-coordinator_* "$DIST"/hostplane-agent_* "$DIST"/hostplane-coordinator-[0-9]* "$DIST"/hostplane-agent-[0-9]*
 for pkg in coordinator agent; do
-  for fmt in deb rpm; do
+  for fmt in ${PACKAGERS:-deb rpm}; do
     nfpm package --config "$B/nfpm-$pkg.yaml" --packager "$fmt" --target "$DIST/" >/dev/null || { echo "nfpm $pkg $fmt failed" >&2; exit 1; }
   done
 done
