@@ -5,7 +5,7 @@
 # the same string (hostplane-coordinator version). HOSTPLANE_VERSION overrides the
 # version, DIST the output directory (the packaging tests build an upgrade with both),
 # PACKAGERS the formats (default "deb rpm"; the packaging tests' upgrade is a .deb
-# only: the .rpm's nfpm run is about half of a rebuild's CPU).
+# only: the .rpms' nfpm runs are about 40 % of a rebuild's CPU, 02bb703).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/.bin:/usr/local/go/bin:$PATH"
