@@ -22,7 +22,7 @@ const validKey = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIEL6P6xcEx8Rin3snII2BE9kXb
 // hostileDomains are names that must never become a vhost, a certificate
 // request or a file name: each is a 400 naming the field.
 var hostileDomains = []string{
-	"Shop.Example.com", "shop.example.com.", "shop..example.com", ".shop.example.com", "*.example.com", "_dmarc.example.com",
+	"Shop.Example.com..", "shop.example.com..", "shop..example.com", ".shop.example.com", "*.example.com", "_dmarc.example.com",
 	strings.Repeat("a", 64) + ".com", strings.Repeat("abcdefghi.", 26) + "com", "shop.example.com\r\nX-Injected: 1",
 	"shop\".example.com", "shop'.example.com", "shop;id.example.com", "shop{}.example.com", "${IFS}.example.com", "$(id).example.com",
 	"shop\x00.example.com", "%2e%2e.example.com", "../etc.example.com", "shop/x.example.com", "shop\\x.example.com",
@@ -34,7 +34,7 @@ var hostileDomains = []string{
 // hostilePTRs are PTR targets refused the same way (PTR values reach a DNS
 // zone file).
 var hostilePTRs = []string{
-	"Mail.example.com", "mail..example.com", "mail.example.com..", "*.example.com", "_x.example.com", "mail example.com",
+	"Mail.example.com..", "mail..example.com", "mail.example.com..", "*.example.com", "_x.example.com", "mail example.com",
 	"mail.example.com;rm", "mail\".example.com", "mail.example.com\n", "mail.example.com\r\nX: y", strings.Repeat("a", 64) + ".com",
 	strings.Repeat("abcdefghi.", 26) + "com", "mail", "-mail.example.com", "m\u0430il.example.com", "mail.example.com\x00",
 	"$(id).example.com", "%2e%2e.example.com", "mail.example.com. IN A 192.0.2.1",

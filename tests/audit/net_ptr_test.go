@@ -31,7 +31,7 @@ var netHostilePTRs = []string{
 	"192.0.2.1", "10.0.0.1", "198.51.100.2.", "127.1", "mail.123", "1.2.3.4.5",
 	"::1", "[2001:db8::1]", "2001-db8--1.example.com\x00",
 	strings.Repeat("a", 64) + ".example.com", strings.Repeat(strings.Repeat("a", 63)+".", 4) + "com", // 256 characters
-	"MAIL.EXAMPLE.COM", "mäil.example.com", "mail.example.com\u200b", "mail\uff0eexample.com", "ma_il.example.com",
+	"MAIL.EXAMPLE.COM..", "mäil.example.com", "mail.example.com\u200b", "mail\uff0eexample.com", "ma_il.example.com",
 	"mail.example.com/24", "mail@example.com", "mail.example.com:25",
 }
 

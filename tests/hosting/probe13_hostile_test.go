@@ -91,7 +91,7 @@ func TestProbe13HostileInputLeavesTheNodeAlone(t *testing.T) {
 	quote := func(s string) string { b, _ := json.Marshal(s); return string(b) }
 	p := w.env.Prefix
 	domains := []string{
-		"Shop-" + p + ".test", "shop-" + p + ".test.", "*.shop-" + p + ".test", "shop-" + p + ".*", "127.0.0.1", "[::1]",
+		"Shop-" + p + ".test..", "shop-" + p + ".test..", ".", "*.shop-" + p + ".test", "shop-" + p + ".*", "127.0.0.1", "[::1]",
 		"::1", "localhost", "shop", "sh\u043ep-" + p + ".test", "xn--zz-" + p + ".test", "xn--.test", "shop-" + p + ".test/../../etc",
 		"../" + p + ".test", "shop-" + p + ".test\x00.evil", "shop-" + p + ".test\nevil.test", "shop " + p + ".test",
 		"shop_" + p + ".test", "-shop-" + p + ".test", "shop-" + p + "-.test", "a..test", ".shop.test",

@@ -30,7 +30,8 @@ func (a *API) customDomainRoutes() []Route {
 }
 
 // DecodeCustomDomain validates a PUT /v1/hosting/:id/custom-domain body and
-// returns the domain's ASCII form.
+// returns the domain's canonical ASCII form (validate.HostingDomainInput:
+// capitals and one trailing dot are accepted).
 func DecodeCustomDomain(body []byte) (string, error) {
 	var req api.CustomDomainRequest
 	if err := decodeStrict(body, &req); err != nil {
@@ -39,7 +40,7 @@ func DecodeCustomDomain(body []byte) (string, error) {
 	if req.Domain == "" {
 		return "", invalidField("domain", "is required")
 	}
-	ascii, err := validate.HostingDomain(req.Domain)
+	ascii, err := validate.HostingDomainInput(req.Domain)
 	if err != nil {
 		return "", invalidField("domain", "%s", strings.TrimPrefix(validate.Reason(err), "domain "))
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/dnstest"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -67,8 +68,8 @@ func TestCustomDomainDNSVerification(t *testing.T) {
 	if r := s.call(key, "GET", base, ""); r.status != http.StatusNotFound {
 		t.Fatalf("no custom domain yet: %d %s", r.status, r.body)
 	}
-	for _, bad := range []string{`{"domain":"../evil"}`, `{"domain":"SHOP.example.test"}`, `{"domain":"*.example.test"}`,
-		`{"domain":"192.0.2.1"}`, `{"domain":"shop.example.test."}`, `{"domain":"shop.example.test\nx"}`, `{"domain":""}`, `{}`,
+	for _, bad := range []string{`{"domain":"../evil"}`, `{"domain":"SHOP.example.test.."}`, `{"domain":"*.example.test"}`,
+		`{"domain":"192.0.2.1"}`, `{"domain":"shop.example.test.."}`, `{"domain":"shop.example.test\nx"}`, `{"domain":""}`, `{}`,
 		`{"domain":"shop.example.test","x":1}`} {
 		r := s.call(key, "PUT", base, bad)
 		if r.status != http.StatusBadRequest || (!strings.Contains(r.msg(), "domain") && !strings.Contains(r.msg(), "x")) {
@@ -147,13 +148,20 @@ func TestCustomDomainDNSVerification(t *testing.T) {
 }
 
 func FuzzDecodeCustomDomain(f *testing.F) {
-	for _, s := range []string{`{"domain":"shop.example.com"}`, `{"domain":"bücher.example"}`, `{"domain":"../x"}`, `{}`, `{"domain":1}`, `null`} {
+	for _, s := range []string{`{"domain":"shop.example.com"}`, `{"domain":"bücher.example"}`, `{"domain":"../x"}`, `{}`, `{"domain":1}`, `null`,
+		`{"domain":"Shop.Example.COM."}`, `{"domain":"shop.example.com.."}`, `{"domain":"."}`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		d, err := DecodeCustomDomain(body)
-		if err == nil && (d == "" || strings.Trim(d, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "") {
+		if err != nil {
+			return
+		}
+		if a, verr := validate.HostingDomain(d); verr != nil || a != d || strings.Trim(d, "abcdefghijklmnopqrstuvwxyz0123456789-.") != "" {
 			t.Fatalf("accepted %q as %q", body, d)
+		}
+		if other, err := DecodeCustomDomain([]byte(`{"domain":"` + otherSpelling(d) + `"}`)); err != nil || other != d {
+			t.Fatalf("%q spelled %q decodes to %q %v", d, otherSpelling(d), other, err)
 		}
 	})
 }

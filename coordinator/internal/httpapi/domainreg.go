@@ -156,19 +156,23 @@ func domainContact(c api.DomainContact) error {
 }
 
 // requestedDomainName checks a request's name: given, and a domain name
-// (whether its TLD is offered is for offeredName).
-func requestedDomainName(name string) error {
+// under the host-name input rule (validate.DomainInput: capitals and one
+// trailing dot are accepted), and returns its canonical ASCII form; whether
+// its TLD is offered is for offeredName.
+func requestedDomainName(name string) (string, error) {
 	if name == "" {
-		return invalidField("name", "is required")
+		return "", invalidField("name", "is required")
 	}
-	if _, err := validate.Domain(lowerASCII(name)); err != nil {
-		return invalidField("name", "%s", validate.Reason(err))
+	ascii, err := validate.DomainInput(name)
+	if err != nil {
+		return "", invalidField("name", "%s", validate.Reason(err))
 	}
-	return nil
+	return ascii, nil
 }
 
-// domainNameservers checks a delegation: 2 to 13 distinct host names, in
-// the form they are kept; nil (none given) is left nil.
+// domainNameservers checks a delegation: 2 to 13 distinct host names
+// (validate.DomainInput), returned in their canonical form, the form they
+// are kept in; nil (none given) is left nil.
 func domainNameservers(ns []string) ([]string, error) {
 	if ns == nil {
 		return nil, nil
@@ -178,7 +182,7 @@ func domainNameservers(ns []string) ([]string, error) {
 	}
 	out := make([]string, 0, len(ns))
 	for i, n := range ns {
-		h, err := validate.Domain(lowerASCII(strings.TrimSuffix(n, ".")))
+		h, err := validate.DomainInput(n)
 		if err != nil {
 			return nil, invalidField(fmt.Sprintf("nameservers[%d]", i), "%s", validate.Reason(err))
 		}
@@ -190,24 +194,16 @@ func domainNameservers(ns []string) ([]string, error) {
 	return out, nil
 }
 
-// lowerASCII lower-cases A-Z only (IDNA refuses other upper case).
-func lowerASCII(s string) string {
-	return strings.Map(func(r rune) rune {
-		if r >= 'A' && r <= 'Z' {
-			return r + 'a' - 'A'
-		}
-		return r
-	}, s)
-}
-
 // DecodeDomainOrder validates POST /v1/domains (everything but whether the
 // TLD is offered, which needs the catalogue); every refusal names its field.
 // An omitted years is one year.
 func DecodeDomainOrder(body []byte) (api.DomainOrderRequest, error) {
 	return decodeChecked(body, func(req *api.DomainOrderRequest) error {
-		if err := requestedDomainName(req.Name); err != nil {
+		name, err := requestedDomainName(req.Name)
+		if err != nil {
 			return err
 		}
+		req.Name = name
 		if req.Years == 0 {
 			// Omitted is a year; an explicit 0 (or null) is a client's
 			// mistake, refused rather than billed as a year.
@@ -250,7 +246,7 @@ func DecodeDomainUpdate(body []byte) (api.DomainUpdateRequest, error) {
 // the domain product of its TLD, or a 400 naming field: the TLD is not
 // offered, or the name is not exactly one label under it.
 func (a *API) offeredName(field, name string) (ascii, unicode string, prod api.AdminProduct, err error) {
-	ascii, err = validate.Domain(lowerASCII(name))
+	ascii, err = validate.DomainInput(name)
 	if err != nil {
 		return "", "", prod, invalidField(field, "%s", validate.Reason(err))
 	}
@@ -633,9 +629,11 @@ func (a *API) quoteDomain(rq *request) (int, any, error) {
 // whether the TLD is offered).
 func DecodeDomainTransfer(body []byte) (api.DomainTransferRequest, error) {
 	return decodeChecked(body, func(req *api.DomainTransferRequest) error {
-		if err := requestedDomainName(req.Name); err != nil {
+		name, err := requestedDomainName(req.Name)
+		if err != nil {
 			return err
 		}
+		req.Name = name
 		if req.AuthCode == "" {
 			return invalidField("auth_code", "is required (the transfer secret the current registrar gives)")
 		}

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -273,7 +274,7 @@ func FuzzDecodeDomainTransfer(f *testing.F) {
 	seeds := []string{`{"name":"a.test","auth_code":"x1",` + testContact + `}`, `{"name":"a.test","auth_code":"",` + testContact + `}`,
 		`{"name":"a.test","auth_code":"a b"}`, `{`, ``, `null`}
 	fuzzDecoder(f, seeds, DecodeDomainTransfer, func(t *testing.T, req api.DomainTransferRequest) {
-		if _, err := validate.Domain(lowerASCII(req.Name)); err != nil || req.AuthCode == "" || !printableASCII(req.AuthCode) || len(req.AuthCode) > 64 {
+		if a, err := validate.Domain(req.Name); err != nil || a != req.Name || req.AuthCode == "" || !printableASCII(req.AuthCode) || len(req.AuthCode) > 64 {
 			t.Fatalf("accepted %+v", req)
 		}
 	})
@@ -286,17 +287,34 @@ func FuzzDecodeDomainOrder(f *testing.F) {
 		`{"name":"a--b.test",` + testContact + `}`, `{"name":"a.test","years":0,` + testContact + `}`,
 		`{"name":"a.test","contact":{"name":"x","street":["1","2","3","4"],"city":"c","cc":"TR","email":"a@b.co"}}`,
 		`{"name":"a.test","nameservers":[],` + testContact + `}`, `{`, ``, `null`, `[]`,
+		`{"name":"Example.TEST.","nameservers":["NS1.Example.net.","ns2.example.net"],` + testContact + `}`,
+		`{"name":"example.test..",` + testContact + `}`, `{"name":".",` + testContact + `}`,
+		`{"name":"a.test","nameservers":["ns1.example.net","NS1.EXAMPLE.NET."],` + testContact + `}`,
 	}
 	fuzzDecoder(f, seeds, DecodeDomainOrder, func(t *testing.T, req api.DomainOrderRequest) {
-		if _, err := validate.Domain(lowerASCII(req.Name)); err != nil || req.Years < 1 || req.Years > fsm.MaxDomainYears {
+		// What passes is canonical: the ASCII form Domain gives back unchanged
+		// (lower case, no trailing dot).
+		if a, err := validate.Domain(req.Name); err != nil || a != req.Name || req.Years < 1 || req.Years > fsm.MaxDomainYears {
 			t.Fatalf("accepted %+v", req)
+		}
+		if n, err := requestedDomainName(otherSpelling(req.Name)); err != nil || n != req.Name {
+			t.Fatalf("name %q spelled %q: %q %v", req.Name, otherSpelling(req.Name), n, err)
 		}
 		if req.Nameservers != nil && (len(req.Nameservers) < 2 || len(req.Nameservers) > 13) {
 			t.Fatalf("accepted nameservers %v", req.Nameservers)
 		}
-		for _, ns := range req.Nameservers {
-			if _, err := validate.Domain(ns); err != nil {
-				t.Fatalf("accepted nameserver %q", ns)
+		for i, ns := range req.Nameservers {
+			if a, err := validate.Domain(ns); err != nil || a != ns || slices.Contains(req.Nameservers[:i], ns) {
+				t.Fatalf("accepted nameserver %q of %v", ns, req.Nameservers)
+			}
+		}
+		if req.Nameservers != nil {
+			other := make([]string, len(req.Nameservers))
+			for i, ns := range req.Nameservers {
+				other[i] = otherSpelling(ns)
+			}
+			if ns, err := domainNameservers(other); err != nil || !slices.Equal(ns, req.Nameservers) {
+				t.Fatalf("nameservers %v spelled %v: %v %v", req.Nameservers, other, ns, err)
 			}
 		}
 		if domainContact(req.Contact) != nil {
@@ -308,12 +326,19 @@ func FuzzDecodeDomainOrder(f *testing.F) {
 func FuzzDecodeDomainUpdate(f *testing.F) {
 	seeds := []string{`{"auto_renew":true}`, `{"nameservers":["ns1.example.com","ns2.example.com"]}`,
 		`{"transfer_lock":false,"whois_privacy":true}`, `{}`, `{"nameservers":["a","a"]}`, `{`, ``, `null`}
+	seeds = append(seeds, `{"nameservers":["NS1.Example.com.","ns2.example.com"]}`, `{"nameservers":["ns1.example.com..","ns2.example.com"]}`,
+		`{"nameservers":["ns1.example.com","NS1.example.com."]}`)
 	fuzzDecoder(f, seeds, DecodeDomainUpdate, func(t *testing.T, req api.DomainUpdateRequest) {
 		if req.AutoRenew == nil && req.TransferLock == nil && req.WhoisPrivacy == nil && req.Nameservers == nil {
 			t.Fatalf("accepted an empty change")
 		}
 		if req.Nameservers != nil && (len(req.Nameservers) < 2 || len(req.Nameservers) > 13) {
 			t.Fatalf("accepted nameservers %v", req.Nameservers)
+		}
+		for i, ns := range req.Nameservers {
+			if a, err := validate.Domain(ns); err != nil || a != ns || slices.Contains(req.Nameservers[:i], ns) {
+				t.Fatalf("accepted nameserver %q of %v", ns, req.Nameservers)
+			}
 		}
 	})
 }

@@ -335,7 +335,7 @@ func DecodeAdminHostingCreate(body []byte) (api.AdminHostingCreateRequest, api.H
 // new hosting account (each error names its field) and returns the domain
 // in its canonical form.
 func hostingFields(domain, username, php string) (string, error) {
-	d, err := validate.HostingDomain(domain)
+	d, err := validate.HostingDomainInput(domain)
 	if err != nil {
 		return "", invalidField("domain", "%s", validate.Reason(err))
 	}

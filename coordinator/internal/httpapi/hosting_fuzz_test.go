@@ -16,6 +16,8 @@ func FuzzDecodeAdminHostingCreate(f *testing.F) {
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-pro","domain":"bücher.example","username":"ada","php_version":"8.2","node_id":"web-1"}`,
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"../etc","username":"a;b"}`,
 		`{"domain":"a.com\n"}`, `{"username":"$x"}`,
+		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"Shop.Example.COM.","username":"ada"}`,
+		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"shop.example.com..","username":"ada"}`,
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"example.com","username":"examplecom","location":"fra-1"}`,
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"example.com","username":"examplecom","location":"fra/1\n"}`,
 		`{"account_id":"acc_01m899pxzg5b7waw9d0whks7sg","plan":"hosting-starter","domain":"example.com","username":"ubuntu"}`, `{`, ``, `null`, `[]`,
@@ -28,6 +30,9 @@ func FuzzDecodeAdminHostingCreate(f *testing.F) {
 		}
 		if a, err := validate.Domain(req.Domain); err != nil || a != req.Domain || strings.ContainsAny(req.Domain, "/;$ \n'\"\\") {
 			t.Fatalf("accepted domain %q", req.Domain)
+		}
+		if d, err := hostingFields(otherSpelling(req.Domain), req.Username, req.PHPVersion); err != nil || d != req.Domain {
+			t.Fatalf("domain %q spelled %q: %q %v", req.Domain, otherSpelling(req.Domain), d, err)
 		}
 		if _, ok := api.HostingPlanBySlug(d.plan.Slug); !ok {
 			t.Fatalf("accepted plan %q", d.plan.Slug)
@@ -63,7 +68,7 @@ func TestDecodeAdminHostingCreateCorpus(t *testing.T) {
 	}
 	for field, bad := range map[string][]string{
 		"username": BadHostingUsernames(),
-		"domain": {"", "example", "EXAMPLE.com", "example.com.", "*.example.com", "a..b.com", "../etc", "a/b.com", "a;b.com",
+		"domain": {"", "example", "EXAMPLE.com..", "example.com..", ".", "*.example.com", "a..b.com", "../etc", "a/b.com", "a;b.com",
 			"a$b.com", "a b.com", "a\nb.com", "ex\u0430mple.com", "example.com\u200b", "127.0.0.1", "[::1]", "a_b.com",
 			strings.Repeat("a", 64) + ".com", strings.Repeat("a.", 127) + "com"},
 	} {

@@ -66,11 +66,13 @@ func TestReservedDomainRule(t *testing.T) {
 			t.Errorf("reservedBy(%q) = %q, want %q", ascii, got, by)
 		}
 	}
-	// The customer's spellings that are not canonical never get this far:
-	// upper case and a trailing dot are 400s naming domain.
-	for _, d := range []string{"WWW.Provider.Example", "provider.example."} {
-		if _, err := DecodeCustomDomain([]byte(`{"domain":"` + d + `"}`)); err == nil || !strings.Contains(err.Error(), `"domain"`) {
-			t.Errorf("custom domain %q: %v, want a 400 naming domain", d, err)
+	// The customer's other spellings (capitals, a trailing dot) are folded
+	// to the canonical name before it is looked up (the host-name input
+	// rule, validate.HostingDomainInput): reserved all the same.
+	for d, ascii := range map[string]string{"WWW.Provider.Example": "www.provider.example", "provider.example.": "provider.example"} {
+		got, err := DecodeCustomDomain([]byte(`{"domain":"` + d + `"}`))
+		if err != nil || got != ascii || reservedBy(got, reserved) != "provider.example" {
+			t.Errorf("custom domain %q: %q %v, want %s, reserved by provider.example", d, got, err, ascii)
 		}
 	}
 }
@@ -113,8 +115,9 @@ func TestReservedDomainsRefused(t *testing.T) {
 			t.Errorf("%s %s: %d %s, want 409 domain_reserved naming domain", what, domain, r.status, r.body)
 		}
 	}
-	for i, d := range []string{"provider.test", "www.provider.test", "bücher.test", "shop.xn--bcher-kva.test", "hv7.dc.example.test", "www.hv7.dc.example.test"} {
-		ascii, _ := validate.HostingDomain(d)
+	for i, d := range []string{"provider.test", "www.provider.test", "bücher.test", "shop.xn--bcher-kva.test", "hv7.dc.example.test", "www.hv7.dc.example.test",
+		"WWW.Provider.TEST.", "HV7.dc.example.test."} {
+		ascii, _ := validate.HostingDomainInput(d)
 		body := `{"plan_slug":"web-1","domain":"` + d + `","username":"shopx"}`
 		refused("quote", s.call(key, "POST", "/v1/hosting/quote", body), ascii)
 		refused("order", s.call(key, "POST", "/v1/hosting", body, "Idempotency-Key", fmt.Sprintf("reserved-%d", i)), ascii)

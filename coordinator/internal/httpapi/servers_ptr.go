@@ -24,7 +24,7 @@ const (
 )
 
 // DecodePTR validates a PUT /v1/servers/:id/ips/:ip/ptr body. The hostname is
-// returned without its trailing dot.
+// returned in its canonical form (lower case, without a trailing dot).
 func DecodePTR(body []byte) (api.PTRRequest, error) {
 	return decodeChecked(body, func(req *api.PTRRequest) (err error) {
 		req.Hostname, err = dnsName("hostname", req.Hostname)
@@ -32,16 +32,17 @@ func DecodePTR(body []byte) (api.PTRRequest, error) {
 	})
 }
 
-// dnsName checks a lower-case DNS name of at least two labels: at most 253
+// dnsName checks a DNS name of at least two labels under the host-name input
+// rule (validate.HostnameInput: capitals and one trailing dot are accepted,
+// the canonical lower-case form without the dot is returned): at most 253
 // characters, labels of 1-63 characters of a-z, 0-9 and '-' that neither start
-// nor end with '-', the last not all digits (rdns.ValidTarget). One trailing
-// dot is allowed and stripped.
+// nor end with '-', the last not all digits (rdns.ValidTarget).
 func dnsName(field, s string) (string, error) {
 	if s == "" {
 		return "", invalidField(field, "is required")
 	}
-	name := strings.TrimSuffix(s, ".")
-	if err := validate.Hostname(name); err != nil { // the host-name rule of server creation
+	name, err := validate.HostnameInput(s) // the host-name rule of server creation, after folding
+	if err != nil {
 		return "", invalidField(field, "%s", validate.Reason(err))
 	}
 	if !strings.Contains(name, ".") {

@@ -92,7 +92,7 @@ func TestServerPTR(t *testing.T) {
 
 	// Bad hostnames: a 400 naming the field; nothing changes.
 	for _, body := range []string{
-		`{"hostname":""}`, `{"hostname":"localhost"}`, `{"hostname":"Mail.example.com"}`, `{"hostname":"mail..example.com"}`,
+		`{"hostname":""}`, `{"hostname":"localhost"}`, `{"hostname":"Mail.example.com.."}`, `{"hostname":"mail..example.com"}`,
 		`{"hostname":".example.com"}`, `{"hostname":"mail.example.com.."}`, `{"hostname":"-mail.example.com"}`,
 		`{"hostname":"mail-.example.com"}`, `{"hostname":"mail_1.example.com"}`, `{"hostname":"mail example.com"}`,
 		`{"hostname":"xn--bcher-kva.example.com\u0000"}`, `{"hostname":"bücher.example.com"}`, `{"hostname":"203.0.113.7/24"}`,

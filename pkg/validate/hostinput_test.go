@@ -1,0 +1,84 @@
+package validate
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestHostInput(t *testing.T) {
+	for in, want := range map[string]string{
+		"example.com":           "example.com",
+		"example.com.":          "example.com",
+		"Example.COM":           "example.com",
+		"EXAMPLE.COM.":          "example.com",
+		"Bücher.Example.":       "xn--bcher-kva.example",
+		"XN--BCHER-KVA.example": "xn--bcher-kva.example",
+	} {
+		if got, err := DomainInput(in); err != nil || got != want {
+			t.Errorf("DomainInput(%q) = %q, %v; want %q", in, got, err, want)
+		}
+		if got, err := HostingDomainInput(in); err != nil || got != want {
+			t.Errorf("HostingDomainInput(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{"Mail.Example.COM.": "mail.example.com", "mail.example.com": "mail.example.com", "MX1.": "mx1"} {
+		if got, err := HostnameInput(in); err != nil || got != want {
+			t.Errorf("HostnameInput(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for in, says := range map[string]string{
+		"example.com..": "more than one dot", "EXAMPLE.COM..": "more than one dot", ".": "only a dot", "..": "more than one dot",
+		"": "empty", ".example.com.": "empty label", "bÜcher.example": "IDNA2008", "ÉCOLE.example": "IDNA2008",
+		"example.com. ": "space", " example.com.": "space",
+	} {
+		_, err := DomainInput(in)
+		if err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("DomainInput(%q) = %v; want an error saying %q", in, err, says)
+		}
+	}
+	for _, in := range []string{"mail.example.com..", ".", "", "mail_1.example.com.", "bücher.example."} {
+		if _, err := HostnameInput(in); err == nil {
+			t.Errorf("HostnameInput(%q) accepted", in)
+		}
+	}
+	if _, err := HostingDomainInput(strings.Repeat("a.", 118) + "com."); err == nil || !strings.Contains(err.Error(), "at most 235") {
+		t.Errorf("HostingDomainInput of 239 characters: %v", err)
+	}
+}
+
+// FuzzHostInput: the input rule takes everything the strict rules take,
+// unchanged (no client that worked is broken), gives back the strict rules'
+// canonical form (a fixed point of them), and takes a name in capitals
+// with one trailing dot as that same name.
+func FuzzHostInput(f *testing.F) {
+	for _, s := range []string{"example.com", "Example.COM.", "example.com..", ".", "", "bücher.example", "XN--BCHER-KVA.EXAMPLE.",
+		"mail.example.com", "a..b", "127.0.0.1.", "ÉCOLE.fr", "İstanbul.tr", "*.example.com.", "a.b\n."} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, r := range []struct {
+			name         string
+			input        func(string) (string, error)
+			strict       func(string) (string, error)
+			otherSpelled func(string) string
+		}{
+			{"Domain", DomainInput, Domain, nil},
+			{"HostingDomain", HostingDomainInput, HostingDomain, nil},
+			{"Hostname", HostnameInput, func(s string) (string, error) { return s, Hostname(s) }, nil},
+		} {
+			got, err := r.input(s)
+			if want, serr := r.strict(s); serr == nil && (err != nil || got != want) {
+				t.Fatalf("%sInput(%q) = %q, %v; the strict rule gives %q", r.name, s, got, err, want)
+			}
+			if err != nil {
+				continue
+			}
+			if again, err := r.strict(got); err != nil || again != got {
+				t.Fatalf("%sInput(%q) = %q, not canonical (%q, %v)", r.name, s, got, again, err)
+			}
+			if other, err := r.input(strings.ToUpper(got) + "."); err != nil || other != got {
+				t.Fatalf("%sInput(%q) = %q, but %q is %q, %v", r.name, s, got, strings.ToUpper(got)+".", other, err)
+			}
+		}
+	})
+}
