@@ -521,6 +521,9 @@ func (ss *session) domainCreate(tx *bolt.Tx, c *eppxml.DomainCreate, ext *eppxml
 	if err := checkHostObjs(tx, c.NS); err != nil {
 		return answer{}, err
 	}
+	if err := checkGlue(tx, name, c.NS); err != nil {
+		return answer{}, err
+	}
 	if err := ss.checkNS(ns); err != nil {
 		return answer{}, err
 	}
@@ -620,6 +623,9 @@ func (ss *session) domainUpdate(tx *bolt.Tx, u *eppxml.DomainUpdate, ext *eppxml
 		d.NS = slices.Delete(d.NS, i, i+1)
 	}
 	if err := checkHostObjs(tx, add.NS); err != nil {
+		return answer{}, err
+	}
+	if err := checkGlue(tx, d.Name, add.NS); err != nil {
 		return answer{}, err
 	}
 	if add.NS != nil && len(add.NS.Names()) > 0 {

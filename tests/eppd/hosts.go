@@ -11,7 +11,12 @@ import (
 
 // Host objects (RFC 5732), as far as a registrar needs them to delegate
 // with <domain:hostObj>: check and create. A host under a domain of this
-// registry needs glue addresses; one outside it must have none.
+// registry needs glue addresses; one outside it must have none. A host
+// attribute (<domain:hostAttr>) inside a domain of this registry, or inside
+// the domain being created or updated, needs its <domain:hostAddr> glue
+// alike (2003), and so does a host object inside the domain being created
+// (made before the domain existed, so without addresses), as real
+// registries refuse them.
 
 func (ss *session) hostCheck(tx *bolt.Tx, names []string) (answer, error) {
 	cd, err := checkNames(tx, bucketHosts, names, func(n string) string {
@@ -75,6 +80,51 @@ func checkHostObjs(tx *bolt.Tx, ns *eppxml.NS) error {
 	for _, h := range ns.HostObj {
 		if tx.Bucket(bucketHosts).Get([]byte(lower(h))) == nil {
 			return refuse(eppxml.CodeNotExist, "host object %s does not exist (create it first, or send hostAttr)", lower(h))
+		}
+	}
+	return nil
+}
+
+// checkGlue refuses a host attribute inside domain (the domain being
+// created or updated) or inside another domain of this registry without
+// glue addresses, and glue given for one outside them (an address must
+// parse as its ip attribute says); and a host object inside domain that
+// has no addresses.
+func checkGlue(tx *bolt.Tx, domain string, ns *eppxml.NS) error {
+	if ns == nil {
+		return nil
+	}
+	for _, h := range ns.HostObj {
+		name := lower(h)
+		if name != domain && !strings.HasSuffix(name, "."+domain) {
+			continue
+		}
+		var rec hostRec
+		found, err := getJSON(tx, bucketHosts, name, &rec)
+		if err != nil {
+			return err
+		}
+		if found && len(rec.Addrs) == 0 {
+			return refuse(eppxml.CodeParamMissing, "host object %s is inside %s but has no glue addresses: create %s first, then the host with its addresses", name, domain, domain)
+		}
+	}
+	for _, h := range ns.HostAttr {
+		name := lower(h.HostName)
+		for _, a := range h.HostAddr {
+			ip, err := netip.ParseAddr(strings.TrimSpace(a.Addr))
+			if err != nil || (a.IP == "v6") != ip.Is6() || (a.IP != "" && a.IP != "v4" && a.IP != "v6") {
+				return refuse(eppxml.CodeValueSyntax, "host address %q (ip=%q) of %s", a.Addr, a.IP, name)
+			}
+		}
+		sup := superordinate(tx, name)
+		if name == domain || strings.HasSuffix(name, "."+domain) {
+			sup = domain
+		}
+		switch {
+		case sup != "" && len(h.HostAddr) == 0:
+			return refuse(eppxml.CodeParamMissing, "name server %s is inside %s: glue addresses (hostAddr) are required", name, sup)
+		case sup == "" && len(h.HostAddr) > 0:
+			return refuse(eppxml.CodePolicy, "name server %s is outside this registry's domains: no addresses", name)
 		}
 	}
 	return nil

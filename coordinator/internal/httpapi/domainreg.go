@@ -194,6 +194,23 @@ func domainNameservers(ns []string) ([]string, error) {
 	return out, nil
 }
 
+// outOfBailiwick refuses a name server inside the domain it serves (the
+// domain itself or a name under it, ns1.example.com for example.com): a
+// registry takes such a host only with its glue addresses (EPP host:create
+// or hostAttr with addresses), which this API does not take, so the
+// registration or change would be refused by the registry after it was
+// paid or recorded. A 400 naming the name server instead.
+func outOfBailiwick(domain string, ns []string) error {
+	for i, h := range ns {
+		if h == domain || strings.HasSuffix(h, "."+domain) {
+			return invalidField(fmt.Sprintf("nameservers[%d]", i),
+				"%s is inside %s: a registry takes such a name server only with its glue addresses, which this API does not take; give name servers outside %s (your DNS provider's)",
+				h, domain, domain)
+		}
+	}
+	return nil
+}
+
 // DecodeDomainOrder validates POST /v1/domains (everything but whether the
 // TLD is offered, which needs the catalogue); every refusal names its field.
 // An omitted years is one year.
@@ -220,6 +237,9 @@ func DecodeDomainOrder(body []byte) (api.DomainOrderRequest, error) {
 		}
 		ns, err := domainNameservers(req.Nameservers)
 		if err != nil {
+			return err
+		}
+		if err := outOfBailiwick(req.Name, ns); err != nil {
 			return err
 		}
 		req.Nameservers = ns
@@ -471,6 +491,9 @@ func (a *API) waitDomainOp(ctx context.Context, deps *DomainDeps, accountID, dom
 func (a *API) updateDomain(rq *request) (int, any, error) {
 	cur, req, err := loadAndBody(rq, a.loadRegDomain, DecodeDomainUpdate)
 	if err != nil {
+		return 0, nil, err
+	}
+	if err := outOfBailiwick(cur.Name, req.Nameservers); err != nil {
 		return 0, nil, err
 	}
 	if cur.Status != api.DomainActive {
