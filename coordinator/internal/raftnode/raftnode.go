@@ -54,6 +54,7 @@ type Config struct {
 type Node struct {
 	Raft     *raft.Raft
 	FSM      *fsm.FSM
+	gate     *fsmGate // FSM as Raft calls it, shut by Close
 	ID       string
 	Addr     raft.ServerAddress
 	dir      string
@@ -107,14 +108,15 @@ func Open(cfg Config) (*Node, error) {
 		f.Close()
 		return nil, err
 	}
-	r, err := startRaft(rc, f, logs, snaps, transport)
+	gate := &fsmGate{f: f}
+	r, err := startRaft(rc, f, gate, logs, snaps, transport)
 	if err != nil {
 		transport.Close()
 		logs.Close()
 		f.Close()
 		return nil, err
 	}
-	n := &Node{Raft: r, FSM: f, ID: cfg.ID, dir: cfg.Dir, Addr: transport.LocalAddr(), logs: logs, transport: transport, stream: stream, log: lg}
+	n := &Node{Raft: r, FSM: f, gate: gate, ID: cfg.ID, dir: cfg.Dir, Addr: transport.LocalAddr(), logs: logs, transport: transport, stream: stream, log: lg}
 	// One group commit in flight at a time: a proposal arriving meanwhile
 	// waits for it and goes out with every other one that arrived, so under
 	// load each round of log fsyncs, replication and FSM transaction carries
@@ -304,7 +306,7 @@ func (n *Node) transportAuthRequired() bool {
 const logCacheEntries = 128
 
 // startRaft starts Raft over the FSM and the stores.
-func startRaft(rc *raft.Config, f *fsm.FSM, logs logStore, snaps *raft.FileSnapshotStore, transport *raft.NetworkTransport) (*raft.Raft, error) {
+func startRaft(rc *raft.Config, f *fsm.FSM, gate *fsmGate, logs logStore, snaps *raft.FileSnapshotStore, transport *raft.NetworkTransport) (*raft.Raft, error) {
 	// The newest entries are kept in memory as well: the leader sends each one
 	// to the followers just after storing it, and would otherwise read it back
 	// from the log store for every follower.
@@ -318,7 +320,7 @@ func startRaft(rc *raft.Config, f *fsm.FSM, logs logStore, snaps *raft.FileSnaps
 	// run time: a leader's InstallSnapshot, a cluster restore) names its
 	// Raft index to the FSM, which records it as applied.
 	f.PrepareStart()
-	r, err := raft.NewRaft(rc, f, cached, logs, fsm.IndexedSnapshots(snaps), transport)
+	r, err := raft.NewRaft(rc, gate, cached, logs, fsm.IndexedSnapshots(snaps), transport)
 	f.FinishStart()
 	if err != nil {
 		return nil, fmt.Errorf("start raft: %w", err)
@@ -424,6 +426,7 @@ func (n *Node) Close() error {
 	n.batch.stop()
 	n.stall.stop()
 	err := n.Raft.Shutdown().Error()
+	n.gate.shut() // Raft may have shut itself down earlier, not waited for here (fsmGate)
 	n.transport.Close()
 	n.logs.Close()
 	n.FSM.Close()
