@@ -2,6 +2,7 @@ package raftnode
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 
@@ -12,6 +13,9 @@ import (
 // errFSMClosed is what Raft is told of a snapshot or restore asked after
 // Close.
 var errFSMClosed = errors.New("raftnode: the state machine is closed")
+
+// errNotApplied is the result of an entry the gate turned away after Close.
+var errNotApplied = fmt.Errorf("%w: this coordinator closed its state machine before applying the entry", ErrNotLeader)
 
 // fsmGate is the FSM as Raft calls it, until Node.Close shuts it: then it
 // applies, snapshots and restores nothing. Close cannot otherwise know that
@@ -37,7 +41,16 @@ func (g *fsmGate) ApplyBatch(logs []*raft.Log) []any {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.closed {
-		return make([]any, len(logs))
+		// Each entry answered as not applied here (a 503 no_leader to the
+		// HTTP caller, which sends it again with its Idempotency-Key): a
+		// nil result would be answered as a success by the batcher
+		// (batcher.go, an empty fsm.Result) for what this node never
+		// applied.
+		out := make([]any, len(logs))
+		for i := range out {
+			out[i] = &fsm.Result{Err: errNotApplied}
+		}
+		return out
 	}
 	return g.f.ApplyBatch(logs)
 }
