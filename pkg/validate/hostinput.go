@@ -17,16 +17,21 @@ import "strings"
 
 // CanonicalHost is a customer's host name with ASCII capitals lower-cased
 // and one trailing dot dropped; it checks nothing.
-func CanonicalHost(s string) string {
-	s = strings.TrimSuffix(s, ".")
+func CanonicalHost(s string) string { return LowerASCII(strings.TrimSuffix(s, ".")) }
+
+// LowerASCII lower-cases A-Z only, byte by byte (IDNA2008 refuses other
+// capitals rather than fold them; an e-mail address is looked up this way
+// too); s itself when it has none.
+func LowerASCII(s string) string {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c >= 'A' && c <= 'Z' {
-			return strings.Map(func(r rune) rune {
-				if r >= 'A' && r <= 'Z' {
-					return r + 'a' - 'A'
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if b[j] >= 'A' && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
 				}
-				return r
-			}, s)
+			}
+			return string(b)
 		}
 	}
 	return s

@@ -82,3 +82,19 @@ func FuzzHostInput(f *testing.F) {
 		}
 	})
 }
+
+// TestLowerASCII: A-Z only, byte by byte (other bytes, invalid UTF-8
+// included, are kept), and s itself when there is nothing to fold.
+func TestLowerASCII(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                       "",
+		"already.lower":          "already.lower",
+		"Mixed.CASE@Example.COM": "mixed.case@example.com",
+		"İSTANBUL.tr":            "İstanbul.tr",
+		"A\xffB":                 "a\xffb",
+	} {
+		if got := LowerASCII(in); got != want {
+			t.Errorf("LowerASCII(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

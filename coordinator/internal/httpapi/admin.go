@@ -314,21 +314,11 @@ func (a *API) adminGetAccount(r *http.Request, _ []byte, _ time.Time) (int, any,
 // e-mail.
 func accountRef(rt store.ReadTx, ref string) string {
 	if !ids.Valid("acc", ref) {
-		if v := rt.AccountIDByEmail(lower(ref)); v != "" {
+		if v := rt.AccountIDByEmail(validate.LowerASCII(ref)); v != "" {
 			return v
 		}
 	}
 	return ref
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if c >= 'A' && c <= 'Z' {
-			b[i] = c + 32
-		}
-	}
-	return string(b)
 }
 
 // DecodeKeyCreate validates an admin key-create body, filling defaults
