@@ -117,3 +117,30 @@ func BenchmarkJSON(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkOrderLine is the one line an order logs ("server ordered",
+// httpapi orders.go) through each format New makes and through slog's own
+// handlers, formatted into a buffer (the write(2) to the daemon's stdout
+// is the same for all): what the text format's ReplaceAttr adds.
+func BenchmarkOrderLine(b *testing.B) {
+	for _, h := range []struct {
+		name string
+		new  func(w io.Writer) *slog.Logger
+	}{
+		{"text/slog", func(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }},
+		{"text/New", func(w io.Writer) *slog.Logger { return New("text", "info", "", w) }},
+		{"json/slog", func(w io.Writer) *slog.Logger { return slog.New(slog.NewJSONHandler(w, nil)) }},
+		{"json/New", func(w io.Writer) *slog.Logger { return New("json", "info", "", w) }},
+	} {
+		b.Run(h.name, func(b *testing.B) {
+			var buf bytes.Buffer
+			log := h.new(&buf)
+			b.ReportAllocs()
+			for b.Loop() {
+				buf.Reset()
+				log.Info("server ordered", "server", "srv_01kt3j5v0x9q8m2a7b6c5d4e3f", "account", "acc_01kt3j5v0x9q8m2a7b6c5d4e3f",
+					"plan", "vps-small", "invoice", "INV-2026-000123", "amount_usd_cents", int64(500), "action", "act_01kt3j5v0x9q8m2a7b6c5d4e3f")
+			}
+		})
+	}
+}
