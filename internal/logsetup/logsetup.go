@@ -120,6 +120,12 @@ func textReplaceAttr(_ []string, a slog.Attr) slog.Attr {
 			a.Value = slog.StringValue(textLiteral(s))
 		}
 	case slog.KindAny:
+		if _, ok := a.Value.Any().(slog.Level); ok {
+			// The level (every line's): its text (INFO, WARN+2) has no
+			// backslash; formatting it here cost each line two
+			// allocations.
+			return a
+		}
 		if s, ok := textOf(a.Value.Any()); ok {
 			a.Value = slog.StringValue(textLiteral(s))
 		}

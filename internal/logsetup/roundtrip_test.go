@@ -255,3 +255,32 @@ func TestJournalFieldsUnescapeToTheCustomersText(t *testing.T) {
 		}
 	}
 }
+
+// TestTextOrdinaryLineAsSlogWritesIt: a line with nothing to escape (no
+// backslash, no control) reads in New's text format exactly as slog's own
+// text handler writes it, the built-in level at each level and an
+// attribute holding a slog.Level included (ReplaceAttr passes a level
+// through untouched).
+func TestTextOrdinaryLineAsSlogWritesIt(t *testing.T) {
+	for _, lvl := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn + 2, slog.LevelError, slog.LevelError + 4} {
+		var ours, theirs bytes.Buffer
+		log := func(l *slog.Logger) {
+			l.Log(context.Background(), lvl, "server ordered", "server", "srv_01kt", "amount_usd_cents", int64(500),
+				"threshold", slog.LevelWarn+1, "seconds", 1.5, "ok", true, "err", errors.New("a plain error"))
+		}
+		opts := &slog.HandlerOptions{Level: slog.LevelDebug, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey {
+				return slog.Attr{}
+			}
+			return a
+		}}
+		log(slog.New(slog.NewTextHandler(&theirs, opts)))
+		l := New("text", "debug", "", &ours)
+		log(l)
+		got := ours.String()
+		got = got[strings.Index(got, " level=")+1:] // without the time
+		if got != theirs.String() {
+			t.Errorf("level %v: New's text line\n%q\nslog's\n%q", lvl, got, theirs.String())
+		}
+	}
+}
