@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -40,10 +41,12 @@ type ACMEConfig struct {
 
 func acmeDefaults() ACMEConfig { return ACMEConfig{Interval: time.Minute} }
 
+// fillDefaults gives a zero interval its default: before the flags are bound
+// (so --help shows it) and in validate (a Config built in code).
+func (c *ACMEConfig) fillDefaults() { c.Interval = cmp.Or(c.Interval, acmeDefaults().Interval) }
+
 func bindACMEFlags(fs *pflag.FlagSet, c *ACMEConfig) {
-	if c.Interval == 0 {
-		c.Interval = acmeDefaults().Interval
-	}
+	c.fillDefaults()
 	fs.StringVar(&c.Directory, "acme-directory", c.Directory, "ACME directory URL the leader orders custom domains' certificates from, e.g. https://acme-v02.api.letsencrypt.org/directory (empty: none ordered)")
 	fs.StringVar(&c.CAFile, "acme-ca-file", c.CAFile, "PEM file of the CA the ACME server's HTTPS certificate chains to (empty: the system's roots)")
 	fs.StringVar(&c.Email, "acme-email", c.Email, "contact e-mail of the cluster's ACME account (optional)")
@@ -52,9 +55,7 @@ func bindACMEFlags(fs *pflag.FlagSet, c *ACMEConfig) {
 }
 
 func (c *ACMEConfig) validate() error {
-	if c.Interval == 0 {
-		c.Interval = acmeDefaults().Interval
-	}
+	c.fillDefaults()
 	if c.Interval < 100*time.Millisecond {
 		return errors.New("acme-interval must be at least 100ms")
 	}

@@ -61,19 +61,8 @@ func nodeDefaults() NodeConfig {
 }
 
 func bindNodeFlags(fs *pflag.FlagSet, c *NodeConfig) {
-	d := nodeDefaults()
-	if c.PingInterval == 0 {
-		c.PingInterval, c.Grace, c.CertTTL = d.PingInterval, d.Grace, d.CertTTL
-	}
-	if c.ActionDeadline == 0 {
-		c.ActionDeadline, c.VMPrefix, c.CPUOvercommit = d.ActionDeadline, d.VMPrefix, d.CPUOvercommit
-	}
-	if c.CleanupRetryBase == 0 {
-		c.CleanupRetryBase = d.CleanupRetryBase
-	}
-	if c.HostingUsageInterval == 0 {
-		c.HostingUsageInterval = d.HostingUsageInterval
-	}
+	// Defaults() leaves Nodes zero; fill it here so --help shows the defaults.
+	c.fillDefaults()
 	fs.StringVar(&c.ListenAddr, "agent-listen", c.ListenAddr, "UDP address (host:port) where agents hold their QUIC sessions, e.g. 0.0.0.0:8422; empty: no agent sessions")
 	fs.StringVar(&c.Advertise, "agent-advertise", c.Advertise, "agent session address other coordinators send agents to when this one leads (default: the bound agent-listen address)")
 	fs.DurationVar(&c.PingInterval, "agent-ping-interval", c.PingInterval, "how often agents ping their coordinator")
@@ -96,7 +85,10 @@ func orDefault[T cmp.Ordered](v *T, d T) {
 	}
 }
 
-func (c *NodeConfig) validate() error {
+// fillDefaults gives every unset setting (0 or less; --vm-name-prefix:
+// empty) its default: before the flags are bound, so --help shows the
+// defaults, and in validate, for a Config built in code.
+func (c *NodeConfig) fillDefaults() {
 	d := nodeDefaults()
 	orDefault(&c.PingInterval, d.PingInterval)
 	orDefault(&c.Grace, d.Grace)
@@ -106,6 +98,10 @@ func (c *NodeConfig) validate() error {
 	orDefault(&c.HostingUsageInterval, d.HostingUsageInterval)
 	orDefault(&c.VMPrefix, d.VMPrefix)
 	orDefault(&c.CPUOvercommit, d.CPUOvercommit)
+}
+
+func (c *NodeConfig) validate() error {
+	c.fillDefaults()
 	c.rt = &nodeRuntime{}
 	var errs []error
 	if c.ListenAddr != "" {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,10 +46,7 @@ func rdnsDefaults() RDNSConfig {
 }
 
 func bindRDNSFlags(fs *pflag.FlagSet, c *RDNSConfig) {
-	d := rdnsDefaults()
-	if c.ServerID == "" {
-		c.ServerID, c.TTL, c.Resync, c.RetryMax = d.ServerID, d.TTL, d.Resync, d.RetryMax
-	}
+	c.fillDefaults() // so --help shows the defaults
 	fs.StringVar(&c.APIURL, "pdns-api-url", c.APIURL, "URL of the PowerDNS Authoritative webserver whose HTTP API serves the PTR names of mapped reverse zones, e.g. http://127.0.0.1:8081 (empty: PTR names are only recorded)")
 	fs.StringVar(&c.APIKeyFile, "pdns-api-key-file", c.APIKeyFile, "file holding the PowerDNS API key (required with --pdns-api-url)")
 	fs.StringVar(&c.ServerID, "pdns-server-id", c.ServerID, "PowerDNS server id in the API's paths")
@@ -58,23 +56,20 @@ func bindRDNSFlags(fs *pflag.FlagSet, c *RDNSConfig) {
 	fs.DurationVar(&c.RetryMax, "pdns-retry-max", c.RetryMax, "longest wait between attempts while PowerDNS cannot be reached")
 }
 
-func (c *RDNSConfig) validate() error {
+// fillDefaults gives every zero setting its default (cmp.Or: the first that
+// is not zero; a negative one is kept, for validate to refuse): before the
+// flags are bound and in validate (a Config built in code).
+func (c *RDNSConfig) fillDefaults() {
 	d := rdnsDefaults()
-	if c.ServerID == "" {
-		c.ServerID = d.ServerID
-	}
-	if c.TTL == 0 {
-		c.TTL = d.TTL
-	}
-	if c.Resync == 0 {
-		c.Resync = d.Resync
-	}
-	if c.RetryMax == 0 {
-		c.RetryMax = d.RetryMax
-	}
-	if c.RetryInitial == 0 {
-		c.RetryInitial = 500 * time.Millisecond
-	}
+	c.ServerID = cmp.Or(c.ServerID, d.ServerID)
+	c.TTL = cmp.Or(c.TTL, d.TTL)
+	c.Resync = cmp.Or(c.Resync, d.Resync)
+	c.RetryMax = cmp.Or(c.RetryMax, d.RetryMax)
+}
+
+func (c *RDNSConfig) validate() error {
+	c.fillDefaults()
+	c.RetryInitial = cmp.Or(c.RetryInitial, 500*time.Millisecond)
 	if c.APIURL == "" {
 		return nil
 	}
