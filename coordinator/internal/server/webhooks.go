@@ -87,7 +87,8 @@ func (c *WebhookConfig) fillDefaults() {
 }
 
 func bindWebhookFlags(fs *pflag.FlagSet, c *WebhookConfig) {
-	// Defaults() leaves Webhooks zero; fill it here so --help shows the defaults.
+	// A Config built in code may leave Webhooks zero; fill it here so --help
+	// shows the defaults (Defaults() sets them).
 	c.fillDefaults()
 	fs.StringVar(&c.KEKFile, "webhook-kek-file", c.KEKFile, "file with the 32-byte key-encryption key (64 hex characters) that seals webhook signing secrets (default <data-dir>/kek, generated with mode 0600 on first start if absent). Every coordinator of a cluster must be given the same file: copy it to each node before it joins")
 	fs.StringVar(&c.Brand, "webhook-signature-brand", c.Brand, "brand in the webhook header names: X-<brand>-Signature, X-<brand>-Event, X-<brand>-Delivery (default: the --brand's, Sunucu or 444host)")
