@@ -58,3 +58,34 @@ func TestFieldsRefusesOtherPointers(t *testing.T) {
 	var f float64
 	NewReader([]byte(`{"f":1}`)).Fields([]string{"f"}, &f)
 }
+
+// TestObjectKeysAllocateNothing: Object compares each key with its keys in
+// place; reading an object of numbers allocates nothing (a string made per
+// key was most of what the FSM's command decoding allocated). A key String
+// would refuse (an escape, a control character, a byte above 0x7e) fails
+// the read as before.
+func TestObjectKeysAllocateNothing(t *testing.T) {
+	keys := []string{"a", "bb", "ccc", "dddd"}
+	in := []byte(`{"a":1,"bb":2,"ccc":3,"dddd":4}`)
+	sum := 0
+	read := func(in []byte) bool {
+		r := Reader{b: in}
+		return r.Object(keys, func(int) bool {
+			n, ok := r.Int()
+			sum += n
+			return ok
+		}) && r.End()
+	}
+	if allocs := testing.AllocsPerRun(100, func() {
+		if !read(in) {
+			t.Fatal("refused")
+		}
+	}); allocs != 0 {
+		t.Fatalf("%v allocations reading %s, want 0", allocs, in)
+	}
+	for _, bad := range []string{`{"\u0061":1}`, `{"a\\":1}`, "{\"a\x01\":1}", "{\"a\x7f\":1}", `{"ä":1}`, `{"a`, `{"a":1,"a":2}`, `{"bb":1,"a":2}`} {
+		if read([]byte(bad)) {
+			t.Errorf("%q read", bad)
+		}
+	}
+}

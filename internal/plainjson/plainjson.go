@@ -64,12 +64,12 @@ func (r *Reader) Object(keys []string, value func(i int) bool) bool {
 	}
 	next := 0
 	for {
-		key, ok := r.String()
+		key, ok := r.key()
 		if !ok || !r.byte(':') {
 			return false
 		}
 		i := next
-		for i < len(keys) && keys[i] != key {
+		for i < len(keys) && keys[i] != string(key) {
 			i++
 		}
 		if i == len(keys) || !value(i) {
@@ -131,6 +131,25 @@ func (r *Reader) String() (string, bool) {
 	}
 	r.i = i
 	return s, true
+}
+
+// key is String's read of an object's key, as the bytes of b it reads (no
+// copy: Object only compares them with its keys).
+func (r *Reader) key() ([]byte, bool) {
+	b, i := r.b, r.i
+	if i >= len(b) || b[i] != '"' {
+		return nil, false
+	}
+	for j := i + 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			r.i = j + 1
+			return b[i+1 : j], true
+		case c < 0x20 || c == '\\' || c > 0x7e:
+			return nil, false
+		}
+	}
+	return nil, false
 }
 
 // ReadString reads the JSON string at b[i:] if it has no escape and no
