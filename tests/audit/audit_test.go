@@ -118,18 +118,20 @@ func auditCatalogue(ctx context.Context, t testing.TB, c *framework.ProcessClust
 }
 
 // setUp makes what the test needs (create), sent again after a leadership
-// 503 (framework.Resend) once made says it is not there: the request the 503
-// answered may have made it. Both make their requests with the ctx they are
-// given (framework.Resend reads the answers' Retry-After through it).
-func setUp(ctx context.Context, t testing.TB, what string, made func(context.Context) (bool, error), create func(context.Context) error) {
+// 503 (framework.Resend) once list shows no item that is it: the request the
+// 503 answered may have made it. Both make their requests with the ctx they
+// are given (framework.Resend reads the answers' Retry-After through it).
+func setUp[T, R any](ctx context.Context, t testing.TB, what string, list func(context.Context) ([]T, error), is func(T) bool,
+	create func(context.Context) (R, error)) {
 	t.Helper()
 	if err := framework.Resend(ctx, func(ctx context.Context, again bool) error {
 		if again {
-			if ok, err := made(ctx); err != nil || ok {
+			if l, err := list(ctx); err != nil || slices.ContainsFunc(l, is) {
 				return err
 			}
 		}
-		return create(ctx)
+		_, err := create(ctx)
+		return err
 	}); err != nil {
 		t.Fatalf("%s: %v", what, err)
 	}
@@ -138,13 +140,8 @@ func setUp(ctx context.Context, t testing.TB, what string, made func(context.Con
 // createProduct creates product slug through adm (setUp).
 func createProduct(ctx context.Context, t testing.TB, adm *client.Admin, slug string, p api.ProductRequest) {
 	t.Helper()
-	setUp(ctx, t, "product "+slug, func(ctx context.Context) (bool, error) {
-		ps, err := adm.Products(ctx)
-		return slices.ContainsFunc(ps, func(x api.AdminProduct) bool { return x.Slug == slug }), err
-	}, func(ctx context.Context) error {
-		_, err := adm.CreateProduct(ctx, slug, p)
-		return err
-	})
+	setUp(ctx, t, "product "+slug, adm.Products, func(x api.AdminProduct) bool { return x.Slug == slug },
+		func(ctx context.Context) (api.AdminProduct, error) { return adm.CreateProduct(ctx, slug, p) })
 }
 
 // rigOn makes a rig of the running cluster c: a context of within for the

@@ -4,7 +4,6 @@ import (
 	"context"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,24 +64,14 @@ func netRigOf(t *testing.T, name string, budget time.Duration, webhooks bool, ci
 		{Name: "pub4", CIDR: cidr4, Gateway: "198.51.100.1", QuarantineSeconds: quarantine},
 		{Name: "pub6", CIDR: netCIDR6, Gateway: "fe80::1", PrefixLen: 64, QuarantineSeconds: quarantine},
 	} {
-		setUp(ctx, t, "pool "+pool.Name, func(ctx context.Context) (bool, error) {
-			ps, err := adm.IPPools(ctx)
-			return slices.ContainsFunc(ps, func(x api.IPPool) bool { return x.Name == pool.Name }), err
-		}, func(ctx context.Context) error {
-			_, err := adm.CreateIPPool(ctx, pool)
-			return err
-		})
+		setUp(ctx, t, "pool "+pool.Name, adm.IPPools, func(x api.IPPool) bool { return x.Name == pool.Name },
+			func(ctx context.Context) (api.IPPool, error) { return adm.CreateIPPool(ctx, pool) })
 	}
 	for _, z := range []api.ReverseZoneRequest{{Zone: netZone4, Pool: "pub4"}, {Zone: netZone6, Pool: "pub6"}} {
 		// Sent again after a leadership 503 once the zones show it was
 		// not mapped, as the pools (before, a 503 no_leader failed the rig).
-		setUp(ctx, t, "zone "+z.Zone, func(ctx context.Context) (bool, error) {
-			zs, err := adm.ReverseZones(ctx)
-			return slices.ContainsFunc(zs, func(x api.ReverseZone) bool { return x.Zone == z.Zone }), err
-		}, func(ctx context.Context) error {
-			_, err := adm.AddReverseZone(ctx, z)
-			return err
-		})
+		setUp(ctx, t, "zone "+z.Zone, adm.ReverseZones, func(x api.ReverseZone) bool { return x.Zone == z.Zone },
+			func(ctx context.Context) (api.ReverseZone, error) { return adm.AddReverseZone(ctx, z) })
 	}
 	return r
 }
