@@ -393,12 +393,7 @@ func TestHostileInputOutsideIn(t *testing.T) {
 				}
 				req.Header.Set("Authorization", "Bearer "+r.keyA)
 				req.Header.Set("Content-Type", "application/json")
-				resp, err := hc.Do(req)
-				if err != nil {
-					t.Fatal(err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
+				resp, body := framework.Fetch(t, hc, req)
 				what := fmt.Sprintf("%s %.80s on coordinator %d → %d %.200s", p.method, p.path, i, resp.StatusCode, body)
 				if resp.StatusCode != 404 && resp.StatusCode != 400 && resp.StatusCode != 301 && resp.StatusCode != 307 {
 					t.Errorf("%s, want 404 (or 400)", what)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -296,12 +295,7 @@ func (r *netRig) zoneRecords(zone string) []string {
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", r.pdns.APIURL+"/api/v1/servers/localhost/zones/"+zone+".", nil)
 	req.Header.Set("X-API-Key", r.pdns.APIKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
+	resp, body := framework.Fetch(r.t, nil, req)
 	var z struct {
 		RRSets []struct {
 			Name, Type string

@@ -1,11 +1,12 @@
 package audit
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestOAuthAppOutlivesALeaderChange: an app connected (through a follower,
@@ -28,12 +29,7 @@ func TestOAuthAppOutlivesALeaderChange(t *testing.T) {
 		t.Helper()
 		req, _ := http.NewRequest("GET", r.c.URL(i)+"/v1/account", nil)
 		req.Header.Set("Authorization", "Bearer "+at)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := framework.Fetch(t, nil, req)
 		return resp.StatusCode, string(b)
 	}
 	for i := range r.c.Len() {

@@ -30,11 +30,7 @@ func bearerFrom(t *testing.T, hc *http.Client, base, tok, path string) (int, str
 	t.Helper()
 	req, _ := http.NewRequest("GET", base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := framework.Fetch(t, hc, req)
 	return resp.StatusCode, resp.Header.Get("X-RateLimit-Limit")
 }
 
@@ -153,12 +149,7 @@ func TestOAuthSpendsTheAddressBudget(t *testing.T) {
 		if q.ctype != "" {
 			req.Header.Set("Content-Type", q.ctype)
 		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
+		resp, b := framework.Fetch(t, hc, req)
 		return resp.StatusCode, resp.Header, string(b)
 	}
 	oauthCode := func(b string) string {

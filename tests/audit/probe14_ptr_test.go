@@ -269,13 +269,9 @@ func TestProbe14ReverseDNS(t *testing.T) {
 			t.Helper()
 			req, _ := http.NewRequestWithContext(r.ctx, "GET", r.pdns.APIURL+"/api/v1/servers/localhost/zones", nil)
 			req.Header.Set("X-API-Key", r.pdns.APIKey)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
+			_, body := framework.Fetch(t, nil, req)
 			var l []struct{ Name string }
-			if err := json.NewDecoder(resp.Body).Decode(&l); err != nil {
+			if err := json.Unmarshal(body, &l); err != nil {
 				t.Fatal(err)
 			}
 			var out []string

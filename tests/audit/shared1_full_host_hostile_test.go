@@ -167,12 +167,7 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 					}
 					req.Header.Set("Authorization", "Bearer "+key)
 					req.Header.Set("Content-Type", "application/json")
-					res, err := hc.Do(req)
-					if err != nil {
-						t.Fatalf("%s %.200s: %v", op.method, u, err)
-					}
-					b, _ := io.ReadAll(res.Body)
-					res.Body.Close()
+					res, b := framework.Fetch(t, hc, req)
 					text := string(b)
 					// A "." or ".." segment is the mux's redirect to the
 					// path it stands for (RFC 3986 dot segments, as

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // registerRaw posts a registration body and returns the status and answer.
@@ -389,11 +390,7 @@ func TestMCPOAuthNativeClients(t *testing.T) {
 			req.Header.Set("Origin", origin)
 			req.Header.Set("Access-Control-Request-Method", ep.method)
 			req.Header.Set("Access-Control-Request-Headers", "content-type")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp, _ := framework.Fetch(t, nil, req)
 			if resp.StatusCode/100 != 2 || resp.Header.Get("Access-Control-Allow-Origin") == "" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Methods"), ep.method) ||
 				!strings.Contains(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), "content-type") {
 				t.Errorf("coordinator %d: preflight of %s %s: %d %v; want 2xx allowing the origin, %s and Content-Type", i, ep.method, ep.path, resp.StatusCode, resp.Header, ep.method)
@@ -405,10 +402,7 @@ func TestMCPOAuthNativeClients(t *testing.T) {
 			} else if ep.body != "" {
 				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 			}
-			if resp, err = http.DefaultClient.Do(req); err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp, _ = framework.Fetch(t, nil, req)
 			if acao := resp.Header.Values("Access-Control-Allow-Origin"); len(acao) != 1 || (acao[0] != "*" && acao[0] != origin) {
 				t.Errorf("coordinator %d: %s %s from a page: %d Access-Control-Allow-Origin %q; want one value allowing it", i, ep.method, ep.path, resp.StatusCode, acao)
 			}
@@ -418,11 +412,7 @@ func TestMCPOAuthNativeClients(t *testing.T) {
 		for _, p := range []string{"/oauth/authorize?" + url.Values{"client_id": {client}}.Encode(), "/oauth/device"} {
 			req, _ := http.NewRequest("GET", b+p, nil)
 			req.Header.Set("Origin", origin)
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			resp.Body.Close()
+			resp, _ := framework.Fetch(t, nil, req)
 			if acao := resp.Header.Get("Access-Control-Allow-Origin"); acao != "" {
 				t.Errorf("coordinator %d: GET %s from a page: Access-Control-Allow-Origin %q; want none", i, p, acao)
 			}

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"regexp"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // withHeaders sets hdr on r (a "Host" entry as r.Host) and returns r.
@@ -34,12 +34,7 @@ func getJSON(t *testing.T, rawURL string, hdr map[string]string, v any) http.Hea
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(withHeaders(req, hdr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, raw := framework.Fetch(t, &http.Client{Timeout: 20 * time.Second}, withHeaders(req, hdr))
 	if resp.StatusCode != 200 {
 		t.Fatalf("GET %s %v: %d %.300s", rawURL, hdr, resp.StatusCode, raw)
 	}
@@ -80,11 +75,7 @@ func checkDiscovery(t *testing.T, base, pub string, hdr map[string]string, devic
 	req, _ := http.NewRequest("POST", m.endpoint, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"audit","version":"1"}}}`))
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Accept", "application/json, text/event-stream")
-	resp, err := (&http.Client{Timeout: 20 * time.Second}).Do(withHeaders(req, hdr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := framework.Fetch(t, &http.Client{Timeout: 20 * time.Second}, withHeaders(req, hdr))
 	wa := resp.Header.Get("WWW-Authenticate")
 	mm := resourceMetadata.FindStringSubmatch(wa)
 	if resp.StatusCode != 401 || !strings.HasPrefix(wa, "Bearer ") || mm == nil {

@@ -49,15 +49,11 @@ func registerDeviceClient(t *testing.T, base string, hdr map[string]string, gran
 	raw, _ := json.Marshal(map[string]any{"client_name": "audit cli", "grant_types": grants})
 	req, _ := http.NewRequest("POST", base+"/oauth/register", bytes.NewReader(raw))
 	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(withHeaders(req, hdr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, body := framework.Fetch(t, nil, withHeaders(req, hdr))
 	var out struct {
 		ClientID string `json:"client_id"`
 	}
-	err = json.NewDecoder(resp.Body).Decode(&out)
+	err := json.Unmarshal(body, &out)
 	return resp.StatusCode, out.ClientID, err
 }
 
@@ -76,13 +72,9 @@ func deviceAuthorize(t *testing.T, base, clientID string, hdr map[string]string)
 	t.Helper()
 	req, _ := http.NewRequest("POST", base+"/oauth/device_authorization", strings.NewReader(url.Values{"client_id": {clientID}, "scope": {"account:read"}}.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(withHeaders(req, hdr))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp, body := framework.Fetch(t, nil, withHeaders(req, hdr))
 	var da deviceAnswer
-	err = json.NewDecoder(resp.Body).Decode(&da)
+	err := json.Unmarshal(body, &da)
 	return resp.StatusCode, da, err
 }
 
@@ -209,11 +201,7 @@ func bearer(t *testing.T, base, tok, method, path string) int {
 	t.Helper()
 	req, _ := http.NewRequest(method, base+path, nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
+	resp, _ := framework.Fetch(t, nil, req)
 	return resp.StatusCode
 }
 

@@ -2,13 +2,13 @@ package audit
 
 import (
 	"encoding/json"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestProbe7UncleanPathsAreJSON404s: a /v1 path that is not in its canonical
@@ -36,12 +36,7 @@ func TestProbe7UncleanPathsAreJSON404s(t *testing.T) {
 				req.URL.Opaque = p.path // sent as written
 				req.Header.Set("Authorization", "Bearer "+r.keyA)
 				req.Header.Set("Content-Type", "application/json")
-				resp, err := hc.Do(req)
-				if err != nil {
-					t.Fatalf("%s %s: %v", p.method, p.path, err)
-				}
-				body, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
+				resp, body := framework.Fetch(t, hc, req)
 				var e api.Error
 				_ = json.Unmarshal(body, &e)
 				what := p.method + " " + p.path + " by " + name + " on coordinator " + string(rune('0'+i))

@@ -44,12 +44,7 @@ func TestProbe9EveryOtherMethodIs405(t *testing.T) {
 		}}}
 		for _, m := range []string{"GET", "HEAD", "PUT", "PATCH", "DELETE"} {
 			req, _ := http.NewRequest(m, "http://admin/admin/nodes/tokens", nil)
-			resp, err := hc.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
+			resp, body := framework.Fetch(t, hc, req)
 			if resp.StatusCode != 405 || resp.Header.Get("Allow") != "POST" {
 				t.Errorf("%s /admin/nodes/tokens: %d Allow %q %.200s; want 405 with Allow POST", m, resp.StatusCode, resp.Header.Get("Allow"), body)
 			}
@@ -89,12 +84,7 @@ func sendRaw(t *testing.T, hc *http.Client, method, base, path, key string, body
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
+	resp, b := framework.Fetch(t, hc, req)
 	return resp.StatusCode, resp.Header, b
 }
 
