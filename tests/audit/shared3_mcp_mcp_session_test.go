@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // rawMCP sends one request to /mcp (any method, body and headers) and
@@ -23,14 +24,7 @@ func rawMCP(t *testing.T, method, endpoint, token, session, body string, hdr map
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if session != "" {
-		req.Header.Set("Mcp-Session-Id", session)
-		req.Header.Set("MCP-Protocol-Version", "2025-06-18")
-	}
+	framework.MCPHeaders(req, token, session, "2025-06-18")
 	for k, v := range hdr {
 		if k == "Host" {
 			req.Host = v

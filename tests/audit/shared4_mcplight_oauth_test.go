@@ -335,15 +335,7 @@ func (m *mcpSession) post(method string, params any, notify bool) (*http.Respons
 	raw, _ := json.Marshal(msg)
 	req, _ := http.NewRequest("POST", m.endpoint, bytes.NewReader(raw))
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	if m.token != "" {
-		req.Header.Set("Authorization", "Bearer "+m.token)
-	}
-	if m.session != "" {
-		req.Header.Set("Mcp-Session-Id", m.session)
-		req.Header.Set("MCP-Protocol-Version", "2025-06-18")
-	}
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(framework.MCPHeaders(req, m.token, m.session, "2025-06-18"))
 	if err != nil {
 		m.t.Fatal(err)
 	}

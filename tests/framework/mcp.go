@@ -23,6 +23,22 @@ func ToolNames(t testing.TB, ctx context.Context, cs *mcp.ClientSession) []strin
 	return names
 }
 
+// MCPHeaders sets on req the headers an MCP streamable-HTTP client sends
+// with each request: Accept naming JSON and an event stream, the bearer
+// token when there is one and, on a session (when session is set), its id
+// and the protocol version the session agreed. It returns req.
+func MCPHeaders(req *http.Request, token, session, version string) *http.Request {
+	req.Header.Set("Accept", "application/json, text/event-stream")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if session != "" {
+		req.Header.Set("Mcp-Session-Id", session)
+		req.Header.Set("Mcp-Protocol-Version", version)
+	}
+	return req
+}
+
 // InitializeMCP posts a bare MCP initialize request asking for protocol
 // version to base+"/mcp" with bearer, as a streamable-HTTP client opens a
 // session; the caller reads and closes the answer.
@@ -31,8 +47,6 @@ func InitializeMCP(base, bearer, version string) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+bearer)
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	return http.DefaultClient.Do(req)
+	return http.DefaultClient.Do(MCPHeaders(req, bearer, "", version))
 }

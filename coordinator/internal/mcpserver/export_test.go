@@ -3,6 +3,8 @@ package mcpserver
 import (
 	"net/http"
 	"strings"
+
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // InitializeBody is an initialize request for protocol 2025-11-25.
@@ -17,15 +19,7 @@ func RPCRequest(url, key, sess, body string) *http.Request {
 		panic(err)
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Accept", "application/json, text/event-stream")
-	if key != "" {
-		req.Header.Set("Authorization", "Bearer "+key)
-	}
-	if sess != "" {
-		req.Header.Set("Mcp-Session-Id", sess)
-		req.Header.Set("Mcp-Protocol-Version", "2025-11-25")
-	}
-	return req
+	return framework.MCPHeaders(req, key, sess, "2025-11-25")
 }
 
 // SetFastCalls turns the plain tools/call fast path on or off (on by default)
