@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+
+	"github.com/hostplane/hostplane/internal/tabletest"
 )
 
 // hostile is a request path as a customer can send it: C1 controls (NEL,
@@ -71,7 +73,7 @@ func TestInertWrapsAHandlerWithoutReplaceAttr(t *testing.T) {
 }
 
 func TestEscape(t *testing.T) {
-	for in, want := range map[string]string{
+	cases := map[string]string{
 		"":                         "",
 		"/v1/servers/abc":          "/v1/servers/abc",
 		"héllo ✓":                  "héllo ✓",
@@ -83,10 +85,9 @@ func TestEscape(t *testing.T) {
 		"\u202a\u202e\u202f":       `\u202a\u202e` + "\u202f",
 		"\u2065\u2066\u2069\u206a": "\u2065" + `\u2066\u2069` + "\u206a",
 		"\u2027\u2028\u2029\u202a": "\u2027" + `\u2028\u2029\u202a`,
-	} {
-		if got := escape(in); got != want {
-			t.Errorf("escape(%q) = %q, want %q", in, got, want)
-		}
+	}
+	tabletest.Equal(t, "escape", escape, cases)
+	for in := range cases {
 		if got := unescape(t, escape(in)); got != in {
 			t.Errorf("unescape(escape(%q)) = %q", in, got)
 		}

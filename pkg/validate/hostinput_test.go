@@ -3,29 +3,22 @@ package validate
 import (
 	"strings"
 	"testing"
+
+	"github.com/hostplane/hostplane/internal/tabletest"
 )
 
 func TestHostInput(t *testing.T) {
-	for in, want := range map[string]string{
+	domains := map[string]string{
 		"example.com":           "example.com",
 		"example.com.":          "example.com",
 		"Example.COM":           "example.com",
 		"EXAMPLE.COM.":          "example.com",
 		"Bücher.Example.":       "xn--bcher-kva.example",
 		"XN--BCHER-KVA.example": "xn--bcher-kva.example",
-	} {
-		if got, err := DomainInput(in); err != nil || got != want {
-			t.Errorf("DomainInput(%q) = %q, %v; want %q", in, got, err, want)
-		}
-		if got, err := HostingDomainInput(in); err != nil || got != want {
-			t.Errorf("HostingDomainInput(%q) = %q, %v; want %q", in, got, err, want)
-		}
 	}
-	for in, want := range map[string]string{"Mail.Example.COM.": "mail.example.com", "mail.example.com": "mail.example.com", "MX1.": "mx1"} {
-		if got, err := HostnameInput(in); err != nil || got != want {
-			t.Errorf("HostnameInput(%q) = %q, %v; want %q", in, got, err, want)
-		}
-	}
+	tabletest.Accepts(t, "DomainInput", DomainInput, domains)
+	tabletest.Accepts(t, "HostingDomainInput", HostingDomainInput, domains)
+	tabletest.Accepts(t, "HostnameInput", HostnameInput, map[string]string{"Mail.Example.COM.": "mail.example.com", "mail.example.com": "mail.example.com", "MX1.": "mx1"})
 	for in, says := range map[string]string{
 		"example.com..": "more than one dot", "EXAMPLE.COM..": "more than one dot", ".": "only a dot", "..": "more than one dot",
 		"": "empty", ".example.com.": "empty label", "bÜcher.example": "IDNA2008", "ÉCOLE.example": "IDNA2008",
@@ -86,15 +79,11 @@ func FuzzHostInput(f *testing.F) {
 // TestLowerASCII: A-Z only, byte by byte (other bytes, invalid UTF-8
 // included, are kept), and s itself when there is nothing to fold.
 func TestLowerASCII(t *testing.T) {
-	for in, want := range map[string]string{
+	tabletest.Equal(t, "LowerASCII", LowerASCII, map[string]string{
 		"":                       "",
 		"already.lower":          "already.lower",
 		"Mixed.CASE@Example.COM": "mixed.case@example.com",
 		"İSTANBUL.tr":            "İstanbul.tr",
 		"A\xffB":                 "a\xffb",
-	} {
-		if got := LowerASCII(in); got != want {
-			t.Errorf("LowerASCII(%q) = %q, want %q", in, got, want)
-		}
-	}
+	})
 }

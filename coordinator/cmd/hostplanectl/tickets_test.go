@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hostplane/hostplane/internal/tabletest"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/client"
 )
@@ -186,18 +187,14 @@ func TestTicketQueueCLI(t *testing.T) {
 // TestPrintable: customer text printed to the operator's terminal carries no
 // control characters (an escape sequence could rewrite the screen).
 func TestPrintable(t *testing.T) {
-	for in, want := range map[string]string{
+	tabletest.Equal(t, "printable", func(s string) string { return printable(s, false) }, map[string]string{
 		"plain Ayşe":          "plain Ayşe",
 		"\x1b[2J\x1b[31mred":  "\uFFFD[2J\uFFFD[31mred",
 		"a\nb\tc\r":           "a\uFFFDb\uFFFDc\uFFFD",
 		"bad \xff utf8":       "bad \uFFFD utf8",
 		"rtl \u202e override": "rtl \uFFFD override",
 		"bell\a":              "bell\uFFFD",
-	} {
-		if got := printable(in, false); got != want {
-			t.Errorf("printable(%q) = %q, want %q", in, got, want)
-		}
-	}
+	})
 	if got := printable("line one\n\tline two\x1b]0;title\a", true); got != "line one\n\tline two\uFFFD]0;title\uFFFD" {
 		t.Errorf("multiline: %q", got)
 	}

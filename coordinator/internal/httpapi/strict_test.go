@@ -9,6 +9,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
+	"github.com/hostplane/hostplane/internal/tabletest"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -150,7 +151,7 @@ func TestStrictHTTP(t *testing.T) {
 }
 
 func TestInvalidUTF8Path(t *testing.T) {
-	cases := map[string]string{
+	tabletest.Equal(t, "invalidUTF8Path", func(body string) string { return invalidUTF8Path([]byte(body)) }, map[string]string{
 		"\"\xff\"":                             "(body)",
 		"{\"a\":\"\xff\"}":                     "a",
 		"{\"a\":1,\"b\":{\"c\":[1,\"\xff\"]}}": "b.c[1]",
@@ -158,12 +159,7 @@ func TestInvalidUTF8Path(t *testing.T) {
 		"{\"\xff\":1}":                         "\ufffd",
 		"{\"a\":\"ok\"}":                       "",
 		"{\"a\":\"ok\" \xff}":                  "",
-	}
-	for body, want := range cases {
-		if got := invalidUTF8Path([]byte(body)); got != want {
-			t.Errorf("%q: %q, want %q", body, got, want)
-		}
-	}
+	})
 }
 
 // FuzzDecodeStrictUTF8: decodeStrict never accepts invalid UTF-8 (so nothing

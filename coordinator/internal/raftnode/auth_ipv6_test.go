@@ -6,12 +6,14 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/hostplane/hostplane/internal/tabletest"
 )
 
 // TestRemoteHostIPv6Prefix: handshakes count towards an IPv4 address, or an
 // IPv6 address's /64; an IPv4-mapped IPv6 address is its IPv4 address.
 func TestRemoteHostIPv6Prefix(t *testing.T) {
-	for addr, want := range map[string]string{
+	tabletest.Equal(t, "remoteHost", func(addr string) string { return remoteHost(remoteAs{addr: fakeAddr(addr)}) }, map[string]string{
 		"192.0.2.7:5000":               "192.0.2.7",
 		"[::ffff:192.0.2.7]:5000":      "192.0.2.7",
 		"[2001:db8:1:2::1]:5000":       "2001:db8:1:2::/64",
@@ -21,11 +23,7 @@ func TestRemoteHostIPv6Prefix(t *testing.T) {
 		"[::1]:5000":                   "::/64",
 		"not an address":               "not an address",
 		"unix-socket-peer.example:123": "unix-socket-peer.example",
-	} {
-		if got := remoteHost(remoteAs{addr: fakeAddr(addr)}); got != want {
-			t.Errorf("remoteHost(%s) = %q, want %q", addr, got, want)
-		}
-	}
+	})
 }
 
 // A member's handshake in progress is not closed by a flood of stalled

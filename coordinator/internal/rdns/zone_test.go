@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/hostplane/hostplane/internal/tabletest"
 )
 
 func TestParseZone(t *testing.T) {
@@ -48,16 +50,12 @@ func TestParseZone(t *testing.T) {
 }
 
 func TestPTRName(t *testing.T) {
-	for ip, want := range map[string]string{
+	tabletest.Equal(t, "PTRName", func(ip string) string { return PTRName(netip.MustParseAddr(ip)) }, map[string]string{
 		"198.51.100.10":          "10.100.51.198.in-addr.arpa.",
 		"::ffff:198.51.100.10":   "10.100.51.198.in-addr.arpa.",
 		"2001:db8:1::10":         "0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.",
 		"2001:db8::abcd:ef01:10": "0.1.0.0.1.0.f.e.d.c.b.a.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.",
-	} {
-		if got := PTRName(netip.MustParseAddr(ip)); got != want {
-			t.Errorf("PTRName(%s) = %s, want %s", ip, got, want)
-		}
-	}
+	})
 }
 
 // A zone parsed back from an address's PTR name covers that address: the
