@@ -18,22 +18,51 @@ const MaxFrame = 4 << 20
 // ErrFrameTooLarge is returned for a frame over the limit.
 var ErrFrameTooLarge = errors.New("frame larger than the limit")
 
-// WriteEnvelope writes one frame: a 4-byte big-endian length, then the envelope.
+// WriteEnvelope writes one frame: a 4-byte big-endian length, then the
+// envelope, in one Write.
 func WriteEnvelope(w io.Writer, env *Envelope) error {
-	b, err := proto.Marshal(env)
+	// Sized once, marshalled straight behind its header (one allocation).
+	buf, err := appendFrame(make([]byte, 0, 4+proto.Size(env)), env, true)
 	if err != nil {
-		return fmt.Errorf("encode envelope: %w", err)
+		return err
 	}
-	if len(b) > MaxFrame {
-		return fmt.Errorf("encode envelope: %w (%d bytes)", ErrFrameTooLarge, len(b))
-	}
-	buf := make([]byte, 4+len(b))
-	binary.BigEndian.PutUint32(buf, uint32(len(b)))
-	copy(buf[4:], b)
 	if _, err := w.Write(buf); err != nil {
 		return fmt.Errorf("write envelope: %w", err)
 	}
 	return nil
+}
+
+// Frames is the frames of envs, one after the other, as WriteEnvelope
+// writes each: several requests sent with one Write, in one allocation.
+func Frames(envs []*Envelope) ([]byte, error) {
+	size := 0
+	for _, env := range envs {
+		size += 4 + proto.Size(env)
+	}
+	buf := make([]byte, 0, size)
+	for _, env := range envs {
+		var err error
+		if buf, err = appendFrame(buf, env, true); err != nil {
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// appendFrame appends env's frame to dst; cached:
+// env's size was just computed (proto.Size) and env not changed since.
+func appendFrame(dst []byte, env *Envelope, cached bool) ([]byte, error) {
+	n := len(dst)
+	out, err := proto.MarshalOptions{UseCachedSize: cached}.MarshalAppend(append(dst, 0, 0, 0, 0), env)
+	if err != nil {
+		return nil, fmt.Errorf("encode envelope: %w", err)
+	}
+	size := len(out) - n - 4
+	if size > MaxFrame {
+		return nil, fmt.Errorf("encode envelope: %w (%d bytes)", ErrFrameTooLarge, size)
+	}
+	binary.BigEndian.PutUint32(out[n:], uint32(size))
+	return out, nil
 }
 
 // ReadEnvelope reads one frame of at most max bytes (MaxFrame when max <= 0).

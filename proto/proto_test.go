@@ -2,7 +2,9 @@ package hostplanepb
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,6 +175,47 @@ func TestFrameRoundTrip(t *testing.T) {
 	}
 }
 
+// TestFramesAreLengthAndMarshal: WriteEnvelope and Frames write a frame as
+// its 4-byte big-endian length and proto.Marshal's bytes (an action with
+// params and a secret, a ping, an empty envelope), Frames one after the
+// other; a frame over MaxFrame is refused by both (nothing written).
+func TestFramesAreLengthAndMarshal(t *testing.T) {
+	envs := []*Envelope{
+		{Seq: 7, Body: &Envelope_ActionAssign{ActionAssign: &ActionAssign{ActionId: "act_01", Command: "server.provision", Target: "vm-1",
+			Params: []byte(`{"template":"base"}`), SecretParams: []byte(`{"root_password":"x"}`), DeadlineUnixMs: 1 << 40, Resend: true}}},
+		{Seq: 1, Body: &Envelope_Ping{Ping: &Ping{SentUnixMs: 42}}},
+		{},
+	}
+	var want []byte
+	for _, env := range envs {
+		b, err := proto.Marshal(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		frame := binary.BigEndian.AppendUint32(nil, uint32(len(b)))
+		frame = append(frame, b...)
+		var w bytes.Buffer
+		if err := WriteEnvelope(&w, env); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(w.Bytes(), frame) {
+			t.Errorf("WriteEnvelope(%v) = %x, want %x", env, w.Bytes(), frame)
+		}
+		want = append(want, frame...)
+	}
+	if frames, err := Frames(envs); err != nil || !bytes.Equal(frames, want) {
+		t.Errorf("Frames wrote %x, %v; want %x", frames, err, want)
+	}
+	huge := &Envelope{Body: &Envelope_ActionAssign{ActionAssign: &ActionAssign{Params: make([]byte, MaxFrame)}}}
+	var w bytes.Buffer
+	if err := WriteEnvelope(&w, huge); !errors.Is(err, ErrFrameTooLarge) || w.Len() != 0 {
+		t.Errorf("WriteEnvelope of a frame over MaxFrame: %v, %d bytes written", err, w.Len())
+	}
+	if _, err := Frames([]*Envelope{envs[0], huge}); !errors.Is(err, ErrFrameTooLarge) {
+		t.Errorf("Frames with a frame over MaxFrame: %v", err)
+	}
+}
+
 func TestJoinToken(t *testing.T) {
 	tok := JoinToken{ID: "jt_0123456789", Secret: "abcdefghijklmnopqrstuvwxyz012345", CAFingerprint: CAFingerprint([]byte("ca"))}
 	got, err := ParseJoinToken(tok.String())
@@ -209,6 +252,39 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		if err := WriteEnvelope(&buf, env); err == nil {
 			if _, err := ReadEnvelope(&buf, 0); err != nil {
 				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkFrames8 is the frames of 8 provisioning actions sent on one
+// stream (session CallEach): written with WriteEnvelope into a buffer, and
+// made by Frames (what CallEach does).
+func BenchmarkFrames8(b *testing.B) {
+	reqs := make([]*Envelope, 8)
+	for i := range reqs {
+		reqs[i] = &Envelope{Seq: uint64(i + 1), Body: &Envelope_ActionAssign{ActionAssign: &ActionAssign{
+			ActionId: "act_01kt3j5v0x9q8m2a7b6c5d4e3f", Command: "server.provision", Target: "srv-01kt3j5v0x9q8m2a7b6c5d4e3f",
+			Params:         []byte(`{"name":"srv-01kt3j5v0x9q8m2a7b6c5d4e3f","template":"debian-12","plan":{"vcpus":1,"memory_mib":256,"disk_gib":10},"hostname":"bench-1.example.com","ipv4":"10.0.0.17/16","gateway4":"10.0.0.1","mac":"52:54:00:12:34:56","network":"default"}`),
+			SecretParams:   []byte(`{"root_password":"aZ09aZ09aZ09aZ09aZ09"}`),
+			DeadlineUnixMs: 1796000000000}}}
+	}
+	b.Run("WriteEnvelope", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var buf bytes.Buffer
+			for _, r := range reqs {
+				if err := WriteEnvelope(&buf, r); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	})
+	b.Run("Frames", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Frames(reqs); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})

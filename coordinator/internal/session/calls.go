@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -108,13 +107,12 @@ func (s *Server) CallEach(ctx context.Context, nodeID string, reqs []*pb.Envelop
 		endAll(fmt.Errorf("call node %s: %w (in a session that takes several actions per stream)", nodeID, ErrNotConnected))
 		return
 	}
-	// All requests in one write (one packet when they fit), then our side ends.
-	var buf bytes.Buffer
-	for _, r := range reqs {
-		if err := pb.WriteEnvelope(&buf, r); err != nil {
-			endAll(fmt.Errorf("call node %s: %w", nodeID, err))
-			return
-		}
+	// All requests in one write (one packet when they fit), marshalled
+	// into one buffer, then our side ends.
+	buf, err := pb.Frames(reqs)
+	if err != nil {
+		endAll(fmt.Errorf("call node %s: %w", nodeID, err))
+		return
 	}
 	st, err := openCall(ctx, c, nodeID)
 	if err != nil {
@@ -124,7 +122,7 @@ func (s *Server) CallEach(ctx context.Context, nodeID string, reqs []*pb.Envelop
 	// Every answer in: stop reading whatever the agent might still send (our
 	// side ended after the requests).
 	defer func() { st.release(len(open) == 0, false) }()
-	if _, err := st.Write(buf.Bytes()); err != nil {
+	if _, err := st.Write(buf); err != nil {
 		endAll(writeErr(ctx, nodeID, err))
 		return
 	}
