@@ -877,18 +877,25 @@ func (f *forwarder) forwardedHeader(r *http.Request, body []byte) *forwardedHead
 	if vs, ok := r.Header["User-Agent"]; ok && !fh.connDrops("User-Agent") && (len(vs) == 0 || vs[0] == "") {
 		fh.dropUA = true
 	}
-	fh.add(headerForwardedBy, f.a.cfg.NodeID)
+	f.ownHeaders(r, len(body), fh.add)
+	return fh
+}
+
+// ownHeaders calls set with each header this node says itself on r, which it
+// forwards on the channel with a body of n bytes: who forwards it, the
+// audience path, the client's address and what vouches for this node.
+func (f *forwarder) ownHeaders(r *http.Request, n int, set func(k, v string)) {
+	set(headerForwardedBy, f.a.cfg.NodeID)
 	if p, ok := r.Context().Value(audienceKey{}).(string); ok {
-		fh.add(headerAudiencePath, p)
+		set(headerAudiencePath, p)
 	}
 	if f.a.cfg.ClusterTLS != nil {
-		fh.add(headerClientIP, f.a.clientIP(r))
+		set(headerClientIP, f.a.clientIP(r))
 	} else if f.a.cfg.ClusterSecret != "" {
-		fh.add(headerClusterToken, f.a.cfg.ClusterSecret)
-		fh.add(headerClientIP, f.a.clientIP(r))
+		set(headerClusterToken, f.a.cfg.ClusterSecret)
+		set(headerClientIP, f.a.clientIP(r))
 	}
-	fh.add("Content-Length", strconv.Itoa(len(body)))
-	return fh
+	set("Content-Length", strconv.Itoa(n))
 }
 
 func (fh *forwardedHeader) add(k, v string) {

@@ -44,18 +44,10 @@ func proxyHeader(f *forwarder, r *http.Request, body []byte) http.Header {
 	for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 		delete(h, k)
 	}
-	h.Set(headerForwardedBy, f.a.cfg.NodeID)
 	delete(h, headerAudiencePath)
-	if p, ok := r.Context().Value(audienceKey{}).(string); ok {
-		h.Set(headerAudiencePath, p)
-	}
-	if f.a.cfg.ClusterTLS != nil {
-		h.Set(headerClientIP, f.a.clientIP(r))
-	} else if f.a.cfg.ClusterSecret != "" {
-		h.Set(headerClusterToken, f.a.cfg.ClusterSecret)
-		h.Set(headerClientIP, f.a.clientIP(r))
-	}
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	// The headers this node says itself, set as the proxy sets its own (each
+	// replaces the client's of that name).
+	f.ownHeaders(r, len(body), h.Set)
 	return h
 }
 
@@ -122,8 +114,18 @@ func TestForwardedHeaderIsTheProxys(t *testing.T) {
 			body := make([]byte, rng.IntN(100))
 			want := proxyHeader(f, r, body)
 			delete(want, "X-Empty") // a name without values is not framed (nor sent by the proxy)
-			if got := framedHeader(t, f, r, body); !sameHeader(got, want) {
+			got := framedHeader(t, f, r, body)
+			if !sameHeader(got, want) {
 				t.Fatalf("request header %v: framed %v, the proxy's %v", r.Header, got, want)
+			}
+			// What this node says itself (ownHeaders, which both use).
+			_, audience := r.Context().Value(audienceKey{}).(string)
+			// (Over mutual TLS no token is said: a client's passes as any header.)
+			token := f.a.cfg.ClusterTLS == nil
+			if got.Get(headerForwardedBy) != f.a.cfg.NodeID || got.Get(headerClientIP) != "198.51.100.7" ||
+				got.Get("Content-Length") != strconv.Itoa(len(body)) || (got.Get(headerAudiencePath) == "/v1/servers") != audience ||
+				token && (got.Get(headerClusterToken) != "the-secret" || len(got[headerClusterToken]) != 1) {
+				t.Fatalf("request header %v: framed %v, without this node's own headers", r.Header, got)
 			}
 		}
 	}
