@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -15,11 +14,8 @@ import (
 // unknown for less (a missed heartbeat, then the same leader again) cuts
 // nothing.
 func TestLeaderLostEndsForwardedRequests(t *testing.T) {
-	var leader atomic.Pointer[string]
-	lead := func(addr string) { leader.Store(&addr) }
-	lead("b:443")
 	f := &forwarder{}
-	f.runs.leader = func() string { return *leader.Load() }
+	lead := followLeader(f, "b:443")
 
 	// A blip: no leader for less than the grace, then b:443 again.
 	blip, doneBlip := f.untilLeaderMoves(context.Background(), "b:443")

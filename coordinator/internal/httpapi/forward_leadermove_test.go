@@ -14,11 +14,8 @@ import (
 // The request to the old address ends that way; then, with the leader gone
 // elsewhere, so does the one to the former leader.
 func TestLeaderMoveKeepsTheLeadersRequests(t *testing.T) {
-	var leader atomic.Pointer[string]
-	lead := func(addr string) { leader.Store(&addr) }
-	lead("b:443")
 	f := &forwarder{}
-	f.runs.leader = func() string { return *leader.Load() }
+	lead := followLeader(f, "b:443")
 
 	toLeader, done := f.untilLeaderMoves(context.Background(), "b:443")
 	defer done()
@@ -46,4 +43,14 @@ func TestLeaderMoveKeepsTheLeadersRequests(t *testing.T) {
 	case <-time.After(leaderMoveGrace + 5*time.Second):
 		t.Fatalf("a request to b:443 still waits %s after c:443 leads", leaderMoveGrace+5*time.Second)
 	}
+}
+
+// followLeader makes addr the leader f sees, until the returned lead names
+// another ("": none).
+func followLeader(f *forwarder, addr string) (lead func(addr string)) {
+	var leader atomic.Pointer[string]
+	lead = func(addr string) { leader.Store(&addr) }
+	lead(addr)
+	f.runs.leader = func() string { return *leader.Load() }
+	return lead
 }

@@ -2,12 +2,10 @@ package httpapi
 
 import (
 	"bytes"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -19,23 +17,11 @@ import (
 // handler sees its request cancelled, and the channel goes on carrying other
 // requests.
 func TestChannelRequestEndsWhenTheLeaderMoves(t *testing.T) {
-	cancelled := make(chan struct{}, 1)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/never" {
-			<-r.Context().Done()
-			cancelled <- struct{}{}
-			return
-		}
-		w.WriteHeader(http.StatusCreated)
-		_, _ = io.WriteString(w, r.URL.Path)
-	})
+	h, cancelled := neverAnswering(http.StatusCreated)
 	c, _ := channelEnds(t, h)
-	var leader atomic.Pointer[string]
-	lead := func(addr string) { leader.Store(&addr) }
-	lead("leader:1")
 	a := &API{cfg: Config{NodeID: "f1", ClusterSecret: "the-secret", Timeouts: DefaultTimeouts()}, log: slog.New(slog.DiscardHandler)}
 	a.fwd = newForwarder(a)
-	a.fwd.runs.leader = func() string { return *leader.Load() }
+	lead := followLeader(a.fwd, "leader:1")
 	forward := func(path string) *httptest.ResponseRecorder {
 		r := httptest.NewRequest("POST", "http://f1:8080"+path, bytes.NewReader([]byte(`{}`)))
 		r.Header.Set("Content-Type", "application/json")

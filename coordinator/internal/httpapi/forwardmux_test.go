@@ -288,3 +288,19 @@ func TestChannelSurvivesAPanickingHandler(t *testing.T) {
 		t.Fatalf("after a panic: %+v %v", resp, err)
 	}
 }
+
+// neverAnswering is a leader's public handler that holds a request for
+// /v1/never until it is cancelled, then says so on cancelled, and answers
+// any other with status and its path.
+func neverAnswering(status int) (h http.Handler, cancelled <-chan struct{}) {
+	c := make(chan struct{}, 1)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/never" {
+			<-r.Context().Done()
+			c <- struct{}{}
+			return
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, r.URL.Path)
+	}), c
+}

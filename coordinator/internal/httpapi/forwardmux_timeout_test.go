@@ -2,7 +2,6 @@ package httpapi
 
 import (
 	"context"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,15 +14,7 @@ import (
 // cancelled, and the channel goes on carrying other requests, answered as
 // before.
 func TestChannelWaitEndsAtTheTimeout(t *testing.T) {
-	cancelled := make(chan struct{}, 1)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/never" {
-			<-r.Context().Done()
-			cancelled <- struct{}{}
-			return
-		}
-		_, _ = io.WriteString(w, r.URL.Path)
-	})
+	h, cancelled := neverAnswering(http.StatusOK)
 	const timeout = 600 * time.Millisecond
 	c, _ := channelEndsWaiting(t, h, nil, timeout)
 
