@@ -1206,19 +1206,27 @@ func (s *channelServer) dispatch(j channelJob) {
 
 func (s *channelServer) handleLoop(j channelJob) {
 	defer s.handlers.Done()
+	// The timer is not reset per request (that was a timer heap update
+	// each time): when it fires, it is set again for the rest of the idle
+	// time since the last request, if that is not over.
 	idle := time.NewTimer(handlerIdle)
 	defer idle.Stop()
 	for {
 		s.handle(j.ctx, j.id, j.q)
 		j = channelJob{} // nothing of a served request is kept while idle
-		idle.Reset(handlerIdle)
+		last := time.Now()
 		var ok bool
+	wait:
 		select {
 		case j, ok = <-s.jobs:
 			if !ok {
 				return // the channel is closing
 			}
 		case <-idle.C:
+			if waited := time.Since(last); waited < handlerIdle {
+				idle.Reset(handlerIdle - waited)
+				goto wait
+			}
 			return
 		}
 	}
