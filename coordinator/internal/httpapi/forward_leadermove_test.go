@@ -34,14 +34,21 @@ func TestLeaderMoveKeepsTheLeadersRequests(t *testing.T) {
 	}
 
 	lead("c:443")
+	endsAfterGrace(t, toLeader.Done(), "the request to the former leader b:443", "c:443 leads")
+}
+
+// endsAfterGrace checks that done is closed no earlier than leaderMoveGrace
+// from now, when what happened, and within 5 s after it.
+func endsAfterGrace(t *testing.T, done <-chan struct{}, request, what string) {
+	t.Helper()
 	start := time.Now()
 	select {
-	case <-toLeader.Done():
+	case <-done:
 		if el := time.Since(start); el < leaderMoveGrace {
-			t.Errorf("the request to the former leader ended %s after the leader moved, within the grace %s", el, leaderMoveGrace)
+			t.Errorf("%s ended %s after %s, within the grace %s", request, el, what, leaderMoveGrace)
 		}
 	case <-time.After(leaderMoveGrace + 5*time.Second):
-		t.Fatalf("a request to b:443 still waits %s after c:443 leads", leaderMoveGrace+5*time.Second)
+		t.Fatalf("%s still waits %s after %s", request, leaderMoveGrace+5*time.Second, what)
 	}
 }
 
