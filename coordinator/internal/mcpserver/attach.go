@@ -49,23 +49,33 @@ func Attach(a *httpapi.API, admin http.Handler, opts HTTPOptions) (http.Handler,
 	}
 	var public http.Handler
 	late := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { public.ServeHTTP(w, r) })
-	handler := sync.OnceValues(func() (http.Handler, error) {
+	a.Mount("/mcp", builtOnce(func() (http.Handler, error) {
 		tools, err := Generate(a.OpenAPI(), FromRoutes(a.Routes()))
 		if err != nil {
 			return nil, err
 		}
 		return NewHTTPHandler(tools, a, HandlerDispatcher{Handler: late, Routes: a.RouteHandlers()}, opts), nil
-	})
-	a.Mount("/mcp", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h, err := handler()
-		if err != nil {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusInternalServerError)
-			_ = json.NewEncoder(w).Encode(api.NewError(http.StatusInternalServerError, "internal_error", "the MCP tools could not be built: "+err.Error()))
-			return
-		}
-		h.ServeHTTP(w, r)
 	}))
 	public = a.Handler(admin)
 	return public, nil
+}
+
+// builtOnce serves through the handler build makes at the first request. If
+// the build failed, every request is a 500 saying why, with the request id
+// the public listener gave the request (its X-Request-Id, already set on
+// the answer's header), as every other error of the API carries.
+func builtOnce(build func() (http.Handler, error)) http.Handler {
+	handler := sync.OnceValues(build)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, err := handler()
+		if err != nil {
+			e := api.NewError(http.StatusInternalServerError, "internal_error", "the MCP tools could not be built: "+err.Error())
+			e.RequestID = w.Header().Get(requestIDHeader)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusInternalServerError)
+			_ = json.NewEncoder(w).Encode(e)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

@@ -43,7 +43,9 @@ func (hd HandlerDispatcher) Dispatch(ctx context.Context, c *Call, who Who) (res
 			return
 		}
 		slog.Error("mcp: panic running "+c.Method+" "+c.Path, "panic", p, "stack", string(debug.Stack()))
-		raw, _ := json.Marshal(api.NewError(http.StatusInternalServerError, "internal_error", "internal error"))
+		e := api.NewError(http.StatusInternalServerError, "internal_error", "internal error")
+		e.RequestID = who.RequestID // as the handler's own errors carry it
+		raw, _ := json.Marshal(e)
 		resp = &Response{Status: http.StatusInternalServerError, Header: http.Header{}, Body: raw}
 	}()
 	host := who.Host

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/internal/jsonmembers"
+	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -380,12 +382,17 @@ func names(ts *Tools) []string {
 }
 
 // TestDispatchRecoversPanics: a handler panic during an in-process call is a
-// 500 (not the end of the coordinator), a cut-off forwarded response an error.
+// 500 (not the end of the coordinator) carrying the /mcp request's id as
+// the handlers' own errors do, a cut-off forwarded response an error.
 func TestDispatchRecoversPanics(t *testing.T) {
 	boom := HandlerDispatcher{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic("boom") })}
-	resp, err := boom.Dispatch(context.Background(), &Call{Method: "GET", Path: "/v1/x", Header: http.Header{}}, Who{})
+	resp, err := boom.Dispatch(context.Background(), &Call{Method: "GET", Path: "/v1/x", Header: http.Header{}}, Who{RequestID: "req-panic-1"})
 	if err != nil || resp.Status != 500 || strings.Contains(string(resp.Body), "boom") {
 		t.Fatalf("panic: %v %+v", err, resp)
+	}
+	var e api.Error
+	if err := json.Unmarshal(resp.Body, &e); err != nil || e.Code != "internal_error" || e.RequestID != "req-panic-1" {
+		t.Fatalf("panic's answer %s (%v): want internal_error with request_id req-panic-1", resp.Body, err)
 	}
 	abort := HandlerDispatcher{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })}
 	if resp, err := abort.Dispatch(context.Background(), &Call{Method: "GET", Path: "/v1/x", Header: http.Header{}}, Who{}); err == nil || resp != nil {
@@ -488,4 +495,26 @@ func FuzzDecodeArgsMatches(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBuiltOnceFailureCarriesTheRequestID: should /mcp's tools fail to build,
+// every /mcp request is a 500 saying why with the request id the public
+// listener set on the answer (X-Request-Id), as every other error carries,
+// and the build is tried once.
+func TestBuiltOnceFailureCarriesTheRequestID(t *testing.T) {
+	builds := 0
+	h := builtOnce(func() (http.Handler, error) { builds++; return nil, errors.New("no document") })
+	for _, rid := range []string{"req-a", "req-b"} {
+		w := httptest.NewRecorder()
+		w.Header().Set("X-Request-Id", rid) // as the public listener's middleware does
+		h.ServeHTTP(w, httptest.NewRequest("POST", "/mcp", nil))
+		var e api.Error
+		if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || w.Code != 500 || e.Code != "internal_error" ||
+			!strings.Contains(e.Message, "no document") || e.RequestID != rid {
+			t.Fatalf("%d %s (%v): want a 500 internal_error saying why with request_id %s", w.Code, w.Body, err, rid)
+		}
+	}
+	if builds != 1 {
+		t.Errorf("built %d times, want once", builds)
+	}
 }
