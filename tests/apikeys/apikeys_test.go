@@ -22,7 +22,7 @@ func TestMain(m *testing.M) { os.Exit(framework.Main(m)) }
 
 func TestCustomerKeysOnThreeCoordinators(t *testing.T) {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), NodePrefix: "k",
-		RaftTimeout: 500 * time.Millisecond, Extra: func(int, *framework.CoordinatorProcess) []string {
+		RaftTimeout: framework.RaftTimeout, Extra: func(int, *framework.CoordinatorProcess) []string {
 			return []string{"--usage-flush-interval", "200ms"}
 		}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

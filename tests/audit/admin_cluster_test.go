@@ -71,11 +71,11 @@ func voterIDs(st api.ClusterStatus) []string {
 	return ids
 }
 
-// plainCluster is three coordinator processes (a 500 ms Raft timeout) and
+// plainCluster is three coordinator processes (framework.RaftTimeout) and
 // no more, and the index of their leader.
 func plainCluster(t *testing.T) (*framework.ProcessCluster, int) {
 	t.Helper()
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout})
 	ld, err := c.LeaderIndex(20 * time.Second)
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func do(t *testing.T, hc *http.Client, method, url string, hdr map[string]string
 // public listener: /internal/admin is a 401 (the cluster's forwarding mount)
 // and creates nothing, /admin is a 404, a backup is not streamed.
 func TestAdminMethodsAndCustomerKeys(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	_, key, err := c.NewAccount(ctx, "customer@example.com", api.AllScopes...)
@@ -112,7 +112,7 @@ func TestAdminMethodsAndCustomerKeys(t *testing.T) {
 // only. A write hostplanectl reports answered by a leadership change is
 // checked and run again, as README tells an operator (ctlWrite).
 func TestAdminSecretsShownOnce(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout,
 		Agents: true, LogLevel: "debug"})
 	ld, err := c.LeaderIndex(20 * time.Second)
 	if err != nil {

@@ -94,7 +94,7 @@ func newRigWith(t *testing.T, o framework.EPPDOptions, extra ...string) *rig {
 func auditCluster(t testing.TB, reg *framework.EPPD, extra ...string) *framework.ProcessCluster {
 	t.Helper()
 	epp := reg.CoordinatorFlags()
-	return framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
+	return framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout,
 		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true,
 		Extra: func(int, *framework.CoordinatorProcess) []string { return slices.Concat(epp, extra) }})
 }
@@ -196,7 +196,7 @@ func (r *rig) call(i int, key, method, path string, body any, hdr map[string]str
 // rule: for up to 15 s, at least as long as Retry-After asks, each resend
 // logged): no leader, or one that could not confirm it still leads, or a
 // new leader still starting (an election, as happens under load with the
-// rig's 500 ms Raft timeout). Such a request is sent again when that cannot
+// rig's Raft timeout). Such a request is sent again when that cannot
 // apply it twice: a read, or a write with an Idempotency-Key (the cluster
 // then executes it once), or what resendable (nil: client.Resendable)
 // allows; the test's context ends the waits. Any other 503 (node_busy, node_offline, dns_unavailable, ...) is

@@ -289,7 +289,7 @@ func TestDomainPatchAsAHostileCustomer(t *testing.T) {
 		}
 		// Slower than the order's 10 s wait: the answer is a 202 with the
 		// domain registering. A leader elected meanwhile (under load, with
-		// the rig's 500 ms Raft timeout) sends the registration again with
+		// the rig's Raft timeout) sends the registration again with
 		// its transaction id, as it must: the registry is slow for every
 		// create until the answer, not only the first (an undelayed second
 		// create made it a 201 within seconds), and the order carries an

@@ -48,7 +48,7 @@ func netRigOf(t *testing.T, name string, budget time.Duration, webhooks bool, ci
 	if err := os.WriteFile(keyFile, []byte(p.APIKey+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout,
 		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: webhooks,
 		Extra: func(int, *framework.CoordinatorProcess) []string {
 			return []string{"--pdns-api-url", p.APIURL, "--pdns-api-key-file", keyFile, "--pdns-nameservers", "ns1.example.test,ns2.example.test",

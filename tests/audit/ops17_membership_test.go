@@ -133,7 +133,7 @@ func TestOps17MembershipWhileCustomersWrite(t *testing.T) {
 	// statusAll: `cluster status` on every running member but skip says
 	// the voters are want and names one leader among them, the same on
 	// every member; it returns that leader. The members are read one after
-	// another, and an election (the rig's 500 ms Raft timeout, on a loaded
+	// another, and an election (the rig's Raft timeout, on a loaded
 	// machine) can move the leader between two reads, or leave one member
 	// knowing none for a moment: they are read again, for up to 30 s,
 	// until they agree.
@@ -180,7 +180,7 @@ func TestOps17MembershipWhileCustomersWrite(t *testing.T) {
 		}
 		slices.Sort(ids)
 		// A removal the leader could not complete (it lost the leadership:
-		// an election, as the rig's 500 ms Raft timeout makes on a loaded
+		// an election, as the rig's Raft timeout makes on a loaded
 		// machine) answers 503 no_leader, and the README says to run the
 		// same command again once there is a leader: the operator does, for
 		// up to 30 s. Should the first run have removed p all the same, p

@@ -28,7 +28,7 @@ import (
 // itself), webhook secrets by an operator (only the customer's
 // rotate-secret), the key-encryption key.
 func TestOps17RotationWithAgentsConnected(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout,
 		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

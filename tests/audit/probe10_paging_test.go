@@ -18,7 +18,7 @@ import (
 // before the walk is seen. A cursor of another list (a ticket's id) is a 400
 // naming cursor; another account's action is the 404 an unknown one gets.
 func TestProbe10ActionPagesUnderInsertsAndALeaderKill(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond, Agents: true,
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout, Agents: true,
 		AgentPing: 200 * time.Millisecond, AgentGrace: 5 * time.Second})
 	r := rigOn(t, c, "p10act", 4*time.Minute)
 	c.StartTestAgent("p10-act-node", strings.Join(c.AgentAddrs(), ","), "-kvm")

@@ -24,7 +24,7 @@ import (
 // name 203.0.113.7, not the proxy.
 func TestBehindALoadBalancer(t *testing.T) {
 	const budget = 4
-	c, ctx, acc := ipBudgetCluster(t, framework.ProcessOptions{N: 3, RaftTimeout: 500 * time.Millisecond}, budget, "behind-lb@example.com", 2*time.Minute,
+	c, ctx, acc := ipBudgetCluster(t, framework.ProcessOptions{N: 3, RaftTimeout: framework.RaftTimeout}, budget, "behind-lb@example.com", 2*time.Minute,
 		"--trusted-proxies=127.0.0.0/8")
 	adm := c.AnyAlive(nil).Admin()
 	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: "office", Scopes: []string{"account:read", "tickets:write"}, AllowedCIDRs: []string{"203.0.113.7/32"}})

@@ -123,7 +123,7 @@ func leaderAndTerm(ctx context.Context, t *testing.T, c *framework.ProcessCluste
 // coordinator's public API; ctx ends with the test, within 2 minutes.
 func limitCluster(t *testing.T, email string) (*framework.ProcessCluster, context.Context, api.Account, []*framework.API) {
 	t.Helper()
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
 	acc, _, err := c.NewAccount(ctx, email)

@@ -20,7 +20,7 @@ import (
 // Idempotency-Key) is served.
 func TestOrdersWhileTheNodeReconnects(t *testing.T) {
 	const node = "rc-node-1"
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout,
 		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 60 * time.Second})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

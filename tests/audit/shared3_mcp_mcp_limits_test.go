@@ -189,7 +189,7 @@ func TestMCPSlowStreamsDoNotBlock(t *testing.T) {
 	defer wg.Wait()
 	defer cancel()
 	// A well-behaved client beside them, five rounds. An election (the
-	// rig's 500 ms Raft timeout, on a loaded machine) answers its call 503
+	// rig's Raft timeout, on a loaded machine) answers its call 503
 	// no_leader or leader_unreachable, which says nothing of the stalled
 	// clients: the client sends the call again after a second (the REST
 	// answer's Retry-After), as clients are told, and that round is not

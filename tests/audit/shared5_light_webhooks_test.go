@@ -31,7 +31,7 @@ func newLightRig(t *testing.T) *rig { return lightRig(t, "light") }
 // lightRig is newLightRig with the accounts prefix-a@ and prefix-b@example.com
 // and more `run` flags on every coordinator.
 func lightRig(t *testing.T, prefix string, extra ...string) *rig {
-	o := framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond, Webhooks: true}
+	o := framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout, Webhooks: true}
 	if len(extra) > 0 {
 		o.Extra = func(int, *framework.CoordinatorProcess) []string { return extra }
 	}
@@ -376,12 +376,12 @@ func TestWebhooksOutsideIn(t *testing.T) {
 	}
 }
 
-// keyCluster is three coordinator processes (a 500 ms Raft timeout) and
+// keyCluster is three coordinator processes (framework.RaftTimeout) and
 // the key of an account of email with every scope, created within the
 // given time.
 func keyCluster(t *testing.T, email string, within time.Duration) (*framework.ProcessCluster, string) {
 	t.Helper()
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout})
 	ctx, cancel := context.WithTimeout(context.Background(), within)
 	defer cancel()
 	_, key, err := c.NewAccount(ctx, email, api.AllScopes...)

@@ -99,7 +99,7 @@ var (
 
 // lightRun starts lightRig's cluster (with the extra flags) for tb.
 func lightRun(tb testing.TB, extra ...string) *sharedRun {
-	o := framework.ProcessOptions{N: 3, Bin: framework.Coordinator(tb), RaftTimeout: 500 * time.Millisecond, Webhooks: true,
+	o := framework.ProcessOptions{N: 3, Bin: framework.Coordinator(tb), RaftTimeout: framework.RaftTimeout, Webhooks: true,
 		Extra: func(int, *framework.CoordinatorProcess) []string { return slices.Concat(sharedFlags, extra) }}
 	return &sharedRun{c: framework.NewProcessCluster(tb, o)}
 }

@@ -537,7 +537,7 @@ func TestSunucuRefuses444host(t *testing.T) {
 // /v1 answer 503 brand_mismatch naming both brands), hands leadership away
 // when it is elected, and serves again once restarted with the cluster's.
 func TestMixedBrandsRefused(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	_, key, err := c.NewAccount(ctx, "mixed@example.com")

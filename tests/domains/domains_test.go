@@ -62,7 +62,7 @@ func newRigFlags(t *testing.T, flags []string, others ...map[string]string) *rig
 	}
 	reg := framework.StartEPPD(t, framework.EPPDOptions{TLDs: []string{"test"}, Clients: clients})
 	epp := reg.CoordinatorFlags()
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout,
 		Webhooks: true, Extra: func(i int, p *framework.CoordinatorProcess) []string {
 			return slices.Concat(epp, []string{"--failpoint-file", failpointFile(p)}, flags)
 		}})
@@ -86,7 +86,7 @@ func newRigFlags(t *testing.T, flags []string, others ...map[string]string) *rig
 
 // call sends a request to coordinator i (any alive one when i < 0), and
 // again after a 503 an election answers (an election, as happens under load
-// with the rig's 500 ms Raft timeout) as pkg/client's Resend says: for up to
+// with the rig's Raft timeout) as pkg/client's Resend says: for up to
 // 15 s, at least as long as Retry-After asks, when that cannot apply it
 // twice. A write the caller gives no Idempotency-Key gets one of the rig's
 // own (when the operation honours one), so that it too is sent again and

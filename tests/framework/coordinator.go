@@ -202,6 +202,20 @@ func (p *CoordinatorProcess) WaitReady(timeout time.Duration) error {
 	return nil
 }
 
+// RaftTimeout is the Raft heartbeat and election timeout of the suite's
+// clusters: the coordinator's default, 1 s, whose leader lease is 500 ms
+// (half the heartbeat timeout). A leader steps down when its lease finds no
+// follower heard from within it, and a leader whose own process did not run
+// for longer than the lease finds just that when it runs again, however well
+// its followers are: on a machine the suite shares with other test runs
+// (load 24-31 on 2 cores) coordinators went 251-547 ms without running, and
+// with 500 ms timeouts (a 250 ms lease) a three-coordinator cluster taking
+// a ticket every 20 ms held 3 elections in 100 s, each a leader stepping
+// down after its own stall, the writes meanwhile answered 503; with 1 s,
+// none in 2 × 100 s. A follower stands after 1-2 s without a heartbeat, so a
+// failover takes about a second more than with 500 ms.
+const RaftTimeout = time.Second
+
 // ProcessOptions configure a ProcessCluster.
 type ProcessOptions struct {
 	N   int    // coordinators (default 3)
@@ -216,7 +230,7 @@ type ProcessOptions struct {
 	Secret    string
 	RateLimit int // --rate-limit per key and minute (default 1000000)
 	// RaftTimeout sets the Raft heartbeat and election timeouts (0: the
-	// coordinator's defaults); tests use 500ms to fail over in seconds.
+	// coordinator's defaults); tests use RaftTimeout (the constant).
 	RaftTimeout time.Duration
 	LogLevel    string // --log-level (empty: the default)
 	// Agents gives every node an agent session listener on a free UDP port
@@ -456,7 +470,7 @@ func (c *ProcessCluster) StartAll(timeout time.Duration) error {
 // leader_unreachable (the first node forwarded it to a leader that did not
 // answer). Joining p again at its own address changes nothing. Under load a
 // leader that does not run for a second right after a join loses its
-// leadership with the change in flight (500 ms Raft timeouts here).
+// leadership with the change in flight.
 func (c *ProcessCluster) join(ctx context.Context, p *CoordinatorProcess) error {
 	return Resend(ctx, func(ctx context.Context, _ bool) error {
 		_, err := c.Nodes[0].Admin().ClusterJoin(ctx, p.ID, p.RaftAddr, "")

@@ -24,7 +24,7 @@ func TestCoordinatorProcessControls(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the coordinator twice and runs it as a process")
 	}
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond})
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 1, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout})
 	p := c.Nodes[0]
 	if c.Len() != 1 || c.WaitLeader(10*time.Second) != 0 || !c.Running(0) {
 		t.Fatalf("one-node cluster: len %d, running %v", c.Len(), c.Running(0))

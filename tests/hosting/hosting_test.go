@@ -78,7 +78,7 @@ func newWorldWith(t *testing.T, o worldOptions) *world {
 		extra = func(int, *framework.CoordinatorProcess) []string { return args }
 	}
 	w.c = framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
-		Secret: "hosting-e2e-cluster-secret-0123", RaftTimeout: 500 * time.Millisecond, LogLevel: "debug",
+		Secret: "hosting-e2e-cluster-secret-0123", RaftTimeout: framework.RaftTimeout, LogLevel: "debug",
 		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true, Extra: extra})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -86,7 +86,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
-		RaftTimeout: 500 * time.Millisecond, LogLevel: "debug", Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
+		RaftTimeout: framework.RaftTimeout, LogLevel: "debug", Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
 		Extra: func(int, *framework.CoordinatorProcess) []string {
 			return []string{"--pdns-api-url", p.APIURL, "--pdns-api-key-file", keyFile, "--pdns-nameservers", "ns1.example.test,ns2.example.test",
 				"--pdns-ptr-ttl", "300", "--pdns-retry-max", "1s"}

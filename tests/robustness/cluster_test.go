@@ -54,7 +54,7 @@ type clusterOptions struct {
 	place func(*framework.ProcessOptions)
 }
 
-// startCluster starts three coordinators (500 ms Raft timeouts) and creates
+// startCluster starts three coordinators (framework.RaftTimeout) and creates
 // an account with a key; with -short it skips the test.
 func startCluster(t *testing.T, name string, o clusterOptions) *cluster {
 	t.Helper()
@@ -62,7 +62,7 @@ func startCluster(t *testing.T, name string, o clusterOptions) *cluster {
 		t.Skip("runs three coordinator processes")
 	}
 	po := framework.ProcessOptions{
-		Bin: coordinatorBin(t), NodePrefix: "r", RateLimit: 100000000, RaftTimeout: 500 * time.Millisecond,
+		Bin: coordinatorBin(t), NodePrefix: "r", RateLimit: 100000000, RaftTimeout: framework.RaftTimeout,
 	}
 	if o.agents {
 		po.Agents, po.AgentPing, po.AgentGrace = true, 200*time.Millisecond, 2*time.Second
@@ -117,7 +117,7 @@ func (c *cluster) index(p *framework.CoordinatorProcess) int {
 	panic("no coordinator " + p.ID)
 }
 
-// newCluster starts three coordinators (500 ms Raft timeouts) and creates the
+// newCluster starts three coordinators (framework.RaftTimeout) and creates the
 // register.
 func newCluster(t *testing.T, name string) *cluster {
 	t.Helper()

@@ -25,7 +25,7 @@ func TestOrderWhileTheAgentFindsTheNewLeader(t *testing.T) {
 		t.Skip("runs three coordinator processes and an agent")
 	}
 	const node, grace = "nl-node-1", 2 * time.Second
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout,
 		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: grace})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -46,7 +46,7 @@ func TestIdleUnderWatchdogStaysReady(t *testing.T) {
 	// The coordinators inherit this process's environment.
 	t.Setenv("NOTIFY_SOCKET", sock)
 	t.Setenv("WATCHDOG_USEC", "200000")
-	pc := framework.NewProcessCluster(t, framework.ProcessOptions{Bin: coordinatorBin(t), NodePrefix: "w", RaftTimeout: 500 * time.Millisecond})
+	pc := framework.NewProcessCluster(t, framework.ProcessOptions{Bin: coordinatorBin(t), NodePrefix: "w", RaftTimeout: framework.RaftTimeout})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	_, key, err := pc.NewAccount(ctx, "watchdog@example.com")

@@ -32,7 +32,7 @@ func TestSIGKILLedLeaderProcess(t *testing.T) {
 		t.Skip("builds the coordinator and runs 3 processes")
 	}
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), NodePrefix: "p",
-		Secret: "proc-test-secret-0123456789", RaftTimeout: 500 * time.Millisecond})
+		Secret: "proc-test-secret-0123456789", RaftTimeout: framework.RaftTimeout})
 	ctx := context.Background()
 	leaderOf := func() int { return c.WaitLeader(20 * time.Second) }
 	ld := leaderOf()

@@ -31,7 +31,7 @@ func TestTicketReplyReplayThroughFollower(t *testing.T) {
 	follower := (leader + 1) % len(c.Nodes)
 	_, key := c.NewAccount("idem5@example.com", api.AllScopes...)
 	// send sends as a client does (pkg/client's policy): a 503 an election
-	// answers (the 500 ms Raft timeout, on a loaded machine) is sent again
+	// answers (on a loaded machine) is sent again
 	// after its Retry-After when that cannot apply it twice: a write with
 	// an Idempotency-Key, or the close, which closes once.
 	send := func(i int, method, path string, body any, hdr map[string]string) framework.Reply {

@@ -94,8 +94,11 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 		cfg.Bootstrap = i == 0
 		cfg.BootstrapAccount = false
 		cfg.ClusterSecret = c.Secret
-		cfg.HeartbeatTimeout = 500 * time.Millisecond
-		cfg.ElectionTimeout = 500 * time.Millisecond
+		// The coordinator's default, as tests/framework.RaftTimeout (which
+		// says why): with 500 ms (a 250 ms leader lease) a loaded machine's
+		// stalls made leaders step down.
+		cfg.HeartbeatTimeout = time.Second
+		cfg.ElectionTimeout = time.Second
 		cfg.UsageFlush = 200 * time.Millisecond
 		cfg.LogFormat = "text"
 		for _, o := range opts {
