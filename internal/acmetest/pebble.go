@@ -87,8 +87,7 @@ func Start(t *testing.T, dns, httpPort string, shortLived time.Duration) *Pebble
 	cmd := exec.Command(bin, "-config", filepath.Join(dir, "pebble.json"), "-dnsserver", dns)
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
+	if err := startPebble(cmd); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
@@ -185,4 +184,13 @@ func (p *Pebble) logged(t *testing.T, marker string) []string {
 		}
 	}
 	return out
+}
+
+// startPebble starts cmd in a process group of its own, to be SIGKILLed by
+// the kernel when the test binary dies (Pdeathsig, as tests/framework's
+// daemons are): a test killed by go test's -timeout runs no cleanup, and
+// pebble went on holding its ports until someone killed it.
+func startPebble(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	return cmd.Start()
 }

@@ -34,7 +34,8 @@ type Sim struct {
 var _ Agent = (*Sim)(nil)
 
 // StartSim starts bin with args; the process is killed when the test ends
-// (printing its stderr if the test failed).
+// (printing its stderr if the test failed), and by the kernel when the test
+// binary dies (startSim).
 func StartSim(t testing.TB, bin string, args ...string) *Sim {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
@@ -48,7 +49,7 @@ func StartSim(t testing.TB, bin string, args ...string) *Sim {
 	}
 	p := &Sim{t: t, cmd: cmd, Stdin: stdin, Events: make(chan Event, 100000), done: make(chan struct{}), Stderr: &SyncBuilder{}}
 	cmd.Stderr = p.Stderr
-	if err := cmd.Start(); err != nil {
+	if err := startSim(cmd); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
@@ -177,4 +178,15 @@ func (w *SyncBuilder) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// startSim starts cmd to be SIGKILLed by the kernel when the test binary
+// dies (Pdeathsig, as StartInGroup's processes are): a test killed by go
+// test's -timeout runs no cleanup, and the test agent does not end when its
+// stdin closes, so it went on dialling the coordinators' ports (reused by
+// later tests) until someone killed it. It stays in the test's process group
+// (the sim is paused and resumed by its own pid).
+func startSim(cmd *exec.Cmd) error {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd.Start()
 }

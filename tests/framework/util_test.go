@@ -196,6 +196,12 @@ func TestMetrics(t *testing.T) {
 	}
 }
 
+// TestSimDiesWithTheTest: the test agent (StartSim) is killed when the test
+// binary that started it dies without cleaning up.
+func TestSimDiesWithTheTest(t *testing.T) {
+	DiesWithTheTest(t, func(cmd *exec.Cmd, _ string) error { return startSim(cmd) })
+}
+
 // TestChildrenDieWithTheTest: a process started by StartInGroup is killed
 // when the test binary that started it dies without cleaning up (as go
 // test's -timeout kills it).
