@@ -138,14 +138,13 @@ func TestUsageFlushMixedLevels(t *testing.T) {
 	acc, key := c.NewAccount("usage-levels@example.com")
 	var keyID string
 	// keys is key's record on every replica once all have applied the
-	// leader's flush of want uses, or, after within, what they hold (ok
+	// leader's flush of want uses, or, after within, what each holds (ok
 	// false).
 	keys := func(want int64, within time.Duration) (out []store.Key, ok bool) {
 		t.Helper()
-		out = make([]store.Key, len(c.Nodes))
-		deadline := time.Now().Add(within)
-		for i, nd := range c.Nodes {
-			for {
+		for deadline := time.Now().Add(within); ; time.Sleep(100 * time.Millisecond) {
+			out, ok = make([]store.Key, len(c.Nodes)), true
+			for i, nd := range c.Nodes {
 				_ = nd.Server.Node.FSM.View(func(tx *bolt.Tx) error {
 					if keyID == "" {
 						ks, _ := store.Read(tx).AccountKeys(acc.ID)
@@ -155,16 +154,12 @@ func TestUsageFlushMixedLevels(t *testing.T) {
 					}
 					return store.GetJSON(tx, store.BucketKeys, []byte(keyID), &out[i])
 				})
-				if out[i].UseCount == want {
-					break
-				}
-				if time.Now().After(deadline) {
-					return out, false
-				}
-				time.Sleep(100 * time.Millisecond)
+				ok = ok && out[i].UseCount == want
+			}
+			if ok || time.Now().After(deadline) {
+				return out, ok
 			}
 		}
-		return out, true
 	}
 	counts := func(ks []store.Key) (n []int64) {
 		for _, k := range ks {
