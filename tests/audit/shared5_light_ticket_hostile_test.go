@@ -1,13 +1,16 @@
 package audit
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // ticketList is GET /v1/tickets (the list envelope) through coordinator i.
@@ -45,6 +48,18 @@ func TestTicketHostileCustomer(t *testing.T) {
 	wh := r.hook(r.keyA, s.URL, "ticket.created")
 	_, before := r.ticketList(0, r.keyA, "")
 
+	// As a customer sends (README, retry policy): a body the API refuses is
+	// sent again after a leadership change's 503 (it may have been
+	// applied: a client reads before writing again, and the count of
+	// tickets checked after the refusals is that read); a ticket the test
+	// means to open carries an Idempotency-Key, so the rig sends it again
+	// and the cluster opens it once.
+	refused := func(body any, hdr map[string]string) framework.Reply {
+		t.Helper()
+		return r.limited(f, r.send(f, r.keyA, "POST", "/v1/tickets", body, hdr, func(string, any, http.Header) bool { return true }))
+	}
+	keyed := func() map[string]string { return map[string]string{"Idempotency-Key": "hostile-" + rand.Text()} }
+
 	long := func(c string, n int) string { return strings.Repeat(c, n) }
 	for _, c := range []struct {
 		name   string
@@ -68,7 +83,7 @@ func TestTicketHostileCustomer(t *testing.T) {
 		{"a status", map[string]any{"subject": "s", "message": "m", "status": "closed"}, 400, "status"},
 		{"over 1 MiB", map[string]any{"subject": "s", "message": long("x", 1<<20+10)}, 413, ""},
 	} {
-		rep := r.call(f, r.keyA, "POST", "/v1/tickets", c.body, nil)
+		rep := refused(c.body, nil)
 		if rep.Status != c.status || !strings.Contains(string(rep.Body), c.field) {
 			t.Errorf("%s: %s; want %d naming %q", c.name, rep, c.status, c.field)
 		}
@@ -79,7 +94,7 @@ func TestTicketHostileCustomer(t *testing.T) {
 
 	// The schema's limits are characters.
 	wide := map[string]any{"subject": long("ş", 200), "message": long("ğ", 20000)}
-	if rep := r.call(f, r.keyA, "POST", "/v1/tickets", wide, nil); rep.Status != 201 {
+	if rep := r.call(f, r.keyA, "POST", "/v1/tickets", wide, keyed()); rep.Status != 201 {
 		t.Errorf("200-character subject and 20000-character message of two-byte characters: %s; want 201 (maxLength counts characters)", rep)
 	} else {
 		var tk api.Ticket
@@ -90,7 +105,7 @@ func TestTicketHostileCustomer(t *testing.T) {
 	}
 	for _, p := range []string{"low", "medium", "high", "urgent"} {
 		for _, d := range []string{"technical", "billing", "sales", "general"} {
-			if rep := r.call(f, r.keyA, "POST", "/v1/tickets", map[string]any{"subject": p + " " + d, "message": "m", "priority": p, "department": d}, nil); rep.Status != 201 ||
+			if rep := r.call(f, r.keyA, "POST", "/v1/tickets", map[string]any{"subject": p + " " + d, "message": "m", "priority": p, "department": d}, keyed()); rep.Status != 201 ||
 				!strings.Contains(string(rep.Body), `"priority":"`+p+`"`) || !strings.Contains(string(rep.Body), `"department":"`+d+`"`) {
 				t.Errorf("priority %s department %s: %s", p, d, rep)
 			}
@@ -151,7 +166,7 @@ func TestTicketHostileCustomer(t *testing.T) {
 		{"message", "s", "nul\x00byte"},
 		{"message", "s", "\x1b]0;title\x07\x1b[2J"},
 	} {
-		rep := r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: c.subject, Message: c.message}, nil)
+		rep := r.call(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: c.subject, Message: c.message}, keyed())
 		switch rep.Status {
 		case 400:
 			if !strings.Contains(string(rep.Body), c.field) {
@@ -170,7 +185,9 @@ func TestTicketHostileCustomer(t *testing.T) {
 	}
 	// Not JSON in the first place.
 	for _, raw := range []string{`{"subject":"s","message":"m"`, `{"subject":"s","message":"m"}{}`, `subject=s&message=m`, `{"subject":"s","subject":"t","message":"m"}`} {
-		rep := r.call(f, r.keyA, "POST", "/v1/tickets", raw, map[string]string{"Content-Type": "application/json"})
+		hdr := keyed()
+		hdr["Content-Type"] = "application/json"
+		rep := refused(raw, hdr)
 		if rep.Status != 400 && !(rep.Status == 201 && strings.Contains(raw, `"subject":"t"`)) {
 			t.Errorf("body %q: %s; want 400", raw, rep)
 		}
