@@ -74,7 +74,7 @@ func TestTicketThreadIsBounded(t *testing.T) {
 	}
 	// A reply that still fits goes in.
 	if room := limit - threadBytes(before); room > 0 {
-		if rep := r.call(f, r.keyA, "POST", "/v1/tickets/"+tk.ID+"/reply", map[string]string{"body": strings.Repeat("z", room)}, nil); rep.Status != 201 {
+		if rep := r.call(f, r.keyA, "POST", "/v1/tickets/"+tk.ID+"/reply", map[string]string{"body": strings.Repeat("z", room)}, map[string]string{"Idempotency-Key": "r7tk-room"}); rep.Status != 201 {
 			t.Errorf("a reply of the %d bytes left: %s; want 201", room, rep)
 		}
 	}
@@ -87,13 +87,14 @@ func TestTicketThreadIsBounded(t *testing.T) {
 	// messages too (each has a fixed overhead however short its body): 200.
 	var other api.Ticket
 	r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "next", Message: "continued"}).Decode(t, &other)
-	if rep := r.call(f, r.keyA, "POST", "/v1/tickets/"+other.ID+"/reply", map[string]string{"body": big}, nil); rep.Status != 201 {
+	if rep := r.call(f, r.keyA, "POST", "/v1/tickets/"+other.ID+"/reply", map[string]string{"body": big}, map[string]string{"Idempotency-Key": "r7tk-other"}); rep.Status != 201 {
 		t.Fatalf("reply to a new ticket: %s", rep)
 	}
 	const maxMessages = 200
 	short := 2
 	for ; short < maxMessages+5; short++ {
-		rep := r.call(short%3, r.keyA, "POST", "/v1/tickets/"+other.ID+"/reply", map[string]string{"body": "k"}, nil)
+		// Keyed as the replies above: sent again after an election's 503.
+		rep := r.call(short%3, r.keyA, "POST", "/v1/tickets/"+other.ID+"/reply", map[string]string{"body": "k"}, map[string]string{"Idempotency-Key": fmt.Sprintf("r7tk-short-%d", short)})
 		if rep.Status == 201 {
 			continue
 		}
