@@ -137,7 +137,10 @@ func (w *world) activeSite(name, label string) (user, domain string, created api
 }
 
 // create places an account through the admin API, retrying while the node's
-// inventory (its PHP versions) has not reached the leader yet.
+// inventory (its PHP versions) has not reached the leader yet, and after a
+// 503 node_reconnecting (the node's agent finding a new leader after an
+// election: a refusal that created nothing, "retry in a few seconds"), as
+// an operator would.
 func (w *world) create(user, domain string) api.AdminHostingCreated {
 	w.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -149,8 +152,14 @@ func (w *world) create(user, domain string) api.AdminHostingCreated {
 		if err == nil {
 			return out
 		}
-		if !strings.Contains(err.Error(), "no PHP-FPM versions") || time.Now().After(deadline) {
+		var ae *api.Error
+		reconnecting := errors.As(err, &ae) && ae.StatusCode == http.StatusServiceUnavailable && ae.Code == "node_reconnecting"
+		if !(reconnecting || strings.Contains(err.Error(), "no PHP-FPM versions")) || time.Now().After(deadline) {
 			w.t.Fatalf("create %s: %v", user, err)
+		}
+		if reconnecting {
+			w.t.Logf("create %s: %v: sent again in 1 s", user, err)
+			time.Sleep(time.Second)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
