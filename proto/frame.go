@@ -22,7 +22,7 @@ var ErrFrameTooLarge = errors.New("frame larger than the limit")
 // envelope, in one Write.
 func WriteEnvelope(w io.Writer, env *Envelope) error {
 	// Sized once, marshalled straight behind its header (one allocation).
-	buf, err := appendFrame(make([]byte, 0, 4+proto.Size(env)), env, true)
+	buf, err := appendFrame(make([]byte, 0, 4+proto.Size(env)), env)
 	if err != nil {
 		return err
 	}
@@ -42,18 +42,18 @@ func Frames(envs []*Envelope) ([]byte, error) {
 	buf := make([]byte, 0, size)
 	for _, env := range envs {
 		var err error
-		if buf, err = appendFrame(buf, env, true); err != nil {
+		if buf, err = appendFrame(buf, env); err != nil {
 			return nil, err
 		}
 	}
 	return buf, nil
 }
 
-// appendFrame appends env's frame to dst; cached:
-// env's size was just computed (proto.Size) and env not changed since.
-func appendFrame(dst []byte, env *Envelope, cached bool) ([]byte, error) {
+// appendFrame appends env's frame to dst. Its callers have just computed
+// env's size (proto.Size) and not changed env since, so the marshal reuses it.
+func appendFrame(dst []byte, env *Envelope) ([]byte, error) {
 	n := len(dst)
-	out, err := proto.MarshalOptions{UseCachedSize: cached}.MarshalAppend(append(dst, 0, 0, 0, 0), env)
+	out, err := proto.MarshalOptions{UseCachedSize: true}.MarshalAppend(append(dst, 0, 0, 0, 0), env)
 	if err != nil {
 		return nil, fmt.Errorf("encode envelope: %w", err)
 	}
