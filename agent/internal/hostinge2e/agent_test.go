@@ -29,18 +29,30 @@ import (
 
 var plan = api.HostingPlan{PHPWorkers: 2, PHPMemoryMiB: 64, MaxExecutionSeconds: 30, UploadMiB: 8, DiskMiB: 100}
 
-func newManager(t *testing.T, dir string, node *hosting.Node, failpoint string) (*ops.Manager, *journal.DB) {
+func newManager(t *testing.T, dir string, node *hosting.Node) (*ops.Manager, *journal.DB) {
 	t.Helper()
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	j, err := journal.Open(filepath.Join(dir, "journal.db"))
+	m, j, err := openManager(dir, node, "")
 	if err != nil {
 		t.Fatal(err)
 	}
+	return m, j
+}
+
+// openManager is the agent's hosting side on dir (created if missing): the
+// journal in dir/journal.db and an ops.Manager that kills its own process at
+// failpoint (empty: none). The tests take it without one (newManager), the
+// crash helper with the step it dies at.
+func openManager(dir string, node *hosting.Node, failpoint string) (*ops.Manager, *journal.DB, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, err
+	}
+	j, err := journal.Open(filepath.Join(dir, "journal.db"))
+	if err != nil {
+		return nil, nil, err
+	}
 	m := ops.New(context.Background(), ops.Config{DataDir: dir, Failpoint: failpoint}, nil, j, slog.New(slog.DiscardHandler), nil)
 	m.SetHosting(node)
-	return m, j
+	return m, j, nil
 }
 
 func call(t *testing.T, ex *actions.Executor, a *pb.ActionAssign) *pb.ActionResult {
@@ -94,7 +106,7 @@ func hostingResult(t *testing.T, r *pb.ActionResult) *api.NodeHostingAccount {
 func TestHostingActionsThroughTheExecutor(t *testing.T) {
 	e := hostingtest.NewNode(t)
 	dir := filepath.Join(e.Cfg.Root, "agent")
-	m, j := newManager(t, dir, e.Node, "")
+	m, j := newManager(t, dir, e.Node)
 	defer j.Close()
 	ex := actions.New(actions.Config{Manager: m, PollInterval: 20 * time.Millisecond})
 	user, domain := e.Prefix+"x", "x-"+e.Prefix+".test"
@@ -229,14 +241,11 @@ func crashHelper(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
 	}
-	_ = os.MkdirAll(s.Dir, 0o700)
-	j, err := journal.Open(filepath.Join(s.Dir, "journal.db"))
+	m, _, err := openManager(s.Dir, node, s.Failpoint)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 3
 	}
-	m := ops.New(context.Background(), ops.Config{DataDir: s.Dir, Failpoint: s.Failpoint}, nil, j, slog.New(slog.DiscardHandler), nil)
-	m.SetHosting(node)
 	_, err = m.HostingCreate(context.Background(), ops.HostingCreateRequest{OpID: "act-crash-1", Username: s.User, Domain: s.Domain,
 		PHPVersion: "8.2", Plan: plan, SFTPPassword: s.SFTPPW, DBPassword: s.DBPW})
 	fmt.Fprintln(os.Stderr, "create returned instead of dying at the failpoint:", err)
@@ -261,7 +270,7 @@ func TestHostingCreateCompletesAfterACrash(t *testing.T) {
 			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != -1 {
 				t.Fatalf("helper did not die by a signal: %v\n%s", err, out)
 			}
-			m, j := newManager(t, dir, e.Node, "")
+			m, j := newManager(t, dir, e.Node)
 			defer j.Close()
 			rec, err := j.Get("act-crash-1")
 			if err != nil || rec.State != api.NodeOpRunning || rec.Step != step {

@@ -113,7 +113,7 @@ func tlsNode(t *testing.T) (e *hostingtest.Env, n *hosting.Node, tn *sitetls.Nod
 func TestHostingCertThroughTheExecutor(t *testing.T) {
 	e, n, tn, tlsAddr := tlsNode(t)
 	dir := filepath.Join(e.Cfg.Root, "agent")
-	m, j := newManager(t, dir, n, "")
+	m, j := newManager(t, dir, n)
 	defer j.Close()
 	m.SetSiteTLS(tn)
 	ex := actions.New(actions.Config{Manager: m, PollInterval: 20 * time.Millisecond})
@@ -222,7 +222,7 @@ func TestHostingCertThroughTheExecutor(t *testing.T) {
 // first account then leaves them too.
 func TestUncertOfATakenOverName(t *testing.T) {
 	e, n, tn, tlsAddr := tlsNode(t)
-	m, j := newManager(t, filepath.Join(e.Cfg.Root, "agent"), n, "")
+	m, j := newManager(t, filepath.Join(e.Cfg.Root, "agent"), n)
 	defer j.Close()
 	ex := actions.New(actions.Config{Manager: m, PollInterval: 20 * time.Millisecond})
 	squatter, owner := e.Prefix+"s", e.Prefix+"o"
