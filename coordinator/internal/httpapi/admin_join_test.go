@@ -38,11 +38,7 @@ func TestClusterJoinThatCostsTheLeadershipIs503(t *testing.T) {
 		return n, closeNow
 	}
 	n1, _ := open("n1", true)
-	for deadline := time.Now().Add(30 * time.Second); !n1.IsLeader(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("n1 does not lead")
-		}
-	}
+	framework.WaitFor(t, "n1 leads", 30*time.Second, 10*time.Millisecond, n1.IsLeader)
 	if err := n1.Raft.Barrier(10 * time.Second).Error(); err != nil {
 		t.Fatal(err)
 	}
@@ -58,11 +54,7 @@ func TestClusterJoinThatCostsTheLeadershipIs503(t *testing.T) {
 	if resp, e := join("n2", string(n2.Addr)); resp.StatusCode != http.StatusOK {
 		t.Fatalf("join n2: %s %v", resp.Status, &e)
 	}
-	for deadline := time.Now().Add(20 * time.Second); n2.Raft.AppliedIndex() < n1.Raft.AppliedIndex(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("n2 does not catch up")
-		}
-	}
+	framework.WaitFor(t, "n2 catches up", 20*time.Second, 10*time.Millisecond, func() bool { return n2.Raft.AppliedIndex() >= n1.Raft.AppliedIndex() })
 	closeN2()
 	resp, e := join("c3", framework.FreeAddr(t, "tcp"))
 	if e.Code == "not_leader" {

@@ -9,10 +9,6 @@ import (
 	"regexp"
 	"strconv"
 	"testing"
-	"time"
-
-	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
-	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // TestAddressTableMetrics: the metrics listener shows the per-address table
@@ -21,12 +17,7 @@ import (
 // had no room for, counted in the shared window; an address the table holds
 // is still counted in its own window.
 func TestAddressTableMetrics(t *testing.T) {
-	node, err := raftnode.Open(raftnode.Config{ID: "n1", Dir: t.TempDir(), BindAddr: framework.FreeAddr(t, "tcp"), Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
+	node := leadingNode(t, t.TempDir())
 	zero := func() float64 { return 0 }
 	trusted, err := ParseTrustedProxies([]string{"127.0.0.1"})
 	if err != nil {

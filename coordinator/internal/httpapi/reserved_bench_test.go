@@ -8,9 +8,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
-	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
-	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // BenchmarkDomainNotReserved: the reserved-name check an order, a quote and
@@ -21,18 +19,7 @@ import (
 // call); "kept" is domainNotReserved. The ratio of the two ns/op is the
 // saving; both run in the same process on the same state.
 func BenchmarkDomainNotReserved(b *testing.B) {
-	dir := b.TempDir()
-	node, err := raftnode.Open(raftnode.Config{ID: "n1", Dir: dir, BindAddr: framework.FreeAddr(b, "tcp"), Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer node.Close()
-	for deadline := time.Now().Add(10 * time.Second); !node.IsLeader(); time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("no leader")
-		}
-	}
+	node := leadingNode(b, b.TempDir())
 	a := New(Config{NodeID: "n1", ReservedDomains: []string{"provider.example", "panel.example", "xn--bcher-kva.example"}}, node, slog.New(slog.DiscardHandler), nil, nil)
 	apply := func(typ fsm.CommandType, p any) {
 		env, _ := fsm.NewEnvelope(typ, time.Now(), p)

@@ -15,6 +15,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // heldReceiver answers each POST to /held only when the test releases one
@@ -253,11 +254,7 @@ func TestWebhookDeliveryListQueuedPages(t *testing.T) {
 
 func waitHook(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
+	framework.WaitFor(t, what, 10*time.Second, 5*time.Millisecond, cond)
 }
 
 // TestWebhookDeliveryListedQueuedWhileHeld: a delivery held by a pause

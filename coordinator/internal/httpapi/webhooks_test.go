@@ -63,6 +63,20 @@ func noPlaintextOnDisk(t *testing.T, w *whAPI, errf string, secrets ...string) {
 	}
 }
 
+// leadingNode is a single-node Raft member "n1" on data directory dir (short
+// timeouts, closed when the test ends) once it leads.
+func leadingNode(tb testing.TB, dir string) *raftnode.Node {
+	tb.Helper()
+	node, err := raftnode.Open(raftnode.Config{ID: "n1", Dir: dir, BindAddr: framework.FreeAddr(tb, "tcp"), Bootstrap: true,
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { node.Close() })
+	framework.WaitFor(tb, "n1 leads", 10*time.Second, 10*time.Millisecond, node.IsLeader)
+	return node
+}
+
 // newWHAPI starts a single-node Raft member with the API on an httptest server.
 func newWHAPI(t testing.TB) *whAPI {
 	t.Helper()
@@ -74,19 +88,7 @@ func newWHAPI(t testing.TB) *whAPI {
 func newWHAPIWith(t testing.TB, cfg Config) *whAPI {
 	t.Helper()
 	dir := t.TempDir()
-	node, err := raftnode.Open(raftnode.Config{ID: "n1", Dir: dir, BindAddr: framework.FreeAddr(t, "tcp"), Bootstrap: true,
-		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { node.Close() })
-	deadline := time.Now().Add(10 * time.Second)
-	for !node.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("no leader")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	node := leadingNode(t, dir)
 	a := New(cfg, node, slog.New(slog.DiscardHandler), nil, nil)
 	if err := node.Raft.Barrier(5 * time.Second).Error(); err != nil {
 		t.Fatal(err)
