@@ -614,11 +614,7 @@ func commitAs(ctx context.Context, t *testing.T, n, other *Node) {
 // waitFor polls cond for up to d.
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %v: %s", d, what)
-		}
-	}
+	framework.WaitFor(t, what, d, 20*time.Millisecond, cond)
 }
 
 // A new member joining a cluster already at level 2 (empty data directory,

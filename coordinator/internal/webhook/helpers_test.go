@@ -28,6 +28,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/clock"
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/tests/framework"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -368,13 +369,7 @@ func start(t testing.TB, node *testNode, sealer *Sealer, guard *Guard, tlsCfg *t
 // waitUntil polls cond (real time).
 func waitUntil(t testing.TB, what string, timeout time.Duration, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	framework.WaitFor(t, what, timeout, 2*time.Millisecond, cond)
 }
 
 func decodeBody(t testing.TB, b []byte) (out struct {
