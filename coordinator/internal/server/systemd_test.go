@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/tests/framework"
 	"github.com/hostplane/hostplane/tests/framework/freeport"
 )
 
@@ -35,13 +36,7 @@ func TestWatchdogCheckFollowsRealProgress(t *testing.T) {
 		defer cancel()
 		return (&progress{s: s}).check(ctx)
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for !s.Node.IsLeader() {
-		if time.Now().After(deadline) {
-			t.Fatal("no leadership after 15s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	framework.WaitFor(t, "leadership", 15*time.Second, 50*time.Millisecond, s.Node.IsLeader)
 	if err := check(); err != nil {
 		t.Fatalf("serving leader fails the check: %v", err)
 	}

@@ -41,11 +41,7 @@ func queueAttempts(t *testing.T, s *fairSlots, accounts ...string) (got chan str
 				got <- acct
 			}
 		})
-		for deadline := time.Now().Add(10 * time.Second); seq() == waiters && len(got) == granted; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s's attempt neither waits nor has a slot after 10 s", acct)
-			}
-		}
+		waitUntil(t, acct+"'s attempt waiting or holding a slot", 10*time.Second, func() bool { return seq() != waiters || len(got) != granted })
 	}
 	return got, wg
 }
