@@ -37,7 +37,7 @@ func newCluster(t testing.TB, opts clusterOpts) *framework.ProcessCluster {
 		t.Fatalf("hostplane-coordinator has no --action-deadline flag (needed to fail actions of an absent node in %s)", opts.actionDeadline)
 	}
 	return framework.NewProcessCluster(t, framework.ProcessOptions{N: opts.n, Bin: bin,
-		Secret: "e2e-cluster-secret-0123456789", RaftTimeout: 500 * time.Millisecond, LogLevel: "debug",
+		Secret: "e2e-cluster-secret-0123456789", RaftTimeout: framework.RaftTimeout, LogLevel: "debug",
 		Agents: true, AgentPing: pingInterval, AgentGrace: agentGrace, Webhooks: true,
 		Extra: func(int, *framework.CoordinatorProcess) []string {
 			if opts.actionDeadline > 0 {

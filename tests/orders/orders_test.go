@@ -46,7 +46,7 @@ func newRig(t testing.TB, extra ...string) *rig {
 // extra arguments of the scripted node (simArgs).
 func newRigFlags(t testing.TB, extra func(i int) []string, simArgs ...string) *rig {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
-		RaftTimeout: 500 * time.Millisecond, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
+		RaftTimeout: framework.RaftTimeout, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
 		Webhooks: true, Extra: func(i int, _ *framework.CoordinatorProcess) []string { return extra(i) }})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)

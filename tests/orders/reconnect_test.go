@@ -16,13 +16,14 @@ import (
 // hostplane-agent-sim node (knowing every coordinator) holds its session; the
 // node must be ready and connected on the new leader well within the bound
 // derived from the configuration: detecting the dead session (ping 200 ms +
-// 3 pings without pong), the election (RaftTimeout 500 ms, a few rounds), and
-// a few reconnect rounds (dial timeout 1 s per dead address, back-off at most
-// 2 s), i.e. under 15 s.
+// 3 pings without pong), the election (framework.RaftTimeout, 1 s: a follower
+// stands after 1-2 s without a heartbeat, a few rounds), and a few reconnect
+// rounds (dial timeout 1 s per dead address, back-off at most 2 s), i.e.
+// under 15 s.
 func TestAgentBackOnNewLeaderAfterKill(t *testing.T) {
 	const ping, grace = 200 * time.Millisecond, 2 * time.Second
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t),
-		RaftTimeout: 500 * time.Millisecond, Agents: true, AgentPing: ping, AgentGrace: grace})
+		RaftTimeout: framework.RaftTimeout, Agents: true, AgentPing: ping, AgentGrace: grace})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	tok, err := c.AnyAlive(nil).Admin().CreateJoinToken(ctx, api.JoinTokenCreateRequest{TTLSeconds: 600, Description: "reconnect"})
@@ -77,7 +78,7 @@ func TestAgentBackOnNewLeaderAfterKill(t *testing.T) {
 // log, naming the flag to fix.
 func TestSeparateKEKsAreLogged(t *testing.T) {
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 2, Bin: framework.Coordinator(t),
-		RaftTimeout: 500 * time.Millisecond, Agents: true, SeparateKEKs: true})
+		RaftTimeout: framework.RaftTimeout, Agents: true, SeparateKEKs: true})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	leader := c.WaitLeader(10 * time.Second)

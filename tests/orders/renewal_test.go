@@ -30,8 +30,8 @@ func TestRenewalsThroughProcesses(t *testing.T) {
 	hooks, hookID := r.hooks(api.EventServerSuspended, api.EventServerUnsuspended)
 	r.credit(3 * price)
 	// The customer's writes carry an Idempotency-Key: pkg/client then sends
-	// one again after a 503 an election answers (the rig's 500 ms Raft
-	// timeout, on a loaded machine), as the README's retry policy says.
+	// one again after a 503 an election answers (on a loaded machine), as
+	// the README's retry policy says.
 	var srv [2]api.ServerOrder
 	for i := range srv {
 		o, err := r.api(i).OrderServer(r.ctx, order(i), fmt.Sprintf("renewal-order-%d", i))

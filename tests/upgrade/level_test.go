@@ -30,7 +30,7 @@ const newLevel = 10
 // start on the data directory of the newer level instead of applying the
 // log as the older release would.
 func TestSemanticsLevelRaisedByLastUpgrade(t *testing.T) {
-	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: 500 * time.Millisecond,
+	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: framework.Coordinator(t), RaftTimeout: framework.RaftTimeout,
 		Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 5 * time.Second,
 		Extra: func(int, *framework.CoordinatorProcess) []string { return []string{actOld} }})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

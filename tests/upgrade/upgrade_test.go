@@ -243,7 +243,7 @@ func TestRollingUpgrade(t *testing.T) {
 	ctl := framework.Ctl(t)
 
 	c := framework.NewProcessCluster(t, framework.ProcessOptions{N: 3, Bin: oldBin, Secret: "upgrade-cluster-secret-0123456789",
-		RaftTimeout: 500 * time.Millisecond, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true})
+		RaftTimeout: framework.RaftTimeout, Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second, Webhooks: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	acc, key, err := c.NewAccount(ctx, "upgrade@example.com")

@@ -195,9 +195,9 @@ func TestOpenRaftPortWarned(t *testing.T) {
 }
 
 // startLogging starts coordinator id in base/id with neither a cluster secret
-// nor Raft TLS, publicURL as its --public-url ("" for none), 500 ms Raft
-// timeouts and its log kept in the returned builder (a log sink for
-// coordinators in this process); t's cleanup closes it.
+// nor Raft TLS, publicURL as its --public-url ("" for none), Raft timeouts of
+// framework.RaftTimeout and its log kept in the returned builder (a log sink
+// for coordinators in this process); t's cleanup closes it.
 func startLogging(t *testing.T, base, id string, bootstrap bool, publicURL string) (*server.Server, *framework.SyncBuilder) {
 	t.Helper()
 	cfg := server.Defaults()
@@ -206,7 +206,7 @@ func startLogging(t *testing.T, base, id string, bootstrap bool, publicURL strin
 	cfg.APIAddr, cfg.RaftAddr, cfg.MetricsAddr = framework.FreeAddr(t, "tcp"), framework.FreeAddr(t, "tcp"), ""
 	cfg.Bootstrap, cfg.BootstrapAccount = bootstrap, false
 	cfg.ClusterSecret, cfg.PublicURL = "", publicURL
-	cfg.HeartbeatTimeout, cfg.ElectionTimeout = 500*time.Millisecond, 500*time.Millisecond
+	cfg.HeartbeatTimeout, cfg.ElectionTimeout = framework.RaftTimeout, framework.RaftTimeout
 	cfg.LogFormat = "text"
 	logs := &framework.SyncBuilder{}
 	s, err := server.Start(cfg, slog.New(slog.NewTextHandler(logs, nil)), io.Discard)
