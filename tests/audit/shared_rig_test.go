@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -226,11 +225,11 @@ func (o *outliving) Cleanup(f func()) {
 }
 
 func (o *outliving) TempDir() string {
-	dir, err := os.MkdirTemp("", "audit-shared")
+	dir, err := framework.MkdirTemp("audit-shared")
 	if err != nil {
 		o.Fatal(err)
 	}
-	o.Cleanup(func() { os.RemoveAll(dir) })
+	o.Cleanup(func() { _ = framework.RemoveTemp(dir) })
 	return dir
 }
 

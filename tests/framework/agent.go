@@ -48,7 +48,7 @@ func NewAgentProcess(t testing.TB, bin string, coordinators []string, token stri
 	testenv.RequireLibvirt(t)
 	g := testenv.RequireGuest(t)
 	prefix := testenv.Prefix()
-	dir, err := os.MkdirTemp("", "hp-agent")
+	dir, err := MkdirTemp("hp-agent")
 	if err != nil {
 		t.Fatal(err)
 	}

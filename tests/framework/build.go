@@ -53,7 +53,7 @@ const SharedBinDirEnv = "HOSTPLANE_TEST_BIN_DIR"
 // BuildBinary builds the package (one of the Pkg constants, relative to the
 // repository root) once per test binary and variant and returns the binary's
 // path (or the shared one, SharedBinDirEnv). The binaries live in one
-// temporary directory that Main removes.
+// temporary directory (MkdirTemp) that Main removes.
 func BuildBinary(pkg string, o BuildOptions) (string, error) {
 	key := fmt.Sprintf("%s|%s|%v", pkg, o.Version, o.Race)
 	builds.mu.Lock()
@@ -66,7 +66,7 @@ func BuildBinary(pkg string, o BuildOptions) (string, error) {
 		builds.done[key] = b
 	}
 	if builds.dir == "" {
-		dir, err := os.MkdirTemp("", "hpfw-bin")
+		dir, err := MkdirTemp("hpfw-bin")
 		if err != nil {
 			builds.mu.Unlock()
 			return "", err
@@ -109,6 +109,9 @@ func BuildBinary(pkg string, o BuildOptions) (string, error) {
 		}
 		cmd := exec.Command("go", append(args, pkg)...)
 		cmd.Dir = root
+		// go build's own work directory (go-build*) beside the binaries: a
+		// build killed with the test binary leaves it to the next run's sweep.
+		cmd.Env = append(os.Environ(), "GOTMPDIR="+dir)
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			b.err = fmt.Errorf("go build %s: %v\n%s", pkg, err, msg)
 			return
@@ -157,7 +160,7 @@ func Main(m *testing.M) int {
 	code := m.Run()
 	builds.mu.Lock()
 	if builds.dir != "" {
-		os.RemoveAll(builds.dir)
+		_ = RemoveTemp(builds.dir)
 	}
 	builds.mu.Unlock()
 	return code

@@ -221,7 +221,7 @@ type ProcessOptions struct {
 	N   int    // coordinators (default 3)
 	Bin string // hostplane-coordinator binary (required: Coordinator(t), or a build of its own)
 	// Dir holds the nodes' data directories, admin sockets and logs (default:
-	// t.TempDir(), or a fresh temporary directory removed by Close).
+	// a fresh temporary directory, MkdirTemp, removed by Close).
 	Dir        string
 	NodePrefix string // node ids are NodePrefix1…N (default "c")
 	// Secret is the cluster secret (default: a random one per cluster, so
@@ -265,25 +265,22 @@ var _ Cluster = (*ProcessCluster)(nil)
 // test ends, and when it failed the tail of every node's log is printed.
 func NewProcessCluster(t testing.TB, o ProcessOptions) *ProcessCluster {
 	t.Helper()
-	if o.Dir == "" {
-		o.Dir = t.TempDir()
-		// A Unix socket path has at most 107 bytes; long test names can exceed it.
-		if len(filepath.Join(o.Dir, "c99", "admin.sock")) > 100 {
-			o.Dir = ""
-		}
-	}
+	// o.Dir "": a directory of MkdirTemp's (not t.TempDir(), which a killed
+	// test binary leaves behind; and its path, named for the test, could
+	// make an admin socket's longer than the 107 bytes a Unix socket has).
 	c, err := prepare(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.tb = t
 	t.Cleanup(func() {
-		c.Close()
+		c.kill()
 		if t.Failed() {
 			for _, p := range c.Nodes {
 				t.Logf("--- tail of coordinator %s log (%s):\n%s", p.ID, p.LogPath(), Tail(p.LogPath(), 40))
 			}
 		}
+		c.Close()
 	})
 	if err := c.start(); err != nil {
 		t.Fatal(err)
@@ -342,7 +339,7 @@ func prepare(o ProcessOptions) (*ProcessCluster, error) {
 	}
 	c := &ProcessCluster{Dir: o.Dir, Secret: o.Secret}
 	if c.Dir == "" {
-		dir, err := os.MkdirTemp("", "hpfw")
+		dir, err := MkdirTemp("hpfw")
 		if err != nil {
 			return nil, err
 		}
@@ -545,11 +542,16 @@ func (c *ProcessCluster) settled() (leaderTerm, why string) {
 
 // Close kills every node and removes the directory the cluster created itself.
 func (c *ProcessCluster) Close() {
+	c.kill()
+	if c.ownedDir {
+		_ = RemoveTemp(c.Dir)
+	}
+}
+
+// kill kills every node's process.
+func (c *ProcessCluster) kill() {
 	for _, p := range c.Nodes {
 		p.Kill()
-	}
-	if c.ownedDir {
-		os.RemoveAll(c.Dir)
 	}
 }
 

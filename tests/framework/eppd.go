@@ -76,7 +76,7 @@ func StartEPPD(t testing.TB, o EPPDOptions) *EPPD {
 	if len(o.Clients) == 0 {
 		o.Clients = map[string]string{EPPDClientID: EPPDPassword}
 	}
-	dir, err := os.MkdirTemp("", "hp-eppd")
+	dir, err := MkdirTemp("hp-eppd")
 	if err != nil {
 		t.Fatal(err)
 	}

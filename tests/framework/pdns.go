@@ -61,7 +61,7 @@ func RequirePowerDNS(t testing.TB) {
 func StartPowerDNS(t testing.TB) *PowerDNS {
 	t.Helper()
 	RequirePowerDNS(t)
-	dir, err := os.MkdirTemp("", "hp-pdns-")
+	dir, err := MkdirTemp("hp-pdns-")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func StartPowerDNS(t testing.TB) *PowerDNS {
 		if t.Failed() {
 			t.Logf("powerdns log (tail):\n%s", Tail(filepath.Join(dir, "pdns.log"), 30))
 		}
-		os.RemoveAll(dir)
+		_ = RemoveTemp(dir)
 	})
 	schema, err := os.ReadFile(PowerDNSSchema)
 	if err != nil {

@@ -347,19 +347,21 @@ func KillGroup(cmd *exec.Cmd, done <-chan struct{}) {
 // stopThenClean has stop run when the test ends; then, when the test failed,
 // the tail of the daemon's log at logPath is shown; dir is removed, also then
 // (a run leaves nothing behind), unless HOSTPLANE_TEST_KEEP is set and the
-// test failed. what names the daemon in the messages.
+// test failed (dir, made by MkdirTemp, is then moved out of the run
+// directory, which a later run's sweep would remove). what names the daemon
+// in the messages.
 func stopThenClean(t testing.TB, what, dir, logPath string, stop func()) {
 	t.Cleanup(func() {
 		stop()
 		if t.Failed() {
 			t.Logf("--- tail of %s log (%s):\n%s", what, logPath, Tail(logPath, 40))
 			if os.Getenv("HOSTPLANE_TEST_KEEP") != "" {
-				t.Logf("%s files kept in %s (HOSTPLANE_TEST_KEEP)", what, dir)
+				t.Logf("%s files kept in %s (HOSTPLANE_TEST_KEEP)", what, keepTemp(dir))
 				return
 			}
 			t.Logf("%s files removed (HOSTPLANE_TEST_KEEP=1 keeps them when a test fails)", what)
 		}
-		os.RemoveAll(dir)
+		_ = RemoveTemp(dir)
 	})
 }
 

@@ -55,7 +55,10 @@ type Option func(i int, c *server.Config)
 // node knows the leader. Everything is stopped and removed in t.Cleanup.
 func New(t testing.TB, n int, opts ...Option) *Cluster {
 	t.Helper()
-	base, err := os.MkdirTemp("", "hpc")
+	// framework.MkdirTemp, not t.TempDir(): a test binary killed midway
+	// leaves its directory to the next run's sweep, and the admin sockets'
+	// paths stay short.
+	base, err := framework.MkdirTemp("hpc")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +76,7 @@ func New(t testing.TB, n int, opts ...Option) *Cluster {
 				nd.Server = nil
 			}
 		}
-		os.RemoveAll(base)
+		_ = framework.RemoveTemp(base)
 	})
 	// Every coordinator of a cluster shares one key-encryption key.
 	kek := make([]byte, 32)
