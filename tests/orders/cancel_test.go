@@ -56,7 +56,10 @@ func TestCancelAndSuspend(t *testing.T) {
 	adm := r.c.AnyAlive(nil).Admin()
 	r.hostingProduct()
 	r.credit(price + hostingPrice)
-	o, err := r.api(0).OrderServer(r.ctx, order(1), "")
+	// The customer's writes carry an Idempotency-Key each and an order is
+	// sent again after a 503 node_reconnecting (resent), as README asks of
+	// customers across a leader change.
+	o, err := resent(r, "order", func(key string) (api.ServerOrder, error) { return r.api(0).OrderServer(r.ctx, order(1), key) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +76,7 @@ func TestCancelAndSuspend(t *testing.T) {
 		t.Fatalf("suspend: %+v %v", s, err)
 	}
 	r.waitAction(s.ActionID)
-	_, err = r.api(1).PowerServer(r.ctx, o.Server.ID, "start", nil, "")
+	_, err = r.api(1).PowerServer(r.ctx, o.Server.ID, "start", nil, newKey("start"))
 	if st, msg := status(err); st != http.StatusConflict || !strings.Contains(msg, "abuse report 42") {
 		t.Fatalf("start while suspended: %d %s", st, msg)
 	}
@@ -83,7 +86,7 @@ func TestCancelAndSuspend(t *testing.T) {
 	if _, err := adm.Unsuspend(r.ctx, "servers", o.Server.ID); err == nil {
 		t.Fatal("a second unsuspend was accepted")
 	}
-	acc, err := r.api(1).PowerServer(r.ctx, o.Server.ID, "start", nil, "")
+	acc, err := r.api(1).PowerServer(r.ctx, o.Server.ID, "start", nil, newKey("start"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,12 +94,14 @@ func TestCancelAndSuspend(t *testing.T) {
 
 	// The customer deletes it: the unused days come back.
 	r.wantRefund("deletion", price, o.Invoice.DueAt, *o.Server.PaidUntil, func() (string, error) {
-		del, err := r.api(2).TerminateServer(r.ctx, o.Server.ID, "")
+		del, err := r.api(2).TerminateServer(r.ctx, o.Server.ID, newKey("terminate"))
 		return del.Action.ID, err
 	})
 
 	// A hosting account: operator suspension, then the customer deletes it.
-	h, err := r.api(0).OrderHosting(r.ctx, hostingOrder("shop"), "")
+	h, err := resent(r, "hosting-order", func(key string) (api.HostingOrder, error) {
+		return r.api(0).OrderHosting(r.ctx, hostingOrder("shop"), key)
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,12 +112,12 @@ func TestCancelAndSuspend(t *testing.T) {
 	}
 	r.waitAction(hs.ActionID)
 	r.waitHosting(h.Hosting.ID, "suspended", func(h api.HostingAccount) bool { return h.Status == api.HostingSuspended })
-	_, err = r.api(1).UnsuspendHosting(r.ctx, h.Hosting.ID, "")
+	_, err = r.api(1).UnsuspendHosting(r.ctx, h.Hosting.ID, newKey("unsuspend"))
 	if st, msg := status(err); st != http.StatusConflict || !strings.Contains(msg, "unpaid domain") {
 		t.Fatalf("the customer's unsuspend: %d %s", st, msg)
 	}
 	r.wantRefund("hosting deletion", hostingPrice, h.Invoice.DueAt, *h.Hosting.PaidUntil, func() (string, error) {
-		hd, err := r.api(2).DeleteHosting(r.ctx, h.Hosting.ID, "")
+		hd, err := r.api(2).DeleteHosting(r.ctx, h.Hosting.ID, newKey("delete"))
 		return hd.Action.ID, err
 	})
 	refunds := perInvoice(firstPage(r, r.api(0).WalletTransactions), api.TxRefund)

@@ -212,7 +212,7 @@ func TestLastSlotOrders(t *testing.T) {
 		req.PlanSlug = "big-t"
 		return req
 	}
-	codes := r.orderBurstVia(func(int) *client.Client { return r.c.Client(leader, r.key) }, n, bigT, "", func(i int, _ api.ServerOrder, st int, msg string) {
+	codes := r.orderBurstVia(func(int) *client.Client { return r.c.Client(leader, r.key) }, n, bigT, "", func(i int, _ api.ServerOrder, st int, msg string, _ bool) {
 		if st != 201 && (st != http.StatusConflict || msg != "no node can take the order now; try again later or ask support") {
 			t.Errorf("order %d: %d %s", i, st, msg)
 		}

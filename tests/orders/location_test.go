@@ -75,7 +75,9 @@ func TestOrdersByLocation(t *testing.T) {
 	} {
 		req := order(100 + i)
 		req.PlanSlug, req.Location = tc.plan, tc.location
-		o, err := r.api(i%3).OrderServer(r.ctx, req, "")
+		// A key of its own and a resend after node_reconnecting (resent), as a
+		// customer orders across a leader change.
+		o, err := resent(r, "order", func(key string) (api.ServerOrder, error) { return r.api(i%3).OrderServer(r.ctx, req, key) })
 		if err != nil {
 			t.Fatalf("%s in %q: %v", tc.plan, tc.location, err)
 		}
@@ -117,7 +119,7 @@ func TestOrdersByLocation(t *testing.T) {
 	for i, loc := range []string{"fra-1", "ist-1"} {
 		req := hostingOrder([]string{"fraweb", "istweb"}[i])
 		req.Location = loc
-		o, err := r.api(i).OrderHosting(r.ctx, req, "")
+		o, err := resent(r, "hosting-order", func(key string) (api.HostingOrder, error) { return r.api(i).OrderHosting(r.ctx, req, key) })
 		if err != nil {
 			t.Fatalf("hosting in %s: %v", loc, err)
 		}

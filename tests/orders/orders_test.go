@@ -8,6 +8,8 @@ package orders
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -137,31 +139,83 @@ func perInvoice(txs []api.WalletTransaction, typ string) map[string]int {
 	return n
 }
 
+// newKey is a fresh Idempotency-Key for one write of what: a customer gives
+// each write it means to make once a key of its own, so that pkg/client may
+// send it again after a 503 no_leader or leader_unreachable (an election, as
+// on a loaded machine), as the README's retry policy says.
+func newKey(what string) string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return what + "-" + hex.EncodeToString(b)
+}
+
+// resent makes one write of what as a customer does across a leader
+// change: send gets a fresh Idempotency-Key (newKey), and after a 503
+// node_reconnecting (the node's agent finding the new leader: a refusal that
+// charged nothing, "retry", README) the write is sent again a second later
+// under a new key, while r.ctx lasts. Any other answer is returned.
+func resent[T any](r *rig, what string, send func(key string) (T, error)) (T, error) {
+	r.t.Helper()
+	for {
+		out, err := send(newKey(what))
+		var ae *api.Error
+		if !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable || ae.Code != "node_reconnecting" {
+			return out, err
+		}
+		r.t.Logf("%s: %v: sent again in 1 s", what, err)
+		select {
+		case <-r.ctx.Done():
+			return out, err
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 func order(n int) api.ServerOrderRequest {
 	return api.ServerOrderRequest{PlanSlug: "vps-t", Label: fmt.Sprintf("web-%d", n), Hostname: fmt.Sprintf("web-%d", n), OSTemplate: "base"}
 }
 
-// orderBurst sends n server orders at once, order i (req(i), with the
-// Idempotency-Key idemKey) to coordinator i%3, and hands each answer to check
-// (one at a time) with its status and error message (status); it returns how
-// many answers had each status.
-func (r *rig) orderBurst(n int, req func(i int) api.ServerOrderRequest, idemKey string, check func(i int, o api.ServerOrder, st int, msg string)) map[int]int {
+// orderBurst sends n server orders at once, order i (req(i)) to coordinator
+// i%3 with the Idempotency-Key idemKey, or with "" as a customer orders
+// across a leader change (resent: a key of its own, sent again after 503
+// node_reconnecting), and hands each answer to check (one at a time) with
+// its status and error message (status) and whether it replays an earlier
+// answer to its key (Idempotent-Replayed: pkg/client's resend after a 503
+// whose first send was applied; such an answer carries no password); it
+// returns how many answers had each status.
+func (r *rig) orderBurst(n int, req func(i int) api.ServerOrderRequest, idemKey string, check func(i int, o api.ServerOrder, st int, msg string, replayed bool)) map[int]int {
 	return r.orderBurstVia(r.api, n, req, idemKey, check)
 }
 
 // orderBurstVia is orderBurst with order i sent through via(i).
-func (r *rig) orderBurstVia(via func(i int) *client.Client, n int, req func(i int) api.ServerOrderRequest, idemKey string, check func(i int, o api.ServerOrder, st int, msg string)) map[int]int {
+func (r *rig) orderBurstVia(via func(i int) *client.Client, n int, req func(i int) api.ServerOrderRequest, idemKey string, check func(i int, o api.ServerOrder, st int, msg string, replayed bool)) map[int]int {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	codes := map[int]int{}
 	for i := 0; i < n; i++ {
 		wg.Go(func() {
-			o, err := via(i).OrderServer(r.ctx, req(i), idemKey)
+			type answer struct {
+				o        api.ServerOrder
+				replayed bool
+			}
+			send := func(key string) (answer, error) {
+				var a answer
+				resp, err := via(i).Do(r.ctx, http.MethodPost, "/v1/servers", req(i), &a.o, http.Header{"Idempotency-Key": {key}})
+				a.replayed = resp != nil && resp.Header.Get("Idempotent-Replayed") == "true"
+				return a, err
+			}
+			var a answer
+			var err error
+			if idemKey != "" {
+				a, err = send(idemKey)
+			} else {
+				a, err = resent(r, fmt.Sprint("burst-", i), send)
+			}
 			st, msg := status(err)
 			mu.Lock()
 			defer mu.Unlock()
 			codes[st]++
-			check(i, o, st, msg)
+			check(i, a.o, st, msg, a.replayed)
 		})
 	}
 	wg.Wait()
@@ -241,11 +295,13 @@ func TestServerOrders(t *testing.T) {
 	// wallet that pays exactly 10: 10 servers, 10 paid invoices, balance 0.
 	r.credit(9 * price)
 	passwords := map[string]bool{}
-	codes := r.orderBurst(200, order, "", func(i int, o api.ServerOrder, st int, msg string) {
+	// Each order has a key of its own (orderBurst), so one answered 503 by
+	// an election is sent again; a replayed answer has no password (README).
+	codes := r.orderBurst(200, order, "", func(i int, o api.ServerOrder, st int, msg string, replayed bool) {
 		switch st {
 		case 201:
-			if o.RootPassword == "" || passwords[o.RootPassword] || o.Invoice.TotalUsdCents != price || o.Invoice.Status != api.InvoicePaid || o.Server.PaidUntil == nil {
-				t.Errorf("order %d: %+v", i, o)
+			if (o.RootPassword == "") != replayed || o.RootPassword != "" && passwords[o.RootPassword] || o.Invoice.TotalUsdCents != price || o.Invoice.Status != api.InvoicePaid || o.Server.PaidUntil == nil {
+				t.Errorf("order %d (replayed %v): %+v", i, replayed, o)
 			}
 			passwords[o.RootPassword] = true
 		case http.StatusPaymentRequired:
@@ -291,7 +347,7 @@ func TestServerOrders(t *testing.T) {
 	// One Idempotency-Key sent 20 times at once orders once.
 	r.credit(price)
 	ids := map[string]int{}
-	codes = r.orderBurst(20, func(int) api.ServerOrderRequest { return order(1000) }, "order-once", func(_ int, o api.ServerOrder, st int, msg string) {
+	codes = r.orderBurst(20, func(int) api.ServerOrderRequest { return order(1000) }, "order-once", func(_ int, o api.ServerOrder, st int, msg string, _ bool) {
 		switch st {
 		case 201:
 			ids[o.Server.ID]++
