@@ -307,6 +307,13 @@ func rate(n, clients int, call func(i int) error) (float64, error) {
 // show here; 0 expected), held-actions/order (hold) those the agent held (1:
 // all). Without ORDERS_AGENT the benchmark is as it was.
 //
+// It reports the coordinators' memory too: each one's peak resident set
+// (VmHWM) and heap in use at the end, the leader's and the followers'
+// largest, and the garbage collections the leader ran over the rounds.
+// ORDERS_COORDINATOR_GOGC sets GOGC for the coordinators only (this
+// process's clients keep their own), to weigh a GOGC's CPU against its
+// memory.
+//
 //	go test -c ./tests/orders && ./orders.test -test.run '^$' -test.bench OrderCPU -test.benchtime 1x
 func BenchmarkOrderCPU(b *testing.B) {
 	// 128 servers of 1 vCPU and 256 MiB fit the scripted node; more calls
@@ -335,6 +342,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 	}
 	away := agentMode != "" // the agent does not handle actions in the orders' window
 	per := n / rounds       // calls of each kind per round
+	coordinatorGOGC(b)
 	r := newRigFlags(b, func(int) []string {
 		if agentMode == "stop" {
 			return []string{"--cpu-overcommit", "8", "--agent-grace", "10s"} // the last --agent-grace counts
@@ -458,6 +466,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 			}
 		}
 	}
+	gcs0 := leaderGCs(b, metrics)
 	b.ResetTimer()
 	ordered := 0            // orders placed so far (each its own hostname)
 	var resent atomic.Int64 // calls sent again after a 503 no_leader
@@ -562,6 +571,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 			name, procs[i], us(oc.cpu[i]), float64(oc.reads[i])/calls, float64(oc.writes[i])/calls, float64(oc.switches[i])/calls,
 			us(tc.cpu[i]), float64(tc.reads[i])/calls, float64(tc.writes[i])/calls, float64(tc.switches[i])/calls)
 	}
+	reportMemory(b, pids[:3], append([]string{metrics}, followerMetrics...), gcs0)
 	b.Logf("UDP datagrams sent on the machine per order %.1f, per ticket %.1f; the leader sent %.0f actions on %.0f streams (%.1f a stream)",
 		oc.udp/calls, tc.udp/calls, oc.sends, oc.streams, oc.sends/max(oc.streams, 1))
 	if away {
