@@ -200,32 +200,56 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	deps, cfg, prod, err := a.orderStart(req.PlanSlug, api.ProductVPS, req.Location)
-	if err != nil {
-		return 0, nil, err
-	}
-	osName, err := a.orderOS(deps, req)
-	if err != nil {
-		return 0, nil, err
-	}
-	locations := a.orderLocations(prod, req.Location)
-	create, password, err := a.prepareServerCreate(api.AdminServerCreateRequest{
-		AccountID: rq.caller.accountID, Plan: prod.Slug, Template: req.OSTemplate, OS: osName,
-		Label: req.Label, Hostname: req.Hostname, SSHKeys: req.SSHKeys,
-	}, prod.Plan(), locations, deps, cfg, rq.now)
+	p, err := a.placeServerOrder(req, rq.caller.accountID, rq.now)
 	if err != nil {
 		return 0, nil, a.scrubPlacement(rq, err)
 	}
-	status, replay, out, err := proposeOrder[api.ServerOrder](a, rq, deps, fsm.CmdServerOrder, create.Action.ID, func(o fsm.OrderCharge) any {
+	create := p.create
+	status, replay, out, err := proposeOrder[api.ServerOrder](a, rq, p.deps, fsm.CmdServerOrder, create.Action.ID, func(o fsm.OrderCharge) any {
 		return fsm.ServerOrder{PlanSlug: o.PlanSlug, Create: create, InvoiceID: o.InvoiceID, PaymentID: o.PaymentID, TxID: o.TxID}
-	}, prod.Slug, "server order")
+	}, p.prod.Slug, "server order")
 	if err != nil || replay != nil {
 		return status, replay, a.scrubPlacement(rq, err)
 	}
-	out.RootPassword = password
-	a.log.Info("server ordered", "server", out.Server.ID, "account", rq.caller.accountID, "plan", prod.Slug,
+	out.RootPassword = p.password
+	a.log.Info("server ordered", "server", out.Server.ID, "account", rq.caller.accountID, "plan", p.prod.Slug,
 		"invoice", out.Invoice.Number, "amount_usd_cents", out.Invoice.TotalUsdCents, "action", create.Action.ID)
 	return status, out, nil
+}
+
+// serverOrderPlaced is a server order placed, before its command.
+type serverOrderPlaced struct {
+	deps     *ServerDeps
+	prod     api.AdminProduct
+	create   fsm.ServerCreate
+	password string // the root password, handed sealed to the dispatcher
+}
+
+// placeServerOrder is a server order's work before its command, for the
+// account accountID at now: the dispatcher and placement settings, the
+// orderable product, the OS the server shows (orderOS), the locations it
+// may go to and its node (prepareServerCreate). An error is the order's
+// refusal (placement's unscrubbed: the caller scrubs it); on success the
+// root password is in the dispatcher, to drop when the command commits
+// nothing.
+func (a *API) placeServerOrder(req api.ServerOrderRequest, accountID string, now time.Time) (serverOrderPlaced, error) {
+	deps, cfg, prod, err := a.orderStart(req.PlanSlug, api.ProductVPS, req.Location)
+	if err != nil {
+		return serverOrderPlaced{}, err
+	}
+	osName, err := a.orderOS(deps, req)
+	if err != nil {
+		return serverOrderPlaced{}, err
+	}
+	locations := a.orderLocations(prod, req.Location)
+	create, password, err := a.prepareServerCreate(api.AdminServerCreateRequest{
+		AccountID: accountID, Plan: prod.Slug, Template: req.OSTemplate, OS: osName,
+		Label: req.Label, Hostname: req.Hostname, SSHKeys: req.SSHKeys,
+	}, prod.Plan(), locations, deps, cfg, now)
+	if err != nil {
+		return serverOrderPlaced{}, err
+	}
+	return serverOrderPlaced{deps: deps, prod: prod, create: create, password: password}, nil
 }
 
 // proposeOrder proposes an order command (payload makes it from the

@@ -51,7 +51,7 @@ func newSrvAPI(t *testing.T) *srvAPI {
 }
 
 // newSrvAPIWith is newSrvAPI with the API's configuration cfg.
-func newSrvAPIWith(t *testing.T, cfg Config) *srvAPI {
+func newSrvAPIWith(t testing.TB, cfg Config) *srvAPI {
 	t.Helper()
 	s := &srvAPI{whAPI: newWHAPIWith(t, cfg), secrets: map[string][]byte{}, templates: []string{"debian-12", "ubuntu-24.04"}}
 	s.a.SetServerDeps(&ServerDeps{
