@@ -339,6 +339,12 @@ func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.Ser
 	if err != nil {
 		return fsm.ServerCreate{}, "", err
 	}
+	return a.placeServer(req, plan, locations, cands, pools, deps, cfg, now)
+}
+
+// placeServer is prepareServerCreate among the candidates and IP pools
+// placementCandidates read.
+func (a *API) placeServer(req api.AdminServerCreateRequest, plan api.ServerPlan, locations []string, cands []placement.Candidate, pools []store.IPPool, deps *ServerDeps, cfg ServerAdminConfig, now time.Time) (fsm.ServerCreate, string, error) {
 	want, ok := cfg.PlanAddrs[plan.Slug]
 	if !ok {
 		want = DefaultPlanAddrs
@@ -413,42 +419,46 @@ func (a *API) prepareServerCreate(req api.AdminServerCreateRequest, plan api.Ser
 func (a *API) placementCandidates(req api.AdminServerCreateRequest, deps *ServerDeps, cfg ServerAdminConfig) ([]placement.Candidate, []store.IPPool, error) {
 	var cands []placement.Candidate
 	var pools []store.IPPool
-	err := a.state.Read(func(r store.ReadTx) error {
-		if !r.AccountExists(req.AccountID) {
-			return fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
-		}
-		var err error
-		if pools, err = r.IPPools(); err != nil {
-			return err
-		}
-		nodes, err := placementNodes(r, req.NodeID)
-		if err != nil {
-			return err
-		}
-		for _, n := range nodes {
-			// What its servers use, as the FSM's apply path keeps it;
-			// summed here only before the FSM has (after open or restore).
-			u, ok := a.state.NodeUsed(n.ID)
-			if !ok {
-				ss, err := r.NodeServers(n.ID)
-				if err != nil {
-					return err
-				}
-				u = used(ss)
-			}
-			c := placement.Candidate{Node: withLive(n, cfg.Nodes), Used: u}
-			c.Connected = c.Node.Connected
-			if deps.NodeTemplates != nil {
-				if t, ok := deps.NodeTemplates(n.ID); ok {
-					c.Templates = t
-				}
-			}
-			cands = append(cands, c)
-		}
-		return nil
+	err := a.state.Read(func(r store.ReadTx) (err error) {
+		cands, pools, err = a.placementCandidatesIn(r, req, deps, cfg)
+		return err
 	})
+	return cands, pools, err
+}
+
+// placementCandidatesIn is placementCandidates read in r.
+func (a *API) placementCandidatesIn(r store.ReadTx, req api.AdminServerCreateRequest, deps *ServerDeps, cfg ServerAdminConfig) ([]placement.Candidate, []store.IPPool, error) {
+	if !r.AccountExists(req.AccountID) {
+		return nil, nil, fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
+	}
+	pools, err := r.IPPools()
 	if err != nil {
 		return nil, nil, err
+	}
+	nodes, err := placementNodes(r, req.NodeID)
+	if err != nil {
+		return nil, nil, err
+	}
+	var cands []placement.Candidate
+	for _, n := range nodes {
+		// What its servers use, as the FSM's apply path keeps it;
+		// summed here only before the FSM has (after open or restore).
+		u, ok := a.state.NodeUsed(n.ID)
+		if !ok {
+			ss, err := r.NodeServers(n.ID)
+			if err != nil {
+				return nil, nil, err
+			}
+			u = used(ss)
+		}
+		c := placement.Candidate{Node: withLive(n, cfg.Nodes), Used: u}
+		c.Connected = c.Node.Connected
+		if deps.NodeTemplates != nil {
+			if t, ok := deps.NodeTemplates(n.ID); ok {
+				c.Templates = t
+			}
+		}
+		cands = append(cands, c)
 	}
 	if req.NodeID != "" && len(cands) == 0 {
 		return nil, nil, notFound("node " + req.NodeID)

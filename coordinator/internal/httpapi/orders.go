@@ -11,6 +11,7 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/placement"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -125,7 +126,12 @@ func orderPlanSlug(slug string) error {
 // before placement by location, instead of every order of a product that
 // lists locations being a 409 during a rolling upgrade.
 func (a *API) orderLocations(prod api.AdminProduct, location string) []string {
-	if a.state.ClusterLevel() < fsm.LevelOf(fsm.CmdNodeLocation) {
+	return orderLocationsAt(a.state.ClusterLevel(), prod, location)
+}
+
+// orderLocationsAt is orderLocations on a cluster at semantics level level.
+func orderLocationsAt(level uint16, prod api.AdminProduct, location string) []string {
+	if level < fsm.LevelOf(fsm.CmdNodeLocation) {
 		return nil
 	}
 	if location != "" {
@@ -148,16 +154,26 @@ func orderLocation(location string) error {
 // orderStart is what an order handler needs before placing: the
 // dispatcher, the placement settings and the orderable product of category.
 func (a *API) orderStart(slug, category, location string) (*ServerDeps, ServerAdminConfig, api.AdminProduct, error) {
-	deps, err := a.serverDeps()
+	deps, cfg, err := a.orderDeps()
 	if err != nil {
 		return nil, ServerAdminConfig{}, api.AdminProduct{}, err
 	}
+	prod, err := a.orderableProduct(slug, category, location)
+	return deps, cfg, prod, err
+}
+
+// orderDeps is the dispatcher and the placement settings an order needs
+// (503 servers_unavailable while either is not installed).
+func (a *API) orderDeps() (*ServerDeps, ServerAdminConfig, error) {
+	deps, err := a.serverDeps()
+	if err != nil {
+		return nil, ServerAdminConfig{}, err
+	}
 	cfg := a.orderCfg.Load()
 	if cfg == nil {
-		return nil, ServerAdminConfig{}, api.AdminProduct{}, errf(http.StatusServiceUnavailable, "servers_unavailable", "orders are starting on this coordinator; retry shortly")
+		return nil, ServerAdminConfig{}, errf(http.StatusServiceUnavailable, "servers_unavailable", "orders are starting on this coordinator; retry shortly")
 	}
-	prod, err := a.orderableProduct(slug, category, location)
-	return deps, *cfg, prod, err
+	return deps, *cfg, nil
 }
 
 // orderOS checks a server order's template and OS family and returns the
@@ -168,21 +184,17 @@ func (a *API) orderStart(slug, category, location string) (*ServerDeps, ServerAd
 // its owner and support); without one, the template's family. The order
 // and its quote both check so.
 func (a *API) orderOS(deps *ServerDeps, req api.ServerOrderRequest) (string, error) {
-	// One read for the nodes and the template's label (they were
-	// one read each).
-	checkNodes := deps != nil && deps.NodeTemplates != nil
-	var nodes []string
-	var label api.OSTemplateLabel
-	_ = a.state.Read(func(r store.ReadTx) error {
-		if checkNodes {
-			nodes = r.AgentNodeIDs()
-		}
-		label, _ = r.OSTemplateLabel(req.OSTemplate)
-		return nil
-	})
-	if checkNodes && !templateOnNodes(deps, nodes, req.OSTemplate) {
+	var osName string
+	err := a.state.Read(func(r store.ReadTx) (err error) { osName, err = orderOSIn(r, deps, req); return })
+	return osName, err
+}
+
+// orderOSIn is orderOS read in r.
+func orderOSIn(r store.ReadTx, deps *ServerDeps, req api.ServerOrderRequest) (string, error) {
+	if deps != nil && deps.NodeTemplates != nil && !templateOnNodes(deps, r.AgentNodeIDs(), req.OSTemplate) {
 		return "", invalidField("os_template", "names template %q, which no node offers", req.OSTemplate)
 	}
+	label, _ := r.OSTemplateLabel(req.OSTemplate)
 	if req.OSFamily == "" {
 		return fsm.TemplateView(req.OSTemplate, label).Family, nil
 	}
@@ -228,28 +240,44 @@ type serverOrderPlaced struct {
 // placeServerOrder is a server order's work before its command, for the
 // account accountID at now: the dispatcher and placement settings, the
 // orderable product, the OS the server shows (orderOS), the locations it
-// may go to and its node (prepareServerCreate). An error is the order's
-// refusal (placement's unscrubbed: the caller scrubs it); on success the
-// root password is in the dispatcher, to drop when the command commits
-// nothing.
+// may go to and its node (placementCandidates, placeServer). What it reads
+// of the state it reads in one transaction, refusing as the steps did one
+// after the other (the product first, then the template, then the
+// account); the command's apply checks the placement again. An error is the
+// order's refusal (placement's unscrubbed: the caller scrubs it); on
+// success the root password is in the dispatcher, to drop when the command
+// commits nothing.
 func (a *API) placeServerOrder(req api.ServerOrderRequest, accountID string, now time.Time) (serverOrderPlaced, error) {
-	deps, cfg, prod, err := a.orderStart(req.PlanSlug, api.ProductVPS, req.Location)
+	deps, cfg, err := a.orderDeps()
 	if err != nil {
 		return serverOrderPlaced{}, err
 	}
-	osName, err := a.orderOS(deps, req)
+	create := api.AdminServerCreateRequest{AccountID: accountID, Template: req.OSTemplate,
+		Label: req.Label, Hostname: req.Hostname, SSHKeys: req.SSHKeys}
+	var prod api.AdminProduct
+	var locations []string
+	var cands []placement.Candidate
+	var pools []store.IPPool
+	err = a.state.Read(func(r store.ReadTx) (err error) {
+		if prod, err = a.orderableIn(r, req.PlanSlug, api.ProductVPS, req.Location); err != nil {
+			return err
+		}
+		if create.OS, err = orderOSIn(r, deps, req); err != nil {
+			return err
+		}
+		locations = orderLocationsAt(r.ClusterLevel(), prod, req.Location)
+		cands, pools, err = a.placementCandidatesIn(r, create, deps, cfg)
+		return err
+	})
 	if err != nil {
 		return serverOrderPlaced{}, err
 	}
-	locations := a.orderLocations(prod, req.Location)
-	create, password, err := a.prepareServerCreate(api.AdminServerCreateRequest{
-		AccountID: accountID, Plan: prod.Slug, Template: req.OSTemplate, OS: osName,
-		Label: req.Label, Hostname: req.Hostname, SSHKeys: req.SSHKeys,
-	}, prod.Plan(), locations, deps, cfg, now)
+	create.Plan = prod.Slug
+	sc, password, err := a.placeServer(create, prod.Plan(), locations, cands, pools, deps, cfg, now)
 	if err != nil {
 		return serverOrderPlaced{}, err
 	}
-	return serverOrderPlaced{deps: deps, prod: prod, create: create, password: password}, nil
+	return serverOrderPlaced{deps: deps, prod: prod, create: sc, password: password}, nil
 }
 
 // proposeOrder proposes an order command (payload makes it from the
@@ -658,12 +686,18 @@ func DecodeAccountPricing(body []byte) (api.AccountPricing, error) {
 // plan_slug when it is unknown, retired or of another category, or location
 // when it is not sold there.
 func (a *API) orderableProduct(slug, category, location string) (api.AdminProduct, error) {
-	prod, err := readOne(a, "product", func(r store.ReadTx) (api.AdminProduct, error) { return r.Product(slug) })
+	var prod api.AdminProduct
+	err := a.state.Read(func(r store.ReadTx) (err error) { prod, err = a.orderableIn(r, slug, category, location); return })
+	return prod, err
+}
+
+// orderableIn is orderableProduct read in r.
+func (a *API) orderableIn(r store.ReadTx, slug, category, location string) (api.AdminProduct, error) {
+	prod, err := r.Product(slug)
+	if errors.Is(err, store.ErrNotFound) {
+		return prod, invalidField("plan_slug", "names no product (GET /v1/products lists them)")
+	}
 	if err != nil {
-		var he *httpError
-		if errors.As(err, &he) && he.status == http.StatusNotFound {
-			return prod, invalidField("plan_slug", "names no product (GET /v1/products lists them)")
-		}
 		return prod, err
 	}
 	orderRoute := map[string]string{api.ProductVPS: "POST /v1/servers", api.ProductHosting: "POST /v1/hosting", api.ProductDomain: "POST /v1/domains"}
