@@ -1,12 +1,16 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
@@ -224,9 +228,37 @@ func (a *API) orderServer(rq *request) (int, any, error) {
 		return status, replay, a.scrubPlacement(rq, err)
 	}
 	out.RootPassword = p.password
-	a.log.Info("server ordered", "server", out.Server.ID, "account", rq.caller.accountID, "plan", p.prod.Slug,
-		"invoice", out.Invoice.Number, "amount_usd_cents", out.Invoice.TotalUsdCents, "action", create.Action.ID)
+	infoAt(a.log, &serverOrderedPC, "server ordered", slog.String("server", out.Server.ID), slog.String("account", rq.caller.accountID),
+		slog.String("plan", p.prod.Slug), slog.String("invoice", out.Invoice.Number), slog.Int64("amount_usd_cents", out.Invoice.TotalUsdCents),
+		slog.String("action", create.Action.ID))
 	return status, out, nil
+}
+
+// serverOrderedPC is the "server ordered" line's source (infoAt).
+var serverOrderedPC atomic.Uintptr
+
+// infoAt logs msg with attrs through log at info, as log.Info does, but
+// for the program counter the record names as its source (the caller's,
+// shown with AddSource): infoAt looks it up once, at the first line, and
+// keeps it in *pc, where Logger.Info looks it up for every line
+// (runtime.Callers: about a microsecond of an order). So one pc must serve
+// one call site.
+func infoAt(log *slog.Logger, pc *atomic.Uintptr, msg string, attrs ...slog.Attr) {
+	ctx := context.Background() // as Logger.Info's
+	h := log.Handler()
+	if !h.Enabled(ctx, slog.LevelInfo) {
+		return
+	}
+	at := pc.Load()
+	if at == 0 {
+		var pcs [1]uintptr
+		runtime.Callers(2, pcs[:]) // skipping Callers and infoAt
+		at = pcs[0]
+		pc.Store(at)
+	}
+	r := slog.NewRecord(time.Now(), slog.LevelInfo, msg, at)
+	r.AddAttrs(attrs...)
+	_ = h.Handle(ctx, r)
 }
 
 // serverOrderPlaced is a server order placed, before its command.
