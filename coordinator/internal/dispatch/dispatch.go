@@ -113,6 +113,10 @@ type Dispatcher struct {
 	streams  prometheus.Counter
 	finished *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	// sendCounters holds sends' counters, sendKey → prometheus.Counter,
+	// each taken from the vector once (sendCounter).
+	sendCounters sync.Map
 }
 
 type secret struct {
@@ -942,8 +946,28 @@ func (d *Dispatcher) startExchange(ctx context.Context, a store.Action, assign *
 	if d.s.Log.Enabled(ctx, lvl) {
 		d.s.Log.Log(ctx, lvl, "action sent", "action", a.ID, "node", a.NodeID, "command", a.Command, "resend", assign.Resend)
 	}
-	d.sends.WithLabelValues(a.Command, strconv.FormatBool(assign.Resend)).Inc()
+	d.sendCounter(a.Command, assign.Resend).Inc()
 	return &exchange{d: d, ctx: ctx, a: a, assign: assign, sentAt: time.Now(), status: a.Status}
+}
+
+// sendKey names a counter of the sends vector.
+type sendKey struct {
+	command string
+	resend  bool
+}
+
+// sendCounter is the sends counter of command and resend: the vector's
+// WithLabelValues hashes the labels and looks them up under its lock at
+// every call; this looks each pair up there once (nothing deletes a series
+// of the vector, so a counter taken stays the one it exports).
+func (d *Dispatcher) sendCounter(command string, resend bool) prometheus.Counter {
+	k := sendKey{command, resend}
+	if c, ok := d.sendCounters.Load(k); ok {
+		return c.(prometheus.Counter)
+	}
+	c := d.sends.WithLabelValues(command, strconv.FormatBool(resend))
+	d.sendCounters.Store(k, c)
+	return c
 }
 
 func (x *exchange) request(seq uint64) *pb.Envelope {
