@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestSweepRemovesOnlyDeadOwnersRunDirs: a test binary SIGKILLed after
@@ -141,5 +142,44 @@ func TestRemoveTempLeavesNothing(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(parent); len(left) != 0 {
 		t.Fatalf("after RemoveTemp of every directory, %s holds %v", parent, left)
+	}
+}
+
+// TestSweepRemovesAZombieOwnersRunDir: a test binary killed and not yet
+// reaped (a zombie: its /proc entry and start time stay until its parent
+// waits for it) owns nothing any more; a sweep then removes its run
+// directory.
+func TestSweepRemovesAZombieOwnersRunDir(t *testing.T) {
+	parent := t.TempDir()
+	// TestSweepRemovesOnlyDeadOwnersRunDirs's helper: makes a directory,
+	// prints it and waits to be killed.
+	helper := exec.Command(os.Args[0], "-test.run", "^TestSweepRemovesOnlyDeadOwnersRunDirs$")
+	helper.Env = append(os.Environ(), "HOSTPLANE_FW_RUNDIR_HELPER=1", "TMPDIR="+parent)
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = helper.Process.Kill(); _ = helper.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the helper said %q (%v), want its directory", line, err)
+	}
+	runDir := filepath.Dir(strings.TrimSpace(line))
+	if err := helper.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Not reaped (no Wait yet): the helper is a zombie once the kill is
+	// delivered.
+	stat := fmt.Sprintf("/proc/%d/stat", helper.Process.Pid)
+	WaitFor(t, "the killed helper is a zombie", time.Minute, 10*time.Millisecond, func() bool {
+		b, err := os.ReadFile(stat)
+		i := strings.LastIndexByte(string(b), ')')
+		return err == nil && i > 0 && i+2 < len(b) && b[i+2] == 'Z'
+	})
+	if removed := SweepRunDirs(parent); !slices.Equal(removed, []string{runDir}) {
+		t.Fatalf("a sweep while the owner is a zombie removed %q, want %s", removed, runDir)
 	}
 }
