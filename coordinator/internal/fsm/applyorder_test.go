@@ -41,6 +41,22 @@ func TestApplyOrderRecordsUnchanged(t *testing.T) {
 	}
 }
 
+var updateApplyOrder10Golden = flag.Bool("update-apply-order-level10-golden", false, "rewrite testdata/applyorder_level10.golden")
+
+// TestApplyOrderRecordsUnchangedAtLevel10 is TestApplyOrderRecordsUnchanged
+// on a state at LevelOwnerIDs (10): testdata/applyorder_level10.golden was
+// written by the release whose newest level was 10, so a log applied at
+// level 10 by a later release (one that applies level 11) writes the same
+// bytes, answers the same and replays the same, as every replica of a
+// cluster that has not raised its level yet must.
+func TestApplyOrderRecordsUnchangedAtLevel10(t *testing.T) {
+	got := applyOrderLog(t, LevelOwnerIDs)
+	golden, want := readGolden(t, "applyorder_level10.golden", *updateApplyOrder10Golden, got)
+	if line, g, w, same := firstDiff(got, want); !same {
+		t.Fatalf("line %d of the level-10 records and results differs from %s:\n got %s\nwant %s", line, golden, g, w)
+	}
+}
+
 // TestOwnerIDsAtLevel10: the log of TestApplyOrderRecordsUnchanged applied
 // at LevelOwnerIDs answers every command the same and leaves every record
 // the same, but for the id indexes: each server_ids and invoice_ids record
