@@ -38,10 +38,13 @@ import (
 // each attempt whose id the delivery log holds (LevelWebhookAttemptOnce).
 // Level 10 indexes a new server's and a new invoice's id in one bucket,
 // owner_ids, instead of server_ids and invoice_ids (LevelOwnerIDs): an
-// order writes one tree fewer.
+// order writes one tree fewer. Level 11 keeps an Idempotency-Key record's
+// answer body apart from the record, in idem_bodies keyed by Raft index
+// (LevelIdemBodies): the leaf each command rewrites where its key sorts
+// holds small records.
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 10
+const MaxLevel uint16 = 11
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {

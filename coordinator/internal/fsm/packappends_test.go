@@ -21,18 +21,20 @@ import (
 // by their provisioning's end, to more than 55 %; bbolt's default split
 // leaves such pages about half full. Both replicas hold the same. Below
 // LevelOwnerIDs the server and invoice ids are indexed in server_ids and
-// invoice_ids, from it in owner_ids (the other two stay empty).
+// invoice_ids, from it in owner_ids (the other two stay empty). The
+// commands carry no Idempotency-Key: idem_bodies stays empty at every
+// level (TestIdemBodiesAtLevel11 checks its pages).
 func TestAppendOnlyBucketsPacked(t *testing.T) {
-	for _, level := range []uint16{LevelOwnerIDs - 1, LevelOwnerIDs} {
+	for _, level := range []uint16{LevelOwnerIDs - 1, LevelOwnerIDs, LevelIdemBodies} {
 		t.Run(fmt.Sprintf("level %d", level), func(t *testing.T) { testAppendOnlyBucketsPacked(t, level) })
 	}
 }
 
 // testAppendOnlyBucketsPacked is TestAppendOnlyBucketsPacked at level (2 or more).
 func testAppendOnlyBucketsPacked(t *testing.T, level uint16) {
-	unused := [][]byte{store.BucketOwnerIDs}
+	unused := [][]byte{store.BucketOwnerIDs, store.BucketIdemBodies}
 	if level >= LevelOwnerIDs {
-		unused = [][]byte{store.BucketServerIDs, store.BucketInvoiceIDs}
+		unused = [][]byte{store.BucketServerIDs, store.BucketInvoiceIDs, store.BucketIdemBodies}
 	}
 	var appendOnly [][]byte
 	for _, b := range store.AppendOnlyBuckets {
