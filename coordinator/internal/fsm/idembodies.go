@@ -24,13 +24,16 @@ const LevelIdemBodies = 11
 // idemBodyApart moves rec's body into store.BucketIdemBodies, keyed by the
 // n-th command of the entry c applies, from LevelIdemBodies on; a ticket
 // reply's record (no body) and every record below the level stay as they
-// are, as does the body of a command past the 65,536th of one entry.
+// are, as does the body of a command past the 65,536th of one entry, and
+// one whose key holds another record's body (an index reached again after
+// a cluster restore: store.PutIdemBody), which every replica, holding the
+// same state, sees alike.
 func idemBodyApart(c *applyCtx, n int, rec *store.IdemRecord) error {
 	if rec.Body == nil || rec.Ticket != nil || n > math.MaxUint16 || c.r.ClusterLevel() < LevelIdemBodies {
 		return nil
 	}
 	ref, err := store.PutIdemBody(c.tx, c.index, uint16(n), rec.Body)
-	if err != nil {
+	if err != nil || ref == "" {
 		return err
 	}
 	rec.Body, rec.BodyRef = nil, ref

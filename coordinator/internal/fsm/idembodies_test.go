@@ -241,3 +241,46 @@ func TestIdemBodiesPages(t *testing.T) {
 		}
 	}
 }
+
+// TestIdemBodyKeyReusedAfterRestore (review25's case): a backup restored
+// into a cluster whose Raft log is behind the backup's (cluster restore
+// installs it at the cluster's own index) reaches again the indexes the
+// backup's bodies were written under. The record written there keeps its
+// body in it; the backup's key still replays its own first answer, and
+// each record's expiry removes only what it names.
+func TestIdemBodyKeyReusedAfterRestore(t *testing.T) {
+	s := newApplyOrderStateOf(t, 8, true, LevelIdemBodies)
+	s.idx = 1000
+	first := s.next("order")
+	res := s.f.ApplyBatch([]*raft.Log{s.entry([]*Envelope{first})})[0].(*Result)
+	want, _ := json.Marshal(res.Value)
+	var snap bytes.Buffer
+	if err := s.f.View(func(tx *bolt.Tx) error { return WriteSnapshot(tx, &snap) }); err != nil {
+		t.Fatal(err)
+	}
+	s.f = restored(t, filepath.Join(t.TempDir(), "restored.db"), snap.Bytes())
+	s.idx = 1000 // the new cluster's log reaches the same index
+	other := s.next("order")
+	r := s.f.ApplyBatch([]*raft.Log{s.entry([]*Envelope{other})})[0].(*Result)
+	if r.Err != nil {
+		t.Fatal(r.Err)
+	}
+	otherWant, _ := json.Marshal(r.Value)
+	rec := readOne(t, s.f, func(r store.ReadTx) (store.IdemRecord, error) { return r.Idempotency(other.Idem.Scope) })
+	if rec.BodyRef != "" || !bytes.Equal(rec.Body, otherWant) {
+		t.Fatalf("the record written at a reused index: %+v, want its body in it", rec)
+	}
+	for _, e := range []struct {
+		env  *Envelope
+		want []byte
+	}{{first, want}, {other, otherWant}} {
+		again := s.f.ApplyBatch([]*raft.Log{s.entry([]*Envelope{e.env})})[0].(*Result)
+		if again.Replayed == nil || !bytes.Equal(again.Replayed.Body, e.want) {
+			t.Fatalf("%q sent again after the restore: %+v, want its first answer %s", e.env.Idem.Scope, again, e.want)
+		}
+	}
+	s.applyGroup([]*Envelope{cmdAt(CmdIdemExpire, IdemExpire{}, s.at.Add(25*time.Hour))})
+	if n, b := bucketKeys(t, s.f, store.BucketIdempotency), bucketKeys(t, s.f, store.BucketIdemBodies); n != 0 || b != 0 {
+		t.Fatalf("after the sweep: %d idempotency records, %d bodies; want none", n, b)
+	}
+}

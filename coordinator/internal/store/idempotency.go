@@ -45,10 +45,20 @@ func idemBodyKeyOf(ref string) ([]byte, bool) {
 }
 
 // PutIdemBody stores body under IdemBodyKey(index, n) and returns the
-// BodyRef that names it (the FSM writes, from semantics level 11 on).
+// BodyRef that names it (the FSM writes, from semantics level 11 on), or
+// "" and writes nothing when that key holds a body already: Raft indexes
+// are not unique across a cluster restore (a backup installed on a
+// cluster whose log is behind the backup's goes on at its own indexes, so
+// its commands reach the indexes the backup's bodies were written at), and
+// a body is never replaced by another record's. The caller then keeps the
+// body in its record.
 func PutIdemBody(tx *bolt.Tx, index uint64, n uint16, body []byte) (string, error) {
 	k := IdemBodyKey(index, n)
-	if err := tx.Bucket(BucketIdemBodies).Put(k, body); err != nil {
+	b := tx.Bucket(BucketIdemBodies)
+	if b.Get(k) != nil {
+		return "", nil
+	}
+	if err := b.Put(k, body); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(k), nil
