@@ -249,25 +249,34 @@ func (r *frameReader) body() ([]byte, error) {
 
 // decodeRequest reads a request frame's payload.
 func decodeRequest(payload []byte) (*fwdRequest, error) {
-	r := &frameReader{raw: payload, s: string(payload)}
 	var q fwdRequest
-	var err error
-	if q.Method, err = r.str(); err != nil {
-		return nil, err
-	}
-	if q.Host, err = r.str(); err != nil {
-		return nil, err
-	}
-	if q.URI, err = r.str(); err != nil {
-		return nil, err
-	}
-	if q.Header, err = r.header(); err != nil {
-		return nil, err
-	}
-	if q.Body, err = r.body(); err != nil {
+	if err := decodeRequestInto(&q, payload); err != nil {
 		return nil, err
 	}
 	return &q, nil
+}
+
+// decodeRequestInto is decodeRequest into q (the channel's reader decodes
+// into the job it hands over, not into a request of its own).
+func decodeRequestInto(q *fwdRequest, payload []byte) error {
+	r := &frameReader{raw: payload, s: string(payload)}
+	var err error
+	if q.Method, err = r.str(); err != nil {
+		return err
+	}
+	if q.Host, err = r.str(); err != nil {
+		return err
+	}
+	if q.URI, err = r.str(); err != nil {
+		return err
+	}
+	if q.Header, err = r.header(); err != nil {
+		return err
+	}
+	if q.Body, err = r.body(); err != nil {
+		return err
+	}
+	return nil
 }
 
 // decodeResponse reads a response frame's payload.
@@ -326,11 +335,18 @@ func (p *fwdResponse) decoded() *fwdResponse {
 // readFrame reads the next frame, of at most limit bytes: its kind, id and
 // payload.
 func readFrame(br *bufio.Reader, limit uint32) (byte, uint64, []byte, error) {
-	var head [frameHead]byte
-	if _, err := io.ReadFull(br, head[:]); err != nil {
+	// The head is read in br's buffer (an array of its own, handed to
+	// io.ReadFull, was an allocation per frame); the errors are ReadFull's.
+	head, err := br.Peek(frameHead)
+	if err != nil {
+		if len(head) > 0 && errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
 		return 0, 0, nil, err
 	}
 	n := binary.BigEndian.Uint32(head[:4])
+	kind, id := head[4], binary.BigEndian.Uint64(head[5:])
+	_, _ = br.Discard(frameHead)
 	if n < 9 || n > limit {
 		return 0, 0, nil, errFrame
 	}
@@ -338,7 +354,7 @@ func readFrame(br *bufio.Reader, limit uint32) (byte, uint64, []byte, error) {
 	if _, err := io.ReadFull(br, payload); err != nil {
 		return 0, 0, nil, err
 	}
-	return head[4], binary.BigEndian.Uint64(head[5:]), payload, nil
+	return kind, id, payload, nil
 }
 
 // frameWriter sends frames in as few writes as it can: frames are appended to
@@ -1154,8 +1170,8 @@ func (s *channelServer) serve(br *bufio.Reader) {
 		}
 		switch kind {
 		case frameRequest:
-			q, err := decodeRequest(payload)
-			if err != nil {
+			j := channelJob{id: id}
+			if err := decodeRequestInto(&j.q, payload); err != nil {
 				s.log.Warn("forward channel from a follower failed", "remote", s.remote, "err", err)
 				return
 			}
@@ -1163,7 +1179,8 @@ func (s *channelServer) serve(br *bufio.Reader) {
 			s.mu.Lock()
 			s.inflight[id] = cancel
 			s.mu.Unlock()
-			s.dispatch(channelJob{ctx: ctx, id: id, q: q})
+			j.ctx = ctx
+			s.dispatch(j)
 		case frameCancel:
 			s.mu.Lock()
 			cancel := s.inflight[id]
@@ -1182,7 +1199,7 @@ func (s *channelServer) serve(br *bufio.Reader) {
 type channelJob struct {
 	ctx context.Context
 	id  uint64
-	q   *fwdRequest
+	q   fwdRequest
 }
 
 // handlerIdle is how long a handler goroutine waits for the next request
@@ -1212,7 +1229,7 @@ func (s *channelServer) handleLoop(j channelJob) {
 	idle := time.NewTimer(handlerIdle)
 	defer idle.Stop()
 	for {
-		s.handle(j.ctx, j.id, j.q)
+		s.handle(j.ctx, j.id, &j.q)
 		j = channelJob{} // nothing of a served request is kept while idle
 		last := time.Now()
 		var ok bool
@@ -1281,19 +1298,24 @@ func (s *channelServer) request(ctx context.Context, q *fwdRequest) (*http.Reque
 	if err != nil {
 		return nil, err
 	}
-	req := &http.Request{
+	// A value, not a pointer: WithContext copies it into the request the
+	// handler gets (building one and copying it was two allocations).
+	req := http.Request{
 		Method: q.Method, URL: u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
 		Header: q.Header, Host: q.Host, RemoteAddr: s.remote, RequestURI: q.URI, TLS: s.tls,
 		ContentLength: int64(len(q.Body)), Body: http.NoBody,
 	}
 	if len(q.Body) > 0 {
-		req.Body = io.NopCloser(&sliceReader{b: q.Body})
+		req.Body = &sliceReader{b: q.Body}
 	}
 	return req.WithContext(ctx), nil
 }
 
-// sliceReader reads a byte slice (a bytes.Reader without its extras).
+// sliceReader reads a byte slice (a bytes.Reader without its extras); its
+// Close does nothing (it is a request's body as it is).
 type sliceReader struct{ b []byte }
+
+func (r *sliceReader) Close() error { return nil }
 
 func (r *sliceReader) Read(p []byte) (int, error) {
 	if len(r.b) == 0 {
