@@ -33,7 +33,9 @@ import (
 // difference is in it too, a longer round trip costs them some). The figures
 // move with the machine's load: compare builds in interleaved runs.
 // frames/write-follower is how many frames the follower's end of the channel
-// wrote per system call.
+// wrote per system call. "stub/hop" sends b.N writes each way in turns of a
+// few hundred, so that the load's changes fall on both alike, and reports
+// hop-cpu-us/op, their difference (its allocs/op are both ways' together).
 func BenchmarkForwardedWrite(b *testing.B) {
 	for _, mode := range []string{"stub", "apply"} {
 		if mode == "apply" && testing.Short() {
@@ -55,6 +57,97 @@ func BenchmarkForwardedWrite(b *testing.B) {
 				}
 			})
 		}
+		if mode == "stub" {
+			b.Run("stub/hop", func(b *testing.B) { hopWrites(b, lead.srv.URL, fol.srv.URL, key) })
+		}
+	}
+}
+
+// hopClients is how many clients per core send the benchmark's writes.
+const hopClients = 16
+
+// hopTurn is how many writes go one way before the next go the other.
+const hopTurn = 400
+
+// hopWrites sends b.N writes to the leader (direct) and b.N through the
+// follower, in turns of hopTurn with all clients on one way at a time, and
+// reports each way's CPU per write and their difference.
+func hopWrites(b *testing.B, direct, forwarded, key string) {
+	clients := hopClients * runtime.GOMAXPROCS(0)
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	ways := [2]func() error{writer(client, direct, key), writer(client, forwarded, key)}
+	turn := func(post func() error, n int) error {
+		var left atomic.Int64
+		left.Store(int64(n))
+		errs := make(chan error, clients)
+		for range clients {
+			go func() {
+				var err error
+				for err == nil && left.Add(-1) >= 0 {
+					err = post()
+				}
+				errs <- err
+			}()
+		}
+		var first error
+		for range clients {
+			if err := <-errs; err != nil && first == nil {
+				first = err
+			}
+		}
+		return first
+	}
+	for _, post := range ways { // warm up, as benchWrites
+		if err := turn(post, 4*hopTurn); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var cpu [2]time.Duration
+	b.ReportAllocs()
+	b.ResetTimer()
+	for done := 0; done < b.N; done += hopTurn {
+		n := min(hopTurn, b.N-done)
+		for i, post := range ways {
+			t0 := processCPU()
+			if err := turn(post, n); err != nil {
+				b.Fatal(err)
+			}
+			cpu[i] += processCPU() - t0
+		}
+	}
+	b.StopTimer()
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1e3 / float64(b.N) }
+	b.ReportMetric(per(cpu[0]), "direct-cpu-us/op")
+	b.ReportMetric(per(cpu[1]), "forwarded-cpu-us/op")
+	b.ReportMetric(per(cpu[1]-cpu[0]), "hop-cpu-us/op")
+}
+
+// processCPU is the CPU this process has used (getrusage: user and system).
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writer is a client's ticket creation at base with key: an error unless 201.
+func writer(client *http.Client, base, key string) func() error {
+	body := []byte(`{"subject":"bench","message":"benchmark ticket body","priority":"low"}`)
+	return func() error {
+		req, _ := http.NewRequest("POST", base+"/v1/tickets", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		got, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusCreated {
+			return &hopError{resp.StatusCode, got}
+		}
+		return nil
 	}
 }
 
@@ -92,29 +185,14 @@ func hopFollower(b *testing.B, lead *whAPI) *whAPI {
 	return fol
 }
 
-// benchWrites sends b.N ticket creations to base from 16 clients per core,
-// each with a kept-alive connection, and reports the process's CPU per request.
+// benchWrites sends b.N ticket creations to base from hopClients clients
+// per core, each with a kept-alive connection, and reports the process's CPU
+// per request.
 func benchWrites(b *testing.B, base, key string) {
-	const perCore = 16
-	tr := &http.Transport{MaxIdleConnsPerHost: perCore * runtime.GOMAXPROCS(0), MaxConnsPerHost: perCore * runtime.GOMAXPROCS(0)}
+	clients := hopClients * runtime.GOMAXPROCS(0)
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr}
-	body := []byte(`{"subject":"bench","message":"benchmark ticket body","priority":"low"}`)
-	post := func() error {
-		req, _ := http.NewRequest("POST", base+"/v1/tickets", bytes.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+key)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		defer resp.Body.Close()
-		got, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != http.StatusCreated {
-			return &hopError{resp.StatusCode, got}
-		}
-		return nil
-	}
+	post := writer(&http.Client{Transport: tr}, base, key)
 	// Warm up: connections open, the follower's channel dialled (requests
 	// that find it being dialled are proxied), goroutines and pools grown.
 	warm := time.Now().Add(time.Second)
@@ -124,11 +202,10 @@ func benchWrites(b *testing.B, base, key string) {
 		}
 	}
 	var failed atomic.Pointer[error]
-	var ru0, ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	cpu0 := processCPU()
 	b.ReportAllocs()
 	b.ResetTimer()
-	b.SetParallelism(perCore)
+	b.SetParallelism(hopClients)
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := post(); err != nil {
@@ -138,11 +215,10 @@ func benchWrites(b *testing.B, base, key string) {
 		}
 	})
 	b.StopTimer()
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := processCPU() - cpu0
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
-	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()) - time.Duration(ru0.Utime.Nano()+ru0.Stime.Nano())
 	b.ReportMetric(float64(cpu.Nanoseconds())/1e3/float64(b.N), "cpu-us/op")
 }
 
