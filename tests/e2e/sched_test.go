@@ -16,31 +16,37 @@ import (
 // why), drain lists the servers still on the node, uncordon lets placement use
 // it again; a template the node does not hold is refused.
 func (w *world) testScheduling(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	// Each admin call has a minute of its own: one context for the whole
+	// test ran out under load, when the server's creation (a guest's boot,
+	// its own 2 minutes) had taken most of it before the drain was asked.
+	call := func() context.Context {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		t.Cleanup(cancel)
+		return ctx
+	}
 	adm := w.c.AnyAlive(nil).Admin()
 	node := w.agent.ID
-	d, err := adm.CordonNode(ctx, node)
+	d, err := adm.CordonNode(call(), node)
 	if err != nil || !d.Cordoned || d.Draining {
 		t.Fatalf("cordon: %+v %v", d, err)
 	}
-	_, err = adm.CreateServer(ctx, api.AdminServerCreateRequest{AccountID: w.account, Plan: "nano", Template: tplA})
+	_, err = adm.CreateServer(call(), api.AdminServerCreateRequest{AccountID: w.account, Plan: "nano", Template: tplA})
 	var ae *api.Error
 	if !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict || ae.Code != "no_capacity" || !strings.Contains(ae.Message, "cordoned") {
 		t.Fatalf("create on the only, cordoned node: want 409 no_capacity naming the cordon, got %v", err)
 	}
-	if n, err := adm.AgentNode(ctx, node); err != nil || !n.Cordoned {
+	if n, err := adm.AgentNode(call(), node); err != nil || !n.Cordoned {
 		t.Fatalf("node show after cordon: %+v %v", n, err)
 	}
-	if d, err = adm.UncordonNode(ctx, node); err != nil || d.Cordoned {
+	if d, err = adm.UncordonNode(call(), node); err != nil || d.Cordoned {
 		t.Fatalf("uncordon: %+v %v", d, err)
 	}
-	_, err = adm.CreateServer(ctx, api.AdminServerCreateRequest{AccountID: w.account, Plan: "nano", Template: "no-such-template"})
+	_, err = adm.CreateServer(call(), api.AdminServerCreateRequest{AccountID: w.account, Plan: "nano", Template: "no-such-template"})
 	if !errors.As(err, &ae) || ae.StatusCode != http.StatusConflict || !strings.Contains(ae.Message, "no-such-template") {
 		t.Fatalf("create with a template no node holds: want 409 naming it, got %v", err)
 	}
 	created := w.createServer(t, "sched")
-	d, err = adm.DrainNode(ctx, node)
+	d, err = adm.DrainNode(call(), node)
 	if err != nil || !d.Draining || !d.Cordoned {
 		t.Fatalf("drain: %+v %v", d, err)
 	}
@@ -51,7 +57,7 @@ func (w *world) testScheduling(t *testing.T) {
 	if !found || d.Used.VCPUs < 1 {
 		t.Fatalf("drain lists %d servers (used %+v), want %s among them", len(d.Servers), d.Used, created.Server.ID)
 	}
-	if _, err = adm.UncordonNode(ctx, node); err != nil {
+	if _, err = adm.UncordonNode(call(), node); err != nil {
 		t.Fatal(err)
 	}
 	// Terminated servers leave the node's list.
@@ -60,7 +66,7 @@ func (w *world) testScheduling(t *testing.T) {
 		return cl.TerminateServer(ctx, created.Server.ID, "")
 	})
 	c.waitSuccess(acc.Action.ID, time.Minute)
-	if d, err = adm.AgentNodeDetail(ctx, node); err != nil {
+	if d, err = adm.AgentNodeDetail(call(), node); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range d.Servers {
