@@ -33,7 +33,8 @@ import (
 // difference is in it too, a longer round trip costs them some). The figures
 // move with the machine's load: compare builds in interleaved runs.
 // frames/write-follower is how many frames the follower's end of the channel
-// wrote per system call. "stub/hop" sends b.N writes each way in turns of a
+// wrote per system call since it was dialled (the warm-up and the earlier
+// rounds of b.N included). "stub/hop" sends b.N writes each way in turns of a
 // few hundred, so that the load's changes fall on both alike, and reports
 // hop-cpu-us/op, their difference (its allocs/op are both ways' together).
 func BenchmarkForwardedWrite(b *testing.B) {
@@ -50,7 +51,10 @@ func BenchmarkForwardedWrite(b *testing.B) {
 			b.Run(mode+"/"+via.name, func(b *testing.B) {
 				benchWrites(b, via.url, key)
 				if via.name == "forwarded" {
-					if c := fol.a.fwd.mux.cur; c != nil {
+					fol.a.fwd.mux.mu.Lock() // the channel's goroutines may redial
+					c := fol.a.fwd.mux.cur
+					fol.a.fwd.mux.mu.Unlock()
+					if c != nil {
 						f, w := c.w.counts()
 						b.ReportMetric(float64(f)/float64(max(w, 1)), "frames/write-follower")
 					}
