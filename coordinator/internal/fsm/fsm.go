@@ -89,8 +89,10 @@ type FSM struct {
 	usage   map[string]*ipam.Snapshot
 
 	// use is what each node's servers use, kept by the apply path
-	// (nodeusage.go); a new one after open or restore.
-	use *nodeUsage
+	// (nodeusage.go); a new one after open or restore. Atomic, not under
+	// mu: NodeUsed is read inside read transactions, which hold mu's read
+	// side already.
+	use atomic.Pointer[nodeUsage]
 
 	// txs and pages count the write transactions ApplyBatch committed and
 	// the bbolt pages they wrote, since the FSM was made (Collectors).
@@ -181,7 +183,7 @@ func (f *FSM) open() error {
 	}
 	f.db = db
 	f.pools = newPoolCache()
-	f.use = newNodeUsage()
+	f.use.Store(newNodeUsage())
 	f.usageMu.Lock()
 	f.usage = nil
 	f.usageMu.Unlock()
@@ -453,7 +455,7 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, n int, env *Envelope, seq
 	if env.Type == CmdNodeEnrol || env.Type == CmdNodeHello {
 		f.hostnamesChanged = true
 	}
-	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use, maxLevel: f.maxLevel}
+	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use.Load(), maxLevel: f.maxLevel}
 	if f.actionsWatch.Load() != nil {
 		c.actions = &f.actionsTouched
 	}

@@ -138,10 +138,13 @@ func (c *applyCtx) changeNodeUsed(nodeID string, f func(api.AgentNodeCapacity) a
 // (its last applied command), and false when it has not summed the nodes
 // since the database was opened or restored (the caller then sums the
 // node's servers itself). Placement reads it; the apply-time check decides.
+//
+// It takes no lock of the FSM's: the placement reads it inside a read
+// transaction (FSM.Read), which holds the read side of f.mu, and a second
+// RLock waits behind a Restore waiting for f.mu, which waits for that
+// transaction to end.
 func (f *FSM) NodeUsed(nodeID string) (api.AgentNodeCapacity, bool) {
-	f.mu.RLock()
-	u := f.use
-	f.mu.RUnlock()
+	u := f.use.Load()
 	u.mu.RLock()
 	defer u.mu.RUnlock()
 	return u.m[nodeID], u.complete
@@ -149,8 +152,9 @@ func (f *FSM) NodeUsed(nodeID string) (api.AgentNodeCapacity, bool) {
 
 // resetNodeUsage forgets every sum (each is summed again on first use).
 func (f *FSM) resetNodeUsage() {
-	f.use.mu.Lock()
-	clear(f.use.m)
-	f.use.complete = false
-	f.use.mu.Unlock()
+	u := f.use.Load()
+	u.mu.Lock()
+	clear(u.m)
+	u.complete = false
+	u.mu.Unlock()
 }

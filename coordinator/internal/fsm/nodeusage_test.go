@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"runtime"
 	"testing"
 	"time"
 
@@ -187,4 +188,37 @@ func dbNodeUsed(t *testing.T, f *FSM, node string) api.AgentNodeCapacity {
 		t.Fatal(err)
 	}
 	return used
+}
+
+// TestNodeUsedInsideAReadWhileARestoreWaits: the leader's placement reads
+// NodeUsed inside its read transaction (httpapi placementCandidates) while
+// a Restore (cluster restore, or a snapshot the leader sends) may ask for
+// the FSM's lock. NodeUsed took that lock's read side a second time: with a
+// writer waiting, sync.RWMutex blocks a new RLock, so the read never ended
+// and the Restore never started (the coordinator's applies stopped behind
+// it). Here a writer waits for the lock while a read holds it; NodeUsed
+// must still answer. The 30 s bound only stops a deadlocked test.
+func TestNodeUsedInsideAReadWhileARestoreWaits(t *testing.T) {
+	f := open(t, filepath.Join(t.TempDir(), "fsm.db"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = f.Read(func(store.ReadTx) error {
+			// As Restore: the lock, then (fsm.open) a new usage.
+			go func() { f.mu.Lock(); f.use.Store(newNodeUsage()); f.mu.Unlock() }()
+			// Until the writer waits: only then does TryRLock fail.
+			for f.mu.TryRLock() {
+				f.mu.RUnlock()
+				runtime.Gosched()
+			}
+			f.NodeUsed("hv-1")
+			return nil
+		})
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("NodeUsed inside a read transaction did not return while a Restore waited for the FSM's lock: deadlock")
+	}
+	f.Close()
 }
