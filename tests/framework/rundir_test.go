@@ -27,21 +27,7 @@ func TestSweepRemovesOnlyDeadOwnersRunDirs(t *testing.T) {
 		select {} // until killed
 	}
 	parent := t.TempDir()
-	helper := exec.Command(os.Args[0], "-test.run", "^"+t.Name()+"$")
-	helper.Env = append(os.Environ(), "HOSTPLANE_FW_RUNDIR_HELPER=1", "TMPDIR="+parent)
-	out, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = helper.Process.Kill(); _ = helper.Wait() }()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("the helper said %q (%v), want its directory", line, err)
-	}
-	dir := strings.TrimSpace(line)
+	helper, dir := startDirHelper(t, parent)
 	runDir := filepath.Dir(dir)
 	start, err := procStart(helper.Process.Pid)
 	if err != nil {
@@ -151,23 +137,8 @@ func TestRemoveTempLeavesNothing(t *testing.T) {
 // directory.
 func TestSweepRemovesAZombieOwnersRunDir(t *testing.T) {
 	parent := t.TempDir()
-	// TestSweepRemovesOnlyDeadOwnersRunDirs's helper: makes a directory,
-	// prints it and waits to be killed.
-	helper := exec.Command(os.Args[0], "-test.run", "^TestSweepRemovesOnlyDeadOwnersRunDirs$")
-	helper.Env = append(os.Environ(), "HOSTPLANE_FW_RUNDIR_HELPER=1", "TMPDIR="+parent)
-	out, err := helper.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := helper.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = helper.Process.Kill(); _ = helper.Wait() }()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		t.Fatalf("the helper said %q (%v), want its directory", line, err)
-	}
-	runDir := filepath.Dir(strings.TrimSpace(line))
+	helper, dir := startDirHelper(t, parent)
+	runDir := filepath.Dir(dir)
 	if err := helper.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -182,4 +153,27 @@ func TestSweepRemovesAZombieOwnersRunDir(t *testing.T) {
 	if removed := SweepRunDirs(parent); !slices.Equal(removed, []string{runDir}) {
 		t.Fatalf("a sweep while the owner is a zombie removed %q, want %s", removed, runDir)
 	}
+}
+
+// startDirHelper starts TestSweepRemovesOnlyDeadOwnersRunDirs's helper, a
+// test process with parent as its TMPDIR that makes a directory with
+// MkdirTemp, prints it and waits to be killed; it returns the process and
+// that directory. The helper is killed and reaped when t ends.
+func startDirHelper(t *testing.T, parent string) (*exec.Cmd, string) {
+	t.Helper()
+	helper := exec.Command(os.Args[0], "-test.run", "^TestSweepRemovesOnlyDeadOwnersRunDirs$")
+	helper.Env = append(os.Environ(), "HOSTPLANE_FW_RUNDIR_HELPER=1", "TMPDIR="+parent)
+	out, err := helper.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := helper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = helper.Process.Kill(); _ = helper.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("the helper said %q (%v), want its directory", line, err)
+	}
+	return helper, strings.TrimSpace(line)
 }
