@@ -534,7 +534,6 @@ func applyTicketStatus(c *applyCtx, p TicketStatus) (any, error) {
 func applyIdemExpire(c *applyCtx, p IdemExpire) (any, error) {
 	b := c.tx.Bucket(store.BucketIdempotency)
 	var dead [][]byte
-	var bodies []string // the bodies of the dead records kept apart (LevelIdemBodies)
 	err := b.ForEach(func(k, v []byte) error {
 		if p.Limit > 0 && len(dead) >= p.Limit {
 			return nil
@@ -542,9 +541,6 @@ func applyIdemExpire(c *applyCtx, p IdemExpire) (any, error) {
 		var rec store.IdemRecord
 		if json.Unmarshal(v, &rec) == nil && !rec.ExpiresAt.After(c.at) {
 			dead = append(dead, append([]byte{}, k...))
-			if rec.BodyRef != "" {
-				bodies = append(bodies, rec.BodyRef)
-			}
 		}
 		return nil
 	})
@@ -553,11 +549,6 @@ func applyIdemExpire(c *applyCtx, p IdemExpire) (any, error) {
 	}
 	if err := deleteKeys(b, dead); err != nil {
 		return nil, err
-	}
-	for _, ref := range bodies {
-		if err := store.DeleteIdemBody(c.tx, ref); err != nil {
-			return nil, err
-		}
 	}
 	return len(dead), nil
 }

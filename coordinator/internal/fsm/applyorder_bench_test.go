@@ -31,9 +31,7 @@ import (
 // a write of its own), which is what an order's CPU follows. The three
 // run at this binary's MaxLevel; order-level9 is order on a state at the
 // level before LevelOwnerIDs (server_ids and invoice_ids written), as a
-// cluster not yet upgraded applies it; order-level10 and ticket-level10 are
-// order and ticket at the level before LevelIdemBodies (the answers'
-// bodies in the Idempotency-Key records).
+// cluster not yet upgraded applies it.
 //
 //	go test ./coordinator/internal/fsm -run '^$' -bench ApplyOrder -benchmem
 func BenchmarkApplyOrder(b *testing.B) {
@@ -41,8 +39,6 @@ func BenchmarkApplyOrder(b *testing.B) {
 	b.Run("order-addr", func(b *testing.B) { benchApplyOrder(b, "order-addr", MaxLevel) })
 	b.Run("ticket", func(b *testing.B) { benchApplyOrder(b, "ticket", MaxLevel) })
 	b.Run("order-level9", func(b *testing.B) { benchApplyOrder(b, "order", LevelOwnerIDs-1) })
-	b.Run("order-level10", func(b *testing.B) { benchApplyOrder(b, "order", LevelIdemBodies-1) })
-	b.Run("ticket-level10", func(b *testing.B) { benchApplyOrder(b, "ticket", LevelIdemBodies-1) })
 }
 
 // applyOrderBatch is how many commands one group commit of the benchmark holds.

@@ -374,7 +374,7 @@ func (f *FSM) applyOne(tx *bolt.Tx, l *raft.Log) any {
 				out[i] = &Result{Err: fmt.Errorf("%w: bad command %d in batch", ErrInvalid, i)}
 				continue
 			}
-			out[i] = f.applyEnvelope(tx, l.Index, i, &subs[i], &seq)
+			out[i] = f.applyEnvelope(tx, l.Index, &subs[i], &seq)
 		}
 		return out
 	}
@@ -385,7 +385,7 @@ func (f *FSM) applyOne(tx *bolt.Tx, l *raft.Log) any {
 	}
 	var seq uint16
 	if env.Type != CmdBatch {
-		return f.applyEnvelope(tx, l.Index, 0, env, &seq)
+		return f.applyEnvelope(tx, l.Index, env, &seq)
 	}
 	// A group commit: many proposals in one log entry, applied in order, each
 	// with its own result, as if they were consecutive entries.
@@ -401,15 +401,14 @@ func (f *FSM) applyOne(tx *bolt.Tx, l *raft.Log) any {
 			out[i] = &Result{Err: fmt.Errorf("%w: bad command %d in batch", ErrInvalid, i)}
 			continue
 		}
-		out[i] = f.applyEnvelope(tx, l.Index, i, sub, &seq)
+		out[i] = f.applyEnvelope(tx, l.Index, sub, &seq)
 	}
 	return out
 }
 
-// applyEnvelope applies one command, the n-th (from 0) of the log entry at
-// index; seq numbers the outbox events of the log entry across the commands
-// of a batch.
-func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, n int, env *Envelope, seq *uint16) *Result {
+// applyEnvelope applies one command; seq numbers the outbox events of the log
+// entry across the commands of a batch.
+func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint16) *Result {
 	f.noteAt(env.At)
 	h, ok := handlers[env.Type]
 	if !ok {
@@ -419,14 +418,12 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, n int, env *Envelope, seq
 		return &Result{Err: fmt.Errorf("%w: unknown command type %d", ErrInvalid, env.Type)}
 	}
 	var idemKey []byte
-	var oldBodyRef string
 	if env.Idem != nil {
 		idemKey = []byte(env.Idem.Scope)
 		var rec store.IdemRecord
 		// A record past its TTL (by the command's own time) no longer counts, even
 		// before the sweep removes it.
-		err := store.GetJSON(tx, store.BucketIdempotency, idemKey, &rec)
-		if err == nil && rec.ExpiresAt.After(env.At) {
+		if err := store.GetJSON(tx, store.BucketIdempotency, idemKey, &rec); err == nil && rec.ExpiresAt.After(env.At) {
 			if rec.ReqHash != env.Idem.ReqHash {
 				return &Result{Err: ErrIdemMismatch}
 			}
@@ -436,10 +433,6 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, n int, env *Envelope, seq
 				return &Result{Err: err}
 			}
 			return &Result{Replayed: &rec}
-		}
-		if err == nil {
-			// Expired, not swept yet: this command's record replaces it.
-			oldBodyRef = rec.BodyRef
 		}
 	}
 	if env.Type == CmdKeyCreate || env.Type == CmdKeyRevoke || env.Type == CmdAccountKeyCreate || env.Type == CmdAccountKeyRevoke {
@@ -494,12 +487,6 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, n int, env *Envelope, seq
 	if idemKey != nil {
 		rec, err := idemRecord(c, env, val)
 		if err != nil {
-			return &Result{Err: err}
-		}
-		if err := store.DeleteIdemBody(tx, oldBodyRef); err != nil {
-			return &Result{Err: err}
-		}
-		if err := idemBodyApart(c, n, &rec); err != nil {
 			return &Result{Err: err}
 		}
 		if err := store.PutIdemRecord(tx, idemKey, &rec); err != nil {

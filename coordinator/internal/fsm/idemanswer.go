@@ -35,11 +35,6 @@ func applyIdemAnswer(c *applyCtx, p IdemAnswer) (any, error) {
 	case !rec.ExpiresAt.After(c.at) || rec.ReqHash != p.ReqHash:
 		return nil, fmt.Errorf("%w: no idempotency record %q of this request", ErrNotFound, p.Scope)
 	}
-	// The answer is written into the record itself at every level (an
-	// answer replaced is rare): a body kept apart (LevelIdemBodies) goes.
-	if err := store.DeleteIdemBody(c.tx, rec.BodyRef); err != nil {
-		return nil, err
-	}
-	rec.Status, rec.Body, rec.Ticket, rec.BodyRef = p.Status, p.Body, nil, ""
+	rec.Status, rec.Body, rec.Ticket = p.Status, p.Body, nil
 	return nil, store.PutJSON(c.tx, store.BucketIdempotency, []byte(p.Scope), rec)
 }

@@ -38,13 +38,10 @@ import (
 // each attempt whose id the delivery log holds (LevelWebhookAttemptOnce).
 // Level 10 indexes a new server's and a new invoice's id in one bucket,
 // owner_ids, instead of server_ids and invoice_ids (LevelOwnerIDs): an
-// order writes one tree fewer. Level 11 keeps an Idempotency-Key record's
-// answer body apart from the record, in idem_bodies keyed by Raft index
-// (LevelIdemBodies): the leaf each command rewrites where its key sorts
-// holds small records.
+// order writes one tree fewer.
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 11
+const MaxLevel uint16 = 10
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {

@@ -21,9 +21,7 @@ import (
 // by their provisioning's end, to more than 55 %; bbolt's default split
 // leaves such pages about half full. Both replicas hold the same. Below
 // LevelOwnerIDs the server and invoice ids are indexed in server_ids and
-// invoice_ids, from it in owner_ids (the other two stay empty). The
-// commands carry no Idempotency-Key: idem_bodies stays empty
-// (TestIdemBodiesPages checks its pages).
+// invoice_ids, from it in owner_ids (the other two stay empty).
 func TestAppendOnlyBucketsPacked(t *testing.T) {
 	for _, level := range []uint16{LevelOwnerIDs - 1, LevelOwnerIDs} {
 		t.Run(fmt.Sprintf("level %d", level), func(t *testing.T) { testAppendOnlyBucketsPacked(t, level) })
@@ -32,9 +30,9 @@ func TestAppendOnlyBucketsPacked(t *testing.T) {
 
 // testAppendOnlyBucketsPacked is TestAppendOnlyBucketsPacked at level (2 or more).
 func testAppendOnlyBucketsPacked(t *testing.T, level uint16) {
-	unused := [][]byte{store.BucketOwnerIDs, store.BucketIdemBodies}
+	unused := [][]byte{store.BucketOwnerIDs}
 	if level >= LevelOwnerIDs {
-		unused = [][]byte{store.BucketServerIDs, store.BucketInvoiceIDs, store.BucketIdemBodies}
+		unused = [][]byte{store.BucketServerIDs, store.BucketInvoiceIDs}
 	}
 	var appendOnly [][]byte
 	for _, b := range store.AppendOnlyBuckets {

@@ -58,8 +58,7 @@ func encodeAnswer(val any) ([]byte, bool) {
 }
 
 // ResolveIdem is the record rec as it is replayed: rec itself, or, for a
-// record whose body is kept apart (rec.BodyRef, LevelIdemBodies), rec with
-// that body, or, for a ticket reply's record (rec.Ticket), the answer rebuilt from the ticket as
+// ticket reply's record (rec.Ticket), the answer rebuilt from the ticket as
 // it is now in r: its thread cut to the messages it held then, its status
 // and updated_at put back, encoded as the route encodes it (EncodeTicket,
 // which writes json.Marshal's bytes). Both replays use it: the FSM's (a
@@ -74,16 +73,6 @@ func encodeAnswer(val any) ([]byte, bool) {
 // messages than the record counts is an error (an internal one, a 500 and a
 // log line, never a wrong answer).
 func ResolveIdem(r store.ReadTx, rec store.IdemRecord) (store.IdemRecord, error) {
-	if rec.BodyRef != "" {
-		// The body kept apart (LevelIdemBodies): the answer as it was
-		// first sent, byte for byte.
-		body, err := r.IdemBody(rec.BodyRef)
-		if err != nil {
-			return rec, fmt.Errorf("idempotency record cannot be replayed: %v", err)
-		}
-		rec.Body, rec.BodyRef = body, ""
-		return rec, nil
-	}
 	k := rec.Ticket
 	if k == nil {
 		return rec, nil

@@ -2,9 +2,6 @@ package store
 
 import (
 	"encoding/base64"
-	"encoding/binary"
-	"encoding/hex"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -15,79 +12,14 @@ import (
 // IdemRecord is a stored Idempotency-Key response: its status and Body, or,
 // for a customer's ticket reply at semantics level 5 and later
 // (fsm.LevelTicketReplyIdem), Ticket and no Body: what fsm.ResolveIdem
-// rebuilds the answer from, or, from semantics level 11 on
-// (fsm.LevelIdemBodies), BodyRef and no Body: the body is in
-// BucketIdemBodies under the key BodyRef names. A reader replays a record
-// only through fsm.ResolveIdem.
+// rebuilds the answer from. A reader replays a record only through
+// fsm.ResolveIdem.
 type IdemRecord struct {
 	ReqHash   string      `json:"req_hash"`
 	Status    int         `json:"status"`
 	Body      []byte      `json:"body"`
 	ExpiresAt time.Time   `json:"expires_at"`
 	Ticket    *IdemTicket `json:"ticket,omitempty"`
-	// BodyRef is the body's key in BucketIdemBodies in hex (IdemBodyKey);
-	// "" when the record holds its body (or Ticket) itself.
-	BodyRef string `json:"body_ref,omitempty"`
-}
-
-// IdemBodyKey is the key in BucketIdemBodies of the body of the n-th
-// command (from 0) of the Raft entry at index: keys sort in the log's
-// order, so the bodies a commit writes append to the bucket's last leaf and
-// the oldest are at its front.
-func IdemBodyKey(index uint64, n uint16) []byte {
-	return binary.BigEndian.AppendUint16(binary.BigEndian.AppendUint64(make([]byte, 0, 10), index), n)
-}
-
-// idemBodyKeyOf is the key BodyRef names, or false when ref names none.
-func idemBodyKeyOf(ref string) ([]byte, bool) {
-	k, err := hex.DecodeString(ref)
-	return k, err == nil && len(k) == 10
-}
-
-// PutIdemBody stores body under IdemBodyKey(index, n) and returns the
-// BodyRef that names it (the FSM writes, from semantics level 11 on), or
-// "" and writes nothing when that key holds a body already: Raft indexes
-// are not unique across a cluster restore (a backup installed on a
-// cluster whose log is behind the backup's goes on at its own indexes, so
-// its commands reach the indexes the backup's bodies were written at), and
-// a body is never replaced by another record's. The caller then keeps the
-// body in its record.
-func PutIdemBody(tx *bolt.Tx, index uint64, n uint16, body []byte) (string, error) {
-	k := IdemBodyKey(index, n)
-	b := tx.Bucket(BucketIdemBodies)
-	if b.Get(k) != nil {
-		return "", nil
-	}
-	if err := b.Put(k, body); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(k), nil
-}
-
-// DeleteIdemBody removes the body ref names ("" names none: nothing to do),
-// when its record is removed or rewritten with its body in it.
-func DeleteIdemBody(tx *bolt.Tx, ref string) error {
-	if ref == "" {
-		return nil
-	}
-	k, ok := idemBodyKeyOf(ref)
-	if !ok {
-		return fmt.Errorf("idempotency record's body_ref %q is not a body key", ref)
-	}
-	return tx.Bucket(BucketIdemBodies).Delete(k)
-}
-
-// IdemBody is a copy of the body ref names.
-func (r ReadTx) IdemBody(ref string) ([]byte, error) {
-	k, ok := idemBodyKeyOf(ref)
-	if !ok {
-		return nil, fmt.Errorf("idempotency record's body_ref %q is not a body key", ref)
-	}
-	v := r.tx.Bucket(BucketIdemBodies).Get(k)
-	if v == nil {
-		return nil, fmt.Errorf("idempotency body %s: %w", ref, ErrNotFound)
-	}
-	return append([]byte(nil), v...), nil
 }
 
 // IdemTicket is what the record of a ticket reply keeps of its answer (the
@@ -148,9 +80,6 @@ func EncodeIdemRecord(rec *IdemRecord) ([]byte, bool) {
 		b = append(b, `,"updated_at":`...)
 		b, ok = plainjson.AppendTime(b, k.UpdatedAt)
 		b = append(b, '}')
-	}
-	if rec.BodyRef != "" && ok {
-		b = plainjson.AppendStringField(b, `,"body_ref":`, rec.BodyRef)
 	}
 	return closeObject(b, ok)
 }

@@ -74,8 +74,8 @@ func TestAllBucketsAreCreatedAndDistinct(t *testing.T) {
 			}
 		}
 	}
-	if len(AllBuckets) != 39+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets)+len(RegDomainBuckets) {
-		t.Errorf("AllBuckets has %d buckets, want %d (update this test when a bucket is added)", len(AllBuckets), 39+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets)+len(RegDomainBuckets))
+	if len(AllBuckets) != 38+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets)+len(RegDomainBuckets) {
+		t.Errorf("AllBuckets has %d buckets, want %d (update this test when a bucket is added)", len(AllBuckets), 38+len(OAuthBuckets)+len(HostingBuckets)+len(CatalogueBuckets)+len(RegDomainBuckets))
 	}
 }
 

@@ -48,17 +48,8 @@ var (
 	// Bookkeeping (schema.go, idempotency.go, outbox.go, cluster.go).
 	BucketCounters    = []byte("counters")    // name → uint64
 	BucketIdempotency = []byte("idempotency") // keyID/<idempotency key> → IdemRecord
-	// BucketIdemBodies holds the answers of the Idempotency-Key records
-	// written from semantics level 11 on (fsm LevelIdemBodies), keyed by
-	// the Raft index of the entry that wrote them and the command's place
-	// in it (IdemBodyKey): the record under the key keeps what the
-	// in-flight and conflict checks read and the body's key (BodyRef), so
-	// that its leaf, one per command wherever the client's key sorts, holds
-	// small records, and the answers of one group commit append to one
-	// leaf (idempotency.go).
-	BucketIdemBodies = []byte("idem_bodies") // <8-byte raft index><2-byte command of the entry> → the answer's body
-	BucketOutbox     = []byte("outbox")      // <8-byte raft index><2-byte seq> → Event
-	BucketCluster    = []byte("cluster")     // coordinator ID → ClusterNode
+	BucketOutbox      = []byte("outbox")      // <8-byte raft index><2-byte seq> → Event
+	BucketCluster     = []byte("cluster")     // coordinator ID → ClusterNode
 
 	// Webhooks (webhooks.go). Subscription and delivery keys start with the
 	// owner so a prefix scan lists one account's subscriptions or one
@@ -183,7 +174,7 @@ var (
 var AllBuckets = [][]byte{
 	BucketMeta, BucketAccounts, BucketEmails, BucketKeys, BucketKeyHashes, BucketKeyUsage,
 	BucketWalletTx, BucketInvoices, BucketInvoiceIDs, BucketTickets, BucketTicketIDs, BucketTicketList, BucketCounters,
-	BucketIdempotency, BucketIdemBodies, BucketOutbox, BucketCluster,
+	BucketIdempotency, BucketOutbox, BucketCluster,
 	BucketWebhooks, BucketWebhookIDs, BucketWebhookDeliveries, BucketWebhookPending, BucketWebhookAttempts, BucketWebhookMeta,
 	BucketWebhookAttemptIDs,
 	BucketAgentNodes, BucketJoinTokens, BucketNodeCA, BucketSessionAddrs,
@@ -199,13 +190,13 @@ var AllBuckets = [][]byte{
 }
 
 // AppendOnlyBuckets are the buckets whose new keys sort after the keys
-// already there and whose values are written once: the outbox and the
-// idempotency answers (keyed by Raft index, pruned from their front) and the id indexes of servers,
+// already there and whose values are written once: the outbox (keyed by
+// Raft index, pruned from its front) and the id indexes of servers,
 // invoices and tickets (keyed by time-ordered ids, or their time first in
 // owner_ids; one made on a
 // coordinator whose clock is some milliseconds behind lands just before the
 // end and splits that one page). PackAppends fills their pages.
-var AppendOnlyBuckets = [][]byte{BucketOutbox, BucketServerIDs, BucketInvoiceIDs, BucketTicketIDs, BucketOwnerIDs, BucketIdemBodies}
+var AppendOnlyBuckets = [][]byte{BucketOutbox, BucketServerIDs, BucketInvoiceIDs, BucketTicketIDs, BucketOwnerIDs}
 
 // AppendMostlyBuckets are the buckets an order writes whose new keys sort
 // after the keys of their owner already there (time-ordered ids after the
