@@ -29,5 +29,13 @@ func SetFastCalls(on bool) bool { return !fastOff.Swap(!on) }
 // DecodeFast exposes the fast path's JSON-RPC decoder.
 var DecodeFast = decodeFast
 
+// HoldSessionCleanup holds back the fast path's clean-up of the sessions
+// that end until release is called.
+func HoldSessionCleanup() (release func()) {
+	g := make(chan struct{})
+	cleanupGate.Store(&g)
+	return func() { cleanupGate.Store(nil); close(g) }
+}
+
 // FastServed is how many calls the fast path answered so far.
 func FastServed() int64 { return fastServed.Load() }

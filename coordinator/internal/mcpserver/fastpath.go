@@ -43,6 +43,11 @@ var fastOff atomic.Bool
 // fastServed counts the calls the fast path answered (tests check it ran).
 var fastServed atomic.Int64
 
+// cleanupGate, when set (tests), holds back the fast path's clean-up of an
+// ended session until the channel is closed: a session's DELETE must not
+// count on that clean-up having run (forget).
+var cleanupGate atomic.Pointer[chan struct{}]
+
 // fastTouch: a session goes through the SDK at least this often, which
 // proves it is still open there and keeps its idle timeout running as if
 // every call had gone through it.
@@ -117,6 +122,9 @@ func (f *fastCalls) record(ss *mcp.ServerSession, req mcp.Request, ready bool) *
 		f.sessions[id] = fs
 		go func() {
 			_ = ss.Wait()
+			if g := cleanupGate.Load(); g != nil {
+				<-*g
+			}
 			f.mu.Lock()
 			delete(f.sessions, id)
 			f.mu.Unlock()
@@ -356,6 +364,14 @@ func (f *fastCalls) serve(w http.ResponseWriter, r *http.Request, c httpapi.Call
 		return false
 	}
 	return f.serveBody(w, r, c, body)
+}
+
+// forget removes session id (ended by its DELETE): the calls sent on it
+// from now on go to the SDK, which answers 404.
+func (f *fastCalls) forget(id string) {
+	f.mu.Lock()
+	delete(f.sessions, id)
+	f.mu.Unlock()
 }
 
 // known reports whether session id is one the SDK initialized for account

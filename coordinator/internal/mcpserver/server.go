@@ -610,6 +610,14 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			go endWithCredentials(ctx, cancel, authn, r)
 		}
 		verified.ServeHTTP(nw, r.WithContext(context.WithValue(ctx, tokenInfoKey{}, ti)))
+		if r.Method == http.MethodDelete && nw.code/100 == 2 {
+			// The SDK ended the session: the fast path forgets it before
+			// this handler returns (and so before the 204, which has no
+			// body, is sent), not when the session's clean-up gets to it:
+			// a call sent right after the DELETE's answer was answered on
+			// the ended session.
+			fast.forget(r.Header.Get(fastSessionHdr))
+		}
 		if nw.plain != 0 {
 			answer(sdkRefusal(r.Method, nw.plain, w.Header().Get("Allow"), nw.text.String()))
 		}
@@ -696,6 +704,7 @@ func dataAfterValue(body []byte) bool {
 type noStoreWriter struct {
 	http.ResponseWriter
 	wrote bool
+	code  int       // the status the SDK wrote first
 	lim   *limitBox // X-RateLimit-* headers of a tool call's count
 	plain int
 	text  bytes.Buffer
@@ -730,7 +739,7 @@ var noStore = []string{"no-store, no-transform"}
 
 func (w *noStoreWriter) WriteHeader(code int) {
 	if !w.wrote {
-		w.wrote = true
+		w.wrote, w.code = true, code
 		if _, ok := w.Header()["Cache-Control"]; ok {
 			w.Header()["Cache-Control"] = noStore
 		}
