@@ -7,11 +7,11 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -114,11 +114,11 @@ func hopWrites(b *testing.B, direct, forwarded, key string) {
 	for done := 0; done < b.N; done += hopTurn {
 		n := min(hopTurn, b.N-done)
 		for i, post := range ways {
-			t0 := processCPU()
+			t0 := proccpu.Self()
 			if err := turn(post, n); err != nil {
 				b.Fatal(err)
 			}
-			cpu[i] += processCPU() - t0
+			cpu[i] += proccpu.Self() - t0
 		}
 	}
 	b.StopTimer()
@@ -126,13 +126,6 @@ func hopWrites(b *testing.B, direct, forwarded, key string) {
 	b.ReportMetric(per(cpu[0]), "direct-cpu-us/op")
 	b.ReportMetric(per(cpu[1]), "forwarded-cpu-us/op")
 	b.ReportMetric(per(cpu[1]-cpu[0]), "hop-cpu-us/op")
-}
-
-// processCPU is the CPU this process has used (getrusage: user and system).
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // writer is a client's ticket creation at base with key: an error unless 201.
@@ -206,7 +199,7 @@ func benchWrites(b *testing.B, base, key string) {
 		}
 	}
 	var failed atomic.Pointer[error]
-	cpu0 := processCPU()
+	cpu0 := proccpu.Self()
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.SetParallelism(hopClients)
@@ -219,7 +212,7 @@ func benchWrites(b *testing.B, base, key string) {
 		}
 	})
 	b.StopTimer()
-	cpu := processCPU() - cpu0
+	cpu := proccpu.Self() - cpu0
 	if err := failed.Load(); err != nil {
 		b.Fatal(*err)
 	}
