@@ -3,6 +3,7 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"time"
@@ -23,6 +24,18 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("%d %s: %s (%s)", e.StatusCode, e.Err, e.Message, e.Code)
 	}
 	return fmt.Sprintf("%d %s: %s", e.StatusCode, e.Err, e.Message)
+}
+
+// StatusOf is the status of the *Error err wraps (errors.As): the answer's
+// HTTP status when err is a coordinator's error answer as pkg/client returns
+// it, 0 when err is nil or wraps none (a network error, a timeout, a
+// canceled context).
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.StatusCode
+	}
+	return 0
 }
 
 // NewError builds an error body with the reason phrase filled from the status.

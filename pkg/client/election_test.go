@@ -110,8 +110,7 @@ func TestAdminSendsAgainWhileNoLeaderIsKnown(t *testing.T) {
 			})
 			a.ElectionWait = c.wait
 			err := a.Do(context.Background(), "POST", "/admin/accounts", c.body, nil)
-			var ae *api.Error
-			if !errors.As(err, &ae) || ae.StatusCode != 503 || calls.Load() != 1 {
+			if api.StatusOf(err) != 503 || calls.Load() != 1 {
 				t.Fatalf("err %v after %d requests: want the 503 after one", err, calls.Load())
 			}
 		})

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"errors"
 	"math"
 	"net/http"
 	"strings"
@@ -97,7 +96,7 @@ func TestMoneyResellerPricesAndLimits(t *testing.T) {
 		{DiscountPercent: -1}, {DiscountPercent: 101}, {DiscountPercent: math.MaxInt64},
 		{Prices: map[string]int64{"vps-a": -1}}, {Prices: map[string]int64{"vps-a": 100_000_001}}, {Prices: map[string]int64{"vps-a": math.MinInt64}},
 	} {
-		if _, err := adm.SetAccountPricing(m.ctx, m.accA.ID, bad); statusOf(err) != http.StatusBadRequest {
+		if _, err := adm.SetAccountPricing(m.ctx, m.accA.ID, bad); api.StatusOf(err) != http.StatusBadRequest {
 			t.Errorf("terms %+v: %v, want a 400", bad, err)
 		}
 	}
@@ -106,7 +105,7 @@ func TestMoneyResellerPricesAndLimits(t *testing.T) {
 	}
 	bal := m.balance(m.keyA)
 	for _, amount := range []int64{0, -1, -serverPrice, 1_000_000_000_001, math.MaxInt64, math.MinInt64} {
-		if _, err := adm.CreditWallet(m.ctx, m.accA.ID, api.WalletCreditRequest{AmountUsdCents: amount, Gateway: "test"}); statusOf(err) != http.StatusBadRequest {
+		if _, err := adm.CreditWallet(m.ctx, m.accA.ID, api.WalletCreditRequest{AmountUsdCents: amount, Gateway: "test"}); api.StatusOf(err) != http.StatusBadRequest {
 			t.Errorf("a top-up of %d: %v, want a 400", amount, err)
 		}
 	}
@@ -119,13 +118,4 @@ func TestMoneyResellerPricesAndLimits(t *testing.T) {
 	if b := m.balance(m.keyA); b != bal+2_000_000_000_000 {
 		t.Fatalf("balance %d after two top-ups of 10^12 cents on %d", b, bal)
 	}
-}
-
-// statusOf is an API error's status (0: no API error).
-func statusOf(err error) int {
-	var e *api.Error
-	if errors.As(err, &e) {
-		return e.StatusCode
-	}
-	return 0
 }

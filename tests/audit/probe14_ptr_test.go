@@ -290,7 +290,7 @@ func TestProbe14ReverseDNS(t *testing.T) {
 			"0.0.8.b.d.0.1.0.0.2.ip6.arpa.extra", "zz.0.0.8.b.d.0.1.0.0.2.ip6.arpa", strings.Repeat("1.", 140) + "in-addr.arpa",
 		} {
 			for _, pool := range []string{"pub4", "pub6", "nope"} {
-				if _, err := adm.AddReverseZone(r.ctx, api.ReverseZoneRequest{Zone: z, Pool: pool}); statusOf(err) != http.StatusBadRequest && statusOf(err) != http.StatusConflict && statusOf(err) != http.StatusNotFound {
+				if _, err := adm.AddReverseZone(r.ctx, api.ReverseZoneRequest{Zone: z, Pool: pool}); api.StatusOf(err) != http.StatusBadRequest && api.StatusOf(err) != http.StatusConflict && api.StatusOf(err) != http.StatusNotFound {
 					t.Errorf("reverse zone %q for %s: %v, want a 4xx", z, pool, err)
 				}
 			}

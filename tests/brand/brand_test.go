@@ -7,7 +7,6 @@ package brand
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -435,8 +434,7 @@ func TestSeed444host(t *testing.T) {
 	if q, err := cl.QuoteServer(ctx, api.ServerOrderRequest{PlanSlug: "vps-2", Label: "q", Hostname: "q", OSTemplate: "base"}); err != nil || q.YourMonthlyUsdCents != 960 {
 		t.Errorf("client QuoteServer: %v %+v", err, q)
 	}
-	var ae *api.Error
-	if _, err := a.Client(key).Servers(ctx, 1, 10); !errors.As(err, &ae) || ae.StatusCode != 404 {
+	if _, err := a.Client(key).Servers(ctx, 1, 10); api.StatusOf(err) != 404 {
 		t.Errorf("a sunucu client on 444host: %v, want 404", err)
 	}
 

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"testing"
 	"time"
@@ -56,8 +55,8 @@ func (c *apiClient) try(method, path string, body any) (reply, error) {
 // retryable is a 503 (leadership settling) or a transport failure: what a
 // client retries while a new leader is elected.
 func retryable(err error) bool {
-	var ae *api.Error
-	return !errors.As(err, &ae) || ae.StatusCode == http.StatusServiceUnavailable
+	st := api.StatusOf(err)
+	return st == 0 || st == http.StatusServiceUnavailable
 }
 
 // retry503 makes a typed call until it answers other than 503 or a transport

@@ -667,8 +667,7 @@ func (c *ProcessCluster) NewAccount(ctx context.Context, email string, scopes ..
 	var acc api.Account
 	err := Resend(ctx, func(ctx context.Context, again bool) (err error) {
 		if again {
-			var ae *api.Error
-			if acc, err = adm.Account(ctx, email); err == nil || !errors.As(err, &ae) || ae.StatusCode != http.StatusNotFound {
+			if acc, err = adm.Account(ctx, email); err == nil || api.StatusOf(err) != http.StatusNotFound {
 				return err
 			}
 		}

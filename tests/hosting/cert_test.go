@@ -37,7 +37,7 @@ func TestCustomDomainCertificate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.VerifyCustomDomain(ctx, id); apiStatus(err) != http.StatusUnprocessableEntity {
+	if _, err := cl.VerifyCustomDomain(ctx, id); api.StatusOf(err) != http.StatusUnprocessableEntity {
 		t.Fatalf("verify before the DNS records: %v", err)
 	}
 	publish(t, dns, d.Records)

@@ -39,11 +39,11 @@ func TestRemovedCustomDomainLeavesTheNode(t *testing.T) {
 	dns.Add(t, ownB+". 60 IN A 127.0.0.1")
 
 	// While A holds it, B can take it neither way.
-	if _, err := clB.SetCustomDomain(ctx, idB, custom, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "domain") {
+	if _, err := clB.SetCustomDomain(ctx, idB, custom, ""); api.StatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), "domain") {
 		t.Fatalf("B attaches A's custom domain: %v", err)
 	}
 	if _, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: b.accountID,
-		Plan: "hosting-starter", Domain: custom, Username: w.env.Prefix + "c"}); apiStatus(err) != http.StatusConflict {
+		Plan: "hosting-starter", Domain: custom, Username: w.env.Prefix + "c"}); api.StatusOf(err) != http.StatusConflict {
 		t.Fatalf("a hosting account of B on A's custom domain: %v", err)
 	}
 

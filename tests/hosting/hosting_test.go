@@ -208,14 +208,6 @@ func (w *world) rawGetAs(i int, key, path string) (int, http.Header, string) {
 	return res.StatusCode, res.Header, string(b)
 }
 
-func apiStatus(err error) int {
-	var ae *api.Error
-	if errors.As(err, &ae) {
-		return ae.StatusCode
-	}
-	return 0
-}
-
 // The product path on three coordinators: create (passwords once) → upload
 // index.php over SFTP → HTTP with that Host runs it as the account's user →
 // PHP version refusal → suspend (site, SFTP, database refused) → unsuspend →
@@ -239,7 +231,7 @@ func TestHostingThroughTheAPI(t *testing.T) {
 				req.Domain = v
 			}
 			_, err := adm.CreateHosting(ctx, req)
-			if apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `"`+field+`"`) {
+			if api.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `"`+field+`"`) {
 				t.Errorf("%s %q: %v", field, v, err)
 			}
 		}
@@ -274,10 +266,10 @@ func TestHostingThroughTheAPI(t *testing.T) {
 	if _, _, list := w.rawGet("/v1/hosting"); !strings.Contains(list, id) || strings.Contains(list, created.DBPassword) {
 		t.Fatalf("list: %s", list)
 	}
-	if _, err := w.client(0, w.other).HostingAccount(ctx, id); apiStatus(err) != http.StatusNotFound {
+	if _, err := w.client(0, w.other).HostingAccount(ctx, id); api.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("another account reads it: %v", err)
 	}
-	if _, err := w.client(0, w.other).SuspendHosting(ctx, id, ""); apiStatus(err) != http.StatusNotFound {
+	if _, err := w.client(0, w.other).SuspendHosting(ctx, id, ""); api.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("another account suspends it: %v", err)
 	}
 	waitHook := func(typ string) map[string]any {
@@ -305,7 +297,7 @@ func TestHostingThroughTheAPI(t *testing.T) {
 
 	// PHP versions: a 400 lists the installed ones; an installed one moves the pool.
 	_, err := w.client(0, w.key).SetHostingPHP(ctx, id, "7.4", "")
-	if apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "php_version") || !strings.Contains(err.Error(), "installed: 8.2") {
+	if api.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "php_version") || !strings.Contains(err.Error(), "installed: 8.2") {
 		t.Fatalf("php 7.4: %v", err)
 	}
 	acc, err := w.client(0, w.key).SetHostingPHP(ctx, id, "8.2", "php-1")
@@ -332,7 +324,7 @@ func TestHostingThroughTheAPI(t *testing.T) {
 	if h, _ := w.client(2, w.key).HostingAccount(ctx, id); h.Status != api.HostingSuspended {
 		t.Fatalf("status after suspend: %+v", h)
 	}
-	if _, err := w.client(0, w.key).SuspendHosting(ctx, id, ""); apiStatus(err) != http.StatusConflict {
+	if _, err := w.client(0, w.key).SuspendHosting(ctx, id, ""); api.StatusOf(err) != http.StatusConflict {
 		t.Fatalf("second suspend: %v", err)
 	}
 	acc, err = w.client(2, w.key).UnsuspendHosting(ctx, id, "")

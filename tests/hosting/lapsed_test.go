@@ -44,7 +44,7 @@ func TestLapsedDomainChangesHands(t *testing.T) {
 	writePage(t, w, userB, "site of B\n")
 
 	// A's ownership record in place: the name is A's.
-	if _, err := clB.SetCustomDomain(ctx, idB, name, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "_hostplane-verify."+name) {
+	if _, err := clB.SetCustomDomain(ctx, idB, name, ""); api.StatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), "_hostplane-verify."+name) {
 		t.Fatalf("B attaches A's verified name: %v", err)
 	}
 
@@ -62,7 +62,7 @@ func TestLapsedDomainChangesHands(t *testing.T) {
 	// not take the name.
 	publish(t, dns, dA.Records[:1])
 	publish(t, dns, dB.Records)
-	if _, err := clB.VerifyCustomDomain(ctx, idB); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), `"domain"`) {
+	if _, err := clB.VerifyCustomDomain(ctx, idB); api.StatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), `"domain"`) {
 		t.Fatalf("B verifies while A's ownership record is back: %v", err)
 	}
 	if d, err := clA.CustomDomain(ctx, idA); err != nil || d.Status != api.CustomDomainVerified {
@@ -81,7 +81,7 @@ func TestLapsedDomainChangesHands(t *testing.T) {
 	waitCert(t, clB, idB, certIssued, 10*time.Second)
 
 	// A: its custom domain gone, told so; its account and own domain as before.
-	if _, err := clA.CustomDomain(ctx, idA); apiStatus(err) != http.StatusNotFound {
+	if _, err := clA.CustomDomain(ctx, idA); api.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("A's custom domain after B took the name: %v", err)
 	}
 	if ev := w.waitHook(t, "hosting.domain.released", "hostingId", idA); ev["domain"] != name || ev["kind"] != "custom_domain" {

@@ -58,12 +58,12 @@ func TestLongestDomainServed(t *testing.T) {
 
 	cl := w.client(1, w.key)
 	over := nameOf(t, "x", validate.MaxHostingDomain+1, suffix)
-	if _, err := cl.SetCustomDomain(ctx, id, over, ""); apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `"domain"`) {
+	if _, err := cl.SetCustomDomain(ctx, id, over, ""); api.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `"domain"`) {
 		t.Fatalf("a custom domain of %d bytes: %v, want a 400 naming domain", len(over), err)
 	}
 	_, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: w.acct, Plan: "hosting-starter",
 		Domain: over, Username: w.env.Prefix + "x"})
-	if apiStatus(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `"domain"`) {
+	if api.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `"domain"`) {
 		t.Fatalf("a hosting account on %d bytes: %v, want a 400 naming domain", len(over), err)
 	}
 	custom := nameOf(t, "c", validate.MaxHostingDomain, suffix)

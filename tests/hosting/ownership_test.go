@@ -50,7 +50,7 @@ func TestOwnClaimDoesNotMove(t *testing.T) {
 
 	publish(t, dns, d2.Records)
 	_, err = clA.VerifyCustomDomain(ctx, id2)
-	if apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), `"domain"`) || !strings.Contains(err.Error(), id1) {
+	if api.StatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), `"domain"`) || !strings.Contains(err.Error(), id1) {
 		t.Fatalf("A2 verifies the name A1 holds: %v, want a 409 naming domain and %s", err, id1)
 	}
 	for id, want := range map[string]api.CustomDomain{id1: d1, id2: d2} {

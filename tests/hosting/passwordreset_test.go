@@ -30,7 +30,7 @@ func TestHostingPasswordReset(t *testing.T) {
 	id := created.Hosting.ID
 	hostenv.PutProbe(t, w.env.SSHAddr, user, created.SFTPPassword, "sftp with the order's password")
 
-	if _, err := w.client(0, w.other).ResetHostingPassword(ctx, id, ""); apiStatus(err) != http.StatusNotFound {
+	if _, err := w.client(0, w.other).ResetHostingPassword(ctx, id, ""); api.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("another account resets the passwords: %v", err)
 	}
 
@@ -144,10 +144,10 @@ func TestHostingPasswordReset(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.mustSucceed(acc.Action.ID)
-	if _, err := w.client(1, w.key).ResetHostingPassword(ctx, id, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "suspended") {
+	if _, err := w.client(1, w.key).ResetHostingPassword(ctx, id, ""); api.StatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), "suspended") {
 		t.Fatalf("reset of a suspended account: %v", err)
 	}
-	if _, err := w.c.AnyAlive(nil).Admin().ResetHostingPassword(ctx, id, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "suspended") {
+	if _, err := w.c.AnyAlive(nil).Admin().ResetHostingPassword(ctx, id, ""); api.StatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), "suspended") {
 		t.Fatalf("operator's reset of a suspended account: %v", err)
 	}
 	if _, err := hostenv.SFTP(w.env.SSHAddr, user, crash.SFTPPassword); err == nil {

@@ -116,7 +116,7 @@ func TestProbe13UnicodeCustomDomain(t *testing.T) {
 	b := newCustomer(t, w, "b", w.env.Prefix+"b", "ownb-"+w.env.Prefix+".p13idn.test", api.ScopeHostingRead, api.ScopeHostingWrite)
 	for _, spelling := range []string{name, uni, strings.ToUpper(label) + ".p13idn.test"} {
 		if _, err := b.cl.SetCustomDomain(ctx, b.id, spelling, ""); err == nil || !strings.Contains(err.Error(), "domain") ||
-			(apiStatus(err) != http.StatusConflict && apiStatus(err) != http.StatusBadRequest) {
+			(api.StatusOf(err) != http.StatusConflict && api.StatusOf(err) != http.StatusBadRequest) {
 			t.Errorf("B attaches %q held by A as %q: %v", spelling, name, err)
 		}
 	}

@@ -153,7 +153,7 @@ func TestProbe13HostileInputLeavesTheNodeAlone(t *testing.T) {
 	if err != nil || h.PHPVersion != "8.2" || h.Status != api.HostingActive || h.ActionID != "" {
 		t.Fatalf("account after the hostile input: %+v %v", h, err)
 	}
-	if _, err := w.client(2, w.key).CustomDomain(ctx, id); apiStatus(err) != http.StatusNotFound {
+	if _, err := w.client(2, w.key).CustomDomain(ctx, id); api.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("custom domain after the hostile input: %v", err)
 	}
 	hostenv.WantSite(t, w.env.HTTPAddr, domain, user, "the site after the hostile input")

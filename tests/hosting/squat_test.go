@@ -59,11 +59,11 @@ func TestVerifiedOwnerTakesASquattedDomain(t *testing.T) {
 	}
 
 	// B cannot take a name A verified.
-	if _, err := clB.SetCustomDomain(ctx, idB, name, ""); apiStatus(err) != http.StatusConflict || !strings.Contains(err.Error(), "domain") {
+	if _, err := clB.SetCustomDomain(ctx, idB, name, ""); api.StatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), "domain") {
 		t.Fatalf("B attaches A's verified domain: %v", err)
 	}
 	if _, err := w.c.AnyAlive(nil).Admin().CreateHosting(ctx, api.AdminHostingCreateRequest{AccountID: b.accountID,
-		Plan: "hosting-starter", Domain: name, Username: w.env.Prefix + "c"}); apiStatus(err) != http.StatusConflict {
+		Plan: "hosting-starter", Domain: name, Username: w.env.Prefix + "c"}); api.StatusOf(err) != http.StatusConflict {
 		t.Fatalf("a hosting account of B on A's verified domain: %v", err)
 	}
 
@@ -75,7 +75,7 @@ func TestVerifiedOwnerTakesASquattedDomain(t *testing.T) {
 	idA2 := addSite(t, w, dns, w.env.Prefix+"a2", "own2-"+w.env.Prefix+".squat.test")
 	// (A attaches the name B holds as a pending custom domain.)
 	attachVerified(t, clA, dns, "A", idA2, blog)
-	if _, err := clB.CustomDomain(ctx, idB); apiStatus(err) != http.StatusNotFound {
+	if _, err := clB.CustomDomain(ctx, idB); api.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("B's pending custom domain after A verified it: %v", err)
 	}
 

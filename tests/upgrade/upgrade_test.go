@@ -8,7 +8,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -435,8 +434,7 @@ func TestRollingUpgrade(t *testing.T) {
 		cl := client.New(c.URL(i), key)
 		for _, id := range acked {
 			if _, err := cl.Ticket(ctx, id); err != nil {
-				var ae *api.Error
-				if errors.As(err, &ae) && ae.StatusCode == 404 {
+				if api.StatusOf(err) == 404 {
 					lost++
 					continue
 				}

@@ -163,7 +163,7 @@ func TestActionCLI(t *testing.T) {
 	// Refusals from the coordinator.
 	var ae *api.Error
 	for _, args := range [][]string{{"get", "act_00000000000000000000000000"}, {"get", "nope"}, {"list", "--account", "acc_00000000000000000000000000"}, {"list", "--account", "nobody@example.com"}} {
-		if err := run(g, args...); !errors.As(err, &ae) || ae.StatusCode != 404 {
+		if err := run(g, args...); api.StatusOf(err) != 404 {
 			t.Errorf("%v: want 404, got %v", args, err)
 		}
 	}
@@ -174,7 +174,7 @@ func TestActionCLI(t *testing.T) {
 			t.Errorf("%+v: want a 400 naming %s, got %v", q, param, err)
 		}
 	}
-	if err := adm.Do(ctx, "GET", "/admin/actions?acount="+accA.ID, nil, nil); !errors.As(err, &ae) || ae.StatusCode != 400 {
+	if err := adm.Do(ctx, "GET", "/admin/actions?acount="+accA.ID, nil, nil); api.StatusOf(err) != 400 {
 		t.Errorf("a misspelt parameter: want 400, got %v", err)
 	}
 }

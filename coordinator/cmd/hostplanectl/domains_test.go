@@ -60,7 +60,7 @@ func TestDomainCLI(t *testing.T) {
 	if err := run(newDomainCmd, g, "show", d.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(newDomainCmd, g, "show", "dom_missing"); !errors.As(err, &ae) || ae.StatusCode != 404 {
+	if err := run(newDomainCmd, g, "show", "dom_missing"); api.StatusOf(err) != 404 {
 		t.Fatalf("show of a missing domain: %v", err)
 	}
 	ds, err := adm.Domains(ctx, acc.ID)
@@ -76,7 +76,7 @@ func TestDomainCLI(t *testing.T) {
 	if other, err := adm.Domains(ctx, otherAcc.ID); err != nil || len(other) != 0 {
 		t.Fatalf("another account's domains %+v (%v)", other, err)
 	}
-	if _, err := adm.Domains(ctx, "acc_other"); !errors.As(err, &ae) || ae.StatusCode != 404 {
+	if _, err := adm.Domains(ctx, "acc_other"); api.StatusOf(err) != 404 {
 		t.Fatalf("domains of an account that does not exist: %v", err)
 	}
 }

@@ -56,7 +56,7 @@ func TestIPPoolCLI(t *testing.T) {
 	if err := run(g, "reserve", "pub4", "198.51.100.7", "--note", "router"); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(g, "reserve", "pub4", "198.51.100.7"); !errors.As(err, &ae) || ae.StatusCode != 409 {
+	if err := run(g, "reserve", "pub4", "198.51.100.7"); api.StatusOf(err) != 409 {
 		t.Fatalf("reserving twice: want 409, got %v", err)
 	}
 	if err := run(g, "reserve", "pub4", "203.0.113.7"); !errors.As(err, &ae) || ae.StatusCode != 400 || !strings.Contains(ae.Message, `"ip"`) {
@@ -67,7 +67,7 @@ func TestIPPoolCLI(t *testing.T) {
 		d.Addresses[0].Status != api.IPReserved || d.Addresses[0].Note != "router" {
 		t.Fatalf("show after reserve: %+v %v", d, err)
 	}
-	if err := run(g, "remove", "pub4"); !errors.As(err, &ae) || ae.StatusCode != 409 {
+	if err := run(g, "remove", "pub4"); api.StatusOf(err) != 409 {
 		t.Fatalf("removing a pool with a reservation: want 409, got %v", err)
 	}
 	if err := run(g, "release", "pub4", "198.51.100.7"); err != nil {
@@ -76,7 +76,7 @@ func TestIPPoolCLI(t *testing.T) {
 	if err := run(g, "remove", "pub4"); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(g, "show", "pub4"); !errors.As(err, &ae) || ae.StatusCode != 404 {
+	if err := run(g, "show", "pub4"); api.StatusOf(err) != 404 {
 		t.Fatalf("show of a removed pool: want 404, got %v", err)
 	}
 }

@@ -40,11 +40,10 @@ func TestNodeClusterCLI(t *testing.T) {
 	if err != nil || !strings.Contains(out, "LAST SEEN") {
 		t.Fatalf("list text: %q %v", out, err)
 	}
-	var ae *api.Error
-	if _, err := runNode("show", "hv-9", "--admin-socket", sock); !errors.As(err, &ae) || ae.StatusCode != 404 {
+	if _, err := runNode("show", "hv-9", "--admin-socket", sock); api.StatusOf(err) != 404 {
 		t.Fatalf("show unknown: %v", err)
 	}
-	if _, err := runNode("remove", "hv-9", "--admin-socket", sock); !errors.As(err, &ae) || ae.StatusCode != 404 {
+	if _, err := runNode("remove", "hv-9", "--admin-socket", sock); api.StatusOf(err) != 404 {
 		t.Fatalf("remove unknown: %v", err)
 	}
 }

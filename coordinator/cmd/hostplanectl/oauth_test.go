@@ -75,8 +75,7 @@ func TestOAuthCLI(t *testing.T) {
 	if err := run(g, "revoke", apps.Data[0].ID); err != nil {
 		t.Fatal(err)
 	}
-	var ae *api.Error
-	if _, err := client.New(c.URL(0), tok.AccessToken).Account(ctx); !errors.As(err, &ae) || ae.StatusCode != 401 {
+	if _, err := client.New(c.URL(0), tok.AccessToken).Account(ctx); api.StatusOf(err) != 401 {
 		t.Fatalf("token after `oauth revoke`: %v, want 401", err)
 	}
 }

@@ -87,7 +87,7 @@ func TestProductCLI(t *testing.T) {
 	if err := run(product, g, "retire", "vps-2"); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(product, g, "update", "nope", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "1", "--ram-mb", "64", "--disk-gb", "1"); !errors.As(err, &ae) || ae.StatusCode != 404 {
+	if err := run(product, g, "update", "nope", "--category", "vps", "--name", "x", "--price", "1", "--vcpu", "1", "--ram-mb", "64", "--disk-gb", "1"); api.StatusOf(err) != 404 {
 		t.Fatalf("update of a missing product: %v", err)
 	}
 	ps, err = adm.Products(ctx)

@@ -26,7 +26,7 @@ func TestServerAndScheduleCLI(t *testing.T) {
 
 	cmd := newServerCmd(g)
 	cmd.SetArgs([]string{"create", "--account", "acc_00000000000000000000000000", "--plan", "nano", "--template", "t"})
-	if err := cmd.Execute(); !errors.As(err, &ae) || ae.StatusCode != 404 {
+	if err := cmd.Execute(); api.StatusOf(err) != 404 {
 		t.Fatalf("create for an unknown account: want 404, got %v", err)
 	}
 	cmd = newServerCmd(g)
@@ -35,7 +35,7 @@ func TestServerAndScheduleCLI(t *testing.T) {
 		t.Fatalf("create with an unknown plan: want 400 naming plan, got %v", err)
 	}
 	for _, verb := range []string{"cordon", "uncordon", "drain"} {
-		if _, err := runNode(verb, "hv-missing", "--admin-socket", sock); !errors.As(err, &ae) || ae.StatusCode != 404 {
+		if _, err := runNode(verb, "hv-missing", "--admin-socket", sock); api.StatusOf(err) != 404 {
 			t.Fatalf("%s of an unknown node: want 404, got %v", verb, err)
 		}
 	}

@@ -21,7 +21,6 @@ func TestTemplateCLI(t *testing.T) {
 	)
 	_, g, adm := cliCluster(t)
 	ctx := context.Background()
-	var ae *api.Error
 	wantFieldRefusals(t, func(args ...string) error { return run(newTemplateCmd, g, args...) }, []fieldRefusal{
 		{[]string{"label", "Ubuntu", "--family", "ubuntu"}, `"name"`},
 		{[]string{"label", "u2404", "--family", "ubu/ntu"}, `"family"`},
@@ -48,7 +47,7 @@ func TestTemplateCLI(t *testing.T) {
 	if err := run(newTemplateCmd, g, "unlabel", "debian-12"); err != nil {
 		t.Fatal(err)
 	}
-	if err := run(newTemplateCmd, g, "unlabel", "debian-12"); !errors.As(err, &ae) || ae.StatusCode != 404 {
+	if err := run(newTemplateCmd, g, "unlabel", "debian-12"); api.StatusOf(err) != 404 {
 		t.Fatalf("second unlabel: %v", err)
 	}
 	if ls, err := adm.OSTemplateLabels(ctx); err != nil || len(ls) != 1 || ls[0].Name != "u2404" {
@@ -96,8 +95,7 @@ func TestTemplateLabelKeepsConcurrentChange(t *testing.T) {
 		}
 		err := run(args...)
 		afterTemplateLabelRead = nil
-		var ae *api.Error
-		if !errors.As(err, &ae) || ae.StatusCode != 412 || !strings.Contains(err.Error(), args[1]) || !strings.Contains(err.Error(), "run the command again") {
+		if api.StatusOf(err) != 412 || !strings.Contains(err.Error(), args[1]) || !strings.Contains(err.Error(), "run the command again") {
 			t.Fatalf("%q racing another change: %v, want a 412 naming %s that says to run it again", args, err, args[1])
 		}
 		if got := labelOf(args[1]); got != other {

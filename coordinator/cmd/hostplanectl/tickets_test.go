@@ -172,7 +172,7 @@ func TestTicketQueueCLI(t *testing.T) {
 	// Refusals from the coordinator.
 	var ae *api.Error
 	for _, args := range [][]string{{"show", "tkt_00000000000000000000000000"}, {"close", "tkt_00000000000000000000000000"}, {"list", "--account", "acc_00000000000000000000000000"}, {"list", "--account", "nobody@example.com"}} {
-		if err := run(g, args...); !errors.As(err, &ae) || ae.StatusCode != 404 {
+		if err := run(g, args...); api.StatusOf(err) != 404 {
 			t.Errorf("%v: want 404, got %v", args, err)
 		}
 	}

@@ -2,7 +2,6 @@ package clustertest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
@@ -47,8 +46,7 @@ func TestLeaderKillLosesNoAcknowledgedWrite(t *testing.T) {
 	stop := c.TicketLoad(key, 16, "load", func(i int, tk api.Ticket, err error) {
 		if err != nil {
 			failed.Add(1)
-			var ae *api.Error
-			if errors.As(err, &ae) && ae.StatusCode != http.StatusServiceUnavailable {
+			if st := api.StatusOf(err); st != 0 && st != http.StatusServiceUnavailable {
 				t.Errorf("unexpected error status: %v", err)
 			}
 			return

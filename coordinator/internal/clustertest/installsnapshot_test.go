@@ -3,7 +3,6 @@ package clustertest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"testing"
@@ -121,8 +120,7 @@ func readThrough(t *testing.T, c *testcluster.Cluster, i int, key string, want i
 			}
 			return
 		}
-		var ae *api.Error
-		if !errors.As(err, &ae) || ae.StatusCode != 503 || time.Now().After(deadline) {
+		if api.StatusOf(err) != 503 || time.Now().After(deadline) {
 			break
 		}
 	}

@@ -3,7 +3,6 @@ package clustertest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -183,11 +182,10 @@ func readEveryTicket(ctx context.Context, c *framework.ProcessCluster, key strin
 				}
 				for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 					_, err := clients[r.node].Ticket(ctx, r.id)
-					var ae *api.Error
 					if err == nil {
 						break
 					}
-					if !errors.As(err, &ae) || ae.StatusCode != 503 || time.Now().After(deadline) {
+					if api.StatusOf(err) != 503 || time.Now().After(deadline) {
 						mu.Lock()
 						if first == nil {
 							first = fmt.Errorf("node %d: acknowledged ticket %s: %w", r.node, r.id, err)

@@ -139,9 +139,8 @@ func apiStatus(err error) int {
 	if err == nil {
 		return 200
 	}
-	var ae *api.Error
-	if errors.As(err, &ae) {
-		return ae.StatusCode
+	if st := api.StatusOf(err); st != 0 {
+		return st
 	}
 	return -1
 }

@@ -9,7 +9,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -351,8 +350,7 @@ func (c *Cluster) NewAccount(email string, scopes ...string) (api.Account, strin
 	c.Retry503(func() (err error) {
 		adm := c.Admin(c.WaitLeader(10 * time.Second))
 		acc, err = adm.CreateAccount(ctx, api.AccountCreateRequest{Email: email})
-		var ae *api.Error
-		if resent && errors.As(err, &ae) && ae.StatusCode == 409 {
+		if resent && api.StatusOf(err) == 409 {
 			// A create answered 503 during a leader change may have
 			// committed all the same (README "Retry policy"): the
 			// account the resend conflicts with is that one.
@@ -380,8 +378,7 @@ func (c *Cluster) Retry503(fn func() error) {
 		if err == nil {
 			return
 		}
-		var ae *api.Error
-		if !errors.As(err, &ae) || ae.StatusCode != 503 || time.Now().After(deadline) {
+		if api.StatusOf(err) != 503 || time.Now().After(deadline) {
 			c.t.Fatal(err)
 		}
 		time.Sleep(100 * time.Millisecond)

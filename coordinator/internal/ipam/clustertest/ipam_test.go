@@ -380,8 +380,7 @@ func TestTerminatedAddressWaitsOutItsQuarantine(t *testing.T) {
 	if err != nil || d.Usage.Quarantined != 1 || d.Usage.Used != 1 {
 		t.Fatalf("q4 at +23 h: %+v %v", d.Usage, err)
 	}
-	var ae *api.Error
-	if _, err := anyAdmin(c).ReserveIP(ctx, "q4", api.IPReserveRequest{IP: "198.18.0.2"}); !errors.As(err, &ae) || ae.StatusCode != 409 {
+	if _, err := anyAdmin(c).ReserveIP(ctx, "q4", api.IPReserveRequest{IP: "198.18.0.2"}); api.StatusOf(err) != 409 {
 		t.Fatalf("reserving a quarantined address: want 409, got %v", err)
 	}
 
@@ -450,8 +449,7 @@ func TestPlacementFallsBackToANodeWithFreeAddresses(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second)
 		for {
 			out, err = anyAdmin(c).CreateServer(ctx, api.AdminServerCreateRequest{AccountID: acc.ID, Plan: "nano", Template: "debian-12", NoPassword: true})
-			var ae *api.Error
-			if err == nil || (errors.As(err, &ae) && ae.StatusCode != http.StatusServiceUnavailable) || time.Now().After(deadline) {
+			if st := api.StatusOf(err); err == nil || st != 0 && st != http.StatusServiceUnavailable || time.Now().After(deadline) {
 				return out, err
 			}
 			time.Sleep(50 * time.Millisecond)

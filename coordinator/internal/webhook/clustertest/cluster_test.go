@@ -3,7 +3,6 @@ package clustertest
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -112,8 +111,7 @@ func retry503(c *testcluster.Cluster, fn func() error) error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		err := fn()
-		var ae *api.Error
-		if err == nil || !errors.As(err, &ae) || ae.StatusCode != 503 || time.Now().After(deadline) {
+		if err == nil || api.StatusOf(err) != 503 || time.Now().After(deadline) {
 			return err
 		}
 		time.Sleep(100 * time.Millisecond)
