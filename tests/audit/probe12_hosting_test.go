@@ -151,7 +151,7 @@ func TestProbe12HostingConflictsAcrossCoordinators(t *testing.T) {
 			t.Fatalf("custom domain before the delete: %s", rep)
 		}
 		balance := r.charged(r.keyA).balance
-		holdActions(r.sim)
+		r.sim.Hold(t)
 		reps := at(
 			probe12Req{"delete", 0, "DELETE", site(gone), nil},
 			probe12Req{"delete again", 1, "DELETE", site(gone), nil},
@@ -189,7 +189,7 @@ func TestProbe12HostingConflictsAcrossCoordinators(t *testing.T) {
 			}
 		}
 		time.Sleep(time.Second)
-		if held := releaseActions(t, r.sim); held != 1 {
+		if held := r.sim.Release(t); held != 1 {
 			t.Errorf("the agent was sent %d actions while the delete was under way; want it alone", held)
 		}
 		framework.WaitActionSuccess(t, r.apis[0].Client(r.keyA), del.Action.ID, 60*time.Second)

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"fmt"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -44,24 +43,6 @@ func (r *netRig) burst(tag string, reqs []probe12Req) []framework.Reply {
 	return atOnce(reqs, func(q probe12Req) framework.Reply {
 		return r.call(q.i, r.keyA, q.method, q.path, q.body, map[string]string{"Idempotency-Key": tag + "-" + q.name})
 	})
-}
-
-// holdActions makes a scripted node's agent hold every action it is sent
-// (none answered, not even accepted) until releaseActions, which returns
-// how many it held.
-func holdActions(sim *framework.Sim) {
-	fmt.Fprintln(sim.Stdin, "hold")
-	sim.Wait("holding", 10*time.Second)
-}
-
-func releaseActions(t testing.TB, sim *framework.Sim) int {
-	t.Helper()
-	fmt.Fprintln(sim.Stdin, "release")
-	n, err := strconv.Atoi(sim.Wait("released", 10*time.Second).ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
 
 // TestProbe12ServerConflictsAcrossCoordinators: one customer's conflicting
@@ -136,7 +117,7 @@ func TestProbe12ServerConflictsAcrossCoordinators(t *testing.T) {
 	// one: exactly one is accepted, the agent is sent it alone.
 	s0destroyed := false
 	for round := range 3 {
-		holdActions(r.sim)
+		r.sim.Hold(t)
 		reqs := actions(servers[0], round, fmt.Sprint(round))
 		reps := r.burst(fmt.Sprint("r", round), reqs)
 		var won api.Action
@@ -156,7 +137,7 @@ func TestProbe12ServerConflictsAcrossCoordinators(t *testing.T) {
 		}
 		busy(fmt.Sprint("round ", round), won, lost, lostReps)
 		time.Sleep(time.Second) // the dispatcher sends it; the agent holds it
-		if held := releaseActions(t, r.sim); held != 1 {
+		if held := r.sim.Release(t); held != 1 {
 			t.Errorf("round %d: the agent was sent %d actions while %s (%s) was under way; want that one alone", round, held, won.Command, won.ID)
 		}
 		wait(fmt.Sprint("round ", round), won)
@@ -170,7 +151,7 @@ func TestProbe12ServerConflictsAcrossCoordinators(t *testing.T) {
 	// Server 1: its destroy under way, then everything else at once.
 	s1 := servers[1]
 	before := r.charged()
-	holdActions(r.sim)
+	r.sim.Hold(t)
 	rep := r.call(2, r.keyA, "DELETE", path(s1), nil, map[string]string{"Idempotency-Key": "destroy-alone"})
 	if rep.Status != 202 {
 		t.Fatalf("destroy: %s", rep)
@@ -190,7 +171,7 @@ func TestProbe12ServerConflictsAcrossCoordinators(t *testing.T) {
 	}
 	busy("during the destroy", destroy.Action, reqs, reps[2:])
 	time.Sleep(time.Second)
-	if held := releaseActions(t, r.sim); held != 1 {
+	if held := r.sim.Release(t); held != 1 {
 		t.Errorf("the agent was sent %d actions while the destroy was under way; want it alone", held)
 	}
 	wait("server 1", destroy.Action)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -119,6 +120,31 @@ func (p *Sim) Stop() {
 func (p *Sim) Wait(kind string, timeout time.Duration) Event {
 	p.t.Helper()
 	return p.WaitID(kind, "", timeout)
+}
+
+// Hold has a scripted agent (StartTestAgent's testagent) hold every action
+// it is sent from now on, none answered, not even accepted, until Release,
+// and waits until it says it holds.
+func (p *Sim) Hold(t testing.TB) {
+	t.Helper()
+	if _, err := io.WriteString(p.Stdin, "hold\n"); err != nil {
+		t.Fatal(err)
+	}
+	p.Wait("holding", 10*time.Second)
+}
+
+// Release has a scripted agent that holds actions (Hold) handle them and
+// stop holding; it returns how many it held.
+func (p *Sim) Release(t testing.TB) int {
+	t.Helper()
+	if _, err := io.WriteString(p.Stdin, "release\n"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p.Wait("released", 10*time.Second).ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // WaitID is Wait for an event of kind with id (empty: any).

@@ -482,7 +482,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 			if agentMode == "stop" {
 				resume = r.sim.Pause()
 			} else {
-				holdActions(b, r.sim)
+				r.sim.Hold(b)
 			}
 			s0, _ := actionSends(b, metrics)
 			settle = func() { sentAll(b, metrics, s0+float64(per)) }
@@ -499,7 +499,7 @@ func BenchmarkOrderCPU(b *testing.B) {
 				if resume != nil {
 					resume()
 				} else {
-					held += releaseActions(b, r.sim)
+					held += r.sim.Release(b)
 				}
 				settled()
 			})
@@ -582,28 +582,6 @@ func BenchmarkOrderCPU(b *testing.B) {
 		b.Logf("ORDERS_AGENT=%s: after the window, %.2f commands and %.2f Raft entries per order; the agent held %d actions (hold only)",
 			agentMode, after.commands/calls, after.entries/calls, held)
 	}
-}
-
-// holdActions has the scripted agent hold every action that reaches it from
-// now on (the testagent's hold command) and waits until it does.
-func holdActions(b *testing.B, sim *framework.Sim) {
-	if _, err := io.WriteString(sim.Stdin, "hold\n"); err != nil {
-		b.Fatal(err)
-	}
-	sim.Wait("holding", 10*time.Second)
-}
-
-// releaseActions has the scripted agent handle the actions it holds and
-// stop holding; it returns how many it held.
-func releaseActions(b *testing.B, sim *framework.Sim) int {
-	if _, err := io.WriteString(sim.Stdin, "release\n"); err != nil {
-		b.Fatal(err)
-	}
-	n, err := strconv.Atoi(sim.Wait("released", 10*time.Second).ID)
-	if err != nil {
-		b.Fatal(err)
-	}
-	return n
 }
 
 // actionResends reads the actions the leader has sent again
