@@ -10,6 +10,7 @@ import (
 	"time"
 
 	pb "github.com/hostplane/hostplane/proto"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // recordingStream records each Write and whether Close was called.
@@ -94,13 +95,10 @@ func TestFrameGathererOneWrite(t *testing.T) {
 	if w, _ := st.snapshot(); len(w) != 0 {
 		t.Fatalf("%d writes before the wait ended, want none", len(w))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for w, _ := st.snapshot(); len(w) == 0; w, _ = st.snapshot() {
-		if time.Now().After(deadline) {
-			t.Fatal("nothing written 5 s after the wait")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	framework.WaitFor(t, "a write after the wait", 5*time.Second, 5*time.Millisecond, func() bool {
+		w, _ := st.snapshot()
+		return len(w) > 0
+	})
 	w, _ := st.snapshot()
 	if len(w) != 1 {
 		t.Fatalf("%d writes for 16 frames sent within the wait, want 1", len(w))
