@@ -22,7 +22,7 @@ const levelActionIndex = 2
 // written (resource and command are fixed at creation), so a progress or a
 // finish only checks that it is there (one lookup) and writes nothing.
 func indexAction(c *applyCtx, a *store.Action) error {
-	if c.r.ClusterLevel() < levelActionIndex || store.ActionIndexed(c.tx, a) {
+	if c.level() < levelActionIndex || store.ActionIndexed(c.tx, a) {
 		return nil
 	}
 	return store.PutActionIndex(c.tx, a)

@@ -36,9 +36,23 @@ type applyCtx struct {
 	useTouched bool
 	// maxLevel is the newest semantics level the FSM applies (level.go).
 	maxLevel uint16
+	// lvl is the cluster's level in the batch being applied (the FSM's
+	// batchLevel; level); nil outside ApplyBatch (reads of the state that
+	// share the apply's helpers), where the meta bucket is read.
+	lvl *uint16
 	// actions, when the FSM's actions are watched (WatchActions), collects
 	// the ids of the actions this command writes.
 	actions *[]string
+}
+
+// level is the cluster's semantics level as this command applies it: the
+// level the transaction holds, kept by the FSM instead of read from the meta
+// bucket by each of a command's checks.
+func (c *applyCtx) level() uint16 {
+	if c.lvl != nil {
+		return *c.lvl
+	}
+	return c.r.ClusterLevel()
 }
 
 func (c *applyCtx) decode(v any) error {
@@ -185,7 +199,7 @@ func addKeyUsage(c *applyCtx, k *store.Key, kb KeyUsageBatch) error {
 	last := kb.LastUsedAt
 	if k.LastUsedAt == nil || last.After(*k.LastUsedAt) {
 		k.LastUsedAt = &last
-		if c.r.ClusterLevel() >= LevelKeyLastIP {
+		if c.level() >= LevelKeyLastIP {
 			// The address goes with the time, an empty one too: a
 			// newer use that came without its address (shipped by a
 			// follower that had not applied the level yet) must not
@@ -284,7 +298,7 @@ func applyInvoiceIssue(c *applyCtx, p InvoiceIssue) (any, error) {
 	// number theirs (INV-2026-000123) from semantics level 2; a cluster
 	// still at 1 (mid-upgrade) numbers it INV-000123, as before. One counter
 	// either way: the numbers stay gap-free.
-	if err := recordInvoice(c, &acc, &inv, p.PayFromWallet, p.PaymentID, p.TxID, c.r.ClusterLevel() >= levelInvoiceYear); err != nil {
+	if err := recordInvoice(c, &acc, &inv, p.PayFromWallet, p.PaymentID, p.TxID, c.level() >= levelInvoiceYear); err != nil {
 		return nil, err
 	}
 	return inv.Invoice, nil

@@ -89,7 +89,7 @@ const levelLapsedClaims = 2
 // lapsed: cl is another customer's verified custom domain that l, checked
 // by the proposer, says has lost its DNS proof.
 func (c *applyCtx) lapsed(cl domainClaim, l *LapsedClaim, accountID string) bool {
-	return l != nil && cl.verified() && c.r.ClusterLevel() >= levelLapsedClaims && cl.h.AccountID != accountID &&
+	return l != nil && cl.verified() && c.level() >= levelLapsedClaims && cl.h.AccountID != accountID &&
 		cl.h.ID == l.HostingID && cl.custom.Token == l.Token
 }
 
@@ -255,7 +255,7 @@ const levelCustomDomainVsDelete = 6
 // delete is under way.
 func (c *applyCtx) settableHosting(accountID, id string) (store.HostingAccount, error) {
 	h, err := c.liveHosting(accountID, id)
-	if err != nil || c.r.ClusterLevel() < levelCustomDomainVsDelete {
+	if err != nil || c.level() < levelCustomDomainVsDelete {
 		return h, err
 	}
 	return h, HostingDeleteUnderway(c.r, h)
@@ -316,7 +316,7 @@ func (c *applyCtx) openUncert(h store.HostingAccount, domain string, p *DetachAc
 	}
 	a := store.Action{Action: api.Action{ID: p.ID, Command: api.ActionHostingUncert, ResourceType: ResourceHosting, ResourceID: h.ID},
 		AccountID: h.AccountID, NodeID: h.NodeID, Target: h.Username, Params: params, Mutating: true, Deadline: p.Deadline}
-	if c.r.ClusterLevel() >= levelUncertRetry {
+	if c.level() >= levelUncertRetry {
 		a.Meta = map[string]string{metaCleanupOf: p.ID}
 	}
 	_, err = applyHostingAction(c, HostingAction{Action: a})
@@ -349,7 +349,7 @@ func applyCustomDomainSet(c *applyCtx, p CustomDomainSet) (any, error) {
 		msg := fmt.Sprintf("domain %s is already attached to a hosting account", p.Domain)
 		if owner == h.ID {
 			msg = fmt.Sprintf("domain %s is this hosting account's own domain", p.Domain)
-		} else if c.r.ClusterLevel() >= levelDomainClaims {
+		} else if c.level() >= levelDomainClaims {
 			cl, _, err := c.claimOf(p.Domain)
 			if err != nil {
 				return nil, err
@@ -359,7 +359,7 @@ func applyCustomDomainSet(c *applyCtx, p CustomDomainSet) (any, error) {
 			holds = (cl.verified() && !c.lapsed(cl, p.Lapsed, p.AccountID)) || cl.h.AccountID == p.AccountID
 			if cl.verified() {
 				msg = fmt.Sprintf("domain %s is the verified custom domain of another hosting account", p.Domain)
-				if c.r.ClusterLevel() >= levelLapsedClaims && cl.h.AccountID != p.AccountID {
+				if c.level() >= levelLapsedClaims && cl.h.AccountID != p.AccountID {
 					msg += fmt.Sprintf(" whose ownership record _hostplane-verify.%s is still in the domain's DNS", p.Domain)
 				}
 			}
@@ -400,7 +400,7 @@ func applyCustomDomainVerified(c *applyCtx, p CustomDomainVerified) (any, error)
 	if d.Domain != p.Domain {
 		return nil, fmt.Errorf("%w: the custom domain changed to %s during the check", ErrConflict, d.Domain)
 	}
-	if c.r.ClusterLevel() >= levelDomainClaims {
+	if c.level() >= levelDomainClaims {
 		// A custom domain recorded while another account's unverified
 		// claim held the name takes it now, its DNS proven.
 		cl, held, err := c.claimOf(d.Domain)

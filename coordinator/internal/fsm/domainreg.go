@@ -315,7 +315,7 @@ func applyDomainChange(c *applyCtx, p DomainChange) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	level2 := c.r.ClusterLevel() >= domainChangeLevel
+	level2 := c.level() >= domainChangeLevel
 	if d.Status != api.DomainActive && (d.Status != api.DomainExpired || level2) {
 		return nil, &DomainStateError{DomainID: d.ID, Status: d.Status}
 	}

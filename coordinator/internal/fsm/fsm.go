@@ -78,6 +78,15 @@ type FSM struct {
 	hostnamesChanged bool
 	// maxLevel is the newest semantics level this FSM applies (level.go).
 	maxLevel uint16
+	// level is the cluster's semantics level as committed (ClusterLevel):
+	// read from the database whenever it opens (at start and after a
+	// Restore, which may install a lower one) and stored after each batch
+	// commits. batchLevel is the level inside the batch being applied (a
+	// CmdClusterLevel raises it for the commands after it), which each
+	// command's applyCtx reads instead of the meta bucket; guarded by
+	// poolMu, held for the whole batch.
+	level      atomic.Uint32
+	batchLevel uint16
 
 	// pools holds one IP pool allocator per pool, rebuilt from the pool's
 	// records on first use after open or restore (ippools.go). poolMu is
@@ -171,11 +180,13 @@ func (f *FSM) open() error {
 	}
 	var applied uint64
 	var at int64
+	var level uint16
 	if err := db.Update(func(tx *bolt.Tx) error {
 		if err := store.CreateBuckets(tx); err != nil {
 			return err
 		}
 		applied, at = store.AppliedIndex(tx), store.AppliedAt(tx)
+		level = store.ClusterLevelTx(tx)
 		return nil
 	}); err != nil {
 		db.Close()
@@ -187,6 +198,7 @@ func (f *FSM) open() error {
 	f.usageMu.Lock()
 	f.usage = nil
 	f.usageMu.Unlock()
+	f.level.Store(uint32(level))
 	f.skipUpTo = applied
 	f.applied.Store(applied)
 	f.raiseAppliedAt(at)
@@ -314,6 +326,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		})
 		store.PackAppends(tx)
 		f.batchAt = f.appliedAt.Load()
+		f.batchLevel = uint16(f.level.Load())
 		for i, l := range logs {
 			if l.Index <= f.skipUpTo || l.Type != raft.LogCommand {
 				continue
@@ -328,6 +341,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		return store.SetAppliedIndex(tx, last)
 	})
 	if err == nil {
+		f.level.Store(uint32(f.batchLevel))
 		f.publishPools()
 	}
 	if f.keysChanged {
@@ -448,7 +462,7 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 	if env.Type == CmdNodeEnrol || env.Type == CmdNodeHello {
 		f.hostnamesChanged = true
 	}
-	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use.Load(), maxLevel: f.maxLevel}
+	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use.Load(), maxLevel: f.maxLevel, lvl: &f.batchLevel}
 	if f.actionsWatch.Load() != nil {
 		c.actions = &f.actionsTouched
 	}
@@ -456,7 +470,7 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 		// Refused alike on every replica that knows the level (one that does
 		// not know the type skips it as unknown): a leader proposed it before
 		// the cluster's level allowed it.
-		if have := c.r.ClusterLevel(); have < need {
+		if have := c.level(); have < need {
 			return &Result{Err: &LevelError{Need: need, Have: have}}
 		}
 	}

@@ -60,7 +60,7 @@ func applyHostingCreate(c *applyCtx, p HostingCreate) (any, error) {
 	if !slices.Contains(n.Roles, api.RoleHosting) {
 		return nil, fmt.Errorf("%w: node %s does not have the hosting role", ErrConflict, n.ID)
 	}
-	if c.r.ClusterLevel() >= levelLocationAtApply {
+	if c.level() >= levelLocationAtApply {
 		if err := checkNodeLocation(n.AgentNode, p.Locations, "the hosting account"); err != nil {
 			return nil, err
 		}
@@ -223,11 +223,11 @@ func finishHosting(c *applyCtx, a *store.Action, p ActionFinish, res *api.NodeOp
 	h.UpdatedAt = c.at
 	if ok && res != nil && res.Hosting != nil {
 		h.Quota.DiskUsedBytes = res.Hosting.DiskBytes
-		if c.r.ClusterLevel() >= LevelHostingUsage {
+		if c.level() >= LevelHostingUsage {
 			at := c.at
 			h.DiskUsedAt = &at
 		}
-		if c.r.ClusterLevel() >= LevelQuotaEnforced && !res.Hosting.Deleted {
+		if c.level() >= LevelQuotaEnforced && !res.Hosting.Deleted {
 			enforced := res.Hosting.QuotaEnforced
 			h.Quota.Enforced = &enforced
 		}
@@ -251,7 +251,7 @@ func finishHosting(c *applyCtx, a *store.Action, p ActionFinish, res *api.NodeOp
 		// entries written before carry no deadline, and a cluster not yet
 		// at level 2 (a coordinator still runs a release without it)
 		// records the failure as that release does.
-		if p.CleanupDeadlineSeconds > 0 && h.InvoiceID != "" && h.ActionID == "" && c.r.ClusterLevel() >= levelHostingCleanup {
+		if p.CleanupDeadlineSeconds > 0 && h.InvoiceID != "" && h.ActionID == "" && c.level() >= levelHostingCleanup {
 			if err := openHostingCleanup(c, &h, a.ID, time.Duration(p.CleanupDeadlineSeconds)*time.Second); err != nil {
 				return err
 			}
@@ -323,7 +323,7 @@ func freeHosting(tx *bolt.Tx, h store.HostingAccount) error {
 // install while the name was routed to h, is made due at once instead of
 // at its next install retry.
 func installAfterUncert(c *applyCtx, h store.HostingAccount, a *store.Action) error {
-	if c.r.ClusterLevel() < levelUncertRetry {
+	if c.level() < levelUncertRetry {
 		return nil
 	}
 	var p struct {

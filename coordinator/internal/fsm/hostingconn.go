@@ -58,7 +58,7 @@ func checkNodeHostingConnection(p api.NodeHostingConnection, level uint16) error
 // LevelHostingConnection; it reports whether n changed. An invalid conn is
 // ErrInvalid (the leader checks it before proposing).
 func setNodeHostingConnection(c *applyCtx, n *store.AgentNode, conn *api.NodeHostingConnection) (bool, error) {
-	level := c.r.ClusterLevel()
+	level := c.level()
 	if level < LevelHostingConnection {
 		return false, nil
 	}
@@ -89,7 +89,7 @@ func SameHostingConnection(a, b *api.NodeHostingConnection) bool {
 // node (from LevelHostingConnection; none given changes nothing). A node
 // removed keeps what it had.
 func recordUsageConnection(c *applyCtx, node string, conn *api.NodeHostingConnection) error {
-	if conn == nil || c.r.ClusterLevel() < LevelHostingConnection {
+	if conn == nil || c.level() < LevelHostingConnection {
 		return nil
 	}
 	n, err := c.r.AgentNode(node)

@@ -62,7 +62,7 @@ type HostingUsageApplied struct {
 // (noteQuotaAlert).
 func applyHostingUsage(c *applyCtx, p HostingUsageReport) (any, error) {
 	minAccounts := 1
-	if p.Connection != nil && c.r.ClusterLevel() >= LevelHostingConnection {
+	if p.Connection != nil && c.level() >= LevelHostingConnection {
 		minAccounts = 0 // the node's connection details alone
 	}
 	if p.Node == "" || p.MeasuredAt.IsZero() || len(p.Accounts) < minAccounts || len(p.Accounts) > maxHostingUsageAccounts {
@@ -89,7 +89,7 @@ func applyHostingUsage(c *applyCtx, p HostingUsageReport) (any, error) {
 		}
 		at := p.MeasuredAt
 		h.Quota.DiskUsedBytes, h.DiskUsedAt = e.DiskUsedBytes, &at
-		if e.QuotaEnforced != nil && c.r.ClusterLevel() >= LevelQuotaEnforced {
+		if e.QuotaEnforced != nil && c.level() >= LevelQuotaEnforced {
 			enforced := *e.QuotaEnforced
 			h.Quota.Enforced = &enforced
 		}

@@ -52,7 +52,7 @@ type ClusterLevel struct {
 // that need more than 1. A command type added after level 1 is listed here
 // with the level of the release that added it (until every coordinator
 // applies it, its route answers 503 cluster_upgrading); a handler whose
-// behaviour changes with a level asks c.r.ClusterLevel() >= that level.
+// behaviour changes with a level asks c.level() >= that level.
 var commandLevel = map[CommandType]uint16{
 	CmdHostingPasswordReset: 2,
 	CmdNodeLocation:         2,
@@ -86,7 +86,7 @@ func applyClusterLevel(c *applyCtx, p ClusterLevel) (any, error) {
 	if p.Level < 1 {
 		return nil, fmt.Errorf("%w: semantics level %d", ErrInvalid, p.Level)
 	}
-	have := c.r.ClusterLevel()
+	have := c.level()
 	if p.Level <= have {
 		return have, nil
 	}
@@ -98,15 +98,20 @@ func applyClusterLevel(c *applyCtx, p ClusterLevel) (any, error) {
 			return nil, err
 		}
 	}
-	return p.Level, store.PutClusterLevel(c.tx, p.Level)
+	if err := store.PutClusterLevel(c.tx, p.Level); err != nil {
+		return nil, err
+	}
+	if c.lvl != nil {
+		*c.lvl = p.Level
+	}
+	return p.Level, nil
 }
 
-// ClusterLevel is the cluster's semantics level as this replica has applied it.
-func (f *FSM) ClusterLevel() uint16 {
-	l := uint16(1)
-	_ = f.Read(func(r store.ReadTx) error { l = r.ClusterLevel(); return nil })
-	return l
-}
+// ClusterLevel is the cluster's semantics level as this replica has applied
+// it: the level its database holds as of the last batch committed (or the
+// last open or Restore), kept in memory rather than read from the database
+// each time (raftnode's Apply asks before each proposal).
+func (f *FSM) ClusterLevel() uint16 { return uint16(f.level.Load()) }
 
 // MaxLevel is the newest level this FSM applies: the binary's MaxLevel, or
 // less when LimitLevel made it act as an older release's.

@@ -30,7 +30,7 @@ func applyNodeLocation(c *applyCtx, p NodeLocation) (any, error) {
 	if err := store.PutJSON(c.tx, store.BucketAgentNodes, []byte(n.ID), n); err != nil {
 		return nil, err
 	}
-	if c.r.ClusterLevel() >= levelLocationFollowsNode {
+	if c.level() >= levelLocationFollowsNode {
 		if err := moveNodeResources(c, n.ID, p.Location); err != nil {
 			return nil, err
 		}

@@ -152,7 +152,7 @@ func applyProductPut(c *applyCtx, p ProductPut) (any, error) {
 		return nil, fmt.Errorf("%w: product %s exists", ErrConflict, p.Slug)
 	case !p.Create && !exists:
 		return nil, fmt.Errorf("product %s: %w", p.Slug, ErrNotFound)
-	case exists && c.r.ClusterLevel() >= levelProductPrecondition:
+	case exists && c.level() >= levelProductPrecondition:
 		if err := UnchangedSince("product "+p.Slug, cur.UpdatedAt, p.IfUpdatedAt); err != nil {
 			return nil, err
 		}

@@ -42,7 +42,7 @@ type OSTemplateUnlabel struct {
 // labelUnchanged checks a label command's IfUpdatedAt against the label of
 // template name now (from levelLabelPrecondition).
 func (c *applyCtx) labelUnchanged(name string, want *time.Time) error {
-	if want == nil || c.r.ClusterLevel() < levelLabelPrecondition {
+	if want == nil || c.level() < levelLabelPrecondition {
 		return nil
 	}
 	cur, err := c.r.OSTemplateLabel(name)

@@ -18,7 +18,7 @@ const LevelOwnerIDs = 10
 // putOwner indexes id, of account accountID, in legacy (store.BucketServerIDs,
 // store.BucketInvoiceIDs) below LevelOwnerIDs, in store.BucketOwnerIDs from it.
 func putOwner(c *applyCtx, legacy []byte, id, accountID string) error {
-	if c.r.ClusterLevel() >= LevelOwnerIDs {
+	if c.level() >= LevelOwnerIDs {
 		return store.PutOwner(c.tx, id, accountID)
 	}
 	return c.tx.Bucket(legacy).Put([]byte(id), []byte(accountID))

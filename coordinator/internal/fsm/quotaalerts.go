@@ -55,7 +55,7 @@ func quotaAlertRank(a string) int {
 // quietly so the next rise is notified again, and no change does nothing
 // (a figure reported again sends nothing). The caller stores h.
 func noteQuotaAlert(c *applyCtx, h *store.HostingAccount) error {
-	if c.r.ClusterLevel() < LevelQuotaAlerts || h.Status == api.HostingDeleted {
+	if c.level() < LevelQuotaAlerts || h.Status == api.HostingDeleted {
 		return nil
 	}
 	now := quotaAlertOf(h.Quota.DiskUsedBytes, h.Limits.DiskMiB)

@@ -126,7 +126,7 @@ func CleanupAttempt(a store.Action) int {
 func retryCleanup(c *applyCtx, a *store.Action, p ActionFinish, actionID *string) (bool, error) {
 	n := CleanupAttempt(*a)
 	if n == 0 || a.Status == api.ActionSuccess || p.CleanupRetrySeconds <= 0 || p.CleanupDeadlineSeconds <= 0 ||
-		n >= MaxCleanupAttempts || *actionID != "" || c.r.ClusterLevel() < LevelCleanupRetry {
+		n >= MaxCleanupAttempts || *actionID != "" || c.level() < LevelCleanupRetry {
 		return false, nil
 	}
 	notBefore := c.at.Add(time.Duration(p.CleanupRetrySeconds) * time.Second)
@@ -163,7 +163,7 @@ const levelCleanupJoin = 2
 // result is applied once. ok is false when the request is to be handled as
 // before.
 func joinCleanup(c *applyCtx, actionID, command string) (store.Action, bool, error) {
-	if actionID == "" || c.r.ClusterLevel() < levelCleanupJoin {
+	if actionID == "" || c.level() < levelCleanupJoin {
 		return store.Action{}, false, nil
 	}
 	cur, err := c.r.Action(actionID)
@@ -429,7 +429,7 @@ func createServer(c *applyCtx, p ServerCreate, accountRead bool) (any, error) {
 			return nil, err
 		}
 	}
-	if c.r.ClusterLevel() >= levelLocationAtApply {
+	if c.level() >= levelLocationAtApply {
 		if err := checkNodeLocation(n.AgentNode, p.Locations, "the server"); err != nil {
 			return nil, err
 		}
@@ -773,7 +773,7 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, result 
 			s.Status = state
 		}
 		data := map[string]any{"serverId": s.ID, "action": action}
-		if c.r.ClusterLevel() >= levelPowerMethod {
+		if c.level() >= levelPowerMethod {
 			if a.Method = powerMethod(a.Command, result); a.Method != "" {
 				data["method"] = a.Method
 			}
@@ -850,7 +850,7 @@ func applyResult(c *applyCtx, s *store.Server, a *store.Action, ok bool, result 
 		if a.Snapshot != nil {
 			sn := *a.Snapshot
 			sn.CreatedAt = c.at
-			if c.r.ClusterLevel() >= levelSnapshotRequestTime {
+			if c.level() >= levelSnapshotRequestTime {
 				sn.CreatedAt = a.CreatedAt
 			}
 			if res, _ := action.DecodeResult(result); res.Snapshot != nil {
@@ -918,7 +918,7 @@ func applyServerPTR(c *applyCtx, p ServerPTR) (any, error) {
 	// A suspended server's reverse DNS does not change (as it is not
 	// powered on); from semantics level 2 (level.go), so a cluster with a
 	// coordinator of a release without it applies the change as that does.
-	if s.Suspension != nil && c.r.ClusterLevel() >= levelSuspendedPTR {
+	if s.Suspension != nil && c.level() >= levelSuspendedPTR {
 		return nil, &SuspendedError{ServerID: s.ID, Reason: s.Suspension.Reason}
 	}
 	ip, err := netip.ParseAddr(p.IP)

@@ -25,7 +25,7 @@ const LevelTicketReplyIdem = 5
 // Idempotency-Key.
 func idemRecord(c *applyCtx, env *Envelope, val any) (store.IdemRecord, error) {
 	rec := store.IdemRecord{ReqHash: env.Idem.ReqHash, Status: env.Idem.Status, ExpiresAt: env.Idem.ExpiresAt}
-	if t, ok := val.(api.Ticket); ok && env.Type == CmdTicketReply && c.r.ClusterLevel() >= LevelTicketReplyIdem {
+	if t, ok := val.(api.Ticket); ok && env.Type == CmdTicketReply && c.level() >= LevelTicketReplyIdem {
 		owner := c.r.TicketOwner(t.ID)
 		if owner == "" {
 			return rec, fmt.Errorf("ticket %s replied to has no owner", t.ID)

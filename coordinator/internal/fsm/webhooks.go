@@ -184,7 +184,7 @@ func applyWebhookUpdate(c *applyCtx, p WebhookUpdate) (any, error) {
 	setIfGiven(&w.Description, p.Description)
 	if p.Active != nil && *p.Active != w.Active {
 		w.Active = *p.Active
-		hold := c.r.ClusterLevel() >= LevelWebhookHold
+		hold := c.level() >= LevelWebhookHold
 		if w.Active {
 			w.DisabledReason = ""
 			if hold && w.PausedSince != 0 {
@@ -347,7 +347,7 @@ func applyWebhookRedeliver(c *applyCtx, p WebhookRedeliver) (any, error) {
 	at := c.at
 	d.Chain++
 	d.Status, d.Attempts, d.NextAttemptAt, d.UpdatedAt, d.ChainStart = api.DeliveryPending, 0, &at, c.at, time.Time{}
-	if c.r.ClusterLevel() >= LevelWebhookHold {
+	if c.level() >= LevelWebhookHold {
 		// The new chain's window starts now (level 2): held by a pause
 		// before its first attempt, it still expires a window after this.
 		d.ChainStart = c.at
@@ -409,7 +409,7 @@ func applyWebhookAttempts(c *applyCtx, p WebhookAttempts) (any, error) {
 	subs := map[string]*attemptSub{}
 	var order []*attemptSub
 	recorded := 0
-	once := c.r.ClusterLevel() >= LevelWebhookAttemptOnce
+	once := c.level() >= LevelWebhookAttemptOnce
 	for i := range p.Attempts {
 		r := &p.Attempts[i]
 		s, ok := subs[r.WebhookID]
@@ -447,7 +447,7 @@ func applyWebhookAttempts(c *applyCtx, p WebhookAttempts) (any, error) {
 					w.DisabledReason = "disabled after the receiver answered 410 Gone"
 				}
 				s.dirty = true
-				if err := pauseDeliveries(c, w, c.r.ClusterLevel() >= LevelWebhookHold); err != nil {
+				if err := pauseDeliveries(c, w, c.level() >= LevelWebhookHold); err != nil {
 					return nil, err
 				}
 			}
@@ -523,7 +523,7 @@ func recordAttempt(c *applyCtx, s *attemptSub, r *WebhookAttemptRecord) (bool, e
 	if r.Outcome == OutcomeHeld {
 		return false, recordHeld(c, s, r, key, err)
 	}
-	hold := c.r.ClusterLevel() >= LevelWebhookHold
+	hold := c.level() >= LevelWebhookHold
 	switch {
 	case err == store.ErrNotFound:
 		if r.Event == nil {
@@ -621,7 +621,7 @@ func recordHeld(c *applyCtx, s *attemptSub, r *WebhookAttemptRecord, key []byte,
 	if err != store.ErrNotFound {
 		return err
 	}
-	if r.Event == nil || c.r.ClusterLevel() < LevelWebhookHold {
+	if r.Event == nil || c.level() < LevelWebhookHold {
 		return nil
 	}
 	w, err := s.load(c.tx)
