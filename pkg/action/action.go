@@ -56,6 +56,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -289,7 +290,88 @@ func Encode(p Params) ([]byte, error) {
 	if p == nil {
 		return []byte("{}"), nil
 	}
+	if v, ok := p.(*Provision); ok && v != nil {
+		if b, ok := v.encodePlain(); ok {
+			return b, nil
+		}
+	}
 	return json.Marshal(p)
+}
+
+// encodePlain is json.Marshal of p without its reflection (every server
+// order encodes one) when each of p's strings is plain, which json.Marshal
+// writes between quotes as it is; ok is false for any other p, which
+// json.Marshal then writes. The fields in the struct's order, each
+// omitempty one left out when empty: TestEncodeProvisionIsJSONMarshal,
+// FuzzEncodeProvision.
+func (p *Provision) encodePlain() (b []byte, ok bool) {
+	strs := [...]string{p.Bridge, p.Gateway4, p.Gateway6, p.Hostname, p.IPv4, p.IPv6, p.MAC, p.Name, p.Network, p.RootPassword, p.Template}
+	n := 160
+	for _, s := range strs {
+		if !plain(s) {
+			return nil, false
+		}
+		n += len(s)
+	}
+	for _, l := range [][]string{p.Resolvers, p.SSHKeys} {
+		for _, s := range l {
+			if !plain(s) {
+				return nil, false
+			}
+			n += len(s) + 3
+		}
+	}
+	b = make([]byte, 0, n)
+	b = append(b, '{')
+	str := func(key, v string, omitEmpty bool) {
+		if omitEmpty && v == "" {
+			return
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(append(append(append(append(b, '"'), key...), `":"`...), v...), '"')
+	}
+	list := func(key string, l []string) {
+		if len(l) == 0 {
+			return
+		}
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, '"'), key...), `":[`...)
+		for i, s := range l {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(append(append(b, '"'), s...), '"')
+		}
+		b = append(b, ']')
+	}
+	str("bridge", p.Bridge, true)
+	str("gateway4", p.Gateway4, true)
+	str("gateway6", p.Gateway6, true)
+	str("hostname", p.Hostname, true)
+	str("ipv4", p.IPv4, true)
+	str("ipv6", p.IPv6, true)
+	str("mac", p.MAC, true)
+	str("name", p.Name, true)
+	str("network", p.Network, true)
+	if len(b) > 1 {
+		b = append(b, ',')
+	}
+	b = append(b, `"plan":{"vcpus":`...)
+	b = strconv.AppendUint(b, uint64(p.Plan.VCPUs), 10)
+	b = append(b, `,"memory_mib":`...)
+	b = strconv.AppendUint(b, p.Plan.MemoryMiB, 10)
+	b = append(b, `,"disk_gib":`...)
+	b = strconv.AppendUint(b, p.Plan.DiskGiB, 10)
+	b = append(b, '}')
+	list("resolvers", p.Resolvers)
+	str("root_password", p.RootPassword, true)
+	list("ssh_keys", p.SSHKeys)
+	str("template", p.Template, false)
+	return append(b, '}'), true
 }
 
 // EncodeSecret is the secret_params JSON of command's secret value.

@@ -418,3 +418,101 @@ func BenchmarkEncodeSecret(b *testing.B) {
 		}
 	}
 }
+
+// provisionFields are Provision's and its plan's JSON keys in the order
+// encodePlain writes them: a field added to either fails
+// TestEncodeProvisionIsJSONMarshal until encodePlain writes it.
+var provisionFields = []string{"bridge", "gateway4", "gateway6", "hostname", "ipv4", "ipv6", "mac", "name", "network",
+	"plan", "plan.vcpus", "plan.memory_mib", "plan.disk_gib", "resolvers", "root_password", "ssh_keys", "template"}
+
+// structKeys lists t's JSON keys, and its struct fields' (as "field.key"), in
+// field order.
+func structKeys(t reflect.Type, prefix string) []string {
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		out = append(out, prefix+name)
+		if f.Type.Kind() == reflect.Struct {
+			out = append(out, structKeys(f.Type, prefix+name+".")...)
+		}
+	}
+	return out
+}
+
+// provisionOf is a Provision with every string field s (the template tmpl)
+// and lists l, its plan n.
+func provisionOf(s, tmpl string, l []string, n uint64) *Provision {
+	return &Provision{Bridge: s, Gateway4: s, Gateway6: s, Hostname: s, IPv4: s, IPv6: s, MAC: s, Name: s, Network: s,
+		Plan: api.NodePlan{VCPUs: uint32(n), MemoryMiB: n * 1024, DiskGiB: n}, Resolvers: l, RootPassword: s, SSHKeys: l, Template: tmpl}
+}
+
+func checkEncodeProvision(t *testing.T, p *Provision) {
+	t.Helper()
+	got, err := Encode(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(want) {
+		t.Errorf("Encode wrote %s, json.Marshal %s", got, want)
+	}
+}
+
+// TestEncodeProvisionIsJSONMarshal: Encode writes a server.provision's
+// params as json.Marshal does (what it wrote before an order's params
+// stopped going through reflection), for the params an order makes,
+// empty and full ones, lists empty, nil and long, and strings json.Marshal
+// escapes (those go through it).
+func TestEncodeProvisionIsJSONMarshal(t *testing.T) {
+	if got := structKeys(reflect.TypeFor[Provision](), ""); !slices.Equal(got, provisionFields) {
+		t.Fatalf("Provision's JSON keys are %v; encodePlain writes %v: write the new field there", got, provisionFields)
+	}
+	checkEncodeProvision(t, &Provision{})
+	checkEncodeProvision(t, &Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25},
+		Hostname: "web.example.com", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx3b3JkcyBvZiBhIHRlc3Qga2V5IGZvciB0aGUgYmVuY2ggb25seQ bench@example"}})
+	checkEncodeProvision(t, &Provision{Template: "t", Resolvers: []string{}, SSHKeys: []string{}})
+	checkEncodeProvision(t, &Provision{Template: "t", Plan: api.NodePlan{VCPUs: ^uint32(0), MemoryMiB: ^uint64(0), DiskGiB: 1 << 40}})
+	for _, s := range secretValues {
+		for _, l := range [][]string{nil, {s}, {"a", s, "b"}} {
+			checkEncodeProvision(t, provisionOf(s, s, l, 3))
+			checkEncodeProvision(t, provisionOf("", "debian-12", l, 0))
+			checkEncodeProvision(t, provisionOf(s, "debian-12", nil, 7))
+		}
+	}
+}
+
+// FuzzEncodeProvision holds Encode of a Provision to json.Marshal's bytes.
+func FuzzEncodeProvision(f *testing.F) {
+	for _, v := range secretValues {
+		f.Add(v, "debian-12", v, uint64(2))
+	}
+	f.Fuzz(func(t *testing.T, s, tmpl, item string, n uint64) {
+		checkEncodeProvision(t, provisionOf(s, tmpl, []string{item, s}, n))
+		checkEncodeProvision(t, provisionOf("", tmpl, []string{item}, n))
+		checkEncodeProvision(t, &Provision{Hostname: s, Template: tmpl, SSHKeys: []string{item}})
+	})
+}
+
+// BenchmarkEncodeProvision: a server order's provision params, through
+// Encode and, the baseline, json.Marshal.
+func BenchmarkEncodeProvision(b *testing.B) {
+	p := &Provision{Template: "debian-12", Plan: api.NodePlan{VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25},
+		Hostname: "web.example.com", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx3b3JkcyBvZiBhIHRlc3Qga2V5IGZvciB0aGUgYmVuY2ggb25seQ bench@example"}}
+	for _, enc := range []struct {
+		name string
+		fn   func(Params) ([]byte, error)
+	}{{"Encode", Encode}, {"json.Marshal", func(p Params) ([]byte, error) { return json.Marshal(p) }}} {
+		b.Run(enc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := enc.fn(p); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
