@@ -107,17 +107,6 @@ func (s *sink) snapshot() []hit {
 	return append([]hit(nil), s.hits...)
 }
 
-func retry503(c *testcluster.Cluster, fn func() error) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := fn()
-		if err == nil || api.StatusOf(err) != 503 || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // TestLeaderKilledWithDeliveriesInFlight: tickets are opened while the receiver
 // is slow, the leader is killed mid-stream, and every ticket.created event of a
 // ticket acknowledged (committed) before or after the kill reaches the receiver.
@@ -135,12 +124,10 @@ func TestLeaderKilledWithDeliveriesInFlight(t *testing.T) {
 	ctx := context.Background()
 	ld := c.WaitLeader(10 * time.Second)
 	var wh api.Webhook
-	if err := retry503(c, func() (err error) {
+	c.Retry503(func() (err error) {
 		wh, err = c.Client(ld, key).CreateWebhook(ctx, api.WebhookCreateRequest{URL: rc.srv.URL + "/h/0", Events: []string{"ticket.created"}}, "")
 		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	rc.setSecret("0", wh.Secret)
 
 	var (

@@ -40,19 +40,15 @@ func TestAttemptCommittedButFailedListedOnce(t *testing.T) {
 	acc, key := c.NewAccount("once@example.com")
 	ctx := context.Background()
 	var wh api.Webhook
-	if err := retry503(c, func() (err error) {
+	c.Retry503(func() (err error) {
 		wh, err = c.Client(c.WaitLeader(10*time.Second), key).CreateWebhook(ctx, api.WebhookCreateRequest{URL: rc.srv.URL + "/h/0", Events: []string{"ticket.created"}}, "")
 		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	rc.setSecret("0", wh.Secret)
-	if err := retry503(c, func() error {
+	c.Retry503(func() error {
 		_, err := c.Client(c.WaitLeader(10*time.Second), key).CreateTicket(ctx, api.TicketCreateRequest{Subject: "Disk full", Message: "m"}, "")
 		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	waitFor(t, "the delivery and its record proposed again", 30*time.Second, func() bool {
 		return len(rc.snapshot()) >= 1 && proposed.Load() >= 2
 	})
@@ -61,12 +57,10 @@ func TestAttemptCommittedButFailedListedOnce(t *testing.T) {
 		t.Fatalf("the receiver got %d requests (%d badly signed), want 1", n, bad)
 	}
 	var page api.Page[api.WebhookAttempt]
-	if err := retry503(c, func() (err error) {
+	c.Retry503(func() (err error) {
 		page, err = c.Client(c.WaitLeader(10*time.Second), key).ListWebhookDeliveries(ctx, wh.ID, client.ListQuery{})
 		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	})
 	if len(page.Data) != 1 || page.Total != 1 || page.Data[0].ID == "" || page.Data[0].Attempt != 1 || page.Data[0].DeliveryStatus != api.DeliverySucceeded {
 		t.Fatalf("delivery log %+v (total %d), want the one attempt once, succeeded", page.Data, page.Total)
 	}
