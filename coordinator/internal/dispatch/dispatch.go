@@ -389,12 +389,13 @@ func (d *Dispatcher) scan(ctx context.Context) {
 	// read once on its way to the agent).
 	var fresh map[string]store.Action
 	err := d.s.State.Read(func(r store.ReadTx) error {
+		actions := r.Actions() // the bucket looked up once for the scan's reads
 		action := func(id string) (store.Action, error) {
 			if a, ok := fresh[id]; ok {
 				return a, nil
 			}
 			reads++
-			return r.Action(id)
+			return actions.Action(id)
 		}
 		if full {
 			open, inflight, bad, err := r.OpenActionsExcept(func(id string) bool { return busy[id] })
@@ -417,7 +418,7 @@ func (d *Dispatcher) scan(ctx context.Context) {
 		for _, id := range changed {
 			visits++
 			reads++
-			a, err := r.Action(id)
+			a, err := actions.Action(id)
 			if errors.Is(err, store.ErrNotFound) {
 				d.idx.drop(id)
 				continue

@@ -46,12 +46,24 @@ func named(what, id string, err error) error {
 // encoding/json as GetJSON does when read gives up (ErrNotFound when the
 // key is absent).
 func getRead[T any](tx *bolt.Tx, bucket, key []byte, read func([]byte) (T, bool)) (T, error) {
-	if v, ok := read(tx.Bucket(bucket).Get(key)); ok {
+	return getIn(tx.Bucket(bucket), bucket, key, read)
+}
+
+// getIn is getRead of b, the bucket named name, already open: a reader of
+// many keys of one bucket (Actions) looks the bucket up once.
+func getIn[T any](b *bolt.Bucket, name, key []byte, read func([]byte) (T, bool)) (T, error) {
+	raw := b.Get(key)
+	if v, ok := read(raw); ok {
 		return v, nil
 	}
 	var v T
-	err := GetJSON(tx, bucket, key, &v)
-	return v, err
+	if raw == nil {
+		return v, ErrNotFound
+	}
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return v, fmt.Errorf("decode %s/%s: %w", name, key, err)
+	}
+	return v, nil
 }
 
 // has reports whether bucket holds key.

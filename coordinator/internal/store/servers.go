@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	bolt "go.etcd.io/bbolt"
 )
 
 // Server is a stored server: the customer view plus where it runs. Snapshots
@@ -182,9 +183,19 @@ func (r ReadTx) NodeServers(nodeID string) ([]Server, error) {
 }
 
 // Action loads an action.
-func (r ReadTx) Action(id string) (Action, error) {
-	a, err := getRead(r.tx, BucketActions, []byte(id), readAction)
-	return a, named("action", id, err)
+func (r ReadTx) Action(id string) (Action, error) { return r.Actions().Action(id) }
+
+// Actions loads actions by id (Action), their bucket looked up once: the
+// dispatcher's scan reads many in one transaction.
+func (r ReadTx) Actions() Actions { return Actions{r.tx.Bucket(BucketActions)} }
+
+// Actions reads the actions of one read transaction (ReadTx.Actions).
+type Actions struct{ b *bolt.Bucket }
+
+// Action loads an action, as ReadTx.Action does.
+func (a Actions) Action(id string) (Action, error) {
+	v, err := getIn(a.b, BucketActions, []byte(id), readAction)
+	return v, named("action", id, err)
 }
 
 // OpenActions lists the pending and running actions (the dispatcher's work).
@@ -201,12 +212,13 @@ func (r ReadTx) OpenActions() ([]Action, error) {
 // an action that is not there: no command writes either) is in neither
 // list: unreadable holds it, by id, with the read's error.
 func (r ReadTx) OpenActionsExcept(skip func(id string) bool) (open []Action, skipped []string, unreadable map[string]error, err error) {
+	actions := r.Actions()
 	err = r.tx.Bucket(BucketOpenActions).ForEach(func(k, _ []byte) error {
 		if skip != nil && skip(string(k)) {
 			skipped = append(skipped, string(k))
 			return nil
 		}
-		a, err := r.Action(string(k))
+		a, err := actions.Action(string(k))
 		if err != nil {
 			if unreadable == nil {
 				unreadable = map[string]error{}
