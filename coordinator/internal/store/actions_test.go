@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -64,4 +66,60 @@ func TestActionsReadAsGetJSON(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// BenchmarkActionReads: 8 actions read in one read transaction of a
+// bucket of 300, as a dispatcher scan after a burst of orders reads them:
+// through one Actions (the bucket looked up once) and, the baseline,
+// ReadTx.Action each (looked up for each read).
+func BenchmarkActionReads(b *testing.B) {
+	at := time.Date(2026, 6, 3, 10, 0, 0, 0, time.UTC)
+	db, err := bolt.Open(filepath.Join(b.TempDir(), "store.db"), 0o600, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	var ids []string
+	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := CreateBuckets(tx); err != nil {
+			return err
+		}
+		for i := range 300 {
+			a := Action{Action: api.Action{ID: fmt.Sprintf("act_%04d", i), Command: api.ActionServerProvision, Status: api.ActionPending,
+				ResourceType: "server", ResourceID: fmt.Sprintf("srv_%04d", i), CreatedAt: at}, NodeID: "hv-1", Target: "vm-1",
+				Params: json.RawMessage(`{"plan":{"vcpus":1,"memory_mib":1024,"disk_gib":25},"template":"debian-12"}`), Deadline: at.Add(time.Hour)}
+			raw, _ := EncodeAction(&a)
+			if err := tx.Bucket(BucketActions).Put([]byte(a.ID), raw); err != nil {
+				return err
+			}
+			if i%37 == 0 && len(ids) < 8 {
+				ids = append(ids, a.ID)
+			}
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
+	for _, way := range []struct {
+		name string
+		read func(r ReadTx) func(string) (Action, error)
+	}{
+		{"Actions.Action", func(r ReadTx) func(string) (Action, error) { return r.Actions().Action }},
+		{"ReadTx.Action", func(r ReadTx) func(string) (Action, error) { return r.Action }},
+	} {
+		b.Run(way.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_ = db.View(func(tx *bolt.Tx) error {
+					read := way.read(Read(tx))
+					for _, id := range ids {
+						if _, err := read(id); err != nil {
+							b.Fatal(err)
+						}
+					}
+					return nil
+				})
+			}
+		})
+	}
 }
