@@ -298,12 +298,13 @@ func Encode(p Params) ([]byte, error) {
 	return json.Marshal(p)
 }
 
-// encodePlain is json.Marshal of p without its reflection (every server
-// order encodes one) when each of p's strings is plain, which json.Marshal
-// writes between quotes as it is; ok is false for any other p, which
-// json.Marshal then writes. The fields in the struct's order, each
-// omitempty one left out when empty: TestEncodeProvisionIsJSONMarshal,
-// FuzzEncodeProvision.
+// encodePlain is json.Marshal of p without its reflection when each of p's
+// strings is plain, which json.Marshal writes between quotes as it is; ok
+// is false for any other p, which json.Marshal then writes. Every server
+// order's leader encodes one, and every replica again when the apply fills
+// in the server's addresses (fsm primaryAddrs). The fields in the struct's
+// order, each omitempty one left out when empty:
+// TestEncodeProvisionIsJSONMarshal, FuzzEncodeProvision.
 func (p *Provision) encodePlain() (b []byte, ok bool) {
 	strs := [...]string{p.Bridge, p.Gateway4, p.Gateway6, p.Hostname, p.IPv4, p.IPv6, p.MAC, p.Name, p.Network, p.RootPassword, p.Template}
 	n := 160

@@ -476,6 +476,33 @@ func TestEncodeProvisionIsJSONMarshal(t *testing.T) {
 		Hostname: "web.example.com", SSHKeys: []string{"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGx3b3JkcyBvZiBhIHRlc3Qga2V5IGZvciB0aGUgYmVuY2ggb25seQ bench@example"}})
 	checkEncodeProvision(t, &Provision{Template: "t", Resolvers: []string{}, SSHKeys: []string{}})
 	checkEncodeProvision(t, &Provision{Template: "t", Plan: api.NodePlan{VCPUs: ^uint32(0), MemoryMiB: ^uint64(0), DiskGiB: 1 << 40}})
+	// The cases fsm's appendProvision was held to before this encoder
+	// replaced it.
+	full := Provision{Bridge: "br0", Gateway4: "198.51.100.1", Gateway6: "fe80::1", Hostname: "web-1",
+		IPv4: "198.51.100.7/24", IPv6: "2001:db8::1/64", MAC: "52:54:00:12:34:56", Name: "hp-srv_1", Network: "default",
+		Plan: api.NodePlan{VCPUs: 4294967295, MemoryMiB: 18446744073709551615, DiskGiB: 0}, Resolvers: []string{"198.51.100.53", "2001:db8::53"},
+		RootPassword: "x", SSHKeys: []string{"ssh-ed25519 AAAAC3Nz+/= me@host"}, Template: "debian-12"}
+	for _, pr := range []Provision{full, {Resolvers: []string{}, SSHKeys: []string{""}, Template: ""}} {
+		if _, ok := pr.encodePlain(); !ok {
+			t.Fatalf("encodePlain gave up on %+v", pr)
+		}
+		checkEncodeProvision(t, &pr)
+	}
+	// Strings encoding/json escapes: encodePlain leaves them to it.
+	for _, s := range []string{"a<b", "a&b", `a"b`, `a\b`, "a\nb", "é", "\u2028"} {
+		pr := full
+		pr.Hostname = s
+		if _, ok := pr.encodePlain(); ok {
+			t.Errorf("encodePlain wrote %q itself", s)
+		}
+		checkEncodeProvision(t, &pr)
+		pr = full
+		pr.SSHKeys = []string{"k", s}
+		if _, ok := pr.encodePlain(); ok {
+			t.Errorf("encodePlain wrote %q itself", s)
+		}
+		checkEncodeProvision(t, &pr)
+	}
 	for _, s := range secretValues {
 		for _, l := range [][]string{nil, {s}, {"a", s, "b"}} {
 			checkEncodeProvision(t, provisionOf(s, s, l, 3))

@@ -627,11 +627,7 @@ func primaryAddrs(s *store.Server, a *store.Action, n api.AgentNode, bridge stri
 	if v6 != nil {
 		s.IPv6 = v6.Addr.String()
 	}
-	if raw, ok := appendProvision(&pr); ok {
-		a.Params = raw
-		return nil
-	}
-	raw, err := action.Encode(&pr)
+	raw, err := action.Encode(&pr) // json.Marshal's bytes, without its reflection for plain strings
 	if err != nil {
 		return err
 	}

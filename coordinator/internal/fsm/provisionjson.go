@@ -1,8 +1,6 @@
 package fsm
 
 import (
-	"strconv"
-
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/internal/plainjson"
 	"github.com/hostplane/hostplane/pkg/action"
@@ -10,12 +8,12 @@ import (
 
 // A placing command with addresses reads the proposer's provision params
 // into an action.Provision, fills in the addresses and writes them back
-// (primaryAddrs). readProvision and appendProvision do that for the plain
-// JSON the proposer writes without reflection: readProvision reads what
-// json.Unmarshal reads (or gives up), appendProvision writes what json.Marshal
-// writes (or gives up), so the action record is byte for byte what
-// encoding/json made of it before (TestProvisionCodecMatchesEncodingJSON and
-// its fuzzers).
+// (primaryAddrs). readProvision reads the plain JSON the proposer writes
+// without reflection: what json.Unmarshal reads (or gives up); action.Encode
+// writes them back as json.Marshal does (its own plain encoder:
+// TestEncodeProvisionIsJSONMarshal), so the action record is byte for byte
+// what encoding/json made of it before (TestProvisionCodecMatchesEncodingJSON
+// and its fuzzer).
 
 // provisionKeys are action.Provision's JSON keys in field order.
 var provisionKeys = [...]string{"bridge", "gateway4", "gateway6", "hostname", "ipv4", "ipv6", "mac", "name", "network", "plan", "resolvers", "root_password", "ssh_keys", "template"}
@@ -50,53 +48,4 @@ var nodePlanKeys = []string{"vcpus", "memory_mib", "disk_gib"}
 func provisionString(pr *action.Provision, i int) *string {
 	return [len(provisionKeys)]*string{0: &pr.Bridge, 1: &pr.Gateway4, 2: &pr.Gateway6, 3: &pr.Hostname, 4: &pr.IPv4,
 		5: &pr.IPv6, 6: &pr.MAC, 7: &pr.Name, 8: &pr.Network, 11: &pr.RootPassword, 13: &pr.Template}[i]
-}
-
-// appendProvision writes json.Marshal(pr) (ok false if a string needs an
-// escape).
-func appendProvision(pr *action.Provision) ([]byte, bool) {
-	b := make([]byte, 0, 256)
-	b = append(b, '{')
-	for i, key := range provisionKeys {
-		switch key {
-		case "plan":
-			b = append(b, `"plan":{"vcpus":`...)
-			b = strconv.AppendUint(b, uint64(pr.Plan.VCPUs), 10)
-			b = append(b, `,"memory_mib":`...)
-			b = strconv.AppendUint(b, pr.Plan.MemoryMiB, 10)
-			b = append(b, `,"disk_gib":`...)
-			b = strconv.AppendUint(b, pr.Plan.DiskGiB, 10)
-			b = append(b, "},"...)
-		case "resolvers", "ssh_keys":
-			list := pr.Resolvers
-			if key == "ssh_keys" {
-				list = pr.SSHKeys
-			}
-			if len(list) == 0 {
-				continue
-			}
-			b = append(plainjson.AppendKey(b, key), '[')
-			for i, s := range list {
-				if !plainjson.Plain(s) {
-					return nil, false
-				}
-				if i > 0 {
-					b = append(b, ',')
-				}
-				b = plainjson.AppendString(b, s)
-			}
-			b = append(b, "],"...)
-		default:
-			s := *provisionString(pr, i)
-			if s == "" && key != "template" {
-				continue
-			}
-			if !plainjson.Plain(s) {
-				return nil, false
-			}
-			b = append(plainjson.AppendString(plainjson.AppendKey(b, key), s), ',')
-		}
-	}
-	b[len(b)-1] = '}' // template is always written, so a ',' is last
-	return b, true
 }
