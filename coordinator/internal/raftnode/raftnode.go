@@ -196,10 +196,11 @@ func checkStateNotAhead(applied uint64, logs logStore, snaps raft.SnapshotStore)
 // openStores opens the Raft log store (raft-wal/) and the snapshot store
 // (snapshots/) under dir.
 func openStores(dir string, logger hclog.Logger) (logStore, *raft.FileSnapshotStore, error) {
-	logs, err := openLogStore(dir, logger)
+	opened, err := openLogStore(dir, logger)
 	if err != nil {
 		return nil, nil, fmt.Errorf("raft log store: %w", err)
 	}
+	logs := &closeGuard{logStore: opened, log: logger}
 	snaps, err := raft.NewFileSnapshotStoreWithLogger(filepath.Join(dir, "snapshots"), 2, logger)
 	if err != nil {
 		logs.Close()
