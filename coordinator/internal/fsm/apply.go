@@ -17,12 +17,17 @@ import (
 // before their first write: a business error must leave nothing behind, since the
 // batch's transaction commits the other commands.
 type applyCtx struct {
-	tx     *bolt.Tx
-	r      store.ReadTx // typed reads in the same transaction
-	index  uint64
-	at     time.Time
-	env    *Envelope
-	events []store.Event
+	tx    *bolt.Tx
+	r     store.ReadTx // typed reads in the same transaction
+	index uint64
+	// evIndex is the command's event index: index plus
+	// store.EventIndexOffset (0 unless the state was restored from a
+	// backup of a longer log). Outbox keys and a subscription's indexes
+	// (ActiveSince, PausedSince, Gaps) are counted in it.
+	evIndex uint64
+	at      time.Time
+	env     *Envelope
+	events  []store.Event
 	// seqBase is the number of events earlier commands of the same log entry
 	// (a batch) emitted, so event ids and outbox keys stay unique.
 	seqBase uint16

@@ -47,6 +47,11 @@ type FSM struct {
 	// skipUpTo: log entries at or below it are already in the database (it survived
 	// a restart); Raft replays them after restoring its snapshot and they are skipped.
 	skipUpTo uint64
+	// evOffset is store.EventIndexOffset, read when the database opens
+	// (start, restore): a command's event index is its Raft index plus it.
+	evOffset uint64
+	// restores counts the restores installed at run time (Restores).
+	restores atomic.Uint64
 	// starting: Raft's start-up restore, which is skipped when the database
 	// already holds the snapshot (Restore).
 	starting atomic.Bool
@@ -187,6 +192,7 @@ func (f *FSM) open() error {
 		}
 		applied, at = store.AppliedIndex(tx), store.AppliedAt(tx)
 		level = store.ClusterLevelTx(tx)
+		f.evOffset = store.EventIndexOffset(tx)
 		return nil
 	}); err != nil {
 		db.Close()
@@ -462,7 +468,7 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 	if env.Type == CmdNodeEnrol || env.Type == CmdNodeHello {
 		f.hostnamesChanged = true
 	}
-	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use.Load(), maxLevel: f.maxLevel, lvl: &f.batchLevel}
+	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, evIndex: index + f.evOffset, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use.Load(), maxLevel: f.maxLevel, lvl: &f.batchLevel}
 	if f.actionsWatch.Load() != nil {
 		c.actions = &f.actionsTouched
 	}
@@ -488,7 +494,7 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 		return &Result{Err: err}
 	}
 	for i := range c.events {
-		key := store.OutboxKey(index, *seq+uint16(i))
+		key := store.OutboxKey(c.evIndex, *seq+uint16(i))
 		if raw, ok := encodeEvent(&c.events[i]); ok {
 			if err := tx.Bucket(store.BucketOutbox).Put(key, raw); err != nil {
 				return &Result{Err: err}
@@ -661,7 +667,19 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	// IndexedSnapshots), 0 is recorded, so that a restart before the next
 	// apply restores the snapshot again rather than trusting the copy's index.
 	restoredAt := snapIndex
-	if err := f.db.Update(func(tx *bolt.Tx) error { return store.SetAppliedIndex(tx, restoredAt) }); err != nil {
+	if err := f.db.Update(func(tx *bolt.Tx) error {
+		// A backup from a longer log holds event indexes past the ones
+		// this cluster's next commands have (store.RaiseEventIndexOffset).
+		off, err := store.RaiseEventIndexOffset(tx, restoredAt, store.AppliedIndex(tx))
+		if err != nil {
+			return err
+		}
+		if off != f.evOffset {
+			f.log.Info("restored state is from a longer log: event indexes continue past its own", "snapshot_index", restoredAt, "event_index_offset", off)
+		}
+		f.evOffset = off
+		return store.SetAppliedIndex(tx, restoredAt)
+	}); err != nil {
 		return fmt.Errorf("fsm restore: %w", err)
 	}
 	f.skipUpTo = restoredAt
@@ -673,8 +691,15 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 	f.clusterVersion.Add(1)
 	f.hostnamesVersion.Add(1)
 	f.notifyActions(nil)
+	f.restores.Add(1)
 	return nil
 }
+
+// Restores counts the snapshots installed over the state at run time (a
+// `cluster restore`, a leader's InstallSnapshot): a reader that keeps a
+// position in the state (the webhook dispatcher's in the outbox) reads
+// afresh when it moves.
+func (f *FSM) Restores() uint64 { return f.restores.Load() }
 
 // CheckSnapshot verifies that the file at path is a snapshot stream whose
 // database opens; a backup is checked before it replaces any state.

@@ -151,7 +151,7 @@ func applyWebhookCreate(c *applyCtx, p WebhookCreate) (any, error) {
 	}
 	w := store.Webhook{
 		ID: p.ID, AccountID: p.AccountID, URL: p.URL, Events: p.Events, Description: p.Description, Active: true,
-		SealedSecret: p.SealedSecret, SecretHint: p.SecretHint, ActiveSince: c.index, CreatedAt: c.at, UpdatedAt: c.at,
+		SealedSecret: p.SealedSecret, SecretHint: p.SecretHint, ActiveSince: c.evIndex, CreatedAt: c.at, UpdatedAt: c.at,
 	}
 	if err := store.PutJSON(c.tx, store.BucketWebhooks, store.OwnedKey(w.AccountID, w.ID), w); err != nil {
 		return nil, err
@@ -200,12 +200,12 @@ func applyWebhookUpdate(c *applyCtx, p WebhookUpdate) (any, error) {
 					// before the pause: they are still delivered, this
 					// pause's are not, nor an earlier pause's it has not
 					// read past either.
-					w.Gaps = store.AddWebhookGap(w.Gaps, store.IndexRange{From: w.PausedSince, To: c.index}, read)
+					w.Gaps = store.AddWebhookGap(w.Gaps, store.IndexRange{From: w.PausedSince, To: c.evIndex}, read)
 				} else {
-					w.ActiveSince, w.Gaps = c.index, nil
+					w.ActiveSince, w.Gaps = c.evIndex, nil
 				}
 			} else {
-				w.ActiveSince = c.index
+				w.ActiveSince = c.evIndex
 			}
 			w.PausedSince = 0
 		} else {
@@ -227,7 +227,7 @@ func pauseDeliveries(c *applyCtx, w *store.Webhook, hold bool) error {
 	if !hold {
 		return failPendingDeliveries(c, w.ID)
 	}
-	w.PausedSince = c.index
+	w.PausedSince = c.evIndex
 	return setPendingNext(c, w.ID, nil)
 }
 

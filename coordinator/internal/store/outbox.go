@@ -18,12 +18,55 @@ type Event struct {
 	Data      json.RawMessage `json:"data"`
 }
 
-// OutboxKey orders outbox entries by Raft index then sequence within the command.
+// OutboxKey orders outbox entries by event index (EventIndexOffset) then
+// sequence within the log entry.
 func OutboxKey(index uint64, seq uint16) []byte {
 	b := make([]byte, 10)
 	binary.BigEndian.PutUint64(b, index)
 	binary.BigEndian.PutUint16(b[8:], seq)
 	return b
+}
+
+// keyEventIndexOffset (meta bucket) is EventIndexOffset's value, absent
+// while it is 0.
+var keyEventIndexOffset = []byte("event_index_offset")
+
+// EventIndexOffset is what the FSM adds to a command's Raft index to make
+// its event index: the index its outbox keys, the dispatcher's cursor and a
+// webhook subscription's ActiveSince, PausedSince and Gaps are counted in.
+// It is 0 (absent) in a cluster whose state was never restored from a
+// backup of a longer log: the event index is then the Raft index itself. A
+// `cluster restore` installs a backup at this cluster's next Raft index,
+// which may be lower than the backup's own applied index (a backup from a
+// longer log): the FSM's Restore then raises the offset by the difference
+// (RaiseEventIndexOffset), so the events of the commands that follow sort
+// after the backup's, past its cursor, and count as later than its
+// subscriptions' indexes, instead of taking the keys of the backup's events
+// (overwriting ones not yet delivered) behind its cursor (never delivered).
+func EventIndexOffset(tx *bolt.Tx) uint64 {
+	if v := metaFixed(tx, keyEventIndexOffset, 8); v != nil {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// RaiseEventIndexOffset is called by the FSM's Restore with the state just
+// installed, the Raft index it is installed at (snapIndex) and the applied
+// index the copy holds (its own, from the cluster it was taken in): every
+// event index in the copy is at most copyApplied plus the copy's offset, and
+// the next command's Raft index is past snapIndex, so the offset grows by
+// how far copyApplied is past snapIndex. A snapshot of this cluster's own
+// (InstallSnapshot, a restart) holds an applied index at or below its Raft
+// index and keeps its offset; every replica that installs the same snapshot
+// at the same index computes the same offset. It returns the offset now in
+// force.
+func RaiseEventIndexOffset(tx *bolt.Tx, snapIndex, copyApplied uint64) (uint64, error) {
+	off := EventIndexOffset(tx)
+	if copyApplied <= snapIndex {
+		return off, nil
+	}
+	off += copyApplied - snapIndex
+	return off, tx.Bucket(BucketMeta).Put(keyEventIndexOffset, u64(off))
 }
 
 // ScanOutbox visits, in order, up to max outbox entries after the key after

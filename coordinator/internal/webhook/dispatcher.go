@@ -196,6 +196,12 @@ type result struct {
 type run struct {
 	d   *Dispatcher
 	ctx context.Context
+	// cancel ends the run; restores and gen are the FSM's count of
+	// restores and its value in the run's first read of the state (stale).
+	cancel   context.CancelFunc
+	restores restoreCounter
+	gen      uint64
+	restored atomic.Bool
 
 	subs   atomic.Pointer[map[string]*sub]
 	byAcct map[string][]string // accountID → webhook ids (scanner goroutine only)
@@ -227,17 +233,47 @@ type subQueue struct {
 	running int
 }
 
+// restoreCounter is the FSM's count of restores (fsm.FSM.Restores), when
+// the State has one.
+type restoreCounter interface{ Restores() uint64 }
+
+// errRestored ends a run whose state was replaced by a restore.
+var errRestored = errors.New("state restored")
+
 // Run delivers until ctx is cancelled (leadership lost). It returns ctx's error
-// or a fatal start-up error.
+// or a fatal start-up error. A restore installed while it runs (a `cluster
+// restore`) ends the run's reading, attempts and records, and a new run
+// starts on the restored state, as a new leader's would: from the cursor
+// that state holds, with its pending deliveries. The run's position in the
+// outbox and its cursor belong to the state it read, and would skip the
+// restored state's undelivered events.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	for {
+		err := d.runOnce(ctx)
+		if !errors.Is(err, errRestored) || ctx.Err() != nil {
+			return err
+		}
+		d.log.Info("state restored: the webhook dispatcher starts again from the cursor it holds")
+	}
+}
+
+func (d *Dispatcher) runOnce(parent context.Context) error {
+	rc, _ := d.state.(restoreCounter)
+	ctx, cancel := context.WithCancel(parent)
+	defer cancel()
 	r := &run{
-		d: d, ctx: ctx, tracker: newCursorTracker(), results: make(chan result, 8192),
+		d: d, ctx: ctx, cancel: cancel, restores: rc, tracker: newCursorTracker(), results: make(chan result, 8192),
 		slots: newFairSlots(d.opt.MaxInFlight, d.opt.MaxInFlight/2), queues: map[string]*subQueue{}, tracked: map[string]int{},
 		held:   map[string][]*job{},
 		timers: newTimerQueue(),
 	}
 	var cursor []byte
 	err := d.state.Read(func(tx store.ReadTx) error {
+		// Read with the state: a restore swaps the state and counts
+		// itself while no read is open (fsm.FSM.Restores).
+		if rc != nil {
+			r.gen = rc.Restores()
+		}
 		cursor = tx.WebhookCursor()
 		r.loadSubs(tx)
 		return r.scanPending(tx)
@@ -259,7 +295,24 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	r.wg.Wait()
 	close(r.results)
 	<-recDone
-	return ctx.Err()
+	if parent.Err() == nil && r.restored.Load() {
+		return errRestored
+	}
+	return parent.Err()
+}
+
+// stale reports whether a restore replaced the state the run read, and
+// then ends the run.
+func (r *run) stale() bool {
+	if r.restored.Load() {
+		return true
+	}
+	if r.restores == nil || r.restores.Restores() == r.gen {
+		return false
+	}
+	r.restored.Store(true)
+	r.cancel()
+	return true
 }
 
 func cursorString(k []byte) string {
@@ -377,6 +430,9 @@ func (r *run) poll() {
 		} else if r.ctx.Err() != nil {
 			return
 		}
+		if r.stale() {
+			return
+		}
 		applied := r.d.state.AppliedIndex()
 		if applied == seen && !more {
 			continue
@@ -399,6 +455,12 @@ const scanBatch = 1000
 // new outbox events; more is true when another batch is waiting.
 func (r *run) readChanges() (more bool, err error) {
 	err = r.d.state.Read(func(tx store.ReadTx) error {
+		if r.stale() {
+			// A restore replaced the state the run read: nothing of the
+			// new one is acted on by this run (the next reads it).
+			more = false
+			return nil
+		}
 		if v := tx.WebhookMeta(store.WebhookSubsVersionKey); v != r.subsVersion {
 			r.loadSubs(tx)
 		}
@@ -737,7 +799,7 @@ func (r *run) recorder(recorded []byte) {
 		if cursorMoved {
 			cmd.Cursor = cursor
 		}
-		for r.ctx.Err() == nil {
+		for r.ctx.Err() == nil && !r.stale() {
 			env, err := fsm.NewEnvelope(fsm.CmdWebhookAttempts, r.d.clock.Now(), cmd)
 			if err == nil {
 				_, err = r.d.apply(r.ctx, env)
@@ -751,7 +813,7 @@ func (r *run) recorder(recorded []byte) {
 			case <-time.After(200 * time.Millisecond):
 			}
 		}
-		if r.ctx.Err() != nil {
+		if r.ctx.Err() != nil || r.stale() {
 			return
 		}
 		lastFlush = time.Now()
