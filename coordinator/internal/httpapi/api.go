@@ -838,6 +838,10 @@ func (a *API) apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error)
 			// "Retry policy"), not a 500 that tells it nothing.
 			return nil, fmt.Errorf("%w: %w", raftnode.ErrNotLeader, err)
 		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			// Still leading, but no quorum committed it in time.
+			return nil, applyTimedOut(err)
+		}
 		return nil, err
 	}
 	if res.Err != nil {

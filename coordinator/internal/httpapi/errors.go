@@ -40,6 +40,24 @@ func notFound(what string) *httpError {
 	return errf(http.StatusNotFound, "not_found", "%s not found", what)
 }
 
+// applyTimedOut is the answer to a write whose Raft apply did not finish
+// within the apply timeout on a coordinator that still leads (no quorum
+// answered: followers paused, cut off, or too slow): 503 leader_unreachable
+// with Retry-After, the code README's retry policy documents for a write
+// that may or may not have taken effect ("without a quorum"), so the client
+// sends it again with its Idempotency-Key, as pkg/client does by itself. A
+// proposal withdrawn from this node's queue never reached the log and was
+// not applied; one Raft held may still commit. err stays the cause (logged
+// by none: the answer says all the client can act on).
+func applyTimedOut(err error) *httpError {
+	if errors.Is(err, raftnode.ErrWithdrawn) {
+		return &httpError{status: http.StatusServiceUnavailable, code: "leader_unreachable", cause: err,
+			msg: "the cluster did not commit the write in time (no quorum answered) and it was not applied; send it again"}
+	}
+	return &httpError{status: http.StatusServiceUnavailable, code: "leader_unreachable", cause: err,
+		msg: "the cluster did not commit the write in time (no quorum answered): it may or may not take effect; send it again with the same Idempotency-Key, or read before writing again"}
+}
+
 // toAPIError is the one place where an error becomes a status: typed HTTP errors
 // pass through, FSM business errors map by errors.Is, anything else is a 500 whose
 // cause is logged by the caller.
