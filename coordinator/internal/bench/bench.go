@@ -418,11 +418,14 @@ func waitHTTP(url string, timeout time.Duration) error {
 
 // Run executes every phase and prints the comparison.
 func Run(ctx context.Context, o Options) error {
-	dir, err := os.MkdirTemp("", "hpbench")
+	// In the framework's run directory: a bench killed midway (SIGKILL,
+	// a CI timeout) leaves its clusters' data to the next run's sweep,
+	// not in /tmp for good.
+	dir, err := framework.MkdirTemp("hpbench")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer framework.RemoveTemp(dir)
 	p := &procs{}
 	defer p.killAll()
 	fmt.Fprintf(o.Out, "hostplane benchmark: %d concurrent clients, %s per phase, 3-node clusters on loopback, fsync on\n\n", o.Clients, o.Duration)
@@ -640,11 +643,14 @@ func roundTrip(hc *http.Client, req *http.Request, want int) error {
 // prints each cluster's throughput and server CPU per write in each phase, B's
 // over A's, and each cluster's spread over leader.
 func RunSideBySide(ctx context.Context, o Options) error {
-	dir, err := os.MkdirTemp("", "hpbench")
+	// In the framework's run directory: a bench killed midway (SIGKILL,
+	// a CI timeout) leaves its clusters' data to the next run's sweep,
+	// not in /tmp for good.
+	dir, err := framework.MkdirTemp("hpbench")
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer framework.RemoveTemp(dir)
 	fmt.Fprintf(o.Out, "side by side: A = %s, B = %s; %d clients each, %s, 3-node clusters on loopback, fsync on\n",
 		o.BinDir, o.SideBySide, o.Clients, o.Duration)
 	var hps [2]*hostplane
