@@ -90,9 +90,12 @@ func Start(t *testing.T, dns, httpPort string, shortLived time.Duration) *Pebble
 	if err := startPebble(cmd); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
+		<-exited
 		logf.Close()
 		if t.Failed() {
 			out, _ := os.ReadFile(filepath.Join(dir, "pebble.log"))
@@ -107,18 +110,44 @@ func Start(t *testing.T, dns, httpPort string, shortLived time.Duration) *Pebble
 	roots.AppendCertsFromPEM(ca)
 	p := &Pebble{Dir: "https://" + listen + "/dir", Mgmt: "https://" + mgmt, Log: filepath.Join(dir, "pebble.log"),
 		Client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}}
-	for deadline := time.Now().Add(10 * time.Second); ; {
-		resp, err := p.Client.Get(p.Dir)
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("pebble does not answer: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := awaitAnswer(p.Client.Transport, p.Dir, startWait, exited, func() error { return waitErr }); err != nil {
+		t.Fatal(err) // the Cleanup shows pebble's log
 	}
 	return p
+}
+
+// startWait bounds how long Start waits for pebble's directory to answer
+// (it answers within a second on an idle machine; a loaded one, up to 40 on
+// 2 cores, takes a few).
+const startWait = 30 * time.Second
+
+// awaitAnswer polls url through rt until it answers, each try bounded to
+// a second (a pebble that accepts but never answers does not hold a try for
+// the client's 30 s), for at most wait: an error saying so when it does not
+// answer in that time, or at once when the process exits first (exited is
+// closed; waitErr is its exit status).
+func awaitAnswer(rt http.RoundTripper, url string, wait time.Duration, exited <-chan struct{}, waitErr func() error) error {
+	probe := &http.Client{Timeout: time.Second, Transport: rt}
+	deadline := time.Now().Add(wait)
+	for {
+		resp, err := probe.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("pebble exited before it answered at %s (%v): see its log", url, waitErr())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("pebble did not answer at %s within %s (last: %v): see its log", url, wait, err)
+		}
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // Root is pebble's issuing root for this run (it makes a new one each start).
