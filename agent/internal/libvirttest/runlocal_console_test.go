@@ -45,11 +45,23 @@ func TestRunLocalConsolePortTaken(t *testing.T) {
 	if strings.HasSuffix(addr, ":8423") {
 		t.Fatalf("the agent listens on %s, held by this test", addr)
 	}
-	conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // the node's certificate; only the handshake matters
-	if err != nil {
-		t.Fatalf("console listener %s: %v", addr, err)
-	}
-	conn.Close()
+	// The listener serves the node's certificate, which the agent has once
+	// it is enrolled: until then a handshake ends in a TLS alert (seen in a
+	// clean-clone CI under load), so the test waits for the enrolment, as a
+	// browser would only ever be sent there after it.
+	var last error
+	waitFor(t, r, 60*time.Second, "a TLS handshake with the console listener "+addr, func() bool {
+		conn, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true}) // the node's certificate; only the handshake matters
+		if err != nil {
+			if last == nil || last.Error() != err.Error() {
+				t.Logf("console listener %s: %v", addr, err)
+			}
+			last = err
+			return false
+		}
+		conn.Close()
+		return true
+	})
 	r.stop(t)
 }
 
