@@ -887,6 +887,18 @@ func (a *API) adminClusterRestore(r *http.Request, _ []byte, now time.Time) (int
 	if err != nil {
 		return 0, nil, err
 	}
+	if d := a.webhooks.Load(); d != nil && d.HoldDeliveries != nil {
+		// The dispatcher's records are read from the state the restore
+		// replaces: none may apply after it (its cursor would pass the
+		// backup's undelivered events). Held, it proposes nothing more;
+		// the barrier waits for what it already proposed.
+		release := d.HoldDeliveries()
+		defer release()
+		if err := a.raft.Barrier(30 * time.Second); err != nil {
+			return 0, nil, &httpError{status: http.StatusServiceUnavailable, code: "restore_interrupted", cause: err,
+				msg: "the cluster did not settle before the restore (leadership changed or no quorum); nothing was restored: run the same restore again"}
+		}
+	}
 	if err := a.raft.Restore(io.LimitReader(r.Body, 64<<30)); err != nil {
 		if errors.Is(err, raftnode.ErrNotLeader) {
 			return 0, nil, &httpError{status: http.StatusServiceUnavailable, code: "restore_interrupted",

@@ -29,6 +29,9 @@ type WebhookDeps struct {
 	// Fetch is a client under the same SSRF rules for other outbound GETs
 	// (OAuth client ID metadata documents); nil: Guard.Client with defaults.
 	Fetch *http.Client
+	// HoldDeliveries, if set, stops the webhook dispatcher until release
+	// is called (webhook.Dispatcher.Hold): a cluster restore holds it.
+	HoldDeliveries func() (release func())
 }
 
 // SetWebhookDeps installs the webhook routes' dependencies; until it is called

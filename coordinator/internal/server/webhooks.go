@@ -174,7 +174,8 @@ func (s *Server) initWebhooks() error {
 			s.log.Warn("webhook URL checks relaxed for development", "allow_http", c.AllowHTTP, "allow_private", c.AllowPrivate)
 		}
 		s.API.SetWebhookDeps(&httpapi.WebhookDeps{Sealer: rt.sealer, Guard: rt.guard, MaxPerAccount: c.MaxPerAccount,
-			Fetch: rt.guard.Client(5*time.Second, c.TLSConfig, 4)})
+			Fetch:          rt.guard.Client(5*time.Second, c.TLSConfig, 4),
+			HoldDeliveries: func() func() { return rt.disp.Hold() }})
 		client := rt.guard.Client(c.AttemptTimeout, c.TLSConfig, c.MaxInFlight)
 		apply := webhook.Applier(s.API.Apply)
 		if c.WrapApply != nil {

@@ -104,6 +104,13 @@ type Dispatcher struct {
 	Observe func(AttemptInfo)
 
 	cur atomic.Pointer[run] // the running term, for Stats and tests
+
+	// Hold's state: holds pending, whether a run is active and its cancel.
+	holdMu       sync.Mutex
+	holdCond     *sync.Cond
+	holds        int
+	active       bool
+	activeCancel context.CancelFunc
 }
 
 // Stats is a snapshot of the dispatcher's in-memory state.
@@ -154,7 +161,68 @@ func New(opt Options, state State, apply Applier, sealer *Sealer, client *http.C
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Dispatcher{opt: opt, state: state, apply: apply, sealer: sealer, client: client, clock: clk, log: log, rnd: rand.Float64}
+	d := &Dispatcher{opt: opt, state: state, apply: apply, sealer: sealer, client: client, clock: clk, log: log, rnd: rand.Float64}
+	d.holdCond = sync.NewCond(&d.holdMu)
+	return d
+}
+
+// Hold ends the running term's reading, attempts and records, waits until
+// it has stopped (its last record's proposal answered or given up), and
+// keeps any other from starting until release is called; Run then starts
+// again from the state as it is. A `cluster restore` holds the dispatcher
+// around the restore, so that no record read from the state it replaces
+// is proposed after it (the restore's caller then waits for the proposals
+// already made with a Raft barrier).
+func (d *Dispatcher) Hold() (release func()) {
+	d.holdMu.Lock()
+	d.holds++
+	if d.active {
+		d.activeCancel()
+	}
+	for d.active {
+		d.holdCond.Wait()
+	}
+	d.holdMu.Unlock()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			d.holdMu.Lock()
+			d.holds--
+			d.holdCond.Broadcast()
+			d.holdMu.Unlock()
+		})
+	}
+}
+
+// enter waits until no Hold is in force and marks a run active, with a
+// context Hold cancels; false when ctx ended first.
+func (d *Dispatcher) enter(ctx context.Context) (context.Context, bool) {
+	stop := context.AfterFunc(ctx, func() {
+		d.holdMu.Lock()
+		d.holdCond.Broadcast()
+		d.holdMu.Unlock()
+	})
+	defer stop()
+	d.holdMu.Lock()
+	defer d.holdMu.Unlock()
+	for d.holds > 0 && ctx.Err() == nil {
+		d.holdCond.Wait()
+	}
+	if ctx.Err() != nil {
+		return nil, false
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	d.active, d.activeCancel = true, cancel
+	return runCtx, true
+}
+
+// leave marks the run ended.
+func (d *Dispatcher) leave() {
+	d.holdMu.Lock()
+	d.activeCancel()
+	d.active, d.activeCancel = false, nil
+	d.holdCond.Broadcast()
+	d.holdMu.Unlock()
 }
 
 // Options returns the effective options.
@@ -249,11 +317,22 @@ var errRestored = errors.New("state restored")
 // restored state's undelivered events.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	for {
-		err := d.runOnce(ctx)
-		if !errors.Is(err, errRestored) || ctx.Err() != nil {
+		runCtx, ok := d.enter(ctx)
+		if !ok {
+			return ctx.Err()
+		}
+		err := d.runOnce(runCtx)
+		d.leave()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case errors.Is(err, errRestored):
+			d.log.Info("state restored: the webhook dispatcher starts again from the cursor it holds")
+		case runCtx.Err() != nil:
+			// Held (Hold): the next run starts once released.
+		default:
 			return err
 		}
-		d.log.Info("state restored: the webhook dispatcher starts again from the cursor it holds")
 	}
 }
 
