@@ -352,6 +352,11 @@ func readFrame(br *bufio.Reader, limit uint32) (byte, uint64, []byte, error) {
 	}
 	payload := make([]byte, n-9)
 	if _, err := io.ReadFull(br, payload); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The head came: a frame cut before its payload, not a
+			// channel closed between frames.
+			err = io.ErrUnexpectedEOF
+		}
 		return 0, 0, nil, err
 	}
 	return kind, id, payload, nil
