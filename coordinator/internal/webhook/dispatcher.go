@@ -322,13 +322,17 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		err := d.runOnce(runCtx)
+		// Held is read before leave, which cancels runCtx itself: after
+		// it, every run would look held, and a start-up error would start
+		// the run again at once, forever, instead of ending Run.
+		held := runCtx.Err() != nil
 		d.leave()
 		switch {
 		case ctx.Err() != nil:
 			return ctx.Err()
 		case errors.Is(err, errRestored):
 			d.log.Info("state restored: the webhook dispatcher starts again from the cursor it holds")
-		case runCtx.Err() != nil:
+		case held:
 			// Held (Hold): the next run starts once released.
 		default:
 			return err
