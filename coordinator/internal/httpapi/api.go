@@ -839,7 +839,11 @@ func (a *API) apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error)
 			return nil, fmt.Errorf("%w: %w", raftnode.ErrNotLeader, err)
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
-			// Still leading, but no quorum committed it in time.
+			// Still leading, but no quorum committed it in time. The
+			// client gets a 503 it can act on; the operator, who got
+			// the 500's error line before, a warning.
+			a.log.Warn("write not committed within the apply timeout while leading (no quorum answered?)",
+				"command", env.Type, "apply_timeout", a.cfg.ApplyTimeout, "err", err)
 			return nil, applyTimedOut(err)
 		}
 		return nil, err
