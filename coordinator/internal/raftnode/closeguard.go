@@ -32,28 +32,24 @@ type closeGuard struct {
 
 // Set writes a stable key, or drops the write once the store is closed.
 func (g *closeGuard) Set(key, val []byte) error {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	if g.closed {
-		g.dropped(key)
-		return nil
-	}
-	return g.logStore.Set(key, val)
+	return g.write(key, func() error { return g.logStore.Set(key, val) })
 }
 
 // SetUint64 is Set of a number.
 func (g *closeGuard) SetUint64(key []byte, val uint64) error {
+	return g.write(key, func() error { return g.logStore.SetUint64(key, val) })
+}
+
+// write runs a stable-store write unless the store is closed (then it is
+// dropped and logged at debug), with Close kept waiting until it returns.
+func (g *closeGuard) write(key []byte, w func() error) error {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
 	if g.closed {
-		g.dropped(key)
+		g.log.Debug("raft stable store write after close dropped (a heartbeat raced the shutdown)", "key", string(key))
 		return nil
 	}
-	return g.logStore.SetUint64(key, val)
-}
-
-func (g *closeGuard) dropped(key []byte) {
-	g.log.Debug("raft stable store write after close dropped (a heartbeat raced the shutdown)", "key", string(key))
+	return w()
 }
 
 // IsMonotonic passes on the WAL's raft.MonotonicLogStore: an embedded
