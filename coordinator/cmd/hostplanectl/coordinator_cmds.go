@@ -460,8 +460,7 @@ and is not a backup (cluster restore refuses it).`,
 			if stalled := errors.Is(err, client.ErrBackupStalled); stalled || err != nil && n > 0 {
 				return backupCut(args[0], n, streamed, stalled, stallTimeout, err)
 			}
-			var ae *api.Error
-			if errors.As(err, &ae) && ae.StatusCode == http.StatusServiceUnavailable && !staleBackup && !streamed {
+			if api.StatusOf(err) == http.StatusServiceUnavailable && !staleBackup && !streamed {
 				return fmt.Errorf("%w\n(no copy was written; to copy this coordinator's own state, which may miss writes acknowledged elsewhere: hostplanectl cluster backup --stale %s)", err, args[0])
 			}
 			if err != nil {

@@ -305,8 +305,7 @@ func newRootCmd(g *globals, started *bool) *cobra.Command {
 // field), else 1.
 func exitCode(err error, started bool) int {
 	var ue usageError
-	var ae *api.Error
-	if !started || errors.As(err, &ue) || errors.As(err, &ae) && ae.StatusCode == 400 {
+	if !started || errors.As(err, &ue) || api.StatusOf(err) == 400 {
 		return 2
 	}
 	return 1

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -60,8 +59,7 @@ func newTemplateCmd(g *globals) *cobra.Command {
 			// fields copied from the read.
 			if out == (api.OSTemplateLabelRequest{}) {
 				l, err := g.admin().UnlabelOSTemplateIf(c.Context(), args[0], read) // every field cleared
-				var ae *api.Error
-				if !found && errors.As(err, &ae) && ae.StatusCode == http.StatusNotFound {
+				if !found && api.StatusOf(err) == http.StatusNotFound {
 					// Only "" flags on a template without a label (its
 					// name checked by the coordinator): nothing to clear.
 					l = api.OSTemplateLabel{Name: args[0]}
@@ -103,8 +101,7 @@ var afterTemplateLabelRead func()
 // labelChanged says what a 412 to template label's write means for the
 // operator (err otherwise).
 func labelChanged(name string, err error) error {
-	var ae *api.Error
-	if errors.As(err, &ae) && ae.StatusCode == http.StatusPreconditionFailed {
+	if api.StatusOf(err) == http.StatusPreconditionFailed {
 		return fmt.Errorf("template %s: its label was changed by someone else after this command read it; nothing changed here, run the command again: %w", name, err)
 	}
 	return err
