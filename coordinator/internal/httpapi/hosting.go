@@ -381,14 +381,29 @@ func (a *API) orderHosting(rq *request) (int, any, error) {
 	if err := a.domainNotReserved(req.Domain); err != nil {
 		return 0, nil, err
 	}
-	deps, cfg, prod, err := a.orderStart(req.PlanSlug, api.ProductHosting, req.Location)
+	deps, cfg, err := a.orderDeps()
 	if err != nil {
 		return 0, nil, err
 	}
-	locations := a.orderLocations(prod, req.Location)
-	create, sftpPW, dbPW, err := a.prepareHostingCreate(api.AdminHostingCreateRequest{
-		AccountID: rq.caller.accountID, Plan: prod.Slug, Domain: req.Domain, Username: req.Username, PHPVersion: req.PHPVersion,
-	}, api.HostingPlanInfo{Slug: prod.Slug, HostingPlan: fsm.HostingPlanOf(prod)}, locations, deps, cfg, rq.now)
+	// The product, the order's locations and the placement are read in one
+	// transaction, refusing as the steps did one after the other (the
+	// product first, then the account, the names, the nodes).
+	hreq := api.AdminHostingCreateRequest{AccountID: rq.caller.accountID, Domain: req.Domain, Username: req.Username, PHPVersion: req.PHPVersion}
+	var prod api.AdminProduct
+	var locations []string
+	var hc hostingCands
+	if err := a.state.Read(func(r store.ReadTx) (err error) {
+		if prod, err = a.orderableIn(r, req.PlanSlug, api.ProductHosting, req.Location); err != nil {
+			return err
+		}
+		locations = orderLocationsAt(r.ClusterLevel(), prod, req.Location)
+		hc, err = hostingCandidatesIn(r, hreq, locations, deps, cfg)
+		return err
+	}); err != nil {
+		return 0, nil, a.scrubPlacement(rq, err)
+	}
+	hreq.Plan = prod.Slug
+	create, sftpPW, dbPW, err := makeHostingCreate(hreq, api.HostingPlanInfo{Slug: prod.Slug, HostingPlan: fsm.HostingPlanOf(prod)}, locations, hc, deps, rq.now)
 	if err != nil {
 		return 0, nil, a.scrubPlacement(rq, err)
 	}
@@ -518,13 +533,27 @@ func (a *API) adminCreateHosting(r *http.Request, body []byte, now time.Time, cf
 	return http.StatusCreated, out, nil
 }
 
-// prepareHostingCreate places a new hosting account (placeHosting) and makes
-// its create command; the SFTP and database passwords ride in the action's
-// secret to the node, put in the dispatcher here (the caller drops it when
-// the command is refused) and returned to be shown once.
+// prepareHostingCreate places a new hosting account (hostingCandidatesIn,
+// hostingCands.choose) and makes its create command; the SFTP and database
+// passwords ride in the action's secret to the node, put in the dispatcher
+// here (the caller drops it when the command is refused) and returned to be
+// shown once.
 // locations, when set, are the node locations it may be placed in.
 func (a *API) prepareHostingCreate(req api.AdminHostingCreateRequest, plan api.HostingPlanInfo, locations []string, deps *ServerDeps, cfg ServerAdminConfig, now time.Time) (fsm.HostingCreate, string, string, error) {
-	nodeID, php, loc, err := a.placeHosting(req, locations, deps, cfg)
+	var hc hostingCands
+	if err := a.state.Read(func(r store.ReadTx) (err error) {
+		hc, err = hostingCandidatesIn(r, req, locations, deps, cfg)
+		return err
+	}); err != nil {
+		return fsm.HostingCreate{}, "", "", err
+	}
+	return makeHostingCreate(req, plan, locations, hc, deps, now)
+}
+
+// makeHostingCreate is prepareHostingCreate among the candidates
+// hostingCandidatesIn read.
+func makeHostingCreate(req api.AdminHostingCreateRequest, plan api.HostingPlanInfo, locations []string, hc hostingCands, deps *ServerDeps, now time.Time) (fsm.HostingCreate, string, string, error) {
+	nodeID, php, loc, err := hc.choose(req)
 	if err != nil {
 		return fsm.HostingCreate{}, "", "", err
 	}
@@ -560,76 +589,92 @@ func (a *API) prepareHostingCreate(req api.AdminHostingCreateRequest, plan api.H
 	return fsm.HostingCreate{Hosting: h, Action: act, Locations: locations}, sftpPW, dbPW, nil
 }
 
-// placeHosting picks the node and PHP version: connected, not cordoned
-// nodes with the hosting role (only req.NodeID when given) that offer the
-// version asked for (default: each node's newest); the fewest accounts wins.
-// It returns the node, the PHP version and the node's location, which the
-// account records and shows as a server does (a node has one only from
-// semantics level 2, CmdNodeLocation, so no coordinator that would not keep
-// the field applies a command carrying it).
-func (a *API) placeHosting(req api.AdminHostingCreateRequest, locations []string, deps *ServerDeps, cfg ServerAdminConfig) (string, string, string, error) {
-	type cand struct {
-		id, php, loc string
-		n            int
+// Hosting placement picks the node and PHP version: connected, not
+// cordoned nodes with the hosting role (only req.NodeID when given) that
+// offer the version asked for (default: each node's newest); the fewest
+// accounts wins. hostingCandidatesIn reads the nodes that could take the
+// account (refusing a missing account or a taken username or domain), and
+// hostingCands.choose picks among them: the node, the PHP version and the
+// node's location, which the account records and shows as a server does (a
+// node has one only from semantics level 2, CmdNodeLocation, so no
+// coordinator that would not keep the field applies a command carrying it).
+
+// hostingCands is what hostingCandidatesIn read: the nodes that can take
+// the account, and why the others cannot.
+type hostingCands struct {
+	cands        []hostingCand
+	reasons      []string
+	installed    []string // every version the nodes that could take the account offer
+	reconnecting bool
+}
+
+// hostingCand is a node that can take a hosting account: its id, the PHP
+// version the account gets there, its location and how many accounts it
+// holds.
+type hostingCand struct {
+	id, php, loc string
+	n            int
+}
+
+// hostingCandidatesIn reads in r the nodes a hosting account of req may go
+// to, within locations.
+func hostingCandidatesIn(r store.ReadTx, req api.AdminHostingCreateRequest, locations []string, deps *ServerDeps, cfg ServerAdminConfig) (hostingCands, error) {
+	var hc hostingCands
+	if !r.AccountExists(req.AccountID) {
+		return hc, fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
 	}
-	var cands []cand
-	var reasons []string
-	var installed []string // every version the nodes that could take the account offer
-	reconnecting := false
-	err := a.state.Read(func(r store.ReadTx) error {
-		if !r.AccountExists(req.AccountID) {
-			return fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
-		}
-		if err := hostingNamesFree(r, req.Username, req.Domain); err != nil {
-			return err
-		}
-		nodes, err := placementNodes(r, req.NodeID)
-		if err != nil {
-			return err
-		}
-		for _, n := range nodes {
-			if why := placement.Outside(n.Location, locations); why != "" {
-				reasons = append(reasons, n.ID+": "+why)
-				continue
-			}
-			live := withLive(n, cfg.Nodes)
-			if !slices.Contains(n.Roles, api.RoleHosting) || n.State == api.AgentNodeRemoved || n.Cordoned || !live.Connected {
-				reasons = append(reasons, n.ID+": not a connected, schedulable hosting node")
-				// Ready but not connected to this leader: reconnecting (placement.ErrReconnecting).
-				reconnecting = reconnecting || slices.Contains(n.Roles, api.RoleHosting) && n.State == api.AgentNodeReady && !n.Cordoned
-				continue
-			}
-			var vs []string
-			if deps.NodePHPVersions != nil {
-				vs, _ = deps.NodePHPVersions(n.ID)
-			}
-			php := req.PHPVersion
-			switch {
-			case len(vs) == 0:
-				reasons = append(reasons, n.ID+": reported no PHP-FPM versions")
-				continue
-			case php == "":
-				php = vs[len(vs)-1]
-			case !slices.Contains(vs, php):
-				reasons = append(reasons, fmt.Sprintf("%s: PHP %s not installed (installed: %s)", n.ID, php, strings.Join(vs, ", ")))
-				for _, v := range vs {
-					if !slices.Contains(installed, v) {
-						installed = append(installed, v)
-					}
-				}
-				continue
-			}
-			cands = append(cands, cand{id: n.ID, php: php, loc: n.Location, n: r.NodeHostingCount(n.ID)})
-		}
-		return nil
-	})
+	if err := hostingNamesFree(r, req.Username, req.Domain); err != nil {
+		return hc, err
+	}
+	nodes, err := placementNodes(r, req.NodeID)
 	if err != nil {
-		return "", "", "", err
+		return hc, err
 	}
+	for _, n := range nodes {
+		if why := placement.Outside(n.Location, locations); why != "" {
+			hc.reasons = append(hc.reasons, n.ID+": "+why)
+			continue
+		}
+		live := withLive(n, cfg.Nodes)
+		if !slices.Contains(n.Roles, api.RoleHosting) || n.State == api.AgentNodeRemoved || n.Cordoned || !live.Connected {
+			hc.reasons = append(hc.reasons, n.ID+": not a connected, schedulable hosting node")
+			// Ready but not connected to this leader: reconnecting (placement.ErrReconnecting).
+			hc.reconnecting = hc.reconnecting || slices.Contains(n.Roles, api.RoleHosting) && n.State == api.AgentNodeReady && !n.Cordoned
+			continue
+		}
+		var vs []string
+		if deps.NodePHPVersions != nil {
+			vs, _ = deps.NodePHPVersions(n.ID)
+		}
+		php := req.PHPVersion
+		switch {
+		case len(vs) == 0:
+			hc.reasons = append(hc.reasons, n.ID+": reported no PHP-FPM versions")
+			continue
+		case php == "":
+			php = vs[len(vs)-1]
+		case !slices.Contains(vs, php):
+			hc.reasons = append(hc.reasons, fmt.Sprintf("%s: PHP %s not installed (installed: %s)", n.ID, php, strings.Join(vs, ", ")))
+			for _, v := range vs {
+				if !slices.Contains(hc.installed, v) {
+					hc.installed = append(hc.installed, v)
+				}
+			}
+			continue
+		}
+		hc.cands = append(hc.cands, hostingCand{id: n.ID, php: php, loc: n.Location, n: r.NodeHostingCount(n.ID)})
+	}
+	return hc, nil
+}
+
+// choose picks the node for req among hc: its id, the PHP version and its
+// location, or the refusal.
+func (hc hostingCands) choose(req api.AdminHostingCreateRequest) (string, string, string, error) {
+	cands, reasons, installed := hc.cands, hc.reasons, hc.installed
 	if req.NodeID != "" && len(cands) == 0 && len(reasons) == 0 {
 		return "", "", "", notFound("node " + req.NodeID)
 	}
-	if len(cands) == 0 && reconnecting {
+	if len(cands) == 0 && hc.reconnecting {
 		return "", "", "", errf(http.StatusServiceUnavailable, "node_reconnecting", "%s: %s; retry in a few seconds", placement.ErrReconnecting, strings.Join(reasons, "; "))
 	}
 	if len(cands) == 0 {
@@ -640,6 +685,6 @@ func (a *API) placeHosting(req api.AdminHostingCreateRequest, locations []string
 		}
 		return "", "", "", errf(http.StatusConflict, "no_capacity", "no hosting node can take the account: %s", strings.Join(append(reasons, "(none enrolled)")[:max(1, len(reasons))], "; "))
 	}
-	slices.SortStableFunc(cands, func(x, y cand) int { return x.n - y.n })
+	slices.SortStableFunc(cands, func(x, y hostingCand) int { return x.n - y.n })
 	return cands[0].id, cands[0].php, cands[0].loc, nil
 }

@@ -155,17 +155,6 @@ func orderLocation(location string) error {
 	return text("location", location, 1, 64)
 }
 
-// orderStart is what an order handler needs before placing: the
-// dispatcher, the placement settings and the orderable product of category.
-func (a *API) orderStart(slug, category, location string) (*ServerDeps, ServerAdminConfig, api.AdminProduct, error) {
-	deps, cfg, err := a.orderDeps()
-	if err != nil {
-		return nil, ServerAdminConfig{}, api.AdminProduct{}, err
-	}
-	prod, err := a.orderableProduct(slug, category, location)
-	return deps, cfg, prod, err
-}
-
 // orderDeps is the dispatcher and the placement settings an order needs
 // (503 servers_unavailable while either is not installed).
 func (a *API) orderDeps() (*ServerDeps, ServerAdminConfig, error) {
