@@ -123,14 +123,29 @@ func startSession(ctx context.Context, cfg config.Config, log *slog.Logger, wg *
 		t := c.TLS()
 		return &t, nil
 	}
-	if err := startConsole(ctx, cfg, cons, nodeCert, tokens); err != nil {
-		// The agent's main work goes on; the coordinators answer console
-		// requests for this node with console_unavailable.
-		log.Error("browser console disabled", "err", err)
-	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// The console listener serves the node's certificate, which a node
+		// has once enrolled: it listens from then on (at once for a node
+		// enrolled before), so nothing listens on its port before, rather
+		// than a listener ending every handshake in a TLS alert. It is
+		// bound before the session's first Hello, which tells its URL.
+		// A renewed certificate needs no new listener: nodeCert is read
+		// for each handshake.
+		if s.Creds() == nil {
+			if err := s.Enrol(ctx); err != nil {
+				if !errors.Is(err, context.Canceled) {
+					log.Error("coordinator session stopped", "err", err)
+				}
+				return
+			}
+		}
+		if err := startConsole(ctx, cfg, cons, nodeCert, tokens); err != nil {
+			// The agent's main work goes on; the coordinators answer console
+			// requests for this node with console_unavailable.
+			log.Error("browser console disabled", "err", err)
+		}
 		if err := s.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 			log.Error("coordinator session stopped", "err", err)
 		}
