@@ -65,10 +65,13 @@ func TestOrderWhileTheAgentFindsTheNewLeader(t *testing.T) {
 	// Twice the grace period after the new leader was seen: long after
 	// the grace period from its start.
 	time.Sleep(2 * grace)
-	var w api.Wallet
+	// The balance as the new leader answers it: a read it refuses (503
+	// read_unconfirmed or no_leader, which README asks clients to send
+	// again) is sent again, not taken for a balance of 0.
 	balance := func() int64 {
-		framework.NewAPI(t, c.URL(nl), nil).Call(key, "GET", "/v1/billing/wallet", nil, nil).Decode(t, &w)
-		return w.BalanceUsdCents
+		return framework.PollFor(t, "the wallet on the new leader", 30*time.Second, 100*time.Millisecond,
+			func(ctx context.Context) (api.Wallet, error) { return c.Client(nl, key).Wallet(ctx) },
+			func(api.Wallet) bool { return true }).BalanceUsdCents
 	}
 	before := balance()
 	if n, err := nodeOn(nl); err != nil || n.Connected || n.State != api.AgentNodeReady {
