@@ -4,9 +4,11 @@ package libvirttest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -209,11 +211,25 @@ func (e *env) bootedGuest(ctx context.Context, tmpl, initrd string, guestAgent b
 	return name, vm
 }
 
-// waitReady waits for the n-th complete GUEST-READY line and returns its bootcount and install-id.
+// bootWait bounds waitReady. A boot of the test guest (TCG) takes 3–13 s of
+// its QEMU's CPU from the reset to GUEST-INIT; at load 25–33 on the 2-core
+// test host QEMU got 10–15 % of one core, and a reset to GUEST-READY took up
+// to ~100 s (TestLifecycle's third boot failed the 90 s this was in a
+// clean-clone CI at load ~26, and again under the guests lock with a
+// parallel CPU-heavy test: GUEST-INIT 93 s after the reset, QEMU having
+// used 12.5 s of CPU meanwhile, READY a few seconds later).
+const bootWait = 3 * time.Minute
+
+// waitReady waits for the n-th complete GUEST-READY line and returns its
+// bootcount and install-id. On a timeout it says how much CPU the guest's
+// QEMU had in the wait, which tells a starved guest from a stuck one.
 func waitReady(t testing.TB, ctx context.Context, consoleLog string, n int) (string, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, bootWait)
 	defer cancel()
+	name := strings.TrimSuffix(filepath.Base(consoleLog), ".log")
+	start := time.Now()
+	pid0, cpu0 := qemuCPU(name)
 	for {
 		b, _ := os.ReadFile(consoleLog)
 		if bs := testenv.Boots(string(b)); len(bs) >= n {
@@ -223,12 +239,45 @@ func waitReady(t testing.TB, ctx context.Context, consoleLog string, n int) (str
 		case <-ctx.Done():
 			// The domain's state tells a guest still booting slowly (running)
 			// from one that never came back (paused, shut off).
-			name := strings.TrimSuffix(filepath.Base(consoleLog), ".log")
 			st, _ := exec.Command("virsh", "-q", "-c", "qemu:///system", "domstate", "--reason", name).CombinedOutput()
-			t.Fatalf("waiting for GUEST-READY #%d: %v (domain %s: %s)\nconsole:\n%s", n, ctx.Err(), name, strings.TrimSpace(string(st)), b)
+			cpu := "its QEMU's CPU unknown"
+			if pid, c := qemuCPU(name); pid != 0 && pid == pid0 {
+				waited := time.Since(start)
+				cpu = fmt.Sprintf("its QEMU (pid %d) used %.1f s of CPU in the %s waited, %.0f%% of one core", pid,
+					(c - cpu0).Seconds(), waited.Round(time.Second), 100*(c-cpu0).Seconds()/waited.Seconds())
+			}
+			load, _ := os.ReadFile("/proc/loadavg")
+			t.Fatalf("waiting for GUEST-READY #%d: %v (domain %s: %s; %s; load %s)\nconsole:\n%s", n, ctx.Err(), name,
+				strings.TrimSpace(string(st)), cpu, strings.Join(strings.Fields(string(load))[:3], " "), b)
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// qemuCPU is the pid of domain name's QEMU and the CPU time (user + system)
+// it has used; 0, 0 when it cannot be read.
+func qemuCPU(name string) (int, time.Duration) {
+	b, err := os.ReadFile(filepath.Join("/run/libvirt/qemu", name+".pid"))
+	if err != nil {
+		return 0, 0
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return 0, 0
+	}
+	st, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0
+	}
+	// The fields after the command name (which may hold spaces): utime
+	// and stime are the 14th and 15th of the whole line.
+	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
+	if len(f) < 13 {
+		return 0, 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	s, _ := strconv.ParseInt(f[12], 10, 64)
+	return pid, time.Duration(u+s) * time.Second / 100 // USER_HZ is 100 on Linux
 }
 
 func domainExists(name string) bool {

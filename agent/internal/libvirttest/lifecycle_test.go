@@ -18,7 +18,7 @@ import (
 // revert → reinstall → graceful stop → terminate, checking the guest's own evidence
 // (boot counter, install-id, clean-shutdown) at every step.
 func TestLifecycle(t *testing.T) {
-	e, ctx := bootEnv(t, "boots a guest four times", 5*time.Minute)
+	e, ctx := bootEnv(t, "boots a guest four times", 10*time.Minute)
 	c := e.c
 
 	tplA := e.importTemplate(ctx, "guest-a", e.guest.Disk, e.guest.Initrd, false)
