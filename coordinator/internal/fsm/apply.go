@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -48,6 +49,9 @@ type applyCtx struct {
 	// actions, when the FSM's actions are watched (WatchActions), collects
 	// the ids of the actions this command writes.
 	actions *[]string
+	// log is the FSM's logger (nil outside ApplyBatch): an apply that
+	// ignores part of a command says so at debug level.
+	log *slog.Logger
 }
 
 // level is the cluster's semantics level as this command applies it: the

@@ -468,7 +468,7 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 	if env.Type == CmdNodeEnrol || env.Type == CmdNodeHello {
 		f.hostnamesChanged = true
 	}
-	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, evIndex: index + f.evOffset, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use.Load(), maxLevel: f.maxLevel, lvl: &f.batchLevel}
+	c := &applyCtx{tx: tx, r: store.Read(tx), index: index, evIndex: index + f.evOffset, at: env.At, env: env, seqBase: *seq, pools: f.pools, use: f.use.Load(), maxLevel: f.maxLevel, lvl: &f.batchLevel, log: f.log}
 	if f.actionsWatch.Load() != nil {
 		c.actions = &f.actionsTouched
 	}
@@ -678,6 +678,13 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 			f.log.Info("restored state is from a longer log: event indexes continue past its own", "snapshot_index", restoredAt, "event_index_offset", off)
 		}
 		f.evOffset = off
+		// A `cluster restore` (a copy the leader marked) names a new
+		// state: records read from the replaced one no longer move it.
+		if epoch, marked, err := store.TakeRestoreMark(tx, restoredAt); err != nil {
+			return err
+		} else if marked {
+			f.log.Info("restored a backup: commands read from the state it replaced no longer move the webhook cursor", "snapshot_index", restoredAt, "restore_epoch", epoch)
+		}
 		return store.SetAppliedIndex(tx, restoredAt)
 	}); err != nil {
 		return fmt.Errorf("fsm restore: %w", err)
@@ -700,6 +707,44 @@ func (f *FSM) Restore(rc io.ReadCloser) error {
 // position in the state (the webhook dispatcher's in the outbox) reads
 // afresh when it moves.
 func (f *FSM) Restores() uint64 { return f.restores.Load() }
+
+// MarkRestore copies the snapshot stream at src (a backup checked by
+// CheckSnapshot) to dst with its database marked as one a `cluster restore`
+// installs (store.MarkRestore): the leader hands dst to Raft, so every
+// replica's Restore sees the mark and moves the restore epoch alike.
+func MarkRestore(src, dst string) (err error) {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	head := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(in, head); err != nil || !bytes.Equal(head, snapshotMagic) {
+		return errors.New("not a hostplane backup (bad header)")
+	}
+	tmp := dst + ".db"
+	defer os.Remove(tmp)
+	if err := writeFileSync(tmp, in); err != nil {
+		return err
+	}
+	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second})
+	if err != nil {
+		return err
+	}
+	if err := db.Update(store.MarkRestore); err != nil {
+		db.Close()
+		return err
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	body, err := os.Open(tmp)
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	return writeFileSync(dst, io.MultiReader(bytes.NewReader(snapshotMagic), body))
+}
 
 // CheckSnapshot verifies that the file at path is a snapshot stream whose
 // database opens; a backup is checked before it replaces any state.

@@ -38,10 +38,14 @@ import (
 // each attempt whose id the delivery log holds (LevelWebhookAttemptOnce).
 // Level 10 indexes a new server's and a new invoice's id in one bucket,
 // owner_ids, instead of server_ids and invoice_ids (LevelOwnerIDs): an
-// order writes one tree fewer.
+// order writes one tree fewer. Level 11 names the state a `cluster
+// restore` installs (store.RestoreEpoch): the leader marks the backup, each
+// replica's Restore moves the epoch, and a WebhookAttempts read from the
+// state a restore replaced moves neither the restored cursor nor prunes the
+// outbox (LevelRestoreEpoch).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 10
+const MaxLevel uint16 = 11
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {

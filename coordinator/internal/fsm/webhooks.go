@@ -28,6 +28,21 @@ const LevelWebhookHold uint16 = 2
 // come out the same on every replica.
 const LevelWebhookAttemptOnce = 9
 
+// LevelRestoreEpoch is the semantics level from which a `cluster restore`
+// names the state it installs (store.RestoreEpoch: the leader marks the
+// backup, fsm.MarkRestore, only at this level, when every coordinator
+// applies it) and a WebhookAttempts carries the epoch of the state its
+// cursor was read from. One read from the state a restore replaced (the
+// dispatcher's last flush, taken by the leader's group commit before the
+// restore's barrier and applied after the restore) would move the restored
+// cursor past the backup's undelivered events and prune them: its apply
+// keeps the cursor and prunes nothing (its attempt records, each of one
+// delivery, still apply). The check holds from this level or once the
+// state holds an epoch (a restore at this level of a backup of a lower one
+// installs that lower level until the leader raises it again, and the
+// records of the replaced state apply in between).
+const LevelRestoreEpoch = 11
+
 // OutcomeHeld is the outcome of a record the dispatcher writes, in place of
 // an attempt, for an event committed before its subscription's pause that it
 // had not handed out yet: the delivery is created pending (held), nothing is
@@ -90,6 +105,11 @@ type WebhookAttempts struct {
 	// removed, at most PruneOutboxLimit per command.
 	PruneOutboxBefore time.Time `json:"prune_outbox_before"`
 	PruneOutboxLimit  int       `json:"prune_outbox_limit"`
+	// StateEpoch is the store.RestoreEpoch of the state Cursor was read
+	// from (0 when never restored: the field is then left out). From
+	// LevelRestoreEpoch, a command whose epoch is not the state's was read
+	// from a state a restore has replaced: Cursor and the prune are ignored.
+	StateEpoch uint64 `json:"state_epoch,omitempty"`
 }
 
 // WebhookAttemptRecord is one HTTP attempt.
@@ -469,6 +489,15 @@ func applyWebhookAttempts(c *applyCtx, p WebhookAttempts) (any, error) {
 		if err := c.bumpWebhookVersion(store.WebhookSubsVersionKey); err != nil {
 			return nil, err
 		}
+	}
+	if epoch := store.RestoreEpoch(c.tx); (c.level() >= LevelRestoreEpoch || epoch != 0) && p.StateEpoch != epoch {
+		// Read from a state a `cluster restore` replaced since: its
+		// cursor and prune belong to that state.
+		if c.log != nil && (len(p.Cursor) == 10 || p.PruneOutboxLimit > 0) {
+			c.log.Debug("webhook attempts read from a state a restore replaced: cursor and outbox prune ignored",
+				"index", c.index, "command_epoch", p.StateEpoch, "restore_epoch", epoch, "cursor", fmt.Sprintf("%x", p.Cursor))
+		}
+		return recorded, nil
 	}
 	cursor := c.r.WebhookCursor()
 	if len(p.Cursor) == 10 && bytes.Compare(p.Cursor, cursor) > 0 {

@@ -887,11 +887,21 @@ func (a *API) adminClusterRestore(r *http.Request, _ []byte, now time.Time) (int
 	if err != nil {
 		return 0, nil, err
 	}
+	// The whole upload is read and checked first: the deliveries pause
+	// for the install only, not for the transfer.
+	prep, err := a.raft.PrepareRestore(io.LimitReader(r.Body, 64<<30))
+	if err != nil {
+		return 0, nil, &httpError{status: 400, code: "restore_failed", msg: "restore failed: " + err.Error()}
+	}
+	defer prep.Close()
 	if d := a.webhooks.Load(); d != nil && d.HoldDeliveries != nil {
 		// The dispatcher's records are read from the state the restore
 		// replaces: none may apply after it (its cursor would pass the
 		// backup's undelivered events). Held, it proposes nothing more;
-		// the barrier waits for what it already proposed.
+		// the barrier waits for what it already proposed. (From semantics
+		// level 11 a record the leader's group commit took before the
+		// barrier and applied after the restore carries the state it was
+		// read from, and its cursor is ignored: fsm.LevelRestoreEpoch.)
 		release := d.HoldDeliveries()
 		defer release()
 		if err := a.raft.Barrier(30 * time.Second); err != nil {
@@ -899,7 +909,7 @@ func (a *API) adminClusterRestore(r *http.Request, _ []byte, now time.Time) (int
 				msg: "the cluster did not settle before the restore (leadership changed or no quorum); nothing was restored: run the same restore again"}
 		}
 	}
-	if err := a.raft.Restore(io.LimitReader(r.Body, 64<<30)); err != nil {
+	if err := prep.Install(); err != nil {
 		if errors.Is(err, raftnode.ErrNotLeader) {
 			return 0, nil, &httpError{status: http.StatusServiceUnavailable, code: "restore_interrupted",
 				msg: "leadership changed during the restore, which may be installed on some coordinators only: run the same restore again"}

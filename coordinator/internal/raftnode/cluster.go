@@ -49,6 +49,9 @@ type Cluster interface {
 	LeaderCh() <-chan bool
 	// Restore installs a backup as the cluster's state (leader only).
 	Restore(r io.Reader) error
+	// PrepareRestore reads and checks a backup without touching the
+	// state; its Install is Restore's second half.
+	PrepareRestore(r io.Reader) (*PreparedRestore, error)
 }
 
 // Membership changes and lists the coordinators in the Raft configuration.

@@ -393,26 +393,71 @@ func (n *Node) IsLeader() bool { return n.Raft.State() == raft.Leader }
 // spooled to a file under the data directory, checked, and handed to Raft, which
 // replicates it to the followers as a snapshot. Leadership lost on the way
 // is an ErrNotLeader: the backup may then be installed on some members only,
-// and the same restore is run again.
+// and the same restore is run again. It is PrepareRestore then Install.
 func (n *Node) Restore(r io.Reader) error {
-	f, err := os.CreateTemp(n.dir, "restore-*.hpsnap")
+	p, err := n.PrepareRestore(r)
 	if err != nil {
 		return err
+	}
+	defer p.Close()
+	return p.Install()
+}
+
+// PreparedRestore is a backup read, checked and ready to install (Install),
+// or to drop (Close).
+type PreparedRestore struct {
+	n    *Node
+	path string
+	size int64
+}
+
+// PrepareRestore spools the backup r to a file under the data directory and
+// checks it, without touching the cluster's state: the restore's caller
+// reads the whole upload before it pauses anything. From semantics level
+// fsm.LevelRestoreEpoch the copy is marked as a restore's (fsm.MarkRestore),
+// so that every replica's Restore names the new state alike.
+func (n *Node) PrepareRestore(r io.Reader) (*PreparedRestore, error) {
+	f, err := os.CreateTemp(n.dir, "restore-*.hpsnap")
+	if err != nil {
+		return nil, err
 	}
 	defer os.Remove(f.Name())
 	defer f.Close()
-	size, err := io.Copy(f, r)
-	if err != nil {
-		return fmt.Errorf("read backup: %w", err)
+	if _, err := io.Copy(f, r); err != nil {
+		return nil, fmt.Errorf("read backup: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		return nil, err
 	}
 	if err := fsm.CheckSnapshot(f.Name()); err != nil {
+		return nil, err
+	}
+	out := f.Name() + ".ready"
+	if n.FSM.ClusterLevel() >= fsm.LevelRestoreEpoch {
+		if err := fsm.MarkRestore(f.Name(), out); err != nil {
+			os.Remove(out)
+			return nil, fmt.Errorf("mark backup: %w", err)
+		}
+	} else if err := os.Rename(f.Name(), out); err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(out)
+	if err != nil {
+		os.Remove(out)
+		return nil, err
+	}
+	return &PreparedRestore{n: n, path: out, size: st.Size()}, nil
+}
+
+// Install hands the prepared backup to Raft (leader only; see Restore).
+func (p *PreparedRestore) Install() error {
+	f, err := os.Open(p.path)
+	if err != nil {
 		return err
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: size}
-	if err := n.Raft.Restore(meta, f, 5*time.Minute); err != nil {
+	defer f.Close()
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: p.size}
+	if err := p.n.Raft.Restore(meta, f, 5*time.Minute); err != nil {
 		if leadershipError(err) {
 			return fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
@@ -420,6 +465,9 @@ func (n *Node) Restore(r io.Reader) error {
 	}
 	return nil
 }
+
+// Close removes the prepared file.
+func (p *PreparedRestore) Close() error { return os.Remove(p.path) }
 
 // Close shuts Raft down and closes the stores.
 func (n *Node) Close() error {

@@ -69,6 +69,64 @@ func RaiseEventIndexOffset(tx *bolt.Tx, snapIndex, copyApplied uint64) (uint64, 
 	return off, tx.Bucket(BucketMeta).Put(keyEventIndexOffset, u64(off))
 }
 
+// keyRestoreEpoch (meta bucket) is RestoreEpoch's value, absent while 0;
+// keyRestoreMark marks a copy a `cluster restore` installs (MarkRestore).
+var (
+	keyRestoreEpoch = []byte("restore_epoch")
+	keyRestoreMark  = []byte("restore_mark")
+)
+
+// RestoreEpoch names the state a replica holds as far as a `cluster
+// restore` goes: 0 in a cluster whose state no restore replaced (since the
+// cluster reached the semantics level that marks restores), else the Raft
+// index at which the last restore installed its backup. It changes exactly
+// when a foreign state is installed, and is the same on every replica: the
+// FSM's Restore sets it from the snapshot itself (TakeRestoreMark), and a
+// snapshot of the cluster's own (InstallSnapshot, a restart) carries it
+// unchanged. A command the leader proposes from a read of the state (the
+// webhook dispatcher's cursor) carries the epoch it read, so that its apply
+// can tell a read of a state a restore has replaced since.
+func RestoreEpoch(tx *bolt.Tx) uint64 {
+	if v := metaFixed(tx, keyRestoreEpoch, 8); v != nil {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+// RestoreEpoch is store.RestoreEpoch of the transaction.
+func (r ReadTx) RestoreEpoch() uint64 { return RestoreEpoch(r.tx) }
+
+// MarkRestore marks a backup's database as one a `cluster restore`
+// installs: the leader writes it into the copy before handing it to Raft,
+// so every replica installs the same marked bytes at the same index and
+// TakeRestoreMark moves RestoreEpoch alike on each.
+func MarkRestore(tx *bolt.Tx) error { return tx.Bucket(BucketMeta).Put(keyRestoreMark, []byte{1}) }
+
+// TakeRestoreMark is called by the FSM's Restore with the state just
+// installed and the Raft index it is installed at: a copy marked by
+// MarkRestore has its mark removed (the state's own snapshots never carry
+// it) and RestoreEpoch set to snapIndex, past every epoch the cluster had
+// (its Raft indexes only grow; a snapIndex of 0, a snapshot of unknown
+// index, takes the copy's epoch plus one). An unmarked copy (a snapshot of
+// the cluster's own) keeps the epoch it holds. It returns the epoch now in
+// force and whether the copy was marked.
+func TakeRestoreMark(tx *bolt.Tx, snapIndex uint64) (epoch uint64, marked bool, err error) {
+	epoch = RestoreEpoch(tx)
+	meta := tx.Bucket(BucketMeta)
+	if meta.Get(keyRestoreMark) == nil {
+		return epoch, false, nil
+	}
+	if err := meta.Delete(keyRestoreMark); err != nil {
+		return 0, false, err
+	}
+	if snapIndex > epoch {
+		epoch = snapIndex
+	} else {
+		epoch++
+	}
+	return epoch, true, meta.Put(keyRestoreEpoch, u64(epoch))
+}
+
 // ScanOutbox visits, in order, up to max outbox entries after the key after
 // (from the first when after is nil). Each event's Seq is a copy of its key; an
 // undecodable entry is visited with its error. more reports whether entries

@@ -270,6 +270,11 @@ type run struct {
 	restores restoreCounter
 	gen      uint64
 	restored atomic.Bool
+	// epoch is the restore epoch (store.RestoreEpoch) of the state the run
+	// read: its records carry it, and from semantics level 11 a record read
+	// from a state a `cluster restore` replaced moves no cursor when it
+	// applies after the restore.
+	epoch uint64
 
 	subs   atomic.Pointer[map[string]*sub]
 	byAcct map[string][]string // accountID → webhook ids (scanner goroutine only)
@@ -358,6 +363,7 @@ func (d *Dispatcher) runOnce(parent context.Context) error {
 			r.gen = rc.Restores()
 		}
 		cursor = tx.WebhookCursor()
+		r.epoch = tx.RestoreEpoch()
 		r.loadSubs(tx)
 		return r.scanPending(tx)
 	})
@@ -878,6 +884,7 @@ func (r *run) recorder(recorded []byte) {
 		cmd := fsm.WebhookAttempts{
 			Attempts: batch, Keep: r.d.opt.Keep,
 			PruneOutboxBefore: r.d.clock.Now().Add(-r.d.opt.OutboxRetention).UTC(), PruneOutboxLimit: 1000,
+			StateEpoch: r.epoch,
 		}
 		if cursorMoved {
 			cmd.Cursor = cursor
