@@ -105,11 +105,14 @@ func MarkRestore(tx *bolt.Tx) error { return tx.Bucket(BucketMeta).Put(keyRestor
 // TakeRestoreMark is called by the FSM's Restore with the state just
 // installed and the Raft index it is installed at: a copy marked by
 // MarkRestore has its mark removed (the state's own snapshots never carry
-// it) and RestoreEpoch set to snapIndex, past every epoch the cluster had
-// (its Raft indexes only grow; a snapIndex of 0, a snapshot of unknown
-// index, takes the copy's epoch plus one). An unmarked copy (a snapshot of
-// the cluster's own) keeps the epoch it holds. It returns the epoch now in
-// force and whether the copy was marked.
+// it) and RestoreEpoch set to snapIndex alone. Every epoch a command of this
+// cluster can carry is then 0 or the index of one of its own earlier
+// restores, each below the next restore's (Raft's user restore installs
+// past its log); the copy's own epoch (one of the cluster it was taken in,
+// the same in every backup taken there since) never counts. (A snapIndex of
+// 0, a stream of unknown index, takes the copy's epoch plus one.) An
+// unmarked copy (a snapshot of the cluster's own) keeps the epoch it holds.
+// It returns the epoch now in force and whether the copy was marked.
 func TakeRestoreMark(tx *bolt.Tx, snapIndex uint64) (epoch uint64, marked bool, err error) {
 	epoch = RestoreEpoch(tx)
 	meta := tx.Bucket(BucketMeta)
@@ -119,7 +122,7 @@ func TakeRestoreMark(tx *bolt.Tx, snapIndex uint64) (epoch uint64, marked bool, 
 	if err := meta.Delete(keyRestoreMark); err != nil {
 		return 0, false, err
 	}
-	if snapIndex > epoch {
+	if snapIndex > 0 {
 		epoch = snapIndex
 	} else {
 		epoch++
