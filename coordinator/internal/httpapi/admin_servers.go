@@ -428,6 +428,13 @@ func (a *API) placementCandidates(req api.AdminServerCreateRequest, deps *Server
 
 // placementCandidatesIn is placementCandidates read in r.
 func (a *API) placementCandidatesIn(r store.ReadTx, req api.AdminServerCreateRequest, deps *ServerDeps, cfg ServerAdminConfig) ([]placement.Candidate, []store.IPPool, error) {
+	return a.placementCandidatesAmong(r, req, func() ([]store.AgentNode, error) { return placementNodes(r, req.NodeID) }, deps, cfg)
+}
+
+// placementCandidatesAmong is placementCandidatesIn among the nodes
+// placeable lists (placementNodes' list, which a server order has read
+// already), asked after the account and the IP pools are.
+func (a *API) placementCandidatesAmong(r store.ReadTx, req api.AdminServerCreateRequest, placeable func() ([]store.AgentNode, error), deps *ServerDeps, cfg ServerAdminConfig) ([]placement.Candidate, []store.IPPool, error) {
 	if !r.AccountExists(req.AccountID) {
 		return nil, nil, fmt.Errorf("account %s: %w", req.AccountID, fsm.ErrNotFound)
 	}
@@ -435,7 +442,7 @@ func (a *API) placementCandidatesIn(r store.ReadTx, req api.AdminServerCreateReq
 	if err != nil {
 		return nil, nil, err
 	}
-	nodes, err := placementNodes(r, req.NodeID)
+	nodes, err := placeable()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -475,6 +482,15 @@ func placementNodes(r store.ReadTx, nodeID string) ([]store.AgentNode, error) {
 		return nodes, err
 	}
 	return slices.DeleteFunc(nodes, func(n store.AgentNode) bool { return n.ID != nodeID }), nil
+}
+
+// placementNodesOf is placementNodes of what r.AgentNodes returned (nodes,
+// err), which it leaves unchanged (a named node's list is a new slice).
+func placementNodesOf(nodes []store.AgentNode, err error, nodeID string) ([]store.AgentNode, error) {
+	if nodeID == "" || err != nil {
+		return nodes, err
+	}
+	return slices.DeleteFunc(slices.Clone(nodes), func(n store.AgentNode) bool { return n.ID != nodeID }), nil
 }
 
 // provisionPassword makes the new server's root password and hands it, sealed

@@ -184,7 +184,14 @@ func (a *API) orderOS(deps *ServerDeps, req api.ServerOrderRequest) (string, err
 
 // orderOSIn is orderOS read in r.
 func orderOSIn(r store.ReadTx, deps *ServerDeps, req api.ServerOrderRequest) (string, error) {
-	if deps != nil && deps.NodeTemplates != nil && !templateOnNodes(deps, r.AgentNodeIDs(), req.OSTemplate) {
+	return orderOSAmong(r, deps, r.AgentNodeIDs, req)
+}
+
+// orderOSAmong is orderOSIn with the nodes' ids from nodeIDs (every node's,
+// in id order, as r.AgentNodeIDs lists them), asked only when the template
+// is checked on the nodes: a server order has read the nodes already.
+func orderOSAmong(r store.ReadTx, deps *ServerDeps, nodeIDs func() []string, req api.ServerOrderRequest) (string, error) {
+	if deps != nil && deps.NodeTemplates != nil && !templateOnNodes(deps, nodeIDs(), req.OSTemplate) {
 		return "", invalidField("os_template", "names template %q, which no node offers", req.OSTemplate)
 	}
 	label, _ := r.OSTemplateLabel(req.OSTemplate)
@@ -283,11 +290,27 @@ func (a *API) placeServerOrder(req api.ServerOrderRequest, accountID string, now
 		if prod, err = a.orderableIn(r, req.PlanSlug, api.ProductVPS, req.Location); err != nil {
 			return err
 		}
-		if create.OS, err = orderOSIn(r, deps, req); err != nil {
+		// The nodes are read once, for the template's check and the
+		// placement; a node that does not decode is the placement's
+		// error, after the template's check on the ids as before.
+		nodes, nodesErr := r.AgentNodes()
+		nodeIDs := r.AgentNodeIDs
+		if nodesErr == nil {
+			nodeIDs = func() []string {
+				ids := make([]string, len(nodes))
+				for i := range nodes {
+					ids[i] = nodes[i].ID
+				}
+				return ids
+			}
+		}
+		if create.OS, err = orderOSAmong(r, deps, nodeIDs, req); err != nil {
 			return err
 		}
 		locations = orderLocationsAt(r.ClusterLevel(), prod, req.Location)
-		cands, pools, err = a.placementCandidatesIn(r, create, deps, cfg)
+		cands, pools, err = a.placementCandidatesAmong(r, create, func() ([]store.AgentNode, error) {
+			return placementNodesOf(nodes, nodesErr, create.NodeID)
+		}, deps, cfg)
 		return err
 	})
 	if err != nil {
