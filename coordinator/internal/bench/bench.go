@@ -109,6 +109,9 @@ type Result struct {
 	// second of the processes' life, not per request, so at a lower rate it
 	// weighs more per request.
 	Sysmon threadUse
+	// Channel is the forwarding channels' traffic during the phase, summed
+	// over the cluster's members (zero where their metrics lack it).
+	Channel channelTraffic
 	// LeaderMoved: the leader's metrics showed another term, or it no
 	// longer leading, at the end of the phase than at its start. Its writes
 	// then went to a follower, and the phase compares nothing.
@@ -163,6 +166,9 @@ func (r Result) String() string {
 	}
 	if r.Entries > 0 {
 		s += fmt.Sprintf("  %.1f writes per Raft entry", float64(r.OK)/float64(r.Entries))
+	}
+	if c := r.Channel.String(); c != "" {
+		s += "  " + c
 	}
 	if r.Forwarded > 0 {
 		s += fmt.Sprintf("  mean latency to the leader %.2f ms, via a follower %.2f ms", ms(r.Direct), ms(r.Forwarded))
@@ -342,6 +348,7 @@ func merge(name string, parts []Result) Result {
 		r.ClientSwitches += p.ClientSwitches
 		r.Sysmon.cpu += p.Sysmon.cpu
 		r.Sysmon.switches += p.Sysmon.switches
+		r.Channel = r.Channel.plus(p.Channel)
 		applyWeighted += float64(p.ApplyWait) * float64(p.OK)
 		r.lat = append(r.lat, p.lat...)
 	}
@@ -995,8 +1002,10 @@ func (hp *hostplane) measureWrites(name string, n int, d time.Duration, fn func(
 	before, err := hp.leaderMetrics()
 	leader := []int{hp.c.Nodes[hp.leader].Pid()}
 	leaderBefore := procCPU(leader)
+	chBefore := hp.channelTraffic()
 	r := measured(name, hp.pids(), n, d, fn)
 	r.LeaderCPU = procCPU(leader) - leaderBefore
+	r.Channel = hp.channelTraffic().minus(chBefore)
 	if after, err2 := hp.leaderMetrics(); err == nil && err2 == nil {
 		r.LeaderMoved = after.term >= 0 && (after.term != before.term || after.leader != 1)
 		r.Entries = int64(after.applied - before.applied)
@@ -1005,6 +1014,91 @@ func (hp *hostplane) measureWrites(name string, n int, d time.Duration, fn func(
 		}
 	}
 	return r
+}
+
+// channelEnd is one end's forwarding channel counts (the coordinator's
+// hostplane_forward_channel_* series): frames written and the writes that
+// carried them, frames read and the reads that brought them.
+type channelEnd struct{ framesOut, writes, framesIn, reads float64 }
+
+// channelTraffic is both ends' counts: [0] the followers', [1] the leader's.
+type channelTraffic [2]channelEnd
+
+func (a channelTraffic) op(b channelTraffic, sign float64) channelTraffic {
+	for i := range a {
+		a[i].framesOut += sign * b[i].framesOut
+		a[i].writes += sign * b[i].writes
+		a[i].framesIn += sign * b[i].framesIn
+		a[i].reads += sign * b[i].reads
+	}
+	return a
+}
+
+func (a channelTraffic) plus(b channelTraffic) channelTraffic  { return a.op(b, 1) }
+func (a channelTraffic) minus(b channelTraffic) channelTraffic { return a.op(b, -1) }
+
+// String gives frames per write and per read at each end ("" when no frame
+// was written).
+func (a channelTraffic) String() string {
+	if a[0].writes == 0 && a[1].writes == 0 {
+		return ""
+	}
+	per := func(f, n float64) float64 {
+		if n == 0 {
+			return 0
+		}
+		return f / n
+	}
+	s := "forward channel frames per write / per read:"
+	for i, name := range []string{"followers", "leader"} {
+		e := a[i]
+		s += fmt.Sprintf(" %s %.2f (%.0f frames) / %.2f (%.0f frames)", name, per(e.framesOut, e.writes), e.framesOut, per(e.framesIn, e.reads), e.framesIn)
+	}
+	return s
+}
+
+// channelTraffic sums the forwarding channel counts of every member (a
+// member whose metrics cannot be read, or lack them, counts 0).
+func (hp *hostplane) channelTraffic() channelTraffic {
+	var t channelTraffic
+	for _, n := range hp.c.Nodes {
+		resp, err := http.Get(n.MetricsURL() + "/metrics")
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t = t.plus(parseChannelTraffic(string(b)))
+		}
+	}
+	return t
+}
+
+// parseChannelTraffic reads the hostplane_forward_channel_* counters from a
+// Prometheus text exposition.
+func parseChannelTraffic(text string) channelTraffic {
+	var t channelTraffic
+	for line := range strings.Lines(text) {
+		rest, ok := strings.CutPrefix(line, "hostplane_forward_channel_")
+		if !ok {
+			continue
+		}
+		for i, end := range []string{`{end="follower"} `, `{end="leader"} `} {
+			for _, m := range []struct {
+				name string
+				v    *float64
+			}{
+				{"frames_written_total", &t[i].framesOut}, {"writes_total", &t[i].writes},
+				{"frames_read_total", &t[i].framesIn}, {"reads_total", &t[i].reads},
+			} {
+				if v, ok := strings.CutPrefix(rest, m.name+end); ok {
+					_, _ = fmt.Sscan(v, m.v)
+				}
+			}
+		}
+	}
+	return t
 }
 
 // leaderSample is what measureWrites reads from the leader's metrics.

@@ -280,6 +280,9 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 		metrics.Register(a.ipTableCollectors()...)
 	}
 	a.fwd = newForwarder(a)
+	if metrics != nil {
+		metrics.Register(a.fwd.countCollectors()...)
+	}
 	a.leases = ratelimit.NewLeases(now, a.fetchLeaseLogged, node.LeaderID, a.voters)
 	a.brand = cfg.Brand
 	a.routes = BrandRoutes(cfg.Brand, a.allRoutes())

@@ -22,6 +22,9 @@ type forwarder struct {
 	transport *http.Transport
 	mux       muxState   // the channel for writes (forwardmux.go)
 	runs      leaderRuns // who leads, while requests are in flight (forward_leadermove.go)
+	// counts are the channels' traffic at this node's end of them: as a
+	// follower (to the leader) and as the leader (from the followers).
+	counts struct{ follower, leader channelCounts }
 }
 
 // leaderURL is the base URL of the coordinator API at addr for cluster

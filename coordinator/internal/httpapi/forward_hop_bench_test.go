@@ -34,7 +34,9 @@ import (
 // move with the machine's load: compare builds in interleaved runs.
 // frames/write-follower is how many frames the follower's end of the channel
 // wrote per system call since it was dialled (the warm-up and the earlier
-// rounds of b.N included). "stub/hop" sends b.N writes each way in turns of a
+// rounds of b.N included); frames/read-follower, frames/write-leader and
+// frames/read-leader the same of both ends' other calls, since the process
+// started. "stub/hop" sends b.N writes each way in turns of a
 // few hundred, so that the load's changes fall on both alike, and reports
 // hop-cpu-us/op, their difference (its allocs/op are both ways' together).
 func BenchmarkForwardedWrite(b *testing.B) {
@@ -58,6 +60,12 @@ func BenchmarkForwardedWrite(b *testing.B) {
 						f, w := c.w.counts()
 						b.ReportMetric(float64(f)/float64(max(w, 1)), "frames/write-follower")
 					}
+					// Since the process started, both ends' other counts.
+					per := func(f, n *atomic.Int64) float64 { return float64(f.Load()) / float64(max(n.Load(), 1)) }
+					fc, lc := &fol.a.fwd.counts.follower, &lead.a.fwd.counts.leader
+					b.ReportMetric(per(&fc.framesIn, &fc.reads), "frames/read-follower")
+					b.ReportMetric(per(&lc.framesOut, &lc.writes), "frames/write-leader")
+					b.ReportMetric(per(&lc.framesIn, &lc.reads), "frames/read-leader")
 				}
 			})
 		}
@@ -150,7 +158,7 @@ func writer(client *http.Client, base, key string) func() error {
 
 // hopLeader is the leader of BenchmarkForwardedWrite with a ticket key
 // (stub: POST /v1/tickets answers without proposing).
-func hopLeader(b *testing.B, stub bool) (*whAPI, string) {
+func hopLeader(b testing.TB, stub bool) (*whAPI, string) {
 	lead := newWHAPIWith(b, Config{NodeID: "n1", ClusterSecret: "hop-secret", Timeouts: DefaultTimeouts()})
 	acc := lead.newAccount()
 	_, key := lead.addKey(acc, fsm.KeyCreate{Scopes: []string{api.ScopeTicketsWrite}, RateLimitPerMin: 100_000_000})
@@ -174,7 +182,7 @@ func hopLeader(b *testing.B, stub bool) (*whAPI, string) {
 
 // hopFollower is a coordinator that forwards to lead: its own store names
 // lead's API address for the node its Raft view says leads.
-func hopFollower(b *testing.B, lead *whAPI) *whAPI {
+func hopFollower(b testing.TB, lead *whAPI) *whAPI {
 	fol := newWHAPIWith(b, Config{NodeID: "n1", ClusterSecret: "hop-secret", Timeouts: DefaultTimeouts()})
 	fol.apply(fsm.CmdNodeRegister, fsm.NodeRegister{ID: fol.a.raft.LeaderID(), APIAddr: strings.TrimPrefix(lead.srv.URL, "http://")})
 	fol.a.raft = followerView{fol.a.raft, new(atomic.Bool)}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The forwarding channel: a follower sends the /v1 writes it forwards to the
@@ -362,12 +363,65 @@ func readFrame(br *bufio.Reader, limit uint32) (byte, uint64, []byte, error) {
 	return kind, id, payload, nil
 }
 
+// channelCounts counts one end's traffic over all its channels (a follower's
+// to its leaders, or a leader's from its followers): frames written and the
+// writes that carried them, frames read and the reads of the connection that
+// brought them. Frames per write and per read are how well the channel
+// coalesces: at 1 each frame costs a system call of its own.
+type channelCounts struct {
+	framesOut, writes, framesIn, reads atomic.Int64
+}
+
+// countReads counts the reads of r in n.
+type countReads struct {
+	r io.Reader
+	n *atomic.Int64
+}
+
+func (c countReads) Read(p []byte) (int, error) {
+	c.n.Add(1)
+	return c.r.Read(p)
+}
+
+// readerCounting reads br with its reads counted in cnt. A read into an empty
+// buffer of at least br's size goes straight to br's reader when br's buffer
+// is empty (bufio's rule): one read counted is then one of the connection.
+func readerCounting(br *bufio.Reader, cnt *channelCounts) *bufio.Reader {
+	return bufio.NewReaderSize(countReads{br, &cnt.reads}, max(br.Size(), 64<<10))
+}
+
+// countCollectors are the channels' counts as Prometheus series, by end.
+func (f *forwarder) countCollectors() []prometheus.Collector {
+	var cs []prometheus.Collector
+	for _, end := range []struct {
+		name string
+		c    *channelCounts
+	}{{"follower", &f.counts.follower}, {"leader", &f.counts.leader}} {
+		for _, m := range []struct {
+			name, help string
+			v          *atomic.Int64
+		}{
+			{"frames_written_total", "Frames this end of the forwarding channels wrote.", &end.c.framesOut},
+			{"writes_total", "Writes to the connection that carried them.", &end.c.writes},
+			{"frames_read_total", "Frames this end of the forwarding channels read.", &end.c.framesIn},
+			{"reads_total", "Reads of the connection that brought them.", &end.c.reads},
+		} {
+			cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "hostplane_forward_channel_" + m.name, Help: m.help + " end: follower (to the leader) or leader (from the followers).",
+				ConstLabels: prometheus.Labels{"end": end.name},
+			}, func() float64 { return float64(m.v.Load()) }))
+		}
+	}
+	return cs
+}
+
 // frameWriter sends frames in as few writes as it can: frames are appended to
 // a buffer under a lock, and one goroutine writes out all that has gathered
 // while its previous write was under way.
 type frameWriter struct {
 	conn    net.Conn
 	timeout time.Duration
+	cnt     *channelCounts // nil: not counted
 	wake    chan struct{}
 	done    chan struct{} // closed by close or flushClose
 	exited  chan struct{} // closed when the writing goroutine is gone
@@ -382,8 +436,8 @@ type frameWriter struct {
 	writes int64 // writes made so far
 }
 
-func newFrameWriter(conn net.Conn, timeout time.Duration) *frameWriter {
-	w := &frameWriter{conn: conn, timeout: timeout, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
+func newFrameWriter(conn net.Conn, timeout time.Duration, cnt *channelCounts) *frameWriter {
+	w := &frameWriter{conn: conn, timeout: timeout, cnt: cnt, wake: make(chan struct{}, 1), done: make(chan struct{}), exited: make(chan struct{})}
 	go w.loop()
 	return w
 }
@@ -441,6 +495,10 @@ func (w *frameWriter) loop() {
 			continue
 		}
 		// Frames now gather in the spare buffer; none is shared with out.
+		if w.cnt != nil {
+			w.cnt.framesOut.Add(w.frames - w.taken)
+			w.cnt.writes.Add(1)
+		}
 		w.taken = w.frames
 		out := w.buf
 		w.buf, w.spare = w.spare[:0], nil
@@ -508,7 +566,8 @@ type muxClient struct {
 	conn net.Conn
 	w    *frameWriter
 
-	timeout time.Duration // how long a request waits for its answer (forwardTimeout)
+	timeout time.Duration  // how long a request waits for its answer (forwardTimeout)
+	cnt     *channelCounts // nil: not counted
 
 	mu      sync.Mutex
 	nextID  uint64
@@ -613,7 +672,7 @@ func (f *forwarder) dialChannel(addr string) (*muxClient, error) {
 		conn.Close()
 		return nil, err
 	}
-	br := bufio.NewReaderSize(conn, 64<<10)
+	br := bufio.NewReaderSize(countReads{conn, &f.counts.follower.reads}, 64<<10)
 	resp, err := http.ReadResponse(br, req)
 	if err != nil {
 		conn.Close()
@@ -625,21 +684,29 @@ func (f *forwarder) dialChannel(addr string) (*muxClient, error) {
 		return nil, fmt.Errorf("the leader answered the upgrade with %d", resp.StatusCode)
 	}
 	_ = conn.SetDeadline(time.Time{})
-	return newMuxClient(addr, conn, br), nil
+	return newMuxClient(addr, conn, br, &f.counts.follower), nil
 }
 
-// newMuxClient runs the follower's end of an upgraded channel.
-func newMuxClient(addr string, conn net.Conn, br *bufio.Reader) *muxClient {
-	return newMuxClientWaiting(addr, conn, br, forwardTimeout)
+// newMuxClient runs the follower's end of an upgraded channel, its frames
+// counted in cnt (its reads are br's to count).
+func newMuxClient(addr string, conn net.Conn, br *bufio.Reader, cnt *channelCounts) *muxClient {
+	c := newMuxClientWith(addr, conn, forwardTimeout, cnt)
+	go c.readLoop(br)
+	go c.watch()
+	return c
 }
 
 // newMuxClientWaiting is newMuxClient whose requests wait timeout for their
 // answers.
 func newMuxClientWaiting(addr string, conn net.Conn, br *bufio.Reader, timeout time.Duration) *muxClient {
-	c := &muxClient{addr: addr, conn: conn, w: newFrameWriter(conn, forwardTimeout), timeout: timeout, pending: map[uint64]pendingAnswer{}}
+	c := newMuxClientWith(addr, conn, timeout, nil)
 	go c.readLoop(br)
 	go c.watch()
 	return c
+}
+
+func newMuxClientWith(addr string, conn net.Conn, timeout time.Duration, cnt *channelCounts) *muxClient {
+	return &muxClient{addr: addr, conn: conn, w: newFrameWriter(conn, forwardTimeout, cnt), cnt: cnt, timeout: timeout, pending: map[uint64]pendingAnswer{}}
 }
 
 // watch ends the waits that outlast c.timeout, as a timer per request did:
@@ -711,6 +778,9 @@ func (c *muxClient) fail(err error) {
 func (c *muxClient) readLoop(br *bufio.Reader) {
 	for {
 		kind, id, payload, err := readFrame(br, maxAnswer)
+		if err == nil && c.cnt != nil {
+			c.cnt.framesIn.Add(1)
+		}
 		if err == nil && kind != frameResponse {
 			err = errFrame
 		}
@@ -1053,7 +1123,7 @@ func (a *API) serveForwardChannel(h http.Handler) http.Handler {
 			conn.Close()
 			return
 		}
-		s := newChannelServer(r.Context(), a.log, h, conn, r.RemoteAddr, r.TLS, a.cfg.Timeouts.Write)
+		s := newChannelServer(r.Context(), a.log, h, conn, r.RemoteAddr, r.TLS, a.cfg.Timeouts.Write, &a.fwd.counts.leader)
 		if a.metrics != nil {
 			s.served = a.metrics.channelRequests.Inc
 		}
@@ -1117,16 +1187,18 @@ func (a *API) CloseForwarding(ctx context.Context) {
 
 // newChannelServer serves the leader's end of an upgraded channel: each framed
 // request through h. The requests' context keeps base's values (the server,
-// the local address) but lives as long as the channel.
-func newChannelServer(base context.Context, log *slog.Logger, h http.Handler, conn net.Conn, remote string, tlsState *tls.ConnectionState, writeTimeout time.Duration) *channelServer {
+// the local address) but lives as long as the channel. Its traffic is counted
+// in cnt (nil: not counted).
+func newChannelServer(base context.Context, log *slog.Logger, h http.Handler, conn net.Conn, remote string, tlsState *tls.ConnectionState, writeTimeout time.Duration, cnt *channelCounts) *channelServer {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(base))
-	return &channelServer{log: log, h: h, conn: conn, ctx: ctx, cancel: cancel, remote: remote, tls: tlsState,
-		w: newFrameWriter(conn, writeTimeout), inflight: map[uint64]context.CancelFunc{}, jobs: make(chan channelJob), finished: make(chan struct{})}
+	return &channelServer{log: log, h: h, conn: conn, ctx: ctx, cancel: cancel, remote: remote, tls: tlsState, cnt: cnt,
+		w: newFrameWriter(conn, writeTimeout, cnt), inflight: map[uint64]context.CancelFunc{}, jobs: make(chan channelJob), finished: make(chan struct{})}
 }
 
 type channelServer struct {
 	log    *slog.Logger
-	served func() // counts a served request (nil: not counted)
+	cnt    *channelCounts // nil: not counted
+	served func()         // counts a served request (nil: not counted)
 	h      http.Handler
 	conn   net.Conn
 	ctx    context.Context
@@ -1162,11 +1234,16 @@ func (s *channelServer) serve(br *bufio.Reader) {
 		s.conn.Close()
 		close(s.finished)
 	}()
-	if br.Size() < 64<<10 {
+	if s.cnt != nil {
+		br = readerCounting(br, s.cnt)
+	} else if br.Size() < 64<<10 {
 		br = bufio.NewReaderSize(br, 64<<10)
 	}
 	for {
 		kind, id, payload, err := readFrame(br, maxFrame)
+		if err == nil && s.cnt != nil {
+			s.cnt.framesIn.Add(1)
+		}
 		if err != nil {
 			if !s.draining.Load() && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 				s.log.Warn("forward channel from a follower failed", "remote", s.remote, "err", err)

@@ -67,7 +67,7 @@ func channelEndsWaiting(t testing.TB, h http.Handler, wrap func(net.Conn) net.Co
 	if wrap != nil {
 		sc = wrap(sc)
 	}
-	srv := newChannelServer(context.Background(), slog.New(slog.DiscardHandler), h, sc, cc.LocalAddr().String(), nil, 5*time.Second)
+	srv := newChannelServer(context.Background(), slog.New(slog.DiscardHandler), h, sc, cc.LocalAddr().String(), nil, 5*time.Second, nil)
 	done := make(chan struct{})
 	go func() { defer close(done); srv.serve(bufio.NewReader(sc)) }()
 	c := newMuxClientWaiting(ln.Addr().String(), cc, bufio.NewReader(cc), timeout)
