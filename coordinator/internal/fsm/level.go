@@ -42,7 +42,10 @@ import (
 // restore` installs (store.RestoreEpoch): the leader marks the backup, each
 // replica's Restore moves the epoch, and a WebhookAttempts read from the
 // state a restore replaced moves neither the restored cursor nor prunes the
-// outbox (LevelRestoreEpoch).
+// outbox (LevelRestoreEpoch); a ReverseZoneSynced read from it records no
+// synced index, and reverse DNS's sync state (a zone's changed, added,
+// remapped and synced indexes, a PTR's PTRAt) counts in event indexes
+// (rdnsIndex).
 
 // MaxLevel is the newest semantics level this binary applies.
 const MaxLevel uint16 = 11

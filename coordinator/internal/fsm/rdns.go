@@ -34,6 +34,11 @@ type ReverseZoneRemove struct {
 // nothing and a burst of PTR changes costs one entry per pass.
 type ReverseZoneSynced struct {
 	Zones []ZoneSyncResult `json:"zones"`
+	// StateEpoch is the store.RestoreEpoch of the state the pass read (0
+	// when never restored: left out). From LevelRestoreEpoch a pass read
+	// from a state a `cluster restore` has replaced since records no
+	// synced index: PowerDNS holds what the replaced state said.
+	StateEpoch uint64 `json:"state_epoch,omitempty"`
 }
 
 // ZoneSyncResult is the outcome of one zone in a pass.
@@ -83,7 +88,7 @@ func applyReverseZoneAdd(c *applyCtx, p ReverseZoneAdd) (any, error) {
 	}
 	rz := store.ReverseZone{
 		ReverseZone: api.ReverseZone{Zone: z.Name, Prefix: z.Prefix.String(), Pool: p.Pool, CreatedAt: c.at},
-		AddedIndex:  c.index,
+		AddedIndex:  c.rdnsIndex(),
 		// A zone being removed and mapped again keeps what PowerDNS has; the
 		// pass it triggers makes it whole again.
 		SyncedIndex: cur.SyncedIndex,
@@ -158,26 +163,54 @@ func markZones(c *applyCtx, remapped bool, pick func([]rdns.Zone) []rdns.Zone) e
 		return err
 	}
 	live, byName := LiveZones(stored)
+	idx := c.rdnsIndex()
 	for _, z := range pick(live) {
 		rz := byName[z.Name]
-		if rz.ChangedIndex == c.index && (!remapped || rz.RemappedIndex == c.index) {
+		if rz.ChangedIndex == idx && (!remapped || rz.RemappedIndex == idx) {
 			continue
 		}
-		rz.ChangedIndex = c.index
+		rz.ChangedIndex = idx
 		if remapped {
-			rz.RemappedIndex = c.index
+			rz.RemappedIndex = idx
 		}
 		byName[z.Name] = rz
 		if err := putReverseZone(c.tx, rz); err != nil {
 			return err
 		}
 	}
-	return store.MarkRDNSChanged(c.tx, c.index)
+	return store.MarkRDNSChanged(c.tx, idx)
+}
+
+// rdnsIndex is the index reverse DNS's sync state counts this command at:
+// a zone's AddedIndex, ChangedIndex and RemappedIndex, a PTR's PTRAt, the
+// rdns_changed counter, and the index a ReverseZoneSynced reports. Below
+// LevelRestoreEpoch it is the Raft index, as the releases before; from it,
+// the event index (the Raft index plus store.EventIndexOffset), so that
+// after a `cluster restore` of a backup from a longer log (whose indexes
+// are past this cluster's next Raft indexes) a change still counts as
+// later than the backup's last sync, and the zone is dirty until a pass
+// that read it is recorded. (Without such a restore the two are equal.)
+func (c *applyCtx) rdnsIndex() uint64 {
+	if c.level() >= LevelRestoreEpoch {
+		return c.evIndex
+	}
+	return c.index
 }
 
 func applyReverseZoneSynced(c *applyCtx, p ReverseZoneSynced) (any, error) {
 	n := 0
+	epoch := store.RestoreEpoch(c.tx)
+	stale := (c.level() >= LevelRestoreEpoch || epoch != 0) && p.StateEpoch != epoch
 	for _, res := range p.Zones {
+		if stale && !res.Deleted && res.Error == "" {
+			// Synced as a state a restore replaced stood: the zone is
+			// not in sync with this one (the pass the restore starts
+			// syncs it).
+			if c.log != nil {
+				c.log.Debug("reverse zone sync read from a state a restore replaced: synced index ignored", "zone", res.Zone, "command_epoch", p.StateEpoch, "restore_epoch", epoch)
+			}
+			continue
+		}
 		rz, err := c.r.ReverseZone(res.Zone)
 		if err != nil {
 			continue // removed meanwhile
@@ -199,7 +232,7 @@ func applyReverseZoneSynced(c *applyCtx, p ReverseZoneSynced) (any, error) {
 			}
 			rz.LastError = msg
 		default:
-			if res.Index > c.index {
+			if res.Index > c.rdnsIndex() {
 				return nil, fmt.Errorf("%w: synced index %d is in the future", ErrInvalid, res.Index)
 			}
 			rz.SyncedIndex = max(rz.SyncedIndex, res.Index)

@@ -950,7 +950,7 @@ func applyServerPTR(c *applyCtx, p ServerPTR) (any, error) {
 	if s.PTRAt == nil {
 		s.PTRAt = map[string]uint64{}
 	}
-	s.PTRAt[key] = c.index
+	s.PTRAt[key] = c.rdnsIndex()
 	if err := rdnsAddrsChanged(c, ip); err != nil {
 		return nil, err
 	}

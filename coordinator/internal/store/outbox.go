@@ -202,3 +202,6 @@ func firstAfter(c *bolt.Cursor, after []byte) (k, v []byte) {
 	}
 	return k, v
 }
+
+// EventIndexOffset is store.EventIndexOffset of the transaction.
+func (r ReadTx) EventIndexOffset() uint64 { return EventIndexOffset(r.tx) }

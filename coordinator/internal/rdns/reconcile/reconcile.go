@@ -139,10 +139,22 @@ func (r *Reconciler) Run(ctx context.Context) {
 	nextFull := time.Now()
 	var retryAt time.Time
 	backoff := time.Duration(0)
+	rc, _ := r.state.(interface{ Restores() uint64 })
+	var restores uint64
+	if rc != nil {
+		restores = rc.Restores()
+	}
 	clock.Every(ctx, 250*time.Millisecond, func() {
 		var changed uint64
 		_ = r.state.Read(func(rt store.ReadTx) error { changed = rt.RDNSChanged(); return nil })
 		now := time.Now()
+		if rc != nil {
+			// A restore replaced the state PowerDNS followed: a zone the
+			// backup holds as synced is served as the replaced state said.
+			if n := rc.Restores(); n != restores {
+				restores, nextFull = n, now
+			}
+		}
 		full := !now.Before(nextFull)
 		due := full || changed != done
 		if backoff > 0 {
@@ -184,9 +196,10 @@ func (r *Reconciler) pass(ctx context.Context, full bool) (uint64, error) {
 		servers []store.Server
 		applied uint64
 		changed uint64
+		epoch   uint64
 	)
 	err := r.state.Read(func(rt store.ReadTx) (err error) {
-		applied, changed = rt.AppliedIndex(), rt.RDNSChanged()
+		applied, changed, epoch = readIndex(rt), rt.RDNSChanged(), rt.RestoreEpoch()
 		if zones, err = rt.ReverseZones(); err != nil || len(zones) == 0 {
 			return err
 		}
@@ -245,11 +258,23 @@ func (r *Reconciler) pass(ctx context.Context, full bool) (uint64, error) {
 		}
 	}
 	if len(results) > 0 {
-		if err := r.propose(ctx, fsm.CmdReverseZoneSynced, fsm.ReverseZoneSynced{Zones: results}); err != nil && firstErr == nil {
+		if err := r.propose(ctx, fsm.CmdReverseZoneSynced, fsm.ReverseZoneSynced{Zones: results, StateEpoch: epoch}); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("record sync state: %w", err)
 		}
 	}
 	return changed, firstErr
+}
+
+// readIndex is the index a pass that read rt reports PowerDNS serves the
+// state at: from semantics level fsm.LevelRestoreEpoch the state's event
+// index (its applied index plus the offset a restore from a longer log
+// raised), which reverse DNS counts in from that level (fsm rdnsIndex);
+// below it the applied index.
+func readIndex(rt store.ReadTx) uint64 {
+	if rt.ClusterLevel() >= fsm.LevelRestoreEpoch {
+		return rt.AppliedIndex() + rt.EventIndexOffset()
+	}
+	return rt.AppliedIndex()
 }
 
 // count adds what a successful Sync changed to the metrics.
