@@ -902,7 +902,11 @@ func (a *API) adminClusterRestore(r *http.Request, _ []byte, now time.Time) (int
 		// level 11 a record the leader's group commit took before the
 		// barrier and applied after the restore carries the state it was
 		// read from, and its cursor is ignored: fsm.LevelRestoreEpoch.)
-		release := d.HoldDeliveries()
+		release, err := d.HoldDeliveries(30 * time.Second)
+		if err != nil {
+			return 0, nil, &httpError{status: http.StatusServiceUnavailable, code: "restore_interrupted", cause: err,
+				msg: "the webhook dispatcher did not stop within 30 s (a record of its deliveries did not finish applying); nothing was restored: run the same restore again"}
+		}
 		defer release()
 		if err := a.raft.Barrier(30 * time.Second); err != nil {
 			return 0, nil, &httpError{status: http.StatusServiceUnavailable, code: "restore_interrupted", cause: err,

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
@@ -30,8 +31,9 @@ type WebhookDeps struct {
 	// (OAuth client ID metadata documents); nil: Guard.Client with defaults.
 	Fetch *http.Client
 	// HoldDeliveries, if set, stops the webhook dispatcher until release
-	// is called (webhook.Dispatcher.Hold): a cluster restore holds it.
-	HoldDeliveries func() (release func())
+	// is called, waiting at most timeout for it to stop
+	// (webhook.Dispatcher.HoldWithin): a cluster restore holds it.
+	HoldDeliveries func(timeout time.Duration) (release func(), err error)
 }
 
 // SetWebhookDeps installs the webhook routes' dependencies; until it is called

@@ -175,7 +175,7 @@ func (s *Server) initWebhooks() error {
 		}
 		s.API.SetWebhookDeps(&httpapi.WebhookDeps{Sealer: rt.sealer, Guard: rt.guard, MaxPerAccount: c.MaxPerAccount,
 			Fetch:          rt.guard.Client(5*time.Second, c.TLSConfig, 4),
-			HoldDeliveries: func() func() { return rt.disp.Hold() }})
+			HoldDeliveries: func(timeout time.Duration) (func(), error) { return rt.disp.HoldWithin(timeout) }})
 		client := rt.guard.Client(c.AttemptTimeout, c.TLSConfig, c.MaxInFlight)
 		apply := webhook.Applier(s.API.Apply)
 		if c.WrapApply != nil {

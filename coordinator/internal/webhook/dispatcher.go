@@ -174,13 +174,42 @@ func New(opt Options, state State, apply Applier, sealer *Sealer, client *http.C
 // is proposed after it (the restore's caller then waits for the proposals
 // already made with a Raft barrier).
 func (d *Dispatcher) Hold() (release func()) {
+	release, _ = d.HoldWithin(0)
+	return release
+}
+
+// ErrHoldTimeout: the running term did not stop within HoldWithin's time (a
+// record's proposal that does not return, an apply stalled).
+var ErrHoldTimeout = errors.New("the webhook dispatcher did not stop in time")
+
+// HoldWithin is Hold waiting at most timeout (0: no limit) for the running
+// term to stop. When it does not, nothing is held (the term, cancelled,
+// ends when its proposal returns, and the dispatcher runs again) and the
+// error is ErrHoldTimeout.
+func (d *Dispatcher) HoldWithin(timeout time.Duration) (release func(), err error) {
 	d.holdMu.Lock()
 	d.holds++
 	if d.active {
 		d.activeCancel()
 	}
-	for d.active {
+	expired := false
+	if timeout > 0 && d.active {
+		t := time.AfterFunc(timeout, func() {
+			d.holdMu.Lock()
+			expired = true
+			d.holdCond.Broadcast()
+			d.holdMu.Unlock()
+		})
+		defer t.Stop()
+	}
+	for d.active && !expired {
 		d.holdCond.Wait()
+	}
+	if d.active {
+		d.holds--
+		d.holdCond.Broadcast()
+		d.holdMu.Unlock()
+		return nil, ErrHoldTimeout
 	}
 	d.holdMu.Unlock()
 	var once sync.Once
@@ -191,7 +220,7 @@ func (d *Dispatcher) Hold() (release func()) {
 			d.holdCond.Broadcast()
 			d.holdMu.Unlock()
 		})
-	}
+	}, nil
 }
 
 // enter waits until no Hold is in force and marks a run active, with a
