@@ -190,8 +190,11 @@ func markZones(c *applyCtx, remapped bool, pick func([]rdns.Zone) []rdns.Zone) e
 // are past this cluster's next Raft indexes) a change still counts as
 // later than the backup's last sync, and the zone is dirty until a pass
 // that read it is recorded. (Without such a restore the two are equal.)
+// As the webhook check, it holds too once the state holds a restore epoch:
+// a level-10 backup restored at level 11 is at 10 until the leader raises
+// it again.
 func (c *applyCtx) rdnsIndex() uint64 {
-	if c.level() >= LevelRestoreEpoch {
+	if c.level() >= LevelRestoreEpoch || store.RestoreEpoch(c.tx) != 0 {
 		return c.evIndex
 	}
 	return c.index

@@ -269,9 +269,10 @@ func (r *Reconciler) pass(ctx context.Context, full bool) (uint64, error) {
 // state at: from semantics level fsm.LevelRestoreEpoch the state's event
 // index (its applied index plus the offset a restore from a longer log
 // raised), which reverse DNS counts in from that level (fsm rdnsIndex);
-// below it the applied index.
+// below it the applied index (unless the state holds a restore epoch: a
+// level-10 backup restored at 11, as fsm's rdnsIndex).
 func readIndex(rt store.ReadTx) uint64 {
-	if rt.ClusterLevel() >= fsm.LevelRestoreEpoch {
+	if rt.ClusterLevel() >= fsm.LevelRestoreEpoch || rt.RestoreEpoch() != 0 {
 		return rt.AppliedIndex() + rt.EventIndexOffset()
 	}
 	return rt.AppliedIndex()
