@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/coordinator/internal/webhook"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
@@ -197,10 +200,45 @@ func TestWebhookEventsAfterRestoreIntoShorterLog(t *testing.T) { restoreCase(t, 
 // one event under one delivery id.
 func TestWebhookEventsAfterRestoreIntoLongerLog(t *testing.T) { restoreCase(t, 5, 120) }
 
+// TestStaleFlushAfterRestoreIntoLongerLog is IntoLongerLog with B's
+// dispatcher's last record that moved its cursor (read from B's state, past
+// every key of A's backup) committed again right after the restore, as a
+// record the leader's group commit took from its queue before the
+// restore's barrier applies after it (limit (a), semantics level 11). A's
+// pending events and every event after the restore still reach the
+// receiver, each as one event under one delivery id.
+func TestStaleFlushAfterRestoreIntoLongerLog(t *testing.T) { restoreCaseWith(t, 5, 120, true) }
+
 // restoreCase runs both: aLong tickets delivered on A, then 15 left pending
 // in A's backup; bLong tickets of B's own delivered on B before the
 // restore.
-func restoreCase(t *testing.T, aLong, bLong int) {
+func restoreCase(t *testing.T, aLong, bLong int) { restoreCaseWith(t, aLong, bLong, false) }
+
+// lastCursorFlush keeps the last dispatcher record with a cursor a
+// coordinator proposed, and the apply it went through.
+type lastCursorFlush struct {
+	mu    sync.Mutex
+	env   *fsm.Envelope
+	apply webhook.Applier
+}
+
+func (l *lastCursorFlush) wrap(next webhook.Applier) webhook.Applier {
+	return func(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
+		var p fsm.WebhookAttempts
+		if env.Type == fsm.CmdWebhookAttempts && json.Unmarshal(env.Data, &p) == nil && len(p.Cursor) == 10 {
+			res, err := next(ctx, env)
+			if err == nil {
+				l.mu.Lock()
+				l.env, l.apply = env, next
+				l.mu.Unlock()
+			}
+			return res, err
+		}
+		return next(ctx, env)
+	}
+}
+
+func restoreCaseWith(t *testing.T, aLong, bLong int, staleFlush bool) {
 	if testing.Short() {
 		t.Skip("starts a 1-node and a 3-node cluster")
 	}
@@ -231,7 +269,14 @@ func restoreCase(t *testing.T, aLong, bLong int) {
 	a.Kill(0) // A delivers nothing more
 	rc.release()
 
-	b := testcluster.New(t, 3, testcluster.WithRateLimit(1_000_000), withWebhooks(kek, tune))
+	last := &lastCursorFlush{}
+	tuneB := func(w *server.WebhookConfig) {
+		tune(w)
+		if staleFlush {
+			w.WrapApply = last.wrap
+		}
+	}
+	b := testcluster.New(t, 3, testcluster.WithRateLimit(1_000_000), withWebhooks(kek, tuneB))
 	if bLong > 0 {
 		_, bKey := b.NewAccount("b-own-hooks@example.com")
 		rc.subscribe(t, b, bKey, "b")
@@ -241,6 +286,12 @@ func restoreCase(t *testing.T, aLong, bLong int) {
 	bIndex := b.Nodes[ld].Server.Node.FSM.AppliedIndex()
 	if bLong == 0 && bIndex+40 >= aIndex || bLong > 0 && aIndex+40 >= bIndex {
 		t.Fatalf("A's log (applied index %d) and B's (%d) are too close: the test shows nothing", aIndex, bIndex)
+	}
+	if staleFlush {
+		// Nothing of A's is delivered before the stale flush applies
+		// (it applies right after the restore, before the new term
+		// sends anything).
+		rc.hold()
 	}
 	// Interrupted by a leader change (a loaded machine), the restore is run
 	// again, as its answer says.
@@ -257,6 +308,32 @@ func restoreCase(t *testing.T, aLong, bLong int) {
 	}
 	b.WaitConverged(20 * time.Second)
 	t.Logf("%s: A's backup at applied index %d restored into B at applied index %d", time.Now().Format("15:04:05.000"), aIndex, bIndex)
+	if staleFlush {
+		last.mu.Lock()
+		env, apply := last.env, last.apply
+		last.mu.Unlock()
+		if env == nil {
+			t.Fatal("B's dispatcher proposed no record with a cursor before the restore")
+		}
+		if _, err := apply(ctx, env); err != nil {
+			t.Fatalf("committing B's last flush again after the restore: %v", err)
+		}
+		for i, nd := range b.Nodes {
+			var epoch uint64
+			_ = nd.Server.Node.FSM.Read(func(r store.ReadTx) error { epoch = r.RestoreEpoch(); return nil })
+			if epoch == 0 {
+				t.Fatalf("coordinator %d: restore epoch 0 after the restore at level %d", i+1, nd.Server.Node.FSM.ClusterLevel())
+			}
+		}
+		// A new leader starts from the cursor the state holds: had the
+		// stale flush moved it past A's undelivered events, none of them
+		// would be sent.
+		old := b.Leader()
+		b.Kill(old)
+		waitFor(t, "new leader", 15*time.Second, func() bool { l := b.Leader(); return l >= 0 && l != old })
+		b.Restart(old)
+		rc.release()
+	}
 
 	want = append(want, rc.label(openTickets(t, b, key, "b-after-restore", 20), "b-after-restore")...)
 	rc.waitDelivered(t, "after the restore", want)
