@@ -194,7 +194,7 @@ func markZones(c *applyCtx, remapped bool, pick func([]rdns.Zone) []rdns.Zone) e
 // a level-10 backup restored at level 11 is at 10 until the leader raises
 // it again.
 func (c *applyCtx) rdnsIndex() uint64 {
-	if c.level() >= LevelRestoreEpoch || store.RestoreEpoch(c.tx) != 0 {
+	if _, rules := c.restoreEpoch(); rules {
 		return c.evIndex
 	}
 	return c.index
@@ -202,8 +202,8 @@ func (c *applyCtx) rdnsIndex() uint64 {
 
 func applyReverseZoneSynced(c *applyCtx, p ReverseZoneSynced) (any, error) {
 	n := 0
-	epoch := store.RestoreEpoch(c.tx)
-	stale := (c.level() >= LevelRestoreEpoch || epoch != 0) && p.StateEpoch != epoch
+	epoch, rules := c.restoreEpoch()
+	stale := rules && p.StateEpoch != epoch
 	for _, res := range p.Zones {
 		if stale && !res.Deleted && res.Error == "" {
 			// Synced as a state a restore replaced stood: the zone is

@@ -43,6 +43,22 @@ const LevelWebhookAttemptOnce = 9
 // records of the replaced state apply in between).
 const LevelRestoreEpoch = 11
 
+// RestoreRulesHold reports whether LevelRestoreEpoch's rules hold for a
+// state at level that holds the restore epoch epoch: from that level, or
+// once the state holds an epoch (a restore at that level of a backup of a
+// lower one installs the lower level until the leader raises it again, and
+// records read from the replaced state apply in between).
+func RestoreRulesHold(level uint16, epoch uint64) bool {
+	return level >= LevelRestoreEpoch || epoch != 0
+}
+
+// restoreEpoch is the state's restore epoch (store.RestoreEpoch) and
+// whether LevelRestoreEpoch's rules hold for this command (RestoreRulesHold).
+func (c *applyCtx) restoreEpoch() (epoch uint64, rules bool) {
+	epoch = store.RestoreEpoch(c.tx)
+	return epoch, RestoreRulesHold(c.level(), epoch)
+}
+
 // OutcomeHeld is the outcome of a record the dispatcher writes, in place of
 // an attempt, for an event committed before its subscription's pause that it
 // had not handed out yet: the delivery is created pending (held), nothing is
@@ -490,7 +506,7 @@ func applyWebhookAttempts(c *applyCtx, p WebhookAttempts) (any, error) {
 			return nil, err
 		}
 	}
-	if epoch := store.RestoreEpoch(c.tx); (c.level() >= LevelRestoreEpoch || epoch != 0) && p.StateEpoch != epoch {
+	if epoch, rules := c.restoreEpoch(); rules && p.StateEpoch != epoch {
 		// Read from a state a `cluster restore` replaced since: its
 		// cursor and prune belong to that state.
 		if c.log != nil && (len(p.Cursor) == 10 || p.PruneOutboxLimit > 0) {

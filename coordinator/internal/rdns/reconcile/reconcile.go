@@ -272,7 +272,7 @@ func (r *Reconciler) pass(ctx context.Context, full bool) (uint64, error) {
 // below it the applied index (unless the state holds a restore epoch: a
 // level-10 backup restored at 11, as fsm's rdnsIndex).
 func readIndex(rt store.ReadTx) uint64 {
-	if rt.ClusterLevel() >= fsm.LevelRestoreEpoch || rt.RestoreEpoch() != 0 {
+	if fsm.RestoreRulesHold(rt.ClusterLevel(), rt.RestoreEpoch()) {
 		return rt.AppliedIndex() + rt.EventIndexOffset()
 	}
 	return rt.AppliedIndex()
