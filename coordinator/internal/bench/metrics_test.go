@@ -224,23 +224,37 @@ func TestSysmonOfFindsTheSysmonThread(t *testing.T) {
 		}
 		return m
 	}
-	before, use := voluntary(), sysmonOf(pid)
-	for t0 := time.Now(); time.Since(t0) < 300*time.Millisecond; {
-		if _, err := os.ReadFile("/proc/self/stat"); err != nil {
-			t.Fatal(err)
+	// One window can go to another thread on a loaded machine (ci-F: a
+	// thread that handed off a P switched 32 times to sysmon's fewer): the
+	// sysmon thread must switch most in one of three windows.
+	var most int
+	var mostN int64
+	var used threadUse
+	for try := 1; ; try++ {
+		before, use := voluntary(), sysmonOf(pid)
+		for t0 := time.Now(); time.Since(t0) < 300*time.Millisecond; {
+			if _, err := os.ReadFile("/proc/self/stat"); err != nil {
+				t.Fatal(err)
+			}
+			for t1 := time.Now(); time.Since(t1) < 2*time.Millisecond; {
+			}
 		}
-		for t1 := time.Now(); time.Since(t1) < 2*time.Millisecond; {
+		var after map[int]int64
+		after, used = voluntary(), sysmonOf(pid).minus(use)
+		most, mostN = 0, int64(-1)
+		for tid, n := range after {
+			if d := n - before[tid]; d > mostN {
+				most, mostN = tid, d
+			}
 		}
-	}
-	after, used := voluntary(), sysmonOf(pid).minus(use)
-	most, mostN := 0, int64(-1)
-	for tid, n := range after {
-		if d := n - before[tid]; d > mostN {
-			most, mostN = tid, d
+		tid := sysmonTID(pid)
+		if tid == most {
+			break
 		}
-	}
-	if tid := sysmonTID(pid); tid != most {
-		t.Fatalf("sysmonTID %d, but thread %d switched most (%d voluntary switches in 300 ms)", tid, most, mostN)
+		if try == 3 {
+			t.Fatalf("sysmonTID %d, but thread %d switched most (%d voluntary switches in 300 ms), three windows out of three", tid, most, mostN)
+		}
+		t.Logf("window %d: thread %d switched most (%d), not sysmonTID %d; again", try, most, mostN, tid)
 	}
 	if used.switches < 10 || used.cpu <= 0 {
 		t.Fatalf("sysmon thread counted %d switches, %v CPU in 300 ms", used.switches, used.cpu)
