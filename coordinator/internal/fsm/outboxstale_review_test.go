@@ -63,22 +63,7 @@ func staleRestore(t *testing.T, lvl, bLvl uint16, mark bool) (*FSM, map[string]s
 	dir := t.TempDir()
 	logs := new(syncBuffer)
 	mk := func(name string, lvl uint16, last uint64, cursor uint64) *FSM {
-		entries := []*raft.Log{
-			logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
-			logOf(t, 2, CmdWebhookCreate, whCreate("wh_1", "acc_1", 0)),
-			logOf(t, 3, CmdClusterLevel, ClusterLevel{Level: lvl}),
-		}
-		for i := uint64(4); i <= last; i++ {
-			entries = append(entries, deposit(t, i, int(last)))
-		}
-		f, err := Open(filepath.Join(dir, name), slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		f.ApplyBatch(entries)
-		f.Apply(logOf(t, last+1, CmdWebhookAttempts, WebhookAttempts{Cursor: store.OutboxKey(cursor, 0)}))
-		return f
+		return eventsAt(t, filepath.Join(dir, name), slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), lvl, last, cursor)
 	}
 	b := mk("b.db", bLvl, 20, 5)
 	bOutbox, _ := outboxDump(t, b)
@@ -239,4 +224,27 @@ func TestRestoreEpochSameOnEveryReplica(t *testing.T) {
 	if c := webhookCursor(f2); !bytes.Equal(c, store.OutboxKey(31, 0)) {
 		t.Fatalf("a flush of the current epoch left the cursor at %s, want 31/0", cursorOf(c))
 	}
+}
+
+// eventsAt opens an FSM at path (logging to log) at semantics level lvl,
+// with a webhook subscription, events at indexes 4..last and the delivery
+// cursor recorded at cursor (applied at last+1).
+func eventsAt(t *testing.T, path string, log *slog.Logger, lvl uint16, last, cursor uint64) *FSM {
+	t.Helper()
+	entries := []*raft.Log{
+		logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
+		logOf(t, 2, CmdWebhookCreate, whCreate("wh_1", "acc_1", 0)),
+		logOf(t, 3, CmdClusterLevel, ClusterLevel{Level: lvl}),
+	}
+	for i := uint64(4); i <= last; i++ {
+		entries = append(entries, deposit(t, i, int(last)))
+	}
+	f, err := Open(path, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	f.ApplyBatch(entries)
+	f.Apply(logOf(t, last+1, CmdWebhookAttempts, WebhookAttempts{Cursor: store.OutboxKey(cursor, 0)}))
+	return f
 }

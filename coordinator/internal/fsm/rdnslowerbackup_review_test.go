@@ -1,7 +1,6 @@
 package fsm
 
 import (
-	"fmt"
 	"path/filepath"
 	"testing"
 
@@ -16,15 +15,7 @@ import (
 // still make its zone dirty and show pending, as the webhook check holds
 // "from level 11 or once the state holds an epoch" for this very window.
 func TestRDNSChangeAfterRestoreOfLevel10Backup(t *testing.T) {
-	h := newServerHarness(t)
-	h.must(CmdClusterLevel, ClusterLevel{Level: LevelRestoreEpoch - 1})
-	runningServer(h, "198.51.100.7/24")
-	h.must(CmdReverseZoneAdd, ReverseZoneAdd{Zone: "100.51.198.in-addr.arpa"})
-	for i := 0; h.idx < 58; i++ {
-		h.must(CmdAccountCreate, AccountCreate{ID: fmt.Sprintf("acc_p%d", i), Email: fmt.Sprintf("p%d@example.com", i)})
-	}
-	h.must(CmdServerPTR, ServerPTR{AccountID: "acc_1", ServerID: "srv_1", IP: "198.51.100.7", Hostname: "old.example.test"})
-	h.must(CmdReverseZoneSynced, ReverseZoneSynced{Zones: []ZoneSyncResult{{Zone: "100.51.198.in-addr.arpa", Index: h.idx}}})
+	h := syncedZoneAt(t, LevelRestoreEpoch-1)
 
 	x := open(t, filepath.Join(t.TempDir(), "x.db"))
 	t.Cleanup(func() { x.Close() })

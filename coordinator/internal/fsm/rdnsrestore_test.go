@@ -18,18 +18,7 @@ import (
 // the index the next command takes.
 func rdnsAfterLongerRestore(t *testing.T, lvl uint16) (*FSM, uint64) {
 	t.Helper()
-	h := newServerHarness(t)
-	h.must(CmdClusterLevel, ClusterLevel{Level: lvl})
-	runningServer(h, "198.51.100.7/24")
-	h.must(CmdReverseZoneAdd, ReverseZoneAdd{Zone: "100.51.198.in-addr.arpa"})
-	for i := 0; h.idx < 58; i++ {
-		h.must(CmdAccountCreate, AccountCreate{ID: fmt.Sprintf("acc_p%d", i), Email: fmt.Sprintf("p%d@example.com", i)})
-	}
-	h.must(CmdServerPTR, ServerPTR{AccountID: "acc_1", ServerID: "srv_1", IP: "198.51.100.7", Hostname: "old.example.test"})
-	h.must(CmdReverseZoneSynced, ReverseZoneSynced{Zones: []ZoneSyncResult{{Zone: "100.51.198.in-addr.arpa", Index: h.idx}}})
-	if z := reverseZone(t, h.fsms[0]); z.Dirty() {
-		t.Fatalf("the backup's zone is dirty after its sync: %+v", z)
-	}
+	h := syncedZoneAt(t, lvl)
 	x := open(t, filepath.Join(t.TempDir(), "x.db"))
 	t.Cleanup(func() { x.Close() })
 	snapshotAt(t, backup(t, h.fsms[0]), 10)(x)
@@ -144,4 +133,24 @@ func TestStaleRDNSSyncAfterRestore(t *testing.T) {
 	if z := reverseZone(t, x); z.Dirty() || ptrSync(t, x) != api.PTRSynced {
 		t.Fatalf("the restored state's own pass left the zone dirty: %+v", z)
 	}
+}
+
+// syncedZoneAt is the backup's cluster of rdnsAfterLongerRestore at
+// semantics level lvl: a running server whose PTR is set in a mapped zone,
+// and the zone's sync recorded at its own index ~60.
+func syncedZoneAt(t *testing.T, lvl uint16) *whHarness {
+	t.Helper()
+	h := newServerHarness(t)
+	h.must(CmdClusterLevel, ClusterLevel{Level: lvl})
+	runningServer(h, "198.51.100.7/24")
+	h.must(CmdReverseZoneAdd, ReverseZoneAdd{Zone: "100.51.198.in-addr.arpa"})
+	for i := 0; h.idx < 58; i++ {
+		h.must(CmdAccountCreate, AccountCreate{ID: fmt.Sprintf("acc_p%d", i), Email: fmt.Sprintf("p%d@example.com", i)})
+	}
+	h.must(CmdServerPTR, ServerPTR{AccountID: "acc_1", ServerID: "srv_1", IP: "198.51.100.7", Hostname: "old.example.test"})
+	h.must(CmdReverseZoneSynced, ReverseZoneSynced{Zones: []ZoneSyncResult{{Zone: "100.51.198.in-addr.arpa", Index: h.idx}}})
+	if z := reverseZone(t, h.fsms[0]); z.Dirty() {
+		t.Fatalf("the backup's zone is dirty after its sync: %+v", z)
+	}
+	return h
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	bolt "go.etcd.io/bbolt"
 )
@@ -24,22 +23,7 @@ import (
 func TestRestoreEpochNamesEachRestore(t *testing.T) {
 	dir := t.TempDir()
 	mk := func(name string, last, cursor uint64) *FSM {
-		entries := []*raft.Log{
-			logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
-			logOf(t, 2, CmdWebhookCreate, whCreate("wh_1", "acc_1", 0)),
-			logOf(t, 3, CmdClusterLevel, ClusterLevel{Level: LevelRestoreEpoch}),
-		}
-		for i := uint64(4); i <= last; i++ {
-			entries = append(entries, deposit(t, i, int(last)))
-		}
-		f, err := Open(filepath.Join(dir, name), slog.New(slog.DiscardHandler))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { f.Close() })
-		f.ApplyBatch(entries)
-		f.Apply(logOf(t, last+1, CmdWebhookAttempts, WebhookAttempts{Cursor: store.OutboxKey(cursor, 0)}))
-		return f
+		return eventsAt(t, filepath.Join(dir, name), slog.New(slog.DiscardHandler), LevelRestoreEpoch, last, cursor)
 	}
 	epochOf := func(f *FSM) (e uint64) {
 		_ = f.View(func(tx *bolt.Tx) error { e = store.RestoreEpoch(tx); return nil })
