@@ -12,6 +12,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -408,19 +409,60 @@ func (p *procs) killAll() {
 	p.list = nil
 }
 
+// readTimeout bounds each read the benchmark makes of an endpoint (a
+// coordinator's /metrics, the read phases' sample, a start-up probe; a CPU
+// profile's read, its seconds more): one that accepts and never answers
+// fails the read, naming it, instead of hanging the run. A variable for
+// the test.
+var readTimeout = 10 * time.Second
+
+// reader is the client of those reads; each read has its own deadline
+// (get), since a profile's read lasts longer than the others.
+var reader = &http.Client{}
+
+// get reads url (with the bearer key unless empty) within limit and
+// returns its status and body. An error names the endpoint; a read that
+// got no answer in time says so.
+func get(url, key string, limit time.Duration) (int, []byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("GET %s: %w", url, err)
+	}
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := reader.Do(req)
+	if err == nil {
+		defer resp.Body.Close()
+		var b []byte
+		if b, err = io.ReadAll(resp.Body); err == nil {
+			return resp.StatusCode, b, nil
+		}
+	}
+	if ctx.Err() != nil {
+		return 0, nil, fmt.Errorf("GET %s: no whole answer within %s", url, limit)
+	}
+	return 0, nil, fmt.Errorf("GET %s: %w", url, err)
+}
+
+// waitHTTP probes url until it answers below 500, up to timeout; the error
+// names url and the last probe's failure.
 func waitHTTP(url string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
+	last := errors.New("not probed")
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode < 500 {
-				return nil
-			}
+		status, _, err := get(url, "", min(readTimeout, time.Until(deadline)))
+		if err == nil && status < 500 {
+			return nil
+		}
+		if last = err; err == nil {
+			last = fmt.Errorf("answered %d", status)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("%s not up within %s", url, timeout)
+	return fmt.Errorf("%s not up within %s: %w", url, timeout, last)
 }
 
 // Run executes every phase and prints the comparison.
@@ -742,19 +784,31 @@ func printWriteRatios(o Options, wr, spread Result, etcd etcdResults) {
 	fmt.Fprint(o.Out, allCPU(spread, wr))
 }
 
+// fetch is the 200 answer of url read with the bearer key (none when
+// empty) within readTimeout; another status is an error holding the body.
 func fetch(url, key string) ([]byte, error) {
-	req, _ := http.NewRequest("GET", url, nil)
-	req.Header.Set("Authorization", "Bearer "+key)
-	resp, err := http.DefaultClient.Do(req)
+	return fetchWithin(url, key, readTimeout)
+}
+
+// fetchWithin is fetch within limit (a CPU profile's read: its seconds
+// and readTimeout).
+func fetchWithin(url, key string, limit time.Duration) ([]byte, error) {
+	status, b, err := get(url, key, limit)
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return nil, fmt.Errorf("GET %s: %d %s", url, resp.StatusCode, b)
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %d %s", url, status, b)
 	}
-	return b, err
+	return b, nil
+}
+
+// readMetrics is the Prometheus exposition at url (a metrics listener's
+// /metrics); an answer other than 200 is an error, not an empty
+// exposition.
+func readMetrics(url string) (string, error) {
+	b, err := fetch(url, "")
+	return string(b), err
 }
 
 // startBare re-executes this binary as the bare JSON server (a separate process,
@@ -1006,7 +1060,10 @@ func (hp *hostplane) measureWrites(name string, n int, d time.Duration, fn func(
 	r := measured(name, hp.pids(), n, d, fn)
 	r.LeaderCPU = procCPU(leader) - leaderBefore
 	r.Channel = hp.channelTraffic().minus(chBefore)
-	if after, err2 := hp.leaderMetrics(); err == nil && err2 == nil {
+	after, err2 := hp.leaderMetrics()
+	if err = errors.Join(err, err2); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: leader metrics: %v\n", name, err)
+	} else {
 		r.LeaderMoved = after.term >= 0 && (after.term != before.term || after.leader != 1)
 		r.Entries = int64(after.applied - before.applied)
 		if c := after.applyCount - before.applyCount; c > 0 {
@@ -1062,15 +1119,12 @@ func (a channelTraffic) String() string {
 func (hp *hostplane) channelTraffic() channelTraffic {
 	var t channelTraffic
 	for _, n := range hp.c.Nodes {
-		resp, err := http.Get(n.MetricsURL() + "/metrics")
+		text, err := readMetrics(n.MetricsURL() + "/metrics")
 		if err != nil {
+			fmt.Fprintln(os.Stderr, "forward channel traffic:", err)
 			continue
 		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err == nil {
-			t = t.plus(parseChannelTraffic(string(b)))
-		}
+		t = t.plus(parseChannelTraffic(text))
 	}
 	return t
 }
@@ -1110,16 +1164,11 @@ type leaderSample struct {
 
 // leaderMetrics reads the leader's metrics listener.
 func (hp *hostplane) leaderMetrics() (leaderSample, error) {
-	resp, err := http.Get(hp.c.Nodes[hp.leader].MetricsURL() + "/metrics")
+	text, err := readMetrics(hp.c.Nodes[hp.leader].MetricsURL() + "/metrics")
 	if err != nil {
 		return leaderSample{}, err
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return leaderSample{}, err
-	}
-	return parseLeaderSample(string(b))
+	return parseLeaderSample(text)
 }
 
 // parseLeaderSample reads a leaderSample from a Prometheus text exposition.

@@ -2,9 +2,7 @@ package bench
 
 import (
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -148,19 +146,15 @@ func profilePhase(tag string, nodes int, d time.Duration) (wait func()) {
 	for i := 0; i < nodes; i++ {
 		go func(i int) {
 			defer func() { done <- struct{}{} }()
-			resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", base+i+1, secs))
+			url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", base+i+1, secs)
+			b, err := fetchWithin(url, "", time.Duration(secs)*time.Second+readTimeout)
 			if err != nil {
 				fmt.Fprintln(os.Stderr, "profile:", err)
 				return
 			}
-			defer resp.Body.Close()
-			f, err := os.Create(filepath.Join(out, fmt.Sprintf("%s-node%d.pprof", tag, i)))
-			if err != nil {
+			if err := os.WriteFile(filepath.Join(out, fmt.Sprintf("%s-node%d.pprof", tag, i)), b, 0o666); err != nil {
 				fmt.Fprintln(os.Stderr, "profile:", err)
-				return
 			}
-			defer f.Close()
-			_, _ = io.Copy(f, resp.Body)
 		}(i)
 	}
 	return func() {
