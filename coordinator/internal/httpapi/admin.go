@@ -918,6 +918,10 @@ func (a *API) adminClusterRestore(r *http.Request, _ []byte, now time.Time) (int
 			return 0, nil, &httpError{status: http.StatusServiceUnavailable, code: "restore_interrupted",
 				msg: "leadership changed during the restore, which may be installed on some coordinators only: run the same restore again"}
 		}
+		if errors.Is(err, raftnode.ErrUnsettled) {
+			return 0, nil, &httpError{status: http.StatusServiceUnavailable, code: "restore_interrupted", cause: err,
+				msg: "the cluster did not settle before the restore (leadership changed or no quorum); nothing was restored: run the same restore again"}
+		}
 		return 0, nil, &httpError{status: 400, code: "restore_failed", msg: "restore failed: " + err.Error()}
 	}
 	for _, s := range before.Servers {

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -71,6 +72,11 @@ type Node struct {
 	log          *slog.Logger
 	peers        peerHealth  // the voters this leader's heartbeats do not reach
 	closing      atomic.Bool // Close has begun: a Raft shutdown from now on is not a removal
+	// levelMu is held by a level raise across its proposal (HoldLevel) and
+	// by a restore's Install across reading the level, marking the backup
+	// and handing it to Raft: the level the mark is decided on is the one
+	// the install applies after.
+	levelMu sync.Mutex
 }
 
 // Open starts the member. It does not wait for a leader.
@@ -408,14 +414,13 @@ func (n *Node) Restore(r io.Reader) error {
 type PreparedRestore struct {
 	n    *Node
 	path string
-	size int64
 }
 
 // PrepareRestore spools the backup r to a file under the data directory and
 // checks it, without touching the cluster's state: the restore's caller
-// reads the whole upload before it pauses anything. From semantics level
-// fsm.LevelRestoreEpoch the copy is marked as a restore's (fsm.MarkRestore),
-// so that every replica's Restore names the new state alike.
+// reads the whole upload before it pauses anything. Whether the copy is
+// marked as a restore's (fsm.MarkRestore) is decided by Install, at the
+// level the install applies after.
 func (n *Node) PrepareRestore(r io.Reader) (*PreparedRestore, error) {
 	f, err := os.CreateTemp(n.dir, "restore-*.hpsnap")
 	if err != nil {
@@ -433,31 +438,62 @@ func (n *Node) PrepareRestore(r io.Reader) (*PreparedRestore, error) {
 		return nil, err
 	}
 	out := f.Name() + ".ready"
-	if n.FSM.ClusterLevel() >= fsm.LevelRestoreEpoch {
-		if err := fsm.MarkRestore(f.Name(), out); err != nil {
-			os.Remove(out)
-			return nil, fmt.Errorf("mark backup: %w", err)
-		}
-	} else if err := os.Rename(f.Name(), out); err != nil {
+	if err := os.Rename(f.Name(), out); err != nil {
 		return nil, err
 	}
-	st, err := os.Stat(out)
-	if err != nil {
-		os.Remove(out)
-		return nil, err
-	}
-	return &PreparedRestore{n: n, path: out, size: st.Size()}, nil
+	return &PreparedRestore{n: n, path: out}, nil
+}
+
+// ErrUnsettled is returned by Install when the entries committed before it
+// did not finish applying on the leader in time (no quorum): nothing was
+// installed.
+var ErrUnsettled = errors.New("the cluster did not settle before the install")
+
+// HoldLevel keeps a restore's Install from running until release is
+// called: a semantics level raise holds it across its proposal (see
+// Install).
+func (n *Node) HoldLevel() (release func()) {
+	n.levelMu.Lock()
+	return n.levelMu.Unlock
 }
 
 // Install hands the prepared backup to Raft (leader only; see Restore).
+// From semantics level fsm.LevelRestoreEpoch the copy handed to Raft is
+// marked as a restore's (fsm.MarkRestore), so that every replica's Restore
+// names the new state alike. The level is read after a barrier (a raise
+// committed before is applied here) and with the level held (HoldLevel: no
+// raise is proposed until the install is done), so a raise that commits
+// between PrepareRestore and Install marks the copy too.
 func (p *PreparedRestore) Install() error {
-	f, err := os.Open(p.path)
+	n := p.n
+	n.levelMu.Lock()
+	defer n.levelMu.Unlock()
+	if err := n.Barrier(30 * time.Second); err != nil {
+		if leadershipError(err) {
+			return fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return fmt.Errorf("%w: %v", ErrUnsettled, err)
+	}
+	path := p.path
+	if n.FSM.ClusterLevel() >= fsm.LevelRestoreEpoch {
+		marked := p.path + ".marked"
+		defer os.Remove(marked)
+		if err := fsm.MarkRestore(p.path, marked); err != nil {
+			return fmt.Errorf("mark backup: %w", err)
+		}
+		path = marked
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: p.size}
-	if err := p.n.Raft.Restore(meta, f, 5*time.Minute); err != nil {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	meta := &raft.SnapshotMeta{Version: raft.SnapshotVersionMax, Size: st.Size()}
+	if err := n.Raft.Restore(meta, f, 5*time.Minute); err != nil {
 		if leadershipError(err) {
 			return fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -248,4 +249,133 @@ func TestRestartOverASnapshotSkipsItsCopy(t *testing.T) {
 		t.Errorf("applied index %d after the restart, %d before", got, applied)
 	}
 	waitLeads(t, n)
+}
+
+// A semantics level raise that commits after a restore's backup was read
+// (PrepareRestore) and before it is installed: the install applies after
+// level 11, so the backup is marked and every replica names the restored
+// state with the install's Raft index (the restore epoch). Before, the
+// mark was decided on the level read when the upload was spooled (10): the
+// restore was left unmarked ("epoch 0") although every member applies 11.
+// The raise goes as the leader's level job sends it (HoldLevel around the
+// proposal); a second restore runs while a raise holds the level, and
+// installs only once it is released, marked as well.
+func TestLevelRaiseBeforeInstallMarksTheRestore(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	nodes := make([]*Node, 3)
+	for i := range nodes {
+		nodes[i] = openRestoreMember(t, i, t.TempDir(), freeAddr(t))
+	}
+	t.Cleanup(func() {
+		for _, n := range nodes {
+			_ = n.Close()
+		}
+	})
+	waitLeads(t, nodes[0])
+	for _, n := range nodes[1:] {
+		if err := nodes[0].Join(n.ID, string(n.Addr)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply := func(typ fsm.CommandType, payload any) {
+		t.Helper()
+		env, err := fsm.NewEnvelope(typ, time.Now(), payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			l := leaderOf(t, nodes)
+			release := l.HoldLevel()
+			_, err := l.Apply(ctx, env)
+			release()
+			if err == nil {
+				return
+			}
+			if !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
+				t.Fatalf("apply %v: %v", typ, err)
+			}
+		}
+	}
+	apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelRestoreEpoch - 1})
+	apply(fsm.CmdNodeRegister, fsm.NodeRegister{ID: "kept", APIAddr: "127.0.0.1:1"})
+	l := leaderOf(t, nodes)
+	confirmRead(ctx, t, l)
+	var backup bytes.Buffer
+	if err := l.FSM.Backup(&backup); err != nil {
+		t.Fatal(err)
+	}
+	apply(fsm.CmdNodeRegister, fsm.NodeRegister{ID: "replaced", APIAddr: "127.0.0.1:2"})
+
+	// restore prepares on the leader, calls between, and installs; again
+	// through the new leader if leadership moved on the way.
+	restore := func(between func(l *Node)) (snap uint64) {
+		t.Helper()
+		if have := leaderOf(t, nodes).FSM.ClusterLevel(); have != fsm.LevelRestoreEpoch-1 {
+			t.Fatalf("the cluster is at level %d before the restore, want %d", have, fsm.LevelRestoreEpoch-1)
+		}
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			l := leaderOf(t, nodes)
+			p, err := l.PrepareRestore(bytes.NewReader(backup.Bytes()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			between(l)
+			err = p.Install()
+			p.Close()
+			if err == nil {
+				return lastSnapshotIndex(l)
+			}
+			if !errors.Is(err, ErrNotLeader) || time.Now().After(deadline) {
+				t.Fatalf("restore: %v", err)
+			}
+		}
+	}
+	wantEpoch := func(snap uint64) {
+		t.Helper()
+		for _, n := range nodes {
+			waitFor(t, 30*time.Second, n.ID+" installs the snapshot", func() bool { return lastSnapshotIndex(n) >= snap })
+			var epoch uint64
+			if err := n.FSM.Read(func(r store.ReadTx) error { epoch = r.RestoreEpoch(); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if epoch != snap {
+				t.Errorf("%s holds restore epoch %d after the restore installed at %d with the cluster at level %d; want %d", n.ID, epoch, snap, fsm.LevelRestoreEpoch, snap)
+			}
+			wantRestored(t, n)
+		}
+	}
+	snap := restore(func(*Node) { apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelRestoreEpoch}) })
+	wantEpoch(snap)
+
+	// The restored state is the backup's, at level 10 again. A raise that
+	// holds the level while the install starts: the install waits for it.
+	installed := make(chan uint64, 8)
+	var held atomic.Bool
+	snap2 := restore(func(l *Node) {
+		release := l.HoldLevel()
+		held.Store(true)
+		go func() {
+			defer release()
+			time.Sleep(200 * time.Millisecond)
+			env, err := fsm.NewEnvelope(fsm.CmdClusterLevel, time.Now(), fsm.ClusterLevel{Level: fsm.LevelRestoreEpoch})
+			if err == nil {
+				_, err = l.Apply(ctx, env)
+			}
+			if err != nil {
+				t.Errorf("raise the level while holding it: %v", err)
+			}
+			installed <- lastSnapshotIndex(l)
+		}()
+	})
+	if !held.Load() {
+		t.Fatal("the level was not held")
+	}
+	if before := <-installed; before >= snap2 {
+		t.Fatalf("the second restore installed (snapshot %d) while a level raise held the level (snapshot %d then)", snap2, before)
+	}
+	if snap2 <= snap {
+		t.Fatalf("second restore at %d, not after the first at %d", snap2, snap)
+	}
+	wantEpoch(snap2)
 }

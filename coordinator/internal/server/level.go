@@ -54,7 +54,13 @@ func (s *Server) raiseLevel(ctx context.Context) {
 	if lowest <= have {
 		return
 	}
-	if _, err := s.propose(ctx, fsm.CmdClusterLevel, fsm.ClusterLevel{Level: lowest}); err != nil {
+	// Held across the proposal: a restore's install decides on the level
+	// whether to mark its backup (raftnode PreparedRestore.Install), and no
+	// raise may commit between that read and the install.
+	release := s.Node.HoldLevel()
+	_, err := s.propose(ctx, fsm.CmdClusterLevel, fsm.ClusterLevel{Level: lowest})
+	release()
+	if err != nil {
 		s.log.Warn("raising the semantics level failed; will retry", "to", lowest, "err", err)
 		return
 	}
