@@ -16,9 +16,12 @@ run in (default: the current directory):
   4. the count with generated files left out and every Go import block
      blanked: the real pairs.
 
-Usage: scripts/duplicates-real.py [--most N] [--seconds S] [--rows] [DIR]
-(--rows prints each listed row with its class). It only reads the checkout;
-the copies live in a temporary directory removed at the end.
+Usage: scripts/duplicates-real.py [--most N] [--seconds S] [--rows | --real-rows] [DIR]
+(--rows prints each row of the tree as it is with its class; --real-rows runs
+only the last count, generated left out and import blocks blanked, and prints
+its rows: the real pairs, with line numbers that are the checkout's). It only
+reads the checkout; the copies live in a temporary directory removed at the
+end.
 """
 import argparse
 import os
@@ -100,6 +103,7 @@ def main():
     ap.add_argument('--most', type=int, default=200)
     ap.add_argument('--seconds', type=int, default=120)
     ap.add_argument('--rows', action='store_true')
+    ap.add_argument('--real-rows', action='store_true')
     ap.add_argument('dir', nargs='?', default='.')
     o = ap.parse_args()
     root = os.path.abspath(o.dir)
@@ -107,6 +111,11 @@ def main():
         sys.exit('duplicates is not on PATH (see /work/.library/duplicates)')
     tmp = tempfile.mkdtemp(prefix='dups-real-')
     try:
+        if o.real_rows:
+            copy_tree(root, os.path.join(tmp, 'real'), blank_imports=True)
+            blanked = duplicates(os.path.join(tmp, 'real'), o.most, o.seconds)
+            print('generated left out, import blocks blanked:', blanked.rstrip('\n'))
+            return
         as_is = duplicates(root, o.most, o.seconds)
         imports = real = 0
         for line in as_is.split('\n'):
