@@ -6,12 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/tests/framework"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -34,34 +34,16 @@ func markedBackup(t *testing.T, b []byte) []byte {
 	return out
 }
 
-// syncBuffer is a log sink the FSM writes from its apply.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // staleRestore is review53's scene at semantics level lvl: this cluster (X)
 // has events to index 60 and its dispatcher read to 60; the backup (B,
 // another history, at level bLvl) was applied to 20 with its cursor at 5; B
 // is installed at X's index 62 (marked as the leader marks it when mark);
 // X's stale flush, read before the restore (epoch 0), applies at 63. It
 // returns X, B's outbox and X's log.
-func staleRestore(t *testing.T, lvl, bLvl uint16, mark bool) (*FSM, map[string]string, *syncBuffer) {
+func staleRestore(t *testing.T, lvl, bLvl uint16, mark bool) (*FSM, map[string]string, *framework.SyncBuilder) {
 	t.Helper()
 	dir := t.TempDir()
-	logs := new(syncBuffer)
+	logs := new(framework.SyncBuilder) // the FSM writes it from its apply
 	mk := func(name string, lvl uint16, last uint64, cursor uint64) *FSM {
 		return eventsAt(t, filepath.Join(dir, name), slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})), lvl, last, cursor)
 	}
