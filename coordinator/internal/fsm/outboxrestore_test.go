@@ -32,15 +32,22 @@ func outboxDump(t *testing.T, f *FSM) (map[string]string, [][]byte) {
 }
 
 // snapshotAt stores b in a snapshot store of its own as the Raft snapshot
-// at index (as a `cluster restore` or an InstallSnapshot puts it there) and
-// returns a function restoring it into an FSM, as Raft does.
+// at index, term 2 (as a `cluster restore` or an InstallSnapshot puts it
+// there) and returns a function restoring it into an FSM, as Raft does
+// (through IndexedSnapshots).
 func snapshotAt(t *testing.T, b []byte, index uint64) func(f *FSM) {
+	t.Helper()
+	return snapshotAtTerm(t, b, index, 2)
+}
+
+// snapshotAtTerm is snapshotAt at the Raft term given.
+func snapshotAtTerm(t *testing.T, b []byte, index, term uint64) func(f *FSM) {
 	t.Helper()
 	snaps, err := raft.NewFileSnapshotStore(t.TempDir(), 1, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	sink, err := snaps.Create(raft.SnapshotVersionMax, index, 2, raft.Configuration{}, 1, nil)
+	sink, err := snaps.Create(raft.SnapshotVersionMax, index, term, raft.Configuration{}, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,30 +24,9 @@ func TestRestoreRecordsSnapshotIndex(t *testing.T) {
 	snap := backup(t, applied(t, filepath.Join(dir, "a.db"),
 		logOf(t, 1, CmdAccountCreate, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
 		logOf(t, 2, CmdWalletCredit, WalletCredit{TxID: "wtx_1", AccountID: "acc_1", AmountUsdCents: 700})))
-	snaps, err := raft.NewFileSnapshotStore(filepath.Join(dir, "snaps"), 1, io.Discard)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sink, err := snaps.Create(raft.SnapshotVersionMax, 42, 7, raft.Configuration{}, 1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sink.Write(snap); err != nil {
-		t.Fatal(err)
-	}
-	if err := sink.Close(); err != nil {
-		t.Fatal(err)
-	}
-
 	bPath := filepath.Join(dir, "b.db")
 	b := open(t, bPath)
-	_, rc, err := IndexedSnapshots(snaps).Open(sink.ID())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Restore(raftWrapper{rc}); err != nil {
-		t.Fatal(err)
-	}
+	snapshotAtTerm(t, snap, 42, 7)(b)
 	if got, term := b.AppliedIndex(), b.AppliedTerm(); got != 42 || term != 7 {
 		t.Fatalf("after restoring the snapshot at 42 (term 7): applied index %d, term %d", got, term)
 	}
