@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +40,62 @@ func actionOf(t *testing.T, h *whHarness, id string) store.Action {
 	return readOne(t, h.fsms[0], func(r store.ReadTx) (store.Action, error) { return r.Action(id) })
 }
 
+// cleanupKind is what a bought resource's failed create leaves, for
+// cleanupsOpened: the resource in status errStatus with its cleanup, an
+// action of command and resourceType on the resource's target; read gives
+// a resource's status, action and target, and the record itself (for a
+// failure's message).
+type cleanupKind struct {
+	errStatus, command, resourceType string
+	read                             func(id string) (status, actionID, target string, rec any)
+}
+
+func serverCleanup(t *testing.T, h *whHarness) cleanupKind {
+	return cleanupKind{api.ServerError, api.ActionServerTerminate, "server", func(id string) (string, string, string, any) {
+		s := serverOf(t, h, id)
+		return s.Status, s.ActionID, s.VMName, s
+	}}
+}
+
+func hostingCleanup(t *testing.T, h *whHarness) cleanupKind {
+	return cleanupKind{api.HostingError, api.ActionHostingDelete, ResourceHosting, func(id string) (string, string, string, any) {
+		a := hostingAt(t, h, id)
+		return a.Status, a.ActionID, a.Username, a
+	}}
+}
+
+// cleanupsOpened applies the failures of bought resources' creates (fails:
+// resource id → the failure of its create, with its CleanupDeadlineSeconds)
+// in one entry, in the order of the resources' ids, and checks that each
+// resource opened its own cleanup (kind): pending, mutating, on hv-1, the
+// failed create's id in its meta, its deadline the failure's after the
+// entry; and that a repeat of the entry changes nothing (dump). It returns
+// each resource's cleanup action id.
+func (h *whHarness) cleanupsOpened(t *testing.T, dump func(*FSM) []byte, kind cleanupKind, fails map[string]ActionFinish) map[string]string {
+	t.Helper()
+	entry := ActionsFinished{}
+	for _, id := range slices.Sorted(maps.Keys(fails)) {
+		entry.Results = append(entry.Results, fails[id])
+	}
+	h.must(CmdActionsFinished, entry)
+	failedAt := h.at
+	cleanups, ids := map[string]string{}, map[string]bool{}
+	for id, failure := range fails {
+		status, actionID, target, rec := kind.read(id)
+		a := actionOf(t, h, actionID)
+		if status != kind.errStatus || a.Command != kind.command || a.ResourceType != kind.resourceType || a.Status != api.ActionPending || !a.Mutating ||
+			a.Meta[metaCleanupOf] != failure.ID || a.Target != target || a.NodeID != "hv-1" || !a.Deadline.Equal(failedAt.Add(time.Duration(failure.CleanupDeadlineSeconds)*time.Second)) {
+			t.Fatalf("%s after its failure: %+v, its action %+v", id, rec, a)
+		}
+		cleanups[id], ids[a.ID] = a.ID, true
+	}
+	if len(ids) != len(fails) {
+		t.Fatalf("one action id for several cleanups: %v", cleanups)
+	}
+	h.repeatChangesNothing(dump, "a repeated failure changed the state", CmdActionsFinished, entry)
+	return cleanups
+}
+
 // TestFailedProvisionCleanup: on two replicas, three bought servers with
 // pool addresses fail to provision. The first failure is an entry written
 // before CleanupDeadlineSeconds: it is applied as it was (the server stays
@@ -70,22 +128,7 @@ func TestFailedProvisionCleanup(t *testing.T) {
 		t.Fatalf("%d open actions after an old entry's failure, want the two provisionings left", n)
 	}
 
-	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_2", 300), fail("act_3", 300)}})
-	failedAt := h.at
-	cleanups := map[string]string{}
-	for _, id := range []string{"srv_2", "srv_3"} {
-		s := serverOf(t, h, id)
-		a := actionOf(t, h, s.ActionID)
-		if s.Status != api.ServerError || a.Command != api.ActionServerTerminate || a.Status != api.ActionPending || !a.Mutating ||
-			a.Meta[metaCleanupOf] != "act_"+id[4:] || a.Target != s.VMName || a.NodeID != "hv-1" || !a.Deadline.Equal(failedAt.Add(300*time.Second)) {
-			t.Fatalf("%s after its failure: %+v, its action %+v", id, s, a)
-		}
-		cleanups[id] = a.ID
-	}
-	if cleanups["srv_2"] == cleanups["srv_3"] {
-		t.Fatalf("one action id for both cleanups: %v", cleanups)
-	}
-	h.repeatChangesNothing(failCleanupDump, "a repeated failure changed the state", CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_2", 300), fail("act_3", 300)}})
+	cleanups := h.cleanupsOpened(t, failCleanupDump, serverCleanup(t, h), map[string]ActionFinish{"srv_2": fail("act_2", 300), "srv_3": fail("act_3", 300)})
 
 	h.must(CmdActionFinish, ActionFinish{ID: cleanups["srv_2"], ErrorCode: api.NodeErrNotFound, ErrorMessage: "vm hp-srv_2 not found"})
 	h.must(CmdActionFinish, ActionFinish{ID: cleanups["srv_3"], Success: true})
@@ -169,23 +212,7 @@ func TestFailedHostingCleanup(t *testing.T) {
 		t.Fatalf("%d node slots taken, want 4", n)
 	}
 
-	h.must(CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_h2", 300), fail("act_h3", 300)}})
-	failedAt := h.at
-	cleanups := map[string]string{}
-	for _, id := range []string{"hst_2", "hst_3"} {
-		ac := hostingAt(t, h, id)
-		a := actionOf(t, h, ac.ActionID)
-		if ac.Status != api.HostingError || a.Command != api.ActionHostingDelete || a.Status != api.ActionPending || !a.Mutating ||
-			a.Meta[metaCleanupOf] != "act_h"+id[4:] || a.Target != ac.Username || a.NodeID != "hv-1" || a.ResourceType != ResourceHosting ||
-			!a.Deadline.Equal(failedAt.Add(300*time.Second)) {
-			t.Fatalf("%s after its failure: %+v, its action %+v", id, ac, a)
-		}
-		cleanups[id] = a.ID
-	}
-	if cleanups["hst_2"] == cleanups["hst_3"] {
-		t.Fatalf("one action id for both cleanups: %v", cleanups)
-	}
-	h.repeatChangesNothing(hostingOrderDump, "a repeated failure changed the state", CmdActionsFinished, ActionsFinished{Results: []ActionFinish{fail("act_h2", 300), fail("act_h3", 300)}})
+	cleanups := h.cleanupsOpened(t, hostingOrderDump, hostingCleanup(t, h), map[string]ActionFinish{"hst_2": fail("act_h2", 300), "hst_3": fail("act_h3", 300)})
 	if b := balance(t, h.fsms[0], "acc_1"); b != 2000 {
 		t.Fatalf("balance %d, want every order refunded once", b)
 	}
