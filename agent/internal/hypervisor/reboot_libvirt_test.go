@@ -57,10 +57,8 @@ func TestLibvirtRebootSignals(t *testing.T) {
 	_, g, h, prefix, _, disk := guestOverlay(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
 	defer cancel()
-	logPath := filepath.Join(t.TempDir(), "console.log")
-	name := prefix + "-vm"
 	start := time.Now()
-	pid := runningGuest(ctx, t, g, h, name, "52:54:00:aa:bb:03", disk.Path, logPath)
+	name, logPath, pid := runningGuest(ctx, t, g, h, prefix, "52:54:00:aa:bb:03", disk.Path)
 	t.Logf("first boot: %s", time.Since(start).Round(time.Second))
 	asked := time.Now()
 	w, err := h.RebootDomain(ctx, name)
@@ -109,9 +107,8 @@ const defaultGrace = 60 * time.Second
 // subscribes again and sees both signals.
 func TestLibvirtRebootWatchConnectionLost(t *testing.T) {
 	ctx, g, h, prefix, _, disk := guestOverlay(t)
-	logPath := filepath.Join(t.TempDir(), "console.log")
-	name, idle := prefix+"-vm", prefix+"-idle"
-	pid := runningGuest(ctx, t, g, h, name, "52:54:00:aa:bb:04", disk.Path, logPath)
+	name, logPath, pid := runningGuest(ctx, t, g, h, prefix, "52:54:00:aa:bb:04", disk.Path)
+	idle := prefix + "-idle"
 	// A second domain's watch (defined, not running): every watch ends.
 	if _, err := h.DefineDomain(ctx, hypervisor.DomainSpec{Name: idle, Type: "qemu", Machine: "pc",
 		Emulator: "/usr/bin/qemu-system-x86_64", VCPUs: 1, MemoryMiB: 64, DiskPath: filepath.Join(h.PoolPath(), idle+".qcow2"),
@@ -183,11 +180,13 @@ func TestLibvirtRebootWatchConnectionLost(t *testing.T) {
 	}
 }
 
-// runningGuest defines domain name booting the test guest g from diskPath
-// (MAC mac, its console written to logPath), starts it and waits until the
-// guest is ready; it returns the domain's QEMU process id.
-func runningGuest(ctx context.Context, t *testing.T, g testenv.Guest, h *hypervisor.Libvirt, name, mac, diskPath, logPath string) int {
+// runningGuest defines the domain prefix-vm booting the test guest g from
+// diskPath (MAC mac, its console written to a file of the test's own),
+// starts it and waits until the guest is ready; it returns the domain's
+// name, the console log's path and the domain's QEMU process id.
+func runningGuest(ctx context.Context, t *testing.T, g testenv.Guest, h *hypervisor.Libvirt, prefix, mac, diskPath string) (name, logPath string, pid int) {
 	t.Helper()
+	name, logPath = prefix+"-vm", filepath.Join(t.TempDir(), "console.log")
 	spec := hypervisor.DomainSpec{Name: name, Type: "qemu", Machine: "pc", Emulator: "/usr/bin/qemu-system-x86_64",
 		VCPUs: 1, MemoryMiB: 128, Kernel: g.Kernel, Initrd: g.Initrd, Cmdline: g.Cmdline, DiskPath: diskPath,
 		MAC: mac, Network: "user", ConsoleLog: logPath}
@@ -200,7 +199,7 @@ func runningGuest(ctx context.Context, t *testing.T, g testenv.Guest, h *hypervi
 	if _, err := testenv.WaitForLog(ctx, logPath, "GUEST-READY", 1); err != nil {
 		t.Fatal(err)
 	}
-	return testenv.QEMUPID(t, name)
+	return name, logPath, testenv.QEMUPID(t, name)
 }
 
 // TestLibvirtShutdownAfterUnheardReboot: a reboot request the guest does not
@@ -214,9 +213,7 @@ func TestLibvirtShutdownAfterUnheardReboot(t *testing.T) {
 	_, g, h, prefix, _, disk := guestOverlay(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	logPath := filepath.Join(t.TempDir(), "console.log")
-	name := prefix + "-vm"
-	runningGuest(ctx, t, g, h, name, "52:54:00:aa:bb:06", disk.Path, logPath)
+	name, logPath, _ := runningGuest(ctx, t, g, h, prefix, "52:54:00:aa:bb:06", disk.Path)
 	if err := h.ResetDomain(ctx, name); err != nil {
 		t.Fatal(err)
 	}
