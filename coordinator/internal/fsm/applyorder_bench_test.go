@@ -54,6 +54,13 @@ type applyOrderState struct {
 	prov  []byte // an order's provision params, as the API encodes them
 	fixed bool   // ids numbered from seq, not ids.New's (TestApplyOrderRecordsUnchanged)
 	label string // the servers' label
+	// oneCustomer: every command is acc_00's, every server on hv-1, and
+	// the Idempotency-Keys are tests/orders BenchmarkOrderCPU's (one API
+	// key; "bench-order-<n>", "cpu-ticket-<round>-<i>"), as that
+	// benchmark's cluster applies them (BenchmarkOrderLayouts).
+	oneCustomer bool
+	orders      int // orders made so far (oneCustomer's keys)
+	tickets     int // tickets made so far
 }
 
 const applyOrderAccounts = 40
@@ -115,6 +122,9 @@ func (s *applyOrderState) next(kind string) *Envelope {
 	s.seq++
 	s.at = s.at.Add(time.Millisecond)
 	acc := fmt.Sprintf("acc_%02d", s.seq%applyOrderAccounts)
+	if s.oneCustomer {
+		acc = "acc_00"
+	}
 	var env *Envelope
 	var err error
 	switch kind {
@@ -126,6 +136,9 @@ func (s *applyOrderState) next(kind string) *Envelope {
 		srv, act := s.id("srv"), s.id("act")
 		vm := "hp-" + srv
 		node := fmt.Sprintf("hv-%d", 1+s.seq%3)
+		if s.oneCustomer {
+			node = "hv-1"
+		}
 		plan := api.ServerPlan{Slug: "vps-1", VCPUs: 1, MemoryMiB: 1024, DiskGiB: 25}
 		c := ServerCreate{
 			Server: store.Server{Server: api.Server{ID: srv, Label: s.label, Hostname: "web.example.com", Plan: plan, OSTemplate: "debian-12", OS: "debian"},
@@ -143,7 +156,18 @@ func (s *applyOrderState) next(kind string) *Envelope {
 	if err != nil {
 		panic(err)
 	}
-	env.Idem = &IdemRequest{Scope: fmt.Sprintf("key_%s/bench-%d", acc, s.seq), ReqHash: fmt.Sprintf("%064x", s.seq), Status: 201, ExpiresAt: s.at.Add(24 * time.Hour)}
+	scope := fmt.Sprintf("key_%s/bench-%d", acc, s.seq)
+	if s.oneCustomer {
+		const key = "key_01kt6e0000000000000000000a/"
+		if kind == "ticket" {
+			scope = fmt.Sprintf("%scpu-ticket-%d-%d", key, s.tickets/120, s.tickets%120)
+			s.tickets++
+		} else {
+			scope = fmt.Sprintf("%sbench-order-%d", key, s.orders)
+			s.orders++
+		}
+	}
+	env.Idem = &IdemRequest{Scope: scope, ReqHash: fmt.Sprintf("%064x", s.seq), Status: 201, ExpiresAt: s.at.Add(24 * time.Hour)}
 	return env
 }
 
