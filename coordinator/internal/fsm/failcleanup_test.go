@@ -40,62 +40,6 @@ func actionOf(t *testing.T, h *whHarness, id string) store.Action {
 	return readOne(t, h.fsms[0], func(r store.ReadTx) (store.Action, error) { return r.Action(id) })
 }
 
-// cleanupKind is what a bought resource's failed create leaves, for
-// cleanupsOpened: the resource in status errStatus with its cleanup, an
-// action of command and resourceType on the resource's target; read gives
-// a resource's status, action and target, and the record itself (for a
-// failure's message).
-type cleanupKind struct {
-	errStatus, command, resourceType string
-	read                             func(id string) (status, actionID, target string, rec any)
-}
-
-func serverCleanup(t *testing.T, h *whHarness) cleanupKind {
-	return cleanupKind{api.ServerError, api.ActionServerTerminate, "server", func(id string) (string, string, string, any) {
-		s := serverOf(t, h, id)
-		return s.Status, s.ActionID, s.VMName, s
-	}}
-}
-
-func hostingCleanup(t *testing.T, h *whHarness) cleanupKind {
-	return cleanupKind{api.HostingError, api.ActionHostingDelete, ResourceHosting, func(id string) (string, string, string, any) {
-		a := hostingAt(t, h, id)
-		return a.Status, a.ActionID, a.Username, a
-	}}
-}
-
-// cleanupsOpened applies the failures of bought resources' creates (fails:
-// resource id → the failure of its create, with its CleanupDeadlineSeconds)
-// in one entry, in the order of the resources' ids, and checks that each
-// resource opened its own cleanup (kind): pending, mutating, on hv-1, the
-// failed create's id in its meta, its deadline the failure's after the
-// entry; and that a repeat of the entry changes nothing (dump). It returns
-// each resource's cleanup action id.
-func (h *whHarness) cleanupsOpened(t *testing.T, dump func(*FSM) []byte, kind cleanupKind, fails map[string]ActionFinish) map[string]string {
-	t.Helper()
-	entry := ActionsFinished{}
-	for _, id := range slices.Sorted(maps.Keys(fails)) {
-		entry.Results = append(entry.Results, fails[id])
-	}
-	h.must(CmdActionsFinished, entry)
-	failedAt := h.at
-	cleanups, ids := map[string]string{}, map[string]bool{}
-	for id, failure := range fails {
-		status, actionID, target, rec := kind.read(id)
-		a := actionOf(t, h, actionID)
-		if status != kind.errStatus || a.Command != kind.command || a.ResourceType != kind.resourceType || a.Status != api.ActionPending || !a.Mutating ||
-			a.Meta[metaCleanupOf] != failure.ID || a.Target != target || a.NodeID != "hv-1" || !a.Deadline.Equal(failedAt.Add(time.Duration(failure.CleanupDeadlineSeconds)*time.Second)) {
-			t.Fatalf("%s after its failure: %+v, its action %+v", id, rec, a)
-		}
-		cleanups[id], ids[a.ID] = a.ID, true
-	}
-	if len(ids) != len(fails) {
-		t.Fatalf("one action id for several cleanups: %v", cleanups)
-	}
-	h.repeatChangesNothing(dump, "a repeated failure changed the state", CmdActionsFinished, entry)
-	return cleanups
-}
-
 // TestFailedProvisionCleanup: on two replicas, three bought servers with
 // pool addresses fail to provision. The first failure is an entry written
 // before CleanupDeadlineSeconds: it is applied as it was (the server stays
@@ -242,6 +186,62 @@ func TestFailedHostingCleanup(t *testing.T) {
 	re.Create.Hosting.Username, re.Create.Hosting.Domain, re.Create.Action.Target = "user2", "user2.example", "user2"
 	h.must(CmdHostingOrder, re)
 	h.replicasSame(hostingOrderDump)
+}
+
+// cleanupKind is what a bought resource's failed create leaves, for
+// cleanupsOpened: the resource in status errStatus with its cleanup, an
+// action of command and resourceType on the resource's target; read gives
+// a resource's status, action and target, and the record itself (for a
+// failure's message).
+type cleanupKind struct {
+	errStatus, command, resourceType string
+	read                             func(id string) (status, actionID, target string, rec any)
+}
+
+func serverCleanup(t *testing.T, h *whHarness) cleanupKind {
+	return cleanupKind{api.ServerError, api.ActionServerTerminate, "server", func(id string) (string, string, string, any) {
+		s := serverOf(t, h, id)
+		return s.Status, s.ActionID, s.VMName, s
+	}}
+}
+
+func hostingCleanup(t *testing.T, h *whHarness) cleanupKind {
+	return cleanupKind{api.HostingError, api.ActionHostingDelete, ResourceHosting, func(id string) (string, string, string, any) {
+		a := hostingAt(t, h, id)
+		return a.Status, a.ActionID, a.Username, a
+	}}
+}
+
+// cleanupsOpened applies the failures of bought resources' creates (fails:
+// resource id → the failure of its create, with its CleanupDeadlineSeconds)
+// in one entry, in the order of the resources' ids, and checks that each
+// resource opened its own cleanup (kind): pending, mutating, on hv-1, the
+// failed create's id in its meta, its deadline the failure's after the
+// entry; and that a repeat of the entry changes nothing (dump). It returns
+// each resource's cleanup action id.
+func (h *whHarness) cleanupsOpened(t *testing.T, dump func(*FSM) []byte, kind cleanupKind, fails map[string]ActionFinish) map[string]string {
+	t.Helper()
+	entry := ActionsFinished{}
+	for _, id := range slices.Sorted(maps.Keys(fails)) {
+		entry.Results = append(entry.Results, fails[id])
+	}
+	h.must(CmdActionsFinished, entry)
+	failedAt := h.at
+	cleanups, ids := map[string]string{}, map[string]bool{}
+	for id, failure := range fails {
+		status, actionID, target, rec := kind.read(id)
+		a := actionOf(t, h, actionID)
+		if status != kind.errStatus || a.Command != kind.command || a.ResourceType != kind.resourceType || a.Status != api.ActionPending || !a.Mutating ||
+			a.Meta[metaCleanupOf] != failure.ID || a.Target != target || a.NodeID != "hv-1" || !a.Deadline.Equal(failedAt.Add(time.Duration(failure.CleanupDeadlineSeconds)*time.Second)) {
+			t.Fatalf("%s after its failure: %+v, its action %+v", id, rec, a)
+		}
+		cleanups[id], ids[a.ID] = a.ID, true
+	}
+	if len(ids) != len(fails) {
+		t.Fatalf("one action id for several cleanups: %v", cleanups)
+	}
+	h.repeatChangesNothing(dump, "a repeated failure changed the state", CmdActionsFinished, entry)
+	return cleanups
 }
 
 // cleanupHarness: node hv-1 (kvm, hosting), vps-2 at 1200 and web-1 at 500
