@@ -211,12 +211,35 @@ func (r Reply) String() string {
 	return fmt.Sprintf("%s %s → %d %.400s", r.Method, r.Path, r.Status, r.Body)
 }
 
-// Decode unmarshals the body, failing the test on error.
+// Decode unmarshals a 2xx answer's body into v, failing the test with the
+// answer on any other status or a body that is not v's JSON: an error
+// envelope decoded into a resource is that resource's zero value (a refused
+// wallet read was once a balance of 0, and a test saw "charged -4500
+// cents"). An error answer is read with DecodeError (or Err, Code).
 func (r Reply) Decode(t testing.TB, v any) {
 	t.Helper()
+	if r.Status < 200 || r.Status > 299 {
+		t.Fatalf("decode %T from %s: not a 2xx answer", v, r)
+	}
 	if err := json.Unmarshal(r.Body, v); err != nil {
 		t.Fatalf("decode %s: %v", r, err)
 	}
+}
+
+// DecodeError is the error envelope of an answer that is not a 2xx,
+// failing the test with the answer on a 2xx or a body that is not an
+// envelope of its status: a test asserting on an error's code or message
+// must not read a success (or an HTML page) as an empty error.
+func (r Reply) DecodeError(t testing.TB) api.Error {
+	t.Helper()
+	if r.Status >= 200 && r.Status <= 299 {
+		t.Fatalf("decode the error envelope of %s: a 2xx answer", r)
+	}
+	var e api.Error
+	if err := json.Unmarshal(r.Body, &e); err != nil || e.StatusCode != r.Status {
+		t.Fatalf("decode the error envelope of %s: not an envelope of status %d (%v)", r, r.Status, err)
+	}
+	return e
 }
 
 // Code is the error envelope's code.
