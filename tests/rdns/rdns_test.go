@@ -6,7 +6,9 @@ package rdns
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -423,5 +425,116 @@ func TestReverseDNSAfterRestore(t *testing.T) {
 	r.waitPTR(ip, "before.example.test.")
 	for i := range r.c.Nodes {
 		r.waitSync(i, srv, ip, api.PTRSynced)
+	}
+}
+
+// pdnsZone asks PowerDNS's API for a zone: its account and whether it exists.
+func (r *rig) pdnsZone(name string) (account string, exists bool) {
+	r.t.Helper()
+	req, err := http.NewRequestWithContext(r.ctx, http.MethodGet, r.pdns.APIURL+"/api/v1/servers/localhost/zones/"+name, nil)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", r.pdns.APIKey)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatalf("powerdns get zone %s: %v", name, err)
+	}
+	defer resp.Body.Close()
+	switch resp.StatusCode {
+	case http.StatusOK:
+		var z struct {
+			Account string `json:"account"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&z); err != nil {
+			r.t.Fatalf("powerdns zone %s: %v", name, err)
+		}
+		return z.Account, true
+	case http.StatusNotFound, http.StatusUnprocessableEntity:
+		return "", false
+	}
+	r.t.Fatalf("powerdns get zone %s: %s", name, resp.Status)
+	return "", false
+}
+
+// TestRestoreDropsZonesOnlyTheReplacedStateMapped: a reverse zone mapped
+// after the backup was taken exists in PowerDNS; a `cluster restore` of the
+// backup (which does not map it) removes it from PowerDNS at the
+// restore's full pass, while the backup's zone stays, and so do a zone an
+// operator made by hand in the same PowerDNS and one of another account
+// (each in a reverse domain too). Before, the replaced state's zone stayed
+// in PowerDNS for good: nothing in the restored state named it.
+func TestRestoreDropsZonesOnlyTheReplacedStateMapped(t *testing.T) {
+	r := newRig(t)
+	const kept, dropped = "100.51.198.in-addr.arpa", "113.0.203.in-addr.arpa"
+	const byHand, otherAccount = "2.0.192.in-addr.arpa", "3.0.192.in-addr.arpa"
+	for _, p := range []api.IPPoolCreateRequest{
+		{Name: "pub4", CIDR: "198.51.100.0/24", Gateway: "198.51.100.1"},
+		{Name: "pub5", CIDR: "203.0.113.0/24", Gateway: "203.0.113.1"},
+	} {
+		if _, err := r.adm().CreateIPPool(r.ctx, p); err != nil {
+			t.Fatalf("create pool %s: %v", p.Name, err)
+		}
+	}
+	for zone, account := range map[string]string{byHand: "", otherAccount: "dns-team"} {
+		body := `{"name":"` + zone + `.","kind":"Native","nameservers":["ns1.example.test."],"account":"` + account + `"}`
+		req, err := http.NewRequestWithContext(r.ctx, http.MethodPost, r.pdns.APIURL+"/api/v1/servers/localhost/zones", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-API-Key", r.pdns.APIKey)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusCreated {
+			t.Fatalf("create zone %s by hand: %s", zone, resp.Status)
+		}
+	}
+	if _, err := r.adm().AddReverseZone(r.ctx, api.ReverseZoneRequest{Zone: kept, Pool: "pub4"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "zone "+kept+" in PowerDNS", func() (bool, string) {
+		_, ok := r.pdnsZone(kept + ".")
+		return ok, "not there"
+	})
+	var backup bytes.Buffer
+	if err := r.adm().Backup(r.ctx, &backup); err != nil {
+		t.Fatalf("backup: %v", err)
+	}
+	if _, err := r.adm().AddReverseZone(r.ctx, api.ReverseZoneRequest{Zone: dropped, Pool: "pub5"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, "zone "+dropped+" in PowerDNS", func() (bool, string) {
+		_, ok := r.pdnsZone(dropped + ".")
+		return ok, "not there"
+	})
+	if _, err := r.adm().Restore(r.ctx, &backup); err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	eventually(t, 20*time.Second, "zone "+dropped+" gone from PowerDNS after the restore", func() (bool, string) {
+		_, ok := r.pdnsZone(dropped + ".")
+		return !ok, "still there"
+	})
+	_, rc := ask(t, r.pdns.DNSAddr, dropped+".", dns.TypeSOA)
+	if rc != dns.RcodeRefused {
+		t.Errorf("PowerDNS answers SOA %s with %s after the restore, want REFUSED (no such zone)", dropped, dns.RcodeToString[rc])
+	}
+	for _, z := range []string{kept, byHand, otherAccount} {
+		if _, ok := r.pdnsZone(z + "."); !ok {
+			t.Errorf("zone %s is gone from PowerDNS after the restore", z)
+		}
+		if soa, rc := ask(t, r.pdns.DNSAddr, z+".", dns.TypeSOA); len(soa) == 0 {
+			t.Errorf("PowerDNS answers SOA %s with %s after the restore, want its SOA", z, dns.RcodeToString[rc])
+		}
+	}
+	// What tells hostplane's zones from the others.
+	if acc, _ := r.pdnsZone(kept + "."); acc != "hostplane" {
+		t.Errorf("zone %s is of account %q in PowerDNS, want hostplane", kept, acc)
+	}
+	if zs, err := r.adm().ReverseZones(r.ctx); err != nil || len(zs) != 1 || zs[0].Zone != kept {
+		t.Errorf("mapped zones after the restore: %+v %v, want only %s", zs, err, kept)
 	}
 }

@@ -60,10 +60,17 @@ type RRSet struct {
 
 // ZoneData is the part of GET /zones/{zone} the reconciler reads.
 type ZoneData struct {
-	Name   string  `json:"name"`
-	Kind   string  `json:"kind"`
-	RRSets []RRSet `json:"rrsets"`
+	Name    string  `json:"name"`
+	Kind    string  `json:"kind"`
+	Account string  `json:"account"`
+	RRSets  []RRSet `json:"rrsets"`
 }
+
+// Account is the PowerDNS account of the zones hostplane manages: set when
+// it creates a zone (CreateZone) or first syncs one it did not create
+// (Sync), it tells them from zones made by hand in the same PowerDNS
+// (OwnedZones).
+const Account = "hostplane"
 
 // DecodeZone parses a zone document from the API. Every rrset must have a
 // name and a type; anything else PowerDNS adds is ignored.
@@ -162,13 +169,48 @@ func (c *Client) Zone(ctx context.Context, zone string) (ZoneData, error) {
 	return DecodeZone(raw)
 }
 
-// CreateZone creates a Native zone with the given name servers; PowerDNS
-// adds the SOA from its default-soa-content.
+// CreateZone creates a Native zone with the given name servers, of
+// hostplane's account (Account); PowerDNS adds the SOA from its
+// default-soa-content.
 func (c *Client) CreateZone(ctx context.Context, zone string, nameservers []string) error {
 	_, _, err := c.do(ctx, "create zone "+zone, http.MethodPost, c.zoneURL(""), map[string]any{
-		"name": zone, "kind": "Native", "nameservers": nameservers,
+		"name": zone, "kind": "Native", "nameservers": nameservers, "account": Account,
 	})
 	return err
+}
+
+// Own sets a zone's account to hostplane's (Account): a zone mapped before
+// zones carried it, or made by hand and then mapped.
+func (c *Client) Own(ctx context.Context, zone string) error {
+	_, _, err := c.do(ctx, "set account of zone "+zone, http.MethodPut, c.zoneURL(zone), map[string]any{"account": Account})
+	return err
+}
+
+// OwnedZones lists the reverse zones (in-addr.arpa, ip6.arpa) of
+// hostplane's account, by their names as PowerDNS gives them (absolute).
+func (c *Client) OwnedZones(ctx context.Context) ([]string, error) {
+	raw, _, err := c.do(ctx, "list zones", http.MethodGet, c.zoneURL(""), nil)
+	if err != nil {
+		return nil, err
+	}
+	var zs []struct {
+		Name    string `json:"name"`
+		Account string `json:"account"`
+	}
+	if len(raw) > MaxZoneBody {
+		return nil, fmt.Errorf("powerdns zone list larger than %d bytes", MaxZoneBody)
+	}
+	if err := json.Unmarshal(raw, &zs); err != nil {
+		return nil, fmt.Errorf("powerdns zone list: %w", err)
+	}
+	var out []string
+	for _, z := range zs {
+		name := strings.ToLower(z.Name)
+		if z.Account == Account && (strings.HasSuffix(name, ".in-addr.arpa.") || strings.HasSuffix(name, ".ip6.arpa.")) {
+			out = append(out, z.Name)
+		}
+	}
+	return out, nil
 }
 
 // FlushCache drops PowerDNS's cached answers for a zone and the names under

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
@@ -257,12 +258,48 @@ func (r *Reconciler) pass(ctx context.Context, full bool) (uint64, error) {
 			return 0, ctx.Err()
 		}
 	}
+	if full {
+		if err := r.dropUnmapped(ctx, zones); err != nil && firstErr == nil {
+			firstErr = err
+		}
+		if ctx.Err() != nil {
+			return 0, ctx.Err()
+		}
+	}
 	if len(results) > 0 {
 		if err := r.propose(ctx, fsm.CmdReverseZoneSynced, fsm.ReverseZoneSynced{Zones: results, StateEpoch: epoch}); err != nil && firstErr == nil {
 			firstErr = fmt.Errorf("record sync state: %w", err)
 		}
 	}
 	return changed, firstErr
+}
+
+// dropUnmapped deletes from PowerDNS the zones of hostplane's account
+// (rdns.Account) that the state does not map: a zone only a state that a
+// `cluster restore` replaced held (its unmapping is not in the restored
+// state's log), or one whose deletion was lost. A zone of another account
+// (made by hand) stays, whatever its name.
+func (r *Reconciler) dropUnmapped(ctx context.Context, zones []store.ReverseZone) error {
+	owned, err := r.c.OwnedZones(ctx)
+	if err != nil {
+		return err
+	}
+	mapped := make(map[string]bool, len(zones))
+	for _, z := range zones {
+		mapped[strings.ToLower(strings.TrimSuffix(z.Zone, "."))] = true
+	}
+	for _, name := range owned {
+		key := strings.ToLower(strings.TrimSuffix(name, "."))
+		if _, err := rdns.ParseZone(key); err != nil || mapped[key] {
+			continue // not a zone hostplane could have made
+		}
+		if err := r.c.DeleteZone(ctx, name); err != nil {
+			return fmt.Errorf("zone %s (not mapped): %w", name, err)
+		}
+		r.met.changes.WithLabelValues("zone_delete").Inc()
+		r.log.Info("reverse zone not mapped in the state deleted from powerdns", "zone", name)
+	}
+	return nil
 }
 
 // readIndex is the index a pass that read rt reports PowerDNS serves the

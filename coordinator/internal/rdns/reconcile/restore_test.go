@@ -37,7 +37,11 @@ func TestRestoreStartsAFullPass(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/zones/") {
 			reads.Add(1)
-			_, _ = w.Write([]byte(`{"name":"100.51.198.in-addr.arpa.","kind":"Native","rrsets":[]}`))
+			_, _ = w.Write([]byte(`{"name":"100.51.198.in-addr.arpa.","kind":"Native","account":"hostplane","rrsets":[]}`))
+			return
+		}
+		if r.Method == http.MethodGet { // the zone list of a full pass
+			_, _ = w.Write([]byte(`[{"name":"100.51.198.in-addr.arpa.","kind":"Native","account":"hostplane"}]`))
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
