@@ -16,7 +16,7 @@ import (
 )
 
 // markedBackup is the backup b as the leader hands it to Raft from semantics
-// level LevelRestoreEpoch (raftnode PrepareRestore: MarkRestore).
+// level LevelRestoreEpoch (raftnode PreparedRestore.Install hands Raft the MarkRestore copy).
 func markedBackup(t *testing.T, b []byte) []byte {
 	t.Helper()
 	dir := t.TempDir()

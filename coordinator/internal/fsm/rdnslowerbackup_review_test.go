@@ -20,7 +20,7 @@ func TestRDNSChangeAfterRestoreOfLevel10Backup(t *testing.T) {
 	x := open(t, filepath.Join(t.TempDir(), "x.db"))
 	t.Cleanup(func() { x.Close() })
 	x.Apply(logAt(t, 1, CmdClusterLevel, h.at, ClusterLevel{Level: LevelRestoreEpoch}))
-	// The leader is at level 11: it marks the backup (raftnode PrepareRestore).
+	// The leader is at level 11: it marks the backup (raftnode PreparedRestore.Install).
 	snapshotAt(t, markedBackup(t, backup(t, h.fsms[0])), 10)(x)
 	// The restore's full pass, read at once (level 10: the raw applied index).
 	if res := x.Apply(logAt(t, 11, CmdReverseZoneSynced, h.at, ReverseZoneSynced{StateEpoch: 10, Zones: []ZoneSyncResult{{Zone: "100.51.198.in-addr.arpa", Index: 10}}})).(*Result); res.Err != nil {

@@ -412,15 +412,18 @@ func (n *Node) Restore(r io.Reader) error {
 // PreparedRestore is a backup read, checked and ready to install (Install),
 // or to drop (Close).
 type PreparedRestore struct {
-	n    *Node
-	path string
+	n      *Node
+	path   string // the backup as uploaded
+	marked string // its copy marked as a restore's ("" when this binary applies no level that reads it)
 }
 
 // PrepareRestore spools the backup r to a file under the data directory and
 // checks it, without touching the cluster's state: the restore's caller
-// reads the whole upload before it pauses anything. Whether the copy is
-// marked as a restore's (fsm.MarkRestore) is decided by Install, at the
-// level the install applies after.
+// reads the whole upload before it pauses anything. When this binary
+// applies fsm.LevelRestoreEpoch, a copy marked as a restore's
+// (fsm.MarkRestore) is made here too, outside the pause; which of the two
+// Raft is handed is decided by Install, at the level the install applies
+// after.
 func (n *Node) PrepareRestore(r io.Reader) (*PreparedRestore, error) {
 	f, err := os.CreateTemp(n.dir, "restore-*.hpsnap")
 	if err != nil {
@@ -437,11 +440,21 @@ func (n *Node) PrepareRestore(r io.Reader) (*PreparedRestore, error) {
 	if err := fsm.CheckSnapshot(f.Name()); err != nil {
 		return nil, err
 	}
-	out := f.Name() + ".ready"
-	if err := os.Rename(f.Name(), out); err != nil {
+	p := &PreparedRestore{n: n, path: f.Name() + ".ready"}
+	if n.FSM.MaxLevel() >= fsm.LevelRestoreEpoch {
+		p.marked = f.Name() + ".marked"
+		if err := fsm.MarkRestore(f.Name(), p.marked); err != nil {
+			os.Remove(p.marked)
+			return nil, fmt.Errorf("mark backup: %w", err)
+		}
+	}
+	if err := os.Rename(f.Name(), p.path); err != nil {
+		if p.marked != "" {
+			os.Remove(p.marked)
+		}
 		return nil, err
 	}
-	return &PreparedRestore{n: n, path: out}, nil
+	return p, nil
 }
 
 // ErrUnsettled is returned by Install when the entries committed before it
@@ -458,7 +471,7 @@ func (n *Node) HoldLevel() (release func()) {
 }
 
 // Install hands the prepared backup to Raft (leader only; see Restore).
-// From semantics level fsm.LevelRestoreEpoch the copy handed to Raft is
+// From semantics level fsm.LevelRestoreEpoch Raft is handed the copy
 // marked as a restore's (fsm.MarkRestore), so that every replica's Restore
 // names the new state alike. The level is read after a barrier (a raise
 // committed before is applied here) and with the level held (HoldLevel: no
@@ -476,12 +489,10 @@ func (p *PreparedRestore) Install() error {
 	}
 	path := p.path
 	if n.FSM.ClusterLevel() >= fsm.LevelRestoreEpoch {
-		marked := p.path + ".marked"
-		defer os.Remove(marked)
-		if err := fsm.MarkRestore(p.path, marked); err != nil {
-			return fmt.Errorf("mark backup: %w", err)
+		if p.marked == "" { // a level this binary does not apply: not reached
+			return fmt.Errorf("the cluster runs semantics level %d but this coordinator applies only up to %d", n.FSM.ClusterLevel(), n.FSM.MaxLevel())
 		}
-		path = marked
+		path = p.marked
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -502,8 +513,14 @@ func (p *PreparedRestore) Install() error {
 	return nil
 }
 
-// Close removes the prepared file.
-func (p *PreparedRestore) Close() error { return os.Remove(p.path) }
+// Close removes the prepared files.
+func (p *PreparedRestore) Close() error {
+	err := os.Remove(p.path)
+	if p.marked != "" {
+		err = errors.Join(err, os.Remove(p.marked))
+	}
+	return err
+}
 
 // Close shuts Raft down and closes the stores.
 func (n *Node) Close() error {
