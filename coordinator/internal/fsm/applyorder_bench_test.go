@@ -73,6 +73,13 @@ func newApplyOrderState(b *testing.B) *applyOrderState {
 // servers (and as many tickets) ordered, their ids numbered when fixed.
 func newApplyOrderStateOf(b testing.TB, servers int, fixed bool, level uint16) *applyOrderState {
 	b.Helper()
+	return newApplyOrderStateFor(b, servers, fixed, level, applyOrderAccounts)
+}
+
+// newApplyOrderStateFor is newApplyOrderStateOf with accounts accounts
+// (acc_00 on), each with a wallet.
+func newApplyOrderStateFor(b testing.TB, servers int, fixed bool, level uint16, accounts int) *applyOrderState {
+	b.Helper()
 	f := open(b, filepath.Join(b.TempDir(), "fsm.db"))
 	b.Cleanup(func() { f.Close() })
 	s := &applyOrderState{f: f, at: time.Date(2026, 6, 3, 10, 0, 0, 0, time.UTC), fixed: fixed, label: "web"}
@@ -82,7 +89,7 @@ func newApplyOrderStateOf(b testing.TB, servers int, fixed bool, level uint16) *
 		cmd(CmdClusterLevel, ClusterLevel{Level: level}),
 		cmd(CmdNodeCAInit, NodeCAInit{CertDER: []byte{1}, SealedKey: "v1.x", Fingerprint: "fp"}),
 	}
-	for i := 0; i < applyOrderAccounts; i++ {
+	for i := 0; i < accounts; i++ {
 		acc := fmt.Sprintf("acc_%02d", i)
 		setup = append(setup,
 			cmd(CmdAccountCreate, AccountCreate{ID: acc, Email: acc + "@example.com", Name: "Customer " + acc, Country: "DE"}),
