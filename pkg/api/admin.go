@@ -147,9 +147,15 @@ type ClusterStatus struct {
 	// raises Level once every member's MaxLevel allows (a rolling upgrade's
 	// last step); until then a newer release's operations answer 503
 	// cluster_upgrading.
-	Level    uint16          `json:"level,omitempty"`
-	MaxLevel uint16          `json:"max_level,omitempty"`
-	Servers  []ClusterServer `json:"servers"`
+	Level    uint16 `json:"level,omitempty"`
+	MaxLevel uint16 `json:"max_level,omitempty"`
+	// StateEpoch is this coordinator's restore epoch: the Raft index at
+	// which the last `cluster restore` installed its backup (from semantics
+	// level 11), 0 when no restore replaced the state. Every replica holds
+	// the same once it has the restore (also one that caught up through a
+	// snapshot).
+	StateEpoch uint64          `json:"state_epoch"`
+	Servers    []ClusterServer `json:"servers"`
 	// Warnings are this coordinator's configuration problems an operator
 	// should fix (a cluster of several coordinators without --public-url).
 	Warnings []string `json:"warnings,omitempty"`

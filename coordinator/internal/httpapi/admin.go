@@ -554,7 +554,7 @@ func (a *API) ClusterStatus() (api.ClusterStatus, error) {
 		return st, err
 	}
 	var nodes map[string]string
-	_ = a.state.Read(func(r store.ReadTx) error { nodes = r.ClusterAPIAddrs(); return nil })
+	_ = a.state.Read(func(r store.ReadTx) error { nodes, st.StateEpoch = r.ClusterAPIAddrs(), r.RestoreEpoch(); return nil })
 	for _, s := range members {
 		st.Servers = append(st.Servers, api.ClusterServer{
 			ID: s.ID, RaftAddr: s.Address, APIAddr: nodes[s.ID], Suffrage: s.Suffrage, Leader: s.ID == rs.LeaderID,
