@@ -1,0 +1,123 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/internal/proccpu"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// BenchmarkHandlerOrderVsTicket is issue 14's ratio in one process: POST
+// /v1/servers (a server order, as tests/orders' benchmark sends it: its own
+// Idempotency-Key, a wallet that pays) against POST /v1/tickets (the
+// cluster benchmark's write, with an Idempotency-Key as tests/orders sends
+// it), both through the API's whole handler (authentication, rate limit,
+// decoding, placement, the command proposed to and applied by a
+// single-node Raft member with its log and bbolt state on disk, the answer
+// encoded) without a network between (ServeHTTP into a recorder). Each op
+// is one order and one ticket, sent in alternating blocks of 16 so load on
+// the machine falls on both alike; cpu-µs/order and cpu-µs/ticket are the
+// process's CPU time (Raft's and the collector's work included) during
+// each kind's blocks per request, allocs/order and allocs/ticket the heap
+// allocations, and order/ticket-cpu their ratio. No agent runs: the
+// order's action waits, undispatched (the agent exchange is not counted).
+//
+// The sub-benchmarks order and ticket send only that kind, on a rig of
+// their own, for profiles to compare: run both with the same -benchtime Nx
+// and -cpuprofile, and `go tool pprof -top -diff_base ticket.pprof
+// order.pprof` shows what an order costs beyond a ticket (a figure over N:
+// per order).
+func BenchmarkHandlerOrderVsTicket(b *testing.B) {
+	b.Run("ratio", func(b *testing.B) { benchOrderVsTicket(b, true, true) })
+	b.Run("order", func(b *testing.B) { benchOrderVsTicket(b, true, false) })
+	b.Run("ticket", func(b *testing.B) { benchOrderVsTicket(b, false, true) })
+}
+
+// benchOrderVsTicket is BenchmarkHandlerOrderVsTicket's work: orders
+// (orders), tickets (tickets) or both, each reporting its own figures.
+func benchOrderVsTicket(b *testing.B, orders, tickets bool) {
+	s := newSrvAPIWith(b, Config{NodeID: "n1"})
+	s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{Nodes: NodeDeps{Live: func(string) (time.Time, bool) { return time.Now(), true }}})
+	s.apply(fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-secret-node", CertSerial: "s1", Roles: []string{api.RoleKVM}, ProtocolVersion: 103,
+		Capacity: api.AgentNodeCapacity{VCPUs: 1 << 20, MemoryBytes: 1 << 50, DiskBytes: 1 << 60}})
+	s.apply(fsm.CmdProductPut, fsm.ProductPut{Slug: "vps-b", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "B",
+		RetailMonthlyUsdCents: 1200, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}})
+	acc := s.newAccount()
+	_, key := s.addKey(acc, fsm.KeyCreate{Scopes: []string{api.ScopeOrdersWrite, api.ScopeTicketsWrite}, RateLimitPerMin: 1 << 30})
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_bench", AccountID: acc, AmountUsdCents: 1_000_000_000_000})
+	h := s.srv.Config.Handler
+	ticketBody, _ := json.Marshal(api.TicketCreateRequest{Subject: "s", Message: "m", Department: "technical", Priority: "low"})
+	post := func(path string, body []byte, idem string) {
+		req := httptest.NewRequest("POST", path, bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", idem)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != http.StatusCreated {
+			b.Fatalf("POST %s: %d %s", path, rec.Code, rec.Body.Bytes())
+		}
+	}
+	order := func(n int) {
+		body, _ := json.Marshal(api.ServerOrderRequest{PlanSlug: "vps-b", Label: fmt.Sprintf("web-%d", n), Hostname: fmt.Sprintf("web-%d", n), OSTemplate: "debian-12"})
+		post("/v1/servers", body, fmt.Sprintf("bench-order-%d", n))
+	}
+	ticket := func(n int) { post("/v1/tickets", ticketBody, fmt.Sprintf("bench-ticket-%d", n)) }
+	// One of each first: the first order's and ticket's one-time work
+	// (placement's caches, the first bucket of each kind) is not counted.
+	if orders {
+		order(-1)
+	}
+	if tickets {
+		ticket(-1)
+	}
+
+	var cpu [2]time.Duration
+	var allocs [2]uint64
+	var ms runtime.MemStats
+	measure := func(k int, from, to int, f func(int)) {
+		runtime.ReadMemStats(&ms)
+		a0, c0 := ms.Mallocs, proccpu.Self()
+		for n := from; n < to; n++ {
+			f(n)
+		}
+		cpu[k] += proccpu.Self() - c0
+		runtime.ReadMemStats(&ms)
+		allocs[k] += ms.Mallocs - a0
+	}
+	const block = 16
+	b.ResetTimer()
+	for i := 0; i < b.N; i += block {
+		to := min(b.N, i+block)
+		if orders && (i/block%2 == 0 || !tickets) {
+			measure(0, i, to, order)
+		}
+		if tickets {
+			measure(1, i, to, ticket)
+		}
+		if orders && tickets && i/block%2 == 1 {
+			measure(0, i, to, order)
+		}
+	}
+	b.StopTimer()
+	per := func(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 / float64(b.N) }
+	if orders {
+		b.ReportMetric(per(cpu[0]), "cpu-µs/order")
+		b.ReportMetric(float64(allocs[0])/float64(b.N), "allocs/order")
+	}
+	if tickets {
+		b.ReportMetric(per(cpu[1]), "cpu-µs/ticket")
+		b.ReportMetric(float64(allocs[1])/float64(b.N), "allocs/ticket")
+	}
+	if orders && tickets {
+		b.ReportMetric(float64(cpu[0])/float64(cpu[1]), "order/ticket-cpu")
+	}
+}
