@@ -22,6 +22,18 @@ type Client struct {
 	ServerID string
 	Key      string
 	HTTP     *http.Client
+	// Account is the PowerDNS account of the zones this cluster manages
+	// ("": DefaultAccount); clusters that share one PowerDNS each need
+	// their own (OwnedZones).
+	Account string
+}
+
+// account is the client's Account, or DefaultAccount.
+func (c *Client) account() string {
+	if c.Account == "" {
+		return DefaultAccount
+	}
+	return c.Account
 }
 
 // MaxZoneBody is the largest zone document read from PowerDNS (a /16 full of
@@ -66,11 +78,26 @@ type ZoneData struct {
 	RRSets  []RRSet `json:"rrsets"`
 }
 
-// Account is the PowerDNS account of the zones hostplane manages: set when
-// it creates a zone (CreateZone) or first syncs one it did not create
-// (Sync), it tells them from zones made by hand in the same PowerDNS
+// DefaultAccount is the PowerDNS account of the zones a cluster manages
+// unless configured otherwise (Client.Account): set when it creates a zone
+// (CreateZone) or first syncs one it did not create (Sync), it tells them
+// from zones made by hand or by another cluster in the same PowerDNS
 // (OwnedZones).
-const Account = "hostplane"
+const DefaultAccount = "hostplane"
+
+// ValidAccount checks a PowerDNS account name a cluster marks its zones
+// with: 1 to 40 letters, digits, '.', '_' and '-'.
+func ValidAccount(a string) error {
+	if a == "" || len(a) > 40 {
+		return fmt.Errorf("account %q: 1 to 40 characters", a)
+	}
+	for _, r := range a {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return fmt.Errorf("account %q: letters, digits, '.', '_' and '-' only", a)
+		}
+	}
+	return nil
+}
 
 // DecodeZone parses a zone document from the API. Every rrset must have a
 // name and a type; anything else PowerDNS adds is ignored.
@@ -169,25 +196,25 @@ func (c *Client) Zone(ctx context.Context, zone string) (ZoneData, error) {
 	return DecodeZone(raw)
 }
 
-// CreateZone creates a Native zone with the given name servers, of
-// hostplane's account (Account); PowerDNS adds the SOA from its
+// CreateZone creates a Native zone with the given name servers, of the
+// client's account (Client.Account); PowerDNS adds the SOA from its
 // default-soa-content.
 func (c *Client) CreateZone(ctx context.Context, zone string, nameservers []string) error {
 	_, _, err := c.do(ctx, "create zone "+zone, http.MethodPost, c.zoneURL(""), map[string]any{
-		"name": zone, "kind": "Native", "nameservers": nameservers, "account": Account,
+		"name": zone, "kind": "Native", "nameservers": nameservers, "account": c.account(),
 	})
 	return err
 }
 
-// Own sets a zone's account to hostplane's (Account): a zone mapped before
-// zones carried it, or made by hand and then mapped.
+// Own sets a zone's account to the client's (Client.Account): a zone
+// mapped before zones carried it, or made by hand and then mapped.
 func (c *Client) Own(ctx context.Context, zone string) error {
-	_, _, err := c.do(ctx, "set account of zone "+zone, http.MethodPut, c.zoneURL(zone), map[string]any{"account": Account})
+	_, _, err := c.do(ctx, "set account of zone "+zone, http.MethodPut, c.zoneURL(zone), map[string]any{"account": c.account()})
 	return err
 }
 
-// OwnedZones lists the reverse zones (in-addr.arpa, ip6.arpa) of
-// hostplane's account, by their names as PowerDNS gives them (absolute).
+// OwnedZones lists the reverse zones (in-addr.arpa, ip6.arpa) of the
+// client's account (Client.Account), by their names as PowerDNS gives them (absolute).
 func (c *Client) OwnedZones(ctx context.Context) ([]string, error) {
 	raw, _, err := c.do(ctx, "list zones", http.MethodGet, c.zoneURL(""), nil)
 	if err != nil {
@@ -206,7 +233,7 @@ func (c *Client) OwnedZones(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, z := range zs {
 		name := strings.ToLower(z.Name)
-		if z.Account == Account && (strings.HasSuffix(name, ".in-addr.arpa.") || strings.HasSuffix(name, ".ip6.arpa.")) {
+		if z.Account == c.account() && (strings.HasSuffix(name, ".in-addr.arpa.") || strings.HasSuffix(name, ".ip6.arpa.")) {
 			out = append(out, z.Name)
 		}
 	}

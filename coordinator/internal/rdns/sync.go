@@ -57,7 +57,7 @@ func ValidTarget(h string) error {
 // opt.Nameservers) when missing, replaces the PTR rrsets that differ and
 // deletes the PTR rrsets nobody wants any more. Records of other types are
 // left alone. A mapped zone is hostplane's: a PTR put there by hand is
-// removed, and the zone is of hostplane's account (Account). Addresses outside the zone and invalid targets are skipped (they
+// removed, and the zone is of the client's account (Client.Account). Addresses outside the zone and invalid targets are skipped (they
 // cannot reach the state through the API; this is the last guard).
 func (c *Client) Sync(ctx context.Context, d Desired, opt Options) (Stats, error) {
 	var st Stats
@@ -90,7 +90,7 @@ func (c *Client) Sync(ctx context.Context, d Desired, opt Options) (Stats, error
 		cur = ZoneData{Name: fqdn}
 	} else if err != nil {
 		return st, err
-	} else if cur.Account != Account {
+	} else if cur.Account != c.account() {
 		if err := c.Own(ctx, fqdn); err != nil {
 			return st, err
 		}

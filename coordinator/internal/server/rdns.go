@@ -34,6 +34,10 @@ type RDNSConfig struct {
 	Resync time.Duration
 	// RetryMax bounds the back-off while PowerDNS cannot be reached.
 	RetryMax time.Duration
+	// Account is the PowerDNS account of this cluster's zones: a full pass
+	// deletes the unmapped reverse zones of this account, so clusters that
+	// share one PowerDNS each need their own.
+	Account string
 
 	// Set in code only (tests).
 	RetryInitial time.Duration
@@ -42,7 +46,7 @@ type RDNSConfig struct {
 }
 
 func rdnsDefaults() RDNSConfig {
-	return RDNSConfig{ServerID: "localhost", TTL: 3600, Resync: 5 * time.Minute, RetryMax: 30 * time.Second}
+	return RDNSConfig{ServerID: "localhost", Account: rdns.DefaultAccount, TTL: 3600, Resync: 5 * time.Minute, RetryMax: 30 * time.Second}
 }
 
 func bindRDNSFlags(fs *pflag.FlagSet, c *RDNSConfig) {
@@ -53,6 +57,7 @@ func bindRDNSFlags(fs *pflag.FlagSet, c *RDNSConfig) {
 	fs.StringVar(&c.Nameservers, "pdns-nameservers", c.Nameservers, "NS names of the reverse zones hostplane creates in PowerDNS, e.g. ns1.example.com,ns2.example.com (required with --pdns-api-url)")
 	fs.IntVar(&c.TTL, "pdns-ptr-ttl", c.TTL, "TTL in seconds of the PTR records")
 	fs.DurationVar(&c.Resync, "pdns-resync-interval", c.Resync, "the leader compares every mapped zone with PowerDNS this often even when nothing changed")
+	fs.StringVar(&c.Account, "pdns-account", c.Account, "PowerDNS account the reverse zones of this cluster carry; the leader deletes the reverse zones of this account that no longer are mapped, so each cluster that shares a PowerDNS needs its own account (letters, digits, '.', '_', '-'; at most 40)")
 	fs.DurationVar(&c.RetryMax, "pdns-retry-max", c.RetryMax, "longest wait between attempts while PowerDNS cannot be reached")
 }
 
@@ -62,6 +67,7 @@ func bindRDNSFlags(fs *pflag.FlagSet, c *RDNSConfig) {
 func (c *RDNSConfig) fillDefaults() {
 	d := rdnsDefaults()
 	c.ServerID = cmp.Or(c.ServerID, d.ServerID)
+	c.Account = cmp.Or(c.Account, d.Account)
 	c.TTL = cmp.Or(c.TTL, d.TTL)
 	c.Resync = cmp.Or(c.Resync, d.Resync)
 	c.RetryMax = cmp.Or(c.RetryMax, d.RetryMax)
@@ -95,6 +101,9 @@ func (c *RDNSConfig) validate() error {
 			break
 		}
 	}
+	if err := rdns.ValidAccount(c.Account); err != nil {
+		errs = append(errs, fmt.Errorf("pdns-account: %w", err))
+	}
 	if c.TTL < 1 || c.TTL > 604800 {
 		errs = append(errs, fmt.Errorf("pdns-ptr-ttl %d: from 1 to 604800", c.TTL))
 	}
@@ -123,7 +132,7 @@ func (s *Server) rdnsJobs() []func(ctx context.Context) {
 	if c.APIURL == "" {
 		return []func(ctx context.Context){func(ctx context.Context) { reconcile.DropRemoved(ctx, s.Node.FSM, s.API.Apply, log) }}
 	}
-	client := &rdns.Client{BaseURL: c.APIURL, ServerID: c.ServerID, Key: c.key, HTTP: &http.Client{Timeout: 15 * time.Second}}
+	client := &rdns.Client{BaseURL: c.APIURL, ServerID: c.ServerID, Key: c.key, Account: c.Account, HTTP: &http.Client{Timeout: 15 * time.Second}}
 	r := reconcile.New(client, reconcile.Config{Nameservers: c.nameservers(), TTL: c.TTL, Resync: c.Resync,
 		RetryInitial: c.RetryInitial, RetryMax: c.RetryMax, Now: s.API.Now}, s.Node.FSM, s.API.Apply, s.rdnsMet, log)
 	return []func(ctx context.Context){r.Run}

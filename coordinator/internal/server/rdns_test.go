@@ -42,6 +42,8 @@ func TestRDNSConfig(t *testing.T) {
 		{RDNSConfig{APIURL: "http://x", APIKeyFile: keyFile, Nameservers: "ns1"}, "pdns-nameservers"},
 		{RDNSConfig{APIURL: "http://x", APIKeyFile: keyFile, Nameservers: "ns1.example.com", ServerID: "a/b"}, "pdns-server-id"},
 		{RDNSConfig{APIURL: "http://x", APIKeyFile: keyFile, Nameservers: "ns1.example.com", TTL: -1}, "pdns-ptr-ttl"},
+		{RDNSConfig{APIURL: "http://x", APIKeyFile: keyFile, Nameservers: "ns1.example.com", Account: "a b"}, "pdns-account"},
+		{RDNSConfig{APIURL: "http://x", APIKeyFile: keyFile, Nameservers: "ns1.example.com", Account: strings.Repeat("a", 41)}, "pdns-account"},
 	} {
 		err := c.cfg.validate()
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "s3cret") {
