@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -20,7 +22,10 @@ import (
 // restore leaves a hole in the leader's log before its index). Then every
 // coordinator's own `GET /v1/admin/cluster/status` shows the same
 // state_epoch, not 0, and every replica holds the backup's state (its
-// account, not the one the restore replaced).
+// account, not the one the restore replaced). A webhook dispatcher's record
+// read from the replaced state then moves no cursor on any replica, the
+// caught-up one included, and one read from the restored state moves it on
+// every replica.
 func TestEveryReplicaHoldsTheRestoreEpoch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a 1-node and a 3-node cluster")
@@ -85,6 +90,39 @@ func TestEveryReplicaHoldsTheRestoreEpoch(t *testing.T) {
 	}
 	if snaps := b.Nodes[stopped].Server.Node.Raft.Stats()["last_snapshot_index"]; snaps == "0" {
 		t.Errorf("coordinator %d caught up without a snapshot", stopped+1)
+	}
+
+	// A dispatcher record read from the replaced state (epoch 0) moves no
+	// cursor on any replica, the caught-up one included; the same record
+	// read from the restored state (its epoch) moves it on every replica.
+	cursors := func() []string {
+		var out []string
+		for _, nd := range b.Nodes {
+			var c []byte
+			_ = nd.Server.Node.FSM.Read(func(r store.ReadTx) error { c = r.WebhookCursor(); return nil })
+			out = append(out, fmt.Sprintf("%x", c))
+		}
+		return out
+	}
+	record := func(epoch uint64) {
+		t.Helper()
+		env, err := fsm.NewEnvelope(fsm.CmdWebhookAttempts, time.Now(), fsm.WebhookAttempts{
+			Cursor: []byte{0, 0, 0, 0, 0, 0, 0x7f, 0, 0, 0}, Keep: 100, StateEpoch: epoch})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.Retry503(func() error { _, err := b.Nodes[b.WaitLeader(10*time.Second)].Server.API.Apply(ctx, env); return err })
+		b.WaitConverged(20 * time.Second)
+	}
+	before := cursors()
+	record(0)
+	if after := cursors(); !slices.Equal(after, before) {
+		t.Errorf("a record read from the replaced state moved the cursors %v to %v", before, after)
+	}
+	record(epochs[0])
+	want := fmt.Sprintf("%x", []byte{0, 0, 0, 0, 0, 0, 0x7f, 0, 0, 0})
+	if after := cursors(); slices.ContainsFunc(after, func(c string) bool { return c != want }) {
+		t.Errorf("a record read from the restored state left the cursors at %v, want %s on every replica", after, want)
 	}
 	t.Logf("state_epoch %v; coordinator %d was stopped during the restore", epochs, stopped+1)
 }
