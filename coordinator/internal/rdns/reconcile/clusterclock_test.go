@@ -3,16 +3,12 @@ package reconcile
 import (
 	"context"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm/fsmtest"
 	"github.com/hostplane/hostplane/coordinator/internal/ipam"
-	"github.com/hostplane/hostplane/coordinator/internal/rdns"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 )
 
@@ -27,20 +23,7 @@ func TestSyncedAtNotBeforeTheZoneWasMapped(t *testing.T) {
 	rep.MustAt(t, mapped, fsm.CmdIPPoolCreate, fsm.IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: "v4", CIDR: "198.51.100.0/24", Gateway: "198.51.100.1", Bridge: "br0"}}})
 	rep.MustAt(t, mapped, fsm.CmdReverseZoneAdd, fsm.ReverseZoneAdd{Zone: "100.51.198.in-addr.arpa", Pool: "v4"})
 	// PowerDNS: the zone exists, empty; every change is taken.
-	pdns := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/zones/") {
-			_, _ = w.Write([]byte(`{"name":"100.51.198.in-addr.arpa.","kind":"Native","account":"hostplane","rrsets":[]}`))
-			return
-		}
-		if r.Method == http.MethodGet { // the zone list of a full pass
-			_, _ = w.Write([]byte(`[{"name":"100.51.198.in-addr.arpa.","kind":"Native","account":"hostplane"}]`))
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(pdns.Close)
-	client := &rdns.Client{BaseURL: pdns.URL, ServerID: "localhost", Key: "k", HTTP: pdns.Client()}
+	client := fakePDNS(t, nil)
 	cluster := func() time.Time { return mapped.Add(time.Second) } // the API's clock: past what was applied
 	r := New(client, Config{Nameservers: []string{"ns1.example.test"}, Now: cluster}, f, apply, NewMetrics(f), slog.New(slog.DiscardHandler))
 	if _, err := r.pass(context.Background(), true); err != nil {

@@ -33,21 +33,7 @@ func TestRestoreStartsAFullPass(t *testing.T) {
 	rep.MustAt(t, now, fsm.CmdIPPoolCreate, fsm.IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: "v4", CIDR: "198.51.100.0/24", Gateway: "198.51.100.1", Bridge: "br0"}}})
 	rep.MustAt(t, now, fsm.CmdReverseZoneAdd, fsm.ReverseZoneAdd{Zone: "100.51.198.in-addr.arpa", Pool: "v4"})
 	var reads atomic.Int64 // GETs of the zone: one per zone a pass syncs
-	pdns := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/zones/") {
-			reads.Add(1)
-			_, _ = w.Write([]byte(`{"name":"100.51.198.in-addr.arpa.","kind":"Native","account":"hostplane","rrsets":[]}`))
-			return
-		}
-		if r.Method == http.MethodGet { // the zone list of a full pass
-			_, _ = w.Write([]byte(`[{"name":"100.51.198.in-addr.arpa.","kind":"Native","account":"hostplane"}]`))
-			return
-		}
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(pdns.Close)
-	client := &rdns.Client{BaseURL: pdns.URL, ServerID: "localhost", Key: "k", HTTP: pdns.Client()}
+	client := fakePDNS(t, func() { reads.Add(1) })
 	r := New(client, Config{Nameservers: []string{"ns1.example.test"}, Resync: time.Hour}, f, rep.Commit, NewMetrics(f), slog.New(slog.DiscardHandler))
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -71,6 +57,30 @@ func TestRestoreStartsAFullPass(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "a full pass after the restore", func() bool { return reads.Load() > before })
+}
+
+// fakePDNS is a PowerDNS API that holds the zone 100.51.198.in-addr.arpa,
+// empty and of the default account, lists it, and takes every change;
+// onZoneRead (nil: none) runs at each GET of the zone.
+func fakePDNS(t *testing.T, onZoneRead func()) *rdns.Client {
+	t.Helper()
+	pdns := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/zones/") {
+			if onZoneRead != nil {
+				onZoneRead()
+			}
+			_, _ = w.Write([]byte(`{"name":"100.51.198.in-addr.arpa.","kind":"Native","account":"hostplane","rrsets":[]}`))
+			return
+		}
+		if r.Method == http.MethodGet { // the zone list of a full pass
+			_, _ = w.Write([]byte(`[{"name":"100.51.198.in-addr.arpa.","kind":"Native","account":"hostplane"}]`))
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(pdns.Close)
+	return &rdns.Client{BaseURL: pdns.URL, ServerID: "localhost", Key: "k", HTTP: pdns.Client()}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -3,9 +3,7 @@ package clustertest
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"net/http"
 	"slices"
 	"testing"
 	"time"
@@ -13,7 +11,6 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
-	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // TestEveryReplicaHoldsTheRestoreEpoch: a `cluster restore` over HTTP on
@@ -52,17 +49,7 @@ func TestEveryReplicaHoldsTheRestoreEpoch(t *testing.T) {
 	ld := b.WaitLeader(10 * time.Second)
 	stopped := (ld + 1) % 3
 	b.Kill(stopped)
-	for n := 0; ; n++ {
-		_, err := b.Admin(b.WaitLeader(10*time.Second)).Restore(ctx, bytes.NewReader(backup.Bytes()))
-		var ae *api.Error
-		if err == nil {
-			break
-		}
-		if n == 4 || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
-			t.Fatal(err)
-		}
-		t.Logf("restore interrupted, again: %v", err)
-	}
+	restoreThroughLeader(t, b, backup.Bytes())
 	b.Restart(stopped)
 	b.WaitConverged(30 * time.Second)
 

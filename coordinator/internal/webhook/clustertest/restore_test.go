@@ -209,6 +209,25 @@ func TestWebhookEventsAfterRestoreIntoLongerLog(t *testing.T) { restoreCase(t, 5
 // receiver, each as one event under one delivery id.
 func TestStaleFlushAfterRestoreIntoLongerLog(t *testing.T) { restoreCaseWith(t, 5, 120, true) }
 
+// restoreThroughLeader restores backup into c through its leader (the
+// admin call of `hostplanectl cluster restore`). Interrupted by a leader
+// change (a loaded machine: 503), the restore is run again, as its answer
+// says, at most 5 times in all.
+func restoreThroughLeader(t *testing.T, c *testcluster.Cluster, backup []byte) {
+	t.Helper()
+	for n := 0; ; n++ {
+		_, err := c.Admin(c.WaitLeader(10*time.Second)).Restore(context.Background(), bytes.NewReader(backup))
+		var ae *api.Error
+		if err == nil {
+			return
+		}
+		if n == 4 || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
+			t.Fatal(err)
+		}
+		t.Logf("restore interrupted, again: %v", err)
+	}
+}
+
 // restoreCase runs both: aLong tickets delivered on A, then 15 left pending
 // in A's backup; bLong tickets of B's own delivered on B before the
 // restore.
@@ -301,19 +320,7 @@ func restoreCaseWith(t *testing.T, aLong, bLong int, staleFlush bool) {
 		// sends anything).
 		rc.hold()
 	}
-	// Interrupted by a leader change (a loaded machine), the restore is run
-	// again, as its answer says.
-	for n := 0; ; n++ {
-		_, err := b.Admin(b.WaitLeader(10*time.Second)).Restore(ctx, bytes.NewReader(backup.Bytes()))
-		var ae *api.Error
-		if err == nil {
-			break
-		}
-		if n == 4 || !errors.As(err, &ae) || ae.StatusCode != http.StatusServiceUnavailable {
-			t.Fatal(err)
-		}
-		t.Logf("restore interrupted, again: %v", err)
-	}
+	restoreThroughLeader(t, b, backup.Bytes())
 	b.WaitConverged(20 * time.Second)
 	t.Logf("%s: A's backup at applied index %d restored into B at applied index %d", time.Now().Format("15:04:05.000"), aIndex, bIndex)
 	if staleFlush {
