@@ -36,3 +36,36 @@ func TestCheckSnapshotRefusesCutShort(t *testing.T) {
 		}
 	}
 }
+
+// TestBackupWithoutHeaderRefused: a stream that is not a hostplane backup
+// (its first bytes are not the snapshot header: a bare database, another
+// program's file) is refused by CheckSnapshot and by MarkRestore alike,
+// and MarkRestore writes nothing.
+func TestBackupWithoutHeaderRefused(t *testing.T) {
+	dir := t.TempDir()
+	f, err := Open(filepath.Join(dir, "fsm.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	full := backup(t, f)
+	for name, b := range map[string][]byte{
+		"bare database":  full[len(snapshotMagic):],
+		"header changed": append([]byte{full[0] ^ 1}, full[1:]...),
+		"empty":          nil,
+	} {
+		path, dst := filepath.Join(dir, "backup.snap"), filepath.Join(dir, "marked")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := CheckSnapshot(path); err == nil || !strings.Contains(err.Error(), "bad header") {
+			t.Errorf("%s: CheckSnapshot: %v, want bad header", name, err)
+		}
+		if err := MarkRestore(path, dst); err == nil || !strings.Contains(err.Error(), "bad header") {
+			t.Errorf("%s: MarkRestore: %v, want bad header", name, err)
+		}
+		if _, err := os.Stat(dst); !os.IsNotExist(err) {
+			t.Errorf("%s: MarkRestore wrote %s (%v)", name, dst, err)
+		}
+	}
+}

@@ -713,18 +713,9 @@ func (f *FSM) Restores() uint64 { return f.restores.Load() }
 // installs (store.MarkRestore): the leader hands dst to Raft, so every
 // replica's Restore sees the mark and moves the restore epoch alike.
 func MarkRestore(src, dst string) (err error) {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	head := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(in, head); err != nil || !bytes.Equal(head, snapshotMagic) {
-		return errors.New("not a hostplane backup (bad header)")
-	}
 	tmp := dst + ".db"
 	defer os.Remove(tmp)
-	if err := writeFileSync(tmp, in); err != nil {
+	if err := backupDB(src, tmp); err != nil {
 		return err
 	}
 	db, err := bolt.Open(tmp, 0o600, &bolt.Options{Timeout: time.Second})
@@ -749,18 +740,9 @@ func MarkRestore(src, dst string) (err error) {
 // CheckSnapshot verifies that the file at path is a snapshot stream whose
 // database opens; a backup is checked before it replaces any state.
 func CheckSnapshot(path string) (err error) {
-	fh, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer fh.Close()
-	head := make([]byte, len(snapshotMagic))
-	if _, err := io.ReadFull(fh, head); err != nil || !bytes.Equal(head, snapshotMagic) {
-		return errors.New("not a hostplane backup (bad header)")
-	}
 	tmp := path + ".check"
 	defer os.Remove(tmp)
-	if err := writeFileSync(tmp, fh); err != nil {
+	if err := backupDB(path, tmp); err != nil {
 		return err
 	}
 	st, err := os.Stat(tmp)
@@ -794,6 +776,21 @@ func CheckSnapshot(path string) (err error) {
 		}
 		return nil
 	})
+}
+
+// backupDB writes the database of the snapshot stream at src (a backup:
+// snapshotMagic, then the bbolt file) to the file tmp.
+func backupDB(src, tmp string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	head := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(in, head); err != nil || !bytes.Equal(head, snapshotMagic) {
+		return errors.New("not a hostplane backup (bad header)")
+	}
+	return writeFileSync(tmp, in)
 }
 
 func writeFileSync(path string, r io.Reader) error {
