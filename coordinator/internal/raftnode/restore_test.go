@@ -259,7 +259,8 @@ func TestRestartOverASnapshotSkipsItsCopy(t *testing.T) {
 // restore was left unmarked ("epoch 0") although every member applies 11.
 // The raise goes as the leader's level job sends it (HoldLevel around the
 // proposal); a second restore runs while a raise holds the level, and
-// installs only once it is released, marked as well.
+// installs only once it is released, marked as well. A restore with the
+// cluster left at level 10 is not marked (no replica holds an epoch).
 func TestLevelRaiseBeforeInstallMarksTheRestore(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -345,7 +346,28 @@ func TestLevelRaiseBeforeInstallMarksTheRestore(t *testing.T) {
 			wantRestored(t, n)
 		}
 	}
+	// No raise: the cluster stays at level 10, and the install hands Raft
+	// the plain copy (PrepareRestore made both). No replica holds an
+	// epoch, as before level 11: a coordinator of an older release in
+	// such a cluster would keep a mark in its state where this release's
+	// strips it, and the replicas' states would differ.
+	snap0 := restore(func(*Node) {})
+	for _, n := range nodes {
+		waitFor(t, 30*time.Second, n.ID+" installs the snapshot", func() bool { return lastSnapshotIndex(n) >= snap0 })
+		var epoch uint64
+		if err := n.FSM.Read(func(r store.ReadTx) error { epoch = r.RestoreEpoch(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if epoch != 0 {
+			t.Errorf("%s holds restore epoch %d after the restore installed at %d with the cluster at level %d; want 0 (the backup not marked)", n.ID, epoch, snap0, fsm.LevelRestoreEpoch-1)
+		}
+		wantRestored(t, n)
+	}
+
 	snap := restore(func(*Node) { apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelRestoreEpoch}) })
+	if snap <= snap0 {
+		t.Fatalf("restore at %d, not after the one at %d", snap, snap0)
+	}
 	wantEpoch(snap)
 
 	// The restored state is the backup's, at level 10 again. A raise that
