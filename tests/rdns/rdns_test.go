@@ -92,7 +92,7 @@ func newRig(t *testing.T) *rig {
 		RaftTimeout: framework.RaftTimeout, LogLevel: "debug", Agents: true, AgentPing: 200 * time.Millisecond, AgentGrace: 2 * time.Second,
 		Extra: func(int, *framework.CoordinatorProcess) []string {
 			return []string{"--pdns-api-url", p.APIURL, "--pdns-api-key-file", keyFile, "--pdns-nameservers", "ns1.example.test,ns2.example.test",
-				"--pdns-ptr-ttl", "300", "--pdns-retry-max", "1s"}
+				"--pdns-ptr-ttl", "300", "--pdns-retry-max", "1s", "--pdns-account", "hostplane"}
 		}})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)

@@ -23,17 +23,10 @@ type Client struct {
 	Key      string
 	HTTP     *http.Client
 	// Account is the PowerDNS account of the zones this cluster manages
-	// ("": DefaultAccount); clusters that share one PowerDNS each need
-	// their own (OwnedZones).
+	// (--pdns-account); clusters that share one PowerDNS each need their
+	// own (OwnedZones). Empty: the zones carry no account, Sync leaves a
+	// zone's account alone and OwnedZones lists nothing.
 	Account string
-}
-
-// account is the client's Account, or DefaultAccount.
-func (c *Client) account() string {
-	if c.Account == "" {
-		return DefaultAccount
-	}
-	return c.Account
 }
 
 // MaxZoneBody is the largest zone document read from PowerDNS (a /16 full of
@@ -77,13 +70,6 @@ type ZoneData struct {
 	Account string  `json:"account"`
 	RRSets  []RRSet `json:"rrsets"`
 }
-
-// DefaultAccount is the PowerDNS account of the zones a cluster manages
-// unless configured otherwise (Client.Account): set when it creates a zone
-// (CreateZone) or first syncs one it did not create (Sync), it tells them
-// from zones made by hand or by another cluster in the same PowerDNS
-// (OwnedZones).
-const DefaultAccount = "hostplane"
 
 // ValidAccount checks a PowerDNS account name a cluster marks its zones
 // with: 1 to 40 letters, digits, '.', '_' and '-'.
@@ -200,22 +186,28 @@ func (c *Client) Zone(ctx context.Context, zone string) (ZoneData, error) {
 // client's account (Client.Account); PowerDNS adds the SOA from its
 // default-soa-content.
 func (c *Client) CreateZone(ctx context.Context, zone string, nameservers []string) error {
-	_, _, err := c.do(ctx, "create zone "+zone, http.MethodPost, c.zoneURL(""), map[string]any{
-		"name": zone, "kind": "Native", "nameservers": nameservers, "account": c.account(),
-	})
+	body := map[string]any{"name": zone, "kind": "Native", "nameservers": nameservers}
+	if c.Account != "" {
+		body["account"] = c.Account
+	}
+	_, _, err := c.do(ctx, "create zone "+zone, http.MethodPost, c.zoneURL(""), body)
 	return err
 }
 
 // Own sets a zone's account to the client's (Client.Account): a zone
 // mapped before zones carried it, or made by hand and then mapped.
 func (c *Client) Own(ctx context.Context, zone string) error {
-	_, _, err := c.do(ctx, "set account of zone "+zone, http.MethodPut, c.zoneURL(zone), map[string]any{"account": c.account()})
+	_, _, err := c.do(ctx, "set account of zone "+zone, http.MethodPut, c.zoneURL(zone), map[string]any{"account": c.Account})
 	return err
 }
 
 // OwnedZones lists the reverse zones (in-addr.arpa, ip6.arpa) of the
-// client's account (Client.Account), by their names as PowerDNS gives them (absolute).
+// client's account (Client.Account), by their names as PowerDNS gives them
+// (absolute); none when the client has no account.
 func (c *Client) OwnedZones(ctx context.Context) ([]string, error) {
+	if c.Account == "" {
+		return nil, nil
+	}
 	raw, _, err := c.do(ctx, "list zones", http.MethodGet, c.zoneURL(""), nil)
 	if err != nil {
 		return nil, err
@@ -233,7 +225,7 @@ func (c *Client) OwnedZones(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, z := range zs {
 		name := strings.ToLower(z.Name)
-		if z.Account == c.account() && (strings.HasSuffix(name, ".in-addr.arpa.") || strings.HasSuffix(name, ".ip6.arpa.")) {
+		if z.Account == c.Account && (strings.HasSuffix(name, ".in-addr.arpa.") || strings.HasSuffix(name, ".ip6.arpa.")) {
 			out = append(out, z.Name)
 		}
 	}

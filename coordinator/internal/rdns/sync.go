@@ -57,8 +57,10 @@ func ValidTarget(h string) error {
 // opt.Nameservers) when missing, replaces the PTR rrsets that differ and
 // deletes the PTR rrsets nobody wants any more. Records of other types are
 // left alone. A mapped zone is hostplane's: a PTR put there by hand is
-// removed, and the zone is of the client's account (Client.Account). Addresses outside the zone and invalid targets are skipped (they
-// cannot reach the state through the API; this is the last guard).
+// removed, and the zone is given the client's account (Client.Account) when
+// the client has one. Addresses outside the zone and invalid targets are
+// skipped (they cannot reach the state through the API; this is the last
+// guard).
 func (c *Client) Sync(ctx context.Context, d Desired, opt Options) (Stats, error) {
 	var st Stats
 	if _, err := ParseZone(d.Zone.Name); err != nil { // nothing unvalidated reaches PowerDNS
@@ -90,7 +92,7 @@ func (c *Client) Sync(ctx context.Context, d Desired, opt Options) (Stats, error
 		cur = ZoneData{Name: fqdn}
 	} else if err != nil {
 		return st, err
-	} else if cur.Account != c.account() {
+	} else if c.Account != "" && cur.Account != c.Account {
 		if err := c.Own(ctx, fqdn); err != nil {
 			return st, err
 		}

@@ -36,7 +36,8 @@ type RDNSConfig struct {
 	RetryMax time.Duration
 	// Account is the PowerDNS account of this cluster's zones: a full pass
 	// deletes the unmapped reverse zones of this account, so clusters that
-	// share one PowerDNS each need their own.
+	// share one PowerDNS each need their own. Empty (the default): zones
+	// carry no account and nothing unmapped is deleted.
 	Account string
 
 	// Set in code only (tests).
@@ -46,7 +47,7 @@ type RDNSConfig struct {
 }
 
 func rdnsDefaults() RDNSConfig {
-	return RDNSConfig{ServerID: "localhost", Account: rdns.DefaultAccount, TTL: 3600, Resync: 5 * time.Minute, RetryMax: 30 * time.Second}
+	return RDNSConfig{ServerID: "localhost", TTL: 3600, Resync: 5 * time.Minute, RetryMax: 30 * time.Second}
 }
 
 func bindRDNSFlags(fs *pflag.FlagSet, c *RDNSConfig) {
@@ -57,7 +58,7 @@ func bindRDNSFlags(fs *pflag.FlagSet, c *RDNSConfig) {
 	fs.StringVar(&c.Nameservers, "pdns-nameservers", c.Nameservers, "NS names of the reverse zones hostplane creates in PowerDNS, e.g. ns1.example.com,ns2.example.com (required with --pdns-api-url)")
 	fs.IntVar(&c.TTL, "pdns-ptr-ttl", c.TTL, "TTL in seconds of the PTR records")
 	fs.DurationVar(&c.Resync, "pdns-resync-interval", c.Resync, "the leader compares every mapped zone with PowerDNS this often even when nothing changed")
-	fs.StringVar(&c.Account, "pdns-account", c.Account, "PowerDNS account the reverse zones of this cluster carry; the leader deletes the reverse zones of this account that no longer are mapped, so each cluster that shares a PowerDNS needs its own account (letters, digits, '.', '_', '-'; at most 40)")
+	fs.StringVar(&c.Account, "pdns-account", c.Account, "PowerDNS account the reverse zones of this cluster carry; when set, the leader's full pass also deletes the reverse zones of this account the state no longer maps (those only a state a cluster restore replaced held), so each cluster that shares a PowerDNS needs its own account (letters, digits, '.', '_', '-'; at most 40). Empty: zones carry no account and nothing unmapped is deleted")
 	fs.DurationVar(&c.RetryMax, "pdns-retry-max", c.RetryMax, "longest wait between attempts while PowerDNS cannot be reached")
 }
 
@@ -67,7 +68,6 @@ func bindRDNSFlags(fs *pflag.FlagSet, c *RDNSConfig) {
 func (c *RDNSConfig) fillDefaults() {
 	d := rdnsDefaults()
 	c.ServerID = cmp.Or(c.ServerID, d.ServerID)
-	c.Account = cmp.Or(c.Account, d.Account)
 	c.TTL = cmp.Or(c.TTL, d.TTL)
 	c.Resync = cmp.Or(c.Resync, d.Resync)
 	c.RetryMax = cmp.Or(c.RetryMax, d.RetryMax)
@@ -101,7 +101,7 @@ func (c *RDNSConfig) validate() error {
 			break
 		}
 	}
-	if err := rdns.ValidAccount(c.Account); err != nil {
+	if err := rdns.ValidAccount(c.Account); c.Account != "" && err != nil {
 		errs = append(errs, fmt.Errorf("pdns-account: %w", err))
 	}
 	if c.TTL < 1 || c.TTL > 604800 {

@@ -275,13 +275,19 @@ func (r *Reconciler) pass(ctx context.Context, full bool) (uint64, error) {
 }
 
 // dropUnmapped deletes from PowerDNS the zones of this cluster's account
-// (rdns.Client.Account) that the state does not map: a zone only a state that a
-// `cluster restore` replaced held (its unmapping is not in the restored
-// state's log), or one whose deletion was lost. A zone of another account
-// (made by hand, or another cluster's) stays, whatever its name. A deposed
+// (rdns.Client.Account, --pdns-account) that the state does not map: a zone
+// only a state that a `cluster restore` replaced held (its unmapping is not
+// in the restored state's log), or one whose deletion was lost. Without an
+// account it deletes nothing (the default: a PowerDNS several clusters
+// share without accounts of their own keeps every cluster's zones). A zone
+// of another account (made by hand, or another cluster's) stays, whatever
+// its name. A deposed
 // leader still in a full pass over its older state may delete a zone the
 // new leader has just mapped; the new leader's next pass creates it again.
 func (r *Reconciler) dropUnmapped(ctx context.Context, zones []store.ReverseZone) error {
+	if r.c.Account == "" {
+		return nil
+	}
 	owned, err := r.c.OwnedZones(ctx)
 	if err != nil {
 		return err

@@ -60,7 +60,7 @@ func TestRestoreStartsAFullPass(t *testing.T) {
 }
 
 // fakePDNS is a PowerDNS API that holds the zone 100.51.198.in-addr.arpa,
-// empty and of the default account, lists it, and takes every change;
+// empty and of the client's account (hostplane), lists it, and takes every change;
 // onZoneRead (nil: none) runs at each GET of the zone.
 func fakePDNS(t *testing.T, onZoneRead func()) *rdns.Client {
 	t.Helper()
@@ -80,7 +80,7 @@ func fakePDNS(t *testing.T, onZoneRead func()) *rdns.Client {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	t.Cleanup(pdns.Close)
-	return &rdns.Client{BaseURL: pdns.URL, ServerID: "localhost", Key: "k", HTTP: pdns.Client()}
+	return &rdns.Client{BaseURL: pdns.URL, ServerID: "localhost", Key: "k", HTTP: pdns.Client(), Account: "hostplane"}
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

@@ -67,3 +67,45 @@ func TestFullPassKeepsAnotherClustersZones(t *testing.T) {
 		t.Errorf("cluster B's zone after cluster A's pass: %v", err)
 	}
 }
+
+// TestFullPassWithoutAccountDeletesNothing: clusters left at the default
+// (--pdns-account empty) that share one PowerDNS, as they could before
+// zones carried accounts. A full pass over a state that maps nothing (as
+// after a restore) deletes no zone: neither the other cluster's nor the one
+// its replaced state mapped (which only an account of its own tells apart),
+// and the zones it creates carry no account.
+func TestFullPassWithoutAccountDeletesNothing(t *testing.T) {
+	p := framework.StartPowerDNS(t)
+	ctx := context.Background()
+	now := time.Now().UTC()
+	cluster := func(pool, cidr, gw string, zones ...string) *Reconciler {
+		rep := fsmtest.Open(t)
+		rep.MustAt(t, now, fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelRestoreEpoch})
+		rep.MustAt(t, now, fsm.CmdIPPoolCreate, fsm.IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: pool, CIDR: cidr, Gateway: gw, Bridge: "br0"}}})
+		for _, z := range zones {
+			rep.MustAt(t, now, fsm.CmdReverseZoneAdd, fsm.ReverseZoneAdd{Zone: z, Pool: pool})
+		}
+		client := &rdns.Client{BaseURL: p.APIURL, ServerID: "localhost", Key: p.APIKey}
+		return New(client, Config{Nameservers: []string{"ns1.example.test"}, Resync: time.Hour}, rep.FSM, rep.Commit, NewMetrics(rep.FSM), slog.New(slog.DiscardHandler))
+	}
+	for _, r := range []*Reconciler{
+		cluster("a4", "198.51.100.0/24", "198.51.100.1", "100.51.198.in-addr.arpa"),
+		cluster("b4", "203.0.113.0/24", "203.0.113.1", "113.0.203.in-addr.arpa"),
+		cluster("a4", "198.51.100.0/24", "198.51.100.1"), // A's state replaced by one that maps nothing
+	} {
+		if _, err := r.pass(ctx, true); err != nil {
+			t.Fatalf("full pass: %v", err)
+		}
+	}
+	c := &rdns.Client{BaseURL: p.APIURL, ServerID: "localhost", Key: p.APIKey}
+	for _, z := range []string{"100.51.198.in-addr.arpa.", "113.0.203.in-addr.arpa."} {
+		got, err := c.Zone(ctx, z)
+		if errors.Is(err, rdns.ErrNoZone) {
+			t.Errorf("zone %s is gone from PowerDNS after a full pass without an account", z)
+		} else if err != nil {
+			t.Fatal(err)
+		} else if got.Account != "" {
+			t.Errorf("zone %s made without an account carries account %q", z, got.Account)
+		}
+	}
+}
