@@ -13,13 +13,7 @@ import (
 // file: a page past its end was a SIGBUS in the leader serving `hostplanectl
 // cluster restore`); the whole backup passes.
 func TestCheckSnapshotRefusesCutShort(t *testing.T) {
-	dir := t.TempDir()
-	f, err := Open(filepath.Join(dir, "fsm.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	full := backup(t, f)
+	dir, full := emptyBackup(t)
 	path := filepath.Join(dir, "backup.snap")
 	if err := os.WriteFile(path, full, 0o600); err != nil {
 		t.Fatal(err)
@@ -42,13 +36,7 @@ func TestCheckSnapshotRefusesCutShort(t *testing.T) {
 // program's file) is refused by CheckSnapshot and by MarkRestore alike,
 // and MarkRestore writes nothing.
 func TestBackupWithoutHeaderRefused(t *testing.T) {
-	dir := t.TempDir()
-	f, err := Open(filepath.Join(dir, "fsm.db"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	full := backup(t, f)
+	dir, full := emptyBackup(t)
 	for name, b := range map[string][]byte{
 		"bare database":  full[len(snapshotMagic):],
 		"header changed": append([]byte{full[0] ^ 1}, full[1:]...),
@@ -68,4 +56,17 @@ func TestBackupWithoutHeaderRefused(t *testing.T) {
 			t.Errorf("%s: MarkRestore wrote %s (%v)", name, dst, err)
 		}
 	}
+}
+
+// emptyBackup is a temporary directory and the backup of an empty state
+// opened in it.
+func emptyBackup(t *testing.T) (dir string, full []byte) {
+	t.Helper()
+	dir = t.TempDir()
+	f, err := Open(filepath.Join(dir, "fsm.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	return dir, backup(t, f)
 }

@@ -28,18 +28,8 @@ func TestFullPassKeepsAnotherClustersZones(t *testing.T) {
 	p := framework.StartPowerDNS(t)
 	ctx := context.Background()
 	now := time.Now().UTC()
-	cluster := func(account, pool, cidr, gw string, zones ...string) (*Reconciler, *fsmtest.Replica) {
-		rep := fsmtest.Open(t)
-		rep.MustAt(t, now, fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelRestoreEpoch})
-		rep.MustAt(t, now, fsm.CmdIPPoolCreate, fsm.IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: pool, CIDR: cidr, Gateway: gw, Bridge: "br0"}}})
-		for _, z := range zones {
-			rep.MustAt(t, now, fsm.CmdReverseZoneAdd, fsm.ReverseZoneAdd{Zone: z, Pool: pool})
-		}
-		client := &rdns.Client{BaseURL: p.APIURL, ServerID: "localhost", Key: p.APIKey, Account: account}
-		return New(client, Config{Nameservers: []string{"ns1.example.test"}, Resync: time.Hour}, rep.FSM, rep.Commit, NewMetrics(rep.FSM), slog.New(slog.DiscardHandler)), rep
-	}
-	a, _ := cluster("brand-a", "a4", "198.51.100.0/24", "198.51.100.1", "100.51.198.in-addr.arpa")
-	b, _ := cluster("brand-b", "b4", "203.0.113.0/24", "203.0.113.1", "113.0.203.in-addr.arpa")
+	a, _ := clusterOver(t, p, now, "brand-a", "a4", "198.51.100.0/24", "198.51.100.1", "100.51.198.in-addr.arpa")
+	b, _ := clusterOver(t, p, now, "brand-b", "b4", "203.0.113.0/24", "203.0.113.1", "113.0.203.in-addr.arpa")
 	if _, err := b.pass(ctx, true); err != nil {
 		t.Fatalf("cluster B's pass: %v", err)
 	}
@@ -56,7 +46,7 @@ func TestFullPassKeepsAnotherClustersZones(t *testing.T) {
 	}
 	// A's state, replaced by one that maps nothing (as after a restore): its
 	// full pass deletes its own zone, and still not B's.
-	a2, _ := cluster("brand-a", "a4", "198.51.100.0/24", "198.51.100.1")
+	a2, _ := clusterOver(t, p, now, "brand-a", "a4", "198.51.100.0/24", "198.51.100.1")
 	if _, err := a2.pass(ctx, true); err != nil {
 		t.Fatalf("cluster A's pass over a state without zones: %v", err)
 	}
@@ -79,14 +69,8 @@ func TestFullPassWithoutAccountDeletesNothing(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now().UTC()
 	cluster := func(pool, cidr, gw string, zones ...string) *Reconciler {
-		rep := fsmtest.Open(t)
-		rep.MustAt(t, now, fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelRestoreEpoch})
-		rep.MustAt(t, now, fsm.CmdIPPoolCreate, fsm.IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: pool, CIDR: cidr, Gateway: gw, Bridge: "br0"}}})
-		for _, z := range zones {
-			rep.MustAt(t, now, fsm.CmdReverseZoneAdd, fsm.ReverseZoneAdd{Zone: z, Pool: pool})
-		}
-		client := &rdns.Client{BaseURL: p.APIURL, ServerID: "localhost", Key: p.APIKey}
-		return New(client, Config{Nameservers: []string{"ns1.example.test"}, Resync: time.Hour}, rep.FSM, rep.Commit, NewMetrics(rep.FSM), slog.New(slog.DiscardHandler))
+		r, _ := clusterOver(t, p, now, "", pool, cidr, gw, zones...) // no account: the default
+		return r
 	}
 	for _, r := range []*Reconciler{
 		cluster("a4", "198.51.100.0/24", "198.51.100.1", "100.51.198.in-addr.arpa"),
@@ -108,4 +92,19 @@ func TestFullPassWithoutAccountDeletesNothing(t *testing.T) {
 			t.Errorf("zone %s made without an account carries account %q", z, got.Account)
 		}
 	}
+}
+
+// clusterOver is one cluster's reconciler of PowerDNS p with the PowerDNS
+// account account ("": none), over a state at level 11 holding the IP pool
+// pool (cidr, gateway gw) and the reverse zones zones mapped to it.
+func clusterOver(t *testing.T, p *framework.PowerDNS, now time.Time, account, pool, cidr, gw string, zones ...string) (*Reconciler, *fsmtest.Replica) {
+	t.Helper()
+	rep := fsmtest.Open(t)
+	rep.MustAt(t, now, fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelRestoreEpoch})
+	rep.MustAt(t, now, fsm.CmdIPPoolCreate, fsm.IPPoolCreate{Pool: store.IPPool{Pool: ipam.Pool{Name: pool, CIDR: cidr, Gateway: gw, Bridge: "br0"}}})
+	for _, z := range zones {
+		rep.MustAt(t, now, fsm.CmdReverseZoneAdd, fsm.ReverseZoneAdd{Zone: z, Pool: pool})
+	}
+	client := &rdns.Client{BaseURL: p.APIURL, ServerID: "localhost", Key: p.APIKey, Account: account}
+	return New(client, Config{Nameservers: []string{"ns1.example.test"}, Resync: time.Hour}, rep.FSM, rep.Commit, NewMetrics(rep.FSM), slog.New(slog.DiscardHandler)), rep
 }
