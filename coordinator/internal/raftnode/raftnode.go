@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -98,6 +99,9 @@ func Open(cfg Config) (*Node, error) {
 		f.Close()
 		return nil, fmt.Errorf("this data directory's cluster runs semantics level %d but this binary applies only up to %d: start a release that applies level %d (a coordinator cannot be downgraded past its cluster's level)", have, f.MaxLevel(), have)
 	}
+	// fsm.db is open (locked) here and Raft is not: no restore of this
+	// data directory runs, and what one left is a process's that ended in it.
+	removeRestoreLeftovers(cfg.Dir, lg)
 	logs, snaps, err := openStores(cfg.Dir, rc.Logger)
 	if err != nil {
 		f.Close()
@@ -455,6 +459,39 @@ func (n *Node) PrepareRestore(r io.Reader) (*PreparedRestore, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// restoreSpool matches the files a restore's PrepareRestore spools in the
+// data directory (restore-<random>.hpsnap), checks (.check), keeps for the
+// install (.ready), marks (.marked, made through .marked.db).
+var restoreSpool = regexp.MustCompile(`^restore-[0-9]+\.hpsnap(\.check|\.ready|\.marked|\.marked\.db)?$`)
+
+// removeRestoreLeftovers removes the files of a restore the process ended
+// in (a crash or kill between PrepareRestore and Close): each can be as
+// large as a backup, and nothing else removes them. Only names
+// PrepareRestore makes are removed, each logged with its size; a failure
+// is logged and the start goes on.
+func removeRestoreLeftovers(dir string, lg *slog.Logger) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		lg.Warn("cannot list the data directory for a restore's leftover files", "dir", dir, "err", err)
+		return
+	}
+	for _, e := range entries {
+		if !e.Type().IsRegular() || !restoreSpool.MatchString(e.Name()) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		var size int64
+		if info, err := e.Info(); err == nil {
+			size = info.Size()
+		}
+		if err := os.Remove(path); err != nil {
+			lg.Warn("cannot remove a restore's leftover file", "path", path, "bytes", size, "err", err)
+			continue
+		}
+		lg.Info("removed a file an interrupted restore left", "path", path, "bytes", size)
+	}
 }
 
 // ErrUnsettled is returned by Install when the entries committed before it

@@ -1,0 +1,129 @@
+package raftnode
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+)
+
+// A coordinator that ended during a `cluster restore` (killed between
+// PrepareRestore and its Close) leaves the spooled backup and its marked
+// copy in the data directory, each the size of a backup. The next start
+// removes them, and the files of a restore cut short earlier (the spool,
+// its check copy, the marked copy's database), logging each with its size;
+// a file of any other name stays. Before, every one of them stayed.
+func TestStartRemovesAnInterruptedRestoresFiles(t *testing.T) {
+	dir, addr := t.TempDir(), freeAddr(t)
+	n, err := openAt(dir, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeads(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	env, err := fsm.NewEnvelope(fsm.CmdNodeRegister, time.Now(), fsm.NodeRegister{ID: "kept", APIAddr: "127.0.0.1:1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.Apply(ctx, env); err != nil {
+		t.Fatal(err)
+	}
+	var backup bytes.Buffer
+	if err := n.FSM.Backup(&backup); err != nil {
+		t.Fatal(err)
+	}
+	p, err := n.PrepareRestore(bytes.NewReader(backup.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The process ends here: p is never closed.
+	left := []string{p.path}
+	if p.marked == "" {
+		t.Fatal("this binary applies the restore epoch level, but the restore made no marked copy")
+	}
+	left = append(left, p.marked)
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A restore cut short inside PrepareRestore, at each of its steps.
+	for _, name := range []string{"restore-1234.hpsnap", "restore-1234.hpsnap.check", "restore-99.hpsnap.marked.db"} {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, backup.Bytes(), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, path)
+	}
+	others := []string{"restore-notes.txt", "restore-1234.hpsnap.keep", "backup.hpsnap.ready", "restore-x.hpsnap", "restore-.hpsnap.marked"}
+	for _, name := range others {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("mine"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	sizes := map[string]int64{}
+	for _, path := range left {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sizes[path] = st.Size()
+	}
+	var logs syncBuffer
+	n, err = Open(Config{ID: "idle", Dir: dir, BindAddr: addr, Bootstrap: true,
+		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	for _, path := range left {
+		if _, err := os.Stat(path); !os.IsNotExist(err) {
+			t.Errorf("%s is still in the data directory after the restart (stat: %v)", filepath.Base(path), err)
+		}
+		want := fmt.Sprintf("path=%s bytes=%d", path, sizes[path])
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the start does not log the removal of %s with its size (want %q in the log)", filepath.Base(path), want)
+		}
+	}
+	for _, name := range others {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != "mine" {
+			t.Errorf("%s, not a restore's, was changed at the start: %q, %v", name, b, err)
+		}
+	}
+	waitLeads(t, n)
+	var addrs map[string]string
+	if err := n.FSM.Read(func(r store.ReadTx) error { addrs = r.ClusterAPIAddrs(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := addrs["kept"]; !ok {
+		t.Errorf("the state after the restart lacks the write made before it: %v", addrs)
+	}
+}
+
+// syncBuffer is a bytes.Buffer a logger writes to from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
