@@ -17,7 +17,7 @@ import (
 // three coordinators at level 11, with one follower stopped during it.
 // Restarted, that follower catches up through InstallSnapshot (the
 // restore leaves a hole in the leader's log before its index). Then every
-// coordinator's own `GET /v1/admin/cluster/status` shows the same
+// coordinator's own `GET /admin/cluster/status` shows the same
 // state_epoch, not 0, and every replica holds the backup's state (its
 // account, not the one the restore replaced). A webhook dispatcher's record
 // read from the replaced state then moves no cursor on any replica, the
