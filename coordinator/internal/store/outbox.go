@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -99,8 +100,15 @@ func (r ReadTx) RestoreEpoch() uint64 { return RestoreEpoch(r.tx) }
 // MarkRestore marks a backup's database as one a `cluster restore`
 // installs: the leader writes it into the copy before handing it to Raft,
 // so every replica installs the same marked bytes at the same index and
-// TakeRestoreMark moves RestoreEpoch alike on each.
-func MarkRestore(tx *bolt.Tx) error { return tx.Bucket(BucketMeta).Put(keyRestoreMark, []byte{1}) }
+// TakeRestoreMark moves RestoreEpoch alike on each. A database without the
+// meta bucket (not a hostplane state) is an error, with nothing written.
+func MarkRestore(tx *bolt.Tx) error {
+	meta := tx.Bucket(BucketMeta)
+	if meta == nil {
+		return errors.New("not a hostplane state: the database has no meta bucket")
+	}
+	return meta.Put(keyRestoreMark, []byte{1})
+}
 
 // TakeRestoreMark is called by the FSM's Restore with the state just
 // installed and the Raft index it is installed at: a copy marked by

@@ -1,0 +1,55 @@
+package store
+
+import (
+	"path/filepath"
+	"testing"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// TestMarkRestoreWithoutMetaBucket: MarkRestore on a database that has no
+// meta bucket (not a hostplane state) is an error, not a panic, and writes
+// nothing; on one that has it, the mark is set (TakeRestoreMark takes it).
+func TestMarkRestoreWithoutMetaBucket(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "other.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucket([]byte("someone-elses"))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(MarkRestore); err == nil {
+		t.Fatal("MarkRestore on a database without the meta bucket succeeded")
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(BucketMeta) != nil {
+			t.Error("the failed MarkRestore created the meta bucket")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := db.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucket(BucketMeta)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(MarkRestore); err != nil {
+		t.Fatalf("MarkRestore with the meta bucket: %v", err)
+	}
+	if err := db.Update(func(tx *bolt.Tx) error {
+		epoch, marked, err := TakeRestoreMark(tx, 42)
+		if err != nil || !marked || epoch != 42 {
+			t.Errorf("TakeRestoreMark after MarkRestore: epoch %d, marked %v, %v; want 42, true", epoch, marked, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
