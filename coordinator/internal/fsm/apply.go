@@ -32,6 +32,10 @@ type applyCtx struct {
 	// seqBase is the number of events earlier commands of the same log entry
 	// (a batch) emitted, so event ids and outbox keys stay unique.
 	seqBase uint16
+	// evAt is the time of the command's events once eventTime has
+	// chosen it (evAtSet), from LevelEventOrder (eventorder.go).
+	evAt    time.Time
+	evAtSet bool
 	// pools are the FSM's IP pool allocators; poolsTouched is set when this
 	// command changed one (ippools.go).
 	pools        *poolCache
@@ -82,12 +86,16 @@ func (c *applyCtx) emit(typ api.WebhookEvent, accountID string, data any) error 
 }
 
 // emitJSON is emit of data json.Marshal wrote already (or its exact bytes).
+// The event's time and id are the command's time and Raft index, or from
+// LevelEventOrder its events' time and event index (eventorder.go), so that
+// ids sort in commit order.
 func (c *applyCtx) emitJSON(typ api.WebhookEvent, accountID string, raw []byte) {
+	at := c.eventTime()
 	c.events = append(c.events, store.Event{
-		ID:        ids.Derived("evt", c.at, c.index, c.seqBase+uint16(len(c.events))),
+		ID:        ids.Derived("evt", at, c.eventIndex(), c.seqBase+uint16(len(c.events))),
 		Type:      string(typ),
 		AccountID: accountID,
-		CreatedAt: c.at,
+		CreatedAt: at,
 		Data:      raw,
 	})
 }

@@ -503,6 +503,9 @@ func (f *FSM) applyEnvelope(tx *bolt.Tx, index uint64, env *Envelope, seq *uint1
 			return &Result{Err: err}
 		}
 	}
+	if err := c.recordEventAt(); err != nil {
+		return &Result{Err: err}
+	}
 	*seq += uint16(len(c.events))
 	if idemKey != nil {
 		rec, err := idemRecord(c, env, val)

@@ -45,10 +45,13 @@ import (
 // outbox (LevelRestoreEpoch); a ReverseZoneSynced read from it records no
 // synced index, and reverse DNS's sync state (a zone's changed, added,
 // remapped and synced indexes, a PTR's PTRAt) counts in event indexes
-// (rdnsIndex).
+// (rdnsIndex). Level 12 makes webhook event ids sort in commit order: an
+// event's time (its id's first part, its created_at) never goes below the
+// last event's (store.EventAt), and its id carries the event index
+// (LevelEventOrder).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 11
+const MaxLevel uint16 = 12
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {
@@ -102,6 +105,15 @@ func applyClusterLevel(c *applyCtx, p ClusterLevel) (any, error) {
 	}
 	if have < levelActionIndex && p.Level >= levelActionIndex {
 		if _, err := backfillActionIndex(c.tx); err != nil {
+			return nil, err
+		}
+	}
+	if have < LevelEventOrder && p.Level >= LevelEventOrder {
+		// The first events of the new level take no time before this
+		// command's (eventorder.go): an event committed before it, of
+		// the old level, carries a time no later than that, but for
+		// one whose request raced this command's.
+		if err := raiseEventAt(c, c.at); err != nil {
 			return nil, err
 		}
 	}
