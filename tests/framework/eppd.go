@@ -199,6 +199,22 @@ func (e *EPPD) admin(method, path string, q url.Values) eppd.AdminState {
 	return st
 }
 
+// adminGet is the registry admin listener's answer to GET path (the status
+// is the caller's to check: Reply.Decode fails on any but a 2xx, with the
+// answer's body).
+func (e *EPPD) adminGet(path string) Reply {
+	e.t.Helper()
+	resp, err := http.Get(e.AdminURL + path)
+	if err != nil {
+		e.t.Fatalf("eppd admin GET %s: %v", path, err)
+	}
+	rep, err := ReadReply(resp)
+	if err != nil {
+		e.t.Fatalf("eppd admin: %v", err)
+	}
+	return rep
+}
+
 // Stats returns the registry's counters and pending faults.
 func (e *EPPD) Stats() eppd.AdminState { return e.admin("GET", "/stats", nil) }
 
@@ -249,18 +265,12 @@ func (e *EPPD) Reset() { e.admin("POST", "/reset", nil) }
 // Domain is the registry's own record of a domain (nil when it has none).
 func (e *EPPD) Domain(name string) *eppd.AdminDomain {
 	e.t.Helper()
-	resp, err := http.Get(e.AdminURL + "/domains/" + url.PathEscape(name))
-	if err != nil {
-		e.t.Fatalf("eppd admin domain %s: %v", name, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
+	rep := e.adminGet("/domains/" + url.PathEscape(name))
+	if rep.Status == http.StatusNotFound {
 		return nil
 	}
 	var d eppd.AdminDomain
-	if err := json.NewDecoder(resp.Body).Decode(&d); err != nil || resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("eppd admin domain %s: %s %v", name, resp.Status, err)
-	}
+	rep.Decode(e.t, &d)
 	return &d
 }
 
@@ -274,15 +284,8 @@ func (e *EPPD) Transactions(verb, object string) []eppd.AdminTransaction {
 		// counts none would pass for the wrong reason.
 		e.t.Fatalf("eppd records no transactions of verb %q; see eppd.RecordedVerbs", verb)
 	}
-	resp, err := http.Get(e.AdminURL + "/transactions")
-	if err != nil {
-		e.t.Fatalf("eppd admin transactions: %v", err)
-	}
-	defer resp.Body.Close()
 	var all []eppd.AdminTransaction
-	if err := json.NewDecoder(resp.Body).Decode(&all); err != nil || resp.StatusCode != http.StatusOK {
-		e.t.Fatalf("eppd admin transactions: %s %v", resp.Status, err)
-	}
+	e.adminGet("/transactions").Decode(e.t, &all)
 	var out []eppd.AdminTransaction
 	for _, t := range all {
 		if (verb == "" || t.Verb == verb) && (object == "" || t.Object == object) {

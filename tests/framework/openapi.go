@@ -264,6 +264,22 @@ func (r Reply) Err() error {
 	return &e
 }
 
+// ReadReply reads resp's answer, closing its body, into a Reply named by
+// its request: a test then checks the status before it reads the body
+// (Decode, DecodeError) and fails naming the whole answer.
+func ReadReply(resp *http.Response) (Reply, error) {
+	defer resp.Body.Close()
+	r := Reply{Status: resp.StatusCode, Header: resp.Header}
+	if resp.Request != nil {
+		r.Method, r.Path = resp.Request.Method, resp.Request.URL.String()
+	}
+	var err error
+	if r.Body, err = io.ReadAll(resp.Body); err != nil {
+		return r, fmt.Errorf("read the answer of %s %s: %w", r.Method, r.Path, err)
+	}
+	return r, nil
+}
+
 // Capture returns a context whose calls through a ValidatingTransport record
 // their raw answer in the returned Reply: a typed pkg/client call made with it
 // can still assert on the status and headers.

@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -113,6 +114,10 @@ type Result struct {
 	// Channel is the forwarding channels' traffic during the phase, summed
 	// over the cluster's members (zero where their metrics lack it).
 	Channel channelTraffic
+	// ChannelMissing names the members whose metrics could not be read at
+	// the phase's start or end: Channel is then not counted (a sum over the
+	// others would read as the cluster's figure).
+	ChannelMissing []string
 	// LeaderMoved: the leader's metrics showed another term, or it no
 	// longer leading, at the end of the phase than at its start. Its writes
 	// then went to a follower, and the phase compares nothing.
@@ -168,7 +173,9 @@ func (r Result) String() string {
 	if r.Entries > 0 {
 		s += fmt.Sprintf("  %.1f writes per Raft entry", float64(r.OK)/float64(r.Entries))
 	}
-	if c := r.Channel.String(); c != "" {
+	if len(r.ChannelMissing) > 0 {
+		s += "  forward channel traffic not counted (no metrics from " + strings.Join(r.ChannelMissing, ", ") + ")"
+	} else if c := r.Channel.String(); c != "" {
 		s += "  " + c
 	}
 	if r.Forwarded > 0 {
@@ -350,6 +357,7 @@ func merge(name string, parts []Result) Result {
 		r.Sysmon.cpu += p.Sysmon.cpu
 		r.Sysmon.switches += p.Sysmon.switches
 		r.Channel = r.Channel.plus(p.Channel)
+		r.ChannelMissing = addMissing(r.ChannelMissing, p.ChannelMissing...)
 		applyWeighted += float64(p.ApplyWait) * float64(p.OK)
 		r.lat = append(r.lat, p.lat...)
 	}
@@ -803,6 +811,35 @@ func fetchWithin(url, key string, limit time.Duration) ([]byte, error) {
 	return b, nil
 }
 
+// etcdLeads reports whether the etcd member whose client URL is base leads,
+// from its JSON gateway's maintenance status: an answer other than 200, or
+// one that is not a status naming the member, is an error (not "does not
+// lead").
+func etcdLeads(hc *http.Client, base string) (bool, error) {
+	resp, err := hc.Post(base+"/v3/maintenance/status", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return false, fmt.Errorf("%s status: %w", base, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Errorf("%s status: %d %.300s", base, resp.StatusCode, b)
+	}
+	var st struct {
+		Header struct {
+			MemberID string `json:"member_id"`
+		} `json:"header"`
+		Leader string `json:"leader"`
+	}
+	if err := json.Unmarshal(b, &st); err != nil || st.Header.MemberID == "" {
+		return false, fmt.Errorf("%s status: not a member's status (%v): %.300s", base, err, b)
+	}
+	return st.Leader != "" && st.Leader == st.Header.MemberID, nil
+}
+
 // readMetrics is the Prometheus exposition at url (a metrics listener's
 // /metrics); an answer other than 200 is an error, not an empty
 // exposition.
@@ -891,29 +928,21 @@ func benchEtcd(ctx context.Context, p *procs, dir string, o Options) (res etcdRe
 	hc := httpClient(o.Clients)
 	// Find the leader through the JSON gateway.
 	var leaderURL string
+	var lastErr error // why the last member asked did not say it leads
 	deadline := time.Now().Add(30 * time.Second)
 	for leaderURL == "" && time.Now().Before(deadline) {
 		for _, m := range ms {
-			resp, err := hc.Post(m.client+"/v3/maintenance/status", "application/json", strings.NewReader("{}"))
+			lead, err := etcdLeads(hc, m.client)
 			if err != nil {
-				continue
-			}
-			var st struct {
-				Header struct {
-					MemberID string `json:"member_id"`
-				} `json:"header"`
-				Leader string `json:"leader"`
-			}
-			_ = json.NewDecoder(resp.Body).Decode(&st)
-			resp.Body.Close()
-			if st.Leader != "" && st.Leader == st.Header.MemberID {
+				lastErr = err
+			} else if lead {
 				leaderURL = m.client
 			}
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	if leaderURL == "" {
-		return res, fmt.Errorf("etcd cluster elected no leader (logs in %s)", dir)
+		return res, fmt.Errorf("etcd cluster elected no leader (logs in %s; last answer: %v)", dir, lastErr)
 	}
 	val := base64.StdEncoding.EncodeToString([]byte(`{"subject":"bench","message":"benchmark ticket body","priority":"low"}`))
 	put := func(w, i int) error {
@@ -1056,10 +1085,13 @@ func (hp *hostplane) measureWrites(name string, n int, d time.Duration, fn func(
 	before, err := hp.leaderMetrics()
 	leader := []int{hp.c.Nodes[hp.leader].Pid()}
 	leaderBefore := procCPU(leader)
-	chBefore := hp.channelTraffic()
+	chBefore, missBefore := hp.channelTraffic()
 	r := measured(name, hp.pids(), n, d, fn)
 	r.LeaderCPU = procCPU(leader) - leaderBefore
-	r.Channel = hp.channelTraffic().minus(chBefore)
+	chAfter, missAfter := hp.channelTraffic()
+	if r.ChannelMissing = addMissing(missBefore, missAfter...); r.ChannelMissing == nil {
+		r.Channel = chAfter.minus(chBefore)
+	}
 	after, err2 := hp.leaderMetrics()
 	if err = errors.Join(err, err2); err != nil {
 		fmt.Fprintf(os.Stderr, "%s: leader metrics: %v\n", name, err)
@@ -1114,19 +1146,41 @@ func (a channelTraffic) String() string {
 	return s
 }
 
-// channelTraffic sums the forwarding channel counts of every member (a
-// member whose metrics cannot be read, or lack them, counts 0).
-func (hp *hostplane) channelTraffic() channelTraffic {
-	var t channelTraffic
-	for _, n := range hp.c.Nodes {
-		text, err := readMetrics(n.MetricsURL() + "/metrics")
+// channelTraffic is sumChannelTraffic over the cluster's members.
+func (hp *hostplane) channelTraffic() (channelTraffic, []string) {
+	urls := make([]string, len(hp.c.Nodes))
+	for i, n := range hp.c.Nodes {
+		urls[i] = n.MetricsURL()
+	}
+	return sumChannelTraffic(urls)
+}
+
+// sumChannelTraffic sums the forwarding channel counts at the metrics
+// listeners urls (one per member; a member whose metrics lack them counts
+// 0). missing names each member whose metrics could not be read (also
+// written to stderr with the reason): the sum then lacks its counts and is
+// no figure of the cluster's.
+func sumChannelTraffic(urls []string) (t channelTraffic, missing []string) {
+	for i, u := range urls {
+		text, err := readMetrics(u + "/metrics")
 		if err != nil {
-			fmt.Fprintln(os.Stderr, "forward channel traffic:", err)
+			fmt.Fprintf(os.Stderr, "forward channel traffic: member %d: %v\n", i, err)
+			missing = append(missing, fmt.Sprintf("member %d (%s)", i, u))
 			continue
 		}
 		t = t.plus(parseChannelTraffic(text))
 	}
-	return t
+	return t, missing
+}
+
+// addMissing is the members of to and more, each once, in their order.
+func addMissing(to []string, more ...string) []string {
+	for _, m := range more {
+		if !slices.Contains(to, m) {
+			to = append(to, m)
+		}
+	}
+	return to
 }
 
 // parseChannelTraffic reads the hostplane_forward_channel_* counters from a

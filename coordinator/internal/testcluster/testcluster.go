@@ -329,13 +329,19 @@ func (c *Cluster) RegisterOAuthClient(i int, meta map[string]any) string {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	defer resp.Body.Close()
+	rep, err := framework.ReadReply(resp)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if rep.Status != http.StatusCreated {
+		c.t.Fatalf("register an OAuth client: %s; want 201", rep)
+	}
 	var reg struct {
 		ClientID string `json:"client_id"`
 	}
-	_ = json.NewDecoder(resp.Body).Decode(&reg)
-	if resp.StatusCode != http.StatusCreated || reg.ClientID == "" {
-		c.t.Fatalf("register: %d", resp.StatusCode)
+	rep.Decode(c.t, &reg)
+	if reg.ClientID == "" {
+		c.t.Fatalf("register an OAuth client: %s; want a client_id", rep)
 	}
 	return reg.ClientID
 }
