@@ -37,15 +37,8 @@ type OAuthClientRegister struct {
 
 // OAuthDeviceStart records a device authorization request.
 type OAuthDeviceStart struct {
-	ID           string        `json:"id"`
-	DeviceHash   string        `json:"device_hash"`
-	UserCodeHash string        `json:"user_code_hash"`
-	ClientID     string        `json:"client_id"`
-	ClientName   string        `json:"client_name"`
-	Scopes       []string      `json:"scopes"`
-	Resource     string        `json:"resource"`
-	Interval     int           `json:"interval"`
-	TTL          time.Duration `json:"ttl"`
+	store.OAuthDeviceRequest
+	TTL time.Duration `json:"ttl"`
 }
 
 // OAuthDeviceDecide approves or denies a pending device authorization for an
@@ -79,16 +72,10 @@ type OAuthDeviceRedeem struct {
 
 // OAuthCodeCreate records an approved authorization request's code.
 type OAuthCodeCreate struct {
-	CodeHash    string        `json:"code_hash"`
-	ClientID    string        `json:"client_id"`
-	ClientName  string        `json:"client_name"`
-	RedirectURI string        `json:"redirect_uri"`
-	Challenge   string        `json:"challenge"`
-	AccountID   string        `json:"account_id"`
-	Scopes      []string      `json:"scopes"`
-	Resource    string        `json:"resource"`
-	TTL         time.Duration `json:"ttl"`
-	KeyID       string        `json:"key_id,omitempty"` // the approving API key
+	CodeHash string `json:"code_hash"`
+	store.OAuthCodeApproval
+	TTL   time.Duration `json:"ttl"`
+	KeyID string        `json:"key_id,omitempty"` // the approving API key
 }
 
 // OAuthCodeRedeem exchanges an authorization code for tokens. Challenge is the
@@ -158,10 +145,7 @@ func applyOAuthDeviceStart(c *applyCtx, p OAuthDeviceStart) (any, error) {
 	if c.tx.Bucket(store.BucketOAuthDevices).Get([]byte(p.DeviceHash)) != nil || c.tx.Bucket(store.BucketOAuthUserCodes).Get([]byte(p.UserCodeHash)) != nil {
 		return nil, fmt.Errorf("%w: device or user code collision", ErrConflict)
 	}
-	d := store.OAuthDevice{
-		ID: p.ID, DeviceHash: p.DeviceHash, UserCodeHash: p.UserCodeHash, ClientID: p.ClientID, ClientName: p.ClientName,
-		Scopes: p.Scopes, Resource: p.Resource, Interval: p.Interval, CreatedAt: c.at, ExpiresAt: c.at.Add(p.TTL), Status: store.DevicePending,
-	}
+	d := store.OAuthDevice{OAuthDeviceRequest: p.OAuthDeviceRequest, CreatedAt: c.at, ExpiresAt: c.at.Add(p.TTL), Status: store.DevicePending}
 	pruneOAuthDevices(c)
 	if err := store.PutJSON(c.tx, store.BucketOAuthDevices, []byte(d.DeviceHash), d); err != nil {
 		return nil, err
@@ -259,10 +243,7 @@ func applyOAuthCodeCreate(c *applyCtx, p OAuthCodeCreate) (any, error) {
 	if c.tx.Bucket(store.BucketOAuthCodes).Get([]byte(p.CodeHash)) != nil {
 		return nil, fmt.Errorf("%w: authorization code collision", ErrConflict)
 	}
-	oc := store.OAuthCode{
-		ClientID: p.ClientID, ClientName: p.ClientName, RedirectURI: p.RedirectURI, Challenge: p.Challenge,
-		AccountID: p.AccountID, Scopes: p.Scopes, Resource: p.Resource, ExpiresAt: c.at.Add(p.TTL), KeyID: p.KeyID,
-	}
+	oc := store.OAuthCode{OAuthCodeApproval: p.OAuthCodeApproval, ExpiresAt: c.at.Add(p.TTL), KeyID: p.KeyID}
 	pruneOAuthDevices(c)
 	return nil, store.PutJSON(c.tx, store.BucketOAuthCodes, []byte(p.CodeHash), oc)
 }

@@ -47,7 +47,7 @@ func TestOAuthCommandsUseCommandTime(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Device: pending until decided, expired 10 minutes after its command.
-	start := OAuthDeviceStart{ID: "dev_1", DeviceHash: "dh1", UserCodeHash: "uh1", ClientID: "hpc_1", ClientName: "CLI", Scopes: []string{"account:read"}, Resource: "https://api", Interval: 5, TTL: 10 * time.Minute}
+	start := OAuthDeviceStart{OAuthDeviceRequest: store.OAuthDeviceRequest{ID: "dev_1", DeviceHash: "dh1", UserCodeHash: "uh1", ClientID: "hpc_1", ClientName: "CLI", Scopes: []string{"account:read"}, Resource: "https://api", Interval: 5}, TTL: 10 * time.Minute}
 	if _, err := apply(t0, CmdOAuthDeviceStart, start); err != nil {
 		t.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func TestOAuthCommandsUseCommandTime(t *testing.T) {
 		})
 	}
 	// Codes: 5 minutes from their command; the challenge must match.
-	cc := OAuthCodeCreate{CodeHash: "ch1", ClientID: "hpc_2", ClientName: "App", RedirectURI: "https://a/cb", Challenge: "C", AccountID: "acc_1", Scopes: []string{"account:read"}, Resource: "https://api/mcp", TTL: 5 * time.Minute}
+	cc := OAuthCodeCreate{CodeHash: "ch1", OAuthCodeApproval: store.OAuthCodeApproval{ClientID: "hpc_2", ClientName: "App", RedirectURI: "https://a/cb", Challenge: "C", AccountID: "acc_1", Scopes: []string{"account:read"}, Resource: "https://api/mcp"}, TTL: 5 * time.Minute}
 	if _, err := apply(t0.Add(time.Hour), CmdOAuthCodeCreate, cc); err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +153,7 @@ func TestOAuthSweepForgetsUnusedClients(t *testing.T) {
 	}
 	apply(t0.Add(48*time.Hour), CmdOAuthClientRegister, OAuthClientRegister{Client: store.OAuthClient{ID: "hpc_new", Name: "new"}})
 	code := func(client, hash, grant string) {
-		apply(t0.Add(time.Hour), CmdOAuthCodeCreate, OAuthCodeCreate{CodeHash: hash, ClientID: client, ClientName: client, RedirectURI: "https://a/cb", Challenge: "C", AccountID: "acc_1", Scopes: []string{"account:read"}, Resource: "https://api", TTL: 5 * time.Minute})
+		apply(t0.Add(time.Hour), CmdOAuthCodeCreate, OAuthCodeCreate{CodeHash: hash, OAuthCodeApproval: store.OAuthCodeApproval{ClientID: client, ClientName: client, RedirectURI: "https://a/cb", Challenge: "C", AccountID: "acc_1", Scopes: []string{"account:read"}, Resource: "https://api"}, TTL: 5 * time.Minute})
 		if grant != "" {
 			apply(t0.Add(time.Hour+time.Minute), CmdOAuthCodeRedeem, OAuthCodeRedeem{CodeHash: hash, ClientID: client, RedirectURI: "https://a/cb", Challenge: "C",
 				Issue: OAuthIssue{GrantID: grant, AccessHash: "at" + grant, RefreshHash: "rt" + grant, AccessTTL: time.Hour, RefreshTTL: 90 * 24 * time.Hour}})
@@ -163,7 +163,7 @@ func TestOAuthSweepForgetsUnusedClients(t *testing.T) {
 	code("hpc_app", "ch_app", "app_1")
 	code("hpc_revoked", "ch_revoked", "app_2")
 	apply(t0.Add(2*time.Hour), CmdOAuthRevoke, OAuthRevoke{GrantID: "app_2", AccountID: "acc_1"})
-	apply(t0.Add(time.Hour), CmdOAuthDeviceStart, OAuthDeviceStart{ID: "dev_1", DeviceHash: "dh1", UserCodeHash: "uh1", ClientID: "hpc_device", ClientName: "CLI", Scopes: []string{"account:read"}, Resource: "https://api", Interval: 5, TTL: 10 * time.Minute})
+	apply(t0.Add(time.Hour), CmdOAuthDeviceStart, OAuthDeviceStart{OAuthDeviceRequest: store.OAuthDeviceRequest{ID: "dev_1", DeviceHash: "dh1", UserCodeHash: "uh1", ClientID: "hpc_device", ClientName: "CLI", Scopes: []string{"account:read"}, Resource: "https://api", Interval: 5}, TTL: 10 * time.Minute})
 
 	clients := func() (ids []string) {
 		_ = f.Read(func(r store.ReadTx) error {

@@ -441,8 +441,11 @@ func (a *API) oauthDeviceAuthorization(c *oauthCall) (int, any, *oauth.Error) {
 		interval = 1
 	}
 	if _, e := a.oauthPropose(c, fsm.CmdOAuthDeviceStart, fsm.OAuthDeviceStart{
-		ID: ids.New("dev", c.now), DeviceHash: deviceHash, UserCodeHash: userHash, ClientID: cl.ID, ClientName: cl.Name,
-		Scopes: req.Scopes, Resource: resource, Interval: interval, TTL: oauth.DeviceCodeTTL,
+		OAuthDeviceRequest: store.OAuthDeviceRequest{
+			ID: ids.New("dev", c.now), DeviceHash: deviceHash, UserCodeHash: userHash, ClientID: cl.ID, ClientName: cl.Name,
+			Scopes: req.Scopes, Resource: resource, Interval: interval,
+		},
+		TTL: oauth.DeviceCodeTTL,
 	}); e != nil {
 		return 0, nil, e
 	}

@@ -410,8 +410,12 @@ func (a *API) authorizeSubmit(p *page) {
 	account, scopes := ap.account, ap.scopes
 	code, hash := oauth.NewAuthCode(a.cfg.KeyPrefix)
 	if _, e := a.pagePropose(p, fsm.CmdOAuthCodeCreate, fsm.OAuthCodeCreate{
-		CodeHash: hash, ClientID: cl.ID, ClientName: cl.Name, RedirectURI: req.RedirectURI, Challenge: req.CodeChallenge,
-		AccountID: account, Scopes: scopes, Resource: resource, TTL: oauth.AuthCodeTTL, KeyID: ap.keyID,
+		CodeHash: hash,
+		OAuthCodeApproval: store.OAuthCodeApproval{
+			ClientID: cl.ID, ClientName: cl.Name, RedirectURI: req.RedirectURI, Challenge: req.CodeChallenge,
+			AccountID: account, Scopes: scopes, Resource: resource,
+		},
+		TTL: oauth.AuthCodeTTL, KeyID: ap.keyID,
 	}); e != "" {
 		a.redirectError(p, req, "server_error", e)
 		return

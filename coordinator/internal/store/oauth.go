@@ -24,40 +24,54 @@ const (
 	DeviceRedeemed = "redeemed"
 )
 
+// OAuthDeviceRequest is what a device authorization asks for: the command
+// that starts one carries it and the record keeps it as it came (encoding/json
+// flattens it, so both encode as if its fields were their own).
+type OAuthDeviceRequest struct {
+	ID           string   `json:"id"`
+	DeviceHash   string   `json:"device_hash"`
+	UserCodeHash string   `json:"user_code_hash"`
+	ClientID     string   `json:"client_id"`
+	ClientName   string   `json:"client_name"`
+	Scopes       []string `json:"scopes"` // asked; empty: whatever the approver holds
+	Resource     string   `json:"resource"`
+	Interval     int      `json:"interval"`
+}
+
 // OAuthDevice is a device authorization (RFC 8628), keyed by the device code's
 // hash; UserCodeHash finds it from the consent page.
 type OAuthDevice struct {
-	ID           string     `json:"id"`
-	DeviceHash   string     `json:"device_hash"`
-	UserCodeHash string     `json:"user_code_hash"`
-	ClientID     string     `json:"client_id"`
-	ClientName   string     `json:"client_name"`
-	Scopes       []string   `json:"scopes"` // asked; empty: whatever the approver holds
-	Resource     string     `json:"resource"`
-	Interval     int        `json:"interval"`
-	CreatedAt    time.Time  `json:"created_at"`
-	ExpiresAt    time.Time  `json:"expires_at"`
-	Status       string     `json:"status"`
-	AccountID    string     `json:"account_id,omitempty"`
-	Granted      []string   `json:"granted,omitempty"`
-	DecidedAt    *time.Time `json:"decided_at,omitempty"`
-	GrantID      string     `json:"grant_id,omitempty"`
-	KeyID        string     `json:"key_id,omitempty"` // the API key that approved
+	OAuthDeviceRequest
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	Status    string     `json:"status"`
+	AccountID string     `json:"account_id,omitempty"`
+	Granted   []string   `json:"granted,omitempty"`
+	DecidedAt *time.Time `json:"decided_at,omitempty"`
+	GrantID   string     `json:"grant_id,omitempty"`
+	KeyID     string     `json:"key_id,omitempty"` // the API key that approved
+}
+
+// OAuthCodeApproval is what an authorization code was approved for: the
+// command that creates the code carries it and the record keeps it as it came
+// (encoding/json flattens it, so both encode as if its fields were their own).
+type OAuthCodeApproval struct {
+	ClientID    string   `json:"client_id"`
+	ClientName  string   `json:"client_name"`
+	RedirectURI string   `json:"redirect_uri"`
+	Challenge   string   `json:"challenge"` // PKCE S256
+	AccountID   string   `json:"account_id"`
+	Scopes      []string `json:"scopes"`
+	Resource    string   `json:"resource"`
 }
 
 // OAuthCode is an authorization code (keyed by its hash) with what was approved.
 type OAuthCode struct {
-	ClientID    string     `json:"client_id"`
-	ClientName  string     `json:"client_name"`
-	RedirectURI string     `json:"redirect_uri"`
-	Challenge   string     `json:"challenge"` // PKCE S256
-	AccountID   string     `json:"account_id"`
-	Scopes      []string   `json:"scopes"`
-	Resource    string     `json:"resource"`
-	ExpiresAt   time.Time  `json:"expires_at"`
-	UsedAt      *time.Time `json:"used_at,omitempty"`
-	GrantID     string     `json:"grant_id,omitempty"` // the grant its redemption created
-	KeyID       string     `json:"key_id,omitempty"`   // the API key that approved
+	OAuthCodeApproval
+	ExpiresAt time.Time  `json:"expires_at"`
+	UsedAt    *time.Time `json:"used_at,omitempty"`
+	GrantID   string     `json:"grant_id,omitempty"` // the grant its redemption created
+	KeyID     string     `json:"key_id,omitempty"`   // the API key that approved
 }
 
 // OAuthGrant is a connected app of an account; its tokens are its family.
