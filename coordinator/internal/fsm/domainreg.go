@@ -68,15 +68,15 @@ type DomainOpDone struct {
 // committed or rolled back with them (a PATCH the registry refuses changes
 // nothing), and an expired domain takes no change; before it AutoRenew is
 // applied at once and an expired domain is changed.
+//
+// The settings are the PATCH body as the API decoded it (encoding/json
+// flattens it, so the command encodes as if its fields were its own).
 type DomainChange struct {
-	DomainID     string   `json:"domain_id"`
-	AccountID    string   `json:"account_id"`
-	ChangeID     string   `json:"change_id"`
-	ClTRID       string   `json:"cl_trid"`
-	AutoRenew    *bool    `json:"auto_renew,omitempty"`
-	TransferLock *bool    `json:"transfer_lock,omitempty"`
-	WhoisPrivacy *bool    `json:"whois_privacy,omitempty"`
-	Nameservers  []string `json:"nameservers,omitempty"`
+	DomainID  string `json:"domain_id"`
+	AccountID string `json:"account_id"`
+	ChangeID  string `json:"change_id"`
+	ClTRID    string `json:"cl_trid"`
+	api.DomainUpdateRequest
 }
 
 // domainChangeLevel is the semantics level from which a domain change holds

@@ -36,6 +36,9 @@ func TestEmbeddedLayoutsEncodeAsBefore(t *testing.T) {
 		{"OAuthCodeCreate", &OAuthCodeCreate{}, 10,
 			`{"code_hash":"","client_id":"","client_name":"","redirect_uri":"","challenge":"","account_id":"","scopes":null,"resource":"","ttl":0}`,
 			`{"code_hash":"CodeHash-b","client_id":"ClientID-c","client_name":"ClientName-d","redirect_uri":"RedirectURI-e","challenge":"Challenge-f","account_id":"AccountID-g","scopes":["Scopes","x"],"resource":"Resource-i","ttl":9,"key_id":"KeyID-k"}`},
+		{"DomainChange", &DomainChange{}, 8,
+			`{"domain_id":"","account_id":"","change_id":"","cl_trid":""}`,
+			`{"domain_id":"DomainID-b","account_id":"AccountID-c","change_id":"ChangeID-d","cl_trid":"ClTRID-e","auto_renew":false,"transfer_lock":true,"whois_privacy":false,"nameservers":["Nameservers","x"]}`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if got := encodeLayout(t, c.now); string(got) != c.zero {
