@@ -61,6 +61,9 @@ type param struct {
 	placeholder string
 	in          string // path, query or header
 	req         bool
+	// integer: the parameter's schema is {"type": "integer"}, which a
+	// number with a zero fractional part (2.0, 20e-1) satisfies too.
+	integer bool
 }
 
 // Tool is one generated tool: its MCP definition and how a call becomes the
@@ -209,7 +212,8 @@ func newTool(op Operation, item *openapi3.PathItem, o *openapi3.Operation) (*Too
 		if err := add(an, schema, req); err != nil {
 			return nil, err
 		}
-		t.params = append(t.params, param{name: an, wire: p.Name, placeholder: "{" + p.Name + "}", in: p.In, req: req})
+		integer := p.Schema != nil && p.Schema.Value != nil && p.Schema.Value.Type.Is(openapi3.TypeInteger)
+		t.params = append(t.params, param{name: an, wire: p.Name, placeholder: "{" + p.Name + "}", in: p.In, req: req, integer: integer})
 	}
 	if rb := o.RequestBody; rb != nil && rb.Value != nil {
 		if mt := rb.Value.Content.Get("application/json"); mt != nil {
