@@ -177,10 +177,17 @@ func (r probe56Result) text() string {
 	return b.String()
 }
 
-// tool calls tool name with args, the arguments' JSON as written.
+// tool calls tool name with args, the arguments' JSON as written, again
+// while the answer is the operation's 503 (an election under load: a
+// read, sent again as its Retry-After asks), for up to 15 s.
 func (s *probe56MCP) tool(t *testing.T, name, args string) probe56Result {
 	t.Helper()
-	var res probe56Result
-	s.call(t, "tools/call", map[string]any{"name": name, "arguments": json.RawMessage(args)}, &res)
-	return res
+	for end := time.Now().Add(15 * time.Second); ; time.Sleep(time.Second) {
+		var res probe56Result
+		s.call(t, "tools/call", map[string]any{"name": name, "arguments": json.RawMessage(args)}, &res)
+		if !res.IsError || !strings.Contains(res.text(), `"statusCode":503`) || time.Now().After(end) {
+			return res
+		}
+		t.Logf("%s %s: %s: called again in 1 s", name, args, res.text())
+	}
 }
