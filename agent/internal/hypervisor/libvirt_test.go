@@ -18,7 +18,10 @@ import (
 // guestOverlay is the domain tests' set-up (skipped with -short: they boot a
 // guest): the test guest, a hypervisor with a fresh pool, the guest's disk
 // copied into the pool as base.qcow2 and a 1 GiB overlay of it,
-// PREFIX-root.qcow2. ctx ends with the test, within 2 minutes.
+// PREFIX-root.qcow2. ctx ends with the test, within 5 minutes: a test boots
+// the guest up to twice (a reboot), and a TCG boot on a loaded machine took
+// more than a minute (TestLibvirtRebootWatchConnectionLost ran out of 2
+// minutes in a CI beside four other engineers' work, load 20-30).
 func guestOverlay(t *testing.T) (ctx context.Context, g testenv.Guest, h *hypervisor.Libvirt, prefix, base string, disk hypervisor.Volume) {
 	t.Helper()
 	if testing.Short() {
@@ -26,7 +29,7 @@ func guestOverlay(t *testing.T) (ctx context.Context, g testenv.Guest, h *hyperv
 	}
 	g = testenv.RequireGuest(t)
 	h, prefix = testenv.Hypervisor(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)
 
 	base = filepath.Join(h.PoolPath(), "base.qcow2")
