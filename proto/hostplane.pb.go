@@ -554,10 +554,15 @@ func (x *Hello) GetHostingConnection() *HostingConnection {
 // empty: none, each account's own domain is shown), the port its sshd
 // listens on, and the TCP port of its MariaDB (0: unknown or no TCP).
 type HostingConnection struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	SftpHost      string                 `protobuf:"bytes,1,opt,name=sftp_host,json=sftpHost,proto3" json:"sftp_host,omitempty"`
-	SftpPort      uint32                 `protobuf:"varint,2,opt,name=sftp_port,json=sftpPort,proto3" json:"sftp_port,omitempty"`
-	DbPort        uint32                 `protobuf:"varint,3,opt,name=db_port,json=dbPort,proto3" json:"db_port,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	SftpHost string                 `protobuf:"bytes,1,opt,name=sftp_host,json=sftpHost,proto3" json:"sftp_host,omitempty"`
+	SftpPort uint32                 `protobuf:"varint,2,opt,name=sftp_port,json=sftpPort,proto3" json:"sftp_port,omitempty"`
+	DbPort   uint32                 `protobuf:"varint,3,opt,name=db_port,json=dbPort,proto3" json:"db_port,omitempty"`
+	// Added after protocol 1.6 (unset reads as not known, as from an agent
+	// before it): true when db_port is MariaDB's own answer, so that a 0 says
+	// it takes no TCP connections (skip_networking); false while the agent
+	// could not ask it yet.
+	DbKnown       bool `protobuf:"varint,4,opt,name=db_known,json=dbKnown,proto3" json:"db_known,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -611,6 +616,13 @@ func (x *HostingConnection) GetDbPort() uint32 {
 		return x.DbPort
 	}
 	return 0
+}
+
+func (x *HostingConnection) GetDbKnown() bool {
+	if x != nil {
+		return x.DbKnown
+	}
+	return false
 }
 
 // HelloAck answers Hello. A follower (or a coordinator that lost leadership)
@@ -1978,11 +1990,12 @@ const file_hostplane_proto_rawDesc = "" +
 	"\vconsole_url\x18\a \x01(\tR\n" +
 	"consoleUrl\x12\x18\n" +
 	"\abridges\x18\b \x03(\tR\abridges\x12T\n" +
-	"\x12hosting_connection\x18\t \x01(\v2%.hostplane.agent.v1.HostingConnectionR\x11hostingConnection\"f\n" +
+	"\x12hosting_connection\x18\t \x01(\v2%.hostplane.agent.v1.HostingConnectionR\x11hostingConnection\"\x81\x01\n" +
 	"\x11HostingConnection\x12\x1b\n" +
 	"\tsftp_host\x18\x01 \x01(\tR\bsftpHost\x12\x1b\n" +
 	"\tsftp_port\x18\x02 \x01(\rR\bsftpPort\x12\x17\n" +
-	"\adb_port\x18\x03 \x01(\rR\x06dbPort\"\xc3\x02\n" +
+	"\adb_port\x18\x03 \x01(\rR\x06dbPort\x12\x19\n" +
+	"\bdb_known\x18\x04 \x01(\bR\adbKnown\"\xc3\x02\n" +
 	"\bHelloAck\x12\x1a\n" +
 	"\baccepted\x18\x01 \x01(\bR\baccepted\x12\x1f\n" +
 	"\vleader_addr\x18\x02 \x01(\tR\n" +

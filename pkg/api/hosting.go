@@ -112,24 +112,46 @@ func HostingPlanBySlug(slug string) (HostingPlanInfo, bool) {
 // db_host is "localhost": PHP's mysqli and PDO then use the node's MariaDB
 // socket (the port is not used); a client connecting over TCP on the node
 // uses 127.0.0.1 and db_port.
+// db_network tells the two meanings of a db_port of 0 apart: "tcp" when the
+// node's MariaDB takes TCP connections on db_port (its socket works too),
+// "socket_only" when it takes none (skip_networking: only db_host
+// localhost, its socket, reaches it), "unknown" while that is not known
+// (the node could not ask its MariaDB yet, its agent or the cluster is of a
+// release before the field, or it reported nothing: db_port is then the
+// default 3306). The API always sets it; omitempty keeps the connection
+// the hosting records of the replicated state hold (empty, never read) as
+// every release writes it.
 type HostingConnection struct {
-	SFTPHost string `json:"sftp_host"`
-	SFTPPort int    `json:"sftp_port"`
-	SFTPUser string `json:"sftp_user"`
-	DBHost   string `json:"db_host"`
-	DBPort   int    `json:"db_port"`
-	DBName   string `json:"db_name"`
-	DBUser   string `json:"db_user"`
+	SFTPHost  string `json:"sftp_host"`
+	SFTPPort  int    `json:"sftp_port"`
+	SFTPUser  string `json:"sftp_user"`
+	DBHost    string `json:"db_host"`
+	DBPort    int    `json:"db_port"`
+	DBNetwork string `json:"db_network,omitempty"`
+	DBName    string `json:"db_name"`
+	DBUser    string `json:"db_user"`
 }
+
+// HostingConnection.DBNetwork's values.
+const (
+	DBNetworkTCP        = "tcp"
+	DBNetworkSocketOnly = "socket_only"
+	DBNetworkUnknown    = "unknown"
+)
 
 // NodeHostingConnection is where a hosting node's customers connect, as its
 // agent reports it (Hello, usage reports): SFTPHost is the node's public
 // hostname ("" when its operator set none), SFTPPort its sshd's port and
 // DBPort its MariaDB's TCP port (0: not known, or MariaDB takes no TCP).
+// DBKnown is set when DBPort is MariaDB's own answer, so that a DBPort of 0
+// says MariaDB takes no TCP connections (skip_networking): sent by agents
+// of this release, recorded from semantics level 12 (false below it, and
+// from an older agent: a 0 is then "not known or no TCP").
 type NodeHostingConnection struct {
 	SFTPHost string `json:"sftp_host,omitempty"`
 	SFTPPort int    `json:"sftp_port,omitempty"`
 	DBPort   int    `json:"db_port,omitempty"`
+	DBKnown  bool   `json:"db_known,omitempty"`
 }
 
 // Defaults of a hosting account's connection details while its node has not

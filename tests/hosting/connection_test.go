@@ -67,7 +67,7 @@ func TestConnectionDetailsAreTheNodes(t *testing.T) {
 	user, domain, created := w.activeSite("c", "conn")
 	cl := w.client(2, w.key)
 	want := api.HostingConnection{SFTPHost: "localhost", SFTPPort: sshdPort(t, w.env), SFTPUser: user,
-		DBHost: "localhost", DBPort: w.env.DBPort, DBName: user, DBUser: user}
+		DBHost: "localhost", DBPort: w.env.DBPort, DBNetwork: api.DBNetworkTCP, DBName: user, DBUser: user}
 	h := framework.PollFor(t, "the node's connection details", 30*time.Second, 200*time.Millisecond, func(ctx context.Context) (api.HostingAccount, error) {
 		return cl.HostingAccount(ctx, created.Hosting.ID)
 	}, func(h api.HostingAccount) bool { return h.Connection == want })

@@ -57,5 +57,5 @@ func usageReport(takenAt time.Time, used map[string]uint64, enforced map[string]
 // HostingConnection is the node's connection details (hosting.Node.Connection)
 // on the wire.
 func HostingConnection(c api.NodeHostingConnection) *pb.HostingConnection {
-	return &pb.HostingConnection{SftpHost: c.SFTPHost, SftpPort: uint32(c.SFTPPort), DbPort: uint32(c.DBPort)}
+	return &pb.HostingConnection{SftpHost: c.SFTPHost, SftpPort: uint32(c.SFTPPort), DbPort: uint32(c.DBPort), DbKnown: c.DBKnown}
 }

@@ -17,7 +17,8 @@ import (
 // connections: skip_networking). MariaDB is asked, for at most 5 s; when it
 // cannot be (stopped, hung), DBPort is the port it last answered, 0 while it
 // never has: a report made during an outage does not take back a port the
-// coordinator knows.
+// coordinator knows. DBKnown says DBPort is an answer of MariaDB's (this
+// one's or the last), so that a 0 means no TCP rather than not known.
 func (n *Node) Connection(ctx context.Context) api.NodeHostingConnection {
 	return n.connection(ctx, true, connectionAskTimeout)
 }
@@ -46,13 +47,13 @@ func (n *Node) connection(ctx context.Context, ask bool, bound time.Duration) ap
 		ctx, cancel := context.WithTimeout(ctx, bound)
 		defer cancel()
 		if p, err := n.DB.Port(ctx); err == nil {
-			port = p
+			port, known = p, true
 			n.dbPortMu.Lock()
 			n.dbPort, n.dbPortKnown = p, true
 			n.dbPortMu.Unlock()
 		}
 	}
-	c.DBPort = port
+	c.DBPort, c.DBKnown = port, known
 	return c
 }
 

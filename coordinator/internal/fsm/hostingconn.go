@@ -27,6 +27,24 @@ const LevelHostingConnection = 7
 // before does, so that replicas of both releases and a replayed log agree.
 const LevelHostingHostNoZone = 8
 
+// LevelHostingDBKnown is the semantics level from which a node's connection
+// details keep DBKnown (its MariaDB's answer is what DBPort says, so a 0 is
+// "no TCP", not "not known"): below it apply records them without it, as
+// the release before does (it does not know the field), and the leader
+// compares and proposes them without it (HostingConnectionAt).
+const LevelHostingDBKnown = 12
+
+// HostingConnectionAt is conn as semantics level level records it: without
+// DBKnown below LevelHostingDBKnown (a copy; conn itself is not changed).
+func HostingConnectionAt(conn *api.NodeHostingConnection, level uint16) *api.NodeHostingConnection {
+	if conn == nil || !conn.DBKnown || level >= LevelHostingDBKnown {
+		return conn
+	}
+	cp := *conn
+	cp.DBKnown = false
+	return &cp
+}
+
 // CheckNodeHostingConnection is the rule for a node's reported connection
 // details: the SFTP host "" or a host name (RFC 1123, lower case) or an IP
 // address without a zone (validate.PublicHost, the agent's rule for
@@ -66,6 +84,7 @@ func setNodeHostingConnection(c *applyCtx, n *store.AgentNode, conn *api.NodeHos
 		if err := checkNodeHostingConnection(*conn, level); err != nil {
 			return false, fmt.Errorf("node %s: %w", n.ID, err)
 		}
+		conn = HostingConnectionAt(conn, level)
 		cp := *conn
 		conn = &cp
 	}

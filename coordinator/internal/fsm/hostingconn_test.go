@@ -136,3 +136,55 @@ func TestNodeHostingConnectionZone(t *testing.T) {
 	}
 	h.replicasSame(nodeDump)
 }
+
+// TestNodeHostingConnectionDBKnown: from LevelHostingDBKnown a node's
+// connection details keep DBKnown (a db port of 0 is then MariaDB's answer:
+// no TCP); below it apply records them without it (no db_known key in the
+// node's record, as the release before writes it), and the leader's
+// HostingConnectionAt drops it likewise, so it compares and proposes what
+// apply records.
+func TestNodeHostingConnectionDBKnown(t *testing.T) {
+	h, _ := hostingUsageHarness(t, LevelHostingDBKnown-1)
+	node := func() *api.NodeHostingConnection {
+		t.Helper()
+		return readOne(t, h.fsms[1], func(r store.ReadTx) (store.AgentNode, error) { return r.AgentNode("hv-1") }).HostingConnection
+	}
+	hello := func(c *api.NodeHostingConnection) {
+		t.Helper()
+		h.must(CmdNodeHello, NodeHello{NodeID: "hv-1", CertSerial: "s1", Roles: []string{"hosting"}, ProtocolVersion: 106, HostingConnection: c})
+	}
+	report := func(c *api.NodeHostingConnection) {
+		t.Helper()
+		h.must(CmdHostingUsage, HostingUsageReport{Node: "hv-1", MeasuredAt: h.at.Add(time.Second), Connection: c})
+	}
+	noTCP := &api.NodeHostingConnection{SFTPPort: 22, DBKnown: true}
+	unknown := api.NodeHostingConnection{SFTPPort: 22}
+	hello(noTCP)
+	if c := node(); c == nil || *c != unknown || strings.Contains(string(nodeDump(h.fsms[0])), "db_known") {
+		t.Fatalf("below level 12 a hello recorded %+v (%s), want %+v", c, nodeDump(h.fsms[0]), unknown)
+	}
+	report(&api.NodeHostingConnection{SFTPPort: 2222, DBKnown: true})
+	if c := node(); c == nil || *c != (api.NodeHostingConnection{SFTPPort: 2222}) {
+		t.Fatalf("below level 12 a report recorded %+v", c)
+	}
+	if got := HostingConnectionAt(noTCP, LevelHostingDBKnown-1); *got != unknown || !noTCP.DBKnown {
+		t.Fatalf("the leader's view below level 12: %+v (and the node's %+v), want %+v and the node's unchanged", got, noTCP, unknown)
+	}
+	if got := HostingConnectionAt(noTCP, LevelHostingDBKnown); got != noTCP {
+		t.Fatalf("the leader's view at level 12: %+v, want %+v", got, noTCP)
+	}
+	h.must(CmdClusterLevel, ClusterLevel{Level: LevelHostingDBKnown})
+	hello(noTCP)
+	if c := node(); c == nil || *c != *noTCP {
+		t.Fatalf("at level 12 a hello recorded %+v, want %+v", c, noTCP)
+	}
+	report(&unknown)
+	if c := node(); c == nil || *c != unknown {
+		t.Fatalf("at level 12 a report without it (an older agent) left %+v, want %+v", c, unknown)
+	}
+	report(noTCP)
+	if c := node(); c == nil || *c != *noTCP {
+		t.Fatalf("at level 12 a report recorded %+v, want %+v", c, noTCP)
+	}
+	h.replicasSame(nodeDump)
+}

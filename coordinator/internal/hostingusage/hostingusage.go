@@ -256,7 +256,7 @@ func (j *Job) Report(ctx context.Context, node string) (*fsm.HostingUsageApplied
 		j.d.Log.Warn("a hosting node reported the usage of accounts it was not asked for; refused", "node", node, "accounts", unasked, "first", first)
 	}
 	if level >= fsm.LevelHostingConnection {
-		p.Connection = j.newConnection(node, rep.GetConnection())
+		p.Connection = j.newConnection(node, rep.GetConnection(), level)
 	}
 	if len(p.Accounts) == 0 && p.Connection == nil {
 		return nil, nil
@@ -278,8 +278,9 @@ func (j *Job) Report(ctx context.Context, node string) (*fsm.HostingUsageApplied
 }
 
 // newConnection is the node's connection details of a report when they are
-// valid and not what the node has recorded (nil otherwise: nothing to write).
-func (j *Job) newConnection(node string, c *pb.HostingConnection) *api.NodeHostingConnection {
+// valid and not what the node has recorded (nil otherwise: nothing to write),
+// as the cluster's semantics level records them (fsm.HostingConnectionAt).
+func (j *Job) newConnection(node string, c *pb.HostingConnection, level uint16) *api.NodeHostingConnection {
 	conn, err := nodes.HostingConnection(c)
 	if err != nil {
 		j.d.Log.Warn("a hosting node's connection details are refused; its accounts show the ones recorded", "node", node, "err", err)
@@ -288,6 +289,7 @@ func (j *Job) newConnection(node string, c *pb.HostingConnection) *api.NodeHosti
 	if conn == nil {
 		return nil
 	}
+	conn = fsm.HostingConnectionAt(conn, level)
 	var have *api.NodeHostingConnection
 	_ = j.d.State.Read(func(r store.ReadTx) error {
 		if n, err := r.AgentNode(node); err == nil {

@@ -87,10 +87,11 @@ func hostingViewOn(h store.HostingAccount, conn *api.NodeHostingConnection) api.
 // the account's domain; the node's sshd port, else 22; its MariaDB's TCP
 // port as it reported it: 0 when MariaDB takes no TCP connections
 // (skip_networking) or could not be asked yet, never a port nothing may
-// listen on (3306 only while the node reported nothing).
+// listen on (3306 only while the node reported nothing). db_network says
+// which a 0 is when the node knows (socket_only), else unknown.
 func hostingConnection(h store.HostingAccount, conn *api.NodeHostingConnection) api.HostingConnection {
 	out := api.HostingConnection{SFTPHost: h.Domain, SFTPPort: api.DefaultSFTPPort, SFTPUser: h.Username,
-		DBHost: "localhost", DBPort: api.DefaultDBPort, DBName: h.Username, DBUser: h.Username}
+		DBHost: "localhost", DBPort: api.DefaultDBPort, DBNetwork: api.DBNetworkUnknown, DBName: h.Username, DBUser: h.Username}
 	if conn == nil {
 		return out
 	}
@@ -101,6 +102,12 @@ func hostingConnection(h store.HostingAccount, conn *api.NodeHostingConnection) 
 		out.SFTPPort = conn.SFTPPort
 	}
 	out.DBPort = conn.DBPort
+	switch {
+	case conn.DBPort != 0:
+		out.DBNetwork = api.DBNetworkTCP
+	case conn.DBKnown:
+		out.DBNetwork = api.DBNetworkSocketOnly
+	}
 	return out
 }
 

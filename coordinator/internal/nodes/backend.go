@@ -186,6 +186,7 @@ func (b backend) Hello(ctx context.Context, nodeID, serial string, h *pb.Hello) 
 		if p.HostingConnection, err = HostingConnection(h.GetHostingConnection()); err != nil {
 			b.s.log.Warn("hello: the node's hosting connection details are refused; its accounts show the defaults", "node", nodeID, "err", err)
 		}
+		p.HostingConnection = fsm.HostingConnectionAt(p.HostingConnection, level)
 	} else {
 		// Not written below the level (a replica of the release before would
 		// not read it), so not compared either.
@@ -211,7 +212,7 @@ func HostingConnection(c *pb.HostingConnection) (*api.NodeHostingConnection, err
 	if c == nil {
 		return nil, nil
 	}
-	conn := &api.NodeHostingConnection{SFTPHost: c.SftpHost, SFTPPort: int(c.SftpPort), DBPort: int(c.DbPort)}
+	conn := &api.NodeHostingConnection{SFTPHost: c.SftpHost, SFTPPort: int(c.SftpPort), DBPort: int(c.DbPort), DBKnown: c.DbKnown}
 	if err := fsm.CheckNodeHostingConnection(*conn); err != nil {
 		return nil, err
 	}
