@@ -1,8 +1,10 @@
 package fsm
 
 import (
+	"encoding/json"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/hlc"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 )
 
@@ -22,12 +24,19 @@ import (
 // created_at is that same time, so a delivery id, which sorts by its event's
 // created_at (webhook.DeliveryID), sorts by commit order to the
 // millisecond too.
+//
+// One exception, as the coordinators' clock (hlc.MaxAhead) makes: a last
+// event's time more than hlc.MaxAhead past the command's is a wrong clock's
+// (an entry stamped while a coordinator's clock was a year ahead), not
+// another coordinator's skew; held to it, every later event would carry that
+// future time. The command's own time is then taken, and recorded as the
+// last event's: the ids after such a time sort before it, once.
 const LevelEventOrder = 12
 
 // eventTime is the time of the events this command emits: its own time
 // below LevelEventOrder; from it, its own time or the last event's, when
-// later (the same for every event of the command: their ids then differ in
-// their sequence alone).
+// later by at most hlc.MaxAhead (the same for every event of the command:
+// their ids then differ in their sequence alone).
 func (c *applyCtx) eventTime() time.Time {
 	if c.level() < LevelEventOrder {
 		return c.at
@@ -35,7 +44,7 @@ func (c *applyCtx) eventTime() time.Time {
 	if !c.evAtSet {
 		c.evAt, c.evAtSet = c.at, true
 		if last := store.EventAt(c.tx); last != 0 {
-			if lt := time.Unix(0, last).UTC(); c.evAt.Before(lt) {
+			if lt := time.Unix(0, last).UTC(); c.evAt.Before(lt) && lt.Sub(c.evAt) <= hlc.MaxAhead {
 				c.evAt = lt
 			}
 		}
@@ -53,14 +62,35 @@ func (c *applyCtx) eventIndex() uint64 {
 }
 
 // recordEventAt writes, once the command's events are in the outbox, the
-// time they carried as the last event's (store.EventAt) when it is later
-// than the one recorded. A time outside the years 1970 to 2261 (unix ns as
-// int64) is not recorded.
+// time they carried as the last event's (store.EventAt) when it differs
+// from the one recorded: later, or earlier when the one recorded was a
+// wrong clock's (eventTime did not hold to it). A time outside the years
+// 1970 to 2261 (unix ns as int64) is not recorded.
 func (c *applyCtx) recordEventAt() error {
 	if !c.evAtSet || len(c.events) == 0 {
 		return nil
 	}
-	return raiseEventAt(c, c.evAt)
+	if y := c.evAt.Year(); y < 1970 || y > 2261 {
+		return nil
+	}
+	if ns := c.evAt.UnixNano(); ns != store.EventAt(c.tx) {
+		return store.SetEventAt(c.tx, ns)
+	}
+	return nil
+}
+
+// newestOutboxAt is the created_at of the newest event in the outbox (the
+// zero time when it is empty or that event does not decode). An event
+// pruned from the outbox was delivered, and older than every one left.
+func newestOutboxAt(c *applyCtx) time.Time {
+	_, v := c.tx.Bucket(store.BucketOutbox).Cursor().Last()
+	var ev struct {
+		CreatedAt time.Time `json:"created_at"`
+	}
+	if v == nil || json.Unmarshal(v, &ev) != nil {
+		return time.Time{}
+	}
+	return ev.CreatedAt
 }
 
 // raiseEventAt records t as store.EventAt when it is later than the one

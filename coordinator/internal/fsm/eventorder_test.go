@@ -163,3 +163,51 @@ func TestEventIDsInCommitOrder(t *testing.T) {
 		t.Fatalf("level 11 recorded the last event's time (%d)", at)
 	}
 }
+
+// TestEventIDsAfterTheLevelRaise: an event of level 11 committed just
+// before the raise to 12 whose request started after the raise's command
+// was stamped (a later time than the raise's) still sorts before the first
+// events of level 12: the raise seeds the last event's time with the newest
+// outbox event's.
+func TestEventIDsAfterTheLevelRaise(t *testing.T) {
+	s := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
+	f := applied(t, filepath.Join(t.TempDir(), "f.db"),
+		logAt(t, 1, CmdAccountCreate, s(0), AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
+		logAt(t, 2, CmdClusterLevel, s(0), ClusterLevel{Level: LevelEventOrder - 1}),
+		creditAt(t, 3, s(30)),
+		logAt(t, 4, CmdClusterLevel, s(20), ClusterLevel{Level: LevelEventOrder}),
+		creditAt(t, 5, s(21)),
+	)
+	evs := outboxOf(t, f)
+	if len(evs) != 2 || evs[1].id <= evs[0].id {
+		t.Fatalf("events %+v: the first event of level 12 does not sort after the last of level 11", evs)
+	}
+}
+
+// TestWrongClockDoesNotHoldLaterEvents (review56): one command stamped by a
+// coordinator whose wall clock was a year ahead (past hlc.MaxAhead: a wrong
+// clock, not another coordinator's skew, which the coordinators' clocks
+// leave out too) does not hold every later event's created_at (and id) a
+// year in the future: the later ones take their own times again, and sort
+// among themselves in commit order.
+func TestWrongClockDoesNotHoldLaterEvents(t *testing.T) {
+	f := applied(t, filepath.Join(t.TempDir(), "f.db"),
+		logAt(t, 1, CmdAccountCreate, t0, AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
+		logAt(t, 2, CmdClusterLevel, t0, ClusterLevel{Level: LevelEventOrder}),
+		creditAt(t, 3, t0.Add(365*24*time.Hour)), // a coordinator's wall clock a year ahead
+		creditAt(t, 4, t0.Add(2*time.Second)),    // its clock set right
+		creditAt(t, 5, t0.Add(time.Second)),      // a request that raced entry 4's
+	)
+	evs := outboxOf(t, f)
+	if len(evs) != 3 {
+		t.Fatalf("%d events, want 3", len(evs))
+	}
+	for i, ev := range evs[1:] {
+		if ev.at.Sub(t0) > 24*time.Hour {
+			t.Errorf("event %d has created_at %s: held a year ahead by one wrong clock's event", i+1, ev.at)
+		}
+	}
+	if want := t0.Add(2 * time.Second); !evs[2].at.Equal(want) || evs[2].id <= evs[1].id {
+		t.Fatalf("after the wrong clock: %+v, want the last event at %s, after the one before", evs[1:], want)
+	}
+}
