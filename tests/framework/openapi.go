@@ -132,6 +132,18 @@ func (v *ValidatingTransport) Check(req *http.Request, body []byte, status int, 
 // operations whose retry with the same key is answered, not executed again
 // (README: every operation answered 201 or 202 but those that show a secret).
 func (a *API) HonoursIdempotencyKey(method, path string) bool {
+	return a.declares(method, path, openapi3.ParameterInHeader, "Idempotency-Key")
+}
+
+// TakesQuery reports whether the operation method path (a /v1 path, as
+// sent) documents the query parameter name in openapi.json.
+func (a *API) TakesQuery(method, path, name string) bool {
+	return a.declares(method, path, openapi3.ParameterInQuery, name)
+}
+
+// declares reports whether the operation method path (a /v1 path, as sent)
+// documents the parameter name in in (header names compared canonically).
+func (a *API) declares(method, path, in, name string) bool {
 	req, err := http.NewRequest(method, a.Base+path, nil)
 	if err != nil {
 		return false
@@ -141,7 +153,10 @@ func (a *API) HonoursIdempotencyKey(method, path string) bool {
 		return false
 	}
 	for _, p := range slices.Concat(route.PathItem.Parameters, route.Operation.Parameters) {
-		if p.Value != nil && p.Value.In == openapi3.ParameterInHeader && http.CanonicalHeaderKey(p.Value.Name) == "Idempotency-Key" {
+		if p.Value == nil || p.Value.In != in {
+			continue
+		}
+		if p.Value.Name == name || in == openapi3.ParameterInHeader && http.CanonicalHeaderKey(p.Value.Name) == http.CanonicalHeaderKey(name) {
 			return true
 		}
 	}
