@@ -79,18 +79,26 @@ func (c *applyCtx) recordEventAt() error {
 	return nil
 }
 
-// newestOutboxAt is the created_at of the newest event in the outbox (the
-// zero time when it is empty or that event does not decode). An event
-// pruned from the outbox was delivered, and older than every one left.
-func newestOutboxAt(c *applyCtx) time.Time {
-	_, v := c.tx.Bucket(store.BucketOutbox).Cursor().Last()
+// latestOutboxAt is the latest created_at of the events in the outbox no
+// more than hlc.MaxAhead past at (the zero time when there is none; an
+// entry that does not decode is passed over). Every entry is read: below
+// LevelEventOrder the last entry by key (the last committed) need not carry
+// the latest time, as two racing requests commit the later-stamped one
+// first. Read once, at the raise to LevelEventOrder; an event pruned from
+// the outbox was delivered already.
+func latestOutboxAt(c *applyCtx, at time.Time) time.Time {
+	var latest time.Time
 	var ev struct {
 		CreatedAt time.Time `json:"created_at"`
 	}
-	if v == nil || json.Unmarshal(v, &ev) != nil {
-		return time.Time{}
-	}
-	return ev.CreatedAt
+	_ = c.tx.Bucket(store.BucketOutbox).ForEach(func(_, v []byte) error {
+		ev.CreatedAt = time.Time{}
+		if json.Unmarshal(v, &ev) == nil && ev.CreatedAt.After(latest) && ev.CreatedAt.Sub(at) <= hlc.MaxAhead {
+			latest = ev.CreatedAt
+		}
+		return nil
+	})
+	return latest
 }
 
 // raiseEventAt records t as store.EventAt when it is later than the one

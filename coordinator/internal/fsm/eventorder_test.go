@@ -167,8 +167,9 @@ func TestEventIDsInCommitOrder(t *testing.T) {
 // TestEventIDsAfterTheLevelRaise: an event of level 11 committed just
 // before the raise to 12 whose request started after the raise's command
 // was stamped (a later time than the raise's) still sorts before the first
-// events of level 12: the raise seeds the last event's time with the newest
-// outbox event's.
+// events of level 12, also when it is not the last committed (level 11's
+// ids race): the raise seeds the last event's time with the latest time of
+// the outbox's events.
 func TestEventIDsAfterTheLevelRaise(t *testing.T) {
 	s := func(n int) time.Time { return t0.Add(time.Duration(n) * time.Second) }
 	f := applied(t, filepath.Join(t.TempDir(), "f.db"),
@@ -181,6 +182,26 @@ func TestEventIDsAfterTheLevelRaise(t *testing.T) {
 	evs := outboxOf(t, f)
 	if len(evs) != 2 || evs[1].id <= evs[0].id {
 		t.Fatalf("events %+v: the first event of level 12 does not sort after the last of level 11", evs)
+	}
+
+	// review56: the last event committed at level 11 need not be the
+	// latest: entry 3 (stamped 30 s) commits before entry 4 (10 s).
+	g := applied(t, filepath.Join(t.TempDir(), "g.db"),
+		logAt(t, 1, CmdAccountCreate, s(0), AccountCreate{ID: "acc_1", Email: "a@x.io", Name: "a", Country: "TR"}),
+		logAt(t, 2, CmdClusterLevel, s(0), ClusterLevel{Level: LevelEventOrder - 1}),
+		creditAt(t, 3, s(30)),
+		creditAt(t, 4, s(10)),
+		logAt(t, 5, CmdClusterLevel, s(20), ClusterLevel{Level: LevelEventOrder}),
+		creditAt(t, 6, s(21)),
+	)
+	evs = outboxOf(t, g)
+	if len(evs) != 3 {
+		t.Fatalf("%d events, want 3", len(evs))
+	}
+	for _, old := range evs[:2] {
+		if evs[2].id <= old.id {
+			t.Errorf("the first level-12 event %s (created_at %s) sorts before the level-11 event %s (created_at %s)", evs[2].id, evs[2].at, old.id, old.at)
+		}
 	}
 }
 

@@ -3,7 +3,6 @@ package fsm
 import (
 	"fmt"
 
-	"github.com/hostplane/hostplane/coordinator/internal/hlc"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 )
 
@@ -111,16 +110,15 @@ func applyClusterLevel(c *applyCtx, p ClusterLevel) (any, error) {
 	}
 	if have < LevelEventOrder && p.Level >= LevelEventOrder {
 		// The first events of the new level take no time before this
-		// command's nor the newest event's in the outbox (eventorder.go):
-		// an event of the old level committed before the raise may carry
-		// a later time than the raise's own (its request raced it); one
-		// pruned from the outbox was delivered already, and is no later
-		// than the ones left. The outbox at this index is the same on
-		// every replica. (A newest event further ahead than
-		// hlc.MaxAhead is a wrong clock's, and left out as eventTime
-		// leaves it.)
+		// command's nor the latest of the events in the outbox
+		// (eventorder.go): an event of the old level committed before
+		// the raise may carry a later time than the raise's own (its
+		// request raced it). An event pruned from the outbox was
+		// delivered already. The outbox at this index is the same on
+		// every replica. (An event further ahead than hlc.MaxAhead is
+		// a wrong clock's, and left out as eventTime leaves it.)
 		seed := c.at
-		if at := newestOutboxAt(c); at.After(seed) && at.Sub(seed) <= hlc.MaxAhead {
+		if at := latestOutboxAt(c, c.at); at.After(seed) {
 			seed = at
 		}
 		if err := raiseEventAt(c, seed); err != nil {
