@@ -25,17 +25,8 @@ import (
 // are answered within the same bound.
 func TestProbe11WritesAtFollowersWhileTheLeaderIsPaused(t *testing.T) {
 	r := newLightRig(t)
-	ld, err := r.c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	followers := []int{(ld + 1) % 3, (ld + 2) % 3}
 	// Each follower's channel to the leader is open (a write forwarded).
-	for _, f := range followers {
-		if rep := r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "warm", Message: "up"}); rep.Status != 201 {
-			t.Fatalf("a ticket through coordinator %d: %s", f, rep)
-		}
-	}
+	ld, followers := r.pausable()
 
 	const bound = 8 * time.Second // an election (~1 s here) and slack for a loaded machine
 	type sent struct {

@@ -33,18 +33,9 @@ import (
 // connected apps, catalogue, quotes, actions, custom domains, PTRs…).
 func TestProbe56EveryOperationAtAFollowerWhileTheLeaderIsPaused(t *testing.T) {
 	r := newLightRig(t)
-	ld, err := r.c.LeaderIndex(20 * time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	followers := []int{(ld + 1) % 3, (ld + 2) % 3}
+	ld, followers := r.pausable()
 	tk := r.ticket(followers[0], r.keyA, "probe56 pause")
 	wh := r.hook(r.keyA, newReceiver(t).URL, "ticket.created")
-	for _, f := range followers { // each follower's channel to the leader is open
-		if rep := r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "warm", Message: "up"}); rep.Status != 201 {
-			t.Fatalf("a ticket through coordinator %d: %s", f, rep)
-		}
-	}
 	type call struct {
 		f            int
 		method, path string
@@ -139,6 +130,22 @@ func TestProbe56EveryOperationAtAFollowerWhileTheLeaderIsPaused(t *testing.T) {
 	if counts[http.StatusServiceUnavailable] == 0 {
 		t.Errorf("no 503 among %d calls at the followers in the first seconds of the pause: the leader was not paused as the test means", len(calls))
 	}
+}
+
+// pausable is the index of the leader (known within 20 s) and of its two
+// followers, each follower's channel to the leader open (a ticket of A's
+// written through it): for a test that pauses the leader and calls the
+// followers.
+func (r *rig) pausable() (ld int, followers []int) {
+	r.t.Helper()
+	ld, f := r.leaderAndFollower()
+	followers = []int{f, (ld + 2) % r.c.Len()}
+	for _, f := range followers {
+		if rep := r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: "warm", Message: "up"}); rep.Status != 201 {
+			r.t.Fatalf("a ticket through coordinator %d: %s", f, rep)
+		}
+	}
+	return ld, followers
 }
 
 var snakeCodeRE = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
