@@ -205,22 +205,7 @@ func wantRestored(t *testing.T, n *Node) {
 // from the snapshot store's listing for FSM.PrepareStart.
 func TestRestartOverASnapshotSkipsItsCopy(t *testing.T) {
 	dir, addr := t.TempDir(), freeAddr(t)
-	n, err := openAt(dir, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitLeads(t, n)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	for range 3 {
-		env, err := fsm.NewEnvelope(fsm.CmdNodeRegister, time.Now(), fsm.NodeRegister{ID: "snap", APIAddr: "127.0.0.1:1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := n.Apply(ctx, env); err != nil {
-			t.Fatal(err)
-		}
-	}
+	n := openRegistered(t, dir, addr, "snap", 3)
 	if err := n.Raft.Snapshot().Error(); err != nil {
 		t.Fatal(err)
 	}

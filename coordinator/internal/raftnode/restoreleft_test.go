@@ -8,12 +8,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // A coordinator that ended during a `cluster restore` (killed between
@@ -24,20 +24,7 @@ import (
 // a file of any other name stays. Before, every one of them stayed.
 func TestStartRemovesAnInterruptedRestoresFiles(t *testing.T) {
 	dir, addr := t.TempDir(), freeAddr(t)
-	n, err := openAt(dir, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitLeads(t, n)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	env, err := fsm.NewEnvelope(fsm.CmdNodeRegister, time.Now(), fsm.NodeRegister{ID: "kept", APIAddr: "127.0.0.1:1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := n.Apply(ctx, env); err != nil {
-		t.Fatal(err)
-	}
+	n := openRegistered(t, dir, addr, "kept", 1)
 	var backup bytes.Buffer
 	if err := n.FSM.Backup(&backup); err != nil {
 		t.Fatal(err)
@@ -78,7 +65,7 @@ func TestStartRemovesAnInterruptedRestoresFiles(t *testing.T) {
 		}
 		sizes[path] = st.Size()
 	}
-	var logs syncBuffer
+	var logs framework.SyncBuilder
 	n, err = Open(Config{ID: "idle", Dir: dir, BindAddr: addr, Bootstrap: true,
 		HeartbeatTimeout: 200 * time.Millisecond, ElectionTimeout: 200 * time.Millisecond, LeaderLeaseTimeout: 100 * time.Millisecond,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil))})
@@ -110,20 +97,25 @@ func TestStartRemovesAnInterruptedRestoresFiles(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer a logger writes to from several goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+// openRegistered opens the one-member node of dir on addr (openAt), waits
+// for it to lead, and commits times registrations of coordinator id.
+func openRegistered(t *testing.T, dir, addr, id string, times int) *Node {
+	t.Helper()
+	n, err := openAt(dir, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLeads(t, n)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for range times {
+		env, err := fsm.NewEnvelope(fsm.CmdNodeRegister, time.Now(), fsm.NodeRegister{ID: id, APIAddr: "127.0.0.1:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := n.Apply(ctx, env); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return n
 }
