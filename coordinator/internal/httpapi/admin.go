@@ -693,7 +693,7 @@ func validHostPort(field, addr string) error {
 		return bad
 	}
 	ip, err := netip.ParseAddr(host)
-	if err != nil && validate.Hostname(strings.ToLower(host)) != nil {
+	if err != nil && validate.Hostname(validate.LowerASCII(host)) != nil {
 		return bad
 	}
 	// An IPv6 zone is an interface name (netip takes any text there).

@@ -76,8 +76,12 @@ func DecodeAdminServerCreate(body []byte) (api.AdminServerCreateRequest, api.Ser
 		if err := checkLabel(req.Label, 0); err != nil {
 			return err
 		}
-		if req.Hostname != "" && validate.Hostname(req.Hostname) != nil {
-			return invalidField("hostname", "must be a lower-case DNS name")
+		if req.Hostname != "" {
+			h, err := validate.HostnameInput(req.Hostname)
+			if err != nil {
+				return invalidField("hostname", "%s", validate.Reason(err))
+			}
+			req.Hostname = h
 		}
 		if err := sshKeys(req.SSHKeys); err != nil {
 			return err

@@ -23,7 +23,9 @@ import (
 // dots are a 400 naming the field, with nothing charged or stored. Before,
 // a domain to buy with a trailing dot, a PTR host name in capitals, and a
 // hosting or custom domain in either form were 400s, while a nameserver
-// took both.
+// took both. A hostile name (hostileHostNames: a Unicode capital that
+// lower-cases into ASCII, two trailing dots, spaces) is a 400 naming the
+// field in every one of them.
 func TestHostNameInputRule(t *testing.T) {
 	t.Run("registered domains", func(t *testing.T) {
 		s, reg := domainAPI(t)
@@ -41,7 +43,16 @@ func TestHostNameInputRule(t *testing.T) {
 		}
 
 		// Two trailing dots, or only a dot, name the field; nothing charged.
-		for _, c := range []struct{ method, path, body, field string }{
+		type refusal struct{ method, path, body, field string }
+		hostile := []refusal{}
+		for _, h := range hostileHostNames {
+			hostile = append(hostile,
+				refusal{"POST", "/v1/domains/quote", order(h), "name"},
+				refusal{"POST", "/v1/domains", order(h), "name"},
+				refusal{"POST", "/v1/domains", order("ada.test", "ns1.example.net", h), "nameservers[1]"},
+				refusal{"POST", "/v1/domains/transfer", transfer(h), "name"})
+		}
+		for _, c := range append(hostile, []refusal{
 			{"GET", "/v1/domains/check?name=ada.test..", "", "name"},
 			{"GET", "/v1/domains/check?name=.", "", "name"},
 			{"POST", "/v1/domains/quote", order("Ada.TEST.."), "name"},
@@ -52,7 +63,7 @@ func TestHostNameInputRule(t *testing.T) {
 			// One name in two spellings is one nameserver.
 			{"POST", "/v1/domains", order("ada.test", "ns1.example.net", "NS1.Example.NET."), "nameservers[1]"},
 			{"POST", "/v1/domains/transfer", transfer("moved.test.."), "name"},
-		} {
+		}...) {
 			r := s.call(key, c.method, c.path, c.body)
 			if r.status != http.StatusBadRequest || !strings.Contains(r.msg(), `"`+c.field+`"`) {
 				t.Errorf("%s %s %.80s: %d %s, want 400 naming %s", c.method, c.path, c.body, r.status, r.body, c.field)
@@ -86,8 +97,10 @@ func TestHostNameInputRule(t *testing.T) {
 			}
 		}
 		// PATCH nameservers: the same rule.
-		if r := s.call(key, "PATCH", "/v1/domains/"+id, `{"nameservers":["ns1.other.net..","ns2.other.net"]}`); r.status != 400 || !strings.Contains(r.msg(), `"nameservers[0]"`) {
-			t.Errorf("PATCH with two trailing dots: %d %s", r.status, r.body)
+		for _, h := range append(hostileHostNames, "ns1.other.net..") {
+			if r := s.call(key, "PATCH", "/v1/domains/"+id, `{"nameservers":["`+h+`","ns2.other.net"]}`); r.status != 400 || !strings.Contains(r.msg(), `"nameservers[0]"`) {
+				t.Errorf("PATCH with nameserver %q: %d %s", h, r.status, r.body)
+			}
 		}
 		r = s.call(key, "PATCH", "/v1/domains/"+id, `{"nameservers":["NS1.Other.Net.","ns2.OTHER.net"]}`)
 		if r.status != 200 || fmt.Sprint(r.m["nameservers"]) != "[ns1.other.net ns2.other.net]" {
@@ -106,7 +119,7 @@ func TestHostNameInputRule(t *testing.T) {
 	t.Run("PTR", func(t *testing.T) {
 		s, _, key, id := newServerOwner(t)
 		ptr := "/v1/servers/" + id + "/ips/203.0.113.7/ptr"
-		for _, h := range []string{"mail.example.com..", "Mail.Example.com..", "."} {
+		for _, h := range append([]string{"mail.example.com..", "Mail.Example.com.."}, hostileHostNames...) {
 			if r := s.call(key, "PUT", ptr, `{"hostname":"`+h+`"}`); r.status != 400 || !strings.Contains(r.msg(), `"hostname"`) {
 				t.Errorf("PUT %s: %d %s, want 400 naming hostname", h, r.status, r.body)
 			}
@@ -147,13 +160,18 @@ func TestHostNameInputRule(t *testing.T) {
 			return `{"plan_slug":"web-1","domain":"` + domain + `","username":"shopx"}`
 		}
 
-		for _, c := range []struct{ method, path, body string }{
+		type refusal struct{ method, path, body string }
+		var hostile []refusal
+		for _, h := range hostileHostNames {
+			hostile = append(hostile, refusal{"POST", "/v1/hosting/quote", hosting(h)}, refusal{"POST", "/v1/hosting", hosting(h)}, refusal{"PUT", base, `{"domain":"` + h + `"}`})
+		}
+		for _, c := range append(hostile, []refusal{
 			{"POST", "/v1/hosting/quote", hosting("shop.example.test..")},
 			{"POST", "/v1/hosting", hosting("Shop.example.test..")},
 			{"POST", "/v1/hosting", hosting(".")},
 			{"PUT", base, `{"domain":"shop.example.test.."}`},
 			{"PUT", base, `{"domain":"."}`},
-		} {
+		}...) {
 			if r := s.call(key, c.method, c.path, c.body); r.status != 400 || !strings.Contains(r.msg(), `"domain"`) {
 				t.Errorf("%s %s %s: %d %s, want 400 naming domain", c.method, c.path, c.body, r.status, r.body)
 			}

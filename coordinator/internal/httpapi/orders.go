@@ -86,9 +86,11 @@ func DecodeServerOrder(body []byte) (api.ServerOrderRequest, error) {
 	if req.Hostname == "" {
 		return req, invalidField("hostname", "is required")
 	}
-	if validate.Hostname(req.Hostname) != nil {
-		return req, invalidField("hostname", "must be a lower-case DNS name")
+	h, err := validate.HostnameInput(req.Hostname) // capitals and one trailing dot folded, the canonical form ordered
+	if err != nil {
+		return req, invalidField("hostname", "%s", validate.Reason(err))
 	}
+	req.Hostname = h
 	if req.OSTemplate == "" {
 		return req, invalidField("os_template", "is required")
 	}

@@ -10,13 +10,14 @@ import (
 )
 
 // ReservedDomain is the canonical form of a reserved domain as an operator
-// writes it (--reserved-domains) or a node reports its hostname: lower
-// case, without a trailing dot, in its ASCII (punycode) form, the form
-// validate.HostingDomain gives a customer's domain. A name that is not a
-// domain of at least two labels is an error.
+// writes it (--reserved-domains) or a node reports its hostname: the host
+// name rule of a customer's domain (validate.DomainInput: ASCII capitals
+// and one trailing dot folded, lower case, in its ASCII (punycode) form),
+// so a reserved name and a customer's name are compared in one form. A
+// name that is not a domain of at least two labels is an error, as is a
+// non-ASCII capital (U+212A KELVIN SIGN is not "k") or a space.
 func ReservedDomain(s string) (string, error) {
-	s = strings.TrimSuffix(strings.ToLower(strings.TrimSpace(s)), ".")
-	return validate.Domain(s)
+	return validate.DomainInput(s)
 }
 
 // reservedBy is the reserved name that domain (canonical, as
