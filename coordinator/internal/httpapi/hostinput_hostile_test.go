@@ -18,6 +18,20 @@ import (
 // spaces (around the name and inside it).
 var hostileHostNames = []string{`\u212aweb.example.com`, `web1.example.com..`, ` web1.example.com`, `web1.example.com `, `web1 .example.com`, `.`}
 
+// orderingAPI is newSrvAPIWith (node n1) where servers can be ordered: the
+// node hv-secret-node live with the KVM role and capacity, and a VPS product
+// slug (1 vCPU, 256 MB, 1 GB; 12 USD a month).
+func orderingAPI(tb testing.TB, slug string, capacity api.AgentNodeCapacity) *srvAPI {
+	tb.Helper()
+	s := newSrvAPIWith(tb, Config{NodeID: "n1"})
+	s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{Nodes: NodeDeps{Live: func(string) (time.Time, bool) { return time.Now(), true }}})
+	s.apply(fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-secret-node", CertSerial: "s1", Roles: []string{api.RoleKVM}, ProtocolVersion: 103,
+		Capacity: capacity})
+	s.apply(fsm.CmdProductPut, fsm.ProductPut{Slug: slug, Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "B",
+		RetailMonthlyUsdCents: 1200, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}})
+	return s
+}
+
 // TestServerHostnameInputRule: a server order's hostname follows the host
 // name rule of every other host name a customer gives (validate.HostnameInput):
 // `Web1.Example.com.` is ordered as web1.example.com, stored and answered so,
@@ -27,12 +41,7 @@ var hostileHostNames = []string{`\u212aweb.example.com`, `web1.example.com..`, `
 // name or a domain took them. The operator's POST /admin/servers follows the
 // same rule for its optional hostname.
 func TestServerHostnameInputRule(t *testing.T) {
-	s := newSrvAPIWith(t, Config{NodeID: "n1"})
-	s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{Nodes: NodeDeps{Live: func(string) (time.Time, bool) { return time.Now(), true }}})
-	s.apply(fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-secret-node", CertSerial: "s1", Roles: []string{api.RoleKVM}, ProtocolVersion: 103,
-		Capacity: api.AgentNodeCapacity{VCPUs: 64, MemoryBytes: 1 << 40, DiskBytes: 1 << 44}})
-	s.apply(fsm.CmdProductPut, fsm.ProductPut{Slug: "vps-h", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "H",
-		RetailMonthlyUsdCents: 1200, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}})
+	s := orderingAPI(t, "vps-h", api.AgentNodeCapacity{VCPUs: 64, MemoryBytes: 1 << 40, DiskBytes: 1 << 44})
 	acc, key := s.account(api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeBillingRead)
 	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_host", AccountID: acc, AmountUsdCents: 10_000})
 	order := func(hostname string) string {

@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"net/http"
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/internal/proccpu"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -18,12 +16,7 @@ import (
 // nothing is committed. cpu-µs/op is the process's CPU time per order (the
 // collector's work included; steadier than ns/op on a loaded machine).
 func BenchmarkServerOrderPlace(b *testing.B) {
-	s := newSrvAPIWith(b, Config{NodeID: "n1"})
-	s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{Nodes: NodeDeps{Live: func(string) (time.Time, bool) { return time.Now(), true }}})
-	s.apply(fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-secret-node", CertSerial: "s1", Roles: []string{api.RoleKVM}, ProtocolVersion: 103,
-		Capacity: api.AgentNodeCapacity{VCPUs: 64, MemoryBytes: 64 << 30, DiskBytes: 1 << 40}})
-	s.apply(fsm.CmdProductPut, fsm.ProductPut{Slug: "vps-b", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "B",
-		RetailMonthlyUsdCents: 1200, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}})
+	s := orderingAPI(b, "vps-b", api.AgentNodeCapacity{VCPUs: 64, MemoryBytes: 64 << 30, DiskBytes: 1 << 40})
 	acc, _ := s.account(api.ScopeOrdersWrite)
 	req := api.ServerOrderRequest{PlanSlug: "vps-b", Label: "bench", Hostname: "bench.example.com", OSTemplate: "debian-12"}
 	b.ReportAllocs()

@@ -50,12 +50,7 @@ func BenchmarkHandlerOrderVsTicket(b *testing.B) {
 // benchOrderVsTicket is BenchmarkHandlerOrderVsTicket's work: orders
 // (orders), tickets (tickets) or both, each reporting its own figures.
 func benchOrderVsTicket(b *testing.B, orders, tickets bool) {
-	s := newSrvAPIWith(b, Config{NodeID: "n1"})
-	s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{Nodes: NodeDeps{Live: func(string) (time.Time, bool) { return time.Now(), true }}})
-	s.apply(fsm.CmdNodeHello, fsm.NodeHello{NodeID: "hv-secret-node", CertSerial: "s1", Roles: []string{api.RoleKVM}, ProtocolVersion: 103,
-		Capacity: api.AgentNodeCapacity{VCPUs: 1 << 20, MemoryBytes: 1 << 50, DiskBytes: 1 << 60}})
-	s.apply(fsm.CmdProductPut, fsm.ProductPut{Slug: "vps-b", Create: true, Product: api.ProductRequest{Category: api.ProductVPS, NameEn: "B",
-		RetailMonthlyUsdCents: 1200, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 256, DiskGB: 1}}})
+	s := orderingAPI(b, "vps-b", api.AgentNodeCapacity{VCPUs: 1 << 20, MemoryBytes: 1 << 50, DiskBytes: 1 << 60})
 	acc := s.newAccount()
 	_, key := s.addKey(acc, fsm.KeyCreate{Scopes: []string{api.ScopeOrdersWrite, api.ScopeTicketsWrite}, RateLimitPerMin: 1 << 30})
 	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_bench", AccountID: acc, AmountUsdCents: 1_000_000_000_000})
