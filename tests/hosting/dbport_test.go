@@ -22,9 +22,10 @@ import (
 //     keep the port MariaDB last answered (an outage takes nothing back).
 //   - The agent restarted while MariaDB is stopped: it connects without
 //     waiting on MariaDB, serves the site and reports usage; db_port is 0
-//     (not known) until MariaDB answers, and its port is filled in by the
-//     next usage report once it does.
-//   - MariaDB with skip_networking: db_port 0, nothing listens on the old
+//     and db_network unknown until MariaDB answers, and its port is filled
+//     in by the next usage report once it does.
+//   - MariaDB with skip_networking: db_port 0 and db_network socket_only
+//     (the customer can tell it from unknown), nothing listens on the old
 //     port, and the page reaches the database with db_host (localhost,
 //     the socket).
 func TestDBPortFollowsTheNodesMariaDB(t *testing.T) {
@@ -52,8 +53,10 @@ func TestDBPortFollowsTheNodesMariaDB(t *testing.T) {
 			return get(), nil
 		}, ok)
 	}
-	dbPort := func(p int) func(api.HostingAccount) bool {
-		return func(h api.HostingAccount) bool { return h.Connection.DBPort == p }
+	// dbPort: db_port p, and db_network network (which a 0 is: no TCP,
+	// socket_only, or not known).
+	dbPort := func(p int, network string) func(api.HostingAccount) bool {
+		return func(h api.HostingAccount) bool { return h.Connection.DBPort == p && h.Connection.DBNetwork == network }
 	}
 	// upload puts a file of n KiB over SFTP and waits until a usage report
 	// counted it: a report made after the upload has been written.
@@ -89,29 +92,29 @@ func TestDBPortFollowsTheNodesMariaDB(t *testing.T) {
 		}
 	}
 
-	waitFor("db_port is the node's MariaDB's", dbPort(w.env.DBPort))
+	waitFor("db_port is the node's MariaDB's", dbPort(w.env.DBPort, api.DBNetworkTCP))
 	page("MariaDB on TCP", "OK:"+user, "OK:"+user)
 
 	w.env.StopMariaDB(t)
 	upload("MariaDB stopped", 64)
-	if h := get(); h.Connection.DBPort != w.env.DBPort {
-		t.Fatalf("a usage report during MariaDB's outage took back its port: db_port %d, want %d", h.Connection.DBPort, w.env.DBPort)
+	if h := get(); h.Connection.DBPort != w.env.DBPort || h.Connection.DBNetwork != api.DBNetworkTCP {
+		t.Fatalf("a usage report during MariaDB's outage took back its port: db_port %d (%s), want %d (tcp)", h.Connection.DBPort, h.Connection.DBNetwork, w.env.DBPort)
 	}
 
 	w.agent.Stop()
 	w.agent.Start("")
-	waitFor("the agent restarted while MariaDB is stopped: db_port 0 (not known)", dbPort(0))
+	waitFor("the agent restarted while MariaDB is stopped: db_port 0, db_network unknown", dbPort(0, api.DBNetworkUnknown))
 	if code, _ := hostenv.Get(t, w.env.HTTPAddr, domain, "/"); code != 500 && code != 200 {
 		t.Fatalf("the site while MariaDB is stopped: %d, want the page served (its database calls failing)", code)
 	}
 	upload("the agent restarted while MariaDB is stopped", 128)
 
 	w.env.StartMariaDB(t)
-	waitFor("MariaDB back: db_port filled in by a usage report", dbPort(w.env.DBPort))
+	waitFor("MariaDB back: db_port filled in by a usage report", dbPort(w.env.DBPort, api.DBNetworkTCP))
 
 	w.env.StopMariaDB(t)
 	w.env.StartMariaDB(t, "--skip-networking")
-	waitFor("MariaDB with skip_networking: db_port 0", dbPort(0))
+	waitFor("MariaDB with skip_networking: db_port 0, db_network socket_only", dbPort(0, api.DBNetworkSocketOnly))
 	if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(w.env.DBPort))); err == nil {
 		c.Close()
 		t.Fatalf("something listens on MariaDB's old port %d", w.env.DBPort)
