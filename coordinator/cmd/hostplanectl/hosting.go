@@ -38,8 +38,11 @@ func newHostingCmd(g *globals) *cobra.Command {
 		printf("SFTP:     %s@%s (port %d), password (shown only this once): %s\n",
 			out.Hosting.Connection.SFTPUser, out.Hosting.Connection.SFTPHost, out.Hosting.Connection.SFTPPort, out.SFTPPassword)
 		port := "no TCP port: its socket only"
-		if p := out.Hosting.Connection.DBPort; p != 0 {
-			port = fmt.Sprintf("TCP port %d", p)
+		switch conn := out.Hosting.Connection; {
+		case conn.DBPort != 0:
+			port = fmt.Sprintf("TCP port %d", conn.DBPort)
+		case conn.DBNetwork == api.DBNetworkUnknown:
+			port = "TCP port not known yet (the node has not reported it): its socket always works"
 		}
 		printf("database: %s, user %s on %s (%s), password (shown only this once): %s\n",
 			out.Hosting.Connection.DBName, out.Hosting.Connection.DBUser, out.Hosting.Connection.DBHost, port, out.DBPassword)

@@ -138,7 +138,13 @@ func writeHostingConnection(w io.Writer, c *api.NodeHostingConnection) {
 	}
 	fprintf(w, "sftp:          %s, port %d\n", host, port)
 	if c.DBPort == 0 {
-		fprintf(w, "mariadb port:  none (MariaDB takes no TCP connections, or the agent could not ask it yet): accounts reach it through its socket only\n")
+		if c.DBKnown {
+			fprintf(w, "mariadb port:  none (MariaDB takes no TCP connections): accounts reach it through its socket only\n")
+		} else {
+			// An agent of an older release, the cluster below semantics
+			// level 12, or MariaDB not asked yet: 0 says nothing.
+			fprintf(w, "mariadb port:  none (MariaDB takes no TCP connections, or the agent could not ask it yet): accounts reach it through its socket only\n")
+		}
 		return
 	}
 	fprintf(w, "mariadb port:  %d\n", c.DBPort)

@@ -70,6 +70,10 @@ func TestNodeShowHostingConnection(t *testing.T) {
 	if !strings.Contains(out, "sftp:          each account's domain") || !strings.Contains(out, "mariadb port:  none (MariaDB takes no TCP connections") {
 		t.Fatalf("node show without a public host name or a MariaDB port: %q", out)
 	}
+	n.HostingConnection = &api.NodeHostingConnection{SFTPPort: 22, DBKnown: true}
+	if out := show(n); !strings.Contains(out, "mariadb port:  none (MariaDB takes no TCP connections): accounts") {
+		t.Fatalf("node show of a node whose MariaDB said it takes no TCP: %q", out)
+	}
 	n.HostingConnection = nil
 	if out := show(n); !strings.Contains(out, "sftp:          not reported") || !strings.Contains(out, "mariadb port:  not reported: accounts show 3306") {
 		t.Fatalf("node show of a node that reported nothing: %q", out)
