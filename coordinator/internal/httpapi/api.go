@@ -204,6 +204,11 @@ type Route struct {
 	// without spending, for SpendsMoney routes that have one.
 	Quote   string
 	handler handlerFunc
+	// replay, when set, makes an Idempotent route's replayed answer (the
+	// stored body) into what the first answer said where the stored body
+	// does not hold it (POST /v1/hosting: the account's connection
+	// details, hostingOrderReplay).
+	replay func(rq *request, stored any) any
 	// query is the sorted query parameter names the operation declares in
 	// /openapi.json; any other is refused (queryparams.go).
 	query []string
@@ -770,6 +775,9 @@ func (a *API) withIdempotency(rt Route, rq *request, key string) (int, any, erro
 			return 0, nil, fsm.ErrIdemMismatch
 		}
 		rq.w.Header().Set("Idempotent-Replayed", "true")
+		if rt.replay != nil {
+			return rec.Status, rt.replay(rq, json.RawMessage(rec.Body)), nil
+		}
 		return rec.Status, json.RawMessage(rec.Body), nil
 	}
 	a.inflightMu.Lock()

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"slices"
@@ -417,17 +418,48 @@ func (a *API) orderHosting(rq *request) (int, any, error) {
 	status, replay, out, err := proposeOrder[api.HostingOrder](a, rq, deps, fsm.CmdHostingOrder, create.Action.ID, func(o fsm.OrderCharge) any {
 		return fsm.HostingOrder{OrderCharge: o, Create: create}
 	}, prod.Slug, "hosting order")
-	if err != nil || replay != nil {
+	if err != nil {
 		// A node moved out of the order's location before the command
 		// applied is a NoCapacityError naming the node: scrubbed as for
 		// a server order.
-		return status, replay, a.scrubPlacement(rq, err)
+		return status, nil, a.scrubPlacement(rq, err)
+	}
+	if replay != nil {
+		return status, a.hostingOrderReplay(rq, replay), nil
 	}
 	out.Hosting = a.hostingView(store.HostingAccount{HostingAccount: out.Hosting, NodeID: create.Hosting.NodeID})
 	out.SFTPPassword, out.DBPassword = sftpPW, dbPW
 	a.log.Info("hosting ordered", "hosting", out.Hosting.ID, "account", rq.caller.accountID, "plan", prod.Slug,
 		"invoice", out.Invoice.Number, "amount_usd_cents", out.Invoice.TotalUsdCents, "action", create.Action.ID)
 	return status, out, nil
+}
+
+// hostingOrderReplay is a hosting order's answer replayed for its
+// Idempotency-Key: the command's stored answer (without the passwords) with
+// the account's connection details and disk allowance as the first answer
+// gave them (hostingView). The stored answer holds the record's own, empty
+// connection: replayed as it was, its sftp_host, ports and db_network were
+// empty or missing (review56). An answer that does not decode, or whose
+// account is gone, is replayed as it is.
+func (a *API) hostingOrderReplay(rq *request, replay any) any {
+	raw, ok := replay.(json.RawMessage)
+	if !ok {
+		return replay
+	}
+	var o api.HostingOrder
+	if json.Unmarshal(raw, &o) != nil || o.Hosting.ID == "" {
+		return replay
+	}
+	var rec store.HostingAccount
+	if err := a.state.Read(func(r store.ReadTx) (err error) {
+		rec, err = r.OwnedHostingAccount(rq.caller.accountID, o.Hosting.ID)
+		return err
+	}); err != nil {
+		return replay
+	}
+	rec.HostingAccount = o.Hosting
+	o.Hosting = a.hostingView(rec)
+	return o
 }
 
 // quoteHosting prices a hosting order body without ordering. A username or

@@ -30,7 +30,7 @@ func (a *API) orderRoutes() []Route {
 		{Method: "POST", Path: "/v1/servers", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/servers/quote", handler: a.orderServer},
 		// The price of the same body, without ordering (MCP shows it before the confirmation).
 		{Method: "POST", Path: "/v1/servers/quote", Scope: api.ScopeOrdersWrite, handler: a.quoteServer},
-		{Method: "POST", Path: "/v1/hosting", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/hosting/quote", handler: a.orderHosting},
+		{Method: "POST", Path: "/v1/hosting", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/hosting/quote", handler: a.orderHosting, replay: a.hostingOrderReplay},
 		{Method: "POST", Path: "/v1/hosting/quote", Scope: api.ScopeOrdersWrite, handler: a.quoteHosting},
 	}
 }

@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// A hosting order retried with its Idempotency-Key answers the
+// first answer (README/openapi: "A replay of the same Idempotency-Key and
+// body returns the first answer" for orders; the retry answers the same
+// account without the passwords). Its connection details are the account's
+// (sftp_host, ports, db_host, db_network), as the first answer said; the
+// replay answers the FSM's value instead, whose connection is the empty one
+// the record embeds (openapi: every connection field required, db_network
+// among them).
+func TestHostingOrderReplayKeepsTheConnection(t *testing.T) {
+	s := newSrvAPI(t)
+	s.apply(fsm.CmdProductPut, fsm.ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
+		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &api.HostingPlan{PHPWorkers: 3, PHPMemoryMiB: 96, MaxExecutionSeconds: 20, UploadMiB: 16, DiskMiB: 2048}}}})
+	acc, key := s.account(api.ScopeOrdersWrite, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeBillingRead)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 2500})
+	s.hostingAccount(acc, "ada", "ada.hosting.test") // the hosting node
+	s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{Nodes: NodeDeps{Live: func(string) (time.Time, bool) { return time.Now(), true }}})
+	d, err := s.a.serverDeps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := *d
+	deps.NodePHPVersions = func(string) ([]string, bool) { return []string{"8.2"}, true }
+	s.a.SetServerDeps(&deps)
+
+	body := `{"plan_slug":"web-1","domain":"web.example.test","username":"shopx"}`
+	conn := func(what string, r reply) api.HostingConnection {
+		t.Helper()
+		var o struct {
+			Hosting struct {
+				ID         string                `json:"id"`
+				Connection api.HostingConnection `json:"connection"`
+			} `json:"hosting"`
+		}
+		if r.status != http.StatusCreated || json.Unmarshal(r.body, &o) != nil || o.Hosting.ID == "" {
+			t.Fatalf("%s: %d %s", what, r.status, r.body)
+		}
+		return o.Hosting.Connection
+	}
+	first := conn("order", s.call(key, "POST", "/v1/hosting", body, "Idempotency-Key", "rv56-1"))
+	again := conn("its retry", s.call(key, "POST", "/v1/hosting", body, "Idempotency-Key", "rv56-1"))
+	if first.SFTPUser != "shopx" || first.DBNetwork == "" {
+		t.Fatalf("the order's connection %+v", first)
+	}
+	if again != first {
+		t.Errorf("the retry's connection %+v, want the order's %+v", again, first)
+	}
+}
