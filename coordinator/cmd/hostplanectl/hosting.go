@@ -39,10 +39,12 @@ func newHostingCmd(g *globals) *cobra.Command {
 			out.Hosting.Connection.SFTPUser, out.Hosting.Connection.SFTPHost, out.Hosting.Connection.SFTPPort, out.SFTPPassword)
 		port := "no TCP port: its socket only"
 		switch conn := out.Hosting.Connection; {
-		case conn.DBPort != 0:
-			port = fmt.Sprintf("TCP port %d", conn.DBPort)
+		case conn.DBNetwork == api.DBNetworkUnknown && conn.DBPort != 0:
+			port = fmt.Sprintf("TCP port %d, the default: the node has not reported its own yet", conn.DBPort)
 		case conn.DBNetwork == api.DBNetworkUnknown:
 			port = "TCP port not known yet (the node has not reported it): its socket always works"
+		case conn.DBPort != 0:
+			port = fmt.Sprintf("TCP port %d", conn.DBPort)
 		}
 		printf("database: %s, user %s on %s (%s), password (shown only this once): %s\n",
 			out.Hosting.Connection.DBName, out.Hosting.Connection.DBUser, out.Hosting.Connection.DBHost, port, out.DBPassword)
