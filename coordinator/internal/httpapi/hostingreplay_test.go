@@ -17,22 +17,9 @@ import (
 // (sftp_host, ports, db_host, db_network), as the first answer said; the
 // replay answers the FSM's value instead, whose connection is the empty one
 // the record embeds (openapi: every connection field required, db_network
-// among them).
+// among them). review56's repro; it failed before 3e8a247.
 func TestHostingOrderReplayKeepsTheConnection(t *testing.T) {
-	s := newSrvAPI(t)
-	s.apply(fsm.CmdProductPut, fsm.ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
-		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &api.HostingPlan{PHPWorkers: 3, PHPMemoryMiB: 96, MaxExecutionSeconds: 20, UploadMiB: 16, DiskMiB: 2048}}}})
-	acc, key := s.account(api.ScopeOrdersWrite, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeBillingRead)
-	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 2500})
-	s.hostingAccount(acc, "ada", "ada.hosting.test") // the hosting node
-	s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{Nodes: NodeDeps{Live: func(string) (time.Time, bool) { return time.Now(), true }}})
-	d, err := s.a.serverDeps()
-	if err != nil {
-		t.Fatal(err)
-	}
-	deps := *d
-	deps.NodePHPVersions = func(string) ([]string, bool) { return []string{"8.2"}, true }
-	s.a.SetServerDeps(&deps)
+	s, _, key, _ := hostingOrderAPI(t)
 
 	body := `{"plan_slug":"web-1","domain":"web.example.test","username":"shopx"}`
 	conn := func(what string, r reply) api.HostingConnection {
@@ -56,4 +43,28 @@ func TestHostingOrderReplayKeepsTheConnection(t *testing.T) {
 	if again != first {
 		t.Errorf("the retry's connection %+v, want the order's %+v", again, first)
 	}
+}
+
+// hostingOrderAPI is an API that takes hosting orders: a hosting plan web-1
+// (500 cents a month), an account (acc, its key with orders:write,
+// hosting:read and :write, billing:read) holding 2,500 cents and a hosting
+// account hst (ada, ada.hosting.test) on the hosting node, live (ServerAdmin
+// stores the placement settings) with PHP 8.2.
+func hostingOrderAPI(t *testing.T) (s *srvAPI, acc, key, hst string) {
+	t.Helper()
+	s = newSrvAPI(t)
+	s.apply(fsm.CmdProductPut, fsm.ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
+		NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &api.HostingPlan{PHPWorkers: 3, PHPMemoryMiB: 96, MaxExecutionSeconds: 20, UploadMiB: 16, DiskMiB: 2048}}}})
+	acc, key = s.account(api.ScopeOrdersWrite, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeBillingRead)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 2500})
+	hst = s.hostingAccount(acc, "ada", "ada.hosting.test")
+	s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{Nodes: NodeDeps{Live: func(string) (time.Time, bool) { return time.Now(), true }}})
+	d, err := s.a.serverDeps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deps := *d
+	deps.NodePHPVersions = func(string) ([]string, bool) { return []string{"8.2"}, true }
+	s.a.SetServerDeps(&deps)
+	return s, acc, key, hst
 }

@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/registrar"
@@ -137,24 +136,10 @@ func TestHostNameInputRule(t *testing.T) {
 	})
 
 	t.Run("hosting", func(t *testing.T) {
-		s := newSrvAPI(t)
+		s, acc, key, hst := hostingOrderAPI(t)
 		dns := dnstest.Start(t, "example.test", "hosting.test")
 		dns.Add(t, "ada.hosting.test. 60 IN A 192.0.2.10")
 		s.a.cfg.DNSResolver, s.a.cfg.DNSNSPort = dns.Addr, dns.Port
-		s.apply(fsm.CmdProductPut, fsm.ProductPut{Slug: "web-1", Create: true, Product: api.ProductRequest{Category: api.ProductHosting,
-			NameEn: "Web 1", RetailMonthlyUsdCents: 500, Specs: api.ProductSpecs{Hosting: &api.HostingPlan{PHPWorkers: 3, PHPMemoryMiB: 96, MaxExecutionSeconds: 20, UploadMiB: 16, DiskMiB: 2048}}}})
-		acc, key := s.account(api.ScopeOrdersWrite, api.ScopeHostingRead, api.ScopeHostingWrite, api.ScopeBillingRead)
-		s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 2500})
-		hst := s.hostingAccount(acc, "ada", "ada.hosting.test")
-		// Orders place on live nodes (ServerAdmin stores the placement settings).
-		s.a.ServerAdmin(http.NotFoundHandler(), ServerAdminConfig{Nodes: NodeDeps{Live: func(string) (time.Time, bool) { return time.Now(), true }}})
-		d, err := s.a.serverDeps()
-		if err != nil {
-			t.Fatal(err)
-		}
-		deps := *d
-		deps.NodePHPVersions = func(string) ([]string, bool) { return []string{"8.2"}, true }
-		s.a.SetServerDeps(&deps)
 		base := "/v1/hosting/" + hst + "/custom-domain"
 		hosting := func(domain string) string {
 			return `{"plan_slug":"web-1","domain":"` + domain + `","username":"shopx"}`
