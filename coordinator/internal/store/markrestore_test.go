@@ -2,6 +2,7 @@ package store
 
 import (
 	"path/filepath"
+	"strings"
 	"testing"
 
 	bolt "go.etcd.io/bbolt"
@@ -47,6 +48,32 @@ func TestMarkRestoreWithoutMetaBucket(t *testing.T) {
 		epoch, marked, err := TakeRestoreMark(tx, 42)
 		if err != nil || !marked || epoch != 42 {
 			t.Errorf("TakeRestoreMark after MarkRestore: epoch %d, marked %v, %v; want 42, true", epoch, marked, err)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTakeRestoreMarkWithoutMetaBucket: TakeRestoreMark on a database that
+// has no meta bucket (not a hostplane state) is an error naming the missing
+// bucket, not a panic, and writes nothing (as MarkRestore).
+func TestTakeRestoreMarkWithoutMetaBucket(t *testing.T) {
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "bare.db"), 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.Update(func(tx *bolt.Tx) error {
+		_, _, err := TakeRestoreMark(tx, 7)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "meta bucket") {
+		t.Fatalf("TakeRestoreMark on a bare database: %v, want an error naming the meta bucket", err)
+	}
+	if err := db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(BucketMeta) != nil {
+			t.Error("the failed TakeRestoreMark created the meta bucket")
 		}
 		return nil
 	}); err != nil {

@@ -97,6 +97,10 @@ func RestoreEpoch(tx *bolt.Tx) uint64 {
 // RestoreEpoch is store.RestoreEpoch of the transaction.
 func (r ReadTx) RestoreEpoch() uint64 { return RestoreEpoch(r.tx) }
 
+// errNoMetaBucket is MarkRestore's and TakeRestoreMark's answer for a
+// database that is not a hostplane state.
+var errNoMetaBucket = errors.New("not a hostplane state: the database has no meta bucket")
+
 // MarkRestore marks a backup's database as one a `cluster restore`
 // installs: the leader writes it into the copy before handing it to Raft,
 // so every replica installs the same marked bytes at the same index and
@@ -105,7 +109,7 @@ func (r ReadTx) RestoreEpoch() uint64 { return RestoreEpoch(r.tx) }
 func MarkRestore(tx *bolt.Tx) error {
 	meta := tx.Bucket(BucketMeta)
 	if meta == nil {
-		return errors.New("not a hostplane state: the database has no meta bucket")
+		return errNoMetaBucket
 	}
 	return meta.Put(keyRestoreMark, []byte{1})
 }
@@ -120,10 +124,15 @@ func MarkRestore(tx *bolt.Tx) error {
 // the same in every backup taken there since) never counts. (A snapIndex of
 // 0, a stream of unknown index, takes the copy's epoch plus one.) An
 // unmarked copy (a snapshot of the cluster's own) keeps the epoch it holds.
-// It returns the epoch now in force and whether the copy was marked.
+// It returns the epoch now in force and whether the copy was marked. A
+// database without the meta bucket (not a hostplane state) is an error, with
+// nothing written (as MarkRestore).
 func TakeRestoreMark(tx *bolt.Tx, snapIndex uint64) (epoch uint64, marked bool, err error) {
-	epoch = RestoreEpoch(tx)
 	meta := tx.Bucket(BucketMeta)
+	if meta == nil {
+		return 0, false, errNoMetaBucket
+	}
+	epoch = RestoreEpoch(tx)
 	if meta.Get(keyRestoreMark) == nil {
 		return epoch, false, nil
 	}
