@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -421,15 +422,19 @@ type PreparedRestore struct {
 	marked string // its copy marked as a restore's ("" when this binary applies no level that reads it)
 }
 
-// PrepareRestore spools the backup r to a file under the data directory and
-// checks it, without touching the cluster's state: the restore's caller
-// reads the whole upload before it pauses anything. When this binary
-// applies fsm.LevelRestoreEpoch, a copy marked as a restore's
+// PrepareRestore spools the backup r to a file in the data directory's
+// restore-spool/ and checks it, without touching the cluster's state: the
+// restore's caller reads the whole upload before it pauses anything. When
+// this binary applies fsm.LevelRestoreEpoch, a copy marked as a restore's
 // (fsm.MarkRestore) is made here too, outside the pause; which of the two
 // Raft is handed is decided by Install, at the level the install applies
 // after.
 func (n *Node) PrepareRestore(r io.Reader) (*PreparedRestore, error) {
-	f, err := os.CreateTemp(n.dir, "restore-*.hpsnap")
+	spool := filepath.Join(n.dir, restoreSpoolDir)
+	if err := os.MkdirAll(spool, 0o700); err != nil {
+		return nil, err
+	}
+	f, err := os.CreateTemp(spool, "restore-*.hpsnap")
 	if err != nil {
 		return nil, err
 	}
@@ -461,37 +466,78 @@ func (n *Node) PrepareRestore(r io.Reader) (*PreparedRestore, error) {
 	return p, nil
 }
 
-// restoreSpool matches the files a restore's PrepareRestore spools in the
-// data directory (restore-<random>.hpsnap), checks (.check), keeps for the
-// install (.ready), marks (.marked, made through .marked.db).
-var restoreSpool = regexp.MustCompile(`^restore-[0-9]+\.hpsnap(\.check|\.ready|\.marked|\.marked\.db)?$`)
+// restoreSpoolDir is the data directory's sub-directory a restore spools
+// in (PrepareRestore): the product's own, every file in it a restore's.
+const restoreSpoolDir = "restore-spool"
+
+// olderSpool matches the names an older build's PrepareRestore spooled to
+// in the data directory itself: the upload (restore-<random>.hpsnap), its
+// check copy (.check), the copy kept for the install (.ready), the marked
+// copy (.marked, made through .marked.db). Group 1 is the spool's name.
+var olderSpool = regexp.MustCompile(`^(restore-[0-9]+\.hpsnap)(\.check|\.ready|\.marked|\.marked\.db)?$`)
 
 // removeRestoreLeftovers removes the files of a restore the process ended
 // in (a crash or kill between PrepareRestore and Close): each can be as
-// large as a backup, and nothing else removes them. Only names
-// PrepareRestore makes are removed, each logged with its size; a failure
-// is logged and the start goes on.
+// large as a backup, and nothing else removes them. Every file in
+// restore-spool/ is one; of an older build's names in the data directory
+// itself, those with a suffix only its restore made are, and a spool of
+// its name is when one of them is beside it (a restore cut short while it
+// checked or marked the spool). A spool of its name alone is kept and
+// logged: it may be an operator's own file (a backup saved under that
+// name). Each removal is logged with its size; a failure is logged and
+// the start goes on.
 func removeRestoreLeftovers(dir string, lg *slog.Logger) {
+	spool := filepath.Join(dir, restoreSpoolDir)
+	if entries, err := os.ReadDir(spool); err == nil {
+		for _, e := range entries {
+			if e.Type().IsRegular() {
+				removeRestoreLeftover(filepath.Join(spool, e.Name()), e, lg)
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		lg.Warn("cannot list the restore spool for a restore's leftover files", "dir", spool, "err", err)
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		lg.Warn("cannot list the data directory for a restore's leftover files", "dir", dir, "err", err)
 		return
 	}
+	var spools []fs.DirEntry
+	companion := map[string]bool{} // an older spool's name with a restore's suffixed file beside it
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !restoreSpool.MatchString(e.Name()) {
+		m := olderSpool.FindStringSubmatch(e.Name())
+		if m == nil || !e.Type().IsRegular() {
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
-		var size int64
-		if info, err := e.Info(); err == nil {
-			size = info.Size()
-		}
-		if err := os.Remove(path); err != nil {
-			lg.Warn("cannot remove a restore's leftover file", "path", path, "bytes", size, "err", err)
+		if m[2] == "" {
+			spools = append(spools, e)
 			continue
 		}
-		lg.Info("removed a file an interrupted restore left", "path", path, "bytes", size)
+		companion[m[1]] = true
+		removeRestoreLeftover(filepath.Join(dir, e.Name()), e, lg)
 	}
+	for _, e := range spools {
+		path := filepath.Join(dir, e.Name())
+		if companion[e.Name()] {
+			removeRestoreLeftover(path, e, lg)
+			continue
+		}
+		lg.Warn("kept a file named as an older build's restore spool: remove it if it is not yours", "path", path)
+	}
+}
+
+// removeRestoreLeftover removes the leftover file path (the entry e) and
+// logs it with its size.
+func removeRestoreLeftover(path string, e fs.DirEntry, lg *slog.Logger) {
+	var size int64
+	if info, err := e.Info(); err == nil {
+		size = info.Size()
+	}
+	if err := os.Remove(path); err != nil {
+		lg.Warn("cannot remove a restore's leftover file", "path", path, "bytes", size, "err", err)
+		return
+	}
+	lg.Info("removed a file an interrupted restore left", "path", path, "bytes", size)
 }
 
 // ErrUnsettled is returned by Install when the entries committed before it

@@ -22,6 +22,13 @@ import (
 // removes them, and the files of a restore cut short earlier (the spool,
 // its check copy, the marked copy's database), logging each with its size;
 // a file of any other name stays. Before, every one of them stayed.
+//
+// A restore spools in the product's own sub-directory (restore-spool/);
+// the names an older build spooled to in the data directory itself are
+// removed only when they can only be a restore's: an operator's own file
+// named as a spool (a backup saved as restore-20261207.hpsnap, with no
+// .check, .marked or .marked.db beside it) stays, and the start names it.
+// Before, the operator's file was removed.
 func TestStartRemovesAnInterruptedRestoresFiles(t *testing.T) {
 	dir, addr := t.TempDir(), freeAddr(t)
 	n := openRegistered(t, dir, addr, "kept", 1)
@@ -39,10 +46,16 @@ func TestStartRemovesAnInterruptedRestoresFiles(t *testing.T) {
 		t.Fatal("this binary applies the restore epoch level, but the restore made no marked copy")
 	}
 	left = append(left, p.marked)
+	for _, path := range left {
+		if filepath.Dir(path) != filepath.Join(dir, "restore-spool") {
+			t.Errorf("the restore spooled %s outside the data directory's restore-spool/", path)
+		}
+	}
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// A restore cut short inside PrepareRestore, at each of its steps.
+	// An older build's restore cut short inside PrepareRestore, at each of
+	// its steps.
 	for _, name := range []string{"restore-1234.hpsnap", "restore-1234.hpsnap.check", "restore-99.hpsnap.marked.db"} {
 		path := filepath.Join(dir, name)
 		if err := os.WriteFile(path, backup.Bytes(), 0o600); err != nil {
@@ -50,7 +63,8 @@ func TestStartRemovesAnInterruptedRestoresFiles(t *testing.T) {
 		}
 		left = append(left, path)
 	}
-	others := []string{"restore-notes.txt", "restore-1234.hpsnap.keep", "backup.hpsnap.ready", "restore-x.hpsnap", "restore-.hpsnap.marked"}
+	mine := "restore-20261207.hpsnap"
+	others := []string{"restore-notes.txt", "restore-1234.hpsnap.keep", "backup.hpsnap.ready", "restore-x.hpsnap", "restore-.hpsnap.marked", mine}
 	for _, name := range others {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte("mine"), 0o600); err != nil {
 			t.Fatal(err)
@@ -86,6 +100,9 @@ func TestStartRemovesAnInterruptedRestoresFiles(t *testing.T) {
 		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != "mine" {
 			t.Errorf("%s, not a restore's, was changed at the start: %q, %v", name, b, err)
 		}
+	}
+	if !strings.Contains(logs.String(), "path="+filepath.Join(dir, mine)) {
+		t.Errorf("the start does not name the %s it kept; log:\n%s", mine, logs.String())
 	}
 	waitLeads(t, n)
 	var addrs map[string]string
