@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"net/url"
 	"slices"
 	"strconv"
@@ -19,13 +18,6 @@ func (r *rig) actionPage(t *testing.T, i int, key, query string) (api.ActionList
 	var l api.ActionList
 	rep := r.get(t, i, key, "/v1/actions?"+query, &l)
 	return l, rep
-}
-
-// errMessage is an error answer's message.
-func errMessage(rep framework.Reply) string {
-	var e api.Error
-	_ = json.Unmarshal(rep.Body, &e)
-	return e.Message
 }
 
 // actionIDsOf lists the ids of a page's actions.
@@ -147,7 +139,7 @@ func checkActionList(t *testing.T, r *rig, own aOwns, f int) {
 		{hstKey, "resource_type=server", api.ScopeServersRead},
 		{key(api.ScopeBillingRead), "", api.ScopeServersRead},
 	} {
-		if rep := r.call(f, tc.key, "GET", "/v1/actions?"+tc.query, nil, nil); rep.Status != 403 || !strings.Contains(errMessage(rep), tc.scope) {
+		if rep := r.call(f, tc.key, "GET", "/v1/actions?"+tc.query, nil, nil); rep.Status != 403 || !strings.Contains(rep.DecodeError(t).Message, tc.scope) {
 			t.Errorf("?%s with a key lacking %s: %s", tc.query, tc.scope, rep)
 		}
 	}
@@ -157,7 +149,7 @@ func checkActionList(t *testing.T, r *rig, own aOwns, f int) {
 		"status=failed", "command=server.explode", "page=2"} {
 		name, _, _ := strings.Cut(q, "=")
 		for _, i := range []int{0, f} {
-			if rep := r.call(i, r.keyA, "GET", "/v1/actions?"+q, nil, nil); rep.Status != 400 || !strings.Contains(errMessage(rep), `"`+name+`"`) {
+			if rep := r.call(i, r.keyA, "GET", "/v1/actions?"+q, nil, nil); rep.Status != 400 || !strings.Contains(rep.DecodeError(t).Message, `"`+name+`"`) {
 				t.Errorf("?%s on coordinator %d: %s, want a 400 naming %s", q, i, rep, name)
 			}
 		}

@@ -84,9 +84,9 @@ func TestDomainScopesListsAndOperator(t *testing.T) {
 					}
 					continue
 				}
-				var e api.Error
-				_ = json.Unmarshal(rep.Body, &e)
-				if rep.Status != http.StatusForbidden || e.StatusCode != 403 || e.Err != "Forbidden" || e.Message == "" || e.Code == "" {
+				if rep.Status != http.StatusForbidden {
+					t.Errorf("%v: %s: %s, want the 403 envelope", tc.scopes, name, rep)
+				} else if e := rep.DecodeError(t); e.Err != "Forbidden" || e.Message == "" || e.Code == "" {
 					t.Errorf("%v: %s: %s, want the 403 envelope", tc.scopes, name, rep)
 				}
 			}

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -63,8 +62,7 @@ func TestProbe10SnapshotDescriptionTheNodeTakes(t *testing.T) {
 		rep := r.call(0, r.keyA, "POST", srv+"/snapshots", map[string]any{"name": "s" + string(rune('a'+i)), "description": d}, nil)
 		switch rep.Status {
 		case 400:
-			var e struct{ Message string }
-			if json.Unmarshal(rep.Body, &e) != nil || !strings.Contains(e.Message, `"description"`) {
+			if !strings.Contains(rep.DecodeError(t).Message, `"description"`) {
 				t.Errorf("description %.40q: %s; a 400 must name description", d, rep)
 			}
 			if agentSnapshotDescription(d) == nil {

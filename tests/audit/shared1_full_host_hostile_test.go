@@ -91,11 +91,6 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 			t.Errorf("after %s: A %+v (was %+v), B %+v (was %+v)", what, a, chargedA, b, chargedB)
 		}
 	}
-	envelope := func(rep framework.Reply) api.Error {
-		var e api.Error
-		_ = json.Unmarshal(rep.Body, &e)
-		return e
-	}
 	// hostingOps are the hosting operations of /openapi.json, with a body
 	// each accepts.
 	bodies := map[string]any{
@@ -132,8 +127,9 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 				path := "/v1" + strings.ReplaceAll(op.path, "{id}", hA)
 				for _, i := range []int{0, f} {
 					rep := r.call(i, key, op.method, path, bodies[op.method+" "+op.path], nil)
-					e := envelope(rep)
-					if rep.Status != 403 || e.StatusCode != 403 || e.Err != "Forbidden" || e.Code != "missing_scope" || !strings.Contains(e.Message, `"`+missing+`"`) {
+					if rep.Status != 403 {
+						t.Errorf("without %s: %s, want the 403 envelope naming the scope", missing, rep)
+					} else if e := rep.DecodeError(t); e.Err != "Forbidden" || e.Code != "missing_scope" || !strings.Contains(e.Message, `"`+missing+`"`) {
 						t.Errorf("without %s: %s, want the 403 envelope naming the scope", missing, rep)
 					}
 				}
@@ -205,8 +201,9 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 			} {
 				for _, i := range []int{0, f} {
 					rep := r.call(i, r.keyA, "PUT", tc.path, p.body, ct)
-					e := envelope(rep)
-					if rep.Status != 400 || e.StatusCode != 400 || e.Message == "" || (p.want != "" && !strings.Contains(e.Message, p.want)) {
+					if rep.Status != 400 {
+						t.Errorf("PUT %s %q: %s, want a 400 naming %q", tc.path, p.body, rep, p.want)
+					} else if e := rep.DecodeError(t); e.Message == "" || (p.want != "" && !strings.Contains(e.Message, p.want)) {
 						t.Errorf("PUT %s %q: %s, want a 400 naming %q", tc.path, p.body, rep, p.want)
 					}
 				}
@@ -217,7 +214,7 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 		for _, path := range []string{"suspend", "unsuspend", "custom-domain/verify", "ssl/retry"} {
 			for _, body := range []string{`{"force":true}`, `[]`, `{`, `"x"`, `null`} {
 				rep := r.call(f, r.keyA, "POST", "/v1/hosting/"+hA+"/"+path, body, ct)
-				if rep.Status != 400 || envelope(rep).Message == "" {
+				if rep.Status != 400 || rep.DecodeError(t).Message == "" {
 					t.Errorf("POST %s with %s: %s, want 400", path, body, rep)
 				}
 			}
@@ -230,7 +227,7 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 		}
 		for _, body := range []string{`{"which":"root"}`, `{"x":1}`, `[]`, `{`} {
 			rep := r.call(f, r.keyA, "POST", "/v1/hosting/"+hA+"/password-reset", body, ct)
-			if rep.Status != 400 || envelope(rep).Message == "" {
+			if rep.Status != 400 || rep.DecodeError(t).Message == "" {
 				t.Errorf("POST password-reset with %s: %s, want 400", body, rep)
 			}
 		}
@@ -260,8 +257,7 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 			for _, path := range []string{"/v1/hosting", "/v1/hosting/quote"} {
 				for _, key := range []string{r.keyA, r.keyB} {
 					rep := r.call(f, key, "POST", path, with(rf.field, rf.v), nil)
-					e := envelope(rep)
-					if rep.Status != 400 || !strings.Contains(e.Message, `"`+rf.field+`"`) {
+					if rep.Status != 400 || !strings.Contains(rep.DecodeError(t).Message, `"`+rf.field+`"`) {
 						t.Errorf("POST %s %s=%q: %s, want a 400 naming %s", path, rf.field, rf.v, rep, rf.field)
 					}
 				}
@@ -271,7 +267,7 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 		// (more than 235 bytes: validate.MaxHostingDomain).
 		for _, d := range []string{long, strings.Repeat(strings.Repeat("c", 63)+".", 3) + strings.Repeat("d", 40) + ".com"} {
 			rep := r.call(f, r.keyA, "PUT", "/v1/hosting/"+hA+"/custom-domain", map[string]any{"domain": d}, nil)
-			if rep.Status != 400 || !strings.Contains(envelope(rep).Message, `"domain"`) {
+			if rep.Status != 400 || !strings.Contains(rep.DecodeError(t).Message, `"domain"`) {
 				t.Errorf("A's custom domain of %d bytes: %s, want a 400 naming domain", len(d), rep)
 			}
 		}
@@ -289,7 +285,7 @@ func TestHostingAsAHostileCustomer(t *testing.T) {
 			// 409 (it priced the order before).
 			for _, path := range []string{tc.path, tc.path + "/quote"} {
 				rep := r.call(f, r.keyB, tc.method, path, tc.body, nil)
-				if rep.Status != 409 || !strings.Contains(envelope(rep).Message, `"`+tc.field+`"`) {
+				if rep.Status != 409 || !strings.Contains(rep.DecodeError(t).Message, `"`+tc.field+`"`) {
 					t.Errorf("B's %s %s %v: %s, want a 409 naming %s", tc.method, path, tc.body, rep, tc.field)
 				}
 				for _, id := range []string{hA, r.accA.ID} {

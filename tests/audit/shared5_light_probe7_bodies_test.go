@@ -7,8 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // TestProbe7BodiesAsDocumented: a client generated from /openapi.json sends
@@ -44,9 +42,7 @@ func TestProbe7BodiesAsDocumented(t *testing.T) {
 				} {
 					probed++
 					rep := r.call(i, r.keyA, op.method, path, tc.body, map[string]string{"Content-Type": tc.ctype})
-					var e api.Error
-					_ = json.Unmarshal(rep.Body, &e)
-					if rep.Status != tc.want || e.StatusCode != tc.want || e.Message == "" {
+					if rep.Status != tc.want || rep.DecodeError(t).Message == "" {
 						t.Errorf("%s %s with %s (coordinator %d): %d %.300s; want %d in the error envelope", op.method, op.path, tc.what, i, rep.Status, rep.Body, tc.want)
 					}
 					if !slices.Contains(declared[op.method+" "+op.path], strconv.Itoa(rep.Status)) {

@@ -1,11 +1,8 @@
 package audit
 
 import (
-	"encoding/json"
 	"strings"
 	"testing"
-
-	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // TestProbe9BodiesOnGETAndDELETE: no GET or DELETE of /openapi.json takes a
@@ -27,9 +24,9 @@ func TestProbe9BodiesOnGETAndDELETE(t *testing.T) {
 			{`{"dry_run":true}`, "dry_run"}, {`{"confirm":false}`, "confirm"}, {`[]`, ""}, {`null`, ""}, {`"x"`, ""}, {`{`, ""},
 		} {
 			rep := r.call(i, r.keyA, "DELETE", "/v1/webhooks/"+wh.ID, b.body, ct)
-			var e api.Error
-			_ = json.Unmarshal(rep.Body, &e)
-			if rep.Status != 400 || e.Message == "" || !strings.Contains(e.Message, b.names) {
+			if rep.Status != 400 {
+				t.Errorf("DELETE /v1/webhooks/{id} with %s on coordinator %d: %s; want a 400 naming %q", b.body, i, rep, b.names)
+			} else if e := rep.DecodeError(t); e.Message == "" || !strings.Contains(e.Message, b.names) {
 				t.Errorf("DELETE /v1/webhooks/{id} with %s on coordinator %d: %s; want a 400 naming %q", b.body, i, rep, b.names)
 			}
 		}
@@ -41,9 +38,9 @@ func TestProbe9BodiesOnGETAndDELETE(t *testing.T) {
 		}
 		for _, b := range []struct{ body, names string }{{`{"status":"open"}`, "status"}, {`{"limit":1}`, "limit"}, {`[1]`, ""}} {
 			rep := r.call(i, r.keyA, "GET", "/v1/tickets", b.body, ct)
-			var e api.Error
-			_ = json.Unmarshal(rep.Body, &e)
-			if rep.Status != 400 || e.Message == "" || !strings.Contains(e.Message, b.names) {
+			if rep.Status != 400 {
+				t.Errorf("GET /v1/tickets with %s on coordinator %d: %s; want a 400 naming %q", b.body, i, rep, b.names)
+			} else if e := rep.DecodeError(t); e.Message == "" || !strings.Contains(e.Message, b.names) {
 				t.Errorf("GET /v1/tickets with %s on coordinator %d: %s; want a 400 naming %q", b.body, i, rep, b.names)
 			}
 		}

@@ -7,8 +7,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-
-	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // TestProbe9QueryRules: one rule for the query string of every list route
@@ -164,8 +162,7 @@ func TestProbe9QueryRules(t *testing.T) {
 					}
 					continue
 				}
-				var e api.Error
-				_ = json.Unmarshal(rep.Body, &e)
+				e := rep.DecodeError(t)
 				code := "invalid_query"
 				if c.status == 404 {
 					code = "not_found"
