@@ -499,6 +499,23 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 	if cur.Status != api.DomainActive {
 		return 0, nil, errf(http.StatusConflict, "domain_not_active", "%s", userMessage(&fsm.DomainStateError{DomainID: cur.ID, Status: cur.Status}))
 	}
+	// Settings as they are answer the domain as it is, nothing sent to the
+	// registry (as the command would decide: an auto_renew held for a
+	// change in progress is a change). With an Idempotency-Key the command
+	// runs, as it records the answer its replays give.
+	if rq.idem == nil {
+		d, same, err := unchanged(a, rq, func() (store.RegDomain, error) { return a.loadRegDomain(rq) }, func(d store.RegDomain) bool {
+			return d.Status == api.DomainActive && (req.Nameservers == nil || slices.Equal(req.Nameservers, d.Nameservers)) &&
+				(req.TransferLock == nil || *req.TransferLock == d.TransferLock) && (req.WhoisPrivacy == nil || *req.WhoisPrivacy == d.WhoisPrivacy) &&
+				(req.AutoRenew == nil || (*req.AutoRenew == d.AutoRenew && (d.Op == nil || d.Op.AutoRenew == nil)))
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		if same {
+			return http.StatusOK, d.Domain, nil
+		}
+	}
 	registry := req.Nameservers != nil || req.TransferLock != nil || req.WhoisPrivacy != nil
 	var deps *DomainDeps
 	if registry {

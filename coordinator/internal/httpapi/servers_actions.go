@@ -465,9 +465,20 @@ func (a *API) terminateServer(rq *request) (int, any, error) {
 }
 
 func (a *API) labelServer(rq *request) (int, any, error) {
-	s, req, err := loadAndBody(rq, a.loadServer, DecodeLabel)
+	_, req, err := loadAndBody(rq, a.loadServer, DecodeLabel)
 	if err != nil {
 		return 0, nil, err
+	}
+	// The label the server has answers it as it is (a terminated server's
+	// refusal is the command's).
+	s, same, err := unchanged(a, rq, func() (store.Server, error) { return a.loadServer(rq) }, func(s store.Server) bool {
+		return s.Label == req.Label && s.Status != api.ServerTerminated
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	if same {
+		return http.StatusOK, s.Public(), nil
 	}
 	return a.propose(rq.Context(), rq, fsm.CmdServerLabel, fsm.ServerLabel{AccountID: rq.caller.accountID, ServerID: s.ID, Label: req.Label}, http.StatusOK)
 }

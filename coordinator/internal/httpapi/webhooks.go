@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -263,8 +264,16 @@ func (a *API) updateWebhook(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if _, err := a.loadWebhook(rq, id); err != nil {
+	// A PATCH that changes nothing answers the subscription as it is.
+	w, same, err := unchanged(a, rq, func() (store.Webhook, error) { return a.loadWebhook(rq, id) }, func(w store.Webhook) bool {
+		return (req.URL == nil || *req.URL == w.URL) && (req.Events == nil || slices.Equal(*req.Events, w.Events)) &&
+			(req.Description == nil || *req.Description == w.Description) && (req.IsActive == nil || *req.IsActive == w.Active)
+	})
+	if err != nil {
 		return 0, nil, err
+	}
+	if same {
+		return http.StatusOK, w.Public(), nil
 	}
 	if req.URL != nil {
 		if _, err := deps.Guard.CheckURL(rq.Context(), *req.URL); err != nil {
