@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -177,12 +176,9 @@ func (t *Tool) build(raw []byte, valid bool) (*Call, error) {
 			}
 			continue
 		}
-		s, err := scalar(v)
+		s, err := p.argText(v)
 		if err != nil {
 			return nil, &ArgError{Field: p.name, Msg: err.Error()}
-		}
-		if p.integer && len(v) > 0 && v[0] != '"' {
-			s = integral(s)
 		}
 		switch p.in {
 		case "path":
@@ -208,7 +204,7 @@ func (t *Tool) build(raw []byte, valid bool) (*Call, error) {
 	c.Path = path
 	if t.hasBody {
 		if b, ok := args.get(argBody); ok && string(b) != "null" {
-			c.Body = []byte(b)
+			c.Body = t.bodyInts.normaliseBody(b)
 		} else if t.bodyReq {
 			return nil, &ArgError{Field: argBody, Msg: "required"}
 		}
@@ -244,22 +240,6 @@ func scalar(v json.RawMessage) (string, error) {
 		return strconv.FormatBool(x), nil
 	}
 	return "", fmt.Errorf("must be a string, number or boolean")
-}
-
-// integral is the JSON number s written as an integer when it is one
-// with a zero fractional part (2.0, 20e-1, -0.0: JSON Schema's integer, from
-// draft 6 on, which MCP tool schemas follow), within the integers a float64
-// holds exactly; anything else is s as given, for the operation to refuse
-// as it refuses that query value (2.5, 1e400).
-func integral(s string) string {
-	if !strings.ContainsAny(s, ".eE") {
-		return s
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
-		return s
-	}
-	return strconv.FormatInt(int64(f), 10)
 }
 
 // plainString is the JSON string v when it is written without escapes: the

@@ -61,9 +61,10 @@ type param struct {
 	placeholder string
 	in          string // path, query or header
 	req         bool
-	// integer: the parameter's schema is {"type": "integer"}, which a
-	// number with a zero fractional part (2.0, 20e-1) satisfies too.
-	integer bool
+	// kind is the JSON type the parameter's schema names (integer,
+	// number, boolean, string; "" for none or several): the type its
+	// argument must be (argText).
+	kind string
 }
 
 // Tool is one generated tool: its MCP definition and how a call becomes the
@@ -77,6 +78,8 @@ type Tool struct {
 	names    []string // argNames, sorted
 	hasBody  bool
 	bodyReq  bool
+	// bodyInts is where the body's schema puts integers (nil: nowhere).
+	bodyInts *intShape
 }
 
 // Tools is the generated tool table.
@@ -212,8 +215,7 @@ func newTool(op Operation, item *openapi3.PathItem, o *openapi3.Operation) (*Too
 		if err := add(an, schema, req); err != nil {
 			return nil, err
 		}
-		integer := p.Schema != nil && p.Schema.Value != nil && p.Schema.Value.Type.Is(openapi3.TypeInteger)
-		t.params = append(t.params, param{name: an, wire: p.Name, placeholder: "{" + p.Name + "}", in: p.In, req: req, integer: integer})
+		t.params = append(t.params, param{name: an, wire: p.Name, placeholder: "{" + p.Name + "}", in: p.In, req: req, kind: schemaKind(schema)})
 	}
 	if rb := o.RequestBody; rb != nil && rb.Value != nil {
 		if mt := rb.Value.Content.Get("application/json"); mt != nil {
@@ -222,6 +224,7 @@ func newTool(op Operation, item *openapi3.PathItem, o *openapi3.Operation) (*Too
 				schema["description"] = rb.Value.Description
 			}
 			t.hasBody, t.bodyReq = true, rb.Value.Required
+			t.bodyInts = intShapeOf(schema, 0)
 			if err := add(argBody, schema, rb.Value.Required); err != nil {
 				return nil, err
 			}
