@@ -98,12 +98,20 @@ func newForwarder(a *API) *forwarder {
 		// response: most of a follower's garbage when it forwards writes.
 		BufferPool: copyBuffers{},
 		// This node has set X-Request-Id and nosniff already (the same values);
-		// the leader's Cache-Control replaces this node's (proxyTo).
+		// any other name the leader's answer carries is the leader's alone
+		// (leadersHeader).
 		ModifyResponse: func(resp *http.Response) error {
 			endCut(resp.Request.Context())
 			endStreamsWithError(resp) // forward_sse.go
 			resp.Header.Del(headerRequestID)
 			resp.Header.Del("X-Content-Type-Options")
+			if own, ok := resp.Request.Context().Value(ownHeaderKey{}).(http.Header); ok {
+				for k := range own {
+					if _, leader := resp.Header[k]; leader && !notFromLeader(k) {
+						delete(own, k)
+					}
+				}
+			}
 			return nil
 		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -230,5 +238,32 @@ func (f *forwarder) proxyTo(w http.ResponseWriter, r *http.Request, rid string, 
 		// not wait for the rest of it after the answer).
 		_ = http.NewResponseController(w).SetReadDeadline(time.Time{})
 	}
-	f.proxy.ServeHTTP(newStallWriter(w, f.a.cfg.Timeouts.Write), r.WithContext(contextWith(r.Context(), u)))
+	ctx := contextWith(r.Context(), u)
+	if ownNames(w.Header()) {
+		ctx = context.WithValue(ctx, ownHeaderKey{}, w.Header())
+	}
+	f.proxy.ServeHTTP(newStallWriter(w, f.a.cfg.Timeouts.Write), r.WithContext(ctx))
+}
+
+// The leader's answer is the answer: a header name it carries is its alone,
+// and this node's values of that name, set before it forwarded the request
+// (an OAuth endpoint's Pragma, a consent page's framing and referrer rules),
+// are dropped rather than sent beside the leader's copy of them. Only
+// X-Request-Id and nosniff stay this node's (notFromLeader: the leader's are
+// dropped). Names the leader's answer leaves out keep this node's values.
+
+// ownHeaderKey holds the header of the answer a proxied request's leader
+// answer goes into, when this node had set names on it (ownNames).
+type ownHeaderKey struct{}
+
+// ownNames: h, the header of an answer about to be forwarded, holds a name
+// beyond notFromLeader's, which the leader's answer could carry too (rare:
+// a /v1 answer holds none by then).
+func ownNames(h http.Header) bool {
+	for k := range h {
+		if !notFromLeader(k) {
+			return true
+		}
+	}
+	return false
 }

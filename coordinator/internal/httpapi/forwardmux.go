@@ -1083,9 +1083,23 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 		return
 	}
 	// The leader's header, decoded straight into this answer's (after this
-	// node's values of a name, which an append to never writes over).
+	// node's values of a name, which an append to never writes over); a
+	// name it carries is the leader's alone (forward.go, ownHeaderKey):
+	// this node's values before the leader's are dropped.
 	dst := w.Header()
+	var ownN map[string]int
+	if ownNames(dst) {
+		ownN = make(map[string]int, len(dst))
+		for k, vs := range dst {
+			ownN[k] = len(vs)
+		}
+	}
 	resp.headerInto(dst, notFromLeader)
+	for k, n := range ownN {
+		if vs := dst[k]; len(vs) > n {
+			dst[k] = vs[n:]
+		}
+	}
 	for _, k := range hopHeaders {
 		delete(dst, k)
 	}
