@@ -118,7 +118,13 @@ func appendResultEvent(dst []byte, id json.RawMessage, t *Tool, resp *Response) 
 		structured = body
 	}
 	dst = appendHead(dst, id)
-	dst = append(dst, `"_meta":{"`+metaStatus+`":`...)
+	dst = append(dst, `"_meta":{`...)
+	if ra, ok := retryAfter(resp); ok { // "hostplane/retry_after" sorts before "hostplane/status"
+		dst = append(dst, `"`+metaRetryAfter+`":`...)
+		dst = strconv.AppendInt(dst, int64(ra), 10)
+		dst = append(dst, ',')
+	}
+	dst = append(dst, `"`+metaStatus+`":`...)
 	dst = strconv.AppendInt(dst, int64(resp.Status), 10)
 	dst = append(dst, "},"...)
 	return appendTail(dst, body, structured, isError), true

@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"encoding/json"
 	"net"
+	"net/http"
 	"testing"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -125,6 +126,14 @@ func TestAppendResultEventMatches(t *testing.T) {
 		"not json":   {Status: 200, Body: []byte("{\"a\": \xff")},
 		"empty":      {Status: 204},
 		"big status": {Status: 1 << 40, Body: []byte("{}")},
+		// The operation's Retry-After of an error, as _meta's
+		// hostplane/retry_after; a success's, or one that is no whole
+		// seconds, is not.
+		"503 retry":   {Status: 503, Header: http.Header{"Retry-After": {"1"}}, Body: []byte(`{"code":"leader_unreachable"}`)},
+		"429 retry":   {Status: 429, Header: http.Header{"Retry-After": {"17"}}, Body: []byte(`{"code":"rate_limited"}`)},
+		"200 retry":   {Status: 200, Header: http.Header{"Retry-After": {"1"}}, Body: []byte(`{}`)},
+		"date retry":  {Status: 503, Header: http.Header{"Retry-After": {"Wed, 21 Oct 2015 07:28:00 GMT"}}, Body: []byte(`{}`)},
+		"minus retry": {Status: 503, Header: http.Header{"Retry-After": {"-1"}}, Body: []byte(`{}`)},
 	} {
 		t.Run(name, func(t *testing.T) {
 			for _, tool := range []*Tool{schema, plain} {
@@ -214,5 +223,21 @@ func BenchmarkAppendResultEvent(b *testing.B) {
 	b.ReportAllocs()
 	for i := 0; i < b.N; i++ {
 		buf, _ = appendResultEvent(buf[:0], id, tool, resp)
+	}
+}
+
+// TestRetryAfterMeta: a tool call whose operation answered an error with
+// Retry-After carries its seconds as _meta's hostplane/retry_after (the /mcp
+// answer itself is a 200, whose headers say nothing of the operation's).
+func TestRetryAfterMeta(t *testing.T) {
+	plain := &Tool{Def: &mcp.Tool{}}
+	res := result(plain, &Response{Status: 503, Header: http.Header{"Retry-After": {"1"}}, Body: []byte(`{}`)})
+	if res.Meta[metaRetryAfter] != 1 || res.Meta[metaStatus] != 503 {
+		t.Errorf("503 with Retry-After 1: _meta %v", res.Meta)
+	}
+	for _, resp := range []*Response{{Status: 503, Body: []byte(`{}`)}, {Status: 201, Header: http.Header{"Retry-After": {"1"}}}} {
+		if res := result(plain, resp); res.Meta[metaRetryAfter] != nil {
+			t.Errorf("%d %v: _meta %v; want no retry_after", resp.Status, resp.Header, res.Meta)
+		}
 	}
 }

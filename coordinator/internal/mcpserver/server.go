@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -255,6 +256,9 @@ func result(t *Tool, resp *Response) *mcp.CallToolResult {
 		IsError: resp.Status >= 400,
 		Meta:    mcp.Meta{metaStatus: resp.Status},
 	}
+	if ra, ok := retryAfter(resp); ok {
+		r.Meta[metaRetryAfter] = ra
+	}
 	if structuredBody(t, body, r.IsError) {
 		r.StructuredContent = validJSON(body)
 	}
@@ -263,6 +267,29 @@ func result(t *Tool, resp *Response) *mcp.CallToolResult {
 
 // metaStatus is the _meta key of the operation's HTTP status.
 const metaStatus = "hostplane/status"
+
+// metaRetryAfter is the _meta key of the operation's Retry-After, in
+// seconds (a 429, or a 503 while leadership changes or the leader cannot be
+// reached): what a /v1 client reads in the header, for a tool call, whose
+// /mcp answer is a 200 either way.
+const metaRetryAfter = "hostplane/retry_after"
+
+// retryAfter is resp's Retry-After in whole seconds, when an error answer
+// carries one (hostplane writes delta-seconds only).
+func retryAfter(resp *Response) (int, bool) {
+	if resp.Status < 400 {
+		return 0, false
+	}
+	vs := resp.Header["Retry-After"]
+	if len(vs) == 0 {
+		return 0, false
+	}
+	n, err := strconv.Atoi(vs[0])
+	if err != nil || n < 0 {
+		return 0, false
+	}
+	return n, true
+}
 
 // structuredBody: the (trimmed) body of a successful answer is also the
 // result's structured content (the tool declares an output schema and the
