@@ -1,10 +1,6 @@
 package store
 
-import (
-	"encoding/binary"
-
-	bolt "go.etcd.io/bbolt"
-)
+import bolt "go.etcd.io/bbolt"
 
 // keyEventAt (meta bucket) is EventAt's value, absent while 0.
 var keyEventAt = []byte("event_at")
@@ -16,14 +12,7 @@ var keyEventAt = []byte("event_at")
 // while no event was written at level 12 (nor the level raised to it). It
 // is part of the replicated state: every replica writes it alike, and a
 // snapshot or backup carries it.
-func EventAt(tx *bolt.Tx) int64 {
-	if v := metaFixed(tx, keyEventAt, 8); v != nil {
-		return int64(binary.BigEndian.Uint64(v))
-	}
-	return 0
-}
+func EventAt(tx *bolt.Tx) int64 { return metaInt64(tx, keyEventAt) }
 
 // SetEventAt records EventAt.
-func SetEventAt(tx *bolt.Tx, ns int64) error {
-	return tx.Bucket(BucketMeta).Put(keyEventAt, u64(uint64(ns)))
-}
+func SetEventAt(tx *bolt.Tx, ns int64) error { return setMetaInt64(tx, keyEventAt, ns) }

@@ -293,16 +293,24 @@ func SetAppliedIndex(tx *bolt.Tx, idx uint64) error {
 // carried (the commands' Envelope.At), 0 when none recorded (a database
 // written before it was kept). Coordinators make ids and times no earlier
 // (coordinator/internal/hlc).
-func AppliedAt(tx *bolt.Tx) int64 {
-	if v := metaFixed(tx, keyAppliedAt, 8); v != nil {
+func AppliedAt(tx *bolt.Tx) int64 { return metaInt64(tx, keyAppliedAt) }
+
+// SetAppliedAt records AppliedAt.
+func SetAppliedAt(tx *bolt.Tx, ns int64) error { return setMetaInt64(tx, keyAppliedAt, ns) }
+
+// metaInt64 is the int64 the meta bucket holds under key (8 bytes, big
+// endian, as setMetaInt64 writes it), 0 when it holds none (or a value of
+// another size, or there is no meta bucket yet).
+func metaInt64(tx *bolt.Tx, key []byte) int64 {
+	if v := metaFixed(tx, key, 8); v != nil {
 		return int64(binary.BigEndian.Uint64(v))
 	}
 	return 0
 }
 
-// SetAppliedAt records AppliedAt.
-func SetAppliedAt(tx *bolt.Tx, ns int64) error {
-	return tx.Bucket(BucketMeta).Put(keyAppliedAt, u64(uint64(ns)))
+// setMetaInt64 records v under key in the meta bucket (metaInt64).
+func setMetaInt64(tx *bolt.Tx, key []byte, v int64) error {
+	return tx.Bucket(BucketMeta).Put(key, u64(uint64(v)))
 }
 
 // OwnedKey is the "<account>/<object>" key of an account-owned object.
