@@ -36,6 +36,9 @@ type applyCtx struct {
 	// chosen it (evAtSet), from LevelEventOrder (eventorder.go).
 	evAt    time.Time
 	evAtSet bool
+	// derived is the ids derivedID made for this command's records, from
+	// LevelIDOrder (their created_at is idTime: createdAt).
+	derived []string
 	// pools are the FSM's IP pool allocators; poolsTouched is set when this
 	// command changed one (ippools.go).
 	pools        *poolCache
@@ -376,14 +379,17 @@ func debitedAccount(acc *api.Account, inv *store.Invoice) *api.Account {
 // recordWalletPayment records a debit of acc (already applied to it): the
 // wallet transaction, the invoice marked paid, its event.
 func recordWalletPayment(c *applyCtx, acc *api.Account, inv *store.Invoice, paymentID, txID string) error {
+	// The payment's time (the transaction's created_at, the payment's and
+	// the invoice's paid_at): the command's, or from LevelIDOrder its id's
+	// when the FSM made the transaction's id (createdAt).
+	at := c.createdAt(txID)
 	wtx := api.WalletTransaction{
 		ID: txID, Type: api.TxInvoicePayment, AmountUsdCents: -inv.TotalUsdCents, BalanceAfterUsdCents: acc.BalanceUsdCents,
-		Description: "payment of invoice " + inv.Number, InvoiceID: inv.ID, CreatedAt: c.at,
+		Description: "payment of invoice " + inv.Number, InvoiceID: inv.ID, CreatedAt: at,
 	}
-	at := c.at
 	inv.Status = api.InvoicePaid
 	inv.PaidAt = &at
-	inv.Payments = append(inv.Payments, api.Payment{ID: paymentID, Method: "wallet", AmountUsdCents: inv.TotalUsdCents, TransactionID: txID, CreatedAt: c.at})
+	inv.Payments = append(inv.Payments, api.Payment{ID: paymentID, Method: "wallet", AmountUsdCents: inv.TotalUsdCents, TransactionID: txID, CreatedAt: at})
 	if err := store.PutWalletTx(c.tx, acc.ID, &wtx); err != nil {
 		return err
 	}

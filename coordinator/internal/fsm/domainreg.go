@@ -6,7 +6,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -436,9 +435,16 @@ func applyDomainSweep(c *applyCtx, p DomainSweep) (any, error) {
 				break
 			}
 			seq := uint16(0x4000 + 3*i)
-			opID := ids.Derived("ren", c.at, c.index, seq)
+			opID, invID := c.derivedID("ren", seq), c.derivedID("inv", seq)
+			for c.level() >= LevelIDOrder && store.OwnerOf(c.tx, store.BucketInvoiceIDs, invID) != nil {
+				// Another sweep of this entry (a batch: one index) took
+				// the same clamped time: probed past its ids, as
+				// sweepIDs.next does (below LevelIDOrder as it was).
+				seq += 3
+				opID, invID = c.derivedID("ren", seq), c.derivedID("inv", seq)
+			}
 			inv := store.Invoice{AccountID: acc.ID, Invoice: api.Invoice{
-				ID: ids.Derived("inv", c.at, c.index, seq), Status: api.InvoiceUnpaid, Currency: "USD", CreatedAt: c.at, DueAt: c.at,
+				ID: invID, Status: api.InvoiceUnpaid, Currency: "USD", CreatedAt: c.createdAt(invID), DueAt: c.createdAt(invID),
 				Payments: []api.Payment{},
 				Lines: []api.InvoiceLine{{
 					Description: fmt.Sprintf("Domain renewal %s (%s), 1 year from %s", d.Name, d.ID, exp.Format("2006-01-02")),
@@ -446,7 +452,7 @@ func applyDomainSweep(c *applyCtx, p DomainSweep) (any, error) {
 				}},
 				TotalUsdCents: d.YearlyUsdCents,
 			}}
-			if err := recordInvoice(c, &acc, &inv, true, ids.Derived("pay", c.at, c.index, seq+1), ids.Derived("wtx", c.at, c.index, seq+2), true); err != nil {
+			if err := recordInvoice(c, &acc, &inv, true, c.derivedID("pay", seq+1), c.derivedID("wtx", seq+2), true); err != nil {
 				return nil, err
 			}
 			// The renewal's transaction id derives from the domain, the

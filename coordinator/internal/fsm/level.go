@@ -48,10 +48,16 @@ import (
 // (rdnsIndex). Level 12 makes webhook event ids sort in commit order: an
 // event's time (its id's first part, its created_at) never goes below the
 // last event's (store.EventAt), and its id carries the event index
-// (LevelEventOrder).
+// (LevelEventOrder). Level 13 does the same for every other id the FSM
+// makes (a cleanup's or a sweep's action, a refund's or a renewal's wallet
+// transaction, a renewal's invoice and payment, a domain renewal's
+// operation): its time, and its record's created_at, is the events' clamped
+// time (the one clamp, store.EventAt, for events and records alike) and it
+// carries the event index, so lists read newest first by id follow commit
+// order (LevelIDOrder).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 12
+const MaxLevel uint16 = 13
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {
@@ -122,6 +128,19 @@ func applyClusterLevel(c *applyCtx, p ClusterLevel) (any, error) {
 			seed = at
 		}
 		if err := raiseEventAt(c, seed); err != nil {
+			return nil, err
+		}
+	}
+	if have < LevelIDOrder && p.Level >= LevelIDOrder {
+		// Likewise for the ids the FSM makes for records: below the new
+		// level such an id took its command's time, recorded nowhere
+		// when the command emitted no event (a cleanup action) and
+		// possibly later than the last event's. The seed is the latest
+		// time of the ids the actions, wallet transactions and invoices
+		// hold (the same on every replica at this index; one further
+		// ahead than hlc.MaxAhead left out), so no id made from the new
+		// level sorts before one made before it.
+		if err := raiseEventAt(c, latestIDAt(c, c.at)); err != nil {
 			return nil, err
 		}
 	}

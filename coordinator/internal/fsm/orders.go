@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
@@ -359,16 +358,16 @@ func refundInvoiceUpTo(c *applyCtx, accountID, invoiceID string, limit int64, wh
 	// refund of the same entry (several failures in one batch).
 	var txID string
 	for seq := uint16(0x8000); ; seq++ {
-		txID = ids.Derived("wtx", c.at, c.index, seq)
+		txID = c.derivedID("wtx", seq)
 		if c.tx.Bucket(store.BucketWalletTx).Get(store.OwnedKey(acc.ID, txID)) == nil {
 			break
 		}
 	}
 	wtx := api.WalletTransaction{
 		ID: txID, Type: api.TxRefund, AmountUsdCents: net, BalanceAfterUsdCents: acc.BalanceUsdCents,
-		Description: fmt.Sprintf("refund of invoice %s: %s", inv.Number, why), InvoiceID: inv.ID, CreatedAt: c.at,
+		Description: fmt.Sprintf("refund of invoice %s: %s", inv.Number, why), InvoiceID: inv.ID, CreatedAt: c.createdAt(txID),
 	}
-	inv.Payments = append(inv.Payments, api.Payment{ID: txID, Method: "wallet", AmountUsdCents: -net, TransactionID: txID, CreatedAt: c.at})
+	inv.Payments = append(inv.Payments, api.Payment{ID: txID, Method: "wallet", AmountUsdCents: -net, TransactionID: txID, CreatedAt: c.createdAt(txID)})
 	if err := store.PutAccount(c.tx, &acc); err != nil {
 		return 0, err
 	}

@@ -164,7 +164,7 @@ func (g *sweepIDs) flushAccounts() error {
 func (g *sweepIDs) next(prefix string) string {
 	for {
 		g.seq++
-		id := ids.Derived(prefix, g.c.at, g.c.index, g.seq)
+		id := g.c.derivedID(prefix, g.seq)
 		var taken []byte
 		if prefix == "inv" {
 			taken = store.OwnerOf(g.c.tx, store.BucketInvoiceIDs, id)
@@ -182,7 +182,7 @@ func (g *sweepIDs) next(prefix string) string {
 func (g *sweepIDs) payment(accountID string) (string, string) {
 	for {
 		g.seq++
-		tx := ids.Derived("wtx", g.c.at, g.c.index, g.seq)
+		tx := g.c.derivedID("wtx", g.seq)
 		if g.after != "" {
 			g.afterN++
 			if next, ok := ids.Successor("wtx", g.after, g.afterN); ok {
@@ -190,7 +190,7 @@ func (g *sweepIDs) payment(accountID string) (string, string) {
 			}
 		}
 		if g.c.tx.Bucket(store.BucketWalletTx).Get(store.OwnedKey(accountID, tx)) == nil {
-			return ids.Derived("pay", g.c.at, g.c.index, g.seq), tx
+			return g.c.derivedID("pay", g.seq), tx
 		}
 	}
 }
@@ -550,10 +550,11 @@ func openSweepAction(c *applyCtx, g *sweepIDs, p RenewalPolicy, s *billed, comma
 	id := s.ref.ServerID + s.ref.HostingID
 	a := store.Action{
 		Action: api.Action{
-			ID: g.next("act"), Command: command, Status: api.ActionPending, ResourceType: s.resourceType, ResourceID: id, CreatedAt: c.at,
+			ID: g.next("act"), Command: command, Status: api.ActionPending, ResourceType: s.resourceType, ResourceID: id,
 		},
 		AccountID: s.ref.AccountID, NodeID: s.nodeID, Target: s.target, Params: params, Mutating: true, Deadline: c.at.Add(deadline),
 	}
+	a.CreatedAt = c.createdAt(a.ID)
 	*s.actionID = a.ID
 	if s.memoAction {
 		s.act = &memoAct{id: a.ID, a: a}
@@ -579,8 +580,9 @@ func issueRenewal(c *applyCtx, g *sweepIDs, s *billed) error {
 	}
 	start := **s.paidUntil
 	end := start.AddDate(0, 1, 0)
+	invID := g.next("inv")
 	inv := store.Invoice{AccountID: acc.ID, ServerID: s.ref.ServerID, HostingID: s.ref.HostingID, Invoice: api.Invoice{
-		ID: g.next("inv"), Status: api.InvoiceUnpaid, Currency: "USD", CreatedAt: c.at, DueAt: start, Payments: []api.Payment{},
+		ID: invID, Status: api.InvoiceUnpaid, Currency: "USD", CreatedAt: c.createdAt(invID), DueAt: start, Payments: []api.Payment{},
 		Lines: []api.InvoiceLine{{
 			Description: fmt.Sprintf("renewal of %s (%s), %s to %s", s.what, s.slug,
 				start.Format("2006-01-02"), end.Format("2006-01-02")),

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/coordinator/internal/placement"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/action"
@@ -704,12 +703,12 @@ func putCleanup(c *applyCtx, a store.Action, failedID string, deadline time.Dura
 func putCleanupWith(c *applyCtx, a store.Action, failedID string, deadline time.Duration, meta map[string]string) (string, error) {
 	var id string
 	for seq := uint16(0x4000); ; seq++ {
-		id = ids.Derived("act", c.at, c.index, seq)
+		id = c.derivedID("act", seq)
 		if c.tx.Bucket(store.BucketActions).Get([]byte(id)) == nil {
 			break
 		}
 	}
-	a.ID, a.Status, a.CreatedAt = id, api.ActionPending, c.at
+	a.ID, a.Status, a.CreatedAt = id, api.ActionPending, c.createdAt(id)
 	if len(a.Params) == 0 {
 		a.Params = json.RawMessage(`{}`) // a terminate or delete takes none; a retried uncert keeps its domain
 	}
