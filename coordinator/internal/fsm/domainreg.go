@@ -68,14 +68,19 @@ type DomainOpDone struct {
 // nothing), and an expired domain takes no change; before it AutoRenew is
 // applied at once and an expired domain is changed.
 //
-// The settings are the PATCH body as the API decoded it (encoding/json
-// flattens it, so the command encodes as if its fields were its own).
+// The settings are the PATCH body's as the API decoded them, each named
+// here (nil: not given), so that a field added to the public request does
+// not reach the replicated payload unless added here too. The encoding is
+// the one the command had when it embedded api.DomainUpdateRequest.
 type DomainChange struct {
-	DomainID  string `json:"domain_id"`
-	AccountID string `json:"account_id"`
-	ChangeID  string `json:"change_id"`
-	ClTRID    string `json:"cl_trid"`
-	api.DomainUpdateRequest
+	DomainID     string   `json:"domain_id"`
+	AccountID    string   `json:"account_id"`
+	ChangeID     string   `json:"change_id"`
+	ClTRID       string   `json:"cl_trid"`
+	AutoRenew    *bool    `json:"auto_renew,omitempty"`
+	TransferLock *bool    `json:"transfer_lock,omitempty"`
+	WhoisPrivacy *bool    `json:"whois_privacy,omitempty"`
+	Nameservers  []string `json:"nameservers,omitempty"`
 }
 
 // domainChangeLevel is the semantics level from which a domain change holds

@@ -76,7 +76,7 @@ func TestDomainOrderAndEnd(t *testing.T) {
 	}
 	// A change waits for the registration.
 	ns := []string{"ns1.other.net", "ns2.other.net"}
-	if _, err := h.apply(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: "dch_1", ClTRID: "dch_1", DomainUpdateRequest: api.DomainUpdateRequest{Nameservers: ns}}); !errors.Is(err, ErrConflict) {
+	if _, err := h.apply(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: "dch_1", ClTRID: "dch_1", Nameservers: ns}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("change while registering: %v", err)
 	}
 	exp := h.at.AddDate(2, 0, 0)
@@ -140,28 +140,28 @@ func TestDomainChange(t *testing.T) {
 	h, _ := registeredHarness(t)
 
 	off, on := false, true
-	d := h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", DomainUpdateRequest: api.DomainUpdateRequest{AutoRenew: &off}}).(api.Domain)
+	d := h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &off}).(api.Domain)
 	if d.AutoRenew || d.Change != nil || openOps(t, h.fsms[0]) != 0 {
 		t.Fatalf("auto_renew only: %+v", d)
 	}
-	if _, err := h.apply(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_2", DomainUpdateRequest: api.DomainUpdateRequest{AutoRenew: &on}}); !errors.Is(err, ErrNotFound) {
+	if _, err := h.apply(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_2", AutoRenew: &on}); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("another account's domain: %v", err)
 	}
 	ns := []string{"ns1.other.net", "ns2.other.net"}
-	d = h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: "dch_1", ClTRID: "dch_1", DomainUpdateRequest: api.DomainUpdateRequest{Nameservers: ns, TransferLock: &on}}).(api.Domain)
+	d = h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: "dch_1", ClTRID: "dch_1", Nameservers: ns, TransferLock: &on}).(api.Domain)
 	if d.Change == nil || d.Change.Status != api.ChangePending || d.Nameservers[0] != "ns1.example.net" || d.TransferLock {
 		t.Fatalf("pending %+v", d)
 	}
-	if _, err := h.apply(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: "dch_2", ClTRID: "dch_2", DomainUpdateRequest: api.DomainUpdateRequest{WhoisPrivacy: &on}}); !errors.Is(err, ErrConflict) {
+	if _, err := h.apply(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: "dch_2", ClTRID: "dch_2", WhoisPrivacy: &on}); !errors.Is(err, ErrConflict) {
 		t.Fatalf("second change while pending: %v", err)
 	}
 	// auto_renew is ours: it goes through while a change is pending.
-	h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", DomainUpdateRequest: api.DomainUpdateRequest{AutoRenew: &on}})
+	h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &on})
 	d = h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_1", Reason: "nameservers: the registry could not be reached: registry down"}).(api.Domain)
 	if d.Change.Status != api.ChangeFailed || d.Change.Reason == "" || d.Nameservers[0] != "ns1.example.net" || d.TransferLock || !d.AutoRenew {
 		t.Fatalf("rolled back %+v %+v", d, d.Change)
 	}
-	h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: "dch_3", ClTRID: "dch_3", DomainUpdateRequest: api.DomainUpdateRequest{Nameservers: ns, TransferLock: &on}})
+	h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: "dch_3", ClTRID: "dch_3", Nameservers: ns, TransferLock: &on})
 	d = h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_3", OK: true}).(api.Domain)
 	if d.Change.Status != api.ChangeApplied || d.Nameservers[0] != "ns1.other.net" || !d.TransferLock || d.Change.FinishedAt == nil {
 		t.Fatalf("applied %+v %+v", d, d.Change)
@@ -179,7 +179,7 @@ func TestDomainChangeAutoRenewGoesWithItsChange(t *testing.T) {
 	on := true
 	ns := []string{"ns1.other.net", "ns2.other.net"}
 	change := func(id string, lock, ar bool) api.Domain {
-		return h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: id, ClTRID: id, DomainUpdateRequest: api.DomainUpdateRequest{Nameservers: ns, TransferLock: &lock, AutoRenew: &ar}}).(api.Domain)
+		return h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", ChangeID: id, ClTRID: id, Nameservers: ns, TransferLock: &lock, AutoRenew: &ar}).(api.Domain)
 	}
 	// Level 1: auto_renew at once, kept when the change is refused.
 	if d := change("dch_0", true, false); d.AutoRenew || d.Change.AutoRenew != nil {
@@ -188,7 +188,7 @@ func TestDomainChangeAutoRenewGoesWithItsChange(t *testing.T) {
 	if d := h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_0", Reason: "refused"}).(api.Domain); d.AutoRenew {
 		t.Fatalf("level 1, refused: %+v", d)
 	}
-	h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", DomainUpdateRequest: api.DomainUpdateRequest{AutoRenew: &on}})
+	h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &on})
 	h.must(CmdClusterLevel, ClusterLevel{Level: domainChangeLevel})
 	// Refused: auto_renew stays on.
 	if d := change("dch_1", true, false); !d.AutoRenew || d.Change.AutoRenew == nil || *d.Change.AutoRenew {
@@ -204,7 +204,7 @@ func TestDomainChangeAutoRenewGoesWithItsChange(t *testing.T) {
 	}
 	// A later auto_renew alone wins over the held one.
 	change("dch_3", false, false)
-	h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", DomainUpdateRequest: api.DomainUpdateRequest{AutoRenew: &on}})
+	h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &on})
 	if d := h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dch_3", OK: true}).(api.Domain); !d.AutoRenew || d.TransferLock {
 		t.Fatalf("auto_renew alone during a change: %+v", d)
 	}
@@ -219,12 +219,12 @@ func TestDomainChangeOfAnExpiredDomain(t *testing.T) {
 	h.at = exp.Add(time.Hour)
 	h.must(CmdDomainSweep, DomainSweep{Policy: DomainPolicy{RenewDays: 30}, Domains: []string{"dom_1"}})
 	off := false
-	if d := h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", DomainUpdateRequest: api.DomainUpdateRequest{AutoRenew: &off}}).(api.Domain); d.AutoRenew || d.Status != api.DomainExpired {
+	if d := h.must(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &off}).(api.Domain); d.AutoRenew || d.Status != api.DomainExpired {
 		t.Fatalf("level 1: %+v", d)
 	}
 	h.must(CmdClusterLevel, ClusterLevel{Level: domainChangeLevel})
 	on := true
-	_, err := h.apply(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", DomainUpdateRequest: api.DomainUpdateRequest{AutoRenew: &on}})
+	_, err := h.apply(CmdDomainChange, DomainChange{DomainID: "dom_1", AccountID: "acc_1", AutoRenew: &on})
 	var state *DomainStateError
 	if !errors.As(err, &state) || !errors.Is(err, ErrConflict) || state.Status != api.DomainExpired {
 		t.Fatalf("a change of an expired domain: %v", err)
@@ -249,7 +249,7 @@ func TestDomainSweep(t *testing.T) {
 		h.must(CmdDomainOpDone, DomainOpDone{DomainID: id, OpID: id, OK: true, Expires: &exp})
 	}
 	off := false
-	h.must(CmdDomainChange, DomainChange{DomainID: "dom_2", AccountID: "acc_1", DomainUpdateRequest: api.DomainUpdateRequest{AutoRenew: &off}})
+	h.must(CmdDomainChange, DomainChange{DomainID: "dom_2", AccountID: "acc_1", AutoRenew: &off})
 	pol := DomainPolicy{RenewDays: 30, ReminderDays: []int{30, 7}}
 	exp := *getRegDomain(t, h.fsms[0], "dom_1").ExpiresAt
 	sweep := func(at time.Time) DomainSweepResult {

@@ -536,7 +536,8 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 	}
 	chID := ids.New("dch", rq.now)
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainChange, fsm.DomainChange{
-		DomainID: cur.ID, AccountID: rq.caller.accountID, ChangeID: chID, ClTRID: fsm.DomainClTRID(chID), DomainUpdateRequest: req,
+		DomainID: cur.ID, AccountID: rq.caller.accountID, ChangeID: chID, ClTRID: fsm.DomainClTRID(chID),
+		AutoRenew: req.AutoRenew, TransferLock: req.TransferLock, WhoisPrivacy: req.WhoisPrivacy, Nameservers: req.Nameservers,
 	}, http.StatusOK)
 	if err != nil {
 		var state *fsm.DomainStateError
