@@ -8,14 +8,12 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 )
 
-// TestBodyIntegersAsTheirSchemaSays: in the real document's tools, a body
-// member whose schema is an integer, written as a number with a zero
-// fractional part (2.0, 20e-1: an integer in JSON Schema), reaches the
-// operation written as the integer, so its decoder takes it as it takes 2;
-// every other byte of the body is as sent (a string "2.0", a member the
-// schema types otherwise, 2.5 and 1e400, which the decoder refuses naming
-// the field).
-func TestBodyIntegersAsTheirSchemaSays(t *testing.T) {
+// TestArgumentTypesInTheRealTools: in the real document's tools, a path,
+// query or header argument of another JSON type than its schema's is refused
+// naming it, and `body` reaches the operation byte for byte as sent (its
+// decoder's rules are a REST client's: `"years": 2.0` is its 400 there as
+// here).
+func TestArgumentTypesInTheRealTools(t *testing.T) {
 	ops, err := mcpserver.OperationsFromDoc(httpapi.OpenAPI)
 	if err != nil {
 		t.Fatal(err)
@@ -25,15 +23,9 @@ func TestBodyIntegersAsTheirSchemaSays(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ tool, args, body string }{
-		{"register_domain", `{"body":{"name":"a.test","years":2.0}}`, `{"name":"a.test","years":2}`},
-		{"register_domain", `{"body":{"name":"2.0e1","years" : 20e-1 ,"auto_renew":true}}`, `{"name":"2.0e1","years" : 2 ,"auto_renew":true}`},
-		{"quote_domain", `{"body":{"years":-0.0}}`, `{"years":0}`},
-		{"quote_domain", `{"body":{"years":2.5}}`, `{"years":2.5}`},
-		{"quote_domain", `{"body":{"years":1e400}}`, `{"years":1e400}`},
-		{"quote_domain", `{"body":{"years":"2.0"}}`, `{"years":"2.0"}`},
-		{"quote_domain", `{"body":{"years":2.0,"years":3.0}}`, `{"years":2,"years":3}`}, // still the decoder's duplicate
-		{"power_server", `{"id":"s","action":"stop","body":{"force":true,"grace_seconds":3.0e1}}`, `{"force":true,"grace_seconds":30}`},
-		{"create_ticket", `{"body":{"subject":"1.0","body":"2.0","priority":"high"}}`, `{"subject":"1.0","body":"2.0","priority":"high"}`},
+		{"register_domain", `{"body":{"name":"a.test","years":2.0}}`, `{"name":"a.test","years":2.0}`},
+		{"quote_domain", `{"body":{"years" : 20e-1 ,"auto_renew":true}}`, `{"years" : 20e-1 ,"auto_renew":true}`},
+		{"power_server", `{"id":"s","action":"stop","body":{"force":true,"grace_seconds":3.0e1}}`, `{"force":true,"grace_seconds":3.0e1}`},
 	} {
 		call, err := ts.ByName(c.tool).Build([]byte(c.args))
 		if err != nil {
@@ -41,7 +33,7 @@ func TestBodyIntegersAsTheirSchemaSays(t *testing.T) {
 			continue
 		}
 		if string(call.Body) != c.body {
-			t.Errorf("%s %s: body %s; want %s", c.tool, c.args, call.Body, c.body)
+			t.Errorf("%s %s: body %s; want %s, as sent", c.tool, c.args, call.Body, c.body)
 		}
 	}
 	for _, c := range []struct{ tool, args, field string }{

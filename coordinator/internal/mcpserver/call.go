@@ -204,7 +204,7 @@ func (t *Tool) build(raw []byte, valid bool) (*Call, error) {
 	c.Path = path
 	if t.hasBody {
 		if b, ok := args.get(argBody); ok && string(b) != "null" {
-			c.Body = t.bodyInts.normaliseBody(b)
+			c.Body = []byte(b)
 		} else if t.bodyReq {
 			return nil, &ArgError{Field: argBody, Msg: "required"}
 		}

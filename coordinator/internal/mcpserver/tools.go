@@ -78,8 +78,6 @@ type Tool struct {
 	names    []string // argNames, sorted
 	hasBody  bool
 	bodyReq  bool
-	// bodyInts is where the body's schema puts integers (nil: nowhere).
-	bodyInts *intShape
 }
 
 // Tools is the generated tool table.
@@ -224,7 +222,6 @@ func newTool(op Operation, item *openapi3.PathItem, o *openapi3.Operation) (*Too
 				schema["description"] = rb.Value.Description
 			}
 			t.hasBody, t.bodyReq = true, rb.Value.Required
-			t.bodyInts = intShapeOf(schema, 0)
 			if err := add(argBody, schema, rb.Value.Required); err != nil {
 				return nil, err
 			}
