@@ -264,6 +264,13 @@ func DecodeAccountCreate(body []byte) (api.AccountCreateRequest, error) {
 		if addr, err := mail.ParseAddress(req.Email); err != nil || addr.Address != req.Email {
 			return &httpError{status: 400, code: "invalid_field", msg: `field "email" is not a valid address`}
 		}
+		// The e-mail index (applyAccountCreate) lower-cases by Unicode
+		// rules, the operator's reference (accountRef) ASCII only, as every
+		// host name: a non-ASCII capital, which the two read apart (and
+		// U+212A KELVIN SIGN as another account's "k"), is refused.
+		if strings.ToLower(req.Email) != validate.LowerASCII(req.Email) {
+			return &httpError{status: 400, code: "invalid_field", msg: `field "email" has a capital letter outside ASCII: write it in lower case`}
+		}
 		if req.Name == "" {
 			req.Name = req.Email
 		}

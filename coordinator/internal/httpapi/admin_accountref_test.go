@@ -38,3 +38,33 @@ func TestAdminNamesAnAccountByEmail(t *testing.T) {
 		}
 	}
 }
+
+// TestAdminAccountEmailFoldsASCIIOnly: an account's e-mail is unique in any
+// ASCII case, and the operator names it in any ASCII case (accountRef,
+// validate.LowerASCII). An e-mail with a non-ASCII capital, which the
+// e-mail index would lower-case by Unicode rules (U+212A KELVIN SIGN as
+// "k", Ä as ä) where the operator's reference does not, is refused (400
+// naming email), not taken for another account's (409) nor made an account
+// the operator cannot name by its e-mail. Before, the first was a 409 and
+// the second was created but not found by its own e-mail.
+func TestAdminAccountEmailFoldsASCIIOnly(t *testing.T) {
+	s := newSrvAPI(t)
+	call := adminCall(t, s)
+	for _, email := range []string{"kda@example.com", "äda@example.com"} {
+		if code, out := call("POST", "/admin/accounts", `{"email":"`+email+`"}`); code != http.StatusCreated {
+			t.Fatalf("create %s: %d %s", email, code, out)
+		}
+		if code, out := call("GET", "/admin/accounts/"+email, ""); code != http.StatusOK {
+			t.Errorf("GET /admin/accounts/%s: %d %s", email, code, out)
+		}
+	}
+	if code, out := call("POST", "/admin/accounts", `{"email":"KDA@Example.com"}`); code != http.StatusConflict {
+		t.Errorf("create KDA@Example.com beside kda@example.com: %d %s, want 409", code, out)
+	}
+	for _, email := range []string{"\u212Ada@example.com", "Äda@example.com", "Öz@example.com", "ada@BÜCHER.example"} {
+		code, out := call("POST", "/admin/accounts", `{"email":"`+email+`"}`)
+		if code != http.StatusBadRequest || !strings.Contains(out, `field \"email\"`) {
+			t.Errorf("create %s: %d %s, want 400 naming email", email, code, out)
+		}
+	}
+}
