@@ -324,7 +324,8 @@ func probe57ToolCall(hc *http.Client, s *probe56MCP, id int, tool, args string) 
 		if rpc.Error != nil {
 			return res, fmt.Errorf("JSON-RPC error %s", rpc.Error)
 		}
-		return res, json.Unmarshal(rpc.Result, &res)
+		err := json.Unmarshal(rpc.Result, &res)
+		return res, err
 	}
 	return res, fmt.Errorf("no answer to request %d in %d messages", id, len(data))
 }
