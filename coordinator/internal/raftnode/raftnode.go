@@ -479,8 +479,10 @@ var olderSpool = regexp.MustCompile(`^(restore-[0-9]+\.hpsnap)(\.check|\.ready|\
 // removeRestoreLeftovers removes the files of a restore the process ended
 // in (a crash or kill between PrepareRestore and Close): each can be as
 // large as a backup, and nothing else removes them. Every file in
-// restore-spool/ is one; of an older build's names in the data directory
-// itself, those with a suffix only its restore made are, and a spool of
+// restore-spool/ named as a restore's spool (olderSpool: PrepareRestore's
+// names) is one (nothing is removed when restore-spool is a symbolic link:
+// its target is not the product's); of an older build's names in the data
+// directory itself, those with a suffix only its restore made are, and a spool of
 // its name is when one of them is beside it (a restore cut short while it
 // checked or marked the spool). A spool of its name alone is kept and
 // logged: it may be an operator's own file (a backup saved under that
@@ -488,9 +490,11 @@ var olderSpool = regexp.MustCompile(`^(restore-[0-9]+\.hpsnap)(\.check|\.ready|\
 // the start goes on.
 func removeRestoreLeftovers(dir string, lg *slog.Logger) {
 	spool := filepath.Join(dir, restoreSpoolDir)
-	if entries, err := os.ReadDir(spool); err == nil {
+	if fi, err := os.Lstat(spool); err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+		lg.Warn("the restore spool is a symbolic link, not the product's own directory: nothing in it is removed", "dir", spool)
+	} else if entries, err := os.ReadDir(spool); err == nil {
 		for _, e := range entries {
-			if e.Type().IsRegular() {
+			if e.Type().IsRegular() && olderSpool.MatchString(e.Name()) {
 				removeRestoreLeftover(filepath.Join(spool, e.Name()), e, lg)
 			}
 		}

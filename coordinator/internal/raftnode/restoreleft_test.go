@@ -136,3 +136,50 @@ func openRegistered(t *testing.T, dir, addr, id string, times int) *Node {
 	}
 	return n
 }
+
+// The start removes from restore-spool/ only files named as a restore's
+// spool, and nothing when restore-spool is a symbolic link (an operator who
+// points it elsewhere keeps every file there). Before, every regular file
+// in the link's target was removed.
+func TestStartKeepsFilesRestoreSpoolDoesNotOwn(t *testing.T) {
+	for _, link := range []bool{false, true} {
+		t.Run(fmt.Sprintf("symlink=%v", link), func(t *testing.T) {
+			dir, other := t.TempDir(), t.TempDir()
+			spool := filepath.Join(dir, "restore-spool")
+			target := spool
+			if link {
+				target = other
+				if err := os.Symlink(other, spool); err != nil {
+					t.Fatal(err)
+				}
+			} else if err := os.Mkdir(spool, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			keep := []string{"notes.txt", "backup.db"}
+			gone := []string{"restore-4242.hpsnap.ready"}
+			if link {
+				keep, gone = append(keep, gone...), nil
+			}
+			for _, name := range append(append([]string{}, keep...), gone...) {
+				if err := os.WriteFile(filepath.Join(target, name), []byte("x"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var logs framework.SyncBuilder
+			removeRestoreLeftovers(dir, slog.New(slog.NewTextHandler(&logs, nil)))
+			for _, name := range keep {
+				if _, err := os.Stat(filepath.Join(target, name)); err != nil {
+					t.Errorf("%s in %s was removed at the start (stat: %v); log:\n%s", name, target, err, logs.String())
+				}
+			}
+			for _, name := range gone {
+				if _, err := os.Stat(filepath.Join(target, name)); !os.IsNotExist(err) {
+					t.Errorf("the restore's %s is still in restore-spool/ (stat: %v)", name, err)
+				}
+			}
+			if link && !strings.Contains(logs.String(), "symbolic link") {
+				t.Errorf("the start does not say it left the linked restore spool alone; log:\n%s", logs.String())
+			}
+		})
+	}
+}
