@@ -76,11 +76,8 @@ func TestProbe56EveryOperationAtAFollowerWhileTheLeaderIsPaused(t *testing.T) {
 	hc := &http.Client{Timeout: 60 * time.Second}
 	problems := make([]string, len(calls))
 	statuses := make([]int, len(calls))
-	p := r.c.Nodes[ld]
-	p.Pause()
-	resumed := sync.OnceFunc(p.Resume)
+	resumed := r.pauseLeader(ld)
 	defer resumed()
-	time.Sleep(200 * time.Millisecond) // the followers still take it for the leader
 	// All at once: each is in flight while the followers still forward to
 	// the paused leader (or elect another), none waits for the others.
 	var wg sync.WaitGroup
@@ -104,15 +101,11 @@ func TestProbe56EveryOperationAtAFollowerWhileTheLeaderIsPaused(t *testing.T) {
 			if body != nil {
 				req.Header.Set("Content-Type", "application/json")
 			}
-			start := time.Now()
-			resp, err := hc.Do(req)
-			took := time.Since(start)
+			resp, b, took, err := timedDo(hc, req)
 			if err != nil {
 				problems[n] = fmt.Sprintf("%s: no answer after %s: %v", what, took.Round(time.Millisecond), err)
 				return
 			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
 			statuses[n] = resp.StatusCode
 			problems[n] = probe56Answer(what, took, bound, c.stale, resp, b)
 		})
@@ -130,6 +123,30 @@ func TestProbe56EveryOperationAtAFollowerWhileTheLeaderIsPaused(t *testing.T) {
 	if counts[http.StatusServiceUnavailable] == 0 {
 		t.Errorf("no 503 among %d calls at the followers in the first seconds of the pause: the leader was not paused as the test means", len(calls))
 	}
+}
+
+// pauseLeader pauses the leader ld (SIGSTOP) and waits 200 ms, while the
+// followers still take it for the leader; resume (once, whatever calls it
+// again) resumes it.
+func (r *rig) pauseLeader(ld int) (resume func()) {
+	r.c.Nodes[ld].Pause()
+	resume = sync.OnceFunc(r.c.Nodes[ld].Resume)
+	time.Sleep(200 * time.Millisecond) // the followers still take it for the leader
+	return resume
+}
+
+// timedDo sends req with hc and reads the whole answer: the answer (its
+// body read and closed), the body, and how long the answer's header took.
+func timedDo(hc *http.Client, req *http.Request) (*http.Response, []byte, time.Duration, error) {
+	start := time.Now()
+	resp, err := hc.Do(req)
+	took := time.Since(start) // to the answer's header, as the pause probes bound it
+	if err != nil {
+		return nil, nil, took, err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, b, took, nil
 }
 
 // pausable is the index of the leader (known within 20 s) and of its two

@@ -50,21 +50,7 @@ func TestProbe57MCPAndOAuthAtAFollowerWhileTheLeaderIsPaused(t *testing.T) {
 	for _, f := range followers {
 		s := newProbe56MCP(t, r.c.URL(f)+"/mcp", r.keyA)
 		sessions[f] = s
-		var list struct {
-			Tools []struct {
-				Name        string `json:"name"`
-				Annotations struct {
-					ReadOnly bool `json:"readOnlyHint"`
-				} `json:"annotations"`
-				InputSchema struct {
-					Properties map[string]struct {
-						Type any `json:"type"`
-					} `json:"properties"`
-					Required []string `json:"required"`
-				} `json:"inputSchema"`
-			} `json:"tools"`
-		}
-		s.call(t, "tools/list", map[string]any{}, &list)
+		list := s.tools(t)
 		for _, tool := range list.Tools {
 			if tool.Annotations.ReadOnly {
 				continue
@@ -125,11 +111,8 @@ func TestProbe57MCPAndOAuthAtAFollowerWhileTheLeaderIsPaused(t *testing.T) {
 	mcpProblems, mcpOK, mcp503 := make([]string, len(mcps)), make([]bool, len(mcps)), 0
 	oauthProblems, oauthStatus := make([]string, len(oauths)), make([]int, len(oauths))
 	var mu sync.Mutex
-	p := r.c.Nodes[ld]
-	p.Pause()
-	resumed := sync.OnceFunc(p.Resume)
+	resumed := r.pauseLeader(ld)
 	defer resumed()
-	time.Sleep(200 * time.Millisecond) // the followers still take it for the leader
 	var wg sync.WaitGroup
 	for n, c := range mcps {
 		wg.Go(func() {
@@ -181,15 +164,11 @@ func TestProbe57MCPAndOAuthAtAFollowerWhileTheLeaderIsPaused(t *testing.T) {
 			if c.ctype != "" {
 				req.Header.Set("Content-Type", c.ctype)
 			}
-			start := time.Now()
-			resp, err := hc.Do(req)
-			took := time.Since(start)
+			resp, b, took, err := timedDo(hc, req)
 			if err != nil {
 				oauthProblems[n] = fmt.Sprintf("%s: no answer after %s: %v", what, took.Round(time.Millisecond), err)
 				return
 			}
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
 			oauthStatus[n] = resp.StatusCode
 			var bad []string
 			if took > bound {

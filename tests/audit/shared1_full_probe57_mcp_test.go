@@ -25,19 +25,7 @@ func TestProbe57MCPArgumentsTakeTheirSchemaTypes(t *testing.T) {
 	r := sharedRig(t, "probe57mcp")
 	for i := range r.c.Len() {
 		s := newProbe56MCP(t, r.c.URL(i)+"/mcp", r.keyA)
-		var list struct {
-			Tools []struct {
-				Name        string `json:"name"`
-				InputSchema struct {
-					Properties map[string]struct {
-						Type any   `json:"type"`
-						Enum []any `json:"enum"`
-					} `json:"properties"`
-					Required []string `json:"required"`
-				} `json:"inputSchema"`
-			} `json:"tools"`
-		}
-		s.call(t, "tools/list", map[string]any{}, &list)
+		list := s.tools(t)
 		ints, strs := 0, 0
 		for _, tool := range list.Tools {
 			base := map[string]any{}

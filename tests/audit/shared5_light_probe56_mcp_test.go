@@ -30,18 +30,7 @@ func TestProbe56MCPIntegerArgumentsAsTheirSchemaSays(t *testing.T) {
 	f := r.follower()
 	for _, i := range []int{0, f} {
 		s := newProbe56MCP(t, r.c.URL(i)+"/mcp", r.keyA)
-		var list struct {
-			Tools []struct {
-				Name        string `json:"name"`
-				InputSchema struct {
-					Properties map[string]struct {
-						Type any `json:"type"`
-					} `json:"properties"`
-					Required []string `json:"required"`
-				} `json:"inputSchema"`
-			} `json:"tools"`
-		}
-		s.call(t, "tools/list", map[string]any{}, &list)
+		list := s.tools(t)
 		tried := 0
 		for _, tool := range list.Tools {
 			if len(tool.InputSchema.Required) > 0 {
@@ -75,6 +64,33 @@ func TestProbe56MCPIntegerArgumentsAsTheirSchemaSays(t *testing.T) {
 
 // probe56MCP is an MCP session of key at endpoint: JSON-RPC over
 // Streamable HTTP, written from the MCP specification.
+// probe56Tools is the tools/list answer the MCP probes read: each tool's
+// name, read-only hint, and its arguments' JSON types, enums and which are
+// required.
+type probe56Tools struct {
+	Tools []struct {
+		Name        string `json:"name"`
+		Annotations struct {
+			ReadOnly bool `json:"readOnlyHint"`
+		} `json:"annotations"`
+		InputSchema struct {
+			Properties map[string]struct {
+				Type any   `json:"type"`
+				Enum []any `json:"enum"`
+			} `json:"properties"`
+			Required []string `json:"required"`
+		} `json:"inputSchema"`
+	} `json:"tools"`
+}
+
+// tools is the session's tools/list answer.
+func (s *probe56MCP) tools(t *testing.T) probe56Tools {
+	t.Helper()
+	var list probe56Tools
+	s.call(t, "tools/list", map[string]any{}, &list)
+	return list
+}
+
 type probe56MCP struct {
 	endpoint, key, session string
 	next                   int
