@@ -83,6 +83,45 @@ func (s *sink) all() []sinkHit {
 	return slices.Clone(s.hits)
 }
 
+// sortedEvents waits (up to within) until s has received n distinct events,
+// one per id (a delivery is at least once: a repeat carries its first's
+// id), and returns them sorted by id, each with its data decoded into D. A
+// delivery that is not an event of one of types fails the test.
+func sortedEvents[D any](t *testing.T, s *sink, n int, within time.Duration, types ...string) []typedEvent[D] {
+	t.Helper()
+	var evs []typedEvent[D]
+	for deadline := time.Now().Add(within); ; {
+		seen := map[string]bool{}
+		evs = evs[:0]
+		for _, h := range s.all() {
+			var ev typedEvent[D]
+			if err := json.Unmarshal(h.body, &ev); err != nil || !slices.Contains(types, ev.Type) {
+				t.Fatalf("a delivery that is not a %s event: %v %.300s", strings.Join(types, " or "), err, h.body)
+			}
+			if !seen[ev.ID] {
+				seen[ev.ID] = true
+				evs = append(evs, ev)
+			}
+		}
+		if len(evs) >= n {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %s events received within %s, want %d", len(evs), strings.Join(types, "/"), within, n)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	slices.SortFunc(evs, func(a, b typedEvent[D]) int { return strings.Compare(a.ID, b.ID) })
+	return evs
+}
+
+// typedEvent is a delivered event with its data as D.
+type typedEvent[D any] struct {
+	ID   string `json:"id"`
+	Type string `json:"type"`
+	Data D      `json:"data"`
+}
+
 // about returns the requests whose event data has field = value.
 func (s *sink) about(field, value string) []sinkHit {
 	var out []sinkHit

@@ -1,9 +1,7 @@
 package audit
 
 import (
-	"encoding/json"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -61,43 +59,13 @@ func TestWebhookEventIDsSortInCommitOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	type event struct {
-		id     string
-		number int64
-	}
-	var evs []event
-	for deadline := time.Now().Add(90 * time.Second); ; {
-		seen := map[string]bool{}
-		evs = evs[:0]
-		for _, h := range s.all() {
-			var ev struct {
-				ID   string `json:"id"`
-				Type string `json:"type"`
-				Data struct {
-					TicketNumber int64 `json:"ticketNumber"`
-				} `json:"data"`
-			}
-			if err := json.Unmarshal(h.body, &ev); err != nil || ev.Type != "ticket.created" {
-				t.Fatalf("a delivery that is not a ticket.created event: %v %.300s", err, h.body)
-			}
-			if !seen[ev.ID] { // at least once: a repeat carries the same id
-				seen[ev.ID] = true
-				evs = append(evs, event{ev.ID, ev.Data.TicketNumber})
-			}
-		}
-		if len(evs) >= clients*each {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d ticket.created events received within 90 s, want %d", len(evs), clients*each)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	slices.SortFunc(evs, func(a, b event) int { return strings.Compare(a.id, b.id) })
+	evs := sortedEvents[struct {
+		TicketNumber int64 `json:"ticketNumber"`
+	}](t, s, clients*each, 90*time.Second, "ticket.created")
 	var bad []string
 	for i := 1; i < len(evs); i++ {
-		if evs[i].number <= evs[i-1].number {
-			bad = append(bad, fmt.Sprintf("%s (ticket %d) sorts after %s (ticket %d)", evs[i].id, evs[i].number, evs[i-1].id, evs[i-1].number))
+		if evs[i].Data.TicketNumber <= evs[i-1].Data.TicketNumber {
+			bad = append(bad, fmt.Sprintf("%s (ticket %d) sorts after %s (ticket %d)", evs[i].ID, evs[i].Data.TicketNumber, evs[i-1].ID, evs[i-1].Data.TicketNumber))
 		}
 	}
 	if len(bad) > 0 {

@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/url"
 	"slices"
@@ -114,34 +113,11 @@ func TestFSMMadeIDsSortInCommitOrder(t *testing.T) {
 	// What the events say was committed, in id (commit) order.
 	type step struct{ id, hosting, what string }
 	var evs []step
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		seen := map[string]bool{}
-		evs = evs[:0]
-		for _, h := range s.all() {
-			var ev struct {
-				ID   string `json:"id"`
-				Type string `json:"type"`
-				Data struct {
-					HostingID string `json:"hostingId"`
-				} `json:"data"`
-			}
-			if err := json.Unmarshal(h.body, &ev); err != nil {
-				t.Fatalf("a delivery that is not an event: %v %.300s", err, h.body)
-			}
-			if !seen[ev.ID] { // at least once: a repeat carries the same id
-				seen[ev.ID] = true
-				evs = append(evs, step{ev.ID, ev.Data.HostingID, strings.TrimPrefix(ev.Type, "hosting.")})
-			}
-		}
-		if len(evs) >= 2*rounds*accounts {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d hosting.suspended/unsuspended events received within 60 s, want %d", len(evs), 2*rounds*accounts)
-		}
-		time.Sleep(200 * time.Millisecond)
+	for _, ev := range sortedEvents[struct {
+		HostingID string `json:"hostingId"`
+	}](t, s, 2*rounds*accounts, 60*time.Second, "hosting.suspended", "hosting.unsuspended") {
+		evs = append(evs, step{ev.ID, ev.Data.HostingID, strings.TrimPrefix(ev.Type, "hosting.")})
 	}
-	slices.SortFunc(evs, func(a, b step) int { return strings.Compare(a.id, b.id) })
 
 	// What the customer's actions list shows, in id order.
 	var acts []step
