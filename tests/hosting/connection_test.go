@@ -52,8 +52,8 @@ foreach ([%s, '127.0.0.1'] as $i => $host) {
 // the account's database with db_host, db_port, db_name and db_user (and
 // over TCP at db_port). The node restarted without a public host name
 // answers the account's domain as sftp_host again, its ports unchanged.
-// Its MariaDB restarted with skip_networking: db_port 0 and db_network
-// socket_only, and the page still reaches the database through the socket.
+// (Its MariaDB restarted with skip_networking: TestDBPortFollowsTheNodesMariaDB,
+// which restarts it so anyway, checks the whole connection then.)
 func TestConnectionDetailsAreTheNodes(t *testing.T) {
 	w := newWorldWith(t, worldOptions{
 		// The node's hello may come before the cluster reaches the level
@@ -112,18 +112,6 @@ func TestConnectionDetailsAreTheNodes(t *testing.T) {
 		return cl.HostingAccount(ctx, created.Hosting.ID)
 	}, func(h api.HostingAccount) bool { return h.Connection == want })
 
-	// The node's MariaDB restarted without TCP (skip_networking): the
-	// node's next usage report says so, and the customer is told to use
-	// the socket (db_network socket_only), not that it is unknown.
-	w.env.StopMariaDB(t)
-	w.env.StartMariaDB(t, "--skip-networking")
-	want.DBPort, want.DBNetwork = 0, api.DBNetworkSocketOnly
-	framework.PollFor(t, "db_port 0, db_network socket_only once MariaDB takes no TCP", 30*time.Second, 200*time.Millisecond, func(ctx context.Context) (api.HostingAccount, error) {
-		return cl.HostingAccount(ctx, created.Hosting.ID)
-	}, func(h api.HostingAccount) bool { return h.Connection == want })
-	if code, body := hostenv.Get(t, w.env.HTTPAddr, domain, "/"); code != 200 || !strings.Contains(body, "db0=OK:"+user+"\n") {
-		t.Fatalf("the page reaching the database through db_host localhost (the socket) without TCP: %d %s", code, body)
-	}
 }
 
 func listHosting(t *testing.T, w *world) []api.HostingAccount {

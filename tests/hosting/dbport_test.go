@@ -92,7 +92,7 @@ func TestDBPortFollowsTheNodesMariaDB(t *testing.T) {
 		}
 	}
 
-	waitFor("db_port is the node's MariaDB's", dbPort(w.env.DBPort, api.DBNetworkTCP))
+	tcp := waitFor("db_port is the node's MariaDB's", dbPort(w.env.DBPort, api.DBNetworkTCP)).Connection
 	page("MariaDB on TCP", "OK:"+user, "OK:"+user)
 
 	w.env.StopMariaDB(t)
@@ -114,7 +114,13 @@ func TestDBPortFollowsTheNodesMariaDB(t *testing.T) {
 
 	w.env.StopMariaDB(t)
 	w.env.StartMariaDB(t, "--skip-networking")
-	waitFor("MariaDB with skip_networking: db_port 0, db_network socket_only", dbPort(0, api.DBNetworkSocketOnly))
+	// The rest of the connection (SFTP, db_host, db_name, db_user) stays
+	// as it was: only the port and the network follow MariaDB.
+	noTCP := tcp
+	noTCP.DBPort, noTCP.DBNetwork = 0, api.DBNetworkSocketOnly
+	waitFor("MariaDB with skip_networking: db_port 0, db_network socket_only, the rest unchanged", func(h api.HostingAccount) bool {
+		return h.Connection == noTCP
+	})
 	if c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(w.env.DBPort))); err == nil {
 		c.Close()
 		t.Fatalf("something listens on MariaDB's old port %d", w.env.DBPort)
