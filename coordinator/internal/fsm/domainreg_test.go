@@ -127,10 +127,17 @@ func registeredHarness(t *testing.T) (h *whHarness, exp time.Time) {
 	h = newServerHarness(t)
 	h.putDomainTest()
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 1000})
-	h.must(CmdDomainOrder, testDomainOrder("dom_1", "a.test", 1))
-	exp = h.at.AddDate(1, 0, 0)
-	h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dom_1", OK: true, Expires: &exp})
-	return h, exp
+	return h, h.registered("dom_1", "a.test")
+}
+
+// registered orders domain id (name, for a year, as acc_1) and ends its
+// registration, expiring a year from now: its expiry.
+func (h *whHarness) registered(id, name string) time.Time {
+	h.t.Helper()
+	h.must(CmdDomainOrder, testDomainOrder(id, name, 1))
+	exp := h.at.AddDate(1, 0, 0)
+	h.must(CmdDomainOpDone, DomainOpDone{DomainID: id, OpID: id, OK: true, Expires: &exp})
+	return exp
 }
 
 // TestDomainChange: auto_renew is applied at once; registry settings are
@@ -244,9 +251,7 @@ func TestDomainSweep(t *testing.T) {
 	h.putDomainTest()
 	h.must(CmdWalletCredit, WalletCredit{TxID: "wtx_dep", AccountID: "acc_1", AmountUsdCents: 3000})
 	for _, id := range []string{"dom_1", "dom_2"} {
-		h.must(CmdDomainOrder, testDomainOrder(id, id[4:]+".test", 1))
-		exp := h.at.AddDate(1, 0, 0)
-		h.must(CmdDomainOpDone, DomainOpDone{DomainID: id, OpID: id, OK: true, Expires: &exp})
+		h.registered(id, id[4:]+".test")
 	}
 	off := false
 	h.must(CmdDomainChange, DomainChange{DomainID: "dom_2", AccountID: "acc_1", AutoRenew: &off})
