@@ -26,14 +26,7 @@ func TestMarkRestoreWithoutMetaBucket(t *testing.T) {
 	if err := db.Update(MarkRestore); err == nil {
 		t.Fatal("MarkRestore on a database without the meta bucket succeeded")
 	}
-	if err := db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket(BucketMeta) != nil {
-			t.Error("the failed MarkRestore created the meta bucket")
-		}
-		return nil
-	}); err != nil {
-		t.Fatal(err)
-	}
+	noMetaBucketAfter(t, db, "MarkRestore")
 
 	if err := db.Update(func(tx *bolt.Tx) error {
 		_, err := tx.CreateBucket(BucketMeta)
@@ -71,9 +64,16 @@ func TestTakeRestoreMarkWithoutMetaBucket(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "meta bucket") {
 		t.Fatalf("TakeRestoreMark on a bare database: %v, want an error naming the meta bucket", err)
 	}
+	noMetaBucketAfter(t, db, "TakeRestoreMark")
+}
+
+// noMetaBucketAfter fails the test when db has a meta bucket after the
+// failed call named what: a refusal writes nothing.
+func noMetaBucketAfter(t *testing.T, db *bolt.DB, what string) {
+	t.Helper()
 	if err := db.View(func(tx *bolt.Tx) error {
 		if tx.Bucket(BucketMeta) != nil {
-			t.Error("the failed TakeRestoreMark created the meta bucket")
+			t.Errorf("the failed %s created the meta bucket", what)
 		}
 		return nil
 	}); err != nil {
