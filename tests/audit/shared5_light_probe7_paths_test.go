@@ -1,13 +1,11 @@
 package audit
 
 import (
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
@@ -37,10 +35,9 @@ func TestProbe7UncleanPathsAreJSON404s(t *testing.T) {
 				req.Header.Set("Authorization", "Bearer "+r.keyA)
 				req.Header.Set("Content-Type", "application/json")
 				resp, body := framework.Fetch(t, hc, req)
-				var e api.Error
-				_ = json.Unmarshal(body, &e)
+				e, err := framework.Reply{Status: resp.StatusCode, Body: body}.Envelope()
 				what := p.method + " " + p.path + " by " + name + " on coordinator " + string(rune('0'+i))
-				if resp.StatusCode != 404 || e.StatusCode != 404 || e.Code != "route_not_found" {
+				if resp.StatusCode != 404 || err != nil || e.Code != "route_not_found" {
 					t.Errorf("%s: %d %q %.200s; want a 404 route_not_found in the error envelope", what, resp.StatusCode, resp.Header.Get("Content-Type"), body)
 				}
 				for _, h := range []string{"X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"} {

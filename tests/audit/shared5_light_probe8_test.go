@@ -54,9 +54,8 @@ func TestProbe8OutsideIn(t *testing.T) {
 			} {
 				what := fmt.Sprintf("%s /mcp on coordinator %d (%s)", tc.method, i, tc.what)
 				st, hdr, body := rawMCP(t, tc.method, ep, r.keyA, tc.session, tc.body, tc.hdr, 15*time.Second)
-				var e api.Error
-				err := json.Unmarshal([]byte(body), &e)
-				if st != tc.status || err != nil || e.StatusCode != st || e.Err != http.StatusText(st) || e.Message == "" || e.Code == "" ||
+				e, err := framework.Reply{Status: st, Body: []byte(body)}.Envelope()
+				if st != tc.status || err != nil || e.Err != http.StatusText(st) || e.Message == "" || e.Code == "" ||
 					!strings.HasPrefix(hdr.Get("Content-Type"), "application/json") {
 					t.Errorf("%s: %d %q %.300q; want %d in the error envelope {statusCode, error, message, code}", what, st, hdr.Get("Content-Type"), body, tc.status)
 				}
@@ -226,15 +225,14 @@ func TestProbe8OutsideIn(t *testing.T) {
 				t.Errorf("HEAD %s: no X-RateLimit-Limit", path)
 			}
 			st, hdr, body = send("OPTIONS", path)
-			var e api.Error
-			err := json.Unmarshal(body, &e)
+			e, err := framework.Reply{Status: st, Body: body}.Envelope()
 			allow := hdr.Get("Allow")
 			for _, m := range ms {
 				if !strings.Contains(", "+allow+",", ", "+m+",") {
 					t.Errorf("OPTIONS %s: Allow %q lacks %s", path, allow, m)
 				}
 			}
-			if st != 405 || err != nil || e.StatusCode != 405 || e.Code != "method_not_allowed" || hdr.Get("X-RateLimit-Limit") == "" {
+			if st != 405 || err != nil || e.Code != "method_not_allowed" || hdr.Get("X-RateLimit-Limit") == "" {
 				t.Errorf("OPTIONS %s: %d %.200s; want a 405 method_not_allowed in the error envelope", path, st, body)
 			}
 		}

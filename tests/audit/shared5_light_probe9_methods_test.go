@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
@@ -146,8 +145,7 @@ func sweepMethods(t *testing.T, base, key string) {
 			if m == "HEAD" {
 				continue
 			}
-			var e api.Error
-			if err := json.Unmarshal(body, &e); err != nil || e.StatusCode != 405 || e.Code != "method_not_allowed" || !bytes.Contains(body, []byte(hdr.Get("Allow"))) {
+			if e, err := (framework.Reply{Status: st, Body: body}).Envelope(); err != nil || e.Code != "method_not_allowed" || !bytes.Contains(body, []byte(hdr.Get("Allow"))) {
 				t.Errorf("%s: %.200s; want a 405 method_not_allowed in the error envelope naming the allowed methods", what, body)
 			}
 		}

@@ -3,7 +3,6 @@ package audit
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -172,9 +171,8 @@ func TestStatsStreamsCannotStarveActions(t *testing.T) {
 			}
 		case s.status == 429:
 			refused++
-			var e api.Error
-			_ = json.Unmarshal(s.body, &e)
-			if e.Code != "too_many_streams" || !strings.Contains(e.Message, fmt.Sprint(streamCap)) ||
+			e, err := framework.Reply{Status: s.status, Body: s.body}.Envelope()
+			if err != nil || e.Code != "too_many_streams" || !strings.Contains(e.Message, fmt.Sprint(streamCap)) ||
 				s.header.Get("Retry-After") == "" || s.header.Get("X-RateLimit-Limit") == "" || s.header.Get("X-RateLimit-Remaining") == "" {
 				wrong = append(wrong, fmt.Sprintf("stream %d: 429 %s (Retry-After %q, X-RateLimit-Limit %q); want code too_many_streams, a message naming %d, Retry-After and X-RateLimit-*",
 					i, s.body, s.header.Get("Retry-After"), s.header.Get("X-RateLimit-Limit"), streamCap))

@@ -247,14 +247,27 @@ func (r Reply) Decode(t testing.TB, v any) {
 // must not read a success (or an HTML page) as an empty error.
 func (r Reply) DecodeError(t testing.TB) api.Error {
 	t.Helper()
+	e, err := r.Envelope()
+	if err != nil {
+		t.Fatalf("decode the error envelope of %v", err)
+	}
+	return e
+}
+
+// Envelope is DecodeError for a check that reports a wrong answer among
+// others and goes on: the error envelope of an answer that is not a 2xx,
+// or an error naming the answer when it is a 2xx or its body is not an
+// envelope of its status. A raw answer read another way is checked as
+// Reply{Status: status, Body: body}.Envelope().
+func (r Reply) Envelope() (api.Error, error) {
 	if r.Status >= 200 && r.Status <= 299 {
-		t.Fatalf("decode the error envelope of %s: a 2xx answer", r)
+		return api.Error{}, fmt.Errorf("%s: a 2xx answer", r)
 	}
 	var e api.Error
 	if err := json.Unmarshal(r.Body, &e); err != nil || e.StatusCode != r.Status {
-		t.Fatalf("decode the error envelope of %s: not an envelope of status %d (%v)", r, r.Status, err)
+		return api.Error{}, fmt.Errorf("%s: not an envelope of status %d (%v)", r, r.Status, err)
 	}
-	return e
+	return e, nil
 }
 
 // Code is the error envelope's code.

@@ -79,4 +79,16 @@ func TestDecodeErrorRefusesASuccess(t *testing.T) {
 	if got := failure(func(t testing.TB) { page.DecodeError(t) }); !strings.Contains(got, "not an envelope") {
 		t.Errorf("DecodeError of an HTML 502: failed with %q; want the test failed, not an envelope", got)
 	}
+
+	// Envelope is the same check with the failure as an error: a check
+	// among others reports it and goes on.
+	if e, err := refused.Envelope(); err != nil || e.Code != "no_leader" || e.StatusCode != 503 {
+		t.Errorf("Envelope of a 503 envelope: %+v, %v; want code no_leader", e, err)
+	}
+	other := Reply{Method: "OPTIONS", Path: "/v1/tickets", Status: http.StatusMethodNotAllowed, Body: refused.Body}
+	for _, r := range []Reply{ok, page, other} {
+		if e, err := r.Envelope(); err == nil || !strings.Contains(err.Error(), r.String()) || e != (api.Error{}) {
+			t.Errorf("Envelope of %s: %+v, %v; want an error naming the answer (a 2xx, not an envelope, a 503's envelope with a 405)", r, e, err)
+		}
+	}
 }
