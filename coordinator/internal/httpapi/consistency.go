@@ -34,7 +34,7 @@ func (a *API) readGate(w http.ResponseWriter, r *http.Request, rid string) bool 
 	if err != nil {
 		ae, _ := toAPIError(err)
 		a.uncountedLimitHeaders(w, r)
-		writeError(w, rid, ae)
+		writeRefusal(w, r, rid, ae)
 		return false
 	}
 	if stale {
@@ -48,14 +48,14 @@ func (a *API) readGate(w http.ResponseWriter, r *http.Request, rid string) bool 
 	if !a.awaitLeaderReady(r.Context()) {
 		w.Header().Set("Retry-After", "1")
 		a.uncountedLimitHeaders(w, r)
-		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
+		writeRefusal(w, r, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
 		return false
 	}
 	if isRead(r) {
 		if ae := a.linearizableRead(r.Context()); ae != nil {
 			w.Header().Set("Retry-After", "1")
 			a.uncountedLimitHeaders(w, r)
-			writeError(w, rid, ae)
+			writeRefusal(w, r, rid, ae)
 			return false
 		}
 		w.Header().Set(headerReadConsistency, consistencyLinear)

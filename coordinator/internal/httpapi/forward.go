@@ -119,7 +119,7 @@ func newForwarder(a *API) *forwarder {
 			w.Header().Set("Cache-Control", "no-store")
 			w.Header().Set("Retry-After", "1")
 			a.uncountedLimitHeaders(w, r)
-			writeError(w, w.Header().Get(headerRequestID), api.NewError(http.StatusServiceUnavailable, "leader_unreachable", "the leader could not be reached; retry shortly"))
+			writeRefusal(w, r, w.Header().Get(headerRequestID), api.NewError(http.StatusServiceUnavailable, "leader_unreachable", "the leader could not be reached; retry shortly"))
 		},
 	}
 	return f
@@ -175,14 +175,14 @@ func (f *forwarder) forward(w http.ResponseWriter, r *http.Request, rid string) 
 		// client this 503 for ever, where the leader served it.
 		w.Header().Set("Retry-After", "1")
 		f.a.uncountedLimitHeaders(w, r)
-		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
+		writeRefusal(w, r, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "leadership is changing; retry shortly"))
 		return
 	}
 	addr := f.a.LeaderAPIAddr()
 	if addr == "" {
 		w.Header().Set("Retry-After", "1")
 		f.a.uncountedLimitHeaders(w, r)
-		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "the cluster has no leader right now; retry shortly"))
+		writeRefusal(w, r, rid, api.NewError(http.StatusServiceUnavailable, "no_leader", "the cluster has no leader right now; retry shortly"))
 		return
 	}
 	if v := r.Header[headerRequestID]; len(v) != 1 || v[0] != rid {
@@ -220,7 +220,7 @@ func (f *forwarder) proxyTo(w http.ResponseWriter, r *http.Request, rid string, 
 				if !ok {
 					ae, _ := toAPIError(err)
 					f.a.uncountedLimitHeaders(w, r)
-					writeError(w, rid, ae)
+					writeRefusal(w, r, rid, ae)
 					return
 				}
 				// The leader answers it (see bodyUnread).

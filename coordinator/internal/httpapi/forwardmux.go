@@ -1054,7 +1054,7 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 		if unread, ok = bodyUnread(err); !ok {
 			ae, _ := toAPIError(err)
 			f.a.uncountedLimitHeaders(w, r)
-			writeError(w, rid, ae)
+			writeRefusal(w, r, rid, ae)
 			return
 		}
 		body = nil // the leader answers it (see bodyUnread)
@@ -1079,7 +1079,7 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Retry-After", "1")
 		f.a.uncountedLimitHeaders(w, r)
-		writeError(w, rid, api.NewError(http.StatusServiceUnavailable, "leader_unreachable", "the leader could not be reached; retry shortly"))
+		writeRefusal(w, r, rid, api.NewError(http.StatusServiceUnavailable, "leader_unreachable", "the leader could not be reached; retry shortly"))
 		return
 	}
 	// The leader's header, decoded straight into this answer's (after this

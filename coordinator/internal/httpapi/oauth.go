@@ -204,7 +204,7 @@ func (a *API) oauthWrap(h oauthFunc, form bool) http.Handler {
 		w.Header().Set(headerRequestID, rid)
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Pragma", "no-cache")
-		if !a.readGate(w, r, rid) {
+		if r = withRefusalShape(r, oauthShape); !a.readGate(w, r, rid) {
 			return
 		}
 		c := &oauthCall{r: r, w: w, rid: rid, now: a.now().UTC()}

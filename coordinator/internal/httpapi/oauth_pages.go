@@ -70,7 +70,7 @@ func (a *API) pageWrap(h pageFunc) http.Handler {
 			a.renderError(w, http.StatusForbidden, "This form was posted from another site.")
 			return
 		}
-		if !a.readGate(w, r, rid) {
+		if r = withRefusalShape(r, a.pageShape); !a.readGate(w, r, rid) {
 			return
 		}
 		p := &page{w: w, r: r, rid: rid, now: a.now().UTC()}
