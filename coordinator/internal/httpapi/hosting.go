@@ -24,15 +24,15 @@ func (a *API) hostingRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/v1/hosting", Scope: api.ScopeHostingRead, handler: a.listHosting},
 		{Method: "GET", Path: "/v1/hosting/{id}", Scope: api.ScopeHostingRead, handler: a.getHosting},
-		{Method: "POST", Path: "/v1/hosting/{id}/suspend", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.suspendHosting},
-		{Method: "POST", Path: "/v1/hosting/{id}/unsuspend", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.unsuspendHosting},
-		{Method: "PUT", Path: "/v1/hosting/{id}/php", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.setHostingPHP},
+		{Method: "POST", Path: "/v1/hosting/{id}/suspend", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.suspendHosting, replay: a.hostingActionReplay},
+		{Method: "POST", Path: "/v1/hosting/{id}/unsuspend", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.unsuspendHosting, replay: a.hostingActionReplay},
+		{Method: "PUT", Path: "/v1/hosting/{id}/php", Scope: api.ScopeHostingWrite, Idempotent: true, handler: a.setHostingPHP, replay: a.hostingActionReplay},
 		// Not Idempotent on purpose, as POST /v1/servers/{id}/password-reset:
 		// the new passwords are only in the live response, so a replay would
 		// say "accepted" without them and lock the customer out. A retry
 		// makes new passwords (while the first runs, a 409 action_in_progress).
 		{Method: "POST", Path: "/v1/hosting/{id}/password-reset", Scope: api.ScopeHostingWrite, handler: a.resetHostingPassword},
-		{Method: "DELETE", Path: "/v1/hosting/{id}", Scope: api.ScopeHostingDestroy, Idempotent: true, handler: a.deleteHosting},
+		{Method: "DELETE", Path: "/v1/hosting/{id}", Scope: api.ScopeHostingDestroy, Idempotent: true, handler: a.deleteHosting, replay: a.hostingActionReplay},
 	}
 }
 
@@ -166,6 +166,8 @@ func (a *API) startHostingAction(rq *request, deps *ServerDeps, h store.HostingA
 		hv := a.hostingView(store.HostingAccount{HostingAccount: *acc.Hosting, NodeID: h.NodeID})
 		acc.Hosting = &hv
 		v = acc
+	} else if raw, ok := v.(json.RawMessage); ok { // the FSM replayed a record it already held
+		v = a.hostingActionReplay(rq, raw)
 	}
 	deps.Kick()
 	return status, v, nil
@@ -450,16 +452,50 @@ func (a *API) hostingOrderReplay(rq *request, replay any) any {
 	if json.Unmarshal(raw, &o) != nil || o.Hosting.ID == "" {
 		return replay
 	}
-	var rec store.HostingAccount
-	if err := a.state.Read(func(r store.ReadTx) (err error) {
-		rec, err = r.OwnedHostingAccount(rq.caller.accountID, o.Hosting.ID)
-		return err
-	}); err != nil {
+	hv, ok := a.replayedHostingView(rq, o.Hosting)
+	if !ok {
 		return replay
 	}
-	rec.HostingAccount = o.Hosting
-	o.Hosting = a.hostingView(rec)
+	o.Hosting = hv
 	return o
+}
+
+// hostingActionReplay is the answer of a hosting action (suspend,
+// unsuspend, PHP version, delete) replayed for its Idempotency-Key, as
+// hostingOrderReplay: the stored answer's account with its connection
+// details and disk allowance as the first answer gave them. Replayed as
+// stored, its connection was all empty (sftp_host "", ports 0, no
+// db_network) and its disk allowance 0 (probe58).
+func (a *API) hostingActionReplay(rq *request, replay any) any {
+	raw, ok := replay.(json.RawMessage)
+	if !ok {
+		return replay
+	}
+	var acc api.HostingActionAccepted
+	if json.Unmarshal(raw, &acc) != nil || acc.Hosting == nil || acc.Hosting.ID == "" {
+		return replay
+	}
+	hv, ok := a.replayedHostingView(rq, *acc.Hosting)
+	if !ok {
+		return replay
+	}
+	acc.Hosting = &hv
+	return acc
+}
+
+// replayedHostingView is the customer view (hostingView) of h, an account as
+// a stored answer holds it, on the node the caller's account h is on; false
+// when the caller has no such account.
+func (a *API) replayedHostingView(rq *request, h api.HostingAccount) (api.HostingAccount, bool) {
+	var rec store.HostingAccount
+	if err := a.state.Read(func(r store.ReadTx) (err error) {
+		rec, err = r.OwnedHostingAccount(rq.caller.accountID, h.ID)
+		return err
+	}); err != nil {
+		return api.HostingAccount{}, false
+	}
+	rec.HostingAccount = h
+	return a.hostingView(rec), true
 }
 
 // quoteHosting prices a hosting order body without ordering. A username or

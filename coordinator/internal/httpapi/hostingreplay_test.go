@@ -68,3 +68,38 @@ func hostingOrderAPI(t *testing.T) (s *srvAPI, acc, key, hst string) {
 	s.a.SetServerDeps(&deps)
 	return s, acc, key, hst
 }
+
+// A hosting action (suspend, PHP version; unsuspend and delete alike, in
+// tests/audit probe58_idem_test.go) retried with its
+// Idempotency-Key answers the first answer too, the account's connection
+// details and disk allowance included; before, its replay answered the
+// stored account with an empty connection (sftp_host "", ports 0, no
+// db_network) and disk_mib 0 (probe58's repro).
+func TestHostingActionReplayKeepsTheConnection(t *testing.T) {
+	for _, c := range []struct{ method, path, body string }{
+		{"POST", "/suspend", `{}`},
+		{"PUT", "/php", `{"php_version":"8.2"}`},
+	} {
+		s, _, key, hst := hostingOrderAPI(t)
+		view := func(what string, r reply) api.HostingAccount {
+			t.Helper()
+			var o api.HostingActionAccepted
+			if r.status != http.StatusAccepted || json.Unmarshal(r.body, &o) != nil || o.Hosting == nil {
+				t.Fatalf("%s %s: %s: %d %s", c.method, c.path, what, r.status, r.body)
+			}
+			return *o.Hosting
+		}
+		first := view("first", s.call(key, c.method, "/v1/hosting/"+hst+c.path, c.body, "Idempotency-Key", "p58"+c.path))
+		again := s.call(key, c.method, "/v1/hosting/"+hst+c.path, c.body, "Idempotency-Key", "p58"+c.path)
+		got := view("its retry", again)
+		if first.Connection.SFTPUser != "ada" || first.Connection.DBNetwork == "" {
+			t.Fatalf("%s %s: the first answer's connection %+v, quota %+v", c.method, c.path, first.Connection, first.Quota)
+		}
+		if again.header.Get("Idempotent-Replayed") != "true" {
+			t.Errorf("%s %s: the retry is no replay: %d %s", c.method, c.path, again.status, again.body)
+		}
+		if got.Connection != first.Connection || got.Quota != first.Quota {
+			t.Errorf("%s %s: the retry's connection %+v quota %+v, want the first's %+v %+v", c.method, c.path, got.Connection, got.Quota, first.Connection, first.Quota)
+		}
+	}
+}
