@@ -120,4 +120,15 @@ func TestDomainPatchThatChangesNothing(t *testing.T) {
 		t.Errorf("a PATCH that changes nothing went to the registry (%d → %d)", applied, reg.Applied())
 	}
 	patchChanges(t, s, key, path, path, `{"auto_renew":`+toJSON(r.m["auto_renew"] != true)+`}`)
+	// Why the keyed no-op still commits its entry (the answer's record): its
+	// replay after that change answers the first answer and is not run
+	// again, which would set auto_renew back.
+	changed := s.call(key, "GET", path, "")
+	if rp := s.call(key, "PATCH", path, same, "Idempotency-Key", "same-1"); rp.status != http.StatusOK || !sameJSON(rp.body, before.body) || rp.header.Get("Idempotent-Replayed") != "true" {
+		t.Errorf("the keyed no-op PATCH replayed after a change: %d %s (Idempotent-Replayed %q), want its first answer replayed: %s",
+			rp.status, rp.body, rp.header.Get("Idempotent-Replayed"), before.body)
+	}
+	if now := s.call(key, "GET", path, ""); !sameJSON(now.body, changed.body) {
+		t.Errorf("the replay of a keyed no-op PATCH changed the domain: %s, was %s", now.body, changed.body)
+	}
 }
