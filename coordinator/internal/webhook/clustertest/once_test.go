@@ -22,7 +22,9 @@ import (
 // commits through Raft but its apply answers raft.ErrLeadershipLost (the
 // answer of an entry replicated before leadership was lost), so the
 // dispatcher proposes the same record again and it commits again. The
-// receiver got one request, and the delivery log the customer lists
+// receiver got one request a delivery while no election happened (no new
+// Raft term: a dispatcher that sends again after a failed answer is caught),
+// and the delivery log the customer lists
 // (GET /v1/webhooks/{id}/deliveries) and every replica's hold the attempt
 // once.
 //
@@ -94,6 +96,17 @@ func TestAttemptCommittedButFailedListedOnce(t *testing.T) {
 		}
 		return -1
 	}
+	// term: the highest Raft term on any coordinator. A delivery is sent
+	// again only when the leadership moved (a new term): in a run without
+	// an election each delivery is one request, as this test checked
+	// before it allowed the two-send path.
+	term := func() (m uint64) {
+		for _, nd := range c.Nodes {
+			m = max(m, nd.Server.Node.Term())
+		}
+		return m
+	}
+	term0 := term()
 	tickets := 0
 	for !proposedAgain() {
 		if tickets == nodes {
@@ -139,6 +152,9 @@ func TestAttemptCommittedButFailedListedOnce(t *testing.T) {
 			t.Fatalf("event %s came in the deliveries %s and %s: a delivery sent again keeps its X-Sunucu-Delivery", e, o, d)
 		}
 		deliveryOf[e] = d
+	}
+	if len(hits) > tickets && term() == term0 {
+		t.Fatalf("the receiver got %d requests for %d deliveries without a leadership change (term %d throughout): a delivery is sent again only by a new leader", len(hits), tickets, term0)
 	}
 	if len(hits) > tickets {
 		t.Logf("%d requests for %d deliveries: a delivery sent again after the leadership moved before its record committed (at least once, same X-Sunucu-Delivery)", len(hits), tickets)

@@ -34,7 +34,7 @@ func TestDeliverySentAgainKeepsItsIDWhenTheLeaderMovesBeforeItsRecord(t *testing
 	}
 	const nodes = 3
 	var cl atomic.Pointer[testcluster.Cluster] // set once New returns, read by the dispatchers
-	var dropped atomic.Int32 // -1-i: coordinator i dropped its first record
+	var dropped atomic.Int32                   // -1-i: coordinator i dropped its first record
 	wrap := func(i int, cfg *server.Config) {
 		cfg.Webhooks.WrapApply = func(apply webhook.Applier) webhook.Applier {
 			return func(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
