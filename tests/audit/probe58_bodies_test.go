@@ -1,0 +1,197 @@
+package audit
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// TestProbe58HostileBodiesEveryCreate: README's body rules ("valid UTF-8
+// (else a 400 naming the field), one object with the documented member
+// names only: an unknown name is 400 unknown_field, and so is a known one in
+// another case, and a name given twice is 400 duplicate_field") and
+// SPEC.md's "clear 4xx on bad input", member by member, on every operation
+// of the served /openapi.json that takes a body and names no resource in
+// its path (tickets, webhooks, API keys, the three orders, their quotes, the
+// domain transfer), and on a ticket reply and a webhook update of the
+// customer's own, through all three coordinators with the customer's own
+// net/http client. For each member the request body schema lists, in an
+// otherwise valid body: the member with a value of another JSON type, with
+// bytes that are not UTF-8 (a string, or a string in an array), in upper
+// case, and given twice; plus a member the schema does not list. Each is a
+// 400 in the error envelope whose message names the member (unknown_field,
+// duplicate_field where README says so), and afterwards the account has
+// made nothing: no order, key, ticket, reply or webhook beyond its own, and
+// its webhook's description unchanged. Before, the orders' malformed,
+// unknown-field and over-long bodies were checked, the hosting routes'
+// members, and the rest by example only.
+func TestProbe58HostileBodiesEveryCreate(t *testing.T) {
+	r := newRig(t) // a registry: without one the domain routes are 404 domains_not_offered before any body
+	ctx := r.ctx
+	recv := newReceiver(t)
+	tk := r.ticket(0, r.keyA, "p58 bodies")
+	wh := r.hook(r.keyA, recv.URL, "ticket.created")
+	bases := map[string]map[string]any{
+		"POST /tickets":            {"subject": "s", "message": "m"},
+		"POST /tickets/{id}/reply": {"body": "b"},
+		"POST /webhooks":           {"url": recv.URL + "/p58", "events": []string{"ticket.created"}},
+		"PATCH /webhooks/{id}":     {"description": "d"},
+		"POST /account/api-keys":   {"name": "n", "scopes": []string{"tickets:read"}},
+		"POST /servers":            serverBody("p58body"),
+		"POST /servers/quote":      serverBody("p58body"),
+		"POST /hosting":            hostingBody("p58body"),
+		"POST /hosting/quote":      hostingBody("p58body"),
+		"POST /domains":            domainBody("p58-body.test"),
+		"POST /domains/quote":      domainBody("p58-body.test"),
+		"POST /domains/transfer":   {"name": "p58-body.test", "auth_code": "Abc-12345", "contact": contact},
+	}
+	ids := map[string]string{"POST /tickets/{id}/reply": tk.ID, "PATCH /webhooks/{id}": wh.ID}
+
+	// The request body schemas of /openapi.json: each member's type.
+	rep := p58Do(t, ctx, r.c.URL(0), "", "GET", "/openapi.json", nil, nil, true)
+	var doc struct {
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Schemas map[string]json.RawMessage `json:"schemas"`
+		} `json:"components"`
+	}
+	if rep.status != 200 || json.Unmarshal(rep.body, &doc) != nil {
+		t.Fatalf("%s", rep)
+	}
+	type schema struct {
+		Ref        string             `json:"$ref"`
+		Type       string             `json:"type"`
+		Properties map[string]*schema `json:"properties"`
+		Items      *schema            `json:"items"`
+	}
+	var resolve func(s *schema) *schema
+	resolve = func(s *schema) *schema {
+		if s == nil || s.Ref == "" {
+			return s
+		}
+		var out schema
+		if err := json.Unmarshal(doc.Components.Schemas[strings.TrimPrefix(s.Ref, "#/components/schemas/")], &out); err != nil {
+			t.Fatalf("%s: %v", s.Ref, err)
+		}
+		return resolve(&out)
+	}
+	checked, ops := 0, 0
+	for path, methods := range doc.Paths {
+		for method, raw := range methods {
+			name := strings.ToUpper(method) + " " + path
+			base, ok := bases[name]
+			if !ok {
+				continue
+			}
+			var op struct {
+				Body struct {
+					Content map[string]struct {
+						Schema *schema `json:"schema"`
+					} `json:"content"`
+				} `json:"requestBody"`
+			}
+			if json.Unmarshal(raw, &op) != nil {
+				continue
+			}
+			s := resolve(op.Body.Content["application/json"].Schema)
+			if s == nil || len(s.Properties) == 0 {
+				t.Errorf("%s: no request body schema with members", name)
+				continue
+			}
+			ops++
+			url := "/v1" + strings.ReplaceAll(path, "{id}", ids[name])
+			send := func(i int, what string, body []byte, member, code string) {
+				t.Helper()
+				rep := p58Do(t, ctx, r.c.URL(i), r.keyA, strings.ToUpper(method), url, body, nil, false)
+				e, _ := rep.envelope()
+				switch {
+				case rep.status != 400:
+					t.Errorf("%s, %s, coordinator %d: %s; want 400 naming %s", name, what, i, rep, member)
+				case rep.envelopeErr() != "":
+					t.Errorf("%s, %s, coordinator %d: %s: %s", name, what, i, rep.envelopeErr(), rep)
+				case !strings.Contains(e.Message, member):
+					t.Errorf("%s, %s, coordinator %d: the 400 does not name %s: %s", name, what, i, member, rep)
+				case code != "" && e.Code != code:
+					t.Errorf("%s, %s, coordinator %d: code %q, want %s: %s", name, what, i, e.Code, code, rep)
+				}
+				checked++
+			}
+			with := func(m string, v any) []byte {
+				b := map[string]any{}
+				for k, x := range base {
+					b[k] = x
+				}
+				b[m] = v
+				raw, err := json.Marshal(b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return raw
+			}
+			k := 0
+			for m, ps := range s.Properties {
+				p := resolve(ps)
+				i := k % r.c.Len()
+				k++
+				wrong := map[string]any{"string": 12345, "integer": "x", "number": "x", "boolean": "x", "array": "x", "object": "x"}[p.Type]
+				if wrong != nil {
+					send(i, fmt.Sprintf("%s as %T", m, wrong), with(m, wrong), m, "")
+				}
+				bad := []byte("\"p58\xff\xfebad\"")
+				switch {
+				case p.Type == "string":
+					send(i, m+" not UTF-8", bytes.Replace(with(m, "P58MARK"), []byte(`"P58MARK"`), bad, 1), m, "")
+				case p.Type == "array" && resolve(p.Items) != nil && resolve(p.Items).Type == "string":
+					send(i, m+"[0] not UTF-8", bytes.Replace(with(m, []string{"P58MARK"}), []byte(`"P58MARK"`), bad, 1), m, "")
+				}
+				// The member in upper case (the base's own value, the member
+				// itself left out), and the member twice.
+				v, has := base[m]
+				if !has {
+					continue
+				}
+				up := map[string]any{}
+				for x, w := range base {
+					if x != m {
+						up[x] = w
+					}
+				}
+				up[strings.ToUpper(m[:1])+m[1:]] = v
+				raw, _ := json.Marshal(up)
+				send(i, m+" in upper case", raw, strings.ToUpper(m[:1])+m[1:], "unknown_field")
+				one, _ := json.Marshal(v)
+				body := with(m, v)
+				body = append(body[:len(body)-1], []byte(fmt.Sprintf(",%q:%s}", m, one))...)
+				send(i, m+" twice", body, m, "duplicate_field")
+			}
+			send(ops%r.c.Len(), "an unknown member", with("p58_extra", "x"), "p58_extra", "unknown_field")
+		}
+	}
+	if ops != len(bases) {
+		t.Errorf("%d operations checked, want %d (each base's)", ops, len(bases))
+	}
+	t.Logf("%d hostile bodies over %d operations", checked, ops)
+	for list, want := range map[string]int{"/v1/tickets": 1, "/v1/webhooks": 1, "/v1/servers": 0, "/v1/hosting": 0, "/v1/domains": 0, "/v1/account/api-keys": 1} {
+		var l struct {
+			Data []json.RawMessage `json:"data"`
+		}
+		rep := p58Do(t, ctx, r.c.URL(0), r.keyA, "GET", list, nil, nil, true)
+		if rep.status != 200 || json.Unmarshal(rep.body, &l) != nil || len(l.Data) != want {
+			t.Errorf("after the hostile bodies, %s holds (want %d): %s", list, want, rep)
+		}
+	}
+	var th struct {
+		Messages []json.RawMessage `json:"messages"`
+	}
+	if rep := p58Do(t, ctx, r.c.URL(0), r.keyA, "GET", "/v1/tickets/"+tk.ID, nil, nil, true); rep.status != 200 || json.Unmarshal(rep.body, &th) != nil || len(th.Messages) != 1 {
+		t.Errorf("after the hostile bodies, the ticket's thread: %s", rep)
+	}
+	var w struct {
+		Description string `json:"description"`
+	}
+	if rep := p58Do(t, ctx, r.c.URL(0), r.keyA, "GET", "/v1/webhooks/"+wh.ID, nil, nil, true); rep.status != 200 || json.Unmarshal(rep.body, &w) != nil || w.Description != wh.Description {
+		t.Errorf("after the hostile bodies, the webhook: %s", rep)
+	}
+}
