@@ -11,25 +11,14 @@ import (
 	"github.com/hostplane/hostplane/tests/framework"
 )
 
-// TestMemoryIsTheGuests: a running guest's memory figure in the agent's stats
+// testMemoryIsTheGuests (TestRealGuestAgent's guest, booted and its
+// qemu-ga answering): a running guest's memory figure in the agent's stats
 // is what the guest itself uses, not QEMU's resident set: more than zero, at
 // most the plan's memory, within a few MiB of the guest's own /proc/meminfo
 // (MemTotal − MemAvailable, read through qemu-ga), and it rises by about what
 // the guest allocates (40 MiB written to a tmpfs).
-func TestMemoryIsTheGuests(t *testing.T) {
-	e, ctx := bootEnv(t, "boots a guest", 4*time.Minute)
+func testMemoryIsTheGuests(t *testing.T, ctx context.Context, e *env, name, console string, plan uint64) {
 	testenv.RequireGuestVersion(t, e.guest, testenv.BalloonGuestVersion)
-	e.importTemplate(ctx, "mem", e.guest.Disk, e.guest.InitrdGA, true)
-	name := e.prefix + "-mem"
-	req := e.provisionReq(e.prefix+"-prov", name, "mem")
-	op, err := e.c.Provision(ctx, req)
-	if err != nil {
-		t.Fatalf("provision: %v", err)
-	}
-	vm := op.Result.VM
-	plan := req.Plan.MemoryMiB << 20
-	waitReady(t, ctx, vm.ConsoleLog, 1)
-	waitGuestAgent(t, name, vm.ConsoleLog)
 
 	// The balloon driver reports every few seconds: wait for a figure within
 	// 8 MiB of the guest's own, read just before and after the sample.
@@ -51,7 +40,7 @@ func TestMemoryIsTheGuests(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				t.Fatalf("%s: memory %d MiB, the guest uses %d MiB (MemTotal − MemAvailable) after 60 s; QEMU's resident set is %d MiB\nconsole:\n%s",
-					what, figure>>20, guest>>20, testenv.QEMURSS(t, name)>>20, framework.ReadFile(t, vm.ConsoleLog))
+					what, figure>>20, guest>>20, testenv.QEMURSS(t, name)>>20, framework.ReadFile(t, console))
 			}
 			time.Sleep(500 * time.Millisecond)
 		}
@@ -67,10 +56,6 @@ func TestMemoryIsTheGuests(t *testing.T) {
 	}
 	busy, guestBusy := settle("after 40 MiB allocated", func(figure, _ uint64) bool { return figure >= idle+fill-slack })
 	t.Logf("after 40 MiB in a tmpfs: stats %d MiB, guest %d MiB, QEMU resident %d MiB", busy>>20, guestBusy>>20, testenv.QEMURSS(t, name)>>20)
-
-	if _, err := e.c.Terminate(ctx, name, e.prefix+"-term"); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // lastMemory is the newest memory figure in the agent's stats of vm.
