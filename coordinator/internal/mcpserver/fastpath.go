@@ -374,6 +374,16 @@ func (f *fastCalls) forget(id string) {
 	f.mu.Unlock()
 }
 
+// session is the SDK's session id, if the fast path recorded it.
+func (f *fastCalls) session(id string) *mcp.ServerSession {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if fs := f.sessions[id]; fs != nil {
+		return fs.ss
+	}
+	return nil
+}
+
 // known reports whether session id is one the SDK initialized for account
 // (a tools/call on it reaches the tool handler), ready or not.
 func (f *fastCalls) known(id, account string) bool {

@@ -429,6 +429,13 @@ type HTTPOptions struct {
 	ChallengeScopes []string
 	// SessionTimeout closes idle sessions (30 min).
 	SessionTimeout time.Duration
+	// StreamsPerAccount and Streams bound the GET streams (a session's
+	// server-to-client messages) one account, and all accounts, hold open
+	// at once at this coordinator (DefaultStreamsPerAccount,
+	// DefaultStreams); StreamIdle is how long a session that had a stream
+	// lives on once no request of it runs (DefaultStreamIdle). streamLimits.
+	StreamsPerAccount, Streams int
+	StreamIdle                 time.Duration
 	// PublicHost is the host (and port) of the public URL: a request that
 	// reaches a loopback listener with it in Host came through a reverse
 	// proxy on the same machine that passes the Host on (Caddy's and
@@ -481,6 +488,21 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streamable)
 	counter, _ := authn.(RequestCounter)
 	fast.counter = counter
+	streams := newStreamLimits(opts.StreamsPerAccount, opts.Streams, opts.StreamIdle, func(id string) {
+		ss := fast.session(id)
+		if ss == nil {
+			for s := range srv.Sessions() {
+				if s.ID() == id {
+					ss = s
+					break
+				}
+			}
+		}
+		if ss != nil {
+			_ = ss.Close()
+		}
+		fast.forget(id)
+	})
 	uncounted, _ := authn.(UnauthenticatedCounter)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		meta := opts.ResourceMetadataURL
@@ -546,6 +568,12 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			http.Error(w, fmt.Sprintf("Forbidden: invalid Host header %q", r.Host), http.StatusForbidden)
 			return
 		}
+		// A session that had its GET stream, or was refused one by the
+		// caps, is ended once no request of it runs for StreamIdle
+		// (streamLimits): every request of it counts, the fast path's too.
+		streamed := false
+		done := streams.begin(r.Header.Get(fastSessionHdr), r.Method == http.MethodGet)
+		defer func() { done(streamed) }()
 		if r.Method == http.MethodPost {
 			// refusedBody answers a POST refused for its body, counted
 			// against the key's limit first (a 429 beyond it), as /v1
@@ -612,6 +640,15 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 				return
 			}
 		}
+		if r.Method == http.MethodGet {
+			release, aerr := streams.acquire(c.AccountID, w.Header())
+			if aerr != nil {
+				streamed = true
+				fail(aerr)
+				return
+			}
+			defer release()
+		}
 		ti := &auth.TokenInfo{Scopes: c.Scopes, UserID: c.AccountID,
 			Extra: map[string]any{"remote_addr": r.RemoteAddr, "host": r.Host, "key_id": c.KeyID}}
 		// The tool handler runs on the SDK's goroutine, which writes the
@@ -637,7 +674,9 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			go endWithCredentials(ctx, cancel, authn, r)
 		}
 		verified.ServeHTTP(nw, r.WithContext(context.WithValue(ctx, tokenInfoKey{}, ti)))
+		streamed = r.Method == http.MethodGet && nw.code == http.StatusOK
 		if r.Method == http.MethodDelete && nw.code/100 == 2 {
+			streams.forget(r.Header.Get(fastSessionHdr))
 			// The SDK ended the session: the fast path forgets it before
 			// this handler returns (and so before the 204, which has no
 			// body, is sent), not when the session's clean-up gets to it:

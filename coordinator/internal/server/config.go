@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/httpapi"
+	"github.com/hostplane/hostplane/coordinator/internal/mcpserver"
 	"github.com/hostplane/hostplane/internal/conflayer"
 	"github.com/hostplane/hostplane/pkg/brand"
 	"github.com/hostplane/hostplane/pkg/client"
@@ -94,6 +95,11 @@ type Config struct {
 	// (httpapi.Config).
 	StatsStreamsPerAccount int
 	StatsCallsPerNode      int
+	// MCPStreamsPerAccount, MCPStreams, MCPStreamIdle: the /mcp GET stream
+	// limits (mcpserver.HTTPOptions).
+	MCPStreamsPerAccount int
+	MCPStreams           int
+	MCPStreamIdle        time.Duration
 	// ReservedDomains (--reserved-domains, comma-separated) are the
 	// provider's own names a customer cannot take as a hosting or custom
 	// domain, each with its subdomains; Validate puts them in
@@ -116,7 +122,8 @@ func Defaults() Config {
 	return Config{
 		NodeID: id, DataDir: DefaultDataDir(), APIAddr: "127.0.0.1:8420", RaftAddr: "127.0.0.1:8421",
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
-		Brand: brand.Default, RateLimit: 120, IPRateLimit: httpapi.DefaultIPRateLimit, StatsStreamsPerAccount: httpapi.DefaultStatsStreamsPerAccount, StatsCallsPerNode: httpapi.DefaultStatsCallsPerNode, LogLevel: "info", LogFormat: "json",
+		Brand: brand.Default, RateLimit: 120, IPRateLimit: httpapi.DefaultIPRateLimit, StatsStreamsPerAccount: httpapi.DefaultStatsStreamsPerAccount, StatsCallsPerNode: httpapi.DefaultStatsCallsPerNode,
+		MCPStreamsPerAccount: mcpserver.DefaultStreamsPerAccount, MCPStreams: mcpserver.DefaultStreams, MCPStreamIdle: mcpserver.DefaultStreamIdle, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
 		RDNS:      rdnsDefaults(),
@@ -168,6 +175,9 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of the reverse proxies / load balancers in front of the API: a request whose TCP peer is in one has its client address (key allow-lists, usage, last_used_ip, the --ip-rate-limit budget) taken from X-Forwarded-For, the rightmost address not itself in the list; Forwarded (RFC 7239) is not read; a peer outside the list is the client whatever it sends (default: none); give every coordinator the same list")
 	fs.IntVar(&c.StatsStreamsPerAccount, "stats-streams-per-account", c.StatsStreamsPerAccount, "stats streams (GET /v1/servers/:id/stats?stream=1) one account may hold open at once; more are refused with 429 too_many_streams")
 	fs.IntVar(&c.StatsCallsPerNode, "stats-calls-per-node", c.StatsCallsPerNode, "stats calls (one-shot and streams) open to one node's agent at once, each holding one of the 256 streams its session takes (actions need the rest); more are refused with 503 node_busy")
+	fs.IntVar(&c.MCPStreamsPerAccount, "mcp-streams-per-account", c.MCPStreamsPerAccount, "MCP session streams (GET /mcp, one per session) one account may hold open at once at this coordinator; more are refused with 429 too_many_streams and Retry-After")
+	fs.IntVar(&c.MCPStreams, "mcp-streams", c.MCPStreams, "MCP session streams (GET /mcp) this coordinator holds open at once, all accounts together; more are refused with 503 too_many_streams and Retry-After (tool calls are not affected)")
+	fs.DurationVar(&c.MCPStreamIdle, "mcp-stream-idle", c.MCPStreamIdle, "how long an MCP session that opened a stream (GET /mcp) lives on once its stream has closed and no request of it runs; then it is ended (404 to its id; the client initializes again)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text on stdout, or journal (native journald entries with one field per attribute: REQUEST_ID, ACTION_ID, NODE_ID…)")
 	fs.DurationVar(&c.HeartbeatTimeout, "raft-heartbeat-timeout", c.HeartbeatTimeout, "Raft heartbeat timeout")
@@ -274,6 +284,12 @@ func (c *Config) Validate() error {
 	}
 	if c.StatsStreamsPerAccount < 1 {
 		errs = append(errs, errors.New("stats-streams-per-account must be at least 1"))
+	}
+	if c.MCPStreamsPerAccount < 1 || c.MCPStreams < 1 {
+		errs = append(errs, errors.New("mcp-streams-per-account and mcp-streams must be at least 1"))
+	}
+	if c.MCPStreamIdle < time.Second {
+		errs = append(errs, errors.New("mcp-stream-idle must be at least 1s"))
 	}
 	if c.StatsCallsPerNode < 1 || c.StatsCallsPerNode > 224 {
 		errs = append(errs, errors.New("stats-calls-per-node must be from 1 to 224 (the agent takes 256 streams per session; at least 32 stay for actions)"))

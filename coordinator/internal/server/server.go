@@ -202,7 +202,8 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		// Coordinators forward to each other over mutual TLS on the API port.
 		apiLn = httpapi.SniffTLS(apiLn, tlsCfg.Clone(), cfg.HTTP.ReadHeader, metrics)
 	}
-	public, err := mcpserver.Attach(s.API, admin, mcpserver.HTTPOptions{}) // /v1 and /mcp
+	public, err := mcpserver.Attach(s.API, admin, mcpserver.HTTPOptions{
+		StreamsPerAccount: cfg.MCPStreamsPerAccount, Streams: cfg.MCPStreams, StreamIdle: cfg.MCPStreamIdle}) // /v1 and /mcp
 	if err != nil {
 		s.closeNodes()
 		adminLn.Close()

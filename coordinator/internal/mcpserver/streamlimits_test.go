@@ -1,0 +1,136 @@
+package mcpserver_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// getStream opens session's GET stream on srv as key over a connection of
+// its own and reads only the answer's head (and a refusal's body).
+func getStream(t *testing.T, srv *httptest.Server, key, sess string) (net.Conn, int, http.Header, api.Error) {
+	t.Helper()
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET /mcp HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\nMcp-Session-Id: %s\r\nMcp-Protocol-Version: 2025-11-25\r\n\r\n",
+		srv.Listener.Addr(), key, sess)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	var e api.Error
+	if resp.StatusCode != 200 {
+		raw, _ := io.ReadAll(resp.Body)
+		_ = json.Unmarshal(raw, &e)
+	}
+	return conn, resp.StatusCode, resp.Header, e
+}
+
+// TestStreamLimits: an account holds at most --mcp-streams-per-account GET
+// streams (429 too_many_streams, Retry-After), the coordinator at most
+// --mcp-streams (503 too_many_streams, Retry-After); a stream closed frees
+// its place; a session whose stream closed, or that was refused one, is
+// ended once idle for --mcp-stream-idle (404), unless a request of it comes
+// first; a session that never asked for a stream is not.
+func TestStreamLimits(t *testing.T) {
+	const idle = time.Second
+	c := testcluster.New(t, 1, testcluster.WithRateLimit(100000), func(_ int, cfg *server.Config) {
+		cfg.MCPStreamsPerAccount, cfg.MCPStreams, cfg.MCPStreamIdle = 2, 3, idle
+	})
+	_, keyA := c.NewAccount("streams-a@example.com")
+	_, keyB := c.NewAccount("streams-b@example.com")
+	srv := httptest.NewServer(c.Nodes[0].Server.APIHandler())
+	t.Cleanup(srv.Close)
+	h := c.Nodes[0].Server.APIHandler()
+	session := func(key string) (func(string) int, string) {
+		post, sess := inProcessSession(t, h, key)
+		call := func(s string) int {
+			return post(s, `{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"get_account","arguments":{}}}`).Code
+		}
+		return call, sess
+	}
+	callA, a1 := session(keyA)
+	_, a2 := session(keyA)
+	_, a3 := session(keyA)
+	_, quiet := session(keyA)
+	_, b1 := session(keyB)
+	callB, b2 := session(keyB)
+
+	conn1, st, _, _ := getStream(t, srv, keyA, a1)
+	if st != 200 {
+		t.Fatalf("A's first stream: %d", st)
+	}
+	if _, st, _, _ := getStream(t, srv, keyA, a2); st != 200 {
+		t.Fatalf("A's second stream: %d", st)
+	}
+	_, st, hdr, e := getStream(t, srv, keyA, a3)
+	if st != 429 || e.Code != "too_many_streams" || hdr.Get("Retry-After") == "" {
+		t.Errorf("A's third stream (cap 2 per account): %d %+v Retry-After %q; want 429 too_many_streams with Retry-After", st, e, hdr.Get("Retry-After"))
+	}
+	if _, st, _, _ := getStream(t, srv, keyB, b1); st != 200 {
+		t.Fatalf("B's first stream: %d", st)
+	}
+	_, st, hdr, e = getStream(t, srv, keyB, b2)
+	if st != 503 || e.Code != "too_many_streams" || hdr.Get("Retry-After") == "" {
+		t.Errorf("B's second stream (3 open, cap 3): %d %+v Retry-After %q; want 503 too_many_streams with Retry-After", st, e, hdr.Get("Retry-After"))
+	}
+	// B keeps b2 in use: it outlives the idle time.
+	for end := time.Now().Add(2 * idle); time.Now().Before(end); time.Sleep(idle / 5) {
+		if code := callB(b2); code != 200 {
+			t.Fatalf("B's calls on the session refused a stream: %d", code)
+		}
+	}
+	// A's first stream closes: its place is free, and a1, unused, ends.
+	conn1.Close()
+	waitCode := func(what string, call func() int, want int) {
+		t.Helper()
+		deadline := time.Now().Add(idle + 10*time.Second)
+		for {
+			code := call()
+			if code == want {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d; want %d", what, code, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	_, a4 := session(keyA)
+	waitCode("A's stream after one of its two closed", func() int {
+		_, st, _, _ := getStream(t, srv, keyA, a4)
+		return st
+	}, 200)
+	// A request of a session restarts its idle time: each is asked once,
+	// after the idle time and slack.
+	time.Sleep(idle + 2*time.Second)
+	if code := callA(a1); code != 404 {
+		t.Errorf("a session whose stream closed, then idle: %d; want 404", code)
+	}
+	// a3 and b2, refused a stream and then idle, end too; quiet, which
+	// never asked for one, does not.
+	if code := callA(a3); code != 404 {
+		t.Errorf("a session refused a stream, then idle: %d; want 404", code)
+	}
+	if code := callB(b2); code != 404 {
+		t.Errorf("a session refused a stream, in use, then idle: %d; want 404", code)
+	}
+	if code := callA(quiet); code != 200 {
+		t.Errorf("a session that never asked for a stream, after %v idle: %d; want 200", 2*idle, code)
+	}
+}
