@@ -643,7 +643,9 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		if r.Method == http.MethodGet {
 			release, aerr := streams.acquire(c.AccountID, w.Header())
 			if aerr != nil {
-				streamed = true
+				// Followed only if the session is the caller's: another
+				// account's refused GET must not end it.
+				streamed = fast.known(r.Header.Get(fastSessionHdr), c.AccountID)
 				fail(aerr)
 				return
 			}
