@@ -26,14 +26,9 @@ import (
 // answered with the /v1 body (forward.go's ErrorHandler, the forwarder's
 // no_leader), which an OAuth client reads as no error code at all.
 func TestOAuthRefusalsAtAFollowerWithoutALeaderAreOAuthShaped(t *testing.T) {
-	r := lightRig(t, "gaps58shape", "--public-url", "https://api.audit.example")
-	ld, followers := r.pausable()
-	const cb = "http://127.0.0.1:9/cb"
-	o := oauthSide{t: t, base: r.c.URL(followers[0])}
-	client := o.register(cb)
-	_, challenge := pkce()
-	authorize := "/oauth/authorize?" + url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {cb},
-		"state": {"st"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "scope": {"account:read"}}.Encode()
+	p := newPausedOAuth(t, "gaps58shape")
+	r, ld, followers, client, authorize := p.r, p.ld, p.followers, p.client, p.authorize
+	const cb = pausedOAuthCallback
 	sessions := map[int]*probe56MCP{}
 	for _, f := range followers {
 		sessions[f] = newProbe56MCP(t, r.c.URL(f)+"/mcp", r.keyA)
@@ -233,4 +228,32 @@ func TestOAuthRefusalsAtAFollowerWithoutALeaderAreOAuthShaped(t *testing.T) {
 		}
 	}
 	run("no quorum, no leader known", []int{alone}, true)
+}
+
+// pausedOAuth is a light rig (one --public-url) ready for a test that pauses
+// its leader and calls OAuth through the followers: the leader's index and
+// its two followers' (each with its channel open), a public client
+// registered through the first follower with pausedOAuthCallback, and a
+// consent page request of that client for account:read.
+type pausedOAuth struct {
+	r                 *rig
+	ld                int
+	followers         []int
+	o                 oauthSide
+	client, authorize string
+}
+
+// pausedOAuthCallback is pausedOAuth's client's one redirect URI.
+const pausedOAuthCallback = "http://127.0.0.1:9/cb"
+
+func newPausedOAuth(t *testing.T, prefix string) pausedOAuth {
+	t.Helper()
+	p := pausedOAuth{r: lightRig(t, prefix, "--public-url", "https://api.audit.example")}
+	p.ld, p.followers = p.r.pausable()
+	p.o = oauthSide{t: t, base: p.r.c.URL(p.followers[0])}
+	p.client = p.o.register(pausedOAuthCallback)
+	_, challenge := pkce()
+	p.authorize = "/oauth/authorize?" + url.Values{"response_type": {"code"}, "client_id": {p.client}, "redirect_uri": {pausedOAuthCallback},
+		"state": {"st"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "scope": {"account:read"}}.Encode()
+	return p
 }
