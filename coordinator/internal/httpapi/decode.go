@@ -187,6 +187,18 @@ func decodeStrict(body []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
+		// A member named in another case or given twice is refused as such
+		// (unknown_field, duplicate_field, as README says) also when its
+		// value has the wrong type: encoding/json matched {"Subject": 1} to
+		// subject and refused the number, which named "subject", a member
+		// the client did not send (probe58). Only for a body that parses:
+		// a malformed one is the decoder's to name.
+		var se *json.SyntaxError
+		if !errors.As(err, &se) && !errors.Is(err, io.ErrUnexpectedEOF) {
+			if merr := memberError(jsonmembers.Check(body, reflect.TypeOf(v))); merr != nil {
+				return merr
+			}
+		}
 		return jsonError(body, reflect.TypeOf(v), err)
 	}
 	if dec.More() {

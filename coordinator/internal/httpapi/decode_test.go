@@ -92,3 +92,25 @@ func TestKeyAllowListEntriesChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestMemberNameRefusedBeforeItsValue: a member named in another case, or
+// given twice, is refused for its name (unknown_field, duplicate_field, as
+// README says) whatever its value; before, a value of the wrong type was
+// refused first, as invalid_field naming "department" for {"Department": 1},
+// a member the client did not send (probe58). A malformed body is still the
+// decoder's malformed JSON, and a wrong type alone still invalid_field.
+func TestMemberNameRefusedBeforeItsValue(t *testing.T) {
+	for _, c := range []struct{ body, code, names string }{
+		{`{"subject":"s","message":"m","Department":1}`, "unknown_field", `"Department"`},
+		{`{"subject":"s","message":"m","department":"x","department":2}`, "duplicate_field", `"department"`},
+		{`{"SUBJECT":["s"],"message":"m"}`, "unknown_field", `"SUBJECT"`},
+		{`{"subject":"s","message":"m","department":1}`, "invalid_field", `"department"`},
+		{`{"subject":"s","subject":1,`, "", "malformed JSON"},
+	} {
+		_, err := DecodeTicketCreate([]byte(c.body))
+		var he *httpError
+		if !errors.As(err, &he) || he.status != 400 || he.code != c.code && c.code != "" || !strings.Contains(he.msg, c.names) {
+			t.Errorf("%s: %v (%+v), want a 400 %s naming %s", c.body, err, he, c.code, c.names)
+		}
+	}
+}
