@@ -146,11 +146,12 @@ func TestProbe58HostileBodiesEveryCreate(t *testing.T) {
 				case p.Type == "array" && resolve(p.Items) != nil && resolve(p.Items).Type == "string":
 					send(i, m+"[0] not UTF-8", bytes.Replace(with(m, []string{"P58MARK"}), []byte(`"P58MARK"`), bad, 1), m, "")
 				}
-				// The member in upper case (the base's own value, the member
-				// itself left out), and the member twice.
+				// The member in upper case (the base's own value, or one of
+				// the wrong type, the member itself left out), and the member
+				// twice.
 				v, has := base[m]
 				if !has {
-					continue
+					v = wrong // the name is refused before its value
 				}
 				up := map[string]any{}
 				for x, w := range base {
@@ -161,6 +162,9 @@ func TestProbe58HostileBodiesEveryCreate(t *testing.T) {
 				up[strings.ToUpper(m[:1])+m[1:]] = v
 				raw, _ := json.Marshal(up)
 				send(i, m+" in upper case", raw, strings.ToUpper(m[:1])+m[1:], "unknown_field")
+				if !has {
+					continue
+				}
 				one, _ := json.Marshal(v)
 				body := with(m, v)
 				body = append(body[:len(body)-1], []byte(fmt.Sprintf(",%q:%s}", m, one))...)
