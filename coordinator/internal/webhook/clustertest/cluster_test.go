@@ -101,6 +101,18 @@ func (s *sink) setSecret(sub, secret string) {
 	s.mu.Unlock()
 }
 
+// hook subscribes key's account to ticket.created at the sink's /h/0 (on
+// the leader, sent again while it answers 503) and keeps its secret.
+func (s *sink) hook(ctx context.Context, c *testcluster.Cluster, key string) api.Webhook {
+	var wh api.Webhook
+	c.Retry503(func() (err error) {
+		wh, err = c.Client(c.WaitLeader(10*time.Second), key).CreateWebhook(ctx, api.WebhookCreateRequest{URL: s.srv.URL + "/h/0", Events: []string{"ticket.created"}}, "")
+		return err
+	})
+	s.setSecret("0", wh.Secret)
+	return wh
+}
+
 func (s *sink) snapshot() []hit {
 	s.mu.Lock()
 	defer s.mu.Unlock()

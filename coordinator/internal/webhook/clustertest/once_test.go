@@ -68,12 +68,7 @@ func TestAttemptCommittedButFailedListedOnce(t *testing.T) {
 	rc := newSink(t, 0)
 	acc, key := c.NewAccount("once@example.com")
 	ctx := context.Background()
-	var wh api.Webhook
-	c.Retry503(func() (err error) {
-		wh, err = c.Client(c.WaitLeader(10*time.Second), key).CreateWebhook(ctx, api.WebhookCreateRequest{URL: rc.srv.URL + "/h/0", Events: []string{"ticket.created"}}, "")
-		return err
-	})
-	rc.setSecret("0", wh.Secret)
+	wh := rc.hook(ctx, c, key)
 	// movedOn: the coordinators whose first record was answered as failed
 	// and that lost the leadership before proposing it again.
 	movedOn := map[int]bool{}

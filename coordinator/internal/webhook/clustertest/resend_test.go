@@ -65,12 +65,7 @@ func TestDeliverySentAgainKeepsItsIDWhenTheLeaderMovesBeforeItsRecord(t *testing
 	rc := newSink(t, 0)
 	acc, key := c.NewAccount("resend@example.com")
 	ctx := context.Background()
-	var wh api.Webhook
-	c.Retry503(func() (err error) {
-		wh, err = c.Client(c.WaitLeader(10*time.Second), key).CreateWebhook(ctx, api.WebhookCreateRequest{URL: rc.srv.URL + "/h/0", Events: []string{"ticket.created"}}, "")
-		return err
-	})
-	rc.setSecret("0", wh.Secret)
+	wh := rc.hook(ctx, c, key)
 	c.Retry503(func() error {
 		_, err := c.Client(c.WaitLeader(10*time.Second), key).CreateTicket(ctx, api.TicketCreateRequest{Subject: "Disk full", Message: "m"}, "")
 		return err
