@@ -55,12 +55,8 @@ func TestBrandOpenAPIRenamesEveryOperation(t *testing.T) {
 				if scope, _ := op.Extensions["x-scope"].(string); scope != rt.Scope {
 					t.Errorf("%s: %s: x-scope %q, served %q", name, key, scope, rt.Scope)
 				}
-				for _, req := range *op.Security {
-					for _, scopes := range req {
-						if len(scopes) != 1 || scopes[0] != rt.Scope {
-							t.Errorf("%s: %s: security %v, served %q", name, key, scopes, rt.Scope)
-						}
-					}
+				if got, want := securityOf(op), securityWant(rt); got != want {
+					t.Errorf("%s: %s: security %s, served %s", name, key, got, want)
 				}
 				if q, _ := op.Extensions["x-quote"].(string); q != rt.Quote {
 					t.Errorf("%s: %s: x-quote %q, served %q", name, key, q, rt.Quote)

@@ -222,8 +222,14 @@ func TestOpenAPIServerRoutes(t *testing.T) {
 		if sc, _ := op.Extensions["x-scope"].(string); sc != rt.Scope {
 			problems = append(problems, "scope of "+rt.Method+" "+p+": "+sc+" vs "+rt.Scope)
 		}
-		if op.Security == nil || len(*op.Security) != 2 || len((*op.Security)[0]["bearerAuth"]) != 1 || (*op.Security)[0]["bearerAuth"][0] != rt.Scope {
-			problems = append(problems, "security of "+rt.Method+" "+p)
+		// Either scope serves (x-alt-scope too): the security requirements
+		// are the alternatives a generated client reads, one per scheme and
+		// scope.
+		if sc, _ := op.Extensions["x-alt-scope"].(string); sc != rt.AltScope {
+			problems = append(problems, "alt scope of "+rt.Method+" "+p+": "+sc+" vs "+rt.AltScope)
+		}
+		if got, want := securityOf(op), securityWant(rt); got != want {
+			problems = append(problems, "security of "+rt.Method+" "+p+": "+got+", want "+want)
 		}
 		hasIdem := false
 		for _, prm := range op.Parameters {
@@ -243,4 +249,31 @@ func TestOpenAPIServerRoutes(t *testing.T) {
 	for _, p := range problems {
 		t.Error(p)
 	}
+}
+
+// securityOf is op's security requirements as "scheme:scope" in order.
+func securityOf(op *openapi3.Operation) string {
+	if op.Security == nil {
+		return "<none>"
+	}
+	var out []string
+	for _, req := range *op.Security {
+		for scheme, scopes := range req {
+			out = append(out, scheme+":"+strings.Join(scopes, ","))
+		}
+	}
+	return strings.Join(out, " ")
+}
+
+// securityWant is what rt's operation documents: its scope through either
+// scheme, then its alternative scope the same way (none for a public route).
+func securityWant(rt Route) string {
+	if rt.Scope == "" {
+		return ""
+	}
+	want := []string{"bearerAuth:" + rt.Scope, "apiKeyHeader:" + rt.Scope}
+	if rt.AltScope != "" {
+		want = append(want, "bearerAuth:"+rt.AltScope, "apiKeyHeader:"+rt.AltScope)
+	}
+	return strings.Join(want, " ")
 }
