@@ -32,11 +32,9 @@ import (
 // that was exchanged is spent), an access token whose revocation was a 503
 // still works (one revoked is a 401). probe56_pause_test.go covers /v1.
 func TestProbe57MCPAndOAuthAtAFollowerWhileTheLeaderIsPaused(t *testing.T) {
-	r := lightRig(t, "probe57pause", "--public-url", "https://api.audit.example")
-	ld, followers := r.pausable()
-	const cb = "http://127.0.0.1:9/cb"
-	o := oauthSide{t: t, base: r.c.URL(followers[0])}
-	client := o.register(cb)
+	p := newPausedOAuth(t, "probe57pause")
+	r, ld, followers, o, client, authorize := p.r, p.ld, p.followers, p.o, p.client, p.authorize
+	const cb = pausedOAuthCallback
 
 	type mcpCall struct {
 		f          int
@@ -82,9 +80,6 @@ func TestProbe57MCPAndOAuthAtAFollowerWhileTheLeaderIsPaused(t *testing.T) {
 	if len(mcps) < 40 {
 		t.Fatalf("%d MCP calls; want every write tool at both followers", len(mcps))
 	}
-	_, challenge := pkce()
-	authorize := "/oauth/authorize?" + url.Values{"response_type": {"code"}, "client_id": {client}, "redirect_uri": {cb},
-		"state": {"st"}, "code_challenge": {challenge}, "code_challenge_method": {"S256"}, "scope": {"account:read"}}.Encode()
 	type oauthCall struct {
 		f                         int
 		name, method, path, ctype string
