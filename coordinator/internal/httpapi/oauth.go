@@ -216,6 +216,11 @@ func (a *API) oauthWrap(h oauthFunc, form bool) http.Handler {
 			if e.Status == http.StatusUnauthorized {
 				w.Header().Set("WWW-Authenticate", `Basic realm="hostplane"`)
 			}
+			if e.Status == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+				// temporarily_unavailable (leadership lost during the
+				// proposal, no quorum): retryable, as /v1's 503s say.
+				w.Header().Set("Retry-After", "1")
+			}
 			writeJSON(w, e.Status, e)
 			return
 		}
