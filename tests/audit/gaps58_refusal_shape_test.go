@@ -194,7 +194,13 @@ func TestOAuthRefusalsAtAFollowerWithoutALeaderAreOAuthShaped(t *testing.T) {
 	// No quorum: the leader and one follower paused; the other answers
 	// every forwarded call with a 503, first while it still takes the
 	// paused coordinator for the leader (the forward fails), then once it
-	// knows no leader (it forwards nothing).
+	// knows no leader (it forwards nothing). Right after the resume the
+	// ex-leader may still say it leads: wait until all three name one
+	// leader in one term, or "alone" may be the real leader (it then
+	// answers from its own state, not 503).
+	if err := r.c.WaitSettled(30 * time.Second); err != nil {
+		t.Fatal(err)
+	}
 	ld, err := r.c.LeaderIndex(30 * time.Second)
 	if err != nil {
 		t.Fatal(err)
