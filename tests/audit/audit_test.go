@@ -553,26 +553,76 @@ type openAPIOp struct {
 	OperationID  string `json:"operationId"`
 	Scope        string `json:"x-scope"`
 	AltScope     string `json:"x-alt-scope"`
+	// open: no security (served without a key); idem: it declares the
+	// Idempotency-Key header; isBody: it has a requestBody.
+	open, idem, isBody bool
 }
 
 // operations lists the operations of the first coordinator's
 // /openapi.json (a path's other members, such as its parameters, left out).
 func (r *rig) operations() []openAPIOp {
 	r.t.Helper()
-	var doc struct {
-		Paths map[string]map[string]json.RawMessage `json:"paths"`
+	rep := r.apis[0].Call("", "GET", "/openapi.json", nil, nil)
+	if rep.Status != 200 {
+		r.t.Fatalf("GET /openapi.json: %s", rep)
 	}
-	r.apis[0].Call("", "GET", "/openapi.json", nil, nil).Decode(r.t, &doc)
+	return parseOperations(r.t, rep.Body)
+}
+
+// parseOperations reads the operations of an /openapi.json document as a
+// client generator does, sorted by path and method: each one's operationId,
+// scopes (x-scope, x-alt-scope), whether it requires no security, declares
+// an Idempotency-Key (a parameter of its own or a $ref to one) and takes a
+// body.
+func parseOperations(t testing.TB, body []byte) []openAPIOp {
+	t.Helper()
+	var doc struct {
+		Paths      map[string]map[string]json.RawMessage `json:"paths"`
+		Components struct {
+			Parameters map[string]struct {
+				Name string `json:"name"`
+				In   string `json:"in"`
+			} `json:"parameters"`
+		} `json:"components"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		t.Fatalf("/openapi.json: %v", err)
+	}
 	var out []openAPIOp
 	for path, ops := range doc.Paths {
 		for method, raw := range ops {
-			op := openAPIOp{method: strings.ToUpper(method), path: path}
+			var op struct {
+				openAPIOp
+				Security *[]map[string]any `json:"security"`
+				Params   []struct {
+					Ref  string `json:"$ref"`
+					Name string `json:"name"`
+					In   string `json:"in"`
+				} `json:"parameters"`
+				Body json.RawMessage `json:"requestBody"`
+			}
 			if method == "parameters" || json.Unmarshal(raw, &op) != nil {
 				continue
 			}
-			out = append(out, op)
+			o := op.openAPIOp
+			o.method, o.path = strings.ToUpper(method), path
+			o.open, o.isBody = op.Security != nil && len(*op.Security) == 0, len(op.Body) > 0
+			for _, p := range op.Params {
+				if p.Ref != "" {
+					c := doc.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
+					p.Name, p.In = c.Name, c.In
+				}
+				if p.In == "header" && p.Name == "Idempotency-Key" {
+					o.idem = true
+				}
+			}
+			out = append(out, o)
 		}
 	}
+	if len(out) == 0 {
+		t.Fatalf("/openapi.json lists no operation")
+	}
+	slices.SortFunc(out, func(a, b openAPIOp) int { return strings.Compare(a.path+" "+a.method, b.path+" "+b.method) })
 	return out
 }
 

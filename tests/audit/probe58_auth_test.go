@@ -118,64 +118,15 @@ func p58Do(t testing.TB, ctx context.Context, base, key, method, path string, bo
 	}
 }
 
-// p58Op is one operation of a coordinator's /openapi.json.
-type p58Op struct {
-	method, path       string // upper-case method, /openapi.json path (relative to /v1)
-	scope, altScope    string // x-scope, x-alt-scope
-	open, idem, isBody bool   // no security; declares Idempotency-Key; has a requestBody
-}
-
-// p58Ops reads the operations of base's /openapi.json as a client generator
-// does: each operation's scope (x-scope, x-alt-scope), whether it requires
-// no security, takes an Idempotency-Key and a body.
-func p58Ops(t *testing.T, ctx context.Context, base string) []p58Op {
+// p58Ops reads the operations of base's /openapi.json, fetched with this
+// probe's own client, as a client generator does (parseOperations).
+func p58Ops(t *testing.T, ctx context.Context, base string) []openAPIOp {
 	t.Helper()
 	rep := p58Do(t, ctx, base, "", "GET", "/openapi.json", nil, nil, true)
-	var doc struct {
-		Paths      map[string]map[string]json.RawMessage `json:"paths"`
-		Components struct {
-			Parameters map[string]struct {
-				Name string `json:"name"`
-				In   string `json:"in"`
-			} `json:"parameters"`
-		} `json:"components"`
-	}
-	if rep.status != 200 || json.Unmarshal(rep.body, &doc) != nil {
+	if rep.status != 200 {
 		t.Fatalf("%s", rep)
 	}
-	var out []p58Op
-	for path, ops := range doc.Paths {
-		for method, raw := range ops {
-			var op struct {
-				Scope    string            `json:"x-scope"`
-				AltScope string            `json:"x-alt-scope"`
-				Security *[]map[string]any `json:"security"`
-				Params   []struct {
-					Ref  string `json:"$ref"`
-					Name string `json:"name"`
-					In   string `json:"in"`
-				} `json:"parameters"`
-				Body json.RawMessage `json:"requestBody"`
-			}
-			if method == "parameters" || json.Unmarshal(raw, &op) != nil {
-				continue
-			}
-			o := p58Op{method: strings.ToUpper(method), path: path, scope: op.Scope, altScope: op.AltScope,
-				open: op.Security != nil && len(*op.Security) == 0, isBody: len(op.Body) > 0}
-			for _, p := range op.Params {
-				if p.Ref != "" {
-					c := doc.Components.Parameters[strings.TrimPrefix(p.Ref, "#/components/parameters/")]
-					p.Name, p.In = c.Name, c.In
-				}
-				if p.In == "header" && p.Name == "Idempotency-Key" {
-					o.idem = true
-				}
-			}
-			out = append(out, o)
-		}
-	}
-	slices.SortFunc(out, func(a, b p58Op) int { return strings.Compare(a.path+" "+a.method, b.path+" "+b.method) })
-	return out
+	return parseOperations(t, rep.body)
 }
 
 // TestProbe58EveryOperationAuth: SPEC.md's 401 ("missing/invalid/expired
@@ -209,7 +160,7 @@ func TestProbe58EveryOperationAuth(t *testing.T) {
 	without := map[string]string{}
 	only := map[string]string{}
 	for _, op := range ops {
-		for _, sc := range []string{op.scope, op.altScope} {
+		for _, sc := range []string{op.Scope, op.AltScope} {
 			if sc == "" || without[sc] != "" {
 				continue
 			}
@@ -230,15 +181,15 @@ func TestProbe58EveryOperationAuth(t *testing.T) {
 	// x-alt-scope), for each operation that has an alternative.
 	withoutBoth := map[string]string{}
 	for _, op := range ops {
-		if op.altScope == "" || withoutBoth[op.scope+" "+op.altScope] != "" {
+		if op.AltScope == "" || withoutBoth[op.Scope+" "+op.AltScope] != "" {
 			continue
 		}
-		rest := slices.DeleteFunc(slices.Clone(api.AllScopes), func(x string) bool { return x == op.scope || x == op.altScope })
-		k, err := adm.CreateKey(ctx, r.accA.ID, api.KeyCreateRequest{Name: "p58 without " + op.scope + " " + op.altScope, Scopes: rest})
+		rest := slices.DeleteFunc(slices.Clone(api.AllScopes), func(x string) bool { return x == op.Scope || x == op.AltScope })
+		k, err := adm.CreateKey(ctx, r.accA.ID, api.KeyCreateRequest{Name: "p58 without " + op.Scope + " " + op.AltScope, Scopes: rest})
 		if err != nil {
 			t.Fatal(err)
 		}
-		withoutBoth[op.scope+" "+op.altScope] = k.Key
+		withoutBoth[op.Scope+" "+op.AltScope] = k.Key
 	}
 	never := "snc_" + strings.Repeat("Q7", 22) // well formed, never issued
 	fill := strings.NewReplacer("{id}", "x1", "{ip}", "192.0.2.1", "{snapshotId}", "x2", "{deliveryId}", "x3", "{action}", "reboot")
@@ -258,7 +209,7 @@ func TestProbe58EveryOperationAuth(t *testing.T) {
 				}
 				continue
 			}
-			if op.scope == "" {
+			if op.Scope == "" {
 				t.Errorf("%s declares security but no x-scope", what)
 				continue
 			}
@@ -279,20 +230,20 @@ func TestProbe58EveryOperationAuth(t *testing.T) {
 				}
 				checked++
 			}
-			k, lacks := without[op.scope], op.scope
-			if op.altScope != "" {
-				k, lacks = withoutBoth[op.scope+" "+op.altScope], op.scope+" and "+op.altScope
+			k, lacks := without[op.Scope], op.Scope
+			if op.AltScope != "" {
+				k, lacks = withoutBoth[op.Scope+" "+op.AltScope], op.Scope+" and "+op.AltScope
 			}
 			rep := p58Do(t, ctx, base, k, op.method, path, body, nil, true)
 			if rep.status != 403 {
 				t.Errorf("%s without %s: %s; want 403", what, lacks, rep)
 			} else if e := rep.envelopeErr(); e != "" {
 				t.Errorf("%s without %s: %s: %s", what, lacks, e, rep)
-			} else if !strings.Contains(string(rep.body), op.scope) {
-				t.Errorf("%s without %s: the 403 does not name %s: %s", what, lacks, op.scope, rep)
+			} else if !strings.Contains(string(rep.body), op.Scope) {
+				t.Errorf("%s without %s: the 403 does not name %s: %s", what, lacks, op.Scope, rep)
 			}
 			checked++
-			for _, sc := range []string{op.scope, op.altScope} {
+			for _, sc := range []string{op.Scope, op.AltScope} {
 				if sc == "" {
 					continue
 				}
