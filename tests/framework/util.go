@@ -1,6 +1,8 @@
 package framework
 
 import (
+	"bytes"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -250,6 +252,40 @@ func answers200(hc *http.Client, url, key, value string) error {
 		return errors.New(resp.Status)
 	}
 	return nil
+}
+
+// Send sends one plain request with hc (nil: http.DefaultClient), outside
+// pkg/client (nothing validated against /openapi.json, nothing sent again):
+// body, when not nil, is sent with Content-Type application/json; hdr sets
+// headers, after that one. It returns the status and the whole answer's
+// body; err is a request that could not be made or sent (status 0), or an
+// answer whose body could not be read (its status and what was read are
+// returned with it).
+func Send(ctx context.Context, hc *http.Client, method, url string, body []byte, hdr map[string]string) (int, []byte, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, raw, err
 }
 
 // Fetch sends req with hc (nil: http.DefaultClient) and returns the answer

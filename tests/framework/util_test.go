@@ -1,8 +1,10 @@
 package framework
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"maps"
 	"net/http"
@@ -210,4 +212,52 @@ func TestChildrenDieWithTheTest(t *testing.T) {
 		_, err := StartInGroup(cmd, filepath.Join(dir, "sleep.log"))
 		return err
 	})
+}
+
+// TestSendSendsThePlainRequest: Send sends the body as JSON (a request
+// without one has no Content-Type), hdr after it (overriding), and returns
+// the status and the whole body; an answer cut short is still its status,
+// with the error and what was read; a refused connection is status 0.
+func TestSendSendsThePlainRequest(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/cut" {
+			w.Header().Set("Content-Length", "100")
+			w.WriteHeader(http.StatusTeapot)
+			_, _ = w.Write([]byte("partial"))
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		w.WriteHeader(http.StatusAccepted)
+		_ = json.NewEncoder(w).Encode(map[string]string{"method": r.Method, "type": r.Header.Get("Content-Type"), "x": r.Header.Get("X-Probe"), "body": string(b)})
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	for _, c := range []struct {
+		name, method string
+		body         []byte
+		hdr          map[string]string
+		want         map[string]string
+	}{
+		{"a body", "POST", []byte(`{"a":1}`), map[string]string{"X-Probe": "p"}, map[string]string{"method": "POST", "type": "application/json", "x": "p", "body": `{"a":1}`}},
+		{"no body", "GET", nil, nil, map[string]string{"method": "GET", "type": "", "x": "", "body": ""}},
+		{"hdr overrides", "PUT", []byte("{}"), map[string]string{"Content-Type": "text/plain"}, map[string]string{"method": "PUT", "type": "text/plain", "x": "", "body": "{}"}},
+	} {
+		st, raw, err := Send(ctx, srv.Client(), c.method, srv.URL+"/echo", c.body, c.hdr)
+		if err != nil || st != http.StatusAccepted {
+			t.Fatalf("%s: %d %v", c.name, st, err)
+		}
+		var got map[string]string
+		if err := json.Unmarshal(raw, &got); err != nil || !maps.Equal(got, c.want) {
+			t.Errorf("%s: the server saw %s (%v), want %v", c.name, raw, err, c.want)
+		}
+	}
+	st, raw, err := Send(ctx, nil, "GET", srv.URL+"/cut", nil, nil)
+	if st != http.StatusTeapot || err == nil || string(raw) != "partial" {
+		t.Errorf("an answer cut short: %d %q %v; want 418, \"partial\" and an error", st, raw, err)
+	}
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	if st, _, err := Send(ctx, nil, "GET", "http://"+addr+"/", nil, nil); st != 0 || err == nil {
+		t.Errorf("a refused connection: %d %v; want 0 and an error", st, err)
+	}
 }

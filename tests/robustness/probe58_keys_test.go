@@ -1,13 +1,11 @@
 package robustness
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
+	"maps"
 	"math/rand/v2"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -129,26 +127,13 @@ func TestProbe58LinearizableKeysLeaderPaused(t *testing.T) {
 		ids[i] = i
 	}
 	send := func(ctx context.Context, p *framework.CoordinatorProcess, key, method, path string, body any, hdr map[string]string) (int, []byte, error) {
-		var rd io.Reader
+		var raw []byte
 		if body != nil {
-			raw, _ := json.Marshal(body)
-			rd = bytes.NewReader(raw)
+			raw, _ = json.Marshal(body)
 		}
-		req, _ := http.NewRequestWithContext(ctx, method, p.URL()+path, rd)
-		req.Header.Set("Authorization", "Bearer "+key)
-		if body != nil {
-			req.Header.Set("Content-Type", "application/json")
-		}
-		for k, v := range hdr {
-			req.Header.Set(k, v)
-		}
-		resp, err := httpc.Do(req)
-		if err != nil {
-			return 0, nil, err
-		}
-		defer resp.Body.Close()
-		raw, err := io.ReadAll(resp.Body)
-		return resp.StatusCode, raw, err
+		h := map[string]string{"Authorization": "Bearer " + key}
+		maps.Copy(h, hdr)
+		return framework.Send(ctx, httpc, method, p.URL()+path, raw, h)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
 	defer cancel()
