@@ -442,13 +442,16 @@ func badTimePath(body []byte, t reflect.Type, err error) string {
 	timeFieldNames(t, names, 0)
 	var pe *time.ParseError
 	isParse := errors.As(err, &pe)
-	return jsonPathWhere(body, func(tok json.Token, key bool, _ int64, name string) bool {
+	return jsonPathWhere(body, func(tok json.Token, key bool, end int64, name string) bool {
 		if key || !names[name] || tok == nil {
 			return false
 		}
 		s, isString := tok.(string)
 		if isParse {
-			return isString && s == pe.Value
+			// time.Time's UnmarshalJSON parses the string as written,
+			// its escapes (\u0000, \") not undone: compare both forms.
+			raw := `"` + pe.Value + `"`
+			return isString && (s == pe.Value || end >= int64(len(raw)) && string(body[end-int64(len(raw)):end]) == raw)
 		}
 		return !isString
 	})
