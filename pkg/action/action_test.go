@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hostplane/hostplane/internal/plainjson/codectest"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/validate"
 	hostplanepb "github.com/hostplane/hostplane/proto"
@@ -447,19 +448,17 @@ func provisionOf(s, tmpl string, l []string, n uint64) *Provision {
 		Plan: api.NodePlan{VCPUs: uint32(n), MemoryMiB: n * 1024, DiskGiB: n}, Resolvers: l, RootPassword: s, SSHKeys: l, Template: tmpl}
 }
 
+// checkEncodeProvision checks that Encode writes json.Marshal's bytes of p,
+// whichever path it takes.
 func checkEncodeProvision(t *testing.T, p *Provision) {
 	t.Helper()
-	got, err := Encode(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := json.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("Encode wrote %s, json.Marshal %s", got, want)
-	}
+	codectest.Encoding(t, "Encode", func(p *Provision) ([]byte, bool) {
+		b, err := Encode(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, true
+	}, *p)
 }
 
 // TestEncodeProvisionIsJSONMarshal: Encode writes a server.provision's

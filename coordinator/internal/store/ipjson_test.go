@@ -1,26 +1,23 @@
 package store
 
 import (
-	"bytes"
-	"encoding/json"
 	"net/netip"
 	"testing"
+
+	"github.com/hostplane/hostplane/internal/plainjson/codectest"
 )
 
+// ipAllocMatches checks that encodeIPAlloc writes json.Marshal's bytes of
+// the allocation, whichever path it takes.
 func ipAllocMatches(t *testing.T, account string, units []netip.Prefix) {
 	t.Helper()
-	a := IPAlloc{AccountID: account, Units: units}
-	got, err := encodeIPAlloc(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := json.Marshal(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("encodeIPAlloc wrote\n%s\nencoding/json writes\n%s", got, want)
-	}
+	codectest.Encoding(t, "encodeIPAlloc", func(a *IPAlloc) ([]byte, bool) {
+		b, err := encodeIPAlloc(*a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b, true
+	}, IPAlloc{AccountID: account, Units: units})
 }
 
 func TestIPAllocEncodesAsEncodingJSON(t *testing.T) {
