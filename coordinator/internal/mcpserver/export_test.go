@@ -3,6 +3,7 @@ package mcpserver
 import (
 	"net/http"
 	"strings"
+	"sync"
 
 	"github.com/hostplane/hostplane/tests/framework"
 )
@@ -39,3 +40,28 @@ func HoldSessionCleanup() (release func()) {
 
 // FastServed is how many calls the fast path answered so far.
 func FastServed() int64 { return fastServed.Load() }
+
+var (
+	capsMu sync.Mutex
+	caps   []*sessionCap
+)
+
+func init() {
+	sessionCapBuilt = func(c *sessionCap) {
+		capsMu.Lock()
+		defer capsMu.Unlock()
+		caps = append(caps, c)
+	}
+}
+
+// SessionsHeld is how many MCP sessions account holds against its cap, at
+// all the /mcp handlers of the process.
+func SessionsHeld(account string) int {
+	capsMu.Lock()
+	defer capsMu.Unlock()
+	n := 0
+	for _, c := range caps {
+		n += c.count(account)
+	}
+	return n
+}

@@ -436,6 +436,12 @@ type HTTPOptions struct {
 	// lives on once no request of it runs (DefaultStreamIdle). streamLimits.
 	StreamsPerAccount, Streams int
 	StreamIdle                 time.Duration
+	// SessionsPerAccount bounds the sessions one account holds at once at
+	// this coordinator (DefaultSessionsPerAccount): past it, an initialize
+	// ends the account's session used least recently with no request
+	// running, or is refused when every one has a request running
+	// (sessionCap).
+	SessionsPerAccount int
 	// PublicHost is the host (and port) of the public URL: a request that
 	// reaches a loopback listener with it in Host came through a reverse
 	// proxy on the same machine that passes the Host on (Caddy's and
@@ -477,6 +483,18 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 	srv, h := newServer(tools, d, opts.Options)
 	fast := newFastCalls(h, tools, opts.PublicHost)
 	srv.AddReceivingMiddleware(fast.middleware)
+	sessions := newSessionCap(opts.SessionsPerAccount)
+	if f := sessionCapBuilt; f != nil {
+		f(sessions)
+	}
+	var streams *streamLimits
+	// A session displaced by the cap has no request running: it is closed
+	// now, so that its id is a 404 from the next request on.
+	srv.AddReceivingMiddleware(sessions.middleware(func(ss *mcp.ServerSession) {
+		streams.forget(ss.ID())
+		_ = ss.Close()
+		fast.forget(ss.ID())
+	}))
 	streamable := mcp.NewStreamableHTTPHandler(func(*http.Request) *mcp.Server { return srv },
 		&mcp.StreamableHTTPOptions{SessionTimeout: opts.SessionTimeout, DisableLocalhostProtection: true}) // rebound, below
 	verified := auth.RequireBearerToken(func(ctx context.Context, _ string, r *http.Request) (*auth.TokenInfo, error) {
@@ -488,7 +506,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streamable)
 	counter, _ := authn.(RequestCounter)
 	fast.counter = counter
-	streams := newStreamLimits(opts.StreamsPerAccount, opts.Streams, opts.StreamIdle, func(id string) {
+	streams = newStreamLimits(opts.StreamsPerAccount, opts.Streams, opts.StreamIdle, func(id string) {
 		ss := fast.session(id)
 		if ss == nil {
 			for s := range srv.Sessions() {
@@ -574,6 +592,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		streamed := false
 		done := streams.begin(r.Header.Get(fastSessionHdr), r.Method == http.MethodGet)
 		defer func() { done(streamed) }()
+		defer sessions.begin(r.Header.Get(fastSessionHdr), c.AccountID)()
 		if r.Method == http.MethodPost {
 			// refusedBody answers a POST refused for its body, counted
 			// against the key's limit first (a 429 beyond it), as /v1
@@ -679,6 +698,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		streamed = r.Method == http.MethodGet && nw.code == http.StatusOK
 		if r.Method == http.MethodDelete && nw.code/100 == 2 {
 			streams.forget(r.Header.Get(fastSessionHdr))
+			sessions.drop(r.Header.Get(fastSessionHdr))
 			// The SDK ended the session: the fast path forgets it before
 			// this handler returns (and so before the 204, which has no
 			// body, is sent), not when the session's clean-up gets to it:

@@ -1,11 +1,16 @@
 package mcpserver
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/hostplane/hostplane/pkg/api"
 )
@@ -175,5 +180,210 @@ func (l *streamLimits) forget(session string) {
 			u.timer.Stop()
 		}
 		delete(l.sessions, session)
+	}
+}
+
+// DefaultSessionsPerAccount is the default of HTTPOptions.SessionsPerAccount:
+// four times the streams an account may hold (DefaultStreamsPerAccount), as a
+// client may keep sessions it uses without a stream. A session that never
+// opens a stream costs about two goroutines until the SDK's SessionTimeout;
+// before this cap, an account could keep as many as its keys' rate limits let
+// it open in that time (50 keys × 120 a minute × 30 minutes).
+const DefaultSessionsPerAccount = 64
+
+// sessionsRetryAfter is the retry_after of an initialize refused by the
+// session cap, in seconds: a place frees when a request of a session ends.
+const sessionsRetryAfter = 5
+
+// codeTooManySessions is the JSON-RPC error code of an initialize refused by
+// the session cap: in the range JSON-RPC 2.0 leaves to the server's own
+// errors (its data names too_many_sessions).
+const codeTooManySessions = -32000
+
+// sessionCap bounds the MCP sessions one account holds at this coordinator
+// at once (perAccount), from their initialize until they end (DELETE, the
+// stream idle time of streamLimits, the SDK's SessionTimeout, a restart).
+//
+// An initialize past the cap ends the account's session used least recently
+// of those with no request running, and goes on: its client, if it comes
+// back, gets 404 session_not_found, from which the MCP transport says a
+// client initializes again. That is what a client expects: the sessions
+// left over are mostly those of clients that went without a DELETE (an
+// editor restarted, a process killed), and refusing the new session would
+// refuse the client that is here for the ones that are gone, until the SDK's
+// 30 minutes. Only when every session of the account has a request running
+// (a held GET stream, a call) is nothing ended: the initialize is refused, as
+// a JSON-RPC error (the one shape every MCP client shows its user) naming
+// the cap.
+type sessionCap struct {
+	perAccount int
+
+	mu       sync.Mutex
+	seq      uint64                             // use counter: a higher last is a later use
+	accounts map[string]map[string]*liveSession // account → session id → session
+	byID     map[string]*liveSession
+}
+
+// liveSession is one session counted against its account.
+type liveSession struct {
+	id, account string
+	running     int    // requests of it running
+	last        uint64 // sessionCap.seq at its last request's start or end
+	end         func() // ends it (closes the SDK's session)
+}
+
+func newSessionCap(perAccount int) *sessionCap {
+	if perAccount <= 0 {
+		perAccount = DefaultSessionsPerAccount
+	}
+	return &sessionCap{perAccount: perAccount, accounts: map[string]map[string]*liveSession{}, byID: map[string]*liveSession{}}
+}
+
+// admit counts session id, being initialized, against account: added
+// (false: it was counted already, a second initialize), and the end of the
+// session it displaced, if any, for the caller to call once admit returned.
+// A refusal is the JSON-RPC error to answer. The new session counts as
+// running until initialized is called.
+func (c *sessionCap) admit(account, id string, end func()) (added bool, displaced func(), refusal error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byID[id] != nil {
+		return false, nil, nil
+	}
+	mine := c.accounts[account]
+	if len(mine) >= c.perAccount {
+		var lru *liveSession
+		for _, s := range mine {
+			if s.running == 0 && (lru == nil || s.last < lru.last) {
+				lru = s
+			}
+		}
+		if lru == nil {
+			return false, nil, tooManySessions(c.perAccount)
+		}
+		c.removeLocked(lru)
+		displaced = lru.end
+	}
+	if mine = c.accounts[account]; mine == nil {
+		mine = map[string]*liveSession{}
+		c.accounts[account] = mine
+	}
+	c.seq++
+	s := &liveSession{id: id, account: account, running: 1, last: c.seq, end: end}
+	mine[id] = s
+	c.byID[id] = s
+	return true, displaced, nil
+}
+
+// tooManySessions is the refusal of an initialize by the cap.
+func tooManySessions(perAccount int) error {
+	data, _ := json.Marshal(map[string]any{"code": "too_many_sessions", "status": http.StatusTooManyRequests, "retry_after": sessionsRetryAfter})
+	return &jsonrpc.Error{Code: codeTooManySessions, Data: data, Message: fmt.Sprintf(
+		"this account already holds %d MCP sessions at this coordinator, the most it may hold at once, and each has a request running; end one (DELETE /mcp with its Mcp-Session-Id) or retry in %d s",
+		perAccount, sessionsRetryAfter)}
+}
+
+// initialized ends the initialize of session id: ok false (it failed) drops
+// the session, which the SDK closes.
+func (c *sessionCap) initialized(id string, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.byID[id]
+	if s == nil {
+		return
+	}
+	if !ok {
+		c.removeLocked(s)
+		return
+	}
+	s.running--
+	c.seq++
+	s.last = c.seq
+}
+
+// begin notes a request of session id by account (a request that names a
+// session of another account, or one not counted, is not followed) and
+// returns what to call when it ends.
+func (c *sessionCap) begin(id, account string) (done func()) {
+	if id == "" {
+		return func() {}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.byID[id]
+	if s == nil || s.account != account {
+		return func() {}
+	}
+	s.running++
+	c.seq++
+	s.last = c.seq
+	return func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		s.running--
+		c.seq++
+		s.last = c.seq
+	}
+}
+
+// drop stops counting session id (it ended: DELETE, idle, SDK timeout).
+func (c *sessionCap) drop(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s := c.byID[id]; s != nil {
+		c.removeLocked(s)
+	}
+}
+
+// sessionCapBuilt, when set (tests, before any handler is built), is
+// handed each handler's sessionCap.
+var sessionCapBuilt func(*sessionCap)
+
+// count is the sessions account holds (tests).
+func (c *sessionCap) count(account string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.accounts[account])
+}
+
+func (c *sessionCap) removeLocked(s *liveSession) {
+	delete(c.byID, s.id)
+	if mine := c.accounts[s.account]; mine != nil && mine[s.id] == s {
+		if delete(mine, s.id); len(mine) == 0 {
+			delete(c.accounts, s.account)
+		}
+	}
+}
+
+// middleware counts each session the SDK initializes against the caller's
+// account (admit: past the cap, the one used least recently is ended or the
+// initialize refused), and stops counting it when it ends.
+func (c *sessionCap) middleware(end func(ss *mcp.ServerSession)) mcp.Middleware {
+	return func(next mcp.MethodHandler) mcp.MethodHandler {
+		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+			ss, _ := req.GetSession().(*mcp.ServerSession)
+			x := req.GetExtra()
+			if method != "initialize" || ss == nil || ss.ID() == "" || x == nil || x.TokenInfo == nil {
+				return next(ctx, method, req)
+			}
+			id := ss.ID()
+			added, displaced, refusal := c.admit(x.TokenInfo.UserID, id, func() { end(ss) })
+			if refusal != nil {
+				return nil, refusal
+			}
+			if displaced != nil {
+				displaced()
+			}
+			if !added {
+				return next(ctx, method, req)
+			}
+			go func() {
+				_ = ss.Wait()
+				c.drop(id)
+			}()
+			res, err := next(ctx, method, req)
+			c.initialized(id, err == nil && ss.InitializeParams() != nil)
+			return res, err
+		}
 	}
 }

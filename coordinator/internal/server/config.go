@@ -100,6 +100,9 @@ type Config struct {
 	MCPStreamsPerAccount int
 	MCPStreams           int
 	MCPStreamIdle        time.Duration
+	// MCPSessionsPerAccount: the /mcp sessions one account holds at once
+	// at this coordinator (mcpserver.sessionCap).
+	MCPSessionsPerAccount int
 	// ReservedDomains (--reserved-domains, comma-separated) are the
 	// provider's own names a customer cannot take as a hosting or custom
 	// domain, each with its subdomains; Validate puts them in
@@ -123,7 +126,7 @@ func Defaults() Config {
 		NodeID: id, DataDir: DefaultDataDir(), APIAddr: "127.0.0.1:8420", RaftAddr: "127.0.0.1:8421",
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
 		Brand: brand.Default, RateLimit: 120, IPRateLimit: httpapi.DefaultIPRateLimit, StatsStreamsPerAccount: httpapi.DefaultStatsStreamsPerAccount, StatsCallsPerNode: httpapi.DefaultStatsCallsPerNode,
-		MCPStreamsPerAccount: mcpserver.DefaultStreamsPerAccount, MCPStreams: mcpserver.DefaultStreams, MCPStreamIdle: mcpserver.DefaultStreamIdle, LogLevel: "info", LogFormat: "json",
+		MCPStreamsPerAccount: mcpserver.DefaultStreamsPerAccount, MCPStreams: mcpserver.DefaultStreams, MCPStreamIdle: mcpserver.DefaultStreamIdle, MCPSessionsPerAccount: mcpserver.DefaultSessionsPerAccount, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
 		RDNS:      rdnsDefaults(),
@@ -177,6 +180,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.StatsCallsPerNode, "stats-calls-per-node", c.StatsCallsPerNode, "stats calls (one-shot and streams) open to one node's agent at once, each holding one of the 256 streams its session takes (actions need the rest); more are refused with 503 node_busy")
 	fs.IntVar(&c.MCPStreamsPerAccount, "mcp-streams-per-account", c.MCPStreamsPerAccount, "MCP session streams (GET /mcp, one per session) one account may hold open at once at this coordinator; more are refused with 429 too_many_streams and Retry-After")
 	fs.IntVar(&c.MCPStreams, "mcp-streams", c.MCPStreams, "MCP session streams (GET /mcp) this coordinator holds open at once, all accounts together; more are refused with 503 too_many_streams and Retry-After (tool calls are not affected)")
+	fs.IntVar(&c.MCPSessionsPerAccount, "mcp-sessions-per-account", c.MCPSessionsPerAccount, "MCP sessions one account may hold at once at this coordinator; one more ends the account's session used least recently that has no request running (its id then answers 404 and its client initializes again), or, when every one has a request running, is refused with a JSON-RPC error too_many_sessions")
 	fs.DurationVar(&c.MCPStreamIdle, "mcp-stream-idle", c.MCPStreamIdle, "how long an MCP session that opened a stream (GET /mcp) lives on once its stream has closed and no request of it runs; then it is ended (404 to its id; the client initializes again)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text on stdout, or journal (native journald entries with one field per attribute: REQUEST_ID, ACTION_ID, NODE_ID…)")
@@ -287,6 +291,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MCPStreamsPerAccount < 1 || c.MCPStreams < 1 {
 		errs = append(errs, errors.New("mcp-streams-per-account and mcp-streams must be at least 1"))
+	}
+	if c.MCPSessionsPerAccount < 1 {
+		errs = append(errs, errors.New("mcp-sessions-per-account must be at least 1"))
 	}
 	if c.MCPStreamIdle < time.Second {
 		errs = append(errs, errors.New("mcp-stream-idle must be at least 1s"))
