@@ -280,6 +280,7 @@ func newRootCmd(g *globals, started *bool) *cobra.Command {
 	root.AddCommand(newActionCmd(g))
 	root.AddCommand(clidocs.Command(root, "1"))
 	clicmd.RejectUnknownSubcommands(root)
+	nameArgs(root)
 	// A command's hooks run once its flags and arguments were accepted: an
 	// error before them (an unknown command or flag, a flag value that does
 	// not parse, the wrong number of arguments) is bad usage. The hook
@@ -298,6 +299,37 @@ func newRootCmd(g *globals, started *bool) *cobra.Command {
 		return checkGiven(c)
 	}
 	return root
+}
+
+// nameArgs makes each command's refusal of its positional arguments (too
+// few, too many) name them as its usage line does: "missing argument
+// ACCOUNT_ID" or
+// "unexpected argument "extra"", then the usage line. Before, cobra's
+// "accepts 1 arg(s), received 0" named neither (probe59).
+func nameArgs(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		nameArgs(sub)
+	}
+	if c.Args == nil || c.HasSubCommands() { // a group's own check suggests a subcommand (clicmd)
+		return
+	}
+	check := c.Args
+	c.Args = func(cmd *cobra.Command, args []string) error {
+		err := check(cmd, args)
+		if err == nil {
+			return nil
+		}
+		names := argNames(cmd.Use)
+		variadic := strings.Contains(cmd.Use, "…") || strings.Contains(cmd.Use, "...")
+		msg := err.Error()
+		switch {
+		case len(args) < len(names):
+			msg = "missing argument " + strings.Join(names[len(args):], " ")
+		case len(args) > len(names) && !variadic:
+			msg = fmt.Sprintf("unexpected argument %q", args[len(names)])
+		}
+		return usageError{msg + " (usage: " + cmd.UseLine() + ")"}
+	}
 }
 
 // exitCode is the exit status of a command that failed with err: 2 for bad
