@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,9 @@ func p59Answer(tr toolResult, in string) (id, code string) {
 //     body over REST is the replay (Idempotent-Replayed: true, the same id)
 //     and another body there the 422; a key first used over REST replays
 //     through MCP. One ticket, one reply, one power action made.
+//   - an idempotency_key README refuses (empty, a newline, NUL, not ASCII,
+//     256 characters) is the tool error of REST's 400 naming the key, and
+//     makes nothing.
 //   - order_server (a quote, then the order on a call with its
 //     confirmation_token): confirmed with a key, then quoted and confirmed
 //     again with the same key at another coordinator (where the first token
@@ -169,6 +173,21 @@ func TestProbe59IdempotencyThroughMCPAndTransfer(t *testing.T) {
 		}
 		if rep := p58Do(t, ctx, r.c.URL(0), r.keyA, "GET", "/v1/tickets/"+tk, nil, nil, true); rep.status != 200 || json.Unmarshal(rep.body, &th) != nil || len(th.Messages) != 2 {
 			t.Errorf("the ticket after the replies: %s; want two messages (the opening and one reply)", rep)
+		}
+	})
+
+	// A key README refuses (1-255 printable ASCII) is REST's 400 through
+	// MCP too, naming the key, and makes nothing.
+	t.Run("bad keys", func(t *testing.T) {
+		before := count("/v1/tickets")
+		for i, k := range []string{"", "p59\nkey", "p59\u0000", "p59 é", strings.Repeat("k", 256)} {
+			tr := p59Tool(t, s[i%n], "create_ticket", map[string]any{"idempotency_key": k, "body": map[string]any{"subject": "p59 bad key", "message": "m"}})
+			if !tr.isError || tr.status != 400 || !strings.Contains(tr.text, "Idempotency-Key") && !strings.Contains(tr.text, "idempotency_key") {
+				t.Errorf("create_ticket with idempotency_key %.20q: %.400s; want the tool error of a 400 naming the key", k, tr.raw)
+			}
+		}
+		if got := count("/v1/tickets"); got != before {
+			t.Errorf("%d tickets after the refused keys, %d before", got, before)
 		}
 	})
 
