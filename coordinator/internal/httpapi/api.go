@@ -209,6 +209,12 @@ type Route struct {
 	// does not hold it (POST /v1/hosting: the account's connection
 	// details, hostingOrderReplay).
 	replay func(rq *request, stored any) any
+	// replayAnswer, when set, answers a replay instead (status and body),
+	// given the record under the key's scope: a route whose command stores
+	// its answer before the operation has ended (a domain order's 202, a
+	// domain change's 200 with the change pending) answers what the first
+	// request answers once it has (domainreg.go's domainOpReplay).
+	replayAnswer func(rq *request, scope string, rec store.IdemRecord) (int, any, error)
 	// query is the sorted query parameter names the operation declares in
 	// /openapi.json; any other is refused (queryparams.go).
 	query []string
@@ -775,6 +781,9 @@ func (a *API) withIdempotency(rt Route, rq *request, key string) (int, any, erro
 			return 0, nil, fsm.ErrIdemMismatch
 		}
 		rq.w.Header().Set("Idempotent-Replayed", "true")
+		if rt.replayAnswer != nil {
+			return rt.replayAnswer(rq, scope, rec)
+		}
 		if rt.replay != nil {
 			return rec.Status, rt.replay(rq, json.RawMessage(rec.Body)), nil
 		}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,6 +40,14 @@ type DomainDeps struct {
 	Wait time.Duration
 }
 
+// wait is how long a request waits for the registry (Wait, 10 s unset).
+func (d *DomainDeps) wait() time.Duration {
+	if d.Wait <= 0 {
+		return 10 * time.Second
+	}
+	return d.Wait
+}
+
 // SetDomainDeps enables the registered-domain routes.
 func (a *API) SetDomainDeps(d *DomainDeps) { a.domainReg.Store(d) }
 
@@ -60,13 +69,15 @@ func (a *API) domainRegRoutes() []Route {
 	return []Route{
 		{Method: "GET", Path: "/v1/domains", Scope: api.ScopeDomainsRead, handler: a.listDomains},
 		// A registration spends money: MCP asks for a double confirmation.
-		{Method: "POST", Path: "/v1/domains", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/domains/quote", handler: a.orderDomain},
+		// A replay of an order, a transfer or a change whose first send still
+		// waits for the registry answers what that send answers (domainOpReplay).
+		{Method: "POST", Path: "/v1/domains", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/domains/quote", handler: a.orderDomain, replayAnswer: a.domainOpReplay("registration_failed")},
 		// The price and availability of the same body, without ordering (MCP shows it before the confirmation).
 		{Method: "POST", Path: "/v1/domains/quote", Scope: api.ScopeOrdersWrite, handler: a.quoteDomain},
-		{Method: "POST", Path: "/v1/domains/transfer", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, handler: a.transferDomain},
+		{Method: "POST", Path: "/v1/domains/transfer", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, handler: a.transferDomain, replayAnswer: a.domainOpReplay("transfer_failed")},
 		{Method: "GET", Path: "/v1/domains/check", Scope: api.ScopeDomainsRead, handler: a.checkDomain},
 		{Method: "GET", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsRead, handler: a.getDomain},
-		{Method: "PATCH", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsWrite, Idempotent: true, handler: a.updateDomain},
+		{Method: "PATCH", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsWrite, Idempotent: true, handler: a.updateDomain, replayAnswer: a.domainOpReplay("")},
 	}
 }
 
@@ -405,7 +416,8 @@ func (a *API) notHeldHere(ascii, why string) error {
 // driver to end it: 201 with the domain, 202 while the registry has not
 // answered, 409 failCode with the registry's reason when it refused (the
 // order is refunded). A replayed answer (Idempotency-Key) is returned as it
-// was stored.
+// was stored (the FSM's replay of a record it already held; withIdempotency
+// answers a replay before this runs: domainOpReplay).
 func (a *API) placeDomainOrder(rq *request, deps *DomainDeps, o fsm.DomainOrder, failCode string) (int, any, error) {
 	o.ContactID, o.ClTRID = contactID(o.ID), fsm.DomainClTRID(o.ID)
 	o.InvoiceID, o.PaymentID, o.TxID = ids.New("inv", rq.now), ids.New("pay", rq.now), ids.New("wtx", rq.now)
@@ -418,16 +430,174 @@ func (a *API) placeDomainOrder(rq *request, deps *DomainDeps, o fsm.DomainOrder,
 	}
 	a.log.Info("domain ordered", "domain", o.ID, "name", o.Name, "account", o.AccountID, "years", o.Years, "transfer", o.Transfer)
 	d, done := a.waitDomainOp(rq.Context(), deps, o.AccountID, o.ID, o.ID)
-	switch {
-	case !done:
+	if !done {
 		return http.StatusAccepted, d.Domain, nil
-	case d.Status == api.DomainFailed:
-		he := errf(http.StatusConflict, failCode, "domain %s (%s): %s", o.Name, o.ID, d.StatusReason)
-		a.recordAnswer(rq, he.status, api.NewError(he.status, he.code, he.msg))
-		return 0, nil, he
 	}
-	a.recordAnswer(rq, http.StatusCreated, d.Domain)
+	return a.recordEnded(rq)(orderEnded(d, failCode))
+}
+
+// orderEnded is the answer to a domain order whose operation has ended:
+// 201 with the domain, or 409 failCode with the registry's reason when it
+// refused (the order refunded).
+func orderEnded(d store.RegDomain, failCode string) (int, any, error) {
+	if d.Status == api.DomainFailed {
+		return 0, nil, errf(http.StatusConflict, failCode, "domain %s (%s): %s", d.Name, d.ID, d.StatusReason)
+	}
 	return http.StatusCreated, d.Domain, nil
+}
+
+// changeEnded is the answer to a domain change chID whose operation has
+// ended: 200 with the domain, or 409 change_failed with the reason when
+// the registry refused it (rolled back).
+func changeEnded(d store.RegDomain, chID string) (int, any, error) {
+	if d.Change != nil && d.Change.ID == chID && d.Change.Status == api.ChangeFailed {
+		return 0, nil, errf(http.StatusConflict, "change_failed", "the change of domain %s was rolled back (change %s): %s", d.Name, chID, d.Change.Reason)
+	}
+	return http.StatusOK, d.Domain, nil
+}
+
+// recordEnded records an ended operation's answer to rq (status and body,
+// or the refusal err) as what the request's key replays (recordAnswer) and
+// returns it.
+func (a *API) recordEnded(rq *request) func(status int, body any, err error) (int, any, error) {
+	return func(status int, body any, err error) (int, any, error) {
+		var he *httpError
+		if errors.As(err, &he) {
+			a.recordAnswer(rq, he.status, api.NewError(he.status, he.code, he.msg))
+			return 0, nil, he
+		}
+		a.recordAnswer(rq, status, body)
+		return status, body, nil
+	}
+}
+
+// domainReplayGrace is how long a replay that saw its operation end waits
+// for the first send's answer to be recorded (recordAnswer: one Raft entry,
+// proposed as soon as that send sees the end).
+const domainReplayGrace = 3 * time.Second
+
+// domainOpReplay answers a replay of an Idempotency-Key of a domain order,
+// a transfer (failCode their refusal's code) or a change (failCode "")
+// (Route.replayAnswer). Their command stores the key's record with its own
+// answer (202 with the domain registering; a change's, 200 with the change
+// pending) before the first send waits for the registry (DomainDeps.Wait);
+// that send then answers 201 (200 applied) or 409 and records that answer,
+// or, its wait run out, answers 202 and records nothing. A replay finding
+// the command's answer while the operation is pending (the first send still
+// waiting, on this coordinator or another) answered 202 where the first
+// answered 201. It waits as the first send does, the same bound, and
+// answers what the first send answers (SPEC: the same key and body return
+// the first response):
+//   - the answer the first send records, once it has;
+//   - the end (201/200 or 409, as orderEnded and changeEnded) when the
+//     operation ended before the first send's wait could have run out (that
+//     send answered the end, or never answered: its coordinator stopped)
+//     and no record came within domainReplayGrace;
+//   - else 202 with the stored domain: the first send's wait ran out (the
+//     operation still pending, or ended after its wait), or its record was
+//     lost with its coordinator's leadership.
+//
+// Any other record (an ended operation's, a change with nothing for the
+// registry, a change of another request pending) is replayed as stored.
+func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, rec store.IdemRecord) (int, any, error) {
+	return func(rq *request, scope string, rec store.IdemRecord) (int, any, error) {
+		stored := func() (int, any, error) { return rec.Status, json.RawMessage(rec.Body), nil }
+		deps, err := a.domainDeps()
+		if err != nil {
+			return stored()
+		}
+		domainID, opID, since, ok := pendingOpOf(rq, rec, failCode != "")
+		if !ok {
+			return stored()
+		}
+		accepted := func() (int, any, error) { return http.StatusAccepted, json.RawMessage(rec.Body), nil }
+		ended := func(d store.RegDomain) (int, any, error) {
+			if failCode != "" {
+				return orderEnded(d, failCode)
+			}
+			return changeEnded(d, opID)
+		}
+		if deps.Kick != nil {
+			deps.Kick()
+		}
+		wait := deps.wait()
+		// Before firstWaits (the state's clock, with a margin for another
+		// coordinator's) the first send was still waiting: its wait began
+		// after its command was made at since. After firstOver it has
+		// answered and recorded what it records (a registry check, its
+		// command, its wait and its record).
+		firstWaits := since.Add(wait - min(time.Second, wait/4))
+		firstOver := since.Add(10*time.Second + 2*a.cfg.ApplyTimeout + wait)
+		deadline := time.Now().Add(wait)
+		var sawEnd, endedAt time.Time // when this replay saw the operation ended; when it ended
+		for {
+			if cur, ok := a.recordedAnswer(scope, rec); ok {
+				return cur.Status, json.RawMessage(cur.Body), nil
+			}
+			var d store.RegDomain
+			if err := a.state.Read(func(r store.ReadTx) (err error) { d, err = r.OwnedRegDomain(rq.caller.accountID, domainID); return }); err != nil {
+				return stored()
+			}
+			now := time.Now()
+			if d.Op != nil && d.Op.ID == opID {
+				if now.After(deadline) || rq.Context().Err() != nil {
+					return accepted()
+				}
+			} else {
+				if sawEnd.IsZero() {
+					sawEnd, endedAt = now, a.now()
+					if d.Change != nil && d.Change.ID == opID && d.Change.FinishedAt != nil {
+						endedAt = *d.Change.FinishedAt
+					}
+				}
+				early := endedAt.Before(firstWaits)
+				if now.After(sawEnd.Add(domainReplayGrace)) || !early && a.now().After(firstOver) || rq.Context().Err() != nil {
+					if early {
+						return ended(d)
+					}
+					return accepted()
+				}
+			}
+			time.Sleep(25 * time.Millisecond)
+		}
+	}
+}
+
+// pendingOpOf reads the record of a domain order (order) or change: the
+// domain, the operation and the time its command was made at, when the
+// record holds the command's own answer with the operation then pending
+// (ok false otherwise). A change's record is its command's when the
+// request's body changes a registry setting of the domain it answered
+// (then that command made the change the answer shows pending; else the
+// command changed auto_renew alone, or nothing).
+func pendingOpOf(rq *request, rec store.IdemRecord, order bool) (domainID, opID string, since time.Time, ok bool) {
+	var d api.Domain
+	if json.Unmarshal(rec.Body, &d) != nil || d.ID == "" {
+		return "", "", since, false
+	}
+	if order {
+		return d.ID, d.ID, d.CreatedAt, rec.Status == http.StatusAccepted
+	}
+	if rec.Status != http.StatusOK || d.Change == nil || d.Change.Status != api.ChangePending {
+		return "", "", since, false
+	}
+	req, err := DecodeDomainUpdate(rq.body)
+	if err != nil {
+		return "", "", since, false
+	}
+	registry := req.Nameservers != nil && !slices.Equal(req.Nameservers, d.Nameservers) ||
+		req.TransferLock != nil && *req.TransferLock != d.TransferLock || req.WhoisPrivacy != nil && *req.WhoisPrivacy != d.WhoisPrivacy
+	return d.ID, d.Change.ID, d.Change.RequestedAt, registry
+}
+
+// recordedAnswer is the record under scope when it is no longer rec: the
+// answer the first send recorded (recordAnswer) after rec's command.
+func (a *API) recordedAnswer(scope string, rec store.IdemRecord) (store.IdemRecord, bool) {
+	var cur store.IdemRecord
+	if err := a.state.Read(func(r store.ReadTx) (err error) { cur, err = r.Idempotency(scope); return }); err != nil {
+		return cur, false
+	}
+	return cur, cur.ReqHash == rec.ReqHash && (cur.Status != rec.Status || !bytes.Equal(cur.Body, rec.Body))
 }
 
 // recordAnswer stores status and body as what the request's Idempotency-Key
@@ -476,11 +646,7 @@ func (a *API) waitDomainOp(ctx context.Context, deps *DomainDeps, accountID, dom
 	if deps.Kick != nil {
 		deps.Kick()
 	}
-	wait := deps.Wait
-	if wait <= 0 {
-		wait = 10 * time.Second
-	}
-	deadline := time.Now().Add(wait)
+	deadline := time.Now().Add(deps.wait())
 	var d store.RegDomain
 	for {
 		err := a.state.Read(func(r store.ReadTx) (err error) { d, err = r.OwnedRegDomain(accountID, domainID); return })
@@ -554,16 +720,10 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 		return status, v, nil // nothing for the registry, or a replay
 	}
 	d, done := a.waitDomainOp(rq.Context(), deps, rq.caller.accountID, cur.ID, chID)
-	switch {
-	case !done:
+	if !done {
 		return http.StatusAccepted, d.Domain, nil
-	case d.Change != nil && d.Change.ID == chID && d.Change.Status == api.ChangeFailed:
-		he := errf(http.StatusConflict, "change_failed", "the change of domain %s was rolled back (change %s): %s", d.Name, chID, d.Change.Reason)
-		a.recordAnswer(rq, he.status, api.NewError(he.status, he.code, he.msg))
-		return 0, nil, he
 	}
-	a.recordAnswer(rq, http.StatusOK, d.Domain)
-	return http.StatusOK, d.Domain, nil
+	return a.recordEnded(rq)(changeEnded(d, chID))
 }
 
 // checkDomain asks the registry whether ?name= can be registered, with the

@@ -28,9 +28,16 @@ const testContact = `"contact":{"name":"Ada Lovelace","street":["1 Analytical St
 // tested against the EPP server in tests/domains).
 func domainAPI(t *testing.T) (*srvAPI, *registrar.Memory) {
 	t.Helper()
+	return domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return m })
+}
+
+// domainAPIVia is domainAPI with the leader's driver calling the registry
+// through via (the routes' availability checks ask it directly).
+func domainAPIVia(t *testing.T, via func(*registrar.Memory) registrar.Registrar) (*srvAPI, *registrar.Memory) {
+	t.Helper()
 	s := newSrvAPI(t)
 	reg := registrar.NewMemory(nil, "test", "com.tr", "xn--p1ai")
-	d := &domainreg.Driver{Registrar: reg, State: s.node.FSM, Apply: s.a.Apply, Log: slog.New(slog.DiscardHandler),
+	d := &domainreg.Driver{Registrar: via(reg), State: s.node.FSM, Apply: s.a.Apply, Log: slog.New(slog.DiscardHandler),
 		RetryInitial: 20 * time.Millisecond, RetryMax: 100 * time.Millisecond}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
