@@ -540,7 +540,10 @@ func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, re
 			}
 			now := time.Now()
 			if d.Op != nil && d.Op.ID == opID {
-				if now.After(deadline) || rq.Context().Err() != nil {
+				// Still pending: 202 once this send has waited as long as the
+				// first did, or at once when the first answered long ago (a
+				// transfer the losing registrar has not approved yet).
+				if now.After(deadline) || a.now().After(firstOver) || rq.Context().Err() != nil {
 					return accepted()
 				}
 			} else {
