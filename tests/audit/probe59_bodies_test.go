@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -31,6 +32,7 @@ type p59Schema struct {
 // p59BodyOp is an operation of /openapi.json that takes a JSON body.
 type p59BodyOp struct {
 	method, path string // path as /openapi.json writes it, without /v1
+	opID         string
 	schema       *p59Schema
 	idem         bool // it declares the Idempotency-Key header
 }
@@ -69,6 +71,7 @@ func p59BodyOps(t *testing.T, r *rig) []p59BodyOp {
 	for path, methods := range doc.Paths {
 		for method, raw := range methods {
 			var op struct {
+				OpID string `json:"operationId"`
 				Body struct {
 					Content map[string]struct {
 						Schema *p59Schema `json:"schema"`
@@ -88,7 +91,7 @@ func p59BodyOps(t *testing.T, r *rig) []p59BodyOp {
 				s.Properties[m].Items = resolve(s.Properties[m].Items)
 			}
 			name := strings.ToUpper(method) + " " + path
-			out = append(out, p59BodyOp{method: strings.ToUpper(method), path: path, schema: s, idem: idem[name]})
+			out = append(out, p59BodyOp{method: strings.ToUpper(method), path: path, opID: op.OpID, schema: s, idem: idem[name]})
 		}
 	}
 	slices.SortFunc(out, func(a, b p59BodyOp) int { return strings.Compare(a.path+a.method, b.path+b.method) })
@@ -159,7 +162,9 @@ func p59HostileValues(p *p59Schema) []p59Hostile {
 // member, and afterwards nothing of the account's has changed: its lists,
 // its balance, each resource's settings and the actions of its server and
 // hosting account. An operation with a body this test has no base body for
-// fails it, so a new one is covered when it is added. Each request carries
+// fails it, so a new one is covered when it is added. Through MCP, each
+// operation's tool with an unknown member, and with NUL in each string
+// member, is the tool error of that 400 (README: the REST body's rules). Each request carries
 // an Idempotency-Key where the operation honours one and is sent again
 // after a 503 no_leader (a client's rule), so an election does not fail it.
 func TestProbe59HostileBodiesOnSubRoutes(t *testing.T) {
@@ -236,6 +241,7 @@ func TestProbe59HostileBodiesOnSubRoutes(t *testing.T) {
 		"POST /servers/{id}/snapshots":                     {"name": "p59-other"},
 		"POST /servers/{id}/snapshots/{snapshotId}/revert": {},
 	}
+	bases0 := maps.Clone(bases)
 	// probe58 sent the first four kinds of hostile body to these already.
 	creates := []string{"POST /tickets", "POST /tickets/{id}/reply", "POST /webhooks", "PATCH /webhooks/{id}", "POST /account/api-keys",
 		"POST /servers", "POST /servers/quote", "POST /hosting", "POST /hosting/quote", "POST /domains", "POST /domains/quote", "POST /domains/transfer"}
@@ -398,6 +404,86 @@ func TestProbe59HostileBodiesOnSubRoutes(t *testing.T) {
 	}
 	for name := range bases {
 		t.Errorf("%s: /openapi.json lists no such operation with a body (a stale base here)", name)
+	}
+
+	// Through MCP (README: a tool's body is "handed to the operation as
+	// sent: the REST body's rules and errors"), each operation's tool with
+	// an unknown member and, per string member, one with NUL: the tool
+	// error of the 400 naming the member. (An order's tool quotes first:
+	// the quote's 400; the transfer, which has no quote, is refused when
+	// confirmed.)
+	mcp := &mcpSession{t: t, endpoint: r.c.URL(1) + "/mcp", token: r.keyA}
+	mcp.initialize()
+	_, listed := mcp.post("tools/list", map[string]any{}, false)
+	var tl struct {
+		Tools []struct {
+			Name string `json:"name"`
+		} `json:"tools"`
+	}
+	if raw, _ := json.Marshal(listed["result"]); json.Unmarshal(raw, &tl) != nil || len(tl.Tools) == 0 {
+		t.Fatalf("tools/list: %v", listed)
+	}
+	tools := map[string]string{} // operationId, lower case: the tool
+	for _, x := range tl.Tools {
+		tools[strings.ReplaceAll(x.Name, "_", "")] = x.Name
+	}
+	params := map[string]string{"ip": o.serverIP, "snapshotId": snap.Snapshot.ID, "action": "reboot"}
+	for _, op := range ops {
+		tool, ok := tools[strings.ToLower(op.opID)]
+		if !ok {
+			t.Errorf("%s %s: no tool for operation %s in tools/list", op.method, op.path, op.opID)
+			continue
+		}
+		base := bases0[op.method+" "+op.path]
+		args := func(m string, v any) map[string]any {
+			a := map[string]any{}
+			for _, seg := range strings.Split(op.path, "/") {
+				if p, ok := strings.CutPrefix(seg, "{"); ok {
+					p = strings.TrimSuffix(p, "}")
+					a[p] = params[p]
+					if p == "id" {
+						a[p] = strings.Split(strings.TrimPrefix(fill(op.path), "/v1/"), "/")[1]
+					}
+				}
+			}
+			if op.idem {
+				a["idempotency_key"] = fmt.Sprintf("p59-mcp-%d", rand.Int64())
+			}
+			b := map[string]any{}
+			for k, x := range base {
+				b[k] = x
+			}
+			b[m] = v
+			a["body"] = b
+			return a
+		}
+		try := func(what, member string, a map[string]any) {
+			t.Helper()
+			tr := p59Tool(t, mcp, tool, a)
+			var q struct {
+				Token string `json:"confirmation_token"`
+			}
+			if !tr.isError && json.Unmarshal([]byte(tr.text), &q) == nil && q.Token != "" {
+				// An order without a quote operation (the domain
+				// transfer) issues its token before any body rule:
+				// the confirmation must then be the 400 (and charge
+				// nothing: the state check below).
+				a["confirmation_token"] = q.Token
+				t.Logf("%s, %s: a confirmation_token before the body's refusal; confirming it", tool, what)
+				tr = p59Tool(t, mcp, tool, a)
+			}
+			var e p58Envelope
+			if !tr.isError || tr.status != 400 || json.Unmarshal([]byte(tr.text), &e) != nil || !strings.Contains(e.Message, member) {
+				t.Errorf("%s (%s %s) through MCP, %s: %.400s; want the tool error of a 400 naming %s", tool, op.method, op.path, what, tr.raw, member)
+			}
+			checked++
+		}
+		try("an unknown member", "p59_extra", args("p59_extra", "x"))
+		for m, p := range op.schema.Properties {
+			if p.Type == "string" {
+				try(m+" with NUL", m, args(m, "p59\x00nul"))
+			}
+		}
 	}
 	t.Logf("%d hostile bodies over %d operations", checked, len(ops))
 	if after := state(); after != before {
