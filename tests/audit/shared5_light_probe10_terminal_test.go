@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/hostplane/hostplane/internal/socktest"
 	"github.com/hostplane/hostplane/internal/termtest"
@@ -24,6 +25,18 @@ import (
 // C1 controls, a screen clear and a new line) and a line separator. Each of
 // them passes a check that refuses only C0 controls.
 const hostileText = "evil\u202egnp.exe \u009b2J\u009b31mred\u0085forged row\u2028x"
+
+// oneLineText is s as a one-line field (a key's name, a ticket's subject)
+// takes it: without control characters and U+2028/U+2029 (its bidi override
+// stays).
+func oneLineText(s string) string {
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+			return -1
+		}
+		return r
+	}, s)
+}
 
 // TestProbe10OAuthClientNameInOperatorOutput: dynamic client registration
 // is open to anyone, and a device's client_name is shown to the operator by
@@ -146,8 +159,10 @@ func TestProbe10CustomerTextInOperatorOutput(t *testing.T) {
 	message := hostileText + "\n\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\\r\nforged"
 	rep := r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: message})
 	if rep.Status != 201 {
-		// The API may refuse the escape; the subject without it then.
-		subject, message = hostileText, hostileText+"\nsecond line"
+		// The API may refuse the escape; the subject without it then, and
+		// without what a one-line field refuses (line breaks, C1 controls,
+		// U+2028: since gaps59), which the message keeps.
+		subject, message = oneLineText(hostileText), hostileText+"\nsecond line"
 		if rep = r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: message}); rep.Status != 201 {
 			t.Fatalf("ticket with %q: %s", hostileText, rep)
 		}
@@ -160,7 +175,7 @@ func TestProbe10CustomerTextInOperatorOutput(t *testing.T) {
 	}
 	rep = r.call(f, r.keyA, "POST", "/v1/account/api-keys", map[string]any{"name": name, "scopes": []string{"account:read"}}, nil)
 	if rep.Status != 201 {
-		name = hostileText
+		name = oneLineText(hostileText)
 		if rep = r.call(f, r.keyA, "POST", "/v1/account/api-keys", map[string]any{"name": name, "scopes": []string{"account:read"}}, nil); rep.Status != 201 {
 			t.Fatalf("key named %q: %s", name, rep)
 		}

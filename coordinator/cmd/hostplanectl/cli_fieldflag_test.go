@@ -82,6 +82,14 @@ func TestCLIErrorsNameTheFlag(t *testing.T) {
 		{[]string{"template", "label", "debian-12", "--family", strings.Repeat("f", 33)}, "--family"},
 		{[]string{"reverse-zone", "add", "example.com"}, "ZONE"}, {[]string{"reverse-zone", "add", "100.51.198.in-addr.arpa", "--pool", "nosuch"}, "--pool"},
 		{[]string{"oauth", "approve", "NOPE", "--account", A}, "USER_CODE"},
+		// One-line fields: a line break, a tab or another control character.
+		{[]string{"key", "create", A, "--name", "a\nb"}, "--name"}, {[]string{"account", "create", "--email", "ff4@example.com", "--name", "a\tb"}, "--name"},
+		{[]string{"wallet", "credit", A, "--amount", "1", "--description", "a\nb"}, "--description"},
+		{[]string{"wallet", "credit", A, "--amount", "1", "--gateway", "a\u2028b"}, "--gateway"},
+		{[]string{"invoice", "issue", A, "--line", "Disk\r\nX=1.00"}, "--line"}, {with(vps, "--name", "X\nY"), "--name"},
+		{[]string{"ticket", "reply", "tkt_01m8y5pc00y7dajqfjq7d8j44t", "--body", "x", "--as", "a\nb"}, "--as"},
+		{[]string{"ip-pool", "reserve", "pf", "198.51.100.9", "--note", "a\u0085b"}, "--note"},
+		{[]string{"server", "suspend", "srv_01m8y5pc00y7dajqfjq7d8j44t", "--reason", "a\tb"}, "--reason"},
 	} {
 		stdout, stderr, code := runCtl(t, bin, append(slices.Clone(sock), tc.args...)...)
 		if code != 2 || stdout != "" || !strings.HasPrefix(stderr, "error: "+tc.flag+": ") || !strings.Contains(stderr, "400 Bad Request") {

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -91,21 +93,28 @@ func TestKeyListCLI(t *testing.T) {
 }
 
 // TestKeyListHostileName: a key name is the customer's text (POST
-// /v1/account/api-keys takes newlines, tabs, C1 controls and bidi
-// overrides); `hostplanectl key list` prints it made safe, so it can neither
-// add a row to the table nor send the operator's terminal a control
-// sequence.
+// /v1/account/api-keys took newlines, tabs and C1 controls before the
+// one-line rule, and still takes bidi overrides); `hostplanectl key list`
+// prints a name stored so made safe, so it can neither add a row to the
+// table nor send the operator's terminal a control sequence. The API now
+// refuses such a name (400 naming it): the record is written as one stored
+// before the rule was (the FSM takes it, as it took it then).
 func TestKeyListHostileName(t *testing.T) {
 	c, g, adm := cliCluster(t)
 	ctx := context.Background()
 	acc, _ := c.NewAccount("keyname@example.com")
 	hostile := "evil\nkey_forged\tforged\tsnc_x…\tnever\t-\t0\tactive\tadmin\r\u009b2J\u202eman"
-	k, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: hostile})
+	if _, err := adm.CreateKey(ctx, acc.ID, api.KeyCreateRequest{Name: hostile}); err == nil || !strings.Contains(err.Error(), `"name"`) {
+		t.Errorf("a key named %q: %v; want a 400 naming the name", hostile, err)
+	}
+	keyID := ids.New("key", time.Now())
+	env, err := fsm.NewEnvelope(fsm.CmdKeyCreate, time.Now(), fsm.KeyCreate{ID: keyID, AccountID: acc.ID, Name: hostile,
+		Hash: strings.Repeat("ab", 32), Prefix: "snc_hostile", Scopes: []string{"account:read"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if k.Info.Name != hostile {
-		t.Fatalf("the coordinator kept the name as %q, want it as sent (the test needs the hostile name stored)", k.Info.Name)
+	if _, err := c.Nodes[0].Server.API.Apply(ctx, env); err != nil {
+		t.Fatal(err)
 	}
 	out, err := stdoutOf(t, func() error { return execQuiet(newKeyCmd(&globals{socket: g.socket}), "list", acc.ID) })
 	if err != nil {
@@ -125,7 +134,7 @@ func TestKeyListHostileName(t *testing.T) {
 	}
 	var row string
 	for _, l := range lines {
-		if strings.HasPrefix(l, k.Info.ID) {
+		if strings.HasPrefix(l, keyID) {
 			row = l
 		}
 	}

@@ -138,15 +138,16 @@ var fieldFlags = map[string]string{
 		"ipv4=--ipv4 gateway4=--gateway4 os=--os network=--network node_id=--node location=--location",
 	"ip-pool create": "name=NAME cidr=--cidr gateway=--gateway exclude=--exclude nodes=--nodes prefix_len=--prefix-len " +
 		"quarantine_seconds=--quarantine resolvers=--resolver bridge=--bridge",
-	"ip-pool reserve":  "ip=IP note=--note",
-	"ip-pool release":  "ip=IP",
-	"reverse-zone add": "zone=ZONE pool=--pool",
-	"oauth approve":    "user_code=USER_CODE scopes=--scopes account_id=--account",
-	"oauth deny":       "user_code=USER_CODE",
-	"template label":   "name=NAME family=--family version=--version display_name=--display-name",
-	"product create":   productFieldFlags,
-	"product update":   productFieldFlags,
-	"product retire":   "slug=SLUG",
+	"ip-pool reserve":   "ip=IP note=--note",
+	"node token create": "ttl_seconds=--ttl node_id=--node-id description=--description",
+	"ip-pool release":   "ip=IP",
+	"reverse-zone add":  "zone=ZONE pool=--pool",
+	"oauth approve":     "user_code=USER_CODE scopes=--scopes account_id=--account",
+	"oauth deny":        "user_code=USER_CODE",
+	"template label":    "name=NAME family=--family version=--version display_name=--display-name",
+	"product create":    productFieldFlags,
+	"product update":    productFieldFlags,
+	"product retire":    "slug=SLUG",
 }
 
 const productFieldFlags = "slug=SLUG category=--category name_en=--name names=--name-in retail_monthly_usd_cents=--price " +

@@ -258,7 +258,7 @@ func (a *API) adminApply(ctx context.Context, t fsm.CommandType, now time.Time, 
 // DecodeAccountCreate validates an admin account-create body.
 func DecodeAccountCreate(body []byte) (api.AccountCreateRequest, error) {
 	return decodeChecked(body, func(req *api.AccountCreateRequest) error {
-		if err := text("email", req.Email, 3, 254); err != nil {
+		if err := oneLine("email", req.Email, 3, 254); err != nil {
 			return err
 		}
 		if addr, err := mail.ParseAddress(req.Email); err != nil || addr.Address != req.Email {
@@ -274,7 +274,7 @@ func DecodeAccountCreate(body []byte) (api.AccountCreateRequest, error) {
 		if req.Name == "" {
 			req.Name = req.Email
 		}
-		if err := text("name", req.Name, 1, 200); err != nil {
+		if err := oneLine("name", req.Name, 1, 200); err != nil {
 			return err
 		}
 		if req.Country == "" {
@@ -340,7 +340,7 @@ func DecodeBrandKeyCreate(b *brand.Brand, body []byte, now time.Time) (api.KeyCr
 		if req.Name == "" {
 			req.Name = "default"
 		}
-		if err := text("name", req.Name, 1, 100); err != nil {
+		if err := oneLine("name", req.Name, 1, 100); err != nil {
 			return err
 		}
 		if len(req.Scopes) == 0 {
@@ -422,7 +422,7 @@ func DecodeWalletCredit(body []byte) (api.WalletCreditRequest, error) {
 		if req.Description == "" {
 			req.Description = "wallet top-up"
 		}
-		return firstErr(text("gateway", req.Gateway, 1, 40), text("description", req.Description, 1, 500))
+		return firstErr(oneLine("gateway", req.Gateway, 1, 40), oneLine("description", req.Description, 1, 500))
 	})
 }
 
@@ -475,7 +475,7 @@ func DecodeInvoiceIssue(body []byte) (api.InvoiceIssueRequest, []fsm.InvoiceLine
 	}
 	var lines []fsm.InvoiceLineReq
 	for i, l := range req.Lines {
-		if err := text(fmt.Sprintf("lines[%d].description", i), l.Description, 1, 500); err != nil {
+		if err := oneLine(fmt.Sprintf("lines[%d].description", i), l.Description, 1, 500); err != nil {
 			return req, nil, err
 		}
 		if l.Quantity == 0 {
@@ -522,7 +522,7 @@ func DecodeStaffReply(body []byte) (api.StaffReplyRequest, error) {
 		if req.StaffName == "" {
 			req.StaffName = "Support"
 		}
-		return text("staff_name", req.StaffName, 1, 100)
+		return oneLine("staff_name", req.StaffName, 1, 100)
 	})
 }
 

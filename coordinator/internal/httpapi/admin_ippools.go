@@ -63,7 +63,7 @@ func DecodeIPReserve(body []byte) (api.IPReserveRequest, error) {
 		if req.IP == "" {
 			return invalidField("ip", "is required")
 		}
-		return text("note", req.Note, 0, 200)
+		return oneLine("note", req.Note, 0, 200)
 	})
 }
 

@@ -18,10 +18,7 @@ func DecodeAdminSuspend(body []byte) (api.AdminSuspendRequest, error) {
 		if req.Reason == "" {
 			return invalidField("reason", "is required: the customer is shown why")
 		}
-		if strings.ContainsAny(req.Reason, "\r\n") {
-			return invalidField("reason", "must be one line")
-		}
-		return text("reason", req.Reason, 1, 500)
+		return oneLine("reason", req.Reason, 1, 500)
 	})
 }
 

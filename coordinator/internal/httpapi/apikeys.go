@@ -138,7 +138,7 @@ func (a *API) revokeAPIKey(rq *request) (int, any, error) {
 // the expiry and the addresses is the FSM's check at commit.
 func DecodeAPIKeyCreate(b *brand.Brand, body []byte, now time.Time) (api.APIKeyCreateRequest, error) {
 	return decodeChecked(body, func(req *api.APIKeyCreateRequest) error {
-		if err := text("name", req.Name, 1, 100); err != nil {
+		if err := oneLine("name", req.Name, 1, 100); err != nil {
 			return err
 		}
 		if len(req.Scopes) == 0 {

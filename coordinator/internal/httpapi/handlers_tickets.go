@@ -45,7 +45,7 @@ func DecodeTicketCreate(body []byte) (api.TicketCreateRequest, error) {
 			req.Priority = "medium"
 		}
 		return firstErr(
-			text("subject", req.Subject, 1, maxSubject),
+			oneLine("subject", req.Subject, 1, maxSubject),
 			text("message", req.Message, 1, maxMessage),
 			oneOf("department", req.Department, api.TicketDepartments),
 			oneOf("priority", req.Priority, api.TicketPriorities),

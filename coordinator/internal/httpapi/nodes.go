@@ -78,7 +78,7 @@ func DecodeJoinTokenCreate(body []byte) (api.JoinTokenCreateRequest, error) {
 		if req.NodeID != "" && validate.NodeID(req.NodeID) != nil {
 			return &httpError{status: 400, code: "invalid_field", msg: `field "node_id": use 1-63 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit`}
 		}
-		return text("description", req.Description, 0, 200)
+		return oneLine("description", req.Description, 0, 200)
 	})
 }
 

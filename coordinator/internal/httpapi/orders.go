@@ -667,12 +667,12 @@ func DecodeProduct(slug string, body []byte) (api.ProductRequest, error) {
 	case req.Category != api.ProductDomain && req.Tld != "":
 		return req, invalidField("tld", "is only for domain products")
 	}
-	if err := text("name_en", req.NameEn, 1, 100); err != nil {
+	if err := oneLine("name_en", req.NameEn, 1, 100); err != nil {
 		return req, err
 	}
 	for lang, name := range req.Names {
-		if err := text("names."+lang, name, 1, 100); err != nil || len(lang) < 2 || len(lang) > 8 {
-			return req, invalidField("names", "maps a language code (2-8 characters) to a name of 1-100 characters")
+		if err := oneLine("names."+lang, name, 1, 100); err != nil || len(lang) < 2 || len(lang) > 8 {
+			return req, invalidField("names", "maps a language code (2-8 characters) to a name of 1-100 characters, each one line: no line break, tab or other control character")
 		}
 	}
 	for _, l := range req.Locations {
