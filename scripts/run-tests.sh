@@ -176,7 +176,21 @@ hosting2=$(entries $(pick "$HOSTING2"))
 rest=$(entries $(grep -vxF -f <(printf '%s\n%s\n' "$GUESTS" "$HOSTING") <<<"$heavy" || true)
   entries $(pick "$GUESTS") | grep '@2$' || true)
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+run= # the run directory (below), once made
+pids=()
+# finish: on any exit (INT and TERM exit through it too), stop the lanes
+# still running and sweep every package root of the run, then remove it.
+finish() {
+  if [ "${#pids[@]}" -gt 0 ]; then kill "${pids[@]}" 2>/dev/null || true; fi
+  if [ -n "$run" ]; then
+    "$logs/bin/testsweep" sweep "$run"/*/ 2>&1 | sed 's/^/run-tests: /' || true
+    if [ -z "${HOSTPLANE_TEST_KEEP:-}" ]; then rm -rf "$run"; else echo "run-tests: test files kept in $run (HOSTPLANE_TEST_KEEP)"; fi
+  fi
+  rm -rf "$logs"
+}
+trap finish EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 {
   grep -xF -f <(echo "$rest") <<<"$LONGEST" || true
   grep -vxF -f <(echo "$LONGEST") <<<"$rest" || true
@@ -251,11 +265,21 @@ run1() { # run1 NAME I ENTRY: one package's (or shard's) tests, its output print
     rc=1
   else
     # shellcheck disable=SC2046
-    cpu "$logs/$1.$2.cpu" "${lock[@]}" go test $(race "$pkg") -count=1 -timeout 25m "${args[@]}" "$pkg" >>"$logs/$1.$2" 2>&1 || rc=1
+    cpu "$logs/$1.$2.cpu" inroot "$run/$(tag "$1")$2" "${lock[@]}" go test $(race "$pkg") -count=1 -timeout 25m \
+      -exec "$logs/bin/testsweep exec" "${args[@]}" "$pkg" >>"$logs/$1.$2" 2>&1 || rc=1
+    "$logs/bin/testsweep" sweep "$run/$(tag "$1")$2" >>"$logs/$1.$2" 2>&1 || true
   fi
   cat "$logs/$1.$2"
   echo "$(cpus "$logs/$1.$2.cpu" 2>/dev/null || echo 0) $((SECONDS - t0)) $1 ${3#"$mod"/}" >>"$logs/pkgtimes"
   return $rc
+}
+tag() { # tag LANE: the letter of LANE's package roots
+  case "$1" in
+    guests) echo g ;;
+    hosting) echo h ;;
+    clusters1) echo a ;;
+    *) echo b ;;
+  esac
 }
 lane() { # lane NAME ENTRY...: its entries, then the queue's; 0 when every package passed
   local name=$1 rc=0 i=0 p t0=$SECONDS
@@ -284,11 +308,43 @@ T0=$SECONDS
 # (minutes of CPU) only to fail the same way.
 if ! go build -o "$logs/bin/" ./coordinator/cmd/hostplane-coordinator ./coordinator/cmd/hostplanectl \
   ./agent/cmd/hostplane-agent ./agent/cmd/hostplane-agent-sim ./agent/internal/session/testdata/testagent \
-  ./tests/eppd/cmd/eppd; then
+  ./tests/eppd/cmd/eppd ./scripts/testsweep; then
   echo "run-tests: building the binaries the tests start failed (go build's errors above)" >&2
   exit 1
 fi
 export HOSTPLANE_TEST_BIN_DIR="$logs/bin"
+# Nothing left behind when a test process dies. A package killed midway
+# (its -timeout's panic, a SIGKILL, this run stopped) runs none of its
+# cleanups, and its guests, pools, namespaces, processes, hosting users and
+# temporary directories stayed (stop 58: a libvirttest guest left running
+# by ci-S's timeout). So each package (or shard) runs with a root of its own,
+# /tmp/hprXXXX/<lane letter><n>, as TMPDIR and GOTMPDIR (its t.TempDir()s,
+# the framework's run directories, go test's build) and HP_TEST_ROOT, and after
+# it ends, passed or failed, scripts/testsweep removes what belongs to that
+# root and nothing else (testsweep's doc says how it tells). The root stays
+# short, 16 bytes at most: a t.TempDir() is the root + at most 79 bytes (/,
+# the test's name cut to 64, up to 10 digits, /001), so a socket in it named
+# in 11 bytes (/notify.sock) is at most 16 + 79 + 12 = 107 bytes and its
+# NUL, sun_path's 108 (the tests' sockets in a t.TempDir(): admin.sock,
+# agent.sock, acme.sock, notify.sock, s.sock). go test's
+# -exec runs each test binary through testsweep, which records its pid (the
+# owner hostenv writes in a hosting root's .owner), and an ip(8) of
+# testsweep's first in PATH records the namespaces and links the tests make.
+# The run directories of a run-tests.sh that no longer runs (killed) are
+# swept first.
+"$logs/bin/testsweep" stale /tmp | sed 's/^/run-tests: /'
+run=$(mktemp -d /tmp/hprXXXX)
+chmod 0711 "$run" # as /tmp: a daemon a test runs as another user reaches the files it was given
+"$logs/bin/testsweep" owner "$run"
+mkdir "$logs/shim"
+ln -s "$logs/bin/testsweep" "$logs/shim/ip"
+# inroot ROOT CMD...: CMD with ROOT (made, 0711) its package root.
+inroot() {
+  local root=$1
+  shift
+  mkdir -m 0711 "$root"
+  TMPDIR=$root GOTMPDIR=$root HP_TEST_ROOT=$root PATH="$logs/shim:$PATH" "$@"
+}
 units() { # the unit tests
   local rc=0
   # -p 2 (go test's default here, the CPUs): it caps the unit tests'
@@ -298,7 +354,8 @@ units() { # the unit tests
   # time, -p 2 leaves the lanes the other core: the unit tests take longer
   # but end long before the lanes.
   # shellcheck disable=SC2086
-  cpu "$logs/units.cpu" go test -p 2 -race -count=1 -timeout 15m $units || rc=1
+  cpu "$logs/units.cpu" inroot "$run/u" go test -p 2 -race -count=1 -timeout 15m -exec "$logs/bin/testsweep exec" $units || rc=1
+  "$logs/bin/testsweep" sweep "$run/u" || true
   echo "unit tests: $((SECONDS - T0)) s, $(cpus "$logs/units.cpu") CPU-s" >>"$logs/times"
   return $rc
 }
@@ -307,7 +364,6 @@ units() { # the unit tests
 # ≈ 71 % busy), and the 4 m 09 s of unit tests before them made the suite's
 # critical path unit tests + the hosting lane (clean-clone CI at 1ce0b50:
 # 249 + 958 of 1207 s).
-pids=()
 # shellcheck disable=SC2086
 lane guests $guests & pids+=($!)
 # shellcheck disable=SC2086
@@ -316,6 +372,7 @@ lane clusters1 & pids+=($!)
 lane clusters2 & pids+=($!)
 units & pids+=($!)
 for p in "${pids[@]}"; do wait "$p" || status=1; done
+pids=()
 times >"$logs/all.cpu"
 echo "wall time: $((SECONDS - T0)) s, $(cpus "$logs/all.cpu") CPU-s (not counted: processes another process reaps, QEMU)" >>"$logs/times"
 sed 's/^/run-tests: /' "$logs/times"
