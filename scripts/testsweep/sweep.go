@@ -261,7 +261,7 @@ func killOwned(o owner) []string {
 		if syscall.Kill(pid, syscall.SIGKILL) == nil {
 			name := "?"
 			if f := strings.Fields(p.Cmdline[0]); len(f) > 0 {
-				name = filepath.Base(f[0]) // "php-fpm: master process (…)" is one argument
+				name = strings.TrimSuffix(filepath.Base(f[0]), ":") // "php-fpm: master process (…)" is one argument
 			}
 			killed = append(killed, fmt.Sprintf("%s (%d)", name, pid))
 		}
