@@ -19,7 +19,8 @@
 //     exec", go test's -exec), their mounts, users and groups;
 //   - the network namespaces and links the package's tests created with
 //     ip(8) (recorded by this program installed as "ip" first in their
-//     PATH);
+//     PATH; a link with the namespace it was made in, deleted only from
+//     that one);
 //   - the root itself, with every temporary directory in it (kept when
 //     HOSTPLANE_TEST_KEEP is set, as the tests keep their files then).
 //

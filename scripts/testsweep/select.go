@@ -137,24 +137,35 @@ func poolTarget(doc string) string {
 	return strings.TrimSpace(p.Target.Path)
 }
 
-// created reads the names the ip(8) shim recorded: "netns NAME" and
-// "link NAME" lines.
-func created(r io.Reader) (netns, links []string) {
+// link is a link the ip(8) shim recorded: its name and the network
+// namespace the shim ran in (/proc/self/ns/net's link, "net:[4026531840]").
+type link struct{ Name, NS string }
+
+// created reads what the ip(8) shim recorded: "netns NAME" and "link NAME
+// NS" lines.
+func created(r io.Reader) (netns []string, links []link) {
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		kind, name, ok := strings.Cut(strings.TrimSpace(sc.Text()), " ")
-		if !ok || !validIfName(name) {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 || !validIfName(f[1]) {
 			continue
 		}
-		switch kind {
-		case "netns":
-			netns = append(netns, name)
-		case "link":
-			links = append(links, name)
+		switch {
+		case f[0] == "netns" && len(f) == 2:
+			netns = append(netns, f[1])
+		case f[0] == "link" && len(f) == 3:
+			links = append(links, link{f[1], f[2]})
 		}
 	}
 	return netns, links
 }
+
+// removable says whether the sweep, running in network namespace selfNS,
+// may delete a recorded link: only one made in that same namespace (an
+// "ip link add" through "ip netns exec", nsenter or a process inside a
+// test's namespace made its link there, and a link of the same name in
+// the sweep's namespace is another's).
+func removable(l link, selfNS string) bool { return l.NS != "" && l.NS == selfNS }
 
 var ifName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,14}$`)
 

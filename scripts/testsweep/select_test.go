@@ -139,9 +139,26 @@ func TestIPCreates(t *testing.T) {
 }
 
 func TestCreated(t *testing.T) {
-	netns, links := created(strings.NewReader("netns t0a1b2c-ns\nlink t0a1b2c-br\nlink t0a1b2c-vh\nbogus\nnetns ../x\nlink -rf\n"))
-	if !slices.Equal(netns, []string{"t0a1b2c-ns"}) || !slices.Equal(links, []string{"t0a1b2c-br", "t0a1b2c-vh"}) {
+	const root, other = "net:[4026531840]", "net:[4026532301]"
+	netns, links := created(strings.NewReader("netns t0a1b2c-ns\nlink t0a1b2c-br " + root + "\nlink t0a1b2c-in " + other +
+		"\nlink old-format\nbogus\nnetns ../x\nlink -rf " + root + "\n"))
+	if !slices.Equal(netns, []string{"t0a1b2c-ns"}) ||
+		!slices.Equal(links, []link{{"t0a1b2c-br", root}, {"t0a1b2c-in", other}}) {
 		t.Errorf("created: %q %q", netns, links)
+	}
+	for _, c := range []struct {
+		l    link
+		want bool
+	}{
+		{link{"t0a1b2c-br", root}, true},
+		// made through ip netns exec (or nsenter, or by a process in a
+		// test's namespace): a root-namespace link of that name is another's
+		{link{"t0a1b2c-in", other}, false},
+		{link{"br0", ""}, false},
+	} {
+		if got := removable(c.l, root); got != c.want {
+			t.Errorf("removable(%+v) from %s = %v, want %v", c.l, root, got, c.want)
+		}
 	}
 }
 

@@ -99,12 +99,16 @@ func sweep(r string) {
 				}
 			}
 		}
+		self, _ := os.Readlink("/proc/self/ns/net")
 		for _, l := range links {
-			if _, err := os.Stat(filepath.Join("/sys/class/net", l)); err == nil {
-				if out, err := realIP("link", "del", l); err != nil {
-					say("link %s: ip link del: %v %s", l, err, out)
+			if !removable(l, self) {
+				continue
+			}
+			if _, err := os.Stat(filepath.Join("/sys/class/net", l.Name)); err == nil {
+				if out, err := realIP("link", "del", l.Name); err != nil {
+					say("link %s: ip link del: %v %s", l.Name, err, out)
 				} else {
-					say("link %s removed", l)
+					say("link %s removed", l.Name)
 				}
 			}
 		}
@@ -167,8 +171,14 @@ func stale(parent string) {
 		}
 		dir := filepath.Join(parent, e.Name())
 		b, err := os.ReadFile(filepath.Join(dir, ".owner"))
-		if err != nil || !dead(ownerKey(string(b))) {
-			continue // no owner yet (just made), or it runs
+		if fi, serr := os.Stat(dir); err != nil || ownerKey(string(b)) == "" {
+			// No owner written yet (the directory just made), unless it is
+			// an hour old: its run-tests.sh died before writing it.
+			if serr != nil || time.Since(fi.ModTime()) < time.Hour {
+				continue
+			}
+		} else if !dead(ownerKey(string(b))) {
+			continue // it runs
 		}
 		fmt.Printf("testsweep: %s: its run-tests.sh (%s) no longer runs\n", dir, ownerKey(string(b)))
 		roots, _ := os.ReadDir(dir)
@@ -428,9 +438,19 @@ func ipShim(args []string) int {
 	}
 	// Recorded only once made: a name that was another's already makes
 	// ip fail, and is not recorded.
+	// A link with the namespace it was made in: the sweep deletes it only
+	// from that namespace.
+	line := "netns " + name
+	if kind == "link" {
+		ns, err := os.Readlink("/proc/self/ns/net")
+		if err != nil {
+			return 0
+		}
+		line = "link " + name + " " + ns
+	}
 	f, err := os.OpenFile(filepath.Join(r, createdFile), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
 	if err == nil {
-		fmt.Fprintf(f, "%s %s\n", kind, name)
+		fmt.Fprintln(f, line)
 		f.Close()
 	}
 	return 0
