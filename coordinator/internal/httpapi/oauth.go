@@ -243,7 +243,7 @@ func (a *API) oauthServe(c *oauthCall, h oauthFunc, form bool) (int, any, *oauth
 		if v, err := url.ParseQuery(string(body)); c.r.URL.Path == "/oauth/token" && status == 0 && err == nil && v.Get("grant_type") == oauth.GrantTypeDeviceCode {
 			return 0, nil, oauth.Errorf(http.StatusBadRequest, "slow_down", "more than %d requests a minute from this address; wait %d s and poll less often", limit, retry)
 		}
-		return 0, nil, oauth.Errorf(http.StatusTooManyRequests, "rate_limited", "rate limit of %d requests per minute from this address exceeded; retry after %d s", limit, retry)
+		return 0, nil, oauthErrorf(http.StatusTooManyRequests, "rate limit of %d requests per minute from this address exceeded; retry after %d s", limit, retry)
 	}
 	switch status {
 	case http.StatusRequestEntityTooLarge:
@@ -306,10 +306,10 @@ func oauthRefusal(oe *fsm.OAuthError) *oauth.Error {
 // changing) stays one, anything else is logged and a server_error.
 func (a *API) oauthInternal(rid string, err error) *oauth.Error {
 	if ae, internal := toAPIError(err); !internal && ae.StatusCode == http.StatusServiceUnavailable {
-		return oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "%s", ae.Message)
+		return oauthErrorf(http.StatusServiceUnavailable, "%s", ae.Message)
 	}
 	a.log.Error("oauth request failed", "request_id", rid, "err", err)
-	return oauth.Errorf(http.StatusInternalServerError, "server_error", "internal error (request %s)", rid)
+	return oauthErrorf(http.StatusInternalServerError, "internal error (request %s)", rid)
 }
 
 // client resolves a client_id: a registered client, or a client ID metadata
@@ -349,7 +349,7 @@ func (a *API) client(ctx context.Context, id string) (oauth.Client, *oauth.Error
 func (a *API) fetchClientMetadata(ctx context.Context, id string) (oauth.Client, *oauth.Error) {
 	deps, err := a.webhookDeps()
 	if err != nil || deps.Guard == nil {
-		return oauth.Client{}, oauth.Errorf(http.StatusServiceUnavailable, "temporarily_unavailable", "client metadata documents cannot be fetched yet; retry shortly")
+		return oauth.Client{}, oauthErrorf(http.StatusServiceUnavailable, "client metadata documents cannot be fetched yet; retry shortly")
 	}
 	refuse := func(why string) (oauth.Client, *oauth.Error) {
 		return oauth.Client{}, oauth.Errorf(http.StatusBadRequest, "invalid_client", "client metadata document %s: %s", id, why)

@@ -41,21 +41,29 @@ func writeRefusal(w http.ResponseWriter, r *http.Request, rid string, e *api.Err
 	writeError(w, rid, e)
 }
 
-// oauthShape writes e as an OAuth protocol endpoint's error: a 503 is
-// temporarily_unavailable (as oauthInternal answers one), a 429 rate_limited
-// (as oauthServe), another 5xx server_error, any other status invalid_request;
-// e's message is the description.
+// oauthShape writes e as an OAuth protocol endpoint's error (oauthErrorf:
+// its code follows from its status), e's message the description.
 func oauthShape(w http.ResponseWriter, _ string, e *api.Error) {
+	writeJSON(w, e.StatusCode, oauthErrorf(e.StatusCode, "%s", e.Message))
+}
+
+// oauthErrorf is an OAuth protocol endpoint's error whose code follows from
+// its status: 503 temporarily_unavailable, 429 rate_limited, another 5xx
+// server_error, any other status invalid_request. The one table of the
+// refusals that have no code of their own: the gate's and the forwarder's
+// (oauthShape), the address budget's 429 (oauthServe), leadership lost or
+// an internal error (oauthInternal), a metadata document not fetchable yet.
+func oauthErrorf(status int, format string, args ...any) *oauth.Error {
 	code := "invalid_request"
-	switch st := e.StatusCode; {
-	case st == http.StatusServiceUnavailable:
+	switch {
+	case status == http.StatusServiceUnavailable:
 		code = "temporarily_unavailable"
-	case st == http.StatusTooManyRequests:
+	case status == http.StatusTooManyRequests:
 		code = "rate_limited"
-	case st >= 500:
+	case status >= 500:
 		code = "server_error"
 	}
-	writeJSON(w, e.StatusCode, oauth.Errorf(e.StatusCode, code, "%s", e.Message))
+	return oauth.Errorf(status, code, format, args...)
 }
 
 // pageShape writes e as a consent page's error page.
