@@ -78,7 +78,7 @@ left() { # what belongs to the root (or to its hosting roots), one line each
   for p in $(virsh -q -c qemu:///system pool-list --all --name); do
     virsh -q -c qemu:///system pool-dumpxml "$p" 2>/dev/null | grep -qF "<path>$root/" && echo "pool $p"
   done
-  while read -r d n; do
+  while read -r d n _; do
     case "$d" in
       netns) [ -e "/run/netns/$n" ] && echo "netns $n" ;;
       link) [ -e "/sys/class/net/$n" ] && echo "link $n" ;;
