@@ -45,6 +45,24 @@ func (p p58Reply) code() string {
 	return e.Code
 }
 
+// wantMemberRefusal fails t, naming where, unless p is a 400 in SPEC.md's
+// error envelope whose message names member (and whose code is code, when
+// code is not "").
+func (p p58Reply) wantMemberRefusal(t *testing.T, where, member, code string) {
+	t.Helper()
+	e, _ := p.envelope()
+	switch {
+	case p.status != 400:
+		t.Errorf("%s: %s; want 400 naming %s", where, p, member)
+	case p.envelopeErr() != "":
+		t.Errorf("%s: %s: %s", where, p.envelopeErr(), p)
+	case !strings.Contains(e.Message, member):
+		t.Errorf("%s: the 400 does not name %s: %s", where, member, p)
+	case code != "" && e.Code != code:
+		t.Errorf("%s: code %q, want %s: %s", where, e.Code, code, p)
+	}
+}
+
 var p58Snake = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 
 // envelopeErr says what in p, an error answer, is not SPEC.md's error body

@@ -130,17 +130,7 @@ func TestProbe58HostileBodiesEveryCreate(t *testing.T) {
 			send := func(i int, what string, body []byte, member, code string) {
 				t.Helper()
 				rep := p58SendAsClient(t, ctx, r.c.URL(i), r.keyA, strings.ToUpper(method), url, body)
-				e, _ := rep.envelope()
-				switch {
-				case rep.status != 400:
-					t.Errorf("%s, %s, coordinator %d: %s; want 400 naming %s", name, what, i, rep, member)
-				case rep.envelopeErr() != "":
-					t.Errorf("%s, %s, coordinator %d: %s: %s", name, what, i, rep.envelopeErr(), rep)
-				case !strings.Contains(e.Message, member):
-					t.Errorf("%s, %s, coordinator %d: the 400 does not name %s: %s", name, what, i, member, rep)
-				case code != "" && e.Code != code:
-					t.Errorf("%s, %s, coordinator %d: code %q, want %s: %s", name, what, i, e.Code, code, rep)
-				}
+				rep.wantMemberRefusal(t, fmt.Sprintf("%s, %s, coordinator %d", name, what, i), member, code)
 				checked++
 			}
 			with := func(m string, v any) []byte {

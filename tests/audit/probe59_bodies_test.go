@@ -320,17 +320,7 @@ func TestProbe59HostileBodiesOnSubRoutes(t *testing.T) {
 				hdr = map[string]string{"Idempotency-Key": fmt.Sprintf("p59-%d-%d", n, rand.Int64())}
 			}
 			rep := p58Do(t, ctx, r.c.URL(i), r.keyA, op.method, url, body, hdr, true)
-			e, _ := rep.envelope()
-			switch {
-			case rep.status != 400:
-				t.Errorf("%s, %s, coordinator %d: %s; want 400 naming %s", name, what, i, rep, member)
-			case rep.envelopeErr() != "":
-				t.Errorf("%s, %s, coordinator %d: %s: %s", name, what, i, rep.envelopeErr(), rep)
-			case !strings.Contains(e.Message, member):
-				t.Errorf("%s, %s, coordinator %d: the 400 does not name %s: %s", name, what, i, member, rep)
-			case code != "" && e.Code != code:
-				t.Errorf("%s, %s, coordinator %d: code %q, want %s: %s", name, what, i, e.Code, code, rep)
-			}
+			rep.wantMemberRefusal(t, fmt.Sprintf("%s, %s, coordinator %d", name, what, i), member, code)
 			checked++
 		}
 		// with is base with member m's value the JSON text raw (m
