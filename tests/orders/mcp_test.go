@@ -184,9 +184,15 @@ func (r *rig) mcpConfirmedOnce(cs *mcp.ClientSession, o mcpOrder) {
 		t.Fatalf("%s after the confirmed order: %+v; want %+v", o.tool, got, once)
 	}
 
-	// 4. The spent token again: refused, still one charge.
-	if m, res := call(map[string]any{"body": o.body, "confirmation_token": tok}); !res.IsError || !strings.Contains(m["message"].(string), "already used") {
-		t.Fatalf("%s: the spent token: %v", o.tool, m)
+	// 4. The same confirmation again (a client whose answer was lost
+	// retries it): the first order's answer replayed (its invoice; a
+	// secret shown once is not shown again), still one charge; the spent
+	// token with other arguments is still refused.
+	if again, res := call(map[string]any{"body": o.body, "confirmation_token": tok}); res.IsError || again["invoice"] == nil || again["invoice"].(map[string]any)["id"] != inv["id"] {
+		t.Fatalf("%s: the confirmation retried: %v; want the first answer %v", o.tool, again, m)
+	}
+	if m, res := call(map[string]any{"body": o.other, "confirmation_token": tok}); !res.IsError || !strings.Contains(m["message"].(string), "arguments differ") {
+		t.Fatalf("%s: the spent token with other arguments: %v", o.tool, m)
 	}
 	if got := state(); got != once {
 		t.Fatalf("%s after reusing the token: %+v; want %+v", o.tool, got, once)

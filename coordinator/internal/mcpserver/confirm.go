@@ -30,6 +30,7 @@ type confirmations struct {
 type pendingOrder struct {
 	caller, tool, args string
 	expires            time.Time
+	spent              bool // confirmed once; kept until it expires for a retried confirmation
 }
 
 // maxPending bounds the outstanding tokens (oldest-expiring dropped first
@@ -66,7 +67,14 @@ func (c *confirmations) issue(caller, tool, args string) (string, time.Time) {
 }
 
 // take spends tok: "" when it is good for (caller, tool, args), else why not.
-func (c *confirmations) take(tok, caller, tool, args string) string {
+// A token already spent is good again for the same (caller, tool, args) until
+// it expires when retryable (its operation honours Idempotency-Key): the
+// retried confirmation carries the first one's key, so the operation replays
+// its first answer and spends once. That is what a client does whose answer
+// was lost (a dropped connection, a timeout); refusing it would leave the
+// client to ask for a new quote for an order already made. A token of an
+// operation without Idempotency-Key stays good once.
+func (c *confirmations) take(tok, caller, tool, args string, retryable bool) string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	p, ok := c.pending[tok]
@@ -83,7 +91,15 @@ func (c *confirmations) take(tok, caller, tool, args string) string {
 	if p.args != args {
 		return "the arguments differ from the quoted ones; call without confirmation_token for a new quote"
 	}
-	delete(c.pending, tok)
+	if p.spent && !retryable {
+		return "unknown or already used confirmation_token; call without it for a new quote"
+	}
+	if !retryable {
+		delete(c.pending, tok)
+		return ""
+	}
+	p.spent = true
+	c.pending[tok] = p
 	return ""
 }
 
@@ -107,11 +123,14 @@ func argsDigest(raw []byte) (digest, token string) {
 // answers the quote (from the route's quote operation, dispatched as the
 // caller) and a token, and the order is not run; with a good token the call
 // proceeds, with an Idempotency-Key derived from the token when the operation
-// takes one, so a retried confirmation spends once.
+// takes one and the arguments name none (an idempotency_key argument is part
+// of the arguments the token is bound to), so a retried confirmation — the
+// same token and arguments again, until the token expires — replays the
+// first answer and spends once.
 func (h *handlers) confirmStep(ctx context.Context, t *Tool, raw []byte, call *Call, who Who, dispatched *bool) (*mcp.CallToolResult, bool) {
 	digest, tok := argsDigest(raw)
 	if tok != "" {
-		if why := h.confirm.take(tok, who.Caller, t.Def.Name, digest); why != "" {
+		if why := h.confirm.take(tok, who.Caller, t.Def.Name, digest, t.Op.Idempotent); why != "" {
 			return errorResult(api.NewError(http.StatusConflict, "confirmation_invalid", why)), false
 		}
 		if t.Op.Idempotent && call.Header.Get("Idempotency-Key") == "" {
@@ -144,7 +163,7 @@ func (h *handlers) confirmStep(ctx context.Context, t *Tool, raw []byte, call *C
 		"expires_at":            exp.UTC().Format(time.RFC3339),
 		"operation":             t.Op.Key(),
 		"quote":                 quote,
-		"message":               "Nothing was ordered and nothing was charged. Show this quote to the user; only after they approve it, call " + t.Def.Name + " again with the same arguments and confirmation_token.",
+		"message":               "Nothing was ordered and nothing was charged by this call. Show this quote to the user; only after they approve it, call " + t.Def.Name + " again with the same arguments and confirmation_token.",
 	}
 	raw2, _ := json.Marshal(body)
 	return &mcp.CallToolResult{

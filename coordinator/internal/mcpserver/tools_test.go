@@ -341,9 +341,19 @@ func TestOrderDoubleConfirmation(t *testing.T) {
 	if n != 1 || last.Header.Get("Idempotency-Key") != "mcp-confirm-"+tok {
 		t.Fatalf("orders %d, idempotency key %q", n, last.Header.Get("Idempotency-Key"))
 	}
-	// The token is spent.
-	if r := call(map[string]any{"body": body, "confirmation_token": tok}); !r.IsError || !strings.Contains(textOf(t, r)["message"].(string), "already used") {
-		t.Fatalf("a spent token was accepted: %+v", r)
+	// The token confirmed again with the same arguments (a client whose
+	// answer was lost retries): the call is sent again with the first one's
+	// Idempotency-Key, which the API answers with the first answer (its
+	// replay; the stand-in API counts the request), and spends nothing more.
+	// With other arguments the spent token is still refused.
+	if r := call(map[string]any{"body": body, "confirmation_token": tok}); r.IsError || textOf(t, r)["id"] != "wdg_1" {
+		t.Fatalf("a retried confirmation: %+v", r)
+	}
+	if n, again := api.orders(); n != 2 || again.Header.Get("Idempotency-Key") != "mcp-confirm-"+tok {
+		t.Fatalf("after the retried confirmation: %d order requests, the retry's idempotency key %q; want 2, the first one's", n, again.Header.Get("Idempotency-Key"))
+	}
+	if r := call(map[string]any{"body": map[string]any{"size": "m"}, "confirmation_token": tok}); !r.IsError || !strings.Contains(textOf(t, r)["message"].(string), "arguments differ") {
+		t.Fatalf("the spent token with other arguments: %+v", r)
 	}
 	// An expired token is refused.
 	tok2 := textOf(t, call(map[string]any{"body": body}))["confirmation_token"].(string)
@@ -357,19 +367,33 @@ func TestOrderDoubleConfirmation(t *testing.T) {
 	if r := call(map[string]any{"body": body, "confirmation_token": "mcpc_guess"}); !r.IsError {
 		t.Fatal("a made-up token was accepted")
 	}
-	if n, _ := api.orders(); n != 1 {
-		t.Fatalf("%d orders, want exactly 1", n)
+	if n, _ := api.orders(); n != 2 {
+		t.Fatalf("%d order requests, want exactly 2 (the confirmation and its retry, under one Idempotency-Key)", n)
 	}
 }
 
 func TestConfirmationBoundToCaller(t *testing.T) {
 	c := newConfirmations(time.Now, time.Minute)
 	tok, _ := c.issue("acc_a", "order_widget", "d1")
-	if why := c.take(tok, "acc_b", "order_widget", "d1"); why == "" {
+	if why := c.take(tok, "acc_b", "order_widget", "d1", true); why == "" {
 		t.Fatal("another account spent the token")
 	}
-	if why := c.take(tok, "acc_a", "order_widget", "d1"); why != "" {
+	if why := c.take(tok, "acc_a", "order_widget", "d1", true); why != "" {
 		t.Fatalf("the owner could not spend it: %s", why)
+	}
+	if why := c.take(tok, "acc_b", "order_widget", "d1", true); why == "" {
+		t.Fatal("another account retried the spent token")
+	}
+	if why := c.take(tok, "acc_a", "order_widget", "d1", true); why != "" {
+		t.Fatalf("the owner could not retry its confirmation: %s", why)
+	}
+	// An operation without Idempotency-Key: a token is good once.
+	once, _ := c.issue("acc_a", "order_gadget", "d2")
+	if why := c.take(once, "acc_a", "order_gadget", "d2", false); why != "" {
+		t.Fatalf("the owner could not spend it: %s", why)
+	}
+	if why := c.take(once, "acc_a", "order_gadget", "d2", false); !strings.Contains(why, "already used") {
+		t.Fatalf("a token of an operation without Idempotency-Key spent twice: %q", why)
 	}
 }
 
