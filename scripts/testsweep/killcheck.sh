@@ -84,10 +84,10 @@ left() { # what belongs to the root (or to its hosting roots), one line each
       link) [ -e "/sys/class/net/$n" ] && echo "link $n" ;;
     esac
   done <"$bin/created"
-  local hosted=() uids=()
+  local hosted=() uids=() u
   for n in $prefixes; do
     hosted+=(-e "/var/lib/hostplane-test/$n/")
-    uids+=($(getent passwd | awk -F: -v n="$n" 'index($1, n) == 1 { print $3 }'))
+    while read -r u; do uids+=("$u"); done < <(getent passwd | awk -F: -v n="$n" 'index($1, n) == 1 { print $3 }')
   done
   for p in /proc/[0-9]*; do
     [ "${p#/proc/}" = $$ ] && continue
@@ -106,10 +106,45 @@ left() { # what belongs to the root (or to its hosting roots), one line each
   [ -d "$root" ] && find "$root" -mindepth 1 -maxdepth 1 ! -name '.testbins' ! -name '.created' -printf 'file %f\n'
   return 0
 }
+# tree PID...: those processes and all their descendants, "pid start" a
+# line (start: field 22 of /proc/PID/stat, so a reused pid is not taken for
+# the process). A descendant need show nothing of the root (an nginx worker:
+# environment cleared, "nginx: worker process", www-data), and once its
+# parent is killed it is init's child: so it is taken before the sweep and
+# looked for after it.
+tree() {
+  local -A in=()
+  local p pid ppid changed=1
+  for p in "$@"; do in[$p]=1; done
+  while [ $changed = 1 ]; do
+    changed=0
+    for p in /proc/[0-9]*; do
+      pid=${p#/proc/}
+      [ -n "${in[$pid]:-}" ] && continue
+      ppid=$(awk '/^PPid:/ { print $2 }' "$p/status" 2>/dev/null) || continue
+      if [ -n "$ppid" ] && [ -n "${in[$ppid]:-}" ]; then
+        in[$pid]=1
+        changed=1
+      fi
+    done
+  done
+  for pid in "${!in[@]}"; do
+    echo "$pid $(cut -d' ' -f22 "/proc/$pid/stat" 2>/dev/null)"
+  done
+}
 echo "killcheck: what the killed test left:"
-left | sed 's/^/  /'
+before=$(left)
+echo "$before" | sed 's/^/  /'
+# shellcheck disable=SC2046
+procs=$(tree $(echo "$before" | awk '$1 == "process" { print $2 }'))
+echo "killcheck: $(echo "$procs" | grep -c . || true) processes of it and their descendants"
 "$bin/testsweep" sweep "$root"
-after=$(left)
+after=$(left
+  while read -r pid start; do
+    [ -n "$pid" ] && [ "$(cut -d' ' -f22 "/proc/$pid/stat" 2>/dev/null)" = "$start" ] &&
+      echo "process $pid $({ tr '\0' ' ' <"/proc/$pid/cmdline"; } 2>/dev/null | cut -c1-100) (a descendant)"
+  done <<<"$procs"
+  true)
 if [ -n "$after" ]; then
   echo "killcheck: FAIL: the sweep left:" >&2
   echo "$after" | sed 's/^/  /' >&2

@@ -85,6 +85,44 @@ func ownsProcess(p proc, o owner) bool {
 	return o.UIDs[p.UID]
 }
 
+// ownedPIDs lists the processes of procs the package owns: those
+// ownsProcess says are its own, and every descendant of one (a process
+// whose parent chain reaches an owned one), leaving out spare (the sweep
+// and its ancestors). The descendants matter because a daemon may drop
+// what ownsProcess reads: nginx clears its workers' environment and names
+// them "nginx: worker process" under www-data, so a worker of a master
+// killed alone would live on, reparented to init, holding its port.
+func ownedPIDs(procs map[int]proc, o owner, spare map[int]bool) []int {
+	owned := map[int]bool{}
+	for pid, p := range procs {
+		if !spare[pid] && ownsProcess(p, o) {
+			owned[pid] = true
+		}
+	}
+	var out []int
+	for pid := range procs {
+		if spare[pid] {
+			continue
+		}
+		// Walk up the parent chain (at most len(procs) steps: a chain
+		// is finite, but /proc read at different instants need not be
+		// consistent).
+		for q, n := pid, 0; q > 1 && n <= len(procs); n++ {
+			if owned[q] {
+				out = append(out, pid)
+				break
+			}
+			pp, ok := procs[q]
+			if !ok {
+				break
+			}
+			q = pp.PPID
+		}
+	}
+	sort.Ints(out)
+	return out
+}
+
 // xmlPaths lists every attribute value and text of a libvirt XML document
 // that is an absolute path (a disk's source, a pool's target, a console
 // log, a kernel).

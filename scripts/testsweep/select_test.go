@@ -222,3 +222,26 @@ func TestDead(t *testing.T) {
 		}
 	}
 }
+
+// TestOwnedPIDsTakesDescendants: a process the package owns takes its
+// descendants with it, though they show nothing of the package (an nginx
+// worker: environment cleared, its own title, www-data); nothing else, not
+// a child of a spared process (the sweep's own ancestors) nor of init.
+func TestOwnedPIDsTakesDescendants(t *testing.T) {
+	o := owner{Root: root}
+	procs := map[int]proc{
+		10: {PID: 10, PPID: 1, UID: "0", Cmdline: []string{"nginx: master process nginx -c " + root + "/TestX1/001/nginx.conf"}},
+		11: {PID: 11, PPID: 10, UID: "33", Cmdline: []string{"nginx: worker process"}},
+		12: {PID: 12, PPID: 11, UID: "33", Cmdline: []string{"sh"}},
+		20: {PID: 20, PPID: 1, UID: "33", Cmdline: []string{"nginx: worker process"}}, // another nginx's
+		30: {PID: 30, PPID: 1, UID: "0", Cmdline: []string{"bash", "run-tests.sh"}, Environ: []string{"TMPDIR=" + root}},
+		31: {PID: 31, PPID: 30, UID: "0", Cmdline: []string{"testsweep", "sweep", root}},
+		40: {PID: 40, PPID: 31, UID: "0", Cmdline: []string{"virsh", "list"}},
+		50: {PID: 50, PPID: 51, UID: "0", Cmdline: []string{"loop"}}, // a parent chain that loops
+		51: {PID: 51, PPID: 50, UID: "0", Cmdline: []string{"loop"}},
+	}
+	got := ownedPIDs(procs, o, map[int]bool{30: true, 31: true})
+	if want := []int{10, 11, 12}; !slices.Equal(got, want) {
+		t.Errorf("ownedPIDs = %v, want %v (the master, its worker and the worker's child)", got, want)
+	}
+}

@@ -245,8 +245,8 @@ func readBins(r string) map[string]bool {
 	return bins
 }
 
-// killOwned SIGKILLs the processes o owns (not this one nor its
-// ancestors) and names them.
+// killOwned SIGKILLs the processes o owns and their descendants (not this
+// one nor its ancestors) and names them.
 func killOwned(o owner) []string {
 	spare := map[int]bool{}
 	for pid := os.Getpid(); pid > 1; {
@@ -257,17 +257,20 @@ func killOwned(o owner) []string {
 		}
 		pid = p.PPID
 	}
-	var killed []string
+	procs := map[int]proc{}
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid <= 1 || spare[pid] {
+		if err != nil || pid <= 1 {
 			continue
 		}
-		p, ok := readProc(pid)
-		if !ok || !ownsProcess(p, o) {
-			continue
+		if p, ok := readProc(pid); ok {
+			procs[pid] = p
 		}
+	}
+	var killed []string
+	for _, pid := range ownedPIDs(procs, o, spare) {
+		p := procs[pid]
 		if syscall.Kill(pid, syscall.SIGKILL) == nil {
 			name := "?"
 			if f := strings.Fields(p.Cmdline[0]); len(f) > 0 {
