@@ -74,119 +74,81 @@ func TestProbe58HostileBodiesEveryCreate(t *testing.T) {
 	}
 	ids := map[string]string{"POST /tickets/{id}/reply": tk.ID, "PATCH /webhooks/{id}": wh.ID}
 
-	// The request body schemas of /openapi.json: each member's type.
-	rep := p58Do(t, ctx, r.c.URL(0), "", "GET", "/openapi.json", nil, nil, true)
-	var doc struct {
-		Paths      map[string]map[string]json.RawMessage `json:"paths"`
-		Components struct {
-			Schemas map[string]json.RawMessage `json:"schemas"`
-		} `json:"components"`
-	}
-	if rep.status != 200 || json.Unmarshal(rep.body, &doc) != nil {
-		t.Fatalf("%s", rep)
-	}
-	type schema struct {
-		Ref        string             `json:"$ref"`
-		Type       string             `json:"type"`
-		Properties map[string]*schema `json:"properties"`
-		Items      *schema            `json:"items"`
-	}
-	var resolve func(s *schema) *schema
-	resolve = func(s *schema) *schema {
-		if s == nil || s.Ref == "" {
-			return s
-		}
-		var out schema
-		if err := json.Unmarshal(doc.Components.Schemas[strings.TrimPrefix(s.Ref, "#/components/schemas/")], &out); err != nil {
-			t.Fatalf("%s: %v", s.Ref, err)
-		}
-		return resolve(&out)
-	}
+	// The request body schemas of /openapi.json, each member's type
+	// (p59BodyOps reads them for probe59 too).
 	checked, ops := 0, 0
-	for path, methods := range doc.Paths {
-		for method, raw := range methods {
-			name := strings.ToUpper(method) + " " + path
-			base, ok := bases[name]
-			if !ok {
-				continue
-			}
-			var op struct {
-				Body struct {
-					Content map[string]struct {
-						Schema *schema `json:"schema"`
-					} `json:"content"`
-				} `json:"requestBody"`
-			}
-			if json.Unmarshal(raw, &op) != nil {
-				continue
-			}
-			s := resolve(op.Body.Content["application/json"].Schema)
-			if s == nil || len(s.Properties) == 0 {
-				t.Errorf("%s: no request body schema with members", name)
-				continue
-			}
-			ops++
-			url := "/v1" + strings.ReplaceAll(path, "{id}", ids[name])
-			send := func(i int, what string, body []byte, member, code string) {
-				t.Helper()
-				rep := p58SendAsClient(t, ctx, r.c.URL(i), r.keyA, strings.ToUpper(method), url, body)
-				rep.wantMemberRefusal(t, fmt.Sprintf("%s, %s, coordinator %d", name, what, i), member, code)
-				checked++
-			}
-			with := func(m string, v any) []byte {
-				b := map[string]any{}
-				for k, x := range base {
-					b[k] = x
-				}
-				b[m] = v
-				raw, err := json.Marshal(b)
-				if err != nil {
-					t.Fatal(err)
-				}
-				return raw
-			}
-			k := 0
-			for m, ps := range s.Properties {
-				p := resolve(ps)
-				i := k % r.c.Len()
-				k++
-				wrong := map[string]any{"string": 12345, "integer": "x", "number": "x", "boolean": "x", "array": "x", "object": "x"}[p.Type]
-				if wrong != nil {
-					send(i, fmt.Sprintf("%s as %T", m, wrong), with(m, wrong), m, "")
-				}
-				bad := []byte("\"p58\xff\xfebad\"")
-				switch {
-				case p.Type == "string":
-					send(i, m+" not UTF-8", bytes.Replace(with(m, "P58MARK"), []byte(`"P58MARK"`), bad, 1), m, "")
-				case p.Type == "array" && resolve(p.Items) != nil && resolve(p.Items).Type == "string":
-					send(i, m+"[0] not UTF-8", bytes.Replace(with(m, []string{"P58MARK"}), []byte(`"P58MARK"`), bad, 1), m, "")
-				}
-				// The member in upper case (the base's own value, or one of
-				// the wrong type, the member itself left out), and the member
-				// twice.
-				v, has := base[m]
-				if !has {
-					v = wrong // the name is refused before its value
-				}
-				up := map[string]any{}
-				for x, w := range base {
-					if x != m {
-						up[x] = w
-					}
-				}
-				up[strings.ToUpper(m[:1])+m[1:]] = v
-				raw, _ := json.Marshal(up)
-				send(i, m+" in upper case", raw, strings.ToUpper(m[:1])+m[1:], "unknown_field")
-				if !has {
-					continue
-				}
-				one, _ := json.Marshal(v)
-				body := with(m, v)
-				body = append(body[:len(body)-1], []byte(fmt.Sprintf(",%q:%s}", m, one))...)
-				send(i, m+" twice", body, m, "duplicate_field")
-			}
-			send(ops%r.c.Len(), "an unknown member", with("p58_extra", "x"), "p58_extra", "unknown_field")
+	for _, bop := range p59BodyOps(t, r) {
+		method, path, s := bop.method, bop.path, bop.schema
+		name := method + " " + path
+		base, ok := bases[name]
+		if !ok {
+			continue
 		}
+		if len(s.Properties) == 0 {
+			t.Errorf("%s: no request body schema with members", name)
+			continue
+		}
+		ops++
+		url := "/v1" + strings.ReplaceAll(path, "{id}", ids[name])
+		send := func(i int, what string, body []byte, member, code string) {
+			t.Helper()
+			rep := p58SendAsClient(t, ctx, r.c.URL(i), r.keyA, strings.ToUpper(method), url, body)
+			rep.wantMemberRefusal(t, fmt.Sprintf("%s, %s, coordinator %d", name, what, i), member, code)
+			checked++
+		}
+		with := func(m string, v any) []byte {
+			b := map[string]any{}
+			for k, x := range base {
+				b[k] = x
+			}
+			b[m] = v
+			raw, err := json.Marshal(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return raw
+		}
+		k := 0
+		for m, ps := range s.Properties {
+			p := ps
+			i := k % r.c.Len()
+			k++
+			wrong := map[string]any{"string": 12345, "integer": "x", "number": "x", "boolean": "x", "array": "x", "object": "x"}[p.Type]
+			if wrong != nil {
+				send(i, fmt.Sprintf("%s as %T", m, wrong), with(m, wrong), m, "")
+			}
+			bad := []byte("\"p58\xff\xfebad\"")
+			switch {
+			case p.Type == "string":
+				send(i, m+" not UTF-8", bytes.Replace(with(m, "P58MARK"), []byte(`"P58MARK"`), bad, 1), m, "")
+			case p.Type == "array" && p.Items != nil && p.Items.Type == "string":
+				send(i, m+"[0] not UTF-8", bytes.Replace(with(m, []string{"P58MARK"}), []byte(`"P58MARK"`), bad, 1), m, "")
+			}
+			// The member in upper case (the base's own value, or one of
+			// the wrong type, the member itself left out), and the member
+			// twice.
+			v, has := base[m]
+			if !has {
+				v = wrong // the name is refused before its value
+			}
+			up := map[string]any{}
+			for x, w := range base {
+				if x != m {
+					up[x] = w
+				}
+			}
+			up[strings.ToUpper(m[:1])+m[1:]] = v
+			raw, _ := json.Marshal(up)
+			send(i, m+" in upper case", raw, strings.ToUpper(m[:1])+m[1:], "unknown_field")
+			if !has {
+				continue
+			}
+			one, _ := json.Marshal(v)
+			body := with(m, v)
+			body = append(body[:len(body)-1], []byte(fmt.Sprintf(",%q:%s}", m, one))...)
+			send(i, m+" twice", body, m, "duplicate_field")
+		}
+		send(ops%r.c.Len(), "an unknown member", with("p58_extra", "x"), "p58_extra", "unknown_field")
 	}
 	if ops != len(bases) {
 		t.Errorf("%d operations checked, want %d (each base's)", ops, len(bases))
