@@ -213,19 +213,11 @@ func TestProbe59HostileBodiesOnSubRoutes(t *testing.T) {
 	recv := newReceiver(t)
 
 	// A valid body of each operation: a hostile value replaces one member.
-	bases := map[string]map[string]any{
-		"POST /tickets":                                    {"subject": "s", "message": "m"},
-		"POST /tickets/{id}/reply":                         {"body": "b"},
-		"POST /webhooks":                                   {"url": recv.URL + "/p59", "events": []string{"ticket.created"}},
-		"PATCH /webhooks/{id}":                             {"description": "d"},
-		"POST /account/api-keys":                           {"name": "n", "scopes": []string{"tickets:read"}},
-		"POST /servers":                                    serverBody("p59body"),
-		"POST /servers/quote":                              serverBody("p59body"),
-		"POST /hosting":                                    hostingBody("p59body"),
-		"POST /hosting/quote":                              hostingBody("p59body"),
-		"POST /domains":                                    domainBody("p59-body.test"),
-		"POST /domains/quote":                              domainBody("p59-body.test"),
-		"POST /domains/transfer":                           {"name": "p59-body.test", "auth_code": "Abc-12345", "contact": contact},
+	// The creates are probe58's bodies, which got probe58's first four kinds
+	// of hostile body there already.
+	bases := p58Bodies("p59", recv.URL)
+	creates := slices.Collect(maps.Keys(bases))
+	maps.Copy(bases, map[string]map[string]any{
 		"PATCH /domains/{id}":                              {"auto_renew": true},
 		"PUT /hosting/{id}/custom-domain":                  {"domain": "www.p59-body.example"},
 		"POST /hosting/{id}/password-reset":                {"target": "both"},
@@ -240,11 +232,8 @@ func TestProbe59HostileBodiesOnSubRoutes(t *testing.T) {
 		"POST /servers/{id}/reinstall":                     {"osTemplate": "base"},
 		"POST /servers/{id}/snapshots":                     {"name": "p59-other"},
 		"POST /servers/{id}/snapshots/{snapshotId}/revert": {},
-	}
+	})
 	bases0 := maps.Clone(bases)
-	// probe58 sent the first four kinds of hostile body to these already.
-	creates := []string{"POST /tickets", "POST /tickets/{id}/reply", "POST /webhooks", "PATCH /webhooks/{id}", "POST /account/api-keys",
-		"POST /servers", "POST /servers/quote", "POST /hosting", "POST /hosting/quote", "POST /domains", "POST /domains/quote", "POST /domains/transfer"}
 	fill := func(path string) string {
 		id := o.server
 		switch {
