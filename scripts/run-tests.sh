@@ -47,7 +47,10 @@ mod=$(go list -m)
 # longer than any lane should be) in two halves, and tests/upgrade's tests
 # that boot no guest out of the guests lane.
 # Each package's output is printed whole when it ends, and each lane's and
-# the unit tests' wall time at the end.
+# the unit tests' wall time at the end, with each heavy package's and the
+# slowest tests' (go test runs with -json, which testsweep testjson turns
+# back into go test's usual text: an ok line for a package that passed, the
+# output of the tests that failed, and each test's time for the list).
 GUESTS="
 $mod/agent/internal/libvirttest
 $mod/tests/e2e
@@ -265,8 +268,9 @@ run1() { # run1 NAME I ENTRY: one package's (or shard's) tests, its output print
     rc=1
   else
     # shellcheck disable=SC2046
-    cpu "$logs/$1.$2.cpu" inroot "$run/$(tag "$1")$2" "${lock[@]}" go test $(race "$pkg") -count=1 -timeout 25m \
-      -exec "$logs/bin/testsweep exec" "${args[@]}" "$pkg" >>"$logs/$1.$2" 2>&1 || rc=1
+    cpu "$logs/$1.$2.cpu" inroot "$run/$(tag "$1")$2" "${lock[@]}" go test -json $(race "$pkg") -count=1 -timeout 25m \
+      -exec "$logs/bin/testsweep exec" "${args[@]}" "$pkg" >"$logs/$1.$2.json" 2>&1 || rc=1
+    "$logs/bin/testsweep" testjson "$logs/tests" <"$logs/$1.$2.json" >>"$logs/$1.$2" 2>&1 || true
     "$logs/bin/testsweep" sweep "$run/$(tag "$1")$2" >>"$logs/$1.$2" 2>&1 || true
   fi
   cat "$logs/$1.$2"
@@ -354,7 +358,9 @@ units() { # the unit tests
   # time, -p 2 leaves the lanes the other core: the unit tests take longer
   # but end long before the lanes.
   # shellcheck disable=SC2086
-  cpu "$logs/units.cpu" inroot "$run/u" go test -p 2 -race -count=1 -timeout 15m -exec "$logs/bin/testsweep exec" $units || rc=1
+  cpu "$logs/units.cpu" inroot "$run/u" go test -json -p 2 -race -count=1 -timeout 15m -exec "$logs/bin/testsweep exec" $units \
+    >"$logs/units.json" 2>&1 || rc=1
+  "$logs/bin/testsweep" testjson "$logs/tests" <"$logs/units.json" || true
   "$logs/bin/testsweep" sweep "$run/u" || true
   echo "unit tests: $((SECONDS - T0)) s, $(cpus "$logs/units.cpu") CPU-s" >>"$logs/times"
   return $rc
@@ -378,4 +384,7 @@ echo "wall time: $((SECONDS - T0)) s, $(cpus "$logs/all.cpu") CPU-s (not counted
 sed 's/^/run-tests: /' "$logs/times"
 # The heavy packages, most CPU first: CPU-s, wall s, lane, package.
 sort -rn "$logs/pkgtimes" | sed 's/^/run-tests: package /'
+# The slowest tests of the run (go test -json's time of each top-level
+# test): wall s, package, test, result.
+sort -rn "$logs/tests" 2>/dev/null | head -n 25 | sed "s|^|run-tests: test |; s| $mod/| |" || true
 exit $status

@@ -32,6 +32,10 @@
 //	testsweep owner RUNDIR      record this program's parent as RUNDIR's owner
 //	testsweep exec BINARY ARGS  (go test -exec) record the test binary in
 //	                            $HP_TEST_ROOT/.testbins, then run it
+//	testsweep testjson TIMES    go test -json on stdin: its text (as
+//	                            go test without -json prints it) on
+//	                            stdout, each top-level test's time
+//	                            appended to TIMES
 //	ip ARGS                     (as a link named ip) run the real ip(8) and
 //	                            record in $HP_TEST_ROOT/.created what it made
 package main
@@ -62,6 +66,8 @@ func main() {
 			fmt.Fprintln(os.Stderr, "testsweep:", err)
 			os.Exit(1)
 		}
+	case "testjson":
+		os.Exit(testJSONMain(os.Args[2]))
 	case "exec":
 		recordTestBinary()
 		bin := os.Args[2]
@@ -74,6 +80,6 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: testsweep sweep ROOT... | stale PARENT | owner RUNDIR | exec BINARY ARGS...")
+	fmt.Fprintln(os.Stderr, "usage: testsweep sweep ROOT... | stale PARENT | owner RUNDIR | exec BINARY ARGS... | testjson TIMES")
 	os.Exit(2)
 }
