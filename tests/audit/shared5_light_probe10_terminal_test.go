@@ -27,11 +27,11 @@ import (
 const hostileText = "evil\u202egnp.exe \u009b2J\u009b31mred\u0085forged row\u2028x"
 
 // oneLineText is s as a one-line field (a key's name, a ticket's subject)
-// takes it: without control characters and U+2028/U+2029 (its bidi override
-// stays).
+// takes it: without control characters, U+2028/U+2029 and, since mcp60, bidi
+// controls (a one-line field refuses them; before, its bidi override stayed).
 func oneLineText(s string) string {
 	return strings.Map(func(r rune) rune {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
+		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' || unicode.Is(unicode.Bidi_Control, r) {
 			return -1
 		}
 		return r

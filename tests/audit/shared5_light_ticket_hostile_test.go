@@ -113,8 +113,10 @@ func TestTicketHostileCustomer(t *testing.T) {
 	}
 
 	// Data, kept as data.
-	subject := `<script>alert("x")</script> & {{.Secret}} $(id) ` + "`uname`" + ` ' OR 1=1 -- ` + "\u202egnp.exe 🚀"
-	message := "<img src=x onerror=alert(1)>\n\tline two\n</textarea><!--\n" + `{"json":"inside"} \u0000 \\ "quoted"` + "\n\u2028after a line separator"
+	// The subject's bidi override moved to the message: a one-line field
+	// refuses bidi controls since mcp60 (a multi-line one keeps them).
+	subject := `<script>alert("x")</script> & {{.Secret}} $(id) ` + "`uname`" + ` ' OR 1=1 -- ` + "gnp.exe 🚀"
+	message := "<img src=x onerror=alert(1)>\n\tline two\n</textarea><!--\n" + `{"json":"inside"} \u0000 \\ "quoted"` + "\n\u2028after a line separator\n\u202egnp.exe"
 	rep := r.write(f, r.keyA, "POST", "/v1/tickets", api.TicketCreateRequest{Subject: subject, Message: message, Priority: "high", Department: "billing"})
 	if rep.Status != 201 {
 		t.Fatalf("markup ticket: %s", rep)

@@ -11,6 +11,17 @@ import "unicode"
 // "hostplanectl key list" showed a name sent as "a\nb" over two lines. Text
 // already stored with such characters is shown as it is: the rule is the
 // decoder's, not the FSM's.
+//
+// Nor a Unicode bidi control (unicode.Bidi_Control: U+061C, U+200E, U+200F,
+// U+202A–U+202E, U+2066–U+2069): a name holding U+202E renders reversed
+// after it ("Trojan Source"), so a key named "evil\u202egnp.exe" shows as
+// "evilexe.png" in "hostplanectl key list" and on a dashboard, and an
+// override left open reorders the columns printed after it. The
+// multi-line fields (a ticket's message, a reply) keep them: there they are
+// what right-to-left prose uses (an RLM or an Arabic letter mark beside
+// digits and Latin words), a message is shown as a block of its own rather
+// than as a cell of a listing, and a renderer ends every embedding at the
+// paragraph's end.
 func oneLine(field, s string, min, max int) error {
 	if err := text(field, s, min, max); err != nil {
 		return err
@@ -18,6 +29,9 @@ func oneLine(field, s string, min, max int) error {
 	for _, r := range s {
 		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
 			return invalidField(field, "must be one line: no line break, tab or other control character")
+		}
+		if unicode.Is(unicode.Bidi_Control, r) {
+			return invalidField(field, "must not hold a bidirectional control character (U+%04X), which reorders how the text is shown", r)
 		}
 	}
 	return nil
