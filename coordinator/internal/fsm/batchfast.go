@@ -46,42 +46,10 @@ func decodeBatchLayout(data []byte) (subs []Envelope, ok bool) {
 	r.b = append([]byte(nil), data...)
 	subs = make([]Envelope, 0, 8)
 	for {
-		var e Envelope
-		if !r.lit(`{"t":`) {
+		e, ok := r.command()
+		if !ok {
 			return nil, false
 		}
-		t, ok := r.uint(16)
-		if !ok || !r.lit(`,"v":`) {
-			return nil, false
-		}
-		e.Type = CommandType(t)
-		v, ok := r.uint(8)
-		if !ok || !r.lit(`,"at":`) {
-			return nil, false
-		}
-		e.Version = uint8(v)
-		if e.At, ok = r.time(); !ok {
-			return nil, false
-		}
-		if r.lit(`,"i":`) {
-			raw, ok := r.value()
-			if !ok {
-				return nil, false
-			}
-			if idem, ok := readIdemRequest(raw); ok {
-				e.Idem = &idem
-			} else if json.Unmarshal(raw, &e.Idem) != nil {
-				return nil, false
-			}
-		}
-		if !r.lit(`,"d":`) {
-			return nil, false
-		}
-		raw, ok := r.value()
-		if !ok || !validJSON(raw) || !r.lit(`}`) {
-			return nil, false
-		}
-		e.Data = json.RawMessage(raw)
 		subs = append(subs, e)
 		if r.lit(`]}`) {
 			return subs, r.i == len(r.b)
@@ -90,6 +58,65 @@ func decodeBatchLayout(data []byte) (subs []Envelope, ok bool) {
 			return nil, false
 		}
 	}
+}
+
+// decodeEnvelopeLayout reads an entry of one command laid out exactly as
+// Envelope.Encode writes it, as decodeBatchLayout reads each command of a
+// group commit: what it reads is what encoding/json gives
+// (FuzzDecodeEnvelopeLayout), and anything else makes it give up (ok false)
+// for DecodeEnvelope's encoding/json. The payload is a copy of its bytes in
+// data, as encoding/json's RawMessage is.
+func decodeEnvelopeLayout(data []byte) (e Envelope, ok bool) {
+	r := layoutReader{b: data}
+	if e, ok = r.command(); !ok || r.i != len(r.b) {
+		return Envelope{}, false
+	}
+	e.Data = append(json.RawMessage(nil), e.Data...)
+	return e, true
+}
+
+// command reads one command at the reader:
+//
+//	{"t":<n>,"v":<n>,"at":"<time>"[,"i":<object or null>],"d":<JSON value>}
+//
+// its payload pointing into the reader's bytes.
+func (r *layoutReader) command() (e Envelope, ok bool) {
+	if !r.lit(`{"t":`) {
+		return e, false
+	}
+	t, ok := r.uint(16)
+	if !ok || !r.lit(`,"v":`) {
+		return e, false
+	}
+	e.Type = CommandType(t)
+	v, ok := r.uint(8)
+	if !ok || !r.lit(`,"at":`) {
+		return e, false
+	}
+	e.Version = uint8(v)
+	if e.At, ok = r.time(); !ok {
+		return e, false
+	}
+	if r.lit(`,"i":`) {
+		raw, ok := r.value()
+		if !ok {
+			return e, false
+		}
+		if idem, ok := readIdemRequest(raw); ok {
+			e.Idem = &idem
+		} else if json.Unmarshal(raw, &e.Idem) != nil {
+			return e, false
+		}
+	}
+	if !r.lit(`,"d":`) {
+		return e, false
+	}
+	raw, ok := r.value()
+	if !ok || !validJSON(raw) || !r.lit(`}`) {
+		return e, false
+	}
+	e.Data = json.RawMessage(raw)
+	return e, true
 }
 
 // idemRequestKeys are IdemRequest's JSON keys in field order.

@@ -122,8 +122,14 @@ func (e *Envelope) encodeJSON() ([]byte, error) {
 	return append(buf, '}'), nil
 }
 
-// DecodeEnvelope parses a log entry.
+// DecodeEnvelope parses a log entry: one laid out as Envelope.Encode writes
+// it (every command the leader proposes alone) without reflection
+// (decodeEnvelopeLayout), anything else through encoding/json, to the same
+// Envelope.
 func DecodeEnvelope(b []byte) (*Envelope, error) {
+	if e, ok := decodeEnvelopeLayout(b); ok && e.Type != 0 {
+		return &e, nil
+	}
 	var e Envelope
 	if err := json.Unmarshal(b, &e); err != nil {
 		return nil, fmt.Errorf("decode command envelope: %w", err)
