@@ -50,47 +50,61 @@ func openStatsStreams(ctx context.Context, urls, keys []string, server string, n
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			req, err := http.NewRequestWithContext(ctx, "GET", urls[i%len(urls)]+"/v1/servers/"+server+"/stats?stream=1&interval=60", nil)
-			if err != nil {
-				out[i].err = err
-				return
-			}
-			req.Header.Set("Authorization", "Bearer "+keys[i%len(keys)])
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				out[i].err = err
-				return
-			}
-			out[i].status, out[i].header = resp.StatusCode, resp.Header
-			if resp.StatusCode != 200 {
-				out[i].body, _ = io.ReadAll(resp.Body)
-				resp.Body.Close()
-				return
-			}
-			// Wait (a little) for the first sample, then keep reading.
-			got := make(chan bool, 1)
-			go func() {
-				defer resp.Body.Close()
-				sc := bufio.NewScanner(resp.Body)
-				sent := false
-				for sc.Scan() {
-					if !sent && sc.Text() == "event: stats" {
-						got <- true
-						sent = true
-					}
-				}
-				if !sent {
-					got <- false
-				}
-			}()
-			select {
-			case out[i].sample = <-got:
-			case <-time.After(5 * time.Second):
-			}
+			out[i] = openStatsStream(ctx, urls[i%len(urls)], keys[i%len(keys)], server, "")
 		}()
 	}
 	wg.Wait()
 	return out
+}
+
+// openStatsStream sends one GET /v1/servers/{id}/stats?stream=1 to url with
+// key; with xff set, as a client behind a trusted proxy at that address (the
+// test is the proxy: it sets X-Forwarded-For). An accepted stream is read
+// until ctx ends; sample says whether its first `event: stats` came within
+// 5 s.
+func openStatsStream(ctx context.Context, url, key, server, xff string) statsStream {
+	var s statsStream
+	req, err := http.NewRequestWithContext(ctx, "GET", url+"/v1/servers/"+server+"/stats?stream=1&interval=60", nil)
+	if err != nil {
+		s.err = err
+		return s
+	}
+	req.Header.Set("Authorization", "Bearer "+key)
+	if xff != "" {
+		req.Header.Set("X-Forwarded-For", xff)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.err = err
+		return s
+	}
+	s.status, s.header = resp.StatusCode, resp.Header
+	if resp.StatusCode != 200 {
+		s.body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return s
+	}
+	// Wait (a little) for the first sample, then keep reading.
+	got := make(chan bool, 1)
+	go func() {
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sent := false
+		for sc.Scan() {
+			if !sent && sc.Text() == "event: stats" {
+				got <- true
+				sent = true
+			}
+		}
+		if !sent {
+			got <- false
+		}
+	}()
+	select {
+	case s.sample = <-got:
+	case <-time.After(5 * time.Second):
+	}
+	return s
 }
 
 // TestStatsStreamsCannotStarveActions: a customer holding as many stats
@@ -233,5 +247,79 @@ func TestStatsStreamsCannotStarveActions(t *testing.T) {
 	defer stopAgain()
 	if s := openStatsStreams(again, urls[ld:ld+1], keys[:1], aServer, 1)[0]; s.status != 200 || !s.sample {
 		t.Errorf("a new stream of A's once its clients are gone: %d %s %v (sample %v); want 200 with a sample", s.status, s.body, s.err, s.sample)
+	}
+}
+
+// TestStatsStreamsPerAddress: --stats-streams-per-ip bounds the stats
+// streams one client address holds open, whatever the keys. The
+// coordinators run behind a trusted proxy (the test, which sets
+// X-Forwarded-For) with a cap of 3 per address and the account's cap left
+// at 8. Account A holds 3 streams from 203.0.113.7, one to each coordinator
+// (a follower forwards its stream to the leader, which counts it for the
+// client's address); a fourth from that address, with another key of A's,
+// is 429 too_many_streams naming the cap, with Retry-After, whichever
+// coordinator it is sent to; the same request from 203.0.113.8 is served (A
+// is under its own cap). Once the first address's streams end, a stream
+// from it is served again.
+//
+// Before, only the account's cap held: a client with the keys of several
+// accounts held 8 streams for each, all from one address.
+func TestStatsStreamsPerAddress(t *testing.T) {
+	const perIP = 3
+	r := newRig(t, "--trusted-proxies=127.0.0.0/8", fmt.Sprint("--stats-streams-per-ip=", perIP))
+	ld, err := r.c.LeaderIndex(20 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.c.Credit(r.ctx, r.accA.ID, serverPrice)
+	var so api.ServerOrder
+	r.ordered(t, "A's order", ld, r.keyA, "/v1/servers", serverBody("perip-a"), &so, 60*time.Second)
+	server := so.Server.ID
+	var k struct {
+		Key string `json:"key"`
+	}
+	rep := r.call(ld, r.keyA, "POST", "/v1/account/api-keys", api.APIKeyCreateRequest{Name: "perip", Scopes: []string{"servers:read"}}, nil)
+	if rep.Status != 201 {
+		t.Fatalf("mint a key: %s", rep)
+	}
+	rep.Decode(t, &k)
+
+	const first, second = "203.0.113.7", "203.0.113.8"
+	held, stopHeld := context.WithCancel(r.ctx)
+	defer stopHeld()
+	for i := range perIP {
+		if s := openStatsStream(held, r.c.URL(i%r.c.Len()), r.keyA, server, first); s.err != nil || s.status != 200 || !s.sample {
+			t.Fatalf("stream %d from %s to coordinator %d: %v %d %s (sample %v); want 200 with a sample", i, first, i%r.c.Len(), s.err, s.status, s.body, s.sample)
+		}
+	}
+	for i := range r.c.Len() {
+		s := openStatsStream(r.ctx, r.c.URL(i), k.Key, server, first)
+		if s.err != nil || s.status != 429 {
+			t.Errorf("stream %d from %s, another key, to coordinator %d: %v %d %s; want 429", perIP+1, first, i, s.err, s.status, s.body)
+			continue
+		}
+		e, err := framework.Reply{Status: s.status, Body: s.body}.Envelope()
+		if err != nil || e.Code != "too_many_streams" || !strings.Contains(e.Message, fmt.Sprint(perIP)) || !strings.Contains(e.Message, "address") ||
+			s.header.Get("Retry-After") == "" {
+			t.Errorf("coordinator %d: 429 %s (Retry-After %q); want too_many_streams naming the address's cap of %d, with Retry-After", i, s.body, s.header.Get("Retry-After"), perIP)
+		}
+	}
+	other, stopOther := context.WithCancel(r.ctx)
+	if s := openStatsStream(other, r.c.URL(r.follower()), k.Key, server, second); s.err != nil || s.status != 200 || !s.sample {
+		t.Errorf("a stream of A's from %s: %v %d %s (sample %v); want 200 with a sample (A holds %d of its 8)", second, s.err, s.status, s.body, s.sample, perIP)
+	}
+	stopOther()
+
+	// The first address's streams end: it is served again.
+	stopHeld()
+	again, stopAgain := context.WithCancel(r.ctx)
+	defer stopAgain()
+	var last statsStream
+	framework.WaitFor(t, "a stream from "+first+" once its streams ended", 20*time.Second, 250*time.Millisecond, func() bool {
+		last = openStatsStream(again, r.c.URL(ld), r.keyA, server, first)
+		return last.status == 200
+	})
+	if !last.sample {
+		t.Errorf("the stream from %s after its streams ended: no sample within 5 s", first)
 	}
 }

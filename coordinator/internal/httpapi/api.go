@@ -78,9 +78,12 @@ type Config struct {
 	DNSNSPort   string
 	// StatsStreamsPerAccount bounds the stats streams (?stream=1) one
 	// account may hold open at once (0: DefaultStatsStreamsPerAccount);
-	// StatsCallsPerNode the stats calls, one-shot and streams, open to one
-	// node's agent (0: DefaultStatsCallsPerNode). See statsCaps.
+	// StatsStreamsPerIP those one client address holds, whatever the
+	// account (0: DefaultStatsStreamsPerIP); StatsCallsPerNode the stats
+	// calls, one-shot and streams, open to one node's agent (0:
+	// DefaultStatsCallsPerNode). See statsCaps.
 	StatsStreamsPerAccount int
+	StatsStreamsPerIP      int
 	StatsCallsPerNode      int
 	// ReservedDomains are the provider's own names (--reserved-domains, in
 	// ReservedDomain's form): with each subdomain, and every enrolled
@@ -268,6 +271,9 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 	if cfg.StatsStreamsPerAccount <= 0 {
 		cfg.StatsStreamsPerAccount = DefaultStatsStreamsPerAccount
 	}
+	if cfg.StatsStreamsPerIP <= 0 {
+		cfg.StatsStreamsPerIP = DefaultStatsStreamsPerIP
+	}
 	if cfg.StatsCallsPerNode <= 0 {
 		cfg.StatsCallsPerNode = DefaultStatsCallsPerNode
 	}
@@ -284,7 +290,7 @@ func New(cfg Config, node *raftnode.Node, log *slog.Logger, now func() time.Time
 		cfg: cfg, raft: node, state: node.FSM, log: log, now: hlc.New(now, node.FSM.AppliedAt).Now, wall: now, limiter: ratelimit.New(now), metrics: metrics,
 		ipLimiter: ratelimit.NewCapped(now, cfg.IPWindows),
 		Usage:     NewUsageRecorder(), inflight: map[string]struct{}{},
-		statsCaps: newStatsCaps(cfg.StatsStreamsPerAccount, cfg.StatsCallsPerNode),
+		statsCaps: newStatsCaps(cfg.StatsStreamsPerAccount, cfg.StatsStreamsPerIP, cfg.StatsCallsPerNode),
 		oauthRT:   oauthRuntime{polls: map[string]*devicePoll{}, clients: map[string]cachedClient{}},
 	}
 	if metrics != nil {

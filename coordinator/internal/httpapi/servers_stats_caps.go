@@ -8,11 +8,16 @@ import (
 )
 
 // Defaults of the stats caps (Config.StatsStreamsPerAccount,
-// Config.StatsCallsPerNode). The agent takes at most 256 concurrent streams
-// on its session (agent/internal/session maxIncomingStreams), actions
-// included: stats calls may hold at most half of them.
+// Config.StatsStreamsPerIP, Config.StatsCallsPerNode). The agent takes at
+// most 256 concurrent streams on its session (agent/internal/session
+// maxIncomingStreams), actions included: stats calls may hold at most half
+// of them. One client address may hold the streams of four accounts at their
+// cap: several customers behind one NAT address are served, while one
+// client with many accounts' keys is held to that many streams whatever
+// keys it uses.
 const (
 	DefaultStatsStreamsPerAccount = 8
+	DefaultStatsStreamsPerIP      = 32
 	DefaultStatsCallsPerNode      = 128
 )
 
@@ -22,31 +27,39 @@ const streamsRetryAfter = 5
 
 // statsCaps counts the stats calls this coordinator has open on agent
 // sessions (each holds one stream of its node's session while it runs):
-// ?stream=1 streams per account, and calls of either kind per node. Only the
-// leader holds agent sessions, and followers forward stats requests to it,
-// so the leader's counts are the cluster's; a call counts from acquire until
-// the release acquire returned is called, whatever ends it.
+// ?stream=1 streams per account and per client address (an IPv6 /64, as
+// the address rate limit counts them), and calls of either kind per node.
+// Only the leader holds agent sessions, and followers forward stats requests
+// to it with the client's address (clientIP), so the leader's counts are the
+// cluster's; a call counts from acquire until the release acquire returned
+// is called, whatever ends it.
 type statsCaps struct {
-	perAccount, perNode int
-	mu                  sync.Mutex
-	accounts            map[string]int // account id → open streams
-	nodes               map[string]int // node id → open calls
+	perAccount, perIP, perNode int
+	mu                         sync.Mutex
+	accounts                   map[string]int // account id → open streams
+	ips                        map[string]int // client address (ipBudgetKey) → open streams
+	nodes                      map[string]int // node id → open calls
 }
 
-func newStatsCaps(perAccount, perNode int) *statsCaps {
-	return &statsCaps{perAccount: perAccount, perNode: perNode, accounts: map[string]int{}, nodes: map[string]int{}}
+func newStatsCaps(perAccount, perIP, perNode int) *statsCaps {
+	return &statsCaps{perAccount: perAccount, perIP: perIP, perNode: perNode,
+		accounts: map[string]int{}, ips: map[string]int{}, nodes: map[string]int{}}
 }
 
-// acquire counts one call to node for account (a stream when stream), or
-// refuses it: the account's streams are at the cap (429 too_many_streams) or
-// the node's calls are (503 node_busy). release undoes the count; calling it
-// again does nothing.
-func (c *statsCaps) acquire(account, node string, stream bool) (release func(), err error) {
+// acquire counts one call to node for account from the client address ip (a
+// stream when stream), or refuses it: the account's streams or the
+// address's are at their cap (429 too_many_streams) or the node's calls are
+// (503 node_busy). release undoes the count; calling it again does nothing.
+func (c *statsCaps) acquire(account, ip, node string, stream bool) (release func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if stream && c.accounts[account] >= c.perAccount {
 		return nil, &httpError{status: http.StatusTooManyRequests, code: "too_many_streams",
 			msg: fmt.Sprintf("this account already has %d stats streams open, the most it may hold at once; close one first", c.perAccount)}
+	}
+	if stream && c.ips[ip] >= c.perIP {
+		return nil, &httpError{status: http.StatusTooManyRequests, code: "too_many_streams",
+			msg: fmt.Sprintf("%d stats streams are open from this client address already, the most one address may hold at once, whatever the account; close one first", c.perIP)}
 	}
 	if c.nodes[node] >= c.perNode {
 		return nil, &httpError{status: http.StatusServiceUnavailable, code: "node_busy",
@@ -54,6 +67,7 @@ func (c *statsCaps) acquire(account, node string, stream bool) (release func(), 
 	}
 	if stream {
 		c.accounts[account]++
+		c.ips[ip]++
 	}
 	c.nodes[node]++
 	var once sync.Once
@@ -64,6 +78,9 @@ func (c *statsCaps) acquire(account, node string, stream bool) (release func(), 
 			if stream {
 				if c.accounts[account]--; c.accounts[account] <= 0 {
 					delete(c.accounts, account)
+				}
+				if c.ips[ip]--; c.ips[ip] <= 0 {
+					delete(c.ips, ip)
 				}
 			}
 			if c.nodes[node]--; c.nodes[node] <= 0 {
@@ -81,9 +98,9 @@ func (c *statsCaps) open(account, node string) (streams, calls int) {
 }
 
 // acquireStats counts a stats call of rq's caller to node (see statsCaps);
-// a refusal by the account's cap carries Retry-After.
+// a refusal by the account's or the address's cap carries Retry-After.
 func (a *API) acquireStats(rq *request, node string, stream bool) (func(), error) {
-	release, err := a.statsCaps.acquire(rq.caller.accountID, node, stream)
+	release, err := a.statsCaps.acquire(rq.caller.accountID, ipBudgetKey(a.clientIP(rq.Request)), node, stream)
 	if he, ok := err.(*httpError); ok && he.status == http.StatusTooManyRequests {
 		rq.w.Header().Set("Retry-After", strconv.Itoa(streamsRetryAfter))
 	}

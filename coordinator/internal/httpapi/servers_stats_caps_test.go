@@ -17,10 +17,10 @@ import (
 // cap's error and counts nothing; a release frees its place once, however
 // often it is called, and leaves no entry behind.
 func TestStatsCapsCount(t *testing.T) {
-	c := newStatsCaps(2, 3)
+	c := newStatsCaps(2, 100, 3) // each account from an address of its own: the address cap is TestStatsCapsPerAddress's
 	refused := func(account, node string, stream bool, status int, code string) {
 		t.Helper()
-		rel, err := c.acquire(account, node, stream)
+		rel, err := c.acquire(account, "ip-"+account, node, stream)
 		var he *httpError
 		if rel != nil || !errors.As(err, &he) || he.status != status || he.code != code {
 			t.Fatalf("acquire(%s, %s, stream %v): %v; want %d %s", account, node, stream, err, status, code)
@@ -28,7 +28,7 @@ func TestStatsCapsCount(t *testing.T) {
 	}
 	ok := func(account, node string, stream bool) func() {
 		t.Helper()
-		rel, err := c.acquire(account, node, stream)
+		rel, err := c.acquire(account, "ip-"+account, node, stream)
 		if err != nil {
 			t.Fatalf("acquire(%s, %s, stream %v): %v", account, node, stream, err)
 		}
@@ -37,7 +37,7 @@ func TestStatsCapsCount(t *testing.T) {
 	a1 := ok("acc_a", "n1", true)
 	a2 := ok("acc_a", "n2", true) // the account's cap spans its nodes
 	refused("acc_a", "n1", true, 429, "too_many_streams")
-	if _, err := c.acquire("acc_a", "n1", true); !strings.Contains(err.Error(), "2 stats streams") {
+	if _, err := c.acquire("acc_a", "ip-acc_a", "n1", true); !strings.Contains(err.Error(), "2 stats streams") {
 		t.Errorf("the refusal does not name the cap: %v", err)
 	}
 	oneShot := ok("acc_a", "n1", false) // one-shot samples are not streams
@@ -60,8 +60,56 @@ func TestStatsCapsCount(t *testing.T) {
 	a1()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.accounts) != 0 || len(c.nodes) != 0 {
-		t.Fatalf("entries left after every release: %v %v", c.accounts, c.nodes)
+	if len(c.accounts) != 0 || len(c.ips) != 0 || len(c.nodes) != 0 {
+		t.Fatalf("entries left after every release: %v %v %v", c.accounts, c.ips, c.nodes)
+	}
+}
+
+// TestStatsCapsPerAddress: one client address holds at most perIP streams
+// whatever the accounts they are of; one more is 429 too_many_streams naming
+// the cap and the address, and counts nothing. One-shot calls from it are
+// not streams; another address, and an account's other streams, are not
+// held back by it; a release frees the address's place once.
+func TestStatsCapsPerAddress(t *testing.T) {
+	c := newStatsCaps(3, 2, 10)
+	ok := func(account, ip string, stream bool) func() {
+		t.Helper()
+		rel, err := c.acquire(account, ip, "n1", stream)
+		if err != nil {
+			t.Fatalf("acquire(%s from %s, stream %v): %v", account, ip, stream, err)
+		}
+		return rel
+	}
+	a := ok("acc_a", "ip1", true)
+	b := ok("acc_b", "ip1", true)
+	rel, err := c.acquire("acc_c", "ip1", "n1", true)
+	var he *httpError
+	if rel != nil || !errors.As(err, &he) || he.status != 429 || he.code != "too_many_streams" ||
+		!strings.Contains(he.msg, "2 stats streams") || !strings.Contains(he.msg, "address") {
+		t.Fatalf("a third stream from ip1: %v; want 429 too_many_streams naming the address's cap of 2", err)
+	}
+	if _, err := c.acquire("acc_a", "ip1", "n1", true); err == nil {
+		t.Fatal("acc_a's second stream from ip1 passed the address's cap")
+	}
+	oneShot := ok("acc_c", "ip1", false) // a one-shot sample is not a stream
+	c2 := ok("acc_c", "ip2", true)       // another address
+	a2 := ok("acc_a", "ip2", true)       // acc_a's own cap (3) is not reached
+	if s, n := c.open("acc_c", "n1"); s != 1 || n != 5 {
+		t.Fatalf("open: %d streams of acc_c, %d calls on n1; want 1 (the refused one not counted) and 5", s, n)
+	}
+	a()
+	a()                            // twice: still one place
+	c1 := ok("acc_c", "ip1", true) // a's place on ip1 is free
+	if _, err := c.acquire("acc_d", "ip1", "n1", true); err == nil {
+		t.Fatal("a release called twice freed two places of ip1")
+	}
+	for _, r := range []func(){b, oneShot, c2, a2, c1} {
+		r()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.accounts) != 0 || len(c.ips) != 0 || len(c.nodes) != 0 {
+		t.Fatalf("entries left after every release: %v %v %v", c.accounts, c.ips, c.nodes)
 	}
 }
 
@@ -75,7 +123,7 @@ func TestStatsCapsCount(t *testing.T) {
 // fails.
 func TestStatsCapsReleasedOnEveryExit(t *testing.T) {
 	s := newSrvAPI(t)
-	s.a.statsCaps = newStatsCaps(2, 3)
+	s.a.statsCaps = newStatsCaps(2, DefaultStatsStreamsPerIP, 3)
 	accA, keyA := s.account(allServerScopes...)
 	accB, keyB := s.account(allServerScopes...)
 	srvA, srvB := s.server(accA), s.server(accB) // both on hv-secret-node

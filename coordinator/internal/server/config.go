@@ -91,9 +91,10 @@ type Config struct {
 	// DNSNSPort the authoritative servers' port (tests run theirs elsewhere).
 	DNSResolver string
 	DNSNSPort   string
-	// StatsStreamsPerAccount, StatsCallsPerNode: the stats caps
-	// (httpapi.Config).
+	// StatsStreamsPerAccount, StatsStreamsPerIP, StatsCallsPerNode: the
+	// stats caps (httpapi.Config).
 	StatsStreamsPerAccount int
+	StatsStreamsPerIP      int
 	StatsCallsPerNode      int
 	// MCPStreamsPerAccount, MCPStreams, MCPStreamIdle: the /mcp GET stream
 	// limits (mcpserver.HTTPOptions).
@@ -125,7 +126,7 @@ func Defaults() Config {
 	return Config{
 		NodeID: id, DataDir: DefaultDataDir(), APIAddr: "127.0.0.1:8420", RaftAddr: "127.0.0.1:8421",
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
-		Brand: brand.Default, RateLimit: 120, IPRateLimit: httpapi.DefaultIPRateLimit, StatsStreamsPerAccount: httpapi.DefaultStatsStreamsPerAccount, StatsCallsPerNode: httpapi.DefaultStatsCallsPerNode,
+		Brand: brand.Default, RateLimit: 120, IPRateLimit: httpapi.DefaultIPRateLimit, StatsStreamsPerAccount: httpapi.DefaultStatsStreamsPerAccount, StatsStreamsPerIP: httpapi.DefaultStatsStreamsPerIP, StatsCallsPerNode: httpapi.DefaultStatsCallsPerNode,
 		MCPStreamsPerAccount: mcpserver.DefaultStreamsPerAccount, MCPStreams: mcpserver.DefaultStreams, MCPStreamIdle: mcpserver.DefaultStreamIdle, MCPSessionsPerAccount: mcpserver.DefaultSessionsPerAccount, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
@@ -177,6 +178,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.IPRateLimit, "ip-rate-limit", c.IPRateLimit, "requests per minute one client address (an IPv6 /64) may make to /v1, /openapi.json and /mcp without a valid API key or token (none, or an invalid, revoked, expired or not-allowed-here one; GET /v1/scopes), counted by each coordinator for what it answers; more are 429 rate_limited")
 	fs.StringVar(&c.TrustedProxies, "trusted-proxies", c.TrustedProxies, "comma-separated CIDRs of the reverse proxies / load balancers in front of the API: a request whose TCP peer is in one has its client address (key allow-lists, usage, last_used_ip, the --ip-rate-limit budget) taken from X-Forwarded-For, the rightmost address not itself in the list; Forwarded (RFC 7239) is not read; a peer outside the list is the client whatever it sends (default: none); give every coordinator the same list")
 	fs.IntVar(&c.StatsStreamsPerAccount, "stats-streams-per-account", c.StatsStreamsPerAccount, "stats streams (GET /v1/servers/:id/stats?stream=1) one account may hold open at once; more are refused with 429 too_many_streams")
+	fs.IntVar(&c.StatsStreamsPerIP, "stats-streams-per-ip", c.StatsStreamsPerIP, "stats streams (GET /v1/servers/:id/stats?stream=1) one client address (an IPv6 /64; behind a load balancer see --trusted-proxies) may hold open at once, whatever the accounts; more are refused with 429 too_many_streams")
 	fs.IntVar(&c.StatsCallsPerNode, "stats-calls-per-node", c.StatsCallsPerNode, "stats calls (one-shot and streams) open to one node's agent at once, each holding one of the 256 streams its session takes (actions need the rest); more are refused with 503 node_busy")
 	fs.IntVar(&c.MCPStreamsPerAccount, "mcp-streams-per-account", c.MCPStreamsPerAccount, "MCP session streams (GET /mcp, one per session) one account may hold open at once at this coordinator; more are refused with 429 too_many_streams and Retry-After")
 	fs.IntVar(&c.MCPStreams, "mcp-streams", c.MCPStreams, "MCP session streams (GET /mcp) this coordinator holds open at once, all accounts together; more are refused with 503 too_many_streams and Retry-After (tool calls are not affected)")
@@ -288,6 +290,9 @@ func (c *Config) Validate() error {
 	}
 	if c.StatsStreamsPerAccount < 1 {
 		errs = append(errs, errors.New("stats-streams-per-account must be at least 1"))
+	}
+	if c.StatsStreamsPerIP < 1 {
+		errs = append(errs, errors.New("stats-streams-per-ip must be at least 1"))
 	}
 	if c.MCPStreamsPerAccount < 1 || c.MCPStreams < 1 {
 		errs = append(errs, errors.New("mcp-streams-per-account and mcp-streams must be at least 1"))

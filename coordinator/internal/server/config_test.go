@@ -70,8 +70,9 @@ func TestConfigLayering(t *testing.T) {
 	bad := Defaults()
 	bad.NodeID, bad.APIAddr, bad.RateLimit, bad.LogLevel, bad.RaftTLSCert, bad.PprofAddr, bad.MetricsAddr = "Bad/Id", "nope", 0, "loud", "x.pem", "0.0.0.0:6060", "nohost"
 	bad.StatsStreamsPerAccount, bad.StatsCallsPerNode = 0, 256 // the agent's whole session: nothing left for actions
+	bad.StatsStreamsPerIP = 0
 	err = bad.Validate()
-	for _, want := range []string{"node-id", "api-addr", "rate-limit", "log-level", "raft-tls-cert", "pprof-addr", "metrics-addr", "stats-streams-per-account", "stats-calls-per-node"} {
+	for _, want := range []string{"node-id", "api-addr", "rate-limit", "log-level", "raft-tls-cert", "pprof-addr", "metrics-addr", "stats-streams-per-account", "stats-streams-per-ip", "stats-calls-per-node"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Validate does not name %s: %v", want, err)
 		}

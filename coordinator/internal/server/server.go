@@ -145,7 +145,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP, ClusterTLS: tlsCfg,
 		Issuer: publicURL(cfg.PublicURL, s.apiAddr), IssuerDefaulted: cfg.PublicURL == "", OAuthPollInterval: cfg.OAuthPollInterval,
 		DNSResolver: cfg.DNSResolver, DNSNSPort: cfg.DNSNSPort,
-		StatsStreamsPerAccount: cfg.StatsStreamsPerAccount, StatsCallsPerNode: cfg.StatsCallsPerNode,
+		StatsStreamsPerAccount: cfg.StatsStreamsPerAccount, StatsStreamsPerIP: cfg.StatsStreamsPerIP, StatsCallsPerNode: cfg.StatsCallsPerNode,
 		ReservedDomains: cfg.ReservedList,
 	}, node, log.With("component", "api"), cfg.Clock, metrics)
 	s.metrics = metrics
