@@ -37,9 +37,10 @@ import (
 //   - an MCP session's GET stream read one byte every 100 ms ends within
 //     the body timeout after it opened (README: "A stream also ends at
 //     --http-body-timeout after it opened");
-//   - meanwhile B's requests (GET /v1/account and the get_account tool,
-//     at the leader and the follower) all answer, at a p99 under 100 ms or
-//     within 5 times the p99 measured just before without the slow clients
+//   - each dribbler starts again when it is cut, for 5 s; meanwhile B's
+//     requests (GET /v1/account and the get_account tool, at the leader
+//     and the follower) all answer, at a p99 under 100 ms or within 5 times
+//     the p99 measured just before without the slow clients
 //     (TestProbe58UnreadMCPStreams' bound).
 func TestProbe60SlowClientsOnSubRoutes(t *testing.T) {
 	const (
@@ -122,7 +123,11 @@ func TestProbe60SlowClientsOnSubRoutes(t *testing.T) {
 		{"mcp tools/call", "POST", "/mcp", "application/json",
 			`{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"reply_ticket","arguments":{"id":"` + own.ticket + `","body":{"body":"p60 slow mcp"}}}` + padding + `}`},
 	}
+	// Every goroutine below ends by its own deadline; one still running
+	// when the test ends (a t.Fatal of the main goroutine) would fail a
+	// finished test and crash the package's binary: waited for.
 	var wg sync.WaitGroup
+	defer wg.Wait()
 	var mu sync.Mutex
 	errorf := func(format string, args ...any) {
 		mu.Lock()
@@ -139,11 +144,42 @@ func TestProbe60SlowClientsOnSubRoutes(t *testing.T) {
 			fn()
 		}()
 	}
+	// Set up at both coordinators before any goroutine starts: A's session
+	// for the dribbled /mcp requests, and A's session stream to be read
+	// slowly (its answer's headers read; then one byte every 100 ms until
+	// the body ends: its last chunk, or the connection cut).
 	ms := map[int]*mcpSession{}
+	type stream struct {
+		opened time.Time
+		resp   *http.Response
+	}
+	streams := map[int]stream{}
 	for _, i := range []int{ld, f} {
 		ms[i] = &mcpSession{t: t, endpoint: r.c.URL(i) + "/mcp", token: r.keyA}
 		ms[i].initialize()
+		m := &mcpSession{t: t, endpoint: r.c.URL(i) + "/mcp", token: r.keyA}
+		m.initialize()
+		u, _ := url.Parse(r.c.URL(i))
+		conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		opened := time.Now()
+		fmt.Fprintf(conn, "GET /mcp HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\nMcp-Session-Id: %s\r\nMcp-Protocol-Version: 2025-06-18\r\n\r\n",
+			u.Host, r.keyA, m.session)
+		_ = conn.SetReadDeadline(opened.Add(bodyBound + slack + 5*time.Second))
+		sr := &p60SlowReader{r: conn}
+		resp, err := http.ReadResponse(bufio.NewReaderSize(sr, 16), nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("A's MCP stream at %d: %v %v", i, resp, err)
+		}
+		sr.gap = 100 * time.Millisecond
+		streams[i] = stream{opened, resp}
 	}
+	// The dribblers start again when cut, for window: B measures over it.
+	const window = 5 * time.Second
+	slowStart := time.Now()
 	for _, i := range []int{ld, f} {
 		u, _ := url.Parse(r.c.URL(i))
 		head := func(s slow) string {
@@ -163,27 +199,33 @@ func TestProbe60SlowClientsOnSubRoutes(t *testing.T) {
 			}
 			for _, s := range list {
 				start(func() {
-					conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-					if err != nil {
-						errorf("%v", err)
-						return
-					}
-					prefix, rest := "", head(s)+"X-Slow: "+strings.Repeat("h", 1000)
-					if part == "body" {
-						prefix, rest = head(s)+"\r\n", s.body
-					}
-					took, status, err := dribble(conn, prefix, rest, gap, bound+slack+5*time.Second)
-					switch {
-					case err != nil:
-						errorf("%s (%s %s) %s dribbled to coordinator %d: %v", s.name, s.method, s.path, part, i, err)
-					case took > bound+slack:
-						errorf("%s (%s %s) %s dribbled to coordinator %d: ended after %s; want within %s", s.name, s.method, s.path, part, i, took.Round(time.Millisecond), bound)
-					case part == "body" && !strings.Contains(status, " 408 "):
-						errorf("%s (%s %s) body dribbled to coordinator %d: answered %q after %s; want 408", s.name, s.method, s.path, i, status, took.Round(time.Millisecond))
-					case part == "headers" && status != "" && !strings.Contains(status, " 408 ") && !strings.Contains(status, " 400 "):
-						errorf("%s (%s %s) headers dribbled to coordinator %d: answered %q", s.name, s.method, s.path, i, status)
-					default:
-						t.Logf("%s %s %s at coordinator %d: ended after %s (%q)", s.name, s.path, part, i, took.Round(time.Millisecond), status)
+					for round := 0; round == 0 || time.Since(slowStart) < window; round++ {
+						conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+						if err != nil {
+							errorf("%v", err)
+							return
+						}
+						prefix, rest := "", head(s)+"X-Slow: "+strings.Repeat("h", 1000)
+						if part == "body" {
+							prefix, rest = head(s)+"\r\n", s.body
+						}
+						took, status, err := dribble(conn, prefix, rest, gap, bound+slack+5*time.Second)
+						switch {
+						case err != nil:
+							errorf("%s (%s %s) %s dribbled to coordinator %d: %v", s.name, s.method, s.path, part, i, err)
+							return
+						case took > bound+slack:
+							errorf("%s (%s %s) %s dribbled to coordinator %d: ended after %s; want within %s", s.name, s.method, s.path, part, i, took.Round(time.Millisecond), bound)
+							return
+						case part == "body" && !strings.Contains(status, " 408 "):
+							errorf("%s (%s %s) body dribbled to coordinator %d: answered %q after %s; want 408", s.name, s.method, s.path, i, status, took.Round(time.Millisecond))
+							return
+						case part == "headers" && status != "" && !strings.Contains(status, " 408 ") && !strings.Contains(status, " 400 "):
+							errorf("%s (%s %s) headers dribbled to coordinator %d: answered %q", s.name, s.method, s.path, i, status)
+							return
+						case round == 0:
+							t.Logf("%s %s %s at coordinator %d: ended after %s (%q)", s.name, s.path, part, i, took.Round(time.Millisecond), status)
+						}
 					}
 				})
 			}
@@ -220,26 +262,8 @@ func TestProbe60SlowClientsOnSubRoutes(t *testing.T) {
 				t.Logf("an idle keep-alive connection at %d: closed after %s", i, took.Round(time.Millisecond))
 			}
 		})
-		// An MCP session's stream, read slowly: its answer's headers, then
-		// one byte every 100 ms until the body ends (its last chunk, or
-		// the connection cut).
-		m := &mcpSession{t: t, endpoint: r.c.URL(i) + "/mcp", token: r.keyA}
-		m.initialize()
-		conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		opened := time.Now()
-		fmt.Fprintf(conn, "GET /mcp HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\nMcp-Session-Id: %s\r\nMcp-Protocol-Version: 2025-06-18\r\n\r\n",
-			u.Host, r.keyA, m.session)
-		_ = conn.SetReadDeadline(opened.Add(bodyBound + slack + 5*time.Second))
-		sr := &p60SlowReader{r: conn}
-		resp, err := http.ReadResponse(bufio.NewReaderSize(sr, 16), nil)
-		if err != nil || resp.StatusCode != 200 {
-			t.Fatalf("A's MCP stream at %d: %v %v", i, resp, err)
-		}
-		sr.gap = 100 * time.Millisecond
+		// A's session stream, read slowly.
+		opened, resp := streams[i].opened, streams[i].resp
 		start(func() {
 			n, err := io.Copy(io.Discard, resp.Body)
 			if took := time.Since(opened); took > bodyBound+slack {
@@ -263,7 +287,7 @@ func TestProbe60SlowClientsOnSubRoutes(t *testing.T) {
 	if len(normalErr) > 0 {
 		t.Errorf("B's requests while the slow clients ran: %d failed: %q", len(normalErr), normalErr[:min(5, len(normalErr))])
 	}
-	if len(lat) < 50 {
+	if len(lat) < 20 {
 		t.Fatalf("B made %d requests while the slow clients ran", len(lat))
 	}
 	p99, qp99 := lat[len(lat)*99/100], quiet[len(quiet)*99/100]
