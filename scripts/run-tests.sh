@@ -317,6 +317,10 @@ if ! go build -o "$logs/bin/" ./coordinator/cmd/hostplane-coordinator ./coordina
   exit 1
 fi
 export HOSTPLANE_TEST_BIN_DIR="$logs/bin"
+# The MariaDB datadir the first hosting test process bootstraps, copied by
+# the others instead of a bootstrap of their own (tests/framework/hostenv's
+# SeedEnv); removed with $logs.
+export HOSTPLANE_TEST_MARIADB_SEED="$logs/mariadb-seed"
 # Nothing left behind when a test process dies. A package killed midway
 # (its -timeout's panic, a SIGKILL, this run stopped) runs none of its
 # cleanups, and its guests, pools, namespaces, processes, hosting users and

@@ -199,6 +199,14 @@ var bootstrapped struct {
 	files []datadirFile // nil until a bootstrap succeeded
 }
 
+// SeedEnv names a directory, made by scripts/run-tests.sh for its run (and
+// removed with it), where the first test process to bootstrap a MariaDB
+// datadir leaves a copy for the test processes after it: each hosting
+// package paid its own bootstrap (13-16 s of its first test's set-up at
+// load 20-25, ≈ 4 s for each test after it), and the hosting lane runs four
+// such packages one after another.
+const SeedEnv = "HOSTPLANE_TEST_MARIADB_SEED"
+
 // datadirFile is a directory (data nil) or a file of a datadir.
 type datadirFile struct {
 	rel  string
@@ -208,29 +216,68 @@ type datadirFile struct {
 
 // installDB makes a freshly bootstrapped MariaDB datadir at data (which
 // must not exist), with tmp as the bootstrap's tmpdir: mariadb-install-db
-// the first time in this process, a copy of what it made after that.
+// the first time in this process (or a copy of the run's seed, SeedEnv),
+// a copy of what it made after that.
 func installDB(tb testing.TB, data, tmp string) {
 	tb.Helper()
 	bootstrapped.Lock()
 	defer bootstrapped.Unlock()
-	if bootstrapped.files != nil {
-		for _, f := range bootstrapped.files {
-			p := filepath.Join(data, f.rel)
-			var err error
-			if f.data == nil {
-				err = os.Mkdir(p, f.mode)
-			} else {
-				err = os.WriteFile(p, f.data, f.mode)
-			}
-			if err == nil {
-				err = os.Chmod(p, f.mode) // not narrowed by the umask
-			}
-			if err != nil {
-				tb.Fatalf("copying the bootstrapped MariaDB datadir: %v", err)
-			}
+	if bootstrapped.files == nil {
+		files, err := seeded(tb, data, tmp)
+		if err != nil {
+			tb.Fatal(err)
 		}
-		return
+		bootstrapped.files = files
 	}
+	if err := writeDatadir(data, bootstrapped.files); err != nil {
+		tb.Fatalf("copying the bootstrapped MariaDB datadir: %v", err)
+	}
+}
+
+// seeded is a bootstrapped datadir's files: the run's seed (SeedEnv) when
+// it has one, else those of a mariadb-install-db at data (removed after),
+// then left as the seed when SeedEnv is set. Test processes take the
+// seed's lock (flock) in turn, so one bootstraps and the others read.
+func seeded(tb testing.TB, data, tmp string) ([]datadirFile, error) {
+	tb.Helper()
+	dir := os.Getenv(SeedEnv)
+	if dir == "" {
+		return bootstrap(tb, data, tmp)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	lock, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close() // and with it the lock
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, err
+	}
+	seed, done := filepath.Join(dir, "data"), filepath.Join(dir, "done")
+	if _, err := os.Stat(done); err == nil {
+		return readDatadir(seed)
+	}
+	files, err := bootstrap(tb, data, tmp)
+	if err != nil {
+		return nil, err
+	}
+	// A seed left half-written (its process killed) has no done file: it
+	// is made again.
+	if err := os.RemoveAll(seed); err != nil {
+		return nil, err
+	}
+	if err := writeDatadir(seed, files); err != nil {
+		return nil, err
+	}
+	return files, os.WriteFile(done, nil, 0o600)
+}
+
+// bootstrap runs mariadb-install-db at data (which must not exist) and
+// returns what it made, removing it.
+func bootstrap(tb testing.TB, data, tmp string) ([]datadirFile, error) {
+	tb.Helper()
 	install := []string{"--no-defaults", "--datadir=" + data, "--tmpdir=" + tmp, "--user=root",
 		"--auth-root-authentication-method=socket", "--skip-test-db", "--skip-name-resolve", "--innodb-log-file-size=8M"}
 	if out, err := exec.Command("mariadb-install-db", install...).CombinedOutput(); err != nil {
@@ -239,10 +286,19 @@ func installDB(tb testing.TB, data, tmp string) {
 		// theirs: one more try on an empty datadir before failing, logged.
 		tb.Logf("mariadb-install-db failed (%v); trying once more on an empty datadir:\n%s", err, out)
 		if err := os.RemoveAll(data); err != nil {
-			tb.Fatal(err)
+			return nil, err
 		}
 		Run(tb, "mariadb-install-db", install...)
 	}
+	files, err := readDatadir(data)
+	if err != nil {
+		return nil, fmt.Errorf("reading the bootstrapped MariaDB datadir: %w", err)
+	}
+	return files, os.RemoveAll(data)
+}
+
+// readDatadir reads the datadir at data into memory.
+func readDatadir(data string) ([]datadirFile, error) {
 	var files []datadirFile
 	err := filepath.WalkDir(data, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
@@ -271,10 +327,27 @@ func installDB(tb testing.TB, data, tmp string) {
 		files = append(files, f)
 		return nil
 	})
-	if err != nil {
-		tb.Fatalf("reading the bootstrapped MariaDB datadir: %v", err)
+	return files, err
+}
+
+// writeDatadir writes files as a datadir at data, which must not exist.
+func writeDatadir(data string, files []datadirFile) error {
+	for _, f := range files {
+		p := filepath.Join(data, f.rel)
+		var err error
+		if f.data == nil {
+			err = os.Mkdir(p, f.mode)
+		} else {
+			err = os.WriteFile(p, f.data, f.mode)
+		}
+		if err == nil {
+			err = os.Chmod(p, f.mode) // not narrowed by the umask
+		}
+		if err != nil {
+			return err
+		}
 	}
-	bootstrapped.files = files
+	return nil
 }
 
 // startDaemon starts cmd and stops it when the test ends (SIGTERM, SIGKILL
