@@ -89,6 +89,24 @@ type DomainOrderRequest struct {
 	WhoisPrivacy bool          `json:"whois_privacy,omitempty"`
 }
 
+// DomainTransferQuote answers POST /v1/domains/transfer/quote: what the
+// same transfer would charge now (one year at the caller's price, which the
+// registry adds to the domain's expiry) and what the wallet lacks, without
+// ordering. A body the transfer refuses is refused alike (400 naming the
+// field, 409 domain_not_registered or domain_unavailable, 503), so no
+// quote is answered for a transfer that cannot be placed; whether the auth
+// code is right only the registry says, at the transfer.
+type DomainTransferQuote struct {
+	Name              string `json:"name"`
+	UnicodeName       string `json:"unicode_name,omitempty"`
+	Tld               string `json:"tld"`
+	Years             int    `json:"years"`
+	YearlyUsdCents    int64  `json:"yearly_usd_cents"`
+	TotalUsdCents     int64  `json:"total_usd_cents"`
+	BalanceUsdCents   int64  `json:"balance_usd_cents"`
+	ShortfallUsdCents int64  `json:"shortfall_usd_cents"`
+}
+
 // DomainTransferRequest is POST /v1/domains/transfer: a domain registered
 // elsewhere moved here with its auth code (the transfer secret), paid from
 // the wallet for one year (added to its expiry).

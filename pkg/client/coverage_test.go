@@ -32,6 +32,9 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 	"transferDomain": func(ctx context.Context, c *client.Client) error {
 		return discard(c.TransferDomain(ctx, api.DomainTransferRequest{Name: "example.com", AuthCode: "x"}, "k"))
 	},
+	"quoteDomainTransfer": func(ctx context.Context, c *client.Client) error {
+		return discard(c.QuoteDomainTransfer(ctx, api.DomainTransferRequest{Name: "example.com", AuthCode: "x"}))
+	},
 	"quoteDomain": func(ctx context.Context, c *client.Client) error {
 		return discard(c.QuoteDomain(ctx, api.DomainOrderRequest{Name: "example.com"}))
 	},

@@ -59,6 +59,12 @@ func (c *Client) QuoteDomain(ctx context.Context, req api.DomainOrderRequest) (a
 	return call[api.DomainQuote](ctx, c, "POST", "/v1/domains/quote", req, nil)
 }
 
+// QuoteDomainTransfer prices a transfer body without ordering; a body the
+// transfer refuses is refused alike.
+func (c *Client) QuoteDomainTransfer(ctx context.Context, req api.DomainTransferRequest) (api.DomainTransferQuote, error) {
+	return call[api.DomainTransferQuote](ctx, c, "POST", "/v1/domains/transfer/quote", req, nil)
+}
+
 // TransferDomain moves a domain registered elsewhere here with its auth
 // code, paid from the wallet for one year.
 func (c *Client) TransferDomain(ctx context.Context, req api.DomainTransferRequest, idemKey string) (api.Domain, error) {

@@ -183,5 +183,7 @@ func p58Bodies(tag, receiverURL string) map[string]map[string]any {
 		"POST /domains":            domainBody(tag + "-body.test"),
 		"POST /domains/quote":      domainBody(tag + "-body.test"),
 		"POST /domains/transfer":   {"name": tag + "-body.test", "auth_code": "Abc-12345", "contact": contact},
+		// Its quote (mcp60), which takes the transfer's body and rules.
+		"POST /domains/transfer/quote": {"name": tag + "-body.test", "auth_code": "Abc-12345", "contact": contact},
 	}
 }

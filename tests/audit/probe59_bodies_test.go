@@ -389,8 +389,8 @@ func TestProbe59HostileBodiesOnSubRoutes(t *testing.T) {
 	// sent: the REST body's rules and errors"), each operation's tool with
 	// an unknown member and, per string member, one with NUL: the tool
 	// error of the 400 naming the member. (An order's tool quotes first:
-	// the quote's 400; the transfer, which has no quote, is refused when
-	// confirmed.)
+	// the quote's 400; the domain transfer has its quote since mcp60, so
+	// the token-then-confirm path below is for an order without one.)
 	mcp := &mcpSession{t: t, endpoint: r.c.URL(1) + "/mcp", token: r.keyA}
 	mcp.initialize()
 	_, listed := mcp.post("tools/list", map[string]any{}, false)
@@ -444,7 +444,7 @@ func TestProbe59HostileBodiesOnSubRoutes(t *testing.T) {
 			}
 			if !tr.isError && json.Unmarshal([]byte(tr.text), &q) == nil && q.Token != "" {
 				// An order without a quote operation (the domain
-				// transfer) issues its token before any body rule:
+				// transfer's, before mcp60) issues its token before any body rule:
 				// the confirmation must then be the 400 (and charge
 				// nothing: the state check below).
 				a["confirmation_token"] = q.Token

@@ -74,7 +74,9 @@ func (a *API) domainRegRoutes() []Route {
 		{Method: "POST", Path: "/v1/domains", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/domains/quote", handler: a.orderDomain, replayAnswer: a.domainOpReplay("registration_failed")},
 		// The price and availability of the same body, without ordering (MCP shows it before the confirmation).
 		{Method: "POST", Path: "/v1/domains/quote", Scope: api.ScopeOrdersWrite, handler: a.quoteDomain},
-		{Method: "POST", Path: "/v1/domains/transfer", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, handler: a.transferDomain, replayAnswer: a.domainOpReplay("transfer_failed")},
+		{Method: "POST", Path: "/v1/domains/transfer", Scope: api.ScopeOrdersWrite, Idempotent: true, SpendsMoney: true, Quote: "POST /v1/domains/transfer/quote", handler: a.transferDomain, replayAnswer: a.domainOpReplay("transfer_failed")},
+		// Its price, refusing what the transfer refuses (domaintransferquote.go).
+		{Method: "POST", Path: "/v1/domains/transfer/quote", Scope: api.ScopeOrdersWrite, handler: a.quoteDomainTransfer},
 		{Method: "GET", Path: "/v1/domains/check", Scope: api.ScopeDomainsRead, handler: a.checkDomain},
 		{Method: "GET", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsRead, handler: a.getDomain},
 		{Method: "PATCH", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsWrite, Idempotent: true, handler: a.updateDomain, replayAnswer: a.domainOpReplay("")},
@@ -864,23 +866,9 @@ func DecodeDomainTransfer(body []byte) (api.DomainTransferRequest, error) {
 // sealed; the leader's driver asks the registry and ends it (active with
 // the registry's new expiry, or failed and refunded with the reason).
 func (a *API) transferDomain(rq *request) (int, any, error) {
-	deps, err := a.domainDeps()
+	deps, req, o, err := a.transferOrder(rq) // its quote's checks too
 	if err != nil {
 		return 0, nil, err
-	}
-	if deps.SealAuthCode == nil {
-		return 0, nil, errf(http.StatusNotFound, "domains_not_offered", "this provider does not take domain transfers (they need the coordinators' key-encryption key, --webhook-kek-file)")
-	}
-	req, err := DecodeDomainTransfer(rq.body)
-	if err != nil {
-		return 0, nil, err
-	}
-	o, res, err := a.newDomainOrder(rq, deps, req.Name, "is registered here already")
-	if err != nil {
-		return 0, nil, err
-	}
-	if res.Available {
-		return 0, nil, errf(http.StatusConflict, "domain_not_registered", "%s is not registered anywhere, so there is nothing to transfer (register it with POST /v1/domains); nothing was charged", o.Name)
 	}
 	if o.SealedAuthCode, err = deps.SealAuthCode(domainreg.SealAuthCodeID(o.ID), req.AuthCode); err != nil {
 		return 0, nil, err
