@@ -12,6 +12,27 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
+// acquireOK is c.acquire of a call that must be counted.
+func acquireOK(t *testing.T, c *statsCaps, account, ip, node string, stream bool) (release func()) {
+	t.Helper()
+	rel, err := c.acquire(account, ip, node, stream)
+	if err != nil {
+		t.Fatalf("acquire(%s from %s, %s, stream %v): %v", account, ip, node, stream, err)
+	}
+	return rel
+}
+
+// wantNoCapEntries fails t when c still holds an entry: every call's
+// release was called, and a count that drops to zero is deleted.
+func wantNoCapEntries(t *testing.T, c *statsCaps) {
+	t.Helper()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.accounts) != 0 || len(c.ips) != 0 || len(c.nodes) != 0 {
+		t.Fatalf("entries left after every release: %v %v %v", c.accounts, c.ips, c.nodes)
+	}
+}
+
 // TestStatsCapsCount: streams count against their account and node, one-shot
 // calls against their node only; past a cap the call is refused with the
 // cap's error and counts nothing; a release frees its place once, however
@@ -28,11 +49,7 @@ func TestStatsCapsCount(t *testing.T) {
 	}
 	ok := func(account, node string, stream bool) func() {
 		t.Helper()
-		rel, err := c.acquire(account, "ip-"+account, node, stream)
-		if err != nil {
-			t.Fatalf("acquire(%s, %s, stream %v): %v", account, node, stream, err)
-		}
-		return rel
+		return acquireOK(t, c, account, "ip-"+account, node, stream)
 	}
 	a1 := ok("acc_a", "n1", true)
 	a2 := ok("acc_a", "n2", true) // the account's cap spans its nodes
@@ -58,11 +75,7 @@ func TestStatsCapsCount(t *testing.T) {
 	a2()
 	b1()
 	a1()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.accounts) != 0 || len(c.ips) != 0 || len(c.nodes) != 0 {
-		t.Fatalf("entries left after every release: %v %v %v", c.accounts, c.ips, c.nodes)
-	}
+	wantNoCapEntries(t, c)
 }
 
 // TestStatsCapsPerAddress: one client address holds at most perIP streams
@@ -74,11 +87,7 @@ func TestStatsCapsPerAddress(t *testing.T) {
 	c := newStatsCaps(3, 2, 10)
 	ok := func(account, ip string, stream bool) func() {
 		t.Helper()
-		rel, err := c.acquire(account, ip, "n1", stream)
-		if err != nil {
-			t.Fatalf("acquire(%s from %s, stream %v): %v", account, ip, stream, err)
-		}
-		return rel
+		return acquireOK(t, c, account, ip, "n1", stream)
 	}
 	a := ok("acc_a", "ip1", true)
 	b := ok("acc_b", "ip1", true)
@@ -106,11 +115,7 @@ func TestStatsCapsPerAddress(t *testing.T) {
 	for _, r := range []func(){b, oneShot, c2, a2, c1} {
 		r()
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if len(c.accounts) != 0 || len(c.ips) != 0 || len(c.nodes) != 0 {
-		t.Fatalf("entries left after every release: %v %v %v", c.accounts, c.ips, c.nodes)
-	}
+	wantNoCapEntries(t, c)
 }
 
 // TestStatsCapsReleasedOnEveryExit: through the API, with caps of 2 streams
