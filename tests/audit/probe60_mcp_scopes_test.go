@@ -481,6 +481,51 @@ func TestProbe60MCPToolScopesAndAccounts(t *testing.T) {
 		t.Logf("%d tools called with A's ids by B", crossed)
 	})
 
+	// README's Idempotency-Key (1-255 printable ASCII) through MCP on
+	// every tool whose operation declares the header: A's own call with
+	// its ids and a body the operation accepts, and a key README refuses,
+	// is the tool error of REST's 400 naming the key (an order's: when its
+	// quote is confirmed), and does nothing (the check of A's state below:
+	// a terminate_server or an order that went ahead would show).
+	t.Run("refused idempotency keys", func(t *testing.T) {
+		bad := []string{"", "p60\nkey", "p60\u0000", "p60 é", strings.Repeat("k", 256)}
+		bodies := p58Bodies("p60", "https://hooks.example.com")
+		n, quoted := 0, 0
+		for _, tl := range tools {
+			if _, ok := tl.props["idempotency_key"]; !ok {
+				if tl.op.idem {
+					t.Errorf("tool %s: %s %s declares Idempotency-Key, the tool takes no idempotency_key", tl.name, tl.op.method, tl.op.path)
+				}
+				continue
+			}
+			args, _ := o.args(t, tl)
+			if args == nil {
+				continue
+			}
+			if b := bodies[tl.op.method+" "+tl.op.path]; b != nil {
+				args["body"] = b
+			}
+			k := bad[n%len(bad)]
+			n++
+			args["idempotency_key"] = k
+			a := p60Call(t, full, tl.name, args)
+			var q struct {
+				Token string `json:"confirmation_token"`
+			}
+			if !a.isError && json.Unmarshal([]byte(a.text), &q) == nil && q.Token != "" {
+				// An order's first call is a quote (README: nothing is
+				// dispatched); the key is refused when it is confirmed.
+				args["confirmation_token"] = q.Token
+				a = p60Call(t, full, tl.name, args)
+				quoted++
+			}
+			if a.http != 200 || !a.isError || a.status != 400 || !strings.Contains(a.text, "Idempotency-Key") && !strings.Contains(a.text, "idempotency_key") {
+				t.Errorf("A's %s with idempotency_key %.20q: %s; want the tool error of a 400 naming the key", tl.name, k, a)
+			}
+		}
+		t.Logf("%d tools called with a refused idempotency_key (%d of them quoted first)", n, quoted)
+	})
+
 	if ch := p60Changed(t, r, reads, before); len(ch) > 0 {
 		t.Errorf("A's state changed by calls that were all refused:\n%s", strings.Join(ch, "\n"))
 	}
