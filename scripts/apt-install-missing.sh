@@ -3,9 +3,12 @@
 # named packages that are not installed yet; quiet on success, prints apt's
 # output and fails otherwise. Run as root.
 set -euo pipefail
+# One dpkg-query for all of them: one a package took ≈ 0.5 s each at load
+# 20-25 (16.6 s for install-test-deps.sh's 34 packages, all installed).
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null | awk '/ install ok installed$/ { print $1 }' || true)
 missing=""
 for p in "$@"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+  grep -qxF "$p" <<<"$installed" || missing="$missing $p"
 done
 [ -z "$missing" ] && exit 0
 log=$(mktemp)
