@@ -2,6 +2,7 @@ package clicmd
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -52,5 +53,37 @@ func TestRejectUnknownSubcommands(t *testing.T) {
 	}
 	if _, ran, err := run("key", "rotate", "now"); err != nil || strings.Join(ran, ",") != "hook,now" {
 		t.Errorf("key rotate now: %v %v", err, ran)
+	}
+}
+
+type notFoundErr struct{}
+
+func (notFoundErr) Error() string { return "thing not found" }
+
+// TestNameNotFound: a show or get whose error is a not-found answer names
+// the kind (its parent) and the id, and still wraps the answer; other
+// errors and other commands are left as they are.
+func TestNameNotFound(t *testing.T) {
+	root := &cobra.Command{Use: "ctl", SilenceUsage: true, SilenceErrors: true}
+	widget := &cobra.Command{Use: "widget"}
+	fail := func(err error) func(*cobra.Command, []string) error {
+		return func(*cobra.Command, []string) error { return err }
+	}
+	other := errors.New("boom")
+	widget.AddCommand(&cobra.Command{Use: "show", Args: cobra.ExactArgs(1), RunE: fail(notFoundErr{})},
+		&cobra.Command{Use: "get", Args: cobra.ExactArgs(1), RunE: fail(other)},
+		&cobra.Command{Use: "delete", Args: cobra.ExactArgs(1), RunE: fail(notFoundErr{})})
+	root.AddCommand(widget)
+	NameNotFound(root, func(err error) bool { return errors.As(err, new(notFoundErr)) })
+	exec := func(args ...string) error { root.SetArgs(args); return root.Execute() }
+	var nf *NotFoundError
+	if err := exec("widget", "show", "w\n1"); !errors.As(err, &nf) || err.Error() != `widget "w\n1": thing not found` || !errors.As(err, new(notFoundErr)) {
+		t.Errorf("widget show: %v", err)
+	}
+	if err := exec("widget", "get", "w1"); err != other {
+		t.Errorf("widget get with another error: %v", err)
+	}
+	if err := exec("widget", "delete", "w1"); errors.As(err, &nf) {
+		t.Errorf("widget delete: %v; only show and get are named", err)
 	}
 }

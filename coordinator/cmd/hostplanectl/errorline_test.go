@@ -48,7 +48,8 @@ func TestErrorLinesKeepOutsideTextOnOneLine(t *testing.T) {
 		code  int
 		lines []string // what stderr's lines must start with, in order
 	}{
-		{[]string{"--socket", sock, "account", "show", "acc_1"}, 1, []string{"error: 404 Not Found: " + escaped + " (not_found)"}},
+		// A not-found answer to a show names the kind and the id first (mcp60).
+		{[]string{"--socket", sock, "account", "show", "acc_1"}, 1, []string{`error: account "acc_1": 404 Not Found: ` + escaped + " (not_found)"}},
 		{[]string{"--socket", sock, "account", "show", "acc_2"}, 1, []string{"error: 503 Service Unavailable: " + escaped + " (leader_unreachable)", "(this coordinator forwarded"}},
 		// A 400 said as the flag's usage error (flagOfField copies the text).
 		{[]string{"--socket", sock, "wallet", "credit", "acc_1", "--amount", "5"}, 2, []string{`error: --amount: 400 Bad Request: field "amount_usd_cents" must be ` + escaped + " (invalid_field)"}},
