@@ -220,8 +220,10 @@ func applyDomainOrder(c *applyCtx, p DomainOrder) (any, error) {
 		},
 		AccountID: acc.ID, Tld: p.Tld, ProductSlug: p.ProductSlug, Contact: p.Contact, ContactID: p.ContactID,
 	}
-	if err := openDomainOp(c, &d, store.RegDomainOp{ID: p.ID, Kind: kind, ClTRID: p.ClTRID, StartedAt: c.at,
-		Years: p.Years, InvoiceID: p.InvoiceID, SealedAuthCode: p.SealedAuthCode}); err != nil {
+	op := store.RegDomainOp{ID: p.ID, Kind: kind, ClTRID: p.ClTRID, StartedAt: c.at,
+		Years: p.Years, InvoiceID: p.InvoiceID, SealedAuthCode: p.SealedAuthCode}
+	openAnswerWindow(c, &op)
+	if err := openDomainOp(c, &d, op); err != nil {
 		return nil, err
 	}
 	if err := c.tx.Bucket(store.BucketRegDomainIDs).Put([]byte(d.ID), []byte(acc.ID)); err != nil {
@@ -308,6 +310,14 @@ func applyDomainOpDone(c *applyCtx, p DomainOpDone) (any, error) {
 		return nil, fmt.Errorf("%w: unknown domain operation %q", ErrInvalid, op.Kind)
 	}
 	d.Op = nil
+	if op.Answer != nil {
+		// The end comes before the window's close: it decides the
+		// answer of the key that opened the operation (LevelDomainAnswer).
+		status, body := DomainEndAnswer(d, op.Kind, op.ID)
+		if err := decideAnswer(c, *op.Answer, status, body); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.tx.Bucket(store.BucketRegDomainOps).Delete([]byte(d.ID)); err != nil {
 		return nil, err
 	}
@@ -358,6 +368,7 @@ func applyDomainChange(c *applyCtx, p DomainChange) (any, error) {
 	if registry {
 		d.Change = &api.DomainChange{ID: op.ID, Status: api.ChangePending, Nameservers: op.Nameservers,
 			TransferLock: op.TransferLock, WhoisPrivacy: op.WhoisPrivacy, AutoRenew: op.AutoRenew, RequestedAt: c.at}
+		openAnswerWindow(c, &op)
 		if err := openDomainOp(c, &d, op); err != nil {
 			return nil, err
 		}

@@ -54,10 +54,13 @@ import (
 // operation): its time, and its record's created_at, is the events' clamped
 // time (the one clamp, store.EventAt, for events and records alike) and it
 // carries the event index, so lists read newest first by id follow commit
-// order (LevelIDOrder).
+// order (LevelIDOrder). Level 14 decides the answer a domain order's,
+// transfer's or change's Idempotency-Key replays in the log: the first of
+// the operation's end and its answer window's close (CmdDomainAnswerClose)
+// rewrites the key's record (LevelDomainAnswer).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 13
+const MaxLevel uint16 = 14
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {
@@ -74,6 +77,7 @@ var commandLevel = map[CommandType]uint16{
 	CmdNodeLocation:         2,
 	CmdKeyUsageFlush:        LevelUsageFlush,
 	CmdHostingUsage:         LevelHostingUsage,
+	CmdDomainAnswerClose:    LevelDomainAnswer,
 }
 
 // LevelOf is the semantics level command type t needs.

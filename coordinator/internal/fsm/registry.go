@@ -121,6 +121,10 @@ const (
 	CmdDomainOpDone CommandType = 301
 	CmdDomainChange CommandType = 302
 	CmdDomainSweep  CommandType = 303
+	// CmdDomainAnswerClose closes the answer window of a domain operation
+	// (LevelDomainAnswer): its key's record answers 202 unless the
+	// operation has ended first.
+	CmdDomainAnswerClose CommandType = 304
 
 	// Customers' own API keys (accountkeys.go): commands 330–339.
 	CmdAccountKeyCreate CommandType = 330
@@ -277,6 +281,8 @@ var handlers = map[CommandType]handlerFunc{
 	CmdDomainOpDone: typed(applyDomainOpDone),
 	CmdDomainChange: typed(applyDomainChange),
 	CmdDomainSweep:  typed(applyDomainSweep),
+
+	CmdDomainAnswerClose: typed(applyDomainAnswerClose),
 
 	CmdAccountKeyCreate: typed(applyAccountKeyCreate),
 	CmdAccountKeyRevoke: typed(applyAccountKeyRevoke),

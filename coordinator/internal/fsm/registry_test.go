@@ -91,6 +91,7 @@ var wireCommands = []struct {
 	{"CmdDomainOpDone", 301},
 	{"CmdDomainChange", 302},
 	{"CmdDomainSweep", 303},
+	{"CmdDomainAnswerClose", 304},
 	{"CmdAccountKeyCreate", 330},
 	{"CmdAccountKeyRevoke", 331},
 	{"CmdHostingOrder", 340},

@@ -61,6 +61,19 @@ type RegDomainOp struct {
 	// committed with the change's registry settings, or dropped with them
 	// when the registry refuses (nil: not part of the change).
 	AutoRenew *bool `json:"auto_renew,omitempty"`
+	// Answer is the answer window of the Idempotency-Key whose request
+	// opened the operation (an order, a transfer, a change; from semantics
+	// level 14, fsm.LevelDomainAnswer): while set, the key's record holds
+	// the command's own answer and the first of the operation's end and
+	// its window's close (fsm.CmdDomainAnswerClose) rewrites it, once.
+	Answer *RegDomainAnswer `json:"answer,omitempty"`
+}
+
+// RegDomainAnswer names the Idempotency-Key record an operation's end or
+// its window's close rewrites: its scope and its request's hash.
+type RegDomainAnswer struct {
+	Scope   string `json:"scope"`
+	ReqHash string `json:"req_hash"`
 }
 
 var regDomains = ownedRecords[RegDomain]{what: "domain", bucket: BucketRegDomains, index: BucketRegDomainIDs}
