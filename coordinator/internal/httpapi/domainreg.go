@@ -17,6 +17,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/domainreg"
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/registrar"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -423,14 +424,21 @@ func (a *API) notHeldHere(ascii, why string) error {
 func (a *API) placeDomainOrder(rq *request, deps *DomainDeps, o fsm.DomainOrder, failCode string) (int, any, error) {
 	o.ContactID, o.ClTRID = contactID(o.ID), fsm.DomainClTRID(o.ID)
 	o.InvoiceID, o.PaymentID, o.TxID = ids.New("inv", rq.now), ids.New("pay", rq.now), ids.New("wtx", rq.now)
+	logged := a.logAnswers(rq)
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainOrder, o, http.StatusAccepted)
 	if err != nil {
 		return 0, nil, shortfall(err)
 	}
 	if _, ok := v.(api.Domain); !ok {
+		if logged {
+			return a.replayedAnswer(rq, failCode)
+		}
 		return status, v, nil // a replayed response (Idempotency-Key)
 	}
 	a.log.Info("domain ordered", "domain", o.ID, "name", o.Name, "account", o.AccountID, "years", o.Years, "transfer", o.Transfer)
+	if logged {
+		return a.logAnswer(rq, deps, rq.idem.Scope, rq.idem.ReqHash, o.AccountID, o.ID, o.ID)
+	}
 	d, done := a.waitDomainOp(rq.Context(), deps, o.AccountID, o.ID, o.ID)
 	if !done {
 		return http.StatusAccepted, d.Domain, nil
@@ -501,6 +509,12 @@ const domainReplayGrace = 3 * time.Second
 //
 // Any other record (an ended operation's, a change with nothing for the
 // registry, a change of another request pending) is replayed as stored.
+//
+// From semantics level 14 (fsm.LevelDomainAnswer) none of these clocks is
+// read: the replay answers the record the log decided, waiting while the
+// key's answer window is open and closing it itself once it has waited as
+// long as the first send would (logAnswer). The clocks are this path's below
+// that level only.
 func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, rec store.IdemRecord) (int, any, error) {
 	return func(rq *request, scope string, rec store.IdemRecord) (int, any, error) {
 		stored := func() (int, any, error) { return rec.Status, json.RawMessage(rec.Body), nil }
@@ -518,6 +532,9 @@ func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, re
 				return orderEnded(d, failCode)
 			}
 			return changeEnded(d, opID)
+		}
+		if a.state.ClusterLevel() >= fsm.LevelDomainAnswer {
+			return a.logAnswer(rq, deps, scope, rec.ReqHash, rq.caller.accountID, domainID, opID)
 		}
 		if deps.Kick != nil {
 			deps.Kick()
@@ -565,6 +582,92 @@ func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, re
 			}
 			time.Sleep(25 * time.Millisecond)
 		}
+	}
+}
+
+// logAnswers is whether the answer to rq, a domain order, transfer or
+// change, is decided in the log (fsm.LevelDomainAnswer): rq has an
+// Idempotency-Key and the cluster runs level 14 already, so the command it
+// proposes (applied after every entry this state holds) opens the key's
+// answer window.
+func (a *API) logAnswers(rq *request) bool {
+	return rq.idem != nil && a.state.ClusterLevel() >= fsm.LevelDomainAnswer
+}
+
+// replayedAnswer answers a send whose command the FSM answered with the
+// key's record (the same key proposed again: its record was not yet in this
+// coordinator's state when the send began) as a replay does.
+func (a *API) replayedAnswer(rq *request, failCode string) (int, any, error) {
+	rec, err := readOne(a, "idempotency record", func(r store.ReadTx) (store.IdemRecord, error) { return r.Idempotency(rq.idem.Scope) })
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.domainOpReplay(failCode)(rq, rq.idem.Scope, rec)
+}
+
+// answerOpen is whether operation opID of d still has the answer window of
+// the key scope open: neither its end nor its window's close has decided
+// the key's answer yet.
+func answerOpen(d store.RegDomain, opID, scope string) bool {
+	return d.Op != nil && d.Op.ID == opID && d.Op.Answer != nil && d.Op.Answer.Scope == scope
+}
+
+// logAnswer is the answer of the key scope (its request's hash reqHash) to
+// operation opID of domain domainID, as the log decides it
+// (fsm.LevelDomainAnswer), for the first send and every replay alike: it
+// waits (DomainDeps.Wait at most) while the key's answer window is open,
+// then, the window still open, proposes its close (fsm.CmdDomainAnswerClose;
+// an end applied first wins), and answers the key's record: 201 (a change,
+// 200) or 409 when the operation ended first, else 202 with the domain
+// pending. A close that cannot be proposed (this coordinator lost its
+// leadership) is that error (503 with Retry-After): the client sends the key
+// again and is answered what the log decided.
+func (a *API) logAnswer(rq *request, deps *DomainDeps, scope, reqHash, accountID, domainID, opID string) (int, any, error) {
+	if deps.Kick != nil {
+		deps.Kick()
+	}
+	deadline := time.Now().Add(deps.wait())
+	closed := false
+	for {
+		var d store.RegDomain
+		var rec store.IdemRecord
+		err := a.state.Read(func(r store.ReadTx) (err error) {
+			if d, err = r.OwnedRegDomain(accountID, domainID); err != nil {
+				return err
+			}
+			rec, err = r.Idempotency(scope)
+			return err
+		})
+		if err != nil {
+			return 0, nil, err
+		}
+		if !answerOpen(d, opID, scope) {
+			if rec.ReqHash != reqHash {
+				return 0, nil, fsm.ErrIdemMismatch
+			}
+			return rec.Status, json.RawMessage(rec.Body), nil
+		}
+		switch {
+		case closed && time.Now().After(deadline):
+			// Applied, yet the window reads open: this state lags the
+			// log the close was applied in.
+			return 0, nil, fmt.Errorf("%w: the answer window of domain %s's operation %s reads open after its close", raftnode.ErrNotLeader, domainID, opID)
+		case !closed && (time.Now().After(deadline) || rq.Context().Err() != nil):
+			env, err := fsm.NewEnvelope(fsm.CmdDomainAnswerClose, a.now(), fsm.DomainAnswerClose{DomainID: domainID, OpID: opID})
+			if err != nil {
+				return 0, nil, err
+			}
+			res, err := a.apply(context.WithoutCancel(rq.Context()), env)
+			if err != nil {
+				return 0, nil, err
+			}
+			if res.Err != nil {
+				return 0, nil, res.Err
+			}
+			closed, deadline = true, time.Now().Add(a.cfg.ApplyTimeout)
+			continue
+		}
+		time.Sleep(25 * time.Millisecond)
 	}
 }
 
@@ -706,6 +809,7 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 		}
 	}
 	chID := ids.New("dch", rq.now)
+	logged := a.logAnswers(rq)
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainChange, fsm.DomainChange{
 		DomainID: cur.ID, AccountID: rq.caller.accountID, ChangeID: chID, ClTRID: fsm.DomainClTRID(chID),
 		AutoRenew: req.AutoRenew, TransferLock: req.TransferLock, WhoisPrivacy: req.WhoisPrivacy, Nameservers: req.Nameservers,
@@ -721,8 +825,14 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	dv, ok := v.(api.Domain)
+	if !ok && logged {
+		return a.replayedAnswer(rq, "")
+	}
 	if !ok || dv.Change == nil || dv.Change.ID != chID {
 		return status, v, nil // nothing for the registry, or a replay
+	}
+	if logged {
+		return a.logAnswer(rq, deps, rq.idem.Scope, rq.idem.ReqHash, rq.caller.accountID, cur.ID, chID)
 	}
 	d, done := a.waitDomainOp(rq.Context(), deps, rq.caller.accountID, cur.ID, chID)
 	if !done {

@@ -3,12 +3,15 @@ package httpapi
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
 	"github.com/hostplane/hostplane/coordinator/internal/registrar"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
@@ -83,10 +86,19 @@ func (g gatedRegistrar) SetNameservers(ctx context.Context, req registrar.Namese
 // events is held by the registry gate and the driver's kicks (each waiting
 // send kicks it once), not by timing. Then a first send whose wait runs out
 // answers 202, and its replays answer 202 too, while the change is still
-// pending and after it has been applied.
+// pending and after it has been applied. Below semantics level 14 the
+// replays follow the first send's clocks (domainOpReplay); from it they
+// answer the record the log decided (fsm.LevelDomainAnswer): both hold.
 func TestDomainReplayWhileTheFirstWaits(t *testing.T) {
+	for _, level := range []uint16{fsm.LevelDomainAnswer - 1, fsm.LevelDomainAnswer} {
+		t.Run(fmt.Sprintf("level%d", level), func(t *testing.T) { domainReplayWhileTheFirstWaits(t, level) })
+	}
+}
+
+func domainReplayWhileTheFirstWaits(t *testing.T, level uint16) {
 	gate := &registryGate{}
 	s, reg := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: level})
 	kicks := make(chan struct{}, 64)
 	deps := *s.a.domainReg.Load()
 	driverKick := deps.Kick
@@ -191,6 +203,109 @@ func TestDomainReplayWhileTheFirstWaits(t *testing.T) {
 			if r.status != http.StatusAccepted || r.m["id"] != domID || r.header.Get("Idempotent-Replayed") != "true" {
 				t.Errorf("%s: a replay answered %d %s; want 202 as the first send (%s)", c.what, r.status, r.body, first.body)
 			}
+		}
+	}
+}
+
+// deposingRaft is a leader that loses its leadership for the proposals of
+// the types in refuse while deposed is set (ErrNotLeader, nothing applied):
+// a coordinator whose first send saw its domain operation end, then could
+// not record its answer, or could not close its answer window.
+type deposingRaft struct {
+	raftnode.Cluster
+	deposed atomic.Bool
+	refuse  map[fsm.CommandType]bool
+}
+
+func (d *deposingRaft) Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
+	if d.deposed.Load() && d.refuse[env.Type] {
+		return nil, fmt.Errorf("%w: this coordinator lost its leadership", raftnode.ErrNotLeader)
+	}
+	return d.Cluster.Apply(ctx, env)
+}
+
+// TestDomainReplayAfterTheFirstSendLostLeadership: from level 14 the answer
+// of a keyed domain order is the log's, so a first send whose coordinator
+// loses its leadership while it waits cannot leave its replays another
+// answer. (1) The registry answers within the first send's wait, the send
+// answers 201, and its coordinator then can no longer write (below level 14
+// its recorded answer is lost and a replay after the first send's wait
+// answered 202, stop 59's note): a replay answers 201 with the same domain.
+// (2) The first send's wait runs out while its coordinator cannot write:
+// it answers 503 no_leader (never a 202 the log may contradict); the client
+// sends the key again and is answered what the log decides, the end when
+// the registry answered first (201), the close when a replay waited its
+// bound first (202, and 202 again once the domain is active).
+func TestDomainReplayAfterTheFirstSendLostLeadership(t *testing.T) {
+	gate := &registryGate{}
+	s, _ := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelDomainAnswer})
+	dep := &deposingRaft{Cluster: s.a.raft, refuse: map[fsm.CommandType]bool{fsm.CmdIdemAnswer: true, fsm.CmdDomainAnswerClose: true}}
+	s.a.raft = dep
+	deps := *s.a.domainReg.Load()
+	deps.Wait = 2 * time.Second
+	s.a.SetDomainDeps(&deps)
+	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 5000})
+	order := func(name, idem string) reply {
+		return s.call(key, "POST", "/v1/domains", `{"name":"`+name+`",`+testContact+`}`, "Idempotency-Key", idem)
+	}
+	domain := func(id string) store.RegDomain {
+		var d store.RegDomain
+		_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return })
+		return d
+	}
+
+	// (1) The end within the wait; the coordinator deposed before the
+	// first send could write anything more.
+	dep.deposed.Store(true)
+	first := order("lost.test", "reg-lost")
+	id, _ := first.m["id"].(string)
+	if first.status != http.StatusCreated || id == "" {
+		t.Fatalf("the first send: %d %s; want 201 (the registry answered within its wait)", first.status, first.body)
+	}
+	// A replay once the first send's wait would have run out.
+	time.Sleep(time.Until(domain(id).CreatedAt.Add(deps.Wait)))
+	dep.deposed.Store(false)
+	replay := order("lost.test", "reg-lost")
+	if replay.status != first.status || replay.m["id"] != id || replay.m["status"] != api.DomainActive || replay.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("the first send answered %d %s; its replay after the first's coordinator lost its leadership %d %s; want the same 201", first.status, first.body, replay.status, replay.body)
+	}
+
+	// (2) The wait runs out while the coordinator cannot write.
+	for _, c := range []struct {
+		what, name string
+		endFirst   bool
+	}{{"the end first", "late.test", true}, {"the close first", "later.test", false}} {
+		gate.shut()
+		dep.deposed.Store(true)
+		first := order(c.name, "reg-"+c.name)
+		dep.deposed.Store(false)
+		if first.status != http.StatusServiceUnavailable || first.code() != "no_leader" || first.header.Get("Retry-After") == "" {
+			gate.open()
+			t.Fatalf("%s: the first send whose wait ran out on a deposed coordinator: %d %s; want 503 no_leader with Retry-After", c.what, first.status, first.body)
+		}
+		if c.endFirst {
+			gate.open()
+		}
+		again := order(c.name, "reg-"+c.name)
+		gate.open()
+		want := http.StatusAccepted
+		if c.endFirst {
+			want = http.StatusCreated
+		}
+		id, _ := again.m["id"].(string)
+		if again.status != want || id == "" {
+			t.Fatalf("%s: the key sent again: %d %s; want %d", c.what, again.status, again.body, want)
+		}
+		for end := time.Now().Add(30 * time.Second); domain(id).Op != nil; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("%s: the registration still open: %+v", c.what, domain(id).Op)
+			}
+		}
+		after := order(c.name, "reg-"+c.name)
+		if after.status != again.status || !bytes.Equal(after.body, again.body) {
+			t.Fatalf("%s: the key answered %d %s, then once the domain was %s %d %s; want the same", c.what, again.status, again.body, domain(id).Status, after.status, after.body)
 		}
 	}
 }
