@@ -314,7 +314,12 @@ func p60Changed(t *testing.T, r *rig, paths []string, before map[string]string) 
 //   - afterwards A's reads through /v1 (every list and item above) answer
 //     what they did before.
 func TestProbe60MCPToolScopesAndAccounts(t *testing.T) {
-	r := newRig(t, "--public-url", "https://api.audit.example", "--rate-limit", "100000", "--ip-rate-limit", "1000000")
+	// A rival registrar holds p60-body.test (p58Bodies' transfer), so that
+	// transfer_domain's quote, which asks the registry, gets to the key.
+	const rival, rivalPW = "p60-rival", "p60-rival-pw"
+	r := newRigWith(t, framework.EPPDOptions{TLDs: []string{"test"}, Clients: map[string]string{framework.EPPDClientID: framework.EPPDPassword, rival: rivalPW}},
+		"--public-url", "https://api.audit.example", "--rate-limit", "100000", "--ip-rate-limit", "1000000")
+	r.reg.RegisterAs(rival, rivalPW, "p60-body.test", "Abc-12345")
 	ctx := r.ctx
 	r.c.Credit(ctx, r.accA.ID, 10*serverPrice)
 	own := r.buy()
