@@ -362,9 +362,10 @@ units() { # the unit tests
   # time, -p 2 leaves the lanes the other core: the unit tests take longer
   # but end long before the lanes.
   # shellcheck disable=SC2086
+  # (testjson prints each package's text when go test reports it: the
+  # unit tests' output comes package by package, as without -json.)
   cpu "$logs/units.cpu" inroot "$run/u" go test -json -p 2 -race -count=1 -timeout 15m -exec "$logs/bin/testsweep exec" $units \
-    >"$logs/units.json" 2>&1 || rc=1
-  "$logs/bin/testsweep" testjson "$logs/tests" <"$logs/units.json" || true
+    2>&1 | "$logs/bin/testsweep" testjson "$logs/tests" || rc=1
   "$logs/bin/testsweep" sweep "$run/u" || true
   echo "unit tests: $((SECONDS - T0)) s, $(cpus "$logs/units.cpu") CPU-s" >>"$logs/times"
   return $rc

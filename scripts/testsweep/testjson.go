@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 )
 
 // testEvent is a line of go test -json (cmd/test2json), with the build
@@ -36,74 +37,94 @@ type testTime struct {
 // time, in the order they ended.
 func testJSON(r io.Reader, w io.Writer) ([]testTime, error) {
 	type line struct {
-		pkg, test, text string // test: its top-level test, or ""
+		test, text string // test: its top-level test, or ""
 	}
 	var (
-		lines  []line
-		pkgs   []string
-		seen   = map[string]bool{}
-		result = map[string]string{} // package or package+"\x00"+test: its final action
+		lines  = map[string][]line{} // each package's output not printed yet
+		pkgs   []string              // packages with no result yet, in order
+		result = map[string]string{} // package+"\x00"+test: its final action
 		times  []testTime
 	)
+	bw := bufio.NewWriter(w)
+	// flush prints package p's text once it has a result (or the stream
+	// ended: res ""), so the text comes package by package as go test
+	// runs them.
+	flush := func(p, res string) {
+		switch res {
+		case "pass", "skip":
+			ok := fmt.Sprintf("ok  \t%s\n", p)
+			for _, l := range lines[p] {
+				if l.test == "" && (strings.HasPrefix(l.text, "ok") || strings.HasPrefix(l.text, "?")) {
+					ok = l.text
+				}
+			}
+			bw.WriteString(ok)
+		default:
+			running := false
+			for _, l := range lines[p] {
+				if l.test != "" {
+					if a := result[p+"\x00"+l.test]; a == "pass" || a == "skip" {
+						continue
+					}
+				} else {
+					// A panic (-timeout's, or a test's) names the tests
+					// still running: times of their own, as "timeout".
+					t := strings.TrimSpace(l.text)
+					if strings.HasSuffix(t, "running tests:") {
+						running = true
+					} else if name, d, ok := strings.Cut(t, " ("); running && ok && strings.HasPrefix(name, "Test") && !strings.Contains(name, "/") {
+						e, err := time.ParseDuration(strings.TrimSuffix(d, ")"))
+						if err == nil {
+							times = append(times, testTime{Package: p, Test: name, Action: "timeout", Elapsed: e.Seconds()})
+						}
+					} else {
+						running = false
+					}
+				}
+				bw.WriteString(l.text)
+			}
+		}
+		delete(lines, p)
+		bw.Flush()
+	}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 16*1024*1024)
 	for sc.Scan() {
 		var ev testEvent
 		b := sc.Bytes()
 		if len(b) == 0 || b[0] != '{' || json.Unmarshal(b, &ev) != nil {
-			lines = append(lines, line{text: sc.Text() + "\n"})
+			bw.WriteString(sc.Text() + "\n")
 			continue
 		}
 		if ev.Action == "build-output" {
-			lines = append(lines, line{text: ev.Output})
+			bw.WriteString(ev.Output)
 			continue
 		}
 		if ev.Package == "" {
 			continue
 		}
-		if !seen[ev.Package] {
-			seen[ev.Package] = true
+		if _, ok := lines[ev.Package]; !ok {
+			lines[ev.Package] = nil
 			pkgs = append(pkgs, ev.Package)
 		}
 		top, _, sub := strings.Cut(ev.Test, "/")
 		switch ev.Action {
 		case "output":
-			lines = append(lines, line{pkg: ev.Package, test: top, text: ev.Output})
+			lines[ev.Package] = append(lines[ev.Package], line{test: top, text: ev.Output})
 		case "pass", "fail", "skip":
 			if ev.Test == "" {
-				result[ev.Package] = ev.Action
+				flush(ev.Package, ev.Action)
 			} else if !sub {
 				result[ev.Package+"\x00"+top] = ev.Action
 				times = append(times, testTime{Package: ev.Package, Test: top, Action: ev.Action, Elapsed: ev.Elapsed})
 			}
 		}
-	}
-	bw := bufio.NewWriter(w)
-	for _, l := range lines {
-		switch {
-		case l.pkg == "":
-			bw.WriteString(l.text)
-		case result[l.pkg] == "pass" || result[l.pkg] == "skip":
-			// A package that passed prints its "ok" line (below).
-		case l.test != "" && (result[l.pkg+"\x00"+l.test] == "pass" || result[l.pkg+"\x00"+l.test] == "skip"):
-		default:
-			bw.WriteString(l.text)
-		}
+		bw.Flush()
 	}
 	for _, p := range pkgs {
-		if result[p] != "pass" && result[p] != "skip" {
-			continue
+		if _, ok := lines[p]; ok {
+			flush(p, "")
 		}
-		ok := ""
-		for _, l := range lines {
-			if l.pkg == p && l.test == "" && (strings.HasPrefix(l.text, "ok") || strings.HasPrefix(l.text, "?")) {
-				ok = l.text
-			}
-		}
-		if ok == "" {
-			ok = fmt.Sprintf("ok  \t%s\n", p)
-		}
-		bw.WriteString(ok)
 	}
 	if err := bw.Flush(); err != nil {
 		return times, err

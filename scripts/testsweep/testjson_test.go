@@ -40,6 +40,9 @@ const testJSONStream = `{"Action":"start","Package":"p"}
 {"Action":"output","Package":"r","Test":"TestHung","Output":"=== RUN   TestHung\n"}
 {"Action":"output","Package":"r","Test":"TestHung","Output":"    r_test.go:7: waiting\n"}
 {"Action":"output","Package":"r","Output":"panic: test timed out after 25m0s\n"}
+{"Action":"output","Package":"r","Output":"\trunning tests:\n"}
+{"Action":"output","Package":"r","Output":"\t\tTestHung (25m0s)\n"}
+{"Action":"output","Package":"r","Output":"\n"}
 go: some error of go's own
 {"ImportPath":"s [s.test]","Action":"build-output","Output":"# s [s.test]\n"}
 {"ImportPath":"s [s.test]","Action":"build-output","Output":"s_test.go:3:28: undefined: undefined\n"}
@@ -63,7 +66,7 @@ func TestTestJSON(t *testing.T) {
 		"ok  \tp\t2.3s\n",
 		"    q_test.go:4: the failure\n--- FAIL: TestBad/bad (0.00s)\n",
 		"--- FAIL: TestBad (3.00s)\nFAIL\nFAIL\tq\t7.0s\n",
-		"=== RUN   TestHung\n    r_test.go:7: waiting\npanic: test timed out after 25m0s\n",
+		"=== RUN   TestHung\n    r_test.go:7: waiting\npanic: test timed out after 25m0s\n\trunning tests:\n\t\tTestHung (25m0s)\n",
 		"go: some error of go's own\n",
 		"# s [s.test]\ns_test.go:3:28: undefined: undefined\nFAIL\ts [build failed]\n",
 	} {
@@ -82,6 +85,7 @@ func TestTestJSON(t *testing.T) {
 		{Package: "q", Test: "TestFine", Action: "pass", Elapsed: 4},
 		{Package: "q", Test: "TestSkip", Action: "skip", Elapsed: 0},
 		{Package: "r", Test: "TestDone", Action: "pass", Elapsed: 5},
+		{Package: "r", Test: "TestHung", Action: "timeout", Elapsed: 1500}, // named by the panic
 	}
 	if !reflect.DeepEqual(times, wantTimes) {
 		t.Errorf("times = %+v, want %+v (top-level tests only, in the order they ended)", times, wantTimes)
