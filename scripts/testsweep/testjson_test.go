@@ -1,59 +1,97 @@
 package main
 
 import (
+	"encoding/json"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
 
 // A go test -json stream (go 1.26's events, shortened): package p passed,
 // q failed one subtest, r was cut off by its -timeout mid-test, s did not
-// build; one line is go's own error, not an event.
-const testJSONStream = `{"Action":"start","Package":"p"}
-{"Action":"run","Package":"p","Test":"TestOK"}
-{"Action":"output","Package":"p","Test":"TestOK","Output":"=== RUN   TestOK\n"}
-{"Action":"output","Package":"p","Test":"TestOK","Output":"    a_test.go:3: noise of a passing test\n"}
-{"Action":"output","Package":"p","Test":"TestOK/sub","Output":"    a_test.go:3: sub noise\n"}
-{"Action":"pass","Package":"p","Test":"TestOK/sub","Elapsed":1.5}
-{"Action":"output","Package":"p","Test":"TestOK","Output":"--- PASS: TestOK (2.25s)\n"}
-{"Action":"pass","Package":"p","Test":"TestOK","Elapsed":2.25}
-{"Action":"output","Package":"p","Output":"PASS\n"}
-{"Action":"output","Package":"p","Output":"ok  \tp\t2.3s\n"}
-{"Action":"pass","Package":"p","Elapsed":2.3}
-{"Action":"output","Package":"q","Test":"TestBad","Output":"=== RUN   TestBad\n"}
-{"Action":"output","Package":"q","Test":"TestBad/good","Output":"    q_test.go:4: good sub\n"}
-{"Action":"pass","Package":"q","Test":"TestBad/good","Elapsed":0}
-{"Action":"output","Package":"q","Test":"TestBad/bad","Output":"    q_test.go:4: the failure\n"}
-{"Action":"output","Package":"q","Test":"TestBad/bad","Output":"--- FAIL: TestBad/bad (0.00s)\n"}
-{"Action":"fail","Package":"q","Test":"TestBad/bad","Elapsed":0}
-{"Action":"output","Package":"q","Test":"TestBad","Output":"--- FAIL: TestBad (3.00s)\n"}
-{"Action":"fail","Package":"q","Test":"TestBad","Elapsed":3}
-{"Action":"output","Package":"q","Test":"TestFine","Output":"    q_test.go:9: fine's log\n"}
-{"Action":"pass","Package":"q","Test":"TestFine","Elapsed":4}
-{"Action":"output","Package":"q","Test":"TestSkip","Output":"    q_test.go:5: skipped\n"}
-{"Action":"skip","Package":"q","Test":"TestSkip","Elapsed":0}
-{"Action":"output","Package":"q","Output":"FAIL\n"}
-{"Action":"output","Package":"q","Output":"FAIL\tq\t7.0s\n"}
-{"Action":"fail","Package":"q","Elapsed":7}
-{"Action":"output","Package":"r","Test":"TestDone","Output":"    r_test.go:2: done's log\n"}
-{"Action":"pass","Package":"r","Test":"TestDone","Elapsed":5}
-{"Action":"output","Package":"r","Test":"TestHung","Output":"=== RUN   TestHung\n"}
-{"Action":"output","Package":"r","Test":"TestHung","Output":"    r_test.go:7: waiting\n"}
-{"Action":"output","Package":"r","Output":"panic: test timed out after 25m0s\n"}
-{"Action":"output","Package":"r","Output":"\trunning tests:\n"}
-{"Action":"output","Package":"r","Output":"\t\tTestHung (25m0s)\n"}
-{"Action":"output","Package":"r","Output":"\n"}
-go: some error of go's own
-{"ImportPath":"s [s.test]","Action":"build-output","Output":"# s [s.test]\n"}
-{"ImportPath":"s [s.test]","Action":"build-output","Output":"s_test.go:3:28: undefined: undefined\n"}
-{"ImportPath":"s [s.test]","Action":"build-fail"}
-{"Action":"output","Package":"s","Output":"FAIL\ts [build failed]\n"}
-{"Action":"fail","Package":"s","Elapsed":0,"FailedBuild":"s [s.test]"}
-`
+// build; one line is go's own error, not an event. Each row is package,
+// test, action, elapsed and output; package "!" is a line that is not an
+// event, "#" a build event of s.
+var testJSONRows = [][5]string{
+	{"p", "", "start", "", ""},
+	{"p", "TestOK", "run", "", ""},
+	{"p", "TestOK", "output", "", "=== RUN   TestOK\n"},
+	{"p", "TestOK", "output", "", "    a_test.go:3: noise of a passing test\n"},
+	{"p", "TestOK/sub", "output", "", "    a_test.go:3: sub noise\n"},
+	{"p", "TestOK/sub", "pass", "1.5", ""},
+	{"p", "TestOK", "output", "", "--- PASS: TestOK (2.25s)\n"},
+	{"p", "TestOK", "pass", "2.25", ""},
+	{"p", "", "output", "", "PASS\n"},
+	{"p", "", "output", "", "ok  \tp\t2.3s\n"},
+	{"p", "", "pass", "2.3", ""},
+	{"q", "TestBad", "output", "", "=== RUN   TestBad\n"},
+	{"q", "TestBad/good", "output", "", "    q_test.go:4: good sub\n"},
+	{"q", "TestBad/good", "pass", "0", ""},
+	{"q", "TestBad/bad", "output", "", "    q_test.go:4: the failure\n"},
+	{"q", "TestBad/bad", "output", "", "--- FAIL: TestBad/bad (0.00s)\n"},
+	{"q", "TestBad/bad", "fail", "0", ""},
+	{"q", "TestBad", "output", "", "--- FAIL: TestBad (3.00s)\n"},
+	{"q", "TestBad", "fail", "3", ""},
+	{"q", "TestFine", "output", "", "    q_test.go:9: fine's log\n"},
+	{"q", "TestFine", "pass", "4", ""},
+	{"q", "TestSkip", "output", "", "    q_test.go:5: skipped\n"},
+	{"q", "TestSkip", "skip", "0", ""},
+	{"q", "", "output", "", "FAIL\n"},
+	{"q", "", "output", "", "FAIL\tq\t7.0s\n"},
+	{"q", "", "fail", "7", ""},
+	{"r", "TestDone", "output", "", "    r_test.go:2: done's log\n"},
+	{"r", "TestDone", "pass", "5", ""},
+	{"r", "TestHung", "output", "", "=== RUN   TestHung\n"},
+	{"r", "TestHung", "output", "", "    r_test.go:7: waiting\n"},
+	{"r", "", "output", "", "panic: test timed out after 25m0s\n"},
+	{"r", "", "output", "", "\trunning tests:\n"},
+	{"r", "", "output", "", "\t\tTestHung (25m0s)\n"},
+	{"r", "", "output", "", "\n"},
+	{"!", "", "", "", "go: some error of go's own"},
+	{"#", "", "build-output", "", "# s [s.test]\n"},
+	{"#", "", "build-output", "", "s_test.go:3:28: undefined: undefined\n"},
+	{"#", "", "build-fail", "", ""},
+	{"s", "", "output", "", "FAIL\ts [build failed]\n"},
+	{"s", "", "fail", "0", ""},
+}
+
+// testJSONStream is testJSONRows as go test -json writes them.
+func testJSONStream(t *testing.T) string {
+	var b strings.Builder
+	for _, r := range testJSONRows {
+		switch r[0] {
+		case "!":
+			b.WriteString(r[4] + "\n")
+			continue
+		case "#":
+			j, _ := json.Marshal(map[string]string{"ImportPath": "s [s.test]", "Action": r[2], "Output": r[4]})
+			b.WriteString(string(j) + "\n")
+			continue
+		}
+		ev := map[string]any{"Action": r[2], "Package": r[0]}
+		if r[1] != "" {
+			ev["Test"] = r[1]
+		}
+		if r[3] != "" {
+			e, err := strconv.ParseFloat(r[3], 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev["Elapsed"] = e
+		}
+		if r[2] == "output" {
+			ev["Output"] = r[4]
+		}
+		j, _ := json.Marshal(ev)
+		b.WriteString(string(j) + "\n")
+	}
+	return b.String()
+}
 
 func TestTestJSON(t *testing.T) {
 	var out strings.Builder
-	times, err := testJSON(strings.NewReader(testJSONStream), &out)
+	times, err := testJSON(strings.NewReader(testJSONStream(t)), &out)
 	if err != nil {
 		t.Fatal(err)
 	}
