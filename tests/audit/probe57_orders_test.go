@@ -22,8 +22,8 @@ import (
 // key as a client does after a 503 or a 409 idempotency_key_in_flight, gets
 // one order: both sends end in a 201 naming the same resource and invoice
 // (a domain order: 201, or 202 registering where the first send's wait for
-// the registry ran out or its answer was lost with its leader, README; its
-// domain then becomes active), and afterwards the account holds one more server, hosting account and
+// the registry ran out, README, the same status at both coordinators: the
+// log decides it, semantics level 14; its domain then becomes active), and afterwards the account holds one more server, hosting account and
 // domain, three more invoices, one provisioning action per server and
 // hosting account, and a balance lower by the three prices exactly, which
 // is the sum of its wallet's history. The wallet run in tests/robustness
@@ -117,6 +117,12 @@ func TestProbe57SameOrderAtTwoCoordinatorsUnderFaults(t *testing.T) {
 			}
 			if o.kind == "domain" && len(ids) > 0 {
 				t.Logf("%s: the domain order answered %d and %d", fault, answers[k][0].Status, answers[k][1].Status)
+				// From semantics level 14 the answer of the key is the
+				// log's (fsm.LevelDomainAnswer): one status at both.
+				if len(ids) == 2 && answers[k][0].Status != answers[k][1].Status {
+					t.Errorf("%s: the domain order with one key answered %d at coordinator %d and %d at coordinator %d; want the same answer (the key's first response)",
+						fault, answers[k][0].Status, followers[0], answers[k][1].Status, followers[1])
+				}
 				r.domainActive(t, fault, ids[0])
 			}
 		}
