@@ -509,24 +509,28 @@ type probe struct {
 	fill                          func(id string) string // the /v1 path with id in {id}
 }
 
+// bodiesUnderIDs are bodies the operations under an id accept (by method
+// and path), so that what answers a call with another account's id is the
+// id, not the body (probesUnder; probe60's MCP tools).
+var bodiesUnderIDs = map[string]map[string]any{
+	"POST /servers/{id}/snapshots":                     {"name": "snap"},
+	"PATCH /servers/{id}/label":                        {"label": "mine"},
+	"POST /servers/{id}/reinstall":                     {"osTemplate": "base", "os": "base"},
+	"PUT /servers/{id}/ips/{ip}/ptr":                   {"ptr": "mail.example.com"},
+	"PUT /hosting/{id}/php":                            {"php_version": "8.3"},
+	"PUT /hosting/{id}/custom-domain":                  {"domain": "www.b-audit.example"},
+	"PATCH /domains/{id}":                              {"auto_renew": false},
+	"POST /servers/{id}/snapshots/{snapshotId}/revert": {},
+	"PATCH /webhooks/{id}":                             {"description": "mine"},
+	"POST /tickets/{id}/reply":                         {"body": "mine"},
+}
+
 // probesUnder lists every operation of /openapi.json under A's server,
 // hosting, domain, action and invoice ids.
 func (r *rig) probesUnder(own aOwns) []probe {
 	r.t.Helper()
 	ids := map[string]string{"/servers/": own.server, "/hosting/": own.hosting, "/domains/": own.domain, "/actions/": own.action, "/billing/invoices/": own.invoice,
 		"/webhooks/": own.webhook, "/tickets/": own.ticket}
-	bodies := map[string]map[string]any{
-		"POST /servers/{id}/snapshots":                     {"name": "snap"},
-		"PATCH /servers/{id}/label":                        {"label": "mine"},
-		"POST /servers/{id}/reinstall":                     {"osTemplate": "base", "os": "base"},
-		"PUT /servers/{id}/ips/{ip}/ptr":                   {"ptr": "mail.example.com"},
-		"PUT /hosting/{id}/php":                            {"php_version": "8.3"},
-		"PUT /hosting/{id}/custom-domain":                  {"domain": "www.b-audit.example"},
-		"PATCH /domains/{id}":                              {"auto_renew": false},
-		"POST /servers/{id}/snapshots/{snapshotId}/revert": {},
-		"PATCH /webhooks/{id}":                             {"description": "mine"},
-		"POST /tickets/{id}/reply":                         {"body": "mine"},
-	}
 	var out []probe
 	for _, op := range r.operations() {
 		var id string
@@ -538,7 +542,7 @@ func (r *rig) probesUnder(own aOwns) []probe {
 		if id == "" {
 			continue
 		}
-		p := probe{method: op.method, path: op.path, operationID: op.OperationID, id: id, body: bodies[op.method+" "+op.path]}
+		p := probe{method: op.method, path: op.path, operationID: op.OperationID, id: id, body: bodiesUnderIDs[op.method+" "+op.path]}
 		p.fill = func(id string) string {
 			return "/v1" + strings.NewReplacer("{id}", id, "{ip}", own.serverIP, "{snapshotId}", "snap_0000000000000000", "{action}", "reboot", "{deliveryId}", own.delivery).Replace(op.path)
 		}

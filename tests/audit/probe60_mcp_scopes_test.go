@@ -1,7 +1,6 @@
 package audit
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
@@ -61,17 +60,7 @@ func p60Call(t *testing.T, m *mcpSession, name string, args map[string]any) p60A
 		a.body = string(body)
 		return a
 	}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		sc := bufio.NewScanner(bytes.NewReader(body))
-		sc.Buffer(make([]byte, 1<<20), 8<<20)
-		var data string
-		for sc.Scan() {
-			if d, ok := strings.CutPrefix(sc.Text(), "data:"); ok {
-				data = strings.TrimSpace(d)
-			}
-		}
-		body = []byte(data)
-	}
+	body = sseLast(resp, body)
 	var out struct {
 		Error  map[string]any `json:"error"`
 		Result struct {
@@ -187,20 +176,6 @@ func p60Tools(t *testing.T, m *mcpSession, ops []openAPIOp) []p60Tool {
 	return out
 }
 
-// p60Bodies are bodies the operations under an id accept, so that what
-// answers a call with another account's id is the id, not the body.
-var p60Bodies = map[string]map[string]any{
-	"createServerSnapshot": {"name": "p60"},
-	"labelServer":          {"label": "p60"},
-	"reinstallServer":      {"osTemplate": "base", "os": "base"},
-	"setServerPTR":         {"ptr": "mail.example.com"},
-	"setHostingPHP":        {"php_version": "8.3"},
-	"setCustomDomain":      {"domain": "www.p60.example"},
-	"updateDomain":         {"auto_renew": false},
-	"updateWebhook":        {"description": "p60"},
-	"replyTicket":          {"body": "p60"},
-}
-
 // p60Owned is what account A holds, by the path parameter that names it:
 // {id} by the path's collection, the others by name.
 type p60Owned struct {
@@ -234,7 +209,7 @@ func (o p60Owned) args(t *testing.T, tool p60Tool) (map[string]any, string) {
 		args[p] = v
 	}
 	if _, ok := tool.props["body"]; ok {
-		b := p60Bodies[tool.op.OperationID]
+		b := bodiesUnderIDs[tool.op.method+" "+tool.op.path]
 		if b == nil {
 			b = map[string]any{}
 		}

@@ -347,22 +347,29 @@ func (m *mcpSession) post(method string, params any, notify bool) (*http.Respons
 	if notify || resp.StatusCode != 200 {
 		return resp, nil
 	}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
-		sc := bufio.NewScanner(bytes.NewReader(body))
-		sc.Buffer(make([]byte, 1<<20), 8<<20)
-		var data string
-		for sc.Scan() {
-			if d, ok := strings.CutPrefix(sc.Text(), "data:"); ok {
-				data = strings.TrimSpace(d)
-			}
-		}
-		body = []byte(data)
-	}
+	body = sseLast(resp, body)
 	var out map[string]any
 	if err := json.Unmarshal(body, &out); err != nil {
 		m.t.Fatalf("%s: %v: %.300s", method, err, body)
 	}
 	return resp, out
+}
+
+// sseLast is body, an answer to resp, as JSON: an event stream's last data
+// line, else body as it is.
+func sseLast(resp *http.Response, body []byte) []byte {
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		return body
+	}
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 1<<20), 8<<20)
+	var data string
+	for sc.Scan() {
+		if d, ok := strings.CutPrefix(sc.Text(), "data:"); ok {
+			data = strings.TrimSpace(d)
+		}
+	}
+	return []byte(data)
 }
 
 func (m *mcpSession) initialize() {
