@@ -41,11 +41,14 @@ func oneLineText(s string) string {
 // TestProbe10OAuthClientNameInOperatorOutput: dynamic client registration
 // is open to anyone, and a device's client_name is shown to the operator by
 // `hostplanectl oauth approve`, `deny`, `apps` and `revoke`. A name with a
-// bidi override, C1 controls and a line separator (registration refuses
-// only C0 controls) is accepted; hostplanectl prints it with those
-// characters made visible, not raw: no output of the four commands holds a
-// control, bidi or separator character, and `oauth apps` prints one line
-// per app under its header. --json keeps the name as registered.
+// bidi override, C1 controls and a line separator is refused (400
+// invalid_client_metadata naming client_name), as a one-line name is
+// (validate.OneLineRune); before, registration refused only C0 controls and
+// this test registered hostileText itself. The name as a one-line field
+// takes it is registered, and the four commands print nothing raw: no
+// output holds a control, bidi or separator character, and `oauth apps`
+// prints one line per app under its header. --json keeps the name as
+// registered.
 func TestProbe10OAuthClientNameInOperatorOutput(t *testing.T) {
 	r := sharedLightRig(t, "light")
 	f := r.follower()
@@ -53,9 +56,15 @@ func TestProbe10OAuthClientNameInOperatorOutput(t *testing.T) {
 	p := r.c.Nodes[f]
 	st, out, raw := registerRaw(t, base, map[string]any{"client_name": hostileText, "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"},
 		"token_endpoint_auth_method": "none"})
+	if desc, _ := out["error_description"].(string); st != 400 || out["error"] != "invalid_client_metadata" || !strings.Contains(desc, "client_name") {
+		t.Errorf("register a device client named %q: %d %.300s; want 400 invalid_client_metadata naming client_name", hostileText, st, raw)
+	}
+	name := oneLineText(hostileText)
+	st, out, raw = registerRaw(t, base, map[string]any{"client_name": name, "grant_types": []string{"urn:ietf:params:oauth:grant-type:device_code"},
+		"token_endpoint_auth_method": "none"})
 	client, _ := out["client_id"].(string)
 	if st != 201 || client == "" {
-		t.Fatalf("register a device client named %q: %d %.300s", hostileText, st, raw)
+		t.Fatalf("register a device client named %q: %d %.300s", name, st, raw)
 	}
 	check := func(run ctlRun) {
 		t.Helper()
@@ -83,7 +92,7 @@ func TestProbe10OAuthClientNameInOperatorOutput(t *testing.T) {
 		t.Errorf("oauth apps with one app prints %d lines; want the header and one row: %q", len(lines), apps.stdout)
 	}
 	var l api.ConnectedAppList
-	if run := ctl(t, p, "--json", "oauth", "apps", r.accA.ID); run.code != 0 || json.Unmarshal([]byte(run.stdout), &l) != nil || len(l.Data) != 1 || l.Data[0].ClientName != hostileText {
+	if run := ctl(t, p, "--json", "oauth", "apps", r.accA.ID); run.code != 0 || json.Unmarshal([]byte(run.stdout), &l) != nil || len(l.Data) != 1 || l.Data[0].ClientName != name {
 		t.Fatalf("oauth apps --json: %s; want the one app named as registered", run)
 	}
 	check(ctl(t, p, "oauth", "revoke", l.Data[0].ID))

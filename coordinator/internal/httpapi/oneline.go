@@ -1,6 +1,6 @@
 package httpapi
 
-import "unicode"
+import "github.com/hostplane/hostplane/pkg/validate"
 
 // oneLine checks a free-text field that names or labels something, or that
 // a listing shows as one line (an API key's name, a ticket's subject, a
@@ -27,11 +27,8 @@ func oneLine(field, s string, min, max int) error {
 		return err
 	}
 	for _, r := range s {
-		if unicode.IsControl(r) || r == '\u2028' || r == '\u2029' {
-			return invalidField(field, "must be one line: no line break, tab or other control character")
-		}
-		if unicode.Is(unicode.Bidi_Control, r) {
-			return invalidField(field, "must not hold a bidirectional control character (U+%04X), which reorders how the text is shown", r)
+		if why := validate.OneLineRune(r); why != "" {
+			return invalidField(field, "%s", why)
 		}
 	}
 	return nil

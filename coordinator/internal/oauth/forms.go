@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/hostplane/hostplane/internal/jsonmembers"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // TokenRequest is a decoded POST /oauth/token form (RFC 6749 §4.1.3, §6;
@@ -255,8 +256,8 @@ func checkMetadata(r Registration) (Client, *Error) {
 		return c, invalidMetadata("field \"client_name\" is longer than 100 characters")
 	}
 	for _, ch := range c.Name {
-		if ch < 0x20 || ch == 0x7f {
-			return c, invalidMetadata("field \"client_name\" contains a control character")
+		if why := validate.OneLineRune(ch); why != "" {
+			return c, invalidMetadata("field \"client_name\" %s", why)
 		}
 	}
 	switch r.TokenEndpointAuthMethod {

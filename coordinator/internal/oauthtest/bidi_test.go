@@ -10,13 +10,25 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// TestConsentPageIsolatesTheClientName: a client_name with a U+202E
-// (right-to-left override) is shown in <bdi> on both consent pages, in the
-// heading and in the page after a denial, so it cannot reorder the page's own
-// words after it ("asks to access your account ..."), which stay outside.
+// TestConsentPageIsolatesTheClientName: a client_name with a bidi control
+// (U+202E, right-to-left override) is refused at registration, as a one-line
+// name's is (validate.OneLineRune); a right-to-left name (Hebrew letters,
+// which reorder the neutral characters next to them) is shown in <bdi> on
+// both consent pages, in the heading and in the page after a denial, so it
+// cannot reorder the page's own words after it ("asks to access your
+// account ..."), which stay outside. Before registration refused bidi
+// controls this test's name was "Evil \u202eppA yrtneC"; the isolation it
+// checks is the same.
 func TestConsentPageIsolatesTheClientName(t *testing.T) {
 	e := start(t)
-	const name = "Evil \u202eppA yrtneC"
+	status, out := e.postJSON("/oauth/register", map[string]any{
+		"client_name": "Evil \u202eppA yrtneC", "redirect_uris": []string{"http://127.0.0.1:9/callback"},
+		"grant_types": []string{"authorization_code"}, "response_types": []string{"code"}, "token_endpoint_auth_method": "none",
+	})
+	if desc, _ := out["error_description"].(string); status != http.StatusBadRequest || out["error"] != "invalid_client_metadata" || !strings.Contains(desc, "client_name") || !strings.Contains(desc, "U+202E") {
+		t.Errorf("register a client_name holding U+202E: %d %v; want 400 invalid_client_metadata naming client_name and U+202E", status, out)
+	}
+	const name = "Evil \u05d0\u05e4\u05dc\u05d9\u05e7\u05e6\u05d9\u05d4 1.0"
 	clientID := e.register(map[string]any{
 		"client_name": name, "redirect_uris": []string{"http://127.0.0.1:9/callback"},
 		"grant_types": []string{"authorization_code", "urn:ietf:params:oauth:grant-type:device_code"}, "response_types": []string{"code"},
