@@ -243,7 +243,11 @@ func TestDomainReplayAfterTheFirstSendLostLeadership(t *testing.T) {
 	dep := &deposingRaft{Cluster: s.a.raft, refuse: map[fsm.CommandType]bool{fsm.CmdIdemAnswer: true, fsm.CmdDomainAnswerClose: true}}
 	s.a.raft = dep
 	deps := *s.a.domainReg.Load()
-	deps.Wait = 2 * time.Second
+	// The wait bounds the registry driver's round trip in (1) and in "the
+	// end first" (the end applied before the key's replay proposes its
+	// close): 8 s, not 2, so the package's -race run beside the suite's
+	// other lanes (load 20+) does not turn either into a close (review60 R9).
+	deps.Wait = 8 * time.Second
 	s.a.SetDomainDeps(&deps)
 	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
 	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 5000})
