@@ -66,20 +66,22 @@ func testJSON(r io.Reader, w io.Writer) ([]testTime, error) {
 					if a := result[p+"\x00"+l.test]; a == "pass" || a == "skip" {
 						continue
 					}
-				} else {
-					// A panic (-timeout's, or a test's) names the tests
-					// still running: times of their own, as "timeout".
-					t := strings.TrimSpace(l.text)
-					if strings.HasSuffix(t, "running tests:") {
-						running = true
-					} else if name, d, ok := strings.Cut(t, " ("); running && ok && strings.HasPrefix(name, "Test") && !strings.Contains(name, "/") {
-						e, err := time.ParseDuration(strings.TrimSuffix(d, ")"))
-						if err == nil {
-							times = append(times, testTime{Package: p, Test: name, Action: "timeout", Elapsed: e.Seconds()})
-						}
-					} else {
-						running = false
+				}
+				// A panic (-timeout's, or a test's) names the tests still
+				// running: times of their own, as "timeout". go 1.26's
+				// -json gives the panic's lines to the running test
+				// (review60 R11: read only from lines of no test, they
+				// never made a row); a panic outside any test has none.
+				t := strings.TrimSpace(l.text)
+				if strings.HasSuffix(t, "running tests:") {
+					running = true
+				} else if name, d, ok := strings.Cut(t, " ("); running && ok && strings.HasPrefix(name, "Test") && !strings.Contains(name, "/") {
+					e, err := time.ParseDuration(strings.TrimSuffix(d, ")"))
+					if err == nil {
+						times = append(times, testTime{Package: p, Test: name, Action: "timeout", Elapsed: e.Seconds()})
 					}
+				} else {
+					running = false
 				}
 				bw.WriteString(l.text)
 			}

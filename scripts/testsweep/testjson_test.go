@@ -44,9 +44,9 @@ var testJSONRows = [][5]string{
 	{"r", "TestDone", "pass", "5", ""},
 	{"r", "TestHung", "output", "", "=== RUN   TestHung\n"},
 	{"r", "TestHung", "output", "", "    r_test.go:7: waiting\n"},
-	{"r", "", "output", "", "panic: test timed out after 25m0s\n"},
-	{"r", "", "output", "", "\trunning tests:\n"},
-	{"r", "", "output", "", "\t\tTestHung (25m0s)\n"},
+	{"r", "TestHung", "output", "", "panic: test timed out after 25m0s\n"}, // go 1.26 gives these lines to the running test
+	{"r", "TestHung", "output", "", "\trunning tests:\n"},
+	{"r", "TestHung", "output", "", "\t\tTestHung (25m0s)\n"},
 	{"r", "", "output", "", "\n"},
 	{"!", "", "", "", "go: some error of go's own"},
 	{"#", "", "build-output", "", "# s [s.test]\n"},
