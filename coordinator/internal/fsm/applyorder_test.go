@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -285,6 +286,20 @@ func firstDiff(got, want []byte) (line int, g, w []byte, same bool) {
 // readGolden returns testdata/name's path and bytes, first writing got
 // there when update is set (the test's -update-… flag); the test compares
 // and says what differs.
+// dumpBuckets writes every key and value of f's buckets to w, a line each
+// ("bucket key value", both quoted): what a golden file of a replayed log
+// compares.
+func dumpBuckets(w io.Writer, f *FSM, buckets ...[]byte) {
+	for _, b := range buckets {
+		_ = f.View(func(tx *bolt.Tx) error {
+			return tx.Bucket(b).ForEach(func(k, v []byte) error {
+				fmt.Fprintf(w, "%s %s %s\n", b, strconv.Quote(string(k)), strconv.Quote(string(v)))
+				return nil
+			})
+		})
+	}
+}
+
 func readGolden(t *testing.T, name string, update bool, got []byte) (string, []byte) {
 	t.Helper()
 	golden := filepath.Join("testdata", name)

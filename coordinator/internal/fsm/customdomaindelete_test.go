@@ -6,14 +6,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
-	bolt "go.etcd.io/bbolt"
 )
 
 var updateCustomDomainDeleteGolden = flag.Bool("update-custom-domain-delete-golden", false,
@@ -107,14 +105,7 @@ func TestCustomDomainDuringHostingDeleteLevel5(t *testing.T) {
 		v, _ := json.Marshal(r.Value)
 		fmt.Fprintf(&out, "result %d: %s err %v\n", i, v, r.Err)
 	}
-	for _, b := range [][]byte{store.BucketHosting, store.BucketCustomDomains, store.BucketHostingDomains, store.BucketActions} {
-		_ = h.fsms[0].View(func(tx *bolt.Tx) error {
-			return tx.Bucket(b).ForEach(func(k, v []byte) error {
-				fmt.Fprintf(&out, "%s %s %s\n", b, strconv.Quote(string(k)), strconv.Quote(string(v)))
-				return nil
-			})
-		})
-	}
+	dumpBuckets(&out, h.fsms[0], store.BucketHosting, store.BucketCustomDomains, store.BucketHostingDomains, store.BucketActions)
 	_, want := readGolden(t, "customdomain_delete_level5.golden", *updateCustomDomainDeleteGolden, out.Bytes())
 	if !bytes.Equal(out.Bytes(), want) {
 		t.Fatalf("below level 6 the batch applied otherwise than the release before:\n%s\nwant:\n%s", out.Bytes(), want)

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
-	bolt "go.etcd.io/bbolt"
 )
 
 var updateDomainAnswerGolden = flag.Bool("update-domain-answer-golden", false,
@@ -80,14 +78,7 @@ func TestDomainAnswerLevel13(t *testing.T) {
 	h.must(CmdClusterLevel, ClusterLevel{Level: LevelIDOrder})
 	var out bytes.Buffer
 	domainAnswerLog(h, &out)
-	for _, b := range [][]byte{store.BucketIdempotency, store.BucketRegDomains, store.BucketRegDomainOps} {
-		_ = h.fsms[0].View(func(tx *bolt.Tx) error {
-			return tx.Bucket(b).ForEach(func(k, v []byte) error {
-				fmt.Fprintf(&out, "%s %s %s\n", b, strconv.Quote(string(k)), strconv.Quote(string(v)))
-				return nil
-			})
-		})
-	}
+	dumpBuckets(&out, h.fsms[0], store.BucketIdempotency, store.BucketRegDomains, store.BucketRegDomainOps)
 	_, want := readGolden(t, "domainanswer_level13.golden", *updateDomainAnswerGolden, out.Bytes())
 	if !bytes.Equal(out.Bytes(), want) {
 		t.Fatalf("below level 14 the log applied otherwise than the release before:\n%s\nwant:\n%s", out.Bytes(), want)
