@@ -48,7 +48,10 @@ func oneLineText(s string) string {
 // takes it is registered, and the four commands print nothing raw: no
 // output holds a control, bidi or separator character, and `oauth apps`
 // prints one line per app under its header. --json keeps the name as
-// registered.
+// registered. The name registered here holds nothing hostile any more, so
+// the four commands' escaping of a name stored before registration refused
+// it is shown by hostplanectl's TestPrintersShowOutsideTextSafely (a socket
+// answering them with the hostile text).
 func TestProbe10OAuthClientNameInOperatorOutput(t *testing.T) {
 	r := sharedLightRig(t, "light")
 	f := r.follower()

@@ -48,9 +48,9 @@ func newOAuthCmd(g *globals) *cobra.Command {
 		return g.admin().ConnectedApps(c.Context(), args[0])
 	}, func(l api.ConnectedAppList) {
 		// CLIENT is the client_name anyone may register (RFC 7591):
-		// registration refuses C0 controls only, so bidi overrides, C1
-		// controls and line separators reach here; printable, as NAME in
-		// key list.
+		// registration refuses controls, line separators and bidi
+		// controls (validate.OneLineRune), but a name registered before
+		// it did keeps them; printable, as NAME in key list.
 		table(os.Stdout, "ID\tCLIENT\tGRANT\tRESOURCE\tCREATED\tREFRESHED\tSCOPES", l.Data, func(tw io.Writer, a api.ConnectedApp) {
 			fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, printable(a.ClientName, false), a.GrantType, a.Resource, tstr(&a.CreatedAt), tstr(a.RefreshedAt), strings.Join(a.Scopes, ","))
 		})

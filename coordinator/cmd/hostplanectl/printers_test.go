@@ -104,6 +104,8 @@ func holds(v any, s string) bool {
 }
 
 // TestPrintersShowOutsideTextSafely walks hostplanectl's read commands
+// (and the oauth commands that print a client's name: a client_name
+// registered before registration refused bidi and C1 controls keeps them)
 // with the real binary against a socket (admin and agent) answering the
 // API's types with every string set to hostileField: a domain's status
 // reason and last change (the registry's text), a reverse zone's last
@@ -123,6 +125,8 @@ func TestPrintersShowOutsideTextSafely(t *testing.T) {
 		"GET /admin/keys/key_1/usage":              filled[[]api.KeyUsage](),
 		"GET /admin/accounts/acc_1/pricing":        filled[api.AccountPricing](),
 		"GET /admin/accounts/acc_1/connected-apps": filled[api.ConnectedAppList](),
+		"POST /admin/oauth/approve":                filled[api.OAuthApproval](),
+		"POST /admin/connected-apps/app_1/revoke":  filled[api.ConnectedApp](),
 		"GET /admin/tickets":                       filled[api.AdminTicketList](),
 		"GET /admin/tickets/tkt_1":                 filled[api.AdminTicket](),
 		"GET /admin/cluster/status":                filled[api.ClusterStatus](),
@@ -157,6 +161,9 @@ func TestPrintersShowOutsideTextSafely(t *testing.T) {
 		{[]string{"key", "list", "acc_1"}, false},
 		{[]string{"key", "usage", "key_1"}, false},
 		{[]string{"oauth", "apps", "acc_1"}, false},
+		{[]string{"oauth", "approve", "WDJB-MJHT", "--account", "acc_1"}, false},
+		{[]string{"oauth", "deny", "WDJB-MJHT"}, false},
+		{[]string{"oauth", "revoke", "app_1"}, false},
 		{[]string{"ticket", "list"}, false},
 		{[]string{"ticket", "show", "tkt_1"}, true},
 		{[]string{"cluster", "status"}, false},
