@@ -14,6 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // confirmations holds the outstanding confirmation tokens of orders: each is
@@ -137,6 +138,15 @@ func (h *handlers) confirmStep(ctx context.Context, t *Tool, raw []byte, call *C
 			call.Header.Set("Idempotency-Key", "mcp-confirm-"+tok)
 		}
 		return nil, true
+	}
+	// The quote is never answered for an order its confirmation would
+	// refuse for its Idempotency-Key (the route checks the key before the
+	// body): refused here with the route's own 400, as the quote operation,
+	// which takes no key, would not refuse it.
+	if key, ok := call.Header["Idempotency-Key"]; ok && t.Op.Idempotent && len(key) > 0 {
+		if err := validate.IdempotencyKey(key[0]); err != nil {
+			return errorResult(api.NewError(http.StatusBadRequest, "invalid_request", err.Error())), false
+		}
 	}
 	var quote json.RawMessage
 	if q := h.tools.ByOperation(t.Op.Quote); q != nil {

@@ -1,0 +1,121 @@
+package mcpserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/hostplane/hostplane/coordinator/internal/registrar"
+	"github.com/hostplane/hostplane/coordinator/internal/server"
+	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestMCPQuoteRefusesTheOrdersIdempotencyKey: each order tool that quotes
+// first (order_server, order_hosting, register_domain, transfer_domain),
+// called without a confirmation_token, a body its quote prices and an
+// idempotency_key the order's route refuses (empty, a space, not ASCII, 256
+// characters): the tool error of the route's own 400 (the same code and
+// message REST answers POSTing that key), no confirmation_token, nothing
+// charged. The same body with a good key is quoted (the body is not what was
+// refused). Before, order_server and transfer_domain (whose quote operations
+// take no key) answered a quote and a token for a key the confirmation then
+// refused.
+func TestMCPQuoteRefusesTheOrdersIdempotencyKey(t *testing.T) {
+	reg := registrar.NewMemory(nil, "test")
+	c := testcluster.New(t, 1, func(_ int, cfg *server.Config) { cfg.DomainReg.Registrar = reg })
+	ctx := context.Background()
+	adm := c.Admin(0)
+	for _, p := range []struct {
+		slug string
+		p    api.ProductRequest
+	}{
+		{"domain-test", api.ProductRequest{Category: api.ProductDomain, NameEn: ".test", Tld: "test", RetailYearlyUsdCents: 1000}},
+		{"vps-k", api.ProductRequest{Category: api.ProductVPS, NameEn: "k", RetailMonthlyUsdCents: 2400, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 512, DiskGB: 10}}},
+		{"web-k", api.ProductRequest{Category: api.ProductHosting, NameEn: "Web k", RetailMonthlyUsdCents: 500,
+			Specs: api.ProductSpecs{Hosting: &api.HostingPlan{PHPWorkers: 3, PHPMemoryMiB: 96, MaxExecutionSeconds: 20, UploadMiB: 16, DiskMiB: 2048}}}},
+	} {
+		if _, err := adm.CreateProduct(ctx, p.slug, p.p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acc, key := c.NewAccount("mcp61-quotekey@example.com", api.ScopeDomainsRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeHostingRead, api.ScopeHostingWrite)
+	if _, err := adm.CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 5000, Gateway: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Register(ctx, registrar.RegisterRequest{ClTRID: "other-1", Name: "moved.test", Years: 1, AuthCode: "s3cret-Code-42"}); err != nil {
+		t.Fatal(err)
+	}
+	balance := func() int64 {
+		t.Helper()
+		a, err := adm.Account(ctx, acc.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.BalanceUsdCents
+	}
+	contact := map[string]any{"name": "Ada Lovelace", "street": []string{"1 Analytical St"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com"}
+	orders := []struct {
+		tool, path string
+		body       map[string]any
+	}{
+		{"order_server", "/v1/servers", map[string]any{"plan_slug": "vps-k", "hostname": "k1", "os_template": "debian-12"}},
+		{"order_hosting", "/v1/hosting", map[string]any{"plan_slug": "web-k", "domain": "shop.example.test", "username": "shopk"}},
+		{"register_domain", "/v1/domains", map[string]any{"name": "mcp61-k.test", "years": 1, "contact": contact}},
+		{"transfer_domain", "/v1/domains/transfer", map[string]any{"name": "moved.test", "auth_code": "s3cret-Code-42", "contact": contact}},
+	}
+	type answer struct {
+		StatusCode int    `json:"statusCode"`
+		Code       string `json:"code"`
+		Message    string `json:"message"`
+		Token      string `json:"confirmation_token"`
+	}
+	// rest is the route's answer to the order POSTed with Idempotency-Key k.
+	rest := func(path string, body map[string]any, k string) (int, answer) {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", c.URL(0)+path, strings.NewReader(string(raw)))
+		req.Header.Set("Authorization", "Bearer "+key)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header["Idempotency-Key"] = []string{k}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var a answer
+		_ = json.Unmarshal(b, &a)
+		return resp.StatusCode, a
+	}
+	cs := mcpClient(t, c, key)
+	bad := []string{"", "mcp61 key", "mcp61-é", strings.Repeat("k", 256)}
+	for _, o := range orders {
+		for _, k := range bad {
+			status, want := rest(o.path, o.body, k)
+			if status != http.StatusBadRequest || !strings.Contains(want.Message, "Idempotency-Key") {
+				t.Fatalf("POST %s with Idempotency-Key %q: %d %+v; want the 400 naming the key", o.path, k, status, want)
+			}
+			r := callTool(t, cs, o.tool, map[string]any{"body": o.body, "idempotency_key": k})
+			var a answer
+			if err := json.Unmarshal([]byte(resultText(t, r)), &a); err != nil {
+				t.Fatalf("%s: %v: %s", o.tool, err, resultText(t, r))
+			}
+			if !r.IsError || a.Token != "" || a.StatusCode != http.StatusBadRequest || a.Code != want.Code || a.Message != want.Message {
+				t.Errorf("%s with idempotency_key %.20q (%d characters), no token: error %v %s; want REST's 400 %s %q and no confirmation_token",
+					o.tool, k, len(k), r.IsError, resultText(t, r), want.Code, want.Message)
+			}
+		}
+		r := callTool(t, cs, o.tool, map[string]any{"body": o.body, "idempotency_key": "mcp61-good-" + o.tool})
+		var a answer
+		if err := json.Unmarshal([]byte(resultText(t, r)), &a); err != nil || r.IsError || a.Token == "" {
+			t.Errorf("%s with a good key: error %v %s; want a quote and a confirmation_token", o.tool, r.IsError, resultText(t, r))
+		}
+	}
+	if b := balance(); b != 5000 {
+		t.Errorf("balance %d after the refusals and quotes, want 5000 (nothing charged)", b)
+	}
+}
