@@ -69,18 +69,28 @@ type faults interface {
 }
 
 func (f fault) inject(ctx context.Context, t *testing.T, c *cluster, rec *recorder) <-chan struct{} {
-	return c.injectFaults(ctx, t, rec, f)
+	return c.injectFaults(ctx, t, rec, f, f)
 }
 
-// injectFaults applies f to whichever coordinator leads, at 5 s into rec's
-// clock and again 3 s after the first fault ended, unless ctx ends first; the
-// channel closes when it is done (the coordinator running again).
-func (c *cluster) injectFaults(ctx context.Context, t *testing.T, rec *recorder, f fault) <-chan struct{} {
+// faultRounds are faults applied to the leader one after the other, one a
+// round (injectFaults): faultRounds{faultPause, faultKill} pauses the
+// leader, then kills the next one.
+type faultRounds []fault
+
+func (fs faultRounds) inject(ctx context.Context, t *testing.T, c *cluster, rec *recorder) <-chan struct{} {
+	return c.injectFaults(ctx, t, rec, fs...)
+}
+
+// injectFaults applies rounds[0] to whichever coordinator leads at 5 s
+// into rec's clock and each next one to whichever leads 3 s after the one
+// before ended, unless ctx ends first; the channel closes when it is done
+// (the coordinator running again).
+func (c *cluster) injectFaults(ctx context.Context, t *testing.T, rec *recorder, rounds ...fault) <-chan struct{} {
 	faultDone := make(chan struct{})
 	go func() {
 		defer close(faultDone)
 		next := 5 * time.Second
-		for round := 0; round < 2; round++ {
+		for _, f := range rounds {
 			select {
 			case <-time.After(next - time.Duration(rec.now())):
 			case <-ctx.Done():
