@@ -127,13 +127,9 @@ func applyHostingAction(c *applyCtx, p HostingAction) (any, error) {
 		return nil, err
 	}
 	if a.Command == api.ActionHostingDelete && h.Status == api.HostingError {
-		cur, ok, err := joinCleanup(c, h.ActionID, a.Command)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
+		if cur, ok, err := joinCleanup(c, h.ActionID, a.Command); ok || err != nil {
 			pub := h.HostingAccount
-			return api.HostingActionAccepted{Action: cur.Action, Hosting: &pub}, nil
+			return api.HostingActionAccepted{Action: cur.Action, Hosting: &pub}, err
 		}
 	}
 	if err := c.busyWith(h.ID, h.ActionID, "hosting account"); err != nil {

@@ -160,7 +160,8 @@ const levelCleanupJoin = 2
 // cleanup stays the one action (its not_found still counts as done, its
 // failure still opens the next attempt), so nothing runs twice and the
 // result is applied once. ok is false when the request is to be handled as
-// before.
+// before. The callers answer with cur when ok or err: with an error, the
+// request's answer is the error alone (applyEnvelope drops the value).
 func joinCleanup(c *applyCtx, actionID, command string) (store.Action, bool, error) {
 	if actionID == "" || c.level() < levelCleanupJoin {
 		return store.Action{}, false, nil
@@ -484,13 +485,9 @@ func applyActionCreate(c *applyCtx, p ActionCreate) (any, error) {
 		return nil, &SuspendedError{ServerID: s.ID, Reason: s.Suspension.Reason}
 	}
 	if a.Command == api.ActionServerTerminate && s.Status == api.ServerError && a.NodeID == s.NodeID && a.Target == s.VMName {
-		cur, ok, err := joinCleanup(c, s.ActionID, a.Command)
-		if err != nil {
-			return nil, err
-		}
-		if ok {
+		if cur, ok, err := joinCleanup(c, s.ActionID, a.Command); ok || err != nil {
 			pub := s.Server
-			return api.ActionAccepted{Action: cur.Action, Server: &pub}, nil
+			return api.ActionAccepted{Action: cur.Action, Server: &pub}, err
 		}
 	}
 	if a.Mutating {
