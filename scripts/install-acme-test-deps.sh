@@ -6,7 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 die() { echo "install-acme-test-deps: $*" >&2; exit 1; }
 
-scripts/apt-install-missing.sh nginx libnginx-mod-http-lua
+APT_PACKAGES="nginx libnginx-mod-http-lua" # install-test-deps.sh reads this line
+# shellcheck disable=SC2086
+scripts/apt-install-missing.sh $APT_PACKAGES
 
 PEBBLE_VERSION=v2.10.3
 mkdir -p .bin

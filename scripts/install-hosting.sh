@@ -8,7 +8,8 @@
 set -euo pipefail
 die() { echo "install-hosting: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
-"$(dirname "$0")/apt-install-missing.sh" nginx php8.2-fpm php8.2-mysql mariadb-server mariadb-client \
-  openssh-server openssh-client sshpass curl btrfs-progs \
+APT_PACKAGES="nginx php8.2-fpm php8.2-mysql mariadb-server mariadb-client openssh-server openssh-client sshpass curl btrfs-progs" # install-test-deps.sh reads this line
+# shellcheck disable=SC2086
+"$(dirname "$0")/apt-install-missing.sh" $APT_PACKAGES \
   || die "could not install nginx, php8.2-fpm, mariadb-server, openssh-server and btrfs-progs"
 getent group www-data >/dev/null || die "group www-data missing after installing nginx"

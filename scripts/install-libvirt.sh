@@ -7,8 +7,9 @@ set -euo pipefail
 die() { echo "install-libvirt: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
-"$(dirname "$0")/apt-install-missing.sh" libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 \
-  qemu-utils e2fsprogs cpio gzip || die "could not install libvirtd and QEMU"
+APT_PACKAGES="libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients qemu-system-x86 qemu-utils e2fsprogs cpio gzip" # install-test-deps.sh reads this line
+# shellcheck disable=SC2086
+"$(dirname "$0")/apt-install-missing.sh" $APT_PACKAGES || die "could not install libvirtd and QEMU"
 
 mkdir -p /var/log/libvirt /var/run/libvirt
 getent group kvm >/dev/null || groupadd -r kvm

@@ -4,5 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -f /usr/share/novnc/vnc.html ] && exit 0
-scripts/apt-install-missing.sh novnc
+APT_PACKAGES="novnc" # install-test-deps.sh reads this line
+# shellcheck disable=SC2086
+scripts/apt-install-missing.sh $APT_PACKAGES
 [ -f /usr/share/novnc/vnc.html ] || { echo "install-novnc: novnc is installed but /usr/share/novnc/vnc.html is missing" >&2; exit 1; }

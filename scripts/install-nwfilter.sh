@@ -11,7 +11,9 @@ set -euo pipefail
 die() { echo "install-nwfilter: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
-"$(dirname "$0")/apt-install-missing.sh" libvirt-daemon-config-nwfilter ebtables iptables iproute2 iputils-ping \
+APT_PACKAGES="libvirt-daemon-config-nwfilter ebtables iptables iproute2 iputils-ping" # install-test-deps.sh reads this line
+# shellcheck disable=SC2086
+"$(dirname "$0")/apt-install-missing.sh" $APT_PACKAGES \
   || die "could not install libvirt-daemon-config-nwfilter, ebtables, iptables, iproute2 and iputils-ping"
 
 URI=qemu:///system

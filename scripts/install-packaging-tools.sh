@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 die() { echo "install-packaging-tools: $*" >&2; exit 1; }
 
 NFPM_VERSION=v2.45.2
+APT_PACKAGES="lintian rpmlint rpm" # install-test-deps.sh reads this line
 mkdir -p .bin
 if ! .bin/nfpm --version 2>/dev/null | grep -q "${NFPM_VERSION#v}"; then
   GOBIN="$PWD/.bin" go install "github.com/goreleaser/nfpm/v2/cmd/nfpm@${NFPM_VERSION}" \
@@ -15,4 +16,5 @@ fi
 
 [ "${1:-}" = "--nfpm-only" ] && exit 0
 [ "$(id -u)" -eq 0 ] || die "must run as root to install lintian, rpmlint and rpm"
-scripts/apt-install-missing.sh lintian rpmlint rpm || die "could not install lintian, rpmlint and rpm"
+# shellcheck disable=SC2086
+scripts/apt-install-missing.sh $APT_PACKAGES || die "could not install lintian, rpmlint and rpm"

@@ -7,11 +7,10 @@ cd "$(dirname "$0")/.."
 die() { echo "install-protoc: $*" >&2; exit 1; }
 
 PROTOC_GEN_GO_VERSION=v1.36.12
+APT_PACKAGES="protobuf-compiler" # install-test-deps.sh reads this line
 if ! command -v protoc >/dev/null 2>&1; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get install -y --no-install-recommends protobuf-compiler >/dev/null 2>&1 \
-    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends protobuf-compiler >/dev/null; } \
-    || die "apt-get install protobuf-compiler failed"
+  # shellcheck disable=SC2086
+  scripts/apt-install-missing.sh $APT_PACKAGES || die "apt-get install protobuf-compiler failed"
 fi
 mkdir -p .bin
 if ! .bin/protoc-gen-go --version 2>/dev/null | grep -q "${PROTOC_GEN_GO_VERSION}"; then
