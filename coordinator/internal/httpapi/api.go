@@ -32,6 +32,7 @@ import (
 	"github.com/hostplane/hostplane/coordinator/internal/store"
 	"github.com/hostplane/hostplane/pkg/api"
 	"github.com/hostplane/hostplane/pkg/brand"
+	"github.com/hostplane/hostplane/pkg/validate"
 )
 
 // Config holds the API's settings.
@@ -751,8 +752,8 @@ func idempotencyKey(h http.Header) (string, error) {
 			return "", &httpError{status: http.StatusBadRequest, code: "conflicting_idempotency_keys", msg: "the request carries more than one Idempotency-Key: send one"}
 		}
 	}
-	if key := vs[0]; key == "" || len(key) > 255 || !printableASCII(key) {
-		return "", badRequest("Idempotency-Key must be 1-255 printable ASCII characters")
+	if err := validate.IdempotencyKey(vs[0]); err != nil {
+		return "", badRequest("%s", err) // MCP's order quotes refuse the key with the same rule and text
 	}
 	return vs[0], nil
 }

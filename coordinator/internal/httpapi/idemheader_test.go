@@ -47,16 +47,21 @@ func TestIdempotencyKeyHeader(t *testing.T) {
 		_ = json.Unmarshal(r.body, &r.m)
 		return r
 	}
+	// The whole text, as it was before the rule moved to
+	// validate.IdempotencyKey (MCP's order quotes answer it too).
+	const keyRule = "Idempotency-Key must be 1-255 printable ASCII characters"
 	for _, tc := range []struct {
 		keys      []string
 		code, msg string
 	}{
 		{[]string{"k1", "k2"}, "conflicting_idempotency_keys", "more than one Idempotency-Key"},
-		{[]string{""}, "invalid_request", "Idempotency-Key must be 1-255"},
-		{[]string{strings.Repeat("a", 256)}, "invalid_request", "Idempotency-Key must be 1-255"},
+		{[]string{""}, "invalid_request", keyRule},
+		{[]string{strings.Repeat("a", 256)}, "invalid_request", keyRule},
+		{[]string{"a b"}, "invalid_request", keyRule},
+		{[]string{"é"}, "invalid_request", keyRule},
 	} {
 		for range 2 {
-			if r := post(tc.keys...); r.status != 400 || r.code() != tc.code || !strings.Contains(r.msg(), tc.msg) {
+			if r := post(tc.keys...); r.status != 400 || r.code() != tc.code || !strings.Contains(r.msg(), tc.msg) || (tc.msg == keyRule && r.msg() != keyRule) {
 				t.Errorf("%q: %d %s, want 400 %s", tc.keys, r.status, r.body, tc.code)
 			}
 		}
