@@ -15,7 +15,7 @@ import (
 // grace and the result says so; password reset without a guest agent is refused
 // clearly, and with a guest agent configured but not answering fails clearly too.
 func TestForcedStopAndPasswordReset(t *testing.T) {
-	e, ctx := bootEnv(t, "boots a guest", 3*time.Minute)
+	e, ctx := bootEnv(t, "boots a guest three times and provisions a second", 6*time.Minute)
 	c := e.c
 	e.importTemplate(ctx, "noacpi", e.guest.Disk, e.guest.InitrdNoACPI, false)
 	e.importTemplate(ctx, "with-ga", e.guest.Disk, e.guest.InitrdNoACPI, true)
