@@ -35,6 +35,9 @@ func TestErrorLinesKeepOutsideTextOnOneLine(t *testing.T) {
 		case "/admin/accounts/acc_1/wallet/credit":
 			w.WriteHeader(400)
 			_ = json.NewEncoder(w).Encode(api.NewError(400, "invalid_field", `field "amount_usd_cents" must be `+hostile))
+		case "/v1/vms/vm2":
+			w.WriteHeader(404)
+			_ = json.NewEncoder(w).Encode(api.NodeErrorResponse{Error: api.NodeError{Code: api.NodeErrNotFound, Message: hostile}})
 		case "/v1/vms/vm1":
 			w.WriteHeader(409)
 			_ = json.NewEncoder(w).Encode(api.NodeErrorResponse{Error: api.NodeError{Code: "conflict", Message: hostile}})
@@ -54,6 +57,8 @@ func TestErrorLinesKeepOutsideTextOnOneLine(t *testing.T) {
 		// A 400 said as the flag's usage error (flagOfField copies the text).
 		{[]string{"--socket", sock, "wallet", "credit", "acc_1", "--amount", "5"}, 2, []string{`error: --amount: 400 Bad Request: field "amount_usd_cents" must be ` + escaped + " (invalid_field)"}},
 		{[]string{"node", "vm", "show", "vm1", "--socket", sock}, 1, []string{"error: "}},
+		// The agent's not-found answer names the kind and the id too (mcp61).
+		{[]string{"node", "vm", "show", "vm2", "--socket", sock}, 1, []string{`error: vm "vm2": ` + escaped}},
 	} {
 		out, errOut, code := runCtl(t, bin, c.args...)
 		lines := strings.Split(strings.TrimSuffix(errOut, "\n"), "\n")

@@ -281,8 +281,12 @@ func newRootCmd(g *globals, started *bool) *cobra.Command {
 	root.AddCommand(newActionCmd(g))
 	root.AddCommand(clidocs.Command(root, "1"))
 	clicmd.RejectUnknownSubcommands(root)
-	// A show or get of an id that is not there says which id.
-	clicmd.NameNotFound(root, func(err error) bool { return api.StatusOf(err) == 404 })
+	// A show or get of an id that is not there says which id: a
+	// coordinator's 404, or the agent's not_found (node vm show).
+	clicmd.NameNotFound(root, func(err error) bool {
+		var ne *api.NodeError
+		return api.StatusOf(err) == 404 || errors.As(err, &ne) && ne.Code == api.NodeErrNotFound
+	})
 	nameArgs(root)
 	// A command's hooks run once its flags and arguments were accepted: an
 	// error before them (an unknown command or flag, a flag value that does
