@@ -70,6 +70,17 @@ type Config struct {
 	// --public-url was given (ClusterStatus warns of it with several
 	// members).
 	IssuerDefaulted bool
+	Tuning
+	// ReservedDomains are the provider's own names (--reserved-domains, in
+	// ReservedDomain's form): with each subdomain, and every enrolled
+	// node's hostname, refused as a customer's hosting or custom domain
+	// (domainNotReserved). Per coordinator, not replicated.
+	ReservedDomains []string
+}
+
+// Tuning is the part of Config that the coordinator's configuration
+// (server.Config, which embeds it) carries as it is.
+type Tuning struct {
 	// OAuthPollInterval is the device-code polling interval (0: 5 s).
 	OAuthPollInterval time.Duration
 	// DNSResolver is the recursive resolver custom-domain verification starts
@@ -86,11 +97,6 @@ type Config struct {
 	StatsStreamsPerAccount int
 	StatsStreamsPerIP      int
 	StatsCallsPerNode      int
-	// ReservedDomains are the provider's own names (--reserved-domains, in
-	// ReservedDomain's form): with each subdomain, and every enrolled
-	// node's hostname, refused as a customer's hosting or custom domain
-	// (domainNotReserved). Per coordinator, not replicated.
-	ReservedDomains []string
 }
 
 // API is the HTTP surface of one coordinator.

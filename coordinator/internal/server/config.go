@@ -85,17 +85,11 @@ type Config struct {
 	// this coordinator apply semantics levels up to it only, as an older
 	// release would: rolling-upgrade tests with one build.
 	TestMaxLevel uint16
-	// OAuthPollInterval is the device-code polling interval (0: 5 s). Tests only.
-	OAuthPollInterval time.Duration
-	// DNSResolver is where custom-domain verification starts (host:port);
-	// DNSNSPort the authoritative servers' port (tests run theirs elsewhere).
-	DNSResolver string
-	DNSNSPort   string
-	// StatsStreamsPerAccount, StatsStreamsPerIP, StatsCallsPerNode: the
-	// stats caps (httpapi.Config).
-	StatsStreamsPerAccount int
-	StatsStreamsPerIP      int
-	StatsCallsPerNode      int
+	// Tuning goes to httpapi.Config as it is: OAuthPollInterval (tests
+	// only), DNSResolver and DNSNSPort (--dns-resolver, --dns-ns-port), the
+	// stats caps (--stats-streams-per-account, --stats-streams-per-ip,
+	// --stats-calls-per-node).
+	httpapi.Tuning
 	// MCPStreamsPerAccount, MCPStreams, MCPStreamIdle: the /mcp GET stream
 	// limits (mcpserver.HTTPOptions).
 	MCPStreamsPerAccount int
@@ -126,7 +120,7 @@ func Defaults() Config {
 	return Config{
 		NodeID: id, DataDir: DefaultDataDir(), APIAddr: "127.0.0.1:8420", RaftAddr: "127.0.0.1:8421",
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
-		Brand: brand.Default, RateLimit: 120, IPRateLimit: httpapi.DefaultIPRateLimit, StatsStreamsPerAccount: httpapi.DefaultStatsStreamsPerAccount, StatsStreamsPerIP: httpapi.DefaultStatsStreamsPerIP, StatsCallsPerNode: httpapi.DefaultStatsCallsPerNode,
+		Brand: brand.Default, RateLimit: 120, IPRateLimit: httpapi.DefaultIPRateLimit, Tuning: httpapi.Tuning{StatsStreamsPerAccount: httpapi.DefaultStatsStreamsPerAccount, StatsStreamsPerIP: httpapi.DefaultStatsStreamsPerIP, StatsCallsPerNode: httpapi.DefaultStatsCallsPerNode},
 		MCPStreamsPerAccount: mcpserver.DefaultStreamsPerAccount, MCPStreams: mcpserver.DefaultStreams, MCPStreamIdle: mcpserver.DefaultStreamIdle, MCPSessionsPerAccount: mcpserver.DefaultSessionsPerAccount, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),

@@ -143,9 +143,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	s.API = httpapi.New(httpapi.Config{
 		NodeID: cfg.NodeID, Brand: s.brand(), KeyPrefix: cfg.KeyPrefix, DefaultRateLimit: cfg.RateLimit, IPRateLimit: cfg.IPRateLimit, TrustedProxies: cfg.TrustedProxyList, ClusterSecret: cfg.ClusterSecret,
 		IdempotencyTTL: cfg.IdempotencyTTL, Timeouts: cfg.HTTP, ClusterTLS: tlsCfg,
-		Issuer: publicURL(cfg.PublicURL, s.apiAddr), IssuerDefaulted: cfg.PublicURL == "", OAuthPollInterval: cfg.OAuthPollInterval,
-		DNSResolver: cfg.DNSResolver, DNSNSPort: cfg.DNSNSPort,
-		StatsStreamsPerAccount: cfg.StatsStreamsPerAccount, StatsStreamsPerIP: cfg.StatsStreamsPerIP, StatsCallsPerNode: cfg.StatsCallsPerNode,
+		Issuer: publicURL(cfg.PublicURL, s.apiAddr), IssuerDefaulted: cfg.PublicURL == "", Tuning: cfg.Tuning,
 		ReservedDomains: cfg.ReservedList,
 	}, node, log.With("component", "api"), cfg.Clock, metrics)
 	s.metrics = metrics
