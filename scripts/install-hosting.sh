@@ -10,6 +10,5 @@ die() { echo "install-hosting: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 APT_PACKAGES="nginx php8.2-fpm php8.2-mysql mariadb-server mariadb-client openssh-server openssh-client sshpass curl btrfs-progs" # install-test-deps.sh reads this line
 # shellcheck disable=SC2086
-"$(dirname "$0")/apt-install-missing.sh" $APT_PACKAGES \
-  || die "could not install nginx, php8.2-fpm, mariadb-server, openssh-server and btrfs-progs"
+"$(dirname "$0")/apt-install-missing.sh" $APT_PACKAGES || die "could not install $APT_PACKAGES"
 getent group www-data >/dev/null || die "group www-data missing after installing nginx"

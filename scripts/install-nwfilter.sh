@@ -13,8 +13,7 @@ die() { echo "install-nwfilter: $*" >&2; exit 1; }
 
 APT_PACKAGES="libvirt-daemon-config-nwfilter ebtables iptables iproute2 iputils-ping" # install-test-deps.sh reads this line
 # shellcheck disable=SC2086
-"$(dirname "$0")/apt-install-missing.sh" $APT_PACKAGES \
-  || die "could not install libvirt-daemon-config-nwfilter, ebtables, iptables, iproute2 and iputils-ping"
+"$(dirname "$0")/apt-install-missing.sh" $APT_PACKAGES || die "could not install $APT_PACKAGES"
 
 URI=qemu:///system
 virsh -q -c "$URI" version >/dev/null 2>&1 || die "libvirtd is not reachable at $URI: run scripts/start-libvirt.sh"

@@ -10,8 +10,7 @@ die() { echo "install-pdns: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 APT_PACKAGES="pdns-server pdns-backend-sqlite3 sqlite3" # install-test-deps.sh reads this line
 # shellcheck disable=SC2086
-"$(dirname "$0")/apt-install-missing.sh" $APT_PACKAGES \
-  || die "could not install pdns-server, pdns-backend-sqlite3 and sqlite3"
+"$(dirname "$0")/apt-install-missing.sh" $APT_PACKAGES || die "could not install $APT_PACKAGES"
 command -v pdns_server >/dev/null || die "pdns_server not found after installing pdns-server"
 dpkg -L pdns-backend-sqlite3 | grep -q '/schema\.sqlite3\.sql$' \
   || die "pdns-backend-sqlite3 ships no schema.sqlite3.sql"
