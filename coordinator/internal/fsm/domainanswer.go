@@ -28,6 +28,18 @@ import (
 // an end leaves the key's record alone, as before.
 const LevelDomainAnswer = 14
 
+// LevelDomainAnswerDecided is the semantics level from which a record an
+// answer window's end or close rewrites is marked decided
+// (store.IdemRecord.Decided). At level 14 a window decided leaves nothing on
+// the operation (its Answer cleared by the close, the operation itself
+// gone at its end), so a send that finds no window cannot tell a key the log
+// decided from one whose operation was opened below level 14, without a
+// window (whose first send answers by its clocks and records that answer
+// itself): the mark tells them apart, on the record whose answer it is, and
+// outlives the operation. Below this level the record is rewritten exactly
+// as at level 14.
+const LevelDomainAnswerDecided = 15
+
 // DomainAnswerClose closes the answer window of operation OpID of domain
 // DomainID: its key's record answers 202 with the domain pending, unless the
 // operation has ended already (then it changes nothing).
@@ -68,9 +80,10 @@ func openAnswerWindow(c *applyCtx, op *store.RegDomainOp) {
 	}
 }
 
-// decideAnswer rewrites the record of window w with status and body. A
-// record gone (expired by the command's time, swept) or of another request
-// is left alone: the operation's end does not fail for it.
+// decideAnswer rewrites the record of window w with status and body, marked
+// decided from LevelDomainAnswerDecided. A record gone (expired by the
+// command's time, swept) or of another request is left alone: the
+// operation's end does not fail for it.
 func decideAnswer(c *applyCtx, w store.RegDomainAnswer, status int, body any) error {
 	raw, err := json.Marshal(body)
 	if err != nil {
@@ -87,6 +100,7 @@ func decideAnswer(c *applyCtx, w store.RegDomainAnswer, status int, body any) er
 		return nil
 	}
 	rec.Status, rec.Body, rec.Ticket = status, raw, nil
+	rec.Decided = c.level() >= LevelDomainAnswerDecided
 	return store.PutIdemRecord(c.tx, []byte(w.Scope), &rec)
 }
 

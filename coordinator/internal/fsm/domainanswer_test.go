@@ -160,3 +160,28 @@ func TestDomainAnswerCloseNeedsLevel14(t *testing.T) {
 		t.Fatalf("a close at level 13: %v", err)
 	}
 }
+
+// TestDomainAnswerExpiredRecordLeftAlone: a key's record whose expiry has
+// passed by the end's time, not yet swept (no CmdIdemExpire), is left as it
+// is by the end (and by a close): an expired answer is not rewritten
+// (review60 R10: only the swept record was tested).
+func TestDomainAnswerExpiredRecordLeftAlone(t *testing.T) {
+	h := answerHarness(t)
+	exp := h.at.AddDate(1, 0, 0)
+	h.applyKeyed(CmdDomainOrder, testDomainOrder("dom_1", "a.test", 1), h.key("reg-1", 202))
+	h.applyKeyed(CmdDomainOrder, testDomainOrder("dom_2", "b.test", 1), h.key("reg-2", 202))
+	before1, before2 := h.record("reg-1"), h.record("reg-2")
+	h.at = before1.ExpiresAt.Add(time.Minute)
+	h.must(CmdDomainOpDone, DomainOpDone{DomainID: "dom_1", OpID: "dom_1", OK: true, Expires: &exp})
+	h.must(CmdDomainAnswerClose, DomainAnswerClose{DomainID: "dom_2", OpID: "dom_2"})
+	for k, before := range map[string]store.IdemRecord{"reg-1": before1, "reg-2": before2} {
+		b, _ := json.Marshal(before)
+		if a, _ := json.Marshal(h.record(k)); !bytes.Equal(a, b) {
+			t.Fatalf("%s: the expired record was rewritten: %s; want it unchanged: %s", k, a, b)
+		}
+	}
+	if d := getRegDomain(t, h.fsms[0], "dom_1"); d.Status != api.DomainActive || d.Op != nil {
+		t.Fatalf("an end whose key's record expired: %s %+v", d.Status, d.Op)
+	}
+	h.replicasSame(domainAnswerDump)
+}

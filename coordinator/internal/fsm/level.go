@@ -57,10 +57,13 @@ import (
 // order (LevelIDOrder). Level 14 decides the answer a domain order's,
 // transfer's or change's Idempotency-Key replays in the log: the first of
 // the operation's end and its answer window's close (CmdDomainAnswerClose)
-// rewrites the key's record (LevelDomainAnswer).
+// rewrites the key's record (LevelDomainAnswer). Level 15 marks that record
+// decided (store.IdemRecord.Decided), so a send of the key tells a window the
+// log decided from an operation opened below level 14 without one
+// (LevelDomainAnswerDecided).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 14
+const MaxLevel uint16 = 15
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {

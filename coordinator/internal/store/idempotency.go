@@ -20,6 +20,11 @@ type IdemRecord struct {
 	Body      []byte      `json:"body"`
 	ExpiresAt time.Time   `json:"expires_at"`
 	Ticket    *IdemTicket `json:"ticket,omitempty"`
+	// Decided marks an answer the log decided once for all: a domain
+	// operation's answer window, rewritten by the operation's end or the
+	// window's close (from semantics level 15, fsm.LevelDomainAnswerDecided).
+	// A send of the key answers it as stored, whatever the operation's state.
+	Decided bool `json:"decided,omitempty"`
 }
 
 // IdemTicket is what the record of a ticket reply keeps of its answer (the
@@ -80,6 +85,9 @@ func EncodeIdemRecord(rec *IdemRecord) ([]byte, bool) {
 		b = append(b, `,"updated_at":`...)
 		b, ok = plainjson.AppendTime(b, k.UpdatedAt)
 		b = append(b, '}')
+	}
+	if rec.Decided {
+		b = append(b, `,"decided":true`...)
 	}
 	return closeObject(b, ok)
 }

@@ -21,12 +21,15 @@ func TestIdemRecordEncodingMatchesEncodingJSON(t *testing.T) {
 			{ReqHash: "<&>\"\\ ü \u2028 \xff", Status: 599, Body: []byte{0, 1, 2, 0xfe, 0xff}, ExpiresAt: at},
 			{ReqHash: "h", Status: 201, ExpiresAt: at, Ticket: &IdemTicket{ID: "tkt_1", Owner: "acc_1", Messages: 3, Status: "open", UpdatedAt: at}},
 			{ReqHash: "h", Status: 201, ExpiresAt: at, Ticket: &IdemTicket{ID: "<x>", Owner: "\u2029", Status: "\x00", UpdatedAt: at.Add(time.Nanosecond)}},
+			{ReqHash: "h", Status: 202, Body: []byte(`{"id":"dom_1"}`), ExpiresAt: at, Decided: true},
+			{ReqHash: "h", Status: 201, ExpiresAt: at, Ticket: &IdemTicket{ID: "tkt_1", UpdatedAt: at}, Decided: true},
 		},
 		[]IdemRecord{ // times outside the fast path's
 			{ExpiresAt: at.In(time.FixedZone("x", 3600))},
 			{ExpiresAt: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)},
 			{ExpiresAt: at, Ticket: &IdemTicket{UpdatedAt: time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)}},
 			{ExpiresAt: at, Ticket: &IdemTicket{UpdatedAt: at.Local()}},
+			{ExpiresAt: at.Local(), Decided: true},
 		})
 }
 
@@ -36,7 +39,9 @@ func FuzzIdemRecordEncoding(f *testing.F) {
 	f.Add("<\xff>", -7, []byte(nil), int64(-62167219200), int64(999999999), true, "\u2028", "", -1, "\x01")
 	f.Fuzz(func(t *testing.T, hash string, status int, body []byte, sec, nsec int64, ticket bool, id, owner string, msgs int, st string) {
 		at := time.Unix(sec, nsec).UTC()
-		rec := IdemRecord{ReqHash: hash, Status: status, Body: body, ExpiresAt: at}
+		// Decided rides on status's parity: a new argument would void the
+		// stored corpus.
+		rec := IdemRecord{ReqHash: hash, Status: status, Body: body, ExpiresAt: at, Decided: status%2 == 0}
 		if ticket {
 			rec.Ticket = &IdemTicket{ID: id, Owner: owner, Messages: msgs, Status: st, UpdatedAt: at.Add(time.Duration(nsec))}
 		}
