@@ -424,18 +424,23 @@ func (a *API) notHeldHere(ascii, why string) error {
 func (a *API) placeDomainOrder(rq *request, deps *DomainDeps, o fsm.DomainOrder, failCode string) (int, any, error) {
 	o.ContactID, o.ClTRID = contactID(o.ID), fsm.DomainClTRID(o.ID)
 	o.InvoiceID, o.PaymentID, o.TxID = ids.New("inv", rq.now), ids.New("pay", rq.now), ids.New("wtx", rq.now)
-	logged := a.logAnswers(rq)
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainOrder, o, http.StatusAccepted)
 	if err != nil {
 		return 0, nil, shortfall(err)
 	}
 	if _, ok := v.(api.Domain); !ok {
-		if logged {
+		if a.replaysByLevel(rq) {
 			return a.replayedAnswer(rq, failCode)
 		}
 		return status, v, nil // a replayed response (Idempotency-Key)
 	}
 	a.log.Info("domain ordered", "domain", o.ID, "name", o.Name, "account", o.AccountID, "years", o.Years, "transfer", o.Transfer)
+	logged := false
+	if rq.idem != nil {
+		if logged, err = a.answerLogged(rq.idem.Scope, rq.idem.ReqHash, o.AccountID, o.ID, o.ID); err != nil {
+			return 0, nil, err
+		}
+	}
 	if logged {
 		return a.logAnswer(rq, deps, rq.idem.Scope, rq.idem.ReqHash, o.AccountID, o.ID, o.ID)
 	}
@@ -510,11 +515,27 @@ const domainReplayGrace = 3 * time.Second
 // Any other record (an ended operation's, a change with nothing for the
 // registry, a change of another request pending) is replayed as stored.
 //
-// From semantics level 14 (fsm.LevelDomainAnswer) none of these clocks is
-// read: the replay answers the record the log decided, waiting while the
-// key's answer window is open and closing it itself once it has waited as
-// long as the first send would (logAnswer). The clocks are this path's below
-// that level only.
+// From semantics level 14 (fsm.LevelDomainAnswer) a key whose answer the
+// log decides reads none of these clocks (answerLogged: its operation has
+// the key's answer window open, or, from level 15, its record is marked
+// decided): the replay answers the record the log decided, waiting while the
+// window is open and closing it itself once it has waited as long as the
+// first send would (logAnswer). Any other key keeps the clocks at every
+// level: its operation was opened below level 14, without a window, and its
+// first send answers and records by them (review60 R6: answering its
+// record at once said 202 where that send said 201), or its window was
+// decided at level 14, before records were marked (answered by the clocks
+// too: 202 once the replay has waited, or at once long after the first
+// send; 201 only for an end before the first send's wait could have run
+// out, which a close decided at 14 precedes only when its request was
+// cancelled early).
+//
+// When the clocks can go: once no coordinator this code runs on can hold a
+// key of either kind, that is, in a release that refuses to start on a
+// cluster below level 15, for a cluster that has run level 15 for longer
+// than its IdempotencyTTL (every record of a window-less operation, and
+// every unmarked one, expired by then). Until then a cluster can still run
+// at 13 or 14 (a rolling upgrade) and the clocks are the answer below 14.
 func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, rec store.IdemRecord) (int, any, error) {
 	return func(rq *request, scope string, rec store.IdemRecord) (int, any, error) {
 		stored := func() (int, any, error) { return rec.Status, json.RawMessage(rec.Body), nil }
@@ -534,7 +555,13 @@ func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, re
 			return changeEnded(d, opID)
 		}
 		if a.state.ClusterLevel() >= fsm.LevelDomainAnswer {
-			return a.logAnswer(rq, deps, scope, rec.ReqHash, rq.caller.accountID, domainID, opID)
+			logged, err := a.answerLogged(scope, rec.ReqHash, rq.caller.accountID, domainID, opID)
+			if err != nil {
+				return stored()
+			}
+			if logged {
+				return a.logAnswer(rq, deps, scope, rec.ReqHash, rq.caller.accountID, domainID, opID)
+			}
 		}
 		if deps.Kick != nil {
 			deps.Kick()
@@ -585,12 +612,40 @@ func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, re
 	}
 }
 
-// logAnswers is whether the answer to rq, a domain order, transfer or
-// change, is decided in the log (fsm.LevelDomainAnswer): rq has an
-// Idempotency-Key and the cluster runs level 14 already, so the command it
-// proposes (applied after every entry this state holds) opens the key's
-// answer window.
-func (a *API) logAnswers(rq *request) bool {
+// answerLogged is whether the log decides the answer of the Idempotency-Key
+// scope (its request's hash reqHash) to operation opID of domain domainID,
+// for its first send or a replay, read from what the
+// log did, after the key's command applied (review60 R7: the level read
+// before the proposal could be 13 while the command applied at 14 and
+// opened a window): the operation has the key's answer window open, or the
+// key's record is marked decided (its window's end or close applied,
+// fsm.LevelDomainAnswerDecided). Otherwise the command opened no window
+// (applied below level 14, or rq has no key) and the clocks answer, or the
+// window was decided at level 14 already (domainOpReplay says how that is
+// answered).
+func (a *API) answerLogged(scope, reqHash, accountID, domainID, opID string) (bool, error) {
+	var d store.RegDomain
+	var rec store.IdemRecord
+	err := a.state.Read(func(r store.ReadTx) (err error) {
+		if d, err = r.OwnedRegDomain(accountID, domainID); err != nil {
+			return err
+		}
+		if rec, err = r.Idempotency(scope); errors.Is(err, store.ErrNotFound) {
+			err = nil
+		}
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return answerOpen(d, opID, scope) || rec.Decided && rec.ReqHash == reqHash, nil
+}
+
+// replaysByLevel is whether a send of rq's key whose command the FSM
+// answered with the key's record (the record not yet in this coordinator's
+// state when the send began) is answered as a replay (domainOpReplay), from
+// level 14, read after the proposal; below it the record as stored.
+func (a *API) replaysByLevel(rq *request) bool {
 	return rq.idem != nil && a.state.ClusterLevel() >= fsm.LevelDomainAnswer
 }
 
@@ -809,7 +864,6 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 		}
 	}
 	chID := ids.New("dch", rq.now)
-	logged := a.logAnswers(rq)
 	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainChange, fsm.DomainChange{
 		DomainID: cur.ID, AccountID: rq.caller.accountID, ChangeID: chID, ClTRID: fsm.DomainClTRID(chID),
 		AutoRenew: req.AutoRenew, TransferLock: req.TransferLock, WhoisPrivacy: req.WhoisPrivacy, Nameservers: req.Nameservers,
@@ -825,11 +879,17 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 		return 0, nil, err
 	}
 	dv, ok := v.(api.Domain)
-	if !ok && logged {
+	if !ok && a.replaysByLevel(rq) {
 		return a.replayedAnswer(rq, "")
 	}
 	if !ok || dv.Change == nil || dv.Change.ID != chID {
 		return status, v, nil // nothing for the registry, or a replay
+	}
+	logged := false
+	if rq.idem != nil {
+		if logged, err = a.answerLogged(rq.idem.Scope, rq.idem.ReqHash, rq.caller.accountID, cur.ID, chID); err != nil {
+			return 0, nil, err
+		}
 	}
 	if logged {
 		return a.logAnswer(rq, deps, rq.idem.Scope, rq.idem.ReqHash, rq.caller.accountID, cur.ID, chID)

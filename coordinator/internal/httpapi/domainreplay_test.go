@@ -90,7 +90,7 @@ func (g gatedRegistrar) SetNameservers(ctx context.Context, req registrar.Namese
 // replays follow the first send's clocks (domainOpReplay); from it they
 // answer the record the log decided (fsm.LevelDomainAnswer): both hold.
 func TestDomainReplayWhileTheFirstWaits(t *testing.T) {
-	for _, level := range []uint16{fsm.LevelDomainAnswer - 1, fsm.LevelDomainAnswer} {
+	for _, level := range []uint16{fsm.LevelDomainAnswer - 1, fsm.LevelDomainAnswer, fsm.LevelDomainAnswerDecided} {
 		t.Run(fmt.Sprintf("level%d", level), func(t *testing.T) { domainReplayWhileTheFirstWaits(t, level) })
 	}
 }

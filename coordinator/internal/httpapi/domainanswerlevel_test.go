@@ -1,0 +1,223 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/raftnode"
+	"github.com/hostplane/hostplane/coordinator/internal/registrar"
+	"github.com/hostplane/hostplane/coordinator/internal/store"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestDomainReplayOfAnOperationOpenedAtLevel13 (review60 R6): an order or
+// a change opened while the cluster ran level 13 has no answer window; its
+// first send waits for the registry by the clocks and records its answer
+// itself. When the level rises to 14 (or 15) while that send waits, a send
+// of the key answers what the first send answers, 201 (200) with the same
+// body, not the command's stored 202 (200 pending) at once because no window
+// is open. The order of events is held by the registry gate and the
+// driver's kicks, as in TestDomainReplayWhileTheFirstWaits.
+func TestDomainReplayOfAnOperationOpenedAtLevel13(t *testing.T) {
+	for _, level := range []uint16{fsm.LevelDomainAnswer, fsm.LevelDomainAnswerDecided} {
+		for _, kind := range []string{"registration", "name-server change"} {
+			t.Run(fmt.Sprintf("level%d/%s", level, kind), func(t *testing.T) { domainReplayOpenedAtLevel13(t, level, kind) })
+		}
+	}
+}
+
+func domainReplayOpenedAtLevel13(t *testing.T, level uint16, kind string) {
+	gate := &registryGate{}
+	s, _ := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelDomainAnswer - 1})
+	kicks := make(chan struct{}, 64)
+	deps := *s.a.domainReg.Load()
+	driverKick := deps.Kick
+	deps.Kick = func() { kicks <- struct{}{}; driverKick() }
+	deps.Wait = 8 * time.Second
+	s.a.SetDomainDeps(&deps)
+	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 3000})
+
+	method, path, body, want := "POST", "/v1/domains", `{"name":"wait.test",`+testContact+`}`, http.StatusCreated
+	if kind != "registration" {
+		r := s.call(key, "POST", "/v1/domains", `{"name":"base.test",`+testContact+`}`)
+		id, _ := r.m["id"].(string)
+		if r.status != http.StatusCreated || id == "" {
+			t.Fatalf("the domain to change: %d %s", r.status, r.body)
+		}
+		for len(kicks) > 0 {
+			<-kicks
+		}
+		method, path, body, want = "PATCH", "/v1/domains/"+id, `{"nameservers":["ns1.other.net","ns2.other.net"]}`, http.StatusOK
+	}
+	send := func() <-chan reply {
+		ch := make(chan reply, 1)
+		go func() { ch <- s.call(key, method, path, body, "Idempotency-Key", "k13") }()
+		return ch
+	}
+	gate.shut()
+	defer gate.open()
+	a := send()
+	select {
+	case r := <-a:
+		t.Fatalf("the first send answered %d %s before waiting for the registry", r.status, r.body)
+	case <-kicks:
+	}
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: level})
+	b := send()
+	var second reply
+	select {
+	case second = <-b:
+	case <-kicks:
+	}
+	gate.open()
+	first := <-a
+	if second.status == 0 {
+		second = <-b
+	}
+	if first.status != want || second.status != want || !bytes.Equal(first.body, second.body) || second.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("opened at level 13, the key sent again at level %d: the first send answered %d %s, the second %d %s; want both %d, the same body", level, first.status, first.body, second.status, second.body, want)
+	}
+	// And once both have answered, the key still answers the same.
+	if third := <-send(); third.status != want || !bytes.Equal(third.body, first.body) {
+		t.Fatalf("the key sent a third time: %d %s; want %d %s", third.status, third.body, want, first.body)
+	}
+}
+
+// levelRaisingRaft raises the cluster's semantics level to level just
+// before the first proposal of type at (an entry committed between the
+// handler's start and its command): the level rises inside one request.
+type levelRaisingRaft struct {
+	raftnode.Cluster
+	at    fsm.CommandType
+	level uint16
+	done  atomic.Bool
+}
+
+func (l *levelRaisingRaft) Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Result, error) {
+	if env.Type == l.at && !l.done.Swap(true) {
+		raise, err := fsm.NewEnvelope(fsm.CmdClusterLevel, time.Now(), fsm.ClusterLevel{Level: l.level})
+		if err != nil {
+			return nil, err
+		}
+		if _, err := l.Cluster.Apply(ctx, raise); err != nil {
+			return nil, err
+		}
+	}
+	return l.Cluster.Apply(ctx, env)
+}
+
+// TestDomainAnswerLevelRaisedInsideTheFirstSend (review60 R7): the level
+// rises from 13 to 14 (or 15) after the first send of a keyed order began
+// and before its command applied, so the command opens an answer window.
+// The first send, whose wait runs out with the registry held, answers 202;
+// once the registry has registered the domain, the key still answers that
+// 202 (the first send closed the window), not the end's 201.
+func TestDomainAnswerLevelRaisedInsideTheFirstSend(t *testing.T) {
+	for _, level := range []uint16{fsm.LevelDomainAnswer, fsm.LevelDomainAnswerDecided} {
+		t.Run(fmt.Sprintf("level%d", level), func(t *testing.T) {
+			gate := &registryGate{}
+			s, _ := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
+			s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelDomainAnswer - 1})
+			s.a.raft = &levelRaisingRaft{Cluster: s.a.raft, at: fsm.CmdDomainOrder, level: level}
+			deps := *s.a.domainReg.Load()
+			deps.Wait = time.Second
+			s.a.SetDomainDeps(&deps)
+			acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
+			s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 3000})
+			order := func() reply {
+				return s.call(key, "POST", "/v1/domains", `{"name":"raised.test",`+testContact+`}`, "Idempotency-Key", "k-raised")
+			}
+			gate.shut()
+			first := order()
+			gate.open()
+			id, _ := first.m["id"].(string)
+			if first.status != http.StatusAccepted || id == "" {
+				t.Fatalf("the first send with the registry held: %d %s; want 202", first.status, first.body)
+			}
+			if got := s.a.state.ClusterLevel(); got != level {
+				t.Fatalf("the cluster's level after the first send: %d; want %d (raised inside it)", got, level)
+			}
+			for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+				var d store.RegDomain
+				_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return })
+				if d.Op == nil && d.Status == api.DomainActive {
+					break
+				}
+				if time.Now().After(end) {
+					t.Fatalf("the registration still open after the registry was opened: %s %+v", d.Status, d.Op)
+				}
+			}
+			replay := order()
+			if replay.status != first.status || replay.m["id"] != id || replay.header.Get("Idempotent-Replayed") != "true" {
+				t.Fatalf("the first send answered %d %s; the key sent again once the domain was active %d %s; want the same 202", first.status, first.body, replay.status, replay.body)
+			}
+		})
+	}
+}
+
+// TestDomainReplayOfAWindowClosedEarly: from level 15 a send of a key
+// whose answer window was closed (202) answers that 202 however the
+// operation ended: here the window is closed at once (as a send of the key
+// whose client went away closes it) and the registry registers the domain
+// well before the first send's wait would have run out. The first send,
+// and the key sent again once the domain is active, answer the close's 202
+// (the record marked decided); the clocks would have said 201 for an end
+// that early (level 14's limit, domainOpReplay).
+func TestDomainReplayOfAWindowClosedEarly(t *testing.T) {
+	gate := &registryGate{}
+	s, _ := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelDomainAnswerDecided})
+	kicks := make(chan struct{}, 64)
+	deps := *s.a.domainReg.Load()
+	driverKick := deps.Kick
+	deps.Kick = func() { kicks <- struct{}{}; driverKick() }
+	deps.Wait = 8 * time.Second
+	s.a.SetDomainDeps(&deps)
+	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 3000})
+	order := func() reply {
+		return s.call(key, "POST", "/v1/domains", `{"name":"early.test",`+testContact+`}`, "Idempotency-Key", "k-early")
+	}
+	gate.shut()
+	defer gate.open()
+	ch := make(chan reply, 1)
+	go func() { ch <- order() }()
+	select {
+	case r := <-ch:
+		t.Fatalf("the first send answered %d %s before waiting for the registry", r.status, r.body)
+	case <-kicks:
+	}
+	var id string
+	_ = s.node.FSM.Read(func(r store.ReadTx) error { id = r.RegDomainNameTaken("early.test"); return nil })
+	s.apply(fsm.CmdDomainAnswerClose, fsm.DomainAnswerClose{DomainID: id, OpID: id})
+	gate.open()
+	first := <-ch
+	if first.status != http.StatusAccepted || first.m["id"] != id {
+		t.Fatalf("the first send whose window was closed: %d %s; want 202", first.status, first.body)
+	}
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var d store.RegDomain
+		_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return })
+		if d.Op == nil && d.Status == api.DomainActive {
+			if d.CreatedAt.Add(deps.Wait / 2).Before(time.Now()) {
+				t.Fatalf("the registration ended %v after its order: the test needs an end well within the first send's wait", time.Since(d.CreatedAt))
+			}
+			break
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the registration still open after the registry was opened: %s %+v", d.Status, d.Op)
+		}
+	}
+	replay := order()
+	if replay.status != first.status || !bytes.Equal(replay.body, first.body) || replay.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("the first send answered %d %s; the key sent again once the domain was active %d %s; want the same 202", first.status, first.body, replay.status, replay.body)
+	}
+}
