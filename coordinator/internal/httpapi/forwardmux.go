@@ -1103,8 +1103,10 @@ func (f *forwarder) forwardOnChannel(w http.ResponseWriter, r *http.Request, rid
 	for _, k := range hopHeaders {
 		delete(dst, k)
 	}
-	if unread == unreadTimeout {
-		// As readBodyAny set it: the rest of the body is still unread.
+	if unread == unreadTimeout || len(r.TransferEncoding) > 0 {
+		// As readBodyAny set it: the rest of the body is still unread; or
+		// as Timeouts.Deadlines set it for a chunked request (RFC 9112 §6.3),
+		// which the hop-by-hop names just dropped.
 		dst.Set("Connection", "close")
 	}
 	w.WriteHeader(resp.Status)

@@ -141,9 +141,19 @@ func headerBytes(r *http.Request) int {
 }
 
 // Deadlines sets the request's read deadline to Body from now (the end of the
-// headers) and its write deadline to Body+Write from now.
+// headers) and its write deadline to Body+Write from now, and closes the
+// connection after answering a chunked request.
 func (t Timeouts) Deadlines(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TransferEncoding) > 0 {
+			// RFC 9112 §6.3: a request with both Transfer-Encoding and
+			// Content-Length is read by the former, and the server MUST close
+			// the connection after answering it; else what Content-Length
+			// called body (behind a proxy framing by it) is read here as the
+			// next request: request smuggling. net/http has deleted the
+			// Content-Length by now, so every chunked request closes.
+			w.Header().Set("Connection", "close")
+		}
 		rc := http.NewResponseController(w)
 		now := time.Now()
 		if t.Body > 0 {
