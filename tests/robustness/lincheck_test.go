@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,14 +217,33 @@ func thinkTime(ctx context.Context, rng *rand.Rand, max time.Duration) {
 	}
 }
 
+// checkTimeout bounds one porcupine check, in wall-clock time (porcupine
+// has no other bound). The checks here take 0.1-3 s of CPU, but on a loaded
+// machine their wall time is the CPU they get: soak61 (2 cores, load ~30,
+// two CPU burners beside) saw a kill run's check of 5839 operations take
+// 13.6 s where runs of 8664-9436 took 2.7-3.2 s, and a partition phase's
+// 29.0 s where the same phase took 3.7 s. At 40 s, a CI a little busier
+// would fail a linearizable history as undecided.
+const checkTimeout = 120 * time.Second
+
+// cpuTime is the CPU time this process has used (user and system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // checkLinearizable fails the test unless hist is linearizable under model;
 // an illegal history's visualization is written to a file named in the
 // failure, and the operations porcupine could linearize least far are logged.
 func checkLinearizable(t *testing.T, model porcupine.Model, name string, hist []porcupine.Operation) porcupine.CheckResult {
 	t.Helper()
-	start := time.Now()
-	res := porcupine.CheckOperationsTimeout(model, hist, 40*time.Second)
-	t.Logf("%s: porcupine checked %d operations in %s: %s", name, len(hist), time.Since(start).Round(time.Millisecond), res)
+	start, cpu := time.Now(), cpuTime()
+	res := porcupine.CheckOperationsTimeout(model, hist, checkTimeout)
+	t.Logf("%s: porcupine checked %d operations in %s (%s of this process's CPU): %s", name, len(hist),
+		time.Since(start).Round(time.Millisecond), (cpuTime() - cpu).Round(time.Millisecond), res)
 	switch res {
 	case porcupine.Ok:
 	case porcupine.Illegal:
@@ -247,7 +267,7 @@ func checkBites(t *testing.T, model porcupine.Model, name string, hist []porcupi
 	if !ok {
 		t.Fatalf("%s: no read to corrupt", name)
 	}
-	if res := porcupine.CheckOperationsTimeout(model, bad, 40*time.Second); res != porcupine.Illegal {
+	if res := porcupine.CheckOperationsTimeout(model, bad, checkTimeout); res != porcupine.Illegal {
 		t.Errorf("%s: a history with %s was judged %s, want Illegal", name, defect, res)
 	}
 }
@@ -255,7 +275,7 @@ func checkBites(t *testing.T, model porcupine.Model, name string, hist []porcupi
 // visualize writes porcupine's visualization of hist and returns where.
 func visualize(t *testing.T, model porcupine.Model, name string, hist []porcupine.Operation) string {
 	t.Helper()
-	_, info := porcupine.CheckOperationsVerbose(model, hist, 40*time.Second)
+	_, info := porcupine.CheckOperationsVerbose(model, hist, checkTimeout)
 	explain(t, model, name, hist, info)
 	dir := os.Getenv("HOSTPLANE_TEST_ARTIFACTS")
 	if dir == "" {

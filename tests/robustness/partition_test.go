@@ -463,7 +463,7 @@ func checkPartition(t *testing.T, c *cluster, calls *callLog, plan *netPlan, nam
 	// The check bites: the same history with one read made stale is illegal.
 	if bad, ok := corrupt(checked); !ok {
 		t.Errorf("%s: no read to corrupt in the history", name)
-	} else if res := porcupine.CheckOperationsTimeout(registerModel, bad, 40*time.Second); res != porcupine.Illegal {
+	} else if res := porcupine.CheckOperationsTimeout(registerModel, bad, checkTimeout); res != porcupine.Illegal {
 		t.Errorf("%s: a history with a stale read was judged %s, want Illegal", name, res)
 	} else {
 		t.Logf("%s: the same history with one read made stale: %s", name, res)

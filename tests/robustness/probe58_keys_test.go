@@ -252,7 +252,7 @@ func TestProbe58LinearizableKeysLeaderPaused(t *testing.T) {
 	if !bit {
 		t.Fatalf("no use after a revocation to corrupt")
 	}
-	if res := porcupine.CheckOperationsTimeout(keysModel, bad, 40*time.Second); res != porcupine.Illegal {
+	if res := porcupine.CheckOperationsTimeout(keysModel, bad, checkTimeout); res != porcupine.Illegal {
 		t.Errorf("a history with a revoked key served was judged %s, want Illegal", res)
 	}
 }

@@ -228,7 +228,7 @@ func testRegister(t *testing.T, name string, f fault) {
 		t.Fatalf("%s: no read to corrupt in the history", name)
 	}
 	cstart := time.Now()
-	res := porcupine.CheckOperationsTimeout(registerModel, bad, 40*time.Second)
+	res := porcupine.CheckOperationsTimeout(registerModel, bad, checkTimeout)
 	t.Logf("%s: corrupted copy checked in %s: %s", name, time.Since(cstart).Round(time.Millisecond), res)
 	if res != porcupine.Illegal {
 		t.Errorf("%s: a history with a stale read was judged %s, want Illegal", name, res)
