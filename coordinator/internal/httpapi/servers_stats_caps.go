@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+
+	"github.com/hostplane/hostplane/coordinator/internal/streamcap"
 )
 
 // Defaults of the stats caps (Config.StatsStreamsPerAccount,
@@ -34,16 +36,14 @@ const streamsRetryAfter = 5
 // cluster's; a call counts from acquire until the release acquire returned
 // is called, whatever ends it.
 type statsCaps struct {
-	perAccount, perIP, perNode int
-	mu                         sync.Mutex
-	accounts                   map[string]int // account id → open streams
-	ips                        map[string]int // client address (ipBudgetKey) → open streams
-	nodes                      map[string]int // node id → open calls
+	perNode int
+	streams *streamcap.Counter // ?stream=1 streams per account and client address (ipBudgetKey)
+	mu      sync.Mutex
+	nodes   map[string]int // node id → open calls
 }
 
 func newStatsCaps(perAccount, perIP, perNode int) *statsCaps {
-	return &statsCaps{perAccount: perAccount, perIP: perIP, perNode: perNode,
-		accounts: map[string]int{}, ips: map[string]int{}, nodes: map[string]int{}}
+	return &statsCaps{perNode: perNode, streams: streamcap.New(perAccount, perIP), nodes: map[string]int{}}
 }
 
 // acquire counts one call to node for account from the client address ip (a
@@ -53,36 +53,30 @@ func newStatsCaps(perAccount, perIP, perNode int) *statsCaps {
 func (c *statsCaps) acquire(account, ip, node string, stream bool) (release func(), err error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if stream && c.accounts[account] >= c.perAccount {
-		return nil, &httpError{status: http.StatusTooManyRequests, code: "too_many_streams",
-			msg: fmt.Sprintf("this account already has %d stats streams open, the most it may hold at once; close one first", c.perAccount)}
-	}
-	if stream && c.ips[ip] >= c.perIP {
-		return nil, &httpError{status: http.StatusTooManyRequests, code: "too_many_streams",
-			msg: fmt.Sprintf("%d stats streams are open from this client address already, the most one address may hold at once, whatever the account; close one first", c.perIP)}
+	unstream := func() {}
+	if stream {
+		var refused streamcap.Refusal
+		switch unstream, refused = c.streams.Acquire(account, ip); refused {
+		case streamcap.Account:
+			return nil, &httpError{status: http.StatusTooManyRequests, code: "too_many_streams",
+				msg: fmt.Sprintf("this account already has %d stats streams open, the most it may hold at once; close one first", c.streams.PerAccount())}
+		case streamcap.Address:
+			return nil, &httpError{status: http.StatusTooManyRequests, code: "too_many_streams",
+				msg: fmt.Sprintf("%d stats streams are open from this client address already, the most one address may hold at once, whatever the account; close one first", c.streams.PerAddress())}
+		}
 	}
 	if c.nodes[node] >= c.perNode {
+		unstream() // under c.mu: no other stats call saw the count
 		return nil, &httpError{status: http.StatusServiceUnavailable, code: "node_busy",
 			msg: "the server's host is answering as many stats requests as it takes right now; retry shortly"}
-	}
-	if stream {
-		c.accounts[account]++
-		c.ips[ip]++
 	}
 	c.nodes[node]++
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			unstream()
 			c.mu.Lock()
 			defer c.mu.Unlock()
-			if stream {
-				if c.accounts[account]--; c.accounts[account] <= 0 {
-					delete(c.accounts, account)
-				}
-				if c.ips[ip]--; c.ips[ip] <= 0 {
-					delete(c.ips, ip)
-				}
-			}
 			if c.nodes[node]--; c.nodes[node] <= 0 {
 				delete(c.nodes, node)
 			}
@@ -92,9 +86,10 @@ func (c *statsCaps) acquire(account, ip, node string, stream bool) (release func
 
 // open returns the account's open streams and the node's open calls.
 func (c *statsCaps) open(account, node string) (streams, calls int) {
+	streams, _ = c.streams.Open(account, "")
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.accounts[account], c.nodes[node]
+	return streams, c.nodes[node]
 }
 
 // acquireStats counts a stats call of rq's caller to node (see statsCaps);
@@ -105,4 +100,11 @@ func (a *API) acquireStats(rq *request, node string, stream bool) (func(), error
 		rq.w.Header().Set("Retry-After", strconv.Itoa(streamsRetryAfter))
 	}
 	return release, err
+}
+
+// StreamAddress is the client address r's streams count against (the
+// per-address caps: clientIP behind --trusted-proxies, an IPv6 /64), the
+// one the stats streams count, for /mcp's session streams.
+func (a *API) StreamAddress(r *http.Request) string {
+	return ipBudgetKey(a.clientIP(r))
 }

@@ -28,8 +28,8 @@ func wantNoCapEntries(t *testing.T, c *statsCaps) {
 	t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if len(c.accounts) != 0 || len(c.ips) != 0 || len(c.nodes) != 0 {
-		t.Fatalf("entries left after every release: %v %v %v", c.accounts, c.ips, c.nodes)
+	if c.streams.Entries() != 0 || len(c.nodes) != 0 {
+		t.Fatalf("entries left after every release: %d accounts and addresses, nodes %v", c.streams.Entries(), c.nodes)
 	}
 }
 

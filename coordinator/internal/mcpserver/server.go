@@ -337,6 +337,25 @@ type RequestCounter interface {
 	CountRequest(w http.ResponseWriter, r *http.Request, c httpapi.Caller) *api.Error
 }
 
+// StreamAddresser is an Authenticator that also names the client address a
+// request's stream counts against (httpapi.API.StreamAddress: the address
+// behind --trusted-proxies, an IPv6 /64), the one its stats streams count.
+type StreamAddresser interface {
+	StreamAddress(r *http.Request) string
+}
+
+// streamAddress is r's client address for the per-address stream cap:
+// authn's, else the TCP peer's.
+func streamAddress(authn Authenticator, r *http.Request) string {
+	if sa, ok := authn.(StreamAddresser); ok {
+		return sa.StreamAddress(r)
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
 // UnauthenticatedCounter is an Authenticator that also counts the requests it
 // refuses for their credentials against the client address's budget for
 // requests without a valid key (httpapi.API, --ip-rate-limit): /mcp counts
@@ -436,6 +455,10 @@ type HTTPOptions struct {
 	// lives on once no request of it runs (DefaultStreamIdle). streamLimits.
 	StreamsPerAccount, Streams int
 	StreamIdle                 time.Duration
+	// StreamsPerIP bounds the GET streams one client address (an IPv6 /64;
+	// the address a StreamAddresser gives) holds open at once at this
+	// coordinator, whatever the accounts (DefaultStreamsPerIP).
+	StreamsPerIP int
 	// SessionsPerAccount bounds the sessions one account holds at once at
 	// this coordinator (DefaultSessionsPerAccount): past it, an initialize
 	// ends the account's session used least recently with no request
@@ -506,7 +529,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 	}, &auth.RequireBearerTokenOptions{AllowMissingExpiration: true})(streamable)
 	counter, _ := authn.(RequestCounter)
 	fast.counter = counter
-	streams = newStreamLimits(opts.StreamsPerAccount, opts.Streams, opts.StreamIdle, func(id string) {
+	streams = newStreamLimits(opts.StreamsPerAccount, opts.StreamsPerIP, opts.Streams, opts.StreamIdle, func(id string) {
 		ss := fast.session(id)
 		if ss == nil {
 			for s := range srv.Sessions() {
@@ -660,7 +683,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 			}
 		}
 		if r.Method == http.MethodGet {
-			release, aerr := streams.acquire(c.AccountID, w.Header())
+			release, aerr := streams.acquire(c.AccountID, streamAddress(authn, r), w.Header())
 			if aerr != nil {
 				// Followed only if the session is the caller's: another
 				// account's refused GET must not end it.

@@ -12,6 +12,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/hostplane/hostplane/coordinator/internal/streamcap"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -21,8 +22,14 @@ import (
 // five goroutines and a connection: 1,024 is some 5,000 goroutines, far below
 // what a coordinator holds without strain, and an MCP client keeps one per
 // session, so 16 sessions of one account stream at once.
+//
+// One client address may hold the streams of four accounts at their cap
+// (DefaultStreamsPerIP), as the stats streams' --stats-streams-per-ip: several
+// customers behind one NAT address are served, while one client with many
+// accounts' keys is held to that many streams whatever keys it uses.
 const (
 	DefaultStreamsPerAccount = 16
+	DefaultStreamsPerIP      = 4 * DefaultStreamsPerAccount
 	DefaultStreams           = 1024
 	DefaultStreamIdle        = 30 * time.Second
 )
@@ -41,9 +48,11 @@ const streamsRetryAfter = 5
 // connections (measured: 38 goroutines → 1,040 with 200 such streams), and
 // two goroutines per session for the rest of the 30 minutes once it let
 // them go. So:
-//   - an account holds at most perAccount streams at once (429
-//     too_many_streams beyond), and this coordinator at most total (503
-//     too_many_streams), both with Retry-After;
+//   - an account holds at most perAccount streams at once, a client
+//     address (an IPv6 /64, behind --trusted-proxies the client's) at most
+//     perIP whatever the accounts (429 too_many_streams beyond), and this
+//     coordinator at most total (503 too_many_streams), all with
+//     Retry-After;
 //   - a session that had a stream (or was refused one by these caps), once
 //     no request of it is running (the stream closed, and no POST since),
 //     is closed after idle unless a request of it comes first. A client that comes back later gets the
@@ -51,13 +60,13 @@ const streamsRetryAfter = 5
 //     does. Sessions that never opened a stream keep the SDK's
 //     SessionTimeout.
 type streamLimits struct {
-	perAccount, total int
-	idle              time.Duration
-	end               func(session string) // closes a session (the SDK's Close)
+	total   int
+	idle    time.Duration
+	end     func(session string) // closes a session (the SDK's Close)
+	streams *streamcap.Counter   // per account and per client address
 
 	mu       sync.Mutex
 	open     int
-	accounts map[string]int         // account id → open streams
 	sessions map[string]*sessionUse // sessions that had a stream
 }
 
@@ -70,9 +79,12 @@ type sessionUse struct {
 	gen      int // a timer fires only for the generation it was set in
 }
 
-func newStreamLimits(perAccount, total int, idle time.Duration, end func(string)) *streamLimits {
+func newStreamLimits(perAccount, perIP, total int, idle time.Duration, end func(string)) *streamLimits {
 	if perAccount <= 0 {
 		perAccount = DefaultStreamsPerAccount
+	}
+	if perIP <= 0 {
+		perIP = DefaultStreamsPerIP
 	}
 	if total <= 0 {
 		total = DefaultStreams
@@ -80,20 +92,26 @@ func newStreamLimits(perAccount, total int, idle time.Duration, end func(string)
 	if idle <= 0 {
 		idle = DefaultStreamIdle
 	}
-	return &streamLimits{perAccount: perAccount, total: total, idle: idle, end: end,
-		accounts: map[string]int{}, sessions: map[string]*sessionUse{}}
+	return &streamLimits{total: total, idle: idle, end: end, streams: streamcap.New(perAccount, perIP),
+		sessions: map[string]*sessionUse{}}
 }
 
-// acquire counts one GET stream of account, or refuses it (the error, with
-// Retry-After set on h). release undoes the count.
-func (l *streamLimits) acquire(account string, h http.Header) (release func(), e *api.Error) {
+// acquire counts one GET stream of account from the client address addr, or
+// refuses it (the error, with Retry-After set on h). release undoes the
+// count.
+func (l *streamLimits) acquire(account, addr string, h http.Header) (release func(), e *api.Error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	unstream, refused := l.streams.Acquire(account, addr)
 	switch {
-	case l.accounts[account] >= l.perAccount:
+	case refused == streamcap.Account:
 		e = api.NewError(http.StatusTooManyRequests, "too_many_streams",
-			fmt.Sprintf("this account already has %d MCP session streams (GET /mcp) open at this coordinator, the most it may hold at once; close one first", l.perAccount))
+			fmt.Sprintf("this account already has %d MCP session streams (GET /mcp) open at this coordinator, the most it may hold at once; close one first", l.streams.PerAccount()))
+	case refused == streamcap.Address:
+		e = api.NewError(http.StatusTooManyRequests, "too_many_streams",
+			fmt.Sprintf("%d MCP session streams (GET /mcp) are open from this client address at this coordinator already, the most one address may hold at once, whatever the account; close one first", l.streams.PerAddress()))
 	case l.open >= l.total:
+		unstream() // under l.mu: no other GET saw the count
 		e = api.NewError(http.StatusServiceUnavailable, "too_many_streams",
 			"this coordinator holds as many MCP session streams (GET /mcp) as it takes; retry shortly (tool calls are not affected)")
 	}
@@ -102,16 +120,13 @@ func (l *streamLimits) acquire(account string, h http.Header) (release func(), e
 		return nil, e
 	}
 	l.open++
-	l.accounts[account]++
 	var once sync.Once
 	return func() {
 		once.Do(func() {
+			unstream()
 			l.mu.Lock()
 			defer l.mu.Unlock()
 			l.open--
-			if l.accounts[account]--; l.accounts[account] <= 0 {
-				delete(l.accounts, account)
-			}
 		})
 	}, nil
 }

@@ -90,9 +90,10 @@ type Config struct {
 	// stats caps (--stats-streams-per-account, --stats-streams-per-ip,
 	// --stats-calls-per-node).
 	httpapi.Tuning
-	// MCPStreamsPerAccount, MCPStreams, MCPStreamIdle: the /mcp GET stream
-	// limits (mcpserver.HTTPOptions).
+	// MCPStreamsPerAccount, MCPStreamsPerIP, MCPStreams, MCPStreamIdle: the
+	// /mcp GET stream limits (mcpserver.HTTPOptions).
 	MCPStreamsPerAccount int
+	MCPStreamsPerIP      int
 	MCPStreams           int
 	MCPStreamIdle        time.Duration
 	// MCPSessionsPerAccount: the /mcp sessions one account holds at once
@@ -121,7 +122,7 @@ func Defaults() Config {
 		NodeID: id, DataDir: DefaultDataDir(), APIAddr: "127.0.0.1:8420", RaftAddr: "127.0.0.1:8421",
 		Bootstrap: true, BootstrapAccount: true, BootstrapEmail: "admin@localhost",
 		Brand: brand.Default, RateLimit: 120, IPRateLimit: httpapi.DefaultIPRateLimit, Tuning: httpapi.Tuning{StatsStreamsPerAccount: httpapi.DefaultStatsStreamsPerAccount, StatsStreamsPerIP: httpapi.DefaultStatsStreamsPerIP, StatsCallsPerNode: httpapi.DefaultStatsCallsPerNode},
-		MCPStreamsPerAccount: mcpserver.DefaultStreamsPerAccount, MCPStreams: mcpserver.DefaultStreams, MCPStreamIdle: mcpserver.DefaultStreamIdle, MCPSessionsPerAccount: mcpserver.DefaultSessionsPerAccount, LogLevel: "info", LogFormat: "json",
+		MCPStreamsPerAccount: mcpserver.DefaultStreamsPerAccount, MCPStreamsPerIP: mcpserver.DefaultStreamsPerIP, MCPStreams: mcpserver.DefaultStreams, MCPStreamIdle: mcpserver.DefaultStreamIdle, MCPSessionsPerAccount: mcpserver.DefaultSessionsPerAccount, LogLevel: "info", LogFormat: "json",
 		HeartbeatTimeout: time.Second, ElectionTimeout: time.Second, SnapshotThreshold: 8192,
 		UsageFlush: 2 * time.Second, IdempotencyTTL: 24 * time.Hour, IdempotencySweep: 10 * time.Minute, MetricsAddr: "127.0.0.1:8429", HTTP: httpapi.DefaultTimeouts(), Webhooks: webhookDefaults(),
 		RDNS:      rdnsDefaults(),
@@ -175,6 +176,7 @@ func BindFlags(fs *pflag.FlagSet, c *Config) {
 	fs.IntVar(&c.StatsStreamsPerIP, "stats-streams-per-ip", c.StatsStreamsPerIP, "stats streams (GET /v1/servers/:id/stats?stream=1) one client address (an IPv6 /64; behind a load balancer see --trusted-proxies) may hold open at once, whatever the accounts; more are refused with 429 too_many_streams")
 	fs.IntVar(&c.StatsCallsPerNode, "stats-calls-per-node", c.StatsCallsPerNode, "stats calls (one-shot and streams) open to one node's agent at once, each holding one of the 256 streams its session takes (actions need the rest); more are refused with 503 node_busy")
 	fs.IntVar(&c.MCPStreamsPerAccount, "mcp-streams-per-account", c.MCPStreamsPerAccount, "MCP session streams (GET /mcp, one per session) one account may hold open at once at this coordinator; more are refused with 429 too_many_streams and Retry-After")
+	fs.IntVar(&c.MCPStreamsPerIP, "mcp-streams-per-ip", c.MCPStreamsPerIP, "MCP session streams (GET /mcp) one client address (an IPv6 /64; behind a load balancer see --trusted-proxies) may hold open at once at this coordinator, whatever the accounts; more are refused with 429 too_many_streams and Retry-After")
 	fs.IntVar(&c.MCPStreams, "mcp-streams", c.MCPStreams, "MCP session streams (GET /mcp) this coordinator holds open at once, all accounts together; more are refused with 503 too_many_streams and Retry-After (tool calls are not affected)")
 	fs.IntVar(&c.MCPSessionsPerAccount, "mcp-sessions-per-account", c.MCPSessionsPerAccount, "MCP sessions one account may hold at once at this coordinator; one more ends the account's session used least recently that has no request running (its id then answers 404 and its client initializes again), or, when every one has a request running, is refused with a JSON-RPC error too_many_sessions")
 	fs.DurationVar(&c.MCPStreamIdle, "mcp-stream-idle", c.MCPStreamIdle, "how long an MCP session that opened a stream (GET /mcp) lives on once its stream has closed and no request of it runs; then it is ended (404 to its id; the client initializes again)")
@@ -290,6 +292,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MCPStreamsPerAccount < 1 || c.MCPStreams < 1 {
 		errs = append(errs, errors.New("mcp-streams-per-account and mcp-streams must be at least 1"))
+	}
+	if c.MCPStreamsPerIP < 1 {
+		errs = append(errs, errors.New("mcp-streams-per-ip must be at least 1"))
 	}
 	if c.MCPSessionsPerAccount < 1 {
 		errs = append(errs, errors.New("mcp-sessions-per-account must be at least 1"))

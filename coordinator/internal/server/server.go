@@ -201,7 +201,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		apiLn = httpapi.SniffTLS(apiLn, tlsCfg.Clone(), cfg.HTTP.ReadHeader, metrics)
 	}
 	public, err := mcpserver.Attach(s.API, admin, mcpserver.HTTPOptions{
-		StreamsPerAccount: cfg.MCPStreamsPerAccount, Streams: cfg.MCPStreams, StreamIdle: cfg.MCPStreamIdle, SessionsPerAccount: cfg.MCPSessionsPerAccount}) // /v1 and /mcp
+		StreamsPerAccount: cfg.MCPStreamsPerAccount, StreamsPerIP: cfg.MCPStreamsPerIP, Streams: cfg.MCPStreams, StreamIdle: cfg.MCPStreamIdle, SessionsPerAccount: cfg.MCPSessionsPerAccount}) // /v1 and /mcp
 	if err != nil {
 		s.closeNodes()
 		adminLn.Close()
