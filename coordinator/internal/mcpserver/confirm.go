@@ -142,8 +142,9 @@ func (h *handlers) confirmStep(ctx context.Context, t *Tool, raw []byte, call *C
 	// The quote is never answered for an order its confirmation would
 	// refuse for its Idempotency-Key (the route checks the key before the
 	// body): refused here with the route's own 400, as the quote operation,
-	// which takes no key, would not refuse it.
-	if key, ok := call.Header["Idempotency-Key"]; ok && t.Op.Idempotent && len(key) > 0 {
+	// which takes no key, would not refuse it. An empty idempotency_key is
+	// no key, at both steps: the confirmation sends its derived one (above).
+	if key, ok := call.Header["Idempotency-Key"]; ok && t.Op.Idempotent && len(key) > 0 && key[0] != "" {
 		if err := validate.IdempotencyKey(key[0]); err != nil {
 			return errorResult(api.NewError(http.StatusBadRequest, "invalid_request", err.Error())), false
 		}
