@@ -8,9 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/hostplane/hostplane/coordinator/internal/registrar"
-	"github.com/hostplane/hostplane/coordinator/internal/server"
-	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -26,39 +23,22 @@ import (
 // all four answered a quote and a token for a key the confirmation then
 // refused.
 func TestMCPQuoteRefusesTheOrdersIdempotencyKey(t *testing.T) {
-	reg := registrar.NewMemory(nil, "test")
-	c := testcluster.New(t, 1, func(_ int, cfg *server.Config) { cfg.DomainReg.Registrar = reg })
-	ctx := context.Background()
-	adm := c.Admin(0)
+	r := newOrderRig(t, "mcp61-quotekey@example.com", 5000, api.ScopeDomainsRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeHostingRead, api.ScopeHostingWrite)
+	c, key := r.c, r.key
 	for _, p := range []struct {
 		slug string
 		p    api.ProductRequest
 	}{
-		{"domain-test", api.ProductRequest{Category: api.ProductDomain, NameEn: ".test", Tld: "test", RetailYearlyUsdCents: 1000}},
 		{"vps-k", api.ProductRequest{Category: api.ProductVPS, NameEn: "k", RetailMonthlyUsdCents: 2400, Specs: api.ProductSpecs{VCPU: 1, RAMMB: 512, DiskGB: 10}}},
 		{"web-k", api.ProductRequest{Category: api.ProductHosting, NameEn: "Web k", RetailMonthlyUsdCents: 500,
 			Specs: api.ProductSpecs{Hosting: &api.HostingPlan{PHPWorkers: 3, PHPMemoryMiB: 96, MaxExecutionSeconds: 20, UploadMiB: 16, DiskMiB: 2048}}}},
 	} {
-		if _, err := adm.CreateProduct(ctx, p.slug, p.p); err != nil {
+		if _, err := c.Admin(0).CreateProduct(context.Background(), p.slug, p.p); err != nil {
 			t.Fatal(err)
 		}
 	}
-	acc, key := c.NewAccount("mcp61-quotekey@example.com", api.ScopeDomainsRead, api.ScopeOrdersWrite, api.ScopeServersRead, api.ScopeHostingRead, api.ScopeHostingWrite)
-	if _, err := adm.CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 5000, Gateway: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Register(ctx, registrar.RegisterRequest{ClTRID: "other-1", Name: "moved.test", Years: 1, AuthCode: "s3cret-Code-42"}); err != nil {
-		t.Fatal(err)
-	}
-	balance := func() int64 {
-		t.Helper()
-		a, err := adm.Account(ctx, acc.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a.BalanceUsdCents
-	}
-	contact := map[string]any{"name": "Ada Lovelace", "street": []string{"1 Analytical St"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com"}
+	balance := func() int64 { return r.balance(t) }
+	contact := orderContact
 	orders := []struct {
 		tool, path string
 		body       map[string]any
@@ -100,21 +80,21 @@ func TestMCPQuoteRefusesTheOrdersIdempotencyKey(t *testing.T) {
 			if status != http.StatusBadRequest || !strings.Contains(want.Message, "Idempotency-Key") {
 				t.Fatalf("POST %s with Idempotency-Key %q: %d %+v; want the 400 naming the key", o.path, k, status, want)
 			}
-			r := callTool(t, cs, o.tool, map[string]any{"body": o.body, "idempotency_key": k})
+			res := callTool(t, cs, o.tool, map[string]any{"body": o.body, "idempotency_key": k})
 			var a answer
-			if err := json.Unmarshal([]byte(resultText(t, r)), &a); err != nil {
-				t.Fatalf("%s: %v: %s", o.tool, err, resultText(t, r))
+			if err := json.Unmarshal([]byte(resultText(t, res)), &a); err != nil {
+				t.Fatalf("%s: %v: %s", o.tool, err, resultText(t, res))
 			}
-			if !r.IsError || a.Token != "" || a.StatusCode != http.StatusBadRequest || a.Code != want.Code || a.Message != want.Message {
+			if !res.IsError || a.Token != "" || a.StatusCode != http.StatusBadRequest || a.Code != want.Code || a.Message != want.Message {
 				t.Errorf("%s with idempotency_key %.20q (%d characters), no token: error %v %s; want REST's 400 %s %q and no confirmation_token",
-					o.tool, k, len(k), r.IsError, resultText(t, r), want.Code, want.Message)
+					o.tool, k, len(k), res.IsError, resultText(t, res), want.Code, want.Message)
 			}
 		}
 		for _, k := range []string{"mcp61-good-" + o.tool, ""} { // "" is no key (the confirmation derives one)
-			r := callTool(t, cs, o.tool, map[string]any{"body": o.body, "idempotency_key": k})
+			res := callTool(t, cs, o.tool, map[string]any{"body": o.body, "idempotency_key": k})
 			var a answer
-			if err := json.Unmarshal([]byte(resultText(t, r)), &a); err != nil || r.IsError || a.Token == "" {
-				t.Errorf("%s with idempotency_key %q: error %v %s; want a quote and a confirmation_token", o.tool, k, r.IsError, resultText(t, r))
+			if err := json.Unmarshal([]byte(resultText(t, res)), &a); err != nil || res.IsError || a.Token == "" {
+				t.Errorf("%s with idempotency_key %q: error %v %s; want a quote and a confirmation_token", o.tool, k, res.IsError, resultText(t, res))
 			}
 		}
 	}

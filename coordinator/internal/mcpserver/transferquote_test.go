@@ -1,14 +1,10 @@
 package mcpserver_test
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 
-	"github.com/hostplane/hostplane/coordinator/internal/registrar"
-	"github.com/hostplane/hostplane/coordinator/internal/server"
-	"github.com/hostplane/hostplane/coordinator/internal/testcluster"
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
@@ -21,29 +17,10 @@ import (
 // the confirmation then transfers and charges what was quoted. Before, the
 // route had no quote and every body got a token.
 func TestMCPTransferDomainQuote(t *testing.T) {
-	reg := registrar.NewMemory(nil, "test")
-	c := testcluster.New(t, 1, func(_ int, cfg *server.Config) { cfg.DomainReg.Registrar = reg })
-	ctx := context.Background()
-	adm := c.Admin(0)
-	if _, err := adm.CreateProduct(ctx, "domain-test", api.ProductRequest{Category: api.ProductDomain, NameEn: ".test", Tld: "test", RetailYearlyUsdCents: 1000}); err != nil {
-		t.Fatal(err)
-	}
-	acc, key := c.NewAccount("mcp60-transfer@example.com", api.ScopeDomainsRead, api.ScopeOrdersWrite)
-	if _, err := adm.CreditWallet(ctx, acc.ID, api.WalletCreditRequest{AmountUsdCents: 1500, Gateway: "test"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := reg.Register(ctx, registrar.RegisterRequest{ClTRID: "other-1", Name: "moved.test", Years: 1, AuthCode: "s3cret-Code-42"}); err != nil {
-		t.Fatal(err)
-	}
-	balance := func() int64 {
-		t.Helper()
-		a, err := adm.Account(ctx, acc.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return a.BalanceUsdCents
-	}
-	contact := map[string]any{"name": "Ada Lovelace", "street": []string{"1 Analytical St"}, "city": "Istanbul", "cc": "TR", "email": "ada@example.com"}
+	r := newOrderRig(t, "mcp60-transfer@example.com", 1500, api.ScopeDomainsRead, api.ScopeOrdersWrite)
+	c, key := r.c, r.key
+	balance := func() int64 { return r.balance(t) }
+	contact := orderContact
 	body := func(name, code string) map[string]any {
 		return map[string]any{"name": name, "auth_code": code, "contact": contact}
 	}
@@ -62,12 +39,12 @@ func TestMCPTransferDomainQuote(t *testing.T) {
 	}
 	call := func(args map[string]any) (answer, bool) {
 		t.Helper()
-		r := callTool(t, cs, "transfer_domain", args)
+		res := callTool(t, cs, "transfer_domain", args)
 		var a answer
-		if err := json.Unmarshal([]byte(resultText(t, r)), &a); err != nil {
-			t.Fatalf("transfer_domain %v: %v: %s", args, err, resultText(t, r))
+		if err := json.Unmarshal([]byte(resultText(t, res)), &a); err != nil {
+			t.Fatalf("transfer_domain %v: %v: %s", args, err, resultText(t, res))
 		}
-		return a, r.IsError
+		return a, res.IsError
 	}
 	for _, c := range []struct {
 		body        map[string]any
@@ -97,10 +74,10 @@ func TestMCPTransferDomainQuote(t *testing.T) {
 		t.Fatalf("balance %d after the quote; nothing is charged before the confirmation", b)
 	}
 	good["confirmation_token"] = a.Token
-	r := callTool(t, cs, "transfer_domain", good)
+	res := callTool(t, cs, "transfer_domain", good)
 	var d api.Domain
-	if r.IsError || json.Unmarshal([]byte(resultText(t, r)), &d) != nil || d.Name != "moved.test" {
-		t.Fatalf("confirmed transfer: %s", resultText(t, r))
+	if res.IsError || json.Unmarshal([]byte(resultText(t, res)), &d) != nil || d.Name != "moved.test" {
+		t.Fatalf("confirmed transfer: %s", resultText(t, res))
 	}
 	if b := balance(); b != 1500-a.Quote.TotalUsdCents {
 		t.Fatalf("balance %d after the transfer; the quote said %d of 1500", b, a.Quote.TotalUsdCents)
