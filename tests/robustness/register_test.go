@@ -99,7 +99,13 @@ func runRegister(t *testing.T, c *cluster, f faults, dur time.Duration) ([]porcu
 			case errors.Is(err, syscall.ECONNREFUSED):
 				// Refused at connect (the coordinator is down, or not
 				// listening yet): the request reached no coordinator, so
-				// nothing was written; left out, as a refusal. Kept as
+				// nothing was written; left out, as a refusal. This holds
+				// because c.write's PATCH carries no Idempotency-Key: Go's
+				// Transport re-sends on a new connection only a request it
+				// deems replayable (GET/HEAD/..., or one with an
+				// Idempotency-Key header), so a refused dial is this PATCH's
+				// only send; with a key, a first send on a dying keep-alive
+				// connection could have been written before the refused one. Kept as
 				// unknown, each of these (about 60 of a kill run's 600
 				// writes) is one more write porcupine has to try at every
 				// place from its call on: under load the check of a kill
