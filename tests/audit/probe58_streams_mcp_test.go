@@ -76,7 +76,11 @@ func TestProbe58UnreadMCPStreams(t *testing.T) {
 	// A GET stream also ends at the listener's body timeout (30 s by
 	// default; README): 2 min here, so that the streams opened first are
 	// still held, at load, when the last are opened and measured.
-	r := lightRig(t, "probe58streams", "--rate-limit", "100000", "--mcp-streams", fmt.Sprint(total), "--http-body-timeout", "2m")
+	// Every client here is 127.0.0.1: the per-address cap (2bfbddff,
+	// --mcp-streams-per-ip, 64 by default; its own test is mcpserver's
+	// TestStreamLimitsPerAddress) is raised past the total so that the
+	// account's and the coordinator's caps are the ones this test meets.
+	r := lightRig(t, "probe58streams", "--rate-limit", "100000", "--mcp-streams", fmt.Sprint(total), "--mcp-streams-per-ip", fmt.Sprint(2*total), "--http-body-timeout", "2m")
 	f := r.follower()
 	base := r.c.URL(f)
 	ep := base + "/mcp"
