@@ -85,10 +85,36 @@ func domainReplayOpenedAtLevel13(t *testing.T, level uint16, kind string) {
 	if first.status != want || second.status != want || !bytes.Equal(first.body, second.body) || second.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("opened at level 13, the key sent again at level %d: the first send answered %d %s, the second %d %s; want both %d, the same body", level, first.status, first.body, second.status, second.body, want)
 	}
+	// The same body is the registry's end, not the command's pending
+	// record (a 200 with the change pending would pass the check above):
+	// the domain active, the change applied.
+	if got := domainAnswerState(first.m, kind); got != wantState(kind) {
+		t.Fatalf("opened at level 13, the key sent again at level %d: both sends answered %s %q; want %q (the registry's end): %s", level, kind, got, wantState(kind), first.body)
+	}
 	// And once both have answered, the key still answers the same.
 	if third := <-send(); third.status != want || !bytes.Equal(third.body, first.body) {
 		t.Fatalf("the key sent a third time: %d %s; want %d %s", third.status, third.body, want, first.body)
 	}
+}
+
+// domainAnswerState is what a domain answer says of kind: the
+// registration's status, or the change's.
+func domainAnswerState(m map[string]any, kind string) string {
+	if kind == "registration" {
+		st, _ := m["status"].(string)
+		return st
+	}
+	ch, _ := m["change"].(map[string]any)
+	st, _ := ch["status"].(string)
+	return st
+}
+
+// wantState is the state of kind once the registry has answered yes.
+func wantState(kind string) string {
+	if kind == "registration" {
+		return api.DomainActive
+	}
+	return api.ChangeApplied
 }
 
 // levelRaisingRaft raises the cluster's semantics level to level just

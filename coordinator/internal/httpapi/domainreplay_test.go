@@ -236,10 +236,17 @@ func (d *deposingRaft) Apply(ctx context.Context, env *fsm.Envelope) (*fsm.Resul
 // sends the key again and is answered what the log decides, the end when
 // the registry answered first (201), the close when a replay waited its
 // bound first (202, and 202 again once the domain is active).
+// It runs at level 14 and at 15 (where the decided record is marked).
 func TestDomainReplayAfterTheFirstSendLostLeadership(t *testing.T) {
+	for _, level := range []uint16{fsm.LevelDomainAnswer, fsm.LevelDomainAnswerDecided} {
+		t.Run(fmt.Sprintf("level%d", level), func(t *testing.T) { domainReplayAfterLostLeadership(t, level) })
+	}
+}
+
+func domainReplayAfterLostLeadership(t *testing.T, level uint16) {
 	gate := &registryGate{}
 	s, _ := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
-	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelDomainAnswer})
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: level})
 	dep := &deposingRaft{Cluster: s.a.raft, refuse: map[fsm.CommandType]bool{fsm.CmdIdemAnswer: true, fsm.CmdDomainAnswerClose: true}}
 	s.a.raft = dep
 	deps := *s.a.domainReg.Load()
