@@ -18,8 +18,10 @@ import (
 	"github.com/hostplane/hostplane/pkg/api"
 )
 
-// getStreamFrom is getStream of a client at addr behind the trusted proxy
-// the test's connections come from (X-Forwarded-For).
+// getStreamFrom opens session's GET stream on srv as key over a connection
+// of its own and reads only the answer's head (and a refusal's body); with
+// addr, as a client at addr behind the trusted proxy the test's connections
+// come from (X-Forwarded-For).
 func getStreamFrom(t *testing.T, srv *httptest.Server, key, sess, addr string) (net.Conn, int, http.Header, api.Error) {
 	t.Helper()
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -27,8 +29,12 @@ func getStreamFrom(t *testing.T, srv *httptest.Server, key, sess, addr string) (
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	fmt.Fprintf(conn, "GET /mcp HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\nMcp-Session-Id: %s\r\nMcp-Protocol-Version: 2025-11-25\r\nX-Forwarded-For: %s\r\n\r\n",
-		srv.Listener.Addr(), key, sess, addr)
+	xff := ""
+	if addr != "" {
+		xff = "X-Forwarded-For: " + addr + "\r\n"
+	}
+	fmt.Fprintf(conn, "GET /mcp HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\nMcp-Session-Id: %s\r\nMcp-Protocol-Version: 2025-11-25\r\n%s\r\n",
+		srv.Listener.Addr(), key, sess, xff)
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	if err != nil {

@@ -1,10 +1,6 @@
 package mcpserver_test
 
 import (
-	"bufio"
-	"encoding/json"
-	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,25 +16,7 @@ import (
 // its own and reads only the answer's head (and a refusal's body).
 func getStream(t *testing.T, srv *httptest.Server, key, sess string) (net.Conn, int, http.Header, api.Error) {
 	t.Helper()
-	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	fmt.Fprintf(conn, "GET /mcp HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nAccept: text/event-stream\r\nMcp-Session-Id: %s\r\nMcp-Protocol-Version: 2025-11-25\r\n\r\n",
-		srv.Listener.Addr(), key, sess)
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = conn.SetReadDeadline(time.Time{})
-	var e api.Error
-	if resp.StatusCode != 200 {
-		raw, _ := io.ReadAll(resp.Body)
-		_ = json.Unmarshal(raw, &e)
-	}
-	return conn, resp.StatusCode, resp.Header, e
+	return getStreamFrom(t, srv, key, sess, "")
 }
 
 // TestStreamLimits: an account holds at most --mcp-streams-per-account GET
