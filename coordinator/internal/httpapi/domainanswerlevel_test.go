@@ -33,17 +33,7 @@ func TestDomainReplayOfAnOperationOpenedAtLevel13(t *testing.T) {
 }
 
 func domainReplayOpenedAtLevel13(t *testing.T, level uint16, kind string) {
-	gate := &registryGate{}
-	s, _ := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
-	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelDomainAnswer - 1})
-	kicks := make(chan struct{}, 64)
-	deps := *s.a.domainReg.Load()
-	driverKick := deps.Kick
-	deps.Kick = func() { kicks <- struct{}{}; driverKick() }
-	deps.Wait = 8 * time.Second
-	s.a.SetDomainDeps(&deps)
-	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
-	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 3000})
+	s, gate, kicks, _, key := gatedDomainAPI(t, fsm.LevelDomainAnswer-1)
 
 	method, path, body, want := "POST", "/v1/domains", `{"name":"wait.test",`+testContact+`}`, http.StatusCreated
 	if kind != "registration" {
@@ -95,6 +85,25 @@ func domainReplayOpenedAtLevel13(t *testing.T, level uint16, kind string) {
 	if third := <-send(); third.status != want || !bytes.Equal(third.body, first.body) {
 		t.Fatalf("the key sent a third time: %d %s; want %d %s", third.status, third.body, want, first.body)
 	}
+}
+
+// gatedDomainAPI is a domain API at level whose registry answers when gate
+// opens, whose registry driver's kicks are sent on kicks, with an 8 s wait
+// for the first send, and an account of key holding 30 USD.
+func gatedDomainAPI(t *testing.T, level uint16) (*srvAPI, *registryGate, chan struct{}, DomainDeps, string) {
+	t.Helper()
+	gate := &registryGate{}
+	s, _ := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: level})
+	kicks := make(chan struct{}, 64)
+	deps := *s.a.domainReg.Load()
+	driverKick := deps.Kick
+	deps.Kick = func() { kicks <- struct{}{}; driverKick() }
+	deps.Wait = 8 * time.Second
+	s.a.SetDomainDeps(&deps)
+	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 3000})
+	return s, gate, kicks, deps, key
 }
 
 // domainAnswerState is what a domain answer says of kind: the
@@ -198,17 +207,7 @@ func TestDomainAnswerLevelRaisedInsideTheFirstSend(t *testing.T) {
 // (the record marked decided); the clocks would have said 201 for an end
 // that early (level 14's limit, domainOpReplay).
 func TestDomainReplayOfAWindowClosedEarly(t *testing.T) {
-	gate := &registryGate{}
-	s, _ := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
-	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelDomainAnswerDecided})
-	kicks := make(chan struct{}, 64)
-	deps := *s.a.domainReg.Load()
-	driverKick := deps.Kick
-	deps.Kick = func() { kicks <- struct{}{}; driverKick() }
-	deps.Wait = 8 * time.Second
-	s.a.SetDomainDeps(&deps)
-	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
-	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 3000})
+	s, gate, kicks, deps, key := gatedDomainAPI(t, fsm.LevelDomainAnswerDecided)
 	order := func() reply {
 		return s.call(key, "POST", "/v1/domains", `{"name":"early.test",`+testContact+`}`, "Idempotency-Key", "k-early")
 	}
