@@ -273,16 +273,7 @@ func TestProbe60SlowClientsOnSubRoutes(t *testing.T) {
 			}
 		})
 	}
-	ended := make(chan struct{})
-	go func() { done.Wait(); close(ended) }()
-	lat := measure(func(int) bool {
-		select {
-		case <-ended:
-			return false
-		default:
-			return true
-		}
-	})
+	lat := measure(untilDone(&done))
 	wg.Wait()
 	if len(normalErr) > 0 {
 		t.Errorf("B's requests while the slow clients ran: %d failed: %q", len(normalErr), normalErr[:min(5, len(normalErr))])
@@ -313,4 +304,19 @@ func (s *p60SlowReader) Read(p []byte) (int, error) {
 		time.Sleep(s.gap)
 	}
 	return s.r.Read(p[:min(len(p), 1)])
+}
+
+// untilDone is a measuring loop's condition while goroutines run: true
+// until done's goroutines have all ended (from the call on).
+func untilDone(done *sync.WaitGroup) func(int) bool {
+	ended := make(chan struct{})
+	go func() { done.Wait(); close(ended) }()
+	return func(int) bool {
+		select {
+		case <-ended:
+			return false
+		default:
+			return true
+		}
+	}
 }

@@ -344,8 +344,6 @@ func TestProbe61SlowReadersOfALargeList(t *testing.T) {
 				}()
 			}
 		}
-		ended := make(chan struct{})
-		go func() { done.Wait(); close(ended) }()
 		time.Sleep(time.Second)
 		if wave == 0 {
 			for _, i := range nodes {
@@ -353,14 +351,7 @@ func TestProbe61SlowReadersOfALargeList(t *testing.T) {
 			}
 		}
 		before := term()
-		m := measure(func(int) bool {
-			select {
-			case <-ended:
-				return false
-			default:
-				return true
-			}
-		})
+		m := measure(untilDone(&done))
 		lat = append(lat, m.lat...)
 		elections += m.elections
 		// Outside an election (the term unchanged), a leadership 503 is a
@@ -373,7 +364,7 @@ func TestProbe61SlowReadersOfALargeList(t *testing.T) {
 		case m.longest > 1500*time.Millisecond:
 			t.Errorf("wave %d, no election: B's longest call took %v; want none over 1.5 s", wave, m.longest.Round(time.Millisecond))
 		}
-		<-ended
+		done.Wait()
 		if t.Failed() {
 			break
 		}
