@@ -74,16 +74,24 @@ func domainAnswerLog(h *whHarness, out *bytes.Buffer) {
 // the same log applies as the release before applied it, byte for byte
 // (results, domains and records are the golden that release's code wrote).
 func TestDomainAnswerLevel13(t *testing.T) {
+	domainAnswerGolden(t, LevelIDOrder, domainAnswerLog, "domainanswer_level13.golden", *updateDomainAnswerGolden, "below level 14")
+}
+
+// domainAnswerGolden applies log at level on a new harness and fails unless
+// its results and the keys' records, domains and domain operations after
+// it are the golden file (written by the release before; rewritten first
+// with update), byte for byte, on every replica alike. at names the level
+// in the failure.
+func domainAnswerGolden(t *testing.T, level uint16, log func(*whHarness, *bytes.Buffer), golden string, update bool, at string) {
+	t.Helper()
 	h := newServerHarness(t)
-	h.must(CmdClusterLevel, ClusterLevel{Level: LevelIDOrder})
+	h.must(CmdClusterLevel, ClusterLevel{Level: level})
 	var out bytes.Buffer
-	domainAnswerLog(h, &out)
+	log(h, &out)
 	dumpBuckets(&out, h.fsms[0], store.BucketIdempotency, store.BucketRegDomains, store.BucketRegDomainOps)
-	_, want := readGolden(t, "domainanswer_level13.golden", *updateDomainAnswerGolden, out.Bytes())
+	_, want := readGolden(t, golden, update, out.Bytes())
 	if !bytes.Equal(out.Bytes(), want) {
-		t.Fatalf("below level 14 the log applied otherwise than the release before:\n%s\nwant:\n%s", out.Bytes(), want)
+		t.Fatalf("%s the log applied otherwise than the release before:\n%s\nwant:\n%s", at, out.Bytes(), want)
 	}
-	h.replicasSame(func(f *FSM) []byte {
-		return bucketDump(f, store.BucketIdempotency, store.BucketRegDomains, store.BucketRegDomainOps)
-	})
+	h.replicasSame(domainAnswerDump)
 }

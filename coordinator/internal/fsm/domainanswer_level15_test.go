@@ -5,8 +5,6 @@ import (
 	"flag"
 	"net/http"
 	"testing"
-
-	"github.com/hostplane/hostplane/coordinator/internal/store"
 )
 
 var updateDomainAnswer14Golden = flag.Bool("update-domain-answer-14-golden", false,
@@ -34,16 +32,7 @@ func domainAnswerLog14(h *whHarness, out *bytes.Buffer) {
 // (results, domains and records are the golden that release's code wrote,
 // f27c3ca8): no record is marked decided.
 func TestDomainAnswerLevel14(t *testing.T) {
-	h := newServerHarness(t)
-	h.must(CmdClusterLevel, ClusterLevel{Level: LevelDomainAnswer})
-	var out bytes.Buffer
-	domainAnswerLog14(h, &out)
-	dumpBuckets(&out, h.fsms[0], store.BucketIdempotency, store.BucketRegDomains, store.BucketRegDomainOps)
-	_, want := readGolden(t, "domainanswer_level14.golden", *updateDomainAnswer14Golden, out.Bytes())
-	if !bytes.Equal(out.Bytes(), want) {
-		t.Fatalf("at level 14 the log applied otherwise than the release before:\n%s\nwant:\n%s", out.Bytes(), want)
-	}
-	h.replicasSame(domainAnswerDump)
+	domainAnswerGolden(t, LevelDomainAnswer, domainAnswerLog14, "domainanswer_level14.golden", *updateDomainAnswer14Golden, "at level 14")
 }
 
 // TestDomainAnswerDecidedAtLevel15: from level 15 the record an answer
