@@ -435,20 +435,29 @@ func (a *API) placeDomainOrder(rq *request, deps *DomainDeps, o fsm.DomainOrder,
 		return status, v, nil // a replayed response (Idempotency-Key)
 	}
 	a.log.Info("domain ordered", "domain", o.ID, "name", o.Name, "account", o.AccountID, "years", o.Years, "transfer", o.Transfer)
-	logged := false
+	return a.answerOp(rq, deps, o.AccountID, o.ID, o.ID, func(d store.RegDomain) (int, any, error) { return orderEnded(d, failCode) })
+}
+
+// answerOp is the first send's answer to operation opID of domain domainID
+// (of accountID), which its command has just opened: the log's
+// (logAnswer) when the key's answer is the log's (answerLogged), else by
+// the clocks: 202 with the domain when the operation has not ended within
+// DomainDeps.Wait, or its end (ended) recorded as the key's answer.
+func (a *API) answerOp(rq *request, deps *DomainDeps, accountID, domainID, opID string, ended func(store.RegDomain) (int, any, error)) (int, any, error) {
 	if rq.idem != nil {
-		if logged, err = a.answerLogged(rq.idem.Scope, rq.idem.ReqHash, o.AccountID, o.ID, o.ID); err != nil {
+		logged, err := a.answerLogged(rq.idem.Scope, rq.idem.ReqHash, accountID, domainID, opID)
+		if err != nil {
 			return 0, nil, err
 		}
+		if logged {
+			return a.logAnswer(rq, deps, rq.idem.Scope, rq.idem.ReqHash, accountID, domainID, opID)
+		}
 	}
-	if logged {
-		return a.logAnswer(rq, deps, rq.idem.Scope, rq.idem.ReqHash, o.AccountID, o.ID, o.ID)
-	}
-	d, done := a.waitDomainOp(rq.Context(), deps, o.AccountID, o.ID, o.ID)
+	d, done := a.waitDomainOp(rq.Context(), deps, accountID, domainID, opID)
 	if !done {
 		return http.StatusAccepted, d.Domain, nil
 	}
-	return a.recordEnded(rq)(orderEnded(d, failCode))
+	return a.recordEnded(rq)(ended(d))
 }
 
 // orderEnded is the answer to a domain order whose operation has ended:
@@ -885,20 +894,7 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 	if !ok || dv.Change == nil || dv.Change.ID != chID {
 		return status, v, nil // nothing for the registry, or a replay
 	}
-	logged := false
-	if rq.idem != nil {
-		if logged, err = a.answerLogged(rq.idem.Scope, rq.idem.ReqHash, rq.caller.accountID, cur.ID, chID); err != nil {
-			return 0, nil, err
-		}
-	}
-	if logged {
-		return a.logAnswer(rq, deps, rq.idem.Scope, rq.idem.ReqHash, rq.caller.accountID, cur.ID, chID)
-	}
-	d, done := a.waitDomainOp(rq.Context(), deps, rq.caller.accountID, cur.ID, chID)
-	if !done {
-		return http.StatusAccepted, d.Domain, nil
-	}
-	return a.recordEnded(rq)(changeEnded(d, chID))
+	return a.answerOp(rq, deps, rq.caller.accountID, cur.ID, chID, func(d store.RegDomain) (int, any, error) { return changeEnded(d, chID) })
 }
 
 // checkDomain asks the registry whether ?name= can be registered, with the
