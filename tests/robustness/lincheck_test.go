@@ -185,6 +185,32 @@ func (n *readCount) read(ctx context.Context, read reader, p *framework.Coordina
 	retryPause(ctx, st)
 }
 
+// linRun is what a run's clients share: the history, the last write's
+// number (from 1), the reads counted, and when a write still without a
+// definite answer is given up (20 s after the run's dur).
+type linRun struct {
+	*recorder
+	next    atomic.Int64
+	reads   readCount
+	giveUp  time.Time
+	countMu sync.Mutex
+}
+
+func newLinRun() *linRun { return &linRun{recorder: newRecorder()} }
+
+// count counts (do) under the run's lock.
+func (r *linRun) count(do func()) { r.countMu.Lock(); do(); r.countMu.Unlock() }
+
+// drive is runClients for dur (do gets the run's context), the last word
+// read; it answers the clients' reads (r.reads.read) answered and failed.
+func (r *linRun) drive(t *testing.T, c *cluster, f faults, clients int, dur time.Duration, do func(ctx context.Context, i int, rng *rand.Rand, p *framework.CoordinatorProcess), read reader) (answered, failed int) {
+	ctx, cancel := context.WithTimeout(context.Background(), dur)
+	defer cancel()
+	r.giveUp = time.Now().Add(dur + 20*time.Second)
+	c.runClients(ctx, t, r.recorder, f, clients, func(i int, rng *rand.Rand, p *framework.CoordinatorProcess) { do(ctx, i, rng, p) }, read)
+	return int(r.reads.ok.Load()), int(r.reads.failed.Load())
+}
+
 // clientProc is the coordinator client i sends its next operation to: half
 // the clients stay on one coordinator, half pick one per operation; together
 // they go through all three.

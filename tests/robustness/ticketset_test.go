@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,11 +126,9 @@ func ticketNumber(subject string) int {
 // more.
 func runTicketSet(t *testing.T, c *cluster, f faults, dur time.Duration) ([]porcupine.Operation, setStats) {
 	const clients, writers = 12, 3
-	rec := newRecorder()
-	var next atomic.Int64
-	var mu sync.Mutex
+	run := newLinRun()
 	var s setStats
-	count := func(do func()) { mu.Lock(); do(); mu.Unlock() }
+	var mu sync.Mutex // ids and reported
 	// ids: the id each ticket was listed or created with; a ticket's id never changes.
 	ids := map[int]string{}
 	// reported: what was reported already (each ticket's fault once).
@@ -155,11 +152,10 @@ func runTicketSet(t *testing.T, c *cluster, f faults, dur time.Duration) ([]porc
 			once("id", n, "ticket lin-ticket-%d is %s %s, was %s (reported once)", n, id, where, was)
 		}
 	}
-	var reads readCount
 	read := func(ctx context.Context, p *framework.CoordinatorProcess, client int, meta string) error {
-		call := rec.now()
+		call := run.now()
 		l, err := c.api(p).Tickets(ctx, 1, 200)
-		ret := rec.now()
+		ret := run.now()
 		if err != nil {
 			return err
 		}
@@ -180,24 +176,21 @@ func runTicketSet(t *testing.T, c *cluster, f faults, dur time.Duration) ([]porc
 		if l.Total != len(l.Data) {
 			once("total", 0, "%s: a page of %d tickets says there are %d", p.ID, len(l.Data), l.Total)
 		}
-		rec.add(porcupine.Operation{ClientId: client, Input: setIn{}, Call: call, Output: out, Return: ret, Metadata: meta})
+		run.add(porcupine.Operation{ClientId: client, Input: setIn{}, Call: call, Output: out, Return: ret, Metadata: meta})
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), dur)
-	defer cancel()
-	giveUp := time.Now().Add(dur + 20*time.Second)
 	start := time.Now()
-	c.runClients(ctx, t, rec, f, clients, func(i int, rng *rand.Rand, p *framework.CoordinatorProcess) {
-		paced := next.Load() < int64(min(maxTickets, 5+7*time.Since(start).Seconds()))
+	s.reads, s.failedReads = run.drive(t, c, f, clients, dur, func(ctx context.Context, i int, rng *rand.Rand, p *framework.CoordinatorProcess) {
+		paced := run.next.Load() < int64(min(maxTickets, 5+7*time.Since(start).Seconds()))
 		if i < writers && paced && rng.IntN(2) == 0 {
-			n := int(next.Add(1))
+			n := int(run.next.Add(1))
 			if n > maxTickets {
 				return
 			}
 			key := fmt.Sprintf("lin-ticket-%d", n)
 			req := api.TicketCreateRequest{Subject: key, Message: "linearizability check", Department: "technical", Priority: "medium"}
 			var id string
-			call, ret, attempts := c.untilDefinite(rec, rng, c.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
+			call, ret, attempts := c.untilDefinite(run.recorder, rng, c.index(p), run.giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
 				tk, err := c.api(p).CreateTicket(ctx, req, key)
 				if err == nil {
 					id = tk.ID
@@ -214,17 +207,16 @@ func runTicketSet(t *testing.T, c *cluster, f faults, dur time.Duration) ([]porc
 				t.Errorf("create %s via %s: %v", key, p.ID, err)
 				return try{done: true, status: st}
 			})
-			rec.addWrite(i, setIn{n: n}, setOut{id: id}, id != "", call, ret, p, attempts)
-			count(func() {
+			run.addWrite(i, setIn{n: n}, setOut{id: id}, id != "", call, ret, p, attempts)
+			run.count(func() {
 				s.creates++
 				s.count(ret, attempts)
 			})
 		} else {
-			reads.read(ctx, read, p, i)
+			run.reads.read(ctx, read, p, i)
 		}
 	}, read)
-	s.reads, s.failedReads = int(reads.ok.Load()), int(reads.failed.Load())
-	return rec.history(), s
+	return run.history(), s
 }
 
 // corruptSet returns a copy of hist in which the last read misses the

@@ -7,8 +7,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -190,33 +188,26 @@ func (r *walletRig) credit(ctx context.Context, p *framework.CoordinatorProcess,
 // reads the balance once more.
 func runWallet(t *testing.T, r *walletRig, f fault, dur time.Duration) ([]porcupine.Operation, walletStats) {
 	const clients, writers = 12, 6
-	rec := newRecorder()
-	var next atomic.Int64
-	var mu sync.Mutex
+	run := newLinRun()
 	var s walletStats
-	count := func(do func()) { mu.Lock(); do(); mu.Unlock() }
-	ctx, cancel := context.WithTimeout(context.Background(), dur)
-	defer cancel()
-	giveUp := time.Now().Add(dur + 20*time.Second)
 	// read reads the balance.
-	var reads readCount
 	read := func(ctx context.Context, p *framework.CoordinatorProcess, client int, meta string) error {
-		call := rec.now()
+		call := run.now()
 		wl, err := r.api(p).Wallet(ctx)
-		ret := rec.now()
+		ret := run.now()
 		if err == nil {
-			rec.add(porcupine.Operation{ClientId: client, Input: walletIn{kind: walletRead}, Call: call, Output: walletOut{known: true, balance: wl.BalanceUsdCents}, Return: ret, Metadata: meta})
+			run.add(porcupine.Operation{ClientId: client, Input: walletIn{kind: walletRead}, Call: call, Output: walletOut{known: true, balance: wl.BalanceUsdCents}, Return: ret, Metadata: meta})
 		}
 		return err
 	}
-	r.runClients(ctx, t, rec, f, clients, func(i int, rng *rand.Rand, p *framework.CoordinatorProcess) {
+	s.reads, s.failedReads = run.drive(t, r.cluster, f, clients, dur, func(ctx context.Context, i int, rng *rand.Rand, p *framework.CoordinatorProcess) {
 		switch w := rng.IntN(2); {
 		case i < writers && w == 0:
-			n := next.Add(1)
+			n := run.next.Add(1)
 			key := fmt.Sprintf("lin-credit-%d", n)
 			amount := int64(100 + rng.IntN(900))
 			var out walletOut
-			call, ret, attempts := r.untilDefinite(rec, rng, r.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
+			call, ret, attempts := r.untilDefinite(run.recorder, rng, r.index(p), run.giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
 				tx, res, err := r.credit(ctx, p, key, amount)
 				if err != nil {
 					t.Errorf("credit %s via %s: %v", key, p.ID, err)
@@ -228,17 +219,17 @@ func runWallet(t *testing.T, r *walletRig, f fault, dur time.Duration) ([]porcup
 				}
 				return res
 			})
-			rec.addWrite(i, walletIn{kind: walletCredit, amount: amount, key: key}, out, out.known, call, ret, p, attempts)
-			count(func() {
+			run.addWrite(i, walletIn{kind: walletCredit, amount: amount, key: key}, out, out.known, call, ret, p, attempts)
+			run.count(func() {
 				s.credits++
 				s.count(ret, attempts)
 			})
 		case i < writers:
-			n := next.Add(1)
+			n := run.next.Add(1)
 			key := fmt.Sprintf("lin-order-%d", n)
 			req := api.ServerOrderRequest{PlanSlug: walletPlan, Label: key, Hostname: key, OSTemplate: "base"}
 			var out walletOut
-			call, ret, attempts := r.untilDefinite(rec, rng, r.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
+			call, ret, attempts := r.untilDefinite(run.recorder, rng, r.index(p), run.giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
 				o, err := r.api(p).OrderServer(ctx, req, key)
 				if err == nil {
 					if o.Invoice.TotalUsdCents != walletPrice || o.Invoice.Status != api.InvoicePaid || o.Server.ID == "" {
@@ -264,8 +255,8 @@ func runWallet(t *testing.T, r *walletRig, f fault, dur time.Duration) ([]porcup
 				t.Errorf("order %s via %s: %v", key, p.ID, err)
 				return try{done: true, status: st}
 			})
-			rec.addWrite(i, walletIn{kind: walletOrder, amount: walletPrice, key: key}, out, out.known, call, ret, p, attempts)
-			count(func() {
+			run.addWrite(i, walletIn{kind: walletOrder, amount: walletPrice, key: key}, out, out.known, call, ret, p, attempts)
+			run.count(func() {
 				s.orders++
 				s.count(ret, attempts)
 				switch {
@@ -279,11 +270,10 @@ func runWallet(t *testing.T, r *walletRig, f fault, dur time.Duration) ([]porcup
 				}
 			})
 		default:
-			reads.read(ctx, read, p, i)
+			run.reads.read(ctx, read, p, i)
 		}
 	}, read)
-	s.reads, s.failedReads = int(reads.ok.Load()), int(reads.failed.Load())
-	return rec.history(), s
+	return run.history(), s
 }
 
 // walletLedger checks the wallet's transactions after a run: every credit
