@@ -33,6 +33,7 @@ type fastCalls struct {
 	counter    RequestCounter // nil: nothing counted at /mcp
 	publicHost string
 	tools      *Tools
+	ends       *sessionEnds
 	mu         sync.Mutex
 	sessions   map[string]*fastSession
 }
@@ -70,8 +71,8 @@ type fastSession struct {
 	touched atomic.Int64 // unix nanos the SDK last handled a message of it
 }
 
-func newFastCalls(h *handlers, tools *Tools, publicHost string) *fastCalls {
-	return &fastCalls{h: h, tools: tools, publicHost: publicHost, sessions: map[string]*fastSession{}}
+func newFastCalls(h *handlers, tools *Tools, publicHost string, ends *sessionEnds) *fastCalls {
+	return &fastCalls{h: h, tools: tools, publicHost: publicHost, ends: ends, sessions: map[string]*fastSession{}}
 }
 
 // middleware records the sessions the SDK initialized (from their
@@ -120,15 +121,16 @@ func (f *fastCalls) record(ss *mcp.ServerSession, req mcp.Request, ready bool) *
 			fs.userID = x.TokenInfo.UserID
 		}
 		f.sessions[id] = fs
-		go func() {
-			_ = ss.Wait()
+		f.ends.onEnd(ss, func() {
 			if g := cleanupGate.Load(); g != nil {
 				<-*g
 			}
 			f.mu.Lock()
-			delete(f.sessions, id)
+			if f.sessions[id] == fs {
+				delete(f.sessions, id)
+			}
 			f.mu.Unlock()
-		}()
+		})
 	}
 	fs.ready = fs.ready || ready
 	return fs

@@ -500,11 +500,24 @@ func withoutDefaultPort(host string) string {
 // authenticated by authn exactly as on /v1 (a 401 names the protected-resource
 // metadata), and each tool call is dispatched with the same bearer.
 func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOptions) http.Handler {
+	h, _ := newHTTPHandler(tools, authn, d, opts)
+	return h
+}
+
+// httpState is what an /mcp handler keeps of its sessions (tests read it).
+type httpState struct {
+	fast     *fastCalls
+	sessions *sessionCap
+	ends     *sessionEnds
+}
+
+func newHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOptions) (http.Handler, httpState) {
 	if opts.SessionTimeout <= 0 {
 		opts.SessionTimeout = 30 * time.Minute
 	}
 	srv, h := newServer(tools, d, opts.Options)
-	fast := newFastCalls(h, tools, opts.PublicHost)
+	ends := newSessionEnds()
+	fast := newFastCalls(h, tools, opts.PublicHost, ends)
 	srv.AddReceivingMiddleware(fast.middleware)
 	sessions := newSessionCap(opts.SessionsPerAccount)
 	if f := sessionCapBuilt; f != nil {
@@ -513,7 +526,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 	var streams *streamLimits
 	// A session displaced by the cap has no request running: it is closed
 	// now, so that its id is a 404 from the next request on.
-	srv.AddReceivingMiddleware(sessions.middleware(func(ss *mcp.ServerSession) {
+	srv.AddReceivingMiddleware(sessions.middleware(ends, func(ss *mcp.ServerSession) {
 		streams.forget(ss.ID())
 		_ = ss.Close()
 		fast.forget(ss.ID())
@@ -545,6 +558,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		fast.forget(id)
 	})
 	uncounted, _ := authn.(UnauthenticatedCounter)
+	st := httpState{fast: fast, sessions: sessions, ends: ends}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		meta := opts.ResourceMetadataURL
 		if meta == "" {
@@ -732,7 +746,7 @@ func NewHTTPHandler(tools *Tools, authn Authenticator, d Dispatcher, opts HTTPOp
 		if nw.plain != 0 {
 			answer(sdkRefusal(r.Method, nw.plain, w.Header().Get("Allow"), nw.text.String()))
 		}
-	})
+	}), st
 }
 
 // streamAuthEvery is how often a session's GET stream checks the

@@ -373,7 +373,7 @@ func (c *sessionCap) removeLocked(s *liveSession) {
 // middleware counts each session the SDK initializes against the caller's
 // account (admit: past the cap, the one used least recently is ended or the
 // initialize refused), and stops counting it when it ends.
-func (c *sessionCap) middleware(end func(ss *mcp.ServerSession)) mcp.Middleware {
+func (c *sessionCap) middleware(ends *sessionEnds, end func(ss *mcp.ServerSession)) mcp.Middleware {
 	return func(next mcp.MethodHandler) mcp.MethodHandler {
 		return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
 			ss, _ := req.GetSession().(*mcp.ServerSession)
@@ -392,10 +392,7 @@ func (c *sessionCap) middleware(end func(ss *mcp.ServerSession)) mcp.Middleware 
 			if !added {
 				return next(ctx, method, req)
 			}
-			go func() {
-				_ = ss.Wait()
-				c.drop(id)
-			}()
+			ends.onEnd(ss, func() { c.drop(id) })
 			res, err := next(ctx, method, req)
 			c.initialized(id, err == nil && ss.InitializeParams() != nil)
 			return res, err
