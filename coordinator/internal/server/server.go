@@ -212,6 +212,10 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		}
 		return nil, fmt.Errorf("mcp tools: %w", err)
 	}
+	// An X-Forwarded-For from a peer not in --trusted-proxies is ignored:
+	// warned about once per peer, and counted.
+	public, xffCount := s.API.UntrustedForwardedFor(public)
+	metrics.Register(xffCount)
 	s.apiSrv = cfg.HTTP.Server(public)
 	s.apiSrv.ErrorLog = httpErrorLog(log, "api")
 	s.admSrv = cfg.HTTP.Server(httpapi.Secure(admin))
