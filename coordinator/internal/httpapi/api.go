@@ -132,6 +132,9 @@ type API struct {
 	// (*fsm.FSM).BackupLabelled): this API's own, so a test's failing copy
 	// reaches no other API of the process.
 	backupState func(s *fsm.FSM, w io.Writer, label func(appliedIndex uint64)) error
+	// readBack reads the state for answerLogged (nil: a.state.Read): this
+	// API's own, so a test's failing read-back reaches no other API.
+	readBack func(fn func(r store.ReadTx) error) error
 
 	// readyTerm is the Raft term in which this node, as leader, has applied every
 	// entry committed before it (a barrier). Until then its FSM may lag the

@@ -435,7 +435,7 @@ func (a *API) placeDomainOrder(rq *request, deps *DomainDeps, o fsm.DomainOrder,
 		return status, v, nil // a replayed response (Idempotency-Key)
 	}
 	a.log.Info("domain ordered", "domain", o.ID, "name", o.Name, "account", o.AccountID, "years", o.Years, "transfer", o.Transfer)
-	return a.answerOp(rq, deps, o.AccountID, o.ID, o.ID, func(d store.RegDomain) (int, any, error) { return orderEnded(d, failCode) })
+	return a.answerOp(rq, deps, o.AccountID, o.ID, o.ID, v, func(d store.RegDomain) (int, any, error) { return orderEnded(d, failCode) })
 }
 
 // answerOp is the first send's answer to operation opID of domain domainID
@@ -443,13 +443,18 @@ func (a *API) placeDomainOrder(rq *request, deps *DomainDeps, o fsm.DomainOrder,
 // (logAnswer) when the key's answer is the log's (answerLogged), else by
 // the clocks: 202 with the domain when the operation has not ended within
 // DomainDeps.Wait, or its end (ended) recorded as the key's answer.
-func (a *API) answerOp(rq *request, deps *DomainDeps, accountID, domainID, opID string, ended func(store.RegDomain) (int, any, error)) (int, any, error) {
+func (a *API) answerOp(rq *request, deps *DomainDeps, accountID, domainID, opID string, v any, ended func(store.RegDomain) (int, any, error)) (int, any, error) {
 	if rq.idem != nil {
 		logged, err := a.answerLogged(rq.idem.Scope, rq.idem.ReqHash, accountID, domainID, opID)
-		if err != nil {
-			return 0, nil, err
-		}
-		if logged {
+		switch {
+		case err != nil && a.state.ClusterLevel() >= fsm.LevelDomainAnswer:
+			return a.unreadAnswer(rq, deps, domainID, opID, v, ended, err)
+		case err != nil:
+			// Below level 14 the command opened no window (the level
+			// never falls): the read could not have said yes, and the
+			// clocks answer, as they would have.
+			a.log.Warn("domain operation applied; its answer could not be read back, answered by the clocks", "domain", domainID, "op", opID, "err", err)
+		case logged:
 			return a.logAnswer(rq, deps, rq.idem.Scope, rq.idem.ReqHash, accountID, domainID, opID)
 		}
 	}
@@ -621,6 +626,58 @@ func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, re
 	}
 }
 
+// unreadAnswer is the first send's answer to operation opID of domain
+// domainID, which its keyed command has just opened at level 14 or later
+// (v its answer), when the read-back after the apply (answerLogged) failed
+// with readErr. The order (the change) went through: that error (a 404 or
+// a 500) would tell the client it had not, where a replay of the key
+// answers the operation accepted. This send answers as one whose wait ran
+// out does (logAnswer), without the reads it cannot make: it waits
+// DomainDeps.Wait, whatever its client does (at level 14 a close before
+// the first send's wait could have run out is answered otherwise by a
+// later replay, domainOpReplay), then proposes the key's answer window's
+// close, so the log decides the key's record and every replay answers what
+// this send answers: 202 with the domain the close applied to, the
+// operation pending; or its end (ended) when the operation ended first, as
+// the end wrote it in the key's record (the close then changes nothing). A
+// close that cannot be proposed is that error (503 with Retry-After when
+// this coordinator lost its leadership): the client sends the key again.
+func (a *API) unreadAnswer(rq *request, deps *DomainDeps, domainID, opID string, v any, ended func(store.RegDomain) (int, any, error), readErr error) (int, any, error) {
+	a.log.Warn("domain operation applied; its answer could not be read back, answered after the wait as the log decides", "domain", domainID, "op", opID, "err", readErr)
+	if deps.Kick != nil {
+		deps.Kick()
+	}
+	time.Sleep(deps.wait())
+	env, err := fsm.NewEnvelope(fsm.CmdDomainAnswerClose, a.now(), fsm.DomainAnswerClose{DomainID: domainID, OpID: opID})
+	if err != nil {
+		return 0, nil, err
+	}
+	res, err := a.apply(context.WithoutCancel(rq.Context()), env)
+	if err != nil {
+		return 0, nil, err
+	}
+	if res.Err != nil {
+		return 0, nil, res.Err
+	}
+	d, ok := res.Value.(api.Domain)
+	if !ok {
+		return http.StatusAccepted, v, nil
+	}
+	if opPending(d, opID) {
+		return http.StatusAccepted, d, nil
+	}
+	return ended(store.RegDomain{Domain: d})
+}
+
+// opPending is whether domain d shows its operation opID pending: its
+// registration or transfer (opID is the domain's id), or change opID.
+func opPending(d api.Domain, opID string) bool {
+	if opID == d.ID {
+		return d.Status == api.DomainRegistering || d.Status == api.DomainTransferring
+	}
+	return d.Change != nil && d.Change.ID == opID && d.Change.Status == api.ChangePending
+}
+
 // answerLogged is whether the log decides the answer of the Idempotency-Key
 // scope (its request's hash reqHash) to operation opID of domain domainID,
 // for its first send or a replay, read from what the
@@ -635,7 +692,11 @@ func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, re
 func (a *API) answerLogged(scope, reqHash, accountID, domainID, opID string) (bool, error) {
 	var d store.RegDomain
 	var rec store.IdemRecord
-	err := a.state.Read(func(r store.ReadTx) (err error) {
+	read := a.state.Read
+	if a.readBack != nil {
+		read = a.readBack
+	}
+	err := read(func(r store.ReadTx) (err error) {
 		if d, err = r.OwnedRegDomain(accountID, domainID); err != nil {
 			return err
 		}
@@ -894,7 +955,7 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 	if !ok || dv.Change == nil || dv.Change.ID != chID {
 		return status, v, nil // nothing for the registry, or a replay
 	}
-	return a.answerOp(rq, deps, rq.caller.accountID, cur.ID, chID, func(d store.RegDomain) (int, any, error) { return changeEnded(d, chID) })
+	return a.answerOp(rq, deps, rq.caller.accountID, cur.ID, chID, dv, func(d store.RegDomain) (int, any, error) { return changeEnded(d, chID) })
 }
 
 // checkDomain asks the registry whether ?name= can be registered, with the
