@@ -49,9 +49,11 @@ func domainValue(ns []string) (int, bool) {
 	return v, true
 }
 
-// domainStats describes a run.
+// domainStats describes a run: of the changes answered 202 (pending),
+// those followed to their end applied (endApplied) or failed (endFailed).
 type domainStats struct {
 	reads, failedReads, writes, applied, pending, busy, failed int
+	endApplied, endFailed                                      int
 	retryCounts
 }
 
@@ -143,6 +145,7 @@ func runDomain(t *testing.T, r *domainRig, f faults, dur time.Duration) ([]porcu
 		v := int(next.Add(1))
 		key := fmt.Sprintf("lin-ns-%d", v)
 		var applied, busy, failed, pending bool
+		var chID string // the change a 202 answered pending
 		var last string // the last attempt's answer, for a change whose outcome stays unknown
 		call, ret, attempts := r.untilDefinite(rec, rng, r.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
 			d, err := r.api(p).UpdateDomain(ctx, r.domain.ID, api.DomainUpdateRequest{Nameservers: domainNS(v)}, key)
@@ -153,8 +156,11 @@ func runDomain(t *testing.T, r *domainRig, f faults, dur time.Duration) ([]porcu
 					// key's answer was decided (the first send's wait ran
 					// out, or its client hung up): every replay answers
 					// the same 202, and the change may still apply, or
-					// fail, at any time: its outcome stays unknown.
+					// fail, at any time: the client follows it to its end.
 					pending = true
+					if d.Change != nil {
+						chID = d.Change.ID
+					}
 					return try{done: true}
 				}
 				if d.Change.Status != api.ChangeApplied || !slices.Equal(d.Change.Nameservers, domainNS(v)) {
@@ -178,10 +184,18 @@ func runDomain(t *testing.T, r *domainRig, f faults, dur time.Duration) ([]porcu
 			t.Errorf("change %s via %s: %v", key, p.ID, err)
 			return try{done: true, status: st}
 		})
+		var endApplied, endFailed bool
 		if pending {
+			// The change took effect, if it did, between its call and
+			// the read that first showed it ended: that read's return is
+			// its return. A change whose end no read saw stays of unknown
+			// outcome; one the registry refused changed nothing.
 			ret = pendingForever
+			if at, ok, seen := r.follow(rec, r.index(p)+1, chID, domainNS(v), giveUp); seen {
+				endApplied, endFailed, ret = ok, !ok, at
+			}
 		}
-		rec.addWrite(i, regInput{write: true, value: v}, 0, applied, call, ret, p, attempts)
+		rec.addWrite(i, regInput{write: true, value: v}, 0, applied || endApplied, call, ret, p, attempts)
 		if ret == pendingForever && !pending {
 			t.Logf("change %s: outcome unknown after %d attempts from %.1fs; the last answered %s", key, attempts, time.Duration(call).Seconds(), last)
 		}
@@ -193,6 +207,11 @@ func runDomain(t *testing.T, r *domainRig, f faults, dur time.Duration) ([]porcu
 				s.applied++
 			case pending:
 				s.pending++
+				if endApplied {
+					s.endApplied++
+				} else if endFailed {
+					s.endFailed++
+				}
 			case busy:
 				s.busy++
 			case failed:
@@ -204,13 +223,46 @@ func runDomain(t *testing.T, r *domainRig, f faults, dur time.Duration) ([]porcu
 	return rec.history(), s
 }
 
+// follow reads the domain (GET, default consistency) on each coordinator
+// in turn from first until change chID (to name servers ns) has ended, or
+// giveUp passes: seen when a read showed its end, applied (ok) or failed,
+// at that read's return on rec's clock. Applied is a read showing ns, which
+// no other change sets (the next change may already be pending; until it
+// is applied the domain keeps ns); failed is a read showing chID failed. A
+// read showing a newer change, and not ns, means chID ended unseen (one
+// change at a time): its outcome stays unknown (seen false).
+func (r *domainRig) follow(rec *recorder, first int, chID string, ns []string, giveUp time.Time) (at int64, ok, seen bool) {
+	if chID == "" {
+		return 0, false, false
+	}
+	for i := first; time.Now().Before(giveUp); i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		d, err := r.api(r.procs[i%len(r.procs)]).Domain(ctx, r.domain.ID)
+		cancel()
+		at := rec.now()
+		switch {
+		case err != nil || d.Change == nil:
+		case slices.Equal(slices.Sorted(slices.Values(d.Nameservers)), ns):
+			return at, true, true
+		case d.Change.ID == chID && d.Change.Status == api.ChangeFailed:
+			return at, false, true
+		case d.Change.ID > chID:
+			return 0, false, false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return 0, false, false
+}
+
 // TestLinearizableDomainNameserversLeaderPausedAndKilled: a domain's name
 // servers, changed and read through all three coordinators while the
 // leader is SIGSTOPped for 6 s (and resumed), then the next leader
 // SIGKILLed (and restarted 4 s later): the history must be linearizable for
 // a register, every change acknowledged 200 seen by every read that began
 // after it and none undone, and the registry must end holding what the API
-// shows. A copy of the history with one read made stale must be judged
+// shows. A change answered 202 (pending) is followed by its client (GET on
+// any coordinator) to its end, and checked as applied from its call to the
+// read that saw it applied (or left out, refused). A copy of the history with one read made stale must be judged
 // illegal (the checker bites).
 func TestLinearizableDomainNameserversLeaderPausedAndKilled(t *testing.T) {
 	start := time.Now()
@@ -218,8 +270,8 @@ func TestLinearizableDomainNameserversLeaderPausedAndKilled(t *testing.T) {
 	t.Logf("cluster, registry and %s ready in %.1fs", domainRegName, time.Since(start).Seconds())
 	load := time.Now()
 	hist, s := runDomain(t, r, faultRounds{faultPause, faultKill}, 25*time.Second)
-	t.Logf("%d operations in %.1fs: %d reads (%d failed), %d changes (%d applied, %d answered 202 pending, %d refused change_pending, %d change_failed, %d unknown, %d retried)",
-		len(hist), time.Since(load).Seconds(), s.reads, s.failedReads, s.writes, s.applied, s.pending, s.busy, s.failed, s.unknown, s.retried)
+	t.Logf("%d operations in %.1fs: %d reads (%d failed), %d changes (%d applied, %d answered 202 pending (followed to their end: %d applied, %d failed), %d refused change_pending, %d change_failed, %d unknown, %d retried)",
+		len(hist), time.Since(load).Seconds(), s.reads, s.failedReads, s.writes, s.applied, s.pending, s.endApplied, s.endFailed, s.busy, s.failed, s.unknown, s.retried)
 	if s.reads < 100 || s.applied < 20 {
 		t.Errorf("too little happened to check (%d reads, %d changes applied)", s.reads, s.applied)
 	}
