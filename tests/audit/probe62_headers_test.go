@@ -94,6 +94,7 @@ func TestProbe62MethodAndHeaderCorners(t *testing.T) {
 	markers := []string{r.accA.ID, r.accA.Email, r.accB.ID, r.accB.Email, tA.Subject, tB.Subject}
 	tickets := map[string]int{"A": 1, "B": 1}
 	open := map[string]bool{} // p62HeaderOpen cases seen answered
+	n := 0                    // numbers the creates' Idempotency-Keys
 	for _, i := range []int{ld, f} {
 		base := r.c.URL(i)
 		for _, c := range creds {
@@ -101,7 +102,17 @@ func TestProbe62MethodAndHeaderCorners(t *testing.T) {
 				{"GET", "/v1/account", ""}, {"GET", "/v1/tickets/" + tA.ID, ""}, {"POST", "/v1/tickets", `{"subject":"p62 cred","message":"m"}`},
 			} {
 				target := op.path + c.path
-				rep := p62Do(t, r.ctx, base, op.method, target, c.hdr, op.body)
+				h := c.hdr.Clone()
+				if op.method == "POST" {
+					// Each create its own key: sent again after a
+					// leadership 503 (p62Do), it is made once.
+					if h == nil {
+						h = http.Header{}
+					}
+					h.Set("Idempotency-Key", fmt.Sprintf("p62-cred-%d-%d", i, n))
+					n++
+				}
+				rep := p62Do(t, r.ctx, base, op.method, target, h, op.body)
 				what := fmt.Sprintf("coordinator %d: %s %s with %s", i, op.method, op.path, c.name)
 				code, param, _ := strings.Cut(c.want, ":")
 				switch {

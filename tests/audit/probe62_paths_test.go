@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/client"
 )
 
 // TestProbe62HostilePathsAndQueries: a hostile client of account A, holding
@@ -104,7 +105,13 @@ func TestProbe62HostilePathsAndQueries(t *testing.T) {
 			ids = append(ids, decorated(rt.mine)...)
 			for _, id := range ids {
 				target := strings.Replace(rt.tmpl, "{}", id, 1)
-				rep := p62Do(t, r.ctx, base, rt.method, target, p62Key(r.keyA), rt.body)
+				h := p62Key(r.keyA)
+				if rt.method != "GET" {
+					// Sent again after a leadership 503 (p62Do), as
+					// client.Resendable allows a keyed write.
+					h.Set("Idempotency-Key", fmt.Sprintf("p62-path-%d", sent))
+				}
+				rep := p62Do(t, r.ctx, base, rt.method, target, h, rt.body)
 				sent++
 				what := fmt.Sprintf("coordinator %d: %s %s", i, rt.method, target)
 				p62Refused(t, what, rep, target, markers, 404, 400, 405)
@@ -227,7 +234,9 @@ func p62Refused(t *testing.T, what string, rep p58Reply, target string, markers 
 // kept) to base with the headers hdr (each value its own header line, as
 // given) and body (JSON; "" none), as a client that does not follow
 // redirects; a 503 of a leadership change (no_leader, leader_unreachable,
-// read_unconfirmed) is sent again for up to 20 s.
+// read_unconfirmed) is sent again for up to 20 s when client.Resendable
+// allows it (a GET or HEAD, or a write with an Idempotency-Key: a
+// leader_unreachable write may have been applied), else returned.
 func p62Do(t testing.TB, ctx context.Context, base, method, target string, hdr http.Header, body string) p58Reply {
 	t.Helper()
 	hc := &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -263,7 +272,8 @@ func p62Do(t testing.TB, ctx context.Context, base, method, target string, hdr h
 			t.Fatalf("%s %.200s: %v", method, target, err)
 		}
 		rep := p58Reply{status: resp.StatusCode, header: resp.Header, body: raw, what: fmt.Sprintf("%s %.200s", method, target)}
-		if rep.status == 503 && slices.Contains([]string{"no_leader", "leader_unreachable", "read_unconfirmed"}, rep.code()) && time.Now().Before(deadline) {
+		if rep.status == 503 && slices.Contains([]string{"no_leader", "leader_unreachable", "read_unconfirmed"}, rep.code()) &&
+			client.Resendable(method, nil, req.Header) && time.Now().Before(deadline) {
 			t.Logf("%s: sent again", rep)
 			time.Sleep(time.Second)
 			continue
