@@ -1,0 +1,122 @@
+package audit
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/tests/framework"
+)
+
+// TestProbe62OtherAccountsWritesThroughAFollowerAcrossALeaderKill: B's key
+// (every scope) with A's ids on every write route under an id that A's
+// light-rig state has (a ticket's reply and close, a webhook's PATCH,
+// DELETE, rotate-secret and a delivery's redeliver, the revocation of A's
+// key), sent over and over to a follower while the leader is killed and
+// another elected (a follower forwards writes to the leader; an old leader's
+// forwarded request must not be applied as anyone but B). Each answer is
+// SPEC.md's 404 ("absent or another account's"), or a leadership 503 the
+// client sends again, never a 2xx, and shows nothing of A's. Afterwards,
+// the killed coordinator restarted, A's ticket, webhook, deliveries and
+// keys as each of the three coordinators holds them (?consistency=stale:
+// its own state) are what they were before, and A's key still works.
+func TestProbe62OtherAccountsWritesThroughAFollowerAcrossALeaderKill(t *testing.T) {
+	r := lightRig(t, "p62kill")
+	recv := newReceiver(t)
+	whA := r.hook(r.keyA, recv.URL+"/a-secret-hook", "ticket.created")
+	tA := r.ticket(0, r.keyA, "p62 A's failover secret")
+	kA := r.keyID(r.keyA)
+	dA := p62Delivery(t, r, r.keyA, whA.ID)
+	markers := []string{tA.Subject, "/a-secret-hook", r.accA.ID, r.accA.Email}
+	paths := []string{"/v1/tickets/" + tA.ID, "/v1/webhooks/" + whA.ID, "/v1/webhooks/" + whA.ID + "/deliveries", "/v1/account/api-keys", "/v1/tickets"}
+	// A's state as each coordinator holds it, once all agree.
+	agreed := func(what string) map[string]string {
+		t.Helper()
+		var st map[string]string
+		framework.WaitFor(t, what, 30*time.Second, 250*time.Millisecond, func() bool {
+			var each []string
+			for i := range r.c.Len() {
+				s := p62State(t, r, i, r.keyA, p62Stale(paths))
+				if st == nil || i == 0 {
+					st = s
+				}
+				each = append(each, fmt.Sprint(s))
+			}
+			return len(slices.Compact(each)) == 1
+		})
+		return st
+	}
+	before := agreed("A's state on every coordinator before")
+	type write struct{ method, path, body string }
+	writes := []write{
+		{"POST", "/v1/tickets/" + tA.ID + "/reply", `{"body":"p62 B's reply"}`},
+		{"POST", "/v1/tickets/" + tA.ID + "/close", "{}"},
+		{"PATCH", "/v1/webhooks/" + whA.ID, `{"description":"p62 B's","isActive":false}`},
+		{"POST", "/v1/webhooks/" + whA.ID + "/rotate-secret", "{}"},
+		{"POST", "/v1/webhooks/" + whA.ID + "/deliveries/" + dA + "/redeliver", "{}"},
+		{"DELETE", "/v1/webhooks/" + whA.ID, ""},
+		{"DELETE", "/v1/account/api-keys/" + kA, ""},
+	}
+	ld, f := r.leaderAndFollower()
+	killed := make(chan time.Time, 1)
+	go func() {
+		time.Sleep(time.Second)
+		r.c.Kill(ld)
+		killed <- time.Now()
+	}()
+	var killedAt time.Time
+	sent, answers := 0, map[int]int{}
+	for killedAt.IsZero() || time.Since(killedAt) < 8*time.Second {
+		select {
+		case at := <-killed:
+			killedAt = at
+		default:
+		}
+		for _, w := range writes {
+			h := p62Key(r.keyB)
+			h.Set("Idempotency-Key", fmt.Sprintf("p62-kill-%d", sent))
+			rep := p62Do(t, r.ctx, r.c.URL(f), w.method, w.path, h, w.body)
+			sent++
+			answers[rep.status]++
+			what := fmt.Sprintf("B's %s %s through follower %d (leader %d killed: %v)", w.method, w.path, f, ld, !killedAt.IsZero())
+			if rep.status == 503 {
+				t.Logf("%s: %s", what, rep)
+				continue
+			}
+			p62Refused(t, what, rep, w.path, markers, 404)
+		}
+	}
+	t.Logf("%d writes of B with A's ids sent through coordinator %d across the kill of %d: %v", sent, f, ld, answers)
+	if _, err := r.c.LeaderIndexSkipping(map[int]bool{ld: true}, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	r.c.Restart(ld)
+	r.c.WaitReady(ld, 30*time.Second)
+	after := agreed("A's state on every coordinator after")
+	for _, p := range p62Stale(paths) {
+		if after[p] != before[p] {
+			t.Errorf("A's %s changed by B's writes: %.600s → %.600s", p, before[p], after[p])
+		}
+	}
+	for i := range r.c.Len() {
+		if rep := p62Do(t, r.ctx, r.c.URL(i), "GET", "/v1/tickets/"+tA.ID, p62Key(r.keyA), ""); rep.status != 200 {
+			t.Errorf("coordinator %d: A's key after B's writes: %s", i, rep)
+		}
+	}
+}
+
+// p62Stale is paths read as ?consistency=stale: the answering coordinator's
+// own state.
+func p62Stale(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		sep := "?"
+		if strings.Contains(p, "?") {
+			sep = "&"
+		}
+		out[i] = p + sep + "consistency=stale"
+	}
+	return out
+}
