@@ -44,7 +44,7 @@ include {{.Root}}/nginx/main.d/*.conf;
 user {{.User}};
 worker_processes {{.Workers}};
 pid {{.Root}}/nginx/nginx.pid;
-error_log {{.Root}}/nginx/logs/error.log;
+error_log {{.Root}}/nginx/logs/error.log notice;
 events { worker_connections 4096; }
 http {
   include {{.ConfDir}}/mime.types;
@@ -229,6 +229,19 @@ type Nginx struct {
 	// mu serializes renders and applies: the accounts' actions run
 	// concurrently.
 	mu sync.Mutex
+	// started: the running master was started by this Nginx (apply found
+	// none running), so it read every include as it was then.
+	started bool
+}
+
+// Started tells whether the running nginx was started by this Nginx's
+// Ensure or Apply (none was running) rather than found running: it read
+// every include (tls.d, http.d, main.d) at that start, so includes written
+// before it need no reload.
+func (n *Nginx) Started() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.started && n.PID() > 0
 }
 
 func (n *Nginx) cmd(ctx context.Context, conf string, args ...string) *exec.Cmd {
@@ -390,7 +403,11 @@ func (n *Nginx) apply(ctx context.Context, conf, site []byte) error {
 		return err
 	}
 	if !running {
-		return n.start(ctx)
+		if err := n.start(ctx); err != nil {
+			return err
+		}
+		n.started = true
+		return nil
 	}
 	if err := n.Reload(ctx); err != nil {
 		if errC == nil && errS == nil {
@@ -418,19 +435,49 @@ func (n *Nginx) start(ctx context.Context) error {
 
 // Reload re-reads the configuration (nginx -s reload) and waits until every
 // worker of the previous configuration has stopped accepting requests (it
-// has exited or is "shutting down", finishing the requests it has) or 5 s
-// pass: what the caller does next (attach a host name whose account's
-// location the new configuration adds) is then served by the new one.
+// has exited or is "shutting down", finishing the requests it has): what
+// the caller does next (attach a host name whose account's location the new
+// configuration adds) is then served by the new one.
+//
+// It fails at once when the master logs an error after the signal (it
+// refused the configuration and kept the old workers), and when the old
+// workers still serve after reloadIdle without any sign of progress (the
+// master's error log, at notice level, grows with each step: the signal
+// received, new workers started, old ones shutting down and exiting) or
+// after reloadMax in all. A timeout's error carries the tail of the error
+// log. A reload is slow on a loaded machine: with the TLS part's Lua the
+// master re-runs its init_by_lua and each worker its set-up (0.4–2.1 s
+// right after a start at a load of 35 on 2 cores, hosting62's repeated
+// runs), and right after a start the first workers are still in theirs.
 func (n *Nginx) Reload(ctx context.Context) error {
 	master := n.PID()
+	// A master that has not forked its workers yet has not yet blocked the
+	// signals it handles in its loop: a HUP it takes then only sets a flag
+	// its loop looks at after the next signal, so that reload would wait
+	// for another one. Its first child shows it is in its loop.
+	if master > 0 {
+		for deadline := time.Now().Add(reloadIdle); len(children(master)) == 0 && time.Now().Before(deadline); {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
 	old := workers(master)
+	logf := filepath.Join(n.L.NginxDir(), "logs", "error.log")
+	var from int64
+	if st, err := os.Stat(logf); err == nil {
+		from = st.Size()
+	}
 	// nginx -s reload parses the configuration first and fails on an error,
 	// where a bare HUP would leave the old workers running silently.
 	if out, err := n.cmd(ctx, n.L.NginxConf(), "-s", "reload").CombinedOutput(); err != nil {
 		return fmt.Errorf("nginx -s reload: %v: %s", err, strings.TrimSpace(string(out)))
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	start := time.Now()
+	lastProgress, lastLog, lastKids := start, from, fmt.Sprint(children(master))
+	for i := 0; ; i++ {
 		serving := 0
 		for _, pid := range old {
 			if t, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && isWorker(string(t)) &&
@@ -441,8 +488,22 @@ func (n *Nginx) Reload(ctx context.Context) error {
 		if serving == 0 {
 			return nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("nginx reload: %d workers of the previous configuration still accept requests after 5 s", serving)
+		if i%20 == 0 { // the log and /proc every 100 ms
+			grown := logSince(logf, from)
+			if line := masterError(grown, master); line != "" {
+				return fmt.Errorf("nginx reload: the master refused the configuration, %d workers of the previous one still serve: %s", serving, quoteLog(line, 1024))
+			}
+			now := time.Now()
+			if size := from + int64(len(grown)); size != lastLog {
+				lastLog, lastProgress = size, now
+			}
+			if k := fmt.Sprint(children(master)); k != lastKids {
+				lastKids, lastProgress = k, now
+			}
+			if now.Sub(lastProgress) > reloadIdle || now.Sub(start) > reloadMax {
+				return fmt.Errorf("nginx reload: %d workers of the previous configuration still accept requests after %v (%v without progress); nginx's error log ends: %s",
+					serving, now.Sub(start).Round(100*time.Millisecond), now.Sub(lastProgress).Round(100*time.Millisecond), quoteLog(logTail(logf, 2048), 2048))
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -450,6 +511,91 @@ func (n *Nginx) Reload(ctx context.Context) error {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// How long Reload waits for the old workers to stop accepting requests:
+// reloadIdle without progress, reloadMax in all.
+const (
+	reloadIdle = 5 * time.Second
+	reloadMax  = 30 * time.Second
+)
+
+// masterError is the first line of nginx's error log text where the master
+// (pid) reports an error that ends a reconfiguration ([emerg], [alert],
+// [crit]: the new configuration refused, the old workers kept), or "".
+func masterError(text []byte, master int) string {
+	me := fmt.Sprintf(" %d#", master)
+	for _, ln := range strings.Split(string(text), "\n") {
+		for _, lvl := range []string{"[emerg]", "[alert]", "[crit]"} {
+			if strings.Contains(ln, lvl) && strings.Contains(ln, me) {
+				return ln
+			}
+		}
+	}
+	return ""
+}
+
+// logSince is what the file has after offset (at most 64 KiB of it).
+func logSince(path string, offset int64) []byte {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	b := make([]byte, 64<<10)
+	k, _ := f.ReadAt(b, offset)
+	return b[:k]
+}
+
+// logTail is the last limit bytes of the file, from a line's start.
+func logTail(path string, limit int64) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("(unreadable: %v)", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Sprintf("(unreadable: %v)", err)
+	}
+	off := max(0, st.Size()-limit)
+	b := make([]byte, st.Size()-off)
+	k, _ := f.ReadAt(b, off)
+	b = b[:k]
+	if off > 0 {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			b = b[i+1:]
+		}
+	}
+	return string(b)
+}
+
+// quoteLog escapes nginx's log text for an error message (it holds client
+// input: request lines, host names) and caps it at limit bytes, keeping
+// the end.
+func quoteLog(s string, limit int) string {
+	s = strings.TrimSpace(s)
+	if len(s) > limit {
+		s = "…" + s[len(s)-limit:]
+	}
+	return strconv.Quote(s)
+}
+
+// children are the pids whose parent is pid, sorted.
+func children(pid int) []int {
+	if pid <= 0 {
+		return nil
+	}
+	ents, _ := os.ReadDir("/proc")
+	var out []int
+	for _, e := range ents {
+		c, err := strconv.Atoi(e.Name())
+		if err == nil && ppid(c) == pid {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // isWorker tells a worker by its command line: "worker process", or still

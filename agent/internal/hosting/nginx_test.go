@@ -1,9 +1,11 @@
 package hosting_test
 
 import (
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/hostplane/hostplane/agent/internal/hosting"
@@ -135,5 +137,49 @@ func TestNginxParamsRefuseUnsafeValues(t *testing.T) {
 		if err := n.Ensure(hostenv.Ctx(t)); err == nil {
 			t.Errorf("%+v accepted", p)
 		}
+	}
+}
+
+// A reload the master refuses (here: a listener on a port another process
+// holds, which nginx -s reload's own parse does not bind) leaves the old
+// workers serving; Reload says so at once with nginx's own reason, not
+// after a wait with a bare count of workers.
+func TestNginxReloadRefusedByMasterSaysWhy(t *testing.T) {
+	n, addr := startNginx(t)
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if err := os.WriteFile(filepath.Join(n.L.TLSDir(), "held.conf"), []byte("server { listen "+held.Addr().String()+"; return 204; }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = n.Reload(hostenv.Ctx(t))
+	if err == nil || !strings.Contains(err.Error(), "Address already in use") || !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("reload onto a held port: %v, want the master's refusal with nginx's reason", err)
+	}
+	if code, _ := hostenv.Get(t, addr, "x", "/"); code != 421 {
+		t.Fatalf("nginx not serving its previous configuration: %d", code)
+	}
+}
+
+// A master that does not take the reload (stopped here, as a starved one
+// is) fails Reload with the tail of nginx's error log, escaped: what the
+// master did last (here: nothing after the signaller's start), so the
+// failure says why.
+func TestNginxReloadTimeoutCarriesErrorLog(t *testing.T) {
+	n, addr := startNginx(t)
+	master := n.PID()
+	if err := syscall.Kill(master, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(master, syscall.SIGCONT) })
+	err := n.Reload(hostenv.Ctx(t))
+	if err == nil || !strings.Contains(err.Error(), "error log ends") || !strings.Contains(err.Error(), `signal process started"`) {
+		t.Fatalf("reload under a stopped master: %v, want the error log's tail", err)
+	}
+	_ = syscall.Kill(master, syscall.SIGCONT)
+	if code, _ := hostenv.Get(t, addr, "x", "/"); code != 421 {
+		t.Fatalf("nginx not serving after SIGCONT: %d", code)
 	}
 }
