@@ -110,9 +110,11 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		if err := node.Start(ctx); err != nil {
 			return fmt.Errorf("hosting role: %w", err)
 		}
-		if tn := m.SiteTLS(); tn != nil && tn.Changed() {
+		if tn := m.SiteTLS(); tn != nil && tn.Changed() && !node.Nginx.Started() {
 			// The TLS includes changed (first start with TLS, another mode or
-			// listener) under a running nginx: one reload, rolled back on failure.
+			// listener) under an nginx that was already running: one reload,
+			// rolled back on failure. An nginx this Start started read them
+			// (Setup wrote them before): nothing to reload.
 			if err := node.Nginx.Reload(ctx); err != nil {
 				rerr := tn.Rollback()
 				_ = node.Nginx.Reload(ctx)
