@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,16 +111,12 @@ func newDomainRig(t *testing.T, name string) *domainRig {
 // domain once more.
 func runDomain(t *testing.T, r *domainRig, f faults, dur time.Duration) ([]porcupine.Operation, domainStats) {
 	const clients, writers = 12, 4
-	rec := newRecorder()
-	var next atomic.Int64
-	var mu sync.Mutex
+	run := newLinRun()
 	var s domainStats
-	count := func(do func()) { mu.Lock(); do(); mu.Unlock() }
-	var reads readCount
 	read := func(ctx context.Context, p *framework.CoordinatorProcess, client int, meta string) error {
-		call := rec.now()
+		call := run.now()
 		d, err := r.api(p).Domain(ctx, r.domain.ID)
-		ret := rec.now()
+		ret := run.now()
 		if err != nil {
 			return err
 		}
@@ -131,23 +125,20 @@ func runDomain(t *testing.T, r *domainRig, f faults, dur time.Duration) ([]porcu
 			t.Errorf("%s answered %s %s with name servers %v", p.ID, d.Name, d.Status, d.Nameservers)
 			return nil
 		}
-		rec.add(porcupine.Operation{ClientId: client, Input: regInput{}, Call: call, Output: v, Return: ret, Metadata: meta})
+		run.add(porcupine.Operation{ClientId: client, Input: regInput{}, Call: call, Output: v, Return: ret, Metadata: meta})
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), dur)
-	defer cancel()
-	giveUp := time.Now().Add(dur + 20*time.Second)
-	r.runClients(ctx, t, rec, f, clients, func(i int, rng *rand.Rand, p *framework.CoordinatorProcess) {
+	s.reads, s.failedReads = run.drive(t, r.cluster, f, clients, dur, func(ctx context.Context, i int, rng *rand.Rand, p *framework.CoordinatorProcess) {
 		if i >= writers || rng.IntN(2) != 0 {
-			reads.read(ctx, read, p, i)
+			run.reads.read(ctx, read, p, i)
 			return
 		}
-		v := int(next.Add(1))
+		v := int(run.next.Add(1))
 		key := fmt.Sprintf("lin-ns-%d", v)
 		var applied, busy, failed, pending bool
 		var chID string // the change a 202 answered pending
 		var last string // the last attempt's answer, for a change whose outcome stays unknown
-		call, ret, attempts := r.untilDefinite(rec, rng, r.index(p), giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
+		call, ret, attempts := r.untilDefinite(run.recorder, rng, r.index(p), run.giveUp, func(ctx context.Context, p *framework.CoordinatorProcess) try {
 			d, err := r.api(p).UpdateDomain(ctx, r.domain.ID, api.DomainUpdateRequest{Nameservers: domainNS(v)}, key)
 			if err == nil {
 				last = fmt.Sprintf("%s: 2xx with change %+v", p.ID, d.Change)
@@ -191,15 +182,15 @@ func runDomain(t *testing.T, r *domainRig, f faults, dur time.Duration) ([]porcu
 			// its return. A change whose end no read saw stays of unknown
 			// outcome; one the registry refused changed nothing.
 			ret = pendingForever
-			if at, ok, seen := r.follow(rec, r.index(p)+1, chID, domainNS(v), giveUp); seen {
+			if at, ok, seen := r.follow(run.recorder, r.index(p)+1, chID, domainNS(v), run.giveUp); seen {
 				endApplied, endFailed, ret = ok, !ok, at
 			}
 		}
-		rec.addWrite(i, regInput{write: true, value: v}, 0, applied || endApplied, call, ret, p, attempts)
+		run.addWrite(i, regInput{write: true, value: v}, 0, applied || endApplied, call, ret, p, attempts)
 		if ret == pendingForever && !pending {
 			t.Logf("change %s: outcome unknown after %d attempts from %.1fs; the last answered %s", key, attempts, time.Duration(call).Seconds(), last)
 		}
-		count(func() {
+		run.count(func() {
 			s.writes++
 			s.count(ret, attempts)
 			switch {
@@ -219,8 +210,7 @@ func runDomain(t *testing.T, r *domainRig, f faults, dur time.Duration) ([]porcu
 			}
 		})
 	}, read)
-	s.reads, s.failedReads = int(reads.ok.Load()), int(reads.failed.Load())
-	return rec.history(), s
+	return run.history(), s
 }
 
 // follow reads the domain (GET, default consistency) on each coordinator
