@@ -237,11 +237,8 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 		go func() { _ = s.metSrv.Serve(metLn) }()
 	}
 	if cfg.PprofAddr != "" {
-		mux := http.NewServeMux()
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		ps := &http.Server{Addr: cfg.PprofAddr, Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: httpErrorLog(log, "pprof")}
+		ps := pprofServer(cfg.HTTP)
+		ps.Addr, ps.ErrorLog = cfg.PprofAddr, httpErrorLog(log, "pprof")
 		s.pprofSrv = ps
 		go func() { _ = ps.ListenAndServe() }()
 	}
@@ -253,6 +250,27 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 	}
 	started = true
 	return s, nil
+}
+
+// pprofServer is the --pprof-addr listener's server: the limits of the
+// other listeners (Timeouts.Server: the header limits, the per-request
+// deadlines, and Connection: close after a request framed by
+// Transfer-Encoding, RFC 9112 §6.3), except that a CPU profile or a trace,
+// which runs for the seconds the client asks, lifts the deadlines.
+func pprofServer(t httpapi.Timeouts) *http.Server {
+	long := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			rc := http.NewResponseController(w)
+			_ = rc.SetReadDeadline(time.Time{})
+			_ = rc.SetWriteDeadline(time.Time{})
+			h(w, r)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", long(pprof.Profile))
+	mux.HandleFunc("/debug/pprof/trace", long(pprof.Trace))
+	return t.Server(mux)
 }
 
 // APIHandler is the public listener's handler (for in-process benchmarks).
