@@ -49,18 +49,26 @@ func FromRequest(r *http.Request) string {
 
 // Presented returns the key (or token) r presents: an Authorization header's
 // Bearer credential (the scheme in any case, RFC 7235 §2.1) before an
-// X-API-Key header's value. conflicting is true when r presents more than one
-// different key (Bearer and X-API-Key, or either header twice): RFC 6750 §2
-// lets a client send its token one way only, and a proxy or a log in front
-// may take another of the keys than the coordinator does.
+// X-API-Key header's value. conflicting is true when r presents a key and
+// anything else as a credential: another key (Bearer and X-API-Key, or
+// either header twice), or an Authorization line of another scheme (Basic,
+// Token, a Bearer without a token). RFC 6750 §2 lets a client send its token
+// one way only, and a proxy or a log in front may take the other credential
+// for the caller's while the coordinator serves the key's account (probe62:
+// Bearer A beside a Basic line holding B's key was served as A). A blank
+// Authorization line is no credential; another scheme alone presents no key
+// (the 401).
 func Presented(r *http.Request) (key string, conflicting bool) {
 	var keys []string
+	other := false
 	for _, h := range r.Header.Values("Authorization") {
 		if len(h) > 7 && strings.EqualFold(h[:7], "Bearer ") {
 			if tok := strings.TrimSpace(h[7:]); tok != "" {
 				keys = append(keys, tok)
+				continue
 			}
 		}
+		other = other || strings.TrimSpace(h) != ""
 	}
 	for _, h := range r.Header.Values("X-API-Key") {
 		if tok := strings.TrimSpace(h); tok != "" {
@@ -69,6 +77,9 @@ func Presented(r *http.Request) (key string, conflicting bool) {
 	}
 	if len(keys) == 0 {
 		return "", false
+	}
+	if other {
+		return keys[0], true
 	}
 	for _, k := range keys[1:] {
 		if k != keys[0] {

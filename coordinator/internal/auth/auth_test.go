@@ -46,7 +46,8 @@ func TestFromRequest(t *testing.T) {
 }
 
 // TestPresented: the Bearer scheme in any case; one key sent two ways (or a
-// header twice) with the same value is that key; two different keys conflict.
+// header twice) with the same value is that key; two different keys
+// conflict, and so does a key beside an Authorization line of another scheme.
 func TestPresented(t *testing.T) {
 	for _, tc := range []struct {
 		auth, apiKey []string
@@ -59,7 +60,15 @@ func TestPresented(t *testing.T) {
 		{auth: []string{"Bearer snc_a"}, apiKey: []string{"snc_b"}, key: "snc_a", conflicting: true},
 		{auth: []string{"Bearer snc_a", "Bearer snc_b"}, key: "snc_a", conflicting: true},
 		{apiKey: []string{"snc_b", "snc_a"}, key: "snc_b", conflicting: true},
-		{auth: []string{"Basic abc"}, apiKey: []string{"snc_b"}, key: "snc_b"},
+		// Another scheme beside a key is another credential (probe62's
+		// P62-1; before, the key was served and the line ignored).
+		{auth: []string{"Basic abc"}, apiKey: []string{"snc_b"}, key: "snc_b", conflicting: true},
+		{auth: []string{"Bearer snc_a", "Basic abc"}, key: "snc_a", conflicting: true},
+		{auth: []string{"Basic abc", "Bearer snc_a"}, key: "snc_a", conflicting: true},
+		{auth: []string{"Bearer snc_a", "Token snc_b"}, key: "snc_a", conflicting: true},
+		{auth: []string{"Bearer ", "Bearer snc_a"}, key: "snc_a", conflicting: true},
+		{auth: []string{"Basic abc"}, key: ""},
+		{auth: []string{" ", "Bearer snc_a"}, key: "snc_a"},
 		{auth: []string{"Bearer "}, apiKey: []string{" "}, key: ""},
 		{auth: []string{"Bearersnc_a"}, key: ""},
 	} {

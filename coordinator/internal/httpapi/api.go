@@ -695,7 +695,7 @@ func (a *API) authenticate(rq *request) (*caller, error) {
 		return nil, errf(http.StatusUnauthorized, "missing_api_key", "missing API key: send it as Authorization: Bearer YOUR_API_KEY or X-API-Key: YOUR_API_KEY")
 	}
 	if conflicting {
-		return nil, errf(http.StatusBadRequest, "conflicting_credentials", "the request presents more than one API key: send one, in Authorization: Bearer or in X-API-Key")
+		return nil, errf(http.StatusBadRequest, "conflicting_credentials", "the request presents more than one credential (two different API keys, or an API key beside an Authorization line of another scheme): send one API key, in Authorization: Bearer or in X-API-Key")
 	}
 	if strings.HasPrefix(key, oauth.AccessPrefix(a.cfg.KeyPrefix)) || strings.HasPrefix(key, oauth.RefreshPrefix(a.cfg.KeyPrefix)) {
 		return a.authenticateToken(rq, key) // an OAuth access token (a refresh token is refused there)
