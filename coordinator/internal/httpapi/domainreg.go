@@ -541,8 +541,9 @@ const domainReplayGrace = 3 * time.Second
 // decided at level 14, before records were marked (answered by the clocks
 // too: 202 once the replay has waited, or at once long after the first
 // send; 201 only for an end before the first send's wait could have run
-// out, which a close decided at 14 precedes only when its request was
-// cancelled early).
+// out, which a close decided at 14 precedes only when an earlier release
+// proposed it at once for a send whose client went away: logAnswer now
+// waits its bound at 14).
 //
 // When the clocks can go: once no coordinator this code runs on can hold a
 // key of either kind, that is, in a release that refuses to start on a
@@ -740,7 +741,8 @@ func answerOpen(d store.RegDomain, opID, scope string) bool {
 // logAnswer is the answer of the key scope (its request's hash reqHash) to
 // operation opID of domain domainID, as the log decides it
 // (fsm.LevelDomainAnswer), for the first send and every replay alike: it
-// waits (DomainDeps.Wait at most) while the key's answer window is open,
+// waits (DomainDeps.Wait at most; from level 15 no longer once its client
+// has gone away) while the key's answer window is open,
 // then, the window still open, proposes its close (fsm.CmdDomainAnswerClose;
 // an end applied first wins), and answers the key's record: 201 (a change,
 // 200) or 409 when the operation ended first, else 202 with the domain
@@ -777,7 +779,14 @@ func (a *API) logAnswer(rq *request, deps *DomainDeps, scope, reqHash, accountID
 			// Applied, yet the window reads open: this state lags the
 			// log the close was applied in.
 			return 0, nil, fmt.Errorf("%w: the answer window of domain %s's operation %s reads open after its close", raftnode.ErrNotLeader, domainID, opID)
-		case !closed && (time.Now().After(deadline) || rq.Context().Err() != nil):
+		case !closed && (time.Now().After(deadline) || rq.Context().Err() != nil && a.state.ClusterLevel() >= fsm.LevelDomainAnswerDecided):
+			// A send whose client went away closes the window at once
+			// from level 15 only. At 14 the close leaves no mark, and a
+			// close before the first send's wait could have run out,
+			// followed by an end within that wait, is answered the end by
+			// a later send's clocks (domainOpReplay) where the first send
+			// answered the close's 202: there the send waits its bound,
+			// its client gone or not, so no close comes that early.
 			env, err := fsm.NewEnvelope(fsm.CmdDomainAnswerClose, a.now(), fsm.DomainAnswerClose{DomainID: domainID, OpID: opID})
 			if err != nil {
 				return 0, nil, err
