@@ -86,14 +86,24 @@ func TestUntrustedForwardedForWarning(t *testing.T) {
 		t.Errorf("the header's value as logged: %q (%d bytes); want it escaped in the line and at most %d", v, len(v), maxXFFLogged)
 	}
 
+	// A peer naming a client in the forwarded-client header without the
+	// cluster's credentials (a wrong token, none) is no coordinator: each
+	// warned about and counted (review62 R3: nothing pinned the credential).
+	logs.Reset()
+	send("192.0.2.10:5000", map[string]string{"X-Forwarded-For": "198.51.100.7", headerClientIP: "198.51.100.7", headerClusterToken: "a-guess"})
+	send("192.0.2.11:5000", map[string]string{"X-Forwarded-For": "198.51.100.7", headerClientIP: "198.51.100.7"})
+	if n, ls := counterValue(t, u), lines(); n != 5 || len(ls) != 2 {
+		t.Fatalf("two peers naming a client without the cluster's credentials: counter %v, %d log lines; want 5 and 2:\n%s", n, len(ls), logs.String())
+	}
+
 	// Many peers: at most maxXFFPeersLogged warnings, then one line.
 	logs.Reset()
 	for i := range maxXFFPeersLogged + 50 {
 		send(fmt.Sprintf("[2001:db8::%x]:443", i+1), map[string]string{"X-Forwarded-For": "198.51.100.7"})
 	}
 	ls = lines()
-	if len(ls) != maxXFFPeersLogged {
-		t.Errorf("%d log lines for %d new peers (%d remembered before); want %d", len(ls), maxXFFPeersLogged+50, 1, maxXFFPeersLogged)
+	if len(ls) != maxXFFPeersLogged-2 {
+		t.Errorf("%d log lines for %d new peers (%d remembered before); want %d", len(ls), maxXFFPeersLogged+50, 3, maxXFFPeersLogged-2)
 	}
 	if last := ls[len(ls)-1]; !strings.Contains(last["msg"].(string), "no more such peers are logged") {
 		t.Errorf("last line: %v", last)
@@ -101,10 +111,10 @@ func TestUntrustedForwardedForWarning(t *testing.T) {
 	if n := len(u.peers); n > maxXFFPeersLogged {
 		t.Errorf("%d peers remembered; want at most %d", n, maxXFFPeersLogged)
 	}
-	if n := counterValue(t, u); n != float64(3+maxXFFPeersLogged+50) {
-		t.Errorf("counter: %v; want %d", n, 3+maxXFFPeersLogged+50)
+	if n := counterValue(t, u); n != float64(5+maxXFFPeersLogged+50) {
+		t.Errorf("counter: %v; want %d", n, 5+maxXFFPeersLogged+50)
 	}
-	if served != 3+3+maxXFFPeersLogged+50 {
+	if served != 3+3+2+maxXFFPeersLogged+50 {
 		t.Errorf("%d requests passed on", served)
 	}
 }

@@ -71,10 +71,34 @@ func domainReplayWhoseClientWentAway(t *testing.T, level uint16) {
 	cancel()
 	<-gone
 	// The gone send sees its context ended within a poll (25 ms); from
-	// level 15 it closes the window then.
-	time.Sleep(300 * time.Millisecond)
+	// level 15 it closes the window then: wait for that close to be applied
+	// before the registry may end the operation (on a loaded machine a
+	// fixed pause let the end win, review62 R4). At level 14 it must not
+	// close it: after the same pause the window is still open.
 	var id string
 	_ = s.node.FSM.Read(func(r store.ReadTx) error { id = r.RegDomainNameTaken("gone.test"); return nil })
+	op := func() *store.RegDomainOp {
+		var d store.RegDomain
+		if err := s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return }); err != nil {
+			t.Fatal(err)
+		}
+		if d.Op == nil {
+			t.Fatalf("level %d: the registration's operation ended with the registry shut", level)
+		}
+		return d.Op
+	}
+	if level >= fsm.LevelDomainAnswerDecided {
+		for end := time.Now().Add(10 * time.Second); op().Answer != nil; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("level %d: the gone send's close of the answer window not applied after 10 s", level)
+			}
+		}
+	} else {
+		time.Sleep(300 * time.Millisecond)
+		if op().Answer == nil {
+			t.Fatalf("level %d: the gone send closed the answer window at once; want it open until its wait ran out", level)
+		}
+	}
 	gate.open()
 	first := <-ch
 	if first.status/100 != 2 || first.m["id"] != id {
