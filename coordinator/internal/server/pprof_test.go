@@ -81,3 +81,33 @@ func TestPprofListenerFraming(t *testing.T) {
 		t.Errorf("a 1 s CPU profile: %d, %d bytes", resp.StatusCode, n)
 	}
 }
+
+// TestPprofTimedProfilesOutliveTheDeadlines: every profile that runs for
+// the seconds the client asks (a CPU profile, a trace, and the delta
+// profiles the index serves: heap, allocs, block, mutex with ?seconds=)
+// answers past the listener's per-request deadlines (here 300 ms). Before,
+// a delta profile was cut at the read deadline (default 30 s), which also
+// cancels the request's context: 500 "context canceled" (review62's note).
+func TestPprofTimedProfilesOutliveTheDeadlines(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	to := httpapi.DefaultTimeouts()
+	to.Body, to.Write = 300*time.Millisecond, 300*time.Millisecond
+	ps := pprofServer(to)
+	go func() { _ = ps.Serve(ln) }()
+	t.Cleanup(func() { _ = ps.Close() })
+	for _, path := range []string{"/debug/pprof/profile?seconds=1", "/debug/pprof/trace?seconds=1", "/debug/pprof/heap?seconds=1", "/debug/pprof/allocs?seconds=1"} {
+		resp, err := http.Get("http://" + ln.Addr().String() + path)
+		if err != nil {
+			t.Errorf("%s: %v; want the profile", path, err)
+			continue
+		}
+		n, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || n == 0 || err != nil {
+			t.Errorf("%s: %d, %d bytes, %v; want the profile", path, resp.StatusCode, n, err)
+		}
+	}
+}

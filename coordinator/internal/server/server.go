@@ -255,8 +255,11 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 // pprofServer is the --pprof-addr listener's server: the limits of the
 // other listeners (Timeouts.Server: the header limits, the per-request
 // deadlines, and Connection: close after a request framed by
-// Transfer-Encoding, RFC 9112 §6.3), except that a CPU profile or a trace,
-// which runs for the seconds the client asks, lifts the deadlines.
+// Transfer-Encoding, RFC 9112 §6.3), except that a profile which runs for
+// the seconds the client asks (a CPU profile, a trace, a delta profile of
+// the index's: heap, allocs, block, mutex with ?seconds=) lifts the
+// deadlines. (The read deadline ends such a request's context too: net/http
+// reads the connection in the background and cancels it on the error.)
 func pprofServer(t httpapi.Timeouts) *http.Server {
 	long := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -267,7 +270,13 @@ func pprofServer(t httpapi.Timeouts) *http.Server {
 		}
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("seconds") {
+			long(pprof.Index)(w, r)
+			return
+		}
+		pprof.Index(w, r)
+	})
 	mux.HandleFunc("/debug/pprof/profile", long(pprof.Profile))
 	mux.HandleFunc("/debug/pprof/trace", long(pprof.Trace))
 	return t.Server(mux)
