@@ -649,18 +649,11 @@ func (a *API) unreadAnswer(rq *request, deps *DomainDeps, domainID, opID string,
 		deps.Kick()
 	}
 	time.Sleep(deps.wait())
-	env, err := fsm.NewEnvelope(fsm.CmdDomainAnswerClose, a.now(), fsm.DomainAnswerClose{DomainID: domainID, OpID: opID})
+	closed, err := a.closeAnswer(rq, domainID, opID)
 	if err != nil {
 		return 0, nil, err
 	}
-	res, err := a.apply(context.WithoutCancel(rq.Context()), env)
-	if err != nil {
-		return 0, nil, err
-	}
-	if res.Err != nil {
-		return 0, nil, res.Err
-	}
-	d, ok := res.Value.(api.Domain)
+	d, ok := closed.(api.Domain)
 	if !ok {
 		return http.StatusAccepted, v, nil
 	}
@@ -668,6 +661,25 @@ func (a *API) unreadAnswer(rq *request, deps *DomainDeps, domainID, opID string,
 		return http.StatusAccepted, d, nil
 	}
 	return ended(store.RegDomain{Domain: d})
+}
+
+// closeAnswer proposes the close of the answer window of domainID's
+// operation opID (CmdDomainAnswerClose), whether or not rq's client is
+// still there, and returns the value its apply answered (unreadAnswer
+// answers the domain in it).
+func (a *API) closeAnswer(rq *request, domainID, opID string) (any, error) {
+	env, err := fsm.NewEnvelope(fsm.CmdDomainAnswerClose, a.now(), fsm.DomainAnswerClose{DomainID: domainID, OpID: opID})
+	if err != nil {
+		return nil, err
+	}
+	res, err := a.apply(context.WithoutCancel(rq.Context()), env)
+	if err != nil {
+		return nil, err
+	}
+	if res.Err != nil {
+		return nil, res.Err
+	}
+	return res.Value, nil
 }
 
 // opPending is whether domain d shows its operation opID pending: its
@@ -787,16 +799,8 @@ func (a *API) logAnswer(rq *request, deps *DomainDeps, scope, reqHash, accountID
 			// a later send's clocks (domainOpReplay) where the first send
 			// answered the close's 202: there the send waits its bound,
 			// its client gone or not, so no close comes that early.
-			env, err := fsm.NewEnvelope(fsm.CmdDomainAnswerClose, a.now(), fsm.DomainAnswerClose{DomainID: domainID, OpID: opID})
-			if err != nil {
+			if _, err := a.closeAnswer(rq, domainID, opID); err != nil {
 				return 0, nil, err
-			}
-			res, err := a.apply(context.WithoutCancel(rq.Context()), env)
-			if err != nil {
-				return 0, nil, err
-			}
-			if res.Err != nil {
-				return 0, nil, res.Err
 			}
 			closed, deadline = true, time.Now().Add(a.cfg.ApplyTimeout)
 			continue
