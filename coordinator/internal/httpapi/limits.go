@@ -167,9 +167,10 @@ func (t Timeouts) Deadlines(next http.Handler) http.Handler {
 	})
 }
 
-// liftDeadlines removes the per-request deadlines for a handler that streams
-// for longer than they allow; it then bounds its own writes.
-func liftDeadlines(w http.ResponseWriter) {
+// LiftDeadlines removes the per-request deadlines (Deadlines) for a handler
+// that streams or runs for longer than they allow (the stats streams, the
+// pprof listener's timed profiles); it then bounds its own writes.
+func LiftDeadlines(w http.ResponseWriter) {
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})

@@ -137,7 +137,7 @@ func (a *API) streamStats(rq *request, deps *ServerDeps, s store.Server, interva
 	rc := http.NewResponseController(w)
 	// The listener's per-request deadlines would end the stream: reading is
 	// over (a GET), and each event's write gets its own deadline below.
-	liftDeadlines(w)
+	LiftDeadlines(w)
 	var mu sync.Mutex // guards the writer and the flags: the timer writes too
 	started, done := false, false
 	// extend pushes the write deadline past the next event; the server's

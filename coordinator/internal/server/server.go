@@ -263,9 +263,7 @@ func Start(cfg Config, log *slog.Logger, out io.Writer) (*Server, error) {
 func pprofServer(t httpapi.Timeouts) *http.Server {
 	long := func(h http.HandlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			rc := http.NewResponseController(w)
-			_ = rc.SetReadDeadline(time.Time{})
-			_ = rc.SetWriteDeadline(time.Time{})
+			httpapi.LiftDeadlines(w)
 			h(w, r)
 		}
 	}
