@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -107,11 +108,19 @@ func (u *untrustedXFF) note(r *http.Request) {
 	}
 }
 
-// loggedValue is a header value as a warning quotes it: at most
-// maxXFFLogged bytes of valid UTF-8 (the log handler escapes the rest).
+// loggedValue is a header value as a warning quotes it: valid UTF-8 (each
+// invalid run a U+FFFD), cut to at most maxXFFLogged bytes at a character's
+// start and marked "…" (the log handler escapes the rest). Replaced before
+// cut, so the cut holds for the replaced text too (review62: cut first, up
+// to ~3× the bound came out).
 func loggedValue(v string) string {
-	if len(v) > maxXFFLogged {
-		v = v[:maxXFFLogged] + "…"
+	v = strings.ToValidUTF8(v, "\uFFFD")
+	if len(v) <= maxXFFLogged {
+		return v
 	}
-	return strings.ToValidUTF8(v, "\uFFFD")
+	cut := maxXFFLogged
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut] + "…"
 }

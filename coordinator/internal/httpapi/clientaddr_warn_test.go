@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -129,4 +130,26 @@ func counterValue(t *testing.T, u *untrustedXFF) float64 {
 		t.Fatalf("gather: %v %v", mfs, err)
 	}
 	return mfs[0].GetMetric()[0].GetCounter().GetValue()
+}
+
+// TestLoggedValueBound: the header's value as a warning quotes it is valid
+// UTF-8 and at most maxXFFLogged bytes (plus the "…" mark) whatever it
+// holds: invalid bytes each replaced by a 3-byte U+FFFD must not take it
+// past the bound (cut before replacing, "\xffa" repeated came out twice
+// the bound), and a cut never splits a character.
+func TestLoggedValueBound(t *testing.T) {
+	for _, v := range []string{
+		strings.Repeat("\xffa", 100),
+		"a" + strings.Repeat("é", 100),
+		strings.Repeat("x", 500),
+		"203.0.113.5",
+	} {
+		got := loggedValue(v)
+		if !utf8.ValidString(got) || len(got) > maxXFFLogged+len("…") {
+			t.Errorf("loggedValue(%q) = %q (%d bytes, valid %v); want valid UTF-8 of at most %d bytes", v, got, len(got), utf8.ValidString(got), maxXFFLogged+len("…"))
+		}
+		if len(v) <= maxXFFLogged && got != v {
+			t.Errorf("loggedValue(%q) = %q; want it unchanged", v, got)
+		}
+	}
 }
