@@ -607,18 +607,11 @@ func isWorker(cmdline string) bool {
 	return strings.Contains(cmdline, "worker process") || strings.Contains(cmdline, "master process")
 }
 
-// workers are the worker processes of the nginx master pid.
+// workers are the worker processes of the nginx master pid (its children
+// whose command line isWorker).
 func workers(master int) []int {
-	if master <= 0 {
-		return nil
-	}
-	ents, _ := os.ReadDir("/proc")
 	var out []int
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || ppid(pid) != master {
-			continue
-		}
+	for _, pid := range children(master) {
 		if t, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && isWorker(string(t)) {
 			out = append(out, pid)
 		}
