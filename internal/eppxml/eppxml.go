@@ -175,6 +175,7 @@ type CheckCmd struct {
 type InfoCmd struct {
 	Domain  *DomainInfo `xml:"urn:ietf:params:xml:ns:domain-1.0 info"`
 	Contact *ContactRef `xml:"urn:ietf:params:xml:ns:contact-1.0 info"`
+	Host    *DomainName `xml:"urn:ietf:params:xml:ns:host-1.0 info"`
 }
 
 // TransferCmd is <transfer op="…">.
@@ -201,6 +202,7 @@ type HostCreate struct {
 type DeleteCmd struct {
 	Domain  *DomainName `xml:"urn:ietf:params:xml:ns:domain-1.0 delete"`
 	Contact *ContactRef `xml:"urn:ietf:params:xml:ns:contact-1.0 delete"`
+	Host    *DomainName `xml:"urn:ietf:params:xml:ns:host-1.0 delete"`
 }
 
 // RenewCmd is <renew>.
@@ -212,6 +214,21 @@ type RenewCmd struct {
 type UpdateCmd struct {
 	Domain  *DomainUpdate  `xml:"urn:ietf:params:xml:ns:domain-1.0 update"`
 	Contact *ContactUpdate `xml:"urn:ietf:params:xml:ns:contact-1.0 update"`
+	Host    *HostUpdate    `xml:"urn:ietf:params:xml:ns:host-1.0 update"`
+}
+
+// HostUpdate is host:update (RFC 5732): glue addresses added and removed.
+// (A new name, <host:chg>, is not sent.)
+type HostUpdate struct {
+	Name string      `xml:"name"`
+	Add  *HostAddRem `xml:"add"`
+	Rem  *HostAddRem `xml:"rem"`
+}
+
+// HostAddRem is host:add or host:rem.
+type HostAddRem struct {
+	Addr   []HostAddr `xml:"addr"`
+	Status []Status   `xml:"status"`
 }
 
 // Extension carries hostplane's privacy extension; other extensions are
@@ -464,6 +481,18 @@ type ResData struct {
 	ContactCre *ContactCreData `xml:"urn:ietf:params:xml:ns:contact-1.0 creData"`
 	HostChk    *DomainChkData  `xml:"urn:ietf:params:xml:ns:host-1.0 chkData"`
 	HostCre    *DomainCreData  `xml:"urn:ietf:params:xml:ns:host-1.0 creData"`
+	HostInf    *HostInfData    `xml:"urn:ietf:params:xml:ns:host-1.0 infData"`
+}
+
+// HostInfData is host:infData: a host object and its glue addresses.
+type HostInfData struct {
+	Name   string     `xml:"name"`
+	ROID   string     `xml:"roid"`
+	Status []Status   `xml:"status"`
+	Addr   []HostAddr `xml:"addr"`
+	ClID   string     `xml:"clID"`
+	CrDate string     `xml:"crDate,omitempty"`
+	UpDate string     `xml:"upDate,omitempty"`
 }
 
 // DomainChkData is domain:chkData.

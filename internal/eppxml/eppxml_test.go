@@ -154,9 +154,51 @@ func TestFrames(t *testing.T) {
 	}
 }
 
+// TestDecodeRFC5732Examples: the host mapping's info answer, update and
+// delete (RFC 5732 §3.1.2, §3.2.5, §3.2.2) decode by URI: a host's glue
+// addresses with their ip attribute, the addresses an update adds and
+// removes, the name a delete names.
+func TestDecodeRFC5732Examples(t *testing.T) {
+	e, err := Unmarshal(load(t, "rfc5732-info-response.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	inf := e.Response.ResData.HostInf
+	if inf == nil || inf.Name != "ns1.example.com" || inf.ROID != "NS1_EXAMPLE1-REP" || len(inf.Status) != 2 || inf.Status[0].S != "linked" ||
+		!reflect.DeepEqual(inf.Addr, []HostAddr{{"v4", "192.0.2.2"}, {"v4", "192.0.2.29"}, {"v6", "1080:0:0:0:8:800:200C:417A"}}) || inf.ClID != "ClientY" {
+		t.Fatalf("host:info response decoded as %+v", inf)
+	}
+	e, err = Unmarshal(load(t, "rfc5732-update-command.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := e.Command.Update.Host
+	if u == nil || u.Name != "ns1.example.com" || !reflect.DeepEqual(u.Add.Addr, []HostAddr{{"v4", "192.0.2.22"}}) ||
+		u.Add.Status[0].S != "clientUpdateProhibited" || !reflect.DeepEqual(u.Rem.Addr, []HostAddr{{"v6", "1080:0:0:0:8:800:200C:417A"}}) {
+		t.Fatalf("host:update decoded as %+v", u)
+	}
+	e, err = Unmarshal(load(t, "rfc5732-delete-command.xml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := e.Command.Delete.Host; d == nil || d.Name != "ns1.example.com" || e.Command.Delete.Domain != nil {
+		t.Fatalf("host:delete decoded as %+v", e.Command.Delete)
+	}
+	// What is sent round-trips.
+	out, err := Marshal(&EPP{Command: &Command{Update: &UpdateCmd{Host: &HostUpdate{Name: "ns1.a.test",
+		Add: &HostAddRem{Addr: []HostAddr{{"v6", "2001:db8::1"}}}}}, ClTRID: "abc-1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, err := Unmarshal(out); err != nil || e.Command.Update.Host == nil || e.Command.Update.Host.Add.Addr[0].Addr != "2001:db8::1" {
+		t.Fatalf("a host:update does not round-trip: %v\n%s", err, out)
+	}
+}
+
 func FuzzUnmarshal(f *testing.F) {
 	for _, n := range []string{"rfc5731-info-response.xml", "rfc5731-check-response.xml", "rfc5730-greeting.xml",
-		"rfc5730-poll-response.xml", "rfc5731-create-command.xml", "rfc5731-update-command.xml", "rfc5733-info-response.xml"} {
+		"rfc5730-poll-response.xml", "rfc5731-create-command.xml", "rfc5731-update-command.xml", "rfc5733-info-response.xml",
+		"rfc5732-info-response.xml", "rfc5732-update-command.xml", "rfc5732-delete-command.xml"} {
 		f.Add(load(f, n))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -252,7 +252,7 @@ func (s *Server) adminDomain(w http.ResponseWriter, r *http.Request) {
 // recorded. A transfer with an op the registry does not know is recorded
 // under "domain:transfer:" and that op, refused; it is not listed here.
 var RecordedVerbs = map[string]bool{
-	"host:create": true, "contact:create": true, "contact:update": true, "contact:delete": true,
+	"host:create": true, "host:update": true, "host:delete": true, "contact:create": true, "contact:update": true, "contact:delete": true,
 	"domain:create": true, "domain:renew": true, "domain:update": true, "domain:delete": true,
 	"domain:transfer:request": true, "domain:transfer:approve": true, "domain:transfer:reject": true,
 	"domain:transfer:cancel": true,

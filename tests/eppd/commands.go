@@ -154,6 +154,12 @@ func (ss *session) dispatch(c *eppxml.Command) []byte {
 		return ss.query(c, "host:check", on(ss.hostCheck, c.Check.Host.Names))
 	case c.Create != nil && c.Create.Host != nil:
 		return ss.transform(c, "host:create", lower(c.Create.Host.Name), on(ss.hostCreate, c.Create.Host))
+	case c.Info != nil && c.Info.Host != nil:
+		return ss.query(c, "host:info", on(ss.hostInfo, lower(c.Info.Host.Name)))
+	case c.Update != nil && c.Update.Host != nil:
+		return ss.transform(c, "host:update", lower(c.Update.Host.Name), on(ss.hostUpdate, c.Update.Host))
+	case c.Delete != nil && c.Delete.Host != nil:
+		return ss.transform(c, "host:delete", lower(c.Delete.Host.Name), on(ss.hostDelete, lower(c.Delete.Host.Name)))
 	case c.Check != nil && c.Check.Contact != nil:
 		return ss.query(c, "contact:check", on(ss.contactCheck, c.Check.Contact.IDs))
 	case c.Info != nil && c.Info.Domain != nil:

@@ -49,6 +49,10 @@ func FuzzHandle(f *testing.F) {
 		{Poll: &eppxml.Poll{Op: "req"}},
 		{Check: &eppxml.CheckCmd{Host: &eppxml.DomainNames{Names: []string{"ns1.seed.test"}}}},
 		{Create: &eppxml.CreateCmd{Host: &eppxml.HostCreate{Name: "ns1.seed.test", Addr: []eppxml.HostAddr{{IP: "v4", Addr: "192.0.2.1"}}}}},
+		{Info: &eppxml.InfoCmd{Host: &eppxml.DomainName{Name: "ns1.seed.test"}}},
+		{Update: &eppxml.UpdateCmd{Host: &eppxml.HostUpdate{Name: "ns1.seed.test", Add: &eppxml.HostAddRem{Addr: []eppxml.HostAddr{{IP: "v6", Addr: "2001:db8::1"}}},
+			Rem: &eppxml.HostAddRem{Addr: []eppxml.HostAddr{{IP: "v4", Addr: "192.0.2.1"}}}}}},
+		{Delete: &eppxml.DeleteCmd{Host: &eppxml.DomainName{Name: "ns1.seed.test"}}},
 		{Delete: &eppxml.DeleteCmd{Domain: &eppxml.DomainName{Name: "seed.test"}}},
 	} {
 		c.ClTRID = "seed-1"

@@ -1,6 +1,7 @@
 package eppd
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/hostplane/hostplane/internal/eppxml"
@@ -72,5 +73,93 @@ func TestGlueInBailiwick(t *testing.T) {
 	// Now that g.test exists, its host object takes its glue.
 	if code, _, _ := c.cmd(&eppxml.Command{Create: &eppxml.CreateCmd{Host: &eppxml.HostCreate{Name: "ns3.g.test", Addr: []eppxml.HostAddr{v4}}}}); code != 1000 {
 		t.Fatalf("host object with glue under its registered domain: %d", code)
+	}
+}
+
+// TestHostObjectLifecycle: a registrar keeps a host object's glue at the
+// test registry as at a real one (RFC 5732): host:info shows its addresses
+// and "linked" while a domain delegates to it; host:update adds and removes
+// addresses (a host under a domain of the registry keeps one: 2003; an
+// address it lacks: 2306); host:delete is refused while a domain delegates
+// to it (2305) and deletes it after; a repeated clTRID answers the first
+// answer. Before, host:info/update/delete were 2101 (unimplemented).
+func TestHostObjectLifecycle(t *testing.T) {
+	r := start(t, nil)
+	c := r.dial(t)
+	c.login(testID, testPW)
+	if code, _, _ := c.cmd(create("g.test")); code != 1000 {
+		t.Fatalf("create g.test: %d", code)
+	}
+	v4 := eppxml.HostAddr{IP: "v4", Addr: "192.0.2.53"}
+	v6 := eppxml.HostAddr{IP: "v6", Addr: "2001:db8::53"}
+	if code, _, _ := c.cmd(&eppxml.Command{Create: &eppxml.CreateCmd{Host: &eppxml.HostCreate{Name: "ns1.g.test", Addr: []eppxml.HostAddr{v4}}}}); code != 1000 {
+		t.Fatalf("host create: %d", code)
+	}
+	info := func() *eppxml.HostInfData {
+		t.Helper()
+		code, _, resp := c.cmd(&eppxml.Command{Info: &eppxml.InfoCmd{Host: &eppxml.DomainName{Name: "NS1.g.test"}}})
+		if code != 1000 || resp.ResData == nil || resp.ResData.HostInf == nil {
+			t.Fatalf("host info: %d", code)
+		}
+		return resp.ResData.HostInf
+	}
+	upd := func(add, rem []eppxml.HostAddr) *eppxml.Command {
+		u := &eppxml.HostUpdate{Name: "ns1.g.test"}
+		if add != nil {
+			u.Add = &eppxml.HostAddRem{Addr: add}
+		}
+		if rem != nil {
+			u.Rem = &eppxml.HostAddRem{Addr: rem}
+		}
+		return &eppxml.Command{Update: &eppxml.UpdateCmd{Host: u}}
+	}
+	swap := upd([]eppxml.HostAddr{v6}, []eppxml.HostAddr{v4})
+	swap.ClTRID = "swap-1"
+	for _, s := range []struct {
+		cmd  *eppxml.Command
+		want int
+		what string
+	}{
+		{upd(nil, []eppxml.HostAddr{v4}), eppxml.CodeParamMissing, "removing the last glue address of an in-registry host"},
+		{upd(nil, []eppxml.HostAddr{{IP: "v4", Addr: "192.0.2.99"}}), eppxml.CodePolicy, "removing an address the host lacks"},
+		{upd([]eppxml.HostAddr{v4}, nil), eppxml.CodePolicy, "adding an address twice"},
+		{upd([]eppxml.HostAddr{{IP: "v4", Addr: "2001:db8::1"}}, nil), eppxml.CodeValueSyntax, "a v6 address marked v4"},
+		{swap, 1000, "swapping v4 for v6"},
+	} {
+		if code, _, _ := c.cmd(s.cmd); code != s.want {
+			t.Errorf("%s: %d, want %d", s.what, code, s.want)
+		}
+	}
+	if inf := info(); len(inf.Addr) != 1 || inf.Addr[0] != v6 || slices.ContainsFunc(inf.Status, func(s eppxml.Status) bool { return s.S == "linked" }) {
+		t.Fatalf("after the swap: %+v", inf)
+	}
+	// The same clTRID again answers as first, and changes nothing.
+	again := upd([]eppxml.HostAddr{v6}, []eppxml.HostAddr{v4})
+	again.ClTRID = "swap-1"
+	if code, _, _ := c.cmd(again); code != 1000 || len(info().Addr) != 1 {
+		t.Fatalf("the swap repeated: %d, %+v", code, info())
+	}
+	d := create("h.test")
+	d.Create.Domain.NS = &eppxml.NS{HostObj: []string{"ns1.g.test"}}
+	if code, _, _ := c.cmd(d); code != 1000 {
+		t.Fatalf("h.test delegated to ns1.g.test: %d", code)
+	}
+	if inf := info(); !slices.ContainsFunc(inf.Status, func(s eppxml.Status) bool { return s.S == "linked" }) {
+		t.Fatalf("a delegated host is not linked: %+v", inf)
+	}
+	del := &eppxml.Command{Delete: &eppxml.DeleteCmd{Host: &eppxml.DomainName{Name: "ns1.g.test"}}}
+	if code, _, _ := c.cmd(del); code != eppxml.CodeAssocProhibits {
+		t.Fatalf("delete of a linked host: %d, want 2305", code)
+	}
+	rem := &eppxml.Command{Update: &eppxml.UpdateCmd{Domain: &eppxml.DomainUpdate{Name: "h.test", Rem: &eppxml.DomainAddRem{NS: &eppxml.NS{HostObj: []string{"ns1.g.test"}}}}}}
+	if code, _, _ := c.cmd(rem); code != 1000 {
+		t.Fatalf("removing the delegation: %d", code)
+	}
+	del = &eppxml.Command{Delete: &eppxml.DeleteCmd{Host: &eppxml.DomainName{Name: "ns1.g.test"}}}
+	if code, _, _ := c.cmd(del); code != 1000 {
+		t.Fatalf("delete of an unlinked host: %d", code)
+	}
+	if code, _, _ := c.cmd(&eppxml.Command{Info: &eppxml.InfoCmd{Host: &eppxml.DomainName{Name: "ns1.g.test"}}}); code != eppxml.CodeNotExist {
+		t.Fatalf("info of a deleted host: %d", code)
 	}
 }

@@ -2,7 +2,9 @@ package eppd
 
 import (
 	"cmp"
+	"encoding/json"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/hostplane/hostplane/internal/eppxml"
@@ -10,7 +12,9 @@ import (
 )
 
 // Host objects (RFC 5732), as far as a registrar needs them to delegate
-// with <domain:hostObj>: check and create. A host under a domain of this
+// with <domain:hostObj>: check, create, info, update of the glue addresses
+// (add/rem addr; a new name is refused) and delete (refused while a domain
+// delegates to the host, 2305). A host under a domain of this
 // registry needs glue addresses; one outside it must have none. A host
 // attribute (<domain:hostAttr>) inside a domain of this registry, or inside
 // the domain being created or updated, needs its <domain:hostAddr> glue
@@ -47,11 +51,8 @@ func (ss *session) hostCreate(tx *bolt.Tx, h *eppxml.HostCreate) (answer, error)
 	if tx.Bucket(bucketHosts).Get([]byte(name)) != nil {
 		return answer{}, refuse(eppxml.CodeExists, "host %s exists", name)
 	}
-	for _, a := range h.Addr {
-		ip, err := netip.ParseAddr(strings.TrimSpace(a.Addr))
-		if err != nil || (a.IP == "v6") != ip.Is6() || (a.IP != "" && a.IP != "v4" && a.IP != "v6") {
-			return answer{}, refuse(eppxml.CodeValueSyntax, "host address %q (ip=%q)", a.Addr, a.IP)
-		}
+	if err := checkAddrs(h.Addr); err != nil {
+		return answer{}, err
 	}
 	sup := superordinate(tx, name)
 	switch {
@@ -70,6 +71,128 @@ func (ss *session) hostCreate(tx *bolt.Tx, h *eppxml.HostCreate) (answer, error)
 		return answer{}, err
 	}
 	return answer{resData: &eppxml.ResData{HostCre: &eppxml.DomainCreData{Name: name, CrDate: fmtTime(now)}}}, nil
+}
+
+// checkAddrs refuses an address that does not parse as its ip attribute
+// says.
+func checkAddrs(addrs []eppxml.HostAddr) error {
+	for _, a := range addrs {
+		ip, err := netip.ParseAddr(strings.TrimSpace(a.Addr))
+		if err != nil || (a.IP == "v6") != ip.Is6() || (a.IP != "" && a.IP != "v4" && a.IP != "v6") {
+			return refuse(eppxml.CodeValueSyntax, "host address %q (ip=%q)", a.Addr, a.IP)
+		}
+	}
+	return nil
+}
+
+// sponsoredHost loads a host object this session's registrar sponsors.
+func (ss *session) sponsoredHost(tx *bolt.Tx, name string) (hostRec, error) {
+	var rec hostRec
+	found, err := getJSON(tx, bucketHosts, name, &rec)
+	switch {
+	case err != nil:
+		return rec, err
+	case !found:
+		return rec, refuse(eppxml.CodeNotExist, "host %s does not exist", name)
+	case rec.ClID != ss.clID:
+		return rec, refuse(eppxml.CodeAuthorization, "host %s is sponsored by another registrar", name)
+	}
+	return rec, nil
+}
+
+// linkedBy is a domain that delegates to host, or "".
+func linkedBy(tx *bolt.Tx, host string) (string, error) {
+	by := ""
+	err := tx.Bucket(bucketDomains).ForEach(func(k, v []byte) error {
+		var d domainRec
+		if err := json.Unmarshal(v, &d); err != nil {
+			return err
+		}
+		if by == "" && d.HostObj && slices.Contains(d.NS, host) {
+			by = string(k)
+		}
+		return nil
+	})
+	return by, err
+}
+
+func (ss *session) hostInfo(tx *bolt.Tx, name string) (answer, error) {
+	var rec hostRec
+	found, err := getJSON(tx, bucketHosts, name, &rec)
+	if err != nil {
+		return answer{}, err
+	}
+	if !found {
+		return answer{}, refuse(eppxml.CodeNotExist, "host %s does not exist", name)
+	}
+	st := []eppxml.Status{{S: "ok"}}
+	if by, err := linkedBy(tx, name); err != nil {
+		return answer{}, err
+	} else if by != "" {
+		st = append(st, eppxml.Status{S: "linked"})
+	}
+	return answer{resData: &eppxml.ResData{HostInf: &eppxml.HostInfData{Name: rec.Name, ROID: rec.ROID, Status: st, Addr: rec.Addrs,
+		ClID: rec.ClID, CrDate: fmtTime(rec.CrDate)}}}, nil
+}
+
+// hostUpdate adds and removes glue addresses. A host under a domain of this
+// registry keeps at least one (2003 otherwise); one outside takes none
+// (2306); an address added twice, or removed that the host does not have,
+// is a 2306 as real registries answer.
+func (ss *session) hostUpdate(tx *bolt.Tx, u *eppxml.HostUpdate) (answer, error) {
+	name := lower(u.Name)
+	rec, err := ss.sponsoredHost(tx, name)
+	if err != nil {
+		return answer{}, err
+	}
+	key := func(a eppxml.HostAddr) string {
+		ip, _ := netip.ParseAddr(strings.TrimSpace(a.Addr))
+		return ip.String()
+	}
+	if u.Rem != nil {
+		if err := checkAddrs(u.Rem.Addr); err != nil {
+			return answer{}, err
+		}
+		for _, a := range u.Rem.Addr {
+			i := slices.IndexFunc(rec.Addrs, func(h eppxml.HostAddr) bool { return key(h) == key(a) })
+			if i < 0 {
+				return answer{}, refuse(eppxml.CodePolicy, "host %s has no address %s to remove", name, a.Addr)
+			}
+			rec.Addrs = slices.Delete(rec.Addrs, i, i+1)
+		}
+	}
+	if u.Add != nil {
+		if err := checkAddrs(u.Add.Addr); err != nil {
+			return answer{}, err
+		}
+		for _, a := range u.Add.Addr {
+			if slices.ContainsFunc(rec.Addrs, func(h eppxml.HostAddr) bool { return key(h) == key(a) }) {
+				return answer{}, refuse(eppxml.CodePolicy, "host %s has the address %s already", name, a.Addr)
+			}
+			rec.Addrs = append(rec.Addrs, eppxml.HostAddr{IP: a.IP, Addr: key(a)})
+		}
+	}
+	sup := superordinate(tx, name)
+	switch {
+	case sup != "" && len(rec.Addrs) == 0:
+		return answer{}, refuse(eppxml.CodeParamMissing, "host %s is under %s, a domain of this registry: it keeps at least one glue address", name, sup)
+	case sup == "" && len(rec.Addrs) > 0:
+		return answer{}, refuse(eppxml.CodePolicy, "host %s is outside this registry: no addresses", name)
+	}
+	return answer{}, putJSON(tx, bucketHosts, name, rec)
+}
+
+// hostDelete deletes a host object no domain delegates to.
+func (ss *session) hostDelete(tx *bolt.Tx, name string) (answer, error) {
+	if _, err := ss.sponsoredHost(tx, name); err != nil {
+		return answer{}, err
+	}
+	if by, err := linkedBy(tx, name); err != nil {
+		return answer{}, err
+	} else if by != "" {
+		return answer{}, refuse(eppxml.CodeAssocProhibits, "host %s is a name server of %s: remove it from the delegation first", name, by)
+	}
+	return answer{}, tx.Bucket(bucketHosts).Delete([]byte(name))
 }
 
 // checkHostObjs refuses host objects that do not exist.
