@@ -108,22 +108,21 @@ func TestMCP62FollowerProxyPath(t *testing.T) {
 		return m
 	}
 	want := api.TicketCreateRequest{Subject: "mcp62 via the proxy", Message: "the body, kept"}
-	first := send(office.Key, "POST", "/v1/tickets", want, hdr("X-Forwarded-For", "1.2.3.4, 203.0.113.7", "Idempotency-Key", "mcp62-proxy-1"))
-	var tk api.Ticket
-	if first.Status != 201 {
-		t.Fatalf("POST /v1/tickets through the proxy, allow-listed client: %s; want 201", first)
+	// post sends want with Idempotency-Key mcp62-proxy-1 from xff: a 201 and its ticket.
+	post := func(what, xff string) (tk api.Ticket) {
+		t.Helper()
+		rep := send(office.Key, "POST", "/v1/tickets", want, hdr("X-Forwarded-For", xff, "Idempotency-Key", "mcp62-proxy-1"))
+		if rep.Status != 201 {
+			t.Fatalf("%s: %s; want 201", what, rep)
+		}
+		rep.Decode(t, &tk)
+		return tk
 	}
-	first.Decode(t, &tk)
+	tk := post("POST /v1/tickets through the proxy, allow-listed client", "1.2.3.4, 203.0.113.7")
 	if tk.Subject != want.Subject {
 		t.Errorf("ticket through the proxy: subject %q; want %q", tk.Subject, want.Subject)
 	}
-	again := send(office.Key, "POST", "/v1/tickets", want, hdr("X-Forwarded-For", "203.0.113.7", "Idempotency-Key", "mcp62-proxy-1"))
-	var tk2 api.Ticket
-	if again.Status != 201 {
-		t.Fatalf("the same POST again (same Idempotency-Key): %s; want 201", again)
-	}
-	again.Decode(t, &tk2)
-	if tk2.ID != tk.ID {
+	if tk2 := post("the same POST again (same Idempotency-Key)", "203.0.113.7"); tk2.ID != tk.ID {
 		t.Errorf("the same Idempotency-Key through the proxy opened %s after %s: the header was not kept", tk2.ID, tk.ID)
 	}
 	var got struct {
