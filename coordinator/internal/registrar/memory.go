@@ -20,6 +20,7 @@ type Memory struct {
 	tlds     []string
 	domains  map[string]*Domain
 	contacts map[string]Contact
+	hosts    map[string][]string
 	seen     map[string]memResult // ClTRID → first answer
 	msgs     []Message
 	nextID   int
@@ -302,6 +303,52 @@ func (m *Memory) Delete(ctx context.Context, req DeleteRequest) (Tx, error) {
 		delete(m.domains, name)
 		return m.tx(req.ClTRID), nil
 	})
+}
+
+// SetHost implements Registrar.
+func (m *Memory) SetHost(ctx context.Context, req HostRequest) (Tx, error) {
+	name := strings.ToLower(req.Name)
+	return mutated[Tx](m, "host:update", name, req.ClTRID, func() (any, error) {
+		if m.hosts == nil {
+			m.hosts = map[string][]string{}
+		}
+		m.hosts[name] = slices.Clone(req.Addrs)
+		return m.tx(req.ClTRID), nil
+	})
+}
+
+// DeleteHost implements Registrar: refused (2305) while a domain delegates
+// to the host.
+func (m *Memory) DeleteHost(ctx context.Context, req DeleteRequest) (Tx, error) {
+	name := strings.ToLower(req.Name)
+	return mutated[Tx](m, "host:delete", name, req.ClTRID, func() (any, error) {
+		for _, d := range m.domains {
+			if slices.Contains(d.Nameservers, name) {
+				return nil, &Error{Kind: KindRefused, Code: 2305, Reason: "host " + name + " is a name server of " + d.Name}
+			}
+		}
+		delete(m.hosts, name)
+		return m.tx(req.ClTRID), nil
+	})
+}
+
+// HostInfo implements Registrar.
+func (m *Memory) HostInfo(ctx context.Context, name string) (Host, error) {
+	if err := m.read("host:info"); err != nil {
+		return Host{}, err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	name = strings.ToLower(name)
+	addrs, ok := m.hosts[name]
+	if !ok {
+		return Host{}, &Error{Kind: KindNotFound, Op: "host:info", Object: name, Code: 2303, Reason: "object does not exist"}
+	}
+	h := Host{Name: name, Addrs: slices.Clone(addrs)}
+	for _, d := range m.domains {
+		h.Linked = h.Linked || slices.Contains(d.Nameservers, name)
+	}
+	return h, nil
 }
 
 // CreateContact implements Registrar.

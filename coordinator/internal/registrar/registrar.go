@@ -113,6 +113,22 @@ type Registrar interface {
 	// ContactInfo returns a contact (EPP contact:info).
 	ContactInfo(ctx context.Context, id string) (Contact, error)
 
+	// SetHost makes the host object Name (a name server under one of this
+	// account's domains, RFC 5732) hold exactly the glue addresses Addrs:
+	// it is created when the registry does not hold it (host:create),
+	// otherwise its addresses are changed (host:update add/rem addr).
+	// When it holds exactly Addrs already — a repeat of a call that was
+	// applied — nothing is sent and the Tx has no SvTRID.
+	SetHost(ctx context.Context, req HostRequest) (Tx, error)
+
+	// DeleteHost deletes the host object Name (host:delete); the registry
+	// refuses it while a domain delegates to it. A host the registry does
+	// not hold is deleted already: nothing is sent.
+	DeleteHost(ctx context.Context, req DeleteRequest) (Tx, error)
+
+	// HostInfo returns a host object (host:info). Read-only.
+	HostInfo(ctx context.Context, name string) (Host, error)
+
 	// Poll returns the oldest message in the account's queue (transfer
 	// requested/approved, expiry, deletion…) without removing it, or nil when
 	// the queue is empty (EPP poll op="req").
@@ -241,6 +257,21 @@ type NameserversRequest struct {
 	ClTRID      string
 	Name        string
 	Nameservers []string
+}
+
+// Host is a host object (RFC 5732): a name server and its glue addresses.
+type Host struct {
+	Name  string   `json:"name"`
+	Addrs []string `json:"addrs,omitempty"` // canonical text (netip), v4 first as the registry lists them
+	// Linked is true while a domain delegates to the host.
+	Linked bool `json:"linked"`
+}
+
+// HostRequest sets the glue addresses of host Name.
+type HostRequest struct {
+	ClTRID string
+	Name   string
+	Addrs  []string
 }
 
 // LockRequest sets (Locked) or clears the transfer lock of Name.

@@ -33,6 +33,11 @@ type DomainRegConfig struct {
 	EPPServerName string // TLS server name (empty: EPPAddr's host)
 	EPPCertFile   string // client certificate (registries that require one)
 	EPPKeyFile    string
+	// EPPHostObjects delegates with RFC 5732 host objects (host:create
+	// before a domain names a host) instead of host attributes; a domain's
+	// child name servers with glue addresses (PUT /v1/domains/:id/hosts/:name)
+	// need it.
+	EPPHostObjects bool
 	// RenewDays: auto-renewing domains are paid and renewed this many days
 	// before expiry; ReminderDays: the others get domain.expiring then.
 	RenewDays    int
@@ -59,6 +64,7 @@ func bindDomainRegFlags(fs *pflag.FlagSet, c *DomainRegConfig) {
 	fs.StringVar(&c.EPPServerName, "registrar-epp-server-name", c.EPPServerName, "TLS server name of the registry (empty: the host of --registrar-epp-addr)")
 	fs.StringVar(&c.EPPCertFile, "registrar-epp-cert-file", c.EPPCertFile, "client certificate (PEM) for registries that authenticate registrars by certificate")
 	fs.StringVar(&c.EPPKeyFile, "registrar-epp-key-file", c.EPPKeyFile, "key (PEM) of --registrar-epp-cert-file")
+	fs.BoolVar(&c.EPPHostObjects, "registrar-epp-host-objects", c.EPPHostObjects, "delegate with RFC 5732 host objects instead of host attributes (needed for a domain's child name servers with glue addresses)")
 	fs.IntVar(&c.RenewDays, "domain-renew-days", c.RenewDays, "renew an auto-renewing domain (paid from the wallet) this many days before it expires (1-90)")
 	fs.StringVar(&c.ReminderDays, "domain-reminder-days", c.ReminderDays, "days before expiry at which a domain that will not renew gets a domain.expiring event, comma-separated")
 	fs.StringVar(&c.FailpointFile, "failpoint-file", c.FailpointFile, "crash tests only: kill the process when a step named in this file is reached")

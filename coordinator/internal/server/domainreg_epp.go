@@ -37,5 +37,5 @@ func newEPPRegistrar(c *DomainRegConfig, log *slog.Logger) (registrar.Registrar,
 		}
 		tc.Certificates = []tls.Certificate{cert}
 	}
-	return epp.New(epp.Config{Addr: c.EPPAddr, TLS: tc, ClientID: c.EPPClientID, Password: c.password, Logger: log})
+	return epp.New(epp.Config{Addr: c.EPPAddr, TLS: tc, ClientID: c.EPPClientID, Password: c.password, HostObjects: c.EPPHostObjects, Logger: log})
 }

@@ -505,3 +505,72 @@ func TestHostObjects(t *testing.T) {
 		t.Fatalf("in-bailiwick name server: %v", err)
 	}
 }
+
+// TestHostGlue: with HostObjects, SetHost creates a name server under one of
+// the account's domains with its glue addresses (host:create), then changes
+// them (host:update add/rem), each applied once per clTRID (a repeat sends
+// nothing); the host then delegates the domain itself (in-bailiwick) and
+// another domain of the registry, which were refused for want of glue
+// before; DeleteHost is refused while a domain delegates to it (2305) and
+// deletes it after; a client without HostObjects refuses host calls before
+// sending anything. Before, no call made a host with addresses.
+func TestHostGlue(t *testing.T) {
+	r := startRegistry(t)
+	c, err := epp.New(epp.Config{Addr: r.Addr, TLS: r.TLSConfig(), ClientID: idA, Password: pwA, HostObjects: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	ctx := ctxT(t)
+	registered(t, ctx, c, "hg-a", "glue.test")
+	registered(t, ctx, c, "hg-b", "other.test")
+	set := registrar.HostRequest{ClTRID: "hg-h1", Name: "NS1.glue.test.", Addrs: []string{"192.0.2.1", "2001:DB8::1"}}
+	if _, err := c.SetHost(ctx, set); err != nil {
+		t.Fatal(err)
+	}
+	before := r.Stats()
+	if tx, err := c.SetHost(ctx, set); err != nil || tx.SvTRID != "" || r.Stats().Applied != before.Applied {
+		t.Fatalf("a repeat: %+v, %v (applied %d more)", tx, err, r.Stats().Applied-before.Applied)
+	}
+	h, err := c.HostInfo(ctx, "ns1.glue.test")
+	if err != nil || !slices.Equal(h.Addrs, []string{"192.0.2.1", "2001:db8::1"}) || h.Linked {
+		t.Fatalf("host info %+v, %v", h, err)
+	}
+	if _, err := c.SetHost(ctx, registrar.HostRequest{ClTRID: "hg-h2", Name: "ns1.glue.test", Addrs: []string{"192.0.2.2", "2001:db8::1"}}); err != nil {
+		t.Fatal(err)
+	}
+	if h, err := c.HostInfo(ctx, "ns1.glue.test"); err != nil || !slices.Equal(h.Addrs, []string{"2001:db8::1", "192.0.2.2"}) {
+		t.Fatalf("after the change %+v, %v", h, err)
+	}
+	for _, d := range []string{"glue.test", "other.test"} {
+		if _, err := c.SetNameservers(ctx, registrar.NameserversRequest{ClTRID: "hg-ns-" + d, Name: d,
+			Nameservers: []string{"ns1.glue.test", "ns2.dns.example"}}); err != nil {
+			t.Fatalf("%s delegated to ns1.glue.test: %v", d, err)
+		}
+	}
+	if h, err := c.HostInfo(ctx, "ns1.glue.test"); err != nil || !h.Linked {
+		t.Fatalf("a delegated host: %+v, %v", h, err)
+	}
+	_, err = c.DeleteHost(ctx, registrar.DeleteRequest{ClTRID: "hg-del-1", Name: "ns1.glue.test"})
+	mustKind(t, err, registrar.KindRefused, 2305)
+	for _, d := range []string{"glue.test", "other.test"} {
+		if _, err := c.SetNameservers(ctx, registrar.NameserversRequest{ClTRID: "hg-ns2-" + d, Name: d, Nameservers: []string{"ns2.dns.example"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.DeleteHost(ctx, registrar.DeleteRequest{ClTRID: "hg-del-2", Name: "ns1.glue.test"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.HostInfo(ctx, "ns1.glue.test")
+	mustKind(t, err, registrar.KindNotFound, 2303)
+	if tx, err := c.DeleteHost(ctx, registrar.DeleteRequest{ClTRID: "hg-del-2", Name: "ns1.glue.test"}); err != nil || tx.SvTRID != "" {
+		t.Fatalf("a repeated delete: %+v, %v", tx, err)
+	}
+
+	attrs := dial(t, r, idA, pwA)
+	before = r.Stats()
+	_, err = attrs.SetHost(ctx, registrar.HostRequest{ClTRID: "hg-attr", Name: "ns1.glue.test", Addrs: []string{"192.0.2.1"}})
+	if re := mustKind(t, err, registrar.KindRefused, 2306); !strings.Contains(re.Reason, "host attributes") || r.Stats().Applied != before.Applied {
+		t.Fatalf("a host-attribute client's SetHost: %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package epp
 
 import (
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -63,6 +64,22 @@ func FuzzDecodeResponse(f *testing.F) {
 			}
 		}
 		contactInfo(r, "c1")
+		if h, err := hostInfo(r, "ns1.x.test"); err == nil {
+			// Every glue address read is an IP address in canonical form,
+			// one per address of the answer; linked as its status says.
+			if len(h.Addrs) != len(r.ResData.HostInf.Addr) || h.Name == "" {
+				t.Fatalf("host info: %+v from %+v", h, r.ResData.HostInf)
+			}
+			for _, a := range h.Addrs {
+				if ip, err := netip.ParseAddr(a); err != nil || ip.String() != a {
+					t.Fatalf("host info: glue address %q is not canonical", a)
+				}
+			}
+			linked := slices.ContainsFunc(r.ResData.HostInf.Status, func(s eppxml.Status) bool { return s.S == "linked" })
+			if h.Linked != linked {
+				t.Fatalf("host info: linked %v, status says %v", h.Linked, linked)
+			}
+		}
 		if m, err := pollMessage(r); err == nil && m != nil && m.ID == "" {
 			t.Fatal("poll message without an id")
 		}

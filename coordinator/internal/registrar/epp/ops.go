@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -511,4 +512,126 @@ func pollMessage(resp *eppxml.Response) (*registrar.Message, error) {
 func (c *Client) Ack(ctx context.Context, msgID string) error {
 	_, err := c.exchange(ctx, "poll", msgID, &eppxml.Command{Poll: &eppxml.Poll{Op: "ack", MsgID: msgID}, ClTRID: c.queryID()}, true)
 	return err
+}
+
+// hostAddrs is addrs as glue addresses with their ip attribute, canonical
+// (netip); one that does not parse is refused before anything is sent.
+func hostAddrs(op, name string, addrs []string) ([]eppxml.HostAddr, error) {
+	out := make([]eppxml.HostAddr, 0, len(addrs))
+	for _, a := range addrs {
+		ip, err := netip.ParseAddr(strings.TrimSpace(a))
+		if err != nil || ip.Zone() != "" {
+			return nil, local(op, name, eppxml.CodeValueSyntax, "glue address %q is not an IP address", a)
+		}
+		ip = ip.Unmap()
+		v := "v4"
+		if ip.Is6() {
+			v = "v6"
+		}
+		if !slices.ContainsFunc(out, func(h eppxml.HostAddr) bool { return h.Addr == ip.String() }) {
+			out = append(out, eppxml.HostAddr{IP: v, Addr: ip.String()})
+		}
+	}
+	return out, nil
+}
+
+// noHostObjects refuses a host object command of a client that delegates
+// with host attributes (Config.HostObjects off): it did not log in to the
+// host mapping.
+func (c *Client) noHostObjects(op, name string) error {
+	if c.cfg.HostObjects {
+		return nil
+	}
+	return local(op, name, eppxml.CodePolicy, "this registrar delegates with host attributes: host objects need the registry's host mapping (registrar-epp-host-objects)")
+}
+
+// HostInfo implements registrar.Registrar.
+func (c *Client) HostInfo(ctx context.Context, name string) (registrar.Host, error) {
+	name = normName(name)
+	if err := c.noHostObjects("host:info", name); err != nil {
+		return registrar.Host{}, err
+	}
+	return query(ctx, c, "host:info", name, &eppxml.Command{Info: &eppxml.InfoCmd{Host: &eppxml.DomainName{Name: name}}},
+		func(resp *eppxml.Response) (registrar.Host, error) { return hostInfo(resp, name) })
+}
+
+// hostInfo reads a host:info answer.
+func hostInfo(resp *eppxml.Response, name string) (registrar.Host, error) {
+	if resp.ResData == nil || resp.ResData.HostInf == nil {
+		return registrar.Host{}, badAnswer("host:info", name, "answer has no host:infData")
+	}
+	inf := resp.ResData.HostInf
+	h := registrar.Host{Name: cmp.Or(normName(inf.Name), name)}
+	for _, a := range inf.Addr {
+		ip, err := netip.ParseAddr(strings.TrimSpace(a.Addr))
+		if err != nil {
+			return registrar.Host{}, badAnswer("host:info", name, fmt.Sprintf("glue address %q is not an IP address", a.Addr))
+		}
+		h.Addrs = append(h.Addrs, ip.Unmap().String())
+	}
+	for _, s := range inf.Status {
+		h.Linked = h.Linked || s.S == "linked"
+	}
+	return h, nil
+}
+
+// SetHost implements registrar.Registrar: it reads the host (host:info)
+// and creates it with its addresses, or sends the difference, under
+// req.ClTRID. When the registry already holds exactly req.Addrs — a repeat
+// of a call that was applied — nothing is sent and the Tx has no SvTRID.
+func (c *Client) SetHost(ctx context.Context, req registrar.HostRequest) (registrar.Tx, error) {
+	name := normName(req.Name)
+	if err := checkTRID("host:update", name, req.ClTRID); err != nil {
+		return registrar.Tx{}, err
+	}
+	if err := c.noHostObjects("host:update", name); err != nil {
+		return registrar.Tx{}, err
+	}
+	want, err := hostAddrs("host:update", name, req.Addrs)
+	if err != nil {
+		return registrar.Tx{}, err
+	}
+	cur, err := c.HostInfo(ctx, name)
+	if registrar.KindOf(err) == registrar.KindNotFound {
+		return c.command(ctx, "host:create", name, req.ClTRID, &eppxml.Command{Create: &eppxml.CreateCmd{Host: &eppxml.HostCreate{Name: name, Addr: want}}})
+	} else if err != nil {
+		return registrar.Tx{}, err
+	}
+	u := &eppxml.HostUpdate{Name: name}
+	for _, a := range want {
+		if !slices.Contains(cur.Addrs, a.Addr) {
+			u.Add = cmp.Or(u.Add, &eppxml.HostAddRem{})
+			u.Add.Addr = append(u.Add.Addr, a)
+		}
+	}
+	have, _ := hostAddrs("host:update", name, cur.Addrs)
+	for _, a := range have {
+		if !slices.ContainsFunc(want, func(w eppxml.HostAddr) bool { return w.Addr == a.Addr }) {
+			u.Rem = cmp.Or(u.Rem, &eppxml.HostAddRem{})
+			u.Rem.Addr = append(u.Rem.Addr, a)
+		}
+	}
+	if u.Add == nil && u.Rem == nil {
+		return registrar.Tx{ClTRID: req.ClTRID}, nil
+	}
+	return c.command(ctx, "host:update", name, req.ClTRID, &eppxml.Command{Update: &eppxml.UpdateCmd{Host: u}})
+}
+
+// DeleteHost implements registrar.Registrar. A host the registry does not
+// hold (a repeat of a delete that was applied) sends nothing.
+func (c *Client) DeleteHost(ctx context.Context, req registrar.DeleteRequest) (registrar.Tx, error) {
+	const op = "host:delete"
+	name := normName(req.Name)
+	if err := checkTRID(op, name, req.ClTRID); err != nil {
+		return registrar.Tx{}, err
+	}
+	if err := c.noHostObjects(op, name); err != nil {
+		return registrar.Tx{}, err
+	}
+	if _, err := c.HostInfo(ctx, name); registrar.KindOf(err) == registrar.KindNotFound {
+		return registrar.Tx{ClTRID: req.ClTRID}, nil
+	} else if err != nil {
+		return registrar.Tx{}, err
+	}
+	return c.command(ctx, op, name, req.ClTRID, &eppxml.Command{Delete: &eppxml.DeleteCmd{Host: &eppxml.DomainName{Name: name}}})
 }
