@@ -217,12 +217,18 @@ type UpdateCmd struct {
 	Host    *HostUpdate    `xml:"urn:ietf:params:xml:ns:host-1.0 update"`
 }
 
-// HostUpdate is host:update (RFC 5732): glue addresses added and removed.
-// (A new name, <host:chg>, is not sent.)
+// HostUpdate is host:update (RFC 5732): glue addresses (and statuses)
+// added and removed, and a new name (<host:chg>; hostplane sends none).
 type HostUpdate struct {
 	Name string      `xml:"name"`
 	Add  *HostAddRem `xml:"add"`
 	Rem  *HostAddRem `xml:"rem"`
+	Chg  *HostChg    `xml:"chg"`
+}
+
+// HostChg is host:chg: the host's new name.
+type HostChg struct {
+	Name string `xml:"name"`
 }
 
 // HostAddRem is host:add or host:rem.

@@ -174,7 +174,8 @@ func TestDecodeRFC5732Examples(t *testing.T) {
 	}
 	u := e.Command.Update.Host
 	if u == nil || u.Name != "ns1.example.com" || !reflect.DeepEqual(u.Add.Addr, []HostAddr{{"v4", "192.0.2.22"}}) ||
-		u.Add.Status[0].S != "clientUpdateProhibited" || !reflect.DeepEqual(u.Rem.Addr, []HostAddr{{"v6", "1080:0:0:0:8:800:200C:417A"}}) {
+		u.Add.Status[0].S != "clientUpdateProhibited" || !reflect.DeepEqual(u.Rem.Addr, []HostAddr{{"v6", "1080:0:0:0:8:800:200C:417A"}}) ||
+		u.Chg == nil || u.Chg.Name != "ns2.example.com" {
 		t.Fatalf("host:update decoded as %+v", u)
 	}
 	e, err = Unmarshal(load(t, "rfc5732-delete-command.xml"))

@@ -80,7 +80,7 @@ func TestGlueInBailiwick(t *testing.T) {
 // test registry as at a real one (RFC 5732): host:info shows its addresses
 // and "linked" while a domain delegates to it; host:update adds and removes
 // addresses (a host under a domain of the registry keeps one: 2003; an
-// address it lacks: 2306); host:delete is refused while a domain delegates
+// address it lacks: 2306; a new name or a status: 2102, nothing changed); host:delete is refused while a domain delegates
 // to it (2305) and deletes it after; a repeated clTRID answers the first
 // answer. Before, host:info/update/delete were 2101 (unimplemented).
 func TestHostObjectLifecycle(t *testing.T) {
@@ -124,6 +124,9 @@ func TestHostObjectLifecycle(t *testing.T) {
 		{upd(nil, []eppxml.HostAddr{{IP: "v4", Addr: "192.0.2.99"}}), eppxml.CodePolicy, "removing an address the host lacks"},
 		{upd([]eppxml.HostAddr{v4}, nil), eppxml.CodePolicy, "adding an address twice"},
 		{upd([]eppxml.HostAddr{{IP: "v4", Addr: "2001:db8::1"}}, nil), eppxml.CodeValueSyntax, "a v6 address marked v4"},
+		{&eppxml.Command{Update: &eppxml.UpdateCmd{Host: &eppxml.HostUpdate{Name: "ns1.g.test", Chg: &eppxml.HostChg{Name: "ns9.g.test"}}}}, eppxml.CodeUnimplOption, "a new name"},
+		{&eppxml.Command{Update: &eppxml.UpdateCmd{Host: &eppxml.HostUpdate{Name: "ns1.g.test",
+			Add: &eppxml.HostAddRem{Status: []eppxml.Status{{S: "clientUpdateProhibited"}}}}}}, eppxml.CodeUnimplOption, "a status"},
 		{swap, 1000, "swapping v4 for v6"},
 	} {
 		if code, _, _ := c.cmd(s.cmd); code != s.want {

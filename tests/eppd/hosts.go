@@ -145,6 +145,9 @@ func (ss *session) hostUpdate(tx *bolt.Tx, u *eppxml.HostUpdate) (answer, error)
 	if err != nil {
 		return answer{}, err
 	}
+	if u.Chg != nil || u.Add != nil && len(u.Add.Status) > 0 || u.Rem != nil && len(u.Rem.Status) > 0 {
+		return answer{}, refuse(eppxml.CodeUnimplOption, "host:update takes addresses only: a new name (host:chg) or a status is not implemented")
+	}
 	key := func(a eppxml.HostAddr) string {
 		ip, _ := netip.ParseAddr(strings.TrimSpace(a.Addr))
 		return ip.String()
