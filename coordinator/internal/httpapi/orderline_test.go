@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,11 +49,20 @@ func TestInfoAtIsLoggerInfo(t *testing.T) {
 
 // BenchmarkServerOrderedLine is the "server ordered" line through the
 // coordinator's text format, to io.Discard: as Logger.Info writes it (the
-// caller looked up per line) and as infoAt does (looked up once).
-// cpu-ns/op is the process's CPU time per line, steadier than ns/op on a
+// caller looked up per line) and as infoAt does (looked up once); and
+// infoAt/file, to a file opened as the test rig opens a coordinator's log:
+// the line's formatting and its write(2), as an order pays them under
+// BenchmarkOrderCPU. cpu-ns/op is the process's CPU time per line, steadier than ns/op on a
 // loaded machine.
 func BenchmarkServerOrderedLine(b *testing.B) {
 	log := logsetup.New("text", "info", "hostplane-coordinator", io.Discard).With("component", "api")
+	// O_APPEND, as tests/framework's StartInGroup opens it.
+	f, err := os.OpenFile(filepath.Join(b.TempDir(), "coordinator.log"), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	toFile := logsetup.New("text", "info", "hostplane-coordinator", f).With("component", "api")
 	b.Run("Logger.Info", func(b *testing.B) {
 		b.ReportAllocs()
 		defer cpuPerOp(b)()
@@ -66,6 +77,16 @@ func BenchmarkServerOrderedLine(b *testing.B) {
 		defer cpuPerOp(b)()
 		for b.Loop() {
 			infoAt(log, &pc, "server ordered", slog.String("server", "srv_01kt3j5v0x9q8m2a7b6c5d4e3f"), slog.String("account", "acc_01kt3j5v0x9q8m2a7b6c5d4e3f"),
+				slog.String("plan", "vps-small"), slog.String("invoice", "INV-2026-000123"), slog.Int64("amount_usd_cents", 500),
+				slog.String("action", "act_01kt3j5v0x9q8m2a7b6c5d4e3f"))
+		}
+	})
+	b.Run("infoAt/file", func(b *testing.B) {
+		var pc atomic.Uintptr
+		b.ReportAllocs()
+		defer cpuPerOp(b)()
+		for b.Loop() {
+			infoAt(toFile, &pc, "server ordered", slog.String("server", "srv_01kt3j5v0x9q8m2a7b6c5d4e3f"), slog.String("account", "acc_01kt3j5v0x9q8m2a7b6c5d4e3f"),
 				slog.String("plan", "vps-small"), slog.String("invoice", "INV-2026-000123"), slog.Int64("amount_usd_cents", 500),
 				slog.String("action", "act_01kt3j5v0x9q8m2a7b6c5d4e3f"))
 		}
