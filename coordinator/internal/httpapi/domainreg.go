@@ -448,7 +448,7 @@ func (a *API) answerOp(rq *request, deps *DomainDeps, accountID, domainID, opID 
 		logged, err := a.answerLogged(rq.idem.Scope, rq.idem.ReqHash, accountID, domainID, opID)
 		switch {
 		case err != nil && a.state.ClusterLevel() >= fsm.LevelDomainAnswer:
-			return a.unreadAnswer(rq, deps, domainID, opID, v, ended, err)
+			return a.unreadAnswer(rq, deps, rq.idem.Scope, rq.idem.ReqHash, accountID, domainID, opID, v, ended, err)
 		case err != nil:
 			// Below level 14 the command opened no window (the level
 			// never falls): the read could not have said yes, and the
@@ -572,7 +572,11 @@ func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, re
 		if a.state.ClusterLevel() >= fsm.LevelDomainAnswer {
 			logged, err := a.answerLogged(scope, rec.ReqHash, rq.caller.accountID, domainID, opID)
 			if err != nil {
-				return stored()
+				// As the first send whose read-back failed answers
+				// (answerOp): not the record as stored, which for a
+				// change is its command's "200 pending" where the first
+				// send answers 202.
+				return a.unreadAnswer(rq, deps, scope, rec.ReqHash, rq.caller.accountID, domainID, opID, json.RawMessage(rec.Body), ended, err)
 			}
 			if logged {
 				return a.logAnswer(rq, deps, scope, rec.ReqHash, rq.caller.accountID, domainID, opID)
@@ -627,31 +631,54 @@ func (a *API) domainOpReplay(failCode string) func(rq *request, scope string, re
 	}
 }
 
-// unreadAnswer is the first send's answer to operation opID of domain
-// domainID, which its keyed command has just opened at level 14 or later
-// (v its answer), when the read-back after the apply (answerLogged) failed
-// with readErr. The order (the change) went through: that error (a 404 or
-// a 500) would tell the client it had not, where a replay of the key
-// answers the operation accepted. This send answers as one whose wait ran
-// out does (logAnswer), without the reads it cannot make: it waits
-// DomainDeps.Wait, whatever its client does (at level 14 a close before
-// the first send's wait could have run out is answered otherwise by a
-// later replay, domainOpReplay), then proposes the key's answer window's
-// close, so the log decides the key's record and every replay answers what
-// this send answers: 202 with the domain the close applied to, the
-// operation pending; or its end (ended) when the operation ended first, as
-// the end wrote it in the key's record (the close then changes nothing). A
-// close that cannot be proposed is that error (503 with Retry-After when
-// this coordinator lost its leadership): the client sends the key again.
-func (a *API) unreadAnswer(rq *request, deps *DomainDeps, domainID, opID string, v any, ended func(store.RegDomain) (int, any, error), readErr error) (int, any, error) {
-	a.log.Warn("domain operation applied; its answer could not be read back, answered after the wait as the log decides", "domain", domainID, "op", opID, "err", readErr)
+// unreadAnswer is the answer of the key scope (its request's hash
+// reqHash) to operation opID of domain domainID (of accountID), which its
+// keyed command opened at level 14 or later (v its answer), when the
+// read-back of whether the log decides that answer (answerLogged) failed
+// with readErr: at the first send after the apply (answerOp), or at a
+// replay (domainOpReplay). The order (the change) went through: that error
+// (a 404 or a 500) would tell the client it had not, and the record as
+// stored (a change's "200 pending") is not what the first send answers.
+// It answers as logAnswer does, with the reads it can make: it waits
+// (awaitAnswerWindow, DomainDeps.Wait at most) while the key's answer
+// window reads open, then, the window still open (or unreadable), proposes
+// its close, so the log decides the key's record, and answers that record
+// as read after the close: 202 with the domain pending, or the operation's
+// end when the end was applied first. When the record cannot be read (or
+// still holds its command's own "200 pending"), the answer is the one the
+// close's apply gives: 202 with the domain the close applied to, the
+// operation pending; or its end (ended). A close that cannot be proposed is
+// that error (503 with Retry-After when this coordinator lost its
+// leadership): the client sends the key again.
+//
+// The answer is the record's, not the domain the close returns (stop 62 left:
+// another send's close between this send's wait and its own, then the
+// registry's end, left the record at 202 while the domain the close
+// returned showed the end).
+func (a *API) unreadAnswer(rq *request, deps *DomainDeps, scope, reqHash, accountID, domainID, opID string, v any, ended func(store.RegDomain) (int, any, error), readErr error) (int, any, error) {
+	a.log.Warn("domain operation applied; whether the log decides its answer could not be read back, answered as the log decides after the wait", "domain", domainID, "op", opID, "err", readErr)
 	if deps.Kick != nil {
 		deps.Kick()
 	}
-	time.Sleep(deps.wait())
-	closed, err := a.closeAnswer(rq, domainID, opID)
-	if err != nil {
-		return 0, nil, err
+	var closed any
+	if a.awaitAnswerWindow(rq, deps.wait(), scope, accountID, domainID, opID) {
+		c, err := a.closeAnswer(rq, domainID, opID)
+		if err != nil {
+			return 0, nil, err
+		}
+		closed = c
+	}
+	var rec store.IdemRecord
+	err := a.state.Read(func(r store.ReadTx) (err error) { rec, err = r.Idempotency(scope); return })
+	if err == nil && rec.ReqHash == reqHash && answerDecided(rec, opID) {
+		return rec.Status, json.RawMessage(rec.Body), nil
+	}
+	if closed == nil {
+		c, err := a.closeAnswer(rq, domainID, opID)
+		if err != nil {
+			return 0, nil, err
+		}
+		closed = c
 	}
 	d, ok := closed.(api.Domain)
 	if !ok {
@@ -661,6 +688,52 @@ func (a *API) unreadAnswer(rq *request, deps *DomainDeps, domainID, opID string,
 		return http.StatusAccepted, d, nil
 	}
 	return ended(store.RegDomain{Domain: d})
+}
+
+// awaitAnswerWindow waits, as logAnswer does (the state read every 25 ms,
+// until answerWaitOver), while the answer window of the key scope on
+// operation opID of domain domainID (of accountID) reads open: it returns
+// false as soon as a read shows it decided (the operation's end or a close
+// applied), true once the wait has run out, or, from level 15, rq's client
+// has gone away, with the window still open or unreadable.
+func (a *API) awaitAnswerWindow(rq *request, wait time.Duration, scope, accountID, domainID, opID string) bool {
+	deadline := time.Now().Add(wait)
+	for {
+		var d store.RegDomain
+		err := a.state.Read(func(r store.ReadTx) (err error) { d, err = r.OwnedRegDomain(accountID, domainID); return })
+		if err == nil && !answerOpen(d, opID, scope) {
+			return false
+		}
+		if a.answerWaitOver(rq, deadline) {
+			return true
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// answerWaitOver is whether a send waiting on its key's answer window
+// (logAnswer, awaitAnswerWindow) is done waiting: its deadline has passed,
+// or, from level 15, its client has gone away. At level 14 a close leaves
+// no mark, and a close before the first send's wait could have run out,
+// followed by an end within that wait, is answered the end by a later
+// send's clocks (domainOpReplay) where the first send answered the close's
+// 202: there the send waits its bound, its client gone or not, so no close
+// comes that early.
+func (a *API) answerWaitOver(rq *request, deadline time.Time) bool {
+	return time.Now().After(deadline) || rq.Context().Err() != nil && a.state.ClusterLevel() >= fsm.LevelDomainAnswerDecided
+}
+
+// answerDecided is whether rec, the record of the key whose command opened
+// operation opID, holds an answer its answer window's end or close decided:
+// any but a change's command's own "200 with the change pending" (a close
+// decides 202, an end 200 with the change applied or 409; an order's
+// command and its close both answer 202 with the domain registering).
+func answerDecided(rec store.IdemRecord, opID string) bool {
+	if rec.Decided || rec.Status != http.StatusOK {
+		return true
+	}
+	var d api.Domain
+	return json.Unmarshal(rec.Body, &d) != nil || !opPending(d, opID)
 }
 
 // closeAnswer proposes the close of the answer window of domainID's
@@ -791,14 +864,9 @@ func (a *API) logAnswer(rq *request, deps *DomainDeps, scope, reqHash, accountID
 			// Applied, yet the window reads open: this state lags the
 			// log the close was applied in.
 			return 0, nil, fmt.Errorf("%w: the answer window of domain %s's operation %s reads open after its close", raftnode.ErrNotLeader, domainID, opID)
-		case !closed && (time.Now().After(deadline) || rq.Context().Err() != nil && a.state.ClusterLevel() >= fsm.LevelDomainAnswerDecided):
+		case !closed && a.answerWaitOver(rq, deadline):
 			// A send whose client went away closes the window at once
-			// from level 15 only. At 14 the close leaves no mark, and a
-			// close before the first send's wait could have run out,
-			// followed by an end within that wait, is answered the end by
-			// a later send's clocks (domainOpReplay) where the first send
-			// answered the close's 202: there the send waits its bound,
-			// its client gone or not, so no close comes that early.
+			// from level 15 only (answerWaitOver says why).
 			if _, err := a.closeAnswer(rq, domainID, opID); err != nil {
 				return 0, nil, err
 			}
