@@ -31,24 +31,7 @@ func TestProbe62OtherAccountsWritesThroughAFollowerAcrossALeaderKill(t *testing.
 	dA := p62Delivery(t, r, r.keyA, whA.ID)
 	markers := []string{tA.Subject, "/a-secret-hook", r.accA.ID, r.accA.Email}
 	paths := []string{"/v1/tickets/" + tA.ID, "/v1/webhooks/" + whA.ID, "/v1/webhooks/" + whA.ID + "/deliveries", "/v1/account/api-keys", "/v1/tickets"}
-	// A's state as each coordinator holds it, once all agree.
-	agreed := func(what string) map[string]string {
-		t.Helper()
-		var st map[string]string
-		framework.WaitFor(t, what, 30*time.Second, 250*time.Millisecond, func() bool {
-			var each []string
-			for i := range r.c.Len() {
-				s := p62State(t, r, i, r.keyA, p62Stale(paths))
-				if st == nil || i == 0 {
-					st = s
-				}
-				each = append(each, fmt.Sprint(s))
-			}
-			return len(slices.Compact(each)) == 1
-		})
-		return st
-	}
-	before := agreed("A's state on every coordinator before")
+	before := p62Agreed(t, r, r.keyA, paths, "A's state on every coordinator before")
 	type write struct{ method, path, body string }
 	writes := []write{
 		{"POST", "/v1/tickets/" + tA.ID + "/reply", `{"body":"p62 B's reply"}`},
@@ -60,27 +43,16 @@ func TestProbe62OtherAccountsWritesThroughAFollowerAcrossALeaderKill(t *testing.
 		{"DELETE", "/v1/account/api-keys/" + kA, ""},
 	}
 	ld, f := r.leaderAndFollower()
-	killed := make(chan time.Time, 1)
-	go func() {
-		time.Sleep(time.Second)
-		r.c.Kill(ld)
-		killed <- time.Now()
-	}()
-	var killedAt time.Time
+	kill := p62KillSoon(r, ld)
 	sent, answers := 0, map[int]int{}
-	for killedAt.IsZero() || time.Since(killedAt) < 8*time.Second {
-		select {
-		case at := <-killed:
-			killedAt = at
-		default:
-		}
+	for kill.more() {
 		for _, w := range writes {
 			h := p62Key(r.keyB)
 			h.Set("Idempotency-Key", fmt.Sprintf("p62-kill-%d", sent))
 			rep := p62Do(t, r.ctx, r.c.URL(f), w.method, w.path, h, w.body)
 			sent++
 			answers[rep.status]++
-			what := fmt.Sprintf("B's %s %s through follower %d (leader %d killed: %v)", w.method, w.path, f, ld, !killedAt.IsZero())
+			what := fmt.Sprintf("B's %s %s through follower %d (leader %d killed: %v)", w.method, w.path, f, ld, kill.done())
 			if rep.status == 503 {
 				t.Logf("%s: %s", what, rep)
 				continue
@@ -89,12 +61,8 @@ func TestProbe62OtherAccountsWritesThroughAFollowerAcrossALeaderKill(t *testing.
 		}
 	}
 	t.Logf("%d writes of B with A's ids sent through coordinator %d across the kill of %d: %v", sent, f, ld, answers)
-	if _, err := r.c.LeaderIndexSkipping(map[int]bool{ld: true}, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	r.c.Restart(ld)
-	r.c.WaitReady(ld, 30*time.Second)
-	after := agreed("A's state on every coordinator after")
+	kill.restart(t)
+	after := p62Agreed(t, r, r.keyA, paths, "A's state on every coordinator after")
 	for _, p := range p62Stale(paths) {
 		if after[p] != before[p] {
 			t.Errorf("A's %s changed by B's writes: %.600s → %.600s", p, before[p], after[p])
@@ -119,4 +87,68 @@ func p62Stale(paths []string) []string {
 		out[i] = p + sep + "consistency=stale"
 	}
 	return out
+}
+
+// p62Agreed is what key's reads of paths answer (p62State, read as
+// ?consistency=stale: each coordinator's own state, keyed by the stale
+// paths) once the three coordinators answer alike (what names the wait).
+func p62Agreed(t *testing.T, r *rig, key string, paths []string, what string) map[string]string {
+	t.Helper()
+	var st map[string]string
+	framework.WaitFor(t, what, 30*time.Second, 250*time.Millisecond, func() bool {
+		var each []string
+		for i := range r.c.Len() {
+			s := p62State(t, r, i, key, p62Stale(paths))
+			if st == nil || i == 0 {
+				st = s
+			}
+			each = append(each, fmt.Sprint(s))
+		}
+		return len(slices.Compact(each)) == 1
+	})
+	return st
+}
+
+// p62Killer kills coordinator ld (the leader) a second after p62KillSoon;
+// a loop sending across the kill runs while more says so: until 8 s after
+// it.
+type p62Killer struct {
+	r      *rig
+	ld     int
+	killed chan time.Time
+	at     time.Time
+}
+
+func p62KillSoon(r *rig, ld int) *p62Killer {
+	k := &p62Killer{r: r, ld: ld, killed: make(chan time.Time, 1)}
+	go func() {
+		time.Sleep(time.Second)
+		r.c.Kill(ld)
+		k.killed <- time.Now()
+	}()
+	return k
+}
+
+// more says whether the loop goes on: before the kill and for 8 s after it.
+func (k *p62Killer) more() bool {
+	select {
+	case at := <-k.killed:
+		k.at = at
+	default:
+	}
+	return k.at.IsZero() || time.Since(k.at) < 8*time.Second
+}
+
+// done says whether the leader has been killed.
+func (k *p62Killer) done() bool { return !k.at.IsZero() }
+
+// restart waits for another leader, then restarts the killed coordinator
+// and waits until it is ready.
+func (k *p62Killer) restart(t *testing.T) {
+	t.Helper()
+	if _, err := k.r.c.LeaderIndexSkipping(map[int]bool{k.ld: true}, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	k.r.c.Restart(k.ld)
+	k.r.c.WaitReady(k.ld, 30*time.Second)
 }

@@ -6,9 +6,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/hostplane/hostplane/tests/framework"
 )
 
 // p63Bodies are B's bodies on the routes under A's ids where they differ
@@ -57,23 +54,7 @@ func TestProbe63OtherAccountsServiceWritesThroughAFollowerAcrossALeaderKill(t *t
 	state := []string{"/v1/servers/" + own.server, "/v1/servers/" + own.server + "/ips", "/v1/servers/" + own.server + "/snapshots",
 		"/v1/servers/ips", "/v1/hosting/" + own.hosting, "/v1/domains/" + own.domain, "/v1/billing/wallet",
 		"/v1/billing/wallet/transactions", "/v1/billing/invoices", "/v1/actions?limit=200"}
-	agreed := func(what string) map[string]string {
-		t.Helper()
-		var st map[string]string
-		framework.WaitFor(t, what, 30*time.Second, 250*time.Millisecond, func() bool {
-			var each []string
-			for i := range r.c.Len() {
-				s := p62State(t, r, i, r.keyA, p62Stale(state))
-				if i == 0 {
-					st = s
-				}
-				each = append(each, fmt.Sprint(s))
-			}
-			return len(slices.Compact(each)) == 1
-		})
-		return st
-	}
-	before := agreed("A's state on every coordinator before")
+	before := p62Agreed(t, r, r.keyA, state, "A's state on every coordinator before")
 	for _, p := range p62Stale(state) {
 		if !strings.HasPrefix(before[p], "200 ") {
 			t.Fatalf("A's %s before: %.300s", p, before[p])
@@ -116,20 +97,9 @@ func TestProbe63OtherAccountsServiceWritesThroughAFollowerAcrossALeaderKill(t *t
 	}
 
 	ld, f := r.leaderAndFollower()
-	killed := make(chan time.Time, 1)
-	go func() {
-		time.Sleep(time.Second)
-		r.c.Kill(ld)
-		killed <- time.Now()
-	}()
-	var killedAt time.Time
+	kill := p62KillSoon(r, ld)
 	sent, answers := 0, map[int]int{}
-	for killedAt.IsZero() || time.Since(killedAt) < 8*time.Second {
-		select {
-		case at := <-killed:
-			killedAt = at
-		default:
-		}
+	for kill.more() {
 		for _, o := range ops {
 			h := p62Key(r.keyB)
 			if o.method != "GET" {
@@ -138,7 +108,7 @@ func TestProbe63OtherAccountsServiceWritesThroughAFollowerAcrossALeaderKill(t *t
 			rep := p62Do(t, r.ctx, r.c.URL(f), o.method, o.target, h, o.body)
 			sent++
 			answers[rep.status]++
-			what := fmt.Sprintf("B's %s %s through follower %d (leader %d killed: %v)", o.method, o.path, f, ld, !killedAt.IsZero())
+			what := fmt.Sprintf("B's %s %s through follower %d (leader %d killed: %v)", o.method, o.path, f, ld, kill.done())
 			if rep.status == 503 {
 				t.Logf("%s: %s", what, rep)
 				continue
@@ -167,12 +137,8 @@ func TestProbe63OtherAccountsServiceWritesThroughAFollowerAcrossALeaderKill(t *t
 		}
 	}
 	t.Logf("%d requests of B with A's ids (%d routes) sent through coordinator %d across the kill of %d: %v", sent, len(ops), f, ld, answers)
-	if _, err := r.c.LeaderIndexSkipping(map[int]bool{ld: true}, 20*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	r.c.Restart(ld)
-	r.c.WaitReady(ld, 30*time.Second)
-	after := agreed("A's state on every coordinator after")
+	kill.restart(t)
+	after := p62Agreed(t, r, r.keyA, state, "A's state on every coordinator after")
 	for _, p := range p62Stale(state) {
 		if after[p] != before[p] {
 			t.Errorf("A's %s changed by B's requests: %.800s → %.800s", p, before[p], after[p])
