@@ -232,6 +232,9 @@ type Nginx struct {
 	// started: the running master was started by this Nginx (apply found
 	// none running), so it read every include as it was then.
 	started bool
+	// afterSignal, if set, runs in Reload between the signal and the wait
+	// (tests: an event at that moment, not after a sleep).
+	afterSignal func(master int, old []int)
 }
 
 // Started tells whether the running nginx was started by this Nginx's
@@ -433,22 +436,35 @@ func (n *Nginx) start(ctx context.Context) error {
 	return errors.New("start nginx: no pid file after 1 s")
 }
 
-// Reload re-reads the configuration (nginx -s reload) and waits until every
-// worker of the previous configuration has stopped accepting requests (it
-// has exited or is "shutting down", finishing the requests it has): what
-// the caller does next (attach a host name whose account's location the new
-// configuration adds) is then served by the new one.
+// Reload re-reads the configuration (nginx -s reload) and waits until the
+// master has started the workers of the new configuration and every worker
+// of the previous one has stopped accepting requests (it has exited or is
+// "shutting down", finishing the requests it has): what the caller does
+// next (attach a host name whose account's location the new configuration
+// adds) is then served by the new one.
 //
-// It fails at once when the master logs an error after the signal (it
-// refused the configuration and kept the old workers), and when the old
-// workers still serve after reloadIdle without any sign of progress (the
-// master's error log, at notice level, grows with each step: the signal
-// received, new workers started, old ones shutting down and exiting) or
-// after reloadMax in all. A timeout's error carries the tail of the error
-// log. A reload is slow on a loaded machine: with the TLS part's Lua the
-// master re-runs its init_by_lua and each worker its set-up (0.4–2.1 s
-// right after a start at a load of 35 on 2 cores, hosting62's repeated
-// runs), and right after a start the first workers are still in theirs.
+// It follows the reload itself, never the traffic: the master's notices in
+// its error log after the signal (at notice level: the signal received,
+// "reconfiguring", "start worker process N"; an old worker's "gracefully
+// shutting down" and "exiting"), the master's children (new workers, old
+// ones gone) and the old workers' titles. Request errors the workers log
+// into the same file on a busy node are not progress. It fails at once
+// when the master refuses the configuration (an [emerg], [alert] or [crit]
+// of the master between its "reconfiguring" and its "start worker
+// processes": it keeps the old workers), and when the reload has not moved
+// for reloadIdle or not finished after reloadMax; the error says how far
+// the reload got and carries the error log's tail. Anything else logged
+// meanwhile does not fail it: a worker's crash ("worker process N exited
+// on signal 9", an [alert] of the master) is answered by the master with a
+// new worker of the configuration it runs, and a worker it starts before
+// its "reconfiguring" serves the previous configuration: Reload waits for
+// that one as for the others. Where the error log shows nothing of the
+// master (unwritable), the master's children alone decide.
+//
+// A reload is slow on a loaded machine: with the TLS part's Lua the master
+// re-runs its init_by_lua and each worker its set-up (0.4–2.1 s right after
+// a start at a load of 35 on 2 cores, hosting62's repeated runs), and right
+// after a start the first workers are still in theirs.
 func (n *Nginx) Reload(ctx context.Context) error {
 	master := n.PID()
 	// A master that has not forked its workers yet has not yet blocked the
@@ -464,45 +480,38 @@ func (n *Nginx) Reload(ctx context.Context) error {
 			}
 		}
 	}
-	old := workers(master)
-	logf := filepath.Join(n.L.NginxDir(), "logs", "error.log")
-	var from int64
-	if st, err := os.Stat(logf); err == nil {
-		from = st.Size()
-	}
+	w := newReloadWatch(filepath.Join(n.L.NginxDir(), "logs", "error.log"), master, workers(master))
 	// nginx -s reload parses the configuration first and fails on an error,
 	// where a bare HUP would leave the old workers running silently.
 	if out, err := n.cmd(ctx, n.L.NginxConf(), "-s", "reload").CombinedOutput(); err != nil {
 		return fmt.Errorf("nginx -s reload: %v: %s", err, strings.TrimSpace(string(out)))
 	}
+	if n.afterSignal != nil {
+		n.afterSignal(master, slices.Clone(w.old))
+	}
 	start := time.Now()
-	lastProgress, lastLog, lastKids := start, from, fmt.Sprint(children(master))
+	lastProgress, lastSteps, lastServing, lastKids := start, -1, -1, ""
 	for i := 0; ; i++ {
-		serving := 0
-		for _, pid := range old {
-			if t, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil && isWorker(string(t)) &&
-				!strings.Contains(string(t), "shutting down") && ppid(pid) == master {
-				serving++
-			}
+		w.read()
+		if w.refusal != "" {
+			return fmt.Errorf("nginx reload: the master refused the configuration, %d workers of the previous one still serve: %s", w.oldServing(), quoteLog(w.refusal, 1024))
 		}
-		if serving == 0 {
+		if w.done() {
 			return nil
 		}
-		if i%20 == 0 { // the log and /proc every 100 ms
-			grown := logSince(logf, from)
-			if line := masterError(grown, master); line != "" {
-				return fmt.Errorf("nginx reload: the master refused the configuration, %d workers of the previous one still serve: %s", serving, quoteLog(line, 1024))
-			}
-			now := time.Now()
-			if size := from + int64(len(grown)); size != lastLog {
-				lastLog, lastProgress = size, now
-			}
+		now := time.Now()
+		serving := w.oldServing()
+		if w.steps != lastSteps || serving != lastServing {
+			lastSteps, lastServing, lastProgress = w.steps, serving, now
+		}
+		if i%20 == 0 { // the master's children every 100 ms
 			if k := fmt.Sprint(children(master)); k != lastKids {
 				lastKids, lastProgress = k, now
 			}
 			if now.Sub(lastProgress) > reloadIdle || now.Sub(start) > reloadMax {
-				return fmt.Errorf("nginx reload: %d workers of the previous configuration still accept requests after %v (%v without progress); nginx's error log ends: %s",
-					serving, now.Sub(start).Round(100*time.Millisecond), now.Sub(lastProgress).Round(100*time.Millisecond), quoteLog(logTail(logf, 2048), 2048))
+				tail, left := logTail(w.logf, 2048)
+				return fmt.Errorf("nginx reload: %s; after %v (%v without progress); nginx's error log ends (%d lines about connections left out): %s",
+					w.state(serving), now.Sub(start).Round(100*time.Millisecond), now.Sub(lastProgress).Round(100*time.Millisecond), left, quoteLog(tail, 2048))
 			}
 		}
 		select {
@@ -520,54 +529,228 @@ const (
 	reloadMax  = 30 * time.Second
 )
 
-// masterError is the first line of nginx's error log text where the master
-// (pid) reports an error that ends a reconfiguration ([emerg], [alert],
-// [crit]: the new configuration refused, the old workers kept), or "".
-func masterError(text []byte, master int) string {
-	me := fmt.Sprintf(" %d#", master)
-	for _, ln := range strings.Split(string(text), "\n") {
-		for _, lvl := range []string{"[emerg]", "[alert]", "[crit]"} {
-			if strings.Contains(ln, lvl) && strings.Contains(ln, me) {
-				return ln
-			}
-		}
-	}
-	return ""
+// reloadWatch follows one reload in nginx's error log (from its size at the
+// signal) and in /proc.
+type reloadWatch struct {
+	logf    string
+	master  int
+	old     []int // the master's workers before the signal
+	cursor  int64 // how far the log has been read
+	partial []byte
+
+	sawMaster     bool // a line of the master since the signal: the log is written
+	reconfiguring bool // the master's "reconfiguring"
+	started       bool // its "start worker processes" after that
+	steps         int  // lines of the reload seen (progress)
+	oldCfg        []int
+	newCfg        []int
+	refusal       string
 }
 
-// logSince is what the file has after offset (at most 64 KiB of it).
-func logSince(path string, offset int64) []byte {
-	f, err := os.Open(path)
+func newReloadWatch(logf string, master int, old []int) *reloadWatch {
+	w := &reloadWatch{logf: logf, master: master, old: old, oldCfg: slices.Clone(old)}
+	if st, err := os.Stat(logf); err == nil {
+		w.cursor = st.Size()
+	}
+	return w
+}
+
+// nginxLogRE is a line of nginx's error log: level, pid, message.
+var nginxLogRE = regexp.MustCompile(`^\S+ \S+ \[([a-z]+)\] ([1-9][0-9]*)#[0-9]+: (.*)$`)
+
+var (
+	startWorkerRE = regexp.MustCompile(`^start worker process ([0-9]+)$`)
+	workerExitRE  = regexp.MustCompile(`^worker process [0-9]+ exited`)
+)
+
+// read takes the lines appended to the log since the last read. A log
+// shorter than the cursor was truncated (logrotate's copytruncate): it is
+// read again from its start.
+func (w *reloadWatch) read() {
+	f, err := os.Open(w.logf)
 	if err != nil {
-		return nil
+		return
 	}
 	defer f.Close()
-	b := make([]byte, 64<<10)
-	k, _ := f.ReadAt(b, offset)
-	return b[:k]
+	if st, err := f.Stat(); err == nil && st.Size() < w.cursor {
+		w.cursor, w.partial = 0, nil
+	}
+	buf := make([]byte, 256<<10)
+	for range 16 { // at most 4 MiB a turn; the rest on the next
+		k, _ := f.ReadAt(buf, w.cursor)
+		if k == 0 {
+			return
+		}
+		w.cursor += int64(k)
+		b := append(w.partial, buf[:k]...)
+		for {
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				break
+			}
+			w.line(string(b[:i]))
+			b = b[i+1:]
+		}
+		w.partial = append([]byte(nil), b...)
+		if k < len(buf) {
+			return
+		}
+	}
 }
 
-// logTail is the last limit bytes of the file, from a line's start.
-func logTail(path string, limit int64) string {
+// line takes one line of the log: the master's, and the old workers'
+// notices of their shutdown; lines of requests and of other processes are
+// not the reload's.
+func (w *reloadWatch) line(ln string) {
+	m := nginxLogRE.FindStringSubmatch(ln)
+	if m == nil {
+		return
+	}
+	level, msg := m[1], m[3]
+	pid, _ := strconv.Atoi(m[2])
+	if pid != w.master {
+		if slices.Contains(w.oldCfg, pid) && level == "notice" &&
+			(msg == "gracefully shutting down" || msg == "exiting" || msg == "exit") {
+			w.steps++
+		}
+		return
+	}
+	w.sawMaster = true
+	switch {
+	case level == "emerg" || level == "alert" || level == "crit":
+		// Between "reconfiguring" and "start worker processes" the master
+		// reads the new configuration (its signals blocked: no crash
+		// report comes from that time); an error there refuses it.
+		if w.reconfiguring && !w.started && !workerExitRE.MatchString(msg) && w.refusal == "" {
+			w.refusal = ln
+		}
+	case level != "notice":
+	case msg == "reconfiguring":
+		w.reconfiguring, w.started = true, false
+		w.steps++
+	case msg == "start worker processes":
+		w.started = w.started || w.reconfiguring
+		w.steps++
+	case startWorkerRE.MatchString(msg):
+		p, _ := strconv.Atoi(startWorkerRE.FindStringSubmatch(msg)[1])
+		if w.reconfiguring {
+			w.newCfg = append(w.newCfg, p)
+		} else {
+			// A worker the master replaced (a crash) before taking the
+			// reload: the previous configuration's.
+			w.oldCfg = append(w.oldCfg, p)
+		}
+		w.steps++
+	case strings.HasPrefix(msg, "signal ") || workerExitRE.MatchString(msg):
+		w.steps++
+	}
+}
+
+// serving tells a worker of the master that still accepts requests.
+func (w *reloadWatch) serving(pid int) bool {
+	t, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && isWorker(string(t)) && !strings.Contains(string(t), "shutting down") && ppid(pid) == w.master
+}
+
+// oldServing counts the workers of the previous configuration that still
+// accept requests.
+func (w *reloadWatch) oldServing() int {
+	k := 0
+	for _, pid := range w.oldCfg {
+		if w.serving(pid) {
+			k++
+		}
+	}
+	return k
+}
+
+// done tells the reload finished: the master started the new workers and
+// no worker of the previous configuration accepts requests. With nothing
+// of the master in the log, a worker the master did not have before the
+// signal stands for the new ones.
+func (w *reloadWatch) done() bool {
+	if w.oldServing() > 0 {
+		return false
+	}
+	if w.sawMaster {
+		return w.started && slices.ContainsFunc(w.newCfg, w.serving)
+	}
+	if !slices.ContainsFunc(children(w.master), func(p int) bool { return !slices.Contains(w.old, p) && w.serving(p) }) {
+		return false
+	}
+	// The master logs before it forks: read again, in case the new worker
+	// came after the last read.
+	w.read()
+	return !w.sawMaster
+}
+
+// state says how far the reload got, for a timeout's error.
+func (w *reloadWatch) state(serving int) string {
+	var s string
+	switch {
+	case !w.sawMaster:
+		s = fmt.Sprintf("the master (pid %d) has not taken the reload: no line of it in the error log since the signal", w.master)
+	case !w.reconfiguring:
+		s = fmt.Sprintf(`the master (pid %d) has not taken the reload: no "reconfiguring" of it in the error log since the signal`, w.master)
+	case !w.started:
+		s = fmt.Sprintf(`the master (pid %d) is still reading the new configuration ("reconfiguring", no "start worker processes" yet)`, w.master)
+	case !slices.ContainsFunc(w.newCfg, w.serving):
+		s = fmt.Sprintf("the master (pid %d) started workers %v for the new configuration, none of them serves", w.master, w.newCfg)
+	default:
+		s = fmt.Sprintf("the master (pid %d) started workers %v for the new configuration", w.master, w.newCfg)
+	}
+	return fmt.Sprintf("%s; %d workers of the previous configuration still accept requests", s, serving)
+}
+
+// connLineRE is a log line about a connection (nginx writes "*<n>" after
+// the pid): a request's error, not the master's story.
+var connLineRE = regexp.MustCompile(`^\S+ \S+ \[[a-z]+\] [0-9]+#[0-9]+: \*[0-9]+ `)
+
+// logTail is the end of the log file (at most limit bytes, from a line's
+// start) without its lines about connections, and how many of those it
+// left out: on a busy node they crowd out the master's. It reads back
+// from the end, 64 KiB at a time, at most 4 MiB.
+func logTail(path string, limit int) (string, int) {
 	f, err := os.Open(path)
 	if err != nil {
-		return fmt.Sprintf("(unreadable: %v)", err)
+		return fmt.Sprintf("(unreadable: %v)", err), 0
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return fmt.Sprintf("(unreadable: %v)", err)
+		return fmt.Sprintf("(unreadable: %v)", err), 0
 	}
-	off := max(0, st.Size()-limit)
-	b := make([]byte, st.Size()-off)
-	k, _ := f.ReadAt(b, off)
-	b = b[:k]
-	if off > 0 {
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			b = b[i+1:]
+	var kept []string // newest first
+	size, left := 0, 0
+	end := st.Size()
+	var rest []byte // the start of a line cut by the previous chunk
+	for end > 0 && size < limit && st.Size()-end < 4<<20 {
+		off := max(0, end-64<<10)
+		b := make([]byte, end-off)
+		k, _ := f.ReadAt(b, off)
+		b = append(b[:k], rest...)
+		end = off
+		rest = nil
+		if off > 0 {
+			i := bytes.IndexByte(b, '\n')
+			if i < 0 {
+				rest = b
+				continue
+			}
+			rest, b = b[:i], b[i+1:]
+		}
+		lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+		for i := len(lines) - 1; i >= 0 && size < limit; i-- {
+			if connLineRE.MatchString(lines[i]) {
+				left++
+				continue
+			}
+			kept = append(kept, lines[i])
+			size += len(lines[i]) + 1
 		}
 	}
-	return string(b)
+	slices.Reverse(kept)
+	return strings.Join(kept, "\n"), left
 }
 
 // quoteLog escapes nginx's log text for an error message (it holds client
