@@ -46,21 +46,29 @@ func (a *API) clientIP(r *http.Request) string {
 	if ip := r.Header.Get(headerClientIP); ip != "" && a.clusterTokenOK(r) {
 		return ip
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	if len(a.cfg.TrustedProxies) == 0 {
-		return host
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil || !trustedAddr(peer.Unmap().WithZone(""), a.cfg.TrustedProxies) {
+	host, peer, ok := tcpPeer(r)
+	if len(a.cfg.TrustedProxies) == 0 || !ok || !trustedAddr(peer, a.cfg.TrustedProxies) {
 		return host
 	}
 	if c, ok := forwardedClient(r.Header[headerXFF], a.cfg.TrustedProxies); ok {
 		return c.String()
 	}
 	return host
+}
+
+// tcpPeer is r's TCP peer: host as RemoteAddr names it (RemoteAddr whole
+// when it has no port), and its address unmapped and without a zone; ok is
+// false when host is not an IP address (an in-process caller).
+func tcpPeer(r *http.Request) (host string, peer netip.Addr, ok bool) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	peer, err = netip.ParseAddr(host)
+	if err != nil {
+		return host, netip.Addr{}, false
+	}
+	return host, peer.Unmap().WithZone(""), true
 }
 
 func trustedAddr(a netip.Addr, trusted []netip.Prefix) bool {

@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -68,15 +67,10 @@ func (u *untrustedXFF) note(r *http.Request) {
 	if len(xff) == 0 || strings.TrimSpace(strings.Join(xff, "")) == "" {
 		return
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	peer, err := netip.ParseAddr(host)
-	if err != nil {
+	_, peer, ok := tcpPeer(r)
+	if !ok {
 		return // not a network peer (an in-process caller)
 	}
-	peer = peer.Unmap().WithZone("")
 	if trustedAddr(peer, u.a.cfg.TrustedProxies) {
 		return
 	}
