@@ -52,6 +52,9 @@ func domainValue(ns []string) (int, bool) {
 type domainStats struct {
 	reads, failedReads, writes, applied, pending, busy, failed int
 	endApplied, endFailed                                      int
+	// followed are the values of the changes answered 202 that a read
+	// showed applied (endApplied of them).
+	followed map[int]bool
 	retryCounts
 }
 
@@ -112,7 +115,14 @@ func newDomainRig(t *testing.T, name string) *domainRig {
 func runDomain(t *testing.T, r *domainRig, f faults, dur time.Duration) ([]porcupine.Operation, domainStats) {
 	const clients, writers = 12, 4
 	run := newLinRun()
-	var s domainStats
+	s := domainStats{followed: map[int]bool{}}
+	// The first three changes' registry answers are held 4 s, longer than a
+	// client's patience (3 s): their clients hang up and send the key
+	// again, and from level 15 the send whose client went away closes the
+	// key's answer window at once, so every run has changes answered 202
+	// and followed to their end (without it 1-4 were answered 202 per run,
+	// not always one followed to its end applied).
+	r.reg.DelayNextOn("domain:update", 3, 4*time.Second)
 	read := func(ctx context.Context, p *framework.CoordinatorProcess, client int, meta string) error {
 		call := run.now()
 		d, err := r.api(p).Domain(ctx, r.domain.ID)
@@ -200,6 +210,7 @@ func runDomain(t *testing.T, r *domainRig, f faults, dur time.Duration) ([]porcu
 				s.pending++
 				if endApplied {
 					s.endApplied++
+					s.followed[v] = true
 				} else if endFailed {
 					s.endFailed++
 				}
@@ -253,7 +264,8 @@ func (r *domainRig) follow(rec *recorder, first int, chID string, ns []string, g
 // shows. A change answered 202 (pending) is followed by its client (GET on
 // any coordinator) to its end, and checked as applied from its call to the
 // read that saw it applied (or left out, refused). A copy of the history with one read made stale must be judged
-// illegal (the checker bites).
+// illegal (the checker bites), and so must a copy with a change answered
+// 202 recorded as applied at its call (the follow path bites).
 func TestLinearizableDomainNameserversLeaderPausedAndKilled(t *testing.T) {
 	start := time.Now()
 	r := newDomainRig(t, "domain-ns")
@@ -268,6 +280,17 @@ func TestLinearizableDomainNameserversLeaderPausedAndKilled(t *testing.T) {
 	checked, dropped := dropUnobserved(hist)
 	t.Logf("%d changes of unknown outcome never observed, left out of the check", dropped)
 	checkBites(t, registerModel, "domain-ns", checked, "a stale read", corrupt)
+	// The follow path bites too: the same history with a change answered
+	// 202 recorded as applied at its call, not at the read that first
+	// showed it, is illegal (a read after its call still showed the value
+	// before it, written by a change that had ended before its call).
+	if s.endApplied == 0 {
+		t.Errorf("no change answered 202 was followed to its end applied: the follow path went unchecked")
+	} else if bad, ok := corruptFollowed(checked, s.followed); !ok {
+		t.Errorf("no change answered 202 and followed to its end had a read of the value before it while pending")
+	} else if res := porcupine.CheckOperationsTimeout(registerModel, bad, checkTimeout); res != porcupine.Illegal {
+		t.Errorf("domain-ns: a history with a change answered 202 recorded as applied at its call was judged %s, want Illegal", res)
+	}
 
 	// Once no change is in flight, the registry holds the name servers the
 	// API shows.
@@ -279,4 +302,43 @@ func TestLinearizableDomainNameserversLeaderPausedAndKilled(t *testing.T) {
 		t.Errorf("the registry holds %+v, the API shows name servers %v", rd, d.Nameservers)
 	}
 	t.Logf("whole run %.1fs", time.Since(start).Seconds())
+}
+
+// corruptFollowed returns a copy of hist in which a change answered 202 and
+// followed to its end applied (its value in followed) returns just after
+// its call,
+// as a client that took the 202 for "applied" would record it, where a read
+// that began after that call, and ended before the change was seen
+// applied, returned the value before it: written by a change that returned
+// before the 202'd change's call (or the domain's first value, 0, which no
+// change writes). That read follows the change and shows an older value
+// that no write can have set again: illegal. ok is false if hist holds no
+// such pair.
+func corruptFollowed(hist []porcupine.Operation, followed map[int]bool) ([]porcupine.Operation, bool) {
+	returned := map[int]int64{} // a change's value: its return
+	for _, op := range hist {
+		if in := op.Input.(regInput); in.write {
+			returned[in.value] = op.Return
+		}
+	}
+	for wi, w := range hist {
+		in := w.Input.(regInput)
+		if !in.write || !followed[in.value] {
+			continue
+		}
+		for _, r := range hist {
+			if r.Input.(regInput).write || r.Call <= w.Call+1 || r.Return >= w.Return {
+				continue
+			}
+			u := r.Output.(int)
+			if at, ok := returned[u]; u == in.value || u != 0 && (!ok || at >= w.Call) {
+				continue
+			}
+			out := append([]porcupine.Operation(nil), hist...)
+			out[wi].Return = w.Call + 1
+			out[wi].Metadata = fmt.Sprintf("CORRUPTED: really seen applied at %d", w.Return)
+			return out, true
+		}
+	}
+	return nil, false
 }
