@@ -28,7 +28,10 @@
 //	                        before the site logic (e.g. the ACME HTTP-01 location).
 //	nginx/pages/            fixed pages (suspended.html)
 //	nginx/logs              nginx's logs, root 0700 (every site's requests and PHP
-//	                        messages; a site's PHP runs commands as its account)
+//	                        messages; a site's PHP runs commands as its account);
+//	                        rotated by the packages' /etc/logrotate.d/hostplane-agent
+//	                        with copytruncate (the www-data workers cannot reopen
+//	                        a log in a root 0700 directory after a USR1)
 //	nginx/tmp               nginx's temp paths; nginx/nginx.pid
 //	hosts/<host>            symlink → ../sites/<user>: the host name routes to the
 //	                        account. <host> is always a validated lower-case DNS
