@@ -2,6 +2,8 @@ package hosting
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -74,5 +76,38 @@ func TestReloadWatchRefusesOnlyInsideTheReconfiguration(t *testing.T) {
 	r.line("2026/12/07 21:45:11 [emerg] 100#100: unknown directive \"x\" in /n.conf:1")
 	if !strings.Contains(r.refusal, "unknown directive") {
 		t.Fatalf("%+v", r)
+	}
+}
+
+// A log truncated during a reload (logrotate's copytruncate) is read again
+// from its start: the master's lines after the truncate are seen.
+func TestReloadWatchReadsATruncatedLogFromItsStart(t *testing.T) {
+	logf := filepath.Join(t.TempDir(), "error.log")
+	if err := os.WriteFile(logf, []byte(strings.Repeat("2026/12/07 21:45:10 [notice] 100#100: start worker process 101\n", 50)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w := newReloadWatch(logf, 100, []int{101})
+	if err := os.WriteFile(logf, []byte("2026/12/07 21:45:11 [notice] 100#100: signal 1 (SIGHUP) received from 200, reconfiguring\n"+
+		"2026/12/07 21:45:11 [notice] 100#100: reconfiguring\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w.read()
+	if !w.sawMaster || !w.reconfiguring || w.steps != 2 {
+		t.Fatalf("after a truncate: %+v", w)
+	}
+	f, err := os.OpenFile(logf, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	// A line written in two parts is taken once, whole.
+	for _, s := range []string{"2026/12/07 21:45:11 [notice] 100#100: start worker ", "process 102\n"} {
+		if _, err := f.WriteString(s); err != nil {
+			t.Fatal(err)
+		}
+		w.read()
+	}
+	if fmt.Sprint(w.newCfg) != "[102]" || w.steps != 3 {
+		t.Fatalf("after a line in two parts: %+v", w)
 	}
 }
