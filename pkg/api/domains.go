@@ -45,9 +45,41 @@ type Domain struct {
 	// InvoiceID is the registration's invoice.
 	InvoiceID string `json:"invoice_id,omitempty"`
 	// Change is the latest change of a registry setting (nameservers,
-	// transfer lock, WHOIS privacy): pending while the registry is asked,
-	// then applied or failed with the reason.
+	// transfer lock, WHOIS privacy, a child name server): pending while
+	// the registry is asked, then applied or failed with the reason.
 	Change *DomainChange `json:"change,omitempty"`
+	// Hosts are the domain's child name servers (host objects with glue
+	// addresses at the registry), by name: usable as this domain's or
+	// another domain's name servers.
+	Hosts []DomainHost `json:"hosts,omitempty"`
+}
+
+// DomainHost is a child name server of a domain: a host name inside it
+// and its glue addresses (public unicast IPv4/IPv6).
+type DomainHost struct {
+	Name      string   `json:"name"`
+	Addresses []string `json:"addresses"`
+}
+
+// DomainHostRequest is PUT /v1/domains/:id/hosts/:name: the host's glue
+// addresses, 1 to MaxHostAddresses.
+type DomainHostRequest struct {
+	Addresses []string `json:"addresses"`
+}
+
+// MaxHostAddresses bounds a child name server's glue addresses;
+// MaxDomainHosts a domain's child name servers.
+const (
+	MaxHostAddresses = 8
+	MaxDomainHosts   = 20
+)
+
+// DomainHostChange is a change of a child name server: its new addresses,
+// or its deletion.
+type DomainHostChange struct {
+	Name      string   `json:"name"`
+	Addresses []string `json:"addresses,omitempty"`
+	Delete    bool     `json:"delete,omitempty"`
 }
 
 // DomainChange is one PATCH of a domain's registry settings.
@@ -60,9 +92,12 @@ type DomainChange struct {
 	WhoisPrivacy *bool    `json:"whois_privacy,omitempty"`
 	// AutoRenew is the auto-renew sent with the change: applied with it,
 	// or not at all when the registry refuses it.
-	AutoRenew   *bool      `json:"auto_renew,omitempty"`
-	RequestedAt time.Time  `json:"requested_at"`
-	FinishedAt  *time.Time `json:"finished_at,omitempty"`
+	AutoRenew *bool `json:"auto_renew,omitempty"`
+	// Host is a child name server's change (PUT or DELETE
+	// /v1/domains/:id/hosts/:name).
+	Host        *DomainHostChange `json:"host,omitempty"`
+	RequestedAt time.Time         `json:"requested_at"`
+	FinishedAt  *time.Time        `json:"finished_at,omitempty"`
 }
 
 // DomainContact is the registrant of a registration (ASCII postal info, as

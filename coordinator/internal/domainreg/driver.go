@@ -1,6 +1,6 @@
 // Package domainreg drives registered domains' registry operations on the
 // leader (issue 16): registrations, changes of nameservers, transfer lock and
-// WHOIS privacy, and renewals. Each operation was recorded through Raft
+// WHOIS privacy, child name servers (host objects with glue), and renewals. Each operation was recorded through Raft
 // first (fsm.CmdDomainOrder, CmdDomainChange, CmdDomainSweep) with the base
 // of its client transaction ids; the driver calls the registry with those
 // ids and ends the operation with fsm.CmdDomainOpDone: committed, or rolled
@@ -169,6 +169,8 @@ func (d *Driver) drive(ctx context.Context, dom store.RegDomain, inherited bool)
 		out, err = d.renew(ctx, c, dom, op)
 	case store.RegOpTransfer:
 		out, err = d.transfer(ctx, c, dom, op)
+	case store.RegOpHost:
+		out, err = d.host(ctx, c, dom, op)
 	default:
 		out = outcome{reason: "unknown operation " + op.Kind}
 	}
@@ -389,6 +391,29 @@ func (d *Driver) change(ctx context.Context, c *caller, dom store.RegDomain, op 
 			r += "; " + strings.Join(undone, " and ") + " set back"
 		}
 		return outcome{reason: r}, nil
+	}
+	return outcome{ok: true}, nil
+}
+
+// host creates, changes or deletes a child name server's host object (one
+// call, transaction id ClTRID+"-h": a repeat learns the first answer, and
+// SetHost/DeleteHost send nothing when the registry holds what is asked).
+// A refusal (the registry's host mapping off, the host still delegated to)
+// rolls the operation back with the registry's reason.
+func (d *Driver) host(ctx context.Context, c *caller, dom store.RegDomain, op store.RegDomainOp) (outcome, error) {
+	h := op.Host
+	if h == nil {
+		return outcome{reason: "host operation without a host"}, nil
+	}
+	what, id := "child name server "+h.Name, op.ClTRID+"-h"
+	err := c.call(ctx, what, func(ctx context.Context) error {
+		if h.Delete {
+			return ignoreResult(d.Registrar.DeleteHost(ctx, registrar.DeleteRequest{ClTRID: id, Name: h.Name}))
+		}
+		return ignoreResult(d.Registrar.SetHost(ctx, registrar.HostRequest{ClTRID: id, Name: h.Name, Addrs: h.Addresses}))
+	})
+	if err != nil {
+		return gaveUp(err)
 	}
 	return outcome{ok: true}, nil
 }

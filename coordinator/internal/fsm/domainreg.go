@@ -244,12 +244,15 @@ func applyDomainOpDone(c *applyCtx, p DomainOpDone) (any, error) {
 		return d.Domain, nil // ended already
 	}
 	op := *d.Op
-	if p.OK && op.Kind != store.RegOpChange && (p.Expires == nil || p.Expires.IsZero()) {
+	// A change or (from LevelDomainHosts) a host operation ends without an
+	// expiry.
+	settings := op.Kind == store.RegOpChange || op.Kind == store.RegOpHost
+	if p.OK && !settings && (p.Expires == nil || p.Expires.IsZero()) {
 		return nil, fmt.Errorf("%w: a registration, transfer or renewal needs the registry's expiry", ErrInvalid)
 	}
 	at := c.at
 	switch {
-	case op.Kind != store.RegOpChange && p.OK:
+	case !settings && p.OK:
 		exp := p.Expires.UTC()
 		d.Status, d.ExpiresAt, d.StatusReason = api.DomainActive, &exp, ""
 		payload := map[string]any{"domainId": d.ID, "domain": d.Name, "periodYears": op.Years, "expiresAt": exp}
@@ -275,7 +278,7 @@ func applyDomainOpDone(c *applyCtx, p DomainOpDone) (any, error) {
 				return nil, err
 			}
 		}
-	case op.Kind == store.RegOpChange:
+	case settings:
 		if d.Change != nil && d.Change.ID == op.ID {
 			d.Change.FinishedAt = &at
 			d.Change.Status = api.ChangeFailed
@@ -291,6 +294,7 @@ func applyDomainOpDone(c *applyCtx, p DomainOpDone) (any, error) {
 			setIfGiven(&d.TransferLock, op.TransferLock)
 			setIfGiven(&d.WhoisPrivacy, op.WhoisPrivacy)
 			setIfGiven(&d.AutoRenew, op.AutoRenew)
+			endHostOp(&d, op.Host)
 		}
 	case op.Kind == store.RegOpRenew:
 		net, err := refundInvoice(c, d.AccountID, op.InvoiceID, "the registry did not renew "+d.Name)

@@ -60,10 +60,13 @@ import (
 // rewrites the key's record (LevelDomainAnswer). Level 15 marks that record
 // decided (store.IdemRecord.Decided), so a send of the key tells a window the
 // log decided from an operation opened below level 14 without one
-// (LevelDomainAnswerDecided).
+// (LevelDomainAnswerDecided). Level 16 records a domain's child name
+// servers (host objects with glue addresses): CmdDomainHost opens a registry
+// operation of kind host, and its end keeps the host on the domain
+// (LevelDomainHosts).
 
 // MaxLevel is the newest semantics level this binary applies.
-const MaxLevel uint16 = 15
+const MaxLevel uint16 = 16
 
 // ClusterLevel is the payload of CmdClusterLevel.
 type ClusterLevel struct {
@@ -81,6 +84,7 @@ var commandLevel = map[CommandType]uint16{
 	CmdKeyUsageFlush:        LevelUsageFlush,
 	CmdHostingUsage:         LevelHostingUsage,
 	CmdDomainAnswerClose:    LevelDomainAnswer,
+	CmdDomainHost:           LevelDomainHosts,
 }
 
 // LevelOf is the semantics level command type t needs.

@@ -125,6 +125,9 @@ const (
 	// (LevelDomainAnswer): its key's record answers 202 unless the
 	// operation has ended first.
 	CmdDomainAnswerClose CommandType = 304
+	// CmdDomainHost opens a registry operation creating, changing or
+	// deleting a child name server of a domain (LevelDomainHosts).
+	CmdDomainHost CommandType = 305
 
 	// Customers' own API keys (accountkeys.go): commands 330–339.
 	CmdAccountKeyCreate CommandType = 330
@@ -283,6 +286,7 @@ var handlers = map[CommandType]handlerFunc{
 	CmdDomainSweep:  typed(applyDomainSweep),
 
 	CmdDomainAnswerClose: typed(applyDomainAnswerClose),
+	CmdDomainHost:        typed(applyDomainHost),
 
 	CmdAccountKeyCreate: typed(applyAccountKeyCreate),
 	CmdAccountKeyRevoke: typed(applyAccountKeyRevoke),

@@ -92,6 +92,7 @@ var wireCommands = []struct {
 	{"CmdDomainChange", 302},
 	{"CmdDomainSweep", 303},
 	{"CmdDomainAnswerClose", 304},
+	{"CmdDomainHost", 305},
 	{"CmdAccountKeyCreate", 330},
 	{"CmdAccountKeyRevoke", 331},
 	{"CmdHostingOrder", 340},

@@ -12,6 +12,9 @@ const (
 	RegOpChange   = "change"
 	RegOpRenew    = "renew"
 	RegOpTransfer = "transfer"
+	// RegOpHost creates, changes or deletes a child name server's host
+	// object (from semantics level 16, fsm.LevelDomainHosts).
+	RegOpHost = "host"
 )
 
 // RegDomain is a stored registered domain: the customer view plus its owner,
@@ -61,6 +64,9 @@ type RegDomainOp struct {
 	// committed with the change's registry settings, or dropped with them
 	// when the registry refuses (nil: not part of the change).
 	AutoRenew *bool `json:"auto_renew,omitempty"`
+	// Host is a host operation's child name server: its new glue
+	// addresses, or its deletion.
+	Host *api.DomainHostChange `json:"host,omitempty"`
 	// Answer is the answer window of the Idempotency-Key whose request
 	// opened the operation (an order, a transfer, a change; from semantics
 	// level 14, fsm.LevelDomainAnswer): while set, the key's record holds
