@@ -71,26 +71,21 @@ func BenchmarkServerOrderedLine(b *testing.B) {
 				"plan", "vps-small", "invoice", "INV-2026-000123", "amount_usd_cents", int64(500), "action", "act_01kt3j5v0x9q8m2a7b6c5d4e3f")
 		}
 	})
-	b.Run("infoAt", func(b *testing.B) {
-		var pc atomic.Uintptr
-		b.ReportAllocs()
-		defer cpuPerOp(b)()
-		for b.Loop() {
-			infoAt(log, &pc, "server ordered", slog.String("server", "srv_01kt3j5v0x9q8m2a7b6c5d4e3f"), slog.String("account", "acc_01kt3j5v0x9q8m2a7b6c5d4e3f"),
-				slog.String("plan", "vps-small"), slog.String("invoice", "INV-2026-000123"), slog.Int64("amount_usd_cents", 500),
-				slog.String("action", "act_01kt3j5v0x9q8m2a7b6c5d4e3f"))
-		}
-	})
-	b.Run("infoAt/file", func(b *testing.B) {
-		var pc atomic.Uintptr
-		b.ReportAllocs()
-		defer cpuPerOp(b)()
-		for b.Loop() {
-			infoAt(toFile, &pc, "server ordered", slog.String("server", "srv_01kt3j5v0x9q8m2a7b6c5d4e3f"), slog.String("account", "acc_01kt3j5v0x9q8m2a7b6c5d4e3f"),
-				slog.String("plan", "vps-small"), slog.String("invoice", "INV-2026-000123"), slog.Int64("amount_usd_cents", 500),
-				slog.String("action", "act_01kt3j5v0x9q8m2a7b6c5d4e3f"))
-		}
-	})
+	for _, c := range []struct {
+		name string
+		log  *slog.Logger
+	}{{"infoAt", log}, {"infoAt/file", toFile}} {
+		b.Run(c.name, func(b *testing.B) {
+			var pc atomic.Uintptr
+			b.ReportAllocs()
+			defer cpuPerOp(b)()
+			for b.Loop() {
+				infoAt(c.log, &pc, "server ordered", slog.String("server", "srv_01kt3j5v0x9q8m2a7b6c5d4e3f"), slog.String("account", "acc_01kt3j5v0x9q8m2a7b6c5d4e3f"),
+					slog.String("plan", "vps-small"), slog.String("invoice", "INV-2026-000123"), slog.Int64("amount_usd_cents", 500),
+					slog.String("action", "act_01kt3j5v0x9q8m2a7b6c5d4e3f"))
+			}
+		})
+	}
 }
 
 // cpuPerOp reports the process's CPU time per op (cpu-ns/op) from now
