@@ -147,6 +147,32 @@ func p58Ops(t *testing.T, ctx context.Context, base string) []openAPIOp {
 	return parseOperations(t, rep.body)
 }
 
+// p58ScopeKeys makes, for each scope of scopes (once; "" skipped), two keys
+// of A (named prefix and what they hold): one with every scope but it
+// (without) and one with it alone (only).
+func p58ScopeKeys(t *testing.T, r *rig, prefix string, scopes []string) (without, only map[string]string) {
+	t.Helper()
+	adm := r.c.AnyAlive(nil).Admin()
+	without, only = map[string]string{}, map[string]string{}
+	for _, sc := range scopes {
+		if sc == "" || without[sc] != "" {
+			continue
+		}
+		rest := slices.DeleteFunc(slices.Clone(api.AllScopes), func(x string) bool { return x == sc })
+		k, err := adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: prefix + " without " + sc, Scopes: rest})
+		if err != nil {
+			t.Fatal(err)
+		}
+		without[sc] = k.Key
+		k, err = adm.CreateKey(r.ctx, r.accA.ID, api.KeyCreateRequest{Name: prefix + " only " + sc, Scopes: []string{sc}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		only[sc] = k.Key
+	}
+	return without, only
+}
+
 // TestProbe58EveryOperationAuth: SPEC.md's 401 ("missing/invalid/expired
 // key") and 403 ("missing scope") on every operation the served
 // /openapi.json lists, through each of the three coordinators (two of them
@@ -175,26 +201,11 @@ func TestProbe58EveryOperationAuth(t *testing.T) {
 	}
 	adm := r.c.AnyAlive(nil).Admin()
 	// A key of A with every scope but sc, for each scope an operation names.
-	without := map[string]string{}
-	only := map[string]string{}
+	var named []string
 	for _, op := range ops {
-		for _, sc := range []string{op.Scope, op.AltScope} {
-			if sc == "" || without[sc] != "" {
-				continue
-			}
-			rest := slices.DeleteFunc(slices.Clone(api.AllScopes), func(x string) bool { return x == sc })
-			k, err := adm.CreateKey(ctx, r.accA.ID, api.KeyCreateRequest{Name: "p58 without " + sc, Scopes: rest})
-			if err != nil {
-				t.Fatal(err)
-			}
-			without[sc] = k.Key
-			k, err = adm.CreateKey(ctx, r.accA.ID, api.KeyCreateRequest{Name: "p58 only " + sc, Scopes: []string{sc}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			only[sc] = k.Key
-		}
+		named = append(named, op.Scope, op.AltScope)
 	}
+	without, only := p58ScopeKeys(t, r, "p58", named)
 	// A key of A with every scope but an operation's two (x-scope and
 	// x-alt-scope), for each operation that has an alternative.
 	withoutBoth := map[string]string{}
