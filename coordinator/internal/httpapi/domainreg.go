@@ -528,6 +528,8 @@ const domainReplayGrace = 3 * time.Second
 //
 // Any other record (an ended operation's, a change with nothing for the
 // registry, a change of another request pending) is replayed as stored.
+// From level 14, a replay whose read-back of the window (answerLogged)
+// fails answers as a first send whose read-back failed does (unreadAnswer).
 //
 // From semantics level 14 (fsm.LevelDomainAnswer) a key whose answer the
 // log decides reads none of these clocks (answerLogged: its operation has
