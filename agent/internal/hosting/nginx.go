@@ -496,11 +496,11 @@ func (n *Nginx) Reload(ctx context.Context) error {
 		if w.refusal != "" {
 			return fmt.Errorf("nginx reload: the master refused the configuration, %d workers of the previous one still serve: %s", w.oldServing(), quoteLog(w.refusal, 1024))
 		}
-		if w.done() {
+		serving := w.oldServing()
+		if w.done(serving) {
 			return nil
 		}
 		now := time.Now()
-		serving := w.oldServing()
 		if w.steps != lastSteps || serving != lastServing {
 			lastSteps, lastServing, lastProgress = w.steps, serving, now
 		}
@@ -537,8 +537,11 @@ type reloadWatch struct {
 	old     []int // the master's workers before the signal
 	cursor  int64 // how far the log has been read
 	partial []byte
+	buf     []byte // grown with the log's growth, at most 256 KiB
+	seen    []byte // the log's last bytes before the cursor, as read
 
 	sawMaster     bool // a line of the master since the signal: the log is written
+	truncated     bool // the log was truncated since the signal: lines may be lost
 	reconfiguring bool // the master's "reconfiguring"
 	started       bool // its "start worker processes" after that
 	steps         int  // lines of the reload seen (progress)
@@ -549,10 +552,24 @@ type reloadWatch struct {
 
 func newReloadWatch(logf string, master int, old []int) *reloadWatch {
 	w := &reloadWatch{logf: logf, master: master, old: old, oldCfg: slices.Clone(old)}
-	if st, err := os.Stat(logf); err == nil {
-		w.cursor = st.Size()
+	if f, err := os.Open(logf); err == nil {
+		if st, err := f.Stat(); err == nil {
+			w.cursor = st.Size()
+			w.seen = make([]byte, min(64, w.cursor))
+			k, _ := f.ReadAt(w.seen, w.cursor-int64(len(w.seen)))
+			w.seen = w.seen[:k]
+		}
+		f.Close()
 	}
 	return w
+}
+
+// rewritten tells the bytes before the cursor are no longer those read: the
+// log was truncated and has grown past the cursor again.
+func (w *reloadWatch) rewritten(f *os.File) bool {
+	b := make([]byte, len(w.seen))
+	k, _ := f.ReadAt(b, w.cursor-int64(len(b)))
+	return !bytes.Equal(b[:k], w.seen)
 }
 
 // nginxLogRE is a line of nginx's error log: level, pid, message.
@@ -564,24 +581,34 @@ var (
 )
 
 // read takes the lines appended to the log since the last read. A log
-// shorter than the cursor was truncated (logrotate's copytruncate): it is
-// read again from its start.
+// shorter than the cursor, or whose bytes before the cursor changed, was
+// truncated (logrotate's copytruncate) and maybe written again: it is read
+// again from its start.
 func (w *reloadWatch) read() {
 	f, err := os.Open(w.logf)
 	if err != nil {
 		return
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() < w.cursor {
-		w.cursor, w.partial = 0, nil
+	st, err := f.Stat()
+	if err != nil || st.Size() == w.cursor {
+		return
 	}
-	buf := make([]byte, 256<<10)
-	for range 16 { // at most 4 MiB a turn; the rest on the next
+	if st.Size() < w.cursor || w.rewritten(f) {
+		w.cursor, w.partial, w.seen, w.truncated = 0, nil, nil, true
+	}
+	if need := min(256<<10, st.Size()-w.cursor); int64(len(w.buf)) < need {
+		w.buf = make([]byte, need)
+	}
+	buf := w.buf
+	for range 16 { // at most 16 buffers a turn; the rest on the next
 		k, _ := f.ReadAt(buf, w.cursor)
 		if k == 0 {
 			return
 		}
 		w.cursor += int64(k)
+		w.seen = append(w.seen, buf[:k]...)
+		w.seen = append(w.seen[:0:0], w.seen[max(0, len(w.seen)-64):]...)
 		b := append(w.partial, buf[:k]...)
 		for {
 			i := bytes.IndexByte(b, '\n')
@@ -633,11 +660,13 @@ func (w *reloadWatch) line(ln string) {
 		w.steps++
 	case startWorkerRE.MatchString(msg):
 		p, _ := strconv.Atoi(startWorkerRE.FindStringSubmatch(msg)[1])
-		if w.reconfiguring {
+		switch {
+		case w.reconfiguring:
 			w.newCfg = append(w.newCfg, p)
-		} else {
+		case !w.truncated:
 			// A worker the master replaced (a crash) before taking the
-			// reload: the previous configuration's.
+			// reload: the previous configuration's. (In a truncated log
+			// the "reconfiguring" before it may be lost: neither.)
 			w.oldCfg = append(w.oldCfg, p)
 		}
 		w.steps++
@@ -664,24 +693,27 @@ func (w *reloadWatch) oldServing() int {
 	return k
 }
 
-// done tells the reload finished: the master started the new workers and
-// no worker of the previous configuration accepts requests. With nothing
-// of the master in the log, a worker the master did not have before the
-// signal stands for the new ones.
-func (w *reloadWatch) done() bool {
-	if w.oldServing() > 0 {
+// done tells the reload finished, given how many workers of the previous
+// configuration still accept requests: the master started the new workers
+// and none of the previous configuration's serves. With nothing of the
+// master in the log, or a log truncated meanwhile (the lines between
+// logrotate's copy and its truncate are lost, "reconfiguring" may be among
+// them), a worker the master did not have before the signal stands for the
+// new ones.
+func (w *reloadWatch) done(oldServing int) bool {
+	if oldServing > 0 {
 		return false
 	}
-	if w.sawMaster {
+	if w.sawMaster && !w.truncated {
 		return w.started && slices.ContainsFunc(w.newCfg, w.serving)
 	}
-	if !slices.ContainsFunc(children(w.master), func(p int) bool { return !slices.Contains(w.old, p) && w.serving(p) }) {
+	if !slices.ContainsFunc(children(w.master), func(p int) bool { return !slices.Contains(w.oldCfg, p) && w.serving(p) }) {
 		return false
 	}
 	// The master logs before it forks: read again, in case the new worker
-	// came after the last read.
+	// came after the last read (then the log decides, on the next turn).
 	w.read()
-	return !w.sawMaster
+	return w.truncated || !w.sawMaster
 }
 
 // state says how far the reload got, for a timeout's error.

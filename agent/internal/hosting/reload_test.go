@@ -215,3 +215,60 @@ func zombie(pid int) bool {
 	f := strings.Fields(string(st[strings.LastIndexByte(string(st), ')')+1:]))
 	return len(f) > 0 && f[0] == "Z"
 }
+
+// A reload whose "reconfiguring" and "start worker processes" fall between
+// logrotate's copy and its truncate (here: the log truncated once the
+// master has logged them, before Reload reads it) still ends when the old
+// worker has left and a new one serves: a truncated log is not read as a
+// reload the master never took, nor is the configuration rolled back.
+func TestNginxReloadAcrossALogTruncate(t *testing.T) {
+	n, addr := startNginx(t)
+	logf := filepath.Join(n.L.NginxDir(), "logs", "error.log")
+	master := n.PID()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if b, _ := os.ReadFile(logf); strings.Contains(string(b), "start worker process ") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("nginx has not started its worker after 10 s")
+		}
+	}
+	if err := syscall.Kill(master, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(master, syscall.SIGCONT) })
+	from := fileSize(t, logf)
+	n.SetAfterSignal(func(int, []int) {
+		if err := syscall.Kill(master, syscall.SIGCONT); err != nil {
+			t.Error(err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if b, _ := os.ReadFile(logf); int64(len(b)) > from && strings.Contains(string(b[from:]), ": start worker processes\n") {
+				if err := os.Truncate(logf, 0); err != nil {
+					t.Error(err)
+				}
+				return
+			}
+		}
+		t.Error(`no "start worker processes" after the signal`)
+	})
+	old, _ := os.ReadFile(n.L.NginxConf())
+	good := strings.Replace(string(old), "server_tokens off;", "server_tokens off; add_header X-Hp63 new always;", 1)
+	if err := n.Apply(hostenv.Ctx(t), []byte(good), nil); err != nil {
+		t.Fatalf("reload across a truncate of the error log: %v", err)
+	}
+	if b, _ := os.ReadFile(logf); strings.Contains(string(b), ": reconfiguring\n") {
+		t.Fatalf("the scenario did not happen: the truncated log has the reload's start:\n%s", b)
+	}
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	req, _ := http.NewRequest("GET", "http://"+addr+"/", nil)
+	req.Host = "x"
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 421 || resp.Header.Get("X-Hp63") != "new" {
+		t.Fatalf("after the reload: %d, X-Hp63 %q: the previous configuration", resp.StatusCode, resp.Header.Get("X-Hp63"))
+	}
+}

@@ -92,7 +92,7 @@ func TestReloadWatchReadsATruncatedLogFromItsStart(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.read()
-	if !w.sawMaster || !w.reconfiguring || w.steps != 2 {
+	if !w.sawMaster || !w.reconfiguring || w.steps != 2 || !w.truncated {
 		t.Fatalf("after a truncate: %+v", w)
 	}
 	f, err := os.OpenFile(logf, os.O_APPEND|os.O_WRONLY, 0)
