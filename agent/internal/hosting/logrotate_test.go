@@ -43,9 +43,18 @@ func TestShippedLogrotateRotatesNginxLogs(t *testing.T) {
 	if err := os.WriteFile(fpmLog, []byte("php-fpm before\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	read := func(name string) string {
+		b, _ := os.ReadFile(name)
+		return string(b)
+	}
 	if code, _ := hostenv.Get(t, addr, "x", "/before-rotation"); code != 421 {
 		t.Fatalf("before: %d", code)
 	}
+	// The worker logs a request after its answer has gone.
+	inAccessLog := func(s string) func() bool {
+		return func() bool { return strings.Contains(read(filepath.Join(logs, "access.log")), s) }
+	}
+	waitFor(t, "the request before the rotation in access.log", inAccessLog("/before-rotation"))
 	dir := t.TempDir()
 	c := filepath.Join(dir, "hostplane-agent")
 	if err := os.WriteFile(c, []byte(strings.ReplaceAll(string(conf), defaultRoot, n.L.Root+"/")), 0o644); err != nil {
@@ -54,10 +63,6 @@ func TestShippedLogrotateRotatesNginxLogs(t *testing.T) {
 	out, err := exec.Command("logrotate", "-v", "-f", "-s", filepath.Join(dir, "state"), c).CombinedOutput()
 	if err != nil {
 		t.Fatalf("logrotate -f: %v\n%s", err, out)
-	}
-	read := func(name string) string {
-		b, _ := os.ReadFile(name)
-		return string(b)
 	}
 	if a1 := read(filepath.Join(logs, "access.log.1")); !strings.Contains(a1, "/before-rotation") {
 		t.Fatalf("access.log.1 lacks the request before the rotation: %q\nlogrotate:\n%s", a1, out)
@@ -76,6 +81,7 @@ func TestShippedLogrotateRotatesNginxLogs(t *testing.T) {
 	if err := n.Reload(hostenv.Ctx(t)); err != nil {
 		t.Fatalf("reload after the rotation: %v", err)
 	}
+	waitFor(t, "the request after the rotation in access.log", inAccessLog("/after-rotation"))
 	if a, a1 := read(filepath.Join(logs, "access.log")), read(filepath.Join(logs, "access.log.1")); !strings.Contains(a, "/after-rotation") || strings.Contains(a1, "/after-rotation") || strings.Contains(a, "/before-rotation") {
 		t.Fatalf("the request after the rotation went elsewhere:\naccess.log %q\naccess.log.1 %q", a, a1)
 	}
