@@ -41,6 +41,12 @@ var v1Calls = map[string]func(ctx context.Context, c *client.Client) error{
 	"updateDomain": func(ctx context.Context, c *client.Client) error {
 		return discard(c.UpdateDomain(ctx, "dom_1", api.DomainUpdateRequest{Nameservers: []string{"ns1.example.net", "ns2.example.net"}}, "k"))
 	},
+	"putDomainHost": func(ctx context.Context, c *client.Client) error {
+		return discard(c.SetDomainHost(ctx, "dom_1", "ns1.example.com", api.DomainHostRequest{Addresses: []string{"8.8.8.8"}}, "k"))
+	},
+	"deleteDomainHost": func(ctx context.Context, c *client.Client) error {
+		return discard(c.DeleteDomainHost(ctx, "dom_1", "ns1.example.com", "k"))
+	},
 	"listHosting":     func(ctx context.Context, c *client.Client) error { return discard(c.Hosting(ctx, 1, 20)) },
 	"getCustomDomain": func(ctx context.Context, c *client.Client) error { return discard(c.CustomDomain(ctx, "hst_1")) },
 	"setCustomDomain": func(ctx context.Context, c *client.Client) error {

@@ -39,6 +39,23 @@ func (c *Client) UpdateDomain(ctx context.Context, id string, req api.DomainUpda
 	return call[api.Domain](ctx, c, "PATCH", "/v1/domains/"+seg("id", id), req, idem(idemKey))
 }
 
+// SetDomainHost creates or changes a child name server of a domain (a host
+// name inside it, e.g. ns1.example.com of example.com) with its glue
+// addresses: the domain comes back with the change pending at the registry
+// (follow it with Domain; applied, the host is listed in Hosts and can be
+// this or another domain's name server), or as it is when the host has
+// these addresses already.
+func (c *Client) SetDomainHost(ctx context.Context, id, name string, req api.DomainHostRequest, idemKey string) (api.Domain, error) {
+	return call[api.Domain](ctx, c, "PUT", "/v1/domains/"+seg("id", id)+"/hosts/"+seg("name", name), req, idem(idemKey))
+}
+
+// DeleteDomainHost deletes a child name server of a domain at the
+// registry (refused there while a domain names it): the domain comes back
+// with the change pending.
+func (c *Client) DeleteDomainHost(ctx context.Context, id, name, idemKey string) (api.Domain, error) {
+	return call[api.Domain](ctx, c, "DELETE", "/v1/domains/"+seg("id", id)+"/hosts/"+seg("name", name), nil, idem(idemKey))
+}
+
 // Domains lists the registered domains of every account, or of one
 // (operator; the registry operation in flight included).
 func (a *Admin) Domains(ctx context.Context, accountID string) ([]api.AdminDomain, error) {

@@ -81,6 +81,9 @@ func (a *API) domainRegRoutes() []Route {
 		{Method: "GET", Path: "/v1/domains/check", Scope: api.ScopeDomainsRead, handler: a.checkDomain},
 		{Method: "GET", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsRead, handler: a.getDomain},
 		{Method: "PATCH", Path: "/v1/domains/{id}", Scope: api.ScopeDomainsWrite, Idempotent: true, handler: a.updateDomain, replayAnswer: a.domainOpReplay("")},
+		// A child name server with its glue addresses (domainhosts.go).
+		{Method: "PUT", Path: "/v1/domains/{id}/hosts/{name}", Scope: api.ScopeDomainsWrite, Idempotent: true, handler: a.putDomainHost},
+		{Method: "DELETE", Path: "/v1/domains/{id}/hosts/{name}", Scope: api.ScopeDomainsWrite, Idempotent: true, handler: a.deleteDomainHost},
 	}
 }
 
@@ -220,17 +223,21 @@ func domainNameservers(ns []string) ([]string, error) {
 }
 
 // outOfBailiwick refuses a name server inside the domain it serves (the
-// domain itself or a name under it, ns1.example.com for example.com): a
-// registry takes such a host only with its glue addresses (EPP host:create
-// or hostAttr with addresses), which this API does not take, so the
-// registration or change would be refused by the registry after it was
-// paid or recorded. A 400 naming the name server instead.
-func outOfBailiwick(domain string, ns []string) error {
+// domain itself or a name under it, ns1.example.com for example.com) that
+// is not one of the domain's child name servers (hosts, with their glue
+// addresses at the registry): a registry takes such a host only with its
+// glue, so the registration or change would be refused by the registry
+// after it was paid or recorded. A 400 naming the name server instead. A
+// domain being ordered has no child name servers yet.
+func outOfBailiwick(domain string, ns []string, hosts []api.DomainHost) error {
 	for i, h := range ns {
+		if slices.ContainsFunc(hosts, func(x api.DomainHost) bool { return x.Name == h }) {
+			continue
+		}
 		if h == domain || strings.HasSuffix(h, "."+domain) {
 			return invalidField(fmt.Sprintf("nameservers[%d]", i),
-				"%s is inside %s: a registry takes such a name server only with its glue addresses, which this API does not take; give name servers outside %s (your DNS provider's)",
-				h, domain, domain)
+				"%s is inside %s: a registry takes such a name server only with its glue addresses; register with name servers outside %s (your DNS provider's), then add %s with its addresses (PUT /v1/domains/{id}/hosts/%s) and name it",
+				h, domain, domain, h, h)
 		}
 	}
 	return nil
@@ -264,7 +271,7 @@ func DecodeDomainOrder(body []byte) (api.DomainOrderRequest, error) {
 		if err != nil {
 			return err
 		}
-		if err := outOfBailiwick(req.Name, ns); err != nil {
+		if err := outOfBailiwick(req.Name, ns, nil); err != nil {
 			return err
 		}
 		req.Nameservers = ns
@@ -986,7 +993,7 @@ func (a *API) updateDomain(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := outOfBailiwick(cur.Name, req.Nameservers); err != nil {
+	if err := outOfBailiwick(cur.Name, req.Nameservers, cur.Hosts); err != nil {
 		return 0, nil, err
 	}
 	if cur.Status != api.DomainActive {

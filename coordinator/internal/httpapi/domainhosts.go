@@ -1,0 +1,117 @@
+package httpapi
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/coordinator/internal/ids"
+	"github.com/hostplane/hostplane/pkg/api"
+	"github.com/hostplane/hostplane/pkg/validate"
+)
+
+// A domain's child name servers (fsm.LevelDomainHosts): host names inside
+// the domain with their glue addresses, kept at the registry as host
+// objects. PUT creates or changes one, DELETE deletes it; each is a
+// registry operation like a PATCH's change (the domain's change shows it
+// pending, then applied or failed with the registry's reason), answered
+// 202 at once (the domain, its change pending) or 200 when there is
+// nothing to ask the registry. Once applied, the host can be a name server
+// of the domain itself (in-bailiwick) or of another domain.
+
+const hostOpIDPrefix = "dho"
+
+// hostName is the {name} path value in its canonical form, inside the
+// domain; a 400 naming "name" otherwise.
+func hostName(rq *request, domain string) (string, error) {
+	h, err := validate.DomainInput(rq.PathValue("name"))
+	if err != nil {
+		return "", invalidField("name", "%s", validate.Reason(err))
+	}
+	if !fsm.HostInside(h, domain) {
+		return "", invalidField("name", "%s is not inside %s: a child name server is a host name under its domain (ns1.%s)", h, domain, domain)
+	}
+	return h, nil
+}
+
+// DecodeDomainHost validates PUT /v1/domains/{id}/hosts/{name}: 1 to
+// api.MaxHostAddresses public unicast addresses, answered canonical (IPv4
+// first); each refusal names its field.
+func DecodeDomainHost(body []byte) (api.DomainHostRequest, error) {
+	return decodeChecked(body, func(req *api.DomainHostRequest) error {
+		addrs, i, err := fsm.CheckHostAddresses(req.Addresses)
+		if err != nil {
+			if i >= 0 {
+				return invalidField(fmt.Sprintf("addresses[%d]", i), "%v", err)
+			}
+			return invalidField("addresses", "%v", err)
+		}
+		req.Addresses = addrs
+		return nil
+	})
+}
+
+func (a *API) putDomainHost(rq *request) (int, any, error) {
+	cur, req, err := loadAndBody(rq, a.loadRegDomain, DecodeDomainHost)
+	if err != nil {
+		return 0, nil, err
+	}
+	name, err := hostName(rq, cur.Name)
+	if err != nil {
+		return 0, nil, err
+	}
+	return a.proposeHost(rq, cur.ID, cur.Name, fsm.DomainHost{Name: name, Addresses: req.Addresses})
+}
+
+func (a *API) deleteDomainHost(rq *request) (int, any, error) {
+	cur, err := a.loadRegDomain(rq)
+	if err != nil {
+		return 0, nil, err
+	}
+	name, err := hostName(rq, cur.Name)
+	if err != nil {
+		return 0, nil, err
+	}
+	if !slices.ContainsFunc(cur.Hosts, func(h api.DomainHost) bool { return h.Name == name }) {
+		return 0, nil, notFound("host")
+	}
+	return a.proposeHost(rq, cur.ID, cur.Name, fsm.DomainHost{Name: name, Delete: true})
+}
+
+// proposeHost records the host operation; the leader's driver asks the
+// registry. 202 with the domain (its change pending), or 200 when the
+// host has these addresses already.
+func (a *API) proposeHost(rq *request, domainID, domainName string, p fsm.DomainHost) (int, any, error) {
+	deps, err := a.domainDeps()
+	if err != nil {
+		return 0, nil, err
+	}
+	opID := ids.New(hostOpIDPrefix, rq.now)
+	p.DomainID, p.AccountID, p.OpID, p.ClTRID = domainID, rq.caller.accountID, opID, fsm.DomainClTRID(opID)
+	_, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainHost, p, http.StatusAccepted)
+	if err != nil {
+		var state *fsm.DomainStateError
+		switch {
+		case errors.As(err, &state):
+			return 0, nil, errf(http.StatusConflict, "domain_not_active", "%s", userMessage(state))
+		case errors.Is(err, fsm.ErrConflict):
+			return 0, nil, errf(http.StatusConflict, "change_pending", "%s", userMessage(err))
+		case errors.Is(err, fsm.ErrNotFound):
+			return 0, nil, notFound("host")
+		}
+		return 0, nil, err
+	}
+	d, ok := v.(api.Domain)
+	if !ok {
+		return http.StatusAccepted, v, nil // a replay's stored answer
+	}
+	if d.Change == nil || d.Change.ID != opID {
+		return http.StatusOK, d, nil // as asked already
+	}
+	if deps.Kick != nil {
+		deps.Kick()
+	}
+	return http.StatusAccepted, d, nil
+}

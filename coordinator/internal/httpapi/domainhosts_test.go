@@ -1,0 +1,73 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hostplane/hostplane/coordinator/internal/fsm"
+	"github.com/hostplane/hostplane/pkg/api"
+)
+
+// TestDomainHostRoutes: a child name server's routes need every coordinator
+// at level 16 (503 cluster_upgrading before, nothing recorded), domains:write
+// (403), the caller's domain (404); then a host is created through the
+// leader's driver (202, applied, listed in hosts), after which the domain's
+// PATCH takes it as an in-bailiwick name server, which it refused before
+// (TestInBailiwickNameserversRefused); a DELETE of a host the domain lacks
+// is a 404.
+func TestDomainHostRoutes(t *testing.T) {
+	s, reg := domainAPI(t)
+	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
+	_, readOnly := s.account(api.ScopeDomainsRead)
+	_, other := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite)
+	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 5000})
+	r := s.call(key, "POST", "/v1/domains", `{"name":"ada.test","nameservers":["ns1.other.test","ns2.other.test"],`+testContact+`}`)
+	if r.status != http.StatusCreated {
+		t.Fatalf("register: %d %s", r.status, r.body)
+	}
+	id := r.m["id"].(string)
+	path := "/v1/domains/" + id + "/hosts/ns1.ada.test"
+	body := `{"addresses":["8.8.8.8"]}`
+	if r := s.call(key, "PUT", path, body); r.status != 503 || r.code() != "cluster_upgrading" {
+		t.Fatalf("PUT at level 1: %d %s", r.status, r.body)
+	}
+	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: fsm.LevelDomainHosts})
+	if r := s.call(readOnly, "PUT", path, body); r.status != 403 {
+		t.Fatalf("PUT without domains:write: %d %s", r.status, r.body)
+	}
+	if r := s.call(other, "PUT", path, body); r.status != 404 {
+		t.Fatalf("PUT on another account's domain: %d %s", r.status, r.body)
+	}
+	if r := s.call(key, "DELETE", path, ""); r.status != 404 {
+		t.Fatalf("DELETE of a host the domain lacks: %d %s", r.status, r.body)
+	}
+	applied := reg.Applied()
+	if r := s.call(key, "GET", "/v1/domains/"+id, ""); r.m["change"] != nil || r.m["hosts"] != nil || reg.Applied() != applied {
+		t.Fatalf("refused requests changed the domain: %s", r.body)
+	}
+	r = s.call(key, "PUT", path, `{"addresses":["2606:4700::53","8.8.8.8"]}`)
+	if r.status != http.StatusAccepted {
+		t.Fatalf("PUT: %d %s", r.status, r.body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r = s.call(key, "GET", "/v1/domains/"+id, "")
+		if fmt.Sprint(r.m["hosts"]) == "[map[addresses:[8.8.8.8 2606:4700::53] name:ns1.ada.test]]" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the host was not applied: %s", r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	r = s.call(key, "PATCH", "/v1/domains/"+id, `{"nameservers":["ns1.ada.test","ns2.other.test"]}`)
+	if r.status != http.StatusOK || fmt.Sprint(r.m["nameservers"]) != "[ns1.ada.test ns2.other.test]" {
+		t.Fatalf("PATCH to its child name server: %d %s", r.status, r.body)
+	}
+	if r := s.call(key, "PATCH", "/v1/domains/"+id, `{"nameservers":["ns1.ada.test","ns3.ada.test"]}`); r.status != 400 || !strings.Contains(r.msg(), `"nameservers[1]"`) {
+		t.Fatalf("PATCH to a name server inside it that is no child name server: %d %s", r.status, r.body)
+	}
+}
