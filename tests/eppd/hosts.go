@@ -54,12 +54,8 @@ func (ss *session) hostCreate(tx *bolt.Tx, h *eppxml.HostCreate) (answer, error)
 	if err := checkAddrs(h.Addr); err != nil {
 		return answer{}, err
 	}
-	sup := superordinate(tx, name)
-	switch {
-	case sup != "" && len(h.Addr) == 0:
-		return answer{}, refuse(eppxml.CodeParamMissing, "host %s is under %s, a domain of this registry: glue addresses are required", name, sup)
-	case sup == "" && len(h.Addr) > 0:
-		return answer{}, refuse(eppxml.CodePolicy, "host %s is outside this registry: no addresses", name)
+	if err := glueRule(tx, name, len(h.Addr), "glue addresses are required"); err != nil {
+		return answer{}, err
 	}
 	roid, err := newROID(tx, "H")
 	if err != nil {
@@ -71,6 +67,20 @@ func (ss *session) hostCreate(tx *bolt.Tx, h *eppxml.HostCreate) (answer, error)
 		return answer{}, err
 	}
 	return answer{resData: &eppxml.ResData{HostCre: &eppxml.DomainCreData{Name: name, CrDate: fmtTime(now)}}}, nil
+}
+
+// glueRule is the registry's rule for a host object's glue: one under a
+// domain of this registry needs an address (2003, missing says why), one
+// outside takes none (2306).
+func glueRule(tx *bolt.Tx, name string, addrs int, missing string) error {
+	sup := superordinate(tx, name)
+	switch {
+	case sup != "" && addrs == 0:
+		return refuse(eppxml.CodeParamMissing, "host %s is under %s, a domain of this registry: %s", name, sup, missing)
+	case sup == "" && addrs > 0:
+		return refuse(eppxml.CodePolicy, "host %s is outside this registry: no addresses", name)
+	}
+	return nil
 }
 
 // checkAddrs refuses an address that does not parse as its ip attribute
@@ -175,12 +185,8 @@ func (ss *session) hostUpdate(tx *bolt.Tx, u *eppxml.HostUpdate) (answer, error)
 			rec.Addrs = append(rec.Addrs, eppxml.HostAddr{IP: a.IP, Addr: key(a)})
 		}
 	}
-	sup := superordinate(tx, name)
-	switch {
-	case sup != "" && len(rec.Addrs) == 0:
-		return answer{}, refuse(eppxml.CodeParamMissing, "host %s is under %s, a domain of this registry: it keeps at least one glue address", name, sup)
-	case sup == "" && len(rec.Addrs) > 0:
-		return answer{}, refuse(eppxml.CodePolicy, "host %s is outside this registry: no addresses", name)
+	if err := glueRule(tx, name, len(rec.Addrs), "it keeps at least one glue address"); err != nil {
+		return answer{}, err
 	}
 	return answer{}, putJSON(tx, bucketHosts, name, rec)
 }

@@ -334,21 +334,31 @@ func (m *Memory) DeleteHost(ctx context.Context, req DeleteRequest) (Tx, error) 
 
 // HostInfo implements Registrar.
 func (m *Memory) HostInfo(ctx context.Context, name string) (Host, error) {
-	if err := m.read("host:info"); err != nil {
-		return Host{}, err
+	name = strings.ToLower(name)
+	return readObject(m, "host:info", name, func() (Host, bool) {
+		addrs, ok := m.hosts[name]
+		h := Host{Name: name, Addrs: slices.Clone(addrs)}
+		for _, d := range m.domains {
+			h.Linked = h.Linked || slices.Contains(d.Nameservers, name)
+		}
+		return h, ok
+	})
+}
+
+// readObject is a read-only command's answer: what get finds under the
+// lock, or the registry's "object does not exist".
+func readObject[T any](m *Memory, op, object string, get func() (T, bool)) (T, error) {
+	var none T
+	if err := m.read(op); err != nil {
+		return none, err
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	name = strings.ToLower(name)
-	addrs, ok := m.hosts[name]
+	v, ok := get()
 	if !ok {
-		return Host{}, &Error{Kind: KindNotFound, Op: "host:info", Object: name, Code: 2303, Reason: "object does not exist"}
+		return none, &Error{Kind: KindNotFound, Op: op, Object: object, Code: 2303, Reason: "object does not exist"}
 	}
-	h := Host{Name: name, Addrs: slices.Clone(addrs)}
-	for _, d := range m.domains {
-		h.Linked = h.Linked || slices.Contains(d.Nameservers, name)
-	}
-	return h, nil
+	return v, nil
 }
 
 // CreateContact implements Registrar.
@@ -375,16 +385,7 @@ func (m *Memory) UpdateContact(ctx context.Context, req ContactRequest) (Tx, err
 
 // ContactInfo implements Registrar.
 func (m *Memory) ContactInfo(ctx context.Context, id string) (Contact, error) {
-	if err := m.read("contact:info"); err != nil {
-		return Contact{}, err
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	c, ok := m.contacts[id]
-	if !ok {
-		return Contact{}, &Error{Kind: KindNotFound, Op: "contact:info", Object: id, Code: 2303, Reason: "object does not exist"}
-	}
-	return c, nil
+	return readObject(m, "contact:info", id, func() (Contact, bool) { c, ok := m.contacts[id]; return c, ok })
 }
 
 // Poll implements Registrar (the memory registry queues no messages unless

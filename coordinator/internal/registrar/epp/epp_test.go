@@ -458,17 +458,24 @@ func TestPendingTransfer(t *testing.T) {
 	}
 }
 
+// hostObjectsClient is registrar A's client with HostObjects.
+func hostObjectsClient(t *testing.T, r *framework.EPPD) *epp.Client {
+	t.Helper()
+	c, err := epp.New(epp.Config{Addr: r.Addr, TLS: r.TLSConfig(), ClientID: idA, Password: pwA, HostObjects: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // With HostObjects, name servers are created as RFC 5732 host objects and
 // delegated with hostObj; a repeat creates nothing twice; a name server
 // under a domain of the registry needs glue the interface does not carry,
 // and is refused with the registry's reason.
 func TestHostObjects(t *testing.T) {
 	r := startRegistry(t)
-	c, err := epp.New(epp.Config{Addr: r.Addr, TLS: r.TLSConfig(), ClientID: idA, Password: pwA, HostObjects: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := hostObjectsClient(t, r)
 	ctx := ctxT(t)
 	req := registrar.RegisterRequest{ClTRID: "ho-create", Name: "hosted.test", Years: 1, Nameservers: []string{"ns1.dns.example", "ns2.dns.example"}}
 	if _, err := c.Register(ctx, req); err != nil {
@@ -516,11 +523,7 @@ func TestHostObjects(t *testing.T) {
 // sending anything. Before, no call made a host with addresses.
 func TestHostGlue(t *testing.T) {
 	r := startRegistry(t)
-	c, err := epp.New(epp.Config{Addr: r.Addr, TLS: r.TLSConfig(), ClientID: idA, Password: pwA, HostObjects: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := hostObjectsClient(t, r)
 	ctx := ctxT(t)
 	registered(t, ctx, c, "hg-a", "glue.test")
 	registered(t, ctx, c, "hg-b", "other.test")
