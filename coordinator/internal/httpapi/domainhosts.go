@@ -62,7 +62,8 @@ func (a *API) putDomainHost(rq *request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	return a.proposeHost(rq, cur.ID, cur.Name, fsm.DomainHost{Name: name, Addresses: req.Addresses})
+	same := slices.ContainsFunc(cur.Hosts, func(h api.DomainHost) bool { return h.Name == name && slices.Equal(h.Addresses, req.Addresses) })
+	return a.proposeHost(rq, cur.ID, fsm.DomainHost{Name: name, Addresses: req.Addresses}, same)
 }
 
 func (a *API) deleteDomainHost(rq *request) (int, any, error) {
@@ -77,20 +78,26 @@ func (a *API) deleteDomainHost(rq *request) (int, any, error) {
 	if !slices.ContainsFunc(cur.Hosts, func(h api.DomainHost) bool { return h.Name == name }) {
 		return 0, nil, notFound("host")
 	}
-	return a.proposeHost(rq, cur.ID, cur.Name, fsm.DomainHost{Name: name, Delete: true})
+	return a.proposeHost(rq, cur.ID, fsm.DomainHost{Name: name, Delete: true}, false)
 }
 
 // proposeHost records the host operation; the leader's driver asks the
 // registry. 202 with the domain (its change pending), or 200 when the
-// host has these addresses already.
-func (a *API) proposeHost(rq *request, domainID, domainName string, p fsm.DomainHost) (int, any, error) {
+// host had these addresses already as read before (same). The status is
+// the one the command records for an Idempotency-Key, so a replay answers
+// what this send answers.
+func (a *API) proposeHost(rq *request, domainID string, p fsm.DomainHost, same bool) (int, any, error) {
 	deps, err := a.domainDeps()
 	if err != nil {
 		return 0, nil, err
 	}
 	opID := ids.New(hostOpIDPrefix, rq.now)
 	p.DomainID, p.AccountID, p.OpID, p.ClTRID = domainID, rq.caller.accountID, opID, fsm.DomainClTRID(opID)
-	_, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainHost, p, http.StatusAccepted)
+	want := http.StatusAccepted
+	if same {
+		want = http.StatusOK
+	}
+	status, v, err := a.propose(rq.Context(), rq, fsm.CmdDomainHost, p, want)
 	if err != nil {
 		var state *fsm.DomainStateError
 		switch {
@@ -103,15 +110,8 @@ func (a *API) proposeHost(rq *request, domainID, domainName string, p fsm.Domain
 		}
 		return 0, nil, err
 	}
-	d, ok := v.(api.Domain)
-	if !ok {
-		return http.StatusAccepted, v, nil // a replay's stored answer
-	}
-	if d.Change == nil || d.Change.ID != opID {
-		return http.StatusOK, d, nil // as asked already
-	}
-	if deps.Kick != nil {
+	if d, ok := v.(api.Domain); ok && d.Change != nil && d.Change.ID == opID && deps.Kick != nil {
 		deps.Kick()
 	}
-	return http.StatusAccepted, d, nil
+	return status, v, nil
 }

@@ -63,6 +63,14 @@ func TestDomainHostRoutes(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// The same addresses again: 200 with nothing sent, and its key's
+	// replay answers the same 200.
+	applied = reg.Applied()
+	for range 2 {
+		if r := s.call(key, "PUT", path, `{"addresses":["8.8.8.8","2606:4700::53"]}`, "Idempotency-Key", "same-1"); r.status != 200 || reg.Applied() != applied {
+			t.Fatalf("the same addresses again: %d %s", r.status, r.body)
+		}
+	}
 	r = s.call(key, "PATCH", "/v1/domains/"+id, `{"nameservers":["ns1.ada.test","ns2.other.test"]}`)
 	if r.status != http.StatusOK || fmt.Sprint(r.m["nameservers"]) != "[ns1.ada.test ns2.other.test]" {
 		t.Fatalf("PATCH to its child name server: %d %s", r.status, r.body)
