@@ -11,7 +11,6 @@ import (
 
 	"github.com/hostplane/hostplane/coordinator/internal/fsm"
 	"github.com/hostplane/hostplane/coordinator/internal/store"
-	"github.com/hostplane/hostplane/pkg/api"
 )
 
 // TestDomainReplayWhoseClientWentAway: while the first send of a keyed
@@ -104,19 +103,7 @@ func domainReplayWhoseClientWentAway(t *testing.T, level uint16) {
 	if first.status/100 != 2 || first.m["id"] != id {
 		t.Fatalf("level %d, the first send after a send of its key went away: %d %s; want the domain", level, first.status, first.body)
 	}
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var d store.RegDomain
-		_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return })
-		if d.Op == nil && d.Status == api.DomainActive {
-			if d.CreatedAt.Add(deps.Wait / 2).Before(time.Now()) {
-				t.Fatalf("the registration ended %v after its order: the test needs an end well within the first send's wait", time.Since(d.CreatedAt))
-			}
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("the registration still open after the registry was opened: %s %+v", d.Status, d.Op)
-		}
-	}
+	registered(t, s, id, true, deps.Wait)
 	replay := order()
 	if replay.status != first.status || !bytes.Equal(replay.body, first.body) || replay.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("level %d: the first send answered %d %s; the key sent again once the domain was active %d %s; want the same", level, first.status, first.body, replay.status, replay.body)

@@ -47,19 +47,11 @@ func domainReplayOpenedAtLevel13(t *testing.T, level uint16, kind string) {
 		}
 		method, path, body, want = "PATCH", "/v1/domains/"+id, `{"nameservers":["ns1.other.net","ns2.other.net"]}`, http.StatusOK
 	}
-	send := func() <-chan reply {
-		ch := make(chan reply, 1)
-		go func() { ch <- s.call(key, method, path, body, "Idempotency-Key", "k13") }()
-		return ch
-	}
+	send := keyedSend(s, key, "k13", method, path, body)
 	gate.shut()
 	defer gate.open()
 	a := send()
-	select {
-	case r := <-a:
-		t.Fatalf("the first send answered %d %s before waiting for the registry", r.status, r.body)
-	case <-kicks:
-	}
+	firstSendWaits(t, a, kicks)
 	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: level})
 	b := send()
 	var second reply
@@ -92,18 +84,85 @@ func domainReplayOpenedAtLevel13(t *testing.T, level uint16, kind string) {
 // for the first send, and an account of key holding 30 USD.
 func gatedDomainAPI(t *testing.T, level uint16) (*srvAPI, *registryGate, chan struct{}, DomainDeps, string) {
 	t.Helper()
+	s, _, gate, kicks, deps, key := gatedDomainRegistry(t, level)
+	deps.Wait = 8 * time.Second
+	s.a.SetDomainDeps(&deps)
+	return s, gate, kicks, deps, key
+}
+
+// gatedDomainRegistry is gatedDomainAPI with the registry's memory and
+// the first send's wait left as DomainDeps' default.
+func gatedDomainRegistry(t *testing.T, level uint16) (*srvAPI, *registrar.Memory, *registryGate, chan struct{}, DomainDeps, string) {
+	t.Helper()
 	gate := &registryGate{}
-	s, _ := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
+	s, reg := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
 	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: level})
 	kicks := make(chan struct{}, 64)
 	deps := *s.a.domainReg.Load()
 	driverKick := deps.Kick
 	deps.Kick = func() { kicks <- struct{}{}; driverKick() }
-	deps.Wait = 8 * time.Second
 	s.a.SetDomainDeps(&deps)
 	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
 	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 3000})
-	return s, gate, kicks, deps, key
+	return s, reg, gate, kicks, deps, key
+}
+
+// keyedSend is a send of method path body with key and Idempotency-Key
+// idem in the background, its answer on the channel it returns.
+func keyedSend(s *srvAPI, key, idem, method, path, body string) func() <-chan reply {
+	return func() <-chan reply {
+		ch := make(chan reply, 1)
+		go func() { ch <- s.call(key, method, path, body, "Idempotency-Key", idem) }()
+		return ch
+	}
+}
+
+// firstSendWaits fails t unless the send answering on a waits for the
+// registry: the driver's kick (on kicks) comes before its answer.
+func firstSendWaits(t *testing.T, a <-chan reply, kicks <-chan struct{}) {
+	t.Helper()
+	select {
+	case r := <-a:
+		t.Fatalf("the first send answered %d %s before waiting for the registry", r.status, r.body)
+	case <-kicks:
+	}
+}
+
+// opEnded waits (30 s at most) until domain id's operation has ended and
+// returns the domain; what names the operation in the failure.
+func opEnded(t *testing.T, s *srvAPI, id, what string) store.RegDomain {
+	t.Helper()
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var d store.RegDomain
+		_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return })
+		if d.Op == nil {
+			return d
+		}
+		if time.Now().After(end) {
+			t.Fatalf("%s still open after the registry was opened: %+v", what, d.Op)
+		}
+	}
+}
+
+// registered waits (30 s at most) until domain id's registration has
+// ended with the domain active; with early, it fails t when that end came
+// later than half of wait after the order (the test needs an end well
+// within the first send's wait).
+func registered(t *testing.T, s *srvAPI, id string, early bool, wait time.Duration) {
+	t.Helper()
+	for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var d store.RegDomain
+		_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return })
+		if d.Op == nil && d.Status == api.DomainActive {
+			if early && d.CreatedAt.Add(wait/2).Before(time.Now()) {
+				t.Fatalf("the registration ended %v after its order: the test needs an end well within the first send's wait", time.Since(d.CreatedAt))
+			}
+			return
+		}
+		if time.Now().After(end) {
+			t.Fatalf("the registration still open after the registry was opened: %s %+v", d.Status, d.Op)
+		}
+	}
 }
 
 // domainAnswerState is what a domain answer says of kind: the
@@ -180,16 +239,7 @@ func TestDomainAnswerLevelRaisedInsideTheFirstSend(t *testing.T) {
 			if got := s.a.state.ClusterLevel(); got != level {
 				t.Fatalf("the cluster's level after the first send: %d; want %d (raised inside it)", got, level)
 			}
-			for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-				var d store.RegDomain
-				_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return })
-				if d.Op == nil && d.Status == api.DomainActive {
-					break
-				}
-				if time.Now().After(end) {
-					t.Fatalf("the registration still open after the registry was opened: %s %+v", d.Status, d.Op)
-				}
-			}
+			registered(t, s, id, false, 0)
 			replay := order()
 			if replay.status != first.status || replay.m["id"] != id || replay.header.Get("Idempotent-Replayed") != "true" {
 				t.Fatalf("the first send answered %d %s; the key sent again once the domain was active %d %s; want the same 202", first.status, first.body, replay.status, replay.body)
@@ -228,19 +278,7 @@ func TestDomainReplayOfAWindowClosedEarly(t *testing.T) {
 	if first.status != http.StatusAccepted || first.m["id"] != id {
 		t.Fatalf("the first send whose window was closed: %d %s; want 202", first.status, first.body)
 	}
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var d store.RegDomain
-		_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return })
-		if d.Op == nil && d.Status == api.DomainActive {
-			if d.CreatedAt.Add(deps.Wait / 2).Before(time.Now()) {
-				t.Fatalf("the registration ended %v after its order: the test needs an end well within the first send's wait", time.Since(d.CreatedAt))
-			}
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("the registration still open after the registry was opened: %s %+v", d.Status, d.Op)
-		}
-	}
+	registered(t, s, id, true, deps.Wait)
 	replay := order()
 	if replay.status != first.status || !bytes.Equal(replay.body, first.body) || replay.header.Get("Idempotent-Replayed") != "true" {
 		t.Fatalf("the first send answered %d %s; the key sent again once the domain was active %d %s; want the same 202", first.status, first.body, replay.status, replay.body)

@@ -84,16 +84,7 @@ func domainReadBackFails(t *testing.T, level uint16, kind string, registryFirst 
 		t.Fatalf("level %d, the first send whose read-back after the apply failed: %d %s; want %d with %s %q (the %s went through)",
 			level, first.status, first.body, want, kind, wantState, kind)
 	}
-	var d store.RegDomain
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return })
-		if d.Op == nil {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("the %s still open after the registry was opened: %+v", kind, d.Op)
-		}
-	}
+	d := opEnded(t, s, id, "the "+kind)
 	if d.Status != api.DomainActive ||
 		kind != "registration" && (d.Change == nil || d.Change.Status != api.ChangeApplied) {
 		t.Fatalf("the %s ended with the domain %s, change %+v; want it active, the change applied", kind, d.Status, d.Change)
@@ -158,19 +149,11 @@ func domainReplayReadBackFails(t *testing.T, level uint16, kind string) {
 		}
 		return s.a.state.Read(fn)
 	}
-	send := func() <-chan reply {
-		ch := make(chan reply, 1)
-		go func() { ch <- s.call(key, method, path, body, "Idempotency-Key", "k-replay-readback") }()
-		return ch
-	}
+	send := keyedSend(s, key, "k-replay-readback", method, path, body)
 	gate.shut()
 	defer gate.open()
 	a := send()
-	select {
-	case r := <-a:
-		t.Fatalf("the first send answered %d %s before waiting for the registry", r.status, r.body)
-	case <-kicks:
-	}
+	firstSendWaits(t, a, kicks)
 	replay := <-send()
 	first := <-a
 	if n := reads.Load(); n != 2 {
@@ -189,16 +172,7 @@ func domainReplayReadBackFails(t *testing.T, level uint16, kind string) {
 	}
 	gate.open()
 	id, _ := first.m["id"].(string)
-	for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var d store.RegDomain
-		_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(id); return })
-		if d.Op == nil {
-			break
-		}
-		if time.Now().After(end) {
-			t.Fatalf("the %s still open after the registry was opened: %+v", kind, d.Op)
-		}
-	}
+	opEnded(t, s, id, "the "+kind)
 	// Once the registry has answered: read back (3), then not (4).
 	for i := 0; i < 2; i++ {
 		if again := <-send(); again.status != first.status || !bytes.Equal(again.body, first.body) {

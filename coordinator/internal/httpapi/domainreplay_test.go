@@ -96,16 +96,7 @@ func TestDomainReplayWhileTheFirstWaits(t *testing.T) {
 }
 
 func domainReplayWhileTheFirstWaits(t *testing.T, level uint16) {
-	gate := &registryGate{}
-	s, reg := domainAPIVia(t, func(m *registrar.Memory) registrar.Registrar { return gatedRegistrar{m, gate} })
-	s.apply(fsm.CmdClusterLevel, fsm.ClusterLevel{Level: level})
-	kicks := make(chan struct{}, 64)
-	deps := *s.a.domainReg.Load()
-	driverKick := deps.Kick
-	deps.Kick = func() { kicks <- struct{}{}; driverKick() }
-	s.a.SetDomainDeps(&deps)
-	acc, key := s.account(api.ScopeDomainsRead, api.ScopeDomainsWrite, api.ScopeOrdersWrite)
-	s.apply(fsm.CmdWalletCredit, fsm.WalletCredit{TxID: "wtx_dep", AccountID: acc, AmountUsdCents: 3000})
+	s, reg, gate, kicks, deps, key := gatedDomainRegistry(t, level)
 	if _, err := reg.Register(context.Background(), registrar.RegisterRequest{ClTRID: "other-1", Name: "moved.test", Years: 1, AuthCode: "s3cret-Code-42"}); err != nil {
 		t.Fatal(err)
 	}
@@ -188,16 +179,7 @@ func domainReplayWhileTheFirstWaits(t *testing.T, level uint16) {
 		pending := s.call(key, c.method, c.path, c.body, "Idempotency-Key", c.idem)
 		gate.open()
 		domID, _ := first.m["id"].(string)
-		for end := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-			var d store.RegDomain
-			_ = s.node.FSM.Read(func(r store.ReadTx) (err error) { d, err = r.RegDomainByID(domID); return })
-			if d.Op == nil {
-				break
-			}
-			if time.Now().After(end) {
-				t.Fatalf("%s: the operation still open after the registry was opened: %+v", c.what, d.Op)
-			}
-		}
+		opEnded(t, s, domID, c.what+": the operation")
 		after := s.call(key, c.method, c.path, c.body, "Idempotency-Key", c.idem)
 		for _, r := range []reply{pending, after} {
 			if r.status != http.StatusAccepted || r.m["id"] != domID || r.header.Get("Idempotent-Replayed") != "true" {
