@@ -3,6 +3,8 @@ package httpapi
 import (
 	"fmt"
 	"net/http"
+	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,4 +80,27 @@ func TestDomainHostRoutes(t *testing.T) {
 	if r := s.call(key, "PATCH", "/v1/domains/"+id, `{"nameservers":["ns1.ada.test","ns3.ada.test"]}`); r.status != 400 || !strings.Contains(r.msg(), `"nameservers[1]"`) {
 		t.Fatalf("PATCH to a name server inside it that is no child name server: %d %s", r.status, r.body)
 	}
+}
+
+// FuzzDecodeDomainHost: what DecodeDomainHost accepts is 1 to
+// api.MaxHostAddresses distinct canonical public unicast addresses, IPv4
+// first, and reads the same again (the form the command checks).
+func FuzzDecodeDomainHost(f *testing.F) {
+	seeds := []string{`{"addresses":["8.8.8.8"]}`, `{"addresses":["2606:4700::53","8.8.8.8"]}`, `{"addresses":["::ffff:8.8.8.8"]}`,
+		`{"addresses":[]}`, `{"addresses":["10.0.0.1"]}`, `{"addresses":["fe80::1%eth0"]}`, `{"addresses":["8.8.8.8","8.8.8.8"]}`,
+		`{"addresses":["2606:4700:0:0:0:0:0:53"]}`, `{}`, `{`, ``, `null`, `{"addresses":null}`, `{"addresses":["8.8.8.8"],"x":1}`}
+	fuzzDecoder(f, seeds, DecodeDomainHost, func(t *testing.T, req api.DomainHostRequest) {
+		if len(req.Addresses) < 1 || len(req.Addresses) > api.MaxHostAddresses {
+			t.Fatalf("accepted %d addresses", len(req.Addresses))
+		}
+		again, _, err := fsm.CheckHostAddresses(req.Addresses)
+		if err != nil || !slices.Equal(again, req.Addresses) {
+			t.Fatalf("accepted %v, which reads again as %v, %v", req.Addresses, again, err)
+		}
+		for _, a := range req.Addresses {
+			if ip, err := netip.ParseAddr(a); err != nil || ip.String() != a || !ip.IsGlobalUnicast() || ip.IsPrivate() {
+				t.Fatalf("accepted address %q", a)
+			}
+		}
+	})
 }
